@@ -1,0 +1,99 @@
+"""The `sqtool` command line.
+
+Each stage owns its sub-command in `sqtool/<stage>/cli.py`, which exposes
+`register(subparsers)`: it adds its parser(s) and sets `func=run(args) -> int`. Stage CLI modules
+import heavy libraries (torch, brevitas, tensorflow) only inside their run functions so that
+`sqtool --help` stays instant.
+
+Errors: a `SqtoolError` (bad input, missing data, wrong checkpoint...) is printed as ONE line on
+stderr with a non-zero exit; any other exception too, unless `--debug` asks for the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from sqtool import __version__
+from sqtool.config import NotBuiltYet, SqtoolError
+
+# (command, module owning it, one-line help)
+COMMANDS = [
+    ("data", "sqtool.data.cli", "inspect datasets, window and score them, mine (good, poor) pairs, download"),
+    ("train", "sqtool.train.cli", "pretrain the SiamQuality ResNet (SimSiam) and fine-tune it on a task"),
+    ("quantize", "sqtool.compress.cli", "distil a teacher into a compact student and quantize it to int8 (QAT)"),
+    ("export", "sqtool.export.cli", "export ONNX / TFLite / C firmware source, each checked for parity"),
+    ("bench", "sqtool.firmware_bench.cli", "stream real PPG through every runtime and the emulated MCU firmware"),
+    ("demo", "sqtool.demo", "run the whole pipeline on the embedded synthetic default"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message):
+        raise SqtoolError(f"{self.prog}: {message} (see --help)", code=2)
+
+
+def _placeholder(sub, name: str, helptext: str) -> None:
+    p = sub.add_parser(name, help=helptext, description=helptext + " (not built yet in this version)")
+
+    def run(args):
+        raise NotBuiltYet(f"'sqtool {name}'")
+
+    p.set_defaults(func=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sqtool",
+        description="SiamQuality PPG foundation model: train, compress, export and benchmark on a wrist MCU.",
+    )
+    parser.add_argument("--version", action="version", version=f"sqtool {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, helptext in COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            _placeholder(sub, name, helptext)
+            continue
+        mod.register(sub, name, helptext)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SQTOOL_DEBUG") == "1"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        rc = args.func(args)
+        return int(rc or 0)
+    except SqtoolError as e:
+        if debug:
+            raise
+        print(f"sqtool: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("sqtool: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - the CLI promise: one line, never a traceback
+        if debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

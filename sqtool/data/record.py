@@ -1,0 +1,85 @@
+"""The one record type every reader returns.
+
+A `Record` is one continuous recording of one subject: signals by channel name, each with its own
+sampling rate, plus labels with their own time base. Canonical channel names:
+
+    ppg, ppg2, ...        PPG (first/second sensor); ppg_red, ppg_ir, ppg_green for wavelengths
+    acc_x, acc_y, acc_z   accelerometer (g)
+    ecg, ecg_ii, ...      ECG leads
+    resp                  respiration (impedance)
+
+A `Label` is either a value per event (`times` in seconds, `values` per time: e.g. BPM per window
+centre, breath times, per-sample artifact flags) or a single value for the whole record (`times`
+None, `values` a 0-d or 1-d array: e.g. systolic BP, rhythm class, quality good/poor).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+
+
+@dataclass
+class Label:
+    values: np.ndarray                  # (n,) per event, or () / (k,) for a whole-record label
+    times: np.ndarray | None = None     # (n,) seconds from record start, None = whole record
+    unit: str = ""                      # "bpm", "breaths/min", "mmHg", "class", "flag", ...
+    kind: str = "value"                 # "value" | "class" | "events" | "flags" | "window"
+    classes: tuple[str, ...] | None = None  # names for kind == "class"
+    window_s: float | None = None       # for kind == "window": each time is a window's START
+    fs: float | None = None             # for kind == "flags": per-sample flags at this rate
+
+    def __len__(self) -> int:
+        return int(np.size(self.values))
+
+
+@dataclass
+class Record:
+    dataset: str                        # "troika", "bidmc", "ppg_bp", "ppg_arrhythmia", "but_ppg", "mw_ppg", ...
+    subject: str                        # subject id, unique within the dataset
+    record_id: str                      # unique within the dataset (subject + session/segment)
+    signals: dict[str, np.ndarray]      # channel -> (N_c,) float64
+    fs: dict[str, float]                # channel -> Hz
+    labels: dict[str, Label] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    source: str = ""                    # file path the record came from
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.signals)
+
+    def duration(self, channel: str | None = None) -> float:
+        ch = channel or self.primary_channel()
+        return len(self.signals[ch]) / self.fs[ch]
+
+    def primary_channel(self) -> str:
+        for ch in self.signals:
+            if ch.startswith("ppg"):
+                return ch
+        raise SqtoolError(f"{self.dataset}/{self.record_id}: no PPG channel (has {', '.join(self.signals)})")
+
+    def channel(self, name: str) -> np.ndarray:
+        if name not in self.signals:
+            raise SqtoolError(f"{self.dataset}/{self.record_id}: channel '{name}' missing "
+                              f"(has {', '.join(self.signals)})")
+        return self.signals[name]
+
+    def validate(self) -> "Record":
+        """Refuse records no stage can use: empty, NaN/Inf, missing rate, shape mismatch."""
+        where = f"{self.dataset}/{self.record_id}"
+        if not self.signals:
+            raise SqtoolError(f"{where}: record has no signals")
+        for ch, x in self.signals.items():
+            if ch not in self.fs or not self.fs[ch] or not np.isfinite(self.fs[ch]) or self.fs[ch] <= 0:
+                raise SqtoolError(f"{where}: channel '{ch}' has no valid sampling rate")
+            x = np.asarray(x)
+            if x.ndim != 1:
+                raise SqtoolError(f"{where}: channel '{ch}' must be 1-D, got shape {x.shape}")
+            if x.size == 0:
+                raise SqtoolError(f"{where}: channel '{ch}' is empty")
+            if not np.all(np.isfinite(x)):
+                n = int(np.size(x) - np.isfinite(x).sum())
+                raise SqtoolError(f"{where}: channel '{ch}' has {n} NaN/Inf samples")
+        return self

@@ -1,0 +1,157 @@
+"""The SiamQuality teacher: a 1-D ResNet encoder, its SimSiam heads, and task heads.
+
+Encoder (paper): stem Conv1d(C->48, k=80, s=4) + BN + ReLU, no max-pool; four stages of widths
+48/96/192/384 with strides 1/2/2/2; bottleneck blocks (1x1, k3, 1x1, expansion 4) -> 1,536 channels;
+mean over time. Layouts: 18/34 use basic blocks (k3, k3; expansion 1 -> 384 channels), 50/101/152 use
+bottlenecks ([3, 8, 36, 3] for 152, the paper's default: 21.6 M backbone parameters).
+
+SimSiam: projector 1536 -> 1536 -> 1536 -> 256 (BN after each, the last without affine), predictor
+256 -> 512 -> 256.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sqtool.models.registry import ModelCfg, register_model
+
+WIDTHS = (48, 96, 192, 384)
+STRIDES = (1, 2, 2, 2)
+LAYOUTS = {  # depth -> (block kind, blocks per stage)
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1 = nn.Conv1d(cin, width, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm1d(width)
+        self.conv2 = nn.Conv1d(width, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm1d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv1d(cin, cout, 1, stride, bias=False), nn.BatchNorm1d(cout))
+
+    def forward(self, x):                                   # (B, Cin, T)
+        y = F.relu(self.bn1(self.conv1(x)))                 # (B, W, T/s)
+        y = self.bn2(self.conv2(y))                         # (B, Cout, T/s)
+        return F.relu(y + (x if self.down is None else self.down(x)))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1 = nn.Conv1d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm1d(width)
+        self.conv2 = nn.Conv1d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm1d(width)
+        self.conv3 = nn.Conv1d(width, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm1d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv1d(cin, cout, 1, stride, bias=False), nn.BatchNorm1d(cout))
+
+    def forward(self, x):                                   # (B, Cin, T)
+        y = F.relu(self.bn1(self.conv1(x)))                 # (B, W, T)
+        y = F.relu(self.bn2(self.conv2(y)))                 # (B, W, T/s)
+        y = self.bn3(self.conv3(y))                         # (B, 4W, T/s)
+        return F.relu(y + (x if self.down is None else self.down(x)))
+
+
+class ResNet1d(nn.Module):
+    """Encoder f: (B, C, T) -> (B, D) with D = 384 * expansion."""
+
+    def __init__(self, depth: int = 152, in_channels: int = 1, stem_kernel: int = 80, stem_stride: int = 4,
+                 width_mult: float = 1.0):
+        super().__init__()
+        kind, blocks = LAYOUTS[depth]
+        block = Bottleneck if kind == "bottleneck" else BasicBlock
+        widths = [max(8, int(round(w * width_mult))) for w in WIDTHS]
+        self.stem = nn.Sequential(
+            nn.Conv1d(in_channels, widths[0], stem_kernel, stem_stride, bias=False),
+            nn.BatchNorm1d(widths[0]), nn.ReLU(inplace=True))
+        layers, cin = [], widths[0]
+        for w, s, n in zip(widths, STRIDES, blocks):
+            stage = []
+            for i in range(n):
+                stage.append(block(cin, w, s if i == 0 else 1))
+                cin = w * block.expansion
+            layers.append(nn.Sequential(*stage))
+        self.stages = nn.Sequential(*layers)
+        self.out_dim = cin
+
+    def forward(self, x):                                   # (B, C, T)
+        x = self.stem(x)                                    # (B, 48, (T-80)/4+1)
+        x = self.stages(x)                                  # (B, D, T')
+        return x.mean(dim=-1)                               # (B, D)
+
+
+def projector(d_in: int, d_hidden: int = 1536, d_out: int = 256) -> nn.Sequential:
+    """g: 3 linear layers, BN after each; the last BN has no affine parameters (SimSiam)."""
+    return nn.Sequential(
+        nn.Linear(d_in, d_hidden, bias=False), nn.BatchNorm1d(d_hidden), nn.ReLU(inplace=True),
+        nn.Linear(d_hidden, d_hidden, bias=False), nn.BatchNorm1d(d_hidden), nn.ReLU(inplace=True),
+        nn.Linear(d_hidden, d_out, bias=False), nn.BatchNorm1d(d_out, affine=False))
+
+
+def predictor(d: int = 256, d_hidden: int = 512) -> nn.Sequential:
+    """h: 256 -> 512 -> 256 bottleneck MLP."""
+    return nn.Sequential(nn.Linear(d, d_hidden, bias=False), nn.BatchNorm1d(d_hidden), nn.ReLU(inplace=True),
+                         nn.Linear(d_hidden, d))
+
+
+class SiamQuality(nn.Module):
+    """Encoder + optional SimSiam heads (task == "pretrain") or a linear task head.
+
+    forward(x) -> (B, n_outputs) for a task model; for pretraining use `simsiam(x1, x2)`.
+    Regression outputs are in normalised units; `denormalise` maps them to cfg.units.
+    """
+
+    def __init__(self, cfg: ModelCfg):
+        super().__init__()
+        a = cfg.arch
+        self.encoder = ResNet1d(a.get("depth", 152), cfg.in_channels, a.get("stem_kernel", 80),
+                                a.get("stem_stride", 4), a.get("width_mult", 1.0))
+        d = self.encoder.out_dim
+        self.proj = projector(d, a.get("proj_hidden", 1536), a.get("proj_dim", 256))
+        self.pred = predictor(a.get("proj_dim", 256), a.get("pred_hidden", 512))
+        self.head = nn.Linear(d, len(cfg.outputs)) if cfg.task != "pretrain" and cfg.outputs else None
+
+    def forward(self, x):                                   # (B, C, T)
+        h = self.encoder(x)                                 # (B, D)
+        return h if self.head is None else self.head(h)     # (B, D) or (B, n_outputs)
+
+    def simsiam(self, x1, x2):
+        """Returns (p1, p2, z1, z2): predictions and stop-gradient-ready projections."""
+        z1, z2 = self.proj(self.encoder(x1)), self.proj(self.encoder(x2))   # (B, 256)
+        p1, p2 = self.pred(z1), self.pred(z2)                               # (B, 256)
+        return p1, p2, z1, z2
+
+
+def _teacher_cfg(depth: int) -> ModelCfg:
+    return ModelCfg(name=f"resnet1d_siamq_{depth}", family="resnet1d", fs=40.0, window_s=30.0, hop_s=30.0,
+                    channels=("ppg",), norm="minmax", task="pretrain",
+                    arch={"depth": depth, "stem_kernel": 80, "stem_stride": 4, "width_mult": 1.0,
+                          "proj_hidden": 1536, "proj_dim": 256, "pred_hidden": 512})
+
+
+for _depth in LAYOUTS:
+    register_model(_teacher_cfg(_depth))(SiamQuality)
+
+# a very small member of the family for tests and the 2-core demo (same code, narrower and shallower)
+register_model(ModelCfg(name="resnet1d_siamq_tiny", family="resnet1d", fs=40.0, window_s=30.0, hop_s=30.0,
+                        channels=("ppg",), norm="minmax", task="pretrain",
+                        arch={"depth": 18, "stem_kernel": 80, "stem_stride": 4, "width_mult": 0.25,
+                              "proj_hidden": 128, "proj_dim": 64, "pred_hidden": 32}))(SiamQuality)

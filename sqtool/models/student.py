@@ -1,0 +1,170 @@
+"""Compact 1-D CNN students, float and Brevitas-quantized, from ONE block definition.
+
+    input (B, C, T) -> [Conv1d + ReLU] x N -> mean over time -> Linear -> (B, n_outputs)
+
+Only ops that ONNX int8, TFLite int8 and TFLite Micro all run: Conv1d (CONV_2D with H = 1), ReLU,
+MEAN, FULLY_CONNECTED. Static shapes. Padding is chosen so PyTorch's symmetric padding equals TFLite's
+SAME padding exactly (stride 2 -> even kernel, stride 1 -> odd kernel, pad = (k - s) / 2), so no PAD op
+and no TRANSPOSE are needed after export to channels-last.
+
+`cfg.quant = None` builds the float student (Conv + BN + ReLU). `cfg.quant = "<preset>"` builds the
+Brevitas twin: the same blocks with BN folded away (conv with bias), QuantConv1d / QuantReLU /
+QuantLinear with the preset's quantizers, the input quantized at the model's edge. `fold_bn_state`
+turns a float student's state dict into its quantized twin's.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from sqtool.config import SqtoolError
+from sqtool.models.registry import ModelCfg, register_model
+
+
+def _check_conv(k: int, s: int, where: str) -> int:
+    if s not in (1, 2) or (k - s) % 2 or k < s:
+        raise SqtoolError(f"{where}: kernel {k} with stride {s} cannot match TFLite SAME padding "
+                          "(use an even kernel with stride 2, an odd kernel with stride 1)")
+    return (k - s) // 2
+
+
+class ConvBlock(nn.Module):
+    """Conv1d (+ BN when float) + ReLU; `preset` switches to the Brevitas twin."""
+
+    def __init__(self, cin: int, cout: int, k: int, s: int, preset=None, where: str = "conv"):
+        super().__init__()
+        pad = _check_conv(k, s, where)
+        self.kernel, self.stride, self.pad = k, s, pad
+        if preset is None:
+            self.conv = nn.Conv1d(cin, cout, k, s, pad, bias=False)
+            self.bn = nn.BatchNorm1d(cout)
+            self.act = nn.ReLU()
+        else:
+            import brevitas.nn as qnn
+            self.conv = qnn.QuantConv1d(cin, cout, k, s, pad, bias=True, weight_quant=preset.conv_weight,
+                                        bias_quant=preset.bias, return_quant_tensor=True)
+            self.bn = nn.Identity()
+            self.act = qnn.QuantReLU(act_quant=preset.relu_act, return_quant_tensor=True)
+
+    def forward(self, x):                                   # (B, Cin, T)
+        return self.act(self.bn(self.conv(x)))              # (B, Cout, T / s)
+
+
+class Student(nn.Module):
+    def __init__(self, cfg: ModelCfg):
+        super().__init__()
+        convs = [tuple(c) for c in cfg.arch["convs"]]
+        n_out = len(cfg.outputs)
+        if n_out == 0:
+            raise SqtoolError(f"{cfg.name}: a student needs at least one output (cfg.outputs)")
+        total_stride = 1
+        for _, _, s in convs:
+            total_stride *= s
+        if cfg.n_samples % total_stride:
+            raise SqtoolError(f"{cfg.name}: window of {cfg.n_samples} samples is not divisible by the "
+                              f"total stride {total_stride}")
+        self.preset = None
+        if cfg.quant:
+            from sqtool.models.quant import get_preset
+            self.preset = get_preset(cfg.quant)
+        p = self.preset
+        if p is None:
+            self.inp = nn.Identity()
+        else:
+            import brevitas.nn as qnn
+            self.inp = qnn.QuantIdentity(act_quant=p.io_act, return_quant_tensor=True)
+        blocks, cin = [], cfg.in_channels
+        for i, (cout, k, s) in enumerate(convs):
+            blocks.append(ConvBlock(cin, cout, k, s, p, where=f"{cfg.name} conv {i}"))
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        if p is None:
+            self.pool_q = nn.Identity()
+            self.fc = nn.Linear(cin, n_out)
+        else:
+            import brevitas.nn as qnn
+            self.pool_q = qnn.QuantIdentity(act_quant=p.relu_act, return_quant_tensor=True)
+            self.fc = qnn.QuantLinear(cin, n_out, bias=True, weight_quant=p.fc_weight, bias_quant=p.bias,
+                                      output_quant=p.io_act, return_quant_tensor=True)
+        self.out_features = cin
+
+    def features(self, x):                                  # (B, C, T)
+        x = self.blocks(self.inp(x))                        # (B, C', T')
+        x = _value(x).mean(dim=-1)                          # (B, C')
+        return self.pool_q(x)                               # (B, C') requantized in the int8 twin
+
+    def forward(self, x):                                   # (B, C, T)
+        return _value(self.fc(self.features(x)))            # (B, n_outputs), float (dequantized)
+
+
+def _value(x):
+    """A Brevitas QuantTensor's dequantized value, or the tensor itself."""
+    return x.value if hasattr(x, "value") and not isinstance(x, torch.Tensor) else x
+
+
+# ----------------------------------------------------------------------------- BN folding
+
+@torch.no_grad()
+def fold_bn_state(float_student: Student) -> dict:
+    """State dict for the quantized twin: each Conv+BN folded into one conv with bias."""
+    sd = {}
+    for i, blk in enumerate(float_student.blocks):
+        w = blk.conv.weight                                 # (Cout, Cin, k)
+        bn = blk.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        sd[f"blocks.{i}.conv.weight"] = w * scale[:, None, None]
+        sd[f"blocks.{i}.conv.bias"] = bn.bias - bn.running_mean * scale
+    sd["fc.weight"] = float_student.fc.weight.clone()
+    sd["fc.bias"] = float_student.fc.bias.clone()
+    return sd
+
+
+# ----------------------------------------------------------------------------- budgets
+
+def student_budget(cfg: ModelCfg) -> dict:
+    """Static count of int8 weights, int32 biases and multiply-accumulates per window."""
+    t, cin, weights, biases, macs = cfg.n_samples, cfg.in_channels, 0, 0, 0
+    layers = []
+    for cout, k, s in cfg.arch["convs"]:
+        t_out = t // s
+        w = cout * cin * k
+        m = t_out * w
+        layers.append({"op": "conv", "cin": cin, "cout": cout, "kernel": k, "stride": s, "t_out": t_out,
+                       "weights": w, "macs": m})
+        weights, biases, macs, cin, t = weights + w, biases + cout, macs + m, cout, t_out
+    n_out = len(cfg.outputs)
+    layers.append({"op": "mean", "t_in": t, "channels": cin})
+    layers.append({"op": "fc", "cin": cin, "cout": n_out, "weights": cin * n_out, "macs": cin * n_out})
+    weights, biases, macs = weights + cin * n_out, biases + n_out, macs + cin * n_out + t * cin
+    return {"int8_weights": weights, "int32_biases": biases, "params": weights + biases, "macs": macs,
+            "layers": layers}
+
+
+# ----------------------------------------------------------------------------- registry
+
+HR_DEFAULTS = dict(family="cnn1d_student", fs=40.0, window_s=8.0, hop_s=2.0,
+                   channels=("ppg", "acc_x", "acc_y", "acc_z"), norm="minmax", task="hr",
+                   outputs=("hr_bpm", "quality_logit"), units=("bpm", "logit"),
+                   target_mean=(120.0, 0.0), target_std=(40.0, 1.0))
+
+# (out_channels, kernel, stride) per conv; budgets for `s`: <= 16 k int8 weights, <= 1 M MACs / 8 s window
+STUDENT_ARCHS = {
+    "cnn1d_student_xs": [[8, 8, 2], [12, 6, 2], [16, 4, 2], [16, 4, 2]],
+    "cnn1d_student_s": [[16, 8, 2], [24, 6, 2], [32, 4, 2], [40, 4, 2], [40, 3, 1]],
+    "cnn1d_student_m": [[24, 8, 2], [32, 6, 2], [48, 4, 2], [64, 4, 2], [64, 3, 1], [96, 4, 2]],
+}
+STUDENT_BUDGETS = {"cnn1d_student_s": {"int8_weights": 16_000, "macs": 1_000_000}}
+
+for _name, _convs in STUDENT_ARCHS.items():
+    register_model(ModelCfg(name=_name, arch={"convs": _convs}, **HR_DEFAULTS))(Student)
+
+
+def widen(cfg: ModelCfg, width_mult: float = 1.0, depth_delta: int = 0) -> ModelCfg:
+    """The width/depth knob: scale every conv's channels, drop (<0) or repeat (>0) the last conv."""
+    convs = [[max(4, int(round(c * width_mult))), k, s] for c, k, s in cfg.arch["convs"]]
+    if depth_delta < 0:
+        convs = convs[:max(1, len(convs) + depth_delta)]
+    for _ in range(max(0, depth_delta)):
+        c = convs[-1][0]
+        convs.append([c, 3, 1])
+    return cfg.replace(arch={"convs": convs})

@@ -1,0 +1,77 @@
+"""Self-describing checkpoints, written atomically.
+
+A checkpoint is a dict saved with torch.save:
+
+    kind          "teacher_pretrain" | "teacher_task" | "student_float" | "student_int8"
+    model_cfg     ModelCfg.to_dict(): architecture + preprocessing contract (fs, window, channels, norm...)
+    state_dict    the model's weights
+    train_cfg     the resolved command config (dict)
+    sqtool_version, created
+    + optional: optimizer, scheduler, scaler, epoch, step, rng, metrics, history, data
+
+Every training run directory holds `model.pt` (the model handed to the next stage) and, while
+training, `last.pt` (full resume state). Files are written to a temp file, fsynced and renamed.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from sqtool import __version__
+from sqtool.config import SqtoolError, atomic_write_bytes
+
+KINDS = ("teacher_pretrain", "teacher_task", "student_float", "student_int8")
+
+
+def save_checkpoint(path: str | os.PathLike, *, kind: str, model_cfg: dict, state_dict: dict,
+                    train_cfg: dict | None = None, **extra) -> Path:
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind}")
+    ckpt = {"kind": kind, "model_cfg": model_cfg, "state_dict": state_dict, "train_cfg": train_cfg or {},
+            "sqtool_version": __version__, "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    ckpt.update(extra)
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> Path:
+    """Accept a run directory (-> its model.pt) or a checkpoint file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / name
+    if not p.is_file():
+        raise SqtoolError(f"checkpoint {p} not found")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] | None = None,
+                    name: str = "model.pt") -> dict:
+    """Load and validate a checkpoint; every problem is a one-line SqtoolError."""
+    p = resolve_checkpoint_path(path, name)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - corrupt/truncated file, not a pickle, ...
+        raise SqtoolError(f"checkpoint {p} is corrupt or not a torch checkpoint ({type(e).__name__})")
+    if not isinstance(ckpt, dict) or "model_cfg" not in ckpt or "state_dict" not in ckpt or "kind" not in ckpt:
+        raise SqtoolError(f"checkpoint {p} lacks sqtool metadata (model_cfg/kind): not written by sqtool")
+    if expect_kind is not None:
+        kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
+        if ckpt["kind"] not in kinds:
+            raise SqtoolError(f"checkpoint {p} is a {ckpt['kind']} checkpoint; expected {' or '.join(kinds)}")
+    ckpt["path"] = str(p)
+    return ckpt
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
