@@ -1,0 +1,256 @@
+"""Export benchmark: every artifact vs its source on real held-out windows, per layer, plus latency and size.
+
+HR on SP Cup 2015 / TROIKA (12 recordings, 8 s windows every 2 s at 40 Hz, PPG + 3-axis acc),
+leave-one-subject-out. For every fold:
+  1. a float cnn1d_student_s trained on the 11 other subjects' labels (`--steps` Adam steps, targets
+     normalised by the cfg's mean/std; no teacher: this benchmark measures export fidelity, not accuracy);
+  2. BN folded into the Brevitas twin (int8_w_per_channel_a_per_tensor), activation ranges calibrated on
+     training windows -> a compress-like run dir (model.pt student_int8, student_float.pt, heldout.npz =
+     the held-out subject's windows);
+  3. `sqtool export --target onnx,tflite,c --explain` on it: every artifact is run on the held-out
+     windows and compared with Brevitas's integers (int8) or PyTorch (float).
+Pooled over folds: LSB histograms at the output and per layer, bit-exact shares, HR MAE per artifact
+and its delta to Brevitas. Then latency per window (batch 1, one thread, median of 500) for onnxruntime
+and LiteRT, float vs int8, and the artifact sizes. `--run DIR` benchmarks an existing compress run
+instead of training folds.
+
+    nice .venv/bin/python benchmarks/export_parity.py                 # 12 folds (~6 min on 1 core)
+    nice .venv/bin/python benchmarks/export_parity.py --folds 3
+    nice .venv/bin/python benchmarks/export_parity.py --run runs/quantize/<run>
+Writes benchmarks/results/export_parity.{json,md} (updated after every fold).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def make_fold_run(td, train_idx, test_idx, run_dir: Path, name: str, steps: int, seed: int) -> Path:
+    from sqtool.export.fixtures import make_float_student, make_int8_student
+    from sqtool.train.checkpoint import save_checkpoint
+    xtr, ytr = td.x[train_idx], td.y[train_idx, :1]
+    f = make_float_student(name, seed, xtr, ytr, steps)
+    rng = np.random.default_rng(seed)
+    calib = xtr[rng.choice(len(xtr), min(256, len(xtr)), replace=False)]
+    q = make_int8_student(f, calib)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(run_dir / "student_float.pt", kind="student_float", model_cfg=f.cfg.to_dict(),
+                    state_dict=f.state_dict())
+    save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=q.cfg.to_dict(), state_dict=q.state_dict())
+    np.savez(run_dir / "heldout.npz", x=td.x[test_idx], y=td.y[test_idx], groups=td.groups[test_idx])
+    return run_dir
+
+
+def _add_hist(acc: dict, hist: dict):
+    for k, v in hist.items():
+        acc[k] = acc.get(k, 0) + int(v)
+
+
+def pool(folds: list[dict]) -> dict:
+    """Pool per-fold export rows: LSB histograms summed, exact shares and MAE weighted by windows."""
+    out: dict[str, dict] = {}
+    for fold in folds:
+        for r in fold["rows"]:
+            p = out.setdefault(r["artifact"], {"n": 0, "lsb_hist": {}, "max_lsb": 0, "exact_w": 0.0, "mae_w": 0.0,
+                                               "dmae_w": 0.0, "twin_w": 0.0, "max_abs_err": 0.0, "l2_w": 0.0,
+                                               "min_cosine": 1.0, "status": "ok", "exact_vs": r.get("exact_vs")})
+            n = r["n"]
+            p["n"] += n
+            if "lsb_hist" in r:
+                _add_hist(p["lsb_hist"], r["lsb_hist"])
+                p["max_lsb"] = max(p["max_lsb"], r["max_lsb"])
+                p["exact_w"] += n * r["exact_windows_pct"]
+            if r.get("exact_vs_pct") is not None:
+                p["twin_w"] += n * r["exact_vs_pct"]
+            if r.get("l2_rel_err") is not None:
+                p["max_abs_err"] = max(p["max_abs_err"], r["max_abs_err"])
+                p["l2_w"] += n * r["l2_rel_err"]
+                p["min_cosine"] = min(p["min_cosine"], r["cosine"])
+            if r.get("mae_bpm") is not None:
+                p["mae_w"] += n * r["mae_bpm"]
+                p["dmae_w"] += n * r["delta_mae_bpm"]
+            if r["status"] != "ok":
+                p["status"] = "FAILED"
+    for p in out.values():
+        n = max(p["n"], 1)
+        p["exact_windows_pct"] = p.pop("exact_w") / n if p["lsb_hist"] else None
+        p["exact_vs_pct"] = p.pop("twin_w") / n if p["exact_vs"] else None
+        p["mae_bpm"] = p.pop("mae_w") / n
+        p["delta_mae_bpm"] = p.pop("dmae_w") / n
+        p["l2_rel_err_mean"] = p.pop("l2_w") / n
+    return out
+
+
+def pool_layers(folds: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for fold in folds:
+        for layer, row in (fold.get("explain") or {}).items():
+            for k, s in row.items():
+                acc = out.setdefault(layer, {}).setdefault(k, {"hist": {}, "max": 0})
+                _add_hist(acc["hist"], s["lsb_hist"])
+                acc["max"] = max(acc["max"], s["max_lsb"])
+    return out
+
+
+def latency_us(fn, n: int = 500) -> float:
+    for _ in range(50):
+        fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts) * 1e6)
+
+
+def latencies(out: Path, x: np.ndarray, graph) -> dict:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from sqtool.export import onnx as O
+    from sqtool.export.intgraph import quantize_input
+    res = {}
+    xi = np.ascontiguousarray(x[:1], np.float32)
+    for f in ("model_float.onnx", "model_int8.onnx"):
+        s = O.session(out / f)
+        res[f"onnxruntime {f}"] = latency_us(lambda: s.run(None, {"x": xi}))
+    ins = {"model_float.tflite": np.ascontiguousarray(x[:1].transpose(0, 2, 1)[:, None], np.float32),
+           "model_int8.tflite": np.ascontiguousarray(quantize_input(graph, x[:1])[:, None])}
+    for f, xin in ins.items():
+        for kind, kw in (("default (XNNPACK)", {}),
+                         ("reference kernels", {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF})):
+            it = Interpreter(model_path=str(out / f), num_threads=1, **kw)
+            it.allocate_tensors()
+            idx = it.get_input_details()[0]["index"]
+
+            def run():
+                it.set_tensor(idx, xin)
+                it.invoke()
+            res[f"LiteRT {kind} {f}"] = latency_us(run)
+    return res
+
+
+def write(result: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "export_parity.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    L = [f"# Export parity: {result['model']} on {result['data']}", "",
+         f"{result['folds_done']} leave-one-subject-out folds, {result['windows']} held-out windows in total. "
+         f"{result['protocol']}", "",
+         "## Every artifact vs its source (pooled over folds)", "",
+         "| artifact | windows | max LSB | LSB histogram (|diff|: count) | exact vs Brevitas % | exact vs twin % "
+         "| max abs err | min cosine | HR MAE (BPM) | delta MAE vs source (BPM) | status |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, p in result["pooled"].items():
+        hist = " ".join(f"{k}:{v}" for k, v in sorted(p["lsb_hist"].items(), key=lambda kv: int(kv[0]))) or "-"
+        ex = "-" if p["exact_windows_pct"] is None else f"{p['exact_windows_pct']:.2f}"
+        tw = "-" if p["exact_vs_pct"] is None else f"{p['exact_vs_pct']:.2f} ({p['exact_vs']})"
+        is_float = p["lsb_hist"] == {}
+        err = f"{p['max_abs_err']:.2e}" if is_float else "-"
+        cos = f"{p['min_cosine']:.8f}" if is_float else "-"
+        mx = "-" if is_float else p["max_lsb"]
+        L.append(f"| {name} | {p['n']} | {mx} | {hist} | {ex} | {tw} | {err} | {cos} | "
+                 f"{p['mae_bpm']:.3f} | {p['delta_mae_bpm']:+.4f} | {p['status']} |")
+    L += ["", "## Per layer: |LSB| vs Brevitas (pooled; histogram |diff|:count)", "",
+          "| layer | numpy ref double (chained) | numpy ref single (chained) | ref double, Brevitas's inputs "
+          "| ref single, Brevitas's inputs | LiteRT ref kernels vs Brevitas | LiteRT ref kernels vs numpy ref "
+          "(litert_ref flavour) |", "|---|---|---|---|---|---|---|"]
+
+    def cell(d):
+        if d is None:
+            return "-"
+        return f"max {d['max']}: " + " ".join(f"{k}:{v}" for k, v in sorted(d["hist"].items(), key=lambda kv: int(kv[0])))
+    for layer, row in result["layers"].items():
+        L.append(f"| {layer} | {cell(row.get('ref_double_vs_brevitas'))} | {cell(row.get('ref_single_vs_brevitas'))} | "
+                 f"{cell(row.get('ref_double_isolated_vs_brevitas'))} | "
+                 f"{cell(row.get('ref_single_isolated_vs_brevitas'))} | {cell(row.get('tflite_vs_brevitas'))} | "
+                 f"{cell(row.get('tflite_vs_ref_litert'))} |")
+    if result.get("latency_us"):
+        L += ["", f"## Latency per window (batch 1, one thread, median of 500; {result['latency_note']})", "",
+              "| runtime / file | us |", "|---|---|"]
+        L += [f"| {k} | {v:.1f} |" for k, v in result["latency_us"].items()]
+    if result.get("sizes"):
+        L += ["", "## Artifact sizes (bytes)", "", "| file | bytes |", "|---|---|"]
+        L += [f"| {k} | {v} |" for k, v in result["sizes"].items()]
+        L += ["", f"C: {result['c']}"]
+    L += ["", "## Reproduce", "", f"    {result['command']}"]
+    (RESULTS / "export_parity.md").write_text("\n".join(L) + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--model", default="cnn1d_student_s")
+    ap.add_argument("--folds", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--run", default=None, help="benchmark this compress run dir instead of training folds")
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(1)
+    from sqtool.export.cli import ExportConfig, export
+    from sqtool.export.intgraph import extract_int_graph
+    from sqtool.models import ModelCfg, create_model
+    from sqtool.train.checkpoint import load_checkpoint
+    cmd = "nice .venv/bin/python benchmarks/export_parity.py " + " ".join(sys.argv[1:])
+    result = {"model": args.model, "data": "TROIKA (SP Cup 2015) HR", "command": cmd.strip(), "folds": [],
+              "protocol": (f"Float student trained {args.steps} Adam steps on the other subjects' labels, BN folded, "
+                           "int8 ranges calibrated (no QAT, no teacher: export fidelity is what is measured). "
+                           "Each fold's artifacts come from one `sqtool export --target onnx,tflite,c --explain`.")}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        runs = []
+        if args.run:
+            runs.append(("run", Path(args.run)))
+            result["protocol"] = f"Existing compress run {args.run}."
+        else:
+            from sqtool.data.tasks import load_task, subject_folds
+            from sqtool.models import get_model_cfg
+            td = load_task("hr", args.data_root, get_model_cfg(args.model))
+            folds = subject_folds(td.groups, k=None)[:args.folds]
+            for i, (tr, te) in enumerate(folds):
+                runs.append((str(td.groups[te][0]), (tr, te)))
+        last_out = graph = x_last = None
+        for i, (subject, spec) in enumerate(runs):
+            t0 = time.time()
+            run_dir = spec if isinstance(spec, Path) else make_fold_run(td, spec[0], spec[1], tmp / f"run{i}",
+                                                                         args.model, args.steps, seed=i)
+            out = tmp / f"export{i}"
+            res = export(ExportConfig(model=str(run_dir), out=str(out), explain=True))
+            result["folds"].append({"subject": subject, "rows": res["rows"], "explain": res["explain"],
+                                    "seconds": time.time() - t0})
+            print(f"fold {i} subject {subject}: {len(res['failed'])} failed rows, {time.time() - t0:.0f} s", flush=True)
+            last_out, x_last = out, np.load(run_dir / "heldout.npz")["x"]
+            ck = load_checkpoint(run_dir)
+            q = create_model(ModelCfg.from_dict(ck["model_cfg"]))
+            q.load_state_dict(ck["state_dict"])
+            graph = extract_int_graph(q.eval())
+            result["folds_done"] = len(result["folds"])
+            result["windows"] = int(sum(f["rows"][0]["n"] for f in result["folds"]))
+            result["pooled"] = pool(result["folds"])
+            result["layers"] = pool_layers(result["folds"])
+            write(result)
+        result["latency_us"] = latencies(last_out, x_last, graph)
+        result["latency_note"] = f"last fold's artifacts, {os.cpu_count()} shared cores, machine under load from other jobs"
+        result["sizes"] = {f.name if f.parent == last_out else f"c/{f.name}": f.stat().st_size
+                           for f in sorted(list(last_out.glob("model_*")) + list((last_out / "c").glob("sq_model.*")))}
+        from sqtool.export.c import arena_plan
+        ping, pong = arena_plan(graph)
+        result["c"] = (f"arena {ping + pong} bytes (ping {ping} + pong {pong}), {graph.weight_bytes} weight bytes "
+                       f"(int8 weights + int32 biases), {graph.macs} MACs per window")
+        write(result)
+    print((RESULTS / "export_parity.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""`sqtool quantize`: distil a fine-tuned teacher into a compact student, then quantize it (Brevitas QAT).
+
+    sqtool quantize --teacher runs/train/<run> [--student cnn1d_student_s] [--preset ...] [--no-distill]
+                    [--data-root DIR|synthetic] [--task hr] [--epochs 30] [--qat-epochs 10] [--out DIR]
+
+The pipeline, in order (every check runs before anything is written):
+
+1. load the teacher (kind teacher_task) and refuse another task, sampling rate or window;
+2. build the student's cfg from the teacher's task contract (+ accelerometer channels, + quality
+   output) and check it against its budget (int8 weights, MACs per window);
+3. load the task's windows for the student's channels; split by subject (held-out subjects fixed,
+   written into config.yaml);
+4. teacher outputs for every window, cached in teacher_cache.npz;
+5. train the float student (distillation + labels + quality head) -> student_float.pt;
+6. fold BN into the Brevitas twin, calibrate activation ranges, QAT at a lower lr -> model.pt;
+7. evaluate teacher / student float / student int8 on the same held-out windows, per-layer SQNR,
+   coverage of the quality gate -> heldout.npz, metrics.json, report.md, config.yaml.
+
+The export stage reads only the run directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import (SqtoolError, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
+                           resolve_config, save_config, set_seed, to_dict, write_metrics)
+
+
+@dataclass
+class QuantizeConfig:
+    teacher: str = field(default="", metadata={"help": "fine-tuned teacher: run dir or checkpoint (kind teacher_task)"})
+    student: str = field(default="cnn1d_student_s", metadata={"help": "student model from the registry"})
+    preset: str = field(default="int8_w_per_channel_a_per_tensor",
+                        metadata={"help": "quantization preset (int8_w_per_channel_a_per_tensor | "
+                                          "int8_w_per_tensor_a_per_tensor)"})
+    task: str = field(default="hr", metadata={"help": "task the teacher was fine-tuned for"})
+    data_root: str | None = field(default=None, metadata={"help": "data root, or 'synthetic' (default: ../shared/data)"})
+    fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})
+    channels: list[str] = field(default_factory=list,
+                                metadata={"help": "student input channels, comma separated (default: the "
+                                                  "student's, ppg + acc; must include the teacher's)"})
+    width_mult: float = field(default=1.0, metadata={"help": "student width multiplier (the knob)"})
+    depth_delta: int = field(default=0, metadata={"help": "drop (<0) or add (>0) convolutions at the end"})
+    quality_head: bool = field(default=True, metadata={"help": "add the quality_logit output (regression tasks)"})
+    distill: bool = field(default=True, metadata={"help": "learn from the teacher (False = labels only)"})
+    alpha: float = field(default=0.7, metadata={"help": "weight of the distillation loss vs the labels"})
+    temperature: float = field(default=2.0, metadata={"help": "distillation temperature for logits"})
+    feature_weight: float = field(default=0.0,
+                                  metadata={"help": "weight of the cosine loss between projected student "
+                                                    "features and the teacher's representation"})
+    quality_weight: float = field(default=0.3, metadata={"help": "weight of the quality-head loss"})
+    quality_label: str = field(default="both",
+                               metadata={"help": "what labels a window poor for the quality head: "
+                                                 "teacher_error | sqi | both"})
+    quality_err: float = field(default=10.0,
+                               metadata={"help": "a window whose teacher error exceeds this (output units) "
+                                                 "is labelled poor for the quality head"})
+    epochs: int = field(default=30, metadata={"help": "float student epochs"})
+    lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle)"})
+    qat_epochs: int = field(default=10, metadata={"help": "quantization-aware training epochs"})
+    qat_lr: float = field(default=3e-4, metadata={"help": "QAT peak learning rate"})
+    batch_size: int = field(default=64, metadata={"help": "batch size"})
+    heldout_subjects: list[str] = field(default_factory=list,
+                                        metadata={"help": "held-out subject ids, comma separated (default: "
+                                                          "the last heldout_fraction of sorted subjects)"})
+    heldout_fraction: float = field(default=0.2, metadata={"help": "fraction of subjects held out when not listed"})
+    calib_windows: int = field(default=1024, metadata={"help": "max training windows used to calibrate"})
+    calib_npz: str | None = field(default=None,
+                                  metadata={"help": "calibration windows from a file (x (N,C,T), fs, window_s)"})
+    teacher_cache: str | None = field(default=None,
+                                      metadata={"help": "teacher-output cache to reuse/write "
+                                                        "(default: <run>/teacher_cache.npz)"})
+    allow_over_budget: bool = field(default=False, metadata={"help": "warn instead of failing over budget"})
+    max_int8_weights: int | None = field(default=None, metadata={"help": "override the int8 weight budget"})
+    max_macs: int | None = field(default=None, metadata={"help": "override the MACs-per-window budget"})
+    max_records: int | None = field(default=None, metadata={"help": "use only the first N records (quick runs)"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    threads: int = field(default=1, metadata={"help": "torch threads"})
+    out: str | None = field(default=None, metadata={"help": "run directory (default runs/quantize/<stamp>-<student>)"})
+    force: bool = field(default=False, metadata={"help": "allow writing into a non-empty --out"})
+
+
+def register(sub, name: str, helptext: str) -> None:
+    p = sub.add_parser(name, help=helptext, description=(
+        "Distil a fine-tuned teacher (kind teacher_task) into a compact 1-D CNN student, fold BN, calibrate "
+        "and quantize it to int8 with Brevitas QAT. Writes model.pt (student_int8), student_float.pt, "
+        "heldout.npz, metrics.json, report.md, config.yaml into the run directory."))
+    add_config_args(p, QuantizeConfig)
+    p.add_argument("--no-distill", dest="no_distill", action="store_true",
+                   help="train the student on labels only (same as --distill false)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    cfg = resolve_config(QuantizeConfig, args, distill=False if getattr(args, "no_distill", False) else None)
+    log = None if getattr(args, "quiet", False) else (lambda s: print(s, file=sys.stderr, flush=True))
+    run_dir = quantize(cfg, log=log)
+    print(run_dir)
+    return 0
+
+
+# ----------------------------------------------------------------------------- checks
+
+def load_teacher(cfg: QuantizeConfig):
+    """The teacher checkpoint, model and cfg; refuses another kind, task, sampling rate or window."""
+    from sqtool.data.tasks import TASK_SPECS
+    from sqtool.models import ModelCfg, create_model
+    from sqtool.train.checkpoint import file_sha256, load_checkpoint
+
+    if not cfg.teacher:
+        raise SqtoolError("--teacher is required: a fine-tuned teacher run directory or checkpoint")
+    ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task")
+    tcfg = ModelCfg.from_dict(ck["model_cfg"])
+    where = f"teacher {ck['path']}"
+    if tcfg.task != cfg.task:
+        raise SqtoolError(f"{where} was fine-tuned for task '{tcfg.task}', not '{cfg.task}' "
+                          f"(pass --task {tcfg.task} or a teacher for {cfg.task})")
+    if abs(tcfg.fs - cfg.fs) > 1e-6:
+        raise SqtoolError(f"{where} runs at {tcfg.fs:g} Hz; the student is built for {cfg.fs:g} Hz "
+                          f"(fine-tune the teacher at {cfg.fs:g} Hz, or pass --fs {tcfg.fs:g})")
+    spec = TASK_SPECS.get(cfg.task)
+    if spec is not None and cfg.task == "hr" and abs(tcfg.window_s - spec["window_s"]) > 1e-6:
+        raise SqtoolError(f"{where} takes {tcfg.window_s:g} s windows; task 'hr' is labelled per "
+                          f"{spec['window_s']:g} s window (SP Cup BPM0)")
+    teacher = create_model(tcfg)
+    try:
+        teacher.load_state_dict(ck["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise SqtoolError(f"{where}: weights do not match its model_cfg ({str(e).splitlines()[0]})")
+    teacher.eval()
+    return teacher, tcfg, file_sha256(ck["path"]), ck["path"]
+
+
+def check_budget(scfg, cfg: QuantizeConfig, log=None) -> dict:
+    """Compare the student's static size/cost with its budget; over budget -> error naming it."""
+    from sqtool.models.student import STUDENT_BUDGETS, student_budget
+
+    b = student_budget(scfg)
+    limits = dict(STUDENT_BUDGETS.get(scfg.name, {}))
+    if cfg.max_int8_weights is not None:
+        limits["int8_weights"] = cfg.max_int8_weights
+    if cfg.max_macs is not None:
+        limits["macs"] = cfg.max_macs
+    checks, over = {}, []
+    for key, limit in limits.items():
+        v = b[key]
+        ok = v <= limit
+        checks[key] = {"value": int(v), "limit": int(limit), "ok": ok}
+        if not ok:
+            what = "int8 weights" if key == "int8_weights" else "MACs per window"
+            over.append(f"{what} {v:,} > {limit:,} (+{v - limit:,}, {100 * (v - limit) / limit:.1f} % over)")
+    if over:
+        msg = (f"{scfg.name} ({scfg.in_channels} ch x {scfg.n_samples} samples) does not fit its budget: "
+               + "; ".join(over))
+        if not cfg.allow_over_budget:
+            raise SqtoolError(msg + " (shrink --width-mult/--depth-delta or pass --allow-over-budget)")
+        if log:
+            log("warning: " + msg)
+    return {"static": b, "checks": checks, "over": over}
+
+
+def split_subjects(groups: np.ndarray, cfg: QuantizeConfig) -> list[str]:
+    subjects = sorted(str(s) for s in np.unique(groups).tolist())
+    if cfg.heldout_subjects:
+        unknown = [str(s) for s in cfg.heldout_subjects if str(s) not in subjects]
+        if unknown:
+            raise SqtoolError(f"held-out subject(s) {unknown} not in the data (subjects: {', '.join(subjects)})")
+        held = [str(s) for s in cfg.heldout_subjects]
+    else:
+        if len(subjects) < 2:
+            raise SqtoolError(f"need at least 2 subjects to hold one out, got {len(subjects)}")
+        k = min(len(subjects) - 1, max(1, int(round(cfg.heldout_fraction * len(subjects)))))
+        held = subjects[-k:]
+    if len(held) >= len(subjects):
+        raise SqtoolError("every subject is held out: nothing left to train on")
+    return held
+
+
+def load_calibration(cfg: QuantizeConfig, scfg, x_train: np.ndarray, log=None):
+    """Calibration windows (file or a seeded subset of the training windows), checked."""
+    from sqtool.compress.qat import check_calibration_set
+
+    if cfg.calib_npz:
+        p = Path(cfg.calib_npz)
+        if not p.is_file():
+            raise SqtoolError(f"calibration file {p} not found")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                x = np.asarray(z["x"], np.float32)
+                fs = float(z["fs"]) if "fs" in z else None
+                win = float(z["window_s"]) if "window_s" in z else None
+                chans = [str(c) for c in z["channels"]] if "channels" in z else None
+        except (OSError, ValueError, KeyError) as e:
+            raise SqtoolError(f"calibration file {p} is not an npz with an 'x' array ({type(e).__name__})")
+        warnings = check_calibration_set(x, scfg, cfg.batch_size, fs=fs, window_s=win, channels=chans)
+    else:
+        rng = np.random.default_rng(cfg.seed + 1)
+        n = min(len(x_train), cfg.calib_windows)
+        x = x_train[np.sort(rng.choice(len(x_train), n, replace=False))]
+        warnings = check_calibration_set(x, scfg, cfg.batch_size)
+    for w in warnings:
+        if log:
+            log("warning: " + w)
+    return x, warnings
+
+
+def quality_targets(task_out_units: np.ndarray, y: np.ndarray, spec, cfg: QuantizeConfig,
+                    sqi: np.ndarray | None = None) -> np.ndarray:
+    """Target of the quality head: 1 = trust the window.
+
+    Poor when the teacher's error on the first regression output exceeds `quality_err` (the window
+    is hard even for the big model) and/or the quality index is <= 0.5 (`quality_label`). Smoothed to
+    0.1 / 0.9 so the logit stays bounded (|logit| ~ 2.2) and the int8 output scale it shares with the
+    task output stays fine."""
+    col = spec.regression[0]
+    poor = np.zeros(len(y), bool)
+    if cfg.quality_label in ("teacher_error", "both"):
+        poor |= np.abs(task_out_units[:, col] - y[:, col]) > cfg.quality_err
+    if cfg.quality_label in ("sqi", "both") and sqi is not None:
+        poor |= np.asarray(sqi) <= 0.5
+    return np.where(poor, 0.1, 0.9).astype(np.float32)
+
+
+def window_sqi(x_ppg: np.ndarray, fs: float) -> np.ndarray:
+    """Per-window quality index (`sqtool.data.quality.quality_score`) of the PPG windows (W, T).
+
+    The windows are band-passed and normalised; the index is scale-free (template correlation,
+    spectral concentration, kurtosis, zero crossings, flat/clipped runs), so it reads them as well as
+    raw PPG. The accelerometer term is left out: it needs raw acc (gravity) which normalisation removes.
+    """
+    from sqtool.data.quality import quality_score
+
+    return np.asarray(quality_score(np.asarray(x_ppg, np.float64), fs), np.float32)
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
+    """Run the whole stage; `data` (a TaskData) overrides loading (tests, benchmarks). Returns the run dir."""
+    import torch
+
+    from sqtool.compress import distill as D
+    from sqtool.compress import qat as Q
+    from sqtool.compress import report as R
+    from sqtool.models import create_model
+    from sqtool.models.quant import get_preset
+    from sqtool.train.checkpoint import save_checkpoint
+    from sqtool.train.metrics import primary_metric
+
+    torch.set_num_threads(max(1, cfg.threads))
+    say = log or (lambda s: None)
+    get_preset(cfg.preset)                                               # unknown preset -> error now
+    for k in ("epochs", "batch_size"):
+        if getattr(cfg, k) < 1:
+            raise SqtoolError(f"--{k.replace('_', '-')} must be >= 1")
+    if cfg.qat_epochs < 0:
+        raise SqtoolError("--qat-epochs must be >= 0")
+    if cfg.quality_label not in ("teacher_error", "sqi", "both"):
+        raise SqtoolError(f"--quality-label must be teacher_error, sqi or both, got '{cfg.quality_label}'")
+    if not 0.0 <= cfg.alpha <= 1.0:
+        raise SqtoolError(f"--alpha must be in [0, 1], got {cfg.alpha}")
+
+    # 1-2. teacher, student cfg, budget -------------------------------------------------------------
+    teacher, tcfg, t_sha, t_path = load_teacher(cfg)
+    regression_task = any(u not in D.CLASS_UNITS for u in tcfg.units[:len(tcfg.outputs)])
+    scfg = D.student_cfg_from_teacher(tcfg, cfg.student, tuple(cfg.channels) or None,
+                                      quality_head=cfg.quality_head and regression_task,
+                                      width_mult=cfg.width_mult, depth_delta=cfg.depth_delta)
+    budget = check_budget(scfg, cfg, say)
+    spec = D.output_spec(scfg)
+    ch_idx = D.channel_index(scfg, tcfg)
+
+    # 3. data and subject split ---------------------------------------------------------------------
+    if data is None:
+        from sqtool.config import resolve_data_root
+        from sqtool.data.tasks import load_task
+        root = cfg.data_root if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
+        say(f"loading task '{cfg.task}' from {root or 'synthetic'} ...")
+        data = load_task(cfg.task, root, scfg, max_records=cfg.max_records, seed=cfg.seed)
+    x_all = np.asarray(data.x, np.float32)
+    if x_all.ndim != 3 or x_all.shape[1:] != tuple(scfg.input_shape):
+        raise SqtoolError(f"task windows have shape {x_all.shape[1:]}; the student expects {tuple(scfg.input_shape)}")
+    y_all = np.asarray(data.y, np.float32).reshape(len(x_all), -1)
+    groups = np.asarray(data.groups).astype(str)
+    held = split_subjects(groups, cfg)
+    test = np.isin(groups, held)
+    tr, te = np.flatnonzero(~test), np.flatnonzero(test)
+    synthetic = str((getattr(data, "meta", {}) or {}).get("data_root", "")) == "synthetic"
+    x_cal, cal_warnings = load_calibration(cfg, scfg, x_all[tr], say)
+    say(f"{len(tr)} training windows, {len(te)} held-out windows (subjects {', '.join(held)})")
+
+    run_dir = make_run_dir("quantize", scfg.name, cfg.out, force=cfg.force)
+    set_seed(cfg.seed)
+
+    # 4. teacher outputs (cached) -------------------------------------------------------------------
+    cache = Path(cfg.teacher_cache) if cfg.teacher_cache else run_dir / "teacher_cache.npz"
+    tc = D.teacher_outputs(teacher, t_sha, x_all, ch_idx, cache)
+    if cfg.teacher_cache and cache.resolve() != (run_dir / "teacher_cache.npz").resolve():
+        atomic_write_bytes(run_dir / "teacher_cache.npz", cache.read_bytes())
+    say(f"teacher outputs {'reused from' if tc['reused'] else 'computed into'} {cache}")
+    t_units = D.denormalise(tc["out"], spec)
+    y_norm = D.normalise_targets(y_all, spec)
+    q_target, sqi = None, None
+    if spec.quality is not None:
+        if cfg.quality_label != "teacher_error":
+            sqi = window_sqi(x_all[:, list(scfg.channels).index("ppg") if "ppg" in scfg.channels else 0], scfg.fs)
+        q_target = quality_targets(t_units, y_all, spec, cfg, sqi)
+        say(f"quality head: {float(np.mean(q_target[tr] < 0.5)):.0%} of training windows labelled poor "
+            f"({cfg.quality_label})")
+
+    fit_cfg = D.FitCfg(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                       alpha=cfg.alpha if cfg.distill else 0.0, temperature=cfg.temperature,
+                       feature_weight=cfg.feature_weight if cfg.distill else 0.0,
+                       quality_weight=cfg.quality_weight)
+
+    # 5. float student ------------------------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    student = create_model(scfg)
+    proj = D.make_projector(student.out_features, tc["feat"].shape[1], cfg.seed) if fit_cfg.feature_weight else None
+    say(f"float student {scfg.name}: {budget['static']['params']:,} params, {budget['static']['macs']:,} MACs/window")
+    f_hist = D.fit(student, x_all[tr], y_norm[tr], spec, fit_cfg, tc["out"][tr] if cfg.distill else None,
+                   tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, say)
+    common = dict(train_cfg=to_dict(cfg), teacher_sha256=t_sha, teacher_path=str(t_path),
+                  data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic})
+    save_checkpoint(run_dir / "student_float.pt", kind="student_float", model_cfg=scfg.to_dict(),
+                    state_dict=student.state_dict(), history=f_hist["history"], **common)
+
+    # 6. fold BN, calibrate, QAT --------------------------------------------------------------------
+    q = Q.quant_twin(student, cfg.preset)
+    Q.calibrate(q, x_cal, cfg.batch_size)
+    say(f"calibrated {len(x_cal)} windows; QAT {cfg.qat_epochs} epochs at lr {cfg.qat_lr:g}")
+    q_cfg = dataclasses.replace(fit_cfg, epochs=cfg.qat_epochs, lr=cfg.qat_lr, feature_weight=0.0)
+    q_hist = D.fit(q, x_all[tr], y_norm[tr], spec, q_cfg, tc["out"][tr] if cfg.distill else None, None,
+                   q_target[tr] if q_target is not None else None, None, say) if cfg.qat_epochs else \
+        {"history": [], "seconds_per_epoch": None}
+    qcfg = q.cfg
+    save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=qcfg.to_dict(), state_dict=q.state_dict(),
+                    history=q_hist["history"], float_checkpoint="student_float.pt", **common)
+
+    # 7. evaluate on the same held-out windows ------------------------------------------------------
+    metric = primary_metric(cfg.task)
+    out_t = tc["out"][te]
+    out_f = R.predict_all(student, x_all[te])
+    out_q = R.predict_all(q, x_all[te])
+    m_t = R.evaluate(cfg.task, out_t, y_all[te], spec)
+    m_f = R.evaluate(cfg.task, out_f, y_all[te], spec)
+    m_q = R.evaluate(cfg.task, out_q, y_all[te], spec)
+    agree = np.abs(D.denormalise(out_q, spec) - D.denormalise(out_f, spec))
+    rel = None if not m_t.get(metric) else (m_f[metric] - m_t[metric]) / m_t[metric]
+    metrics = {
+        "task": cfg.task, "primary_metric": metric, "preset": cfg.preset, "synthetic": synthetic,
+        "heldout_subjects": held, "heldout_windows": int(len(te)), "train_windows": int(len(tr)),
+        "teacher": {"name": tcfg.name, "path": str(t_path), "sha256": t_sha, "metrics": m_t,
+                    **R.teacher_size(teacher), "cache": {"key": tc["key"], "reused": tc["reused"]}},
+        "student": {"name": scfg.name, "fs": scfg.fs, "window_s": scfg.window_s, "channels": list(scfg.channels),
+                    "outputs": list(scfg.outputs), "arch": scfg.arch},
+        "student_float": {"metrics": m_f, "history": f_hist["history"]},
+        "student_int8": {"metrics": m_q, "history": q_hist["history"],
+                         "max_abs_diff_vs_float": [float(v) for v in agree.max(axis=0)],
+                         "mean_abs_diff_vs_float": [float(v) for v in agree.mean(axis=0)],
+                         "activation_scales": Q.activation_scales(q)},
+        "deltas": {"int8_minus_float": m_q[metric] - m_f[metric], "float_minus_teacher": m_f[metric] - m_t[metric],
+                   "float_vs_teacher_rel": rel},
+        "size": R.size_and_cost(scfg, budget["static"]),
+        "budget": {"checks": budget["checks"], "over": budget["over"], "layers": budget["static"]["layers"]},
+        "sqnr": R.per_layer_sqnr(student, q, x_all[te]),
+        "coverage": R.coverage_curve(out_q, y_all[te], spec),
+        "coverage_float": R.coverage_curve(out_f, y_all[te], spec),
+        "quality_head": None if q_target is None else {
+            "label": cfg.quality_label, "teacher_err_threshold": cfg.quality_err,
+            "poor_fraction_train": float(np.mean(q_target[tr] < 0.5)),
+            "poor_fraction_heldout": float(np.mean(q_target[te] < 0.5))},
+        "distill": {"enabled": cfg.distill, "alpha": fit_cfg.alpha, "feature_weight": fit_cfg.feature_weight},
+        "calibration": {"windows": int(len(x_cal)), "source": cfg.calib_npz or "training windows"},
+        "timing": {"float_s_per_epoch": f_hist["seconds_per_epoch"], "qat_s_per_epoch": q_hist["seconds_per_epoch"],
+                   "qat_over_float": (q_hist["seconds_per_epoch"] / f_hist["seconds_per_epoch"])
+                   if q_hist["seconds_per_epoch"] and f_hist["seconds_per_epoch"] else None},
+        "warnings": cal_warnings + [f"over budget: {o}" for o in budget["over"]],
+    }
+    _save_heldout(run_dir / "heldout.npz", data, te, x_all, y_all, groups, synthetic)
+    write_metrics(run_dir, metrics)
+    atomic_write_text(run_dir / "report.md", R.write_report_md(metrics))
+    save_config(run_dir, cfg, command="quantize", heldout_subjects=held, student_model_cfg=qcfg.to_dict(),
+                teacher_sha256=t_sha)
+    say(f"teacher {metric} {m_t[metric]:.3f} | student float {m_f[metric]:.3f} | int8 {m_q[metric]:.3f}")
+    return run_dir
+
+
+def _save_heldout(path: Path, data, te, x_all, y_all, groups, synthetic: bool) -> None:
+    import io
+    extra = {}
+    for k in ("t0", "record_ids"):
+        v = getattr(data, k, None)
+        if v is not None and len(v) == len(x_all):
+            extra[k] = np.asarray(v)[te] if k == "t0" else np.asarray(v).astype(str)[te]
+    buf = io.BytesIO()
+    np.savez(buf, x=x_all[te].astype(np.float32), y=y_all[te].astype(np.float32), groups=groups[te],
+             synthetic=np.asarray(synthetic), **extra)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,138 @@
+"""`sqtool data ...`: inspect datasets, download them, and (from pairs.py / quality.py) score and pair.
+
+    sqtool data inspect PATH [--json] [--kind K] [--min-duration-s S] [--skip-bad]
+    sqtool data download NAME --to DIR [--mirror DIR | --base-url URL]
+    sqtool data download --list
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pathlib import Path
+
+from sqtool.config import SqtoolError, resolve_data_root
+
+KINDS_HELP = ("troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled, or the generic csv, npz, "
+              "wfdb (default: detected from the files)")
+
+
+def register(sub, name: str = "data", helptext: str = "inspect, score, pair and download PPG datasets") -> None:
+    p = sub.add_parser(name, help=helptext, description=helptext + ". Run 'sqtool data COMMAND --help'.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="Data root: --data-root, $SQTOOL_DATA, or ../shared/data next to the project.")
+    dsub = p.add_subparsers(dest="data_command", metavar="COMMAND")
+
+    def need_command(args):
+        p.print_help()
+        return 2
+    p.set_defaults(func=need_command)
+
+    # inspect ------------------------------------------------------------------------------------
+    pi = dsub.add_parser(
+        "inspect", help="summarise a dataset folder or file: kind, records, subjects, channels, labels",
+        description="Read every record of PATH (lazily) and print the dataset kind, number of records and "
+                    "subjects, channels with their sampling rates, total duration, and each label with its "
+                    "kind and counts (class histograms for class labels). A folder holding several datasets "
+                    "(e.g. the whole data root) is summarised per sub-folder. Bad input is one error line.")
+    pi.add_argument("path", metavar="PATH",
+                    help="dataset folder or a single recording file; a bare name such as 'troika' is "
+                         "looked up under the data root")
+    pi.add_argument("--data-root", default=None, metavar="DIR",
+                    help="where bare dataset names are looked up (default: $SQTOOL_DATA or ../shared/data)")
+    pi.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
+    pi.add_argument("--kind", default=None, help=KINDS_HELP)
+    pi.add_argument("--min-duration-s", type=float, default=0.0, metavar="S",
+                    help="refuse records shorter than S seconds (e.g. one model window; default 0)")
+    pi.add_argument("--fs", type=float, default=None, metavar="HZ",
+                    help="sampling rate for generic CSV/NPZ files without a time column or stored rate")
+    pi.add_argument("--max-clip-fraction", type=float, default=None, metavar="F",
+                    help="refuse records whose PPG has more than this fraction (0..1) of samples at its "
+                         "max or min, i.e. saturated (default: off; the summary counts records > 0.25)")
+    pi.add_argument("--skip-bad", action="store_true",
+                    help="skip unreadable/bad files (listed in the summary) instead of stopping at the first")
+    pi.set_defaults(func=run_inspect)
+
+    # download -----------------------------------------------------------------------------------
+    from sqtool.data.download import REGISTRY
+    pd = dsub.add_parser(
+        "download", help="download a public dataset (SHA-256 checked, resumable) or install it from a mirror",
+        description="Fetch dataset NAME into DIR/NAME from its original location (PhysioNet, the pinned "
+                    "GitHub releases), or from a local copy with --mirror, or an HTTP mirror with --base-url. "
+                    "Every file is checked against its SHA-256; interrupted transfers resume (HTTP Range) "
+                    "from DIR/NAME/<file>.part; a file is renamed into place only when its hash matches; "
+                    "files already present are skipped. Datasets: " + ", ".join(REGISTRY) + ".",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pd.add_argument("name", nargs="?", metavar="NAME", help="dataset to download (see --list)")
+    pd.add_argument("--to", metavar="DIR", help="destination folder; the dataset goes to DIR/NAME")
+    pd.add_argument("--mirror", metavar="DIR", default=None,
+                    help="install from a local copy (DIR/NAME/... or DIR/...) instead of the network")
+    pd.add_argument("--base-url", metavar="URL", default=None,
+                    help="HTTP mirror of the reference layout (files at URL/NAME/<path>)")
+    pd.add_argument("--retries", type=int, default=5, help="resume attempts per file (default 5)")
+    pd.add_argument("--timeout", type=float, default=30.0, help="socket timeout in seconds (default 30)")
+    pd.add_argument("--list", action="store_true", help="list the downloadable datasets with source and license")
+    pd.set_defaults(func=run_download)
+
+    # stages written in other modules register themselves when present
+    for mod in ("sqtool.data.pairs", "sqtool.data.quality"):
+        try:
+            import importlib
+            importlib.import_module(mod).register_cli(dsub)
+        except (ImportError, AttributeError):
+            pass
+
+
+def _resolve_path(path: str, data_root: str | None) -> Path:
+    """PATH as given if it exists, else DATA_ROOT/PATH (so 'sqtool data inspect bidmc' works)."""
+    p = Path(path).expanduser()
+    if p.exists() or p.is_absolute():
+        return p
+    root = resolve_data_root(data_root)
+    if root is not None and (root / path).exists():
+        return root / path
+    return p
+
+
+def run_inspect(args) -> int:
+    from sqtool.data.readers import inspect_path
+    from sqtool.data.readers.summary import format_summary
+
+    opts = {"min_duration_s": args.min_duration_s}
+    if args.max_clip_fraction is not None:
+        if not 0 <= args.max_clip_fraction <= 1:
+            raise SqtoolError("data inspect: --max-clip-fraction must be in 0..1", code=2)
+        opts["max_clip_fraction"] = args.max_clip_fraction
+    if args.fs is not None:
+        opts["fs"] = args.fs
+    if args.skip_bad:
+        opts["on_error"] = "skip"
+    s = inspect_path(_resolve_path(args.path, args.data_root), args.kind, **opts)
+    if args.json:
+        print(json.dumps(s, indent=2, default=str))
+    else:
+        print(format_summary(s))
+    return 0
+
+
+def run_download(args) -> int:
+    from sqtool.data.download import REGISTRY, download
+
+    if args.list:
+        for n, src in REGISTRY.items():
+            print(f"{n:<16} {src.url.split('{')[0]}\n{'':<16} license: {src.license}\n{'':<16} cite: {src.cite}")
+        return 0
+    if not args.name:
+        raise SqtoolError("data download: NAME is required (see --list)", code=2)
+    if not args.to:
+        raise SqtoolError("data download: --to DIR is required", code=2)
+    if args.mirror and args.base_url:
+        raise SqtoolError("data download: give --mirror or --base-url, not both", code=2)
+    if args.retries < 0 or args.retries > 100:
+        raise SqtoolError("data download: --retries must be 0..100", code=2)
+    r = download(args.name, args.to, mirror=args.mirror, base_url=args.base_url, retries=args.retries,
+                 timeout=args.timeout, log=lambda m: print(m, file=sys.stderr))
+    print(f"{args.name}: {r['files']} files in {r['dir']} ({r['fetched']} fetched, {r['skipped']} already "
+          f"present, {r['bytes'] / 1e6:.1f} MB)")
+    return 0

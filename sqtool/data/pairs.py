@@ -1,0 +1,429 @@
+"""Pair mining for SiamQuality pretraining: (good, poor) 30 s windows of the same subject, near in time.
+
+    sqtool data pairs [--data-root DIR | --input PATH ...] --out DIR [--max-gap-s 300] [--window-s 30]
+                      [--fs 40] [--workers N] [--shard-mb 256] [--synthetic-fallback]
+
+For every record: resample the whole record to the model rate, cut windows (window_s, hop_s), score each
+RAW window with the signal quality index (`quality.py`, with the accelerometer when the record has
+one), and pair every good window (score > threshold) with the nearest-in-time poor window (score <=
+threshold) of the same record whose start is at most `max_gap_s` away (ties: the earlier one). A poor
+window may serve several good ones; a good window is used once. The pair is stored as model input:
+band-passed (0.5-8 Hz) and normalised per window and channel (min-max by default), float16.
+
+Same subject, near in time: pairs are made within one record (one continuous recording of one subject),
+because records of the same subject carry no common clock (BUT PPG sessions, TROIKA runs). A subject
+with no poor window within reach gives no pair, unless `--synthetic-fallback` is set: then the good
+window's partner is a copy corrupted by `synthetic.corrupt` (motion burst, clipping, dropout or
+wander) and flagged `synthetic` in the shard metadata and counted apart in metrics.json.
+
+Scale: the main process lists the dataset's files (cheap); worker processes (multiprocessing Pool,
+`--workers`, default all cores) each read one file at a time, window, score and pair it, and return
+only the pairs; at most 2 x workers files are in flight, and `ShardWriter` holds one shard, so memory
+is bounded by ~ shard_mb + workers x (one file's records) whatever the corpus size. Output:
+
+    OUT/config.yaml  OUT/metrics.json  OUT/index.json  OUT/shards/pairs-*.npy (+ .meta.npz)
+
+and `shards.PairShardDataset(OUT)` streams it for training.
+"""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import (SqtoolError, add_config_args, make_run_dir, resolve_config, resolve_data_root,
+                           save_config, write_metrics)
+
+ACC = ("acc_x", "acc_y", "acc_z")
+
+
+@dataclass
+class PairsConfig:
+    input: list[str] = field(default_factory=list, metadata={"help": "dataset folders or files", "cli": False})
+    data_root: str | None = field(default=None, metadata={
+        "help": "mine every dataset folder under this root when --input is not given; 'synthetic' (or no data "
+                "root found) = the embedded synthetic corpus"})
+    kind: str | None = field(default=None, metadata={"help": "dataset kind of every --input (default: detected)"})
+    out: str | None = field(default=None, metadata={"help": "output directory (default runs/data_pairs/...)"})
+    max_gap_s: float = field(default=300.0, metadata={"help": "max |t_good - t_poor| in seconds"})
+    window_s: float = field(default=30.0, metadata={"help": "window length, s"})
+    hop_s: float | None = field(default=None, metadata={"help": "hop between windows, s (default = window_s)"})
+    fs: float = field(default=40.0, metadata={"help": "model sampling rate, Hz"})
+    channels: list[str] = field(default_factory=lambda: ["ppg"], metadata={
+        "help": "model input channels, comma-separated ('ppg' = the record's primary PPG)"})
+    norm: str = field(default="minmax", metadata={"help": "per-window normalisation: minmax | zscore"})
+    band_lo: float = field(default=0.5, metadata={"help": "band-pass low cut-off, Hz"})
+    band_hi: float = field(default=8.0, metadata={"help": "band-pass high cut-off, Hz"})
+    threshold: float = field(default=0.5, metadata={"help": "quality threshold: good if score > threshold"})
+    synthetic_fallback: bool = field(default=False, metadata={
+        "help": "pair good windows without a real poor partner with a synthetically corrupted copy"})
+    workers: int = field(default=0, metadata={"help": "worker processes (0 = all cores, 1 = in-process)"})
+    chunksize: int = field(default=1, metadata={"help": "files per worker task (imap chunksize)"})
+    shard_mb: float = field(default=256.0, metadata={"help": "maximum shard size, MB"})
+    dtype: str = field(default="float16", metadata={"help": "stored dtype: float16 | float32"})
+    on_error: str = field(default="raise", metadata={"help": "a bad file: raise | skip (listed in metrics)"})
+    synthetic_subjects: int = field(default=8, metadata={"help": "subjects of the synthetic default corpus"})
+    synthetic_duration_s: float = field(default=600.0, metadata={"help": "record length of the synthetic corpus, s"})
+    seed: int = field(default=0, metadata={"help": "random seed (synthetic data and fallback artifacts)"})
+    force: bool = field(default=False, metadata={"help": "write into a non-empty --out"})
+    name: str = field(default="pairs", metadata={"help": "run name (run directory suffix)"})
+
+
+# ----------------------------------------------------------------------------- pairing (pure)
+
+def match_pairs(t0: np.ndarray, good: np.ndarray, max_gap_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pair each good window with the nearest poor window within max_gap_s (ties -> the earlier).
+
+    t0 (W,) window start times, good (W,) bool. Returns (gi, pi) index arrays into the windows, one
+    entry per good window that has a poor window within reach, in order of gi."""
+    t0 = np.asarray(t0, dtype=np.float64)
+    good = np.asarray(good, dtype=bool)
+    gi = np.flatnonzero(good)
+    poor = np.flatnonzero(~good)
+    if gi.size == 0 or poor.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(t0[poor], kind="stable")
+    poor, tp = poor[order], t0[poor][order]
+    tg = t0[gi]
+    j = np.searchsorted(tp, tg)                                   # first poor at or after each good
+    left = np.clip(j - 1, 0, tp.size - 1)
+    right = np.clip(j, 0, tp.size - 1)
+    dl = np.where(j > 0, tg - tp[left], np.inf)
+    dr = np.where(j < tp.size, tp[right] - tg, np.inf)
+    pick = np.where(dl <= dr, left, right)
+    dist = np.minimum(dl, dr)
+    ok = dist <= max_gap_s
+    return gi[ok], poor[pick[ok]]
+
+
+# ----------------------------------------------------------------------------- one record
+
+def _resolve_channels(rec, channels) -> list[str]:
+    out = []
+    for ch in channels:
+        if ch == "ppg" and "ppg" not in rec.signals:
+            ch = rec.primary_channel()
+        if ch not in rec.signals:
+            raise SqtoolError(f"{rec.dataset}/{rec.record_id}: channel '{ch}' missing (has {', '.join(rec.signals)})")
+        out.append(ch)
+    return out
+
+
+def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) -> dict:
+    """Window, score and pair one record. Returns counts and the pairs (float16/32 arrays)."""
+    from sqtool.data.preprocess import (bandpass, normalise, record_duration, record_signals, sliding_windows,
+                                        window_starts, windows_in_record)
+    from sqtool.data.quality import quality_score
+    from sqtool.data.synthetic import corrupt
+
+    res = {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
+           "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "short": 0}
+    chans = _resolve_channels(rec, cfg.channels)
+    ppg_ch = chans[0] if chans[0].startswith("ppg") else _resolve_channels(rec, ["ppg"])[0]
+    has_acc = all(a in rec.signals for a in ACC)
+    need = list(dict.fromkeys([ppg_ch, *chans, *(ACC if has_acc else ())]))
+    if min(len(rec.signals[c]) / rec.fs[c] for c in need) < cfg.window_s:
+        res["short"] = 1
+        return res
+    raw, fs = record_signals(rec, need, cfg.fs, band=None)                      # (K, N) at the model rate
+    win, hop = int(round(cfg.window_s * fs)), int(round((cfg.hop_s or cfg.window_s) * fs))
+    n = raw.shape[1]
+    if n < win:
+        res["short"] = 1
+        return res
+    starts = window_starts(n, win, hop)
+    keep = windows_in_record(starts, fs, win, record_duration(rec, need))
+    if keep == 0:
+        res["short"] = 1
+        return res
+    t0 = starts[:keep] / fs
+    w_raw = sliding_windows(raw, win, hop)[:, :keep]                             # (K, W, T) view
+    acc = np.moveaxis(w_raw[[need.index(a) for a in ACC]], 0, 1) if has_acc else None   # (W, 3, T)
+    q = quality_score(w_raw[need.index(ppg_ch)], fs, acc)                         # (W,)
+    good = q > cfg.threshold
+    res.update(windows=int(q.size), good=int(good.sum()), poor=int((~good).sum()))
+    gi, pi = match_pairs(t0, good, cfg.max_gap_s)
+    synth = np.zeros(gi.size, dtype=bool)
+
+    model = bandpass(raw[[need.index(c) for c in chans]], fs, cfg.band_lo, cfg.band_hi)   # (C, N)
+    wm = sliding_windows(model, win, hop)[:, :keep]                               # (C, W, T) view
+    x_good = normalise(np.moveaxis(wm[:, gi], 0, 1), cfg.norm)                    # (P, C, T)
+    x_poor = normalise(np.moveaxis(wm[:, pi], 0, 1), cfg.norm)
+    tg, tp, qg, qp = t0[gi], t0[pi], q[gi], q[pi]
+
+    if cfg.synthetic_fallback:
+        lonely = np.setdiff1d(np.flatnonzero(good), gi)
+        if lonely.size:
+            rng = rng or np.random.default_rng(0)
+            fake = np.empty((lonely.size, len(chans), win))
+            for k, i in enumerate(lonely):
+                for c in range(len(chans)):
+                    fake[k, c] = corrupt(wm[c, i], fs, rng)[0]
+            x_good = np.concatenate([x_good, normalise(np.moveaxis(wm[:, lonely], 0, 1), cfg.norm)])
+            x_poor = np.concatenate([x_poor, normalise(fake, cfg.norm)])
+            tg = np.concatenate([tg, t0[lonely]])
+            tp = np.concatenate([tp, t0[lonely]])
+            qg = np.concatenate([qg, q[lonely]])
+            qp = np.concatenate([qp, np.full(lonely.size, np.nan)])
+            synth = np.concatenate([synth, np.ones(lonely.size, dtype=bool)])
+    dt = np.dtype(cfg.dtype)
+    res.update(pairs=int(len(x_good)), synthetic=int(synth.sum()), x_good=x_good.astype(dt), x_poor=x_poor.astype(dt),
+               t_good=tg, t_poor=tp, q_good=qg, q_poor=qp, synth=synth, channels=chans, T=win)
+    return res
+
+
+# ----------------------------------------------------------------------------- work units and workers
+
+_CTX: dict = {}          # per-process reader cache (label spreadsheets etc.), keyed by dataset root
+
+
+def list_units(path: str | os.PathLike, kind: str | None = None) -> list[tuple]:
+    """The files of a dataset that hold records: [("item", kind, item, root), ...] (cheap, no reading)."""
+    from sqtool.data import readers
+
+    path = Path(path)
+    files = readers._files_of(path)
+    kind = kind or readers._detect(path, files)
+    if kind in readers.DATASETS:
+        items = readers.DATASETS[kind].list_items(files)
+    elif kind in readers.GENERIC:
+        items = readers._generic().list_items(kind, files)
+    else:
+        raise SqtoolError(f"unknown dataset kind '{kind}' (known: {', '.join(readers.kinds())})")
+    if not items:
+        raise SqtoolError(f"{path}: no {kind} recordings found")
+    return [("item", kind, item, path) for item in items]
+
+
+def _read_unit(unit) -> list:
+    from sqtool.data import readers
+
+    if unit[0] == "record":
+        return [unit[1]]
+    if unit[0] == "synthetic":
+        from sqtool.data.synthetic import synth_record
+        return [synth_record(**unit[1])]
+    _, kind, item, root = unit
+    ctx = _CTX.setdefault(str(root), {"root": root})
+    if kind in readers.DATASETS:
+        recs = readers.DATASETS[kind].read_item(item, ctx)
+    else:
+        recs = readers._generic().read_item(kind, item)
+    return [readers.check_record(r) for r in recs]
+
+
+def _work(args) -> dict:
+    """Worker: read one unit (a file, or an in-memory record) and mine its pairs."""
+    unit, cfg, seed = args
+    try:
+        recs = _read_unit(unit)
+        rng = np.random.default_rng(seed)
+        out = [record_pairs(r, cfg, rng) for r in recs]
+        return {"ok": out, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    except SqtoolError as e:
+        return {"error": str(e)}
+
+
+def _bounded(iterable, sem: threading.Semaphore, stop: threading.Event):
+    """Yield items only while fewer than the semaphore's count are in flight (Pool.imap would otherwise
+    drain the whole input into its task queue); give up when `stop` is set (an error in the main loop),
+    so the pool's feeder thread never blocks its shutdown."""
+    for item in iterable:
+        while not sem.acquire(timeout=0.05):
+            if stop.is_set():
+                return
+        if stop.is_set():
+            return
+        yield item
+
+
+# ----------------------------------------------------------------------------- the run
+
+def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
+    """[(name, units)] for every input; the synthetic corpus when no data is given."""
+    if cfg.input:
+        return [(Path(p).name or str(p), list_units(p, cfg.kind)) for p in cfg.input]
+    root = None if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
+    if root is None:
+        from sqtool.data.synthetic import synth_corpus_specs
+        specs = synth_corpus_specs(cfg.synthetic_subjects, duration_s=cfg.synthetic_duration_s, seed=cfg.seed)
+        return [("synthetic", [("synthetic", s) for s in specs])]
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            out.append((d.name, list_units(d, cfg.kind)))
+        except SqtoolError as e:
+            print(f"sqtool: skipping {d}: {e}", file=sys.stderr)
+    if not out:
+        raise SqtoolError(f"{root}: no dataset folder recognised")
+    return out
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its waited-for children (the pool workers)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _peak_rss_mb() -> tuple[float, float]:
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
+def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
+    """Run the miner; returns metrics (also written to OUT/metrics.json)."""
+    from sqtool.data.preprocess import NORMS, _sos
+    from sqtool.data.shards import ShardWriter
+
+    if cfg.norm not in NORMS:
+        raise SqtoolError(f"unknown normalisation '{cfg.norm}' (known: {', '.join(NORMS)})")
+    for k in ("max_gap_s", "window_s", "fs", "shard_mb"):
+        if not getattr(cfg, k) > 0:
+            raise SqtoolError(f"{k} must be positive, got {getattr(cfg, k)}")
+    if cfg.hop_s is not None and cfg.hop_s <= 0:
+        raise SqtoolError(f"hop_s must be positive, got {cfg.hop_s}")
+    if cfg.on_error not in ("raise", "skip"):
+        raise SqtoolError(f"on_error must be raise or skip, got '{cfg.on_error}'")
+    if not cfg.channels:
+        raise SqtoolError("no channels given")
+    _sos(cfg.fs, cfg.band_lo, cfg.band_hi, 2)                          # refuse a band the rate cannot hold
+    T = cfg.window_s * cfg.fs
+    if abs(T - round(T)) > 1e-6:
+        raise SqtoolError(f"window_s x fs = {T:g} is not a whole number of samples")
+    random.seed(cfg.seed)                    # (not config.set_seed: it imports torch, ~180 MB per process)
+    np.random.seed(cfg.seed % 2**32)
+    inputs = _inputs(cfg)                                               # validates paths before any output
+    run_dir = make_run_dir("data_pairs", cfg.name, cfg.out, force=cfg.force)
+    try:
+        return _mine(cfg, inputs, run_dir, progress, ShardWriter)
+    except BaseException:
+        if cfg.out is None or not cfg.force:
+            shutil.rmtree(run_dir, ignore_errors=True)                  # nothing half-written is left
+        raise
+
+
+def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
+    import multiprocessing as mp
+
+    import scipy.signal  # noqa: F401  (imported once here, so forked workers do not each pay for it)
+    from tqdm import tqdm
+
+    from sqtool.data import readers  # noqa: F401
+
+    save_config(run_dir, cfg, seed=cfg.seed)
+    workers = cfg.workers or os.cpu_count() or 1
+    header = {"fs": cfg.fs, "window_s": cfg.window_s, "hop_s": cfg.hop_s or cfg.window_s,
+              "channels": list(cfg.channels), "norm": cfg.norm, "band": [cfg.band_lo, cfg.band_hi],
+              "threshold": cfg.threshold, "max_gap_s": cfg.max_gap_s}
+    writer = ShardWriter(run_dir, len(cfg.channels), int(round(cfg.window_s * cfg.fs)), cfg.shard_mb,
+                         cfg.dtype, header=header)
+    per_ds: dict[str, dict] = {}
+    errors: list[str] = []
+    worker_rss = 0.0
+    t_start, cpu_start = time.perf_counter(), _cpu_s()
+    n_units = sum(len(u) for _, u in inputs)
+    jobs = [(u, cfg, cfg.seed * 1_000_003 + i) for i, u in enumerate(u for _, units in inputs for u in units)]
+    names = [name for name, units in inputs for _ in units]
+    bar = tqdm(total=n_units, desc="pairs", unit="file", disable=not progress, file=sys.stderr)
+    pool = None
+    stop = threading.Event()
+    try:
+        if workers > 1 and n_units > 1:
+            sem = threading.Semaphore(2 * workers * max(1, cfg.chunksize))
+            pool = mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(workers)
+            results = pool.imap(_work, _bounded(jobs, sem, stop), chunksize=max(1, cfg.chunksize))
+        else:
+            sem = None
+            results = map(_work, jobs)
+        for name, r in zip(names, results):
+            if sem is not None:
+                sem.release()
+            bar.update(1)
+            if "error" in r:
+                if cfg.on_error == "raise":
+                    raise SqtoolError(r["error"])
+                errors.append(r["error"])
+                continue
+            worker_rss = max(worker_rss, r["rss_mb"])
+            for rec in r["ok"]:
+                d = per_ds.setdefault(name, {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0,
+                                             "pairs": 0, "synthetic_pairs": 0, "short_records": 0,
+                                             "subjects_with_pairs": set()})
+                d["records"] += 1
+                d["subjects"].add(rec["subject"])
+                d["short_records"] += rec["short"]
+                for k in ("windows", "good", "poor", "pairs"):
+                    d[k] += rec[k]
+                d["synthetic_pairs"] += rec["synthetic"]
+                if rec["pairs"]:
+                    d["subjects_with_pairs"].add(rec["subject"])
+                    writer.add(rec["x_good"], rec["x_poor"], dataset=name,
+                               subjects=[f"{name}/{rec['subject']}"] * rec["pairs"], t_good=rec["t_good"],
+                               t_poor=rec["t_poor"], q_good=rec["q_good"], q_poor=rec["q_poor"],
+                               synthetic=rec["synth"])
+            bar.set_postfix(pairs=writer.total + writer._n)
+        if pool is not None:
+            pool.close()
+            pool.join()
+    finally:
+        stop.set()
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    wall, cpu = time.perf_counter() - t_start, _cpu_s() - cpu_start
+    datasets = {k: {**v, "subjects": len(v["subjects"]), "subjects_with_pairs": len(v["subjects_with_pairs"])}
+                for k, v in per_ds.items()}
+    total = {k: sum(d[k] for d in datasets.values()) for k in
+             ("records", "subjects", "windows", "good", "poor", "pairs", "synthetic_pairs", "short_records",
+              "subjects_with_pairs")}
+    if total["windows"] == 0:
+        raise SqtoolError(f"no record is as long as one {cfg.window_s:g} s window; nothing to pair")
+    index = writer.close({"counts": datasets})
+    rss_main, rss_children = _peak_rss_mb()
+    metrics = {**total, "datasets": datasets, "shards": len(index["shards"]),
+               "bytes": int(sum(s["bytes"] for s in index["shards"])), "workers": workers,
+               "wall_s": round(wall, 3), "windows_per_s": round(total["windows"] / max(wall, 1e-9), 1),
+               "cpu_s": round(cpu, 2), "windows_per_cpu_s": round(total["windows"] / max(cpu, 1e-9), 1),
+               "peak_rss_mb_main": round(rss_main, 1),
+               "peak_rss_mb_workers": round(max(worker_rss, rss_children if pool is not None else 0.0), 1),
+               "errors": errors}
+    write_metrics(run_dir, metrics)
+    metrics["out"] = str(run_dir)
+    return metrics
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def register_cli(sub) -> None:
+    """Add `sqtool data pairs` to the `sqtool data` sub-parsers."""
+    p = sub.add_parser("pairs", help="mine (good, poor) window pairs of the same subject into shards",
+                       description=__doc__.split("\n\n")[0] + " See sqtool/data/pairs.py.")
+    p.add_argument("--input", dest="input", nargs="+", default=None, metavar="PATH",
+                   help="dataset folders or files (default: every dataset under --data-root; synthetic if none)")
+    add_config_args(p, PairsConfig, skip=("input",))
+    p.add_argument("--no-progress", action="store_true", help="do not print the progress bar")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args) -> int:
+    cfg = resolve_config(PairsConfig, args)
+    m = mine_pairs(cfg, progress=not args.no_progress)
+    print(f"{m['pairs']} pairs ({m['synthetic_pairs']} synthetic) from {m['windows']} windows "
+          f"({m['good']} good, {m['poor']} poor) of {m['records']} records / {m['subjects']} subjects; "
+          f"{m['shards']} shard(s), {m['bytes'] / 2**20:.1f} MB, {m['windows_per_s']:.0f} windows/s, "
+          f"peak RSS {m['peak_rss_mb_main']:.0f} MB -> {m['out']}")
+    for name, d in m["datasets"].items():
+        print(f"  {name:<16} records {d['records']:>5}  windows {d['windows']:>7}  good {d['good']:>7}  "
+              f"poor {d['poor']:>6}  pairs {d['pairs']:>7}  (short records {d['short_records']})")
+    return 0
+
+
+__all__ = ["PairsConfig", "mine_pairs", "match_pairs", "record_pairs", "list_units", "register_cli"]

@@ -1,0 +1,302 @@
+"""Preprocessing: band-pass, polyphase resampling, per-window normalisation and sliding windows.
+
+The one path from a `Record` to model input, used by every stage (pretraining pairs, task windows,
+the streaming benchmark):
+
+    record --(per channel) resample to the model rate (polyphase, whole record)
+           --band-pass (Butterworth, zero-phase; `causal=True` for streaming)
+           --cut windows of window_s every hop_s (a strided view, no copy)
+           --normalise each window and channel ("minmax" as SiamQuality, or "zscore")  -> Windows
+
+Order and why:
+- Resample FIRST, the whole record at once: `resample_poly` applies its anti-alias FIR to the full
+  signal, so no window has its own edge transient, and window i of the resampled record covers exactly
+  the same seconds as window i of the original (sample 0 stays at t = 0). The band-pass then runs at
+  the model rate, so every dataset, whatever its native rate, sees the same filter; it is also the
+  filter the firmware would run on-device.
+- Accelerometer channels (acc_x/y/z) are resampled, band-passed and normalised exactly like PPG: the
+  motion components that corrupt PPG live in the same 0.5-8 Hz band, and a model fed PPG + acc sees
+  both on the same scale. (The quality index in `quality.py` reads raw acc instead, in g.)
+- Window alignment is by sample index at the model rate: window i covers [i*hop, i*hop + win).
+  SP Cup convention: window i = samples [250 i, 250 i + 1000) at 125 Hz = seconds [2 i, 2 i + 8);
+  at 40 Hz that is samples [80 i, 80 i + 320). `Windows.t0` holds the start in seconds of the
+  ORIGINAL record's time base, so labels given as window-start times line up one to one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+
+NORMS = ("minmax", "zscore", "none")
+DEFAULT_BAND = (0.5, 8.0)          # Hz: covers HR 30-240 bpm with harmonics, removes baseline drift
+_EPS = 1e-8                         # a window whose range/std is below this is "flat"
+
+
+# ----------------------------------------------------------------------------- filtering
+
+def _sos(fs: float, lo: float | None, hi: float | None, order: int):
+    """Butterworth SOS for a band-, high- or low-pass; refuses cut-offs the rate cannot hold."""
+    from scipy import signal
+
+    if fs is None or not np.isfinite(fs) or fs <= 0:
+        raise SqtoolError(f"band-pass: sampling rate must be > 0, got {fs}")
+    nyq = fs / 2.0
+    if lo is not None and lo <= 0:
+        lo = None
+    if hi is not None and hi >= nyq:
+        raise SqtoolError(f"band-pass: upper cut-off {hi:g} Hz must be below the Nyquist rate {nyq:g} Hz "
+                          f"(fs = {fs:g} Hz)")
+    if lo is not None and hi is not None and lo >= hi:
+        raise SqtoolError(f"band-pass: lower cut-off {lo:g} Hz must be below the upper {hi:g} Hz")
+    if lo is None and hi is None:
+        return None
+    if lo is None:
+        return signal.butter(order, hi, btype="lowpass", fs=fs, output="sos")
+    if hi is None:
+        return signal.butter(order, lo, btype="highpass", fs=fs, output="sos")
+    return signal.butter(order, [lo, hi], btype="bandpass", fs=fs, output="sos")
+
+
+def bandpass(x: np.ndarray, fs: float, lo: float | None = DEFAULT_BAND[0], hi: float | None = DEFAULT_BAND[1],
+             order: int = 2, causal: bool = False, axis: int = -1) -> np.ndarray:
+    """Butterworth band-pass along `axis`. Zero-phase (sosfiltfilt, effective order 2*order) by
+    default; `causal=True` uses sosfilt (what a streaming device can run; adds group delay).
+    lo=None -> low-pass only, hi=None -> high-pass only, both None -> copy as float64."""
+    from scipy import signal
+
+    x = np.asarray(x, dtype=np.float64)
+    sos = _sos(fs, lo, hi, order)
+    if sos is None:
+        return x.copy()
+    if causal:
+        return signal.sosfilt(sos, x, axis=axis)
+    n = x.shape[axis]
+    # default padlen is 3 * (2 * n_sections + 1); shorten it for short inputs instead of failing
+    padlen = min(3 * (2 * len(sos) + 1), max(n - 1, 0))
+    return signal.sosfiltfilt(sos, x, axis=axis, padlen=padlen)
+
+
+class StreamingBandpass:
+    """Causal band-pass that keeps its state between chunks: feeding a signal in pieces gives the same
+    output as `bandpass(x, causal=True)` on the whole signal (the firmware's streaming filter)."""
+
+    def __init__(self, fs: float, lo: float | None = DEFAULT_BAND[0], hi: float | None = DEFAULT_BAND[1],
+                 order: int = 2):
+        self.sos = _sos(fs, lo, hi, order)
+        self.zi = None if self.sos is None else np.zeros((len(self.sos), 2))
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        from scipy import signal
+
+        chunk = np.asarray(chunk, dtype=np.float64)
+        if self.sos is None:
+            return chunk.copy()
+        y, self.zi = signal.sosfilt(self.sos, chunk, zi=self.zi)
+        return y
+
+
+# ----------------------------------------------------------------------------- resampling
+
+def resample_ratio(fs_in: float, fs_out: float, max_denominator: int = 1000,
+                   rtol: float = 1e-4) -> tuple[int, int]:
+    """(up, down) with up/down ~= fs_out/fs_in. Refuses rates <= 0 and ratios that no fraction with
+    down <= max_denominator approximates within rtol (e.g. an irrational rate ratio)."""
+    for name, f in (("input", fs_in), ("output", fs_out)):
+        if f is None or not np.isfinite(f) or f <= 0:
+            raise SqtoolError(f"resample: {name} sampling rate must be a positive number, got {f}")
+    ratio = float(fs_out) / float(fs_in)
+    frac = Fraction(ratio).limit_denominator(max_denominator)
+    if frac.numerator == 0 or abs(float(frac) - ratio) > rtol * ratio:
+        raise SqtoolError(f"resample: cannot represent {fs_in:g} -> {fs_out:g} Hz as a ratio up/down with "
+                          f"down <= {max_denominator} (best {frac}, error "
+                          f"{abs(float(frac) - ratio) / ratio:.2e}); resample to a rounder rate first")
+    if frac.numerator > 10_000:
+        raise SqtoolError(f"resample: {fs_in:g} -> {fs_out:g} Hz needs up-sampling by {frac.numerator}; "
+                          f"refused (too costly)")
+    return frac.numerator, frac.denominator
+
+
+def resampled_length(n: int, fs_in: float, fs_out: float) -> int:
+    up, down = resample_ratio(fs_in, fs_out)
+    return -(-n * up // down)  # ceil(n * up / down), what resample_poly returns
+
+
+def resample(x: np.ndarray, fs_in: float, fs_out: float, axis: int = -1) -> np.ndarray:
+    """Polyphase resampling (scipy.signal.resample_poly, Kaiser-windowed FIR anti-alias filter).
+    Output length ceil(n * up / down); sample 0 stays at t = 0. The signal's mean is removed before and
+    added back after, so a DC offset (raw ADC counts) does not ring at the record edges."""
+    from scipy import signal
+
+    x = np.asarray(x, dtype=np.float64)
+    up, down = resample_ratio(fs_in, fs_out)
+    if up == down:
+        return x.copy()
+    mean = x.mean(axis=axis, keepdims=True)
+    return signal.resample_poly(x - mean, up, down, axis=axis) + mean
+
+
+# ----------------------------------------------------------------------------- normalisation
+
+def normalise(w: np.ndarray, method: str = "minmax", axis: int = -1) -> np.ndarray:
+    """Normalise each window and channel along `axis` (time).
+
+    minmax: (x - min) / (max - min) into [0, 1] (SiamQuality); zscore: (x - mean) / std; none: as is.
+    A flat window (range or std < 1e-8) has no shape to scale: minmax gives 0.5 everywhere, zscore
+    gives 0 everywhere -- defined values, never NaN/Inf.
+    """
+    if method not in NORMS:
+        raise SqtoolError(f"unknown normalisation '{method}' (known: {', '.join(NORMS)})")
+    w = np.asarray(w)
+    if not np.issubdtype(w.dtype, np.floating):
+        w = w.astype(np.float64)
+    if method == "none":
+        return w.copy()
+    if method == "minmax":
+        lo = w.min(axis=axis, keepdims=True)
+        rng = w.max(axis=axis, keepdims=True) - lo
+        flat = rng < _EPS
+        out = (w - lo) / np.where(flat, 1.0, rng)
+        return np.where(flat, np.asarray(0.5, dtype=out.dtype), out)
+    mu = w.mean(axis=axis, keepdims=True)
+    sd = w.std(axis=axis, keepdims=True)
+    flat = sd < _EPS
+    out = (w - mu) / np.where(flat, 1.0, sd)
+    return np.where(flat, np.asarray(0.0, dtype=out.dtype), out)
+
+
+# ----------------------------------------------------------------------------- windows
+
+def window_starts(n: int, win: int, hop: int) -> np.ndarray:
+    """Start indices of every full window [s, s + win) in a signal of n samples, every hop samples:
+    0, hop, 2 hop, ... while s + win <= n. Empty when n < win."""
+    if win <= 0 or hop <= 0:
+        raise SqtoolError(f"window length and hop must be positive (got win={win}, hop={hop})")
+    if n < win:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(0, n - win + 1, hop, dtype=np.int64)
+
+
+def sliding_windows(x: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """Windows of the last axis as a read-only strided VIEW (no copy): (..., N) -> (..., W, win),
+    window i = x[..., i*hop : i*hop + win]."""
+    x = np.asarray(x)
+    n = x.shape[-1]
+    starts = window_starts(n, win, hop)
+    if starts.size == 0:
+        return np.zeros(x.shape[:-1] + (0, win), dtype=x.dtype)
+    v = np.lib.stride_tricks.sliding_window_view(x, win, axis=-1)  # (..., N - win + 1, win)
+    return v[..., ::hop, :]
+
+
+def _samples(seconds: float, fs: float, what: str) -> int:
+    n = seconds * fs
+    if seconds <= 0 or round(n) < 1:
+        raise SqtoolError(f"{what} must be positive, got {seconds:g} s")
+    if abs(n - round(n)) > 1e-6 * max(1.0, n):
+        raise SqtoolError(f"{what} {seconds:g} s is not a whole number of samples at {fs:g} Hz")
+    return int(round(n))
+
+
+@dataclass
+class Windows:
+    """Windows of one record, ready for a model."""
+    x: np.ndarray                     # (W, C, T) float32, normalised
+    t0: np.ndarray                    # (W,) window start, seconds from the ORIGINAL record start
+    subject: str
+    record_id: str
+    fs: float                         # Hz of x
+    channels: tuple[str, ...] = ()
+    dataset: str = ""
+    window_s: float = 0.0
+    hop_s: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def record_signals(record, channels: Sequence[str] = ("ppg",), fs: float | None = 40.0,
+                   band: tuple[float | None, float | None] | None = DEFAULT_BAND,
+                   causal: bool = False) -> tuple[np.ndarray, float]:
+    """The chosen channels of a record, each resampled to `fs` (None = keep the common native rate)
+    and band-passed, stacked as (C, N) float64. Channels of different lengths after resampling (a
+    sample of rounding) are cut to the shortest."""
+    where = f"{record.dataset}/{record.record_id}"
+    if not channels:
+        raise SqtoolError(f"{where}: no channels requested")
+    if fs is None:
+        rates = {float(record.fs.get(ch, 0)) for ch in channels if ch in record.signals}
+        if len(rates) > 1:
+            raise SqtoolError(f"{where}: channels {', '.join(channels)} have different rates "
+                              f"({', '.join(f'{r:g}' for r in sorted(rates))} Hz); give a model rate fs")
+    out = []
+    out_fs = None
+    for ch in channels:
+        x = np.asarray(record.channel(ch), dtype=np.float64)
+        if x.ndim != 1 or x.size == 0:
+            raise SqtoolError(f"{where}: channel '{ch}' must be a non-empty 1-D signal")
+        if not np.all(np.isfinite(x)):
+            raise SqtoolError(f"{where}: channel '{ch}' has {int(x.size - np.isfinite(x).sum())} NaN/Inf samples")
+        f_in = record.fs.get(ch)
+        if f_in is None or not np.isfinite(f_in) or f_in <= 0:
+            raise SqtoolError(f"{where}: channel '{ch}' has no valid sampling rate")
+        f_out = float(f_in) if fs is None else float(fs)
+        y = resample(x, float(f_in), f_out) if f_out != f_in else x
+        if band is not None:
+            y = bandpass(y, f_out, band[0], band[1], causal=causal)
+        out.append(y)
+        out_fs = f_out
+    n = min(len(y) for y in out)
+    return np.stack([y[:n] for y in out]), float(out_fs)
+
+
+def record_duration(record, channels: Sequence[str]) -> float:
+    """Seconds covered by ALL the given channels in the original record: min over channels of N_c / fs_c."""
+    return min(len(record.signals[c]) / float(record.fs[c]) for c in channels)
+
+
+def windows_in_record(starts: np.ndarray, fs: float, win: int, duration_s: float) -> int:
+    """How many of the windows (start indices at rate fs) end inside the ORIGINAL record. Resampling
+    rounds the length up (ceil(n up / down)), which can make room for one window more than the original
+    holds; counting in the original time base keeps the window count of the label convention (SP Cup:
+    floor((N - 1000) / 250) + 1 at 125 Hz whatever the model rate)."""
+    ends = (starts + win) / fs
+    return int(np.count_nonzero(ends <= duration_s + 1e-9))
+
+
+def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 40.0,
+                 window_s: float = 30.0, hop_s: float | None = None, norm: str = "minmax",
+                 band: tuple[float | None, float | None] | None = DEFAULT_BAND,
+                 dtype=np.float32) -> Windows:
+    """Cut a record into model windows: resample whole channels to `fs`, band-pass, window, normalise.
+
+    Raises SqtoolError for a missing channel, NaN/Inf samples, a bad rate, or a record shorter than one
+    window. `hop_s=None` means non-overlapping windows (hop = window)."""
+    if norm not in NORMS:
+        raise SqtoolError(f"unknown normalisation '{norm}' (known: {', '.join(NORMS)})")
+    hop_s = window_s if hop_s is None else hop_s
+    sig, f = record_signals(record, channels, fs, band)                   # (C, N)
+    win = _samples(window_s, f, "window length")
+    hop = _samples(hop_s, f, "hop")
+    n = sig.shape[1]
+    if n < win or windows_in_record(np.zeros(1, np.int64), f, win, record_duration(record, channels)) == 0:
+        raise SqtoolError(f"{record.dataset}/{record.record_id}: record is {record_duration(record, channels):.2f} s "
+                          f"long, shorter than one {window_s:g} s window")
+    starts = window_starts(n, win, hop)
+    keep = windows_in_record(starts, f, win, record_duration(record, channels))
+    w = sliding_windows(sig, win, hop)[:, :keep]                           # (C, W, T) view
+    starts = starts[:keep]
+    x = normalise(np.moveaxis(w, 0, 1), norm).astype(dtype, copy=False)    # (W, C, T)
+    return Windows(x=np.ascontiguousarray(x), t0=starts / f, subject=str(record.subject),
+                   record_id=str(record.record_id), fs=f, channels=tuple(channels),
+                   dataset=record.dataset, window_s=float(window_s), hop_s=float(hop_s))
+
+
+__all__ = ["bandpass", "StreamingBandpass", "resample", "resample_ratio", "resampled_length", "normalise",
+           "window_starts", "sliding_windows", "record_signals", "record_duration", "windows_in_record", "make_windows", "Windows", "NORMS",
+           "DEFAULT_BAND"]

@@ -1,0 +1,231 @@
+"""Readers: every dataset in ../shared/data (and generic CSV / NPZ / WFDB) -> `Record`s.
+
+    read_dataset(path, kind=None)  -> list[Record]      kind detected from the files when None
+    iter_records(path, kind=None)  -> generator of Record (lazy: one file at a time)
+    list_items(path, kind=None)    -> (kind, [items])   the files holding records, unread (parallel work units)
+    read_item(kind, item, root)    -> list[Record]      the checked records of one item
+    detect_kind(path)              -> "troika" | "bidmc" | ... | "csv" | "npz" | "wfdb"
+    inspect_path(path)             -> summary dict (what `sqtool data inspect` prints)
+    read_csv / read_npz / read_wfdb   the generic single-recording readers
+
+Each dataset module (troika.py, bidmc.py, ...) exposes `detect(files)`, `list_items(files)` (cheap: the
+files that hold records) and `read_item(item, ctx) -> list[Record]` (the expensive part, one file at a
+time; `ctx` is a per-call cache for shared metadata such as label spreadsheets). This module walks the
+files once, reads the items lazily and applies the same checks to every record:
+
+    - Record.validate(): a sampling rate per channel, 1-D, non-empty, no NaN/Inf;
+    - no flat line in a PPG channel (a constant signal is a detached sensor, not data);
+    - required `channels` present; duration >= `min_duration_s` (e.g. one model window);
+    - optionally (`max_clip_fraction`), no PPG channel with more than that fraction of its samples at
+      its max or min: ADC saturation (PPG-BP 125_2 has 67 % at 4095). Off by default because the
+      quality index scores clipping per window; the inspect summary counts such records.
+
+Bad input is one `SqtoolError` line naming the file; `on_error="skip"` drops the bad item instead and
+appends "path: reason" to `skipped` (use it for a large corpus with a few broken files).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+from sqtool.data.readers import bidmc, but_ppg, mw_ppg, ppg_arrhythmia, ppg_bp, troika, unlabeled
+from sqtool.data.readers._common import walk_files
+from sqtool.data.record import Label, Record
+
+# dataset kind -> module. A folder must be recognised by exactly one of them (else: "several datasets");
+# when none does, the generic readers look at the file types.
+DATASETS = {m.KIND: m for m in (troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled)}
+GENERIC = ("csv", "npz", "wfdb")
+
+
+def kinds() -> list[str]:
+    return [*DATASETS, *GENERIC]
+
+
+def _generic():
+    from sqtool.data.readers import generic
+    return generic
+
+
+# ----------------------------------------------------------------------------- detection
+
+def _files_of(path: Path) -> list[Path]:
+    if not path.exists():
+        raise SqtoolError(f"{path}: no such file or folder")
+    if path.is_file():
+        return [path]
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise SqtoolError(f"{path}: folder is not readable (permission denied)")
+    files = walk_files(path)
+    if not files:
+        raise SqtoolError(f"{path}: folder is empty")
+    return files
+
+
+def _detect(path: Path, files: list[Path]) -> str:
+    found = [k for k, mod in DATASETS.items() if mod.detect(files)]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise SqtoolError(f"{path}: holds several datasets ({', '.join(found)}); pass one of its folders "
+                          f"or --kind")
+    g = _generic().detect(path, files)
+    if g:
+        return g
+    exts = sorted({p.suffix.lower() or p.name for p in files})[:8]
+    raise SqtoolError(f"{path}: no dataset recognised (file types: {', '.join(exts)}); "
+                      f"known kinds: {', '.join(kinds())}")
+
+
+def detect_kind(path: str | os.PathLike) -> str:
+    """The dataset kind of a file or folder, from the files present (names, extensions, headers)."""
+    path = Path(path)
+    return _detect(path, _files_of(path))
+
+
+# ----------------------------------------------------------------------------- checks
+
+def clip_fraction(x: np.ndarray) -> float:
+    """Fraction of samples sitting exactly at the signal's max or min (ADC saturation, e.g. 4095)."""
+    x = np.asarray(x)
+    return float(max(np.mean(x == x.max()), np.mean(x == x.min()))) if x.size else 0.0
+
+
+def check_record(rec: Record, min_duration_s: float = 0.0, channels: Sequence[str] | None = None,
+                 max_clip_fraction: float | None = None) -> Record:
+    """The checks every record passes before any stage sees it (see module docstring)."""
+    where = f"{rec.source or rec.dataset}: record {rec.record_id}"
+    try:
+        rec.validate()
+    except SqtoolError as e:                    # name the file, not just dataset/record
+        raise SqtoolError(f"{rec.source}: {e}" if rec.source else str(e)) from None
+    for ch in channels or ():
+        if ch not in rec.signals:
+            raise SqtoolError(f"{where}: channel '{ch}' missing (has {', '.join(rec.signals)})")
+    for ch, x in rec.signals.items():
+        if ch.startswith("ppg") and x.size > 1 and float(np.ptp(x)) == 0.0:
+            raise SqtoolError(f"{where}: channel '{ch}' is a flat line (constant {x[0]:g}); "
+                              f"sensor detached or not recorded")
+    if max_clip_fraction is not None:
+        for ch, x in rec.signals.items():
+            if ch.startswith("ppg") and (f := clip_fraction(x)) > max_clip_fraction:
+                raise SqtoolError(f"{where}: channel '{ch}' is clipped/saturated: {100 * f:.0f}% of samples at "
+                                  f"its max or min (limit {100 * max_clip_fraction:.0f}%)")
+    if min_duration_s and min_duration_s > 0:
+        ch = next((c for c in (channels or ()) if c in rec.signals), None)
+        dur = rec.duration(ch) if ch else min(len(x) / rec.fs[c] for c, x in rec.signals.items())
+        if dur < min_duration_s:
+            raise SqtoolError(f"{where}: {dur:.2f} s long, shorter than the {min_duration_s:g} s needed")
+    for name, lab in rec.labels.items():
+        _check_label(rec, name, lab, where)
+    return rec
+
+
+def _check_label(rec: Record, name: str, lab: Label, where: str) -> None:
+    if lab.kind == "flags" and lab.fs:
+        # per-sample flags: one per sample of the channels recorded at the flags' rate
+        lens = {len(x) for c, x in rec.signals.items() if rec.fs[c] == lab.fs}
+        if lens and len(lab) not in lens:
+            raise SqtoolError(f"{where}: label '{name}' has {len(lab)} per-sample flags but the "
+                              f"{lab.fs:g} Hz signal has {max(lens)} samples; labels do not match the signal")
+    if lab.times is None:
+        return
+    t = np.asarray(lab.times, dtype=np.float64)
+    if t.shape != np.shape(lab.values)[:1]:
+        raise SqtoolError(f"{where}: label '{name}' has {np.size(lab.values)} values but {t.size} times")
+    if t.size == 0:
+        return
+    dur = max(len(x) / rec.fs[c] for c, x in rec.signals.items())
+    end = float(t[-1]) + (lab.window_s or 0.0)
+    tol = 1.0 / min(rec.fs.values()) + (1.0 / lab.fs if lab.fs else 0.0) + 1e-6
+    if float(t[0]) < -tol or end > dur + tol:
+        raise SqtoolError(f"{where}: label '{name}' spans {float(t[0]):.2f}..{end:.2f} s but the signal is "
+                          f"{dur:.2f} s; labels do not match the signal length")
+
+
+# ----------------------------------------------------------------------------- reading
+
+def list_items(path: str | os.PathLike, kind: str | None = None) -> tuple[str, list]:
+    """(kind, the files that hold records) without reading them: the unit of parallel work."""
+    path = Path(path)
+    files = _files_of(path)
+    kind = kind or _detect(path, files)
+    if kind in DATASETS:
+        items = DATASETS[kind].list_items(files)
+    elif kind in GENERIC:
+        items = _generic().list_items(kind, files)
+    else:
+        raise SqtoolError(f"unknown dataset kind '{kind}' (known: {', '.join(kinds())})")
+    if not items:
+        raise SqtoolError(f"{path}: no {kind} recordings found")
+    return kind, items
+
+
+def read_item(kind: str, item, root: str | os.PathLike, ctx: dict | None = None, *,
+              min_duration_s: float = 0.0, channels: Sequence[str] | None = None,
+              max_clip_fraction: float | None = None, **options) -> list[Record]:
+    """The checked records of one item from `list_items` (ctx: a cache shared by the items of one root)."""
+    ctx = ctx if ctx is not None else {}
+    ctx.setdefault("root", Path(root))
+    if kind in DATASETS:
+        recs = DATASETS[kind].read_item(item, ctx)
+    else:
+        recs = _generic().read_item(kind, item, **options)
+    return [check_record(r, min_duration_s, channels, max_clip_fraction) for r in recs]
+
+
+def iter_records(path: str | os.PathLike, kind: str | None = None, *, min_duration_s: float = 0.0,
+                 channels: Sequence[str] | None = None, max_clip_fraction: float | None = None,
+                 on_error: str = "raise", skipped: list | None = None, **options) -> Iterator[Record]:
+    """Lazily yield the checked records of a dataset folder or file, one file read at a time.
+
+    `options` go to the generic readers (e.g. fs=, time_column= for CSV; fs= for NPZ).
+    """
+    if on_error not in ("raise", "skip"):
+        raise SqtoolError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    kind, items = list_items(path, kind)
+    ctx: dict = {"root": Path(path)}
+    for item in items:
+        try:
+            recs = read_item(kind, item, path, ctx, min_duration_s=min_duration_s, channels=channels,
+                             max_clip_fraction=max_clip_fraction, **options)
+        except SqtoolError as e:
+            if on_error == "raise":
+                raise
+            if skipped is not None:
+                skipped.append(str(e))
+            continue
+        yield from recs
+
+
+def read_dataset(path: str | os.PathLike, kind: str | None = None, **kw) -> list[Record]:
+    """All records of a dataset folder or file (see iter_records for the options)."""
+    recs = list(iter_records(path, kind, **kw))
+    if not recs:
+        raise SqtoolError(f"{path}: no usable records (all were skipped)")
+    return recs
+
+
+def read_csv(path, fs: float | None = None, **kw) -> Record:
+    return check_record(_generic().read_csv(path, fs=fs, **kw))
+
+
+def read_npz(path, fs: float | None = None, **kw) -> Record:
+    return check_record(_generic().read_npz(path, fs=fs, **kw))
+
+
+def read_wfdb(path, **kw) -> Record:
+    return check_record(_generic().read_wfdb(path, **kw))
+
+
+def inspect_path(path: str | os.PathLike, kind: str | None = None, **kw) -> dict:
+    from sqtool.data.readers.summary import summarise
+    return summarise(path, kind, **kw)
+
+
+__all__ = ["read_dataset", "iter_records", "detect_kind", "read_csv", "read_npz", "read_wfdb",
+           "inspect_path", "check_record", "list_items", "read_item", "kinds", "DATASETS", "Record", "Label"]

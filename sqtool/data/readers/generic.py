@@ -1,0 +1,311 @@
+"""Generic single-recording readers: CSV (time column or explicit rate), NPZ, WFDB.
+
+CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) is sniffed from the
+      first line. The sampling rate comes from a time column (named time/timestamp/timer/datetime/t,
+      numbers in s or ms, or date-time strings) or from `fs=`; when both exist they must agree within
+      2 % (else "wrong sampling rate"); when neither exists the read is refused. Every other numeric
+      column becomes a channel, with common names mapped to the canonical ones (PLETH/BVP -> ppg,
+      RED/IR -> ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}` picks and
+      renames columns explicitly. A header-less single column is "ppg".
+NPZ   Arrays by channel name plus `fs` (scalar, all channels) or `fs_<channel>`; or a 2-D `signals`
+      (C, N) with a `channels` name array. Optional `subject`, `record_id`, `dataset` strings.
+WFDB  Through the `wfdb` package: <record>.hea + its signal file; channels by signal name (PLETH -> ppg,
+      RESP -> resp, lead II -> ecg, other leads -> ecg_<lead>); annotation files next to the header
+      (.atr, .breath, .qrs, .ann, ...) become kind "events" labels named by their extension.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+from sqtool.data.readers._common import first_line, numeric_column, rate_from_times, read_csv as _read_csv
+from sqtool.data.readers._common import require_file
+from sqtool.data.record import Label, Record
+
+_CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
+_ANN_EXT = ("atr", "breath", "qrs", "ann", "ecg", "beat", "resp", "ppg")
+_TIME_NAMES = ("time", "timestamp", "timer", "datetime", "t", "time_s", "time_ms", "timestamp_ms", "date")
+ALIASES = {
+    "ppg": "ppg", "pleth": "ppg", "bvp": "ppg", "ppg1": "ppg", "ppg0": "ppg", "pulse_wave": "ppg",
+    "ppg2": "ppg2", "red": "ppg_red", "red_adc": "ppg_red", "ppg_red": "ppg_red", "ir": "ppg_ir",
+    "ir_adc": "ppg_ir", "ppg_ir": "ppg_ir", "green": "ppg_green", "ppg_green": "ppg_green",
+    "accx": "acc_x", "acc_x": "acc_x", "ax": "acc_x", "accy": "acc_y", "acc_y": "acc_y", "ay": "acc_y",
+    "accz": "acc_z", "acc_z": "acc_z", "az": "acc_z", "ecg": "ecg", "ii": "ecg", "resp": "resp",
+}
+
+
+def _is_csv(p: Path) -> bool:
+    return p.name.lower().endswith(_CSV_EXT)
+
+
+def detect(path: Path, files: list[Path]) -> str | None:
+    exts = [p.name.lower() for p in files]
+    if any(e.endswith(".hea") for e in exts):
+        return "wfdb"
+    if any(e.endswith(".npz") for e in exts):
+        return "npz"
+    if any(_is_csv(p) for p in files):
+        return "csv"
+    if path.is_file() and path.suffix.lower() in (".dat", ".txt") and path.with_suffix(".hea").is_file():
+        return "wfdb"
+    return None
+
+
+def list_items(kind: str, files: list[Path]) -> list[Path]:
+    if kind == "csv":
+        return [p for p in files if _is_csv(p)]
+    if kind == "npz":
+        return [p for p in files if p.suffix.lower() == ".npz"]
+    if kind == "wfdb":
+        heads = [p for p in files if p.suffix.lower() == ".hea"]
+        if not heads and len(files) == 1 and files[0].with_suffix(".hea").is_file():
+            heads = [files[0].with_suffix(".hea")]
+        return heads
+    raise SqtoolError(f"unknown generic kind '{kind}'")
+
+
+def read_item(kind: str, p: Path, **options) -> list[Record]:
+    fn = {"csv": read_csv, "npz": read_npz, "wfdb": read_wfdb}[kind]
+    return [fn(p, **options)]
+
+
+def _check_fs(fs, where: str) -> float:
+    try:
+        f = float(fs)
+    except (TypeError, ValueError):
+        raise SqtoolError(f"{where}: sampling rate {fs!r} is not a number")
+    if not np.isfinite(f) or f <= 0:
+        raise SqtoolError(f"{where}: sampling rate must be a positive number of Hz, got {fs!r}")
+    return f
+
+
+def canonical(name: str) -> str:
+    """CSV/WFDB column name -> canonical channel name (unknown names: lower-case, non-alnum -> _)."""
+    key = re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+    return ALIASES.get(key, ALIASES.get(key.replace("_", ""), key or "ch"))
+
+
+# ----------------------------------------------------------------------------- CSV
+
+def _sniff(p: Path) -> tuple[str, bool]:
+    """(separator, has_header) from the first non-blank line."""
+    import gzip
+
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    try:
+        with opener(p, "rt", errors="replace") as f:
+            line = ""
+            for _ in range(50):
+                line = f.readline()
+                if not line or line.strip():
+                    break
+    except (OSError, EOFError) as e:
+        raise SqtoolError(f"{p}: corrupt or unreadable CSV ({first_line(e)})")
+    line = line.strip()
+    if not line:
+        raise SqtoolError(f"{p}: CSV has no data rows")
+    sep = "\t" if "\t" in line else "," if "," in line else ";" if ";" in line else r"\s+"
+    tokens = [t.strip().strip('"') for t in re.split(sep, line) if t.strip()]
+
+    def num(t):
+        try:
+            float(t)
+            return True
+        except ValueError:
+            return False
+    return sep, not all(num(t) for t in tokens)
+
+
+def times_in_seconds(col, name: str, where: str, unit: str | None = None) -> np.ndarray:
+    """A time column as seconds from its first value (numbers in s/ms/us, or date-time strings)."""
+    import pandas as pd
+
+    if col.dtype == object or str(col.dtype).startswith(("str", "string")):
+        try:
+            dt = pd.to_datetime(col, format="mixed")
+        except (ValueError, TypeError) as e:
+            raise SqtoolError(f"{where}: time column '{name}' is neither numbers nor date-times ({first_line(e)})")
+        if dt.isna().any():
+            raise SqtoolError(f"{where}: time column '{name}' has empty or invalid date-times")
+        return (dt - dt.iloc[0]).dt.total_seconds().to_numpy(dtype=np.float64)
+    t = col.to_numpy(dtype=np.float64)
+    low = str(name).lower()
+    if unit is None:
+        if "ms" in low or low == "timer" or (np.nanmedian(np.abs(t)) > 1e11):
+            unit = "ms"
+        elif "us" in low:
+            unit = "us"
+        else:
+            unit = "s"
+    scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6}.get(unit)
+    if scale is None:
+        raise SqtoolError(f"{where}: time unit must be s, ms or us, got {unit!r}")
+    return (t - t[0]) * scale
+
+
+def read_csv(path, fs: float | None = None, time_column: str | None = None, time_unit: str | None = None,
+             channels: dict[str, str] | None = None, sep: str | None = None, subject: str | None = None,
+             record_id: str | None = None, dataset: str = "csv") -> Record:
+    p = require_file(path)
+    where = str(p)
+    sniff_sep, header = _sniff(p)
+    sep = sep or sniff_sep
+    kw = {"sep": sep, "header": 0 if header else None, "skip_blank_lines": True}
+    if sep == r"\s+":
+        kw["engine"] = "python"
+    df = _read_csv(p, **kw)
+    if not header:
+        df.columns = ["ppg"] if df.shape[1] == 1 else ["ppg", *[f"ch{i}" for i in range(1, df.shape[1])]]
+    df.columns = [str(c).strip() for c in df.columns]
+
+    tcol = time_column
+    if tcol is not None and tcol not in df.columns:
+        raise SqtoolError(f"{where}: time column '{tcol}' missing (has {', '.join(df.columns)})")
+    if tcol is None:
+        tcol = next((c for c in df.columns if c.lower() in _TIME_NAMES
+                     or re.match(r"^time\b|^time[_ \[(]", c.lower())), None)
+    if fs is not None:
+        fs = _check_fs(fs, where)
+    if tcol is not None:
+        t = times_in_seconds(df[tcol], tcol, where, time_unit)
+        fs_t = rate_from_times(t, f"{where}: column '{tcol}'")
+        if fs is not None and abs(fs_t - fs) > 0.02 * fs:
+            raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
+                              f"wrong sampling rate")
+        fs = fs or fs_t
+    if fs is None:
+        raise SqtoolError(f"{where}: no sampling rate (no time column); pass fs=... (--fs HZ)")
+
+    if channels:
+        miss = [c for c in channels if c not in df.columns]
+        if miss:
+            raise SqtoolError(f"{where}: channel column(s) {', '.join(miss)} missing "
+                              f"(has {', '.join(df.columns)})")
+        pick = dict(channels)
+    else:
+        pick = {}
+        for c in df.columns:
+            if c == tcol:
+                continue
+            ch = canonical(c)
+            while ch in pick.values():
+                ch += "_"
+            pick[c] = ch
+    signals = {}
+    for col, ch in pick.items():
+        signals[ch] = numeric_column(df, col, where)
+    if not signals:
+        raise SqtoolError(f"{where}: no signal columns besides the time column")
+    # PPG first so Record.primary_channel() is the PPG a user expects
+    signals = dict(sorted(signals.items(), key=lambda kv: not kv[0].startswith("ppg")))
+    name = p.name.split(".")[0]
+    return Record(dataset=dataset, subject=subject or name, record_id=record_id or name, signals=signals,
+                  fs={c: fs for c in signals}, meta={"time_column": tcol, "columns": list(df.columns)},
+                  source=where)
+
+
+# ----------------------------------------------------------------------------- NPZ
+
+def read_npz(path, fs: float | None = None) -> Record:
+    p = require_file(path)
+    where = str(p)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled), OSError, EOFError
+        raise SqtoolError(f"{where}: corrupt or truncated .npz ({first_line(e)})")
+    meta = {k: str(data.pop(k)) for k in ("subject", "record_id", "dataset") if k in data}
+    rates = {k[3:]: data.pop(k) for k in list(data) if k.startswith("fs_")}
+    fs_all = data.pop("fs", None)
+    if "signals" in data:
+        x = np.asarray(data.pop("signals"))
+        names = [str(c) for c in data.pop("channels", np.array([f"ch{i}" for i in range(len(x))]))]
+        if x.ndim != 2 or len(names) != x.shape[0]:
+            raise SqtoolError(f"{where}: 'signals' must be (C, N) with C names in 'channels'")
+        data.update({n: x[i] for i, n in enumerate(names)})
+    signals, fsd = {}, {}
+    for k, v in data.items():
+        v = np.asarray(v)
+        if v.ndim != 1 or not np.issubdtype(v.dtype, np.number):
+            continue
+        ch = canonical(k)
+        signals[ch] = v.astype(np.float64)
+        r = rates.get(k, fs_all if fs_all is not None else fs)
+        if r is None:
+            raise SqtoolError(f"{where}: no sampling rate for channel '{k}' (store 'fs' or 'fs_{k}', or pass fs)")
+        fsd[ch] = _check_fs(np.asarray(r).item() if np.size(r) == 1 else r, f"{where}: channel '{k}'")
+        if fs is not None and abs(fsd[ch] - fs) > 0.02 * fs:
+            raise SqtoolError(f"{where}: file says {fsd[ch]:g} Hz for '{k}' but fs={fs:g} was given; "
+                              f"wrong sampling rate")
+    if not signals:
+        raise SqtoolError(f"{where}: no 1-D numeric signal arrays in the .npz")
+    signals = dict(sorted(signals.items(), key=lambda kv: not kv[0].startswith("ppg")))
+    name = p.stem
+    return Record(dataset=meta.get("dataset", "npz"), subject=meta.get("subject", name),
+                  record_id=meta.get("record_id", name), signals=signals, fs={c: fsd[c] for c in signals},
+                  source=where)
+
+
+# ----------------------------------------------------------------------------- WFDB
+
+_LEADS = ("II", "I", "III", "V", "AVR", "AVL", "AVF", "MCL", "V1", "V2", "V3", "V4", "V5", "V6", "ECG")
+_WFDB_NAMES = {"PLETH": "ppg", "PPG": "ppg", "RESP": "resp", "ABP": "abp", "ART": "art", "CVP": "cvp"}
+
+
+def wfdb_channel_names(names: list[str]) -> list[str]:
+    ups = [n.strip().upper().rstrip(",") for n in names]
+    leads = [u for u in ups if u in _LEADS]
+    main = "II" if "II" in leads else (leads[0] if leads else None)
+    out = []
+    for u in ups:
+        if u in _WFDB_NAMES:
+            ch = _WFDB_NAMES[u]
+        elif u in _LEADS:
+            ch = "ecg" if u == main else f"ecg_{u.lower()}"
+        else:
+            ch = canonical(u)
+        while ch in out:
+            ch += "_"
+        out.append(ch)
+    return out
+
+
+def read_wfdb(path) -> Record:
+    import wfdb
+
+    p = Path(path)
+    base = p.with_suffix("") if p.suffix.lower() in (".hea", ".dat", ".mat") else p
+    hea = base.with_suffix(".hea")
+    require_file(hea)
+    try:
+        rec = wfdb.rdrecord(str(base))
+    except FileNotFoundError as e:
+        raise SqtoolError(f"{hea}: signal file missing ({first_line(e)})")
+    except Exception as e:  # noqa: BLE001 - wfdb raises ValueError/IndexError/struct.error on bad files
+        raise SqtoolError(f"{hea}: corrupt or truncated WFDB record ({first_line(e)})")
+    if rec.p_signal is None or rec.p_signal.size == 0:
+        raise SqtoolError(f"{hea}: WFDB record has no samples")
+    if not rec.fs or rec.fs <= 0:
+        raise SqtoolError(f"{hea}: header has no valid sampling rate")
+    if rec.sig_len and rec.p_signal.shape[0] < rec.sig_len:
+        raise SqtoolError(f"{hea}: truncated: {rec.p_signal.shape[0]} of {rec.sig_len} samples")
+    names = wfdb_channel_names(rec.sig_name)
+    signals = {ch: np.asarray(rec.p_signal[:, i], dtype=np.float64) for i, ch in enumerate(names)}
+    signals = dict(sorted(signals.items(), key=lambda kv: not kv[0].startswith("ppg")))
+    fs = float(rec.fs)
+    labels = {}
+    for ext in _ANN_EXT:
+        if base.with_suffix(f".{ext}").is_file():
+            try:
+                ann = wfdb.rdann(str(base), ext)
+            except Exception as e:  # noqa: BLE001
+                raise SqtoolError(f"{base}.{ext}: corrupt WFDB annotation file ({first_line(e)})")
+            s = np.asarray(ann.sample, dtype=np.float64)
+            labels[ext] = Label(values=s, times=s / fs, unit="sample", kind="events")
+    return Record(dataset="wfdb", subject=base.name, record_id=base.name, signals=signals,
+                  fs={c: fs for c in signals}, labels=labels, meta={"sig_name": list(rec.sig_name),
+                                                                     "units": list(rec.units or [])},
+                  source=str(hea))

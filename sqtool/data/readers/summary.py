@@ -1,0 +1,116 @@
+"""`sqtool data inspect`: what a dataset folder holds, computed by reading every record (lazily).
+
+summarise(path) -> {kind, path, records, subjects, hours, channels {name: records}, rates {name: [Hz]},
+                    labels {name: {kind, unit, records, values, classes?}}, duration_s {total, min, max},
+                    clipped_records}
+A folder holding several datasets (e.g. the whole data root) gives {"kind": "multiple", "datasets": [...]},
+one summary per sub-folder that is a dataset.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+
+CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
+
+
+def summarise(path: str | os.PathLike, kind: str | None = None, **kw) -> dict:
+    from sqtool.data.readers import clip_fraction, detect_kind, iter_records
+
+    path = Path(path)
+    if kind is None and path.is_dir():
+        try:
+            kind = detect_kind(path)
+        except SqtoolError as e:
+            if "several datasets" not in str(e):
+                raise
+            subs = []
+            for d in sorted(q for q in path.iterdir() if q.is_dir() and not q.name.startswith(".")):
+                try:
+                    subs.append(summarise(d, **kw))
+                except SqtoolError as sub_e:
+                    if "no dataset recognised" not in str(sub_e):
+                        raise
+            return {"kind": "multiple", "path": str(path), "datasets": subs,
+                    "records": sum(s["records"] for s in subs), "hours": sum(s["hours"] for s in subs)}
+    skipped: list = kw.pop("skipped", [])
+    n = 0
+    subjects: set = set()
+    channels: Counter = Counter()
+    rates: dict = defaultdict(set)
+    labels: dict = {}
+    total_s, dmin, dmax = 0.0, float("inf"), 0.0
+    kinds_seen: Counter = Counter()
+    clipped = 0
+    for rec in iter_records(path, kind, skipped=skipped, **kw):
+        n += 1
+        kinds_seen[rec.dataset] += 1
+        subjects.add(rec.subject)
+        clipped += clip_fraction(rec.signals[rec.primary_channel()]) > CLIPPED
+        d = rec.duration()
+        total_s += d
+        dmin, dmax = min(dmin, d), max(dmax, d)
+        for c in rec.signals:
+            channels[c] += 1
+            rates[c].add(round(float(rec.fs[c]), 3))
+        for name, lab in rec.labels.items():
+            s = labels.setdefault(name, {"kind": lab.kind, "unit": lab.unit, "records": 0, "values": 0})
+            s["records"] += 1
+            s["values"] += len(lab) if lab.times is not None or lab.kind == "flags" else 1
+            if lab.kind == "flags":
+                s["flagged"] = s.get("flagged", 0) + int(np.sum(np.asarray(lab.values) > 0))
+            if lab.kind == "class" and lab.classes:
+                hist = s.setdefault("classes", {c: 0 for c in lab.classes})
+                for v in np.atleast_1d(lab.values):
+                    name_c = lab.classes[int(v)] if 0 <= int(v) < len(lab.classes) else str(int(v))
+                    hist[name_c] = hist.get(name_c, 0) + 1
+    if n == 0:
+        raise SqtoolError(f"{path}: no usable records")
+    out = {"kind": next(iter(kinds_seen)) if len(kinds_seen) == 1 else dict(kinds_seen), "path": str(path),
+           "records": n, "subjects": len(subjects), "hours": total_s / 3600.0,
+           "duration_s": {"total": total_s, "min": dmin, "max": dmax},
+           "channels": dict(channels), "rates": {c: sorted(v) for c, v in rates.items()}, "labels": labels,
+           "clipped_records": int(clipped)}
+    if skipped:
+        out["skipped"] = list(skipped)
+    return out
+
+
+def format_summary(s: dict, indent: str = "") -> str:
+    """Human-readable text for one summary (or a list of them for kind 'multiple')."""
+    if s["kind"] == "multiple":
+        lines = [f"{s['path']}: {len(s['datasets'])} datasets, {s['records']} records, {s['hours']:.2f} h"]
+        for sub in s["datasets"]:
+            lines.append(format_summary(sub, indent + "  "))
+        return "\n".join(lines)
+    d = s["duration_s"]
+    lines = [f"{indent}{s['path']}  [{s['kind']}]",
+             f"{indent}  records {s['records']}, subjects {s['subjects']}, total {s['hours']:.3f} h "
+             f"(record length {d['min']:.1f}..{d['max']:.1f} s)"]
+    ch = ", ".join(f"{c} @ {'/'.join(f'{r:g}' for r in s['rates'][c])} Hz"
+                   + (f" ({k}/{s['records']})" if k != s["records"] else "")
+                   for c, k in s["channels"].items())
+    lines.append(f"{indent}  channels: {ch}")
+    if s["labels"]:
+        lines.append(f"{indent}  labels:")
+        for name, l in s["labels"].items():
+            extra = ""
+            if "classes" in l:
+                extra = "  " + ", ".join(f"{c} {k}" for c, k in l["classes"].items())
+            elif l["kind"] == "flags":
+                extra = f"  {l.get('flagged', 0)} flagged samples"
+            lines.append(f"{indent}    {name:<18} {l['kind']:<7} {l['unit'] or '-':<12} "
+                         f"records {l['records']:<5} values {l['values']}{extra}")
+    else:
+        lines.append(f"{indent}  labels: none")
+    if s.get("clipped_records"):
+        lines.append(f"{indent}  clipped: {s['clipped_records']} record(s) with > {100 * CLIPPED:.0f}% of PPG "
+                     f"samples at the max/min (saturation)")
+    if s.get("skipped"):
+        lines.append(f"{indent}  skipped {len(s['skipped'])} bad item(s), e.g. {s['skipped'][0]}")
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""IEEE SP Cup 2015 (TROIKA): wrist PPG x2 + 3-axis accelerometer (+ chest ECG), 125 Hz, treadmill.
+
+Three file layouts, recognised from the files themselves (names and the number of rows of `sig`):
+
+    training   Training_data/DATA_01_TYPE01.mat  sig (6, N): ecg, ppg, ppg2, acc_x, acc_y, acc_z
+               Training_data/DATA_01_TYPE01_BPMtrace.mat  BPM0 (W, 1)
+    extra      Extra_TrainingData/DATA_S04_T01.mat  sig (6, N), truth BPM_S04_T01.mat
+    test       TestData/TEST_S01_T01.mat  sig (5, N): ppg, ppg2, acc_x, acc_y, acc_z (no ECG)
+               truth in a sibling folder TrueBPM/True_S01_T01.mat  BPM0 (W, 1)
+
+The row layout follows the row count (6 = with ECG, 5 = without), so a renamed file still reads right.
+Truth: BPM0[i] is the ECG heart rate over samples [250 i, 250 i + 1000) (8 s window, 2 s hop), so it
+becomes `labels["hr"]` with kind="window", times = window START seconds (250 i / 125), window_s = 8.
+A truth file whose length is not floor((N - 1000) / 250) + 1 is refused: it belongs to another signal.
+
+Subjects: training recordings are 12 different people ("01".."12"); the test-set and extra recordings
+are named by the organisers' subject ids ("S01".."S08"), and DATA_S04_T01 is test subject S04.
+A recording without a truth file is returned without the "hr" label (e.g. unlabeled test data).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+from sqtool.data.readers._common import load_mat
+from sqtool.data.record import Label, Record
+
+KIND = "troika"
+FS = 125.0
+WIN, HOP = 1000, 250            # samples: 8 s window, 2 s hop at 125 Hz
+
+_TRAIN = re.compile(r"^DATA_(\d+)_TYPE(\d+)\.mat$", re.I)
+_EXTRA = re.compile(r"^DATA_(S\d+)_(T\d+)\.mat$", re.I)
+_TEST = re.compile(r"^TEST_(S\d+)_(T\d+)\.mat$", re.I)
+_ROWS = {6: ("ecg", "ppg", "ppg2", "acc_x", "acc_y", "acc_z"),
+         5: ("ppg", "ppg2", "acc_x", "acc_y", "acc_z")}
+
+
+def n_windows(n_samples: int) -> int:
+    """Number of SP Cup windows in a recording of n samples: floor((N - 1000) / 250) + 1."""
+    return 0 if n_samples < WIN else (n_samples - WIN) // HOP + 1
+
+
+def is_signal_file(p: Path) -> bool:
+    return bool(_TRAIN.match(p.name) or _EXTRA.match(p.name) or _TEST.match(p.name))
+
+
+def detect(files: list[Path]) -> bool:
+    return any(is_signal_file(p) for p in files)
+
+
+def list_items(files: list[Path]) -> list[Path]:
+    return [p for p in files if is_signal_file(p)]
+
+
+def truth_candidates(p: Path) -> list[Path]:
+    """Where the truth file of signal file `p` may be, by layout."""
+    if m := _TRAIN.match(p.name):
+        return [p.with_name(p.stem + "_BPMtrace.mat")]
+    if m := _EXTRA.match(p.name):
+        return [p.with_name(f"BPM_{m.group(1)}_{m.group(2)}.mat")]
+    m = _TEST.match(p.name)
+    name = f"True_{m.group(1)}_{m.group(2)}.mat"
+    return [p.parent.parent / "TrueBPM" / name, p.parent / "TrueBPM" / name, p.parent / name]
+
+
+def _find_ci(p: Path) -> Path | None:
+    """`p` if it exists, else a case-insensitive match in its folder (True_s01_t01.mat...)."""
+    if p.is_file():
+        return p
+    if p.parent.is_dir():
+        low = p.name.lower()
+        for q in p.parent.iterdir():
+            if q.name.lower() == low and q.is_file():
+                return q
+    return None
+
+
+def read_item(p: Path, ctx: dict) -> list[Record]:
+    d = load_mat(p, ["sig"])
+    sig = np.asarray(d["sig"], dtype=np.float64)
+    if sig.ndim != 2:
+        raise SqtoolError(f"{p}: 'sig' must be 2-D (rows x samples), got shape {sig.shape}")
+    if sig.shape[0] not in _ROWS and sig.shape[1] in _ROWS:
+        sig = sig.T                                     # stored samples x rows
+    if sig.shape[0] not in _ROWS:
+        raise SqtoolError(f"{p}: 'sig' has {sig.shape[0]} rows; expected 6 (ECG, PPG x2, acc x3) "
+                          f"or 5 (PPG x2, acc x3)")
+    names = _ROWS[sig.shape[0]]
+    n = sig.shape[1]
+
+    if m := _TRAIN.match(p.name):
+        subject, session, layout = m.group(1), f"TYPE{m.group(2)}", "training"
+    elif m := (_EXTRA.match(p.name) or _TEST.match(p.name)):
+        subject, session = m.group(1).upper(), m.group(2).upper()
+        layout = "test" if _TEST.match(p.name) else "extra"
+    else:  # a renamed single file: still readable, subject from the name
+        subject, session, layout = p.stem, "", "unknown"
+
+    labels = {}
+    truth = next((q for c in truth_candidates(p) if (q := _find_ci(c))), None) if layout != "unknown" else None
+    if truth is not None:
+        bpm = np.asarray(load_mat(truth, ["BPM0"])["BPM0"], dtype=np.float64).ravel()
+        w = n_windows(n)
+        if bpm.size != w:
+            raise SqtoolError(f"{truth}: {bpm.size} BPM0 values but {p.name} has {n} samples = {w} windows "
+                              f"of 8 s / 2 s hop (floor((N-1000)/250)+1); labels do not match the signal")
+        if not np.all(np.isfinite(bpm)):
+            raise SqtoolError(f"{truth}: BPM0 has NaN/Inf values")
+        labels["hr"] = Label(values=bpm, times=np.arange(w) * HOP / FS, unit="bpm", kind="window",
+                             window_s=WIN / FS)
+    signals = {c: np.ascontiguousarray(sig[i]) for i, c in enumerate(names)}
+    return [Record(dataset=KIND, subject=subject, record_id=p.stem, signals=signals,
+                   fs={c: FS for c in names}, labels=labels, source=str(p),
+                   meta={"layout": layout, "session": session, "rows": sig.shape[0],
+                         "truth": str(truth) if truth else None})]

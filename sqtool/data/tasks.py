@@ -1,0 +1,393 @@
+"""Downstream tasks as arrays: windows preprocessed exactly as a model's cfg says, targets, subjects.
+
+    td = load_task("hr", data_root, model_cfg)      # TaskData: x (N, C, T), y (N, k), groups (N,) ...
+    for train_idx, test_idx in subject_folds(td.groups, k=None):   # leave-one-subject-out
+        ...
+
+Every window is cut from a `Record` by `sqtool.data.preprocess.make_windows` with the model's fs,
+window_s, hop_s, channels and norm, so the teacher, the student and the firmware all see the same input.
+What each task means (window i of a record starts at i * hop_s seconds):
+
+    hr       TROIKA (SP Cup 2015) 12 training recordings, subject = recording. y = ECG heart rate (BPM)
+             of the window: BPM0 is given per 8 s window with 2 s hop, so with the default 8 s / 2 s
+             windows window i gets BPM0[i] exactly; other windows get BPM0 interpolated at the window
+             centre. Channels: any of ppg, ppg2, acc_x, acc_y, acc_z.
+    rr       BIDMC, 53 patients x 8 min, fingertip PPG. y = breaths/min in the window from annotator 1's
+             breath marks: 60 (n - 1) / (t_last - t_first) over the n >= 3 breaths inside the window.
+    af       PPG arrhythmia set (12 patients, 10 s segments at 100 Hz, resampled to fs). y = 1 for AF,
+             0 for every other rhythm. A segment longer than the window is cut into windows; a shorter
+             one is tiled (repeated) to fill the window.
+    bp       PPG-BP (219 subjects, 2.1 s at 1000 Hz). y = (systolic, diastolic) mmHg. A 2.1 s segment is
+             shorter than any model window, so it is resampled to fs, normalised, and TILED periodically
+             to window_s (a PPG segment is quasi-periodic; the tiling seam is the one artefact, and it
+             is the same for every subject). One window per segment, 3 per subject.
+    quality  human labels: BUT PPG (10 s, good = 1 / poor = 0) and multi-wavelength PPG (per-sample
+             artifact flags: a window is poor if > 10 % of its samples are flagged, good if none, left
+             out in between); plus index-labelled windows: TROIKA PPG windows labelled by the quality
+             index (`sqtool.data.quality.quality_score`, good if > 0.5). y = 1 good / 0 poor.
+             `meta["source"]` says which set each window came from.
+
+`data_root="synthetic"` (or None) gives the same interface on `sqtool.data.synthetic` recordings with
+known heart rate / respiratory rate / AF and artifacts: the embedded default for tests and the demo.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+
+TASKS = ("hr", "rr", "af", "bp", "quality")
+
+# task -> outputs, units, kind, default window / hop (s), dataset folders it needs
+TASK_SPECS = {
+    "hr": dict(outputs=("hr_bpm",), units=("bpm",), kind="regression", window_s=8.0, hop_s=2.0,
+               datasets=("troika",)),
+    "rr": dict(outputs=("rr_bpm",), units=("breaths/min",), kind="regression", window_s=30.0, hop_s=10.0,
+               datasets=("bidmc",)),
+    "af": dict(outputs=("logit_af",), units=("logit",), kind="classification", window_s=10.0, hop_s=10.0,
+               datasets=("ppg_arrhythmia",)),
+    "bp": dict(outputs=("sbp", "dbp"), units=("mmHg", "mmHg"), kind="regression", window_s=8.0, hop_s=8.0,
+               datasets=("ppg_bp",)),
+    "quality": dict(outputs=("logit_good",), units=("logit",), kind="classification", window_s=10.0,
+                    hop_s=10.0, datasets=("but_ppg", "mw_ppg", "troika")),
+}
+
+
+@dataclass
+class TaskData:
+    x: np.ndarray                       # (N, C, T) float32, preprocessed per model cfg
+    y: np.ndarray                       # (N, k) float32 targets (regression units, or 0/1 class)
+    groups: np.ndarray                  # (N,) str subject ids
+    t0: np.ndarray                      # (N,) window start, s from record start
+    record_ids: np.ndarray              # (N,) str
+    task: str
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx) -> "TaskData":
+        idx = np.asarray(idx)
+        m = dict(self.meta)
+        if "source" in m and isinstance(m["source"], np.ndarray):
+            m["source"] = m["source"][idx]
+        return TaskData(self.x[idx], self.y[idx], self.groups[idx], self.t0[idx], self.record_ids[idx],
+                        self.task, m)
+
+    @property
+    def subjects(self) -> np.ndarray:
+        return np.unique(self.groups)
+
+
+def task_model_cfg(task: str, cfg, channels=None, window_s=None, hop_s=None):
+    """The model cfg for a task: task, outputs, units, and the task's window unless given."""
+    spec = _spec(task)
+    kw = dict(task=task, outputs=spec["outputs"], units=spec["units"],
+              window_s=float(window_s or spec["window_s"]), hop_s=float(hop_s or spec["hop_s"]))
+    if channels:
+        kw["channels"] = tuple(channels)
+    return cfg.replace(**kw)
+
+
+def _spec(task: str) -> dict:
+    if task not in TASK_SPECS:
+        raise SqtoolError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
+    return TASK_SPECS[task]
+
+
+# ----------------------------------------------------------------------------- folds
+
+def subject_folds(groups, k: int | None = None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train_idx, test_idx) per fold; every subject's windows are in exactly one test fold.
+
+    k None, 0 or >= number of subjects: leave-one-subject-out (subjects in sorted order). Otherwise k
+    folds of subjects, shuffled with `seed` and dealt round-robin (sizes differ by at most one subject).
+    """
+    groups = np.asarray(groups)
+    subjects = np.unique(groups)
+    if len(subjects) < 2:
+        raise SqtoolError(f"need at least 2 subjects for subject folds, got {len(subjects)}")
+    if k is not None and k == 1:
+        raise SqtoolError("folds must be >= 2 (or 0 for leave-one-subject-out)")
+    if not k or k >= len(subjects):
+        parts = [[s] for s in subjects]
+    else:
+        perm = np.random.default_rng(seed).permutation(subjects)
+        parts = [list(perm[i::k]) for i in range(k)]
+    out = []
+    for part in parts:
+        test = np.isin(groups, part)
+        out.append((np.flatnonzero(~test), np.flatnonzero(test)))
+    return out
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | None = None,
+              seed: int = 0) -> TaskData:
+    """Windows + targets + subject ids of `task`, preprocessed per `model_cfg` (fs, window, channels, norm).
+
+    data_root: a folder holding the dataset folders (troika/, bidmc/, ...), or None / "synthetic" for the
+    embedded synthetic default. model_cfg: a ModelCfg (default: resnet1d_siamq_tiny with the task's window).
+    """
+    spec = _spec(task)
+    if model_cfg is None:
+        from sqtool.models import get_model_cfg
+        model_cfg = task_model_cfg(task, get_model_cfg("resnet1d_siamq_tiny"))
+    if data_root is None or str(data_root) == "synthetic":
+        td = _synthetic(task, model_cfg, max_records, seed)
+    else:
+        root = Path(data_root)
+        if not root.is_dir():
+            raise SqtoolError(f"data root {root} does not exist or is not a directory")
+        need = spec["datasets"] if task != "quality" else ("but_ppg", "mw_ppg")
+        for ds in need:
+            if not (root / ds).is_dir():
+                raise SqtoolError(f"task '{task}' needs the {ds} dataset: {root / ds} not found under the data root")
+        td = _LOADERS[task](root, model_cfg, max_records)
+    if len(td) == 0:
+        raise SqtoolError(f"task '{task}': no labelled windows of {model_cfg.window_s:g} s found")
+    td.meta.update(task=task, fs=model_cfg.fs, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s,
+                   channels=list(model_cfg.channels), norm=model_cfg.norm, outputs=list(spec["outputs"]),
+                   units=list(spec["units"]), kind=spec["kind"],
+                   data_root="synthetic" if data_root in (None, "synthetic") else str(data_root))
+    return td
+
+
+def _windows(rec, cfg):
+    from sqtool.data.preprocess import make_windows
+    return make_windows(rec, channels=list(cfg.channels), fs=cfg.fs, window_s=cfg.window_s,
+                        hop_s=cfg.hop_s, norm=cfg.norm)
+
+
+def _require_channels(rec, cfg, task):
+    missing = [c for c in cfg.channels if c not in rec.signals]
+    if missing:
+        raise SqtoolError(f"task '{task}': {rec.dataset} record {rec.record_id} has no channel "
+                          f"{', '.join(missing)} (has {', '.join(rec.signals)}); choose --channels from those")
+
+
+class _Acc:
+    """Collects windows of many records into one TaskData."""
+
+    def __init__(self, task):
+        self.task, self.x, self.y, self.g, self.t0, self.rid, self.src = task, [], [], [], [], [], []
+
+    def add(self, x, y, subject, t0, record_id, source=""):
+        n = len(x)
+        if n == 0:
+            return
+        self.x.append(np.asarray(x, np.float32))
+        self.y.append(np.asarray(y, np.float32).reshape(n, -1))
+        self.g += [str(subject)] * n
+        self.t0.append(np.asarray(t0, np.float64).reshape(n))
+        self.rid += [str(record_id)] * n
+        self.src += [source] * n
+
+    def build(self, **meta) -> TaskData:
+        if not self.x:
+            return TaskData(np.zeros((0, 1, 1), np.float32), np.zeros((0, 1), np.float32),
+                            np.array([], str), np.zeros(0), np.array([], str), self.task, meta)
+        if len(set(self.src)) > 1:
+            meta["source"] = np.array(self.src)
+        return TaskData(np.concatenate(self.x), np.concatenate(self.y), np.array(self.g),
+                        np.concatenate(self.t0), np.array(self.rid), self.task, meta)
+
+
+def _label_at_centres(lab, t0, window_s):
+    """Per-window label value: exact when the windows coincide with the label windows, else interpolated
+    at the window centre (label times are window starts)."""
+    starts = np.asarray(lab.times, float)
+    vals = np.asarray(lab.values, float)
+    lw = lab.window_s or window_s
+    centre = np.asarray(t0) + window_s / 2
+    lab_centre = starts + lw / 2
+    inside = (centre >= lab_centre[0] - 1e-6) & (centre <= lab_centre[-1] + 1e-6)
+    return np.interp(centre, lab_centre, vals), inside
+
+
+def _hr(root: Path, cfg, max_records) -> TaskData:
+    from sqtool.data.readers import read_dataset
+    recs = [r for r in read_dataset(root / "troika", kind="troika")
+            if r.meta.get("layout") == "training" and "hr" in r.labels]
+    if not recs:
+        raise SqtoolError(f"task 'hr': no TROIKA training recordings with BPM0 under {root / 'troika'}")
+    recs = sorted(recs, key=lambda r: r.record_id)[:max_records]
+    acc = _Acc("hr")
+    for rec in recs:
+        _require_channels(rec, cfg, "hr")
+        w = _windows(rec, cfg)
+        y, ok = _label_at_centres(rec.labels["hr"], w.t0, cfg.window_s)
+        acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+    return acc.build(dataset="troika", label="BPM0 (ECG heart rate per 8 s window, 2 s hop)")
+
+
+def breaths_per_min(breath_times: np.ndarray, t0: float, window_s: float) -> float:
+    """60 (n - 1) / (t_last - t_first) over the breaths inside [t0, t0 + window_s); NaN if n < 3."""
+    b = breath_times[(breath_times >= t0) & (breath_times < t0 + window_s)]
+    if len(b) < 3 or b[-1] <= b[0]:
+        return float("nan")
+    return 60.0 * (len(b) - 1) / (b[-1] - b[0])
+
+
+def _rr(root: Path, cfg, max_records) -> TaskData:
+    from sqtool.data.readers import iter_records
+    acc, n = _Acc("rr"), 0
+    for rec in iter_records(root / "bidmc", kind="bidmc"):
+        lab = rec.labels.get("breaths_ann1") or rec.labels.get("breaths_ann2")
+        if lab is None:
+            continue
+        _require_channels(rec, cfg, "rr")
+        w = _windows(rec, cfg)
+        bt = np.sort(np.asarray(lab.times, float))
+        y = np.array([breaths_per_min(bt, t, cfg.window_s) for t in w.t0])
+        ok = np.isfinite(y)
+        acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+        n += 1
+        if max_records and n >= max_records:
+            break
+    return acc.build(dataset="bidmc", label="breaths/min from annotator 1's breath marks")
+
+
+def tile_record(rec, min_s: float):
+    """A copy of `rec` whose signals are repeated periodically until they last at least `min_s` seconds
+    (used for segments shorter than a model window: PPG-BP 2.1 s, short arrhythmia segments)."""
+    import dataclasses
+    if rec.duration() >= min_s:
+        return rec
+    sig = {}
+    for ch, x in rec.signals.items():
+        n_need = int(np.ceil(min_s * rec.fs[ch])) + 1
+        sig[ch] = np.tile(x, int(np.ceil(n_need / len(x))))[:n_need]
+    return dataclasses.replace(rec, signals=sig, meta={**rec.meta, "tiled_from_s": rec.duration()})
+
+
+def _af(root: Path, cfg, max_records) -> TaskData:
+    from sqtool.data.readers import iter_records
+    acc, patients = _Acc("af"), set()
+    for rec in iter_records(root / "ppg_arrhythmia", kind="ppg_arrhythmia"):
+        if "rhythm" not in rec.labels:
+            continue
+        if max_records and rec.subject not in patients and len(patients) >= max_records:
+            continue
+        patients.add(rec.subject)
+        _require_channels(rec, cfg, "af")
+        lab = rec.labels["rhythm"]
+        is_af = (lab.classes[int(lab.values)] == "AF") if lab.classes else int(lab.values) == 5
+        w = _windows(tile_record(rec, cfg.window_s), cfg)
+        y = np.full(len(w), float(is_af))
+        acc.add(w.x, y, rec.subject, w.t0, rec.record_id)
+    return acc.build(dataset="ppg_arrhythmia", label="1 = atrial fibrillation, 0 = any other rhythm")
+
+
+def _bp(root: Path, cfg, max_records) -> TaskData:
+    from sqtool.data.readers import iter_records
+    acc, subjects = _Acc("bp"), set()
+    for rec in iter_records(root / "ppg_bp", kind="ppg_bp"):
+        if "sbp" not in rec.labels or "dbp" not in rec.labels:
+            continue
+        if max_records and rec.subject not in subjects and len(subjects) >= max_records:
+            continue
+        subjects.add(rec.subject)
+        _require_channels(rec, cfg, "bp")
+        w = _windows(tile_record(rec, cfg.window_s), cfg)
+        w_x, w_t0 = w.x[:1], w.t0[:1]                       # one window per (tiled) segment
+        y = np.array([[float(rec.labels["sbp"].values), float(rec.labels["dbp"].values)]])
+        acc.add(w_x, y, rec.subject, w_t0, rec.record_id)
+    return acc.build(dataset="ppg_bp", label="systolic, diastolic BP (mmHg) per subject; 2.1 s segments "
+                                             "tiled to the window")
+
+
+def _quality(root: Path, cfg, max_records) -> TaskData:
+    import dataclasses
+
+    from sqtool.data.quality import is_good, record_quality
+    from sqtool.data.readers import iter_records
+    if tuple(cfg.channels) != ("ppg",):
+        raise SqtoolError("task 'quality' uses one PPG channel: give --channels ppg")
+    acc = _Acc("quality")
+    # 1. BUT PPG: 10 s smartphone PPG, human label good/poor
+    for i, rec in enumerate(iter_records(root / "but_ppg", kind="but_ppg")):
+        if max_records and i >= max_records:
+            break
+        if "quality" not in rec.labels:
+            continue
+        w = _windows(tile_record(rec, cfg.window_s), cfg)
+        acc.add(w.x[:1], [float(rec.labels["quality"].values)], f"but_ppg:{rec.subject}", w.t0[:1],
+                f"but_ppg:{rec.record_id}", "but_ppg")
+    # 2. multi-wavelength PPG: each wavelength with its own per-sample artifact flags
+    for i, rec in enumerate(iter_records(root / "mw_ppg", kind="mw_ppg")):
+        if max_records and i >= max_records:
+            break
+        for ch in [c for c in rec.signals if c.startswith("ppg")]:
+            lab = rec.labels.get(f"artifact_{ch}")
+            if lab is None:
+                continue
+            one = dataclasses.replace(rec, signals={"ppg": rec.signals[ch]}, fs={"ppg": rec.fs[ch]}, labels={})
+            w = _windows(one, cfg)
+            frac = flagged_fraction(lab.values, lab.fs, w.t0, cfg.window_s)
+            ok = (frac <= GOOD_FLAGGED) | (frac > POOR_FLAGGED)
+            acc.add(w.x[ok], (frac[ok] <= GOOD_FLAGGED).astype(float), f"mw_ppg:{rec.subject}", w.t0[ok],
+                    f"mw_ppg:{rec.record_id}:{ch}", "mw_ppg")
+    # 3. index-labelled: TROIKA wrist PPG (+ accelerometer) windows scored by the quality index
+    if (root / "troika").is_dir():
+        for i, rec in enumerate(iter_records(root / "troika", kind="troika")):
+            if rec.meta.get("layout") != "training" or (max_records and i >= max_records):
+                continue
+            w = _windows(rec, cfg)
+            q = record_quality(rec, window_s=cfg.window_s, hop_s=cfg.hop_s)
+            n = min(len(w), len(q["score"]))
+            acc.add(w.x[:n], is_good(q["score"][:n]).astype(float), f"troika:{rec.subject}", w.t0[:n],
+                    f"troika:{rec.record_id}", "troika_index")
+    return acc.build(dataset="but_ppg+mw_ppg+troika",
+                     label="1 good / 0 poor: BUT PPG human label; MW-PPG human artifact flags (poor if > 10 % "
+                           "of the window flagged, good if none); TROIKA windows by the quality index (> 0.5 good)")
+
+
+_LOADERS = {"hr": _hr, "rr": _rr, "af": _af, "bp": _bp, "quality": _quality}
+
+
+# ----------------------------------------------------------------------------- synthetic default
+
+SYNTH_SUBJECTS, SYNTH_DURATION_S = 8, 120.0
+
+
+def flagged_fraction(flags: np.ndarray, flags_fs: float, t0: np.ndarray, window_s: float) -> np.ndarray:
+    """Fraction of artifact-flagged samples in each window [t0, t0 + window_s)."""
+    c = np.concatenate([[0], np.cumsum(np.asarray(flags, float) > 0)])
+    lo = np.clip(np.round(np.asarray(t0) * flags_fs).astype(int), 0, len(flags))
+    hi = np.clip(lo + int(round(window_s * flags_fs)), 0, len(flags))
+    return (c[hi] - c[lo]) / np.maximum(hi - lo, 1)
+
+
+POOR_FLAGGED, GOOD_FLAGGED = 0.10, 0.0      # quality from flags: poor if > 10 % flagged, good if none
+
+
+def _synthetic(task, cfg, max_records, seed) -> TaskData:
+    """The task on `sqtool.data.synthetic` recordings (125 Hz wrist PPG + acc with known labels)."""
+    from sqtool.data.synthetic import synth_corpus
+    if task == "bp":
+        raise SqtoolError("task 'bp' has no synthetic version (blood pressure is not simulated); "
+                          "give --data-root with the ppg_bp dataset")
+    n = max_records or SYNTH_SUBJECTS
+    recs = synth_corpus(n_subjects=n, duration_s=max(SYNTH_DURATION_S, 2 * cfg.window_s), seed=seed,
+                        af_fraction=0.5 if task == "af" else 0.25)
+    acc = _Acc(task)
+    for rec in recs:
+        _require_channels(rec, cfg, task)
+        w = _windows(rec, cfg)
+        if task in ("hr", "rr"):
+            y, ok = _label_at_centres(rec.labels[task], w.t0, cfg.window_s)
+        elif task == "af":
+            y, ok = np.full(len(w), float(rec.labels["rhythm"].values == 1)), np.ones(len(w), bool)
+        else:
+            lab = rec.labels["artifact"]
+            frac = flagged_fraction(lab.values, lab.fs, w.t0, cfg.window_s)
+            y = (frac <= GOOD_FLAGGED).astype(float)
+            ok = (frac <= GOOD_FLAGGED) | (frac > POOR_FLAGGED)
+        acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+    return acc.build(dataset="synthetic", label=f"synthetic {task} (sqtool.data.synthetic, seed {seed})")

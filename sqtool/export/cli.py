@@ -1,0 +1,272 @@
+"""`sqtool export --model RUN --target onnx,tflite,c`: write each artifact, run it, compare, report.
+
+    sqtool export --model runs/quantize/<run> --target onnx,tflite,c --out exports/xs
+    sqtool export --model runs/quantize/<run> --target c --explain      # + per-layer LSB table
+
+The export dir (shared contract): metadata.json, model_float.onnx, model_int8.onnx,
+model_float.tflite, model_int8.tflite, c/sq_model.h + c/sq_model.c, heldout.npz (copied),
+export_report.json/.md, config.yaml. A student_int8 checkpoint gives float AND int8 artifacts (the
+float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
+artifacts only. Every artifact is checked against its source before the command reports success; a
+missed tolerance keeps the report, writes `<artifact>.FAILED` next to the artifact, and exits with code 3.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqtool.config import SqtoolError, add_config_args, resolve_config
+
+TARGETS = ("onnx", "tflite", "c")
+
+
+@dataclass
+class ExportConfig:
+    model: str = field(default="", metadata={"help": "compress run dir (model.pt) or a checkpoint file"})
+    target: list[str] = field(default_factory=lambda: list(TARGETS),
+                              metadata={"help": "comma-separated: onnx, tflite, c"})
+    precision: str = field(default="auto", metadata={"help": "auto | float | int8 | float,int8"})
+    out: str | None = field(default=None, metadata={"help": "output dir (default runs/export/<stamp>-<model>)"})
+    force: bool = field(default=False, metadata={"help": "overwrite a non-empty output dir"})
+    heldout: str | None = field(default=None, metadata={"help": "held-out windows npz (default RUN/heldout.npz)"})
+    max_windows: int = field(default=0, metadata={"help": "use at most this many held-out windows (0 = all)"})
+    explain: bool = field(default=False, metadata={"help": "print per-layer LSB differences (ref vs Brevitas vs TFLite)"})
+    tol_float_l2: float = field(default=1e-4, metadata={"help": "float artifacts: max L2 relative error"})
+    tol_lsb: int = field(default=3, metadata={"help": "int8 artifacts: max |LSB| difference vs Brevitas at the output"})
+    tol_mae_bpm: float = field(default=0.1, metadata={"help": "int8/float artifacts: max |HR MAE delta| (BPM)"})
+    min_single_exact_pct: float | None = field(default=None, metadata={
+        "help": "if set, C single rounding must equal Brevitas on at least this % of windows (Brevitas's own "
+                "float32 arithmetic flips ~1e-5 of elements that lie within 1e-4 LSB of a rounding tie)"})
+    cc: str = field(default="gcc", metadata={"help": "host C compiler for the C parity check"})
+
+
+def register(sub, name: str, helptext: str) -> None:
+    p = sub.add_parser(name, help=helptext, description=__doc__.split("\n\n")[0])
+    add_config_args(p, ExportConfig)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    cfg = resolve_config(ExportConfig, args)
+    res = export(cfg)
+    print(res["summary"])
+    if res.get("explain_text"):
+        print(res["explain_text"])
+    return 0 if not res["failed"] else 3
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+def _load_inputs(cfg: ExportConfig):
+    import numpy as np
+    from sqtool.train.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint_path
+    if not cfg.model:
+        raise SqtoolError("export: --model RUN (a compress run dir or checkpoint) is required")
+    targets = [t.strip().lower() for t in cfg.target if t.strip()]
+    bad = [t for t in targets if t not in TARGETS]
+    if bad or not targets:
+        raise SqtoolError(f"export: unknown target {', '.join(bad) or '(none)'} (known: {', '.join(TARGETS)})")
+    path = resolve_checkpoint_path(cfg.model)
+    ckpt = load_checkpoint(path)
+    from sqtool.export.metadata import check_model_cfg
+    check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")
+    kind = ckpt["kind"]
+    prec = {p.strip() for p in cfg.precision.split(",") if p.strip()}
+    if not prec or not prec <= {"auto", "float", "int8"}:
+        raise SqtoolError(f"export: --precision {cfg.precision!r}: use auto, float, int8 or float,int8")
+    is_int8 = kind == "student_int8"
+    if "int8" in prec and not is_int8:
+        raise SqtoolError(f"checkpoint {path} is a {kind} checkpoint: int8 targets need a student_int8 "
+                          "checkpoint (run `sqtool quantize`); use --precision float for float targets")
+    if "c" in targets and not is_int8:
+        raise SqtoolError(f"checkpoint {path} is a {kind} checkpoint: the C target is int8 only and needs a "
+                          "student_int8 checkpoint (run `sqtool quantize`)")
+    want_int8 = is_int8 and (prec & {"auto", "int8"})
+    want_float = bool(prec & {"auto", "float"})
+    float_ckpt = ckpt if not is_int8 else None
+    if is_int8 and want_float:
+        fpath = path.parent / "student_float.pt"
+        if fpath.is_file():
+            float_ckpt = load_checkpoint(fpath, expect_kind="student_float")
+        elif "float" in prec:
+            raise SqtoolError(f"float targets of an int8 run need {fpath} (the float student), not found")
+    hpath = Path(cfg.heldout) if cfg.heldout else path.parent / "heldout.npz"
+    if not hpath.is_file():
+        raise SqtoolError(f"held-out windows {hpath} not found: parity needs them (pass --heldout FILE.npz)")
+    try:
+        with np.load(hpath, allow_pickle=False) as z:
+            x = np.asarray(z["x"], np.float32)
+            y = np.asarray(z["y"], np.float32) if "y" in z.files else None
+    except Exception as e:  # noqa: BLE001 - missing key, corrupt archive
+        raise SqtoolError(f"held-out windows {hpath} unreadable or lacking 'x' ({type(e).__name__})")
+    shape = (ckpt["model_cfg"]["channels"], ckpt["model_cfg"])
+    c_expect = len(shape[0])
+    t_expect = int(round(float(ckpt["model_cfg"]["fs"]) * float(ckpt["model_cfg"]["window_s"])))
+    if x.ndim != 3 or x.shape[1:] != (c_expect, t_expect) or len(x) == 0:
+        raise SqtoolError(f"held-out windows {hpath} have shape {x.shape}; the model expects (N, {c_expect}, "
+                          f"{t_expect})")
+    if not np.isfinite(x).all():
+        raise SqtoolError(f"held-out windows {hpath} contain NaN or Inf")
+    if cfg.max_windows and len(x) > cfg.max_windows:
+        x = x[:cfg.max_windows]
+        y = None if y is None else y[:cfg.max_windows]
+    return dict(path=path, ckpt=ckpt, sha=file_sha256(path), targets=targets, want_int8=bool(want_int8),
+                want_float=want_float and float_ckpt is not None, float_ckpt=float_ckpt, hpath=hpath, x=x, y=y)
+
+
+def _build_model(ckpt: dict):
+    from sqtool.models import ModelCfg, create_model
+    model = create_model(ModelCfg.from_dict(ckpt["model_cfg"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise SqtoolError(f"checkpoint {ckpt.get('path')}: weights do not fit its model_cfg "
+                          f"({str(e).splitlines()[0]})")
+    return model.eval()
+
+
+def export(cfg: ExportConfig) -> dict:
+    """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}."""
+    import numpy as np
+    import torch
+    from sqtool.config import make_run_dir, save_config
+    from sqtool.export import parity as P
+    from sqtool.export.metadata import build_metadata
+    torch.set_num_threads(1)
+    inp = _load_inputs(cfg)
+    ckpt, x, y = inp["ckpt"], inp["x"], inp["y"]
+    graph = qmodel = brev = None
+    if inp["want_int8"]:
+        from sqtool.export.intgraph import brevitas_int_outputs, extract_int_graph
+        qmodel = _build_model(ckpt)
+        graph = extract_int_graph(qmodel)
+    md = build_metadata(ckpt, inp["sha"], graph)
+    fmodel = _build_model(inp["float_ckpt"]) if inp["want_float"] else None
+    if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ != "Student":
+        raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
+                          "supported by sqtool's TFLite writer; export it with --target onnx")
+    out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
+    save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
+    from sqtool.config import atomic_write_text
+    import json
+    atomic_write_text(out / "metadata.json", json.dumps(md, indent=2) + "\n")
+    shutil.copyfile(inp["hpath"], out / "heldout.npz")
+
+    rows, artifacts, extra = [], {}, []
+    y_float = None
+    if fmodel is not None:
+        with torch.no_grad():
+            y_float = fmodel(torch.as_tensor(x)).numpy()
+    deq = None
+    if graph is not None:
+        from sqtool.export import reference as R
+        brev = brevitas_int_outputs(qmodel, x)
+        xq = brev["input"]
+        ref = {m: R.run(graph, xq, m) for m in R.MODES}
+
+        def deq(q):
+            return R.dequantize(graph, q)
+        base = P.task_mae(md, deq(brev["fc"]), y)
+        extra.append(f"Brevitas int8 HR MAE {P._fmt(base)} BPM"
+                     + (f", PyTorch float {P._fmt(P.task_mae(md, y_float, y))} BPM" if y_float is not None else ""))
+        rows.append(P.int8_row("numpy reference (double rounding)", "-", md, brev["fc"], ref["double"]["fc"], y,
+                               deq, cfg.tol_lsb, cfg.tol_mae_bpm))
+        rows.append(P.int8_row("numpy reference (single rounding)", "-", md, brev["fc"], ref["single"]["fc"], y,
+                               deq, cfg.tol_lsb, cfg.tol_mae_bpm))
+
+    tfl_layers = None
+    for target in inp["targets"]:
+        if target == "onnx":
+            from sqtool.export import onnx as O
+            if fmodel is not None:
+                for name, dyn in (("model_float.onnx", False), ("model_float_batch.onnx", True)):
+                    O.export_float(fmodel, md, out / name, dynamic_batch=dyn)
+                    got = O.run(out / name, x, batch=len(x) if dyn else 1)
+                    rows.append(P.float_row(f"ONNX float{' (batch axis)' if dyn else ''}", name, md, y_float, got,
+                                            y, cfg.tol_float_l2))
+                    artifacts[name] = {}
+            if graph is not None:
+                O.export_int8(qmodel, md, out / "model_int8.onnx")
+                for opt in (False, True):
+                    got = O.run(out / "model_int8.onnx", x, batch=1, optimize=opt)
+                    gq = np.clip(np.round(got / np.float32(graph.output_scale)) + graph.output_zp, -128, 127)
+                    if opt:
+                        rows.append(P.int8_row("ONNX int8 (onnxruntime integer kernels)", "model_int8.onnx", md,
+                                               brev["fc"], gq, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm))
+                    else:
+                        rows.append(P.int8_row("ONNX int8 QCDQ graph (onnxruntime, no fusion)", "model_int8.onnx",
+                                               md, brev["fc"], gq, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm))
+                artifacts["model_int8.onnx"] = {}
+        elif target == "tflite":
+            from sqtool.export import tflite as TF
+            if fmodel is not None:
+                TF.write_float(fmodel, md, out / "model_float.tflite")
+                got = TF.run_litert(out / "model_float.tflite", x.transpose(0, 2, 1)[:, None], reference=False)
+                rows.append(P.float_row("TFLite float (LiteRT)", "model_float.tflite", md, y_float,
+                                        got.reshape(len(x), -1), y, cfg.tol_float_l2))
+                artifacts["model_float.tflite"] = {}
+            if graph is not None:
+                TF.write_int8(graph, md, out / "model_int8.tflite")
+                TF.check_int8_params(out / "model_int8.tflite", graph)
+                xin = xq[:, None]                                          # (N, 1, T, C)
+                f = "model_int8.tflite"
+                got = TF.run_litert(out / f, xin, reference=False).reshape(len(x), -1)
+                rows.append(P.int8_row("TFLite int8 (LiteRT default kernels)", f, md, brev["fc"], got, y, deq,
+                                       cfg.tol_lsb, cfg.tol_mae_bpm))
+                got, tfl_layers = TF.run_litert(out / f, xin, reference=True, graph=graph)
+                rows.append(P.int8_row("TFLite int8 (LiteRT reference kernels)", f, md, brev["fc"],
+                                       got.reshape(len(x), -1), y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
+                                       exact_ref=ref["litert_ref"]["fc"], exact_name="numpy ref litert_ref"))
+                got = TF.run_tflm(out / f, xin).reshape(len(x), -1)
+                rows.append(P.int8_row("TFLite Micro", f, md, brev["fc"], got, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
+                                       exact_ref=ref["double"]["fc"], exact_name="numpy ref double"))
+                artifacts[f] = {}
+        elif target == "c":
+            from sqtool.export import c as C
+            info = C.generate_c(graph, md, out / "c")
+            extra.append(f"C: arena {info['arena_bytes']} B, weights {info['weight_bytes']} B, "
+                         f"{info['macs']} MACs per window")
+            build = out / "c" / "build"
+            try:
+                for single in (False, True):
+                    lib = C.build_shared_lib(out / "c", build, single, cc=cfg.cc)
+                    got = C.run_shared_lib(lib, xq, graph.output_size)
+                    if single:
+                        rows.append(P.int8_row("C single rounding (host gcc)", "c/sq_model.c", md, brev["fc"], got,
+                                               y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
+                                               exact_ref=ref["single"]["fc"], exact_name="numpy ref single",
+                                               min_exact_pct=cfg.min_single_exact_pct))
+                    else:
+                        rows.append(P.int8_row("C double rounding (host gcc)", "c/sq_model.c", md, brev["fc"], got,
+                                               y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
+                                               exact_ref=ref["double"]["fc"], exact_name="numpy ref double"))
+            finally:
+                shutil.rmtree(build, ignore_errors=True)
+            artifacts["c/sq_model.h"] = {}
+            artifacts["c/sq_model.c"] = {}
+
+    for f, a in artifacts.items():
+        a["bytes"] = (out / f).stat().st_size
+        bad = [r["artifact"] for r in rows if r.get("file") == f and r["status"] != "ok"]
+        a["status"] = "FAILED" if bad else "ok"
+        a["checked_by"] = [r["artifact"] for r in rows if r.get("file") == f]
+        marker = out / f"{f}.FAILED"
+        if bad:
+            atomic_write_text(marker, "parity failed: " + ", ".join(bad) + " (see export_report.md)\n")
+        elif marker.exists():
+            marker.unlink()
+    ex = ex_text = None
+    if cfg.explain and graph is not None:
+        ex = P.explain(graph, brev, tfl_layers)
+        ex_text = "per-layer |LSB| (max | histogram) on held-out windows\n" + P.explain_text(ex)
+    failed = P.write_report(out, md, rows, artifacts, "\n\n".join(extra), ex)
+    lines = [f"export -> {out}"]
+    for r in rows:
+        key = (f"max LSB {r['max_lsb']}, exact {r['exact_windows_pct']:.1f} %" if "max_lsb" in r
+               else f"L2 rel err {r['l2_rel_err']:.2e}")
+        lines.append(f"  {r['status']:<6} {r['artifact']:<42} {key}")
+    if failed:
+        lines.append(f"PARITY FAILED: {', '.join(failed)} (report kept in {out / 'export_report.md'})")
+    return {"out": out, "rows": rows, "failed": failed, "artifacts": artifacts, "metadata": md,
+            "summary": "\n".join(lines), "explain": ex, "explain_text": ex_text}

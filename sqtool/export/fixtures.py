@@ -1,0 +1,101 @@
+"""Small self-made compress run dirs for export tests and benchmarks.
+
+`sqtool quantize` (the compress stage) is what normally hands export a `student_int8` checkpoint. For
+tests and for benchmarking export on its own, `make_int8_run` builds the same layout from a float
+student: BN statistics set to non-trivial values (or a briefly trained model), BN folded into the
+Brevitas twin, one calibration pass over windows (activation scales from statistics), then
+`model.pt` (student_int8), `student_float.pt` and `heldout.npz`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.train.checkpoint import save_checkpoint
+
+
+def synthetic_windows(cfg, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """PPG-like windows (N, C, T) in [0, 1] (minmax-normalised) with a known heart rate in y[:, 0]."""
+    rng = np.random.default_rng(seed)
+    c, t = cfg.in_channels, cfg.n_samples
+    tt = np.arange(t) / cfg.fs
+    hr = rng.uniform(50, 170, n)                                           # bpm
+    x = np.empty((n, c, t), np.float32)
+    for i in range(n):
+        f = hr[i] / 60
+        ppg = np.sin(2 * np.pi * f * tt) + 0.4 * np.sin(4 * np.pi * f * tt + 0.7) + 0.2 * rng.standard_normal(t)
+        x[i, 0] = ppg
+        for j in range(1, c):
+            x[i, j] = 0.3 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * tt) + 0.1 * rng.standard_normal(t)
+    lo, hi = x.min(axis=2, keepdims=True), x.max(axis=2, keepdims=True)
+    x = (x - lo) / np.maximum(hi - lo, 1e-6)                               # minmax per window, channel
+    y = np.stack([hr, np.zeros(n)], axis=1).astype(np.float32)[:, :max(1, len(cfg.outputs))]
+    return x.astype(np.float32), y
+
+
+def make_float_student(name: str = "cnn1d_student_xs", seed: int = 0, train_x=None, train_y=None, steps: int = 0):
+    """A float student with non-trivial BN statistics; optionally a few Adam steps on (x, y)."""
+    import torch
+    from sqtool.models import create_model
+    torch.manual_seed(seed)
+    f = create_model(name)
+    g = torch.Generator().manual_seed(seed)
+    for b in f.blocks:
+        b.bn.running_mean.uniform_(-0.1, 0.1, generator=g)
+        b.bn.running_var.uniform_(0.05, 0.5, generator=g)
+        b.bn.weight.data.uniform_(0.5, 1.5, generator=g)
+        b.bn.bias.data.uniform_(-0.1, 0.3, generator=g)
+    if steps and train_x is not None:
+        cfg = f.cfg
+        xt = torch.as_tensor(train_x)
+        mean = torch.tensor(cfg.target_mean[:train_y.shape[1]], dtype=torch.float32)
+        std = torch.tensor(cfg.target_std[:train_y.shape[1]], dtype=torch.float32)
+        yt = (torch.as_tensor(train_y) - mean) / std
+        opt = torch.optim.Adam(f.parameters(), 3e-3)
+        f.train()
+        for i in range(steps):
+            j = torch.randint(0, len(xt), (32,), generator=g)
+            loss = ((f(xt[j])[:, :yt.shape[1]] - yt[j]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return f.eval()
+
+
+def make_int8_student(float_student, calib_x: np.ndarray, preset: str = "int8_w_per_channel_a_per_tensor"):
+    """Brevitas twin of `float_student` with BN folded and activation scales calibrated on calib_x."""
+    import torch
+    from brevitas.graph.calibrate import calibration_mode
+    from sqtool.models import create_model
+    from sqtool.models.student import fold_bn_state
+    q = create_model(float_student.cfg, quant=preset)
+    q.load_state_dict(fold_bn_state(float_student), strict=False)
+    q.eval()
+    with torch.no_grad(), calibration_mode(q):
+        for i in range(0, len(calib_x), 32):
+            q(torch.as_tensor(calib_x[i:i + 32]))
+    return q.eval()
+
+
+def make_int8_run(run_dir, name: str = "cnn1d_student_xs", preset: str = "int8_w_per_channel_a_per_tensor",
+                  n_heldout: int = 24, seed: int = 0, steps: int = 0, heldout: tuple | None = None) -> Path:
+    """Write a compress-like run dir (model.pt student_int8, student_float.pt, heldout.npz)."""
+    from sqtool.models import get_model_cfg
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = get_model_cfg(name)
+    if heldout is None:
+        x, y = synthetic_windows(cfg, n_heldout, seed + 1)
+        groups = np.array([f"s{i % 3}" for i in range(len(x))])
+    else:
+        x, y, groups = heldout
+    calib, calib_y = synthetic_windows(cfg, 64 if not steps else 256, seed)
+    f = make_float_student(name, seed, calib, calib_y, steps)
+    q = make_int8_student(f, calib, preset)
+    save_checkpoint(run_dir / "student_float.pt", kind="student_float", model_cfg=f.cfg.to_dict(),
+                    state_dict=f.state_dict())
+    save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=q.cfg.to_dict(),
+                    state_dict=q.state_dict())
+    np.savez(run_dir / "heldout.npz", x=x.astype(np.float32), y=y.astype(np.float32), groups=groups)
+    return run_dir

@@ -1,0 +1,281 @@
+"""The integer model inside a Brevitas student, as plain numpy: what every int8 artifact is built from.
+
+Brevitas computes in float with integers hidden inside QuantTensors. Export needs the integers
+themselves, in TFLite's conventions (int8 everywhere, channels-last):
+
+    input   int8, scale s_in, zero point 0                  (QuantIdentity, Int8ActPerTensorFloat)
+    conv_i  int8 weights (Cout, K, Cin) per-channel scales, int32 bias (scale s_in * s_w),
+            output int8 with zero point -128                (QuantReLU, Uint8ActPerTensorFloat:
+                                                             uint8 q with scale s == int8 q - 128)
+    mean    over time, requantized to its own scale, zero point -128   (pool_q, uint8)
+    fc      int8 weights (Cout, Cin) per-tensor scale, int32 bias, output int8 zero point 0
+            (QuantLinear output_quant, Int8ActPerTensorFloat)
+
+`extract_int_graph(model)` reads these from a calibrated/trained Brevitas student by running one
+forward pass with hooks (the activation scales of a Brevitas model are only materialised by a
+forward). `brevitas_int_outputs(model, x)` returns Brevitas's own integer outputs per layer, in the
+same int8 channels-last convention, the ground truth every int8 artifact is compared with.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+
+
+@dataclass
+class IntLayer:
+    name: str                       # module name in the Brevitas student, e.g. "blocks.0"
+    op: str                         # "conv" | "mean" | "fc"
+    in_scale: float
+    in_zp: int
+    out_scale: float
+    out_zp: int
+    in_shape: tuple                 # (T, C) for conv/mean inputs, (C,) for fc
+    out_shape: tuple                # (T', C') for conv, (C,) for mean and fc
+    weight: np.ndarray | None = None        # int8: conv (Cout, K, Cin) channels-last, fc (Cout, Cin)
+    weight_scale: np.ndarray | None = None  # float32 (Cout,) per channel, or (1,) per tensor
+    bias: np.ndarray | None = None          # int32 (Cout,), scale in_scale * weight_scale
+    kernel: int = 1
+    stride: int = 1
+    pad: int = 0                    # symmetric zero padding (in real units) before and after
+    relu: bool = False              # output clamped at the real zero (fused RELU)
+
+    @property
+    def macs(self) -> int:
+        if self.op == "conv":
+            return int(np.prod(self.out_shape)) * self.kernel * self.in_shape[1]
+        if self.op == "fc":
+            return int(self.weight.size)
+        return int(np.prod(self.in_shape))
+
+
+@dataclass
+class IntGraph:
+    layers: list[IntLayer]
+    input_scale: float
+    input_zp: int
+    input_shape: tuple              # (T, C) channels-last
+    model_cfg: dict = field(default_factory=dict)
+    quant: str = ""
+
+    @property
+    def output_scale(self) -> float:
+        return self.layers[-1].out_scale
+
+    @property
+    def output_zp(self) -> int:
+        return self.layers[-1].out_zp
+
+    @property
+    def output_size(self) -> int:
+        return int(np.prod(self.layers[-1].out_shape))
+
+    @property
+    def macs(self) -> int:
+        return sum(l.macs for l in self.layers)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(l.weight.size + 4 * l.bias.size for l in self.layers if l.weight is not None)
+
+    def summary(self) -> list[dict]:
+        return [{"name": l.name, "op": l.op, "in": list(l.in_shape), "out": list(l.out_shape),
+                 "in_scale": l.in_scale, "in_zp": l.in_zp, "out_scale": l.out_scale, "out_zp": l.out_zp,
+                 "kernel": l.kernel, "stride": l.stride, "pad": l.pad, "macs": l.macs} for l in self.layers]
+
+    def quant_params(self) -> dict:
+        """Scales and zero points of the model's edges (metadata.json, C header, TFLite tensors)."""
+        return {"input_scale": float(self.input_scale), "input_zero_point": int(self.input_zp),
+                "output_scale": float(self.output_scale), "output_zero_point": int(self.output_zp),
+                "input_dtype": "int8", "output_dtype": "int8", "layout": "channels-last (T, C)"}
+
+
+# ----------------------------------------------------------------------------- checks
+
+_TOP = {"inp": "QuantIdentity", "blocks": "Sequential", "pool_q": "QuantIdentity", "fc": "QuantLinear"}
+_BLOCK = {"conv": "QuantConv1d", "bn": "Identity", "act": "QuantReLU"}
+
+
+def check_supported(model, target: str = "int8") -> None:
+    """Name the first layer whose op the integer targets cannot express (SqtoolError)."""
+    if type(model).__name__ != "Student" or getattr(model, "preset", None) is None:
+        first = next(((n, type(m).__name__) for n, m in model.named_modules() if n and not list(m.children())),
+                     ("<model>", type(model).__name__))
+        raise SqtoolError(f"{target} export supports only quantized students: layer '{first[0]}' op "
+                          f"{first[1]} is not supported (export float targets only for this model)")
+    for name, m in model.named_children():
+        want = _TOP.get(name)
+        if type(m).__name__ != want:
+            raise SqtoolError(f"{target} export: layer '{name}' op {type(m).__name__} is not supported "
+                              f"(supported: conv1d + relu blocks, mean over time, linear)")
+    for i, blk in enumerate(model.blocks):
+        for name, m in blk.named_children():
+            if type(m).__name__ != _BLOCK.get(name):
+                raise SqtoolError(f"{target} export: layer 'blocks.{i}.{name}' op {type(m).__name__} is not "
+                                  f"supported (a block is QuantConv1d + QuantReLU)")
+        c = blk.conv
+        if c.groups != 1 or c.dilation[0] != 1:
+            raise SqtoolError(f"{target} export: layer 'blocks.{i}.conv' op Conv1d with groups={c.groups} "
+                              f"dilation={c.dilation[0]} is not supported")
+
+
+# ----------------------------------------------------------------------------- extraction
+
+def _scalar(t) -> float:
+    return float(np.asarray(t.detach().cpu(), dtype=np.float32).reshape(-1)[0])
+
+
+def _act_int8(qt) -> tuple[float, int, bool]:
+    """(scale, int8 zero point, was unsigned) for a per-tensor activation QuantTensor."""
+    scale = _scalar(qt.scale)
+    zp = _scalar(qt.zero_point)
+    if zp != 0:
+        raise SqtoolError(f"activation with zero point {zp}: only symmetric activation quantizers export")
+    if int(_scalar(qt.bit_width)) != 8:
+        raise SqtoolError(f"activation with {int(_scalar(qt.bit_width))} bits: only 8-bit activations export")
+    unsigned = not bool(qt.signed)
+    return scale, (-128 if unsigned else 0), unsigned
+
+
+def _weights(layer, where: str):
+    qw = layer.quant_weight()
+    if int(_scalar(qw.bit_width)) != 8 or not bool(qw.signed):
+        raise SqtoolError(f"layer '{where}': only signed 8-bit weights export")
+    if float(qw.zero_point.abs().max()) != 0:
+        raise SqtoolError(f"layer '{where}': only symmetric weights (zero point 0) export")
+    w = qw.int().detach().cpu().numpy()
+    if w.min() < -127 or w.max() > 127:
+        raise SqtoolError(f"layer '{where}': weights outside the narrow int8 range [-127, 127]")
+    scale = np.asarray(qw.scale.detach().cpu(), dtype=np.float32).reshape(-1)
+    return w.astype(np.int8), scale
+
+
+def _capture(model, x):
+    """One forward pass with hooks: QuantTensors of the input quantizer, every block, pool, fc and biases."""
+    import torch
+    got: dict[str, object] = {}
+    handles = []
+
+    def keep(name):
+        def h(_m, _i, o):
+            got[name] = o
+        return h
+
+    handles.append(model.inp.register_forward_hook(keep("inp")))
+    for i, blk in enumerate(model.blocks):
+        handles.append(blk.register_forward_hook(keep(f"blocks.{i}")))
+        handles.append(blk.conv.bias_quant.register_forward_hook(keep(f"blocks.{i}.bias")))
+    handles.append(model.pool_q.register_forward_hook(keep("pool_q")))
+    handles.append(model.fc.register_forward_hook(keep("fc")))
+    handles.append(model.fc.bias_quant.register_forward_hook(keep("fc.bias")))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return got
+
+
+def _bias(qt, n: int, where: str) -> np.ndarray:
+    if qt is None or not hasattr(qt, "int"):
+        raise SqtoolError(f"layer '{where}': bias is not quantized (use a preset with Int32Bias)")
+    if int(_scalar(qt.bit_width)) > 32:
+        raise SqtoolError(f"layer '{where}': bias wider than 32 bits")
+    b = qt.int().detach().cpu().numpy().reshape(-1).astype(np.int64)
+    if b.size != n:
+        raise SqtoolError(f"layer '{where}': {b.size} biases for {n} channels")
+    return b.astype(np.int32)
+
+
+def extract_int_graph(model) -> IntGraph:
+    """Read the integer model out of an eval-mode Brevitas student (see module docstring)."""
+    import torch
+    check_supported(model)
+    model.eval()
+    cfg = model.cfg
+    C, T = cfg.in_channels, cfg.n_samples
+    got = _capture(model, torch.zeros(1, C, T))
+    s_in, zp_in, unsigned = _act_int8(got["inp"])
+    if unsigned:
+        raise SqtoolError("layer 'inp': the model input must be signed int8 (Int8ActPerTensorFloat)")
+    layers: list[IntLayer] = []
+    cur_s, cur_zp, t, c = s_in, zp_in, T, C
+    for i, blk in enumerate(model.blocks):
+        where = f"blocks.{i}"
+        w, ws = _weights(blk.conv, where + ".conv")                      # (Cout, Cin, K)
+        cout = w.shape[0]
+        if ws.size not in (1, cout):
+            raise SqtoolError(f"layer '{where}.conv': weight scale of shape {ws.size} for {cout} channels")
+        s_out, zp_out, uns = _act_int8(got[where])
+        if not uns:
+            raise SqtoolError(f"layer '{where}.act': ReLU output must be unsigned (Uint8ActPerTensorFloat)")
+        t_out = t // blk.stride
+        layers.append(IntLayer(
+            name=where, op="conv", in_scale=cur_s, in_zp=cur_zp, out_scale=s_out, out_zp=zp_out,
+            in_shape=(t, c), out_shape=(t_out, cout), weight=np.ascontiguousarray(w.transpose(0, 2, 1)),
+            weight_scale=ws if ws.size == cout else np.repeat(ws, cout).astype(np.float32),
+            bias=_bias(got.get(where + ".bias"), cout, where + ".conv"),
+            kernel=blk.kernel, stride=blk.stride, pad=blk.pad, relu=True))
+        cur_s, cur_zp, t, c = s_out, zp_out, t_out, cout
+    s_p, zp_p, uns = _act_int8(got["pool_q"])
+    layers.append(IntLayer(name="pool_q", op="mean", in_scale=cur_s, in_zp=cur_zp, out_scale=s_p, out_zp=zp_p,
+                           in_shape=(t, c), out_shape=(c,), relu=uns))
+    w, ws = _weights(model.fc, "fc")                                    # (n_out, C)
+    if ws.size != 1:
+        raise SqtoolError("layer 'fc': per-channel weights on the fully connected layer are not supported "
+                          "by TFLite int8 (use a per-tensor FC weight quantizer)")
+    s_o, zp_o, uns = _act_int8(got["fc"])
+    if uns:
+        raise SqtoolError("layer 'fc': the model output must be signed int8 (Int8ActPerTensorFloat)")
+    layers.append(IntLayer(name="fc", op="fc", in_scale=s_p, in_zp=zp_p, out_scale=s_o, out_zp=zp_o,
+                           in_shape=(c,), out_shape=(w.shape[0],), weight=w, weight_scale=ws,
+                           bias=_bias(got.get("fc.bias"), w.shape[0], "fc")))
+    return IntGraph(layers=layers, input_scale=s_in, input_zp=zp_in, input_shape=(T, C),
+                    model_cfg=cfg.to_dict(), quant=cfg.quant or "")
+
+
+# ----------------------------------------------------------------------------- Brevitas ground truth
+
+def quantize_input(graph: IntGraph, x: np.ndarray) -> np.ndarray:
+    """Float windows (N, C, T) -> int8 channels-last (N, T, C), as Brevitas's input quantizer does."""
+    q = np.round(np.asarray(x, np.float32) / np.float32(graph.input_scale)) + graph.input_zp  # half-even
+    return np.clip(q, -128, 127).astype(np.int8).transpose(0, 2, 1).copy()
+
+
+def brevitas_int_outputs(model, x: np.ndarray, batch: int = 1) -> dict[str, np.ndarray]:
+    """Brevitas's integer outputs per layer, int8 channels-last: {"input": (N,T,C), "blocks.i": (N,T',C'),
+    "pool_q": (N,C), "fc": (N,k)}. Batch 1 by default: Brevitas's float arithmetic is batch-dependent."""
+    import torch
+    model.eval()
+    outs: dict[str, list] = {}
+    xs = torch.as_tensor(np.asarray(x, np.float32))
+    for i in range(0, len(xs), batch):
+        got = _capture(model, xs[i:i + batch])
+        for name, qt in got.items():
+            if name.endswith("bias"):
+                continue
+            v = qt.int().detach().cpu().numpy().astype(np.int32)
+            if not bool(qt.signed):
+                v = v - 128
+            if v.ndim == 3:                                          # (B, C, T) -> (B, T, C)
+                v = v.transpose(0, 2, 1)
+            outs.setdefault("input" if name == "inp" else name, []).append(v.astype(np.int8))
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def layer_names(graph: IntGraph) -> list[str]:
+    return ["input"] + [l.name for l in graph.layers]
+
+
+def graph_to_dict(graph: IntGraph) -> dict:
+    """JSON-friendly description (no weights)."""
+    d = dataclasses.asdict(graph)
+    for l in d["layers"]:
+        for k in ("weight", "weight_scale", "bias"):
+            l.pop(k, None)
+    return d

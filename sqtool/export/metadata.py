@@ -1,0 +1,89 @@
+"""The metadata every exported artifact carries, and the refusal of checkpoints that lack it.
+
+One dict, built once from the checkpoint (its ModelCfg is the preprocessing contract) and the integer
+graph, written as `metadata.json` and embedded in each artifact: ONNX `metadata_props`, a TFLite
+metadata buffer named "sqtool_metadata", and the C header's comment block and `#define`s. A file
+found alone on a device therefore still says how to feed it and how to read its output.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+
+from sqtool import __version__
+from sqtool.config import SqtoolError
+
+REQUIRED = ("name", "fs", "window_s", "hop_s", "channels", "norm", "task")
+TFLITE_METADATA_NAME = "sqtool_metadata"
+
+
+def check_model_cfg(cfg: dict, where: str) -> None:
+    """Refuse a checkpoint whose model_cfg cannot say how to feed and read the model."""
+    if not isinstance(cfg, dict):
+        raise SqtoolError(f"{where} lacks metadata: model_cfg is not a mapping")
+    for k in REQUIRED:
+        v = cfg.get(k)
+        if v is None or v == "" or v == [] or v == ():
+            raise SqtoolError(f"{where} lacks metadata: model_cfg has no '{k}' (sampling rate, window, hop, "
+                              "channels, normalisation and task are required for export)")
+    if cfg.get("task") != "pretrain":
+        outs, units = list(cfg.get("outputs") or []), list(cfg.get("units") or [])
+        if not outs or len(units) != len(outs):
+            raise SqtoolError(f"{where} lacks metadata: a '{cfg.get('task')}' model needs output names and "
+                              f"one unit per output (has outputs={outs}, units={units})")
+    if not float(cfg["fs"]) > 0 or not float(cfg["window_s"]) > 0:
+        raise SqtoolError(f"{where} lacks metadata: fs and window_s must be positive")
+
+
+def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
+    """metadata.json content: model_cfg + quantization scheme + edges' scales/zero points + provenance."""
+    cfg = ckpt["model_cfg"]
+    check_model_cfg(cfg, f"checkpoint {ckpt.get('path', '')}".strip())
+    quant = cfg.get("quant")
+    desc = "float32"
+    if quant:
+        from sqtool.models.quant import get_preset
+        desc = get_preset(quant).description
+    outputs = list(cfg.get("outputs") or []) or ["embedding"]
+    md = {
+        "format": "sqtool-export/1",
+        "model": cfg["name"],
+        "checkpoint_kind": ckpt.get("kind"),
+        "task": cfg["task"],
+        "fs": float(cfg["fs"]),
+        "window_s": float(cfg["window_s"]),
+        "hop_s": float(cfg["hop_s"]),
+        "n_samples": int(round(float(cfg["fs"]) * float(cfg["window_s"]))),
+        "channels": list(cfg["channels"]),
+        "input_layout": {"float": "(B, C, T) channels-first (ONNX, PyTorch)",
+                         "tflite": "(1, 1, T, C) channels-last", "c": "in[t * C + c] channels-last"},
+        "norm": cfg["norm"],
+        "outputs": outputs,
+        "units": list(cfg.get("units") or []),
+        "target_mean": list(cfg.get("target_mean") or []),
+        "target_std": list(cfg.get("target_std") or []),
+        "output_note": "regression outputs are (y - target_mean) / target_std; multiply by std, add mean",
+        "quant_scheme": quant or "float32",
+        "quant_description": desc,
+        "sqtool_version": __version__,
+        "source_sha256": source_sha256,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "model_cfg": cfg,
+    }
+    if graph is not None:
+        md["quantization"] = graph.quant_params()
+        md["int8_layers"] = graph.summary()
+        md["macs"] = graph.macs
+        md["weight_bytes"] = graph.weight_bytes
+    return md
+
+
+def flat_props(md: dict) -> dict[str, str]:
+    """String key/values for ONNX metadata_props (nested values as JSON)."""
+    out = {}
+    for k, v in md.items():
+        if k in ("int8_layers", "model_cfg"):
+            continue
+        out[k] = v if isinstance(v, str) else json.dumps(v)
+    out["sqtool_metadata"] = json.dumps(md)
+    return out

@@ -1,0 +1,314 @@
+"""TFLite flatbuffers written directly from the model's parameters, float32 and full-integer int8.
+
+Why not the TensorFlow converter: re-calibrating from a representative dataset throws the QAT scales
+away, and a missing fake-quant op converts silently. Writing the flatbuffer with the published schema
+(the `schema_py_generated` module ai-edge-litert ships + `flatbuffers`) puts Brevitas's int8
+weights, int32 biases, scales and zero points into the file unchanged, and takes milliseconds.
+
+Graph (channels-last, H = 1, so no TRANSPOSE and only builtin ops):
+
+    input (1, 1, T, C) -> CONV_2D (1 x K, stride (1, s), SAME, fused RELU) x N -> (1, 1, T', C')
+      -> MEAN over axes (1, 2), keep_dims -> (1, 1, 1, C') -> RESHAPE (1, C') -> FULLY_CONNECTED -> (1, k)
+
+int8: input int8 (scale s_in, zp 0), activations after ReLU int8 zp -128 (Brevitas's uint8 with the
+same scale), weights int8 symmetric (per output channel for convs: quantized_dimension 0; per tensor
+for the FC), biases int32 with scale s_in * s_w, output int8. float32: the float student with BN
+folded into each conv. Metadata: a buffer named "sqtool_metadata" holding metadata.json.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import SqtoolError, atomic_write_bytes
+from sqtool.export.metadata import TFLITE_METADATA_NAME
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as S
+    except ImportError:  # pragma: no cover - the export extra installs ai-edge-litert
+        raise SqtoolError("TFLite export needs ai-edge-litert (pip install 'sqtool[export]')")
+    return S
+
+
+class _Writer:
+    """Accumulates tensors, buffers and operators of one subgraph (object API of the schema)."""
+
+    def __init__(self):
+        S = self.S = _schema()
+        self.buffers = [S.BufferT()]                      # buffer 0: the empty sentinel
+        self.tensors, self.ops, self.opcodes = [], [], {}
+
+    def buffer(self, data: bytes) -> int:
+        b = self.S.BufferT()
+        b.data = np.frombuffer(data, np.uint8).copy()
+        self.buffers.append(b)
+        return len(self.buffers) - 1
+
+    def tensor(self, name, shape, ttype, data: np.ndarray | None = None, scale=None, zp=None, qdim=0) -> int:
+        S = self.S
+        t = S.TensorT()
+        t.name, t.shape, t.type = name, list(map(int, shape)), ttype
+        t.buffer = self.buffer(np.ascontiguousarray(data).tobytes()) if data is not None else 0
+        if scale is not None:
+            q = S.QuantizationParametersT()
+            q.scale = [float(v) for v in np.asarray(scale, np.float32).reshape(-1)]
+            q.zeroPoint = [int(v) for v in np.asarray(zp, np.int64).reshape(-1)]
+            q.quantizedDimension = qdim
+            t.quantization = q
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def op(self, code: int, inputs, outputs, opt_type=0, opt=None):
+        S = self.S
+        if code not in self.opcodes:
+            oc = S.OperatorCodeT()
+            oc.builtinCode = code
+            oc.deprecatedBuiltinCode = min(code, 127)
+            oc.version = 1
+            self.opcodes[code] = (len(self.opcodes), oc)
+        o = S.OperatorT()
+        o.opcodeIndex = self.opcodes[code][0]
+        o.inputs, o.outputs = list(inputs), list(outputs)
+        o.builtinOptionsType, o.builtinOptions = opt_type, opt
+        self.ops.append(o)
+
+    def conv_options(self, stride: int, relu: bool):
+        S = self.S
+        o = S.Conv2DOptionsT()
+        o.padding, o.strideW, o.strideH = S.Padding.SAME, stride, 1
+        o.dilationWFactor = o.dilationHFactor = 1
+        o.fusedActivationFunction = S.ActivationFunctionType.RELU if relu else S.ActivationFunctionType.NONE
+        return S.BuiltinOptions.Conv2DOptions, o
+
+    def finish(self, inputs, outputs, md: dict, versions: dict[int, int]) -> bytes:
+        import flatbuffers
+        S = self.S
+        sg = S.SubGraphT()
+        sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = self.tensors, self.ops, inputs, outputs, "main"
+        m = S.ModelT()
+        m.version = 3
+        m.description = f"sqtool {md['sqtool_version']} {md['model']} ({md['quant_scheme']})"
+        codes = [None] * len(self.opcodes)
+        for code, (i, oc) in self.opcodes.items():
+            oc.version = versions.get(code, 1)
+            codes[i] = oc
+        m.operatorCodes, m.subgraphs = codes, [sg]
+        meta = S.MetadataT()
+        meta.name = TFLITE_METADATA_NAME
+        meta.buffer = self.buffer(json.dumps(md).encode())
+        m.metadata, m.buffers = [meta], self.buffers
+        b = flatbuffers.Builder(1024)
+        b.Finish(m.Pack(b), file_identifier=b"TFL3")
+        return bytes(b.Output())
+
+
+def _mean_tail(w: _Writer, x: int, t: int, c: int, ttype, mean_q, fc_in_q) -> int:
+    """MEAN over (1, 2) keep_dims -> (1, 1, 1, C), RESHAPE -> (1, C); returns the (1, C) tensor."""
+    S = w.S
+    axes = w.tensor("mean/axes", [2], S.TensorType.INT32, np.array([1, 2], np.int32))
+    m = w.tensor("pool_q/mean", [1, 1, 1, c], ttype, **mean_q)
+    ro = S.ReducerOptionsT()
+    ro.keepDims = True
+    w.op(S.BuiltinOperator.MEAN, [x, axes], [m], S.BuiltinOptions.ReducerOptions, ro)
+    shape = w.tensor("pool_q/shape", [2], S.TensorType.INT32, np.array([1, c], np.int32))
+    r = w.tensor("pool_q", [1, c], ttype, **fc_in_q)
+    rs = S.ReshapeOptionsT()
+    rs.newShape = [1, c]
+    w.op(S.BuiltinOperator.RESHAPE, [m, shape], [r], S.BuiltinOptions.ReshapeOptions, rs)
+    return r
+
+
+def _fc(w: _Writer, x: int, weight, bias, out_name, out_shape, ttype, wq, bq, oq) -> int:
+    S = w.S
+    wt = w.tensor("fc/weight", weight.shape, ttype, weight, **wq)
+    bt = w.tensor("fc/bias", bias.shape, S.TensorType.INT32 if ttype == S.TensorType.INT8 else ttype, bias, **bq)
+    y = w.tensor(out_name, out_shape, ttype, **oq)
+    fo = S.FullyConnectedOptionsT()
+    fo.fusedActivationFunction = S.ActivationFunctionType.NONE
+    w.op(S.BuiltinOperator.FULLY_CONNECTED, [x, wt, bt], [y], S.BuiltinOptions.FullyConnectedOptions, fo)
+    return y
+
+
+# int8 needs newer op versions (per-channel conv = 3, int8 mean = 2, int8 FC = 4, int8 reshape = 1)
+_INT8_VERSIONS = {3: 3, 40: 2, 9: 4, 22: 1}
+
+
+def int8_bytes(graph, md: dict) -> bytes:
+    """The full-integer flatbuffer from an IntGraph."""
+    w = _Writer()
+    S = w.S
+    I8 = S.TensorType.INT8
+    T, C = graph.input_shape
+    x = w.tensor("input", [1, 1, T, C], I8, scale=[graph.input_scale], zp=[graph.input_zp])
+    inp = x
+    for l in graph.layers:
+        if l.op == "conv":
+            cout, k, cin = l.weight.shape
+            wt = w.tensor(f"{l.name}/weight", [cout, 1, k, cin], I8, l.weight.reshape(cout, 1, k, cin),
+                          scale=l.weight_scale, zp=np.zeros(cout, np.int64), qdim=0)
+            bscale = np.float32(l.in_scale) * np.asarray(l.weight_scale, np.float32)
+            bt = w.tensor(f"{l.name}/bias", [cout], S.TensorType.INT32, l.bias.astype(np.int32),
+                          scale=bscale, zp=np.zeros(cout, np.int64), qdim=0)
+            y = w.tensor(l.name, [1, 1, l.out_shape[0], cout], I8, scale=[l.out_scale], zp=[l.out_zp])
+            w.op(S.BuiltinOperator.CONV_2D, [x, wt, bt], [y], *w.conv_options(l.stride, l.relu))
+            x = y
+        elif l.op == "mean":
+            q = dict(scale=[l.out_scale], zp=[l.out_zp])
+            x = _mean_tail(w, x, l.in_shape[0], l.in_shape[1], I8, q, q)
+        elif l.op == "fc":
+            bscale = [np.float32(l.in_scale) * np.float32(l.weight_scale[0])]
+            x = _fc(w, x, l.weight, l.bias.astype(np.int32), "fc", [1, l.out_shape[0]], I8,
+                    dict(scale=l.weight_scale[:1], zp=[0]), dict(scale=bscale, zp=[0]),
+                    dict(scale=[l.out_scale], zp=[l.out_zp]))
+        else:  # pragma: no cover
+            raise SqtoolError(f"tflite export: layer '{l.name}' op {l.op} is not supported")
+    return w.finish([inp], [x], md, _INT8_VERSIONS)
+
+
+def float_bytes(model, md: dict) -> bytes:
+    """float32 flatbuffer of a float student (BN folded into each conv)."""
+    import torch
+    from sqtool.models.student import fold_bn_state
+    if type(model).__name__ != "Student" or getattr(model, "preset", None) is not None:
+        raise SqtoolError(f"tflite float export: model {type(model).__name__} is not a float student")
+    sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in fold_bn_state(model).items()}
+    w = _Writer()
+    S = w.S
+    F32 = S.TensorType.FLOAT32
+    C, T = model.cfg.in_channels, model.cfg.n_samples
+    x = w.tensor("input", [1, 1, T, C], F32)
+    inp = x
+    t, c = T, C
+    for i, blk in enumerate(model.blocks):
+        wt = sd[f"blocks.{i}.conv.weight"]                                 # (Cout, Cin, K)
+        cout, _, k = wt.shape
+        t //= blk.stride
+        wtt = w.tensor(f"blocks.{i}/weight", [cout, 1, k, c], F32, wt.transpose(0, 2, 1).reshape(cout, 1, k, c))
+        bt = w.tensor(f"blocks.{i}/bias", [cout], F32, sd[f"blocks.{i}.conv.bias"])
+        y = w.tensor(f"blocks.{i}", [1, 1, t, cout], F32)
+        w.op(S.BuiltinOperator.CONV_2D, [x, wtt, bt], [y], *w.conv_options(blk.stride, True))
+        x, c = y, cout
+    x = _mean_tail(w, x, t, c, F32, {}, {})
+    fw = sd["fc.weight"]
+    x = _fc(w, x, fw, sd["fc.bias"], "fc", [1, fw.shape[0]], F32, {}, {}, {})
+    del torch
+    return w.finish([inp], [x], md, {})
+
+
+def write_int8(graph, md: dict, path) -> int:
+    data = int8_bytes(graph, md)
+    atomic_write_bytes(path, data)
+    return len(data)
+
+
+def write_float(model, md: dict, path) -> int:
+    data = float_bytes(model, md)
+    atomic_write_bytes(path, data)
+    return len(data)
+
+
+# ----------------------------------------------------------------------------- reading back
+
+def read_model(path):
+    S = _schema()
+    buf = Path(path).read_bytes()
+    return S.ModelT.InitFromPackedBuf(buf, 0), S
+
+
+def read_metadata(path) -> dict:
+    m, _ = read_model(path)
+    for meta in m.metadata or []:
+        name = meta.name.decode() if isinstance(meta.name, bytes) else meta.name
+        if name == TFLITE_METADATA_NAME:
+            return json.loads(bytes(np.asarray(m.buffers[meta.buffer].data, np.uint8)).decode())
+    raise SqtoolError(f"{path}: no '{TFLITE_METADATA_NAME}' metadata")
+
+
+def tensors_by_name(path) -> dict:
+    """name -> {"shape", "type", "data" (numpy, or None), "scale", "zero_point", "qdim"}; plus "__ops__"."""
+    m, S = read_model(path)
+    sg = m.subgraphs[0]
+    dtypes = {S.TensorType.INT8: np.int8, S.TensorType.INT32: np.int32, S.TensorType.FLOAT32: np.float32}
+    out = {}
+    for t in sg.tensors:
+        name = t.name.decode() if isinstance(t.name, bytes) else t.name
+        data = m.buffers[t.buffer].data if t.buffer else None
+        arr = None
+        if data is not None and len(data):
+            arr = np.frombuffer(bytes(np.asarray(data, np.uint8)), dtypes[t.type]).reshape(t.shape)
+        q = t.quantization
+        out[name] = {"shape": list(t.shape), "type": t.type, "data": arr,
+                     "scale": None if q is None or q.scale is None else np.asarray(q.scale, np.float32),
+                     "zero_point": None if q is None or q.zeroPoint is None else np.asarray(q.zeroPoint, np.int64),
+                     "qdim": None if q is None else q.quantizedDimension}
+    names = {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}
+    out["__ops__"] = [names[m.operatorCodes[o.opcodeIndex].builtinCode] for o in sg.operators]
+    return out
+
+
+def check_int8_params(path, graph) -> None:
+    """Read the written file back: int8 weights, int32 biases, scales and zero points equal the graph's."""
+    t = tensors_by_name(path)
+    allowed = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "AVERAGE_POOL_2D", "RESHAPE",
+               "QUANTIZE", "DEQUANTIZE"}
+    bad = [o for o in t["__ops__"] if o not in allowed]
+    if bad:
+        raise SqtoolError(f"{path}: unexpected ops {bad}")
+
+    def same(a, b):
+        return a is not None and np.array_equal(np.asarray(a), np.asarray(b))
+    for l in graph.layers:
+        if l.weight is None:
+            continue
+        wn = f"{l.name}/weight" if l.op == "conv" else "fc/weight"
+        bn = f"{l.name}/bias" if l.op == "conv" else "fc/bias"
+        if not same(t[wn]["data"].reshape(l.weight.shape), l.weight) or not same(t[bn]["data"], l.bias):
+            raise SqtoolError(f"{path}: layer '{l.name}' weights or biases differ from the integer graph")
+        if not same(t[wn]["scale"], np.asarray(l.weight_scale, np.float32)[:t[wn]["scale"].size]):
+            raise SqtoolError(f"{path}: layer '{l.name}' weight scales differ from the integer graph")
+        if not same(t[l.name if l.op == "conv" else "fc"]["scale"], [np.float32(l.out_scale)]):
+            raise SqtoolError(f"{path}: layer '{l.name}' output scale differs from the integer graph")
+
+
+# ----------------------------------------------------------------------------- running
+
+def run_litert(path, x: np.ndarray, reference: bool = False, graph=None):
+    """Run every window (N, 1, T, C) through LiteRT, one thread; reference=True uses the builtin
+    reference kernels (BUILTIN_REF). With `graph`, also returns each layer's int8 output."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference else {}
+    if graph is not None:
+        kw["experimental_preserve_all_tensors"] = True
+    it = Interpreter(model_path=str(path), num_threads=1, **kw)
+    it.allocate_tensors()
+    i_in = it.get_input_details()[0]["index"]
+    i_out = it.get_output_details()[0]["index"]
+    names = {d["name"]: d["index"] for d in it.get_tensor_details()}
+    outs, layers = [], {}
+    for xi in x:
+        it.set_tensor(i_in, xi[None].astype(it.get_input_details()[0]["dtype"]))
+        it.invoke()
+        outs.append(it.get_tensor(i_out)[0].copy())
+        if graph is not None:
+            for l in graph.layers:
+                layers.setdefault(l.name, []).append(it.get_tensor(names[l.name])[0].reshape(l.out_shape).copy())
+    y = np.stack(outs)
+    if graph is None:
+        return y
+    return y, {k: np.stack(v) for k, v in layers.items()}
+
+
+def run_tflm(path, x: np.ndarray, arena_size: int = 64 * 1024) -> np.ndarray:
+    """Run every window through TFLite Micro's host interpreter (the firmware's kernels)."""
+    from tflite_micro.python.tflite_micro import runtime
+    it = runtime.Interpreter.from_bytes(Path(path).read_bytes(), arena_size=arena_size)
+    outs = []
+    for xi in x:
+        it.set_input(xi[None], 0)
+        it.invoke()
+        outs.append(np.array(it.get_output(0))[0].copy())
+    return np.stack(outs)

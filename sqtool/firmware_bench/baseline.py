@@ -1,0 +1,157 @@
+"""The classic baseline: spectral heart rate with accelerometer artifact suppression and peak tracking.
+
+What a practitioner ships without a learned model, in the spirit of TROIKA (Zhang et al. 2015) and
+the SP Cup 2015 entries built on it, simplified to what runs on a wrist MCU:
+
+    per 8 s window at the device rate (raw PPG + 3-axis accelerometer):
+    1. band-pass 0.5-4 Hz (zero-phase over the buffered window) PPG and each acc axis;
+    2. power spectra with a Hann window, zero-padded to ~0.9 BPM bins, restricted to 40-210 BPM;
+    3. artifact suppression by spectral subtraction: the PPG spectrum (scaled to max 1) minus the
+       summed accelerometer spectrum (scaled to max 1, times `acc_weight`) -- a PPG peak that coincides
+       with a motion peak (arm swing, cadence) is cancelled, a cardiac peak without a motion partner
+       survives. Applied only when the window moves (acc band power above `motion_floor`);
+    4. peak tracking: the candidates are the spectral peaks above 30 % of the maximum; the first window
+       takes the largest peak in 50-150 BPM (the subject starts at rest, as in SP Cup), later windows
+       take the largest candidate within +-`search_bpm` of the previous estimate; when no candidate is
+       there, the previous value is held, and after `lost_after` such windows in a row the tracker
+       re-acquires the largest peak within +-2 x search_bpm; when the tracked peak stays below half
+       of the strongest peak for `doubt_after` windows, it jumps to the strongest (wrong lock);
+    5. the result passes the same slew-rate tracker as the learned model (`tracker.HrTracker`).
+
+Causal at the window level: window i uses samples up to its own end and the state from window i-1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+from sqtool.firmware_bench.tracker import HrTracker, TrackerCfg
+
+ACC = ("acc_x", "acc_y", "acc_z")
+
+
+@dataclass
+class BaselineCfg:
+    band: tuple[float, float] = (0.5, 4.0)     # Hz
+    bpm_range: tuple[float, float] = (40.0, 210.0)
+    init_range: tuple[float, float] = (50.0, 150.0)
+    resolution_bpm: float = 0.9                # FFT bin size after zero padding
+    acc_weight: float = 1.0                    # spectral subtraction strength
+    motion_floor: float = 1e-3                 # acc band power (units^2) below which no subtraction
+    peak_rel: float = 0.3                      # candidate peaks: >= this x the max
+    search_bpm: float = 12.0                   # tracking window around the previous estimate
+    lost_after: int = 3                        # windows without a candidate before re-acquiring
+    doubt_rel: float = 0.5                     # tracked peak below this x the strongest peak ...
+    doubt_after: int = 4                       # ... for this many windows in a row: jump to the strongest
+
+
+def spectra(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg):
+    """ppg (W, T), acc (W, 3, T) or None -> bpm (F,), P (W, F), A (W, F) or None, motion power (W,)."""
+    from scipy import signal
+
+    W, T = ppg.shape
+    sos = signal.butter(2, cfg.band, btype="bandpass", fs=fs, output="sos")
+    nfft = int(2 ** np.ceil(np.log2(fs * 60.0 / cfg.resolution_bpm)))
+    nfft = max(nfft, T)
+    bpm = np.fft.rfftfreq(nfft, 1.0 / fs) * 60.0
+    keep = (bpm >= cfg.bpm_range[0]) & (bpm <= cfg.bpm_range[1])
+    win = np.hanning(T)
+    pad = min(3 * 5, T - 1)
+
+    def power(x):                                                  # (..., T) -> (..., F)
+        xf = signal.sosfiltfilt(sos, x, axis=-1, padlen=pad)
+        xf = xf - xf.mean(axis=-1, keepdims=True)
+        return np.abs(np.fft.rfft(xf * win, n=nfft, axis=-1)) ** 2, xf
+
+    P, _ = power(np.asarray(ppg, dtype=np.float64))
+    P = P[:, keep]
+    if acc is None:
+        return bpm[keep], P, None, np.zeros(W)
+    A3, accf = power(np.asarray(acc, dtype=np.float64))            # (W, 3, F)
+    A = A3.sum(axis=1)[:, keep]
+    motion = (accf ** 2).mean(axis=(1, 2))
+    return bpm[keep], P, A, motion
+
+
+def _peaks(s: np.ndarray, rel: float) -> np.ndarray:
+    """Indices of local maxima >= rel x max (plateaus: first index)."""
+    if s.size < 3 or not np.isfinite(s).all() or s.max() <= 0:
+        return np.zeros(0, dtype=np.int64)
+    i = np.flatnonzero((s[1:-1] > s[:-2]) & (s[1:-1] >= s[2:])) + 1
+    return i[s[i] >= rel * s.max()]
+
+
+def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg | None = None,
+             tracker: TrackerCfg | None = None) -> dict:
+    """Windows of ONE recording, in order -> {"hr": tracked (W,), "raw": per-window pick (W,),
+    "suppressed": whether motion subtraction was applied (W,)}."""
+    cfg = cfg or BaselineCfg()
+    ppg = np.asarray(ppg, dtype=np.float64)
+    if ppg.ndim != 2 or ppg.shape[1] < 2 * fs:
+        raise SqtoolError(f"baseline: ppg windows must be (W, T) with T >= 2 s, got {ppg.shape}")
+    ppg = np.where(np.isfinite(ppg), ppg, 0.0)
+    if acc is not None:
+        acc = np.where(np.isfinite(acc), np.asarray(acc, dtype=np.float64), 0.0)
+    bpm, P, A, motion = spectra(ppg, acc, fs, cfg)
+    W = len(ppg)
+    raw = np.full(W, np.nan)
+    suppressed = np.zeros(W, dtype=bool)
+    prev, lost, doubt = None, 0, 0
+    for i in range(W):
+        p = P[i] / P[i].max() if P[i].max() > 0 else P[i]
+        if A is not None and motion[i] > cfg.motion_floor and A[i].max() > 0:
+            s = np.clip(p - cfg.acc_weight * A[i] / A[i].max(), 0.0, None)
+            if s.max() > 0:
+                p, suppressed[i] = s, True
+        cand = _peaks(p, cfg.peak_rel)
+        if cand.size == 0:
+            lost += 1
+            raw[i] = prev if prev is not None else np.nan
+            continue
+        if prev is None:
+            ok = cand[(bpm[cand] >= cfg.init_range[0]) & (bpm[cand] <= cfg.init_range[1])]
+            ok = ok if ok.size else cand
+            pick = ok[np.argmax(p[ok])]
+        else:
+            span = cfg.search_bpm * (2.0 if lost >= cfg.lost_after else 1.0)
+            near = cand[np.abs(bpm[cand] - prev) <= span]
+            if near.size == 0:
+                lost += 1
+                raw[i] = prev
+                continue
+            pick = near[np.argmax(p[near])]
+            # the tracked peak is weak while a far one dominates, window after window: re-acquire
+            top = cand[np.argmax(p[cand])]
+            doubt = doubt + 1 if p[pick] < cfg.doubt_rel * p[top] else 0
+            if doubt >= cfg.doubt_after:
+                pick, doubt = top, 0
+        lost = 0
+        prev = float(bpm[pick])
+        raw[i] = prev
+    t = HrTracker(tracker)
+    hr = np.array([t.update(r, True) for r in raw])
+    return {"hr": hr, "raw": raw, "suppressed": suppressed}
+
+
+def record_windows(record, t0: np.ndarray, window_s: float) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Raw device-rate PPG (W, T) and acc (W, 3, T) (None if absent) of the windows starting at t0."""
+    ch = "ppg" if "ppg" in record.signals else record.primary_channel()
+    fs = float(record.fs[ch])
+    T = int(round(window_s * fs))
+    starts = np.round(np.asarray(t0) * fs).astype(np.int64)
+    x = np.asarray(record.signals[ch], dtype=np.float64)
+    idx = starts[:, None] + np.arange(T)[None, :]
+    if idx.size and idx.max() >= len(x):
+        raise SqtoolError(f"{record.record_id}: window beyond the end of the recording")
+    ppg = x[idx]
+    acc = None
+    if all(a in record.signals and float(record.fs[a]) == fs for a in ACC):
+        acc = np.stack([np.asarray(record.signals[a], dtype=np.float64)[idx] for a in ACC], axis=1)
+    return ppg, acc, fs
+
+
+def baseline_hr(record, t0: np.ndarray, window_s: float = 8.0, cfg: BaselineCfg | None = None) -> dict:
+    ppg, acc, fs = record_windows(record, t0, window_s)
+    return estimate(ppg, acc, fs, cfg)

@@ -1,0 +1,322 @@
+"""`sqtool bench`: stream real PPG through every runtime and the emulated MCU firmware.
+
+    sqtool bench --model runs/export/<run> --data ../shared/data/troika/Training_data
+    sqtool bench --model runs/demo/latest --data PATH --runtime tflm_int8,c_host,mcu_m4 --floor mae=8
+
+For every recording under --data: replay it as a device stream (stream.py: device-rate chunks, a
+streaming resampler to the model rate, a window every hop aligned with the truth windows, the
+model's normalisation); run the same windows through each runtime (runtimes.py); decode the heart
+rate, track it causally (tracker.py, optionally gated by the model's quality output) and score it
+against the ECG truth; run the classic spectral baseline (baseline.py) on the same windows; check the
+firmware's int8 outputs bit for bit (double rounding vs TFLite Micro, single rounding vs Brevitas);
+measure instructions per inference (QEMU plugin / callgrind), flash, RAM and stack. Writes
+bench.json, bench.md and plots into the run dir and prints the tables.
+
+`--floor metric=value[,...]` (metric: mae, mae_tracked, gt10 (%), exact (%), insns, flash_kb, ram_kb;
+prefix `runtime:` to restrict to one runtime) makes the command exit with status 3 when a metric
+misses its floor, for CI.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
+                           write_metrics)
+
+
+@dataclass
+class BenchConfig:
+    model: str = field(default="", metadata={"help": "export dir (metadata.json), or a demo dir holding export/"})
+    data: str = field(default="", metadata={"help": "recordings: a dataset dir or file (e.g. troika/Training_data)"})
+    runtime: list[str] = field(default_factory=list, metadata={"help": "comma-separated runtimes (default: all "
+                                                                       "available; see runtimes.RUNTIMES)"})
+    floor: list[str] = field(default_factory=list, metadata={"help": "metric=value floors, e.g. mae=8,exact=100"})
+    teacher: str = field(default="", metadata={"help": "teacher checkpoint / run dir (default: found via the "
+                                                       "export's provenance)"})
+    student_float: str = field(default="", metadata={"help": "float student checkpoint (default: found)"})
+    student_int8: str = field(default="", metadata={"help": "QAT student checkpoint (default: found)"})
+    chunk: int = field(default=25, metadata={"help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
+    filter: str = field(default="window", metadata={"help": "stream band-pass: window | causal | none"})
+    quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality "
+                                                                "output says poor"})
+    max_records: int = field(default=0, metadata={"help": "use at most this many recordings (0 = all)"})
+    mcu_windows: int = field(default=0, metadata={"help": "windows run on each emulated MCU (0 = all)"})
+    callgrind_windows: int = field(default=4, metadata={"help": "windows counted under valgrind (0 = skip)"})
+    timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
+    out: str | None = field(default=None, metadata={"help": "run dir (default runs/bench/<stamp>-<model>)"})
+    force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
+
+
+def register(sub, name: str, helptext: str) -> None:
+    p = sub.add_parser(name, help=helptext, description=__doc__.split("\n\n")[0])
+    add_config_args(p, BenchConfig)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    cfg = resolve_config(BenchConfig, args)
+    res = run_bench(cfg)
+    from sqtool.firmware_bench.report import tables
+    print(tables(res))
+    print(f"\nbench -> {res['run_dir']}")
+    return 3 if any(not f["ok"] for f in res["floor"]) else 0
+
+
+# ----------------------------------------------------------------------------- floors
+
+_FLOOR = {"mae": ("metrics.mae", "max"), "mae_tracked": ("metrics_tracked.mae", "max"),
+          "gt10": ("gt10_pct", "max"), "exact": ("exact_pct", "min"),
+          "insns": ("instructions_per_inference", "max"), "flash_kb": ("flash_kb", "max"),
+          "ram_kb": ("ram_kb", "max")}
+
+
+def parse_floors(items: list[str]) -> list[tuple[str | None, str, float]]:
+    out = []
+    for it in items:
+        if "=" not in it:
+            raise SqtoolError(f"--floor '{it}': expected metric=value (metrics: {', '.join(_FLOOR)})")
+        k, v = it.split("=", 1)
+        rt, _, metric = k.rpartition(":")
+        if metric not in _FLOOR:
+            raise SqtoolError(f"--floor '{it}': unknown metric '{metric}' (known: {', '.join(_FLOOR)})")
+        try:
+            out.append((rt or None, metric, float(v)))
+        except ValueError:
+            raise SqtoolError(f"--floor '{it}': '{v}' is not a number")
+    return out
+
+
+def _get(row: dict, path: str):
+    v = row
+    for p in path.split("."):
+        v = v.get(p) if isinstance(v, dict) else None
+    return v
+
+
+def check_floors(rows: list[dict], floors) -> list[dict]:
+    res = []
+    for rt, metric, limit in floors:
+        path, op = _FLOOR[metric]
+        for r in rows:
+            if rt is not None and r["runtime"] != rt:
+                continue
+            v = _get(r, path)
+            if v is None and rt is None:
+                continue                                  # metric not measured by this runtime
+            ok = r["status"] == "ok" and v is not None and (v <= limit if op == "max" else v >= limit)
+            res.append({"runtime": r["runtime"], "metric": metric, "value": v, "limit": limit, "op": op, "ok": bool(ok)})
+        if rt is not None and not any(f["runtime"] == rt and f["metric"] == metric for f in res):
+            res.append({"runtime": rt, "metric": metric, "value": None, "limit": limit, "op": op, "ok": False})
+    return res
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+def _records(cfg: BenchConfig, channels):
+    from sqtool.data.readers import read_dataset
+    if not cfg.data:
+        raise SqtoolError("--data is required (a recordings dir or file, e.g. ../shared/data/troika/Training_data)")
+    p = Path(cfg.data)
+    if not p.exists():
+        raise SqtoolError(f"--data {p} does not exist")
+    recs = sorted(read_dataset(p), key=lambda r: r.record_id)
+    usable, skipped = [], []
+    for r in recs:
+        miss = [c for c in channels if c not in r.signals]
+        if miss:
+            skipped.append(f"{r.record_id}: no channel {', '.join(miss)}")
+            continue
+        ppg = np.asarray(r.signals[channels[0]], float)
+        if np.nanmax(ppg) - np.nanmin(ppg) < 1e-9:
+            skipped.append(f"{r.record_id}: {channels[0]} is flat (all-zero or saturated stream)")
+            continue
+        usable.append(r)
+    if cfg.max_records:
+        usable = usable[:cfg.max_records]
+    if not usable:
+        why = "; ".join(skipped[:3]) or "no recordings"
+        raise SqtoolError(f"--data {p}: no recording the model can use ({why})")
+    return usable, skipped
+
+
+def _primary(rows: list[dict]) -> str | None:
+    ok = {r["runtime"] for r in rows if r["status"] == "ok" and r.get("metrics", {}).get("mae") is not None}
+    for k in ("mcu_m4", "mcu_m33", "mcu_m55", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
+              "onnx_float", "torch_student", "torch_teacher"):
+        if k in ok:
+            return k
+    return None
+
+
+def run_bench(cfg: BenchConfig) -> dict:
+    from sqtool import __version__
+    from sqtool.firmware_bench import baseline as B
+    from sqtool.firmware_bench import mcu
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.report import hr_metrics, write_report
+    from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
+    from sqtool.firmware_bench.tracker import track
+    from sqtool.train.checkpoint import file_sha256
+
+    if not cfg.model:
+        raise SqtoolError("--model is required (an export dir, or a demo dir holding export/)")
+    if cfg.filter not in FILTERS:
+        raise SqtoolError(f"--filter must be one of {', '.join(FILTERS)}")
+    floors = parse_floors(cfg.floor)
+    names = list(cfg.runtime) or list(R.DEFAULT_RUNTIMES)
+    for n in names:
+        if n not in R.RUNTIMES:
+            raise SqtoolError(f"unknown runtime '{n}' (known: {', '.join(R.RUNTIMES)})")
+    art = R.load_artifacts(cfg.model, {"teacher": cfg.teacher, "student_float": cfg.student_float,
+                                        "student_int8": cfg.student_int8})
+    md = art.metadata
+    if md.get("task") != "hr":
+        raise SqtoolError(f"sqtool bench scores heart rate; the model's task is '{md.get('task')}'")
+    spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
+    recs, skipped = _records(cfg, list(spec.channels))
+
+    # 1. stream every recording (timed: part of the host pipeline's real-time factor)
+    t = time.perf_counter()
+    reps = [replay(r, spec, chunk=cfg.chunk) for r in recs]
+    stream_s = time.perf_counter() - t
+    X = np.concatenate([rp.x for rp in reps])                                 # (N, C, T)
+    truth = np.concatenate([rp.truth if rp.truth is not None else np.full(len(rp), np.nan) for rp in reps])
+    flagged = np.concatenate([rp.flagged for rp in reps])
+    bounds = np.cumsum([0] + [len(rp) for rp in reps])
+    signal_s = float(sum(r.duration(spec.channels[0]) for r in recs))
+    if not np.isfinite(truth).any():
+        raise SqtoolError(f"--data {cfg.data}: no recording has heart-rate truth (labels['hr']) to score against")
+
+    run_dir = make_run_dir("bench", str(md.get("model", "model")), cfg.out, cfg.force)
+    save_config(run_dir, cfg)
+    work = run_dir / "build"
+    model_file = art.file("model_int8.tflite") if art.file("model_int8.tflite").is_file() else art.export_dir / "metadata.json"
+
+    def per_record_track(hr, ok):
+        return np.concatenate([track(hr[a:b], ok[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+
+    rows, series_pred, series_trk, lat = [], {}, {}, {}
+    for name in names:
+        row = {"runtime": name, "status": "ok"}
+        explicit = bool(cfg.runtime)
+        try:
+            rt = R.make_runtime(name, art, work)
+        except SqtoolError as e:
+            row.update(status="error" if explicit else "skipped", error=str(e))
+            rows.append(row)
+            continue
+        row["precision"] = rt.precision
+        try:
+            xs = X if not (name.startswith("mcu_") and cfg.mcu_windows) else X[:cfg.mcu_windows]
+            if name.startswith("mcu_"):
+                rt.timeout_s = cfg.timeout
+            t = time.perf_counter()
+            y = rt.run_batch(xs)
+            run_s = time.perf_counter() - t
+        except SqtoolError as e:
+            row.update(status="error", error=str(e), **rt.info())
+            rows.append(row)
+            continue
+        row.update(rt.info())
+        hr = np.full(len(X), np.nan)
+        hr[:len(y)] = R.decode_hr(y, md)
+        ok = np.ones(len(X), bool)
+        if cfg.quality_gate and y.shape[1] > 1:
+            ok[:len(y)] = y[:, 1] > 0.0                                         # quality logit > 0: good
+        ok &= flagged < 0.1
+        trk = per_record_track(hr, ok)
+        row["metrics"] = hr_metrics(hr[:len(y)], truth[:len(y)])
+        row["metrics_tracked"] = hr_metrics(trk[:len(y)], truth[:len(y)])
+        row["windows"] = int(len(y))
+        if row["metrics"]["gt10"] is not None:
+            row["gt10_pct"] = 100 * row["metrics"]["gt10"]
+        if rt.latencies_s:
+            ms = np.asarray(rt.latencies_s) * 1e3
+            row.update(latency_ms_p50=float(np.percentile(ms, 50)), latency_ms_p99=float(np.percentile(ms, 99)),
+                       latency_ms_mean=float(ms.mean()))
+            lat[name] = ms.tolist()
+            per_window = stream_s / len(X) + run_s / len(y)
+            row["realtime_factor"] = float(signal_s / len(X) / per_window)       # x real time
+            row["signal_hours_per_s"] = row["realtime_factor"] / 3600.0
+        for k in ("flash_bytes", "ram_bytes"):
+            if row.get(k) is not None:
+                row[k.replace("_bytes", "_kb")] = row[k] / 1024
+        if rt.int8_outputs is not None:
+            row["_int8"] = rt.int8_outputs
+        if name == "c_host" and cfg.callgrind_windows:
+            try:
+                s, zp = art.input_qparams
+                row["instructions_per_inference"] = rt.callgrind(R.quantize(X[:cfg.callgrind_windows], s, zp))
+                row["instructions_tool"] = "valgrind callgrind (x86-64, sq_model_run only)"
+            except SqtoolError as e:
+                row["callgrind_error"] = str(e)
+        if name.startswith("mcu_"):
+            row["instructions_tool"] = "QEMU TCG plugin insn_count (between sq_bench_begin/end)"
+        series_pred[name] = [hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+        series_trk[name] = [trk[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+        rows.append(row)
+
+    # 2. bit-exactness: double rounding vs TFLite Micro, single rounding vs Brevitas
+    refs = {r["runtime"]: r.get("_int8") for r in rows if r.get("_int8") is not None}
+    for r in rows:
+        mode = R.rounding_mode(r["runtime"])
+        ref = {"double": "tflm_int8", "single": "brevitas_int8"}.get(mode)
+        if r.get("_int8") is None or ref is None or ref == r["runtime"] or ref not in refs:
+            continue
+        a, b = r["_int8"], refs[ref]
+        n = min(len(a), len(b))
+        r["exact_pct"] = float(100 * (a[:n] == b[:n]).all(axis=1).mean())
+        r["exact_ref"] = ref
+        r["max_lsb_diff"] = int(np.abs(a[:n].astype(int) - b[:n].astype(int)).max())
+    for r in rows:
+        r.pop("_int8", None)
+
+    # 3. the classic baseline on the same windows
+    t = time.perf_counter()
+    bl_hr, bl_raw = [], []
+    for rec, rp in zip(recs, reps):
+        o = B.baseline_hr(rec, rp.t0, spec.window_s)
+        bl_hr.append(o["hr"])
+        bl_raw.append(o["raw"])
+    bl_s = time.perf_counter() - t
+    bl_hr, bl_raw = np.concatenate(bl_hr), np.concatenate(bl_raw)
+    base = {"runtime": "baseline", "status": "ok", "precision": "float64",
+            "method": "spectral + acc subtraction + peak tracking (TROIKA-like)",
+            "metrics": hr_metrics(bl_raw, truth), "metrics_tracked": hr_metrics(bl_hr, truth),
+            "realtime_factor": float(signal_s / (bl_s + 1e-12))}
+    base["gt10_pct"] = None if base["metrics"]["gt10"] is None else 100 * base["metrics"]["gt10"]
+    series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+    series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+
+    prov = {"sqtool_version": __version__, "git_sha": git_sha(), "model": md.get("model"),
+            "model_dir": str(art.export_dir), "model_sha256": file_sha256(model_file),
+            "source_sha256": md.get("source_sha256"), "quant_scheme": md.get("quant_scheme"),
+            "tools": mcu.tool_versions(), "data": str(cfg.data), "records": len(recs), "windows": int(len(X)),
+            "signal_hours": signal_s / 3600, "skipped_records": skipped,
+            "stream": f"{reps[0].fs_in:g} Hz -> {spec.fs:g} Hz, {spec.window_s:g} s / {spec.hop_s:g} s windows, "
+                      f"chunks of {cfg.chunk}, filter {spec.filter}, latency {reps[0].latency_s:.2f} s",
+            "stream_seconds": stream_s}
+    floor_res = check_floors(rows, floors)
+    res = {"provenance": prov, "runtimes": rows, "baseline": base, "floor": floor_res, "run_dir": str(run_dir),
+           "notes": ["MAE over windows with ECG truth; 'tracked' = after the causal tracker "
+                     f"(quality gate {'on' if cfg.quality_gate else 'off'}, dropouts > 10 % held).",
+                     "Instruction counts are executed instructions (QEMU plugin on the MCU, callgrind on the "
+                     "host), never cycles.",
+                     "bit-exact %: windows whose int8 outputs equal the reference's exactly (double rounding "
+                     "vs TFLite Micro, single rounding vs Brevitas)."],
+           "series": {"records": [{"record_id": rp.record_id, "t0": rp.t0.tolist(),
+                                   "truth": (rp.truth if rp.truth is not None else np.full(len(rp), np.nan)).tolist()}
+                                  for rp in reps],
+                      "pred": series_pred, "pred_tracked": series_trk, "latency_ms": lat}}
+    res["primary"] = _primary(rows)
+    write_report(run_dir, res)
+    write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in
+                                                        ("status", "metrics", "metrics_tracked", "exact_pct",
+                                                         "instructions_per_inference", "flash_bytes", "ram_bytes",
+                                                         "latency_ms_p50", "latency_ms_p99")} for r in rows},
+                            "baseline": base["metrics"], "floor": floor_res})
+    return res

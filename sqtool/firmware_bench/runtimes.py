@@ -1,0 +1,510 @@
+"""Every way to run an exported model, behind one interface.
+
+    art = load_artifacts("runs/export/...")          # or a demo dir holding export/ (+ checkpoints)
+    rt = make_runtime("tflm_int8", art, work_dir)
+    y = rt.run(x)                  # x (C, T) float32 normalised window -> (k,) float, model units
+    Y = rt.run_batch(X)            # (N, C, T) -> (N, k)
+    rt.info()                      # {"runtime", "status", "size_bytes", "file", ...}
+    rt.int8_outputs                # int8 runtimes: the last batch's raw int8 outputs (N, k)
+
+Model units: what the network outputs, i.e. regression targets normalised as (y - mean) / std;
+`decode_hr` turns them into BPM. Int8 runtimes quantize the float window with the input scale and
+zero point of metadata.json (round half away from zero, as TFLite's quantize), run integer-only, and
+dequantize with the output scale and zero point, so every int8 runtime receives identical int8 inputs
+and their int8 outputs can be compared bit for bit.
+
+Runtimes (RUNTIMES): torch_teacher, torch_student (float checkpoints), brevitas_int8 (QAT
+checkpoint), onnx_float, onnx_int8 (onnxruntime, 1 thread), litert_float, litert_int8 (LiteRT,
+default XNNPACK kernels), tflm_int8 (TFLite Micro host interpreter: the firmware's kernels; arena
+from its allocation report), c_host (generated C, gcc -O2, via ctypes for per-window latency; the
+harness executable for callgrind), c_host_single (SQ_SINGLE_ROUNDING=1), mcu_m4 / mcu_m33 / mcu_m55
+(the same C for Cortex-M4/M33/M55 on QEMU; instructions per inference, flash, RAM), mcu_m4_single.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import SqtoolError
+
+RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8", "litert_float",
+            "litert_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33", "mcu_m55",
+            "mcu_m4_single")
+DEFAULT_RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8",
+                    "litert_float", "litert_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33")
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+@dataclass
+class Artifacts:
+    """An export dir (+ the checkpoints it came from, when found)."""
+    export_dir: Path
+    metadata: dict
+    checkpoints: dict[str, Path] = field(default_factory=dict)   # teacher / student_float / student_int8
+
+    @property
+    def model_cfg(self) -> dict:
+        return self.metadata.get("model_cfg") or self.metadata
+
+    def file(self, name: str) -> Path:
+        return self.export_dir / name
+
+    @property
+    def input_qparams(self) -> tuple[float, int]:
+        q = self.metadata.get("quantization") or {}
+        if "input_scale" not in q:
+            raise SqtoolError(f"{self.export_dir}/metadata.json has no int8 quantization parameters "
+                              "(a float-only export: int8 runtimes unavailable)")
+        return float(q["input_scale"]), int(q["input_zero_point"])
+
+    @property
+    def output_qparams(self) -> tuple[float, int]:
+        q = self.metadata.get("quantization") or {}
+        if "output_scale" not in q:
+            raise SqtoolError(f"{self.export_dir}/metadata.json has no int8 quantization parameters")
+        return float(q["output_scale"]), int(q["output_zero_point"])
+
+
+def _find_export_dir(path: Path) -> Path:
+    """A dir with metadata.json, or one holding export/ (a demo dir), following a `latest` link."""
+    path = Path(path)
+    if not path.exists():
+        raise SqtoolError(f"model dir {path} does not exist")
+    if path.is_file():
+        raise SqtoolError(f"--model wants an export directory (with metadata.json), got the file {path}")
+    for cand in (path, path / "export"):
+        if (cand / "metadata.json").is_file():
+            return cand
+    subs = sorted(p for p in path.glob("*/metadata.json"))
+    if len(subs) == 1:
+        return subs[0].parent
+    raise SqtoolError(f"{path} has no sqtool metadata (metadata.json): not an `sqtool export` directory")
+
+
+def _ckpt_from_config(d: Path) -> Path | None:
+    """The checkpoint a run dir was made from, per its config.yaml ('source' or config.model)."""
+    import yaml
+    p = d / "config.yaml"
+    if not p.is_file():
+        return None
+    try:
+        c = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError:
+        return None
+    for v in (c.get("source"), (c.get("config") or {}).get("model"), (c.get("config") or {}).get("teacher")):
+        if v and Path(v).exists():
+            return Path(v)
+    return None
+
+
+def load_artifacts(path, checkpoints: dict[str, str] | None = None) -> Artifacts:
+    """Read and check metadata.json; locate the checkpoints (explicit > next to it > via config.yaml)."""
+    d = _find_export_dir(Path(path))
+    try:
+        md = json.loads((d / "metadata.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SqtoolError(f"{d}/metadata.json is not valid JSON ({type(e).__name__})")
+    from sqtool.export.metadata import check_model_cfg
+    if not isinstance(md, dict) or "model_cfg" not in md:
+        raise SqtoolError(f"{d}/metadata.json lacks sqtool metadata (model_cfg): not written by sqtool export")
+    check_model_cfg(md["model_cfg"], f"{d}/metadata.json")
+    art = Artifacts(d, md)
+    found: dict[str, Path] = {}
+    roots = [Path(path), d, Path(path).parent]
+    src = _ckpt_from_config(d)                                   # the compress run's model.pt
+    if src is not None:
+        roots.append(src if src.is_dir() else src.parent)
+    for r in roots:
+        for name, key in (("model.pt", "student_int8"), ("student_float.pt", "student_float"),
+                          ("teacher.pt", "teacher")):
+            for p in (r / name, r / "compress" / name):
+                if p.is_file() and key not in found:
+                    found[key] = p
+        for p in (r / "teacher" / "model.pt", r / "finetune" / "model.pt"):
+            if p.is_file() and "teacher" not in found:
+                found["teacher"] = p
+    if "student_int8" in found and "teacher" not in found:                 # compress config -> teacher
+        t = _ckpt_from_config(found["student_int8"].parent)
+        if t is not None and (t.is_file() or (t / "model.pt").is_file()) and t.resolve() != found["student_int8"].resolve():
+            found["teacher"] = t if t.is_file() else t / "model.pt"
+    for k, v in (checkpoints or {}).items():
+        if v:
+            found[k] = Path(v)
+    art.checkpoints = found
+    return art
+
+
+def decode_hr(y: np.ndarray, md: dict) -> np.ndarray:
+    """Model units -> BPM for output 0 (hr_bpm): y * target_std + target_mean."""
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    mean = (md.get("target_mean") or md.get("model_cfg", {}).get("target_mean") or [0.0])[0]
+    std = (md.get("target_std") or md.get("model_cfg", {}).get("target_std") or [1.0])[0]
+    return y[:, 0] * float(std) + float(mean)
+
+
+def quantize(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
+    """(N, C, T) float -> (N, T*C) int8 channels-last, round half away from zero, saturate."""
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), x.shape[-2], x.shape[-1])
+    v = x / np.float32(scale)
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + zp
+    return np.clip(q, -128, 127).astype(np.int8).transpose(0, 2, 1).reshape(len(x), -1)
+
+
+# ----------------------------------------------------------------------------- interface
+
+class Runtime:
+    name = "runtime"
+    precision = "float"
+    needs = ()                              # files in the export dir / checkpoint keys
+
+    def __init__(self, art: Artifacts, work: Path):
+        self.art, self.work = art, Path(work)
+        self.size_bytes: int | None = None
+        self.file: str = ""
+        self.extra: dict = {}
+        self.int8_outputs: np.ndarray | None = None
+        self.latencies_s: list[float] = []
+
+    def load(self) -> "Runtime":
+        return self
+
+    def _run_batch(self, x: np.ndarray) -> np.ndarray:
+        return np.stack([self._run_one(xi) for xi in x])
+
+    def _run_one(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.run_batch(np.asarray(x)[None])[0]
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        C, T = self.art.model_cfg["channels"], int(round(float(self.art.metadata["fs"]) * float(self.art.metadata["window_s"])))
+        if x.ndim != 3 or x.shape[1:] != (len(C), T):
+            raise SqtoolError(f"{self.name}: windows must be (N, {len(C)}, {T}), got {x.shape}")
+        return np.asarray(self._run_batch(x), dtype=np.float64).reshape(len(x), -1)
+
+    def info(self) -> dict:
+        return {"runtime": self.name, "precision": self.precision, "file": self.file,
+                "size_bytes": self.size_bytes, **self.extra}
+
+
+class _Timed(Runtime):
+    """Runs window by window and records each window's wall time (host latency)."""
+
+    def _run_batch(self, x):
+        outs = []
+        for xi in x:
+            t = time.perf_counter()
+            outs.append(self._run_one(xi))
+            self.latencies_s.append(time.perf_counter() - t)
+        return np.stack(outs)
+
+
+class _Int8(_Timed):
+    precision = "int8"
+
+    def _run_batch(self, x):
+        s, zp = self.art.input_qparams
+        q = quantize(x, s, zp)                                   # (N, T*C)
+        yq = self._run_int8(q)
+        self.int8_outputs = yq
+        os_, ozp = self.art.output_qparams
+        return (yq.astype(np.float64) - ozp) * os_
+
+    def _run_int8(self, q: np.ndarray) -> np.ndarray:
+        outs = []
+        for qi in q:
+            t = time.perf_counter()
+            outs.append(self._run_q(qi))
+            self.latencies_s.append(time.perf_counter() - t)
+        return np.stack(outs).astype(np.int8)
+
+    def _run_q(self, q: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+class TorchRuntime(_Timed):
+    key = "student_float"
+    kinds: tuple[str, ...] = ("student_float",)
+
+    def load(self):
+        import torch
+        from sqtool.models import ModelCfg, create_model
+        from sqtool.train.checkpoint import file_sha256, load_checkpoint
+        torch.set_num_threads(1)
+        p = self.art.checkpoints.get(self.key)
+        if p is None:
+            raise SqtoolError(f"no {self.key} checkpoint found next to the export (pass --{self.key.replace('_', '-')})")
+        ck = load_checkpoint(p, expect_kind=self.kinds)
+        cfg = ModelCfg.from_dict(ck["model_cfg"])
+        mine = self.art.model_cfg
+        for k in ("fs", "window_s", "norm", "task"):
+            if getattr(cfg, k) != mine.get(k):
+                raise SqtoolError(f"checkpoint {p}: {k} = {getattr(cfg, k)} differs from the export's {mine.get(k)}")
+        missing = [c for c in cfg.channels if c not in mine["channels"]]
+        if missing:
+            raise SqtoolError(f"checkpoint {p} needs channel(s) {', '.join(missing)} the export's windows lack")
+        self.ch_idx = [list(mine["channels"]).index(c) for c in cfg.channels]   # e.g. a PPG-only teacher
+        self.model = create_model(cfg)
+        self.model.load_state_dict(ck["state_dict"])
+        self.model.eval()
+        self.file, self.size_bytes = str(p), Path(p).stat().st_size
+        self.extra["params"] = int(sum(t.numel() for t in self.model.parameters()))
+        self.extra["sha256"] = file_sha256(p)
+        return self
+
+    def _run_one(self, x):
+        import torch
+        with torch.no_grad():
+            return self.model(torch.from_numpy(np.ascontiguousarray(x[None, self.ch_idx])))[0].numpy()
+
+
+class TorchTeacher(TorchRuntime):
+    name, key, kinds = "torch_teacher", "teacher", ("teacher_task", "student_float")
+
+
+class TorchStudent(TorchRuntime):
+    name, key, kinds = "torch_student", "student_float", ("student_float",)
+
+
+class BrevitasInt8(TorchRuntime):
+    name, key, kinds, precision = "brevitas_int8", "student_int8", ("student_int8",), "int8"
+
+    def _run_batch(self, x):
+        from sqtool.export.intgraph import brevitas_int_outputs
+        y = super()._run_batch(x)
+        xs = np.ascontiguousarray(x[:, self.ch_idx])
+        self.int8_outputs = np.asarray(brevitas_int_outputs(self.model, xs)["fc"]).astype(np.int8).reshape(len(x), -1)
+        return y
+
+
+# ----------------------------------------------------------------------------- ONNX, LiteRT, TFLM
+
+class OnnxRuntime(_Timed):
+    fname = "model_float.onnx"
+
+    def load(self):
+        from sqtool.export.onnx import session
+        p = self.art.file(self.fname)
+        if not p.is_file():
+            raise SqtoolError(f"{p.name} not in the export dir")
+        self.sess = session(p, threads=1)
+        self.inp = self.sess.get_inputs()[0].name
+        self.file, self.size_bytes = str(p), p.stat().st_size
+        return self
+
+    def _run_one(self, x):
+        return self.sess.run(None, {self.inp: x[None]})[0][0]
+
+
+class OnnxFloat(OnnxRuntime):
+    name, fname = "onnx_float", "model_float.onnx"
+
+
+class OnnxInt8(OnnxRuntime):
+    """QCDQ ONNX: float in, float out (dequantized inside the graph); int8 outputs by requantizing."""
+    name, fname, precision = "onnx_int8", "model_int8.onnx", "int8"
+
+    def _run_batch(self, x):
+        y = super()._run_batch(x)
+        os_, ozp = self.art.output_qparams
+        self.int8_outputs = np.clip(np.round(y / np.float32(os_)) + ozp, -128, 127).astype(np.int8)
+        return y
+
+
+class LiteRtFloat(_Timed):
+    name, fname = "litert_float", "model_float.tflite"
+
+    def load(self):
+        from ai_edge_litert.interpreter import Interpreter
+        p = self.art.file(self.fname)
+        if not p.is_file():
+            raise SqtoolError(f"{p.name} not in the export dir")
+        self.it = Interpreter(model_path=str(p), num_threads=1)
+        self.it.allocate_tensors()
+        self.i_in = self.it.get_input_details()[0]
+        self.i_out = self.it.get_output_details()[0]["index"]
+        self.file, self.size_bytes = str(p), p.stat().st_size
+        return self
+
+    def _run_one(self, x):
+        self.it.set_tensor(self.i_in["index"], x.T[None, None].astype(np.float32))      # (1, 1, T, C)
+        self.it.invoke()
+        return self.it.get_tensor(self.i_out).reshape(-1)
+
+
+class LiteRtInt8(_Int8):
+    name, fname = "litert_int8", "model_int8.tflite"
+
+    def load(self):
+        LiteRtFloat.load(self)                                                            # same loading
+        return self
+
+    def _run_q(self, q):
+        T = int(self.i_in["shape"][2])
+        self.it.set_tensor(self.i_in["index"], q.reshape(1, 1, T, -1))
+        self.it.invoke()
+        return self.it.get_tensor(self.i_out).reshape(-1)
+
+
+def tflm_arena_bytes(model: bytes, arena_size: int) -> int | None:
+    """Arena bytes TFLite Micro actually allocated (its allocation report, printed by C code on the
+    process's stdout/stderr: captured at the file-descriptor level)."""
+    import ctypes
+
+    from tflite_micro.python.tflite_micro import runtime
+    it = runtime.Interpreter.from_bytes(model, arena_size=arena_size)
+    libc = ctypes.CDLL(None)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        try:
+            libc.fflush(None)
+            for fd in (1, 2):
+                os.dup2(tmp.fileno(), fd)
+            it.print_allocations()
+            libc.fflush(None)
+        finally:
+            for fd, s in saved.items():
+                os.dup2(s, fd)
+                os.close(s)
+        tmp.seek(0)
+        text = tmp.read().decode(errors="replace")
+    import re
+    m = re.search(r"Arena allocation total (\d+) bytes", text)
+    return int(m.group(1)) if m else None
+
+
+class TflmInt8(_Int8):
+    name, fname = "tflm_int8", "model_int8.tflite"
+    arena_size = 64 * 1024
+
+    def load(self):
+        from tflite_micro.python.tflite_micro import runtime
+        p = self.art.file(self.fname)
+        if not p.is_file():
+            raise SqtoolError(f"{p.name} not in the export dir")
+        b = p.read_bytes()
+        self.it = runtime.Interpreter.from_bytes(b, arena_size=self.arena_size)
+        self.file, self.size_bytes = str(p), len(b)
+        self.extra["arena_bytes"] = tflm_arena_bytes(b, self.arena_size)
+        self.T = int(round(float(self.art.metadata["fs"]) * float(self.art.metadata["window_s"])))
+        return self
+
+    def _run_q(self, q):
+        self.it.set_input(q.reshape(1, 1, self.T, -1), 0)
+        self.it.invoke()
+        return np.array(self.it.get_output(0)).reshape(-1)
+
+
+# ----------------------------------------------------------------------------- generated C
+
+class CHost(_Int8):
+    """The generated C, host gcc: ctypes for per-window latency, the harness executable for callgrind."""
+    name, single = "c_host", False
+
+    def load(self):
+        from sqtool.export.c import build_shared_lib
+        from sqtool.firmware_bench import mcu
+        c_dir = self.art.file("c")
+        if not (c_dir / "sq_model.c").is_file():
+            raise SqtoolError(f"{c_dir}/sq_model.c not in the export dir (export with --target c)")
+        import ctypes
+        self.lib = ctypes.CDLL(str(build_shared_lib(c_dir, self.work / "c_host", self.single)))
+        self.lib.sq_model_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.lib.sq_model_run.restype = ctypes.c_int
+        self.fw = mcu.build_host(c_dir, self.work / "c_host", defines=(f"SQ_SINGLE_ROUNDING={int(self.single)}",))
+        self.out_size = self.fw.output_size
+        self.file = str(c_dir / "sq_model.c")
+        self.size_bytes = (c_dir / "sq_model.c").stat().st_size + (c_dir / "sq_model.h").stat().st_size
+        self.extra.update(mcu.model_bytes(self.fw))
+        return self
+
+    def _run_q(self, q):
+        out = np.zeros(self.out_size, np.int8)
+        q = np.ascontiguousarray(q, np.int8)
+        rc = self.lib.sq_model_run(q.ctypes.data, out.ctypes.data)
+        if rc != 0:
+            raise SqtoolError(f"{self.name}: sq_model_run returned {rc}")
+        return out
+
+    def callgrind(self, q: np.ndarray) -> float | None:
+        """Instructions per inference of sq_model_run under valgrind (None when valgrind is absent)."""
+        import shutil
+
+        from sqtool.firmware_bench import mcu
+        if shutil.which("valgrind") is None:
+            return None
+        r = mcu.run_host(self.fw, q, valgrind=True)
+        return float(r.insns_per_window.mean())
+
+
+class CHostSingle(CHost):
+    name, single = "c_host_single", True
+
+
+class Mcu(_Int8):
+    """The generated C on an emulated Cortex-M (whole batch in one QEMU run)."""
+    name, target, single = "mcu_m4", "m4", False
+    timeout_s = 600.0
+
+    def load(self):
+        from sqtool.firmware_bench import mcu
+        c_dir = self.art.file("c")
+        if not (c_dir / "sq_model.c").is_file():
+            raise SqtoolError(f"{c_dir}/sq_model.c not in the export dir (export with --target c)")
+        mcu.require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+        self.fw = mcu.build_firmware(c_dir, self.target, self.work / "mcu",
+                                     defines=(f"SQ_SINGLE_ROUNDING={int(self.single)}",))
+        self.file = str(self.fw.path)
+        self.size_bytes = mcu.image_size(self.fw)["flash_bytes"]
+        self.extra.update({"board": self.fw.target.machine, "cpu": self.fw.target.cpu, **mcu.model_bytes(self.fw)})
+        return self
+
+    def _run_int8(self, q):
+        from sqtool.firmware_bench import mcu
+        r = mcu.run_firmware(self.fw, q, timeout=self.timeout_s)
+        size = mcu.image_size(self.fw, r.stack_high_water)
+        self.extra.update({k: v for k, v in size.items() if k != "sections"})
+        self.size_bytes = size["flash_bytes"]                      # the image that goes to flash
+        ins = r.insns_per_window
+        self.extra.update({"instructions_per_inference": float(np.mean(ins)), "instructions_min": int(ins.min()),
+                           "instructions_max": int(ins.max())})
+        return r.outputs
+
+
+def _mcu(name, target, single=False):
+    return type(f"Mcu_{name}", (Mcu,), {"name": name, "target": target, "single": single})
+
+
+_CLASSES = {c.name: c for c in (TorchTeacher, TorchStudent, BrevitasInt8, OnnxFloat, OnnxInt8, LiteRtFloat,
+                                LiteRtInt8, TflmInt8, CHost, CHostSingle)}
+_CLASSES.update({"mcu_m4": _mcu("mcu_m4", "m4"), "mcu_m33": _mcu("mcu_m33", "m33"),
+                 "mcu_m55": _mcu("mcu_m55", "m55"), "mcu_m4_single": _mcu("mcu_m4_single", "m4", True)})
+
+
+def make_runtime(name: str, art: Artifacts, work) -> Runtime:
+    if name not in _CLASSES:
+        raise SqtoolError(f"unknown runtime '{name}' (known: {', '.join(RUNTIMES)})")
+    return _CLASSES[name](art, Path(work)).load()
+
+
+def rounding_mode(name: str) -> str | None:
+    """Which integer arithmetic a runtime implements: "double" (TFLite) / "single" (Brevitas) / None."""
+    if name in ("tflm_int8", "c_host", "mcu_m4", "mcu_m33", "mcu_m55"):
+        return "double"
+    if name in ("brevitas_int8", "c_host_single", "mcu_m4_single"):
+        return "single"
+    return None

@@ -1,0 +1,68 @@
+"""A simple causal heart-rate tracker over consecutive windows (2 s hop).
+
+A per-window estimate is noisy: motion artifacts make a model or a spectral peak picker jump by tens
+of BPM for a window or two, while a real heart rate changes by a few BPM per second at most. The
+tracker keeps one state, the last reported HR, and for every new window:
+
+    - if the window is gated out (quality <= threshold, a dropout, or no estimate): hold the state;
+    - otherwise move toward the new estimate by at most `max_step_bpm` (slew-rate limit), then
+      smooth exponentially with weight `alpha` on the new value;
+    - after `reset_after` consecutive rejected/limited windows that all disagree with the state in
+      the same direction, re-acquire (the state was wrong, not the estimates).
+
+Causal: the output for window i uses windows <= i only, so it runs on the device as is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TrackerCfg:
+    max_step_bpm: float = 8.0      # largest change per hop (2 s): 4 BPM/s covers exercise onsets
+    alpha: float = 0.6             # weight of the (slew-limited) new estimate
+    reset_after: int = 5           # re-acquire after this many same-sign limited steps in a row
+    lo_bpm: float = 30.0
+    hi_bpm: float = 240.0
+
+
+class HrTracker:
+    def __init__(self, cfg: TrackerCfg | None = None):
+        self.cfg = cfg or TrackerCfg()
+        self.state: float | None = None
+        self.pushes = 0            # consecutive limited steps in one direction (signed)
+
+    def update(self, est: float, ok: bool = True) -> float:
+        """New window: raw estimate (BPM, NaN = none) and whether it passed the quality gate.
+        Returns the tracked HR (NaN until the first accepted window)."""
+        c = self.cfg
+        finite = bool(np.isfinite(est)) and c.lo_bpm <= est <= c.hi_bpm
+        if not (ok and finite):
+            if self.state is None:                 # nothing to hold yet: the raw estimate or nothing
+                return float(est) if finite else np.nan
+            return self.state
+        if self.state is None:
+            self.state = float(est)
+            return self.state
+        d = est - self.state
+        if abs(d) > c.max_step_bpm:
+            sgn = 1 if d > 0 else -1
+            self.pushes = self.pushes + sgn if self.pushes * sgn > 0 else sgn
+            if abs(self.pushes) >= c.reset_after:
+                self.state, self.pushes = float(est), 0
+                return self.state
+            d = float(np.clip(d, -c.max_step_bpm, c.max_step_bpm))
+        else:
+            self.pushes = 0
+        self.state = self.state + c.alpha * d
+        return self.state
+
+
+def track(estimates: np.ndarray, ok: np.ndarray | None = None, cfg: TrackerCfg | None = None) -> np.ndarray:
+    """Run a fresh tracker over one recording's windows (NaN where no estimate exists yet)."""
+    est = np.asarray(estimates, dtype=np.float64)
+    ok = np.ones(len(est), dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
+    t = HrTracker(cfg)
+    return np.array([t.update(e, o) for e, o in zip(est, ok)], dtype=np.float64)

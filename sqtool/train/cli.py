@@ -1,0 +1,99 @@
+"""`sqtool train pretrain` and `sqtool train finetune`.
+
+    sqtool train pretrain --model resnet1d_siamq_18 --pairs runs/data/pairs/<run> --epochs 30
+    sqtool train pretrain --resume runs/train/pretrain/<run>          # continue bit-for-bit after a kill
+    torchrun --nproc_per_node 4 -m sqtool.cli train pretrain --out runs/ddp --pairs ...   # DDP
+    sqtool train finetune --task hr --init runs/train/pretrain/<run> --mode full
+    sqtool train finetune --task af --init none --folds 5
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from sqtool.config import SqtoolError, add_config_args, from_dict, make_run_dir, resolve_config, save_config
+
+
+def register(sub, name: str, helptext: str) -> None:
+    from sqtool.train.finetune import FinetuneConfig
+    from sqtool.train.pretrain import PretrainConfig
+
+    p = sub.add_parser(name, help=helptext, description=helptext)
+    tsub = p.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
+
+    pp = tsub.add_parser("pretrain", help="SimSiam pretraining on (good, poor) pair shards",
+                         description="SimSiam pretraining of the SiamQuality ResNet on (good, poor) PPG pairs. "
+                                     "Under torchrun it runs data-parallel (DDP, synced BN).")
+    add_config_args(pp, PretrainConfig)
+    pp.add_argument("--out", default=None, help="run directory (default runs/train/pretrain/<time>-<model>)")
+    pp.add_argument("--force", action="store_true", help="allow a non-empty --out")
+    pp.add_argument("--resume", default=None, metavar="RUN", help="continue the run in RUN (its last.pt)")
+    pp.set_defaults(func=run_pretrain_cmd)
+
+    fp = tsub.add_parser("finetune", help="fine-tune on a task with subject folds (hr, rr, af, bp, quality)",
+                         description="Fine-tune a pretrained (or scratch) SiamQuality encoder on a task; "
+                                     "metrics with subject-bootstrap 95 % CIs, teacher_task model.pt.")
+    add_config_args(fp, FinetuneConfig)
+    fp.add_argument("--out", default=None, help="run directory (default runs/train/finetune/<time>-<task>)")
+    fp.add_argument("--force", action="store_true", help="allow a non-empty --out")
+    fp.set_defaults(func=run_finetune_cmd)
+
+    def no_sub(args):
+        p.print_help()
+        return 2
+    p.set_defaults(func=no_sub)
+
+
+def _explicit(args, cls) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def run_pretrain_cmd(args) -> int:
+    from sqtool.train.checkpoint import load_checkpoint
+    from sqtool.train.pretrain import PretrainConfig, run_pretrain
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "last.pt").is_file():
+            raise SqtoolError(f"cannot resume: {run_dir / 'last.pt'} not found")
+        saved = load_checkpoint(run_dir / "last.pt", expect_kind="teacher_pretrain").get("train_cfg", {})
+        try:
+            base = from_dict(PretrainConfig, saved, where=f"{run_dir}/last.pt train_cfg")
+        except SqtoolError as e:
+            raise SqtoolError(f"cannot resume {run_dir}: its saved config is not a pretrain config ({e})")
+        cfg = resolve_config(PretrainConfig, args, **{**dataclasses.asdict(base), **_explicit(args, PretrainConfig)})
+        run_pretrain(cfg, run_dir, resume=True)
+        return 0
+    cfg = resolve_config(PretrainConfig, args)
+    if world > 1 and not args.out:
+        raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
+    if rank == 0:
+        run_dir = make_run_dir("train/pretrain", cfg.model, args.out, args.force)
+        save_config(run_dir, cfg, world_size=world)
+    else:
+        run_dir = Path(args.out)
+    m = run_pretrain(cfg, run_dir)
+    if rank == 0:
+        print(f"pretrained {cfg.model}: loss {m['first_loss']:.4f} -> {m['final_loss']:.4f}, val loss "
+              f"{m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, z std "
+              f"{m['val_z_std'] if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
+              f"(healthy ~{m['z_std_healthy']:.3f}) -> {run_dir}/model.pt")
+    return 0
+
+
+def run_finetune_cmd(args) -> int:
+    from sqtool.train.finetune import FinetuneConfig, run_finetune
+
+    cfg = resolve_config(FinetuneConfig, args)
+    run_dir = make_run_dir("train/finetune", f"{cfg.task}-{'pretrained' if cfg.init != 'none' else 'scratch'}",
+                           args.out, args.force)
+    save_config(run_dir, cfg)
+    m = run_finetune(cfg, run_dir)
+    pm = m["primary_metric"]
+    lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
+    print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): {pm} {m[pm]:.3f} "
+          f"[95 % CI {lo:.3f}, {hi:.3f}] -> {run_dir}")
+    return 0

@@ -1,0 +1,285 @@
+"""Fine-tune the SiamQuality encoder (pretrained or from scratch) on a downstream task.
+
+    sqtool train finetune --task hr --init runs/train/pretrain/<run> --mode full
+
+1. Load the task's windows preprocessed per the model cfg (`sqtool.data.tasks.load_task`).
+2. Subject folds: leave-one-subject-out for hr (12 TROIKA recordings), k folds of subjects otherwise.
+   For each fold: a fresh model, the pretrained encoder weights (or none), a linear head; train on the
+   other subjects, predict the held-out subject(s). Out-of-fold predictions of every window are pooled.
+3. Metrics on the pooled out-of-fold predictions: MAE per output (regression), weighted F1 and AUROC
+   (classification), with 95 % bootstrap intervals over SUBJECTS.
+4. A final model on all subjects -> model.pt (kind "teacher_task": model_cfg carries task, outputs, units,
+   fs, window, channels, norm, and the target mean/std the head was trained on), which the compress
+   stage distils from; `oof_predictions.npz` (groups, t0, y, pred, record_ids, fold) lets it reuse the
+   teacher's honest out-of-fold predictions.
+
+Modes: "full" trains everything; "linear" freezes the encoder (BN in eval mode) and fits only the head,
+on features computed once. Regression heads learn (y - mean) / std; `pred` and metrics are in units.
+Inputs: the pretrained stem is 1-channel; with more channels (e.g. ppg + acc) the pretrained kernel
+goes to channel 0 and the other channels' kernels start at zero, so the initial model equals the
+PPG-only one.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import SqtoolError, resolve_data_root, to_dict, write_metrics
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = field(default="hr", metadata={"help": "hr | rr | af | bp | quality"})
+    init: str = field(default="none", metadata={"help": "pretrained checkpoint (file or run dir), or 'none' = scratch"})
+    model: str = field(default="", metadata={"help": "registry name (default: the checkpoint's, else resnet1d_siamq_18)"})
+    data_root: str = field(default="", metadata={"help": "folder with the datasets, or 'synthetic' (default: "
+                                                           "$SQTOOL_DATA or ../shared/data, else synthetic)"})
+    channels: list[str] = field(default_factory=list, metadata={"help": "input channels, e.g. ppg,acc_x,acc_y,acc_z "
+                                                                          "(default: ppg)"})
+    fs: float = field(default=0.0, metadata={"help": "model input rate Hz (0 = the model's / checkpoint's, 40)"})
+    window_s: float = field(default=0.0, metadata={"help": "window length s (0 = the task's default)"})
+    hop_s: float = field(default=0.0, metadata={"help": "hop s (0 = the task's default)"})
+    mode: str = field(default="full", metadata={"help": "full | linear (frozen encoder, head only)"})
+    folds: int = field(default=-1, metadata={"help": "subject folds: 0 = leave-one-subject-out, -1 = task default "
+                                                     "(LOSO for hr, 5 otherwise)"})
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
+    final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
+    max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of subjects for the 95 % CI"})
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+
+
+# ----------------------------------------------------------------------------- init checkpoint
+
+def load_init(init: str, model_name: str, fs: float | None):
+    """(checkpoint dict or None, model name). Refuses other families, models, sampling rates."""
+    from sqtool.train.checkpoint import load_checkpoint
+    if not init or init == "none":
+        return None, model_name or "resnet1d_siamq_18"
+    ck = load_checkpoint(init, expect_kind=("teacher_pretrain", "teacher_task"))
+    mc = ck["model_cfg"]
+    if mc.get("family") != "resnet1d":
+        raise SqtoolError(f"checkpoint {ck['path']} holds a {mc.get('family')} model ({mc.get('name')}), "
+                          f"not a resnet1d SiamQuality teacher")
+    if model_name and model_name != mc["name"]:
+        raise SqtoolError(f"checkpoint {ck['path']} is a {mc['name']} model but --model asks for {model_name}")
+    if fs and abs(float(mc["fs"]) - float(fs)) > 1e-9:
+        raise SqtoolError(f"checkpoint {ck['path']} was trained on {mc['fs']:g} Hz input but the task input is "
+                          f"{fs:g} Hz; resample the data to {mc['fs']:g} Hz (--fs) or use a matching checkpoint")
+    return ck, mc["name"]
+
+
+def init_encoder(model, ck) -> dict:
+    """Copy the checkpoint's encoder into `model`; a 1-channel stem goes to channel 0, others zero."""
+    import torch
+    src = {k[len("encoder."):]: v for k, v in ck["state_dict"].items() if k.startswith("encoder.")}
+    dst = model.encoder.state_dict()
+    missing = [k for k in dst if k not in src]
+    if missing:
+        raise SqtoolError(f"checkpoint {ck['path']}: encoder lacks {len(missing)} tensors (e.g. {missing[0]}); "
+                          f"not the same architecture")
+    out = {}
+    for k, v in dst.items():
+        s = src[k]
+        if s.shape == v.shape:
+            out[k] = s
+        elif k == "stem.0.weight" and s.shape[0] == v.shape[0] and s.shape[2] == v.shape[2] and s.shape[1] == 1:
+            w = torch.zeros_like(v)                          # (48, C, 80)
+            w[:, :1] = s
+            out[k] = w
+        else:
+            raise SqtoolError(f"checkpoint {ck['path']}: encoder tensor {k} has shape {tuple(s.shape)}, "
+                              f"model needs {tuple(v.shape)}")
+    model.encoder.load_state_dict(out)
+    return {"loaded": len(out)}
+
+
+# ----------------------------------------------------------------------------- one fit
+
+def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str = ""):
+    """Train `model` (head only in linear mode) on windows x (N, C, T) and normalised targets y (N, k)."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    loss_fn = (lambda out, t: F.binary_cross_entropy_with_logits(out, t)) if kind == "classification" \
+        else (lambda out, t: F.smooth_l1_loss(out, t))
+    n = len(x)
+    if cfg.mode == "linear":
+        model.eval()
+        with torch.no_grad():
+            feats = torch.cat([model.encoder(torch.from_numpy(x[i:i + 256]).to(dev)) for i in range(0, n, 256)])
+        params = list(model.head.parameters())
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = max(1, math.ceil(n / cfg.batch_size)) * cfg.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    yt = torch.from_numpy(y).to(dev)
+    bar = tqdm(total=steps, disable=not cfg.progress, desc=desc, leave=False, dynamic_ncols=True)
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            if cfg.mode != "linear" and len(idx) < 2:
+                continue                                        # BatchNorm needs 2 samples
+            if cfg.mode == "linear":
+                out = model.head(feats[idx])
+            else:
+                model.train()
+                out = model(torch.from_numpy(x[idx.numpy()]).to(dev))   # (B, k)
+            loss = loss_fn(out, yt[idx])
+            if not torch.isfinite(loss):
+                raise SqtoolError(f"fine-tuning loss became {float(loss)} ({desc}); lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    model.eval()
+    return model
+
+
+def predict(model, x, dev, batch: int = 256) -> np.ndarray:
+    import torch
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(x[i:i + batch]).to(dev)).float().cpu().numpy()
+                               for i in range(0, len(x), batch)]) if len(x) else np.zeros((0, 1))
+
+
+# ----------------------------------------------------------------------------- the command
+
+def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> dict:
+    """Cross-validated fine-tuning + final model; returns the metrics dict (also metrics.json)."""
+    import torch
+
+    from sqtool.data.tasks import TASK_SPECS, load_task, subject_folds, task_model_cfg
+    from sqtool.models import create_model, get_model_cfg
+    from sqtool.train import loop
+    from sqtool.train.checkpoint import save_checkpoint
+    from sqtool.train.metrics import bootstrap_ci, primary_metric, task_metrics
+
+    run_dir = Path(run_dir)
+    if cfg.task not in TASK_SPECS:
+        raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
+    if cfg.mode not in ("full", "linear"):
+        raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
+    if not 0 < cfg.label_fraction <= 1:
+        raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
+    if cfg.epochs < 1 or cfg.batch_size < 2:
+        raise SqtoolError("epochs must be >= 1 and batch_size >= 2")
+    spec = TASK_SPECS[cfg.task]
+    kind = spec["kind"]
+    dev = loop.pick_device(cfg.device)
+
+    ck, model_name = load_init(cfg.init, cfg.model, cfg.fs or None)
+    base = get_model_cfg(model_name) if ck is None else _cfg_from(ck)
+    if cfg.fs:
+        base = base.replace(fs=float(cfg.fs))
+    model_cfg = task_model_cfg(cfg.task, base, channels=cfg.channels or ("ppg",),
+                               window_s=cfg.window_s or None, hop_s=cfg.hop_s or None)
+    model_cfg.n_samples                                        # whole number of samples or a clear error
+
+    if task_data is None:
+        root = cfg.data_root or resolve_data_root(None) or "synthetic"
+        task_data = load_task(cfg.task, root, model_cfg, max_records=cfg.max_records or None, seed=cfg.seed)
+    td = task_data
+    if tuple(td.x.shape[1:]) != tuple(model_cfg.input_shape):
+        raise SqtoolError(f"task windows have shape {td.x.shape[1:]} but the model expects {model_cfg.input_shape}")
+    k = cfg.folds if cfg.folds >= 0 else (0 if cfg.task == "hr" else 5)
+    folds = subject_folds(td.groups, k or None, seed=cfg.seed)
+
+    def new_model(y_train):
+        from sqtool.config import set_seed
+        set_seed(cfg.seed)
+        if kind == "regression":
+            mean, std = y_train.mean(0), y_train.std(0) + 1e-6
+            mc = model_cfg.replace(target_mean=tuple(float(v) for v in mean), target_std=tuple(float(v) for v in std))
+        else:
+            mc = model_cfg.replace(target_mean=(), target_std=())
+        m = create_model(mc)
+        if ck is not None:
+            init_encoder(m, ck)
+        if cfg.mode == "linear":
+            for p in m.encoder.parameters():
+                p.requires_grad_(False)
+        return m.to(dev), mc
+
+    def norm_y(y, mc):
+        if kind != "regression":
+            return y.astype(np.float32)
+        return ((y - np.array(mc.target_mean)) / np.array(mc.target_std)).astype(np.float32)
+
+    def denorm(p, mc):
+        return p * np.array(mc.target_std) + np.array(mc.target_mean) if kind == "regression" else p
+
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed)
+    oof = np.full((len(td), len(spec["outputs"])), np.nan, np.float32)
+    fold_id = np.full(len(td), -1, np.int32)
+    per_fold = []
+    for f, (tr, te) in enumerate(folds):
+        if cfg.label_fraction < 1:
+            tr = np.sort(rng.choice(tr, max(cfg.batch_size, int(round(cfg.label_fraction * len(tr)))), replace=False)) \
+                if len(tr) > cfg.batch_size else tr
+        m, mc = new_model(td.y[tr])
+        _fit(m, td.x[tr], norm_y(td.y[tr], mc), cfg, kind, dev, cfg.seed + f,
+             desc=f"{cfg.task} fold {f + 1}/{len(folds)}")
+        oof[te] = denorm(predict(m, td.x[te], dev), mc)
+        fold_id[te] = f
+        fm = task_metrics(cfg.task, td.y[te], oof[te], spec["outputs"])
+        per_fold.append({"fold": f, "test_subjects": sorted(set(td.groups[te].tolist())),
+                         "train_windows": int(len(tr)), **fm})
+
+    outputs = spec["outputs"]
+    pooled = task_metrics(cfg.task, td.y, oof, outputs)
+    ci = bootstrap_ci(cfg.task, td.y, oof, td.groups, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
+    pm = primary_metric(cfg.task)
+    np.savez(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
+             record_ids=td.record_ids, fold=fold_id)
+
+    final_cfg = None
+    if cfg.final_fit:
+        m, final_cfg = new_model(td.y)
+        _fit(m, td.x, norm_y(td.y, final_cfg), cfg, kind, dev, cfg.seed + 1000, desc=f"{cfg.task} final")
+        state = m.state_dict()
+    metrics = {
+        "task": cfg.task, "kind": kind, "init": cfg.init, "pretrained": ck is not None, "mode": cfg.mode,
+        "model": model_name, "data_root": td.meta.get("data_root"), "dataset": td.meta.get("dataset"),
+        "windows": int(len(td)), "subjects": int(len(td.subjects)),
+        "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",
+        "n_folds": len(folds), "label_fraction": cfg.label_fraction, "epochs": cfg.epochs,
+        "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
+        "units": list(spec["units"]), "input": {"fs": model_cfg.fs, "window_s": model_cfg.window_s,
+                                                "hop_s": model_cfg.hop_s, "channels": list(model_cfg.channels),
+                                                "norm": model_cfg.norm},
+        "elapsed_s": time.perf_counter() - t_start,
+    }
+    if cfg.final_fit:
+        save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(), state_dict=state,
+                        train_cfg=to_dict(cfg), metrics={k_: v for k_, v in metrics.items() if k_ != "per_fold"},
+                        init_checkpoint=ck["path"] if ck else None)
+    write_metrics(run_dir, metrics)
+    return metrics
+
+
+def _cfg_from(ck):
+    from sqtool.models.registry import ModelCfg
+    mc = ModelCfg.from_dict(ck["model_cfg"])
+    return mc.replace(task="pretrain", outputs=(), units=(), target_mean=(), target_std=())

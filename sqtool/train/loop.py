@@ -1,0 +1,245 @@
+"""The pieces every training command shares: devices and distributed set-up, synced BatchNorm,
+the paper's optimiser, mixed precision, RNG state, and the collapse monitor.
+
+Distributed runs are started by `torchrun` (it sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR):
+gloo on CPU, nccl on CUDA. BatchNorm statistics are synchronised across ranks: torch's SyncBatchNorm on
+GPUs, and on CPU (where torch's SyncBatchNorm refuses to run) `GlobalBatchNorm` below, which
+all-reduces the batch mean and variance with a differentiable all-reduce, so a run on W ranks with a
+local batch of B/W computes the same forward pass and the same gradients as one process with batch B
+(up to float summation order).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sqtool.config import SqtoolError
+
+
+# ----------------------------------------------------------------------------- devices, ranks
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SqtoolError("device 'cuda' asked for but no CUDA device is available")
+        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
+    if name != "cpu":
+        raise SqtoolError(f"unknown device '{name}' (use auto, cpu, cuda)")
+    return torch.device("cpu")
+
+
+def setup_distributed(device: str = "auto") -> Dist:
+    """One process: Dist(world=1). Under torchrun: init the process group (gloo on CPU, nccl on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = pick_device(device, local_rank)
+    if world <= 1:
+        return Dist(device=dev)
+    import torch.distributed as dist
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=dev,
+                backend=backend)
+
+
+def cleanup_distributed(d: Dist) -> None:
+    if d.enabled:
+        import torch.distributed as dist
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def barrier(d: Dist) -> None:
+    if d.enabled:
+        import torch.distributed as dist
+        dist.barrier()
+
+
+def all_mean(d: Dist, t: torch.Tensor) -> torch.Tensor:
+    """Mean of a tensor over ranks (not differentiable; for logging and NaN agreement)."""
+    if not d.enabled:
+        return t
+    import torch.distributed as dist
+    t = t.detach().clone()
+    dist.all_reduce(t)
+    return t / d.world
+
+
+# ----------------------------------------------------------------------------- synced BatchNorm on CPU
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are computed over the batch of ALL ranks (gloo/CPU).
+
+    Two differentiable all-reduces (sum, then sum of squared deviations) give the exact global mean and
+    biased variance; autograd's backward of all_reduce is an all_reduce of the gradients, so the
+    gradient equals the single-process gradient of the global batch. Same state_dict keys as BatchNorm.
+    """
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
+
+    def forward(self, x):                                       # (B, C) or (B, C, T)
+        import torch.distributed as dist
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                self.training or not self.track_running_stats, self.momentum or 0.0, self.eps)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)      # deprecated alias, still the documented one
+            return self._global_forward(x)
+
+    def _global_forward(self, x):
+        from torch.distributed.nn.functional import all_reduce
+        dims = [0] + list(range(2, x.dim()))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        n_local = x.numel() // x.shape[1]
+        count = all_reduce(torch.tensor([float(n_local)], device=x.device, dtype=x.dtype))
+        mean = all_reduce(x.sum(dims)) / count                  # (C,)
+        xc = x - mean.view(shape)
+        var = all_reduce((xc * xc).sum(dims)) / count           # (C,) biased
+        y = xc * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                n = float(count.item())
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / max(n - 1.0, 1.0), alpha=m)
+        return y
+
+
+def convert_sync_bn(model: nn.Module, device: torch.device) -> nn.Module:
+    """All BatchNorm layers synced across ranks (torch SyncBatchNorm on GPU, GlobalBatchNorm on CPU)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+    def convert(m: nn.Module) -> nn.Module:
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, GlobalBatchNorm):
+            g = GlobalBatchNorm(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+            ref = m.running_mean if m.running_mean is not None else m.weight
+            if ref is not None:
+                g = g.to(device=ref.device, dtype=ref.dtype)
+            g.load_state_dict(m.state_dict())
+            g.train(m.training)
+            return g
+        for name, child in m.named_children():
+            setattr(m, name, convert(child))
+        return m
+    return convert(model)
+
+
+# ----------------------------------------------------------------------------- optimiser
+
+def paper_optimizer(params, lr: float = 1e-4, momentum: float = 0.9, weight_decay: float = 1e-4,
+                    nesterov: bool = True) -> torch.optim.Optimizer:
+    """SiamQuality: SGD with Nesterov momentum 0.9, weight decay 1e-4."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+def step_decay(opt, every_epochs: int = 10, gamma: float = 0.5):
+    """lr x gamma every `every_epochs` epochs (stepped once per epoch)."""
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, every_epochs), gamma=gamma)
+
+
+# ----------------------------------------------------------------------------- mixed precision
+
+def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """'auto' = fp16 on CUDA, off on CPU; 'bf16' works on both; 'fp16' needs CUDA."""
+    if amp not in ("auto", "off", "bf16", "fp16"):
+        raise SqtoolError(f"amp must be one of auto, off, bf16, fp16 (got '{amp}')")
+    if amp == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if amp == "off":
+        return None
+    if amp == "fp16" and device.type != "cuda":
+        raise SqtoolError("amp fp16 needs a CUDA device; on CPU use --amp bf16 or off")
+    return torch.float16 if amp == "fp16" else torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_scaler(device: torch.device, dtype: torch.dtype | None):
+    """A GradScaler only for fp16 (bf16 has fp32's range and needs none)."""
+    return torch.amp.GradScaler("cuda", enabled=(dtype == torch.float16 and device.type == "cuda"))
+
+
+# ----------------------------------------------------------------------------- RNG state
+
+def get_rng_state() -> dict:
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict) -> None:
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+# ----------------------------------------------------------------------------- SimSiam pieces
+
+def neg_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """D(p, z) = -cos(p, sg(z)), averaged over the batch."""
+    return -F.cosine_similarity(p, z.detach(), dim=-1).mean()
+
+
+def simsiam_loss(p1, p2, z1, z2) -> torch.Tensor:
+    """Symmetric SimSiam loss in [-1, 1]; -1 = perfect agreement."""
+    return 0.5 * (neg_cosine(p1, z2) + neg_cosine(p2, z1))
+
+
+def collapse_std(z: torch.Tensor) -> float:
+    """Mean per-dimension std of L2-normalised embeddings: ~1/sqrt(d) healthy, -> 0 when collapsed."""
+    zn = F.normalize(z.float(), dim=-1)                     # (B, d)
+    return float(zn.std(dim=0).mean())
+
+
+class SimSiamStep(nn.Module):
+    """forward(x1, x2) -> (p1, p2, z1, z2); exists so DDP wraps a forward() (DDP hooks only forward)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x1, x2):
+        return self.model.simsiam(x1, x2)

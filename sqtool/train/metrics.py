@@ -1,0 +1,88 @@
+"""Task metrics and subject-level bootstrap confidence intervals.
+
+Regression: mean absolute error per output (in the output's unit). Classification (binary): weighted F1
+at threshold 0.5 on the probability, and AUROC (rank statistic, ties averaged). Confidence intervals
+resample SUBJECTS with replacement (windows of one subject are correlated, so resampling windows would
+give intervals that are far too narrow) and take the 2.5 / 97.5 percentiles of the metric.
+
+numpy/scipy only: the compress and bench stages reuse these without torch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+REGRESSION_TASKS = ("hr", "rr", "bp")
+CLASSIFICATION_TASKS = ("af", "quality")
+
+
+def mae(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(pred, float) - np.asarray(y, float))))
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve = P(score of a positive > score of a negative); NaN if one class only."""
+    y = np.asarray(y).ravel().astype(bool)
+    s = np.asarray(score, float).ravel()
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+    ranks = rankdata(s)                                    # average ranks over ties
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def f1_weighted(y: np.ndarray, pred_label: np.ndarray) -> float:
+    """F1 per class, averaged with weights = class support (sklearn's 'weighted')."""
+    y = np.asarray(y).ravel().astype(int)
+    p = np.asarray(pred_label).ravel().astype(int)
+    total, out = len(y), 0.0
+    for c in np.unique(y):
+        tp = np.sum((p == c) & (y == c))
+        fp = np.sum((p == c) & (y != c))
+        fn = np.sum((p != c) & (y == c))
+        f1 = 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+        out += f1 * np.sum(y == c) / total
+    return float(out)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, float)))
+
+
+def task_metrics(task: str, y: np.ndarray, pred: np.ndarray, outputs: tuple[str, ...] = ()) -> dict:
+    """Point metrics. `pred` are regression values in target units or classification logits."""
+    y, pred = np.asarray(y, float), np.asarray(pred, float)
+    y, pred = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
+    if task in CLASSIFICATION_TASKS:
+        prob = sigmoid(pred[:, 0])
+        return {"f1_weighted": f1_weighted(y[:, 0], prob > 0.5), "auroc": auroc(y[:, 0], prob),
+                "accuracy": float(np.mean((prob > 0.5) == (y[:, 0] > 0.5))),
+                "n": int(len(y)), "positives": int(np.sum(y[:, 0] > 0.5))}
+    names = outputs or tuple(f"y{i}" for i in range(y.shape[1]))
+    out = {f"mae_{n}": mae(y[:, i], pred[:, i]) for i, n in enumerate(names)}
+    out["mae"] = mae(y, pred)
+    out["n"] = int(len(y))
+    return out
+
+
+def bootstrap_ci(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, outputs=(),
+                 n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """{metric: [lo, hi]} from resampling subjects (groups) with replacement."""
+    y, pred, groups = np.asarray(y), np.asarray(pred), np.asarray(groups)
+    subjects = np.unique(groups)
+    idx_of = {s: np.flatnonzero(groups == s) for s in subjects}
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {}
+    for _ in range(n_boot):
+        pick = rng.choice(subjects, size=len(subjects), replace=True)
+        idx = np.concatenate([idx_of[s] for s in pick])
+        m = task_metrics(task, y[idx], pred[idx], outputs)
+        for k, v in m.items():
+            if k not in ("n", "positives") and np.isfinite(v):
+                samples.setdefault(k, []).append(v)
+    return {k: [float(np.percentile(v, 100 * alpha / 2)), float(np.percentile(v, 100 * (1 - alpha / 2)))]
+            for k, v in samples.items()}
+
+
+def primary_metric(task: str) -> str:
+    return {"af": "f1_weighted", "quality": "auroc"}.get(task, "mae")

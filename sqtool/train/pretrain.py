@@ -1,0 +1,390 @@
+"""SiamQuality pretraining: SimSiam on (good, poor) PPG pairs of the same subject.
+
+    loss = -1/2 [cos(h(g(f(x1))), sg(g(f(x2)))) + cos(h(g(f(x2))), sg(g(f(x1))))]
+
+f = 1-D ResNet encoder, g = projector, h = predictor, sg = stop-gradient; no augmentation (the poor
+partner is the augmentation). Optimiser as in the paper: SGD Nesterov 0.9, lr 1e-4, weight decay 1e-4,
+lr x0.5 every 10 epochs, grad-norm clip 10, batch 256.
+
+Data order is a pure function of (seed, epoch): the global permutation of the training pairs is
+`default_rng([seed, epoch]).permutation(...)`, global batch s is slice s of it, and rank r of W takes the
+r-th B/W of each global batch (it loads only those pairs). So a run on W ranks sees exactly the batches
+of a one-process run with the same global batch, and `--resume` only needs (epoch, step) to continue
+with the same batches. `last.pt` holds everything else a bit-exact continuation needs: weights, BN
+statistics, optimizer momentum, scheduler, grad scaler, the python/numpy/torch RNG states, the loss
+history. A changed config on resume is refused (except `max_steps`, `progress`, `device`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.config import SqtoolError, to_dict, write_metrics
+
+RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
+
+
+@dataclass
+class PretrainConfig:
+    model: str = field(default="resnet1d_siamq_152", metadata={"help": "registry name (the paper: resnet1d_siamq_152)"})
+    pairs: str = field(default="synthetic", metadata={"help": "pair shard folder (sqtool data pairs), or 'synthetic'"})
+    synthetic_pairs: int = field(default=1024, metadata={"help": "number of pairs when pairs = synthetic"})
+    epochs: int = 30
+    batch_size: int = field(default=256, metadata={"help": "GLOBAL batch (split over ranks)"})
+    lr: float = 1e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    lr_step_epochs: int = field(default=10, metadata={"help": "halve the lr every this many epochs"})
+    lr_gamma: float = 0.5
+    grad_clip: float = field(default=10.0, metadata={"help": "max grad norm (0 = off)"})
+    val_fraction: float = field(default=0.05, metadata={"help": "pairs held out (by subject when known) for validation"})
+    val_every: int = field(default=0, metadata={"help": "validate every N steps (0 = at each epoch end)"})
+    ckpt_every: int = field(default=0, metadata={"help": "write last.pt every N steps (0 = at each epoch end)"})
+    max_steps: int = field(default=0, metadata={"help": "stop after this many steps in total (0 = all epochs)"})
+    amp: str = field(default="auto", metadata={"help": "auto (fp16 on CUDA, off on CPU) | off | bf16 | fp16"})
+    dtype: str = field(default="float32", metadata={"help": "float32 | float64 (float64: numerical verification)"})
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+
+
+# ----------------------------------------------------------------------------- pair sources
+
+class ArrayPairs:
+    """Pairs held in memory: x1 = good, x2 = poor, each (N, C, T) float32; groups (N,) subject ids."""
+
+    def __init__(self, x1: np.ndarray, x2: np.ndarray, groups: np.ndarray, desc: str = "in-memory pairs"):
+        if x1.shape != x2.shape or x1.ndim != 3 or len(groups) != len(x1):
+            raise SqtoolError(f"pairs: x1 {x1.shape}, x2 {x2.shape}, groups {len(groups)} do not match")
+        self.x1, self.x2, self.groups, self.desc = x1, x2, np.asarray(groups).astype(str), desc
+
+    def __len__(self) -> int:
+        return len(self.x1)
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return tuple(self.x1.shape[1:])
+
+    def get(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(idx)
+        return self.x1[idx], self.x2[idx]
+
+
+def synthetic_pairs(n_pairs: int, model_cfg, seed: int = 0) -> ArrayPairs:
+    """(clean, corrupted) windows of synthetic subjects: each clean record is copied with one artifact
+    (motion, clipping, dropout, wander; `synthetic.corrupt`) per window, then both go through the same
+    preprocessing as real data. Windows do not overlap, so the pair is the same stretch of time."""
+    import dataclasses
+
+    from sqtool.data.preprocess import make_windows
+    from sqtool.data.synthetic import corrupt, synth_corpus
+    win_s = model_cfg.window_s
+    per_rec = 8
+    n_rec = max(2, math.ceil(n_pairs / per_rec))
+    recs = synth_corpus(n_subjects=n_rec, duration_s=per_rec * win_s, seed=seed, artifacts=0.0)
+    rng = np.random.default_rng(seed + 1)
+    x1, x2, g = [], [], []
+    for rec in recs:
+        fs = rec.fs["ppg"]
+        raw = rec.signals["ppg"]
+        w = int(round(win_s * fs))
+        bad = raw.copy()
+        for s in range(0, len(raw) - w + 1, w):
+            bad[s:s + w], _ = corrupt(raw[s:s + w], fs, rng)
+        poor = dataclasses.replace(rec, signals={"ppg": bad}, fs={"ppg": fs})
+        good = dataclasses.replace(rec, signals={"ppg": raw}, fs={"ppg": fs})
+        kw = dict(channels=["ppg"], fs=model_cfg.fs, window_s=win_s, hop_s=win_s, norm=model_cfg.norm)
+        a, b = make_windows(good, **kw).x, make_windows(poor, **kw).x
+        x1.append(a)
+        x2.append(b)
+        g += [rec.subject] * len(a)
+    x1, x2 = np.concatenate(x1)[:n_pairs], np.concatenate(x2)[:n_pairs]
+    return ArrayPairs(x1, x2, np.array(g[:n_pairs]), desc=f"{len(x1)} synthetic pairs (seed {seed})")
+
+
+class ShardPairs:
+    """Random access over a pairs directory (`sqtool data pairs`, format of `sqtool.data.shards`).
+
+    Shards are memory-mapped (`shards.open_shard`, which checks shape and index); `get(idx)` reads only
+    the rows asked for, so each rank touches only the pages of its own pairs. Random access (rather than
+    the streaming `PairShardDataset`) is what makes the data order independent of the number of ranks
+    and lets `--resume` restart exactly at a step inside an epoch."""
+
+    def __init__(self, path: str, verify: bool = False):
+        from sqtool.data.shards import open_shard, read_index
+        self.root, self.index = read_index(path)
+        shards = self.index["shards"]
+        if not shards:
+            raise SqtoolError(f"{self.root}: pairs directory holds no shards")
+        self.arrs = [open_shard(self.root, e, verify=verify) for e in shards]
+        shapes = {tuple(a.shape[2:]) for a in self.arrs}
+        if len(shapes) != 1:
+            raise SqtoolError(f"{self.root}: shards have different window shapes {sorted(shapes)}; corrupt")
+        self.offsets = np.cumsum([0] + [a.shape[0] for a in self.arrs])
+        names = np.asarray(self.index.get("subjects", []), dtype=str)
+        groups = []
+        for e in shards:
+            try:
+                m = np.load(self.root / e["meta"])
+                sub = np.asarray(m["subject"])
+            except (OSError, ValueError, KeyError, EOFError) as err:
+                raise SqtoolError(f"{self.root / e['meta']}: corrupt or missing pair metadata ({err})")
+            groups.append(names[sub] if len(names) else sub.astype(str))
+        self.groups = np.concatenate(groups)
+        if len(self.groups) != len(self):
+            raise SqtoolError(f"{self.root}: pair metadata does not match the shards; corrupt")
+        self.desc = f"{len(self)} pairs from {self.root}"
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return tuple(self.arrs[0].shape[2:])
+
+    def get(self, idx):
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty((len(idx), 2, *self.input_shape), np.float32)            # (B, 2, C, T)
+        shard = np.searchsorted(self.offsets, idx, side="right") - 1
+        for s in np.unique(shard):
+            sel = np.flatnonzero(shard == s)
+            rows = idx[sel] - self.offsets[s]
+            order = np.argsort(rows)                                            # sorted reads of the mmap
+            try:
+                out[sel[order]] = np.asarray(self.arrs[s][rows[order]], dtype=np.float32)
+            except (OSError, ValueError) as e:
+                raise SqtoolError(f"{self.root}: reading shard {s} failed ({e}); corrupt or truncated")
+        if not np.all(np.isfinite(out)):
+            raise SqtoolError(f"{self.root}: pairs contain NaN/Inf values; corrupt shard")
+        return out[:, 0], out[:, 1]
+
+
+def open_pairs(cfg: PretrainConfig, model_cfg):
+    if cfg.pairs == "synthetic":
+        if cfg.synthetic_pairs < 4:
+            raise SqtoolError("synthetic_pairs must be at least 4")
+        return synthetic_pairs(cfg.synthetic_pairs, model_cfg, cfg.seed)
+    p = Path(cfg.pairs)
+    if not p.exists():
+        raise SqtoolError(f"pair shards {p} not found (make them with 'sqtool data pairs')")
+    return ShardPairs(str(p))
+
+
+def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: int):
+    """(train_idx, val_idx): whole subjects held out when subject ids are known, else random pairs."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise SqtoolError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    rng = np.random.default_rng([seed, 12345])
+    if val_fraction == 0:
+        return np.arange(n), np.arange(0)
+    if groups is not None and len(np.unique(groups)) >= 3:
+        subjects = rng.permutation(np.unique(groups))
+        n_val = max(1, int(round(val_fraction * len(subjects))))
+        val = np.isin(groups, subjects[:n_val])
+        return np.flatnonzero(~val), np.flatnonzero(val)
+    perm = rng.permutation(n)
+    n_val = max(1, int(round(val_fraction * n)))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+# ----------------------------------------------------------------------------- resume
+
+def check_resume_config(saved: dict, cfg: PretrainConfig, where: str) -> None:
+    now = to_dict(cfg)
+    diff = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
+    if diff:
+        parts = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
+        raise SqtoolError(f"cannot resume {where} with a changed config ({parts}); start a new run instead")
+
+
+# ----------------------------------------------------------------------------- training
+
+def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, pairs=None) -> dict:
+    """Pretrain (or resume the run in `run_dir`); returns the metrics dict (also in metrics.json).
+
+    Under torchrun each rank calls this; rank 0 writes the files. `pairs` overrides cfg.pairs with a
+    ready pair source (tests)."""
+    import torch
+
+    from sqtool.models import create_model, get_model_cfg
+    from sqtool.train import loop
+    from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+
+    run_dir = Path(run_dir)
+    d = loop.setup_distributed(cfg.device)
+    dev = d.device
+    try:
+        if cfg.batch_size < 2 or cfg.batch_size % d.world:
+            raise SqtoolError(f"batch_size {cfg.batch_size} must be >= 2 and divisible by the "
+                              f"{d.world} ranks")
+        if cfg.epochs < 1:
+            raise SqtoolError("epochs must be >= 1")
+        local_b = cfg.batch_size // d.world
+        model_cfg = get_model_cfg(cfg.model)
+        pairs = pairs if pairs is not None else open_pairs(cfg, model_cfg)
+        if tuple(pairs.input_shape) != tuple(model_cfg.input_shape):
+            raise SqtoolError(f"pairs have windows of shape {tuple(pairs.input_shape)} (C, T) but {cfg.model} "
+                              f"expects {model_cfg.input_shape} ({model_cfg.fs:g} Hz x {model_cfg.window_s:g} s, "
+                              f"channels {', '.join(model_cfg.channels)})")
+        train_idx, val_idx = split_pairs(getattr(pairs, "groups", None), len(pairs), cfg.val_fraction, cfg.seed)
+        steps_per_epoch = len(train_idx) // cfg.batch_size
+        if steps_per_epoch < 1:
+            raise SqtoolError(f"{len(train_idx)} training pairs are fewer than one batch of {cfg.batch_size}; "
+                              f"lower --batch-size or add pairs")
+
+        from sqtool.config import set_seed
+        set_seed(cfg.seed)
+        if cfg.dtype not in ("float32", "float64"):
+            raise SqtoolError(f"dtype must be float32 or float64 (got '{cfg.dtype}')")
+        fdt = getattr(torch, cfg.dtype)
+        if fdt == torch.float64 and cfg.amp not in ("off", "auto"):
+            raise SqtoolError("dtype float64 cannot be combined with mixed precision (use --amp off)")
+        model = create_model(model_cfg).to(device=dev, dtype=fdt)
+        if d.enabled:
+            model = loop.convert_sync_bn(model, dev)
+        step_mod = loop.SimSiamStep(model)
+        if d.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            step_mod = DDP(step_mod, device_ids=[dev.index] if dev.type == "cuda" else None)
+        opt = loop.paper_optimizer(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov)
+        sched = loop.step_decay(opt, cfg.lr_step_epochs, cfg.lr_gamma)
+        adt = None if fdt == torch.float64 else loop.amp_dtype(dev, cfg.amp)
+        scaler = loop.make_scaler(dev, adt)
+
+        st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "val": [], "elapsed_s": 0.0}
+        last = run_dir / "last.pt"
+        if resume:
+            ck = load_checkpoint(last, expect_kind="teacher_pretrain")
+            check_resume_config(ck.get("train_cfg", {}), cfg, str(run_dir))
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            scaler.load_state_dict(ck["scaler"])
+            st = ck["train_state"]
+            loop.set_rng_state(ck["rng"])
+            if d.is_main:
+                print(f"resumed {run_dir} at epoch {st['epoch']} step {st['step_in_epoch']} "
+                      f"(global step {st['global_step']})")
+
+        d_proj = model_cfg.arch.get("proj_dim", 256)
+
+        def save_last():
+            if d.is_main:
+                save_checkpoint(last, kind="teacher_pretrain", model_cfg=model_cfg.to_dict(),
+                                state_dict=model.state_dict(), train_cfg=to_dict(cfg),
+                                optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                                scaler=scaler.state_dict(), train_state=st, rng=loop.get_rng_state(),
+                                world=d.world)
+            loop.barrier(d)
+
+        def validate():
+            if len(val_idx) == 0:
+                return None
+            model.eval()
+            losses, zs = [], []
+            with torch.no_grad():
+                for s in range(0, len(val_idx), local_b):
+                    a, b = pairs.get(val_idx[s:s + local_b])
+                    with loop.autocast(dev, adt):
+                        p1, p2, z1, z2 = model.simsiam(torch.from_numpy(a).to(dev, fdt), torch.from_numpy(b).to(dev, fdt))
+                        losses.append(float(loop.simsiam_loss(p1, p2, z1, z2)) * len(a))
+                    zs.append(z1.float())
+            model.train()
+            z = torch.cat(zs)
+            v = {"step": st["global_step"], "epoch": st["epoch"], "val_loss": sum(losses) / len(val_idx),
+                 "z_std": loop.collapse_std(z), "z_std_healthy": 1 / math.sqrt(d_proj)}
+            st["val"].append(v)
+            return v
+
+        total_steps = cfg.epochs * steps_per_epoch
+        if cfg.max_steps:
+            total_steps = min(total_steps, cfg.max_steps)
+        from tqdm import tqdm
+        bar = tqdm(total=total_steps, initial=min(st["global_step"], total_steps), unit="step",
+                   disable=not (cfg.progress and d.is_main), desc=f"pretrain {cfg.model}", dynamic_ncols=True)
+        model.train()
+        t_start = time.perf_counter() - st["elapsed_s"]
+        stopped = False
+        while st["epoch"] < cfg.epochs and not stopped:
+            perm = train_idx[np.random.default_rng([cfg.seed, st["epoch"]]).permutation(len(train_idx))]
+            while st["step_in_epoch"] < steps_per_epoch:
+                if cfg.max_steps and st["global_step"] >= cfg.max_steps:
+                    stopped = True
+                    break
+                s = st["step_in_epoch"]
+                gidx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]              # global batch
+                a, b = pairs.get(gidx[d.rank * local_b:(d.rank + 1) * local_b])    # this rank's part
+                x1 = torch.from_numpy(np.ascontiguousarray(a)).to(dev, fdt)                 # (B, C, T)
+                x2 = torch.from_numpy(np.ascontiguousarray(b)).to(dev, fdt)
+                with loop.autocast(dev, adt):
+                    p1, p2, z1, z2 = step_mod(x1, x2)                              # (B, 256) each
+                    loss = loop.simsiam_loss(*(t.to(fdt) for t in (p1, p2, z1, z2)))
+                gloss = float(loop.all_mean(d, loss.detach()))
+                if not math.isfinite(gloss):
+                    have = "last good checkpoint kept at " + str(last) if last.exists() else "no checkpoint written yet"
+                    raise SqtoolError(f"loss is {gloss} at epoch {st['epoch']} step {s} (global step "
+                                      f"{st['global_step']}): training stopped; {have}. Lower --lr or check the pairs")
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                              if cfg.grad_clip > 0 else 0.0)
+                scaler.step(opt)
+                scaler.update()
+                st["step_in_epoch"] += 1
+                st["global_step"] += 1
+                st["history"].append({"step": st["global_step"], "epoch": st["epoch"], "loss": gloss,
+                                      "lr": opt.param_groups[0]["lr"], "grad_norm": gnorm,
+                                      "z_std": loop.collapse_std(z1.detach())})
+                bar.update(1)
+                bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{st['history'][-1]['z_std']:.3f}")
+                if cfg.val_every and st["global_step"] % cfg.val_every == 0 and d.is_main:
+                    validate()
+                if cfg.ckpt_every and st["global_step"] % cfg.ckpt_every == 0:
+                    st["elapsed_s"] = time.perf_counter() - t_start
+                    save_last()
+            if stopped:
+                break
+            st["epoch"] += 1
+            st["step_in_epoch"] = 0
+            sched.step()
+            if d.is_main and not cfg.val_every:
+                validate()
+            st["elapsed_s"] = time.perf_counter() - t_start
+            save_last()
+        bar.close()
+        st["elapsed_s"] = time.perf_counter() - t_start
+        save_last()
+
+        metrics = {}
+        if d.is_main:
+            hist = st["history"]
+            v = st["val"][-1] if st["val"] else None
+            done = st["epoch"] >= cfg.epochs
+            metrics = {
+                "status": "done" if done else "stopped (max_steps)",
+                "model": cfg.model, "pairs": pairs.desc, "train_pairs": len(train_idx), "val_pairs": len(val_idx),
+                "world_size": d.world, "device": str(dev), "amp": str(adt).replace("torch.", "") if adt else "off",
+                "epochs_done": st["epoch"], "global_step": st["global_step"], "steps_per_epoch": steps_per_epoch,
+                "first_loss": hist[0]["loss"] if hist else None,
+                "final_loss": float(np.mean([h["loss"] for h in hist[-steps_per_epoch:]])) if hist else None,
+                "val_loss": v["val_loss"] if v else None, "val_z_std": v["z_std"] if v else None,
+                "z_std_healthy": 1 / math.sqrt(d_proj),
+                "collapsed": bool(v and v["z_std"] < 0.2 / math.sqrt(d_proj)),
+                "elapsed_s": st["elapsed_s"],
+                "pairs_per_s": st["global_step"] * cfg.batch_size / max(st["elapsed_s"], 1e-9),
+                "history": hist, "val_history": st["val"],
+            }
+            save_checkpoint(run_dir / "model.pt", kind="teacher_pretrain", model_cfg=model_cfg.to_dict(),
+                            state_dict=model.state_dict(), train_cfg=to_dict(cfg),
+                            metrics={k: v for k, v in metrics.items() if k not in ("history", "val_history")})
+            write_metrics(run_dir, metrics)
+        loop.barrier(d)
+        return metrics
+    finally:
+        loop.cleanup_distributed(d)

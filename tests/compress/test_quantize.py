@@ -1,0 +1,132 @@
+"""`sqtool quantize` end to end: the run directory the export stage consumes, and every bad input."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from sqtool.cli import main
+from sqtool.compress.cli import QuantizeConfig, check_budget, quantize
+from sqtool.compress import distill as D
+from sqtool.config import SqtoolError
+from sqtool.models import ModelCfg, create_model, get_model_cfg
+from sqtool.train.checkpoint import load_checkpoint
+
+from compress_fixtures import HR_TEACHER, TINY_STUDENT, make_teacher
+
+FAST = dict(epochs=3, qat_epochs=1, batch_size=32, heldout_subjects=["syn005"])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, hr_teacher, hr_task):
+    out = tmp_path_factory.mktemp("q") / "run"
+    cfg = QuantizeConfig(teacher=str(hr_teacher), out=str(out), **FAST)
+    return quantize(cfg, data=hr_task)
+
+
+def test_run_dir_is_what_the_export_stage_reads(run_dir, hr_task):
+    for f in ("model.pt", "student_float.pt", "heldout.npz", "metrics.json", "report.md", "config.yaml",
+              "teacher_cache.npz"):
+        assert (run_dir / f).is_file(), f
+    ck = load_checkpoint(run_dir / "model.pt", expect_kind="student_int8")
+    mcfg = ModelCfg.from_dict(ck["model_cfg"])
+    assert mcfg.quant == "int8_w_per_channel_a_per_tensor"
+    assert mcfg.outputs == ("hr_bpm", "quality_logit") and mcfg.fs == 40.0 and mcfg.window_s == 8.0
+    assert (mcfg.target_mean[0], mcfg.target_std[0]) == (HR_TEACHER["target_mean"][0], HR_TEACHER["target_std"][0])
+    q = create_model(mcfg)
+    q.load_state_dict(ck["state_dict"], strict=True)
+    fl = load_checkpoint(run_dir / "student_float.pt", expect_kind="student_float")
+    f = create_model(ModelCfg.from_dict(fl["model_cfg"]))
+    f.load_state_dict(fl["state_dict"], strict=True)
+    assert ModelCfg.from_dict(fl["model_cfg"]).quant is None
+
+    with np.load(run_dir / "heldout.npz") as z:
+        x, y, g = z["x"], z["y"], z["groups"]
+    assert x.dtype == np.float32 and x.shape[1:] == mcfg.input_shape and y.shape == (len(x), 1)
+    assert set(g.tolist()) == {"syn005"} and len(x) == int(np.sum(hr_task.groups == "syn005"))
+
+    m = json.loads((run_dir / "metrics.json").read_text())
+    spec = D.output_spec(mcfg)
+    # the reloaded int8 student reproduces the reported metric on heldout.npz
+    mae = float(np.mean(np.abs(D.denormalise(D.predict(q, x), spec)[:, 0] - y[:, 0])))
+    assert abs(mae - m["student_int8"]["metrics"]["mae"]) < 1e-4
+    mae_f = float(np.mean(np.abs(D.denormalise(D.predict(f, x), spec)[:, 0] - y[:, 0])))
+    assert abs(mae_f - m["student_float"]["metrics"]["mae"]) < 1e-4
+    for k in ("teacher", "student_float", "student_int8"):
+        assert np.isfinite(m[k]["metrics"]["mae"])
+    assert m["size"]["int8_weight_bytes"] > 0 and m["size"]["macs_per_window"] > 0 and m["size"]["params"] > 0
+    assert [r["layer"] for r in m["sqnr"]][-2:] == ["pool", "fc"]
+    assert all(np.isfinite(r["sqnr_db"]) for r in m["sqnr"])
+    assert m["coverage"]["by_coverage"][0]["coverage"] == 1.0
+    assert m["timing"]["qat_s_per_epoch"] > 0 and m["timing"]["float_s_per_epoch"] > 0
+    assert any("small" in w for w in m["warnings"])                        # 285 calibration windows < 300
+    c = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert c["heldout_subjects"] == ["syn005"] and c["config"]["teacher"]
+    assert "| student int8" in (run_dir / "report.md").read_text()
+
+
+def test_teacher_cache_reused_across_runs(run_dir, hr_teacher, hr_task, tmp_path):
+    cfg = QuantizeConfig(teacher=str(hr_teacher), out=str(tmp_path / "r2"), distill=False, quality_head=False,
+                         teacher_cache=str(run_dir / "teacher_cache.npz"), student="cnn1d_student_xs",
+                         preset="int8_w_per_tensor_a_per_tensor", **{**FAST, "qat_epochs": 0})
+    d = quantize(cfg, data=hr_task)
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["teacher"]["cache"]["reused"] and not m["distill"]["enabled"]
+    assert m["coverage"] == {} and load_checkpoint(d).get("model_cfg")["outputs"] == ["hr_bpm"]
+    assert load_checkpoint(d)["model_cfg"]["quant"] == "int8_w_per_tensor_a_per_tensor"
+
+
+def test_over_budget_says_which_budget_and_by_how_much(hr_teacher, hr_task, tmp_path):
+    cfg = QuantizeConfig(teacher=str(hr_teacher), out=str(tmp_path / "o"), width_mult=1.5, **FAST)
+    with pytest.raises(SqtoolError, match=r"int8 weights [\d,]+ > 16,000 \(\+[\d,]+, [\d.]+ % over\)"):
+        quantize(cfg, data=hr_task)
+    assert not (tmp_path / "o").exists()                                  # refused before writing
+    scfg = get_model_cfg("cnn1d_student_s")
+    with pytest.raises(SqtoolError, match="MACs per window"):
+        check_budget(scfg, QuantizeConfig(max_macs=100_000))
+    b = check_budget(scfg, QuantizeConfig(max_macs=100_000, allow_over_budget=True))
+    assert b["over"] and not b["checks"]["macs"]["ok"] and b["checks"]["int8_weights"]["ok"]
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(kind="student_float"), "is a student_float checkpoint; expected teacher_task"),
+    (dict(task="af", outputs=("logit_af",), units=("logit",), target_mean=(0.0,), target_std=(1.0,)),
+     "fine-tuned for task 'af', not 'hr'"),
+    (dict(fs=125.0), "runs at 125 Hz; the student is built for 40 Hz"),
+    (dict(window_s=10.0), "takes 10 s windows"),
+])
+def test_wrong_teacher_is_refused(tmp_path, hr_task, bad, match):
+    t = make_teacher(tmp_path / "t.pt", None, **bad)
+    with pytest.raises(SqtoolError, match=match):
+        quantize(QuantizeConfig(teacher=str(t), out=str(tmp_path / "o"), **FAST), data=hr_task)
+    assert not (tmp_path / "o").exists()
+
+
+def test_calibration_file_from_another_rate_is_refused(hr_teacher, hr_task, tmp_path):
+    p = tmp_path / "cal.npz"
+    np.savez(p, x=hr_task.x[:300], fs=np.float64(125.0), window_s=np.float64(8.0))
+    with pytest.raises(SqtoolError, match="125 Hz"):
+        quantize(QuantizeConfig(teacher=str(hr_teacher), calib_npz=str(p), out=str(tmp_path / "o"), **FAST),
+                 data=hr_task)
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_errors_are_one_line(capsys, tmp_path):
+    rc = main(["quantize", "--teacher", str(tmp_path / "missing")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "not found" in err and len(err.strip().splitlines()) == 1
+    rc = main(["quantize", "--teacher", str(tmp_path), "--preset", "int4_magic"])
+    assert rc != 0 and "unknown quantization preset" in capsys.readouterr().err
+
+
+def test_cli_on_real_troika(data_root, hr_teacher, tmp_path, capsys):
+    """The command line on 3 real SP Cup recordings (tiny epochs): a complete run directory."""
+    out = tmp_path / "real"
+    rc = main(["quantize", "--teacher", str(hr_teacher), "--data-root", str(data_root), "--max-records", "3",
+               "--epochs", "1", "--qat-epochs", "1", "--no-distill", "--heldout-subjects", "03",
+               "--out", str(out), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["heldout_subjects"] == ["03"] and not m["synthetic"] and not m["distill"]["enabled"]
+    with np.load(out / "heldout.npz") as z:
+        assert set(z["groups"].tolist()) == {"03"} and z["x"].shape[1:] == (4, 320)

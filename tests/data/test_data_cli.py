@@ -1,0 +1,121 @@
+"""`sqtool data inspect|download`: real help, correct summaries on every real folder, one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.io as sio
+
+from sqtool.cli import main
+
+# what `inspect` must report for each folder of ../shared/data (from the MANIFESTs)
+EXPECTED = {
+    "troika": dict(records=13, subjects=13, labels={"hr": ("window", 1875)}),
+    "bidmc": dict(records=53, subjects=53, labels={"breaths_ann1": ("events", 7288)}),
+    "ppg_bp": dict(records=659, subjects=219, labels={"sbp": ("value", 659)}),
+    "ppg_arrhythmia": dict(records=2295, subjects=12, labels={"rhythm": ("class", 2295)}),
+    "but_ppg": dict(records=51, subjects=13, labels={"quality": ("class", 51)}),
+    "mw_ppg": dict(records=78, subjects=78, labels={"artifact": ("flags", 78 * 12000)}),
+    "unlabeled": dict(records=10, subjects=6, labels={}),
+}
+
+
+def _inspect_json(capsys, *args) -> dict:
+    assert main(["data", "inspect", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("sub", ["inspect", "download"])
+def test_subcommand_help(sub):
+    r = subprocess.run([sys.executable, "-m", "sqtool.cli", "data", sub, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) > 5 and "usage" in r.stdout
+
+
+def test_data_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["data", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "inspect" in out and "download" in out
+
+
+def test_inspect_whole_data_root(data_root, capsys):
+    """One read of ../shared/data: every dataset folder summarised with the MANIFEST's counts."""
+    s = _inspect_json(capsys, str(data_root))
+    assert s["kind"] == "multiple"
+    got = {d["kind"]: d for d in s["datasets"]}
+    assert set(got) == set(EXPECTED)
+    for kind, exp in EXPECTED.items():
+        d = got[kind]
+        assert d["records"] == exp["records"], kind
+        assert d["subjects"] == exp["subjects"], kind
+        for name, (lkind, n) in exp["labels"].items():
+            assert d["labels"][name]["kind"] == lkind and d["labels"][name]["values"] == n, (kind, name)
+    assert got["troika"]["rates"]["ppg"] == [125.0]
+    assert got["mw_ppg"]["rates"]["ppg_660"] == [200.0]
+    assert got["ppg_arrhythmia"]["labels"]["rhythm"]["classes"]["AF"] == 732
+    assert got["but_ppg"]["labels"]["quality"]["classes"] == {"poor": 14, "good": 37}
+    assert got["bidmc"]["hours"] == pytest.approx(53 * 480.008 / 3600)
+    assert got["troika"]["duration_s"]["min"] == pytest.approx(27576 / 125)
+
+
+def test_inspect_text_and_bare_name(data_root, capsys):
+    assert main(["data", "inspect", "but_ppg", "--data-root", str(data_root)]) == 0
+    out = capsys.readouterr().out
+    assert "[but_ppg]" in out and "records 51, subjects 13" in out and "ppg @ 30 Hz" in out
+    assert "poor 14, good 37" in out
+
+
+def test_inspect_sp_cup_test_layout(data_root, tmp_path, capsys):
+    """The competition's test layout: TEST_Sxx_Tyy.mat (5 rows, no ECG) + TrueBPM/True_Sxx_Tyy.mat."""
+    root = tmp_path / "spcup"
+    (root / "TestData").mkdir(parents=True)
+    (root / "TrueBPM").mkdir()
+    n_win = 0
+    for i, typ in (("03", 2), ("05", 2), ("01", 1)):
+        sig = sio.loadmat(data_root / f"troika/Training_data/DATA_{i}_TYPE0{typ}.mat")["sig"]
+        bpm = sio.loadmat(data_root / f"troika/Training_data/DATA_{i}_TYPE0{typ}_BPMtrace.mat")["BPM0"]
+        sio.savemat(root / "TestData" / f"TEST_S{i}_T0{typ}.mat", {"sig": sig[1:]})
+        sio.savemat(root / "TrueBPM" / f"True_S{i}_T0{typ}.mat", {"BPM0": bpm})
+        assert bpm.size == (sig.shape[1] - 1000) // 250 + 1
+        n_win += bpm.size
+    s = _inspect_json(capsys, str(root))
+    assert s["kind"] == "troika" and s["records"] == 3 and s["subjects"] == 3
+    assert set(s["channels"]) == {"ppg", "ppg2", "acc_x", "acc_y", "acc_z"}          # no ECG in the test layout
+    assert s["labels"]["hr"] == {"kind": "window", "unit": "bpm", "records": 3, "values": n_win}
+    # a wrong truth length is refused with one line and exit code 1
+    bpm = sio.loadmat(root / "TrueBPM/True_S03_T02.mat")["BPM0"]
+    sio.savemat(root / "TrueBPM/True_S03_T02.mat", {"BPM0": np.vstack([bpm, bpm[:1]])})
+    assert main(["data", "inspect", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "labels do not match" in err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["data", "inspect", "/no/such/place"], "no such file"),
+    (["data", "inspect", "{tmp}"], "folder is empty"),
+    (["data", "inspect", "{tmp}/x.csv"], "no sampling rate"),
+    (["data", "download", "but_ppg"], "--to DIR is required"),
+    (["data", "download", "nope", "--to", "{tmp}/o"], "unknown dataset"),
+    (["data", "download", "but_ppg", "--to", "{tmp}/o", "--mirror", "{tmp}/none"], "not a folder"),
+])
+def test_errors_are_one_line(tmp_path, capsys, args, needle):
+    if args[-1] == "{tmp}/x.csv":
+        (tmp_path / "x.csv").write_text("1\n2\n3\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc != 0 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_download_cli_from_mirror(data_root, tmp_path, capsys):
+    assert main(["data", "download", "but_ppg", "--to", str(tmp_path), "--mirror", str(data_root)]) == 0
+    assert "4 files" in capsys.readouterr().out
+    assert main(["data", "download", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "physionet.org" in out and "license" in out
+    s = _inspect_json(capsys, str(tmp_path / "but_ppg"))
+    assert s["records"] == 51

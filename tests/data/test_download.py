@@ -1,0 +1,182 @@
+"""`sqtool data download` against a loopback HTTP server serving ../shared/data (no external network)."""
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from sqtool.config import SqtoolError
+from sqtool.data import download as dl
+from sqtool.data.download_sums import ORIGINALS, SUMS
+from sqtool.data.readers import read_dataset
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves files under server.root with Range support; can corrupt or drop chosen paths."""
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        rel = self.path.lstrip("/")
+        import urllib.parse
+        rel = urllib.parse.unquote(rel)
+        f = srv.root / rel
+        srv.log.append((rel, self.headers.get("Range")))
+        if not f.is_file():
+            self.send_error(404)
+            return
+        data = f.read_bytes()
+        if rel in srv.corrupt:
+            data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and srv.ranges:
+            start = int(rng.split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if rel in srv.drop and srv.drop[rel] > 0:            # close the connection mid-body
+            srv.drop[rel] -= 1
+            self.wfile.write(body[: len(body) // 3])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server(data_root):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.root, srv.corrupt, srv.drop, srv.log, srv.ranges = Path(data_root), set(), {}, [], True
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_sums_table_matches_shared_data(data_root):
+    """The embedded table is the data folders' SHA256SUMS (spot check + file counts)."""
+    for name, table in SUMS.items():
+        lines = [l for l in (data_root / name / "SHA256SUMS").read_text().splitlines() if l.strip()]
+        assert len(lines) == len(table), name
+        sha, rel = lines[0].split(maxsplit=1)
+        assert table[rel][0] == sha
+    assert len(ORIGINALS["bidmc"]) == 53
+
+
+def test_download_over_http_then_read(server, tmp_path):
+    srv, url = server
+    r = dl.download("but_ppg", tmp_path, base_url=url)
+    assert r["fetched"] == 4 and r["skipped"] == 0
+    recs = read_dataset(tmp_path / "but_ppg")
+    assert len(recs) == 51
+    assert not list((tmp_path / "but_ppg").rglob("*.part"))
+    again = dl.download("but_ppg", tmp_path, base_url=url)          # idempotent: everything verified, skipped
+    assert again["fetched"] == 0 and again["skipped"] == 4
+
+
+def test_dropped_connection_resumes(server, tmp_path):
+    srv, url = server
+    srv.drop["but_ppg/database/myData.csv"] = 2                      # dies twice mid-body
+    logs = []
+    r = dl.download("but_ppg", tmp_path, base_url=url, log=logs.append)
+    assert r["fetched"] == 4
+    ranges = [rg for rel, rg in srv.log if rel == "but_ppg/database/myData.csv"]
+    assert ranges[0] is None and all(rg and rg.startswith("bytes=") for rg in ranges[1:]) and len(ranges) == 3
+    assert any("resuming" in m for m in logs)
+    assert dl.sha256_file(tmp_path / "but_ppg/database/myData.csv") == SUMS["but_ppg"]["database/myData.csv"][0]
+
+
+def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    srv, url = server
+    srv.ranges = False
+    srv.drop["but_ppg/database/myData.csv"] = 1
+    dl.download("but_ppg", tmp_path, base_url=url)
+    assert dl.sha256_file(tmp_path / "but_ppg/database/myData.csv") == SUMS["but_ppg"]["database/myData.csv"][0]
+
+
+def test_bounded_retries(server, tmp_path):
+    srv, url = server
+    srv.drop["but_ppg/database/myData.csv"] = 100
+    with pytest.raises(SqtoolError, match="failed after 2 retries"):
+        dl.download("but_ppg", tmp_path, base_url=url, retries=2)
+    assert not (tmp_path / "but_ppg/database/myData.csv").exists()
+
+
+def test_corrupted_file_leaves_nothing(server, tmp_path):
+    srv, url = server
+    srv.corrupt.add("but_ppg/database/myData.csv")
+    with pytest.raises(SqtoolError, match="SHA-256 mismatch") as e:
+        dl.download("but_ppg", tmp_path, base_url=url)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "but_ppg/database/myData.csv").exists()
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_offline_is_one_clear_line(tmp_path):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                                                        # nothing listens there
+    with pytest.raises(SqtoolError, match="offline") as e:
+        dl.download("but_ppg", tmp_path, base_url=f"http://127.0.0.1:{port}", retries=1, timeout=2)
+    assert "\n" not in str(e.value)
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_mirror_install_and_corrupt_mirror(data_root, tmp_path):
+    r = dl.download("troika", tmp_path / "a", mirror=data_root)
+    assert r["fetched"] == len(SUMS["troika"])
+    assert len(read_dataset(tmp_path / "a" / "troika")) == 13
+    bad = tmp_path / "mirror" / "but_ppg"
+    shutil.copytree(data_root / "but_ppg", bad)
+    p = bad / "database" / "subject-info.csv"
+    p.chmod(0o644)
+    p.write_bytes(p.read_bytes()[:-10])
+    with pytest.raises(SqtoolError, match="SHA-256 mismatch"):
+        dl.download("but_ppg", tmp_path / "b", mirror=tmp_path / "mirror")
+    assert not (tmp_path / "b/but_ppg/database/subject-info.csv").exists()
+    assert not list((tmp_path / "b").rglob("*.part"))
+
+
+def test_bidmc_original_layout_from_physionet_style_server(data_root, tmp_path, server):
+    """Without a mirror, BIDMC Signals come as PhysioNet's .csv, checked against PhysioNet's hash."""
+    import gzip
+    srv, url = server
+    site = tmp_path / "physionet"
+    (site / "bidmc_csv").mkdir(parents=True)
+    for rel in SUMS["bidmc"]:
+        src = data_root / "bidmc" / rel
+        if rel in ORIGINALS["bidmc"]:
+            if rel.startswith("bidmc_csv/bidmc_01_"):
+                (site / ORIGINALS["bidmc"][rel][0]).write_bytes(gzip.decompress(src.read_bytes()))
+        elif rel.startswith("bidmc_csv/bidmc_01_") or "/" not in rel:
+            (site / rel).write_bytes(src.read_bytes())
+    srv.root = site
+    orig = dl.REGISTRY["bidmc"]
+    dl.REGISTRY["bidmc"] = dl.Source(url + "/{path}", orig.license, orig.cite)
+    try:
+        with pytest.raises(SqtoolError, match="404"):                # bidmc_02 is not on this test site
+            dl.download("bidmc", tmp_path / "out")
+    finally:
+        dl.REGISTRY["bidmc"] = orig
+    got = tmp_path / "out/bidmc/bidmc_csv/bidmc_01_Signals.csv"
+    assert got.is_file() and dl.sha256_file(got) == ORIGINALS["bidmc"]["bidmc_csv/bidmc_01_Signals.csv.gz"][1]
+    r = read_dataset(tmp_path / "out/bidmc")
+    assert [x.record_id for x in r] == ["bidmc01"] and len(r[0].signals["ppg"]) == 60001
+
+
+def test_unknown_dataset(tmp_path):
+    with pytest.raises(SqtoolError, match="unknown dataset"):
+        dl.download("imagenet", tmp_path)

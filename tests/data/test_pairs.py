@@ -1,0 +1,248 @@
+"""Pair mining and the streaming shard dataset."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sqtool.config import SqtoolError
+from sqtool.data.pairs import PairsConfig, match_pairs, mine_pairs, record_pairs, register_cli
+from sqtool.data.shards import PairShardDataset, ShardWriter, read_index
+from sqtool.data.synthetic import synth_record
+
+
+# ----------------------------------------------------------------------------- the matcher
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_match_pairs_properties(data):
+    n = data.draw(st.integers(0, 60))
+    t0 = np.sort(np.asarray(data.draw(st.lists(st.floats(0, 3600), min_size=n, max_size=n)), dtype=np.float64))
+    good = np.asarray(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    gap = data.draw(st.floats(0, 1200))
+    gi, pi = match_pairs(t0, good, gap)
+    assert gi.shape == pi.shape
+    assert np.all(good[gi]) and not np.any(good[pi])            # good first, poor second
+    assert np.all(np.abs(t0[gi] - t0[pi]) <= gap)               # within the max gap
+    assert len(set(gi.tolist())) == gi.size                     # each good window used once
+    poor_t = t0[~good]
+    for g, p in zip(gi, pi):                                    # the partner is the nearest poor window
+        assert abs(t0[g] - t0[p]) <= np.min(np.abs(poor_t - t0[g])) + 1e-12
+    paired = set(gi.tolist())
+    for g in np.flatnonzero(good):                              # nobody within reach is left out
+        if poor_t.size and np.min(np.abs(poor_t - t0[g])) <= gap:
+            assert g in paired
+
+
+def test_match_pairs_tie_prefers_the_earlier_poor_window():
+    gi, pi = match_pairs(np.array([0.0, 30.0, 60.0]), np.array([False, True, False]), 300)
+    assert gi.tolist() == [1] and pi.tolist() == [0]
+
+
+# ----------------------------------------------------------------------------- one record
+
+def test_record_pairs_on_synthetic():
+    rec = synth_record(600, artifacts=0.3, seed=3, subject="s7")
+    cfg = PairsConfig(channels=["ppg", "acc_x"], max_gap_s=120)
+    r = record_pairs(rec, cfg)
+    assert r["windows"] == 20 and r["good"] + r["poor"] == 20 and r["pairs"] > 0
+    assert r["x_good"].shape == (r["pairs"], 2, 1200) and r["x_good"].dtype == np.float16
+    assert np.all(r["q_good"] > 0.5) and np.all(r["q_poor"] <= 0.5)
+    assert np.all(np.abs(r["t_good"] - r["t_poor"]) <= 120)
+    assert float(r["x_good"].min()) >= 0 and float(r["x_good"].max()) <= 1       # min-max normalised
+    short = record_pairs(synth_record(20, seed=1), cfg)
+    assert short["short"] == 1 and short["pairs"] == 0
+
+
+def test_synthetic_fallback_only_when_asked():
+    rec = synth_record(300, artifacts=0.0, seed=5)             # clean: every window good, no poor partner
+    r = record_pairs(rec, PairsConfig())
+    assert r["good"] == 10 and r["pairs"] == 0
+    r = record_pairs(rec, PairsConfig(synthetic_fallback=True), np.random.default_rng(0))
+    assert r["pairs"] == 10 and r["synthetic"] == 10 and r["synth"].all()
+    assert not np.array_equal(r["x_good"], r["x_poor"])
+
+
+# ----------------------------------------------------------------------------- the run and the dataset
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("p") / "pairs"
+    cfg = PairsConfig(data_root="synthetic", synthetic_subjects=4, synthetic_duration_s=600, out=str(out),
+                      workers=2, shard_mb=0.05, max_gap_s=300)
+    m = mine_pairs(cfg, progress=False)
+    return out, m
+
+
+def test_mine_pairs_outputs(pairs_dir):
+    out, m = pairs_dir
+    for f in ("config.yaml", "metrics.json", "index.json"):
+        assert (out / f).is_file()
+    root, index = read_index(out)
+    assert index["n_pairs"] == m["pairs"] == sum(s["n"] for s in index["shards"]) > 0
+    assert len(index["shards"]) > 1                                     # 0.05 MB shards: several
+    for s in index["shards"]:
+        assert s["bytes"] <= 0.05 * 2**20 + 1024                        # at most --shard-mb (+ npy header)
+        a = np.load(root / s["file"], mmap_mode="r")
+        assert a.shape == (s["n"], 2, 1, 1200) and a.dtype == np.float16
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["datasets"]["synthetic"]["records"] == 4 and metrics["windows_per_s"] > 0
+    assert metrics["peak_rss_mb_main"] > 0
+
+
+def test_every_pair_is_same_subject_within_gap(pairs_dir):
+    out, _ = pairs_dir
+    root, index = read_index(out)
+    for s in index["shards"]:
+        meta = np.load(root / s["meta"])
+        assert np.all(np.abs(meta["t_good"] - meta["t_poor"]) <= index["max_gap_s"])
+        assert np.all(meta["q_good"] > index["threshold"]) and np.all(meta["q_poor"] <= index["threshold"])
+        assert set(meta["subject"].tolist()) <= set(range(len(index["subjects"])))
+
+
+def _ids(ds):
+    return sorted((m["subject"], m["t_good"]) for _, _, m in ds)
+
+
+def test_dataset_streams_every_pair_once_across_ranks_and_workers(pairs_dir):
+    import torch
+
+    out, m = pairs_dir
+    full = PairShardDataset(out, rank=0, world_size=1, return_meta=True, shuffle_buffer=16)
+    items = list(full)
+    assert len(items) == len(full) == m["pairs"]
+    g, p, meta = items[0]
+    assert g.dtype == torch.float32 and g.shape == (1, 1200) and p.shape == (1, 1200)
+    everything = _ids(items)
+    assert len(set(everything)) == len(everything)
+    # two ranks x two DataLoader workers: disjoint, equal per rank, and together everything (drop_last)
+    seen = []
+    for rank in (0, 1):
+        ds = PairShardDataset(out, rank=rank, world_size=2, return_meta=True, seed=1)
+        dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+        got = [(int(mm["subject"]), float(mm["t_good"])) for _, _, mm in dl]
+        assert len(got) == len(ds) == m["pairs"] // 2
+        seen += got
+    assert len(set(seen)) == len(seen) == 2 * (m["pairs"] // 2)
+    assert set(seen) <= set(everything)
+
+
+def test_dataset_shuffle_is_seeded_by_epoch(pairs_dir):
+    out, _ = pairs_dir
+    ds = PairShardDataset(out, return_meta=True, seed=3, shuffle_buffer=32)
+    a = [(m["subject"], m["t_good"]) for _, _, m in ds]
+    b = [(m["subject"], m["t_good"]) for _, _, m in ds]
+    ds.set_epoch(1)
+    c = [(m["subject"], m["t_good"]) for _, _, m in ds]
+    assert a == b and a != c and sorted(a) == sorted(c)
+    plain = [(m["subject"], m["t_good"]) for _, _, m in PairShardDataset(out, shuffle=False, return_meta=True)]
+    assert plain != a and sorted(plain) == sorted(a)
+
+
+def test_corrupt_or_missing_shard_is_one_line_error(pairs_dir, tmp_path):
+    import shutil
+
+    out, _ = pairs_dir
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    _, index = read_index(bad)
+    shard = bad / index["shards"][0]["file"]
+    shard.write_bytes(shard.read_bytes()[:1000])                         # truncated
+    with pytest.raises(SqtoolError, match="corrupt|truncated"):
+        PairShardDataset(bad)
+    shard.unlink()
+    with pytest.raises(SqtoolError, match="missing"):
+        PairShardDataset(bad)
+    (bad / "index.json").write_text("{not json")
+    with pytest.raises(SqtoolError, match="corrupt"):
+        PairShardDataset(bad)
+    with pytest.raises(SqtoolError, match="no index.json"):
+        PairShardDataset(tmp_path / "nothing")
+
+
+def test_verify_detects_a_flipped_byte(pairs_dir, tmp_path):
+    import shutil
+
+    out, _ = pairs_dir
+    bad = tmp_path / "flip"
+    shutil.copytree(out, bad)
+    _, index = read_index(bad)
+    shard = bad / index["shards"][-1]["file"]
+    b = bytearray(shard.read_bytes())
+    b[-1] ^= 0xFF
+    shard.write_bytes(bytes(b))
+    PairShardDataset(bad)                                                # shape still fine
+    with pytest.raises(SqtoolError, match="sha256"):
+        PairShardDataset(bad, verify=True)
+
+
+def test_shard_writer_refuses_tiny_shards(tmp_path):
+    with pytest.raises(SqtoolError):
+        ShardWriter(tmp_path, 1, 1200, shard_mb=0.001)
+
+
+def test_bad_input_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(SqtoolError):
+        mine_pairs(PairsConfig(input=[str(tmp_path / "missing")], out=str(out)), progress=False)
+    assert not out.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SqtoolError, match="empty"):
+        mine_pairs(PairsConfig(input=[str(empty)], out=str(out)), progress=False)
+    with pytest.raises(SqtoolError, match="no record is as long"):
+        mine_pairs(PairsConfig(data_root="synthetic", synthetic_subjects=1, synthetic_duration_s=20,
+                               out=str(out), workers=1), progress=False)
+    assert not out.exists()
+    with pytest.raises(SqtoolError, match="Nyquist"):
+        mine_pairs(PairsConfig(data_root="synthetic", fs=10, out=str(out)), progress=False)
+
+
+def test_cli_pairs(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    register_cli(parser.add_subparsers())
+    out = tmp_path / "cli"
+    args = parser.parse_args(["pairs", "--data-root", "synthetic", "--synthetic-subjects", "2",
+                              "--synthetic-duration-s", "300", "--out", str(out), "--workers", "1",
+                              "--max-gap-s", "120", "--no-progress"])
+    assert args.func(args) == 0
+    assert "pairs" in capsys.readouterr().out
+    _, index = read_index(out)
+    assert index["max_gap_s"] == 120 and index["window_s"] == 30
+
+
+def test_pairs_on_real_troika(data_root, tmp_path):
+    out = tmp_path / "troika"
+    m = mine_pairs(PairsConfig(input=[str(data_root / "troika")], out=str(out), workers=2), progress=False)
+    d = m["datasets"]["troika"]
+    assert d["records"] == 13 and d["windows"] > 100 and d["poor"] > d["good"]   # treadmill running
+    assert m["pairs"] == d["pairs"] > 0
+    root, index = read_index(out)
+    subjects = index["subjects"]
+    assert all(s.startswith("troika/") for s in subjects)
+    meta = np.load(root / index["shards"][0]["meta"])
+    assert np.all(np.abs(meta["t_good"] - meta["t_poor"]) <= 300)
+
+
+def test_a_corrupt_file_mid_run_stops_cleanly(data_root, tmp_path):
+    """A bad file among many, with workers busy: one-line error, no hang, nothing left behind."""
+    import shutil
+
+    src = sorted((data_root / "troika" / "Training_data").glob("DATA_*_TYPE*.mat"))
+    src = [p for p in src if "BPMtrace" not in p.name][:8]
+    d = tmp_path / "troika_bad"
+    d.mkdir()
+    for p in src:
+        shutil.copy(p, d / p.name)
+    bad = d / src[1].name
+    bad.write_bytes(bad.read_bytes()[:500])
+    out = tmp_path / "out"
+    with pytest.raises(SqtoolError, match="corrupt or truncated"):
+        mine_pairs(PairsConfig(input=[str(d)], out=str(out), workers=2), progress=False)
+    assert not out.exists()
+    m = mine_pairs(PairsConfig(input=[str(d)], out=str(out), workers=2, on_error="skip"), progress=False)
+    assert m["records"] == 7 and len(m["errors"]) == 1

@@ -1,0 +1,98 @@
+"""`sqtool bench` end to end on a real SP Cup recording (host C + Cortex-M4 QEMU firmware checked bit
+for bit against TFLite Micro), floors, and every bad input as one line + non-zero exit."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sqtool.cli import main
+
+
+def _bench(capsys, *args):
+    rc = main(["bench", *map(str, args)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_bench_end_to_end_on_troika(export_dir, data_root, cross_tools, tmp_path, capsys):
+    out = tmp_path / "bench"
+    rc, stdout, err = _bench(capsys, "--model", export_dir, "--data", data_root / "troika" / "Training_data",
+                             "--max-records", 1, "--runtime", "litert_float,tflm_int8,c_host,mcu_m4",
+                             "--floor", "exact=100,mcu_m4:flash_kb=64,mcu_m4:ram_kb=32", "--out", out)
+    assert rc == 0, err
+    res = json.loads((out / "bench.json").read_text())
+    rows = {r["runtime"]: r for r in res["runtimes"]}
+    assert all(r["status"] == "ok" for r in rows.values())
+    for k in ("c_host", "mcu_m4"):
+        assert rows[k]["exact_pct"] == 100.0 and rows[k]["exact_ref"] == "tflm_int8"
+    assert rows["mcu_m4"]["instructions_per_inference"] > 0 and rows["mcu_m4"]["windows"] > 100
+    assert rows["tflm_int8"]["latency_ms_p99"] >= rows["tflm_int8"]["latency_ms_p50"] > 0
+    assert res["baseline"]["metrics"]["mae"] is not None
+    assert res["provenance"]["model_sha256"] and res["provenance"]["tools"]["qemu"] != "absent"
+    for f in ("bench.md", "bland_altman.png", "error_over_time.png", "latency_hist.png", "config.yaml"):
+        assert (out / f).is_file(), f
+    assert "mcu_m4" in stdout and "instructions / inference" in stdout and "baseline" in stdout
+    # a floor the model cannot meet fails the command (exit 3) and says which
+    rc, stdout, _ = _bench(capsys, "--model", export_dir, "--data", data_root / "troika" / "Training_data",
+                           "--max-records", 1, "--runtime", "tflm_int8", "--floor", "mae=0.01",
+                           "--out", tmp_path / "b2")
+    assert rc == 3 and "FAILED" in stdout
+
+
+def _npz(path, fs, ppg):
+    n = len(ppg)
+    rng = np.random.default_rng(0)
+    np.savez(path, ppg=ppg, acc_x=rng.standard_normal(n), acc_y=rng.standard_normal(n),
+             acc_z=rng.standard_normal(n), fs=fs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def metadata_only(tmp_path_factory):
+    """An export dir holding only metadata.json (every bad-input case fails before a runtime loads)."""
+    from sqtool.export.metadata import build_metadata
+    from sqtool.models import get_model_cfg
+    d = tmp_path_factory.mktemp("md_only")
+    md = build_metadata({"model_cfg": get_model_cfg("cnn1d_student_xs").to_dict(), "kind": "student_int8"}, "0" * 64)
+    (d / "metadata.json").write_text(json.dumps(md))
+    return d
+
+
+@pytest.mark.parametrize("case,match", [
+    ("no_metadata", "no sqtool metadata"),
+    ("bad_runtime", "unknown runtime"),
+    ("bad_floor", "unknown metric"),
+    ("low_rate", "cannot resample 12.5 Hz"),
+    ("no_truth", "no recording has heart-rate truth"),
+    ("flat", "flat"),
+    ("no_data", "does not exist"),
+])
+def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, match):
+    t = np.arange(int(60 * 125)) / 125
+    pulse = np.sin(2 * np.pi * 1.2 * t)
+    model, data, extra = metadata_only, tmp_path / "rec.npz", []
+    if case == "no_metadata":
+        model = tmp_path / "empty"
+        model.mkdir()
+        _npz(data, 125.0, pulse)
+    elif case == "bad_runtime":
+        _npz(data, 125.0, pulse)
+        extra = ["--runtime", "tpu_int4"]
+    elif case == "bad_floor":
+        _npz(data, 125.0, pulse)
+        extra = ["--floor", "speed=3"]
+    elif case == "low_rate":
+        _npz(data, 12.5, np.sin(2 * np.pi * 1.2 * np.arange(750) / 12.5))
+    elif case == "no_truth":
+        _npz(data, 125.0, pulse)
+    elif case == "flat":
+        _npz(data, 125.0, np.zeros_like(t))
+    elif case == "no_data":
+        data = tmp_path / "nowhere"
+    rc, _, err = _bench(capsys, "--model", model, "--data", data, "--out", tmp_path / "out", *extra)
+    assert rc != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0], err
+    assert not (tmp_path / "out" / "bench.json").exists()          # no half-written report

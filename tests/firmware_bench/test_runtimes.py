@@ -1,0 +1,111 @@
+"""Every runtime behind one interface on a real export (small int8 student), and the firmware's
+bit-exactness: double rounding (host C, Cortex-M4, Cortex-M33) == TFLite Micro on every window,
+single rounding (host C, Cortex-M4) == Brevitas."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sqtool.config import SqtoolError
+from sqtool.data.synthetic import synth_record
+from sqtool.firmware_bench import runtimes as R
+from sqtool.firmware_bench.stream import StreamSpec, replay
+
+
+@pytest.fixture(scope="module")
+def windows(export_dir):
+    """Held-out windows + streamed windows of a synthetic wrist recording with motion artifacts."""
+    md = json.loads((export_dir / "metadata.json").read_text())
+    rec = synth_record(duration_s=30.0, fs=125.0, seed=5, artifacts=0.4)
+    st = replay(rec, StreamSpec.from_model_cfg(md), chunk=25)
+    held = np.load(export_dir / "heldout.npz")["x"]
+    return np.concatenate([held, st.x]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def outputs(export_dir, windows, cross_tools, tmp_path_factory):
+    art = R.load_artifacts(export_dir)
+    work = tmp_path_factory.mktemp("rt")
+    out = {}
+    for name in ("torch_student", "brevitas_int8", "litert_float", "litert_int8", "tflm_int8", "c_host",
+                 "c_host_single", "mcu_m4", "mcu_m33", "mcu_m4_single"):
+        rt = R.make_runtime(name, art, work)
+        y = rt.run_batch(windows)
+        out[name] = (rt, y)
+    return art, out
+
+
+def test_all_runtimes_agree_on_the_heart_rate(outputs, windows):
+    art, out = outputs
+    ref_f = R.decode_hr(out["torch_student"][1], art.metadata)
+    ref_q = R.decode_hr(out["brevitas_int8"][1], art.metadata)
+    lsb_bpm = art.output_qparams[0] * art.metadata["target_std"][0]
+    for name, (rt, y) in out.items():
+        assert y.shape == (len(windows), 2), name
+        hr = R.decode_hr(y, art.metadata)
+        assert np.isfinite(hr).all()
+        if rt.precision == "float":                                 # float runtimes: the same function
+            assert np.abs(hr - ref_f).max() < 1e-3, name
+        else:                                                       # int8: within a few output LSB of QAT
+            assert np.abs(hr - ref_q).max() <= 3 * lsb_bpm + 1e-9, name
+            assert np.abs(hr - ref_f).mean() < 2.0, name            # and close to the float student
+        info = rt.info()
+        assert info["runtime"] == name and info["size_bytes"] and info["size_bytes"] > 0
+
+
+@pytest.mark.parametrize("name", ["c_host", "mcu_m4", "mcu_m33"])
+def test_double_rounding_firmware_is_bit_exact_with_tflite_micro(outputs, name):
+    _, out = outputs
+    ref = out["tflm_int8"][0].int8_outputs
+    got = out[name][0].int8_outputs
+    assert got.dtype == np.int8 and got.shape == ref.shape
+    np.testing.assert_array_equal(got, ref)                     # every window, every output
+
+
+@pytest.mark.parametrize("name", ["c_host_single", "mcu_m4_single"])
+def test_single_rounding_firmware_matches_brevitas(outputs, name):
+    _, out = outputs
+    ref = out["brevitas_int8"][0].int8_outputs
+    got = out[name][0].int8_outputs
+    exact = (got == ref).all(axis=1).mean()
+    assert exact >= 0.995 or (len(ref) < 200 and (np.abs(got.astype(int) - ref).max() <= 1 and exact >= 0.9))
+
+
+def test_firmware_measurements(outputs):
+    _, out = outputs
+    m4 = out["mcu_m4"][0].info()
+    assert m4["board"] == "mps2-an386" and m4["cpu"] == "cortex-m4"
+    assert m4["instructions_per_inference"] > 10_000                  # a real conv net, counted
+    assert m4["instructions_min"] <= m4["instructions_per_inference"] <= m4["instructions_max"]
+    assert 0 < m4["flash_bytes"] < 64 * 1024 and 0 < m4["ram_bytes"] < 32 * 1024
+    assert m4["arena_bytes"] > 0 and m4["model_const_bytes"] > 0
+    tflm = out["tflm_int8"][0].info()
+    assert tflm["arena_bytes"] and tflm["arena_bytes"] > 0          # from TFLM's allocation report
+    host = out["c_host"][0]
+    if host.callgrind(R.quantize(np.zeros((2, 4, 320), np.float32), *host.art.input_qparams)) is None:
+        pytest.skip("valgrind absent")
+    assert len(host.latencies_s) > 0
+
+
+def test_run_single_window_equals_batch(outputs, windows):
+    _, out = outputs
+    rt = out["tflm_int8"][0]
+    np.testing.assert_array_equal(rt.run(windows[3]), out["tflm_int8"][1][3])
+
+
+def test_bad_model_dirs(tmp_path, export_dir):
+    with pytest.raises(SqtoolError, match="no sqtool metadata"):
+        R.load_artifacts(tmp_path)
+    (tmp_path / "metadata.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(SqtoolError, match="lacks sqtool metadata"):
+        R.load_artifacts(tmp_path)
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "export").symlink_to(export_dir, target_is_directory=True)
+    assert R.load_artifacts(demo).export_dir == demo / "export"      # runs/demo/latest layout
+    with pytest.raises(SqtoolError, match="unknown runtime"):
+        R.make_runtime("tpu", R.load_artifacts(export_dir), tmp_path)
+    with pytest.raises(SqtoolError, match="no teacher checkpoint"):
+        R.make_runtime("torch_teacher", R.load_artifacts(export_dir), tmp_path)

@@ -1,0 +1,122 @@
+"""Stream replay: the streaming resampler equals resample_poly; streamed windows equal the offline
+windows (stated tolerances); odd chunk sizes, dropouts, gaps, impossible rates, flat streams."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.signal import resample_poly
+
+from sqtool.config import SqtoolError
+from sqtool.data import preprocess as pp
+from sqtool.data.record import Record
+from sqtool.data.synthetic import synth_record
+from sqtool.firmware_bench.stream import StreamingResampler, StreamSpec, WindowStream, replay
+
+CH = ("ppg", "acc_x", "acc_y", "acc_z")
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return synth_record(duration_s=40.0, fs=125.0, seed=3)
+
+
+def _stream_all(x, fs_in, fs_out, sizes):
+    r = StreamingResampler(fs_in, fs_out, x.shape[0])
+    out, i, k = [], 0, 0
+    while i < x.shape[1]:
+        out.append(r.push(x[:, i:i + sizes[k % len(sizes)]]))
+        i += sizes[k % len(sizes)]
+        k += 1
+    n_out = -(-x.shape[1] * r.up // r.down)
+    out.append(r.flush(n_out))
+    return np.concatenate(out, axis=1)
+
+
+@settings(max_examples=12, deadline=None)
+@given(sizes=st.lists(st.integers(1, 400), min_size=1, max_size=4),
+       rates=st.sampled_from([(125.0, 40.0), (100.0, 40.0), (25.0, 40.0), (256.0, 40.0), (40.0, 40.0)]))
+def test_streaming_resampler_equals_resample_poly(sizes, rates):
+    x = np.random.default_rng(len(sizes)).standard_normal((2, 1501))
+    up, down = pp.resample_ratio(*rates)
+    ref = resample_poly(x, up, down, axis=1) if up != down else x
+    got = _stream_all(x, *rates, sizes)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode,band", [("none", None), ("causal", pp.DEFAULT_BAND), ("window", pp.DEFAULT_BAND)])
+def test_streamed_windows_equal_offline(rec, mode, band):
+    spec = StreamSpec(channels=CH, band=band, filter=mode)
+    res = replay(rec, spec, chunk=37)                       # 37 divides neither the hop (250) nor the window
+    if mode == "causal":
+        sig, _ = pp.record_signals(rec, CH, 40.0, band, causal=True)
+        off = pp.normalise(np.moveaxis(pp.sliding_windows(sig, 320, 80), 0, 1), "minmax")
+    else:
+        off = pp.make_windows(rec, channels=CH, fs=40.0, window_s=8.0, hop_s=2.0, norm="minmax", band=band).x
+    assert res.x.shape == off.shape and res.x.dtype == np.float32
+    np.testing.assert_array_equal(res.t0, np.arange(len(off)) * 2.0)
+    d = np.abs(res.x - off).max(axis=(1, 2))
+    inner = d[1:-1] if mode != "window" else d[4:-4]        # record edges: see stream.py docstring
+    assert inner.max() < (1e-4 if mode != "window" else 3e-2), inner.max()
+
+
+def test_chunking_does_not_change_windows(rec):
+    spec = StreamSpec(channels=CH)
+    a = replay(rec, spec, chunk=1)
+    b = replay(rec, spec, chunk=[3, 250, 7, 1000])
+    np.testing.assert_allclose(a.x, b.x, atol=1e-6)
+    np.testing.assert_array_equal(a.t0, b.t0)
+
+
+def test_truth_alignment_and_latency(rec):
+    res = replay(rec, StreamSpec(channels=CH), chunk=25)
+    lab = rec.labels["hr"]
+    n = min(len(res), len(lab))
+    np.testing.assert_allclose(res.truth[:n], lab.values[:n])
+    assert 4.0 <= res.latency_s < 5.0                       # 4 s filter look-ahead + resampler
+
+
+def test_dropouts_and_gaps_are_held_and_flagged(rec):
+    spec = StreamSpec(channels=CH)
+    clean = replay(rec, spec, chunk=25)
+    r2 = synth_record(duration_s=40.0, fs=125.0, seed=3)
+    r2.signals["ppg"] = r2.signals["ppg"].copy()
+    r2.signals["ppg"][1300:1400] = np.nan                   # a dropout inside windows 3..5
+    bad = replay(r2, spec, chunk=25)
+    assert np.isfinite(bad.x).all()
+    hit = (bad.t0 * 125 <= 1399) & (bad.t0 * 125 + 1000 > 1300)
+    assert (bad.flagged[hit] > 0).all() and (bad.flagged[~hit] == 0).all()
+    gap = replay(rec, spec, chunk=25, gaps={2000: 300})     # 2.4 s never received
+    assert len(gap) == len(clean)                           # windows stay aligned with the truth
+    np.testing.assert_array_equal(gap.t0, clean.t0)
+    hit = (gap.t0 * 125 <= 2299) & (gap.t0 * 125 + 1000 > 2000)
+    assert np.allclose(gap.flagged[hit].max(), 300 / 1000)
+    far = gap.t0 * 125 + 1000 + 8 * 125 < 2000             # windows well before the gap are untouched
+    np.testing.assert_allclose(gap.x[far], clean.x[far], atol=1e-6)
+
+
+def test_impossible_rate_is_refused():
+    rec = Record("x", "s", "r", {"ppg": np.random.default_rng(0).standard_normal(5000)}, {"ppg": 12.5})
+    with pytest.raises(SqtoolError, match="cannot resample 12.5 Hz"):   # Nyquist below the 8 Hz band
+        replay(rec, StreamSpec(channels=("ppg",)))
+    with pytest.raises(SqtoolError, match="resample"):                  # not a usable up/down ratio
+        WindowStream(StreamSpec(channels=("ppg",), band=None), fs_in=1e-7)
+    with pytest.raises(SqtoolError, match="not whole numbers of samples"):
+        WindowStream(StreamSpec(channels=("ppg",)), fs_in=125.0 * np.sqrt(2))
+
+
+def test_flat_and_saturated_streams_give_defined_windows():
+    n = 125 * 20
+    for sig in (np.zeros(n), np.full(n, 4095.0)):
+        rec = Record("x", "s", "r", {"ppg": sig}, {"ppg": 125.0})
+        res = replay(rec, StreamSpec(channels=("ppg",)), chunk=50)
+        assert np.isfinite(res.x).all()
+        np.testing.assert_allclose(res.x, 0.5, atol=1e-6)   # minmax of a flat window: 0.5 (contract)
+
+
+def test_short_record_is_refused():
+    rec = Record("x", "s", "r", {"ppg": np.random.default_rng(0).standard_normal(500)}, {"ppg": 125.0})
+    with pytest.raises(SqtoolError, match="shorter than one"):
+        replay(rec, StreamSpec(channels=("ppg",)))

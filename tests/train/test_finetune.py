@@ -1,0 +1,85 @@
+"""Fine-tuning: real TROIKA heart rate with LOSO folds and CIs, teacher_task checkpoint, OOF predictions,
+linear probe, multi-channel stem init, and every bad input as one clear error."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sqtool.cli import main
+from sqtool.config import SqtoolError
+from sqtool.models import create_model
+from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+from sqtool.train.finetune import FinetuneConfig, init_encoder, run_finetune
+
+FAST = dict(model="", epochs=1, batch_size=64, progress=False, bootstrap=100)
+
+
+def test_finetune_hr_on_troika_from_pretrained(tmp_path, data_root, tiny_pretrained):
+    rc = main(["train", "finetune", "--task", "hr", "--init", str(tiny_pretrained), "--data-root", str(data_root),
+               "--epochs", "1", "--max-records", "3", "--bootstrap", "100", "--progress", "false",
+               "--out", str(tmp_path)])
+    assert rc == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["task"] == "hr" and m["pretrained"] and m["folds"] == "leave-one-subject-out" and m["n_folds"] == 3
+    lo, hi = m["ci95"]["mae"]
+    assert 0 < lo <= m["mae"] <= hi and m["dataset"] == "troika"
+    ck = load_checkpoint(tmp_path, expect_kind="teacher_task")
+    mc = ck["model_cfg"]
+    assert (mc["task"], mc["fs"], mc["window_s"], mc["hop_s"], mc["channels"]) == ("hr", 40.0, 8.0, 2.0, ["ppg"])
+    assert mc["outputs"] == ["hr_bpm"] and mc["units"] == ["bpm"] and 40 < mc["target_mean"][0] < 200
+    model = create_model(mc["name"], **{k: v for k, v in mc.items() if k not in ("name", "family")})
+    model.load_state_dict(ck["state_dict"])
+    oof = np.load(tmp_path / "oof_predictions.npz")
+    assert set(oof.files) >= {"groups", "t0", "y", "pred"} and oof["pred"].shape == oof["y"].shape
+    assert np.isfinite(oof["pred"]).all() and len(set(oof["groups"])) == 3
+    assert np.mean(np.abs(oof["pred"] - oof["y"])) == pytest.approx(m["mae"], rel=1e-5)
+
+
+def test_linear_probe_classification_on_synthetic(tmp_path, tiny_pretrained):
+    m = run_finetune(FinetuneConfig(**{**FAST, "task": "af", "init": str(tiny_pretrained), "mode": "linear",
+                                       "data_root": "synthetic", "folds": 4, "epochs": 3}), tmp_path)
+    assert m["n_folds"] == 4 and 0 <= m["f1_weighted"] <= 1 and 0 <= m["metrics"]["auroc"] <= 1
+    ck = load_checkpoint(tmp_path, expect_kind="teacher_task")
+    pre = load_checkpoint(tiny_pretrained)["state_dict"]
+    # linear mode: the encoder is exactly the pretrained one
+    assert all(torch.equal(ck["state_dict"][k], v) for k, v in pre.items() if k.startswith("encoder.")
+               and "num_batches" not in k)
+
+
+def test_multichannel_stem_starts_as_the_ppg_model(tiny_pretrained):
+    ck = load_checkpoint(tiny_pretrained)
+    one = create_model("resnet1d_siamq_tiny", task="hr", outputs=("hr_bpm",), window_s=8.0).eval()
+    many = create_model("resnet1d_siamq_tiny", task="hr", outputs=("hr_bpm",), window_s=8.0,
+                        channels=("ppg", "acc_x", "acc_y")).eval()
+    init_encoder(one, ck)
+    init_encoder(many, ck)
+    x = torch.rand(2, 3, 320)
+    with torch.no_grad():
+        assert torch.allclose(one.encoder(x[:, :1]), many.encoder(x), atol=1e-6)
+
+
+def test_bad_inputs_are_one_clear_error(tmp_path, tiny_pretrained, data_root):
+    def ft(**kw):
+        return run_finetune(FinetuneConfig(**{**FAST, "data_root": "synthetic", **kw}), tmp_path)
+    with pytest.raises(SqtoolError, match="resnet1d_siamq_tiny model but --model asks for resnet1d_siamq_18"):
+        ft(init=str(tiny_pretrained), model="resnet1d_siamq_18")
+    with pytest.raises(SqtoolError, match="trained on 40 Hz input but the task input is 100 Hz"):
+        ft(init=str(tiny_pretrained), fs=100.0)
+    with pytest.raises(SqtoolError, match="not found"):
+        ft(init=str(tmp_path / "nope.pt"))
+    save_checkpoint(tmp_path / "student.pt", kind="student_float", model_cfg={"name": "x"}, state_dict={})
+    with pytest.raises(SqtoolError, match="student_float checkpoint; expected teacher_pretrain or teacher_task"):
+        ft(init=str(tmp_path / "student.pt"))
+    with pytest.raises(SqtoolError, match="unknown task"):
+        ft(task="spo2")
+    with pytest.raises(SqtoolError, match="needs the troika dataset"):
+        ft(task="hr", data_root=str(tmp_path))
+    with pytest.raises(SqtoolError, match="no channel ppg2"):
+        ft(task="hr", channels=["ppg", "ppg2"])
+    with pytest.raises(SqtoolError, match="mode must be"):
+        ft(mode="half")
+    with pytest.raises(SqtoolError, match="no synthetic version"):
+        ft(task="bp")
+    assert main(["train", "finetune", "--task", "hr", "--init", str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "o")]) == 1

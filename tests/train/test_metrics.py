@@ -1,0 +1,36 @@
+"""Metrics against brute force, and the subject bootstrap."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from sqtool.train.metrics import auroc, bootstrap_ci, f1_weighted, task_metrics
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=2, max_size=30))
+def test_auroc_is_pairwise_probability(pairs):
+    y = np.array([p[0] for p in pairs])
+    s = np.array([p[1] for p in pairs], float)
+    pos, neg = s[y], s[~y]
+    if len(pos) == 0 or len(neg) == 0:
+        assert np.isnan(auroc(y, s))
+        return
+    brute = np.mean([(a > b) + 0.5 * (a == b) for a in pos for b in neg])
+    assert abs(auroc(y, s) - brute) < 1e-12
+
+
+def test_f1_weighted_by_hand():
+    # class 0: tp 2 fp 1 fn 0 -> 0.8 (support 2); class 1: tp 1 fp 0 fn 1 -> 2/3 (support 2)
+    assert abs(f1_weighted([0, 1, 1, 0], [0, 1, 0, 0]) - (0.8 + 2 / 3) / 2) < 1e-12
+
+
+def test_bootstrap_ci_brackets_the_estimate_and_resamples_subjects():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"s{i}" for i in range(10)], 20)
+    y = rng.normal(70, 10, (200, 1))
+    pred = y + rng.normal(0, 3, (200, 1)) + np.repeat(rng.normal(0, 3, 10), 20)[:, None]
+    m = task_metrics("hr", y, pred)
+    lo, hi = bootstrap_ci("hr", y, pred, groups, n_boot=300)["mae"]
+    assert lo < m["mae"] < hi
+    # one subject only: every resample is the same data, the interval collapses
+    lo1, hi1 = bootstrap_ci("hr", y[:20], pred[:20], groups[:20], n_boot=50)["mae"]
+    assert abs(hi1 - lo1) < 1e-12

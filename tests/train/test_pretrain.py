@@ -1,0 +1,139 @@
+"""Pretraining: the loss falls, --resume is bit-exact, bad input and NaN are one clear error, checkpoints
+are atomic."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from sqtool.cli import main
+from sqtool.config import SqtoolError
+from sqtool.train import loop
+from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+from sqtool.train.pretrain import ArrayPairs, PretrainConfig, ShardPairs, run_pretrain
+
+TINY = dict(model="resnet1d_siamq_tiny", synthetic_pairs=128, epochs=1, batch_size=32, lr=0.05,
+            progress=False, val_fraction=0.0)
+
+
+def test_loss_decreases_on_synthetic_pairs(tmp_path):
+    cfg = PretrainConfig(**{**TINY, "synthetic_pairs": 192, "epochs": 3, "val_fraction": 0.1})
+    m = run_pretrain(cfg, tmp_path)
+    losses = [h["loss"] for h in m["history"]]
+    assert len(losses) == 3 * m["steps_per_epoch"]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.05        # SimSiam loss in [-1, 1]
+    assert m["val_loss"] is not None and math.isfinite(m["val_loss"])
+    assert 0 < m["val_z_std"] <= 1 and m["z_std_healthy"] == pytest.approx(1 / math.sqrt(64))
+    ck = load_checkpoint(tmp_path, expect_kind="teacher_pretrain")
+    assert ck["model_cfg"]["name"] == "resnet1d_siamq_tiny" and ck["model_cfg"]["fs"] == 40.0
+    assert (tmp_path / "last.pt").is_file() and (tmp_path / "metrics.json").is_file()
+
+
+def test_resume_is_bit_exact_and_refuses_changed_config(tmp_path):
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "128", "--epochs", "2",
+            "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0", "--progress", "false", "--seed", "3"]
+    assert main(args + ["--out", str(tmp_path / "full")]) == 0
+    # the "killed" run: stops after 5 of 8 steps, inside epoch 2, with last.pt on disk
+    assert main(args + ["--out", str(tmp_path / "cut"), "--max-steps", "5"]) == 0
+    cut = load_checkpoint(tmp_path / "cut", name="last.pt")
+    assert cut["train_state"]["global_step"] == 5 and cut["train_state"]["step_in_epoch"] == 1
+    assert main(["--debug", "train", "pretrain", "--resume", str(tmp_path / "cut"), "--max-steps", "0"]) == 0
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())["history"]
+    res = json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"]
+    assert [h["loss"] for h in res] == [h["loss"] for h in full]           # exactly, not approximately
+    a = load_checkpoint(tmp_path / "full")["state_dict"]
+    b = load_checkpoint(tmp_path / "cut")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(SqtoolError, match="changed config.*lr"):
+        main(["--debug", "train", "pretrain", "--resume", str(tmp_path / "cut"), "--lr", "0.1"])
+    with pytest.raises(SqtoolError, match="last.pt not found"):
+        main(["--debug", "train", "pretrain", "--resume", str(tmp_path / "nothing")])
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    real, calls = loop.simsiam_loss, {"n": 0}
+
+    def poisoned(*a):
+        calls["n"] += 1
+        out = real(*a)
+        return out * float("nan") if calls["n"] == 4 else out
+    monkeypatch.setattr(loop, "simsiam_loss", poisoned)
+    cfg = PretrainConfig(**{**TINY, "ckpt_every": 1})
+    with pytest.raises(SqtoolError, match=r"loss is nan .*last good checkpoint kept"):
+        run_pretrain(cfg, tmp_path)
+    ck = load_checkpoint(tmp_path, name="last.pt")
+    assert ck["train_state"]["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in ck["state_dict"].values() if v.is_floating_point())
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    p = tmp_path / "last.pt"
+    save_checkpoint(p, kind="teacher_pretrain", model_cfg={"name": "a"}, state_dict={"w": torch.ones(3)})
+    import sqtool.config as config
+
+    def crash(*a, **k):                       # the process dies between writing the temp file and renaming
+        raise KeyboardInterrupt
+    monkeypatch.setattr(config.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(p, kind="teacher_pretrain", model_cfg={"name": "b"}, state_dict={"w": torch.zeros(3)})
+    monkeypatch.undo()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["last.pt"]          # no temp file left
+    ck = load_checkpoint(p)
+    assert ck["model_cfg"]["name"] == "a" and torch.equal(ck["state_dict"]["w"], torch.ones(3))
+    p.write_bytes(p.read_bytes()[:100])                                       # truncated by hand
+    with pytest.raises(SqtoolError, match="corrupt"):
+        load_checkpoint(p)
+
+
+def _write_pairs(d, n=64, T=1200, dtype="float32"):
+    from sqtool.data.shards import ShardWriter
+    rng = np.random.default_rng(0)
+    w = ShardWriter(d, channels=1, samples=T, shard_mb=0.2, dtype=dtype)
+    good, poor = rng.random((n, 1, T), dtype=np.float32), rng.random((n, 1, T), dtype=np.float32)
+    w.add(good, poor, dataset="test", subjects=[f"s{i % 8}" for i in range(n)], t_good=np.zeros(n),
+          t_poor=np.zeros(n), q_good=np.ones(n), q_poor=np.zeros(n), synthetic=np.zeros(n, bool))
+    w.close()
+    return good, poor
+
+
+def test_pair_shards_random_access_and_training(tmp_path):
+    good, poor = _write_pairs(tmp_path / "pairs")
+    sp = ShardPairs(str(tmp_path / "pairs"))
+    assert len(sp) == 64 and sp.input_shape == (1, 1200) and len(sp.arrs) > 1      # several shards
+    idx = np.array([63, 0, 17, 40])
+    a, b = sp.get(idx)
+    assert np.array_equal(a, good[idx]) and np.array_equal(b, poor[idx])
+    assert sorted(set(sp.groups)) == [f"s{i}" for i in range(8)]
+    m = run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "pairs"), "batch_size": 16,
+                                      "val_fraction": 0.25}), tmp_path / "run")
+    assert m["train_pairs"] + m["val_pairs"] == 64 and m["global_step"] == m["train_pairs"] // 16
+
+
+def test_bad_pairs_are_one_clear_error(tmp_path):
+    with pytest.raises(SqtoolError, match="not found"):
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "missing")}), tmp_path / "r1")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SqtoolError, match="index.json"):
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "empty")}), tmp_path / "r2")
+    _write_pairs(tmp_path / "bad")
+    shard = sorted((tmp_path / "bad" / "shards").glob("pairs-*.npy"))[0]
+    shard.write_bytes(shard.read_bytes()[:1000])                          # truncated shard
+    with pytest.raises(SqtoolError, match="corrupt|truncated"):
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "bad")}), tmp_path / "r3")
+    _write_pairs(tmp_path / "short", T=400)                               # 10 s windows for a 30 s model
+    with pytest.raises(SqtoolError, match="expects"):
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "short")}), tmp_path / "r4")
+    pairs = ArrayPairs(np.zeros((8, 1, 1200), np.float32), np.zeros((8, 1, 1200), np.float32), np.arange(8))
+    with pytest.raises(SqtoolError, match="fewer than one batch"):
+        run_pretrain(PretrainConfig(**TINY), tmp_path / "r5", pairs=pairs)
+    with pytest.raises(SqtoolError, match="fp16 needs a CUDA"):
+        run_pretrain(PretrainConfig(**{**TINY, "amp": "fp16"}), tmp_path / "r6")
+    assert not list(tmp_path.rglob("*.pt"))                               # nothing half written
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path):
+    m = run_pretrain(PretrainConfig(**{**TINY, "amp": "bf16", "synthetic_pairs": 64}), tmp_path)
+    assert m["amp"] == "bfloat16" and all(math.isfinite(h["loss"]) for h in m["history"])
