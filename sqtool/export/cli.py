@@ -36,7 +36,7 @@ class ExportConfig:
     tol_lsb: int = field(default=3, metadata={"help": "int8 artifacts: max |LSB| difference vs Brevitas at the output"})
     tol_mae_bpm: float = field(default=0.1, metadata={"help": "int8/float artifacts: max |HR MAE delta| (BPM)"})
     min_single_exact_pct: float | None = field(default=None, metadata={
-        "help": "if set, C single rounding must equal Brevitas on at least this % of windows (Brevitas's own "
+        "help": "if set, C single rounding must equal Brevitas on at least this percentage of windows (Brevitas's own "
                 "float32 arithmetic flips ~1e-5 of elements that lie within 1e-4 LSB of a rounding tie)"})
     cc: str = field(default="gcc", metadata={"help": "host C compiler for the C parity check"})
 
@@ -84,6 +84,8 @@ def _load_inputs(cfg: ExportConfig):
                           "student_int8 checkpoint (run `sqtool quantize`)")
     want_int8 = is_int8 and (prec & {"auto", "int8"})
     want_float = bool(prec & {"auto", "float"})
+    if "c" in targets and not want_int8:
+        raise SqtoolError("the C target is int8 only: add int8 to --precision (or use auto)")
     float_ckpt = ckpt if not is_int8 else None
     if is_int8 and want_float:
         fpath = path.parent / "student_float.pt"
@@ -100,8 +102,7 @@ def _load_inputs(cfg: ExportConfig):
             y = np.asarray(z["y"], np.float32) if "y" in z.files else None
     except Exception as e:  # noqa: BLE001 - missing key, corrupt archive
         raise SqtoolError(f"held-out windows {hpath} unreadable or lacking 'x' ({type(e).__name__})")
-    shape = (ckpt["model_cfg"]["channels"], ckpt["model_cfg"])
-    c_expect = len(shape[0])
+    c_expect = len(ckpt["model_cfg"]["channels"])
     t_expect = int(round(float(ckpt["model_cfg"]["fs"]) * float(ckpt["model_cfg"]["window_s"])))
     if x.ndim != 3 or x.shape[1:] != (c_expect, t_expect) or len(x) == 0:
         raise SqtoolError(f"held-out windows {hpath} have shape {x.shape}; the model expects (N, {c_expect}, "
@@ -111,7 +112,12 @@ def _load_inputs(cfg: ExportConfig):
     if cfg.max_windows and len(x) > cfg.max_windows:
         x = x[:cfg.max_windows]
         y = None if y is None else y[:cfg.max_windows]
-    return dict(path=path, ckpt=ckpt, sha=file_sha256(path), targets=targets, want_int8=bool(want_int8),
+    notes = []
+    if want_float and float_ckpt is None:
+        notes.append(f"float artifacts skipped: {path.parent / 'student_float.pt'} not found")
+    if is_int8 is False and "auto" in prec:
+        notes.append(f"{kind} checkpoint: float artifacts only (int8 needs a student_int8 from `sqtool quantize`)")
+    return dict(path=path, ckpt=ckpt, sha=file_sha256(path), targets=targets, want_int8=bool(want_int8), notes=notes,
                 want_float=want_float and float_ckpt is not None, float_ckpt=float_ckpt, hpath=hpath, x=x, y=y)
 
 
@@ -261,7 +267,7 @@ def export(cfg: ExportConfig) -> dict:
         ex = P.explain(graph, brev, tfl_layers)
         ex_text = "per-layer |LSB| (max | histogram) on held-out windows\n" + P.explain_text(ex)
     failed = P.write_report(out, md, rows, artifacts, "\n\n".join(extra), ex)
-    lines = [f"export -> {out}"]
+    lines = [f"export -> {out}"] + [f"  note: {n}" for n in inp["notes"]]
     for r in rows:
         key = (f"max LSB {r['max_lsb']}, exact {r['exact_windows_pct']:.1f} %" if "max_lsb" in r
                else f"L2 rel err {r['l2_rel_err']:.2e}")

@@ -63,7 +63,7 @@ def int8_row(name: str, file: str, md: dict, brevitas: np.ndarray, got: np.ndarr
     tol = [] if tol_lsb is None else [f"max_lsb <= {tol_lsb}"]
     ok = tol_lsb is None or s["max_lsb"] <= tol_lsb
     if mae is not None:
-        tol.append(f"|delta_mae| <= {tol_mae:g} BPM")
+        tol.append(f"abs(delta_mae) <= {tol_mae:g} BPM")
         ok = ok and abs(row["delta_mae_bpm"]) <= tol_mae
     if min_exact_pct is not None:
         tol.append(f"exact vs Brevitas >= {min_exact_pct:g} %")
@@ -129,10 +129,18 @@ def explain(graph, brevitas: dict, tflite_layers: dict | None = None) -> dict:
     runs = {f"ref_{m}": R.run(graph, xq, m) for m in ("double", "single")}
     runs.update({f"ref_{m}_isolated": R.run(graph, xq, m, inputs=brevitas) for m in ("double", "single")})
     lite = R.run(graph, xq, "litert_ref")
+    prev = "input"
     for layer in graph.layers:
         row = {}
         for k, r in runs.items():
             row[f"{k}_vs_brevitas"] = lsb_stats(brevitas[layer.name], r[layer.name])
+        # where single rounding (exact) and Brevitas (float32) disagree on the same inputs: distance of the
+        # exact value from the rounding tie, in LSB (tiny = Brevitas's float noise; large = a real bug)
+        flip = runs["ref_single_isolated"][layer.name] != brevitas[layer.name]
+        if flip.any():
+            v = R.exact_requant_input(layer, brevitas[prev])
+            row["single_flip_tie_distance_lsb_max"] = float(np.abs(v[flip] - np.floor(v[flip]) - 0.5).max())
+        prev = layer.name
         if tflite_layers and layer.name in tflite_layers:
             row["tflite_vs_ref_litert"] = lsb_stats(lite[layer.name], tflite_layers[layer.name])
             row["tflite_vs_brevitas"] = lsb_stats(brevitas[layer.name], tflite_layers[layer.name])
@@ -145,11 +153,14 @@ def explain_text(ex: dict) -> str:
     lines = []
     for name, row in ex.items():
         if keys is None:
-            keys = list(row)
+            keys = [k for k in row if k != "single_flip_tie_distance_lsb_max"] + ["single_flip_tie_distance_lsb_max"]
             lines.append("layer      " + "  ".join(f"{k:>32}" for k in keys))
         cells = []
         for k in keys:
             s = row.get(k)
+            if not isinstance(s, dict):
+                cells.append(f"{'-' if s is None else f'{s:.2e}':>32}")
+                continue
             cells.append(f"{'-':>32}" if s is None else
                          f"{'max ' + str(s['max_lsb']) + ' | ' + ' '.join(f'{a}:{b}' for a, b in s['lsb_hist'].items()):>32}")
         lines.append(f"{name:<10} " + "  ".join(cells))

@@ -161,6 +161,25 @@ def fc(layer: IntLayer, x: np.ndarray, mode: str) -> np.ndarray:
 KERNELS = {"conv": conv, "mean": mean, "fc": fc}
 
 
+def exact_requant_input(layer: IntLayer, x: np.ndarray) -> np.ndarray:
+    """The real value each output is rounded from (float64, before the zero point): accumulator times
+    the exact scale ratio. How far it lies from a .5 tie says whether a 1-LSB difference is rounding noise."""
+    s_in, s_out = float(np.float32(layer.in_scale)), float(np.float32(layer.out_scale))
+    if layer.op == "mean":
+        total = (x.astype(np.int64) - layer.in_zp).sum(axis=1)
+        return total * (s_in / (layer.in_shape[0] * s_out))
+    ws = np.asarray(layer.weight_scale, np.float64)
+    if layer.op == "fc":
+        acc = (x.astype(np.int64) - layer.in_zp) @ layer.weight.astype(np.int64).T + layer.bias
+        return acc * (s_in * ws[0] / s_out)
+    n, t, cin = x.shape
+    k, s, p = layer.kernel, layer.stride, layer.pad
+    xp = np.pad(x.astype(np.int64) - layer.in_zp, ((0, 0), (p, p + k), (0, 0)))
+    idx = np.arange(layer.out_shape[0])[:, None] * s + np.arange(k)[None, :]
+    acc = np.einsum("ntkc,okc->nto", xp[:, idx, :], layer.weight.astype(np.int64)) + layer.bias
+    return acc * (s_in * ws / s_out)
+
+
 def run(graph: IntGraph, xq: np.ndarray, mode: str = "double", inputs: dict | None = None) -> dict[str, np.ndarray]:
     """Run the integer graph on int8 channels-last input (N, T, C); returns every layer's int8 output.
 

@@ -171,7 +171,6 @@ def int8_bytes(graph, md: dict) -> bytes:
 
 def float_bytes(model, md: dict) -> bytes:
     """float32 flatbuffer of a float student (BN folded into each conv)."""
-    import torch
     from sqtool.models.student import fold_bn_state
     if type(model).__name__ != "Student" or getattr(model, "preset", None) is not None:
         raise SqtoolError(f"tflite float export: model {type(model).__name__} is not a float student")
@@ -195,7 +194,6 @@ def float_bytes(model, md: dict) -> bytes:
     x = _mean_tail(w, x, t, c, F32, {}, {})
     fw = sd["fc.weight"]
     x = _fc(w, x, fw, sd["fc.bias"], "fc", [1, fw.shape[0]], F32, {}, {}, {})
-    del torch
     return w.finish([inp], [x], md, {})
 
 

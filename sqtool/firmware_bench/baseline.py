@@ -43,6 +43,7 @@ class BaselineCfg:
     peak_rel: float = 0.3                      # candidate peaks: >= this x the max
     search_bpm: float = 12.0                   # tracking window around the previous estimate
     lost_after: int = 3                        # windows without a candidate before re-acquiring
+    notch_bpm: float = 0.0                     # zero the PPG spectrum this close to motion peaks (0 = off)
     doubt_rel: float = 0.5                     # tracked peak below this x the strongest peak ...
     doubt_after: int = 4                       # ... for this many windows in a row: jump to the strongest
 
@@ -102,7 +103,11 @@ def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCf
     for i in range(W):
         p = P[i] / P[i].max() if P[i].max() > 0 else P[i]
         if A is not None and motion[i] > cfg.motion_floor and A[i].max() > 0:
-            s = np.clip(p - cfg.acc_weight * A[i] / A[i].max(), 0.0, None)
+            a = A[i] / A[i].max()
+            s = np.clip(p - cfg.acc_weight * a, 0.0, None)
+            if cfg.notch_bpm > 0:                                # also notch out the motion peaks
+                for j in _peaks(a, cfg.peak_rel):
+                    s[np.abs(bpm - bpm[j]) <= cfg.notch_bpm] = 0.0
             if s.max() > 0:
                 p, suppressed[i] = s, True
         cand = _peaks(p, cfg.peak_rel)

@@ -31,9 +31,11 @@ from sqtool.config import (SqtoolError, add_config_args, git_sha, make_run_dir, 
 @dataclass
 class BenchConfig:
     model: str = field(default="", metadata={"help": "export dir (metadata.json), or a demo dir holding export/"})
-    data: str = field(default="", metadata={"help": "recordings: a dataset dir or file (e.g. troika/Training_data)"})
-    runtime: list[str] = field(default_factory=list, metadata={"help": "comma-separated runtimes (default: all "
-                                                                       "available; see runtimes.RUNTIMES)"})
+    data: str = field(default="", metadata={"help": "recordings: a dataset dir or file (e.g. troika/Training_data), "
+                                                    "or 'synthetic' (embedded wrist PPG with known HR)"})
+    runtime: list[str] = field(default_factory=list, metadata={"help": "comma-separated runtimes or groups (torch, "
+                                                                       "onnx, litert, tflm, c, mcu, all); default: "
+                                                                       "all that the artifacts allow"})
     floor: list[str] = field(default_factory=list, metadata={"help": "metric=value floors, e.g. mae=8,exact=100"})
     teacher: str = field(default="", metadata={"help": "teacher checkpoint / run dir (default: found via the "
                                                        "export's provenance)"})
@@ -108,7 +110,8 @@ def check_floors(rows: list[dict], floors) -> list[dict]:
             if v is None and rt is None:
                 continue                                  # metric not measured by this runtime
             ok = r["status"] == "ok" and v is not None and (v <= limit if op == "max" else v >= limit)
-            res.append({"runtime": r["runtime"], "metric": metric, "value": v, "limit": limit, "op": op, "ok": bool(ok)})
+            res.append({"runtime": r["runtime"], "metric": metric, "value": v, "limit": limit, "op": op,
+                        "ok": bool(ok)})
         if rt is not None and not any(f["runtime"] == rt and f["metric"] == metric for f in res):
             res.append({"runtime": rt, "metric": metric, "value": None, "limit": limit, "op": op, "ok": False})
     return res
@@ -116,14 +119,23 @@ def check_floors(rows: list[dict], floors) -> list[dict]:
 
 # ----------------------------------------------------------------------------- the benchmark
 
-def _records(cfg: BenchConfig, channels):
+def _records(cfg: BenchConfig, channels, records=None):
     from sqtool.data.readers import read_dataset
-    if not cfg.data:
-        raise SqtoolError("--data is required (a recordings dir or file, e.g. ../shared/data/troika/Training_data)")
-    p = Path(cfg.data)
-    if not p.exists():
-        raise SqtoolError(f"--data {p} does not exist")
-    recs = sorted(read_dataset(p), key=lambda r: r.record_id)
+    if records is not None:
+        recs = list(records)
+    elif cfg.data == "synthetic":                      # the embedded default: wrist PPG + acc with known HR
+        from sqtool.data.synthetic import synth_corpus
+        recs = synth_corpus(n_subjects=4, duration_s=120.0, seed=0, af_fraction=0.0)
+    else:
+        if not cfg.data:
+            raise SqtoolError("--data is required (a recordings dir or file, e.g. "
+                              "../shared/data/troika/Training_data, or 'synthetic')")
+        p = Path(cfg.data)
+        if not p.exists():
+            raise SqtoolError(f"--data {p} does not exist")
+        recs = read_dataset(p)
+    recs = sorted(recs, key=lambda r: r.record_id)
+    p = cfg.data or "records"
     usable, skipped = [], []
     for r in recs:
         miss = [c for c in channels if c not in r.signals]
@@ -152,7 +164,8 @@ def _primary(rows: list[dict]) -> str | None:
     return None
 
 
-def run_bench(cfg: BenchConfig) -> dict:
+def run_bench(cfg: BenchConfig, records=None) -> dict:
+    """The benchmark behind `sqtool bench`; `records` (a list of Record) replaces --data when given."""
     from sqtool import __version__
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
@@ -167,17 +180,24 @@ def run_bench(cfg: BenchConfig) -> dict:
     if cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter must be one of {', '.join(FILTERS)}")
     floors = parse_floors(cfg.floor)
-    names = list(cfg.runtime) or list(R.DEFAULT_RUNTIMES)
-    for n in names:
-        if n not in R.RUNTIMES:
-            raise SqtoolError(f"unknown runtime '{n}' (known: {', '.join(R.RUNTIMES)})")
+    names, explicit = [], set()
+    for n in list(cfg.runtime) or list(R.DEFAULT_RUNTIMES):
+        if n in R.ALIASES:
+            names += [m for m in R.ALIASES[n] if m not in names]
+        elif n in R.RUNTIMES:
+            names += [n] if n not in names else []
+            explicit.add(n)
+        else:
+            raise SqtoolError(f"unknown runtime '{n}' (known: {', '.join(R.RUNTIMES)}; groups: "
+                              f"{', '.join(R.ALIASES)})")
+    explicit &= set(cfg.runtime)
     art = R.load_artifacts(cfg.model, {"teacher": cfg.teacher, "student_float": cfg.student_float,
                                         "student_int8": cfg.student_int8})
     md = art.metadata
     if md.get("task") != "hr":
         raise SqtoolError(f"sqtool bench scores heart rate; the model's task is '{md.get('task')}'")
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
-    recs, skipped = _records(cfg, list(spec.channels))
+    recs, skipped = _records(cfg, list(spec.channels), records)
 
     # 1. stream every recording (timed: part of the host pipeline's real-time factor)
     t = time.perf_counter()
@@ -194,7 +214,9 @@ def run_bench(cfg: BenchConfig) -> dict:
     run_dir = make_run_dir("bench", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
     work = run_dir / "build"
-    model_file = art.file("model_int8.tflite") if art.file("model_int8.tflite").is_file() else art.export_dir / "metadata.json"
+    model_file = art.file("model_int8.tflite")
+    if not model_file.is_file():
+        model_file = art.export_dir / "metadata.json"
 
     def per_record_track(hr, ok):
         return np.concatenate([track(hr[a:b], ok[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
@@ -202,11 +224,10 @@ def run_bench(cfg: BenchConfig) -> dict:
     rows, series_pred, series_trk, lat = [], {}, {}, {}
     for name in names:
         row = {"runtime": name, "status": "ok"}
-        explicit = bool(cfg.runtime)
         try:
             rt = R.make_runtime(name, art, work)
         except SqtoolError as e:
-            row.update(status="error" if explicit else "skipped", error=str(e))
+            row.update(status="error" if name in explicit else "skipped", error=str(e))
             rows.append(row)
             continue
         row["precision"] = rt.precision

@@ -193,7 +193,8 @@ def build_firmware(c_dir, target: str, work, defines: tuple[str, ...] = (), opt:
     tag = t.key + _defines_tag(defines) + ("" if opt == "-O2" else opt.replace("-", "_"))
     elf, obj = work / f"sq_bench_{tag}.elf", work / f"sq_model_{tag}.o"
     cc = "arm-none-eabi-gcc"
-    flags = [*t.cflags, *[opt if f == "-O2" else f for f in OPT], "--specs=picolibc.specs", f"-I{MCU_DIR}", f"-I{c_dir}",
+    flags = [*t.cflags, *[opt if f == "-O2" else f for f in OPT], "--specs=picolibc.specs", f"-I{MCU_DIR}",
+             f"-I{c_dir}",
              *[f"-D{d}" for d in defines]]
     srcs = _model_sources(c_dir)
     _run([cc, *flags, "-c", str(c_dir / "sq_model.c"), "-o", str(obj)], f"{t.cpu} compile of {c_dir}")

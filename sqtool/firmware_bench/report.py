@@ -80,7 +80,8 @@ def tables(res: dict) -> str:
         for r in fw:
             frows.append([r["runtime"], r.get("cpu", "host x86-64"),
                           _f(r.get("instructions_per_inference"), "{:,.0f}"),
-                          _kb(r.get("flash_bytes")), _kb(r.get("ram_bytes")), _f(r.get("stack_high_water_bytes"), "{:.0f}"),
+                          _kb(r.get("flash_bytes")), _kb(r.get("ram_bytes")),
+                          _f(r.get("stack_high_water_bytes"), "{:.0f}"),
                           _kb(r.get("model_const_bytes")), _kb(r.get("arena_bytes"))])
         out += _table(["firmware", "cpu", "instructions / inference", "flash KB", "RAM KB", "stack B",
                        "model const KB", "arena KB"], frows)

@@ -36,6 +36,13 @@ from sqtool.config import SqtoolError
 RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8", "litert_float",
             "litert_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33", "mcu_m55",
             "mcu_m4_single")
+# group names accepted by --runtime (members that cannot run are skipped, not errors)
+ALIASES = {"torch": ("torch_teacher", "torch_student", "brevitas_int8"), "pytorch": ("torch_teacher", "torch_student",
+                                                                                    "brevitas_int8"),
+           "onnx": ("onnx_float", "onnx_int8"), "onnxruntime": ("onnx_float", "onnx_int8"),
+           "litert": ("litert_float", "litert_int8"), "tflite": ("litert_float", "litert_int8"),
+           "tflm": ("tflm_int8",), "c": ("c_host", "c_host_single"), "mcu": ("mcu_m4", "mcu_m33"),
+           "all": RUNTIMES}
 DEFAULT_RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8",
                     "litert_float", "litert_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33")
 
@@ -132,7 +139,8 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None) -> Artifacts
                 found["teacher"] = p
     if "student_int8" in found and "teacher" not in found:                 # compress config -> teacher
         t = _ckpt_from_config(found["student_int8"].parent)
-        if t is not None and (t.is_file() or (t / "model.pt").is_file()) and t.resolve() != found["student_int8"].resolve():
+        same = t is not None and t.resolve() == found["student_int8"].resolve()
+        if t is not None and (t.is_file() or (t / "model.pt").is_file()) and not same:
             found["teacher"] = t if t.is_file() else t / "model.pt"
     for k, v in (checkpoints or {}).items():
         if v:
@@ -186,7 +194,8 @@ class Runtime:
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        C, T = self.art.model_cfg["channels"], int(round(float(self.art.metadata["fs"]) * float(self.art.metadata["window_s"])))
+        C = self.art.model_cfg["channels"]
+        T = int(round(float(self.art.metadata["fs"]) * float(self.art.metadata["window_s"])))
         if x.ndim != 3 or x.shape[1:] != (len(C), T):
             raise SqtoolError(f"{self.name}: windows must be (N, {len(C)}, {T}), got {x.shape}")
         return np.asarray(self._run_batch(x), dtype=np.float64).reshape(len(x), -1)
@@ -244,7 +253,8 @@ class TorchRuntime(_Timed):
         torch.set_num_threads(1)
         p = self.art.checkpoints.get(self.key)
         if p is None:
-            raise SqtoolError(f"no {self.key} checkpoint found next to the export (pass --{self.key.replace('_', '-')})")
+            flag = "--" + self.key.replace("_", "-")
+            raise SqtoolError(f"no {self.key} checkpoint found next to the export (pass {flag})")
         ck = load_checkpoint(p, expect_kind=self.kinds)
         cfg = ModelCfg.from_dict(ck["model_cfg"])
         mine = self.art.model_cfg

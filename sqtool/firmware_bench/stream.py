@@ -43,7 +43,7 @@ from typing import Sequence
 import numpy as np
 
 from sqtool.config import SqtoolError
-from sqtool.data.preprocess import (DEFAULT_BAND, StreamingBandpass, bandpass, normalise, resample_ratio)
+from sqtool.data.preprocess import DEFAULT_BAND, StreamingBandpass, _sos, normalise, resample_ratio
 
 FILTERS = ("window", "causal", "none")
 
@@ -192,6 +192,7 @@ class WindowStream:
                               f"of samples at the device rate {fs_in:g} Hz")
         self.T_dev, self.hop_dev = int(round(win_dev)), int(round(hop_dev))
         self.zero_phase = spec.filter == "window" and bool(spec.band)
+        self._sos = None
         self.ctx_pre = int(round(spec.context_s[0] * spec.fs)) if self.zero_phase else 0
         self.ctx_post = int(round(spec.context_s[1] * spec.fs)) if self.zero_phase else 0
         self.causal_bp = ([StreamingBandpass(spec.fs, *spec.band) for _ in range(self.C)]
@@ -206,6 +207,14 @@ class WindowStream:
         self.dev_flags = np.zeros(0, dtype=bool)
         self.d_base = 0
         self.next_window = 0
+
+    def _zero_phase(self, x: np.ndarray) -> np.ndarray:
+        """preprocess.bandpass(x, fs, *band) with the filter designed once (same design, same padding)."""
+        from scipy import signal
+        if self._sos is None:
+            self._sos = _sos(self.spec.fs, self.spec.band[0], self.spec.band[1], 2)
+        padlen = min(3 * (2 * len(self._sos) + 1), max(x.shape[-1] - 1, 0))
+        return signal.sosfiltfilt(self._sos, x, axis=-1, padlen=padlen)
 
     @property
     def latency_s(self) -> float:
@@ -272,7 +281,7 @@ class WindowStream:
             a = max(m0 - self.ctx_pre, self.m_base) - self.m_base
             b = m0 - self.m_base + self.T
             if self.zero_phase:
-                seg = bandpass(self.model[:, a: b + self.ctx_post], self.spec.fs, *self.spec.band)
+                seg = self._zero_phase(self.model[:, a: b + self.ctx_post])
                 w = seg[:, b - self.T - a: b - a]
             else:
                 w = self.model[:, b - self.T: b]

@@ -49,6 +49,29 @@ def _explicit(args, cls) -> dict:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
 
 
+def _precheck_pretrain(cfg) -> None:
+    """Cheap checks before a run directory is made (so a bad input leaves nothing behind)."""
+    from sqtool.models import get_model_cfg
+    get_model_cfg(cfg.model)
+    if cfg.pairs != "synthetic":
+        from sqtool.data.shards import read_index
+        if not Path(cfg.pairs).exists():
+            raise SqtoolError(f"pair shards {cfg.pairs} not found (make them with 'sqtool data pairs')")
+        read_index(cfg.pairs)
+
+
+def _precheck_finetune(cfg) -> None:
+    from sqtool.data.tasks import TASK_SPECS
+    from sqtool.train.finetune import load_init
+    if cfg.task not in TASK_SPECS:
+        raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
+    if cfg.mode not in ("full", "linear"):
+        raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
+    load_init(cfg.init, cfg.model, cfg.fs or None)
+    if cfg.data_root and cfg.data_root != "synthetic" and not Path(cfg.data_root).is_dir():
+        raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
+
+
 def run_pretrain_cmd(args) -> int:
     from sqtool.train.checkpoint import load_checkpoint
     from sqtool.train.pretrain import PretrainConfig, run_pretrain
@@ -68,6 +91,7 @@ def run_pretrain_cmd(args) -> int:
         run_pretrain(cfg, run_dir, resume=True)
         return 0
     cfg = resolve_config(PretrainConfig, args)
+    _precheck_pretrain(cfg)
     if world > 1 and not args.out:
         raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
     if rank == 0:
@@ -88,6 +112,7 @@ def run_finetune_cmd(args) -> int:
     from sqtool.train.finetune import FinetuneConfig, run_finetune
 
     cfg = resolve_config(FinetuneConfig, args)
+    _precheck_finetune(cfg)
     run_dir = make_run_dir("train/finetune", f"{cfg.task}-{'pretrained' if cfg.init != 'none' else 'scratch'}",
                            args.out, args.force)
     save_config(run_dir, cfg)

@@ -36,7 +36,7 @@ def synthetic_hr_task(n_subjects: int = 6, duration_s: float = 120.0, seed: int 
         t0s.append(w.t0[:n])
         rids += [rec.record_id] * n
     return TaskData(np.concatenate(xs), np.concatenate(ys), np.array(gs), np.concatenate(t0s), np.array(rids),
-                    "hr", {"data_root": "synthetic"})
+                    "hr", {"data_root": "synthetic", "channels": list(channels)})
 
 
 def make_teacher(path, task_data: TaskData | None = None, steps: int = 60, seed: int = 0,

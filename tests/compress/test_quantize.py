@@ -68,12 +68,16 @@ def test_run_dir_is_what_the_export_stage_reads(run_dir, hr_task):
 def test_teacher_cache_reused_across_runs(run_dir, hr_teacher, hr_task, tmp_path):
     cfg = QuantizeConfig(teacher=str(hr_teacher), out=str(tmp_path / "r2"), distill=False, quality_head=False,
                          teacher_cache=str(run_dir / "teacher_cache.npz"), student="cnn1d_student_xs",
+                         channels=["ppg", "acc_x", "acc_y", "acc_z"],
                          preset="int8_w_per_tensor_a_per_tensor", **{**FAST, "qat_epochs": 0})
     d = quantize(cfg, data=hr_task)
     m = json.loads((d / "metrics.json").read_text())
     assert m["teacher"]["cache"]["reused"] and not m["distill"]["enabled"]
     assert m["coverage"] == {} and load_checkpoint(d).get("model_cfg")["outputs"] == ["hr_bpm"]
     assert load_checkpoint(d)["model_cfg"]["quant"] == "int8_w_per_tensor_a_per_tensor"
+    assert load_checkpoint(d)["model_cfg"]["channels"] == ["ppg", "acc_x", "acc_y", "acc_z"]   # added acc
+    with np.load(d / "heldout.npz") as z:
+        assert z["x"].shape[1] == 4
 
 
 def test_over_budget_says_which_budget_and_by_how_much(hr_teacher, hr_task, tmp_path):
@@ -129,4 +133,22 @@ def test_cli_on_real_troika(data_root, hr_teacher, tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     assert m["heldout_subjects"] == ["03"] and not m["synthetic"] and not m["distill"]["enabled"]
     with np.load(out / "heldout.npz") as z:
-        assert set(z["groups"].tolist()) == {"03"} and z["x"].shape[1:] == (4, 320)
+        assert set(z["groups"].tolist()) == {"03"} and z["x"].shape[1:] == (1, 320)
+
+
+def test_teacher_out_of_fold_metric_and_final_fit_warning(tmp_path, hr_task):
+    """A `sqtool train finetune` run dir: model.pt fitted on all subjects + oof_predictions.npz."""
+    from sqtool.train.checkpoint import save_checkpoint
+    t = make_teacher(tmp_path / "ft" / "model.pt", None)
+    ck = load_checkpoint(t)
+    save_checkpoint(t, kind="teacher_task", model_cfg=ck["model_cfg"], state_dict=ck["state_dict"],
+                    train_cfg={"final_fit": True, "max_records": 0})
+    np.savez(tmp_path / "ft" / "oof_predictions.npz", groups=hr_task.groups, t0=hr_task.t0, y=hr_task.y,
+             pred=hr_task.y + 1.5, record_ids=hr_task.record_ids, fold=np.zeros(len(hr_task), np.int32))
+    d = quantize(QuantizeConfig(teacher=str(tmp_path / "ft"), out=str(tmp_path / "o"),
+                                **{**FAST, "epochs": 1, "qat_epochs": 0}), data=hr_task)
+    m = json.loads((d / "metrics.json").read_text())
+    oof = m["teacher"]["out_of_fold"]
+    assert oof["windows"] == m["heldout_windows"] and abs(oof["metrics"]["mae"] - 1.5) < 1e-4
+    assert any("optimistic" in w for w in m["warnings"])
+    assert "out-of-fold" in (d / "report.md").read_text()

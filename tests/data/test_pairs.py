@@ -246,3 +246,11 @@ def test_a_corrupt_file_mid_run_stops_cleanly(data_root, tmp_path):
     assert not out.exists()
     m = mine_pairs(PairsConfig(input=[str(d)], out=str(out), workers=2, on_error="skip"), progress=False)
     assert m["records"] == 7 and len(m["errors"]) == 1
+
+
+def test_no_pairs_is_reported_not_silent(tmp_path):
+    ShardWriter(tmp_path / "empty", 1, 1200).close()
+    _, index = read_index(tmp_path / "empty")
+    assert index["n_pairs"] == 0 and index["shards"] == []
+    with pytest.raises(SqtoolError, match="no pairs"):
+        PairShardDataset(tmp_path / "empty")

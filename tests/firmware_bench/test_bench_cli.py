@@ -96,3 +96,20 @@ def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, matc
     lines = err.strip().splitlines()
     assert len(lines) == 1 and match in lines[0], err
     assert not (tmp_path / "out" / "bench.json").exists()          # no half-written report
+
+
+def test_bench_on_the_embedded_synthetic_default(export_dir, tmp_path, capsys):
+    """`--data synthetic` (what `make demo` uses without real data) and a demo-style dir holding export/."""
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "export").symlink_to(export_dir, target_is_directory=True)
+    out = tmp_path / "b"
+    rc, stdout, err = _bench(capsys, "--model", demo, "--data", "synthetic", "--runtime", "tflm,c_host",
+                             "--quality-gate", "true", "--chunk", 7, "--out", out)
+    assert rc == 0, err
+    res = json.loads((out / "bench.json").read_text())
+    assert res["provenance"]["records"] == 4 and res["provenance"]["windows"] > 100
+    rows = {r["runtime"]: r for r in res["runtimes"]}
+    assert set(rows) == {"tflm_int8", "c_host"}                  # the group name "tflm" expanded
+    assert rows["c_host"]["exact_pct"] == 100.0
+    assert res["baseline"]["metrics"]["mae"] < 15.0             # clean-ish synthetic PPG: the baseline works

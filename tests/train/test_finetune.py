@@ -83,3 +83,4 @@ def test_bad_inputs_are_one_clear_error(tmp_path, tiny_pretrained, data_root):
         ft(task="bp")
     assert main(["train", "finetune", "--task", "hr", "--init", str(tmp_path / "missing"),
                  "--out", str(tmp_path / "o")]) == 1
+    assert not (tmp_path / "o").exists()                      # checked before the run directory is made

@@ -132,6 +132,8 @@ def test_bad_pairs_are_one_clear_error(tmp_path):
     with pytest.raises(SqtoolError, match="fp16 needs a CUDA"):
         run_pretrain(PretrainConfig(**{**TINY, "amp": "fp16"}), tmp_path / "r6")
     assert not list(tmp_path.rglob("*.pt"))                               # nothing half written
+    assert main(["train", "pretrain", "--pairs", str(tmp_path / "missing"), "--out", str(tmp_path / "cli")]) == 1
+    assert not (tmp_path / "cli").exists()                                # refused before the run dir is made
 
 
 def test_bf16_autocast_runs_on_cpu(tmp_path):

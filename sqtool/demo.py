@@ -1,0 +1,113 @@
+"""`sqtool demo`: the whole pipeline on the embedded synthetic default, end to end.
+
+    data pairs -> train pretrain -> train finetune (hr) -> quantize (distil + QAT)
+    -> export (onnx, tflite, c) -> bench (host runtimes + Cortex-M4 under QEMU)
+
+Each step is the same command a user would type (printed before it runs), each writes its own run
+directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
+so `sqtool bench --model runs/demo/latest --data PATH` benchmarks its artifacts on real data.
+`--data-root DIR` runs the same steps on real data (pairs from every dataset under DIR, HR on TROIKA).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqtool.config import SqtoolError, add_config_args, resolve_config, save_config, write_metrics
+
+
+@dataclass
+class DemoCfg:
+    data_root: str = field(default="synthetic", metadata={"help": "'synthetic' (embedded default) or a data root"})
+    bench_data: str | None = field(default=None, metadata={
+        "help": "recordings streamed by the bench step (default: synthetic wrist recordings, "
+                "or DATA_ROOT/troika with a real data root)"})
+    teacher: str = field(default="resnet1d_siamq_tiny", metadata={"help": "teacher model from the registry"})
+    student: str = field(default="cnn1d_student_s", metadata={"help": "student model from the registry"})
+    subjects: int = field(default=8, metadata={"help": "synthetic subjects"})
+    pretrain_epochs: int = field(default=3, metadata={"help": "SimSiam epochs"})
+    finetune_epochs: int = field(default=6, metadata={"help": "fine-tuning epochs"})
+    student_epochs: int = field(default=25, metadata={"help": "float student epochs"})
+    qat_epochs: int = field(default=4, metadata={"help": "QAT epochs"})
+    mcu: bool = field(default=True, metadata={"help": "include the Cortex-M4 QEMU firmware in the bench"})
+    out: str | None = field(default=None, metadata={"help": "demo directory (default runs/demo/<timestamp>)"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+
+def register(sub, name: str, helptext: str) -> None:
+    p = sub.add_parser(name, help=helptext, description=__doc__)
+    add_config_args(p, DemoCfg)
+    p.set_defaults(func=run)
+
+
+def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
+    synthetic = cfg.data_root == "synthetic"
+    bench_data = cfg.bench_data or ("synthetic" if synthetic else str(Path(cfg.data_root) / "troika"))
+    pairs = ["data", "pairs", "--out", str(d / "pairs"), "--seed", str(cfg.seed), "--no-progress"]
+    pairs += (["--data-root", "synthetic", "--synthetic-subjects", str(cfg.subjects),
+               "--synthetic-duration-s", "600"] if synthetic else
+              ["--data-root", cfg.data_root, "--on-error", "skip"])
+    runtimes = "torch,onnxruntime,litert,tflm,c_host" + (",mcu_m4" if cfg.mcu else "")
+    return [
+        ("mine (good, poor) pairs", pairs),
+        ("SimSiam pretraining", [
+            "train", "pretrain", "--model", cfg.teacher, "--pairs", str(d / "pairs"),
+            "--epochs", str(cfg.pretrain_epochs), "--batch-size", "32", "--lr", "0.05",
+            "--lr-step-epochs", "10", "--seed", str(cfg.seed), "--progress", "false",
+            "--out", str(d / "pretrain")]),
+        ("fine-tune the teacher on heart rate", [
+            "train", "finetune", "--task", "hr", "--init", str(d / "pretrain"), "--data-root", cfg.data_root,
+            "--epochs", str(cfg.finetune_epochs), "--seed", str(cfg.seed), "--progress", "false",
+            "--out", str(d / "finetune")]),
+        ("distil + quantization-aware training", [
+            "quantize", "--teacher", str(d / "finetune"), "--student", cfg.student, "--data-root", cfg.data_root,
+            "--epochs", str(cfg.student_epochs), "--qat-epochs", str(cfg.qat_epochs), "--seed", str(cfg.seed),
+            "--allow-over-budget", "false", "--quiet", "--out", str(d / "quantize")]),
+        ("export ONNX, TFLite and C (each checked)", [
+            "export", "--model", str(d / "quantize"), "--target", "onnx,tflite,c", "--out", str(d / "export")]),
+        ("stream + benchmark every runtime", [
+            "bench", "--model", str(d / "export"), "--data", bench_data, "--runtime", runtimes,
+            "--out", str(d / "bench")]),
+    ]
+
+
+def run(args) -> int:
+    from sqtool.cli import main as sqtool_main
+
+    cfg = resolve_config(DemoCfg, args)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    d = Path(cfg.out) if cfg.out else Path("runs") / "demo" / stamp
+    if d.exists() and any(d.iterdir()):
+        raise SqtoolError(f"demo directory {d} exists and is not empty")
+    d.mkdir(parents=True, exist_ok=True)
+    save_config(d, cfg)
+    timings = {}
+    t_all = time.time()
+    for i, (what, argv) in enumerate(steps(cfg, d), 1):
+        print(f"\n=== [{i}/6] {what}\n$ sqtool {shlex.join(argv)}", flush=True)
+        t0 = time.time()
+        rc = sqtool_main(argv)
+        timings[what] = round(time.time() - t0, 1)
+        if rc != 0:
+            write_metrics(d, {"failed_step": what, "exit_code": rc, "seconds": timings})
+            raise SqtoolError(f"demo step {i} ({what}) failed with exit code {rc}; its output is in {d}", code=rc)
+    write_metrics(d, {"seconds": timings, "total_s": round(time.time() - t_all, 1)})
+    latest = Path("runs") / "demo" / "latest"
+    if not cfg.out or d.parent == latest.parent:
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(d.resolve())
+    report = d / "bench" / "bench.md"
+    print(f"\n=== demo done in {time.time() - t_all:.0f} s: {d}" + (f" (latest: {latest})" if latest.exists() else ""))
+    if report.is_file():
+        print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(os.EX_USAGE)
