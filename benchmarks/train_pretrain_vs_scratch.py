@@ -69,7 +69,7 @@ def main() -> int:
     from sqtool.data.tasks import load_task, task_model_cfg
     from sqtool.models import get_model_cfg
     from sqtool.train.finetune import FinetuneConfig, run_finetune
-    from sqtool.train.metrics import primary_metric
+    from sqtool.train.metrics import auroc, primary_metric
     from sqtool.train.pretrain import PretrainConfig, run_pretrain
 
     work = Path(a.work)
@@ -111,7 +111,10 @@ def main() -> int:
                 cfg = FinetuneConfig(task=task, init=str(pre_dir) if init == "pretrained" else "none",
                                      model=a.model, mode="full", epochs=a.epochs, lr=a.lr, label_fraction=frac,
                                      final_fit=False, seed=a.seed, progress=False, data_root=str(data))
-                m = run_finetune(cfg, d, task_data=td)
+                if (d / "metrics.json").is_file() and (d / "oof_predictions.npz").is_file():
+                    m = json.loads((d / "metrics.json").read_text())      # finished earlier in this --work dir
+                else:
+                    m = run_finetune(cfg, d, task_data=td)
                 res[init] = (m, np.load(d / "oof_predictions.npz"))
                 print(f"{task} {frac:g} {init}: {m['primary_metric']} {m[m['primary_metric']]:.3f} "
                       f"({m['elapsed_s']:.0f} s)", flush=True)
@@ -130,6 +133,12 @@ def main() -> int:
                 "extra_metrics": {"scratch": ms["metrics"], "pretrained": mp["metrics"]},
                 "finetune_s": ms["elapsed_s"] + mp["elapsed_s"], "load_s": load_s,
             })
+            if task == "quality":                 # the sources differ in device and label kind: AUROC within each
+                src = np.array([r.split(":")[0] for r in o_s["record_ids"]])
+                rows[-1]["auroc_within_source"] = {
+                    init: {s_: {"windows": int((src == s_).sum()), "positives": int(o["y"][src == s_, 0].sum()),
+                                "auroc": auroc(o["y"][src == s_, 0], o["pred"][src == s_, 0])}
+                           for s_ in np.unique(src).tolist()} for init, o in (("scratch", o_s), ("pretrained", o_p))}
 
     res = {"model": a.model, "pairs": str(pairs), "pairs_summary": {k: pairs_metrics.get(k) for k in
            ("pairs", "synthetic_pairs", "subjects_with_pairs", "datasets")},
@@ -150,15 +159,26 @@ def main() -> int:
         lines.append(f"| {r['task']} | {r['metric']} ({r['better']} is better) | {100 * r['label_fraction']:.0f} % | "
                      f"{f(r['scratch'], r['scratch_ci95'])} | {f(r['pretrained'], r['pretrained_ci95'])} | "
                      f"{f(r['delta_pretrained_minus_scratch'], r['delta_ci95'])} |")
+    for r in rows:
+        if "auroc_within_source" in r:
+            w = r["auroc_within_source"]
+            lines.append("")
+            lines.append(f"quality, {100 * r['label_fraction']:.0f} % labels, AUROC within each source (scratch / "
+                         f"pretrained): " + "; ".join(
+                             f"{s_} ({v['windows']} windows, {v['positives']} good) {v['auroc']:.3f} / "
+                             f"{w['pretrained'][s_]['auroc']:.3f}" for s_, v in w["scratch"].items()))
     ps = res["pairs_summary"]
     lines += ["", f"Pretraining: {pretrain_summary['pairs']} ({ps.get('synthetic_pairs')} of {ps.get('pairs')} with a "
               f"synthetically corrupted poor partner), {pretrain_summary['epochs_done']} epochs, SimSiam loss "
               f"{pretrain_summary['first_loss']:.3f} -> {pretrain_summary['final_loss']:.3f}, val z std "
-              f"{pretrain_summary['val_z_std']} (healthy ~{pretrain_summary['z_std_healthy']:.3f}), "
+              f"{pretrain_summary['val_z_std']:.3f} (healthy ~{pretrain_summary['z_std_healthy']:.3f}), "
               f"{pretrain_summary['elapsed_s']:.0f} s.",
               "Pretraining saw the label-free PPG of unlabeled/, BIDMC, TROIKA and MW-PPG (BIDMC and TROIKA are "
               "also the rr and hr task data; none of their labels).",
-              f"Wall time {res['wall_s'] / 60:.1f} min on 1 thread. Command: `{res['command']}`", ""]
+              "Without --pairs the script first runs the same `sqtool data pairs` command it documents; the "
+              "pairs of this run were mined beforehand with exactly that command.",
+              f"Wall time of this invocation {res['wall_s'] / 60:.1f} min on 1 thread (runs already finished in "
+              f"--work are reused). Command: `{res['command']}`", ""]
     (OUT / "train_pretrain_vs_scratch.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

@@ -154,6 +154,7 @@ def add_config_args(parser, cls, skip: tuple[str, ...] = ()) -> None:
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         helptext = f"{helptext} (default: {default})" if helptext else f"(default: {default})"
+        helptext = helptext.replace("%%", "%").replace("%", "%%")  # argparse formats help with %
         if tp is bool:
             parser.add_argument(flag, dest=f.name, default=None, nargs="?", const="true",
                                 metavar="BOOL", help=helptext)

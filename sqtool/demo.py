@@ -52,7 +52,7 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     pairs += (["--data-root", "synthetic", "--synthetic-subjects", str(cfg.subjects),
                "--synthetic-duration-s", "600"] if synthetic else
               ["--data-root", cfg.data_root, "--on-error", "skip"])
-    runtimes = "torch,onnxruntime,litert,tflm,c_host" + (",mcu_m4" if cfg.mcu else "")
+    runtimes = "torch,onnx,litert,tflm,c" + (",mcu" if cfg.mcu else "")
     return [
         ("mine (good, poor) pairs", pairs),
         ("SimSiam pretraining", [

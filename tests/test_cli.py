@@ -46,3 +46,25 @@ def test_error_is_one_line_no_traceback(capsys):
     assert rc != 0
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def _leaf_commands(parser, prefix=()):
+    import argparse
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix
+        return
+    for name, p in subs[0].choices.items():
+        yield from _leaf_commands(p, prefix + (name,))
+
+
+def test_every_nested_command_has_help(capsys):
+    from sqtool.cli import build_parser
+    leaves = list(_leaf_commands(build_parser()))
+    assert len(leaves) >= 6
+    for cmd in leaves:
+        with pytest.raises(SystemExit) as e:
+            main([*cmd, "--help"])
+        out = capsys.readouterr().out
+        assert e.value.code == 0, cmd
+        assert "usage:" in out, cmd

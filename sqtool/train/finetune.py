@@ -53,7 +53,7 @@ class FinetuneConfig:
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
     max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})
-    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of subjects for the 95 % CI"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of subjects for the 95%% CI"})
     device: str = "auto"
     seed: int = 0
     progress: bool = True

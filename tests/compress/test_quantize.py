@@ -12,7 +12,7 @@ from sqtool.config import SqtoolError
 from sqtool.models import ModelCfg, create_model, get_model_cfg
 from sqtool.train.checkpoint import load_checkpoint
 
-from compress_fixtures import HR_TEACHER, TINY_STUDENT, make_teacher
+from compress_fixtures import HR_TEACHER, make_teacher
 
 FAST = dict(epochs=3, qat_epochs=1, batch_size=32, heldout_subjects=["syn005"])
 
