@@ -15,7 +15,11 @@ with the same budget, folds and seed, with all labels and with 10 % of them.
    config (full fine-tuning, same epochs, same subject folds: LOSO for hr, 5-fold otherwise, same seed;
    with 10 % the same random 10 % of each fold's training windows for both inits). Out-of-fold metric,
    subject-bootstrap 95 % CI per cell, and a paired subject-bootstrap CI of (pretrained - scratch).
-Writes benchmarks/results/train_pretrain_vs_scratch.{json,md}.
+4. Regression rows also carry the fold-mean baseline: each test window predicted by the mean target of
+   its fold's training windows (all of them), the skill floor a model has to beat.
+Writes benchmarks/results/train_pretrain_vs_scratch.{json,md}. With --tasks a subset, the rows of the other
+tasks already in the JSON are kept (merged by task and label fraction), so one task can be re-run alone.
+A run dir in --work is reused only if it was made with the same input band as the task's model cfg now.
 """
 from __future__ import annotations
 
@@ -46,6 +50,20 @@ def paired_delta_ci(task, y, pred_a, pred_b, groups, metric, n_boot=1000, seed=0
         if np.isfinite(va) and np.isfinite(vb):
             d.append(vb - va)
     return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]
+
+
+def fold_mean_mae(y, fold):
+    """MAE of predicting each test window by the mean target of its fold's training windows."""
+    pred = np.empty_like(y, dtype=np.float64)
+    for f in np.unique(fold):
+        te = fold == f
+        pred[te] = y[~te].mean(0)
+    return float(np.mean(np.abs(pred - y)))
+
+
+def _band_of(m):
+    b = m.get("input", {}).get("band", [0.5, 8.0])           # runs made before the band field: the default
+    return None if b is None else [None if v is None else float(v) for v in b]
 
 
 def main() -> int:
@@ -100,6 +118,7 @@ def main() -> int:
     rows = []
     for task in a.tasks.split(","):
         mc = task_model_cfg(task, get_model_cfg(a.model))
+        band = None if mc.band is None else [None if v is None else float(v) for v in mc.band]
         t0 = time.perf_counter()
         td = load_task(task, data, mc, seed=a.seed)
         load_s = time.perf_counter() - t0
@@ -111,9 +130,13 @@ def main() -> int:
                 cfg = FinetuneConfig(task=task, init=str(pre_dir) if init == "pretrained" else "none",
                                      model=a.model, mode="full", epochs=a.epochs, lr=a.lr, label_fraction=frac,
                                      final_fit=False, seed=a.seed, progress=False, data_root=str(data))
+                m = None
                 if (d / "metrics.json").is_file() and (d / "oof_predictions.npz").is_file():
                     m = json.loads((d / "metrics.json").read_text())      # finished earlier in this --work dir
-                else:
+                    if _band_of(m) != band:
+                        print(f"{d}: made with band {_band_of(m)}, the task now uses {band}: re-running", flush=True)
+                        m = None
+                if m is None:
                     m = run_finetune(cfg, d, task_data=td)
                 res[init] = (m, np.load(d / "oof_predictions.npz"))
                 print(f"{task} {frac:g} {init}: {m['primary_metric']} {m[m['primary_metric']]:.3f} "
@@ -132,7 +155,11 @@ def main() -> int:
                 "better": "lower" if metric == "mae" else "higher",
                 "extra_metrics": {"scratch": ms["metrics"], "pretrained": mp["metrics"]},
                 "finetune_s": ms["elapsed_s"] + mp["elapsed_s"], "load_s": load_s,
+                "input": ms["input"], "command": "OMP_NUM_THREADS=1 nice python benchmarks/train_pretrain_vs_scratch.py "
+                + " ".join(sys.argv[1:]),
             })
+            if metric == "mae":
+                rows[-1]["fold_mean_baseline"] = fold_mean_mae(o_s["y"], o_s["fold"])
             if task == "quality":                 # the sources differ in device and label kind: AUROC within each
                 src = np.array([r.split(":")[0] for r in o_s["record_ids"]])
                 rows[-1]["auroc_within_source"] = {
@@ -140,6 +167,13 @@ def main() -> int:
                                 "auroc": auroc(o["y"][src == s_, 0], o["pred"][src == s_, 0])}
                            for s_ in np.unique(src).tolist()} for init, o in (("scratch", o_s), ("pretrained", o_p))}
 
+    old_path = OUT / "train_pretrain_vs_scratch.json"
+    if old_path.is_file():                        # keep the rows of tasks / fractions not re-run now
+        new_keys = {(r["task"], r["label_fraction"]) for r in rows}
+        old_rows = [r for r in json.loads(old_path.read_text()).get("rows", [])
+                    if (r["task"], r["label_fraction"]) not in new_keys]
+        order = {t: i for i, t in enumerate(("hr", "rr", "af", "bp", "quality"))}
+        rows = sorted(old_rows + rows, key=lambda r: (order.get(r["task"], 99), -r["label_fraction"]))
     res = {"model": a.model, "pairs": str(pairs), "pairs_summary": {k: pairs_metrics.get(k) for k in
            ("pairs", "synthetic_pairs", "subjects_with_pairs", "datasets")},
            "pretrain": pretrain_summary,
@@ -150,14 +184,18 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "train_pretrain_vs_scratch.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
     lines = [f"# Pretrained vs scratch ({a.model}, full fine-tuning, {a.epochs} epochs, same folds and seed)", "",
-             "| task | metric | labels | scratch [95 % CI] | pretrained [95 % CI] | pretrained - scratch [95 % CI] |",
-             "|---|---|---|---|---|---|"]
+             "| task | metric | labels | input band Hz | fold-mean baseline | scratch [95 % CI] | pretrained [95 % CI] "
+             "| pretrained - scratch [95 % CI] |",
+             "|---|---|---|---|---|---|---|---|"]
 
     def f(v, ci):
         return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
     for r in rows:
+        b = r.get("input", {}).get("band", [0.5, 8.0])
+        b = "none" if b is None else "-".join("0" if v is None else f"{v:g}" for v in b)
+        base = f"{r['fold_mean_baseline']:.3f}" if "fold_mean_baseline" in r else "-"
         lines.append(f"| {r['task']} | {r['metric']} ({r['better']} is better) | {100 * r['label_fraction']:.0f} % | "
-                     f"{f(r['scratch'], r['scratch_ci95'])} | {f(r['pretrained'], r['pretrained_ci95'])} | "
+                     f"{b} | {base} | {f(r['scratch'], r['scratch_ci95'])} | {f(r['pretrained'], r['pretrained_ci95'])} | "
                      f"{f(r['delta_pretrained_minus_scratch'], r['delta_ci95'])} |")
     for r in rows:
         if "auroc_within_source" in r:
@@ -175,6 +213,10 @@ def main() -> int:
               f"{pretrain_summary['elapsed_s']:.0f} s.",
               "Pretraining saw the label-free PPG of unlabeled/, BIDMC, TROIKA and MW-PPG (BIDMC and TROIKA are "
               "also the rr and hr task data; none of their labels).",
+              "Input band: the band-pass of the task's model cfg (`ModelCfg.band`); rr uses 0.05-8 Hz so the "
+              "respiratory modulation of the PPG survives (the pretrained encoder saw 0.5-8 Hz windows). "
+              "Fold-mean baseline: each test window predicted by its training folds' mean target.",
+              "Rows come from the last invocation that ran their task (see `command` per row in the JSON).",
               "Without --pairs the script first runs the same `sqtool data pairs` command it documents; the "
               "pairs of this run were mined beforehand with exactly that command.",
               f"Wall time of this invocation {res['wall_s'] / 60:.1f} min on 1 thread (runs already finished in "

@@ -5,7 +5,7 @@
         ...
 
 Every window is cut from a `Record` by `sqtool.data.preprocess.make_windows` with the model's fs,
-window_s, hop_s, channels and norm, so the teacher, the student and the firmware all see the same input.
+window_s, hop_s, channels, norm and band, so the teacher, the student and the firmware all see the same input.
 What each task means (window i of a record starts at i * hop_s seconds):
 
     hr       TROIKA (SP Cup 2015) 12 training recordings, subject = recording. y = ECG heart rate (BPM)
@@ -14,6 +14,8 @@ What each task means (window i of a record starts at i * hop_s seconds):
              centre. Channels: any of ppg, ppg2, acc_x, acc_y, acc_z.
     rr       BIDMC, 53 patients x 8 min, fingertip PPG. y = breaths/min in the window from annotator 1's
              breath marks: 60 (n - 1) / (t_last - t_first) over the n >= 3 breaths inside the window.
+             `task_model_cfg` gives rr the band 0.05-8 Hz (not 0.5-8): the respiratory modulation of the
+             PPG (0.07-1 Hz) must survive the filter.
     af       PPG arrhythmia set (12 patients, 10 s segments at 100 Hz, resampled to fs). y = 1 for AF,
              0 for every other rhythm. A segment longer than the window is cut into windows; a shorter
              one is tiled (repeated) to fill the window.
@@ -42,12 +44,17 @@ from sqtool.config import SqtoolError
 
 TASKS = ("hr", "rr", "af", "bp", "quality")
 
-# task -> outputs, units, kind, default window / hop (s), dataset folders it needs
+# task -> outputs, units, kind, default window / hop (s), dataset folders it needs, and (optionally) the
+# band-pass the task needs instead of the model's default 0.5-8 Hz. rr: respiration shows in PPG as
+# baseline wander (RIIV) and amplitude / frequency modulation at 0.07-1 Hz (4-60 breaths/min); the default
+# 0.5 Hz high-pass removes exactly that, so rr keeps everything above 0.05 Hz (slow drift below it is still
+# removed; on BIDMC the spectral peak of the 0.05-8 Hz windows in 0.1-0.7 Hz is within 2 breaths/min of
+# the annotation for ~70 % of windows, with 0.5-8 Hz for ~7 %: tests/data/test_tasks.py).
 TASK_SPECS = {
     "hr": dict(outputs=("hr_bpm",), units=("bpm",), kind="regression", window_s=8.0, hop_s=2.0,
                datasets=("troika",)),
     "rr": dict(outputs=("rr_bpm",), units=("breaths/min",), kind="regression", window_s=30.0, hop_s=10.0,
-               datasets=("bidmc",)),
+               datasets=("bidmc",), band=(0.05, 8.0)),
     "af": dict(outputs=("logit_af",), units=("logit",), kind="classification", window_s=10.0, hop_s=10.0,
                datasets=("ppg_arrhythmia",)),
     "bp": dict(outputs=("sbp", "dbp"), units=("mmHg", "mmHg"), kind="regression", window_s=8.0, hop_s=8.0,
@@ -83,13 +90,22 @@ class TaskData:
         return np.unique(self.groups)
 
 
-def task_model_cfg(task: str, cfg, channels=None, window_s=None, hop_s=None):
-    """The model cfg for a task: task, outputs, units, and the task's window unless given."""
+def task_model_cfg(task: str, cfg, channels=None, window_s=None, hop_s=None, band="task"):
+    """The model cfg for a task: task, outputs, units, the task's window unless given, and the band-pass:
+    band="task" -> the task's band if it has one (rr) else the cfg's own; a (lo, hi) tuple or None
+    (no filter) sets it explicitly."""
     spec = _spec(task)
     kw = dict(task=task, outputs=spec["outputs"], units=spec["units"],
               window_s=float(window_s or spec["window_s"]), hop_s=float(hop_s or spec["hop_s"]))
     if channels:
         kw["channels"] = tuple(channels)
+    if isinstance(band, str):
+        if band != "task":
+            raise SqtoolError(f"band must be 'task', None or (lo, hi) Hz, got {band!r}")
+        if "band" in spec:
+            kw["band"] = spec["band"]
+    else:
+        kw["band"] = band
     return cfg.replace(**kw)
 
 
@@ -129,7 +145,8 @@ def subject_folds(groups, k: int | None = None, seed: int = 0) -> list[tuple[np.
 
 def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | None = None,
               seed: int = 0) -> TaskData:
-    """Windows + targets + subject ids of `task`, preprocessed per `model_cfg` (fs, window, channels, norm).
+    """Windows + targets + subject ids of `task`, preprocessed per `model_cfg` (fs, window, channels, norm,
+    band).
 
     data_root: a folder holding the dataset folders (troika/, bidmc/, ...), or None / "synthetic" for the
     embedded synthetic default. model_cfg: a ModelCfg (default: resnet1d_siamq_tiny with the task's window).
@@ -152,16 +169,29 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
     if len(td) == 0:
         raise SqtoolError(f"task '{task}': no labelled windows of {model_cfg.window_s:g} s found")
     td.meta.update(task=task, fs=model_cfg.fs, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s,
-                   channels=list(model_cfg.channels), norm=model_cfg.norm, outputs=list(spec["outputs"]),
+                   channels=list(model_cfg.channels), norm=model_cfg.norm,
+                   band=None if model_band(model_cfg) is None else list(model_band(model_cfg)),
+                   outputs=list(spec["outputs"]),
                    units=list(spec["units"]), kind=spec["kind"],
                    data_root="synthetic" if data_root in (None, "synthetic") else str(data_root))
     return td
 
 
+def model_band(cfg):
+    """The cfg's band-pass (lo, hi) Hz, or None; a cfg without the field (older code) means the default."""
+    from sqtool.data.preprocess import DEFAULT_BAND
+    band = getattr(cfg, "band", DEFAULT_BAND)
+    if band is None:
+        return None
+    if len(band) != 2:
+        raise SqtoolError(f"model band must be (lo, hi) Hz or None, got {band!r}")
+    return tuple(None if b is None else float(b) for b in band)
+
+
 def _windows(rec, cfg):
     from sqtool.data.preprocess import make_windows
     return make_windows(rec, channels=list(cfg.channels), fs=cfg.fs, window_s=cfg.window_s,
-                        hop_s=cfg.hop_s, norm=cfg.norm)
+                        hop_s=cfg.hop_s, norm=cfg.norm, band=model_band(cfg))
 
 
 def _require_channels(rec, cfg, task):

@@ -11,6 +11,15 @@ requantization in two build-time modes:
                                     semantics): reproduces Brevitas's integer outputs, i.e. what QAT
                                     trained.
 
+Kernels (the project's own, CMSIS-NN-like in spirit): with channels-last input the receptive field
+of a conv output is one contiguous int8 span of K * Cin values, so each output is a plain dot product
+with a weight row. At export time the input zero point is folded into the bias (exact in int32), the
+weights are packed 4 output channels at a time and pre-expanded to int16 pairs in SXTB16's byte order,
+and the requantization parameters are precomputed per channel for each rounding mode. On cores with
+the ARMv7E-M DSP extension (Cortex-M4/M7/M33/M55: `__ARM_FEATURE_DSP`) the inner loop is one 32-bit
+input load + 2 SXTB16 + 4 LDRD + 8 SMLAD per 16 MACs; elsewhere (host, M0/M3, `-DSQ_NO_DSP`) the same
+packed data runs through portable C. Both paths give identical int8 outputs.
+
 Activations live in ONE static arena of two ping-pong buffers sized at export time (layer i writes
 buffer i % 2; the input is read in place and the last layer writes the caller's output): no malloc,
 no float in `sq_model_run`. Layout is channels-last: in[t * C + c].
@@ -60,6 +69,7 @@ def arena_plan(graph: IntGraph) -> tuple[int, int]:
 
 def _header(graph: IntGraph, md: dict) -> str:
     ping, pong = arena_plan(graph)
+    const_bytes = const_data_bytes(graph)
     T, C = graph.input_shape
     tm = ", ".join(_float_lit(v) for v in md.get("target_mean") or []) or "0.0f"
     ts = ", ".join(_float_lit(v) for v in md.get("target_std") or []) or "1.0f"
@@ -82,7 +92,11 @@ def _header(graph: IntGraph, md: dict) -> str:
  * requantization   TFLite fixed-point multiplier + shift; SQ_SINGLE_ROUNDING 0 = TFLite double rounding
  *                  (= LiteRT reference kernels, TFLite Micro), 1 = single rounding (= Brevitas / QAT)
  * MACs             {graph.macs} per window
- * weights          {graph.weight_bytes} bytes (int8 weights + int32 biases) in flash
+ * weights          {graph.weight_bytes} bytes (int8 weights + int32 biases); as generated {const_bytes} bytes
+ *                  of const data in flash (conv weights pre-expanded to int16 pairs for SXTB16/SMLAD,
+ *                  input zero point folded into the biases, requantization precomputed per channel)
+ * kernels          ARMv7E-M DSP path (SXTB16 + SMLAD, 2 MACs per instruction) when __ARM_FEATURE_DSP,
+ *                  portable C otherwise (or with -DSQ_NO_DSP); both give the same int8 outputs
  * arena            {ping + pong} bytes static RAM (ping {ping} + pong {pong}), no malloc
  * layers
 {layers}
@@ -118,6 +132,7 @@ def _header(graph: IntGraph, md: dict) -> str:
 #define SQ_ARENA_SIZE {ping + pong}
 #define SQ_MACS {graph.macs}L
 #define SQ_WEIGHT_BYTES {graph.weight_bytes}
+#define SQ_CONST_BYTES {const_bytes}
 
 #define SQ_INPUT_SCALE {_float_lit(graph.input_scale)}
 #define SQ_INPUT_ZERO_POINT {graph.input_zp}
@@ -147,96 +162,242 @@ void sq_dequantize_output(const int8_t *q, float *y);
 _KERNELS = r"""
 /* ------------------------------------------------------------------ requantization (TFLite) */
 
+/* Per output channel, 4 int32 precomputed at export time for the selected rounding mode (rq):
+ *   SQ_SINGLE_ROUNDING=1:  q, total = 31 - shift, round = 2^(total - 1) as (low, high) words
+ *   SQ_SINGLE_ROUNDING=0:  q, left = max(shift, 0), right = max(-shift, 0), mask = 2^right - 1
+ * where the real multiplier is q * 2^(shift - 31), q in [2^30, 2^31) (TFLite QuantizeMultiplier). */
 #if SQ_SINGLE_ROUNDING
 /* One rounding of the exact product: (x * q + 2^(30 - shift)) >> (31 - shift). */
-static int32_t sq_requant(int32_t x, int32_t q, int32_t shift)
+static inline int32_t sq_requant(int32_t x, const int32_t *rq)
 {
-    const int32_t total = 31 - shift;
-    const int64_t round = (int64_t)1 << (total - 1);
-    return (int32_t)(((int64_t)x * (int64_t)q + round) >> total);
+    const int64_t round = (int64_t)(((uint64_t)(uint32_t)rq[3] << 32) | (uint64_t)(uint32_t)rq[2]);
+    return (int32_t)(((int64_t)x * (int64_t)rq[0] + round) >> rq[1]);
 }
 #else
-/* gemmlowp SaturatingRoundingDoublingHighMul: round((a * b) / 2^31), saturating. */
-static int32_t sq_srdhm(int32_t a, int32_t b)
+/* TFLite MultiplyByQuantizedMultiplier, default (double rounding) build:
+ *   RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, q), right).
+ * SaturatingRoundingDoublingHighMul rounds a * b / 2^31 half away from zero (nudge +-2^30, then a
+ * division truncating toward zero); for b > 0 that equals the floor (a * b + 2^30) >> 31, one
+ * SMLAL (the saturating case a == b == INT32_MIN cannot occur: q is in [2^30, 2^31) or 0).
+ * RoundingDivideByPOT is gemmlowp's: x / 2^right rounded half away from zero. */
+static inline int32_t sq_requant(int32_t x, const int32_t *rq)
 {
-    const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    if (a == b && a == INT32_MIN) {
-        return INT32_MAX;
-    }
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
-}
-
-/* gemmlowp RoundingDivideByPOT: x / 2^e rounded half away from zero. */
-static int32_t sq_rdbpot(int32_t x, int32_t e)
-{
-    const int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> e) + (remainder > threshold ? 1 : 0);
-}
-
-/* TFLite MultiplyByQuantizedMultiplier, default (double rounding) build. */
-static int32_t sq_requant(int32_t x, int32_t q, int32_t shift)
-{
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    return sq_rdbpot(sq_srdhm((int32_t)((int64_t)x * ((int64_t)1 << left)), q), right);
+    const int32_t xl = (int32_t)((uint32_t)x << rq[1]);
+    const int32_t hi = (int32_t)(((int64_t)xl * (int64_t)rq[0] + ((int64_t)1 << 30)) >> 31);
+    const int32_t mask = rq[3];
+    const int32_t threshold = (mask >> 1) + (hi < 0 ? 1 : 0);
+    return (hi >> rq[2]) + ((hi & mask) > threshold ? 1 : 0);
 }
 #endif
 
-static int8_t sq_clamp(int32_t v, int32_t lo, int32_t hi)
+static inline int8_t sq_clamp(int32_t v, int32_t lo, int32_t hi)
 {
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
 
-/* ------------------------------------------------------------------ kernels (channels-last) */
+/* ------------------------------------------------------------------ dot products */
 
-/* Conv1d, SAME padding: x (t_in, cin) -> y (t_out, cout); w (cout, k, cin); per-channel q/shift. */
-static void sq_conv(const int8_t *x, int32_t t_in, int32_t cin, int8_t *y, int32_t t_out, int32_t cout,
-                    int32_t k, int32_t stride, int32_t pad, const int8_t *w, const int32_t *bias,
-                    const int32_t *q, const int32_t *shift, int32_t in_zp, int32_t out_zp,
-                    int32_t act_min, int32_t act_max)
+/* Four int8 dot products of one contiguous input span x (n4 blocks of 4 bytes) with four packed
+ * weight rows w, added to acc[0..3].
+ *
+ * Packed weights (written at export time): for each block of 4 inputs (x0, x1, x2, x3) and each of
+ * the 4 rows, two 32-bit words of two int16 halves (low | high << 16):
+ *     even = w0 | w2 << 16,   odd = w1 | w3 << 16        -> 8 words per block, rows interleaved,
+ * the order in which SXTB16 splits a little-endian word of 4 int8 inputs: SXTB16(x) = (x0, x2),
+ * SXTB16(x ROR 8) = (x1, x3). SMLAD adds both 16 x 16 products to an accumulator, so one block is
+ * 16 MACs for 1 input load, 2 SXTB16, 4 LDRD of weights and 8 SMLAD: the input span is read once
+ * for 4 output channels. Padding inputs and rows carry zero weights. */
+#if SQ_DSP
+static inline uint32_t sq_sxtb16(uint32_t x)
 {
-    int32_t to, co, kk, ci;
-    for (to = 0; to < t_out; ++to) {
-        for (co = 0; co < cout; ++co) {
-            int32_t acc = bias[co];
-            for (kk = 0; kk < k; ++kk) {
-                const int32_t ti = to * stride - pad + kk;
-                const int8_t *xp;
-                const int8_t *wp;
-                if (ti < 0 || ti >= t_in) {
-                    continue;                          /* zero padding (real zero) */
-                }
-                xp = x + ti * cin;
-                wp = w + (co * k + kk) * cin;
-                for (ci = 0; ci < cin; ++ci) {
-                    acc += ((int32_t)xp[ci] - in_zp) * (int32_t)wp[ci];
-                }
-            }
-            y[to * cout + co] = sq_clamp(sq_requant(acc, q[co], shift[co]) + out_zp, act_min, act_max);
-        }
+    uint32_t r;
+    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
+    return r;
+}
+
+static inline uint32_t sq_sxtb16_ror8(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+static inline int32_t sq_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+
+/* Two consecutive (word-aligned) weight words in one LDRD, post-incrementing the pointer. */
+static inline void sq_ldrd(const uint32_t **p, uint32_t *a, uint32_t *b)
+{
+    __asm__("ldrd %0, %1, [%2], #8" : "=&r"(*a), "=&r"(*b), "+r"(*p) : "m"(*(const uint32_t(*)[2]) * p));
+}
+
+#define SQ_BLOCK4()                                                                 \
+    do {                                                                            \
+        uint32_t xw, xe, xo, wa, wb;                                                \
+        memcpy(&xw, x, 4);                             /* one 32-bit load */        \
+        x += 4;                                                                     \
+        xe = sq_sxtb16(xw);                            /* (x0, x2) */               \
+        xo = sq_sxtb16_ror8(xw);                       /* (x1, x3) */               \
+        sq_ldrd(&w, &wa, &wb);                                                      \
+        a0 = sq_smlad(xe, wa, a0);                                                  \
+        a0 = sq_smlad(xo, wb, a0);                                                  \
+        sq_ldrd(&w, &wa, &wb);                                                      \
+        a1 = sq_smlad(xe, wa, a1);                                                  \
+        a1 = sq_smlad(xo, wb, a1);                                                  \
+        sq_ldrd(&w, &wa, &wb);                                                      \
+        a2 = sq_smlad(xe, wa, a2);                                                  \
+        a2 = sq_smlad(xo, wb, a2);                                                  \
+        sq_ldrd(&w, &wa, &wb);                                                      \
+        a3 = sq_smlad(xe, wa, a3);                                                  \
+        a3 = sq_smlad(xo, wb, a3);                                                  \
+    } while (0)
+
+static inline void sq_dot4_blocks(const int8_t *x, int32_t n4, const uint32_t *w, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t b;
+    for (b = n4 >> 1; b > 0; --b) {                    /* unrolled by 2: 32 MACs per iteration */
+        SQ_BLOCK4();
+        SQ_BLOCK4();
+    }
+    if (n4 & 1) {
+        SQ_BLOCK4();
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#else
+/* The signed int16 in the low / high half of a packed weight word. */
+static inline int32_t sq_lo16(uint32_t v)
+{
+    return (int32_t)(v & 0xFFFFu) - (int32_t)((v & 0x8000u) << 1);
+}
+
+static inline int32_t sq_hi16(uint32_t v)
+{
+    return sq_lo16(v >> 16);
+}
+
+static inline void sq_dot4_blocks(const int8_t *x, int32_t n4, const uint32_t *w, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t b;
+    for (b = 0; b < n4; ++b) {
+        const int32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        a0 += x0 * sq_lo16(w[0]) + x2 * sq_hi16(w[0]) + x1 * sq_lo16(w[1]) + x3 * sq_hi16(w[1]);
+        a1 += x0 * sq_lo16(w[2]) + x2 * sq_hi16(w[2]) + x1 * sq_lo16(w[3]) + x3 * sq_hi16(w[3]);
+        a2 += x0 * sq_lo16(w[4]) + x2 * sq_hi16(w[4]) + x1 * sq_lo16(w[5]) + x3 * sq_hi16(w[5]);
+        a3 += x0 * sq_lo16(w[6]) + x2 * sq_hi16(w[6]) + x1 * sq_lo16(w[7]) + x3 * sq_hi16(w[7]);
+        x += 4;
+        w += 8;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#endif
+
+/* Whole span of d inputs: full blocks in place, the last 1-3 inputs from a zero-padded copy. */
+static inline void sq_dot4(const int8_t *x, int32_t d, const uint32_t *w, int32_t *acc)
+{
+    const int32_t n4 = d >> 2;
+    const int32_t rem = d & 3;
+    sq_dot4_blocks(x, n4, w, acc);
+    if (rem != 0) {
+        int8_t tail[4] = {0, 0, 0, 0};
+        memcpy(tail, x + 4 * n4, (size_t)rem);
+        sq_dot4_blocks(tail, 1, w + 8 * n4, acc);
     }
 }
 
+/* ------------------------------------------------------------------ kernels (channels-last) */
+
+/* Conv1d, SAME zero padding: x (t_in, cin) -> y (t_out, cout); per-channel requantization rq.
+ *
+ * Channels-last makes the receptive field of output time `to` ONE contiguous span of k * cin int8
+ * inputs, x[(to * stride - pad) * cin ...]; each output is that span's dot product with a weight
+ * row (cout, k * cin). The input zero point is folded into the bias at export time
+ * (bias' = bias - zp_in * sum(w), exactly TFLite's int32 accumulator), so the inner loop is a pure
+ * int8 dot product. Spans that reach into the padding are copied into a scratch span whose
+ * padding holds zp_in (the real zero, cancelled by the folded bias). Weights are packed 4 output
+ * channels at a time (cout rounded up to 4; bias and rq padded alike, padded channels not stored). */
+static void sq_conv(const int8_t *x, int32_t t_in, int32_t cin, int8_t *y, int32_t t_out, int32_t cout,
+                    int32_t k, int32_t stride, int32_t pad, const uint32_t *w, const int32_t *bias,
+                    const int32_t *rq, int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max)
+{
+    int8_t span[SQ_SPAN_MAX];
+    const int32_t d = k * cin;
+    const int32_t wrow = 8 * ((d + 3) >> 2);            /* words per group of 4 output channels */
+    int32_t to, co, j;
+    for (to = 0; to < t_out; ++to) {
+        const int32_t t0 = to * stride - pad;
+        const int8_t *xs;
+        const uint32_t *wp = w;
+        const int32_t *r = rq;
+        int8_t *yp = y + to * cout;
+        if (t0 >= 0 && t0 + k <= t_in) {
+            xs = x + t0 * cin;                          /* fully inside: read in place */
+        } else {
+            for (j = 0; j < k; ++j) {
+                const int32_t ti = t0 + j;
+                if (ti >= 0 && ti < t_in) {
+                    memcpy(span + j * cin, x + ti * cin, (size_t)cin);
+                } else {
+                    memset(span + j * cin, (int)in_zp, (size_t)cin);
+                }
+            }
+            xs = span;
+        }
+        for (co = 0; co < cout; co += 4, wp += wrow, r += 16) {
+            int32_t acc[4];
+            acc[0] = bias[co];
+            acc[1] = bias[co + 1];
+            acc[2] = bias[co + 2];
+            acc[3] = bias[co + 3];
+            sq_dot4(xs, d, wp, acc);
+            if (co + 4 <= cout) {
+                yp[co] = sq_clamp(sq_requant(acc[0], r) + out_zp, act_min, act_max);
+                yp[co + 1] = sq_clamp(sq_requant(acc[1], r + 4) + out_zp, act_min, act_max);
+                yp[co + 2] = sq_clamp(sq_requant(acc[2], r + 8) + out_zp, act_min, act_max);
+                yp[co + 3] = sq_clamp(sq_requant(acc[3], r + 12) + out_zp, act_min, act_max);
+            } else {
+                for (j = 0; co + j < cout; ++j) {
+                    yp[co + j] = sq_clamp(sq_requant(acc[j], r + 4 * j) + out_zp, act_min, act_max);
+                }
+            }
+        }
+    }
+}
+"""
+
+_KERNEL_MEAN = r"""
 /* Mean over time: x (t, c) -> y (c); integer sum, one requantization (TFLite integer MEAN). */
-static void sq_mean(const int8_t *x, int32_t t, int32_t c, int8_t *y, int32_t q, int32_t shift,
-                    int32_t in_zp, int32_t out_zp)
+static void sq_mean(const int8_t *x, int32_t t, int32_t c, int8_t *y, const int32_t *rq, int32_t in_zp,
+                    int32_t out_zp)
 {
     int32_t ti, ci;
     for (ci = 0; ci < c; ++ci) {
-        int32_t acc = 0;
-        for (ti = 0; ti < t; ++ti) {
-            acc += (int32_t)x[ti * c + ci] - in_zp;
+        const int8_t *xp = x + ci;
+        int32_t acc = -t * in_zp;
+        for (ti = 0; ti < t; ++ti, xp += c) {
+            acc += *xp;
         }
-        y[ci] = sq_clamp(sq_requant(acc, q, shift) + out_zp, -128, 127);
+        y[ci] = sq_clamp(sq_requant(acc, rq) + out_zp, -128, 127);
     }
 }
+"""
 
-/* Fully connected: x (cin) -> y (cout); w (cout, cin); per-tensor q/shift. */
+_KERNEL_FC = r"""
+/* Fully connected: x (cin) -> y (cout); w (cout, cin); per-tensor requantization rq. */
 static void sq_fc(const int8_t *x, int32_t cin, int8_t *y, int32_t cout, const int8_t *w, const int32_t *bias,
-                  int32_t q, int32_t shift, int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max)
+                  const int32_t *rq, int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max)
 {
     int32_t co, ci;
     for (co = 0; co < cout; ++co) {
@@ -244,17 +405,121 @@ static void sq_fc(const int8_t *x, int32_t cin, int8_t *y, int32_t cout, const i
         for (ci = 0; ci < cin; ++ci) {
             acc += ((int32_t)x[ci] - in_zp) * (int32_t)w[co * cin + ci];
         }
-        y[co] = sq_clamp(sq_requant(acc, q, shift) + out_zp, act_min, act_max);
+        y[co] = sq_clamp(sq_requant(acc, rq) + out_zp, act_min, act_max);
     }
 }
 """
+
+
+_DSP_SELECT = """
+/* ARMv7E-M / ARMv8-M DSP extension (Cortex-M4, M7, M33 with DSP, M55): SXTB16 + SMLAD, 2 MACs per
+ * instruction. Everything else (host, M0/M3, -DSQ_NO_DSP) runs the portable C path, same results. */
+#if defined(__ARM_FEATURE_DSP) && !defined(__ARM_BIG_ENDIAN) && !defined(SQ_NO_DSP)
+#define SQ_DSP 1
+#else
+#define SQ_DSP 0
+#endif
+"""
+
+
+def pack_conv_weights(weight: np.ndarray) -> np.ndarray:
+    """int8 (Cout, K, Cin) -> uint32 words in the order sq_dot4 reads them:
+    (ceil(Cout/4) groups, ceil(K*Cin/4) blocks, 4 rows, 2 words) with even = w0 | w2 << 16 and
+    odd = w1 | w3 << 16 (int16 halves); padding rows and inputs are zero."""
+    cout, k, cin = weight.shape
+    d = k * cin
+    co4, d4 = -(-cout // 4) * 4, -(-d // 4) * 4
+    rows = np.zeros((co4, d4), np.int64)
+    rows[:cout, :d] = weight.reshape(cout, d)
+    blk = rows.reshape(co4 // 4, 4, d4 // 4, 4).transpose(0, 2, 1, 3)     # (G, B, 4 rows, 4 inputs)
+    lo, hi = blk[..., [0, 1]] & 0xFFFF, blk[..., [2, 3]] & 0xFFFF          # (w0, w1), (w2, w3)
+    return (lo | (hi << 16)).reshape(-1).astype(np.uint32)                 # (G * B * 4 * 2,)
+
+
+def fold_bias(layer) -> np.ndarray:
+    """bias - zp_in * sum(w) per output channel: the int32 accumulator TFLite computes,
+    sum((x - zp_in) * w) + bias, rewritten as sum(x * w) + bias'. Exact while it fits int32."""
+    w = layer.weight.reshape(layer.weight.shape[0], -1).astype(np.int64)  # (Cout, K*Cin)
+    b = layer.bias.astype(np.int64) - int(layer.in_zp) * w.sum(axis=1)
+    worst = np.abs(b) + 128 * np.abs(w).sum(axis=1)
+    if worst.max() >= 2 ** 31:
+        from sqtool.config import SqtoolError
+        raise SqtoolError(f"C export: layer {layer.name} accumulator may overflow int32 "
+                          f"(|bias'| + 128 * sum|w| = {int(worst.max())})")
+    return b
+
+
+def _pad4(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.int64)
+    return np.concatenate([v, np.zeros(-len(v) % 4, np.int64)])
+
+
+def _arr_hex32(name: str, words, per_line: int = 8) -> str:
+    vals = [f"0x{int(v):08x}u" for v in np.asarray(words).reshape(-1)]
+    lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+    body = ",\n    ".join(lines)
+    return f"static const uint32_t {name}[{len(vals)}] = {{\n    {body}\n}};\n"
+
+
+def requant_params(q, shift, single: bool) -> np.ndarray:
+    """Per channel 4 int32 for sq_requant: single (q, total = 31 - shift, 2^(total-1) low, high word),
+    double (q, left = max(shift, 0), right = max(-shift, 0), mask = 2^right - 1)."""
+    q, shift = np.asarray(q, np.int64), np.asarray(shift, np.int64)
+    if single:
+        total = 31 - shift
+        if total.min() < 1 or total.max() > 62:
+            raise ValueError(f"requantization shift out of range: {shift.min()}..{shift.max()}")
+        rnd = np.left_shift(np.int64(1), total - 1)
+        cols = [q, total, rnd & 0xFFFFFFFF, rnd >> 32]
+    else:
+        left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+        cols = [q, left, right, np.left_shift(np.int64(1), right) - 1]
+    v = np.stack(cols, axis=1).reshape(-1)                                 # (C * 4,)
+    return np.where(v >= 2 ** 31, v - 2 ** 32, v)                          # as int32 bit patterns
+
+
+def _int32_lit(v: int) -> str:
+    return "(-2147483647 - 1)" if int(v) == -2 ** 31 else str(int(v))
+
+
+def _rq_arr(name: str, q, shift) -> str:
+    """Requantization parameters of both modes; the build-time SQ_SINGLE_ROUNDING picks one."""
+    n = 4 * len(q)
+
+    def body(single):
+        vals = [_int32_lit(v) for v in requant_params(q, shift, single)]
+        return ",\n".join("    " + ", ".join(vals[i:i + 16]) for i in range(0, n, 16))
+    return (f"/* requantization per output channel, 4 int32 each (see sq_requant) */\n"
+            f"static const int32_t {name}[{n}] = {{\n#if SQ_SINGLE_ROUNDING\n{body(True)}\n#else\n"
+            f"{body(False)}\n#endif\n}};\n")
+
+
+def const_data_bytes(graph: IntGraph) -> int:
+    """Bytes of the generated const arrays (packed conv weights, folded biases, requantization params)."""
+    n = 0
+    for l in graph.layers:
+        if l.op == "conv":
+            co4 = -(-l.weight.shape[0] // 4) * 4
+            n += 4 * pack_conv_weights(l.weight).size + 4 * co4 + 16 * co4
+        elif l.op == "fc":
+            n += l.weight.size + 4 * l.bias.size + 16
+        else:
+            n += 16
+    return n
+
+
+def span_max(graph: IntGraph) -> int:
+    """Largest receptive-field span k * cin of a conv (the stack scratch for padded edges)."""
+    return max([4] + [l.kernel * l.in_shape[1] for l in graph.layers if l.op == "conv"])
 
 
 def _source(graph: IntGraph, md: dict) -> str:
     ping, pong = arena_plan(graph)
     parts = [f"/* sq_model.c - generated by sqtool {md['sqtool_version']} from {md['model']} "
              f"(source sha256 {md['source_sha256'][:16]}...). Do not edit. */\n"
-             "#include \"sq_model.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n",
+             "#include \"sq_model.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n",
+             _DSP_SELECT, f"\n/* largest conv receptive field k * cin (scratch span for the padded edges) */\n"
+             f"#define SQ_SPAN_MAX {span_max(graph)}\n\n",
              "/* ------------------------------------------------------------------ parameters */\n"]
     calls = []
     bufs = ["sq_arena", f"sq_arena + {ping}"]
@@ -268,30 +533,35 @@ def _source(graph: IntGraph, md: dict) -> str:
                      f"out scale {l.out_scale:.9g} zp {l.out_zp} */\n")
         if l.op == "conv":
             q, sh = R.conv_multipliers(l)
-            parts += [_arr("int8_t", f"{tag}_w", l.weight), _arr("int32_t", f"{tag}_b", l.bias),
-                      _arr("int32_t", f"{tag}_q", q), _arr("int32_t", f"{tag}_shift", sh)]
+            parts += [f"/* weights packed for sq_dot4: (Cout {l.weight.shape[0]} -> groups of 4, K*Cin "
+                      f"{l.kernel * l.in_shape[1]} -> blocks of 4, 4 rows, 2 int16x2 words) */\n",
+                      _arr_hex32(f"{tag}_w", pack_conv_weights(l.weight)),
+                      "/* bias with the input zero point folded in: bias - zp_in * sum(w) */\n",
+                      _arr("int32_t", f"{tag}_b", _pad4(fold_bias(l))),
+                      _rq_arr(f"{tag}_rq", _pad4(q), _pad4(sh))]
             t_in, cin = l.in_shape
             t_out, cout = l.out_shape
             calls.append(f"    sq_conv({src}, {t_in}, {cin}, {dst}, {t_out}, {cout}, {l.kernel}, {l.stride}, "
-                         f"{l.pad}, {tag}_w, {tag}_b, {tag}_q, {tag}_shift, {l.in_zp}, {l.out_zp}, {lo}, {hi});")
+                         f"{l.pad}, {tag}_w, {tag}_b, {tag}_rq, {l.in_zp}, {l.out_zp}, {lo}, {hi});")
         elif l.op == "mean":
             q, sh = R.mean_multiplier(l)
-            parts.append(f"#define {tag.upper()}_Q {q}\n#define {tag.upper()}_SHIFT ({sh})\n")
+            parts.append(_rq_arr(f"{tag}_rq", [q], [sh]))
             t, c = l.in_shape
-            calls.append(f"    sq_mean({src}, {t}, {c}, {dst}, {tag.upper()}_Q, {tag.upper()}_SHIFT, "
-                         f"{l.in_zp}, {l.out_zp});")
+            calls.append(f"    sq_mean({src}, {t}, {c}, {dst}, {tag}_rq, {l.in_zp}, {l.out_zp});")
         elif l.op == "fc":
             q, sh = R.fc_multiplier(l)
             parts += [_arr("int8_t", f"{tag}_w", l.weight), _arr("int32_t", f"{tag}_b", l.bias),
-                      f"#define {tag.upper()}_Q {q}\n#define {tag.upper()}_SHIFT ({sh})\n"]
+                      _rq_arr(f"{tag}_rq", [q], [sh])]
             cout, cin = l.weight.shape
-            calls.append(f"    sq_fc({src}, {cin}, {dst}, {cout}, {tag}_w, {tag}_b, {tag.upper()}_Q, "
-                         f"{tag.upper()}_SHIFT, {l.in_zp}, {l.out_zp}, {lo}, {hi});")
+            calls.append(f"    sq_fc({src}, {cin}, {dst}, {cout}, {tag}_w, {tag}_b, {tag}_rq, "
+                         f"{l.in_zp}, {l.out_zp}, {lo}, {hi});")
         else:  # pragma: no cover - intgraph only produces these three
             raise ValueError(l.op)
         parts.append("\n")
         src = dst
     parts.append(_KERNELS)
+    ops = {l.op for l in graph.layers}
+    parts += ([_KERNEL_MEAN] if "mean" in ops else []) + ([_KERNEL_FC] if "fc" in ops else [])
     parts.append(f"""
 /* ------------------------------------------------------------------ model */
 

@@ -27,6 +27,8 @@ class ModelCfg:
     hop_s: float = 30.0                        # hop between consecutive windows, s
     channels: tuple[str, ...] = ("ppg",)       # input channels, in order (see data.record)
     norm: str = "minmax"                       # per-window, per-channel: "minmax" | "zscore"
+    band: tuple[float | None, float | None] | None = (0.5, 8.0)  # Butterworth band-pass (lo, hi) Hz at fs
+                                               # before windowing; None = no filter, lo/hi None = low/high-pass
     task: str = "pretrain"                     # "pretrain" | "hr" | "rr" | "af" | "bp" | "quality"
     outputs: tuple[str, ...] = ()              # output names, e.g. ("hr_bpm",), ("sbp", "dbp"), ("logit_af",)
     units: tuple[str, ...] = ()                # one per output: "bpm", "mmHg", "logit", ...
@@ -64,23 +66,25 @@ class ModelCfg:
         if unknown:
             raise SqtoolError(f"model config has unknown keys: {', '.join(sorted(unknown))}")
         d = dict(d)
-        for k in ("channels", "outputs", "units", "target_mean", "target_std"):
+        for k in _TUPLE_KEYS:
             if k in d and d[k] is not None:
                 d[k] = tuple(d[k])
-        return cls(**d)
+        return cls(**d)            # a key missing (e.g. "band" in checkpoints older than it) takes its default
 
     def replace(self, **kw) -> "ModelCfg":
         names = {f.name for f in dataclasses.fields(self)}
         for k in kw:
             if k not in names:
                 raise SqtoolError(f"model config has no key '{k}'")
-        for k in ("channels", "outputs", "units", "target_mean", "target_std"):
+        for k in _TUPLE_KEYS:
             if k in kw and kw[k] is not None:
                 kw[k] = tuple(kw[k])
         if "arch" in kw:
             kw["arch"] = {**self.arch, **kw["arch"]}
         return dataclasses.replace(self, **kw)
 
+
+_TUPLE_KEYS = ("channels", "outputs", "units", "target_mean", "target_std", "band")   # lists in to_dict()
 
 _BUILDERS: dict[str, Callable] = {}
 _CFGS: dict[str, ModelCfg] = {}

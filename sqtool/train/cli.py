@@ -103,7 +103,7 @@ def run_pretrain_cmd(args) -> int:
     if rank == 0:
         print(f"pretrained {cfg.model}: loss {m['first_loss']:.4f} -> {m['final_loss']:.4f}, val loss "
               f"{m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, z std "
-              f"{m['val_z_std'] if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
+              f"{'n/a (validation set < 2 pairs)' if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
               f"(healthy ~{m['z_std_healthy']:.3f}) -> {run_dir}/model.pt")
     return 0
 

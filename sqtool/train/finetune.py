@@ -268,7 +268,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
         "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
         "units": list(spec["units"]), "input": {"fs": model_cfg.fs, "window_s": model_cfg.window_s,
                                                 "hop_s": model_cfg.hop_s, "channels": list(model_cfg.channels),
-                                                "norm": model_cfg.norm},
+                                                "norm": model_cfg.norm,
+                                                "band": None if model_cfg.band is None else list(model_cfg.band)},
         "elapsed_s": time.perf_counter() - t_start,
     }
     if cfg.final_fit:

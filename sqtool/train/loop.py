@@ -228,8 +228,12 @@ def simsiam_loss(p1, p2, z1, z2) -> torch.Tensor:
     return 0.5 * (neg_cosine(p1, z2) + neg_cosine(p2, z1))
 
 
-def collapse_std(z: torch.Tensor) -> float:
-    """Mean per-dimension std of L2-normalised embeddings: ~1/sqrt(d) healthy, -> 0 when collapsed."""
+def collapse_std(z: torch.Tensor) -> float | None:
+    """Mean per-dimension std of L2-normalised embeddings: ~1/sqrt(d) healthy, -> 0 when collapsed.
+
+    None when fewer than 2 embeddings are given (a std over one sample is undefined)."""
+    if z.shape[0] < 2:
+        return None
     zn = F.normalize(z.float(), dim=-1)                     # (B, d)
     return float(zn.std(dim=0).mean())
 

@@ -342,7 +342,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                                       "lr": opt.param_groups[0]["lr"], "grad_norm": gnorm,
                                       "z_std": loop.collapse_std(z1.detach())})
                 bar.update(1)
-                bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{st['history'][-1]['z_std']:.3f}")
+                bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{st['history'][-1]['z_std'] or float('nan'):.3f}")
                 if cfg.val_every and st["global_step"] % cfg.val_every == 0 and d.is_main:
                     validate()
                 if cfg.ckpt_every and st["global_step"] % cfg.ckpt_every == 0:
@@ -375,7 +375,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 "final_loss": float(np.mean([h["loss"] for h in hist[-steps_per_epoch:]])) if hist else None,
                 "val_loss": v["val_loss"] if v else None, "val_z_std": v["z_std"] if v else None,
                 "z_std_healthy": 1 / math.sqrt(d_proj),
-                "collapsed": bool(v and v["z_std"] < 0.2 / math.sqrt(d_proj)),
+                "collapsed": bool(v and v["z_std"] is not None and v["z_std"] < 0.2 / math.sqrt(d_proj)),
                 "elapsed_s": st["elapsed_s"],
                 "pairs_per_s": st["global_step"] * cfg.batch_size / max(st["elapsed_s"], 1e-9),
                 "history": hist, "val_history": st["val"],

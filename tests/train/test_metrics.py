@@ -34,3 +34,10 @@ def test_bootstrap_ci_brackets_the_estimate_and_resamples_subjects():
     # one subject only: every resample is the same data, the interval collapses
     lo1, hi1 = bootstrap_ci("hr", y[:20], pred[:20], groups[:20], n_boot=50)["mae"]
     assert abs(hi1 - lo1) < 1e-12
+
+
+def test_collapse_std_of_one_embedding_is_undefined_not_nan():
+    import torch
+    from sqtool.train.loop import collapse_std
+    assert collapse_std(torch.randn(1, 8)) is None
+    assert 0 < collapse_std(torch.randn(64, 8)) < 1

@@ -1,0 +1,196 @@
+"""The generated C kernels (packed-weight dot products, folded zero points, SAME edges, DSP path) on
+random integer graphs with awkward shapes, against the numpy reference of TFLite's arithmetic.
+
+Shapes are chosen to hit every branch: K*Cin not a multiple of 4 (tail block), Cout not a multiple
+of 4 (padded group), strides 1-3, left/right padding, non-zero input zero points (folded into the
+bias), multipliers > 1 (positive shift). Host gcc runs the portable path; the Cortex-M4 build under
+QEMU runs the SXTB16/SMLAD path (and -DSQ_NO_DSP the portable one on the MCU)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from sqtool.export import c as C
+from sqtool.export import reference as R
+from sqtool.export.intgraph import IntGraph, IntLayer
+
+MD = {"sqtool_version": "test", "model": "random_graph", "task": "hr", "source_sha256": "0" * 64, "fs": 40.0,
+      "window_s": 1.0, "hop_s": 1.0, "channels": ["ppg"], "norm": "minmax", "outputs": ["y"], "units": ["u"],
+      "quant_scheme": "test", "quant_description": "random integer graph"}
+
+# (T, Cin0, [(Cout, K, stride, pad), ...], head): conv stacks with odd sizes, with or without mean + fc
+SPECS = {
+    "odd": (37, 3, [(5, 5, 2, 2), (6, 3, 1, 1), (7, 4, 3, 1)], False),
+    "cin1_k8": (64, 1, [(16, 8, 2, 3), (24, 6, 2, 2)], False),
+    "student_like": (48, 1, [(8, 8, 2, 3), (12, 6, 2, 2), (16, 4, 2, 1), (16, 3, 1, 1)], True),
+    "k1_wide": (9, 9, [(13, 1, 1, 0), (4, 7, 1, 3)], True),
+}
+
+
+def _conv_layer(rng, name, t, cin, cout, k, stride, pad, in_zp, in_scale, boost):
+    d = k * cin
+    w = rng.integers(-127, 128, (cout, k, cin)).astype(np.int8)
+    ws = rng.uniform(0.5, 2.0, cout).astype(np.float32) * np.float32(0.01)
+    # out scale puts the typical accumulator near +-40 LSB; `boost` makes the multiplier > 1
+    m = 40.0 / (np.sqrt(d) * 60.0 * 60.0) * (300.0 if boost else 1.0)
+    out_scale = float(np.float32(in_scale * float(ws.mean()) / m))
+    bias = rng.integers(-3000, 3000, cout).astype(np.int32)
+    t_out = -(-t // stride)
+    return IntLayer(name=name, op="conv", in_scale=in_scale, in_zp=in_zp, out_scale=out_scale, out_zp=-128,
+                    in_shape=(t, cin), out_shape=(t_out, cout), weight=w, weight_scale=ws, bias=bias,
+                    kernel=k, stride=stride, pad=pad, relu=True)
+
+
+def random_graph(spec: str, seed: int = 0) -> IntGraph:
+    t, cin, convs, head = SPECS[spec]
+    rng = np.random.default_rng(seed)
+    in_zp, in_scale = int(rng.integers(-20, 20)), 0.0078
+    layers = []
+    zp, s = in_zp, in_scale
+    for i, (cout, k, stride, pad) in enumerate(convs):
+        layer = _conv_layer(rng, f"blocks.{i}", t, cin, cout, k, stride, pad, zp, s, boost=(spec == "k1_wide" and i == 0))
+        layers.append(layer)
+        t, cin, zp, s = layer.out_shape[0], cout, layer.out_zp, layer.out_scale
+    if head:
+        layers.append(IntLayer(name="pool_q", op="mean", in_scale=s, in_zp=zp, out_scale=s * 0.7, out_zp=-128,
+                               in_shape=(t, cin), out_shape=(cin,)))
+        fw = rng.integers(-127, 128, (2, cin)).astype(np.int8)
+        m_fc = 40.0 / (np.sqrt(cin) * 70.0 * 73.0)                 # typical accumulator -> +-40 LSB
+        layers.append(IntLayer(name="fc", op="fc", in_scale=s * 0.7, in_zp=-128, out_scale=s * 0.7 * 0.01 / m_fc,
+                               out_zp=0, in_shape=(cin,), out_shape=(2,), weight=fw,
+                               weight_scale=np.array([0.01], np.float32),
+                               bias=rng.integers(-500, 500, 2).astype(np.int32)))
+    return IntGraph(layers=layers, input_scale=in_scale, input_zp=in_zp, input_shape=SPECS[spec][:2])
+
+
+def _windows(graph: IntGraph, n: int, seed: int = 1) -> np.ndarray:
+    t, c = graph.input_shape
+    xq = np.random.default_rng(seed).integers(-128, 128, (n, t, c)).astype(np.int8)
+    xq[0] = -128                                                   # saturated and constant windows too
+    xq[1] = 127
+    return xq
+
+
+def _reference(graph: IntGraph, xq: np.ndarray, single: bool) -> np.ndarray:
+    out = R.run(graph, xq, "single" if single else "double")[graph.layers[-1].name]
+    return out.reshape(len(xq), -1)
+
+
+# ----------------------------------------------------------------------------- pure numpy checks
+
+@pytest.mark.parametrize("shape", [(5, 3, 3), (16, 8, 1), (4, 1, 4), (1, 1, 1), (7, 6, 2)])
+def test_packed_weights_compute_the_same_dot_products(shape):
+    """Unpack the words the way SXTB16/SMLAD pair them and recompute the dot products."""
+    rng = np.random.default_rng(3)
+    w = rng.integers(-128, 128, shape).astype(np.int8)
+    cout, d = shape[0], shape[1] * shape[2]
+    x = rng.integers(-128, 128, d).astype(np.int64)
+    words = C.pack_conv_weights(w).astype(np.int64)
+    d4 = -(-d // 4) * 4
+    assert words.size == -(-cout // 4) * 4 * d4 // 2
+    xp = np.concatenate([x, np.zeros(d4 - d, np.int64)])
+    half = lambda v: ((v & 0xFFFF) ^ 0x8000) - 0x8000                          # noqa: E731 int16
+    wv = words.reshape(-1, d4 // 4, 4, 2)                                       # (G, B, rows, even/odd)
+    got = []
+    for g in range(wv.shape[0]):
+        for r in range(4):
+            acc = 0
+            for b in range(d4 // 4):
+                x0, x1, x2, x3 = xp[4 * b:4 * b + 4]
+                e, o = wv[g, b, r]
+                acc += x0 * half(e) + x2 * half(e >> 16) + x1 * half(o) + x3 * half(o >> 16)
+            got.append(acc)
+    want = w.reshape(cout, d).astype(np.int64) @ x
+    np.testing.assert_array_equal(np.array(got[:cout]), want)
+    assert not any(got[cout:])                                                 # padded rows are zero
+
+
+def test_folded_bias_is_the_tflite_accumulator():
+    g = random_graph("odd", seed=5)
+    layer = g.layers[0]
+    x = np.random.default_rng(0).integers(-128, 128, layer.weight[0].size)
+    w = layer.weight.reshape(layer.weight.shape[0], -1).astype(np.int64)
+    want = (x - layer.in_zp) @ w.T + layer.bias
+    np.testing.assert_array_equal(x @ w.T + C.fold_bias(layer), want)
+
+
+# ----------------------------------------------------------------------------- host (portable C)
+
+@pytest.mark.parametrize("spec", sorted(SPECS))
+def test_host_c_matches_reference_both_roundings(spec, tmp_path):
+    g = random_graph(spec)
+    C.generate_c(g, MD, tmp_path / "c")
+    xq = _windows(g, 12)
+    for single in (False, True):
+        lib = C.build_shared_lib(tmp_path / "c", tmp_path / "build", single)
+        got = C.run_shared_lib(lib, xq, g.output_size)
+        np.testing.assert_array_equal(got, _reference(g, xq, single), err_msg=f"{spec} single={single}")
+
+
+def test_outputs_are_not_trivial():
+    """The random graphs produce varied outputs (a test on all-saturated outputs would prove nothing)."""
+    for spec in SPECS:
+        g = random_graph(spec)
+        y = _reference(g, _windows(g, 12), False)
+        assert len(np.unique(y)) > 4, spec
+
+
+# ----------------------------------------------------------------------------- Cortex-M (DSP path)
+
+def _need_cross():
+    from sqtool.firmware_bench import mcu
+    try:
+        mcu.require_tools("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
+    except Exception as e:                                                       # noqa: BLE001
+        import os
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
+@pytest.mark.parametrize("spec", ["odd", "student_like"])
+def test_cortex_m4_dsp_and_portable_paths_match_reference(spec, tmp_path):
+    _need_cross()
+    from sqtool.firmware_bench import mcu
+    g = random_graph(spec, seed=2)
+    C.generate_c(g, MD, tmp_path / "c")
+    xq = _windows(g, 6)
+    for defines in ((), ("SQ_SINGLE_ROUNDING=1",), ("SQ_NO_DSP",)):
+        fw = mcu.build_firmware(tmp_path / "c", "m4", tmp_path / "fw", defines=defines)
+        r = mcu.run_firmware(fw, xq.reshape(len(xq), -1), count=False)
+        want = _reference(g, xq, "SQ_SINGLE_ROUNDING=1" in defines)
+        np.testing.assert_array_equal(r.outputs, want, err_msg=f"{spec} {defines}")
+
+
+def test_m4_build_uses_sxtb16_smlad_and_portable_build_does_not(tmp_path):
+    _need_cross()
+    if shutil.which("arm-none-eabi-objdump") is None:
+        pytest.skip("arm-none-eabi-objdump missing")
+    g = random_graph("odd")
+    C.generate_c(g, MD, tmp_path / "c")
+    flags = [*C.C_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-c",
+             str(tmp_path / "c" / "sq_model.c")]
+    dis = {}
+    for tag, extra in (("dsp", []), ("portable", ["-DSQ_NO_DSP"])):
+        obj = tmp_path / f"{tag}.o"
+        subprocess.run(["arm-none-eabi-gcc", *flags, *extra, "-o", str(obj)], check=True, capture_output=True)
+        dis[tag] = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True, text=True).stdout
+    assert "smlad" in dis["dsp"] and "sxtb16" in dis["dsp"]
+    assert "smlad" not in dis["portable"]
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m0", "cortex-m33", "cortex-m55"])
+def test_other_cores_compile_warning_free(cpu, tmp_path):
+    """M0 (no DSP: portable path), M33 and M55 (DSP) with -Wall -Wextra -Werror -std=c99 -pedantic."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        _need_cross()
+    g = random_graph("odd")
+    C.generate_c(g, MD, tmp_path / "c")
+    for single in (0, 1):
+        r = subprocess.run(["arm-none-eabi-gcc", *C.C_FLAGS, f"-mcpu={cpu}", "-mthumb", f"-DSQ_SINGLE_ROUNDING={single}",
+                            "-c", str(tmp_path / "c" / "sq_model.c"), "-o", str(tmp_path / "m.o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
