@@ -233,7 +233,7 @@ def markdown(r: dict) -> str:
     if af:
         p = af["pooled"]
         title = {"af": "AF vs other rhythms (PPG arrhythmia set, 12 patients)",
-                 "quality": "signal quality good vs poor (BUT PPG + multi-wavelength PPG human labels)"}[af.get("task", "af")]
+                 "quality": "signal quality good vs poor (BUT PPG, multi-wavelength PPG human labels; TROIKA windows by the quality index)"}[af.get("task", "af")]
         L += ["", f"## {title}: held-out subjects {', '.join(af['folds'][0]['held_out'])} "
                   f"({af['folds'][0]['windows']} windows; trained on {af['folds'][0]['train_windows']})",
               "", "| model | weighted F1 | AUROC | accuracy |", "|---|---|---|---|"]

@@ -273,15 +273,16 @@ static inline void sq_dot4_blocks(const int8_t *x, int32_t n4, const uint32_t *w
     acc[3] = a3;
 }
 #else
-/* The signed int16 in the low / high half of a packed weight word. */
+/* The signed int16 in the low / high half of a packed weight word (two's complement conversions and
+ * arithmetic right shifts, as on every compiler we target). */
 static inline int32_t sq_lo16(uint32_t v)
 {
-    return (int32_t)(v & 0xFFFFu) - (int32_t)((v & 0x8000u) << 1);
+    return (int32_t)(int16_t)(uint16_t)v;
 }
 
 static inline int32_t sq_hi16(uint32_t v)
 {
-    return sq_lo16(v >> 16);
+    return (int32_t)v >> 16;
 }
 
 static inline void sq_dot4_blocks(const int8_t *x, int32_t n4, const uint32_t *w, int32_t *acc)

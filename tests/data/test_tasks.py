@@ -161,3 +161,4 @@ def test_band_follows_the_cfg():
     assert np.array_equal(_windows(rec, c).x, w.x)
     with pytest.raises(SqtoolError, match="band"):
         task_model_cfg("rr", BASE, band="wide")
+    assert task_model_cfg("hr", cfg("rr")).band == (0.5, 8.0)        # the task's band, not the start cfg's

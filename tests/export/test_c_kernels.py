@@ -27,6 +27,7 @@ SPECS = {
     "cin1_k8": (64, 1, [(16, 8, 2, 3), (24, 6, 2, 2)], False),
     "student_like": (48, 1, [(8, 8, 2, 3), (12, 6, 2, 2), (16, 4, 2, 1), (16, 3, 1, 1)], True),
     "k1_wide": (9, 9, [(13, 1, 1, 0), (4, 7, 1, 3)], True),
+    "span_under_4": (16, 1, [(3, 3, 1, 1), (5, 1, 2, 0)], False),     # K*Cin = 3: no full block at all
 }
 
 
@@ -151,7 +152,7 @@ def _need_cross():
         pytest.skip(str(e))
 
 
-@pytest.mark.parametrize("spec", ["odd", "student_like"])
+@pytest.mark.parametrize("spec", ["odd", "student_like", "span_under_4"])
 def test_cortex_m4_dsp_and_portable_paths_match_reference(spec, tmp_path):
     _need_cross()
     from sqtool.firmware_bench import mcu
