@@ -30,6 +30,7 @@ class DemoCfg:
     teacher: str = field(default="resnet1d_siamq_tiny", metadata={"help": "teacher model from the registry"})
     student: str = field(default="cnn1d_student_s", metadata={"help": "student model from the registry"})
     subjects: int = field(default=8, metadata={"help": "synthetic subjects"})
+    batch_size: int = field(default=32, metadata={"help": "pretraining batch size"})
     pretrain_epochs: int = field(default=3, metadata={"help": "SimSiam epochs"})
     finetune_epochs: int = field(default=6, metadata={"help": "fine-tuning epochs"})
     student_epochs: int = field(default=25, metadata={"help": "float student epochs"})
@@ -57,7 +58,7 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
         ("mine (good, poor) pairs", pairs),
         ("SimSiam pretraining", [
             "train", "pretrain", "--model", cfg.teacher, "--pairs", str(d / "pairs"),
-            "--epochs", str(cfg.pretrain_epochs), "--batch-size", "32", "--lr", "0.05",
+            "--epochs", str(cfg.pretrain_epochs), "--batch-size", str(cfg.batch_size), "--lr", "0.05",
             "--lr-step-epochs", "10", "--seed", str(cfg.seed), "--progress", "false",
             "--out", str(d / "pretrain")]),
         ("fine-tune the teacher on heart rate", [
