@@ -109,10 +109,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default="", help="keep fold artifacts here (default: a temp dir)")
     ap.add_argument("--render", action="store_true", help="only rewrite the .md from the existing .json")
+    ap.add_argument("--firmware-from", default="", help="WORK dir of an earlier run: re-export its first fold with "
+                                                        "the current C generator and re-measure the firmware only")
     args = _FoldArgs(**vars(ap.parse_args(argv)))
     if args.render:
         write(json.loads((RESULTS / "firmware_hr.json").read_text()))
         return 0
+    if args.firmware_from:
+        return refresh_firmware(Path(args.firmware_from), Path(args.data_root))
 
     import torch
     torch.set_num_threads(1)
@@ -183,6 +187,43 @@ def main(argv=None) -> int:
     return 0
 
 
+FW_RUNTIMES = ["tflm_int8", "brevitas_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33", "mcu_m55",
+               "mcu_m4_single"]
+
+
+def refresh_firmware(work: Path, data_root: Path) -> int:
+    """Re-export the first fold's trained student with today's C generator; re-run the firmware rows."""
+    from sqtool.config import git_sha
+    from sqtool.export.cli import ExportConfig, export
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    res = json.loads((RESULTS / "firmware_hr.json").read_text())
+    s = res["folds"][0]["subject"]
+    rec = next(p for p in sorted((data_root / "troika" / "Training_data").glob(f"DATA_{s}_TYPE*.mat"))
+               if "BPM" not in p.name)
+    exp = export(ExportConfig(model=str(work / f"run_hr_{s}"), target=["onnx", "tflite", "c"],
+                              out=str(work / f"export_{s}_fw"), force=True))
+    b = run_bench(BenchConfig(model=str(exp["out"]), data=str(rec), runtime=FW_RUNTIMES,
+                              out=str(work / f"bench_{s}_fw"), force=True, callgrind_windows=4))
+    keep = ("status", "metrics", "exact_pct", "exact_ref", "max_lsb_diff", "instructions_per_inference",
+            "flash_bytes", "ram_bytes", "stack_high_water_bytes", "model_const_bytes", "arena_bytes", "windows",
+            "error", "cpu", "board")
+    res["firmware_refresh"] = {"subject": s, "git_sha": git_sha(),
+                               "runtimes": {r["runtime"]: {k: r.get(k) for k in keep if k in r} for r in b["runtimes"]},
+                               "bench_md": (Path(b["run_dir"]) / "bench.md").read_text()}
+    art = R.load_artifacts(exp["out"])
+    with np.load(Path(exp["out"]) / "heldout.npz") as z:
+        q = R.quantize(z["x"][:8], *art.input_qparams)
+    res["opt_sweep_m4"] = opt_sweep(Path(exp["out"]), work / "fw_refresh", q)
+    res["notes"] = [n for n in res.get("notes", []) if not n.startswith("Firmware rows")] + [
+        f"Firmware rows re-measured after the C generator changed (git {res['firmware_refresh']['git_sha']}): "
+        f"subject {s}'s trained student re-exported and re-run (`python benchmarks/firmware_hr.py --firmware-from "
+        f"WORK`); the LOSO accuracy table above is from the full run (integer arithmetic unchanged: the outputs "
+        f"are bit-exact either way)."]
+    write(res)
+    return 0
+
+
 def _mae(rows, k):
     m = (rows.get(k) or {}).get("metrics") or {}
     return "-" if m.get("mae") is None else f"{m['mae']:.2f}"
@@ -242,16 +283,21 @@ def markdown(r: dict) -> str:
                                       f"{min(e for e, _ in ex):.1f} worst fold (vs {ref})")
             L.append(f"| {k} | " + " | ".join(cells) + f" | {_t(pooled)} | {_t(pooled_t)} | {exs} |")
         f0 = folds[0]["runtimes"]
-        L += ["", "## Firmware (cnn1d_student_s, first fold's export)", "",
+        fr = r.get("firmware_refresh")
+        if fr:
+            f0 = {**f0, **fr["runtimes"]}
+        L += ["", "## Firmware (cnn1d_student_s, first fold's export"
+              + (f", re-exported at git {fr['git_sha']})" if fr else ")"), "",
               "Instructions are executed instructions counted by the project's QEMU TCG plugin between "
               "sq_bench_begin/sq_bench_end (Cortex-M) or by valgrind callgrind in sq_model_run (host), NOT cycles.", "",
               "| build | instructions / 8 s window | flash KB | RAM KB (data+bss+stack HWM) | stack B | model const KB | arena KB |",
               "|---|---|---|---|---|---|---|"]
-        for k in ("mcu_m4", "mcu_m33", "mcu_m4_single", "c_host"):
+        for k in ("mcu_m4", "mcu_m33", "mcu_m55", "mcu_m4_single", "c_host"):
             row = f0.get(k)
             if not row or row.get("status") != "ok":
                 continue
-            L.append(f"| {k} -O2 | {_t(row.get('instructions_per_inference'), '{:,.0f}')} | "
+            ex = f" (bit-exact {row['exact_pct']:.1f} % vs {row['exact_ref']})" if row.get("exact_pct") is not None else ""
+            L.append(f"| {k} -O2{ex} | {_t(row.get('instructions_per_inference'), '{:,.0f}')} | "
                      f"{_t(None if row.get('flash_bytes') is None else row['flash_bytes'] / 1024, '{:.1f}')} | "
                      f"{_t(None if row.get('ram_bytes') is None else row['ram_bytes'] / 1024, '{:.1f}')} | "
                      f"{_t(row.get('stack_high_water_bytes'), '{:.0f}')} | "
@@ -273,6 +319,9 @@ def markdown(r: dict) -> str:
         L += ["", f"Stream: {folds[0]['stream']}"]
     for n in r.get("notes") or []:
         L += ["", f"Note: {n}"]
+    if r.get("firmware_refresh"):
+        L += ["", "## `sqtool bench` firmware re-run (current C generator)", "", "\n".join(
+            ln for ln in r["firmware_refresh"]["bench_md"].split("\n")[2:] if not ln.startswith("!["))]
     if r.get("bench_md_first_fold"):
         L += ["", "## `sqtool bench` output of the first fold", "", "\n".join(
             ln for ln in r["bench_md_first_fold"].split("\n")[2:] if not ln.startswith("!["))]

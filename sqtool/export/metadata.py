@@ -58,6 +58,7 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
         "input_layout": {"float": "(B, C, T) channels-first (ONNX, PyTorch)",
                          "tflite": "(1, 1, T, C) channels-last", "c": "in[t * C + c] channels-last"},
         "norm": cfg["norm"],
+        "band": cfg.get("band", [0.5, 8.0]),
         "outputs": outputs,
         "units": list(cfg.get("units") or []),
         "target_mean": list(cfg.get("target_mean") or []),

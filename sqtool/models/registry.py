@@ -1,7 +1,8 @@
 """A small model registry in the spirit of timm.
 
 Every registered model has a `ModelCfg`: its architecture AND its preprocessing contract (sampling
-rate, window length and hop, channels and their order, normalisation, task, output names and units).
+rate, window length and hop, channels and their order, normalisation, band-pass, task, output names and
+units).
 The cfg is attached to the module as `model.cfg`, saved in every checkpoint (`cfg.to_dict()`), and
 written into every exported artifact, so a file always says how to feed it.
 

@@ -98,7 +98,8 @@ def synthetic_pairs(n_pairs: int, model_cfg, seed: int = 0) -> ArrayPairs:
             bad[s:s + w], _ = corrupt(raw[s:s + w], fs, rng)
         poor = dataclasses.replace(rec, signals={"ppg": bad}, fs={"ppg": fs})
         good = dataclasses.replace(rec, signals={"ppg": raw}, fs={"ppg": fs})
-        kw = dict(channels=["ppg"], fs=model_cfg.fs, window_s=win_s, hop_s=win_s, norm=model_cfg.norm)
+        kw = dict(channels=["ppg"], fs=model_cfg.fs, window_s=win_s, hop_s=win_s, norm=model_cfg.norm,
+                  band=model_cfg.band)
         a, b = make_windows(good, **kw).x, make_windows(poor, **kw).x
         x1.append(a)
         x2.append(b)
