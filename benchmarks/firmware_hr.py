@@ -311,8 +311,9 @@ def markdown(r: dict) -> str:
             L += ["", f"- Cortex-M4 goal <= 1,000,000 instructions per window: **{'met' if best <= 1e6 else 'NOT met'}** "
                       f"(best {best:,.0f}); flash <= 64 KB: **{'met' if m4['flash_bytes'] <= 65536 else 'NOT met'}**; "
                       f"RAM <= 32 KB: **{'met' if m4['ram_bytes'] <= 32768 else 'NOT met'}**."]
-        rt = [(k, f0[k].get("realtime_factor")) for k in ("tflm_int8", "c_host", "litert_int8", "onnx_float")
-              if f0.get(k, {}).get("realtime_factor")]
+        full = folds[0]["runtimes"]                          # timings from the full run's first fold
+        rt = [(k, full[k].get("realtime_factor")) for k in ("tflm_int8", "c_host", "litert_int8", "onnx_float")
+              if full.get(k, {}).get("realtime_factor")]
         if rt:
             L += ["- Host pipeline real-time factor (stream replay + resampling + filtering + model, one thread): "
                   + ", ".join(f"{k} {v:,.0f}x ({v / 3600:.2f} h of signal per s)" for k, v in rt)]
