@@ -61,10 +61,25 @@ class StreamSpec:
     context_s: tuple[float, float] = (8.0, 4.0)   # "window" filter: seconds of history / look-ahead
 
     @classmethod
-    def from_model_cfg(cls, cfg, filter: str = "window", band=DEFAULT_BAND) -> "StreamSpec":
+    def from_model_cfg(cls, cfg, filter: str = "window", band="model") -> "StreamSpec":
+        """The stream for a model contract (ModelCfg, its dict, or an export's metadata.json).
+
+        band="model" takes the contract's band-pass (older files without one: DEFAULT_BAND). The
+        "window" filter's history/look-ahead grows with a low cut-off: (max(8, 3/lo), max(4, 1.5/lo)) s,
+        so a 0.05 Hz respiratory band is filtered like the offline whole-record filter (60 s / 30 s)."""
         g = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+        if isinstance(band, str) and band == "model":
+            band = g("band", None)
+            if band is None and isinstance(cfg, dict) and isinstance(cfg.get("model_cfg"), dict):
+                band = cfg["model_cfg"].get("band", DEFAULT_BAND)
+            elif band is None and not (isinstance(cfg, dict) and "band" in cfg):
+                band = DEFAULT_BAND
+        band = tuple(band) if band is not None else None
+        lo = band[0] if band else None
+        context = (max(8.0, 3.0 / lo), max(4.0, 1.5 / lo)) if lo else (8.0, 4.0)
         return cls(fs=float(g("fs")), window_s=float(g("window_s")), hop_s=float(g("hop_s")),
-                   channels=tuple(g("channels")), norm=str(g("norm", "minmax")), band=band, filter=filter)
+                   channels=tuple(g("channels")), norm=str(g("norm", "minmax")), band=band, filter=filter,
+                   context_s=context)
 
     @property
     def n_samples(self) -> int:

@@ -120,3 +120,14 @@ def test_short_record_is_refused():
     rec = Record("x", "s", "r", {"ppg": np.random.default_rng(0).standard_normal(500)}, {"ppg": 125.0})
     with pytest.raises(SqtoolError, match="shorter than one"):
         replay(rec, StreamSpec(channels=("ppg",)))
+
+
+def test_stream_spec_takes_the_model_band():
+    from sqtool.firmware_bench.stream import DEFAULT_BAND, StreamSpec
+    base = {"fs": 40.0, "window_s": 30.0, "hop_s": 10.0, "channels": ["ppg"], "norm": "minmax"}
+    assert StreamSpec.from_model_cfg(base).band == tuple(DEFAULT_BAND)            # older files
+    rr = StreamSpec.from_model_cfg({**base, "band": [0.05, 8.0]})
+    assert rr.band == (0.05, 8.0) and rr.context_s == (60.0, 30.0)
+    nested = StreamSpec.from_model_cfg({**base, "model_cfg": {"band": [0.05, 8.0]}})
+    assert nested.band == (0.05, 8.0)
+    assert StreamSpec.from_model_cfg({**base, "band": None}).band is None
