@@ -42,6 +42,8 @@ CANDIDATES = {
     "t5_6stride": [[16, 8, 2], [20, 6, 2], [24, 4, 2], [32, 4, 2], [32, 4, 2], [32, 4, 2]],
     # larger kernels early with fewer channels (cheap in weights at high T), T -> 10: RF 218
     "bigk_t10": [[8, 16, 2], [16, 12, 2], [24, 8, 2], [28, 6, 2], [32, 4, 2], [32, 3, 1]],
+    # large early kernels AND six stride-2 stages (T -> 5): RF 250
+    "bigk_t5": [[8, 16, 2], [16, 12, 2], [24, 8, 2], [24, 6, 2], [32, 4, 2], [32, 4, 2]],
 }
 INSTR_PER_MAC_M4 = 1.54        # measured for the generated C kernels on Cortex-M4 (benchmarks/c_kernels_m4)
 
@@ -107,7 +109,7 @@ def write_md(res: dict) -> str:
              f"epochs AdamW + OneCycle, lr {res['lr']}, batch 64, float students (no QAT), trained from scratch "
              f"per fold. LOSO folds on SP Cup 2015 (TROIKA), held-out subjects {', '.join(res['folds'])}. "
              "Identical seeds / epochs for every architecture. MAE pooled over the held-out windows of the "
-             "4 folds.", "",
+             f"{len(res['folds'])} folds.", "",
              "Budgets for cnn1d_student_s: <= 16,000 int8 weights, <= 1,000,000 MACs per 8 s window (T = 320). "
              f"M4 cycles estimated as MACs x {INSTR_PER_MAC_M4} instr/MAC (the generated C kernels).", "",
              "| arch | convs (out, k, s) | RF samples (s) | T out | int8 weights (PPG / PPG+acc) | MACs (PPG / PPG+acc) | "
@@ -144,6 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--results-name", default=NAME, help="results file stem (e.g. a confirmation run)")
     ap.add_argument("--conclusion", default=None, help="text for the Markdown conclusion (no training)")
     args = ap.parse_args(argv)
 
@@ -156,7 +159,7 @@ def main(argv=None) -> int:
     from sqtool.models.student import STUDENT_BUDGETS, student_budget
 
     folds = [f for f in args.folds.split(",") if f]
-    path = RESULTS / f"{NAME}.json"
+    path = RESULTS / f"{args.results_name}.json"
     res = json.loads(path.read_text()) if path.is_file() else {}
     if res and (res.get("epochs") != args.epochs or res.get("lr") != args.lr or res.get("folds") != folds):
         res = {}                                    # a different protocol: start over
@@ -208,13 +211,14 @@ def main(argv=None) -> int:
 
 
 def _write(res: dict, path: Path) -> None:
+    """JSON + Markdown next to each other (path = results/<name>.json)."""
     from sqtool.config import atomic_write_text
 
     res["updated"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     res["summary"] = summarise(res)
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(res, indent=2))
-    atomic_write_text(RESULTS / f"{NAME}.md", write_md(res))
+    atomic_write_text(path.with_suffix(".md"), write_md(res))
 
 
 if __name__ == "__main__":
