@@ -264,7 +264,8 @@ def run_firmware(fw: Firmware, q_windows: np.ndarray, timeout: float = 120.0, co
         raise SqtoolError("run_firmware needs an MCU build; use run_host for the host build")
     require_tools("qemu-system-arm")
     q = _check_windows(fw, q_windows)
-    work = Path(work or fw.path.parent) / f"run_{fw.path.stem}"
+    # absolute paths: QEMU runs with cwd=work, and dlopen() does not search the cwd for a relative .so
+    work = (Path(work or fw.path.parent) / f"run_{fw.path.stem}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     for f in ("sq_in.bin", "sq_out.bin", "sq_stats.txt", "counts.txt"):
         (work / f).unlink(missing_ok=True)
@@ -272,7 +273,7 @@ def run_firmware(fw: Firmware, q_windows: np.ndarray, timeout: float = 120.0, co
     cmd = ["qemu-system-arm", "-M", fw.target.machine, "-display", "none", "-monitor", "none",
            "-serial", "none", "-semihosting-config", "enable=on,target=native"]
     if count:
-        so = build_plugin(fw.path.parent)
+        so = build_plugin(fw.path.parent).resolve()
         b, e = symbol_address(fw.path, "sq_bench_begin"), symbol_address(fw.path, "sq_bench_end")
         cmd += ["-plugin", f"{so},begin={b:#x},end={e:#x},out={work / 'counts.txt'}"]
     cmd += ["-kernel", str(fw.path.resolve())]
