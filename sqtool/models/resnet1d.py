@@ -116,7 +116,7 @@ class SiamQuality(nn.Module):
     """Encoder + optional SimSiam heads (task == "pretrain") or a linear task head.
 
     forward(x) -> (B, n_outputs) for a task model; for pretraining use `simsiam(x1, x2)`.
-    Regression outputs are in normalised units; `denormalise` maps them to cfg.units.
+    Regression outputs are in normalised units: y = out * cfg.target_std + cfg.target_mean (cfg.units).
     """
 
     def __init__(self, cfg: ModelCfg):
