@@ -189,18 +189,8 @@ def list_units(path: str | os.PathLike, kind: str | None = None) -> list[tuple]:
     """The files of a dataset that hold records: [("item", kind, item, root), ...] (cheap, no reading)."""
     from sqtool.data import readers
 
-    path = Path(path)
-    files = readers._files_of(path)
-    kind = kind or readers._detect(path, files)
-    if kind in readers.DATASETS:
-        items = readers.DATASETS[kind].list_items(files)
-    elif kind in readers.GENERIC:
-        items = readers._generic().list_items(kind, files)
-    else:
-        raise SqtoolError(f"unknown dataset kind '{kind}' (known: {', '.join(readers.kinds())})")
-    if not items:
-        raise SqtoolError(f"{path}: no {kind} recordings found")
-    return [("item", kind, item, path) for item in items]
+    kind, items = readers.list_items(path, kind)
+    return [("item", kind, item, Path(path)) for item in items]
 
 
 def _read_unit(unit) -> list:
@@ -212,12 +202,7 @@ def _read_unit(unit) -> list:
         from sqtool.data.synthetic import synth_record
         return [synth_record(**unit[1])]
     _, kind, item, root = unit
-    ctx = _CTX.setdefault(str(root), {"root": root})
-    if kind in readers.DATASETS:
-        recs = readers.DATASETS[kind].read_item(item, ctx)
-    else:
-        recs = readers._generic().read_item(kind, item)
-    return [readers.check_record(r) for r in recs]
+    return readers.read_item(kind, item, root, _CTX.setdefault(str(root), {}))
 
 
 def _work(args) -> dict:
