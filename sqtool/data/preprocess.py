@@ -284,11 +284,12 @@ def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 
     win = _samples(window_s, f, "window length")
     hop = _samples(hop_s, f, "hop")
     n = sig.shape[1]
-    if n < win or windows_in_record(np.zeros(1, np.int64), f, win, record_duration(record, channels)) == 0:
-        raise SqtoolError(f"{record.dataset}/{record.record_id}: record is {record_duration(record, channels):.2f} s "
+    dur = record_duration(record, channels)
+    if n < win or windows_in_record(np.zeros(1, np.int64), f, win, dur) == 0:
+        raise SqtoolError(f"{record.dataset}/{record.record_id}: record is {dur:.2f} s "
                           f"long, shorter than one {window_s:g} s window")
     starts = window_starts(n, win, hop)
-    keep = windows_in_record(starts, f, win, record_duration(record, channels))
+    keep = windows_in_record(starts, f, win, dur)
     w = sliding_windows(sig, win, hop)[:, :keep]                           # (C, W, T) view
     starts = starts[:keep]
     x = normalise(np.moveaxis(w, 0, 1), norm).astype(dtype, copy=False)    # (W, C, T)

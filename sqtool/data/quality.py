@@ -290,9 +290,10 @@ def _run_cli(args) -> int:
     for rec in iter_records(args.path, args.kind):
         q = record_quality(rec, args.window_s, args.hop_s, args.fs)
         s = q["score"]
+        good = is_good(s, args.threshold)
         rows.append({"dataset": rec.dataset, "record": rec.record_id, "subject": rec.subject,
-                     "windows": int(s.size), "good": int((s > args.threshold).sum()),
-                     "frac_good": float((s > args.threshold).mean()), "mean_score": float(s.mean()),
+                     "windows": int(s.size), "good": int(good.sum()),
+                     "frac_good": float(good.mean()), "mean_score": float(s.mean()),
                      "motion": "motion" in q})
     total = sum(r["windows"] for r in rows)
     good = sum(r["good"] for r in rows)

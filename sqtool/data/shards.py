@@ -22,7 +22,6 @@ buffer of `shuffle_buffer` pairs. Every pair is seen exactly once per epoch acro
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -30,17 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.config import SqtoolError, atomic_write_text
+from sqtool.data.download import sha256_file  # re-exported (see __all__)
 
 FORMAT = "sqtool-pairs-v1"
 DTYPES = ("float16", "float32")
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
 
 
 class ShardWriter:

@@ -15,7 +15,6 @@ training, `last.pt` (full resume state). Files are written to a temp file, fsync
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 
 from sqtool import __version__
 from sqtool.config import SqtoolError, atomic_write_bytes
+from sqtool.data.download import sha256_file as file_sha256  # noqa: F401 - re-exported
 
 KINDS = ("teacher_pretrain", "teacher_task", "student_float", "student_int8")
 
@@ -68,10 +68,3 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
     ckpt["path"] = str(p)
     return ckpt
 
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -129,6 +129,8 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
     yt = torch.from_numpy(y).to(dev)
     bar = tqdm(total=steps, disable=not cfg.progress, desc=desc, leave=False, dynamic_ncols=True)
+    if cfg.mode != "linear":
+        model.train()
     for _ in range(cfg.epochs):
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, cfg.batch_size):
@@ -138,7 +140,6 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
             if cfg.mode == "linear":
                 out = model.head(feats[idx])
             else:
-                model.train()
                 out = model(torch.from_numpy(x[idx.numpy()]).to(dev))   # (B, k)
             loss = loss_fn(out, yt[idx])
             if not torch.isfinite(loss):

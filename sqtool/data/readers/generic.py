@@ -72,6 +72,11 @@ def read_item(kind: str, p: Path, **options) -> list[Record]:
     return [fn(p, **options)]
 
 
+def _ppg_first(signals: dict) -> dict:
+    """The channels reordered so PPG channels come first (stable otherwise)."""
+    return dict(sorted(signals.items(), key=lambda kv: not kv[0].startswith("ppg")))
+
+
 def _check_fs(fs, where: str) -> float:
     try:
         f = float(fs)
@@ -200,7 +205,7 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     if not signals:
         raise SqtoolError(f"{where}: no signal columns besides the time column")
     # PPG first so Record.primary_channel() is the PPG a user expects
-    signals = dict(sorted(signals.items(), key=lambda kv: not kv[0].startswith("ppg")))
+    signals = _ppg_first(signals)
     name = p.name.split(".")[0]
     return Record(dataset=dataset, subject=subject or name, record_id=record_id or name, signals=signals,
                   fs={c: fs for c in signals}, meta={"time_column": tcol, "columns": list(df.columns)},
@@ -242,7 +247,7 @@ def read_npz(path, fs: float | None = None) -> Record:
                               f"wrong sampling rate")
     if not signals:
         raise SqtoolError(f"{where}: no 1-D numeric signal arrays in the .npz")
-    signals = dict(sorted(signals.items(), key=lambda kv: not kv[0].startswith("ppg")))
+    signals = _ppg_first(signals)
     name = p.stem
     return Record(dataset=meta.get("dataset", "npz"), subject=meta.get("subject", name),
                   record_id=meta.get("record_id", name), signals=signals, fs={c: fsd[c] for c in signals},
@@ -294,7 +299,7 @@ def read_wfdb(path) -> Record:
         raise SqtoolError(f"{hea}: truncated: {rec.p_signal.shape[0]} of {rec.sig_len} samples")
     names = wfdb_channel_names(rec.sig_name)
     signals = {ch: np.asarray(rec.p_signal[:, i], dtype=np.float64) for i, ch in enumerate(names)}
-    signals = dict(sorted(signals.items(), key=lambda kv: not kv[0].startswith("ppg")))
+    signals = _ppg_first(signals)
     fs = float(rec.fs)
     labels = {}
     for ext in _ANN_EXT:
