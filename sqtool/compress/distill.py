@@ -168,8 +168,9 @@ def predict(model, x: np.ndarray, batch_size: int = 256, features: bool = False)
                     h = model.encoder(xb)                                          # (B, D)
                     o = model.head(h)                                              # (B, k)
                 else:                                                              # student
-                    h = _value(model.features(xb))                                 # (B, C')
-                    o = _value(model.fc(model.features(xb)))                       # (B, k)
+                    f = model.features(xb)                                         # once, not twice
+                    h = _value(f)                                                  # (B, C')
+                    o = _value(model.fc(f))                                        # (B, k)
                 feats.append(h.numpy())
             else:
                 o = model(xb)

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqtool.config import SqtoolError, add_config_args, resolve_config
+from sqtool.config import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
 
 TARGETS = ("onnx", "tflite", "c")
 
@@ -154,9 +154,7 @@ def export(cfg: ExportConfig) -> dict:
                           "supported by sqtool's TFLite writer; export it with --target onnx")
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
-    from sqtool.config import atomic_write_text
-    import json
-    atomic_write_text(out / "metadata.json", json.dumps(md, indent=2) + "\n")
+    write_metrics(out, md, name="metadata.json")
     shutil.copyfile(inp["hpath"], out / "heldout.npz")
 
     rows, artifacts, extra = [], {}, []

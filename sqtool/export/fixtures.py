@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sqtool.data.preprocess import normalise
 from sqtool.train.checkpoint import save_checkpoint
 
 
@@ -28,8 +29,7 @@ def synthetic_windows(cfg, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
         x[i, 0] = ppg
         for j in range(1, c):
             x[i, j] = 0.3 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * tt) + 0.1 * rng.standard_normal(t)
-    lo, hi = x.min(axis=2, keepdims=True), x.max(axis=2, keepdims=True)
-    x = (x - lo) / np.maximum(hi - lo, 1e-6)                               # minmax per window, channel
+    x = normalise(x, "minmax")                                             # per window, channel
     y = np.stack([hr, np.zeros(n)], axis=1).astype(np.float32)[:, :max(1, len(cfg.outputs))]
     return x.astype(np.float32), y
 
@@ -65,16 +65,9 @@ def make_float_student(name: str = "cnn1d_student_xs", seed: int = 0, train_x=No
 
 def make_int8_student(float_student, calib_x: np.ndarray, preset: str = "int8_w_per_channel_a_per_tensor"):
     """Brevitas twin of `float_student` with BN folded and activation scales calibrated on calib_x."""
-    import torch
-    from brevitas.graph.calibrate import calibration_mode
-    from sqtool.models import create_model
-    from sqtool.models.student import fold_bn_state
-    q = create_model(float_student.cfg, quant=preset)
-    q.load_state_dict(fold_bn_state(float_student), strict=False)
-    q.eval()
-    with torch.no_grad(), calibration_mode(q):
-        for i in range(0, len(calib_x), 32):
-            q(torch.as_tensor(calib_x[i:i + 32]))
+    from sqtool.compress.qat import calibrate, quant_twin
+    q = quant_twin(float_student, preset)
+    calibrate(q, calib_x, 32)
     return q.eval()
 
 

@@ -11,12 +11,11 @@ the baseline row, and per-record series for the plots. Instruction counts are la
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import atomic_write_text, _json_default
+from sqtool.config import atomic_write_text, write_metrics
 
 GT = 10.0    # BPM: a window is "wrong" beyond this error
 
@@ -171,7 +170,7 @@ def write_report(run_dir, res: dict) -> list[str]:
     plots = _plots(run_dir, res)
     slim = {k: v for k, v in res.items() if k != "series"}
     slim["plots"] = plots
-    atomic_write_text(run_dir / "bench.json", json.dumps(slim, indent=2, default=_json_default) + "\n")
+    write_metrics(run_dir, slim, name="bench.json")
     md = ["# sqtool bench", "", "```", tables(res), "```", ""]
     md += [f"![{p}]({p})" for p in plots]
     notes = res.get("notes") or []
