@@ -56,7 +56,7 @@ def train_teacher(td, idx, task: str, channels, epochs: int, lr: float, seed: in
         yn = ((y - np.array(mc.target_mean)) / np.array(mc.target_std)).astype(np.float32)
     else:
         yn = y.astype(np.float32)
-    from sqtool.config import set_seed
+    from sqtool.core import set_seed
     set_seed(seed)
     m = create_model(mc)
     fcfg = FinetuneConfig(task=task, epochs=epochs, lr=lr, batch_size=64, progress=False, seed=seed)

@@ -193,7 +193,7 @@ FW_RUNTIMES = ["tflm_int8", "brevitas_int8", "c_host", "c_host_single", "mcu_m4"
 
 def refresh_firmware(work: Path, data_root: Path) -> int:
     """Re-export the first fold's trained student with today's C generator; re-run the firmware rows."""
-    from sqtool.config import git_sha
+    from sqtool.core import git_sha
     from sqtool.export.cli import ExportConfig, export
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.cli import BenchConfig, run_bench

@@ -212,7 +212,7 @@ def main(argv=None) -> int:
 
 def _write(res: dict, path: Path) -> None:
     """JSON + Markdown next to each other (path = results/<name>.json)."""
-    from sqtool.config import atomic_write_text
+    from sqtool.core import atomic_write_text
 
     res["updated"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     res["summary"] = summarise(res)

@@ -16,7 +16,7 @@ import os
 import sys
 
 from sqtool import __version__
-from sqtool.config import NotBuiltYet, SqtoolError
+from sqtool.core import SqtoolError
 
 # (command, module owning it, one-line help)
 COMMANDS = [
@@ -36,15 +36,6 @@ class _Parser(argparse.ArgumentParser):
         raise SqtoolError(f"{self.prog}: {message} (see --help)", code=2)
 
 
-def _placeholder(sub, name: str, helptext: str) -> None:
-    p = sub.add_parser(name, help=helptext, description=helptext + " (not built yet in this version)")
-
-    def run(args):
-        raise NotBuiltYet(f"'sqtool {name}'")
-
-    p.set_defaults(func=run)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sqtool",
@@ -54,14 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, helptext in COMMANDS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            _placeholder(sub, name, helptext)
-            continue
-        mod.register(sub, name, helptext)
+        importlib.import_module(module).register(sub, name, helptext)
     return parser
 
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqtool.config import SqtoolError, add_config_args, resolve_config, save_config, write_metrics
+from sqtool.core import SqtoolError, add_config_args, resolve_config, save_config, write_metrics
 
 
 @dataclass

@@ -26,7 +26,7 @@ def test_each_command_has_help(name):
 
 
 def test_unknown_config_key_is_one_line(tmp_path):
-    from sqtool.config import SqtoolError, resolve_config
+    from sqtool.core import SqtoolError, resolve_config
     from dataclasses import dataclass
 
     @dataclass

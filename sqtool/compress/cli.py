@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import (SqtoolError, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
+from sqtool.core import (SqtoolError, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, save_config, set_seed, to_dict, write_metrics)
 
 
@@ -307,7 +307,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
 
     # 3. data and subject split ---------------------------------------------------------------------
     if data is None:
-        from sqtool.config import resolve_data_root
+        from sqtool.core import resolve_data_root
         from sqtool.data.tasks import load_task
         root = cfg.data_root if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
         say(f"loading task '{cfg.task}' from {root or 'synthetic'} ...")

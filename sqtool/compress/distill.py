@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError, atomic_write_bytes
+from sqtool.core import SqtoolError, atomic_write_bytes
 from sqtool.models.registry import ModelCfg, get_model_cfg
 
 QUALITY_OUTPUT = "quality_logit"

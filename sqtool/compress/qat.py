@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.models.registry import ModelCfg
 
 MIN_CALIBRATION_WINDOWS = 300   # fewer than this: activation ranges are noisy (warned)

@@ -12,7 +12,7 @@ import sys
 
 from pathlib import Path
 
-from sqtool.config import SqtoolError, resolve_data_root
+from sqtool.core import SqtoolError, resolve_data_root
 
 KINDS_HELP = ("troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled, or the generic csv, npz, "
               "wfdb (default: detected from the files)")

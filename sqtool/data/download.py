@@ -33,7 +33,7 @@ from http.client import HTTPException, IncompleteRead
 from pathlib import Path
 
 from sqtool import __version__
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError, sha256_file
 
 CHUNK = 1 << 16
 
@@ -89,14 +89,6 @@ def _sums() -> dict:
 
 def list_datasets() -> list[str]:
     return list(REGISTRY)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- one file
@@ -241,7 +233,7 @@ def download(name: str, to: str | os.PathLike, mirror: str | os.PathLike | None 
 
 def regen_sums(data_root: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Rebuild download_sums.py from DATA_ROOT/<name>/SHA256SUMS (and BIDMC's PhysioNet SHA256SUMS.txt)."""
-    from sqtool.config import atomic_write_text
+    from sqtool.core import atomic_write_text
 
     data_root = Path(data_root)
     sums: dict = {}

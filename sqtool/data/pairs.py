@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import (SqtoolError, add_config_args, make_run_dir, resolve_config, resolve_data_root,
+from sqtool.core import (SqtoolError, add_config_args, make_run_dir, resolve_config, resolve_data_root,
                            save_config, write_metrics)
 
 ACC = ("acc_x", "acc_y", "acc_z")

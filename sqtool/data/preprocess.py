@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 
 NORMS = ("minmax", "zscore", "none")
 DEFAULT_BAND = (0.5, 8.0)          # Hz: covers HR 30-240 bpm with harmonics, removes baseline drift

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 
 THRESHOLD = 0.5
 BAND = (0.5, 8.0)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError, atomic_write_text
-from sqtool.data.download import sha256_file  # re-exported (see __all__)
+from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.core import sha256_file  # re-exported (see __all__)
 
 FORMAT = "sqtool-pairs-v1"
 DTYPES = ("float16", "float32")

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.record import Label, Record
 
 RHYTHMS = ("sinus", "af")

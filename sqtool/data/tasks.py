@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 
 TASKS = ("hr", "rr", "af", "bp", "quality")
 

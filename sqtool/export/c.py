@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import atomic_write_text
+from sqtool.core import atomic_write_text
 from sqtool.export import reference as R
 from sqtool.export.intgraph import IntGraph
 
@@ -444,7 +444,7 @@ def fold_bias(layer) -> np.ndarray:
     b = layer.bias.astype(np.int64) - int(layer.in_zp) * w.sum(axis=1)
     worst = np.abs(b) + 128 * np.abs(w).sum(axis=1)
     if worst.max() >= 2 ** 31:
-        from sqtool.config import SqtoolError
+        from sqtool.core import SqtoolError
         raise SqtoolError(f"C export: layer {layer.name} accumulator may overflow int32 "
                           f"(|bias'| + 128 * sum|w| = {int(worst.max())})")
     return b
@@ -620,7 +620,7 @@ def generate_c(graph: IntGraph, md: dict, out_dir) -> dict:
 def build_shared_lib(c_dir, work_dir, single_rounding: bool, cc: str = "gcc") -> Path:
     """Compile the generated C into a host shared library (warnings are errors)."""
     import subprocess
-    from sqtool.config import SqtoolError
+    from sqtool.core import SqtoolError
     c_dir, work_dir = Path(c_dir), Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     lib = work_dir / f"libsq_model_{'single' if single_rounding else 'double'}.so"

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqtool.config import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
+from sqtool.core import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
 
 TARGETS = ("onnx", "tflite", "c")
 
@@ -136,7 +136,7 @@ def export(cfg: ExportConfig) -> dict:
     """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}."""
     import numpy as np
     import torch
-    from sqtool.config import make_run_dir, save_config
+    from sqtool.core import make_run_dir, save_config
     from sqtool.export import parity as P
     from sqtool.export.metadata import build_metadata
     torch.set_num_threads(1)

@@ -11,7 +11,7 @@ import datetime as _dt
 import json
 
 from sqtool import __version__
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 
 REQUIRED = ("name", "fs", "window_s", "hop_s", "channels", "norm", "task")
 TFLITE_METADATA_NAME = "sqtool_metadata"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError, atomic_write_bytes
+from sqtool.core import SqtoolError, atomic_write_bytes
 from sqtool.export.metadata import flat_props
 
 

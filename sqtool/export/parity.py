@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sqtool.config import SqtoolError, atomic_write_text, write_metrics
+from sqtool.core import SqtoolError, atomic_write_text, write_metrics
 
 
 def float_stats(ref: np.ndarray, got: np.ndarray) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError, atomic_write_bytes
+from sqtool.core import SqtoolError, atomic_write_bytes
 from sqtool.export.metadata import TFLITE_METADATA_NAME
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.firmware_bench.tracker import HrTracker, TrackerCfg
 
 ACC = ("acc_x", "acc_y", "acc_z")

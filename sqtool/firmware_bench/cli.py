@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
+from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
                            write_metrics)
 
 

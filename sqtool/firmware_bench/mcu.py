@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 
 MCU_DIR = Path(__file__).resolve().parent / "mcu"
 DEBIAN_PACKAGES = "gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import atomic_write_text, write_metrics
+from sqtool.core import atomic_write_text, write_metrics
 
 GT = 10.0    # BPM: a window is "wrong" beyond this error
 

@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.preprocess import DEFAULT_BAND, StreamingBandpass, _sos, normalise, resample_ratio
 
 FILTERS = ("window", "causal", "none")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.models.registry import ModelCfg, register_model
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from sqtool import __version__
-from sqtool.config import SqtoolError, atomic_write_bytes
-from sqtool.data.download import sha256_file as file_sha256  # noqa: F401 - re-exported
+from sqtool.core import SqtoolError, atomic_write_bytes
+from sqtool.core import sha256_file as file_sha256  # noqa: F401 - re-exported
 
 KINDS = ("teacher_pretrain", "teacher_task", "student_float", "student_int8")
 

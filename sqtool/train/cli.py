@@ -12,7 +12,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from sqtool.config import SqtoolError, add_config_args, from_dict, make_run_dir, resolve_config, save_config
+from sqtool.core import SqtoolError, add_config_args, from_dict, make_run_dir, resolve_config, save_config
 
 
 def register(sub, name: str, helptext: str) -> None:

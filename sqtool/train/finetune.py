@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError, resolve_data_root, to_dict, write_metrics
+from sqtool.core import SqtoolError, resolve_data_root, to_dict, write_metrics
 
 
 @dataclass
@@ -207,7 +207,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
     folds = subject_folds(td.groups, k or None, seed=cfg.seed)
 
     def new_model(y_train):
-        from sqtool.config import set_seed
+        from sqtool.core import set_seed
         set_seed(cfg.seed)
         if kind == "regression":
             mean, std = y_train.mean(0), y_train.std(0) + 1e-6

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 
 
 # ----------------------------------------------------------------------------- devices, ranks

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError, to_dict, write_metrics
+from sqtool.core import SqtoolError, to_dict, write_metrics
 
 RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
 
@@ -238,7 +238,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             raise SqtoolError(f"{len(train_idx)} training pairs are fewer than one batch of {cfg.batch_size}; "
                               f"lower --batch-size or add pairs")
 
-        from sqtool.config import set_seed
+        from sqtool.core import set_seed
         set_seed(cfg.seed)
         if cfg.dtype not in ("float32", "float64"):
             raise SqtoolError(f"dtype must be float32 or float64 (got '{cfg.dtype}')")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sqtool.compress import distill as D
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.models import create_model, get_model_cfg
 
 from compress_fixtures import HR_TEACHER, TINY_STUDENT

@@ -6,7 +6,7 @@ import torch
 
 from sqtool.compress import distill as D
 from sqtool.compress import qat as Q
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.models import create_model, get_model_cfg
 from sqtool.models.quant import PRESET_NAMES
 

@@ -8,7 +8,7 @@ import yaml
 from sqtool.cli import main
 from sqtool.compress.cli import QuantizeConfig, check_budget, quantize
 from sqtool.compress import distill as D
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.models import ModelCfg, create_model, get_model_cfg
 from sqtool.train.checkpoint import load_checkpoint
 

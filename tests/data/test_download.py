@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data import download as dl
 from sqtool.data.download_sums import ORIGINALS, SUMS
 from sqtool.data.readers import read_dataset

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.pairs import PairsConfig, match_pairs, mine_pairs, record_pairs, register_cli
 from sqtool.data.shards import PairShardDataset, ShardWriter, read_index
 from sqtool.data.synthetic import synth_record

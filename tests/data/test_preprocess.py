@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.preprocess import (StreamingBandpass, bandpass, make_windows, normalise, resample,
                                     resample_ratio, resampled_length, sliding_windows, window_starts)
 from sqtool.data.record import Record

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.preprocess import resample, sliding_windows, window_starts
 from sqtool.data.quality import THRESHOLD, quality_score, record_quality, register_cli
 from sqtool.data.synthetic import synth_corpus, synth_record

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.io as sio
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.readers import detect_kind, iter_records, read_dataset
 from sqtool.data.readers import troika
 

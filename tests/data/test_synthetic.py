@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.preprocess import bandpass
 from sqtool.data.readers import check_record
 from sqtool.data.synthetic import corrupt, synth_corpus, synth_record

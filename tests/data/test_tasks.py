@@ -4,7 +4,7 @@ import pytest
 import scipy.io as sio
 from hypothesis import given, settings, strategies as st
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.tasks import (TASKS, breaths_per_min, flagged_fraction, load_task, subject_folds,
                                task_model_cfg, tile_record)
 from sqtool.models import get_model_cfg

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sqtool.cli import main
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.export.cli import ExportConfig, export
 from sqtool.export.intgraph import check_supported
 from sqtool.models import create_model

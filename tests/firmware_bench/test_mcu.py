@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.firmware_bench import mcu
 
 from fwb_helpers import TINY_C, need_tools, rng_windows

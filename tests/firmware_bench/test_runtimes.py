@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.synthetic import synth_record
 from sqtool.firmware_bench import runtimes as R
 from sqtool.firmware_bench.stream import StreamSpec, replay

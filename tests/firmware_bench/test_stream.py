@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data import preprocess as pp
 from sqtool.data.record import Record
 from sqtool.data.synthetic import synth_record

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.synthetic import synth_record
 from sqtool.firmware_bench.baseline import baseline_hr, estimate
 from sqtool.firmware_bench.report import hr_metrics

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sqtool.cli import main
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.models import create_model
 from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
 from sqtool.train.finetune import FinetuneConfig, init_encoder, run_finetune

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sqtool.cli import main
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.train import loop
 from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
 from sqtool.train.pretrain import ArrayPairs, PretrainConfig, ShardPairs, run_pretrain
@@ -72,7 +72,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     p = tmp_path / "last.pt"
     save_checkpoint(p, kind="teacher_pretrain", model_cfg={"name": "a"}, state_dict={"w": torch.ones(3)})
-    import sqtool.config as config
+    import sqtool.core.io as config
 
     def crash(*a, **k):                       # the process dies between writing the temp file and renaming
         raise KeyboardInterrupt

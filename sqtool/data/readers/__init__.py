@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.readers import bidmc, but_ppg, mw_ppg, ppg_arrhythmia, ppg_bp, troika, unlabeled
 from sqtool.data.readers._common import walk_files
 from sqtool.data.record import Label, Record

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 
 
 def require_file(path: str | os.PathLike) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.readers._common import numeric_column, rate_from_times, read_csv
 from sqtool.data.record import Label, Record
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.readers._common import first_line, numeric_column, rate_from_times, read_csv as _read_csv
 from sqtool.data.readers._common import require_file
 from sqtool.data.record import Label, Record

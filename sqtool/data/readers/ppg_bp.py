@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.readers._common import first_line, read_excel, require_file
 from sqtool.data.record import Label, Record
 

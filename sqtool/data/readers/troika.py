@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.readers._common import load_mat
 from sqtool.data.record import Label, Record
 

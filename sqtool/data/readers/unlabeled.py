@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.config import SqtoolError
+from sqtool.core import SqtoolError
 from sqtool.data.readers._common import numeric_column, rate_from_times, read_csv
 from sqtool.data.readers.generic import times_in_seconds
 from sqtool.data.record import Label, Record

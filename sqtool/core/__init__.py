@@ -1,0 +1,12 @@
+"""The ground floor: errors, atomic IO and hashing, typed configs, run directories, the model contract.
+
+It imports no stage; every stage may import it."""
+from sqtool.core.config import add_config_args, from_dict, resolve_config, to_dict
+from sqtool.core.errors import SqtoolError
+from sqtool.core.model_cfg import DEFAULT_BAND, ModelCfg
+from sqtool.core.io import atomic_write_bytes, atomic_write_text, json_default, sha256_file, write_metrics
+from sqtool.core.runs import PROJECT_ROOT, git_sha, make_run_dir, resolve_data_root, save_config, set_seed
+
+__all__ = ["SqtoolError", "ModelCfg", "DEFAULT_BAND", "add_config_args", "from_dict", "resolve_config", "to_dict", "atomic_write_bytes",
+           "atomic_write_text", "json_default", "sha256_file", "write_metrics", "PROJECT_ROOT", "git_sha",
+           "make_run_dir", "resolve_data_root", "save_config", "set_seed"]
