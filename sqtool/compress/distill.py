@@ -156,7 +156,7 @@ def predict(model, x: np.ndarray, batch_size: int = 256, features: bool = False)
     """Run a model over (N, C, T) windows in batches, eval mode; returns outputs (and pooled features)."""
     import torch
 
-    from sqtool.models.student import _value
+    from sqtool.models.student import value as _value
 
     model.eval()
     outs, feats = [], []
@@ -296,7 +296,7 @@ def fit(model, x: np.ndarray, y_norm: np.ndarray, spec: OutputSpec, cfg: FitCfg,
     import torch
     import torch.nn.functional as F
 
-    from sqtool.models.student import _value
+    from sqtool.models.student import value as _value
 
     n = len(x)
     if n == 0:

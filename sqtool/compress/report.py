@@ -28,7 +28,7 @@ def per_layer_sqnr(float_student, q_student, x: np.ndarray, max_windows: int = 5
     """SQNR (dB) of each block output, the pooled features and the output: int8 twin vs float."""
     import torch
 
-    from sqtool.models.student import _value
+    from sqtool.models.student import value as _value
 
     x = torch.as_tensor(np.asarray(x[:max_windows], np.float32))                    # (N, C, T)
     acts: dict[str, dict[str, torch.Tensor]] = {"f": {}, "q": {}}

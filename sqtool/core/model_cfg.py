@@ -27,6 +27,8 @@ class ModelCfg:
     target_std: tuple[float, ...] = ()
     arch: dict = field(default_factory=dict)   # family-specific hyper-parameters
     quant: str | None = None                   # quantization preset name (students), None = float
+    frontend: dict = field(default_factory=dict)  # spectral models: the fixed-point front end (data.frontend)
+    decoder: dict = field(default_factory=dict)   # HR-bin models: the HMM decoder (models.decoder), set by training
 
     @property
     def n_samples(self) -> int:
@@ -70,8 +72,9 @@ class ModelCfg:
         for k in _TUPLE_KEYS:
             if k in kw and kw[k] is not None:
                 kw[k] = tuple(kw[k])
-        if "arch" in kw:
-            kw["arch"] = {**self.arch, **kw["arch"]}
+        for k in ("arch", "frontend", "decoder"):
+            if k in kw and kw[k] is not None:
+                kw[k] = {**getattr(self, k), **kw[k]}
         return dataclasses.replace(self, **kw)
 
 

@@ -34,7 +34,7 @@ def register_model(cfg: ModelCfg):
 
 def _ensure_families_loaded() -> None:
     # importing the family modules runs their @register_model decorators
-    from sqtool.models import resnet1d, student  # noqa: F401
+    from sqtool.models import resnet1d, spectral, student  # noqa: F401
 
 
 def list_models(family: str | None = None) -> list[str]:

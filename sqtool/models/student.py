@@ -21,7 +21,12 @@ from sqtool.core import SqtoolError
 from sqtool.models.registry import ModelCfg, register_model
 
 
-def _check_conv(k: int, s: int, where: str) -> int:
+def _check_conv(k: int, s: int, where: str, d: int = 1) -> int:
+    if d > 1:                                           # dilated: stride 1, odd kernel, pad d (k - 1) / 2
+        if s != 1 or k % 2 == 0:
+            raise SqtoolError(f"{where}: a dilated conv (dilation {d}) needs stride 1 and an odd kernel, "
+                              f"got kernel {k} stride {s}")
+        return d * (k - 1) // 2
     if s not in (1, 2) or (k - s) % 2 or k < s:
         raise SqtoolError(f"{where}: kernel {k} with stride {s} cannot match TFLite SAME padding "
                           "(use an even kernel with stride 2, an odd kernel with stride 1)")
@@ -31,17 +36,17 @@ def _check_conv(k: int, s: int, where: str) -> int:
 class ConvBlock(nn.Module):
     """Conv1d (+ BN when float) + ReLU; `preset` switches to the Brevitas twin."""
 
-    def __init__(self, cin: int, cout: int, k: int, s: int, preset=None, where: str = "conv"):
+    def __init__(self, cin: int, cout: int, k: int, s: int, preset=None, where: str = "conv", d: int = 1):
         super().__init__()
-        pad = _check_conv(k, s, where)
-        self.kernel, self.stride, self.pad = k, s, pad
+        pad = _check_conv(k, s, where, d)
+        self.kernel, self.stride, self.pad, self.dilation = k, s, pad, d
         if preset is None:
-            self.conv = nn.Conv1d(cin, cout, k, s, pad, bias=False)
+            self.conv = nn.Conv1d(cin, cout, k, s, pad, dilation=d, bias=False)
             self.bn = nn.BatchNorm1d(cout)
             self.act = nn.ReLU()
         else:
             import brevitas.nn as qnn
-            self.conv = qnn.QuantConv1d(cin, cout, k, s, pad, bias=True, weight_quant=preset.conv_weight,
+            self.conv = qnn.QuantConv1d(cin, cout, k, s, pad, dilation=d, bias=True, weight_quant=preset.conv_weight,
                                         bias_quant=preset.bias, return_quant_tensor=True)
             self.bn = nn.Identity()
             self.act = qnn.QuantReLU(act_quant=preset.relu_act, return_quant_tensor=True)
@@ -90,14 +95,14 @@ class Student(nn.Module):
 
     def features(self, x):                                  # (B, C, T)
         x = self.blocks(self.inp(x))                        # (B, C', T')
-        x = _value(x).mean(dim=-1)                          # (B, C')
+        x = value(x).mean(dim=-1)                          # (B, C')
         return self.pool_q(x)                               # (B, C') requantized in the int8 twin
 
     def forward(self, x):                                   # (B, C, T)
-        return _value(self.fc(self.features(x)))            # (B, n_outputs), float (dequantized)
+        return value(self.fc(self.features(x)))            # (B, n_outputs), float (dequantized)
 
 
-def _value(x):
+def value(x):
     """A Brevitas QuantTensor's dequantized value, or the tensor itself."""
     return x.value if hasattr(x, "value") and not isinstance(x, torch.Tensor) else x
 

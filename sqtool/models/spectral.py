@@ -1,0 +1,132 @@
+"""Heart rate as a distribution: a fully convolutional network over the spectrum, one logit per HR bin.
+
+    input  (B, C, F)  per-channel power spectra on the HR bin grid (PPG, acc_x, acc_y, acc_z), each
+                      scaled by the front end to int8 codes in [-127, 127] (float input = code / 127)
+    blocks [Conv1d(k, dilation d, 'same') + ReLU] x N over the bin axis
+    head   Conv1d(k=1) -> (B, F) logits, one per heart-rate bin
+
+Convolving along frequency makes the network read WHERE the pulse peak is relative to the motion
+peaks, instead of memorising the heart rates of the training set (a regression head learns the
+training distribution; /work/shared/docs/hr_facts.md). A decoder (`models.decoder`) turns the sequence
+of per-window distributions into the reported HR.
+
+`cfg.quant = None` builds the float model (Conv + BN + ReLU); `cfg.quant = "<preset>"` its Brevitas twin
+from the same `ConvBlock`s as the time-domain students: BN folded away, int8 weights per channel, int32
+biases, uint8 activations, the input quantizer fixed at scale 1/127 (the front end's codes pass
+through unchanged) and int8 logits at the output. `fold_bn_state` maps a float state dict onto the twin.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from sqtool.core import ModelCfg, SqtoolError
+from sqtool.models.registry import register_model
+from sqtool.models.student import ConvBlock, value
+
+SPECTRAL_FAMILY = "spec_cnn"
+
+
+def bin_grid(cfg: ModelCfg) -> np.ndarray:
+    """The HR bins (BPM) of a spectral model: lo, lo + step, ..., hi."""
+    lo, hi, step = (float(v) for v in cfg.arch["bins_bpm"])
+    n = (hi - lo) / step
+    if step <= 0 or abs(n - round(n)) > 1e-9:
+        raise SqtoolError(f"{cfg.name}: bins_bpm {cfg.arch['bins_bpm']} is not a whole number of bins")
+    return lo + step * np.arange(int(round(n)) + 1)
+
+
+def _input_quant():
+    from brevitas.inject.enum import ScalingImplType
+    from brevitas.quant import Int8ActPerTensorFloat
+
+    class Int8ActUnitRange(Int8ActPerTensorFloat):
+        """Signed int8, narrow range, constant scale 1/127: the front end's codes, unchanged."""
+        scaling_impl_type = ScalingImplType.CONST
+        scaling_init = 1.0
+        narrow_range = True
+    return Int8ActUnitRange
+
+
+class SpecNet(nn.Module):
+    def __init__(self, cfg: ModelCfg):
+        super().__init__()
+        convs = [tuple(c) for c in cfg.arch["convs"]]           # (out_channels, kernel, dilation)
+        self.n_bins = len(bin_grid(cfg))
+        self.preset = None
+        if cfg.quant:
+            from sqtool.models.quant import get_preset
+            self.preset = get_preset(cfg.quant)
+        p = self.preset
+        if p is None:
+            self.inp = nn.Identity()
+        else:
+            import brevitas.nn as qnn
+            self.inp = qnn.QuantIdentity(act_quant=_input_quant(), return_quant_tensor=True)
+        blocks, cin = [], cfg.in_channels
+        for i, (cout, k, d) in enumerate(convs):
+            blocks.append(ConvBlock(cin, cout, k, 1, p, where=f"{cfg.name} conv {i}", d=d))
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        if p is None:
+            self.head = nn.Conv1d(cin, 1, 1, bias=True)
+        else:
+            import brevitas.nn as qnn
+            self.head = qnn.QuantConv1d(cin, 1, 1, bias=True, weight_quant=p.fc_weight, bias_quant=p.bias,
+                                        output_quant=p.io_act, return_quant_tensor=True)
+
+    def forward(self, x):                                       # (B, C, F)
+        if x.shape[-1] != self.n_bins:
+            raise SqtoolError(f"spectral model expects {self.n_bins} bins, got input of shape {tuple(x.shape)}")
+        h = self.blocks(self.inp(x))                            # (B, C', F)
+        return value(self.head(h))[:, 0, :]                     # (B, F) logits
+
+
+@torch.no_grad()
+def fold_bn_state(float_model: SpecNet) -> dict:
+    """State dict for the quantized twin: each Conv+BN folded into one conv with bias."""
+    sd = {}
+    for i, blk in enumerate(float_model.blocks):
+        bn = blk.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        sd[f"blocks.{i}.conv.weight"] = blk.conv.weight * scale[:, None, None]
+        sd[f"blocks.{i}.conv.bias"] = bn.bias - bn.running_mean * scale
+    sd["head.weight"] = float_model.head.weight.clone()
+    sd["head.bias"] = float_model.head.bias.clone()
+    return sd
+
+
+def spectral_budget(cfg: ModelCfg) -> dict:
+    """Static count of int8 weights, int32 biases and multiply-accumulates per window."""
+    F, cin, layers = len(bin_grid(cfg)), cfg.in_channels, []
+    for cout, k, d in [*cfg.arch["convs"], [1, 1, 1]]:
+        w = cout * cin * k
+        layers.append({"op": "conv", "cin": cin, "cout": cout, "kernel": k, "dilation": d, "weights": w,
+                       "macs": F * w})
+        cin = cout
+    weights = sum(l["weights"] for l in layers)
+    biases = sum(l["cout"] for l in layers)
+    return {"int8_weights": weights, "int32_biases": biases, "params": weights + biases,
+            "macs": sum(l["macs"] for l in layers), "layers": layers}
+
+
+# ----------------------------------------------------------------------------- registry
+
+BINS_BPM = (30.0, 230.0, 1.0)
+FRONTEND = {"type": "spectrum", "bins_bpm": list(BINS_BPM)}     # the rest: data.frontend.FrontEndCfg
+SPEC_DEFAULTS = dict(family=SPECTRAL_FAMILY, fs=16.0, window_s=8.0, hop_s=2.0,
+                     channels=("ppg", "acc_x", "acc_y", "acc_z"), norm="spectrum_max", band=(0.5, 4.0),
+                     task="hr", outputs=("hr_logits",), units=("logit",))
+
+# (out_channels, kernel, dilation) per conv. The student fits the Cortex-M4 budget with the front end and
+# decoder (<= 1 M instructions per 2 s hop); the teacher is wider and deeper (receptive field 81 bins).
+SPEC_ARCHS = {
+    "spec_student_s": [[12, 9, 1], [12, 9, 2], [12, 9, 4]],
+    "spec_student_xs": [[8, 9, 1], [8, 9, 2], [8, 9, 4]],
+    "spec_teacher_m": [[32, 9, 1], [32, 9, 2], [32, 9, 4], [32, 9, 8], [32, 9, 1]],
+}
+
+for _name, _convs in SPEC_ARCHS.items():
+    register_model(ModelCfg(name=_name, arch={"convs": _convs, "bins_bpm": list(BINS_BPM)},
+                            frontend=dict(FRONTEND), **SPEC_DEFAULTS))(SpecNet)
