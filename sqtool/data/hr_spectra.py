@@ -1,0 +1,130 @@
+"""Heart-rate windows as the device computes them: recordings -> int16 -> fixed-point front end -> spectra.
+
+    corpus = hr_corpus(data_root, ("troika", "wrist_exercise"), model_cfg)
+    for r in corpus:                   # one recording each, windows in time order
+        r.x        int8 (W, F, C)       front-end codes (what the network reads, channels-last)
+        r.y        float (W,) BPM       ECG truth per window (NaN = no truth or doubtful truth)
+        r.t0       float (W,) s         window starts; r.flagged (W,) dropout fraction
+        r.subject, r.dataset, r.record_id
+
+Every model that reads spectra is trained and evaluated on exactly these codes: the numpy integer
+reference of the firmware front end (`data.frontend`), not a float approximation. A float recording is
+replayed as a device would sample it: `to_int16` with per-recording robust gains (the front end's
+per-window block floating point and per-channel max make the codes insensitive to the gain, up to
+saturation).
+
+Subjects: TROIKA's `Extra_TrainingData/DATA_S04_T01` is most likely subject S04 of the SP Cup test set;
+it is kept out (`exclude`) so results stay comparable with published test-set figures, and its
+exclusion is reported, never silent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import ModelCfg, SqtoolError
+from sqtool.data.frontend import FrontEndCfg, design, spectra, to_int16
+
+HR_DATASETS = ("troika", "wrist_exercise")
+EXCLUDED = ("DATA_S04_T01",)        # likely SP Cup test subject S04
+
+
+@dataclass
+class HrRecording:
+    dataset: str
+    subject: str
+    record_id: str
+    x: np.ndarray           # int8 (W, F, C)
+    y: np.ndarray           # (W,) BPM, NaN = no truth
+    t0: np.ndarray          # (W,) s
+    flagged: np.ndarray     # (W,)
+    meta: dict
+
+    @property
+    def key(self) -> str:
+        """Subject id unique across datasets (folds are by subject)."""
+        return f"{self.dataset}:{self.subject}"
+
+
+def frontend_cfg(model_cfg: ModelCfg | dict, fs_in: float) -> FrontEndCfg:
+    """The front end of a spectral model contract at a device rate."""
+    mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
+    fe = dict(mc.get("frontend") or {})
+    if fe.get("type") != "spectrum":
+        raise SqtoolError(f"model {mc.get('name')} has no spectral front end (frontend: {fe or 'none'})")
+    keep = {k: v for k, v in fe.items() if k in FrontEndCfg.__dataclass_fields__}
+    keep.update(fs_in=float(fs_in), fs=float(mc["fs"]), window_s=float(mc["window_s"]),
+                hop_s=float(mc["hop_s"]), n_channels=len(mc["channels"]), band=tuple(mc["band"]))
+    return FrontEndCfg.from_dict(keep)
+
+
+def device_samples(record, channels) -> tuple[np.ndarray, float]:
+    """(C, N) int16 device samples of a float record (robust per-recording gains) and the device rate."""
+    where = f"{record.dataset}/{record.record_id}"
+    missing = [c for c in channels if c not in record.signals]
+    if missing:
+        raise SqtoolError(f"{where}: the model needs channel(s) {', '.join(missing)}; the recording has "
+                          f"{', '.join(record.signals)}")
+    rates = {float(record.fs[c]) for c in channels}
+    if len(rates) != 1:
+        raise SqtoolError(f"{where}: channels {', '.join(channels)} have different rates; one device rate needed")
+    n = min(len(record.signals[c]) for c in channels)
+    x = np.stack([np.asarray(record.signals[c], np.float64)[:n] for c in channels])
+    return to_int16(x, "robust"), rates.pop()
+
+
+def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray:
+    """Truth per window by exact window start (NaN where the record has none)."""
+    lab = record.labels.get(label)
+    if lab is None or lab.times is None:
+        return np.full(len(t0), np.nan)
+    times, vals = np.asarray(lab.times, float), np.asarray(lab.values, float)
+    idx = np.clip(np.searchsorted(times, t0 - 1e-6), 0, max(len(times) - 1, 0))
+    ok = len(times) > 0
+    hit = ok & (np.abs(times[idx] - t0) < 1e-6) if ok else np.zeros(len(t0), bool)
+    return np.where(hit, vals[idx] if ok else np.nan, np.nan)
+
+
+def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None = None) -> HrRecording:
+    mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
+    x16, fs_in = device_samples(record, mc["channels"])
+    fe = frontend_cfg(mc, fs_in)
+    cache = tables_cache if tables_cache is not None else {}
+    key = (fs_in, tuple(sorted(fe.to_dict().items(), key=lambda kv: kv[0])).__repr__())
+    if key not in cache:
+        cache[key] = design(fe)
+    codes, t0, flagged = spectra(fe, x16, tables=cache[key])
+    return HrRecording(record.dataset, str(record.subject), str(record.record_id), codes,
+                       window_truth(record, t0), t0, flagged, dict(record.meta))
+
+
+def hr_corpus(data_root, datasets=HR_DATASETS, model_cfg: ModelCfg | dict | None = None,
+              exclude=EXCLUDED, log=None) -> list[HrRecording]:
+    """Every labelled recording of `datasets` under data_root, as front-end spectra."""
+    from sqtool.data.readers import read_dataset
+    root = Path(data_root)
+    out, cache = [], {}
+    for ds in datasets:
+        folder = root / ds
+        if not folder.is_dir():
+            raise SqtoolError(f"heart-rate data: no folder {folder}")
+        for rec in sorted(read_dataset(folder, kind=ds), key=lambda r: r.record_id):
+            if rec.record_id in exclude:
+                if log:
+                    log(f"{ds}/{rec.record_id}: left out (likely an SP Cup test-set subject)")
+                continue
+            if "hr" not in rec.labels:
+                if log:
+                    log(f"{ds}/{rec.record_id}: no heart-rate truth, left out")
+                continue
+            out.append(record_spectra(rec, model_cfg, cache))
+    if not out:
+        raise SqtoolError(f"heart-rate data: no labelled recording in {', '.join(datasets)} under {root}")
+    return out
+
+
+def as_model_input(codes: np.ndarray) -> np.ndarray:
+    """int8 (W, F, C) channels-last codes -> float32 (W, C, F) model input (code / 127)."""
+    return np.ascontiguousarray(np.asarray(codes, np.float32).transpose(0, 2, 1) / np.float32(127.0))
