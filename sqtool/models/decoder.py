@@ -497,3 +497,25 @@ class IntDecoder:
                 ("argmax", np.int16), ("valid", np.uint8))}
         res["post"] = np.array(posts, dtype=np.uint32).reshape(len(x), self.f)
         return res
+
+
+# ----------------------------------------------------------------------------- synthetic inputs (tests, benchmarks)
+
+def synthetic_logits(rng: np.random.Generator, n_windows: int, cfg: DecoderCfg, walk_bpm: float = 2.0,
+                     outlier: float = 0.15, harmonic: float = 0.3, width_bpm: float = 3.0, peak: float = 60.0,
+                     noise: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """Network-like int8 logits: a peak (height `peak` LSB, std `width_bpm`) on a Gaussian random walk of the
+    true HR, moved to a random place with probability `outlier`, a second peak at twice the HR with
+    probability `harmonic`, plus Gaussian noise; the maximum is put at 127. Returns (logits (W, F) int8, hr (W,))."""
+    lo, hi, _ = cfg.bins_bpm
+    b = cfg.centres
+    hr = np.clip(np.cumsum(rng.normal(0, walk_bpm, n_windows)) + rng.uniform(lo + 0.2 * (hi - lo), lo + 0.6 * (hi - lo)),
+                 lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo))
+    x = rng.normal(0, noise, (n_windows, cfg.n_bins))                      # (W, F)
+    for t in range(n_windows):
+        c = hr[t] if rng.random() >= outlier else rng.uniform(lo, hi)
+        x[t] += peak * np.exp(-0.5 * ((b - c) / width_bpm) ** 2)
+        if rng.random() < harmonic:
+            x[t] += 0.6 * peak * np.exp(-0.5 * ((b - 2 * hr[t]) / width_bpm) ** 2)
+    q = np.clip(np.round(x - x.max(axis=1, keepdims=True) + 127), -128, 127).astype(np.int8)
+    return q, hr
