@@ -1,0 +1,174 @@
+/* sq_decoder.c: fixed-point HMM heart-rate decoder, bit-exact with sqtool.models.decoder.IntDecoder.
+ *
+ * Per window: predict (symmetric Q15 Gaussian taps over the Q20 posterior, 64-bit accumulators),
+ * add the uniform floor, multiply by the likelihood LUT[max(logits) - logits[k]] (Q24), normalise to a
+ * sum of exactly 2^20 with one 64-bit division, then read out the refined argmax, the central interval
+ * and the confidence. Formats and overflow bounds: see the Python module's docstring.
+ */
+#define SQ_DEC_DEFINE_TABLES
+#include "sq_decoder.h"
+
+#define SQ_DEC_POST_BITS 20
+#define SQ_DEC_POST_ONE ((uint32_t)1 << SQ_DEC_POST_BITS)
+#define SQ_DEC_PRIOR_SHIFT 4        /* c <= 2^35 -> prior part <= 2^31 */
+#define SQ_DEC_NORM_SHIFT 43        /* p = ((prod >> s) * floor(2^63 / T) + 2^42) >> 43 */
+
+/* num / den rounded half away from zero, den > 0 */
+static int32_t sq_dec_div_round(int64_t num, int32_t den)
+{
+    int64_t h = den / 2;
+    return (int32_t)(num >= 0 ? (num + h) / den : -((-num + h) / den));
+}
+
+int sq_decoder_init(sq_decoder_t *s)
+{
+    int k;
+    if (s == 0) {
+        return SQ_DEC_ERR_NULL;
+    }
+    for (k = 0; k < SQ_DEC_NBINS + 2 * SQ_DEC_RADIUS; k++) {
+        s->post[k] = 0u;
+    }
+    for (k = 0; k < SQ_DEC_NBINS; k++) {
+        s->post[SQ_DEC_RADIUS + k] = sq_dec_start[k];
+        s->prior[k] = 0u;
+    }
+    s->started = 0u;
+    return SQ_DEC_OK;
+}
+
+/* prior[j] = round((t * p)[j] / 16) + FLOOR_ADD, or the posterior itself before the first window */
+static void sq_dec_predict(sq_decoder_t *s)
+{
+    const uint32_t *p = s->post + SQ_DEC_RADIUS;
+    int j, d;
+    if (!s->started) {
+        for (j = 0; j < SQ_DEC_NBINS; j++) {
+            s->prior[j] = p[j];
+        }
+        return;
+    }
+    for (j = 0; j < SQ_DEC_NBINS; j++) {
+        uint64_t acc = (uint64_t)sq_dec_taps[0] * p[j];
+        for (d = 1; d <= SQ_DEC_RADIUS; d++) {
+            acc += (uint64_t)sq_dec_taps[d] * (p[j - d] + p[j + d]);       /* each pair <= 2^20 */
+        }
+        s->prior[j] = (uint32_t)((acc + ((uint64_t)1 << (SQ_DEC_PRIOR_SHIFT - 1))) >> SQ_DEC_PRIOR_SHIFT)
+                      + SQ_DEC_FLOOR_ADD;
+    }
+}
+
+static uint64_t sq_dec_prod(const sq_decoder_t *s, const int8_t *logits, int valid, int8_t mx, int k)
+{
+    if (!valid) {
+        return s->prior[k];
+    }
+    return (uint64_t)s->prior[k] * sq_dec_lut[(uint8_t)(mx - logits[k])];
+}
+
+/* posterior = prior * likelihood, normalised to a sum of exactly 2^20 */
+static void sq_dec_update(sq_decoder_t *s, const int8_t *logits, int valid)
+{
+    uint32_t *p = s->post + SQ_DEC_RADIUS;
+    int8_t mx = -128;
+    uint64_t total = 0u, rcp;
+    uint32_t sum = 0u, best = 0u;
+    int k, shift = 0, arg = 0;
+
+    if (valid) {
+        for (k = 0; k < SQ_DEC_NBINS; k++) {
+            if (logits[k] > mx) {
+                mx = logits[k];
+            }
+        }
+    }
+    for (k = 0; k < SQ_DEC_NBINS; k++) {
+        total += sq_dec_prod(s, logits, valid, mx, k);
+    }
+    if (total == 0u) {                          /* floor 0 and no overlap: restart from the likelihood */
+        for (k = 0; k < SQ_DEC_NBINS; k++) {
+            s->prior[k] = 1u;
+            total += sq_dec_prod(s, logits, valid, mx, k);
+        }
+    }
+    while ((total >> shift) > 0xFFFFFFFFu) {
+        shift++;
+    }
+    rcp = ((uint64_t)1 << 63) / (total >> shift);
+    for (k = 0; k < SQ_DEC_NBINS; k++) {
+        uint64_t v = ((sq_dec_prod(s, logits, valid, mx, k) >> shift) * rcp
+                      + ((uint64_t)1 << (SQ_DEC_NORM_SHIFT - 1))) >> SQ_DEC_NORM_SHIFT;
+        p[k] = (uint32_t)v;
+        sum += (uint32_t)v;
+        if ((uint32_t)v > best) {
+            best = (uint32_t)v;
+            arg = k;
+        }
+    }
+    p[arg] += SQ_DEC_POST_ONE - sum;            /* modular: adds the signed deficit, |deficit| <= F/2 + 2 */
+}
+
+static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
+{
+    const uint32_t *p = s->post + SQ_DEC_RADIUS;
+    uint32_t best = 0u, cum = 0u, conf = 0u;
+    int32_t den = 0;
+    int64_t num = 0;
+    int k, a = 0, i0, i1, lo_done = 0;
+
+    for (k = 0; k < SQ_DEC_NBINS; k++) {
+        if (p[k] > best) {
+            best = p[k];
+            a = k;
+        }
+    }
+    i0 = a - SQ_DEC_REFINE < 0 ? 0 : a - SQ_DEC_REFINE;
+    i1 = a + SQ_DEC_REFINE > SQ_DEC_NBINS - 1 ? SQ_DEC_NBINS - 1 : a + SQ_DEC_REFINE;
+    for (k = i0; k <= i1; k++) {
+        num += (int64_t)(k - a) * (int64_t)p[k];
+        den += (int32_t)p[k];
+    }
+    out->hr_mbpm = SQ_DEC_BIN_LO_MBPM + SQ_DEC_BIN_STEP_MBPM * a
+                   + sq_dec_div_round((int64_t)SQ_DEC_BIN_STEP_MBPM * num, den);
+
+    for (k = 0; k < SQ_DEC_NBINS; k++) {
+        uint32_t prev = cum;
+        cum += p[k];
+        if (!lo_done && cum >= SQ_DEC_Q_LO) {
+            out->lo_mbpm = SQ_DEC_BIN_LO_MBPM + SQ_DEC_BIN_STEP_MBPM * k
+                           + sq_dec_div_round((int64_t)SQ_DEC_BIN_STEP_MBPM
+                                              * (2 * ((int64_t)SQ_DEC_Q_LO - prev) - (int64_t)p[k]),
+                                              2 * (int32_t)p[k]);
+            lo_done = 1;
+        }
+        if (cum >= SQ_DEC_Q_HI) {
+            out->hi_mbpm = SQ_DEC_BIN_LO_MBPM + SQ_DEC_BIN_STEP_MBPM * k
+                           + sq_dec_div_round((int64_t)SQ_DEC_BIN_STEP_MBPM
+                                              * (2 * ((int64_t)SQ_DEC_Q_HI - prev) - (int64_t)p[k]),
+                                              2 * (int32_t)p[k]);
+            break;
+        }
+    }
+
+    i0 = a - SQ_DEC_CONF_BINS < 0 ? 0 : a - SQ_DEC_CONF_BINS;
+    i1 = a + SQ_DEC_CONF_BINS > SQ_DEC_NBINS - 1 ? SQ_DEC_NBINS - 1 : a + SQ_DEC_CONF_BINS;
+    for (k = i0; k <= i1; k++) {
+        conf += p[k];
+    }
+    out->conf_q15 = (uint16_t)((conf + ((uint32_t)1 << (SQ_DEC_POST_BITS - 16))) >> (SQ_DEC_POST_BITS - 15));
+    out->argmax = (int16_t)a;
+}
+
+int sq_decoder_step(sq_decoder_t *s, const int8_t *logits, int valid, sq_decoder_out_t *out)
+{
+    if (s == 0 || out == 0 || (valid && logits == 0)) {
+        return SQ_DEC_ERR_NULL;
+    }
+    valid = valid ? 1 : 0;
+    sq_dec_predict(s);
+    s->started = 1u;
+    sq_dec_update(s, logits, valid);
+    sq_dec_readout(s, out);
+    out->valid = (uint8_t)valid;
+    return SQ_DEC_OK;
+}

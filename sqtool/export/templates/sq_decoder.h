@@ -1,0 +1,45 @@
+/* sq_decoder.h: fixed-point HMM heart-rate decoder (causal forward filter over heart-rate bins).
+ *
+ * Bit-exact with sqtool.models.decoder.IntDecoder; the formats and the no-overflow bounds are in that
+ * module's docstring. One call per hop (2 s) with the network's int8 logits over the SQ_DEC_NBINS bins
+ * (zero point 0); the tables and the grid come from the generated sq_decoder_tables.h.
+ *
+ *     sq_decoder_t dec;                      // caller-owned state (~(2 F + 2 R) * 4 bytes), no malloc
+ *     sq_decoder_init(&dec);
+ *     sq_decoder_step(&dec, logits, valid, &out);   // out.hr_mbpm, out.lo_mbpm, out.hi_mbpm, out.conf_q15
+ *
+ * No float, no globals except const tables: re-entrant, several decoders may run side by side.
+ */
+#ifndef SQ_DECODER_H
+#define SQ_DECODER_H
+
+#include <stdint.h>
+
+#include "sq_decoder_tables.h"
+
+#define SQ_DEC_OK 0
+#define SQ_DEC_ERR_NULL (-1)
+
+typedef struct {
+    uint32_t post[SQ_DEC_NBINS + 2 * SQ_DEC_RADIUS];  /* Q20 posterior (sum 2^20), SQ_DEC_RADIUS zero pads each side */
+    uint32_t prior[SQ_DEC_NBINS];                     /* scratch: prior of the current window */
+    uint8_t started;                                  /* 0 until the first window: it is not predicted */
+} sq_decoder_t;
+
+typedef struct {
+    int32_t hr_mbpm;      /* reported heart rate, milli-BPM */
+    int32_t lo_mbpm;      /* central interval (SQ_DEC_Q_LO .. SQ_DEC_Q_HI of the posterior), milli-BPM */
+    int32_t hi_mbpm;
+    uint16_t conf_q15;    /* posterior mass within +-SQ_DEC_CONF_BINS bins of the argmax, 32768 = 1 */
+    int16_t argmax;       /* bin index of the posterior's (first) maximum */
+    uint8_t valid;        /* the window's likelihood was used (0: predicted only) */
+} sq_decoder_out_t;
+
+/* Reset to the start distribution. Returns SQ_DEC_OK or SQ_DEC_ERR_NULL. */
+int sq_decoder_init(sq_decoder_t *s);
+
+/* One window: logits[SQ_DEC_NBINS] int8 (read only when valid != 0), valid = 0 for a gated-out window.
+ * Returns SQ_DEC_OK or SQ_DEC_ERR_NULL (s, out, or logits with valid != 0). */
+int sq_decoder_step(sq_decoder_t *s, const int8_t *logits, int valid, sq_decoder_out_t *out);
+
+#endif /* SQ_DECODER_H */

@@ -1,0 +1,128 @@
+"""The generated C decoder (sq_decoder.{h,c} + tables) is bit-exact with `IntDecoder`: host gcc with the
+file harness on random logits (several seeds, logit scales, sigmas, invalid windows mixed in) and on
+network-like logits; a second prefix links next to the first; Cortex-M4 cross-compile with -Werror; an
+ASan + UBSan run on random and extreme logits."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.export import c_decoder as CD
+from sqtool.models import decoder as D
+
+FIELDS = ["hr_mbpm", "lo_mbpm", "hi_mbpm", "conf_q15", "argmax", "valid"]
+SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+
+def _need(tool):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} missing")
+
+
+def build(cfg: D.DecoderCfg, work: Path, extra: tuple[str, ...] = ()) -> Path:
+    _need("gcc")
+    src = work / "c"
+    CD.render_decoder(cfg, src, harness=True)
+    exe = work / "harness"
+    r = subprocess.run(["gcc", *CD.C_FLAGS, *extra, "-I", str(src), str(src / "sq_decoder.c"),
+                        str(src / "sq_decoder_harness.c"), "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return exe
+
+
+def run_c(exe: Path, logits: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+    w, f = logits.shape
+    inp, out = exe.parent / "in.bin", exe.parent / "out.bin"
+    inp.write_bytes(np.array([w, f], np.int32).tobytes() + logits.astype(np.int8).tobytes()
+                    + np.asarray(valid, np.uint8).tobytes())
+    r = subprocess.run([str(exe), str(inp), str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = np.fromfile(out, np.int32).reshape(w, len(FIELDS))
+    return {k: rows[:, i] for i, k in enumerate(FIELDS)}
+
+
+def assert_bit_exact(cfg, exe, logits, valid, what):
+    got = run_c(exe, logits, valid)
+    want = D.IntDecoder(cfg).run(logits, valid)
+    for k in FIELDS:
+        np.testing.assert_array_equal(got[k], want[k].astype(np.int32), err_msg=f"{what}: {k}")
+
+
+CFGS = {
+    "default": D.DecoderCfg(),
+    "sharp_s2": D.DecoderCfg(logit_scale=0.3, sigma_bpm=2.0, floor=1e-4),
+    "soft_s8": D.DecoderCfg(logit_scale=0.04, sigma_bpm=8.0, floor=1e-2, start="gaussian", start_bpm=70.0),
+    "half_bpm_grid": D.DecoderCfg(bins_bpm=(40.0, 200.0, 0.5), sigma_bpm=3.0, floor=0.0, refine_bins=3,
+                                  interval=0.8, conf_halfwidth_bpm=3.0),
+}
+
+
+@pytest.mark.parametrize("name", list(CFGS))
+def test_c_is_bit_exact_with_int_decoder(name, tmp_path):
+    cfg = CFGS[name]
+    exe = build(cfg, tmp_path)
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        q = rng.integers(-128, 128, (60, cfg.n_bins)).astype(np.int8)
+        valid = rng.random(60) > 0.25
+        assert_bit_exact(cfg, exe, q, valid, f"{name} random seed {seed}")
+        q, _ = D.synthetic_logits(rng, 150, cfg)
+        valid = rng.random(150) > 0.1
+        valid[40:52] = False                                              # a long gap
+        assert_bit_exact(cfg, exe, q, valid, f"{name} network-like seed {seed}")
+
+
+def test_second_prefix_links_next_to_the_first(tmp_path):
+    _need("gcc")
+    a, b = CFGS["default"], CFGS["sharp_s2"]
+    CD.render_decoder(a, tmp_path / "c", prefix="sq", harness=True)
+    files = CD.render_decoder(b, tmp_path / "c", prefix="hr2")
+    assert [p.name for p in files] == ["hr2_decoder_tables.h", "hr2_decoder.h", "hr2_decoder.c"]
+    for p in files:
+        assert "sq_" not in p.read_text() and "SQ_" not in p.read_text()
+    src = tmp_path / "c"
+    r = subprocess.run(["gcc", *CD.C_FLAGS, "-I", str(src), str(src / "sq_decoder.c"), str(src / "hr2_decoder.c"),
+                        str(src / "sq_decoder_harness.c"), "-o", str(tmp_path / "both")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(SqtoolError, match="prefix"):
+        CD.render_decoder(a, tmp_path / "x", prefix="HR-2")
+
+
+def test_cortex_m4_cross_compile_is_warning_free(tmp_path):
+    _need("arm-none-eabi-gcc")
+    for name in ("default", "half_bpm_grid"):
+        src = tmp_path / name
+        CD.render_decoder(CFGS[name], src)
+        r = subprocess.run(["arm-none-eabi-gcc", *CD.C_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                            "-mfpu=fpv4-sp-d16", "-c", str(src / "sq_decoder.c"), "-o", str(src / "m4.o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        if shutil.which("arm-none-eabi-nm"):
+            syms = subprocess.run(["arm-none-eabi-nm", str(src / "m4.o")], capture_output=True, text=True).stdout
+            assert "__aeabi_f" not in syms and "__aeabi_d" not in syms       # no soft-float helpers
+            assert "malloc" not in syms
+
+
+def test_sanitizers_on_random_and_extreme_logits(tmp_path):
+    cfg = D.DecoderCfg(bins_bpm=(30.0, 230.0, 1.0), sigma_bpm=1.0, floor=0.0, logit_scale=0.5)
+    try:
+        exe = build(cfg, tmp_path, tuple(SANITIZE))
+    except AssertionError as e:
+        if "asan" in str(e).lower() or "ubsan" in str(e).lower():
+            pytest.skip(f"sanitizer runtime missing: {e}")
+        raise
+    f = cfg.n_bins
+    rng = np.random.default_rng(7)
+    q = [np.zeros(f), np.full(f, -128), np.full(f, 127), np.where(np.arange(f) % 2, 127, -128)]
+    one_hot = np.full((4, f), -128)
+    one_hot[0, 0], one_hot[1, f - 1], one_hot[2, 0], one_hot[3, 100] = 127, 127, 127, 127   # disjoint: restarts
+    q = np.concatenate([np.array(q), one_hot, rng.integers(-128, 128, (30, f))]).astype(np.int8)
+    valid = np.ones(len(q), bool)
+    valid[[2, 9, 20]] = False
+    assert_bit_exact(cfg, exe, q, valid, "sanitized extremes")
+    assert_bit_exact(cfg, exe, q, np.zeros(len(q), bool), "sanitized all invalid")

@@ -1,0 +1,182 @@
+"""The HMM heart-rate decoder: float decoders against brute force over all paths, tracking, fitting,
+config validation, and the fixed-point IntDecoder against the float forward filter."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.models import decoder as D
+
+TINY = D.DecoderCfg(bins_bpm=(60.0, 63.0, 1.0), sigma_bpm=1.0, floor=0.05)     # F = 4, R = 3
+
+
+def _tiny_inputs(seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1.5, (4, 4))                                    # (W, F)
+    valid = np.array([True, True, False, True])
+    return logits, valid
+
+
+def _path_weights(logits, valid, cfg):
+    """{path: unnormalised joint probability} over all F^W paths."""
+    a, pi = D.transition_matrix(cfg), D.start_distribution(cfg)
+    lik = np.exp(logits - logits.max(axis=1, keepdims=True))
+    lik[~valid] = 1.0
+    n, f = lik.shape
+    out = {}
+    for path in itertools.product(range(f), repeat=n):
+        w = pi[path[0]] * lik[0, path[0]]
+        for t in range(1, n):
+            w *= a[path[t - 1], path[t]] * lik[t, path[t]]
+        out[path] = w
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_viterbi_is_the_brute_force_best_path(seed):
+    logits, valid = _tiny_inputs(seed)
+    weights = _path_weights(logits, valid, TINY)
+    best = max(weights, key=weights.get)
+    np.testing.assert_array_equal(D.viterbi(logits, valid, TINY), TINY.centres[list(best)])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_forward_and_smoothed_posteriors_equal_sums_over_paths(seed):
+    logits, valid = _tiny_inputs(seed)
+    n, f = logits.shape
+    fwd = D.forward(logits, valid, TINY)["post"]
+    smooth = D.forward_backward(logits, valid, TINY)["post"]
+    np.testing.assert_allclose(fwd.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(smooth.sum(axis=1), 1.0, rtol=1e-12)
+    full = _path_weights(logits, valid, TINY)
+    for t in range(n):
+        prefix = _path_weights(logits[:t + 1], valid[:t + 1], TINY)      # filtering: windows <= t only
+        filt = np.zeros(f)
+        marg = np.zeros(f)
+        for path, w in prefix.items():
+            filt[path[-1]] += w
+        for path, w in full.items():
+            marg[path[t]] += w
+        np.testing.assert_allclose(fwd[t], filt / filt.sum(), rtol=1e-10)
+        np.testing.assert_allclose(smooth[t], marg / marg.sum(), rtol=1e-10)
+
+
+def test_forward_recovers_a_constant_hr_from_noisy_logits():
+    cfg = D.DecoderCfg()
+    rng = np.random.default_rng(3)
+    b = cfg.centres
+    logits = 2.5 * np.exp(-0.5 * ((b - 97.0) / 3.0) ** 2) + rng.normal(0, 1.5, (120, cfg.n_bins))
+    raw = np.abs(b[np.argmax(logits, axis=1)] - 97.0)
+    out = D.forward(logits, None, cfg)
+    assert np.mean(raw > 10) > 0.3                                         # the per-window argmax is often far off
+    err = np.abs(out["hr"][20:] - 97.0)
+    assert err.mean() < 2.0 and err.max() < 8.0 and raw.mean() > 10 * err.mean()
+    assert np.all(out["lo"] <= out["hr"]) and np.all(out["hr"] <= out["hi"])
+    assert out["conf"][20:].mean() > 0.8 and out["std"][20:].mean() < 5.0
+    assert np.abs(D.forward_backward(logits, None, cfg)["hr"] - 97.0).mean() < 2.0
+    assert np.abs(D.viterbi(logits, None, cfg)[20:] - 97.0).mean() < 2.0
+
+
+def test_invalid_windows_only_predict_and_widen_the_interval():
+    cfg = D.DecoderCfg()
+    rng = np.random.default_rng(4)
+    q, _ = D.synthetic_logits(rng, 30, cfg, outlier=0.0, harmonic=0.0)
+    valid = np.ones(30, bool)
+    valid[15:] = False
+    out = D.forward(q * cfg.logit_scale, valid, cfg)
+    width = out["hi"] - out["lo"]
+    assert np.all(np.diff(width[15:]) > 0)                                 # uncertainty grows while gated out
+    assert abs(out["hr"][20] - out["hr"][14]) < 1.0                        # and the estimate holds
+
+
+def test_estimate_transition_recovers_sigma_of_random_walks():
+    rng = np.random.default_rng(5)
+    seqs = [80 + np.cumsum(rng.normal(0, 3.0, 400)) for _ in range(10)]
+    seqs[0][[10, 50, 51]] = np.nan                                         # NaN windows are skipped
+    for s in seqs[1:4]:                                                    # a few jumps do not move a robust estimate
+        s[100:] += 40
+    assert D.estimate_transition(seqs, hop_s=2.0) == pytest.approx(3.0, rel=0.06)
+    # truth sampled every 1 s, decoder hop 2 s: sigma per hop scales with sqrt(2)
+    assert D.estimate_transition(seqs, hop_s=2.0, truth_dt_s=1.0) == pytest.approx(3.0 * math.sqrt(2), rel=0.06)
+    fl = D.estimate_floor(seqs, 3.0)
+    assert 1e-5 <= fl < 0.01
+    with pytest.raises(SqtoolError, match="finite consecutive"):
+        D.estimate_transition([np.array([80.0, np.nan, 81.0])], hop_s=2.0)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"sigma_bpm": float("nan")}, "sigma_bpm"), ({"sigma_bpm": -1.0}, "sigma_bpm"), ({"sigma_bpm": 0.0}, "sigma_bpm"),
+    ({"floor": -0.1}, "floor"), ({"floor": 1.0}, "floor"), ({"floor": float("nan")}, "floor"),
+    ({"bins_bpm": (30.0, 230.5, 1.0)}, "whole number of bins"), ({"bins_bpm": (30.0, 20.0, 1.0)}, "bins_bpm"),
+    ({"bins_bpm": (30.0, 230.0, 0.0)}, "bins_bpm"), ({"logit_scale": 0.0}, "logit_scale"),
+    ({"logit_scale": -0.1}, "logit_scale"), ({"logit_scale": float("inf")}, "logit_scale"),
+    ({"start": "median"}, "start"), ({"interval": 1.0}, "interval"), ({"refine_bins": 9}, "refine_bins"),
+])
+def test_bad_configs_are_refused_in_one_line(kw, match):
+    with pytest.raises(SqtoolError, match=match) as e:
+        D.DecoderCfg(**kw)
+    assert "\n" not in str(e.value)
+
+
+def test_config_round_trip_and_unknown_key():
+    cfg = D.DecoderCfg(sigma_bpm=3.5, start="gaussian", start_bpm=70.0)
+    assert D.DecoderCfg.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(SqtoolError, match="sigma"):
+        D.DecoderCfg.from_dict({**cfg.to_dict(), "sigma": 3.0})
+
+
+def test_grid_mismatch_is_refused():
+    cfg = D.DecoderCfg()
+    D.check_grid(cfg, 201)
+    with pytest.raises(SqtoolError, match=r"200 logits.*201 bins"):
+        D.check_grid(cfg, 200)
+    with pytest.raises(SqtoolError, match="logits"):
+        D.forward(np.zeros((3, 100)), None, cfg)
+    with pytest.raises(SqtoolError, match="logits"):
+        D.IntDecoder(cfg).run(np.zeros((3, 100), np.int8))
+
+
+def test_tables_are_exact():
+    for cfg in (D.DecoderCfg(), D.DecoderCfg(sigma_bpm=0.2, start="gaussian"), D.DecoderCfg(sigma_bpm=30.0)):
+        t = D.decoder_tables(cfg)
+        assert int(t["taps"][0]) + 2 * int(t["taps"][1:].sum()) == 1 << 15
+        assert int(t["start"].sum()) == D.POST_ONE and int(t["lut"][0]) == D.LUT_ONE
+        assert np.all(np.diff(t["lut"].astype(np.int64)) <= 0)
+
+
+@pytest.mark.parametrize("scale, sigma", [(0.05, 4.0), (0.125, 2.0), (0.125, 4.0), (0.25, 8.0)])
+def test_int_decoder_tracks_float_forward(scale, sigma):
+    cfg = D.DecoderCfg(logit_scale=scale, sigma_bpm=sigma)
+    rng = np.random.default_rng(6)
+    q, hr = D.synthetic_logits(rng, 200, cfg)
+    valid = rng.random(200) > 0.1
+    ref = D.forward(q.astype(np.float64) * scale, valid, cfg)
+    out = D.IntDecoder(cfg).run(q, valid)
+    assert np.all(out["post"].astype(np.int64).sum(axis=1) == D.POST_ONE)
+    assert np.abs(out["hr_mbpm"] / 1000 - ref["hr"]).mean() < 0.1
+    assert np.abs(out["lo_mbpm"] / 1000 - ref["lo"]).mean() < 0.1
+    assert np.abs(out["hi_mbpm"] / 1000 - ref["hi"]).mean() < 0.1
+    assert np.abs(out["conf_q15"] / 32768 - ref["conf"]).mean() < 0.01
+    assert np.abs(out["post"] / D.POST_ONE - ref["post"]).sum(axis=1).mean() < 5e-3
+
+
+def test_int_decoder_extreme_logits_and_floor_zero_restart():
+    cfg = D.DecoderCfg(floor=0.0, sigma_bpm=1.0, logit_scale=0.5)
+    f = cfg.n_bins
+    q = np.full((6, f), -128, np.int8)
+    q[1] = 127
+    q[2, :] = -128
+    q[2, 10] = 127                                                         # peak at 40 BPM
+    q[3, :] = -128
+    q[3, 190] = 127                                                        # far away: prior and likelihood disjoint
+    q[4] = np.where(np.arange(f) % 2 == 0, 127, -128).astype(np.int8)
+    out = D.IntDecoder(cfg).run(q, np.array([1, 1, 1, 1, 1, 0], bool))
+    ref = D.forward(q.astype(np.float64) * cfg.logit_scale, np.array([1, 1, 1, 1, 1, 0], bool), cfg)
+    assert np.all(out["post"].astype(np.int64).sum(axis=1) == D.POST_ONE)
+    assert out["argmax"][2] == 10 and out["argmax"][3] == 190             # re-acquired despite floor = 0
+    assert ref["hr"][3] == pytest.approx(220.0, abs=0.5)
+    assert np.all(out["conf_q15"] <= 32768)
