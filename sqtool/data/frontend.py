@@ -174,9 +174,9 @@ def _ratio(cfg: FrontEndCfg) -> tuple[int, int]:
     L, M = r.numerator, r.denominator
     if M < L:
         raise SqtoolError(f"frontend: fs={cfg.fs} above fs_in={cfg.fs_in}: only down-sampling is supported")
-    if L > 256 or M // L > 255 or M > 1_000_000:
+    if L > 256 or (M + L - 1) // L > 255 or M > 1_000_000:
         raise SqtoolError(f"frontend: resampling ratio {L}/{M} (fs_in={cfg.fs_in} -> fs={cfg.fs}) too awkward "
-                          "(need L <= 256 phases and M / L <= 255)")
+                          "(need L <= 256 phases and ceil(M / L) <= 255)")
     return L, M
 
 
