@@ -1,0 +1,554 @@
+"""Fixed-point streaming front end of the wrist heart-rate monitor: int16 samples -> int8 spectra.
+
+The numpy INTEGER reference of the firmware front end (C templates `sqtool/export/templates/
+sq_frontend.{h,c}`, tables from `sqtool/export/c_frontend.py`): after `design(cfg)` every step is
+integer arithmetic, identical in Python and C, bit for bit. Per channel (ppg, then acc_x, acc_y,
+acc_z; C = 1 when there is no accelerometer), int16 samples at the device rate fs_in:
+
+ 1. gaps     a flagged input sample (one uint8 flag per time step, shared by all channels) is
+             replaced by the channel's last good sample (0 before any); the window's flagged
+             fraction is counted (see "flags" below).
+ 2. resample polyphase FIR fs_in -> fs, up/down L/M = the reduced ratio fs/fs_in (125 -> 16: 16/125,
+             256 -> 16: 1/16; only down-sampling, M >= L). Prototype: Kaiser-window low-pass
+             (cutoff fir_cutoff_hz, beta kaiser_beta) of L * taps_per_phase taps at L * fs_in,
+             times L, split into L phases of P = taps_per_phase taps, rounded to Q15 int16, then each
+             phase corrected to a DC gain of EXACTLY 32768 (the rounding residual, |r| <= P/2, is
+             spread one LSB at a time over the phase's largest taps). Exact per-phase DC gain
+             matters: a DC offset (PPG baseline, gravity) would otherwise be modulated by the phase
+             sequence, which repeats every L outputs (1 s at 125 -> 16 Hz, i.e. 1 Hz: in band).
+             Output m (time m / fs) is computed when input n_m = floor(m M / L) arrives, with phase
+             p = m M mod L:  y[m] = sat16((sum_i g[p, i] x[n_m - i] + 2^14) >> 15)   (x[<0] = 0).
+             Accumulation in int32: design() refuses a table with sum_i |g[p, i]| > 65535, so
+             |acc| <= 32768 * 65535 < 2^31. Output keeps the input scale, saturated to int16.
+ 3. band-pass  causal Butterworth (scipy butter(filter_order, band, "bandpass", output="sos"):
+             filter_order sections), coefficients Q30 int32, Direct Form I per section:
+             acc = b0 x + b1 x1 + b2 x2 - a1 y1 - a2 y2 (int64), y = (acc + 2^29) >> 30; the output
+             of an inner section is clamped to [-2^24, 2^24 - 1] (int32 state, and the int64
+             accumulator provably cannot overflow: 5 * 2^31 * 2^24 < 2^63), the last section's to
+             int16. Zero input from zero state stays exactly zero.
+ 4. windows  a ring of the last T = window_s * fs model-rate samples per channel; window i covers
+             model samples [i hop, i hop + T) (hop = hop_s * fs), i.e. device time
+             [i hop_s, i hop_s + window_s) by the outputs' time stamps m / fs, and is emitted when
+             model sample i hop + T - 1 is produced: on input sample floor((i hop + T - 1) M / L),
+             window_s - 1/fs after the window start (latency after the window's nominal end: -1/fs;
+             the content is further delayed by the FIR's group delay (L P - 1) / (2 L fs_in),
+             0.096 s at 125 Hz / 24 taps, and the band-pass's frequency-dependent delay).
+             flags: model sample m "owns" the inputs (n_{m-1}, n_m] (n_{-1} = -1); a window's
+             flagged fraction = flagged inputs / inputs owned by its T model samples (1000 inputs
+             at 125 Hz, 993 for window 0), also as flagged_q15 = (f * 32768 + cnt // 2) // cnt.
+ 5. spectrum per window and channel: block floating point: mx = max |x|; if mx <= XMAX
+             (= 2^(dft_in_bits - 1) - 1) x <<= s with the largest s keeping mx << s <= XMAX, else
+             x = (x + 2^(r-1)) >> r with the smallest r keeping (mx + 2^(r-1)) >> r <= XMAX; Hann
+             (periodic, Q15, 1.0 clamped to 32767): xw = (x h + 2^14) >> 15; direct DFT at bins
+             k_b = bpm_b N / (60 fs) with ONE cos table of N = 60 fs / bin_step entries (Q14):
+             re = sum xw cos[(k_b n) mod N], im = sum xw cos[(k_b n + 3N/4) mod N] (= sin).
+             No-overflow proof for the int32 accumulators (checked numerically by design()):
+             |re|, |im| <= sum_n |xw[n]| * 16384 <= sum_n ((XMAX h[n] + 2^14) >> 15) * 16384
+             = 2,146,435,072 < 2^31 at T = 128 (every partial sum is bounded by the same sum, so
+             any summation order, SMLAD pairs included, is exact). Power: r = (re + 2^(ps-1)) >> ps
+             (ps = power_shift = 16), P = r^2 + i^2 in int64, <= 2^31, kept as uint32.
+ 6. codes    per channel Pmax = max_b P; q = max(0, bitlen(Pmax) - 22); Pm = Pmax >> q,
+             Pb = P >> q; code = (508 Pb + Pm) // (2 Pm) - 127, i.e. round-half-up of
+             254 P / Pmax - 127 on the shifted powers (uint32 arithmetic: 509 * 2^22 < 2^31);
+             the max bin gets 127; Pmax == 0 -> all -127. Output per window: int8 (F, C)
+             channels-last, F = 201 bins at 30..230 BPM.
+
+API: `FrontEndCfg` (to_dict / from_dict), `design(cfg) -> FrontEndTables`, `FrontEnd(cfg)` (streaming:
+push / reset), `spectra(cfg, x, gap)` (whole recording, vectorised, bit-exact with the streaming
+path), `to_int16(x, gains)` (device quantisation for replaying float data), `bin_bpm(cfg)`.
+
+Input scaling (for replaying float datasets, `default_gains`): acc in g -> 4096 counts/g (a +-8 g,
+16-bit accelerometer); PPG -> 8 counts per unit, calibrated on SP Cup / TROIKA's AC-coupled PPG units
+(robust amplitude 93-890 units -> 750-7100 counts). A device cannot know the recording in advance, so
+the gains are fixed per channel type; another PPG source needs its own gain (`gains=`) or
+`gains="robust"` (99.9th percentile of |x - median| -> 8000 counts, per recording: replay only).
+The spectrum codes are scale-invariant per window anyway (block floating point + per-channel max),
+up to saturation and the integer rounding of small signals.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+from sqtool.core import SqtoolError
+from sqtool.core import from_dict as _from_dict
+from sqtool.core import to_dict as _to_dict
+
+FORMAT = "sqtool.frontend/v1"
+CHANNELS = ("ppg", "acc_x", "acc_y", "acc_z")
+DEFAULT_GAINS = {"ppg": 8.0, "acc": 4096.0}       # counts per unit: PPG (TROIKA units), acc (g)
+MID_SAT = (1 << 24) - 1                           # clamp of an inner biquad section's output
+CODE_BITS = 22                                    # Pmax is shifted below 2^22 before the division
+_DESCRIPTIVE = ("format", "filter", "phase", "resampler", "normalisation", "input_scaling", "channels")
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class FrontEndCfg:
+    fs_in: float = 125.0                  # device rate (Hz)
+    fs: float = 16.0                      # model rate (Hz)
+    window_s: float = 8.0
+    hop_s: float = 2.0
+    n_channels: int = 4                   # 4 = ppg, acc_x, acc_y, acc_z; 1 = ppg only
+    band: tuple[float, float] = (0.5, 4.0)            # Hz, causal Butterworth band-pass
+    filter_order: int = 2                 # butter order -> filter_order biquad sections
+    bins_bpm: tuple[float, float, float] = (30.0, 230.0, 1.0)   # first, last (inclusive), step
+    taps_per_phase: int = 24              # polyphase FIR taps per phase (P)
+    fir_cutoff_hz: float = 6.0            # Kaiser low-pass cutoff (below fs / 2)
+    kaiser_beta: float = 5.0
+    iir_frac_bits: int = 30               # biquad coefficients Q30 (or Q28)
+    dft_in_bits: int = 12                 # block floating point: |x| <= 2^(bits-1) - 1 before Hann
+    cos_frac_bits: int = 14               # cos table Q14 (1.0 = 16384)
+    power_shift: int = 16                 # re, im >> power_shift (rounded) before squaring
+    gain_ppg: float = DEFAULT_GAINS["ppg"]   # to_int16 defaults (counts per unit)
+    gain_acc: float = DEFAULT_GAINS["acc"]
+
+    def to_dict(self) -> dict:
+        """The contract: every field plus descriptive keys (ignored by from_dict)."""
+        d = _to_dict(self)
+        d.update({
+            "format": FORMAT,
+            "channels": list(CHANNELS[:self.n_channels]),
+            "filter": f"butterworth bandpass order {self.filter_order}, {self.filter_order} biquads, "
+                      f"Q{self.iir_frac_bits} Direct Form I",
+            "phase": "causal",
+            "resampler": f"polyphase FIR, kaiser beta {self.kaiser_beta}, cutoff {self.fir_cutoff_hz} Hz, "
+                         f"{self.taps_per_phase} taps/phase, Q15, per-phase DC gain exact",
+            "normalisation": "per window and channel: power / max power -> int8 [-127, 127] "
+                             "(round(254 P / Pmax) - 127; Pmax == 0 -> -127)",
+            "input_scaling": f"int16 counts: ppg x{self.gain_ppg} per unit, acc x{self.gain_acc} per g",
+        })
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FrontEndCfg":
+        d = {k: v for k, v in dict(d).items() if k not in _DESCRIPTIVE}
+        return _from_dict(cls, d, where="frontend config")
+
+
+# ----------------------------------------------------------------------------- design
+@dataclass
+class FrontEndTables:
+    up: int                     # L
+    down: int                   # M
+    fir: np.ndarray             # (L, P) int16 Q15: y[m] = sum_i fir[p, i] x[n_m - i]
+    sos: np.ndarray             # (S, 5) int32 Q(iir_frac_bits): b0 b1 b2 a1 a2
+    hann: np.ndarray            # (T,) int16 Q15
+    cos: np.ndarray             # (N,) int16 Q(cos_frac_bits)
+    k: np.ndarray               # (F,) int64 bin indices into the N-point grid
+    T: int
+    hop: int
+    N: int
+    xmax: int                   # block floating point bound 2^(dft_in_bits-1) - 1
+    dft_bound: int              # proven bound of |re|, |im| (< 2^31)
+    sos_float: np.ndarray = field(repr=False)       # (S, 6) the float design
+    fir_float: np.ndarray = field(repr=False)       # (L * P,) prototype (gain 1 at DC)
+    ct: np.ndarray = field(repr=False)              # (T, F) int64 cos[(k n) mod N]
+    st: np.ndarray = field(repr=False)              # (T, F) int64 cos[(k n + 3N/4) mod N]
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.k.size)
+
+    def flash_bytes(self) -> dict:
+        """Sizes of the C const tables (the DFT table is packed cos|sin words, N + k_max entries)."""
+        return {"fir": self.fir.size * 2, "sos": self.sos.size * 4, "hann": self.hann.size * 2,
+                "cos_sin": (self.N + int(self.k.max())) * 4}
+
+
+def _exact_int(v: float, what: str) -> int:
+    f = Fraction(str(float(v)))
+    if f.denominator != 1:
+        raise SqtoolError(f"frontend: {what} = {float(v)} must be an integer")
+    return int(f)
+
+
+def _ratio(cfg: FrontEndCfg) -> tuple[int, int]:
+    if not (cfg.fs > 0 and cfg.fs_in > 0):
+        raise SqtoolError(f"frontend: fs_in={cfg.fs_in} and fs={cfg.fs} must be > 0")
+    r = Fraction(str(float(cfg.fs))) / Fraction(str(float(cfg.fs_in)))
+    L, M = r.numerator, r.denominator
+    if M < L:
+        raise SqtoolError(f"frontend: fs={cfg.fs} above fs_in={cfg.fs_in}: only down-sampling is supported")
+    if L > 256 or (M + L - 1) // L > 255 or M > 1_000_000:
+        raise SqtoolError(f"frontend: resampling ratio {L}/{M} (fs_in={cfg.fs_in} -> fs={cfg.fs}) too awkward "
+                          "(need L <= 256 phases and ceil(M / L) <= 255)")
+    return L, M
+
+
+def _check_cfg(cfg: FrontEndCfg) -> None:
+    if cfg.n_channels not in (1, 4):
+        raise SqtoolError(f"frontend: n_channels={cfg.n_channels} must be 1 (ppg) or 4 (ppg + acc x, y, z)")
+    lo, hi = (float(b) for b in cfg.band)
+    if not 0 < lo < hi < cfg.fs / 2:
+        raise SqtoolError(f"frontend: band {cfg.band} must satisfy 0 < lo < hi < fs/2 = {cfg.fs / 2}")
+    if not 0 < cfg.fir_cutoff_hz <= cfg.fs / 2:
+        raise SqtoolError(f"frontend: fir_cutoff_hz={cfg.fir_cutoff_hz} must be in (0, fs/2 = {cfg.fs / 2}]")
+    if not 1 <= cfg.taps_per_phase <= 256:
+        raise SqtoolError(f"frontend: taps_per_phase={cfg.taps_per_phase} must be in 1..256")
+    if not 1 <= cfg.filter_order <= 8:
+        raise SqtoolError(f"frontend: filter_order={cfg.filter_order} must be in 1..8")
+    if cfg.iir_frac_bits not in (28, 29, 30):
+        raise SqtoolError(f"frontend: iir_frac_bits={cfg.iir_frac_bits} must be 28, 29 or 30")
+    if not 4 <= cfg.dft_in_bits <= 15 or not 8 <= cfg.cos_frac_bits <= 15:
+        raise SqtoolError("frontend: dft_in_bits must be in 4..15 and cos_frac_bits in 8..15")
+    if not 1 <= cfg.power_shift <= 30:
+        raise SqtoolError(f"frontend: power_shift={cfg.power_shift} must be in 1..30")
+
+
+def design(cfg: FrontEndCfg) -> FrontEndTables:
+    """All integer tables of the front end, computed deterministically from cfg (refuses bad configs)."""
+    from scipy import signal as sps
+    _check_cfg(cfg)
+    L, M = _ratio(cfg)
+    P = int(cfg.taps_per_phase)
+    T = _exact_int(cfg.window_s * cfg.fs, "window_s * fs")
+    hop = _exact_int(cfg.hop_s * cfg.fs, "hop_s * fs")
+    if T < 4 or T % 2 or hop < 1 or hop > T:
+        raise SqtoolError(f"frontend: window T={T} samples must be even and >= 4, hop {hop} in 1..T")
+    b0, b1, step = (float(v) for v in cfg.bins_bpm)
+    if not (0 < b0 <= b1 and step > 0):
+        raise SqtoolError(f"frontend: bins_bpm {cfg.bins_bpm} must be (first > 0, last >= first, step > 0)")
+    N = _exact_int(cfg.fs * 60.0 / step, "cos table size N = fs * 60 / bin_step")
+    if N % 4:
+        raise SqtoolError(f"frontend: cos table size N={N} must be a multiple of 4 (sin = cos at N/4)")
+    k0 = _exact_int(b0 / step, "first bin / bin_step")
+    k1 = _exact_int(b1 / step, "last bin / bin_step")
+    if not k1 < N // 2:
+        raise SqtoolError(f"frontend: last bin {b1} BPM is not below the Nyquist rate {cfg.fs * 30} BPM")
+    k = np.arange(k0, k1 + 1, dtype=np.int64)                             # (F,)
+
+    # --- polyphase FIR: prototype at L * fs_in, gain L, phases (L, P), Q15, exact DC per phase
+    n_taps = L * P
+    fir_float = sps.firwin(n_taps, cfg.fir_cutoff_hz, window=("kaiser", float(cfg.kaiser_beta)),
+                           fs=L * float(cfg.fs_in))                       # sum = 1
+    ph = (L * fir_float).reshape(P, L).T                                  # (L, P): ph[p, i] = L h[p + i L]
+    g = np.round(ph * 32768.0).astype(np.int64)
+    for p in range(L):
+        r = 32768 - int(g[p].sum())
+        order = np.argsort(-np.abs(ph[p]), kind="stable")
+        for j in range(abs(r)):
+            g[p, order[j % P]] += 1 if r > 0 else -1
+    if np.abs(g).max() > 32767:
+        raise SqtoolError("frontend: a polyphase FIR tap does not fit int16 Q15 (fs_in too close to fs?)")
+    if np.abs(g).sum(axis=1).max() > 65535:
+        raise SqtoolError("frontend: polyphase FIR L1 gain >= 2: int32 accumulation could overflow")
+
+    # --- band-pass biquads, Q30
+    sos = sps.butter(cfg.filter_order, [float(cfg.band[0]), float(cfg.band[1])], btype="bandpass",
+                     fs=float(cfg.fs), output="sos")                     # (S, 6)
+    one = 1 << cfg.iir_frac_bits
+    sq = np.round(sos[:, [0, 1, 2, 4, 5]] * one).astype(np.int64)
+    if sq.min() < -2**31 or sq.max() > 2**31 - 1:
+        raise SqtoolError(f"frontend: a biquad coefficient does not fit Q{cfg.iir_frac_bits} int32")
+
+    # --- Hann Q15 (periodic) and the cos table
+    n = np.arange(T)
+    hann = np.minimum(np.round((0.5 - 0.5 * np.cos(2 * np.pi * n / T)) * 32768.0), 32767).astype(np.int64)
+    cone = 1 << cfg.cos_frac_bits
+    cos = np.round(np.cos(2 * np.pi * np.arange(N) / N) * cone).astype(np.int64)
+    xmax = (1 << (cfg.dft_in_bits - 1)) - 1
+    dft_bound = int(((xmax * hann + (1 << 14)) >> 15).sum()) * int(np.abs(cos).max())
+    if dft_bound + (1 << (cfg.power_shift - 1)) > 2**31 - 1:
+        raise SqtoolError(f"frontend: DFT accumulators could overflow int32 (bound {dft_bound}); "
+                          "lower dft_in_bits or cos_frac_bits")
+    rmax = (dft_bound + (1 << (cfg.power_shift - 1))) >> cfg.power_shift
+    if 2 * rmax * rmax > 2**32 - 1:
+        raise SqtoolError(f"frontend: power does not fit uint32 with power_shift={cfg.power_shift}")
+    idx = (k[None, :] * n[:, None]) % N                                  # (T, F)
+    return FrontEndTables(
+        up=L, down=M, fir=g.astype(np.int16), sos=sq.astype(np.int32), hann=hann.astype(np.int16),
+        cos=cos.astype(np.int16), k=k, T=T, hop=hop, N=N, xmax=xmax, dft_bound=dft_bound,
+        sos_float=sos, fir_float=fir_float, ct=cos[idx], st=cos[(idx + 3 * N // 4) % N])
+
+
+def bin_bpm(cfg: FrontEndCfg) -> np.ndarray:
+    """(F,) bin centres in BPM."""
+    b0, b1, step = (float(v) for v in cfg.bins_bpm)
+    k0, k1 = round(b0 / step), round(b1 / step)
+    return np.arange(k0, k1 + 1, dtype=np.float64) * step
+
+
+# ----------------------------------------------------------------------------- integer stages
+def _hold_gaps(x: np.ndarray, gap: np.ndarray | None, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x (C, n) int16, gap (n,) bool, last (C,) int16 -> held (C, n) int16, new last."""
+    if gap is None or not gap.any() or x.shape[1] == 0:
+        return x, (x[:, -1].copy() if x.shape[1] else last)
+    n = x.shape[1]
+    good_idx = np.where(~gap, np.arange(n), -1)
+    src = np.maximum.accumulate(good_idx)                                 # (n,) last good index or -1
+    held = np.where(src[None, :] >= 0, x[:, np.maximum(src, 0)], last[:, None]).astype(np.int16)
+    return held, held[:, -1].copy()
+
+
+def _fir_outputs(buf: np.ndarray, start: int, m0: int, m1: int, tab: FrontEndTables) -> np.ndarray:
+    """Outputs m0..m1-1; buf (C, len) int16 holds inputs start..start+len-1 (with >= P-1 samples of
+    history before the first n_m, zeros standing for x[<0]). -> (C, m1 - m0) int16."""
+    L, M = tab.up, tab.down
+    P = tab.fir.shape[1]
+    m = np.arange(m0, m1, dtype=np.int64)
+    nm = (m * M) // L                                                     # (K,) triggering input
+    ph = (m * M) % L                                                      # (K,) phase
+    cols = (nm - start)[:, None] - np.arange(P)[None, :]                  # (K, P)
+    xs = buf[:, cols].astype(np.int64)                                    # (C, K, P)
+    acc = (xs * tab.fir[ph].astype(np.int64)[None]).sum(axis=2)           # (C, K) |acc| < 2^31
+    return np.clip((acc + (1 << 14)) >> 15, -32768, 32767).astype(np.int16)
+
+
+def _biquads(x: np.ndarray, state: list, tab: FrontEndTables, frac: int) -> np.ndarray:
+    """Causal Direct Form I cascade. x (C, K) int16; state[c][s] = [x1, x2, y1, y2] (python ints,
+    updated in place). -> (C, K) int16."""
+    C, K = x.shape
+    S = tab.sos.shape[0]
+    rnd = 1 << (frac - 1)
+    out = np.empty((C, K), dtype=np.int16)
+    coefs = [tuple(int(v) for v in row) for row in tab.sos]
+    for c in range(C):
+        seq = x[c].tolist()
+        for s, (b0, b1, b2, a1, a2) in enumerate(coefs):
+            x1, x2, y1, y2 = state[c][s]
+            lo, hi = (-32768, 32767) if s == S - 1 else (-MID_SAT - 1, MID_SAT)
+            ys = []
+            for v in seq:
+                y = (b0 * v + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2 + rnd) >> frac
+                y = lo if y < lo else (hi if y > hi else y)
+                x2, x1, y2, y1 = x1, v, y1, y
+                ys.append(y)
+            state[c][s] = [x1, x2, y1, y2]
+            seq = ys
+        out[c] = seq
+    return out
+
+
+def _bitlen(v: np.ndarray) -> np.ndarray:
+    """Bit length of non-negative int64 values (0 -> 0), exact."""
+    v = v.astype(np.int64)
+    out = np.zeros(v.shape, dtype=np.int64)
+    for b in range(63):
+        out += (v >> b) > 0
+    return out
+
+
+def window_codes(win: np.ndarray, cfg: FrontEndCfg, tab: FrontEndTables) -> np.ndarray:
+    """Steps 5-6 on a batch of windows: win (W, C, T) int16 -> codes (W, F, C) int8."""
+    x = win.astype(np.int64)                                              # (W, C, T)
+    mx = np.abs(x).max(axis=2)                                            # (W, C)
+    xmax = tab.xmax
+    s = np.zeros_like(mx)                                                 # left shifts
+    for _ in range(16):
+        s += (mx > 0) & ((mx << (s + 1)) <= xmax)
+    big = mx > xmax                                                       # right shifts r >= 1:
+    r = big.astype(np.int64)                                              # smallest r with
+    for _ in range(16):                                                   # (mx + 2^(r-1)) >> r <= XMAX
+        ok = ((mx + ((1 << r) >> 1)) >> r) <= xmax
+        r = np.where(big & ~ok, r + 1, r)
+    rs = np.maximum(r, 1)[..., None]
+    xr = np.where(r[..., None] > 0, (x + ((1 << rs) >> 1)) >> rs, x << s[..., None])   # (W, C, T)
+    xw = (xr * tab.hann.astype(np.int64) + (1 << 14)) >> 15               # (W, C, T)
+    re = xw @ tab.ct                                                      # (W, C, F) exact, < 2^31
+    im = xw @ tab.st
+    ps = cfg.power_shift
+    re = (re + (1 << (ps - 1))) >> ps
+    im = (im + (1 << (ps - 1))) >> ps
+    p = re * re + im * im                                                 # (W, C, F) <= 2^31
+    pmax = p.max(axis=2, keepdims=True)                                   # (W, C, 1)
+    q = np.maximum(_bitlen(pmax) - CODE_BITS, 0)
+    pm = pmax >> q
+    pb = p >> q
+    code = np.where(pm > 0, (508 * pb + pm) // np.maximum(2 * pm, 1) - 127, -127)
+    return np.ascontiguousarray(code.transpose(0, 2, 1)).astype(np.int8)  # (W, F, C)
+
+
+# ----------------------------------------------------------------------------- streaming
+@dataclass
+class FrontEndWindow:
+    index: int
+    t0_s: float
+    spec: np.ndarray            # (F, C) int8
+    flagged: float              # flagged inputs / inputs owned by the window
+    flagged_q15: int = 0        # (flagged * 32768 + cnt // 2) // cnt, as the C returns it
+
+
+def _q15(f: int, cnt: int) -> int:
+    return (f * 32768 + cnt // 2) // cnt if cnt else 0
+
+
+def _check_input(x, gap, C: int) -> tuple[np.ndarray, np.ndarray | None]:
+    x = np.asarray(x)
+    if x.ndim == 1 and C == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[0] != C:
+        raise SqtoolError(f"frontend: input must be int16 (C={C}, n), got shape {x.shape}")
+    if x.dtype != np.int16:
+        raise SqtoolError(f"frontend: input must be int16 samples, got {x.dtype} (use to_int16)")
+    if gap is not None:
+        gap = np.asarray(gap).reshape(-1)
+        if gap.shape[0] != x.shape[1]:
+            raise SqtoolError(f"frontend: gap flags ({gap.shape[0]}) must have one per sample ({x.shape[1]})")
+        gap = gap.astype(bool)
+    return x, gap
+
+
+class FrontEnd:
+    """Streaming front end: push int16 chunks of any size, get the windows they complete."""
+
+    def __init__(self, cfg: FrontEndCfg, tables: FrontEndTables | None = None):
+        self.cfg = cfg
+        self.tab = tables or design(cfg)
+        self.C = cfg.n_channels
+        self.reset()
+
+    def reset(self) -> None:
+        C, P = self.C, self.tab.fir.shape[1]
+        self.n_in = 0                                   # inputs consumed
+        self.m = 0                                      # next model-rate output index
+        self.hist = np.zeros((C, P - 1), dtype=np.int16)   # held inputs n_in-P+1 .. n_in-1
+        self.last = np.zeros(C, dtype=np.int16)
+        self.iir = [[[0, 0, 0, 0] for _ in range(self.tab.sos.shape[0])] for _ in range(C)]
+        self.buf = np.zeros((C, 0), dtype=np.int16)     # model samples m_buf0 .. m - 1
+        self.m_buf0 = 0
+        self.own = np.zeros((2, 0), dtype=np.int64)     # per buffered model sample: inputs, flagged
+        self.pend = [0, 0]                              # inputs / flagged since the last output
+
+    def push(self, x, gap=None) -> list[FrontEndWindow]:
+        x, gap = _check_input(x, gap, self.C)
+        n = x.shape[1]
+        if n == 0:
+            return []
+        tab, L, M, P = self.tab, self.tab.up, self.tab.down, self.tab.fir.shape[1]
+        held, self.last = _hold_gaps(x, gap, self.last)
+        start = self.n_in - (P - 1)
+        buf = np.concatenate([self.hist, held], axis=1)                  # inputs start .. n_in+n-1
+        m1 = ((self.n_in + n) * L + M - 1) // M                          # outputs with n_m < n_in + n
+        y = _fir_outputs(buf, start, self.m, m1, tab)
+        y = _biquads(y, self.iir, tab, self.cfg.iir_frac_bits)
+        # ownership of inputs per new model sample
+        g = np.zeros(n, dtype=np.int64) if gap is None else gap.astype(np.int64)
+        cg = np.concatenate([[0], np.cumsum(g)])
+        nm = (np.arange(self.m, m1, dtype=np.int64) * M) // L - self.n_in   # local triggering index
+        ends = nm + 1
+        begs = np.concatenate([[0], ends[:-1]]) if ends.size else ends
+        cnt = ends - begs
+        flg = cg[ends] - cg[begs]
+        if ends.size:
+            cnt[0] += self.pend[0]
+            flg[0] += self.pend[1]
+            rest = n - int(ends[-1])
+            self.pend = [rest, int(cg[n] - cg[ends[-1]])]
+        else:
+            self.pend = [self.pend[0] + n, self.pend[1] + int(cg[n])]
+        self.buf = np.concatenate([self.buf, y], axis=1)
+        self.own = np.concatenate([self.own, np.stack([cnt, flg])], axis=1)
+        self.m = m1
+        self.n_in += n
+        self.hist = buf[:, buf.shape[1] - (P - 1):]
+        return self._emit()
+
+    def _emit(self) -> list[FrontEndWindow]:
+        T, hop = self.tab.T, self.tab.hop
+        out = []
+        while True:
+            # next window index: the first i with i*hop >= m_buf0 (all earlier ones were emitted)
+            i = -(-self.m_buf0 // hop)
+            a = i * hop - self.m_buf0
+            if a + T > self.buf.shape[1]:
+                break
+            win = self.buf[None, :, a:a + T]
+            spec = window_codes(win, self.cfg, self.tab)[0]
+            cnt, flg = (int(v) for v in self.own[:, a:a + T].sum(axis=1))
+            out.append(FrontEndWindow(i, i * float(self.cfg.hop_s), spec, flg / cnt if cnt else 0.0,
+                                      _q15(flg, cnt)))
+            drop = a + hop                                               # keep from window i+1 on
+            self.buf = self.buf[:, drop:]
+            self.own = self.own[:, drop:]
+            self.m_buf0 += drop
+        # bound the buffer: keep only what the next window needs
+        i = -(-self.m_buf0 // hop)
+        a = min(i * hop - self.m_buf0, self.buf.shape[1])
+        if a > 0:
+            self.buf, self.own, self.m_buf0 = self.buf[:, a:], self.own[:, a:], self.m_buf0 + a
+        return out
+
+
+# ----------------------------------------------------------------------------- offline
+def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None):
+    """Whole recording: x int16 (C, N) -> (spec int8 (W, F, C), t0 (W,) s, flagged (W,) float).
+
+    Bit-exact with FrontEnd(cfg).push(x, gap) (the same integer stages, vectorised over time)."""
+    tab = tables or design(cfg)
+    x, gap = _check_input(x, gap, cfg.n_channels)
+    C, n = x.shape
+    L, M, P, T, hop = tab.up, tab.down, tab.fir.shape[1], tab.T, tab.hop
+    F = tab.n_bins
+    held, _ = _hold_gaps(x, gap, np.zeros(C, dtype=np.int16))
+    n_out = (n * L + M - 1) // M
+    buf = np.concatenate([np.zeros((C, P - 1), dtype=np.int16), held], axis=1)
+    y = _fir_outputs(buf, -(P - 1), 0, n_out, tab)                        # (C, n_out)
+    state = [[[0, 0, 0, 0] for _ in range(tab.sos.shape[0])] for _ in range(C)]
+    y = _biquads(y, state, tab, cfg.iir_frac_bits)
+    W = (n_out - T) // hop + 1 if n_out >= T else 0
+    if W == 0:
+        return np.zeros((0, F, C), np.int8), np.zeros(0), np.zeros(0)
+    starts = np.arange(W) * hop
+    frames = np.lib.stride_tricks.sliding_window_view(y, T, axis=1)[:, starts]   # (C, W, T)
+    codes = window_codes(np.ascontiguousarray(frames.transpose(1, 0, 2)), cfg, tab)
+    g = np.zeros(n, dtype=np.int64) if gap is None else gap.astype(np.int64)
+    cg = np.concatenate([[0], np.cumsum(g)])
+    end = (starts + T - 1) * M // L + 1                                   # inputs < end owned
+    beg = np.where(starts > 0, (starts - 1) * M // L + 1, 0)
+    flagged = (cg[end] - cg[beg]) / (end - beg)
+    return codes, starts / float(cfg.fs), flagged
+
+
+def flagged_q15(cfg: FrontEndCfg, gap, n: int, tables: FrontEndTables | None = None) -> np.ndarray:
+    """(W,) the C's uint16 flagged fraction per window for n inputs with these gap flags."""
+    tab = tables or design(cfg)
+    L, M, T, hop = tab.up, tab.down, tab.T, tab.hop
+    n_out = (n * L + M - 1) // M
+    W = (n_out - T) // hop + 1 if n_out >= T else 0
+    starts = np.arange(W) * hop
+    g = np.zeros(n, dtype=np.int64) if gap is None else np.asarray(gap).astype(bool).astype(np.int64)
+    cg = np.concatenate([[0], np.cumsum(g)])
+    end = (starts + T - 1) * M // L + 1
+    beg = np.where(starts > 0, (starts - 1) * M // L + 1, 0)
+    f, c = cg[end] - cg[beg], end - beg
+    return (f * 32768 + c // 2) // c
+
+
+# ----------------------------------------------------------------------------- device quantisation
+def default_gains(cfg: FrontEndCfg) -> tuple[float, ...]:
+    """Counts per unit per channel: ppg (TROIKA-like units), then acc in g."""
+    return (cfg.gain_ppg,) + (cfg.gain_acc,) * (cfg.n_channels - 1)
+
+
+def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEndCfg | None = None) -> np.ndarray:
+    """Float (C, N) -> int16 (C, N): round(x * gain), saturating. gains: per channel, one for all,
+    None (= default_gains(cfg or FrontEndCfg(n_channels=C))) or "robust" (per recording: the 99.9th
+    percentile of |x - median| -> 8000 counts; replay only, a device cannot do this)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise SqtoolError(f"to_int16: expected (C, N) samples, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise SqtoolError("to_int16: samples contain NaN/Inf (flag them as gaps and fill first)")
+    C = x.shape[0]
+    if gains is None:
+        gains = default_gains(cfg or FrontEndCfg(n_channels=C))
+    elif isinstance(gains, str):
+        if gains != "robust":
+            raise SqtoolError(f"to_int16: gains '{gains}' unknown (per-channel numbers, None or 'robust')")
+        dev = np.percentile(np.abs(x - np.median(x, axis=1, keepdims=True)), 99.9, axis=1)
+        gains = 8000.0 / np.maximum(dev, 1e-12)
+    g = np.broadcast_to(np.asarray(gains, dtype=np.float64).reshape(-1), (C,)) if np.size(gains) in (1, C) else None
+    if g is None:
+        raise SqtoolError(f"to_int16: {np.size(gains)} gains for {C} channels")
+    return np.clip(np.round(x * g[:, None]), -32768, 32767).astype(np.int16)
+
+
+__all__ = ["FrontEndCfg", "FrontEndTables", "FrontEnd", "FrontEndWindow", "design", "spectra", "to_int16",
+           "bin_bpm", "default_gains", "flagged_q15", "window_codes", "CHANNELS", "DEFAULT_GAINS"]

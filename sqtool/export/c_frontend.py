@@ -1,0 +1,176 @@
+"""C front end for the firmware: `sq_frontend_tables.h` (generated) + the `sq_frontend.{h,c}` templates.
+
+`render_frontend(cfg, out_dir, prefix="sq")` writes three files into out_dir:
+
+    <prefix>_frontend_tables.h   #defines of every contract value (rates, T, hop, bins, channels,
+                                 band, order, formats, the config as JSON) and, when the includer
+                                 defines <PREFIX>_FE_DEFINE_TABLES (only <prefix>_frontend.c does),
+                                 the const tables: polyphase FIR Q15, biquads Q30, Hann Q15, and the
+                                 cos table packed as words (cos[i] | sin[i] << 16, N + KMAX entries
+                                 so that idx + k never wraps inside the DFT's pair loop)
+    <prefix>_frontend.h          API + state struct (template, prefix substituted)
+    <prefix>_frontend.c          implementation (template, prefix substituted)
+
+Every symbol and macro in them starts with sq_ / SQ_, renamed textually to prefix_ / PREFIX_ so two
+front ends can live in one image. The arithmetic is the contract of sqtool/data/frontend.py; the
+tables come from its `design(cfg)`, so the C and the numpy reference are bit-exact by construction
+(tests/export/test_c_frontend.py checks it).
+"""
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.data.frontend import CODE_BITS, MID_SAT, FrontEndCfg, FrontEndTables, design
+
+TEMPLATES = ("sq_frontend.h", "sq_frontend.c")
+
+
+def _int(v: int) -> str:
+    return "(-2147483647 - 1)" if v == -2**31 else str(v)
+
+
+def _arr(ctype: str, name: str, values, per_line: int = 12, fmt=_int) -> str:
+    """A const C array; a 2-D `values` gets one brace block per row."""
+    a = np.asarray(values)
+    rows = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(1, -1)
+
+    def block(row, indent):
+        vals = [fmt(int(v)) for v in row]
+        lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+        return (",\n" + indent).join(lines)
+
+    if a.ndim == 2:
+        body = ",\n    ".join("{ " + block(r, "      ") + " }" for r in rows)
+    else:
+        body = block(rows[0], "    ")
+    return f"static const {ctype} {name} = {{\n    {body}\n}};\n"
+
+
+def _num(v: float) -> str:
+    s = repr(float(v))
+    return s if any(ch in s for ch in ".e") else s + ".0"
+
+
+def packed_cos_sin(tab: FrontEndTables) -> np.ndarray:
+    """(N + KMAX,) uint32: cos[i mod N] in the low half, cos[(i + 3N/4) mod N] (= sin) in the high."""
+    N = tab.N
+    i = np.arange(N + int(tab.k.max()))
+    c = tab.cos.astype(np.int64)
+    lo = c[i % N] & 0xFFFF
+    hi = c[(i + 3 * N // 4) % N] & 0xFFFF
+    return (lo | (hi << 16)).astype(np.uint64)
+
+
+def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
+    L, M, P, S = tab.up, tab.down, tab.fir.shape[1], tab.sos.shape[0]
+    cs = packed_cos_sin(tab)
+    sizes = tab.flash_bytes()
+    cfg_json = json.dumps(cfg.to_dict(), sort_keys=True)
+    defines = [
+        ("SQ_FE_FS_IN", _num(cfg.fs_in), "device sampling rate (Hz)"),
+        ("SQ_FE_FS", _num(cfg.fs), "model rate (Hz)"),
+        ("SQ_FE_UP", L, "resampler up factor L (fs / fs_in = L / M, reduced)"),
+        ("SQ_FE_DOWN", M, "resampler down factor M"),
+        ("SQ_FE_TAPS", P, "polyphase FIR taps per phase"),
+        ("SQ_FE_FIR_CUTOFF_HZ", _num(cfg.fir_cutoff_hz), "Kaiser low-pass cutoff"),
+        ("SQ_FE_KAISER_BETA", _num(cfg.kaiser_beta), "Kaiser window beta"),
+        ("SQ_FE_NCH", cfg.n_channels, "channels: ppg (+ acc_x, acc_y, acc_z)"),
+        ("SQ_FE_T", tab.T, "window length (model-rate samples)"),
+        ("SQ_FE_HOP", tab.hop, "hop (model-rate samples)"),
+        ("SQ_FE_WINDOW_S", _num(cfg.window_s), "window (s)"),
+        ("SQ_FE_HOP_S", _num(cfg.hop_s), "hop (s)"),
+        ("SQ_FE_LATENCY_MS", int(round(1000 * (tab.T - 1) / cfg.fs)),
+         "window ready this long after its start (last model sample's time stamp)"),
+        ("SQ_FE_FILTER_ORDER", cfg.filter_order, "Butterworth band-pass order (= biquad sections)"),
+        ("SQ_FE_NSOS", S, "biquad sections"),
+        ("SQ_FE_BAND_LO_HZ", _num(cfg.band[0]), "band-pass low edge"),
+        ("SQ_FE_BAND_HI_HZ", _num(cfg.band[1]), "band-pass high edge"),
+        ("SQ_FE_FILTER", '"butterworth"', "band-pass type"),
+        ("SQ_FE_PHASE", '"causal"', "filter phase"),
+        ("SQ_FE_IIR_FRAC", cfg.iir_frac_bits, "biquad coefficient fraction bits"),
+        ("SQ_FE_MID_SAT", MID_SAT, "inner biquad outputs clamped to [-MID_SAT-1, MID_SAT]"),
+        ("SQ_FE_N", tab.N, "cos table size = 60 fs / bin_step"),
+        ("SQ_FE_K0", int(tab.k[0]), "first bin's index on the N-point grid"),
+        ("SQ_FE_KMAX", int(tab.k.max()), "last bin's index"),
+        ("SQ_FE_NBINS", tab.n_bins, "spectrum bins"),
+        ("SQ_FE_BIN_BPM_FIRST", _num(cfg.bins_bpm[0]), "first bin (BPM)"),
+        ("SQ_FE_BIN_BPM_LAST", _num(cfg.bins_bpm[1]), "last bin (BPM)"),
+        ("SQ_FE_BIN_BPM_STEP", _num(cfg.bins_bpm[2]), "bin step (BPM)"),
+        ("SQ_FE_XMAX", tab.xmax, "block floating point: |x| <= XMAX before the Hann window"),
+        ("SQ_FE_COS_ONE", 1 << cfg.cos_frac_bits, "cos table scale"),
+        ("SQ_FE_DFT_BOUND", tab.dft_bound, "proven bound of |re|, |im| (< 2^31)"),
+        ("SQ_FE_POWER_SHIFT", cfg.power_shift, "re, im rounded >> this before squaring"),
+        ("SQ_FE_CODE_BITS", CODE_BITS, "Pmax shifted below 2^CODE_BITS before the division"),
+        ("SQ_FE_CODE_MIN", -127, "codes: round(254 P / Pmax) - 127"),
+        ("SQ_FE_CODE_MAX", 127, ""),
+        ("SQ_FE_GAIN_PPG", _num(cfg.gain_ppg), "input scaling assumed: int16 counts per PPG unit"),
+        ("SQ_FE_GAIN_ACC", _num(cfg.gain_acc), "input scaling assumed: int16 counts per g"),
+        ("SQ_FE_TABLE_BYTES", sum(sizes.values()), "const tables (flash)"),
+    ]
+    w = max(len(d[0]) for d in defines)
+    body = "\n".join(f"#define {n:<{w}} {v}" + (f"   /* {c} */" if c else "") for n, v, c in defines)
+    fir = _arr("int16_t", f"sq_fe_fir[{L}][{P}]", tab.fir)
+    sos = _arr("int32_t", f"sq_fe_sos[{S}][5]", tab.sos, per_line=5)
+    hann = _arr("int16_t", f"sq_fe_hann[{tab.T}]", tab.hann)
+    csa = _arr("uint32_t", f"sq_fe_cs[{cs.size}]", cs, per_line=8, fmt=lambda v: f"0x{v:08X}u")
+    return f"""/*
+ * sq_frontend_tables.h - generated by sqtool.export.c_frontend from FrontEndCfg; do not edit.
+ * Contract (also in sqtool/data/frontend.py): {cfg_json}
+ * Tables (flash bytes): {json.dumps(sizes)}
+ */
+#ifndef SQ_FRONTEND_TABLES_H
+#define SQ_FRONTEND_TABLES_H
+
+#include <stdint.h>
+
+{body}
+#define SQ_FE_CFG_JSON {json.dumps(cfg_json)}
+
+#endif /* SQ_FRONTEND_TABLES_H */
+
+#if defined(SQ_FE_DEFINE_TABLES) && !defined(SQ_FRONTEND_TABLES_DEFINED)
+#define SQ_FRONTEND_TABLES_DEFINED
+/* polyphase FIR, Q15: output m at phase p = m DOWN mod UP: sum_i fir[p][i] x[n_m - i]; each row sums to 32768 */
+{fir}
+/* band-pass biquads, Q{cfg.iir_frac_bits}: b0 b1 b2 a1 a2 (a0 = 1) */
+{sos}
+/* periodic Hann, Q15 (1.0 clamped to 32767) */
+{hann}
+/* cos (low half) and sin (high half) Q{cfg.cos_frac_bits} at 2 pi i / N, i < N + KMAX */
+{csa}
+#endif
+"""
+
+
+def _rename(text: str, prefix: str) -> str:
+    if prefix == "sq":
+        return text
+    return text.replace("sq_", prefix + "_").replace("SQ_", prefix.upper() + "_")
+
+
+def render_frontend(cfg: FrontEndCfg, out_dir, prefix: str = "sq") -> list[Path]:
+    """Write <prefix>_frontend_tables.h, <prefix>_frontend.h, <prefix>_frontend.c into out_dir."""
+    if not re.fullmatch(r"[a-z][a-z0-9]*", prefix or ""):
+        raise SqtoolError(f"render_frontend: prefix '{prefix}' must be lower-case letters/digits (e.g. 'hr2')")
+    tab = design(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"sq_frontend_tables.h": tables_header(cfg, tab)}
+    tdir = resources.files("sqtool.export") / "templates"
+    for name in TEMPLATES:
+        files[name] = (tdir / name).read_text()
+    paths = []
+    for name, text in files.items():
+        p = out / _rename(name, prefix)
+        atomic_write_text(p, _rename(text, prefix))
+        paths.append(p)
+    return paths
+
+
+__all__ = ["render_frontend", "tables_header", "packed_cos_sin"]

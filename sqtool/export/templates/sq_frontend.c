@@ -1,0 +1,251 @@
+/*
+ * sq_frontend.c - fixed-point streaming front end (see sq_frontend.h and sqtool/data/frontend.py,
+ * whose integer arithmetic this file reproduces bit for bit).
+ */
+#define SQ_FE_DEFINE_TABLES
+#include "sq_frontend.h"
+
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(SQ_FE_NO_DSP)
+#include <arm_acle.h>
+#define SQ_FE_USE_DSP 1
+#else
+#define SQ_FE_USE_DSP 0
+#endif
+
+#define SQ_FE_HALF_N (SQ_FE_N / 2)
+
+static int32_t sq_fe_sat(int32_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+#if SQ_FE_USE_DSP
+/* acc + lo(x) lo(y) + hi(x) hi(y): exact, the DFT bound keeps every partial sum inside int32 */
+#define SQ_FE_MAC2(acc, x, y) ((acc) = __smlad((int16x2_t)(x), (int16x2_t)(y), (acc)))
+#else
+static int32_t sq_fe_lo16(uint32_t w)
+{
+    int32_t v = (int32_t)(w & 0xFFFFu);
+    return v >= 0x8000 ? v - 0x10000 : v;
+}
+
+static int32_t sq_fe_hi16(uint32_t w)
+{
+    int32_t v = (int32_t)(w >> 16);
+    return v >= 0x8000 ? v - 0x10000 : v;
+}
+#define SQ_FE_MAC2(acc, x, y) \
+    ((acc) += sq_fe_lo16(x) * sq_fe_lo16(y) + sq_fe_hi16(x) * sq_fe_hi16(y))
+#endif
+
+int sq_frontend_init(sq_frontend_t *s)
+{
+    int c, i, j;
+    if (!s) return SQ_FE_ERR_NULL;
+    for (c = 0; c < SQ_FE_NCH; ++c) {
+        s->last[c] = 0;
+        for (i = 0; i < 2 * SQ_FE_TAPS; ++i) s->hist[c][i] = 0;
+        for (i = 0; i < SQ_FE_NSOS; ++i)
+            for (j = 0; j < 4; ++j) s->iir[c][i][j] = 0;
+        for (i = 0; i < SQ_FE_T; ++i) s->ring[c][i] = 0;
+    }
+    for (i = 0; i < SQ_FE_T; ++i) { s->own_cnt[i] = 0; s->own_flag[i] = 0; }
+    s->hpos = 0;
+    s->phase = 0;
+    s->due = 1;                 /* output 0 is computed on input 0 */
+    s->rpos = 0;
+    s->pend_cnt = 0;
+    s->pend_flag = 0;
+    s->to_win = SQ_FE_T;
+    s->ready = 0;
+    s->win_index = 0;
+    return SQ_FE_OK;
+}
+
+/* One model-rate sample per channel: FIR at the current phase, band-pass, into the ring. */
+static void sq_fe_produce(sq_frontend_t *s)
+{
+    const int16_t *g = sq_fe_fir[s->phase];
+    int c, i, k;
+    for (c = 0; c < SQ_FE_NCH; ++c) {
+        const int16_t *h = &s->hist[c][s->hpos + SQ_FE_TAPS - 1];   /* newest input */
+        int32_t acc = 0, y;
+        for (i = 0; i < SQ_FE_TAPS; ++i) acc += (int32_t)g[i] * h[-i];   /* |acc| <= 32768 * 65535 */
+        y = sq_fe_sat((acc + (1 << 14)) >> 15, -32768, 32767);
+        for (k = 0; k < SQ_FE_NSOS; ++k) {
+            const int32_t *b = sq_fe_sos[k];
+            int32_t *st = s->iir[c][k];
+            int64_t a = (int64_t)b[0] * y + (int64_t)b[1] * st[0] + (int64_t)b[2] * st[1]
+                      - (int64_t)b[3] * st[2] - (int64_t)b[4] * st[3];
+            int64_t o = (a + ((int64_t)1 << (SQ_FE_IIR_FRAC - 1))) >> SQ_FE_IIR_FRAC;
+            int64_t lo = k == SQ_FE_NSOS - 1 ? -32768 : -SQ_FE_MID_SAT - 1;
+            int64_t hi = k == SQ_FE_NSOS - 1 ? 32767 : SQ_FE_MID_SAT;
+            o = o < lo ? lo : (o > hi ? hi : o);
+            st[1] = st[0]; st[0] = y;
+            st[3] = st[2]; st[2] = (int32_t)o;
+            y = (int32_t)o;
+        }
+        s->ring[c][s->rpos] = (int16_t)y;
+    }
+    s->own_cnt[s->rpos] = (uint8_t)s->pend_cnt;
+    s->own_flag[s->rpos] = (uint8_t)s->pend_flag;
+    s->pend_cnt = 0;
+    s->pend_flag = 0;
+    if (++s->rpos == SQ_FE_T) s->rpos = 0;
+    s->phase += SQ_FE_DOWN;
+    s->due = s->phase / SQ_FE_UP;
+    s->phase -= s->due * SQ_FE_UP;
+    if (--s->to_win == 0) {
+        s->ready = 1;
+        s->to_win = SQ_FE_HOP;
+    }
+}
+
+int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, const uint8_t *gap,
+                     int n, int *consumed)
+{
+    int i = 0, c;
+    if (!s || !ppg || !consumed) return SQ_FE_ERR_NULL;
+    *consumed = 0;
+#if SQ_FE_NCH == 4
+    if (!acc) return SQ_FE_ERR_NULL;
+#else
+    (void)acc;
+#endif
+    if (n < 0) return SQ_FE_ERR_ARG;
+    if (s->ready) return SQ_FE_ERR_PENDING;
+    while (i < n) {
+        int flag = gap != 0 && gap[i] != 0;
+        int p = s->hpos;
+        if (!flag) {
+            s->last[0] = ppg[i];
+#if SQ_FE_NCH == 4
+            s->last[1] = acc[3 * i];
+            s->last[2] = acc[3 * i + 1];
+            s->last[3] = acc[3 * i + 2];
+#endif
+        }
+        for (c = 0; c < SQ_FE_NCH; ++c) {
+            s->hist[c][p] = s->last[c];
+            s->hist[c][p + SQ_FE_TAPS] = s->last[c];
+        }
+        s->hpos = p + 1 == SQ_FE_TAPS ? 0 : p + 1;
+        s->pend_cnt += 1;
+        s->pend_flag += flag;
+        ++i;
+        if (--s->due == 0) {
+            sq_fe_produce(s);
+            if (s->ready) break;
+        }
+    }
+    *consumed = i;
+    return s->ready;
+}
+
+/* Block floating point + Hann: ring channel c (oldest first) -> s->xw[c] packed int16 pairs. */
+static void sq_fe_prepare(sq_frontend_t *s, int c)
+{
+    const int16_t *r = s->ring[c];
+    int32_t x[SQ_FE_T];
+    int32_t mx = 0, n, j = 0, sh = 0, rs = 0;
+    for (n = s->rpos; n < SQ_FE_T; ++n) x[j++] = r[n];
+    for (n = 0; n < s->rpos; ++n) x[j++] = r[n];
+    for (n = 0; n < SQ_FE_T; ++n) {
+        int32_t a = x[n] < 0 ? -x[n] : x[n];
+        if (a > mx) mx = a;
+    }
+    if (mx > SQ_FE_XMAX) {
+        rs = 1;
+        while (((mx + ((1 << rs) >> 1)) >> rs) > SQ_FE_XMAX) ++rs;
+    } else if (mx > 0) {
+        while ((mx << (sh + 1)) <= SQ_FE_XMAX) ++sh;
+    }
+    for (n = 0; n < SQ_FE_T; ++n) {
+        int32_t v = rs ? (x[n] + (1 << (rs - 1))) >> rs : x[n] * (1 << sh);   /* |v| <= XMAX */
+        x[n] = (v * sq_fe_hann[n] + (1 << 14)) >> 15;
+    }
+    for (n = 0; n < SQ_FE_T / 2; ++n)
+        s->xw[c][n] = (uint32_t)(uint16_t)x[2 * n] | ((uint32_t)(uint16_t)x[2 * n + 1] << 16);
+}
+
+static uint32_t sq_fe_power(int32_t re, int32_t im)
+{
+    int32_t r = (re + (1 << (SQ_FE_POWER_SHIFT - 1))) >> SQ_FE_POWER_SHIFT;
+    int32_t i = (im + (1 << (SQ_FE_POWER_SHIFT - 1))) >> SQ_FE_POWER_SHIFT;
+    return (uint32_t)((int64_t)r * r + (int64_t)i * i);                        /* <= 2^31 */
+}
+
+/* Direct DFT at the NBINS bin frequencies, all channels at once: each (cos, sin) pair of two
+ * consecutive samples is loaded and packed once per bin and feeds 2 * NCH dual MACs. */
+static void sq_fe_dft(sq_frontend_t *s)
+{
+    int b, j;
+    for (b = 0; b < SQ_FE_NBINS; ++b) {
+        const uint32_t k = (uint32_t)(SQ_FE_K0 + b);
+        const uint32_t k2 = 2u * k;
+        uint32_t idx = 0;
+        int32_t re0 = 0, im0 = 0;
+#if SQ_FE_NCH == 4
+        int32_t re1 = 0, im1 = 0, re2 = 0, im2 = 0, re3 = 0, im3 = 0;
+#endif
+        for (j = 0; j < SQ_FE_T / 2; ++j) {
+            const uint32_t w0 = sq_fe_cs[idx], w1 = sq_fe_cs[idx + k];    /* idx + k < N + KMAX */
+            const uint32_t cc = (w0 & 0xFFFFu) | (w1 << 16);             /* cos n, cos n+1 */
+            const uint32_t ss = (w0 >> 16) | (w1 & 0xFFFF0000u);         /* sin n, sin n+1 */
+            uint32_t x = s->xw[0][j];
+            SQ_FE_MAC2(re0, x, cc);
+            SQ_FE_MAC2(im0, x, ss);
+#if SQ_FE_NCH == 4
+            x = s->xw[1][j];
+            SQ_FE_MAC2(re1, x, cc);
+            SQ_FE_MAC2(im1, x, ss);
+            x = s->xw[2][j];
+            SQ_FE_MAC2(re2, x, cc);
+            SQ_FE_MAC2(im2, x, ss);
+            x = s->xw[3][j];
+            SQ_FE_MAC2(re3, x, cc);
+            SQ_FE_MAC2(im3, x, ss);
+#endif
+            idx += k2;
+            if (idx >= SQ_FE_N) idx -= SQ_FE_N;                            /* 2 KMAX < N */
+        }
+        s->pw[b * SQ_FE_NCH] = sq_fe_power(re0, im0);
+#if SQ_FE_NCH == 4
+        s->pw[b * SQ_FE_NCH + 1] = sq_fe_power(re1, im1);
+        s->pw[b * SQ_FE_NCH + 2] = sq_fe_power(re2, im2);
+        s->pw[b * SQ_FE_NCH + 3] = sq_fe_power(re3, im3);
+#endif
+    }
+}
+
+int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
+{
+    int c, b, idx;
+    uint32_t cnt = 0, flg = 0;
+    if (!s || !out) return SQ_FE_ERR_NULL;
+    if (!s->ready) return SQ_FE_ERR_NO_WINDOW;
+    for (c = 0; c < SQ_FE_NCH; ++c) sq_fe_prepare(s, c);
+    sq_fe_dft(s);
+    for (c = 0; c < SQ_FE_NCH; ++c) {
+        uint32_t pmax = 0, pm;
+        int q = 0;
+        for (b = 0; b < SQ_FE_NBINS; ++b)
+            if (s->pw[b * SQ_FE_NCH + c] > pmax) pmax = s->pw[b * SQ_FE_NCH + c];
+        if (pmax == 0) {
+            for (b = 0; b < SQ_FE_NBINS; ++b) out[b * SQ_FE_NCH + c] = -127;
+            continue;
+        }
+        while ((pmax >> q) >= (1u << SQ_FE_CODE_BITS)) ++q;
+        pm = pmax >> q;
+        for (b = 0; b < SQ_FE_NBINS; ++b) {
+            uint32_t pb = s->pw[b * SQ_FE_NCH + c] >> q;
+            out[b * SQ_FE_NCH + c] = (int8_t)((int32_t)((508u * pb + pm) / (2u * pm)) - 127);
+        }
+    }
+    for (b = 0; b < SQ_FE_T; ++b) { cnt += s->own_cnt[b]; flg += s->own_flag[b]; }
+    if (flagged_q15) *flagged_q15 = (uint16_t)(cnt ? (flg * 32768u + cnt / 2u) / cnt : 0u);
+    idx = (int)(s->win_index & 0x7FFFFFFFu);
+    s->win_index += 1;
+    s->ready = 0;
+    return idx;
+}
