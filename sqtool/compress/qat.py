@@ -62,9 +62,10 @@ def check_calibration_set(x: np.ndarray, cfg: ModelCfg, batch_size: int, fs: flo
 
 def quant_twin(float_student, preset: str):
     """The Brevitas twin of a float student with its BN folded in (activation scales not yet set)."""
-    from sqtool.models import create_model
-    from sqtool.models.student import fold_bn_state
+    from sqtool.models import create_model, spectral, student
 
+    fold_bn_state = spectral.fold_bn_state if float_student.cfg.family == spectral.SPECTRAL_FAMILY \
+        else student.fold_bn_state
     cfg = float_student.cfg.replace(quant=preset)
     q = create_model(cfg)
     missing, unexpected = q.load_state_dict(fold_bn_state(float_student.eval()), strict=False)

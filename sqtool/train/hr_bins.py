@@ -107,3 +107,31 @@ def predict_logits(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     out = [model(torch.as_tensor(np.asarray(x[i:i + batch], np.float32))).float().numpy()
            for i in range(0, len(x), batch)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit_scale: float = 1.0) -> dict:
+    """The HMM's transition prior from TRAINING truth only: sigma per hop and the jump floor."""
+    from sqtool.models.decoder import DecoderCfg, estimate_floor, estimate_transition
+    sigma = estimate_transition(truth_sequences, hop_s)
+    base = DecoderCfg(bins_bpm=tuple(bins_bpm), sigma_bpm=sigma, logit_scale=logit_scale)
+    floor = estimate_floor(truth_sequences, sigma, base)
+    return DecoderCfg(bins_bpm=tuple(bins_bpm), sigma_bpm=float(sigma), floor=float(floor),
+                      logit_scale=float(logit_scale)).to_dict()
+
+
+def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = None) -> dict:
+    """Float causal forward filtering of one recording's (W, F) real-valued logits."""
+    from sqtool.models.decoder import DecoderCfg, forward
+    cfg = DecoderCfg.from_dict({**decoder, "logit_scale": 1.0})
+    return forward(np.asarray(logits, np.float64), valid, cfg)
+
+
+def decode_int(logits_q: np.ndarray, decoder: dict, logit_scale: float, valid: np.ndarray | None = None) -> dict:
+    """Fixed-point decoding (bit-exact with the firmware) of one recording's (W, F) int8 logits, in BPM."""
+    from sqtool.models.decoder import DecoderCfg, IntDecoder
+    cfg = DecoderCfg.from_dict({**decoder, "logit_scale": float(logit_scale)})
+    r = IntDecoder(cfg).run(np.asarray(logits_q, np.int8), valid)
+    return {"hr": r["hr_mbpm"] / 1000.0, "lo": r["lo_mbpm"] / 1000.0, "hi": r["hi_mbpm"] / 1000.0,
+            "conf": r["conf_q15"] / 32768.0}
