@@ -26,9 +26,13 @@ detectors of neurokit2 (`DETECTORS`: ecg_clean + ecg_peaks with each method) and
 A window is DOUBTFUL (flags[w] True) for any of these reasons (counts in info["reasons"]):
     unclean    no detector gives a clean beat train
     detectors  the clean detectors disagree: max - min HR > max(tol_bpm, tol_frac * HR)
+    unconfirmed  without `beats`: only one detector is clean, so nothing independent confirms it
+               (on pure noise one detector now and then finds a regular-looking train)
     annot      only with `beats` (an independent beat list, e.g. a dataset's annotations): the
                annotation HR of the window is missing or differs from hr_bpm by more than
-               max(tol_bpm, tol_frac * HR) (default max(5 BPM, 5 %))
+               max(tol_bpm, tol_frac * HR) (default max(5 BPM, 5 %)); with `beats`, agreeing
+               annotations confirm a window where a single detector is clean
+A window may have several reasons; each is counted.
 The caller decides what a flag does (the wrist_exercise reader stores NaN for doubtful windows so every
 scorer that ignores NaN truth leaves them out).
 
@@ -48,7 +52,7 @@ from sqtool.core import SqtoolError
 # neurokit2 ecg_peaks methods, each with its own ecg_clean where neurokit2 has one (else "neurokit")
 DETECTORS = ("neurokit", "pantompkins1985", "kalidas2017", "hamilton2002", "rodrigues2021")
 _CLEAN = {"neurokit", "pantompkins1985", "hamilton2002", "elgendi2010", "engzeemod2012"}
-REASONS = ("unclean", "detectors", "annot")
+REASONS = ("unclean", "detectors", "unconfirmed", "annot")
 
 
 @dataclass(frozen=True)
@@ -171,13 +175,16 @@ def ecg_window_hr(ecg: np.ndarray, fs: float, window_s: float = 8.0, hop_s: floa
                           - np.nanmin(np.where(C, H, np.inf), axis=0), 0.0)
     reasons = {"unclean": n_clean == 0,
                "detectors": (n_clean > 1) & (spread > np.maximum(rules.tol_bpm, rules.tol_frac * np.nan_to_num(hr))),
+               "unconfirmed": np.zeros(starts.shape, dtype=bool),
                "annot": np.zeros(starts.shape, dtype=bool)}
     hr_annot = None
     if beats is not None:
         hr_annot, _, _ = beats_window_hr(np.asarray(beats, dtype=np.float64) / fs, starts, window_s,
                                          rules.rr_tol)
         reasons["annot"] = _disagree(hr, hr_annot, rules)
-    flags = reasons["unclean"] | reasons["detectors"] | reasons["annot"]
+    elif len(peaks) > 1:                            # no annotations: a second detector must confirm
+        reasons["unconfirmed"] = n_clean == 1
+    flags = reasons["unclean"] | reasons["detectors"] | reasons["unconfirmed"] | reasons["annot"]
     info = {"r_peaks": peaks, "n_clean": n_clean, "hr_annot": hr_annot,
             "reasons": {r: int(v.sum()) for r, v in reasons.items()}, "reason_masks": reasons,
             "detector": detector_name(tuple(peaks))}

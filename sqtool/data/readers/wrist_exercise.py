@@ -16,7 +16,8 @@ form: kind "window", times = window START seconds every 2 s, window_s 8, windows
 fully inside the record (W = floor((N / 256 - 8) / 2) + 1), value = 60 / median RR of the R peaks in the
 window (`sqtool.data.ecg.ecg_window_hr`: consensus of neurokit2 detectors). The annotations are only a
 cross-check (in s4_run and s5_* many sit off the R peaks): windows where the ECG value is doubtful (no
-clean R-peak train, detectors disagree, or annotation HR off by > max(5 BPM, 5 %)) hold NaN, so scorers
+clean R-peak train, detectors disagree, annotation HR missing or off by > max(5 BPM, 5 %); without a
+beat file also: only one detector clean) hold NaN, so scorers
 that ignore NaN truth leave them out. labels["hr_annot"] is the annotation HR of every window (NaN where
 it has < 2 beats). meta: hr_windows, hr_doubtful, hr_reasons {reason: windows}, hr_detector, beats (the
 beat file, or None: then the reference comes from the ECG alone and meta["hr_source"] says so).
@@ -92,7 +93,7 @@ def read_beats(path: Path, edf: Path, n_samples: int) -> np.ndarray:
     for k, line in enumerate(lines[1:], start=2):
         if m := re.search(r"time resolution:\s*([\d.]+)", line):
             if abs(float(m.group(1)) - FS) > 1e-6:
-                raise SqtoolError(f"{p}: time resolution {m.group(1)} Hz, but {edf.name} is sampled at "
+                raise SqtoolError(f"{p}: time resolution {m.group(1)} Hz, but {edf} is sampled at "
                                   f"{FS:g} Hz; beat file does not match the recording")
         f = line.split()
         if len(f) < 3 or f[2] not in _BEAT_CODES:
@@ -110,9 +111,9 @@ def read_beats(path: Path, edf: Path, n_samples: int) -> np.ndarray:
     if bad_time:
         k, t, s = bad_time
         raise SqtoolError(f"{p}: line {k} says time {t} but sample {s} = {s / FS:.3f} s at {FS:g} Hz; sample "
-                          f"numbers are not at the {FS:g} Hz of {edf.name}")
+                          f"numbers are not at the {FS:g} Hz of {edf}")
     if b.min() < 0 or b.max() >= n_samples:
-        raise SqtoolError(f"{p}: beat at sample {int(b.max())} ({b.max() / FS:.1f} s) but {edf.name} has "
+        raise SqtoolError(f"{p}: beat at sample {int(b.max())} ({b.max() / FS:.1f} s) but {edf} has "
                           f"{n_samples} samples ({n_samples / FS:.1f} s); beat file does not match the recording")
     return np.sort(b)
 
