@@ -20,6 +20,7 @@ EXPECTED = {
     "but_ppg": dict(records=51, subjects=13, labels={"quality": ("class", 51)}),
     "mw_ppg": dict(records=78, subjects=78, labels={"artifact": ("flags", 78 * 12000)}),
     "unlabeled": dict(records=10, subjects=6, labels={}),
+    "wrist_exercise": dict(records=13, subjects=5, labels={"hr": ("window", 2024)}),
 }
 
 

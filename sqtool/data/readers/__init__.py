@@ -4,7 +4,7 @@
     iter_records(path, kind=None)  -> generator of Record (lazy: one file at a time)
     list_items(path, kind=None)    -> (kind, [items])   the files holding records, unread (parallel work units)
     read_item(kind, item, root)    -> list[Record]      the checked records of one item
-    detect_kind(path)              -> "troika" | "bidmc" | ... | "csv" | "npz" | "wfdb"
+    detect_kind(path)              -> "troika" | "bidmc" | "wrist_exercise" | ... | "csv" | "npz" | "wfdb"
     inspect_path(path)             -> summary dict (what `sqtool data inspect` prints)
     read_csv / read_npz / read_wfdb   the generic single-recording readers
 
@@ -32,13 +32,15 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers import bidmc, but_ppg, mw_ppg, ppg_arrhythmia, ppg_bp, troika, unlabeled
+from sqtool.data.readers import (bidmc, but_ppg, mw_ppg, ppg_arrhythmia, ppg_bp, troika, unlabeled,
+                                 wrist_exercise)
 from sqtool.data.readers._common import walk_files
 from sqtool.data.record import Label, Record
 
 # dataset kind -> module. A folder must be recognised by exactly one of them (else: "several datasets");
 # when none does, the generic readers look at the file types.
-DATASETS = {m.KIND: m for m in (troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled)}
+DATASETS = {m.KIND: m for m in (troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled,
+                                wrist_exercise)}
 GENERIC = ("csv", "npz", "wfdb")
 
 

@@ -62,6 +62,9 @@ def summarise(path: str | os.PathLike, kind: str | None = None, **kw) -> dict:
             s = labels.setdefault(name, {"kind": lab.kind, "unit": lab.unit, "records": 0, "values": 0})
             s["records"] += 1
             s["values"] += len(lab) if lab.times is not None or lab.kind == "flags" else 1
+            if lab.kind in ("window", "value") and lab.times is not None:    # NaN = no/doubtful truth
+                if k := int(np.sum(~np.isfinite(np.asarray(lab.values, float)))):
+                    s["nan"] = s.get("nan", 0) + k
             if lab.kind == "flags":
                 s["flagged"] = s.get("flagged", 0) + int(np.sum(np.asarray(lab.values) > 0))
             if lab.kind == "class" and lab.classes:
@@ -104,6 +107,8 @@ def format_summary(s: dict, indent: str = "") -> str:
                 extra = "  " + ", ".join(f"{c} {k}" for c, k in l["classes"].items())
             elif l["kind"] == "flags":
                 extra = f"  {l.get('flagged', 0)} flagged samples"
+            elif l.get("nan"):
+                extra = f"  ({l['nan']} NaN: no or doubtful truth)"
             lines.append(f"{indent}    {name:<18} {l['kind']:<7} {l['unit'] or '-':<12} "
                          f"records {l['records']:<5} values {l['values']}{extra}")
     else:
