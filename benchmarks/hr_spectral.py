@@ -1,0 +1,240 @@
+"""Heart rate that beats signal processing: spectral HR-bin models + HMM decoder, subject-held-out.
+
+    nice .venv/bin/python benchmarks/hr_spectral.py --protocol spcup      # SP Cup 2015, LOSO over 12
+    nice .venv/bin/python benchmarks/hr_spectral.py --protocol wrist      # wrist_exercise LOSO over 5
+                                                                         # (+ cross-dataset both ways)
+
+Per outer fold (one held-out subject), everything is fitted on the training subjects only:
+    - front end: the fixed-point firmware front end (data.frontend), the same codes the C computes;
+    - teacher `spec_teacher_m` (float), student `spec_student_s` distilled from it (KL on the bins +
+      CE on the ECG truth), its Brevitas twin after QAT (int8 logits -> fixed-point decoder, i.e. the
+      firmware's numbers up to Brevitas-vs-TFLite rounding, see export parity);
+    - decoder: transition sigma and jump floor estimated from the training subjects' truth;
+    - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
+      subjects' mean MAE (nested), then run on the held-out subject.
+Nothing is chosen on the held-out subject; the architectures and epochs are fixed a priori.
+Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are NaN, not scored).
+TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out of every training set.
+
+Writes benchmarks/results/hr_spectral_<protocol>.json and .md: per-subject rows (int8, float student,
+float teacher, baseline; MAE with 95 % bootstrap CI over the subject's windows), the mean of subjects'
+MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and confidence gating.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
+from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
+from sqtool.data.hr_spectra import as_model_input, hr_corpus  # noqa: E402
+from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
+from sqtool.models import create_model, get_model_cfg  # noqa: E402
+from sqtool.models.spectral import bin_grid  # noqa: E402
+from sqtool.train.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, predict_logits,  # noqa: E402
+                                  train_bins)
+
+NOTCHES = (0.0, 3.0, 6.0)
+DATA = ROOT.parent / "shared" / "data"
+
+
+def boot_ci(err: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    err = err[np.isfinite(err)]
+    if len(err) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    m = err[rng.integers(0, len(err), (n, len(err)))].mean(axis=1)
+    return float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
+
+
+def load_records(datasets):
+    """Raw Record objects (for the classic baseline) keyed like the corpus."""
+    from sqtool.data.readers import read_dataset
+    out = {}
+    for ds in datasets:
+        for r in read_dataset(DATA / ds, kind=ds):
+            out[(ds, str(r.record_id))] = r
+    return out
+
+
+def baseline_for(records, corpus_recs, notch):
+    cfg = BaselineCfg(notch_bpm=notch)
+    out = {}
+    for r in corpus_recs:
+        rec = records[(r.dataset, r.record_id)]
+        out[r.record_id] = baseline_hr(rec, r.t0, 8.0, cfg)["hr"]
+    return out
+
+
+def mae(a, y):
+    ok = np.isfinite(y) & np.isfinite(a)
+    return float(np.abs(a[ok] - y[ok]).mean()) if ok.any() else float("nan")
+
+
+def run_fold(train, test, args, records, log):
+    """Train on `train` recordings, score each recording of `test`. Returns per-recording results."""
+    t_start = time.time()
+    torch.manual_seed(args.seed)
+    tcfg, scfg = get_model_cfg(args.teacher), get_model_cfg(args.student)
+    bins = bin_grid(scfg)
+    X = np.concatenate([as_model_input(r.x) for r in train])
+    Y = np.concatenate([r.y for r in train])
+    dec = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
+    base = BinTrainCfg(epochs=args.epochs, seed=args.seed)
+    teacher = create_model(tcfg)
+    train_bins(teacher, X, Y, bins, BinTrainCfg(epochs=args.teacher_epochs, seed=args.seed))
+    t_logits = predict_logits(teacher, X)
+    student = create_model(scfg)
+    train_bins(student, X, Y, bins, BinTrainCfg(epochs=args.epochs, seed=args.seed, kd_weight=args.kd))
+    q = qat_bins(student, X, Y, bins, qat_cfg(BinTrainCfg(epochs=args.epochs, seed=args.seed, kd_weight=args.kd),
+                                              args.qat_epochs), t_logits)
+    # baseline notch chosen on the training subjects
+    scores = {}
+    for notch in NOTCHES:
+        hb = baseline_for(records, train, notch)
+        scores[notch] = float(np.mean([mae(hb[r.record_id], r.y) for r in train]))
+    notch = min(scores, key=scores.get)
+    out = []
+    for r in test:
+        x = as_model_input(r.x)
+        valid = r.flagged < 0.5
+        lt, ls = predict_logits(teacher, x), predict_logits(student, x)
+        lq, scale = int8_logits(q, x)
+        dq = decode_int(lq, dec, scale, valid)
+        row = {"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "n": int(np.isfinite(r.y).sum()),
+               "y": r.y, "int8": dq["hr"], "int8_lo": dq["lo"], "int8_hi": dq["hi"], "int8_conf": dq["conf"],
+               "student": decode_float(ls, dec, valid)["hr"], "teacher": decode_float(lt, dec, valid)["hr"],
+               "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
+               "baseline": baseline_for(records, [r], notch)[r.record_id],
+               "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "logit_scale": scale}
+        out.append(row)
+        log(f"  {r.dataset}/{r.record_id}: int8 {mae(row['int8'], r.y):.2f}  student {mae(row['student'], r.y):.2f}"
+            f"  teacher {mae(row['teacher'], r.y):.2f}  baseline {mae(row['baseline'], r.y):.2f} "
+            f"(notch {notch})  [{time.time() - t_start:.0f} s]")
+    return out
+
+
+METHODS = ("int8", "student", "teacher", "baseline", "int8_raw")
+
+
+def summarise(rows, title):
+    """Per-subject MAE (+ CI), mean of subjects, pooled, wins, uncertainty."""
+    subj = {}
+    for r in rows:
+        subj.setdefault(f"{r['dataset']}:{r['subject']}", []).append(r)
+    table = []
+    for s, rs in sorted(subj.items()):
+        y = np.concatenate([r["y"] for r in rs])
+        d = {"subject": s, "windows": int(np.isfinite(y).sum())}
+        for m in METHODS:
+            e = np.abs(np.concatenate([r[m] for r in rs]) - y)
+            d[m] = float(np.nanmean(e))
+            d[m + "_ci"] = boot_ci(e)
+        table.append(d)
+    y = np.concatenate([r["y"] for r in rows])
+    ok = np.isfinite(y)
+    summ = {"title": title, "subjects": table}
+    for m in METHODS:
+        summ[f"{m}_mean_of_subjects"] = float(np.mean([d[m] for d in table]))
+        summ[f"{m}_pooled"] = float(np.nanmean(np.abs(np.concatenate([r[m] for r in rows]) - y)))
+    summ["int8_wins_vs_baseline"] = int(sum(d["int8"] < d["baseline"] for d in table))
+    summ["n_subjects"] = len(table)
+    summ["int8_minus_float_student"] = summ["int8_mean_of_subjects"] - summ["student_mean_of_subjects"]
+    hr = np.concatenate([r["int8"] for r in rows])[ok]
+    lo = np.concatenate([r["int8_lo"] for r in rows])[ok]
+    hi = np.concatenate([r["int8_hi"] for r in rows])[ok]
+    conf = np.concatenate([r["int8_conf"] for r in rows])[ok]
+    yy = y[ok]
+    summ["interval90_coverage"] = float(np.mean((yy >= lo - 0.5) & (yy <= hi + 0.5)))
+    keep = conf >= np.quantile(conf, 0.2)
+    e = np.abs(hr - yy)
+    summ["mae_all"] = float(e.mean())
+    summ["mae_top80_conf"] = float(e[keep].mean())
+    summ["gating_reduction"] = float(1 - e[keep].mean() / e.mean())
+    summ["doubtful_truth_windows"] = int((~ok).sum())
+    return summ
+
+
+def markdown(summ) -> str:
+    L = [f"### {summ['title']}", "",
+         "| subject | windows | int8 firmware (decoded) | float student | float teacher | classic baseline | int8 per-window argmax |",
+         "|---|---|---|---|---|---|---|"]
+    for d in summ["subjects"]:
+        cells = [f"{d[m]:.2f} [{d[m + '_ci'][0]:.2f}, {d[m + '_ci'][1]:.2f}]" for m in METHODS]
+        L.append(f"| {d['subject']} | {d['windows']} | " + " | ".join(cells) + " |")
+    L.append(f"| **mean of subjects** | | **{summ['int8_mean_of_subjects']:.2f}** | {summ['student_mean_of_subjects']:.2f} | "
+             f"{summ['teacher_mean_of_subjects']:.2f} | {summ['baseline_mean_of_subjects']:.2f} | "
+             f"{summ['int8_raw_mean_of_subjects']:.2f} |")
+    L.append(f"| pooled | | {summ['int8_pooled']:.2f} | {summ['student_pooled']:.2f} | {summ['teacher_pooled']:.2f} | "
+             f"{summ['baseline_pooled']:.2f} | {summ['int8_raw_pooled']:.2f} |")
+    L += ["", f"int8 better than the nested-tuned baseline on {summ['int8_wins_vs_baseline']} of {summ['n_subjects']} "
+          f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "
+          f"90 % interval coverage {100 * summ['interval90_coverage']:.1f} %; keeping the 80 % most confident "
+          f"windows: MAE {summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM "
+          f"({100 * summ['gating_reduction']:.0f} % lower); windows with doubtful truth (not scored): "
+          f"{summ['doubtful_truth_windows']}.", ""]
+    return "\n".join(L)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--protocol", choices=("spcup", "wrist"), default="spcup")
+    ap.add_argument("--student", default="spec_student_s")
+    ap.add_argument("--teacher", default="spec_teacher_m")
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--teacher-epochs", type=int, default=40)
+    ap.add_argument("--qat-epochs", type=int, default=8)
+    ap.add_argument("--kd", type=float, default=0.5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    scfg = get_model_cfg(args.student)
+    t0 = time.time()
+    sp = hr_corpus(DATA, ("troika",), scfg, log=log)
+    wr = hr_corpus(DATA, ("wrist_exercise",), scfg, log=log) if args.protocol == "wrist" else []
+    records = load_records(("troika",) + (("wrist_exercise",) if wr else ()))
+    log(f"front end: {len(sp) + len(wr)} recordings in {time.time() - t0:.0f} s")
+    heldout = sorted({r.key for r in (sp if args.protocol == "spcup" else wr)})
+    if args.folds:
+        heldout = [h for h in heldout if h.split(":")[-1] in args.folds.split(",") or h in args.folds.split(",")]
+    rows, results = [], {"protocol": args.protocol, "args": vars(args)}
+    pool = sp + wr
+    for h in heldout:
+        log(f"fold: held-out {h}")
+        rows += run_fold([r for r in pool if r.key != h], [r for r in pool if r.key == h], args, records, log)
+    name = "SP Cup 2015, LOSO over 12 subjects" if args.protocol == "spcup" else \
+        "wrist_exercise, LOSO over 5 subjects (trained on SP Cup + the other wrist subjects)"
+    results["loso"] = summarise(rows, name)
+    md = [markdown(results["loso"])]
+    if args.protocol == "wrist" and not args.folds:
+        for tr, te, title in ((sp, wr, "cross-dataset: trained on SP Cup only, scored on all of wrist_exercise"),
+                              (wr, sp, "cross-dataset: trained on wrist_exercise only, scored on SP Cup")):
+            log(title)
+            cross = run_fold(tr, te, args, records, log)
+            results[title] = summarise(cross, title)
+            md.append(markdown(results[title]))
+    results["wall_s"] = time.time() - t0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"hr_spectral_{args.protocol}" + ("_partial" if args.folds else "")
+    write_metrics(out, results, f"{stem}.json")
+    atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
+                      f"\nwall time {results['wall_s'] / 60:.1f} min on 2 shared CPU cores; "
+                      f"`{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`\n")
+    log("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
