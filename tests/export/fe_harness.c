@@ -4,7 +4,8 @@
  * stdin (little-endian): int32 n, int32 has_gap, int32 n_chunks, int32 chunk[n_chunks] (sizes, cycled
  * until n samples are pushed), int16 ppg[n], int16 acc[3 n] (interleaved x, y, z; only when
  * SQ_FE_NCH == 4), uint8 gap[n] (only when has_gap).
- * stdout: per window: int32 index, uint16 flagged_q15, int8 codes[SQ_FE_NBINS * SQ_FE_NCH].
+ * stdout: per window: int32 index, uint16 flagged_q15, int8 codes[SQ_FE_NBINS * SQ_FE_NCH], int16
+ * ring[SQ_FE_NCH][SQ_FE_T] (the window's band-passed model-rate samples, oldest first: checks steps 1-3).
  * `fe_harness selftest` checks the API's error contract instead and exits 0 when it holds.
  * Built with -DFE_FILES (the Cortex-M4 build under QEMU: semihosting, no stdin) it reads fe_in.bin and
  * writes fe_out.bin instead. With -DFE_BENCH each hop (the pushes that complete a window + the window)
@@ -116,6 +117,12 @@ int main(int argc, char **argv)
                 fwrite(&idx, 4, 1, fout);
                 fwrite(&fq, 2, 1, fout);
                 fwrite(out, 1, sizeof out, fout);
+                {
+                    int c, k;
+                    for (c = 0; c < SQ_FE_NCH; ++c)
+                        for (k = 0; k < SQ_FE_T; ++k)
+                            fwrite(&s.ring[c][(s.rpos + k) % SQ_FE_T], 2, 1, fout);
+                }
                 BENCH_BEGIN();
             }
         }

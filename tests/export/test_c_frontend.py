@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sqtool.data.frontend import FrontEndCfg, design, flagged_q15, spectra, to_int16
+from sqtool.data.frontend import FrontEndCfg, filtered, flagged_q15, spectra, to_int16
 from sqtool.export.c_frontend import render_frontend
 
 HERE = Path(__file__).resolve().parent
@@ -51,8 +51,8 @@ def _payload(x, gap, chunks):
     return b
 
 
-def _parse(raw, F, C):
-    rec = np.dtype([("i", "<i4"), ("f", "<u2"), ("c", "i1", (F, C))])
+def _parse(raw, F, C, T=128):
+    rec = np.dtype([("i", "<i4"), ("f", "<u2"), ("c", "i1", (F, C)), ("r", "<i2", (C, T))])
     return np.frombuffer(raw, rec)
 
 
@@ -65,6 +65,9 @@ def _run_c(exe, x, gap, chunks, F=201):
 def _check(out, cfg, x, gap):
     spec, _, _ = spectra(cfg, x, gap)
     assert len(out) == spec.shape[0] > 0
+    y, T, hop = filtered(cfg, x, gap), 128, int(cfg.hop_s * cfg.fs)
+    ring = np.stack([y[:, i * hop:i * hop + T] for i in range(len(out))])
+    assert np.array_equal(out["r"], ring), f"{int((out['r'] != ring).sum())} band-passed samples differ"
     assert out["i"].tolist() == list(range(len(out)))
     assert np.array_equal(out["c"], spec), f"{int((out['c'] != spec).sum())} codes differ"
     assert out["f"].tolist() == flagged_q15(cfg, gap, x.shape[1]).tolist()
