@@ -70,7 +70,6 @@ up to saturation and the integer rounding of small signals.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
