@@ -115,7 +115,7 @@ def load_teacher(cfg: QuantizeConfig):
     """The teacher checkpoint, model and cfg; refuses another kind, task, sampling rate or window."""
     from sqtool.data.tasks import TASK_SPECS
     from sqtool.models import ModelCfg, create_model
-    from sqtool.train.checkpoint import file_sha256, load_checkpoint
+    from sqtool.core.checkpoint import file_sha256, load_checkpoint
 
     if not cfg.teacher:
         raise SqtoolError("--teacher is required: a fine-tuned teacher run directory or checkpoint")
@@ -277,7 +277,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
     from sqtool.compress import report as R
     from sqtool.models import create_model
     from sqtool.models.quant import get_preset
-    from sqtool.train.checkpoint import save_checkpoint
+    from sqtool.core.checkpoint import save_checkpoint
     from sqtool.train.metrics import primary_metric
 
     torch.set_num_threads(max(1, cfg.threads))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.data.preprocess import normalise
-from sqtool.train.checkpoint import save_checkpoint
+from sqtool.core.checkpoint import save_checkpoint
 
 
 def synthetic_windows(cfg, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

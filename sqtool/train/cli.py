@@ -73,7 +73,7 @@ def _precheck_finetune(cfg) -> None:
 
 
 def run_pretrain_cmd(args) -> int:
-    from sqtool.train.checkpoint import load_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint
     from sqtool.train.pretrain import PretrainConfig, run_pretrain
 
     world = int(os.environ.get("WORLD_SIZE", "1"))

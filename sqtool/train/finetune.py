@@ -63,7 +63,7 @@ class FinetuneConfig:
 
 def load_init(init: str, model_name: str, fs: float | None):
     """(checkpoint dict or None, model name). Refuses other families, models, sampling rates."""
-    from sqtool.train.checkpoint import load_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint
     if not init or init == "none":
         return None, model_name or "resnet1d_siamq_18"
     ck = load_checkpoint(init, expect_kind=("teacher_pretrain", "teacher_task"))
@@ -173,7 +173,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
     from sqtool.data.tasks import TASK_SPECS, load_task, subject_folds, task_model_cfg
     from sqtool.models import create_model, get_model_cfg
     from sqtool.train import loop
-    from sqtool.train.checkpoint import save_checkpoint
+    from sqtool.core.checkpoint import save_checkpoint
     from sqtool.train.metrics import bootstrap_ci, primary_metric, task_metrics
 
     run_dir = Path(run_dir)

@@ -214,7 +214,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
 
     from sqtool.models import create_model, get_model_cfg
     from sqtool.train import loop
-    from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 
     run_dir = Path(run_dir)
     d = loop.setup_distributed(cfg.device)

@@ -15,7 +15,7 @@ from sqtool.export import tflite as TF
 from sqtool.export.c import C_FLAGS, build_shared_lib
 from sqtool.export.intgraph import _capture, quantize_input
 from sqtool.models import ModelCfg, create_model
-from sqtool.train.checkpoint import file_sha256, load_checkpoint
+from sqtool.core.checkpoint import file_sha256, load_checkpoint
 
 
 def _rows(res):

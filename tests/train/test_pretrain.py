@@ -11,7 +11,7 @@ import torch
 from sqtool.cli import main
 from sqtool.core import SqtoolError
 from sqtool.train import loop
-from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 from sqtool.train.pretrain import ArrayPairs, PretrainConfig, ShardPairs, run_pretrain
 
 TINY = dict(model="resnet1d_siamq_tiny", synthetic_pairs=128, epochs=1, batch_size=32, lr=0.05,
