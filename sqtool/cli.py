@@ -16,7 +16,7 @@ import os
 import sys
 
 from sqtool import __version__
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, held_run_dirs, release_run_dirs
 
 # (command, module owning it, one-line help)
 COMMANDS = [
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SQTOOL_DEBUG") == "1"
+    held = held_run_dirs()              # run-dir locks of an enclosing command (demo) stay held
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        release_run_dirs(keep=held)
 
 
 if __name__ == "__main__":

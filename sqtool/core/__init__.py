@@ -5,8 +5,9 @@ from sqtool.core.config import add_config_args, from_dict, resolve_config, to_di
 from sqtool.core.errors import SqtoolError
 from sqtool.core.model_cfg import DEFAULT_BAND, ModelCfg
 from sqtool.core.io import atomic_write_bytes, atomic_write_text, json_default, sha256_file, write_metrics
-from sqtool.core.runs import PROJECT_ROOT, git_sha, make_run_dir, resolve_data_root, save_config, set_seed
+from sqtool.core.runs import (PROJECT_ROOT, check_run_name, git_sha, held_run_dirs, lock_run_dir, make_run_dir, release_run_dirs,
+                               resolve_data_root, save_config, set_seed)
 
 __all__ = ["SqtoolError", "ModelCfg", "DEFAULT_BAND", "add_config_args", "from_dict", "resolve_config", "to_dict", "atomic_write_bytes",
            "atomic_write_text", "json_default", "sha256_file", "write_metrics", "PROJECT_ROOT", "git_sha",
-           "make_run_dir", "resolve_data_root", "save_config", "set_seed"]
+           "make_run_dir", "check_run_name", "held_run_dirs", "lock_run_dir", "release_run_dirs", "resolve_data_root", "save_config", "set_seed"]

@@ -12,7 +12,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from sqtool.core import SqtoolError, add_config_args, from_dict, make_run_dir, resolve_config, save_config
+from sqtool.core import SqtoolError, add_config_args, from_dict, lock_run_dir, make_run_dir, resolve_config, save_config
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -82,6 +82,8 @@ def run_pretrain_cmd(args) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "last.pt").is_file():
             raise SqtoolError(f"cannot resume: {run_dir / 'last.pt'} not found")
+        if rank == 0:
+            lock_run_dir(run_dir)               # a second resume of the same run is refused
         saved = load_checkpoint(run_dir / "last.pt", expect_kind="teacher_pretrain").get("train_cfg", {})
         try:
             base = from_dict(PretrainConfig, saved, where=f"{run_dir}/last.pt train_cfg")
