@@ -52,12 +52,12 @@ def _explicit(args, cls) -> dict:
 def _precheck_pretrain(cfg) -> None:
     """Cheap checks before a run directory is made (so a bad input leaves nothing behind)."""
     from sqtool.models import get_model_cfg
-    get_model_cfg(cfg.model)
+    model_cfg = get_model_cfg(cfg.model)
     if cfg.pairs != "synthetic":
-        from sqtool.data.shards import read_index
+        from sqtool.train.pretrain import ShardPairs
         if not Path(cfg.pairs).exists():
             raise SqtoolError(f"pair shards {cfg.pairs} not found (make them with 'sqtool data pairs')")
-        read_index(cfg.pairs)
+        ShardPairs(cfg.pairs).check_contract(model_cfg)       # made at the model's rate, window, norm, band
 
 
 def _precheck_finetune(cfg) -> None:
