@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, add_config_args, make_run_dir, resolve_config, resolve_data_root,
+from sqtool.core import (DEFAULT_BAND, SqtoolError, add_config_args, make_run_dir, resolve_config, resolve_data_root,
                            save_config, write_metrics)
 
 ACC = ("acc_x", "acc_y", "acc_z")
@@ -60,8 +60,8 @@ class PairsConfig:
     channels: list[str] = field(default_factory=lambda: ["ppg"], metadata={
         "help": "model input channels, comma-separated ('ppg' = the record's primary PPG)"})
     norm: str = field(default="minmax", metadata={"help": "per-window normalisation: minmax | zscore"})
-    band_lo: float = field(default=0.5, metadata={"help": "band-pass low cut-off, Hz"})
-    band_hi: float = field(default=8.0, metadata={"help": "band-pass high cut-off, Hz"})
+    band_lo: float = field(default=DEFAULT_BAND[0], metadata={"help": "band-pass low cut-off, Hz"})
+    band_hi: float = field(default=DEFAULT_BAND[1], metadata={"help": "band-pass high cut-off, Hz"})
     threshold: float = field(default=0.5, metadata={"help": "quality threshold: good if score > threshold"})
     synthetic_fallback: bool = field(default=False, metadata={
         "help": "pair good windows without a real poor partner with a synthetically corrupted copy"})

@@ -45,10 +45,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import DEFAULT_BAND, SqtoolError
 
 THRESHOLD = 0.5
-BAND = (0.5, 8.0)
+BAND = DEFAULT_BAND
 COMPONENTS = ("template", "statistical", "spectral", "kurtosis", "zcr", "motion", "flat_frac", "clip_frac")
 
 
