@@ -45,6 +45,20 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+_SHA_CACHE: dict[tuple, str] = {}
+
+
+def sha256_file_cached(path: str | os.PathLike) -> str:
+    """sha256_file, memoised for this process by (path, size, mtime, ctime, inode): a file is hashed once
+    per run however often it is checked; any write to it (which changes mtime/ctime) forces a re-hash."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256_file(p)
+    return _SHA_CACHE[key]
+
+
 def write_metrics(run_dir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> None:
     atomic_write_text(Path(run_dir) / name, json.dumps(metrics, indent=2, default=json_default) + "\n")
 

@@ -111,12 +111,13 @@ def synthetic_pairs(n_pairs: int, model_cfg, seed: int = 0) -> ArrayPairs:
 class ShardPairs:
     """Random access over a pairs directory (`sqtool data pairs`, format of `sqtool.data.shards`).
 
-    Shards are memory-mapped (`shards.open_shard`, which checks shape and index); `get(idx)` reads only
+    Shards are memory-mapped (`shards.open_shard`, which checks shape, index and sha256, hashing each
+    shard once per process); `get(idx)` reads only
     the rows asked for, so each rank touches only the pages of its own pairs. Random access (rather than
     the streaming `PairShardDataset`) is what makes the data order independent of the number of ranks
     and lets `--resume` restart exactly at a step inside an epoch."""
 
-    def __init__(self, path: str, verify: bool = False):
+    def __init__(self, path: str, verify: bool = True):
         from sqtool.data.shards import open_shard, read_index
         self.root, self.index = read_index(path)
         shards = self.index["shards"]

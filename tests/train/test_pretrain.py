@@ -157,6 +157,24 @@ def test_pairs_made_under_another_contract_are_refused(tmp_path, contract, what)
     assert not (tmp_path / "cli").exists()                                # refused before the run dir is made
 
 
+def test_modified_shard_is_refused_once_verified(tmp_path):
+    from sqtool.core import sha256_file_cached
+    _write_pairs(tmp_path / "pairs")
+    sp = ShardPairs(str(tmp_path / "pairs"))                              # hashes (and caches) every shard
+    shard = sorted((tmp_path / "pairs" / "shards").glob("pairs-*.npy"))[-1]
+    before = sha256_file_cached(shard)
+    b = bytearray(shard.read_bytes())
+    b[-1] ^= 0xFF                                                         # same size, same shape: only the hash sees it
+    shard.write_bytes(bytes(b))
+    assert sha256_file_cached(shard) != before                            # the cache saw the write
+    with pytest.raises(SqtoolError, match="sha256 differs") as e:
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "pairs")}), tmp_path / "run")
+    assert str(shard) in str(e.value) and len(sp) == 64
+    assert main(["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--pairs", str(tmp_path / "pairs"),
+                 "--out", str(tmp_path / "cli")]) == 1
+    assert not (tmp_path / "cli").exists()
+
+
 def test_pairs_without_a_contract_are_refused(tmp_path):
     from sqtool.data.shards import ShardWriter
     w = ShardWriter(tmp_path / "pairs", channels=1, samples=1200, shard_mb=0.2, dtype="float32")
