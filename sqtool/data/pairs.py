@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (DEFAULT_BAND, SqtoolError, add_config_args, make_run_dir, resolve_config, resolve_data_root,
+from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_config_args, make_run_dir, resolve_config, resolve_data_root,
                            save_config, write_metrics)
 
 ACC = ("acc_x", "acc_y", "acc_z")
@@ -278,11 +278,13 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
 
     if cfg.norm not in NORMS:
         raise SqtoolError(f"unknown normalisation '{cfg.norm}' (known: {', '.join(NORMS)})")
-    for k in ("max_gap_s", "window_s", "fs", "shard_mb"):
+    for k in ("max_gap_s", "shard_mb"):
         if not getattr(cfg, k) > 0:
             raise SqtoolError(f"{k} must be positive, got {getattr(cfg, k)}")
-    if cfg.hop_s is not None and cfg.hop_s <= 0:
-        raise SqtoolError(f"hop_s must be positive, got {cfg.hop_s}")
+    check_fs(cfg.fs, "data pairs --fs")
+    check_window_s(cfg.window_s, "data pairs --window-s")
+    if cfg.hop_s is not None:
+        check_window_s(cfg.hop_s, "data pairs --hop-s")
     if cfg.on_error not in ("raise", "skip"):
         raise SqtoolError(f"on_error must be raise or skip, got '{cfg.on_error}'")
     if not cfg.channels:

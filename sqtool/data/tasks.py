@@ -369,6 +369,8 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
             if rec.meta.get("layout") != "training" or (max_records and i >= max_records):
                 continue
             w = _windows(rec, cfg)
+            if len(w) == 0:                                 # shorter than one window
+                continue
             q = record_quality(rec, window_s=cfg.window_s, hop_s=cfg.hop_s)
             n = min(len(w), len(q["score"]))
             acc.add(w.x[:n], is_good(q["score"][:n]).astype(float), f"troika:{rec.subject}", w.t0[:n],

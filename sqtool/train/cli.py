@@ -12,7 +12,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from sqtool.core import SqtoolError, add_config_args, from_dict, lock_run_dir, make_run_dir, resolve_config, save_config
+from sqtool.core import (SqtoolError, add_config_args, check_fs, check_window_s, from_dict, lock_run_dir, make_run_dir,
+                         resolve_config, save_config)
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -67,6 +68,10 @@ def _precheck_finetune(cfg) -> None:
         raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
     if cfg.mode not in ("full", "linear"):
         raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
+    for k in ("fs", "window_s", "hop_s"):                  # 0 = the default; anything else within bounds
+        v = getattr(cfg, k)
+        if v:
+            (check_fs if k == "fs" else check_window_s)(v, f"train finetune --{k.replace('_', '-')}")
     load_init(cfg.init, cfg.model, cfg.fs or None)
     if cfg.data_root and cfg.data_root != "synthetic" and not Path(cfg.data_root).is_dir():
         raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
