@@ -116,7 +116,7 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
 
 
 def pooled_regression(folds) -> dict:
-    from sqtool.train.metrics import sigmoid
+    from sqtool.core.metrics import sigmoid
     y = np.concatenate([f["pred"]["y"][:, 0] for f in folds])
     res = {}
     for k in ("teacher", "float", "int8"):
@@ -143,7 +143,7 @@ def pooled_regression(folds) -> dict:
 
 
 def pooled_classification(folds, task) -> dict:
-    from sqtool.train.metrics import task_metrics
+    from sqtool.core.metrics import task_metrics
     y = np.concatenate([f["pred"]["y"] for f in folds])
     res = {}
     for k in ("teacher", "float", "int8"):

@@ -35,11 +35,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "export"))          # export_fixtures: self-made compress runs
 RESULTS = ROOT / "benchmarks" / "results"
 
 
 def make_fold_run(td, train_idx, test_idx, run_dir: Path, name: str, steps: int, seed: int) -> Path:
-    from sqtool.export.fixtures import make_float_student, make_int8_student
+    from export_fixtures import make_float_student, make_int8_student
     from sqtool.core.checkpoint import save_checkpoint
     xtr, ytr = td.x[train_idx], td.y[train_idx, :1]
     f = make_float_student(name, seed, xtr, ytr, steps)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import DEFAULT_BAND, SqtoolError
+from sqtool.core import DEFAULT_BAND, ModelCfg, SqtoolError
 
 TASKS = ("hr", "rr", "af", "bp", "quality")
 
@@ -150,12 +150,12 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
     band).
 
     data_root: a folder holding the dataset folders (troika/, bidmc/, ...), or None / "synthetic" for the
-    embedded synthetic default. model_cfg: a ModelCfg (default: resnet1d_siamq_tiny with the task's window).
+    embedded synthetic default. model_cfg: a ModelCfg (default: ModelCfg's preprocessing defaults, 40 Hz,
+    PPG, min-max, DEFAULT_BAND, with the task's window; only the preprocessing fields are used here).
     """
     spec = _spec(task)
     if model_cfg is None:
-        from sqtool.models import get_model_cfg
-        model_cfg = task_model_cfg(task, get_model_cfg("resnet1d_siamq_tiny"))
+        model_cfg = task_model_cfg(task, ModelCfg(name="default", family="resnet1d"))
     if data_root is None or str(data_root) == "synthetic":
         td = _synthetic(task, model_cfg, max_records, seed)
     else:

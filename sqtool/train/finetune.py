@@ -174,7 +174,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
     from sqtool.models import create_model, get_model_cfg
     from sqtool.train import loop
     from sqtool.core.checkpoint import save_checkpoint
-    from sqtool.train.metrics import bootstrap_ci, primary_metric, task_metrics
+    from sqtool.core.metrics import bootstrap_ci, primary_metric, task_metrics
 
     run_dir = Path(run_dir)
     if cfg.task not in TASK_SPECS:
