@@ -67,6 +67,7 @@ def set_seed(seed: int) -> None:
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")
 _LOCKS: dict[str, int] = {}          # run dir -> fd of its .lock, flock'ed by this process
+_MADE: list[tuple[Path, bool]] = []  # run dirs make_run_dir handed out: (dir, created by it)
 
 
 def check_run_name(name: str) -> str:
@@ -130,8 +131,36 @@ def make_run_dir(command: str, name: str, out: str | os.PathLike | None = None,
         while d.exists():
             d = Path(root) / command / f"{stamp}-{name}-{i}"
             i += 1
+    created = not d.exists()
     d.mkdir(parents=True, exist_ok=True)
-    return lock_run_dir(d)
+    lock_run_dir(d)
+    _MADE.append((d, created))
+    return d
+
+
+def run_dirs_made() -> int:
+    """How many run dirs make_run_dir has handed out in this process (a mark for discard_empty_runs)."""
+    return len(_MADE)
+
+
+def discard_empty_runs(since: int = 0) -> None:
+    """After a failed command: run dirs made since `since` that hold nothing but config.yaml (and .lock)
+    lose both, and the dir itself when make_run_dir created it, so a retry needs no --force. A dir with
+    any other output (e.g. pretrain's last.pt, to resume from) is left as it is."""
+    for d, created in _MADE[since:]:
+        try:
+            names = {p.name for p in d.iterdir()}
+        except OSError:
+            continue
+        if not names <= {"config.yaml", ".lock"}:
+            continue
+        for n in names:
+            (d / n).unlink(missing_ok=True)
+        if created:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
 
 def save_config(run_dir: str | os.PathLike, cfg, **extra) -> dict:

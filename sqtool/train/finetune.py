@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, resolve_data_root, to_dict, write_metrics
+from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
 
 
 @dataclass
@@ -252,8 +252,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
     pooled = task_metrics(cfg.task, td.y, oof, outputs)
     ci = bootstrap_ci(cfg.task, td.y, oof, td.groups, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
     pm = primary_metric(cfg.task)
-    np.savez(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
-             record_ids=td.record_ids, fold=fold_id)
+    atomic_save_npz(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
+                    record_ids=td.record_ids, fold=fold_id)
 
     final_cfg = None
     if cfg.final_fit:

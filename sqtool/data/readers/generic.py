@@ -292,7 +292,12 @@ def read_wfdb(path) -> Record:
     check_fs(rec.fs, f"{hea}: header")
     if rec.sig_len and rec.p_signal.shape[0] < rec.sig_len:
         raise SqtoolError(f"{hea}: truncated: {rec.p_signal.shape[0]} of {rec.sig_len} samples")
-    names = wfdb_channel_names(rec.sig_name)
+    sig_name = list(rec.sig_name or [])
+    bad = [i + 1 for i, n in enumerate(sig_name) if not isinstance(n, str) or not n.strip()]
+    if len(sig_name) != rec.p_signal.shape[1] or bad:
+        raise SqtoolError(f"{hea}: corrupt WFDB header: signal {bad[0] if bad else len(sig_name) + 1} has no "
+                          "description (channel name), so the PPG channel cannot be told apart")
+    names = wfdb_channel_names(sig_name)
     signals = {ch: np.asarray(rec.p_signal[:, i], dtype=np.float64) for i, ch in enumerate(names)}
     signals = _ppg_first(signals)
     fs = float(rec.fs)
