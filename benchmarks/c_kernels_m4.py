@@ -43,7 +43,7 @@ def load_graph(run: Path):
     from sqtool.export.cli import _build_model
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.metadata import build_metadata
-    from sqtool.train.checkpoint import file_sha256, load_checkpoint
+    from sqtool.core.checkpoint import file_sha256, load_checkpoint
     ckpt = load_checkpoint(run / "model.pt")
     graph = extract_int_graph(_build_model(ckpt))
     return graph, build_metadata(ckpt, file_sha256(run / "model.pt"), graph)

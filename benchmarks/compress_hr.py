@@ -44,7 +44,7 @@ def train_teacher(td, idx, task: str, channels, epochs: int, lr: float, seed: in
     """A resnet1d_siamq_tiny fine-tuned from scratch on windows `idx` with the train stage's loop."""
     from sqtool.data.tasks import TASK_SPECS, task_model_cfg
     from sqtool.models import create_model, get_model_cfg
-    from sqtool.train.checkpoint import save_checkpoint
+    from sqtool.core.checkpoint import save_checkpoint
     from sqtool.train.finetune import FinetuneConfig, _fit
 
     kind = TASK_SPECS[task]["kind"]
@@ -73,7 +73,7 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
     from sqtool.compress import distill as D
     from sqtool.compress.cli import QuantizeConfig, quantize
     from sqtool.models import ModelCfg, create_model
-    from sqtool.train.checkpoint import load_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint
 
     tr = np.flatnonzero(~np.isin(td.groups, held))
     te = np.flatnonzero(np.isin(td.groups, held))
@@ -116,7 +116,7 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
 
 
 def pooled_regression(folds) -> dict:
-    from sqtool.train.metrics import sigmoid
+    from sqtool.core.metrics import sigmoid
     y = np.concatenate([f["pred"]["y"][:, 0] for f in folds])
     res = {}
     for k in ("teacher", "float", "int8"):
@@ -143,7 +143,7 @@ def pooled_regression(folds) -> dict:
 
 
 def pooled_classification(folds, task) -> dict:
-    from sqtool.train.metrics import task_metrics
+    from sqtool.core.metrics import task_metrics
     y = np.concatenate([f["pred"]["y"] for f in folds])
     res = {}
     for k in ("teacher", "float", "int8"):

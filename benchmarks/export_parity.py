@@ -35,12 +35,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "export"))          # export_fixtures: self-made compress runs
 RESULTS = ROOT / "benchmarks" / "results"
 
 
 def make_fold_run(td, train_idx, test_idx, run_dir: Path, name: str, steps: int, seed: int) -> Path:
-    from sqtool.export.fixtures import make_float_student, make_int8_student
-    from sqtool.train.checkpoint import save_checkpoint
+    from export_fixtures import make_float_student, make_int8_student
+    from sqtool.core.checkpoint import save_checkpoint
     xtr, ytr = td.x[train_idx], td.y[train_idx, :1]
     f = make_float_student(name, seed, xtr, ytr, steps)
     rng = np.random.default_rng(seed)
@@ -246,7 +247,7 @@ def main() -> int:
     from sqtool.export.cli import ExportConfig, export
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.models import ModelCfg, create_model
-    from sqtool.train.checkpoint import load_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint
     cmd = "nice .venv/bin/python benchmarks/export_parity.py " + " ".join(sys.argv[1:])
     result = {"model": args.model, "data": "TROIKA (SP Cup 2015) HR", "command": cmd.strip(), "folds": [],
               "protocol": (f"Float student trained {args.steps} Adam steps on the other subjects' labels, BN folded, "

@@ -38,7 +38,7 @@ OUT = ROOT / "benchmarks" / "results"
 
 def paired_delta_ci(task, y, pred_a, pred_b, groups, metric, n_boot=1000, seed=0):
     """95 % CI of metric(b) - metric(a) over subject resamples (the same resample for both)."""
-    from sqtool.train.metrics import task_metrics
+    from sqtool.core.metrics import task_metrics
     subjects = np.unique(groups)
     idx_of = {s: np.flatnonzero(groups == s) for s in subjects}
     rng = np.random.default_rng(seed)
@@ -97,7 +97,7 @@ def main() -> int:
     from sqtool.data.tasks import load_task, task_model_cfg
     from sqtool.models import get_model_cfg
     from sqtool.train.finetune import FinetuneConfig, run_finetune
-    from sqtool.train.metrics import auroc, primary_metric
+    from sqtool.core.metrics import auroc, primary_metric
     from sqtool.train.pretrain import PretrainConfig, run_pretrain
 
     work = Path(a.work)

@@ -6,7 +6,10 @@ import heavy libraries (torch, brevitas, tensorflow) only inside their run funct
 `sqtool --help` stays instant.
 
 Errors: a `SqtoolError` (bad input, missing data, wrong checkpoint...) is printed as ONE line on
-stderr with a non-zero exit; any other exception too, unless `--debug` asks for the traceback.
+stderr with a non-zero exit; an OSError as one line by errno naming the path (disk full, read-only,
+a file where a folder should be); any other exception too, unless `--debug` asks for the traceback.
+A failed command leaves no run directory holding only its config.yaml (so a retry needs no --force),
+and the run-directory locks it took are released when it returns.
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ import os
 import sys
 
 from sqtool import __version__
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, held_run_dirs, release_run_dirs
+from sqtool.core.errors import oserror_line
+from sqtool.core.runs import discard_empty_runs, run_dirs_made
 
 # (command, module owning it, one-line help)
 COMMANDS = [
@@ -52,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SQTOOL_DEBUG") == "1"
+    held = held_run_dirs()              # run-dir locks of an enclosing command (demo) stay held
+    made = run_dirs_made()
+    ok = False
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -59,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         rc = args.func(args)
+        ok = True
         return int(rc or 0)
     except SqtoolError as e:
         if debug:
@@ -70,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit:
         raise
+    except OSError as e:
+        if debug:
+            raise
+        print(f"sqtool: error: {oserror_line(e)}", file=sys.stderr)
+        return 1
     except Exception as e:  # noqa: BLE001 - the CLI promise: one line, never a traceback
         if debug:
             raise
@@ -77,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        if not ok:
+            discard_empty_runs(since=made)
+        release_run_dirs(keep=held)
 
 
 if __name__ == "__main__":

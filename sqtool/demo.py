@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqtool.core import SqtoolError, add_config_args, resolve_config, save_config, write_metrics
+from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_config, save_config, write_metrics
 
 
 @dataclass
@@ -86,6 +86,7 @@ def run(args) -> int:
     if d.exists() and any(d.iterdir()):
         raise SqtoolError(f"demo directory {d} exists and is not empty")
     d.mkdir(parents=True, exist_ok=True)
+    lock_run_dir(d)
     save_config(d, cfg)
     timings = {}
     t_all = time.time()

@@ -115,7 +115,7 @@ def load_teacher(cfg: QuantizeConfig):
     """The teacher checkpoint, model and cfg; refuses another kind, task, sampling rate or window."""
     from sqtool.data.tasks import TASK_SPECS
     from sqtool.models import ModelCfg, create_model
-    from sqtool.train.checkpoint import file_sha256, load_checkpoint
+    from sqtool.core.checkpoint import file_sha256, load_checkpoint
 
     if not cfg.teacher:
         raise SqtoolError("--teacher is required: a fine-tuned teacher run directory or checkpoint")
@@ -235,7 +235,7 @@ def quality_targets(task_out_units: np.ndarray, y: np.ndarray, spec, cfg: Quanti
 def teacher_out_of_fold(t_path, data, te: np.ndarray, task: str, spec) -> dict | None:
     """The teacher's honest (out-of-fold) metric on our held-out windows, from the fine-tuning run's
     `oof_predictions.npz` (next to its model.pt), matched window by window on (record_id, t0)."""
-    from sqtool.train.metrics import task_metrics
+    from sqtool.core.metrics import task_metrics
 
     p = Path(t_path).parent / "oof_predictions.npz"
     rid, t0 = getattr(data, "record_ids", None), getattr(data, "t0", None)
@@ -277,8 +277,8 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
     from sqtool.compress import report as R
     from sqtool.models import create_model
     from sqtool.models.quant import get_preset
-    from sqtool.train.checkpoint import save_checkpoint
-    from sqtool.train.metrics import primary_metric
+    from sqtool.core.checkpoint import save_checkpoint
+    from sqtool.core.metrics import primary_metric
 
     torch.set_num_threads(max(1, cfg.threads))
     say = log or (lambda s: None)

@@ -1,6 +1,6 @@
 """What a compress run measured: task metrics, size and cost, quantization error, quality gating.
 
-- `evaluate`: the task metric (`sqtool.train.metrics.task_metrics`) of a model's outputs in units.
+- `evaluate`: the task metric (`sqtool.core.metrics.task_metrics`) of a model's outputs in units.
 - `per_layer_sqnr`: for every block, the pooled features and the output, the signal-to-quantization-
   noise ratio of the int8 student against the float student on the same windows,
   SQNR = 10 log10(sum(f^2) / sum((f - q)^2)) dB (q dequantized). ~6 dB per bit: an 8-bit tensor whose
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.compress.distill import OutputSpec, denormalise, predict
-from sqtool.train.metrics import sigmoid, task_metrics
+from sqtool.core.metrics import sigmoid, task_metrics
 
 
 def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dict:

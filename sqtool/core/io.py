@@ -1,6 +1,13 @@
-"""Atomic file writes and hashing: never a half-written artifact, files readable like any other."""
+"""Atomic file writes and hashing: never a half-written artifact, files readable like any other.
+
+`atomic_write_bytes(path, data)` writes `.<name>.<random>.tmp` next to `path`, fsyncs and renames it
+over `path`; the file gets the mode a plain open() would (0666 minus the umask). A temp file orphaned
+by a killed write (`.<name>.*.tmp`) is removed at the next write of the same file. An OSError (disk
+full, read-only folder, permission) is re-raised with its errno and `path` as its filename, so the
+CLI can say which file could not be written."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -18,23 +25,38 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename: never a half-written file.
     The file gets the mode a plain open() would (0666 minus the umask), not mkstemp's 0600."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):   # left by a killed write
+            orphan.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:
+            raise OSError(e.errno, os.strerror(e.errno), str(path)) from e      # name the file, keep errno
         raise
 
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays) -> None:
+    """np.savez, atomically (the archive is built in memory, then atomic_write_bytes)."""
+    import io
+
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -43,6 +65,20 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+_SHA_CACHE: dict[tuple, str] = {}
+
+
+def sha256_file_cached(path: str | os.PathLike) -> str:
+    """sha256_file, memoised for this process by (path, size, mtime, ctime, inode): a file is hashed once
+    per run however often it is checked; any write to it (which changes mtime/ctime) forces a re-hash."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256_file(p)
+    return _SHA_CACHE[key]
 
 
 def write_metrics(run_dir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> None:

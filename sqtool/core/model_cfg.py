@@ -1,4 +1,9 @@
-"""ModelCfg: a model's architecture AND its preprocessing contract, saved in every checkpoint and artifact."""
+"""ModelCfg: a model's architecture AND its preprocessing contract, saved in every checkpoint and artifact.
+
+Also the one place of the size bounds every stage checks its inputs against, up front, with one line:
+sampling rates in (0, FS_MAX_HZ], windows and hops in (0, WINDOW_S_MAX], records of at least
+MIN_RECORD_SAMPLES samples. (A 1e6 s window or a 1e12 Hz rate is a typo that would otherwise allocate
+gigabytes before failing.)"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +12,36 @@ from dataclasses import dataclass, field
 from sqtool.core.errors import SqtoolError
 
 DEFAULT_BAND = (0.5, 8.0)   # Hz: the one definition of the default band-pass of time-domain models
+                            # (covers HR 30-240 bpm with harmonics, removes baseline drift)
+FS_MAX_HZ = 10_000.0        # highest sampling rate accepted anywhere (PPG is 25-1000 Hz)
+WINDOW_S_MAX = 600.0        # longest window / hop accepted anywhere, s
+MIN_RECORD_SAMPLES = 2      # a record needs at least this many samples per channel
+
+
+def _number(v, where: str, what: str) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise SqtoolError(f"{where}: {what} {v!r} is not a number")
+    if f != f or f in (float("inf"), float("-inf")):
+        raise SqtoolError(f"{where}: {what} must be finite, got {v!r}")
+    return f
+
+
+def check_fs(fs, where: str = "fs") -> float:
+    """A sampling rate in (0, FS_MAX_HZ] Hz, as float; else one SqtoolError line naming `where`."""
+    f = _number(fs, where, "sampling rate")
+    if not 0 < f <= FS_MAX_HZ:
+        raise SqtoolError(f"{where}: sampling rate must be in (0, {FS_MAX_HZ:g}] Hz, got {fs!r}")
+    return f
+
+
+def check_window_s(window_s, where: str = "window_s") -> float:
+    """A window (or hop) length in (0, WINDOW_S_MAX] s, as float; else one SqtoolError line."""
+    f = _number(window_s, where, "length")
+    if not 0 < f <= WINDOW_S_MAX:
+        raise SqtoolError(f"{where}: length must be in (0, {WINDOW_S_MAX:g}] s, got {window_s!r}")
+    return f
 
 
 @dataclass
@@ -29,6 +64,11 @@ class ModelCfg:
     quant: str | None = None                   # quantization preset name (students), None = float
     frontend: dict = field(default_factory=dict)  # spectral models: the fixed-point front end (data.frontend)
     decoder: dict = field(default_factory=dict)   # HR-bin models: the HMM decoder (models.decoder), set by training
+
+    def __post_init__(self):
+        check_fs(self.fs, f"model {self.name} fs")
+        check_window_s(self.window_s, f"model {self.name} window_s")
+        check_window_s(self.hop_s, f"model {self.name} hop_s")
 
     @property
     def n_samples(self) -> int:

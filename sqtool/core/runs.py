@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import fcntl
 import os
 import random
+import re
 import subprocess
 from pathlib import Path
 
@@ -63,12 +65,64 @@ def set_seed(seed: int) -> None:
         pass
 
 
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")
+_LOCKS: dict[str, int] = {}          # run dir -> fd of its .lock, flock'ed by this process
+_MADE: list[tuple[Path, bool]] = []  # run dirs make_run_dir handed out: (dir, created by it)
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one safe path component: letters, digits, _ . + = -, not starting with . or -."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in (".", ".."):
+        raise SqtoolError(f"run name {name!r} is not one plain path component (use letters, digits, "
+                          "_ . + = -; no '/', no leading '.' or '-', at most 100 characters)")
+    return name
+
+
+def lock_run_dir(d: str | os.PathLike) -> Path:
+    """Take an exclusive flock on `d/.lock`, held until this process exits (or release_run_dirs()).
+    A second process writing into the same directory is refused with one line."""
+    d = Path(d)
+    key = str(d.resolve())
+    if key in _LOCKS:                                   # this process already holds it
+        return d
+    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise SqtoolError(f"output directory {d} is in use by another sqtool run (locked: {d / '.lock'})")
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _LOCKS[key] = fd
+    return d
+
+
+def held_run_dirs() -> set[str]:
+    """The run directories (resolved paths) whose lock this process holds."""
+    return set(_LOCKS)
+
+
+def release_run_dirs(keep: set[str] | frozenset[str] = frozenset()) -> None:
+    """Release the run-dir locks this process holds, except those in `keep` (the CLI calls it when a
+    command ends, keeping those held before the command began)."""
+    for key in [k for k in _LOCKS if k not in keep]:
+        fd = _LOCKS.pop(key)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
 def make_run_dir(command: str, name: str, out: str | os.PathLike | None = None,
                  force: bool = False, root: str | os.PathLike = "runs") -> Path:
-    """runs/<command>/<timestamp>-<name>/ unless `out` is given (refused if non-empty without force)."""
+    """runs/<command>/<timestamp>-<name>/ unless `out` is given (refused if non-empty without force).
+    `name` must be one safe path component. The directory is locked (see lock_run_dir)."""
+    check_run_name(name)
     if out:
         d = Path(out)
-        if d.exists() and any(d.iterdir()) and not force:
+        if d.exists() and not d.is_dir():
+            raise SqtoolError(f"output directory {d} is a file, not a directory")
+        if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not force:
             raise SqtoolError(f"output directory {d} exists and is not empty (use --force to overwrite)")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -77,8 +131,36 @@ def make_run_dir(command: str, name: str, out: str | os.PathLike | None = None,
         while d.exists():
             d = Path(root) / command / f"{stamp}-{name}-{i}"
             i += 1
+    created = not d.exists()
     d.mkdir(parents=True, exist_ok=True)
+    lock_run_dir(d)
+    _MADE.append((d, created))
     return d
+
+
+def run_dirs_made() -> int:
+    """How many run dirs make_run_dir has handed out in this process (a mark for discard_empty_runs)."""
+    return len(_MADE)
+
+
+def discard_empty_runs(since: int = 0) -> None:
+    """After a failed command: run dirs made since `since` that hold nothing but config.yaml (and .lock)
+    lose both, and the dir itself when make_run_dir created it, so a retry needs no --force. A dir with
+    any other output (e.g. pretrain's last.pt, to resume from) is left as it is."""
+    for d, created in _MADE[since:]:
+        try:
+            names = {p.name for p in d.iterdir()}
+        except OSError:
+            continue
+        if not names <= {"config.yaml", ".lock"}:
+            continue
+        for n in names:
+            (d / n).unlink(missing_ok=True)
+        if created:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
 
 def save_config(run_dir: str | os.PathLike, cfg, **extra) -> dict:

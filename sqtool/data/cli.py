@@ -12,7 +12,7 @@ import sys
 
 from pathlib import Path
 
-from sqtool.core import SqtoolError, resolve_data_root
+from sqtool.core import SqtoolError, check_fs, resolve_data_root
 
 KINDS_HELP = ("troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled, or the generic csv, npz, "
               "wfdb (default: detected from the files)")
@@ -105,7 +105,7 @@ def run_inspect(args) -> int:
             raise SqtoolError("data inspect: --max-clip-fraction must be in 0..1", code=2)
         opts["max_clip_fraction"] = args.max_clip_fraction
     if args.fs is not None:
-        opts["fs"] = args.fs
+        opts["fs"] = check_fs(args.fs, "data inspect --fs")
     if args.skip_bad:
         opts["on_error"] = "skip"
     s = inspect_path(_resolve_path(args.path, args.data_root), args.kind, **opts)

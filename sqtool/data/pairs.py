@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, add_config_args, make_run_dir, resolve_config, resolve_data_root,
+from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_config_args, make_run_dir, resolve_config, resolve_data_root,
                            save_config, write_metrics)
 
 ACC = ("acc_x", "acc_y", "acc_z")
@@ -60,8 +60,8 @@ class PairsConfig:
     channels: list[str] = field(default_factory=lambda: ["ppg"], metadata={
         "help": "model input channels, comma-separated ('ppg' = the record's primary PPG)"})
     norm: str = field(default="minmax", metadata={"help": "per-window normalisation: minmax | zscore"})
-    band_lo: float = field(default=0.5, metadata={"help": "band-pass low cut-off, Hz"})
-    band_hi: float = field(default=8.0, metadata={"help": "band-pass high cut-off, Hz"})
+    band_lo: float = field(default=DEFAULT_BAND[0], metadata={"help": "band-pass low cut-off, Hz"})
+    band_hi: float = field(default=DEFAULT_BAND[1], metadata={"help": "band-pass high cut-off, Hz"})
     threshold: float = field(default=0.5, metadata={"help": "quality threshold: good if score > threshold"})
     synthetic_fallback: bool = field(default=False, metadata={
         "help": "pair good windows without a real poor partner with a synthetically corrupted copy"})
@@ -278,11 +278,13 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
 
     if cfg.norm not in NORMS:
         raise SqtoolError(f"unknown normalisation '{cfg.norm}' (known: {', '.join(NORMS)})")
-    for k in ("max_gap_s", "window_s", "fs", "shard_mb"):
+    for k in ("max_gap_s", "shard_mb"):
         if not getattr(cfg, k) > 0:
             raise SqtoolError(f"{k} must be positive, got {getattr(cfg, k)}")
-    if cfg.hop_s is not None and cfg.hop_s <= 0:
-        raise SqtoolError(f"hop_s must be positive, got {cfg.hop_s}")
+    check_fs(cfg.fs, "data pairs --fs")
+    check_window_s(cfg.window_s, "data pairs --window-s")
+    if cfg.hop_s is not None:
+        check_window_s(cfg.hop_s, "data pairs --hop-s")
     if cfg.on_error not in ("raise", "skip"):
         raise SqtoolError(f"on_error must be raise or skip, got '{cfg.on_error}'")
     if not cfg.channels:

@@ -30,10 +30,9 @@ from typing import Sequence
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import DEFAULT_BAND, SqtoolError   # DEFAULT_BAND: re-exported
 
 NORMS = ("minmax", "zscore", "none")
-DEFAULT_BAND = (0.5, 8.0)          # Hz: covers HR 30-240 bpm with harmonics, removes baseline drift
 _EPS = 1e-8                         # a window whose range/std is below this is "flat"
 
 

@@ -45,10 +45,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import DEFAULT_BAND, SqtoolError, check_fs, check_window_s
 
 THRESHOLD = 0.5
-BAND = (0.5, 8.0)
+BAND = DEFAULT_BAND
 COMPONENTS = ("template", "statistical", "spectral", "kurtosis", "zcr", "motion", "flat_frac", "clip_frac")
 
 
@@ -256,7 +256,10 @@ def record_quality(record, window_s: float = 10.0, hop_s: float | None = None, f
     win, hop = int(round(window_s * f)), int(round(hop_s * f))
     n = sig.shape[1]
     if n < win:
-        win = hop = n                                   # a record shorter than a window: score it whole
+        raise SqtoolError(f"{record.source or record.record_id}: record is {n / f:g} s long, shorter than one "
+                          f"{window_s:g} s quality window (pass a shorter --window-s)")
+    if win < 2 or hop < 1:
+        raise SqtoolError(f"quality window {window_s:g} s / hop {hop_s:g} s at {f:g} Hz is under 2 samples")
     w = sliding_windows(sig, win, hop)                  # (C, W, T)
     q = quality_indices(w[0], f, np.moveaxis(w[1:], 0, 1) if len(chans) == 4 else None)
     q["t0"] = window_starts(n, win, hop) / f
@@ -284,8 +287,11 @@ def _run_cli(args) -> int:
 
     from sqtool.data.readers import iter_records
 
-    if args.window_s <= 0 or (args.hop_s is not None and args.hop_s <= 0):
-        raise SqtoolError("--window-s and --hop-s must be positive")
+    check_window_s(args.window_s, "data quality --window-s")
+    if args.hop_s is not None:
+        check_window_s(args.hop_s, "data quality --hop-s")
+    if args.fs is not None:
+        check_fs(args.fs, "data quality --fs")
     rows = []
     for rec in iter_records(args.path, args.kind):
         q = record_quality(rec, args.window_s, args.hop_s, args.fs)

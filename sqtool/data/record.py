@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import MIN_RECORD_SAMPLES, SqtoolError, check_fs
 
 
 @dataclass
@@ -72,13 +72,17 @@ class Record:
         if not self.signals:
             raise SqtoolError(f"{where}: record has no signals")
         for ch, x in self.signals.items():
-            if ch not in self.fs or not self.fs[ch] or not np.isfinite(self.fs[ch]) or self.fs[ch] <= 0:
+            if ch not in self.fs or self.fs[ch] is None:
                 raise SqtoolError(f"{where}: channel '{ch}' has no valid sampling rate")
+            check_fs(self.fs[ch], f"{where}: channel '{ch}'")
             x = np.asarray(x)
             if x.ndim != 1:
                 raise SqtoolError(f"{where}: channel '{ch}' must be 1-D, got shape {x.shape}")
             if x.size == 0:
                 raise SqtoolError(f"{where}: channel '{ch}' is empty")
+            if x.size < MIN_RECORD_SAMPLES:
+                raise SqtoolError(f"{where}: channel '{ch}' has {x.size} sample(s); a record needs at least "
+                                  f"{MIN_RECORD_SAMPLES}")
             if not np.all(np.isfinite(x)):
                 n = int(np.size(x) - np.isfinite(x).sum())
                 raise SqtoolError(f"{where}: channel '{ch}' has {n} NaN/Inf samples")

@@ -14,7 +14,9 @@ shard), writes it atomically when full (temp file + rename) with its sha256, and
 a directory without index.json is an unfinished run, never mistaken for a complete one.
 
 `PairShardDataset` is a torch IterableDataset that opens shards lazily with np.load(mmap_mode="r"), so
-a corpus larger than RAM streams in bounded memory. Each epoch it permutes the shard order (seed +
+a corpus larger than RAM streams in bounded memory. Opening a pairs directory (the dataset, or
+pretrain's `ShardPairs`) checks every shard's sha256 against index.json, once per process (a stat-keyed
+hash cache), and refuses a shard whose bytes changed. Each epoch it permutes the shard order (seed +
 epoch), concatenates the shards into one virtual sequence, and gives rank r of world_size an equal
 contiguous span of it, split again across DataLoader workers; within a span it shuffles through a
 buffer of `shuffle_buffer` pairs. Every pair is seen exactly once per epoch across all ranks and workers
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.core import SqtoolError, atomic_write_text, sha256_file_cached
 from sqtool.core import sha256_file  # re-exported (see __all__)
 
 FORMAT = "sqtool-pairs-v1"
@@ -150,13 +152,15 @@ def read_index(path: str | os.PathLike) -> tuple[Path, dict]:
     return idx_path.parent, index
 
 
-def open_shard(root: Path, entry: dict, verify: bool = False) -> np.ndarray:
-    """Memory-map one shard, checking it exists, has the indexed shape and (optionally) sha256."""
+def open_shard(root: Path, entry: dict, verify: bool = True) -> np.ndarray:
+    """Memory-map one shard, checking it exists, has the indexed shape and (verify) the index's sha256.
+    The hash is memoised per process (core.sha256_file_cached), so a shard is hashed once per run."""
     path = root / entry["file"]
     if not path.is_file():
         raise SqtoolError(f"{path}: shard missing (listed in {root / 'index.json'})")
-    if verify and sha256_file(path) != entry["sha256"]:
-        raise SqtoolError(f"{path}: sha256 mismatch; shard is corrupt")
+    if verify and sha256_file_cached(path) != entry.get("sha256"):
+        raise SqtoolError(f"{path}: sha256 differs from {root / 'index.json'}; the shard changed since it "
+                          "was written (corrupt or edited): remake the pairs")
     try:
         arr = np.load(path, mmap_mode="r")
     except (OSError, ValueError, EOFError) as e:
@@ -183,7 +187,7 @@ def _dataset_class():
 
         def __init__(self, path: str | os.PathLike, rank: int | None = None, world_size: int | None = None,
                      shuffle: bool = True, shuffle_buffer: int = 2048, seed: int = 0, drop_last: bool = True,
-                     verify: bool = False, return_meta: bool = False):
+                     verify: bool = True, return_meta: bool = False):
             self.root, self.index = read_index(path)
             if rank is None or world_size is None:
                 rank, world_size = 0, 1
@@ -244,7 +248,7 @@ def _dataset_class():
             rng = np.random.default_rng([self.seed, self.epoch, self.rank, wid])
             buf: list = []
             for s, r0, r1 in self._spans(lo, hi):
-                arr = open_shard(self.root, self.shards[s])
+                arr = open_shard(self.root, self.shards[s], verify=False)   # verified in __init__
                 meta = None
                 if self.return_meta:
                     meta = np.load(self.root / self.shards[s]["meta"])

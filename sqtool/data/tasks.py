@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import DEFAULT_BAND, ModelCfg, SqtoolError
 
 TASKS = ("hr", "rr", "af", "bp", "quality")
 
@@ -53,15 +53,15 @@ TASKS = ("hr", "rr", "af", "bp", "quality")
 # (tests/data/test_tasks.py::test_rr_band_keeps_respiration).
 TASK_SPECS = {
     "hr": dict(outputs=("hr_bpm",), units=("bpm",), kind="regression", window_s=8.0, hop_s=2.0,
-               datasets=("troika",), band=(0.5, 8.0)),
+               datasets=("troika",), band=DEFAULT_BAND),
     "rr": dict(outputs=("rr_bpm",), units=("breaths/min",), kind="regression", window_s=30.0, hop_s=10.0,
                datasets=("bidmc",), band=(0.05, 8.0)),
     "af": dict(outputs=("logit_af",), units=("logit",), kind="classification", window_s=10.0, hop_s=10.0,
-               datasets=("ppg_arrhythmia",), band=(0.5, 8.0)),
+               datasets=("ppg_arrhythmia",), band=DEFAULT_BAND),
     "bp": dict(outputs=("sbp", "dbp"), units=("mmHg", "mmHg"), kind="regression", window_s=8.0, hop_s=8.0,
-               datasets=("ppg_bp",), band=(0.5, 8.0)),
+               datasets=("ppg_bp",), band=DEFAULT_BAND),
     "quality": dict(outputs=("logit_good",), units=("logit",), kind="classification", window_s=10.0,
-                    hop_s=10.0, datasets=("but_ppg", "mw_ppg", "troika"), band=(0.5, 8.0)),
+                    hop_s=10.0, datasets=("but_ppg", "mw_ppg", "troika"), band=DEFAULT_BAND),
 }
 
 
@@ -150,12 +150,12 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
     band).
 
     data_root: a folder holding the dataset folders (troika/, bidmc/, ...), or None / "synthetic" for the
-    embedded synthetic default. model_cfg: a ModelCfg (default: resnet1d_siamq_tiny with the task's window).
+    embedded synthetic default. model_cfg: a ModelCfg (default: ModelCfg's preprocessing defaults, 40 Hz,
+    PPG, min-max, DEFAULT_BAND, with the task's window; only the preprocessing fields are used here).
     """
     spec = _spec(task)
     if model_cfg is None:
-        from sqtool.models import get_model_cfg
-        model_cfg = task_model_cfg(task, get_model_cfg("resnet1d_siamq_tiny"))
+        model_cfg = task_model_cfg(task, ModelCfg(name="default", family="resnet1d"))
     if data_root is None or str(data_root) == "synthetic":
         td = _synthetic(task, model_cfg, max_records, seed)
     else:
@@ -180,7 +180,6 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
 
 def model_band(cfg):
     """The cfg's band-pass (lo, hi) Hz, or None; a cfg without the field (older code) means the default."""
-    from sqtool.data.preprocess import DEFAULT_BAND
     band = getattr(cfg, "band", DEFAULT_BAND)
     if band is None:
         return None
@@ -370,6 +369,8 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
             if rec.meta.get("layout") != "training" or (max_records and i >= max_records):
                 continue
             w = _windows(rec, cfg)
+            if len(w) == 0:                                 # shorter than one window
+                continue
             q = record_quality(rec, window_s=cfg.window_s, hop_s=cfg.hop_s)
             n = min(len(w), len(q["score"]))
             acc.add(w.x[:n], is_good(q["score"][:n]).astype(float), f"troika:{rec.subject}", w.t0[:n],

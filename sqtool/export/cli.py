@@ -60,7 +60,7 @@ def run(args) -> int:
 
 def _load_inputs(cfg: ExportConfig):
     import numpy as np
-    from sqtool.train.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint_path
+    from sqtool.core.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint_path
     if not cfg.model:
         raise SqtoolError("export: --model RUN (a compress run dir or checkpoint) is required")
     targets = [t.strip().lower() for t in cfg.target if t.strip()]

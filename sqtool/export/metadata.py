@@ -33,6 +33,12 @@ def check_model_cfg(cfg: dict, where: str) -> None:
                               f"one unit per output (has outputs={outs}, units={units})")
     if not float(cfg["fs"]) > 0 or not float(cfg["window_s"]) > 0:
         raise SqtoolError(f"{where} lacks metadata: fs and window_s must be positive")
+    if "band" not in cfg:                         # None is a valid band (no filter); a missing one is not
+        raise SqtoolError(f"{where} lacks metadata: model_cfg has no 'band' (the input band-pass, or null "
+                          "for none); the artifact cannot say how to filter its input")
+    band = cfg["band"]
+    if band is not None and (not isinstance(band, (list, tuple)) or len(band) != 2):
+        raise SqtoolError(f"{where}: model_cfg band must be [lo, hi] Hz or null, got {band!r}")
 
 
 def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
@@ -58,7 +64,7 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
         "input_layout": {"float": "(B, C, T) channels-first (ONNX, PyTorch)",
                          "tflite": "(1, 1, T, C) channels-last", "c": "in[t * C + c] channels-last"},
         "norm": cfg["norm"],
-        "band": cfg.get("band", [0.5, 8.0]),
+        "band": None if cfg["band"] is None else list(cfg["band"]),
         "outputs": outputs,
         "units": list(cfg.get("units") or []),
         "target_mean": list(cfg.get("target_mean") or []),

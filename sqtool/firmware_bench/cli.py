@@ -173,7 +173,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench.report import hr_metrics, write_report
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
     from sqtool.firmware_bench.tracker import track
-    from sqtool.train.checkpoint import file_sha256
+    from sqtool.core.checkpoint import file_sha256
 
     if not cfg.model:
         raise SqtoolError("--model is required (an export dir, or a demo dir holding export/)")

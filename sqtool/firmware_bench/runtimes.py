@@ -249,7 +249,7 @@ class TorchRuntime(_Timed):
     def load(self):
         import torch
         from sqtool.models import ModelCfg, create_model
-        from sqtool.train.checkpoint import file_sha256, load_checkpoint
+        from sqtool.core.checkpoint import file_sha256, load_checkpoint
         torch.set_num_threads(1)
         p = self.art.checkpoints.get(self.key)
         if p is None:

@@ -12,7 +12,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from sqtool.core import SqtoolError, add_config_args, from_dict, make_run_dir, resolve_config, save_config
+from sqtool.core import (SqtoolError, add_config_args, check_fs, check_window_s, from_dict, lock_run_dir, make_run_dir,
+                         resolve_config, save_config)
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -52,12 +53,12 @@ def _explicit(args, cls) -> dict:
 def _precheck_pretrain(cfg) -> None:
     """Cheap checks before a run directory is made (so a bad input leaves nothing behind)."""
     from sqtool.models import get_model_cfg
-    get_model_cfg(cfg.model)
+    model_cfg = get_model_cfg(cfg.model)
     if cfg.pairs != "synthetic":
-        from sqtool.data.shards import read_index
+        from sqtool.train.pretrain import ShardPairs
         if not Path(cfg.pairs).exists():
             raise SqtoolError(f"pair shards {cfg.pairs} not found (make them with 'sqtool data pairs')")
-        read_index(cfg.pairs)
+        ShardPairs(cfg.pairs).check_contract(model_cfg)       # made at the model's rate, window, norm, band
 
 
 def _precheck_finetune(cfg) -> None:
@@ -67,13 +68,17 @@ def _precheck_finetune(cfg) -> None:
         raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
     if cfg.mode not in ("full", "linear"):
         raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
+    for k in ("fs", "window_s", "hop_s"):                  # 0 = the default; anything else within bounds
+        v = getattr(cfg, k)
+        if v:
+            (check_fs if k == "fs" else check_window_s)(v, f"train finetune --{k.replace('_', '-')}")
     load_init(cfg.init, cfg.model, cfg.fs or None)
     if cfg.data_root and cfg.data_root != "synthetic" and not Path(cfg.data_root).is_dir():
         raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
 
 
 def run_pretrain_cmd(args) -> int:
-    from sqtool.train.checkpoint import load_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint
     from sqtool.train.pretrain import PretrainConfig, run_pretrain
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -82,6 +87,8 @@ def run_pretrain_cmd(args) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "last.pt").is_file():
             raise SqtoolError(f"cannot resume: {run_dir / 'last.pt'} not found")
+        if rank == 0:
+            lock_run_dir(run_dir)               # a second resume of the same run is refused
         saved = load_checkpoint(run_dir / "last.pt", expect_kind="teacher_pretrain").get("train_cfg", {})
         try:
             base = from_dict(PretrainConfig, saved, where=f"{run_dir}/last.pt train_cfg")

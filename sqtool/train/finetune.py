@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, resolve_data_root, to_dict, write_metrics
+from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
 
 
 @dataclass
@@ -63,7 +63,7 @@ class FinetuneConfig:
 
 def load_init(init: str, model_name: str, fs: float | None):
     """(checkpoint dict or None, model name). Refuses other families, models, sampling rates."""
-    from sqtool.train.checkpoint import load_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint
     if not init or init == "none":
         return None, model_name or "resnet1d_siamq_18"
     ck = load_checkpoint(init, expect_kind=("teacher_pretrain", "teacher_task"))
@@ -173,8 +173,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
     from sqtool.data.tasks import TASK_SPECS, load_task, subject_folds, task_model_cfg
     from sqtool.models import create_model, get_model_cfg
     from sqtool.train import loop
-    from sqtool.train.checkpoint import save_checkpoint
-    from sqtool.train.metrics import bootstrap_ci, primary_metric, task_metrics
+    from sqtool.core.checkpoint import save_checkpoint
+    from sqtool.core.metrics import bootstrap_ci, primary_metric, task_metrics
 
     run_dir = Path(run_dir)
     if cfg.task not in TASK_SPECS:
@@ -252,8 +252,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
     pooled = task_metrics(cfg.task, td.y, oof, outputs)
     ci = bootstrap_ci(cfg.task, td.y, oof, td.groups, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
     pm = primary_metric(cfg.task)
-    np.savez(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
-             record_ids=td.record_ids, fold=fold_id)
+    atomic_save_npz(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
+                    record_ids=td.record_ids, fold=fold_id)
 
     final_cfg = None
     if cfg.final_fit:

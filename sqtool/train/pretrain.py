@@ -111,12 +111,13 @@ def synthetic_pairs(n_pairs: int, model_cfg, seed: int = 0) -> ArrayPairs:
 class ShardPairs:
     """Random access over a pairs directory (`sqtool data pairs`, format of `sqtool.data.shards`).
 
-    Shards are memory-mapped (`shards.open_shard`, which checks shape and index); `get(idx)` reads only
+    Shards are memory-mapped (`shards.open_shard`, which checks shape, index and sha256, hashing each
+    shard once per process); `get(idx)` reads only
     the rows asked for, so each rank touches only the pages of its own pairs. Random access (rather than
     the streaming `PairShardDataset`) is what makes the data order independent of the number of ranks
     and lets `--resume` restart exactly at a step inside an epoch."""
 
-    def __init__(self, path: str, verify: bool = False):
+    def __init__(self, path: str, verify: bool = True):
         from sqtool.data.shards import open_shard, read_index
         self.root, self.index = read_index(path)
         shards = self.index["shards"]
@@ -148,6 +149,27 @@ class ShardPairs:
     def input_shape(self) -> tuple[int, int]:
         return tuple(self.arrs[0].shape[2:])
 
+    def check_contract(self, model_cfg) -> None:
+        """Refuse pairs made at another rate, window, channel list, normalisation or band than the model's:
+        the checkpoint records the model's contract, so training on other windows would make it lie."""
+        where = self.root / "index.json"
+        missing = [k for k in PAIRS_CONTRACT if k not in self.index]
+        if missing:
+            raise SqtoolError(f"{where} lacks {', '.join(missing)}: cannot tell how the pairs were made "
+                              "(remake them with `sqtool data pairs`)")
+        ix = self.index
+        band = None if ix["band"] is None else tuple(None if b is None else float(b) for b in ix["band"])
+        mine = {"fs": model_cfg.fs, "window_s": model_cfg.window_s, "channels": list(model_cfg.channels),
+                "norm": model_cfg.norm, "band": model_cfg.band}
+        theirs = {"fs": float(ix["fs"]), "window_s": float(ix["window_s"]), "channels": list(ix["channels"]),
+                  "norm": ix["norm"], "band": band}
+        diff = [k for k in PAIRS_CONTRACT if not _same(theirs[k], mine[k])]
+        if diff:
+            parts = ", ".join(f"{k} {_fmt(theirs[k])}" for k in diff)
+            want = ", ".join(f"{k} {_fmt(mine[k])}" for k in diff)
+            raise SqtoolError(f"pairs {self.root} were made with {parts} but {model_cfg.name} expects {want} "
+                              f"(remake the pairs with matching --fs/--window-s/--channels/--norm/--band-lo/--band-hi)")
+
     def get(self, idx):
         idx = np.asarray(idx, dtype=np.int64)
         out = np.empty((len(idx), 2, *self.input_shape), np.float32)            # (B, 2, C, T)
@@ -163,6 +185,24 @@ class ShardPairs:
         if not np.all(np.isfinite(out)):
             raise SqtoolError(f"{self.root}: pairs contain NaN/Inf values; corrupt shard")
         return out[:, 0], out[:, 1]
+
+
+PAIRS_CONTRACT = ("fs", "window_s", "channels", "norm", "band")   # index.json keys that must match ModelCfg
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    return a == b
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return "-".join(_fmt(x) for x in v) if v and all(isinstance(x, (int, float)) or x is None for x in v) \
+            else ",".join(map(str, v))
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def open_pairs(cfg: PretrainConfig, model_cfg):
@@ -214,7 +254,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
 
     from sqtool.models import create_model, get_model_cfg
     from sqtool.train import loop
-    from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 
     run_dir = Path(run_dir)
     d = loop.setup_distributed(cfg.device)
@@ -228,6 +268,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         local_b = cfg.batch_size // d.world
         model_cfg = get_model_cfg(cfg.model)
         pairs = pairs if pairs is not None else open_pairs(cfg, model_cfg)
+        if hasattr(pairs, "check_contract"):
+            pairs.check_contract(model_cfg)
         if tuple(pairs.input_shape) != tuple(model_cfg.input_shape):
             raise SqtoolError(f"pairs have windows of shape {tuple(pairs.input_shape)} (C, T) but {cfg.model} "
                               f"expects {model_cfg.input_shape} ({model_cfg.fs:g} Hz x {model_cfg.window_s:g} s, "

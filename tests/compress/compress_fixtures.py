@@ -13,7 +13,7 @@ from sqtool.data.preprocess import make_windows
 from sqtool.data.synthetic import synth_corpus
 from sqtool.data.tasks import TaskData
 from sqtool.models import create_model
-from sqtool.train.checkpoint import save_checkpoint
+from sqtool.core.checkpoint import save_checkpoint
 
 torch.set_num_threads(1)
 

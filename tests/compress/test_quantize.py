@@ -10,7 +10,7 @@ from sqtool.compress.cli import QuantizeConfig, check_budget, quantize
 from sqtool.compress import distill as D
 from sqtool.core import SqtoolError
 from sqtool.models import ModelCfg, create_model, get_model_cfg
-from sqtool.train.checkpoint import load_checkpoint
+from sqtool.core.checkpoint import load_checkpoint
 
 from compress_fixtures import HR_TEACHER, make_teacher
 
@@ -138,7 +138,7 @@ def test_cli_on_real_troika(data_root, hr_teacher, tmp_path, capsys):
 
 def test_teacher_out_of_fold_metric_and_final_fit_warning(tmp_path, hr_task):
     """A `sqtool train finetune` run dir: model.pt fitted on all subjects + oof_predictions.npz."""
-    from sqtool.train.checkpoint import save_checkpoint
+    from sqtool.core.checkpoint import save_checkpoint
     t = make_teacher(tmp_path / "ft" / "model.pt", None)
     ck = load_checkpoint(t)
     save_checkpoint(t, kind="teacher_task", model_cfg=ck["model_cfg"], state_dict=ck["state_dict"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sqtool.export.fixtures import make_int8_run
+from export_fixtures import make_int8_run
 
 torch.set_num_threads(1)
 

@@ -15,7 +15,7 @@ from sqtool.export import tflite as TF
 from sqtool.export.c import C_FLAGS, build_shared_lib
 from sqtool.export.intgraph import _capture, quantize_input
 from sqtool.models import ModelCfg, create_model
-from sqtool.train.checkpoint import file_sha256, load_checkpoint
+from sqtool.core.checkpoint import file_sha256, load_checkpoint
 
 
 def _rows(res):
@@ -186,7 +186,7 @@ def test_explain_names_every_layer(full_export):
 def test_other_presets_export_bit_exact(preset, tmp_path):
     """Per-tensor conv weights go through the same writer and C generator (per-channel is the fixture)."""
     from sqtool.export.cli import ExportConfig, export
-    from sqtool.export.fixtures import make_int8_run
+    from export_fixtures import make_int8_run
     run = make_int8_run(tmp_path / "run", preset=preset, n_heldout=8, steps=20)
     res = export(ExportConfig(model=str(run), target=["tflite", "c"], precision="int8", out=str(tmp_path / "out")))
     assert res["failed"] == [], res["summary"]

@@ -12,7 +12,7 @@ from sqtool.core import SqtoolError
 from sqtool.export.cli import ExportConfig, export
 from sqtool.export.intgraph import check_supported
 from sqtool.models import create_model
-from sqtool.train.checkpoint import save_checkpoint
+from sqtool.core.checkpoint import save_checkpoint
 
 
 def _cli(capsys, *args):
@@ -41,7 +41,7 @@ def test_checkpoint_without_metadata(tmp_path, capsys):
 
 
 def test_checkpoint_with_incomplete_metadata(int8_run, tmp_path):
-    ck = torch.load(int8_run / "model.pt", weights_only=False)
+    ck = torch.load(int8_run / "model.pt", weights_only=True)
     cfg = dict(ck["model_cfg"])
     cfg.pop("channels")
     save_checkpoint(tmp_path / "model.pt", kind="student_int8", model_cfg=cfg, state_dict=ck["state_dict"])
@@ -68,7 +68,7 @@ def test_teacher_float_onnx_works_and_tflite_names_the_op(teacher_run, tmp_path,
 
 def test_unsupported_op_names_layer_and_op(int8_run):
     from sqtool.models import ModelCfg
-    ck = torch.load(int8_run / "model.pt", weights_only=False)
+    ck = torch.load(int8_run / "model.pt", weights_only=True)
     q = create_model(ModelCfg.from_dict(ck["model_cfg"]))
     q.fc = torch.nn.Linear(16, 2)
     with pytest.raises(SqtoolError, match="layer 'fc' op Linear"):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sqtool.models import create_model
-from sqtool.train.checkpoint import save_checkpoint
+from sqtool.core.checkpoint import save_checkpoint
 
 
 def test_export_of_a_quantize_run(tmp_path):

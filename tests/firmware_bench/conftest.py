@@ -2,10 +2,13 @@
 the tiny test-only C model, and one real export (cnn1d_student_xs int8 -> TFLite + generated C)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from fwb_helpers import CROSS, need_tools
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))   # export_fixtures (make_int8_run)
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +23,7 @@ def export_dir(tmp_path_factory):
     import torch
 
     from sqtool.export.cli import ExportConfig, export
-    from sqtool.export.fixtures import make_int8_run
+    from export_fixtures import make_int8_run
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("fwb")
     run = make_int8_run(root / "quantize", n_heldout=12, steps=40)

@@ -7,7 +7,7 @@ import sys
 import torch
 
 from sqtool.cli import main
-from sqtool.train.checkpoint import load_checkpoint
+from sqtool.core.checkpoint import load_checkpoint
 
 ARGS = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
         "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0", "--max-steps", "3", "--progress", "false",

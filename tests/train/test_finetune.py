@@ -9,7 +9,7 @@ import torch
 from sqtool.cli import main
 from sqtool.core import SqtoolError
 from sqtool.models import create_model
-from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 from sqtool.train.finetune import FinetuneConfig, init_encoder, run_finetune
 
 FAST = dict(model="", epochs=1, batch_size=64, progress=False, bootstrap=100)

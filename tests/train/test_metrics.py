@@ -2,7 +2,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from sqtool.train.metrics import auroc, bootstrap_ci, f1_weighted, task_metrics
+from sqtool.core.metrics import auroc, bootstrap_ci, f1_weighted, task_metrics
 
 
 @settings(max_examples=30, deadline=None)

@@ -4,7 +4,7 @@ import torch
 
 from sqtool.models import create_model, get_model_cfg
 from sqtool.models.registry import ModelCfg
-from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 from sqtool.train.finetune import FinetuneConfig, run_finetune
 
 

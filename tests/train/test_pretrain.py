@@ -11,7 +11,7 @@ import torch
 from sqtool.cli import main
 from sqtool.core import SqtoolError
 from sqtool.train import loop
-from sqtool.train.checkpoint import load_checkpoint, save_checkpoint
+from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 from sqtool.train.pretrain import ArrayPairs, PretrainConfig, ShardPairs, run_pretrain
 
 TINY = dict(model="resnet1d_siamq_tiny", synthetic_pairs=128, epochs=1, batch_size=32, lr=0.05,
@@ -88,10 +88,13 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         load_checkpoint(p)
 
 
-def _write_pairs(d, n=64, T=1200, dtype="float32"):
+def _write_pairs(d, n=64, T=1200, dtype="float32", **contract):
+    from sqtool.core import DEFAULT_BAND
     from sqtool.data.shards import ShardWriter
     rng = np.random.default_rng(0)
-    w = ShardWriter(d, channels=1, samples=T, shard_mb=0.2, dtype=dtype)
+    header = {"fs": 40.0, "window_s": T / 40.0, "channels": ["ppg"], "norm": "minmax", "band": list(DEFAULT_BAND),
+              **contract}
+    w = ShardWriter(d, channels=1, samples=T, shard_mb=0.2, dtype=dtype, header=header)
     good, poor = rng.random((n, 1, T), dtype=np.float32), rng.random((n, 1, T), dtype=np.float32)
     w.add(good, poor, dataset="test", subjects=[f"s{i % 8}" for i in range(n)], t_good=np.zeros(n),
           t_poor=np.zeros(n), q_good=np.ones(n), q_poor=np.zeros(n), synthetic=np.zeros(n, bool))
@@ -134,6 +137,52 @@ def test_bad_pairs_are_one_clear_error(tmp_path):
     assert not list(tmp_path.rglob("*.pt"))                               # nothing half written
     assert main(["train", "pretrain", "--pairs", str(tmp_path / "missing"), "--out", str(tmp_path / "cli")]) == 1
     assert not (tmp_path / "cli").exists()                                # refused before the run dir is made
+
+
+@pytest.mark.parametrize("contract, what", [
+    ({"fs": 20.0, "window_s": 60.0}, "fs 20, window_s 60"),          # same 1200 samples, other rate
+    ({"norm": "zscore"}, "norm zscore"),
+    ({"band": [0.1, 3.0]}, "band 0.1-3"),
+    ({"channels": ["acc_x"]}, "channels acc_x"),
+])
+def test_pairs_made_under_another_contract_are_refused(tmp_path, contract, what):
+    _write_pairs(tmp_path / "pairs", **contract)
+    cfg = PretrainConfig(**{**TINY, "pairs": str(tmp_path / "pairs")})
+    with pytest.raises(SqtoolError, match="were made with") as e:
+        run_pretrain(cfg, tmp_path / "run")
+    assert what in str(e.value) and "resnet1d_siamq_tiny expects" in str(e.value)
+    assert not (tmp_path / "run" / "model.pt").exists()
+    assert main(["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--pairs", str(tmp_path / "pairs"),
+                 "--out", str(tmp_path / "cli")]) == 1
+    assert not (tmp_path / "cli").exists()                                # refused before the run dir is made
+
+
+def test_modified_shard_is_refused_once_verified(tmp_path):
+    from sqtool.core import sha256_file_cached
+    _write_pairs(tmp_path / "pairs")
+    sp = ShardPairs(str(tmp_path / "pairs"))                              # hashes (and caches) every shard
+    shard = sorted((tmp_path / "pairs" / "shards").glob("pairs-*.npy"))[-1]
+    before = sha256_file_cached(shard)
+    b = bytearray(shard.read_bytes())
+    b[-1] ^= 0xFF                                                         # same size, same shape: only the hash sees it
+    shard.write_bytes(bytes(b))
+    assert sha256_file_cached(shard) != before                            # the cache saw the write
+    with pytest.raises(SqtoolError, match="sha256 differs") as e:
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "pairs")}), tmp_path / "run")
+    assert str(shard) in str(e.value) and len(sp) == 64
+    assert main(["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--pairs", str(tmp_path / "pairs"),
+                 "--out", str(tmp_path / "cli")]) == 1
+    assert not (tmp_path / "cli").exists()
+
+
+def test_pairs_without_a_contract_are_refused(tmp_path):
+    from sqtool.data.shards import ShardWriter
+    w = ShardWriter(tmp_path / "pairs", channels=1, samples=1200, shard_mb=0.2, dtype="float32")
+    w.add(np.zeros((8, 1, 1200)), np.zeros((8, 1, 1200)), dataset="t", subjects=["a"] * 8, t_good=np.zeros(8),
+          t_poor=np.zeros(8), q_good=np.ones(8), q_poor=np.zeros(8), synthetic=np.zeros(8, bool))
+    w.close()
+    with pytest.raises(SqtoolError, match="lacks fs, window_s, channels, norm, band"):
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "pairs")}), tmp_path / "run")
 
 
 def test_bf16_autocast_runs_on_cpu(tmp_path):

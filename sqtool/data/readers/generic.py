@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, rate_from_times, read_csv as _read_csv
 from sqtool.data.readers._common import require_file
 from sqtool.data.record import Label, Record
@@ -78,13 +78,7 @@ def _ppg_first(signals: dict) -> dict:
 
 
 def _check_fs(fs, where: str) -> float:
-    try:
-        f = float(fs)
-    except (TypeError, ValueError):
-        raise SqtoolError(f"{where}: sampling rate {fs!r} is not a number")
-    if not np.isfinite(f) or f <= 0:
-        raise SqtoolError(f"{where}: sampling rate must be a positive number of Hz, got {fs!r}")
-    return f
+    return check_fs(fs, where)                 # the bounds live in core (0 < fs <= FS_MAX_HZ)
 
 
 def canonical(name: str) -> str:
@@ -295,9 +289,15 @@ def read_wfdb(path) -> Record:
         raise SqtoolError(f"{hea}: WFDB record has no samples")
     if not rec.fs or rec.fs <= 0:
         raise SqtoolError(f"{hea}: header has no valid sampling rate")
+    check_fs(rec.fs, f"{hea}: header")
     if rec.sig_len and rec.p_signal.shape[0] < rec.sig_len:
         raise SqtoolError(f"{hea}: truncated: {rec.p_signal.shape[0]} of {rec.sig_len} samples")
-    names = wfdb_channel_names(rec.sig_name)
+    sig_name = list(rec.sig_name or [])
+    bad = [i + 1 for i, n in enumerate(sig_name) if not isinstance(n, str) or not n.strip()]
+    if len(sig_name) != rec.p_signal.shape[1] or bad:
+        raise SqtoolError(f"{hea}: corrupt WFDB header: signal {bad[0] if bad else len(sig_name) + 1} has no "
+                          "description (channel name), so the PPG channel cannot be told apart")
+    names = wfdb_channel_names(sig_name)
     signals = {ch: np.asarray(rec.p_signal[:, i], dtype=np.float64) for i, ch in enumerate(names)}
     signals = _ppg_first(signals)
     fs = float(rec.fs)

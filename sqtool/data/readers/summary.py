@@ -2,7 +2,7 @@
 
 summarise(path) -> {kind, path, records, subjects, hours, channels {name: records}, rates {name: [Hz]},
                     labels {name: {kind, unit, records, values, classes?}}, duration_s {total, min, max},
-                    clipped_records}
+                    clipped_records, unlabelled? [{record, expected}]}
 A folder holding several datasets (e.g. the whole data root) gives {"kind": "multiple", "datasets": [...]},
 one summary per sub-folder that is a dataset.
 """
@@ -47,8 +47,11 @@ def summarise(path: str | os.PathLike, kind: str | None = None, **kw) -> dict:
     total_s, dmin, dmax = 0.0, float("inf"), 0.0
     kinds_seen: Counter = Counter()
     clipped = 0
+    unlabelled: list[dict] = []
     for rec in iter_records(path, kind, skipped=skipped, **kw):
         n += 1
+        if rec.meta.get("truth_missing"):                   # a reader looked for its label file, in vain
+            unlabelled.append({"record": rec.source or rec.record_id, "expected": rec.meta.get("truth_expected")})
         kinds_seen[rec.dataset] += 1
         subjects.add(rec.subject)
         clipped += clip_fraction(rec.signals[rec.primary_channel()]) > CLIPPED
@@ -81,6 +84,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, **kw) -> dict:
            "clipped_records": int(clipped)}
     if skipped:
         out["skipped"] = list(skipped)
+    if unlabelled:
+        out["unlabelled"] = unlabelled
     return out
 
 
@@ -116,6 +121,10 @@ def format_summary(s: dict, indent: str = "") -> str:
     if s.get("clipped_records"):
         lines.append(f"{indent}  clipped: {s['clipped_records']} record(s) with > {100 * CLIPPED:.0f}% of PPG "
                      f"samples at the max/min (saturation)")
+    if s.get("unlabelled"):
+        u = s["unlabelled"]
+        lines.append(f"{indent}  warning: {len(u)} record(s) without their label file, read unlabelled, e.g. "
+                     f"{u[0]['record']} (expected {u[0]['expected']})")
     if s.get("skipped"):
         lines.append(f"{indent}  skipped {len(s['skipped'])} bad item(s), e.g. {s['skipped'][0]}")
     return "\n".join(lines)

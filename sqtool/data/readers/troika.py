@@ -15,7 +15,8 @@ A truth file whose length is not floor((N - 1000) / 250) + 1 is refused: it belo
 
 Subjects: training recordings are 12 different people ("01".."12"); the test-set and extra recordings
 are named by the organisers' subject ids ("S01".."S08"), and DATA_S04_T01 is test subject S04.
-A recording without a truth file is returned without the "hr" label (e.g. unlabeled test data).
+A recording without a truth file is returned without the "hr" label (e.g. unlabeled test data), with
+meta["truth_missing"] True and meta["truth_expected"] the first place looked: `sqtool data inspect` warns.
 """
 from __future__ import annotations
 
@@ -116,4 +117,7 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
     return [Record(dataset=KIND, subject=subject, record_id=p.stem, signals=signals,
                    fs={c: FS for c in names}, labels=labels, source=str(p),
                    meta={"layout": layout, "session": session, "rows": sig.shape[0],
-                         "truth": str(truth) if truth else None})]
+                         "truth": str(truth) if truth else None,
+                         "truth_missing": truth is None and layout != "unknown",
+                         "truth_expected": str(truth_candidates(p)[0]) if truth is None and layout != "unknown"
+                         else None})]

@@ -1,4 +1,5 @@
-"""Small self-made compress run dirs for export tests and benchmarks.
+"""Small self-made compress run dirs for export tests and benchmarks (test support, not package code:
+benchmarks/export_parity.py and tests/firmware_bench put tests/export on sys.path to import it).
 
 `sqtool quantize` (the compress stage) is what normally hands export a `student_int8` checkpoint. For
 tests and for benchmarking export on its own, `make_int8_run` builds the same layout from a float
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.data.preprocess import normalise
-from sqtool.train.checkpoint import save_checkpoint
+from sqtool.core.checkpoint import save_checkpoint
 
 
 def synthetic_windows(cfg, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

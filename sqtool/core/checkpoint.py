@@ -1,4 +1,4 @@
-"""Self-describing checkpoints, written atomically.
+"""Self-describing checkpoints, written atomically and read without running code.
 
 A checkpoint is a dict saved with torch.save:
 
@@ -9,6 +9,12 @@ A checkpoint is a dict saved with torch.save:
     sqtool_version, created
     + optional: optimizer, scheduler, scaler, epoch, step, rng, metrics, history, data
 
+Contract: a checkpoint holds only tensors and plain data (dict, list, tuple, str, int, float, bool,
+None). `save_checkpoint` converts numpy arrays to tensors and numpy scalars to Python numbers, so
+`load_checkpoint` can read with `torch.load(weights_only=True)`: unpickling a file that names any other
+type (a class, a function: what a crafted file uses to run code) is refused with one SqtoolError line
+naming the file, before any of it runs.
+
 Every training run directory holds `model.pt` (the model handed to the next stage) and, while
 training, `last.pt` (full resume state). Files are written to a temp file, fsynced and renamed.
 """
@@ -17,15 +23,34 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import os
+import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from sqtool import __version__
-from sqtool.core import SqtoolError, atomic_write_bytes
-from sqtool.core import sha256_file as file_sha256  # noqa: F401 - re-exported
+from sqtool.core.errors import SqtoolError
+from sqtool.core.io import atomic_write_bytes
+from sqtool.core.io import sha256_file as file_sha256  # noqa: F401 - re-exported
 
 KINDS = ("teacher_pretrain", "teacher_task", "student_float", "student_int8")
+
+
+def to_plain(obj):
+    """Tensors and plain data only: numpy arrays -> tensors, numpy scalars -> Python numbers, Paths -> str."""
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        out = [to_plain(v) for v in obj]
+        return tuple(out) if isinstance(obj, tuple) else out
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
 
 
 def save_checkpoint(path: str | os.PathLike, *, kind: str, model_cfg: dict, state_dict: dict,
@@ -36,7 +61,7 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model_cfg: dict, stat
             "sqtool_version": __version__, "created": _dt.datetime.now().isoformat(timespec="seconds")}
     ckpt.update(extra)
     buf = io.BytesIO()
-    torch.save(ckpt, buf)
+    torch.save(to_plain(ckpt), buf)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 
@@ -53,11 +78,16 @@ def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> 
 
 def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] | None = None,
                     name: str = "model.pt") -> dict:
-    """Load and validate a checkpoint; every problem is a one-line SqtoolError."""
+    """Load and validate a checkpoint (tensors and plain data only); every problem is one SqtoolError line."""
     p = resolve_checkpoint_path(path, name)
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - corrupt/truncated file, not a pickle, ...
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e).lower() or "unsupported global" in str(e).lower():
+            raise SqtoolError(f"checkpoint {p} holds objects other than tensors and plain data: refused "
+                              "(loading it could run code)")
+        raise SqtoolError(f"checkpoint {p} is corrupt or not a torch checkpoint (UnpicklingError)")
+    except Exception as e:  # noqa: BLE001 - corrupt/truncated file, not a zip, ...
         raise SqtoolError(f"checkpoint {p} is corrupt or not a torch checkpoint ({type(e).__name__})")
     if not isinstance(ckpt, dict) or "model_cfg" not in ckpt or "state_dict" not in ckpt or "kind" not in ckpt:
         raise SqtoolError(f"checkpoint {p} lacks sqtool metadata (model_cfg/kind): not written by sqtool")
@@ -67,4 +97,3 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
             raise SqtoolError(f"checkpoint {p} is a {ckpt['kind']} checkpoint; expected {' or '.join(kinds)}")
     ckpt["path"] = str(p)
     return ckpt
-

@@ -1,0 +1,54 @@
+"""Checkpoints are read with weights_only=True: a file that would run code while unpickling is refused."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from sqtool.core import SqtoolError
+from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
+
+
+class _Payload:
+    """Unpickling this calls open(target, "w"): creates a file, the way a crafted checkpoint runs code."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path):
+    target = tmp_path / "pwned.txt"
+    evil = tmp_path / "evil.pt"
+    torch.save({"kind": "teacher_task", "model_cfg": {}, "state_dict": {}, "x": _Payload(target)}, evil)
+    assert not target.exists()
+    with pytest.raises(SqtoolError) as e:
+        load_checkpoint(evil)
+    msg = str(e.value)
+    assert str(evil) in msg and "\n" not in msg and "refused" in msg
+    assert not target.exists(), "unpickling the checkpoint ran code"
+
+
+def test_corrupt_checkpoint_one_line(tmp_path):
+    p = tmp_path / "bad.pt"
+    p.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(SqtoolError, match="corrupt") as e:
+        load_checkpoint(p)
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_round_trip_with_numpy_and_rng_state(tmp_path):
+    from sqtool.train import loop
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    st = loop.get_rng_state()
+    want = (random.random(), np.random.rand(), torch.rand(1).item())
+    p = save_checkpoint(tmp_path / "c.pt", kind="teacher_pretrain", model_cfg={"name": "m"},
+                        state_dict={"w": torch.ones(2)}, rng=st,
+                        metrics={"mae": np.float32(1.5), "arr": np.arange(3), "n": np.int64(4)})
+    ck = load_checkpoint(p)
+    assert ck["metrics"]["mae"] == 1.5 and ck["metrics"]["n"] == 4
+    assert torch.equal(ck["metrics"]["arr"], torch.arange(3))
+    loop.set_rng_state(ck["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == want

@@ -1,0 +1,67 @@
+"""Run directories: names are one path component; one run at a time per directory."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sqtool.core import SqtoolError, make_run_dir
+from sqtool.core.runs import release_run_dirs
+
+
+@pytest.mark.parametrize("name", ["../../x", "../../../../x", "a/b", "/abs", "..", ".", "", ".hidden", "-x",
+                                  "a\\b", "a\x00b", "x" * 101])
+def test_bad_run_names_refused(tmp_path, name):
+    with pytest.raises(SqtoolError, match="run name") as e:
+        make_run_dir("cmd", name, root=tmp_path / "runs")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "runs").exists()
+
+
+def test_good_run_name_stays_under_root(tmp_path):
+    d = make_run_dir("train/finetune", "hr-pretrained_v1.2", root=tmp_path / "runs")
+    assert d.parent == tmp_path / "runs" / "train" / "finetune" and d.name.endswith("-hr-pretrained_v1.2")
+    release_run_dirs()
+
+
+def test_out_that_is_a_file_refused(tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    with pytest.raises(SqtoolError, match="is a file"):
+        make_run_dir("cmd", "n", out=f)
+
+
+_HOLD = ("import sys, time; from sqtool.core import make_run_dir; make_run_dir('cmd', 'n', out=sys.argv[1], "
+         "force=True); print('locked', flush=True); time.sleep(60)")
+
+
+def test_second_run_into_same_out_refused(tmp_path):
+    out = tmp_path / "out"
+    env_path = str(Path(__file__).resolve().parents[2])
+    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True,
+                         env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
+    try:
+        assert p.stdout.readline().strip() == "locked"
+        with pytest.raises(SqtoolError, match="in use by another sqtool run") as e:
+            make_run_dir("cmd", "n", out=out, force=True)
+        assert str(out) in str(e.value)
+    finally:
+        p.kill()
+        p.wait()
+    make_run_dir("cmd", "n", out=out, force=True)       # the lock died with its process
+    release_run_dirs()
+
+
+def test_cli_refuses_escaping_name_and_releases_its_lock(tmp_path, capsys, monkeypatch):
+    from sqtool.cli import main
+    from sqtool.core.runs import held_run_dirs
+    monkeypatch.chdir(tmp_path)
+    base = ["data", "pairs", "--data-root", "synthetic", "--synthetic-subjects", "2", "--synthetic-duration-s",
+            "120", "--workers", "1"]
+    assert main(base + ["--name", "../../escape"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sqtool: error: run name") and "\n" not in err
+    assert not list(tmp_path.parent.glob("escape*")) and not (tmp_path / "runs").exists()
+    assert main(base + ["--out", str(tmp_path / "p")]) == 0
+    assert not held_run_dirs()                              # the command's lock ends with the command
+    assert main(base + ["--out", str(tmp_path / "p"), "--force"]) == 0

@@ -1,0 +1,54 @@
+"""A failed command leaves no lone config.yaml; OSErrors (disk full, read-only, a file in the path) are one
+line naming the path."""
+import errno
+import os
+import tempfile
+
+import pytest
+
+from sqtool.cli import main
+
+PAIRS = ["data", "pairs", "--data-root", "synthetic", "--synthetic-subjects", "2", "--synthetic-duration-s",
+         "120", "--workers", "1"]
+
+
+def test_failed_command_leaves_no_config_yaml(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "ft"
+    argv = ["train", "finetune", "--data-root", "synthetic", "--label-fraction", "2"]   # refused inside the run
+    assert main(argv + ["--out", str(out)]) == 1
+    assert "label_fraction" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(argv) == 1                                                 # default runs/train/finetune/...
+    assert not list(tmp_path.rglob("config.yaml"))
+    kept = tmp_path / "kept"                                               # other output: left for a look
+    kept.mkdir()
+    (kept / "last.pt").write_bytes(b"x")
+    assert main(argv + ["--out", str(kept), "--force"]) == 1
+    assert (kept / "last.pt").exists() and (kept / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("code, where, words", [
+    (errno.ENOSPC, "fsync", "no space left on device"),
+    (errno.EACCES, "mkstemp", "permission denied"),
+    (errno.EROFS, "mkstemp", "read-only file system"),
+])
+def test_oserror_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys, code, where, words):
+    def boom(*a, **k):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(os if where == "fsync" else tempfile, where, boom)
+    out = tmp_path / "p"
+    assert main(PAIRS + ["--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"sqtool: error: {out / 'config.yaml'}: {err.split(': ')[-1]}" and words in err, err
+    assert "Errno" not in err and "\n" not in err
+
+
+def test_out_below_a_file_is_one_line(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert main(PAIRS + ["--out", str(f / "sub")]) == 1                   # errno 20, for real
+    err = capsys.readouterr().err.strip()
+    assert str(f / "sub") in err and "is a file, not a folder" in err and "Errno" not in err
+    assert main(PAIRS + ["--out", str(f)]) == 1
+    assert "is a file, not a directory" in capsys.readouterr().err
