@@ -21,7 +21,7 @@ from sqtool.export import onnx as O
 from sqtool.export import reference as R
 from sqtool.export import tflite as TF
 from sqtool.export.cli import ExportConfig, export, random_code_windows
-from sqtool.export.fixtures import (make_float_specnet, make_float_student, make_int8_specnet, make_int8_student,
+from export_fixtures import (make_float_specnet, make_float_student, make_int8_specnet, make_int8_student,
                                     make_spec_int8_run, synthetic_windows)
 from sqtool.export.intgraph import brevitas_int_outputs, check_supported, extract_int_graph, input_shape
 from sqtool.models import get_model_cfg, list_models
