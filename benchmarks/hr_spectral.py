@@ -9,7 +9,9 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
     - teacher `spec_teacher_m` (float), student `spec_student_s` distilled from it (KL on the bins +
       CE on the ECG truth), its Brevitas twin after QAT (int8 logits -> fixed-point decoder, i.e. the
       firmware's numbers up to Brevitas-vs-TFLite rounding, see export parity);
-    - decoder: transition sigma and jump floor estimated from the training subjects' truth;
+    - decoder: transition sigma, jump floor and logit temperature chosen by inner cross-validation over
+      the training subjects (3 inner folds of the student, labels only), the truth's own per-hop sigma
+      (robust std of the ECG HR changes) among the candidates;
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
 Nothing is chosen on the held-out subject; the architectures and epochs are fixed a priori.
@@ -41,7 +43,7 @@ from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E40
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.spectral import bin_grid  # noqa: E402
 from sqtool.train.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, predict_logits,  # noqa: E402
-                                  train_bins)
+                                  select_decoder, train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
 DATA = ROOT.parent / "shared" / "data"
@@ -80,6 +82,31 @@ def mae(a, y):
     return float(np.abs(a[ok] - y[ok]).mean()) if ok.any() else float("nan")
 
 
+def inner_decoder(train, scfg, bins, args, log):
+    """Decoder sigma / floor / temperature chosen on inner out-of-fold logits of the training subjects."""
+    keys = sorted({r.key for r in train})
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(keys))
+    groups = [set(keys[i] for i in order[k::args.inner_folds]) for k in range(args.inner_folds)]
+    lg, ys, gs = [], [], []
+    for g in groups:
+        tr = [r for r in train if r.key not in g]
+        m = create_model(scfg)
+        train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]), bins,
+                   BinTrainCfg(epochs=args.inner_epochs, seed=args.seed))
+        for r in train:
+            if r.key in g:
+                lg.append(predict_logits(m, as_model_input(r.x)))
+                ys.append(r.y)
+                gs.append(r.key)
+    base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
+    dec = select_decoder(lg, ys, gs, base)
+    log(f"  decoder (inner CV over {len(keys)} training subjects): sigma {dec['sigma_bpm']:.2f} BPM "
+        f"(truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, temperature {dec['temperature']:g}, "
+        f"inner MAE {dec['inner_mae']:.2f}")
+    return dec
+
+
 def run_fold(train, test, args, records, log):
     """Train on `train` recordings, score each recording of `test`. Returns per-recording results."""
     t_start = time.time()
@@ -88,7 +115,7 @@ def run_fold(train, test, args, records, log):
     bins = bin_grid(scfg)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
-    dec = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
+    dec = inner_decoder(train, scfg, bins, args, log)
     base = BinTrainCfg(epochs=args.epochs, seed=args.seed)
     teacher = create_model(tcfg)
     train_bins(teacher, X, Y, bins, BinTrainCfg(epochs=args.teacher_epochs, seed=args.seed))
@@ -115,7 +142,8 @@ def run_fold(train, test, args, records, log):
                "student": decode_float(ls, dec, valid)["hr"], "teacher": decode_float(lt, dec, valid)["hr"],
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
                "baseline": baseline_for(records, [r], notch)[r.record_id],
-               "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "logit_scale": scale}
+               "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
+               "logit_scale": scale}
         out.append(row)
         log(f"  {r.dataset}/{r.record_id}: int8 {mae(row['int8'], r.y):.2f}  student {mae(row['student'], r.y):.2f}"
             f"  teacher {mae(row['teacher'], r.y):.2f}  baseline {mae(row['baseline'], r.y):.2f} "
@@ -195,6 +223,8 @@ def main(argv=None):
     ap.add_argument("--qat-epochs", type=int, default=8)
     ap.add_argument("--kd", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--inner-folds", type=int, default=3)
+    ap.add_argument("--inner-epochs", type=int, default=40)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)

@@ -82,8 +82,22 @@ class ModelCfg:
         return len(self.channels)
 
     @property
+    def n_bins(self) -> int:
+        """Heart-rate bins of a spectral model (arch["bins_bpm"] = lo, hi, step), 0 for time-domain models."""
+        if "bins_bpm" not in self.arch:
+            return 0
+        lo, hi, step = (float(v) for v in self.arch["bins_bpm"])
+        n = (hi - lo) / step
+        if step <= 0 or abs(n - round(n)) > 1e-9:
+            raise SqtoolError(f"{self.name}: bins_bpm {self.arch['bins_bpm']} is not a whole number of bins")
+        return int(round(n)) + 1
+
+    @property
     def input_shape(self) -> tuple[int, int]:
-        return (self.in_channels, self.n_samples)  # (C, T)
+        """(C, T) samples for time-domain models, (C, F) spectra for spectral ones."""
+        if (self.frontend or {}).get("type") == "spectrum":
+            return (self.in_channels, self.n_bins)
+        return (self.in_channels, self.n_samples)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -71,7 +71,7 @@ def test_intgraph_equals_brevitas_integers(twin):
         head = g.layers[-1]
         assert (head.name, head.op, head.kernel, head.relu, head.out_zp) == ("head", "conv", 1, False, 0)
         assert head.out_shape == (g.input_shape[0], 1)
-        assert g.output_size == g.input_shape[0] == 201
+        assert g.output_size == g.input_shape[0] == 134
         assert g.input_zp == 0 and abs(g.input_scale - 1 / 127) < 1e-9
         assert brev["input"].min() >= -127                         # narrow range: codes pass unchanged
     else:
@@ -93,7 +93,7 @@ def test_reference_equals_litert_reference_kernels_and_tflm(twin, tmp_path):
     np.testing.assert_array_equal(TF.run_tflm(f, xq[:, None]).reshape(n, -1), want, err_msg=name)
     t = TF.tensors_by_name(f)
     if name.startswith("spec_"):
-        assert t["spectra"]["shape"] == [1, 1, 201, 4] and t["hr_logits"]["shape"] == [1, 201]
+        assert t["spectra"]["shape"] == [1, 1, 134, 4] and t["hr_logits"]["shape"] == [1, 134]
         assert t["__ops__"] == ["CONV_2D"] * len(g.layers) + ["RESHAPE"]
         np.testing.assert_array_equal(got.reshape(n, -1), lite["head"].reshape(n, -1))
 
@@ -145,9 +145,9 @@ def test_spectral_header_states_the_contract(spec_twin, tmp_path):
     name, q, g, _, md = spec_twin
     C.generate_c(g, md, tmp_path / "c")
     h = (tmp_path / "c" / "sq_model.h").read_text()
-    for needle in ("#define SQ_NBINS 201", "#define SQ_BIN_LO_MBPM 30000", "#define SQ_BIN_STEP_MBPM 1000",
+    for needle in ("#define SQ_NBINS 134", "#define SQ_BIN_LO_MBPM 30000", "#define SQ_BIN_STEP_MBPM 1500",
                    "#define SQ_BAND_LO_HZ 0.5f", "#define SQ_BAND_HI_HZ 4.0f", "#define SQ_FS_HZ 16.0f",
-                   "#define SQ_IN_SAMPLES 201", "#define SQ_IN_CHANNELS 4", "#define SQ_OUTPUT_SIZE 201",
+                   "#define SQ_IN_SAMPLES 134", "#define SQ_IN_CHANNELS 4", "#define SQ_OUTPUT_SIZE 134",
                    "#define SQ_OUTPUT_ZERO_POINT 0", '#define SQ_FAMILY "spec_cnn"', "in[f * 4 + c]",
                    "#define SQ_FRONTEND_JSON", "#define SQ_DECODER_JSON", f"MACs             {g.macs} per window"):
         assert needle in h, needle
@@ -186,4 +186,4 @@ def test_cli_exports_a_spectral_run(n_heldout, tmp_path):
     assert (out / "heldout.npz").is_file() == bool(n_heldout)
     assert (out / "parity_windows.npz").is_file() == (not n_heldout)
     md = TF.read_metadata(out / "model_int8.tflite")
-    assert md["n_bins"] == 201 and md["bins_bpm"] == [30.0, 230.0, 1.0] and md["model_cfg"]["family"] == "spec_cnn"
+    assert md["n_bins"] == 134 and md["bins_bpm"] == [30.0, 229.5, 1.5] and md["model_cfg"]["family"] == "spec_cnn"
