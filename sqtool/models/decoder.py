@@ -524,3 +524,28 @@ def synthetic_logits(rng: np.random.Generator, n_windows: int, cfg: DecoderCfg, 
             x[t] += 0.6 * peak * np.exp(-0.5 * ((b - 2 * hr[t]) / width_bpm) ** 2)
     q = np.clip(np.round(x - x.max(axis=1, keepdims=True) + 127), -128, 127).astype(np.int8)
     return q, hr
+
+
+# ----------------------------------------------------------------------------- a model's decoder dict
+# A model's cfg.decoder is a DecoderCfg dict plus "temperature" (logits are divided by it before the
+# softmax; in fixed point it folds into logit_scale, so it costs nothing on the device) and, when chosen
+# by inner cross-validation, "inner_mae". These helpers decode one recording with such a dict.
+
+def decoder_only(dec: dict) -> dict:
+    """The DecoderCfg keys of a decoder dict (drops selection bookkeeping)."""
+    return {k: v for k, v in dec.items() if k not in ("temperature", "inner_mae")}
+
+
+def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = None) -> dict:
+    """Float causal forward filtering of one recording's (W, F) real-valued logits."""
+    cfg = DecoderCfg.from_dict({**decoder_only(decoder), "logit_scale": 1.0})
+    return forward(np.asarray(logits, np.float64) / float(decoder.get("temperature", 1.0)), valid, cfg)
+
+
+def decode_int(logits_q: np.ndarray, decoder: dict, logit_scale: float, valid: np.ndarray | None = None) -> dict:
+    """Fixed-point decoding (bit-exact with the firmware) of one recording's (W, F) int8 logits, in BPM."""
+    cfg = DecoderCfg.from_dict({**decoder_only(decoder),
+                                "logit_scale": float(logit_scale) / float(decoder.get("temperature", 1.0))})
+    r = IntDecoder(cfg).run(np.asarray(logits_q, np.int8), valid)
+    return {"hr": r["hr_mbpm"] / 1000.0, "lo": r["lo_mbpm"] / 1000.0, "hi": r["hi_mbpm"] / 1000.0,
+            "conf": r["conf_q15"] / 32768.0}

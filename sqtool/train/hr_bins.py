@@ -111,6 +111,8 @@ def predict_logits(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- decoding
 
+from sqtool.models.decoder import decode_float, decode_int, decoder_only  # noqa: E402  (re-exported)
+
 def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit_scale: float = 1.0) -> dict:
     """The HMM's transition prior from TRAINING truth only: sigma per hop and the jump floor."""
     from sqtool.models.decoder import DecoderCfg, estimate_floor, estimate_transition
@@ -119,23 +121,6 @@ def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit
     floor = estimate_floor(truth_sequences, sigma, base)
     return DecoderCfg(bins_bpm=tuple(bins_bpm), sigma_bpm=float(sigma), floor=float(floor),
                       logit_scale=float(logit_scale)).to_dict()
-
-
-def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = None) -> dict:
-    """Float causal forward filtering of one recording's (W, F) real-valued logits."""
-    from sqtool.models.decoder import DecoderCfg, forward
-    cfg = DecoderCfg.from_dict({**decoder_only(decoder), "logit_scale": 1.0})
-    return forward(np.asarray(logits, np.float64) / float(decoder.get("temperature", 1.0)), valid, cfg)
-
-
-def decode_int(logits_q: np.ndarray, decoder: dict, logit_scale: float, valid: np.ndarray | None = None) -> dict:
-    """Fixed-point decoding (bit-exact with the firmware) of one recording's (W, F) int8 logits, in BPM."""
-    from sqtool.models.decoder import DecoderCfg, IntDecoder
-    cfg = DecoderCfg.from_dict({**decoder_only(decoder),
-                                "logit_scale": float(logit_scale) / float(decoder.get("temperature", 1.0))})
-    r = IntDecoder(cfg).run(np.asarray(logits_q, np.int8), valid)
-    return {"hr": r["hr_mbpm"] / 1000.0, "lo": r["lo_mbpm"] / 1000.0, "hi": r["hi_mbpm"] / 1000.0,
-            "conf": r["conf_q15"] / 32768.0}
 
 
 def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: list[str], base: dict,
@@ -158,8 +143,3 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                 if score < best_score:
                     best, best_score = {**dec, "temperature": float(T), "inner_mae": score}, score
     return best
-
-
-def decoder_only(dec: dict) -> dict:
-    """The DecoderCfg keys of a decoder dict (drops selection bookkeeping)."""
-    return {k: v for k, v in dec.items() if k not in ("temperature", "inner_mae")}
