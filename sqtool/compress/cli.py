@@ -63,7 +63,8 @@ class QuantizeConfig:
     stretch: float = field(default=0.0,
                            metadata={"help": "time-stretch augmentation for rate outputs (HR, RR): slow half "
                                              "the training windows by up to this fraction, label scaled alike"})
-    epochs: int = field(default=20, metadata={"help": "float student epochs"})
+    epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "
+                                                     "60 for spectral ones)"})
     lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle)"})
     weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay (float and QAT)"})
     qat_epochs: int = field(default=8, metadata={"help": "quantization-aware training epochs"})
@@ -104,9 +105,25 @@ def register(sub, name: str, helptext: str) -> None:
 def run(args) -> int:
     cfg = resolve_config(QuantizeConfig, args, distill=False if getattr(args, "no_distill", False) else None)
     log = None if getattr(args, "quiet", False) else (lambda s: print(s, file=sys.stderr, flush=True))
-    run_dir = quantize(cfg, log=log)
+    ck = _spectral_teacher(cfg)
+    if ck is not None:
+        from sqtool.compress.quantize_hr import quantize_hr
+        run_dir = quantize_hr(cfg, ck, log=log)
+    else:
+        run_dir = quantize(cfg, log=log)
     print(run_dir)
+    print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c", file=sys.stderr)
     return 0
+
+
+def _spectral_teacher(cfg):
+    """The teacher checkpoint when it is a spectral heart-rate model (its own quantize path), else None."""
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    if not cfg.teacher:
+        return None
+    ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task")
+    return ck if ck["model_cfg"].get("family") == SPECTRAL_FAMILY else None
 
 
 # ----------------------------------------------------------------------------- checks
@@ -283,6 +300,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
     torch.set_num_threads(max(1, cfg.threads))
     say = log or (lambda s: None)
     get_preset(cfg.preset)                                               # unknown preset -> error now
+    cfg = dataclasses.replace(cfg, epochs=cfg.epochs or 20)             # 0 = the time-domain default
     for k in ("epochs", "batch_size"):
         if getattr(cfg, k) < 1:
             raise SqtoolError(f"--{k.replace('_', '-')} must be >= 1")

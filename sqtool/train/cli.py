@@ -120,6 +120,8 @@ def run_finetune_cmd(args) -> int:
 
     cfg = resolve_config(FinetuneConfig, args)
     _precheck_finetune(cfg)
+    if _is_spectral(cfg.model):
+        return _run_finetune_hr(cfg, args)
     run_dir = make_run_dir("train/finetune", f"{cfg.task}-{'pretrained' if cfg.init != 'none' else 'scratch'}",
                            args.out, args.force)
     save_config(run_dir, cfg)
@@ -128,4 +130,22 @@ def run_finetune_cmd(args) -> int:
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): {pm} {m[pm]:.3f} "
           f"[95 % CI {lo:.3f}, {hi:.3f}] -> {run_dir}")
+    return 0
+
+
+def _is_spectral(model: str) -> bool:
+    from sqtool.models import get_model_cfg
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    return bool(model) and get_model_cfg(model).family == SPECTRAL_FAMILY
+
+
+def _run_finetune_hr(cfg, args) -> int:
+    from sqtool.train.finetune_hr import run_finetune_hr
+    run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
+    save_config(run_dir, cfg)
+    m = run_finetune_hr(cfg, run_dir, log=lambda s: print(s, flush=True))
+    lo, hi = m["ci95"]["mae_bpm"]
+    print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
+          f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}) -> {run_dir}")
+    print(f"next: sqtool quantize --teacher {run_dir} --student spec_student_s")
     return 0

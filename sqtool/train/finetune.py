@@ -38,6 +38,8 @@ class FinetuneConfig:
     model: str = field(default="", metadata={"help": "registry name (default: the checkpoint's, else resnet1d_siamq_18)"})
     data_root: str = field(default="", metadata={"help": "folder with the datasets, or 'synthetic' (default: "
                                                            "$SQTOOL_DATA or ../shared/data, else synthetic)"})
+    datasets: list[str] = field(default_factory=list, metadata={"help": "spectral hr models: datasets under the data "
+                                                                          "root (default: troika,wrist_exercise present)"})
     channels: list[str] = field(default_factory=list, metadata={"help": "input channels, e.g. ppg,acc_x,acc_y,acc_z "
                                                                           "(default: ppg)"})
     fs: float = field(default=0.0, metadata={"help": "model input rate Hz (0 = the model's / checkpoint's, 40)"})

@@ -1,0 +1,160 @@
+"""`sqtool quantize` for spectral heart-rate models: distil on the bins, fold BN, calibrate, QAT.
+
+    sqtool quantize --teacher runs/train/finetune/<hr-spec_teacher_m> --student spec_student_s
+
+1. The teacher (kind teacher_task, family spec_cnn) and its run's out-of-fold logits (`oof_logits.npz`):
+   the distillation targets are what the teacher predicted for subjects it had NOT seen, so the student
+   learns the teacher's honest distribution (its doubts between the pulse and a motion peak included).
+2. The same recordings through the same fixed-point front end; the last `heldout_fraction` of subjects
+   (or `--heldout-subjects`) are kept out of the student's training for evaluation.
+3. Float student: Gaussian-target CE + `alpha` x KL(teacher || student) at `temperature` (labels only
+   with --no-distill). Then the Brevitas twin (BN folded, input scale fixed at 1/127), calibrated, and
+   QAT with the same loss (`compress.hr_qat`).
+4. Held-out subjects: the teacher (its out-of-fold logits), the float student and the int8 twin, each
+   decoded by the teacher run's decoder (float forward filter; fixed-point decoder for int8, exactly the
+   firmware's). model.pt (student_int8, model_cfg with the decoder), student_float.pt, heldout.npz
+   (x = codes / 127 (N, C, F), y, groups), metrics.json, report.md.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError, atomic_write_text, make_run_dir, save_config, set_seed, write_metrics
+from sqtool.data.hr_spectra import as_model_input, hr_corpus
+
+SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
+
+
+def _subject_mae(rows: list[dict], key: str) -> dict:
+    per = {}
+    for r in rows:
+        per.setdefault(r["subject"], []).append(np.abs(r[key] - r["y"]))
+    return {s: float(np.nanmean(np.concatenate(v))) for s, v in sorted(per.items())}
+
+
+def quantize_hr(cfg, ck: dict, log=None) -> Path:
+    """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint."""
+    import torch
+
+    from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg
+    from sqtool.core import resolve_data_root
+    from sqtool.core.checkpoint import save_checkpoint
+    from sqtool.models import ModelCfg, create_model, get_model_cfg
+    from sqtool.models.decoder import decode_float, decode_int
+    from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, spectral_budget
+    from sqtool.train.hr_bins import BinTrainCfg, predict_logits, train_bins
+
+    say = log or (lambda s: None)
+    t0 = time.time()
+    torch.set_num_threads(max(1, cfg.threads))
+    tcfg = ModelCfg.from_dict(ck["model_cfg"])
+    student = cfg.student if cfg.student != "cnn1d_student_s" else "spec_student_s"
+    scfg = get_model_cfg(student)
+    if scfg.family != SPECTRAL_FAMILY:
+        raise SqtoolError(f"teacher {ck['path']} is a spectral heart-rate model: the student must be one too "
+                          f"(spec_student_s, spec_student_xs), got {student}")
+    for k in ("channels", "fs", "window_s", "hop_s", "band"):
+        if getattr(scfg, k) != getattr(tcfg, k):
+            raise SqtoolError(f"student {student} and teacher {tcfg.name} differ in {k}: "
+                              f"{getattr(scfg, k)} vs {getattr(tcfg, k)}")
+    if list(scfg.arch["bins_bpm"]) != list(tcfg.arch["bins_bpm"]):
+        raise SqtoolError(f"student {student} bins {scfg.arch['bins_bpm']} differ from the teacher's "
+                          f"{tcfg.arch['bins_bpm']}: distillation on the bins needs one grid")
+    if not tcfg.decoder:
+        raise SqtoolError(f"teacher {ck['path']} has no decoder (fine-tune it with sqtool train finetune)")
+    scfg = scfg.replace(decoder=tcfg.decoder)
+    bins = bin_grid(scfg)
+    train_cfg = ck.get("train_cfg") or {}
+    root = Path(cfg.data_root) if cfg.data_root and cfg.data_root != "synthetic" else \
+        Path(train_cfg.get("data_root") or resolve_data_root(None, required=True))
+    datasets = tuple(train_cfg.get("datasets") or ("troika",))
+    corpus = hr_corpus(root, datasets, scfg, log=say)
+    if cfg.max_records:
+        corpus = corpus[:cfg.max_records]
+    keys = sorted({r.key for r in corpus})
+    if cfg.heldout_subjects:
+        held = {h if ":" in h else next((k for k in keys if k.split(":")[1] == h), h) for h in cfg.heldout_subjects}
+        unknown = sorted(held - set(keys))
+        if unknown:
+            raise SqtoolError(f"--heldout-subjects {', '.join(unknown)} not in the data ({', '.join(keys)})")
+    else:
+        n = min(len(keys) - 1, max(1, int(round(cfg.heldout_fraction * len(keys)))))
+        held = set(keys[-n:])
+    train = [r for r in corpus if r.key not in held]
+    test = [r for r in corpus if r.key in held]
+    say(f"{len(train)} training recordings, held out: {', '.join(sorted(held))}")
+
+    oof_path = Path(ck["path"]).parent / "oof_logits.npz"
+    teacher = create_model(tcfg)
+    teacher.load_state_dict(ck["state_dict"], strict=True)
+    teacher.eval()
+    oof = dict(np.load(oof_path)) if oof_path.is_file() else {}
+    t_logits = {r.record_id: oof[r.record_id] if r.record_id in oof else predict_logits(teacher, as_model_input(r.x))
+                for r in corpus}
+    honest = all(r.record_id in oof for r in corpus)
+    say(f"teacher logits: {'out-of-fold (from ' + str(oof_path) + ')' if honest else 'final teacher (in-sample)'}")
+
+    run_dir = make_run_dir("quantize", student, cfg.out, cfg.force)
+    save_config(run_dir, cfg)
+    X = np.concatenate([as_model_input(r.x) for r in train])
+    Y = np.concatenate([r.y for r in train])
+    TL = np.concatenate([t_logits[r.record_id] for r in train])
+    kd = cfg.alpha if cfg.distill else 0.0
+    bcfg = BinTrainCfg(epochs=cfg.epochs or SPEC_EPOCHS, batch_size=cfg.batch_size, kd_weight=kd,
+                       kd_temp=cfg.temperature, seed=cfg.seed)
+    set_seed(cfg.seed)
+    fstudent = create_model(scfg)
+    hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None)
+    say(f"float student {student}: {bcfg.epochs} epochs, loss {hist[0]:.3f} -> {hist[-1]:.3f} [{time.time() - t0:.0f} s]")
+    save_checkpoint(run_dir / "student_float.pt", kind="student_float", model_cfg=scfg.to_dict(),
+                    state_dict=fstudent.state_dict(), history=hist, teacher=str(ck["path"]))
+    q = qat_bins(fstudent, X, Y, bins, qat_cfg(bcfg, cfg.qat_epochs), TL if kd else None, preset=cfg.preset,
+                 calib=cfg.calib_windows)
+    say(f"int8 twin: calibrated, QAT {cfg.qat_epochs} epochs [{time.time() - t0:.0f} s]")
+    save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=q.cfg.to_dict(), state_dict=q.state_dict(),
+                    float_checkpoint="student_float.pt", teacher=str(ck["path"]),
+                    heldout_subjects=sorted(held), train_subjects=sorted(set(keys) - held))
+
+    rows = []
+    for r in test:
+        x = as_model_input(r.x)
+        valid = r.flagged < 0.5
+        lq, scale = int8_logits(q, x)
+        rows.append({"subject": r.key, "record": r.record_id, "y": r.y,
+                     "teacher": decode_float(t_logits[r.record_id], tcfg.decoder, valid)["hr"],
+                     "float": decode_float(predict_logits(fstudent, x), scfg.decoder, valid)["hr"],
+                     "int8": decode_int(lq, scfg.decoder, scale, valid)["hr"],
+                     "int8_raw": bins[lq.argmax(1)]})
+    per = {k: _subject_mae(rows, k) for k in ("teacher", "float", "int8", "int8_raw")}
+    mean = {k: float(np.mean(list(v.values()))) for k, v in per.items()}
+    budget = spectral_budget(scfg)
+    metrics = {"task": "hr", "student": student, "teacher": str(ck["path"]), "teacher_logits":
+               "out-of-fold" if honest else "in-sample", "heldout_subjects": sorted(held),
+               "mae_bpm": {k: v for k, v in mean.items()}, "per_subject": per,
+               "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
+               "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "wall_s": time.time() - t0}
+    write_metrics(run_dir, metrics)
+    xs = np.concatenate([as_model_input(r.x) for r in test]) if test else np.zeros((0, *scfg.input_shape), np.float32)
+    np.savez(run_dir / "heldout.npz", x=xs, y=np.concatenate([r.y for r in test]).astype(np.float32),
+             groups=np.concatenate([[r.key] * len(r.y) for r in test]))
+    lines = [f"# quantize {student} from {tcfg.name}", "",
+             f"Held-out subjects: {', '.join(sorted(held))} (teacher logits {metrics['teacher_logits']}).", "",
+             "| subject | teacher (float) | student float | student int8 (firmware decoder) | int8 per-window argmax |",
+             "|---|---|---|---|---|"]
+    for s in per["int8"]:
+        lines.append(f"| {s} | {per['teacher'][s]:.2f} | {per['float'][s]:.2f} | {per['int8'][s]:.2f} | "
+                     f"{per['int8_raw'][s]:.2f} |")
+    lines.append(f"| **mean of subjects (BPM)** | {mean['teacher']:.2f} | {mean['float']:.2f} | "
+                 f"**{mean['int8']:.2f}** | {mean['int8_raw']:.2f} |")
+    lines += ["", f"int8 - float {metrics['int8_minus_float_bpm']:+.3f} BPM; {budget['int8_weights']} int8 weights, "
+              f"{budget['macs']} MACs per window."]
+    atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    say(f"held-out MAE (mean of subjects): teacher {mean['teacher']:.2f}, float {mean['float']:.2f}, "
+        f"int8 {mean['int8']:.2f} BPM")
+    return run_dir
+
+
+__all__ = ["quantize_hr"]

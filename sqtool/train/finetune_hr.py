@@ -1,0 +1,140 @@
+"""Fine-tune a spectral heart-rate model (`spec_*`): subject folds, decoder selection, final model.
+
+    sqtool train finetune --task hr --model spec_teacher_m [--datasets troika,wrist_exercise] [--folds 0]
+
+1. Every labelled recording of the datasets -> int16 -> the fixed-point firmware front end
+   (`data.hr_spectra`): the network is trained on the codes the device computes.
+2. Subject folds (0 = leave one subject out): per fold a fresh model trained on the other subjects
+   (`hr_bins.train_bins`: Gaussian-target cross-entropy on the bins, shift augmentation), logits of the
+   held-out subject kept (out-of-fold).
+3. The decoder (transition sigma, jump floor, logit temperature) is chosen on those out-of-fold logits
+   (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
+   subject (decoded MAE with a 95 % bootstrap CI) are the run's metrics.
+4. A final model on all subjects -> model.pt (kind teacher_task) whose model_cfg carries the decoder;
+   oof_logits.npz (the out-of-fold logits per window) is what `sqtool quantize` distils from.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
+from sqtool.data.hr_spectra import HR_DATASETS, as_model_input, hr_corpus
+
+HR_BINS_METRICS = ("mae_bpm", "mae_raw_bpm")
+
+
+def default_datasets(root: Path) -> tuple[str, ...]:
+    return tuple(d for d in HR_DATASETS if (Path(root) / d).is_dir())
+
+
+def subject_groups(keys: list[str], k: int, seed: int) -> list[set[str]]:
+    """k groups of subjects (k = 0 or >= n: one subject each)."""
+    keys = sorted(set(keys))
+    if k <= 0 or k >= len(keys):
+        return [{s} for s in keys]
+    order = np.random.default_rng(seed).permutation(len(keys))
+    return [set(keys[i] for i in order[j::k]) for j in range(k)]
+
+
+def mae_ci(err: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    err = err[np.isfinite(err)]
+    if err.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    m = err[rng.integers(0, err.size, (n, err.size))].mean(axis=1)
+    return float(err.mean()), float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
+
+
+def run_finetune_hr(cfg, run_dir: str | Path, log=print) -> dict:
+    """`cfg` is train.finetune.FinetuneConfig (model = a spectral registry name)."""
+    import torch
+
+    from sqtool.core import resolve_data_root, set_seed
+    from sqtool.core.checkpoint import save_checkpoint
+    from sqtool.models import create_model, get_model_cfg
+    from sqtool.models.decoder import decode_float
+    from sqtool.models.spectral import bin_grid
+    from sqtool.train.hr_bins import BinTrainCfg, fit_decoder, predict_logits, select_decoder, train_bins
+
+    run_dir = Path(run_dir)
+    if cfg.task != "hr":
+        raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
+    if cfg.init not in ("", "none"):
+        raise SqtoolError(f"model {cfg.model} reads spectra: --init (a pretrained time-domain encoder) does not apply")
+    if cfg.data_root == "synthetic":
+        raise SqtoolError("spectral heart-rate models train on recordings with ECG truth: pass --data-root with "
+                          "troika/ or wrist_exercise/ (the synthetic generator is not a substitute)")
+    root = Path(cfg.data_root) if cfg.data_root else resolve_data_root(None, required=True)
+    datasets = tuple(cfg.datasets) or default_datasets(root)
+    if not datasets:
+        raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    mcfg = get_model_cfg(cfg.model)
+    bins = bin_grid(mcfg)
+    t0 = time.time()
+    corpus = hr_corpus(root, datasets, mcfg, log=log)
+    if cfg.max_records:
+        corpus = corpus[:cfg.max_records]
+    keys = sorted({r.key for r in corpus})
+    if len(keys) < 2:
+        raise SqtoolError(f"subject folds need >= 2 subjects, the data has {len(keys)}")
+    log(f"front end: {len(corpus)} recordings, {len(keys)} subjects, "
+        f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
+    tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                       seed=cfg.seed)
+    groups = subject_groups(keys, cfg.folds if cfg.folds >= 0 else 0, cfg.seed)
+    oof: dict[str, np.ndarray] = {}
+    for i, g in enumerate(groups):
+        set_seed(cfg.seed)
+        tr = [r for r in corpus if r.key not in g]
+        m = create_model(mcfg)
+        train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]),
+                   bins, tcfg)
+        for r in corpus:
+            if r.key in g:
+                oof[r.record_id] = predict_logits(m, as_model_input(r.x))
+        held = [r for r in corpus if r.key in g]
+        raw = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in held])
+        log(f"fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): per-window argmax MAE {np.nanmean(raw):.2f} BPM "
+            f"[{time.time() - t0:.0f} s]")
+    base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
+    dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base)
+    log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
+        f"temperature {dec['temperature']:g}")
+    per_subject, errs, errs_raw = [], [], []
+    for s in keys:
+        rs = [r for r in corpus if r.key == s]
+        e = np.concatenate([np.abs(decode_float(oof[r.record_id], dec, r.flagged < 0.5)["hr"] - r.y) for r in rs])
+        er = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in rs])
+        m, lo, hi = mae_ci(e)
+        per_subject.append({"subject": s, "windows": int(np.isfinite(e).sum()), "mae_bpm": m, "ci95": [lo, hi],
+                            "mae_raw_bpm": float(np.nanmean(er))})
+        errs.append(e)
+        errs_raw.append(er)
+    metrics = {"task": "hr", "model": cfg.model, "datasets": list(datasets), "subjects": len(keys),
+               "windows": int(sum(np.isfinite(r.y).sum() for r in corpus)),
+               "folds": "leave-one-subject-out" if len(groups) == len(keys) else f"{len(groups)} subject folds",
+               "primary_metric": "mae_bpm",
+               "mae_bpm": float(np.mean([p["mae_bpm"] for p in per_subject])),
+               "mae_bpm_pooled": float(np.nanmean(np.concatenate(errs))),
+               "mae_raw_bpm": float(np.mean([p["mae_raw_bpm"] for p in per_subject])),
+               "ci95": {"mae_bpm": list(mae_ci(np.array([p["mae_bpm"] for p in per_subject]))[1:])},
+               "per_subject": per_subject, "decoder": dec,
+               "excluded_records": ["troika/DATA_S04_T01 (likely SP Cup test subject S04)"]}
+    atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
+    if cfg.final_fit:
+        set_seed(cfg.seed)
+        final = create_model(mcfg)
+        train_bins(final, np.concatenate([as_model_input(r.x) for r in corpus]),
+                   np.concatenate([r.y for r in corpus]), bins, tcfg)
+        final_cfg = mcfg.replace(decoder=dec)
+        save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
+                        state_dict=final.state_dict(), train_cfg={**vars(cfg), "datasets": list(datasets)},
+                        metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")})
+        metrics["model"] = str(run_dir / "model.pt")
+    metrics["wall_s"] = time.time() - t0
+    write_metrics(run_dir, metrics)
+    return metrics
