@@ -10,7 +10,10 @@ acc_z; C = 1 when there is no accelerometer), int16 samples at the device rate f
              fraction is counted (see "flags" below).
  2. resample polyphase FIR fs_in -> fs, up/down L/M = the reduced ratio fs/fs_in (125 -> 16: 16/125,
              256 -> 16: 1/16; only down-sampling, M >= L). Prototype: Kaiser-window low-pass
-             (cutoff fir_cutoff_hz, beta kaiser_beta) of L * taps_per_phase taps at L * fs_in,
+             (cutoff fir_cutoff_hz, beta kaiser_beta) of L * P taps at L * fs_in, P = taps_per_phase
+             (0 = auto: ceil(3 fs_in / fs), 24 at 125 Hz, 48 at 256 Hz: the filter spans 3 model
+             periods; at 125 Hz: -2.3 dB at 4 Hz, <= -26 dB at 12-20 Hz (what folds onto 0-4 Hz
+             at 16 Hz), <= -50 dB above 16 Hz),
              times L, split into L phases of P = taps_per_phase taps, rounded to Q15 int16, then each
              phase corrected to a DC gain of EXACTLY 32768 (the rounding residual, |r| <= P/2, is
              spread one LSB at a time over the phase's largest taps). Exact per-phase DC gain
@@ -97,7 +100,7 @@ class FrontEndCfg:
     band: tuple[float, float] = (0.5, 4.0)            # Hz, causal Butterworth band-pass
     filter_order: int = 2                 # butter order -> filter_order biquad sections
     bins_bpm: tuple[float, float, float] = (30.0, 230.0, 1.0)   # first, last (inclusive), step
-    taps_per_phase: int = 24              # polyphase FIR taps per phase (P)
+    taps_per_phase: int = 0               # polyphase FIR taps per phase P; 0 = ceil(3 fs_in / fs)
     fir_cutoff_hz: float = 6.0            # Kaiser low-pass cutoff (below fs / 2)
     kaiser_beta: float = 5.0
     iir_frac_bits: int = 30               # biquad coefficients Q30 (or Q28)
@@ -117,7 +120,7 @@ class FrontEndCfg:
                       f"Q{self.iir_frac_bits} Direct Form I",
             "phase": "causal",
             "resampler": f"polyphase FIR, kaiser beta {self.kaiser_beta}, cutoff {self.fir_cutoff_hz} Hz, "
-                         f"{self.taps_per_phase} taps/phase, Q15, per-phase DC gain exact",
+                         f"{taps_per_phase(self)} taps/phase, Q15, per-phase DC gain exact",
             "normalisation": "per window and channel: power / max power -> int8 [-127, 127] "
                              "(round(254 P / Pmax) - 127; Pmax == 0 -> -127)",
             "input_scaling": f"int16 counts: ppg x{self.gain_ppg} per unit, acc x{self.gain_acc} per g",
@@ -155,9 +158,9 @@ class FrontEndTables:
         return int(self.k.size)
 
     def flash_bytes(self) -> dict:
-        """Sizes of the C const tables (the DFT table is packed cos|sin words, N + k_max entries)."""
+        """Sizes of the C const tables (the DFT table is packed cos|sin words, N + 2 k_max entries)."""
         return {"fir": self.fir.size * 2, "sos": self.sos.size * 4, "hann": self.hann.size * 2,
-                "cos_sin": (self.N + int(self.k.max())) * 4}
+                "cos_sin": (self.N + 2 * int(self.k.max())) * 4}
 
 
 def _exact_int(v: float, what: str) -> int:
@@ -180,6 +183,15 @@ def _ratio(cfg: FrontEndCfg) -> tuple[int, int]:
     return L, M
 
 
+def taps_per_phase(cfg: FrontEndCfg) -> int:
+    """P: cfg.taps_per_phase, or (0 = auto) ceil(3 M / L), a span of 3 model-rate periods (24 taps at
+    125 -> 16 Hz, 48 at 256 -> 16 Hz), capped at 256."""
+    if cfg.taps_per_phase:
+        return int(cfg.taps_per_phase)
+    L, M = _ratio(cfg)
+    return min(256, -(-3 * M // L))
+
+
 def _check_cfg(cfg: FrontEndCfg) -> None:
     if cfg.n_channels not in (1, 4):
         raise SqtoolError(f"frontend: n_channels={cfg.n_channels} must be 1 (ppg) or 4 (ppg + acc x, y, z)")
@@ -188,8 +200,8 @@ def _check_cfg(cfg: FrontEndCfg) -> None:
         raise SqtoolError(f"frontend: band {cfg.band} must satisfy 0 < lo < hi < fs/2 = {cfg.fs / 2}")
     if not 0 < cfg.fir_cutoff_hz <= cfg.fs / 2:
         raise SqtoolError(f"frontend: fir_cutoff_hz={cfg.fir_cutoff_hz} must be in (0, fs/2 = {cfg.fs / 2}]")
-    if not 1 <= cfg.taps_per_phase <= 256:
-        raise SqtoolError(f"frontend: taps_per_phase={cfg.taps_per_phase} must be in 1..256")
+    if not 0 <= cfg.taps_per_phase <= 256:
+        raise SqtoolError(f"frontend: taps_per_phase={cfg.taps_per_phase} must be 0 (auto) or in 1..256")
     if not 1 <= cfg.filter_order <= 8:
         raise SqtoolError(f"frontend: filter_order={cfg.filter_order} must be in 1..8")
     if cfg.iir_frac_bits not in (28, 29, 30):
@@ -205,7 +217,7 @@ def design(cfg: FrontEndCfg) -> FrontEndTables:
     from scipy import signal as sps
     _check_cfg(cfg)
     L, M = _ratio(cfg)
-    P = int(cfg.taps_per_phase)
+    P = taps_per_phase(cfg)
     T = _exact_int(cfg.window_s * cfg.fs, "window_s * fs")
     hop = _exact_int(cfg.hop_s * cfg.fs, "hop_s * fs")
     if T < 4 or T % 2 or hop < 1 or hop > T:
@@ -551,4 +563,4 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
 
 
 __all__ = ["FrontEndCfg", "FrontEndTables", "FrontEnd", "FrontEndWindow", "design", "spectra", "to_int16",
-           "bin_bpm", "default_gains", "flagged_q15", "window_codes", "CHANNELS", "DEFAULT_GAINS"]
+           "bin_bpm", "default_gains", "taps_per_phase", "flagged_q15", "window_codes", "CHANNELS", "DEFAULT_GAINS"]

@@ -7,7 +7,7 @@
                                  defines <PREFIX>_FE_DEFINE_TABLES (only <prefix>_frontend.c does),
                                  the const tables: polyphase FIR Q15, biquads Q30, Hann Q15, and the
                                  cos table packed as words (cos[i] | sin[i] << 16, N + KMAX entries
-                                 so that idx + k never wraps inside the DFT's pair loop)
+                                 so that idx + k never wraps inside the DFT's pair loop; N + 2 KMAX)
     <prefix>_frontend.h          API + state struct (template, prefix substituted)
     <prefix>_frontend.c          implementation (template, prefix substituted)
 
@@ -58,9 +58,12 @@ def _num(v: float) -> str:
 
 
 def packed_cos_sin(tab: FrontEndTables) -> np.ndarray:
-    """(N + KMAX,) uint32: cos[i mod N] in the low half, cos[(i + 3N/4) mod N] (= sin) in the high."""
+    """(N + 2 KMAX,) uint32: cos[i mod N] in the low half, cos[(i + 3N/4) mod N] (= sin) in the high.
+
+    The DFT's pair loop reads cs[idx] and cs[idx + k] (idx < N) and advances idx by 2k before
+    wrapping, so N + 2 KMAX entries keep every pointer it forms inside the table."""
     N = tab.N
-    i = np.arange(N + int(tab.k.max()))
+    i = np.arange(N + 2 * int(tab.k.max()))
     c = tab.cos.astype(np.int64)
     lo = c[i % N] & 0xFFFF
     hi = c[(i + 3 * N // 4) % N] & 0xFFFF
@@ -142,7 +145,7 @@ def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
 {sos}
 /* periodic Hann, Q15 (1.0 clamped to 32767) */
 {hann}
-/* cos (low half) and sin (high half) Q{cfg.cos_frac_bits} at 2 pi i / N, i < N + KMAX */
+/* cos (low half) and sin (high half) Q{cfg.cos_frac_bits} at 2 pi i / N, i < N + 2 KMAX */
 {csa}
 #endif
 """

@@ -175,45 +175,43 @@ static uint32_t sq_fe_power(int32_t re, int32_t im)
     return (uint32_t)((int64_t)r * r + (int64_t)i * i);                        /* <= 2^31 */
 }
 
-/* Direct DFT at the NBINS bin frequencies, all channels at once: each (cos, sin) pair of two
- * consecutive samples is loaded and packed once per bin and feeds 2 * NCH dual MACs. */
-static void sq_fe_dft(sq_frontend_t *s)
+/* Direct DFT at the NBINS bin frequencies, all channels at once: the (cos, sin) words of two
+ * consecutive samples are loaded and packed once per bin and feed 2 * NCH dual MACs. xw: NCH rows
+ * of T/2 packed sample pairs; pw[b * NCH + c] = power. */
+static void sq_fe_dft(const uint32_t *xw, uint32_t *pw)
 {
-    int b, j;
+    int b;
     for (b = 0; b < SQ_FE_NBINS; ++b) {
         const uint32_t k = (uint32_t)(SQ_FE_K0 + b);
         const uint32_t k2 = 2u * k;
-        uint32_t idx = 0;
+        const uint32_t *q = sq_fe_cs, *const wrap = sq_fe_cs + SQ_FE_N;     /* q = &cs[(k n) mod N] */
+        const uint32_t *x = xw, *const xend = xw + SQ_FE_T / 2;
         int32_t re0 = 0, im0 = 0;
 #if SQ_FE_NCH == 4
         int32_t re1 = 0, im1 = 0, re2 = 0, im2 = 0, re3 = 0, im3 = 0;
 #endif
-        for (j = 0; j < SQ_FE_T / 2; ++j) {
-            const uint32_t w0 = sq_fe_cs[idx], w1 = sq_fe_cs[idx + k];    /* idx + k < N + KMAX */
+        for (; x != xend; ++x) {
+            const uint32_t w0 = q[0], w1 = q[k];                           /* sample n, n + 1 */
             const uint32_t cc = (w0 & 0xFFFFu) | (w1 << 16);             /* cos n, cos n+1 */
             const uint32_t ss = (w0 >> 16) | (w1 & 0xFFFF0000u);         /* sin n, sin n+1 */
-            uint32_t x = s->xw[0][j];
-            SQ_FE_MAC2(re0, x, cc);
-            SQ_FE_MAC2(im0, x, ss);
+            SQ_FE_MAC2(re0, x[0], cc);
+            SQ_FE_MAC2(im0, x[0], ss);
 #if SQ_FE_NCH == 4
-            x = s->xw[1][j];
-            SQ_FE_MAC2(re1, x, cc);
-            SQ_FE_MAC2(im1, x, ss);
-            x = s->xw[2][j];
-            SQ_FE_MAC2(re2, x, cc);
-            SQ_FE_MAC2(im2, x, ss);
-            x = s->xw[3][j];
-            SQ_FE_MAC2(re3, x, cc);
-            SQ_FE_MAC2(im3, x, ss);
+            SQ_FE_MAC2(re1, x[SQ_FE_T / 2], cc);
+            SQ_FE_MAC2(im1, x[SQ_FE_T / 2], ss);
+            SQ_FE_MAC2(re2, x[SQ_FE_T], cc);
+            SQ_FE_MAC2(im2, x[SQ_FE_T], ss);
+            SQ_FE_MAC2(re3, x[3 * SQ_FE_T / 2], cc);
+            SQ_FE_MAC2(im3, x[3 * SQ_FE_T / 2], ss);
 #endif
-            idx += k2;
-            if (idx >= SQ_FE_N) idx -= SQ_FE_N;                            /* 2 KMAX < N */
+            q += k2;                              /* < cs + N + 2 KMAX: inside the table */
+            if (q >= wrap) q -= SQ_FE_N;          /* 2 KMAX < N: one wrap is enough */
         }
-        s->pw[b * SQ_FE_NCH] = sq_fe_power(re0, im0);
+        pw[b * SQ_FE_NCH] = sq_fe_power(re0, im0);
 #if SQ_FE_NCH == 4
-        s->pw[b * SQ_FE_NCH + 1] = sq_fe_power(re1, im1);
-        s->pw[b * SQ_FE_NCH + 2] = sq_fe_power(re2, im2);
-        s->pw[b * SQ_FE_NCH + 3] = sq_fe_power(re3, im3);
+        pw[b * SQ_FE_NCH + 1] = sq_fe_power(re1, im1);
+        pw[b * SQ_FE_NCH + 2] = sq_fe_power(re2, im2);
+        pw[b * SQ_FE_NCH + 3] = sq_fe_power(re3, im3);
 #endif
     }
 }
@@ -225,7 +223,7 @@ int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
     if (!s || !out) return SQ_FE_ERR_NULL;
     if (!s->ready) return SQ_FE_ERR_NO_WINDOW;
     for (c = 0; c < SQ_FE_NCH; ++c) sq_fe_prepare(s, c);
-    sq_fe_dft(s);
+    sq_fe_dft(&s->xw[0][0], s->pw);
     for (c = 0; c < SQ_FE_NCH; ++c) {
         uint32_t pmax = 0, pm;
         int q = 0;
