@@ -1,4 +1,4 @@
-"""The integer model inside a Brevitas student, as plain numpy: what every int8 artifact is built from.
+"""The integer model inside a Brevitas student or SpecNet, as plain numpy: what every int8 artifact is built from.
 
 Brevitas computes in float with integers hidden inside QuantTensors. Export needs the integers
 themselves, in TFLite's conventions (int8 everywhere, channels-last):
@@ -11,7 +11,16 @@ themselves, in TFLite's conventions (int8 everywhere, channels-last):
     fc      int8 weights (Cout, Cin) per-tensor scale, int32 bias, output int8 zero point 0
             (QuantLinear output_quant, Int8ActPerTensorFloat)
 
-`extract_int_graph(model)` reads these from a calibrated/trained Brevitas student by running one
+The spectral family (`models.spectral.SpecNet`, family "spec_cnn") has the same input and conv blocks
+(stride 1, with a `dilation`, 'same' padding d (k - 1) / 2) over F heart-rate bins instead of T samples
+(input (F, C) channels-last, constant scale 1/127: the front end's codes), no mean and no FC; its head
+is one more conv layer:
+
+    head    conv k = 1, Cout = 1, per-tensor weight scale, int32 bias, NO ReLU, output int8 zero point 0
+            (QuantConv1d output_quant, Int8ActPerTensorFloat), out_shape (F, 1): the graph's output is
+            F logits, one per bin.
+
+`extract_int_graph(model)` reads these from a calibrated/trained Brevitas twin by running one
 forward pass with hooks (the activation scales of a Brevitas model are only materialised by a
 forward). `brevitas_int_outputs(model, x)` returns Brevitas's own integer outputs per layer, in the
 same int8 channels-last convention, the ground truth every int8 artifact is compared with.
@@ -25,17 +34,19 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 
+SPECTRAL_FAMILY = "spec_cnn"          # == sqtool.models.spectral.SPECTRAL_FAMILY (not imported: no torch here)
+
 
 @dataclass
 class IntLayer:
-    name: str                       # module name in the Brevitas student, e.g. "blocks.0"
+    name: str                       # module name in the Brevitas model, e.g. "blocks.0", "head"
     op: str                         # "conv" | "mean" | "fc"
     in_scale: float
     in_zp: int
     out_scale: float
     out_zp: int
-    in_shape: tuple                 # (T, C) for conv/mean inputs, (C,) for fc
-    out_shape: tuple                # (T', C') for conv, (C,) for mean and fc
+    in_shape: tuple                 # (T, C) for conv/mean inputs (T = bins for spectral models), (C,) for fc
+    out_shape: tuple                # (T', C') for conv (the spectral head: (F, 1)), (C,) for mean and fc
     weight: np.ndarray | None = None        # int8: conv (Cout, K, Cin) channels-last, fc (Cout, Cin)
     weight_scale: np.ndarray | None = None  # float32 (Cout,) per channel, or (1,) per tensor
     bias: np.ndarray | None = None          # int32 (Cout,), scale in_scale * weight_scale
@@ -43,6 +54,7 @@ class IntLayer:
     stride: int = 1
     pad: int = 0                    # symmetric zero padding (in real units) before and after
     relu: bool = False              # output clamped at the real zero (fused RELU)
+    dilation: int = 1               # conv taps at t * stride - pad + j * dilation, j = 0 .. kernel - 1
 
     @property
     def macs(self) -> int:
@@ -58,9 +70,18 @@ class IntGraph:
     layers: list[IntLayer]
     input_scale: float
     input_zp: int
-    input_shape: tuple              # (T, C) channels-last
+    input_shape: tuple              # (T, C) channels-last; (F, C) for spectral models
     model_cfg: dict = field(default_factory=dict)
     quant: str = ""
+
+    @property
+    def spectral(self) -> bool:
+        return self.model_cfg.get("family") == SPECTRAL_FAMILY
+
+    @property
+    def output_name(self) -> str:
+        """Name of the last layer, whose int8 output is the model's ("fc" or "head")."""
+        return self.layers[-1].name
 
     @property
     def output_scale(self) -> float:
@@ -85,42 +106,58 @@ class IntGraph:
     def summary(self) -> list[dict]:
         return [{"name": l.name, "op": l.op, "in": list(l.in_shape), "out": list(l.out_shape),
                  "in_scale": l.in_scale, "in_zp": l.in_zp, "out_scale": l.out_scale, "out_zp": l.out_zp,
-                 "kernel": l.kernel, "stride": l.stride, "pad": l.pad, "macs": l.macs} for l in self.layers]
+                 "kernel": l.kernel, "stride": l.stride, "pad": l.pad, "dilation": l.dilation, "relu": l.relu,
+                 "macs": l.macs} for l in self.layers]
 
     def quant_params(self) -> dict:
         """Scales and zero points of the model's edges (metadata.json, C header, TFLite tensors)."""
         return {"input_scale": float(self.input_scale), "input_zero_point": int(self.input_zp),
                 "output_scale": float(self.output_scale), "output_zero_point": int(self.output_zp),
-                "input_dtype": "int8", "output_dtype": "int8", "layout": "channels-last (T, C)"}
+                "input_dtype": "int8", "output_dtype": "int8",
+                "layout": "channels-last (F, C)" if self.spectral else "channels-last (T, C)"}
 
 
 # ----------------------------------------------------------------------------- checks
 
-_TOP = {"inp": "QuantIdentity", "blocks": "Sequential", "pool_q": "QuantIdentity", "fc": "QuantLinear"}
+_TOP = {"Student": {"inp": "QuantIdentity", "blocks": "Sequential", "pool_q": "QuantIdentity", "fc": "QuantLinear"},
+        "SpecNet": {"inp": "QuantIdentity", "blocks": "Sequential", "head": "QuantConv1d"}}
 _BLOCK = {"conv": "QuantConv1d", "bn": "Identity", "act": "QuantReLU"}
+_OPS = {"Student": "conv1d + relu blocks, mean over time, linear",
+        "SpecNet": "conv1d (dilated) + relu blocks, 1x1 conv head"}
 
 
 def check_supported(model, target: str = "int8") -> None:
-    """Name the first layer whose op the integer targets cannot express (SqtoolError)."""
-    if type(model).__name__ != "Student" or getattr(model, "preset", None) is None:
+    """Name the first layer whose op the integer targets cannot express (SqtoolError).
+
+    Supported: quantized time-domain students (`Student`) and quantized spectral models (`SpecNet`)."""
+    kind = type(model).__name__
+    if kind not in _TOP or getattr(model, "preset", None) is None:
         first = next(((n, type(m).__name__) for n, m in model.named_modules() if n and not list(m.children())),
                      ("<model>", type(model).__name__))
-        raise SqtoolError(f"{target} export supports only quantized students: layer '{first[0]}' op "
-                          f"{first[1]} is not supported (export float targets only for this model)")
+        raise SqtoolError(f"{target} export supports only quantized students and spectral models: layer "
+                          f"'{first[0]}' op {first[1]} is not supported (export float targets only for this model)")
+    top = _TOP[kind]
     for name, m in model.named_children():
-        want = _TOP.get(name)
+        want = top.get(name)
         if type(m).__name__ != want:
             raise SqtoolError(f"{target} export: layer '{name}' op {type(m).__name__} is not supported "
-                              f"(supported: conv1d + relu blocks, mean over time, linear)")
+                              f"(supported: {_OPS[kind]})")
     for i, blk in enumerate(model.blocks):
         for name, m in blk.named_children():
             if type(m).__name__ != _BLOCK.get(name):
                 raise SqtoolError(f"{target} export: layer 'blocks.{i}.{name}' op {type(m).__name__} is not "
                                   f"supported (a block is QuantConv1d + QuantReLU)")
         c = blk.conv
-        if c.groups != 1 or c.dilation[0] != 1:
+        if c.groups != 1 or (c.dilation[0] != 1 and c.stride[0] != 1):
             raise SqtoolError(f"{target} export: layer 'blocks.{i}.conv' op Conv1d with groups={c.groups} "
-                              f"dilation={c.dilation[0]} is not supported")
+                              f"stride={c.stride[0]} dilation={c.dilation[0]} is not supported (groups 1; "
+                              "a dilated conv needs stride 1)")
+    if kind == "SpecNet":
+        h = model.head
+        if h.kernel_size[0] != 1 or h.stride[0] != 1 or h.groups != 1 or h.out_channels != 1:
+            raise SqtoolError(f"{target} export: layer 'head' op Conv1d with kernel {h.kernel_size[0]}, stride "
+                              f"{h.stride[0]}, groups {h.groups}, {h.out_channels} outputs is not supported "
+                              "(the head is a 1x1 conv to one channel)")
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -155,7 +192,8 @@ def _weights(layer, where: str):
 
 
 def _capture(model, x):
-    """One forward pass with hooks: QuantTensors of the input quantizer, every block, pool, fc and biases."""
+    """One forward pass with hooks: QuantTensors of the input quantizer, every block, the tail (pool_q + fc,
+    or the spectral head) and the quantized biases."""
     import torch
     got: dict[str, object] = {}
     handles = []
@@ -169,9 +207,12 @@ def _capture(model, x):
     for i, blk in enumerate(model.blocks):
         handles.append(blk.register_forward_hook(keep(f"blocks.{i}")))
         handles.append(blk.conv.bias_quant.register_forward_hook(keep(f"blocks.{i}.bias")))
-    handles.append(model.pool_q.register_forward_hook(keep("pool_q")))
-    handles.append(model.fc.register_forward_hook(keep("fc")))
-    handles.append(model.fc.bias_quant.register_forward_hook(keep("fc.bias")))
+    tail = ["head"] if hasattr(model, "head") else ["pool_q", "fc"]
+    for name in tail:
+        mod = getattr(model, name)
+        handles.append(mod.register_forward_hook(keep(name)))
+        if hasattr(mod, "bias_quant"):
+            handles.append(mod.bias_quant.register_forward_hook(keep(f"{name}.bias")))
     try:
         with torch.no_grad():
             model(x)
@@ -192,13 +233,19 @@ def _bias(qt, n: int, where: str) -> np.ndarray:
     return b.astype(np.int32)
 
 
+def input_shape(model) -> tuple[int, int]:
+    """(C, T) of a model's float input: T samples for students, F bins for spectral models."""
+    n = getattr(model, "n_bins", None)
+    return (model.cfg.in_channels, int(n) if n is not None else model.cfg.n_samples)
+
+
 def extract_int_graph(model) -> IntGraph:
-    """Read the integer model out of an eval-mode Brevitas student (see module docstring)."""
+    """Read the integer model out of an eval-mode Brevitas student or SpecNet (see module docstring)."""
     import torch
     check_supported(model)
     model.eval()
     cfg = model.cfg
-    C, T = cfg.in_channels, cfg.n_samples
+    C, T = input_shape(model)
     got = _capture(model, torch.zeros(1, C, T))
     s_in, zp_in, unsigned = _act_int8(got["inp"])
     if unsigned:
@@ -220,8 +267,22 @@ def extract_int_graph(model) -> IntGraph:
             in_shape=(t, c), out_shape=(t_out, cout), weight=np.ascontiguousarray(w.transpose(0, 2, 1)),
             weight_scale=ws if ws.size == cout else np.repeat(ws, cout).astype(np.float32),
             bias=_bias(got.get(where + ".bias"), cout, where + ".conv"),
-            kernel=blk.kernel, stride=blk.stride, pad=blk.pad, relu=True))
+            kernel=blk.kernel, stride=blk.stride, pad=blk.pad, relu=True,
+            dilation=int(getattr(blk, "dilation", blk.conv.dilation[0]))))
         cur_s, cur_zp, t, c = s_out, zp_out, t_out, cout
+    if hasattr(model, "head"):                                          # spectral: 1x1 conv -> F int8 logits
+        w, ws = _weights(model.head, "head")                            # (1, C, 1)
+        s_o, zp_o, uns = _act_int8(got["head"])
+        if uns:
+            raise SqtoolError("layer 'head': the model output must be signed int8 (Int8ActPerTensorFloat)")
+        cout = w.shape[0]
+        layers.append(IntLayer(
+            name="head", op="conv", in_scale=cur_s, in_zp=cur_zp, out_scale=s_o, out_zp=zp_o,
+            in_shape=(t, c), out_shape=(t, cout), weight=np.ascontiguousarray(w.transpose(0, 2, 1)),
+            weight_scale=ws if ws.size == cout else np.repeat(ws, cout).astype(np.float32),
+            bias=_bias(got.get("head.bias"), cout, "head"), kernel=1, stride=1, pad=0, relu=False))
+        return IntGraph(layers=layers, input_scale=s_in, input_zp=zp_in, input_shape=(T, C),
+                        model_cfg=cfg.to_dict(), quant=cfg.quant or "")
     s_p, zp_p, uns = _act_int8(got["pool_q"])
     layers.append(IntLayer(name="pool_q", op="mean", in_scale=cur_s, in_zp=cur_zp, out_scale=s_p, out_zp=zp_p,
                            in_shape=(t, c), out_shape=(c,), relu=uns))
@@ -242,14 +303,16 @@ def extract_int_graph(model) -> IntGraph:
 # ----------------------------------------------------------------------------- Brevitas ground truth
 
 def quantize_input(graph: IntGraph, x: np.ndarray) -> np.ndarray:
-    """Float windows (N, C, T) -> int8 channels-last (N, T, C), as Brevitas's input quantizer does."""
+    """Float windows (N, C, T) (spectral: (N, C, F)) -> int8 channels-last (N, T, C), as Brevitas's input
+    quantizer does."""
     q = np.round(np.asarray(x, np.float32) / np.float32(graph.input_scale)) + graph.input_zp  # half-even
     return np.clip(q, -128, 127).astype(np.int8).transpose(0, 2, 1).copy()
 
 
 def brevitas_int_outputs(model, x: np.ndarray, batch: int = 1) -> dict[str, np.ndarray]:
     """Brevitas's integer outputs per layer, int8 channels-last: {"input": (N,T,C), "blocks.i": (N,T',C'),
-    "pool_q": (N,C), "fc": (N,k)}. Batch 1 by default: Brevitas's float arithmetic is batch-dependent."""
+    "pool_q": (N,C), "fc": (N,k)} for students, {"input": (N,F,C), "blocks.i": (N,F,C'), "head": (N,F,1)}
+    for spectral models. Batch 1 by default: Brevitas's float arithmetic is batch-dependent."""
     import torch
     model.eval()
     outs: dict[str, list] = {}

@@ -4,7 +4,8 @@ The int8 model is exported with `brevitas.export.export_onnx_qcdq(..., dynamo=Fa
 QuantizeLinear/Clip/DequantizeLinear around every quantized tensor, int32 biases. Because the
 biases are quantized and the activations after ReLU unsigned, onnxruntime fuses the Q/DQ pairs into
 integer kernels (QLinearConv, QGemm / QLinearMatMul); `ort_optimized_ops` shows which ones it chose.
-Static shapes: batch 1; the float model also comes with a dynamic batch axis. The metadata goes into
+Static shapes: batch 1; the float model also comes with a dynamic batch axis. Inputs (B, C, T) for
+students ("x" -> "y"), (B, C, F) spectra for spectral models ("spectra" -> "hr_logits" (B, F)). The metadata goes into
 `metadata_props` (flat keys + the whole dict as JSON under "sqtool_metadata").
 
 x86 saturation, measured: with Brevitas's int8 weights, onnxruntime's fused U8S8 kernels on AVX2
@@ -45,18 +46,30 @@ def _tmp_path(path: Path) -> Path:
     return Path(tmp)
 
 
+def io_names(model) -> tuple[str, str]:
+    """ONNX input and output names: ("x", "y") for students, ("spectra", "hr_logits") for spectral models."""
+    return ("spectra", "hr_logits") if hasattr(model, "n_bins") else ("x", "y")
+
+
+def _dummy_input(model):
+    import torch
+    from sqtool.export.intgraph import input_shape
+    return torch.zeros(1, *input_shape(model))                       # (1, C, T) or (1, C, F)
+
+
 def export_float(model, md: dict, path, dynamic_batch: bool = False) -> None:
-    """torch.onnx.export (TorchScript exporter), input "x" (B, C, T), output "y"."""
+    """torch.onnx.export (TorchScript exporter), input "x" (B, C, T), output "y" (spectral: "spectra"
+    (B, C, F), "hr_logits" (B, F))."""
     import torch
     path = Path(path)
-    cfg = model.cfg
-    x = torch.zeros(1, cfg.in_channels, cfg.n_samples)
+    x = _dummy_input(model)
+    i_name, o_name = io_names(model)
     tmp = _tmp_path(path)
     try:
-        kw = {"dynamic_axes": {"x": {0: "batch"}, "y": {0: "batch"}}} if dynamic_batch else {}
+        kw = {"dynamic_axes": {i_name: {0: "batch"}, o_name: {0: "batch"}}} if dynamic_batch else {}
         with torch.no_grad():
-            torch.onnx.export(model.eval(), (x,), str(tmp), dynamo=False, opset_version=17, input_names=["x"],
-                              output_names=["y"], do_constant_folding=True, **kw)
+            torch.onnx.export(model.eval(), (x,), str(tmp), dynamo=False, opset_version=17, input_names=[i_name],
+                              output_names=[o_name], do_constant_folding=True, **kw)
         _add_metadata(tmp, md)
         os.replace(tmp, path)
     finally:
@@ -111,18 +124,18 @@ def _weights_to_uint8(m) -> int:
 
 
 def export_int8(qmodel, md: dict, path, u8_weights: bool = True) -> None:
-    """Brevitas QCDQ export of the quantized student (batch 1, static shapes); see the module doc for
-    why weights are stored as uint8 with zero point 128 by default."""
+    """Brevitas QCDQ export of the quantized student or spectral model (batch 1, static shapes); see the
+    module doc for why weights are stored as uint8 with zero point 128 by default."""
     import torch
     from brevitas.export import export_onnx_qcdq
     path = Path(path)
-    cfg = qmodel.cfg
-    x = torch.zeros(1, cfg.in_channels, cfg.n_samples)
+    x = _dummy_input(qmodel)
+    i_name, o_name = io_names(qmodel)
     tmp = _tmp_path(path)
     try:
         with torch.no_grad():
             export_onnx_qcdq(qmodel.eval(), args=x, export_path=str(tmp), dynamo=False, opset_version=17,
-                             keep_initializers_as_inputs=False, input_names=["x"], output_names=["y"])
+                             keep_initializers_as_inputs=False, input_names=[i_name], output_names=[o_name])
         if u8_weights:
             import onnx
             m = onnx.load(str(tmp))
@@ -156,7 +169,7 @@ def session(path, threads: int = 1, optimized_out: str | None = None, optimize: 
 
 
 def run(path, x: np.ndarray, batch: int = 1, optimize: bool = True) -> np.ndarray:
-    """Run windows (N, C, T) float32 through onnxruntime (one thread) in batches of `batch`."""
+    """Run windows (N, C, T) (spectral: (N, C, F)) float32 through onnxruntime (one thread) in batches."""
     s = session(path, optimize=optimize)
     name = s.get_inputs()[0].name
     outs = [s.run(None, {name: np.ascontiguousarray(x[i:i + batch], np.float32)})[0] for i in range(0, len(x), batch)]

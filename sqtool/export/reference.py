@@ -124,17 +124,24 @@ def act_range(layer: IntLayer) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------- kernels
 
-def conv(layer: IntLayer, x: np.ndarray, mode: str) -> np.ndarray:
-    """(N, T, Cin) int8 -> (N, T/s, Cout) int8; SAME zero padding in real units (= the input zero point)."""
-    n, t, cin = x.shape
-    k, s, p = layer.kernel, layer.stride, layer.pad
+def _conv_acc(layer: IntLayer, x: np.ndarray) -> np.ndarray:
+    """int64 accumulators (N, T', Cout) of a (dilated) conv: sum((x - zp_in) * w) + bias, taps at
+    t * stride - pad + j * dilation; SAME zero padding in real units (= the input zero point)."""
+    k, s, p, d = layer.kernel, layer.stride, layer.pad, layer.dilation
     xc = x.astype(np.int64) - layer.in_zp                                  # (N, T, Cin), centred
-    xp = np.pad(xc, ((0, 0), (p, p + k), (0, 0)))                          # (N, T + 2p + k, Cin)
     t_out = layer.out_shape[0]
-    idx = np.arange(t_out)[:, None] * s + np.arange(k)[None, :]           # (T', K)
+    right = max(0, (t_out - 1) * s + d * (k - 1) - p - x.shape[1] + 1)    # zeros needed after the end
+    xp = np.pad(xc, ((0, 0), (p, right), (0, 0)))                          # (N, p + T + right, Cin)
+    idx = np.arange(t_out)[:, None] * s + d * np.arange(k)[None, :]       # (T', K)
     cols = xp[:, idx, :]                                                   # (N, T', K, Cin)
     w = layer.weight.astype(np.int64)                                      # (Cout, K, Cin)
-    acc = np.einsum("ntkc,okc->nto", cols, w) + layer.bias.astype(np.int64)  # (N, T', Cout)
+    return np.einsum("ntkc,okc->nto", cols, w) + layer.bias.astype(np.int64)  # (N, T', Cout)
+
+
+def conv(layer: IntLayer, x: np.ndarray, mode: str) -> np.ndarray:
+    """(N, T, Cin) int8 -> (N, T/s, Cout) int8 (dilated taps, SAME padding, fused ReLU when layer.relu;
+    the spectral head is a 1x1 conv without ReLU and a signed output)."""
+    acc = _conv_acc(layer, x)
     q, sh = conv_multipliers(layer)
     y = multiply_by_quantized_multiplier(acc, q, sh, mode) + layer.out_zp
     lo, hi = act_range(layer)
@@ -172,11 +179,7 @@ def exact_requant_input(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     if layer.op == "fc":
         acc = (x.astype(np.int64) - layer.in_zp) @ layer.weight.astype(np.int64).T + layer.bias
         return acc * (s_in * ws[0] / s_out)
-    n, t, cin = x.shape
-    k, s, p = layer.kernel, layer.stride, layer.pad
-    xp = np.pad(x.astype(np.int64) - layer.in_zp, ((0, 0), (p, p + k), (0, 0)))
-    idx = np.arange(layer.out_shape[0])[:, None] * s + np.arange(k)[None, :]
-    acc = np.einsum("ntkc,okc->nto", xp[:, idx, :], layer.weight.astype(np.int64)) + layer.bias
+    acc = _conv_acc(layer, x)
     return acc * (s_in * ws / s_out)
 
 

@@ -10,6 +10,14 @@ Graph (channels-last, H = 1, so no TRANSPOSE and only builtin ops):
     input (1, 1, T, C) -> CONV_2D (1 x K, stride (1, s), SAME, fused RELU) x N -> (1, 1, T', C')
       -> MEAN over axes (1, 2), keep_dims -> (1, 1, 1, C') -> RESHAPE (1, C') -> FULLY_CONNECTED -> (1, k)
 
+Spectral models (SpecNet), over F heart-rate bins instead of T samples:
+
+    spectra (1, 1, F, C) -> CONV_2D (1 x K, dilation (1, d), SAME, fused RELU) x N -> (1, 1, F, C')
+      -> CONV_2D 1 x 1 (head, no activation, int8 logits) -> (1, 1, F, 1) -> RESHAPE -> hr_logits (1, F)
+
+TFLite's SAME padding of a dilated conv is d (K - 1) / 2 on each side for stride 1 and odd K, exactly
+the PyTorch padding of the model, so no PAD op is needed either.
+
 int8: input int8 (scale s_in, zp 0), activations after ReLU int8 zp -128 (Brevitas's uint8 with the
 same scale), weights int8 symmetric (per output channel for convs: quantized_dimension 0; per tensor
 for the FC), biases int32 with scale s_in * s_w, output int8. float32: the float student with BN
@@ -76,11 +84,11 @@ class _Writer:
         o.builtinOptionsType, o.builtinOptions = opt_type, opt
         self.ops.append(o)
 
-    def conv_options(self, stride: int, relu: bool):
+    def conv_options(self, stride: int, relu: bool, dilation: int = 1):
         S = self.S
         o = S.Conv2DOptionsT()
         o.padding, o.strideW, o.strideH = S.Padding.SAME, stride, 1
-        o.dilationWFactor = o.dilationHFactor = 1
+        o.dilationWFactor, o.dilationHFactor = dilation, 1
         o.fusedActivationFunction = S.ActivationFunctionType.RELU if relu else S.ActivationFunctionType.NONE
         return S.BuiltinOptions.Conv2DOptions, o
 
@@ -133,17 +141,31 @@ def _fc(w: _Writer, x: int, weight, bias, out_name, out_shape, ttype, wq, bq, oq
     return y
 
 
+def _reshape(w: _Writer, x: int, name: str, shape, ttype, q: dict) -> int:
+    S = w.S
+    st = w.tensor(f"{name}/shape", [len(shape)], S.TensorType.INT32, np.array(shape, np.int32))
+    y = w.tensor(name, shape, ttype, **q)
+    rs = S.ReshapeOptionsT()
+    rs.newShape = list(shape)
+    w.op(S.BuiltinOperator.RESHAPE, [x, st], [y], S.BuiltinOptions.ReshapeOptions, rs)
+    return y
+
+
+SPECTRAL_INPUT, SPECTRAL_OUTPUT = "spectra", "hr_logits"      # tensor names of the spectral models' edges
+
+
 # int8 needs newer op versions (per-channel conv = 3, int8 mean = 2, int8 FC = 4, int8 reshape = 1)
 _INT8_VERSIONS = {3: 3, 40: 2, 9: 4, 22: 1}
 
 
 def int8_bytes(graph, md: dict) -> bytes:
-    """The full-integer flatbuffer from an IntGraph."""
+    """The full-integer flatbuffer from an IntGraph (student or spectral)."""
     w = _Writer()
     S = w.S
     I8 = S.TensorType.INT8
     T, C = graph.input_shape
-    x = w.tensor("input", [1, 1, T, C], I8, scale=[graph.input_scale], zp=[graph.input_zp])
+    x = w.tensor(SPECTRAL_INPUT if graph.spectral else "input", [1, 1, T, C], I8, scale=[graph.input_scale],
+                 zp=[graph.input_zp])
     inp = x
     for l in graph.layers:
         if l.op == "conv":
@@ -154,7 +176,7 @@ def int8_bytes(graph, md: dict) -> bytes:
             bt = w.tensor(f"{l.name}/bias", [cout], S.TensorType.INT32, l.bias.astype(np.int32),
                           scale=bscale, zp=np.zeros(cout, np.int64), qdim=0)
             y = w.tensor(l.name, [1, 1, l.out_shape[0], cout], I8, scale=[l.out_scale], zp=[l.out_zp])
-            w.op(S.BuiltinOperator.CONV_2D, [x, wt, bt], [y], *w.conv_options(l.stride, l.relu))
+            w.op(S.BuiltinOperator.CONV_2D, [x, wt, bt], [y], *w.conv_options(l.stride, l.relu, l.dilation))
             x = y
         elif l.op == "mean":
             q = dict(scale=[l.out_scale], zp=[l.out_zp])
@@ -166,20 +188,33 @@ def int8_bytes(graph, md: dict) -> bytes:
                     dict(scale=[l.out_scale], zp=[l.out_zp]))
         else:  # pragma: no cover
             raise SqtoolError(f"tflite export: layer '{l.name}' op {l.op} is not supported")
+    if graph.spectral:                                                     # (1, 1, F, 1) -> (1, F)
+        last = graph.layers[-1]
+        x = _reshape(w, x, SPECTRAL_OUTPUT, [1, graph.output_size], I8,
+                     dict(scale=[last.out_scale], zp=[last.out_zp]))
     return w.finish([inp], [x], md, _INT8_VERSIONS)
 
 
+def _folded_float_state(model) -> dict:
+    kind = type(model).__name__
+    if kind not in ("Student", "SpecNet") or getattr(model, "preset", None) is not None:
+        raise SqtoolError(f"tflite float export: model {kind} is not a float student or spectral model")
+    if kind == "SpecNet":
+        from sqtool.models.spectral import fold_bn_state
+    else:
+        from sqtool.models.student import fold_bn_state
+    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in fold_bn_state(model).items()}
+
+
 def float_bytes(model, md: dict) -> bytes:
-    """float32 flatbuffer of a float student (BN folded into each conv)."""
-    from sqtool.models.student import fold_bn_state
-    if type(model).__name__ != "Student" or getattr(model, "preset", None) is not None:
-        raise SqtoolError(f"tflite float export: model {type(model).__name__} is not a float student")
-    sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in fold_bn_state(model).items()}
+    """float32 flatbuffer of a float student or spectral model (BN folded into each conv)."""
+    sd = _folded_float_state(model)
+    spectral = type(model).__name__ == "SpecNet"
     w = _Writer()
     S = w.S
     F32 = S.TensorType.FLOAT32
-    C, T = model.cfg.in_channels, model.cfg.n_samples
-    x = w.tensor("input", [1, 1, T, C], F32)
+    C, T = model.cfg.in_channels, (model.n_bins if spectral else model.cfg.n_samples)
+    x = w.tensor(SPECTRAL_INPUT if spectral else "input", [1, 1, T, C], F32)
     inp = x
     t, c = T, C
     for i, blk in enumerate(model.blocks):
@@ -189,8 +224,17 @@ def float_bytes(model, md: dict) -> bytes:
         wtt = w.tensor(f"blocks.{i}/weight", [cout, 1, k, c], F32, wt.transpose(0, 2, 1).reshape(cout, 1, k, c))
         bt = w.tensor(f"blocks.{i}/bias", [cout], F32, sd[f"blocks.{i}.conv.bias"])
         y = w.tensor(f"blocks.{i}", [1, 1, t, cout], F32)
-        w.op(S.BuiltinOperator.CONV_2D, [x, wtt, bt], [y], *w.conv_options(blk.stride, True))
+        w.op(S.BuiltinOperator.CONV_2D, [x, wtt, bt], [y],
+             *w.conv_options(blk.stride, True, int(getattr(blk, "dilation", 1))))
         x, c = y, cout
+    if spectral:
+        hw = sd["head.weight"]                                             # (1, Cin, 1)
+        wtt = w.tensor("head/weight", [1, 1, 1, c], F32, hw.reshape(1, 1, 1, c))
+        bt = w.tensor("head/bias", [1], F32, sd["head.bias"])
+        y = w.tensor("head", [1, 1, t, 1], F32)
+        w.op(S.BuiltinOperator.CONV_2D, [x, wtt, bt], [y], *w.conv_options(1, False))
+        x = _reshape(w, y, SPECTRAL_OUTPUT, [1, t], F32, {})
+        return w.finish([inp], [x], md, {})
     x = _mean_tail(w, x, t, c, F32, {}, {})
     fw = sd["fc.weight"]
     x = _fc(w, x, fw, sd["fc.bias"], "fc", [1, fw.shape[0]], F32, {}, {}, {})
@@ -248,6 +292,9 @@ def tensors_by_name(path) -> dict:
     return out
 
 
+S_INT8 = 9                                          # TensorType.INT8 in the schema
+
+
 def check_int8_params(path, graph) -> None:
     """Read the written file back: int8 weights, int32 biases, scales and zero points equal the graph's."""
     t = tensors_by_name(path)
@@ -270,6 +317,10 @@ def check_int8_params(path, graph) -> None:
             raise SqtoolError(f"{path}: layer '{l.name}' weight scales differ from the integer graph")
         if not same(t[l.name if l.op == "conv" else "fc"]["scale"], [np.float32(l.out_scale)]):
             raise SqtoolError(f"{path}: layer '{l.name}' output scale differs from the integer graph")
+    if graph.spectral and (t.get(SPECTRAL_OUTPUT, {}).get("shape") != [1, graph.output_size]
+                           or t.get(SPECTRAL_INPUT, {}).get("type") != S_INT8):
+        raise SqtoolError(f"{path}: spectral model needs int8 input '{SPECTRAL_INPUT}' and output "
+                          f"'{SPECTRAL_OUTPUT}' of shape (1, {graph.output_size})")
 
 
 # ----------------------------------------------------------------------------- running
