@@ -1,4 +1,4 @@
-"""Self-contained C99 firmware source for the int8 student: `c/sq_model.h` + `c/sq_model.c`.
+"""Self-contained C99 firmware source for an int8 student or spectral model: `c/sq_model.h` + `c/sq_model.c`.
 
 The C is generated from the integer graph (intgraph.py) and implements exactly the arithmetic of
 reference.py: int8 weights as `const int8_t` arrays, int32 biases, per-channel fixed-point
@@ -11,18 +11,22 @@ requantization in two build-time modes:
                                     semantics): reproduces Brevitas's integer outputs, i.e. what QAT
                                     trained.
 
-Kernels (the project's own, CMSIS-NN-like in spirit): with channels-last input the receptive field
-of a conv output is one contiguous int8 span of K * Cin values, so each output is a plain dot product
-with a weight row. At export time the input zero point is folded into the bias (exact in int32), the
-weights are packed 4 output channels at a time and pre-expanded to int16 pairs in SXTB16's byte order,
-and the requantization parameters are precomputed per channel for each rounding mode. On cores with
-the ARMv7E-M DSP extension (Cortex-M4/M7/M33/M55: `__ARM_FEATURE_DSP`) the inner loop is one 32-bit
-input load + 2 SXTB16 + 4 LDRD + 8 SMLAD per 16 MACs; elsewhere (host, M0/M3, `-DSQ_NO_DSP`) the same
-packed data runs through portable C. Both paths give identical int8 outputs.
+Kernels (the project's own, CMSIS-NN-like in spirit; C text in `templates/sq_kernels.c`,
+`sq_kernel_mean.c`, `sq_kernel_fc.c`, `sq_edges.c`, the header in `templates/sq_model.h.in`): with
+channels-last input the receptive field of a conv output is one contiguous int8 span of K * Cin
+values, or for a dilated conv K spans of Cin values (dilation * Cin apart), so each output is a plain
+dot product with a weight row. At export time the input zero point is folded into the bias (exact in
+int32; SAME padding taps hold the input zero point, which the folded bias cancels), the weights are
+packed 4 output channels at a time and pre-expanded to int16 pairs in SXTB16's byte order, and the
+requantization parameters are precomputed per channel for each rounding mode. On cores with the
+ARMv7E-M DSP extension (Cortex-M4/M7/M33/M55: `__ARM_FEATURE_DSP`) the inner loop is one aligned
+32-bit input load + 2 SXTB16 + 8 SMLAD (ACLE intrinsics) per 16 MACs; elsewhere (host, M0/M3,
+`-DSQ_NO_DSP`) the same packed data runs through portable C. Both paths give identical int8 outputs.
 
-Activations live in ONE static arena of two ping-pong buffers sized at export time (layer i writes
-buffer i % 2; the input is read in place and the last layer writes the caller's output): no malloc,
-no float in `sq_model_run`. Layout is channels-last: in[t * C + c].
+Activations live in ONE static word-aligned arena of two ping-pong buffers sized at export time
+(layer i writes buffer i % 2; the input is read in place and the last layer writes the caller's
+output): no malloc, no float in `sq_model_run`. Layout is channels-last: in[t * C + c] (spectral
+models: in[f * C + c] over F heart-rate bins).
 
 Right shifts of negative int32/int64 values are arithmetic on every compiler we target (gcc, clang,
 arm-none-eabi-gcc), as in TFLite's own kernels.
@@ -30,6 +34,8 @@ arm-none-eabi-gcc), as in TFLite's own kernels.
 from __future__ import annotations
 
 import json
+import string
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -60,367 +66,103 @@ def _float_lit(v: float) -> str:
 
 
 def arena_plan(graph: IntGraph) -> tuple[int, int]:
-    """(ping, pong) buffer sizes: layer i (all but the last) writes buffer i % 2."""
+    """(ping, pong) buffer sizes: layer i (all but the last) writes buffer i % 2. Ping is rounded up to
+    whole words so that pong starts word-aligned too (the kernels read aligned words in place)."""
     sizes = [0, 0]
     for i, layer in enumerate(graph.layers[:-1]):
         sizes[i % 2] = max(sizes[i % 2], int(np.prod(layer.out_shape)))
-    return sizes[0], sizes[1]
+    return -(-sizes[0] // 4) * 4, sizes[1]
+
+
+def template(name: str) -> str:
+    """Text of a C template shipped in sqtool/export/templates/."""
+    return resources.files("sqtool.export").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _comment(s) -> str:
+    return str(s).replace("*/", "* /")
+
+
+def _kv_lines(d: dict | None, indent: str = " *                  ") -> str:
+    """Every key of a cfg dict, one `key = value` per line (JSON values), for the header comment."""
+    if not d:
+        return "(none)"
+    items = [f"{k} = {json.dumps(v, sort_keys=True)}" for k, v in d.items()]
+    return _comment(("\n" + indent).join(items))
+
+
+def _band(md: dict) -> tuple[int, float, float, str]:
+    """(filter on, lo Hz, hi Hz, text): a missing lower edge is 0 Hz, a missing upper edge fs / 2."""
+    band, fs = md.get("band"), float(md.get("fs", 0.0))
+    if band is None or all(v is None for v in band):
+        return 0, 0.0, fs / 2, "none (no band-pass filter before windowing)"
+    lo = 0.0 if band[0] is None else float(band[0])
+    hi = fs / 2 if band[1] is None else float(band[1])
+    return 1, lo, hi, f"Butterworth band-pass {lo:g}-{hi:g} Hz at fs, before windowing"
+
+
+def _bins(md: dict) -> list[float] | None:
+    b = ((md.get("model_cfg") or {}).get("arch") or {}).get("bins_bpm")
+    return None if b is None else [float(v) for v in b]
 
 
 def _header(graph: IntGraph, md: dict) -> str:
+    """sq_model.h from templates/sq_model.h.in: the whole preprocessing and output contract."""
     ping, pong = arena_plan(graph)
-    const_bytes = const_data_bytes(graph)
     T, C = graph.input_shape
-    tm = ", ".join(_float_lit(v) for v in md.get("target_mean") or []) or "0.0f"
-    ts = ", ".join(_float_lit(v) for v in md.get("target_std") or []) or "1.0f"
+    cfg = md.get("model_cfg") or {}
+    spectral = graph.spectral or cfg.get("family") == "spec_cnn"
+    band_on, band_lo, band_hi, band_text = _band(md)
+    fs, window_s = float(md.get("fs", 0.0)), float(md.get("window_s", 0.0))
     layers = "\n".join(
         f" *   {l.name:<9} {l.op:<5} in {tuple(l.in_shape)!s:<10} -> out {tuple(l.out_shape)!s:<9} "
-        f"k={l.kernel} s={l.stride} pad={l.pad}  MACs {l.macs}" for l in graph.layers)
-    return f"""/*
- * sq_model.h - SiamQuality student, int8, generated by sqtool {md['sqtool_version']} (sqtool export --target c)
- *
- * model            {md['model']}  (task {md['task']})
- * source sha256    {md['source_sha256']}
- * sampling rate    {md['fs']} Hz, window {md['window_s']} s ({T} samples), hop {md['hop_s']} s
- * channels         {', '.join(md['channels'])}  (channels-last: in[t * {C} + c])
- * normalisation    {md['norm']} per window and channel, before sq_quantize_input
- * outputs          {', '.join(md['outputs'])}  units {', '.join(md['units'])}
- *                  regression outputs are normalised: value = y * SQ_TARGET_STD[i] + SQ_TARGET_MEAN[i]
- * quantization     {md['quant_scheme']}: {md['quant_description']}
- * input            int8, scale {graph.input_scale:.9g}, zero point {graph.input_zp}
- * output           int8, scale {graph.output_scale:.9g}, zero point {graph.output_zp}
- * requantization   TFLite fixed-point multiplier + shift; SQ_SINGLE_ROUNDING 0 = TFLite double rounding
- *                  (= LiteRT reference kernels, TFLite Micro), 1 = single rounding (= Brevitas / QAT)
- * MACs             {graph.macs} per window
- * weights          {graph.weight_bytes} bytes (int8 weights + int32 biases); as generated {const_bytes} bytes
- *                  of const data in flash (conv weights pre-expanded to int16 pairs for SXTB16/SMLAD,
- *                  input zero point folded into the biases, requantization precomputed per channel)
- * kernels          ARMv7E-M DSP path (SXTB16 + SMLAD, 2 MACs per instruction) when __ARM_FEATURE_DSP,
- *                  portable C otherwise (or with -DSQ_NO_DSP); both give the same int8 outputs
- * arena            {ping + pong} bytes static RAM (ping {ping} + pong {pong}), no malloc
- * layers
-{layers}
- */
-#ifndef SQ_MODEL_H
-#define SQ_MODEL_H
-
-#include <stdint.h>
-
-#ifndef SQ_SINGLE_ROUNDING
-#define SQ_SINGLE_ROUNDING 0
-#endif
-
-#define SQ_MODEL_NAME {_cstr(md['model'])}
-#define SQ_TASK {_cstr(md['task'])}
-#define SQ_SQTOOL_VERSION {_cstr(md['sqtool_version'])}
-#define SQ_SOURCE_SHA256 {_cstr(md['source_sha256'])}
-#define SQ_FS_HZ {_float_lit(md['fs'])}
-#define SQ_WINDOW_S {_float_lit(md['window_s'])}
-#define SQ_HOP_S {_float_lit(md['hop_s'])}
-#define SQ_CHANNELS {_cstr(','.join(md['channels']))}
-#define SQ_NORM {_cstr(md['norm'])}
-#define SQ_OUTPUTS {_cstr(','.join(md['outputs']))}
-#define SQ_UNITS {_cstr(','.join(md['units']))}
-#define SQ_TARGET_MEAN {{ {tm} }}
-#define SQ_TARGET_STD {{ {ts} }}
-#define SQ_QUANT_SCHEME {_cstr(md['quant_scheme'])}
-
-#define SQ_IN_CHANNELS {C}
-#define SQ_IN_SAMPLES {T}
-#define SQ_INPUT_SIZE (SQ_IN_SAMPLES * SQ_IN_CHANNELS)
-#define SQ_OUTPUT_SIZE {graph.output_size}
-#define SQ_ARENA_SIZE {ping + pong}
-#define SQ_MACS {graph.macs}L
-#define SQ_WEIGHT_BYTES {graph.weight_bytes}
-#define SQ_CONST_BYTES {const_bytes}
-
-#define SQ_INPUT_SCALE {_float_lit(graph.input_scale)}
-#define SQ_INPUT_ZERO_POINT {graph.input_zp}
-#define SQ_OUTPUT_SCALE {_float_lit(graph.output_scale)}
-#define SQ_OUTPUT_ZERO_POINT {graph.output_zp}
-
-#ifdef __cplusplus
-extern "C" {{
-#endif
-
-/* Run one window: in = SQ_INPUT_SIZE int8 values (channels-last), out = SQ_OUTPUT_SIZE int8 values.
- * Returns 0 on success, -1 on a NULL pointer. Not re-entrant (one static arena). */
-int sq_model_run(const int8_t *in, int8_t *out);
-
-/* Edges (float): quantize a normalised window x[t * C + c]; dequantize the int8 outputs. */
-void sq_quantize_input(const float *x, int8_t *q);
-void sq_dequantize_output(const int8_t *q, float *y);
-
-#ifdef __cplusplus
-}}
-#endif
-
-#endif /* SQ_MODEL_H */
-"""
-
-
-_KERNELS = r"""
-/* ------------------------------------------------------------------ requantization (TFLite) */
-
-/* Per output channel, 4 int32 precomputed at export time for the selected rounding mode (rq):
- *   SQ_SINGLE_ROUNDING=1:  q, total = 31 - shift, round = 2^(total - 1) as (low, high) words
- *   SQ_SINGLE_ROUNDING=0:  q, left = max(shift, 0), right = max(-shift, 0), mask = 2^right - 1
- * where the real multiplier is q * 2^(shift - 31), q in [2^30, 2^31) (TFLite QuantizeMultiplier). */
-#if SQ_SINGLE_ROUNDING
-/* One rounding of the exact product: (x * q + 2^(30 - shift)) >> (31 - shift). */
-static inline int32_t sq_requant(int32_t x, const int32_t *rq)
-{
-    const int64_t round = (int64_t)(((uint64_t)(uint32_t)rq[3] << 32) | (uint64_t)(uint32_t)rq[2]);
-    return (int32_t)(((int64_t)x * (int64_t)rq[0] + round) >> rq[1]);
-}
-#else
-/* TFLite MultiplyByQuantizedMultiplier, default (double rounding) build:
- *   RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, q), right).
- * SaturatingRoundingDoublingHighMul rounds a * b / 2^31 half away from zero (nudge +-2^30, then a
- * division truncating toward zero); for b > 0 that equals the floor (a * b + 2^30) >> 31, one
- * SMLAL (the saturating case a == b == INT32_MIN cannot occur: q is in [2^30, 2^31) or 0).
- * RoundingDivideByPOT is gemmlowp's: x / 2^right rounded half away from zero. */
-static inline int32_t sq_requant(int32_t x, const int32_t *rq)
-{
-    const int32_t xl = (int32_t)((uint32_t)x << rq[1]);
-    const int32_t hi = (int32_t)(((int64_t)xl * (int64_t)rq[0] + ((int64_t)1 << 30)) >> 31);
-    const int32_t mask = rq[3];
-    const int32_t threshold = (mask >> 1) + (hi < 0 ? 1 : 0);
-    return (hi >> rq[2]) + ((hi & mask) > threshold ? 1 : 0);
-}
-#endif
-
-static inline int8_t sq_clamp(int32_t v, int32_t lo, int32_t hi)
-{
-    return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
-}
-
-/* ------------------------------------------------------------------ dot products */
-
-/* Four int8 dot products of one contiguous input span x (n4 blocks of 4 bytes) with four packed
- * weight rows w, added to acc[0..3].
- *
- * Packed weights (written at export time): for each block of 4 inputs (x0, x1, x2, x3) and each of
- * the 4 rows, two 32-bit words of two int16 halves (low | high << 16):
- *     even = w0 | w2 << 16,   odd = w1 | w3 << 16        -> 8 words per block, rows interleaved,
- * the order in which SXTB16 splits a little-endian word of 4 int8 inputs: SXTB16(x) = (x0, x2),
- * SXTB16(x ROR 8) = (x1, x3). SMLAD adds both 16 x 16 products to an accumulator, so one block is
- * 16 MACs for 1 input load, 2 SXTB16, 4 LDRD of weights and 8 SMLAD: the input span is read once
- * for 4 output channels. Padding inputs and rows carry zero weights. */
-#if SQ_DSP
-static inline uint32_t sq_sxtb16(uint32_t x)
-{
-    uint32_t r;
-    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(x));
-    return r;
-}
-
-static inline uint32_t sq_sxtb16_ror8(uint32_t x)
-{
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-    return r;
-}
-
-static inline int32_t sq_smlad(uint32_t a, uint32_t b, int32_t acc)
-{
-    int32_t r;
-    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-}
-
-/* Two consecutive (word-aligned) weight words in one LDRD, post-incrementing the pointer. */
-static inline void sq_ldrd(const uint32_t **p, uint32_t *a, uint32_t *b)
-{
-    __asm__("ldrd %0, %1, [%2], #8" : "=&r"(*a), "=&r"(*b), "+r"(*p) : "m"(*(const uint32_t(*)[2]) * p));
-}
-
-#define SQ_BLOCK4()                                                                 \
-    do {                                                                            \
-        uint32_t xw, xe, xo, wa, wb;                                                \
-        memcpy(&xw, x, 4);                             /* one 32-bit load */        \
-        x += 4;                                                                     \
-        xe = sq_sxtb16(xw);                            /* (x0, x2) */               \
-        xo = sq_sxtb16_ror8(xw);                       /* (x1, x3) */               \
-        sq_ldrd(&w, &wa, &wb);                                                      \
-        a0 = sq_smlad(xe, wa, a0);                                                  \
-        a0 = sq_smlad(xo, wb, a0);                                                  \
-        sq_ldrd(&w, &wa, &wb);                                                      \
-        a1 = sq_smlad(xe, wa, a1);                                                  \
-        a1 = sq_smlad(xo, wb, a1);                                                  \
-        sq_ldrd(&w, &wa, &wb);                                                      \
-        a2 = sq_smlad(xe, wa, a2);                                                  \
-        a2 = sq_smlad(xo, wb, a2);                                                  \
-        sq_ldrd(&w, &wa, &wb);                                                      \
-        a3 = sq_smlad(xe, wa, a3);                                                  \
-        a3 = sq_smlad(xo, wb, a3);                                                  \
-    } while (0)
-
-static inline void sq_dot4_blocks(const int8_t *x, int32_t n4, const uint32_t *w, int32_t *acc)
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t b;
-    for (b = n4 >> 1; b > 0; --b) {                    /* unrolled by 2: 32 MACs per iteration */
-        SQ_BLOCK4();
-        SQ_BLOCK4();
+        f"k={l.kernel} s={l.stride} d={l.dilation} pad={l.pad}{' relu' if l.relu else ''}  MACs {l.macs}"
+        for l in graph.layers)
+    spectral_defines = ""
+    if spectral:
+        lo, hi, step = _bins(md) or [0.0, float(T - 1), 1.0]
+        n_bins = int(round((hi - lo) / step)) + 1
+        spectral_defines = (f"#define SQ_NBINS {n_bins}\n#define SQ_BIN_LO_MBPM {int(round(lo * 1000))}\n"
+                            f"#define SQ_BIN_STEP_MBPM {int(round(step * 1000))}\n"
+                            f"#define SQ_BIN_HI_MBPM {int(round(hi * 1000))}\n")
+        input_text = (f"int8 spectrum codes in [-127, 127] (float = code / 127; scale 1/127, zero point 0), "
+                      f"{T} bins x {C} channels")
+        norm_text = " (the front end's scaling of each spectrum to int8 codes)"
+        output_text = ("SQ_OUTPUT_SIZE = SQ_NBINS int8 logits: logit i is HR (SQ_BIN_LO_MBPM + i * "
+                       "SQ_BIN_STEP_MBPM) / 1000 BPM")
+    else:
+        input_text = f"normalised window, {T} samples x {C} channels, quantized by sq_quantize_input"
+        norm_text = " per window and channel, before sq_quantize_input"
+        output_text = "regression outputs are normalised: value = y * SQ_TARGET_STD[i] + SQ_TARGET_MEAN[i]"
+    v = {
+        "kind_word": "spectral model" if spectral else "student",
+        "sqtool_version": md["sqtool_version"], "model": md["model"], "family": cfg.get("family", "-"),
+        "task": md["task"], "source_sha256": md["source_sha256"], "fs": fs, "window_s": window_s,
+        "n_samples": int(round(fs * window_s)), "hop_s": md["hop_s"], "band_text": band_text,
+        "channels": ", ".join(md["channels"]), "row": "f" if spectral else "t", "in_channels": C,
+        "input_text": input_text, "norm": md["norm"], "norm_text": norm_text,
+        "outputs": ", ".join(md["outputs"]), "units": ", ".join(md["units"]), "output_text": output_text,
+        "frontend_text": _kv_lines(cfg.get("frontend")), "decoder_text": _kv_lines(cfg.get("decoder")),
+        "quant_scheme": md["quant_scheme"], "quant_description": _comment(md["quant_description"]),
+        "input_scale": f"{graph.input_scale:.9g}", "input_zp": graph.input_zp,
+        "output_scale": f"{graph.output_scale:.9g}", "output_zp": graph.output_zp,
+        "macs": graph.macs, "weight_bytes": graph.weight_bytes, "const_bytes": const_data_bytes(graph),
+        "arena": ping + pong, "ping": ping, "pong": pong, "layers": layers,
+        "c_model": _cstr(md["model"]), "c_family": _cstr(cfg.get("family", "")), "c_task": _cstr(md["task"]),
+        "c_sqtool_version": _cstr(md["sqtool_version"]), "c_source_sha256": _cstr(md["source_sha256"]),
+        "f_fs": _float_lit(fs), "f_window_s": _float_lit(window_s), "f_hop_s": _float_lit(md["hop_s"]),
+        "c_channels": _cstr(",".join(md["channels"])), "band_filter": band_on,
+        "f_band_lo": _float_lit(band_lo), "f_band_hi": _float_lit(band_hi), "c_norm": _cstr(md["norm"]),
+        "c_outputs": _cstr(",".join(md["outputs"])), "c_units": _cstr(",".join(md["units"])),
+        "target_mean": ", ".join(_float_lit(x) for x in md.get("target_mean") or []) or "0.0f",
+        "target_std": ", ".join(_float_lit(x) for x in md.get("target_std") or []) or "1.0f",
+        "c_quant_scheme": _cstr(md["quant_scheme"]),
+        "c_frontend": _cstr(json.dumps(cfg.get("frontend") or {}, sort_keys=True)),
+        "c_decoder": _cstr(json.dumps(cfg.get("decoder") or {}, sort_keys=True)),
+        "spectral_defines": spectral_defines, "in_rows": T, "output_size": graph.output_size,
+        "f_input_scale": _float_lit(graph.input_scale), "f_output_scale": _float_lit(graph.output_scale),
     }
-    if (n4 & 1) {
-        SQ_BLOCK4();
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-#else
-/* The signed int16 in the low / high half of a packed weight word (two's complement conversions and
- * arithmetic right shifts, as on every compiler we target). */
-static inline int32_t sq_lo16(uint32_t v)
-{
-    return (int32_t)(int16_t)(uint16_t)v;
-}
-
-static inline int32_t sq_hi16(uint32_t v)
-{
-    return (int32_t)v >> 16;
-}
-
-static inline void sq_dot4_blocks(const int8_t *x, int32_t n4, const uint32_t *w, int32_t *acc)
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t b;
-    for (b = 0; b < n4; ++b) {
-        const int32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-        a0 += x0 * sq_lo16(w[0]) + x2 * sq_hi16(w[0]) + x1 * sq_lo16(w[1]) + x3 * sq_hi16(w[1]);
-        a1 += x0 * sq_lo16(w[2]) + x2 * sq_hi16(w[2]) + x1 * sq_lo16(w[3]) + x3 * sq_hi16(w[3]);
-        a2 += x0 * sq_lo16(w[4]) + x2 * sq_hi16(w[4]) + x1 * sq_lo16(w[5]) + x3 * sq_hi16(w[5]);
-        a3 += x0 * sq_lo16(w[6]) + x2 * sq_hi16(w[6]) + x1 * sq_lo16(w[7]) + x3 * sq_hi16(w[7]);
-        x += 4;
-        w += 8;
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-#endif
-
-/* Whole span of d inputs: full blocks in place, the last 1-3 inputs from a zero-padded copy. */
-static inline void sq_dot4(const int8_t *x, int32_t d, const uint32_t *w, int32_t *acc)
-{
-    const int32_t n4 = d >> 2;
-    const int32_t rem = d & 3;
-    sq_dot4_blocks(x, n4, w, acc);
-    if (rem != 0) {
-        int8_t tail[4] = {0, 0, 0, 0};
-        memcpy(tail, x + 4 * n4, (size_t)rem);
-        sq_dot4_blocks(tail, 1, w + 8 * n4, acc);
-    }
-}
-
-/* ------------------------------------------------------------------ kernels (channels-last) */
-
-/* Conv1d, SAME zero padding: x (t_in, cin) -> y (t_out, cout); per-channel requantization rq.
- *
- * Channels-last makes the receptive field of output time `to` ONE contiguous span of k * cin int8
- * inputs, x[(to * stride - pad) * cin ...]; each output is that span's dot product with a weight
- * row (cout, k * cin). The input zero point is folded into the bias at export time
- * (bias' = bias - zp_in * sum(w), exactly TFLite's int32 accumulator), so the inner loop is a pure
- * int8 dot product. Spans that reach into the padding are copied into a scratch span whose
- * padding holds zp_in (the real zero, cancelled by the folded bias). Weights are packed 4 output
- * channels at a time (cout rounded up to 4; bias and rq padded alike, padded channels not stored). */
-static void sq_conv(const int8_t *x, int32_t t_in, int32_t cin, int8_t *y, int32_t t_out, int32_t cout,
-                    int32_t k, int32_t stride, int32_t pad, const uint32_t *w, const int32_t *bias,
-                    const int32_t *rq, int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max)
-{
-    int8_t span[SQ_SPAN_MAX];
-    const int32_t d = k * cin;
-    const int32_t wrow = 8 * ((d + 3) >> 2);            /* words per group of 4 output channels */
-    int32_t to, co, j;
-    for (to = 0; to < t_out; ++to) {
-        const int32_t t0 = to * stride - pad;
-        const int8_t *xs;
-        const uint32_t *wp = w;
-        const int32_t *r = rq;
-        int8_t *yp = y + to * cout;
-        if (t0 >= 0 && t0 + k <= t_in) {
-            xs = x + t0 * cin;                          /* fully inside: read in place */
-        } else {
-            for (j = 0; j < k; ++j) {
-                const int32_t ti = t0 + j;
-                if (ti >= 0 && ti < t_in) {
-                    memcpy(span + j * cin, x + ti * cin, (size_t)cin);
-                } else {
-                    memset(span + j * cin, (int)in_zp, (size_t)cin);
-                }
-            }
-            xs = span;
-        }
-        for (co = 0; co < cout; co += 4, wp += wrow, r += 16) {
-            int32_t acc[4];
-            acc[0] = bias[co];
-            acc[1] = bias[co + 1];
-            acc[2] = bias[co + 2];
-            acc[3] = bias[co + 3];
-            sq_dot4(xs, d, wp, acc);
-            if (co + 4 <= cout) {
-                yp[co] = sq_clamp(sq_requant(acc[0], r) + out_zp, act_min, act_max);
-                yp[co + 1] = sq_clamp(sq_requant(acc[1], r + 4) + out_zp, act_min, act_max);
-                yp[co + 2] = sq_clamp(sq_requant(acc[2], r + 8) + out_zp, act_min, act_max);
-                yp[co + 3] = sq_clamp(sq_requant(acc[3], r + 12) + out_zp, act_min, act_max);
-            } else {
-                for (j = 0; co + j < cout; ++j) {
-                    yp[co + j] = sq_clamp(sq_requant(acc[j], r + 4 * j) + out_zp, act_min, act_max);
-                }
-            }
-        }
-    }
-}
-"""
-
-_KERNEL_MEAN = r"""
-/* Mean over time: x (t, c) -> y (c); integer sum, one requantization (TFLite integer MEAN). */
-static void sq_mean(const int8_t *x, int32_t t, int32_t c, int8_t *y, const int32_t *rq, int32_t in_zp,
-                    int32_t out_zp)
-{
-    int32_t ti, ci;
-    for (ci = 0; ci < c; ++ci) {
-        const int8_t *xp = x + ci;
-        int32_t acc = -t * in_zp;
-        for (ti = 0; ti < t; ++ti, xp += c) {
-            acc += *xp;
-        }
-        y[ci] = sq_clamp(sq_requant(acc, rq) + out_zp, -128, 127);
-    }
-}
-"""
-
-_KERNEL_FC = r"""
-/* Fully connected: x (cin) -> y (cout); w (cout, cin); per-tensor requantization rq. */
-static void sq_fc(const int8_t *x, int32_t cin, int8_t *y, int32_t cout, const int8_t *w, const int32_t *bias,
-                  const int32_t *rq, int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max)
-{
-    int32_t co, ci;
-    for (co = 0; co < cout; ++co) {
-        int32_t acc = bias[co];
-        for (ci = 0; ci < cin; ++ci) {
-            acc += ((int32_t)x[ci] - in_zp) * (int32_t)w[co * cin + ci];
-        }
-        y[co] = sq_clamp(sq_requant(acc, rq) + out_zp, act_min, act_max);
-    }
-}
-"""
-
-
-_DSP_SELECT = """
-/* ARMv7E-M / ARMv8-M DSP extension (Cortex-M4, M7, M33 with DSP, M55): SXTB16 + SMLAD, 2 MACs per
- * instruction. Everything else (host, M0/M3, -DSQ_NO_DSP) runs the portable C path, same results. */
-#if defined(__ARM_FEATURE_DSP) && !defined(__ARM_BIG_ENDIAN) && !defined(SQ_NO_DSP)
-#define SQ_DSP 1
-#else
-#define SQ_DSP 0
-#endif
-"""
+    return string.Template(template("sq_model.h.in")).substitute(v)
 
 
 def pack_conv_weights(weight: np.ndarray) -> np.ndarray:
@@ -510,16 +252,17 @@ def const_data_bytes(graph: IntGraph) -> int:
 
 
 def span_max(graph: IntGraph) -> int:
-    """Largest receptive-field span k * cin of a conv (the stack scratch for padded edges)."""
+    """Largest receptive-field span k * cin of a conv (the stack scratch for gathered taps)."""
     return max([4] + [l.kernel * l.in_shape[1] for l in graph.layers if l.op == "conv"])
 
 
 def _source(graph: IntGraph, md: dict) -> str:
+    """sq_model.c: generated const tables and layer calls around the kernels of templates/*.c."""
     ping, pong = arena_plan(graph)
     parts = [f"/* sq_model.c - generated by sqtool {md['sqtool_version']} from {md['model']} "
              f"(source sha256 {md['source_sha256'][:16]}...). Do not edit. */\n"
              "#include \"sq_model.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n",
-             _DSP_SELECT, f"\n/* largest conv receptive field k * cin (scratch span for the padded edges) */\n"
+             f"\n/* largest conv receptive field k * cin (scratch span for gathered taps) */\n"
              f"#define SQ_SPAN_MAX {span_max(graph)}\n\n",
              "/* ------------------------------------------------------------------ parameters */\n"]
     calls = []
@@ -534,7 +277,7 @@ def _source(graph: IntGraph, md: dict) -> str:
                      f"out scale {l.out_scale:.9g} zp {l.out_zp} */\n")
         if l.op == "conv":
             q, sh = R.conv_multipliers(l)
-            parts += [f"/* weights packed for sq_dot4: (Cout {l.weight.shape[0]} -> groups of 4, K*Cin "
+            parts += [f"/* weights packed for sq_dot4_taps: (Cout {l.weight.shape[0]} -> groups of 4, K*Cin "
                       f"{l.kernel * l.in_shape[1]} -> blocks of 4, 4 rows, 2 int16x2 words) */\n",
                       _arr_hex32(f"{tag}_w", pack_conv_weights(l.weight)),
                       "/* bias with the input zero point folded in: bias - zp_in * sum(w) */\n",
@@ -543,7 +286,7 @@ def _source(graph: IntGraph, md: dict) -> str:
             t_in, cin = l.in_shape
             t_out, cout = l.out_shape
             calls.append(f"    sq_conv({src}, {t_in}, {cin}, {dst}, {t_out}, {cout}, {l.kernel}, {l.stride}, "
-                         f"{l.pad}, {tag}_w, {tag}_b, {tag}_rq, {l.in_zp}, {l.out_zp}, {lo}, {hi});")
+                         f"{l.pad}, {l.dilation}, {tag}_w, {tag}_b, {tag}_rq, {l.in_zp}, {l.out_zp}, {lo}, {hi});")
         elif l.op == "mean":
             q, sh = R.mean_multiplier(l)
             parts.append(_rq_arr(f"{tag}_rq", [q], [sh]))
@@ -560,17 +303,19 @@ def _source(graph: IntGraph, md: dict) -> str:
             raise ValueError(l.op)
         parts.append("\n")
         src = dst
-    parts.append(_KERNELS)
+    parts.append(template("sq_kernels.c"))
     ops = {l.op for l in graph.layers}
-    parts += ([_KERNEL_MEAN] if "mean" in ops else []) + ([_KERNEL_FC] if "fc" in ops else [])
+    parts += ([template("sq_kernel_mean.c")] if "mean" in ops else []) + \
+             ([template("sq_kernel_fc.c")] if "fc" in ops else [])
     parts.append(f"""
 /* ------------------------------------------------------------------ model */
 
-/* The activation arena: ping ({ping} bytes) + pong ({pong} bytes). */
-static int8_t sq_arena[SQ_ARENA_SIZE];
+/* The activation arena, word-aligned: ping ({ping} bytes) + pong ({pong} bytes). */
+static uint32_t sq_arena_words[(SQ_ARENA_SIZE + 3) / 4];
 
 int sq_model_run(const int8_t *in, int8_t *out)
 {{
+    int8_t *const sq_arena = (int8_t *)sq_arena_words;
     if (in == NULL || out == NULL) {{
         return -1;
     }}
@@ -578,29 +323,8 @@ int sq_model_run(const int8_t *in, int8_t *out)
     return 0;
 }}
 
-void sq_quantize_input(const float *x, int8_t *q)
-{{
-    int32_t i;
-    for (i = 0; i < SQ_INPUT_SIZE; ++i) {{
-        float v = x[i] / SQ_INPUT_SCALE;
-        int32_t r;
-        if (!(v == v)) {{
-            v = 0.0f;                                  /* NaN -> the real zero */
-        }}
-        v = v > 1000.0f ? 1000.0f : (v < -1000.0f ? -1000.0f : v);
-        r = (int32_t)(v >= 0.0f ? v + 0.5f : v - 0.5f) + SQ_INPUT_ZERO_POINT;   /* round half away */
-        q[i] = sq_clamp(r, -128, 127);
-    }}
-}}
-
-void sq_dequantize_output(const int8_t *q, float *y)
-{{
-    int32_t i;
-    for (i = 0; i < SQ_OUTPUT_SIZE; ++i) {{
-        y[i] = (float)((int32_t)q[i] - SQ_OUTPUT_ZERO_POINT) * SQ_OUTPUT_SCALE;
-    }}
-}}
 """)
+    parts.append(template("sq_edges.c"))
     return "".join(parts)
 
 

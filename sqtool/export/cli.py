@@ -7,7 +7,10 @@ The export dir (shared contract): metadata.json, model_float.onnx, model_int8.on
 model_float.tflite, model_int8.tflite, c/sq_model.h + c/sq_model.c, heldout.npz (copied),
 export_report.json/.md, config.yaml. A student_int8 checkpoint gives float AND int8 artifacts (the
 float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
-artifacts only. Every artifact is checked against its source before the command reports success; a
+artifacts only. Spectral models (model_cfg family "spec_cnn", `models.spectral.SpecNet`) export the
+same way from the same checkpoint kinds; their inputs are int8 spectrum codes / 127 (N, C, F): the
+run's heldout.npz when it has one, plus `--random-windows` random code windows (32 when there is no
+held-out set), so parity never depends on having held-out spectra. Every artifact is checked against its source before the command reports success; a
 missed tolerance keeps the report, writes `<artifact>.FAILED` next to the artifact, and exits with code 3.
 """
 from __future__ import annotations
@@ -31,6 +34,10 @@ class ExportConfig:
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty output dir"})
     heldout: str | None = field(default=None, metadata={"help": "held-out windows npz (default RUN/heldout.npz)"})
     max_windows: int = field(default=0, metadata={"help": "use at most this many held-out windows (0 = all)"})
+    random_windows: int = field(default=-1, metadata={
+        "help": "spectral models: random int8 code windows added to the parity set (-1 = 32 without a held-out "
+                "set, 0 with one)"})
+    seed: int = field(default=0, metadata={"help": "seed of the random parity windows"})
     explain: bool = field(default=False, metadata={"help": "print per-layer LSB differences (ref vs Brevitas vs TFLite)"})
     tol_float_l2: float = field(default=1e-4, metadata={"help": "float artifacts: max L2 relative error"})
     tol_lsb: int = field(default=3, metadata={"help": "int8 artifacts: max |LSB| difference vs Brevitas at the output"})
@@ -93,32 +100,71 @@ def _load_inputs(cfg: ExportConfig):
             float_ckpt = load_checkpoint(fpath, expect_kind="student_float")
         elif "float" in prec:
             raise SqtoolError(f"float targets of an int8 run need {fpath} (the float student), not found")
+    mcfg = ckpt["model_cfg"]
+    spectral = mcfg.get("family") == SPECTRAL_FAMILY
+    c_expect, t_expect = expected_input_shape(mcfg)
     hpath = Path(cfg.heldout) if cfg.heldout else path.parent / "heldout.npz"
-    if not hpath.is_file():
-        raise SqtoolError(f"held-out windows {hpath} not found: parity needs them (pass --heldout FILE.npz)")
-    try:
-        with np.load(hpath, allow_pickle=False) as z:
-            x = np.asarray(z["x"], np.float32)
-            y = np.asarray(z["y"], np.float32) if "y" in z.files else None
-    except Exception as e:  # noqa: BLE001 - missing key, corrupt archive
-        raise SqtoolError(f"held-out windows {hpath} unreadable or lacking 'x' ({type(e).__name__})")
-    c_expect = len(ckpt["model_cfg"]["channels"])
-    t_expect = int(round(float(ckpt["model_cfg"]["fs"]) * float(ckpt["model_cfg"]["window_s"])))
-    if x.ndim != 3 or x.shape[1:] != (c_expect, t_expect) or len(x) == 0:
-        raise SqtoolError(f"held-out windows {hpath} have shape {x.shape}; the model expects (N, {c_expect}, "
-                          f"{t_expect})")
-    if not np.isfinite(x).all():
-        raise SqtoolError(f"held-out windows {hpath} contain NaN or Inf")
-    if cfg.max_windows and len(x) > cfg.max_windows:
-        x = x[:cfg.max_windows]
-        y = None if y is None else y[:cfg.max_windows]
     notes = []
+    x = y = None
+    if hpath.is_file():
+        try:
+            with np.load(hpath, allow_pickle=False) as z:
+                x = np.asarray(z["x"], np.float32)
+                y = np.asarray(z["y"], np.float32) if "y" in z.files else None
+        except Exception as e:  # noqa: BLE001 - missing key, corrupt archive
+            raise SqtoolError(f"held-out windows {hpath} unreadable or lacking 'x' ({type(e).__name__})")
+        if x.ndim != 3 or x.shape[1:] != (c_expect, t_expect) or len(x) == 0:
+            raise SqtoolError(f"held-out windows {hpath} have shape {x.shape}; the model expects (N, {c_expect}, "
+                              f"{t_expect})")
+        if not np.isfinite(x).all():
+            raise SqtoolError(f"held-out windows {hpath} contain NaN or Inf")
+        if cfg.max_windows and len(x) > cfg.max_windows:
+            x = x[:cfg.max_windows]
+            y = None if y is None else y[:cfg.max_windows]
+    elif cfg.heldout or not spectral:
+        raise SqtoolError(f"held-out windows {hpath} not found: parity needs them (pass --heldout FILE.npz)")
+    else:
+        hpath = None
+    n_random = cfg.random_windows if cfg.random_windows >= 0 else (0 if x is not None else 32)
+    if n_random and not spectral:
+        raise SqtoolError("--random-windows: random parity windows are for spectral models (int8 codes / 127) only")
+    if n_random:
+        xr = random_code_windows(n_random, c_expect, t_expect, cfg.seed)
+        notes.append(f"{n_random} random int8 code windows (seed {cfg.seed}) in the parity set")
+        if x is None:
+            x, y = xr, None
+        else:
+            yr = None if y is None else np.full((n_random,) + y.shape[1:], np.nan, np.float32)
+            x, y = np.concatenate([x, xr]), (None if y is None else np.concatenate([y, yr]))
     if want_float and float_ckpt is None:
         notes.append(f"float artifacts skipped: {path.parent / 'student_float.pt'} not found")
     if is_int8 is False and "auto" in prec:
         notes.append(f"{kind} checkpoint: float artifacts only (int8 needs a student_int8 from `sqtool quantize`)")
     return dict(path=path, ckpt=ckpt, sha=file_sha256(path), targets=targets, want_int8=bool(want_int8), notes=notes,
                 want_float=want_float and float_ckpt is not None, float_ckpt=float_ckpt, hpath=hpath, x=x, y=y)
+
+
+SPECTRAL_FAMILY = "spec_cnn"
+
+
+def expected_input_shape(model_cfg: dict) -> tuple[int, int]:
+    """(C, T) of a model's float input: T = fs * window_s samples, or F bins for a spectral model."""
+    c = len(model_cfg["channels"])
+    if model_cfg.get("family") == SPECTRAL_FAMILY:
+        from sqtool.models import ModelCfg
+        from sqtool.models.spectral import bin_grid
+        return c, len(bin_grid(ModelCfg.from_dict(model_cfg)))
+    return c, int(round(float(model_cfg["fs"]) * float(model_cfg["window_s"])))
+
+
+def random_code_windows(n: int, c: int, f: int, seed: int = 0):
+    """(n, C, F) float32 spectra: uniform int8 codes in [-127, 127] / 127, as the front end delivers them;
+    the first window is all -127 (empty bins) and the second all 127 (saturated)."""
+    import numpy as np
+    codes = np.random.default_rng(seed).integers(-127, 128, (n, c, f))
+    codes[:1] = -127
+    codes[1:2] = 127
+    return (codes / 127.0).astype(np.float32)
 
 
 def _build_model(ckpt: dict):
@@ -149,13 +195,16 @@ def export(cfg: ExportConfig) -> dict:
         graph = extract_int_graph(qmodel)
     md = build_metadata(ckpt, inp["sha"], graph)
     fmodel = _build_model(inp["float_ckpt"]) if inp["want_float"] else None
-    if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ != "Student":
+    if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in ("Student", "SpecNet"):
         raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
                           "supported by sqtool's TFLite writer; export it with --target onnx")
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     write_metrics(out, md, name="metadata.json")
-    shutil.copyfile(inp["hpath"], out / "heldout.npz")
+    if inp["hpath"] is not None:
+        shutil.copyfile(inp["hpath"], out / "heldout.npz")
+    if any("random int8 code windows" in n for n in inp["notes"]):
+        np.savez(out / "parity_windows.npz", x=x)                    # the exact parity inputs (held-out + random)
 
     rows, artifacts, extra = [], {}, []
     y_float = None
@@ -168,15 +217,18 @@ def export(cfg: ExportConfig) -> dict:
         brev = brevitas_int_outputs(qmodel, x)
         xq = brev["input"]
         ref = {m: R.run(graph, xq, m) for m in R.MODES}
+        oname = graph.output_name                                          # "fc" or the spectral "head"
+        brev_out = brev[oname].reshape(len(x), -1)
+        ref_out = {m: r[oname].reshape(len(x), -1) for m, r in ref.items()}
 
         def deq(q):
             return R.dequantize(graph, q)
-        base = P.task_mae(md, deq(brev["fc"]), y)
+        base = P.task_mae(md, deq(brev_out), y)
         extra.append(f"Brevitas int8 HR MAE {P._fmt(base)} BPM"
                      + (f", PyTorch float {P._fmt(P.task_mae(md, y_float, y))} BPM" if y_float is not None else ""))
-        rows.append(P.int8_row("numpy reference (double rounding)", "-", md, brev["fc"], ref["double"]["fc"], y,
+        rows.append(P.int8_row("numpy reference (double rounding)", "-", md, brev_out, ref_out["double"], y,
                                deq, cfg.tol_lsb, cfg.tol_mae_bpm))
-        rows.append(P.int8_row("numpy reference (single rounding)", "-", md, brev["fc"], ref["single"]["fc"], y,
+        rows.append(P.int8_row("numpy reference (single rounding)", "-", md, brev_out, ref_out["single"], y,
                                deq, cfg.tol_lsb, cfg.tol_mae_bpm))
 
     tfl_layers = None
@@ -197,10 +249,10 @@ def export(cfg: ExportConfig) -> dict:
                     gq = np.clip(np.round(got / np.float32(graph.output_scale)) + graph.output_zp, -128, 127)
                     if opt:
                         rows.append(P.int8_row("ONNX int8 (onnxruntime integer kernels)", "model_int8.onnx", md,
-                                               brev["fc"], gq, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm))
+                                               brev_out, gq, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm))
                     else:
                         rows.append(P.int8_row("ONNX int8 QCDQ graph (onnxruntime, no fusion)", "model_int8.onnx",
-                                               md, brev["fc"], gq, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm))
+                                               md, brev_out, gq, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm))
                 artifacts["model_int8.onnx"] = {}
         elif target == "tflite":
             from sqtool.export import tflite as TF
@@ -216,15 +268,15 @@ def export(cfg: ExportConfig) -> dict:
                 xin = xq[:, None]                                          # (N, 1, T, C)
                 f = "model_int8.tflite"
                 got = TF.run_litert(out / f, xin, reference=False).reshape(len(x), -1)
-                rows.append(P.int8_row("TFLite int8 (LiteRT default kernels)", f, md, brev["fc"], got, y, deq,
+                rows.append(P.int8_row("TFLite int8 (LiteRT default kernels)", f, md, brev_out, got, y, deq,
                                        cfg.tol_lsb, cfg.tol_mae_bpm))
                 got, tfl_layers = TF.run_litert(out / f, xin, reference=True, graph=graph)
-                rows.append(P.int8_row("TFLite int8 (LiteRT reference kernels)", f, md, brev["fc"],
+                rows.append(P.int8_row("TFLite int8 (LiteRT reference kernels)", f, md, brev_out,
                                        got.reshape(len(x), -1), y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
-                                       exact_ref=ref["litert_ref"]["fc"], exact_name="numpy ref litert_ref"))
+                                       exact_ref=ref_out["litert_ref"], exact_name="numpy ref litert_ref"))
                 got = TF.run_tflm(out / f, xin).reshape(len(x), -1)
-                rows.append(P.int8_row("TFLite Micro", f, md, brev["fc"], got, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
-                                       exact_ref=ref["double"]["fc"], exact_name="numpy ref double"))
+                rows.append(P.int8_row("TFLite Micro", f, md, brev_out, got, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
+                                       exact_ref=ref_out["double"], exact_name="numpy ref double"))
                 artifacts[f] = {}
         elif target == "c":
             from sqtool.export import c as C
@@ -237,14 +289,14 @@ def export(cfg: ExportConfig) -> dict:
                     lib = C.build_shared_lib(out / "c", build, single, cc=cfg.cc)
                     got = C.run_shared_lib(lib, xq, graph.output_size)
                     if single:
-                        rows.append(P.int8_row("C single rounding (host gcc)", "c/sq_model.c", md, brev["fc"], got,
+                        rows.append(P.int8_row("C single rounding (host gcc)", "c/sq_model.c", md, brev_out, got,
                                                y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
-                                               exact_ref=ref["single"]["fc"], exact_name="numpy ref single",
+                                               exact_ref=ref_out["single"], exact_name="numpy ref single",
                                                min_exact_pct=cfg.min_single_exact_pct))
                     else:
-                        rows.append(P.int8_row("C double rounding (host gcc)", "c/sq_model.c", md, brev["fc"], got,
+                        rows.append(P.int8_row("C double rounding (host gcc)", "c/sq_model.c", md, brev_out, got,
                                                y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
-                                               exact_ref=ref["double"]["fc"], exact_name="numpy ref double"))
+                                               exact_ref=ref_out["double"], exact_name="numpy ref double"))
             finally:
                 shutil.rmtree(build, ignore_errors=True)
             artifacts["c/sq_model.h"] = {}

@@ -71,6 +71,18 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "model_cfg": cfg,
     }
+    if cfg.get("family") == "spec_cnn":                     # spectral: F bins instead of T samples
+        lo, hi, step = (float(v) for v in (cfg.get("arch") or {}).get("bins_bpm", (0.0, 0.0, 1.0)))
+        n_bins = int(round((hi - lo) / step)) + 1
+        md.update({
+            "bins_bpm": [lo, hi, step], "n_bins": n_bins,
+            "input_layout": {"float": "(B, C, F) spectra, int8 codes / 127, channels-first (ONNX, PyTorch)",
+                             "tflite": "(1, 1, F, C) channels-last, tensor 'spectra'",
+                             "c": "in[f * C + c] channels-last"},
+            "output_note": f"{n_bins} logits, one per heart-rate bin lo + i * step BPM (bins_bpm); "
+                           "tflite output tensor 'hr_logits' (1, F)"})
+    md["frontend"] = dict(cfg.get("frontend") or {})
+    md["decoder"] = dict(cfg.get("decoder") or {})
     if graph is not None:
         md["quantization"] = graph.quant_params()
         md["int8_layers"] = graph.summary()

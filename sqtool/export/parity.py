@@ -33,11 +33,18 @@ def lsb_stats(ref: np.ndarray, got: np.ndarray) -> dict:
 
 
 def task_mae(md: dict, y_pred: np.ndarray, y_true: np.ndarray | None) -> float | None:
-    """Heart-rate MAE (BPM) of de-normalised output 0, when the task and labels allow it."""
-    if y_true is None or md.get("task") != "hr" or not md.get("target_std"):
+    """Heart-rate MAE (BPM) of de-normalised output 0 (spectral models: the arg-max bin's HR), when the
+    task and labels allow it; windows whose truth is NaN (e.g. random parity windows) are left out."""
+    if y_true is None or md.get("task") != "hr":
         return None
     y_true = np.asarray(y_true, np.float64).reshape(len(y_true), -1)[:, 0]
-    hr = np.asarray(y_pred, np.float64)[:, 0] * md["target_std"][0] + md["target_mean"][0]
+    if md.get("bins_bpm"):
+        lo, _, step = md["bins_bpm"]
+        hr = lo + step * np.argmax(np.asarray(y_pred, np.float64).reshape(len(y_pred), -1), axis=1)
+    elif md.get("target_std"):
+        hr = np.asarray(y_pred, np.float64)[:, 0] * md["target_std"][0] + md["target_mean"][0]
+    else:
+        return None
     ok = np.isfinite(y_true)
     return float(np.mean(np.abs(hr[ok] - y_true[ok]))) if ok.any() else None
 
