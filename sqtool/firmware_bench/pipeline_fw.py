@@ -5,7 +5,8 @@ under QEMU, count instructions per stage, measure flash, RAM and the stack of th
     r = run_pipeline(fw, x16, gap)                          # qemu-system-arm + semihosting + insn_count
     r.results   dict of (W,) int arrays (sqtool.export.pipeline.RESULT_KEYS), bit-comparable with PipelineRef
     r.counts    (pushes,) instructions per sq_pipeline_push call (staged=False)
-    r.stage_insns {"frontend", "network", "decoder"} total instructions (staged=True)
+    r.stage_insns {"frontend_stream", "frontend_window", "frontend", "network", "decoder"} total instructions
+                (staged=True; frontend = stream (per sample) + window (spectra))
     r.stack_high_water   deepest stack of one sq_pipeline_push, from the caller's SP (bytes)
 
 The harness reads its recording through semihosting in chunks of `chunk` samples (a compile-time
@@ -26,7 +27,7 @@ from sqtool.core import SqtoolError
 from sqtool.firmware_bench import mcu
 from sqtool.firmware_bench.mcu import FAULTS, MCU_DIR, TARGETS, FirmwareError
 
-STAGES = ("frontend", "network", "decoder")
+STAGES = ("frontend_stream", "network", "decoder", "frontend_window")    # stage ids 0..3 of sq_pipeline.c
 HARNESS = MCU_DIR / "pipeline_bench.c"
 C_FLAGS = ("-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror")
 
@@ -153,6 +154,7 @@ def run_pipeline(fw: PipelineFirmware, x16: np.ndarray, gap=None, timeout: float
                                     f"({stats.get('stages')} stage calls)")
             run.stage_of = tags
             run.stage_insns = {s: int(run.counts[tags == i].sum()) for i, s in enumerate(STAGES)}
+            run.stage_insns["frontend"] = run.stage_insns["frontend_stream"] + run.stage_insns["frontend_window"]
         elif len(run.counts) != stats.get("pushes"):
             raise FirmwareError(f"{what}: {len(run.counts)} counts for {stats.get('pushes')} pushes")
     return run

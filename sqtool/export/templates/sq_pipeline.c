@@ -3,7 +3,8 @@
  * sqtool/export/pipeline.py, whose integer arithmetic this file reproduces bit for bit).
  *
  * Benchmark hooks: building with -DSQ_PL_BENCH brackets every stage with calls of
- * sq_pl_bench_begin(stage) / sq_pl_bench_end(stage) (stage 0 = front end, 1 = network, 2 = decoder),
+ * sq_pl_bench_begin(stage) / sq_pl_bench_end(stage) (stage 0 = front end per sample: resampler and band-pass,
+ * 3 = front end per window: spectra and codes, 1 = network, 2 = decoder),
  * which the benchmark harness provides; without it they compile to nothing.
  */
 #include "sq_pipeline.h"
@@ -69,9 +70,9 @@ static int sq_pl_score(sq_pipeline_t *p, sq_result_t *r)
     uint16_t flagged = 0;
     sq_decoder_out_t d;
     int idx, valid;
-    SQ_PL_BEGIN(0);
+    SQ_PL_BEGIN(3);
     idx = sq_frontend_window(&p->fe, codes, &flagged);
-    SQ_PL_END(0);
+    SQ_PL_END(3);
     if (idx < 0) return SQ_PL_ERR_MODEL;
     valid = flagged <= SQ_PL_MAX_FLAGGED_Q15;
     if (valid) {

@@ -7,8 +7,8 @@
  *   output  sq_results.txt: one line per result "index hr lo hi conf flagged valid" (the kit's format)
  *           sq_stats.txt: pushes=, results=, status=, stack_high_water= (deepest stack used by one
  *           sq_pipeline_push call, measured from the caller's SP: the pipeline call alone), stages=
- *           sq_stages.bin (SQ_PL_BENCH builds): one byte per counted bracket, its stage (0 front end,
- *           1 network, 2 decoder), in the order the plugin writes its counts
+ *           sq_stages.bin (SQ_PL_BENCH builds): one byte per counted bracket, its stage (0 front end per
+ *           sample, 1 network, 2 decoder, 3 front end per window), in the order the plugin writes its counts
  *
  * Two builds: without SQ_PL_BENCH each whole sq_pipeline_push call is bracketed by sq_bench_begin/end
  * (the instruction-counting plugin writes one count per push); with -DSQ_PL_BENCH the pipeline brackets
