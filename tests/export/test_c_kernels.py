@@ -3,7 +3,8 @@ random integer graphs with awkward shapes, against the numpy reference of TFLite
 
 Shapes are chosen to hit every branch: K*Cin not a multiple of 4 (tail block), Cout not a multiple
 of 4 (padded group), strides 1-3, left/right padding, non-zero input zero points (folded into the
-bias), multipliers > 1 (positive shift). Host gcc runs the portable path; the Cortex-M4 build under
+bias), multipliers > 1 (positive shift), dilated convs with taps read in place or gathered at the SAME
+edges, a 1x1 head without ReLU. Host gcc runs the portable path; the Cortex-M4 build under
 QEMU runs the SXTB16/SMLAD path (and -DSQ_NO_DSP the portable one on the MCU)."""
 from __future__ import annotations
 
@@ -21,17 +22,21 @@ MD = {"sqtool_version": "test", "model": "random_graph", "task": "hr", "source_s
       "window_s": 1.0, "hop_s": 1.0, "channels": ["ppg"], "norm": "minmax", "outputs": ["y"], "units": ["u"],
       "quant_scheme": "test", "quant_description": "random integer graph"}
 
-# (T, Cin0, [(Cout, K, stride, pad), ...], head): conv stacks with odd sizes, with or without mean + fc
+# (T, Cin0, [(Cout, K, stride, pad[, dilation[, relu]]), ...], head): conv stacks with odd sizes, with or
+# without mean + fc. Dilated stacks: Cin a multiple of 4 (taps read in place) or not (taps gathered), a
+# last 1x1 conv without ReLU to one channel (the spectral head: signed int8 output, zero point 0).
 SPECS = {
     "odd": (37, 3, [(5, 5, 2, 2), (6, 3, 1, 1), (7, 4, 3, 1)], False),
     "cin1_k8": (64, 1, [(16, 8, 2, 3), (24, 6, 2, 2)], False),
     "student_like": (48, 1, [(8, 8, 2, 3), (12, 6, 2, 2), (16, 4, 2, 1), (16, 3, 1, 1)], True),
     "k1_wide": (9, 9, [(13, 1, 1, 0), (4, 7, 1, 3)], True),
     "span_under_4": (16, 1, [(3, 3, 1, 1), (5, 1, 2, 0)], False),     # K*Cin = 3: no full block at all
+    "dilated": (41, 4, [(8, 9, 1, 4, 1), (12, 9, 1, 8, 2), (12, 9, 1, 16, 4), (1, 1, 1, 0, 1, False)], False),
+    "dilated_odd_cin": (23, 3, [(5, 3, 1, 3, 3), (6, 5, 1, 4, 2), (3, 1, 1, 0, 1, False)], False),
 }
 
 
-def _conv_layer(rng, name, t, cin, cout, k, stride, pad, in_zp, in_scale, boost):
+def _conv_layer(rng, name, t, cin, cout, k, stride, pad, in_zp, in_scale, boost, dilation=1, relu=True):
     d = k * cin
     w = rng.integers(-127, 128, (cout, k, cin)).astype(np.int8)
     ws = rng.uniform(0.5, 2.0, cout).astype(np.float32) * np.float32(0.01)
@@ -40,9 +45,9 @@ def _conv_layer(rng, name, t, cin, cout, k, stride, pad, in_zp, in_scale, boost)
     out_scale = float(np.float32(in_scale * float(ws.mean()) / m))
     bias = rng.integers(-3000, 3000, cout).astype(np.int32)
     t_out = -(-t // stride)
-    return IntLayer(name=name, op="conv", in_scale=in_scale, in_zp=in_zp, out_scale=out_scale, out_zp=-128,
-                    in_shape=(t, cin), out_shape=(t_out, cout), weight=w, weight_scale=ws, bias=bias,
-                    kernel=k, stride=stride, pad=pad, relu=True)
+    return IntLayer(name=name, op="conv", in_scale=in_scale, in_zp=in_zp, out_scale=out_scale,
+                    out_zp=-128 if relu else 0, in_shape=(t, cin), out_shape=(t_out, cout), weight=w,
+                    weight_scale=ws, bias=bias, kernel=k, stride=stride, pad=pad, relu=relu, dilation=dilation)
 
 
 def random_graph(spec: str, seed: int = 0) -> IntGraph:
@@ -51,8 +56,9 @@ def random_graph(spec: str, seed: int = 0) -> IntGraph:
     in_zp, in_scale = int(rng.integers(-20, 20)), 0.0078
     layers = []
     zp, s = in_zp, in_scale
-    for i, (cout, k, stride, pad) in enumerate(convs):
-        layer = _conv_layer(rng, f"blocks.{i}", t, cin, cout, k, stride, pad, zp, s, boost=(spec == "k1_wide" and i == 0))
+    for i, (cout, k, stride, pad, *more) in enumerate(convs):
+        layer = _conv_layer(rng, f"blocks.{i}", t, cin, cout, k, stride, pad, zp, s, boost=(spec == "k1_wide" and i == 0),
+                            dilation=more[0] if more else 1, relu=more[1] if len(more) > 1 else True)
         layers.append(layer)
         t, cin, zp, s = layer.out_shape[0], cout, layer.out_zp, layer.out_scale
     if head:
@@ -152,7 +158,7 @@ def _need_cross():
         pytest.skip(str(e))
 
 
-@pytest.mark.parametrize("spec", ["odd", "student_like", "span_under_4"])
+@pytest.mark.parametrize("spec", ["odd", "student_like", "span_under_4", "dilated", "dilated_odd_cin"])
 def test_cortex_m4_dsp_and_portable_paths_match_reference(spec, tmp_path):
     _need_cross()
     from sqtool.firmware_bench import mcu

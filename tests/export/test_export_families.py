@@ -1,0 +1,189 @@
+"""Every exportable registry model of both families (time-domain students `cnn1d_student_*`, spectral
+`spec_student_*`) through every int8 path: the integer graph equals Brevitas's integers, the numpy
+reference equals LiteRT's reference kernels and TFLite Micro, the generated C equals the reference in
+both rounding modes, ONNX QCDQ runs in onnxruntime, the C compiles for Cortex-M4 with -Werror.
+
+Twins are built in a second: untrained float models with non-trivial BN statistics, BN folded, activation
+scales calibrated on a few random windows (random int8 code windows for the spectral models).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from sqtool.core import SqtoolError
+from sqtool.export import c as C
+from sqtool.export import onnx as O
+from sqtool.export import reference as R
+from sqtool.export import tflite as TF
+from sqtool.export.cli import ExportConfig, export, random_code_windows
+from sqtool.export.fixtures import (make_float_specnet, make_float_student, make_int8_specnet, make_int8_student,
+                                    make_spec_int8_run, synthetic_windows)
+from sqtool.export.intgraph import brevitas_int_outputs, check_supported, extract_int_graph, input_shape
+from sqtool.models import get_model_cfg, list_models
+
+NAMES = [n for n in list_models() if n.startswith(("cnn1d_student_", "spec_student_"))]
+MD = {"sqtool_version": "test", "task": "hr", "source_sha256": "0" * 64, "quant_scheme": "test",
+      "quant_description": "test twin"}
+
+
+def test_both_families_are_covered():
+    assert any(n.startswith("cnn1d_student_") for n in NAMES) and any(n.startswith("spec_student_") for n in NAMES)
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def twin(request):
+    """(name, Brevitas twin, integer graph, Brevitas per-layer ints on 6 windows, metadata)."""
+    torch.set_num_threads(1)
+    name = request.param
+    cfg = get_model_cfg(name)
+    if cfg.family == "spec_cnn":
+        c, f = input_shape(make_float_specnet(name))
+        q = make_int8_specnet(make_float_specnet(name), random_code_windows(16, c, f, seed=1))
+        x = random_code_windows(6, c, f, seed=2)
+    else:
+        calib, _ = synthetic_windows(cfg, 16, 1)
+        q = make_int8_student(make_float_student(name), calib)
+        x, _ = synthetic_windows(cfg, 6, 2)
+    g = extract_int_graph(q)
+    md = {**MD, "model": name, "fs": cfg.fs, "window_s": cfg.window_s, "hop_s": cfg.hop_s,
+          "channels": list(cfg.channels), "norm": cfg.norm, "outputs": list(cfg.outputs), "units": list(cfg.units),
+          "band": list(cfg.band), "model_cfg": q.cfg.to_dict(), "target_mean": list(cfg.target_mean),
+          "target_std": list(cfg.target_std)}
+    return name, q, g, brevitas_int_outputs(q, x), md
+
+
+def test_intgraph_equals_brevitas_integers(twin):
+    name, q, g, brev, _ = twin
+    ref = R.run(g, brev["input"], "single")                       # single rounding = Brevitas's arithmetic
+    for layer in g.layers:
+        d = np.abs(ref[layer.name].astype(np.int32) - brev[layer.name].reshape(ref[layer.name].shape))
+        assert d.max() <= 1 and np.mean(d == 0) >= 0.999, (name, layer.name)    # float32 tie noise only
+    isolated = R.run(g, brev["input"], "single", inputs=brev)
+    assert np.array_equal(isolated[g.layers[0].name], brev[g.layers[0].name].reshape(isolated[g.layers[0].name].shape))
+    if name.startswith("spec_"):
+        cfg = q.cfg
+        assert [l.dilation for l in g.layers[:-1]] == [d for _, _, d in cfg.arch["convs"]]
+        head = g.layers[-1]
+        assert (head.name, head.op, head.kernel, head.relu, head.out_zp) == ("head", "conv", 1, False, 0)
+        assert head.out_shape == (g.input_shape[0], 1)
+        assert g.output_size == g.input_shape[0] == 201
+        assert g.input_zp == 0 and abs(g.input_scale - 1 / 127) < 1e-9
+        assert brev["input"].min() >= -127                         # narrow range: codes pass unchanged
+    else:
+        assert [l.op for l in g.layers][-2:] == ["mean", "fc"]
+
+
+def test_reference_equals_litert_reference_kernels_and_tflm(twin, tmp_path):
+    name, _, g, brev, md = twin
+    f = tmp_path / "m.tflite"
+    TF.write_int8(g, md, f)
+    TF.check_int8_params(f, g)
+    xq = brev["input"]
+    n = len(xq)
+    got, layers = TF.run_litert(f, xq[:, None], reference=True, graph=g)
+    lite = R.run(g, xq, "litert_ref")
+    for layer in g.layers:
+        np.testing.assert_array_equal(layers[layer.name], lite[layer.name], err_msg=f"{name} {layer.name}")
+    want = R.run(g, xq, "double")[g.output_name].reshape(n, -1)
+    np.testing.assert_array_equal(TF.run_tflm(f, xq[:, None]).reshape(n, -1), want, err_msg=name)
+    t = TF.tensors_by_name(f)
+    if name.startswith("spec_"):
+        assert t["spectra"]["shape"] == [1, 1, 201, 4] and t["hr_logits"]["shape"] == [1, 201]
+        assert t["__ops__"] == ["CONV_2D"] * len(g.layers) + ["RESHAPE"]
+        np.testing.assert_array_equal(got.reshape(n, -1), lite["head"].reshape(n, -1))
+
+
+def test_c_equals_reference_both_roundings(twin, tmp_path):
+    name, _, g, brev, md = twin
+    C.generate_c(g, md, tmp_path / "c")
+    xq = brev["input"]
+    for single in (False, True):
+        lib = C.build_shared_lib(tmp_path / "c", tmp_path / "build", single)
+        got = C.run_shared_lib(lib, xq, g.output_size)
+        want = R.run(g, xq, "single" if single else "double")[g.output_name].reshape(len(xq), -1)
+        np.testing.assert_array_equal(got, want, err_msg=f"{name} single={single}")
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
+def test_c_compiles_warning_free_for_cortex_m4(twin, tmp_path):
+    name, _, g, _, md = twin
+    C.generate_c(g, md, tmp_path / "c")
+    for single in (0, 1):
+        r = subprocess.run(["arm-none-eabi-gcc", *C.C_FLAGS, "-mcpu=cortex-m4", "-mthumb",
+                            f"-DSQ_SINGLE_ROUNDING={single}", "-c", str(tmp_path / "c" / "sq_model.c"),
+                            "-o", str(tmp_path / "m.o")], capture_output=True, text=True)
+        assert r.returncode == 0, f"{name}: {r.stderr}"
+
+
+def test_onnx_int8_runs_and_matches_brevitas(twin, tmp_path):
+    name, q, g, brev, md = twin
+    f = tmp_path / "m.onnx"
+    O.export_int8(q, md, f)
+    x = (brev["input"].astype(np.float32) * np.float32(g.input_scale)).transpose(0, 2, 1)   # exact codes
+    want = brev[g.output_name].reshape(len(x), -1).astype(np.int32)
+    y = O.run(f, x, batch=1)
+    got = np.clip(np.round(y / np.float32(g.output_scale)) + g.output_zp, -128, 127).reshape(len(x), -1)
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1, name
+    assert "QLinearConv" in O.ort_optimized_ops(f)
+
+
+# ----------------------------------------------------------------------------- spectral specifics
+
+@pytest.fixture(scope="module")
+def spec_twin(twin):
+    if not twin[0].startswith("spec_"):
+        pytest.skip("spectral only")
+    return twin
+
+
+def test_spectral_header_states_the_contract(spec_twin, tmp_path):
+    name, q, g, _, md = spec_twin
+    C.generate_c(g, md, tmp_path / "c")
+    h = (tmp_path / "c" / "sq_model.h").read_text()
+    for needle in ("#define SQ_NBINS 201", "#define SQ_BIN_LO_MBPM 30000", "#define SQ_BIN_STEP_MBPM 1000",
+                   "#define SQ_BAND_LO_HZ 0.5f", "#define SQ_BAND_HI_HZ 4.0f", "#define SQ_FS_HZ 16.0f",
+                   "#define SQ_IN_SAMPLES 201", "#define SQ_IN_CHANNELS 4", "#define SQ_OUTPUT_SIZE 201",
+                   "#define SQ_OUTPUT_ZERO_POINT 0", '#define SQ_FAMILY "spec_cnn"', "in[f * 4 + c]",
+                   "#define SQ_FRONTEND_JSON", "#define SQ_DECODER_JSON", f"MACs             {g.macs} per window"):
+        assert needle in h, needle
+    for key in q.cfg.frontend:
+        assert f" {key} = " in h, key
+
+
+def test_check_supported_names_the_layer(spec_twin):
+    import brevitas.nn as qnn
+    _, q, _, _, _ = spec_twin
+    import copy
+    bad = copy.deepcopy(q)
+    bad.head = qnn.QuantConv1d(bad.head.in_channels, 1, 3, padding=1, bias=True, return_quant_tensor=True)
+    with pytest.raises(SqtoolError, match="layer 'head'"):
+        check_supported(bad)
+    with pytest.raises(SqtoolError, match="only quantized students and spectral models: layer '"):
+        check_supported(make_float_specnet(spec_twin[0]))
+
+
+@pytest.mark.parametrize("n_heldout", [0, 4])
+def test_cli_exports_a_spectral_run(n_heldout, tmp_path):
+    """`sqtool export` on a run dir holding a spectral student_int8: all targets, bit-exact twins; random code
+    windows stand in for a missing held-out set."""
+    run = make_spec_int8_run(tmp_path / "run", "spec_student_xs", n_heldout=n_heldout, n_calib=16)
+    res = export(ExportConfig(model=str(run), out=str(tmp_path / "out"), random_windows=-1 if n_heldout else 8))
+    assert res["failed"] == [], res["summary"]
+    r = {row["artifact"]: row for row in res["rows"]}
+    for name in ("TFLite Micro", "C double rounding (host gcc)", "C single rounding (host gcc)",
+                 "TFLite int8 (LiteRT reference kernels)"):
+        assert r[name]["exact_vs_pct"] == 100.0 and r[name]["n"] == (n_heldout or 8), name
+    for name in ("C single rounding (host gcc)", "ONNX int8 QCDQ graph (onnxruntime, no fusion)",
+                 "ONNX int8 (onnxruntime integer kernels)"):
+        assert r[name]["max_lsb"] <= 1, name
+    assert r["TFLite float (LiteRT)"]["l2_rel_err"] < 1e-4 and r["ONNX float"]["l2_rel_err"] < 1e-4
+    out = res["out"]
+    assert (out / "heldout.npz").is_file() == bool(n_heldout)
+    assert (out / "parity_windows.npz").is_file() == (not n_heldout)
+    md = TF.read_metadata(out / "model_int8.tflite")
+    assert md["n_bins"] == 201 and md["bins_bpm"] == [30.0, 230.0, 1.0] and md["model_cfg"]["family"] == "spec_cnn"
