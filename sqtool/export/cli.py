@@ -228,6 +228,12 @@ def export(cfg: ExportConfig) -> dict:
     if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in ("Student", "SpecNet"):
         raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
                           "supported by sqtool's TFLite writer; export it with --target onnx")
+    if "c" in inp["targets"] and graph is not None and graph.spectral:    # refuse a bad device rate / prefix early
+        from sqtool.data.frontend import design
+        from sqtool.export.pipeline import check_prefix, decoder_config, frontend_config
+        check_prefix(cfg.prefix)
+        design(frontend_config(ckpt["model_cfg"], cfg.device_fs or None))
+        decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     write_metrics(out, md, name="metadata.json")

@@ -264,6 +264,11 @@ def _cfg_header(fe: FrontEndCfg, dec: DecoderCfg, graph, model_cfg: dict) -> str
             "\n#endif /* SQ_PIPELINE_CFG_H */\n")
 
 
+def check_prefix(prefix: str) -> None:
+    if not re.fullmatch(r"[a-z][a-z0-9]*", prefix or ""):
+        raise SqtoolError(f"pipeline: C prefix {prefix!r} must be lower-case letters and digits (e.g. 'hr2')")
+
+
 def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | None = None, prefix: str = "sq",
                     decoder: DecoderCfg | dict | None = None) -> dict:
     """Write the network, front end, decoder and pipeline C sources for one model into out_dir, every
@@ -271,8 +276,7 @@ def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | No
     from sqtool.export.c import generate_c
     from sqtool.export.c_decoder import render_decoder
     from sqtool.export.c_frontend import render_frontend
-    if not re.fullmatch(r"[a-z][a-z0-9]*", prefix or ""):
-        raise SqtoolError(f"pipeline: C prefix {prefix!r} must be lower-case letters and digits (e.g. 'hr2')")
+    check_prefix(prefix)
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
     fe = frontend_config(mc, fs_in)
     dec = decoder_config(mc, graph, decoder)
@@ -297,5 +301,5 @@ def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | No
     return {"files": files, "fe_cfg": fe, "dec_cfg": dec}
 
 
-__all__ = ["PipelineRef", "render_pipeline", "frontend_config", "decoder_config", "device_fs", "max_results",
+__all__ = ["PipelineRef", "render_pipeline", "check_prefix", "frontend_config", "decoder_config", "device_fs", "max_results",
            "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15", "RESULT_KEYS"]
