@@ -70,7 +70,6 @@ up to saturation and the integer rounding of small signals.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
@@ -487,6 +486,21 @@ class FrontEnd:
 
 
 # ----------------------------------------------------------------------------- offline
+def filtered(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None) -> np.ndarray:
+    """Steps 1-3 on a whole recording: int16 (C, N) -> band-passed model-rate int16 (C, ceil(N L / M));
+    window i of the ring is filtered(...)[:, i hop : i hop + T]."""
+    tab = tables or design(cfg)
+    x, gap = _check_input(x, gap, cfg.n_channels)
+    C, n = x.shape
+    P = tab.fir.shape[1]
+    held, _ = _hold_gaps(x, gap, np.zeros(C, dtype=np.int16))
+    n_out = (n * tab.up + tab.down - 1) // tab.down
+    buf = np.concatenate([np.zeros((C, P - 1), dtype=np.int16), held], axis=1)
+    y = _fir_outputs(buf, -(P - 1), 0, n_out, tab)                        # (C, n_out)
+    state = [[[0, 0, 0, 0] for _ in range(tab.sos.shape[0])] for _ in range(C)]
+    return _biquads(y, state, tab, cfg.iir_frac_bits)
+
+
 def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None):
     """Whole recording: x int16 (C, N) -> (spec int8 (W, F, C), t0 (W,) s, flagged (W,) float).
 
@@ -494,14 +508,10 @@ def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None)
     tab = tables or design(cfg)
     x, gap = _check_input(x, gap, cfg.n_channels)
     C, n = x.shape
-    L, M, P, T, hop = tab.up, tab.down, tab.fir.shape[1], tab.T, tab.hop
+    L, M, T, hop = tab.up, tab.down, tab.T, tab.hop
     F = tab.n_bins
-    held, _ = _hold_gaps(x, gap, np.zeros(C, dtype=np.int16))
-    n_out = (n * L + M - 1) // M
-    buf = np.concatenate([np.zeros((C, P - 1), dtype=np.int16), held], axis=1)
-    y = _fir_outputs(buf, -(P - 1), 0, n_out, tab)                        # (C, n_out)
-    state = [[[0, 0, 0, 0] for _ in range(tab.sos.shape[0])] for _ in range(C)]
-    y = _biquads(y, state, tab, cfg.iir_frac_bits)
+    y = filtered(cfg, x, gap, tab)                                        # (C, n_out)
+    n_out = y.shape[1]
     W = (n_out - T) // hop + 1 if n_out >= T else 0
     if W == 0:
         return np.zeros((0, F, C), np.int8), np.zeros(0), np.zeros(0)
@@ -563,4 +573,4 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
 
 
 __all__ = ["FrontEndCfg", "FrontEndTables", "FrontEnd", "FrontEndWindow", "design", "spectra", "to_int16",
-           "bin_bpm", "default_gains", "taps_per_phase", "flagged_q15", "window_codes", "CHANNELS", "DEFAULT_GAINS"]
+           "bin_bpm", "default_gains", "taps_per_phase", "filtered", "flagged_q15", "window_codes", "CHANNELS", "DEFAULT_GAINS"]

@@ -6,8 +6,8 @@
                                  band, order, formats, the config as JSON) and, when the includer
                                  defines <PREFIX>_FE_DEFINE_TABLES (only <prefix>_frontend.c does),
                                  the const tables: polyphase FIR Q15, biquads Q30, Hann Q15, and the
-                                 cos table packed as words (cos[i] | sin[i] << 16, N + KMAX entries
-                                 so that idx + k never wraps inside the DFT's pair loop; N + 2 KMAX)
+                                 cos table packed as words (cos[i] | sin[i] << 16; N + 2 KMAX entries
+                                 so the DFT's pair loop never wraps between samples n and n + 1)
     <prefix>_frontend.h          API + state struct (template, prefix substituted)
     <prefix>_frontend.c          implementation (template, prefix substituted)
 

@@ -4,18 +4,32 @@
  * stdin (little-endian): int32 n, int32 has_gap, int32 n_chunks, int32 chunk[n_chunks] (sizes, cycled
  * until n samples are pushed), int16 ppg[n], int16 acc[3 n] (interleaved x, y, z; only when
  * SQ_FE_NCH == 4), uint8 gap[n] (only when has_gap).
- * stdout: per window: int32 index, uint16 flagged_q15, int8 codes[SQ_FE_NBINS * SQ_FE_NCH].
+ * stdout: per window: int32 index, uint16 flagged_q15, int8 codes[SQ_FE_NBINS * SQ_FE_NCH], int16
+ * ring[SQ_FE_NCH][SQ_FE_T] (the window's band-passed model-rate samples, oldest first: checks steps 1-3).
  * `fe_harness selftest` checks the API's error contract instead and exits 0 when it holds.
+ * Built with -DFE_FILES (the Cortex-M4 build under QEMU: semihosting, no stdin) it reads fe_in.bin and
+ * writes fe_out.bin instead. With -DFE_BENCH each hop (the pushes that complete a window + the window)
+ * runs between sq_bench_begin() and sq_bench_end(), which the QEMU plugin / callgrind count.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sq_frontend.h"
+#ifdef FE_BENCH
+#include "sq_bench.h"
+#define BENCH_BEGIN() sq_bench_begin()
+#define BENCH_END() sq_bench_end()
+#else
+#define BENCH_BEGIN() ((void)0)
+#define BENCH_END() ((void)0)
+#endif
+
+static FILE *fin, *fout;
 
 static int read_all(void *p, size_t size, size_t n)
 {
-    return fread(p, size, n, stdin) == n;
+    return fread(p, size, n, fin) == n;
 }
 
 static int selftest(void)
@@ -62,6 +76,14 @@ int main(int argc, char **argv)
     int8_t out[SQ_FE_NBINS * SQ_FE_NCH];
     int n, pos = 0, ci = 0;
     if (argc > 1 && strcmp(argv[1], "selftest") == 0) return selftest();
+#ifdef FE_FILES
+    fin = fopen("fe_in.bin", "rb");
+    fout = fopen("fe_out.bin", "wb");
+    if (!fin || !fout) return 2;
+#else
+    fin = stdin;
+    fout = stdout;
+#endif
     if (!read_all(hdr, 4, 3) || hdr[0] < 0 || hdr[2] < 1) return 2;
     n = hdr[0];
     chunks = malloc(sizeof(int32_t) * (size_t)hdr[2]);
@@ -76,6 +98,7 @@ int main(int argc, char **argv)
         if (!gap || !read_all(gap, 1, (size_t)n)) return 2;
     }
     if (sq_frontend_init(&s) != SQ_FE_OK) return 3;
+    BENCH_BEGIN();
     while (pos < n) {
         int want = chunks[ci++ % hdr[2]], left;
         if (want > n - pos) want = n - pos;
@@ -90,12 +113,22 @@ int main(int argc, char **argv)
                 uint16_t fq = 0;
                 int32_t idx = sq_frontend_window(&s, out, &fq);
                 if (idx < 0) return 5;
-                fwrite(&idx, 4, 1, stdout);
-                fwrite(&fq, 2, 1, stdout);
-                fwrite(out, 1, sizeof out, stdout);
+                BENCH_END();
+                fwrite(&idx, 4, 1, fout);
+                fwrite(&fq, 2, 1, fout);
+                fwrite(out, 1, sizeof out, fout);
+                {
+                    int c, k;
+                    for (c = 0; c < SQ_FE_NCH; ++c)
+                        for (k = 0; k < SQ_FE_T; ++k)
+                            fwrite(&s.ring[c][(s.rpos + k) % SQ_FE_T], 2, 1, fout);
+                }
+                BENCH_BEGIN();
             }
         }
     }
+    BENCH_END();
     free(chunks); free(ppg); free(acc); free(gap);
+    if (fout != stdout) fclose(fout);
     return 0;
 }

@@ -1,0 +1,204 @@
+"""The C front end (templates + generated tables) is bit-exact with the numpy reference.
+
+A small harness (fe_harness.c) streams int16 samples through sq_frontend_push in given chunk sizes and
+writes every window's index, flagged_q15 and codes. Host gcc runs the portable path (random full-scale
+streams with gaps, extreme streams, one real TROIKA recording, a 256 Hz single-channel build with the
+hr2 prefix, an ASan + UBSan build); the Cortex-M4 build must compile with -Werror, and when QEMU is
+present it runs the __smlad path on the emulated M4 against the same reference."""
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqtool.data.frontend import FrontEndCfg, filtered, flagged_q15, spectra, to_int16
+from sqtool.export.c_frontend import render_frontend
+
+HERE = Path(__file__).resolve().parent
+FLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror"]
+TROIKA = HERE.parents[1] / ".." / "shared" / "data" / "troika" / "Training_data"
+MCU = HERE.parents[1] / "sqtool" / "firmware_bench" / "mcu"
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no host gcc")
+needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc")
+
+
+def _build(cfg, out, prefix="sq", extra=(), cc="gcc"):
+    paths = render_frontend(cfg, out / "c", prefix=prefix)
+    src = [p for p in paths if p.suffix == ".c"][0]
+    harness = (HERE / "fe_harness.c").read_text()
+    if prefix != "sq":
+        harness = harness.replace("sq_", prefix + "_").replace("SQ_", prefix.upper() + "_")
+    (out / "fe_harness.c").write_text(harness)
+    exe = out / "fe_harness"
+    subprocess.run([cc, *FLAGS, "-O2", *extra, f"-I{out / 'c'}", str(src), str(out / "fe_harness.c"),
+                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    return exe
+
+
+def _payload(x, gap, chunks):
+    C, n = x.shape
+    b = struct.pack("<iii", n, int(gap is not None), len(chunks)) + np.asarray(chunks, "<i4").tobytes()
+    b += x[0].astype("<i2").tobytes()
+    if C == 4:
+        b += np.ascontiguousarray(x[1:].T).astype("<i2").tobytes()
+    if gap is not None:
+        b += np.asarray(gap, np.uint8).tobytes()
+    return b
+
+
+def _parse(raw, F, C, T=128):
+    rec = np.dtype([("i", "<i4"), ("f", "<u2"), ("c", "i1", (F, C)), ("r", "<i2", (C, T))])
+    return np.frombuffer(raw, rec)
+
+
+def _run_c(exe, x, gap, chunks, F=201):
+    r = subprocess.run([str(exe)], input=_payload(x, gap, chunks), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    return _parse(r.stdout, F, x.shape[0])
+
+
+def _check(out, cfg, x, gap):
+    spec, _, _ = spectra(cfg, x, gap)
+    assert len(out) == spec.shape[0] > 0
+    y, T, hop = filtered(cfg, x, gap), 128, int(cfg.hop_s * cfg.fs)
+    ring = np.stack([y[:, i * hop:i * hop + T] for i in range(len(out))])
+    assert np.array_equal(out["r"], ring), f"{int((out['r'] != ring).sum())} band-passed samples differ"
+    assert out["i"].tolist() == list(range(len(out)))
+    assert np.array_equal(out["c"], spec), f"{int((out['c'] != spec).sum())} codes differ"
+    assert out["f"].tolist() == flagged_q15(cfg, gap, x.shape[1]).tolist()
+
+
+def _random_streams(C=4, n=9000, seed=0):
+    rng = np.random.default_rng(seed)
+    full = rng.integers(-32768, 32768, size=(C, n)).astype(np.int16)
+    gap = (rng.random(n) < 0.08).astype(np.uint8)
+    gap[2000:2400] = 1
+    chunks = rng.integers(1, 400, 64)
+    t = np.arange(n) / 125.0
+    tone = np.round(20000 * np.sin(2 * np.pi * 1.3 * t) + rng.normal(0, 500, (C, n))).clip(-32768, 32767)
+    return [(full, gap, chunks), (full, None, [n]), (tone.astype(np.int16), gap, [1, 2, 3, 250, 7])]
+
+
+def _extreme_streams(C=4, n=4000):
+    i = np.arange(n)
+    return [np.zeros((C, n), np.int16), np.full((C, n), 32767, np.int16), np.full((C, n), -32768, np.int16),
+            np.where(i % 2, 32767, -32768).astype(np.int16)[None].repeat(C, 0),
+            np.where((i // 37) % 2, 32767, -32768).astype(np.int16)[None].repeat(C, 0),
+            np.where(i < n // 2, 0, 32767).astype(np.int16)[None].repeat(C, 0)]
+
+
+@pytest.fixture(scope="module")
+def host4(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("no host gcc")
+    return _build(FrontEndCfg(), tmp_path_factory.mktemp("fe4"))
+
+
+@needs_gcc
+def test_api_error_contract(host4):
+    r = subprocess.run([str(host4), "selftest"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@needs_gcc
+def test_random_full_scale_streams_bit_exact(host4):
+    cfg = FrontEndCfg()
+    for x, gap, chunks in _random_streams():
+        _check(_run_c(host4, x, gap, chunks), cfg, x, gap)
+
+
+@needs_gcc
+def test_extreme_streams_bit_exact(host4):
+    cfg = FrontEndCfg()
+    for x in _extreme_streams():
+        _check(_run_c(host4, x, None, [333]), cfg, x, None)
+
+
+@needs_gcc
+@pytest.mark.realdata
+def test_troika_recording_bit_exact(host4):
+    if not TROIKA.is_dir():
+        pytest.skip("no ../shared/data/troika")
+    from sqtool.data.readers import read_dataset
+    rec = read_dataset(TROIKA)[0]
+    cfg = FrontEndCfg()
+    x = to_int16(np.stack([rec.signals[c] for c in ("ppg", "acc_x", "acc_y", "acc_z")]), cfg=cfg)
+    gap = np.zeros(x.shape[1], np.uint8)
+    gap[5000:5125] = 1                                 # a one-second dropout
+    out = _run_c(host4, x, gap, [125, 1000, 17])
+    _check(out, cfg, x, gap)
+    assert len(out) >= 140                             # ~5 minutes at a 2 s hop
+
+
+@needs_gcc
+def test_single_channel_256hz_with_prefix(tmp_path):
+    cfg = FrontEndCfg(fs_in=256.0, n_channels=1)
+    exe = _build(cfg, tmp_path, prefix="hr2")
+    text = "".join(p.read_text() for p in (tmp_path / "c").iterdir())
+    assert "sq_" not in text and "SQ_" not in text and "HR2_FE_NCH" in text
+    rng = np.random.default_rng(3)
+    x = rng.integers(-32768, 32768, size=(1, 12000)).astype(np.int16)
+    gap = (rng.random(12000) < 0.05).astype(np.uint8)
+    _check(_run_c(exe, x, gap, rng.integers(1, 900, 20)), cfg, x, gap)
+
+
+@needs_gcc
+def test_sanitizers_on_random_and_extreme_streams(tmp_path):
+    try:
+        exe = _build(FrontEndCfg(), tmp_path, extra=("-g", "-fsanitize=address,undefined",
+                                                     "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"))
+    except subprocess.CalledProcessError as e:
+        pytest.skip(f"sanitizers unavailable: {e.stderr.splitlines()[:1]}")
+    cfg = FrontEndCfg()
+    r = subprocess.run([str(exe), "selftest"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for x, gap, chunks in _random_streams(n=5000, seed=9)[:2]:
+        _check(_run_c(exe, x, gap, chunks), cfg, x, gap)
+    for x in _extreme_streams(n=2500):
+        _check(_run_c(exe, x, None, [1, 64, 999]), cfg, x, None)
+
+
+@needs_arm
+@pytest.mark.parametrize("defines", [(), ("-DSQ_FE_NO_DSP",)])
+def test_cortex_m4_builds_with_werror(tmp_path, defines):
+    for cfg in (FrontEndCfg(), FrontEndCfg(fs_in=256.0, n_channels=1)):
+        d = tmp_path / f"c{cfg.n_channels}"
+        paths = render_frontend(cfg, d)
+        r = subprocess.run(["arm-none-eabi-gcc", *FLAGS, "-O2", "-mcpu=cortex-m4", "-mthumb", *defines, f"-I{d}",
+                            "-c", str(d / "sq_frontend.c"), "-o", str(d / "fe.o")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(d / "fe.o")], capture_output=True, text=True).stdout
+        assert ("smlad" in dis) == (not defines)        # the DSP path uses __smlad, SQ_FE_NO_DSP does not
+        assert len(paths) == 3
+
+
+@needs_arm
+@pytest.mark.mcu
+def test_cortex_m4_dsp_path_bit_exact_under_qemu(tmp_path):
+    """The __smlad path on an emulated Cortex-M4 (mps2-an386, picolibc, semihosting) = the reference."""
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("no qemu-system-arm")
+    from sqtool.firmware_bench.mcu import TARGETS, picolibc_specs
+    if picolibc_specs() is None:
+        pytest.skip("no picolibc for arm-none-eabi")
+    cfg = FrontEndCfg()
+    d = tmp_path / "c"
+    render_frontend(cfg, d)
+    t = TARGETS["m4"]
+    elf = tmp_path / "fe_m4.elf"
+    subprocess.run(["arm-none-eabi-gcc", *t.cflags, "-O2", "-std=c99", "-Wall", "-Werror", "--specs=picolibc.specs",
+                    "--oslib=semihost", "--crt0=hosted", f"-L{MCU}", "-T", t.ld, "-DFE_FILES", "-DFE_BENCH",
+                    f"-I{d}", f"-I{MCU}", str(MCU / "startup.c"), str(HERE / "fe_harness.c"), str(d / "sq_frontend.c"),
+                    "-o", str(elf)], check=True, capture_output=True, text=True)
+    x, gap, _ = _random_streams(n=4000, seed=11)[0]
+    (tmp_path / "fe_in.bin").write_bytes(_payload(x, gap, [97, 250, 1]))
+    r = subprocess.run(["qemu-system-arm", "-M", t.machine, "-display", "none", "-monitor", "none", "-serial", "none",
+                        "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
+                       cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    _check(_parse((tmp_path / "fe_out.bin").read_bytes(), 201, 4), cfg, x, gap)
