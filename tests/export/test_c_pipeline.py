@@ -288,6 +288,9 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
     r = subprocess.run(["make", "-s", "-C", str(kit), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.count("bit-exact") == 5, r.stdout + r.stderr
+    big = subprocess.run([str(tmp_path / "b" / "host" / "example"), str(kit / "test_vectors" / "recording.bin"),
+                          "6000"], capture_output=True, text=True, timeout=60)     # the Makefile's 8192-sample chunks
+    assert big.returncode == 0 and big.stdout == (kit / "test_vectors" / "expected.txt").read_text()
     assert check_kit(kit)["ok"]
 
 
