@@ -292,6 +292,12 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
                           "6000"], capture_output=True, text=True, timeout=60)     # the Makefile's 8192-sample chunks
     assert big.returncode == 0 and big.stdout == (kit / "test_vectors" / "expected.txt").read_text()
     assert check_kit(kit)["ok"]
+    from sqtool.export.kit import model_card
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"datasets": ["troika"], "heldout": {"mae_bpm": 5.25}}')
+    card = model_card(mc, md, g, info["fe_cfg"], info["dec_cfg"], run)
+    assert "heldout.mae_bpm | 5.25" in card and "academic use with citation" in card and "PhysioNet" not in card
 
 
 def test_cli_refuses_a_bad_device_rate_before_writing(tmp_path):
