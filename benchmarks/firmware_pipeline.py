@@ -24,7 +24,6 @@ Writes benchmarks/results/firmware_pipeline.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time

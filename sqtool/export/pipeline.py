@@ -301,5 +301,6 @@ def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | No
     return {"files": files, "fe_cfg": fe, "dec_cfg": dec}
 
 
-__all__ = ["PipelineRef", "render_pipeline", "check_prefix", "frontend_config", "decoder_config", "device_fs", "max_results",
-           "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15", "RESULT_KEYS"]
+__all__ = ["PipelineRef", "render_pipeline", "check_prefix", "frontend_config", "decoder_config", "device_fs",
+           "max_results", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
+           "RESULT_KEYS"]
