@@ -41,7 +41,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text
 from sqtool.data.frontend import FrontEnd, FrontEndCfg, design, flagged_q15, spectra
-from sqtool.models.decoder import DecoderCfg, IntDecoder, check_grid
+from sqtool.models.decoder import decoder_only, DecoderCfg, IntDecoder, check_grid
 
 ROUNDING = "single"
 MAX_FLAGGED_Q15 = 16384                     # a window is scored when flagged_q15 <= this (<= 50 %)
@@ -77,7 +77,9 @@ def decoder_config(model_cfg: dict, graph, decoder: DecoderCfg | dict | None = N
         bins = ((mc.get("arch") or {}).get("bins_bpm")) or (mc.get("frontend") or {}).get("bins_bpm")
         if bins is not None:
             d["bins_bpm"] = list(bins)
-    d["logit_scale"] = float(graph.output_scale)
+    temperature = float(d.get("temperature", 1.0))          # folds into the int8 logits' scale
+    d = decoder_only(d)
+    d["logit_scale"] = float(graph.output_scale) / temperature
     return DecoderCfg.from_dict(d)
 
 
