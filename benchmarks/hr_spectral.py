@@ -224,7 +224,7 @@ def main(argv=None):
     ap.add_argument("--kd", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--inner-folds", type=int, default=3)
-    ap.add_argument("--inner-epochs", type=int, default=40)
+    ap.add_argument("--inner-epochs", type=int, default=30)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)

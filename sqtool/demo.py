@@ -1,7 +1,13 @@
 """`sqtool demo`: the whole pipeline on the embedded synthetic default, end to end.
 
-    data pairs -> train pretrain -> train finetune (hr) -> quantize (distil + QAT)
-    -> export (onnx, tflite, c) -> bench (host runtimes + Cortex-M4 under QEMU)
+    data pairs -> train pretrain (SiamQuality encoder)
+    -> train finetune (hr: spectral teacher over heart-rate bins + HMM decoder, subject folds)
+    -> quantize (distil on the bins + Brevitas QAT) -> export (onnx, tflite, c: model + streaming pipeline)
+    -> bench (host runtimes + Cortex-M4 under QEMU)
+
+The heart-rate chain is the spectral one (`models.spectral`): the fixed-point firmware front end feeds
+a network over heart-rate bins and the decoder tracks the posterior; the SiamQuality steps show the
+pretraining stage on the same data (the spectral models do not start from that time-domain encoder).
 
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
@@ -27,14 +33,16 @@ class DemoCfg:
     bench_data: str | None = field(default=None, metadata={
         "help": "recordings streamed by the bench step (default: synthetic wrist recordings, "
                 "or DATA_ROOT/troika with a real data root)"})
-    teacher: str = field(default="resnet1d_siamq_tiny", metadata={"help": "teacher model from the registry"})
-    student: str = field(default="cnn1d_student_s", metadata={"help": "student model from the registry"})
+    encoder: str = field(default="resnet1d_siamq_tiny", metadata={"help": "SiamQuality encoder to pretrain"})
+    teacher: str = field(default="spec_teacher_m", metadata={"help": "heart-rate teacher from the registry"})
+    student: str = field(default="spec_student_s", metadata={"help": "heart-rate student from the registry"})
+    folds: int = field(default=4, metadata={"help": "subject folds of the teacher's fine-tuning"})
     subjects: int = field(default=8, metadata={"help": "synthetic subjects"})
     batch_size: int = field(default=32, metadata={"help": "pretraining batch size"})
     pretrain_epochs: int = field(default=3, metadata={"help": "SimSiam epochs"})
-    finetune_epochs: int = field(default=6, metadata={"help": "fine-tuning epochs"})
-    student_epochs: int = field(default=25, metadata={"help": "float student epochs"})
-    qat_epochs: int = field(default=4, metadata={"help": "QAT epochs"})
+    finetune_epochs: int = field(default=30, metadata={"help": "teacher fine-tuning epochs"})
+    student_epochs: int = field(default=60, metadata={"help": "float student epochs"})
+    qat_epochs: int = field(default=6, metadata={"help": "QAT epochs"})
     mcu: bool = field(default=True, metadata={"help": "include the Cortex-M4 QEMU firmware in the bench"})
     out: str | None = field(default=None, metadata={"help": "demo directory (default runs/demo/<timestamp>)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -57,20 +65,22 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     return [
         ("mine (good, poor) pairs", pairs),
         ("SimSiam pretraining", [
-            "train", "pretrain", "--model", cfg.teacher, "--pairs", str(d / "pairs"),
+            "train", "pretrain", "--model", cfg.encoder, "--pairs", str(d / "pairs"),
             "--epochs", str(cfg.pretrain_epochs), "--batch-size", str(cfg.batch_size), "--lr", "0.05",
             "--lr-step-epochs", "10", "--seed", str(cfg.seed), "--progress", "false",
             "--out", str(d / "pretrain")]),
         ("fine-tune the teacher on heart rate", [
-            "train", "finetune", "--task", "hr", "--init", str(d / "pretrain"), "--data-root", cfg.data_root,
-            "--epochs", str(cfg.finetune_epochs), "--seed", str(cfg.seed), "--progress", "false",
-            "--out", str(d / "finetune")]),
+            "train", "finetune", "--task", "hr", "--model", cfg.teacher, "--data-root", cfg.data_root,
+            "--folds", str(cfg.folds), "--epochs", str(cfg.finetune_epochs), "--seed", str(cfg.seed),
+            "--progress", "false", "--out", str(d / "finetune")]
+         + (["--max-records", str(cfg.subjects)] if synthetic else [])),
         ("distil + quantization-aware training", [
             "quantize", "--teacher", str(d / "finetune"), "--student", cfg.student, "--data-root", cfg.data_root,
             "--epochs", str(cfg.student_epochs), "--qat-epochs", str(cfg.qat_epochs), "--seed", str(cfg.seed),
-            "--allow-over-budget", "false", "--quiet", "--out", str(d / "quantize")]),
+            "--quiet", "--out", str(d / "quantize")]),
         ("export ONNX, TFLite and C (each checked)", [
-            "export", "--model", str(d / "quantize"), "--target", "onnx,tflite,c", "--out", str(d / "export")]),
+            "export", "--model", str(d / "quantize"), "--target", "onnx,tflite,c", "--device-fs", "125",
+            "--out", str(d / "export")]),
         ("stream + benchmark every runtime", [
             "bench", "--model", str(d / "export"), "--data", bench_data, "--runtime", runtimes,
             "--out", str(d / "bench")]),

@@ -68,10 +68,12 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     scfg = scfg.replace(decoder=tcfg.decoder)
     bins = bin_grid(scfg)
     train_cfg = ck.get("train_cfg") or {}
-    root = Path(cfg.data_root) if cfg.data_root and cfg.data_root != "synthetic" else \
-        Path(train_cfg.get("data_root") or resolve_data_root(None, required=True))
+    root = cfg.data_root or train_cfg.get("data_root") or resolve_data_root(None, required=True)
     datasets = tuple(train_cfg.get("datasets") or ("troika",))
-    corpus = hr_corpus(root, datasets, scfg, log=say)
+    if (str(root) == "synthetic") != (datasets == ("synthetic",)):
+        raise SqtoolError(f"teacher {ck['path']} was trained on {', '.join(datasets)}; --data-root {root} "
+                          "does not hold them")
+    corpus = hr_corpus(root, datasets, scfg, log=say, seed=int(train_cfg.get("seed", 0)))
     if cfg.max_records:
         corpus = corpus[:cfg.max_records]
     keys = sorted({r.key for r in corpus})

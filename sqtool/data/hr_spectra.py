@@ -101,11 +101,17 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
 
 
 def hr_corpus(data_root, datasets=HR_DATASETS, model_cfg: ModelCfg | dict | None = None,
-              exclude=EXCLUDED, log=None) -> list[HrRecording]:
-    """Every labelled recording of `datasets` under data_root, as front-end spectra."""
+              exclude=EXCLUDED, log=None, synthetic_subjects: int = 8, seed: int = 0) -> list[HrRecording]:
+    """Every labelled recording of `datasets` under data_root, as front-end spectra. data_root
+    "synthetic" (asked for explicitly, never a fallback) is the embedded generator: `synthetic_subjects`
+    5-minute wrist recordings at 125 Hz with known HR and accelerometer-correlated motion."""
     from sqtool.data.readers import read_dataset
-    root = Path(data_root)
     out, cache = [], {}
+    if str(data_root) == "synthetic":
+        from sqtool.data.synthetic import synth_corpus
+        recs = synth_corpus(n_subjects=synthetic_subjects, duration_s=300.0, seed=seed, fs=125.0, af_fraction=0.0)
+        return [record_spectra(r, model_cfg, cache) for r in recs]
+    root = Path(data_root)
     for ds in datasets:
         folder = root / ds
         if not folder.is_dir():

@@ -64,18 +64,16 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print) -> dict:
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
     if cfg.init not in ("", "none"):
         raise SqtoolError(f"model {cfg.model} reads spectra: --init (a pretrained time-domain encoder) does not apply")
-    if cfg.data_root == "synthetic":
-        raise SqtoolError("spectral heart-rate models train on recordings with ECG truth: pass --data-root with "
-                          "troika/ or wrist_exercise/ (the synthetic generator is not a substitute)")
-    root = Path(cfg.data_root) if cfg.data_root else resolve_data_root(None, required=True)
-    datasets = tuple(cfg.datasets) or default_datasets(root)
+    synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
+    root = "synthetic" if synthetic else (Path(cfg.data_root) if cfg.data_root else resolve_data_root(None, required=True))
+    datasets = ("synthetic",) if synthetic else (tuple(cfg.datasets) or default_datasets(root))
     if not datasets:
         raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     mcfg = get_model_cfg(cfg.model)
     bins = bin_grid(mcfg)
     t0 = time.time()
-    corpus = hr_corpus(root, datasets, mcfg, log=log)
+    corpus = hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed)
     if cfg.max_records:
         corpus = corpus[:cfg.max_records]
     keys = sorted({r.key for r in corpus})
@@ -132,7 +130,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print) -> dict:
                    np.concatenate([r.y for r in corpus]), bins, tcfg)
         final_cfg = mcfg.replace(decoder=dec)
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
-                        state_dict=final.state_dict(), train_cfg={**vars(cfg), "datasets": list(datasets)},
+                        state_dict=final.state_dict(),
+                        train_cfg={**vars(cfg), "datasets": list(datasets), "data_root": str(root)},
                         metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")})
         metrics["model"] = str(run_dir / "model.pt")
     metrics["wall_s"] = time.time() - t0
