@@ -46,6 +46,11 @@ class ExportConfig:
         "help": "if set, C single rounding must equal Brevitas on at least this percentage of windows (Brevitas's own "
                 "float32 arithmetic flips ~1e-5 of elements that lie within 1e-4 LSB of a rounding tie)"})
     cc: str = field(default="gcc", metadata={"help": "host C compiler for the C parity check"})
+    device_fs: float = field(default=0.0, metadata={
+        "help": "spectral models, C target: the device sampling rate in Hz the pipeline is built for (0 = the rate "
+                "the model was trained for, e.g. 125)"})
+    prefix: str = field(default="sq", metadata={
+        "help": "spectral models, C target: symbol prefix of the pipeline sources (two prefixes link into one image)"})
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -64,6 +69,31 @@ def run(args) -> int:
 
 
 # ----------------------------------------------------------------------------- orchestration
+
+def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: dict, rows: list, artifacts: dict,
+               extra: list) -> None:
+    """Spectral models: the whole pipeline (front end + network + decoder) and its integration kit next to
+    the network's C (sqtool.export.kit), checked on the host against the Python integer reference."""
+    from sqtool.export.kit import check_kit, write_kit
+    info = write_kit(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None, prefix=cfg.prefix,
+                     run_dir=Path(inp["path"]).parent)
+    if cfg.prefix != "sq":                     # the kit's network is <prefix>_model.*: drop the sq_ copy
+        for f in ("c/sq_model.h", "c/sq_model.c"):
+            (out / f).unlink(missing_ok=True)
+            artifacts.pop(f, None)
+    chk = check_kit(out)
+    src = f"c/{cfg.prefix}_pipeline.c"
+    rows.append({"artifact": "C pipeline (kit example, host, chunks " + " | ".join(chk["chunkings"]) + ")",
+                 "file": src, "compared_with": "PipelineRef (Python integer reference)", "n": chk["n"],
+                 "max_lsb": chk.get("max_abs_diff"), "exact_windows_pct": min(chk["chunkings"].values(), default=0.0),
+                 "tolerance": "every result field equal, every chunking" + (f" ({chk['error']})" if chk["error"] else ""),
+                 "status": "ok" if chk["ok"] else "FAILED"})
+    for p in info["files"]:
+        artifacts[str(p.relative_to(out))] = {}
+    fe = info["fe_cfg"]
+    extra.append(f"C pipeline: device rate {fe.fs_in:g} Hz, prefix {cfg.prefix}, {info['vectors']['results']} "
+                 f"test-vector results ({info['vectors']['invalid_windows']} not scored), kit in {out}")
+
 
 def _load_inputs(cfg: ExportConfig):
     import numpy as np
@@ -198,12 +228,19 @@ def export(cfg: ExportConfig) -> dict:
     if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in ("Student", "SpecNet"):
         raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
                           "supported by sqtool's TFLite writer; export it with --target onnx")
+    if "c" in inp["targets"] and graph is not None and graph.spectral:    # refuse a bad device rate / prefix early
+        from sqtool.data.frontend import design
+        from sqtool.export.pipeline import check_prefix, decoder_config, frontend_config
+        check_prefix(cfg.prefix)
+        design(frontend_config(ckpt["model_cfg"], cfg.device_fs or None))
+        decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     write_metrics(out, md, name="metadata.json")
-    if inp["hpath"] is not None:
+    kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
+    if inp["hpath"] is not None and not kit:
         shutil.copyfile(inp["hpath"], out / "heldout.npz")
-    if any("random int8 code windows" in n for n in inp["notes"]):
+    if any("random int8 code windows" in n for n in inp["notes"]) and not (kit and inp["hpath"] is not None):
         np.savez(out / "parity_windows.npz", x=x)                    # the exact parity inputs (held-out + random)
 
     rows, artifacts, extra = [], {}, []
@@ -301,6 +338,8 @@ def export(cfg: ExportConfig) -> dict:
                 shutil.rmtree(build, ignore_errors=True)
             artifacts["c/sq_model.h"] = {}
             artifacts["c/sq_model.c"] = {}
+            if kit:
+                _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
 
     for f, a in artifacts.items():
         a["bytes"] = (out / f).stat().st_size

@@ -183,7 +183,9 @@ def test_cli_exports_a_spectral_run(n_heldout, tmp_path):
         assert r[name]["max_lsb"] <= 1, name
     assert r["TFLite float (LiteRT)"]["l2_rel_err"] < 1e-4 and r["ONNX float"]["l2_rel_err"] < 1e-4
     out = res["out"]
-    assert (out / "heldout.npz").is_file() == bool(n_heldout)
+    assert not (out / "heldout.npz").is_file()      # spectral + C target = a firmware kit: no subject data in it
+    kit = [row for row in res["rows"] if row["artifact"].startswith("C pipeline")]
+    assert len(kit) == 1 and kit[0]["status"] == "ok" and (out / "test_vectors" / "expected.txt").is_file()
     assert (out / "parity_windows.npz").is_file() == (not n_heldout)
     md = TF.read_metadata(out / "model_int8.tflite")
     assert md["n_bins"] == 134 and md["bins_bpm"] == [30.0, 229.5, 1.5] and md["model_cfg"]["family"] == "spec_cnn"

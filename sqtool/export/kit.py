@@ -1,0 +1,267 @@
+"""The firmware integration kit that `sqtool export --target c` writes for a spectral heart-rate model.
+
+    info = write_kit(out_dir, model_cfg, graph, md, fs_in=None, prefix="sq", decoder=None, run_dir=None)
+
+Layout of out_dir (next to the export's metadata.json / export_report.*):
+
+    c/<prefix>_{pipeline,frontend,model,decoder}.{h,c} + tables   (render_pipeline)
+    example/main.c              streams a recording file through the pipeline, one line per result
+    example/board/              startup.c, sq_bench.h, mps2_an386.ld: the project's MPS2 AN386 board support
+    Makefile, CMakeLists.txt    host and MPS2 AN386 (Cortex-M4) builds; `make check` / ctest: parity
+    README.md                   for the firmware engineer: API, units, memory placement, parity check
+    test_vectors/               recording.bin (SYNTHETIC: no subject data), expected.txt (PipelineRef),
+                                vectors.json, check.cmake
+    MODEL_CARD.md               task, training data and licences, split, held-out metrics, limitations
+
+`check_kit(out_dir)` builds the example on the host with the kit's Makefile and runs the test vectors in
+several chunkings: the export's parity row for the pipeline. The kit never contains subject data: the
+test recording is generated (a pulse with harmonics, wrist motion, a dropout, saturation, silence).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.export.pipeline import (MAX_FLAGGED_Q15, ROUNDING, PipelineRef, format_results, parse_results,
+                                    render_pipeline, write_recording, _rename)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+BOARD_DIR = Path(__file__).resolve().parents[1] / "firmware_bench" / "mcu"
+CHUNKINGS = ("1", "7", "25", "125", "1,7,0,125,300")
+DATASET_LICENCES = {
+    "troika": "IEEE SP Cup 2015 (TROIKA, Zhang et al. 2015): academic use with citation, no open licence",
+    "wrist_exercise": "PhysioNet 'Wrist PPG During Exercise' (Jarchi & Casson 2017): open access, ODC-By 1.0 "
+                      "as far as known",
+}
+
+
+# ----------------------------------------------------------------------------- test vectors
+
+def synthetic_recording(fs_in: float, n_channels: int, seconds: float = 48.0, seed: int = 0):
+    """(x16 int16 (C, N), gap (N,) bool, description): a generated wrist recording, no subject data.
+
+    A pulse of drifting rate (75 -> 140 BPM) with a harmonic, arm motion at a second rate on the
+    accelerometer, a 6 s dropout (gap flags, so one or more windows are skipped), a 2 s saturated stretch
+    (+-32767) and a 3 s all-zero stretch."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fs_in))
+    t = np.arange(n) / fs_in
+    hr_hz = (75 + 65 * t / seconds) / 60.0
+    ph = 2 * np.pi * np.cumsum(hr_hz) / fs_in
+    ppg = 2500 * np.sin(ph) + 900 * np.sin(2 * ph + 0.6) + 200 * rng.standard_normal(n)
+    mot = 2 * np.pi * 1.3 * t
+    x = [ppg + 700 * np.sin(mot)]
+    if n_channels == 4:
+        x += [1200 * np.sin(mot + k) + 4096 * (k == 2) + 60 * rng.standard_normal(n) for k in range(3)]
+    x16 = np.clip(np.round(np.stack(x)), -32768, 32767).astype(np.int16)
+    gap = np.zeros(n, bool)
+    s = lambda sec: int(round(sec * fs_in))                                # noqa: E731
+    gap[s(14):s(20)] = True
+    x16[:, gap] = 0
+    x16[:, s(28):s(30)] = np.where(np.arange(s(30) - s(28)) % 2, 32767, -32768).astype(np.int16)
+    x16[:, s(36):s(39)] = 0
+    desc = {"seconds": seconds, "fs_in_hz": fs_in, "channels": n_channels, "synthetic": True,
+            "content": "pulse 75 -> 140 BPM with a harmonic, motion at 78 BPM; dropout (gap flags) 14-20 s; "
+                       "saturated +-32767 at 28-30 s; zeros at 36-39 s", "seed": seed}
+    return x16, gap, desc
+
+
+def write_test_vectors(out_dir, ref: PipelineRef) -> dict:
+    """test_vectors/: recording.bin, expected.txt (the reference, streamed in 7-sample chunks and checked
+    against the vectorised run), vectors.json, check.cmake."""
+    vdir = Path(out_dir) / "test_vectors"
+    vdir.mkdir(parents=True, exist_ok=True)
+    x16, gap, desc = synthetic_recording(float(ref.fe_cfg.fs_in), ref.C)
+    res = ref.run(x16, gap)
+    streamed = ref.run(x16, gap, chunk=7)
+    if any(not np.array_equal(res[k], streamed[k]) for k in res):
+        raise SqtoolError("pipeline reference: streaming and whole-recording results differ (a front-end bug)")
+    write_recording(vdir / "recording.bin", x16, gap)
+    atomic_write_text(vdir / "expected.txt", format_results(res))
+    shutil.copyfile(TEMPLATES / "kit_check.cmake", vdir / "check.cmake")
+    info = {**desc, "frame": f"{ref.C} int16 samples ({', '.join(ref.model_cfg['channels'])}) + 1 int16 gap flag, "
+                             "little endian", "n_samples": int(x16.shape[1]), "results": int(len(res["index"])),
+            "invalid_windows": int((res["valid"] == 0).sum()), "chunkings_checked": list(CHUNKINGS),
+            "result_line": "index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid",
+            "max_flagged_q15_scored": MAX_FLAGGED_Q15, "rounding": ROUNDING}
+    atomic_write_text(vdir / "vectors.json", json.dumps(info, indent=2) + "\n")
+    return info
+
+
+# ----------------------------------------------------------------------------- documents
+
+def _fill(text: str, values: dict) -> str:
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", str(v))
+    return text
+
+
+def _run_info(run_dir) -> dict:
+    """metrics.json (and train_info.json) of the source run, when present."""
+    out = {}
+    if run_dir is None:
+        return out
+    for name in ("metrics.json", "train_info.json"):
+        p = Path(run_dir) / name
+        if p.is_file():
+            try:
+                out[name] = json.loads(p.read_text())
+            except (OSError, ValueError):
+                out[name] = {"error": f"{name} unreadable"}
+    return out
+
+
+def _flat_metrics(d, prefix="", out=None, depth=0) -> dict:
+    out = {} if out is None else out
+    if isinstance(d, dict) and depth < 3:
+        for k, v in d.items():
+            _flat_metrics(v, f"{prefix}{k}.", out, depth + 1)
+    elif isinstance(d, (int, float)) and not isinstance(d, bool):
+        out[prefix[:-1]] = d
+    return out
+
+
+def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) -> str:
+    info = _run_info(run_dir)
+    metrics = info.get("metrics.json") or {}
+    train = info.get("train_info.json") or {}
+    datasets = train.get("datasets") or metrics.get("datasets") or []
+    lines = [f"# Model card: {model_cfg['name']} (heart rate from wrist PPG + accelerometer)", "",
+             "## Task", "",
+             f"Heart rate (BPM) every {model_cfg['hop_s']:g} s from {model_cfg['window_s']:g} s windows of wrist "
+             f"{', '.join(model_cfg['channels'])} at {fe_cfg.fs_in:g} Hz. The network scores {graph.output_size} "
+             f"heart-rate bins ({dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM, step {dec_cfg.bins_bpm[2]:g}) "
+             "from int8 power spectra; an HMM decoder (transition std "
+             f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks them and reports the "
+             "estimate, a 90 % interval and a confidence.", "",
+             "## Model", "",
+             f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
+             f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}",
+             f"- {graph.macs} MACs per window, {graph.weight_bytes} bytes of weights and biases",
+             f"- source checkpoint sha256 `{md.get('source_sha256')}`, sqtool {md.get('sqtool_version')}", "",
+             "## Training data and licences", ""]
+    if datasets:
+        for ds in datasets:
+            lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, 'licence: see the dataset MANIFEST')}")
+    else:
+        lines.append("- not recorded in the source run (no train_info.json / metrics.json 'datasets'); sqtool's "
+                     "spectral models are trained on:")
+        lines += [f"  - `{k}`: {v}" for k, v in DATASET_LICENCES.items()]
+    lines += ["", "## Subject split", ""]
+    split = train.get("split") or metrics.get("split")
+    lines.append(f"- {json.dumps(split)}" if split else
+                 "- not recorded in the source run. sqtool evaluates by subject (leave-one-subject-out); "
+                 "TROIKA's DATA_S04_T01 is excluded (likely an SP Cup test subject).")
+    lines += ["", "## Held-out metrics", ""]
+    flat = _flat_metrics(metrics)
+    if flat:
+        lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4g} |" for k, v in list(flat.items())[:40]]
+    else:
+        lines.append("- no metrics.json in the source run: none reported here.")
+    lines += ["", "## Limitations", "",
+              "- Trained and evaluated on a few dozen adults exercising in a lab (treadmill, bike); not validated "
+              "for clinical use, arrhythmia (AF), children, or skin tones / sensors outside the training data.",
+              f"- The device must sample at {fe_cfg.fs_in:g} Hz (re-export with `--device-fs` for another rate) and "
+              "deliver PPG with the scaling in README.md; saturation and dropouts should be flagged as gaps.",
+              "- Reported HR is a tracker output: after a long dropout or a lock-on to a motion harmonic it "
+              "needs a few hops to re-acquire; `conf_q15` and `valid` say when not to trust it.",
+              f"- Bins outside {dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM cannot be reported.",
+              "- The export folder holds no subject data: the test vectors are synthetic.", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the kit
+
+def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, prefix: str = "sq",
+              decoder=None, run_dir=None) -> dict:
+    """Write the whole kit into out_dir (see the module docstring). Returns {"files", "ref", "vectors"}."""
+    out = Path(out_dir)
+    mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+    rp = render_pipeline(mc, graph, md, out / "c", fs_in, prefix, decoder)
+    ref = PipelineRef(mc, graph, rp["dec_cfg"], rp["fe_cfg"].fs_in)
+    files = list(rp["files"])
+    ex = out / "example"
+    (ex / "board").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(ex / "main.c", _rename((TEMPLATES / "kit_main.c").read_text(), prefix))
+    files.append(ex / "main.c")
+    for name in ("startup.c", "sq_bench.h", "mps2_an386.ld"):
+        shutil.copyfile(BOARD_DIR / name, ex / "board" / name)
+        files.append(ex / "board" / name)
+    values = {"PREFIX": prefix, "PREFIX_UP": prefix.upper(), "MODEL": mc["name"],
+              "VERSION": md.get("sqtool_version", "?"), "FS_IN": f"{rp['fe_cfg'].fs_in:g}",
+              "CHANNELS": ", ".join(mc["channels"]), "NCH": len(mc["channels"]),
+              "WINDOW_S": f"{float(mc['window_s']):g}", "HOP_S": f"{float(mc['hop_s']):g}",
+              "STATE_BYTES": "see sizeof", "ARENA": "?", "MACS": graph.macs, "WEIGHT_BYTES": graph.weight_bytes,
+              "NBINS": graph.output_size, "CONF_BPM": f"{rp['dec_cfg'].conf_halfwidth_bpm:g}",
+              "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}"}
+    from sqtool.export.c import arena_plan
+    values["ARENA"] = sum(arena_plan(graph))
+    values["STATE_BYTES"] = _state_bytes(out / "c", prefix)
+    for tmpl, name in (("kit_Makefile", "Makefile"), ("kit_CMakeLists.txt", "CMakeLists.txt"),
+                       ("kit_README.md", "README.md")):
+        atomic_write_text(out / name, _fill((TEMPLATES / tmpl).read_text(), values))
+        files.append(out / name)
+    vec = write_test_vectors(out, ref)
+    files += [out / "test_vectors" / n for n in ("recording.bin", "expected.txt", "vectors.json", "check.cmake")]
+    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, rp["fe_cfg"], rp["dec_cfg"], run_dir))
+    files.append(out / "MODEL_CARD.md")
+    return {"files": files, "ref": ref, "vectors": vec, "fe_cfg": rp["fe_cfg"], "dec_cfg": rp["dec_cfg"]}
+
+
+def _state_bytes(c_dir: Path, prefix: str) -> str:
+    """sizeof(<prefix>_pipeline_t) on the host (gcc), or '?' without a compiler."""
+    import tempfile
+    src = (f'#include <stdio.h>\n#include "{prefix}_pipeline.h"\n'
+           f'int main(void) {{ printf("%lu", (unsigned long)sizeof({prefix}_pipeline_t)); return 0; }}\n')
+    with tempfile.TemporaryDirectory() as tmp:
+        c, exe = Path(tmp) / "s.c", Path(tmp) / "s"
+        c.write_text(src)
+        try:
+            r = subprocess.run(["gcc", "-std=c99", f"-I{c_dir}", str(c), "-o", str(exe)], capture_output=True,
+                               timeout=60)
+            if r.returncode != 0:
+                return "?"
+            return subprocess.run([str(exe)], capture_output=True, text=True, timeout=10).stdout.strip() or "?"
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+
+
+def check_kit(out_dir, chunkings=CHUNKINGS, make: str = "make") -> dict:
+    """Build the kit's example on the host with its own Makefile and compare every chunking with
+    test_vectors/expected.txt. Returns {"ok", "n", "chunkings": {c: exact_pct}, "error"}."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as build:
+        return _check_kit(Path(out_dir), Path(build), chunkings, make)
+
+
+def _check_kit(out: Path, build: Path, chunkings, make: str) -> dict:
+    try:
+        r = subprocess.run([make, "-s", "-C", str(out), f"BUILD={build}", "host"], capture_output=True, text=True,
+                           timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"ok": False, "n": 0, "chunkings": {}, "error": f"make failed to run ({type(e).__name__})"}
+    if r.returncode != 0:
+        msg = next((ln for ln in (r.stderr or r.stdout).splitlines() if "error" in ln.lower()), r.stderr[:200])
+        return {"ok": False, "n": 0, "chunkings": {}, "error": f"kit host build failed: {msg.strip()}"}
+    want = parse_results((out / "test_vectors" / "expected.txt").read_text())
+    res, ok, worst = {}, True, 0
+    for c in chunkings:
+        p = subprocess.run([str(build / "host" / "example"), str(out / "test_vectors" / "recording.bin"), c],
+                           capture_output=True, text=True, timeout=120)
+        got = parse_results(p.stdout) if p.returncode == 0 else None
+        if got is None or len(got["index"]) != len(want["index"]):
+            res[c], ok = 0.0, False
+            continue
+        same = np.all(np.stack([got[k] == want[k] for k in want]), axis=0)
+        worst = max(worst, int(max(np.abs(got[k].astype(np.int64) - want[k]).max(initial=0) for k in want)))
+        res[c] = float(100.0 * same.mean()) if len(same) else 100.0
+        ok = ok and bool(same.all())
+    return {"ok": ok, "n": int(len(want["index"])), "chunkings": res, "max_abs_diff": worst, "error": None}
+
+
+__all__ = ["write_kit", "check_kit", "synthetic_recording", "write_test_vectors", "model_card", "CHUNKINGS"]

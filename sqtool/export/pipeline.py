@@ -1,0 +1,305 @@
+"""The whole heart-rate monitor as firmware: its Python integer reference and its C sources.
+
+    ref = PipelineRef(model_cfg, graph, decoder=None, fs_in=125.0)
+    ref.push(ppg, acc, gap) -> [ {index, hr_mbpm, lo_mbpm, hi_mbpm, conf_q15, flagged_q15, valid}, ... ]
+    ref.run(x16 (C, N), gap, chunk=None) -> dict of (W,) int arrays (the same keys)
+    render_pipeline(model_cfg, graph, md, out_dir, fs_in=None, prefix="sq") -> {"files": [...], ...}
+
+Pipeline (one result per hop, integer arithmetic only after the export-time tables):
+
+    int16 ppg [+ acc x, y, z] at fs_in, gap flags
+      -> FrontEnd (sqtool.data.frontend: gap hold, polyphase resampler, causal band-pass, windows,
+         int8 spectrum codes (F, C) and the window's flagged fraction flagged_q15)
+      -> if flagged_q15 <= MAX_FLAGGED_Q15 (at most half of the window's inputs flagged): the network's
+         integer graph (sqtool.export.reference.run, mode ROUNDING) -> F int8 logits; else the window is
+         not scored (valid = 0) and the decoder only predicts
+      -> IntDecoder (sqtool.models.decoder, logit_scale = the graph's output scale) -> hr/lo/hi (milli-BPM),
+         conf_q15
+
+Rounding: the pipeline uses SINGLE rounding (`SQ_SINGLE_ROUNDING=1`, one rounding of the exact 64-bit
+product): that is Brevitas's integer arithmetic, i.e. what QAT trained and what the int8 accuracy
+figures (`compress.hr_qat.int8_logits`) were measured with. The exported sq_model.h defaults to it and
+sq_pipeline.c refuses to compile with double rounding.
+
+The C (`templates/sq_pipeline.{h,c}` + the front end, decoder and network sources, all rendered with one
+symbol prefix) equals this reference bit for bit for every chunk size and with dropouts
+(tests/export/test_c_pipeline.py). `render_pipeline` also:
+  - makes the network's activation arena placeable: `static ... sq_arena_words[...] SQ_ARENA_SECTION;`
+    (define SQ_ARENA_SECTION as a section attribute; empty by default);
+  - writes `<prefix>_pipeline_cfg.h` (device rate in mHz, rounding, model name, state sizes).
+The sample-rate contract is checked at export (the front end refuses an awkward ratio; a model without a
+spectral front end is refused) and at init (`sq_pipeline_init_fs` returns SQ_PL_ERR_RATE on a mismatch).
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.data.frontend import FrontEnd, FrontEndCfg, design, flagged_q15, spectra
+from sqtool.models.decoder import DecoderCfg, IntDecoder, check_grid
+
+ROUNDING = "single"
+MAX_FLAGGED_Q15 = 16384                     # a window is scored when flagged_q15 <= this (<= 50 %)
+DEFAULT_DEVICE_FS = 125.0                   # Hz: the rate of the wrist training data (TROIKA / SP Cup)
+TEMPLATES = ("sq_pipeline.h", "sq_pipeline.c")
+RESULT_KEYS = ("index", "hr_mbpm", "lo_mbpm", "hi_mbpm", "conf_q15", "flagged_q15", "valid")
+_RESULT_DTYPES = (np.uint32, np.int32, np.int32, np.int32, np.uint16, np.uint16, np.uint8)
+
+
+# ----------------------------------------------------------------------------- contract
+
+def device_fs(model_cfg: dict) -> float:
+    """The device rate a model was trained for: frontend["fs_in"] when recorded, else DEFAULT_DEVICE_FS."""
+    fe = dict(model_cfg.get("frontend") or {})
+    return float(fe.get("fs_in") or DEFAULT_DEVICE_FS)
+
+
+def frontend_config(model_cfg: dict, fs_in: float | None = None) -> FrontEndCfg:
+    from sqtool.data.hr_spectra import frontend_cfg
+    mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+    fs = device_fs(mc) if fs_in is None else float(fs_in)
+    if not (np.isfinite(fs) and fs > 0):
+        raise SqtoolError(f"pipeline: device rate {fs_in} Hz must be a positive number")
+    return frontend_cfg(mc, fs)
+
+
+def decoder_config(model_cfg: dict, graph, decoder: DecoderCfg | dict | None = None) -> DecoderCfg:
+    """The decoder of the pipeline: `decoder` or model_cfg["decoder"] (else defaults on the model's bins),
+    with logit_scale = the integer graph's output scale (the int8 logits' real scale)."""
+    mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+    d = decoder.to_dict() if isinstance(decoder, DecoderCfg) else dict(decoder or mc.get("decoder") or {})
+    if "bins_bpm" not in d:
+        bins = ((mc.get("arch") or {}).get("bins_bpm")) or (mc.get("frontend") or {}).get("bins_bpm")
+        if bins is not None:
+            d["bins_bpm"] = list(bins)
+    d["logit_scale"] = float(graph.output_scale)
+    return DecoderCfg.from_dict(d)
+
+
+def check_contract(fe: FrontEndCfg, graph, dec: DecoderCfg) -> None:
+    """Refuse a pipeline whose stages disagree on bins / channels (one clear line)."""
+    F = design(fe).n_bins
+    if tuple(graph.input_shape) != (F, fe.n_channels):
+        raise SqtoolError(f"pipeline: the network reads {tuple(graph.input_shape)} (bins, channels) but the front "
+                          f"end makes ({F}, {fe.n_channels})")
+    if graph.output_size != F:
+        raise SqtoolError(f"pipeline: the network outputs {graph.output_size} logits for {F} bins")
+    check_grid(dec, graph.output_size)
+    if tuple(float(v) for v in dec.bins_bpm) != tuple(float(v) for v in fe.bins_bpm):
+        raise SqtoolError(f"pipeline: decoder bins {dec.bins_bpm} differ from the front end's {fe.bins_bpm}")
+
+
+# ----------------------------------------------------------------------------- reference
+
+class PipelineRef:
+    """Integer reference of the C pipeline (sq_pipeline_push), streaming or whole-recording."""
+
+    def __init__(self, model_cfg: dict, graph, decoder: DecoderCfg | dict | None = None,
+                 fs_in: float | None = None):
+        mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+        self.model_cfg = mc
+        self.graph = graph
+        self.fe_cfg = frontend_config(mc, fs_in)
+        self.tab = design(self.fe_cfg)
+        self.dec_cfg = decoder_config(mc, graph, decoder)
+        check_contract(self.fe_cfg, graph, self.dec_cfg)
+        self.C = self.fe_cfg.n_channels
+        self.reset()
+
+    def reset(self) -> None:
+        self.fe = FrontEnd(self.fe_cfg, self.tab)
+        self.dec = IntDecoder(self.dec_cfg)
+        self.dec.reset()
+
+    # --- the network on a batch of windows
+    def logits(self, codes: np.ndarray) -> np.ndarray:
+        """int8 (W, F, C) codes -> int8 (W, F) logits (the integer graph, single rounding)."""
+        from sqtool.export import reference as R
+        codes = np.asarray(codes, np.int8)
+        if len(codes) == 0:
+            return np.zeros((0, self.graph.output_size), np.int8)
+        out = R.run(self.graph, codes, ROUNDING)[self.graph.output_name]
+        return np.asarray(out, np.int8).reshape(len(codes), -1)
+
+    def _decode(self, index: int, logits: np.ndarray | None, fq15: int) -> dict:
+        valid = fq15 <= MAX_FLAGGED_Q15
+        lg = logits if valid else np.zeros(self.graph.output_size, np.int8)
+        o = self.dec.step(lg, valid)
+        return {"index": int(index), "hr_mbpm": o.hr_mbpm, "lo_mbpm": o.lo_mbpm, "hi_mbpm": o.hi_mbpm,
+                "conf_q15": o.conf_q15, "flagged_q15": int(fq15), "valid": int(valid)}
+
+    def _stack(self, ppg, acc) -> np.ndarray:
+        ppg = np.asarray(ppg)
+        if ppg.ndim != 1 or ppg.dtype != np.int16:
+            raise SqtoolError(f"pipeline: ppg must be int16 (n,), got {ppg.dtype} {ppg.shape}")
+        if self.C == 1:
+            return ppg[None]
+        if acc is None:
+            raise SqtoolError("pipeline: this model reads the accelerometer: acc (n, 3) int16 is required")
+        acc = np.asarray(acc)
+        if acc.dtype != np.int16 or acc.size != 3 * ppg.size:
+            raise SqtoolError(f"pipeline: acc must be int16 with 3 values per sample ({3 * ppg.size}), "
+                              f"got {acc.dtype} {acc.shape}")
+        return np.concatenate([ppg[None], acc.reshape(-1, 3).T], axis=0)
+
+    def push(self, ppg, acc=None, gap=None) -> list[dict]:
+        """One chunk (any size, 0 included), as sq_pipeline_push: one dict per completed window."""
+        x = self._stack(ppg, acc)
+        wins = self.fe.push(x, gap)
+        if not wins:
+            return []
+        fq = [w.flagged_q15 for w in wins]
+        scored = [i for i, f in enumerate(fq) if f <= MAX_FLAGGED_Q15]
+        lg = self.logits(np.stack([wins[i].spec for i in scored])) if scored else None
+        rows = {i: lg[j] for j, i in enumerate(scored)}
+        return [self._decode(w.index, rows.get(i), fq[i]) for i, w in enumerate(wins)]
+
+    def run(self, x16, gap=None, chunk: int | None = None) -> dict[str, np.ndarray]:
+        """A whole recording x16 int16 (C, N) from a fresh state: chunk None = vectorised front end
+        (bit-exact with streaming), chunk k = pushes of k samples. Returns (W,) arrays per RESULT_KEYS."""
+        x16 = np.asarray(x16)
+        if x16.ndim == 1:
+            x16 = x16[None]
+        if x16.ndim != 2 or x16.shape[0] != self.C or x16.dtype != np.int16:
+            raise SqtoolError(f"pipeline: recording must be int16 ({self.C}, N), got {x16.dtype} {x16.shape}")
+        n = x16.shape[1]
+        g = None if gap is None else np.asarray(gap).reshape(-1).astype(bool)
+        if g is not None and g.shape[0] != n:
+            raise SqtoolError(f"pipeline: {g.shape[0]} gap flags for {n} samples")
+        self.reset()
+        rows: list[dict] = []
+        if chunk is None:
+            codes, _, _ = spectra(self.fe_cfg, x16, g, tables=self.tab)
+            fq = flagged_q15(self.fe_cfg, g, n, tables=self.tab)
+            scored = np.flatnonzero(fq <= MAX_FLAGGED_Q15)
+            lg = np.zeros((len(codes), self.graph.output_size), np.int8)
+            lg[scored] = self.logits(codes[scored])
+            rows = [self._decode(i, lg[i], int(fq[i])) for i in range(len(codes))]
+        else:
+            if int(chunk) < 1:
+                raise SqtoolError(f"pipeline: chunk must be >= 1 sample, got {chunk}")
+            for s in range(0, n, int(chunk)):
+                acc = None if self.C == 1 else np.ascontiguousarray(x16[1:, s:s + chunk].T)
+                rows += self.push(x16[0, s:s + chunk], acc, None if g is None else g[s:s + chunk])
+        return {k: np.array([r[k] for r in rows], dtype=dt) for k, dt in zip(RESULT_KEYS, _RESULT_DTYPES)}
+
+
+def max_results(fe: FrontEndCfg, n: int) -> int:
+    """SQ_PL_MAX_RESULTS(n): results a push of n samples can produce at most."""
+    tab = design(fe)
+    return ((n * tab.up) // tab.down + 1) // tab.hop + 1
+
+
+def write_recording(path, x16: np.ndarray, gap=None) -> Path:
+    """The kit's recording file: N frames of (C samples + 1 gap flag) int16, little endian."""
+    x16 = np.asarray(x16, np.int16)
+    g = np.zeros(x16.shape[1], np.int16) if gap is None else np.asarray(gap).astype(bool).astype(np.int16)
+    frames = np.concatenate([x16, g[None]], axis=0).T.astype("<i2")        # (N, C + 1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames.tofile(path)
+    return path
+
+
+def format_results(res: dict[str, np.ndarray]) -> str:
+    """One line per result, exactly as the kit's example prints them."""
+    n = len(res["index"])
+    return "".join(" ".join(str(int(res[k][i])) for k in RESULT_KEYS) + "\n" for i in range(n))
+
+
+def parse_results(text: str) -> dict[str, np.ndarray]:
+    rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if any(len(r) != len(RESULT_KEYS) for r in rows):
+        raise SqtoolError(f"pipeline results: expected {len(RESULT_KEYS)} integers per line")
+    arr = np.array(rows, dtype=np.int64).reshape(-1, len(RESULT_KEYS))
+    return {k: arr[:, i].astype(dt) for i, (k, dt) in enumerate(zip(RESULT_KEYS, _RESULT_DTYPES))}
+
+
+# ----------------------------------------------------------------------------- C sources
+
+def _rename(text: str, prefix: str) -> str:
+    if prefix == "sq":
+        return text
+    text = re.sub(r"\bsq_", f"{prefix}_", text)
+    return re.sub(r"\bSQ_", f"{prefix.upper()}_", text)
+
+
+_ARENA = re.compile(r"^(static\s+(?:u?int8_t|uint32_t)\s+sq_arena(?:_words)?\s*\[[^\]]*\])\s*;", re.M)
+_ROUNDING_DEFAULT = re.compile(r"(#ifndef SQ_SINGLE_ROUNDING\s*\n\s*#define SQ_SINGLE_ROUNDING) 0")
+
+
+def _place_arena(src: str) -> str:
+    """Put SQ_ARENA_SECTION after the arena's declarator (empty unless the build defines it)."""
+    if not _ARENA.search(src):
+        raise SqtoolError("pipeline: the generated sq_model.c has no recognisable static arena to place")
+    guard = ("#ifndef SQ_ARENA_SECTION\n/* e.g. -DSQ_ARENA_SECTION='__attribute__((section(\".dtcm\")))' */\n"
+             "#define SQ_ARENA_SECTION\n#endif\n")
+    return _ARENA.sub(lambda m: guard + m.group(1) + " SQ_ARENA_SECTION;", src, count=1)
+
+
+def _single_rounding_default(hdr: str) -> str:
+    if not _ROUNDING_DEFAULT.search(hdr):
+        raise SqtoolError("pipeline: the generated sq_model.h has no SQ_SINGLE_ROUNDING default to set")
+    return _ROUNDING_DEFAULT.sub(r"\1 1   /* set by the pipeline export: single rounding = Brevitas / QAT */", hdr)
+
+
+def _cfg_header(fe: FrontEndCfg, dec: DecoderCfg, graph, model_cfg: dict) -> str:
+    fs_mhz = round(float(fe.fs_in) * 1000)
+    if abs(fs_mhz - float(fe.fs_in) * 1000) > 1e-6:
+        raise SqtoolError(f"pipeline: device rate {fe.fs_in} Hz is not a whole number of milli-Hz")
+    info = {"model": model_cfg.get("name"), "fs_in_hz": float(fe.fs_in), "rounding": ROUNDING,
+            "max_flagged_q15": MAX_FLAGGED_Q15, "logit_scale": float(graph.output_scale)}
+    return (f"/* sq_pipeline_cfg.h - generated by sqtool.export.pipeline; do not edit.\n"
+            f" * {json.dumps(info, sort_keys=True)} */\n"
+            "#ifndef SQ_PIPELINE_CFG_H\n#define SQ_PIPELINE_CFG_H\n\n"
+            f"#define SQ_PL_MODEL_NAME {json.dumps(str(model_cfg.get('name', '')))}\n"
+            f"#define SQ_PL_FS_IN_MHZ {fs_mhz}u   /* device sampling rate the pipeline was exported for */\n"
+            f"#define SQ_PL_ROUNDING {json.dumps(ROUNDING)}\n"
+            f"#define SQ_PL_LOGIT_SCALE_UQ32 {int(round(float(graph.output_scale) * 2**32))}u   /* information */\n"
+            "\n#endif /* SQ_PIPELINE_CFG_H */\n")
+
+
+def check_prefix(prefix: str) -> None:
+    if not re.fullmatch(r"[a-z][a-z0-9]*", prefix or ""):
+        raise SqtoolError(f"pipeline: C prefix {prefix!r} must be lower-case letters and digits (e.g. 'hr2')")
+
+
+def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | None = None, prefix: str = "sq",
+                    decoder: DecoderCfg | dict | None = None) -> dict:
+    """Write the network, front end, decoder and pipeline C sources for one model into out_dir, every
+    symbol renamed to `prefix` (two prefixes link into one image). Returns {"files", "fe_cfg", "dec_cfg"}."""
+    from sqtool.export.c import generate_c
+    from sqtool.export.c_decoder import render_decoder
+    from sqtool.export.c_frontend import render_frontend
+    check_prefix(prefix)
+    mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+    fe = frontend_config(mc, fs_in)
+    dec = decoder_config(mc, graph, decoder)
+    check_contract(fe, graph, dec)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_c(graph, md, tmp)
+        hdr = _single_rounding_default((Path(tmp) / "sq_model.h").read_text())
+        src = _place_arena((Path(tmp) / "sq_model.c").read_text())
+    texts = {"sq_model.h": hdr, "sq_model.c": src, "sq_pipeline_cfg.h": _cfg_header(fe, dec, graph, mc)}
+    tdir = Path(__file__).resolve().parent / "templates"
+    for name in TEMPLATES:
+        texts[name] = (tdir / name).read_text()
+    for name, text in texts.items():
+        p = out / _rename(name, prefix)
+        atomic_write_text(p, _rename(text, prefix))
+        files.append(p)
+    files += render_frontend(fe, out, prefix)
+    files += render_decoder(dec, out, prefix)
+    return {"files": files, "fe_cfg": fe, "dec_cfg": dec}
+
+
+__all__ = ["PipelineRef", "render_pipeline", "check_prefix", "frontend_config", "decoder_config", "device_fs", "max_results",
+           "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15", "RESULT_KEYS"]

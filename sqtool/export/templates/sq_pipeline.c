@@ -1,0 +1,131 @@
+/*
+ * sq_pipeline.c - streaming heart-rate pipeline: front end -> network -> decoder (see sq_pipeline.h and
+ * sqtool/export/pipeline.py, whose integer arithmetic this file reproduces bit for bit).
+ *
+ * Benchmark hooks: building with -DSQ_PL_BENCH brackets every stage with calls of
+ * sq_pl_bench_begin(stage) / sq_pl_bench_end(stage) (stage 0 = front end per sample: resampler and band-pass,
+ * 3 = front end per window: spectra and codes, 1 = network, 2 = decoder),
+ * which the benchmark harness provides; without it they compile to nothing.
+ */
+#include "sq_pipeline.h"
+
+#include <stddef.h>
+
+#if !SQ_SINGLE_ROUNDING
+#error "sq_pipeline: the network must be built with single rounding (SQ_SINGLE_ROUNDING=1), as the reference"
+#endif
+
+#if SQ_DEC_NBINS != SQ_FE_NBINS || SQ_OUTPUT_SIZE != SQ_DEC_NBINS || SQ_INPUT_SIZE != SQ_FE_NBINS * SQ_FE_NCH
+#error "sq_pipeline: front end, network and decoder disagree on the bins or channels"
+#endif
+
+#ifdef SQ_PL_BENCH
+void sq_pl_bench_begin(int stage);
+void sq_pl_bench_end(int stage);
+#define SQ_PL_BEGIN(s) sq_pl_bench_begin(s)
+#define SQ_PL_END(s) sq_pl_bench_end(s)
+#else
+#define SQ_PL_BEGIN(s) ((void)0)
+#define SQ_PL_END(s) ((void)0)
+#endif
+
+int sq_pipeline_init(sq_pipeline_t *p)
+{
+    unsigned i;
+    if (p == NULL) return SQ_PL_ERR_NULL;
+    if (sq_frontend_init(&p->fe) != SQ_FE_OK || sq_decoder_init(&p->dec) != SQ_DEC_OK) return SQ_PL_ERR_NULL;
+    for (i = 0; i < sizeof p->window_words / sizeof p->window_words[0]; ++i) p->window_words[i] = 0u;
+    for (i = 0; i < sizeof p->logit_words / sizeof p->logit_words[0]; ++i) p->logit_words[i] = 0u;
+    return SQ_PL_OK;
+}
+
+int sq_pipeline_init_fs(sq_pipeline_t *p, uint32_t fs_in_mhz)
+{
+    if (p == NULL) return SQ_PL_ERR_NULL;
+    if (fs_in_mhz != SQ_PL_FS_IN_MHZ) return SQ_PL_ERR_RATE;
+    return sq_pipeline_init(p);
+}
+
+/* Windows completed by the next n inputs, from the front end's counters (exact, O(1)): the next model
+ * sample is produced on input (due - 1) of the chunk with phase `phase`; the j-th after it on input
+ * due - 1 + floor((phase + j DOWN) / UP); a window completes every HOP model samples, the next one
+ * after `to_win` more. */
+int sq_pipeline_pending(const sq_pipeline_t *p, int n)
+{
+    int64_t span, outputs;
+    if (p == NULL) return SQ_PL_ERR_NULL;
+    if (n < 0) return SQ_PL_ERR_ARG;
+    if ((int64_t)n < (int64_t)p->fe.due) return 0;
+    span = ((int64_t)n - p->fe.due + 1) * SQ_FE_UP - p->fe.phase;        /* > 0 */
+    outputs = (span + SQ_FE_DOWN - 1) / SQ_FE_DOWN;
+    if (outputs < p->fe.to_win) return 0;
+    return (int)((outputs - p->fe.to_win) / SQ_FE_HOP + 1);
+}
+
+/* The ready window: codes -> (network if valid) -> decoder -> *r. */
+static int sq_pl_score(sq_pipeline_t *p, sq_result_t *r)
+{
+    int8_t *codes = (int8_t *)p->window_words;
+    int8_t *logits = (int8_t *)p->logit_words;
+    uint16_t flagged = 0;
+    sq_decoder_out_t d;
+    int idx, valid;
+    SQ_PL_BEGIN(3);
+    idx = sq_frontend_window(&p->fe, codes, &flagged);
+    SQ_PL_END(3);
+    if (idx < 0) return SQ_PL_ERR_MODEL;
+    valid = flagged <= SQ_PL_MAX_FLAGGED_Q15;
+    if (valid) {
+        int rc;
+        SQ_PL_BEGIN(1);
+        rc = sq_model_run(codes, logits);
+        SQ_PL_END(1);
+        if (rc != 0) return SQ_PL_ERR_MODEL;
+    }
+    SQ_PL_BEGIN(2);
+    if (sq_decoder_step(&p->dec, logits, valid, &d) != SQ_DEC_OK) return SQ_PL_ERR_MODEL;
+    SQ_PL_END(2);
+    r->index = (uint32_t)idx;
+    r->hr_mbpm = d.hr_mbpm;
+    r->lo_mbpm = d.lo_mbpm;
+    r->hi_mbpm = d.hi_mbpm;
+    r->conf_q15 = d.conf_q15;
+    r->flagged_q15 = flagged;
+    r->valid = (uint8_t)valid;
+    return SQ_PL_OK;
+}
+
+int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, const uint8_t *gap, int n,
+                     sq_result_t *out, int max_out)
+{
+    int k = 0, need;
+    if (p == NULL) return SQ_PL_ERR_NULL;
+    if (n < 0 || max_out < 0) return SQ_PL_ERR_ARG;
+    if (n == 0) return 0;
+    if (ppg == NULL) return SQ_PL_ERR_NULL;
+#if SQ_FE_NCH == 4
+    if (acc == NULL) return SQ_PL_ERR_NULL;
+#endif
+    need = sq_pipeline_pending(p, n);
+    if (need > max_out) return SQ_PL_ERR_OVERFLOW;
+    if (need > 0 && out == NULL) return SQ_PL_ERR_NULL;
+    while (n > 0) {
+        int used = 0, r;
+        SQ_PL_BEGIN(0);
+        r = sq_frontend_push(&p->fe, ppg, acc, gap, n, &used);
+        SQ_PL_END(0);
+        if (r < 0) return SQ_PL_ERR_MODEL;                    /* arguments were checked: unreachable */
+        ppg += used;
+        if (acc != NULL) acc += 3 * used;
+        if (gap != NULL) gap += used;
+        n -= used;
+        if (r == 1) {
+            int rc;
+            if (k >= max_out) return SQ_PL_ERR_OVERFLOW;      /* guarded by sq_pipeline_pending */
+            rc = sq_pl_score(p, &out[k]);
+            if (rc < 0) return rc;
+            ++k;
+        }
+    }
+    return k;
+}

@@ -1,0 +1,108 @@
+/*
+ * sq_pipeline.h - the whole wrist heart-rate monitor as one streaming C99 call: int16 sensor samples
+ * at the device rate in, one heart-rate result per hop (2 s) out. Integer-only, no malloc, no float,
+ * re-entrant (all state in a caller-owned sq_pipeline_t), bit-exact with the Python integer reference
+ * sqtool/export/pipeline.py (PipelineRef).
+ *
+ *   ppg [+ acc x, y, z] int16 at SQ_FE_FS_IN Hz, optional per-sample gap flags
+ *     -> front end (sq_frontend.h): gap hold, polyphase FIR resampler to SQ_FE_FS Hz, causal
+ *        Butterworth band-pass, ring of SQ_FE_T samples, every SQ_FE_HOP samples one window of int8
+ *        spectrum codes (SQ_FE_NBINS bins x SQ_FE_NCH channels, channels-last) + its flagged fraction
+ *     -> network (sq_model.h): int8 codes -> SQ_DEC_NBINS int8 logits, one per heart-rate bin; skipped
+ *        when more than half of the window's input samples were flagged (valid = 0)
+ *     -> decoder (sq_decoder.h): fixed-point HMM forward filter over the bins -> HR, 90 % interval,
+ *        confidence (predict-only on a skipped window)
+ *
+ * Usage:
+ *     static sq_pipeline_t hr;                            // ~SQ_PL_STATE_BYTES, caller-owned
+ *     sq_result_t res[SQ_PL_MAX_RESULTS(CHUNK)];          // enough for any push of CHUNK samples
+ *     sq_pipeline_init(&hr);
+ *     for (;;) {                                          // any chunk size, 1 .. CHUNK samples
+ *         int k = sq_pipeline_push(&hr, ppg, acc, gap, n, res, SQ_PL_MAX_RESULTS(CHUNK));
+ *         if (k < 0) error;                               // nothing was consumed
+ *         for (i = 0; i < k; ++i) report(res[i].hr_mbpm / 1000, ...);
+ *     }
+ *
+ * Sizing max_out: a push of n samples completes at most SQ_PL_MAX_RESULTS(n) windows (one hop =
+ * SQ_FE_HOP_S seconds of signal); a push that would complete more than max_out windows is refused
+ * (SQ_PL_ERR_OVERFLOW) BEFORE consuming anything, so the caller can split the chunk and retry.
+ *
+ * Units: hr/lo/hi in milli-BPM; conf_q15 and flagged_q15 in Q15 (32768 = 1). Result `index` i covers
+ * the device time [i SQ_FE_HOP_S, i SQ_FE_HOP_S + SQ_FE_WINDOW_S) s from the first sample pushed.
+ *
+ * The network's activation arena is a static buffer inside sq_model.c; place it with
+ * -DSQ_ARENA_SECTION='__attribute__((section(".my_ram")))'. sq_model_run is synchronous and shares
+ * that arena between all pipelines of ONE model: do not run two pipelines of the same model from
+ * different threads / interrupt levels at once (different models, i.e. prefixes, are independent).
+ * The requantization is single rounding (SQ_SINGLE_ROUNDING=1, Brevitas / QAT semantics; the
+ * exporter sets it as sq_model.h's default): sq_pipeline.c refuses to build with the other mode.
+ */
+#ifndef SQ_PIPELINE_H
+#define SQ_PIPELINE_H
+
+#include <stdint.h>
+
+#include "sq_decoder.h"
+#include "sq_frontend.h"
+#include "sq_model.h"
+#include "sq_pipeline_cfg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SQ_PL_OK             0
+#define SQ_PL_ERR_NULL     (-1)   /* NULL state; NULL ppg (or acc with 4 channels) when n > 0; NULL out when
+                                     the push completes a window */
+#define SQ_PL_ERR_ARG      (-2)   /* n < 0 or max_out < 0 */
+#define SQ_PL_ERR_OVERFLOW (-3)   /* the push would complete more than max_out windows (nothing consumed) */
+#define SQ_PL_ERR_MODEL    (-4)   /* sq_model_run or an inner stage failed (cannot happen with valid state) */
+#define SQ_PL_ERR_RATE     (-5)   /* sq_pipeline_init_fs: the device rate is not the exported SQ_FE_FS_IN */
+
+/* A window is scored by the network only when its flagged fraction is at most 1/2 (Q15). */
+#define SQ_PL_MAX_FLAGGED_Q15 16384u
+
+/* Results a push of n samples can produce at most (n >= 0; 64-bit arithmetic, any int n). */
+#define SQ_PL_MAX_RESULTS(n) \
+    ((int)((((int64_t)(n) * SQ_FE_UP) / SQ_FE_DOWN + 1) / SQ_FE_HOP + 1))
+
+typedef struct {
+    uint32_t index;        /* window index: covers [index * HOP_S, index * HOP_S + WINDOW_S) s */
+    int32_t hr_mbpm;       /* heart rate, milli-BPM */
+    int32_t lo_mbpm;       /* central 90 % posterior interval, milli-BPM */
+    int32_t hi_mbpm;
+    uint16_t conf_q15;     /* posterior mass within +-SQ_DEC_CONF_BINS bins of the estimate, 32768 = 1 */
+    uint16_t flagged_q15;  /* fraction of the window's input samples flagged as gaps, 32768 = 1 */
+    uint8_t valid;         /* 1: the network scored this window; 0: too many gaps, decoder prediction only */
+} sq_result_t;
+
+typedef struct {
+    sq_frontend_t fe;                                   /* front end state (rings, filters, work) */
+    sq_decoder_t dec;                                   /* decoder posterior */
+    uint32_t window_words[(SQ_FE_NBINS * SQ_FE_NCH + 3) / 4];   /* int8 codes, word-aligned */
+    uint32_t logit_words[(SQ_DEC_NBINS + 3) / 4];       /* int8 logits, word-aligned */
+} sq_pipeline_t;
+
+#define SQ_PL_STATE_BYTES ((int)sizeof(sq_pipeline_t))
+
+/* Reset everything (front end history, decoder to its start distribution). SQ_PL_OK or SQ_PL_ERR_NULL. */
+int sq_pipeline_init(sq_pipeline_t *p);
+
+/* As sq_pipeline_init, refusing a device rate (milli-Hz) other than the exported one: SQ_PL_ERR_RATE. */
+int sq_pipeline_init_fs(sq_pipeline_t *p, uint32_t fs_in_mhz);
+
+/* Push n samples (n >= 0, any size): ppg[n]; acc[3 n] interleaved x, y, z (ignored, may be NULL, when
+ * SQ_FE_NCH == 1); gap[n] non-zero = dropout sample (or NULL: no gaps). Writes one result per completed
+ * window into out[0 .. k-1] and returns k (0 <= k <= max_out), or a negative SQ_PL_ERR_* code, in which
+ * case nothing was consumed and the state is unchanged. */
+int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, const uint8_t *gap, int n,
+                     sq_result_t *out, int max_out);
+
+/* Windows the next push of n samples would complete (>= 0), or a negative error code. */
+int sq_pipeline_pending(const sq_pipeline_t *p, int n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SQ_PIPELINE_H */

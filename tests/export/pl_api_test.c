@@ -1,0 +1,99 @@
+/*
+ * pl_api_test.c - bad input and bookkeeping of sq_pipeline_push (built by tests/export/test_c_pipeline.py,
+ * also under ASan + UBSan). Prints "FAIL <what>" lines and exits 1 on any failure, else prints "ok".
+ *
+ *   NULL state / ppg / acc / out, n < 0, max_out < 0, n = 0 (also with NULL pointers), the rate check,
+ *   SQ_PL_ERR_OVERFLOW leaving the state untouched, and sq_pipeline_pending == the number of results of
+ *   every push (pseudo-random chunk sizes) and <= SQ_PL_MAX_RESULTS(n).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sq_pipeline.h"
+
+#define N_SIG 12000
+static int16_t ppg[N_SIG], acc[3 * N_SIG];
+static uint8_t gap[N_SIG];
+static sq_pipeline_t a, b;
+static sq_result_t ra[64], rb[64];
+static int fails;
+
+#define CHECK(cond, what) do { if (!(cond)) { printf("FAIL %s (line %d)\n", what, __LINE__); ++fails; } } while (0)
+
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+int main(void)
+{
+    uint32_t seed = 12345u;
+    int i, pos, total = 0;
+    for (i = 0; i < N_SIG; ++i) {
+        ppg[i] = (int16_t)((int32_t)(lcg(&seed) & 0xFFFF) - 32768);
+        acc[3 * i] = (int16_t)(i * 7);
+        acc[3 * i + 1] = (int16_t)(-i * 3);
+        acc[3 * i + 2] = (int16_t)(4096 + (i % 50));
+        gap[i] = (uint8_t)((i / 500) % 4 == 1);
+    }
+    /* init */
+    CHECK(sq_pipeline_init(NULL) == SQ_PL_ERR_NULL, "init NULL");
+    CHECK(sq_pipeline_init_fs(NULL, SQ_PL_FS_IN_MHZ) == SQ_PL_ERR_NULL, "init_fs NULL");
+    CHECK(sq_pipeline_init_fs(&a, SQ_PL_FS_IN_MHZ + 1000u) == SQ_PL_ERR_RATE, "init_fs wrong rate");
+    CHECK(sq_pipeline_init_fs(&a, SQ_PL_FS_IN_MHZ) == SQ_PL_OK, "init_fs right rate");
+    CHECK(sq_pipeline_init(&b) == SQ_PL_OK, "init");
+    /* bad pushes: nothing consumed */
+    CHECK(sq_pipeline_push(NULL, ppg, acc, gap, 10, ra, 4) == SQ_PL_ERR_NULL, "push NULL state");
+    CHECK(sq_pipeline_push(&a, NULL, acc, gap, 10, ra, 4) == SQ_PL_ERR_NULL, "push NULL ppg");
+#if SQ_FE_NCH == 4
+    CHECK(sq_pipeline_push(&a, ppg, NULL, gap, 10, ra, 4) == SQ_PL_ERR_NULL, "push NULL acc");
+#endif
+    CHECK(sq_pipeline_push(&a, ppg, acc, gap, -1, ra, 4) == SQ_PL_ERR_ARG, "push n < 0");
+    CHECK(sq_pipeline_push(&a, ppg, acc, gap, 10, ra, -1) == SQ_PL_ERR_ARG, "push max_out < 0");
+    CHECK(sq_pipeline_push(&a, NULL, NULL, NULL, 0, NULL, 0) == 0, "push n = 0 with NULL pointers");
+    CHECK(sq_pipeline_pending(NULL, 5) == SQ_PL_ERR_NULL, "pending NULL");
+    CHECK(sq_pipeline_pending(&a, -5) == SQ_PL_ERR_ARG, "pending n < 0");
+    CHECK(memcmp(&a, &b, sizeof a) == 0, "bad pushes left the state untouched");
+    /* a push that completes no window may pass out = NULL */
+    CHECK(sq_pipeline_pending(&a, 10) == 0, "no window in 10 samples");
+    CHECK(sq_pipeline_push(&a, ppg, acc, gap, 10, NULL, 0) == 0, "push without window, out NULL");
+    CHECK(sq_pipeline_push(&b, ppg, acc, gap, 10, NULL, 0) == 0, "same on b");
+    pos = 10;
+    /* one that completes windows: NULL out / too small max_out are refused, state untouched */
+    {
+        const int n = 4000, need = sq_pipeline_pending(&a, n);
+        CHECK(need >= 2, "4000 samples complete windows");
+        CHECK(need <= SQ_PL_MAX_RESULTS(n), "pending <= SQ_PL_MAX_RESULTS");
+        CHECK(sq_pipeline_push(&a, ppg + pos, acc + 3 * pos, gap + pos, n, NULL, 64) == SQ_PL_ERR_NULL, "NULL out");
+        CHECK(sq_pipeline_push(&a, ppg + pos, acc + 3 * pos, gap + pos, n, ra, need - 1) == SQ_PL_ERR_OVERFLOW,
+              "max_out too small");
+        CHECK(memcmp(&a, &b, sizeof a) == 0, "refused pushes left the state untouched");
+        CHECK(sq_pipeline_push(&a, ppg + pos, acc + 3 * pos, gap + pos, n, ra, need) == need, "exact max_out");
+        CHECK(sq_pipeline_push(&b, ppg + pos, acc + 3 * pos, gap + pos, n, rb, 64) == need, "same on b");
+        CHECK(memcmp(ra, rb, (size_t)need * sizeof ra[0]) == 0, "same results");
+        pos += n;
+        total += need;
+    }
+    /* pseudo-random chunks: pending predicts every push exactly */
+    while (pos < N_SIG) {
+        int n = (int)(lcg(&seed) % 700u), need, k;
+        if (n > N_SIG - pos) n = N_SIG - pos;
+        need = sq_pipeline_pending(&a, n);
+        CHECK(need >= 0 && need <= SQ_PL_MAX_RESULTS(n), "pending within SQ_PL_MAX_RESULTS");
+        k = sq_pipeline_push(&a, ppg + pos, acc + 3 * pos, gap + pos, n, ra, 64);
+        CHECK(k == need, "pending == results");
+        for (i = 0; i < k; ++i) {
+            CHECK(ra[i].index == (uint32_t)(total + i), "consecutive indices");
+            CHECK(ra[i].valid == (ra[i].flagged_q15 <= SQ_PL_MAX_FLAGGED_Q15), "valid iff flagged <= 1/2");
+            CHECK(ra[i].lo_mbpm <= ra[i].hi_mbpm, "interval ordered");
+            CHECK(ra[i].conf_q15 <= 32768u, "conf range");
+        }
+        total += k;
+        pos += n;
+    }
+    CHECK(total > 30, "results over 96 s");
+    if (fails) return 1;
+    printf("ok %d results\n", total);
+    return 0;
+}

@@ -1,0 +1,301 @@
+"""The exported C heart-rate pipeline (front end + int8 network + decoder) against its Python integer reference.
+
+A tiny spectral twin (spec_student_xs, untrained, calibrated on synthetic spectra) keeps this fast; the C is
+built with -std=c99 -pedantic -Wall -Wextra -Werror. Bit-exact on a real TROIKA recording (first 60 s, with
+dropouts) in several chunkings, on all-zero / saturated / random streams (also under ASan + UBSan), with
+two prefixes in one binary, on Cortex-M4 under QEMU, and through the kit's own Makefile.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.export import pipeline as PL
+
+TESTS = Path(__file__).resolve().parent
+TEMPLATES = Path(PL.__file__).resolve().parent / "templates"
+FLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2"]
+SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1"]
+
+
+@pytest.fixture(scope="module")
+def twin():
+    """(model_cfg dict, int graph, metadata) of a calibrated spec_student_xs twin."""
+    from sqtool.export.fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
+    from sqtool.export.intgraph import extract_int_graph
+    from sqtool.export.metadata import build_metadata
+    f = make_float_specnet("spec_student_xs", 0)
+    calib, _ = synthetic_spectra(f.cfg, 16, 0)
+    q = make_int8_specnet(f, calib)
+    g = extract_int_graph(q)
+    mc = q.cfg.to_dict()
+    return mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g)
+
+
+@pytest.fixture(scope="module")
+def c_dir(twin, tmp_path_factory):
+    d = tmp_path_factory.mktemp("pl_c")
+    mc, g, md = twin
+    PL.render_pipeline(mc, g, md, d)                                       # prefix sq, 125 Hz
+    return d
+
+
+def _cc(out: Path, srcs, inc, extra=()) -> Path:
+    r = subprocess.run(["gcc", *FLAGS, *extra, *[f"-I{i}" for i in inc], *map(str, srcs), "-o", str(out)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[:3000]
+    return out
+
+
+def _pipeline_srcs(d: Path, prefix: str = "sq"):
+    return [d / f"{prefix}_{s}.c" for s in ("frontend", "model", "decoder", "pipeline")]
+
+
+@pytest.fixture(scope="module")
+def example(c_dir, tmp_path_factory):
+    """The kit's example main on the host (chunks up to 8192 samples)."""
+    w = tmp_path_factory.mktemp("pl_ex")
+    shutil.copyfile(TEMPLATES / "kit_main.c", w / "main.c")
+    return _cc(w / "example", [w / "main.c", *_pipeline_srcs(c_dir)], [c_dir], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
+
+
+@pytest.fixture(scope="module")
+def sanitized(c_dir, tmp_path_factory):
+    """ASan + UBSan builds of the example and of the API test."""
+    w = tmp_path_factory.mktemp("pl_san")
+    shutil.copyfile(TEMPLATES / "kit_main.c", w / "main.c")
+    ex = _cc(w / "example", [w / "main.c", *_pipeline_srcs(c_dir)], [c_dir], [*SAN, "-DSQ_EXAMPLE_MAX_CHUNK=4096"])
+    api = _cc(w / "api", [TESTS / "pl_api_test.c", *_pipeline_srcs(c_dir)], [c_dir], SAN)
+    return ex, api
+
+
+@pytest.fixture(scope="module")
+def troika60(data_root):
+    """First 60 s of the first TROIKA recording as device int16 (4, 7500) + a gap pattern."""
+    from sqtool.data.hr_spectra import device_samples
+    from sqtool.data.readers import iter_records
+    root = data_root / "troika"
+    if not root.is_dir():
+        pytest.skip(f"no TROIKA data at {root}")
+    rec = next(iter_records(root, "troika"))
+    x16, fs = device_samples(rec, ("ppg", "acc_x", "acc_y", "acc_z"))
+    assert fs == 125.0
+    x16 = np.ascontiguousarray(x16[:, :7500])
+    gap = np.zeros(7500, bool)
+    gap[2000:2700] = True                    # 5.6 s dropout: some windows flagged > 50 %
+    gap[5000:5010] = True
+    gap[6001::97] = True
+    return x16, gap
+
+
+def _need_cross() -> None:
+    """Skip without the cross toolchain / QEMU (as tests/firmware_bench does); under CI=true, fail."""
+    import os
+    from sqtool.firmware_bench.mcu import picolibc_specs
+    missing = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-nm", "arm-none-eabi-size", "qemu-system-arm")
+               if shutil.which(t) is None] + ([] if picolibc_specs() else ["picolibc"])
+    if missing:
+        msg = f"missing {', '.join(missing)} (Debian: gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(msg + " -- required under CI")
+        pytest.skip(msg)
+
+
+def _run_example(exe: Path, rec: Path, chunks: str) -> dict:
+    r = subprocess.run([str(exe), str(rec), chunks], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[:2000]
+    return PL.parse_results(r.stdout)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return len(a["index"]) == len(b["index"]) and all(np.array_equal(a[k], b[k]) for k in PL.RESULT_KEYS)
+
+
+# ----------------------------------------------------------------------------- reference
+
+def test_reference_streaming_equals_vectorised_and_gates_flagged_windows(twin, troika60):
+    mc, g, _ = twin
+    x16, gap = troika60
+    ref = PL.PipelineRef(mc, g, None, 125.0)
+    whole = ref.run(x16, gap)
+    assert len(whole["index"]) == 27 and list(whole["index"]) == list(range(27))
+    assert (whole["valid"] == 0).any() and (whole["valid"] == 1).any()
+    assert np.array_equal(whole["valid"] == 1, whole["flagged_q15"] <= PL.MAX_FLAGGED_Q15)
+    for chunk in (1, 250, 7500):
+        if chunk == 1:
+            x, gp = x16[:, :1500], gap[:1500]              # chunk 1 in Python is slow: 12 s of signal
+            want = ref.run(x, gp)
+        else:
+            x, gp, want = x16, gap, whole
+        got = ref.run(x, gp, chunk=chunk)
+        assert _same(got, want), chunk
+    ref.reset()
+    assert ref.push(np.zeros(0, np.int16), np.zeros((0, 3), np.int16)) == []
+    with pytest.raises(SqtoolError, match="acc"):
+        ref.push(np.zeros(4, np.int16))
+
+
+def test_export_refuses_bad_contracts(twin, tmp_path):
+    mc, g, md = twin
+    with pytest.raises(SqtoolError, match="prefix"):
+        PL.render_pipeline(mc, g, md, tmp_path, prefix="Bad-")
+    with pytest.raises(SqtoolError, match="only down-sampling"):
+        PL.render_pipeline(mc, g, md, tmp_path, fs_in=8.0)                 # below the model rate
+    with pytest.raises(SqtoolError, match="no spectral front end"):
+        PL.PipelineRef({**mc, "frontend": {}}, g)
+
+
+# ----------------------------------------------------------------------------- host C == reference
+
+def test_host_c_equals_reference_on_troika_any_chunking(twin, troika60, example, tmp_path):
+    mc, g, _ = twin
+    x16, gap = troika60
+    want = PL.PipelineRef(mc, g, None, 125.0).run(x16, gap)
+    rec = PL.write_recording(tmp_path / "rec.bin", x16, gap)
+    for chunks in ("1", "7", "125", "8192", "1,7,0,125,300,0,2"):
+        assert _same(_run_example(example, rec, chunks), want), chunks
+    nogap = PL.PipelineRef(mc, g, None, 125.0).run(x16)
+    rec2 = PL.write_recording(tmp_path / "rec2.bin", x16)
+    assert _same(_run_example(example, rec2, "33"), nogap)
+    assert nogap["valid"].all() and not _same(nogap, want)
+
+
+def _extreme_streams(n: int = 3750, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    sat = np.where(np.arange(n) % 2, 32767, -32768).astype(np.int16)
+    return {
+        "zeros": (np.zeros((4, n), np.int16), None),
+        "saturated_const": (np.full((4, n), 32767, np.int16), None),
+        "saturated_alternating": (np.tile(sat, (4, 1)), None),
+        "random_full_range": (rng.integers(-32768, 32768, (4, n)).astype(np.int16), rng.random(n) < 0.3),
+        "all_flagged": (rng.integers(-1000, 1000, (4, n)).astype(np.int16), np.ones(n, bool)),
+    }
+
+
+def test_host_c_equals_reference_on_zero_saturated_random_streams(twin, example, tmp_path):
+    mc, g, _ = twin
+    ref = PL.PipelineRef(mc, g, None, 125.0)
+    for name, (x, gp) in _extreme_streams().items():
+        want = ref.run(x, gp)
+        assert len(want["index"]) == 12
+        got = _run_example(example, PL.write_recording(tmp_path / f"{name}.bin", x, gp), "1,125,0,64")
+        assert _same(got, want), name
+        if name == "all_flagged":
+            assert not want["valid"].any()
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+def test_asan_ubsan_on_random_extreme_streams_and_bad_input(twin, sanitized, tmp_path):
+    ex, api = sanitized
+    r = subprocess.run([str(api)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.stdout + r.stderr)[-3000:]
+    mc, g, _ = twin
+    ref = PL.PipelineRef(mc, g, None, 125.0)
+    streams = _extreme_streams(seed=1)
+    for name in ("random_full_range", "saturated_alternating", "zeros"):
+        x, gp = streams[name]
+        got = _run_example(ex, PL.write_recording(tmp_path / f"{name}.bin", x, gp), "4096,1,3,0,250")
+        assert _same(got, ref.run(x, gp)), name
+
+
+def test_bad_arguments_and_overflow_refused(c_dir, tmp_path):
+    """pl_api_test.c: NULL pointers, n < 0, n = 0, max_out too small (state untouched), pending exact."""
+    api = _cc(tmp_path / "api", [TESTS / "pl_api_test.c", *_pipeline_srcs(c_dir)], [c_dir])
+    r = subprocess.run([str(api)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout[-3000:]
+    assert PL.max_results(PL.frontend_config({"fs": 16.0, "window_s": 8.0, "hop_s": 2.0, "channels": ["ppg"],
+                                              "band": [0.5, 4.0], "frontend": {"type": "spectrum"}}, 125.0),
+                          250) == 2
+
+
+def test_two_prefixes_link_into_one_binary(twin, c_dir, troika60, tmp_path):
+    mc, g, md = twin
+    x16, gap = troika60
+    d = tmp_path / "c"
+    shutil.copytree(c_dir, d)
+    PL.render_pipeline(mc, g, md, d, fs_in=256.0, prefix="hr2")
+    assert (d / "hr2_pipeline.h").is_file() and "sq_" not in (d / "hr2_model.c").read_text()
+    exe = _cc(tmp_path / "two", [TESTS / "pl_two_prefix.c", *_pipeline_srcs(d), *_pipeline_srcs(d, "hr2")], [d])
+    rng = np.random.default_rng(3)
+    tt = np.arange(256 * 30) / 256.0
+    x256 = np.stack([3000 * np.sin(2 * np.pi * 1.7 * tt)] + [500 * np.sin(2 * np.pi * 1.1 * tt + k) for k in range(3)])
+    x256 = np.round(x256 + 100 * rng.standard_normal(x256.shape)).astype(np.int16)
+    ra = PL.write_recording(tmp_path / "a.bin", x16, gap)
+    rb = PL.write_recording(tmp_path / "b.bin", x256)
+    r = subprocess.run([str(exe), str(ra), str(rb), "100"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    got_a = PL.parse_results("\n".join(ln[3:] for ln in lines if ln.startswith("sq ")))
+    got_b = PL.parse_results("\n".join(ln[4:] for ln in lines if ln.startswith("hr2 ")))
+    assert _same(got_a, PL.PipelineRef(mc, g, None, 125.0).run(x16, gap))
+    want_b = PL.PipelineRef(mc, g, None, 256.0).run(x256)
+    assert len(want_b["index"]) == 12 and _same(got_b, want_b)
+
+
+def test_arena_section_macro_places_the_arena(c_dir, tmp_path):
+    obj = tmp_path / "m.o"
+    r = subprocess.run(["gcc", *FLAGS, "-c", f"-I{c_dir}", "-DSQ_ARENA_SECTION=__attribute__((section(\".sq_arena\")))",
+                        str(c_dir / "sq_model.c"), "-o", str(obj)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[:2000]
+    heads = subprocess.run(["objdump", "-h", str(obj)], capture_output=True, text=True).stdout
+    assert ".sq_arena" in heads
+    assert "SQ_SINGLE_ROUNDING 1" in (c_dir / "sq_model.h").read_text()
+
+
+# ----------------------------------------------------------------------------- MCU and the kit
+
+@pytest.mark.mcu
+def test_m4_qemu_equals_host_and_reference(twin, c_dir, troika60, tmp_path):
+    _need_cross()
+    from sqtool.firmware_bench import pipeline_fw as PF
+    mc, g, _ = twin
+    x16, gap = troika60
+    want = PL.PipelineRef(mc, g, None, 125.0).run(x16, gap)
+    fw = PF.build_pipeline(c_dir, "m4", tmp_path, staged=True, chunk=50)
+    r = PF.run_pipeline(fw, x16, gap)
+    assert _same(r.results, want)
+    ins = r.stage_insns
+    assert ins["network"] > 0 and ins["decoder"] > 0 and ins["frontend_window"] > ins["frontend_stream"] > 0
+    host = PF.run_pipeline(PF.build_pipeline(c_dir, "host", tmp_path, chunk=50), x16, gap)
+    assert _same(host.results, want)
+    whole = PF.build_pipeline(c_dir, "m4", tmp_path, staged=False, chunk=50)
+    rw = PF.run_pipeline(whole, x16, gap)
+    assert _same(rw.results, want) and len(rw.counts) == 150
+    assert 100 < rw.stack_high_water < 4096
+    sz = PF.pipeline_sizes(whole, rw.stack_high_water)
+    assert 0 < sz["flash_bytes"] < 128 * 1024 and sz["objects"]["frontend"]["const"] > 0
+
+
+def test_kit_example_builds_with_its_makefile(twin, tmp_path):
+    from sqtool.export.kit import check_kit, write_kit
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    mc, g, md = twin
+    info = write_kit(tmp_path / "kit", mc, g, md, prefix="hr3")
+    kit = tmp_path / "kit"
+    for f in ("Makefile", "CMakeLists.txt", "README.md", "MODEL_CARD.md", "example/main.c",
+              "example/board/mps2_an386.ld", "test_vectors/recording.bin", "test_vectors/expected.txt",
+              "c/hr3_pipeline.h", "c/hr3_model.c"):
+        assert (kit / f).is_file(), f
+    assert not list(kit.rglob("*.npz"))                                    # no subject data
+    assert info["vectors"]["synthetic"] and info["vectors"]["invalid_windows"] >= 1
+    assert "hr3_pipeline_push" in (kit / "README.md").read_text()
+    r = subprocess.run(["make", "-s", "-C", str(kit), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.count("bit-exact") == 5, r.stdout + r.stderr
+    assert check_kit(kit)["ok"]
+
+
+def test_cli_refuses_a_bad_device_rate_before_writing(tmp_path):
+    from sqtool.export.cli import ExportConfig, export
+    from sqtool.export.fixtures import make_spec_int8_run
+    run = make_spec_int8_run(tmp_path / "run", "spec_student_xs", n_heldout=0, n_calib=8)
+    for kw, match in (({"device_fs": 7.0}, "only down-sampling"), ({"prefix": "2x"}, "prefix")):
+        with pytest.raises(SqtoolError, match=match):
+            export(ExportConfig(model=str(run), target=["c"], out=str(tmp_path / "out"), **kw))
+        assert not (tmp_path / "out").exists()
