@@ -9,5 +9,9 @@
     baseline.py   classic spectral HR with accelerometer artifact suppression + peak tracking
     tracker.py    causal slew-limited HR tracker
     report.py     metrics, tables, bench.json / bench.md / plots
-    cli.py        `sqtool bench` (BenchConfig, run_bench)
+    cli.py        `sqtool bench` (BenchConfig, run_bench); spectral exports go to spectral.py
+    spectral.py   bench of spectral exports: one fixed-point front end, every runtime, HMM-decoded HR,
+                  the whole C pipeline on the host (one push per recording) vs the Python integer reference
+    predict.py    `sqtool predict`: per-window CSV, PNG and summary.json of recordings (C pipeline default)
+    pipeline_fw.py  the exported pipeline as firmware (host / QEMU builds, instructions per stage)
 """

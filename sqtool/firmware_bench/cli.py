@@ -46,6 +46,10 @@ class BenchConfig:
     quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality "
                                                                 "output says poor"})
     max_records: int = field(default=0, metadata={"help": "use at most this many recordings (0 = all)"})
+    max_seconds: float = field(default=0.0, metadata={"help": "spectral models: use only the first seconds of each "
+                                                              "recording (0 = all)"})
+    data_root: str = field(default="", metadata={"help": "where a dataset name given as --data is looked up "
+                                                         "(default: $SQTOOL_DATA or ../shared/data)"})
     mcu_windows: int = field(default=0, metadata={"help": "windows run on each emulated MCU (0 = all)"})
     callgrind_windows: int = field(default=4, metadata={"help": "windows counted under valgrind (0 = skip)"})
     timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
@@ -62,7 +66,10 @@ def register(sub, name: str, helptext: str) -> None:
 def run(args) -> int:
     cfg = resolve_config(BenchConfig, args)
     res = run_bench(cfg)
-    from sqtool.firmware_bench.report import tables
+    if res.get("kind") == "spectral":
+        from sqtool.firmware_bench.spectral import tables
+    else:
+        from sqtool.firmware_bench.report import tables
     print(tables(res))
     print(f"\nbench -> {res['run_dir']}")
     return 3 if any(not f["ok"] for f in res["floor"]) else 0
@@ -180,6 +187,11 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter must be one of {', '.join(FILTERS)}")
     floors = parse_floors(cfg.floor)
+    art = R.load_artifacts(cfg.model, {"teacher": cfg.teacher, "student_float": cfg.student_float,
+                                        "student_int8": cfg.student_int8})
+    if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
+        from sqtool.firmware_bench.spectral import run_spectral_bench
+        return run_spectral_bench(cfg, art, records)
     names, explicit = [], set()
     for n in list(cfg.runtime) or list(R.DEFAULT_RUNTIMES):
         if n in R.ALIASES:
@@ -191,8 +203,6 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             raise SqtoolError(f"unknown runtime '{n}' (known: {', '.join(R.RUNTIMES)}; groups: "
                               f"{', '.join(R.ALIASES)})")
     explicit &= set(cfg.runtime)
-    art = R.load_artifacts(cfg.model, {"teacher": cfg.teacher, "student_float": cfg.student_float,
-                                        "student_int8": cfg.student_int8})
     md = art.metadata
     if md.get("task") != "hr":
         raise SqtoolError(f"sqtool bench scores heart rate; the model's task is '{md.get('task')}'")

@@ -160,7 +160,9 @@ def model_io_sizes(c_dir: Path) -> tuple[int, int]:
 def _model_sources(c_dir: Path) -> list[Path]:
     if not (Path(c_dir) / "sq_model.c").is_file():
         raise SqtoolError(f"{c_dir}: no sq_model.c (export the model with `sqtool export --target c`)")
-    return sorted(Path(c_dir).glob("*.c"))
+    # the network alone: a spectral export's c/ also holds the pipeline kit (front end, decoder, pipeline)
+    return sorted(p for p in Path(c_dir).glob("*.c")
+                  if not p.name.endswith(("_pipeline.c", "_frontend.c", "_decoder.c")))
 
 
 # ----------------------------------------------------------------------------- builds

@@ -149,6 +149,20 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None) -> Artifacts
     return art
 
 
+def is_spectral(md: dict) -> bool:
+    """A spectral export (family spec_cnn): windows are int8 spectrum codes (C, F), outputs F bin logits."""
+    mc = md.get("model_cfg") or md
+    return mc.get("family") == "spec_cnn" or (mc.get("frontend") or {}).get("type") == "spectrum"
+
+
+def window_shape(md: dict) -> tuple[int, int]:
+    """(C, L) of one float model window: L = samples (fs * window_s), or bins for a spectral model."""
+    C = len((md.get("model_cfg") or md)["channels"])
+    if is_spectral(md):
+        return C, int(md.get("n_bins") or (md.get("model_cfg") or {}).get("n_bins") or 0)
+    return C, int(round(float(md["fs"]) * float(md["window_s"])))
+
+
 def decode_hr(y: np.ndarray, md: dict) -> np.ndarray:
     """Model units -> BPM for output 0 (hr_bpm): y * target_std + target_mean."""
     y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
@@ -194,10 +208,9 @@ class Runtime:
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        C = self.art.model_cfg["channels"]
-        T = int(round(float(self.art.metadata["fs"]) * float(self.art.metadata["window_s"])))
-        if x.ndim != 3 or x.shape[1:] != (len(C), T):
-            raise SqtoolError(f"{self.name}: windows must be (N, {len(C)}, {T}), got {x.shape}")
+        C, T = window_shape(self.art.metadata)
+        if x.ndim != 3 or x.shape[1:] != (C, T):
+            raise SqtoolError(f"{self.name}: windows must be (N, {C}, {T}), got {x.shape}")
         return np.asarray(self._run_batch(x), dtype=np.float64).reshape(len(x), -1)
 
     def info(self) -> dict:
@@ -294,7 +307,9 @@ class BrevitasInt8(TorchRuntime):
         from sqtool.export.intgraph import brevitas_int_outputs
         y = super()._run_batch(x)
         xs = np.ascontiguousarray(x[:, self.ch_idx])
-        self.int8_outputs = np.asarray(brevitas_int_outputs(self.model, xs)["fc"]).astype(np.int8).reshape(len(x), -1)
+        outs = brevitas_int_outputs(self.model, xs)
+        last = outs["head"] if "head" in outs else outs["fc"]                  # spectral: per-bin head
+        self.int8_outputs = np.asarray(last).astype(np.int8).reshape(len(x), -1)
         return y
 
 
@@ -410,7 +425,7 @@ class TflmInt8(_Int8):
         self.it = runtime.Interpreter.from_bytes(b, arena_size=self.arena_size)
         self.file, self.size_bytes = str(p), len(b)
         self.extra["arena_bytes"] = tflm_arena_bytes(b, self.arena_size)
-        self.T = int(round(float(self.art.metadata["fs"]) * float(self.art.metadata["window_s"])))
+        self.T = window_shape(self.art.metadata)[1]
         return self
 
     def _run_q(self, q):

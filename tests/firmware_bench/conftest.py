@@ -29,3 +29,21 @@ def export_dir(tmp_path_factory):
     run = make_int8_run(root / "quantize", n_heldout=12, steps=40)
     res = export(ExportConfig(model=str(run), target=["tflite", "c"], out=str(root / "export")))
     return Path(res["out"])
+
+
+@pytest.fixture(scope="session")
+def spec_export_dir(tmp_path_factory):
+    """A real export of an untrained spectral model (spec_student_xs, BN statistics set, calibrated on synthetic
+    spectra): ONNX, TFLite, the network's C and the whole C pipeline (c/sq_pipeline.c), next to its
+    compress-like run dir (model.pt, student_float.pt) found through config.yaml."""
+    import torch
+
+    from sqtool.export.cli import ExportConfig, export
+    from export_fixtures import make_spec_int8_run
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("fwb_spec")
+    run = make_spec_int8_run(root / "quantize", "spec_student_xs", n_heldout=0, n_calib=16)
+    res = export(ExportConfig(model=str(run), out=str(root / "export"), random_windows=8))
+    assert res["failed"] == [], res["summary"]
+    return Path(res["out"])
+

@@ -1,0 +1,772 @@
+"""`sqtool bench` for spectral exports (family spec_cnn): one front end, every runtime, decoded heart rate.
+
+    res = run_spectral_bench(cfg, art)        # cfg: cli.BenchConfig, art: runtimes.load_artifacts(...)
+
+For every recording (a dataset folder, a built-in name such as `troika` / `wrist_exercise` resolved under
+the data root, or one file):
+
+ 1. device samples ONCE: the float record -> int16 (`prepare`: robust per-recording gains, as
+    `data.hr_spectra.device_samples`; NaN samples become gap flags holding the last good value), then the
+    fixed-point front end (`data.frontend.spectra`, the Python integer reference of the firmware's) ONCE:
+    int8 codes (W, F, C) channels-last, window starts t0, flagged_q15; truth per window by its start
+    (`hr_spectra.window_truth`). A window is scored when flagged_q15 <= MAX_FLAGGED_Q15 (the pipeline's rule);
+    the others only advance the decoder (valid = False), in every runtime alike.
+ 2. every window runtime gets the SAME codes: float runtimes (torch_student, onnx_float, litert_float) read
+    codes / 127 and give real logits -> `decode_float`; int8 runtimes (brevitas_int8, onnx_int8, litert_int8,
+    tflm_int8, c_host, c_host_single, mcu_m4, ...) give int8 logits -> `decode_int` with the int graph's
+    output scale. The model cfg's decoder dict is used (else DecoderCfg defaults on the model's bins).
+ 3. c_pipeline: the export's C pipeline (c/sq_pipeline.c + front end + network + decoder) built on the host
+    as a shared library, each WHOLE recording pushed in ONE `sq_pipeline_push` call (int16 in, results out),
+    compared field by field with the Python integer reference `export.pipeline.PipelineRef` (exact hops %).
+ 4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
+    agreement, 95 % CI of the MAE by a bootstrap over recordings, > 10 BPM %), per subject and per
+    recording; fidelity against a reference runtime (int8 logits: exact windows %, max LSB; decoded HR:
+    mean / max difference); host latency per window; instructions / flash / RAM on the emulated MCU; the
+    classic baseline (`baseline.py`) on the same windows. Without truth, accuracy is reported as not
+    measured and cost and fidelity still are.
+
+A runtime named in --runtime that cannot run is an error (reported after bench.json is written); a default
+runtime that cannot run is skipped with its reason in the report.
+"""
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError
+
+FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
+INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
+                 "mcu_m4", "mcu_m4_single", "mcu_m33", "mcu_m55")
+RUNTIMES = FLOAT_RUNTIMES + INT8_RUNTIMES + ("c_pipeline",)
+DEFAULT = ("torch_student", "brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
+           "mcu_m4", "c_pipeline")
+ALIASES = {"torch": ("torch_student", "brevitas_int8"), "pytorch": ("torch_student", "brevitas_int8"),
+           "onnx": ("onnx_int8",), "litert": ("litert_int8",), "tflite": ("litert_int8",), "tflm": ("tflm_int8",),
+           "c": ("c_host", "c_host_single"), "mcu": ("mcu_m4",), "pipeline": ("c_pipeline",), "all": RUNTIMES}
+GT = 10.0                                  # BPM: a window is "wrong" beyond this error
+NOT_MEASURED = "accuracy not measured: no recording has heart-rate truth (labels['hr'])"
+
+
+# ----------------------------------------------------------------------------- data
+
+def resolve_data(data: str, data_root: str | None = None) -> Path:
+    """--data as a path, else a name under the data root (troika -> <root>/troika/Training_data when it has one)."""
+    from sqtool.core import resolve_data_root
+    if not data:
+        raise SqtoolError("--data is required (a recordings folder or file, or a dataset name such as troika)")
+    p = Path(data).expanduser()
+    if p.exists():
+        return p
+    root = resolve_data_root(data_root or None)
+    if root is not None and (root / data).exists():
+        q = root / data
+        return q / "Training_data" if (q / "Training_data").is_dir() else q
+    raise SqtoolError(f"--data {data}: no such file or folder" + (f" (nor {root / data})" if root else ""))
+
+
+def cut(record, max_seconds: float):
+    """The record's first max_seconds (signals; labels keep their times, windows past the end just vanish)."""
+    if not max_seconds:
+        return record
+    import dataclasses
+    sig = {c: np.asarray(v)[:int(round(max_seconds * float(record.fs[c])))] for c, v in record.signals.items()}
+    return dataclasses.replace(record, signals=sig)
+
+
+def load_records(path: Path, max_records: int = 0, max_seconds: float = 0.0) -> list:
+    from sqtool.data.readers import iter_records
+    out = []
+    for r in iter_records(path):
+        out.append(cut(r, max_seconds))
+        if max_records and len(out) >= max_records:
+            break
+    if not out:
+        raise SqtoolError(f"--data {path}: no usable recordings")
+    return out
+
+
+@dataclass
+class SpecRec:
+    """One recording as the device sees it: int16 samples, front-end codes, truth per window."""
+    record: object
+    x16: np.ndarray                # (C, N) int16
+    gap: np.ndarray | None         # (N,) bool
+    fs_in: float
+    codes: np.ndarray              # (W, F, C) int8
+    t0: np.ndarray                 # (W,) s
+    flagged_q15: np.ndarray        # (W,)
+    valid: np.ndarray              # (W,) bool: scored by the network
+    truth: np.ndarray              # (W,) BPM, NaN = none
+
+    @property
+    def record_id(self) -> str:
+        return str(self.record.record_id)
+
+    @property
+    def subject(self) -> str:
+        return f"{self.record.dataset}:{self.record.subject}"
+
+
+def check_rate(mc: dict, fs_in: float, where: str):
+    """The front end for this device rate, or one line saying why the rate cannot work."""
+    from sqtool.data.frontend import design
+    from sqtool.data.hr_spectra import frontend_cfg
+    top = float(mc["band"][1])
+    if not fs_in >= 2 * top:
+        raise SqtoolError(f"{where}: sampled at {fs_in:g} Hz, below 2x the model band's top {top:g} Hz: the heart-rate "
+                          "band is not in the recording")
+    fe = frontend_cfg(mc, fs_in)
+    try:
+        return fe, design(fe)
+    except SqtoolError as e:
+        raise SqtoolError(f"{where}: the front end cannot take {fs_in:g} Hz ({e})")
+
+
+def prepare(record, mc: dict, cache: dict | None = None) -> SpecRec:
+    """Float record -> int16 device samples -> front-end codes (the Python integer reference), once."""
+    from sqtool.data.frontend import flagged_q15, spectra, to_int16
+    from sqtool.data.hr_spectra import window_truth
+    from sqtool.export.pipeline import MAX_FLAGGED_Q15
+    where = f"{record.dataset}/{record.record_id}"
+    chans = list(mc["channels"])
+    missing = [c for c in chans if c not in record.signals]
+    if missing:
+        raise SqtoolError(f"{where}: the model needs channel {', '.join(missing)}; the recording has "
+                          f"{', '.join(record.signals) or 'none'}")
+    rates = {float(record.fs[c]) for c in chans}
+    if len(rates) != 1:
+        raise SqtoolError(f"{where}: channels {', '.join(chans)} have different rates; one device rate needed")
+    fs_in = rates.pop()
+    cache = {} if cache is None else cache
+    if fs_in not in cache:
+        cache[fs_in] = check_rate(mc, fs_in, where)
+    fe, tab = cache[fs_in]
+    n = min(len(record.signals[c]) for c in chans)
+    x = np.stack([np.asarray(record.signals[c], np.float64)[:n] for c in chans])      # (C, N)
+    bad = ~np.isfinite(x)
+    gap = bad.any(axis=0) if bad.any() else None
+    if gap is not None:
+        if gap.all():
+            raise SqtoolError(f"{where}: every sample is NaN")
+        for c in range(len(x)):                                          # hold the last good value
+            good = np.where(~bad[c], np.arange(n), -1)
+            idx = np.maximum.accumulate(good)
+            first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
+            x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
+    x16 = to_int16(x, "robust")
+    codes, t0, _ = spectra(fe, x16, gap, tables=tab)
+    if len(codes) == 0:
+        raise SqtoolError(f"{where}: {n / fs_in:.1f} s is shorter than one {float(mc['window_s']):g} s window")
+    fq = flagged_q15(fe, gap, n, tables=tab)
+    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0))
+
+
+def decoder_dict(md: dict) -> tuple[dict, str]:
+    """The model's decoder dict (DecoderCfg keys + temperature), bins filled in; and a note on its origin."""
+    mc = md.get("model_cfg") or {}
+    d = dict(md.get("decoder") or mc.get("decoder") or {})
+    note = "decoder: the model's (cfg.decoder)" if d else "decoder: DecoderCfg defaults (the model has none)"
+    if "bins_bpm" not in d:
+        d["bins_bpm"] = list(md.get("bins_bpm") or (mc.get("frontend") or {}).get("bins_bpm"))
+    return d, note
+
+
+def bins_of(dec: dict) -> np.ndarray:
+    lo, hi, step = (float(v) for v in dec["bins_bpm"])
+    return lo + step * np.arange(int(round((hi - lo) / step)) + 1)
+
+
+def decode(logits: np.ndarray, recs: list[SpecRec], dec: dict, int_scale: float | None) -> dict:
+    """Per-recording causal decoding of stacked (N, F) logits -> hr, lo, hi, conf (N,) each."""
+    from sqtool.models.decoder import decode_float, decode_int
+    out = {k: [] for k in ("hr", "lo", "hi", "conf")}
+    a = 0
+    for r in recs:
+        b = a + len(r.t0)
+        if int_scale is None:
+            o = decode_float(logits[a:b], dec, r.valid)
+        else:
+            o = decode_int(np.asarray(logits[a:b], np.int8), dec, int_scale, r.valid)
+        for k in out:
+            out[k].append(np.asarray(o[k], float))
+        a = b
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------- the C pipeline on the host
+
+class _Result(ctypes.Structure):
+    _fields_ = [("index", ctypes.c_uint32), ("hr_mbpm", ctypes.c_int32), ("lo_mbpm", ctypes.c_int32),
+                ("hi_mbpm", ctypes.c_int32), ("conf_q15", ctypes.c_uint16), ("flagged_q15", ctypes.c_uint16),
+                ("valid", ctypes.c_uint8)]
+
+
+class CPipelineHost:
+    """The export's whole C pipeline as a host shared library; `run` pushes a recording in ONE call."""
+
+    def __init__(self, c_dir: Path, work: Path):
+        import shutil
+        import subprocess
+
+        from sqtool.firmware_bench.mcu import MCU_DIR
+        c_dir = Path(c_dir)
+        srcs = [c_dir / f"sq_{s}.c" for s in ("frontend", "model", "decoder", "pipeline")]
+        missing = [p.name for p in srcs if not p.is_file()]
+        if missing:
+            raise SqtoolError(f"{c_dir}: no {', '.join(missing)}: the export has no C pipeline (export a spectral "
+                              "model with `sqtool export --target c`)")
+        if shutil.which("gcc") is None:
+            raise SqtoolError("gcc not found: cannot build the C pipeline on the host")
+        work = Path(work)
+        work.mkdir(parents=True, exist_ok=True)
+        self.lib_path = work / "libsq_pipeline.so"
+        cmd = ["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-fPIC", "-shared",
+               f"-I{c_dir}", *map(str, srcs), str(MCU_DIR / "pipeline_host.c"), "-o", str(self.lib_path)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise SqtoolError(f"the C pipeline in {c_dir} does not build on the host: "
+                              f"{(r.stderr.strip().splitlines() or ['?'])[0]}")
+        lib = ctypes.CDLL(str(self.lib_path))
+        for f in ("sq_pl_host_state_bytes", "sq_pl_host_result_bytes", "sq_pl_host_channels"):
+            getattr(lib, f).restype = ctypes.c_int
+        lib.sq_pl_host_max_results.argtypes = [ctypes.c_int]
+        lib.sq_pl_host_max_results.restype = ctypes.c_int
+        lib.sq_pl_host_fs_in_mhz.restype = ctypes.c_long
+        lib.sq_pipeline_init_fs.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.sq_pipeline_init_fs.restype = ctypes.c_int
+        lib.sq_pipeline_push.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                         ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+        lib.sq_pipeline_push.restype = ctypes.c_int
+        if lib.sq_pl_host_result_bytes() != ctypes.sizeof(_Result):
+            raise SqtoolError(f"sq_result_t is {lib.sq_pl_host_result_bytes()} bytes, the bench expects "
+                              f"{ctypes.sizeof(_Result)}: the pipeline header changed")
+        self.lib = lib
+        self.fs_in = lib.sq_pl_host_fs_in_mhz() / 1000.0
+        self.channels = lib.sq_pl_host_channels()
+        self.state_bytes = lib.sq_pl_host_state_bytes()
+        self.file = str(c_dir / "sq_pipeline.c")
+        self.size_bytes = sum(p.stat().st_size for p in c_dir.glob("sq_*.[ch]"))
+
+    def run(self, x16: np.ndarray, gap: np.ndarray | None, fs_in: float, where: str = "") -> tuple[dict, float]:
+        """x16 (C, N) int16 -> (results dict of (W,) arrays per RESULT_KEYS, seconds of the one push call)."""
+        from sqtool.export.pipeline import RESULT_KEYS
+        x16 = np.asarray(x16, np.int16)
+        C, n = x16.shape
+        if C != self.channels:
+            raise SqtoolError(f"c_pipeline: {where} has {C} channels, the pipeline reads {self.channels}")
+        state = np.zeros((self.state_bytes + 7) // 8, np.uint64)                 # 8-byte aligned
+        rc = self.lib.sq_pipeline_init_fs(state.ctypes.data, int(round(fs_in * 1000)))
+        if rc != 0:
+            raise SqtoolError(f"c_pipeline: {where} is sampled at {fs_in:g} Hz but the C pipeline was exported "
+                              f"for {self.fs_in:g} Hz (re-export with --device-fs {fs_in:g})" if rc == -5 else
+                              f"c_pipeline: sq_pipeline_init_fs returned {rc}")
+        ppg = np.ascontiguousarray(x16[0])
+        acc = np.ascontiguousarray(x16[1:].T) if C > 1 else None              # (n, 3) interleaved x, y, z
+        g = None if gap is None else np.ascontiguousarray(np.asarray(gap, bool).astype(np.uint8))
+        max_out = self.lib.sq_pl_host_max_results(n)
+        out = (_Result * max(max_out, 1))()
+        t = time.perf_counter()
+        k = self.lib.sq_pipeline_push(state.ctypes.data, ppg.ctypes.data, None if acc is None else acc.ctypes.data,
+                                      None if g is None else g.ctypes.data, n, out, max_out)
+        dt = time.perf_counter() - t
+        if k < 0:
+            raise SqtoolError(f"c_pipeline: sq_pipeline_push returned {k} on {where}")
+        return {key: np.array([getattr(out[i], key) for i in range(k)]) for key in RESULT_KEYS}, dt
+
+
+# ----------------------------------------------------------------------------- window runtimes
+
+def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """codes (N, F, C) int8 -> (logits (N, F): float for float runtimes, int8 for int8 ones, int8 or None).
+
+    Int8 runtimes get the codes themselves (channels-last, what the firmware's network reads); float ones
+    codes / 127 channels-first."""
+    from sqtool.firmware_bench.runtimes import _Int8
+    if isinstance(rt, _Int8):
+        yq = np.asarray(rt._run_int8(np.ascontiguousarray(codes.reshape(len(codes), -1)))).astype(np.int8)
+        rt.int8_outputs = yq
+        return yq, yq
+    x = np.ascontiguousarray(codes.astype(np.float32).transpose(0, 2, 1) / np.float32(127.0))   # (N, C, F)
+    y = rt.run_batch(x)
+    return (rt.int8_outputs if rt.int8_outputs is not None else y), rt.int8_outputs
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def _bootstrap_mae_ci(err: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0):
+    """95 % CI of the MAE by resampling recordings (windows when there is one recording)."""
+    ok = np.isfinite(err)
+    err, groups = np.abs(err[ok]), groups[ok]
+    if err.size < 2:
+        return None, "too few windows"
+    rng = np.random.default_rng(seed)
+    ug = np.unique(groups)
+    if len(ug) >= 2:
+        sums = np.array([err[groups == g].sum() for g in ug])
+        cnts = np.array([(groups == g).sum() for g in ug])
+        idx = rng.integers(0, len(ug), (n_boot, len(ug)))
+        maes = sums[idx].sum(1) / cnts[idx].sum(1)
+        how = f"bootstrap over {len(ug)} recordings"
+    else:
+        idx = rng.integers(0, err.size, (n_boot, err.size))
+        maes = err[idx].mean(1)
+        how = "bootstrap over windows (one recording; windows are correlated: optimistic)"
+    return [float(np.percentile(maes, 2.5)), float(np.percentile(maes, 97.5))], how
+
+
+def hr_scores(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray | None = None) -> dict:
+    """MAE, RMSE, bias, 95 % limits of agreement, 95 % CI of the MAE, > 10 BPM %, n, coverage."""
+    pred, truth = np.asarray(pred, float), np.asarray(truth, float)
+    has = np.isfinite(truth)
+    ok = has & np.isfinite(pred)
+    if not ok.any():
+        return {"n": int(has.sum()), "coverage": 0.0 if has.any() else None, "mae": None, "rmse": None,
+                "bias": None, "loa95": None, "mae_ci95": None, "gt10_pct": None}
+    e = pred[ok] - truth[ok]
+    sd = float(e.std(ddof=1)) if e.size > 1 else 0.0
+    d = {"n": int(ok.sum()), "coverage": float(ok.sum() / has.sum()), "mae": float(np.abs(e).mean()),
+         "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
+         "loa95": [float(e.mean() - 1.96 * sd), float(e.mean() + 1.96 * sd)],
+         "gt10_pct": float(100 * (np.abs(e) > GT).mean())}
+    if groups is not None:
+        d["mae_ci95"], d["mae_ci95_method"] = _bootstrap_mae_ci(pred - truth, np.asarray(groups))
+    return d
+
+
+def grouped(pred: np.ndarray, truth: np.ndarray, keys: np.ndarray) -> dict:
+    return {str(k): hr_scores(pred[keys == k], truth[keys == k]) for k in dict.fromkeys(keys.tolist())}
+
+
+def fidelity(row_logits: np.ndarray, ref_logits: np.ndarray, hr: np.ndarray, ref_hr: np.ndarray,
+             integer: bool) -> dict:
+    n = min(len(row_logits), len(ref_logits))
+    a, b = row_logits[:n], ref_logits[:n]
+    d = {"windows": int(n)}
+    if integer:
+        diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
+        d.update(exact_pct=float(100 * (diff == 0).all(axis=1).mean()), max_lsb=int(diff.max(initial=0)))
+    else:
+        d["max_abs_logit_diff"] = float(np.abs(a.astype(float) - b.astype(float)).max(initial=0.0))
+    dh = np.abs(hr[:n] - ref_hr[:n])
+    d.update(hr_diff_mean=float(np.nanmean(dh)) if n else None, hr_diff_max=float(np.nanmax(dh)) if n else None,
+             hr_equal_pct=float(100 * (dh == 0).mean()) if n else None)
+    return d
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+def _select(cfg_runtimes: list[str]) -> tuple[list[str], set[str]]:
+    names, explicit = [], set()
+    for n in list(cfg_runtimes) or list(DEFAULT):
+        members = ALIASES.get(n, (n,) if n in RUNTIMES else None)
+        if members is None:
+            raise SqtoolError(f"unknown runtime '{n}' for a spectral model (known: {', '.join(RUNTIMES)}; groups: "
+                              f"{', '.join(ALIASES)})")
+        names += [m for m in members if m not in names]
+        if cfg_runtimes:
+            explicit.update(members)
+    return names, explicit
+
+
+def _reference(name: str, present: set[str]) -> str | None:
+    """Which runtime a row's logits are compared with (None: it is a reference itself)."""
+    from sqtool.firmware_bench.runtimes import rounding_mode
+    if name in FLOAT_RUNTIMES:
+        return "torch_student" if name != "torch_student" and "torch_student" in present else None
+    if name in ("onnx_int8", "litert_int8") or rounding_mode(name) == "double":
+        ref = "tflm_int8" if "tflm_int8" in present else ("c_host" if "c_host" in present else None)
+    else:
+        ref = "brevitas_int8" if "brevitas_int8" in present else (
+            "c_host_single" if "c_host_single" in present else None)
+    return None if ref == name else ref
+
+
+def prepare_all(cfg, md: dict, records=None, log=print) -> tuple[list[SpecRec], list[str], str]:
+    mc = md["model_cfg"]
+    if records is None:
+        path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
+        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0))
+        data = str(path)
+    else:
+        records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
+        data = "records"
+    recs, skipped, errors, cache = [], [], [], {}
+    for r in sorted(records, key=lambda r: (r.dataset, r.record_id)):
+        try:
+            recs.append(prepare(r, mc, cache))
+        except SqtoolError as e:
+            errors.append(str(e))
+    if not recs:
+        raise SqtoolError(errors[0] if len(errors) == 1 else
+                          f"--data {data}: no recording the model can use ({'; '.join(errors[:3])})")
+    skipped += errors
+    return recs, skipped, data
+
+
+def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
+    """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict."""
+    from sqtool import __version__
+    from sqtool.core import git_sha, make_run_dir, save_config, write_metrics
+    from sqtool.core.checkpoint import file_sha256
+    from sqtool.export.pipeline import MAX_FLAGGED_Q15
+    from sqtool.firmware_bench import baseline as B
+    from sqtool.firmware_bench import mcu
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.cli import check_floors, parse_floors
+
+    md = art.metadata
+    floors = parse_floors(cfg.floor)
+    names, explicit = _select(cfg.runtime)
+    dec, dec_note = decoder_dict(md)
+    bins = bins_of(dec)
+
+    t = time.perf_counter()
+    recs, skipped, data = prepare_all(cfg, md, records, log)
+    fe_s = time.perf_counter() - t
+    codes = np.concatenate([r.codes for r in recs])                              # (N, F, C)
+    truth = np.concatenate([r.truth for r in recs])
+    valid = np.concatenate([r.valid for r in recs])
+    rec_key = np.concatenate([[r.record_id] * len(r.t0) for r in recs])
+    subj_key = np.concatenate([[r.subject] * len(r.t0) for r in recs])
+    N = len(codes)
+    signal_s = float(sum(r.x16.shape[1] / r.fs_in for r in recs))
+    labelled = bool(np.isfinite(truth).any())
+    log(f"bench: front end (Python integer reference): {len(recs)} recordings, {N} windows, "
+        f"{signal_s / 60:.1f} min of signal in {fe_s:.1f} s" + ("" if labelled else "; " + NOT_MEASURED))
+
+    run_dir = make_run_dir("bench", str(md.get("model", "model")), cfg.out, cfg.force)
+    save_config(run_dir, cfg)
+    work = run_dir / "build"
+
+    rows, logits, hrs = [], {}, {}
+    for name in names:
+        row = {"runtime": name, "status": "ok", "windows": N}
+        t_start = time.perf_counter()
+        try:
+            if name == "c_pipeline":
+                _pipeline_row(row, art, recs, md, dec, work)
+                hrs[name] = row.pop("_hr")
+            else:
+                rt = R.make_runtime(name, art, work)
+                if name.startswith("mcu_"):
+                    rt.timeout_s = cfg.timeout
+                xs = codes if not (name.startswith("mcu_") and cfg.mcu_windows) else codes[:cfg.mcu_windows]
+                y, yq = run_window_runtime(rt, xs)
+                row.update(rt.info())
+                row["precision"] = "int8" if yq is not None else "float32"
+                if len(y) < N:                                   # a subset on the MCU: pad with the rest undecoded
+                    row["windows"] = int(len(y))
+                integer = yq is not None
+                if integer:
+                    s, zp = art.output_qparams
+                    if zp != 0:
+                        raise SqtoolError(f"{name}: output zero point {zp} (the decoder expects 0)")
+                full = np.zeros((N, y.shape[1]), y.dtype)
+                full[:len(y)] = y
+                o = decode(full, recs, dec, s if integer else None)
+                hr = o["hr"]
+                hr[len(y):] = np.nan
+                logits[name] = (y, integer)
+                hrs[name] = hr
+                am = np.full(N, np.nan)
+                am[:len(y)] = bins[np.argmax(y, axis=1)]
+                am[~valid] = np.nan
+                row["argmax"] = hr_scores(am, truth)
+                if rt.latencies_s:
+                    ms = np.asarray(rt.latencies_s) * 1e3
+                    row.update(latency_ms_mean=float(ms.mean()), latency_ms_p50=float(np.percentile(ms, 50)),
+                               latency_ms_p99=float(np.percentile(ms, 99)))
+                if name in ("c_host", "c_host_single") and cfg.callgrind_windows:
+                    try:
+                        n_cg = min(cfg.callgrind_windows, N)
+                        v = rt.callgrind(codes[:n_cg].reshape(n_cg, -1))
+                        if v is not None:
+                            row["instructions_per_inference"] = v
+                            row["instructions_tool"] = "valgrind callgrind (x86-64, sq_model_run only)"
+                    except SqtoolError as e:
+                        row["callgrind_error"] = str(e)
+                if name.startswith("mcu_"):
+                    row["instructions_tool"] = "QEMU TCG plugin insn_count (sq_model_run, network only)"
+            hr = hrs[name]
+            row["metrics"] = hr_scores(hr, truth, rec_key)
+            row["gt10_pct"] = row["metrics"]["gt10_pct"]                 # top level, for --floor gt10
+            row["per_subject"] = grouped(hr, truth, subj_key)
+            row["per_record"] = grouped(hr, truth, rec_key)
+            for k in ("flash_bytes", "ram_bytes"):
+                if row.get(k) is not None:
+                    row[k.replace("_bytes", "_kb")] = row[k] / 1024
+        except SqtoolError as e:
+            row = {"runtime": name, "status": "error" if name in explicit else "skipped", "error": str(e)}
+            hrs.pop(name, None)
+            logits.pop(name, None)
+        row["seconds"] = time.perf_counter() - t_start
+        rows.append(row)
+        log(_progress(row))
+
+    # fidelity between runtimes
+    present = set(logits)
+    for row in rows:
+        name = row["runtime"]
+        if row["status"] != "ok" or name not in logits:
+            continue
+        ref = _reference(name, present)
+        if ref is None:
+            continue
+        (a, ia), (b, _) = logits[name], logits[ref]
+        row["fidelity"] = {"ref": ref, **fidelity(a, b, hrs[name], hrs[ref], ia)}
+        if ia:
+            row["exact_pct"], row["max_lsb_diff"] = row["fidelity"]["exact_pct"], row["fidelity"]["max_lsb"]
+            row["exact_ref"] = ref
+    _pipeline_vs_single(rows, hrs)
+
+    # the classic baseline on the same windows (float record, its own tracker)
+    t = time.perf_counter()
+    try:
+        bl = [B.baseline_hr(r.record, r.t0, float(md["window_s"])) for r in recs]
+        bl_hr, bl_raw = np.concatenate([o["hr"] for o in bl]), np.concatenate([o["raw"] for o in bl])
+        base = {"runtime": "baseline", "status": "ok", "precision": "float64",
+                "method": "spectral + acc subtraction + peak tracking (TROIKA-like), tracked",
+                "metrics": hr_scores(bl_hr, truth, rec_key), "metrics_untracked": hr_scores(bl_raw, truth),
+                "per_subject": grouped(bl_hr, truth, subj_key), "per_record": grouped(bl_hr, truth, rec_key),
+                "seconds": time.perf_counter() - t}
+        hrs["baseline"] = bl_hr
+    except SqtoolError as e:
+        base = {"runtime": "baseline", "status": "skipped", "error": str(e)}
+
+    model_file = art.file("model_int8.tflite")
+    if not model_file.is_file():
+        model_file = art.export_dir / "metadata.json"
+    notes = [dec_note + f" (temperature {float(dec.get('temperature', 1.0)):g}); int8 logits decoded with "
+             "decode_int at the int graph's output scale, float logits with decode_float.",
+             f"windows with more than half their inputs flagged (flagged_q15 > {MAX_FLAGGED_Q15}) are not scored "
+             "(decoder predicts only), in every runtime as in the C pipeline.",
+             "argmax: the bin of the largest logit per window, undecoded, for reference.",
+             "exact %: int8 logits equal to the reference's (double rounding vs TFLite Micro, single rounding vs "
+             "Brevitas; LiteRT's default XNNPACK kernels round once, so they may differ from TFLite Micro by 1-2 LSB); "
+             "c_pipeline: every result field equal to the Python integer reference, per hop.",
+             "MAE CI: 95 % bootstrap interval; loa95: bias +- 1.96 SD (Bland-Altman limits of agreement).",
+             "instructions are executed instructions (QEMU plugin / callgrind), never cycles."]
+    if not labelled:
+        notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
+    prov = {"sqtool_version": __version__, "git_sha": git_sha(), "model": md.get("model"),
+            "model_dir": str(art.export_dir), "model_sha256": file_sha256(model_file),
+            "source_sha256": md.get("source_sha256"), "quant_scheme": md.get("quant_scheme"),
+            "tools": mcu.tool_versions(), "data": data, "records": len(recs), "windows": N,
+            "signal_hours": signal_s / 3600, "skipped_records": skipped,
+            "frontend": f"{', '.join(sorted({f'{r.fs_in:g}' for r in recs}))} Hz int16 (robust gains) -> "
+                        f"{float(md['fs']):g} Hz, {float(md['window_s']):g} s / {float(md['hop_s']):g} s windows, "
+                        f"{len(bins)} bins {bins[0]:g}..{bins[-1]:g} BPM, Python integer reference",
+            "frontend_seconds": fe_s, "frontend_ms_per_window": 1e3 * fe_s / max(N, 1),
+            "max_seconds": getattr(cfg, "max_seconds", 0.0) or None}
+    res = {"kind": "spectral", "window_s": float(md["window_s"]), "provenance": prov, "labelled": labelled,
+           "accuracy": "measured" if labelled else NOT_MEASURED,
+           "runtimes": rows, "baseline": base, "floor": check_floors(rows, floors), "run_dir": str(run_dir),
+           "decoder": dec, "notes": notes,
+           "records": [{"record_id": r.record_id, "subject": r.subject, "fs_in": r.fs_in, "windows": len(r.t0),
+                        "seconds": r.x16.shape[1] / r.fs_in, "truth_windows": int(np.isfinite(r.truth).sum()),
+                        "unscored_windows": int((~r.valid).sum())} for r in recs]}
+    res["primary"] = _primary(rows)
+    write_spectral_report(run_dir, res, recs, hrs)
+    write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in ("status", "metrics", "exact_pct",
+                                                                               "instructions_per_inference",
+                                                                               "flash_bytes", "ram_bytes",
+                                                                               "latency_ms_p50")} for r in rows},
+                            "baseline": base.get("metrics"), "labelled": labelled, "floor": res["floor"]})
+    failed = [r for r in rows if r["status"] == "error"]
+    if failed:
+        raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} "
+                          f"(report in {run_dir})")
+    return res
+
+
+def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work: Path) -> None:
+    """c_pipeline: one push per whole recording, compared with the Python integer reference (PipelineRef)."""
+    from sqtool.export.pipeline import PipelineRef
+    from sqtool.models.decoder import decoder_only
+    c = CPipelineHost(art.file("c"), work / "c_pipeline")
+    p = art.checkpoints.get("student_int8")
+    ref_graph = _int_graph(p) if p is not None else None
+    ref_dec = decoder_only(dec)                       # temperature: see the report (PipelineRef has none)
+    hr, exact, n_total, lat, fields_bad = [], 0, 0, [], {}
+    for r in recs:
+        res, dt = c.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}")
+        if len(res["index"]) != len(r.t0):
+            raise SqtoolError(f"c_pipeline: {r.record_id}: {len(res['index'])} results for {len(r.t0)} windows")
+        lat.append(dt)
+        hr.append(res["hr_mbpm"] / 1000.0)
+        if p is not None:
+            ref = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in)
+            want = ref.run(r.x16, r.gap)
+            same = np.ones(len(r.t0), bool)
+            for k, v in want.items():
+                eq = np.asarray(res[k]).astype(np.int64) == np.asarray(v).astype(np.int64)
+                if not eq.all():
+                    fields_bad[k] = fields_bad.get(k, 0) + int((~eq).sum())
+                same &= eq
+            exact += int(same.sum())
+        n_total += len(r.t0)
+    row.update(precision="int8 + fixed point", file=c.file, size_bytes=c.size_bytes, state_bytes=c.state_bytes,
+               device_fs=c.fs_in, calls=len(recs), latency_ms_mean=1e3 * sum(lat) / n_total,
+               latency_note="one sq_pipeline_push per whole recording; per window = call time / windows "
+                            "(front end + network + decoder)")
+    if p is not None:
+        row["exact_hops_pct"] = 100.0 * exact / n_total
+        row["exact_pct"] = row["exact_hops_pct"]
+        row["exact_ref"] = "PipelineRef (Python integer reference)"
+        if fields_bad:
+            row["mismatched_fields"] = fields_bad
+    else:
+        row["exact_note"] = "no model.pt (student_int8) found: the Python integer reference cannot be built"
+    row["_hr"] = np.concatenate(hr)
+
+
+def _int_graph(path):
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.export.intgraph import extract_int_graph
+    from sqtool.models import ModelCfg, create_model
+    ck = load_checkpoint(path, expect_kind=("student_int8",))
+    m = create_model(ModelCfg.from_dict(ck["model_cfg"]))
+    m.load_state_dict(ck["state_dict"])
+    return extract_int_graph(m.eval())
+
+
+def _pipeline_vs_single(rows: list[dict], hrs: dict) -> None:
+    """The pipeline's HR against c_host_single + decode_int (same single rounding, same decoder)."""
+    pr = next((r for r in rows if r["runtime"] == "c_pipeline" and r["status"] == "ok"), None)
+    for other in ("c_host_single", "brevitas_int8"):
+        if pr is not None and other in hrs and "c_pipeline" in hrs:
+            a, b = hrs["c_pipeline"], hrs[other]
+            pr["hr_vs_" + other] = {"hr_equal_pct": float(100 * (a == b).mean()),
+                                    "hr_diff_max": float(np.nanmax(np.abs(a - b)))}
+            return
+
+
+def _primary(rows: list[dict]) -> str | None:
+    ok = {r["runtime"] for r in rows if r["status"] == "ok" and (r.get("metrics") or {}).get("mae") is not None}
+    for k in ("c_pipeline", "mcu_m4", "c_host_single", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
+              "onnx_int8", "torch_student"):
+        if k in ok:
+            return k
+    return None
+
+
+def _progress(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"bench: {row['runtime']}: {row['status']}: {row.get('error')}"
+    m = row.get("metrics") or {}
+    mae = f"MAE {m['mae']:.2f} BPM" if m.get("mae") is not None else "accuracy not measured"
+    ex = f", exact {row['exact_pct']:.1f} %" if row.get("exact_pct") is not None else ""
+    lat = f", {row['latency_ms_mean']:.3f} ms/window" if row.get("latency_ms_mean") is not None else ""
+    return f"bench: {row['runtime']}: ok, {row['windows']} windows, {mae}{ex}{lat} ({row['seconds']:.1f} s)"
+
+
+# ----------------------------------------------------------------------------- report
+
+def _f(v, fmt="{:.2f}"):
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "-"
+    return fmt.format(v)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    from sqtool.firmware_bench.report import _table as t
+    return t(header, rows)
+
+
+def tables(res: dict) -> str:
+    p = res["provenance"]
+    out = [f"sqtool {p['sqtool_version']} (git {p['git_sha']})  model {p['model']} sha256 {str(p['model_sha256'])[:16]}"
+           f"  quant {p['quant_scheme']}",
+           f"data {p['data']}: {p['records']} recordings, {p['windows']} windows, {p['signal_hours']:.2f} h; "
+           f"front end {p['frontend']}"]
+    if not res["labelled"]:
+        out.append(f"NOTE: {NOT_MEASURED}")
+    out.append("")
+    rows = []
+    for r in res["runtimes"] + [res["baseline"]]:
+        m, a, fd = r.get("metrics") or {}, r.get("argmax") or {}, r.get("fidelity") or {}
+        ci = m.get("mae_ci95")
+        ex = _f(r.get("exact_pct"), "{:.1f}")
+        rows.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")),
+                     "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}", _f(m.get("rmse")), _f(m.get("bias")),
+                     _f(m.get("gt10_pct"), "{:.1f}"), _f(a.get("mae")),
+                     ex + (f" vs {r['exact_ref'].split(' ')[0]}" if r.get("exact_ref") else ""),
+                     _f(r.get("max_lsb_diff"), "{:d}"), _f(fd.get("hr_diff_max"), "{:.3f}"),
+                     _f(r.get("latency_ms_mean"), "{:.3f}")])
+    out += _table(["runtime", "status", "prec", "MAE BPM", "MAE 95% CI", "RMSE", "bias", ">10 BPM %",
+                   "argmax MAE", "exact %", "max LSB", "max dHR", "ms/window"], rows)
+    errs = [r for r in res["runtimes"] + [res["baseline"]] if r["status"] != "ok"]
+    for r in errs:
+        out.append(f"  {r['runtime']}: {r['status']}: {r.get('error')}")
+    fw = [r for r in res["runtimes"] if r["status"] == "ok" and (r["runtime"].startswith("mcu_")
+                                                               or r.get("instructions_per_inference"))]
+    if fw:
+        out += ["", "firmware (executed instructions, not cycles)"]
+        out += _table(["runtime", "cpu", "insns / window", "flash KB", "RAM KB", "stack B"],
+                      [[r["runtime"], r.get("cpu", "host x86-64"), _f(r.get("instructions_per_inference"), "{:,.0f}"),
+                        _f(r.get("flash_kb"), "{:.1f}"), _f(r.get("ram_kb"), "{:.1f}"),
+                        _f(r.get("stack_high_water_bytes"), "{:.0f}")] for r in fw])
+    if res["labelled"]:
+        cols = [r for r in res["runtimes"] + [res["baseline"]] if r["status"] == "ok" and r.get("per_subject")]
+        subs = list((cols[0]["per_subject"] if cols else {}).keys())
+        if subs:
+            out += ["", "MAE per subject (BPM; windows with truth)"]
+            out += _table(["subject", "windows"] + [r["runtime"] for r in cols],
+                          [[s, str(cols[0]["per_subject"][s]["n"])] + [_f(r["per_subject"][s]["mae"]) for r in cols]
+                           for s in subs])
+    if res.get("floor"):
+        out += ["", "floors: " + "; ".join(f"{f['runtime']} {f['metric']} {_f(f['value'])} "
+                                           f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: "
+                                           f"{'ok' if f['ok'] else 'FAILED'}" for f in res["floor"])]
+    return "\n".join(out)
+
+
+def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) -> None:
+    """bench.json (everything), bench.md (tables, notes, a plot of HR over time per recording)."""
+    from sqtool.core import atomic_write_text, write_metrics
+    run_dir = Path(run_dir)
+    plots = []
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        show = [k for k in (res.get("primary"), "baseline") if k and k in hrs]
+        if show and recs:
+            n = len(recs)
+            ncol = min(3, n)
+            nrow = -(-n // ncol)
+            fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.6 * nrow), squeeze=False)
+            a = 0
+            for i, r in enumerate(recs):
+                ax, b = axes[i // ncol][i % ncol], a + len(r.t0)
+                tt = r.t0 + float(res["window_s"])                      # when the window's result exists
+                if np.isfinite(r.truth).any():
+                    ax.plot(tt, r.truth, "k-", lw=1.2, label="truth")
+                for k in show:
+                    ax.plot(tt, hrs[k][a:b], lw=0.9, label=k)
+                ax.set_title(r.record_id, fontsize=9)
+                ax.set_xlabel("s")
+                ax.set_ylabel("BPM")
+                a = b
+            for j in range(n, nrow * ncol):
+                axes[j // ncol][j % ncol].axis("off")
+            axes[0][0].legend(fontsize=7)
+            fig.tight_layout()
+            fig.savefig(run_dir / "hr_over_time.png", dpi=100)
+            plt.close(fig)
+            plots.append("hr_over_time.png")
+    except ImportError:
+        pass
+    res["plots"] = plots
+    write_metrics(run_dir, res, name="bench.json")
+    md = ["# sqtool bench (spectral model)", ""]
+    if not res["labelled"]:
+        md += [f"**{NOT_MEASURED}.** Cost and fidelity only.", ""]
+    md += ["```", tables(res), "```", ""] + [f"![{p}]({p})" for p in plots]
+    md += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
+    atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")

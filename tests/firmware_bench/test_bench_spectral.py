@@ -1,0 +1,119 @@
+"""`sqtool bench` on a spectral export: one front end for every runtime, the C pipeline equal to the Python
+integer reference hop for hop, accuracy against TROIKA truth, label-free data (cost and fidelity only), and
+every unusable input as one line."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fwb_helpers import write_wrist_npz
+
+from sqtool.cli import main
+from sqtool.core import SqtoolError
+from sqtool.firmware_bench.cli import BenchConfig, run_bench
+from sqtool.firmware_bench.spectral import NOT_MEASURED
+
+HOST = "c,tflm_int8,litert_int8,onnx_int8,torch,c_pipeline"
+
+
+def _rows(res):
+    return {r["runtime"]: r for r in res["runtimes"]}
+
+
+@pytest.mark.realdata
+def test_bench_spectral_on_troika(spec_export_dir, data_root, tmp_path, capsys):
+    out = tmp_path / "bench"
+    rc = main(["bench", "--model", str(spec_export_dir), "--data", str(data_root / "troika" / "Training_data"),
+               "--max-records", "1", "--max-seconds", "40", "--runtime", HOST, "--callgrind-windows", "0",
+               "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    res = json.loads((out / "bench.json").read_text())
+    rows = _rows(res)
+    assert set(rows) == {"c_host", "c_host_single", "tflm_int8", "litert_int8", "onnx_int8", "torch_student",
+                         "brevitas_int8", "c_pipeline"}
+    assert all(r["status"] == "ok" for r in rows.values()), [r.get("error") for r in rows.values()]
+    assert res["labelled"] and res["provenance"]["records"] == 1
+    n = res["provenance"]["windows"]
+    assert n == 17 and all(r["windows"] == n for r in rows.values())          # (40 - 8) / 2 + 1 windows
+    # the C pipeline, one call per recording, equals the Python integer reference in every field of every hop
+    pl = rows["c_pipeline"]
+    assert pl["exact_hops_pct"] == 100.0 and "mismatched_fields" not in pl and pl["calls"] == 1
+    # ... and the C network + Python decode_int with the same (single) rounding gives the same heart rate
+    assert pl["hr_vs_c_host_single"]["hr_equal_pct"] == 100.0
+    # int8 runtimes got the same codes: the firmware C equals TFLite Micro, single rounding equals Brevitas
+    assert rows["c_host"]["exact_pct"] == 100.0 and rows["c_host"]["exact_ref"] == "tflm_int8"
+    assert rows["c_host_single"]["fidelity"]["ref"] == "brevitas_int8"
+    assert rows["c_host_single"]["max_lsb_diff"] <= 1
+    for r in rows.values():
+        m = r["metrics"]
+        assert m["n"] == n and m["mae"] >= 0 and m["rmse"] >= m["mae"] and len(m["loa95"]) == 2
+        assert m["mae_ci95"][0] <= m["mae"] <= m["mae_ci95"][1] and 0 <= m["gt10_pct"] <= 100
+        assert list(r["per_subject"]) == ["troika:01"] and list(r["per_record"]) == ["DATA_01_TYPE01"]
+        assert r.get("latency_ms_mean", 0) > 0
+    assert rows["tflm_int8"]["argmax"]["mae"] is not None
+    assert res["baseline"]["status"] == "ok" and res["baseline"]["metrics"]["n"] == n
+    md = (out / "bench.md").read_text()
+    assert "MAE per subject" in md and "troika:01" in md and "c_pipeline" in md
+    # progress: one line per runtime as it finishes
+    assert sum(ln.startswith("bench: ") and ": ok," in ln for ln in cap.out.splitlines()) == len(rows)
+
+
+def test_bench_spectral_without_labels(spec_export_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_wrist_npz(data / "a.npz", seconds=30)
+    write_wrist_npz(data / "b.npz", seconds=24, hr_bpm=120, seed=1)
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(data), runtime=["c", "tflm", "c_pipeline"],
+                                callgrind_windows=2, floor=["exact=100", "mae=5"], out=str(tmp_path / "bench")))
+    assert [(f["runtime"], f["metric"], f["ok"]) for f in res["floor"]] == [("c_host", "exact", True),
+                                                                            ("c_pipeline", "exact", True)]
+    assert not res["labelled"] and res["accuracy"] == NOT_MEASURED
+    rows = _rows(res)
+    assert all(r["status"] == "ok" for r in rows.values())
+    assert res["provenance"]["windows"] == 12 + 9
+    assert all(r["metrics"]["mae"] is None for r in rows.values())
+    assert rows["c_host"]["exact_pct"] == 100.0 and rows["c_pipeline"]["exact_hops_pct"] == 100.0
+    assert rows["c_host"]["instructions_per_inference"] > 0 and rows["c_pipeline"]["latency_ms_mean"] > 0
+    md = (tmp_path / "bench" / "bench.md").read_text()
+    assert "accuracy not measured" in md and "MAE per subject" not in md
+
+
+def test_bench_spectral_bad_recordings(spec_export_dir, tmp_path, capsys):
+    noacc = write_wrist_npz(tmp_path / "noacc.npz", seconds=20, acc=False)
+    with pytest.raises(SqtoolError, match=r"noacc: the model needs channel acc_x, acc_y, acc_z; the recording has ppg"):
+        run_bench(BenchConfig(model=str(spec_export_dir), data=str(noacc), runtime=["c"], out=str(tmp_path / "b1")))
+    slow = write_wrist_npz(tmp_path / "slow.npz", seconds=20, fs=6.0)
+    rc = main(["bench", "--model", str(spec_export_dir), "--data", str(slow), "--out", str(tmp_path / "b2")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "6 Hz, below 2x the model band's top 4 Hz" in err
+    odd = write_wrist_npz(tmp_path / "odd.npz", seconds=20, fs=125.37)
+    with pytest.raises(SqtoolError, match="front end cannot take 125.37 Hz"):
+        run_bench(BenchConfig(model=str(spec_export_dir), data=str(odd), runtime=["c"], out=str(tmp_path / "b3")))
+
+
+def test_asked_runtime_that_cannot_run_is_an_error(spec_export_dir, tmp_path):
+    """The C pipeline was exported for 125 Hz: asking for it on 250 Hz data is an error (after the report), a
+    default run skips it with the reason; the Python front end handles 250 Hz for the other runtimes."""
+    rec = write_wrist_npz(tmp_path / "fast.npz", seconds=20, fs=250.0)
+    with pytest.raises(SqtoolError, match=r"runtime c_pipeline cannot run: .*250 Hz.*exported for 125 Hz"):
+        run_bench(BenchConfig(model=str(spec_export_dir), data=str(rec), runtime=["c_pipeline", "c_host"],
+                              out=str(tmp_path / "b1")))
+    res = json.loads((tmp_path / "b1" / "bench.json").read_text())
+    assert _rows(res)["c_host"]["status"] == "ok" and _rows(res)["c_pipeline"]["status"] == "error"
+    with pytest.raises(SqtoolError, match="unknown runtime 'c_pipelin'"):
+        run_bench(BenchConfig(model=str(spec_export_dir), data=str(rec), runtime=["c_pipelin"],
+                              out=str(tmp_path / "b2")))
+
+
+@pytest.mark.mcu
+def test_bench_spectral_on_m4(spec_export_dir, cross_tools, tmp_path):
+    rec = write_wrist_npz(tmp_path / "a.npz", seconds=30)
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(rec), runtime=["tflm_int8", "mcu_m4"],
+                                mcu_windows=6, out=str(tmp_path / "bench")))
+    m4 = _rows(res)["mcu_m4"]
+    assert m4["status"] == "ok", m4.get("error")
+    assert m4["windows"] == 6 and m4["exact_pct"] == 100.0 and m4["exact_ref"] == "tflm_int8"
+    assert m4["instructions_per_inference"] > 1e5 and 0 < m4["flash_kb"] < 64 and 0 < m4["ram_kb"] < 32
+    assert "cortex-m4" in (tmp_path / "bench" / "bench.md").read_text()

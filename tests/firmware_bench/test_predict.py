@@ -1,0 +1,88 @@
+"""`sqtool predict`: per-window CSV, one PNG per recording and summary.json through the C pipeline (default)
+or another runtime; recordings it cannot read are one-line errors."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from fwb_helpers import write_wrist_npz
+
+from sqtool.cli import main
+from sqtool.core import SqtoolError
+from sqtool.firmware_bench.predict import PredictConfig, predict
+
+COLUMNS = ["time_s", "hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged"]
+
+
+def _csv(path):
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    return rows[0], np.array(rows[1:], float)
+
+
+def test_predict_writes_csv_png_summary(spec_export_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_wrist_npz(data / "a.npz", seconds=30)
+    write_wrist_npz(data / "b.npz", seconds=20, hr_bpm=120, seed=1)
+    out = tmp_path / "pred"
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["runtime"] == "c_pipeline" and [r["windows"] for r in s["recordings"]] == [12, 7]
+    for r in s["recordings"]:
+        assert not r["truth"] and "metrics" not in r
+        head, x = _csv(out / r["csv"])
+        assert head == COLUMNS and x.shape == (r["windows"], 6)
+        assert np.array_equal(x[:, 0], 8.0 + 2.0 * np.arange(r["windows"]))     # end of each 8 s window
+        assert (x[:, 2] <= x[:, 3]).all() and (x[:, 1:4] >= 29).all() and (x[:, 1:4] <= 231).all()
+        assert ((x[:, 4] >= 0) & (x[:, 4] <= 1)).all() and set(x[:, 5]) <= {0.0, 1.0}
+        png = (out / r["plot"]).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert "a.npz" not in cap.out and "predict (c_pipeline)" in cap.out
+
+    # the C network + the Python front end and fixed-point decoder give the same heart rate as the C pipeline
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(data), runtime="c", out=str(tmp_path / "c")))
+    assert res["runtime"] == "c_host_single"
+    for a, b in zip(s["recordings"], res["recordings"]):
+        _, xa = _csv(out / a["csv"])
+        _, xb = _csv(tmp_path / "c" / b["csv"])
+        assert np.array_equal(xa, xb)
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(data / "a.npz"), runtime="tflite",
+                                out=str(tmp_path / "t")))
+    assert res["runtime"] == "litert_int8" and res["recordings"][0]["csv"] == "a.csv"
+
+
+@pytest.mark.realdata
+def test_predict_with_truth(spec_export_dir, data_root, tmp_path):
+    from sqtool.data.readers import iter_records
+    rec = next(iter_records(data_root / "troika" / "Training_data"))
+    res = predict(PredictConfig(model=str(spec_export_dir), data="unused", max_seconds=30, runtime="torch",
+                                out=str(tmp_path / "p")), records=[rec])
+    r = res["recordings"][0]
+    assert res["runtime"] == "torch_student" and r["truth"] and r["windows"] == 12
+    head, x = _csv(tmp_path / "p" / r["csv"])
+    assert head == COLUMNS + ["truth_bpm"] and np.isfinite(x[:, 6]).all()
+    assert r["metrics"]["mae"] == pytest.approx(np.abs(x[:, 1] - x[:, 6]).mean(), abs=0.01)
+
+
+def test_predict_bad_recordings(spec_export_dir, tmp_path, capsys):
+    noacc = write_wrist_npz(tmp_path / "noacc.npz", seconds=20, acc=False)
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(noacc), "--out", str(tmp_path / "p1")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "needs channel acc_x, acc_y, acc_z" in err
+    assert not (tmp_path / "p1" / "summary.json").exists()
+    slow = write_wrist_npz(tmp_path / "slow.npz", seconds=20, fs=5.0)
+    with pytest.raises(SqtoolError, match="5 Hz, below 2x the model band's top 4 Hz"):
+        predict(PredictConfig(model=str(spec_export_dir), data=str(slow), out=str(tmp_path / "p2")))
+    fast = write_wrist_npz(tmp_path / "fast.npz", seconds=20, fs=250.0)
+    with pytest.raises(SqtoolError, match="250 Hz but the C pipeline was exported for 125 Hz"):
+        predict(PredictConfig(model=str(spec_export_dir), data=str(fast), runtime="c_pipeline",
+                              out=str(tmp_path / "p3")))
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(fast), out=str(tmp_path / "p4")))
+    assert res["runtime"] == "c_host_single" and "250 Hz" in res["runtime_choice"]   # default falls back
+    with pytest.raises(SqtoolError, match="--runtime gpu: unknown"):
+        predict(PredictConfig(model=str(spec_export_dir), data=str(fast), runtime="gpu", out=str(tmp_path / "p5")))
