@@ -45,7 +45,7 @@ from sqtool.firmware_bench import mcu  # noqa: E402
 from sqtool.firmware_bench import pipeline_fw as PF  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.spectral import bin_grid  # noqa: E402
-from sqtool.train.hr_bins import BinTrainCfg, decode_int, fit_decoder, train_bins  # noqa: E402
+from sqtool.models.hr_bins import BinTrainCfg, decode_int, fit_decoder, train_bins  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 EVAL = (("troika", "DATA_01_TYPE01"), ("wrist_exercise", None))      # None: the first labelled recording

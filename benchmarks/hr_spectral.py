@@ -42,7 +42,7 @@ from sqtool.data.hr_spectra import as_model_input, hr_corpus  # noqa: E402
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.spectral import bin_grid  # noqa: E402
-from sqtool.train.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, predict_logits,  # noqa: E402
+from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, predict_logits,  # noqa: E402
                                   select_decoder, train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sqtool.compress.qat import calibrate, quant_twin
-from sqtool.train.hr_bins import BinTrainCfg, train_bins
+from sqtool.models.hr_bins import BinTrainCfg, train_bins
 
 PRESET = "int8_w_per_channel_a_per_tensor"
 

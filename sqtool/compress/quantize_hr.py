@@ -45,7 +45,7 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     from sqtool.models import ModelCfg, create_model, get_model_cfg
     from sqtool.models.decoder import decode_float, decode_int
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, spectral_budget
-    from sqtool.train.hr_bins import BinTrainCfg, predict_logits, train_bins
+    from sqtool.models.hr_bins import BinTrainCfg, predict_logits, train_bins
 
     say = log or (lambda s: None)
     t0 = time.time()

@@ -57,7 +57,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print) -> dict:
     from sqtool.models import create_model, get_model_cfg
     from sqtool.models.decoder import decode_float
     from sqtool.models.spectral import bin_grid
-    from sqtool.train.hr_bins import BinTrainCfg, fit_decoder, predict_logits, select_decoder, train_bins
+    from sqtool.models.hr_bins import BinTrainCfg, fit_decoder, predict_logits, select_decoder, train_bins
 
     run_dir = Path(run_dir)
     if cfg.task != "hr":

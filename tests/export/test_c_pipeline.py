@@ -26,7 +26,7 @@ SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1"]
 @pytest.fixture(scope="module")
 def twin():
     """(model_cfg dict, int graph, metadata) of a calibrated spec_student_xs twin."""
-    from sqtool.export.fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
+    from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.metadata import build_metadata
     f = make_float_specnet("spec_student_xs", 0)
@@ -302,7 +302,7 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
 
 def test_cli_refuses_a_bad_device_rate_before_writing(tmp_path):
     from sqtool.export.cli import ExportConfig, export
-    from sqtool.export.fixtures import make_spec_int8_run
+    from export_fixtures import make_spec_int8_run
     run = make_spec_int8_run(tmp_path / "run", "spec_student_xs", n_heldout=0, n_calib=8)
     for kw, match in (({"device_fs": 7.0}, "only down-sampling"), ({"prefix": "2x"}, "prefix")):
         with pytest.raises(SqtoolError, match=match):

@@ -1,0 +1,50 @@
+"""`sqtool train finetune` and `sqtool quantize` for spectral heart-rate models (tiny synthetic runs)."""
+import json
+
+import numpy as np
+import pytest
+
+from sqtool.cli import main
+from sqtool.core.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ft") / "teacher"
+    rc = main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data-root", "synthetic",
+               "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(d)])
+    assert rc == 0
+    return d
+
+
+def test_finetune_writes_out_of_fold_logits_metrics_and_a_model_with_its_decoder(teacher_run):
+    m = json.loads((teacher_run / "metrics.json").read_text())
+    assert m["subjects"] == 3 and m["folds"] == "2 subject folds" and np.isfinite(m["mae_bpm"])
+    assert len(m["per_subject"]) == 3 and all(len(p["ci95"]) == 2 for p in m["per_subject"])
+    oof = np.load(teacher_run / "oof_logits.npz")
+    assert len(oof.files) == 3 and oof[oof.files[0]].shape[1] == 134
+    ck = load_checkpoint(teacher_run / "model.pt", expect_kind="teacher_task")
+    dec = ck["model_cfg"]["decoder"]
+    assert {"sigma_bpm", "floor", "temperature", "bins_bpm"} <= set(dec) and ck["train_cfg"]["datasets"] == ["synthetic"]
+
+
+def test_quantize_a_spectral_teacher(teacher_run, tmp_path):
+    out = tmp_path / "q"
+    rc = main(["quantize", "--teacher", str(teacher_run), "--student", "spec_student_xs", "--data-root", "synthetic",
+               "--epochs", "1", "--qat-epochs", "1", "--quiet", "--out", str(out)])
+    assert rc == 0
+    ck = load_checkpoint(out / "model.pt", expect_kind="student_int8")
+    assert ck["model_cfg"]["quant"] and ck["model_cfg"]["decoder"]["temperature"] > 0
+    h = np.load(out / "heldout.npz")
+    assert h["x"].shape[1:] == (4, 134) and len(h["y"]) == len(h["x"]) == len(h["groups"])
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["teacher_logits"] == "out-of-fold" and set(m["mae_bpm"]) == {"teacher", "float", "int8", "int8_raw"}
+
+
+def test_spectral_paths_refuse_what_does_not_apply(teacher_run, tmp_path, capsys):
+    assert main(["train", "finetune", "--task", "rr", "--model", "spec_student_xs", "--data-root", "synthetic",
+                 "--out", str(tmp_path / "a")]) != 0
+    assert "--task must be hr" in capsys.readouterr().err
+    assert main(["quantize", "--teacher", str(teacher_run), "--student", "cnn1d_student_xs", "--data-root",
+                 "synthetic", "--quiet", "--out", str(tmp_path / "b")]) != 0
+    assert "must be one too" in capsys.readouterr().err
