@@ -8,8 +8,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sqtool.core.errors import SqtoolError
 
 
@@ -113,6 +111,7 @@ def resolve_config(cls, args=None, config_file: str | None = None, **overrides):
         p = Path(config_file)
         if not p.is_file():
             raise SqtoolError(f"config file {p} not found")
+        import yaml                         # lazy: importing sqtool.core needs only the stdlib
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:

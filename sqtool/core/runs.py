@@ -10,8 +10,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import yaml
-
 from sqtool import __version__
 from sqtool.core.config import to_dict
 from sqtool.core.errors import SqtoolError
@@ -169,5 +167,6 @@ def save_config(run_dir: str | os.PathLike, cfg, **extra) -> dict:
          "created": _dt.datetime.now().isoformat(timespec="seconds")}
     d.update(extra)
     d["config"] = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    import yaml                             # lazy: importing sqtool.core needs only the stdlib
     atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(d, sort_keys=False))
     return d
