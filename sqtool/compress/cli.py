@@ -105,6 +105,8 @@ def register(sub, name: str, helptext: str) -> None:
 def run(args) -> int:
     cfg = resolve_config(QuantizeConfig, args, distill=False if getattr(args, "no_distill", False) else None)
     log = None if getattr(args, "quiet", False) else (lambda s: print(s, file=sys.stderr, flush=True))
+    from sqtool.models.quant import get_preset
+    get_preset(cfg.preset)                                               # unknown preset -> error first
     ck = _spectral_teacher(cfg)
     if ck is not None:
         from sqtool.compress.quantize_hr import quantize_hr
