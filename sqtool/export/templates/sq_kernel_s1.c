@@ -45,6 +45,12 @@
 #define SQ_S1_INLINE static inline
 #endif
 
+#if defined(__ARM_FEATURE_MVE) && !defined(SQ_NO_MVE) && !defined(SQ_NO_DSP) && !defined(__ARM_BIG_ENDIAN)
+#define SQ_MVE 1
+#else
+#define SQ_MVE 0
+#endif
+
 #if SQ_DSP
 #define SQ_MAC2(acc, x, w) ((acc) = __smlad((int16x2_t)(x), (int16x2_t)(w), (acc)))
 #else
@@ -52,6 +58,7 @@
     ((acc) += sq_lo16(x) * sq_lo16(w) + sq_hi16(x) * sq_hi16(w))
 #endif
 
+#if !SQ_MVE
 /* int8 rows x (t, cin) -> expanded rows (pairs, zero point padding, spare rows filled too). */
 static void sq_s1_expand(const int8_t *x, int32_t t, int32_t cin, uint32_t *xe, int32_t pad, int32_t spare,
                          int32_t zp)
@@ -103,6 +110,8 @@ static void sq_s1_pads(uint32_t *xe, int32_t t, int32_t cp, int32_t pad, int32_t
         tail[i] = zz;
     }
 }
+
+#endif /* !SQ_MVE */
 
 /* Requantize one accumulator of channel c (see the header comment); out_zp included. */
 SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, const int32_t *rq, int32_t fast, int32_t out_zp, int32_t act_min,
@@ -203,3 +212,82 @@ SQ_S1_INLINE void sq_conv_s1(const uint32_t *xe, int32_t t, int32_t cp, int32_t 
         }
     }
 }
+
+#if SQ_MVE
+/* ------------------------------------------------------------------ Helium (MVE) path
+ *
+ * Cortex-M55 / M85 (__ARM_FEATURE_MVE, disable with -DSQ_NO_MVE): int8 activations, channels-last rows
+ * with `pad` rows of the input zero point before and after (no spare rows), int8 weights as rows of
+ * K * Cin values padded with zeros to a multiple of 16 (d16). Each output is a dot product of d16 / 16
+ * VMLADAVA.S8 (16 MACs each, predicated on the last chunk): for dil == 1 read straight from the rows
+ * (one contiguous span), otherwise from an im2col scratch of the K dilated taps. Same requantization
+ * as the DSP path (the doubled accumulator is formed before it), so the outputs are the same int8. */
+#include <arm_mve.h>
+
+#define SQ_MVE_COLMAX 512
+
+/* int8 rows x (t, cin) -> padded rows xe ((pad + t + pad) x cin). */
+static void sq_mve_rows(const int8_t *x, int32_t t, int32_t cin, int8_t *xe, int32_t pad, int32_t zp)
+{
+    memset(xe, (int)zp, (size_t)(pad * cin));
+    memcpy(xe + pad * cin, x, (size_t)(t * cin));
+    memset(xe + (pad + t) * cin, (int)zp, (size_t)(pad * cin));
+}
+
+/* The zero point rows around the t real rows the previous layer writes. */
+static void sq_mve_pads(int8_t *xe, int32_t t, int32_t cin, int32_t pad, int32_t zp)
+{
+    memset(xe, (int)zp, (size_t)(pad * cin));
+    memset(xe + (pad + t) * cin, (int)zp, (size_t)(pad * cin));
+}
+
+/* acc += <x[i .. i+16), w[i .. i+16)>: a whole chunk, or the predicated tail of a d-long row. */
+#define SQ_MVE_DOT(acc, xv, wr, i, d)                                                               \
+    ((acc) = (i) + 16 <= (d) ? vmladavaq_s8((acc), (xv), vldrbq_s8((wr) + (i)))                     \
+                             : vmladavaq_p_s8((acc), (xv), vldrbq_s8((wr) + (i)), vctp8q((uint32_t)((d) - (i)))))
+
+SQ_S1_INLINE void sq_conv_mve(const int8_t *xe, int32_t t, int32_t cin, int32_t k, int32_t dil, int32_t cout,
+                              const int8_t *w, const int32_t *bias, const int32_t *rq, int32_t fast, int32_t out_zp,
+                              int32_t act_min, int32_t act_max, int8_t *y)
+{
+    int8_t col[SQ_MVE_COLMAX];
+    const int32_t d = k * cin, d16 = (d + 15) & ~15;
+    int32_t to, co, i, j;
+    for (to = 0; to < t; ++to, y += cout) {
+        const int8_t *xs = xe + to * cin;               /* tap 0 of position to (rows start at -pad) */
+        const int8_t *xv = xs;
+        if (dil != 1 && k != 1) {                       /* im2col of the k dilated taps */
+            for (j = 0; j < k; ++j) {
+                memcpy(col + j * cin, xs + j * dil * cin, (size_t)cin);
+            }
+            xv = col;
+        }
+        for (co = 0; co + 4 <= cout; co += 4) {         /* 4 channels: each input chunk loaded once */
+            const int8_t *wr = w + co * d16;
+            int32_t a0 = bias[co], a1 = bias[co + 1], a2 = bias[co + 2], a3 = bias[co + 3];
+            SQ_UNROLL
+            for (i = 0; i < d16; i += 16) {
+                const int8x16_t xq = i + 16 <= d ? vldrbq_s8(xv + i) : vldrbq_z_s8(xv + i, vctp8q((uint32_t)(d - i)));
+                SQ_MVE_DOT(a0, xq, wr, i, d);
+                SQ_MVE_DOT(a1, xq, wr + d16, i, d);
+                SQ_MVE_DOT(a2, xq, wr + 2 * d16, i, d);
+                SQ_MVE_DOT(a3, xq, wr + 3 * d16, i, d);
+            }
+            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, rq + 4 * co, fast, out_zp, act_min, act_max);
+            y[co + 1] = (int8_t)sq_s1_requant(fast ? 2 * a1 : a1, rq + 4 * co + 4, fast, out_zp, act_min, act_max);
+            y[co + 2] = (int8_t)sq_s1_requant(fast ? 2 * a2 : a2, rq + 4 * co + 8, fast, out_zp, act_min, act_max);
+            y[co + 3] = (int8_t)sq_s1_requant(fast ? 2 * a3 : a3, rq + 4 * co + 12, fast, out_zp, act_min, act_max);
+        }
+        for (; co < cout; ++co) {
+            const int8_t *wr = w + co * d16;
+            int32_t a0 = bias[co];
+            SQ_UNROLL
+            for (i = 0; i < d16; i += 16) {
+                const int8x16_t xq = i + 16 <= d ? vldrbq_s8(xv + i) : vldrbq_z_s8(xv + i, vctp8q((uint32_t)(d - i)));
+                SQ_MVE_DOT(a0, xq, wr, i, d);
+            }
+            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, rq + 4 * co, fast, out_zp, act_min, act_max);
+        }
+    }
+}
+#endif
