@@ -23,6 +23,16 @@ ARMv7E-M DSP extension (Cortex-M4/M7/M33/M55: `__ARM_FEATURE_DSP`) the inner loo
 32-bit input load + 2 SXTB16 + 8 SMLAD (ACLE intrinsics) per 16 MACs; elsewhere (host, M0/M3,
 `-DSQ_NO_DSP`) the same packed data runs through portable C. Both paths give identical int8 outputs.
 
+Stride-1 graphs (every layer a stride-1 'same' conv: the spectral models, `s1_graph`) use the kernel of
+`templates/sq_kernel_s1.c` instead: activations kept as int16 channel pairs with zero-point padding rows
+(each layer's requantization writes the next layer's expanded rows directly), weights pre-arranged per
+pair of output channels in the order of a 2-channel x 3-position register tile that slides over the
+dilated taps (one input load, one LDRD of weights, six SMLAD per tap), fully unrolled per layer, and,
+where exact (`s1_fast`), weights and bias doubled so that TFLite's requantization with the output zero
+point is one SMLAL + shift + SSAT. On Helium cores (`__ARM_FEATURE_MVE`, off with -DSQ_NO_MVE) the same
+graph runs int8 rows through VMLADAVA (16 MACs per instruction, 4 output channels per input chunk).
+All paths give the same int8 outputs.
+
 Activations live in ONE static word-aligned arena of two ping-pong buffers sized at export time
 (layer i writes buffer i % 2; the input is read in place and the last layer writes the caller's
 output): no malloc, no float in `sq_model_run`. Layout is channels-last: in[t * C + c] (spectral

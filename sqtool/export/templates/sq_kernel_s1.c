@@ -34,14 +34,16 @@
  * of registers (spills: +40 % instructions on the M4); the post-allocation scheduler still runs. */
 #pragma GCC optimize("no-schedule-insns")
 #endif
+/* Complete unrolling of the tap and pair loops on DSP / Helium cores (the portable path, for M0/M3
+ * and hosts, stays rolled: a few KB of code less). */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define SQ_UNROLL _Pragma("GCC unroll 16")
+#define SQ_UNROLL_ON _Pragma("GCC unroll 16")
 #define SQ_S1_INLINE static inline __attribute__((always_inline))
 #elif defined(__clang__)
-#define SQ_UNROLL _Pragma("unroll")
+#define SQ_UNROLL_ON _Pragma("unroll")
 #define SQ_S1_INLINE static inline __attribute__((always_inline))
 #else
-#define SQ_UNROLL
+#define SQ_UNROLL_ON
 #define SQ_S1_INLINE static inline
 #endif
 
@@ -49,6 +51,12 @@
 #define SQ_MVE 1
 #else
 #define SQ_MVE 0
+#endif
+
+#if SQ_DSP
+#define SQ_UNROLL SQ_UNROLL_ON
+#else
+#define SQ_UNROLL
 #endif
 
 #if SQ_DSP
