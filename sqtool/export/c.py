@@ -23,6 +23,16 @@ ARMv7E-M DSP extension (Cortex-M4/M7/M33/M55: `__ARM_FEATURE_DSP`) the inner loo
 32-bit input load + 2 SXTB16 + 8 SMLAD (ACLE intrinsics) per 16 MACs; elsewhere (host, M0/M3,
 `-DSQ_NO_DSP`) the same packed data runs through portable C. Both paths give identical int8 outputs.
 
+Stride-1 graphs (every layer a stride-1 'same' conv: the spectral models, `s1_graph`) use the kernel of
+`templates/sq_kernel_s1.c` instead: activations kept as int16 channel pairs with zero-point padding rows
+(each layer's requantization writes the next layer's expanded rows directly), weights pre-arranged per
+pair of output channels in the order of a 2-channel x 3-position register tile that slides over the
+dilated taps (one input load, one LDRD of weights, six SMLAD per tap), fully unrolled per layer, and,
+where exact (`s1_fast`), weights and bias doubled so that TFLite's requantization with the output zero
+point is one SMLAL + shift + SSAT. On Helium cores (`__ARM_FEATURE_MVE`, off with -DSQ_NO_MVE) the same
+graph runs int8 rows through VMLADAVA (16 MACs per instruction, 4 output channels per input chunk).
+All paths give the same int8 outputs.
+
 Activations live in ONE static word-aligned arena of two ping-pong buffers sized at export time
 (layer i writes buffer i % 2; the input is read in place and the last layer writes the caller's
 output): no malloc, no float in `sq_model_run`. Layout is channels-last: in[t * C + c] (spectral
@@ -67,7 +77,13 @@ def _float_lit(v: float) -> str:
 
 def arena_plan(graph: IntGraph) -> tuple[int, int]:
     """(ping, pong) buffer sizes: layer i (all but the last) writes buffer i % 2. Ping is rounded up to
-    whole words so that pong starts word-aligned too (the kernels read aligned words in place)."""
+    whole words so that pong starts word-aligned too (the kernels read aligned words in place).
+    Stride-1 graphs (s1_graph): layer i READS the expanded buffer i % 2 (s1_rows words each)."""
+    if s1_graph(graph):
+        sizes = [0, 0]
+        for i, l in enumerate(graph.layers):
+            sizes[i % 2] = max(sizes[i % 2], 4 * s1_words(l))
+        return sizes[0], sizes[1]
     sizes = [0, 0]
     for i, layer in enumerate(graph.layers[:-1]):
         sizes[i % 2] = max(sizes[i % 2], int(np.prod(layer.out_shape)))
@@ -179,6 +195,66 @@ def pack_conv_weights(weight: np.ndarray) -> np.ndarray:
     return (lo | (hi << 16)).reshape(-1).astype(np.uint32)                 # (G * B * 4 * 2,)
 
 
+S1_MAX_TAPS = 16          # the s1 tile unrolls taps and input pairs completely: keep the code bounded
+S1_MAX_PAIRS = 16
+
+
+def s1_graph(graph: IntGraph) -> bool:
+    """True when every layer is a stride-1 'same' conv (T preserved, pad = dil (k - 1) / 2): the spectral
+    models. Their C uses the stride-1 kernel of templates/sq_kernel_s1.c on expanded int16-pair rows."""
+    for l in graph.layers:
+        if l.op != "conv" or l.stride != 1 or 2 * l.pad != l.dilation * (l.kernel - 1) \
+                or l.out_shape[0] != l.in_shape[0] or l.kernel > S1_MAX_TAPS \
+                or (l.in_shape[1] + 1) // 2 > S1_MAX_PAIRS:
+            return False
+    return True
+
+
+def s1_words(layer) -> int:
+    """32-bit words of a layer's expanded input: (pad + T + pad + 2 dil spare rows) x ceil(Cin / 2) pairs."""
+    t, cin = layer.in_shape
+    return (t + 2 * layer.pad + 2 * layer.dilation) * ((cin + 1) // 2)
+
+
+def pack_s1_weights(weight: np.ndarray, scale: int = 1) -> np.ndarray:
+    """int8 (Cout, K, Cin) -> uint32 words in the order sq_conv_s1 reads them: (ceil(Cout/2) groups,
+    ceil(Cin/2) input pairs p, K taps, 2 channels) of (w[c, j, 2p] | w[c, j, 2p + 1] << 16) int16 halves,
+    times `scale` (2 for the doubled-accumulator requantization); padding channels are zero."""
+    cout, k, cin = weight.shape
+    co2, ci2 = cout + cout % 2, cin + cin % 2
+    w = np.zeros((co2, k, ci2), np.int64)
+    w[:cout, :, :cin] = weight.astype(np.int64) * scale
+    w = w.reshape(co2 // 2, 2, k, ci2 // 2, 2).transpose(0, 3, 2, 1, 4)    # (G, P, K, 2 ch, 2 in)
+    return ((w[..., 0] & 0xFFFF) | ((w[..., 1] & 0xFFFF) << 16)).reshape(-1).astype(np.uint32)
+
+
+def acc_bound(layer) -> int:
+    """Largest |accumulator| (folded bias + every partial sum of the dot product) of a conv layer."""
+    w = layer.weight.reshape(layer.weight.shape[0], -1).astype(np.int64)
+    b = layer.bias.astype(np.int64) - int(layer.in_zp) * w.sum(axis=1)
+    return int((np.abs(b) + 128 * np.abs(w).sum(axis=1)).max())
+
+
+def s1_fast(layer) -> bool:
+    """The doubled-accumulator requantization of sq_kernel_s1.c is exact for this layer: every channel's
+    multiplier below 0.5 with shift >= -22 (r = -shift in 1..22), mantissa q > 2^30, |acc| < 2^30."""
+    q, sh = R.conv_multipliers(layer)
+    return bool((sh <= -1).all() and (sh >= -22).all() and (q > 2 ** 30).all() and acc_bound(layer) < 2 ** 30)
+
+
+def s1_requant_fast(layer) -> np.ndarray:
+    """(Cout rounded up to even) x 4 int32: q, rnd = 2^(r-1) + out_zp 2^r, r = -shift, 0 (both modes)."""
+    q, sh = (_pad_even(v) for v in R.conv_multipliers(layer))
+    r = np.where(q > 0, -sh, 1)
+    rnd = (np.int64(1) << (r - 1)) + int(layer.out_zp) * (np.int64(1) << r)
+    return np.stack([q, rnd, r, np.zeros_like(q)], axis=1).reshape(-1)
+
+
+def _pad_even(v) -> np.ndarray:
+    v = np.asarray(v, np.int64)
+    return np.concatenate([v, np.zeros(len(v) % 2, np.int64)])
+
+
 def fold_bias(layer) -> np.ndarray:
     """bias - zp_in * sum(w) per output channel: the int32 accumulator TFLite computes,
     sum((x - zp_in) * w) + bias, rewritten as sum(x * w) + bias'. Exact while it fits int32."""
@@ -240,6 +316,9 @@ def _rq_arr(name: str, q, shift) -> str:
 def const_data_bytes(graph: IntGraph) -> int:
     """Bytes of the generated const arrays (packed conv weights, folded biases, requantization params)."""
     n = 0
+    if s1_graph(graph):
+        return sum(4 * pack_s1_weights(l.weight).size + 20 * len(_pad_even(l.bias))
+                   for l in graph.layers)
     for l in graph.layers:
         if l.op == "conv":
             co4 = -(-l.weight.shape[0] // 4) * 4
@@ -256,8 +335,100 @@ def span_max(graph: IntGraph) -> int:
     return max([4] + [l.kernel * l.in_shape[1] for l in graph.layers if l.op == "conv"])
 
 
+def _source_s1(graph: IntGraph, md: dict) -> str:
+    """sq_model.c of a stride-1 graph (s1_graph): expanded int16-pair activations and sq_conv_s1 per layer
+    (ARMv7E-M DSP / portable), or int8 rows and sq_conv_mve per layer on Helium cores (SQ_MVE)."""
+    ping, pong = arena_plan(graph)
+    parts = [f"/* sq_model.c - generated by sqtool {md['sqtool_version']} from {md['model']} "
+             f"(source sha256 {md['source_sha256'][:16]}...). Do not edit. */\n"
+             "#include \"sq_model.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n",
+             "\n#define SQ_SPAN_MAX 4\n#define SQ_S1_GRAPH 1   /* every layer a stride-1 'same' conv */\n\n",
+             template("sq_kernels.c"), template("sq_kernel_s1.c"),
+             "\n/* ------------------------------------------------------------------ parameters */\n"]
+    bufs = ["sq_a", "sq_b"]
+    calls, mve = [], []
+    n = len(graph.layers)
+    l0 = graph.layers[0]
+    calls.append(f"    sq_s1_expand(in, {l0.in_shape[0]}, {l0.in_shape[1]}, sq_a, {l0.pad}, {2 * l0.dilation}, "
+                 f"{l0.in_zp});")
+    mve.append(f"    sq_mve_rows(in, {l0.in_shape[0]}, {l0.in_shape[1]}, (int8_t *)sq_a, {l0.pad}, {l0.in_zp});")
+    for i, l in enumerate(graph.layers):
+        tag = f"sq_l{i}"
+        lo, hi = R.act_range(l)
+        fast = s1_fast(l)
+        scale = 2 if fast else 1
+        t, cin = l.in_shape
+        cout = l.out_shape[1]
+        d = l.kernel * cin
+        w8 = np.zeros((cout, -(-d // 16) * 16), np.int64)
+        w8[:, :d] = l.weight.reshape(cout, d)
+        parts += [f"/* layer {i}: {l.name} (conv k={l.kernel} d={l.dilation}, {cin} -> {cout} channels) in scale "
+                  f"{l.in_scale:.9g} zp {l.in_zp} -> out scale {l.out_scale:.9g} zp {l.out_zp}; requantization "
+                  f"{'fast (doubled accumulator)' if fast else 'general'} */\n",
+                  "#if SQ_MVE\n",
+                  f"/* weights for sq_conv_mve: (Cout {cout}, K*Cin {d} padded to a multiple of 16) int8 */\n",
+                  _arr("int8_t", f"{tag}_w", w8),
+                  "/* bias with the input zero point folded in */\n",
+                  _arr("int32_t", f"{tag}_b", fold_bias(l)),
+                  "#else\n",
+                  f"/* weights for sq_conv_s1: (Cout {cout} -> pairs of channels, Cin {cin} -> pairs, {l.kernel} taps, "
+                  f"2 channels) int16x2 words{', doubled' if fast else ''} */\n",
+                  _arr_hex32(f"{tag}_w", pack_s1_weights(l.weight, scale)),
+                  f"/* bias with the input zero point folded in{', doubled' if fast else ''} */\n",
+                  _arr("int32_t", f"{tag}_b", _pad_even(fold_bias(l) * scale)),
+                  "#endif\n"]
+        if fast:
+            parts.append(f"/* requantization per channel: q, 2^(r-1) + zp_out 2^r, r, 0 (see sq_kernel_s1.c) */\n"
+                         + _arr("int32_t", f"{tag}_rq", s1_requant_fast(l)))
+        else:
+            q, sh = R.conv_multipliers(l)
+            parts.append(_rq_arr(f"{tag}_rq", _pad_even(q), _pad_even(sh)))
+        parts.append("\n")
+        src = bufs[i % 2]
+        args = f"{tag}_w, {tag}_b, {tag}_rq, {int(fast)}, {l.out_zp}, {lo}, {hi}"
+        if i == n - 1:
+            y16, ycp, y8, m8 = "NULL", 0, "out", "out"
+        else:
+            nl = graph.layers[i + 1]
+            dst = bufs[(i + 1) % 2]
+            ycp = (cout + 1) // 2
+            calls.append(f"    sq_s1_pads({dst}, {t}, {ycp}, {nl.pad}, {2 * nl.dilation}, {nl.in_zp});")
+            mve.append(f"    sq_mve_pads((int8_t *){dst}, {t}, {cout}, {nl.pad}, {nl.in_zp});")
+            y16, y8, m8 = f"{dst} + {nl.pad * ycp}", "NULL", f"(int8_t *){dst} + {nl.pad * cout}"
+        calls.append(f"    sq_conv_s1({src}, {t}, {(cin + 1) // 2}, {l.kernel}, {l.dilation}, {cout}, {args}, "
+                     f"{y16}, {ycp}, {y8});")
+        mve.append(f"    sq_conv_mve((const int8_t *){src}, {t}, {cin}, {l.kernel}, {l.dilation}, {cout}, {args}, {m8});")
+    parts.append(f"""
+/* ------------------------------------------------------------------ model */
+
+/* The activation arena, word-aligned: two expanded buffers of {ping} and {pong} bytes (the Helium path
+ * keeps int8 rows in the same two buffers). */
+static uint32_t sq_arena_words[(SQ_ARENA_SIZE + 3) / 4];
+
+int sq_model_run(const int8_t *in, int8_t *out)
+{{
+    uint32_t *const sq_a = sq_arena_words;
+    uint32_t *const sq_b = sq_arena_words + {ping // 4};
+    if (in == NULL || out == NULL) {{
+        return -1;
+    }}
+#if SQ_MVE
+{chr(10).join(mve)}
+#else
+{chr(10).join(calls)}
+#endif
+    return 0;
+}}
+
+""")
+    parts.append(template("sq_edges.c"))
+    return "".join(parts)
+
+
 def _source(graph: IntGraph, md: dict) -> str:
     """sq_model.c: generated const tables and layer calls around the kernels of templates/*.c."""
+    if s1_graph(graph):
+        return _source_s1(graph, md)
     ping, pong = arena_plan(graph)
     parts = [f"/* sq_model.c - generated by sqtool {md['sqtool_version']} from {md['model']} "
              f"(source sha256 {md['source_sha256'][:16]}...). Do not edit. */\n"

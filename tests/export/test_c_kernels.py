@@ -33,7 +33,10 @@ SPECS = {
     "span_under_4": (16, 1, [(3, 3, 1, 1), (5, 1, 2, 0)], False),     # K*Cin = 3: no full block at all
     "dilated": (41, 4, [(8, 9, 1, 4, 1), (12, 9, 1, 8, 2), (12, 9, 1, 16, 4), (1, 1, 1, 0, 1, False)], False),
     "dilated_odd_cin": (23, 3, [(5, 3, 1, 3, 3), (6, 5, 1, 4, 2), (3, 1, 1, 0, 1, False)], False),
+    # a stride-1 graph whose second layer has multipliers > 1: the general requantization of sq_kernel_s1.c
+    "dilated_general": (19, 4, [(6, 3, 1, 1, 1), (7, 5, 1, 4, 2), (1, 1, 1, 0, 1, False)], False),
 }
+S1_SPECS = ["dilated", "dilated_odd_cin", "dilated_general"]   # every layer a stride-1 'same' conv
 
 
 def _conv_layer(rng, name, t, cin, cout, k, stride, pad, in_zp, in_scale, boost, dilation=1, relu=True):
@@ -57,7 +60,7 @@ def random_graph(spec: str, seed: int = 0) -> IntGraph:
     layers = []
     zp, s = in_zp, in_scale
     for i, (cout, k, stride, pad, *more) in enumerate(convs):
-        layer = _conv_layer(rng, f"blocks.{i}", t, cin, cout, k, stride, pad, zp, s, boost=(spec == "k1_wide" and i == 0),
+        layer = _conv_layer(rng, f"blocks.{i}", t, cin, cout, k, stride, pad, zp, s, boost=(spec, i) in (("k1_wide", 0), ("dilated_general", 1)),
                             dilation=more[0] if more else 1, relu=more[1] if len(more) > 1 else True)
         layers.append(layer)
         t, cin, zp, s = layer.out_shape[0], cout, layer.out_zp, layer.out_scale
@@ -115,6 +118,33 @@ def test_packed_weights_compute_the_same_dot_products(shape):
     assert not any(got[cout:])                                                 # padded rows are zero
 
 
+@pytest.mark.parametrize("shape", [(12, 9, 12), (5, 3, 3), (1, 1, 12), (4, 9, 4)])
+def test_s1_packed_weights_compute_the_same_dot_products(shape):
+    """sq_conv_s1's weight words (groups of 2 channels, input pairs, taps, 2 channels) against the int8 weights."""
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 128, shape).astype(np.int8)
+    cout, k, cin = shape
+    x = rng.integers(-128, 128, (k, cin)).astype(np.int64)
+    half = lambda v: ((v & 0xFFFF) ^ 0x8000) - 0x8000                          # noqa: E731 int16
+    for scale in (1, 2):
+        words = C.pack_s1_weights(w, scale).astype(np.int64).reshape(-(-cout // 2), -(-cin // 2), k, 2)
+        xp = np.zeros((k, 2 * words.shape[1]), np.int64)
+        xp[:, :cin] = x
+        got = [sum(xp[j, 2 * p] * half(words[g, p, j, c]) + xp[j, 2 * p + 1] * half(words[g, p, j, c] >> 16)
+                   for p in range(words.shape[1]) for j in range(k)) for g in range(words.shape[0]) for c in range(2)]
+        want = scale * (w.reshape(cout, -1).astype(np.int64) @ x.reshape(-1))
+        np.testing.assert_array_equal(np.array(got[:cout]), want)
+        assert not any(got[cout:])
+
+
+def test_s1_path_and_requantization_choice():
+    """Stride-1 'same' graphs take the s1 kernel; the fast requantization only where it is exact."""
+    assert all(C.s1_graph(random_graph(s)) for s in S1_SPECS)
+    assert not any(C.s1_graph(random_graph(s)) for s in ("odd", "student_like", "k1_wide"))
+    g = random_graph("dilated_general")
+    assert [C.s1_fast(l) for l in g.layers] == [True, False, True]
+
+
 def test_folded_bias_is_the_tflite_accumulator():
     g = random_graph("odd", seed=5)
     layer = g.layers[0]
@@ -158,7 +188,7 @@ def _need_cross():
         pytest.skip(str(e))
 
 
-@pytest.mark.parametrize("spec", ["odd", "student_like", "span_under_4", "dilated", "dilated_odd_cin"])
+@pytest.mark.parametrize("spec", ["odd", "student_like", "span_under_4", *S1_SPECS])
 def test_cortex_m4_dsp_and_portable_paths_match_reference(spec, tmp_path):
     _need_cross()
     from sqtool.firmware_bench import mcu
@@ -167,6 +197,22 @@ def test_cortex_m4_dsp_and_portable_paths_match_reference(spec, tmp_path):
     xq = _windows(g, 6)
     for defines in ((), ("SQ_SINGLE_ROUNDING=1",), ("SQ_NO_DSP",)):
         fw = mcu.build_firmware(tmp_path / "c", "m4", tmp_path / "fw", defines=defines)
+        r = mcu.run_firmware(fw, xq.reshape(len(xq), -1), count=False)
+        want = _reference(g, xq, "SQ_SINGLE_ROUNDING=1" in defines)
+        np.testing.assert_array_equal(r.outputs, want, err_msg=f"{spec} {defines}")
+
+
+@pytest.mark.parametrize("spec", S1_SPECS)
+def test_cortex_m55_helium_path_matches_reference(spec, tmp_path):
+    """The MVE kernels of sq_kernel_s1.c on an emulated Cortex-M55 (mps3-an547), both roundings, and the
+    same source with -DSQ_NO_MVE (its DSP path)."""
+    _need_cross()
+    from sqtool.firmware_bench import mcu
+    g = random_graph(spec, seed=3)
+    C.generate_c(g, MD, tmp_path / "c")
+    xq = _windows(g, 6)
+    for defines in ((), ("SQ_SINGLE_ROUNDING=1",), ("SQ_NO_MVE",)):
+        fw = mcu.build_firmware(tmp_path / "c", "m55", tmp_path / "fw", defines=defines)
         r = mcu.run_firmware(fw, xq.reshape(len(xq), -1), count=False)
         want = _reference(g, xq, "SQ_SINGLE_ROUNDING=1" in defines)
         np.testing.assert_array_equal(r.outputs, want, err_msg=f"{spec} {defines}")
@@ -189,15 +235,18 @@ def test_m4_build_uses_sxtb16_smlad_and_portable_build_does_not(tmp_path):
     assert "smlad" not in dis["portable"]
 
 
+@pytest.mark.parametrize("spec", ["odd", "dilated"])
 @pytest.mark.parametrize("cpu", ["cortex-m0", "cortex-m33", "cortex-m55"])
-def test_other_cores_compile_warning_free(cpu, tmp_path):
-    """M0 (no DSP: portable path), M33 and M55 (DSP) with -Wall -Wextra -Werror -std=c99 -pedantic."""
+def test_other_cores_compile_warning_free(cpu, spec, tmp_path):
+    """M0 (no DSP: portable path), M33 (DSP) and M55 (DSP; Helium for stride-1 graphs) with -Wall -Wextra
+    -Werror -std=c99 -pedantic."""
     if shutil.which("arm-none-eabi-gcc") is None:
         _need_cross()
-    g = random_graph("odd")
+    g = random_graph(spec)
     C.generate_c(g, MD, tmp_path / "c")
     for single in (0, 1):
-        r = subprocess.run(["arm-none-eabi-gcc", *C.C_FLAGS, f"-mcpu={cpu}", "-mthumb", f"-DSQ_SINGLE_ROUNDING={single}",
+        fpu = ["-mfloat-abi=hard", "-mfpu=auto"] if cpu == "cortex-m55" else []     # hard float: MVE on
+        r = subprocess.run(["arm-none-eabi-gcc", *C.C_FLAGS, f"-mcpu={cpu}", "-mthumb", *fpu, f"-DSQ_SINGLE_ROUNDING={single}",
                             "-c", str(tmp_path / "c" / "sq_model.c"), "-o", str(tmp_path / "m.o")],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

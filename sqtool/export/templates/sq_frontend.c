@@ -142,7 +142,7 @@ int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, c
     return s->ready;
 }
 
-/* Block floating point + Hann: ring channel c (oldest first) -> s->xw[c] packed int16 pairs. */
+/* Block floating point + Hann: ring channel c (oldest first) -> s->xw[n][c] packed int16 pairs. */
 static void sq_fe_prepare(sq_frontend_t *s, int c)
 {
     const int16_t *r = s->ring[c];
@@ -165,7 +165,7 @@ static void sq_fe_prepare(sq_frontend_t *s, int c)
         x[n] = (v * sq_fe_hann[n] + (1 << 14)) >> 15;
     }
     for (n = 0; n < SQ_FE_T / 2; ++n)
-        s->xw[c][n] = (uint32_t)(uint16_t)x[2 * n] | ((uint32_t)(uint16_t)x[2 * n + 1] << 16);
+        s->xw[n][c] = (uint32_t)(uint16_t)x[2 * n] | ((uint32_t)(uint16_t)x[2 * n + 1] << 16);
 }
 
 static uint32_t sq_fe_power(int32_t re, int32_t im)
@@ -175,38 +175,78 @@ static uint32_t sq_fe_power(int32_t re, int32_t im)
     return (uint32_t)((int64_t)r * r + (int64_t)i * i);                        /* <= 2^31 */
 }
 
-/* Direct DFT at the NBINS bin frequencies, all channels at once: the (cos, sin) words of two
- * consecutive samples are loaded and packed once per bin and feed 2 * NCH dual MACs. xw: NCH rows
- * of T/2 packed sample pairs; pw[b * NCH + c] = power. */
+#if SQ_FE_USE_DSP
+/* Two consecutive words in one LDRD, post-incrementing the pointer (word-aligned uint32_t data). */
+static inline void sq_fe_ldrd(const uint32_t **p, uint32_t *a, uint32_t *b)
+{
+    __asm__("ldrd %0, %1, [%2], #8" : "=&r"(*a), "=&r"(*b), "+r"(*p) : "m"(*(const uint32_t(*)[2]) * p));
+}
+#else
+static inline void sq_fe_ldrd(const uint32_t **p, uint32_t *a, uint32_t *b)
+{
+    *a = (*p)[0];
+    *b = (*p)[1];
+    *p += 2;
+}
+#endif
+
+/* Direct DFT at the NBINS bin frequencies, all channels at once: per bin and pair of samples (n, n+1),
+ * the (cos, sin) words of both are loaded and repacked once as (cos n, cos n+1) and (sin n, sin n+1)
+ * and feed 2 * NCH dual MACs; the NCH sample-pair words of one n are consecutive (two LDRD). The table
+ * pointer advances 2k entries per pair (one wrap at most: 2 KMAX < N). xw: T/2 rows of NCH words;
+ * pw[b * NCH + c] = power. Any summation order is exact (see the DFT bound). */
+#if SQ_FE_NCH == 4
+#define SQ_FE_MACS(cc, ss)                                                  \
+    do {                                                                    \
+        uint32_t x0, x1;                                                    \
+        sq_fe_ldrd(&x, &x0, &x1);                                           \
+        SQ_FE_MAC2(re0, x0, cc);                                            \
+        SQ_FE_MAC2(im0, x0, ss);                                            \
+        SQ_FE_MAC2(re1, x1, cc);                                            \
+        SQ_FE_MAC2(im1, x1, ss);                                            \
+        sq_fe_ldrd(&x, &x0, &x1);                                           \
+        SQ_FE_MAC2(re2, x0, cc);                                            \
+        SQ_FE_MAC2(im2, x0, ss);                                            \
+        SQ_FE_MAC2(re3, x1, cc);                                            \
+        SQ_FE_MAC2(im3, x1, ss);                                            \
+    } while (0)
+#else
+#define SQ_FE_MACS(cc, ss)                                                  \
+    do {                                                                    \
+        SQ_FE_MAC2(re0, x[0], cc);                                          \
+        SQ_FE_MAC2(im0, x[0], ss);                                          \
+        x += 1;                                                             \
+    } while (0)
+#endif
+/* One pair of samples (n, n+1) of one bin: repack the two (cos, sin) words, 2 * NCH dual MACs, advance
+ * the table pointer by 2k entries (one wrap at most: 2 KMAX < N; the table holds N + 2 KMAX entries). */
+#define SQ_FE_PAIR()                                                        \
+    do {                                                                    \
+        const uint32_t w0 = q[0], w1 = q[k];      /* sample n, n + 1 */     \
+        const uint32_t cc = (w0 & 0xFFFFu) | (w1 << 16);                    \
+        const uint32_t ss = (w1 & 0xFFFF0000u) | (w0 >> 16);                \
+        SQ_FE_MACS(cc, ss);                                                 \
+        q += 2 * k;                                                         \
+        if (q >= wrap) q -= SQ_FE_N;                                        \
+    } while (0)
+
 static void sq_fe_dft(const uint32_t *xw, uint32_t *pw)
 {
     int b;
     for (b = 0; b < SQ_FE_NBINS; ++b) {
-        const uint32_t k = (uint32_t)(SQ_FE_K0 + b);
-        const uint32_t k2 = 2u * k;
-        const uint32_t *q = sq_fe_cs, *const wrap = sq_fe_cs + SQ_FE_N;     /* q = &cs[(k n) mod N] */
-        const uint32_t *x = xw, *const xend = xw + SQ_FE_T / 2;
+        const int32_t k = SQ_FE_K0 + b;
+        const uint32_t *q = sq_fe_cs, *const wrap = sq_fe_cs + SQ_FE_N;    /* q = &cs[(k n) mod N] */
+        const uint32_t *x = xw, *const xend = xw + SQ_FE_NCH * (SQ_FE_T / 2);
         int32_t re0 = 0, im0 = 0;
 #if SQ_FE_NCH == 4
         int32_t re1 = 0, im1 = 0, re2 = 0, im2 = 0, re3 = 0, im3 = 0;
 #endif
-        for (; x != xend; ++x) {
-            const uint32_t w0 = q[0], w1 = q[k];                           /* sample n, n + 1 */
-            const uint32_t cc = (w0 & 0xFFFFu) | (w1 << 16);             /* cos n, cos n+1 */
-            const uint32_t ss = (w0 >> 16) | (w1 & 0xFFFF0000u);         /* sin n, sin n+1 */
-            SQ_FE_MAC2(re0, x[0], cc);
-            SQ_FE_MAC2(im0, x[0], ss);
-#if SQ_FE_NCH == 4
-            SQ_FE_MAC2(re1, x[SQ_FE_T / 2], cc);
-            SQ_FE_MAC2(im1, x[SQ_FE_T / 2], ss);
-            SQ_FE_MAC2(re2, x[SQ_FE_T], cc);
-            SQ_FE_MAC2(im2, x[SQ_FE_T], ss);
-            SQ_FE_MAC2(re3, x[3 * SQ_FE_T / 2], cc);
-            SQ_FE_MAC2(im3, x[3 * SQ_FE_T / 2], ss);
+        do {
+            SQ_FE_PAIR();
+#if (SQ_FE_T / 2) % 2 == 0
+            SQ_FE_PAIR();                         /* an even number of pairs: two per iteration */
 #endif
-            q += k2;                              /* < cs + N + 2 KMAX: inside the table */
-            if (q >= wrap) q -= SQ_FE_N;          /* 2 KMAX < N: one wrap is enough */
-        }
+        } while (x != xend);
         pw[b * SQ_FE_NCH] = sq_fe_power(re0, im0);
 #if SQ_FE_NCH == 4
         pw[b * SQ_FE_NCH + 1] = sq_fe_power(re1, im1);

@@ -57,7 +57,7 @@ typedef struct {
     int32_t to_win;                               /* model samples until the next window */
     int32_t ready;                                /* a window is ready */
     uint32_t win_index;                           /* index of the next window */
-    uint32_t xw[SQ_FE_NCH][SQ_FE_T / 2];          /* work: normalised windowed samples, int16 pairs */
+    uint32_t xw[SQ_FE_T / 2][SQ_FE_NCH];          /* work: windowed sample pairs (n, n+1), channels interleaved */
     uint32_t pw[SQ_FE_NBINS * SQ_FE_NCH];         /* work: power per bin and channel (<= 2^31) */
 } sq_frontend_t;
 

@@ -154,6 +154,7 @@ static inline void sq_dot4_taps(const int8_t *x, int32_t taps, int32_t step, int
 #endif
 
 /* ------------------------------------------------------------------ kernels (channels-last) */
+#ifndef SQ_S1_GRAPH /* stride-1 graphs use sq_kernel_s1.c instead */
 
 /* Conv1d with dilation, SAME zero padding: x (t_in, cin) -> y (t_out, cout); per-channel rq.
  *
@@ -237,3 +238,4 @@ static void sq_conv(const int8_t *x, int32_t t_in, int32_t cin, int8_t *y, int32
         }
     }
 }
+#endif /* SQ_S1_GRAPH */

@@ -1,0 +1,301 @@
+/* ------------------------------------------------------------------ sq_kernel_s1.c (sqtool template)
+ *
+ * Stride-1 'same' convolutions (the spectral models: dilated convs over heart-rate bins and the 1x1
+ * head), pasted in by sqtool's C exporter when every layer of the graph is one. Everything the inner
+ * loop touches is arranged so that it is one long run of SMLADs:
+ *
+ *   activations  int16 channel pairs, one 32-bit word per pair (ch 2p | ch 2p+1 << 16), channels-last
+ *                rows with `pad` rows of the input zero point before and after the T real rows and
+ *                2 * dil spare rows after those (read by the last tile, results discarded): the
+ *                "expanded" buffer of a layer. The first layer's is built from the int8 input once
+ *                (sq_s1_expand); every other layer's is written directly by the previous layer's
+ *                requantization (one 32-bit store per channel pair), so no layer sign-extends inputs.
+ *   weights      int16 pairs in the same channel-pair order, pre-arranged at export time in the order
+ *                the tile consumes them: per group of 2 output channels, per input pair p, per tap j,
+ *                the words of channel 2g and 2g+1 (LDRD-able).
+ *   tile         2 output channels x 3 output positions t, t + dil, t + 2 dil. Position t + m dil at
+ *                tap j reads row t + (j + m) dil, so the three positions share K + 2 input rows (a
+ *                sliding window of 3 registers): per tap 1 input load, 1 LDRD of weights, 6 SMLAD
+ *                (12 MACs for 8 instructions). The tap and pair loops have compile-time trip counts
+ *                (the kernel is inlined per layer with constant shapes) and are fully unrolled.
+ *   requant      "fast" layers (export-time check: multiplier in (2^-23, 0.5) per channel, mantissa
+ *                q > 2^30, accumulator bound < 2^30): weights and bias are stored doubled, so the
+ *                accumulator is a2 = 2 acc, and TFLite's requantization including the output zero
+ *                point becomes one SMLAL with a 64-bit addend, one shift and one saturation:
+ *                  single rounding: (a2 q + (rnd << 32)) >> (32 + r)
+ *                  double rounding: (a2 q + 2^31 + ((rnd + (acc < 0 ? -1 : 0)) << 32)) >> (32 + r)
+ *                with r = -shift and rnd = 2^(r-1) + zp_out 2^r, exact by floor(floor(x / a) / b) =
+ *                floor(x / (a b)) and RoundingDivideByPOT(h, r) = (h + 2^(r-1) - (h < 0)) >> r, where
+ *                h < 0 <=> acc < 0 when q > 2^30. Other layers keep the undoubled accumulator and the
+ *                general sq_requant.
+ * The portable path (no DSP) runs the same tiles with a C SMLAD; both give the same int8 outputs. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__arm__)
+/* GCC's pre-allocation scheduler hoists the unrolled loads ahead of their SMLADs and runs the tile out
+ * of registers (spills: +40 % instructions on the M4); the post-allocation scheduler still runs. */
+#pragma GCC optimize("no-schedule-insns")
+#endif
+/* Complete unrolling of the tap and pair loops on DSP / Helium cores (the portable path, for M0/M3
+ * and hosts, stays rolled: a few KB of code less). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define SQ_UNROLL_ON _Pragma("GCC unroll 16")
+#define SQ_S1_INLINE static inline __attribute__((always_inline))
+#elif defined(__clang__)
+#define SQ_UNROLL_ON _Pragma("unroll")
+#define SQ_S1_INLINE static inline __attribute__((always_inline))
+#else
+#define SQ_UNROLL_ON
+#define SQ_S1_INLINE static inline
+#endif
+
+#if defined(__ARM_FEATURE_MVE) && !defined(SQ_NO_MVE) && !defined(SQ_NO_DSP) && !defined(__ARM_BIG_ENDIAN)
+#define SQ_MVE 1
+#else
+#define SQ_MVE 0
+#endif
+
+#if SQ_DSP
+#define SQ_UNROLL SQ_UNROLL_ON
+#else
+#define SQ_UNROLL
+#endif
+
+#if SQ_DSP
+#define SQ_MAC2(acc, x, w) ((acc) = __smlad((int16x2_t)(x), (int16x2_t)(w), (acc)))
+#else
+#define SQ_MAC2(acc, x, w) \
+    ((acc) += sq_lo16(x) * sq_lo16(w) + sq_hi16(x) * sq_hi16(w))
+#endif
+
+#if !SQ_MVE
+/* int8 rows x (t, cin) -> expanded rows (pairs, zero point padding, spare rows filled too). */
+static void sq_s1_expand(const int8_t *x, int32_t t, int32_t cin, uint32_t *xe, int32_t pad, int32_t spare,
+                         int32_t zp)
+{
+    const int32_t cp = (cin + 1) >> 1;
+    const uint32_t zz = ((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16);
+    int32_t i, p;
+    for (i = 0; i < pad * cp; ++i) {
+        xe[i] = zz;
+    }
+    xe += pad * cp;
+#if SQ_DSP
+    if (cin == 4 && ((uintptr_t)x & 3u) == 0) {         /* one aligned word per row: SXTB16 + PKH */
+        for (i = 0; i < t; ++i) {
+            uint32_t w;
+            int16x2_t e, o;
+            memcpy(&w, x + 4 * i, 4);
+            e = __sxtb16((int8x4_t)w);                  /* (x0, x2) */
+            o = __sxtb16((int8x4_t)(w >> 8));           /* (x1, x3) */
+            xe[2 * i] = ((uint32_t)e & 0xFFFFu) | ((uint32_t)o << 16);
+            xe[2 * i + 1] = ((uint32_t)e >> 16) | ((uint32_t)o & 0xFFFF0000u);
+        }
+        x += 4 * t;
+        xe += 2 * t;
+        t = 0;
+    }
+#endif
+    for (i = 0; i < t; ++i, x += cin) {
+        for (p = 0; p < cp; ++p) {
+            const int32_t a = x[2 * p], b = 2 * p + 1 < cin ? x[2 * p + 1] : 0;
+            *xe++ = ((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16);
+        }
+    }
+    for (i = 0; i < (pad + spare) * cp; ++i) {
+        xe[i] = zz;
+    }
+}
+
+/* The zero point rows of an expanded buffer the previous layer writes the middle of. */
+static void sq_s1_pads(uint32_t *xe, int32_t t, int32_t cp, int32_t pad, int32_t spare, int32_t zp)
+{
+    const uint32_t zz = ((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16);
+    uint32_t *tail = xe + (pad + t) * cp;
+    int32_t i;
+    for (i = 0; i < pad * cp; ++i) {
+        xe[i] = zz;
+    }
+    for (i = 0; i < (pad + spare) * cp; ++i) {
+        tail[i] = zz;
+    }
+}
+
+#endif /* !SQ_MVE */
+
+/* Requantize one accumulator of channel c (see the header comment); out_zp included. */
+SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, const int32_t *rq, int32_t fast, int32_t out_zp, int32_t act_min,
+                                   int32_t act_max)
+{
+    int32_t v;
+    if (fast) {
+#if SQ_SINGLE_ROUNDING
+        const int64_t add = (int64_t)((uint64_t)(uint32_t)rq[1] << 32);
+#else
+        const int64_t add = (int64_t)(((uint64_t)(uint32_t)(rq[1] + (a >> 31)) << 32) | 0x80000000u);
+#endif
+        v = (int32_t)(((int64_t)a * rq[0] + add) >> 32) >> rq[2];
+    } else {
+        v = sq_requant(a, rq) + out_zp;
+    }
+#if SQ_DSP
+    if (act_min == -128 && act_max == 127) {
+        return __ssat(v, 8);
+    }
+#endif
+    return v < act_min ? act_min : (v > act_max ? act_max : v);
+}
+
+/* Requantize the accumulators of channels 2g, 2g + 1 at position `to` (if inside) and store them. */
+SQ_S1_INLINE void sq_s1_store(int32_t a0, int32_t a1, int32_t to, int32_t t, int32_t g, int32_t cout,
+                              const int32_t *rq, int32_t fast, int32_t out_zp, int32_t act_min, int32_t act_max,
+                              uint32_t *y16, int32_t ycp, int8_t *y8)
+{
+    int32_t v0, v1;
+    if (to >= t) {
+        return;
+    }
+    v0 = sq_s1_requant(a0, rq, fast, out_zp, act_min, act_max);
+    v1 = sq_s1_requant(a1, rq + 4, fast, out_zp, act_min, act_max);
+    if (y16 != NULL) {                                  /* two halfword stores (memcpy: no aliasing) */
+        const int16_t h0 = (int16_t)v0, h1 = (int16_t)v1;
+        uint8_t *yb = (uint8_t *)(y16 + to * ycp + g);
+        memcpy(yb, &h0, 2);
+        memcpy(yb + 2, &h1, 2);
+    } else {
+        y8[to * cout + 2 * g] = (int8_t)v0;
+        if (2 * g + 1 < cout) {
+            y8[to * cout + 2 * g + 1] = (int8_t)v1;
+        }
+    }
+}
+
+/* Conv1d, stride 1, 'same' padding pad = dil (k - 1) / 2, over an expanded input xe (see above; row 0
+ * of xe is the first padding row) -> either the next layer's expanded buffer y16 (its row 0 = the first
+ * real row, ycp words per row) or int8 rows y8 (t, cout). All shape arguments are compile-time
+ * constants at the call site (the function is inlined per layer). */
+SQ_S1_INLINE void sq_conv_s1(const uint32_t *xe, int32_t t, int32_t cp, int32_t k, int32_t dil, int32_t cout,
+                             const uint32_t *w, const int32_t *bias, const int32_t *rq, int32_t fast, int32_t out_zp,
+                             int32_t act_min, int32_t act_max, uint32_t *y16, int32_t ycp, int8_t *y8)
+{
+    const int32_t dr = dil * cp;                        /* words between taps */
+    int32_t g, r, t0, p, j;
+    for (g = 0; 2 * g < cout; ++g, w += 2 * k * cp) {
+        const int32_t c0 = 2 * g;
+        for (r = 0; r < dil; ++r) {
+            for (t0 = r; t0 < t; t0 += 3 * dil) {       /* tile: positions t0, t0 + dil, t0 + 2 dil */
+                const uint32_t *xq = xe + t0 * cp;
+                const uint32_t *wp = w;
+                int32_t a00 = bias[c0], a01 = bias[c0 + 1];
+                int32_t a10 = a00, a11 = a01, a20 = a00, a21 = a01;
+                SQ_UNROLL
+                for (p = 0; p < cp; ++p) {
+                    const uint32_t *xr = xq + p;
+                    uint32_t x0 = xr[0], x1 = xr[dr];
+                    SQ_UNROLL
+                    for (j = 0; j < k; ++j) {
+                        const uint32_t x2 = xr[(j + 2) * dr];
+                        uint32_t wa, wb;
+#if SQ_DSP
+                        sq_ldrd(&wp, &wa, &wb);
+#else
+                        wa = wp[0];
+                        wb = wp[1];
+                        wp += 2;
+#endif
+                        SQ_MAC2(a00, x0, wa);
+                        SQ_MAC2(a01, x0, wb);
+                        SQ_MAC2(a10, x1, wa);
+                        SQ_MAC2(a11, x1, wb);
+                        SQ_MAC2(a20, x2, wa);
+                        SQ_MAC2(a21, x2, wb);
+                        x0 = x1;
+                        x1 = x2;
+                    }
+                }
+                sq_s1_store(a00, a01, t0, t, g, cout, rq + 4 * c0, fast, out_zp, act_min, act_max, y16, ycp, y8);
+                sq_s1_store(a10, a11, t0 + dil, t, g, cout, rq + 4 * c0, fast, out_zp, act_min, act_max, y16, ycp,
+                            y8);
+                sq_s1_store(a20, a21, t0 + 2 * dil, t, g, cout, rq + 4 * c0, fast, out_zp, act_min, act_max, y16,
+                            ycp, y8);
+            }
+        }
+    }
+}
+
+#if SQ_MVE
+/* ------------------------------------------------------------------ Helium (MVE) path
+ *
+ * Cortex-M55 / M85 (__ARM_FEATURE_MVE, disable with -DSQ_NO_MVE): int8 activations, channels-last rows
+ * with `pad` rows of the input zero point before and after (no spare rows), int8 weights as rows of
+ * K * Cin values padded with zeros to a multiple of 16 (d16). Each output is a dot product of d16 / 16
+ * VMLADAVA.S8 (16 MACs each, predicated on the last chunk): for dil == 1 read straight from the rows
+ * (one contiguous span), otherwise from an im2col scratch of the K dilated taps. Same requantization
+ * as the DSP path (the doubled accumulator is formed before it), so the outputs are the same int8. */
+#include <arm_mve.h>
+
+#define SQ_MVE_COLMAX 512
+
+/* int8 rows x (t, cin) -> padded rows xe ((pad + t + pad) x cin). */
+static void sq_mve_rows(const int8_t *x, int32_t t, int32_t cin, int8_t *xe, int32_t pad, int32_t zp)
+{
+    memset(xe, (int)zp, (size_t)(pad * cin));
+    memcpy(xe + pad * cin, x, (size_t)(t * cin));
+    memset(xe + (pad + t) * cin, (int)zp, (size_t)(pad * cin));
+}
+
+/* The zero point rows around the t real rows the previous layer writes. */
+static void sq_mve_pads(int8_t *xe, int32_t t, int32_t cin, int32_t pad, int32_t zp)
+{
+    memset(xe, (int)zp, (size_t)(pad * cin));
+    memset(xe + (pad + t) * cin, (int)zp, (size_t)(pad * cin));
+}
+
+/* acc += <x[i .. i+16), w[i .. i+16)>: a whole chunk, or the predicated tail of a d-long row. */
+#define SQ_MVE_DOT(acc, xv, wr, i, d)                                                               \
+    ((acc) = (i) + 16 <= (d) ? vmladavaq_s8((acc), (xv), vldrbq_s8((wr) + (i)))                     \
+                             : vmladavaq_p_s8((acc), (xv), vldrbq_s8((wr) + (i)), vctp8q((uint32_t)((d) - (i)))))
+
+SQ_S1_INLINE void sq_conv_mve(const int8_t *xe, int32_t t, int32_t cin, int32_t k, int32_t dil, int32_t cout,
+                              const int8_t *w, const int32_t *bias, const int32_t *rq, int32_t fast, int32_t out_zp,
+                              int32_t act_min, int32_t act_max, int8_t *y)
+{
+    int8_t col[SQ_MVE_COLMAX];
+    const int32_t d = k * cin, d16 = (d + 15) & ~15;
+    int32_t to, co, i, j;
+    for (to = 0; to < t; ++to, y += cout) {
+        const int8_t *xs = xe + to * cin;               /* tap 0 of position to (rows start at -pad) */
+        const int8_t *xv = xs;
+        if (dil != 1 && k != 1) {                       /* im2col of the k dilated taps */
+            for (j = 0; j < k; ++j) {
+                memcpy(col + j * cin, xs + j * dil * cin, (size_t)cin);
+            }
+            xv = col;
+        }
+        for (co = 0; co + 4 <= cout; co += 4) {         /* 4 channels: each input chunk loaded once */
+            const int8_t *wr = w + co * d16;
+            int32_t a0 = bias[co], a1 = bias[co + 1], a2 = bias[co + 2], a3 = bias[co + 3];
+            SQ_UNROLL
+            for (i = 0; i < d16; i += 16) {
+                const int8x16_t xq = i + 16 <= d ? vldrbq_s8(xv + i) : vldrbq_z_s8(xv + i, vctp8q((uint32_t)(d - i)));
+                SQ_MVE_DOT(a0, xq, wr, i, d);
+                SQ_MVE_DOT(a1, xq, wr + d16, i, d);
+                SQ_MVE_DOT(a2, xq, wr + 2 * d16, i, d);
+                SQ_MVE_DOT(a3, xq, wr + 3 * d16, i, d);
+            }
+            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, rq + 4 * co, fast, out_zp, act_min, act_max);
+            y[co + 1] = (int8_t)sq_s1_requant(fast ? 2 * a1 : a1, rq + 4 * co + 4, fast, out_zp, act_min, act_max);
+            y[co + 2] = (int8_t)sq_s1_requant(fast ? 2 * a2 : a2, rq + 4 * co + 8, fast, out_zp, act_min, act_max);
+            y[co + 3] = (int8_t)sq_s1_requant(fast ? 2 * a3 : a3, rq + 4 * co + 12, fast, out_zp, act_min, act_max);
+        }
+        for (; co < cout; ++co) {
+            const int8_t *wr = w + co * d16;
+            int32_t a0 = bias[co];
+            SQ_UNROLL
+            for (i = 0; i < d16; i += 16) {
+                const int8x16_t xq = i + 16 <= d ? vldrbq_s8(xv + i) : vldrbq_z_s8(xv + i, vctp8q((uint32_t)(d - i)));
+                SQ_MVE_DOT(a0, xq, wr, i, d);
+            }
+            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, rq + 4 * co, fast, out_zp, act_min, act_max);
+        }
+    }
+}
+#endif
