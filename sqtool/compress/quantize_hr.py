@@ -74,8 +74,9 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
         raise SqtoolError(f"teacher {ck['path']} was trained on {', '.join(datasets)}; --data-root {root} "
                           "does not hold them")
     corpus = hr_corpus(root, datasets, scfg, log=say, seed=int(train_cfg.get("seed", 0)))
-    if cfg.max_records:
-        corpus = corpus[:cfg.max_records]
+    max_records = cfg.max_records or int(train_cfg.get("max_records") or 0)     # the teacher's recordings
+    if max_records:
+        corpus = corpus[:max_records]
     keys = sorted({r.key for r in corpus})
     if cfg.heldout_subjects:
         held = {h if ":" in h else next((k for k in keys if k.split(":")[1] == h), h) for h in cfg.heldout_subjects}
