@@ -61,7 +61,7 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     pairs += (["--data-root", "synthetic", "--synthetic-subjects", str(cfg.subjects),
                "--synthetic-duration-s", "600"] if synthetic else
               ["--data-root", cfg.data_root, "--on-error", "skip", "--synthetic-fallback", "true"])
-    runtimes = "torch,onnx,litert,tflm,c" + (",mcu" if cfg.mcu else "")
+    runtimes = "torch,onnx,litert,tflm,c,pipeline" + (",mcu" if cfg.mcu else "")
     return [
         ("mine (good, poor) pairs", pairs),
         ("SimSiam pretraining", [

@@ -33,14 +33,18 @@ def lsb_stats(ref: np.ndarray, got: np.ndarray) -> dict:
 
 
 def task_mae(md: dict, y_pred: np.ndarray, y_true: np.ndarray | None) -> float | None:
-    """Heart-rate MAE (BPM) of de-normalised output 0 (spectral models: the arg-max bin's HR), when the
-    task and labels allow it; windows whose truth is NaN (e.g. random parity windows) are left out."""
+    """Heart-rate MAE (BPM) of de-normalised output 0 (spectral models: the softmax-mean HR over the bins,
+    at the decoder's temperature: continuous in the logits, so a delta measures the arithmetic of an
+    artifact rather than arg-max ties between near-equal bins), when the task and labels allow it;
+    windows whose truth is NaN (e.g. random parity windows) are left out."""
     if y_true is None or md.get("task") != "hr":
         return None
     y_true = np.asarray(y_true, np.float64).reshape(len(y_true), -1)[:, 0]
     if md.get("bins_bpm"):
         lo, _, step = md["bins_bpm"]
-        hr = lo + step * np.argmax(np.asarray(y_pred, np.float64).reshape(len(y_pred), -1), axis=1)
+        z = np.asarray(y_pred, np.float64).reshape(len(y_pred), -1) / float((md.get("decoder") or {}).get("temperature", 1.0))
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        hr = (p * (lo + step * np.arange(z.shape[1]))).sum(axis=1) / p.sum(axis=1)
     elif md.get("target_std"):
         hr = np.asarray(y_pred, np.float64)[:, 0] * md["target_std"][0] + md["target_mean"][0]
     else:

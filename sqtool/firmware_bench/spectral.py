@@ -388,6 +388,9 @@ def _reference(name: str, present: set[str]) -> str | None:
 
 def prepare_all(cfg, md: dict, records=None, log=print) -> tuple[list[SpecRec], list[str], str]:
     mc = md["model_cfg"]
+    if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
+        from sqtool.data.synthetic import synth_corpus
+        records = synth_corpus(n_subjects=4, duration_s=120.0, seed=0, af_fraction=0.0)
     if records is None:
         path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
         records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0))
