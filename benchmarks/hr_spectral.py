@@ -213,9 +213,8 @@ def markdown(summ) -> str:
     return "\n".join(L)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--protocol", choices=("spcup", "wrist"), default="spcup")
+def add_training_args(ap) -> None:
+    """The recipe's knobs, shared with hr_synthetic_pulse.py."""
     ap.add_argument("--student", default="spec_student_s")
     ap.add_argument("--teacher", default="spec_teacher_m")
     ap.add_argument("--epochs", type=int, default=60)
@@ -225,6 +224,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--inner-folds", type=int, default=3)
     ap.add_argument("--inner-epochs", type=int, default=30)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--protocol", choices=("spcup", "wrist"), default="spcup")
+    add_training_args(ap)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hr_spectral import DATA, load_records, run_fold  # noqa: E402
+from hr_spectral import DATA, add_training_args, load_records, run_fold  # noqa: E402
 
 from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
 from sqtool.data.hr_spectra import hr_corpus, record_spectra  # noqa: E402
@@ -58,15 +58,7 @@ def moving_record(hr: float, seed: int, duration_s: float = 120.0, fs: float = 1
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--student", default="spec_student_s")
-    ap.add_argument("--teacher", default="spec_teacher_m")
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--teacher-epochs", type=int, default=40)
-    ap.add_argument("--qat-epochs", type=int, default=8)
-    ap.add_argument("--kd", type=float, default=0.5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--inner-folds", type=int, default=3)
-    ap.add_argument("--inner-epochs", type=int, default=30)
+    add_training_args(ap)
     ap.add_argument("--per-hr", type=int, default=2, help="recordings per fixed heart rate")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)

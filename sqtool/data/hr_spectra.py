@@ -62,17 +62,9 @@ def frontend_cfg(model_cfg: ModelCfg | dict, fs_in: float) -> FrontEndCfg:
 
 def device_samples(record, channels) -> tuple[np.ndarray, float]:
     """(C, N) int16 device samples of a float record (robust per-recording gains) and the device rate."""
-    where = f"{record.dataset}/{record.record_id}"
-    missing = [c for c in channels if c not in record.signals]
-    if missing:
-        raise SqtoolError(f"{where}: the model needs channel(s) {', '.join(missing)}; the recording has "
-                          f"{', '.join(record.signals)}")
-    rates = {float(record.fs[c]) for c in channels}
-    if len(rates) != 1:
-        raise SqtoolError(f"{where}: channels {', '.join(channels)} have different rates; one device rate needed")
-    n = min(len(record.signals[c]) for c in channels)
-    x = np.stack([np.asarray(record.signals[c], np.float64)[:n] for c in channels])
-    return to_int16(x, "robust"), rates.pop()
+    from sqtool.data.record import channel_matrix
+    x, fs = channel_matrix(record, channels)
+    return to_int16(x, "robust"), fs
 
 
 def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray:

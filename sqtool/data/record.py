@@ -87,3 +87,20 @@ class Record:
                 n = int(np.size(x) - np.isfinite(x).sum())
                 raise SqtoolError(f"{where}: channel '{ch}' has {n} NaN/Inf samples")
         return self
+
+
+def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
+    """(C, N) float64 samples of `channels` (cut to the shortest) and their one common rate; a missing
+    channel or mixed rates is one clear error naming the recording."""
+    where = f"{record.dataset}/{record.record_id}"
+    channels = list(channels)
+    missing = [c for c in channels if c not in record.signals]
+    if missing:
+        raise SqtoolError(f"{where}: the model needs channel(s) {', '.join(missing)}; the recording has "
+                          f"{', '.join(record.signals) or 'none'}")
+    rates = {float(record.fs[c]) for c in channels}
+    if len(rates) != 1:
+        raise SqtoolError(f"{where}: channels {', '.join(channels)} have different rates; a stream needs one "
+                          "device rate")
+    n = min(len(record.signals[c]) for c in channels)
+    return np.stack([np.asarray(record.signals[c], dtype=np.float64)[:n] for c in channels]), rates.pop()

@@ -11,15 +11,13 @@ with `IntDecoder` (tests/export/test_c_decoder.py). `harness=True` also writes t
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.export.c_render import check_prefix, template, write_sources
 from sqtool.models.decoder import DecoderCfg, decoder_tables
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 C_FLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2"]
 
 
@@ -71,24 +69,10 @@ def state_bytes(cfg: DecoderCfg) -> int:
     return 4 * (2 * cfg.n_bins + 2 * cfg.radius) + 4
 
 
-def _rename(text: str, prefix: str) -> str:
-    text = re.sub(r"\bsq_", f"{prefix}_", text)
-    return re.sub(r"\bSQ_", f"{prefix.upper()}_", text)
-
-
 def render_decoder(cfg: DecoderCfg, out_dir: str | Path, prefix: str = "sq", harness: bool = False) -> list[Path]:
     """Write <prefix>_decoder_tables.h, <prefix>_decoder.h, <prefix>_decoder.c (and the harness) into out_dir."""
-    if not re.fullmatch(r"[a-z][a-z0-9]*", prefix or ""):
-        raise SqtoolError(f"C prefix {prefix!r} must be lower-case letters and digits, starting with a letter")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_prefix(prefix)
     files = {"sq_decoder_tables.h": tables_header(cfg)}
     names = ["sq_decoder.h", "sq_decoder.c"] + (["sq_decoder_harness.c"] if harness else [])
-    for name in names:
-        files[name] = (TEMPLATES / name).read_text()
-    paths = []
-    for name, text in files.items():
-        p = out / _rename(name, prefix)
-        atomic_write_text(p, _rename(text, prefix))
-        paths.append(p)
-    return paths
+    files.update({name: template(name) for name in names})
+    return write_sources(files, out_dir, prefix)

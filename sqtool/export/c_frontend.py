@@ -19,13 +19,11 @@ tables come from its `design(cfg)`, so the C and the numpy reference are bit-exa
 from __future__ import annotations
 
 import json
-import re
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.export.c_render import check_prefix, template, write_sources
 from sqtool.data.frontend import CODE_BITS, MID_SAT, FrontEndCfg, FrontEndTables, design
 
 TEMPLATES = ("sq_frontend.h", "sq_frontend.c")
@@ -151,29 +149,12 @@ def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
 """
 
 
-def _rename(text: str, prefix: str) -> str:
-    if prefix == "sq":
-        return text
-    return text.replace("sq_", prefix + "_").replace("SQ_", prefix.upper() + "_")
-
-
 def render_frontend(cfg: FrontEndCfg, out_dir, prefix: str = "sq") -> list[Path]:
     """Write <prefix>_frontend_tables.h, <prefix>_frontend.h, <prefix>_frontend.c into out_dir."""
-    if not re.fullmatch(r"[a-z][a-z0-9]*", prefix or ""):
-        raise SqtoolError(f"render_frontend: prefix '{prefix}' must be lower-case letters/digits (e.g. 'hr2')")
-    tab = design(cfg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"sq_frontend_tables.h": tables_header(cfg, tab)}
-    tdir = resources.files("sqtool.export") / "templates"
-    for name in TEMPLATES:
-        files[name] = (tdir / name).read_text()
-    paths = []
-    for name, text in files.items():
-        p = out / _rename(name, prefix)
-        atomic_write_text(p, _rename(text, prefix))
-        paths.append(p)
-    return paths
+    check_prefix(prefix)
+    files = {"sq_frontend_tables.h": tables_header(cfg, design(cfg))}
+    files.update({name: template(name) for name in TEMPLATES})
+    return write_sources(files, out_dir, prefix)
 
 
 __all__ = ["render_frontend", "tables_header", "packed_cos_sin"]

@@ -28,7 +28,8 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text
 from sqtool.export.pipeline import (MAX_FLAGGED_Q15, ROUNDING, PipelineRef, format_results, parse_results,
-                                    render_pipeline, write_recording, _rename)
+                                    render_pipeline, write_recording)
+from sqtool.export.c_render import rename
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BOARD_DIR = Path(__file__).resolve().parents[1] / "firmware_bench" / "mcu"
@@ -187,7 +188,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
     files = list(rp["files"])
     ex = out / "example"
     (ex / "board").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(ex / "main.c", _rename((TEMPLATES / "kit_main.c").read_text(), prefix))
+    atomic_write_text(ex / "main.c", rename((TEMPLATES / "kit_main.c").read_text(), prefix))
     files.append(ex / "main.c")
     for name in ("startup.c", "sq_bench.h", "mps2_an386.ld"):
         shutil.copyfile(BOARD_DIR / name, ex / "board" / name)

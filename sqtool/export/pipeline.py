@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.core import SqtoolError
+from sqtool.export.c_render import template, write_sources
 from sqtool.data.frontend import FrontEnd, FrontEndCfg, design, flagged_q15, spectra
 from sqtool.models.decoder import decoder_only, DecoderCfg, IntDecoder, check_grid
 
@@ -224,13 +225,6 @@ def parse_results(text: str) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------- C sources
 
-def _rename(text: str, prefix: str) -> str:
-    if prefix == "sq":
-        return text
-    text = re.sub(r"\bsq_", f"{prefix}_", text)
-    return re.sub(r"\bSQ_", f"{prefix.upper()}_", text)
-
-
 _ARENA = re.compile(r"^(static\s+(?:u?int8_t|uint32_t)\s+sq_arena(?:_words)?\s*\[[^\]]*\])\s*;", re.M)
 _ROUNDING_DEFAULT = re.compile(r"(#ifndef SQ_SINGLE_ROUNDING\s*\n\s*#define SQ_SINGLE_ROUNDING) 0")
 
@@ -291,13 +285,8 @@ def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | No
         hdr = _single_rounding_default((Path(tmp) / "sq_model.h").read_text())
         src = _place_arena((Path(tmp) / "sq_model.c").read_text())
     texts = {"sq_model.h": hdr, "sq_model.c": src, "sq_pipeline_cfg.h": _cfg_header(fe, dec, graph, mc)}
-    tdir = Path(__file__).resolve().parent / "templates"
-    for name in TEMPLATES:
-        texts[name] = (tdir / name).read_text()
-    for name, text in texts.items():
-        p = out / _rename(name, prefix)
-        atomic_write_text(p, _rename(text, prefix))
-        files.append(p)
+    texts.update({name: template(name) for name in TEMPLATES})
+    files += write_sources(texts, out, prefix)
     files += render_frontend(fe, out, prefix)
     files += render_decoder(dec, out, prefix)
     return {"files": files, "fe_cfg": fe, "dec_cfg": dec}

@@ -133,21 +133,13 @@ def prepare(record, mc: dict, cache: dict | None = None) -> SpecRec:
     from sqtool.data.hr_spectra import window_truth
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     where = f"{record.dataset}/{record.record_id}"
-    chans = list(mc["channels"])
-    missing = [c for c in chans if c not in record.signals]
-    if missing:
-        raise SqtoolError(f"{where}: the model needs channel {', '.join(missing)}; the recording has "
-                          f"{', '.join(record.signals) or 'none'}")
-    rates = {float(record.fs[c]) for c in chans}
-    if len(rates) != 1:
-        raise SqtoolError(f"{where}: channels {', '.join(chans)} have different rates; one device rate needed")
-    fs_in = rates.pop()
+    from sqtool.data.record import channel_matrix
+    x, fs_in = channel_matrix(record, mc["channels"])                   # (C, N)
+    n = x.shape[1]
     cache = {} if cache is None else cache
     if fs_in not in cache:
         cache[fs_in] = check_rate(mc, fs_in, where)
     fe, tab = cache[fs_in]
-    n = min(len(record.signals[c]) for c in chans)
-    x = np.stack([np.asarray(record.signals[c], np.float64)[:n] for c in chans])      # (C, N)
     bad = ~np.isfinite(x)
     gap = bad.any(axis=0) if bad.any() else None
     if gap is not None:

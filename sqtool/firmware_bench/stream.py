@@ -337,17 +337,8 @@ class ReplayResult:
 
 def record_matrix(record, channels: Sequence[str]) -> tuple[np.ndarray, float]:
     """(C, N) device samples of the record's channels (one common rate required)."""
-    where = f"{record.dataset}/{record.record_id}"
-    missing = [c for c in channels if c not in record.signals]
-    if missing:
-        raise SqtoolError(f"{where}: the model needs channel(s) {', '.join(missing)}; the recording has "
-                          f"{', '.join(record.signals)}")
-    rates = {float(record.fs[c]) for c in channels}
-    if len(rates) != 1:
-        raise SqtoolError(f"{where}: channels {', '.join(channels)} have different rates; a stream needs one "
-                          "device rate")
-    n = min(len(record.signals[c]) for c in channels)
-    return np.stack([np.asarray(record.signals[c], dtype=np.float64)[:n] for c in channels]), rates.pop()
+    from sqtool.data.record import channel_matrix
+    return channel_matrix(record, channels)
 
 
 def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray | None:

@@ -82,7 +82,7 @@ def test_bench_spectral_without_labels(spec_export_dir, tmp_path):
 
 def test_bench_spectral_bad_recordings(spec_export_dir, tmp_path, capsys):
     noacc = write_wrist_npz(tmp_path / "noacc.npz", seconds=20, acc=False)
-    with pytest.raises(SqtoolError, match=r"noacc: the model needs channel acc_x, acc_y, acc_z; the recording has ppg"):
+    with pytest.raises(SqtoolError, match=r"noacc: the model needs channel\(s\) acc_x, acc_y, acc_z; the recording has ppg"):
         run_bench(BenchConfig(model=str(spec_export_dir), data=str(noacc), runtime=["c"], out=str(tmp_path / "b1")))
     slow = write_wrist_npz(tmp_path / "slow.npz", seconds=20, fs=6.0)
     rc = main(["bench", "--model", str(spec_export_dir), "--data", str(slow), "--out", str(tmp_path / "b2")])

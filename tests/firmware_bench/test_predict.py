@@ -73,7 +73,7 @@ def test_predict_bad_recordings(spec_export_dir, tmp_path, capsys):
     noacc = write_wrist_npz(tmp_path / "noacc.npz", seconds=20, acc=False)
     rc = main(["predict", "--model", str(spec_export_dir), "--data", str(noacc), "--out", str(tmp_path / "p1")])
     err = capsys.readouterr().err.strip()
-    assert rc != 0 and len(err.splitlines()) == 1 and "needs channel acc_x, acc_y, acc_z" in err
+    assert rc != 0 and len(err.splitlines()) == 1 and "needs channel(s) acc_x, acc_y, acc_z" in err
     assert not (tmp_path / "p1" / "summary.json").exists()
     slow = write_wrist_npz(tmp_path / "slow.npz", seconds=20, fs=5.0)
     with pytest.raises(SqtoolError, match="5 Hz, below 2x the model band's top 4 Hz"):
