@@ -1,0 +1,59 @@
+"""benchmarks/beliefppg_peer.py without TensorFlow: arguments, a bad data root, and the output alignment."""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "beliefppg_peer.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("beliefppg_peer", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_help_and_bad_data_root_install_nothing(tmp_path):
+    r = run("--help")
+    assert r.returncode == 0 and "--datasets" in r.stdout
+    r = run("--data-root", str(tmp_path / "nope"), "--venv", str(tmp_path / "venv"))
+    assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("beliefppg_peer:")
+    assert "nope" in r.stderr and not (tmp_path / "venv").exists()
+    assert run("--datasets", "bidmc").returncode != 0
+
+
+def test_output_k_scores_truth_window_k_plus_frames_minus_one(tmp_path):
+    m = load()
+    fs, n_win, n_frames = 10, 20, 7
+    n = int((n_win - 1) * 2 * fs + 8 * fs)                    # exactly n_win 8 s windows every 2 s
+    truth = 60.0 + np.arange(n_win)                            # window i -> 60 + i BPM
+    truth[3] = np.nan                                          # a doubtful window is left out
+    hr = 60.0 + np.arange(n_frames - 1, n_win) + np.array([[1.0], [-3.0]])   # (2 draws, K): window k+6 +1 / -3
+    npz = tmp_path / "r1.npz"
+    np.savez(npz.with_suffix(".out.npz"), hr=hr, unc=hr * 0, n_frames=n_frames, seconds=0.5)
+    rec = dict(dataset="troika", subject="01", record="r1", npz=npz, n_samples=n, fs=fs,
+               idx=np.arange(n_win), truth=truth, ppg_channels=["ppg", "ppg2"])
+    d = m.score([rec])["troika"]
+    r = d["recordings"]["r1"]
+    assert r["n_scored"] == n_win - 1 and r["n_doubtful"] == 1 and d["n_draws"] == 2
+    assert np.isclose(r["mae_covered"], 2.0)                  # aligned windows: off by 1 and 3, mean over draws
+    assert r["mae"] > 2.0                                     # the back-filled first 6 windows are worse
+    assert r["truth"][3] is None and d["pooled_mae"] == r["mae"] == d["mean_of_subjects_mae"]
+    assert np.isclose(np.mean(d["per_draw"]["pooled"]), d["pooled_mae"]) and np.ptp(d["per_draw"]["pooled"]) > 0.5
+    np.savez(npz.with_suffix(".out.npz"), hr=hr[:, 1:], unc=hr[:, 1:], n_frames=n_frames, seconds=0.5)
+    try:
+        m.score([rec])
+    except SystemExit as e:
+        assert "outputs" in str(e)
+    else:
+        raise AssertionError("a wrong number of outputs must be refused")
