@@ -96,16 +96,21 @@ def test_run_single_window_equals_batch(outputs, windows):
 
 
 def test_bad_model_dirs(tmp_path, export_dir):
-    with pytest.raises(SqtoolError, match="no sqtool metadata"):
+    from sqtool.core.manifest import write_manifest
+    with pytest.raises(SqtoolError, match="has no manifest.json"):
         R.load_artifacts(tmp_path)
     (tmp_path / "metadata.json").write_text(json.dumps({"hello": 1}))
+    (tmp_path / "export_report.json").write_text(json.dumps({"failed": []}))
+    write_manifest(tmp_path, model="x", sources={}, failed=[])
     with pytest.raises(SqtoolError, match="lacks sqtool metadata"):
         R.load_artifacts(tmp_path)
-    demo = tmp_path / "demo"
+    demo = tmp_path / "demo"                                       # runs/demo/latest: no guessing of export/
     demo.mkdir()
     (demo / "export").symlink_to(export_dir, target_is_directory=True)
-    assert R.load_artifacts(demo).export_dir == demo / "export"      # runs/demo/latest layout
+    with pytest.raises(SqtoolError, match=r"has no manifest.json: .*a demo run\? its export is .*demo/export"):
+        R.load_artifacts(demo)
+    assert R.load_artifacts(demo / "export").export_dir == demo / "export"
     with pytest.raises(SqtoolError, match="unknown runtime"):
         R.make_runtime("tpu", R.load_artifacts(export_dir), tmp_path)
-    with pytest.raises(SqtoolError, match="no teacher checkpoint"):
+    with pytest.raises(SqtoolError, match="records no teacher checkpoint"):
         R.make_runtime("torch_teacher", R.load_artifacts(export_dir), tmp_path)
