@@ -28,7 +28,7 @@ def test_bench_end_to_end_on_troika(export_dir, data_root, cross_tools, tmp_path
     for k in ("c_host", "mcu_m4"):
         assert rows[k]["exact_pct"] == 100.0 and rows[k]["exact_ref"] == "tflm_int8"
     assert rows["mcu_m4"]["instructions_per_inference"] > 0 and rows["mcu_m4"]["windows"] > 100
-    assert rows["tflm_int8"]["latency_ms_p99"] >= rows["tflm_int8"]["latency_ms_p50"] > 0
+    assert rows["tflm_int8"]["latency_ms_p50"] > 0                      # measured (None when not)
     assert res["baseline"]["metrics"]["mae"] is not None
     assert res["provenance"]["model_sha256"] and res["provenance"]["tools"]["qemu"] != "absent"
     for f in ("bench.md", "bland_altman.png", "error_over_time.png", "latency_hist.png", "config.yaml"):
