@@ -56,17 +56,38 @@ def file_kind(rel: str) -> str:
     return "kit"                                            # example/, Makefile, CMakeLists.txt, README, model card
 
 
+def _walk(out: Path):
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        if p.is_file() and not p.is_symlink() and rel != MANIFEST and \
+                not any(part.startswith(".") for part in PurePosixPath(rel).parts):
+            yield rel, p
+
+
+def begin_export(out_dir: str | os.PathLike) -> dict[str, tuple]:
+    """Before an export writes into out_dir: drop a previous export's manifest.json (an interrupted export
+    then has none, so readers refuse it) and snapshot what is there, so the new manifest lists only the
+    files this export writes (not a previous export's leftovers in a --force'd folder)."""
+    out = Path(out_dir)
+    (out / MANIFEST).unlink(missing_ok=True)
+    snap = {}
+    for rel, p in _walk(out):
+        st = p.stat()
+        snap[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return snap
+
+
 def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str, str | os.PathLike | None],
-                   failed: list[str], sqtool_version: str = "") -> dict:
-    """Hash every file under out_dir and write manifest.json; `sources` maps SOURCE_KEYS to checkpoint paths
-    (None or missing = not known). Returns what was written."""
+                   failed: list[str], sqtool_version: str = "", before: dict[str, tuple] | None = None) -> dict:
+    """Hash every file under out_dir (except those unchanged since `before` = begin_export's snapshot) and
+    write manifest.json; `sources` maps SOURCE_KEYS to checkpoint paths (None or missing = not known)."""
     out = Path(out_dir)
     base = out.resolve()
     files = []
-    for p in sorted(out.rglob("*")):
-        rel = p.relative_to(out).as_posix()
-        if not p.is_file() or rel == MANIFEST or any(part.startswith(".") for part in PurePosixPath(rel).parts):
-            continue
+    for rel, p in _walk(out):
+        st = p.stat()
+        if before and before.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            continue                                         # not written by this export
         files.append({"path": rel, "kind": file_kind(rel), "sha256": sha256_file(p), "bytes": p.stat().st_size})
     src = {}
     for key in SOURCE_KEYS:

@@ -269,6 +269,8 @@ def export(cfg: ExportConfig) -> dict:
         design(frontend_config(ckpt["model_cfg"], cfg.device_fs or None))
         decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
+    from sqtool.core.manifest import begin_export, write_manifest
+    before = begin_export(out)                     # no manifest until this export has passed through
     save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
@@ -391,9 +393,8 @@ def export(cfg: ExportConfig) -> dict:
         ex_text = "per-layer |LSB| (max | histogram) on held-out windows\n" + P.explain_text(ex)
     failed = P.write_report(out, md, rows, artifacts, "\n\n".join(extra), ex)
     from sqtool import __version__
-    from sqtool.core.manifest import write_manifest
     manifest = write_manifest(out, model=md["model"], sources=_sources(inp), failed=failed,
-                              sqtool_version=__version__)                   # last: it hashes every file above
+                              sqtool_version=__version__, before=before)    # last: it hashes every file above
     lines = [f"export -> {out}"] + [f"  note: {n}" for n in inp["notes"]]
     for r in rows:
         key = (f"max LSB {r['max_lsb']}, exact {r['exact_windows_pct']:.1f} %" if "max_lsb" in r

@@ -169,3 +169,28 @@ def test_predict_reads_only_the_manifest(spec_export_dir, tmp_path):
     (exp / MANIFEST).unlink()
     with pytest.raises(SqtoolError, match="has no manifest.json"):
         predict(PredictConfig(model=str(exp), data=str(rec), out=str(tmp_path / "p1")))
+
+
+def test_a_forced_re_export_lists_only_its_own_files(moved_export, tmp_path, monkeypatch):
+    from sqtool.export import parity as P
+    from sqtool.export.cli import ExportConfig, export
+    exp = _copy_tree(moved_export, tmp_path / "t")
+    (exp / "model_int8.tflite").write_bytes(b"left over from an older export")
+    cfg = ExportConfig(model=str(exp.parent / "quantize"), target=["onnx"], precision="int8", out=str(exp),
+                       force=True)
+
+    def boom(*a, **kw):
+        raise KeyboardInterrupt                                    # killed before the export finished
+    monkeypatch.setattr(P, "write_report", boom)
+    with pytest.raises(KeyboardInterrupt):
+        export(cfg)
+    assert not (exp / MANIFEST).exists()                           # an unfinished export has no manifest
+    with pytest.raises(SqtoolError, match="has no manifest.json"):
+        R.load_artifacts(exp)
+    monkeypatch.undo()
+    res = export(cfg)
+    listed = {f["path"] for f in res["manifest"]["files"]}
+    assert "model_int8.onnx" in listed and "model_int8.tflite" not in listed
+    assert "model_float.onnx" not in listed                        # still on disk from the first export
+    assert (exp / "model_float.onnx").is_file()
+    _ = R.load_artifacts(exp)
