@@ -6,8 +6,8 @@
 The export dir (shared contract): metadata.json, model_float.onnx, model_int8.onnx,
 model_float.tflite, model_int8.tflite, c/sq_model.h + c/sq_model.c, heldout.npz (copied),
 export_report.json/.md, config.yaml, and last manifest.json (core.manifest: every file written, the source
-checkpoints and the parity verdict, by relative path and sha256; what bench and predict read). A student_int8 checkpoint gives float AND int8 artifacts (the
-float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
+checkpoints and the parity verdict, by relative path and sha256; what bench and predict read). A
+student_int8 checkpoint gives float AND int8 artifacts (the float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
 artifacts only. Spectral models (model_cfg family "spec_cnn", `models.spectral.SpecNet`) export the
 same way from the same checkpoint kinds; their inputs are int8 spectrum codes / 127 (N, C, F): the
 run's heldout.npz when it has one, plus `--random-windows` random code windows (32 when there is no
