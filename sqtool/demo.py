@@ -11,7 +11,7 @@ pretraining stage on the same data (the spectral models do not start from that t
 
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
-so `sqtool bench --model runs/demo/latest --data PATH` benchmarks its artifacts on real data.
+so `sqtool bench --model runs/demo/latest/export --data PATH` benchmarks its artifacts on real data.
 `--data-root DIR` runs the same steps on real data (pairs from every dataset under DIR, HR on TROIKA).
 """
 from __future__ import annotations

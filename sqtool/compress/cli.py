@@ -133,8 +133,8 @@ def _spectral_teacher(cfg):
 def load_teacher(cfg: QuantizeConfig):
     """The teacher checkpoint, model and cfg; refuses another kind, task, sampling rate or window."""
     from sqtool.data.tasks import TASK_SPECS
-    from sqtool.models import ModelCfg, create_model
     from sqtool.core.checkpoint import file_sha256, load_checkpoint
+    from sqtool.models import ModelCfg, load_model
 
     if not cfg.teacher:
         raise SqtoolError("--teacher is required: a fine-tuned teacher run directory or checkpoint")
@@ -151,12 +151,7 @@ def load_teacher(cfg: QuantizeConfig):
     if spec is not None and cfg.task == "hr" and abs(tcfg.window_s - spec["window_s"]) > 1e-6:
         raise SqtoolError(f"{where} takes {tcfg.window_s:g} s windows; task 'hr' is labelled per "
                           f"{spec['window_s']:g} s window (SP Cup BPM0)")
-    teacher = create_model(tcfg)
-    try:
-        teacher.load_state_dict(ck["state_dict"], strict=True)
-    except RuntimeError as e:
-        raise SqtoolError(f"{where}: weights do not match its model_cfg ({str(e).splitlines()[0]})")
-    teacher.eval()
+    teacher = load_model(ck)
     teacher.sq_train_cfg = dict(ck.get("train_cfg") or {})
     return teacher, tcfg, file_sha256(ck["path"]), ck["path"]
 
@@ -382,7 +377,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
     say(f"float student {scfg.name}: {budget['static']['params']:,} params, {budget['static']['macs']:,} MACs/window")
     f_hist = D.fit(student, x_all[tr], y_norm[tr], spec, fit_cfg, tc["out"][tr] if cfg.distill else None,
                    tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, say)
-    common = dict(train_cfg=to_dict(cfg), teacher_sha256=t_sha, teacher_path=str(t_path),
+    common = dict(train_cfg=to_dict(cfg), teacher_sha256=t_sha, teacher_path=str(Path(t_path).resolve()),
                   data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic})
     save_checkpoint(run_dir / "student_float.pt", kind="student_float", model_cfg=scfg.to_dict(),
                     state_dict=student.state_dict(), history=f_hist["history"], **common)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_write_text, make_run_dir, save_config, set_seed, write_metrics
+from sqtool.core import (SqtoolError, atomic_write_text, make_run_dir, save_config, set_seed, sha256_file,
+                         write_metrics)
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
@@ -42,7 +43,7 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg
     from sqtool.core import resolve_data_root
     from sqtool.core.checkpoint import save_checkpoint
-    from sqtool.models import ModelCfg, create_model, get_model_cfg
+    from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, spectral_budget
     from sqtool.models.hr_bins import BinTrainCfg, predict_logits, train_bins
@@ -91,9 +92,8 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     say(f"{len(train)} training recordings, held out: {', '.join(sorted(held))}")
 
     oof_path = Path(ck["path"]).parent / "oof_logits.npz"
-    teacher = create_model(tcfg)
-    teacher.load_state_dict(ck["state_dict"], strict=True)
-    teacher.eval()
+    t_sha = sha256_file(ck["path"])
+    teacher = load_model(ck)
     oof = dict(np.load(oof_path)) if oof_path.is_file() else {}
     t_logits = {r.record_id: oof[r.record_id] if r.record_id in oof else predict_logits(teacher, as_model_input(r.x))
                 for r in corpus}
@@ -113,12 +113,14 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None)
     say(f"float student {student}: {bcfg.epochs} epochs, loss {hist[0]:.3f} -> {hist[-1]:.3f} [{time.time() - t0:.0f} s]")
     save_checkpoint(run_dir / "student_float.pt", kind="student_float", model_cfg=scfg.to_dict(),
-                    state_dict=fstudent.state_dict(), history=hist, teacher=str(ck["path"]))
+                    state_dict=fstudent.state_dict(), history=hist, teacher=str(Path(ck["path"]).resolve()),
+                    teacher_sha256=t_sha)
     q = qat_bins(fstudent, X, Y, bins, qat_cfg(bcfg, cfg.qat_epochs), TL if kd else None, preset=cfg.preset,
                  calib=cfg.calib_windows)
     say(f"int8 twin: calibrated, QAT {cfg.qat_epochs} epochs [{time.time() - t0:.0f} s]")
     save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=q.cfg.to_dict(), state_dict=q.state_dict(),
-                    float_checkpoint="student_float.pt", teacher=str(ck["path"]),
+                    float_checkpoint="student_float.pt", teacher=str(Path(ck["path"]).resolve()),
+                    teacher_sha256=t_sha,
                     heldout_subjects=sorted(held), train_subjects=sorted(set(keys) - held))
 
     rows = []

@@ -5,8 +5,9 @@
 
 The export dir (shared contract): metadata.json, model_float.onnx, model_int8.onnx,
 model_float.tflite, model_int8.tflite, c/sq_model.h + c/sq_model.c, heldout.npz (copied),
-export_report.json/.md, config.yaml. A student_int8 checkpoint gives float AND int8 artifacts (the
-float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
+export_report.json/.md, config.yaml, and last manifest.json (core.manifest: every file written, the source
+checkpoints and the parity verdict, by relative path and sha256; what bench and predict read). A
+student_int8 checkpoint gives float AND int8 artifacts (the float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
 artifacts only. Spectral models (model_cfg family "spec_cnn", `models.spectral.SpecNet`) export the
 same way from the same checkpoint kinds; their inputs are int8 spectrum codes / 127 (N, C, F): the
 run's heldout.npz when it has one, plus `--random-windows` random code windows (32 when there is no
@@ -174,6 +175,49 @@ def _load_inputs(cfg: ExportConfig):
                 want_float=want_float and float_ckpt is not None, float_ckpt=float_ckpt, hpath=hpath, x=x, y=y)
 
 
+def _teacher_of(ckpt: dict, notes: list[str]) -> Path | None:
+    """The teacher a compress checkpoint names (teacher_path / teacher), when it is still there and, if the
+    checkpoint recorded its sha256, still the same file; else None with a note."""
+    from sqtool.core.checkpoint import file_sha256
+    t = ckpt.get("teacher_path") or ckpt.get("teacher")
+    if not isinstance(t, str) or not t:
+        return None
+    p = Path(t)
+    if p.is_dir():
+        p = p / "model.pt"
+    if not p.is_file():
+        notes.append(f"teacher {t} (named by {ckpt['path']}) not found: the manifest records no teacher")
+        return None
+    want = ckpt.get("teacher_sha256")
+    if want and file_sha256(p) != want:
+        notes.append(f"teacher {p} changed since {ckpt['path']} was made: the manifest records no teacher")
+        return None
+    return p
+
+
+def _sources(inp: dict) -> dict[str, Path | None]:
+    """The checkpoints an export came from, for its manifest: the compress run's model.pt (student_int8) and
+    student_float.pt, or the float checkpoint exported, and the teacher when known."""
+    ckpt, kind = inp["ckpt"], inp["ckpt"]["kind"]
+    src: dict[str, Path | None] = {}
+    if kind == "student_int8":
+        src["student_int8"] = Path(inp["path"])
+        fpath = Path(inp["path"]).parent / "student_float.pt"
+        if inp["float_ckpt"] is not None:
+            src["student_float"] = Path(inp["float_ckpt"]["path"])
+        elif fpath.is_file():
+            src["student_float"] = fpath
+    elif kind == "student_float":
+        src["student_float"] = Path(inp["path"])
+    else:                                                     # a teacher exported as it is
+        src["teacher"] = Path(inp["path"])
+    if "teacher" not in src:
+        src["teacher"] = _teacher_of(ckpt, inp["notes"])
+        if src["teacher"] is None and inp["float_ckpt"] is not None and inp["float_ckpt"] is not ckpt:
+            src["teacher"] = _teacher_of(inp["float_ckpt"], [])
+    return src
+
+
 SPECTRAL_FAMILY = "spec_cnn"
 
 
@@ -197,17 +241,6 @@ def random_code_windows(n: int, c: int, f: int, seed: int = 0):
     return (codes / 127.0).astype(np.float32)
 
 
-def _build_model(ckpt: dict):
-    from sqtool.models import ModelCfg, create_model
-    model = create_model(ModelCfg.from_dict(ckpt["model_cfg"]))
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as e:
-        raise SqtoolError(f"checkpoint {ckpt.get('path')}: weights do not fit its model_cfg "
-                          f"({str(e).splitlines()[0]})")
-    return model.eval()
-
-
 def export(cfg: ExportConfig) -> dict:
     """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}."""
     import numpy as np
@@ -215,16 +248,17 @@ def export(cfg: ExportConfig) -> dict:
     from sqtool.core import make_run_dir, save_config
     from sqtool.export import parity as P
     from sqtool.export.metadata import build_metadata
+    from sqtool.models import load_model
     torch.set_num_threads(1)
     inp = _load_inputs(cfg)
     ckpt, x, y = inp["ckpt"], inp["x"], inp["y"]
     graph = qmodel = brev = None
     if inp["want_int8"]:
         from sqtool.export.intgraph import brevitas_int_outputs, extract_int_graph
-        qmodel = _build_model(ckpt)
+        qmodel = load_model(ckpt)
         graph = extract_int_graph(qmodel)
     md = build_metadata(ckpt, inp["sha"], graph)
-    fmodel = _build_model(inp["float_ckpt"]) if inp["want_float"] else None
+    fmodel = load_model(inp["float_ckpt"]) if inp["want_float"] else None
     if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in ("Student", "SpecNet"):
         raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
                           "supported by sqtool's TFLite writer; export it with --target onnx")
@@ -235,6 +269,8 @@ def export(cfg: ExportConfig) -> dict:
         design(frontend_config(ckpt["model_cfg"], cfg.device_fs or None))
         decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
+    from sqtool.core.manifest import begin_export, write_manifest
+    before = begin_export(out)                     # no manifest until this export has passed through
     save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
@@ -356,6 +392,9 @@ def export(cfg: ExportConfig) -> dict:
         ex = P.explain(graph, brev, tfl_layers)
         ex_text = "per-layer |LSB| (max | histogram) on held-out windows\n" + P.explain_text(ex)
     failed = P.write_report(out, md, rows, artifacts, "\n\n".join(extra), ex)
+    from sqtool import __version__
+    manifest = write_manifest(out, model=md["model"], sources=_sources(inp), failed=failed,
+                              sqtool_version=__version__, before=before)    # last: it hashes every file above
     lines = [f"export -> {out}"] + [f"  note: {n}" for n in inp["notes"]]
     for r in rows:
         key = (f"max LSB {r['max_lsb']}, exact {r['exact_windows_pct']:.1f} %" if "max_lsb" in r
@@ -363,5 +402,5 @@ def export(cfg: ExportConfig) -> dict:
         lines.append(f"  {r['status']:<6} {r['artifact']:<42} {key}")
     if failed:
         lines.append(f"PARITY FAILED: {', '.join(failed)} (report kept in {out / 'export_report.md'})")
-    return {"out": out, "rows": rows, "failed": failed, "artifacts": artifacts, "metadata": md,
+    return {"out": out, "rows": rows, "failed": failed, "artifacts": artifacts, "metadata": md, "manifest": manifest,
             "summary": "\n".join(lines), "explain": ex, "explain_text": ex_text}

@@ -1,7 +1,7 @@
 """`sqtool bench`: stream real PPG through every runtime and the emulated MCU firmware.
 
     sqtool bench --model runs/export/<run> --data ../shared/data/troika/Training_data
-    sqtool bench --model runs/demo/latest --data PATH --runtime tflm_int8,c_host,mcu_m4 --floor mae=8
+    sqtool bench --model runs/demo/latest/export --data PATH --runtime tflm_int8,c_host,mcu_m4 --floor mae=8
 
 For every recording under --data: replay it as a device stream (stream.py: device-rate chunks, a
 streaming resampler to the model rate, a window every hop aligned with the truth windows, the
@@ -11,6 +11,12 @@ against the ECG truth; run the classic spectral baseline (baseline.py) on the sa
 firmware's int8 outputs bit for bit (double rounding vs TFLite Micro, single rounding vs Brevitas);
 measure instructions per inference (QEMU plugin / callgrind), flash, RAM and stack. Writes
 bench.json, bench.md and plots into the run dir and prints the tables.
+
+--model is an export folder: its manifest.json (core.manifest) is the only place artifacts and source
+checkpoints are looked up, by paths relative to it, each checked against its sha256; an export without
+one, or whose parity failed (unless --allow-failed-parity), is refused. A runtime asked for by name or
+group that cannot run is an error (after the report is written); `all` and the default skip what the
+export does not allow.
 
 `--floor metric=value[,...]` (metric: mae, mae_tracked, gt10 (%), exact (%), insns, flash_kb, ram_kb;
 prefix `runtime:` to restrict to one runtime) makes the command exit with status 3 when a metric
@@ -30,7 +36,7 @@ from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, re
 
 @dataclass
 class BenchConfig:
-    model: str = field(default="", metadata={"help": "export dir (metadata.json), or a demo dir holding export/"})
+    model: str = field(default="", metadata={"help": "export dir (its manifest.json lists the artifacts)"})
     data: str = field(default="", metadata={"help": "recordings: a dataset dir or file (e.g. troika/Training_data), "
                                                     "or 'synthetic' (embedded wrist PPG with known HR)"})
     runtime: list[str] = field(default_factory=list, metadata={"help": "comma-separated runtimes or groups (torch, "
@@ -55,6 +61,8 @@ class BenchConfig:
     timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
     out: str | None = field(default=None, metadata={"help": "run dir (default runs/bench/<stamp>-<model>)"})
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
+    allow_failed_parity: bool = field(default=False, metadata={
+        "help": "benchmark an export whose parity check failed (refused by default)"})
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -162,6 +170,21 @@ def _records(cfg: BenchConfig, channels, records=None):
     return usable, skipped
 
 
+def select_runtimes(asked: list[str], known, aliases: dict, default) -> tuple[list[str], set[str]]:
+    """(runtimes to run, those the user asked for). A runtime asked for by name or through a group
+    (`torch`, `c`, ...) must run: one that cannot is an error. `all` and the default (nothing asked) run
+    what the export allows and skip the rest with the reason in the report."""
+    names, explicit = [], set()
+    for n in list(asked) or list(default):
+        members = aliases.get(n, (n,) if n in known else None)
+        if members is None:
+            raise SqtoolError(f"unknown runtime '{n}' (known: {', '.join(known)}; groups: {', '.join(aliases)})")
+        names += [m for m in members if m not in names]
+        if asked and n != "all":
+            explicit.update(members)
+    return names, explicit
+
+
 def _primary(rows: list[dict]) -> str | None:
     ok = {r["runtime"] for r in rows if r["status"] == "ok" and r.get("metrics", {}).get("mae") is not None}
     for k in ("mcu_m4", "mcu_m33", "mcu_m55", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
@@ -180,29 +203,20 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench.report import hr_metrics, write_report
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
     from sqtool.firmware_bench.tracker import track
-    from sqtool.core.checkpoint import file_sha256
+    from sqtool.core import sha256_file_cached
 
     if not cfg.model:
-        raise SqtoolError("--model is required (an export dir, or a demo dir holding export/)")
+        raise SqtoolError("--model is required (an `sqtool export` dir, holding manifest.json)")
     if cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter must be one of {', '.join(FILTERS)}")
     floors = parse_floors(cfg.floor)
     art = R.load_artifacts(cfg.model, {"teacher": cfg.teacher, "student_float": cfg.student_float,
-                                        "student_int8": cfg.student_int8})
+                                        "student_int8": cfg.student_int8},
+                           allow_failed_parity=cfg.allow_failed_parity, flag="--allow-failed-parity")
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         from sqtool.firmware_bench.spectral import run_spectral_bench
         return run_spectral_bench(cfg, art, records)
-    names, explicit = [], set()
-    for n in list(cfg.runtime) or list(R.DEFAULT_RUNTIMES):
-        if n in R.ALIASES:
-            names += [m for m in R.ALIASES[n] if m not in names]
-        elif n in R.RUNTIMES:
-            names += [n] if n not in names else []
-            explicit.add(n)
-        else:
-            raise SqtoolError(f"unknown runtime '{n}' (known: {', '.join(R.RUNTIMES)}; groups: "
-                              f"{', '.join(R.ALIASES)})")
-    explicit &= set(cfg.runtime)
+    names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = art.metadata
     if md.get("task") != "hr":
         raise SqtoolError(f"sqtool bench scores heart rate; the model's task is '{md.get('task')}'")
@@ -224,9 +238,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     run_dir = make_run_dir("bench", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
     work = run_dir / "build"
-    model_file = art.file("model_int8.tflite")
-    if not model_file.is_file():
-        model_file = art.export_dir / "metadata.json"
+    model_file = "model_int8.tflite" if art.has("model_int8.tflite") else "metadata.json"
 
     def per_record_track(hr, ok):
         return np.concatenate([track(hr[a:b], ok[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
@@ -324,7 +336,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
 
     prov = {"sqtool_version": __version__, "git_sha": git_sha(), "model": md.get("model"),
-            "model_dir": str(art.export_dir), "model_sha256": file_sha256(model_file),
+            "model_dir": str(art.export_dir), "model_file": model_file,
+            "model_sha256": art.manifest.files[model_file]["sha256"],
+            "manifest_sha256": sha256_file_cached(art.manifest.path),
             "source_sha256": md.get("source_sha256"), "quant_scheme": md.get("quant_scheme"),
             "tools": mcu.tool_versions(), "data": str(cfg.data), "records": len(recs), "windows": int(len(X)),
             "signal_hours": signal_s / 3600, "skipped_records": skipped,
@@ -350,4 +364,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                                                          "instructions_per_inference", "flash_bytes", "ram_bytes",
                                                          "latency_ms_p50", "latency_ms_p99")} for r in rows},
                             "baseline": base["metrics"], "floor": floor_res})
+    failed = [r for r in rows if r["status"] == "error"]
+    if failed:
+        raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} (report in {run_dir})")
     return res

@@ -103,13 +103,12 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
         if name not in RUNTIMES:
             raise SqtoolError(f"--runtime {cfg.runtime}: unknown (choose c_pipeline, c, tflite, onnx or torch)")
         return name, "asked for"
-    c = art.file("c")
-    if not (c / "sq_pipeline.c").is_file():
+    if not art.has("c/sq_pipeline.c"):
         return "c_host_single", "the export has no C pipeline (c/sq_pipeline.c): C network + Python front end/decoder"
     if shutil.which("gcc") is None:
         return "c_host_single", "no gcc"
-    m = re.search(r"SQ_PL_FS_IN_MHZ\s+(\d+)", (c / "sq_pipeline_cfg.h").read_text()) \
-        if (c / "sq_pipeline_cfg.h").is_file() else None
+    m = re.search(r"SQ_PL_FS_IN_MHZ\s+(\d+)", art.file("c/sq_pipeline_cfg.h").read_text()) \
+        if art.has("c/sq_pipeline_cfg.h") else None
     if m is not None:
         fs = int(m.group(1)) / 1000.0
         other = [r for r in recs if abs(r.fs_in - fs) > 1e-9]
@@ -148,7 +147,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     work = run_dir / "build"
     outs = []
     if name == "c_pipeline":
-        pl = S.CPipelineHost(art.file("c"), work / "c_pipeline")
+        pl = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
         for r in recs:
             res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}")
             outs.append({"hr": res["hr_mbpm"] / 1000.0, "lo": res["lo_mbpm"] / 1000.0, "hi": res["hi_mbpm"] / 1000.0,

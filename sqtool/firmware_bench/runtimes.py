@@ -1,6 +1,6 @@
 """Every way to run an exported model, behind one interface.
 
-    art = load_artifacts("runs/export/...")          # or a demo dir holding export/ (+ checkpoints)
+    art = load_artifacts("runs/export/...")          # an export folder: its manifest.json says what is there
     rt = make_runtime("tflm_int8", art, work_dir)
     y = rt.run(x)                  # x (C, T) float32 normalised window -> (k,) float, model units
     Y = rt.run_batch(X)            # (N, C, T) -> (N, k)
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.core.manifest import Manifest, read_manifest
 
 RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8", "litert_float",
             "litert_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33", "mcu_m55",
@@ -51,17 +52,39 @@ DEFAULT_RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_flo
 
 @dataclass
 class Artifacts:
-    """An export dir (+ the checkpoints it came from, when found)."""
+    """An export folder read through its manifest.json (core.manifest): the artifacts it produced and the
+    checkpoints it came from, each by a path relative to the manifest and checked against its sha256."""
     export_dir: Path
     metadata: dict
-    checkpoints: dict[str, Path] = field(default_factory=dict)   # teacher / student_float / student_int8
+    manifest: Manifest
+    overrides: dict[str, Path] = field(default_factory=dict)     # checkpoints the user named (--teacher, ...)
 
     @property
     def model_cfg(self) -> dict:
         return self.metadata.get("model_cfg") or self.metadata
 
+    def has(self, name: str) -> bool:
+        """Whether the export produced `name` (a path relative to the export folder)."""
+        return self.manifest.has(name)
+
     def file(self, name: str) -> Path:
-        return self.export_dir / name
+        """A produced file, sha256 checked; one line when the export did not produce it."""
+        return self.manifest.file(name)
+
+    def c_dir(self, needs: str = "c/sq_model.c") -> Path:
+        """The export's c/ folder after checking every file listed in it; one line when the export did not
+        produce `needs` (export with --target c)."""
+        if not self.has(needs):
+            raise SqtoolError(f"export {self.export_dir} has no {needs} (not in its manifest.json: export with "
+                              "--target c)")
+        return self.manifest.folder("c")
+
+    def checkpoint(self, key: str) -> Path | None:
+        """A source checkpoint (teacher / student_float / student_int8): the one the user named, else the
+        manifest's (sha256 checked); None when neither says."""
+        if key in self.overrides:
+            return self.overrides[key]
+        return self.manifest.source(key)
 
     @property
     def input_qparams(self) -> tuple[float, int]:
@@ -79,74 +102,24 @@ class Artifacts:
         return float(q["output_scale"]), int(q["output_zero_point"])
 
 
-def _find_export_dir(path: Path) -> Path:
-    """A dir with metadata.json, or one holding export/ (a demo dir), following a `latest` link."""
-    path = Path(path)
-    if not path.exists():
-        raise SqtoolError(f"model dir {path} does not exist")
-    if path.is_file():
-        raise SqtoolError(f"--model wants an export directory (with metadata.json), got the file {path}")
-    for cand in (path, path / "export"):
-        if (cand / "metadata.json").is_file():
-            return cand
-    subs = sorted(p for p in path.glob("*/metadata.json"))
-    if len(subs) == 1:
-        return subs[0].parent
-    raise SqtoolError(f"{path} has no sqtool metadata (metadata.json): not an `sqtool export` directory")
-
-
-def _ckpt_from_config(d: Path) -> Path | None:
-    """The checkpoint a run dir was made from, per its config.yaml ('source' or config.model)."""
-    import yaml
-    p = d / "config.yaml"
-    if not p.is_file():
-        return None
+def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed_parity: bool = False,
+                   flag: str = "") -> Artifacts:
+    """Read an export folder through its manifest.json only: refuse a folder without one, or whose parity
+    failed (unless allow_failed_parity; `flag` names the option that allows it), then read and check
+    metadata.json. `checkpoints` (key -> path, empty = none) are checkpoints the user named explicitly."""
+    m = read_manifest(path)
+    m.require_parity(allow_failed_parity, flag)
+    mp = m.file("metadata.json")
     try:
-        c = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError:
-        return None
-    for v in (c.get("source"), (c.get("config") or {}).get("model"), (c.get("config") or {}).get("teacher")):
-        if v and Path(v).exists():
-            return Path(v)
-    return None
-
-
-def load_artifacts(path, checkpoints: dict[str, str] | None = None) -> Artifacts:
-    """Read and check metadata.json; locate the checkpoints (explicit > next to it > via config.yaml)."""
-    d = _find_export_dir(Path(path))
-    try:
-        md = json.loads((d / "metadata.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SqtoolError(f"{d}/metadata.json is not valid JSON ({type(e).__name__})")
+        md = json.loads(mp.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SqtoolError(f"{mp} is not valid JSON ({type(e).__name__})")
     from sqtool.export.metadata import check_model_cfg
     if not isinstance(md, dict) or "model_cfg" not in md:
-        raise SqtoolError(f"{d}/metadata.json lacks sqtool metadata (model_cfg): not written by sqtool export")
-    check_model_cfg(md["model_cfg"], f"{d}/metadata.json")
-    art = Artifacts(d, md)
-    found: dict[str, Path] = {}
-    roots = [Path(path), d, Path(path).parent]
-    src = _ckpt_from_config(d)                                   # the compress run's model.pt
-    if src is not None:
-        roots.append(src if src.is_dir() else src.parent)
-    for r in roots:
-        for name, key in (("model.pt", "student_int8"), ("student_float.pt", "student_float"),
-                          ("teacher.pt", "teacher")):
-            for p in (r / name, r / "compress" / name):
-                if p.is_file() and key not in found:
-                    found[key] = p
-        for p in (r / "teacher" / "model.pt", r / "finetune" / "model.pt"):
-            if p.is_file() and "teacher" not in found:
-                found["teacher"] = p
-    if "student_int8" in found and "teacher" not in found:                 # compress config -> teacher
-        t = _ckpt_from_config(found["student_int8"].parent)
-        same = t is not None and t.resolve() == found["student_int8"].resolve()
-        if t is not None and (t.is_file() or (t / "model.pt").is_file()) and not same:
-            found["teacher"] = t if t.is_file() else t / "model.pt"
-    for k, v in (checkpoints or {}).items():
-        if v:
-            found[k] = Path(v)
-    art.checkpoints = found
-    return art
+        raise SqtoolError(f"{mp} lacks sqtool metadata (model_cfg): not written by sqtool export")
+    check_model_cfg(md["model_cfg"], str(mp))
+    over = {k: Path(v) for k, v in (checkpoints or {}).items() if v}
+    return Artifacts(m.dir, md, m, over)
 
 
 def is_spectral(md: dict) -> bool:
@@ -261,13 +234,15 @@ class TorchRuntime(_Timed):
 
     def load(self):
         import torch
-        from sqtool.models import ModelCfg, create_model
-        from sqtool.core.checkpoint import file_sha256, load_checkpoint
+        from sqtool.core import sha256_file_cached
+        from sqtool.core.checkpoint import load_checkpoint
+        from sqtool.models import ModelCfg, load_model
         torch.set_num_threads(1)
-        p = self.art.checkpoints.get(self.key)
+        p = self.art.checkpoint(self.key)
         if p is None:
             flag = "--" + self.key.replace("_", "-")
-            raise SqtoolError(f"no {self.key} checkpoint found next to the export (pass {flag})")
+            raise SqtoolError(f"export {self.art.export_dir}: its manifest.json records no {self.key} checkpoint "
+                              f"(pass {flag})")
         ck = load_checkpoint(p, expect_kind=self.kinds)
         cfg = ModelCfg.from_dict(ck["model_cfg"])
         mine = self.art.model_cfg
@@ -278,12 +253,10 @@ class TorchRuntime(_Timed):
         if missing:
             raise SqtoolError(f"checkpoint {p} needs channel(s) {', '.join(missing)} the export's windows lack")
         self.ch_idx = [list(mine["channels"]).index(c) for c in cfg.channels]   # e.g. a PPG-only teacher
-        self.model = create_model(cfg)
-        self.model.load_state_dict(ck["state_dict"])
-        self.model.eval()
-        self.file, self.size_bytes = str(p), Path(p).stat().st_size
+        self.model = load_model(ck)
+        self.file, self.size_bytes = str(p), Path(ck["path"]).stat().st_size
         self.extra["params"] = int(sum(t.numel() for t in self.model.parameters()))
-        self.extra["sha256"] = file_sha256(p)
+        self.extra["sha256"] = sha256_file_cached(ck["path"])
         return self
 
     def _run_one(self, x):
@@ -320,9 +293,7 @@ class OnnxRuntime(_Timed):
 
     def load(self):
         from sqtool.export.onnx import session
-        p = self.art.file(self.fname)
-        if not p.is_file():
-            raise SqtoolError(f"{p.name} not in the export dir")
+        p = self.art.file(self.fname)                              # one line when not exported
         self.sess = session(p, threads=1)
         self.inp = self.sess.get_inputs()[0].name
         self.file, self.size_bytes = str(p), p.stat().st_size
@@ -352,9 +323,7 @@ class LiteRtFloat(_Timed):
 
     def load(self):
         from ai_edge_litert.interpreter import Interpreter
-        p = self.art.file(self.fname)
-        if not p.is_file():
-            raise SqtoolError(f"{p.name} not in the export dir")
+        p = self.art.file(self.fname)                              # one line when not exported
         self.it = Interpreter(model_path=str(p), num_threads=1)
         self.it.allocate_tensors()
         self.i_in = self.it.get_input_details()[0]
@@ -418,9 +387,7 @@ class TflmInt8(_Int8):
 
     def load(self):
         from tflite_micro.python.tflite_micro import runtime
-        p = self.art.file(self.fname)
-        if not p.is_file():
-            raise SqtoolError(f"{p.name} not in the export dir")
+        p = self.art.file(self.fname)                              # one line when not exported
         b = p.read_bytes()
         self.it = runtime.Interpreter.from_bytes(b, arena_size=self.arena_size)
         self.file, self.size_bytes = str(p), len(b)
@@ -443,9 +410,7 @@ class CHost(_Int8):
     def load(self):
         from sqtool.export.c import build_shared_lib
         from sqtool.firmware_bench import mcu
-        c_dir = self.art.file("c")
-        if not (c_dir / "sq_model.c").is_file():
-            raise SqtoolError(f"{c_dir}/sq_model.c not in the export dir (export with --target c)")
+        c_dir = self.art.c_dir()
         import ctypes
         self.lib = ctypes.CDLL(str(build_shared_lib(c_dir, self.work / "c_host", self.single)))
         self.lib.sq_model_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
@@ -487,9 +452,7 @@ class Mcu(_Int8):
 
     def load(self):
         from sqtool.firmware_bench import mcu
-        c_dir = self.art.file("c")
-        if not (c_dir / "sq_model.c").is_file():
-            raise SqtoolError(f"{c_dir}/sq_model.c not in the export dir (export with --target c)")
+        c_dir = self.art.c_dir()
         mcu.require_tools("arm-none-eabi-gcc", "qemu-system-arm")
         self.fw = mcu.build_firmware(c_dir, self.target, self.work / "mcu",
                                      defines=(f"SQ_SINGLE_ROUNDING={int(self.single)}",))

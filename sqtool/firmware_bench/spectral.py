@@ -25,8 +25,10 @@ the data root, or one file):
     classic baseline (`baseline.py`) on the same windows. Without truth, accuracy is reported as not
     measured and cost and fidelity still are.
 
-A runtime named in --runtime that cannot run is an error (reported after bench.json is written); a default
-runtime that cannot run is skipped with its reason in the report.
+A runtime named in --runtime (by name or through a group such as `torch`) that cannot run is an error
+(reported after bench.json is written); a default runtime, or one of `all`, that cannot run is skipped with
+its reason in the report. Artifacts and checkpoints are found only through the export's manifest.json
+(`core.manifest`, sha256 checked).
 """
 from __future__ import annotations
 
@@ -360,7 +362,7 @@ def _select(cfg_runtimes: list[str]) -> tuple[list[str], set[str]]:
             raise SqtoolError(f"unknown runtime '{n}' for a spectral model (known: {', '.join(RUNTIMES)}; groups: "
                               f"{', '.join(ALIASES)})")
         names += [m for m in members if m not in names]
-        if cfg_runtimes:
+        if cfg_runtimes and n != "all":                # `all`: whatever the export allows
             explicit.update(members)
     return names, explicit
 
@@ -407,7 +409,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict."""
     from sqtool import __version__
     from sqtool.core import git_sha, make_run_dir, save_config, write_metrics
-    from sqtool.core.checkpoint import file_sha256
+    from sqtool.core import sha256_file_cached
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
@@ -533,9 +535,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     except SqtoolError as e:
         base = {"runtime": "baseline", "status": "skipped", "error": str(e)}
 
-    model_file = art.file("model_int8.tflite")
-    if not model_file.is_file():
-        model_file = art.export_dir / "metadata.json"
+    model_file = "model_int8.tflite" if art.has("model_int8.tflite") else "metadata.json"
     notes = [dec_note + f" (temperature {float(dec.get('temperature', 1.0)):g}); int8 logits decoded with "
              "decode_int at the int graph's output scale, float logits with decode_float.",
              f"windows with more than half their inputs flagged (flagged_q15 > {MAX_FLAGGED_Q15}) are not scored "
@@ -549,7 +549,9 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     if not labelled:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     prov = {"sqtool_version": __version__, "git_sha": git_sha(), "model": md.get("model"),
-            "model_dir": str(art.export_dir), "model_sha256": file_sha256(model_file),
+            "model_dir": str(art.export_dir), "model_file": model_file,
+            "model_sha256": art.manifest.files[model_file]["sha256"],
+            "manifest_sha256": sha256_file_cached(art.manifest.path),
             "source_sha256": md.get("source_sha256"), "quant_scheme": md.get("quant_scheme"),
             "tools": mcu.tool_versions(), "data": data, "records": len(recs), "windows": N,
             "signal_hours": signal_s / 3600, "skipped_records": skipped,
@@ -583,8 +585,8 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     """c_pipeline: one push per whole recording, compared with the Python integer reference (PipelineRef)."""
     from sqtool.export.pipeline import PipelineRef
     from sqtool.models.decoder import decoder_only
-    c = CPipelineHost(art.file("c"), work / "c_pipeline")
-    p = art.checkpoints.get("student_int8")
+    c = CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
+    p = art.checkpoint("student_int8")
     ref_graph = _int_graph(p) if p is not None else None
     ref_dec = decoder_only(dec)                       # temperature: see the report (PipelineRef has none)
     hr, exact, n_total, lat, fields_bad = [], 0, 0, [], {}
@@ -616,18 +618,15 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
         if fields_bad:
             row["mismatched_fields"] = fields_bad
     else:
-        row["exact_note"] = "no model.pt (student_int8) found: the Python integer reference cannot be built"
+        row["exact_note"] = ("the export's manifest.json records no student_int8 checkpoint: the Python integer "
+                             "reference cannot be built")
     row["_hr"] = np.concatenate(hr)
 
 
 def _int_graph(path):
-    from sqtool.core.checkpoint import load_checkpoint
     from sqtool.export.intgraph import extract_int_graph
-    from sqtool.models import ModelCfg, create_model
-    ck = load_checkpoint(path, expect_kind=("student_int8",))
-    m = create_model(ModelCfg.from_dict(ck["model_cfg"]))
-    m.load_state_dict(ck["state_dict"])
-    return extract_int_graph(m.eval())
+    from sqtool.models import load_model
+    return extract_int_graph(load_model(path, expect_kind="student_int8"))
 
 
 def _pipeline_vs_single(rows: list[dict], hrs: dict) -> None:

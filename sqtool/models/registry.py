@@ -9,9 +9,16 @@ written into every exported artifact, so a file always says how to feed it.
     create_model("resnet1d_siamq_18")                          # pretraining teacher, 40 Hz, 30 s
     create_model("resnet1d_siamq_18", task="hr", window_s=8)   # the same family, fine-tuned for HR
     create_model("cnn1d_student_s", quant="int8_w_per_channel_a_per_tensor")   # Brevitas twin
+    load_model("runs/quantize/<run>")                          # a checkpoint's model, with its weights
+
+`load_model` is the one way a stage turns a checkpoint into a model: it reads the file with
+`core.checkpoint.load_checkpoint` (tensors and plain data only), builds the model from the checkpoint's
+model_cfg and loads its weights strictly; a model_cfg that names no registered model, or weights that
+do not fit it, is one SqtoolError line naming the file.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from sqtool.core import ModelCfg, SqtoolError
@@ -60,3 +67,37 @@ def create_model(name: str | ModelCfg, **overrides):
     model = _BUILDERS[cfg.name](cfg)
     model.cfg = cfg
     return model
+
+
+def load_model(src: str | os.PathLike | dict, expect_kind: str | tuple[str, ...] | None = None):
+    """A checkpoint's model with its weights, in eval mode (`model.cfg` = its ModelCfg).
+
+    `src` is a checkpoint file, a run dir (-> its model.pt) or a checkpoint dict already read by
+    `load_checkpoint`; `expect_kind` refuses another checkpoint kind. Every mismatch is one SqtoolError line."""
+    from sqtool.core.checkpoint import load_checkpoint
+    if isinstance(src, dict):
+        ck = src
+        if expect_kind is not None:
+            kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
+            if ck.get("kind") not in kinds:
+                raise SqtoolError(f"checkpoint {ck.get('path')} is a {ck.get('kind')} checkpoint; expected "
+                                  f"{' or '.join(kinds)}")
+    else:
+        ck = load_checkpoint(src, expect_kind=expect_kind)
+    where = f"checkpoint {ck.get('path', '(in memory)')}"
+    try:
+        cfg = ModelCfg.from_dict(ck["model_cfg"])
+    except SqtoolError as e:
+        raise SqtoolError(f"{where}: {e}")
+    except (TypeError, ValueError) as e:
+        raise SqtoolError(f"{where}: its model_cfg is not valid ({str(e).splitlines()[0]})")
+    try:
+        model = create_model(cfg)
+    except SqtoolError as e:
+        raise SqtoolError(f"{where}: {e}")
+    try:
+        model.load_state_dict(ck["state_dict"], strict=True)
+    except (RuntimeError, KeyError, TypeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SqtoolError(f"{where}: weights do not fit its model_cfg ({cfg.name}): {first}")
+    return model.eval()

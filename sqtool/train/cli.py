@@ -38,6 +38,7 @@ def register(sub, name: str, helptext: str) -> None:
     add_config_args(fp, FinetuneConfig)
     fp.add_argument("--out", default=None, help="run directory (default runs/train/finetune/<time>-<task>)")
     fp.add_argument("--force", action="store_true", help="allow a non-empty --out")
+    fp.add_argument("--resume", default=None, metavar="RUN", help="continue the run in RUN (its completed folds)")
     fp.set_defaults(func=run_finetune_cmd)
 
     def no_sub(args):
@@ -118,6 +119,8 @@ def run_pretrain_cmd(args) -> int:
 def run_finetune_cmd(args) -> int:
     from sqtool.train.finetune import FinetuneConfig, run_finetune
 
+    if getattr(args, "resume", None):
+        return _resume_finetune(args)
     cfg = resolve_config(FinetuneConfig, args)
     _precheck_finetune(cfg)
     if _is_spectral(cfg.model):
@@ -130,6 +133,34 @@ def run_finetune_cmd(args) -> int:
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): {pm} {m[pm]:.3f} "
           f"[95 % CI {lo:.3f}, {hi:.3f}] -> {run_dir}")
+    return 0
+
+
+def _resume_finetune(args) -> int:
+    """`train finetune --resume RUN`: the run's saved config (options given now override it; one that
+    changes training makes the fold files' key differ and is refused), completed folds reused."""
+    import yaml
+
+    from sqtool.train.finetune import FinetuneConfig, run_finetune
+    run_dir = Path(args.resume)
+    p = run_dir / "config.yaml"
+    if not p.is_file():
+        raise SqtoolError(f"cannot resume: {p} not found (not a finetune run directory)")
+    try:
+        saved = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
+        base = from_dict(FinetuneConfig, saved, where=f"{p}")
+    except (yaml.YAMLError, AttributeError, SqtoolError) as e:
+        raise SqtoolError(f"cannot resume {run_dir}: its config.yaml is not a finetune config "
+                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+    cfg = resolve_config(FinetuneConfig, args, **{**dataclasses.asdict(base), **_explicit(args, FinetuneConfig)})
+    if _is_spectral(cfg.model):
+        raise SqtoolError(f"cannot resume {run_dir}: only the time-domain fine-tuning resumes (spectral hr runs "
+                          "restart)")
+    _precheck_finetune(cfg)
+    lock_run_dir(run_dir)                       # a second resume of the same run is refused
+    m = run_finetune(cfg, run_dir, resume=True)
+    pm = m["primary_metric"]
+    print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {pm} {m[pm]:.3f} -> {run_dir}")
     return 0
 
 

@@ -13,6 +13,13 @@
    stage distils from; `oof_predictions.npz` (groups, t0, y, pred, record_ids, fold) lets it reuse the
    teacher's honest out-of-fold predictions.
 
+Resume (fold level): each completed fold's out-of-fold predictions are written atomically to
+`folds/fold_<k>.npz` (with a key: the sha256 of the config fields that shape training, the task data and
+the fold split). `run_finetune(..., resume=True)` (`sqtool train finetune --resume RUN`) reuses every fold
+whose file carries the same key and trains only the rest, then the final model: the metrics, predictions
+and model.pt equal an uninterrupted run's bit for bit (every fold and the final fit seed themselves).
+A fold file with another key is refused (one line), never silently mixed in.
+
 Modes: "full" trains everything; "linear" freezes the encoder (BN in eval mode) and fits only the head,
 on features computed once. Regression heads learn (y - mean) / std; `pred` and metrics are in units.
 Inputs: the pretrained stem is 1-channel; with more channels (e.g. ppg + acc) the pretrained kernel
@@ -166,10 +173,56 @@ def predict(model, x, dev, batch: int = 256) -> np.ndarray:
                                for i in range(0, len(x), batch)]) if len(x) else np.zeros((0, 1))
 
 
+# ----------------------------------------------------------------------------- fold files (resume)
+
+_NOT_IN_KEY = ("progress", "bootstrap", "final_fit")        # do not change a fold's predictions
+
+
+def fold_key(cfg: FinetuneConfig, td, folds) -> str:
+    """sha256 of what a fold's predictions depend on: the training config, the task data, the split."""
+    import hashlib
+    import json
+    h = hashlib.sha256()
+    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY}
+    h.update(json.dumps(c, sort_keys=True, default=str).encode())
+    for a in (td.x, td.y, np.asarray(td.groups).astype(str)):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    for tr, te in folds:
+        h.update(np.asarray(tr, np.int64).tobytes() + b"|" + np.asarray(te, np.int64).tobytes() + b";")
+    return h.hexdigest()
+
+
+def fold_path(run_dir: str | Path, f: int) -> Path:
+    return Path(run_dir) / "folds" / f"fold_{f:03d}.npz"
+
+
+def save_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray, pred: np.ndarray) -> None:
+    atomic_save_npz(fold_path(run_dir, f), key=np.asarray(key), te=np.asarray(te, np.int64),
+                    pred=np.asarray(pred, np.float32))
+
+
+def load_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray) -> np.ndarray | None:
+    """A completed fold's out-of-fold predictions, or None when it has no file; another key: one line."""
+    p = fold_path(run_dir, f)
+    if not p.is_file():
+        return None
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            k, te_saved, pred = str(z["key"]), z["te"], z["pred"]
+    except Exception as e:  # noqa: BLE001 - truncated / not an npz / missing key
+        raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f}")
+    if k != key or not np.array_equal(te_saved, te) or len(pred) != len(te):
+        raise SqtoolError(f"cannot resume: {p} was made with another config, data or split; start a new run")
+    return pred
+
+
 # ----------------------------------------------------------------------------- the command
 
-def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> dict:
-    """Cross-validated fine-tuning + final model; returns the metrics dict (also metrics.json)."""
+def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resume: bool = False) -> dict:
+    """Cross-validated fine-tuning + final model; returns the metrics dict (also metrics.json).
+    resume=True reuses the completed folds saved in run_dir/folds (see the module docstring)."""
     import torch
 
     from sqtool.data.tasks import TASK_SPECS, load_task, subject_folds, task_model_cfg
@@ -236,15 +289,22 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
     rng = np.random.default_rng(cfg.seed)
     oof = np.full((len(td), len(spec["outputs"])), np.nan, np.float32)
     fold_id = np.full(len(td), -1, np.int32)
-    per_fold = []
+    per_fold, resumed = [], []
+    key = fold_key(cfg, td, folds)
     for f, (tr, te) in enumerate(folds):
         if cfg.label_fraction < 1:
             tr = np.sort(rng.choice(tr, max(cfg.batch_size, int(round(cfg.label_fraction * len(tr)))), replace=False)) \
                 if len(tr) > cfg.batch_size else tr
-        m, mc = new_model(td.y[tr])
-        _fit(m, td.x[tr], norm_y(td.y[tr], mc), cfg, kind, dev, cfg.seed + f,
-             desc=f"{cfg.task} fold {f + 1}/{len(folds)}")
-        oof[te] = denorm(predict(m, td.x[te], dev), mc)
+        done = load_fold(run_dir, f, key, te) if resume else None
+        if done is not None:
+            oof[te] = done
+            resumed.append(f)
+        else:
+            m, mc = new_model(td.y[tr])
+            _fit(m, td.x[tr], norm_y(td.y[tr], mc), cfg, kind, dev, cfg.seed + f,
+                 desc=f"{cfg.task} fold {f + 1}/{len(folds)}")
+            oof[te] = denorm(predict(m, td.x[te], dev), mc)
+            save_fold(run_dir, f, key, te, oof[te])
         fold_id[te] = f
         fm = task_metrics(cfg.task, td.y[te], oof[te], spec["outputs"])
         per_fold.append({"fold": f, "test_subjects": sorted(set(td.groups[te].tolist())),
@@ -273,7 +333,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None) -> di
                                                 "hop_s": model_cfg.hop_s, "channels": list(model_cfg.channels),
                                                 "norm": model_cfg.norm,
                                                 "band": None if model_cfg.band is None else list(model_cfg.band)},
-        "elapsed_s": time.perf_counter() - t_start,
+        "elapsed_s": time.perf_counter() - t_start, "resumed_folds": resumed,
     }
     if cfg.final_fit:
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(), state_dict=state,

@@ -35,7 +35,7 @@ def export_dir(tmp_path_factory):
 def spec_export_dir(tmp_path_factory):
     """A real export of an untrained spectral model (spec_student_xs, BN statistics set, calibrated on synthetic
     spectra): ONNX, TFLite, the network's C and the whole C pipeline (c/sq_pipeline.c), next to its
-    compress-like run dir (model.pt, student_float.pt) found through config.yaml."""
+    compress-like run dir (model.pt, student_float.pt), which its manifest.json names."""
     import torch
 
     from sqtool.export.cli import ExportConfig, export

@@ -28,7 +28,7 @@ def test_bench_end_to_end_on_troika(export_dir, data_root, cross_tools, tmp_path
     for k in ("c_host", "mcu_m4"):
         assert rows[k]["exact_pct"] == 100.0 and rows[k]["exact_ref"] == "tflm_int8"
     assert rows["mcu_m4"]["instructions_per_inference"] > 0 and rows["mcu_m4"]["windows"] > 100
-    assert rows["tflm_int8"]["latency_ms_p99"] >= rows["tflm_int8"]["latency_ms_p50"] > 0
+    assert rows["tflm_int8"]["latency_ms_p50"] > 0                      # measured (None when not)
     assert res["baseline"]["metrics"]["mae"] is not None
     assert res["provenance"]["model_sha256"] and res["provenance"]["tools"]["qemu"] != "absent"
     for f in ("bench.md", "bland_altman.png", "error_over_time.png", "latency_hist.png", "config.yaml"):
@@ -51,17 +51,21 @@ def _npz(path, fs, ppg):
 
 @pytest.fixture(scope="module")
 def metadata_only(tmp_path_factory):
-    """An export dir holding only metadata.json (every bad-input case fails before a runtime loads)."""
+    """An export dir holding only metadata.json, a passed report and the manifest (every bad-input case fails
+    before a runtime loads)."""
+    from sqtool.core.manifest import write_manifest
     from sqtool.export.metadata import build_metadata
     from sqtool.models import get_model_cfg
     d = tmp_path_factory.mktemp("md_only")
     md = build_metadata({"model_cfg": get_model_cfg("cnn1d_student_xs").to_dict(), "kind": "student_int8"}, "0" * 64)
     (d / "metadata.json").write_text(json.dumps(md))
+    (d / "export_report.json").write_text(json.dumps({"failed": []}))
+    write_manifest(d, model=md["model"], sources={}, failed=[])
     return d
 
 
 @pytest.mark.parametrize("case,match", [
-    ("no_metadata", "no sqtool metadata"),
+    ("no_metadata", "has no manifest.json"),
     ("bad_runtime", "unknown runtime"),
     ("bad_floor", "unknown metric"),
     ("low_rate", "cannot resample 12.5 Hz"),
@@ -99,12 +103,13 @@ def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, matc
 
 
 def test_bench_on_the_embedded_synthetic_default(export_dir, tmp_path, capsys):
-    """`--data synthetic` (what `make demo` uses without real data) and a demo-style dir holding export/."""
+    """`--data synthetic` (what `make demo` uses without real data), the export reached through a link (as
+    runs/demo/latest/export)."""
     demo = tmp_path / "demo"
     demo.mkdir()
     (demo / "export").symlink_to(export_dir, target_is_directory=True)
     out = tmp_path / "b"
-    rc, stdout, err = _bench(capsys, "--model", demo, "--data", "synthetic", "--runtime", "tflm,c_host",
+    rc, stdout, err = _bench(capsys, "--model", demo / "export", "--data", "synthetic", "--runtime", "tflm,c_host",
                              "--quality-gate", "true", "--chunk", 7, "--out", out)
     assert rc == 0, err
     res = json.loads((out / "bench.json").read_text())

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from fwb_helpers import need_tools
+
 from sqtool.core import SqtoolError
 from sqtool.data.synthetic import synth_record
 from sqtool.firmware_bench import runtimes as R
@@ -64,13 +66,30 @@ def test_double_rounding_firmware_is_bit_exact_with_tflite_micro(outputs, name):
     np.testing.assert_array_equal(got, ref)                     # every window, every output
 
 
-@pytest.mark.parametrize("name", ["c_host_single", "mcu_m4_single"])
-def test_single_rounding_firmware_matches_brevitas(outputs, name):
+def test_single_rounding_firmware_matches_brevitas(outputs):
+    """The M4's single rounding is the host's, bit for bit; both within 1 LSB of Brevitas (float32 noise at
+    exact ties flips ~1e-5 of elements; the 99.5 % bar is asserted on >= 200 windows below)."""
     _, out = outputs
     ref = out["brevitas_int8"][0].int8_outputs
-    got = out[name][0].int8_outputs
-    exact = (got == ref).all(axis=1).mean()
-    assert exact >= 0.995 or (len(ref) < 200 and (np.abs(got.astype(int) - ref).max() <= 1 and exact >= 0.9))
+    host = out["c_host_single"][0].int8_outputs
+    np.testing.assert_array_equal(out["mcu_m4_single"][0].int8_outputs, host)
+    assert np.abs(host.astype(int) - ref).max() <= 1
+
+
+def test_single_rounding_is_exact_on_995_percent_of_windows(export_dir, tmp_path):
+    """The 99.5 % single-rounding bar, on enough windows (>= 200) for one flip to be allowed and two not."""
+    md = json.loads((export_dir / "metadata.json").read_text())
+    rec = synth_record(duration_s=600.0, fs=125.0, seed=6, artifacts=0.4)
+    x = replay(rec, StreamSpec.from_model_cfg(md), chunk=25).x.astype(np.float32)
+    assert len(x) >= 200
+    art = R.load_artifacts(export_dir)
+    got = {}
+    for name in ("brevitas_int8", "c_host_single"):
+        rt = R.make_runtime(name, art, tmp_path)
+        rt.run_batch(x)
+        got[name] = rt.int8_outputs
+    exact = (got["c_host_single"] == got["brevitas_int8"]).all(axis=1).mean()
+    assert exact >= 0.995, f"{100 * exact:.2f} % of {len(x)} windows exact"
 
 
 def test_firmware_measurements(outputs):
@@ -84,9 +103,11 @@ def test_firmware_measurements(outputs):
     tflm = out["tflm_int8"][0].info()
     assert tflm["arena_bytes"] and tflm["arena_bytes"] > 0          # from TFLM's allocation report
     host = out["c_host"][0]
-    if host.callgrind(R.quantize(np.zeros((2, 4, 320), np.float32), *host.art.input_qparams)) is None:
-        pytest.skip("valgrind absent")
     assert len(host.latencies_s) > 0
+    need_tools("valgrind")                                              # absent: skip here, fail under CI
+    insns = host.callgrind(R.quantize(np.zeros((2, 4, 320), np.float32), *host.art.input_qparams))
+    # x86-64 instructions of sq_model_run per window: the same network as the M4's count, another ISA
+    assert insns is not None and 10_000 < insns and 0.25 < insns / m4["instructions_per_inference"] < 4.0
 
 
 def test_run_single_window_equals_batch(outputs, windows):
@@ -96,16 +117,21 @@ def test_run_single_window_equals_batch(outputs, windows):
 
 
 def test_bad_model_dirs(tmp_path, export_dir):
-    with pytest.raises(SqtoolError, match="no sqtool metadata"):
+    from sqtool.core.manifest import write_manifest
+    with pytest.raises(SqtoolError, match="has no manifest.json"):
         R.load_artifacts(tmp_path)
     (tmp_path / "metadata.json").write_text(json.dumps({"hello": 1}))
+    (tmp_path / "export_report.json").write_text(json.dumps({"failed": []}))
+    write_manifest(tmp_path, model="x", sources={}, failed=[])
     with pytest.raises(SqtoolError, match="lacks sqtool metadata"):
         R.load_artifacts(tmp_path)
-    demo = tmp_path / "demo"
+    demo = tmp_path / "demo"                                       # runs/demo/latest: no guessing of export/
     demo.mkdir()
     (demo / "export").symlink_to(export_dir, target_is_directory=True)
-    assert R.load_artifacts(demo).export_dir == demo / "export"      # runs/demo/latest layout
+    with pytest.raises(SqtoolError, match=r"has no manifest.json: .*a demo run\? its export is .*demo/export"):
+        R.load_artifacts(demo)
+    assert R.load_artifacts(demo / "export").export_dir == demo / "export"
     with pytest.raises(SqtoolError, match="unknown runtime"):
         R.make_runtime("tpu", R.load_artifacts(export_dir), tmp_path)
-    with pytest.raises(SqtoolError, match="no teacher checkpoint"):
+    with pytest.raises(SqtoolError, match="records no teacher checkpoint"):
         R.make_runtime("torch_teacher", R.load_artifacts(export_dir), tmp_path)

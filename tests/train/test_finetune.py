@@ -39,7 +39,17 @@ def test_finetune_hr_on_troika_from_pretrained(tmp_path, data_root, tiny_pretrai
 def test_linear_probe_classification_on_synthetic(tmp_path, tiny_pretrained):
     m = run_finetune(FinetuneConfig(**{**FAST, "task": "af", "init": str(tiny_pretrained), "mode": "linear",
                                        "data_root": "synthetic", "folds": 4, "epochs": 3}), tmp_path)
-    assert m["n_folds"] == 4 and 0 <= m["f1_weighted"] <= 1 and 0 <= m["metrics"]["auroc"] <= 1
+    assert m["n_folds"] == 4 and len(m["per_fold"]) == 4
+    # the pooled metrics are those of the saved out-of-fold predictions (checked against sklearn), and every
+    # window was predicted by exactly one fold that did not train on its subject
+    from sklearn.metrics import f1_score, roc_auc_score
+    with np.load(tmp_path / "oof_predictions.npz") as z:
+        y, pred, fold, groups = z["y"][:, 0], z["pred"][:, 0], z["fold"], z["groups"]
+    assert np.isfinite(pred).all() and set(fold.tolist()) == {0, 1, 2, 3}
+    assert m["f1_weighted"] == pytest.approx(f1_score(y, pred > 0, average="weighted"), abs=1e-9)
+    assert m["metrics"]["auroc"] == pytest.approx(roc_auc_score(y, pred), abs=1e-9)
+    for f in m["per_fold"]:
+        assert set(groups[fold == f["fold"]].tolist()) == set(f["test_subjects"])
     ck = load_checkpoint(tmp_path, expect_kind="teacher_task")
     pre = load_checkpoint(tiny_pretrained)["state_dict"]
     # linear mode: the encoder is exactly the pretrained one

@@ -1,0 +1,204 @@
+"""The export manifest: what `sqtool export` produced and what it was made from, by path and sha256.
+
+`manifest.json` sits in the export folder and is the only way a reader (`sqtool bench`, `sqtool predict`)
+finds an export's artifacts and the checkpoints it came from:
+
+    {"format": "sqtool-export-manifest/1", "model": "cnn1d_student_xs", "sqtool_version", "created",
+     "parity": {"passed": true, "failed": [], "report": "export_report.json"},
+     "files": [{"path": "c/sq_model.c", "kind": "c-source", "sha256": "...", "bytes": 12345}, ...],
+     "sources": {"student_int8": {"path": "../quantize/model.pt", "sha256": "..."},
+                 "student_float": {...}, "teacher": {...}}}          # teacher only when known
+
+Paths are POSIX and relative to the folder holding manifest.json, so an export (and the runs it came from,
+moved with it) is read the same from any working directory. `files` lists every file the export wrote
+(manifest.json itself and the hidden `.lock` aside), each with a kind (FILE_KINDS); the parity verdict
+is the export report's (`export_report.json`, itself listed with its sha256).
+
+    write_manifest(out_dir, model=..., sources={"student_int8": path, ...}, failed=[...])
+    m = read_manifest(export_dir)      # refuses a folder without manifest.json, one line
+    m.file("c/sq_model.c")             # absolute path, sha256 checked (a mismatch: one line naming the file)
+    m.source("student_float")          # the same for a source checkpoint; None when not recorded
+    m.require_parity()                 # "export X did not pass parity; ..." unless it passed
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from sqtool.core.errors import SqtoolError
+from sqtool.core.io import atomic_write_text, sha256_file, sha256_file_cached
+
+MANIFEST = "manifest.json"
+FORMAT = "sqtool-export-manifest/1"
+FILE_KINDS = ("onnx", "tflite", "c-source", "kit", "test-vectors", "report", "metadata")
+SOURCE_KEYS = ("student_int8", "student_float", "teacher")
+PARITY_REPORT = "export_report.json"
+
+
+def file_kind(rel: str) -> str:
+    """The kind of an export file from its path relative to the export folder."""
+    p = PurePosixPath(rel)
+    if p.suffix == ".onnx":
+        return "onnx"
+    if p.suffix == ".tflite":
+        return "tflite"
+    if p.name.startswith("export_report.") or p.suffix == ".FAILED":
+        return "report"
+    if rel in ("metadata.json", "config.yaml"):
+        return "metadata"
+    if p.parts[0] == "c":
+        return "c-source"
+    if p.parts[0] == "test_vectors" or p.suffix == ".npz":
+        return "test-vectors"
+    return "kit"                                            # example/, Makefile, CMakeLists.txt, README, model card
+
+
+def _walk(out: Path):
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        if p.is_file() and not p.is_symlink() and rel != MANIFEST and \
+                not any(part.startswith(".") for part in PurePosixPath(rel).parts):
+            yield rel, p
+
+
+def begin_export(out_dir: str | os.PathLike) -> dict[str, tuple]:
+    """Before an export writes into out_dir: drop a previous export's manifest.json (an interrupted export
+    then has none, so readers refuse it) and snapshot what is there, so the new manifest lists only the
+    files this export writes (not a previous export's leftovers in a --force'd folder)."""
+    out = Path(out_dir)
+    (out / MANIFEST).unlink(missing_ok=True)
+    snap = {}
+    for rel, p in _walk(out):
+        st = p.stat()
+        snap[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return snap
+
+
+def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str, str | os.PathLike | None],
+                   failed: list[str], sqtool_version: str = "", before: dict[str, tuple] | None = None) -> dict:
+    """Hash every file under out_dir (except those unchanged since `before` = begin_export's snapshot) and
+    write manifest.json; `sources` maps SOURCE_KEYS to checkpoint paths (None or missing = not known)."""
+    out = Path(out_dir)
+    base = out.resolve()
+    files = []
+    for rel, p in _walk(out):
+        st = p.stat()
+        if before and before.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            continue                                         # not written by this export
+        files.append({"path": rel, "kind": file_kind(rel), "sha256": sha256_file(p), "bytes": p.stat().st_size})
+    src = {}
+    for key in SOURCE_KEYS:
+        v = sources.get(key)
+        if v is None:
+            continue
+        p = Path(v).resolve()
+        src[key] = {"path": Path(os.path.relpath(p, base)).as_posix(), "sha256": sha256_file(p)}
+    m = {"format": FORMAT, "model": model, "sqtool_version": sqtool_version,
+         "created": _dt.datetime.now().isoformat(timespec="seconds"),
+         "parity": {"passed": not failed, "failed": list(failed), "report": PARITY_REPORT},
+         "files": files, "sources": src}
+    atomic_write_text(out / MANIFEST, json.dumps(m, indent=2) + "\n")
+    return m
+
+
+@dataclass
+class Manifest:
+    """A read manifest: `dir` the export folder, `data` the JSON."""
+    dir: Path
+    data: dict
+
+    @property
+    def path(self) -> Path:
+        return self.dir / MANIFEST
+
+    @property
+    def files(self) -> dict[str, dict]:
+        return {f["path"]: f for f in self.data["files"]}
+
+    @property
+    def parity_passed(self) -> bool:
+        return bool(self.data["parity"].get("passed"))
+
+    def has(self, rel: str) -> bool:
+        return rel in self.files
+
+    def under(self, folder: str) -> list[str]:
+        """Listed files inside `folder` (relative paths)."""
+        pre = folder.rstrip("/") + "/"
+        return [r for r in self.files if r.startswith(pre)]
+
+    def _check(self, path: Path, want: str, what: str) -> Path:
+        if not path.is_file():
+            raise SqtoolError(f"{path}: listed in {self.path} ({what}) but missing")
+        if sha256_file_cached(path) != want:
+            raise SqtoolError(f"{path}: sha256 differs from {self.path} (changed after export): refused")
+        return path
+
+    def file(self, rel: str) -> Path:
+        """The absolute path of a produced file, its sha256 checked; one line when it is not listed."""
+        f = self.files.get(rel)
+        if f is None:
+            raise SqtoolError(f"export {self.dir} has no {rel} (not in its {MANIFEST})")
+        return self._check(self.dir / rel, f["sha256"], f["kind"])
+
+    def folder(self, folder: str) -> Path:
+        """A produced folder (e.g. "c") after checking the sha256 of every file listed inside it."""
+        rels = self.under(folder)
+        if not rels:
+            raise SqtoolError(f"export {self.dir} has no {folder}/ files (not in its {MANIFEST})")
+        for r in rels:
+            self.file(r)
+        return self.dir / folder
+
+    def source(self, key: str) -> Path | None:
+        """A source checkpoint (SOURCE_KEYS), its sha256 checked; None when the export does not record it."""
+        s = self.data["sources"].get(key)
+        if s is None:
+            return None
+        return self._check((self.dir / s["path"]).resolve(), s["sha256"], f"source {key}")
+
+    def require_parity(self, allow_failed: bool = False, flag: str = "") -> None:
+        """Refuse an export whose parity failed (or whose report changed) unless allow_failed."""
+        rep = self.file(self.data["parity"].get("report") or PARITY_REPORT)
+        try:
+            failed = json.loads(rep.read_text()).get("failed")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            failed = None
+        ok = self.parity_passed and failed == []
+        if not ok and not allow_failed:
+            raise SqtoolError(f"export {self.dir} did not pass parity; re-export"
+                              + (f" or pass {flag}" if flag else "") + f" (see {self.dir / 'export_report.md'})")
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """The manifest of an export folder (or of manifest.json itself); every problem is one SqtoolError line."""
+    p = Path(path)
+    if not p.exists():
+        raise SqtoolError(f"export {p} does not exist")
+    d = p.parent if p.is_file() and p.name == MANIFEST else p
+    if not d.is_dir():
+        raise SqtoolError(f"{p} is a file: pass an `sqtool export` folder (holding {MANIFEST})")
+    mp = d / MANIFEST
+    if not mp.is_file():
+        hint = f" (a demo run? its export is {d / 'export'})" if (d / "export" / MANIFEST).is_file() else ""
+        raise SqtoolError(f"{d} has no {MANIFEST}: not an `sqtool export` folder{hint}")
+    try:
+        data = json.loads(mp.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SqtoolError(f"{mp} is not valid JSON ({type(e).__name__})")
+    ok = (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("files"), list)
+          and isinstance(data.get("sources"), dict) and isinstance(data.get("parity"), dict))
+    if ok:
+        for f in data["files"]:
+            rel = f.get("path") if isinstance(f, dict) else None
+            if (not isinstance(rel, str) or not isinstance(f.get("sha256"), str) or PurePosixPath(rel).is_absolute()
+                    or ".." in PurePosixPath(rel).parts):
+                ok = False
+        for s in data["sources"].values():
+            ok = ok and isinstance(s, dict) and isinstance(s.get("path"), str) and isinstance(s.get("sha256"), str)
+    if not ok:
+        raise SqtoolError(f"{mp} is not an sqtool export manifest ({FORMAT})")
+    return Manifest(d, data)

@@ -1,0 +1,196 @@
+"""The export manifest contract: export lists every file it wrote and the checkpoints it came from (relative
+paths + sha256, parity verdict); bench and predict find everything only through it, check each sha256, work
+from any working directory, refuse an export without a manifest or whose parity failed, and a runtime the
+user asked for that cannot run is an error."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sqtool.cli import main
+from sqtool.core import SqtoolError, sha256_file
+from sqtool.core.manifest import FILE_KINDS, MANIFEST, read_manifest
+from sqtool.firmware_bench import runtimes as R
+
+
+def _bench(capsys, *args):
+    rc = main(["bench", *map(str, args)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _check_manifest(export: Path) -> dict:
+    m = json.loads((export / MANIFEST).read_text())
+    listed = {f["path"]: f for f in m["files"]}
+    on_disk = {p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file()
+               and p.name not in (MANIFEST, ".lock")}
+    assert set(listed) == on_disk                                  # every file the export wrote, nothing else
+    for rel, f in listed.items():
+        assert f["kind"] in FILE_KINDS, rel
+        assert f["sha256"] == sha256_file(export / rel) and f["bytes"] == (export / rel).stat().st_size, rel
+    for key, s in m["sources"].items():
+        assert not Path(s["path"]).is_absolute(), key              # relative to the manifest
+        assert s["sha256"] == sha256_file(export / s["path"]), key
+    assert m["parity"]["report"] == "export_report.json" and "export_report.json" in listed
+    return m
+
+
+def test_export_writes_a_manifest_of_every_file_and_its_sources(export_dir, spec_export_dir):
+    m = _check_manifest(export_dir)
+    kinds = {f["path"]: f["kind"] for f in m["files"]}
+    assert kinds["model_int8.tflite"] == "tflite" and kinds["c/sq_model.c"] == "c-source"
+    assert kinds["metadata.json"] == "metadata" and kinds["export_report.json"] == "report"
+    assert kinds["heldout.npz"] == "test-vectors"
+    assert m["parity"]["passed"] is True and m["parity"]["failed"] == []
+    assert m["sources"]["student_int8"]["path"] == "../quantize/model.pt"
+    assert m["sources"]["student_float"]["path"] == "../quantize/student_float.pt"
+    assert "teacher" not in m["sources"]                           # the fixture's compress run names none
+    s = _check_manifest(spec_export_dir)                           # the spectral kit: sources, kit, vectors
+    kinds = {f["kind"] for f in s["files"]}
+    assert {"onnx", "tflite", "c-source", "kit", "test-vectors", "report", "metadata"} <= kinds
+    assert set(s["sources"]) == {"student_int8", "student_float"}
+
+
+@pytest.fixture(scope="module")
+def moved_export(tmp_path_factory):
+    """An export (ONNX) of a compress run that names its teacher, then the whole tree moved elsewhere."""
+    import torch
+
+    from export_fixtures import make_int8_run
+
+    from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
+    from sqtool.export.cli import ExportConfig, export
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("mf")
+    run = make_int8_run(root / "tree" / "quantize", n_heldout=8, steps=10)
+    shutil.copyfile(run / "student_float.pt", root / "tree" / "teacher.pt")     # kind student_float: a teacher
+    ck = load_checkpoint(run / "model.pt")
+    save_checkpoint(run / "model.pt", kind=ck["kind"], model_cfg=ck["model_cfg"], state_dict=ck["state_dict"],
+                    teacher_path=str((root / "tree" / "teacher.pt").resolve()),
+                    teacher_sha256=sha256_file(root / "tree" / "teacher.pt"))
+    res = export(ExportConfig(model=str(run), target=["onnx"], out=str(root / "tree" / "export")))
+    assert res["failed"] == [], res["summary"]
+    assert res["manifest"]["sources"]["teacher"]["path"] == "../teacher.pt"
+    shutil.move(str(root / "tree"), str(root / "moved"))           # the recorded absolute paths are gone now
+    return root / "moved" / "export"
+
+
+def test_bench_torch_runs_from_another_working_directory(moved_export, tmp_path, monkeypatch, capsys):
+    _check_manifest(moved_export)
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    rel = Path("..") / Path(*[".."] * (len(cwd.parts) - 1)) / moved_export.relative_to("/")
+    rc, _, err = _bench(capsys, "--model", rel, "--data", "synthetic", "--runtime", "torch",
+                        "--out", tmp_path / "b")
+    assert rc == 0, err
+    rows = {r["runtime"]: r for r in json.loads((tmp_path / "b" / "bench.json").read_text())["runtimes"]}
+    assert set(rows) == {"torch_teacher", "torch_student", "brevitas_int8"}
+    assert all(r["status"] == "ok" and r["metrics"]["mae"] is not None for r in rows.values()), rows
+    assert rows["torch_teacher"]["sha256"] == sha256_file(moved_export.parent / "teacher.pt")
+
+
+def test_a_requested_runtime_that_cannot_run_is_an_error(moved_export, tmp_path, capsys):
+    for asked in ("c_host", "c", "tflm_int8"):                     # by name and by group; ONNX-only export
+        out = tmp_path / asked
+        rc, _, err = _bench(capsys, "--model", moved_export, "--data", "synthetic", "--runtime", f"onnx,{asked}",
+                            "--out", out)
+        lines = err.strip().splitlines()
+        assert rc != 0 and len(lines) == 1, err
+        assert "cannot run" in lines[0] and "not in its manifest.json" in lines[0], lines[0]
+        rows = {r["runtime"]: r for r in json.loads((out / "bench.json").read_text())["runtimes"]}
+        assert rows["onnx_int8"]["status"] == "ok"                 # the report is still written
+
+
+def _copy_tree(export: Path, dst: Path) -> Path:
+    """A copy of the export AND its source run (the manifest's relative paths still hold)."""
+    shutil.copytree(export.parent, dst, symlinks=True)
+    return dst / export.name
+
+
+def test_bench_checks_the_sha256_of_what_it_loads(moved_export, tmp_path):
+    exp = _copy_tree(moved_export, tmp_path / "t")
+    ck = exp.parent / "quantize" / "student_float.pt"
+    ck.write_bytes(ck.read_bytes() + b"\0")
+    art = R.load_artifacts(exp)
+    with pytest.raises(SqtoolError, match=r"student_float.pt: sha256 differs from .*manifest.json"):
+        R.make_runtime("torch_student", art, tmp_path / "w")
+    R.make_runtime("brevitas_int8", art, tmp_path / "w")           # the other checkpoint is untouched
+    onnx = exp / "model_int8.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-1] + b"\1")
+    with pytest.raises(SqtoolError, match=r"model_int8.onnx: sha256 differs"):
+        R.make_runtime("onnx_int8", art, tmp_path / "w")
+    (exp / "metadata.json").write_text((exp / "metadata.json").read_text() + " ")
+    with pytest.raises(SqtoolError, match=r"metadata.json: sha256 differs"):
+        R.load_artifacts(exp)
+
+
+def test_bench_refuses_an_export_without_manifest_or_failed_parity(moved_export, tmp_path, capsys):
+    from export_fixtures import make_int8_run
+
+    from sqtool.export.cli import ExportConfig, export
+    exp = _copy_tree(moved_export, tmp_path / "t")
+    (exp / MANIFEST).unlink()                                      # a failed / interrupted export
+    rc, _, err = _bench(capsys, "--model", exp, "--data", "synthetic", "--runtime", "torch_student",
+                        "--out", tmp_path / "b0")
+    lines = err.strip().splitlines()
+    assert rc != 0 and len(lines) == 1 and f"{exp} has no manifest.json" in lines[0], err
+    run = make_int8_run(tmp_path / "q", n_heldout=8, steps=0)
+    res = export(ExportConfig(model=str(run), target=["onnx"], precision="int8", tol_lsb=-1, out=str(tmp_path / "e")))
+    assert res["failed"] and res["manifest"]["parity"]["passed"] is False
+    rc, _, err = _bench(capsys, "--model", tmp_path / "e", "--data", "synthetic", "--runtime", "onnx_int8",
+                        "--out", tmp_path / "b1")
+    lines = err.strip().splitlines()
+    assert rc != 0 and len(lines) == 1 and "did not pass parity; re-export or pass --allow-failed-parity" in lines[0]
+    assert not (tmp_path / "b1" / "bench.json").exists()
+    rc, _, err = _bench(capsys, "--model", tmp_path / "e", "--data", "synthetic", "--runtime", "onnx_int8",
+                        "--allow-failed-parity", "true", "--out", tmp_path / "b2")
+    assert rc == 0, err
+    # a report edited to say "passed" does not fool it: the report's sha256 is in the manifest
+    rep = tmp_path / "e" / "export_report.json"
+    rep.write_text(json.dumps({**json.loads(rep.read_text()), "failed": []}))
+    with pytest.raises(SqtoolError, match="export_report.json: sha256 differs"):
+        read_manifest(tmp_path / "e").require_parity()
+
+
+def test_predict_reads_only_the_manifest(spec_export_dir, tmp_path):
+    from fwb_helpers import write_wrist_npz
+
+    from sqtool.firmware_bench.predict import PredictConfig, predict
+    exp = _copy_tree(spec_export_dir, tmp_path / "t")
+    rec = write_wrist_npz(tmp_path / "rec.npz", seconds=30)
+    c = exp / "c" / "sq_pipeline.c"
+    c.write_text(c.read_text() + "\n")
+    with pytest.raises(SqtoolError, match=r"sq_pipeline.c: sha256 differs"):
+        predict(PredictConfig(model=str(exp), data=str(rec), out=str(tmp_path / "p0")))
+    (exp / MANIFEST).unlink()
+    with pytest.raises(SqtoolError, match="has no manifest.json"):
+        predict(PredictConfig(model=str(exp), data=str(rec), out=str(tmp_path / "p1")))
+
+
+def test_a_forced_re_export_lists_only_its_own_files(moved_export, tmp_path, monkeypatch):
+    from sqtool.export import parity as P
+    from sqtool.export.cli import ExportConfig, export
+    exp = _copy_tree(moved_export, tmp_path / "t")
+    (exp / "model_int8.tflite").write_bytes(b"left over from an older export")
+    cfg = ExportConfig(model=str(exp.parent / "quantize"), target=["onnx"], precision="int8", out=str(exp),
+                       force=True)
+
+    def boom(*a, **kw):
+        raise KeyboardInterrupt                                    # killed before the export finished
+    monkeypatch.setattr(P, "write_report", boom)
+    with pytest.raises(KeyboardInterrupt):
+        export(cfg)
+    assert not (exp / MANIFEST).exists()                           # an unfinished export has no manifest
+    with pytest.raises(SqtoolError, match="has no manifest.json"):
+        R.load_artifacts(exp)
+    monkeypatch.undo()
+    res = export(cfg)
+    listed = {f["path"] for f in res["manifest"]["files"]}
+    assert "model_int8.onnx" in listed and "model_int8.tflite" not in listed
+    assert "model_float.onnx" not in listed                        # still on disk from the first export
+    assert (exp / "model_float.onnx").is_file()
+    _ = R.load_artifacts(exp)

@@ -1,0 +1,73 @@
+"""`train finetune --resume RUN`: killed during fold 2, the run continues from its saved folds and ends bit for
+bit where an uninterrupted run ends (metrics, out-of-fold predictions, model.pt); a fold file made with another
+config is refused."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import sqtool.train.finetune as FT
+from sqtool.cli import main
+from sqtool.core import SqtoolError
+from sqtool.core.checkpoint import load_checkpoint
+
+ARGS = ["train", "finetune", "--task", "af", "--model", "resnet1d_siamq_tiny", "--data-root", "synthetic",
+        "--epochs", "1", "--batch-size", "16", "--max-records", "6", "--folds", "3", "--bootstrap", "20",
+        "--progress", "false"]
+
+
+def _counting_fit(monkeypatch, kill_at: int | None = None) -> list:
+    calls, real = [], FT._fit
+
+    def fit(*a, **kw):
+        calls.append(kw.get("desc"))
+        if kill_at is not None and len(calls) == kill_at:
+            raise KeyboardInterrupt                                  # Ctrl-C / a kill in the middle of this fit
+        return real(*a, **kw)
+    monkeypatch.setattr(FT, "_fit", fit)
+    return calls
+
+
+def test_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch, capsys):
+    calls = _counting_fit(monkeypatch)
+    assert main(ARGS + ["--out", str(tmp_path / "full")]) == 0
+    assert len(calls) == 4                                           # 3 folds + the final model
+
+    calls = _counting_fit(monkeypatch, kill_at=2)                    # killed while training fold 2
+    run = tmp_path / "killed"
+    assert main(ARGS + ["--out", str(run)]) == 130
+    assert sorted(p.name for p in (run / "folds").iterdir()) == ["fold_000.npz"]
+    assert not (run / "model.pt").exists() and not (run / "metrics.json").exists()
+
+    calls = _counting_fit(monkeypatch)
+    assert main(["train", "finetune", "--resume", str(run), "--progress", "false"]) == 0
+    assert calls == ["af fold 2/3", "af fold 3/3", "af final"]      # fold 1 reused, not retrained
+    a = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    assert b["resumed_folds"] == [0] and a["resumed_folds"] == []
+    for k in set(a) | set(b):
+        if k not in ("elapsed_s", "resumed_folds"):
+            assert a[k] == b[k], k
+    with np.load(tmp_path / "full" / "oof_predictions.npz") as za, np.load(run / "oof_predictions.npz") as zb:
+        np.testing.assert_array_equal(za["pred"], zb["pred"])
+        np.testing.assert_array_equal(za["fold"], zb["fold"])
+    sa = load_checkpoint(tmp_path / "full")["state_dict"]
+    sb = load_checkpoint(run)["state_dict"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    # a fold file from another config (here: another learning rate) is refused, not mixed in
+    capsys.readouterr()
+    assert main(["train", "finetune", "--resume", str(run), "--lr", "0.01", "--progress", "false"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fold_000.npz was made with another config" in err[0]
+
+
+def test_resume_needs_a_finetune_run(tmp_path, capsys):
+    assert main(["train", "finetune", "--resume", str(tmp_path / "nope")]) == 1
+    assert "cannot resume" in capsys.readouterr().err
+    assert FT.load_fold(tmp_path, 0, "k", np.arange(3)) is None                 # no file: the fold is trained
+    FT.fold_path(tmp_path, 0).parent.mkdir()
+    FT.fold_path(tmp_path, 0).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(SqtoolError, match="fold_000.npz is unreadable"):
+        FT.load_fold(tmp_path, 0, "k", np.arange(3))
