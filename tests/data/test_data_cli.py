@@ -99,7 +99,7 @@ def test_inspect_sp_cup_test_layout(data_root, tmp_path, capsys):
     (["data", "inspect", "/no/such/place"], "no such file"),
     (["data", "inspect", "{tmp}"], "folder is empty"),
     (["data", "inspect", "{tmp}/x.csv"], "no sampling rate"),
-    (["data", "download", "but_ppg"], "--to DIR is required"),
+    (["data", "download", "but_ppg"], "--out DIR is required"),
     (["data", "download", "nope", "--to", "{tmp}/o"], "unknown dataset"),
     (["data", "download", "but_ppg", "--to", "{tmp}/o", "--mirror", "{tmp}/none"], "not a folder"),
 ])
