@@ -42,7 +42,8 @@ class QuantizeConfig:
                                           "int8_w_per_tensor_a_per_tensor)"})
     task: str = field(default="hr", metadata={"help": "task the teacher was fine-tuned for"})
     data_root: str | None = field(default=None, metadata={
-        "help": "task data: a data root folder, or 'synthetic' (default: $SQTOOL_DATA, else ../shared/data)",
+        "help": "task data: a data root folder, or 'synthetic' (default: a spectral teacher's own data root; "
+                "else $SQTOOL_DATA or ../shared/data)",
         "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA"})
     fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})
     channels: list[str] = field(default_factory=list,
@@ -51,7 +52,7 @@ class QuantizeConfig:
     width_mult: float = field(default=1.0, metadata={"help": "student width multiplier (the knob)"})
     depth_delta: int = field(default=0, metadata={"help": "drop (<0) or add (>0) convolutions at the end"})
     quality_head: bool = field(default=True, metadata={"help": "add the quality_logit output (regression tasks)"})
-    distill: bool = field(default=True, metadata={"help": "learn from the teacher (False = labels only)"})
+    distill: bool = field(default=True, metadata={"help": "learn from the teacher (--no-distill: labels only)"})
     alpha: float = field(default=0.7, metadata={"help": "weight of the distillation loss vs the labels"})
     temperature: float = field(default=2.0, metadata={"help": "distillation temperature for logits"})
     feature_weight: float = field(default=0.0,

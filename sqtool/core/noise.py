@@ -44,14 +44,14 @@ def quiet_library_warnings() -> None:
 def quiet_fd2(patterns: tuple[str, ...] = (XNNPACK_INFO,)):
     """Run the block with file descriptor 2 captured; lines matching any regex in `patterns` are dropped,
     the others are written back to stderr when the block ends (also when it raises)."""
+    fd = 2                                             # C/C++ libraries write to the descriptor itself
+    regs = [re.compile(p) for p in patterns]
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, ValueError, OSError):      # stderr replaced (pytest capsys, IDEs): nothing to do
+        sys.stderr.flush()
+        saved = os.dup(fd)
+    except (OSError, ValueError):                      # no descriptor 2 (closed): nothing to filter
         yield
         return
-    regs = [re.compile(p) for p in patterns]
-    sys.stderr.flush()
-    saved = os.dup(fd)
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), fd)
         try:
@@ -67,8 +67,7 @@ def quiet_fd2(patterns: tuple[str, ...] = (XNNPACK_INFO,)):
             kept = [ln for ln in tmp.read().decode(errors="replace").splitlines(keepends=True)
                     if not any(r.search(ln) for r in regs)]
             if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+                os.write(fd, "".join(kept).encode())
 
 
 __all__ = ["quiet_library_warnings", "quiet_fd2", "LIBRARY_WARNINGS", "XNNPACK_INFO"]
