@@ -264,3 +264,17 @@ def test_pretrain_defaults_are_laptop_sized(capsys):
         main(["train", "pretrain", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "resnet1d_siamq_152" in out and "torchrun" in out            # the paper-scale command
+
+
+def test_export_and_bench_end_with_the_next_command(tmp_path):
+    from sqtool.export.cli import next_step as export_next
+    from sqtool.firmware_bench.cli import next_step as bench_next
+    e = export_next({"out": str(tmp_path), "failed": [], "metadata": {"task": "hr"}}).splitlines()
+    assert e[0] == f"report: {tmp_path / 'export_report.md'}"
+    assert e[1].startswith(f"next: sqtool bench --model {tmp_path} --data ")
+    assert "--explain" in export_next({"out": str(tmp_path), "failed": ["x"], "metadata": {}})
+    b = bench_next({"run_dir": str(tmp_path / "b"), "kind": "spectral", "provenance": {"model_dir": "exp"}})
+    assert b.splitlines() == [f"report: {tmp_path / 'b' / 'bench.md'}",
+                              "next: sqtool predict --model exp --data RECORDING   (heart rate of your own "
+                              "recordings; firmware kit: exp/c)"]
+    assert "sq_model.c" in bench_next({"run_dir": "b", "provenance": {"model_dir": "exp"}})
