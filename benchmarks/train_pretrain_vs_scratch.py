@@ -4,7 +4,7 @@ with the same budget, folds and seed, with all labels and with 10 % of them.
     OMP_NUM_THREADS=1 nice python benchmarks/train_pretrain_vs_scratch.py \\
         [--pairs DIR] [--model resnet1d_siamq_tiny] [--pretrain-epochs 20] [--epochs 5] [--tasks hr,rr,af,bp,quality]
 
-1. Pairs: `sqtool data pairs --input <data>/unlabeled <data>/bidmc <data>/troika <data>/mw_ppg --hop-s 10
+1. Pairs: `sqtool data pairs --data <data>/unlabeled <data>/bidmc <data>/troika <data>/mw_ppg --hop-s 10
    --synthetic-fallback` (real (good, poor) pairs where a record has both; otherwise the good window's
    partner is a synthetically corrupted copy, counted in the output). Made here if --pairs is absent.
    The pretraining corpus is label-free PPG; BIDMC and TROIKA recordings are also downstream task data
@@ -106,7 +106,7 @@ def main() -> int:
     data = Path(a.data_root)
     pairs = Path(a.pairs) if a.pairs else work / "pairs"
     if not (pairs / "index.json").is_file():
-        cmd = [sys.executable, "-m", "sqtool.cli", "data", "pairs", "--input", *(str(data / d) for d in
+        cmd = [sys.executable, "-m", "sqtool.cli", "data", "pairs", "--data", *(str(data / d) for d in
                ("unlabeled", "bidmc", "troika", "mw_ppg")), "--hop-s", "10", "--synthetic-fallback",
                "--workers", "1", "--no-progress", "--force", "--out", str(pairs)]
         subprocess.run(cmd, check=True)

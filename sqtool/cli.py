@@ -7,7 +7,8 @@ import heavy libraries (torch, brevitas, tensorflow) only inside their run funct
 
 Errors: a `SqtoolError` (bad input, missing data, wrong checkpoint...) is printed as ONE line on
 stderr with a non-zero exit; an OSError as one line by errno naming the path (disk full, read-only,
-a file where a folder should be); any other exception too, unless `--debug` asks for the traceback.
+a file where a folder should be); any other exception too, unless `--debug` (anywhere on the line)
+asks for the traceback. Known library chatter (core.noise) is kept off the console.
 A failed command leaves no run directory holding only its config.yaml (so a retry needs no --force),
 and the run-directory locks it took are released when it returns.
 """
@@ -19,8 +20,9 @@ import os
 import sys
 
 from sqtool import __version__
-from sqtool.core import SqtoolError, held_run_dirs, release_run_dirs
+from sqtool.core import SqtoolError, held_run_dirs, help_formatter, release_run_dirs
 from sqtool.core.errors import oserror_line
+from sqtool.core.noise import quiet_library_warnings
 from sqtool.core.runs import discard_empty_runs, run_dirs_made
 
 # (command, module owning it, one-line help)
@@ -37,7 +39,13 @@ COMMANDS = [
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+    """argparse, but a usage error is one line (no usage dump) and exit code 2, no abbreviated options
+    (`--mod` is not `--model`), and bool flags shown as `--x, --no-x`. Sub-parsers inherit the class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        kwargs["formatter_class"] = help_formatter(kwargs.get("formatter_class") or argparse.HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise SqtoolError(f"{self.prog}: {message} (see --help)", code=2)
@@ -49,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="SiamQuality PPG foundation model: train, compress, export and benchmark on a wrist MCU.",
     )
     parser.add_argument("--version", action="version", version=f"sqtool {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks instead of one-line errors (anywhere on the line; or SQTOOL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, helptext in COMMANDS:
         importlib.import_module(module).register(sub, name, helptext)
@@ -59,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SQTOOL_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]          # --debug works before or after the sub-command
+    quiet_library_warnings()
     held = held_run_dirs()              # run-dir locks of an enclosing command (demo) stay held
     made = run_dirs_made()
     ok = False

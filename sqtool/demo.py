@@ -12,7 +12,8 @@ pretraining stage on the same data (the spectral models do not start from that t
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
 so `sqtool bench --model runs/demo/latest/export --data PATH` benchmarks its artifacts on real data.
-`--data-root DIR` runs the same steps on real data (pairs from every dataset under DIR, HR on TROIKA).
+`--data DIR` (a data root such as ../shared/data) runs the same steps on real data (pairs from every
+dataset under DIR, HR on TROIKA and wrist_exercise).
 """
 from __future__ import annotations
 
@@ -29,10 +30,14 @@ from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_conf
 
 @dataclass
 class DemoCfg:
-    data_root: str = field(default="synthetic", metadata={"help": "'synthetic' (embedded default) or a data root"})
+    data_root: str = field(default="synthetic", metadata={"help": "'synthetic' (embedded default) or a data root "
+                                                                  "folder (the bench step then streams DATA/troika)",
+                                                          "flag": "--data", "aliases": ("--data-root",),
+                                                          "metavar": "DATA"})
     bench_data: str | None = field(default=None, metadata={
         "help": "recordings streamed by the bench step (default: synthetic wrist recordings, "
-                "or DATA_ROOT/troika with a real data root)"})
+                "or DATA_ROOT/troika with a real data root)", "flag": False, "aliases": ("--bench-data",),
+        "alias_of": "--data"})
     encoder: str = field(default="resnet1d_siamq_tiny", metadata={"help": "SiamQuality encoder to pretrain"})
     teacher: str = field(default="spec_teacher_m", metadata={"help": "heart-rate teacher from the registry"})
     student: str = field(default="spec_student_s", metadata={"help": "heart-rate student from the registry"})
@@ -44,7 +49,8 @@ class DemoCfg:
     student_epochs: int = field(default=60, metadata={"help": "float student epochs"})
     qat_epochs: int = field(default=6, metadata={"help": "QAT epochs"})
     mcu: bool = field(default=True, metadata={"help": "include the Cortex-M4 QEMU firmware in the bench"})
-    out: str | None = field(default=None, metadata={"help": "demo directory (default runs/demo/<timestamp>)"})
+    out: str | None = field(default=None, metadata={"help": "demo directory (default: runs/demo/<timestamp>)",
+                                                    "metavar": "DIR"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
 
@@ -58,9 +64,9 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     synthetic = cfg.data_root == "synthetic"
     bench_data = cfg.bench_data or ("synthetic" if synthetic else str(Path(cfg.data_root) / "troika"))
     pairs = ["data", "pairs", "--out", str(d / "pairs"), "--seed", str(cfg.seed), "--no-progress"]
-    pairs += (["--data-root", "synthetic", "--synthetic-subjects", str(cfg.subjects),
+    pairs += (["--data", "synthetic", "--synthetic-subjects", str(cfg.subjects),
                "--synthetic-duration-s", "600"] if synthetic else
-              ["--data-root", cfg.data_root, "--on-error", "skip", "--synthetic-fallback", "true"])
+              ["--data", cfg.data_root, "--on-error", "skip", "--synthetic-fallback", "true"])
     runtimes = "torch,onnx,litert,tflm,c,pipeline" + (",mcu" if cfg.mcu else "")
     return [
         ("mine (good, poor) pairs", pairs),
@@ -70,14 +76,14 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
             "--lr-step-epochs", "10", "--seed", str(cfg.seed), "--progress", "false",
             "--out", str(d / "pretrain")]),
         ("fine-tune the teacher on heart rate", [
-            "train", "finetune", "--task", "hr", "--model", cfg.teacher, "--data-root", cfg.data_root,
+            "train", "finetune", "--task", "hr", "--model", cfg.teacher, "--data", cfg.data_root,
             "--folds", str(cfg.folds), "--epochs", str(cfg.finetune_epochs), "--seed", str(cfg.seed),
             "--progress", "false", "--out", str(d / "finetune")]
          + (["--max-records", str(cfg.subjects)] if synthetic else [])),
         ("distil + quantization-aware training", [
-            "quantize", "--teacher", str(d / "finetune"), "--student", cfg.student, "--data-root", cfg.data_root,
+            "quantize", "--model", str(d / "finetune"), "--student", cfg.student, "--data", cfg.data_root,
             "--epochs", str(cfg.student_epochs), "--qat-epochs", str(cfg.qat_epochs), "--seed", str(cfg.seed),
-            "--quiet", "--out", str(d / "quantize")]),
+            "--no-progress", "--out", str(d / "quantize")]),
         ("export ONNX, TFLite and C (each checked)", [
             "export", "--model", str(d / "quantize"), "--target", "onnx,tflite,c", "--device-fs", "125",
             "--out", str(d / "export")]),
@@ -118,6 +124,8 @@ def run(args) -> int:
     print(f"\n=== demo done in {time.time() - t_all:.0f} s: {d}" + (f" (latest: {latest})" if latest.exists() else ""))
     if report.is_file():
         print(f"report: {report}")
+    print(f"next: sqtool predict --model {d / 'export'} --data RECORDING   (heart rate of your own recordings; "
+          f"firmware kit: {d / 'export' / 'c'})")
     return 0
 
 

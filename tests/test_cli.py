@@ -68,3 +68,213 @@ def test_every_nested_command_has_help(capsys):
         out = capsys.readouterr().out
         assert e.value.code == 0, cmd
         assert "usage:" in out, cmd
+
+
+# ----------------------------------------------------------------------------- help that teaches, one vocabulary
+
+def _all_parsers(parser, prefix=()):
+    """(command words, parser) for the top level and every command and sub-command."""
+    import argparse
+    yield prefix, parser
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, p in a.choices.items():
+                yield from _all_parsers(p, prefix + (name,))
+
+
+def _options(parser):
+    import argparse
+    return [a for a in parser._actions if a.option_strings and a.help is not argparse.SUPPRESS]
+
+
+def test_every_help_describes_each_option_once_without_source_paths(capsys):
+    import re
+    from sqtool.cli import build_parser
+    seen = 0
+    for cmd, p in _all_parsers(build_parser()):
+        with pytest.raises(SystemExit) as e:
+            main([*cmd, "--help"])
+        text = capsys.readouterr().out
+        assert e.value.code == 0, cmd
+        flat = " ".join(text.split())
+        assert not re.search(r"\w\.py\b", flat), (cmd, re.findall(r"\S+\.py\b", flat))
+        assert not re.search(r"\(default[^()]*\)\s*\(default", flat), cmd
+        assert "(default: None)" not in flat and "(default: )" not in flat and "(default: [])" not in flat, cmd
+        for a in _options(p):
+            seen += 1
+            h = (a.help or "").strip()
+            assert len(h) > 3, (cmd, a.option_strings)                      # every option is described
+            assert len(re.findall(r"\bdefault\b", h, re.I)) <= 1, (cmd, a.option_strings, h)
+            assert "\n" not in h, (cmd, a.option_strings)
+            if "(required)" in h:
+                assert "(default" not in h, (cmd, a.option_strings)
+    assert seen > 150
+
+
+def test_required_options_say_so(capsys):
+    from sqtool.cli import build_parser
+    req = {("export",): "--model", ("bench",): "--model", ("predict",): "--data", ("quantize",): "--model",
+           ("data", "inspect"): "--data", ("data", "download"): "--out"}
+    parsers = dict(_all_parsers(build_parser()))
+    for cmd, flag in req.items():
+        a = next(a for a in _options(parsers[cmd]) if flag in a.option_strings)
+        assert "(required)" in a.help, (cmd, flag)
+
+
+def test_flags_are_one_vocabulary_across_commands():
+    from sqtool.cli import build_parser
+    from sqtool.core import BoolFlag
+    parsers = dict(_all_parsers(build_parser()))
+    consumes_model = [("train", "pretrain"), ("train", "finetune"), ("quantize",), ("export",), ("bench",),
+                      ("predict",)]
+    takes_data = [("data", "inspect"), ("data", "quality"), ("data", "pairs"), ("train", "finetune"), ("quantize",),
+                  ("bench",), ("predict",), ("demo",)]
+    writes = [("data", "download"), ("data", "pairs"), ("train", "pretrain"), ("train", "finetune"), ("quantize",),
+              ("export",), ("bench",), ("predict",), ("demo",)]
+    for cmd in consumes_model:
+        assert any("--model" in a.option_strings for a in _options(parsers[cmd])), cmd
+    for cmd in takes_data:
+        assert any("--data" in a.option_strings for a in _options(parsers[cmd])), cmd
+    for cmd in writes:
+        assert any("--out" in a.option_strings for a in _options(parsers[cmd])), cmd
+    n_force = n_progress = 0
+    for cmd, p in parsers.items():
+        for a in p._actions:
+            if "--force" in a.option_strings:                      # a plain switch (also `--force true`)
+                assert isinstance(a, BoolFlag) and a.option_strings == ["--force"], cmd
+                n_force += 1
+            if "--progress" in a.option_strings:                   # --progress / --no-progress, the same kind
+                assert isinstance(a, BoolFlag) and a.option_strings == ["--progress", "--no-progress"], cmd
+                n_progress += 1
+            assert "--to" not in a.option_strings or a.help == "==SUPPRESS==", cmd
+        assert p.allow_abbrev is False, cmd
+    assert n_force >= 7 and n_progress >= 5
+
+
+def _parse(argv):
+    from sqtool.cli import build_parser
+    return build_parser().parse_args(argv)
+
+
+def test_abbreviations_are_refused(capsys):
+    assert main(["export", "--mod", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "--mod" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["--debug", "export", "--model", "/nonexistent/run"],
+                                  ["export", "--model", "/nonexistent/run", "--debug"],
+                                  ["export", "--debug", "--model", "/nonexistent/run"]])
+def test_debug_anywhere_on_the_line(argv):
+    from sqtool.core import SqtoolError
+    with pytest.raises(SqtoolError):                               # --debug re-raises instead of one line
+        main(argv)
+
+
+@pytest.mark.parametrize("argv, dest, value", [
+    (["export", "--force"], "force", True),
+    (["export", "--force", "true"], "force", True),
+    (["export", "--force", "false"], "force", False),
+    (["train", "pretrain", "--force"], "force", True),
+    (["train", "pretrain", "--force", "true"], "force", True),
+    (["train", "pretrain", "--no-progress"], "progress", False),
+    (["train", "pretrain", "--progress", "false"], "progress", False),
+    (["train", "finetune", "--progress"], "progress", True),
+    (["data", "pairs", "--no-progress"], "progress", False),
+    (["quantize", "--no-progress"], "progress", False),
+    (["quantize", "--no-distill"], "distill", False),
+    (["quantize", "--distill", "false"], "distill", False),
+    (["data", "download", "x", "--no-progress"], "progress", False),
+])
+def test_bool_flags_parse_the_same_everywhere(argv, dest, value):
+    assert getattr(_parse(argv), dest) is value
+
+
+def test_bool_flag_refuses_a_non_bool(capsys):
+    assert main(["export", "--force", "maybe"]) == 2
+    assert "expected true or false" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, dest, value, new", [
+    (["train", "finetune", "--data-root", "synthetic"], "data_root", "synthetic", "--data"),
+    (["quantize", "--data-root", "synthetic"], "data_root", "synthetic", "--data"),
+    (["quantize", "--teacher", "runs/t"], "teacher", "runs/t", "--model"),
+    (["quantize", "--quiet"], "progress", False, "--no-progress"),
+    (["data", "pairs", "--data-root", "synthetic"], "data_root", "synthetic", "--data"),
+    (["data", "pairs", "--input", "a", "b"], "input", ["a", "b"], "--data"),
+    (["data", "download", "x", "--to", "d"], "out", "d", "--out"),
+    (["demo", "--data-root", "synthetic"], "data_root", "synthetic", "--data"),
+    (["demo", "--bench-data", "recs"], "bench_data", "recs", "--data"),
+])
+def test_old_spellings_work_with_one_deprecation_line(argv, dest, value, new, capsys):
+    assert getattr(_parse(argv), dest) == value
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"deprecated: use {new}" in err[0]
+
+
+def test_new_spellings_land_where_the_old_ones_did():
+    assert _parse(["train", "finetune", "--data", "synthetic"]).data_root == "synthetic"
+    assert _parse(["quantize", "--model", "runs/t"]).teacher == "runs/t"
+    assert _parse(["data", "download", "x", "--out", "d"]).out == "d"
+    from sqtool.data.pairs import _data_overrides
+    assert _data_overrides(["synthetic"], None) == {"data_root": "synthetic"}
+    assert _data_overrides(["a.csv", "b"], None) == {"input": ["a.csv", "b"]}
+
+
+def test_data_pairs_takes_a_data_root(tmp_path):
+    from sqtool.data.pairs import _data_overrides
+    (tmp_path / "troika").mkdir()
+    assert _data_overrides([str(tmp_path)], None) == {"data_root": str(tmp_path)}
+    assert _data_overrides([str(tmp_path / "troika")], None) == {"input": [str(tmp_path / "troika")]}
+
+
+def test_positional_path_is_a_deprecated_alias_of_data(capsys):
+    import argparse
+    from sqtool.core import SqtoolError
+    from sqtool.data.cli import _data_arg
+    assert _data_arg(argparse.Namespace(path="troika", data=None)) == "troika"
+    assert "deprecated: use --data" in capsys.readouterr().err
+    assert _data_arg(argparse.Namespace(path=None, data="troika")) == "troika"
+    assert capsys.readouterr().err == ""
+    with pytest.raises(SqtoolError, match="--data PATH is required"):
+        _data_arg(argparse.Namespace(path=None, data=None))
+
+
+def test_model_is_what_the_stage_consumes(tmp_path, capsys):
+    # pretrain builds a registry architecture: a path is refused with the way to continue a run
+    assert main(["train", "pretrain", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o")]) != 0
+    assert "--resume" in capsys.readouterr().err
+    # finetune: a run folder / checkpoint given as --model is the pretrained init
+    assert main(["train", "finetune", "--model", str(tmp_path / "missing.pt"), "--data", "synthetic",
+                 "--out", str(tmp_path / "f")]) != 0
+    err = capsys.readouterr().err
+    assert "missing.pt" in err and "unknown model" not in err
+    assert main(["train", "finetune", "--model", str(tmp_path / "a.pt"), "--init", str(tmp_path / "b.pt"),
+                 "--out", str(tmp_path / "g")]) != 0
+    assert "give one of them" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists() and not (tmp_path / "g").exists()
+
+
+def test_pretrain_defaults_are_laptop_sized(capsys):
+    from sqtool.models import create_model
+    from sqtool.train.pretrain import PretrainConfig
+    m = create_model(PretrainConfig().model)
+    assert sum(p.numel() for p in m.parameters()) < 1_000_000
+    with pytest.raises(SystemExit):
+        main(["train", "pretrain", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "resnet1d_siamq_152" in out and "torchrun" in out            # the paper-scale command
+
+
+def test_export_and_bench_end_with_the_next_command(tmp_path):
+    from sqtool.export.cli import next_step as export_next
+    from sqtool.firmware_bench.cli import next_step as bench_next
+    e = export_next({"out": str(tmp_path), "failed": [], "metadata": {"task": "hr"}}).splitlines()
+    assert e[0] == f"report: {tmp_path / 'export_report.md'}"
+    assert e[1].startswith(f"next: sqtool bench --model {tmp_path} --data ")
+    assert "--explain" in export_next({"out": str(tmp_path), "failed": ["x"], "metadata": {}})
+    b = bench_next({"run_dir": str(tmp_path / "b"), "kind": "spectral", "provenance": {"model_dir": "exp"}})
+    assert b.splitlines() == [f"report: {tmp_path / 'b' / 'bench.md'}",
+                              "next: sqtool predict --model exp --data RECORDING   (heart rate of your own "
+                              "recordings; firmware kit: exp/c)"]
+    assert "sq_model.c" in bench_next({"run_dir": "b", "provenance": {"model_dir": "exp"}})

@@ -8,14 +8,14 @@ import pytest
 
 from sqtool.cli import main
 
-PAIRS = ["data", "pairs", "--data-root", "synthetic", "--synthetic-subjects", "2", "--synthetic-duration-s",
+PAIRS = ["data", "pairs", "--data", "synthetic", "--synthetic-subjects", "2", "--synthetic-duration-s",
          "120", "--workers", "1"]
 
 
 def test_failed_command_leaves_no_config_yaml(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "ft"
-    argv = ["train", "finetune", "--data-root", "synthetic", "--label-fraction", "2"]   # refused inside the run
+    argv = ["train", "finetune", "--data", "synthetic", "--label-fraction", "2"]   # refused inside the run
     assert main(argv + ["--out", str(out)]) == 1
     assert "label_fraction" in capsys.readouterr().err
     assert not out.exists()

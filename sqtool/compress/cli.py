@@ -1,7 +1,7 @@
 """`sqtool quantize`: distil a fine-tuned teacher into a compact student, then quantize it (Brevitas QAT).
 
-    sqtool quantize --teacher runs/train/<run> [--student cnn1d_student_s] [--preset ...] [--no-distill]
-                    [--data-root DIR|synthetic] [--task hr] [--epochs 30] [--qat-epochs 10] [--out DIR]
+    sqtool quantize --model runs/train/<run> [--student cnn1d_student_s] [--preset ...] [--no-distill]
+                    [--data DIR|synthetic] [--task hr] [--epochs 30] [--qat-epochs 10] [--out DIR]
 
 The pipeline, in order (every check runs before anything is written):
 
@@ -27,27 +27,32 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
+from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, add_deprecated_alias, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, save_config, set_seed, to_dict, write_metrics)
 
 
 @dataclass
 class QuantizeConfig:
-    teacher: str = field(default="", metadata={"help": "fine-tuned teacher: run dir or checkpoint (kind teacher_task)"})
+    teacher: str = field(default="", metadata={
+        "help": "the fine-tuned teacher this stage distils: a `train finetune` run folder or its model.pt",
+        "flag": "--model", "aliases": ("--teacher",), "required": True, "metavar": "RUN"})
     student: str = field(default="cnn1d_student_s", metadata={"help": "student model from the registry"})
     preset: str = field(default="int8_w_per_channel_a_per_tensor",
                         metadata={"help": "quantization preset (int8_w_per_channel_a_per_tensor | "
                                           "int8_w_per_tensor_a_per_tensor)"})
     task: str = field(default="hr", metadata={"help": "task the teacher was fine-tuned for"})
-    data_root: str | None = field(default=None, metadata={"help": "data root, or 'synthetic' (default: ../shared/data)"})
+    data_root: str | None = field(default=None, metadata={
+        "help": "task data: a data root folder, or 'synthetic' (default: a spectral teacher's own data root; "
+                "else $SQTOOL_DATA or ../shared/data)",
+        "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA"})
     fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})
     channels: list[str] = field(default_factory=list,
                                 metadata={"help": "student input channels, comma separated, e.g. ppg,acc_x,acc_y,"
-                                                  "acc_z (default: the teacher's; must include them)"})
+                                                  "acc_z (default: the teacher's channels, which it must include)"})
     width_mult: float = field(default=1.0, metadata={"help": "student width multiplier (the knob)"})
     depth_delta: int = field(default=0, metadata={"help": "drop (<0) or add (>0) convolutions at the end"})
     quality_head: bool = field(default=True, metadata={"help": "add the quality_logit output (regression tasks)"})
-    distill: bool = field(default=True, metadata={"help": "learn from the teacher (False = labels only)"})
+    distill: bool = field(default=True, metadata={"help": "learn from the teacher (--no-distill: labels only)"})
     alpha: float = field(default=0.7, metadata={"help": "weight of the distillation loss vs the labels"})
     temperature: float = field(default=2.0, metadata={"help": "distillation temperature for logits"})
     feature_weight: float = field(default=0.0,
@@ -76,17 +81,22 @@ class QuantizeConfig:
     heldout_fraction: float = field(default=0.2, metadata={"help": "fraction of subjects held out when not listed"})
     calib_windows: int = field(default=1024, metadata={"help": "max training windows used to calibrate"})
     calib_npz: str | None = field(default=None,
-                                  metadata={"help": "calibration windows from a file (x (N,C,T), fs, window_s)"})
+                                  metadata={"help": "calibration windows from an .npz file (x (N,C,T), fs, window_s) "
+                                                    "instead of the training windows"})
     teacher_cache: str | None = field(default=None,
                                       metadata={"help": "teacher-output cache to reuse/write "
                                                         "(default: <run>/teacher_cache.npz)"})
     allow_over_budget: bool = field(default=False, metadata={"help": "warn instead of failing over budget"})
-    max_int8_weights: int | None = field(default=None, metadata={"help": "override the int8 weight budget"})
-    max_macs: int | None = field(default=None, metadata={"help": "override the MACs-per-window budget"})
-    max_records: int | None = field(default=None, metadata={"help": "use only the first N records (quick runs)"})
+    max_int8_weights: int | None = field(default=None, metadata={"help": "override the int8 weight budget "
+                                                                          "(default: the student's own)"})
+    max_macs: int | None = field(default=None, metadata={"help": "override the MACs-per-window budget "
+                                                                  "(default: the student's own)"})
+    max_records: int | None = field(default=None, metadata={"help": "use only the first N records (quick runs; "
+                                                                     "default: all)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     threads: int = field(default=1, metadata={"help": "torch threads"})
-    out: str | None = field(default=None, metadata={"help": "run directory (default runs/quantize/<stamp>-<student>)"})
+    out: str | None = field(default=None, metadata={"help": "run directory (default: runs/quantize/<stamp>-<student>)",
+                                                    "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": "allow writing into a non-empty --out"})
 
 
@@ -96,15 +106,14 @@ def register(sub, name: str, helptext: str) -> None:
         "and quantize it to int8 with Brevitas QAT. Writes model.pt (student_int8), student_float.pt, "
         "heldout.npz, metrics.json, report.md, config.yaml into the run directory."))
     add_config_args(p, QuantizeConfig)
-    p.add_argument("--no-distill", dest="no_distill", action="store_true",
-                   help="train the student on labels only (same as --distill false)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_bool_flag(p, "--progress", "progress", "print a line per step and epoch on stderr", default=True)
+    add_deprecated_alias(p, "--quiet", "--no-progress", "progress", nargs=0, const=False)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    cfg = resolve_config(QuantizeConfig, args, distill=False if getattr(args, "no_distill", False) else None)
-    log = None if getattr(args, "quiet", False) else (lambda s: print(s, file=sys.stderr, flush=True))
+    cfg = resolve_config(QuantizeConfig, args)
+    log = None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
     from sqtool.models.quant import get_preset
     get_preset(cfg.preset)                                               # unknown preset -> error first
     ck = _spectral_teacher(cfg)
@@ -137,7 +146,7 @@ def load_teacher(cfg: QuantizeConfig):
     from sqtool.models import ModelCfg, load_model
 
     if not cfg.teacher:
-        raise SqtoolError("--teacher is required: a fine-tuned teacher run directory or checkpoint")
+        raise SqtoolError("--model is required: the fine-tuned teacher's run folder or checkpoint")
     ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task")
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     where = f"teacher {ck['path']}"

@@ -78,6 +78,8 @@ def quant_twin(float_student, preset: str):
 def calibrate(q, x: np.ndarray, batch_size: int = 64) -> int:
     """Set every activation scale from the statistics of `x` (N, C, T); returns windows seen."""
     import torch
+    from sqtool.core.noise import quiet_library_warnings
+    quiet_library_warnings()                       # brevitas.graph: the hadamard notice
     from brevitas.graph.calibrate import calibration_mode
 
     q.eval()

@@ -1,6 +1,6 @@
 """`sqtool quantize` for spectral heart-rate models: distil on the bins, fold BN, calibrate, QAT.
 
-    sqtool quantize --teacher runs/train/finetune/<hr-spec_teacher_m> --student spec_student_s
+    sqtool quantize --model runs/train/finetune/<hr-spec_teacher_m> --student spec_student_s
 
 1. The teacher (kind teacher_task, family spec_cnn) and its run's out-of-fold logits (`oof_logits.npz`):
    the distillation targets are what the teacher predicted for subjects it had NOT seen, so the student
@@ -72,7 +72,7 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     root = cfg.data_root or train_cfg.get("data_root") or resolve_data_root(None, required=True)
     datasets = tuple(train_cfg.get("datasets") or ("troika",))
     if (str(root) == "synthetic") != (datasets == ("synthetic",)):
-        raise SqtoolError(f"teacher {ck['path']} was trained on {', '.join(datasets)}; --data-root {root} "
+        raise SqtoolError(f"teacher {ck['path']} was trained on {', '.join(datasets)}; --data {root} "
                           "does not hold them")
     corpus = hr_corpus(root, datasets, scfg, log=say, seed=int(train_cfg.get("seed", 0)))
     max_records = cfg.max_records or int(train_cfg.get("max_records") or 0)     # the teacher's recordings

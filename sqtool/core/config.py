@@ -1,8 +1,15 @@
-"""Typed dataclass configs: defaults < `--config file.yaml` < CLI flags; unknown keys are an error."""
+"""Typed dataclass configs: defaults < `--config file.yaml` < CLI flags; unknown keys are an error.
+
+Also the flag vocabulary every command shares (`add_config_args`): one help line per option with at most
+one default, BoolFlag (`--progress, --no-progress`; `--force` / `--force true`), and deprecated aliases
+(old spellings keep working, hidden from help, with one `deprecated: use NEW` line on stderr)."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import re
+import sys
 import types
 import typing
 from pathlib import Path
@@ -81,24 +88,150 @@ def to_dict(cfg) -> dict:
     return json.loads(json.dumps(d, default=str))  # tuples -> lists, paths -> str
 
 
+# ----------------------------------------------------------------------------- flags
+
+def default_text(default) -> str | None:
+    """How a default reads in help: None / empty = not shown (the help text says what it means)."""
+    if default is None or (isinstance(default, (str, list, tuple, dict)) and len(default) == 0):
+        return None
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, (list, tuple)):
+        return ",".join(str(v) for v in default)
+    return str(default)
+
+
+def option_help(text: str, default=None, required: bool = False) -> str:
+    """One help line with at most one default: `text (required)`, `text (default: X)`, or `text` alone when
+    the text already explains its default or the default is None / empty."""
+    text = (text or "").strip()
+    if required:
+        out = f"{text} (required)" if text else "(required)"
+    elif re.search(r"\bdefault\b", text, re.IGNORECASE) or default_text(default) is None:
+        out = text
+    else:
+        out = f"{text} (default: {default_text(default)})" if text else f"(default: {default_text(default)})"
+    return out.replace("%%", "%").replace("%", "%%")            # argparse formats help with %
+
+
+class BoolFlag(argparse.Action):
+    """A boolean option: `--x` (true), `--x true|false|1|0|yes|no`, and `--no-x` (false) when negatable.
+
+    Flags that are on by default are negatable (`--progress, --no-progress`); flags off by default are
+    plain switches (`--force`) that also take an explicit value (`--force true`), as YAML configs do."""
+
+    def __init__(self, option_strings, dest, default=None, help=None, **kwargs):
+        kwargs.pop("nargs", None)
+        kwargs.pop("metavar", None)
+        super().__init__(option_strings, dest, nargs="?", default=default, metavar="BOOL", help=help, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string and option_string.startswith("--no-"):
+            if values is not None:
+                parser.error(f"{option_string} takes no value")
+            setattr(namespace, self.dest, False)
+            return
+        if values is None:
+            setattr(namespace, self.dest, True)
+            return
+        s = str(values).lower()
+        if s not in _TRUE + _FALSE:
+            parser.error(f"{option_string}: expected true or false, got {values!r}")
+        setattr(namespace, self.dest, s in _TRUE)
+
+    def format_invocation(self) -> str:
+        return ", ".join(self.option_strings)
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def add_bool_flag(parser, flag: str, dest: str, help: str, default: bool = False, stored_default=None):
+    """Add a BoolFlag: `flag` plus `--no-<name>` when `default` is True. The namespace holds
+    `stored_default` until the flag is given (None = "not given", so a config file can still set it)."""
+    strings = [flag] + ([f"--no-{flag[2:]}"] if default else [])
+    return parser.add_argument(*strings, dest=dest, action=BoolFlag, default=stored_default,
+                               help=option_help(help, default if default else None))
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: hidden from help, prints one `deprecated: use NEW` line, keeps working."""
+
+    def __init__(self, option_strings, dest, new: str = "", nargs=None, const=None, **kwargs):
+        kwargs.pop("help", None)
+        super().__init__(option_strings, dest, nargs=nargs, const=const, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"sqtool: deprecated: use {self.new} instead of {option_string}", file=sys.stderr)
+        if isinstance(self.const, BoolFlag):                  # alias of a bool flag: parse like it
+            self.const(parser, namespace, values, self.const.option_strings[0])
+            return
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+def add_deprecated_alias(parser, old: str, new: str, dest: str, nargs=None, const=None, **kwargs):
+    """`old` keeps working as `new` (same dest) with a one-line deprecation notice on stderr."""
+    return parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, nargs=nargs, const=const,
+                               default=argparse.SUPPRESS, **kwargs)
+
+
+def help_formatter(base=argparse.HelpFormatter):
+    """`base` that prints a BoolFlag as `--x, --no-x` in the option list and `[--x | --no-x]` in usage."""
+    if base in _FORMATTERS:
+        return _FORMATTERS[base]
+
+    class Formatter(base):
+        def _format_action_invocation(self, action):
+            if isinstance(action, BoolFlag):
+                return action.format_invocation()
+            return super()._format_action_invocation(action)
+
+        def _format_args(self, action, default_metavar):
+            if isinstance(action, BoolFlag):               # usage: [--force], [--progress | --no-progress]
+                return " ".join(f"| {o}" for o in action.option_strings[1:])
+            return super()._format_args(action, default_metavar)
+
+    Formatter.__name__ = f"Sqtool{base.__name__}"
+    _FORMATTERS[base] = _FORMATTERS[Formatter] = Formatter
+    return Formatter
+
+
+_FORMATTERS: dict = {}
+
+
 def add_config_args(parser, cls, skip: tuple[str, ...] = ()) -> None:
-    """Add `--field-name` flags for every field of dataclass `cls` (defaults None = not given)."""
+    """Add one flag for every field of dataclass `cls` (defaults None = not given) and `--config`.
+
+    Field metadata: "help" (one line), "flag" (its spelling, default `--field-name`; False = only its
+    aliases), "aliases" (old spellings: hidden, deprecated, still working), "required" (the help says so;
+    the stage checks it, since a --config file may give it), "metavar". Bool fields are BoolFlags."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or f.metadata.get("cli") is False:
             continue
         tp = _unwrap_optional(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        helptext = f.metadata.get("help", "")
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        helptext = f"{helptext} (default: {default})" if helptext else f"(default: {default})"
-        helptext = helptext.replace("%%", "%").replace("%", "%%")  # argparse formats help with %
-        if tp is bool:
-            parser.add_argument(flag, dest=f.name, default=None, nargs="?", const="true",
-                                metavar="BOOL", help=helptext)
-        else:
-            parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=helptext)
+        helptext = f.metadata.get("help", "")
+        required = bool(f.metadata.get("required"))
+        action = None
+        if flag and tp is bool:
+            action = add_bool_flag(parser, flag, f.name, helptext, default=bool(default))
+            if required:
+                action.help = option_help(helptext, required=True)
+        elif flag:
+            action = parser.add_argument(flag, dest=f.name, default=None,
+                                         metavar=f.metadata.get("metavar", f.name.upper()),
+                                         help=option_help(helptext, default, required))
+        for old in f.metadata.get("aliases", ()):
+            new = flag or f.metadata.get("alias_of", "")
+            if tp is bool:
+                add_deprecated_alias(parser, old, new, f.name, nargs="?",
+                                     const=action or BoolFlag([old], f.name))
+            else:
+                add_deprecated_alias(parser, old, new, f.name, metavar=f.name.upper())
     parser.add_argument("--config", dest="config_file", default=None, metavar="FILE.yaml",
                         help="YAML file of config values; CLI flags override it")
 

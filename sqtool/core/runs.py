@@ -36,7 +36,7 @@ def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = Fal
         if p.is_dir():
             return p
     if required:
-        raise SqtoolError("no data root: pass --data-root DIR or set SQTOOL_DATA")
+        raise SqtoolError("no data root: pass --data DIR or set SQTOOL_DATA")
     return None
 
 

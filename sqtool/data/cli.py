@@ -1,8 +1,11 @@
 """`sqtool data ...`: inspect datasets, download them, and (from pairs.py / quality.py) score and pair.
 
-    sqtool data inspect PATH [--json] [--kind K] [--min-duration-s S] [--skip-bad]
-    sqtool data download NAME --to DIR [--mirror DIR | --base-url URL]
+    sqtool data inspect --data PATH [--json] [--kind K] [--min-duration-s S] [--skip-bad]
+    sqtool data download NAME --out DIR [--mirror DIR | --base-url URL]
     sqtool data download --list
+
+Old spellings still work with a one-line deprecation notice: `data inspect PATH` (use --data),
+`data download --to DIR` (use --out).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import sys
 
 from pathlib import Path
 
-from sqtool.core import SqtoolError, check_fs, resolve_data_root
+from sqtool.core import SqtoolError, add_bool_flag, add_deprecated_alias, check_fs, resolve_data_root
 
 KINDS_HELP = ("troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled, or the generic csv, npz, "
               "wfdb (default: detected from the files)")
@@ -21,7 +24,8 @@ KINDS_HELP = ("troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled
 def register(sub, name: str = "data", helptext: str = "inspect, score, pair and download PPG datasets") -> None:
     p = sub.add_parser(name, help=helptext, description=helptext + ". Run 'sqtool data COMMAND --help'.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="Data root: --data-root, $SQTOOL_DATA, or ../shared/data next to the project.")
+                       epilog="Data root (where bare dataset names are looked up): --data-root, $SQTOOL_DATA, or "
+                              "../shared/data next to the project.")
     dsub = p.add_subparsers(dest="data_command", metavar="COMMAND")
 
     def need_command(args):
@@ -32,21 +36,23 @@ def register(sub, name: str = "data", helptext: str = "inspect, score, pair and 
     # inspect ------------------------------------------------------------------------------------
     pi = dsub.add_parser(
         "inspect", help="summarise a dataset folder or file: kind, records, subjects, channels, labels",
-        description="Read every record of PATH (lazily) and print the dataset kind, number of records and "
+        description="Read every record of --data (lazily) and print the dataset kind, number of records and "
                     "subjects, channels with their sampling rates, total duration, and each label with its "
                     "kind and counts (class histograms for class labels). A folder holding several datasets "
                     "(e.g. the whole data root) is summarised per sub-folder. Bad input is one error line.")
-    pi.add_argument("path", metavar="PATH",
+    pi.add_argument("--data", default=None, metavar="PATH",
                     help="dataset folder or a single recording file; a bare name such as 'troika' is "
-                         "looked up under the data root")
+                         "looked up under the data root (required)")
+    pi.add_argument("path", nargs="?", default=None, help=argparse.SUPPRESS)     # deprecated: use --data
     pi.add_argument("--data-root", default=None, metavar="DIR",
                     help="where bare dataset names are looked up (default: $SQTOOL_DATA or ../shared/data)")
     pi.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
-    pi.add_argument("--kind", default=None, help=KINDS_HELP)
+    pi.add_argument("--kind", default=None, metavar="KIND", help=KINDS_HELP)
     pi.add_argument("--min-duration-s", type=float, default=0.0, metavar="S",
-                    help="refuse records shorter than S seconds (e.g. one model window; default 0)")
+                    help="refuse records shorter than S seconds, e.g. one model window (default: 0)")
     pi.add_argument("--fs", type=float, default=None, metavar="HZ",
-                    help="sampling rate for generic CSV/NPZ files without a time column or stored rate")
+                    help="sampling rate for generic CSV/NPZ files without a time column or stored rate "
+                         "(default: from the files)")
     pi.add_argument("--max-clip-fraction", type=float, default=None, metavar="F",
                     help="refuse records whose PPG has more than this fraction (0..1) of samples at its "
                          "max or min, i.e. saturated (default: off; the summary counts records > 0.25)")
@@ -58,21 +64,24 @@ def register(sub, name: str = "data", helptext: str = "inspect, score, pair and 
     from sqtool.data.download import REGISTRY
     pd = dsub.add_parser(
         "download", help="download a public dataset (SHA-256 checked, resumable) or install it from a mirror",
-        description="Fetch dataset NAME into DIR/NAME from its original location (PhysioNet, the pinned "
+        description="Fetch dataset NAME into OUT/NAME from its original location (PhysioNet, the pinned "
                     "GitHub releases), or from a local copy with --mirror, or an HTTP mirror with --base-url. "
                     "Every file is checked against its SHA-256; interrupted transfers resume (HTTP Range) "
-                    "from DIR/NAME/<file>.part; a file is renamed into place only when its hash matches; "
+                    "from OUT/NAME/<file>.part; a file is renamed into place only when its hash matches; "
                     "files already present are skipped. Datasets: " + ", ".join(REGISTRY) + ".",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    pd.add_argument("name", nargs="?", metavar="NAME", help="dataset to download (see --list)")
-    pd.add_argument("--to", metavar="DIR", help="destination folder; the dataset goes to DIR/NAME")
+    pd.add_argument("name", nargs="?", metavar="NAME", help="dataset to download, see --list (required)")
+    pd.add_argument("--out", metavar="DIR", default=None,
+                    help="destination folder; the dataset goes to DIR/NAME (required)")
+    add_deprecated_alias(pd, "--to", "--out", "out", metavar="DIR")
     pd.add_argument("--mirror", metavar="DIR", default=None,
                     help="install from a local copy (DIR/NAME/... or DIR/...) instead of the network")
     pd.add_argument("--base-url", metavar="URL", default=None,
                     help="HTTP mirror of the reference layout (files at URL/NAME/<path>)")
-    pd.add_argument("--retries", type=int, default=5, help="resume attempts per file (default 5)")
-    pd.add_argument("--timeout", type=float, default=30.0, help="socket timeout in seconds (default 30)")
+    pd.add_argument("--retries", type=int, default=5, metavar="N", help="resume attempts per file (default: 5)")
+    pd.add_argument("--timeout", type=float, default=30.0, metavar="S", help="socket timeout in seconds (default: 30)")
     pd.add_argument("--list", action="store_true", help="list the downloadable datasets with source and license")
+    add_bool_flag(pd, "--progress", "progress", "print a line per file on stderr", default=True, stored_default=True)
     pd.set_defaults(func=run_download)
 
     # stages written in other modules register themselves when present
@@ -95,6 +104,18 @@ def _resolve_path(path: str, data_root: str | None) -> Path:
     return p
 
 
+def _data_arg(args) -> str:
+    """--data, or the deprecated positional PATH (one notice line)."""
+    if args.path is not None:
+        if args.data is not None:
+            raise SqtoolError("data: give --data PATH, not also a positional PATH", code=2)
+        print("sqtool: deprecated: use --data PATH instead of a positional PATH", file=sys.stderr)
+        return args.path
+    if args.data is None:
+        raise SqtoolError("data: --data PATH is required (a dataset folder, file or name)", code=2)
+    return args.data
+
+
 def run_inspect(args) -> int:
     from sqtool.data.readers import inspect_path
     from sqtool.data.readers.summary import format_summary
@@ -108,7 +129,7 @@ def run_inspect(args) -> int:
         opts["fs"] = check_fs(args.fs, "data inspect --fs")
     if args.skip_bad:
         opts["on_error"] = "skip"
-    s = inspect_path(_resolve_path(args.path, args.data_root), args.kind, **opts)
+    s = inspect_path(_resolve_path(_data_arg(args), args.data_root), args.kind, **opts)
     if args.json:
         print(json.dumps(s, indent=2, default=str))
     else:
@@ -125,14 +146,16 @@ def run_download(args) -> int:
         return 0
     if not args.name:
         raise SqtoolError("data download: NAME is required (see --list)", code=2)
-    if not args.to:
-        raise SqtoolError("data download: --to DIR is required", code=2)
+    if not args.out:
+        raise SqtoolError("data download: --out DIR is required", code=2)
     if args.mirror and args.base_url:
         raise SqtoolError("data download: give --mirror or --base-url, not both", code=2)
     if args.retries < 0 or args.retries > 100:
         raise SqtoolError("data download: --retries must be 0..100", code=2)
-    r = download(args.name, args.to, mirror=args.mirror, base_url=args.base_url, retries=args.retries,
-                 timeout=args.timeout, log=lambda m: print(m, file=sys.stderr))
+    log = (lambda m: print(m, file=sys.stderr)) if args.progress else (lambda m: None)
+    r = download(args.name, args.out, mirror=args.mirror, base_url=args.base_url, retries=args.retries,
+                 timeout=args.timeout, log=log)
     print(f"{args.name}: {r['files']} files in {r['dir']} ({r['fetched']} fetched, {r['skipped']} already "
           f"present, {r['bytes'] / 1e6:.1f} MB)")
+    print(f"next: sqtool data inspect --data {r['dir']}")
     return 0

@@ -1,7 +1,12 @@
 """Pair mining for SiamQuality pretraining: (good, poor) 30 s windows of the same subject, near in time.
 
-    sqtool data pairs [--data-root DIR | --input PATH ...] --out DIR [--max-gap-s 300] [--window-s 30]
-                      [--fs 40] [--workers N] [--shard-mb 256] [--synthetic-fallback]
+    sqtool data pairs [--data ROOT | --data PATH ... | --data synthetic] --out DIR [--max-gap-s 300]
+                      [--window-s 30] [--fs 40] [--workers N] [--shard-mb 256] [--synthetic-fallback]
+
+`--data` is a data root (a folder of dataset folders such as ../shared/data: every dataset in it is
+mined), one or more dataset folders or recording files, or 'synthetic' (the embedded synthetic corpus,
+also the default when no data root is found). `--data-root DIR` and `--input PATH ...` are the old,
+deprecated spellings.
 
 For every record: resample the whole record to the model rate, cut windows (window_s, hop_s), score each
 RAW window with the signal quality index (`quality.py`, with the accelerometer when the record has
@@ -39,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_config_args, make_run_dir, resolve_config, resolve_data_root,
+from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_bool_flag, add_config_args,
+                         add_deprecated_alias, make_run_dir, resolve_config, resolve_data_root,
                            save_config, write_metrics)
 
 ACC = ("acc_x", "acc_y", "acc_z")
@@ -49,10 +55,12 @@ ACC = ("acc_x", "acc_y", "acc_z")
 class PairsConfig:
     input: list[str] = field(default_factory=list, metadata={"help": "dataset folders or files", "cli": False})
     data_root: str | None = field(default=None, metadata={
-        "help": "mine every dataset folder under this root when --input is not given; 'synthetic' (or no data "
-                "root found) = the embedded synthetic corpus"})
-    kind: str | None = field(default=None, metadata={"help": "dataset kind of every --input (default: detected)"})
-    out: str | None = field(default=None, metadata={"help": "output directory (default runs/data_pairs/...)"})
+        "help": "mine every dataset folder under this root when no input is given; 'synthetic' (or no data "
+                "root found) = the embedded synthetic corpus", "flag": False, "aliases": ("--data-root",),
+        "alias_of": "--data"})
+    kind: str | None = field(default=None, metadata={"help": "dataset kind of every --data path (default: detected)"})
+    out: str | None = field(default=None, metadata={"help": "output directory (default: runs/data_pairs/<time>-<name>)",
+                                                    "metavar": "DIR"})
     max_gap_s: float = field(default=300.0, metadata={"help": "max |t_good - t_poor| in seconds"})
     window_s: float = field(default=30.0, metadata={"help": "window length, s"})
     hop_s: float | None = field(default=None, metadata={"help": "hop between windows, s (default = window_s)"})
@@ -398,17 +406,35 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
 def register_cli(sub) -> None:
     """Add `sqtool data pairs` to the `sqtool data` sub-parsers."""
     p = sub.add_parser("pairs", help="mine (good, poor) window pairs of the same subject into shards",
-                       description=__doc__.split("\n\n")[0] + " See sqtool/data/pairs.py.")
-    p.add_argument("--input", dest="input", nargs="+", default=None, metavar="PATH",
-                   help="dataset folders or files (default: every dataset under --data-root; synthetic if none)")
+                       description=__doc__.split("\n\n")[0].split("\n")[0])
+    p.add_argument("--data", nargs="+", default=None, metavar="PATH",
+                   help="a data root (every dataset folder in it), dataset folders or recording files, or "
+                        "'synthetic' (default: $SQTOOL_DATA or ../shared/data; synthetic if none)")
+    add_deprecated_alias(p, "--input", "--data", "input", nargs="+", metavar="PATH")
     add_config_args(p, PairsConfig, skip=("input",))
-    p.add_argument("--no-progress", action="store_true", help="do not print the progress bar")
+    add_bool_flag(p, "--progress", "progress", "show a progress bar on stderr", default=True, stored_default=True)
     p.set_defaults(func=_run_cli)
 
 
+def _is_data_root(path: str, kind: str | None) -> bool:
+    """A folder of dataset folders (e.g. ../shared/data), as opposed to one dataset folder or a file."""
+    from sqtool.data.readers import DATASETS
+    p = Path(path)
+    return kind is None and p.is_dir() and any((p / k).is_dir() for k in DATASETS)
+
+
+def _data_overrides(data: list[str] | None, kind: str | None) -> dict:
+    """--data values as PairsConfig fields: a data root or 'synthetic' -> data_root, else input paths."""
+    if not data:
+        return {}
+    if len(data) == 1 and (data[0] == "synthetic" or _is_data_root(data[0], kind)):
+        return {"data_root": data[0]}
+    return {"input": list(data)}
+
+
 def _run_cli(args) -> int:
-    cfg = resolve_config(PairsConfig, args)
-    m = mine_pairs(cfg, progress=not args.no_progress)
+    cfg = resolve_config(PairsConfig, args, **_data_overrides(getattr(args, "data", None), args.kind))
+    m = mine_pairs(cfg, progress=getattr(args, "progress", True) is not False)
     print(f"{m['pairs']} pairs ({m['synthetic_pairs']} synthetic) from {m['windows']} windows "
           f"({m['good']} good, {m['poor']} poor) of {m['records']} records / {m['subjects']} subjects; "
           f"{m['shards']} shard(s), {m['bytes'] / 2**20:.1f} MB, {m['windows_per_s']:.0f} windows/s, "
@@ -419,6 +445,8 @@ def _run_cli(args) -> int:
     for name, d in m["datasets"].items():
         print(f"  {name:<16} records {d['records']:>5}  windows {d['windows']:>7}  good {d['good']:>7}  "
               f"poor {d['poor']:>6}  pairs {d['pairs']:>7}  (short records {d['short_records']})")
+    if m["pairs"]:
+        print(f"next: sqtool train pretrain --pairs {m['out']}")
     return 0
 
 

@@ -267,17 +267,21 @@ def record_quality(record, window_s: float = 10.0, hop_s: float | None = None, f
 
 
 def register_cli(sub) -> None:
-    """Add `sqtool data quality PATH` to the `sqtool data` sub-parsers."""
+    """Add `sqtool data quality --data PATH` to the `sqtool data` sub-parsers."""
+    import argparse
     p = sub.add_parser("quality", help="score the signal quality of every window (0..1, <= 0.5 = poor)",
                        description="Score the signal quality index of every window of a dataset/file and "
-                                   "print a per-record summary (fraction of good windows). "
-                                   "See sqtool/data/quality.py for the index.")
-    p.add_argument("path", help="dataset folder or file")
-    p.add_argument("--kind", default=None, help="dataset kind (default: detected from the files)")
-    p.add_argument("--window-s", type=float, default=10.0, help="window length, s (default 10)")
-    p.add_argument("--hop-s", type=float, default=None, help="hop, s (default = window)")
-    p.add_argument("--fs", type=float, default=None, help="resample to this rate first (default: native)")
-    p.add_argument("--threshold", type=float, default=THRESHOLD, help="good if score > threshold (0.5)")
+                                   "print a per-record summary (fraction of good windows). The index combines "
+                                   "template correlation, spectral concentration, kurtosis, zero crossings, "
+                                   "flat/clipped runs and accelerometer energy.")
+    p.add_argument("--data", default=None, metavar="PATH", help="dataset folder or recording file (required)")
+    p.add_argument("path", nargs="?", default=None, help=argparse.SUPPRESS)      # deprecated: use --data
+    p.add_argument("--kind", default=None, metavar="KIND", help="dataset kind (default: detected from the files)")
+    p.add_argument("--window-s", type=float, default=10.0, metavar="S", help="window length, s (default: 10)")
+    p.add_argument("--hop-s", type=float, default=None, metavar="S", help="hop, s (default: the window length)")
+    p.add_argument("--fs", type=float, default=None, metavar="HZ", help="resample to this rate first (default: native)")
+    p.add_argument("--threshold", type=float, default=THRESHOLD, metavar="Q",
+                   help=f"good if score > threshold (default: {THRESHOLD})")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_run_cli)
 
@@ -292,6 +296,8 @@ def _run_cli(args) -> int:
         check_window_s(args.hop_s, "data quality --hop-s")
     if args.fs is not None:
         check_fs(args.fs, "data quality --fs")
+    from sqtool.data.cli import _data_arg
+    args.path = _data_arg(args)
     rows = []
     for rec in iter_records(args.path, args.kind):
         q = record_quality(rec, args.window_s, args.hop_s, args.fs)

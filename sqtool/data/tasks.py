@@ -404,7 +404,7 @@ def _synthetic(task, cfg, max_records, seed) -> TaskData:
     from sqtool.data.synthetic import synth_corpus
     if task == "bp":
         raise SqtoolError("task 'bp' has no synthetic version (blood pressure is not simulated); "
-                          "give --data-root with the ppg_bp dataset")
+                          "give --data (a data root) with the ppg_bp dataset")
     n = max_records or SYNTH_SUBJECTS
     recs = synth_corpus(n_subjects=n, duration_s=max(SYNTH_DURATION_S, 2 * cfg.window_s), seed=seed,
                         af_fraction=0.5 if task == "af" else 0.25)

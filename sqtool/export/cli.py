@@ -27,13 +27,17 @@ TARGETS = ("onnx", "tflite", "c")
 
 @dataclass
 class ExportConfig:
-    model: str = field(default="", metadata={"help": "compress run dir (model.pt) or a checkpoint file"})
+    model: str = field(default="", metadata={"help": "what to export: a `sqtool quantize` run folder (its model.pt) "
+                                                     "or a checkpoint file", "required": True, "metavar": "RUN"})
     target: list[str] = field(default_factory=lambda: list(TARGETS),
                               metadata={"help": "comma-separated: onnx, tflite, c"})
-    precision: str = field(default="auto", metadata={"help": "auto | float | int8 | float,int8"})
-    out: str | None = field(default=None, metadata={"help": "output dir (default runs/export/<stamp>-<model>)"})
+    precision: str = field(default="auto", metadata={"help": "auto (int8 and float when the checkpoint allows) | "
+                                                             "float | int8 | float,int8"})
+    out: str | None = field(default=None, metadata={"help": "output dir (default: runs/export/<stamp>-<model>)",
+                                                    "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty output dir"})
-    heldout: str | None = field(default=None, metadata={"help": "held-out windows npz (default RUN/heldout.npz)"})
+    heldout: str | None = field(default=None, metadata={"help": "held-out windows .npz for the parity checks "
+                                                                "(default: RUN/heldout.npz)"})
     max_windows: int = field(default=0, metadata={"help": "use at most this many held-out windows (0 = all)"})
     random_windows: int = field(default=-1, metadata={
         "help": "spectral models: random int8 code windows added to the parity set (-1 = 32 without a held-out "
@@ -45,7 +49,8 @@ class ExportConfig:
     tol_mae_bpm: float = field(default=0.1, metadata={"help": "int8/float artifacts: max |HR MAE delta| (BPM)"})
     min_single_exact_pct: float | None = field(default=None, metadata={
         "help": "if set, C single rounding must equal Brevitas on at least this percentage of windows (Brevitas's own "
-                "float32 arithmetic flips ~1e-5 of elements that lie within 1e-4 LSB of a rounding tie)"})
+                "float32 arithmetic flips ~1e-5 of elements that lie within 1e-4 LSB of a rounding tie; "
+                "default: not checked)"})
     cc: str = field(default="gcc", metadata={"help": "host C compiler for the C parity check"})
     device_fs: float = field(default=0.0, metadata={
         "help": "spectral models, C target: the device sampling rate in Hz the pipeline is built for (0 = the rate "
@@ -66,7 +71,21 @@ def run(args) -> int:
     print(res["summary"])
     if res.get("explain_text"):
         print(res["explain_text"])
+    print(next_step(res))
     return 0 if not res["failed"] else 3
+
+
+def next_step(res: dict) -> str:
+    """The last lines of `sqtool export`: where the report is and the command to run next."""
+    out = Path(res["out"])
+    lines = [f"report: {out / 'export_report.md'}"]
+    if res["failed"]:
+        lines.append(f"next: read {out / 'export_report.md'}; re-run with --explain for per-layer LSB differences")
+    elif (res.get("metadata") or {}).get("task") == "hr":
+        lines.append(f"next: sqtool bench --model {out} --data synthetic   (or --data: recordings with HR truth)")
+    elif (out / "c").is_dir():
+        lines.append(f"next: build {out / 'c'}/*.c into the firmware (API in sq_model.h)")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- orchestration

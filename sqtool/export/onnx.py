@@ -18,8 +18,10 @@ integers on every held-out window. `u8_weights=False` keeps Brevitas's file unch
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,16 @@ def _dummy_input(model):
     return torch.zeros(1, *input_shape(model))                       # (1, C, T) or (1, C, F)
 
 
+@contextlib.contextmanager
+def _quiet_tracer():
+    """Tracing warns (torch.jit.TracerWarning) at every Python-level shape check in forward(); the graph is
+    checked against the model by parity afterwards, so these warnings are dropped, and only these."""
+    import torch
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
+
+
 def export_float(model, md: dict, path, dynamic_batch: bool = False) -> None:
     """torch.onnx.export (TorchScript exporter), input "x" (B, C, T), output "y" (spectral: "spectra"
     (B, C, F), "hr_logits" (B, F))."""
@@ -67,7 +79,7 @@ def export_float(model, md: dict, path, dynamic_batch: bool = False) -> None:
     tmp = _tmp_path(path)
     try:
         kw = {"dynamic_axes": {i_name: {0: "batch"}, o_name: {0: "batch"}}} if dynamic_batch else {}
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_tracer():
             torch.onnx.export(model.eval(), (x,), str(tmp), dynamo=False, opset_version=17, input_names=[i_name],
                               output_names=[o_name], do_constant_folding=True, **kw)
         _add_metadata(tmp, md)
@@ -127,13 +139,15 @@ def export_int8(qmodel, md: dict, path, u8_weights: bool = True) -> None:
     """Brevitas QCDQ export of the quantized student or spectral model (batch 1, static shapes); see the
     module doc for why weights are stored as uint8 with zero point 128 by default."""
     import torch
+    from sqtool.core.noise import quiet_library_warnings
+    quiet_library_warnings()                       # brevitas.export imports brevitas.graph: hadamard notice
     from brevitas.export import export_onnx_qcdq
     path = Path(path)
     x = _dummy_input(qmodel)
     i_name, o_name = io_names(qmodel)
     tmp = _tmp_path(path)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_tracer():
             export_onnx_qcdq(qmodel.eval(), args=x, export_path=str(tmp), dynamo=False, opset_version=17,
                              keep_initializers_as_inputs=False, input_names=[i_name], output_names=[o_name])
         if u8_weights:
@@ -162,7 +176,8 @@ def session(path, threads: int = 1, optimized_out: str | None = None, optimize: 
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    so.log_severity_level = 3
+    so.log_severity_level = 3                      # errors only: no "Removing initializer ..." warnings
+    ort.set_default_logger_severity(3)             # the graph-level ones go to the default logger
     if optimized_out:
         so.optimized_model_filepath = str(optimized_out)
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

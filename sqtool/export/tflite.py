@@ -325,15 +325,26 @@ def check_int8_params(path, graph) -> None:
 
 # ----------------------------------------------------------------------------- running
 
+def litert_interpreter(path, **kwargs):
+    """A LiteRT Interpreter on `path` (one thread), tensors allocated. LiteRT's C++ prints "INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU." on stderr when it applies its default delegate (in
+    allocate_tensors); that line is dropped (core.noise.quiet_fd2), anything else it prints is kept."""
+    from ai_edge_litert.interpreter import Interpreter
+    from sqtool.core.noise import quiet_fd2
+    with quiet_fd2():
+        it = Interpreter(model_path=str(path), num_threads=1, **kwargs)
+        it.allocate_tensors()
+    return it
+
+
 def run_litert(path, x: np.ndarray, reference: bool = False, graph=None):
     """Run every window (N, 1, T, C) through LiteRT, one thread; reference=True uses the builtin
     reference kernels (BUILTIN_REF). With `graph`, also returns each layer's int8 output."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import OpResolverType
     kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference else {}
     if graph is not None:
         kw["experimental_preserve_all_tensors"] = True
-    it = Interpreter(model_path=str(path), num_threads=1, **kw)
-    it.allocate_tensors()
+    it = litert_interpreter(path, **kw)
     i_in = it.get_input_details()[0]["index"]
     i_out = it.get_output_details()[0]["index"]
     names = {d["name"]: d["index"] for d in it.get_tensor_details()}

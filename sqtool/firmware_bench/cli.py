@@ -36,17 +36,22 @@ from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, re
 
 @dataclass
 class BenchConfig:
-    model: str = field(default="", metadata={"help": "export dir (its manifest.json lists the artifacts)"})
+    model: str = field(default="", metadata={"help": "what to benchmark: a `sqtool export` folder (its manifest.json "
+                                                     "lists the artifacts)", "required": True, "metavar": "EXPORT"})
     data: str = field(default="", metadata={"help": "recordings: a dataset dir or file (e.g. troika/Training_data), "
-                                                    "or 'synthetic' (embedded wrist PPG with known HR)"})
+                                                    "or 'synthetic' (embedded wrist PPG with known HR)",
+                                            "required": True})
     runtime: list[str] = field(default_factory=list, metadata={"help": "comma-separated runtimes or groups (torch, "
                                                                        "onnx, litert, tflm, c, mcu, all); default: "
                                                                        "all that the artifacts allow"})
-    floor: list[str] = field(default_factory=list, metadata={"help": "metric=value floors, e.g. mae=8,exact=100"})
+    floor: list[str] = field(default_factory=list, metadata={"help": "metric=value floors, e.g. mae=8,exact=100; "
+                                                                     "exit code 3 when one is missed (default: none)"})
     teacher: str = field(default="", metadata={"help": "teacher checkpoint / run dir (default: found via the "
                                                        "export's provenance)"})
-    student_float: str = field(default="", metadata={"help": "float student checkpoint (default: found)"})
-    student_int8: str = field(default="", metadata={"help": "QAT student checkpoint (default: found)"})
+    student_float: str = field(default="", metadata={"help": "float student checkpoint (default: found via the "
+                                                             "export's provenance)"})
+    student_int8: str = field(default="", metadata={"help": "QAT student checkpoint (default: found via the export's "
+                                                            "provenance)"})
     chunk: int = field(default=25, metadata={"help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
     filter: str = field(default="window", metadata={"help": "stream band-pass: window | causal | none"})
     quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality "
@@ -59,7 +64,8 @@ class BenchConfig:
     mcu_windows: int = field(default=0, metadata={"help": "windows run on each emulated MCU (0 = all)"})
     callgrind_windows: int = field(default=4, metadata={"help": "windows counted under valgrind (0 = skip)"})
     timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
-    out: str | None = field(default=None, metadata={"help": "run dir (default runs/bench/<stamp>-<model>)"})
+    out: str | None = field(default=None, metadata={"help": "run dir (default: runs/bench/<stamp>-<model>)",
+                                                    "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
     allow_failed_parity: bool = field(default=False, metadata={
         "help": "benchmark an export whose parity check failed (refused by default)"})
@@ -80,7 +86,20 @@ def run(args) -> int:
         from sqtool.firmware_bench.report import tables
     print(tables(res))
     print(f"\nbench -> {res['run_dir']}")
+    print(next_step(res))
     return 3 if any(not f["ok"] for f in res["floor"]) else 0
+
+
+def next_step(res: dict) -> str:
+    """The last lines of `sqtool bench`: the report and the command to run next."""
+    export_dir = Path(res.get("provenance", {}).get("model_dir") or "EXPORT")
+    lines = [f"report: {Path(res['run_dir']) / 'bench.md'}"]
+    if res.get("kind") == "spectral":
+        lines.append(f"next: sqtool predict --model {export_dir} --data RECORDING   (heart rate of your own "
+                     f"recordings; firmware kit: {export_dir / 'c'})")
+    else:
+        lines.append(f"next: build {export_dir / 'c'}/sq_model.c into the firmware (API in sq_model.h)")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- floors

@@ -39,14 +39,17 @@ CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_si
 
 @dataclass
 class PredictConfig:
-    model: str = field(default="", metadata={"help": "export dir of a spectral heart-rate model (metadata.json)"})
+    model: str = field(default="", metadata={"help": "a `sqtool export` folder of a spectral heart-rate model "
+                                                     "(metadata.json)", "required": True, "metavar": "EXPORT"})
     data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
-                                                    "EDF, a dataset folder or name)"})
+                                                    "EDF, a dataset folder or name)", "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite | onnx | torch (default: the C "
                                                        "pipeline when available, else c)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
-    data_root: str = field(default="", metadata={"help": "where a dataset name given as --data is looked up"})
-    out: str | None = field(default=None, metadata={"help": "run dir (default runs/predict/<stamp>-<model>)"})
+    data_root: str = field(default="", metadata={"help": "where a dataset name given as --data is looked up "
+                                                         "(default: $SQTOOL_DATA or ../shared/data)"})
+    out: str | None = field(default=None, metadata={"help": "run dir (default: runs/predict/<stamp>-<model>)",
+                                                    "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
 
 
@@ -66,6 +69,7 @@ def run(args) -> int:
         print(f"{r['record_id']}: {r['windows']} windows, HR {r['hr_median']:.1f} BPM median, "
               f"{r['flagged_windows']} flagged{acc} -> {r['csv']}")
     print(f"\npredict ({res['runtime']}) -> {res['run_dir']}")
+    print(f"results: one <record>.csv and .png per recording, summary.json in {res['run_dir']}")
     return 0
 
 

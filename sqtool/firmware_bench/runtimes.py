@@ -322,10 +322,9 @@ class LiteRtFloat(_Timed):
     name, fname = "litert_float", "model_float.tflite"
 
     def load(self):
-        from ai_edge_litert.interpreter import Interpreter
+        from sqtool.export.tflite import litert_interpreter
         p = self.art.file(self.fname)                              # one line when not exported
-        self.it = Interpreter(model_path=str(p), num_threads=1)
-        self.it.allocate_tensors()
+        self.it = litert_interpreter(p)                  # tensors allocated, XNNPACK INFO line dropped
         self.i_in = self.it.get_input_details()[0]
         self.i_out = self.it.get_output_details()[0]["index"]
         self.file, self.size_bytes = str(p), p.stat().st_size

@@ -1,18 +1,25 @@
 """`sqtool train pretrain` and `sqtool train finetune`.
 
-    sqtool train pretrain --model resnet1d_siamq_18 --pairs runs/data/pairs/<run> --epochs 30
+    sqtool train pretrain --pairs runs/data/pairs/<run>                # resnet1d_siamq_tiny, 30 epochs
     sqtool train pretrain --resume runs/train/pretrain/<run>          # continue bit-for-bit after a kill
     torchrun --nproc_per_node 4 -m sqtool.cli train pretrain --out runs/ddp --pairs ...   # DDP
-    sqtool train finetune --task hr --init runs/train/pretrain/<run> --mode full
+    sqtool train finetune --task hr --model runs/train/pretrain/<run> --mode full   # = --init <run>
     sqtool train finetune --task af --init none --folds 5
+
+`--model` is what the stage consumes: a registry name (an architecture to train from scratch), or, for
+finetune, a pretrained run folder or checkpoint file (the same as `--init`). Each command ends with its
+run folder and the next command (`next: ...`).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+import sys
+import textwrap
 from pathlib import Path
 
-from sqtool.core import (SqtoolError, add_config_args, check_fs, check_window_s, from_dict, lock_run_dir, make_run_dir,
+from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, check_fs, check_window_s, from_dict, lock_run_dir, make_run_dir,
                          resolve_config, save_config)
 
 
@@ -20,24 +27,30 @@ def register(sub, name: str, helptext: str) -> None:
     from sqtool.train.finetune import FinetuneConfig
     from sqtool.train.pretrain import PretrainConfig
 
-    p = sub.add_parser(name, help=helptext, description=helptext)
+    p = sub.add_parser(name, help=helptext, description=helptext + ". Run 'sqtool train SUBCOMMAND --help'.")
     tsub = p.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
 
     pp = tsub.add_parser("pretrain", help="SimSiam pretraining on (good, poor) pair shards",
-                         description="SimSiam pretraining of the SiamQuality ResNet on (good, poor) PPG pairs. "
-                                     "Under torchrun it runs data-parallel (DDP, synced BN).")
+                         description=textwrap.fill(
+                             "SimSiam pretraining of the SiamQuality ResNet on (good, poor) PPG pairs. Under "
+                             "torchrun it runs data-parallel (DDP, synced BN). With no arguments it trains "
+                             "resnet1d_siamq_tiny on 1024 synthetic pairs (a smoke run: about 10 min on 2 CPU cores).", 78),
+                         epilog=PAPER_SCALE, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(pp, PretrainConfig)
-    pp.add_argument("--out", default=None, help="run directory (default runs/train/pretrain/<time>-<model>)")
-    pp.add_argument("--force", action="store_true", help="allow a non-empty --out")
-    pp.add_argument("--resume", default=None, metavar="RUN", help="continue the run in RUN (its last.pt)")
+    pp.add_argument("--out", default=None, metavar="DIR",
+                    help="run directory (default: runs/train/pretrain/<time>-<model>)")
+    add_bool_flag(pp, "--force", "force", "allow a non-empty --out")
+    pp.add_argument("--resume", default=None, metavar="RUN",
+                    help="continue the run in RUN from its last.pt (flags given override its saved config)")
     pp.set_defaults(func=run_pretrain_cmd)
 
     fp = tsub.add_parser("finetune", help="fine-tune on a task with subject folds (hr, rr, af, bp, quality)",
                          description="Fine-tune a pretrained (or scratch) SiamQuality encoder on a task; "
                                      "metrics with subject-bootstrap 95 % CIs, teacher_task model.pt.")
     add_config_args(fp, FinetuneConfig)
-    fp.add_argument("--out", default=None, help="run directory (default runs/train/finetune/<time>-<task>)")
-    fp.add_argument("--force", action="store_true", help="allow a non-empty --out")
+    fp.add_argument("--out", default=None, metavar="DIR",
+                    help="run directory (default: runs/train/finetune/<time>-<task>)")
+    add_bool_flag(fp, "--force", "force", "allow a non-empty --out")
     fp.add_argument("--resume", default=None, metavar="RUN", help="continue the run in RUN (its completed folds)")
     fp.set_defaults(func=run_finetune_cmd)
 
@@ -47,6 +60,17 @@ def register(sub, name: str, helptext: str) -> None:
     p.set_defaults(func=no_sub)
 
 
+PAPER_SCALE = """paper scale (SiamQuality, 27 M parameters; days on GPUs):
+  sqtool data pairs --data ../shared/data --out runs/pairs
+  torchrun --standalone --nproc_per_node 4 -m sqtool.cli train pretrain --model resnet1d_siamq_152 \\
+      --pairs runs/pairs --batch-size 256 --epochs 30 --out runs/pretrain-152"""
+
+
+def _is_path(value: str) -> bool:
+    """A --model value naming a run folder or checkpoint file rather than a registry name."""
+    return bool(value) and (Path(value).exists() or "/" in value or value.endswith((".pt", ".pth")))
+
+
 def _explicit(args, cls) -> dict:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
 
@@ -54,6 +78,9 @@ def _explicit(args, cls) -> dict:
 def _precheck_pretrain(cfg) -> None:
     """Cheap checks before a run directory is made (so a bad input leaves nothing behind)."""
     from sqtool.models import get_model_cfg
+    if _is_path(cfg.model):
+        raise SqtoolError(f"train pretrain --model {cfg.model}: pretraining starts from a registry name (e.g. "
+                          f"resnet1d_siamq_tiny); to continue a run use --resume RUN")
     model_cfg = get_model_cfg(cfg.model)
     if cfg.pairs != "synthetic":
         from sqtool.train.pretrain import ShardPairs
@@ -100,6 +127,9 @@ def run_pretrain_cmd(args) -> int:
         return 0
     cfg = resolve_config(PretrainConfig, args)
     _precheck_pretrain(cfg)
+    if cfg.pairs == "synthetic" and rank == 0:
+        print(f"sqtool: note: pretraining {cfg.model} on {cfg.synthetic_pairs} synthetic pairs (a smoke run); "
+              f"give --pairs DIR from `sqtool data pairs` for real data (paper scale: see --help)", file=sys.stderr)
     if world > 1 and not args.out:
         raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
     if rank == 0:
@@ -113,6 +143,7 @@ def run_pretrain_cmd(args) -> int:
               f"{m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, z std "
               f"{'n/a (validation set < 2 pairs)' if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
               f"(healthy ~{m['z_std_healthy']:.3f}) -> {run_dir}/model.pt")
+        print(f"next: sqtool train finetune --task hr --model {run_dir}")
     return 0
 
 
@@ -122,6 +153,11 @@ def run_finetune_cmd(args) -> int:
     if getattr(args, "resume", None):
         return _resume_finetune(args)
     cfg = resolve_config(FinetuneConfig, args)
+    if _is_path(cfg.model):                       # --model RUN: the pretrained checkpoint, i.e. --init RUN
+        if cfg.init not in ("", "none") and cfg.init != cfg.model:
+            raise SqtoolError(f"train finetune: --model {cfg.model} is a checkpoint and --init {cfg.init} another; "
+                              f"give one of them")
+        cfg = dataclasses.replace(cfg, init=cfg.model, model="")
     _precheck_finetune(cfg)
     if _is_spectral(cfg.model):
         return _run_finetune_hr(cfg, args)
@@ -133,6 +169,7 @@ def run_finetune_cmd(args) -> int:
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): {pm} {m[pm]:.3f} "
           f"[95 % CI {lo:.3f}, {hi:.3f}] -> {run_dir}")
+    print(f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else ""))
     return 0
 
 
@@ -178,5 +215,5 @@ def _run_finetune_hr(cfg, args) -> int:
     lo, hi = m["ci95"]["mae_bpm"]
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}) -> {run_dir}")
-    print(f"next: sqtool quantize --teacher {run_dir} --student spec_student_s")
+    print(f"next: sqtool quantize --model {run_dir} --student spec_student_s")
     return 0

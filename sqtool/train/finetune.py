@@ -42,9 +42,12 @@ from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict
 class FinetuneConfig:
     task: str = field(default="hr", metadata={"help": "hr | rr | af | bp | quality"})
     init: str = field(default="none", metadata={"help": "pretrained checkpoint (file or run dir), or 'none' = scratch"})
-    model: str = field(default="", metadata={"help": "registry name (default: the checkpoint's, else resnet1d_siamq_18)"})
-    data_root: str = field(default="", metadata={"help": "folder with the datasets, or 'synthetic' (default: "
-                                                           "$SQTOOL_DATA or ../shared/data, else synthetic)"})
+    model: str = field(default="", metadata={
+        "help": "registry name, or a pretrained run folder / checkpoint file (then the same as --init) "
+                "(default: the --init checkpoint's model, else resnet1d_siamq_18)"})
+    data_root: str = field(default="", metadata={"help": "data root folder holding the datasets, or 'synthetic' "
+                                                           "(default: $SQTOOL_DATA or ../shared/data, else synthetic)",
+                                                   "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA"})
     datasets: list[str] = field(default_factory=list, metadata={"help": "spectral hr models: datasets under the data "
                                                                           "root (default: troika,wrist_exercise present)"})
     channels: list[str] = field(default_factory=list, metadata={"help": "input channels, e.g. ppg,acc_x,acc_y,acc_z "
@@ -55,17 +58,17 @@ class FinetuneConfig:
     mode: str = field(default="full", metadata={"help": "full | linear (frozen encoder, head only)"})
     folds: int = field(default=-1, metadata={"help": "subject folds: 0 = leave-one-subject-out, -1 = task default "
                                                      "(LOSO for hr, 5 otherwise)"})
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
+    epochs: int = field(default=10, metadata={"help": "training epochs per fold"})
+    batch_size: int = field(default=64, metadata={"help": "batch size"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "weight decay"})
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
     max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of subjects for the 95%% CI"})
-    device: str = "auto"
-    seed: int = 0
-    progress: bool = True
+    device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
+    seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 
 
 # ----------------------------------------------------------------------------- init checkpoint

@@ -30,17 +30,20 @@ RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
 
 @dataclass
 class PretrainConfig:
-    model: str = field(default="resnet1d_siamq_152", metadata={"help": "registry name (the paper: resnet1d_siamq_152)"})
-    pairs: str = field(default="synthetic", metadata={"help": "pair shard folder (sqtool data pairs), or 'synthetic'"})
+    model: str = field(default="resnet1d_siamq_tiny", metadata={
+        "help": "encoder from the registry; tiny (0.18 M parameters) finishes on a laptop, the paper's is "
+                "resnet1d_siamq_152 (27 M)"})
+    pairs: str = field(default="synthetic", metadata={
+        "help": "pair shard folder (from `sqtool data pairs`), or 'synthetic' (a smoke run on generated pairs)"})
     synthetic_pairs: int = field(default=1024, metadata={"help": "number of pairs when pairs = synthetic"})
-    epochs: int = 30
+    epochs: int = field(default=30, metadata={"help": "passes over the training pairs"})
     batch_size: int = field(default=256, metadata={"help": "GLOBAL batch (split over ranks)"})
-    lr: float = 1e-4
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    lr_step_epochs: int = field(default=10, metadata={"help": "halve the lr every this many epochs"})
-    lr_gamma: float = 0.5
+    lr: float = field(default=1e-4, metadata={"help": "SGD learning rate"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay"})
+    lr_step_epochs: int = field(default=10, metadata={"help": "multiply the lr by lr_gamma every this many epochs"})
+    lr_gamma: float = field(default=0.5, metadata={"help": "lr factor of each step"})
     grad_clip: float = field(default=10.0, metadata={"help": "max grad norm (0 = off)"})
     val_fraction: float = field(default=0.05, metadata={"help": "pairs held out (by subject when known) for validation"})
     val_every: int = field(default=0, metadata={"help": "validate every N steps (0 = at each epoch end)"})
@@ -48,9 +51,9 @@ class PretrainConfig:
     max_steps: int = field(default=0, metadata={"help": "stop after this many steps in total (0 = all epochs)"})
     amp: str = field(default="auto", metadata={"help": "auto (fp16 on CUDA, off on CPU) | off | bf16 | fp16"})
     dtype: str = field(default="float32", metadata={"help": "float32 | float64 (float64: numerical verification)"})
-    device: str = "auto"
-    seed: int = 0
-    progress: bool = True
+    device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
+    seed: int = field(default=0, metadata={"help": "random seed (data order, initialisation, synthetic pairs)"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
 
 
 # ----------------------------------------------------------------------------- pair sources

@@ -116,19 +116,19 @@ def test_calibration_file_from_another_rate_is_refused(hr_teacher, hr_task, tmp_
 
 
 def test_cli_errors_are_one_line(capsys, tmp_path):
-    rc = main(["quantize", "--teacher", str(tmp_path / "missing")])
+    rc = main(["quantize", "--model", str(tmp_path / "missing")])
     err = capsys.readouterr().err
     assert rc != 0 and "not found" in err and len(err.strip().splitlines()) == 1
-    rc = main(["quantize", "--teacher", str(tmp_path), "--preset", "int4_magic"])
+    rc = main(["quantize", "--model", str(tmp_path), "--preset", "int4_magic"])
     assert rc != 0 and "unknown quantization preset" in capsys.readouterr().err
 
 
 def test_cli_on_real_troika(data_root, hr_teacher, tmp_path, capsys):
     """The command line on 3 real SP Cup recordings (tiny epochs): a complete run directory."""
     out = tmp_path / "real"
-    rc = main(["quantize", "--teacher", str(hr_teacher), "--data-root", str(data_root), "--max-records", "3",
+    rc = main(["quantize", "--model", str(hr_teacher), "--data", str(data_root), "--max-records", "3",
                "--epochs", "1", "--qat-epochs", "1", "--no-distill", "--heldout-subjects", "03",
-               "--out", str(out), "--quiet"])
+               "--out", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     m = json.loads((out / "metrics.json").read_text())
     assert m["heldout_subjects"] == ["03"] and not m["synthetic"] and not m["distill"]["enabled"]

@@ -30,10 +30,10 @@ def test_bounds_live_in_core():
 
 def test_finetune_huge_window_refused_before_anything(tmp_path, capsys):
     out = tmp_path / "ft"
-    err = _one_line_error(capsys, ["train", "finetune", "--data-root", "synthetic", "--window-s", "1e6",
+    err = _one_line_error(capsys, ["train", "finetune", "--data", "synthetic", "--window-s", "1e6",
                                    "--out", str(out)], "--window-s")
     assert "600" in err and not out.exists()
-    _one_line_error(capsys, ["train", "finetune", "--data-root", "synthetic", "--fs", "1e12", "--out", str(out)],
+    _one_line_error(capsys, ["train", "finetune", "--data", "synthetic", "--fs", "1e12", "--out", str(out)],
                     "sampling rate")
     assert not out.exists()
 
@@ -41,30 +41,30 @@ def test_finetune_huge_window_refused_before_anything(tmp_path, capsys):
 def test_inspect_absurd_rate_refused(tmp_path, capsys):
     csv = tmp_path / "x.csv"
     csv.write_text("ppg\n" + "\n".join(str(v) for v in np.sin(np.arange(200) / 5)) + "\n")
-    _one_line_error(capsys, ["data", "inspect", str(csv), "--fs", "1e12"], "sampling rate must be in")
+    _one_line_error(capsys, ["data", "inspect", "--data", str(csv), "--fs", "1e12"], "sampling rate must be in")
     npz = tmp_path / "y.npz"
     np.savez(npz, ppg=np.sin(np.arange(200) / 5), fs=1e12)              # a rate stored in the file
-    _one_line_error(capsys, ["data", "inspect", str(npz)], "sampling rate must be in")
-    assert main(["data", "inspect", str(csv), "--fs", "100"]) == 0
+    _one_line_error(capsys, ["data", "inspect", "--data", str(npz)], "sampling rate must be in")
+    assert main(["data", "inspect", "--data", str(csv), "--fs", "100"]) == 0
 
 
 def test_one_sample_record_refused(tmp_path, capsys):
     npz = tmp_path / "one.npz"
     np.savez(npz, ppg=np.array([1.0]), fs=100.0)
-    _one_line_error(capsys, ["data", "inspect", str(npz)], "1 sample(s)")
+    _one_line_error(capsys, ["data", "inspect", "--data", str(npz)], "1 sample(s)")
 
 
 def test_quality_window_longer_than_record_refused(tmp_path, capsys):
     npz = tmp_path / "short.npz"
     np.savez(npz, ppg=np.sin(np.arange(500) / 5), fs=100.0)             # 5 s
-    err = _one_line_error(capsys, ["data", "quality", str(npz), "--window-s", "10"], "shorter than one")
+    err = _one_line_error(capsys, ["data", "quality", "--data", str(npz), "--window-s", "10"], "shorter than one")
     assert "short.npz" in err
-    _one_line_error(capsys, ["data", "quality", str(npz), "--window-s", "1e6"], "--window-s")
-    assert main(["data", "quality", str(npz), "--window-s", "2"]) == 0
+    _one_line_error(capsys, ["data", "quality", "--data", str(npz), "--window-s", "1e6"], "--window-s")
+    assert main(["data", "quality", "--data", str(npz), "--window-s", "2"]) == 0
 
 
 def test_pairs_absurd_sizes_refused(tmp_path, capsys):
-    base = ["data", "pairs", "--data-root", "synthetic", "--out", str(tmp_path / "p")]
+    base = ["data", "pairs", "--data", "synthetic", "--out", str(tmp_path / "p")]
     _one_line_error(capsys, base + ["--window-s", "1e6"], "--window-s")
     _one_line_error(capsys, base + ["--fs", "1e12"], "--fs")
     assert not (tmp_path / "p").exists()

@@ -51,7 +51,7 @@ def test_command_outputs_honour_the_umask(tmp_path):
     from sqtool.cli import main
     old = os.umask(0o022)
     try:
-        assert main(["data", "pairs", "--data-root", "synthetic", "--synthetic-subjects", "2",
+        assert main(["data", "pairs", "--data", "synthetic", "--synthetic-subjects", "2",
                      "--synthetic-duration-s", "300", "--workers", "1", "--out", str(tmp_path / "pairs")]) == 0
         assert main(["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "64", "--epochs",
                      "1", "--batch-size", "32", "--val-fraction", "0", "--progress", "false", "--out",

@@ -56,7 +56,7 @@ def test_cli_refuses_escaping_name_and_releases_its_lock(tmp_path, capsys, monke
     from sqtool.cli import main
     from sqtool.core.runs import held_run_dirs
     monkeypatch.chdir(tmp_path)
-    base = ["data", "pairs", "--data-root", "synthetic", "--synthetic-subjects", "2", "--synthetic-duration-s",
+    base = ["data", "pairs", "--data", "synthetic", "--synthetic-subjects", "2", "--synthetic-duration-s",
             "120", "--workers", "1"]
     assert main(base + ["--name", "../../escape"]) == 1
     err = capsys.readouterr().err.strip()

@@ -64,7 +64,7 @@ def test_inspect_whole_data_root(data_root, capsys):
 
 
 def test_inspect_text_and_bare_name(data_root, capsys):
-    assert main(["data", "inspect", "but_ppg", "--data-root", str(data_root)]) == 0
+    assert main(["data", "inspect", "--data", "but_ppg", "--data-root", str(data_root)]) == 0
     out = capsys.readouterr().out
     assert "[but_ppg]" in out and "records 51, subjects 13" in out and "ppg @ 30 Hz" in out
     assert "poor 14, good 37" in out
@@ -90,18 +90,18 @@ def test_inspect_sp_cup_test_layout(data_root, tmp_path, capsys):
     # a wrong truth length is refused with one line and exit code 1
     bpm = sio.loadmat(root / "TrueBPM/True_S03_T02.mat")["BPM0"]
     sio.savemat(root / "TrueBPM/True_S03_T02.mat", {"BPM0": np.vstack([bpm, bpm[:1]])})
-    assert main(["data", "inspect", str(root)]) == 1
+    assert main(["data", "inspect", "--data", str(root)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "labels do not match" in err
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["data", "inspect", "/no/such/place"], "no such file"),
-    (["data", "inspect", "{tmp}"], "folder is empty"),
-    (["data", "inspect", "{tmp}/x.csv"], "no sampling rate"),
-    (["data", "download", "but_ppg"], "--to DIR is required"),
-    (["data", "download", "nope", "--to", "{tmp}/o"], "unknown dataset"),
-    (["data", "download", "but_ppg", "--to", "{tmp}/o", "--mirror", "{tmp}/none"], "not a folder"),
+    (["data", "inspect", "--data", "/no/such/place"], "no such file"),
+    (["data", "inspect", "--data", "{tmp}"], "folder is empty"),
+    (["data", "inspect", "--data", "{tmp}/x.csv"], "no sampling rate"),
+    (["data", "download", "but_ppg"], "--out DIR is required"),
+    (["data", "download", "nope", "--out", "{tmp}/o"], "unknown dataset"),
+    (["data", "download", "but_ppg", "--out", "{tmp}/o", "--mirror", "{tmp}/none"], "not a folder"),
 ])
 def test_errors_are_one_line(tmp_path, capsys, args, needle):
     if args[-1] == "{tmp}/x.csv":

@@ -211,7 +211,8 @@ def test_cli_pairs(tmp_path, capsys):
                               "--synthetic-duration-s", "300", "--out", str(out), "--workers", "1",
                               "--max-gap-s", "120", "--no-progress"])
     assert args.func(args) == 0
-    assert "pairs" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "pairs" in text and text.strip().splitlines()[-1] == f"next: sqtool train pretrain --pairs {out}"
     _, index = read_index(out)
     assert index["max_gap_s"] == 120 and index["window_s"] == 30
 

@@ -16,7 +16,7 @@ FAST = dict(model="", epochs=1, batch_size=64, progress=False, bootstrap=100)
 
 
 def test_finetune_hr_on_troika_from_pretrained(tmp_path, data_root, tiny_pretrained):
-    rc = main(["train", "finetune", "--task", "hr", "--init", str(tiny_pretrained), "--data-root", str(data_root),
+    rc = main(["train", "finetune", "--task", "hr", "--init", str(tiny_pretrained), "--data", str(data_root),
                "--epochs", "1", "--max-records", "3", "--bootstrap", "100", "--progress", "false",
                "--out", str(tmp_path)])
     assert rc == 0

@@ -11,7 +11,7 @@ from sqtool.core.checkpoint import load_checkpoint
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("ft") / "teacher"
-    rc = main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data-root", "synthetic",
+    rc = main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
                "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(d)])
     assert rc == 0
     return d
@@ -30,8 +30,8 @@ def test_finetune_writes_out_of_fold_logits_metrics_and_a_model_with_its_decoder
 
 def test_quantize_a_spectral_teacher(teacher_run, tmp_path):
     out = tmp_path / "q"
-    rc = main(["quantize", "--teacher", str(teacher_run), "--student", "spec_student_xs", "--data-root", "synthetic",
-               "--epochs", "1", "--qat-epochs", "1", "--quiet", "--out", str(out)])
+    rc = main(["quantize", "--model", str(teacher_run), "--student", "spec_student_xs", "--data", "synthetic",
+               "--epochs", "1", "--qat-epochs", "1", "--no-progress", "--out", str(out)])
     assert rc == 0
     ck = load_checkpoint(out / "model.pt", expect_kind="student_int8")
     assert ck["model_cfg"]["quant"] and ck["model_cfg"]["decoder"]["temperature"] > 0
@@ -42,9 +42,9 @@ def test_quantize_a_spectral_teacher(teacher_run, tmp_path):
 
 
 def test_spectral_paths_refuse_what_does_not_apply(teacher_run, tmp_path, capsys):
-    assert main(["train", "finetune", "--task", "rr", "--model", "spec_student_xs", "--data-root", "synthetic",
+    assert main(["train", "finetune", "--task", "rr", "--model", "spec_student_xs", "--data", "synthetic",
                  "--out", str(tmp_path / "a")]) != 0
     assert "--task must be hr" in capsys.readouterr().err
-    assert main(["quantize", "--teacher", str(teacher_run), "--student", "cnn1d_student_xs", "--data-root",
-                 "synthetic", "--quiet", "--out", str(tmp_path / "b")]) != 0
+    assert main(["quantize", "--model", str(teacher_run), "--student", "cnn1d_student_xs", "--data",
+                 "synthetic", "--no-progress", "--out", str(tmp_path / "b")]) != 0
     assert "must be one too" in capsys.readouterr().err

@@ -31,10 +31,13 @@ def test_loss_decreases_on_synthetic_pairs(tmp_path):
     assert (tmp_path / "last.pt").is_file() and (tmp_path / "metrics.json").is_file()
 
 
-def test_resume_is_bit_exact_and_refuses_changed_config(tmp_path):
+def test_resume_is_bit_exact_and_refuses_changed_config(tmp_path, capsys):
     args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "128", "--epochs", "2",
             "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0", "--progress", "false", "--seed", "3"]
     assert main(args + ["--out", str(tmp_path / "full")]) == 0
+    io = capsys.readouterr()
+    assert io.out.strip().splitlines()[-1] == f"next: sqtool train finetune --task hr --model {tmp_path / 'full'}"
+    assert "synthetic pairs (a smoke run)" in io.err                      # never silently synthetic
     # the "killed" run: stops after 5 of 8 steps, inside epoch 2, with last.pt on disk
     assert main(args + ["--out", str(tmp_path / "cut"), "--max-steps", "5"]) == 0
     cut = load_checkpoint(tmp_path / "cut", name="last.pt")
