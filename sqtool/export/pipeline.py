@@ -70,10 +70,13 @@ def frontend_config(model_cfg: dict, fs_in: float | None = None) -> FrontEndCfg:
 
 
 def decoder_config(model_cfg: dict, graph, decoder: DecoderCfg | dict | None = None) -> DecoderCfg:
-    """The decoder of the pipeline: `decoder` or model_cfg["decoder"] (else defaults on the model's bins),
-    with logit_scale = the integer graph's output scale (the int8 logits' real scale)."""
+    """The decoder of the pipeline: a resolved DecoderCfg as given, else the `decoder` dict or
+    model_cfg["decoder"] (else defaults on the model's bins) with logit_scale = the integer graph's output
+    scale (the int8 logits' real scale) divided by the dict's "temperature"."""
+    if isinstance(decoder, DecoderCfg):                      # already resolved (its logit_scale included)
+        return decoder
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-    d = decoder.to_dict() if isinstance(decoder, DecoderCfg) else dict(decoder or mc.get("decoder") or {})
+    d = dict(decoder or mc.get("decoder") or {})
     if "bins_bpm" not in d:
         bins = ((mc.get("arch") or {}).get("bins_bpm")) or (mc.get("frontend") or {}).get("bins_bpm")
         if bins is not None:

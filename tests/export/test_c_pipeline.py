@@ -308,3 +308,17 @@ def test_cli_refuses_a_bad_device_rate_before_writing(tmp_path):
         with pytest.raises(SqtoolError, match=match):
             export(ExportConfig(model=str(run), target=["c"], out=str(tmp_path / "out"), **kw))
         assert not (tmp_path / "out").exists()
+
+
+def test_decoder_temperature_folds_into_the_logit_scale_once():
+    """A model's decoder dict carries a temperature; the pipeline divides the int8 logits' scale by it, and a
+    DecoderCfg already resolved (what the C tables were rendered from) is used as is, not re-scaled."""
+    from types import SimpleNamespace
+    from sqtool.export.pipeline import decoder_config
+    from sqtool.models.decoder import DecoderCfg
+    g = SimpleNamespace(output_scale=0.12)
+    mc = {"arch": {"bins_bpm": [30.0, 229.5, 1.5]}, "decoder": {"bins_bpm": [30.0, 229.5, 1.5], "sigma_bpm": 4.0,
+                                                                 "floor": 1e-3, "temperature": 3.0}}
+    d = decoder_config(mc, g)
+    assert abs(d.logit_scale - 0.04) < 1e-12
+    assert decoder_config(mc, g, d) is d                   # resolved: unchanged, not divided again
