@@ -1,8 +1,9 @@
 """`sqtool data download NAME --to DIR`: fetch a public PPG dataset from its original location.
 
 Every file is named by its path in the dataset's reference layout (the one ../shared/data uses and the
-readers expect) and pinned by SHA-256 (`download_sums.py`, copied from the data folders' SHA256SUMS files;
-regenerate with `python -m sqtool.data.download --regen-sums DATA_ROOT`). Sources, in order of use:
+readers expect) and pinned by SHA-256: package data `download_sums/<name>.json` (copied from the data
+folders' SHA256SUMS files; regenerate with `python -m sqtool.data.download --regen-sums DATA_ROOT`), read
+through `load_sums(name)`. Sources, in order of use:
 
     --mirror DIR      a local copy (DIR/NAME/... or DIR/...): copied, hash-checked
     --base-url URL    an HTTP mirror of the reference layout: URL/NAME/<path>
@@ -21,7 +22,9 @@ reads both).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -30,6 +33,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from http.client import HTTPException, IncompleteRead
+from importlib import resources
 from pathlib import Path
 
 from sqtool import __version__
@@ -82,9 +86,38 @@ REGISTRY: dict[str, Source] = {
 }
 
 
-def _sums() -> dict:
-    from sqtool.data.download_sums import ORIGINALS, SUMS
-    return {"sums": SUMS, "originals": ORIGINALS}
+SUMS_DIR = "download_sums"                 # package data under sqtool/data: one <name>.json per dataset
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def load_sums(name: str) -> tuple[dict[str, list], dict[str, list]]:
+    """(files, originals) of dataset `name` from package data `download_sums/<name>.json`.
+
+    files:     {path in the reference layout: [sha256, bytes]}
+    originals: {reference path: [path at the original source, its sha256, bytes]} where the two differ.
+    Every sha256 is checked to be 64 lower-case hex digits and every size a non-negative int.
+    """
+    if name not in REGISTRY:
+        raise SqtoolError(f"unknown dataset '{name}' (downloadable: {', '.join(REGISTRY)})")
+    res = resources.files("sqtool.data").joinpath(SUMS_DIR, f"{name}.json")
+    try:
+        doc = json.loads(res.read_text(encoding="utf-8"))
+        files, originals = doc["files"], doc.get("originals", {})
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SqtoolError(f"sqtool/data/{SUMS_DIR}/{name}.json: unreadable checksum table ({e})")
+    rows = [(rel, v[0], v[1]) for rel, v in files.items()] + [(rel, v[1], v[2]) for rel, v in originals.items()]
+    for rel, sha, size in rows:
+        if not (isinstance(sha, str) and _SHA256.fullmatch(sha) and isinstance(size, int) and size >= 0):
+            raise SqtoolError(f"sqtool/data/{SUMS_DIR}/{name}.json: bad entry for {rel} ({sha!r}, {size!r})")
+    return files, originals
+
+
+def dump_sums(files: dict[str, list], originals: dict[str, list]) -> str:
+    """The JSON text of one dataset's table: sorted, one file per line (diff-friendly)."""
+    def block(table: dict) -> str:
+        rows = [f"  {json.dumps(rel)}: {json.dumps(v)}" for rel, v in sorted(table.items())]
+        return "{\n" + ",\n".join(rows) + "\n }" if rows else "{}"
+    return '{\n "files": ' + block(files) + ',\n "originals": ' + block(originals) + "\n}\n"
 
 
 def list_datasets() -> list[str]:
@@ -184,9 +217,7 @@ def download(name: str, to: str | os.PathLike, mirror: str | os.PathLike | None 
     if name not in REGISTRY:
         raise SqtoolError(f"unknown dataset '{name}' (downloadable: {', '.join(REGISTRY)})")
     log = log or (lambda m: None)
-    tables = _sums()
-    files: dict[str, list] = tables["sums"][name]
-    originals: dict[str, list] = tables["originals"].get(name, {})
+    files, originals = load_sums(name)
     root = Path(to).expanduser() / name
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -232,12 +263,15 @@ def download(name: str, to: str | os.PathLike, mirror: str | os.PathLike | None 
 # ----------------------------------------------------------------------------- regenerate the sums table
 
 def regen_sums(data_root: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Rebuild download_sums.py from DATA_ROOT/<name>/SHA256SUMS (and BIDMC's PhysioNet SHA256SUMS.txt)."""
+    """Rebuild `download_sums/<name>.json` (into `out`, default the package folder) from
+    DATA_ROOT/<name>/SHA256SUMS and BIDMC's PhysioNet SHA256SUMS.txt; returns the folder."""
+    import gzip
+
     from sqtool.core import atomic_write_text
 
     data_root = Path(data_root)
     sums: dict = {}
-    originals: dict = {}
+    originals: dict = {name: {} for name in REGISTRY}
     for name in REGISTRY:
         f = data_root / name / "SHA256SUMS"
         if not f.is_file():
@@ -251,29 +285,15 @@ def regen_sums(data_root: str | os.PathLike, out: str | os.PathLike | None = Non
         sums[name] = table
     phys = data_root / "bidmc" / "SHA256SUMS.txt"
     pn = dict(reversed(line.split(maxsplit=1)) for line in phys.read_text().splitlines() if line.strip())
-    originals["bidmc"] = {}
     for rel in sums["bidmc"]:
         if rel.endswith(".csv.gz") and rel[:-3] in pn:
-            import gzip
             with gzip.open(data_root / "bidmc" / rel, "rb") as g:
                 n = sum(len(b) for b in iter(lambda: g.read(1 << 20), b""))
             originals["bidmc"][rel] = [rel[:-3], pn[rel[:-3]], n]
-    lines = ['"""SHA-256 and size of every file of the downloadable datasets (generated by',
-             '`python -m sqtool.data.download --regen-sums DATA_ROOT`; do not edit by hand)."""', "",
-             "# dataset -> {path in the reference layout: [sha256, bytes]}", "SUMS = {"]
+    out = Path(out) if out else Path(__file__).with_name(SUMS_DIR)
+    out.mkdir(parents=True, exist_ok=True)
     for name, table in sums.items():
-        lines.append(f"    {name!r}: {{")
-        lines += [f"        {rel!r}: [{v[0]!r}, {v[1]}]," for rel, v in sorted(table.items())]
-        lines.append("    },")
-    lines += ["}", "", "# reference path -> [original path at the source, its sha256, bytes] where they differ",
-              "ORIGINALS = {"]
-    for name, table in originals.items():
-        lines.append(f"    {name!r}: {{")
-        lines += [f"        {rel!r}: [{v[0]!r}, {v[1]!r}, {v[2]}]," for rel, v in sorted(table.items())]
-        lines.append("    },")
-    lines += ["}", ""]
-    out = Path(out) if out else Path(__file__).with_name("download_sums.py")
-    atomic_write_text(out, "\n".join(lines))
+        atomic_write_text(out / f"{name}.json", dump_sums(table, originals[name]))
     return out
 
 

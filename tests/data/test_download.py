@@ -10,8 +10,41 @@ import pytest
 
 from sqtool.core import SqtoolError
 from sqtool.data import download as dl
-from sqtool.data.download_sums import ORIGINALS, SUMS
 from sqtool.data.readers import read_dataset
+
+
+SUMS = {name: dl.load_sums(name)[0] for name in dl.REGISTRY}
+ORIGINALS = {name: dl.load_sums(name)[1] for name in dl.REGISTRY}
+
+
+@pytest.mark.parametrize("name", list(dl.REGISTRY))
+def test_every_dataset_sums_load_as_sha256(name):
+    """Each dataset's package-data table loads and holds only 64-hex sha256 values and int sizes."""
+    import re
+    files, originals = dl.load_sums(name)
+    assert files, name
+    rows = [(v[0], v[1]) for v in files.values()] + [(v[1], v[2]) for v in originals.values()]
+    for sha, size in rows:
+        assert re.fullmatch(r"[0-9a-f]{64}", sha) and isinstance(size, int) and size >= 0
+    assert set(originals) <= set(files)
+
+
+def test_bad_sums_table_is_one_clear_line(monkeypatch, tmp_path):
+    (tmp_path / "download_sums").mkdir()
+    (tmp_path / "download_sums" / "troika.json").write_text('{"files": {"a.mat": ["abc", 3]}}')
+    from types import SimpleNamespace
+    monkeypatch.setattr(dl, "resources", SimpleNamespace(files=lambda pkg: tmp_path))
+    with pytest.raises(SqtoolError, match="bad entry for a.mat") as e:
+        dl.load_sums("troika")
+    assert "\n" not in str(e.value)
+
+
+def test_regen_sums_reproduces_package_data(data_root, tmp_path):
+    out = dl.regen_sums(data_root, tmp_path)
+    from importlib import resources
+    for name in dl.REGISTRY:
+        pkg = resources.files("sqtool.data").joinpath(dl.SUMS_DIR, f"{name}.json").read_text()
+        assert (out / f"{name}.json").read_text() == pkg, name
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
