@@ -69,6 +69,7 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
         "units": list(cfg.get("units") or []),
         "target_mean": list(cfg.get("target_mean") or []),
         "target_std": list(cfg.get("target_std") or []),
+        "arch": dict(cfg.get("arch") or {}),
         "output_note": "regression outputs are (y - target_mean) / target_std; multiply by std, add mean",
         "quant_scheme": quant or "float32",
         "quant_description": desc,
