@@ -50,18 +50,11 @@ def spectral_graph(bins=BINS, seed: int = 0):
     import torch
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT / "tests" / "export"))
-    from export_fixtures import make_int8_specnet, synthetic_spectra
+    from export_fixtures import make_int8_specnet, random_bn_model, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
-    from sqtool.models import create_model, get_model_cfg
+    from sqtool.models import get_model_cfg
     cfg = get_model_cfg("spec_student_s", arch={"bins_bpm": list(bins)}, frontend={"bins_bpm": list(bins)})
-    torch.manual_seed(seed)
-    f = create_model(cfg)
-    g = torch.Generator().manual_seed(seed)
-    for b in f.blocks:
-        b.bn.running_mean.uniform_(-0.1, 0.1, generator=g)
-        b.bn.running_var.uniform_(0.05, 0.5, generator=g)
-        b.bn.weight.data.uniform_(0.5, 1.5, generator=g)
-        b.bn.bias.data.uniform_(-0.1, 0.3, generator=g)
+    f = random_bn_model(cfg, seed)
     x, _ = synthetic_spectra(cfg, 32, seed)
     return extract_int_graph(make_int8_specnet(f.eval(), x))
 

@@ -37,18 +37,27 @@ def synthetic_windows(cfg, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     return x.astype(np.float32), y
 
 
-def make_float_student(name: str = "cnn1d_student_xs", seed: int = 0, train_x=None, train_y=None, steps: int = 0):
-    """A float student with non-trivial BN statistics; optionally a few Adam steps on (x, y)."""
+def random_bn_model(name_or_cfg, seed: int = 0, generator=None):
+    """A fresh float model (registry name or ModelCfg) whose BatchNorms have non-trivial statistics, so BN
+    folding and requantization are exercised (untrained: export only needs its arithmetic)."""
     import torch
     from sqtool.models import create_model
     torch.manual_seed(seed)
-    f = create_model(name)
-    g = torch.Generator().manual_seed(seed)
+    f = create_model(name_or_cfg)
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
     for b in f.blocks:
         b.bn.running_mean.uniform_(-0.1, 0.1, generator=g)
         b.bn.running_var.uniform_(0.05, 0.5, generator=g)
         b.bn.weight.data.uniform_(0.5, 1.5, generator=g)
         b.bn.bias.data.uniform_(-0.1, 0.3, generator=g)
+    return f
+
+
+def make_float_student(name: str = "cnn1d_student_xs", seed: int = 0, train_x=None, train_y=None, steps: int = 0):
+    """A float student with non-trivial BN statistics; optionally a few Adam steps on (x, y)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    f = random_bn_model(name, seed, g)
     if steps and train_x is not None:
         cfg = f.cfg
         xt = torch.as_tensor(train_x)
@@ -122,17 +131,7 @@ def synthetic_spectra(cfg, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 
 def make_float_specnet(name: str = "spec_student_s", seed: int = 0):
     """A float SpecNet with non-trivial BN statistics (untrained: export only needs its arithmetic)."""
-    import torch
-    from sqtool.models import create_model
-    torch.manual_seed(seed)
-    f = create_model(name)
-    g = torch.Generator().manual_seed(seed)
-    for b in f.blocks:
-        b.bn.running_mean.uniform_(-0.1, 0.1, generator=g)
-        b.bn.running_var.uniform_(0.05, 0.5, generator=g)
-        b.bn.weight.data.uniform_(0.5, 1.5, generator=g)
-        b.bn.bias.data.uniform_(-0.1, 0.3, generator=g)
-    return f.eval()
+    return random_bn_model(name, seed).eval()
 
 
 def make_int8_specnet(float_model, calib_x: np.ndarray, preset: str = "int8_w_per_channel_a_per_tensor"):
