@@ -139,17 +139,17 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                        kd_temp=cfg.temperature, seed=cfg.seed)
     fkey = float_key(cfg, t_sha, (X, Y, TL))
     set_seed(cfg.seed)
-    fstudent = create_model(scfg)
     fpath = run_dir / "student_float.pt"
     reused = resume and fpath.is_file()
     if reused:
         saved = load_checkpoint(fpath, expect_kind="student_float")
         if saved.get("float_key") != fkey:
             raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
-        fstudent.load_state_dict(saved["state_dict"])
+        fstudent = load_model(saved)
         hist = list(saved.get("history") or [])
         say(f"float student {student}: reused {fpath} [{time.time() - t0:.0f} s]")
     else:
+        fstudent = create_model(scfg)
         hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None)
         say(f"float student {student}: {bcfg.epochs} epochs, loss {hist[0]:.3f} -> {hist[-1]:.3f} "
             f"[{time.time() - t0:.0f} s]")
