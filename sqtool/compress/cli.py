@@ -108,10 +108,36 @@ def register(sub, name: str, helptext: str) -> None:
     add_config_args(p, QuantizeConfig)
     add_bool_flag(p, "--progress", "progress", "print a line per step and epoch on stderr", default=True)
     add_deprecated_alias(p, "--quiet", "--no-progress", "progress", nargs=0, const=False)
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue the quantize run in RUN after a kill: its student_float.pt is reused when it "
+                        "matches the config, then calibration + QAT are redone (spectral students)")
     p.set_defaults(func=run)
 
 
+def _resume_config(args) -> QuantizeConfig:
+    """`quantize --resume RUN`: the run's saved config; options given now override it."""
+    import yaml
+
+    from sqtool.core import from_dict
+    run_dir = Path(args.resume)
+    p = run_dir / "config.yaml"
+    if not p.is_file():
+        raise SqtoolError(f"cannot resume: {p} not found (not a quantize run directory)")
+    try:
+        saved = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
+        base = from_dict(QuantizeConfig, saved, where=f"{p}")
+    except (yaml.YAMLError, AttributeError, SqtoolError) as e:
+        raise SqtoolError(f"cannot resume {run_dir}: its config.yaml is not a quantize config "
+                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(QuantizeConfig)
+             if getattr(args, f.name, None) is not None}
+    return resolve_config(QuantizeConfig, args, **{**dataclasses.asdict(base), **given,
+                                                   "out": str(run_dir), "force": True})
+
+
 def run(args) -> int:
+    if getattr(args, "resume", None):
+        return _resume(args)
     cfg = resolve_config(QuantizeConfig, args)
     log = None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
     from sqtool.models.quant import get_preset
@@ -122,6 +148,22 @@ def run(args) -> int:
         run_dir = quantize_hr(cfg, ck, log=log)
     else:
         run_dir = quantize(cfg, log=log)
+    print(run_dir)
+    print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c", file=sys.stderr)
+    return 0
+
+
+def _resume(args) -> int:
+    from sqtool.core import lock_run_dir
+    cfg = _resume_config(args)
+    log = None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
+    ck = _spectral_teacher(cfg)
+    if ck is None:
+        raise SqtoolError(f"cannot resume {args.resume}: only the spectral quantize resumes (time-domain runs "
+                          "restart)")
+    from sqtool.compress.quantize_hr import quantize_hr
+    lock_run_dir(cfg.out)                       # a second resume of the same run is refused
+    run_dir = quantize_hr(cfg, ck, log=log, run_dir=cfg.out)
     print(run_dir)
     print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c", file=sys.stderr)
     return 0

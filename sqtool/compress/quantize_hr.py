@@ -14,6 +14,12 @@
    decoded by the teacher run's decoder (float forward filter; fixed-point decoder for int8, exactly the
    firmware's). model.pt (student_int8, model_cfg with the decoder), student_float.pt, heldout.npz
    (x = codes / 127 (N, C, F), y, groups), metrics.json, report.md.
+
+Resume (`sqtool quantize --resume RUN`, `quantize_hr(..., run_dir=RUN)`): student_float.pt carries a key
+(`float_key`: sha256 of the config fields that shape the float student, the teacher's sha256 and the training
+data with its teacher logits). When the run already holds a student_float.pt with the same key, the float
+training is skipped and only calibration + QAT are redone; the final model.pt equals an uninterrupted run's
+bit for bit (QAT seeds itself). A student_float.pt with another key is refused (one line), never reused.
 """
 from __future__ import annotations
 
@@ -36,13 +42,35 @@ def _subject_mae(rows: list[dict], key: str) -> dict:
     return {s: float(np.nanmean(np.concatenate(v))) for s, v in sorted(per.items())}
 
 
-def quantize_hr(cfg, ck: dict, log=None) -> Path:
-    """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint."""
+# config fields that do not change the float student (QAT, export budget, bookkeeping)
+_NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_npz", "teacher", "teacher_cache",
+                     "allow_over_budget", "max_int8_weights", "max_macs", "out", "force")
+
+
+def float_key(cfg, t_sha: str, arrays) -> str:
+    """sha256 of what the float student depends on: the config, the teacher, the training data."""
+    import hashlib
+    import json
+
+    from sqtool.core import to_dict
+    h = hashlib.sha256()
+    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_FLOAT_KEY}
+    h.update(json.dumps(c, sort_keys=True, default=str).encode() + t_sha.encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:
+    """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint. `run_dir` given: resume
+    that run (its matching student_float.pt is reused, see the module docstring)."""
     import torch
 
     from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg
     from sqtool.core import resolve_data_root
-    from sqtool.core.checkpoint import save_checkpoint
+    from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, spectral_budget
@@ -100,7 +128,8 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     honest = all(r.record_id in oof for r in corpus)
     say(f"teacher logits: {'out-of-fold (from ' + str(oof_path) + ')' if honest else 'final teacher (in-sample)'}")
 
-    run_dir = make_run_dir("quantize", student, cfg.out, cfg.force)
+    resume = run_dir is not None
+    run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
     save_config(run_dir, cfg)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
@@ -108,13 +137,26 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     kd = cfg.alpha if cfg.distill else 0.0
     bcfg = BinTrainCfg(epochs=cfg.epochs or SPEC_EPOCHS, batch_size=cfg.batch_size, kd_weight=kd,
                        kd_temp=cfg.temperature, seed=cfg.seed)
+    fkey = float_key(cfg, t_sha, (X, Y, TL))
     set_seed(cfg.seed)
-    fstudent = create_model(scfg)
-    hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None)
-    say(f"float student {student}: {bcfg.epochs} epochs, loss {hist[0]:.3f} -> {hist[-1]:.3f} [{time.time() - t0:.0f} s]")
-    save_checkpoint(run_dir / "student_float.pt", kind="student_float", model_cfg=scfg.to_dict(),
-                    state_dict=fstudent.state_dict(), history=hist, teacher=str(Path(ck["path"]).resolve()),
-                    teacher_sha256=t_sha)
+    fpath = run_dir / "student_float.pt"
+    reused = resume and fpath.is_file()
+    if reused:
+        saved = load_checkpoint(fpath, expect_kind="student_float")
+        if saved.get("float_key") != fkey:
+            raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
+        fstudent = load_model(saved)
+        hist = list(saved.get("history") or [])
+        say(f"float student {student}: reused {fpath} [{time.time() - t0:.0f} s]")
+    else:
+        fstudent = create_model(scfg)
+        hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None)
+        say(f"float student {student}: {bcfg.epochs} epochs, loss {hist[0]:.3f} -> {hist[-1]:.3f} "
+            f"[{time.time() - t0:.0f} s]")
+        save_checkpoint(fpath, kind="student_float", model_cfg=scfg.to_dict(),
+                        state_dict=fstudent.state_dict(), history=hist, teacher=str(Path(ck["path"]).resolve()),
+                        teacher_sha256=t_sha, float_key=fkey)
+    fstudent.eval()
     q = qat_bins(fstudent, X, Y, bins, qat_cfg(bcfg, cfg.qat_epochs), TL if kd else None, preset=cfg.preset,
                  calib=cfg.calib_windows)
     say(f"int8 twin: calibrated, QAT {cfg.qat_epochs} epochs [{time.time() - t0:.0f} s]")
@@ -136,7 +178,7 @@ def quantize_hr(cfg, ck: dict, log=None) -> Path:
     per = {k: _subject_mae(rows, k) for k in ("teacher", "float", "int8", "int8_raw")}
     mean = {k: float(np.mean(list(v.values()))) for k, v in per.items()}
     budget = spectral_budget(scfg)
-    metrics = {"task": "hr", "student": student, "teacher": str(ck["path"]), "teacher_logits":
+    metrics = {"task": "hr", "student": student, "float_reused": reused, "teacher": str(ck["path"]), "teacher_logits":
                "out-of-fold" if honest else "in-sample", "heldout_subjects": sorted(held),
                "mae_bpm": {k: v for k, v in mean.items()}, "per_subject": per,
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,

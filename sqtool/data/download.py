@@ -21,6 +21,7 @@ reads both).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -131,6 +132,12 @@ def _offline(url: str, reason) -> SqtoolError:
     return SqtoolError(f"cannot reach {host} ({reason}); offline? use --mirror DIR to install from a local copy")
 
 
+def _raise_if_disk_full(e: BaseException, path: Path) -> None:
+    """ENOSPC / EDQUOT while writing `path`: one line, never retried as a network error."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise SqtoolError(f"disk full while writing {path}; free space and re-run to resume") from None
+
+
 def fetch(url: str, dest: Path, sha256: str, size: int | None = None, retries: int = 5,
           timeout: float = 30.0, log=None) -> Path:
     """Download `url` to `dest` through `dest.part`, resuming with HTTP Range, renaming only on a hash match."""
@@ -176,6 +183,7 @@ def fetch(url: str, dest: Path, sha256: str, size: int | None = None, retries: i
                 raise _offline(url, getattr(e, "reason", e))
             last_err = str(getattr(e, "reason", e))
         except (IncompleteRead, HTTPException, ConnectionError, TimeoutError, OSError) as e:
+            _raise_if_disk_full(e, part)                       # not a network error: retrying cannot help
             last_err = f"{type(e).__name__}: {e}".strip()
         if log:
             log(f"  {dest.name}: transfer interrupted ({last_err}); resuming (attempt {attempt + 1}/{retries})")
@@ -204,6 +212,7 @@ def copy_verified(src: Path, dest: Path, sha256: str) -> Path:
         shutil.copyfile(src, part)
     except OSError as e:
         part.unlink(missing_ok=True)
+        _raise_if_disk_full(e, part)
         raise SqtoolError(f"{src}: cannot copy ({e.strerror or e})")
     return _verify_and_place(part, dest, sha256, str(src))
 

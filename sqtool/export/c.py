@@ -43,7 +43,9 @@ arm-none-eabi-gcc), as in TFLite's own kernels.
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import string
 from importlib import resources
 from pathlib import Path
@@ -503,9 +505,13 @@ int sq_model_run(const int8_t *in, int8_t *out)
 def generate_c(graph: IntGraph, md: dict, out_dir) -> dict:
     """Write `out_dir/sq_model.h` and `out_dir/sq_model.c`; returns sizes and the arena plan."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "sq_model.h", _header(graph, md))
-    atomic_write_text(out_dir / "sq_model.c", _source(graph, md))
+    for name, text in (("sq_model.h", lambda: _header(graph, md)), ("sq_model.c", lambda: _source(graph, md))):
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out_dir / name, text())
+        except OSError as e:
+            _raise_if_disk_full(e, out_dir / name)
+            raise
     ping, pong = arena_plan(graph)
     return {"header": str(out_dir / "sq_model.h"), "source": str(out_dir / "sq_model.c"),
             "arena_bytes": ping + pong, "weight_bytes": graph.weight_bytes, "macs": graph.macs}
@@ -513,20 +519,35 @@ def generate_c(graph: IntGraph, md: dict, out_dir) -> dict:
 
 # ----------------------------------------------------------------------------- host build + run
 
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")      # gcc / as / ld messages
+
+
+def _raise_if_disk_full(e: OSError, path) -> None:
+    """A full disk (ENOSPC, EDQUOT) while writing `path` is one line naming it, not a compile failure."""
+    from sqtool.core import SqtoolError
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise SqtoolError(f"disk full while writing {e.filename or path}") from None
+
+
 def build_shared_lib(c_dir, work_dir, single_rounding: bool, cc: str = "gcc") -> Path:
     """Compile the generated C into a host shared library (warnings are errors)."""
     import subprocess
     from sqtool.core import SqtoolError
     c_dir, work_dir = Path(c_dir), Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
     lib = work_dir / f"libsq_model_{'single' if single_rounding else 'double'}.so"
     cmd = [cc, *C_FLAGS, "-fPIC", "-shared", f"-DSQ_SINGLE_ROUNDING={int(single_rounding)}",
            str(c_dir / "sq_model.c"), "-o", str(lib)]
     try:
+        work_dir.mkdir(parents=True, exist_ok=True)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
         raise SqtoolError(f"C compiler '{cc}' not found: cannot check the C export on the host")
+    except OSError as e:
+        _raise_if_disk_full(e, lib)
+        raise
     if r.returncode != 0:
+        if any(m in r.stderr for m in _DISK_FULL_TEXT):     # the compiler or linker could not write its output
+            _raise_if_disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), lib)
         first = (r.stderr.strip().splitlines() or ["?"])[0]
         raise SqtoolError(f"generated C does not compile with {cc} {' '.join(C_FLAGS)}: {first}")
     return lib

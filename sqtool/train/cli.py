@@ -190,11 +190,14 @@ def _resume_finetune(args) -> int:
         raise SqtoolError(f"cannot resume {run_dir}: its config.yaml is not a finetune config "
                           f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")
     cfg = resolve_config(FinetuneConfig, args, **{**dataclasses.asdict(base), **_explicit(args, FinetuneConfig)})
-    if _is_spectral(cfg.model):
-        raise SqtoolError(f"cannot resume {run_dir}: only the time-domain fine-tuning resumes (spectral hr runs "
-                          "restart)")
     _precheck_finetune(cfg)
     lock_run_dir(run_dir)                       # a second resume of the same run is refused
+    if _is_spectral(cfg.model):
+        from sqtool.train.finetune_hr import run_finetune_hr
+        m = run_finetune_hr(cfg, run_dir, log=lambda s: print(s, flush=True), resume=True)
+        print(f"hr: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; decoded MAE {m['mae_bpm']:.2f} BPM "
+              f"-> {run_dir}")
+        return 0
     m = run_finetune(cfg, run_dir, resume=True)
     pm = m["primary_metric"]
     print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {pm} {m[pm]:.3f} -> {run_dir}")

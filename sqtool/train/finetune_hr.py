@@ -12,6 +12,13 @@
    subject (decoded MAE with a 95 % bootstrap CI) are the run's metrics.
 4. A final model on all subjects -> model.pt (kind teacher_task) whose model_cfg carries the decoder;
    oof_logits.npz (the out-of-fold logits per window) is what `sqtool quantize` distils from.
+
+Resume (fold level, as the time-domain `train.finetune`): each finished fold's out-of-fold logits are written
+atomically to `folds/fold_<k>.npz` with a key (sha256 of the config fields that shape training, the corpus and
+the subject split). `run_finetune_hr(..., resume=True)` (`sqtool train finetune --resume RUN`) reuses every
+fold whose file carries the same key and trains only the rest, then the final model: metrics, oof_logits.npz
+and model.pt equal an uninterrupted run's bit for bit (every fold and the final fit seed themselves). A fold
+file with another key is refused (one line), never mixed in.
 """
 from __future__ import annotations
 
@@ -48,8 +55,54 @@ def mae_ci(err: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float,
     return float(err.mean()), float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
 
 
-def run_finetune_hr(cfg, run_dir: str | Path, log=print) -> dict:
-    """`cfg` is train.finetune.FinetuneConfig (model = a spectral registry name)."""
+def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:
+    """sha256 of what a fold's logits depend on: the training config, the corpus (codes, truth), the split."""
+    import hashlib
+    import json
+
+    from sqtool.core import to_dict
+    from sqtool.train.finetune import _NOT_IN_KEY
+    h = hashlib.sha256()
+    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY}
+    h.update(json.dumps(c, sort_keys=True, default=str).encode())
+    for r in corpus:
+        h.update(f"{r.record_id}|{r.key}|".encode())
+        for a in (r.x, r.y, r.flagged):
+            a = np.ascontiguousarray(a)
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(a.tobytes())
+    h.update(json.dumps([sorted(g) for g in groups]).encode())
+    return h.hexdigest()
+
+
+def save_fold_hr(run_dir: str | Path, f: int, key: str, logits: dict[str, np.ndarray]) -> None:
+    """One finished fold: its held-out records' logits (W, bins) by record id, with the key."""
+    from sqtool.train.finetune import fold_path
+    ids = sorted(logits)
+    atomic_save_npz(fold_path(run_dir, f), key=np.asarray(key), ids=np.asarray(ids, dtype=str),
+                    **{f"logits_{i}": np.asarray(logits[r], np.float32) for i, r in enumerate(ids)})
+
+
+def load_fold_hr(run_dir: str | Path, f: int, key: str, ids: list[str]) -> dict[str, np.ndarray] | None:
+    """A finished fold's logits by record id, or None when it has no file; another key: one line."""
+    from sqtool.train.finetune import fold_path
+    p = fold_path(run_dir, f)
+    if not p.is_file():
+        return None
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            k, saved = str(z["key"]), [str(i) for i in z["ids"]]
+            logits = {r: z[f"logits_{i}"] for i, r in enumerate(saved)}
+    except Exception as e:  # noqa: BLE001 - truncated / not an npz / missing key
+        raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f}")
+    if k != key or saved != sorted(ids):
+        raise SqtoolError(f"cannot resume: {p} was made with another config, data or split; start a new run")
+    return logits
+
+
+def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -> dict:
+    """`cfg` is train.finetune.FinetuneConfig (model = a spectral registry name). resume=True reuses the
+    finished folds saved in run_dir/folds (see the module docstring)."""
     import torch
 
     from sqtool.core import resolve_data_root, set_seed
@@ -85,16 +138,24 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print) -> dict:
                        seed=cfg.seed)
     groups = subject_groups(keys, cfg.folds if cfg.folds >= 0 else 0, cfg.seed)
     oof: dict[str, np.ndarray] = {}
+    key = fold_key_hr(cfg, corpus, groups)
+    resumed = []
     for i, g in enumerate(groups):
+        held = [r for r in corpus if r.key in g]
+        done = load_fold_hr(run_dir, i, key, [r.record_id for r in held]) if resume else None
+        if done is not None:
+            oof.update(done)
+            resumed.append(i)
+            log(f"fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): reused from {run_dir / 'folds'}")
+            continue
         set_seed(cfg.seed)
         tr = [r for r in corpus if r.key not in g]
         m = create_model(mcfg)
         train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]),
                    bins, tcfg)
-        for r in corpus:
-            if r.key in g:
-                oof[r.record_id] = predict_logits(m, as_model_input(r.x))
-        held = [r for r in corpus if r.key in g]
+        for r in held:
+            oof[r.record_id] = predict_logits(m, as_model_input(r.x))
+        save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held})
         raw = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in held])
         log(f"fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): per-window argmax MAE {np.nanmean(raw):.2f} BPM "
             f"[{time.time() - t0:.0f} s]")
@@ -120,7 +181,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print) -> dict:
                "mae_bpm_pooled": float(np.nanmean(np.concatenate(errs))),
                "mae_raw_bpm": float(np.mean([p["mae_raw_bpm"] for p in per_subject])),
                "ci95": {"mae_bpm": list(mae_ci(np.array([p["mae_bpm"] for p in per_subject]))[1:])},
-               "per_subject": per_subject, "decoder": dec,
+               "per_subject": per_subject, "decoder": dec, "n_folds": len(groups), "resumed_folds": resumed,
                "excluded_records": ["troika/DATA_S04_T01 (likely SP Cup test subject S04)"]}
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
     if cfg.final_fit:

@@ -213,3 +213,41 @@ def test_bidmc_original_layout_from_physionet_style_server(data_root, tmp_path, 
 def test_unknown_dataset(tmp_path):
     with pytest.raises(SqtoolError, match="unknown dataset"):
         dl.download("imagenet", tmp_path)
+
+
+class _FullDisk:
+    """A file object whose writes fail as on a full disk (ENOSPC)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.f.close()
+
+    def write(self, data):
+        import errno
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_download_onto_a_full_disk_is_one_line_not_retried(server, tmp_path, monkeypatch, capsys):
+    srv, url = server
+    monkeypatch.setattr(dl, "open", lambda *a, **kw: _FullDisk(open(*a, **kw)), raising=False)
+    logs = []
+    with pytest.raises(SqtoolError, match="disk full while writing") as e:
+        dl.download("but_ppg", tmp_path, base_url=url, retries=3, log=logs.append)
+    assert "\n" not in str(e.value) and ".part" in str(e.value)
+    assert len(srv.log) == 1 and not any("resuming" in m for m in logs)   # one request, no retry
+
+
+def test_mirror_copy_onto_a_full_disk_is_one_line(data_root, tmp_path, monkeypatch):
+    import errno
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(dl.shutil, "copyfile", full)
+    with pytest.raises(SqtoolError, match="disk full while writing"):
+        dl.download("but_ppg", tmp_path, mirror=data_root)
+    assert not list(tmp_path.rglob("*.part"))

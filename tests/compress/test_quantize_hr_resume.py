@@ -1,0 +1,71 @@
+"""`sqtool quantize --resume RUN` for spectral students: killed during QAT, the run reuses its student_float.pt
+(no float training), redoes calibration + QAT and ends with the same model.pt, bit for bit, as an uninterrupted
+run; a student_float.pt made with another config is refused."""
+import json
+
+import pytest
+import torch
+
+import sqtool.compress.hr_qat as HQ
+import sqtool.models.hr_bins as HB
+from sqtool.cli import main
+from sqtool.core.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ft") / "teacher"
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
+                 "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(d)]) == 0
+    return d
+
+
+def _args(teacher, out):
+    return ["quantize", "--model", str(teacher), "--student", "spec_student_xs", "--data", "synthetic",
+            "--epochs", "1", "--qat-epochs", "1", "--no-progress", "--out", str(out)]
+
+
+def _count_float_training(monkeypatch) -> list:
+    calls, real = [], HB.train_bins
+
+    def train(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+    monkeypatch.setattr(HB, "train_bins", train)                     # QAT calls hr_qat's own reference
+    return calls
+
+
+def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, tmp_path, monkeypatch, capsys):
+    assert main(_args(teacher_run, tmp_path / "full")) == 0
+
+    real_qat = HQ.qat_bins
+
+    def killed(*a, **kw):
+        raise KeyboardInterrupt                                      # Ctrl-C / a kill during QAT
+    monkeypatch.setattr(HQ, "qat_bins", killed)
+    run = tmp_path / "killed"
+    assert main(_args(teacher_run, run)) == 130
+    assert (run / "student_float.pt").is_file() and not (run / "model.pt").exists()
+    monkeypatch.setattr(HQ, "qat_bins", real_qat)
+
+    calls = _count_float_training(monkeypatch)
+    assert main(["quantize", "--resume", str(run), "--no-progress"]) == 0
+    assert calls == []                                               # the float student was reused
+    a = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    assert a["float_reused"] is False and b["float_reused"] is True
+    assert a["mae_bpm"] == b["mae_bpm"] and a["per_subject"] == b["per_subject"]
+    for name in ("model.pt", "student_float.pt"):
+        sa = load_checkpoint(tmp_path / "full" / name)["state_dict"]
+        sb = load_checkpoint(run / name)["state_dict"]
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+    capsys.readouterr()                                              # another float config: refused, not reused
+    assert main(["quantize", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "student_float.pt was made with another config" in err[0]
+
+
+def test_quantize_resume_needs_a_quantize_run(tmp_path, capsys):
+    assert main(["quantize", "--resume", str(tmp_path / "nope")]) == 1
+    assert "cannot resume" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+"""`train finetune --resume RUN` for spectral heart-rate models: killed while training fold 2, the run continues
+from its saved fold logits and ends bit for bit where an uninterrupted run ends (metrics, oof_logits.npz,
+model.pt); a fold file made with another config is refused."""
+import json
+
+import numpy as np
+import torch
+
+import sqtool.models.hr_bins as HB
+from sqtool.cli import main
+from sqtool.core.checkpoint import load_checkpoint
+
+ARGS = ["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
+        "--max-records", "3", "--folds", "3", "--epochs", "1"]
+
+
+def _counting_train(monkeypatch, kill_at: int | None = None) -> list:
+    calls, real = [], HB.train_bins
+
+    def train(*a, **kw):
+        calls.append(len(a[1]))
+        if kill_at is not None and len(calls) == kill_at:
+            raise KeyboardInterrupt                                  # Ctrl-C / a kill in the middle of this fit
+        return real(*a, **kw)
+    monkeypatch.setattr(HB, "train_bins", train)
+    return calls
+
+
+def test_spectral_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch, capsys):
+    calls = _counting_train(monkeypatch)
+    assert main(ARGS + ["--out", str(tmp_path / "full")]) == 0
+    assert len(calls) == 4                                           # 3 folds + the final model
+    full_calls = list(calls)
+
+    _counting_train(monkeypatch, kill_at=2)                          # killed while training fold 2
+    run = tmp_path / "killed"
+    assert main(ARGS + ["--out", str(run)]) == 130
+    assert sorted(p.name for p in (run / "folds").iterdir()) == ["fold_000.npz"]
+    assert not (run / "model.pt").exists() and not (run / "metrics.json").exists()
+
+    calls = _counting_train(monkeypatch)
+    assert main(["train", "finetune", "--resume", str(run)]) == 0
+    assert calls == full_calls[1:]                                   # fold 1 reused, not retrained
+    a = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    assert b["resumed_folds"] == [0] and a["resumed_folds"] == []
+    for k in set(a) | set(b):
+        if k not in ("wall_s", "resumed_folds", "model"):
+            assert a[k] == b[k], k
+    with np.load(tmp_path / "full" / "oof_logits.npz") as za, np.load(run / "oof_logits.npz") as zb:
+        assert za.files == zb.files
+        for f in za.files:
+            np.testing.assert_array_equal(za[f], zb[f])
+    sa = load_checkpoint(tmp_path / "full" / "model.pt")["state_dict"]
+    sb = load_checkpoint(run / "model.pt")["state_dict"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    capsys.readouterr()                                              # another config: refused, not mixed in
+    assert main(["train", "finetune", "--resume", str(run), "--lr", "0.01"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fold_000.npz was made with another config" in err[0]
