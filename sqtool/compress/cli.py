@@ -110,7 +110,7 @@ def register(sub, name: str, helptext: str) -> None:
     add_deprecated_alias(p, "--quiet", "--no-progress", "progress", nargs=0, const=False)
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue the quantize run in RUN after a kill: its student_float.pt is reused when it "
-                        "matches the config, then calibration + QAT are redone (spectral students)")
+                        "matches the config, then calibration + QAT are redone")
     p.set_defaults(func=run)
 
 
@@ -158,12 +158,12 @@ def _resume(args) -> int:
     cfg = _resume_config(args)
     log = None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
     ck = _spectral_teacher(cfg)
-    if ck is None:
-        raise SqtoolError(f"cannot resume {args.resume}: only the spectral quantize resumes (time-domain runs "
-                          "restart)")
-    from sqtool.compress.quantize_hr import quantize_hr
     lock_run_dir(cfg.out)                       # a second resume of the same run is refused
-    run_dir = quantize_hr(cfg, ck, log=log, run_dir=cfg.out)
+    if ck is None:
+        run_dir = quantize(cfg, log=log, resume_dir=cfg.out)
+    else:
+        from sqtool.compress.quantize_hr import quantize_hr
+        run_dir = quantize_hr(cfg, ck, log=log, run_dir=cfg.out)
     print(run_dir)
     print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c", file=sys.stderr)
     return 0
@@ -333,8 +333,11 @@ def window_sqi(x_ppg: np.ndarray, fs: float) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the pipeline
 
-def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
-    """Run the whole stage; `data` (a TaskData) overrides loading (tests, benchmarks). Returns the run dir."""
+def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | None = None) -> Path:
+    """Run the whole stage; `data` (a TaskData) overrides loading (tests, benchmarks). Returns the run dir.
+    `resume_dir`: continue that run after a kill: its student_float.pt is reused when its key (config,
+    teacher, training data) matches, and calibration + QAT are redone (QAT is seeded on its own, so the
+    result equals an uninterrupted run's)."""
     import torch
 
     from sqtool.compress import distill as D
@@ -396,7 +399,10 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
     x_cal, cal_warnings = load_calibration(cfg, scfg, x_all[tr], say)
     say(f"{len(tr)} training windows, {len(te)} held-out windows (subjects {', '.join(held)})")
 
-    run_dir = make_run_dir("quantize", scfg.name, cfg.out, force=cfg.force)
+    resume = resume_dir is not None
+    run_dir = Path(resume_dir) if resume else make_run_dir("quantize", scfg.name, cfg.out, force=cfg.force)
+    if not resume:
+        save_config(run_dir, cfg, command="quantize")               # what --resume reads after a kill
     set_seed(cfg.seed)
 
     # 4. teacher outputs (cached) -------------------------------------------------------------------
@@ -421,17 +427,35 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
                        quality_weight=cfg.quality_weight, stretch=cfg.stretch,
                        weight_decay=cfg.weight_decay)
 
-    # 5. float student ------------------------------------------------------------------------------
-    torch.manual_seed(cfg.seed)
-    student = create_model(scfg)
-    proj = D.make_projector(student.out_features, tc["feat"].shape[1], cfg.seed) if fit_cfg.feature_weight else None
-    say(f"float student {scfg.name}: {budget['static']['params']:,} params, {budget['static']['macs']:,} MACs/window")
-    f_hist = D.fit(student, x_all[tr], y_norm[tr], spec, fit_cfg, tc["out"][tr] if cfg.distill else None,
-                   tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, say)
+    # 5. float student (reused on --resume when its key matches) -----------------------------------
+    from sqtool.compress.quantize_hr import float_key
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.models import load_model
+    fkey = float_key(cfg, t_sha, (x_all[tr], y_norm[tr], tc["out"][tr],
+                                  q_target[tr] if q_target is not None else np.zeros(0)))
     common = dict(train_cfg=to_dict(cfg), teacher_sha256=t_sha, teacher_path=str(Path(t_path).resolve()),
                   data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic})
-    save_checkpoint(run_dir / "student_float.pt", kind="student_float", model_cfg=scfg.to_dict(),
-                    state_dict=student.state_dict(), history=f_hist["history"], **common)
+    fpath = run_dir / "student_float.pt"
+    reused = resume and fpath.is_file()
+    if reused:
+        saved = load_checkpoint(fpath, expect_kind="student_float")
+        if saved.get("float_key") != fkey:
+            raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
+        student = load_model(saved)
+        f_hist = {"history": saved.get("history") or [], "seconds_per_epoch": saved.get("seconds_per_epoch")}
+        say(f"float student reused from {fpath}")
+    else:
+        torch.manual_seed(cfg.seed)
+        student = create_model(scfg)
+        proj = D.make_projector(student.out_features, tc["feat"].shape[1], cfg.seed) if fit_cfg.feature_weight else None
+        say(f"float student {scfg.name}: {budget['static']['params']:,} params, "
+            f"{budget['static']['macs']:,} MACs/window")
+        f_hist = D.fit(student, x_all[tr], y_norm[tr], spec, fit_cfg, tc["out"][tr] if cfg.distill else None,
+                       tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, say)
+        save_checkpoint(fpath, kind="student_float", model_cfg=scfg.to_dict(),
+                        state_dict=student.state_dict(), history=f_hist["history"], float_key=fkey,
+                        seconds_per_epoch=f_hist.get("seconds_per_epoch"), **common)
+    torch.manual_seed(cfg.seed + 1)                       # QAT seeded on its own: the same with or without resume
 
     # 6. fold BN, calibrate, QAT --------------------------------------------------------------------
     q = Q.quant_twin(student, cfg.preset)
@@ -494,6 +518,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None) -> Path:
             "poor_fraction_heldout": float(np.mean(q_target[te] < 0.5))},
         "distill": {"enabled": cfg.distill, "alpha": fit_cfg.alpha, "feature_weight": fit_cfg.feature_weight},
         "calibration": {"windows": int(len(x_cal)), "source": cfg.calib_npz or "training windows"},
+        "float_reused": bool(reused),
         "timing": {"float_s_per_epoch": f_hist["seconds_per_epoch"], "qat_s_per_epoch": q_hist["seconds_per_epoch"],
                    "qat_over_float": (q_hist["seconds_per_epoch"] / f_hist["seconds_per_epoch"])
                    if q_hist["seconds_per_epoch"] and f_hist["seconds_per_epoch"] else None},

@@ -185,7 +185,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
     xs = np.concatenate([as_model_input(r.x) for r in test]) if test else np.zeros((0, *scfg.input_shape), np.float32)
-    np.savez(run_dir / "heldout.npz", x=xs, y=np.concatenate([r.y for r in test]).astype(np.float32),
+    atomic_save_npz(run_dir / "heldout.npz", x=xs, y=np.concatenate([r.y for r in test]).astype(np.float32),
              groups=np.concatenate([[r.key] * len(r.y) for r in test]))
     lines = [f"# quantize {student} from {tcfg.name}", "",
              f"Held-out subjects: {', '.join(sorted(held))} (teacher logits {metrics['teacher_logits']}).", "",
