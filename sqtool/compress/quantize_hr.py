@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, atomic_write_text, make_run_dir, save_config, set_seed, sha256_file,
+from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_run_dir, save_config, set_seed, sha256_file,
                          write_metrics)
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
