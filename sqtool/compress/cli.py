@@ -428,20 +428,16 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
                        weight_decay=cfg.weight_decay)
 
     # 5. float student (reused on --resume when its key matches) -----------------------------------
-    from sqtool.compress.quantize_hr import float_key
-    from sqtool.core.checkpoint import load_checkpoint
-    from sqtool.models import load_model
+    from sqtool.compress.quantize_hr import float_key, reusable_float_student
     fkey = float_key(cfg, t_sha, (x_all[tr], y_norm[tr], tc["out"][tr],
                                   q_target[tr] if q_target is not None else np.zeros(0)))
     common = dict(train_cfg=to_dict(cfg), teacher_sha256=t_sha, teacher_path=str(Path(t_path).resolve()),
                   data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic})
     fpath = run_dir / "student_float.pt"
-    reused = resume and fpath.is_file()
+    found = reusable_float_student(fpath, fkey, resume)
+    reused = found is not None
     if reused:
-        saved = load_checkpoint(fpath, expect_kind="student_float")
-        if saved.get("float_key") != fkey:
-            raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
-        student = load_model(saved)
+        student, saved = found
         f_hist = {"history": saved.get("history") or [], "seconds_per_epoch": saved.get("seconds_per_epoch")}
         say(f"float student reused from {fpath}")
     else:

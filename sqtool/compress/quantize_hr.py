@@ -63,6 +63,19 @@ def float_key(cfg, t_sha: str, arrays) -> str:
     return h.hexdigest()
 
 
+def reusable_float_student(fpath: Path, fkey: str, resume: bool):
+    """On --resume: (model, checkpoint) of a student_float.pt whose key matches, None when there is none;
+    a student_float.pt made with another config, teacher or data is refused in one line."""
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.models import load_model
+    if not (resume and fpath.is_file()):
+        return None
+    saved = load_checkpoint(fpath, expect_kind="student_float")
+    if saved.get("float_key") != fkey:
+        raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
+    return load_model(saved), saved
+
+
 def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:
     """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint. `run_dir` given: resume
     that run (its matching student_float.pt is reused, see the module docstring)."""
@@ -70,7 +83,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
 
     from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg
     from sqtool.core import resolve_data_root
-    from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
+    from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, spectral_budget
@@ -140,12 +153,10 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     fkey = float_key(cfg, t_sha, (X, Y, TL))
     set_seed(cfg.seed)
     fpath = run_dir / "student_float.pt"
-    reused = resume and fpath.is_file()
+    found = reusable_float_student(fpath, fkey, resume)
+    reused = found is not None
     if reused:
-        saved = load_checkpoint(fpath, expect_kind="student_float")
-        if saved.get("float_key") != fkey:
-            raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
-        fstudent = load_model(saved)
+        fstudent, saved = found
         hist = list(saved.get("history") or [])
         say(f"float student {student}: reused {fpath} [{time.time() - t0:.0f} s]")
     else:
