@@ -21,7 +21,11 @@ the PyTorch padding of the model, so no PAD op is needed either.
 int8: input int8 (scale s_in, zp 0), activations after ReLU int8 zp -128 (Brevitas's uint8 with the
 same scale), weights int8 symmetric (per output channel for convs: quantized_dimension 0; per tensor
 for the FC), biases int32 with scale s_in * s_w, output int8. float32: the float student with BN
-folded into each conv. Metadata: a buffer named "sqtool_metadata" holding metadata.json.
+folded into each conv. Metadata: a buffer named "sqtool_metadata" holding metadata.json, and the standard
+TFLite Metadata "TFLITE_METADATA" (a ModelMetadata flatbuffer, identifier M001, per-edge descriptions with
+layout, normalisation and int8 scale / zero point). One SignatureDef "serving_default" maps the edge
+tensors by their names (spectral `spectra` -> `hr_logits`, students `input` -> `fc`), so LiteRT's
+get_signature_runner() works.
 """
 from __future__ import annotations
 
@@ -40,6 +44,75 @@ def _schema():
     except ImportError:  # pragma: no cover - the export extra installs ai-edge-litert
         raise SqtoolError("TFLite export needs ai-edge-litert (pip install 'sqtool[export]')")
     return S
+
+
+SIGNATURE_KEY = "serving_default"
+STANDARD_METADATA_NAME = "TFLITE_METADATA"       # the entry tflite-support's MetadataDisplayer reads
+METADATA_IDENTIFIER = b"M001"
+
+
+def model_metadata_bytes(name: str, description: str, version: str, inputs, outputs,
+                         author: str = "sqtool") -> bytes:
+    """A ModelMetadata flatbuffer (metadata_schema.fbs) with one SubGraphMetadata; `inputs` / `outputs`
+    are [(tensor name, description)]. Written with the plain builder: ai-edge-litert does not ship the
+    generated metadata module. Field slots follow the schema's declaration order:
+    ModelMetadata{0 name, 1 description, 2 version, 3 subgraph_metadata, 4 author, 5 license,
+    6 associated_files, 7 min_parser_version}, SubGraphMetadata{0 name, 1 description,
+    2 input_tensor_metadata, 3 output_tensor_metadata, ...}, TensorMetadata{0 name, 1 description, ...}."""
+    import flatbuffers
+    b = flatbuffers.Builder(1024)
+
+    def table(fields: dict[int, int]) -> int:             # slot -> offset of an already built string/vector
+        b.StartObject(max(fields) + 1)
+        for slot, off in fields.items():
+            b.PrependUOffsetTRelativeSlot(slot, off, 0)
+        return b.EndObject()
+
+    def vector(offs) -> int:
+        b.StartVector(4, len(offs), 4)
+        for off in reversed(offs):
+            b.PrependUOffsetTRelative(off)
+        return b.EndVector()
+
+    def tensor_list(items) -> int:
+        return vector([table({0: b.CreateString(n), 1: b.CreateString(d)}) for n, d in items])
+
+    ins, outs = tensor_list(inputs), tensor_list(outputs)
+    sg = table({0: b.CreateString(name), 1: b.CreateString(description), 2: ins, 3: outs})
+    root = table({0: b.CreateString(name), 1: b.CreateString(description), 2: b.CreateString(version),
+                  3: vector([sg]), 4: b.CreateString(author), 7: b.CreateString("1.0.0")})
+    b.Finish(root, file_identifier=METADATA_IDENTIFIER)
+    return bytes(b.Output())
+
+
+def read_model_metadata_bytes(buf: bytes) -> dict:
+    """Parse a ModelMetadata flatbuffer back (the tables model_metadata_bytes writes): {"name",
+    "description", "version", "author", "min_parser_version", "inputs"/"outputs": [(name, description)]}."""
+    import flatbuffers
+    from flatbuffers.table import Table
+    if len(buf) < 8 or buf[4:8] != METADATA_IDENTIFIER:
+        raise SqtoolError(f"TFLite metadata: buffer lacks file identifier {METADATA_IDENTIFIER.decode()}")
+
+    def tab(t: Table, at: int) -> Table:
+        return Table(t.Bytes, at)
+
+    def string(t: Table, slot: int):
+        o = t.Offset(4 + 2 * slot)
+        return t.String(o + t.Pos).decode() if o else None
+
+    def tables(t: Table, slot: int) -> list[Table]:
+        o = t.Offset(4 + 2 * slot)
+        if not o:
+            return []
+        start = t.Vector(o)
+        return [tab(t, t.Indirect(start + 4 * i)) for i in range(t.VectorLen(o))]
+
+    root = Table(bytearray(buf), flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+    sgs = tables(root, 3)
+    pairs = lambda ts: [(string(x, 0), string(x, 1)) for x in ts]
+    return {"name": string(root, 0), "description": string(root, 1), "version": string(root, 2),
+            "author": string(root, 4), "min_parser_version": string(root, 7),
+            "inputs": pairs(tables(sgs[0], 2)) if sgs else [], "outputs": pairs(tables(sgs[0], 3)) if sgs else []}
 
 
 class _Writer:
@@ -92,6 +165,36 @@ class _Writer:
         o.fusedActivationFunction = S.ActivationFunctionType.RELU if relu else S.ActivationFunctionType.NONE
         return S.BuiltinOptions.Conv2DOptions, o
 
+    def _tensor_map(self, i: int):
+        tm = self.S.TensorMapT()
+        tm.name, tm.tensorIndex = self.tensors[i].name, i
+        return tm
+
+    def _edge_description(self, i: int, md: dict, output: bool) -> str:
+        """What a user must know to feed / read tensor i: layout, normalisation, int8 scale and zero point."""
+        t = self.tensors[i]
+        if output:
+            text = f"{', '.join(map(str, md.get('outputs') or []))} ({', '.join(map(str, md.get('units') or []))}); " \
+                   f"{md.get('output_note', '')}"
+        else:
+            lay = md.get("input_layout")
+            lay = lay.get("tflite", "") if isinstance(lay, dict) else "(1, 1, T, C) channels-last"
+            text = f"{lay}; channels {md.get('channels')}, fs {md.get('fs')} Hz, window {md.get('window_s')} s, " \
+                   f"band {md.get('band')}, normalisation {md.get('norm')}"
+        q = t.quantization
+        if q is not None and q.scale:
+            text += f"; int8: real = scale * (q - zero_point), scale {q.scale[0]:.9g}, zero_point {q.zeroPoint[0]}"
+        return f"shape {list(t.shape)}; " + text
+
+    def model_metadata(self, md: dict, inputs, outputs) -> bytes:
+        """The standard TFLite Metadata (tflite-support metadata_schema.fbs, identifier "M001")."""
+        name = str(md.get("model", "sqtool model"))
+        desc = f"sqtool {md.get('model')} ({md.get('quant_scheme')}: {md.get('quant_description', '')}); " \
+               "full contract in the 'sqtool_metadata' JSON entry"
+        tensors = lambda idx, out: [(self.tensors[i].name, self._edge_description(i, md, out)) for i in idx]
+        return model_metadata_bytes(name, desc, str(md.get("sqtool_version", "")),
+                                    tensors(inputs, False), tensors(outputs, True))
+
     def finish(self, inputs, outputs, md: dict, versions: dict[int, int]) -> bytes:
         import flatbuffers
         S = self.S
@@ -105,10 +208,17 @@ class _Writer:
             oc.version = versions.get(code, 1)
             codes[i] = oc
         m.operatorCodes, m.subgraphs = codes, [sg]
-        meta = S.MetadataT()
-        meta.name = TFLITE_METADATA_NAME
-        meta.buffer = self.buffer(json.dumps(md).encode())
-        m.metadata, m.buffers = [meta], self.buffers
+        sig = S.SignatureDefT()                       # LiteRT's get_signature_runner() needs one
+        sig.signatureKey, sig.subgraphIndex = SIGNATURE_KEY, 0
+        sig.inputs, sig.outputs = [self._tensor_map(i) for i in inputs], [self._tensor_map(i) for i in outputs]
+        m.signatureDefs = [sig]
+        metas = []
+        for name, data in ((TFLITE_METADATA_NAME, json.dumps(md).encode()),
+                           (STANDARD_METADATA_NAME, self.model_metadata(md, inputs, outputs))):
+            meta = S.MetadataT()
+            meta.name, meta.buffer = name, self.buffer(data)
+            metas.append(meta)
+        m.metadata, m.buffers = metas, self.buffers
         b = flatbuffers.Builder(1024)
         b.Finish(m.Pack(b), file_identifier=b"TFL3")
         return bytes(b.Output())
@@ -268,6 +378,16 @@ def read_metadata(path) -> dict:
         if name == TFLITE_METADATA_NAME:
             return json.loads(bytes(np.asarray(m.buffers[meta.buffer].data, np.uint8)).decode())
     raise SqtoolError(f"{path}: no '{TFLITE_METADATA_NAME}' metadata")
+
+
+def read_standard_metadata(path) -> dict:
+    """The standard TFLite Metadata entry ("TFLITE_METADATA", ModelMetadata, identifier M001), parsed."""
+    m, _ = read_model(path)
+    for meta in m.metadata or []:
+        name = meta.name.decode() if isinstance(meta.name, bytes) else meta.name
+        if name == STANDARD_METADATA_NAME:
+            return read_model_metadata_bytes(bytes(np.asarray(m.buffers[meta.buffer].data, np.uint8)))
+    raise SqtoolError(f"{path}: no '{STANDARD_METADATA_NAME}' metadata")
 
 
 def tensors_by_name(path) -> dict:
