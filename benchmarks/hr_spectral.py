@@ -6,9 +6,9 @@
 
 Per outer fold (one held-out subject), everything is fitted on the training subjects only:
     - front end: the fixed-point firmware front end (data.frontend), the same codes the C computes;
-    - teacher `spec_teacher_m` (float), student `spec_student_s` distilled from it (KL on the bins +
-      CE on the ECG truth), its Brevitas twin after QAT (int8 logits -> fixed-point decoder, i.e. the
-      firmware's numbers up to Brevitas-vs-TFLite rounding, see export parity);
+    - teacher `spec_teacher_m` (float); student `spec_student_s` trained on the ECG truth (CE on the bins),
+      then its Brevitas twin QAT'd with the teacher's distribution added (KL on the bins, weight --kd) (int8
+      logits -> fixed-point decoder, i.e. the firmware's numbers up to Brevitas-vs-TFLite rounding);
     - decoder: transition sigma, jump floor and logit temperature chosen by inner cross-validation over
       the training subjects (3 inner folds of the student, labels only), the truth's own per-hop sigma
       (robust std of the ECG HR changes) among the candidates;
@@ -25,7 +25,6 @@ MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and co
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
+from sqtool.core.metrics import bootstrap_mean_ci  # noqa: E402
+from sqtool.data.tasks import subject_folds  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, hr_corpus  # noqa: E402
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
@@ -47,15 +48,6 @@ from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_de
 
 NOTCHES = (0.0, 3.0, 6.0)
 DATA = ROOT.parent / "shared" / "data"
-
-
-def boot_ci(err: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    err = err[np.isfinite(err)]
-    if len(err) == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    m = err[rng.integers(0, len(err), (n, len(err)))].mean(axis=1)
-    return float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
 
 
 def load_records(datasets):
@@ -68,12 +60,17 @@ def load_records(datasets):
     return out
 
 
+_BASELINE: dict = {}                    # (dataset, record, notch) -> HR: a training record recurs in every fold
+
+
 def baseline_for(records, corpus_recs, notch):
-    cfg = BaselineCfg(notch_bpm=notch)
     out = {}
     for r in corpus_recs:
-        rec = records[(r.dataset, r.record_id)]
-        out[r.record_id] = baseline_hr(rec, r.t0, 8.0, cfg)["hr"]
+        key = (r.dataset, r.record_id, notch)
+        if key not in _BASELINE:
+            _BASELINE[key] = baseline_hr(records[(r.dataset, r.record_id)], r.t0, 8.0,
+                                         BaselineCfg(notch_bpm=notch))["hr"]
+        out[r.record_id] = _BASELINE[key]
     return out
 
 
@@ -84,10 +81,8 @@ def mae(a, y):
 
 def inner_decoder(train, scfg, bins, args, log):
     """Decoder sigma / floor / temperature chosen on inner out-of-fold logits of the training subjects."""
-    keys = sorted({r.key for r in train})
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(keys))
-    groups = [set(keys[i] for i in order[k::args.inner_folds]) for k in range(args.inner_folds)]
+    rkeys = np.array([r.key for r in train])
+    groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, args.inner_folds, args.seed)]
     lg, ys, gs = [], [], []
     for g in groups:
         tr = [r for r in train if r.key not in g]
@@ -101,7 +96,7 @@ def inner_decoder(train, scfg, bins, args, log):
                 gs.append(r.key)
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
     dec = select_decoder(lg, ys, gs, base)
-    log(f"  decoder (inner CV over {len(keys)} training subjects): sigma {dec['sigma_bpm']:.2f} BPM "
+    log(f"  decoder (inner CV over {len(set(rkeys))} training subjects): sigma {dec['sigma_bpm']:.2f} BPM "
         f"(truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, temperature {dec['temperature']:g}, "
         f"inner MAE {dec['inner_mae']:.2f}")
     return dec
@@ -116,14 +111,13 @@ def run_fold(train, test, args, records, log):
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
     dec = inner_decoder(train, scfg, bins, args, log)
-    base = BinTrainCfg(epochs=args.epochs, seed=args.seed)
     teacher = create_model(tcfg)
     train_bins(teacher, X, Y, bins, BinTrainCfg(epochs=args.teacher_epochs, seed=args.seed))
     t_logits = predict_logits(teacher, X)
     student = create_model(scfg)
-    train_bins(student, X, Y, bins, BinTrainCfg(epochs=args.epochs, seed=args.seed, kd_weight=args.kd))
-    q = qat_bins(student, X, Y, bins, qat_cfg(BinTrainCfg(epochs=args.epochs, seed=args.seed, kd_weight=args.kd),
-                                              args.qat_epochs), t_logits)
+    train_bins(student, X, Y, bins, BinTrainCfg(epochs=args.epochs, seed=args.seed))      # float: labels only
+    q = qat_bins(student, X, Y, bins,                                                    # QAT: + KL to the teacher
+                 qat_cfg(BinTrainCfg(epochs=args.epochs, seed=args.seed, kd_weight=args.kd), args.qat_epochs), t_logits)
     # baseline notch chosen on the training subjects
     scores = {}
     for notch in NOTCHES:
@@ -166,7 +160,7 @@ def summarise(rows, title):
         for m in METHODS:
             e = np.abs(np.concatenate([r[m] for r in rs]) - y)
             d[m] = float(np.nanmean(e))
-            d[m + "_ci"] = boot_ci(e)
+            d[m + "_ci"] = bootstrap_mean_ci(e)
         table.append(d)
     y = np.concatenate([r["y"] for r in rows])
     ok = np.isfinite(y)

@@ -116,19 +116,9 @@ def register(sub, name: str, helptext: str) -> None:
 
 def _resume_config(args) -> QuantizeConfig:
     """`quantize --resume RUN`: the run's saved config; options given now override it."""
-    import yaml
-
-    from sqtool.core import from_dict
+    from sqtool.core.runs import saved_config
     run_dir = Path(args.resume)
-    p = run_dir / "config.yaml"
-    if not p.is_file():
-        raise SqtoolError(f"cannot resume: {p} not found (not a quantize run directory)")
-    try:
-        saved = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
-        base = from_dict(QuantizeConfig, saved, where=f"{p}")
-    except (yaml.YAMLError, AttributeError, SqtoolError) as e:
-        raise SqtoolError(f"cannot resume {run_dir}: its config.yaml is not a quantize config "
-                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+    base = saved_config(QuantizeConfig, run_dir, "quantize")
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(QuantizeConfig)
              if getattr(args, f.name, None) is not None}
     return resolve_config(QuantizeConfig, args, **{**dataclasses.asdict(base), **given,

@@ -84,5 +84,15 @@ def bootstrap_ci(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray,
             for k, v in samples.items()}
 
 
+def bootstrap_mean_ci(values, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """(lo, hi) of the mean of the finite `values` by resampling them with replacement (NaN when empty)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    m = v[np.random.default_rng(seed).integers(0, v.size, (n_boot, v.size))].mean(axis=1)
+    return float(np.percentile(m, 100 * alpha / 2)), float(np.percentile(m, 100 * (1 - alpha / 2)))
+
+
 def primary_metric(task: str) -> str:
     return {"af": "f1_weighted", "quality": "auroc"}.get(task, "mae")

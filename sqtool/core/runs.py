@@ -170,3 +170,21 @@ def save_config(run_dir: str | os.PathLike, cfg, **extra) -> dict:
     import yaml                             # lazy: importing sqtool.core needs only the stdlib
     atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(d, sort_keys=False))
     return d
+
+
+def saved_config(cls, run_dir, what: str):
+    """The resolved config a run saved in its config.yaml, as dataclass `cls` (for `--resume RUN`); a
+    missing or foreign config.yaml is one error naming the run."""
+    import yaml
+
+    from sqtool.core.config import from_dict
+    run_dir = Path(run_dir)
+    p = run_dir / "config.yaml"
+    if not p.is_file():
+        raise SqtoolError(f"cannot resume: {p} not found (not a {what} run directory)")
+    try:
+        saved = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
+        return from_dict(cls, saved, where=f"{p}")
+    except (yaml.YAMLError, AttributeError, SqtoolError) as e:
+        raise SqtoolError(f"cannot resume {run_dir}: its config.yaml is not a {what} config "
+                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")

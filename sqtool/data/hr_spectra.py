@@ -60,34 +60,47 @@ def frontend_cfg(model_cfg: ModelCfg | dict, fs_in: float) -> FrontEndCfg:
     return FrontEndCfg.from_dict(keep)
 
 
-def device_samples(record, channels) -> tuple[np.ndarray, float]:
-    """(C, N) int16 device samples of a float record (robust per-recording gains) and the device rate."""
+def device_stream(record, channels) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """(C, N) int16 device samples of a float record (robust per-recording gains), the device rate, and the
+    per-sample gap flags (None when there is none): NaN/Inf samples are gaps holding the last good value."""
     from sqtool.data.record import channel_matrix
-    x, fs = channel_matrix(record, channels)
-    return to_int16(x, "robust"), fs
+    x, fs = channel_matrix(record, channels)                               # (C, N)
+    bad = ~np.isfinite(x)
+    gap = bad.any(axis=0) if bad.any() else None
+    if gap is not None:
+        if gap.all():
+            raise SqtoolError(f"{record.dataset}/{record.record_id}: every sample is NaN")
+        n = x.shape[1]
+        for c in range(len(x)):                                            # hold the last good value
+            idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
+            first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
+            x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
+    return to_int16(x, "robust"), fs, gap
+
+
+def device_samples(record, channels) -> tuple[np.ndarray, float]:
+    """(C, N) int16 device samples and the device rate (see `device_stream`)."""
+    x16, fs, _ = device_stream(record, channels)
+    return x16, fs
 
 
 def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray:
     """Truth per window by exact window start (NaN where the record has none)."""
-    lab = record.labels.get(label)
-    if lab is None or lab.times is None:
-        return np.full(len(t0), np.nan)
-    times, vals = np.asarray(lab.times, float), np.asarray(lab.values, float)
-    idx = np.clip(np.searchsorted(times, t0 - 1e-6), 0, max(len(times) - 1, 0))
-    ok = len(times) > 0
-    hit = ok & (np.abs(times[idx] - t0) < 1e-6) if ok else np.zeros(len(t0), bool)
-    return np.where(hit, vals[idx] if ok else np.nan, np.nan)
+    from sqtool.data.record import window_label
+    v = window_label(record, t0, label)
+    return np.full(len(t0), np.nan) if v is None else v
 
 
 def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None = None) -> HrRecording:
+    """One recording through the front end. `tables_cache` ({device rate: tables}, for ONE model config)
+    saves designing the front end again for every recording at the same rate."""
     mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
-    x16, fs_in = device_samples(record, mc["channels"])
+    x16, fs_in, gap = device_stream(record, mc["channels"])
     fe = frontend_cfg(mc, fs_in)
     cache = tables_cache if tables_cache is not None else {}
-    key = (fs_in, tuple(sorted(fe.to_dict().items(), key=lambda kv: kv[0])).__repr__())
-    if key not in cache:
-        cache[key] = design(fe)
-    codes, t0, flagged = spectra(fe, x16, tables=cache[key])
+    if fs_in not in cache:
+        cache[fs_in] = design(fe)
+    codes, t0, flagged = spectra(fe, x16, gap, tables=cache[fs_in])
     return HrRecording(record.dataset, str(record.subject), str(record.record_id), codes,
                        window_truth(record, t0), t0, flagged, dict(record.meta))
 

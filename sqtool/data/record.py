@@ -104,3 +104,17 @@ def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
                           "device rate")
     n = min(len(record.signals[c]) for c in channels)
     return np.stack([np.asarray(record.signals[c], dtype=np.float64)[:n] for c in channels]), rates.pop()
+
+
+def window_label(record: Record, t0, label: str = "hr") -> np.ndarray | None:
+    """The value of a per-window label (kind "window": times = window starts) for the windows starting at
+    t0 (exact match; NaN where the label has no such window); None when the record has no such label."""
+    lab = record.labels.get(label)
+    if lab is None or lab.times is None:
+        return None
+    t0 = np.asarray(t0, float)
+    times, vals = np.asarray(lab.times, float), np.asarray(lab.values, float)
+    if times.size == 0:
+        return np.full(len(t0), np.nan)
+    idx = np.minimum(np.searchsorted(times, t0 - 1e-6), len(times) - 1)
+    return np.where(np.abs(times[idx] - t0) < 1e-6, vals[idx], np.nan)

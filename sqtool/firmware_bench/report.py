@@ -50,6 +50,17 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line, sep] + ["| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |" for r in rows]
 
 
+def as_markdown(text: str) -> list[str]:
+    """Console tables -> Markdown lines: every line its own paragraph line (hard break), a blank line before
+    each table so it renders as one (no code fence)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("|") and out and out[-1] and not out[-1].startswith("|"):
+            out.append("")
+        out.append(line if line.startswith("|") or not line.strip() else line + "  ")
+    return out
+
+
 def provenance_lines(p: dict) -> list[str]:
     t = p.get("tools", {})
     return [f"sqtool {p.get('sqtool_version')} (git {p.get('git_sha')})  model {p.get('model')} "
@@ -171,7 +182,7 @@ def write_report(run_dir, res: dict) -> list[str]:
     slim = {k: v for k, v in res.items() if k != "series"}
     slim["plots"] = plots
     write_metrics(run_dir, slim, name="bench.json")
-    md = ["# sqtool bench", "", "```", tables(res), "```", ""]
+    md = ["# sqtool bench", "", *as_markdown(tables(res)), ""]
     md += [f"![{p}]({p})" for p in plots]
     notes = res.get("notes") or []
     if notes:

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.firmware_bench.report import _f, _table, as_markdown   # one table format for both benches
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
 INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
@@ -131,28 +132,16 @@ def check_rate(mc: dict, fs_in: float, where: str):
 
 def prepare(record, mc: dict, cache: dict | None = None) -> SpecRec:
     """Float record -> int16 device samples -> front-end codes (the Python integer reference), once."""
-    from sqtool.data.frontend import flagged_q15, spectra, to_int16
-    from sqtool.data.hr_spectra import window_truth
+    from sqtool.data.frontend import flagged_q15, spectra
+    from sqtool.data.hr_spectra import device_stream, window_truth
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     where = f"{record.dataset}/{record.record_id}"
-    from sqtool.data.record import channel_matrix
-    x, fs_in = channel_matrix(record, mc["channels"])                   # (C, N)
-    n = x.shape[1]
+    x16, fs_in, gap = device_stream(record, mc["channels"])              # (C, N) int16, gaps held
+    n = x16.shape[1]
     cache = {} if cache is None else cache
     if fs_in not in cache:
         cache[fs_in] = check_rate(mc, fs_in, where)
     fe, tab = cache[fs_in]
-    bad = ~np.isfinite(x)
-    gap = bad.any(axis=0) if bad.any() else None
-    if gap is not None:
-        if gap.all():
-            raise SqtoolError(f"{where}: every sample is NaN")
-        for c in range(len(x)):                                          # hold the last good value
-            good = np.where(~bad[c], np.arange(n), -1)
-            idx = np.maximum.accumulate(good)
-            first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
-            x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
-    x16 = to_int16(x, "robust")
     codes, t0, _ = spectra(fe, x16, gap, tables=tab)
     if len(codes) == 0:
         raise SqtoolError(f"{where}: {n / fs_in:.1f} s is shorter than one {float(mc['window_s']):g} s window")
@@ -171,8 +160,9 @@ def decoder_dict(md: dict) -> tuple[dict, str]:
 
 
 def bins_of(dec: dict) -> np.ndarray:
-    lo, hi, step = (float(v) for v in dec["bins_bpm"])
-    return lo + step * np.arange(int(round((hi - lo) / step)) + 1)
+    """The decoder's bin centres (BPM)."""
+    from sqtool.models.decoder import DecoderCfg, decoder_only
+    return DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": 1.0}).centres
 
 
 def decode(logits: np.ndarray, recs: list[SpecRec], dec: dict, int_scale: float | None) -> dict:
@@ -298,19 +288,18 @@ def _bootstrap_mae_ci(err: np.ndarray, groups: np.ndarray, n_boot: int = 1000, s
     err, groups = np.abs(err[ok]), groups[ok]
     if err.size < 2:
         return None, "too few windows"
-    rng = np.random.default_rng(seed)
     ug = np.unique(groups)
     if len(ug) >= 2:
+        rng = np.random.default_rng(seed)
         sums = np.array([err[groups == g].sum() for g in ug])
         cnts = np.array([(groups == g).sum() for g in ug])
         idx = rng.integers(0, len(ug), (n_boot, len(ug)))
         maes = sums[idx].sum(1) / cnts[idx].sum(1)
         how = f"bootstrap over {len(ug)} recordings"
-    else:
-        idx = rng.integers(0, err.size, (n_boot, err.size))
-        maes = err[idx].mean(1)
-        how = "bootstrap over windows (one recording; windows are correlated: optimistic)"
-    return [float(np.percentile(maes, 2.5)), float(np.percentile(maes, 97.5))], how
+        return [float(np.percentile(maes, 2.5)), float(np.percentile(maes, 97.5))], how
+    from sqtool.core.metrics import bootstrap_mean_ci
+    return list(bootstrap_mean_ci(err, n_boot, seed)), \
+        "bootstrap over windows (one recording; windows are correlated: optimistic)"
 
 
 def hr_scores(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray | None = None) -> dict:
@@ -660,17 +649,6 @@ def _progress(row: dict) -> str:
 
 # ----------------------------------------------------------------------------- report
 
-def _f(v, fmt="{:.2f}"):
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "-"
-    return fmt.format(v)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    from sqtool.firmware_bench.report import _table as t
-    return t(header, rows)
-
-
 def tables(res: dict) -> str:
     p = res["provenance"]
     out = [f"sqtool {p['sqtool_version']} (git {p['git_sha']})  model {p['model']} sha256 {str(p['model_sha256'])[:16]}"
@@ -760,6 +738,6 @@ def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) ->
     md = ["# sqtool bench (spectral model)", ""]
     if not res["labelled"]:
         md += [f"**{NOT_MEASURED}.** Cost and fidelity only.", ""]
-    md += ["```", tables(res), "```", ""] + [f"![{p}]({p})" for p in plots]
+    md += [*as_markdown(tables(res)), ""] + [f"![{p}]({p})" for p in plots]
     md += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
     atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")

@@ -343,14 +343,8 @@ def record_matrix(record, channels: Sequence[str]) -> tuple[np.ndarray, float]:
 
 def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray | None:
     """The label value of each window by its start time (exact match to the label's window starts)."""
-    lab = record.labels.get(label)
-    if lab is None or lab.times is None:
-        return None
-    times = np.asarray(lab.times, float)
-    vals = np.asarray(lab.values, float)
-    idx = np.searchsorted(times, t0 - 1e-6)
-    ok = (idx < len(times)) & (np.abs(times[np.minimum(idx, len(times) - 1)] - t0) < 1e-6)
-    return np.where(ok, vals[np.minimum(idx, len(times) - 1)], np.nan)
+    from sqtool.data.record import window_label
+    return window_label(record, t0, label)
 
 
 def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = 1, gaps: dict[int, int] | None = None,

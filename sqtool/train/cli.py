@@ -176,19 +176,10 @@ def run_finetune_cmd(args) -> int:
 def _resume_finetune(args) -> int:
     """`train finetune --resume RUN`: the run's saved config (options given now override it; one that
     changes training makes the fold files' key differ and is refused), completed folds reused."""
-    import yaml
-
+    from sqtool.core.runs import saved_config
     from sqtool.train.finetune import FinetuneConfig, run_finetune
     run_dir = Path(args.resume)
-    p = run_dir / "config.yaml"
-    if not p.is_file():
-        raise SqtoolError(f"cannot resume: {p} not found (not a finetune run directory)")
-    try:
-        saved = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
-        base = from_dict(FinetuneConfig, saved, where=f"{p}")
-    except (yaml.YAMLError, AttributeError, SqtoolError) as e:
-        raise SqtoolError(f"cannot resume {run_dir}: its config.yaml is not a finetune config "
-                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+    base = saved_config(FinetuneConfig, run_dir, "finetune")
     cfg = resolve_config(FinetuneConfig, args, **{**dataclasses.asdict(base), **_explicit(args, FinetuneConfig)})
     _precheck_finetune(cfg)
     lock_run_dir(run_dir)                       # a second resume of the same run is refused

@@ -29,6 +29,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
 from sqtool.data.hr_spectra import HR_DATASETS, as_model_input, hr_corpus
+from sqtool.data.tasks import subject_folds
 
 HR_BINS_METRICS = ("mae_bpm", "mae_raw_bpm")
 
@@ -37,22 +38,12 @@ def default_datasets(root: Path) -> tuple[str, ...]:
     return tuple(d for d in HR_DATASETS if (Path(root) / d).is_dir())
 
 
-def subject_groups(keys: list[str], k: int, seed: int) -> list[set[str]]:
-    """k groups of subjects (k = 0 or >= n: one subject each)."""
-    keys = sorted(set(keys))
-    if k <= 0 or k >= len(keys):
-        return [{s} for s in keys]
-    order = np.random.default_rng(seed).permutation(len(keys))
-    return [set(keys[i] for i in order[j::k]) for j in range(k)]
-
-
-def mae_ci(err: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    err = err[np.isfinite(err)]
-    if err.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    m = err[rng.integers(0, err.size, (n, err.size))].mean(axis=1)
-    return float(err.mean()), float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
+def mae_ci(err: np.ndarray) -> tuple[float, float, float]:
+    """(MAE, lo, hi): the mean of the finite errors and its 95 % bootstrap interval."""
+    from sqtool.core.metrics import bootstrap_mean_ci
+    err = np.asarray(err, np.float64)
+    ok = np.isfinite(err)
+    return (float(err[ok].mean()) if ok.any() else float("nan"), *bootstrap_mean_ci(err))
 
 
 def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:
@@ -136,7 +127,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                        seed=cfg.seed)
-    groups = subject_groups(keys, cfg.folds if cfg.folds >= 0 else 0, cfg.seed)
+    rkeys = np.array([r.key for r in corpus])                            # one subject key per recording
+    groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, max(cfg.folds, 0) or None, cfg.seed)]
     oof: dict[str, np.ndarray] = {}
     key = fold_key_hr(cfg, corpus, groups)
     resumed = []
