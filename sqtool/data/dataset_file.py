@@ -1,0 +1,391 @@
+"""`dataset.yaml`: one file that describes a folder of recordings, its channels, subjects, labels and split.
+
+    ds = load_dataset_file("my_watch/dataset.yaml")      # DatasetFile (typed, checked; nothing read yet)
+    recs = ds.records(log=print)                          # list[Record]: checked, labels under task names
+    train, test = ds.split_subjects(recs)                 # subject sets (declared or computed)
+    ds.require_label("hr")                                # one line naming the missing label, else nothing
+
+The schema (every key optional unless marked; an unknown key anywhere is refused, naming key and file):
+
+    name: my_watch                # Record.dataset (default: the yaml file's folder name)
+    format: csv                   # REQUIRED. csv | npz | wfdb | edf, or a built-in layout (troika,
+                                  #   wrist_exercise, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled)
+    root: recordings              # folder of recordings (default "."); relative to THIS FILE's folder,
+                                  #   never the cwd; "${data_root}" expands to the data root (shipped files)
+    files: "**/*.csv"             # glob under root (default by format)
+    fs: 125                       # Hz of every channel, unless a channel gives its own
+    time_column: time             # CSV: a time column; a rate given too must agree with it (1 %)
+    time_unit: s                  # s | ms | us (default: s)
+    channels:                     # generic formats: canonical name -> column name or 0-based position,
+      ppg: PPG                    #   or {column, fs, gain, offset, unit}: value = raw * gain + offset
+      acc_x: {column: 2, gain: 0.000244, unit: g}
+    subject:                      # one of: a fixed value, a column (constant per file), a filename regex
+      pattern: "^(?P<subject>[^_]+)_"     # searched in the path relative to root (group 'subject' or 1)
+    windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s)
+    labels:
+      hr: {column: hr}            # per-window mean of a column; or {file: "hr/{stem}.csv"} (columns
+                                  #   start,hr: one row per window start); or {ecg: ecg} (derived, below)
+      rr: {column: rr}            # breaths/min, as hr
+      rhythm: {table: rhythm.csv, af: [AF]}  # columns recording,rhythm[,start_s,end_s]; af: AF classes
+      bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)
+      quality: {column: artifact} # per-sample flags (1 = artifact); or {table: q.csv}: recording,quality (1 good)
+    exclude: {RECORD_ID: reason}  # recordings left out, each reported with its reason
+    split:                        # by subject, never by window; declared ...
+      test: [s5, s6]              #   subjects or record ids (train: the rest, or `train:` given too)
+      # ... or computed: {heldout_fraction: 0.25, seed: 0}
+
+HR from ECG: `sqtool.data.ecg.ecg_window_hr` (the code behind `wrist_exercise`): windows where the ECG is
+doubtful hold NaN (never scored) and are counted in `Record.meta["hr_doubtful"]` and `ds.report`.
+Built-in layouts read through their readers (`data.readers.read_dataset(root, kind=format)`); `labels`
+then name the reader's label ({reader: name}) and `channels` / `fs` / `time_column` are refused (the
+reader knows them). Shipped files: `sqtool/data/datasets/<name>.yaml` (`builtin_names()`).
+
+Bad input is one `SqtoolError` line naming the file: unknown key, missing channel, a rate that disagrees
+with the time column, labels past the end of the signal, a split with one subject on both sides, a root
+with no recordings, a task whose label the file does not declare.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sqtool.core import SqtoolError, check_fs
+
+GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf")
+DEFAULT_GLOB = {"csv": "**/*.csv", "npz": "**/*.npz", "wfdb": "**/*.hea", "edf": "**/*.edf"}
+TASK_LABELS = {"hr": "hr", "rr": "rr", "af": "rhythm", "bp": "bp", "quality": "quality"}   # task -> label
+RATE_TOL = 0.01                     # a declared rate and the time column's must agree within 1 %
+
+
+def builtin_formats() -> tuple[str, ...]:
+    from sqtool.data.readers import DATASETS
+    return tuple(DATASETS)
+
+
+# ----------------------------------------------------------------------------- the schema
+
+@dataclass
+class Channel:
+    column: str | int               # column / array / signal name, or 0-based position
+    fs: float | None = None         # Hz (default: the file's fs / time column)
+    gain: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+
+
+@dataclass
+class Subject:
+    value: str | None = None        # the same subject for every recording
+    column: str | None = None       # a column holding the subject id (constant within a file)
+    pattern: str | None = None      # regex on the path relative to root: group 'subject' or 1
+
+
+@dataclass
+class LabelSource:
+    column: str | None = None       # a column of the recording (per sample)
+    file: str | None = None         # per-recording file, "{stem}" / "{record}" filled in
+    ecg: str | None = None          # hr: derive from this ECG channel
+    table: str | None = None        # one table for all recordings (column `recording`)
+    reader: str | list | None = None  # built-in layouts: the reader's label name(s)
+    af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
+    good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
+
+
+@dataclass
+class Windows:
+    window_s: float = 8.0
+    hop_s: float = 2.0
+
+
+@dataclass
+class Split:
+    train: list = field(default_factory=list)
+    test: list = field(default_factory=list)
+    heldout_fraction: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class DatasetFile:
+    format: str
+    path: Path                      # the yaml file (absolute); every relative path resolves from its folder
+    name: str = ""
+    root: Path = Path(".")
+    files: str = ""
+    fs: float | None = None
+    time_column: str | None = None
+    time_unit: str = "s"
+    channels: dict[str, Channel] = field(default_factory=dict)
+    subject: Subject = field(default_factory=Subject)
+    windows: Windows = field(default_factory=Windows)
+    labels: dict[str, LabelSource] = field(default_factory=dict)
+    exclude: dict[str, str] = field(default_factory=dict)
+    split: Split = field(default_factory=Split)
+    report: dict = field(default_factory=dict)      # filled by records(): excluded, doubtful hr windows
+
+    # -- what the file promises
+    @property
+    def builtin(self) -> bool:
+        return self.format not in GENERIC_FORMATS
+
+    def has_label(self, task: str) -> bool:
+        return TASK_LABELS.get(task, task) in self.labels
+
+    def require_label(self, task: str) -> None:
+        lab = TASK_LABELS.get(task, task)
+        if lab not in self.labels:
+            have = ", ".join(self.labels) or "none"
+            raise SqtoolError(f"{self.path}: task '{task}' needs label '{lab}' (the file declares: {have})")
+
+    def records(self, log=None, max_records: int = 0) -> list:
+        """Every recording under root, read, checked and labelled; excluded ones reported (log + report)."""
+        from sqtool.data.dataset_reader import read_records
+        return read_records(self, log=log, max_records=max_records)
+
+    def split_subjects(self, records) -> tuple[set[str], set[str]]:
+        """(train subjects, test subjects): the declared split (subjects or record ids), else computed from
+        heldout_fraction (the last subjects in sorted order after a seeded shuffle), else (all, empty)."""
+        by_rec = {str(r.record_id): str(r.subject) for r in records}
+        subjects = sorted(set(by_rec.values()))
+        sp = self.split
+
+        def side(names, which):
+            out: dict[str, str] = {}
+            for n in map(str, names):
+                if n in by_rec:
+                    out[by_rec[n]] = f"recording {n}"
+                elif n in subjects:
+                    out[n] = f"subject {n}"
+                else:
+                    raise SqtoolError(f"{self.path}: split.{which} names '{n}', neither a subject nor a recording "
+                                      f"of the data")
+            return out
+        if sp.train or sp.test:
+            tr, te = side(sp.train, "train"), side(sp.test, "test")
+            both = sorted(set(tr) & set(te))
+            if both:
+                s = both[0]
+                raise SqtoolError(f"{self.path}: subject {s} is on both sides of the split (train: {tr[s]}, "
+                                  f"test: {te[s]}); splits are by subject")
+            test = set(te)
+            train = set(tr) if sp.train else set(subjects) - test
+            return train, test
+        if sp.heldout_fraction:
+            n = min(len(subjects) - 1, max(1, int(round(sp.heldout_fraction * len(subjects)))))
+            perm = list(np.random.default_rng(sp.seed).permutation(subjects))
+            return set(perm[:-n]), set(perm[-n:])
+        return set(subjects), set()
+
+
+# ----------------------------------------------------------------------------- parsing
+
+def _strict(cls, d: Any, where: str, file: Path):
+    """A dataclass from a mapping; an unknown key is one line naming it and the file."""
+    if not isinstance(d, dict):
+        raise SqtoolError(f"{file}: '{where}' must be a mapping, got {type(d).__name__}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    for k in d:
+        if k not in known:
+            raise SqtoolError(f"{file}: unknown key '{k}' in {where} (known: {', '.join(known)})")
+    return cls(**d)
+
+
+TOP_KEYS = ("name", "format", "root", "files", "fs", "time_column", "time_unit", "channels", "subject",
+            "windows", "labels", "exclude", "split")
+
+
+def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = None) -> DatasetFile:
+    """A checked DatasetFile from the parsed yaml mapping `d` of file `path`."""
+    path = Path(path).resolve()
+    if not isinstance(d, dict):
+        raise SqtoolError(f"{path}: a dataset file is a mapping of keys ({', '.join(TOP_KEYS)})")
+    for k in d:
+        if k not in TOP_KEYS:
+            raise SqtoolError(f"{path}: unknown key '{k}' (known: {', '.join(TOP_KEYS)})")
+    fmt = str(d.get("format") or "").lower()
+    if not fmt:
+        raise SqtoolError(f"{path}: 'format' is required ({', '.join(GENERIC_FORMATS + builtin_formats())})")
+    if fmt not in GENERIC_FORMATS + builtin_formats():
+        raise SqtoolError(f"{path}: unknown format '{fmt}' (known: {', '.join(GENERIC_FORMATS + builtin_formats())})")
+    ds = DatasetFile(format=fmt, path=path, name=str(d.get("name") or path.parent.name))
+    ds.root = _resolve_path(str(d.get("root", ".")), path, data_root)
+    ds.files = str(d.get("files") or DEFAULT_GLOB.get(fmt, "**/*"))
+    if fmt not in GENERIC_FORMATS:
+        for k in ("channels", "fs", "time_column", "time_unit"):
+            if k in d:
+                raise SqtoolError(f"{path}: format {fmt} is a built-in layout whose reader knows its channels and "
+                                  f"rates; remove '{k}'")
+    if d.get("fs") is not None:
+        ds.fs = check_fs(float(d["fs"]), f"{path}: fs")
+    ds.time_column = d.get("time_column")
+    ds.time_unit = str(d.get("time_unit", "s"))
+    if ds.time_unit not in ("s", "ms", "us"):
+        raise SqtoolError(f"{path}: time_unit must be s, ms or us, got {ds.time_unit!r}")
+    for name, c in (d.get("channels") or {}).items():
+        ch = _strict(Channel, c if isinstance(c, dict) else {"column": c}, f"channels.{name}", path)
+        if ch.fs is not None:
+            ch.fs = check_fs(float(ch.fs), f"{path}: channels.{name}.fs")
+        ds.channels[str(name)] = ch
+    if fmt in GENERIC_FORMATS and not ds.channels:
+        raise SqtoolError(f"{path}: 'channels' is required for format {fmt} (e.g. ppg: <column>)")
+    if ds.channels and not any(c.startswith("ppg") for c in ds.channels) and "ecg" not in ds.channels:
+        raise SqtoolError(f"{path}: channels name no PPG channel (ppg, ppg2, ...): {', '.join(ds.channels)}")
+    sub = d.get("subject")
+    ds.subject = _strict(Subject, sub if isinstance(sub, dict) else {"value": sub}, "subject", path) \
+        if sub is not None else Subject()
+    if sum(v is not None for v in (ds.subject.value, ds.subject.column, ds.subject.pattern)) > 1:
+        raise SqtoolError(f"{path}: subject: give one of value, column, pattern")
+    if ds.subject.pattern:
+        try:
+            re.compile(ds.subject.pattern)
+        except re.error as e:
+            raise SqtoolError(f"{path}: subject.pattern is not a regular expression ({e})")
+    ds.windows = _strict(Windows, d.get("windows") or {}, "windows", path)
+    for name, src in (d.get("labels") or {}).items():
+        if name not in TASK_LABELS.values():
+            raise SqtoolError(f"{path}: unknown label '{name}' in labels (known: {', '.join(TASK_LABELS.values())})")
+        ls = _strict(LabelSource, src if isinstance(src, dict) else {"column": src}, f"labels.{name}", path)
+        given = [k for k in ("column", "file", "ecg", "table", "reader") if getattr(ls, k) is not None]
+        if len(given) != 1:
+            raise SqtoolError(f"{path}: labels.{name}: give exactly one of column, file, ecg, table, reader")
+        if (ls.reader is not None) != (fmt not in GENERIC_FORMATS):
+            raise SqtoolError(f"{path}: labels.{name}: 'reader' is for built-in layouts only" if ls.reader is not None
+                              else f"{path}: labels.{name}: format {fmt} gives its labels through 'reader: NAME'")
+        if ls.ecg is not None and name != "hr":
+            raise SqtoolError(f"{path}: labels.{name}: 'ecg' derives heart rate only (labels.hr)")
+        if ls.ecg is not None and ls.ecg not in ds.channels:
+            raise SqtoolError(f"{path}: labels.hr.ecg names channel '{ls.ecg}', not in channels "
+                              f"({', '.join(ds.channels)})")
+        for k in ("file", "table"):
+            if getattr(ls, k) is not None:
+                setattr(ls, k, str(_resolve_path(getattr(ls, k), path, data_root, must_exist=False)))
+        ds.labels[name] = ls
+    ex = d.get("exclude") or {}
+    if isinstance(ex, list):
+        ex = {str(k): "excluded by the dataset file" for k in ex}
+    if not isinstance(ex, dict):
+        raise SqtoolError(f"{path}: exclude must map record ids to reasons")
+    ds.exclude = {str(k): str(v) for k, v in ex.items()}
+    ds.split = _strict(Split, d.get("split") or {}, "split", path)
+    if ds.split.heldout_fraction is not None and (ds.split.train or ds.split.test):
+        raise SqtoolError(f"{path}: split: give train/test lists or heldout_fraction, not both")
+    if ds.split.heldout_fraction is not None and not 0 < float(ds.split.heldout_fraction) < 1:
+        raise SqtoolError(f"{path}: split.heldout_fraction must be in (0, 1)")
+    return ds
+
+
+def _resolve_path(p: str, yaml_path: Path, data_root, must_exist: bool = True) -> Path:
+    """A path of the file: ${data_root} expanded, ~ expanded, relative -> the yaml file's folder."""
+    if "${data_root}" in p:
+        from sqtool.core import resolve_data_root
+        root = resolve_data_root(data_root or None)
+        if root is None:
+            raise SqtoolError(f"{yaml_path}: uses ${{data_root}} but no data root is set (--data-root or SQTOOL_DATA)")
+        p = p.replace("${data_root}", str(root))
+    q = Path(p).expanduser()
+    if not q.is_absolute():
+        q = yaml_path.parent / q
+    q = Path(os.path.normpath(q))
+    if must_exist and not q.exists():
+        raise SqtoolError(f"{yaml_path}: root {q} does not exist")
+    return q
+
+
+def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> DatasetFile:
+    """Parse and check a dataset.yaml (a folder holding one works too)."""
+    import yaml
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "dataset.yaml"
+    if not p.is_file():
+        raise SqtoolError(f"{p}: no such dataset file")
+    try:
+        d = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise SqtoolError(f"{p}: not valid YAML ({str(e).splitlines()[0]})")
+    return parse_dataset(d, p.resolve(), data_root)
+
+
+# ----------------------------------------------------------------------------- built-ins and the resolver
+
+def builtin_dir() -> Path:
+    return Path(__file__).resolve().parent / "datasets"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+
+
+def load_builtin(name: str, data_root: str | os.PathLike | None = None) -> DatasetFile:
+    f = builtin_dir() / f"{name}.yaml"
+    if not f.is_file():
+        raise SqtoolError(f"no built-in dataset '{name}' (known: {', '.join(builtin_names())})")
+    return load_dataset_file(f, data_root)
+
+
+@dataclass
+class DataRef:
+    """What a --data argument names: 'synthetic', a dataset file (yaml or built-in name), a data root (a
+    folder of dataset folders), or a plain recordings folder / file (formats detected from the files)."""
+    kind: str                       # "synthetic" | "dataset" | "root" | "path"
+    path: Path | None = None
+    dataset: DatasetFile | None = None
+
+    def __str__(self) -> str:
+        return "synthetic" if self.kind == "synthetic" else str(self.dataset.path if self.dataset else self.path)
+
+
+def is_dataset_file(p: Path) -> bool:
+    return (p.is_file() and p.suffix.lower() in (".yaml", ".yml")) or (p.is_dir() and (p / "dataset.yaml").is_file())
+
+
+def _is_data_root(p: Path) -> bool:
+    from sqtool.data.readers import DATASETS
+    return p.is_dir() and sum((p / k).is_dir() for k in DATASETS) >= 2
+
+
+def resolve_data(data, data_root: str | os.PathLike | None = None) -> DataRef:
+    """THE resolver behind every command's --data (see DataRef). A path is taken as given (relative to the
+    cwd); a bare name that is not a path is a built-in dataset (looked up under the data root)."""
+    if isinstance(data, DataRef):
+        return data
+    if data is None or str(data) == "":
+        raise SqtoolError("--data is required (a dataset.yaml, a recordings folder or file, a built-in name such as "
+                          f"{', '.join(builtin_names()[:3])}, or 'synthetic')")
+    s = str(data)
+    if s == "synthetic":
+        return DataRef("synthetic")
+    p = Path(s).expanduser()
+    if p.exists():
+        if is_dataset_file(p):
+            return DataRef("dataset", p.resolve(), load_dataset_file(p, data_root))
+        if p.is_dir() and not any(p.iterdir()):
+            raise SqtoolError(f"{p}: folder is empty")
+        return DataRef("root" if _is_data_root(p) else "path", p.resolve())
+    if s in builtin_names():
+        return DataRef("dataset", None, load_builtin(s, data_root))
+    if s.endswith((".yaml", ".yml")):
+        raise SqtoolError(f"{p}: no such dataset file")
+    raise SqtoolError(f"--data {s}: no such file or folder, and not a built-in dataset "
+                      f"({', '.join(builtin_names())})")
+
+
+def data_records(ref: DataRef, log=None, **kw) -> list:
+    """The records of a dataset file or a recordings path (kw go to readers.read_dataset for a path)."""
+    if ref.kind == "dataset":
+        return ref.dataset.records(log=log, max_records=int(kw.get("max_records") or 0))
+    if ref.kind == "path":
+        from sqtool.data.readers import read_dataset
+        kw.pop("max_records", None)
+        return read_dataset(ref.path, **kw)
+    raise SqtoolError(f"--data {ref}: expected recordings or a dataset file, got a {ref.kind}")
+
+
+__all__ = ["DatasetFile", "Channel", "Subject", "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
+           "load_dataset_file", "load_builtin", "builtin_names", "resolve_data", "data_records", "TASK_LABELS"]

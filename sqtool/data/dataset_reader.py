@@ -1,0 +1,305 @@
+"""Read the recordings a `DatasetFile` describes into checked `Record`s with labels under task names.
+
+    recs = read_records(ds, log=print)      # what DatasetFile.records() returns
+
+Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.files` is read into columns
+(name -> 1-D array, with its rate when the file states one), then:
+
+    channels   each declared channel from its column (name or 0-based position) * gain + offset, at its rate:
+               the channel's fs, else the file's fs, else the time column's (a declared rate that differs
+               from the time column's by more than 1 % is refused: "wrong sampling rate")
+    subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
+    labels     hr, rr: kind "window" (times = window starts every hop_s, window_s long, windows fully inside)
+                 column -> the mean of the column over each window; file -> rows (start, value);
+                 ecg (hr only) -> data.ecg.ecg_window_hr; doubtful windows hold NaN, counted in
+                 meta["hr_doubtful"] and ds.report["hr_doubtful"]
+               rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
+                 times = start_s and meta["rhythm_end_s"]); bp -> "sbp", "dbp" (value, mmHg);
+               quality: column -> per-sample flags (kind "flags"); table -> value 1 good / 0 poor
+    check      readers.check_record: rates, NaN, flat PPG, labels inside the signal
+
+Built-in layouts: `readers.read_dataset(root, kind=format)`, then each reader label named in `labels` is
+copied to the task name (bp: [sbp, dbp]). In both cases `exclude` drops the named recordings and reports
+each one (`log`, ds.report["excluded"]); an excluded name that matches nothing is refused (a typo would
+otherwise silently keep a recording).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError, check_fs
+from sqtool.data.dataset_file import RATE_TOL, DatasetFile
+from sqtool.data.record import Label, Record
+
+
+def read_records(ds: DatasetFile, log=None, max_records: int = 0) -> list[Record]:
+    say = log or (lambda m: None)
+    if ds.builtin:
+        recs = _builtin_records(ds)
+    else:
+        recs = [_read_one(ds, p) for p in _files(ds)]
+    excluded = [r for r in recs if str(r.record_id) in ds.exclude]
+    unknown = sorted(set(ds.exclude) - {str(r.record_id) for r in excluded})
+    if unknown:
+        raise SqtoolError(f"{ds.path}: exclude names {', '.join(unknown)}, not a recording under {ds.root}")
+    for r in excluded:
+        say(f"{ds.name}/{r.record_id}: excluded ({ds.exclude[str(r.record_id)]})")
+    ds.report["excluded"] = {str(r.record_id): ds.exclude[str(r.record_id)] for r in excluded}
+    recs = sorted((r for r in recs if str(r.record_id) not in ds.exclude), key=lambda r: str(r.record_id))
+    ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
+    if ds.report["hr_doubtful"]:
+        say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
+    if not recs:
+        raise SqtoolError(f"{ds.path}: no recordings left under {ds.root}")
+    return recs[:max_records or None]
+
+
+def _files(ds: DatasetFile) -> list[Path]:
+    from sqtool.data.readers._common import natural_key
+    if not ds.root.is_dir():
+        raise SqtoolError(f"{ds.path}: root {ds.root} is not a folder")
+    files = sorted((p for p in ds.root.glob(ds.files) if p.is_file() and not p.name.startswith(".")),
+                   key=natural_key)
+    if not files:
+        raise SqtoolError(f"{ds.path}: no recordings matching '{ds.files}' under {ds.root}"
+                          + (" (folder is empty)" if not any(ds.root.iterdir()) else ""))
+    return files
+
+
+# ----------------------------------------------------------------------------- built-in layouts
+
+def _builtin_records(ds: DatasetFile) -> list[Record]:
+    from sqtool.data.readers import read_dataset
+    recs = read_dataset(ds.root, kind=ds.format)
+    for r in recs:
+        for name, src in ds.labels.items():
+            names = src.reader if isinstance(src.reader, list) else [src.reader]
+            if not all(n in r.labels for n in names):
+                continue                     # no such label in this record: the task leaves it out
+            if name == "bp":
+                r.labels["sbp"], r.labels["dbp"] = r.labels[names[0]], r.labels[names[1]]
+            elif name != names[0]:
+                r.labels[name] = r.labels[names[0]]
+    return recs
+
+
+# ----------------------------------------------------------------------------- generic formats
+
+def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, float | None, int]:
+    """(columns {name: array}, names in file order, rates stated by the file {name: Hz}, the time column's
+    rate or None, number of rows)."""
+    where = str(p)
+    if ds.format == "csv":
+        from sqtool.data.readers._common import read_csv, rate_from_times
+        from sqtool.data.readers.generic import _sniff, times_in_seconds
+        sep, header = _sniff(p)
+        kw = {"sep": sep, "header": 0 if header else None}
+        if sep == r"\s+":
+            kw["engine"] = "python"
+        df = read_csv(p, **kw)
+        df.columns = [str(c).strip() for c in df.columns]
+        names = list(df.columns)
+        fs_t = None
+        if ds.time_column is not None:
+            if ds.time_column not in df.columns:
+                raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
+            t = times_in_seconds(df[ds.time_column], ds.time_column, where, ds.time_unit)
+            fs_t = rate_from_times(t, f"{where}: column '{ds.time_column}'")
+        return {c: df[c] for c in names}, names, {}, fs_t, len(df)
+    if ds.format == "npz":
+        from sqtool.data.readers._common import first_line, require_file
+        try:
+            with np.load(require_file(p), allow_pickle=False) as z:
+                cols = {k: z[k] for k in z.files}
+        except SqtoolError:
+            raise
+        except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled), OSError
+            raise SqtoolError(f"{where}: corrupt or truncated .npz ({first_line(e)})")
+        rates = {k[3:]: float(np.asarray(cols[k]).item()) for k in cols if k.startswith("fs_")}
+        if "fs" in cols:
+            rates.update({k: float(np.asarray(cols["fs"]).item()) for k in cols if not k.startswith("fs")})
+        arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not k.startswith("fs")}
+        n = max((len(v) for v in arrays.values()), default=0)
+        return arrays, list(arrays), rates, None, n
+    # wfdb / edf through the wfdb package
+    from sqtool.data.readers._common import first_line, require_file
+    import wfdb
+    try:
+        if ds.format == "edf":
+            from wfdb.io.convert.edf import read_edf
+            rec = read_edf(str(require_file(p)))
+        else:
+            require_file(p)
+            rec = wfdb.rdrecord(str(p.with_suffix("")))
+    except SqtoolError:
+        raise
+    except Exception as e:  # noqa: BLE001 - wfdb raises many kinds on bad files
+        raise SqtoolError(f"{where}: corrupt or unreadable {ds.format.upper()} record ({first_line(e)})")
+    names = [str(n).strip() for n in rec.sig_name]
+    sig = rec.p_signal
+    cols = {n: np.asarray(sig[:, i], np.float64) for i, n in enumerate(names)}
+    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0]
+
+
+def _pick(cols: dict, names: list[str], column, where: str, what: str):
+    if isinstance(column, int):
+        if not 0 <= column < len(names):
+            raise SqtoolError(f"{where}: {what} is column {column}, but the file has {len(names)} columns "
+                              f"(0..{len(names) - 1})")
+        column = names[column]
+    if column not in cols:
+        raise SqtoolError(f"{where}: {what}: column '{column}' missing (has {', '.join(names)})")
+    return column, cols[column]
+
+
+def _numeric(v, col: str, where: str) -> np.ndarray:
+    if hasattr(v, "to_numpy"):                     # a pandas column: text cells are an error, not NaN
+        from sqtool.data.readers._common import numeric_column
+        return numeric_column(v.to_frame(col), col, where)
+    return np.asarray(v, np.float64)
+
+
+def _read_one(ds: DatasetFile, p: Path) -> Record:
+    where = str(p)
+    cols, names, rates, fs_t, n = _columns(ds, p)
+    rel = p.relative_to(ds.root).as_posix()
+    stem = p.name.split(".")[0]
+    record_id = re.sub(r"\.[^/]*$", "", rel)
+    signals, fs = {}, {}
+    for ch, spec in ds.channels.items():
+        col, v = _pick(cols, names, spec.column, where, f"channel '{ch}'")
+        r = spec.fs or ds.fs or rates.get(col) or fs_t
+        if r is None:
+            raise SqtoolError(f"{where}: no sampling rate for channel '{ch}' (give fs: in {ds.path.name}, or a "
+                              "time_column)")
+        for given, what in ((spec.fs, f"channels.{ch}.fs"), (ds.fs, "fs")):
+            if given is None:
+                continue
+            for other, src in ((fs_t, f"time column '{ds.time_column}'"), (rates.get(col), "the file's header")):
+                if other is not None and abs(other - given) > RATE_TOL * given:
+                    raise SqtoolError(f"{where}: {what} {given:g} Hz disagrees with the {src} ({other:.4g} Hz); "
+                                      "wrong sampling rate")
+            break
+        signals[ch] = _numeric(v, col, where) * spec.gain + spec.offset
+        fs[ch] = check_fs(float(r), f"{where}: channel '{ch}'")
+    row_fs = ds.fs or fs_t or next(iter(fs.values()))
+    subject = _subject(ds, cols, names, rel, stem, where)
+    rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
+                 meta={"format": ds.format, "rows": n}, source=where)
+    _labels(ds, rec, cols, names, row_fs, stem, where)
+    from sqtool.data.readers import check_record
+    return check_record(rec)
+
+
+def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> str:
+    s = ds.subject
+    if s.value is not None:
+        return str(s.value)
+    if s.column is not None:
+        _, v = _pick(cols, names, s.column, where, "subject")
+        u = np.unique(np.asarray(v).astype(str))
+        if len(u) != 1:
+            raise SqtoolError(f"{where}: subject column '{s.column}' holds {len(u)} subjects ({', '.join(u[:3])}); "
+                              "one recording is one subject")
+        return str(u[0])
+    if s.pattern is not None:
+        m = re.search(s.pattern, rel)
+        if not m:
+            raise SqtoolError(f"{where}: subject.pattern '{s.pattern}' does not match '{rel}'")
+        return str(m.group("subject") if "subject" in m.re.groupindex else m.group(1 if m.re.groups else 0))
+    return stem
+
+
+# ----------------------------------------------------------------------------- labels
+
+def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, stem: str,
+                  where: str) -> Label | None:
+    from sqtool.data.ecg import window_starts
+    src = ds.labels[name]
+    unit = "bpm" if name == "hr" else "breaths/min"
+    w, h = float(ds.windows.window_s), float(ds.windows.hop_s)
+    if src.column is not None:
+        col, v = _pick(cols, names, src.column, where, f"label '{name}'")
+        x = _numeric(v, col, where)
+        starts = window_starts(len(x), row_fs, w, h)
+        a = np.round(starts * row_fs).astype(int)
+        b = a + int(round(w * row_fs))
+        with np.errstate(invalid="ignore"):
+            c = np.concatenate([[0], np.cumsum(np.nan_to_num(x))])
+            k = np.concatenate([[0], np.cumsum(np.isfinite(x))])
+            vals = (c[b] - c[a]) / (k[b] - k[a])
+        return Label(values=np.where(k[b] > k[a], vals, np.nan), times=starts, unit=unit, kind="window", window_s=w)
+    if src.file is not None:
+        f = Path(src.file.replace("{stem}", stem).replace("{record}", rec.record_id))
+        if not f.is_file():
+            raise SqtoolError(f"{where}: label '{name}' file {f} not found")
+        from sqtool.data.readers._common import numeric_column, read_csv
+        df = read_csv(f)
+        df.columns = [str(c).strip().lower() for c in df.columns]
+        tcol = next((c for c in ("start", "start_s", "time", "t") if c in df.columns), None)
+        vcol = next((c for c in (name, "bpm", "value", "rr") if c in df.columns), None)
+        if tcol is None or vcol is None:
+            raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
+        return Label(values=numeric_column(df, vcol, str(f)), times=numeric_column(df, tcol, str(f)), unit=unit,
+                     kind="window", window_s=w)
+    if src.ecg is not None:
+        from sqtool.data.ecg import ecg_window_hr
+        starts, hr, flags, info = ecg_window_hr(rec.signals[src.ecg], rec.fs[src.ecg], w, h)
+        rec.meta.update(hr_windows=int(len(hr)), hr_doubtful=int(np.sum(flags)), hr_reasons=info["reasons"],
+                        hr_source=f"ECG channel '{src.ecg}' ({info.get('detector', 'neurokit2')})")
+        return Label(values=np.where(flags, np.nan, hr), times=starts, unit="bpm", kind="window", window_s=w)
+    return None
+
+
+def _table_rows(path: str, rec: Record, where: str):
+    from sqtool.data.readers._common import read_csv
+    df = read_csv(path)
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    if "recording" not in df.columns:
+        raise SqtoolError(f"{path}: label table needs a 'recording' column (has {', '.join(df.columns)})")
+    keys = df["recording"].astype(str).str.strip()
+    stem = Path(rec.source).name.split(".")[0]
+    return df[(keys == rec.record_id) | (keys == stem)]
+
+
+def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str, where: str) -> None:
+    for name in ("hr", "rr"):
+        if name in ds.labels:
+            lab = _window_label(ds, name, rec, cols, names, row_fs, stem, where)
+            if lab is not None:
+                rec.labels[name] = lab
+    if "rhythm" in ds.labels:
+        rows = _table_rows(ds.labels["rhythm"].table, rec, where)
+        if len(rows):
+            vals = rows["rhythm"].astype(str).str.strip().tolist()
+            classes = tuple(sorted(set(vals)))
+            idx = np.array([classes.index(v) for v in vals])
+            if "start_s" in rows.columns:
+                rec.labels["rhythm"] = Label(values=idx, times=rows["start_s"].to_numpy(float), unit="class",
+                                             kind="class", classes=classes)
+                rec.meta["rhythm_end_s"] = rows["end_s"].to_numpy(float)
+            else:
+                rec.labels["rhythm"] = Label(values=np.array(idx[0]), unit="class", kind="class", classes=classes)
+            rec.meta["af_classes"] = [str(c) for c in ds.labels["rhythm"].af]
+    if "bp" in ds.labels:
+        rows = _table_rows(ds.labels["bp"].table, rec, where)
+        if len(rows):
+            for k in ("sbp", "dbp"):
+                rec.labels[k] = Label(values=np.array(float(rows[k].iloc[0])), unit="mmHg")
+    if "quality" in ds.labels:
+        src = ds.labels["quality"]
+        if src.column is not None:
+            col, v = _pick(cols, names, src.column, where, "label 'quality'")
+            rec.labels["quality"] = Label(values=(_numeric(v, col, where) > 0).astype(np.uint8), unit="flag",
+                                          kind="flags", fs=row_fs)
+        elif src.table is not None:
+            rows = _table_rows(src.table, rec, where)
+            if len(rows):
+                good = str(rows["quality"].iloc[0]).strip() in [str(g) for g in src.good]
+                rec.labels["quality"] = Label(values=np.array(float(good)), unit="class")
+
+
+__all__ = ["read_records"]
