@@ -368,7 +368,11 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
     if data is None:
         from sqtool.core import resolve_data_root
         from sqtool.data.tasks import load_task
-        root = cfg.data_root if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
+        from sqtool.data.dataset_tasks import dataset_of
+        ds = dataset_of(cfg.data_root)                 # a dataset.yaml or a built-in name
+        root = cfg.data_root if cfg.data_root == "synthetic" or ds else resolve_data_root(cfg.data_root)
+        if ds is not None and not cfg.heldout_subjects and (ds.split.test or ds.split.heldout_fraction):
+            cfg.heldout_subjects = sorted(ds.split_subjects(ds.records())[1])    # the file's split, by subject
         say(f"loading task '{cfg.task}' from {root or 'synthetic'} ...")
         data = load_task(cfg.task, root, scfg, max_records=cfg.max_records, seed=cfg.seed)
     x_all = np.asarray(data.x, np.float32)

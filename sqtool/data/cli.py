@@ -129,11 +129,21 @@ def run_inspect(args) -> int:
         opts["fs"] = check_fs(args.fs, "data inspect --fs")
     if args.skip_bad:
         opts["on_error"] = "skip"
-    s = inspect_path(_resolve_path(_data_arg(args), args.data_root), args.kind, **opts)
+    from sqtool.data.dataset_tasks import dataset_of
+    ds = dataset_of(_data_arg(args), args.data_root)      # a dataset.yaml or a built-in name
+    if ds is not None:
+        from sqtool.data.readers.summary import summarise
+        s = summarise(ds.path, records=ds.records())
+        s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
+                             **{k: v for k, v in ds.report.items() if v}}
+    else:
+        s = inspect_path(_resolve_path(_data_arg(args), args.data_root), args.kind, **opts)
     if args.json:
         print(json.dumps(s, indent=2, default=str))
     else:
         print(format_summary(s))
+        for rid, why in (s.get("dataset_file") or {}).get("excluded", {}).items():
+            print(f"  excluded: {rid} ({why})")
     return 0
 
 

@@ -196,7 +196,11 @@ _CTX: dict = {}          # per-process reader cache (label spreadsheets etc.), k
 def list_units(path: str | os.PathLike, kind: str | None = None) -> list[tuple]:
     """The files of a dataset that hold records: [("item", kind, item, root), ...] (cheap, no reading)."""
     from sqtool.data import readers
+    from sqtool.data.dataset_tasks import dataset_of
 
+    ds = dataset_of(path)                  # a dataset.yaml or a built-in name: its records, read here
+    if ds is not None:
+        return [("record", r) for r in ds.records()]
     kind, items = readers.list_items(path, kind)
     return [("item", kind, item, Path(path)) for item in items]
 

@@ -298,8 +298,10 @@ def _run_cli(args) -> int:
         check_fs(args.fs, "data quality --fs")
     from sqtool.data.cli import _data_arg
     args.path = _data_arg(args)
+    from sqtool.data.dataset_tasks import dataset_of
+    ds = dataset_of(args.path)             # a dataset.yaml or a built-in name
     rows = []
-    for rec in iter_records(args.path, args.kind):
+    for rec in (ds.records() if ds is not None else iter_records(args.path, args.kind)):
         q = record_quality(rec, args.window_s, args.hop_s, args.fs)
         s = q["score"]
         good = is_good(s, args.threshold)

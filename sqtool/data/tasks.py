@@ -156,8 +156,13 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
     spec = _spec(task)
     if model_cfg is None:
         model_cfg = task_model_cfg(task, ModelCfg(name="default", family="resnet1d"))
+    from sqtool.data.dataset_tasks import dataset_of, load_task_from_dataset
+    ds = dataset_of(data_root)                  # a dataset.yaml or a built-in name: the dataset-file path
     if data_root is None or str(data_root) == "synthetic":
         td = _synthetic(task, model_cfg, max_records, seed)
+    elif ds is not None:
+        td = load_task_from_dataset(task, ds, model_cfg, max_records)
+        data_root = str(ds.path)
     else:
         root = Path(data_root)
         if not root.is_dir():

@@ -154,7 +154,6 @@ def check_floors(rows: list[dict], floors) -> list[dict]:
 # ----------------------------------------------------------------------------- the benchmark
 
 def _records(cfg: BenchConfig, channels, records=None):
-    from sqtool.data.readers import read_dataset
     if records is not None:
         recs = list(records)
     elif cfg.data == "synthetic":                      # the embedded default: wrist PPG + acc with known HR
@@ -164,10 +163,8 @@ def _records(cfg: BenchConfig, channels, records=None):
         if not cfg.data:
             raise SqtoolError("--data is required (a recordings dir or file, e.g. "
                               "../shared/data/troika/Training_data, or 'synthetic')")
-        p = Path(cfg.data)
-        if not p.exists():
-            raise SqtoolError(f"--data {p} does not exist")
-        recs = read_dataset(p)
+        from sqtool.data.dataset_file import data_records, resolve_data
+        recs = data_records(resolve_data(cfg.data, getattr(cfg, "data_root", "") or None))   # the one resolver
     recs = sorted(recs, key=lambda r: r.record_id)
     p = cfg.data or "records"
     usable, skipped = [], []

@@ -138,7 +138,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if records is None:
         path = S.resolve_data(cfg.data, cfg.data_root)
         records = S.load_records(path, 0, cfg.max_seconds)
-        data = str(path)
+        data = str(getattr(path, "path", path))
     else:
         records, data = [S.cut(r, cfg.max_seconds) for r in records], "records"
     cache: dict = {}

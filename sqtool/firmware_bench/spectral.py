@@ -57,19 +57,12 @@ NOT_MEASURED = "accuracy not measured: no recording has heart-rate truth (labels
 
 # ----------------------------------------------------------------------------- data
 
-def resolve_data(data: str, data_root: str | None = None) -> Path:
-    """--data as a path, else a name under the data root (troika -> <root>/troika/Training_data when it has one)."""
-    from sqtool.core import resolve_data_root
-    if not data:
-        raise SqtoolError("--data is required (a recordings folder or file, or a dataset name such as troika)")
-    p = Path(data).expanduser()
-    if p.exists():
-        return p
-    root = resolve_data_root(data_root or None)
-    if root is not None and (root / data).exists():
-        q = root / data
-        return q / "Training_data" if (q / "Training_data").is_dir() else q
-    raise SqtoolError(f"--data {data}: no such file or folder" + (f" (nor {root / data})" if root else ""))
+def resolve_data(data: str, data_root: str | None = None):
+    """--data through the one resolver (`data.dataset_file.resolve_data`): a dataset file (a dataset.yaml, or a
+    built-in name such as troika / wrist_exercise) -> its DatasetFile; a recordings folder or file -> its Path."""
+    from sqtool.data.dataset_file import resolve_data as resolve
+    ref = resolve(data, data_root or None)
+    return ref.dataset if ref.kind == "dataset" else ref.path
 
 
 def cut(record, max_seconds: float):
@@ -81,10 +74,11 @@ def cut(record, max_seconds: float):
     return dataclasses.replace(record, signals=sig)
 
 
-def load_records(path: Path, max_records: int = 0, max_seconds: float = 0.0) -> list:
+def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None) -> list:
+    """The recordings of a path, or of a DatasetFile (its exclusions reported through `log`)."""
     from sqtool.data.readers import iter_records
     out = []
-    for r in iter_records(path):
+    for r in (path.records(log=log) if hasattr(path, "records") else iter_records(path)):
         out.append(cut(r, max_seconds))
         if max_records and len(out) >= max_records:
             break
@@ -376,8 +370,8 @@ def prepare_all(cfg, md: dict, records=None, log=print) -> tuple[list[SpecRec], 
         records = synth_corpus(n_subjects=4, duration_s=120.0, seed=0, af_fraction=0.0)
     if records is None:
         path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
-        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0))
-        data = str(path)
+        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log)
+        data = str(getattr(path, "path", path))
     else:
         records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
         data = "records"

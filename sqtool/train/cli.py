@@ -101,6 +101,9 @@ def _precheck_finetune(cfg) -> None:
         if v:
             (check_fs if k == "fs" else check_window_s)(v, f"train finetune --{k.replace('_', '-')}")
     load_init(cfg.init, cfg.model, cfg.fs or None)
+    from sqtool.data.dataset_tasks import dataset_of
+    if dataset_of(cfg.data_root) is not None:        # a dataset.yaml / built-in name: parsed and checked here
+        return
     if cfg.data_root and cfg.data_root != "synthetic" and not Path(cfg.data_root).is_dir():
         raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
 

@@ -108,16 +108,19 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
     if cfg.init not in ("", "none"):
         raise SqtoolError(f"model {cfg.model} reads spectra: --init (a pretrained time-domain encoder) does not apply")
+    from sqtool.data.dataset_tasks import dataset_of, hr_corpus_from_dataset
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
-    root = "synthetic" if synthetic else (Path(cfg.data_root) if cfg.data_root else resolve_data_root(None, required=True))
-    datasets = ("synthetic",) if synthetic else (tuple(cfg.datasets) or default_datasets(root))
+    ds = dataset_of(cfg.data_root)                     # a dataset.yaml or a built-in name (troika, ...)
+    root = "synthetic" if synthetic else (ds.path if ds else Path(cfg.data_root) if cfg.data_root
+                                          else resolve_data_root(None, required=True))
+    datasets = ("synthetic",) if synthetic else ((ds.name,) if ds else tuple(cfg.datasets) or default_datasets(root))
     if not datasets:
         raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     mcfg = get_model_cfg(cfg.model)
     bins = bin_grid(mcfg)
     t0 = time.time()
-    corpus = hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed)
+    corpus = hr_corpus_from_dataset(ds, mcfg, log) if ds else hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed)
     if cfg.max_records:
         corpus = corpus[:cfg.max_records]
     keys = sorted({r.key for r in corpus})
@@ -174,7 +177,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
                "mae_raw_bpm": float(np.mean([p["mae_raw_bpm"] for p in per_subject])),
                "ci95": {"mae_bpm": list(mae_ci(np.array([p["mae_bpm"] for p in per_subject]))[1:])},
                "per_subject": per_subject, "decoder": dec, "n_folds": len(groups), "resumed_folds": resumed,
-               "excluded_records": ["troika/DATA_S04_T01 (likely SP Cup test subject S04)"]}
+               "excluded_records": ([f"{ds.name}/{k} ({v})" for k, v in ds.report.get("excluded", {}).items()] if ds
+                                    else ["troika/DATA_S04_T01 (likely SP Cup test subject S04)"])}
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
     if cfg.final_fit:
         set_seed(cfg.seed)

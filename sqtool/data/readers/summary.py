@@ -19,11 +19,12 @@ from sqtool.core import SqtoolError
 CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
 
 
-def summarise(path: str | os.PathLike, kind: str | None = None, **kw) -> dict:
+def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **kw) -> dict:
+    """`records` given (e.g. a dataset file's): summarise those instead of reading `path`."""
     from sqtool.data.readers import clip_fraction, detect_kind, iter_records
 
     path = Path(path)
-    if kind is None and path.is_dir():
+    if records is None and kind is None and path.is_dir():
         try:
             kind = detect_kind(path)
         except SqtoolError as e:
@@ -48,7 +49,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, **kw) -> dict:
     kinds_seen: Counter = Counter()
     clipped = 0
     unlabelled: list[dict] = []
-    for rec in iter_records(path, kind, skipped=skipped, **kw):
+    for rec in (records if records is not None else iter_records(path, kind, skipped=skipped, **kw)):
         n += 1
         if rec.meta.get("truth_missing"):                   # a reader looked for its label file, in vain
             unlabelled.append({"record": rec.source or rec.record_id, "expected": rec.meta.get("truth_expected")})

@@ -1,0 +1,128 @@
+"""Tasks from a dataset file: what `train finetune` / `quantize` read when --data is a dataset.yaml or a
+built-in name.
+
+    dataset_of(data, data_root)                    -> DatasetFile | None   (None: a data root / plain path)
+    load_task_from_dataset(task, ds, model_cfg)    -> tasks.TaskData       (time-domain models)
+    hr_corpus_from_dataset(ds, model_cfg, log)     -> [hr_spectra.HrRecording]  (spectral heart-rate models)
+
+A task needs its label (`DatasetFile.require_label`: one line naming it). Targets per window, from the
+label's kind, as `data.tasks` does for the built-in loaders:
+
+    hr, rr   kind "window": the value at the window centre (exact when windows coincide); NaN (doubtful
+             ECG reference, no truth) is left out. rr kind "events" (breath times): breaths/min in the window.
+    af       label "rhythm" (class): 1 when the class is one of the file's `af` classes; per recording, or
+             per segment (a window inside [start_s, end_s)); segments shorter than the window are tiled.
+    bp       labels "sbp", "dbp": one window per recording (tiled when shorter than the window).
+    quality  per-sample flags: poor when > 10 % of the window is flagged, good when none, else left out;
+             a per-recording value / class: every window of the recording.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError
+
+
+def dataset_of(data, data_root: str | os.PathLike | None = None):
+    """The DatasetFile that --data names (a yaml file, a folder holding dataset.yaml, a built-in name that is
+    not an existing path), else None."""
+    from sqtool.data.dataset_file import builtin_names, is_dataset_file, load_builtin, load_dataset_file
+    if data is None or str(data) in ("", "synthetic"):
+        return None
+    if not isinstance(data, (str, os.PathLike)):
+        return data if hasattr(data, "records") else None
+    p = Path(data).expanduser()
+    if p.exists():
+        return load_dataset_file(p, data_root) if is_dataset_file(p) else None
+    if str(data).endswith((".yaml", ".yml")):
+        raise SqtoolError(f"{p}: no such dataset file")
+    return load_builtin(str(data), data_root) if str(data) in builtin_names() else None
+
+
+def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
+    from sqtool.data import tasks as T
+    ds.require_label(task)
+    acc = T._Acc(task)
+    for rec in ds.records(max_records=max_records or 0):
+        if task in ("hr", "rr"):
+            lab = rec.labels.get(task)
+            if lab is None:
+                continue
+            T._require_channels(rec, cfg, task)
+            w = T._windows(rec, cfg)
+            if lab.kind == "events":
+                bt = np.sort(np.asarray(lab.times, float))
+                y = np.array([T.breaths_per_min(bt, t, cfg.window_s) for t in w.t0])
+                ok = np.isfinite(y)
+            else:
+                y, ok = T._label_at_centres(lab, w.t0, cfg.window_s)
+                ok &= np.isfinite(y)
+            acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+        elif task == "af":
+            lab = rec.labels.get("rhythm")
+            if lab is None:
+                continue
+            T._require_channels(rec, cfg, task)
+            af = {str(c) for c in (ds.labels["rhythm"].af or ["AF"])}
+            names = lab.classes or ()
+            is_af = np.array([(names[int(v)] if names else str(int(v))) in af for v in np.atleast_1d(lab.values)])
+            w = T._windows(T.tile_record(rec, cfg.window_s), cfg)
+            if lab.times is None:
+                y, ok = np.full(len(w), float(is_af[0])), np.ones(len(w), bool)
+            else:
+                starts, ends = np.asarray(lab.times, float), np.asarray(rec.meta.get("rhythm_end_s"), float)
+                seg = np.array([np.flatnonzero((starts <= t + 1e-9) & (t + cfg.window_s <= ends + 1e-9))[:1]
+                                for t in w.t0], dtype=object)
+                ok = np.array([len(s) > 0 for s in seg], bool)
+                y = np.array([float(is_af[s[0]]) if len(s) else np.nan for s in seg])
+            acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+        elif task == "bp":
+            if "sbp" not in rec.labels or "dbp" not in rec.labels:
+                continue
+            T._require_channels(rec, cfg, task)
+            w = T._windows(T.tile_record(rec, cfg.window_s), cfg)
+            y = np.array([[float(rec.labels["sbp"].values), float(rec.labels["dbp"].values)]])
+            acc.add(w.x[:1], y, rec.subject, w.t0[:1], rec.record_id)
+        elif task == "quality":
+            lab = rec.labels.get("quality")
+            if lab is None:
+                continue
+            T._require_channels(rec, cfg, task)
+            w = T._windows(T.tile_record(rec, cfg.window_s), cfg)
+            if lab.kind == "flags":
+                frac = T.flagged_fraction(lab.values, lab.fs, w.t0, cfg.window_s)
+                ok = (frac <= T.GOOD_FLAGGED) | (frac > T.POOR_FLAGGED)
+                y = (frac <= T.GOOD_FLAGGED).astype(float)
+            else:
+                v = np.atleast_1d(lab.values)[0]
+                good = (lab.classes[int(v)] in [str(g) for g in ds.labels["quality"].good]) if lab.classes \
+                    else float(v) > 0
+                y, ok = np.full(len(w), float(good)), np.ones(len(w), bool)
+            acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+        else:
+            raise SqtoolError(f"unknown task '{task}'")
+    return acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
+                     excluded=dict(ds.report.get("excluded") or {}))
+
+
+def hr_corpus_from_dataset(ds, model_cfg, log=None, max_records: int = 0) -> list:
+    """Every recording of the dataset with heart-rate truth, through the device front end
+    (`hr_spectra.record_spectra`); recordings without truth and excluded ones are reported, never silent."""
+    from sqtool.data.hr_spectra import record_spectra
+    ds.require_label("hr")
+    out, cache = [], {}
+    for rec in ds.records(log=log):
+        if "hr" not in rec.labels:
+            if log:
+                log(f"{ds.name}/{rec.record_id}: no heart-rate truth, left out")
+            continue
+        out.append(record_spectra(rec, model_cfg, cache))
+    if not out:
+        raise SqtoolError(f"{ds.path}: no recording with heart-rate truth")
+    return out[:max_records or None]
+
+
+__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset"]
