@@ -30,7 +30,8 @@ from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_conf
 
 @dataclass
 class DemoCfg:
-    data_root: str = field(default="synthetic", metadata={"help": "'synthetic' (embedded default) or a data root "
+    data_root: str = field(default="synthetic", metadata={"help": "'synthetic' (embedded default), a dataset.yaml or "
+                                                                  "built-in name (every step reads it), or a data root "
                                                                   "folder (the bench step then streams DATA/troika)",
                                                           "flag": "--data", "aliases": ("--data-root",),
                                                           "metavar": "DATA"})
@@ -61,8 +62,11 @@ def register(sub, name: str, helptext: str) -> None:
 
 
 def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
+    from sqtool.data.dataset_tasks import dataset_of
     synthetic = cfg.data_root == "synthetic"
-    bench_data = cfg.bench_data or ("synthetic" if synthetic else str(Path(cfg.data_root) / "troika"))
+    own = not synthetic and dataset_of(cfg.data_root) is not None      # a dataset.yaml or a built-in name
+    bench_data = cfg.bench_data or ("synthetic" if synthetic else cfg.data_root if own
+                                    else str(Path(cfg.data_root) / "troika"))
     pairs = ["data", "pairs", "--out", str(d / "pairs"), "--seed", str(cfg.seed), "--no-progress"]
     pairs += (["--data", "synthetic", "--synthetic-subjects", str(cfg.subjects),
                "--synthetic-duration-s", "600"] if synthetic else

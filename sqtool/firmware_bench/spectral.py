@@ -551,6 +551,12 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
                         "seconds": r.x16.shape[1] / r.fs_in, "truth_windows": int(np.isfinite(r.truth).sum()),
                         "unscored_windows": int((~r.valid).sum())} for r in recs]}
     res["primary"] = _primary(rows)
+    from sqtool.firmware_bench.provenance import seen_warning, training_subjects
+    scored = {r.subject for r in recs if np.isfinite(r.truth).any()}
+    res["seen_in_training"], warn = seen_warning(scored, training_subjects(art))
+    if warn:
+        notes.insert(0, warn)
+        log(warn)
     write_spectral_report(run_dir, res, recs, hrs)
     write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in ("status", "metrics", "exact_pct",
                                                                                "instructions_per_inference",
@@ -651,6 +657,9 @@ def tables(res: dict) -> str:
            f"front end {p['frontend']}"]
     if not res["labelled"]:
         out.append(f"NOTE: {NOT_MEASURED}")
+    seen = set(res.get("seen_in_training") or ())
+    if seen:
+        out.append(next(n for n in res["notes"] if n.startswith("WARNING")))
     out.append("")
     rows = []
     for r in res["runtimes"] + [res["baseline"]]:
@@ -682,8 +691,8 @@ def tables(res: dict) -> str:
         if subs:
             out += ["", "MAE per subject (BPM; windows with truth)"]
             out += _table(["subject", "windows"] + [r["runtime"] for r in cols],
-                          [[s, str(cols[0]["per_subject"][s]["n"])] + [_f(r["per_subject"][s]["mae"]) for r in cols]
-                           for s in subs])
+                          [[s + (" (seen in training)" if s in seen else ""), str(cols[0]["per_subject"][s]["n"])]
+                           + [_f(r["per_subject"][s]["mae"]) for r in cols] for s in subs])
     if res.get("floor"):
         out += ["", "floors: " + "; ".join(f"{f['runtime']} {f['metric']} {_f(f['value'])} "
                                            f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: "

@@ -1,0 +1,45 @@
+"""Which subjects an export's model was trained on, read from its provenance, and the bench's warning.
+
+    seen = training_subjects(art)               # {"dataset:subject", ...} or None when not recorded
+    w = seen_warning(scored_subjects, seen)     # one line for the bench table, or None
+
+The export's manifest names its source checkpoints (`core.manifest`, sha256 checked); the int8 student's
+model.pt records `train_subjects` / `heldout_subjects` (written by `sqtool quantize`). A subject scored by
+the bench that the student was trained on gives an optimistic MAE: the bench says so in its table.
+Subject keys are "dataset:subject" on both sides (`HrRecording.key`, `SpecRec.subject`).
+"""
+from __future__ import annotations
+
+from sqtool.core import SqtoolError
+
+
+def training_subjects(art) -> set[str] | None:
+    """The student's training subjects from the export's provenance, or None (not recorded / unreadable)."""
+    try:
+        p = art.manifest.source("student_int8")
+    except SqtoolError:
+        return None
+    if p is None or not p.is_file():
+        return None
+    try:
+        from sqtool.core.checkpoint import load_checkpoint
+        ck = load_checkpoint(p)
+    except (SqtoolError, ImportError):
+        return None
+    subs = ck.get("train_subjects")
+    return None if subs is None else {str(s) for s in subs}
+
+
+def seen_warning(scored: set[str] | list[str], seen: set[str] | None) -> tuple[list[str], str | None]:
+    """(scored subjects the model was trained on, the warning line or None)."""
+    if not seen:
+        return [], None
+    both = sorted(set(map(str, scored)) & seen)
+    if not both:
+        return [], None
+    return both, (f"WARNING: {len(both)} of {len(set(scored))} scored subjects were seen in training "
+                  f"({', '.join(both[:6])}{', ...' if len(both) > 6 else ''}): their MAE is optimistic; score "
+                  "held-out subjects only (see the quantize run's heldout_subjects)")
+
+
+__all__ = ["training_subjects", "seen_warning"]
