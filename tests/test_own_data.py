@@ -1,0 +1,151 @@
+"""The README's "Your own data" walk-through, run as written (tiny epochs): a generated folder of CSV
+recordings (time,ppg,acc_x,acc_y,acc_z,hr at 125 Hz, several subjects) described by the README's own
+dataset.yaml -> inspect -> fine-tune -> quantize -> export (C pipeline kit) -> firmware image -> predict ->
+bench, from another working directory; and a folder with an ECG channel only (HR derived from the ECG)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqtool.cli import main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_yaml() -> str:
+    """The dataset.yaml of the README's "Your own data" section (the block after its marker)."""
+    s = README.read_text()
+    m = re.search(r"<!-- own-data-yaml -->\s*```yaml\n(.*?)```", s, re.S)
+    assert m, "README lost its own-data dataset.yaml example"
+    return m.group(1)
+
+
+def write_csv_folder(folder: Path, subjects=("s01", "s02", "s03", "s04"), seconds=60.0, ecg=False,
+                     noisy_ecg: str | None = None) -> None:
+    """Synthetic wrist recordings as CSV at 125 Hz: time, ppg, acc_x/y/z and an hr column (per sample, the
+    window truth at the window centres) or, with ecg=True, an ECG channel (R spikes at the beats) instead."""
+    from sqtool.data.synthetic import synth_record
+    folder.mkdir(parents=True)
+    for i, s in enumerate(subjects):
+        r = synth_record(duration_s=seconds, fs=125.0, hr_bpm=70.0 + 12 * i, seed=i, subject=s)
+        n = len(r.signals["ppg"])
+        t = np.arange(n) / 125.0
+        cols = {"time": t, **{c: r.signals[c] for c in ("ppg", "acc_x", "acc_y", "acc_z")}}
+        if ecg:
+            x = np.zeros(n)
+            for b in r.meta["beats"]:
+                k = int(round(b * 125.0))
+                x[max(k - 2, 0):k + 3] += np.array([0.2, 0.6, 1.0, 0.6, 0.2])[:len(x[max(k - 2, 0):k + 3])]
+            x += 0.01 * np.random.default_rng(i).standard_normal(n)
+            if s == noisy_ecg:                                     # second half: noise, no beats
+                x[n // 2:] = np.random.default_rng(99).standard_normal(n - n // 2)
+            cols["ecg"] = x
+        else:
+            lab = r.labels["hr"]
+            cols["hr"] = np.interp(t, np.asarray(lab.times) + 4.0, np.asarray(lab.values))
+        head = ",".join(cols)
+        np.savetxt(folder / f"{s}_walk.csv", np.column_stack(list(cols.values())), delimiter=",", header=head,
+                   comments="", fmt="%.6f")
+
+
+def run(*argv) -> str:
+    rc = main(list(argv))
+    assert rc == 0, argv
+    return ""
+
+
+def test_readme_walkthrough_csv_to_firmware(tmp_path, monkeypatch, capsys):
+    proj = tmp_path / "proj"
+    write_csv_folder(proj / "my_watch" / "recordings")
+    (proj / "my_watch" / "dataset.yaml").write_text(readme_yaml())
+    monkeypatch.chdir(proj)
+    ds = "my_watch/dataset.yaml"
+
+    run("data", "inspect", "--data", ds)
+    out = capsys.readouterr().out
+    assert "records 4, subjects 4" in out and "hr " in out and "ppg @ 125 Hz" in out
+
+    run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", ds, "--folds", "2",
+        "--epochs", "1", "--progress", "false", "--out", "runs/mw_hr")
+    ck = json.loads((proj / "runs/mw_hr/metrics.json").read_text())
+    assert ck["subjects"] == 4 and ck["datasets"] == ["my_watch"]
+
+    # the teacher's run names its dataset file by absolute path: quantize works from any directory
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    run("quantize", "--model", str(proj / "runs/mw_hr"), "--student", "spec_student_xs", "--epochs", "1",
+        "--qat-epochs", "1", "--no-progress", "--out", str(proj / "runs/mw_q"))
+    q = json.loads((proj / "runs/mw_q/metrics.json").read_text())
+    assert q["heldout_subjects"] == ["my_watch:s04"]                  # the file's split, by subject
+    monkeypatch.chdir(proj)
+
+    run("export", "--model", "runs/mw_q", "--target", "c", "--device-fs", "125", "--out", "runs/mw_export")
+    if shutil.which("arm-none-eabi-gcc"):
+        r = subprocess.run(["make", "-C", "runs/mw_export", "mps2"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert (proj / "runs/mw_export/build/mps2/example.elf").is_file()
+
+    run("predict", "--model", "runs/mw_export", "--data", "my_watch/recordings", "--out", "runs/mw_predict")
+    s = json.loads((proj / "runs/mw_predict/summary.json").read_text())
+    assert s["runtime"] == "c_pipeline" and len(s["recordings"]) == 4
+
+    capsys.readouterr()
+    run("bench", "--model", "runs/mw_export", "--data", ds, "--runtime", "c,pipeline", "--out", "runs/mw_bench")
+    b = json.loads((proj / "runs/mw_bench/bench.json").read_text())
+    assert b["labelled"] and b["seen_in_training"] == ["my_watch:s01", "my_watch:s02", "my_watch:s03"]
+    md = (proj / "runs/mw_bench/bench.md").read_text()
+    assert "seen in training" in md and "my_watch:s01 (seen in training)" in md
+    assert "my_watch:s04 (seen" not in md
+
+
+def test_ecg_only_folder_derives_hr(tmp_path, monkeypatch, capsys):
+    write_csv_folder(tmp_path / "ecg_watch" / "rec", subjects=("a1", "a2", "a3"), seconds=40.0, ecg=True,
+                     noisy_ecg="a3")
+    (tmp_path / "ecg_watch" / "dataset.yaml").write_text(
+        "format: csv\nroot: rec\nfiles: '*.csv'\nfs: 125\ntime_column: time\n"
+        "channels: {ppg: ppg, acc_x: acc_x, acc_y: acc_y, acc_z: acc_z, ecg: ecg}\n"
+        "subject: {pattern: '^(a\\d)_'}\nlabels: {hr: {ecg: ecg}}\n")
+    monkeypatch.chdir(tmp_path)
+    from sqtool.data.dataset_file import load_dataset_file
+    ds = load_dataset_file("ecg_watch/dataset.yaml")
+    recs = {r.subject: r for r in ds.records()}
+    clean = recs["a1"].labels["hr"].values
+    assert np.isfinite(clean).mean() > 0.8 and abs(np.nanmedian(clean) - 70) < 5
+    noisy = recs["a3"]
+    assert noisy.meta["hr_doubtful"] > 0 and np.isnan(noisy.labels["hr"].values).sum() == noisy.meta["hr_doubtful"]
+    assert ds.report["hr_doubtful"] >= noisy.meta["hr_doubtful"]
+
+    run("data", "inspect", "--data", "ecg_watch")                    # a folder holding dataset.yaml
+    assert "NaN: no or doubtful truth" in capsys.readouterr().out
+    run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "ecg_watch/dataset.yaml",
+        "--folds", "2", "--epochs", "1", "--no-final-fit", "--progress", "false", "--out", "runs/ecg_hr")
+    m = json.loads((tmp_path / "runs/ecg_hr/metrics.json").read_text())
+    assert m["subjects"] == 3
+    # doubtful windows are never scored: the windows counted are the finite-truth ones
+    assert m["windows"] == sum(int(np.isfinite(r.labels["hr"].values).sum()) for r in recs.values())
+
+
+def test_task_without_its_label_is_refused(tmp_path, capsys):
+    write_csv_folder(tmp_path / "w" / "rec", subjects=("s01", "s02"), seconds=20.0)
+    (tmp_path / "w" / "dataset.yaml").write_text(
+        "format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg}\nlabels: {hr: {column: hr}}\n")
+    assert main(["train", "finetune", "--task", "rr", "--model", "cnn1d_student_xs", "--data",
+                 str(tmp_path / "w" / "dataset.yaml"), "--epochs", "1", "--out", str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "task 'rr' needs label 'rr'" in err and "dataset.yaml" in err
+
+
+@pytest.mark.realdata
+def test_builtins_keep_their_record_counts(data_root):
+    from sqtool.data.dataset_file import resolve_data
+    ref = resolve_data("troika", data_root)
+    recs = ref.dataset.records()
+    assert len(recs) == 12 and len({r.subject for r in recs}) == 12 and all("hr" in r.labels for r in recs)
+    assert list(ref.dataset.report["excluded"]) == ["DATA_S04_T01"]
