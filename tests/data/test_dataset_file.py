@@ -1,0 +1,136 @@
+"""dataset.yaml: bad input is one line naming the file; paths resolve from the yaml's folder; the resolver."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.data.dataset_file import load_dataset_file, resolve_data
+
+BASE = "format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels: {ppg: ppg, acc_x: 2}\n"
+
+
+def write(folder: Path, name="s1_a.csv", seconds=20.0, fs=125.0, hr=True, seed=0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(seconds * fs)
+    t = np.arange(n) / fs
+    rng = np.random.default_rng(seed)
+    cols = [t, np.sin(2 * np.pi * 1.2 * t) + 0.05 * rng.standard_normal(n), 0.01 * rng.standard_normal(n)]
+    head = "time,ppg,acc_x"
+    if hr:
+        cols.append(np.full(n, 72.0))
+        head += ",hr"
+    p = folder / name
+    np.savetxt(p, np.column_stack(cols), delimiter=",", header=head, comments="", fmt="%.6f")
+    return p
+
+
+def yaml(tmp_path: Path, text: str, make=True) -> Path:
+    if make:
+        write(tmp_path / "rec")
+        write(tmp_path / "rec", "s2_b.csv", seed=1)
+    p = tmp_path / "dataset.yaml"
+    p.write_text(text)
+    return p
+
+
+def err(p, **kw) -> str:
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(p).records(**kw)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_reads_channels_subjects_labels_and_positions(tmp_path):
+    p = yaml(tmp_path, BASE + "subject: {pattern: '^(s\\d)_'}\nlabels: {hr: {column: hr}}\n")
+    recs = load_dataset_file(p).records()
+    assert [r.subject for r in recs] == ["s1", "s2"] and recs[0].fs == {"ppg": 125.0, "acc_x": 125.0}
+    assert set(recs[0].signals) == {"ppg", "acc_x"}                     # acc_x by position 2
+    lab = recs[0].labels["hr"]
+    assert lab.kind == "window" and len(lab) == 7 and np.allclose(lab.values, 72.0)
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    p = yaml(tmp_path, BASE + "sampling: 125\n")
+    m = err(p)
+    assert "unknown key 'sampling'" in m and str(p) in m
+    p.write_text(BASE + "labels: {hr: {column: hr, smooth: 3}}\n")
+    assert "unknown key 'smooth' in labels.hr" in err(p)
+
+
+def test_missing_channel(tmp_path):
+    p = yaml(tmp_path, BASE.replace("acc_x: 2", "acc_x: accx"))
+    m = err(p)
+    assert "channel 'acc_x': column 'accx' missing (has time, ppg, acc_x, hr)" in m and "s1_a.csv" in m
+    p.write_text(BASE.replace("acc_x: 2", "acc_x: 9"))
+    assert "column 9, but the file has 4 columns" in err(p)
+
+
+def test_rate_disagrees_with_time_column(tmp_path):
+    p = yaml(tmp_path, BASE + "fs: 100\n")
+    m = err(p)
+    assert "fs 100 Hz disagrees with the time column 'time' (125 Hz)" in m and "wrong sampling rate" in m
+    p.write_text(BASE + "fs: 125\n")
+    assert len(load_dataset_file(p).records()) == 2                    # agreeing: fine
+
+
+def test_labels_past_the_signal(tmp_path):
+    p = yaml(tmp_path, BASE + "labels: {hr: {file: 'hr/{stem}.csv'}}\n")
+    (tmp_path / "hr").mkdir()
+    for stem in ("s1_a", "s2_b"):
+        (tmp_path / "hr" / f"{stem}.csv").write_text("start,hr\n" + "".join(f"{2 * i},{70 + i}\n" for i in range(20)))
+    m = err(p)
+    assert "label 'hr' spans 0.00..46.00 s but the signal is 20.00 s" in m
+
+
+def test_split_with_one_subject_on_both_sides(tmp_path):
+    write(tmp_path / "rec", "s1_c.csv", seed=2)                        # a second recording of s1
+    p = yaml(tmp_path, BASE + "subject: {pattern: '^(s\\d)_'}\nsplit: {train: [s1_a], test: [s1_c]}\n")
+    ds = load_dataset_file(p)
+    with pytest.raises(SqtoolError, match="subject s1 is on both sides of the split .train: recording s1_a, "
+                                          "test: recording s1_c."):
+        ds.split_subjects(ds.records())
+    p.write_text(BASE + "subject: {pattern: '^(s\\d)_'}\nsplit: {test: [s2]}\n")
+    ds = load_dataset_file(p)
+    assert ds.split_subjects(ds.records()) == ({"s1"}, {"s2"})
+
+
+def test_empty_folder_and_no_matches(tmp_path):
+    (tmp_path / "rec").mkdir()
+    p = yaml(tmp_path, BASE, make=False)
+    assert "no recordings matching '*.csv' under" in err(p) and "(folder is empty)" in err(p)
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with pytest.raises(SqtoolError, match="folder is empty"):
+        resolve_data(str(empty))
+
+
+def test_relative_paths_resolve_from_the_yaml_not_the_cwd(tmp_path, monkeypatch):
+    p = yaml(tmp_path / "proj", BASE + "labels: {hr: {column: hr}}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ds = load_dataset_file(Path("..") / "proj" / "dataset.yaml")
+    assert ds.root == (tmp_path / "proj" / "rec").resolve() and ds.path.is_absolute()
+    assert len(ds.records()) == 2
+    (tmp_path / "proj" / "dataset.yaml").write_text(BASE.replace("root: rec", "root: recs"))
+    with pytest.raises(SqtoolError, match=r"root .*proj/recs does not exist"):
+        load_dataset_file(tmp_path / "proj" / "dataset.yaml")
+
+
+def test_resolver_kinds_and_builtin_refusals(tmp_path):
+    assert resolve_data("synthetic").kind == "synthetic"
+    p = yaml(tmp_path, BASE)
+    assert resolve_data(str(p)).kind == "dataset" and resolve_data(str(tmp_path)).kind == "dataset"
+    assert resolve_data(str(tmp_path / "rec")).kind == "path"
+    with pytest.raises(SqtoolError, match="not a built-in dataset"):
+        resolve_data("no_such_name")
+    p.write_text("format: troika\nroot: rec\nchannels: {ppg: ppg}\n")
+    with pytest.raises(SqtoolError, match="built-in layout whose reader knows its channels"):
+        load_dataset_file(p)
+    p.write_text("format: csv\nroot: rec\nfs: 125\nchannels: {ppg: ppg}\nexclude: {nope: typo}\n")
+    with pytest.raises(SqtoolError, match="exclude names nope"):
+        load_dataset_file(p).records()
