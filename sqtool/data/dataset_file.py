@@ -372,8 +372,8 @@ def resolve_data(data, data_root: str | os.PathLike | None = None) -> DataRef:
         return DataRef("dataset", None, load_builtin(s, data_root))
     if s.endswith((".yaml", ".yml")):
         raise SqtoolError(f"{p}: no such dataset file")
-    raise SqtoolError(f"--data {s}: no such file or folder, and not a built-in dataset "
-                      f"({', '.join(builtin_names())})")
+    raise SqtoolError(f"--data {s} does not exist (no such file or folder, and not a built-in dataset: "
+                      f"{', '.join(builtin_names())})")
 
 
 def data_records(ref: DataRef, log=None, **kw) -> list:

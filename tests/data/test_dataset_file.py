@@ -126,7 +126,7 @@ def test_resolver_kinds_and_builtin_refusals(tmp_path):
     p = yaml(tmp_path, BASE)
     assert resolve_data(str(p)).kind == "dataset" and resolve_data(str(tmp_path)).kind == "dataset"
     assert resolve_data(str(tmp_path / "rec")).kind == "path"
-    with pytest.raises(SqtoolError, match="not a built-in dataset"):
+    with pytest.raises(SqtoolError, match="does not exist .no such file or folder, and not a built-in dataset"):
         resolve_data("no_such_name")
     p.write_text("format: troika\nroot: rec\nchannels: {ppg: ppg}\n")
     with pytest.raises(SqtoolError, match="built-in layout whose reader knows its channels"):
