@@ -9,7 +9,7 @@ markers: not cycles):
                registry's shapes (conv 4->12 k9 d1, 12->12 k9 d2, 12->12 k9 d4, 1x1 head), BN statistics
                and activation scales made up and calibrated on synthetic spectra (the arithmetic, not the
                accuracy, is what is measured). One window = one hop. Builds: M4 (ARMv7E-M DSP path),
-               both roundings, -DSQ_NO_DSP (portable C on the M4), M55 with Helium (MVE) and M55 with
+               both roundings, both weight formats (int16 pairs, -DSQ_WEIGHTS_INT8=1 packed int8), -DSQ_NO_DSP (portable C on the M4), M55 with Helium (MVE) and M55 with
                -DSQ_NO_MVE (its DSP path). Every build's outputs are compared with the numpy reference
                of the same rounding mode (double = TFLite Micro's).
     front end  sq_frontend.c (tests/export/fe_harness.c with -DFE_BENCH): instructions from one window
@@ -19,7 +19,7 @@ markers: not cycles):
     before     with --before REV, the same measurements on the generator of a git revision (checked out
                into a temporary worktree), for the before/after table.
 
-    nice .venv/bin/python benchmarks/c_kernels_spectral.py [--before c09bd0b]
+    nice .venv/bin/python benchmarks/c_kernels_spectral.py [--before 92a4da3]
 Writes benchmarks/results/c_kernels_spectral.{json,md}.
 """
 from __future__ import annotations
@@ -79,7 +79,8 @@ def network_rows(graph, root: Path, work: Path, tag: str, n: int = 4) -> list[di
     xq = rng.integers(-127, 128, (n,) + tuple(graph.input_shape)).astype(np.int8)
     want = {m: R.run(graph, xq, m)[graph.layers[-1].name].reshape(n, -1) for m in ("double", "single")}
     rows = []
-    for target, defines in (("m4", ()), ("m4", ("SQ_SINGLE_ROUNDING=1",)), ("m4", ("SQ_NO_DSP",)),
+    for target, defines in (("m4", ()), ("m4", ("SQ_WEIGHTS_INT8=1",)), ("m4", ("SQ_SINGLE_ROUNDING=1",)),
+                            ("m4", ("SQ_SINGLE_ROUNDING=1", "SQ_WEIGHTS_INT8=1")), ("m4", ("SQ_NO_DSP",)),
                             ("m55", ()), ("m55", ("SQ_SINGLE_ROUNDING=1",)), ("m55", ("SQ_NO_MVE",))):
         fw = mcu.build_firmware(c_dir, target, work / f"fw_{tag}", defines=defines)
         r = mcu.run_firmware(fw, xq.reshape(n, -1))
@@ -206,7 +207,9 @@ def main() -> int:
         a, b = net[("after", "m55", ())]["insns"], net[("after", "m4", ())]["insns"]
         lines.append(f"- M55 with Helium: network {a:,} instructions = {a / b:.2f}x the M4 build")
     lines += ["", f"Tools: {res['tools'].get('arm_none_eabi_gcc')}; {res['tools'].get('qemu')}.",
-              "Reproduce: `nice .venv/bin/python benchmarks/c_kernels_spectral.py --before c09bd0b`."]
+              "Weight formats: default = int16 pairs (const B includes the int16 tables), SQ_WEIGHTS_INT8=1 = packed "
+              "int8 expanded per pair of output channels at run time (the 'before' generator ignores the define).",
+              "Reproduce: `nice .venv/bin/python benchmarks/c_kernels_spectral.py --before 92a4da3`."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0

@@ -152,7 +152,26 @@ def _header(graph: IntGraph, md: dict) -> str:
         input_text = f"normalised window, {T} samples x {C} channels, quantized by sq_quantize_input"
         norm_text = " per window and channel, before sq_quantize_input"
         output_text = "regression outputs are normalised: value = y * SQ_TARGET_STD[i] + SQ_TARGET_MEAN[i]"
+    s1 = s1_graph(graph)
+    c16, c8 = const_data_bytes(graph), const_data_bytes(graph, weights_int8=True)
+    weights_text = weights_define = ""
+    const_bytes_define = f"#define SQ_CONST_BYTES {c16}"
+    if s1:
+        weights_text = (
+            "\n * weight format    build switch SQ_WEIGHTS_INT8 (stride-1 kernels, DSP and portable paths):"
+            f"\n *                    0 (default) int16 pairs pre-expanded at export time: {c16} bytes of const data,"
+            "\n *                      fastest;"
+            f"\n *                    1 packed int8 words (-DSQ_WEIGHTS_INT8=1): {c8} bytes (half the weight bytes),"
+            "\n *                      expanded with SXTB16 into a stack buffer once per pair of output channels"
+            "\n *                      (a few thousand instructions per window more); same outputs."
+            "\n *                  The Helium (MVE) path always reads int8 weight rows.")
+        weights_define = ("/* Weight format of the stride-1 kernels: 0 = int16 pairs (speed), 1 = packed int8 (flash); "
+                          "see above. */\n#ifndef SQ_WEIGHTS_INT8\n#define SQ_WEIGHTS_INT8 0\n#endif\n")
+        const_bytes_define = (f"#if SQ_WEIGHTS_INT8\n#define SQ_CONST_BYTES {c8}\n#else\n"
+                              f"#define SQ_CONST_BYTES {c16}\n#endif")
     v = {
+        "weights_text": weights_text, "weights_define": weights_define,
+        "const_bytes_define": const_bytes_define,
         "kind_word": "spectral model" if spectral else "student",
         "sqtool_version": md["sqtool_version"], "model": md["model"], "family": cfg.get("family", "-"),
         "task": md["task"], "source_sha256": md["source_sha256"], "fs": fs, "window_s": window_s,
@@ -231,6 +250,26 @@ def pack_s1_weights(weight: np.ndarray, scale: int = 1) -> np.ndarray:
     return ((w[..., 0] & 0xFFFF) | ((w[..., 1] & 0xFFFF) << 16)).reshape(-1).astype(np.uint32)
 
 
+def pack_s1_weights_int8(weight: np.ndarray) -> np.ndarray:
+    """int8 (Cout, K, Cin) -> uint32 words for the SQ_WEIGHTS_INT8 build, one per (group of 2 channels g,
+    input pair p, tap j) in sq_conv_s1's order, bytes (low first) w[2g, j, 2p], w[2g+1, j, 2p],
+    w[2g, j, 2p+1], w[2g+1, j, 2p+1]: SXTB16 of the word is channel 2g's int16 pair of pack_s1_weights,
+    SXTB16 of the word rotated right by 8 channel 2g+1's (half the bytes; never doubled here)."""
+    cout, k, cin = weight.shape
+    co2, ci2 = cout + cout % 2, cin + cin % 2
+    w = np.zeros((co2, k, ci2), np.int64)
+    w[:cout, :, :cin] = weight
+    w = w.reshape(co2 // 2, 2, k, ci2 // 2, 2).transpose(0, 3, 2, 4, 1)    # (G, P, K, 2 in, 2 ch)
+    b = (w & 0xFF).reshape(-1, 4)
+    return (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)).astype(np.uint32)
+
+
+def s1_taps_max(graph: IntGraph) -> int:
+    """Largest K * ceil(Cin / 2) of a stride-1 graph: words per channel of one group's weights (the stack
+    buffer of sq_conv_s1 holds 2 of them)."""
+    return max(l.kernel * ((l.in_shape[1] + 1) // 2) for l in graph.layers)
+
+
 def acc_bound(layer) -> int:
     """Largest |accumulator| (folded bias + every partial sum of the dot product) of a conv layer."""
     w = layer.weight.reshape(layer.weight.shape[0], -1).astype(np.int64)
@@ -283,6 +322,15 @@ def _arr_hex32(name: str, words, per_line: int = 8) -> str:
     return f"static const uint32_t {name}[{len(vals)}] = {{\n    {body}\n}};\n"
 
 
+def _arr_hex64(name: str, words32, per_line: int = 4) -> str:
+    """uint32 words (even count) as a uint64_t table, word 2i in the low half: 8-byte aligned, one LDRD each."""
+    w = np.asarray(words32, np.uint64).reshape(-1, 2)
+    vals = [f"0x{int(v):016x}ull" for v in (w[:, 0] | (w[:, 1] << np.uint64(32)))]
+    lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+    body = ",\n    ".join(lines)
+    return f"static const uint64_t {name}[{len(vals)}] = {{\n    {body}\n}};\n"
+
+
 def requant_params(q, shift, single: bool) -> np.ndarray:
     """Per channel 4 int32 for sq_requant: single (q, total = 31 - shift, 2^(total-1) low, high word),
     double (q, left = max(shift, 0), right = max(-shift, 0), mask = 2^right - 1)."""
@@ -316,12 +364,13 @@ def _rq_arr(name: str, q, shift) -> str:
             f"{body(False)}\n#endif\n}};\n")
 
 
-def const_data_bytes(graph: IntGraph) -> int:
-    """Bytes of the generated const arrays (packed conv weights, folded biases, requantization params)."""
+def const_data_bytes(graph: IntGraph, weights_int8: bool = False) -> int:
+    """Bytes of the generated const arrays (packed conv weights, folded biases, requantization params);
+    stride-1 graphs: of the int16-pair weights, or with `weights_int8` of the SQ_WEIGHTS_INT8 build's."""
     n = 0
     if s1_graph(graph):
-        return sum(4 * pack_s1_weights(l.weight).size + 20 * len(_pad_even(l.bias))
-                   for l in graph.layers)
+        return sum(4 * (pack_s1_weights_int8(l.weight) if weights_int8 else pack_s1_weights(l.weight)).size
+                   + 20 * len(_pad_even(l.bias)) for l in graph.layers)
     for l in graph.layers:
         if l.op == "conv":
             co4 = -(-l.weight.shape[0] // 4) * 4
@@ -345,7 +394,9 @@ def _source_s1(graph: IntGraph, md: dict) -> str:
     parts = [f"/* sq_model.c - generated by sqtool {md['sqtool_version']} from {md['model']} "
              f"(source sha256 {md['source_sha256'][:16]}...). Do not edit. */\n"
              "#include \"sq_model.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n",
-             "\n#define SQ_SPAN_MAX 4\n#define SQ_S1_GRAPH 1   /* every layer a stride-1 'same' conv */\n\n",
+             "\n#define SQ_SPAN_MAX 4\n#define SQ_S1_GRAPH 1   /* every layer a stride-1 'same' conv */\n"
+             f"#define SQ_S1_TAPS_MAX {s1_taps_max(graph)}   /* largest K * ceil(Cin / 2): weight words per "
+             "channel */\n\n",
              template("sq_kernels.c"), template("sq_kernel_s1.c"),
              "\n/* ------------------------------------------------------------------ parameters */\n"]
     bufs = ["sq_a", "sq_b"]
@@ -373,10 +424,17 @@ def _source_s1(graph: IntGraph, md: dict) -> str:
                   _arr("int8_t", f"{tag}_w", w8),
                   "/* bias with the input zero point folded in */\n",
                   _arr("int32_t", f"{tag}_b", fold_bias(l)),
+                  "#elif SQ_WEIGHTS_INT8\n",
+                  f"/* weights for sq_conv_s1, SQ_WEIGHTS_INT8: (Cout {cout} -> pairs of channels, Cin {cin} -> pairs, "
+                  f"{l.kernel} taps) words of 4 int8 (c0 i0, c1 i0, c0 i1, c1 i1), expanded by SXTB16"
+                  f"{' and doubled' if fast else ''} per group at run time */\n",
+                  _arr_hex32(f"{tag}_w", pack_s1_weights_int8(l.weight)),
                   "#else\n",
                   f"/* weights for sq_conv_s1: (Cout {cout} -> pairs of channels, Cin {cin} -> pairs, {l.kernel} taps, "
-                  f"2 channels) int16x2 words{', doubled' if fast else ''} */\n",
-                  _arr_hex32(f"{tag}_w", pack_s1_weights(l.weight, scale)),
+                  f"2 channels) int16x2 words{', doubled' if fast else ''}, channel 0 | channel 1 << 32 */\n",
+                  _arr_hex64(f"{tag}_w", pack_s1_weights(l.weight, scale)),
+                  "#endif\n",
+                  "#if !SQ_MVE\n",
                   f"/* bias with the input zero point folded in{', doubled' if fast else ''} */\n",
                   _arr("int32_t", f"{tag}_b", _pad_even(fold_bias(l) * scale)),
                   "#endif\n"]

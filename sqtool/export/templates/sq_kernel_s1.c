@@ -12,12 +12,18 @@
  *                requantization (one 32-bit store per channel pair), so no layer sign-extends inputs.
  *   weights      int16 pairs in the same channel-pair order, pre-arranged at export time in the order
  *                the tile consumes them: per group of 2 output channels, per input pair p, per tap j,
- *                the words of channel 2g and 2g+1 (LDRD-able).
+ *                one 64-bit word (channel 2g | channel 2g+1 << 32: one LDRD, no inline asm). Build
+ *                switch SQ_WEIGHTS_INT8=1: packed int8 words instead (half the bytes), expanded with
+ *                SXTB16 into a stack buffer once per group (sq_s1_weights); same outputs.
  *   tile         2 output channels x 3 output positions t, t + dil, t + 2 dil. Position t + m dil at
  *                tap j reads row t + (j + m) dil, so the three positions share K + 2 input rows (a
  *                sliding window of 3 registers): per tap 1 input load, 1 LDRD of weights, 6 SMLAD
  *                (12 MACs for 8 instructions). The tap and pair loops have compile-time trip counts
- *                (the kernel is inlined per layer with constant shapes) and are fully unrolled.
+ *                (the kernel is inlined per layer with constant shapes) and are fully unrolled. Each
+ *                chain of positions r + m dil is covered exactly by 3- and 2-position tiles (no
+ *                wasted outputs), the requantization parameters are loaded once per group, and the two
+ *                int16 outputs of a position go out in one word store. (A 2 x 4 tile would save ~8 %
+ *                of the MAC instructions but needs 14 live registers; GCC 12 spills it: slower.)
  *   requant      "fast" layers (export-time check: multiplier in (2^-23, 0.5) per channel, mantissa
  *                q > 2^30, accumulator bound < 2^30): weights and bias are stored doubled, so the
  *                accumulator is a2 = 2 acc, and TFLite's requantization including the output zero
@@ -64,6 +70,14 @@
 #else
 #define SQ_MAC2(acc, x, w) \
     ((acc) += sq_lo16(x) * sq_lo16(w) + sq_hi16(x) * sq_hi16(w))
+#endif
+
+/* The stored weight words of the stride-1 kernels: 64-bit (channel 0 | channel 1 << 32, int16 pairs) or,
+ * with SQ_WEIGHTS_INT8, 32-bit words of 4 int8 weights (expanded per group, see sq_s1_weights). */
+#if SQ_WEIGHTS_INT8
+#define SQ_S1_WTYPE uint32_t
+#else
+#define SQ_S1_WTYPE uint64_t
 #endif
 
 #if !SQ_MVE
@@ -121,20 +135,36 @@ static void sq_s1_pads(uint32_t *xe, int32_t t, int32_t cp, int32_t pad, int32_t
 
 #endif /* !SQ_MVE */
 
-/* Requantize one accumulator of channel c (see the header comment); out_zp included. */
-SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, const int32_t *rq, int32_t fast, int32_t out_zp, int32_t act_min,
+/* Requantization of one channel, loaded once per group of 2 channels (see the header comment). */
+typedef struct {
+    int32_t q, rnd, r;                                  /* fast: q, 2^(r-1) + zp_out 2^r, r */
+    const int32_t *rq;                                  /* general: sq_requant's 4 parameters */
+} sq_s1_rq_t;
+
+SQ_S1_INLINE sq_s1_rq_t sq_s1_rq(const int32_t *rq)
+{
+    sq_s1_rq_t p;
+    p.q = rq[0];
+    p.rnd = rq[1];
+    p.r = rq[2];
+    p.rq = rq;
+    return p;
+}
+
+/* Requantize one accumulator (out_zp included) and clamp to the activation range. */
+SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, sq_s1_rq_t p, int32_t fast, int32_t out_zp, int32_t act_min,
                                    int32_t act_max)
 {
     int32_t v;
     if (fast) {
 #if SQ_SINGLE_ROUNDING
-        const int64_t add = (int64_t)((uint64_t)(uint32_t)rq[1] << 32);
+        const int64_t add = (int64_t)((uint64_t)(uint32_t)p.rnd << 32);
 #else
-        const int64_t add = (int64_t)(((uint64_t)(uint32_t)(rq[1] + (a >> 31)) << 32) | 0x80000000u);
+        const int64_t add = (int64_t)(((uint64_t)(uint32_t)(p.rnd + (a >> 31)) << 32) | 0x80000000u);
 #endif
-        v = (int32_t)(((int64_t)a * rq[0] + add) >> 32) >> rq[2];
+        v = (int32_t)(((int64_t)a * p.q + add) >> 32) >> p.r;
     } else {
-        v = sq_requant(a, rq) + out_zp;
+        v = sq_requant(a, p.rq) + out_zp;
     }
 #if SQ_DSP
     if (act_min == -128 && act_max == 127) {
@@ -144,22 +174,16 @@ SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, const int32_t *rq, int32_t fast, i
     return v < act_min ? act_min : (v > act_max ? act_max : v);
 }
 
-/* Requantize the accumulators of channels 2g, 2g + 1 at position `to` (if inside) and store them. */
-SQ_S1_INLINE void sq_s1_store(int32_t a0, int32_t a1, int32_t to, int32_t t, int32_t g, int32_t cout,
-                              const int32_t *rq, int32_t fast, int32_t out_zp, int32_t act_min, int32_t act_max,
+/* Requantize the accumulators of channels 2g, 2g + 1 at position `to` and store them: one word (two
+ * int16 halves, PKHBT + STR) into the next layer's expanded row, or int8 values (the last layer). */
+SQ_S1_INLINE void sq_s1_store(int32_t a0, int32_t a1, int32_t to, int32_t g, int32_t cout, sq_s1_rq_t p0,
+                              sq_s1_rq_t p1, int32_t fast, int32_t out_zp, int32_t act_min, int32_t act_max,
                               uint32_t *y16, int32_t ycp, int8_t *y8)
 {
-    int32_t v0, v1;
-    if (to >= t) {
-        return;
-    }
-    v0 = sq_s1_requant(a0, rq, fast, out_zp, act_min, act_max);
-    v1 = sq_s1_requant(a1, rq + 4, fast, out_zp, act_min, act_max);
-    if (y16 != NULL) {                                  /* two halfword stores (memcpy: no aliasing) */
-        const int16_t h0 = (int16_t)v0, h1 = (int16_t)v1;
-        uint8_t *yb = (uint8_t *)(y16 + to * ycp + g);
-        memcpy(yb, &h0, 2);
-        memcpy(yb + 2, &h1, 2);
+    const int32_t v0 = sq_s1_requant(a0, p0, fast, out_zp, act_min, act_max);
+    const int32_t v1 = sq_s1_requant(a1, p1, fast, out_zp, act_min, act_max);
+    if (y16 != NULL) {
+        y16[to * ycp + g] = ((uint32_t)v0 & 0xFFFFu) | ((uint32_t)v1 << 16);
     } else {
         y8[to * cout + 2 * g] = (int8_t)v0;
         if (2 * g + 1 < cout) {
@@ -168,54 +192,155 @@ SQ_S1_INLINE void sq_s1_store(int32_t a0, int32_t a1, int32_t to, int32_t t, int
     }
 }
 
+#if SQ_WEIGHTS_INT8
+/* SQ_WEIGHTS_INT8: the weights of one group of 2 output channels (n = K * cp stored words, one per input
+ * pair p and tap j: the int8 weights c0 in 2p, c1 in 2p, c0 in 2p+1, c1 in 2p+1) expanded into the
+ * layout of the int16 build, one 64-bit word per (p, j) = channel 0's int16 pair | channel 1's << 32:
+ * SXTB16 of the word gives channel 0's pair, SXTB16 of the word rotated by 8 channel 1's; doubled for
+ * fast layers (SADD16, no carry between the halves). Once per group: the tiles then read wl. */
+SQ_S1_INLINE void sq_s1_weights(const uint32_t *w, int32_t n, int32_t fast, uint64_t *wl)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const uint32_t v = w[i];
+#if SQ_DSP
+        int16x2_t e = __sxtb16((int8x4_t)v), o = __sxtb16((int8x4_t)((v >> 8) | (v << 24)));
+        if (fast) {
+            e = __sadd16(e, e);
+            o = __sadd16(o, o);
+        }
+        wl[i] = (uint64_t)(uint32_t)e | (uint64_t)(uint32_t)o << 32;
+#else
+        const int32_t s = fast ? 2 : 1;
+        const int32_t b0 = (int8_t)(uint8_t)v, b1 = (int8_t)(uint8_t)(v >> 8);
+        const int32_t b2 = (int8_t)(uint8_t)(v >> 16), b3 = (int8_t)(uint8_t)(v >> 24);
+        const uint32_t e = ((uint32_t)(s * b0) & 0xFFFFu) | ((uint32_t)(s * b2) << 16);
+        const uint32_t o = ((uint32_t)(s * b1) & 0xFFFFu) | ((uint32_t)(s * b3) << 16);
+        wl[i] = (uint64_t)e | (uint64_t)o << 32;
+#endif
+    }
+}
+#endif
+
+/* MACs of one tile: channels 2g, 2g + 1 x 3 positions t0 + m dil (xq = row t0 of the expanded input),
+ * accumulators a[0..5] = (pos 0 ch 0, pos 0 ch 1, pos 1 ch 0, ...), weights wp: one 64-bit word per
+ * (pair, tap) = channel 0's int16 pair | channel 1's << 32 (one LDRD). Position m at tap j reads row
+ * t0 + (j + m) dil, so the positions share a sliding window of 3 rows: per tap 1 input load, 1 LDRD,
+ * 6 SMLAD (12 MACs for 8 instructions); 6 accumulators + 3 rows + 2 weights + 2 pointers = 13
+ * registers. */
+SQ_S1_INLINE void sq_s1_tile3(const uint32_t *xq, int32_t cp, int32_t k, int32_t dr, const uint64_t *wp, int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1], a10 = a[0], a11 = a[1], a20 = a[0], a21 = a[1];
+    int32_t p, j;
+    SQ_UNROLL
+    for (p = 0; p < cp; ++p) {
+        const uint32_t *xr = xq + p;
+        uint32_t x0 = xr[0], x1 = xr[dr];
+        SQ_UNROLL
+        for (j = 0; j < k; ++j) {
+            const uint32_t x2 = xr[(j + 2) * dr];
+            const uint64_t ww = wp[k * p + j];
+            const uint32_t wa = (uint32_t)ww, wb = (uint32_t)(ww >> 32);
+            SQ_MAC2(a00, x0, wa);
+            SQ_MAC2(a01, x0, wb);
+            SQ_MAC2(a10, x1, wa);
+            SQ_MAC2(a11, x1, wb);
+            SQ_MAC2(a20, x2, wa);
+            SQ_MAC2(a21, x2, wb);
+            x0 = x1;
+            x1 = x2;
+        }
+    }
+    a[0] = a00;
+    a[1] = a01;
+    a[2] = a10;
+    a[3] = a11;
+    a[4] = a20;
+    a[5] = a21;
+}
+
+/* The same with 2 positions (the end of a chain of positions that 3 does not divide). */
+SQ_S1_INLINE void sq_s1_tile2(const uint32_t *xq, int32_t cp, int32_t k, int32_t dr, const uint64_t *wp, int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1], a10 = a[0], a11 = a[1];
+    int32_t p, j;
+    SQ_UNROLL
+    for (p = 0; p < cp; ++p) {
+        const uint32_t *xr = xq + p;
+        uint32_t x0 = xr[0];
+        SQ_UNROLL
+        for (j = 0; j < k; ++j) {
+            const uint32_t x1 = xr[(j + 1) * dr];
+            const uint64_t ww = wp[k * p + j];
+            const uint32_t wa = (uint32_t)ww, wb = (uint32_t)(ww >> 32);
+            SQ_MAC2(a00, x0, wa);
+            SQ_MAC2(a01, x0, wb);
+            SQ_MAC2(a10, x1, wa);
+            SQ_MAC2(a11, x1, wb);
+            x0 = x1;
+        }
+    }
+    a[0] = a00;
+    a[1] = a01;
+    a[2] = a10;
+    a[3] = a11;
+}
+
 /* Conv1d, stride 1, 'same' padding pad = dil (k - 1) / 2, over an expanded input xe (see above; row 0
  * of xe is the first padding row) -> either the next layer's expanded buffer y16 (its row 0 = the first
  * real row, ycp words per row) or int8 rows y8 (t, cout). All shape arguments are compile-time
- * constants at the call site (the function is inlined per layer). */
+ * constants at the call site (the function is inlined per layer).
+ *
+ * Per group of 2 output channels (requantization parameters loaded once), every chain of positions
+ * r, r + dil, r + 2 dil, ... (r < dil, n positions) is covered exactly by 3-position tiles and 0-2
+ * 2-position tiles (n = 3 a + 2 b, b = (-n) mod 3): no output is computed twice or past the end, except
+ * for a chain of 1 position (one 2-tile whose second position falls in the spare rows, not stored).
+ * Taps in the 'same' padding read zero point rows: no tile has a bounds check. */
 SQ_S1_INLINE void sq_conv_s1(const uint32_t *xe, int32_t t, int32_t cp, int32_t k, int32_t dil, int32_t cout,
-                             const uint32_t *w, const int32_t *bias, const int32_t *rq, int32_t fast, int32_t out_zp,
-                             int32_t act_min, int32_t act_max, uint32_t *y16, int32_t ycp, int8_t *y8)
+                             const SQ_S1_WTYPE *w, const int32_t *bias, const int32_t *rq, int32_t fast,
+                             int32_t out_zp, int32_t act_min, int32_t act_max, uint32_t *y16, int32_t ycp, int8_t *y8)
 {
-    const int32_t dr = dil * cp;                        /* words between taps */
-    int32_t g, r, t0, p, j;
-    for (g = 0; 2 * g < cout; ++g, w += 2 * k * cp) {
-        const int32_t c0 = 2 * g;
-        for (r = 0; r < dil; ++r) {
-            for (t0 = r; t0 < t; t0 += 3 * dil) {       /* tile: positions t0, t0 + dil, t0 + 2 dil */
-                const uint32_t *xq = xe + t0 * cp;
-                const uint32_t *wp = w;
-                int32_t a00 = bias[c0], a01 = bias[c0 + 1];
-                int32_t a10 = a00, a11 = a01, a20 = a00, a21 = a01;
-                SQ_UNROLL
-                for (p = 0; p < cp; ++p) {
-                    const uint32_t *xr = xq + p;
-                    uint32_t x0 = xr[0], x1 = xr[dr];
-                    SQ_UNROLL
-                    for (j = 0; j < k; ++j) {
-                        const uint32_t x2 = xr[(j + 2) * dr];
-                        uint32_t wa, wb;
-#if SQ_DSP
-                        sq_ldrd(&wp, &wa, &wb);
-#else
-                        wa = wp[0];
-                        wb = wp[1];
-                        wp += 2;
+#if SQ_WEIGHTS_INT8
+    uint64_t wl[SQ_S1_TAPS_MAX];                        /* this group's weights, expanded */
 #endif
-                        SQ_MAC2(a00, x0, wa);
-                        SQ_MAC2(a01, x0, wb);
-                        SQ_MAC2(a10, x1, wa);
-                        SQ_MAC2(a11, x1, wb);
-                        SQ_MAC2(a20, x2, wa);
-                        SQ_MAC2(a21, x2, wb);
-                        x0 = x1;
-                        x1 = x2;
-                    }
+    const int32_t dr = dil * cp;                        /* words between taps */
+    int32_t g, r, i;
+    for (g = 0; 2 * g < cout; ++g) {
+        const sq_s1_rq_t p0 = sq_s1_rq(rq + 8 * g), p1 = sq_s1_rq(rq + 8 * g + 4);
+        const int32_t b0 = bias[2 * g], b1 = bias[2 * g + 1];
+        /* The tiles read the group's weights through a pointer reloaded from a volatile slot (one load per
+         * tile): the same addresses every tile, but the compiler cannot hoist the K * cp weight loads out of
+         * the tile loop (and spill them all), which is what it does with a plain loop-invariant pointer. */
+        const uint64_t *volatile wv;
+#if SQ_WEIGHTS_INT8
+        sq_s1_weights(w + g * k * cp, k * cp, fast, wl);
+        wv = wl;
+#else
+        wv = w + g * k * cp;
+#endif
+        for (r = 0; r < dil; ++r) {
+            const int32_t n = (t - r + dil - 1) / dil;  /* positions r + m dil < t */
+            const int32_t n2 = n == 1 ? 1 : (3 - n % 3) % 3;
+            const int32_t n3 = (n - 2 * n2 + 2) / 3;    /* 0 when n == 1 */
+            int32_t to = r;
+            for (i = 0; i < n3; ++i, to += 3 * dil) {
+                int32_t a[6];
+                a[0] = b0;
+                a[1] = b1;
+                sq_s1_tile3(xe + to * cp, cp, k, dr, wv, a);
+                sq_s1_store(a[0], a[1], to, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
+                sq_s1_store(a[2], a[3], to + dil, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
+                sq_s1_store(a[4], a[5], to + 2 * dil, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
+            }
+            for (i = 0; i < n2; ++i, to += 2 * dil) {
+                int32_t a[4];
+                a[0] = b0;
+                a[1] = b1;
+                sq_s1_tile2(xe + to * cp, cp, k, dr, wv, a);
+                sq_s1_store(a[0], a[1], to, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
+                if (to + dil < t) {
+                    sq_s1_store(a[2], a[3], to + dil, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
                 }
-                sq_s1_store(a00, a01, t0, t, g, cout, rq + 4 * c0, fast, out_zp, act_min, act_max, y16, ycp, y8);
-                sq_s1_store(a10, a11, t0 + dil, t, g, cout, rq + 4 * c0, fast, out_zp, act_min, act_max, y16, ycp,
-                            y8);
-                sq_s1_store(a20, a21, t0 + 2 * dil, t, g, cout, rq + 4 * c0, fast, out_zp, act_min, act_max, y16,
-                            ycp, y8);
             }
         }
     }
@@ -281,10 +406,14 @@ SQ_S1_INLINE void sq_conv_mve(const int8_t *xe, int32_t t, int32_t cin, int32_t 
                 SQ_MVE_DOT(a2, xq, wr + 2 * d16, i, d);
                 SQ_MVE_DOT(a3, xq, wr + 3 * d16, i, d);
             }
-            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, rq + 4 * co, fast, out_zp, act_min, act_max);
-            y[co + 1] = (int8_t)sq_s1_requant(fast ? 2 * a1 : a1, rq + 4 * co + 4, fast, out_zp, act_min, act_max);
-            y[co + 2] = (int8_t)sq_s1_requant(fast ? 2 * a2 : a2, rq + 4 * co + 8, fast, out_zp, act_min, act_max);
-            y[co + 3] = (int8_t)sq_s1_requant(fast ? 2 * a3 : a3, rq + 4 * co + 12, fast, out_zp, act_min, act_max);
+            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, sq_s1_rq(rq + 4 * co), fast, out_zp,
+                                          act_min, act_max);
+            y[co + 1] = (int8_t)sq_s1_requant(fast ? 2 * a1 : a1, sq_s1_rq(rq + 4 * co + 4), fast, out_zp,
+                                          act_min, act_max);
+            y[co + 2] = (int8_t)sq_s1_requant(fast ? 2 * a2 : a2, sq_s1_rq(rq + 4 * co + 8), fast, out_zp,
+                                          act_min, act_max);
+            y[co + 3] = (int8_t)sq_s1_requant(fast ? 2 * a3 : a3, sq_s1_rq(rq + 4 * co + 12), fast, out_zp,
+                                          act_min, act_max);
         }
         for (; co < cout; ++co) {
             const int8_t *wr = w + co * d16;
@@ -294,7 +423,8 @@ SQ_S1_INLINE void sq_conv_mve(const int8_t *xe, int32_t t, int32_t cin, int32_t 
                 const int8x16_t xq = i + 16 <= d ? vldrbq_s8(xv + i) : vldrbq_z_s8(xv + i, vctp8q((uint32_t)(d - i)));
                 SQ_MVE_DOT(a0, xq, wr, i, d);
             }
-            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, rq + 4 * co, fast, out_zp, act_min, act_max);
+            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, sq_s1_rq(rq + 4 * co), fast, out_zp,
+                                          act_min, act_max);
         }
     }
 }
