@@ -258,18 +258,19 @@ class CPipelineHost:
         from sqtool.export.pipeline import RESULT_KEYS
         x16 = np.asarray(x16, np.int16)
         C, n = x16.shape
-        if n_ppg != self.n_ppg:
-            raise SqtoolError(f"c_pipeline: {where} has {n_ppg} PPG sensor(s), the C pipeline was exported for "
-                              f"{self.n_ppg} (re-export with --ppg-sensors {n_ppg})")
         if C - n_ppg + 1 != self.channels:
             raise SqtoolError(f"c_pipeline: {where} has {C - n_ppg + 1} channels, the pipeline reads {self.channels}")
         state = np.zeros((self.state_bytes + 7) // 8, np.uint64)                 # 8-byte aligned
         fs_mhz = int(round(fs_in * 1000))
         rc = (self._init_device(state.ctypes.data, fs_mhz, int(n_ppg)) if self._init_device is not None else
               self.lib.sq_pipeline_init_fs(state.ctypes.data, fs_mhz))
+        if rc == 0 and n_ppg != self.n_ppg:                 # an export older than init_device: 1 sensor
+            rc = -6
         if rc != 0:
             raise SqtoolError(f"c_pipeline: {where} is sampled at {fs_in:g} Hz but the C pipeline was exported "
                               f"for {self.fs_in:g} Hz (re-export with --device-fs {fs_in:g})" if rc == -5 else
+                              f"c_pipeline: {where} has {n_ppg} PPG sensor(s), the C pipeline was exported for "
+                              f"{self.n_ppg} (re-export with --ppg-sensors {n_ppg})" if rc == -6 else
                               f"c_pipeline: sq_pipeline_init_device returned {rc}")
         ppg = np.ascontiguousarray(x16[:n_ppg].T)                               # (n, n_ppg) interleaved
         acc = np.ascontiguousarray(x16[n_ppg:].T) if C > n_ppg else None       # (n, 3) interleaved x, y, z

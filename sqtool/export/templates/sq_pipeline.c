@@ -53,8 +53,9 @@ int sq_pipeline_init_fs(sq_pipeline_t *p, uint32_t fs_in_mhz)
 int sq_pipeline_init_device(sq_pipeline_t *p, uint32_t fs_in_mhz, int n_ppg)
 {
     if (p == NULL) return SQ_PL_ERR_NULL;
+    if (fs_in_mhz != SQ_PL_FS_IN_MHZ) return SQ_PL_ERR_RATE;
     if (n_ppg != SQ_FE_N_PPG) return SQ_PL_ERR_SENSORS;
-    return sq_pipeline_init_fs(p, fs_in_mhz);
+    return sq_pipeline_init(p);
 }
 
 /* Windows completed by the next n inputs, from the front end's counters (exact, O(1)): the next model
