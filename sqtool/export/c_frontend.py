@@ -11,7 +11,8 @@
     <prefix>_frontend.h          API + state struct (template, prefix substituted)
     <prefix>_frontend.c          implementation (template, prefix substituted)
 
-Every symbol and macro in them starts with sq_ / SQ_, renamed textually to prefix_ / PREFIX_ so two
+SQ_FE_N_PPG (the device's PPG sensors, 1 or 2, FrontEndCfg.n_ppg) sizes the input channels (SQ_FE_NIN);
+the code channels stay SQ_FE_NCH. Every symbol and macro in them starts with sq_ / SQ_, renamed textually to prefix_ / PREFIX_ so two
 front ends can live in one image. The arithmetic is the contract of sqtool/data/frontend.py; the
 tables come from its `design(cfg)`, so the C and the numpy reference are bit-exact by construction
 (tests/export/test_c_frontend.py checks it).
