@@ -8,8 +8,9 @@
    left out, then `qat_bins` (--qat-epochs); decoder (sigma, floor) fitted on the training truth, its
    logit scale = the int graph's output scale. Accuracy is NOT the point here (see hr_spectral.py); the
    MAE printed is a sanity check only.
-2. `render_pipeline` at the recording's device rate (TROIKA 125 Hz, wrist_exercise 256 Hz), the Python
-   integer reference `PipelineRef` on the whole recording (robust int16 replay gains, no gaps).
+2. `render_pipeline` at the recording's device rate and PPG sensor count (TROIKA 125 Hz with ppg + ppg2,
+   wrist_exercise 256 Hz with one), the Python integer reference `PipelineRef` on the whole recording
+   (robust int16 replay gains, no gaps).
 3. Per target: the pipeline firmware (`firmware_bench.pipeline_fw`, -O2, arm-none-eabi-gcc + picolibc)
    under qemu-system-arm with the instruction-counting plugin, pushes of 1 s of samples:
      - whole build: one count per sq_pipeline_push (everything, glue included), results compared with the
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
-from sqtool.data.hr_spectra import as_model_input, device_samples, hr_corpus  # noqa: E402
+from sqtool.data.hr_spectra import as_model_input, device_samples, hr_corpus, stream_channels  # noqa: E402
 from sqtool.export import pipeline as PL  # noqa: E402
 from sqtool.export.intgraph import extract_int_graph  # noqa: E402
 from sqtool.export.metadata import build_metadata  # noqa: E402
@@ -100,20 +101,21 @@ def same(a: dict, b: dict) -> bool:
 
 
 def bench_recording(rec_raw, r, mc, graph, md, args, work: Path) -> dict:
-    x16, fs = device_samples(rec_raw, mc["channels"])
+    chans, n_ppg = stream_channels(rec_raw, mc)                   # TROIKA: ppg + ppg2 (SQ_FE_N_PPG = 2)
+    x16, fs = device_samples(rec_raw, chans)
     n = x16.shape[1]
     dur = n / fs
-    c_dir = work / f"c_{int(fs)}"
-    PL.render_pipeline(mc, graph, md, c_dir, fs_in=fs)
+    c_dir = work / f"c_{int(fs)}_{n_ppg}"
+    PL.render_pipeline(mc, graph, md, c_dir, fs_in=fs, n_ppg=n_ppg)
     t0 = time.time()
-    ref = PL.PipelineRef(mc, graph, None, fs).run(x16)
+    ref = PL.PipelineRef(mc, graph, None, fs, n_ppg=n_ppg).run(x16)
     W = len(ref["index"])
     n_valid = int(ref["valid"].sum())
     log(f"{r.dataset}/{r.record_id}: {n} samples at {fs:g} Hz ({dur:.0f} s), {W} results "
         f"(reference {time.time() - t0:.1f} s)")
     chunk = int(round(fs))                                       # 1 s of samples per push
     host = PF.run_pipeline(PF.build_pipeline(c_dir, "host", work / "host", chunk=chunk), x16)
-    row = {"dataset": r.dataset, "record": r.record_id, "fs_in_hz": fs, "samples": n, "seconds": dur,
+    row = {"dataset": r.dataset, "record": r.record_id, "fs_in_hz": fs, "ppg_sensors": n_ppg, "samples": n, "seconds": dur,
            "results": W, "scored_windows": n_valid, "chunk_samples": chunk,
            "host_bit_exact": same(host.results, ref), "targets": {}}
     macs = graph.macs

@@ -2,8 +2,11 @@
 
 The numpy INTEGER reference of the firmware front end (C templates `sqtool/export/templates/
 sq_frontend.{h,c}`, tables from `sqtool/export/c_frontend.py`): after `design(cfg)` every step is
-integer arithmetic, identical in Python and C, bit for bit. Per channel (ppg, then acc_x, acc_y,
-acc_z; C = 1 when there is no accelerometer), int16 samples at the device rate fs_in:
+integer arithmetic, identical in Python and C, bit for bit. Input rows ("sensor channels", C_in =
+n_channels + n_ppg - 1 of them): the device's n_ppg PPG sensors (1 or 2: ppg, ppg2), then acc_x, acc_y,
+acc_z (none when n_channels = 1). Steps 1-5 run per input row; step 6 averages the PPG sensors' spectra
+into the network's one ppg channel, so the output always has C = n_channels channels (ppg, acc_x, acc_y,
+acc_z) whatever n_ppg is. Per input row, int16 samples at the device rate fs_in:
 
  1. gaps     a flagged input sample (one uint8 flag per time step, shared by all channels) is
              replaced by the channel's last good sample (0 before any); the window's flagged
@@ -50,15 +53,31 @@ acc_z; C = 1 when there is no accelerometer), int16 samples at the device rate f
              = 2,146,435,072 < 2^31 at T = 128 (every partial sum is bounded by the same sum, so
              any summation order, SMLAD pairs included, is exact). Power: r = (re + 2^(ps-1)) >> ps
              (ps = power_shift = 16), P = r^2 + i^2 in int64, <= 2^31, kept as uint32.
- 6. codes    per channel Pmax = max_b P; q = max(0, bitlen(Pmax) - 22); Pm = Pmax >> q,
+ 6. ppg      the ppg channel's power: n_ppg = 1: the sensor's P itself (unchanged). n_ppg = 2: the
+             mean of the sensors' spectra, each normalised to its own max so sensors of different
+             gains weigh equally. Per sensor s: Pmax_s = max_b P_s; q_s = max(0, bitlen(Pmax_s) -
+             NORM_BITS) (NORM_BITS = 15); Pm_s = Pmax_s >> q_s, Pb_s = P_s >> q_s (both < 2^15);
+             u_s = ((Pb_s << NORM_FRAC) + (Pm_s >> 1)) // Pm_s (NORM_FRAC = 16), i.e. round-half-up
+             of 2^16 P_s / Pmax_s on the shifted powers: uint32 (Pb << 16 < 2^31, + Pm/2 < 2^14),
+             the sensor's max bin exactly 2^16; Pmax_s == 0 -> u_s = 0 (a dead sensor adds nothing).
+             P_ppg = sum_s u_s <= n_ppg 2^16 (the sum, not the mean: the code step divides by the
+             max anyway), then coded as any channel's P (step 7: bitlen <= 18, so q = 0).
+ 7. codes    per channel Pmax = max_b P; q = max(0, bitlen(Pmax) - 22); Pm = Pmax >> q,
              Pb = P >> q; code = (508 Pb + Pm) // (2 Pm) - 127, i.e. round-half-up of
              254 P / Pmax - 127 on the shifted powers (uint32 arithmetic: 509 * 2^22 < 2^31);
              the max bin gets 127; Pmax == 0 -> all -127. Output per window: int8 (F, C)
-             channels-last, F = 201 bins at 30..230 BPM.
+             channels-last, F bins on bins_bpm (201 at 30..230 BPM by default; the registry's
+             spectral models use 134 at 30..229.5 BPM).
 
-API: `FrontEndCfg` (to_dict / from_dict), `design(cfg) -> FrontEndTables`, `FrontEnd(cfg)` (streaming:
-push / reset), `spectra(cfg, x, gap)` (whole recording, vectorised, bit-exact with the streaming
-path), `to_int16(x, gains)` (device quantisation for replaying float data), `bin_bpm(cfg)`.
+API: `FrontEndCfg` (to_dict / from_dict; `n_inputs` = C_in), `design(cfg) -> FrontEndTables`,
+`FrontEnd(cfg)` (streaming: push / reset), `spectra(cfg, x, gap)` (whole recording, x (C_in, N),
+vectorised, bit-exact with the streaming path), `to_int16(x, gains)` (device quantisation for replaying
+float data), `bin_bpm(cfg)`, `input_channels(cfg)` (names of the C_in rows).
+
+n_ppg is a DEVICE property, not a model's: the network reads the same 4 channels either way, and a model
+trained on two-sensor averages reads a one-sensor device (its spectrum is then one sensor's). The model
+contract lists the sensors to average when a recording has them (frontend["ppg_sensors"], see
+`data.hr_spectra.stream_channels`); n_ppg = 1 gives exactly the codes of the single-sensor front end.
 
 Input scaling (for replaying float datasets, `default_gains`): acc in g -> 4096 counts/g (a +-8 g,
 16-bit accelerometer); PPG -> 8 counts per unit, calibrated on SP Cup / TROIKA's AC-coupled PPG units
@@ -85,7 +104,11 @@ CHANNELS = ("ppg", "acc_x", "acc_y", "acc_z")
 DEFAULT_GAINS = {"ppg": 8.0, "acc": 4096.0}       # counts per unit: PPG (TROIKA units), acc (g)
 MID_SAT = (1 << 24) - 1                           # clamp of an inner biquad section's output
 CODE_BITS = 22                                    # Pmax is shifted below 2^22 before the division
-_DESCRIPTIVE = ("format", "filter", "phase", "resampler", "normalisation", "input_scaling", "channels")
+NORM_BITS = 15                                    # n_ppg > 1: a sensor's Pmax shifted below 2^15 ...
+NORM_FRAC = 16                                    # ... its spectrum normalised to max 2^16 (Q16)
+MAX_PPG = 2                                       # PPG sensors averaged at most
+_DESCRIPTIVE = ("format", "filter", "phase", "resampler", "normalisation", "input_scaling", "channels",
+                "inputs", "ppg_combine")
 
 
 # ----------------------------------------------------------------------------- config
@@ -95,7 +118,8 @@ class FrontEndCfg:
     fs: float = 16.0                      # model rate (Hz)
     window_s: float = 8.0
     hop_s: float = 2.0
-    n_channels: int = 4                   # 4 = ppg, acc_x, acc_y, acc_z; 1 = ppg only
+    n_channels: int = 4                   # 4 = ppg, acc_x, acc_y, acc_z; 1 = ppg only (network channels)
+    n_ppg: int = 1                        # PPG sensors on the DEVICE, averaged into the ppg channel (1, 2)
     band: tuple[float, float] = (0.5, 4.0)            # Hz, causal Butterworth band-pass
     filter_order: int = 2                 # butter order -> filter_order biquad sections
     bins_bpm: tuple[float, float, float] = (30.0, 230.0, 1.0)   # first, last (inclusive), step
@@ -109,12 +133,21 @@ class FrontEndCfg:
     gain_ppg: float = DEFAULT_GAINS["ppg"]   # to_int16 defaults (counts per unit)
     gain_acc: float = DEFAULT_GAINS["acc"]
 
+    @property
+    def n_inputs(self) -> int:
+        """C_in: input rows (the n_ppg PPG sensors, then the accelerometer axes)."""
+        return self.n_channels + self.n_ppg - 1
+
     def to_dict(self) -> dict:
         """The contract: every field plus descriptive keys (ignored by from_dict)."""
         d = _to_dict(self)
         d.update({
             "format": FORMAT,
             "channels": list(CHANNELS[:self.n_channels]),
+            "inputs": list(input_channels(self)),
+            "ppg_combine": ("one sensor: its power spectrum" if self.n_ppg == 1 else
+                            f"sum over {self.n_ppg} sensors of round(2^{NORM_FRAC} P / Pmax) per sensor "
+                            f"(P >> max(0, bitlen(Pmax) - {NORM_BITS}) first, uint32), then coded"),
             "filter": f"butterworth bandpass order {self.filter_order}, {self.filter_order} biquads, "
                       f"Q{self.iir_frac_bits} Direct Form I",
             "phase": "causal",
@@ -194,6 +227,8 @@ def taps_per_phase(cfg: FrontEndCfg) -> int:
 def _check_cfg(cfg: FrontEndCfg) -> None:
     if cfg.n_channels not in (1, 4):
         raise SqtoolError(f"frontend: n_channels={cfg.n_channels} must be 1 (ppg) or 4 (ppg + acc x, y, z)")
+    if not (isinstance(cfg.n_ppg, int) and 1 <= cfg.n_ppg <= MAX_PPG):
+        raise SqtoolError(f"frontend: n_ppg={cfg.n_ppg} PPG sensors: must be 1 or {MAX_PPG}")
     lo, hi = (float(b) for b in cfg.band)
     if not 0 < lo < hi < cfg.fs / 2:
         raise SqtoolError(f"frontend: band {cfg.band} must satisfy 0 < lo < hi < fs/2 = {cfg.fs / 2}")
@@ -277,6 +312,11 @@ def design(cfg: FrontEndCfg) -> FrontEndTables:
         sos_float=sos, fir_float=fir_float, ct=cos[idx], st=cos[(idx + 3 * N // 4) % N])
 
 
+def input_channels(cfg: FrontEndCfg) -> tuple[str, ...]:
+    """Names of the C_in input rows: ppg (ppg2), then acc_x, acc_y, acc_z when n_channels = 4."""
+    return ("ppg", "ppg2")[:cfg.n_ppg] + CHANNELS[1:cfg.n_channels]
+
+
 def bin_bpm(cfg: FrontEndCfg) -> np.ndarray:
     """(F,) bin centres in BPM."""
     b0, b1, step = (float(v) for v in cfg.bins_bpm)
@@ -344,10 +384,24 @@ def _bitlen(v: np.ndarray) -> np.ndarray:
     return out
 
 
+def combine_ppg(p: np.ndarray, n_ppg: int) -> np.ndarray:
+    """Step 6: powers (W, C_in, F) int64 -> (W, C, F): the first n_ppg rows (the PPG sensors) become one,
+    the sum of each sensor's spectrum normalised to 2^NORM_FRAC at its max; n_ppg = 1: unchanged."""
+    if n_ppg == 1:
+        return p
+    s = p[:, :n_ppg]                                                      # (W, S, F)
+    smax = s.max(axis=2, keepdims=True)                                   # (W, S, 1)
+    q = np.maximum(_bitlen(smax) - NORM_BITS, 0)
+    pm = smax >> q                                                        # < 2^15
+    pb = s >> q
+    u = np.where(pm > 0, ((pb << NORM_FRAC) + (pm >> 1)) // np.maximum(pm, 1), 0)   # (W, S, F) <= 2^16
+    return np.concatenate([u.sum(axis=1, keepdims=True), p[:, n_ppg:]], axis=1)
+
+
 def window_codes(win: np.ndarray, cfg: FrontEndCfg, tab: FrontEndTables) -> np.ndarray:
-    """Steps 5-6 on a batch of windows: win (W, C, T) int16 -> codes (W, F, C) int8."""
-    x = win.astype(np.int64)                                              # (W, C, T)
-    mx = np.abs(x).max(axis=2)                                            # (W, C)
+    """Steps 5-7 on a batch of windows: win (W, C_in, T) int16 -> codes (W, F, C) int8."""
+    x = win.astype(np.int64)                                              # (W, C_in, T)
+    mx = np.abs(x).max(axis=2)                                            # (W, C_in)
     xmax = tab.xmax
     s = np.zeros_like(mx)                                                 # left shifts
     for _ in range(16):
@@ -358,14 +412,15 @@ def window_codes(win: np.ndarray, cfg: FrontEndCfg, tab: FrontEndTables) -> np.n
         ok = ((mx + ((1 << r) >> 1)) >> r) <= xmax
         r = np.where(big & ~ok, r + 1, r)
     rs = np.maximum(r, 1)[..., None]
-    xr = np.where(r[..., None] > 0, (x + ((1 << rs) >> 1)) >> rs, x << s[..., None])   # (W, C, T)
-    xw = (xr * tab.hann.astype(np.int64) + (1 << 14)) >> 15               # (W, C, T)
-    re = xw @ tab.ct                                                      # (W, C, F) exact, < 2^31
+    xr = np.where(r[..., None] > 0, (x + ((1 << rs) >> 1)) >> rs, x << s[..., None])   # (W, C_in, T)
+    xw = (xr * tab.hann.astype(np.int64) + (1 << 14)) >> 15               # (W, C_in, T)
+    re = xw @ tab.ct                                                      # (W, C_in, F) exact, < 2^31
     im = xw @ tab.st
     ps = cfg.power_shift
     re = (re + (1 << (ps - 1))) >> ps
     im = (im + (1 << (ps - 1))) >> ps
-    p = re * re + im * im                                                 # (W, C, F) <= 2^31
+    p = re * re + im * im                                                 # (W, C_in, F) <= 2^31
+    p = combine_ppg(p, cfg.n_ppg)                                         # (W, C, F)
     pmax = p.max(axis=2, keepdims=True)                                   # (W, C, 1)
     q = np.maximum(_bitlen(pmax) - CODE_BITS, 0)
     pm = pmax >> q
@@ -388,12 +443,14 @@ def _q15(f: int, cnt: int) -> int:
     return (f * 32768 + cnt // 2) // cnt if cnt else 0
 
 
-def _check_input(x, gap, C: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_input(x, gap, cfg: FrontEndCfg) -> tuple[np.ndarray, np.ndarray | None]:
     x = np.asarray(x)
+    C = cfg.n_inputs
     if x.ndim == 1 and C == 1:
         x = x[None]
     if x.ndim != 2 or x.shape[0] != C:
-        raise SqtoolError(f"frontend: input must be int16 (C={C}, n), got shape {x.shape}")
+        raise SqtoolError(f"frontend: input must be int16 (C={C}: {', '.join(input_channels(cfg))}, n), "
+                          f"got shape {x.shape}")
     if x.dtype != np.int16:
         raise SqtoolError(f"frontend: input must be int16 samples, got {x.dtype} (use to_int16)")
     if gap is not None:
@@ -410,7 +467,8 @@ class FrontEnd:
     def __init__(self, cfg: FrontEndCfg, tables: FrontEndTables | None = None):
         self.cfg = cfg
         self.tab = tables or design(cfg)
-        self.C = cfg.n_channels
+        _check_cfg(cfg)
+        self.C = cfg.n_inputs                           # input rows (PPG sensors + acc axes)
         self.reset()
 
     def reset(self) -> None:
@@ -426,7 +484,7 @@ class FrontEnd:
         self.pend = [0, 0]                              # inputs / flagged since the last output
 
     def push(self, x, gap=None) -> list[FrontEndWindow]:
-        x, gap = _check_input(x, gap, self.C)
+        x, gap = _check_input(x, gap, self.cfg)
         n = x.shape[1]
         if n == 0:
             return []
@@ -487,10 +545,10 @@ class FrontEnd:
 
 # ----------------------------------------------------------------------------- offline
 def filtered(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None) -> np.ndarray:
-    """Steps 1-3 on a whole recording: int16 (C, N) -> band-passed model-rate int16 (C, ceil(N L / M));
+    """Steps 1-3 on a whole recording: int16 (C_in, N) -> band-passed model-rate int16 (C_in, ceil(N L / M));
     window i of the ring is filtered(...)[:, i hop : i hop + T]."""
     tab = tables or design(cfg)
-    x, gap = _check_input(x, gap, cfg.n_channels)
+    x, gap = _check_input(x, gap, cfg)
     C, n = x.shape
     P = tab.fir.shape[1]
     held, _ = _hold_gaps(x, gap, np.zeros(C, dtype=np.int16))
@@ -502,21 +560,21 @@ def filtered(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None
 
 
 def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None):
-    """Whole recording: x int16 (C, N) -> (spec int8 (W, F, C), t0 (W,) s, flagged (W,) float).
+    """Whole recording: x int16 (C_in, N) -> (spec int8 (W, F, C), t0 (W,) s, flagged (W,) float).
 
     Bit-exact with FrontEnd(cfg).push(x, gap) (the same integer stages, vectorised over time)."""
     tab = tables or design(cfg)
-    x, gap = _check_input(x, gap, cfg.n_channels)
-    C, n = x.shape
+    x, gap = _check_input(x, gap, cfg)
+    C, n = cfg.n_channels, x.shape[1]
     L, M, T, hop = tab.up, tab.down, tab.T, tab.hop
     F = tab.n_bins
-    y = filtered(cfg, x, gap, tab)                                        # (C, n_out)
+    y = filtered(cfg, x, gap, tab)                                        # (C_in, n_out)
     n_out = y.shape[1]
     W = (n_out - T) // hop + 1 if n_out >= T else 0
     if W == 0:
         return np.zeros((0, F, C), np.int8), np.zeros(0), np.zeros(0)
     starts = np.arange(W) * hop
-    frames = np.lib.stride_tricks.sliding_window_view(y, T, axis=1)[:, starts]   # (C, W, T)
+    frames = np.lib.stride_tricks.sliding_window_view(y, T, axis=1)[:, starts]   # (C_in, W, T)
     codes = window_codes(np.ascontiguousarray(frames.transpose(1, 0, 2)), cfg, tab)
     g = np.zeros(n, dtype=np.int64) if gap is None else gap.astype(np.int64)
     cg = np.concatenate([[0], np.cumsum(g)])
@@ -543,13 +601,13 @@ def flagged_q15(cfg: FrontEndCfg, gap, n: int, tables: FrontEndTables | None = N
 
 # ----------------------------------------------------------------------------- device quantisation
 def default_gains(cfg: FrontEndCfg) -> tuple[float, ...]:
-    """Counts per unit per channel: ppg (TROIKA-like units), then acc in g."""
-    return (cfg.gain_ppg,) + (cfg.gain_acc,) * (cfg.n_channels - 1)
+    """Counts per unit per input row: the PPG sensors (TROIKA-like units), then acc in g."""
+    return (cfg.gain_ppg,) * cfg.n_ppg + (cfg.gain_acc,) * (cfg.n_channels - 1)
 
 
 def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEndCfg | None = None) -> np.ndarray:
     """Float (C, N) -> int16 (C, N): round(x * gain), saturating. gains: per channel, one for all,
-    None (= default_gains(cfg or FrontEndCfg(n_channels=C))) or "robust" (per recording: the 99.9th
+    None (= default_gains(cfg), cfg guessed from C: 1, 2, 4, 5 rows) or "robust" (per recording: the 99.9th
     percentile of |x - median| -> 8000 counts; replay only, a device cannot do this)."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
@@ -560,7 +618,7 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
         raise SqtoolError("to_int16: samples contain NaN/Inf (flag them as gaps and fill first)")
     C = x.shape[0]
     if gains is None:
-        gains = default_gains(cfg or FrontEndCfg(n_channels=C))
+        gains = default_gains(cfg or FrontEndCfg(n_channels=4 if C >= 4 else 1, n_ppg=2 if C in (2, 5) else 1))
     elif isinstance(gains, str):
         if gains != "robust":
             raise SqtoolError(f"to_int16: gains '{gains}' unknown (per-channel numbers, None or 'robust')")
@@ -573,4 +631,5 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
 
 
 __all__ = ["FrontEndCfg", "FrontEndTables", "FrontEnd", "FrontEndWindow", "design", "spectra", "to_int16",
-           "bin_bpm", "default_gains", "taps_per_phase", "filtered", "flagged_q15", "window_codes", "CHANNELS", "DEFAULT_GAINS"]
+           "bin_bpm", "default_gains", "taps_per_phase", "filtered", "flagged_q15", "window_codes", "combine_ppg",
+           "input_channels", "CHANNELS", "DEFAULT_GAINS", "NORM_BITS", "NORM_FRAC", "MAX_PPG"]

@@ -13,6 +13,12 @@ replayed as a device would sample it: `to_int16` with per-recording robust gains
 per-window block floating point and per-channel max make the codes insensitive to the gain, up to
 saturation).
 
+PPG sensors: a device (recording) may carry two PPG sensors (SP Cup / TROIKA: ppg, ppg2); the model's
+frontend["ppg_sensors"] lists the sensors whose spectra the front end averages into the ppg channel when a
+recording has them (default: the model's first channel alone, as models older than the key were trained).
+`stream_channels` picks those present, in that order, then the other channels: n_ppg is the RECORDING's
+(device's) property, the network reads the same channels either way.
+
 Subjects: TROIKA's `Extra_TrainingData/DATA_S04_T01` is most likely subject S04 of the SP Cup test set;
 it is kept out (`exclude`) so results stay comparable with published test-set figures, and its
 exclusion is reported, never silent.
@@ -25,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import ModelCfg, SqtoolError
-from sqtool.data.frontend import FrontEndCfg, design, spectra, to_int16
+from sqtool.data.frontend import MAX_PPG, FrontEndCfg, design, spectra, to_int16
 
 HR_DATASETS = ("troika", "wrist_exercise")
 EXCLUDED = ("DATA_S04_T01",)        # likely SP Cup test subject S04
@@ -48,16 +54,45 @@ class HrRecording:
         return f"{self.dataset}:{self.subject}"
 
 
-def frontend_cfg(model_cfg: ModelCfg | dict, fs_in: float) -> FrontEndCfg:
-    """The front end of a spectral model contract at a device rate."""
+def ppg_sensors(model_cfg: ModelCfg | dict) -> list[str]:
+    """The PPG sensors a spectral model averages when a recording has them: frontend["ppg_sensors"], else
+    the model's first channel alone (models older than the key)."""
+    mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
+    sensors = list((mc.get("frontend") or {}).get("ppg_sensors") or [mc["channels"][0]])
+    if not 1 <= len(sensors) <= MAX_PPG or len(set(sensors)) != len(sensors):
+        raise SqtoolError(f"model {mc.get('name')}: frontend ppg_sensors {sensors} must name 1 to {MAX_PPG} "
+                          "different PPG channels")
+    return sensors
+
+
+def frontend_cfg(model_cfg: ModelCfg | dict, fs_in: float, n_ppg: int = 1) -> FrontEndCfg:
+    """The front end of a spectral model contract at a device rate, for a device with n_ppg PPG sensors
+    (at most as many as the model's ppg_sensors)."""
     mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
     fe = dict(mc.get("frontend") or {})
     if fe.get("type") != "spectrum":
         raise SqtoolError(f"model {mc.get('name')} has no spectral front end (frontend: {fe or 'none'})")
+    sensors = ppg_sensors(mc)
+    if not (isinstance(n_ppg, (int, np.integer)) and 1 <= n_ppg <= len(sensors)):
+        raise SqtoolError(f"model {mc.get('name')} averages at most {len(sensors)} PPG sensor(s) "
+                          f"(frontend ppg_sensors {sensors}); a device with {n_ppg} does not fit it")
     keep = {k: v for k, v in fe.items() if k in FrontEndCfg.__dataclass_fields__}
     keep.update(fs_in=float(fs_in), fs=float(mc["fs"]), window_s=float(mc["window_s"]),
-                hop_s=float(mc["hop_s"]), n_channels=len(mc["channels"]), band=tuple(mc["band"]))
+                hop_s=float(mc["hop_s"]), n_channels=len(mc["channels"]), band=tuple(mc["band"]),
+                n_ppg=int(n_ppg))
     return FrontEndCfg.from_dict(keep)
+
+
+def stream_channels(record, model_cfg: ModelCfg | dict) -> tuple[list[str], int]:
+    """(the record's channels in front-end input order, n_ppg): the model's ppg_sensors the record has
+    (in their order), then the model's other channels. One clear error when it has none of them."""
+    mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
+    sensors = ppg_sensors(mc)
+    present = [c for c in sensors if c in record.signals]
+    if not present:
+        raise SqtoolError(f"{record.dataset}/{record.record_id}: the model needs a PPG channel "
+                          f"({' or '.join(sensors)}); the recording has {', '.join(record.signals) or 'none'}")
+    return present + list(mc["channels"][1:]), len(present)
 
 
 def device_stream(record, channels) -> tuple[np.ndarray, float, np.ndarray | None]:
@@ -92,14 +127,16 @@ def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray:
 
 
 def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None = None) -> HrRecording:
-    """One recording through the front end. `tables_cache` ({device rate: tables}, for ONE model config)
+    """One recording through the front end (its PPG sensors of the model's ppg_sensors averaged, see
+    `stream_channels`). `tables_cache` ({device rate: tables}, for ONE model config)
     saves designing the front end again for every recording at the same rate."""
     mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
-    x16, fs_in, gap = device_stream(record, mc["channels"])
-    fe = frontend_cfg(mc, fs_in)
+    chans, n_ppg = stream_channels(record, mc)
+    x16, fs_in, gap = device_stream(record, chans)                         # (C_in, N): sensors, then acc
+    fe = frontend_cfg(mc, fs_in, n_ppg)
     cache = tables_cache if tables_cache is not None else {}
     if fs_in not in cache:
-        cache[fs_in] = design(fe)
+        cache[fs_in] = design(fe)                                          # the tables do not depend on n_ppg
     codes, t0, flagged = spectra(fe, x16, gap, tables=cache[fs_in])
     return HrRecording(record.dataset, str(record.subject), str(record.record_id), codes,
                        window_truth(record, t0), t0, flagged, dict(record.meta))

@@ -11,7 +11,8 @@
     <prefix>_frontend.h          API + state struct (template, prefix substituted)
     <prefix>_frontend.c          implementation (template, prefix substituted)
 
-Every symbol and macro in them starts with sq_ / SQ_, renamed textually to prefix_ / PREFIX_ so two
+SQ_FE_N_PPG (the device's PPG sensors, 1 or 2, FrontEndCfg.n_ppg) sizes the input channels (SQ_FE_NIN);
+the code channels stay SQ_FE_NCH. Every symbol and macro in them starts with sq_ / SQ_, renamed textually to prefix_ / PREFIX_ so two
 front ends can live in one image. The arithmetic is the contract of sqtool/data/frontend.py; the
 tables come from its `design(cfg)`, so the C and the numpy reference are bit-exact by construction
 (tests/export/test_c_frontend.py checks it).
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.export.c_render import check_prefix, template, write_sources
-from sqtool.data.frontend import CODE_BITS, MID_SAT, FrontEndCfg, FrontEndTables, design
+from sqtool.data.frontend import CODE_BITS, MID_SAT, NORM_BITS, NORM_FRAC, FrontEndCfg, FrontEndTables, design
 
 TEMPLATES = ("sq_frontend.h", "sq_frontend.c")
 
@@ -81,7 +82,9 @@ def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
         ("SQ_FE_TAPS", P, "polyphase FIR taps per phase"),
         ("SQ_FE_FIR_CUTOFF_HZ", _num(cfg.fir_cutoff_hz), "Kaiser low-pass cutoff"),
         ("SQ_FE_KAISER_BETA", _num(cfg.kaiser_beta), "Kaiser window beta"),
-        ("SQ_FE_NCH", cfg.n_channels, "channels: ppg (+ acc_x, acc_y, acc_z)"),
+        ("SQ_FE_NCH", cfg.n_channels, "network channels: ppg (+ acc_x, acc_y, acc_z)"),
+        ("SQ_FE_N_PPG", cfg.n_ppg, "PPG sensors on the device, averaged into the ppg channel"),
+        ("SQ_FE_NIN", cfg.n_inputs, "input channels: the PPG sensors, then the acc axes"),
         ("SQ_FE_T", tab.T, "window length (model-rate samples)"),
         ("SQ_FE_HOP", tab.hop, "hop (model-rate samples)"),
         ("SQ_FE_WINDOW_S", _num(cfg.window_s), "window (s)"),
@@ -108,6 +111,8 @@ def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
         ("SQ_FE_DFT_BOUND", tab.dft_bound, "proven bound of |re|, |im| (< 2^31)"),
         ("SQ_FE_POWER_SHIFT", cfg.power_shift, "re, im rounded >> this before squaring"),
         ("SQ_FE_CODE_BITS", CODE_BITS, "Pmax shifted below 2^CODE_BITS before the division"),
+        ("SQ_FE_NORM_BITS", NORM_BITS, "N_PPG > 1: a sensor's Pmax shifted below 2^NORM_BITS, then"),
+        ("SQ_FE_NORM_FRAC", NORM_FRAC, "its spectrum normalised to 2^NORM_FRAC at its max"),
         ("SQ_FE_CODE_MIN", -127, "codes: round(254 P / Pmax) - 127"),
         ("SQ_FE_CODE_MAX", 127, ""),
         ("SQ_FE_GAIN_PPG", _num(cfg.gain_ppg), "input scaling assumed: int16 counts per PPG unit"),

@@ -57,6 +57,10 @@ class ExportConfig:
                 "the model was trained for, e.g. 125)"})
     prefix: str = field(default="sq", metadata={
         "help": "spectral models, C target: symbol prefix of the pipeline sources (two prefixes link into one image)"})
+    ppg_sensors: int = field(default=0, metadata={
+        "help": "spectral models, C target: PPG sensors on the device, 1 or 2 (their spectra are averaged into the "
+                "ppg channel; compile-time SQ_FE_N_PPG). 0 = as many as the model's frontend ppg_sensors lists "
+                "(2 for the registry's spectral models, as SP Cup / TROIKA; 1 for models older than the key)"})
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -90,13 +94,23 @@ def next_step(res: dict) -> str:
 
 # ----------------------------------------------------------------------------- orchestration
 
+def device_ppg(cfg: ExportConfig, model_cfg: dict) -> int:
+    """--ppg-sensors, or (0) as many as the model's frontend ppg_sensors lists; a count the model cannot
+    take is refused by frontend_config."""
+    from sqtool.data.hr_spectra import ppg_sensors
+    n = int(cfg.ppg_sensors)
+    if n < 0:
+        raise SqtoolError(f"--ppg-sensors {n}: must be 1 or 2 (0 = the model's ppg_sensors count)")
+    return n or len(ppg_sensors(model_cfg))
+
+
 def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: dict, rows: list, artifacts: dict,
                extra: list) -> None:
     """Spectral models: the whole pipeline (front end + network + decoder) and its integration kit next to
     the network's C (sqtool.export.kit), checked on the host against the Python integer reference."""
     from sqtool.export.kit import check_kit, write_kit
     info = write_kit(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None, prefix=cfg.prefix,
-                     run_dir=Path(inp["path"]).parent)
+                     run_dir=Path(inp["path"]).parent, n_ppg=device_ppg(cfg, ckpt["model_cfg"]))
     if cfg.prefix != "sq":                     # the kit's network is <prefix>_model.*: drop the sq_ copy
         for f in ("c/sq_model.h", "c/sq_model.c"):
             (out / f).unlink(missing_ok=True)
@@ -111,7 +125,8 @@ def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: d
     for p in info["files"]:
         artifacts[str(p.relative_to(out))] = {}
     fe = info["fe_cfg"]
-    extra.append(f"C pipeline: device rate {fe.fs_in:g} Hz, prefix {cfg.prefix}, {info['vectors']['results']} "
+    extra.append(f"C pipeline: device rate {fe.fs_in:g} Hz, {fe.n_ppg} PPG sensor(s), prefix {cfg.prefix}, "
+                 f"{info['vectors']['results']} "
                  f"test-vector results ({info['vectors']['invalid_windows']} not scored), kit in {out}")
 
 
@@ -285,7 +300,7 @@ def export(cfg: ExportConfig) -> dict:
         from sqtool.data.frontend import design
         from sqtool.export.pipeline import check_prefix, decoder_config, frontend_config
         check_prefix(cfg.prefix)
-        design(frontend_config(ckpt["model_cfg"], cfg.device_fs or None))
+        design(frontend_config(ckpt["model_cfg"], cfg.device_fs or None, device_ppg(cfg, ckpt["model_cfg"])))
         decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     from sqtool.core.manifest import begin_export, write_manifest

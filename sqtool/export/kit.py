@@ -1,6 +1,6 @@
 """The firmware integration kit that `sqtool export --target c` writes for a spectral heart-rate model.
 
-    info = write_kit(out_dir, model_cfg, graph, md, fs_in=None, prefix="sq", decoder=None, run_dir=None)
+    info = write_kit(out_dir, model_cfg, graph, md, fs_in=None, prefix="sq", decoder=None, run_dir=None, n_ppg=1)
 
 Layout of out_dir (next to the export's metadata.json / export_report.*):
 
@@ -30,6 +30,7 @@ from sqtool.core import SqtoolError, atomic_write_text
 from sqtool.export.pipeline import (MAX_FLAGGED_Q15, ROUNDING, PipelineRef, format_results, parse_results,
                                     render_pipeline, write_recording)
 from sqtool.export.c_render import rename
+from sqtool.data.frontend import input_channels
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BOARD_DIR = Path(__file__).resolve().parents[1] / "firmware_bench" / "mcu"
@@ -43,12 +44,13 @@ DATASET_LICENCES = {
 
 # ----------------------------------------------------------------------------- test vectors
 
-def synthetic_recording(fs_in: float, n_channels: int, seconds: float = 48.0, seed: int = 0):
-    """(x16 int16 (C, N), gap (N,) bool, description): a generated wrist recording, no subject data.
+def synthetic_recording(fs_in: float, n_channels: int, seconds: float = 48.0, seed: int = 0, n_ppg: int = 1):
+    """(x16 int16 (C_in, N), gap (N,) bool, description): a generated wrist recording, no subject data.
 
     A pulse of drifting rate (75 -> 140 BPM) with a harmonic, arm motion at a second rate on the
     accelerometer, a 6 s dropout (gap flags, so one or more windows are skipped), a 2 s saturated stretch
-    (+-32767) and a 3 s all-zero stretch."""
+    (+-32767) and a 3 s all-zero stretch. n_ppg = 2 adds a second PPG sensor (rows: ppg, ppg2, acc...):
+    the same pulse at a third of the gain with its own noise and more motion artefact."""
     rng = np.random.default_rng(seed)
     n = int(round(seconds * fs_in))
     t = np.arange(n) / fs_in
@@ -57,6 +59,8 @@ def synthetic_recording(fs_in: float, n_channels: int, seconds: float = 48.0, se
     ppg = 2500 * np.sin(ph) + 900 * np.sin(2 * ph + 0.6) + 200 * rng.standard_normal(n)
     mot = 2 * np.pi * 1.3 * t
     x = [ppg + 700 * np.sin(mot)]
+    if n_ppg == 2:
+        x.append(0.33 * ppg + 600 * np.sin(mot + 0.4) + 150 * rng.standard_normal(n))
     if n_channels == 4:
         x += [1200 * np.sin(mot + k) + 4096 * (k == 2) + 60 * rng.standard_normal(n) for k in range(3)]
     x16 = np.clip(np.round(np.stack(x)), -32768, 32767).astype(np.int16)
@@ -66,7 +70,7 @@ def synthetic_recording(fs_in: float, n_channels: int, seconds: float = 48.0, se
     x16[:, gap] = 0
     x16[:, s(28):s(30)] = np.where(np.arange(s(30) - s(28)) % 2, 32767, -32768).astype(np.int16)
     x16[:, s(36):s(39)] = 0
-    desc = {"seconds": seconds, "fs_in_hz": fs_in, "channels": n_channels, "synthetic": True,
+    desc = {"seconds": seconds, "fs_in_hz": fs_in, "channels": n_channels, "ppg_sensors": n_ppg, "synthetic": True,
             "content": "pulse 75 -> 140 BPM with a harmonic, motion at 78 BPM; dropout (gap flags) 14-20 s; "
                        "saturated +-32767 at 28-30 s; zeros at 36-39 s", "seed": seed}
     return x16, gap, desc
@@ -77,7 +81,7 @@ def write_test_vectors(out_dir, ref: PipelineRef) -> dict:
     against the vectorised run), vectors.json, check.cmake."""
     vdir = Path(out_dir) / "test_vectors"
     vdir.mkdir(parents=True, exist_ok=True)
-    x16, gap, desc = synthetic_recording(float(ref.fe_cfg.fs_in), ref.C)
+    x16, gap, desc = synthetic_recording(float(ref.fe_cfg.fs_in), ref.C, n_ppg=ref.n_ppg)
     res = ref.run(x16, gap)
     streamed = ref.run(x16, gap, chunk=7)
     if any(not np.array_equal(res[k], streamed[k]) for k in res):
@@ -85,7 +89,7 @@ def write_test_vectors(out_dir, ref: PipelineRef) -> dict:
     write_recording(vdir / "recording.bin", x16, gap)
     atomic_write_text(vdir / "expected.txt", format_results(res))
     shutil.copyfile(TEMPLATES / "kit_check.cmake", vdir / "check.cmake")
-    info = {**desc, "frame": f"{ref.C} int16 samples ({', '.join(ref.model_cfg['channels'])}) + 1 int16 gap flag, "
+    info = {**desc, "frame": f"{ref.C_in} int16 samples ({', '.join(input_channels(ref.fe_cfg))}) + 1 int16 gap flag, "
                              "little endian", "n_samples": int(x16.shape[1]), "results": int(len(res["index"])),
             "invalid_windows": int((res["valid"] == 0).sum()), "chunkings_checked": list(CHUNKINGS),
             "result_line": "index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid",
@@ -179,12 +183,14 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
 # ----------------------------------------------------------------------------- the kit
 
 def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, prefix: str = "sq",
-              decoder=None, run_dir=None) -> dict:
-    """Write the whole kit into out_dir (see the module docstring). Returns {"files", "ref", "vectors"}."""
+              decoder=None, run_dir=None, n_ppg: int = 1) -> dict:
+    """Write the whole kit into out_dir (see the module docstring) for a device with n_ppg PPG sensors.
+    Returns {"files", "ref", "vectors"}."""
     out = Path(out_dir)
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-    rp = render_pipeline(mc, graph, md, out / "c", fs_in, prefix, decoder)
-    ref = PipelineRef(mc, graph, rp["dec_cfg"], rp["fe_cfg"].fs_in)
+    rp = render_pipeline(mc, graph, md, out / "c", fs_in, prefix, decoder, n_ppg)
+    ref = PipelineRef(mc, graph, rp["dec_cfg"], rp["fe_cfg"].fs_in, n_ppg)
+    fe = rp["fe_cfg"]
     files = list(rp["files"])
     ex = out / "example"
     (ex / "board").mkdir(parents=True, exist_ok=True)
@@ -195,7 +201,10 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
         files.append(ex / "board" / name)
     values = {"PREFIX": prefix, "PREFIX_UP": prefix.upper(), "MODEL": mc["name"],
               "VERSION": md.get("sqtool_version", "?"), "FS_IN": f"{rp['fe_cfg'].fs_in:g}",
-              "CHANNELS": ", ".join(mc["channels"]), "NCH": len(mc["channels"]),
+              "CHANNELS": ", ".join(mc["channels"]), "NCH": len(mc["channels"]), "N_PPG": fe.n_ppg,
+              "NIN": fe.n_inputs, "INPUTS": ", ".join(input_channels(fe)), "FS_MHZ": int(round(fe.fs_in * 1000)),
+              "PPG_NOTE": ("the ppg channel is the mean of the two sensors' spectra, each normalised to its max"
+                           if fe.n_ppg == 2 else "one sensor"),
               "WINDOW_S": f"{float(mc['window_s']):g}", "HOP_S": f"{float(mc['hop_s']):g}",
               "STATE_BYTES": "see sizeof", "ARENA": "?", "MACS": graph.macs, "WEIGHT_BYTES": graph.weight_bytes,
               "NBINS": graph.output_size, "CONF_BPM": f"{rp['dec_cfg'].conf_halfwidth_bpm:g}",

@@ -1,13 +1,13 @@
 """The whole heart-rate monitor as firmware: its Python integer reference and its C sources.
 
-    ref = PipelineRef(model_cfg, graph, decoder=None, fs_in=125.0)
+    ref = PipelineRef(model_cfg, graph, decoder=None, fs_in=125.0, n_ppg=1)
     ref.push(ppg, acc, gap) -> [ {index, hr_mbpm, lo_mbpm, hi_mbpm, conf_q15, flagged_q15, valid}, ... ]
-    ref.run(x16 (C, N), gap, chunk=None) -> dict of (W,) int arrays (the same keys)
-    render_pipeline(model_cfg, graph, md, out_dir, fs_in=None, prefix="sq") -> {"files": [...], ...}
+    ref.run(x16 (C_in, N), gap, chunk=None) -> dict of (W,) int arrays (the same keys)
+    render_pipeline(model_cfg, graph, md, out_dir, fs_in=None, prefix="sq", n_ppg=1) -> {"files": [...], ...}
 
 Pipeline (one result per hop, integer arithmetic only after the export-time tables):
 
-    int16 ppg [+ acc x, y, z] at fs_in, gap flags
+    int16 ppg (n_ppg sensors, interleaved per time step) [+ acc x, y, z] at fs_in, gap flags
       -> FrontEnd (sqtool.data.frontend: gap hold, polyphase resampler, causal band-pass, windows,
          int8 spectrum codes (F, C) and the window's flagged fraction flagged_q15)
       -> if flagged_q15 <= MAX_FLAGGED_Q15 (at most half of the window's inputs flagged): the network's
@@ -26,9 +26,15 @@ symbol prefix) equals this reference bit for bit for every chunk size and with d
 (tests/export/test_c_pipeline.py). `render_pipeline` also:
   - makes the network's activation arena placeable: `static ... sq_arena_words[...] SQ_ARENA_SECTION;`
     (define SQ_ARENA_SECTION as a section attribute; empty by default);
-  - writes `<prefix>_pipeline_cfg.h` (device rate in mHz, rounding, model name, state sizes).
+  - writes `<prefix>_pipeline_cfg.h` (device rate in mHz, PPG sensors, rounding, model name).
 The sample-rate contract is checked at export (the front end refuses an awkward ratio; a model without a
 spectral front end is refused) and at init (`sq_pipeline_init_fs` returns SQ_PL_ERR_RATE on a mismatch).
+
+PPG sensors: n_ppg (1 or 2) is the DEVICE's, fixed at export (SQ_FE_N_PPG; at most the model's
+frontend["ppg_sensors"], checked), default 1 here (`sqtool export --ppg-sensors` defaults to the model's
+count). The pipeline's `ppg` argument is n_ppg samples per time step, interleaved (ppg, ppg2, ppg, ...);
+`sq_pipeline_init_device(p, fs_mHz, n_ppg)` refuses another rate (SQ_PL_ERR_RATE) or sensor count
+(SQ_PL_ERR_SENSORS). A recording x16 is (C_in, N): the sensors' rows first, then acc x, y, z.
 """
 from __future__ import annotations
 
@@ -60,13 +66,13 @@ def device_fs(model_cfg: dict) -> float:
     return float(fe.get("fs_in") or DEFAULT_DEVICE_FS)
 
 
-def frontend_config(model_cfg: dict, fs_in: float | None = None) -> FrontEndCfg:
+def frontend_config(model_cfg: dict, fs_in: float | None = None, n_ppg: int = 1) -> FrontEndCfg:
     from sqtool.data.hr_spectra import frontend_cfg
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
     fs = device_fs(mc) if fs_in is None else float(fs_in)
     if not (np.isfinite(fs) and fs > 0):
         raise SqtoolError(f"pipeline: device rate {fs_in} Hz must be a positive number")
-    return frontend_cfg(mc, fs)
+    return frontend_cfg(mc, fs, n_ppg)
 
 
 def decoder_config(model_cfg: dict, graph, decoder: DecoderCfg | dict | None = None) -> DecoderCfg:
@@ -106,15 +112,17 @@ class PipelineRef:
     """Integer reference of the C pipeline (sq_pipeline_push), streaming or whole-recording."""
 
     def __init__(self, model_cfg: dict, graph, decoder: DecoderCfg | dict | None = None,
-                 fs_in: float | None = None):
+                 fs_in: float | None = None, n_ppg: int = 1):
         mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
         self.model_cfg = mc
         self.graph = graph
-        self.fe_cfg = frontend_config(mc, fs_in)
+        self.fe_cfg = frontend_config(mc, fs_in, n_ppg)
         self.tab = design(self.fe_cfg)
         self.dec_cfg = decoder_config(mc, graph, decoder)
         check_contract(self.fe_cfg, graph, self.dec_cfg)
-        self.C = self.fe_cfg.n_channels
+        self.C = self.fe_cfg.n_channels                 # network channels
+        self.n_ppg = self.fe_cfg.n_ppg                  # PPG sensors of the device
+        self.C_in = self.fe_cfg.n_inputs                # input rows: the sensors, then acc x, y, z
         self.reset()
 
     def reset(self) -> None:
@@ -140,18 +148,23 @@ class PipelineRef:
                 "conf_q15": o.conf_q15, "flagged_q15": int(fq15), "valid": int(valid)}
 
     def _stack(self, ppg, acc) -> np.ndarray:
-        ppg = np.asarray(ppg)
-        if ppg.ndim != 1 or ppg.dtype != np.int16:
-            raise SqtoolError(f"pipeline: ppg must be int16 (n,), got {ppg.dtype} {ppg.shape}")
+        """ppg (n,) for one sensor, (n, n_ppg) or (n_ppg n,) interleaved for more; acc (n, 3) or (3 n,)
+        -> (C_in, n) int16."""
+        ppg, k = np.asarray(ppg), self.n_ppg
+        shape_ok = (ppg.ndim == 1 and ppg.size % k == 0) or (ppg.ndim == 2 and ppg.shape[1] == k)
+        if ppg.dtype != np.int16 or not shape_ok:
+            raise SqtoolError(f"pipeline: ppg must be int16 {'(n,)' if k == 1 else f'(n, {k}) or ({k} n,) interleaved'}"
+                              f" for a device with {k} PPG sensor(s), got {ppg.dtype} {ppg.shape}")
+        ppg = ppg.reshape(-1, k).T                                          # (n_ppg, n)
         if self.C == 1:
-            return ppg[None]
+            return ppg
         if acc is None:
             raise SqtoolError("pipeline: this model reads the accelerometer: acc (n, 3) int16 is required")
         acc = np.asarray(acc)
-        if acc.dtype != np.int16 or acc.size != 3 * ppg.size:
-            raise SqtoolError(f"pipeline: acc must be int16 with 3 values per sample ({3 * ppg.size}), "
+        if acc.dtype != np.int16 or acc.size != 3 * ppg.shape[1]:
+            raise SqtoolError(f"pipeline: acc must be int16 with 3 values per sample ({3 * ppg.shape[1]}), "
                               f"got {acc.dtype} {acc.shape}")
-        return np.concatenate([ppg[None], acc.reshape(-1, 3).T], axis=0)
+        return np.concatenate([ppg, acc.reshape(-1, 3).T], axis=0)
 
     def push(self, ppg, acc=None, gap=None) -> list[dict]:
         """One chunk (any size, 0 included), as sq_pipeline_push: one dict per completed window."""
@@ -166,13 +179,15 @@ class PipelineRef:
         return [self._decode(w.index, rows.get(i), fq[i]) for i, w in enumerate(wins)]
 
     def run(self, x16, gap=None, chunk: int | None = None) -> dict[str, np.ndarray]:
-        """A whole recording x16 int16 (C, N) from a fresh state: chunk None = vectorised front end
+        """A whole recording x16 int16 (C_in, N) from a fresh state: chunk None = vectorised front end
         (bit-exact with streaming), chunk k = pushes of k samples. Returns (W,) arrays per RESULT_KEYS."""
         x16 = np.asarray(x16)
         if x16.ndim == 1:
             x16 = x16[None]
-        if x16.ndim != 2 or x16.shape[0] != self.C or x16.dtype != np.int16:
-            raise SqtoolError(f"pipeline: recording must be int16 ({self.C}, N), got {x16.dtype} {x16.shape}")
+        if x16.ndim != 2 or x16.shape[0] != self.C_in or x16.dtype != np.int16:
+            from sqtool.data.frontend import input_channels
+            raise SqtoolError(f"pipeline: recording must be int16 ({self.C_in}, N) ({', '.join(input_channels(self.fe_cfg))}"
+                              f": {self.n_ppg} PPG sensor(s)), got {x16.dtype} {x16.shape}")
         n = x16.shape[1]
         g = None if gap is None else np.asarray(gap).reshape(-1).astype(bool)
         if g is not None and g.shape[0] != n:
@@ -190,8 +205,9 @@ class PipelineRef:
             if int(chunk) < 1:
                 raise SqtoolError(f"pipeline: chunk must be >= 1 sample, got {chunk}")
             for s in range(0, n, int(chunk)):
-                acc = None if self.C == 1 else np.ascontiguousarray(x16[1:, s:s + chunk].T)
-                rows += self.push(x16[0, s:s + chunk], acc, None if g is None else g[s:s + chunk])
+                acc = None if self.C == 1 else np.ascontiguousarray(x16[self.n_ppg:, s:s + chunk].T)
+                ppg = np.ascontiguousarray(x16[:self.n_ppg, s:s + chunk].T)         # (k, n_ppg)
+                rows += self.push(ppg.reshape(-1), acc, None if g is None else g[s:s + chunk])
         return {k: np.array([r[k] for r in rows], dtype=dt) for k, dt in zip(RESULT_KEYS, _RESULT_DTYPES)}
 
 
@@ -202,7 +218,8 @@ def max_results(fe: FrontEndCfg, n: int) -> int:
 
 
 def write_recording(path, x16: np.ndarray, gap=None) -> Path:
-    """The kit's recording file: N frames of (C samples + 1 gap flag) int16, little endian."""
+    """The kit's recording file: N frames of (C_in samples: the PPG sensors, then acc x, y, z; + 1 gap flag)
+    int16, little endian."""
     x16 = np.asarray(x16, np.int16)
     g = np.zeros(x16.shape[1], np.int16) if gap is None else np.asarray(gap).astype(bool).astype(np.int16)
     frames = np.concatenate([x16, g[None]], axis=0).T.astype("<i2")        # (N, C + 1)
@@ -251,13 +268,14 @@ def _cfg_header(fe: FrontEndCfg, dec: DecoderCfg, graph, model_cfg: dict) -> str
     fs_mhz = round(float(fe.fs_in) * 1000)
     if abs(fs_mhz - float(fe.fs_in) * 1000) > 1e-6:
         raise SqtoolError(f"pipeline: device rate {fe.fs_in} Hz is not a whole number of milli-Hz")
-    info = {"model": model_cfg.get("name"), "fs_in_hz": float(fe.fs_in), "rounding": ROUNDING,
+    info = {"model": model_cfg.get("name"), "fs_in_hz": float(fe.fs_in), "ppg_sensors": fe.n_ppg, "rounding": ROUNDING,
             "max_flagged_q15": MAX_FLAGGED_Q15, "logit_scale": float(graph.output_scale)}
     return (f"/* sq_pipeline_cfg.h - generated by sqtool.export.pipeline; do not edit.\n"
             f" * {json.dumps(info, sort_keys=True)} */\n"
             "#ifndef SQ_PIPELINE_CFG_H\n#define SQ_PIPELINE_CFG_H\n\n"
             f"#define SQ_PL_MODEL_NAME {json.dumps(str(model_cfg.get('name', '')))}\n"
             f"#define SQ_PL_FS_IN_MHZ {fs_mhz}u   /* device sampling rate the pipeline was exported for */\n"
+            f"#define SQ_PL_N_PPG {fe.n_ppg}   /* PPG sensors of the device (= SQ_FE_N_PPG), interleaved in ppg */\n"
             f"#define SQ_PL_ROUNDING {json.dumps(ROUNDING)}\n"
             f"#define SQ_PL_LOGIT_SCALE_UQ32 {int(round(float(graph.output_scale) * 2**32))}u   /* information */\n"
             "\n#endif /* SQ_PIPELINE_CFG_H */\n")
@@ -269,15 +287,16 @@ def check_prefix(prefix: str) -> None:
 
 
 def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | None = None, prefix: str = "sq",
-                    decoder: DecoderCfg | dict | None = None) -> dict:
+                    decoder: DecoderCfg | dict | None = None, n_ppg: int = 1) -> dict:
     """Write the network, front end, decoder and pipeline C sources for one model into out_dir, every
-    symbol renamed to `prefix` (two prefixes link into one image). Returns {"files", "fe_cfg", "dec_cfg"}."""
+    symbol renamed to `prefix` (two prefixes link into one image), for a device with n_ppg PPG sensors.
+    Returns {"files", "fe_cfg", "dec_cfg"}."""
     from sqtool.export.c import generate_c
     from sqtool.export.c_decoder import render_decoder
     from sqtool.export.c_frontend import render_frontend
     check_prefix(prefix)
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-    fe = frontend_config(mc, fs_in)
+    fe = frontend_config(mc, fs_in, n_ppg)
     dec = decoder_config(mc, graph, decoder)
     check_contract(fe, graph, dec)
     out = Path(out_dir)

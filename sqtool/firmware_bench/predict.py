@@ -4,11 +4,13 @@
     sqtool predict --model EXPORT --data folder/ --runtime c|tflite|onnx|torch|c_pipeline
 
 Each recording (a file or a folder; CSV / NPZ / WFDB / EDF and the datasets through
-`sqtool.data.readers`) is turned into int16 device samples (robust per-recording gains), then:
+`sqtool.data.readers`) is turned into int16 device samples (robust per-recording gains; the model's
+frontend ppg_sensors the recording has, whose spectra the front end averages into the ppg channel), then:
 
     c_pipeline  (default when the export has the C pipeline and gcc is there, and every recording is at the
-                rate it was exported for) the export's whole C pipeline on the host, one sq_pipeline_push per
-                recording: front end, network, decoder in C, integer only;
+                rate and has the PPG sensor count it was exported for) the export's whole C pipeline on the
+                host, one sq_pipeline_push per recording (all its PPG sensors, e.g. ppg and ppg2 of SP Cup,
+                interleaved): front end, network, decoder in C, integer only;
     c           (the default otherwise) the Python integer front end, the export's network C on the host
                 (single rounding, as the pipeline), the fixed-point decoder (`decode_int`);
     tflite / onnx / torch   the same with LiteRT int8 / onnxruntime int8 / the PyTorch float student
@@ -119,6 +121,13 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
         if other:
             return "c_host_single", (f"{other[0].record_id} is at {other[0].fs_in:g} Hz, the C pipeline was exported "
                                      f"for {fs:g} Hz: C network + Python front end/decoder")
+    k = re.search(r"SQ_PL_N_PPG\s+(\d+)", art.file("c/sq_pipeline_cfg.h").read_text()) \
+        if art.has("c/sq_pipeline_cfg.h") else None
+    n_ppg = int(k.group(1)) if k is not None else 1                        # exports older than the key: 1
+    other = [r for r in recs if r.n_ppg != n_ppg]
+    if other:
+        return "c_host_single", (f"{other[0].record_id} has {other[0].n_ppg} PPG sensor(s), the C pipeline was "
+                                 f"exported for {n_ppg}: C network + Python front end/decoder")
     return "c_pipeline", "default"
 
 
@@ -153,7 +162,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if name == "c_pipeline":
         pl = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
         for r in recs:
-            res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}")
+            res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
             outs.append({"hr": res["hr_mbpm"] / 1000.0, "lo": res["lo_mbpm"] / 1000.0, "hi": res["hi_mbpm"] / 1000.0,
                          "conf": res["conf_q15"] / 32768.0, "flagged": 1 - res["valid"].astype(int)})
     else:

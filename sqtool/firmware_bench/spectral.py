@@ -6,7 +6,9 @@ For every recording (a dataset folder, a built-in name such as `troika` / `wrist
 the data root, or one file):
 
  1. device samples ONCE: the float record -> int16 (`prepare`: robust per-recording gains, as
-    `data.hr_spectra.device_samples`; NaN samples become gap flags holding the last good value), then the
+    `data.hr_spectra.device_samples`; NaN samples become gap flags holding the last good value; the model's
+    ppg_sensors the recording has, e.g. ppg and ppg2 on SP Cup / TROIKA, as `hr_spectra.stream_channels`:
+    their spectra are averaged into the ppg channel, in every runtime alike), then the
     fixed-point front end (`data.frontend.spectra`, the Python integer reference of the firmware's) ONCE:
     int8 codes (W, F, C) channels-last, window starts t0, flagged_q15; truth per window by its start
     (`hr_spectra.window_truth`). A window is scored when flagged_q15 <= MAX_FLAGGED_Q15 (the pipeline's rule);
@@ -16,8 +18,10 @@ the data root, or one file):
     tflm_int8, c_host, c_host_single, mcu_m4, ...) give int8 logits -> `decode_int` with the int graph's
     output scale. The model cfg's decoder dict is used (else DecoderCfg defaults on the model's bins).
  3. c_pipeline: the export's C pipeline (c/sq_pipeline.c + front end + network + decoder) built on the host
-    as a shared library, each WHOLE recording pushed in ONE `sq_pipeline_push` call (int16 in, results out),
-    compared field by field with the Python integer reference `export.pipeline.PipelineRef` (exact hops %).
+    as a shared library, each WHOLE recording pushed in ONE `sq_pipeline_push` call (int16 in, all its PPG
+    sensors interleaved, results out), compared field by field with the Python integer reference
+    `export.pipeline.PipelineRef` at the same sensor count (exact hops %). A recording with another number of
+    PPG sensors than the export's SQ_FE_N_PPG is refused (one line: re-export with --ppg-sensors).
  4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
     agreement, 95 % CI of the MAE by a bootstrap over recordings, > 10 BPM %), per subject and per
     recording; fidelity against a reference runtime (int8 logits: exact windows %, max LSB; decoded HR:
@@ -91,7 +95,7 @@ def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None)
 class SpecRec:
     """One recording as the device sees it: int16 samples, front-end codes, truth per window."""
     record: object
-    x16: np.ndarray                # (C, N) int16
+    x16: np.ndarray                # (C_in, N) int16: the PPG sensors, then acc x, y, z
     gap: np.ndarray | None         # (N,) bool
     fs_in: float
     codes: np.ndarray              # (W, F, C) int8
@@ -99,6 +103,7 @@ class SpecRec:
     flagged_q15: np.ndarray        # (W,)
     valid: np.ndarray              # (W,) bool: scored by the network
     truth: np.ndarray              # (W,) BPM, NaN = none
+    n_ppg: int = 1                 # PPG sensors of the recording (rows 0 .. n_ppg-1 of x16)
 
     @property
     def record_id(self) -> str:
@@ -126,21 +131,25 @@ def check_rate(mc: dict, fs_in: float, where: str):
 
 def prepare(record, mc: dict, cache: dict | None = None) -> SpecRec:
     """Float record -> int16 device samples -> front-end codes (the Python integer reference), once."""
+    import dataclasses
+
     from sqtool.data.frontend import flagged_q15, spectra
-    from sqtool.data.hr_spectra import device_stream, window_truth
+    from sqtool.data.hr_spectra import device_stream, stream_channels, window_truth
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     where = f"{record.dataset}/{record.record_id}"
-    x16, fs_in, gap = device_stream(record, mc["channels"])              # (C, N) int16, gaps held
+    chans, n_ppg = stream_channels(record, mc)
+    x16, fs_in, gap = device_stream(record, chans)                       # (C_in, N) int16, gaps held
     n = x16.shape[1]
     cache = {} if cache is None else cache
     if fs_in not in cache:
         cache[fs_in] = check_rate(mc, fs_in, where)
     fe, tab = cache[fs_in]
+    fe = dataclasses.replace(fe, n_ppg=n_ppg)                            # same tables, this device's sensors
     codes, t0, _ = spectra(fe, x16, gap, tables=tab)
     if len(codes) == 0:
         raise SqtoolError(f"{where}: {n / fs_in:.1f} s is shorter than one {float(mc['window_s']):g} s window")
     fq = flagged_q15(fe, gap, n, tables=tab)
-    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0))
+    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0), n_ppg)
 
 
 def decoder_dict(md: dict) -> tuple[dict, str]:
@@ -210,13 +219,18 @@ class CPipelineHost:
             raise SqtoolError(f"the C pipeline in {c_dir} does not build on the host: "
                               f"{(r.stderr.strip().splitlines() or ['?'])[0]}")
         lib = ctypes.CDLL(str(self.lib_path))
-        for f in ("sq_pl_host_state_bytes", "sq_pl_host_result_bytes", "sq_pl_host_channels"):
+        for f in ("sq_pl_host_state_bytes", "sq_pl_host_result_bytes", "sq_pl_host_channels",
+                  "sq_pl_host_ppg_sensors"):
             getattr(lib, f).restype = ctypes.c_int
         lib.sq_pl_host_max_results.argtypes = [ctypes.c_int]
         lib.sq_pl_host_max_results.restype = ctypes.c_int
         lib.sq_pl_host_fs_in_mhz.restype = ctypes.c_long
         lib.sq_pipeline_init_fs.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
         lib.sq_pipeline_init_fs.restype = ctypes.c_int
+        self._init_device = getattr(lib, "sq_pipeline_init_device", None)     # None: an export older than it
+        if self._init_device is not None:
+            self._init_device.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int]
+            self._init_device.restype = ctypes.c_int
         lib.sq_pipeline_push.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                          ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
         lib.sq_pipeline_push.restype = ctypes.c_int
@@ -226,25 +240,34 @@ class CPipelineHost:
         self.lib = lib
         self.fs_in = lib.sq_pl_host_fs_in_mhz() / 1000.0
         self.channels = lib.sq_pl_host_channels()
+        self.n_ppg = lib.sq_pl_host_ppg_sensors()
         self.state_bytes = lib.sq_pl_host_state_bytes()
         self.file = str(c_dir / "sq_pipeline.c")
         self.size_bytes = sum(p.stat().st_size for p in c_dir.glob("sq_*.[ch]"))
 
-    def run(self, x16: np.ndarray, gap: np.ndarray | None, fs_in: float, where: str = "") -> tuple[dict, float]:
-        """x16 (C, N) int16 -> (results dict of (W,) arrays per RESULT_KEYS, seconds of the one push call)."""
+    def run(self, x16: np.ndarray, gap: np.ndarray | None, fs_in: float, where: str = "",
+            n_ppg: int = 1) -> tuple[dict, float]:
+        """x16 (C_in, N) int16 (n_ppg PPG sensor rows, then acc x, y, z) -> (results dict of (W,) arrays per
+        RESULT_KEYS, seconds of the one push call)."""
         from sqtool.export.pipeline import RESULT_KEYS
         x16 = np.asarray(x16, np.int16)
         C, n = x16.shape
-        if C != self.channels:
-            raise SqtoolError(f"c_pipeline: {where} has {C} channels, the pipeline reads {self.channels}")
+        if C - n_ppg + 1 != self.channels:
+            raise SqtoolError(f"c_pipeline: {where} has {C - n_ppg + 1} channels, the pipeline reads {self.channels}")
         state = np.zeros((self.state_bytes + 7) // 8, np.uint64)                 # 8-byte aligned
-        rc = self.lib.sq_pipeline_init_fs(state.ctypes.data, int(round(fs_in * 1000)))
+        fs_mhz = int(round(fs_in * 1000))
+        rc = (self._init_device(state.ctypes.data, fs_mhz, int(n_ppg)) if self._init_device is not None else
+              self.lib.sq_pipeline_init_fs(state.ctypes.data, fs_mhz))
+        if rc == 0 and n_ppg != self.n_ppg:                 # an export older than init_device: 1 sensor
+            rc = -6
         if rc != 0:
             raise SqtoolError(f"c_pipeline: {where} is sampled at {fs_in:g} Hz but the C pipeline was exported "
                               f"for {self.fs_in:g} Hz (re-export with --device-fs {fs_in:g})" if rc == -5 else
-                              f"c_pipeline: sq_pipeline_init_fs returned {rc}")
-        ppg = np.ascontiguousarray(x16[0])
-        acc = np.ascontiguousarray(x16[1:].T) if C > 1 else None              # (n, 3) interleaved x, y, z
+                              f"c_pipeline: {where} has {n_ppg} PPG sensor(s), the C pipeline was exported for "
+                              f"{self.n_ppg} (re-export with --ppg-sensors {n_ppg})" if rc == -6 else
+                              f"c_pipeline: sq_pipeline_init_device returned {rc}")
+        ppg = np.ascontiguousarray(x16[:n_ppg].T)                               # (n, n_ppg) interleaved
+        acc = np.ascontiguousarray(x16[n_ppg:].T) if C > n_ppg else None       # (n, 3) interleaved x, y, z
         g = None if gap is None else np.ascontiguousarray(np.asarray(gap, bool).astype(np.uint8))
         max_out = self.lib.sq_pl_host_max_results(n)
         out = (_Result * max(max_out, 1))()
@@ -579,13 +602,13 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     ref_dec = dict(dec)                               # its temperature folds into the logit scale, as in the C
     hr, exact, n_total, lat, fields_bad = [], 0, 0, [], {}
     for r in recs:
-        res, dt = c.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}")
+        res, dt = c.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
         if len(res["index"]) != len(r.t0):
             raise SqtoolError(f"c_pipeline: {r.record_id}: {len(res['index'])} results for {len(r.t0)} windows")
         lat.append(dt)
         hr.append(res["hr_mbpm"] / 1000.0)
         if p is not None:
-            ref = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in)
+            ref = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in, n_ppg=r.n_ppg)
             want = ref.run(r.x16, r.gap)
             same = np.ones(len(r.t0), bool)
             for k, v in want.items():

@@ -113,7 +113,11 @@ def spectral_budget(cfg: ModelCfg) -> dict:
 # 1.5 BPM bins: the 8 s Hann window resolves ~11 BPM, the decoder refines below a bin, and the front end's
 # DFT and the network cost scale with the bins: 134 bins keep the whole monitor within the M4 budget.
 BINS_BPM = (30.0, 229.5, 1.5)
-FRONTEND = {"type": "spectrum", "bins_bpm": list(BINS_BPM)}     # the rest: data.frontend.FrontEndCfg
+# ppg_sensors: the PPG sensors whose spectra the front end averages (each normalised to its own max) into
+# the ppg channel when a recording / device has them (SP Cup / TROIKA: two; a one-sensor device uses its
+# one); the network's channels stay (ppg, acc_x, acc_y, acc_z). See data.hr_spectra.stream_channels.
+FRONTEND = {"type": "spectrum", "bins_bpm": list(BINS_BPM),
+            "ppg_sensors": ["ppg", "ppg2"]}                    # the rest: data.frontend.FrontEndCfg
 SPEC_DEFAULTS = dict(family=SPECTRAL_FAMILY, fs=16.0, window_s=8.0, hop_s=2.0,
                      channels=("ppg", "acc_x", "acc_y", "acc_z"), norm="spectrum_max", band=(0.5, 4.0),
                      task="hr", outputs=("hr_logits",), units=("logit",))

@@ -39,3 +39,48 @@ def test_frontend_cfg_follows_the_model_contract_and_refuses_time_domain_models(
     assert fe.fs_in == 256.0 and fe.fs == 16.0 and tuple(fe.bins_bpm) == (30.0, 229.5, 1.5) and fe.n_channels == 4
     with pytest.raises(SqtoolError, match="no spectral front end"):
         frontend_cfg(get_model_cfg("cnn1d_student_s"), 125.0)
+
+
+def _rec(signals, fs=125.0):
+    from types import SimpleNamespace
+    return SimpleNamespace(dataset="t", record_id="r", subject="s", signals=signals,
+                           fs={k: fs for k in signals}, labels={}, meta={})
+
+
+def test_ppg_sensors_come_from_the_recording_within_the_model_contract():
+    """The model lists ppg, ppg2 (frontend ppg_sensors); a recording gives those it has: n_ppg is the device's."""
+    from sqtool.data.hr_spectra import ppg_sensors, record_spectra, stream_channels
+    cfg = get_model_cfg("spec_student_xs")
+    assert cfg.frontend["ppg_sensors"] == ["ppg", "ppg2"] and cfg.channels[0] == "ppg"
+    rng = np.random.default_rng(0)
+    t = np.arange(125 * 20) / 125.0
+    pulse = np.sin(2 * np.pi * 1.5 * t)
+    acc = {a: 0.1 * rng.standard_normal(t.size) for a in ("acc_x", "acc_y", "acc_z")}
+    two = _rec({"ppg": 100 * pulse + rng.standard_normal(t.size), "ppg2": 1000 * pulse, **acc})
+    one = _rec({"ppg": 100 * pulse + rng.standard_normal(t.size), **acc})
+    assert stream_channels(two, cfg) == (["ppg", "ppg2", "acc_x", "acc_y", "acc_z"], 2)
+    assert stream_channels(one, cfg) == (["ppg", "acc_x", "acc_y", "acc_z"], 1)
+    r2, r1 = record_spectra(two, cfg), record_spectra(one, cfg)
+    assert r2.x.shape == r1.x.shape == (7, cfg.n_bins, 4)
+    old = {**cfg.to_dict(), "frontend": {"type": "spectrum", "bins_bpm": list(cfg.arch["bins_bpm"])}}
+    assert ppg_sensors(old) == ["ppg"] and stream_channels(two, old)[1] == 1       # models older than the key
+    assert frontend_cfg(cfg, 125.0, 2).n_ppg == 2 and frontend_cfg(cfg, 125.0).n_ppg == 1
+    with pytest.raises(SqtoolError, match=r"at most 1 PPG sensor.*a device with 2"):
+        frontend_cfg(old, 125.0, 2)
+    with pytest.raises(SqtoolError, match=r"t/r: the model needs a PPG channel \(ppg or ppg2\)"):
+        stream_channels(_rec(acc), cfg)
+
+
+@needs_data
+def test_troika_spectra_average_both_ppg_sensors():
+    from sqtool.data.frontend import FrontEndCfg, spectra
+    from sqtool.data.hr_spectra import device_stream, record_spectra
+    from sqtool.data.readers import read_dataset
+    cfg = get_model_cfg("spec_student_xs")
+    rec = sorted(read_dataset(DATA / "troika" / "Training_data", kind="troika"), key=lambda r: r.record_id)[0]
+    r = record_spectra(rec, cfg)
+    x16, fs, gap = device_stream(rec, ["ppg", "ppg2", "acc_x", "acc_y", "acc_z"])
+    fe = FrontEndCfg(bins_bpm=tuple(cfg.arch["bins_bpm"]), n_ppg=2)
+    assert np.array_equal(r.x, spectra(fe, x16, gap)[0])
+    single = spectra(FrontEndCfg(bins_bpm=tuple(cfg.arch["bins_bpm"])), x16[[0, 2, 3, 4]], gap)[0]
+    assert np.array_equal(r.x[..., 1:], single[..., 1:]) and not np.array_equal(r.x[..., 0], single[..., 0])

@@ -2,10 +2,10 @@
  * fe_harness.c - host harness for the generated front end (tests/export/test_c_frontend.py).
  *
  * stdin (little-endian): int32 n, int32 has_gap, int32 n_chunks, int32 chunk[n_chunks] (sizes, cycled
- * until n samples are pushed), int16 ppg[n], int16 acc[3 n] (interleaved x, y, z; only when
- * SQ_FE_NCH == 4), uint8 gap[n] (only when has_gap).
+ * until n samples are pushed), int16 ppg[SQ_FE_N_PPG n] (sensors interleaved per time step), int16
+ * acc[3 n] (interleaved x, y, z; only when SQ_FE_NCH == 4), uint8 gap[n] (only when has_gap).
  * stdout: per window: int32 index, uint16 flagged_q15, int8 codes[SQ_FE_NBINS * SQ_FE_NCH], int16
- * ring[SQ_FE_NCH][SQ_FE_T] (the window's band-passed model-rate samples, oldest first: checks steps 1-3).
+ * ring[SQ_FE_NIN][SQ_FE_T] (the window's band-passed model-rate samples, oldest first: checks steps 1-3).
  * `fe_harness selftest` checks the API's error contract instead and exits 0 when it holds.
  * Built with -DFE_FILES (the Cortex-M4 build under QEMU: semihosting, no stdin) it reads fe_in.bin and
  * writes fe_out.bin instead. With -DFE_BENCH each hop (the pushes that complete a window + the window)
@@ -35,7 +35,7 @@ static int read_all(void *p, size_t size, size_t n)
 static int selftest(void)
 {
     static sq_frontend_t s;
-    int16_t ppg[4] = {0, 0, 0, 0}, acc[12] = {0};
+    int16_t ppg[8] = {0, 0, 0, 0, 0, 0, 0, 0}, acc[12] = {0};
     int8_t out[SQ_FE_NBINS * SQ_FE_NCH];
     int used = 123, fails = 0;
 #define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "selftest failed: %s\n", #cond); ++fails; } } while (0)
@@ -87,8 +87,9 @@ int main(int argc, char **argv)
     if (!read_all(hdr, 4, 3) || hdr[0] < 0 || hdr[2] < 1) return 2;
     n = hdr[0];
     chunks = malloc(sizeof(int32_t) * (size_t)hdr[2]);
-    ppg = malloc(sizeof(int16_t) * ((size_t)n + 1));
-    if (!chunks || !ppg || !read_all(chunks, 4, (size_t)hdr[2]) || !read_all(ppg, 2, (size_t)n)) return 2;
+    ppg = malloc(sizeof(int16_t) * (SQ_FE_N_PPG * (size_t)n + 1));
+    if (!chunks || !ppg || !read_all(chunks, 4, (size_t)hdr[2]) || !read_all(ppg, 2, SQ_FE_N_PPG * (size_t)n))
+        return 2;
     if (SQ_FE_NCH == 4) {
         acc = malloc(sizeof(int16_t) * (3 * (size_t)n + 1));
         if (!acc || !read_all(acc, 2, 3 * (size_t)n)) return 2;
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
         left = want;
         while (left > 0 || s.ready) {
             int used = 0, r;
-            r = sq_frontend_push(&s, ppg + pos, acc ? acc + 3 * pos : NULL, gap ? gap + pos : NULL, left, &used);
+            r = sq_frontend_push(&s, ppg + SQ_FE_N_PPG * pos, acc ? acc + 3 * pos : NULL, gap ? gap + pos : NULL, left, &used);
             if (r < 0) return 4;
             pos += used;
             left -= used;
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
                 fwrite(out, 1, sizeof out, fout);
                 {
                     int c, k;
-                    for (c = 0; c < SQ_FE_NCH; ++c)
+                    for (c = 0; c < SQ_FE_NIN; ++c)
                         for (k = 0; k < SQ_FE_T; ++k)
                             fwrite(&s.ring[c][(s.rpos + k) % SQ_FE_T], 2, 1, fout);
                 }

@@ -12,7 +12,7 @@
 #include "sq_pipeline.h"
 
 #define N_SIG 12000
-static int16_t ppg[N_SIG], acc[3 * N_SIG];
+static int16_t ppg[SQ_FE_N_PPG * N_SIG], acc[3 * N_SIG];
 static uint8_t gap[N_SIG];
 static sq_pipeline_t a, b;
 static sq_result_t ra[64], rb[64];
@@ -31,7 +31,10 @@ int main(void)
     uint32_t seed = 12345u;
     int i, pos, total = 0;
     for (i = 0; i < N_SIG; ++i) {
-        ppg[i] = (int16_t)((int32_t)(lcg(&seed) & 0xFFFF) - 32768);
+        ppg[SQ_FE_N_PPG * i] = (int16_t)((int32_t)(lcg(&seed) & 0xFFFF) - 32768);
+#if SQ_FE_N_PPG == 2
+        ppg[2 * i + 1] = (int16_t)(ppg[2 * i] / 4 + (int32_t)(i % 97) * 10);
+#endif
         acc[3 * i] = (int16_t)(i * 7);
         acc[3 * i + 1] = (int16_t)(-i * 3);
         acc[3 * i + 2] = (int16_t)(4096 + (i % 50));
@@ -42,6 +45,10 @@ int main(void)
     CHECK(sq_pipeline_init_fs(NULL, SQ_PL_FS_IN_MHZ) == SQ_PL_ERR_NULL, "init_fs NULL");
     CHECK(sq_pipeline_init_fs(&a, SQ_PL_FS_IN_MHZ + 1000u) == SQ_PL_ERR_RATE, "init_fs wrong rate");
     CHECK(sq_pipeline_init_fs(&a, SQ_PL_FS_IN_MHZ) == SQ_PL_OK, "init_fs right rate");
+    CHECK(sq_pipeline_init_device(NULL, SQ_PL_FS_IN_MHZ, SQ_FE_N_PPG) == SQ_PL_ERR_NULL, "init_device NULL");
+    CHECK(sq_pipeline_init_device(&a, SQ_PL_FS_IN_MHZ, 3 - SQ_FE_N_PPG) == SQ_PL_ERR_SENSORS, "init_device sensors");
+    CHECK(sq_pipeline_init_device(&a, SQ_PL_FS_IN_MHZ + 1000u, SQ_FE_N_PPG) == SQ_PL_ERR_RATE, "init_device rate");
+    CHECK(sq_pipeline_init_device(&a, SQ_PL_FS_IN_MHZ, SQ_FE_N_PPG) == SQ_PL_OK, "init_device right");
     CHECK(sq_pipeline_init(&b) == SQ_PL_OK, "init");
     /* bad pushes: nothing consumed */
     CHECK(sq_pipeline_push(NULL, ppg, acc, gap, 10, ra, 4) == SQ_PL_ERR_NULL, "push NULL state");
@@ -65,12 +72,12 @@ int main(void)
         const int n = 4000, need = sq_pipeline_pending(&a, n);
         CHECK(need >= 2, "4000 samples complete windows");
         CHECK(need <= SQ_PL_MAX_RESULTS(n), "pending <= SQ_PL_MAX_RESULTS");
-        CHECK(sq_pipeline_push(&a, ppg + pos, acc + 3 * pos, gap + pos, n, NULL, 64) == SQ_PL_ERR_NULL, "NULL out");
-        CHECK(sq_pipeline_push(&a, ppg + pos, acc + 3 * pos, gap + pos, n, ra, need - 1) == SQ_PL_ERR_OVERFLOW,
+        CHECK(sq_pipeline_push(&a, ppg + SQ_FE_N_PPG * pos, acc + 3 * pos, gap + pos, n, NULL, 64) == SQ_PL_ERR_NULL, "NULL out");
+        CHECK(sq_pipeline_push(&a, ppg + SQ_FE_N_PPG * pos, acc + 3 * pos, gap + pos, n, ra, need - 1) == SQ_PL_ERR_OVERFLOW,
               "max_out too small");
         CHECK(memcmp(&a, &b, sizeof a) == 0, "refused pushes left the state untouched");
-        CHECK(sq_pipeline_push(&a, ppg + pos, acc + 3 * pos, gap + pos, n, ra, need) == need, "exact max_out");
-        CHECK(sq_pipeline_push(&b, ppg + pos, acc + 3 * pos, gap + pos, n, rb, 64) == need, "same on b");
+        CHECK(sq_pipeline_push(&a, ppg + SQ_FE_N_PPG * pos, acc + 3 * pos, gap + pos, n, ra, need) == need, "exact max_out");
+        CHECK(sq_pipeline_push(&b, ppg + SQ_FE_N_PPG * pos, acc + 3 * pos, gap + pos, n, rb, 64) == need, "same on b");
         CHECK(memcmp(ra, rb, (size_t)need * sizeof ra[0]) == 0, "same results");
         pos += n;
         total += need;
@@ -81,7 +88,7 @@ int main(void)
         if (n > N_SIG - pos) n = N_SIG - pos;
         need = sq_pipeline_pending(&a, n);
         CHECK(need >= 0 && need <= SQ_PL_MAX_RESULTS(n), "pending within SQ_PL_MAX_RESULTS");
-        k = sq_pipeline_push(&a, ppg + pos, acc + 3 * pos, gap + pos, n, ra, 64);
+        k = sq_pipeline_push(&a, ppg + SQ_FE_N_PPG * pos, acc + 3 * pos, gap + pos, n, ra, 64);
         CHECK(k == need, "pending == results");
         for (i = 0; i < k; ++i) {
             CHECK(ra[i].index == (uint32_t)(total + i), "consecutive indices");

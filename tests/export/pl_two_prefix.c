@@ -1,6 +1,7 @@
 /*
  * pl_two_prefix.c - two exported pipelines (prefixes sq and hr2, different device rates) linked into ONE
- * binary, run interleaved on two recordings (kit format: NCH int16 samples + 1 int16 gap flag per frame).
+ * binary, run interleaved on two recordings (kit format: NIN int16 samples + 1 int16 gap flag per frame; the
+ * first N_PPG samples are the PPG sensors, the pipelines get them interleaved as they are).
  *
  *   pl_two_prefix REC_SQ REC_HR2 CHUNK  ->  "sq <result line>" and "hr2 <result line>" lines
  */
@@ -14,22 +15,22 @@
 static sq_pipeline_t pa;
 static hr2_pipeline_t pb;
 
-static int feed(FILE *f, int chunk, int nch, int16_t *ppg, int16_t *acc, uint8_t *gap)
+static int feed(FILE *f, int chunk, int nin, int nppg, int16_t *ppg, int16_t *acc, uint8_t *gap)
 {
-    int16_t fr[5];
+    int16_t fr[6];
     int j, c;
     for (j = 0; j < chunk; ++j) {
-        if (fread(fr, sizeof(int16_t), (size_t)(nch + 1), f) != (size_t)(nch + 1)) break;
-        ppg[j] = fr[0];
-        for (c = 1; c < nch; ++c) acc[3 * j + c - 1] = fr[c];
-        gap[j] = (uint8_t)(fr[nch] != 0);
+        if (fread(fr, sizeof(int16_t), (size_t)(nin + 1), f) != (size_t)(nin + 1)) break;
+        for (c = 0; c < nppg; ++c) ppg[nppg * j + c] = fr[c];
+        for (c = nppg; c < nin; ++c) acc[3 * j + c - nppg] = fr[c];
+        gap[j] = (uint8_t)(fr[nin] != 0);
     }
     return j;
 }
 
 int main(int argc, char **argv)
 {
-    static int16_t ppg[MAXC], acc[3 * MAXC];
+    static int16_t ppg[2 * MAXC], acc[3 * MAXC];
     static uint8_t gap[MAXC];
     sq_result_t ra[8];
     hr2_result_t rb[8];
@@ -40,10 +41,10 @@ int main(int argc, char **argv)
     fb = fopen(argv[2], "rb");
     chunk = atoi(argv[3]);
     if (!fa || !fb || chunk < 1 || chunk > MAXC) return 2;
-    if (sq_pipeline_init(&pa) || hr2_pipeline_init(&pb)) return 3;
+    if (sq_pipeline_init(&pa) || hr2_pipeline_init_device(&pb, HR2_PL_FS_IN_MHZ, HR2_FE_N_PPG)) return 3;
     while (!done_a || !done_b) {
         if (!done_a) {
-            int n = feed(fa, chunk, SQ_FE_NCH, ppg, acc, gap), k;
+            int n = feed(fa, chunk, SQ_FE_NIN, SQ_FE_N_PPG, ppg, acc, gap), k;
             k = sq_pipeline_push(&pa, ppg, acc, gap, n, ra, 8);
             if (k < 0) return 3;
             for (i = 0; i < k; ++i)
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
             done_a = n < chunk;
         }
         if (!done_b) {
-            int n = feed(fb, chunk, HR2_FE_NCH, ppg, acc, gap), k;
+            int n = feed(fb, chunk, HR2_FE_NIN, HR2_FE_N_PPG, ppg, acc, gap), k;
             k = hr2_pipeline_push(&pb, ppg, acc, gap, n, rb, 8);
             if (k < 0) return 3;
             for (i = 0; i < k; ++i)

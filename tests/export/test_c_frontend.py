@@ -7,6 +7,7 @@ hr2 prefix, an ASan + UBSan build); the Cortex-M4 build must compile with -Werro
 present it runs the __smlad path on the emulated M4 against the same reference."""
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import subprocess
@@ -40,26 +41,26 @@ def _build(cfg, out, prefix="sq", extra=(), cc="gcc"):
     return exe
 
 
-def _payload(x, gap, chunks):
+def _payload(x, gap, chunks, n_ppg=1):
     C, n = x.shape
     b = struct.pack("<iii", n, int(gap is not None), len(chunks)) + np.asarray(chunks, "<i4").tobytes()
-    b += x[0].astype("<i2").tobytes()
-    if C == 4:
-        b += np.ascontiguousarray(x[1:].T).astype("<i2").tobytes()
+    b += np.ascontiguousarray(x[:n_ppg].T).astype("<i2").tobytes()          # sensors interleaved per step
+    if C - n_ppg == 3:
+        b += np.ascontiguousarray(x[n_ppg:].T).astype("<i2").tobytes()
     if gap is not None:
         b += np.asarray(gap, np.uint8).tobytes()
     return b
 
 
-def _parse(raw, F, C, T=128):
-    rec = np.dtype([("i", "<i4"), ("f", "<u2"), ("c", "i1", (F, C)), ("r", "<i2", (C, T))])
+def _parse(raw, F, C, T=128, n_ppg=1):
+    rec = np.dtype([("i", "<i4"), ("f", "<u2"), ("c", "i1", (F, C)), ("r", "<i2", (C + n_ppg - 1, T))])
     return np.frombuffer(raw, rec)
 
 
-def _run_c(exe, x, gap, chunks, F=201):
-    r = subprocess.run([str(exe)], input=_payload(x, gap, chunks), capture_output=True, timeout=120)
+def _run_c(exe, x, gap, chunks, F=201, n_ppg=1):
+    r = subprocess.run([str(exe)], input=_payload(x, gap, chunks, n_ppg), capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
-    return _parse(r.stdout, F, x.shape[0])
+    return _parse(r.stdout, F, x.shape[0] - n_ppg + 1, n_ppg=n_ppg)
 
 
 def _check(out, cfg, x, gap):
@@ -166,8 +167,9 @@ def test_sanitizers_on_random_and_extreme_streams(tmp_path):
 @needs_arm
 @pytest.mark.parametrize("defines", [(), ("-DSQ_FE_NO_DSP",)])
 def test_cortex_m4_builds_with_werror(tmp_path, defines):
-    for cfg in (FrontEndCfg(), FrontEndCfg(fs_in=256.0, n_channels=1)):
-        d = tmp_path / f"c{cfg.n_channels}"
+    for cfg in (FrontEndCfg(), FrontEndCfg(fs_in=256.0, n_channels=1), FrontEndCfg(n_ppg=2),
+                FrontEndCfg(n_channels=1, n_ppg=2)):
+        d = tmp_path / f"c{cfg.n_channels}_{cfg.n_ppg}"
         paths = render_frontend(cfg, d)
         r = subprocess.run(["arm-none-eabi-gcc", *FLAGS, "-O2", "-mcpu=cortex-m4", "-mthumb", *defines, f"-I{d}",
                             "-c", str(d / "sq_frontend.c"), "-o", str(d / "fe.o")], capture_output=True, text=True)
@@ -179,14 +181,15 @@ def test_cortex_m4_builds_with_werror(tmp_path, defines):
 
 @needs_arm
 @pytest.mark.mcu
-def test_cortex_m4_dsp_path_bit_exact_under_qemu(tmp_path):
+@pytest.mark.parametrize("n_ppg", [1, 2])
+def test_cortex_m4_dsp_path_bit_exact_under_qemu(tmp_path, n_ppg):
     """The __smlad path on an emulated Cortex-M4 (mps2-an386, picolibc, semihosting) = the reference."""
     if shutil.which("qemu-system-arm") is None:
         pytest.skip("no qemu-system-arm")
     from sqtool.firmware_bench.mcu import TARGETS, picolibc_specs
     if picolibc_specs() is None:
         pytest.skip("no picolibc for arm-none-eabi")
-    cfg = FrontEndCfg()
+    cfg = FrontEndCfg(n_ppg=n_ppg)
     d = tmp_path / "c"
     render_frontend(cfg, d)
     t = TARGETS["m4"]
@@ -195,10 +198,73 @@ def test_cortex_m4_dsp_path_bit_exact_under_qemu(tmp_path):
                     "--oslib=semihost", "--crt0=hosted", f"-L{MCU}", "-T", t.ld, "-DFE_FILES", "-DFE_BENCH",
                     f"-I{d}", f"-I{MCU}", str(MCU / "startup.c"), str(HERE / "fe_harness.c"), str(d / "sq_frontend.c"),
                     "-o", str(elf)], check=True, capture_output=True, text=True)
-    x, gap, _ = _random_streams(n=4000, seed=11)[0]
-    (tmp_path / "fe_in.bin").write_bytes(_payload(x, gap, [97, 250, 1]))
+    x, gap, _ = _random_streams(C=3 + n_ppg, n=4000, seed=11)[0]
+    (tmp_path / "fe_in.bin").write_bytes(_payload(x, gap, [97, 250, 1], n_ppg))
     r = subprocess.run(["qemu-system-arm", "-M", t.machine, "-display", "none", "-monitor", "none", "-serial", "none",
                         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
                        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
-    _check(_parse((tmp_path / "fe_out.bin").read_bytes(), 201, 4), cfg, x, gap)
+    _check(_parse((tmp_path / "fe_out.bin").read_bytes(), 201, 4, n_ppg=n_ppg), cfg, x, gap)
+
+
+# ----------------------------------------------------------------------------- two PPG sensors (n_ppg = 2)
+
+@pytest.fixture(scope="module")
+def host5(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("no host gcc")
+    return _build(FrontEndCfg(n_ppg=2), tmp_path_factory.mktemp("fe5"))
+
+
+@needs_gcc
+def test_two_ppg_selftest_random_and_extreme_streams_bit_exact(host5):
+    """5 input rows (ppg, ppg2, acc x, y, z) -> 4 code channels, = the reference for any chunking, with gaps."""
+    cfg = FrontEndCfg(n_ppg=2)
+    r = subprocess.run([str(host5), "selftest"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for x, gap, chunks in _random_streams(C=5, seed=4):
+        _check(_run_c(host5, x, gap, chunks, n_ppg=2), cfg, x, gap)
+    for x in _extreme_streams(C=5):
+        _check(_run_c(host5, x, None, [1, 333], n_ppg=2), cfg, x, None)
+    rng = np.random.default_rng(8)                   # one dead sensor, one sensor 10x louder
+    x = _random_streams(C=5, n=5000, seed=5)[2][0].copy()
+    x[1] = 0
+    _check(_run_c(host5, x, None, [77], n_ppg=2), cfg, x, None)
+    x[1] = np.clip(x[0].astype(np.int64) * 10 + rng.integers(-5, 5, x.shape[1]), -32768, 32767)
+    _check(_run_c(host5, x, None, [77], n_ppg=2), cfg, x, None)
+
+
+@needs_gcc
+@pytest.mark.realdata
+def test_two_ppg_troika_recording_bit_exact(host5):
+    if not TROIKA.is_dir():
+        pytest.skip("no ../shared/data/troika")
+    from sqtool.data.readers import read_dataset
+    rec = read_dataset(TROIKA)[1]
+    cfg = FrontEndCfg(n_ppg=2)
+    x = to_int16(np.stack([rec.signals[c] for c in ("ppg", "ppg2", "acc_x", "acc_y", "acc_z")]), cfg=cfg)
+    x = np.ascontiguousarray(x[:, :125 * 90])
+    gap = np.zeros(x.shape[1], np.uint8)
+    gap[5000:5125] = 1
+    out = _run_c(host5, x, gap, [125, 1000, 17], n_ppg=2)
+    _check(out, cfg, x, gap)
+    assert len(out) >= 40
+    one = spectra(FrontEndCfg(), x[[0, 2, 3, 4]], gap)[0]
+    assert np.array_equal(out["c"][..., 1:], one[..., 1:])          # acc channels: unchanged
+    assert not np.array_equal(out["c"][..., 0], one[..., 0])        # ppg: now the two sensors' mean
+
+
+@needs_gcc
+def test_two_ppg_single_channel_256hz_with_prefix_and_sanitizers(tmp_path):
+    cfg = FrontEndCfg(fs_in=256.0, n_channels=1, n_ppg=2)
+    try:
+        exe = _build(cfg, tmp_path, prefix="hr2", extra=("-g", "-fsanitize=address,undefined",
+                                                          "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"))
+    except subprocess.CalledProcessError as e:
+        pytest.skip(f"sanitizers unavailable: {e.stderr.splitlines()[:1]}")
+    text = "".join(p.read_text() for p in (tmp_path / "c").iterdir())
+    assert "sq_" not in text and "SQ_" not in text and re.search(r"#define HR2_FE_N_PPG +2 ", text)
+    rng = np.random.default_rng(6)
+    x = rng.integers(-32768, 32768, size=(2, 9000)).astype(np.int16)
+    gap = (rng.random(9000) < 0.05).astype(np.uint8)
+    _check(_run_c(exe, x, gap, rng.integers(1, 900, 20), n_ppg=2), cfg, x, gap)

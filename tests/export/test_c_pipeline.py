@@ -336,3 +336,164 @@ def test_kit_example_runs_bit_exact_on_cortex_m4_with_its_makefile(twin, tmp_pat
     r = subprocess.run(["make", "-s", "-C", str(tmp_path / "kit"), f"BUILD={tmp_path / 'b'}", "check-mps2"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ----------------------------------------------------------------------------- two PPG sensors (SQ_FE_N_PPG = 2)
+
+@pytest.fixture(scope="module")
+def c_dir2(twin, tmp_path_factory):
+    d = tmp_path_factory.mktemp("pl_c2")
+    mc, g, md = twin
+    PL.render_pipeline(mc, g, md, d, n_ppg=2)                              # prefix sq, 125 Hz, ppg + ppg2
+    return d
+
+
+@pytest.fixture(scope="module")
+def example2(c_dir2, tmp_path_factory):
+    w = tmp_path_factory.mktemp("pl_ex2")
+    shutil.copyfile(TEMPLATES / "kit_main.c", w / "main.c")
+    return _cc(w / "example", [w / "main.c", *_pipeline_srcs(c_dir2)], [c_dir2],
+               [*SAN, "-DSQ_EXAMPLE_MAX_CHUNK=8192"])
+
+
+@pytest.fixture(scope="module")
+def troika60_2(data_root):
+    """First 60 s of the first TROIKA recording, both PPG sensors: int16 (5, 7500) + a gap pattern."""
+    from sqtool.data.hr_spectra import device_samples
+    from sqtool.data.readers import iter_records
+    root = data_root / "troika"
+    if not root.is_dir():
+        pytest.skip(f"no TROIKA data at {root}")
+    rec = next(iter_records(root, "troika"))
+    x16, _ = device_samples(rec, ("ppg", "ppg2", "acc_x", "acc_y", "acc_z"))
+    x16 = np.ascontiguousarray(x16[:, :7500])
+    gap = np.zeros(7500, bool)
+    gap[2000:2700] = True
+    gap[6001::97] = True
+    return x16, gap
+
+
+def test_two_ppg_reference_streaming_equals_vectorised(twin, troika60_2):
+    mc, g, _ = twin
+    x16, gap = troika60_2
+    ref = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2)
+    whole = ref.run(x16, gap)
+    assert len(whole["index"]) == 27 and (whole["valid"] == 0).any()
+    for chunk in (250, 7500):
+        assert _same(ref.run(x16, gap, chunk=chunk), whole), chunk
+    ref.reset()                                                            # ppg as (n, 2) or interleaved (2 n,)
+    a = ref.push(np.ascontiguousarray(x16[:2, :4000].T), np.ascontiguousarray(x16[2:, :4000].T))
+    ref.reset()
+    b = ref.push(np.ascontiguousarray(x16[:2, :4000].T).reshape(-1), np.ascontiguousarray(x16[2:, :4000].T))
+    assert a == b and len(a) > 5
+    one = PL.PipelineRef(mc, g, None, 125.0).run(x16[[0, 2, 3, 4]], gap)
+    assert not _same(one, whole)                                           # the second sensor is used
+
+
+def test_two_ppg_host_c_equals_reference_any_chunking_and_extremes(twin, troika60_2, example2, tmp_path):
+    """Under ASan + UBSan: the 2-sensor C pipeline == PipelineRef(n_ppg=2) on TROIKA (ppg + ppg2, dropouts) in
+    several chunkings, and on zero / saturated / random streams."""
+    mc, g, _ = twin
+    x16, gap = troika60_2
+    ref = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2)
+    want = ref.run(x16, gap)
+    rec = PL.write_recording(tmp_path / "rec.bin", x16, gap)
+    for chunks in ("1", "125", "8192", "1,7,0,125,300,0,2"):
+        assert _same(_run_example(example2, rec, chunks), want), chunks
+    rng = np.random.default_rng(5)
+    n = 3750
+    streams = {"zeros": (np.zeros((5, n), np.int16), None),
+               "one_dead_sensor": (np.concatenate([rng.integers(-3000, 3000, (1, n)), np.zeros((1, n)),
+                                                   rng.integers(-3000, 3000, (3, n))]).astype(np.int16), None),
+               "random_full_range": (rng.integers(-32768, 32768, (5, n)).astype(np.int16), rng.random(n) < 0.3),
+               "saturated_alternating": (np.tile(np.where(np.arange(n) % 2, 32767, -32768), (5, 1)).astype(np.int16),
+                                         None)}
+    for name, (x, gp) in streams.items():
+        got = _run_example(example2, PL.write_recording(tmp_path / f"{name}.bin", x, gp), "1,125,0,64")
+        assert _same(got, ref.run(x, gp)), name
+
+
+def test_two_ppg_api_and_two_prefixes(twin, c_dir, c_dir2, troika60, troika60_2, tmp_path):
+    """pl_api_test.c on the 2-sensor build (init_device refuses 1 sensor); a 1-sensor sq and a 2-sensor hr2
+    pipeline at 256 Hz in one binary."""
+    api = _cc(tmp_path / "api", [TESTS / "pl_api_test.c", *_pipeline_srcs(c_dir2)], [c_dir2], SAN)
+    r = subprocess.run([str(api)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout[-3000:]
+    mc, g, md = twin
+    d = tmp_path / "c"
+    shutil.copytree(c_dir, d)
+    PL.render_pipeline(mc, g, md, d, fs_in=256.0, prefix="hr2", n_ppg=2)
+    assert "#define HR2_FE_N_PPG" in (d / "hr2_frontend_tables.h").read_text()
+    exe = _cc(tmp_path / "two", [TESTS / "pl_two_prefix.c", *_pipeline_srcs(d), *_pipeline_srcs(d, "hr2")], [d])
+    x16, gap = troika60
+    rng = np.random.default_rng(3)
+    tt = np.arange(256 * 30) / 256.0
+    pulse = 3000 * np.sin(2 * np.pi * 1.7 * tt)
+    x256 = np.stack([pulse, 0.1 * pulse + 300 * np.sin(2 * np.pi * 1.1 * tt)]
+                    + [500 * np.sin(2 * np.pi * 1.1 * tt + k) for k in range(3)])
+    x256 = np.round(x256 + 100 * rng.standard_normal(x256.shape)).astype(np.int16)
+    ra = PL.write_recording(tmp_path / "a.bin", x16, gap)
+    rb = PL.write_recording(tmp_path / "b.bin", x256)
+    r = subprocess.run([str(exe), str(ra), str(rb), "100"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    got_a = PL.parse_results("\n".join(ln[3:] for ln in lines if ln.startswith("sq ")))
+    got_b = PL.parse_results("\n".join(ln[4:] for ln in lines if ln.startswith("hr2 ")))
+    assert _same(got_a, PL.PipelineRef(mc, g, None, 125.0).run(x16, gap))
+    want_b = PL.PipelineRef(mc, g, None, 256.0, n_ppg=2).run(x256)
+    assert len(want_b["index"]) == 12 and _same(got_b, want_b)
+
+
+def test_sensor_mismatch_is_one_line_error(twin, tmp_path):
+    mc, g, md = twin
+    ref = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2)
+    with pytest.raises(SqtoolError, match=r"\(5, N\).*2 PPG sensor"):
+        ref.run(np.zeros((4, 2000), np.int16))                             # a 1-sensor recording
+    with pytest.raises(SqtoolError, match="ppg must be int16"):
+        ref.push(np.zeros(3, np.int16), np.zeros((3, 3), np.int16))       # 3 values: not 2 per step
+    for bad_mc, n, match in (({**mc, "frontend": {**mc["frontend"], "ppg_sensors": ["ppg"]}}, 2, "at most 1 PPG"),
+                             (mc, 3, "at most 2 PPG"), (mc, 0, "at most 2 PPG")):
+        with pytest.raises(SqtoolError, match=match) as e:
+            PL.render_pipeline(bad_mc, g, md, tmp_path / "x", n_ppg=n)
+        assert "\n" not in str(e.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_ppg_sensors_default_and_refusal(tmp_path):
+    from sqtool.export.cli import ExportConfig, device_ppg, export
+    from export_fixtures import make_spec_int8_run
+    run = make_spec_int8_run(tmp_path / "run", "spec_student_xs", n_heldout=0, n_calib=8)
+    mc = {"channels": ["ppg", "acc_x", "acc_y", "acc_z"], "frontend": {"type": "spectrum", "ppg_sensors": ["ppg", "ppg2"]}}
+    assert device_ppg(ExportConfig(), mc) == 2 and device_ppg(ExportConfig(ppg_sensors=1), mc) == 1
+    assert device_ppg(ExportConfig(), {**mc, "frontend": {"type": "spectrum"}}) == 1      # models older than the key
+    with pytest.raises(SqtoolError, match="a device with 3"):
+        export(ExportConfig(model=str(run), target=["c"], out=str(tmp_path / "out"), ppg_sensors=3))
+    assert not (tmp_path / "out").exists()
+
+
+def test_kit_with_two_ppg_sensors_checks_bit_exact(twin, tmp_path):
+    from sqtool.export.kit import check_kit, write_kit
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    mc, g, md = twin
+    info = write_kit(tmp_path / "kit", mc, g, md, n_ppg=2)
+    readme = (tmp_path / "kit" / "README.md").read_text()
+    assert "frames of 5 int16 samples (ppg, ppg2, acc_x, acc_y, acc_z)" in readme and "@" not in readme.replace(
+        "@PREFIX", "").replace("__attribute__", "")
+    assert info["vectors"]["ppg_sensors"] == 2 and info["vectors"]["invalid_windows"] >= 1
+    assert (tmp_path / "kit" / "test_vectors" / "recording.bin").stat().st_size == 6 * 2 * 48 * 125
+    assert check_kit(tmp_path / "kit")["ok"]
+
+
+@pytest.mark.mcu
+def test_two_ppg_m4_qemu_equals_reference_and_fits_the_budget(twin, c_dir2, troika60_2, tmp_path):
+    _need_cross()
+    from sqtool.firmware_bench import pipeline_fw as PF
+    mc, g, _ = twin
+    x16, gap = troika60_2
+    want = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2).run(x16, gap)
+    fw = PF.build_pipeline(c_dir2, "m4", tmp_path, staged=True, chunk=50)
+    r = PF.run_pipeline(fw, x16, gap)
+    assert _same(r.results, want)
+    ins = r.stage_insns
+    assert ins["frontend_window"] > ins["frontend_stream"] > 0

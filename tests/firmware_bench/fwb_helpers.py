@@ -33,13 +33,16 @@ def rng_windows(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def write_wrist_npz(path, seconds: float = 40.0, fs: float = 125.0, hr_bpm: float = 90.0, acc: bool = True,
-                    seed: int = 0):
-    """A label-free wrist recording (NPZ: ppg [+ acc_x, acc_y, acc_z], fs): a pulse with a harmonic, arm motion."""
+                    seed: int = 0, ppg2: bool = False):
+    """A label-free wrist recording (NPZ: ppg [+ ppg2] [+ acc_x, acc_y, acc_z], fs): a pulse with a harmonic, arm
+    motion; ppg2 = a second PPG sensor (the pulse at a third of the gain, its own noise)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(round(seconds * fs))) / fs
     ph = 2 * np.pi * hr_bpm / 60 * t
     d = {"ppg": 100 * np.sin(ph) + 30 * np.sin(2 * ph + 0.5) + 20 * np.sin(2 * np.pi * 1.3 * t)
          + 5 * rng.standard_normal(t.size), "fs": np.float64(fs)}
+    if ppg2:
+        d["ppg2"] = 0.33 * d["ppg"] + 8 * np.sin(2 * np.pi * 1.3 * t + 0.4) + 4 * rng.standard_normal(t.size)
     if acc:
         for k, ax in enumerate(("acc_x", "acc_y", "acc_z")):
             d[ax] = 0.2 * np.sin(2 * np.pi * 1.3 * t + k) + (k == 2) + 0.01 * rng.standard_normal(t.size)

@@ -65,8 +65,8 @@ def test_bench_spectral_on_troika(spec_export_dir, data_root, tmp_path, capsys):
 def test_bench_spectral_without_labels(spec_export_dir, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    write_wrist_npz(data / "a.npz", seconds=30)
-    write_wrist_npz(data / "b.npz", seconds=24, hr_bpm=120, seed=1)
+    write_wrist_npz(data / "a.npz", seconds=30, ppg2=True)                  # two PPG sensors, as the export
+    write_wrist_npz(data / "b.npz", seconds=24, hr_bpm=120, seed=1, ppg2=True)
     res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(data), runtime=["c", "tflm", "c_pipeline"],
                                 callgrind_windows=2, floor=["exact=100", "mae=5"], out=str(tmp_path / "bench")))
     assert [(f["runtime"], f["metric"], f["ok"]) for f in res["floor"]] == [("c_host", "exact", True),
@@ -119,3 +119,16 @@ def test_bench_spectral_on_m4(spec_export_dir, cross_tools, tmp_path):
     assert m4["windows"] == 6 and m4["exact_pct"] == 100.0 and m4["exact_ref"] == "tflm_int8"
     assert m4["instructions_per_inference"] > 1e5 and 0 < m4["flash_kb"] < 64 and 0 < m4["ram_kb"] < 32
     assert "cortex-m4" in (tmp_path / "bench" / "bench.md").read_text()
+
+
+def test_one_sensor_recording_on_a_two_sensor_pipeline(spec_export_dir, tmp_path):
+    """The export's C pipeline takes 2 PPG sensors (the model's ppg_sensors, the --ppg-sensors default): a
+    1-sensor recording runs through the Python front end (n_ppg = 1) in every window runtime, and asking
+    for c_pipeline on it is a one-line error naming the fix."""
+    rec = write_wrist_npz(tmp_path / "one.npz", seconds=20)
+    with pytest.raises(SqtoolError, match=r"c_pipeline cannot run: .*1 PPG sensor\(s\), the C pipeline was "
+                                          r"exported for 2 \(re-export with --ppg-sensors 1\)"):
+        run_bench(BenchConfig(model=str(spec_export_dir), data=str(rec), runtime=["c_pipeline", "c_host"],
+                              out=str(tmp_path / "b1")))
+    res = json.loads((tmp_path / "b1" / "bench.json").read_text())
+    assert _rows(res)["c_host"]["status"] == "ok" and "\n" not in _rows(res)["c_pipeline"]["error"]

@@ -25,8 +25,8 @@ def _csv(path):
 def test_predict_writes_csv_png_summary(spec_export_dir, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
-    write_wrist_npz(data / "a.npz", seconds=30)
-    write_wrist_npz(data / "b.npz", seconds=20, hr_bpm=120, seed=1)
+    write_wrist_npz(data / "a.npz", seconds=30, ppg2=True)              # ppg + ppg2: the export's 2 sensors
+    write_wrist_npz(data / "b.npz", seconds=20, hr_bpm=120, seed=1, ppg2=True)
     out = tmp_path / "pred"
     rc = main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--out", str(out)])
     cap = capsys.readouterr()
@@ -84,5 +84,11 @@ def test_predict_bad_recordings(spec_export_dir, tmp_path, capsys):
                               out=str(tmp_path / "p3")))
     res = predict(PredictConfig(model=str(spec_export_dir), data=str(fast), out=str(tmp_path / "p4")))
     assert res["runtime"] == "c_host_single" and "250 Hz" in res["runtime_choice"]   # default falls back
+    one = write_wrist_npz(tmp_path / "one.npz", seconds=20)              # one PPG sensor, the export has two
+    with pytest.raises(SqtoolError, match=r"1 PPG sensor\(s\), the C pipeline was exported for 2"):
+        predict(PredictConfig(model=str(spec_export_dir), data=str(one), runtime="c_pipeline",
+                              out=str(tmp_path / "p6")))
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(one), out=str(tmp_path / "p7")))
+    assert res["runtime"] == "c_host_single" and "1 PPG sensor" in res["runtime_choice"]
     with pytest.raises(SqtoolError, match="--runtime gpu: unknown"):
         predict(PredictConfig(model=str(spec_export_dir), data=str(fast), runtime="gpu", out=str(tmp_path / "p5")))

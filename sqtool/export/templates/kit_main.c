@@ -5,8 +5,9 @@
  *   MPS2:  qemu-system-arm -M mps2-an386 -semihosting-config enable=on,target=native -kernel example.elf
  *          (reads recording.bin from QEMU's working directory through semihosting; chunk SQ_EXAMPLE_CHUNKS)
  *
- * RECORDING.bin: frames of (SQ_FE_NCH samples, then 1 gap flag), int16 little endian, at SQ_FE_FS_IN Hz:
- *   ppg [acc_x acc_y acc_z] gap   (gap != 0: the sample is a dropout)
+ * RECORDING.bin: frames of (SQ_FE_NIN samples, then 1 gap flag), int16 little endian, at SQ_FE_FS_IN Hz:
+ *   ppg [ppg2] [acc_x acc_y acc_z] gap   (SQ_FE_N_PPG PPG sensors; gap != 0: the time step is a dropout)
+ * The pipeline takes the SQ_FE_N_PPG sensors interleaved per time step (ppg, ppg2, ppg, ppg2, ...).
  * CHUNKS: samples per push, or a comma-separated cycle of sizes ("1,7,0,125": zero-length pushes are
  * allowed), each at most SQ_EXAMPLE_MAX_CHUNK.
  * Output, one line per hop: index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid
@@ -28,12 +29,12 @@
 #ifndef SQ_EXAMPLE_INPUT
 #define SQ_EXAMPLE_INPUT "recording.bin"
 #endif
-#define SQ_EX_FRAME (SQ_FE_NCH + 1)
+#define SQ_EX_FRAME (SQ_FE_NIN + 1)
 #define SQ_EX_MAX_SIZES 16
 
 static sq_pipeline_t pipe_state;                        /* ~SQ_PL_STATE_BYTES of RAM */
 static int16_t frames[SQ_EXAMPLE_MAX_CHUNK * SQ_EX_FRAME];
-static int16_t ppg[SQ_EXAMPLE_MAX_CHUNK];
+static int16_t ppg[SQ_FE_N_PPG * SQ_EXAMPLE_MAX_CHUNK];
 static int16_t acc[3 * SQ_EXAMPLE_MAX_CHUNK];
 static uint8_t gap[SQ_EXAMPLE_MAX_CHUNK];
 static sq_result_t results[SQ_PL_MAX_RESULTS(SQ_EXAMPLE_MAX_CHUNK)];
@@ -68,17 +69,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "example: cannot open %s\n", path);
         return 2;
     }
-    if (sq_pipeline_init_fs(&pipe_state, SQ_PL_FS_IN_MHZ) != SQ_PL_OK) return 3;
+    /* a real board passes its own rate and sensor count: a mismatch with the export is refused */
+    if (sq_pipeline_init_device(&pipe_state, SQ_PL_FS_IN_MHZ, SQ_FE_N_PPG) != SQ_PL_OK) return 3;
     for (;;) {
         const int want = sizes[turn++ % n_sizes];
         int n = (int)fread(frames, sizeof(int16_t) * SQ_EX_FRAME, (size_t)want, f), k, j;
         for (j = 0; j < n; ++j) {                       /* de-interleave one chunk */
             const int16_t *fr = &frames[j * SQ_EX_FRAME];
-            ppg[j] = fr[0];
+            ppg[SQ_FE_N_PPG * j] = fr[0];                 /* the PPG sensors, interleaved */
+#if SQ_FE_N_PPG == 2
+            ppg[2 * j + 1] = fr[1];
+#endif
 #if SQ_FE_NCH == 4
-            acc[3 * j] = fr[1];
-            acc[3 * j + 1] = fr[2];
-            acc[3 * j + 2] = fr[3];
+            acc[3 * j] = fr[SQ_FE_N_PPG];
+            acc[3 * j + 1] = fr[SQ_FE_N_PPG + 1];
+            acc[3 * j + 2] = fr[SQ_FE_N_PPG + 2];
 #endif
             gap[j] = (uint8_t)(fr[SQ_EX_FRAME - 1] != 0);
         }

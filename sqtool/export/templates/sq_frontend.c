@@ -42,7 +42,7 @@ int sq_frontend_init(sq_frontend_t *s)
 {
     int c, i, j;
     if (!s) return SQ_FE_ERR_NULL;
-    for (c = 0; c < SQ_FE_NCH; ++c) {
+    for (c = 0; c < SQ_FE_NIN; ++c) {
         s->last[c] = 0;
         for (i = 0; i < 2 * SQ_FE_TAPS; ++i) s->hist[c][i] = 0;
         for (i = 0; i < SQ_FE_NSOS; ++i)
@@ -67,7 +67,7 @@ static void sq_fe_produce(sq_frontend_t *s)
 {
     const int16_t *g = sq_fe_fir[s->phase];
     int c, i, k;
-    for (c = 0; c < SQ_FE_NCH; ++c) {
+    for (c = 0; c < SQ_FE_NIN; ++c) {
         const int16_t *h = &s->hist[c][s->hpos + SQ_FE_TAPS - 1];   /* newest input */
         int32_t acc = 0, y;
         for (i = 0; i < SQ_FE_TAPS; ++i) acc += (int32_t)g[i] * h[-i];   /* |acc| <= 32768 * 65535 */
@@ -118,14 +118,17 @@ int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, c
         int flag = gap != 0 && gap[i] != 0;
         int p = s->hpos;
         if (!flag) {
-            s->last[0] = ppg[i];
+            s->last[0] = ppg[SQ_FE_N_PPG * i];
+#if SQ_FE_N_PPG == 2
+            s->last[1] = ppg[2 * i + 1];
+#endif
 #if SQ_FE_NCH == 4
-            s->last[1] = acc[3 * i];
-            s->last[2] = acc[3 * i + 1];
-            s->last[3] = acc[3 * i + 2];
+            s->last[SQ_FE_N_PPG] = acc[3 * i];
+            s->last[SQ_FE_N_PPG + 1] = acc[3 * i + 1];
+            s->last[SQ_FE_N_PPG + 2] = acc[3 * i + 2];
 #endif
         }
-        for (c = 0; c < SQ_FE_NCH; ++c) {
+        for (c = 0; c < SQ_FE_NIN; ++c) {
             s->hist[c][p] = s->last[c];
             s->hist[c][p + SQ_FE_TAPS] = s->last[c];
         }
@@ -190,35 +193,56 @@ static inline void sq_fe_ldrd(const uint32_t **p, uint32_t *a, uint32_t *b)
 }
 #endif
 
-/* Direct DFT at the NBINS bin frequencies, all channels at once: per bin and pair of samples (n, n+1),
- * the (cos, sin) words of both are loaded and repacked once as (cos n, cos n+1) and (sin n, sin n+1)
- * and feed 2 * NCH dual MACs; the NCH sample-pair words of one n are consecutive (two LDRD). The table
- * pointer advances 2k entries per pair (one wrap at most: 2 KMAX < N). xw: T/2 rows of NCH words;
- * pw[b * NCH + c] = power. Any summation order is exact (see the DFT bound). */
-#if SQ_FE_NCH == 4
+/* Direct DFT at the NBINS bin frequencies, all NIN input channels at once: per bin and pair of samples
+ * (n, n+1), the (cos, sin) words of both are loaded and repacked once as (cos n, cos n+1) and (sin n, sin n+1)
+ * and feed 2 * NIN dual MACs; the NIN sample-pair words of one n are consecutive (LDRD pairs, one LDR for an
+ * odd NIN). The table pointer advances 2k entries per pair (one wrap at most: 2 KMAX < N). xw: T/2 rows of
+ * NIN words; pw[b * NIN + c] = power. Any summation order is exact (see the DFT bound). */
+#define SQ_FE_MAC_CH(x0, re, im, cc, ss)                                    \
+    do {                                                                    \
+        SQ_FE_MAC2(re, x0, cc);                                             \
+        SQ_FE_MAC2(im, x0, ss);                                             \
+    } while (0)
+#if SQ_FE_NIN == 1
+#define SQ_FE_MACS(cc, ss)                                                  \
+    do {                                                                    \
+        const uint32_t x0 = *x++;                                           \
+        SQ_FE_MAC_CH(x0, re0, im0, cc, ss);                                 \
+    } while (0)
+#elif SQ_FE_NIN == 2
 #define SQ_FE_MACS(cc, ss)                                                  \
     do {                                                                    \
         uint32_t x0, x1;                                                    \
         sq_fe_ldrd(&x, &x0, &x1);                                           \
-        SQ_FE_MAC2(re0, x0, cc);                                            \
-        SQ_FE_MAC2(im0, x0, ss);                                            \
-        SQ_FE_MAC2(re1, x1, cc);                                            \
-        SQ_FE_MAC2(im1, x1, ss);                                            \
-        sq_fe_ldrd(&x, &x0, &x1);                                           \
-        SQ_FE_MAC2(re2, x0, cc);                                            \
-        SQ_FE_MAC2(im2, x0, ss);                                            \
-        SQ_FE_MAC2(re3, x1, cc);                                            \
-        SQ_FE_MAC2(im3, x1, ss);                                            \
+        SQ_FE_MAC_CH(x0, re0, im0, cc, ss);                                 \
+        SQ_FE_MAC_CH(x1, re1, im1, cc, ss);                                 \
     } while (0)
-#else
+#elif SQ_FE_NIN == 4
 #define SQ_FE_MACS(cc, ss)                                                  \
     do {                                                                    \
-        SQ_FE_MAC2(re0, x[0], cc);                                          \
-        SQ_FE_MAC2(im0, x[0], ss);                                          \
-        x += 1;                                                             \
+        uint32_t x0, x1;                                                    \
+        sq_fe_ldrd(&x, &x0, &x1);                                           \
+        SQ_FE_MAC_CH(x0, re0, im0, cc, ss);                                 \
+        SQ_FE_MAC_CH(x1, re1, im1, cc, ss);                                 \
+        sq_fe_ldrd(&x, &x0, &x1);                                           \
+        SQ_FE_MAC_CH(x0, re2, im2, cc, ss);                                 \
+        SQ_FE_MAC_CH(x1, re3, im3, cc, ss);                                 \
+    } while (0)
+#else /* SQ_FE_NIN == 5 */
+#define SQ_FE_MACS(cc, ss)                                                  \
+    do {                                                                    \
+        uint32_t x0, x1;                                                    \
+        sq_fe_ldrd(&x, &x0, &x1);                                           \
+        SQ_FE_MAC_CH(x0, re0, im0, cc, ss);                                 \
+        SQ_FE_MAC_CH(x1, re1, im1, cc, ss);                                 \
+        sq_fe_ldrd(&x, &x0, &x1);                                           \
+        SQ_FE_MAC_CH(x0, re2, im2, cc, ss);                                 \
+        SQ_FE_MAC_CH(x1, re3, im3, cc, ss);                                 \
+        x0 = *x++;                                                          \
+        SQ_FE_MAC_CH(x0, re4, im4, cc, ss);                                 \
     } while (0)
 #endif
-/* One pair of samples (n, n+1) of one bin: repack the two (cos, sin) words, 2 * NCH dual MACs, advance
+/* One pair of samples (n, n+1) of one bin: repack the two (cos, sin) words, 2 * NIN dual MACs, advance
  * the table pointer by 2k entries (one wrap at most: 2 KMAX < N; the table holds N + 2 KMAX entries). */
 #define SQ_FE_PAIR()                                                        \
     do {                                                                    \
@@ -236,10 +260,16 @@ static void sq_fe_dft(const uint32_t *xw, uint32_t *pw)
     for (b = 0; b < SQ_FE_NBINS; ++b) {
         const int32_t k = SQ_FE_K0 + b;
         const uint32_t *q = sq_fe_cs, *const wrap = sq_fe_cs + SQ_FE_N;    /* q = &cs[(k n) mod N] */
-        const uint32_t *x = xw, *const xend = xw + SQ_FE_NCH * (SQ_FE_T / 2);
+        const uint32_t *x = xw, *const xend = xw + SQ_FE_NIN * (SQ_FE_T / 2);
         int32_t re0 = 0, im0 = 0;
-#if SQ_FE_NCH == 4
-        int32_t re1 = 0, im1 = 0, re2 = 0, im2 = 0, re3 = 0, im3 = 0;
+#if SQ_FE_NIN >= 2
+        int32_t re1 = 0, im1 = 0;
+#endif
+#if SQ_FE_NIN >= 4
+        int32_t re2 = 0, im2 = 0, re3 = 0, im3 = 0;
+#endif
+#if SQ_FE_NIN == 5
+        int32_t re4 = 0, im4 = 0;
 #endif
         do {
             SQ_FE_PAIR();
@@ -247,14 +277,45 @@ static void sq_fe_dft(const uint32_t *xw, uint32_t *pw)
             SQ_FE_PAIR();                         /* an even number of pairs: two per iteration */
 #endif
         } while (x != xend);
-        pw[b * SQ_FE_NCH] = sq_fe_power(re0, im0);
-#if SQ_FE_NCH == 4
-        pw[b * SQ_FE_NCH + 1] = sq_fe_power(re1, im1);
-        pw[b * SQ_FE_NCH + 2] = sq_fe_power(re2, im2);
-        pw[b * SQ_FE_NCH + 3] = sq_fe_power(re3, im3);
+        pw[b * SQ_FE_NIN] = sq_fe_power(re0, im0);
+#if SQ_FE_NIN >= 2
+        pw[b * SQ_FE_NIN + 1] = sq_fe_power(re1, im1);
+#endif
+#if SQ_FE_NIN >= 4
+        pw[b * SQ_FE_NIN + 2] = sq_fe_power(re2, im2);
+        pw[b * SQ_FE_NIN + 3] = sq_fe_power(re3, im3);
+#endif
+#if SQ_FE_NIN == 5
+        pw[b * SQ_FE_NIN + 4] = sq_fe_power(re4, im4);
 #endif
     }
 }
+
+#if SQ_FE_N_PPG > 1
+/* The PPG sensors (input channels 0 .. N_PPG-1) -> channel 0's power: per sensor q = max(0, bitlen(Pmax) -
+ * NORM_BITS), u = ((P >> q) << NORM_FRAC + (Pmax >> q) / 2) / (Pmax >> q) (uint32: < 2^31 + 2^14; the max bin
+ * exactly 2^NORM_FRAC; a sensor with Pmax == 0 adds 0), summed over the sensors into pw[b * NIN]. */
+static void sq_fe_combine_ppg(uint32_t *pw)
+{
+    uint32_t pm[SQ_FE_N_PPG];
+    int q[SQ_FE_N_PPG], b, c;
+    for (c = 0; c < SQ_FE_N_PPG; ++c) {
+        uint32_t pmax = 0;
+        for (b = 0; b < SQ_FE_NBINS; ++b)
+            if (pw[b * SQ_FE_NIN + c] > pmax) pmax = pw[b * SQ_FE_NIN + c];
+        q[c] = 0;
+        while ((pmax >> q[c]) >= (1u << SQ_FE_NORM_BITS)) ++q[c];
+        pm[c] = pmax >> q[c];
+    }
+    for (b = 0; b < SQ_FE_NBINS; ++b) {
+        uint32_t sum = 0;
+        for (c = 0; c < SQ_FE_N_PPG; ++c)
+            if (pm[c] != 0u)
+                sum += (((pw[b * SQ_FE_NIN + c] >> q[c]) << SQ_FE_NORM_FRAC) + (pm[c] >> 1)) / pm[c];
+        pw[b * SQ_FE_NIN] = sum;                                   /* <= N_PPG * 2^NORM_FRAC */
+    }
+}
+#endif
 
 int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
 {
@@ -262,13 +323,17 @@ int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
     uint32_t cnt = 0, flg = 0;
     if (!s || !out) return SQ_FE_ERR_NULL;
     if (!s->ready) return SQ_FE_ERR_NO_WINDOW;
-    for (c = 0; c < SQ_FE_NCH; ++c) sq_fe_prepare(s, c);
+    for (c = 0; c < SQ_FE_NIN; ++c) sq_fe_prepare(s, c);
     sq_fe_dft(&s->xw[0][0], s->pw);
+#if SQ_FE_N_PPG > 1
+    sq_fe_combine_ppg(s->pw);
+#endif
     for (c = 0; c < SQ_FE_NCH; ++c) {
+        const int col = c == 0 ? 0 : c + SQ_FE_N_PPG - 1;            /* channel c's power column in pw */
         uint32_t pmax = 0, pm;
         int q = 0;
         for (b = 0; b < SQ_FE_NBINS; ++b)
-            if (s->pw[b * SQ_FE_NCH + c] > pmax) pmax = s->pw[b * SQ_FE_NCH + c];
+            if (s->pw[b * SQ_FE_NIN + col] > pmax) pmax = s->pw[b * SQ_FE_NIN + col];
         if (pmax == 0) {
             for (b = 0; b < SQ_FE_NBINS; ++b) out[b * SQ_FE_NCH + c] = -127;
             continue;
@@ -276,7 +341,7 @@ int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
         while ((pmax >> q) >= (1u << SQ_FE_CODE_BITS)) ++q;
         pm = pmax >> q;
         for (b = 0; b < SQ_FE_NBINS; ++b) {
-            uint32_t pb = s->pw[b * SQ_FE_NCH + c] >> q;
+            uint32_t pb = s->pw[b * SQ_FE_NIN + col] >> q;
             out[b * SQ_FE_NCH + c] = (int8_t)((int32_t)((508u * pb + pm) / (2u * pm)) - 127);
         }
     }

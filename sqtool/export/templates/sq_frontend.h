@@ -2,20 +2,24 @@
  * sq_frontend.h - fixed-point streaming front end of the wrist heart-rate monitor (C99, no malloc,
  * no float, re-entrant: all state lives in a caller-owned sq_frontend_t).
  *
- * int16 samples at SQ_FE_FS_IN (ppg, and acc x, y, z when SQ_FE_NCH == 4) -> every SQ_FE_HOP
- * model-rate samples, once SQ_FE_T exist, one window of int8 spectrum codes (SQ_FE_NBINS bins x
+ * int16 samples at SQ_FE_FS_IN (SQ_FE_N_PPG PPG sensors, and acc x, y, z when SQ_FE_NCH == 4) -> every
+ * SQ_FE_HOP model-rate samples, once SQ_FE_T exist, one window of int8 spectrum codes (SQ_FE_NBINS bins x
  * SQ_FE_NCH channels, channels-last) plus its flagged fraction in Q15. Bit-exact with the numpy
  * reference sqtool/data/frontend.py (same contract; see its docstring and sq_frontend_tables.h):
  *   gap hold -> polyphase FIR resampler (Q15) -> causal Butterworth band-pass (Q30 DF1 biquads)
  *   -> ring of T samples -> block floating point + Hann (Q15) -> direct DFT at the bin frequencies
- *   (cos table, int32 accumulators, proven overflow-free) -> power -> per-channel max -> int8 codes.
+ *   (cos table, int32 accumulators, proven overflow-free) -> power -> [SQ_FE_N_PPG == 2: the PPG sensors'
+ *   spectra, each normalised to 2^SQ_FE_NORM_FRAC at its own max, summed into the ppg channel]
+ *   -> per-channel max -> int8 codes.
+ * The SQ_FE_NIN = SQ_FE_NCH + SQ_FE_N_PPG - 1 input channels each get a resampler, band-pass, ring and
+ * DFT channel; the codes always have SQ_FE_NCH channels (ppg, acc_x, acc_y, acc_z), whatever N_PPG is.
  *
  * Usage:
  *   sq_frontend_t fe;  sq_frontend_init(&fe);
  *   while (n > 0) {
  *       int used, r = sq_frontend_push(&fe, ppg, acc, gap, n, &used);
  *       if (r < 0) error;
- *       ppg += used; if (acc) acc += 3 * used; if (gap) gap += used; n -= used;
+ *       ppg += SQ_FE_N_PPG * used; if (acc) acc += 3 * used; if (gap) gap += used; n -= used;
  *       if (r == 1) sq_frontend_window(&fe, codes, &flagged_q15);   // before pushing again
  *   }
  * Window i covers model samples [i HOP, i HOP + T), device time [i HOP/FS, i HOP/FS + T/FS), and is
@@ -38,18 +42,22 @@ extern "C" {
 
 #define SQ_FE_OK              0
 #define SQ_FE_ERR_NULL      (-1)   /* NULL state, ppg, consumed or out; acc NULL when SQ_FE_NCH == 4 */
+
+#if SQ_FE_N_PPG < 1 || SQ_FE_N_PPG > 2 || SQ_FE_NIN != SQ_FE_NCH + SQ_FE_N_PPG - 1
+#error "sq_frontend: SQ_FE_N_PPG must be 1 or 2 and SQ_FE_NIN = SQ_FE_NCH + SQ_FE_N_PPG - 1"
+#endif
 #define SQ_FE_ERR_ARG       (-2)   /* n < 0 */
 #define SQ_FE_ERR_PENDING   (-3)   /* push while a window is ready: call sq_frontend_window first */
 #define SQ_FE_ERR_NO_WINDOW (-4)   /* sq_frontend_window without a ready window */
 
 typedef struct {
-    int16_t last[SQ_FE_NCH];                      /* last good sample per channel (gap hold) */
-    int16_t hist[SQ_FE_NCH][2 * SQ_FE_TAPS];      /* last TAPS inputs, each written at pos and pos+TAPS */
+    int16_t last[SQ_FE_NIN];                      /* last good sample per input channel (gap hold) */
+    int16_t hist[SQ_FE_NIN][2 * SQ_FE_TAPS];      /* last TAPS inputs, each written at pos and pos+TAPS */
     int32_t hpos;                                 /* oldest input in hist */
     int32_t phase;                                /* (m * DOWN) mod UP of the next output m */
     int32_t due;                                  /* inputs until the next output (incl. its own) */
-    int32_t iir[SQ_FE_NCH][SQ_FE_NSOS][4];        /* DF1 state per section: x1 x2 y1 y2 */
-    int16_t ring[SQ_FE_NCH][SQ_FE_T];             /* last T band-passed model-rate samples */
+    int32_t iir[SQ_FE_NIN][SQ_FE_NSOS][4];        /* DF1 state per section: x1 x2 y1 y2 */
+    int16_t ring[SQ_FE_NIN][SQ_FE_T];             /* last T band-passed model-rate samples */
     uint8_t own_cnt[SQ_FE_T];                     /* inputs owned by each model sample in the ring */
     uint8_t own_flag[SQ_FE_T];                    /* ... of which flagged */
     int32_t rpos;                                 /* next write position in the ring (= oldest) */
@@ -57,15 +65,17 @@ typedef struct {
     int32_t to_win;                               /* model samples until the next window */
     int32_t ready;                                /* a window is ready */
     uint32_t win_index;                           /* index of the next window */
-    uint32_t xw[SQ_FE_T / 2][SQ_FE_NCH];          /* work: windowed sample pairs (n, n+1), channels interleaved */
-    uint32_t pw[SQ_FE_NBINS * SQ_FE_NCH];         /* work: power per bin and channel (<= 2^31) */
+    uint32_t xw[SQ_FE_T / 2][SQ_FE_NIN];          /* work: windowed sample pairs (n, n+1), channels interleaved */
+    uint32_t pw[SQ_FE_NBINS * SQ_FE_NIN];         /* work: power per bin and input channel (<= 2^31) */
 } sq_frontend_t;
 
 /* Reset the state (zero history, no window yet). 0, or SQ_FE_ERR_NULL. */
 int sq_frontend_init(sq_frontend_t *s);
 
-/* Consume samples until all n are used or a window is ready. ppg: n samples; acc: 3 * n interleaved
- * x, y, z (ignored, may be NULL, when SQ_FE_NCH == 1); gap: n flags (non-zero = dropout) or NULL.
+/* Consume samples until all n are used or a window is ready. ppg: SQ_FE_N_PPG * n samples, the sensors
+ * interleaved per time step (ppg, ppg2, ppg, ppg2, ... when N_PPG == 2); acc: 3 * n interleaved x, y, z
+ * (ignored, may be NULL, when SQ_FE_NCH == 1); gap: n flags (non-zero = dropout of the whole time step:
+ * every sensor and axis holds its last good sample) or NULL.
  * *consumed = samples used. Returns 1 when a window is ready (call sq_frontend_window before the next
  * push), 0 when all n were used without completing one, negative on error (nothing consumed). */
 int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, const uint8_t *gap,

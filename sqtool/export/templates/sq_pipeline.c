@@ -19,6 +19,10 @@
 #error "sq_pipeline: front end, network and decoder disagree on the bins or channels"
 #endif
 
+#if SQ_PL_N_PPG != SQ_FE_N_PPG
+#error "sq_pipeline: the pipeline config and the front end disagree on the PPG sensors"
+#endif
+
 #ifdef SQ_PL_BENCH
 void sq_pl_bench_begin(int stage);
 void sq_pl_bench_end(int stage);
@@ -43,6 +47,14 @@ int sq_pipeline_init_fs(sq_pipeline_t *p, uint32_t fs_in_mhz)
 {
     if (p == NULL) return SQ_PL_ERR_NULL;
     if (fs_in_mhz != SQ_PL_FS_IN_MHZ) return SQ_PL_ERR_RATE;
+    return sq_pipeline_init(p);
+}
+
+int sq_pipeline_init_device(sq_pipeline_t *p, uint32_t fs_in_mhz, int n_ppg)
+{
+    if (p == NULL) return SQ_PL_ERR_NULL;
+    if (fs_in_mhz != SQ_PL_FS_IN_MHZ) return SQ_PL_ERR_RATE;
+    if (n_ppg != SQ_FE_N_PPG) return SQ_PL_ERR_SENSORS;
     return sq_pipeline_init(p);
 }
 
@@ -115,7 +127,7 @@ int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, c
         r = sq_frontend_push(&p->fe, ppg, acc, gap, n, &used);
         SQ_PL_END(0);
         if (r < 0) return SQ_PL_ERR_MODEL;                    /* arguments were checked: unreachable */
-        ppg += used;
+        ppg += SQ_FE_N_PPG * used;
         if (acc != NULL) acc += 3 * used;
         if (gap != NULL) gap += used;
         n -= used;

@@ -4,10 +4,12 @@
  * re-entrant (all state in a caller-owned sq_pipeline_t), bit-exact with the Python integer reference
  * sqtool/export/pipeline.py (PipelineRef).
  *
- *   ppg [+ acc x, y, z] int16 at SQ_FE_FS_IN Hz, optional per-sample gap flags
+ *   ppg (SQ_FE_N_PPG sensors) [+ acc x, y, z] int16 at SQ_FE_FS_IN Hz, optional per-sample gap flags
  *     -> front end (sq_frontend.h): gap hold, polyphase FIR resampler to SQ_FE_FS Hz, causal
  *        Butterworth band-pass, ring of SQ_FE_T samples, every SQ_FE_HOP samples one window of int8
- *        spectrum codes (SQ_FE_NBINS bins x SQ_FE_NCH channels, channels-last) + its flagged fraction
+ *        spectrum codes (SQ_FE_NBINS bins x SQ_FE_NCH channels, channels-last) + its flagged fraction;
+ *        with SQ_FE_N_PPG == 2 sensors, the ppg channel is the mean of both sensors' spectra, each
+ *        normalised to its own max (the network's input stays SQ_FE_NCH channels)
  *     -> network (sq_model.h): int8 codes -> SQ_DEC_NBINS int8 logits, one per heart-rate bin; skipped
  *        when more than half of the window's input samples were flagged (valid = 0)
  *     -> decoder (sq_decoder.h): fixed-point HMM forward filter over the bins -> HR, 90 % interval,
@@ -16,7 +18,7 @@
  * Usage:
  *     static sq_pipeline_t hr;                            // ~SQ_PL_STATE_BYTES, caller-owned
  *     sq_result_t res[SQ_PL_MAX_RESULTS(CHUNK)];          // enough for any push of CHUNK samples
- *     sq_pipeline_init(&hr);
+ *     sq_pipeline_init_device(&hr, 125000u, 2);          // refuses another rate / sensor count
  *     for (;;) {                                          // any chunk size, 1 .. CHUNK samples
  *         int k = sq_pipeline_push(&hr, ppg, acc, gap, n, res, SQ_PL_MAX_RESULTS(CHUNK));
  *         if (k < 0) error;                               // nothing was consumed
@@ -58,6 +60,7 @@ extern "C" {
 #define SQ_PL_ERR_OVERFLOW (-3)   /* the push would complete more than max_out windows (nothing consumed) */
 #define SQ_PL_ERR_MODEL    (-4)   /* sq_model_run or an inner stage failed (cannot happen with valid state) */
 #define SQ_PL_ERR_RATE     (-5)   /* sq_pipeline_init_fs: the device rate is not the exported SQ_FE_FS_IN */
+#define SQ_PL_ERR_SENSORS  (-6)   /* sq_pipeline_init_device: the device's PPG sensors are not SQ_FE_N_PPG */
 
 /* A window is scored by the network only when its flagged fraction is at most 1/2 (Q15). */
 #define SQ_PL_MAX_FLAGGED_Q15 16384u
@@ -91,8 +94,13 @@ int sq_pipeline_init(sq_pipeline_t *p);
 /* As sq_pipeline_init, refusing a device rate (milli-Hz) other than the exported one: SQ_PL_ERR_RATE. */
 int sq_pipeline_init_fs(sq_pipeline_t *p, uint32_t fs_in_mhz);
 
-/* Push n samples (n >= 0, any size): ppg[n]; acc[3 n] interleaved x, y, z (ignored, may be NULL, when
- * SQ_FE_NCH == 1); gap[n] non-zero = dropout sample (or NULL: no gaps). Writes one result per completed
+/* As sq_pipeline_init_fs, also refusing a device with n_ppg PPG sensors other than the exported
+ * SQ_FE_N_PPG (SQ_PL_N_PPG): SQ_PL_ERR_SENSORS. Call it with what the board really has. */
+int sq_pipeline_init_device(sq_pipeline_t *p, uint32_t fs_in_mhz, int n_ppg);
+
+/* Push n samples (n >= 0 time steps, any size): ppg[SQ_FE_N_PPG n], the PPG sensors interleaved per time
+ * step (N_PPG == 2: ppg, ppg2, ppg, ppg2, ...); acc[3 n] interleaved x, y, z (ignored, may be NULL, when
+ * SQ_FE_NCH == 1); gap[n] non-zero = dropout time step (or NULL: no gaps). Writes one result per completed
  * window into out[0 .. k-1] and returns k (0 <= k <= max_out), or a negative SQ_PL_ERR_* code, in which
  * case nothing was consumed and the state is unchanged. */
 int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, const uint8_t *gap, int n,

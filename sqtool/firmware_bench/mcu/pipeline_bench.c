@@ -2,7 +2,7 @@
  * pipeline_bench.c - run the exported heart-rate pipeline (sq_pipeline.h) on a recording under QEMU (or
  * the host) and measure it.
  *
- *   input   sq_rec.bin: frames of (SQ_FE_NCH int16 samples, 1 int16 gap flag), as the kit's example reads
+ *   input   sq_rec.bin: frames of (SQ_FE_NIN int16 samples: PPG sensors, acc x y z; 1 int16 gap flag), as the kit's example reads
  *   chunk   SQ_BENCH_CHUNK samples per sq_pipeline_push (compile-time; the last push may be shorter)
  *   output  sq_results.txt: one line per result "index hr lo hi conf flagged valid" (the kit's format)
  *           sq_stats.txt: pushes=, results=, status=, stack_high_water= (deepest stack used by one
@@ -25,12 +25,12 @@
 #ifndef SQ_BENCH_CHUNK
 #define SQ_BENCH_CHUNK 125
 #endif
-#define FRAME (SQ_FE_NCH + 1)
+#define FRAME (SQ_FE_NIN + 1)
 #define MAX_STAGES 65536
 
 static sq_pipeline_t pl;
 static int16_t frames[SQ_BENCH_CHUNK * FRAME];
-static int16_t ppg[SQ_BENCH_CHUNK];
+static int16_t ppg[SQ_FE_N_PPG * SQ_BENCH_CHUNK];
 static int16_t acc[3 * SQ_BENCH_CHUNK];
 static uint8_t gap[SQ_BENCH_CHUNK];
 static sq_result_t res[SQ_PL_MAX_RESULTS(SQ_BENCH_CHUNK)];
@@ -104,11 +104,14 @@ int main(void)
         if (n <= 0) break;
         for (j = 0; j < n; ++j) {
             const int16_t *fr = &frames[j * FRAME];
-            ppg[j] = fr[0];
+            ppg[SQ_FE_N_PPG * j] = fr[0];                 /* the PPG sensors, interleaved */
+#if SQ_FE_N_PPG == 2
+            ppg[2 * j + 1] = fr[1];
+#endif
 #if SQ_FE_NCH == 4
-            acc[3 * j] = fr[1];
-            acc[3 * j + 1] = fr[2];
-            acc[3 * j + 2] = fr[3];
+            acc[3 * j] = fr[SQ_FE_N_PPG];
+            acc[3 * j + 1] = fr[SQ_FE_N_PPG + 1];
+            acc[3 * j + 2] = fr[SQ_FE_N_PPG + 2];
 #endif
             gap[j] = (uint8_t)(fr[FRAME - 1] != 0);
         }
