@@ -121,13 +121,6 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
         if other:
             return "c_host_single", (f"{other[0].record_id} is at {other[0].fs_in:g} Hz, the C pipeline was exported "
                                      f"for {fs:g} Hz: C network + Python front end/decoder")
-    k = re.search(r"SQ_PL_N_PPG\s+(\d+)", art.file("c/sq_pipeline_cfg.h").read_text()) \
-        if art.has("c/sq_pipeline_cfg.h") else None
-    n_ppg = int(k.group(1)) if k is not None else 1                        # exports older than the key: 1
-    other = [r for r in recs if r.n_ppg != n_ppg]
-    if other:
-        return "c_host_single", (f"{other[0].record_id} has {other[0].n_ppg} PPG sensor(s), the C pipeline was "
-                                 f"exported for {n_ppg}: C network + Python front end/decoder")
     return "c_pipeline", "default"
 
 
@@ -151,7 +144,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     else:
         records, data = [S.cut(r, cfg.max_seconds) for r in records], "records"
     cache: dict = {}
-    recs = [S.prepare(r, md["model_cfg"], cache) for r in records]     # one-line errors: channel, rate, length
+    n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
+    recs = [S.prepare(r, md["model_cfg"], cache, n_sensors) for r in records]   # one-line errors: channel, rate, length
     name, why = _choose(cfg, art, recs)
     dec, dec_note = S.decoder_dict(md)
 

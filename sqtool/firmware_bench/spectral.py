@@ -20,8 +20,9 @@ the data root, or one file):
  3. c_pipeline: the export's C pipeline (c/sq_pipeline.c + front end + network + decoder) built on the host
     as a shared library, each WHOLE recording pushed in ONE `sq_pipeline_push` call (int16 in, all its PPG
     sensors interleaved, results out), compared field by field with the Python integer reference
-    `export.pipeline.PipelineRef` at the same sensor count (exact hops %). A recording with another number of
-    PPG sensors than the export's SQ_FE_N_PPG is refused (one line: re-export with --ppg-sensors).
+    `export.pipeline.PipelineRef` at the same sensor count (exact hops %). Every recording is replayed at the
+    export's sensor count (SQ_FE_N_PPG, `fit_sensors`), for every runtime alike: an extra sensor is left
+    out, a missing second one repeats the first (said in one note line).
  4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
     agreement, 95 % CI of the MAE by a bootstrap over recordings, > 10 BPM %), per subject and per
     recording; fidelity against a reference runtime (int8 logits: exact windows %, max LSB; decoded HR:
@@ -129,8 +130,30 @@ def check_rate(mc: dict, fs_in: float, where: str):
         raise SqtoolError(f"{where}: the front end cannot take {fs_in:g} Hz ({e})")
 
 
-def prepare(record, mc: dict, cache: dict | None = None) -> SpecRec:
-    """Float record -> int16 device samples -> front-end codes (the Python integer reference), once."""
+def export_ppg_sensors(art) -> int | None:
+    """PPG sensors the export's C pipeline was built for (SQ_PL_N_PPG), None when it has no pipeline (exports
+    older than the key: 1)."""
+    import re
+    if not art.has("c/sq_pipeline_cfg.h"):
+        return None
+    k = re.search(r"SQ_PL_N_PPG\s+(\d+)", art.file("c/sq_pipeline_cfg.h").read_text())
+    return int(k.group(1)) if k is not None else 1
+
+
+def fit_sensors(x16: np.ndarray, n_have: int, n_want: int | None) -> tuple[np.ndarray, int]:
+    """Replay a recording on a device with n_want PPG sensors: extra sensors are left out (a 1-sensor device
+    reads ppg), a missing second sensor repeats the first (both inputs see the one sensor: each sensor's
+    spectrum is normalised to its own max before the average, so the codes equal the 1-sensor codes up to
+    one rounding step). Rows: n_have sensors, then the other channels."""
+    if not n_want or n_want == n_have:
+        return x16, n_have
+    sensors = [x16[min(i, n_have - 1)] for i in range(n_want)]
+    return np.ascontiguousarray(np.vstack([*sensors, x16[n_have:]])), n_want
+
+
+def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None = None) -> SpecRec:
+    """Float record -> int16 device samples -> front-end codes (the Python integer reference), once.
+    n_sensors: replay at the device's PPG sensor count (`fit_sensors`); None = the sensors the record has."""
     import dataclasses
 
     from sqtool.data.frontend import flagged_q15, spectra
@@ -139,6 +162,7 @@ def prepare(record, mc: dict, cache: dict | None = None) -> SpecRec:
     where = f"{record.dataset}/{record.record_id}"
     chans, n_ppg = stream_channels(record, mc)
     x16, fs_in, gap = device_stream(record, chans)                       # (C_in, N) int16, gaps held
+    x16, n_ppg = fit_sensors(x16, n_ppg, n_sensors)
     n = x16.shape[1]
     cache = {} if cache is None else cache
     if fs_in not in cache:
@@ -386,7 +410,10 @@ def _reference(name: str, present: set[str]) -> str | None:
     return None if ref == name else ref
 
 
-def prepare_all(cfg, md: dict, records=None, log=print) -> tuple[list[SpecRec], list[str], str]:
+def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = None
+                ) -> tuple[list[SpecRec], list[str], str]:
+    """Every usable record through the Python front end, replayed at n_sensors PPG sensors (the export's
+    pipeline) so that every runtime, the C pipeline included, reads the same device stream."""
     mc = md["model_cfg"]
     if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
         from sqtool.data.synthetic import synth_corpus
@@ -401,7 +428,7 @@ def prepare_all(cfg, md: dict, records=None, log=print) -> tuple[list[SpecRec], 
     recs, skipped, errors, cache = [], [], [], {}
     for r in sorted(records, key=lambda r: (r.dataset, r.record_id)):
         try:
-            recs.append(prepare(r, mc, cache))
+            recs.append(prepare(r, mc, cache, n_sensors))
         except SqtoolError as e:
             errors.append(str(e))
     if not recs:
@@ -429,7 +456,12 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     bins = bins_of(dec)
 
     t = time.perf_counter()
-    recs, skipped, data = prepare_all(cfg, md, records, log)
+    n_sensors = export_ppg_sensors(art)
+    recs, skipped, data = prepare_all(cfg, md, records, log, n_sensors)
+    from sqtool.data.hr_spectra import stream_channels
+    if n_sensors is not None and any(stream_channels(r.record, md["model_cfg"])[1] != n_sensors for r in recs):
+        log(f"note: recordings replayed on the exported device's {n_sensors} PPG sensor(s) "
+            f"(a missing second sensor repeats the first; an extra one is left out)")
     fe_s = time.perf_counter() - t
     codes = np.concatenate([r.codes for r in recs])                              # (N, F, C)
     truth = np.concatenate([r.truth for r in recs])

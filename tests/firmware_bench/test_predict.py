@@ -11,6 +11,7 @@ from fwb_helpers import write_wrist_npz
 
 from sqtool.cli import main
 from sqtool.core import SqtoolError
+from sqtool.firmware_bench import spectral as S
 from sqtool.firmware_bench.predict import PredictConfig, predict
 
 COLUMNS = ["time_s", "hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged"]
@@ -84,11 +85,26 @@ def test_predict_bad_recordings(spec_export_dir, tmp_path, capsys):
                               out=str(tmp_path / "p3")))
     res = predict(PredictConfig(model=str(spec_export_dir), data=str(fast), out=str(tmp_path / "p4")))
     assert res["runtime"] == "c_host_single" and "250 Hz" in res["runtime_choice"]   # default falls back
-    one = write_wrist_npz(tmp_path / "one.npz", seconds=20)              # one PPG sensor, the export has two
-    with pytest.raises(SqtoolError, match=r"1 PPG sensor\(s\), the C pipeline was exported for 2"):
-        predict(PredictConfig(model=str(spec_export_dir), data=str(one), runtime="c_pipeline",
-                              out=str(tmp_path / "p6")))
+    one = write_wrist_npz(tmp_path / "one.npz", seconds=20)              # one PPG sensor, the export has two:
     res = predict(PredictConfig(model=str(spec_export_dir), data=str(one), out=str(tmp_path / "p7")))
-    assert res["runtime"] == "c_host_single" and "1 PPG sensor" in res["runtime_choice"]
+    assert res["runtime"] == "c_pipeline"                                 # replayed with the sensor repeated
+    x16 = np.arange(12, dtype=np.int16).reshape(4, 3)                     # ppg, acc_x, acc_y, acc_z
+    two, n = S.fit_sensors(x16, 1, 2)
+    assert n == 2 and (two[0] == two[1]).all() and (two[0] == x16[0]).all() and (two[2:] == x16[1:]).all()
+    back, n = S.fit_sensors(two, 2, 1)
+    assert n == 1 and (back == x16).all()
     with pytest.raises(SqtoolError, match="--runtime gpu: unknown"):
         predict(PredictConfig(model=str(spec_export_dir), data=str(fast), runtime="gpu", out=str(tmp_path / "p5")))
+
+
+def test_repeated_sensor_codes_match_one_sensor(spec_export_dir):
+    """A 1-sensor recording on a 2-sensor device: the repeated sensor's codes equal the 1-sensor codes within
+    one rounding step (each sensor's spectrum is normalised to its own max before the average)."""
+    from sqtool.data.synthetic import synth_corpus
+    from sqtool.firmware_bench.runtimes import load_artifacts
+    mc = load_artifacts(spec_export_dir).metadata["model_cfg"]
+    rec = synth_corpus(n_subjects=1, duration_s=40.0, seed=3, af_fraction=0.0)[0]
+    one, two = S.prepare(rec, mc), S.prepare(rec, mc, n_sensors=2)
+    assert one.n_ppg == 1 and two.n_ppg == 2
+    d = np.abs(one.codes.astype(int) - two.codes.astype(int))
+    assert d.max() <= 1 and (d[..., 1:] == 0).all()                      # acc channels untouched
