@@ -209,7 +209,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     2. with those, the interval's nominal mass: the `coverage`-quantile of the per-window mass needed to
        reach the truth (+-slack_bpm, the benchmark's rule; `decoder.needed_mass`), so that the inner windows'
        coverage is `coverage` (a model whose posteriors are too wide gets a mass below 0.9, one that is
-       over-confident a mass above); clipped to [0.5, 0.9999];
+       over-confident a mass above); clipped to [0.05, 0.9999];
     3. the confidence read-out's half-width among `conf_halfwidths` (BPM): the one whose ranking of the inner
        windows best separates errors, i.e. the largest MAE reduction when keeping the `keep` most confident.
        The device computes exactly this measure (conf = posterior mass within +-half-width of the argmax).
@@ -238,7 +238,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     post = np.concatenate([o["post"] for o in outs])[ok]                   # (N, F)
     err = np.abs(np.concatenate([o["hr"] for o in outs])[ok] - y[ok])
     need = needed_mass(post, y[ok], cfg, slack_bpm)
-    mass = float(np.clip(np.quantile(need, coverage, method="higher"), 0.5, 0.9999))
+    mass = float(np.clip(np.quantile(need, coverage, method="higher"), 0.05, 0.9999))
     mass = float(np.round(mass, 6))
 
     def gating(score):                                                    # MAE reduction keeping the top `keep`
