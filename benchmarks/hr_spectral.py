@@ -6,12 +6,19 @@
 
 Per outer fold (one held-out subject), everything is fitted on the training subjects only:
     - front end: the fixed-point firmware front end (data.frontend), the same codes the C computes;
-    - teacher `spec_teacher_m` (float); student `spec_student_s` trained on the ECG truth (CE on the bins),
-      then its Brevitas twin QAT'd with the teacher's distribution added (KL on the bins, weight --kd) (int8
-      logits -> fixed-point decoder, i.e. the firmware's numbers up to Brevitas-vs-TFLite rounding);
-    - decoder: transition sigma, jump floor and logit temperature chosen by inner cross-validation over
-      the training subjects (3 inner folds of the student, labels only), the truth's own per-hop sigma
-      (robust std of the ECG HR changes) among the candidates;
+    - inner cross-validation over the training subjects (--inner-folds folds of the teacher, --inner-epochs):
+      the teacher's OUT-OF-FOLD logits for every training window, as `sqtool train finetune` writes them;
+    - teacher `spec_teacher_m` (float, all training subjects); student `spec_student_s` trained on the ECG
+      truth (CE on the bins) + --kd x KL to the teacher's out-of-fold logits (as `sqtool quantize` does: the
+      student learns the teacher's honest distribution on subjects it had not seen), then its Brevitas twin
+      QAT'd with the same loss (int8 logits -> fixed-point decoder, i.e. the firmware's numbers up to
+      Brevitas-vs-TFLite rounding);
+    - training augmentation: --stretch-frac of the windows frequency-stretched (truth x s), the rest shifted
+      (hr_bins module docstring), for every network above;
+    - decoder: transition sigma, jump floor and logit temperature chosen on the inner out-of-fold logits
+      (the truth's own per-hop sigma among the candidates), then, on the same windows, the interval's
+      nominal mass (inner coverage of the truth closest to 90 %) and the confidence half-width (best
+      ranking of errors), as `sqtool train finetune` does (hr_bins.select_decoder);
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
 Nothing is chosen on the held-out subject; the architectures and epochs are fixed a priori.
@@ -79,27 +86,30 @@ def mae(a, y):
     return float(np.abs(a[ok] - y[ok]).mean()) if ok.any() else float("nan")
 
 
-def inner_decoder(train, scfg, bins, args, log):
-    """Decoder sigma / floor / temperature chosen on inner out-of-fold logits of the training subjects."""
+def inner_oof(train, tcfg, bins, args, log):
+    """The teacher's out-of-fold logits on the training subjects (inner CV) and the decoder chosen on them."""
     rkeys = np.array([r.key for r in train])
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, args.inner_folds, args.seed)]
-    lg, ys, gs = [], [], []
+    oof = {}
     for g in groups:
         tr = [r for r in train if r.key not in g]
-        m = create_model(scfg)
+        m = create_model(tcfg)
         train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]), bins,
-                   BinTrainCfg(epochs=args.inner_epochs, seed=args.seed))
+                   bin_cfg(args, args.inner_epochs))
         for r in train:
             if r.key in g:
-                lg.append(predict_logits(m, as_model_input(r.x)))
-                ys.append(r.y)
-                gs.append(r.key)
-    base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
-    dec = select_decoder(lg, ys, gs, base)
+                oof[r.record_id] = predict_logits(m, as_model_input(r.x))
+    base = fit_decoder([r.y for r in train], tcfg.arch["bins_bpm"], tcfg.hop_s)
+    dec = select_decoder([oof[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base)
     log(f"  decoder (inner CV over {len(set(rkeys))} training subjects): sigma {dec['sigma_bpm']:.2f} BPM "
         f"(truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, temperature {dec['temperature']:g}, "
-        f"inner MAE {dec['inner_mae']:.2f}")
-    return dec
+        f"interval {dec['interval']:.3f} (inner coverage {dec.get('inner_coverage', float('nan')):.3f}), "
+        f"conf +-{dec['conf_halfwidth_bpm']:g} BPM, inner MAE {dec['inner_mae']:.2f}")
+    return oof, dec
+
+
+def bin_cfg(args, epochs, **kw) -> BinTrainCfg:
+    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=args.stretch_frac, **kw)
 
 
 def run_fold(train, test, args, records, log):
@@ -110,14 +120,14 @@ def run_fold(train, test, args, records, log):
     bins = bin_grid(scfg)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
-    dec = inner_decoder(train, scfg, bins, args, log)
+    oof, dec = inner_oof(train, tcfg, bins, args, log)
+    t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
     teacher = create_model(tcfg)
-    train_bins(teacher, X, Y, bins, BinTrainCfg(epochs=args.teacher_epochs, seed=args.seed))
-    t_logits = predict_logits(teacher, X)
+    train_bins(teacher, X, Y, bins, bin_cfg(args, args.teacher_epochs))
     student = create_model(scfg)
-    train_bins(student, X, Y, bins, BinTrainCfg(epochs=args.epochs, seed=args.seed))      # float: labels only
-    q = qat_bins(student, X, Y, bins,                                                    # QAT: + KL to the teacher
-                 qat_cfg(BinTrainCfg(epochs=args.epochs, seed=args.seed, kd_weight=args.kd), args.qat_epochs), t_logits)
+    scfg_kd = bin_cfg(args, args.epochs, kd_weight=args.kd)
+    train_bins(student, X, Y, bins, scfg_kd, t_oof if args.kd else None)               # float: labels + KL
+    q = qat_bins(student, X, Y, bins, qat_cfg(scfg_kd, args.qat_epochs), t_oof if args.kd else None)
     # baseline notch chosen on the training subjects
     scores = {}
     for notch in NOTCHES:
@@ -137,7 +147,8 @@ def run_fold(train, test, args, records, log):
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
                "baseline": baseline_for(records, [r], notch)[r.record_id],
                "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
-               "logit_scale": scale}
+               "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
+               "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "logit_scale": scale}
         out.append(row)
         log(f"  {r.dataset}/{r.record_id}: int8 {mae(row['int8'], r.y):.2f}  student {mae(row['student'], r.y):.2f}"
             f"  teacher {mae(row['teacher'], r.y):.2f}  baseline {mae(row['baseline'], r.y):.2f} "
@@ -176,12 +187,19 @@ def summarise(rows, title):
     hi = np.concatenate([r["int8_hi"] for r in rows])[ok]
     conf = np.concatenate([r["int8_conf"] for r in rows])[ok]
     yy = y[ok]
-    summ["interval90_coverage"] = float(np.mean((yy >= lo - 0.5) & (yy <= hi + 0.5)))
-    keep = conf >= np.quantile(conf, 0.2)
+    # the interval is the calibrated one: its nominal mass chosen per outer fold on inner out-of-fold windows
+    summ["interval_coverage"] = float(np.mean((yy >= lo - 0.5) & (yy <= hi + 0.5)))
+    summ["interval_mass"] = sorted({float(r["interval"]) for r in rows})
+    summ["inner_coverage"] = sorted({float(r["inner_coverage"]) for r in rows})
+    summ["conf_halfwidth_bpm"] = sorted({float(r["conf_halfwidth_bpm"]) for r in rows})
     e = np.abs(hr - yy)
     summ["mae_all"] = float(e.mean())
+    keep = conf >= np.quantile(conf, 0.2)                  # the device's confidence output (conf_q15)
     summ["mae_top80_conf"] = float(e[keep].mean())
     summ["gating_reduction"] = float(1 - e[keep].mean() / e.mean())
+    w = hi - lo                                            # for reference: ranking by interval width
+    keep_w = -w >= np.quantile(-w, 0.2)
+    summ["gating_reduction_width"] = float(1 - e[keep_w].mean() / e.mean())
     summ["doubtful_truth_windows"] = int((~ok).sum())
     return summ
 
@@ -200,11 +218,18 @@ def markdown(summ) -> str:
              f"{summ['baseline_pooled']:.2f} | {summ['int8_raw_pooled']:.2f} |")
     L += ["", f"int8 better than the nested-tuned baseline on {summ['int8_wins_vs_baseline']} of {summ['n_subjects']} "
           f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "
-          f"90 % interval coverage {100 * summ['interval90_coverage']:.1f} %; keeping the 80 % most confident "
-          f"windows: MAE {summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM "
-          f"({100 * summ['gating_reduction']:.0f} % lower); windows with doubtful truth (not scored): "
+          f"calibrated interval (nominal mass {_span(summ['interval_mass'], '.3f')} chosen per fold on inner "
+          f"out-of-fold windows, inner coverage {_span(summ['inner_coverage'], '.3f')}; goal 90 %): coverage "
+          f"{100 * summ['interval_coverage']:.1f} %; keeping the 80 % most confident windows (device conf = mass "
+          f"within +-{_span(summ['conf_halfwidth_bpm'], 'g')} BPM, chosen on the inner windows): MAE "
+          f"{summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM ({100 * summ['gating_reduction']:.0f} % lower; "
+          f"ranking by interval width instead: {100 * summ['gating_reduction_width']:.0f} % lower); windows with doubtful truth (not scored): "
           f"{summ['doubtful_truth_windows']}.", ""]
     return "\n".join(L)
+
+
+def _span(v, fmt) -> str:
+    return f"{min(v):{fmt}}" if min(v) == max(v) else f"{min(v):{fmt}}-{max(v):{fmt}}"
 
 
 def add_training_args(ap) -> None:
@@ -218,6 +243,8 @@ def add_training_args(ap) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--inner-folds", type=int, default=3)
     ap.add_argument("--inner-epochs", type=int, default=30)
+    ap.add_argument("--stretch-frac", type=float, default=0.5,
+                    help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
 
 
 def main(argv=None):

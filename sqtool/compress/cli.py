@@ -68,6 +68,10 @@ class QuantizeConfig:
     stretch: float = field(default=0.0,
                            metadata={"help": "time-stretch augmentation for rate outputs (HR, RR): slow half "
                                              "the training windows by up to this fraction, label scaled alike"})
+    freq_stretch: float = field(default=0.5,
+                                metadata={"help": "spectral hr students: fraction of training windows frequency-"
+                                                  "stretched (truth x s; teacher logits stretched alike), the "
+                                                  "rest shifted; 0 = shift only (models.hr_bins)"})
     epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "
                                                      "60 for spectral ones)"})
     lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle)"})

@@ -8,7 +8,7 @@
 2. The same recordings through the same fixed-point front end; the last `heldout_fraction` of subjects
    (or `--heldout-subjects`) are kept out of the student's training for evaluation.
 3. Float student: Gaussian-target CE + `alpha` x KL(teacher || student) at `temperature` (labels only
-   with --no-distill). Then the Brevitas twin (BN folded, input scale fixed at 1/127), calibrated, and
+   with --no-distill); `freq_stretch` of the windows frequency-stretched (teacher logits stretched alike). Then the Brevitas twin (BN folded, input scale fixed at 1/127), calibrated, and
    QAT with the same loss (`compress.hr_qat`).
 4. Held-out subjects: the teacher (its out-of-fold logits), the float student and the int8 twin, each
    decoded by the teacher run's decoder (float forward filter; fixed-point decoder for int8, exactly the
@@ -154,8 +154,10 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     Y = np.concatenate([r.y for r in train])
     TL = np.concatenate([t_logits[r.record_id] for r in train])
     kd = cfg.alpha if cfg.distill else 0.0
+    if not 0.0 <= cfg.freq_stretch <= 1.0:
+        raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
     bcfg = BinTrainCfg(epochs=cfg.epochs or SPEC_EPOCHS, batch_size=cfg.batch_size, kd_weight=kd,
-                       kd_temp=cfg.temperature, seed=cfg.seed)
+                       kd_temp=cfg.temperature, seed=cfg.seed, stretch_frac=float(cfg.freq_stretch))
     fkey = float_key(cfg, t_sha, (X, Y, TL))
     set_seed(cfg.seed)
     fpath = run_dir / "student_float.pt"

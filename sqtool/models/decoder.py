@@ -266,6 +266,39 @@ def summarise(post: np.ndarray, cfg: DecoderCfg) -> dict[str, np.ndarray]:
     return out
 
 
+def needed_mass(post: np.ndarray, y: np.ndarray, cfg: DecoderCfg, slack_bpm: float = 0.5) -> np.ndarray:
+    """(W, F) posteriors, (W,) truth -> (W,) the smallest central mass whose interval (read as `summarise`
+    reads lo/hi: piecewise-linear CDF) reaches [y - slack, y + slack]. A central interval of mass m covers y
+    iff m >= this, so the q-quantile of it over windows is the mass whose coverage is q (NaN truth -> NaN)."""
+    post = np.atleast_2d(np.asarray(post, np.float64))
+    post = post / post.sum(axis=1, keepdims=True)
+    lo, _, step = cfg.bins_bpm
+    f = post.shape[1]
+    c = np.concatenate([np.zeros((len(post), 1)), np.cumsum(post, axis=1)], axis=1)   # (W, F + 1) CDF at bin edges
+
+    def cdf(v):                                                            # (W,) piecewise-linear CDF at v
+        z = np.clip((v - lo) / step + 0.5, 0.0, float(f))                  # position in bins from the left edge
+        k = np.minimum(np.floor(z).astype(np.int64), f - 1)
+        r = np.arange(len(post))
+        return c[r, k] + post[r, k] * (z - k)
+
+    y = np.asarray(y, np.float64)
+    yy = np.where(np.isfinite(y), y, lo)
+    m = np.maximum(np.maximum(1 - 2 * cdf(yy + slack_bpm), 2 * cdf(yy - slack_bpm) - 1), 0.0)
+    return np.where(np.isfinite(y), m, np.nan)
+
+
+def conf_mass(post: np.ndarray, halfwidth_bpm: float, cfg: DecoderCfg) -> np.ndarray:
+    """(W, F) posteriors -> (W,) mass within +-halfwidth of the argmax (the decoder's `conf` read-out)."""
+    post = np.atleast_2d(np.asarray(post, np.float64))
+    w = int(math.floor(halfwidth_bpm / cfg.bins_bpm[2] + 1e-9))
+    f = post.shape[1]
+    c = np.concatenate([np.zeros((len(post), 1)), np.cumsum(post, axis=1)], axis=1)
+    a = post.argmax(axis=1)
+    r = np.arange(len(post))
+    return (c[r, np.minimum(a + w + 1, f)] - c[r, np.maximum(a - w, 0)]) / c[:, -1]
+
+
 def forward(logits: np.ndarray, valid: np.ndarray | None = None, cfg: DecoderCfg | None = None) -> dict[str, np.ndarray]:
     """Causal forward filtering. logits (W, F) real-valued (int8 * logit_scale), valid (W,) bool or None.
     Returns hr, lo, hi, conf, std (W,) and post (W, F): p(x_t | windows <= t)."""
@@ -529,11 +562,13 @@ def synthetic_logits(rng: np.random.Generator, n_windows: int, cfg: DecoderCfg, 
 # ----------------------------------------------------------------------------- a model's decoder dict
 # A model's cfg.decoder is a DecoderCfg dict plus "temperature" (logits are divided by it before the
 # softmax; in fixed point it folds into logit_scale, so it costs nothing on the device) and, when chosen
-# by inner cross-validation, "inner_mae". These helpers decode one recording with such a dict.
+# by inner cross-validation, selection bookkeeping "inner_*" (inner_mae, inner_coverage, inner_gating, ...):
+# the chosen interval mass and confidence half-width are ordinary DecoderCfg fields (interval,
+# conf_halfwidth_bpm), so they reach the fixed-point decoder, the C tables and the metadata. These helpers decode one recording with such a dict.
 
 def decoder_only(dec: dict) -> dict:
-    """The DecoderCfg keys of a decoder dict (drops selection bookkeeping)."""
-    return {k: v for k, v in dec.items() if k not in ("temperature", "inner_mae")}
+    """The DecoderCfg keys of a decoder dict (drops "temperature" and the selection bookkeeping "inner_*")."""
+    return {k: v for k, v in dec.items() if k != "temperature" and not k.startswith("inner_")}
 
 
 def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = None) -> dict:

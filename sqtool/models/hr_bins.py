@@ -8,12 +8,29 @@ Loss per window: cross-entropy against a Gaussian around the truth (sigma `targe
 smeared over neighbouring bins so near misses cost less than far ones) and, when teacher logits are
 given, `kd_weight` x KL(teacher || student) at temperature `kd_temp` (the student learns the teacher's
 whole distribution, including its doubt between the pulse and a motion peak, not only its argmax).
-Augmentation (`shift_bins`): every channel's spectrum and the target move by the same random number of
-bins, zero-filled at the edges (code -127): the network must read the pulse relative to the motion
-peaks wherever they sit, instead of learning the training set's heart-rate distribution.
+Augmentation, per window, one of two (the mix is `stretch_frac`, a training-config field saved with the run):
+  shift (`shift_bins`)   every channel's spectrum and the target move by the same random number of bins,
+                         zero-filled at the edges (code -127): the network must read the pulse relative to
+                         the motion peaks wherever they sit. A shift does NOT move harmonics correctly
+                         (2 f + d is not 2 (f + d)), and +-15 bins never reach fundamentals far from the
+                         training truth (~60-190 BPM).
+  stretch (`stretch_frac` of the windows)   every channel's spectrum is resampled on the frequency axis by
+                         a factor s: new(f) = old(f / s), linear interpolation on the bin grid (linear in
+                         power, since the codes are affine in power), bins whose source lies off the grid =
+                         code -127 (zero power); the truth becomes y * s. Harmonics scale with the
+                         fundamental, as they do in a real faster or slower pulse / cadence. s is drawn so
+                         that the stretched truth is log-uniform over `stretch_bpm` (40-210 BPM by
+                         default: a flat prior, the training set's HR distribution is not learnable from
+                         it), clipped to [1 / stretch_max, stretch_max] so that a window keeps most of its
+                         spectrum on the grid.
+Distillation with stretch: the teacher's logits are stretched with the same s (new(f) = old(f / s), off-grid
+bins = the row's lowest logit), i.e. KD applies to every window. This assumes the teacher is equivariant to a
+frequency scaling (what the stretch teaches the student); its doubt between the pulse and a motion peak is
+carried to the stretched peaks, which is what the student should learn.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +48,9 @@ class BinTrainCfg:
     weight_decay: float = 1e-4
     target_sigma_bpm: float = 3.0
     shift_bins: int = 15
+    stretch_frac: float = 0.0       # fraction of windows frequency-stretched (the rest shifted); 0 = shift only
+    stretch_bpm: tuple[float, float] = (40.0, 210.0)   # stretched truth log-uniform over this range
+    stretch_max: float = 2.0        # s clipped to [1 / stretch_max, stretch_max]
     kd_weight: float = 0.0          # 0 = labels only
     kd_temp: float = 2.0
     seed: int = 0
@@ -58,12 +78,54 @@ def shift_batch(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, extra: torch.
     return xs, ts, es
 
 
+def stretch_factors(y: torch.Tensor, cfg: BinTrainCfg, g: torch.Generator) -> torch.Tensor:
+    """(B,) BPM -> (B,) stretch factors s: y * s log-uniform over cfg.stretch_bpm, s within the clip."""
+    lo, hi = (math.log(v) for v in cfg.stretch_bpm)
+    u = torch.exp(lo + (hi - lo) * torch.rand(len(y), generator=g, dtype=torch.float64))   # (B,) target BPM
+    s = (u / y.double()).clamp(1.0 / cfg.stretch_max, cfg.stretch_max)
+    return s
+
+
+def stretch_spectra(x: torch.Tensor, s: torch.Tensor, bins: np.ndarray, fill: torch.Tensor | float = EMPTY):
+    """new(f) = old(f / s) on the bin grid: x (B, C, F) or (B, F), s (B,); off-grid bins = `fill`
+    (a scalar, or (B,) per row). Linear interpolation between the two neighbouring bins; s = 1 is exact."""
+    squeeze = x.dim() == 2
+    if squeeze:
+        x = x[:, None, :]
+    B, C, Fb = x.shape
+    lo, step = float(bins[0]), float(bins[1] - bins[0])
+    b = torch.as_tensor(np.asarray(bins, np.float64))                       # (F,)
+    src = (b[None, :] / s.double()[:, None] - lo) / step                    # (B, F) fractional source bin
+    ok = (src > -1e-9) & (src < Fb - 1 + 1e-9)
+    src = src.clamp(0, Fb - 1)
+    i0 = src.floor().long().clamp(0, Fb - 1)
+    i1 = (i0 + 1).clamp(max=Fb - 1)
+    w = (src - i0.double()).to(x.dtype)[:, None, :]                         # (B, 1, F)
+    x0 = torch.gather(x, 2, i0[:, None, :].expand(B, C, Fb))
+    x1 = torch.gather(x, 2, i1[:, None, :].expand(B, C, Fb))
+    xs = x0 + w * (x1 - x0)                                                 # exactly x0 where w == 0
+    fill = torch.as_tensor(fill, dtype=x.dtype)
+    fill = fill.reshape(-1, 1, 1) if fill.dim() == 1 else fill
+    xs = torch.where(ok[:, None, :], xs, fill)
+    return xs[:, 0] if squeeze else xs
+
+
+def stretch_batch(x: torch.Tensor, y: torch.Tensor, s: torch.Tensor, bins: np.ndarray, sigma: float,
+                  extra: torch.Tensor | None = None):
+    """Stretch x (B, C, F) by s (B,); target = Gaussian around y * s; teacher logits stretched alike."""
+    xs = stretch_spectra(x, s, bins)
+    ts = torch.as_tensor(gaussian_targets((y.double() * s).numpy(), bins, sigma))
+    es = stretch_spectra(extra, s, bins, extra.min(dim=1).values) if extra is not None else None
+    return xs, ts, es
+
+
 def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTrainCfg,
                teacher_logits: np.ndarray | None = None, log=None):
     """Train `model` in place on windows with finite truth; returns the per-epoch mean loss."""
     ok = np.isfinite(y)
     xt = torch.as_tensor(np.asarray(x, np.float32)[ok])                     # (N, C, F)
     tt = torch.as_tensor(gaussian_targets(y[ok], bins, cfg.target_sigma_bpm))  # (N, F)
+    yt = torch.as_tensor(np.asarray(y, np.float64)[ok])                     # (N,) BPM
     kt = torch.as_tensor(np.asarray(teacher_logits, np.float32)[ok]) if teacher_logits is not None else None
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -80,7 +142,20 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
                 continue
             s = torch.randint(-cfg.shift_bins, cfg.shift_bins + 1, (len(b),), generator=g) if cfg.shift_bins \
                 else torch.zeros(len(b), dtype=torch.long)
+            st = torch.zeros(len(b), dtype=torch.bool)
+            if cfg.stretch_frac > 0:                                        # these windows are stretched, not shifted
+                st = torch.rand(len(b), generator=g) < cfg.stretch_frac
+                s = torch.where(st, torch.zeros_like(s), s)
             xb, tb, kb = shift_batch(xt[b], tt[b], s, kt[b] if kt is not None else None)
+            if st.any():
+                fac = stretch_factors(yt[b][st], cfg, g)
+                xs_, ts_, ks_ = stretch_batch(xb[st], yt[b][st], fac, bins, cfg.target_sigma_bpm,
+                                              kb[st] if kb is not None else None)
+                xb, tb = xb.clone(), tb.clone()
+                xb[st], tb[st] = xs_, ts_
+                if kb is not None:
+                    kb = kb.clone()
+                    kb[st] = ks_
             logits = model(xb)                                              # (B, F)
             logp = F.log_softmax(logits, dim=1)
             loss = -(tb * logp).sum(dim=1).mean()
@@ -124,10 +199,24 @@ def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit
 
 
 def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: list[str], base: dict,
-                   sigmas=(2.0, 3.0, 4.0, 6.0), floors=(1e-4, 1e-3, 1e-2), temperatures=(1.0, 2.0, 3.0)) -> dict:
-    """Pick the decoder's transition sigma, jump floor and logit temperature on OUT-OF-FOLD logits of the
-    training subjects (inner cross-validation), by the mean of subjects' MAE. `base` (from `fit_decoder`,
-    the truth's own sigma) is one of the candidates. Returns the decoder dict with "temperature" added."""
+                   sigmas=(2.0, 3.0, 4.0, 6.0), floors=(1e-4, 1e-3, 1e-2), temperatures=(1.0, 2.0, 3.0),
+                   coverage: float = 0.9, conf_halfwidths=(2.0, 3.0, 5.0, 8.0, 12.0), keep: float = 0.8,
+                   slack_bpm: float = 0.5) -> dict:
+    """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
+
+    1. transition sigma, jump floor and logit temperature by the mean of subjects' decoded MAE (`base`, from
+       `fit_decoder`, the truth's own sigma, is one of the candidates);
+    2. with those, the interval's nominal mass: the `coverage`-quantile of the per-window mass needed to
+       reach the truth (+-slack_bpm, the benchmark's rule; `decoder.needed_mass`), so that the inner windows'
+       coverage is `coverage` (a model whose posteriors are too wide gets a mass below 0.9, one that is
+       over-confident a mass above); clipped to [0.05, 0.9999];
+    3. the confidence read-out's half-width among `conf_halfwidths` (BPM): the one whose ranking of the inner
+       windows best separates errors, i.e. the largest MAE reduction when keeping the `keep` most confident.
+       The device computes exactly this measure (conf = posterior mass within +-half-width of the argmax).
+    Returns the decoder dict with "temperature", interval and conf_halfwidth_bpm set, and the bookkeeping
+    inner_mae, inner_coverage (at the chosen mass), inner_coverage_nominal (at 0.9, before calibration),
+    inner_gating (MAE reduction) and inner_gating_width (the same for ranking by interval width, for reference)."""
+    from sqtool.models.decoder import DecoderCfg, conf_mass, needed_mass
     best, best_score = None, np.inf
     cands = sorted({float(base["sigma_bpm"]), *sigmas})
     for sg in cands:
@@ -142,4 +231,24 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                 score = float(np.mean([np.concatenate(v).mean() for v in per.values()]))
                 if score < best_score:
                     best, best_score = {**dec, "temperature": float(T), "inner_mae": score}, score
-    return best
+    cfg = DecoderCfg.from_dict({**decoder_only(best), "logit_scale": 1.0})
+    outs = [decode_float(lg, best) for lg in logits]
+    y = np.concatenate([np.asarray(t, np.float64) for t in truth])
+    ok = np.isfinite(y)
+    post = np.concatenate([o["post"] for o in outs])[ok]                   # (N, F)
+    err = np.abs(np.concatenate([o["hr"] for o in outs])[ok] - y[ok])
+    need = needed_mass(post, y[ok], cfg, slack_bpm)
+    mass = float(np.clip(np.quantile(need, coverage, method="higher"), 0.05, 0.9999))
+    mass = float(np.round(mass, 6))
+
+    def gating(score):                                                    # MAE reduction keeping the top `keep`
+        kept = score >= np.quantile(score, 1 - keep)
+        return float(1 - err[kept].mean() / max(err.mean(), 1e-12))
+
+    gains = {float(h): gating(conf_mass(post, h, cfg)) for h in conf_halfwidths if h >= cfg.bins_bpm[2]}
+    hw = max(gains, key=gains.get)                                         # first best on ties
+    width = [decode_float(lg, {**best, "interval": mass}) for lg in logits]
+    w = np.concatenate([o["hi"] - o["lo"] for o in width])[ok]
+    return {**best, "interval": mass, "conf_halfwidth_bpm": hw,
+            "inner_coverage": float(np.mean(need <= mass)), "inner_coverage_nominal": float(np.mean(need <= 0.9)),
+            "inner_gating": gains[hw], "inner_gating_width": gating(-w)}

@@ -62,6 +62,9 @@ class FinetuneConfig:
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
     weight_decay: float = field(default=1e-4, metadata={"help": "weight decay"})
+    freq_stretch: float = field(default=0.5, metadata={
+        "help": "spectral hr models: fraction of training windows frequency-stretched (truth x s, harmonics "
+                "scale alike), the rest shifted by up to 15 bins; 0 = shift only (models.hr_bins)"})
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
     max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})

@@ -5,10 +5,11 @@
 1. Every labelled recording of the datasets -> int16 -> the fixed-point firmware front end
    (`data.hr_spectra`): the network is trained on the codes the device computes.
 2. Subject folds (0 = leave one subject out): per fold a fresh model trained on the other subjects
-   (`hr_bins.train_bins`: Gaussian-target cross-entropy on the bins, shift augmentation), logits of the
-   held-out subject kept (out-of-fold).
-3. The decoder (transition sigma, jump floor, logit temperature) is chosen on those out-of-fold logits
-   (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
+   (`hr_bins.train_bins`: Gaussian-target cross-entropy on the bins; `freq_stretch` of the windows
+   frequency-stretched, the rest shifted), logits of the held-out subject kept (out-of-fold).
+3. The decoder (transition sigma, jump floor, logit temperature, then the interval's nominal mass calibrated
+   to 90 % coverage and the confidence half-width that best ranks errors) is chosen on those out-of-fold
+   logits (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
    subject (decoded MAE with a 95 % bootstrap CI) are the run's metrics.
 4. A final model on all subjects -> model.pt (kind teacher_task) whose model_cfg carries the decoder;
    oof_logits.npz (the out-of-fold logits per window) is what `sqtool quantize` distils from.
@@ -128,8 +129,10 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         raise SqtoolError(f"subject folds need >= 2 subjects, the data has {len(keys)}")
     log(f"front end: {len(corpus)} recordings, {len(keys)} subjects, "
         f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
+    if not 0.0 <= cfg.freq_stretch <= 1.0:
+        raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                       seed=cfg.seed)
+                       seed=cfg.seed, stretch_frac=float(cfg.freq_stretch))
     rkeys = np.array([r.key for r in corpus])                            # one subject key per recording
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, max(cfg.folds, 0) or None, cfg.seed)]
     oof: dict[str, np.ndarray] = {}
@@ -157,7 +160,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base)
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
-        f"temperature {dec['temperature']:g}")
+        f"temperature {dec['temperature']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
+        f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9), confidence +-"
+        f"{dec['conf_halfwidth_bpm']:g} BPM")
     per_subject, errs, errs_raw = [], [], []
     for s in keys:
         rs = [r for r in corpus if r.key == s]

@@ -59,6 +59,9 @@ CFGS = {
     "soft_s8": D.DecoderCfg(logit_scale=0.04, sigma_bpm=8.0, floor=1e-2, start="gaussian", start_bpm=70.0),
     "half_bpm_grid": D.DecoderCfg(bins_bpm=(40.0, 200.0, 0.5), sigma_bpm=3.0, floor=0.0, refine_bins=3,
                                   interval=0.8, conf_halfwidth_bpm=3.0),
+    # interval masses / confidence half-widths at the ends of what hr_bins.select_decoder may choose
+    "calibrated_wide": D.DecoderCfg(logit_scale=0.2, sigma_bpm=3.0, interval=0.9999, conf_halfwidth_bpm=12.0),
+    "calibrated_narrow": D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.5, conf_halfwidth_bpm=2.0),
 }
 
 

@@ -67,3 +67,135 @@ def test_select_decoder_chooses_from_the_grid_on_out_of_fold_logits():
     d = select_decoder(logits, truth, groups, base, sigmas=(1.0, 8.0), floors=(1e-3,), temperatures=(1.0, 4.0))
     assert d["sigma_bpm"] in (1.0, 8.0) and d["temperature"] in (1.0, 4.0) and np.isfinite(d["inner_mae"])
     assert d["inner_mae"] < 4.0
+
+
+# ----------------------------------------------------------------------------- frequency stretch
+
+from sqtool.models.decoder import DecoderCfg, conf_mass, decode_float, needed_mass, summarise  # noqa: E402
+from sqtool.models.hr_bins import stretch_batch, stretch_factors, stretch_spectra  # noqa: E402
+
+BINS = np.arange(30.0, 231.0, 1.0)
+
+
+def _pulse(hr, harmonic=True):
+    """(1, 2, F) codes/127: a pulse peak at hr and its second harmonic, empty elsewhere."""
+    x = -np.ones((1, 2, len(BINS)))
+    x[0, :] += 2 * np.exp(-0.5 * ((BINS - hr) / 2.0) ** 2)
+    if harmonic:
+        x[0, :] += 1.0 * np.exp(-0.5 * ((BINS - 2 * hr) / 2.0) ** 2)
+    return torch.as_tensor(np.clip(x, -1, 1), dtype=torch.float32)
+
+
+def test_stretch_by_one_is_the_identity():
+    x = torch.rand(3, 4, len(BINS)) * 2 - 1
+    k = torch.randn(3, len(BINS))
+    y = torch.tensor([60.0, 100.0, 170.0], dtype=torch.float64)
+    xs, ts, ks = stretch_batch(x, y, torch.ones(3, dtype=torch.float64), BINS, 3.0, k)
+    assert torch.equal(xs, x) and torch.equal(ks, k)
+    assert np.allclose(ts.numpy(), gaussian_targets(y.numpy(), BINS, 3.0))
+
+
+@pytest.mark.parametrize("s", [0.55, 0.8, 1.3, 1.9])
+def test_stretch_moves_truth_peak_and_harmonic_together(s):
+    x = _pulse(80.0)
+    y = torch.tensor([80.0], dtype=torch.float64)
+    xs, ts, _ = stretch_batch(x, y, torch.tensor([s], dtype=torch.float64), BINS, 3.0)
+    f0 = BINS[xs[0, 0].argmax()]
+    assert abs(f0 - 80.0 * s) <= 1.0 and abs(BINS[ts[0].argmax()] - 80.0 * s) <= 0.5
+    assert torch.equal(xs[0, 0], xs[0, 1])                           # every channel alike
+    if 160 * s <= 229:                                                # the harmonic stays at twice the pulse
+        hm = BINS[np.argmax(np.where(BINS > 1.5 * f0, xs[0, 0].numpy(), -2))]
+        assert abs(hm - 160.0 * s) <= 1.0
+    src = BINS / s                                                   # bins whose source is off the grid: empty
+    assert (xs[0, :, (src < 30 - 1e-9) | (src > 230 + 1e-9)] == -1).all()
+
+
+def test_stretch_fills_teacher_logits_with_the_row_minimum_and_factors_hit_the_range():
+    k = torch.randn(2, len(BINS))
+    ks = stretch_spectra(k, torch.tensor([0.5, 2.0], dtype=torch.float64), BINS, k.min(dim=1).values)
+    assert torch.allclose(ks[0, -10:], k[0].min().expand(10)) and torch.allclose(ks[1, :10], k[1].min().expand(10))
+    y = torch.full((4000,), 100.0, dtype=torch.float64)
+    s = stretch_factors(y, BinTrainCfg(stretch_bpm=(40.0, 210.0), stretch_max=2.0), torch.Generator().manual_seed(0))
+    assert s.min() >= 0.5 - 1e-12 and s.max() <= 2.0 + 1e-12
+    assert (100 * s).min() < 52 and (100 * s).max() > 195           # reaches both ends (clipped at 50 and 200)
+
+
+def test_training_with_stretch_and_kd_runs_and_zero_frac_is_the_old_recipe():
+    cfg = get_model_cfg("spec_student_xs")
+    bins = bin_grid(cfg)
+    x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
+    runs = []
+    for frac in (0.0, 0.0, 0.7):
+        torch.manual_seed(0)
+        m = create_model(cfg)
+        kd = np.random.default_rng(1).normal(size=(len(x), len(bins))).astype(np.float32)
+        runs.append(train_bins(m, x, y, bins, BinTrainCfg(epochs=2, stretch_frac=frac, kd_weight=0.5), kd))
+    assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))
+
+
+# ----------------------------------------------------------------------------- calibrated interval, confidence
+
+def test_needed_mass_matches_the_read_out_interval_and_conf_mass_the_read_out_conf():
+    cfg = DecoderCfg(logit_scale=1.0)
+    rng = np.random.default_rng(0)
+    post = rng.random((200, cfg.n_bins)) ** 8
+    post /= post.sum(axis=1, keepdims=True)
+    y = rng.uniform(35, 225, 200)
+    need = needed_mass(post, y, cfg, 0.5)
+    for m in (0.5, 0.8, 0.9, 0.97):
+        out = summarise(post, DecoderCfg(logit_scale=1.0, interval=m))
+        cov = (y >= out["lo"] - 0.5 - 1e-6) & (y <= out["hi"] + 0.5 + 1e-6)
+        assert np.mean(cov == (need <= m + 1e-9)) >= 0.99
+    assert np.allclose(conf_mass(post, 5.0, cfg), summarise(post, cfg)["conf"])
+
+
+def _recordings(width_bpm, offset_sd, n_rec=6, w=80, seed=0):
+    """Logits of constant-HR recordings: a peak of width_bpm at truth + N(0, offset_sd)."""
+    rng = np.random.default_rng(seed)
+    logits, truth, groups = [], [], []
+    for i in range(n_rec):
+        hr = rng.uniform(60, 180)
+        c = hr + rng.normal(0, offset_sd, w)
+        logits.append(-0.5 * ((BINS[None, :] - c[:, None]) / width_bpm) ** 2)
+        truth.append(np.full(w, hr))
+        groups.append(f"s{i % 3}")
+    return logits, truth, groups
+
+
+@pytest.mark.parametrize("width,offset,side", [(6.0, 3.0, "lower"), (2.0, 3.0, "higher")])
+def test_select_decoder_calibrates_the_interval_mass_to_90_percent(width, offset, side):
+    logits, truth, groups = _recordings(width, offset)
+    base = {"bins_bpm": [30.0, 230.0, 1.0], "sigma_bpm": 30.0, "floor": 0.2, "logit_scale": 1.0}   # ~ no memory
+    dec = select_decoder(logits, truth, groups, base, sigmas=(30.0,), floors=(0.2,), temperatures=(1.0,))
+    assert (dec["interval"] < 0.85) if side == "lower" else (dec["interval"] > 0.95)
+    assert abs(dec["inner_coverage"] - 0.9) <= 0.02
+    assert (dec["inner_coverage_nominal"] > 0.95) if side == "lower" else (dec["inner_coverage_nominal"] < 0.85)
+    cov = []                                                        # the float read-out agrees
+    for lg, y in zip(logits, truth):
+        o = decode_float(lg, dec)
+        cov.append((y >= o["lo"] - 0.5) & (y <= o["hi"] + 0.5))
+    assert abs(np.mean(np.concatenate(cov)) - 0.9) <= 0.03
+    assert dec["conf_halfwidth_bpm"] in (2.0, 3.0, 5.0, 8.0, 12.0) and "inner_gating" in dec
+
+
+def test_select_decoder_picks_the_confidence_half_width_that_ranks_errors():
+    """Good windows: a sharp peak at the truth; bad ones: a peak ~8 BPM off with a broad shoulder at the
+    truth. Mass within +-2 BPM cannot tell them apart (both hold the sharp peak); within +-12 it can."""
+    rng = np.random.default_rng(0)
+    logits, truth, groups = [], [], []
+    for i in range(6):
+        hr = rng.uniform(70, 160)
+        lg = np.empty((80, len(BINS)))
+        for t in range(80):
+            if rng.random() < 0.3:
+                lg[t] = np.log(np.exp(-0.5 * ((BINS - hr - 8) / 1.0) ** 2) +
+                               0.9 * np.exp(-0.5 * ((BINS - hr + 3) / 6.0) ** 2) + 1e-9)
+            else:
+                lg[t] = -0.5 * ((BINS - hr) / 1.0) ** 2
+        logits.append(lg)
+        truth.append(np.full(80, hr))
+        groups.append(f"s{i % 3}")
+    base = {"bins_bpm": [30.0, 230.0, 1.0], "sigma_bpm": 30.0, "floor": 0.2, "logit_scale": 1.0}
+    dec = select_decoder(logits, truth, groups, base, sigmas=(30.0,), floors=(0.2,), temperatures=(1.0,),
+                         conf_halfwidths=(2.0, 12.0))
+    assert dec["conf_halfwidth_bpm"] == 12.0 and dec["inner_gating"] > 0.3
