@@ -247,13 +247,51 @@ def add_training_args(ap) -> None:
                     help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
 
 
+def dump_rows(rows, path, wall_s) -> None:
+    """Per-window rows of this run's folds (arrays as lists, NaN kept) for `--merge`."""
+    import json
+    enc = [{k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in r.items()} for r in rows]
+    atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "rows": enc}))
+
+
+def merge(args, argv) -> None:
+    """Summarise the rows of runs over disjoint folds as one LOSO run (the cross-dataset runs are not split)."""
+    import json
+    rows, walls = [], []
+    for f in args.merge.split(","):
+        d = json.loads(Path(f).read_text())
+        walls.append(float(d["wall_s"]))
+        rows += [{k: (np.asarray(v, float) if isinstance(v, list) else v) for k, v in r.items()} for r in d["rows"]]
+    keys = [f"{r['dataset']}:{r['subject']}" for r in rows]
+    if len(set(keys)) != len(keys):
+        raise SystemExit(f"--merge: a held-out subject appears twice ({sorted(k for k in set(keys) if keys.count(k) > 1)})")
+    name = "SP Cup 2015, LOSO over 12 subjects" if args.protocol == "spcup" else \
+        "wrist_exercise, LOSO over 5 subjects (trained on SP Cup + the other wrist subjects)"
+    results = {"protocol": args.protocol, "args": vars(args), "loso": summarise(rows, name),
+               "wall_s": max(walls), "processes": len(walls)}
+    md = [markdown(results["loso"])]
+    out = Path(args.out)
+    write_metrics(out, results, f"hr_spectral_{args.protocol}.json")
+    atomic_write_text(out / f"hr_spectral_{args.protocol}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
+                      f"\nwall time {max(walls) / 60:.1f} min: {len(walls)} processes of one core each over disjoint "
+                      f"folds on 2 shared CPU cores, merged by `benchmarks/hr_spectral.py --protocol {args.protocol} "
+                      f"--merge ...`\n")
+    print("\n".join(md))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--protocol", choices=("spcup", "wrist"), default="spcup")
     add_training_args(ap)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--rows-out", default="", help="also write this run's per-window rows (JSON) for --merge")
+    ap.add_argument("--merge", default="", help="comma-separated --rows-out files of runs over disjoint folds "
+                    "(e.g. two processes, one core each): summarise them as one run, no training")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args, argv)
     torch.set_num_threads(1)
     log = lambda m: print(m, flush=True)  # noqa: E731
     scfg = get_model_cfg(args.student)
@@ -272,6 +310,8 @@ def main(argv=None):
         rows += run_fold([r for r in pool if r.key != h], [r for r in pool if r.key == h], args, records, log)
     name = "SP Cup 2015, LOSO over 12 subjects" if args.protocol == "spcup" else \
         "wrist_exercise, LOSO over 5 subjects (trained on SP Cup + the other wrist subjects)"
+    if args.rows_out:
+        dump_rows(rows, args.rows_out, time.time() - t0)
     results["loso"] = summarise(rows, name)
     md = [markdown(results["loso"])]
     if args.protocol == "wrist" and not args.folds:
