@@ -70,7 +70,7 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     pairs = ["data", "pairs", "--out", str(d / "pairs"), "--seed", str(cfg.seed), "--no-progress"]
     pairs += (["--data", "synthetic", "--synthetic-subjects", str(cfg.subjects),
                "--synthetic-duration-s", "600"] if synthetic else
-              ["--data", cfg.data_root, "--on-error", "skip", "--synthetic-fallback", "true"])
+              ["--data", cfg.data_root, "--on-error", "skip", "--synthetic-partners", "true"])
     runtimes = "torch,onnx,litert,tflm,c,pipeline" + (",mcu" if cfg.mcu else "")
     return [
         ("mine (good, poor) pairs", pairs),

@@ -1,7 +1,8 @@
 """Pair mining for SiamQuality pretraining: (good, poor) 30 s windows of the same subject, near in time.
 
     sqtool data pairs [--data ROOT | --data PATH ... | --data synthetic] --out DIR [--max-gap-s 300]
-                      [--window-s 30] [--fs 40] [--workers N] [--shard-mb 256] [--synthetic-fallback]
+                      [--model NAME | --window-s 30 --fs 40] [--workers N] [--shard-mb 256]
+                      [--synthetic-partners]
 
 `--data` is a data root (a folder of dataset folders such as ../shared/data: every dataset in it is
 mined), one or more dataset folders or recording files, or 'synthetic' (the embedded synthetic corpus,
@@ -17,9 +18,20 @@ band-passed (0.5-8 Hz) and normalised per window and channel (min-max by default
 
 Same subject, near in time: pairs are made within one record (one continuous recording of one subject),
 because records of the same subject carry no common clock (BUT PPG sessions, TROIKA runs). A subject
-with no poor window within reach gives no pair, unless `--synthetic-fallback` is set: then the good
-window's partner is a copy corrupted by `synthetic.corrupt` (motion burst, clipping, dropout or
-wander) and flagged `synthetic` in the shard metadata and counted apart in metrics.json.
+with no poor window within reach gives no pair, unless `--synthetic-partners` is set (old spelling
+`--synthetic-fallback`): then the good window's partner is a copy corrupted by `synthetic.corrupt`
+(motion burst, clipping, dropout or wander), flagged `synthetic` in the shard metadata and counted apart.
+Without that flag a corpus holds real pairs only; index.json and metrics.json say which
+(`synthetic_partners`, `real_pairs`, `synthetic_pairs`). A corpus that yields no pair at all (e.g. a
+dataset whose windows are all good) is one SqtoolError line naming each dataset's good / poor counts.
+
+`--model NAME` takes the window contract (fs, window_s, channels, norm, band) from a registered model, so
+windows shorter than 30 s are made exactly where a model config asks for them (resnet1d_siamq_tiny_10s).
+
+Pair statistics per dataset (records, subjects, subjects with pairs, windows, good, poor, real and
+synthetic pairs, distinct poor windows used, the quality gap q_good - q_poor and the time gap
+|t_good - t_poor| of the real pairs: mean and median) are written to OUT/pair_stats.json and
+OUT/pair_stats.md, and under "datasets" in metrics.json.
 
 Scale: the main process lists the dataset's files (cheap); worker processes (multiprocessing Pool,
 `--workers`, default all cores) each read one file at a time, window, score and pair it, and return
@@ -61,6 +73,8 @@ class PairsConfig:
     kind: str | None = field(default=None, metadata={"help": "dataset kind of every --data path (default: detected)"})
     out: str | None = field(default=None, metadata={"help": "output directory (default: runs/data_pairs/<time>-<name>)",
                                                     "metavar": "DIR"})
+    model: str | None = field(default=None, metadata={
+        "help": "take fs, window_s, channels, norm and band from this registered model (overrides those flags)"})
     max_gap_s: float = field(default=300.0, metadata={"help": "max |t_good - t_poor| in seconds"})
     window_s: float = field(default=30.0, metadata={"help": "window length, s"})
     hop_s: float | None = field(default=None, metadata={"help": "hop between windows, s (default = window_s)"})
@@ -72,7 +86,8 @@ class PairsConfig:
     band_hi: float = field(default=DEFAULT_BAND[1], metadata={"help": "band-pass high cut-off, Hz"})
     threshold: float = field(default=0.5, metadata={"help": "quality threshold: good if score > threshold"})
     synthetic_fallback: bool = field(default=False, metadata={
-        "help": "pair good windows without a real poor partner with a synthetically corrupted copy"})
+        "help": "ALSO pair good windows without a real poor partner with a synthetically corrupted copy "
+                "(off: real pairs only)", "flag": "--synthetic-partners", "aliases": ("--synthetic-fallback",)})
     workers: int = field(default=0, metadata={"help": "worker processes (0 = all cores, 1 = in-process)"})
     chunksize: int = field(default=1, metadata={"help": "files per worker task (imap chunksize)"})
     shard_mb: float = field(default=256.0, metadata={"help": "maximum shard size, MB"})
@@ -133,7 +148,7 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
     from sqtool.data.synthetic import corrupt
 
     res = {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
-           "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "short": 0}
+           "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0}
     chans = _resolve_channels(rec, cfg.channels)
     ppg_ch = chans[0] if chans[0].startswith("ppg") else _resolve_channels(rec, ["ppg"])[0]
     has_acc = all(a in rec.signals for a in ACC)
@@ -183,7 +198,8 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
             qp = np.concatenate([qp, np.full(lonely.size, np.nan)])
             synth = np.concatenate([synth, np.ones(lonely.size, dtype=bool)])
     dt = np.dtype(cfg.dtype)
-    res.update(pairs=int(len(x_good)), synthetic=int(synth.sum()), x_good=x_good.astype(dt), x_poor=x_poor.astype(dt),
+    res.update(pairs=int(len(x_good)), synthetic=int(synth.sum()), poor_used=int(np.unique(pi).size),
+               x_good=x_good.astype(dt), x_poor=x_poor.astype(dt),
                t_good=tg, t_poor=tp, q_good=qg, q_poor=qp, synth=synth, channels=chans, T=win)
     return res
 
@@ -283,11 +299,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def apply_model_contract(cfg: PairsConfig) -> PairsConfig:
+    """cfg with fs, window_s, hop_s (default), channels, norm and band taken from cfg.model (if set)."""
+    import dataclasses
+
+    if not cfg.model:
+        return cfg
+    from sqtool.models import get_model_cfg
+    mc = get_model_cfg(cfg.model)
+    if (mc.frontend or {}).get("type") == "spectrum":
+        raise SqtoolError(f"data pairs --model {cfg.model}: a spectral model takes spectra, not pair windows")
+    band = mc.band if mc.band is not None else (None, None)
+    return dataclasses.replace(cfg, fs=float(mc.fs), window_s=float(mc.window_s), hop_s=cfg.hop_s or float(mc.hop_s),
+                               channels=list(mc.channels), norm=mc.norm, band_lo=band[0], band_hi=band[1])
+
+
 def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
     """Run the miner; returns metrics (also written to OUT/metrics.json)."""
     from sqtool.data.preprocess import NORMS, _sos
     from sqtool.data.shards import ShardWriter
 
+    cfg = apply_model_contract(cfg)
     if cfg.norm not in NORMS:
         raise SqtoolError(f"unknown normalisation '{cfg.norm}' (known: {', '.join(NORMS)})")
     for k in ("max_gap_s", "shard_mb"):
@@ -329,7 +361,8 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
     workers = cfg.workers or os.cpu_count() or 1
     header = {"fs": cfg.fs, "window_s": cfg.window_s, "hop_s": cfg.hop_s or cfg.window_s,
               "channels": list(cfg.channels), "norm": cfg.norm, "band": [cfg.band_lo, cfg.band_hi],
-              "threshold": cfg.threshold, "max_gap_s": cfg.max_gap_s}
+              "threshold": cfg.threshold, "max_gap_s": cfg.max_gap_s,
+              "synthetic_partners": bool(cfg.synthetic_fallback), "model": cfg.model}
     writer = ShardWriter(run_dir, len(cfg.channels), int(round(cfg.window_s * cfg.fs)), cfg.shard_mb,
                          cfg.dtype, header=header)
     per_ds: dict[str, dict] = {}
@@ -362,16 +395,19 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
             worker_rss = max(worker_rss, r["rss_mb"])
             for rec in r["ok"]:
                 d = per_ds.setdefault(name, {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0,
-                                             "pairs": 0, "synthetic_pairs": 0, "short_records": 0,
-                                             "subjects_with_pairs": set()})
+                                             "pairs": 0, "synthetic_pairs": 0, "poor_used": 0, "short_records": 0,
+                                             "subjects_with_pairs": set(), "q_gap": [], "t_gap": []})
                 d["records"] += 1
                 d["subjects"].add(rec["subject"])
                 d["short_records"] += rec["short"]
-                for k in ("windows", "good", "poor", "pairs"):
+                for k in ("windows", "good", "poor", "pairs", "poor_used"):
                     d[k] += rec[k]
                 d["synthetic_pairs"] += rec["synthetic"]
                 if rec["pairs"]:
                     d["subjects_with_pairs"].add(rec["subject"])
+                    real = ~rec["synth"]
+                    d["q_gap"] += list(rec["q_good"][real] - rec["q_poor"][real])
+                    d["t_gap"] += list(np.abs(rec["t_good"][real] - rec["t_poor"][real]))
                     writer.add(rec["x_good"], rec["x_poor"], dataset=name,
                                subjects=[f"{name}/{rec['subject']}"] * rec["pairs"], t_good=rec["t_good"],
                                t_poor=rec["t_poor"], q_good=rec["q_good"], q_poor=rec["q_poor"],
@@ -386,15 +422,25 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
         if pool is not None:
             pool.terminate()
     wall, cpu = time.perf_counter() - t_start, _cpu_s() - cpu_start
-    datasets = {k: {**v, "subjects": len(v["subjects"]), "subjects_with_pairs": len(v["subjects_with_pairs"])}
-                for k, v in per_ds.items()}
+    datasets = {k: dataset_stats(v) for k, v in per_ds.items()}
     total = {k: sum(d[k] for d in datasets.values()) for k in
-             ("records", "subjects", "windows", "good", "poor", "pairs", "synthetic_pairs", "short_records",
-              "subjects_with_pairs")}
+             ("records", "subjects", "windows", "good", "poor", "pairs", "real_pairs", "synthetic_pairs",
+              "short_records", "subjects_with_pairs")}
     if total["windows"] == 0:
         raise SqtoolError(f"no record is as long as one {cfg.window_s:g} s window; nothing to pair")
-    index = writer.close({"counts": datasets})
-    metrics = {**total, "datasets": datasets, "shards": len(index["shards"]),
+    if total["pairs"] == 0:
+        raise SqtoolError("no (good, poor) pair of the same subject within --max-gap-s "
+                          f"{cfg.max_gap_s:g} s: " + "; ".join(f"{k} {v['windows']} windows, {v['good']} good, "
+                                                                f"{v['poor']} poor" for k, v in datasets.items())
+                          + " (pass --synthetic-partners to pair good windows with corrupted copies)")
+    for k, v in datasets.items():
+        if v["pairs"] == 0 and progress:
+            print(f"sqtool: warning: {k} gives no pair ({v['no_pairs_reason']})", file=sys.stderr)
+    index = writer.close({"counts": datasets, "real_pairs": total["real_pairs"],
+                          "synthetic_pairs": total["synthetic_pairs"]})
+    write_pair_stats(run_dir, datasets, total, bool(cfg.synthetic_fallback))
+    metrics = {**total, "synthetic_partners": bool(cfg.synthetic_fallback), "datasets": datasets,
+               "shards": len(index["shards"]),
                "bytes": int(sum(s["bytes"] for s in index["shards"])), "workers": workers,
                "wall_s": round(wall, 3), "windows_per_s": round(total["windows"] / max(wall, 1e-9), 1),
                "cpu_s": round(cpu, 2), "windows_per_cpu_s": round(total["windows"] / max(cpu, 1e-9), 1),
@@ -403,6 +449,52 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
     write_metrics(run_dir, metrics)
     metrics["out"] = str(run_dir)
     return metrics
+
+
+# ----------------------------------------------------------------------------- pair statistics
+
+def dataset_stats(d: dict) -> dict:
+    """Per-dataset counts + the real pairs' quality gap (q_good - q_poor) and time gap (s)."""
+    qg, tg = np.asarray(d["q_gap"], float), np.asarray(d["t_gap"], float)
+    out = {k: v for k, v in d.items() if k not in ("q_gap", "t_gap", "subjects", "subjects_with_pairs")}
+    out.update(subjects=len(d["subjects"]), subjects_with_pairs=len(d["subjects_with_pairs"]),
+               real_pairs=int(d["pairs"] - d["synthetic_pairs"]),
+               quality_gap_mean=float(qg.mean()) if qg.size else None,
+               quality_gap_median=float(np.median(qg)) if qg.size else None,
+               time_gap_s_mean=float(tg.mean()) if tg.size else None,
+               time_gap_s_median=float(np.median(tg)) if tg.size else None)
+    if d["pairs"] == 0:
+        out["no_pairs_reason"] = ("no window as long as the pair window" if d["windows"] == 0 else
+                                  "no poor window (every window scored good)" if d["poor"] == 0 else
+                                  "no good window (every window scored poor)" if d["good"] == 0 else
+                                  "no poor window within --max-gap-s of a good one in the same record")
+    return out
+
+
+def write_pair_stats(run_dir: Path, datasets: dict, total: dict, synthetic_partners: bool) -> None:
+    """OUT/pair_stats.json and OUT/pair_stats.md: one row per dataset and a total row."""
+    import json
+
+    from sqtool.core import atomic_write_text
+
+    f = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"   # noqa: E731
+    kind = ("real pairs + synthetic partners where a good window had no real poor partner"
+            if synthetic_partners else "real pairs only (no synthetic partner)")
+    lines = [f"# Pair statistics ({kind})", "",
+             "| dataset | records | subjects | subjects with pairs | windows | good | poor | real pairs | "
+             "synthetic pairs | poor windows used | quality gap mean (median) | time gap s mean (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for k, v in datasets.items():
+        lines.append(f"| {k} | {v['records']} | {v['subjects']} | {v['subjects_with_pairs']} | {v['windows']} | "
+                     f"{v['good']} | {v['poor']} | {v['real_pairs']} | {v['synthetic_pairs']} | {v['poor_used']} | "
+                     f"{f(v['quality_gap_mean'])} ({f(v['quality_gap_median'])}) | "
+                     f"{f(v['time_gap_s_mean'], 0)} ({f(v['time_gap_s_median'], 0)}) |")
+    lines.append(f"| total | {total['records']} | {total['subjects']} | {total['subjects_with_pairs']} | "
+                 f"{total['windows']} | {total['good']} | {total['poor']} | {total['real_pairs']} | "
+                 f"{total['synthetic_pairs']} | - | - | - |")
+    atomic_write_text(run_dir / "pair_stats.md", "\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "pair_stats.json", json.dumps(
+        {"synthetic_partners": synthetic_partners, "datasets": datasets, "total": total}, indent=1) + "\n")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -439,19 +531,21 @@ def _data_overrides(data: list[str] | None, kind: str | None) -> dict:
 def _run_cli(args) -> int:
     cfg = resolve_config(PairsConfig, args, **_data_overrides(getattr(args, "data", None), args.kind))
     m = mine_pairs(cfg, progress=getattr(args, "progress", True) is not False)
-    print(f"{m['pairs']} pairs ({m['synthetic_pairs']} synthetic) from {m['windows']} windows "
+    print(f"{m['pairs']} pairs ({m['real_pairs']} real, {m['synthetic_pairs']} with a synthetic partner"
+          f"{'' if m['synthetic_partners'] else ': --synthetic-partners off'}) from {m['windows']} windows "
           f"({m['good']} good, {m['poor']} poor) of {m['records']} records / {m['subjects']} subjects; "
           f"{m['shards']} shard(s), {m['bytes'] / 2**20:.1f} MB, {m['windows_per_s']:.0f} windows/s, "
           f"peak RSS {m['peak_rss_mb_main']:.0f} MB -> {m['out']}")
-    if m["pairs"] == 0:
-        print("sqtool: warning: no pairs: no record had both a good and a poor window within --max-gap-s "
-              "(try --synthetic-fallback)", file=sys.stderr)
     for name, d in m["datasets"].items():
-        print(f"  {name:<16} records {d['records']:>5}  windows {d['windows']:>7}  good {d['good']:>7}  "
-              f"poor {d['poor']:>6}  pairs {d['pairs']:>7}  (short records {d['short_records']})")
+        gap = "-" if d["quality_gap_mean"] is None else f"{d['quality_gap_mean']:.2f}"
+        print(f"  {name:<16} records {d['records']:>5}  subjects {d['subjects']:>4}  windows {d['windows']:>7}  "
+              f"good {d['good']:>7}  poor {d['poor']:>6}  pairs {d['pairs']:>7}  quality gap {gap}  "
+              f"(short records {d['short_records']})")
+    print(f"pair statistics: {m['out']}/pair_stats.md")
     if m["pairs"]:
         print(f"next: sqtool train pretrain --pairs {m['out']}")
     return 0
 
 
-__all__ = ["PairsConfig", "mine_pairs", "match_pairs", "record_pairs", "list_units", "register_cli"]
+__all__ = ["PairsConfig", "mine_pairs", "match_pairs", "record_pairs", "list_units", "register_cli",
+           "apply_model_contract", "dataset_stats", "write_pair_stats"]

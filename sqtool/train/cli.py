@@ -82,6 +82,9 @@ def _precheck_pretrain(cfg) -> None:
         raise SqtoolError(f"train pretrain --model {cfg.model}: pretraining starts from a registry name (e.g. "
                           f"resnet1d_siamq_tiny); to continue a run use --resume RUN")
     model_cfg = get_model_cfg(cfg.model)
+    from sqtool.train.pretrain import PAIR_MODES
+    if cfg.pair_mode not in PAIR_MODES:
+        raise SqtoolError(f"train pretrain --pair-mode must be one of {', '.join(PAIR_MODES)}, got '{cfg.pair_mode}'")
     if cfg.pairs != "synthetic":
         from sqtool.train.pretrain import ShardPairs
         if not Path(cfg.pairs).exists():
@@ -142,6 +145,9 @@ def run_pretrain_cmd(args) -> int:
         run_dir = Path(args.out)
     m = run_pretrain(cfg, run_dir)
     if rank == 0:
+        syn = m.get("synthetic_pairs")
+        print(f"pairs: {cfg.pair_mode} ({'two augmented views of each good window' if cfg.pair_mode == 'augment' else 'as mined'}); "
+              f"corpus: {m.get('real_pairs')} real pairs, {syn} with a synthetic partner")
         print(f"pretrained {cfg.model}: loss {m['first_loss']:.4f} -> {m['final_loss']:.4f}, val loss "
               f"{m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, z std "
               f"{'n/a (validation set < 2 pairs)' if m['val_z_std'] is None else round(m['val_z_std'], 4)} "

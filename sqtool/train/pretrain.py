@@ -3,7 +3,14 @@
     loss = -1/2 [cos(h(g(f(x1))), sg(g(f(x2)))) + cos(h(g(f(x2))), sg(g(f(x1))))]
 
 f = 1-D ResNet encoder, g = projector, h = predictor, sg = stop-gradient; no augmentation (the poor
-partner is the augmentation). Optimiser as in the paper: SGD Nesterov 0.9, lr 1e-4, weight decay 1e-4,
+partner is the augmentation). `pair_mode` chooses what (x1, x2) is, on the same corpus:
+
+    real      (good, poor) pairs as mined (SiamQuality). The corpus says whether any poor partner is a
+              synthetic corrupted copy (`data pairs --synthetic-partners`); metrics.json reports
+              `real_pairs` and `synthetic_pairs` so a run never hides it.
+    augment   two standard augmented views (crop, scale, noise, baseline wander; `train.augment`) of
+              the GOOD window of each pair: SimSiam as usually done, the ablation's control.
+ Optimiser as in the paper: SGD Nesterov 0.9, lr 1e-4, weight decay 1e-4,
 lr x0.5 every 10 epochs, grad-norm clip 10, batch 256.
 
 Data order is a pure function of (seed, epoch): the global permutation of the training pairs is
@@ -36,6 +43,9 @@ class PretrainConfig:
     pairs: str = field(default="synthetic", metadata={
         "help": "pair shard folder (from `sqtool data pairs`), or 'synthetic' (a smoke run on generated pairs)"})
     synthetic_pairs: int = field(default=1024, metadata={"help": "number of pairs when pairs = synthetic"})
+    pair_mode: str = field(default="real", metadata={
+        "help": "real: the (good, poor) pairs as mined (SiamQuality) | augment: two augmented views (crop, "
+                "scale, noise, wander) of each pair's good window (standard SimSiam)"})
     epochs: int = field(default=30, metadata={"help": "passes over the training pairs"})
     batch_size: int = field(default=256, metadata={"help": "GLOBAL batch (split over ranks)"})
     lr: float = field(default=1e-4, metadata={"help": "SGD learning rate"})
@@ -209,14 +219,44 @@ def _fmt(v) -> str:
 
 
 def open_pairs(cfg: PretrainConfig, model_cfg):
+    if cfg.pair_mode not in PAIR_MODES:
+        raise SqtoolError(f"pair_mode must be one of {', '.join(PAIR_MODES)}, got '{cfg.pair_mode}'")
     if cfg.pairs == "synthetic":
         if cfg.synthetic_pairs < 4:
             raise SqtoolError("synthetic_pairs must be at least 4")
-        return synthetic_pairs(cfg.synthetic_pairs, model_cfg, cfg.seed)
-    p = Path(cfg.pairs)
-    if not p.exists():
-        raise SqtoolError(f"pair shards {p} not found (make them with 'sqtool data pairs')")
-    return ShardPairs(str(p))
+        src = synthetic_pairs(cfg.synthetic_pairs, model_cfg, cfg.seed)
+    else:
+        p = Path(cfg.pairs)
+        if not p.exists():
+            raise SqtoolError(f"pair shards {p} not found (make them with 'sqtool data pairs')")
+        src = ShardPairs(str(p))
+    return with_pair_mode(src, cfg.pair_mode, model_cfg, cfg.seed)
+
+
+PAIR_MODES = ("real", "augment")
+
+
+def with_pair_mode(src, pair_mode: str, model_cfg, seed: int = 0):
+    """The pair source for `pair_mode`: `src` itself (real) or two augmented views of its good windows."""
+    if pair_mode == "real":
+        return src
+    if pair_mode == "augment":
+        from sqtool.train.augment import AugmentViews
+        return AugmentViews(src, model_cfg.fs, model_cfg.norm, seed)
+    raise SqtoolError(f"pair_mode must be one of {', '.join(PAIR_MODES)}, got '{pair_mode}'")
+
+
+def pair_counts(src) -> dict:
+    """{"real_pairs", "synthetic_pairs"} of a pair source as far as it knows (None = unknown)."""
+    base = getattr(src, "base", src)
+    if isinstance(base, ShardPairs):
+        syn = int(base.index.get("synthetic_pairs", sum(int(c.get("synthetic_pairs", 0))
+                                                        for c in base.index.get("counts", {}).values())))
+        return {"real_pairs": len(base) - syn, "synthetic_pairs": syn,
+                "synthetic_partners": bool(base.index.get("synthetic_partners", syn > 0))}
+    if "synthetic" in getattr(base, "desc", ""):
+        return {"real_pairs": 0, "synthetic_pairs": len(base), "synthetic_partners": True}
+    return {"real_pairs": None, "synthetic_pairs": None, "synthetic_partners": None}
 
 
 def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: int):
@@ -240,7 +280,8 @@ def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: in
 
 def check_resume_config(saved: dict, cfg: PretrainConfig, where: str) -> None:
     now = to_dict(cfg)
-    diff = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
+    dflt = to_dict(PretrainConfig())                     # a key a run made before it existed: its default
+    diff = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k, dflt.get(k)) != now[k]]
     if diff:
         parts = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
         raise SqtoolError(f"cannot resume {where} with a changed config ({parts}); start a new run instead")
@@ -270,7 +311,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             raise SqtoolError("epochs must be >= 1")
         local_b = cfg.batch_size // d.world
         model_cfg = get_model_cfg(cfg.model)
-        pairs = pairs if pairs is not None else open_pairs(cfg, model_cfg)
+        pairs = with_pair_mode(pairs, cfg.pair_mode, model_cfg, cfg.seed) if pairs is not None \
+            else open_pairs(cfg, model_cfg)
         if hasattr(pairs, "check_contract"):
             pairs.check_contract(model_cfg)
         if tuple(pairs.input_shape) != tuple(model_cfg.input_shape):
@@ -414,7 +456,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             done = st["epoch"] >= cfg.epochs
             metrics = {
                 "status": "done" if done else "stopped (max_steps)",
-                "model": cfg.model, "pairs": pairs.desc, "train_pairs": len(train_idx), "val_pairs": len(val_idx),
+                "model": cfg.model, "pairs": pairs.desc, "pair_mode": cfg.pair_mode, **pair_counts(pairs),
+                "train_pairs": len(train_idx), "val_pairs": len(val_idx),
                 "world_size": d.world, "device": str(dev), "amp": str(adt).replace("torch.", "") if adt else "off",
                 "epochs_done": st["epoch"], "global_step": st["global_step"], "steps_per_epoch": steps_per_epoch,
                 "first_loss": hist[0]["loss"] if hist else None,
