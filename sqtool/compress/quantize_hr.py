@@ -195,6 +195,9 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
+    from sqtool.core.progress import training_curve
+    training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
+                   ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")
     xs = np.concatenate([as_model_input(r.x) for r in test]) if test else np.zeros((0, *scfg.input_shape), np.float32)
     atomic_save_npz(run_dir / "heldout.npz", x=xs, y=np.concatenate([r.y for r in test]).astype(np.float32),
              groups=np.concatenate([[r.key] * len(r.y) for r in test]))

@@ -32,6 +32,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
                            write_metrics)
+from sqtool.core.progress import bar, item
 
 
 @dataclass
@@ -67,6 +68,8 @@ class BenchConfig:
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/bench/<stamp>-<model>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars on stderr (the one line per runtime "
+                                                           "is always printed)"})
     allow_failed_parity: bool = field(default=False, metadata={
         "help": "benchmark an export whose parity check failed (refused by default)"})
 
@@ -219,7 +222,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.report import hr_metrics, write_report
+    from sqtool.firmware_bench.report import hr_metrics, runtime_line, write_report
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
     from sqtool.firmware_bench.tracker import track
     from sqtool.core import sha256_file_cached
@@ -234,7 +237,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                            allow_failed_parity=cfg.allow_failed_parity, flag="--allow-failed-parity")
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         from sqtool.firmware_bench.spectral import run_spectral_bench
-        return run_spectral_bench(cfg, art, records)
+        return run_spectral_bench(cfg, art, records, log=item)
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = art.metadata
     if md.get("task") != "hr":
@@ -244,7 +247,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
 
     # 1. stream every recording (timed: part of the host pipeline's real-time factor)
     t = time.perf_counter()
-    reps = [replay(r, spec, chunk=cfg.chunk) for r in recs]
+    reps = [replay(r, spec, chunk=cfg.chunk) for r in bar(recs, desc="stream", enabled=cfg.progress, unit="rec")]
     stream_s = time.perf_counter() - t
     X = np.concatenate([rp.x for rp in reps])                                 # (N, C, T)
     truth = np.concatenate([rp.truth if rp.truth is not None else np.full(len(rp), np.nan) for rp in reps])
@@ -263,13 +266,19 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         return np.concatenate([track(hr[a:b], ok[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
 
     rows, series_pred, series_trk, lat = [], {}, {}, {}
+    def finished(row: dict, t_rt: float) -> None:           # one progress line per runtime as it finishes
+        row["seconds"] = time.perf_counter() - t_rt
+        rows.append(row)
+        item(runtime_line(row))
+
     for name in names:
         row = {"runtime": name, "status": "ok"}
+        t_rt = time.perf_counter()
         try:
             rt = R.make_runtime(name, art, work)
         except SqtoolError as e:
             row.update(status="error" if name in explicit else "skipped", error=str(e))
-            rows.append(row)
+            finished(row, t_rt)
             continue
         row["precision"] = rt.precision
         try:
@@ -281,7 +290,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             run_s = time.perf_counter() - t
         except SqtoolError as e:
             row.update(status="error", error=str(e), **rt.info())
-            rows.append(row)
+            finished(row, t_rt)
             continue
         row.update(rt.info())
         hr = np.full(len(X), np.nan)
@@ -320,7 +329,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             row["instructions_tool"] = "QEMU TCG plugin insn_count (between sq_bench_begin/end)"
         series_pred[name] = [hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk[name] = [trk[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
-        rows.append(row)
+        finished(row, t_rt)
 
     # 2. bit-exactness: double rounding vs TFLite Micro, single rounding vs Brevitas
     refs = {r["runtime"]: r.get("_int8") for r in rows if r.get("_int8") is not None}
@@ -351,6 +360,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             "metrics": hr_metrics(bl_raw, truth), "metrics_tracked": hr_metrics(bl_hr, truth),
             "realtime_factor": float(signal_s / (bl_s + 1e-12))}
     base["gt10_pct"] = None if base["metrics"]["gt10"] is None else 100 * base["metrics"]["gt10"]
+    base["seconds"] = bl_s
+    item(runtime_line(base))
     series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -372,9 +383,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                      "host), never cycles.",
                      "bit-exact %: windows whose int8 outputs equal the reference's exactly (double rounding "
                      "vs TFLite Micro, single rounding vs Brevitas)."],
-           "series": {"records": [{"record_id": rp.record_id, "t0": rp.t0.tolist(),
+           "series": {"records": [{"record_id": rp.record_id, "subject": str(rec.subject), "t0": rp.t0.tolist(),
                                    "truth": (rp.truth if rp.truth is not None else np.full(len(rp), np.nan)).tolist()}
-                                  for rp in reps],
+                                  for rec, rp in zip(recs, reps)],
                       "pred": series_pred, "pred_tracked": series_trk, "latency_ms": lat}}
     res["primary"] = _primary(rows)
     write_report(run_dir, res)
