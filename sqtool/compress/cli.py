@@ -515,6 +515,9 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
     atomic_write_text(run_dir / "report.md", R.write_report_md(metrics))
     save_config(run_dir, cfg, command="quantize", heldout_subjects=held, student_model_cfg=qcfg.to_dict(),
                 teacher_sha256=t_sha)
+    from sqtool.core.runs import save_resolved
+    save_resolved(run_dir, teacher=str(t_path), heldout_subjects=list(held), channels=list(scfg.channels),
+                  fs=scfg.fs, data_root=str((getattr(data, "meta", {}) or {}).get("data_root", "")))
     from sqtool.core.progress import metric_text, training_curve
     training_curve(run_dir, {"float student": [h["loss"] for h in f_hist["history"]],
                              "QAT (int8 twin)": [h["loss"] for h in q_hist["history"]]},

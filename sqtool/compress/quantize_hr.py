@@ -144,6 +144,9 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     resume = run_dir is not None
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
     save_config(run_dir, cfg)
+    from sqtool.core.runs import save_resolved
+    save_resolved(run_dir, teacher=str(ck["path"]), data_root=str(root), heldout_subjects=sorted(held),
+                  epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels), fs=scfg.fs)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
     TL = np.concatenate([t_logits[r.record_id] for r in train])

@@ -310,6 +310,9 @@ def export(cfg: ExportConfig) -> dict:
     from sqtool.core.manifest import begin_export, write_manifest
     before = begin_export(out)                     # no manifest until this export has passed through
     save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
+    from sqtool.core.runs import save_resolved
+    save_resolved(out, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
+                  parity_windows=int(len(x)), float_artifacts=inp["want_float"], int8_artifacts=inp["want_int8"])
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
     if inp["hpath"] is not None and not kit:

@@ -216,6 +216,15 @@ def _primary(rows: list[dict]) -> str | None:
     return None
 
 
+def _save_resolved(res: dict) -> None:
+    """config.yaml `resolved:`: the export, data and recordings used and the runtimes that ran."""
+    from sqtool.core.runs import save_resolved
+    p = res.get("provenance") or {}
+    save_resolved(res["run_dir"], model=p.get("model_dir"), data=p.get("data"), records=p.get("records"),
+                  windows=p.get("windows"), runtimes=[r["runtime"] for r in res.get("runtimes", [])
+                                                      if r.get("status") == "ok"])
+
+
 def run_bench(cfg: BenchConfig, records=None) -> dict:
     """The benchmark behind `sqtool bench`; `records` (a list of Record) replaces --data when given."""
     from sqtool import __version__
@@ -237,7 +246,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                            allow_failed_parity=cfg.allow_failed_parity, flag="--allow-failed-parity")
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         from sqtool.firmware_bench.spectral import run_spectral_bench
-        return run_spectral_bench(cfg, art, records, log=item)
+        res = run_spectral_bench(cfg, art, records, log=item)
+        _save_resolved(res)
+        return res
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = art.metadata
     if md.get("task") != "hr":
@@ -394,6 +405,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                                                          "instructions_per_inference", "flash_bytes", "ram_bytes",
                                                          "latency_ms_p50", "latency_ms_p99")} for r in rows},
                             "baseline": base["metrics"], "floor": floor_res})
+    _save_resolved(res)
     failed = [r for r in rows if r["status"] == "error"]
     if failed:
         raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} (report in {run_dir})")

@@ -37,6 +37,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
 from sqtool.core.progress import item, metric_text, training_curve
+from sqtool.core.runs import save_resolved
 
 
 @dataclass
@@ -269,6 +270,9 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         raise SqtoolError(f"task windows have shape {td.x.shape[1:]} but the model expects {model_cfg.input_shape}")
     k = cfg.folds if cfg.folds >= 0 else (0 if cfg.task == "hr" else 5)
     folds = subject_folds(td.groups, k or None, seed=cfg.seed)
+    save_resolved(run_dir, model=model_name, init=ck["path"] if ck else "none", fs=model_cfg.fs,
+                  window_s=model_cfg.window_s, hop_s=model_cfg.hop_s, channels=list(model_cfg.channels),
+                  data_root=td.meta.get("data_root"), dataset=td.meta.get("dataset"), folds=len(folds))
 
     def new_model(y_train):
         from sqtool.core import set_seed

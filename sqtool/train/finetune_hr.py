@@ -130,6 +130,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     rkeys = np.array([r.key for r in corpus])                            # one subject key per recording
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, max(cfg.folds, 0) or None, cfg.seed)]
     oof: dict[str, np.ndarray] = {}
+    from sqtool.core.runs import save_resolved
+    save_resolved(run_dir, model=cfg.model, data_root=str(root), datasets=list(datasets), fs=mcfg.fs,
+                  window_s=mcfg.window_s, hop_s=mcfg.hop_s, channels=list(mcfg.channels), folds=len(groups))
     key = fold_key_hr(cfg, corpus, groups)
     resumed, curves = [], {}                                             # curves: loss per epoch per fit
     for i, g in enumerate(groups):

@@ -35,6 +35,10 @@ def test_export_then_bench_print_a_line_per_item_and_the_next_command(int8_run, 
         size = (Path(f).stat().st_size / 1024)
         assert re.search(rf"  {size:.1f} KB  parity ok \(", ln), ln
     assert "max " in lines[2] and "LSB" in lines[2] and "L2 rel err" in lines[0]
+    import yaml
+    r = yaml.safe_load((exp / "config.yaml").read_text())["resolved"]            # what the run used
+    assert r["model"] == str(int8_run / "model.pt") and r["heldout"] == str(int8_run / "heldout.npz")
+    assert r["targets"] == ["onnx", "tflite"] and r["parity_windows"] == 6
     out = cap.out.strip().splitlines()
     assert out[-2] == f"report: {exp / 'export_report.md'}"
     assert out[-1].startswith(f"next: sqtool bench --model {exp} --data ")
@@ -51,6 +55,8 @@ def test_export_then_bench_print_a_line_per_item_and_the_next_command(int8_run, 
     out = cap.out.strip().splitlines()
     assert out[-2] == f"report: {b / 'bench.md'}"
     assert out[-1].startswith("next: ")
+    r = yaml.safe_load((b / "config.yaml").read_text())["resolved"]
+    assert r["model"] == str(exp) and r["records"] == 1 and r["runtimes"] == ["onnx_float", "tflm_int8"]
     md = (b / "bench.md").read_text()
     assert "```" not in md
     for col in ("| MAE BPM", "| RMSE BPM", "| bias BPM", "| file KB", "| file loaded", "per subject"):
