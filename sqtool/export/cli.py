@@ -285,7 +285,7 @@ def export(cfg: ExportConfig) -> dict:
     import torch
     from sqtool.core import make_run_dir, save_config
     from sqtool.export import parity as P
-    from sqtool.export.metadata import build_metadata
+    from sqtool.export.metadata import build_metadata, float_metadata
     from sqtool.models import load_model
     torch.set_num_threads(1)
     inp = _load_inputs(cfg)
@@ -355,7 +355,7 @@ def export(cfg: ExportConfig) -> dict:
             from sqtool.export import onnx as O
             if fmodel is not None:
                 for name, dyn in (("model_float.onnx", False), ("model_float_batch.onnx", True)):
-                    O.export_float(fmodel, md, out / name, dynamic_batch=dyn)
+                    O.export_float(fmodel, float_metadata(md), out / name, dynamic_batch=dyn)
                     got = O.run(out / name, x, batch=len(x) if dyn else 1)
                     rows.append(P.float_row(f"ONNX float{' (batch axis)' if dyn else ''}", name, md, y_float, got,
                                             y, cfg.tol_float_l2))
@@ -375,7 +375,7 @@ def export(cfg: ExportConfig) -> dict:
         elif target == "tflite":
             from sqtool.export import tflite as TF
             if fmodel is not None:
-                TF.write_float(fmodel, md, out / "model_float.tflite")
+                TF.write_float(fmodel, float_metadata(md), out / "model_float.tflite")
                 got = TF.run_litert(out / "model_float.tflite", x.transpose(0, 2, 1)[:, None], reference=False)
                 rows.append(P.float_row("TFLite float (LiteRT)", "model_float.tflite", md, y_float,
                                         got.reshape(len(x), -1), y, cfg.tol_float_l2))
