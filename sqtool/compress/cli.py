@@ -523,7 +523,16 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
     atomic_write_text(run_dir / "report.md", R.write_report_md(metrics))
     save_config(run_dir, cfg, command="quantize", heldout_subjects=held, student_model_cfg=qcfg.to_dict(),
                 teacher_sha256=t_sha)
-    say(f"teacher {metric} {m_t[metric]:.3f} | student float {m_f[metric]:.3f} | int8 {m_q[metric]:.3f}")
+    from sqtool.core.runs import save_resolved
+    save_resolved(run_dir, teacher=str(t_path), heldout_subjects=list(held), channels=list(scfg.channels),
+                  fs=scfg.fs, data_root=str((getattr(data, "meta", {}) or {}).get("data_root", "")))
+    from sqtool.core.progress import metric_text, training_curve
+    training_curve(run_dir, {"float student": [h["loss"] for h in f_hist["history"]],
+                             "QAT (int8 twin)": [h["loss"] for h in q_hist["history"]]},
+                   ylabel="training loss" + (" (label + distillation)" if cfg.distill else ""),
+                   title=f"quantize {scfg.name}")
+    say(f"teacher {metric_text(cfg.task, metric, m_t[metric])} | student float "
+        f"{metric_text(cfg.task, metric, m_f[metric])} | int8 {metric_text(cfg.task, metric, m_q[metric])}")
     return run_dir
 
 

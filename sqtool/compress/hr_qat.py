@@ -27,8 +27,7 @@ def qat_bins(float_model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: B
     rng = np.random.default_rng(cfg.seed)
     idx = rng.permutation(len(x))[:calib]
     calibrate(q, x[idx])
-    if cfg.epochs > 0:
-        train_bins(q, x, y, bins, cfg, teacher_logits)
+    q.qat_history = train_bins(q, x, y, bins, cfg, teacher_logits) if cfg.epochs > 0 else []   # loss per epoch
     q.eval()
     return q
 

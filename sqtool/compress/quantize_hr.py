@@ -150,6 +150,9 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     resume = run_dir is not None
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
     save_config(run_dir, cfg)
+    from sqtool.core.runs import save_resolved
+    save_resolved(run_dir, teacher=str(ck["path"]), data_root=str(root), heldout_subjects=sorted(held),
+                  epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels), fs=scfg.fs)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
     TL = np.concatenate([t_logits[r.record_id] for r in train])
@@ -203,6 +206,9 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
+    from sqtool.core.progress import training_curve
+    training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
+                   ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")
     xs = np.concatenate([as_model_input(r.x) for r in test]) if test else np.zeros((0, *scfg.input_shape), np.float32)
     atomic_save_npz(run_dir / "heldout.npz", x=xs, y=np.concatenate([r.y for r in test]).astype(np.float32),
              groups=np.concatenate([[r.key] * len(r.y) for r in test]))

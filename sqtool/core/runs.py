@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import fcntl
+import json
 import os
 import random
 import re
@@ -169,6 +170,18 @@ def save_config(run_dir: str | os.PathLike, cfg, **extra) -> dict:
     d["config"] = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
     import yaml                             # lazy: importing sqtool.core needs only the stdlib
     atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(d, sort_keys=False))
+    return d
+
+
+def save_resolved(run_dir: str | os.PathLike, **values) -> dict:
+    """Add what the run resolved its automatic options to (`fs: 0.0` -> the model's rate, `model: ''` -> the
+    checkpoint's model, `data_root: ''` -> the folder read, ...) as the `resolved:` section of its config.yaml.
+    `config:` keeps what was asked (what `--resume` re-reads); `resolved:` is what was used."""
+    import yaml
+    p = Path(run_dir) / "config.yaml"
+    d = (yaml.safe_load(p.read_text()) or {}) if p.is_file() else {}
+    d.setdefault("resolved", {}).update(json.loads(json.dumps(values, default=str)))
+    atomic_write_text(p, yaml.safe_dump(d, sort_keys=False))
     return d
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
+from sqtool.core.progress import bar, item, size_text
 
 TARGETS = ("onnx", "tflite", "c")
 
@@ -36,6 +37,8 @@ class ExportConfig:
     out: str | None = field(default=None, metadata={"help": "output dir (default: runs/export/<stamp>-<model>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty output dir"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar over the targets on stderr (the "
+                                                           "one line per artifact is always printed)"})
     heldout: str | None = field(default=None, metadata={"help": "held-out windows .npz for the parity checks "
                                                                 "(default: RUN/heldout.npz)"})
     max_windows: int = field(default=0, metadata={"help": "use at most this many held-out windows (0 = all)"})
@@ -92,6 +95,21 @@ def next_step(res: dict) -> str:
     return "\n".join(lines)
 
 
+def artifact_line(out: Path, f: str, rows: list[dict]) -> str:
+    """`export: <path>  <size>  parity ok (ONNX float: L2 rel err 3.1e-07)`: one line per artifact."""
+    p = Path(out) / f
+    size = size_text(p.stat().st_size) if p.is_file() else "-"
+    mine = [r for r in rows if r.get("file") == f]
+    if not mine:
+        verdict = "written (checked with the C build)" if f.endswith(".h") else "written"
+    else:
+        bad = [r for r in mine if r["status"] != "ok"]
+        worst = ", ".join((f"{r['artifact']}: max {r['max_lsb']} LSB" if "max_lsb" in r
+                           else f"{r['artifact']}: L2 rel err {r['l2_rel_err']:.1e}") for r in (bad or mine))
+        verdict = f"parity {'FAILED' if bad else 'ok'} ({worst})"
+    return f"export: {p}  {size}  {verdict}"
+
+
 # ----------------------------------------------------------------------------- orchestration
 
 def device_ppg(cfg: ExportConfig, model_cfg: dict) -> int:
@@ -124,6 +142,7 @@ def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: d
                  "status": "ok" if chk["ok"] else "FAILED"})
     for p in info["files"]:
         artifacts[str(p.relative_to(out))] = {}
+    item(artifact_line(out, src, rows))
     fe = info["fe_cfg"]
     extra.append(f"C pipeline: device rate {fe.fs_in:g} Hz, {fe.n_ppg} PPG sensor(s), prefix {cfg.prefix}, "
                  f"{info['vectors']['results']} "
@@ -281,7 +300,7 @@ def export(cfg: ExportConfig) -> dict:
     import torch
     from sqtool.core import make_run_dir, save_config
     from sqtool.export import parity as P
-    from sqtool.export.metadata import build_metadata
+    from sqtool.export.metadata import build_metadata, float_metadata
     from sqtool.models import load_model
     torch.set_num_threads(1)
     inp = _load_inputs(cfg)
@@ -306,6 +325,9 @@ def export(cfg: ExportConfig) -> dict:
     from sqtool.core.manifest import begin_export, write_manifest
     before = begin_export(out)                     # no manifest until this export has passed through
     save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
+    from sqtool.core.runs import save_resolved
+    save_resolved(out, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
+                  parity_windows=int(len(x)), float_artifacts=inp["want_float"], int8_artifacts=inp["want_int8"])
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
     if inp["hpath"] is not None and not kit:
@@ -314,6 +336,10 @@ def export(cfg: ExportConfig) -> dict:
         np.savez(out / "parity_windows.npz", x=x)                    # the exact parity inputs (held-out + random)
 
     rows, artifacts, extra = [], {}, []
+
+    def done(f: str) -> None:                      # one progress line per artifact as it is written and checked
+        artifacts[f] = {}
+        item(artifact_line(out, f, rows))
     y_float = None
     if fmodel is not None:
         with torch.no_grad():
@@ -339,16 +365,16 @@ def export(cfg: ExportConfig) -> dict:
                                deq, cfg.tol_lsb, cfg.tol_mae_bpm))
 
     tfl_layers = None
-    for target in inp["targets"]:
+    for target in bar(inp["targets"], desc="export", enabled=cfg.progress, unit="target"):
         if target == "onnx":
             from sqtool.export import onnx as O
             if fmodel is not None:
                 for name, dyn in (("model_float.onnx", False), ("model_float_batch.onnx", True)):
-                    O.export_float(fmodel, md, out / name, dynamic_batch=dyn)
+                    O.export_float(fmodel, float_metadata(md), out / name, dynamic_batch=dyn)
                     got = O.run(out / name, x, batch=len(x) if dyn else 1)
                     rows.append(P.float_row(f"ONNX float{' (batch axis)' if dyn else ''}", name, md, y_float, got,
                                             y, cfg.tol_float_l2))
-                    artifacts[name] = {}
+                    done(name)
             if graph is not None:
                 O.export_int8(qmodel, md, out / "model_int8.onnx")
                 for opt in (False, True):
@@ -360,15 +386,15 @@ def export(cfg: ExportConfig) -> dict:
                     else:
                         rows.append(P.int8_row("ONNX int8 QCDQ graph (onnxruntime, no fusion)", "model_int8.onnx",
                                                md, brev_out, gq, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm))
-                artifacts["model_int8.onnx"] = {}
+                done("model_int8.onnx")
         elif target == "tflite":
             from sqtool.export import tflite as TF
             if fmodel is not None:
-                TF.write_float(fmodel, md, out / "model_float.tflite")
+                TF.write_float(fmodel, float_metadata(md), out / "model_float.tflite")
                 got = TF.run_litert(out / "model_float.tflite", x.transpose(0, 2, 1)[:, None], reference=False)
                 rows.append(P.float_row("TFLite float (LiteRT)", "model_float.tflite", md, y_float,
                                         got.reshape(len(x), -1), y, cfg.tol_float_l2))
-                artifacts["model_float.tflite"] = {}
+                done("model_float.tflite")
             if graph is not None:
                 TF.write_int8(graph, md, out / "model_int8.tflite")
                 TF.check_int8_params(out / "model_int8.tflite", graph)
@@ -384,7 +410,7 @@ def export(cfg: ExportConfig) -> dict:
                 got = TF.run_tflm(out / f, xin).reshape(len(x), -1)
                 rows.append(P.int8_row("TFLite Micro", f, md, brev_out, got, y, deq, cfg.tol_lsb, cfg.tol_mae_bpm,
                                        exact_ref=ref_out["double"], exact_name="numpy ref double"))
-                artifacts[f] = {}
+                done(f)
         elif target == "c":
             from sqtool.export import c as C
             info = C.generate_c(graph, md, out / "c")
@@ -406,8 +432,8 @@ def export(cfg: ExportConfig) -> dict:
                                                exact_ref=ref_out["double"], exact_name="numpy ref double"))
             finally:
                 shutil.rmtree(build, ignore_errors=True)
-            artifacts["c/sq_model.h"] = {}
-            artifacts["c/sq_model.c"] = {}
+            done("c/sq_model.h")
+            done("c/sq_model.c")
             if kit:
                 _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
 

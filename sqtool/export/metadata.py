@@ -98,6 +98,19 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
     return md
 
 
+INT8_ONLY = ("quantization", "int8_layers", "macs", "weight_bytes")
+
+
+def float_metadata(md: dict) -> dict:
+    """The metadata a float artifact carries: no int8 scales / zero points / layer table, quant_scheme float32
+    (what it is), and `int8_twin` naming the int8 scheme it was exported next to, when there is one."""
+    out = {k: v for k, v in md.items() if k not in INT8_ONLY}
+    if md.get("quant_scheme") not in (None, "float32"):
+        out["int8_twin"] = md["quant_scheme"]
+    out.update(quant_scheme="float32", quant_description="float32", precision="float")
+    return out
+
+
 def flat_props(md: dict) -> dict[str, str]:
     """String key/values for ONNX metadata_props (nested values as JSON)."""
     out = {}

@@ -132,6 +132,8 @@ def _weights_to_uint8(m) -> int:
     used = {i for n in m.graph.node for i in n.input} | {o.name for o in m.graph.output}
     for n in [n for n in m.graph.node if n.op_type == "Constant" and n.output[0] not in used]:
         m.graph.node.remove(n)
+    for t in [t for t in m.graph.initializer if t.name not in used]:     # the replaced int8 weights
+        m.graph.initializer.remove(t)
     return done
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
                            write_metrics)
+from sqtool.core.progress import bar, item
 
 
 @dataclass
@@ -67,6 +68,8 @@ class BenchConfig:
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/bench/<stamp>-<model>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars on stderr (the one line per runtime "
+                                                           "is always printed)"})
     allow_failed_parity: bool = field(default=False, metadata={
         "help": "benchmark an export whose parity check failed (refused by default)"})
 
@@ -210,13 +213,22 @@ def _primary(rows: list[dict]) -> str | None:
     return None
 
 
+def _save_resolved(res: dict) -> None:
+    """config.yaml `resolved:`: the export, data and recordings used and the runtimes that ran."""
+    from sqtool.core.runs import save_resolved
+    p = res.get("provenance") or {}
+    save_resolved(res["run_dir"], model=p.get("model_dir"), data=p.get("data"), records=p.get("records"),
+                  windows=p.get("windows"), runtimes=[r["runtime"] for r in res.get("runtimes", [])
+                                                      if r.get("status") == "ok"])
+
+
 def run_bench(cfg: BenchConfig, records=None) -> dict:
     """The benchmark behind `sqtool bench`; `records` (a list of Record) replaces --data when given."""
     from sqtool import __version__
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.report import hr_metrics, write_report
+    from sqtool.firmware_bench.report import hr_metrics, runtime_line, write_report
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
     from sqtool.firmware_bench.tracker import track
     from sqtool.core import sha256_file_cached
@@ -231,7 +243,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                            allow_failed_parity=cfg.allow_failed_parity, flag="--allow-failed-parity")
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         from sqtool.firmware_bench.spectral import run_spectral_bench
-        return run_spectral_bench(cfg, art, records)
+        res = run_spectral_bench(cfg, art, records, log=item)
+        _save_resolved(res)
+        return res
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = art.metadata
     if md.get("task") != "hr":
@@ -241,7 +255,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
 
     # 1. stream every recording (timed: part of the host pipeline's real-time factor)
     t = time.perf_counter()
-    reps = [replay(r, spec, chunk=cfg.chunk) for r in recs]
+    reps = [replay(r, spec, chunk=cfg.chunk) for r in bar(recs, desc="stream", enabled=cfg.progress, unit="rec")]
     stream_s = time.perf_counter() - t
     X = np.concatenate([rp.x for rp in reps])                                 # (N, C, T)
     truth = np.concatenate([rp.truth if rp.truth is not None else np.full(len(rp), np.nan) for rp in reps])
@@ -260,13 +274,19 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         return np.concatenate([track(hr[a:b], ok[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
 
     rows, series_pred, series_trk, lat = [], {}, {}, {}
+    def finished(row: dict, t_rt: float) -> None:           # one progress line per runtime as it finishes
+        row["seconds"] = time.perf_counter() - t_rt
+        rows.append(row)
+        item(runtime_line(row))
+
     for name in names:
         row = {"runtime": name, "status": "ok"}
+        t_rt = time.perf_counter()
         try:
             rt = R.make_runtime(name, art, work)
         except SqtoolError as e:
             row.update(status="error" if name in explicit else "skipped", error=str(e))
-            rows.append(row)
+            finished(row, t_rt)
             continue
         row["precision"] = rt.precision
         try:
@@ -278,7 +298,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             run_s = time.perf_counter() - t
         except SqtoolError as e:
             row.update(status="error", error=str(e), **rt.info())
-            rows.append(row)
+            finished(row, t_rt)
             continue
         row.update(rt.info())
         hr = np.full(len(X), np.nan)
@@ -317,7 +337,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             row["instructions_tool"] = "QEMU TCG plugin insn_count (between sq_bench_begin/end)"
         series_pred[name] = [hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk[name] = [trk[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
-        rows.append(row)
+        finished(row, t_rt)
 
     # 2. bit-exactness: double rounding vs TFLite Micro, single rounding vs Brevitas
     refs = {r["runtime"]: r.get("_int8") for r in rows if r.get("_int8") is not None}
@@ -348,6 +368,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             "metrics": hr_metrics(bl_raw, truth), "metrics_tracked": hr_metrics(bl_hr, truth),
             "realtime_factor": float(signal_s / (bl_s + 1e-12))}
     base["gt10_pct"] = None if base["metrics"]["gt10"] is None else 100 * base["metrics"]["gt10"]
+    base["seconds"] = bl_s
+    item(runtime_line(base))
     series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -369,9 +391,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                      "host), never cycles.",
                      "bit-exact %: windows whose int8 outputs equal the reference's exactly (double rounding "
                      "vs TFLite Micro, single rounding vs Brevitas)."],
-           "series": {"records": [{"record_id": rp.record_id, "t0": rp.t0.tolist(),
+           "series": {"records": [{"record_id": rp.record_id, "subject": str(rec.subject), "t0": rp.t0.tolist(),
                                    "truth": (rp.truth if rp.truth is not None else np.full(len(rp), np.nan)).tolist()}
-                                  for rp in reps],
+                                  for rec, rp in zip(recs, reps)],
                       "pred": series_pred, "pred_tracked": series_trk, "latency_ms": lat}}
     res["primary"] = _primary(rows)
     write_report(run_dir, res)
@@ -380,6 +402,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                                                          "instructions_per_inference", "flash_bytes", "ram_bytes",
                                                          "latency_ms_p50", "latency_ms_p99")} for r in rows},
                             "baseline": base["metrics"], "floor": floor_res})
+    _save_resolved(res)
     failed = [r for r in rows if r["status"] == "error"]
     if failed:
         raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} (report in {run_dir})")

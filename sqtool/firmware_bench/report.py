@@ -3,7 +3,8 @@
     m = hr_metrics(pred, truth)                 # MAE, fraction with |err| > 10 BPM, RMSE, bias, n
     text = tables(result)                       # what `sqtool bench` prints (yolo-benchmark style)
     write_report(run_dir, result)               # bench.json, bench.md, bland_altman.png,
-                                                # error_over_time.png, latency_hist.png
+                                                # hr_over_time.png, latency.png
+    line = runtime_line(row)                    # the progress line printed as a runtime finishes
 
 `result` is the dict `sqtool.firmware_bench.cli.run_bench` returns: provenance, per-runtime rows,
 the baseline row, and per-record series for the plots. Instruction counts are labelled instructions
@@ -70,19 +71,75 @@ def provenance_lines(p: dict) -> list[str]:
             f"gcc: {t.get('gcc')} | arm: {t.get('arm_none_eabi_gcc')} | {t.get('qemu')} | {t.get('valgrind')}"]
 
 
+def runtime_line(row: dict) -> str:
+    """`bench: tflm_int8: ok, 412 windows, MAE 7.91 BPM, 0.081 ms/window (3.2 s)`: the progress line printed
+    as each runtime (and the baseline) finishes."""
+    if row.get("status") != "ok":
+        return f"bench: {row['runtime']}: {row.get('status')}: {row.get('error')}"
+    m = row.get("metrics") or {}
+    mae = f"MAE {m['mae']:.2f} BPM" if m.get("mae") is not None else "accuracy not measured"
+    n = f"{row['windows']} windows, " if row.get("windows") is not None else ""
+    lat = f", {row['latency_ms_mean']:.3f} ms/window" if row.get("latency_ms_mean") is not None else ""
+    sec = f" ({row['seconds']:.1f} s)" if row.get("seconds") is not None else ""
+    return f"bench: {row['runtime']}: ok, {n}{mae}{lat}{sec}"
+
+
+def _file(r: dict) -> str:
+    f = r.get("file") or ""
+    if r["runtime"] == "c_host" and f.endswith(".c"):
+        return "sq_model.c + .h"
+    return Path(f).name if f else "-"
+
+
+def per_subject(res: dict) -> list[dict]:
+    """Per subject: recordings, windows with truth, and MAE / RMSE / bias (BPM) of the primary runtime and the
+    baseline, from the per-window predictions (before the tracker)."""
+    series = res.get("series") or {}
+    recs = series.get("records") or []
+    cols = [k for k in (res.get("primary"), "baseline") if k and k in (series.get("pred") or {})]
+    subj: dict[str, list[int]] = {}
+    for i, r in enumerate(recs):
+        subj.setdefault(str(r.get("subject") or r["record_id"]), []).append(i)
+    out = []
+    for s, idx in subj.items():
+        truth = np.concatenate([np.asarray(recs[i]["truth"], float) for i in idx])
+        row = {"subject": s, "recordings": len(idx), "windows": int(np.isfinite(truth).sum())}
+        for k in cols:
+            pred = np.concatenate([np.asarray(series["pred"][k][i], float) for i in idx])
+            row[k] = hr_metrics(pred, truth)
+        out.append(row)
+    return out
+
+
 def tables(res: dict) -> str:
-    """Accuracy + host latency (one row per runtime, the baseline last), then the firmware table."""
-    rows = []
-    for r in res["runtimes"] + [res["baseline"]]:
+    """Accuracy (one row per runtime, the baseline last), speed and size, per subject, then the firmware
+    table. One meaning per column; every number's unit in its header."""
+    allrows = res["runtimes"] + [res["baseline"]]
+    acc, speed = [], []
+    for r in allrows:
         m, mt = r.get("metrics") or {}, r.get("metrics_tracked") or {}
-        rows.append([r["runtime"], r["status"], r.get("precision", ""), _kb(r.get("size_bytes")),
-                     _f(m.get("mae")), _f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}"),
-                     _f(mt.get("mae")), _f(r.get("latency_ms_p50"), "{:.3f}"), _f(r.get("latency_ms_p99"), "{:.3f}"),
-                     _f(r.get("exact_pct"), "{:.1f}") + (f" vs {r['exact_ref']}" if r.get("exact_ref") else ""),
-                     _f(r.get("realtime_factor"), "{:.0f}")])
-    out = provenance_lines(res["provenance"]) + [""]
-    out += _table(["runtime", "status", "prec", "size KB", "MAE BPM", ">10 BPM %", "MAE tracked", "p50 ms",
-                   "p99 ms", "bit-exact %", "x real time"], rows)
+        acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")), _f(m.get("rmse")),
+                    _f(m.get("bias"), "{:+.2f}"), _f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}"),
+                    _f(mt.get("mae")), _f(None if m.get("n") is None else m["n"], "{:d}")])
+        speed.append([r["runtime"], _file(r) if r["runtime"] != "baseline" else "-", _kb(r.get("size_bytes")),
+                      _f(r.get("latency_ms_p50"), "{:.3f}"), _f(r.get("latency_ms_p99"), "{:.3f}"),
+                      _f(r.get("exact_pct"), "{:.1f}"), r.get("exact_ref") or "-",
+                      _f(r.get("realtime_factor"), "{:.0f}")])
+    out = provenance_lines(res["provenance"]) + ["", "accuracy (BPM, windows with ECG truth)"]
+    out += _table(["runtime", "status", "precision", "MAE BPM", "RMSE BPM", "bias BPM", ">10 BPM %",
+                   "MAE tracked BPM", "windows"], acc)
+    out += ["", "speed and size (host, one thread)"]
+    out += _table(["runtime", "file loaded", "file KB", "p50 ms", "p99 ms", "bit-exact %", "exact vs",
+                   "x real time"], speed)
+    subj = per_subject(res)
+    if subj:
+        cols = [k for k in (res.get("primary"), "baseline") if k and k in subj[0]]
+        srows = [[s["subject"], str(s["recordings"]), str(s["windows"])]
+                 + sum(([_f(s[k]["mae"]), _f(s[k]["rmse"]), _f(s[k]["bias"], "{:+.2f}")] for k in cols), [])
+                 for s in subj]
+        out += ["", "per subject (BPM, per-window estimates before the tracker)"]
+        out += _table(["subject", "recordings", "windows"]
+                      + sum(([f"{k} MAE BPM", f"{k} RMSE BPM", f"{k} bias BPM"] for k in cols), []), srows)
     fw = [r for r in res["runtimes"] if r["runtime"].startswith(("mcu_", "c_host")) and r["status"] == "ok"]
     if fw:
         out += ["", "firmware (instructions are executed instructions, not cycles)"]
@@ -104,6 +161,10 @@ def tables(res: dict) -> str:
 
 # ----------------------------------------------------------------------------- plots
 
+def _mae(pred, truth) -> float | None:
+    return hr_metrics(np.asarray(pred, float), np.asarray(truth, float))["mae"]
+
+
 def _plots(run_dir: Path, res: dict) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -113,10 +174,11 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
     series = res.get("series") or {}
     primary = res.get("primary")
     recs = series.get("records", [])
-    # Bland-Altman: primary runtime and the baseline
     cols = [k for k in (primary, "baseline") if k and k in series.get("pred", {})]
+    # Bland-Altman: primary runtime and the baseline, on shared axes
     if cols and recs:
-        fig, axes = plt.subplots(1, len(cols), figsize=(5.5 * len(cols), 4.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(cols), figsize=(5.5 * len(cols), 4.2), squeeze=False, sharex=True,
+                                 sharey=True)
         truth = np.concatenate([np.asarray(r["truth"], float) for r in recs])
         for ax, k in zip(axes[0], cols):
             pred = np.concatenate([np.asarray(p, float) for p in series["pred"][k]])
@@ -127,51 +189,58 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
                 b, sd = diff.mean(), diff.std()
                 for v, ls in ((b, "-"), (b + 1.96 * sd, "--"), (b - 1.96 * sd, "--")):
                     ax.axhline(v, color="k", ls=ls, lw=0.8)
-                ax.set_title(f"{k}: bias {b:.1f}, LoA +-{1.96 * sd:.1f} BPM")
+                ax.set_title(f"{k}: MAE {np.abs(diff).mean():.2f} BPM, bias {b:+.2f} BPM, "
+                             f"LoA +-{1.96 * sd:.1f} BPM", fontsize=9)
             ax.set_xlabel("mean of estimate and ECG truth (BPM)")
-            ax.set_ylabel("estimate - truth (BPM)")
+        axes[0][0].set_ylabel("estimate - truth (BPM)")
         fig.tight_layout()
         fig.savefig(run_dir / "bland_altman.png", dpi=110)
         plt.close(fig)
         made.append("bland_altman.png")
-    # error over time, one panel per recording
+    # heart rate over time (tracked estimates vs ECG truth), one panel per recording, shared BPM axis
     if recs:
         n = len(recs)
         ncol = 3 if n > 4 else n
         nrow = -(-n // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.6 * nrow), squeeze=False)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.6 * nrow), squeeze=False, sharey=True)
         for i, r in enumerate(recs):
             ax = axes[i // ncol][i % ncol]
             t = np.asarray(r["t0"], float) + 4.0
             ax.plot(t, r["truth"], "k-", lw=1.2, label="ECG truth")
+            maes = []
             for k in cols:
                 ax.plot(t, series["pred_tracked"][k][i], lw=0.9, label=k)
-            ax.set_title(r["record_id"], fontsize=9)
-            ax.set_xlabel("s")
-            ax.set_ylabel("BPM")
+                maes.append(f"{k} {_f(_mae(series['pred_tracked'][k][i], r['truth']))}")
+            ax.set_title(f"{r['record_id']}: tracked MAE " + ", ".join(maes) + " BPM", fontsize=8)
+            ax.set_xlabel("time (s)")
+            if i % ncol == 0:
+                ax.set_ylabel("heart rate (BPM)")
         for j in range(n, nrow * ncol):
             axes[j // ncol][j % ncol].axis("off")
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(run_dir / "error_over_time.png", dpi=100)
+        fig.savefig(run_dir / "hr_over_time.png", dpi=100)
         plt.close(fig)
-        made.append("error_over_time.png")
-    lat = {k: v for k, v in (series.get("latency_ms") or {}).items() if len(v)}
+        made.append("hr_over_time.png")
+    # latency: one bar per runtime (median, p99 whisker), sorted fastest first
+    lat = {k: np.asarray(v, float) for k, v in (series.get("latency_ms") or {}).items() if len(v)}
     if lat:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        allv = np.concatenate([np.asarray(v) for v in lat.values()])
-        lo, hi = max(allv.min(), 1e-4), allv.max()
-        bins = np.logspace(np.log10(lo), np.log10(hi * 1.01 + 1e-9), 50)
-        for k, v in lat.items():
-            ax.hist(v, bins=bins, histtype="step", label=k)
+        order = sorted(lat, key=lambda k: float(np.median(lat[k])))
+        p50 = np.array([np.median(lat[k]) for k in order])
+        p99 = np.array([np.percentile(lat[k], 99) for k in order])
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(order) + 1.4))
+        y = np.arange(len(order))
+        ax.barh(y, p50, xerr=[np.zeros_like(p50), p99 - p50], capsize=3, color="tab:blue", alpha=0.8)
+        for yi, v in zip(y, p50):
+            ax.text(v, yi, f" {v:.3g}", va="center", fontsize=7)
+        ax.set_yticks(y, order)
+        ax.invert_yaxis()
         ax.set_xscale("log")
-        ax.set_xlabel("host latency per window (ms, one thread)")
-        ax.set_ylabel("windows")
-        ax.legend(fontsize=7)
+        ax.set_xlabel("host latency per window (ms, one thread; bar = median, whisker = p99)")
         fig.tight_layout()
-        fig.savefig(run_dir / "latency_hist.png", dpi=110)
+        fig.savefig(run_dir / "latency.png", dpi=110)
         plt.close(fig)
-        made.append("latency_hist.png")
+        made.append("latency.png")
     return made
 
 

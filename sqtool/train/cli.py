@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, check_fs, check_window_s, from_dict, lock_run_dir, make_run_dir,
                          resolve_config, save_config)
+from sqtool.core.progress import item, metric_text
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -176,8 +177,8 @@ def run_finetune_cmd(args) -> int:
     m = run_finetune(cfg, run_dir)
     pm = m["primary_metric"]
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
-    print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): {pm} {m[pm]:.3f} "
-          f"[95 % CI {lo:.3f}, {hi:.3f}] -> {run_dir}")
+    print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
+          f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}] -> {run_dir}")
     print(f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else ""))
     return 0
 
@@ -194,13 +195,14 @@ def _resume_finetune(args) -> int:
     lock_run_dir(run_dir)                       # a second resume of the same run is refused
     if _is_spectral(cfg.model):
         from sqtool.train.finetune_hr import run_finetune_hr
-        m = run_finetune_hr(cfg, run_dir, log=lambda s: print(s, flush=True), resume=True)
+        m = run_finetune_hr(cfg, run_dir, log=item, resume=True)
         print(f"hr: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; decoded MAE {m['mae_bpm']:.2f} BPM "
               f"-> {run_dir}")
         return 0
     m = run_finetune(cfg, run_dir, resume=True)
     pm = m["primary_metric"]
-    print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {pm} {m[pm]:.3f} -> {run_dir}")
+    print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {metric_text(cfg.task, pm, m[pm])} "
+          f"-> {run_dir}")
     return 0
 
 
@@ -214,7 +216,7 @@ def _run_finetune_hr(cfg, args) -> int:
     from sqtool.train.finetune_hr import run_finetune_hr
     run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
     save_config(run_dir, cfg)
-    m = run_finetune_hr(cfg, run_dir, log=lambda s: print(s, flush=True))
+    m = run_finetune_hr(cfg, run_dir, log=item)
     lo, hi = m["ci95"]["mae_bpm"]
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}) -> {run_dir}")

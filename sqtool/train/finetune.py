@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
+from sqtool.core.progress import item, metric_text, training_curve
+from sqtool.core.runs import save_resolved
 
 
 @dataclass
@@ -121,8 +123,9 @@ def init_encoder(model, ck) -> dict:
 
 # ----------------------------------------------------------------------------- one fit
 
-def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str = ""):
-    """Train `model` (head only in linear mode) on windows x (N, C, T) and normalised targets y (N, k)."""
+def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str = "", history: list | None = None):
+    """Train `model` (head only in linear mode) on windows x (N, C, T) and normalised targets y (N, k);
+    appends each epoch's mean training loss to `history` when given."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
@@ -147,6 +150,7 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
     if cfg.mode != "linear":
         model.train()
     for _ in range(cfg.epochs):
+        ep_loss = []
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
@@ -165,7 +169,10 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
             opt.step()
             sched.step()
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            ep_loss.append(loss.item())
+            bar.set_postfix(loss=f"{ep_loss[-1]:.4f}")
+        if history is not None and ep_loss:
+            history.append(float(np.mean(ep_loss)))
     bar.close()
     model.eval()
     return model
@@ -266,6 +273,9 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         raise SqtoolError(f"task windows have shape {td.x.shape[1:]} but the model expects {model_cfg.input_shape}")
     k = cfg.folds if cfg.folds >= 0 else (0 if cfg.task == "hr" else 5)
     folds = subject_folds(td.groups, k or None, seed=cfg.seed)
+    save_resolved(run_dir, model=model_name, init=ck["path"] if ck else "none", fs=model_cfg.fs,
+                  window_s=model_cfg.window_s, hop_s=model_cfg.hop_s, channels=list(model_cfg.channels),
+                  data_root=td.meta.get("data_root"), dataset=td.meta.get("dataset"), folds=len(folds))
 
     def new_model(y_train):
         from sqtool.core import set_seed
@@ -296,6 +306,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     oof = np.full((len(td), len(spec["outputs"])), np.nan, np.float32)
     fold_id = np.full(len(td), -1, np.int32)
     per_fold, resumed = [], []
+    curves: dict[str, list[float]] = {}                     # training loss per epoch, per fit
     key = fold_key(cfg, td, folds)
     for f, (tr, te) in enumerate(folds):
         if cfg.label_fraction < 1:
@@ -307,14 +318,19 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
             resumed.append(f)
         else:
             m, mc = new_model(td.y[tr])
+            curves[f"fold {f + 1}"] = []
             _fit(m, td.x[tr], norm_y(td.y[tr], mc), cfg, kind, dev, cfg.seed + f,
-                 desc=f"{cfg.task} fold {f + 1}/{len(folds)}")
+                 desc=f"{cfg.task} fold {f + 1}/{len(folds)}", history=curves[f"fold {f + 1}"])
             oof[te] = denorm(predict(m, td.x[te], dev), mc)
             save_fold(run_dir, f, key, te, oof[te])
         fold_id[te] = f
         fm = task_metrics(cfg.task, td.y[te], oof[te], spec["outputs"])
         per_fold.append({"fold": f, "test_subjects": sorted(set(td.groups[te].tolist())),
                          "train_windows": int(len(tr)), **fm})
+        item(f"{cfg.task} fold {f + 1}/{len(folds)} ({', '.join(per_fold[-1]['test_subjects'][:3])}"
+             f"{', ...' if len(per_fold[-1]['test_subjects']) > 3 else ''}): "
+             f"{metric_text(cfg.task, primary_metric(cfg.task), fm.get(primary_metric(cfg.task)))} on {len(te)} "
+             f"held-out windows{' (resumed)' if done is not None else ''}")
 
     outputs = spec["outputs"]
     pooled = task_metrics(cfg.task, td.y, oof, outputs)
@@ -326,7 +342,9 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     final_cfg = None
     if cfg.final_fit:
         m, final_cfg = new_model(td.y)
-        _fit(m, td.x, norm_y(td.y, final_cfg), cfg, kind, dev, cfg.seed + 1000, desc=f"{cfg.task} final")
+        curves["final fit"] = []
+        _fit(m, td.x, norm_y(td.y, final_cfg), cfg, kind, dev, cfg.seed + 1000, desc=f"{cfg.task} final",
+             history=curves["final fit"])
         state = m.state_dict()
     metrics = {
         "task": cfg.task, "kind": kind, "init": cfg.init, "pretrained": ck is not None, "mode": cfg.mode,
@@ -345,6 +363,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(), state_dict=state,
                         train_cfg=to_dict(cfg), metrics={k_: v for k_, v in metrics.items() if k_ != "per_fold"},
                         init_checkpoint=ck["path"] if ck else None)
+    training_curve(run_dir, curves, ylabel="training loss (normalised targets)" if kind == "regression"
+                   else "training loss (BCE)", title=f"fine-tune {cfg.task}: loss per epoch")
     write_metrics(run_dir, metrics)
     return metrics
 

@@ -136,8 +136,11 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     rkeys = np.array([r.key for r in corpus])                            # one subject key per recording
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, max(cfg.folds, 0) or None, cfg.seed)]
     oof: dict[str, np.ndarray] = {}
+    from sqtool.core.runs import save_resolved
+    save_resolved(run_dir, model=cfg.model, data_root=str(root), datasets=list(datasets), fs=mcfg.fs,
+                  window_s=mcfg.window_s, hop_s=mcfg.hop_s, channels=list(mcfg.channels), folds=len(groups))
     key = fold_key_hr(cfg, corpus, groups)
-    resumed = []
+    resumed, curves = [], {}                                             # curves: loss per epoch per fit
     for i, g in enumerate(groups):
         held = [r for r in corpus if r.key in g]
         done = load_fold_hr(run_dir, i, key, [r.record_id for r in held]) if resume else None
@@ -149,8 +152,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         set_seed(cfg.seed)
         tr = [r for r in corpus if r.key not in g]
         m = create_model(mcfg)
-        train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]),
-                   bins, tcfg)
+        curves[f"fold {i + 1}"] = train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]),
+                                             np.concatenate([r.y for r in tr]), bins, tcfg)
         for r in held:
             oof[r.record_id] = predict_logits(m, as_model_input(r.x))
         save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held})
@@ -188,8 +191,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     if cfg.final_fit:
         set_seed(cfg.seed)
         final = create_model(mcfg)
-        train_bins(final, np.concatenate([as_model_input(r.x) for r in corpus]),
-                   np.concatenate([r.y for r in corpus]), bins, tcfg)
+        curves["final fit"] = train_bins(final, np.concatenate([as_model_input(r.x) for r in corpus]),
+                                         np.concatenate([r.y for r in corpus]), bins, tcfg)
         final_cfg = mcfg.replace(decoder=dec)
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
                         state_dict=final.state_dict(),
@@ -197,5 +200,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
                         metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")})
         metrics["model"] = str(run_dir / "model.pt")
     metrics["wall_s"] = time.time() - t0
+    from sqtool.core.progress import training_curve
+    training_curve(run_dir, curves, ylabel="training loss (soft-label cross-entropy)",
+                   title=f"fine-tune hr {cfg.model}: loss per epoch")
     write_metrics(run_dir, metrics)
     return metrics

@@ -473,6 +473,13 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                             state_dict=model.state_dict(), train_cfg=to_dict(cfg),
                             metrics={k: v for k, v in metrics.items() if k not in ("history", "val_history")})
             write_metrics(run_dir, metrics)
+            from sqtool.core.progress import training_curve
+            per_ep = {}                                           # mean SimSiam loss per epoch
+            for h in hist:
+                per_ep.setdefault(h["epoch"], []).append(h["loss"])
+            training_curve(run_dir, {"train loss": [float(np.mean(v)) for _, v in sorted(per_ep.items())]},
+                           val={"val loss": [x["val_loss"] for x in st["val"]]} if not cfg.val_every else None,
+                           ylabel="SimSiam loss (negative cosine, -1 = best)", title=f"pretrain {cfg.model}")
         loop.barrier(d)
         return metrics
     finally:

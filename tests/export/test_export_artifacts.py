@@ -117,10 +117,12 @@ def test_metadata_in_every_artifact(full_export, int8_run):
     sha = file_sha256(int8_run / "model.pt")
     mds = [O.read_metadata(out / f) for f in ("model_float.onnx", "model_float_batch.onnx", "model_int8.onnx")]
     mds += [TF.read_metadata(out / f) for f in ("model_float.tflite", "model_int8.tflite")]
-    for md in mds:
+    for md, is_float in zip(mds, (True, True, False, True, False)):
         assert md["source_sha256"] == sha and md["fs"] == 40.0 and md["window_s"] == 8.0 and md["hop_s"] == 2.0
         assert md["channels"] == ["ppg", "acc_x", "acc_y", "acc_z"] and md["norm"] == "minmax"
-        assert md["units"] == ["bpm", "logit"] and md["quant_scheme"] == "int8_w_per_channel_a_per_tensor"
+        scheme = md["int8_twin"] if is_float else md["quant_scheme"]          # float artifacts: no int8 metadata
+        assert md["units"] == ["bpm", "logit"] and scheme == "int8_w_per_channel_a_per_tensor"
+        assert (md["quant_scheme"] == "float32") == is_float and ("quantization" in md) != is_float
         assert md["sqtool_version"]
     h = (out / "c" / "sq_model.h").read_text()
     for needle in (f'#define SQ_SOURCE_SHA256 "{sha}"', "#define SQ_FS_HZ 40.0f", "#define SQ_WINDOW_S 8.0f",

@@ -31,7 +31,7 @@ def test_bench_end_to_end_on_troika(export_dir, data_root, cross_tools, tmp_path
     assert rows["tflm_int8"]["latency_ms_p50"] > 0                      # measured (None when not)
     assert res["baseline"]["metrics"]["mae"] is not None
     assert res["provenance"]["model_sha256"] and res["provenance"]["tools"]["qemu"] != "absent"
-    for f in ("bench.md", "bland_altman.png", "error_over_time.png", "latency_hist.png", "config.yaml"):
+    for f in ("bench.md", "bland_altman.png", "hr_over_time.png", "latency.png", "config.yaml"):
         assert (out / f).is_file(), f
     assert "mcu_m4" in stdout and "instructions / inference" in stdout and "baseline" in stdout
     # a floor the model cannot meet fails the command (exit 3) and says which

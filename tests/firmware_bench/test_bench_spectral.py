@@ -59,7 +59,7 @@ def test_bench_spectral_on_troika(spec_export_dir, data_root, tmp_path, capsys):
     md = (out / "bench.md").read_text()
     assert "MAE per subject" in md and "troika:01" in md and "c_pipeline" in md
     # progress: one line per runtime as it finishes
-    assert sum(ln.startswith("bench: ") and ": ok," in ln for ln in cap.out.splitlines()) == len(rows)
+    assert sum(ln.startswith("bench: ") and ": ok," in ln for ln in cap.err.splitlines()) == len(rows)   # stderr
 
 
 def test_bench_spectral_without_labels(spec_export_dir, tmp_path):

@@ -98,7 +98,7 @@ def test_a_requested_runtime_that_cannot_run_is_an_error(moved_export, tmp_path,
         out = tmp_path / asked
         rc, _, err = _bench(capsys, "--model", moved_export, "--data", "synthetic", "--runtime", f"onnx,{asked}",
                             "--out", out)
-        lines = err.strip().splitlines()
+        lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("bench: ", "export: "))]  # minus progress
         assert rc != 0 and len(lines) == 1, err
         assert "cannot run" in lines[0] and "not in its manifest.json" in lines[0], lines[0]
         rows = {r["runtime"]: r for r in json.loads((out / "bench.json").read_text())["runtimes"]}
@@ -136,14 +136,14 @@ def test_bench_refuses_an_export_without_manifest_or_failed_parity(moved_export,
     (exp / MANIFEST).unlink()                                      # a failed / interrupted export
     rc, _, err = _bench(capsys, "--model", exp, "--data", "synthetic", "--runtime", "torch_student",
                         "--out", tmp_path / "b0")
-    lines = err.strip().splitlines()
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("bench: ", "export: "))]  # minus progress
     assert rc != 0 and len(lines) == 1 and f"{exp} has no manifest.json" in lines[0], err
     run = make_int8_run(tmp_path / "q", n_heldout=8, steps=0)
     res = export(ExportConfig(model=str(run), target=["onnx"], precision="int8", tol_lsb=-1, out=str(tmp_path / "e")))
     assert res["failed"] and res["manifest"]["parity"]["passed"] is False
     rc, _, err = _bench(capsys, "--model", tmp_path / "e", "--data", "synthetic", "--runtime", "onnx_int8",
                         "--out", tmp_path / "b1")
-    lines = err.strip().splitlines()
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("bench: ", "export: "))]  # minus progress
     assert rc != 0 and len(lines) == 1 and "did not pass parity; re-export or pass --allow-failed-parity" in lines[0]
     assert not (tmp_path / "b1" / "bench.json").exists()
     rc, _, err = _bench(capsys, "--model", tmp_path / "e", "--data", "synthetic", "--runtime", "onnx_int8",

@@ -1,0 +1,94 @@
+"""Progress, the same way in every command: per-item lines, tqdm bars, training-curve plots.
+
+    from sqtool.core.progress import item, bar, training_curve
+    item("export: model_int8.onnx  12.3 KB  parity ok (max 0 LSB)")     # one line per finished item
+    for x in bar(xs, desc="stream", enabled=cfg.progress): ...            # a tqdm bar (leave=False)
+    training_curve(run_dir, {"fold 1": [0.9, 0.5, 0.3]}, ylabel="loss")  # run_dir/training_curve.png
+
+The contract (README "Progress"): everything progress-like goes to stderr, so stdout keeps the results
+(tables, the summary, `report:` and `next:`). A command prints ONE line per finished item (an artifact
+written and checked, a runtime benchmarked, a fold trained, with its result in units) always;
+`--no-progress` silences what updates *within* an item (tqdm bars, per-step / per-epoch lines) and
+nothing else. Bars are also off when stderr is not a terminal (CI logs stay clean).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CURVE_FILE = "training_curve.png"
+
+
+def item(line: str) -> None:
+    """One line for one finished item, on stderr, flushed (the command's visible progress)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def bar(iterable=None, total: int | None = None, desc: str = "", enabled: bool = True, unit: str = "it"):
+    """A tqdm bar on stderr that disappears when done; disabled by --no-progress or a non-terminal stderr."""
+    from tqdm import tqdm
+    on = bool(enabled) and getattr(sys.stderr, "isatty", lambda: False)()
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, disable=not on, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def size_text(n_bytes: int | None) -> str:
+    """'812 B', '12.3 KB', '4.1 MB' (KB = 1024 B)."""
+    if n_bytes is None:
+        return "-"
+    if n_bytes < 1024:
+        return f"{n_bytes} B"
+    if n_bytes < 1024 ** 2:
+        return f"{n_bytes / 1024:.1f} KB"
+    return f"{n_bytes / 1024 ** 2:.1f} MB"
+
+
+_UNITS = {"hr": "BPM", "rr": "breaths/min", "bp": "mmHg"}
+_NAMES = {"mae": "MAE", "rmse": "RMSE", "bias": "bias", "auroc": "AUROC", "f1_weighted": "weighted F1",
+          "auprc": "AUPRC", "accuracy": "accuracy"}
+
+
+def metric_text(task: str, metric: str, value) -> str:
+    """A headline number with its name and unit: ('hr', 'mae', 8.108) -> 'MAE 8.11 BPM';
+    ('quality', 'auroc', 0.91234) -> 'AUROC 0.912' (scores are unitless)."""
+    name = _NAMES.get(metric, metric)
+    if value is None:
+        return f"{name} -"
+    unit = _UNITS.get(task) if metric in ("mae", "rmse", "bias") else None
+    return f"{name} {float(value):.2f} {unit}" if unit else f"{name} {float(value):.3f}"
+
+
+def training_curve(run_dir, curves: dict[str, list[float]], ylabel: str = "training loss", xlabel: str = "epoch",
+                   title: str = "", val: dict[str, list[float]] | None = None, name: str = CURVE_FILE) -> Path | None:
+    """Plot one line per curve (e.g. per fold) of a value per epoch into run_dir/<name>; `val` adds dashed
+    validation curves on a second panel-free axis (same axes). Returns the path, None when nothing to plot.
+    x is 1-based (epoch 1 = after the first pass)."""
+    curves = {k: [float(v) for v in vs] for k, vs in (curves or {}).items() if len(vs)}
+    val = {k: [float(v) for v in vs] for k, vs in (val or {}).items() if len(vs)}
+    if not curves and not val:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for k, vs in curves.items():
+        ax.plot(range(1, len(vs) + 1), vs, lw=1.2, marker="o" if len(vs) < 30 else None, ms=3, label=k)
+    for k, vs in val.items():
+        ax.plot(range(1, len(vs) + 1), vs, lw=1.2, ls="--", marker="s" if len(vs) < 30 else None, ms=3, label=k)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if len(curves) + len(val) <= 12:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(run_dir) / name
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+__all__ = ["item", "bar", "size_text", "metric_text", "training_curve", "CURVE_FILE"]

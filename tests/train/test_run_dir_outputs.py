@@ -1,0 +1,56 @@
+"""Every training run dir holds a training-curve plot and a config.yaml whose `resolved:` section has the
+values the run used (not `model: ''`, `fs: 0.0`); fine-tune prints one line per fold with its metric in units."""
+import re
+
+import pytest
+import yaml
+
+from sqtool.cli import main
+from sqtool.core.progress import metric_text
+
+
+def test_pretrain_writes_a_training_curve(tiny_pretrained):
+    assert (tiny_pretrained / "training_curve.png").stat().st_size > 1000
+
+
+def test_finetune_prints_a_line_per_fold_and_saves_resolved_values(tmp_path, tiny_pretrained, capsys):
+    out = tmp_path / "ft"
+    rc = main(["train", "finetune", "--task", "hr", "--model", str(tiny_pretrained), "--data", "synthetic",
+               "--folds", "2", "--epochs", "2", "--mode", "linear", "--bootstrap", "20", "--no-progress",
+               "--out", str(out)])
+    assert rc == 0
+    cap = capsys.readouterr()
+    folds = [ln for ln in cap.err.splitlines() if re.match(r"hr fold \d/2 ", ln)]
+    assert len(folds) == 2, cap.err
+    assert all(re.search(r": MAE \d+\.\d\d BPM on \d+ held-out windows$", ln) for ln in folds), folds
+    assert re.search(r"MAE \d+\.\d\d BPM \[95 % CI", cap.out)                 # the headline has its unit
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["config"]["fs"] == 0.0 and saved["config"]["model"] == ""      # what was asked (auto) ...
+    r = saved["resolved"]                                                     # ... and what was used
+    assert r["model"] and r["fs"] > 0 and r["window_s"] > 0 and r["hop_s"] > 0 and r["channels"] == ["ppg"]
+    assert r["data_root"] == "synthetic" and r["folds"] == 2 and r["init"].endswith("model.pt")
+    assert (out / "training_curve.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("task,metric,value,text", [
+    ("hr", "mae", 8.108, "MAE 8.11 BPM"), ("rr", "mae", 2.0, "MAE 2.00 breaths/min"),
+    ("bp", "rmse", 10.0, "RMSE 10.00 mmHg"), ("quality", "auroc", 0.91234, "AUROC 0.912"),
+    ("af", "f1_weighted", 0.5, "weighted F1 0.500")])
+def test_headline_numbers_carry_units(task, metric, value, text):
+    assert metric_text(task, metric, value) == text
+
+
+def test_spectral_finetune_and_quantize_write_curves_and_resolved_values(tmp_path, capsys):
+    ft, q = tmp_path / "ft", tmp_path / "q"
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
+                 "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(ft)]) == 0
+    err = capsys.readouterr().err
+    assert len(re.findall(r"^fold \d/2 .*MAE \d+\.\d\d BPM", err, re.M)) == 2, err     # per fold, on stderr
+    r = yaml.safe_load((ft / "config.yaml").read_text())["resolved"]
+    assert r["datasets"] == ["synthetic"] and r["fs"] > 0 and r["folds"] == 2
+    assert (ft / "training_curve.png").is_file()
+    assert main(["quantize", "--model", str(ft), "--student", "spec_student_xs", "--data", "synthetic",
+                 "--epochs", "1", "--qat-epochs", "1", "--no-progress", "--out", str(q)]) == 0
+    r = yaml.safe_load((q / "config.yaml").read_text())["resolved"]
+    assert r["heldout_subjects"] and r["teacher"].endswith("model.pt") and r["epochs"] == 1
+    assert (q / "training_curve.png").is_file()
