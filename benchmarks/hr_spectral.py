@@ -247,37 +247,65 @@ def add_training_args(ap) -> None:
                     help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
 
 
-def dump_rows(rows, path, wall_s) -> None:
-    """Per-window rows of this run's folds (arrays as lists, NaN kept) for `--merge`."""
+LOSO_TITLE = {"spcup": "SP Cup 2015, LOSO over 12 subjects",
+              "wrist": "wrist_exercise, LOSO over 5 subjects (trained on SP Cup + the other wrist subjects)"}
+CROSS = (("sp2wr", "cross-dataset: trained on SP Cup only, scored on all of wrist_exercise"),
+         ("wr2sp", "cross-dataset: trained on wrist_exercise only, scored on SP Cup"))
+
+
+def dump_rows(runs: dict, path, wall_s) -> None:
+    """Per-window rows of this process's runs ({title: rows}; arrays as lists, NaN kept) for `--merge`."""
     import json
-    enc = [{k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
-            for k, v in r.items()} for r in rows]
-    atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "rows": enc}))
+    enc = {t: [{k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
+                for k, v in r.items()} for r in rows] for t, rows in runs.items()}
+    atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "runs": enc}))
+
+
+def load_rows(path) -> tuple[dict, float]:
+    import json
+    d = json.loads(Path(path).read_text())
+    runs = d["runs"] if "runs" in d else {"loso": d["rows"]}               # files of the first --rows-out format
+    dec = lambda r: {k: (np.asarray(v, float) if isinstance(v, list) else v) for k, v in r.items()}  # noqa: E731
+    return {t: [dec(r) for r in rows] for t, rows in runs.items()}, float(d["wall_s"])
+
+
+def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
+    """Summaries and the results files: the LOSO run first, then the cross-dataset runs."""
+    results = {"protocol": args.protocol, "args": vars(args), "wall_s": wall_s, "processes": processes}
+    md = []
+    for key in ["loso", *(k for k, _ in CROSS)]:
+        if key not in runs:
+            continue
+        title = LOSO_TITLE[args.protocol] if key == "loso" else dict(CROSS)[key]
+        results[key if key == "loso" else title] = summ = summarise(runs[key], title)
+        md.append(markdown(summ))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = bool(args.folds) or (args.protocol == "wrist" and len(runs) < 3) or bool(getattr(args, "rows_out", ""))
+    stem = f"hr_spectral_{args.protocol}" + ("_partial" if partial else "")
+    how = (f"{processes} processes of one core each over disjoint parts on 2 shared CPU cores, merged by "
+           f"`benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
+           f"2 shared CPU cores; `{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`")
+    write_metrics(out, results, f"{stem}.json")
+    atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
+                      f"\nwall time {wall_s / 60:.1f} min: {how}\n")
+    print("\n".join(md), flush=True)
 
 
 def merge(args, argv) -> None:
-    """Summarise the rows of runs over disjoint folds as one LOSO run (the cross-dataset runs are not split)."""
-    import json
-    rows, walls = [], []
+    """One report from the --rows-out files of processes over disjoint folds / parts."""
+    runs, walls = {}, []
     for f in args.merge.split(","):
-        d = json.loads(Path(f).read_text())
-        walls.append(float(d["wall_s"]))
-        rows += [{k: (np.asarray(v, float) if isinstance(v, list) else v) for k, v in r.items()} for r in d["rows"]]
-    keys = [f"{r['dataset']}:{r['subject']}" for r in rows]
-    if len(set(keys)) != len(keys):
-        raise SystemExit(f"--merge: a held-out subject appears twice ({sorted(k for k in set(keys) if keys.count(k) > 1)})")
-    name = "SP Cup 2015, LOSO over 12 subjects" if args.protocol == "spcup" else \
-        "wrist_exercise, LOSO over 5 subjects (trained on SP Cup + the other wrist subjects)"
-    results = {"protocol": args.protocol, "args": vars(args), "loso": summarise(rows, name),
-               "wall_s": max(walls), "processes": len(walls)}
-    md = [markdown(results["loso"])]
-    out = Path(args.out)
-    write_metrics(out, results, f"hr_spectral_{args.protocol}.json")
-    atomic_write_text(out / f"hr_spectral_{args.protocol}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
-                      f"\nwall time {max(walls) / 60:.1f} min: {len(walls)} processes of one core each over disjoint "
-                      f"folds on 2 shared CPU cores, merged by `benchmarks/hr_spectral.py --protocol {args.protocol} "
-                      f"--merge ...`\n")
-    print("\n".join(md))
+        part, wall = load_rows(f)
+        walls.append(wall)
+        for t, rows in part.items():
+            runs.setdefault(t, []).extend(rows)
+    keys = [f"{r['dataset']}:{r['subject']}" for r in runs.get("loso", [])]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise SystemExit(f"--merge: held-out subject(s) {', '.join(twice)} appear in two files")
+    args.rows_out = ""
+    report(args, argv, runs, max(walls), len(walls))
 
 
 def main(argv=None):
@@ -285,13 +313,17 @@ def main(argv=None):
     ap.add_argument("--protocol", choices=("spcup", "wrist"), default="spcup")
     add_training_args(ap)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
+    ap.add_argument("--parts", default="", help="wrist protocol: comma-separated runs among loso, sp2wr, wr2sp "
+                    "(default: all three; spcup: loso)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--rows-out", default="", help="also write this run's per-window rows (JSON) for --merge")
-    ap.add_argument("--merge", default="", help="comma-separated --rows-out files of runs over disjoint folds "
-                    "(e.g. two processes, one core each): summarise them as one run, no training")
+    ap.add_argument("--merge", default="", help="comma-separated --rows-out files of processes over disjoint "
+                    "folds / parts (e.g. two processes of one core each): one report, no training")
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args, argv)
+    parts = args.parts.split(",") if args.parts else (["loso", "sp2wr", "wr2sp"] if args.protocol == "wrist"
+                                                       else ["loso"])
     torch.set_num_threads(1)
     log = lambda m: print(m, flush=True)  # noqa: E731
     scfg = get_model_cfg(args.student)
@@ -300,36 +332,25 @@ def main(argv=None):
     wr = hr_corpus(DATA, ("wrist_exercise",), scfg, log=log) if args.protocol == "wrist" else []
     records = load_records(("troika",) + (("wrist_exercise",) if wr else ()))
     log(f"front end: {len(sp) + len(wr)} recordings in {time.time() - t0:.0f} s")
-    heldout = sorted({r.key for r in (sp if args.protocol == "spcup" else wr)})
-    if args.folds:
-        heldout = [h for h in heldout if h.split(":")[-1] in args.folds.split(",") or h in args.folds.split(",")]
-    rows, results = [], {"protocol": args.protocol, "args": vars(args)}
-    pool = sp + wr
-    for h in heldout:
-        log(f"fold: held-out {h}")
-        rows += run_fold([r for r in pool if r.key != h], [r for r in pool if r.key == h], args, records, log)
-    name = "SP Cup 2015, LOSO over 12 subjects" if args.protocol == "spcup" else \
-        "wrist_exercise, LOSO over 5 subjects (trained on SP Cup + the other wrist subjects)"
-    if args.rows_out:
-        dump_rows(rows, args.rows_out, time.time() - t0)
-    results["loso"] = summarise(rows, name)
-    md = [markdown(results["loso"])]
+    runs = {}
+    if "loso" in parts:
+        heldout = sorted({r.key for r in (sp if args.protocol == "spcup" else wr)})
+        if args.folds:
+            heldout = [h for h in heldout if h.split(":")[-1] in args.folds.split(",") or h in args.folds.split(",")]
+        pool, runs["loso"] = sp + wr, []
+        for h in heldout:
+            log(f"fold: held-out {h}")
+            runs["loso"] += run_fold([r for r in pool if r.key != h], [r for r in pool if r.key == h], args,
+                                     records, log)
     if args.protocol == "wrist" and not args.folds:
-        for tr, te, title in ((sp, wr, "cross-dataset: trained on SP Cup only, scored on all of wrist_exercise"),
-                              (wr, sp, "cross-dataset: trained on wrist_exercise only, scored on SP Cup")):
-            log(title)
-            cross = run_fold(tr, te, args, records, log)
-            results[title] = summarise(cross, title)
-            md.append(markdown(results[title]))
-    results["wall_s"] = time.time() - t0
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"hr_spectral_{args.protocol}" + ("_partial" if args.folds else "")
-    write_metrics(out, results, f"{stem}.json")
-    atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
-                      f"\nwall time {results['wall_s'] / 60:.1f} min on 2 shared CPU cores; "
-                      f"`{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`\n")
-    log("\n".join(md))
+        for key, title in CROSS:
+            if key in parts:
+                log(title)
+                tr, te = (sp, wr) if key == "sp2wr" else (wr, sp)
+                runs[key] = run_fold(tr, te, args, records, log)
+    if args.rows_out:
+        dump_rows(runs, args.rows_out, time.time() - t0)
+    report(args, argv, runs, time.time() - t0)
 
 
 if __name__ == "__main__":
