@@ -1,5 +1,10 @@
 """Task metrics and subject-level bootstrap confidence intervals.
 
+Skill: `trivial_predictions` / `oof_trivial` (training-fold mean, or base rate as a constant logit),
+`skill_test` (paired subject bootstrap of model - trivial in the primary metric; "no skill" unless the
+model is better and the CI excludes zero), `prediction_spread`, `skill_line` (a command's last line).
+The classic predictors per task are in `sqtool.models.classic` (`classic_oof`, `skill_report`).
+
 Regression: mean absolute error per output (in the output's unit). Classification (binary): weighted F1
 at threshold 0.5 on the probability, and AUROC (rank statistic, ties averaged). Confidence intervals
 resample SUBJECTS with replacement (windows of one subject are correlated, so resampling windows would
@@ -104,10 +109,11 @@ def trivial_predictions(task: str, y_train: np.ndarray, n: int) -> np.ndarray:
     """The trivial predictor for `n` test windows, fitted on the training targets only: the training mean
     per output (regression, target units), or the training base rate as a constant logit (classification:
     AUROC 0.5 and the majority class at threshold 0.5). Shape (n, k)."""
-    y = np.asarray(y_train, float).reshape(len(y_train), -1)
-    if len(y) == 0:
+    y = np.asarray(y_train, float)
+    if y.size == 0:
         from sqtool.core.errors import SqtoolError
         raise SqtoolError("trivial predictor: no training targets")
+    y = y.reshape(len(y), -1)
     if task in CLASSIFICATION_TASKS:
         p = float(np.clip(np.mean(y[:, 0] > 0.5), 1e-3, 1 - 1e-3))
         return np.full((n, 1), np.log(p / (1 - p)))
@@ -115,11 +121,18 @@ def trivial_predictions(task: str, y_train: np.ndarray, n: int) -> np.ndarray:
 
 
 def oof_trivial(task: str, y: np.ndarray, folds) -> np.ndarray:
-    """Out-of-fold trivial predictions: each test window gets its training folds' mean / base rate."""
+    """Out-of-fold trivial predictions: each test window gets its training folds' mean (regression).
+    Classification: ONE constant logit for every window, the median over folds of the training base-rate
+    logits: a constant score has AUROC 0.5 by definition, while per-fold constants would rank the windows
+    by their fold's training base rate, which is anti-correlated with the held-out fold's (pooled AUROC
+    below 0.5, an artefact that flatters any model); the majority class at threshold 0.5 is unchanged
+    unless the folds disagree on it."""
     y = np.asarray(y, float).reshape(len(y), -1)
     out = np.full((len(y), 1 if task in CLASSIFICATION_TASKS else y.shape[1]), np.nan)
     for tr, te in folds:
         out[te] = trivial_predictions(task, y[tr], len(te))
+    if task in CLASSIFICATION_TASKS:
+        out[:] = np.median([trivial_predictions(task, y[tr], 1)[0, 0] for tr, _ in folds])
     return out
 
 
@@ -149,7 +162,8 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     """Does `pred` beat the `trivial` predictions? Paired bootstrap over SUBJECTS of the difference in the
     task's primary metric (model - trivial, same resample for both).
 
-    Returns {metric, better, model, trivial, diff, diff_ci95, skill (bool), flag ("" or "no skill")}.
+    `trivial` may be any reference predictor (the classic one too). Returns {metric, better, model,
+    reference, diff, diff_ci95, skill (bool), flag ("" or "no skill")}.
     No skill when the model is not better than the trivial predictor, or when the CI of the difference
     includes zero."""
     metric, better = skill_metric(task)
@@ -172,7 +186,7 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     sign = -1.0 if better == "lower" else 1.0                   # > 0 = model better
     skill = bool(np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
                  and (hi < 0 if better == "lower" else lo > 0))
-    return {"metric": metric, "better": better, "model": float(m_model), "trivial": float(m_triv),
+    return {"metric": metric, "better": better, "model": float(m_model), "reference": float(m_triv),
             "diff": float(diff), "diff_ci95": [lo, hi], "skill": skill, "flag": "" if skill else "no skill"}
 
 
@@ -180,5 +194,5 @@ def skill_line(task: str, s: dict) -> str:
     """One line for a command's end: the model against the trivial predictor, flagged 'NO SKILL'."""
     lo, hi = s["diff_ci95"]
     verdict = "skill" if s["skill"] else "NO SKILL (does not beat the trivial predictor)"
-    return (f"{task}: {s['metric']} model {s['model']:.3f} vs trivial {s['trivial']:.3f} (difference "
+    return (f"{task}: {s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "
             f"{s['diff']:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}): {verdict}")

@@ -170,7 +170,20 @@ def run_finetune_cmd(args) -> int:
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): {pm} {m[pm]:.3f} "
           f"[95 % CI {lo:.3f}, {hi:.3f}] -> {run_dir}")
     print(f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else ""))
+    _print_skill(cfg.task, m)
     return 0
+
+
+def _print_skill(task: str, m: dict) -> None:
+    """The trivial / classic rows and, last, the skill verdict (flagged NO SKILL when it has none)."""
+    from sqtool.core.metrics import skill_line
+    sk = m["skill"]
+    pm = sk["skill"]["metric"]
+    c = sk["classic"]
+    print(f"{task}: trivial {pm} {sk['trivial'][pm]:.3f}; classic "
+          + (f"{pm} {c['metrics'][pm]:.3f} ({c['name']})" if c.get("name") else f"n/a ({c['why']})")
+          + f"; prediction std {', '.join(f'{v:.3g}' for v in sk['spread']['pred_std'])}")
+    print(skill_line(task, sk["skill"]))
 
 
 def _resume_finetune(args) -> int:
@@ -192,6 +205,7 @@ def _resume_finetune(args) -> int:
     m = run_finetune(cfg, run_dir, resume=True)
     pm = m["primary_metric"]
     print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {pm} {m[pm]:.3f} -> {run_dir}")
+    _print_skill(cfg.task, m)
     return 0
 
 
