@@ -12,7 +12,12 @@ to sub-sample time by a parabola. From the inter-beat intervals (IBI, s):
     mean), amp_cv (coefficient of variation of the beat amplitudes); and three from the waveform, not the
     beats: spec_entropy (normalised entropy of the 0.5-5 Hz power spectrum), peak_share (share of that
     power within +-0.15 Hz of its peak) and acf_peak (the largest autocorrelation at lags 0.33-2 s): a
-    regular rhythm has a sharp spectral line and a high autocorrelation peak.
+    regular rhythm has a sharp spectral line and a high autocorrelation peak. Against ectopic beats (one
+    short-long pair among regular ones): nrmssd_trim (RMSSD / mean without the 2 largest |dIBI|),
+    iqr_rel (interquartile range of the IBIs / median) and amp_nrmssd (RMSSD of the beat amplitudes /
+    their mean); ratio_hist_0..8 (share of successive IBI ratios ibi[k+1] / ibi[k] in RATIO_EDGES bins:
+    an ectopic beat gives a short-long pair among ratios near 1, AF a broad spread), regular_share (share
+    of IBIs within 5 % of the median) and ratio_near_1 (share of ratios within 5 % of 1).
 AF makes the intervals irregularly irregular (high nrmssd, pnn, sampen); ectopic beats (PVC, PAC) make
 them irregular too, but with one outlier per few beats (lower mad_rel / sampen): the features keep both.
 
@@ -29,7 +34,9 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 FEATURES = ("n_beats", "mean_ibi", "nrmssd", "cv", "pnn_rel", "sampen", "tpr", "mad_rel", "range_rel", "amp_cv",
-            "spec_entropy", "peak_share", "acf_peak")
+            "spec_entropy", "peak_share", "acf_peak", "nrmssd_trim", "iqr_rel", "amp_nrmssd",
+            *(f"ratio_hist_{i}" for i in range(9)), "regular_share", "ratio_near_1")
+RATIO_EDGES = (0.0, 0.6, 0.75, 0.85, 0.95, 1.05, 1.15, 1.3, 1.6, 10.0)   # successive IBI ratio bins
 
 
 def beat_times(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +108,15 @@ def _features(t: np.ndarray, amp: np.ndarray) -> np.ndarray:
     out[7] = np.median(np.abs(d)) / np.median(ibi)
     out[8] = (ibi.max() - ibi.min()) / mu
     out[9] = amp.std() / amp.mean() if amp.mean() > 0 else np.nan
+    ad = np.sort(np.abs(d))
+    out[13] = np.sqrt(np.mean(ad[:-2] ** 2)) / mu if len(ad) > 3 else np.nan
+    q1, q3 = np.percentile(ibi, [25, 75])
+    out[14] = (q3 - q1) / np.median(ibi)
+    out[15] = np.sqrt(np.mean(np.diff(amp) ** 2)) / amp.mean() if amp.mean() > 0 else np.nan
+    r = ibi[1:] / ibi[:-1]
+    out[16:25] = np.histogram(r, RATIO_EDGES)[0] / len(r)
+    out[25] = np.mean(np.abs(ibi / np.median(ibi) - 1) < 0.05)
+    out[26] = np.mean(np.abs(r - 1) < 0.05)
     return out
 
 
@@ -114,7 +130,7 @@ def interval_features(x: np.ndarray, fs: float) -> np.ndarray:
     if not len(x):
         return np.zeros((0, len(FEATURES)))
     out = np.stack([_features(*beat_times(w, fs)) for w in x])
-    out[:, -3:] = [_waveform_features(w, fs) for w in x]
+    out[:, 10:13] = [_waveform_features(w, fs) for w in x]
     return out
 
 
