@@ -201,6 +201,7 @@ def _resume_finetune(args) -> int:
         m = run_finetune_hr(cfg, run_dir, log=lambda s: print(s, flush=True), resume=True)
         print(f"hr: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; decoded MAE {m['mae_bpm']:.2f} BPM "
               f"-> {run_dir}")
+        _print_skill("hr", m)
         return 0
     m = run_finetune(cfg, run_dir, resume=True)
     pm = m["primary_metric"]
@@ -224,4 +225,5 @@ def _run_finetune_hr(cfg, args) -> int:
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}) -> {run_dir}")
     print(f"next: sqtool quantize --model {run_dir} --student spec_student_s")
+    _print_skill("hr", m)
     return 0
