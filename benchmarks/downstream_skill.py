@@ -23,7 +23,8 @@ Trivial: the training folds' mean target (regression) or one constant base-rate 
 `core.metrics.oof_trivial`). Every row: the metric with a 95 % subject-bootstrap CI, the spread (std) of
 its predictions, and the paired subject-bootstrap difference to the trivial predictor; "no skill" when the
 model is not better or the CI of the difference includes zero (`core.metrics.skill_test`).
-Writes benchmarks/results/downstream_skill.{json,md}; the last line printed lists the "no skill" rows.
+Writes benchmarks/results/downstream_skill.{json,md} (with --tasks a subset, the other tasks' rows already
+in the JSON are kept); the last line printed lists the "no skill" rows.
 """
 from __future__ import annotations
 
@@ -214,7 +215,7 @@ def _table(rows):
         d = f"{vt['diff']:+.3f} [{vt['diff_ci95'][0]:+.3f}, {vt['diff_ci95'][1]:+.3f}]" if vt else "-"
         lines.append(f"| {r['predictor']} | {r['metric']} {_fmt(r['value'], r['ci95'])} | "
                      f"{_fmt(r.get('auroc'), r.get('auroc_ci95')) if 'auroc' in r else '-'} | "
-                     f"{', '.join(f'{v:.3g}' for v in r['spread']['pred_std'])} | {d} | "
+                     f"{', '.join(f'{0.0 if abs(v) < 1e-9 else v:.3g}' for v in r['spread']['pred_std'])} | {d} | "
                      f"{'**NO SKILL**' if r['flag'] else ('ok' if vt else '')} |")
     return lines
 
@@ -258,7 +259,9 @@ def report_md(res) -> str:
             L += ["", f"### {t['task']} within {s} ({ps['windows']} windows, {ps['positives']} positive)", ""]
             L += _table(ps["rows"])
         L.append("")
-    L += [f"Wall time {res['wall_s'] / 60:.1f} min. Command: `{res['command']}`", ""]
+    L += [f"Wall time {res['wall_s'] / 60:.1f} min (sum over tasks, 1 thread, nice 19, on 2 shared cores). "
+          f"Command of the last invocation: `{res['command']}`; rows of tasks it did not run come from earlier "
+          f"invocations (per-task wall_s in the JSON).", ""]
     return "\n".join(L)
 
 
@@ -288,6 +291,15 @@ def main(argv=None) -> int:
            "command": "OMP_NUM_THREADS=1 nice -n 19 python benchmarks/downstream_skill.py " + " ".join(argv or sys.argv[1:])}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    prev = out / "downstream_skill.json"
+    if prev.is_file():                          # keep the other tasks' rows of an earlier run (--tasks subset)
+        done = {t["task"] for t in tasks}
+        old = json.loads(prev.read_text())
+        kept = [t for t in old.get("tasks", []) if t["task"] not in done]
+        order = ["rr", "af", "bp", "quality"]
+        tasks = sorted(kept + tasks, key=lambda t: order.index(t["task"]) if t["task"] in order else 99)
+        res["tasks"] = tasks
+        res["wall_s"] = sum(t.get("wall_s", 0.0) for t in tasks)
     (out / "downstream_skill.json").write_text(json.dumps(res, indent=1, default=float))
     (out / "downstream_skill.md").write_text(report_md(res))
     flagged = [f"{t['task']}/{r['predictor'].split(':')[0].split(' (')[0]}" for t in tasks for r in t["rows"] if r["flag"]]

@@ -102,10 +102,19 @@ def resp_spectra(x: np.ndarray, fs: float, bins_bpm: np.ndarray = RR_BINS) -> np
         np.zeros((0, len(RESP_CHANNELS), len(bins_bpm)), np.float32)
 
 
-def classic_rr(S: np.ndarray, bins_bpm: np.ndarray = RR_BINS, channels=(1, 2, 3),
+CLASSIC_CHANNELS = (0, 1)                           # baseline wander + RIIV
+
+
+def classic_rr(S: np.ndarray, bins_bpm: np.ndarray = RR_BINS, channels=CLASSIC_CHANNELS,
                band_bpm: tuple[float, float] = CLASSIC_BAND_BPM) -> np.ndarray:
-    """The classic estimator: the peak of the fused (mean of the max-1 RIIV, RIAV, RIFV) spectrum within
-    0.1-0.7 Hz. S (N, 4, F) from `resp_spectra` -> (N,) breaths/min. No training."""
+    """The classic estimator: the peak of the fused spectrum (mean of the max-1 spectra of `channels`,
+    default baseline wander + RIIV) within 0.1-0.7 Hz. S (N, 4, F) from `resp_spectra` -> (N,) breaths/min.
+    No training.
+
+    Why not all three modulations: on the 40 Hz BIDMC rr windows (2,422 windows, 53 patients) the single
+    channels give MAE baseline 3.02, RIIV 3.55, RIAV 6.33, RIFV 6.82 breaths/min (RIAV / RIFV peak at the
+    low edge: 25 ms beat timing and 1/f drift), and fusing RIIV + RIAV + RIFV 4.48, all four 3.49,
+    baseline + RIIV 2.84. The choice was made on BIDMC itself, which can only favour the classic."""
     S = np.asarray(S, float)
     fused = S[:, list(channels)].mean(1)                                # (N, F)
     keep = (bins_bpm >= band_bpm[0]) & (bins_bpm <= band_bpm[1])
