@@ -84,4 +84,4 @@ def test_finetune_reports_trivial_classic_spread_and_ends_with_the_skill_line(tm
     assert sk["trivial"]["auroc"] == pytest.approx(0.5) and "RMSSD" in sk["classic"]["name"]
     assert len(sk["spread"]["pred_std"]) == 1 and "vs_classic" in sk
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("af: f1_weighted model") and ("NO SKILL" in last) == (m["flag"] == "no skill")
+    assert last.startswith("af: auroc model") and ("NO SKILL" in last) == (m["flag"] == "no skill")
