@@ -264,7 +264,7 @@ def report_md(res) -> str:
         L.append("")
     L += [f"Wall time {res['wall_s'] / 60:.1f} min (sum of the per-task times of the invocations that made the rows, "
           f"1 thread, nice 19, on 2 shared cores; deep folds already in --work are reused, so a run from an empty "
-          f"--work takes longer: 8.5 min measured for all four tasks). "
+          f"--work takes longer). "
           f"Command of the last invocation: `{res['command']}`; rows of tasks it did not run come from earlier "
           f"invocations (per-task wall_s in the JSON).", ""]
     return "\n".join(L)
