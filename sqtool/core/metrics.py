@@ -3,7 +3,7 @@
 Skill: `trivial_predictions` / `oof_trivial` (training-fold mean, or base rate as a constant logit),
 `skill_test` (paired subject bootstrap of model - trivial in MAE or AUROC, `skill_metric`; "no skill" unless the
 model is better and the CI excludes zero), `prediction_spread`, `skill_line` (a command's last line).
-The classic predictors per task are in `sqtool.models.classic` (`classic_oof`, `skill_report`).
+The classic predictors per task are in `sqtool.train.skill` (`classic_oof`, `skill_report`).
 
 Regression: mean absolute error per output (in the output's unit). Classification (binary): weighted F1
 at threshold 0.5 on the probability, and AUROC (rank statistic, ties averaged). Confidence intervals

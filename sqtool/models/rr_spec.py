@@ -27,7 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sqtool.core import SqtoolError
-from sqtool.data.resp import RR_BINS
+
+RR_BINS = np.arange(4.0, 40.0 + 1e-9, 0.5)      # breaths/min; the same grid as sqtool.data.resp.RR_BINS
 
 
 @dataclass

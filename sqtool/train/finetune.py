@@ -8,7 +8,7 @@
    other subjects, predict the held-out subject(s). Out-of-fold predictions of every window are pooled.
 3. Metrics on the pooled out-of-fold predictions: MAE per output (regression), weighted F1 and AUROC
    (classification), with 95 % bootstrap intervals over SUBJECTS; beside them (`metrics["skill"]`,
-   `sqtool.models.classic.skill_report`) the trivial predictor (training-fold mean / base rate, on the
+   `sqtool.train.skill.skill_report`) the trivial predictor (training-fold mean / base rate, on the
    same folds), the task's classic method, the spread of the predictions, and the skill test: a model
    that does not beat the trivial predictor (CI of the difference over subjects includes zero, or worse)
    is flagged "no skill" (`metrics["flag"]`, and the command's last line).
@@ -321,7 +321,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     pooled = task_metrics(cfg.task, td.y, oof, outputs)
     ci = bootstrap_ci(cfg.task, td.y, oof, td.groups, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
     pm = primary_metric(cfg.task)
-    from sqtool.models.classic import skill_report
+    from sqtool.train.skill import skill_report
     skill = skill_report(cfg.task, td, oof, folds, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
     atomic_save_npz(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
                     record_ids=td.record_ids, fold=fold_id)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sqtool.core import SqtoolError
-from sqtool.data.resp import RR_BINS
+from sqtool.data.resp import RR_BINS  # noqa: F401 (tests may import data)
 from sqtool.models.rr_spec import RrSpecCfg, decode, fit_rr_spec, predict_rr_spec
 
 
@@ -32,3 +32,9 @@ def test_decode_and_errors():
     assert decode(z)[0] == pytest.approx(15.0, abs=0.01)
     with pytest.raises(SqtoolError):
         fit_rr_spec(np.zeros((4, 4, 10)), np.zeros(4))
+
+
+def test_bin_grid_matches_the_front_end():
+    from sqtool.data import resp
+    from sqtool.models import rr_spec
+    assert np.array_equal(resp.RR_BINS, rr_spec.RR_BINS)

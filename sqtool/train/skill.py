@@ -1,19 +1,22 @@
-"""Classic (non-learned or one-threshold) predictors of the downstream tasks, out of fold, on a TaskData.
+"""Skill block of a fine-tune report: classic (non-learned or one-threshold) predictors of the downstream
+tasks, out of fold, on a TaskData, beside the trivial predictor and the skill test (`skill_report`).
 
     pred, name = classic_oof("rr", td, folds)     # (N, k) in the task's units / logits, or (None, reason)
 
 What a practitioner would ship without a deep model, computed on the SAME windows the model sees
 (`TaskData.x` at `td.meta["fs"]`), so every report can put it beside the model and the trivial predictor:
 
-    hr       the project's spectral baseline (`firmware_bench.baseline.estimate`: spectrum peak with
-             accelerometer suppression and peak tracking), run record by record in window order. No training.
+    hr       none here: the project's spectral baseline (`firmware_bench.baseline`, spectrum peak with
+             accelerometer suppression and peak tracking) is a later stage that train may not import
+             (tests/test_layering.py); it is the `baseline` row of `sqtool bench` on the same windows.
     rr       `sqtool.data.resp.classic_rr`: peak of the fused baseline-wander + RIIV spectrum in 0.1-0.7 Hz.
              No training. Needs a band reaching below 0.1 Hz (the rr task's 0.05-8 Hz) and windows >= 10 s.
     af       normalised RMSSD of the beat intervals (`sqtool.data.beats`) above a threshold chosen on the
              training folds (Youden's J); the score log(nrmssd / threshold) is used as the logit.
     quality  the project's signal quality index (`sqtool.data.quality.quality_score`, > 0.5 good) as the
              score, logit = 10 (sqi - 0.5). No training. NOTE: the TROIKA windows of the quality task are
-             LABELLED by this index, so on that source it is the label itself.
+             LABELLED by this index (on the raw 125 Hz signals, with the accelerometer), so on that source
+             the classic is close to circular (here it sees the model's normalised 40 Hz PPG windows only).
     bp       none: no classic cuffless-BP estimator without a per-subject calibration; (None, reason).
 
 numpy/scipy only.
@@ -49,17 +52,7 @@ def classic_oof(task: str, td, folds) -> tuple[np.ndarray | None, str]:
             out[te, 0] = af_rule_score(F[te], rule)
         return out, "normalised RMSSD of beat intervals > threshold (Youden on training folds)"
     if task == "hr":
-        from sqtool.firmware_bench.baseline import estimate
-        ch = list(td.meta.get("channels", ["ppg"]))
-        acc_i = [ch.index(a) for a in ("acc_x", "acc_y", "acc_z")] if all(
-            a in ch for a in ("acc_x", "acc_y", "acc_z")) else None
-        out = np.full((len(td), 1), np.nan)
-        for rid in np.unique(td.record_ids):
-            idx = np.flatnonzero(td.record_ids == rid)
-            idx = idx[np.argsort(td.t0[idx])]
-            acc = x[idx][:, acc_i] if acc_i else None
-            out[idx, 0] = estimate(x[idx, ch.index("ppg") if "ppg" in ch else 0], acc, fs)["hr"]
-        return out, "spectral baseline (firmware_bench.baseline: acc suppression + peak tracking)"
+        return None, "the spectral baseline is the baseline row of sqtool bench (firmware_bench.baseline)"
     if task == "quality":
         from sqtool.data.quality import quality_score
         q = quality_score(x[:, 0].astype(np.float64), fs)
