@@ -180,7 +180,20 @@ def run_finetune_cmd(args) -> int:
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
           f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}] -> {run_dir}")
     print(f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else ""))
+    _print_skill(cfg.task, m)
     return 0
+
+
+def _print_skill(task: str, m: dict) -> None:
+    """The trivial / classic rows and, last, the skill verdict (flagged NO SKILL when it has none)."""
+    from sqtool.core.metrics import skill_line
+    sk = m["skill"]
+    pm = sk["skill"]["metric"]
+    c = sk["classic"]
+    print(f"{task}: trivial {pm} {sk['trivial'][pm]:.3f}; classic "
+          + (f"{pm} {c['metrics'][pm]:.3f} ({c['name']})" if c.get("name") else f"n/a ({c['why']})")
+          + f"; prediction std {', '.join(f'{v:.3g}' for v in sk['spread']['pred_std'])}")
+    print(skill_line(task, sk["skill"]))
 
 
 def _resume_finetune(args) -> int:
@@ -198,11 +211,17 @@ def _resume_finetune(args) -> int:
         m = run_finetune_hr(cfg, run_dir, log=item, resume=True)
         print(f"hr: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; decoded MAE {m['mae_bpm']:.2f} BPM "
               f"-> {run_dir}")
+        _print_skill("hr", m)
         return 0
     m = run_finetune(cfg, run_dir, resume=True)
     pm = m["primary_metric"]
+<<<<<<< HEAD
     print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {metric_text(cfg.task, pm, m[pm])} "
           f"-> {run_dir}")
+=======
+    print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {pm} {m[pm]:.3f} -> {run_dir}")
+    _print_skill(cfg.task, m)
+>>>>>>> skill
     return 0
 
 
@@ -221,4 +240,5 @@ def _run_finetune_hr(cfg, args) -> int:
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}) -> {run_dir}")
     print(f"next: sqtool quantize --model {run_dir} --student spec_student_s")
+    _print_skill("hr", m)
     return 0

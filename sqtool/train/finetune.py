@@ -7,7 +7,11 @@
    For each fold: a fresh model, the pretrained encoder weights (or none), a linear head; train on the
    other subjects, predict the held-out subject(s). Out-of-fold predictions of every window are pooled.
 3. Metrics on the pooled out-of-fold predictions: MAE per output (regression), weighted F1 and AUROC
-   (classification), with 95 % bootstrap intervals over SUBJECTS.
+   (classification), with 95 % bootstrap intervals over SUBJECTS; beside them (`metrics["skill"]`,
+   `sqtool.train.skill.skill_report`) the trivial predictor (training-fold mean / base rate, on the
+   same folds), the task's classic method, the spread of the predictions, and the skill test: a model
+   that does not beat the trivial predictor (CI of the difference over subjects includes zero, or worse)
+   is flagged "no skill" (`metrics["flag"]`, and the command's last line).
 4. A final model on all subjects -> model.pt (kind "teacher_task": model_cfg carries task, outputs, units,
    fs, window, channels, norm, and the target mean/std the head was trained on), which the compress
    stage distils from; `oof_predictions.npz` (groups, t0, y, pred, record_ids, fold) lets it reuse the
@@ -336,6 +340,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     pooled = task_metrics(cfg.task, td.y, oof, outputs)
     ci = bootstrap_ci(cfg.task, td.y, oof, td.groups, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
     pm = primary_metric(cfg.task)
+    from sqtool.train.skill import skill_report
+    skill = skill_report(cfg.task, td, oof, folds, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
     atomic_save_npz(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
                     record_ids=td.record_ids, fold=fold_id)
 
@@ -353,6 +359,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",
         "n_folds": len(folds), "label_fraction": cfg.label_fraction, "epochs": cfg.epochs,
         "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
+        "skill": skill, "flag": skill["flag"],
         "units": list(spec["units"]), "input": {"fs": model_cfg.fs, "window_s": model_cfg.window_s,
                                                 "hop_s": model_cfg.hop_s, "channels": list(model_cfg.channels),
                                                 "norm": model_cfg.norm,

@@ -187,6 +187,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
                "per_subject": per_subject, "decoder": dec, "n_folds": len(groups), "resumed_folds": resumed,
                "excluded_records": ([f"{ds.name}/{k} ({v})" for k, v in ds.report.get("excluded", {}).items()] if ds
                                     else ["troika/DATA_S04_T01 (likely SP Cup test subject S04)"])}
+    metrics["skill"] = _skill_hr(corpus, groups, oof, dec, cfg)
+    metrics["flag"] = metrics["skill"]["flag"]
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
     if cfg.final_fit:
         set_seed(cfg.seed)
@@ -205,3 +207,29 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
                    title=f"fine-tune hr {cfg.model}: loss per epoch")
     write_metrics(run_dir, metrics)
     return metrics
+
+
+def _skill_hr(corpus, groups, oof, dec, cfg) -> dict:
+    """Trivial predictor (training folds' mean HR), spread of the decoded HR and the skill test over
+    subjects (`core.metrics.skill_test`, pooled windows). The classic spectral baseline needs the raw
+    records and accelerometer: it is the `baseline` row of `sqtool bench` / firmware_bench."""
+    from sqtool.core.metrics import prediction_spread, skill_test, task_metrics
+    from sqtool.models.decoder import decode_float
+    y, pred, triv, grp = [], [], [], []
+    for g in groups:
+        tr_y = np.concatenate([r.y for r in corpus if r.key not in g])
+        mean = float(np.nanmean(tr_y))
+        for r in (r for r in corpus if r.key in g):
+            ok = np.isfinite(r.y)
+            y.append(r.y[ok])
+            pred.append(decode_float(oof[r.record_id], dec, r.flagged < 0.5)["hr"][ok])
+            triv.append(np.full(int(ok.sum()), mean))
+            grp += [r.key] * int(ok.sum())
+    y, pred, triv = (np.concatenate(a)[:, None] for a in (y, pred, triv))
+    grp = np.array(grp)
+    return {"trivial": task_metrics("hr", y, triv), "spread": prediction_spread("hr", pred, y),
+            "classic": {"name": None, "why": "the spectral baseline runs on raw records: see the baseline row "
+                                              "of sqtool bench (firmware_bench)"},
+            "skill": (sk := skill_test("hr", y, pred, triv, grp, n_boot=cfg.bootstrap, seed=cfg.seed)),
+            "flag": sk["flag"]}
+

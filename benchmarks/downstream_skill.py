@@ -1,0 +1,317 @@
+"""Skill, or say so: every downstream task's model beside the trivial predictor and a classic method.
+
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/downstream_skill.py [--data ../shared/data]
+        [--tasks rr,af,bp,quality] [--deep-epochs 5] [--no-deep] [--boot 1000] [--work /tmp/skill_work]
+
+Per task, on the same subject-held-out folds (5-fold by subject, seed 0; af: leave-one-patient-out):
+    rr       BIDMC (53 patients, 30 s windows, 10 s hop, reference = annotator 1's breaths).
+             model   rr_spec: `sqtool.data.resp` spectra (baseline, RIIV, RIAV, RIFV on 4-40 breaths/min)
+                     -> `sqtool.models.rr_spec` fully-convolutional net over the bins (fixed hyperparameters)
+             classic `sqtool.data.resp.classic_rr` (fused baseline + RIIV spectrum peak, 0.1-0.7 Hz)
+    af       PPG arrhythmia (12 patients, 10 s at 100 Hz; AF vs every other rhythm incl. PVC/PAC/VT/SVT).
+             model   af_beats: beat-interval + waveform-regularity features (`sqtool.data.beats`) -> small
+                     gradient-boosted trees (`sqtool.models.af_beats`)
+             classic normalised RMSSD > threshold chosen on the training patients (Youden)
+             per-fold AUROC (folds whose patient has both classes) and weighted F1.
+    bp       PPG-BP (219 subjects): no classic method (needs per-subject calibration).
+    quality  BUT PPG + MW-PPG (human labels) + TROIKA (labelled by the quality index): classic = the index,
+             per source (on troika_index the classic IS the label).
+    deep     (all tasks but rr unless --no-deep) `run_finetune` of resnet1d_siamq_tiny from scratch, full
+             fine-tuning, --deep-epochs epochs, the same folds: the fine-tuned encoder the issue questions.
+             rr's deep fine-tune (15 min on 2 cores) is not rerun here: see train_pretrain_vs_scratch.
+Trivial: the training folds' mean target (regression) or one constant base-rate logit (classification,
+`core.metrics.oof_trivial`). Every row: the metric with a 95 % subject-bootstrap CI, the spread (std) of
+its predictions, and the paired subject-bootstrap difference to the trivial predictor; "no skill" when the
+model is not better or the CI of the difference includes zero (`core.metrics.skill_test`; the compared
+metric is MAE for regression and AUROC for classification, `core.metrics.skill_metric`).
+Writes benchmarks/results/downstream_skill.{json,md} (with --tasks a subset, the other tasks' rows already
+in the JSON are kept); the last line printed lists the "no skill" rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "benchmarks" / "results"
+
+
+def _row(task, name, kind, y, pred, groups, triv, outputs, boot, extra=None):
+    from sqtool.core.metrics import (bootstrap_ci, prediction_spread, primary_metric, skill_test,
+                                     task_metrics)
+    pm = primary_metric(task)
+    m = task_metrics(task, y, pred, outputs)
+    ci = bootstrap_ci(task, y, pred, groups, outputs, n_boot=boot)
+    r = {"predictor": name, "kind": kind, "metric": pm, "value": m[pm], "ci95": ci.get(pm), "metrics": m,
+         "metrics_ci95": ci, "spread": prediction_spread(task, pred, y)}
+    if kind != "trivial":
+        r["vs_trivial"] = skill_test(task, y, pred, triv, groups, outputs, n_boot=boot)
+        r["flag"] = r["vs_trivial"]["flag"]
+    else:
+        r["flag"] = ""
+    if task in ("af", "quality"):
+        r["auroc"], r["auroc_ci95"] = m["auroc"], ci.get("auroc")
+    r.update(extra or {})
+    return r
+
+
+def _per_subject_mae(y, pred, groups):
+    e = np.abs(np.asarray(pred, float) - np.asarray(y, float)).reshape(len(y), -1).mean(1)
+    per = [e[groups == s].mean() for s in np.unique(groups)]
+    return {"mae_mean_of_subjects": float(np.mean(per)), "median_abs_err": float(np.median(e)),
+            "share_within_2": float(np.mean(e < 2))}
+
+
+def _deep(task, data, work, epochs, folds, boot, log):
+    from sqtool.train.finetune import FinetuneConfig, run_finetune
+    run_dir = Path(work) / f"{task}-tiny-scratch-e{epochs}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = FinetuneConfig(task=task, model="resnet1d_siamq_tiny", data_root=str(data), epochs=epochs,
+                         folds=folds, final_fit=False, progress=False, bootstrap=boot)
+    t = time.perf_counter()
+    m = run_finetune(cfg, run_dir, resume=True)
+    z = np.load(run_dir / "oof_predictions.npz")
+    log(f"  deep {task}: {m['primary_metric']} {m[m['primary_metric']]:.3f} ({time.perf_counter() - t:.0f} s)")
+    return z["pred"], z["groups"], z["y"], m
+
+
+def run_rr(data, args, log):
+    from sqtool.core import ModelCfg
+    from sqtool.core.metrics import oof_trivial
+    from sqtool.data.resp import classic_rr, resp_spectra
+    from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
+    from sqtool.models.rr_spec import RrSpecCfg, fit_rr_spec, predict_rr_spec
+    import torch
+    torch.set_num_threads(1)
+    cfg = task_model_cfg("rr", ModelCfg(name="default", family="resnet1d"))
+    td = load_task("rr", data, cfg)
+    S = resp_spectra(td.x[:, 0], cfg.fs)
+    y, g = td.y, td.groups
+    folds = subject_folds(g, 5, seed=0)
+    triv = oof_trivial("rr", y, folds)
+    cl = classic_rr(S)[:, None]
+    pred = np.zeros_like(y)
+    rc = RrSpecCfg()
+    for f, (tr, te) in enumerate(folds):
+        t = time.perf_counter()
+        net = fit_rr_spec(S[tr], y[tr, 0], rc)
+        pred[te, 0] = predict_rr_spec(net, S[te], rc)
+        log(f"  rr_spec fold {f + 1}/5: MAE {np.abs(pred[te] - y[te]).mean():.2f} ({time.perf_counter() - t:.0f} s)")
+    out = ("rr_bpm",)
+    rows = [_row("rr", "rr_spec (resp spectra -> FCN over bins)", "model", y, pred, g, triv, out, args.boot,
+                 _per_subject_mae(y, pred, g)),
+            _row("rr", "classic: fused baseline + RIIV spectrum peak 0.1-0.7 Hz", "classic", y, cl, g, triv, out,
+                 args.boot, _per_subject_mae(y, cl, g)),
+            _row("rr", "trivial: training-fold mean", "trivial", y, triv, g, triv, out, args.boot,
+                 _per_subject_mae(y, triv, g))]
+    from sqtool.core.metrics import skill_test
+    rows[0]["vs_classic"] = skill_test("rr", y, pred, cl, g, out, n_boot=args.boot)
+    rows[0]["rr_spec_cfg"] = vars(rc) if hasattr(rc, "__dict__") else {}
+    return {"task": "rr", "dataset": "bidmc", "windows": int(len(y)), "subjects": int(len(td.subjects)),
+            "folds": "5-fold by subject (seed 0)", "input": "40 Hz, 30 s windows, 10 s hop, band 0.05-8 Hz",
+            "rows": rows,
+            "note": "deep fine-tune of resnet1d_siamq_tiny on rr (same windows, 5-fold): 2.67 [2.21, 3.19] "
+                    "scratch / 2.74 pretrained vs fold mean 2.40 (train_pretrain_vs_scratch.md), no skill."}
+
+
+def run_af(data, args, log):
+    from sqtool.core import ModelCfg
+    from sqtool.core.metrics import auroc, f1_weighted, oof_trivial, sigmoid, skill_test
+    from sqtool.data.beats import af_rule_score, fit_af_rule, interval_features
+    from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
+    from sqtool.models.af_beats import fit_af_beats, predict_af_beats
+    cfg = task_model_cfg("af", ModelCfg(name="default", family="resnet1d").replace(fs=100.0))
+    td = load_task("af", data, cfg)
+    F = interval_features(td.x[:, 0], cfg.fs)
+    y, g = td.y, td.groups
+    folds = subject_folds(g, 0)
+    triv = oof_trivial("af", y, folds)
+    pred, cl = np.zeros_like(y), np.zeros_like(y)
+    for tr, te in folds:
+        pred[te, 0] = predict_af_beats(fit_af_beats(F[tr], y[tr]), F[te])
+        cl[te, 0] = af_rule_score(F[te], fit_af_rule(F[tr], y[tr]))
+    preds = {"af_beats": pred, "classic": cl, "trivial": triv}
+    rows = [_row("af", "af_beats (beat-interval + regularity features -> GBDT)", "model", y, pred, g, triv,
+                 (), args.boot),
+            _row("af", "classic: normalised RMSSD > threshold (Youden, training patients)", "classic", y, cl, g,
+                 triv, (), args.boot),
+            _row("af", "trivial: base rate (majority class)", "trivial", y, triv, g, triv, (), args.boot)]
+    rows[0]["vs_classic"] = skill_test("af", y, pred, cl, g, n_boot=args.boot)
+    if not args.no_deep:
+        dp, dg, dy, _ = _deep("af", data, args.work, args.deep_epochs, 0, args.boot, log)
+        assert np.array_equal(dg, g)
+        rows.insert(1, _row("af", f"deep: resnet1d_siamq_tiny scratch, {args.deep_epochs} epochs", "deep", y, dp, g,
+                            triv, (), args.boot))
+        preds["deep"] = dp
+    per_fold = []
+    for f, (tr, te) in enumerate(folds):
+        r = {"fold": f, "patient": str(g[te][0]), "windows": int(len(te)), "af_windows": int(y[te, 0].sum())}
+        for k, p in preds.items():
+            r[k] = {"auroc": auroc(y[te, 0], p[te, 0]), "f1_weighted": f1_weighted(y[te, 0], sigmoid(p[te, 0]) > 0.5)}
+        per_fold.append(r)
+    return {"task": "af", "dataset": "ppg_arrhythmia", "windows": int(len(y)), "subjects": int(len(td.subjects)),
+            "folds": "leave-one-patient-out", "input": "100 Hz, 10 s segments", "rows": rows, "per_fold": per_fold}
+
+
+def run_finetuned(task, data, args, log):
+    """bp / quality: the deep fine-tune vs trivial vs classic, per source."""
+    from sqtool.core.metrics import oof_trivial
+    from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
+    from sqtool.models import get_model_cfg
+    from sqtool.train.skill import classic_oof
+    mc = task_model_cfg(task, get_model_cfg("resnet1d_siamq_tiny"), channels=("ppg",))
+    td = load_task(task, data, mc)
+    folds = subject_folds(td.groups, 5, seed=0)
+    y, g = td.y, td.groups
+    outputs = ("sbp", "dbp") if task == "bp" else ()
+    triv = oof_trivial(task, y, folds)
+    cl, cname = classic_oof(task, td, folds)
+    res = {"task": task, "dataset": td.meta.get("dataset"), "windows": int(len(y)),
+           "subjects": int(len(td.subjects)), "folds": "5-fold by subject (seed 0)", "rows": []}
+    preds = {}
+    if not args.no_deep:
+        dp, dg, _, _ = _deep(task, data, args.work, args.deep_epochs, 5, args.boot, log)
+        assert np.array_equal(dg, g)
+        preds[f"deep: resnet1d_siamq_tiny scratch, {args.deep_epochs} epochs"] = ("deep", dp)
+    if cl is not None:
+        preds[f"classic: {cname}"] = ("classic", cl)
+    else:
+        res["classic"] = cname
+    preds["trivial: " + ("training-fold mean" if task == "bp" else "base rate (majority class)")] = ("trivial", triv)
+    src = td.meta.get("source")
+    for name, (kind, p) in preds.items():
+        res["rows"].append(_row(task, name, kind, y, p, g, triv, outputs, args.boot))
+    if src is not None:
+        res["per_source"] = {}
+        for s in np.unique(src):
+            m = src == s
+            ys = y[m]
+            if len(np.unique(ys[:, 0] > 0.5)) < 2:
+                continue
+            res["per_source"][str(s)] = {"windows": int(m.sum()), "positives": int((ys[:, 0] > 0.5).sum()),
+                                         "rows": [_row(task, name, kind, ys, p[m], g[m], triv[m], outputs, args.boot)
+                                                  for name, (kind, p) in preds.items()]}
+    return res
+
+
+# ----------------------------------------------------------------------------- report
+
+def _fmt(v, ci):
+    if v is None or not np.isfinite(v):
+        return "-"
+    return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _table(rows):
+    lines = ["| predictor | metric [95 % CI] | AUROC [95 % CI] | pred. std | vs trivial: diff in MAE / AUROC [95 % CI] | flag |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        vt = r.get("vs_trivial")
+        d = f"{vt['diff']:+.3f} [{vt['diff_ci95'][0]:+.3f}, {vt['diff_ci95'][1]:+.3f}]" if vt else "-"
+        lines.append(f"| {r['predictor']} | {r['metric']} {_fmt(r['value'], r['ci95'])} | "
+                     f"{_fmt(r.get('auroc'), r.get('auroc_ci95')) if 'auroc' in r else '-'} | "
+                     f"{', '.join(f'{0.0 if abs(v) < 1e-9 else v:.3g}' for v in r['spread']['pred_std'])} | {d} | "
+                     f"{'**NO SKILL**' if r['flag'] else ('ok' if vt else '')} |")
+    return lines
+
+
+def report_md(res) -> str:
+    L = ["# Downstream skill: model vs trivial vs classic (subject-held-out, 95 % subject-bootstrap CIs)", "",
+         "A row is flagged **NO SKILL** when it is not better than the trivial predictor (training-fold mean, "
+         "or one constant base-rate score) or the paired subject-bootstrap CI of the difference includes zero; "
+         "the difference is in MAE (regression) or AUROC (classification: any constant score has AUROC 0.5, "
+         "while the weighted F1 of the majority class swings with each resample's base rate). "
+         "pred. std = spread of the out-of-fold predictions (probability for classification); a head that "
+         "predicts one value for every input has ~0.", ""]
+    for t in res["tasks"]:
+        L += [f"## {t['task']} ({t['dataset']}, {t['subjects']} subjects, {t['windows']} windows, {t['folds']})", ""]
+        L += _table(t["rows"])
+        for r in t["rows"]:
+            if "vs_classic" in r:
+                v = r["vs_classic"]
+                L += ["", f"{r['predictor']} minus classic: {v['metric']} {v['diff']:+.3f} "
+                          f"[{v['diff_ci95'][0]:+.3f}, {v['diff_ci95'][1]:+.3f}] "
+                          f"({'beats the classic' if v['skill'] else 'does NOT beat the classic'})."]
+            if "mae_mean_of_subjects" in r:
+                L += [f"{r['predictor']}: MAE mean of subjects {r['mae_mean_of_subjects']:.2f}, median abs error "
+                      f"{r['median_abs_err']:.2f}, within 2 breaths/min {100 * r['share_within_2']:.0f} %."]
+        if t.get("classic"):
+            L += ["", f"classic: none ({t['classic']})."]
+        if t.get("note"):
+            L += ["", t["note"]]
+        if t.get("per_fold"):
+            keys = [k for k in t["per_fold"][0] if isinstance(t["per_fold"][0][k], dict)]
+            L += ["", "Per patient-held-out fold (AUROC / weighted F1; AUROC '-' where the patient has one class):",
+                  "", "| patient | windows | AF | " + " | ".join(keys) + " |", "|---" * (3 + len(keys)) + "|"]
+            for r in t["per_fold"]:
+                L.append(f"| {r['patient']} | {r['windows']} | {r['af_windows']} | " + " | ".join(
+                    f"{'-' if not np.isfinite(r[k]['auroc']) else format(r[k]['auroc'], '.3f')} / "
+                    f"{r[k]['f1_weighted']:.3f}" for k in keys) + " |")
+            for k in keys:
+                a = [r[k]["auroc"] for r in t["per_fold"] if np.isfinite(r[k]["auroc"])]
+                f = [r[k]["f1_weighted"] for r in t["per_fold"]]
+                L.append(f"\n{k}: mean per-fold AUROC {np.mean(a):.3f} over {len(a)} folds with both classes "
+                         f"(min {np.min(a):.3f}); mean per-fold F1 {np.mean(f):.3f}.")
+        for s, ps in (t.get("per_source") or {}).items():
+            L += ["", f"### {t['task']} within {s} ({ps['windows']} windows, {ps['positives']} positive)", ""]
+            L += _table(ps["rows"])
+        L.append("")
+    L += [f"Wall time {res['wall_s'] / 60:.1f} min (sum of the per-task times of the invocations that made the rows, "
+          f"1 thread, nice 19, on 2 shared cores; deep folds already in --work are reused, so a run from an empty "
+          f"--work takes longer). "
+          f"Command of the last invocation: `{res['command']}`; rows of tasks it did not run come from earlier "
+          f"invocations (per-task wall_s in the JSON).", ""]
+    return "\n".join(L)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--tasks", default="rr,af,bp,quality")
+    ap.add_argument("--deep-epochs", type=int, default=5)
+    ap.add_argument("--no-deep", action="store_true")
+    ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--work", default="/tmp/skill_work")
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args(argv)
+    data = Path(args.data).resolve()
+    t0 = time.perf_counter()
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    tasks = []
+    for task in args.tasks.split(","):
+        t = time.perf_counter()
+        log(f"{task} ...")
+        r = {"rr": run_rr, "af": run_af}.get(task, lambda d, a, lg: run_finetuned(task, d, a, lg))(data, args, log)
+        r["wall_s"] = time.perf_counter() - t
+        tasks.append(r)
+        for row in r["rows"]:
+            log(f"  {row['predictor']}: {row['metric']} {row['value']:.3f} {row['flag']}")
+    res = {"tasks": tasks, "wall_s": time.perf_counter() - t0,
+           "command": "OMP_NUM_THREADS=1 nice -n 19 python benchmarks/downstream_skill.py " + " ".join(argv or sys.argv[1:])}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prev = out / "downstream_skill.json"
+    if prev.is_file():                          # keep the other tasks' rows of an earlier run (--tasks subset)
+        done = {t["task"] for t in tasks}
+        old = json.loads(prev.read_text())
+        kept = [t for t in old.get("tasks", []) if t["task"] not in done]
+        order = ["rr", "af", "bp", "quality"]
+        tasks = sorted(kept + tasks, key=lambda t: order.index(t["task"]) if t["task"] in order else 99)
+        res["tasks"] = tasks
+        res["wall_s"] = sum(t.get("wall_s", 0.0) for t in tasks)
+    (out / "downstream_skill.json").write_text(json.dumps(res, indent=1, default=float))
+    (out / "downstream_skill.md").write_text(report_md(res))
+    flagged = [f"{t['task']}/{r['predictor'].split(':')[0].split(' (')[0]}" for t in tasks for r in t["rows"] if r["flag"]]
+    log(f"wrote {out}/downstream_skill.md in {res['wall_s'] / 60:.1f} min; "
+        + (f"NO SKILL: {', '.join(flagged)}" if flagged else "every model beats the trivial predictor"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

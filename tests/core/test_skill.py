@@ -1,0 +1,87 @@
+"""The trivial predictors and the "no skill" flag: a constant predictor is flagged, a good one is not,
+for regression and classification; the prediction spread of a constant head is zero."""
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.core.metrics import (oof_trivial, prediction_spread, skill_line, skill_test, trivial_predictions)
+from sqtool.data.tasks import subject_folds
+
+
+def _data(seed=0, n_subj=12, per=20):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat([f"s{i}" for i in range(n_subj)], per)
+    y = (15 + 4 * rng.standard_normal(len(groups)))[:, None]
+    return y, groups, rng
+
+
+def test_trivial_regression_is_training_mean_and_oof_uses_only_training_folds():
+    y, groups, _ = _data()
+    t = trivial_predictions("rr", y[:10], 3)
+    assert t.shape == (3, 1) and np.allclose(t, y[:10].mean())
+    folds = subject_folds(groups, 4)
+    o = oof_trivial("rr", y, folds)
+    for tr, te in folds:
+        assert np.allclose(o[te], y[tr].mean()) and not np.isclose(o[te][0, 0], y.mean())
+    bp = trivial_predictions("bp", np.array([[120.0, 80.0], [130.0, 70.0]]), 2)
+    assert np.allclose(bp, [[125, 75], [125, 75]])
+
+
+def test_trivial_classification_is_base_rate_logit():
+    t = trivial_predictions("af", np.array([1, 0, 0, 0]), 5)
+    assert t.shape == (5, 1) and np.allclose(1 / (1 + np.exp(-t)), 0.25)    # majority class (0) at 0.5
+    with pytest.raises(SqtoolError):
+        trivial_predictions("af", np.zeros((0, 1)), 2)
+
+
+def test_constant_regression_predictor_is_flagged_and_good_one_is_not():
+    y, groups, rng = _data()
+    folds = subject_folds(groups, 4)
+    triv = oof_trivial("rr", y, folds)
+    const = np.full_like(y, 15.0)
+    s = skill_test("rr", y, const, triv, groups, n_boot=200)
+    assert not s["skill"] and s["flag"] == "no skill" and "NO SKILL" in skill_line("rr", s)
+    good = y + 0.5 * rng.standard_normal(y.shape)
+    s = skill_test("rr", y, good, triv, groups, n_boot=200)
+    assert s["skill"] and s["flag"] == "" and s["diff"] < 0 and s["diff_ci95"][1] < 0
+    assert "NO SKILL" not in skill_line("rr", s)
+    worse = y + 8 * rng.standard_normal(y.shape)          # worse than the mean: no skill
+    assert skill_test("rr", y, worse, triv, groups, n_boot=200)["flag"] == "no skill"
+
+
+def test_constant_classifier_is_flagged_and_good_one_is_not():
+    rng = np.random.default_rng(1)
+    groups = np.repeat([f"p{i}" for i in range(10)], 30)
+    y = (rng.random(len(groups)) < 0.4).astype(float)[:, None]
+    folds = subject_folds(groups, 5)
+    triv = oof_trivial("quality", y, folds)
+    s = skill_test("quality", y, np.zeros_like(y), triv, groups, n_boot=200)    # auroc 0.5 = trivial
+    assert s["flag"] == "no skill"
+    good = (2 * y - 1) * 2 + rng.standard_normal(y.shape)
+    s = skill_test("quality", y, good, triv, groups, n_boot=200)
+    assert s["skill"] and s["model"] > 0.9 and s["reference"] == pytest.approx(0.5)
+
+
+def test_prediction_spread():
+    y, _, rng = _data()
+    sp = prediction_spread("rr", np.full_like(y, 3.0), y)
+    assert sp["pred_std"] == [0.0] and sp["ratio"] == [0.0]
+    sp = prediction_spread("rr", y, y)
+    assert sp["ratio"][0] == pytest.approx(1.0)
+
+
+def test_finetune_reports_trivial_classic_spread_and_ends_with_the_skill_line(tmp_path, capsys):
+    import json
+
+    from sqtool.cli import main
+    rc = main(["train", "finetune", "--task", "af", "--data", "synthetic", "--model", "resnet1d_siamq_tiny",
+               "--epochs", "1", "--max-records", "4", "--folds", "2", "--bootstrap", "50", "--final-fit", "false",
+               "--progress", "false", "--out", str(tmp_path)])
+    assert rc == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    sk = m["skill"]
+    assert set(sk) >= {"trivial", "classic", "spread", "skill", "flag"} and m["flag"] == sk["flag"]
+    assert sk["trivial"]["auroc"] == pytest.approx(0.5) and "RMSSD" in sk["classic"]["name"]
+    assert len(sk["spread"]["pred_std"]) == 1 and "vs_classic" in sk
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("af: auroc model") and ("NO SKILL" in last) == (m["flag"] == "no skill")
