@@ -18,10 +18,12 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                quality: column -> per-sample flags (kind "flags"); table -> value 1 good / 0 poor
     check      readers.check_record: rates, NaN, flat PPG, labels inside the signal
 
-Built-in layouts: `readers.read_dataset(root, kind=format)`, then each reader label named in `labels` is
+Order: generic files by record id; built-in layouts in their reader's order (the order the task loaders
+always used). Built-in layouts: `readers.read_dataset(root, kind=format)`, then each reader label named in `labels` is
 copied to the task name (bp: [sbp, dbp]). In both cases `exclude` drops the named recordings and reports
 each one (`log`, ds.report["excluded"]); an excluded name that matches nothing is refused (a typo would
-otherwise silently keep a recording).
+otherwise silently keep a recording), except in sqtool's shipped files (a partial copy of a dataset may lack
+the excluded file).
 """
 from __future__ import annotations
 
@@ -43,12 +45,14 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0) -> list[Record
         recs = [_read_one(ds, p) for p in _files(ds)]
     excluded = [r for r in recs if str(r.record_id) in ds.exclude]
     unknown = sorted(set(ds.exclude) - {str(r.record_id) for r in excluded})
-    if unknown:
+    if unknown and not ds.shipped:          # a shipped file's exclusion may name a file a partial copy lacks
         raise SqtoolError(f"{ds.path}: exclude names {', '.join(unknown)}, not a recording under {ds.root}")
     for r in excluded:
-        say(f"{ds.name}/{r.record_id}: excluded ({ds.exclude[str(r.record_id)]})")
+        say(f"{ds.name}/{r.record_id}: excluded, left out ({ds.exclude[str(r.record_id)]})")
     ds.report["excluded"] = {str(r.record_id): ds.exclude[str(r.record_id)] for r in excluded}
-    recs = sorted((r for r in recs if str(r.record_id) not in ds.exclude), key=lambda r: str(r.record_id))
+    recs = [r for r in recs if str(r.record_id) not in ds.exclude]
+    if not ds.builtin:                      # built-in layouts keep their reader's order (the loaders' order)
+        recs = sorted(recs, key=lambda r: str(r.record_id))
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
