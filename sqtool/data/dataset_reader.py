@@ -122,9 +122,10 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, float | N
             raise
         except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled), OSError
             raise SqtoolError(f"{where}: corrupt or truncated .npz ({first_line(e)})")
-        rates = {k[3:]: float(np.asarray(cols[k]).item()) for k in cols if k.startswith("fs_")}
-        if "fs" in cols:
-            rates.update({k: float(np.asarray(cols["fs"]).item()) for k in cols if not k.startswith("fs")})
+        own = {k[3:]: float(np.asarray(cols[k]).item()) for k in cols if k.startswith("fs_")}
+        rates = {k: float(np.asarray(cols["fs"]).item()) for k in cols if not k.startswith("fs")} if "fs" in cols \
+            else {}
+        rates.update(own)                           # an array's own fs_<name> wins over the file's fs
         arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not k.startswith("fs")}
         n = max((len(v) for v in arrays.values()), default=0)
         return arrays, list(arrays), rates, None, n
@@ -182,7 +183,7 @@ def _read_one(ds: DatasetFile, p: Path) -> Record:
         for given, what in ((spec.fs, f"channels.{ch}.fs"), (ds.fs, "fs")):
             if given is None:
                 continue
-            for other, src in ((fs_t, f"time column '{ds.time_column}'"), (rates.get(col), "the file's header")):
+            for other, src in ((fs_t, f"time column '{ds.time_column}'"), (rates.get(col), "file's header")):
                 if other is not None and abs(other - given) > RATE_TOL * given:
                     raise SqtoolError(f"{where}: {what} {given:g} Hz disagrees with the {src} ({other:.4g} Hz); "
                                       "wrong sampling rate")
