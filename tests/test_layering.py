@@ -29,7 +29,12 @@ ALLOWED = {
     "firmware_bench": {"core", "data", "models", "export"},
 }
 # Known violations, each with its reason, to be removed when fixed (empty = the rules hold everywhere).
-ALLOW_LIST: set[tuple[str, str]] = set()          # {(module file relative to sqtool/, imported module)}
+ALLOW_LIST: set[tuple[str, str]] = {               # {(module file relative to sqtool/, imported module)}
+    # `data pairs --model NAME` cuts pair windows by a registered model's contract (fs, window, channels,
+    # norm, band); the contracts are registered in models. To go when the registry's configs live in core.
+    ("data/pairs.py", "sqtool.models"),
+    ("data/pairs.py", "sqtool.models.get_model_cfg"),
+}
 
 
 def _module_name(path: Path, pkg: Path = PKG) -> str:

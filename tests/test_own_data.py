@@ -60,10 +60,18 @@ def run(*argv) -> str:
     return ""
 
 
-def test_readme_walkthrough_csv_to_firmware(tmp_path, monkeypatch, capsys):
-    proj = tmp_path / "proj"
+@pytest.fixture(scope="module")
+def watch_project(tmp_path_factory) -> Path:
+    """The README's project, generated once per module: my_watch/recordings (4 subjects, 60 s CSV) and the
+    README's my_watch/dataset.yaml. Tests write their runs under their own names inside it."""
+    proj = tmp_path_factory.mktemp("own") / "proj"
     write_csv_folder(proj / "my_watch" / "recordings")
     (proj / "my_watch" / "dataset.yaml").write_text(readme_yaml())
+    return proj
+
+
+def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch, capsys):
+    proj = watch_project
     monkeypatch.chdir(proj)
     ds = "my_watch/dataset.yaml"
 
@@ -140,6 +148,27 @@ def test_task_without_its_label_is_refused(tmp_path, capsys):
                  str(tmp_path / "w" / "dataset.yaml"), "--epochs", "1", "--out", str(tmp_path / "o")]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "task 'rr' needs label 'rr'" in err and "dataset.yaml" in err
+
+
+@pytest.mark.slow
+def test_demo_on_a_dataset_file(watch_project, monkeypatch, capsys):
+    """`sqtool demo --data my_watch/dataset.yaml` at its quickest settings: every step reads the dataset file
+    (pairs, pretraining, fine-tuning, quantization, export) and the bench streams its recordings."""
+    monkeypatch.chdir(watch_project)
+    assert main(["demo", "--data", "my_watch/dataset.yaml", "--out", "demo", "--teacher", "spec_student_xs",
+                 "--student", "spec_student_xs", "--folds", "2", "--batch-size", "2", "--pretrain-epochs", "1",
+                 "--finetune-epochs", "1", "--student-epochs", "1", "--qat-epochs", "1", "--mcu", "false"]) == 0
+    out = watch_project / "demo"
+    printed = capsys.readouterr().out
+    assert "--data my_watch/dataset.yaml" in printed and "records     4  subjects    4" in printed
+    ft = json.loads((out / "finetune" / "metrics.json").read_text())
+    assert ft["datasets"] == ["my_watch"] and ft["subjects"] == 4
+    assert json.loads((out / "quantize" / "metrics.json").read_text())["heldout_subjects"] == ["my_watch:s04"]
+    bench = json.loads((out / "bench" / "bench.json").read_text())
+    assert bench["labelled"] and bench["provenance"]["records"] == 4
+    assert bench["seen_in_training"] == ["my_watch:s01", "my_watch:s02", "my_watch:s03"]
+    assert all(r["status"] in ("ok", "skipped") for r in bench["runtimes"])
+    assert {r["runtime"] for r in bench["runtimes"] if r["status"] == "ok"} >= {"c_pipeline", "c_host_single"}
 
 
 @pytest.mark.realdata

@@ -461,8 +461,12 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
                    q_target[tr] if q_target is not None else None, None, say) if cfg.qat_epochs else \
         {"history": [], "seconds_per_epoch": None}
     qcfg = q.cfg
+    from sqtool.data.record import subject_key         # provenance for the bench's seen-subjects warning
+    ds_name = str((getattr(data, "meta", {}) or {}).get("dataset") or ("synthetic" if synthetic else "data"))
     save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=qcfg.to_dict(), state_dict=q.state_dict(),
-                    history=q_hist["history"], float_checkpoint="student_float.pt", **common)
+                    history=q_hist["history"], float_checkpoint="student_float.pt",
+                    heldout_subjects=sorted(subject_key(ds_name, s) for s in held),
+                    train_subjects=sorted({subject_key(ds_name, s) for s in groups[tr]}), **common)
 
     # 7. evaluate on the same held-out windows ------------------------------------------------------
     metric = primary_metric(cfg.task)

@@ -134,6 +134,11 @@ class DatasetFile:
     def builtin(self) -> bool:
         return self.format not in GENERIC_FORMATS
 
+    @property
+    def shipped(self) -> bool:
+        """One of sqtool's own dataset files (sqtool/data/datasets/*.yaml)."""
+        return self.path.parent == builtin_dir()
+
     def has_label(self, task: str) -> bool:
         return TASK_LABELS.get(task, task) in self.labels
 
@@ -323,10 +328,22 @@ def builtin_names() -> list[str]:
 
 
 def load_builtin(name: str, data_root: str | os.PathLike | None = None) -> DatasetFile:
+    """The shipped dataset file of built-in dataset `name`, its root under `data_root` (a folder of dataset
+    folders; default: resolve_data_root). Every loader of a data root reads the built-ins through this."""
     f = builtin_dir() / f"{name}.yaml"
     if not f.is_file():
         raise SqtoolError(f"no built-in dataset '{name}' (known: {', '.join(builtin_names())})")
     return load_dataset_file(f, data_root)
+
+
+def builtin_exclude(name: str) -> dict[str, str]:
+    """{record id: reason} that the shipped file of `name` leaves out (read without a data root): the one
+    place a built-in exclusion lives (e.g. TROIKA's DATA_S04_T01)."""
+    import yaml
+    f = builtin_dir() / f"{name}.yaml"
+    if not f.is_file():
+        raise SqtoolError(f"no built-in dataset '{name}' (known: {', '.join(builtin_names())})")
+    return {str(k): str(v) for k, v in ((yaml.safe_load(f.read_text()) or {}).get("exclude") or {}).items()}
 
 
 @dataclass
@@ -388,4 +405,4 @@ def data_records(ref: DataRef, log=None, **kw) -> list:
 
 
 __all__ = ["DatasetFile", "Channel", "Subject", "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
-           "load_dataset_file", "load_builtin", "builtin_names", "resolve_data", "data_records", "TASK_LABELS"]
+           "load_dataset_file", "load_builtin", "builtin_exclude", "builtin_names", "resolve_data", "data_records", "TASK_LABELS"]

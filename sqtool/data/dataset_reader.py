@@ -18,10 +18,12 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                quality: column -> per-sample flags (kind "flags"); table -> value 1 good / 0 poor
     check      readers.check_record: rates, NaN, flat PPG, labels inside the signal
 
-Built-in layouts: `readers.read_dataset(root, kind=format)`, then each reader label named in `labels` is
+Order: generic files by record id; built-in layouts in their reader's order (the order the task loaders
+always used). Built-in layouts: `readers.read_dataset(root, kind=format)`, then each reader label named in `labels` is
 copied to the task name (bp: [sbp, dbp]). In both cases `exclude` drops the named recordings and reports
 each one (`log`, ds.report["excluded"]); an excluded name that matches nothing is refused (a typo would
-otherwise silently keep a recording).
+otherwise silently keep a recording), except in sqtool's shipped files (a partial copy of a dataset may lack
+the excluded file).
 """
 from __future__ import annotations
 
@@ -43,12 +45,14 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0) -> list[Record
         recs = [_read_one(ds, p) for p in _files(ds)]
     excluded = [r for r in recs if str(r.record_id) in ds.exclude]
     unknown = sorted(set(ds.exclude) - {str(r.record_id) for r in excluded})
-    if unknown:
+    if unknown and not ds.shipped:          # a shipped file's exclusion may name a file a partial copy lacks
         raise SqtoolError(f"{ds.path}: exclude names {', '.join(unknown)}, not a recording under {ds.root}")
     for r in excluded:
-        say(f"{ds.name}/{r.record_id}: excluded ({ds.exclude[str(r.record_id)]})")
+        say(f"{ds.name}/{r.record_id}: excluded, left out ({ds.exclude[str(r.record_id)]})")
     ds.report["excluded"] = {str(r.record_id): ds.exclude[str(r.record_id)] for r in excluded}
-    recs = sorted((r for r in recs if str(r.record_id) not in ds.exclude), key=lambda r: str(r.record_id))
+    recs = [r for r in recs if str(r.record_id) not in ds.exclude]
+    if not ds.builtin:                      # built-in layouts keep their reader's order (the loaders' order)
+        recs = sorted(recs, key=lambda r: str(r.record_id))
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
@@ -118,9 +122,10 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, float | N
             raise
         except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled), OSError
             raise SqtoolError(f"{where}: corrupt or truncated .npz ({first_line(e)})")
-        rates = {k[3:]: float(np.asarray(cols[k]).item()) for k in cols if k.startswith("fs_")}
-        if "fs" in cols:
-            rates.update({k: float(np.asarray(cols["fs"]).item()) for k in cols if not k.startswith("fs")})
+        own = {k[3:]: float(np.asarray(cols[k]).item()) for k in cols if k.startswith("fs_")}
+        rates = {k: float(np.asarray(cols["fs"]).item()) for k in cols if not k.startswith("fs")} if "fs" in cols \
+            else {}
+        rates.update(own)                           # an array's own fs_<name> wins over the file's fs
         arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not k.startswith("fs")}
         n = max((len(v) for v in arrays.values()), default=0)
         return arrays, list(arrays), rates, None, n
@@ -178,7 +183,7 @@ def _read_one(ds: DatasetFile, p: Path) -> Record:
         for given, what in ((spec.fs, f"channels.{ch}.fs"), (ds.fs, "fs")):
             if given is None:
                 continue
-            for other, src in ((fs_t, f"time column '{ds.time_column}'"), (rates.get(col), "the file's header")):
+            for other, src in ((fs_t, f"time column '{ds.time_column}'"), (rates.get(col), "file's header")):
                 if other is not None and abs(other - given) > RATE_TOL * given:
                     raise SqtoolError(f"{where}: {what} {given:g} Hz disagrees with the {src} ({other:.4g} Hz); "
                                       "wrong sampling rate")

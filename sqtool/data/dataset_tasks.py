@@ -1,9 +1,12 @@
-"""Tasks from a dataset file: what `train finetune` / `quantize` read when --data is a dataset.yaml or a
-built-in name.
+"""Tasks from a dataset file: what `train finetune` / `quantize` read when --data is a dataset.yaml, a
+built-in name, or a data root (each built-in folder through its shipped dataset file).
 
     dataset_of(data, data_root)                    -> DatasetFile | None   (None: a data root / plain path)
     load_task_from_dataset(task, ds, model_cfg)    -> tasks.TaskData       (time-domain models)
     hr_corpus_from_dataset(ds, model_cfg, log)     -> [hr_spectra.HrRecording]  (spectral heart-rate models)
+
+`tasks.load_task` and `hr_spectra.hr_corpus` on a data root (a folder of dataset folders) come here too,
+through the shipped dataset file of each built-in dataset: one loading path for every kind of --data.
 
 A task needs its label (`DatasetFile.require_label`: one line naming it). Targets per window, from the
 label's kind, as `data.tasks` does for the built-in loaders:
@@ -43,10 +46,22 @@ def dataset_of(data, data_root: str | os.PathLike | None = None):
 
 
 def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
+    """TaskData of `task` from the dataset file `ds`; max_records keeps the first max_records SUBJECTS in
+    record order (every recording of each: segments of one patient stay together)."""
     from sqtool.data import tasks as T
     ds.require_label(task)
     acc = T._Acc(task)
-    for rec in ds.records(max_records=max_records or 0):
+    subjects: set[str] = set()                  # subjects with windows so far
+    add = acc.add
+
+    def counted(x, y, subject, *a, **k):
+        if len(x):
+            subjects.add(str(subject))
+        add(x, y, subject, *a, **k)
+    acc.add = counted
+    for rec in ds.records():
+        if max_records and str(rec.subject) not in subjects and len(subjects) >= max_records:
+            continue
         if task in ("hr", "rr"):
             lab = rec.labels.get(task)
             if lab is None:
@@ -108,21 +123,33 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
                      excluded=dict(ds.report.get("excluded") or {}))
 
 
-def hr_corpus_from_dataset(ds, model_cfg, log=None, max_records: int = 0) -> list:
-    """Every recording of the dataset with heart-rate truth, through the device front end
-    (`hr_spectra.record_spectra`); recordings without truth and excluded ones are reported, never silent."""
+def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=frozenset(),
+                    max_records: int = 0) -> list:
+    """The recordings of `ds` with heart-rate truth through the device front end (`hr_spectra.record_spectra`),
+    in record order; those without truth (and record ids in `skip`) are reported, never silent. May be empty."""
     from sqtool.data.hr_spectra import record_spectra
     ds.require_label("hr")
-    out, cache = [], {}
+    out, cache = [], ({} if cache is None else cache)
     for rec in ds.records(log=log):
+        if str(rec.record_id) in skip:
+            if log:
+                log(f"{ds.name}/{rec.record_id}: left out (asked for)")
+            continue
         if "hr" not in rec.labels:
             if log:
                 log(f"{ds.name}/{rec.record_id}: no heart-rate truth, left out")
             continue
         out.append(record_spectra(rec, model_cfg, cache))
-    if not out:
-        raise SqtoolError(f"{ds.path}: no recording with heart-rate truth")
     return out[:max_records or None]
 
 
-__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset"]
+def hr_corpus_from_dataset(ds, model_cfg, log=None, max_records: int = 0) -> list:
+    """Every recording of the dataset with heart-rate truth, through the device front end (`dataset_spectra`);
+    one clear error when none has it."""
+    out = dataset_spectra(ds, model_cfg, log, max_records=max_records)
+    if not out:
+        raise SqtoolError(f"{ds.path}: no recording with heart-rate truth")
+    return out
+
+
+__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset", "dataset_spectra"]

@@ -19,9 +19,13 @@ recording has them (default: the model's first channel alone, as models older th
 `stream_channels` picks those present, in that order, then the other channels: n_ppg is the RECORDING's
 (device's) property, the network reads the same channels either way.
 
+Loading: a data root (a folder of dataset folders) resolves each dataset through its shipped dataset file
+(`data.dataset_file.load_builtin`, `sqtool/data/datasets/<name>.yaml`), exactly as `--data troika` or a
+user's dataset.yaml does (`data.dataset_tasks.hr_corpus_from_dataset`): one loading path.
+
 Subjects: TROIKA's `Extra_TrainingData/DATA_S04_T01` is most likely subject S04 of the SP Cup test set;
-it is kept out (`exclude`) so results stay comparable with published test-set figures, and its
-exclusion is reported, never silent.
+the shipped troika.yaml leaves it out (`exclude`, the one place that says so; `EXCLUDED` reads it) so
+results stay comparable with published test-set figures, and its exclusion is reported, never silent.
 """
 from __future__ import annotations
 
@@ -34,7 +38,14 @@ from sqtool.core import ModelCfg, SqtoolError
 from sqtool.data.frontend import MAX_PPG, FrontEndCfg, design, spectra, to_int16
 
 HR_DATASETS = ("troika", "wrist_exercise")
-EXCLUDED = ("DATA_S04_T01",)        # likely SP Cup test subject S04
+
+
+def _troika_excluded() -> tuple[str, ...]:
+    from sqtool.data.dataset_file import builtin_exclude
+    return tuple(builtin_exclude("troika"))
+
+
+EXCLUDED = _troika_excluded()       # troika.yaml's exclude (likely SP Cup test subject S04), read, not repeated
 
 
 @dataclass
@@ -143,31 +154,24 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
 
 
 def hr_corpus(data_root, datasets=HR_DATASETS, model_cfg: ModelCfg | dict | None = None,
-              exclude=EXCLUDED, log=None, synthetic_subjects: int = 8, seed: int = 0) -> list[HrRecording]:
-    """Every labelled recording of `datasets` under data_root, as front-end spectra. data_root
-    "synthetic" (asked for explicitly, never a fallback) is the embedded generator: `synthetic_subjects`
-    5-minute wrist recordings at 125 Hz with known HR and accelerometer-correlated motion."""
-    from sqtool.data.readers import read_dataset
+              exclude=(), log=None, synthetic_subjects: int = 8, seed: int = 0) -> list[HrRecording]:
+    """Every labelled recording of `datasets` under data_root, as front-end spectra, each dataset read through
+    its shipped dataset file (its `exclude` left out and reported; `exclude` here: further record ids to
+    leave out). data_root "synthetic" (asked for explicitly, never a fallback) is the embedded generator:
+    `synthetic_subjects` 5-minute wrist recordings at 125 Hz with known HR and accelerometer-correlated motion."""
+    from sqtool.data.dataset_file import load_builtin
+    from sqtool.data.dataset_tasks import dataset_spectra
     out, cache = [], {}
     if str(data_root) == "synthetic":
         from sqtool.data.synthetic import synth_corpus
         recs = synth_corpus(n_subjects=synthetic_subjects, duration_s=300.0, seed=seed, fs=125.0, af_fraction=0.0)
         return [record_spectra(r, model_cfg, cache) for r in recs]
     root = Path(data_root)
-    for ds in datasets:
-        folder = root / ds
+    for name in datasets:
+        folder = root / name
         if not folder.is_dir():
             raise SqtoolError(f"heart-rate data: no folder {folder}")
-        for rec in sorted(read_dataset(folder, kind=ds), key=lambda r: r.record_id):
-            if rec.record_id in exclude:
-                if log:
-                    log(f"{ds}/{rec.record_id}: left out (likely an SP Cup test-set subject)")
-                continue
-            if "hr" not in rec.labels:
-                if log:
-                    log(f"{ds}/{rec.record_id}: no heart-rate truth, left out")
-                continue
-            out.append(record_spectra(rec, model_cfg, cache))
+        out += dataset_spectra(load_builtin(name, root), model_cfg, log, cache, skip=set(map(str, exclude or ())))
     if not out:
         raise SqtoolError(f"heart-rate data: no labelled recording in {', '.join(datasets)} under {root}")
     return out

@@ -21,6 +21,13 @@ import numpy as np
 from sqtool.core import MIN_RECORD_SAMPLES, SqtoolError, check_fs
 
 
+def subject_key(dataset: str, subject) -> str:
+    """"dataset:subject", the subject id unique across datasets (kept as is when it already names its
+    dataset, e.g. the quality task's "but_ppg:12"). Training provenance and the bench compare these."""
+    s = str(subject)
+    return s if ":" in s else f"{dataset}:{s}"
+
+
 @dataclass
 class Label:
     values: np.ndarray                  # (n,) per event, or () / (k,) for a whole-record label

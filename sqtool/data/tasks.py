@@ -53,13 +53,15 @@ TASKS = ("hr", "rr", "af", "bp", "quality")
 # (tests/data/test_tasks.py::test_rr_band_keeps_respiration).
 TASK_SPECS = {
     "hr": dict(outputs=("hr_bpm",), units=("bpm",), kind="regression", window_s=8.0, hop_s=2.0,
-               datasets=("troika",), band=DEFAULT_BAND),
+               datasets=("troika",), band=DEFAULT_BAND, label="BPM0 (ECG heart rate per 8 s window, 2 s hop)"),
     "rr": dict(outputs=("rr_bpm",), units=("breaths/min",), kind="regression", window_s=30.0, hop_s=10.0,
-               datasets=("bidmc",), band=(0.05, 8.0)),
+               datasets=("bidmc",), band=(0.05, 8.0), label="breaths/min from annotator 1's breath marks"),
     "af": dict(outputs=("logit_af",), units=("logit",), kind="classification", window_s=10.0, hop_s=10.0,
-               datasets=("ppg_arrhythmia",), band=DEFAULT_BAND),
+               datasets=("ppg_arrhythmia",), band=DEFAULT_BAND,
+               label="1 = atrial fibrillation, 0 = any other rhythm"),
     "bp": dict(outputs=("sbp", "dbp"), units=("mmHg", "mmHg"), kind="regression", window_s=8.0, hop_s=8.0,
-               datasets=("ppg_bp",), band=DEFAULT_BAND),
+               datasets=("ppg_bp",), band=DEFAULT_BAND,
+               label="systolic, diastolic BP (mmHg) per subject; 2.1 s segments tiled to the window"),
     "quality": dict(outputs=("logit_good",), units=("logit",), kind="classification", window_s=10.0,
                     hop_s=10.0, datasets=("but_ppg", "mw_ppg", "troika"), band=DEFAULT_BAND),
 }
@@ -163,7 +165,7 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
     elif ds is not None:
         td = load_task_from_dataset(task, ds, model_cfg, max_records)
         data_root = str(ds.path)
-    else:
+    else:                                       # a data root: each built-in folder through its shipped yaml
         root = Path(data_root)
         if not root.is_dir():
             raise SqtoolError(f"data root {root} does not exist or is not a directory")
@@ -171,7 +173,11 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
         for ds in need:
             if not (root / ds).is_dir():
                 raise SqtoolError(f"task '{task}' needs the {ds} dataset: {root / ds} not found under the data root")
-        td = _LOADERS[task](root, model_cfg, max_records)
+        if task == "quality":
+            td = _quality(root, model_cfg, max_records)
+        else:
+            td = load_task_from_dataset(task, _builtin(need[0], root), model_cfg, max_records)
+            td.meta["label"] = spec["label"]
     if len(td) == 0:
         raise SqtoolError(f"task '{task}': no labelled windows of {model_cfg.window_s:g} s found")
     td.meta.update(task=task, fs=model_cfg.fs, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s,
@@ -245,47 +251,12 @@ def _label_at_centres(lab, t0, window_s):
     return np.interp(centre, lab_centre, vals), inside
 
 
-def _hr(root: Path, cfg, max_records) -> TaskData:
-    from sqtool.data.readers import read_dataset
-    recs = [r for r in read_dataset(root / "troika", kind="troika")
-            if r.meta.get("layout") == "training" and "hr" in r.labels]
-    if not recs:
-        raise SqtoolError(f"task 'hr': no TROIKA training recordings with BPM0 under {root / 'troika'}")
-    recs = sorted(recs, key=lambda r: r.record_id)[:max_records]
-    acc = _Acc("hr")
-    for rec in recs:
-        _require_channels(rec, cfg, "hr")
-        w = _windows(rec, cfg)
-        y, ok = _label_at_centres(rec.labels["hr"], w.t0, cfg.window_s)
-        acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
-    return acc.build(dataset="troika", label="BPM0 (ECG heart rate per 8 s window, 2 s hop)")
-
-
 def breaths_per_min(breath_times: np.ndarray, t0: float, window_s: float) -> float:
     """60 (n - 1) / (t_last - t_first) over the breaths inside [t0, t0 + window_s); NaN if n < 3."""
     b = breath_times[(breath_times >= t0) & (breath_times < t0 + window_s)]
     if len(b) < 3 or b[-1] <= b[0]:
         return float("nan")
     return 60.0 * (len(b) - 1) / (b[-1] - b[0])
-
-
-def _rr(root: Path, cfg, max_records) -> TaskData:
-    from sqtool.data.readers import iter_records
-    acc, n = _Acc("rr"), 0
-    for rec in iter_records(root / "bidmc", kind="bidmc"):
-        lab = rec.labels.get("breaths_ann1") or rec.labels.get("breaths_ann2")
-        if lab is None:
-            continue
-        _require_channels(rec, cfg, "rr")
-        w = _windows(rec, cfg)
-        bt = np.sort(np.asarray(lab.times, float))
-        y = np.array([breaths_per_min(bt, t, cfg.window_s) for t in w.t0])
-        ok = np.isfinite(y)
-        acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
-        n += 1
-        if max_records and n >= max_records:
-            break
-    return acc.build(dataset="bidmc", label="breaths/min from annotator 1's breath marks")
 
 
 def tile_record(rec, min_s: float):
@@ -301,52 +272,21 @@ def tile_record(rec, min_s: float):
     return dataclasses.replace(rec, signals=sig, meta={**rec.meta, "tiled_from_s": rec.duration()})
 
 
-def _af(root: Path, cfg, max_records) -> TaskData:
-    from sqtool.data.readers import iter_records
-    acc, patients = _Acc("af"), set()
-    for rec in iter_records(root / "ppg_arrhythmia", kind="ppg_arrhythmia"):
-        if "rhythm" not in rec.labels:
-            continue
-        if max_records and rec.subject not in patients and len(patients) >= max_records:
-            continue
-        patients.add(rec.subject)
-        _require_channels(rec, cfg, "af")
-        lab = rec.labels["rhythm"]
-        is_af = (lab.classes[int(lab.values)] == "AF") if lab.classes else int(lab.values) == 5
-        w = _windows(tile_record(rec, cfg.window_s), cfg)
-        y = np.full(len(w), float(is_af))
-        acc.add(w.x, y, rec.subject, w.t0, rec.record_id)
-    return acc.build(dataset="ppg_arrhythmia", label="1 = atrial fibrillation, 0 = any other rhythm")
-
-
-def _bp(root: Path, cfg, max_records) -> TaskData:
-    from sqtool.data.readers import iter_records
-    acc, subjects = _Acc("bp"), set()
-    for rec in iter_records(root / "ppg_bp", kind="ppg_bp"):
-        if "sbp" not in rec.labels or "dbp" not in rec.labels:
-            continue
-        if max_records and rec.subject not in subjects and len(subjects) >= max_records:
-            continue
-        subjects.add(rec.subject)
-        _require_channels(rec, cfg, "bp")
-        w = _windows(tile_record(rec, cfg.window_s), cfg)
-        w_x, w_t0 = w.x[:1], w.t0[:1]                       # one window per (tiled) segment
-        y = np.array([[float(rec.labels["sbp"].values), float(rec.labels["dbp"].values)]])
-        acc.add(w_x, y, rec.subject, w_t0, rec.record_id)
-    return acc.build(dataset="ppg_bp", label="systolic, diastolic BP (mmHg) per subject; 2.1 s segments "
-                                             "tiled to the window")
+def _builtin(name: str, root: Path):
+    """The shipped dataset file of built-in `name` rooted in data root `root` (its exclusions included)."""
+    from sqtool.data.dataset_file import load_builtin
+    return load_builtin(name, root)
 
 
 def _quality(root: Path, cfg, max_records) -> TaskData:
     import dataclasses
 
     from sqtool.data.quality import is_good, record_quality
-    from sqtool.data.readers import iter_records
     if tuple(cfg.channels) != ("ppg",):
         raise SqtoolError("task 'quality' uses one PPG channel: give --channels ppg")
     acc = _Acc("quality")
     # 1. BUT PPG: 10 s smartphone PPG, human label good/poor
-    for i, rec in enumerate(iter_records(root / "but_ppg", kind="but_ppg")):
+    for i, rec in enumerate(_builtin("but_ppg", root).records()):
         if max_records and i >= max_records:
             break
         if "quality" not in rec.labels:
@@ -355,7 +295,7 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
         acc.add(w.x[:1], [float(rec.labels["quality"].values)], f"but_ppg:{rec.subject}", w.t0[:1],
                 f"but_ppg:{rec.record_id}", "but_ppg")
     # 2. multi-wavelength PPG: each wavelength with its own per-sample artifact flags
-    for i, rec in enumerate(iter_records(root / "mw_ppg", kind="mw_ppg")):
+    for i, rec in enumerate(_builtin("mw_ppg", root).records()):
         if max_records and i >= max_records:
             break
         for ch in [c for c in rec.signals if c.startswith("ppg")]:
@@ -370,7 +310,7 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
                     f"mw_ppg:{rec.record_id}:{ch}", "mw_ppg")
     # 3. index-labelled: TROIKA wrist PPG (+ accelerometer) windows scored by the quality index
     if (root / "troika").is_dir():
-        for i, rec in enumerate(iter_records(root / "troika", kind="troika")):
+        for i, rec in enumerate(_builtin("troika", root).records()):
             if rec.meta.get("layout") != "training" or (max_records and i >= max_records):
                 continue
             w = _windows(rec, cfg)
@@ -383,9 +323,6 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
     return acc.build(dataset="but_ppg+mw_ppg+troika",
                      label="1 good / 0 poor: BUT PPG human label; MW-PPG human artifact flags (poor if > 10 % "
                            "of the window flagged, good if none); TROIKA windows by the quality index (> 0.5 good)")
-
-
-_LOADERS = {"hr": _hr, "rr": _rr, "af": _af, "bp": _bp, "quality": _quality}
 
 
 # ----------------------------------------------------------------------------- synthetic default

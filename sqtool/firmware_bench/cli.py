@@ -391,11 +391,22 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                      "host), never cycles.",
                      "bit-exact %: windows whose int8 outputs equal the reference's exactly (double rounding "
                      "vs TFLite Micro, single rounding vs Brevitas)."],
-           "series": {"records": [{"record_id": rp.record_id, "subject": str(rec.subject), "t0": rp.t0.tolist(),
+           "series": {"records": [{"record_id": rp.record_id, "subject": str(rec.subject), "dataset": str(rec.dataset),
+                                   "t0": rp.t0.tolist(),
                                    "truth": (rp.truth if rp.truth is not None else np.full(len(rp), np.nan)).tolist()}
                                   for rec, rp in zip(recs, reps)],
                       "pred": series_pred, "pred_tracked": series_trk, "latency_ms": lat}}
     res["primary"] = _primary(rows)
+    from sqtool.data.record import subject_key
+    from sqtool.firmware_bench.provenance import seen_warning, training_subjects
+    scored = {subject_key(rec.dataset, rec.subject) for rec, rp in zip(recs, reps)
+              if rp.truth is not None and np.isfinite(rp.truth).any()}
+    res["seen_in_training"], warn = seen_warning(scored, training_subjects(art))
+    if warn:                                                  # in the table and the notes, as the spectral bench
+        res["notes"].insert(0, warn)
+        item(warn)
+    for s in res["series"]["records"]:
+        s["key"] = subject_key(s.get("dataset", ""), s["subject"])
     write_report(run_dir, res)
     write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in
                                                         ("status", "metrics", "metrics_tracked", "exact_pct",

@@ -103,7 +103,8 @@ def per_subject(res: dict) -> list[dict]:
     out = []
     for s, idx in subj.items():
         truth = np.concatenate([np.asarray(recs[i]["truth"], float) for i in idx])
-        row = {"subject": s, "recordings": len(idx), "windows": int(np.isfinite(truth).sum())}
+        row = {"subject": s, "key": recs[idx[0]].get("key"), "recordings": len(idx),
+               "windows": int(np.isfinite(truth).sum())}
         for k in cols:
             pred = np.concatenate([np.asarray(series["pred"][k][i], float) for i in idx])
             row[k] = hr_metrics(pred, truth)
@@ -125,7 +126,12 @@ def tables(res: dict) -> str:
                       _f(r.get("latency_ms_p50"), "{:.3f}"), _f(r.get("latency_ms_p99"), "{:.3f}"),
                       _f(r.get("exact_pct"), "{:.1f}"), r.get("exact_ref") or "-",
                       _f(r.get("realtime_factor"), "{:.0f}")])
-    out = provenance_lines(res["provenance"]) + ["", "accuracy (BPM, windows with ECG truth)"]
+    out = provenance_lines(res["provenance"])
+    seen = set(res.get("seen_in_training") or ())
+    if seen:                                    # scored subjects the student was trained on: optimistic MAE
+        out.append(next((n for n in res.get("notes") or [] if n.startswith("WARNING")), "WARNING: scored "
+                        "subjects were seen in training"))
+    out += ["", "accuracy (BPM, windows with ECG truth)"]
     out += _table(["runtime", "status", "precision", "MAE BPM", "RMSE BPM", "bias BPM", ">10 BPM %",
                    "MAE tracked BPM", "windows"], acc)
     out += ["", "speed and size (host, one thread)"]
@@ -134,7 +140,8 @@ def tables(res: dict) -> str:
     subj = per_subject(res)
     if subj:
         cols = [k for k in (res.get("primary"), "baseline") if k and k in subj[0]]
-        srows = [[s["subject"], str(s["recordings"]), str(s["windows"])]
+        srows = [[s["subject"] + (" (seen in training)" if s.get("key") in seen else ""), str(s["recordings"]),
+                  str(s["windows"])]
                  + sum(([_f(s[k]["mae"]), _f(s[k]["rmse"]), _f(s[k]["bias"], "{:+.2f}")] for k in cols), [])
                  for s in subj]
         out += ["", "per subject (BPM, per-window estimates before the tracker)"]

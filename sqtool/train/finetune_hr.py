@@ -109,6 +109,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
     if cfg.init not in ("", "none"):
         raise SqtoolError(f"model {cfg.model} reads spectra: --init (a pretrained time-domain encoder) does not apply")
+    from sqtool.data.dataset_file import builtin_exclude, builtin_names
     from sqtool.data.dataset_tasks import dataset_of, hr_corpus_from_dataset
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
     ds = dataset_of(cfg.data_root)                     # a dataset.yaml or a built-in name (troika, ...)
@@ -186,7 +187,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
                "ci95": {"mae_bpm": list(mae_ci(np.array([p["mae_bpm"] for p in per_subject]))[1:])},
                "per_subject": per_subject, "decoder": dec, "n_folds": len(groups), "resumed_folds": resumed,
                "excluded_records": ([f"{ds.name}/{k} ({v})" for k, v in ds.report.get("excluded", {}).items()] if ds
-                                    else ["troika/DATA_S04_T01 (likely SP Cup test subject S04)"])}
+                                    else [f"{n}/{k} ({v})" for n in datasets if n in builtin_names()
+                                          for k, v in builtin_exclude(n).items()])}
     metrics["skill"] = _skill_hr(corpus, groups, oof, dec, cfg)
     metrics["flag"] = metrics["skill"]["flag"]
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})

@@ -62,6 +62,9 @@ def test_run_dir_is_what_the_export_stage_reads(run_dir, hr_task):
     assert any("small" in w for w in m["warnings"])                        # 285 calibration windows < 300
     c = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert c["heldout_subjects"] == ["syn005"] and c["config"]["teacher"]
+    # provenance for the bench's seen-subjects warning: "dataset:subject" keys, as the spectral quantize
+    assert ck["heldout_subjects"] == ["synthetic:syn005"]
+    assert ck["train_subjects"] == sorted(f"synthetic:{s}" for s in set(hr_task.groups.tolist()) - {"syn005"})
     assert "| student int8" in (run_dir / "report.md").read_text()
 
 

@@ -118,3 +118,49 @@ def test_bench_on_the_embedded_synthetic_default(export_dir, tmp_path, capsys):
     assert set(rows) == {"tflm_int8", "c_host"}                  # the group name "tflm" expanded
     assert rows["c_host"]["exact_pct"] == 100.0
     assert res["baseline"]["metrics"]["mae"] < 15.0             # clean-ish synthetic PPG: the baseline works
+
+
+def test_time_domain_bench_warns_when_scored_subjects_were_seen_in_training(export_dir, tmp_path, monkeypatch):
+    """The student's train_subjects (written by `sqtool quantize`, read from the export's provenance) that the
+    bench scores are named in bench.md's table, the notes and bench.json; held-out subjects are not marked."""
+    from sqtool.data.synthetic import synth_record
+    from sqtool.firmware_bench import provenance
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    recs = [synth_record(duration_s=40.0, fs=125.0, hr_bpm=70.0 + 10 * i, seed=i, subject=f"w{i}") for i in range(2)]
+    seen_by = {}
+
+    def fake_training_subjects(art):
+        seen_by["export"] = str(art.export_dir)
+        return {"synthetic:w0", "other:w1"}
+    monkeypatch.setattr(provenance, "training_subjects", fake_training_subjects)
+    res = run_bench(BenchConfig(model=str(export_dir), data="synthetic", runtime=["c_host"], callgrind_windows=0,
+                                progress=False, out=str(tmp_path / "b")), records=recs)
+    assert seen_by["export"] == str(export_dir) and res["seen_in_training"] == ["synthetic:w0"]
+    md = (tmp_path / "b" / "bench.md").read_text()
+    assert "WARNING: 1 of 2 scored subjects were seen in training (synthetic:w0)" in md
+    assert "w0 (seen in training)" in md and "w1 (seen" not in md
+    assert json.loads((tmp_path / "b" / "bench.json").read_text())["seen_in_training"] == ["synthetic:w0"]
+    monkeypatch.setattr(provenance, "training_subjects", lambda art: None)        # not recorded: no warning
+    res = run_bench(BenchConfig(model=str(export_dir), data="synthetic", runtime=["c_host"], callgrind_windows=0,
+                                progress=False, out=str(tmp_path / "b2")), records=recs)
+    assert res["seen_in_training"] == [] and "seen in training" not in (tmp_path / "b2" / "bench.md").read_text()
+
+
+def test_training_subjects_reads_the_students_provenance(export_dir, tmp_path):
+    """training_subjects: the export's manifest names student_int8; its train_subjects, or None without them."""
+    from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.provenance import training_subjects
+    art = R.load_artifacts(str(export_dir), {})
+    assert training_subjects(art) is None                         # the fixture's student records none
+    p = art.manifest.source("student_int8")
+    ck = load_checkpoint(p)
+    q = tmp_path / "model.pt"
+    save_checkpoint(q, **{k: v for k, v in ck.items() if k not in ("path",)}, train_subjects=["synthetic:s0"])
+
+    class Art:                                                    # the same export, its student replaced
+        class manifest:
+            @staticmethod
+            def source(key):
+                return q
+    assert training_subjects(Art()) == {"synthetic:s0"}
