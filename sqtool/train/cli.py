@@ -215,13 +215,9 @@ def _resume_finetune(args) -> int:
         return 0
     m = run_finetune(cfg, run_dir, resume=True)
     pm = m["primary_metric"]
-<<<<<<< HEAD
     print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {metric_text(cfg.task, pm, m[pm])} "
           f"-> {run_dir}")
-=======
-    print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {pm} {m[pm]:.3f} -> {run_dir}")
     _print_skill(cfg.task, m)
->>>>>>> skill
     return 0
 
 
