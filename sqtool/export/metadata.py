@@ -164,6 +164,12 @@ def output_quantization(md: dict, out_scale: float, out_zp: int) -> list[dict]:
     return out
 
 
+def affine_text(o: dict, var: str = "q") -> str:
+    """One output_quantization entry as text: "0.0389 * (q - (-3086.24))"."""
+    z = f"{o['zero_point']:.9g}"
+    return f"{o['scale']:.9g} * ({var} - {'(' + z + ')' if z.startswith('-') else z})"
+
+
 def codes_to_units(q: np.ndarray, md: dict) -> np.ndarray:
     """int8 output codes (N, k) -> units through metadata's output_quantization (what a user of the C or
     TFLite int8 model does); falls back to quantization.output_scale / zero point + the target affine."""

@@ -183,8 +183,8 @@ class _Writer:
                    f"{md.get('output_note', '')}"
             mine = [o for o in md.get("output_quantization") or [] if o.get("name") == t.name]
             if mine:
-                text += (f"; in {mine[0]['unit'] or 'units'}: value = {mine[0]['scale']:.9g} * (q - "
-                         f"{mine[0]['zero_point']:.9g})")
+                from sqtool.export.metadata import affine_text
+                text += f"; in {mine[0]['unit'] or 'units'}: value = {affine_text(mine[0])}"
             elif t.type == self.S.TensorType.FLOAT32 and t.name in (md.get("outputs") or []):
                 u = dict(zip(md.get("outputs") or [], md.get("units") or [])).get(t.name, "")
                 text += f"; this tensor is {t.name} in {u or 'units'}"
@@ -194,8 +194,10 @@ class _Writer:
             text = f"{lay}; channels {md.get('channels')}, fs {md.get('fs')} Hz, window {md.get('window_s')} s, " \
                    f"band {md.get('band')}, normalisation {md.get('norm')}"
         q = t.quantization
+        normalised = output and bool(md.get("output_quantization"))       # the tensor's own params: model units
         if q is not None and q.scale:
-            text += f"; int8: real = scale * (q - zero_point), scale {q.scale[0]:.9g}, zero_point {q.zeroPoint[0]}"
+            text += (f"; int8: {'normalised' if normalised else 'real'} = scale * (q - zero_point), scale "
+                     f"{q.scale[0]:.9g}, zero_point {q.zeroPoint[0]}")
         return f"shape {list(t.shape)}; " + text
 
     def model_metadata(self, md: dict, inputs, outputs) -> bytes:

@@ -18,7 +18,7 @@ import torch
 
 from sqtool.export import onnx as O
 from sqtool.export import tflite as TF
-from sqtool.export.metadata import codes_to_units, from_units, output_affine, to_units
+from sqtool.export.metadata import affine_text, codes_to_units, from_units, output_affine, to_units
 from sqtool.models import create_model, get_model_cfg
 from sqtool.core.checkpoint import load_checkpoint
 
@@ -101,13 +101,17 @@ def test_int8_onnx_emits_bpm_and_metadata_maps_codes_to_bpm(full_export, int8_ru
     assert np.abs(from_units(onnx_bpm, md)[:, 0] / s - (codes[:, 0] - z)).max() <= 3.0 + 1e-6
     # the same map in the file's own descriptions (TFLite standard metadata, C header)
     desc = dict(TF.read_standard_metadata(out / "model_int8.tflite")["outputs"])
-    assert f"value = {oq['hr_bpm']['scale']:.9g} * (q - {oq['hr_bpm']['zero_point']:.9g})" in desc["hr_bpm"]
-    assert f"{oq['hr_bpm']['scale']:.9g} * (q[0] - {oq['hr_bpm']['zero_point']:.9g}) bpm" in \
-        (out / "c" / "sq_model.h").read_text()
+    assert f"value = {affine_text(oq['hr_bpm'])}" in desc["hr_bpm"]
+    assert f"hr_bpm: {affine_text(oq['hr_bpm'], 'q[0]')} bpm" in (out / "c" / "sq_model.h").read_text()
     assert "output_quantization" in TF.read_metadata(out / "model_int8.tflite")
     for f in ("model_float.onnx", "model_float.tflite"):                     # float files: no int8 metadata
         fmd = O.read_metadata(out / f) if f.endswith(".onnx") else TF.read_metadata(out / f)
         assert "output_quantization" not in fmd and "units" in fmd["output_note"]
+
+
+def test_affine_text():
+    assert affine_text({"scale": 0.5, "zero_point": -3.25}) == "0.5 * (q - (-3.25))"
+    assert affine_text({"scale": 0.5, "zero_point": 2.0}, "q[1]") == "0.5 * (q[1] - 2)"
 
 
 def test_output_affine_defaults_and_refusal():
