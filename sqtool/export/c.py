@@ -151,7 +151,12 @@ def _header(graph: IntGraph, md: dict) -> str:
     else:
         input_text = f"normalised window, {T} samples x {C} channels, quantized by sq_quantize_input"
         norm_text = " per window and channel, before sq_quantize_input"
-        output_text = "regression outputs are normalised: value = y * SQ_TARGET_STD[i] + SQ_TARGET_MEAN[i]"
+        from sqtool.export.metadata import affine_text
+        oq = md.get("output_quantization") or []
+        output_text = ("int8 codes q[i]; in units: value = (q[i] - SQ_OUTPUT_ZERO_POINT) * SQ_OUTPUT_SCALE * "
+                       "SQ_TARGET_STD[i] + SQ_TARGET_MEAN[i]"
+                       + "".join(f"\n *                  {o['name']}: {affine_text(o, f'q[{i}]')} {o['unit']}" for i, o in enumerate(oq))
+                       + "\n *                  (sq_dequantize_output gives the normalised y, before the STD / MEAN step)")
     s1 = s1_graph(graph)
     c16, c8 = const_data_bytes(graph), const_data_bytes(graph, weights_int8=True)
     weights_text = weights_define = ""

@@ -274,6 +274,11 @@ def _sources(inp: dict) -> dict[str, Path | None]:
 SPECTRAL_FAMILY = "spec_cnn"
 
 
+def graph_spectral(ckpt: dict) -> bool:
+    """Whether a checkpoint is a spectral model (its outputs are bin logits, never de-normalised)."""
+    return (ckpt.get("model_cfg") or {}).get("family") == SPECTRAL_FAMILY
+
+
 def expected_input_shape(model_cfg: dict) -> tuple[int, int]:
     """(C, T) of a model's float input: T = fs * window_s samples, or F bins for a spectral model."""
     c = len(model_cfg["channels"])
@@ -340,10 +345,13 @@ def export(cfg: ExportConfig) -> dict:
     def done(f: str) -> None:                      # one progress line per artifact as it is written and checked
         artifacts[f] = {}
         item(artifact_line(out, f, rows))
+    from sqtool.export.metadata import from_units, to_units
     y_float = None
-    if fmodel is not None:
+    if fmodel is not None:                                   # in units, as the exported float models emit
         with torch.no_grad():
             y_float = fmodel(torch.as_tensor(x)).numpy()
+        if not graph_spectral(ckpt):
+            y_float = to_units(y_float, md)
     deq = None
     if graph is not None:
         from sqtool.export import reference as R
@@ -354,8 +362,8 @@ def export(cfg: ExportConfig) -> dict:
         brev_out = brev[oname].reshape(len(x), -1)
         ref_out = {m: r[oname].reshape(len(x), -1) for m, r in ref.items()}
 
-        def deq(q):
-            return R.dequantize(graph, q)
+        def deq(q):                                           # int8 codes -> units
+            return R.dequantize(graph, q) if graph.spectral else to_units(R.dequantize(graph, q), md)
         base = P.task_mae(md, deq(brev_out), y)
         extra.append(f"Brevitas int8 HR MAE {P._fmt(base)} BPM"
                      + (f", PyTorch float {P._fmt(P.task_mae(md, y_float, y))} BPM" if y_float is not None else ""))
@@ -378,7 +386,8 @@ def export(cfg: ExportConfig) -> dict:
             if graph is not None:
                 O.export_int8(qmodel, md, out / "model_int8.onnx")
                 for opt in (False, True):
-                    got = O.run(out / "model_int8.onnx", x, batch=1, optimize=opt)
+                    got = O.run(out / "model_int8.onnx", x, batch=1, optimize=opt)     # units
+                    got = got if graph.spectral else from_units(got, md)
                     gq = np.clip(np.round(got / np.float32(graph.output_scale)) + graph.output_zp, -128, 127)
                     if opt:
                         rows.append(P.int8_row("ONNX int8 (onnxruntime integer kernels)", "model_int8.onnx", md,

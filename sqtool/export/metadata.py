@@ -4,11 +4,21 @@ One dict, built once from the checkpoint (its ModelCfg is the preprocessing cont
 graph, written as `metadata.json` and embedded in each artifact: ONNX `metadata_props`, a TFLite
 metadata buffer named "sqtool_metadata", and the C header's comment block and `#define`s. A file
 found alone on a device therefore still says how to feed it and how to read its output.
+
+Units (time-domain models, students `cnn1d_student_*` and resnet1d teachers): the networks learn regression
+targets normalised, (y - target_mean) / target_std. The exported artifacts speak units instead: the float
+ONNX / TFLite fold the affine into their last layer and the int8 ONNX applies it after its last
+DequantizeLinear, so every float-valued output is in `units` (hr_bpm in BPM), one output tensor per name
+in `outputs`. int8 codes (TFLite int8, C) keep the network's quantization; `output_quantization` gives,
+per output, the scale and (fractional) zero point with value = scale * (code - zero_point) in its unit.
+`output_affine` / `to_units` / `from_units` are the one place that conversion lives.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
+
+import numpy as np
 
 from sqtool import __version__
 from sqtool.core import SqtoolError
@@ -70,7 +80,10 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
         "target_mean": list(cfg.get("target_mean") or []),
         "target_std": list(cfg.get("target_std") or []),
         "arch": dict(cfg.get("arch") or {}),
-        "output_note": "regression outputs are (y - target_mean) / target_std; multiply by std, add mean",
+        "output_note": "one output tensor per name in outputs, in units (float ONNX / TFLite, int8 ONNX: the "
+                       "de-normalisation y * target_std + target_mean is folded into the graph); int8 codes "
+                       "(TFLite int8, C): value = scale * (code - zero_point) with output_quantization's "
+                       "per-output scale and zero point",
         "quant_scheme": quant or "float32",
         "quant_description": desc,
         "sqtool_version": __version__,
@@ -91,6 +104,8 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
     md["frontend"] = dict(cfg.get("frontend") or {})
     md["decoder"] = dict(cfg.get("decoder") or {})
     if graph is not None:
+        if "bins_bpm" not in md:
+            md["output_quantization"] = output_quantization(md, graph.output_scale, graph.output_zp)
         md["quantization"] = graph.quant_params()
         md["int8_layers"] = graph.summary()
         md["macs"] = graph.macs
@@ -98,7 +113,76 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
     return md
 
 
-INT8_ONLY = ("quantization", "int8_layers", "macs", "weight_bytes")
+INT8_ONLY = ("quantization", "int8_layers", "macs", "weight_bytes", "output_quantization")
+
+
+# ----------------------------------------------------------------------------- units
+
+def output_affine(md: dict, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, offset), float64 (k,): value in units = scale * network output + offset, per output column:
+    target_std / target_mean of the model config, 1 / 0 where it has none (logits, spectral bins, an
+    embedding). `md` is export metadata or a model_cfg dict; k defaults to the number of outputs."""
+    mc = md.get("model_cfg") or md
+    mean = list(md.get("target_mean") or mc.get("target_mean") or [])
+    std = list(md.get("target_std") or mc.get("target_std") or [])
+    k = len(md.get("outputs") or mc.get("outputs") or []) if k is None else int(k)
+    scale, offset = np.ones(k), np.zeros(k)
+    n = min(k, len(mean), len(std))
+    scale[:n], offset[:n] = np.asarray(std[:n], np.float64), np.asarray(mean[:n], np.float64)
+    if np.any(scale <= 0):
+        raise SqtoolError(f"model '{md.get('model') or mc.get('name')}': target_std must be positive, got {std}")
+    return scale, offset
+
+
+def to_units(y: np.ndarray, md: dict) -> np.ndarray:
+    """Network outputs (N, k) in normalised model units -> units (float64)."""
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    scale, offset = output_affine(md, y.shape[1])
+    return y * scale + offset
+
+
+def from_units(y: np.ndarray, md: dict) -> np.ndarray:
+    """Outputs in units (N, k) -> the network's normalised model units (float64)."""
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    scale, offset = output_affine(md, y.shape[1])
+    return (y - offset) / scale
+
+
+def output_quantization(md: dict, out_scale: float, out_zp: int) -> list[dict]:
+    """Per output, the int8 code -> units map: value = scale * (code - zero_point). The network's int8 output
+    tensor has one scale s and zero point z in normalised units; in units, scale = s * target_std and
+    zero_point = z - target_mean / (s * target_std) (fractional: an int8 graph cannot hold it, so it is
+    documented here rather than folded into the tensor's integer zero point)."""
+    scale, offset = output_affine(md)
+    units = list(md.get("units") or [])
+    out = []
+    for i, name in enumerate(md.get("outputs") or []):
+        s = float(out_scale) * float(scale[i])
+        out.append({"name": name, "unit": units[i] if i < len(units) else "", "scale": s,
+                    "zero_point": float(out_zp) - float(offset[i]) / s,
+                    "formula": "value = scale * (code - zero_point)"})
+    return out
+
+
+def affine_text(o: dict, var: str = "q") -> str:
+    """One output_quantization entry as text: "0.0389 * (q - (-3086.24))"."""
+    z = f"{o['zero_point']:.9g}"
+    return f"{o['scale']:.9g} * ({var} - {'(' + z + ')' if z.startswith('-') else z})"
+
+
+def codes_to_units(q: np.ndarray, md: dict) -> np.ndarray:
+    """int8 output codes (N, k) -> units through metadata's output_quantization (what a user of the C or
+    TFLite int8 model does); falls back to quantization.output_scale / zero point + the target affine."""
+    q = np.asarray(q, np.float64).reshape(len(q), -1)
+    oq = md.get("output_quantization")
+    if oq and len(oq) == q.shape[1]:
+        s = np.array([o["scale"] for o in oq], np.float64)
+        z = np.array([o["zero_point"] for o in oq], np.float64)
+        return s * (q - z)
+    qp = md.get("quantization") or {}
+    if "output_scale" not in qp:
+        raise SqtoolError(f"metadata of '{md.get('model')}' has no int8 output quantization")
+    return to_units((q - int(qp["output_zero_point"])) * float(qp["output_scale"]), md)
 
 
 def float_metadata(md: dict) -> dict:

@@ -5,8 +5,12 @@ QuantizeLinear/Clip/DequantizeLinear around every quantized tensor, int32 biases
 biases are quantized and the activations after ReLU unsigned, onnxruntime fuses the Q/DQ pairs into
 integer kernels (QLinearConv, QGemm / QLinearMatMul); `ort_optimized_ops` shows which ones it chose.
 Static shapes: batch 1; the float model also comes with a dynamic batch axis. Inputs (B, C, T) for
-students ("x" -> "y"), (B, C, F) spectra for spectral models ("spectra" -> "hr_logits" (B, F)). The metadata goes into
-`metadata_props` (flat keys + the whole dict as JSON under "sqtool_metadata").
+time-domain models, input "x", one output (B, 1) per name of the model's `outputs` (students: "hr_bpm",
+"quality_logit"), in units: the float model's last Linear has target_std / target_mean folded into its
+weights and bias, the int8 model multiplies and adds them after its last DequantizeLinear (`units_head`).
+Spectral models: (B, C, F) spectra, "spectra" -> "hr_logits" (B, F). `run` concatenates the outputs in
+order, (N, k). The metadata goes into `metadata_props` (flat keys + the whole dict as JSON under
+"sqtool_metadata").
 
 x86 saturation, measured: with Brevitas's int8 weights, onnxruntime's fused U8S8 kernels on AVX2
 without VNNI (VPMADDUBSW) add pairs of uint8 x int8 products in saturating int16 (255 * 127 * 2 >
@@ -48,9 +52,67 @@ def _tmp_path(path: Path) -> Path:
     return Path(tmp)
 
 
-def io_names(model) -> tuple[str, str]:
-    """ONNX input and output names: ("x", "y") for students, ("spectra", "hr_logits") for spectral models."""
-    return ("spectra", "hr_logits") if hasattr(model, "n_bins") else ("x", "y")
+def io_names(model, md: dict | None = None) -> tuple[str, list[str]]:
+    """ONNX input name and output names: ("spectra", ["hr_logits"]) for spectral models, ("x", md's outputs,
+    e.g. ["hr_bpm", "quality_logit"]) for time-domain models."""
+    if hasattr(model, "n_bins"):
+        return "spectra", ["hr_logits"]
+    return "x", list((md or {}).get("outputs") or []) or ["y"]
+
+
+def _last_linear(model):
+    """The float model's output layer: a student's `fc`, a resnet1d teacher's `head` (None: an encoder)."""
+    import torch.nn as nn
+    for attr in ("fc", "head"):
+        m = getattr(model, attr, None)
+        if isinstance(m, nn.Linear):
+            return m
+    return None
+
+
+def units_head(model, md: dict, fold: bool):
+    """A time-domain model wrapped for export: outputs in units, one tensor (B, 1) per output name.
+
+    fold=True (float models): a copy of the model with target_std / target_mean folded into its last Linear
+    (W' = std * W, b' = std * b + mean, per output row). fold=False (the int8 model, whose integer weights
+    must stay Brevitas's): y * std + mean after the dequantized output, as float Mul / Add. A model without
+    a task head (an encoder) keeps its one output, the embedding."""
+    import copy
+
+    import torch
+    import torch.nn as nn
+    from sqtool.export.metadata import output_affine
+    names = io_names(model, md)[1]
+    lin = _last_linear(model)
+    k = 1 if lin is None else lin.out_features
+    if lin is not None and len(names) != k:
+        raise SqtoolError(f"ONNX export: the model has {k} outputs but its config names {len(names)} "
+                          f"({', '.join(names)})")
+    scale = offset = None
+    if lin is not None and fold:
+        model = copy.deepcopy(model).eval()
+        lin = _last_linear(model)
+        s, o = (torch.as_tensor(v, dtype=lin.weight.dtype) for v in output_affine(md, k))
+        with torch.no_grad():
+            lin.weight.mul_(s[:, None])
+            if lin.bias is None:
+                lin.bias = nn.Parameter(torch.zeros(k, dtype=lin.weight.dtype))
+            lin.bias.mul_(s).add_(o)
+    elif lin is not None:
+        scale, offset = (torch.as_tensor(v, dtype=torch.float32) for v in output_affine(md, k))
+
+    class Named(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):                                            # (B, C, T)
+            y = self.model(x)                                            # (B, k) normalised (unless folded)
+            if scale is not None:
+                y = y * scale + offset                                   # units
+            return y if k == 1 else tuple(y[:, i:i + 1] for i in range(k))   # k x (B, 1)
+
+    return Named().eval()
 
 
 def _dummy_input(model):
@@ -70,18 +132,20 @@ def _quiet_tracer():
 
 
 def export_float(model, md: dict, path, dynamic_batch: bool = False) -> None:
-    """torch.onnx.export (TorchScript exporter), input "x" (B, C, T), output "y" (spectral: "spectra"
-    (B, C, F), "hr_logits" (B, F))."""
+    """torch.onnx.export (TorchScript exporter), input "x" (B, C, T), one output (B, 1) per name in
+    md["outputs"], in units (de-normalisation folded into the last Linear); spectral: "spectra" (B, C, F) ->
+    "hr_logits" (B, F)."""
     import torch
     path = Path(path)
     x = _dummy_input(model)
-    i_name, o_name = io_names(model)
+    i_name, o_names = io_names(model, md)
+    net = model.eval() if hasattr(model, "n_bins") else units_head(model, md, fold=True)
     tmp = _tmp_path(path)
     try:
-        kw = {"dynamic_axes": {i_name: {0: "batch"}, o_name: {0: "batch"}}} if dynamic_batch else {}
+        kw = {"dynamic_axes": {n: {0: "batch"} for n in [i_name, *o_names]}} if dynamic_batch else {}
         with torch.no_grad(), _quiet_tracer():
-            torch.onnx.export(model.eval(), (x,), str(tmp), dynamo=False, opset_version=17, input_names=[i_name],
-                              output_names=[o_name], do_constant_folding=True, **kw)
+            torch.onnx.export(net, (x,), str(tmp), dynamo=False, opset_version=17, input_names=[i_name],
+                              output_names=o_names, do_constant_folding=True, **kw)
         _add_metadata(tmp, md)
         os.replace(tmp, path)
     finally:
@@ -138,20 +202,22 @@ def _weights_to_uint8(m) -> int:
 
 
 def export_int8(qmodel, md: dict, path, u8_weights: bool = True) -> None:
-    """Brevitas QCDQ export of the quantized student or spectral model (batch 1, static shapes); see the
-    module doc for why weights are stored as uint8 with zero point 128 by default."""
+    """Brevitas QCDQ export of the quantized student or spectral model (batch 1, static shapes); students'
+    outputs named and in units (see the module doc), and why weights are stored as uint8 with zero point
+    128 by default."""
     import torch
     from sqtool.core.noise import quiet_library_warnings
     quiet_library_warnings()                       # brevitas.export imports brevitas.graph: hadamard notice
     from brevitas.export import export_onnx_qcdq
     path = Path(path)
     x = _dummy_input(qmodel)
-    i_name, o_name = io_names(qmodel)
+    i_name, o_names = io_names(qmodel, md)
+    net = qmodel.eval() if hasattr(qmodel, "n_bins") else units_head(qmodel, md, fold=False)
     tmp = _tmp_path(path)
     try:
         with torch.no_grad(), _quiet_tracer():
-            export_onnx_qcdq(qmodel.eval(), args=x, export_path=str(tmp), dynamo=False, opset_version=17,
-                             keep_initializers_as_inputs=False, input_names=[i_name], output_names=[o_name])
+            export_onnx_qcdq(net, args=x, export_path=str(tmp), dynamo=False, opset_version=17,
+                             keep_initializers_as_inputs=False, input_names=[i_name], output_names=o_names)
         if u8_weights:
             import onnx
             m = onnx.load(str(tmp))
@@ -186,11 +252,18 @@ def session(path, threads: int = 1, optimized_out: str | None = None, optimize: 
 
 
 def run(path, x: np.ndarray, batch: int = 1, optimize: bool = True) -> np.ndarray:
-    """Run windows (N, C, T) (spectral: (N, C, F)) float32 through onnxruntime (one thread) in batches."""
+    """Run windows (N, C, T) (spectral: (N, C, F)) float32 through onnxruntime (one thread) in batches;
+    the graph's outputs concatenated in order: (N, k) (time-domain: in units), spectral (N, F)."""
     s = session(path, optimize=optimize)
     name = s.get_inputs()[0].name
-    outs = [s.run(None, {name: np.ascontiguousarray(x[i:i + batch], np.float32)})[0] for i in range(0, len(x), batch)]
+    outs = [join_outputs(s.run(None, {name: np.ascontiguousarray(x[i:i + batch], np.float32)}))
+            for i in range(0, len(x), batch)]
     return np.concatenate(outs)
+
+
+def join_outputs(outs: list) -> np.ndarray:
+    """onnxruntime's list of outputs (each (B, ...)) -> one (B, k) array, outputs in graph order."""
+    return np.concatenate([np.asarray(o).reshape(len(o), -1) for o in outs], axis=1)
 
 
 def ort_optimized_ops(path) -> list[str]:

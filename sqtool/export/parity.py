@@ -3,7 +3,8 @@
 Float artifacts are compared with PyTorch float (max abs error, cosine similarity, L2 relative
 error); int8 artifacts with Brevitas's integer outputs (histogram of LSB differences, share of
 bit-exact windows) and, where the task has a metric, its delta (heart-rate MAE in BPM). Each row
-states its tolerance and passes or fails; `export_report.md/.json` hold the one table.
+states its tolerance and passes or fails; `export_report.md/.json` hold the one table. Float outputs are
+compared in units (metadata.to_units: what the exported float models emit), int8 ones as codes.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def lsb_stats(ref: np.ndarray, got: np.ndarray) -> dict:
 
 
 def task_mae(md: dict, y_pred: np.ndarray, y_true: np.ndarray | None) -> float | None:
-    """Heart-rate MAE (BPM) of de-normalised output 0 (spectral models: the softmax-mean HR over the bins,
+    """Heart-rate MAE (BPM) of output 0 given in units, i.e. BPM (spectral models: the softmax-mean HR over the bins,
     at the decoder's temperature: continuous in the logits, so a delta measures the arithmetic of an
     artifact rather than arg-max ties between near-equal bins), when the task and labels allow it;
     windows whose truth is NaN (e.g. random parity windows) are left out."""
@@ -45,10 +46,8 @@ def task_mae(md: dict, y_pred: np.ndarray, y_true: np.ndarray | None) -> float |
         z = np.asarray(y_pred, np.float64).reshape(len(y_pred), -1) / float((md.get("decoder") or {}).get("temperature", 1.0))
         p = np.exp(z - z.max(axis=1, keepdims=True))
         hr = (p * (lo + step * np.arange(z.shape[1]))).sum(axis=1) / p.sum(axis=1)
-    elif md.get("target_std"):
-        hr = np.asarray(y_pred, np.float64)[:, 0] * md["target_std"][0] + md["target_mean"][0]
     else:
-        return None
+        hr = np.asarray(y_pred, np.float64).reshape(len(y_pred), -1)[:, 0]          # hr_bpm, already BPM
     ok = np.isfinite(y_true)
     return float(np.mean(np.abs(hr[ok] - y_true[ok]))) if ok.any() else None
 

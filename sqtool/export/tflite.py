@@ -8,7 +8,12 @@ weights, int32 biases, scales and zero points into the file unchanged, and takes
 Graph (channels-last, H = 1, so no TRANSPOSE and only builtin ops):
 
     input (1, 1, T, C) -> CONV_2D (1 x K, stride (1, s), SAME, fused RELU) x N -> (1, 1, T', C')
-      -> MEAN over axes (1, 2), keep_dims -> (1, 1, 1, C') -> RESHAPE (1, C') -> FULLY_CONNECTED -> (1, k)
+      -> MEAN over axes (1, 2), keep_dims -> (1, 1, 1, C') -> RESHAPE (1, C') -> FULLY_CONNECTED "fc" (1, k)
+      -> SPLIT -> one output (1, 1) per name of the model's outputs ("hr_bpm", "quality_logit")
+
+The float model's FC has target_std / target_mean folded into its weights and bias, so its outputs are in
+units (BPM); the int8 model keeps Brevitas's integers (bit-exact with the C and TFLite Micro), its outputs'
+code -> units map is in the metadata (`output_quantization`, and each output's description).
 
 Spectral models (SpecNet), over F heart-rate bins instead of T samples:
 
@@ -24,8 +29,8 @@ for the FC), biases int32 with scale s_in * s_w, output int8. float32: the float
 folded into each conv. Metadata: a buffer named "sqtool_metadata" holding metadata.json, and the standard
 TFLite Metadata "TFLITE_METADATA" (a ModelMetadata flatbuffer, identifier M001, per-edge descriptions with
 layout, normalisation and int8 scale / zero point). One SignatureDef "serving_default" maps the edge
-tensors by their names (spectral `spectra` -> `hr_logits`, students `input` -> `fc`), so LiteRT's
-get_signature_runner() works.
+tensors by their names (spectral `spectra` -> `hr_logits`, students `input` -> `hr_bpm`, `quality_logit`),
+so LiteRT's get_signature_runner() works. `run_litert` / `run_tflm` concatenate the outputs in order, (N, k).
 """
 from __future__ import annotations
 
@@ -176,14 +181,23 @@ class _Writer:
         if output:
             text = f"{', '.join(map(str, md.get('outputs') or []))} ({', '.join(map(str, md.get('units') or []))}); " \
                    f"{md.get('output_note', '')}"
+            mine = [o for o in md.get("output_quantization") or [] if o.get("name") == t.name]
+            if mine:
+                from sqtool.export.metadata import affine_text
+                text += f"; in {mine[0]['unit'] or 'units'}: value = {affine_text(mine[0])}"
+            elif t.type == self.S.TensorType.FLOAT32 and t.name in (md.get("outputs") or []):
+                u = dict(zip(md.get("outputs") or [], md.get("units") or [])).get(t.name, "")
+                text += f"; this tensor is {t.name} in {u or 'units'}"
         else:
             lay = md.get("input_layout")
             lay = lay.get("tflite", "") if isinstance(lay, dict) else "(1, 1, T, C) channels-last"
             text = f"{lay}; channels {md.get('channels')}, fs {md.get('fs')} Hz, window {md.get('window_s')} s, " \
                    f"band {md.get('band')}, normalisation {md.get('norm')}"
         q = t.quantization
+        normalised = output and bool(md.get("output_quantization"))       # the tensor's own params: model units
         if q is not None and q.scale:
-            text += f"; int8: real = scale * (q - zero_point), scale {q.scale[0]:.9g}, zero_point {q.zeroPoint[0]}"
+            text += (f"; int8: {'normalised' if normalised else 'real'} = scale * (q - zero_point), scale "
+                     f"{q.scale[0]:.9g}, zero_point {q.zeroPoint[0]}")
         return f"shape {list(t.shape)}; " + text
 
     def model_metadata(self, md: dict, inputs, outputs) -> bytes:
@@ -264,8 +278,27 @@ def _reshape(w: _Writer, x: int, name: str, shape, ttype, q: dict) -> int:
 SPECTRAL_INPUT, SPECTRAL_OUTPUT = "spectra", "hr_logits"      # tensor names of the spectral models' edges
 
 
-# int8 needs newer op versions (per-channel conv = 3, int8 mean = 2, int8 FC = 4, int8 reshape = 1)
-_INT8_VERSIONS = {3: 3, 40: 2, 9: 4, 22: 1}
+def output_names(md: dict, k: int) -> list[str]:
+    """The output tensors' names of a time-domain model: its config's outputs, one per FC output."""
+    names = [str(n) for n in md.get("outputs") or []]
+    if len(names) != k or len(set(names)) != k:
+        raise SqtoolError(f"tflite export: the model has {k} outputs but its config names {names}")
+    return names
+
+
+def _split(w: _Writer, x: int, names: list[str], ttype, q: dict) -> list[int]:
+    """SPLIT the (1, k) FC output along axis 1 into one (1, 1) tensor per name (same quantization)."""
+    S = w.S
+    axis = w.tensor("split/axis", [1], S.TensorType.INT32, np.array([1], np.int32))
+    outs = [w.tensor(n, [1, 1], ttype, **q) for n in names]
+    so = S.SplitOptionsT()
+    so.numSplits = len(names)
+    w.op(S.BuiltinOperator.SPLIT, [axis, x], outs, S.BuiltinOptions.SplitOptions, so)
+    return outs
+
+
+# int8 needs newer op versions (per-channel conv = 3, int8 mean = 2, int8 FC = 4, int8 reshape = 1, int8 split = 2)
+_INT8_VERSIONS = {3: 3, 40: 2, 9: 4, 22: 1, 49: 2}
 
 
 def int8_bytes(graph, md: dict) -> bytes:
@@ -302,7 +335,10 @@ def int8_bytes(graph, md: dict) -> bytes:
         last = graph.layers[-1]
         x = _reshape(w, x, SPECTRAL_OUTPUT, [1, graph.output_size], I8,
                      dict(scale=[last.out_scale], zp=[last.out_zp]))
-    return w.finish([inp], [x], md, _INT8_VERSIONS)
+        return w.finish([inp], [x], md, _INT8_VERSIONS)
+    outs = _split(w, x, output_names(md, graph.output_size), I8,
+                  dict(scale=[graph.output_scale], zp=[graph.output_zp]))
+    return w.finish([inp], outs, md, _INT8_VERSIONS)
 
 
 def _folded_float_state(model) -> dict:
@@ -317,7 +353,8 @@ def _folded_float_state(model) -> dict:
 
 
 def float_bytes(model, md: dict) -> bytes:
-    """float32 flatbuffer of a float student or spectral model (BN folded into each conv)."""
+    """float32 flatbuffer of a float student or spectral model (BN folded into each conv; a student's outputs
+    in units, the de-normalisation folded into its FC)."""
     sd = _folded_float_state(model)
     spectral = type(model).__name__ == "SpecNet"
     w = _Writer()
@@ -346,9 +383,13 @@ def float_bytes(model, md: dict) -> bytes:
         x = _reshape(w, y, SPECTRAL_OUTPUT, [1, t], F32, {})
         return w.finish([inp], [x], md, {})
     x = _mean_tail(w, x, t, c, F32, {}, {})
-    fw = sd["fc.weight"]
-    x = _fc(w, x, fw, sd["fc.bias"], "fc", [1, fw.shape[0]], F32, {}, {}, {})
-    return w.finish([inp], [x], md, {})
+    from sqtool.export.metadata import output_affine
+    fw, fb = sd["fc.weight"], sd["fc.bias"]                                # (k, C'), (k,)
+    scale, offset = output_affine(md, fw.shape[0])                        # units = std * y + mean, folded
+    fw = (fw.astype(np.float64) * scale[:, None]).astype(np.float32)
+    fb = (fb.astype(np.float64) * scale + offset).astype(np.float32)
+    x = _fc(w, x, fw, fb, "fc", [1, fw.shape[0]], F32, {}, {}, {})
+    return w.finish([inp], _split(w, x, output_names(md, fw.shape[0]), F32, {}), md, {})
 
 
 def write_int8(graph, md: dict, path) -> int:
@@ -419,7 +460,7 @@ def check_int8_params(path, graph) -> None:
     """Read the written file back: int8 weights, int32 biases, scales and zero points equal the graph's."""
     t = tensors_by_name(path)
     allowed = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "AVERAGE_POOL_2D", "RESHAPE",
-               "QUANTIZE", "DEQUANTIZE"}
+               "QUANTIZE", "DEQUANTIZE", "SPLIT"}
     bad = [o for o in t["__ops__"] if o not in allowed]
     if bad:
         raise SqtoolError(f"{path}: unexpected ops {bad}")
@@ -459,20 +500,21 @@ def litert_interpreter(path, **kwargs):
 
 def run_litert(path, x: np.ndarray, reference: bool = False, graph=None):
     """Run every window (N, 1, T, C) through LiteRT, one thread; reference=True uses the builtin
-    reference kernels (BUILTIN_REF). With `graph`, also returns each layer's int8 output."""
+    reference kernels (BUILTIN_REF). Outputs concatenated in order: (N, k) (spectral (N, F)). With `graph`,
+    also returns each layer's int8 output."""
     from ai_edge_litert.interpreter import OpResolverType
     kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference else {}
     if graph is not None:
         kw["experimental_preserve_all_tensors"] = True
     it = litert_interpreter(path, **kw)
     i_in = it.get_input_details()[0]["index"]
-    i_out = it.get_output_details()[0]["index"]
+    i_outs = [d["index"] for d in it.get_output_details()]
     names = {d["name"]: d["index"] for d in it.get_tensor_details()}
     outs, layers = [], {}
     for xi in x:
         it.set_tensor(i_in, xi[None].astype(it.get_input_details()[0]["dtype"]))
         it.invoke()
-        outs.append(it.get_tensor(i_out)[0].copy())
+        outs.append(np.concatenate([it.get_tensor(i).reshape(-1) for i in i_outs]))
         if graph is not None:
             for l in graph.layers:
                 layers.setdefault(l.name, []).append(it.get_tensor(names[l.name])[0].reshape(l.out_shape).copy())
@@ -483,12 +525,20 @@ def run_litert(path, x: np.ndarray, reference: bool = False, graph=None):
 
 
 def run_tflm(path, x: np.ndarray, arena_size: int = 64 * 1024) -> np.ndarray:
-    """Run every window through TFLite Micro's host interpreter (the firmware's kernels)."""
+    """Run every window through TFLite Micro's host interpreter (the firmware's kernels); outputs concatenated
+    in order, (N, k)."""
     from tflite_micro.python.tflite_micro import runtime
     it = runtime.Interpreter.from_bytes(Path(path).read_bytes(), arena_size=arena_size)
+    n_out = n_outputs(path)
     outs = []
     for xi in x:
         it.set_input(xi[None], 0)
         it.invoke()
-        outs.append(np.array(it.get_output(0))[0].copy())
+        outs.append(np.concatenate([np.array(it.get_output(i)).reshape(-1) for i in range(n_out)]))
     return np.stack(outs)
+
+
+def n_outputs(path) -> int:
+    """Number of output tensors of the model's main subgraph."""
+    m, _ = read_model(path)
+    return len(m.subgraphs[0].outputs)

@@ -2,16 +2,19 @@
 
     art = load_artifacts("runs/export/...")          # an export folder: its manifest.json says what is there
     rt = make_runtime("tflm_int8", art, work_dir)
-    y = rt.run(x)                  # x (C, T) float32 normalised window -> (k,) float, model units
+    y = rt.run(x)                  # x (C, T) float32 normalised window -> (k,) float, in units (hr_bpm in BPM)
     Y = rt.run_batch(X)            # (N, C, T) -> (N, k)
     rt.info()                      # {"runtime", "status", "size_bytes", "file", ...}
     rt.int8_outputs                # int8 runtimes: the last batch's raw int8 outputs (N, k)
 
-Model units: what the network outputs, i.e. regression targets normalised as (y - mean) / std;
-`decode_hr` turns them into BPM. Int8 runtimes quantize the float window with the input scale and
-zero point of metadata.json (round half away from zero, as TFLite's quantize), run integer-only, and
-dequantize with the output scale and zero point, so every int8 runtime receives identical int8 inputs
-and their int8 outputs can be compared bit for bit.
+Units: every runtime returns the outputs in the units metadata.json names (hr_bpm in BPM, quality_logit
+as a logit), as the exported float ONNX / TFLite and int8 ONNX emit them; the PyTorch runtimes apply
+their checkpoint's target_std / target_mean (`metadata.to_units`), `decode_hr` takes column 0. Int8
+runtimes quantize the float window with the input scale and zero point of metadata.json (round half away
+from zero, as TFLite's quantize), run integer-only, and map the int8 codes to units with metadata.json's
+per-output `output_quantization` (value = scale * (code - zero_point)), so every int8 runtime receives
+identical int8 inputs and their int8 outputs can be compared bit for bit. Multi-output graphs (one
+tensor per output name) are concatenated in order, (N, k).
 
 Runtimes (RUNTIMES): torch_teacher, torch_student (float checkpoints), brevitas_int8 (QAT
 checkpoint), onnx_float, onnx_int8 (onnxruntime, 1 thread), litert_float, litert_int8 (LiteRT,
@@ -137,11 +140,8 @@ def window_shape(md: dict) -> tuple[int, int]:
 
 
 def decode_hr(y: np.ndarray, md: dict) -> np.ndarray:
-    """Model units -> BPM for output 0 (hr_bpm): y * target_std + target_mean."""
-    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    mean = (md.get("target_mean") or md.get("model_cfg", {}).get("target_mean") or [0.0])[0]
-    std = (md.get("target_std") or md.get("model_cfg", {}).get("target_std") or [1.0])[0]
-    return y[:, 0] * float(std) + float(mean)
+    """A runtime's outputs (N, k), in units -> BPM of output 0 (hr_bpm), float64."""
+    return np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
 
 
 def quantize(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
@@ -211,8 +211,8 @@ class _Int8(_Timed):
         q = quantize(x, s, zp)                                   # (N, T*C)
         yq = self._run_int8(q)
         self.int8_outputs = yq
-        os_, ozp = self.art.output_qparams
-        return (yq.astype(np.float64) - ozp) * os_
+        from sqtool.export.metadata import codes_to_units
+        return codes_to_units(yq, self.art.metadata)                       # metadata's code -> units map
 
     def _run_int8(self, q: np.ndarray) -> np.ndarray:
         outs = []
@@ -254,6 +254,7 @@ class TorchRuntime(_Timed):
             raise SqtoolError(f"checkpoint {p} needs channel(s) {', '.join(missing)} the export's windows lack")
         self.ch_idx = [list(mine["channels"]).index(c) for c in cfg.channels]   # e.g. a PPG-only teacher
         self.model = load_model(ck)
+        self.units_md = ck["model_cfg"]                         # its own target_std / target_mean
         self.file, self.size_bytes = str(p), Path(ck["path"]).stat().st_size
         self.extra["params"] = int(sum(t.numel() for t in self.model.parameters()))
         self.extra["sha256"] = sha256_file_cached(ck["path"])
@@ -261,8 +262,11 @@ class TorchRuntime(_Timed):
 
     def _run_one(self, x):
         import torch
+
+        from sqtool.export.metadata import to_units
         with torch.no_grad():
-            return self.model(torch.from_numpy(np.ascontiguousarray(x[None, self.ch_idx])))[0].numpy()
+            y = self.model(torch.from_numpy(np.ascontiguousarray(x[None, self.ch_idx])))[0].numpy()
+        return to_units(y[None], self.units_md)[0]                        # normalised -> units
 
 
 class TorchTeacher(TorchRuntime):
@@ -300,7 +304,8 @@ class OnnxRuntime(_Timed):
         return self
 
     def _run_one(self, x):
-        return self.sess.run(None, {self.inp: x[None]})[0][0]
+        from sqtool.export.onnx import join_outputs
+        return join_outputs(self.sess.run(None, {self.inp: x[None]}))[0]          # outputs in order, units
 
 
 class OnnxFloat(OnnxRuntime):
@@ -312,9 +317,11 @@ class OnnxInt8(OnnxRuntime):
     name, fname, precision = "onnx_int8", "model_int8.onnx", "int8"
 
     def _run_batch(self, x):
-        y = super()._run_batch(x)
+        from sqtool.export.metadata import from_units
+        y = super()._run_batch(x)                                         # units
         os_, ozp = self.art.output_qparams
-        self.int8_outputs = np.clip(np.round(y / np.float32(os_)) + ozp, -128, 127).astype(np.int8)
+        yn = y if is_spectral(self.art.metadata) else from_units(y, self.art.metadata)
+        self.int8_outputs = np.clip(np.round(yn / np.float32(os_)) + ozp, -128, 127).astype(np.int8)
         return y
 
 
@@ -326,14 +333,14 @@ class LiteRtFloat(_Timed):
         p = self.art.file(self.fname)                              # one line when not exported
         self.it = litert_interpreter(p)                  # tensors allocated, XNNPACK INFO line dropped
         self.i_in = self.it.get_input_details()[0]
-        self.i_out = self.it.get_output_details()[0]["index"]
+        self.i_outs = [d["index"] for d in self.it.get_output_details()]        # one per output name, in order
         self.file, self.size_bytes = str(p), p.stat().st_size
         return self
 
     def _run_one(self, x):
         self.it.set_tensor(self.i_in["index"], x.T[None, None].astype(np.float32))      # (1, 1, T, C)
         self.it.invoke()
-        return self.it.get_tensor(self.i_out).reshape(-1)
+        return np.concatenate([self.it.get_tensor(i).reshape(-1) for i in self.i_outs])
 
 
 class LiteRtInt8(_Int8):
@@ -347,7 +354,7 @@ class LiteRtInt8(_Int8):
         T = int(self.i_in["shape"][2])
         self.it.set_tensor(self.i_in["index"], q.reshape(1, 1, T, -1))
         self.it.invoke()
-        return self.it.get_tensor(self.i_out).reshape(-1)
+        return np.concatenate([self.it.get_tensor(i).reshape(-1) for i in self.i_outs])
 
 
 def tflm_arena_bytes(model: bytes, arena_size: int) -> int | None:
@@ -392,12 +399,14 @@ class TflmInt8(_Int8):
         self.file, self.size_bytes = str(p), len(b)
         self.extra["arena_bytes"] = tflm_arena_bytes(b, self.arena_size)
         self.T = window_shape(self.art.metadata)[1]
+        from sqtool.export.tflite import n_outputs
+        self.n_out = n_outputs(p)
         return self
 
     def _run_q(self, q):
         self.it.set_input(q.reshape(1, 1, self.T, -1), 0)
         self.it.invoke()
-        return np.array(self.it.get_output(0)).reshape(-1)
+        return np.concatenate([np.array(self.it.get_output(i)).reshape(-1) for i in range(self.n_out)])
 
 
 # ----------------------------------------------------------------------------- generated C

@@ -1,7 +1,8 @@
 """The TFLite files carry a SignatureDef and the standard TFLite Metadata next to sqtool's JSON entry.
 
 For a spectral (`spec_student_xs`) and a time-domain student (`cnn1d_student_*`) export: LiteRT's
-signature runner "serving_default" gives the same output as set_tensor / invoke(), both for the float and
+signature runner "serving_default" gives the same outputs (keys `hr_logits`; the student's `hr_bpm`,
+`quality_logit`, in the config's order) as set_tensor / invoke(), both for the float and
 the int8 file; the "TFLITE_METADATA" buffer has identifier M001 and parses back (a flatbuffers Table reader
 of metadata_schema.fbs's tables) to the model name, author and the edge tensors' names; the
 "sqtool_metadata" JSON entry is still there.
@@ -17,7 +18,7 @@ from sqtool.export import tflite as TF
 from sqtool.models import list_models
 
 STUDENT = sorted(n for n in list_models() if n.startswith("cnn1d_student_"))[0]
-CASES = {"spec_student_xs": ("spectra", "hr_logits"), STUDENT: ("input", "fc")}
+CASES = {"spec_student_xs": ("spectra", ["hr_logits"]), STUDENT: ("input", ["hr_bpm", "quality_logit"])}
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -38,11 +39,11 @@ def test_signature_runner_equals_invoke(exported, fname):
     path = out / fname
     if not path.exists():
         pytest.skip(f"{fname} not written for {name}")
-    in_name, out_name = CASES[name]
+    in_name, out_names = CASES[name]
     it = TF.litert_interpreter(path)
     assert list(it.get_signature_list()) == ["serving_default"]
     sig = it.get_signature_list()["serving_default"]
-    assert (sig["inputs"], sig["outputs"]) == ([in_name], [out_name])
+    assert (sig["inputs"], sorted(sig["outputs"])) == ([in_name], sorted(out_names))
     d_in = it.get_input_details()[0]
     rng = np.random.default_rng(0)
     if d_in["dtype"] == np.int8:
@@ -51,11 +52,18 @@ def test_signature_runner_equals_invoke(exported, fname):
         x = rng.standard_normal(d_in["shape"]).astype(np.float32)
     it.set_tensor(d_in["index"], x)
     it.invoke()
-    want = it.get_tensor(it.get_output_details()[0]["index"]).copy()
+    want = {d["name"]: it.get_tensor(d["index"]).copy() for d in it.get_output_details()}
+    assert list(want) == out_names                            # outputs in the config's order
     got = it.get_signature_runner("serving_default")(**{in_name: x})
-    assert list(got) == [out_name]
-    assert got[out_name].dtype == want.dtype and np.array_equal(got[out_name], want)
-    assert np.any(want != want.flat[0])                       # a real output, not a constant
+    assert sorted(got) == sorted(out_names)
+    for k in out_names:
+        assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]), k
+    if len(out_names) == 1:
+        assert np.any(want[out_names[0]] != want[out_names[0]].flat[0])      # a real output, not a constant
+    else:                                                     # (1, 1) each: vary the input instead
+        x2 = -x if d_in["dtype"] != np.int8 else (-x.astype(np.int16)).clip(-127, 127).astype(np.int8)
+        got2 = it.get_signature_runner("serving_default")(**{in_name: x2})
+        assert any(not np.array_equal(got[k], got2[k]) for k in out_names)
 
 
 @pytest.mark.parametrize("fname", ["model_int8.tflite", "model_float.tflite"])
@@ -64,7 +72,7 @@ def test_standard_metadata_parses_back(exported, fname):
     path = out / fname
     if not path.exists():
         pytest.skip(f"{fname} not written for {name}")
-    in_name, out_name = CASES[name]
+    in_name, out_names = CASES[name]
     m, _ = TF.read_model(path)
     entries = {(e.name.decode() if isinstance(e.name, bytes) else e.name): e.buffer for e in m.metadata}
     assert set(entries) == {"sqtool_metadata", "TFLITE_METADATA"}
@@ -74,7 +82,7 @@ def test_standard_metadata_parses_back(exported, fname):
     assert md == TF.read_standard_metadata(path)
     assert (md["name"], md["author"], md["min_parser_version"]) == (name, "sqtool", "1.0.0")
     assert md["version"] and name in md["description"]
-    assert [n for n, _ in md["inputs"]] == [in_name] and [n for n, _ in md["outputs"]] == [out_name]
+    assert [n for n, _ in md["inputs"]] == [in_name] and [n for n, _ in md["outputs"]] == out_names
     (_, d_in), (_, d_out) = md["inputs"][0], md["outputs"][0]
     assert "channels-last" in d_in and "normalisation" in d_in
     if fname == "model_int8.tflite":
