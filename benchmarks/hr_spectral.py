@@ -314,7 +314,7 @@ def main(argv=None):
     add_training_args(ap)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--parts", default="", help="wrist protocol: comma-separated runs among loso, sp2wr, wr2sp "
-                    "(default: all three; spcup: loso)")
+                    "(default: all three, or loso with --folds; spcup: loso)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--rows-out", default="", help="also write this run's per-window rows (JSON) for --merge")
     ap.add_argument("--merge", default="", help="comma-separated --rows-out files of processes over disjoint "
@@ -323,7 +323,7 @@ def main(argv=None):
     if args.merge:
         return merge(args, argv)
     parts = args.parts.split(",") if args.parts else (["loso", "sp2wr", "wr2sp"] if args.protocol == "wrist"
-                                                       else ["loso"])
+                                                       and not args.folds else ["loso"])
     torch.set_num_threads(1)
     log = lambda m: print(m, flush=True)  # noqa: E731
     scfg = get_model_cfg(args.student)
@@ -342,7 +342,7 @@ def main(argv=None):
             log(f"fold: held-out {h}")
             runs["loso"] += run_fold([r for r in pool if r.key != h], [r for r in pool if r.key == h], args,
                                      records, log)
-    if args.protocol == "wrist" and not args.folds:
+    if args.protocol == "wrist":
         for key, title in CROSS:
             if key in parts:
                 log(title)
