@@ -18,6 +18,16 @@ to sub-sample time by a parabola. From the inter-beat intervals (IBI, s):
     their mean); ratio_hist_0..8 (share of successive IBI ratios ibi[k+1] / ibi[k] in RATIO_EDGES bins:
     an ectopic beat gives a short-long pair among ratios near 1, AF a broad spread), regular_share (share
     of IBIs within 5 % of the median) and ratio_near_1 (share of ratios within 5 % of 1).
+Ectopy-aware (ECTOPY_FEATURES; a premature beat = a short interval (< 0.88 x median) followed by a long
+one (> 1.08 x median), `ectopic_mask`): ectopic_share (share of intervals in such pairs), nrmssd_clean
+(RMSSD / mean over the successive differences that touch no ectopic interval: PAC/PVC become regular, AF
+stays irregular), km3_resid (within / total sum of squares of the exact 1-D 3-means of the IBIs: a few
+discrete lengths vs a continuum), sd1_sd2 (Poincare), cosen (coefficient of sample entropy, Lake &
+Moorman 2011: SampEn with a 30 ms tolerance + ln(0.06) - ln(mean IBI)), dev10_share (share of IBIs > 10 %
+from the median), hist_entropy_clean (entropy of the histogram of IBI / median in 0.05 bins after removing
+ectopic intervals), amp_ibi_corr (correlation of beat amplitude with its preceding IBI), pattern_share
+(share of IBIs within 10 % of the median or in an ectopic pair) and ibi_acf1..3 (autocorrelation of the
+IBI series at lags 1-3: bigeminy / trigeminy repeat, AF does not).
 AF makes the intervals irregularly irregular (high nrmssd, pnn, sampen); ectopic beats (PVC, PAC) make
 them irregular too, but with one outlier per few beats (lower mad_rel / sampen): the features keep both.
 
@@ -33,9 +43,12 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 
-FEATURES = ("n_beats", "mean_ibi", "nrmssd", "cv", "pnn_rel", "sampen", "tpr", "mad_rel", "range_rel", "amp_cv",
-            "spec_entropy", "peak_share", "acf_peak", "nrmssd_trim", "iqr_rel", "amp_nrmssd",
-            *(f"ratio_hist_{i}" for i in range(9)), "regular_share", "ratio_near_1")
+BASE_FEATURES = ("n_beats", "mean_ibi", "nrmssd", "cv", "pnn_rel", "sampen", "tpr", "mad_rel", "range_rel", "amp_cv",
+                 "spec_entropy", "peak_share", "acf_peak", "nrmssd_trim", "iqr_rel", "amp_nrmssd",
+                 *(f"ratio_hist_{i}" for i in range(9)), "regular_share", "ratio_near_1")
+ECTOPY_FEATURES = ("ectopic_share", "nrmssd_clean", "km3_resid", "sd1_sd2", "cosen", "dev10_share",
+                   "hist_entropy_clean", "amp_ibi_corr", "pattern_share", "ibi_acf1", "ibi_acf2", "ibi_acf3")
+FEATURES = (*BASE_FEATURES, *ECTOPY_FEATURES)
 RATIO_EDGES = (0.0, 0.6, 0.75, 0.85, 0.95, 1.05, 1.15, 1.3, 1.6, 10.0)   # successive IBI ratio bins
 
 
@@ -55,13 +68,14 @@ def beat_times(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     return (i + np.clip(off, -0.5, 0.5)) / fs, props["prominences"]
 
 
-def sample_entropy(v: np.ndarray, m: int = 1, r: float = 0.2) -> float:
-    """Sample entropy of a short series (tolerance r x std); 2.5 when no template matches."""
+def sample_entropy(v: np.ndarray, m: int = 1, r: float = 0.2, tol: float | None = None) -> float:
+    """Sample entropy of a short series (tolerance r x std, or `tol` in the series' unit); 2.5 when no
+    template matches."""
     v = np.asarray(v, float)
     n = len(v)
-    if n < m + 3 or np.std(v) == 0:
+    if n < m + 3 or (tol is None and np.std(v) == 0):
         return 0.0 if n >= m + 3 else 2.5
-    tol = r * np.std(v)
+    tol = r * np.std(v) if tol is None else tol
 
     def count(mm):
         t = np.stack([v[i:n - mm + i] for i in range(mm)], 1)[: n - m]      # same number of templates
@@ -91,6 +105,62 @@ def _waveform_features(x: np.ndarray, fs: float) -> tuple[float, float, float]:
     return ent, share, float(ac[lags].max())
 
 
+def ectopic_mask(ibi: np.ndarray, short: float = 0.88, long: float = 1.08) -> np.ndarray:
+    """(len(ibi),) bool: intervals of a premature-beat pattern, a short interval (< `short` x the median)
+    followed by a long one (> `long` x the median, the compensatory pause); both are flagged."""
+    ibi = np.asarray(ibi, float)
+    m = np.median(ibi)
+    hit = (ibi[:-1] < short * m) & (ibi[1:] > long * m)
+    out = np.zeros(len(ibi), bool)
+    out[:-1] |= hit
+    out[1:] |= hit
+    return out
+
+
+def _kmeans3_resid(v: np.ndarray) -> float:
+    """Within-cluster / total sum of squares of the best split of the sorted 1-D values into 3 runs
+    (exact 1-D 3-means): ~0 for a few discrete interval lengths (sinus + ectopic short/long), high for a
+    continuum (AF)."""
+    v = np.sort(np.asarray(v, float))
+    n = len(v)
+    tss = ((v - v.mean()) ** 2).sum()
+    if n < 4 or tss <= 0:
+        return np.nan if n < 4 else 0.0
+    c1, c2 = np.concatenate([[0.0], np.cumsum(v)]), np.concatenate([[0.0], np.cumsum(v * v)])
+
+    def sse(a, b):                                   # v[a:b]
+        k = b - a
+        return c2[b] - c2[a] - (c1[b] - c1[a]) ** 2 / k
+    best = min(sse(0, i) + sse(i, j) + sse(j, n) for i in range(1, n - 1) for j in range(i + 1, n))
+    return float(best / tss)
+
+
+def _ectopy_features(ibi: np.ndarray, amp: np.ndarray) -> list[float]:
+    """ECTOPY_FEATURES of one window's intervals (>= 3) and beat amplitudes (len(ibi) + 1)."""
+    mu, med = ibi.mean(), np.median(ibi)
+    ect = ectopic_mask(ibi)
+    d = np.diff(ibi)
+    keep = ~(ect[1:] | ect[:-1])                   # successive differences touching no ectopic interval
+    nr_clean = np.sqrt(np.mean(d[keep] ** 2)) / mu if keep.sum() >= 2 else 0.0
+    x1, x2 = ibi[:-1], ibi[1:]
+    sd1, sd2 = np.std((x2 - x1) / np.sqrt(2)), np.std((x2 + x1) / np.sqrt(2))
+    cosen = sample_entropy(ibi, 1, tol=0.03) + np.log(2 * 0.03) - np.log(mu)
+    clean = ibi[~ect] / med if (~ect).sum() >= 2 else ibi / med
+    h = np.histogram(clean, bins=np.arange(0.3, 2.05, 0.05))[0]
+    q = h[h > 0] / h.sum()
+    a = amp[1:]
+    corr = float(np.corrcoef(ibi, a)[0, 1]) if np.std(ibi) > 0 and np.std(a) > 0 else 0.0
+    # share of the intervals explained by "regular, or one short-long pair": an interval is patterned when
+    # it is within 10 % of the median or part of an ectopic pair
+    pattern = np.mean((np.abs(ibi / med - 1) < 0.1) | ect)
+    c = ibi - mu
+    den = (c * c).sum()
+    acf = [float((c[:-k] * c[k:]).sum() / den) if den > 0 and len(c) > k + 1 else 0.0 for k in (1, 2, 3)]
+    return [float(ect.mean()), float(nr_clean), _kmeans3_resid(ibi), float(sd1 / sd2) if sd2 > 0 else np.nan,
+            float(cosen), float(np.mean(np.abs(ibi / med - 1) > 0.1)), float(-(q * np.log(q)).sum()), corr,
+            float(pattern), *acf]
+
+
 def _features(t: np.ndarray, amp: np.ndarray) -> np.ndarray:
     out = np.full(len(FEATURES), np.nan)
     out[0] = len(t)
@@ -117,6 +187,7 @@ def _features(t: np.ndarray, amp: np.ndarray) -> np.ndarray:
     out[16:25] = np.histogram(r, RATIO_EDGES)[0] / len(r)
     out[25] = np.mean(np.abs(ibi / np.median(ibi) - 1) < 0.05)
     out[26] = np.mean(np.abs(r - 1) < 0.05)
+    out[len(BASE_FEATURES):] = _ectopy_features(ibi, amp)
     return out
 
 

@@ -1,28 +1,110 @@
 """AF from beat-interval and waveform-regularity features (`sqtool.data.beats.FEATURES`) with a small
 gradient-boosted tree model (scikit-learn HistGradientBoostingClassifier, NaN-aware).
 
-    clf = fit_af_beats(F_train, y_train)       # F (N, len(FEATURES)), y (N,) 1 = AF
-    logit = predict_af_beats(clf, F_test)      # (N,) log-odds of AF
+    clf = fit_af_beats(F_train, y_train)                 # F (N, len(FEATURES)), y (N,) 1 = AF; AfBeatsCfg()
+    logit = predict_af_beats(clf, F_test)                # (N,) log-odds of AF
+    cfg, table = select_af_beats(F_train, y_train, groups_train)   # inner CV over the training subjects
+    clf = fit_af_beats(F_train, y_train, cfg=cfg)
 
-Hyperparameters fixed a priori (200 trees, learning rate 0.05, 15 leaves, seed 0); not tuned on test
-patients. Not a registry model (its input is a feature vector, not a PPG window).
+`AfBeatsCfg` fixes the trees (iterations, learning rate, leaves, minimum leaf size) and the feature set:
+"base" (the 27 interval / waveform features, `beats.BASE_FEATURES`) or "all" (+ the ectopy-aware ones,
+`beats.ECTOPY_FEATURES`). The default cfg is the fixed a-priori model (base features, 200 trees, learning
+rate 0.05, 15 leaves, seed 0).
+
+`select_af_beats` chooses one cfg of `GRID` by grouped K-fold over the SUBJECTS it is given (K = 4, a
+seeded permutation of the subjects, every inner fold needs both classes in its training part): the cfg with
+the highest pooled inner out-of-fold AUROC (ties: the earlier, i.e. simpler, grid entry). Call it with the
+training patients of an outer fold only, so the held-out patient never influences the choice.
+Not a registry model (its input is a feature vector, not a PPG window).
 """
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from sqtool.core import SqtoolError
 
 
-def fit_af_beats(F: np.ndarray, y: np.ndarray, seed: int = 0):
+@dataclass(frozen=True)
+class AfBeatsCfg:
+    features: str = "base"          # "base" (27) or "all" (+ beats.ECTOPY_FEATURES)
+    max_iter: int = 200
+    learning_rate: float = 0.05
+    max_leaf_nodes: int = 15
+    min_samples_leaf: int = 20
+
+    def columns(self) -> np.ndarray:
+        from sqtool.data.beats import BASE_FEATURES, FEATURES
+        if self.features == "base":
+            return np.array([FEATURES.index(f) for f in BASE_FEATURES])
+        if self.features == "all":
+            return np.arange(len(FEATURES))
+        raise SqtoolError(f"AfBeatsCfg.features must be 'base' or 'all', got '{self.features}'")
+
+
+# the inner-CV grid: feature set x tree size x minimum leaf (200 trees, learning rate 0.05 throughout)
+GRID = tuple(AfBeatsCfg(features=fs, max_leaf_nodes=lv, min_samples_leaf=ml)
+             for fs in ("base", "all") for lv in (4, 15) for ml in (20, 100))
+
+
+@dataclass
+class AfBeatsModel:
+    clf: object
+    cfg: AfBeatsCfg
+
+
+def _xy(F, y=None):
+    from sqtool.data.beats import FEATURES
+    F = np.asarray(F, float)
+    if F.ndim != 2 or F.shape[1] != len(FEATURES):
+        raise SqtoolError(f"af_beats: features must be (N, {len(FEATURES)}) (sqtool.data.beats.FEATURES), "
+                          f"got {F.shape}")
+    return F if y is None else (F, (np.asarray(y).reshape(-1) > 0.5).astype(int))
+
+
+def fit_af_beats(F: np.ndarray, y: np.ndarray, seed: int = 0, cfg: AfBeatsCfg | None = None) -> AfBeatsModel:
     from sklearn.ensemble import HistGradientBoostingClassifier
-    y = (np.asarray(y).reshape(-1) > 0.5).astype(int)
+    cfg = cfg or AfBeatsCfg()
+    F, y = _xy(F, y)
     if len(np.unique(y)) < 2:
         raise SqtoolError("fit_af_beats: the training windows need both AF and non-AF")
-    return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
-                                          random_state=seed).fit(np.asarray(F, float), y)
+    clf = HistGradientBoostingClassifier(max_iter=cfg.max_iter, learning_rate=cfg.learning_rate,
+                                         max_leaf_nodes=cfg.max_leaf_nodes, min_samples_leaf=cfg.min_samples_leaf,
+                                         random_state=seed)
+    return AfBeatsModel(clf.fit(F[:, cfg.columns()], y), cfg)
 
 
-def predict_af_beats(clf, F: np.ndarray) -> np.ndarray:
-    p = np.clip(clf.predict_proba(np.asarray(F, float))[:, 1], 1e-6, 1 - 1e-6)
+def predict_af_beats(model: AfBeatsModel, F: np.ndarray) -> np.ndarray:
+    F = _xy(F)
+    p = np.clip(model.clf.predict_proba(F[:, model.cfg.columns()])[:, 1], 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
+
+
+def select_af_beats(F: np.ndarray, y: np.ndarray, groups: np.ndarray, grid=GRID, k: int = 4,
+                    seed: int = 0) -> tuple[AfBeatsCfg, list[dict]]:
+    """(the cfg of `grid` with the best pooled inner out-of-fold AUROC, [{cfg, auroc}] per grid entry) by
+    grouped k-fold over the subjects in `groups` (only the training subjects of an outer fold)."""
+    from sqtool.core.metrics import auroc
+    F, y = _xy(F, y)
+    groups = np.asarray(groups)
+    subj = np.random.default_rng(seed).permutation(np.unique(groups))
+    if len(subj) < 2:
+        raise SqtoolError("select_af_beats: needs at least 2 subjects for the inner folds")
+    parts = [p for p in np.array_split(subj, min(k, len(subj))) if len(p)]
+    inner = []
+    for p in parts:
+        te = np.isin(groups, p)
+        if len(np.unique(y[~te])) == 2:
+            inner.append((np.flatnonzero(~te), np.flatnonzero(te)))
+    if not inner:
+        raise SqtoolError("select_af_beats: no inner fold has both AF and non-AF training windows")
+    table = []
+    for cfg in grid:
+        s = np.full(len(y), np.nan)
+        for tr, te in inner:
+            s[te] = predict_af_beats(fit_af_beats(F[tr], y[tr], seed, cfg), F[te])
+        ok = np.isfinite(s)
+        table.append({"cfg": asdict(cfg), "auroc": auroc(y[ok], s[ok])})
+    best = int(np.nanargmax([t["auroc"] for t in table]))       # first of the maxima = earlier entry
+    return replace(grid[best]), table

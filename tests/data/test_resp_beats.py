@@ -61,3 +61,37 @@ def test_classic_oof_on_synthetic_tasks():
     pred, name = classic_oof("af", td, folds)
     assert pred.shape == (len(td), 1) and np.isfinite(pred).all() and "RMSSD" in name
     assert classic_oof("bp", td, folds)[0] is None
+
+
+def _ectopic_vs_af_windows(n, rng, fs=100.0, dur=10.0):
+    """n windows of isolated premature beats (regular 0.8 s with a short-long pair every 4-6 beats) and n
+    irregularly irregular ones with the same spread of intervals."""
+    xs, y = [], []
+    for i in range(2 * n):
+        if i % 2:
+            ibi = rng.uniform(0.5, 1.1, 30)
+        else:
+            ibi = np.full(30, 0.8) + 0.005 * rng.standard_normal(30)
+            k = int(rng.integers(1, 3))
+            while k < 28:
+                ibi[k], ibi[k + 1] = 0.5, 1.1              # premature beat + compensatory pause
+                k += int(rng.integers(4, 7))
+        xs.append(_ppg(np.cumsum(ibi) + 0.2, fs, dur))
+        y.append(i % 2)
+    return np.stack(xs), np.array(y, float)
+
+
+def test_ectopy_features_tell_isolated_premature_beats_from_af():
+    from sqtool.data.beats import ECTOPY_FEATURES, ectopic_mask
+    m = ectopic_mask(np.array([0.8, 0.8, 0.5, 1.1, 0.8, 0.8]))
+    assert m.tolist() == [False, False, True, True, False, False]
+    x, y = _ectopic_vs_af_windows(8, np.random.default_rng(1))
+    F = interval_features(x, 100.0)
+    assert F.shape == (16, len(FEATURES)) and set(ECTOPY_FEATURES) <= set(FEATURES)
+    col = {f: F[:, FEATURES.index(f)] for f in FEATURES}
+    ect, af = y == 0, y == 1
+    assert col["ectopic_share"][ect].min() > 0.15
+    assert np.median(col["nrmssd_clean"][ect]) < 0.5 * np.median(col["nrmssd_clean"][af])
+    assert col["pattern_share"][ect].min() > col["pattern_share"][af].max()
+    assert np.median(col["hist_entropy_clean"][ect]) < np.median(col["hist_entropy_clean"][af])
+    assert np.isfinite(col["cosen"]).all() and np.isfinite(col["km3_resid"]).all()
