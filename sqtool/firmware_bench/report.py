@@ -118,18 +118,18 @@ def tables(res: dict) -> str:
     """Accuracy (one row per runtime, the baseline last), speed and size, per subject, then the firmware
     table. One meaning per column; every number's unit in its header."""
     allrows = res["runtimes"] + [res["baseline"]]
+    labelled = res.get("labelled", True)
     acc, speed = [], []
     for r in allrows:
         m, mt = r.get("metrics") or {}, r.get("metrics_tracked") or {}
         acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")), _f(m.get("rmse")),
                     _f(m.get("bias"), "{:+.2f}"), _f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}"),
-                    _f(mt.get("mae")), _f(None if m.get("n") is None else m["n"], "{:d}")])
+                    _f(mt.get("mae")), _f(None if m.get("n") is None or not labelled else m["n"], "{:d}")])
         speed.append([r["runtime"], _file(r) if r["runtime"] != "baseline" else "-", _kb(r.get("size_bytes")),
                       _f(r.get("latency_ms_p50"), "{:.3f}"), _f(r.get("latency_ms_p99"), "{:.3f}"),
                       _f(r.get("exact_pct"), "{:.1f}"), r.get("exact_ref") or "-",
                       _f(r.get("realtime_factor"), "{:.0f}")])
     out = provenance_lines(res["provenance"])
-    labelled = res.get("labelled", True)
     if not labelled:
         out.append(f"NOTE: {res.get('accuracy') or 'accuracy not measured'}; cost and fidelity only")
     seen = set(res.get("seen_in_training") or ())
@@ -145,7 +145,8 @@ def tables(res: dict) -> str:
     fid = [r for r in res["runtimes"] if r.get("fidelity")]
     if fid:
         out += ["", "fidelity (decoded HR vs the reference runtime's, before the tracker)"]
-        out += _table(["runtime", "vs", "windows", "mean |dHR| BPM", "max |dHR| BPM", "same HR %", "bit-exact %"],
+        out += _table(["runtime", "vs", "windows", "HR diff mean BPM", "HR diff max BPM", "same HR %",
+                       "bit-exact %"],
                       [[r["runtime"], r["fidelity"]["ref"], str(r["fidelity"]["windows"]),
                         _f(r["fidelity"]["hr_diff_mean"], "{:.3f}"), _f(r["fidelity"]["hr_diff_max"], "{:.3f}"),
                         _f(r["fidelity"]["hr_equal_pct"], "{:.1f}"), _f(r["fidelity"].get("exact_pct"), "{:.1f}")]
