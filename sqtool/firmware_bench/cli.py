@@ -12,6 +12,12 @@ firmware's int8 outputs bit for bit (double rounding vs TFLite Micro, single rou
 measure instructions per inference (QEMU plugin / callgrind), flash, RAM and stack. Writes
 bench.json, bench.md and plots into the run dir and prints the tables.
 
+Recordings without heart-rate truth (labels['hr']) are benchmarked too: accuracy is then "not measured"
+(said in the tables, bench.md, bench.json `labelled: false` / `accuracy`, and the command's last line), and
+the report keeps every runtime's cost (latency, instructions, flash, RAM) and fidelity: each runtime's
+decoded heart rate against its reference runtime's (mean / max |difference| in BPM, % of windows with the
+same heart rate) and its int8 outputs' exact windows %. With truth, fidelity is reported as well.
+
 --model is an export folder: its manifest.json (core.manifest) is the only place artifacts and source
 checkpoints are looked up, by paths relative to it, each checked against its sha256; an export without
 one, or whose parity failed (unless --allow-failed-parity), is refused. A runtime asked for by name or
@@ -102,6 +108,9 @@ def next_step(res: dict) -> str:
                      f"recordings; firmware kit: {export_dir / 'c'})")
     else:
         lines.append(f"next: build {export_dir / 'c'}/sq_model.c into the firmware (API in sq_model.h)")
+    if res.get("labelled") is False:                  # label-free data: the last line says what was not measured
+        from sqtool.firmware_bench.spectral import NOT_MEASURED
+        lines.append(f"{NOT_MEASURED}; cost and fidelity only")
     return "\n".join(lines)
 
 
@@ -204,13 +213,42 @@ def select_runtimes(asked: list[str], known, aliases: dict, default) -> tuple[li
     return names, explicit
 
 
-def _primary(rows: list[dict]) -> str | None:
-    ok = {r["runtime"] for r in rows if r["status"] == "ok" and r.get("metrics", {}).get("mae") is not None}
+def _primary(rows: list[dict], labelled: bool = True) -> str | None:
+    ok = {r["runtime"] for r in rows if r["status"] == "ok"
+          and (not labelled or r.get("metrics", {}).get("mae") is not None)}
     for k in ("mcu_m4", "mcu_m33", "mcu_m55", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
               "onnx_float", "torch_student", "torch_teacher"):
         if k in ok:
             return k
     return None
+
+
+def hr_reference(name: str, present) -> str | None:
+    """The runtime whose decoded heart rate (and int8 outputs) a runtime's fidelity is measured against:
+    double rounding (and LiteRT / ONNX int8) vs TFLite Micro (else c_host), single rounding vs Brevitas (else
+    c_host_single), float runtimes vs the PyTorch student. None: a reference itself (or none present)."""
+    from sqtool.firmware_bench.runtimes import rounding_mode
+    mode = rounding_mode(name)
+    if mode == "single":
+        cands = ("brevitas_int8", "c_host_single")
+    elif mode == "double" or name in ("onnx_int8", "litert_int8"):
+        cands = ("tflm_int8", "c_host")
+    elif name in ("onnx_float", "litert_float"):
+        cands = ("torch_student",)
+    else:                                             # torch_teacher / torch_student: references
+        cands = ()
+    ref = next((c for c in cands if c in present), None)
+    return None if ref == name else ref
+
+
+def hr_fidelity(hr: np.ndarray, ref_hr: np.ndarray) -> dict:
+    """Agreement of two runtimes' decoded heart rate over the windows both ran (BPM; exact windows %)."""
+    both = np.isfinite(hr) & np.isfinite(ref_hr)
+    if not both.any():
+        return {"windows": 0, "hr_diff_mean": None, "hr_diff_max": None, "hr_equal_pct": None}
+    d = np.abs(hr[both] - ref_hr[both])
+    return {"windows": int(both.sum()), "hr_diff_mean": float(d.mean()), "hr_diff_max": float(d.max()),
+            "hr_equal_pct": float(100 * (d == 0).mean())}
 
 
 def _save_resolved(res: dict) -> None:
@@ -262,8 +300,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     flagged = np.concatenate([rp.flagged for rp in reps])
     bounds = np.cumsum([0] + [len(rp) for rp in reps])
     signal_s = float(sum(r.duration(spec.channels[0]) for r in recs))
-    if not np.isfinite(truth).any():
-        raise SqtoolError(f"--data {cfg.data}: no recording has heart-rate truth (labels['hr']) to score against")
+    labelled = bool(np.isfinite(truth).any())         # False: cost and fidelity only (accuracy not measured)
+    if not labelled:
+        from sqtool.firmware_bench.spectral import NOT_MEASURED
+        item(f"bench: {len(recs)} recordings, {len(X)} windows; {NOT_MEASURED}")
 
     run_dir = make_run_dir("bench", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
@@ -273,7 +313,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     def per_record_track(hr, ok):
         return np.concatenate([track(hr[a:b], ok[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
 
-    rows, series_pred, series_trk, lat = [], {}, {}, {}
+    rows, series_pred, series_trk, lat, hrs = [], {}, {}, {}, {}
     def finished(row: dict, t_rt: float) -> None:           # one progress line per runtime as it finishes
         row["seconds"] = time.perf_counter() - t_rt
         rows.append(row)
@@ -335,6 +375,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                 row["callgrind_error"] = str(e)
         if name.startswith("mcu_"):
             row["instructions_tool"] = "QEMU TCG plugin insn_count (between sq_bench_begin/end)"
+        hrs[name] = hr
         series_pred[name] = [hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk[name] = [trk[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         finished(row, t_rt)
@@ -353,6 +394,13 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         r["max_lsb_diff"] = int(np.abs(a[:n].astype(int) - b[:n].astype(int)).max())
     for r in rows:
         r.pop("_int8", None)
+    # fidelity: decoded heart rate against the reference runtime's (BPM), with or without truth
+    for r in rows:
+        ref = hr_reference(r["runtime"], set(hrs)) if r["runtime"] in hrs else None
+        if ref is not None:
+            r["fidelity"] = {"ref": ref, **hr_fidelity(hrs[r["runtime"]], hrs[ref])}
+            if r.get("exact_ref") == ref:
+                r["fidelity"]["exact_pct"] = r["exact_pct"]
 
     # 3. the classic baseline on the same windows
     t = time.perf_counter()
@@ -390,13 +438,22 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                      "Instruction counts are executed instructions (QEMU plugin on the MCU, callgrind on the "
                      "host), never cycles.",
                      "bit-exact %: windows whose int8 outputs equal the reference's exactly (double rounding "
-                     "vs TFLite Micro, single rounding vs Brevitas)."],
+                     "vs TFLite Micro, single rounding vs Brevitas).",
+                     "fidelity: decoded heart rate (before the tracker) against the reference runtime's, over "
+                     "the windows both ran: mean / max |difference| (BPM) and % of windows with the same value."],
            "series": {"records": [{"record_id": rp.record_id, "subject": str(rec.subject), "dataset": str(rec.dataset),
                                    "t0": rp.t0.tolist(),
                                    "truth": (rp.truth if rp.truth is not None else np.full(len(rp), np.nan)).tolist()}
                                   for rec, rp in zip(recs, reps)],
                       "pred": series_pred, "pred_tracked": series_trk, "latency_ms": lat}}
-    res["primary"] = _primary(rows)
+    res["labelled"] = labelled
+    if not labelled:
+        from sqtool.firmware_bench.spectral import NOT_MEASURED
+        res["accuracy"] = NOT_MEASURED
+        res["notes"].insert(0, NOT_MEASURED + "; cost and fidelity only.")
+    else:
+        res["accuracy"] = "measured"
+    res["primary"] = _primary(rows, labelled)
     from sqtool.data.record import subject_key
     from sqtool.firmware_bench.provenance import seen_warning, training_subjects
     scored = {subject_key(rec.dataset, rec.subject) for rec, rp in zip(recs, reps)
@@ -410,9 +467,11 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     write_report(run_dir, res)
     write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in
                                                         ("status", "metrics", "metrics_tracked", "exact_pct",
-                                                         "instructions_per_inference", "flash_bytes", "ram_bytes",
-                                                         "latency_ms_p50", "latency_ms_p99")} for r in rows},
-                            "baseline": base["metrics"], "floor": floor_res})
+                                                         "fidelity", "instructions_per_inference", "flash_bytes",
+                                                         "ram_bytes", "latency_ms_p50", "latency_ms_p99")}
+                                         for r in rows},
+                            "baseline": base["metrics"], "labelled": labelled, "accuracy": res["accuracy"],
+                            "floor": floor_res})
     _save_resolved(res)
     failed = [r for r in rows if r["status"] == "error"]
     if failed:

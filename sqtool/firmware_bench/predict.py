@@ -1,7 +1,7 @@
 """`sqtool predict`: heart rate of recordings (labelled or not) through an exported spectral model.
 
     sqtool predict --model runs/export/<run> --data recording.csv --out runs/predict/mine
-    sqtool predict --model EXPORT --data folder/ --runtime c|tflite|onnx|torch|c_pipeline
+    sqtool predict --model EXPORT --data folder/ --runtime c|tflite|onnx|torch|c_pipeline|mcu
 
 Each recording (a file or a folder; CSV / NPZ / WFDB / EDF and the datasets through
 `sqtool.data.readers`) is turned into int16 device samples (robust per-recording gains; the model's
@@ -14,7 +14,11 @@ frontend ppg_sensors the recording has, whose spectra the front end averages int
     c           (the default otherwise) the Python integer front end, the export's network C on the host
                 (single rounding, as the pipeline), the fixed-point decoder (`decode_int`);
     tflite / onnx / torch   the same with LiteRT int8 / onnxruntime int8 / the PyTorch float student
-                (`decode_float`).
+                (`decode_float`);
+    mcu         the same with the export's network C built for a Cortex-M4 and run on QEMU (single rounding,
+                as `c` and the pipeline: the same heart rate); summary.json adds its `firmware` cost
+                (instructions per window, flash, RAM, stack). Any bench runtime name (e.g. mcu_m4, mcu_m33)
+                is accepted as well.
 
 Writes into the run dir, per recording, `<record>.csv` (time_s = end of the window, i.e. when the device
 reports it; hr_bpm; lo_bpm, hi_bpm = the central 90 % posterior interval; confidence = posterior mass within
@@ -36,7 +40,8 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
-           "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student"}
+           "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",
+           "mcu": "mcu_m4_single"}
 
 
 @dataclass
@@ -45,8 +50,8 @@ class PredictConfig:
                                                      "(metadata.json)", "required": True, "metavar": "EXPORT"})
     data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
                                                     "EDF, a dataset folder or name)", "required": True})
-    runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite | onnx | torch (default: the C "
-                                                       "pipeline when available, else c)"})
+    runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite | onnx | torch | mcu (Cortex-M4 "
+                                                       "on QEMU) (default: the C pipeline when available, else c)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
     data_root: str = field(default="", metadata={"help": "where a dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data)"})
@@ -70,6 +75,10 @@ def run(args) -> int:
         acc = f", MAE {m['mae']:.2f} BPM vs truth" if m.get("mae") is not None else ""
         print(f"{r['record_id']}: {r['windows']} windows, HR {r['hr_median']:.1f} BPM median, "
               f"{r['flagged_windows']} flagged{acc} -> {r['csv']}")
+    fw = res.get("firmware")
+    if fw:
+        print(f"firmware ({fw.get('cpu')}): {fw.get('instructions_per_inference', 0):,.0f} instructions / window, "
+              f"flash {fw.get('flash_bytes', 0) / 1024:.1f} KB, RAM {fw.get('ram_bytes', 0) / 1024:.1f} KB")
     print(f"\npredict ({res['runtime']}) -> {res['run_dir']}")
     print(f"results: one <record>.csv and .png per recording, summary.json in {res['run_dir']}")
     return 0
@@ -107,7 +116,7 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
         name = CHOICES.get(cfg.runtime, cfg.runtime)
         from sqtool.firmware_bench.spectral import RUNTIMES
         if name not in RUNTIMES:
-            raise SqtoolError(f"--runtime {cfg.runtime}: unknown (choose c_pipeline, c, tflite, onnx or torch)")
+            raise SqtoolError(f"--runtime {cfg.runtime}: unknown (choose c_pipeline, c, tflite, onnx, torch or mcu)")
         return name, "asked for"
     if not art.has("c/sq_pipeline.c"):
         return "c_host_single", "the export has no C pipeline (c/sq_pipeline.c): C network + Python front end/decoder"
@@ -152,7 +161,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
     work = run_dir / "build"
-    outs = []
+    outs, firmware = [], None
     if name == "c_pipeline":
         pl = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
         for r in recs:
@@ -164,6 +173,10 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         codes = np.concatenate([r.codes for r in recs])
         y, yq = S.run_window_runtime(rt, codes)
         scale = art.output_qparams[0] if yq is not None else None
+        if name.startswith("mcu_"):                                    # what the network costs on the device
+            info = rt.info()
+            firmware = {k: info[k] for k in ("cpu", "board", "instructions_per_inference", "flash_bytes",
+                                             "ram_bytes", "stack_high_water_bytes") if info.get(k) is not None}
         a = 0
         for r in recs:
             b = a + len(r.t0)
@@ -207,5 +220,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                            "lo_bpm, hi_bpm": "central 90 % posterior interval", "confidence": "posterior mass "
                            "within +-5 BPM of hr", "flagged": "1 = over half the window's samples were dropouts: "
                            "not scored, decoder prediction only", "truth_bpm": "reference HR (labelled data only)"}}
+    if firmware is not None:
+        summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
     return summary

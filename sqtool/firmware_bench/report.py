@@ -2,13 +2,15 @@
 
     m = hr_metrics(pred, truth)                 # MAE, fraction with |err| > 10 BPM, RMSE, bias, n
     text = tables(result)                       # what `sqtool bench` prints (yolo-benchmark style)
-    write_report(run_dir, result)               # bench.json, bench.md, bland_altman.png,
+    write_report(run_dir, result)               # bench.json, bench.md, bland_altman.png (with truth),
                                                 # hr_over_time.png, latency.png
     line = runtime_line(row)                    # the progress line printed as a runtime finishes
 
 `result` is the dict `sqtool.firmware_bench.cli.run_bench` returns: provenance, per-runtime rows,
 the baseline row, and per-record series for the plots. Instruction counts are labelled instructions
-(QEMU / valgrind count executed instructions, not cycles).
+(QEMU / valgrind count executed instructions, not cycles). Without heart-rate truth (`result["labelled"]`
+False) the accuracy columns are "-", a NOTE says accuracy was not measured, and the fidelity table (each
+runtime's decoded HR against its reference runtime's) and the cost tables carry the report.
 """
 from __future__ import annotations
 
@@ -116,28 +118,40 @@ def tables(res: dict) -> str:
     """Accuracy (one row per runtime, the baseline last), speed and size, per subject, then the firmware
     table. One meaning per column; every number's unit in its header."""
     allrows = res["runtimes"] + [res["baseline"]]
+    labelled = res.get("labelled", True)
     acc, speed = [], []
     for r in allrows:
         m, mt = r.get("metrics") or {}, r.get("metrics_tracked") or {}
         acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")), _f(m.get("rmse")),
                     _f(m.get("bias"), "{:+.2f}"), _f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}"),
-                    _f(mt.get("mae")), _f(None if m.get("n") is None else m["n"], "{:d}")])
+                    _f(mt.get("mae")), _f(None if m.get("n") is None or not labelled else m["n"], "{:d}")])
         speed.append([r["runtime"], _file(r) if r["runtime"] != "baseline" else "-", _kb(r.get("size_bytes")),
                       _f(r.get("latency_ms_p50"), "{:.3f}"), _f(r.get("latency_ms_p99"), "{:.3f}"),
                       _f(r.get("exact_pct"), "{:.1f}"), r.get("exact_ref") or "-",
                       _f(r.get("realtime_factor"), "{:.0f}")])
     out = provenance_lines(res["provenance"])
+    if not labelled:
+        out.append(f"NOTE: {res.get('accuracy') or 'accuracy not measured'}; cost and fidelity only")
     seen = set(res.get("seen_in_training") or ())
     if seen:                                    # scored subjects the student was trained on: optimistic MAE
         out.append(next((n for n in res.get("notes") or [] if n.startswith("WARNING")), "WARNING: scored "
                         "subjects were seen in training"))
-    out += ["", "accuracy (BPM, windows with ECG truth)"]
+    out += ["", "accuracy (BPM, windows with ECG truth)" if labelled else "accuracy: not measured (no truth)"]
     out += _table(["runtime", "status", "precision", "MAE BPM", "RMSE BPM", "bias BPM", ">10 BPM %",
                    "MAE tracked BPM", "windows"], acc)
     out += ["", "speed and size (host, one thread)"]
     out += _table(["runtime", "file loaded", "file KB", "p50 ms", "p99 ms", "bit-exact %", "exact vs",
                    "x real time"], speed)
-    subj = per_subject(res)
+    fid = [r for r in res["runtimes"] if r.get("fidelity")]
+    if fid:
+        out += ["", "fidelity (decoded HR vs the reference runtime's, before the tracker)"]
+        out += _table(["runtime", "vs", "windows", "HR diff mean BPM", "HR diff max BPM", "same HR %",
+                       "bit-exact %"],
+                      [[r["runtime"], r["fidelity"]["ref"], str(r["fidelity"]["windows"]),
+                        _f(r["fidelity"]["hr_diff_mean"], "{:.3f}"), _f(r["fidelity"]["hr_diff_max"], "{:.3f}"),
+                        _f(r["fidelity"]["hr_equal_pct"], "{:.1f}"), _f(r["fidelity"].get("exact_pct"), "{:.1f}")]
+                       for r in fid])
+    subj = per_subject(res) if labelled else []
     if subj:
         cols = [k for k in (res.get("primary"), "baseline") if k and k in subj[0]]
         srows = [[s["subject"] + (" (seen in training)" if s.get("key") in seen else ""), str(s["recordings"]),
@@ -182,8 +196,8 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
     primary = res.get("primary")
     recs = series.get("records", [])
     cols = [k for k in (primary, "baseline") if k and k in series.get("pred", {})]
-    # Bland-Altman: primary runtime and the baseline, on shared axes
-    if cols and recs:
+    # Bland-Altman: primary runtime and the baseline, on shared axes (needs truth)
+    if cols and recs and res.get("labelled", True):
         fig, axes = plt.subplots(1, len(cols), figsize=(5.5 * len(cols), 4.2), squeeze=False, sharex=True,
                                  sharey=True)
         truth = np.concatenate([np.asarray(r["truth"], float) for r in recs])
@@ -218,7 +232,9 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
             for k in cols:
                 ax.plot(t, series["pred_tracked"][k][i], lw=0.9, label=k)
                 maes.append(f"{k} {_f(_mae(series['pred_tracked'][k][i], r['truth']))}")
-            ax.set_title(f"{r['record_id']}: tracked MAE " + ", ".join(maes) + " BPM", fontsize=8)
+            has_truth = bool(np.isfinite(np.asarray(r["truth"], float)).any())
+            ax.set_title(f"{r['record_id']}: tracked MAE " + ", ".join(maes) + " BPM" if has_truth
+                         else f"{r['record_id']}: tracked HR (no truth)", fontsize=8)
             ax.set_xlabel("time (s)")
             if i % ncol == 0:
                 ax.set_ylabel("heart rate (BPM)")
@@ -258,7 +274,10 @@ def write_report(run_dir, res: dict) -> list[str]:
     slim = {k: v for k, v in res.items() if k != "series"}
     slim["plots"] = plots
     write_metrics(run_dir, slim, name="bench.json")
-    md = ["# sqtool bench", "", *as_markdown(tables(res)), ""]
+    md = ["# sqtool bench", ""]
+    if not res.get("labelled", True):
+        md += [f"**{res.get('accuracy') or 'accuracy not measured'}.** Cost and fidelity only.", ""]
+    md += [*as_markdown(tables(res)), ""]
     md += [f"![{p}]({p})" for p in plots]
     notes = res.get("notes") or []
     if notes:

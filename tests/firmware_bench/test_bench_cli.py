@@ -69,7 +69,6 @@ def metadata_only(tmp_path_factory):
     ("bad_runtime", "unknown runtime"),
     ("bad_floor", "unknown metric"),
     ("low_rate", "cannot resample 12.5 Hz"),
-    ("no_truth", "no recording has heart-rate truth"),
     ("flat", "flat"),
     ("no_data", "does not exist"),
 ])
@@ -89,8 +88,6 @@ def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, matc
         extra = ["--floor", "speed=3"]
     elif case == "low_rate":
         _npz(data, 12.5, np.sin(2 * np.pi * 1.2 * np.arange(750) / 12.5))
-    elif case == "no_truth":
-        _npz(data, 125.0, pulse)
     elif case == "flat":
         _npz(data, 125.0, np.zeros_like(t))
     elif case == "no_data":
@@ -100,6 +97,83 @@ def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, matc
     lines = err.strip().splitlines()
     assert len(lines) == 1 and match in lines[0], err
     assert not (tmp_path / "out" / "bench.json").exists()          # no half-written report
+
+
+def test_time_domain_bench_without_labels(export_dir, tmp_path, capsys):
+    """Label-free recordings (no labels['hr']): the bench still runs every runtime, reports cost (latency,
+    callgrind instructions) and fidelity (decoded HR and int8 outputs vs the reference runtime), says that
+    accuracy was not measured in the table, bench.md, bench.json and the last line, and exits 0."""
+    from fwb_helpers import write_wrist_npz
+
+    from sqtool.firmware_bench.spectral import NOT_MEASURED
+    data = tmp_path / "data"
+    data.mkdir()
+    write_wrist_npz(data / "a.npz", seconds=30)
+    write_wrist_npz(data / "b.npz", seconds=24, hr_bpm=120, seed=1)
+    out = tmp_path / "b"
+    rc, stdout, err = _bench(capsys, "--model", export_dir, "--data", data, "--runtime",
+                             "tflm_int8,c_host,c_host_single,litert_int8", "--callgrind-windows", 2,
+                             "--floor", "exact=100,mae=5", "--progress", "false", "--out", out)
+    assert rc == 0, err
+    res = json.loads((out / "bench.json").read_text())
+    assert res["labelled"] is False and res["accuracy"] == NOT_MEASURED
+    rows = {r["runtime"]: r for r in res["runtimes"]}
+    assert set(rows) == {"tflm_int8", "c_host", "c_host_single", "litert_int8"}
+    assert all(r["status"] == "ok" and r["metrics"]["mae"] is None for r in rows.values())
+    assert res["baseline"]["metrics"]["mae"] is None
+    n = res["provenance"]["windows"]
+    assert n > 10 and all(r["windows"] == n for r in rows.values())
+    # cost
+    assert rows["c_host"]["instructions_per_inference"] > 0 and rows["tflm_int8"]["latency_ms_p50"] > 0
+    # fidelity: the firmware C equals TFLite Micro bit for bit, hence the same HR in every window
+    f = rows["c_host"]["fidelity"]
+    assert f["ref"] == "tflm_int8" and f["windows"] == n and f["exact_pct"] == 100.0
+    assert f["hr_equal_pct"] == 100.0 and f["hr_diff_max"] == 0.0
+    assert rows["litert_int8"]["fidelity"]["ref"] == "tflm_int8"
+    assert "fidelity" not in rows["tflm_int8"]                                  # the reference itself
+    assert "fidelity" not in rows["c_host_single"]                   # single rounding: no Brevitas run to compare
+    # floors: a metric that was not measured is not checked; exact is
+    assert [(x["runtime"], x["metric"], x["ok"]) for x in res["floor"]] == [("c_host", "exact", True)]
+    md = (out / "bench.md").read_text()
+    assert f"**{NOT_MEASURED}.**" in md and "fidelity" in md and "per subject" not in md
+    assert not (out / "bland_altman.png").exists() and (out / "hr_over_time.png").is_file()
+    assert f"NOTE: {NOT_MEASURED}" in stdout
+    assert stdout.strip().splitlines()[-1] == f"{NOT_MEASURED}; cost and fidelity only"
+    assert "accuracy not measured" in err                                       # the progress lines
+
+
+def test_time_domain_fidelity_reference():
+    from sqtool.firmware_bench.cli import hr_fidelity, hr_reference
+    present = {"torch_student", "brevitas_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "onnx_float"}
+    assert hr_reference("mcu_m4", present) == "tflm_int8" and hr_reference("c_host", {"c_host", "mcu_m4"}) is None
+    assert hr_reference("mcu_m4", {"c_host", "mcu_m4"}) == "c_host"
+    assert hr_reference("c_host_single", present) == "brevitas_int8"
+    assert hr_reference("onnx_float", present) == "torch_student" and hr_reference("torch_student", present) is None
+    assert hr_reference("tflm_int8", present) is None
+    d = hr_fidelity(np.array([60.0, 70.0, np.nan, 80.0]), np.array([60.0, 72.0, 90.0, np.nan]))
+    assert d == {"windows": 2, "hr_diff_mean": 1.0, "hr_diff_max": 2.0, "hr_equal_pct": 50.0}
+    assert hr_fidelity(np.full(3, np.nan), np.ones(3))["windows"] == 0
+
+
+@pytest.mark.mcu
+def test_time_domain_bench_without_labels_on_m4(export_dir, cross_tools, tmp_path):
+    """Label-free data on the Cortex-M4 firmware (QEMU, a few windows): instructions, flash and RAM, and its
+    outputs equal TFLite Micro's on every window it ran."""
+    from fwb_helpers import write_wrist_npz
+
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    rec = write_wrist_npz(tmp_path / "a.npz", seconds=24)
+    res = run_bench(BenchConfig(model=str(export_dir), data=str(rec), runtime=["tflm_int8", "mcu_m4"],
+                                mcu_windows=4, callgrind_windows=0, progress=False, out=str(tmp_path / "b")))
+    assert res["labelled"] is False
+    m4 = {r["runtime"]: r for r in res["runtimes"]}["mcu_m4"]
+    assert m4["status"] == "ok", m4.get("error")
+    assert m4["windows"] == 4 and m4["metrics"]["mae"] is None
+    assert m4["instructions_per_inference"] > 0 and m4["flash_kb"] > 0 and m4["ram_kb"] > 0
+    assert m4["fidelity"] == {"ref": "tflm_int8", "windows": 4, "hr_diff_mean": 0.0, "hr_diff_max": 0.0,
+                              "hr_equal_pct": 100.0, "exact_pct": 100.0}
+    md = (tmp_path / "b" / "bench.md").read_text()
+    assert "accuracy not measured" in md and "mcu_m4" in md and "instructions / inference" in md
 
 
 def test_bench_on_the_embedded_synthetic_default(export_dir, tmp_path, capsys):

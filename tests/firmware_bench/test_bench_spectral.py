@@ -80,6 +80,8 @@ def test_bench_spectral_without_labels(spec_export_dir, tmp_path):
     assert rows["c_host"]["instructions_per_inference"] > 0 and rows["c_pipeline"]["latency_ms_mean"] > 0
     md = (tmp_path / "bench" / "bench.md").read_text()
     assert "accuracy not measured" in md and "MAE per subject" not in md
+    from sqtool.firmware_bench.cli import next_step
+    assert next_step(res).splitlines()[-1] == f"{NOT_MEASURED}; cost and fidelity only"   # the command's last line
 
 
 def test_bench_spectral_bad_recordings(spec_export_dir, tmp_path, capsys):
@@ -111,6 +113,9 @@ def test_asked_runtime_that_cannot_run_is_an_error(spec_export_dir, tmp_path):
 
 @pytest.mark.mcu
 def test_bench_spectral_on_m4(spec_export_dir, cross_tools, tmp_path):
+    """Label-free data on the Cortex-M4 (QEMU, 6 windows): cost (instructions, flash, RAM) and fidelity (int8
+    logits and decoded HR vs TFLite Micro) are reported, accuracy is "not measured" everywhere."""
+    from sqtool.firmware_bench.cli import next_step
     rec = write_wrist_npz(tmp_path / "a.npz", seconds=30)
     res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(rec), runtime=["tflm_int8", "mcu_m4"],
                                 mcu_windows=6, out=str(tmp_path / "bench")))
@@ -118,7 +123,15 @@ def test_bench_spectral_on_m4(spec_export_dir, cross_tools, tmp_path):
     assert m4["status"] == "ok", m4.get("error")
     assert m4["windows"] == 6 and m4["exact_pct"] == 100.0 and m4["exact_ref"] == "tflm_int8"
     assert m4["instructions_per_inference"] > 1e5 and 0 < m4["flash_kb"] < 64 and 0 < m4["ram_kb"] < 32
-    assert "cortex-m4" in (tmp_path / "bench" / "bench.md").read_text()
+    fd = m4["fidelity"]
+    assert fd["ref"] == "tflm_int8" and fd["windows"] == 6 and fd["exact_pct"] == 100.0
+    assert fd["hr_equal_pct"] == 100.0 and fd["hr_diff_max"] == 0.0
+    assert not res["labelled"] and res["accuracy"] == NOT_MEASURED and m4["metrics"]["mae"] is None
+    md = (tmp_path / "bench" / "bench.md").read_text()
+    assert "cortex-m4" in md and f"**{NOT_MEASURED}.**" in md
+    saved = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert saved["labelled"] is False and saved["accuracy"] == NOT_MEASURED
+    assert next_step(res).splitlines()[-1] == f"{NOT_MEASURED}; cost and fidelity only"
 
 
 def test_one_sensor_recording_on_a_two_sensor_pipeline(spec_export_dir, tmp_path, capsys):

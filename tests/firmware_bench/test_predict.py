@@ -97,6 +97,31 @@ def test_predict_bad_recordings(spec_export_dir, tmp_path, capsys):
         predict(PredictConfig(model=str(spec_export_dir), data=str(fast), runtime="gpu", out=str(tmp_path / "p5")))
 
 
+@pytest.mark.mcu
+def test_predict_on_the_m4(spec_export_dir, cross_tools, tmp_path, capsys):
+    """`--runtime mcu`: the network on a Cortex-M4 (QEMU), a few windows of two label-free recordings: the same
+    CSV as the host C (single rounding, as the pipeline), and the firmware's cost in summary.json."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_wrist_npz(data / "a.npz", seconds=14, ppg2=True)               # 4 windows
+    write_wrist_npz(data / "b.npz", seconds=12, hr_bpm=120, seed=1, ppg2=True)   # 3 windows
+    out = tmp_path / "m4"
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--runtime", "mcu", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["runtime"] == "mcu_m4_single" and [r["windows"] for r in s["recordings"]] == [4, 3]
+    fw = s["firmware"]
+    assert fw["cpu"] == "cortex-m4" and fw["instructions_per_inference"] > 1e5 and 0 < fw["flash_bytes"] < 64 * 1024
+    assert 0 < fw["ram_bytes"] < 32 * 1024 and "cortex-m4" in cap.out and "predict (mcu_m4_single)" in cap.out
+    host = predict(PredictConfig(model=str(spec_export_dir), data=str(data), runtime="c", out=str(tmp_path / "c")))
+    assert "firmware" not in host
+    for a, b in zip(s["recordings"], host["recordings"]):
+        head, xa = _csv(out / a["csv"])
+        _, xb = _csv(tmp_path / "c" / b["csv"])
+        assert head == COLUMNS and np.array_equal(xa, xb)
+
+
 def test_repeated_sensor_codes_match_one_sensor(spec_export_dir):
     """A 1-sensor recording on a 2-sensor device: the repeated sensor's codes equal the 1-sensor codes within
     one rounding step (each sensor's spectrum is normalised to its own max before the average)."""
