@@ -108,8 +108,10 @@ def inner_oof(train, tcfg, bins, args, log):
     return oof, dec
 
 
-def bin_cfg(args, epochs, **kw) -> BinTrainCfg:
-    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=args.stretch_frac, **kw)
+def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
+    """Training config of the teacher (inner and outer) or, student=True, of the student (float and QAT)."""
+    stretch = args.stretch_frac if not student or args.student_stretch_frac < 0 else args.student_stretch_frac
+    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, **kw)
 
 
 def run_fold(train, test, args, records, log):
@@ -125,7 +127,7 @@ def run_fold(train, test, args, records, log):
     teacher = create_model(tcfg)
     train_bins(teacher, X, Y, bins, bin_cfg(args, args.teacher_epochs))
     student = create_model(scfg)
-    scfg_kd = bin_cfg(args, args.epochs, kd_weight=args.kd)
+    scfg_kd = bin_cfg(args, args.epochs, student=True, kd_weight=args.kd)
     train_bins(student, X, Y, bins, scfg_kd, t_oof if args.kd else None)               # float: labels + KL
     q = qat_bins(student, X, Y, bins, qat_cfg(scfg_kd, args.qat_epochs), t_oof if args.kd else None)
     # baseline notch chosen on the training subjects
@@ -245,6 +247,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--inner-epochs", type=int, default=30)
     ap.add_argument("--stretch-frac", type=float, default=0.5,
                     help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
+    ap.add_argument("--student-stretch-frac", type=float, default=-1.0,
+                    help="the student's (float and QAT) stretch fraction; -1 = --stretch-frac (sqtool: quantize "
+                         "--freq-stretch vs train finetune --freq-stretch)")
 
 
 LOSO_TITLE = {"spcup": "SP Cup 2015, LOSO over 12 subjects",
@@ -294,14 +299,18 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
 
 def merge(args, argv) -> None:
     """One report from the --rows-out files of processes over disjoint folds / parts."""
-    runs, walls = {}, []
+    runs, walls, seen, twice = {}, [], set(), set()
     for f in args.merge.split(","):
         part, wall = load_rows(f)
         walls.append(wall)
+        keys = {f"{r['dataset']}:{r['subject']}" for r in part.get("loso", [])}    # held out in this file
+        twice |= keys & seen
+        seen |= keys
         for t, rows in part.items():
+            if t != "loso" and t in runs:
+                twice.add(t)
             runs.setdefault(t, []).extend(rows)
-    keys = [f"{r['dataset']}:{r['subject']}" for r in runs.get("loso", [])]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
+    twice = sorted(twice)
     if twice:
         raise SystemExit(f"--merge: held-out subject(s) {', '.join(twice)} appear in two files")
     args.rows_out = ""
