@@ -10,7 +10,7 @@ Per task, on the same subject-held-out folds (5-fold by subject, seed 0; af: lea
              classic `sqtool.data.resp.classic_rr` (fused baseline + RIIV spectrum peak, 0.1-0.7 Hz)
     af       PPG arrhythmia (12 patients, 10 s at 100 Hz; AF vs every other rhythm incl. PVC/PAC/VT/SVT).
              model   af_beats nested: beat-interval + waveform-regularity + ectopy-aware features
-                     (`sqtool.data.beats`) -> small gradient-boosted trees (`sqtool.models.af_beats`); the
+                     (`sqtool.data.beats`) -> small gradient-boosted trees (`sqtool.train.af_beats`); the
                      feature set and tree size are chosen in each outer fold by `select_af_beats` (grouped
                      4-fold CV over the 11 training patients); beside it the a-priori af_beats (27 base
                      features, fixed cfg). The af part alone (~2-3 min): --tasks af (add --no-deep to skip
@@ -149,7 +149,7 @@ def run_af(data, args, log):
     from sqtool.core.metrics import auroc, bootstrap_mean_ci, f1_weighted, oof_trivial, sigmoid, skill_test
     from sqtool.data.beats import BASE_FEATURES, FEATURES, af_rule_score, fit_af_rule, interval_features
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
-    from sqtool.models.af_beats import GRID, fit_af_beats, predict_af_beats, select_af_beats
+    from sqtool.train.af_beats import GRID, fit_af_beats, predict_af_beats, select_af_beats
     cfg = task_model_cfg("af", ModelCfg(name="default", family="resnet1d").replace(fs=100.0))
     td = load_task("af", data, cfg)
     F = interval_features(td.x[:, 0], cfg.fs)

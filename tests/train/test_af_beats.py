@@ -6,7 +6,7 @@ import pytest
 from sqtool.core import SqtoolError
 from sqtool.core.metrics import auroc
 from sqtool.data.beats import FEATURES, interval_features
-from sqtool.models.af_beats import GRID, AfBeatsCfg, fit_af_beats, predict_af_beats, select_af_beats
+from sqtool.train.af_beats import GRID, AfBeatsCfg, fit_af_beats, predict_af_beats, select_af_beats
 
 from tests.data.test_resp_beats import _ectopic_vs_af_windows
 
