@@ -100,3 +100,20 @@ def json_default(o):
     if dataclasses.is_dataclass(o):
         return dataclasses.asdict(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def load_shared_lib(path):
+    """ctypes.CDLL of a freshly built shared library, never a stale one: the dynamic loader returns the library
+    already loaded under the same path name (it compares names, not files), so a rebuild at the same path (a
+    second export into the same folder, two runs with the same relative --out in one process) would call the
+    first build's code. The library is loaded from a private copy with a unique name, removed once mapped."""
+    import ctypes
+    import shutil
+    import tempfile
+    fd, tmp = tempfile.mkstemp(prefix=Path(path).stem + "-", suffix=".so")
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        return ctypes.CDLL(tmp)
+    finally:
+        os.unlink(tmp)

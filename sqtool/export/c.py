@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import atomic_write_text
+from sqtool.core import atomic_write_text, load_shared_lib
 from sqtool.export import reference as R
 from sqtool.export.intgraph import IntGraph
 
@@ -619,7 +619,7 @@ def build_shared_lib(c_dir, work_dir, single_rounding: bool, cc: str = "gcc") ->
 def run_shared_lib(lib, xq: np.ndarray, n_out: int) -> np.ndarray:
     """Call sq_model_run once per window: xq (N, T, C) int8 -> (N, n_out) int8."""
     import ctypes
-    so = ctypes.CDLL(str(lib))
+    so = load_shared_lib(lib)
     so.sq_model_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     so.sq_model_run.restype = ctypes.c_int
     xq = np.ascontiguousarray(xq, np.int8)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import Manifest, read_manifest
 
 RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8", "litert_float",
@@ -420,7 +420,7 @@ class CHost(_Int8):
         from sqtool.firmware_bench import mcu
         c_dir = self.art.c_dir()
         import ctypes
-        self.lib = ctypes.CDLL(str(build_shared_lib(c_dir, self.work / "c_host", self.single)))
+        self.lib = load_shared_lib(build_shared_lib(c_dir, self.work / "c_host", self.single))
         self.lib.sq_model_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         self.lib.sq_model_run.restype = ctypes.c_int
         self.fw = mcu.build_host(c_dir, self.work / "c_host", defines=(f"SQ_SINGLE_ROUNDING={int(self.single)}",))

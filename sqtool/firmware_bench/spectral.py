@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.firmware_bench.report import _f, _table, as_markdown   # one table format for both benches
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
@@ -242,7 +242,7 @@ class CPipelineHost:
         if r.returncode != 0:
             raise SqtoolError(f"the C pipeline in {c_dir} does not build on the host: "
                               f"{(r.stderr.strip().splitlines() or ['?'])[0]}")
-        lib = ctypes.CDLL(str(self.lib_path))
+        lib = load_shared_lib(self.lib_path)
         for f in ("sq_pl_host_state_bytes", "sq_pl_host_result_bytes", "sq_pl_host_channels",
                   "sq_pl_host_ppg_sensors"):
             getattr(lib, f).restype = ctypes.c_int
