@@ -128,7 +128,7 @@ def run_fold(train, test, args, records, log):
     train_bins(teacher, X, Y, bins, bin_cfg(args, args.teacher_epochs))
     student = create_model(scfg)
     scfg_kd = bin_cfg(args, args.epochs, student=True, kd_weight=args.kd)
-    train_bins(student, X, Y, bins, scfg_kd, t_oof if args.kd else None)               # float: labels + KL
+    train_bins(student, X, Y, bins, scfg_kd, t_oof if args.kd and args.kd_float else None)   # float: labels (+ KL)
     q = qat_bins(student, X, Y, bins, qat_cfg(scfg_kd, args.qat_epochs), t_oof if args.kd else None)
     # baseline notch chosen on the training subjects
     scores = {}
@@ -247,6 +247,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--inner-epochs", type=int, default=30)
     ap.add_argument("--stretch-frac", type=float, default=0.5,
                     help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
+    ap.add_argument("--kd-float", type=int, default=1,
+                    help="1: the float student learns labels + KL to the teacher's out-of-fold logits (as sqtool "
+                         "quantize); 0: labels only, the KL enters in QAT")
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,
                     help="the student's (float and QAT) stretch fraction; -1 = --stretch-frac (sqtool: quantize "
                          "--freq-stretch vs train finetune --freq-stretch)")
