@@ -25,13 +25,13 @@ def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = Fal
         p = Path(arg).expanduser()
         if not p.is_dir():
             raise SqtoolError(f"data root {p} does not exist or is not a directory")
-        return p
+        return p.resolve()                 # absolute: it is recorded in run dirs and read from other cwds
     env = os.environ.get("SQTOOL_DATA")
     if env:
         p = Path(env).expanduser()
         if not p.is_dir():
             raise SqtoolError(f"SQTOOL_DATA={env} does not exist or is not a directory")
-        return p
+        return p.resolve()
     for base in (Path.cwd(), PROJECT_ROOT):
         p = (base / ".." / "shared" / "data").resolve()
         if p.is_dir():

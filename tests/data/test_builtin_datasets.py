@@ -86,3 +86,16 @@ def test_partial_copy_of_a_builtin_folder_loads(tmp_path):
     ds = load_dataset_file(y)
     ds.path = Path(__file__).resolve().parents[2] / "sqtool/data/datasets/x.yaml"     # as if shipped
     assert len(ds.records()) == 1 and ds.report["excluded"] == {}
+
+
+def test_relative_data_root_resolves_builtins_from_the_cwd(tmp_path, monkeypatch):
+    """`--data ../shared/data` is relative to the cwd, not to the shipped yaml's folder (the real-data demo
+    failed: 'root .../sqtool/data/shared/data/troika does not exist')."""
+    import os
+    from pathlib import Path
+    from sqtool.data.dataset_file import load_builtin
+    (tmp_path / "root" / "troika").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    ds = load_builtin("troika", os.path.join("..", "root"))
+    assert Path(ds.root) == (tmp_path / "root" / "troika").resolve()
