@@ -53,6 +53,8 @@ class DemoCfg:
     out: str | None = field(default=None, metadata={"help": "demo directory (default: runs/demo/<timestamp>)",
                                                     "metavar": "DIR"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+    force: bool = field(default=False, metadata={"help": "run into an existing, non-empty demo directory (every "
+                                                         "step overwrites its own folder)"})
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -103,14 +105,15 @@ def run(args) -> int:
     cfg = resolve_config(DemoCfg, args)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     d = Path(cfg.out) if cfg.out else Path("runs") / "demo" / stamp
-    if d.exists() and any(d.iterdir()):
-        raise SqtoolError(f"demo directory {d} exists and is not empty")
+    if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not cfg.force:
+        raise SqtoolError(f"demo directory {d} exists and is not empty (use --force to overwrite)")
     d.mkdir(parents=True, exist_ok=True)
     lock_run_dir(d)
     save_config(d, cfg)
     timings = {}
     t_all = time.time()
     for i, (what, argv) in enumerate(steps(cfg, d), 1):
+        argv = argv + ["--force"] if cfg.force else argv
         print(f"\n=== [{i}/6] {what}\n$ sqtool {shlex.join(argv)}", flush=True)
         t0 = time.time()
         rc = sqtool_main(argv)

@@ -1,0 +1,24 @@
+"""`sqtool demo --force` (the one --force of every command): a non-empty demo directory is refused with the
+hint, and with --force every step is told to overwrite its own folder (each step's parser takes --force)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqtool.cli import build_parser, main
+from sqtool.demo import DemoCfg, steps
+
+
+def test_demo_refuses_a_non_empty_dir_and_names_force(tmp_path, capsys):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.txt").write_text("x")
+    assert main(["demo", "--out", str(tmp_path / "d")]) != 0
+    err = capsys.readouterr().err
+    assert "exists and is not empty (use --force to overwrite)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_demo_step_takes_force(tmp_path):
+    parser = build_parser()
+    for data in ("synthetic", str(tmp_path)):
+        for _, argv in steps(DemoCfg(data_root=data, force=True), Path(tmp_path / "demo")):
+            ns = parser.parse_args(argv + ["--force"])
+            assert getattr(ns, "force", None) in (True, "true", 1), argv[:2]
