@@ -104,7 +104,8 @@ class SpecRec:
     flagged_q15: np.ndarray        # (W,)
     valid: np.ndarray              # (W,) bool: scored by the network
     truth: np.ndarray              # (W,) BPM, NaN = none
-    n_ppg: int = 1                 # PPG sensors of the recording (rows 0 .. n_ppg-1 of x16)
+    n_ppg: int = 1                 # PPG sensors replayed (rows 0 .. n_ppg-1 of x16): the export's count
+    sensors_recorded: int = 1      # PPG sensors the recording itself has
 
     @property
     def record_id(self) -> str:
@@ -162,6 +163,7 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     where = f"{record.dataset}/{record.record_id}"
     chans, n_ppg = stream_channels(record, mc)
     x16, fs_in, gap = device_stream(record, chans)                       # (C_in, N) int16, gaps held
+    recorded = n_ppg
     x16, n_ppg = fit_sensors(x16, n_ppg, n_sensors)
     n = x16.shape[1]
     cache = {} if cache is None else cache
@@ -173,7 +175,8 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     if len(codes) == 0:
         raise SqtoolError(f"{where}: {n / fs_in:.1f} s is shorter than one {float(mc['window_s']):g} s window")
     fq = flagged_q15(fe, gap, n, tables=tab)
-    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0), n_ppg)
+    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0), n_ppg,
+                   recorded)
 
 
 def decoder_dict(md: dict) -> tuple[dict, str]:
@@ -458,8 +461,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     t = time.perf_counter()
     n_sensors = export_ppg_sensors(art)
     recs, skipped, data = prepare_all(cfg, md, records, log, n_sensors)
-    from sqtool.data.hr_spectra import stream_channels
-    if n_sensors is not None and any(stream_channels(r.record, md["model_cfg"])[1] != n_sensors for r in recs):
+    if n_sensors is not None and any(r.sensors_recorded != n_sensors for r in recs):
         log(f"note: recordings replayed on the exported device's {n_sensors} PPG sensor(s) "
             f"(a missing second sensor repeats the first; an extra one is left out)")
     fe_s = time.perf_counter() - t

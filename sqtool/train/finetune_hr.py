@@ -167,10 +167,11 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         f"temperature {dec['temperature']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
         f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9), confidence +-"
         f"{dec['conf_halfwidth_bpm']:g} BPM")
+    hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.flagged < 0.5)["hr"] for r in corpus}  # once
     per_subject, errs, errs_raw = [], [], []
     for s in keys:
         rs = [r for r in corpus if r.key == s]
-        e = np.concatenate([np.abs(decode_float(oof[r.record_id], dec, r.flagged < 0.5)["hr"] - r.y) for r in rs])
+        e = np.concatenate([np.abs(hr_oof[r.record_id] - r.y) for r in rs])
         er = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in rs])
         m, lo, hi = mae_ci(e)
         per_subject.append({"subject": s, "windows": int(np.isfinite(e).sum()), "mae_bpm": m, "ci95": [lo, hi],
@@ -189,7 +190,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
                "excluded_records": ([f"{ds.name}/{k} ({v})" for k, v in ds.report.get("excluded", {}).items()] if ds
                                     else [f"{n}/{k} ({v})" for n in datasets if n in builtin_names()
                                           for k, v in builtin_exclude(n).items()])}
-    metrics["skill"] = _skill_hr(corpus, groups, oof, dec, cfg)
+    metrics["skill"] = _skill_hr(corpus, groups, hr_oof, cfg)
     metrics["flag"] = metrics["skill"]["flag"]
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
     if cfg.final_fit:
@@ -211,12 +212,11 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     return metrics
 
 
-def _skill_hr(corpus, groups, oof, dec, cfg) -> dict:
-    """Trivial predictor (training folds' mean HR), spread of the decoded HR and the skill test over
-    subjects (`core.metrics.skill_test`, pooled windows). The classic spectral baseline needs the raw
-    records and accelerometer: it is the `baseline` row of `sqtool bench` / firmware_bench."""
+def _skill_hr(corpus, groups, hr_oof: dict, cfg) -> dict:
+    """Trivial predictor (training folds' mean HR), spread of the decoded out-of-fold HR (`hr_oof`, per
+    record) and the skill test over subjects (`core.metrics.skill_test`, pooled windows). The classic spectral
+    baseline needs the raw records and accelerometer: it is the `baseline` row of `sqtool bench`."""
     from sqtool.core.metrics import prediction_spread, skill_test, task_metrics
-    from sqtool.models.decoder import decode_float
     y, pred, triv, grp = [], [], [], []
     for g in groups:
         tr_y = np.concatenate([r.y for r in corpus if r.key not in g])
@@ -224,7 +224,7 @@ def _skill_hr(corpus, groups, oof, dec, cfg) -> dict:
         for r in (r for r in corpus if r.key in g):
             ok = np.isfinite(r.y)
             y.append(r.y[ok])
-            pred.append(decode_float(oof[r.record_id], dec, r.flagged < 0.5)["hr"][ok])
+            pred.append(hr_oof[r.record_id][ok])
             triv.append(np.full(int(ok.sum()), mean))
             grp += [r.key] * int(ok.sum())
     y, pred, triv = (np.concatenate(a)[:, None] for a in (y, pred, triv))
