@@ -461,8 +461,12 @@ def _source_s1(graph: IntGraph, md: dict) -> str:
             calls.append(f"    sq_s1_pads({dst}, {t}, {ycp}, {nl.pad}, {2 * nl.dilation}, {nl.in_zp});")
             mve.append(f"    sq_mve_pads((int8_t *){dst}, {t}, {cout}, {nl.pad}, {nl.in_zp});")
             y16, y8, m8 = f"{dst} + {nl.pad * ycp}", "NULL", f"(int8_t *){dst} + {nl.pad * cout}"
-        calls.append(f"    sq_conv_s1({src}, {t}, {(cin + 1) // 2}, {l.kernel}, {l.dilation}, {cout}, {args}, "
-                     f"{y16}, {ycp}, {y8});")
+        parts.append(f"#if !SQ_MVE\n/* layer {i} on the DSP / portable path: sq_conv_s1 with its shapes as constants, in a "
+                     f"function of its own (its registers allocated for this layer alone) */\n"
+                     f"static SQ_S1_NOINLINE void {tag}_conv(const uint32_t *x, uint32_t *y16, int8_t *y8)\n{{\n"
+                     f"    sq_conv_s1(x, {t}, {(cin + 1) // 2}, {l.kernel}, {l.dilation}, {cout}, {args}, y16, {ycp}, y8);\n"
+                     f"}}\n#endif\n\n")
+        calls.append(f"    {tag}_conv({src}, {y16}, {y8});")
         mve.append(f"    sq_conv_mve((const int8_t *){src}, {t}, {cin}, {l.kernel}, {l.dilation}, {cout}, {args}, {m8});")
     parts.append(f"""
 /* ------------------------------------------------------------------ model */

@@ -45,12 +45,15 @@
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
 #define SQ_UNROLL_ON _Pragma("GCC unroll 16")
 #define SQ_S1_INLINE static inline __attribute__((always_inline))
+#define SQ_S1_NOINLINE __attribute__((noinline))
 #elif defined(__clang__)
 #define SQ_UNROLL_ON _Pragma("unroll")
 #define SQ_S1_INLINE static inline __attribute__((always_inline))
+#define SQ_S1_NOINLINE __attribute__((noinline))
 #else
 #define SQ_UNROLL_ON
 #define SQ_S1_INLINE static inline
+#define SQ_S1_NOINLINE
 #endif
 
 #if defined(__ARM_FEATURE_MVE) && !defined(SQ_NO_MVE) && !defined(SQ_NO_DSP) && !defined(__ARM_BIG_ENDIAN)
@@ -151,6 +154,17 @@ SQ_S1_INLINE sq_s1_rq_t sq_s1_rq(const int32_t *rq)
     return p;
 }
 
+/* The same from the group's copy on the stack (gq: 4 words per channel, see sq_conv_s1). */
+SQ_S1_INLINE sq_s1_rq_t sq_s1_rqv(const volatile int32_t *gq, const int32_t *rq)
+{
+    sq_s1_rq_t p;
+    p.q = gq[0];
+    p.rnd = gq[1];
+    p.r = gq[2];
+    p.rq = rq;
+    return p;
+}
+
 /* Requantize one accumulator (out_zp included) and clamp to the activation range. */
 SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, sq_s1_rq_t p, int32_t fast, int32_t out_zp, int32_t act_min,
                                    int32_t act_max)
@@ -174,20 +188,33 @@ SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, sq_s1_rq_t p, int32_t fast, int32_
     return v < act_min ? act_min : (v > act_max ? act_max : v);
 }
 
-/* Requantize the accumulators of channels 2g, 2g + 1 at position `to` and store them: one word (two
- * int16 halves, PKHBT + STR) into the next layer's expanded row, or int8 values (the last layer). */
-SQ_S1_INLINE void sq_s1_store(int32_t a0, int32_t a1, int32_t to, int32_t g, int32_t cout, sq_s1_rq_t p0,
-                              sq_s1_rq_t p1, int32_t fast, int32_t out_zp, int32_t act_min, int32_t act_max,
-                              uint32_t *y16, int32_t ycp, int8_t *y8)
+/* Requantize the accumulators of a tile (a[2m + c]: position to + m dil, channel 2g + c, m < np) and
+ * store the first `keep` positions: one word per position (two int16 halves) into the next layer's
+ * expanded rows, or int8 values (the last layer). Channel by channel, so that each channel's parameters
+ * are loaded once per tile and stay in registers for its np outputs. */
+SQ_S1_INLINE void sq_s1_out(int32_t *a, int32_t np, int32_t keep, int32_t to, int32_t dil, int32_t g, int32_t cout,
+                            const int32_t *rq, const volatile int32_t *gq, int32_t fast, int32_t out_zp, int32_t act_min, int32_t act_max,
+                            uint32_t *y16, int32_t ycp, int8_t *y8)
 {
-    const int32_t v0 = sq_s1_requant(a0, p0, fast, out_zp, act_min, act_max);
-    const int32_t v1 = sq_s1_requant(a1, p1, fast, out_zp, act_min, act_max);
-    if (y16 != NULL) {
-        y16[to * ycp + g] = ((uint32_t)v0 & 0xFFFFu) | ((uint32_t)v1 << 16);
-    } else {
-        y8[to * cout + 2 * g] = (int8_t)v0;
-        if (2 * g + 1 < cout) {
-            y8[to * cout + 2 * g + 1] = (int8_t)v1;
+    int32_t m, c;
+    SQ_UNROLL_ON
+    for (c = 0; c < 2; ++c) {
+        const sq_s1_rq_t p = sq_s1_rqv(gq + 4 * c, rq + 8 * g + 4 * c);
+        SQ_UNROLL_ON
+        for (m = 0; m < np; ++m) {
+            a[2 * m + c] = sq_s1_requant(a[2 * m + c], p, fast, out_zp, act_min, act_max);
+        }
+    }
+    SQ_UNROLL_ON
+    for (m = 0; m < keep; ++m) {
+        const int32_t o = to + m * dil;
+        if (y16 != NULL) {
+            y16[o * ycp + g] = ((uint32_t)a[2 * m] & 0xFFFFu) | ((uint32_t)a[2 * m + 1] << 16);
+        } else {
+            y8[o * cout + 2 * g] = (int8_t)a[2 * m];
+            if (2 * g + 1 < cout) {
+                y8[o * cout + 2 * g + 1] = (int8_t)a[2 * m + 1];
+            }
         }
     }
 }
@@ -198,7 +225,7 @@ SQ_S1_INLINE void sq_s1_store(int32_t a0, int32_t a1, int32_t to, int32_t g, int
  * layout of the int16 build, one 64-bit word per (p, j) = channel 0's int16 pair | channel 1's << 32:
  * SXTB16 of the word gives channel 0's pair, SXTB16 of the word rotated by 8 channel 1's; doubled for
  * fast layers (SADD16, no carry between the halves). Once per group: the tiles then read wl. */
-SQ_S1_INLINE void sq_s1_weights(const uint32_t *w, int32_t n, int32_t fast, uint64_t *wl)
+SQ_S1_INLINE void sq_s1_weights(const uint32_t *w, int32_t n, int32_t fast, volatile uint64_t *wl)
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
@@ -222,13 +249,55 @@ SQ_S1_INLINE void sq_s1_weights(const uint32_t *w, int32_t n, int32_t fast, uint
 }
 #endif
 
+/* MACs of one tile of 2 channels x 4 positions t0 + m dil (see sq_conv_s1): per tap 1 input load,
+ * 1 LDRD of weights, 8 SMLAD (16 MACs for 10 instructions). The weights are the group's copy in a stack
+ * buffer (wl, addressed off the stack pointer: no base register), and the input row of tap j + 3 is
+ * loaded after position 0's SMLADs of tap j, when row j is dead: 8 accumulators + 3 rows + 2 weights +
+ * 1 pointer = 14 registers. */
+SQ_S1_INLINE void sq_s1_tile4(const uint32_t *xq, int32_t cp, int32_t k, int32_t dr, const volatile uint64_t *wp, int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1], a10 = a[0], a11 = a[1], a20 = a[0], a21 = a[1], a30 = a[0], a31 = a[1];
+    int32_t p, j;
+    SQ_UNROLL
+    for (p = 0; p < cp; ++p) {
+        const uint32_t *xr = xq + p;
+        uint32_t x0 = xr[0], x1 = xr[dr], x2 = xr[2 * dr];
+        SQ_UNROLL
+        for (j = 0; j < k; ++j) {
+            const uint64_t ww = wp[k * p + j];
+            const uint32_t wa = (uint32_t)ww, wb = (uint32_t)(ww >> 32);
+            uint32_t x3;
+            SQ_MAC2(a00, x0, wa);
+            SQ_MAC2(a01, x0, wb);
+            x3 = xr[(j + 3) * dr];
+            SQ_MAC2(a10, x1, wa);
+            SQ_MAC2(a11, x1, wb);
+            SQ_MAC2(a20, x2, wa);
+            SQ_MAC2(a21, x2, wb);
+            SQ_MAC2(a30, x3, wa);
+            SQ_MAC2(a31, x3, wb);
+            x0 = x1;
+            x1 = x2;
+            x2 = x3;
+        }
+    }
+    a[0] = a00;
+    a[1] = a01;
+    a[2] = a10;
+    a[3] = a11;
+    a[4] = a20;
+    a[5] = a21;
+    a[6] = a30;
+    a[7] = a31;
+}
+
 /* MACs of one tile: channels 2g, 2g + 1 x 3 positions t0 + m dil (xq = row t0 of the expanded input),
  * accumulators a[0..5] = (pos 0 ch 0, pos 0 ch 1, pos 1 ch 0, ...), weights wp: one 64-bit word per
  * (pair, tap) = channel 0's int16 pair | channel 1's << 32 (one LDRD). Position m at tap j reads row
  * t0 + (j + m) dil, so the positions share a sliding window of 3 rows: per tap 1 input load, 1 LDRD,
  * 6 SMLAD (12 MACs for 8 instructions); 6 accumulators + 3 rows + 2 weights + 2 pointers = 13
  * registers. */
-SQ_S1_INLINE void sq_s1_tile3(const uint32_t *xq, int32_t cp, int32_t k, int32_t dr, const uint64_t *wp, int32_t *a)
+SQ_S1_INLINE void sq_s1_tile3(const uint32_t *xq, int32_t cp, int32_t k, int32_t dr, const volatile uint64_t *wp, int32_t *a)
 {
     int32_t a00 = a[0], a01 = a[1], a10 = a[0], a11 = a[1], a20 = a[0], a21 = a[1];
     int32_t p, j;
@@ -260,7 +329,7 @@ SQ_S1_INLINE void sq_s1_tile3(const uint32_t *xq, int32_t cp, int32_t k, int32_t
 }
 
 /* The same with 2 positions (the end of a chain of positions that 3 does not divide). */
-SQ_S1_INLINE void sq_s1_tile2(const uint32_t *xq, int32_t cp, int32_t k, int32_t dr, const uint64_t *wp, int32_t *a)
+SQ_S1_INLINE void sq_s1_tile2(const uint32_t *xq, int32_t cp, int32_t k, int32_t dr, const volatile uint64_t *wp, int32_t *a)
 {
     int32_t a00 = a[0], a01 = a[1], a10 = a[0], a11 = a[1];
     int32_t p, j;
@@ -300,47 +369,51 @@ SQ_S1_INLINE void sq_conv_s1(const uint32_t *xe, int32_t t, int32_t cp, int32_t 
                              const SQ_S1_WTYPE *w, const int32_t *bias, const int32_t *rq, int32_t fast,
                              int32_t out_zp, int32_t act_min, int32_t act_max, uint32_t *y16, int32_t ycp, int8_t *y8)
 {
-#if SQ_WEIGHTS_INT8
-    uint64_t wl[SQ_S1_TAPS_MAX];                        /* this group's weights, expanded */
-#endif
+    volatile uint64_t wl[SQ_S1_TAPS_MAX];               /* this group's weights (stack: addressed off sp) */
+    volatile int32_t gq[10];                            /* its requantization (2 x 4 words) and bias */
     const int32_t dr = dil * cp;                        /* words between taps */
     int32_t g, r, i;
     for (g = 0; 2 * g < cout; ++g) {
-        const sq_s1_rq_t p0 = sq_s1_rq(rq + 8 * g), p1 = sq_s1_rq(rq + 8 * g + 4);
-        const int32_t b0 = bias[2 * g], b1 = bias[2 * g + 1];
-        /* The tiles read the group's weights through a pointer reloaded from a volatile slot (one load per
-         * tile): the same addresses every tile, but the compiler cannot hoist the K * cp weight loads out of
-         * the tile loop (and spill them all), which is what it does with a plain loop-invariant pointer. */
-        const uint64_t *volatile wv;
+        for (i = 0; i < 8; ++i) {
+            gq[i] = rq[8 * g + i];
+        }
+        gq[8] = bias[2 * g];
+        gq[9] = bias[2 * g + 1];
 #if SQ_WEIGHTS_INT8
         sq_s1_weights(w + g * k * cp, k * cp, fast, wl);
-        wv = wl;
 #else
-        wv = w + g * k * cp;
+        for (i = 0; i < k * cp; ++i) {
+            wl[i] = w[g * k * cp + i];
+        }
 #endif
         for (r = 0; r < dil; ++r) {
             const int32_t n = (t - r + dil - 1) / dil;  /* positions r + m dil < t */
-            const int32_t n2 = n == 1 ? 1 : (3 - n % 3) % 3;
-            const int32_t n3 = (n - 2 * n2 + 2) / 3;    /* 0 when n == 1 */
+            const int32_t m4 = n % 4;
+            const int32_t n4 = n == 1 ? 0 : (m4 == 1 ? (n - 5) / 4 : n / 4);
+            const int32_t n3 = n == 1 ? 0 : (m4 == 1 || m4 == 3);
+            const int32_t n2 = n == 1 ? 1 : (m4 == 1 || m4 == 2);
             int32_t to = r;
+            for (i = 0; i < n4; ++i, to += 4 * dil) {
+                int32_t a[8];
+                a[0] = gq[8];
+                a[1] = gq[9];
+                sq_s1_tile4(xe + to * cp, cp, k, dr, wl, a);
+                sq_s1_out(a, 4, 4, to, dil, g, cout, rq, gq, fast, out_zp, act_min, act_max, y16, ycp, y8);
+            }
             for (i = 0; i < n3; ++i, to += 3 * dil) {
                 int32_t a[6];
-                a[0] = b0;
-                a[1] = b1;
-                sq_s1_tile3(xe + to * cp, cp, k, dr, wv, a);
-                sq_s1_store(a[0], a[1], to, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
-                sq_s1_store(a[2], a[3], to + dil, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
-                sq_s1_store(a[4], a[5], to + 2 * dil, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
+                a[0] = gq[8];
+                a[1] = gq[9];
+                sq_s1_tile3(xe + to * cp, cp, k, dr, wl, a);
+                sq_s1_out(a, 3, 3, to, dil, g, cout, rq, gq, fast, out_zp, act_min, act_max, y16, ycp, y8);
             }
             for (i = 0; i < n2; ++i, to += 2 * dil) {
                 int32_t a[4];
-                a[0] = b0;
-                a[1] = b1;
-                sq_s1_tile2(xe + to * cp, cp, k, dr, wv, a);
-                sq_s1_store(a[0], a[1], to, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
-                if (to + dil < t) {
-                    sq_s1_store(a[2], a[3], to + dil, g, cout, p0, p1, fast, out_zp, act_min, act_max, y16, ycp, y8);
-                }
+                a[0] = gq[8];
+                a[1] = gq[9];
+                sq_s1_tile2(xe + to * cp, cp, k, dr, wl, a);
+                sq_s1_out(a, 2, to + dil < t ? 2 : 1, to, dil, g, cout, rq, gq, fast, out_zp, act_min, act_max, y16, ycp,
+                          y8);
             }
         }
     }
