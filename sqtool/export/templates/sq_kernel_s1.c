@@ -208,8 +208,10 @@ SQ_S1_INLINE void sq_s1_out(int32_t *a, int32_t np, int32_t keep, int32_t to, in
     SQ_UNROLL_ON
     for (m = 0; m < keep; ++m) {
         const int32_t o = to + m * dil;
-        if (y16 != NULL) {
-            y16[o * ycp + g] = ((uint32_t)a[2 * m] & 0xFFFFu) | ((uint32_t)a[2 * m + 1] << 16);
+        if (y16 != NULL) {                              /* two STRH: no packing instructions */
+            int16_t *h = (int16_t *)(void *)(y16 + o * ycp + g);
+            h[0] = (int16_t)a[2 * m];
+            h[1] = (int16_t)a[2 * m + 1];
         } else {
             y8[o * cout + 2 * g] = (int8_t)a[2 * m];
             if (2 * g + 1 < cout) {
@@ -382,8 +384,12 @@ SQ_S1_INLINE void sq_conv_s1(const uint32_t *xe, int32_t t, int32_t cp, int32_t 
 #if SQ_WEIGHTS_INT8
         sq_s1_weights(w + g * k * cp, k * cp, fast, wl);
 #else
-        for (i = 0; i < k * cp; ++i) {
-            wl[i] = w[g * k * cp + i];
+        SQ_UNROLL
+        for (i = 0; i < cp; ++i) {
+            SQ_UNROLL
+            for (r = 0; r < k; ++r) {
+                wl[k * i + r] = w[(g * cp + i) * k + r];
+            }
         }
 #endif
         for (r = 0; r < dil; ++r) {
