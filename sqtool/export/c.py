@@ -26,8 +26,9 @@ ARMv7E-M DSP extension (Cortex-M4/M7/M33/M55: `__ARM_FEATURE_DSP`) the inner loo
 Stride-1 graphs (every layer a stride-1 'same' conv: the spectral models, `s1_graph`) use the kernel of
 `templates/sq_kernel_s1.c` instead: activations kept as int16 channel pairs with zero-point padding rows
 (each layer's requantization writes the next layer's expanded rows directly), weights pre-arranged per
-pair of output channels in the order of a 2-channel x 3-position register tile that slides over the
-dilated taps (one input load, one LDRD of weights, six SMLAD per tap), fully unrolled per layer, and,
+pair of output channels in the order of a 2-channel x 4-position register tile that slides over the
+dilated taps (one input load, one LDRD of weights from a stack copy of the group's weights, eight SMLAD
+per tap), fully unrolled in one function per layer (`sq_l<i>_conv`, shapes as constants), and,
 where exact (`s1_fast`), weights and bias doubled so that TFLite's requantization with the output zero
 point is one SMLAL + shift + SSAT. On Helium cores (`__ARM_FEATURE_MVE`, off with -DSQ_NO_MVE) the same
 graph runs int8 rows through VMLADAVA (16 MACs per instruction, 4 output channels per input chunk).

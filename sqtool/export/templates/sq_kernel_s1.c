@@ -9,21 +9,25 @@
  *                2 * dil spare rows after those (read by the last tile, results discarded): the
  *                "expanded" buffer of a layer. The first layer's is built from the int8 input once
  *                (sq_s1_expand); every other layer's is written directly by the previous layer's
- *                requantization (one 32-bit store per channel pair), so no layer sign-extends inputs.
+ *                requantization (two int16 halves per channel pair), so no layer sign-extends inputs.
  *   weights      int16 pairs in the same channel-pair order, pre-arranged at export time in the order
  *                the tile consumes them: per group of 2 output channels, per input pair p, per tap j,
- *                one 64-bit word (channel 2g | channel 2g+1 << 32: one LDRD, no inline asm). Build
- *                switch SQ_WEIGHTS_INT8=1: packed int8 words instead (half the bytes), expanded with
- *                SXTB16 into a stack buffer once per group (sq_s1_weights); same outputs.
- *   tile         2 output channels x 3 output positions t, t + dil, t + 2 dil. Position t + m dil at
- *                tap j reads row t + (j + m) dil, so the three positions share K + 2 input rows (a
- *                sliding window of 3 registers): per tap 1 input load, 1 LDRD of weights, 6 SMLAD
- *                (12 MACs for 8 instructions). The tap and pair loops have compile-time trip counts
- *                (the kernel is inlined per layer with constant shapes) and are fully unrolled. Each
- *                chain of positions r + m dil is covered exactly by 3- and 2-position tiles (no
- *                wasted outputs), the requantization parameters are loaded once per group, and the two
- *                int16 outputs of a position go out in one word store. (A 2 x 4 tile would save ~8 %
- *                of the MAC instructions but needs 14 live registers; GCC 12 spills it: slower.)
+ *                one 64-bit word (channel 2g | channel 2g+1 << 32). Build switch SQ_WEIGHTS_INT8=1:
+ *                packed int8 words instead (half the bytes), expanded with SXTB16 (sq_s1_weights).
+ *                Either way a group's weights (and its bias and requantization) are first copied to a
+ *                small volatile buffer on the stack, so that the tiles read them with sp-relative LDRDs
+ *                (no base register) and the compiler can neither hoist nor spill them.
+ *   tile         2 output channels x 4 output positions t + m dil (m < 4). Position m at tap j reads row
+ *                t + (j + m) dil, so the positions share a sliding window of rows: per tap 1 input load,
+ *                1 LDRD of weights, 8 SMLAD (16 MACs for 10 instructions); the row of tap j + 3 is loaded
+ *                after position 0's SMLADs of tap j, when row j is dead, so 8 accumulators + 3 rows + 2
+ *                weights + 1 row pointer = 14 registers, no spills (GCC 12, -O2; see the per-layer
+ *                functions below). The tap and pair loops have compile-time trip counts (the kernel is
+ *                inlined into one function per layer, sq_l<i>_conv, with constant shapes) and are fully
+ *                unrolled. Each chain of positions r + m dil is covered exactly by 4-position tiles and
+ *                at most one 3- and one 2-position tile (no wasted outputs; a chain of 1 position uses a
+ *                2-tile whose second position falls in the spare rows, not stored). Outputs are
+ *                requantized channel by channel (parameters loaded once per tile) and stored with STRH.
  *   requant      "fast" layers (export-time check: multiplier in (2^-23, 0.5) per channel, mantissa
  *                q > 2^30, accumulator bound < 2^30): weights and bias are stored doubled, so the
  *                accumulator is a2 = 2 acc, and TFLite's requantization including the output zero
