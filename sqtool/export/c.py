@@ -244,14 +244,15 @@ def s1_words(layer) -> int:
     return (t + 2 * layer.pad + 2 * layer.dilation) * ((cin + 1) // 2)
 
 
-def pack_s1_weights(weight: np.ndarray, scale: int = 1) -> np.ndarray:
+def pack_s1_weights(weight: np.ndarray, scale=1) -> np.ndarray:
     """int8 (Cout, K, Cin) -> uint32 words in the order sq_conv_s1 reads them: (ceil(Cout/2) groups,
     ceil(Cin/2) input pairs p, K taps, 2 channels) of (w[c, j, 2p] | w[c, j, 2p + 1] << 16) int16 halves,
-    times `scale` (2 for the doubled-accumulator requantization); padding channels are zero."""
+    times `scale` (2 for the doubled-accumulator requantization, or one factor per output channel: the
+    2^(1 + d) of a "shift" layer); padding channels are zero."""
     cout, k, cin = weight.shape
     co2, ci2 = cout + cout % 2, cin + cin % 2
     w = np.zeros((co2, k, ci2), np.int64)
-    w[:cout, :, :cin] = weight.astype(np.int64) * scale
+    w[:cout, :, :cin] = weight.astype(np.int64) * np.asarray(scale, np.int64).reshape(-1, 1, 1)[:cout]
     w = w.reshape(co2 // 2, 2, k, ci2 // 2, 2).transpose(0, 3, 2, 1, 4)    # (G, P, K, 2 ch, 2 in)
     return ((w[..., 0] & 0xFFFF) | ((w[..., 1] & 0xFFFF) << 16)).reshape(-1).astype(np.uint32)
 
@@ -288,6 +289,52 @@ def s1_fast(layer) -> bool:
     multiplier below 0.5 with shift >= -22 (r = -shift in 1..22), mantissa q > 2^30, |acc| < 2^30."""
     q, sh = R.conv_multipliers(layer)
     return bool((sh <= -1).all() and (sh >= -22).all() and (q > 2 ** 30).all() and acc_bound(layer) < 2 ** 30)
+
+
+def s1_shift(layer) -> int:
+    """The common shift R of a "shift" layer (0: not one): the fast requantization with every channel's
+    accumulator scaled by 2^(1 + d_c), d_c = R - r_c >= 1 (weights and bias scaled at export), so that one
+    compile-time shift serves the whole layer and the requantization is SMULL, ADD, SSAT(ASR #R):
+      double rounding  floor((floor(a' q / 2^32) + 2^(d-1) + 2^(R-1) + zp 2^R) / 2^R)
+      single rounding  floor((floor(a' q / 2^32) + 2^(R-1) + zp 2^R) / 2^R)
+    with a' = 2^(1+d) acc: the fast formulas with numerator and denominator times 2^d (the 2^31 of the
+    double rounding becomes 2^(d-1) 2^32). The double rounding's sign term is dropped, so only where
+    act_min >= out_zp: a negative accumulator then gives <= out_zp both ways, clamped to act_min. Needs
+    every scaled weight in int16 and 2^(1+d) |acc| < 2^31."""
+    if not s1_fast(layer):
+        return 0
+    lo, _ = R.act_range(layer)
+    if lo < int(layer.out_zp):
+        return 0
+    q, sh = R.conv_multipliers(layer)
+    r = -np.asarray(sh, np.int64)
+    rs = int(r.max()) + 1
+    d = rs - r
+    w = layer.weight.reshape(layer.weight.shape[0], -1).astype(np.int64)
+    b = layer.bias.astype(np.int64) - int(layer.in_zp) * w.sum(axis=1)
+    bound = np.abs(b) + 128 * np.abs(w).sum(axis=1)
+    kmax = (1 << (rs - 1)) + (1 << (int(d.max()) - 1)) + abs(int(layer.out_zp)) * (1 << rs)
+    if rs > 24 or kmax >= 2 ** 29 or (np.abs(w).max(axis=1) << (1 + d) > 32767).any() \
+            or (bound << (1 + d) >= 2 ** 31).any():
+        return 0
+    return rs
+
+
+def s1_shift_scale(layer) -> np.ndarray:
+    """Per output channel factor 2^(1 + R - r_c) of the weights and bias of a "shift" layer (s1_shift)."""
+    q, sh = R.conv_multipliers(layer)
+    return (np.int64(1) << (1 + s1_shift(layer) + np.asarray(sh, np.int64))).astype(np.int64)
+
+
+def s1_requant_shift(layer) -> np.ndarray:
+    """(Cout rounded up to even) x 4 int32 of a "shift" layer: q, the double rounding's addend
+    2^(d-1) + 2^(R-1) + zp_out 2^R, the single rounding's 2^(R-1) + zp_out 2^R, 0."""
+    rs = s1_shift(layer)
+    q, sh = (_pad_even(v) for v in R.conv_multipliers(layer))
+    d = np.where(q > 0, rs + sh, 1)
+    ks = (np.int64(1) << (rs - 1)) + int(layer.out_zp) * (np.int64(1) << rs)
+    kd = ks + (np.int64(1) << (d - 1))
+    return np.stack([q, kd, np.full_like(q, ks), np.zeros_like(q)], axis=1).reshape(-1)
 
 
 def s1_requant_fast(layer) -> np.ndarray:
@@ -417,6 +464,8 @@ def _source_s1(graph: IntGraph, md: dict) -> str:
         lo, hi = R.act_range(l)
         fast = s1_fast(l)
         scale = 2 if fast else 1
+        rs = s1_shift(l)
+        sc16 = s1_shift_scale(l) if rs else scale
         t, cin = l.in_shape
         cout = l.out_shape[1]
         d = l.kernel * cin
@@ -435,16 +484,24 @@ def _source_s1(graph: IntGraph, md: dict) -> str:
                   f"{l.kernel} taps) words of 4 int8 (c0 i0, c1 i0, c0 i1, c1 i1), expanded by SXTB16"
                   f"{' and doubled' if fast else ''} per group at run time */\n",
                   _arr_hex32(f"{tag}_w", pack_s1_weights_int8(l.weight)),
-                  "#else\n",
-                  f"/* weights for sq_conv_s1: (Cout {cout} -> pairs of channels, Cin {cin} -> pairs, {l.kernel} taps, "
-                  f"2 channels) int16x2 words{', doubled' if fast else ''}, channel 0 | channel 1 << 32 */\n",
-                  _arr_hex64(f"{tag}_w", pack_s1_weights(l.weight, scale)),
-                  "#endif\n",
-                  "#if !SQ_MVE\n",
                   f"/* bias with the input zero point folded in{', doubled' if fast else ''} */\n",
                   _arr("int32_t", f"{tag}_b", _pad_even(fold_bias(l) * scale)),
+                  "#else\n",
+                  f"/* weights for sq_conv_s1: (Cout {cout} -> pairs of channels, Cin {cin} -> pairs, {l.kernel} taps, "
+                  f"2 channels) int16x2 words{', times 2^(1 + R - r) per channel' if rs else ', doubled' if fast else ''}"
+                  ", channel 0 | channel 1 << 32 */\n",
+                  _arr_hex64(f"{tag}_w", pack_s1_weights(l.weight, sc16)),
+                  f"/* bias with the input zero point folded in{', scaled the same' if rs else ', doubled' if fast else ''} */\n",
+                  _arr("int32_t", f"{tag}_b", _pad_even(fold_bias(l) * sc16)),
                   "#endif\n"]
-        if fast:
+        if rs:
+            parts.append("#if SQ_MVE || SQ_WEIGHTS_INT8\n"
+                         f"/* requantization per channel: q, 2^(r-1) + zp_out 2^r, r, 0 (see sq_kernel_s1.c) */\n"
+                         + _arr("int32_t", f"{tag}_rq", s1_requant_fast(l)) + "#else\n"
+                         f"/* requantization per channel, shift R = {rs} for all: q, 2^(d-1) + 2^(R-1) + zp_out 2^R, "
+                         "2^(R-1) + zp_out 2^R, 0 (see s1_shift in sqtool/export/c.py) */\n"
+                         + _arr("int32_t", f"{tag}_rq", s1_requant_shift(l)) + "#endif\n")
+        elif fast:
             parts.append(f"/* requantization per channel: q, 2^(r-1) + zp_out 2^r, r, 0 (see sq_kernel_s1.c) */\n"
                          + _arr("int32_t", f"{tag}_rq", s1_requant_fast(l)))
         else:
@@ -452,7 +509,9 @@ def _source_s1(graph: IntGraph, md: dict) -> str:
             parts.append(_rq_arr(f"{tag}_rq", _pad_even(q), _pad_even(sh)))
         parts.append("\n")
         src = bufs[i % 2]
-        args = f"{tag}_w, {tag}_b, {tag}_rq, {int(fast)}, {l.out_zp}, {lo}, {hi}"
+        args = f"{tag}_w, {tag}_b, {tag}_rq, {int(fast)}, 0, {l.out_zp}, {lo}, {hi}"
+        args_mve = f"{tag}_w, {tag}_b, {tag}_rq, {int(fast)}, {l.out_zp}, {lo}, {hi}"
+        args16 = f"{tag}_w, {tag}_b, {tag}_rq, 2, {rs}, {l.out_zp}, {lo}, {hi}" if rs else args
         if i == n - 1:
             y16, ycp, y8, m8 = "NULL", 0, "out", "out"
         else:
@@ -465,10 +524,13 @@ def _source_s1(graph: IntGraph, md: dict) -> str:
         parts.append(f"#if !SQ_MVE\n/* layer {i} on the DSP / portable path: sq_conv_s1 with its shapes as constants, in a "
                      f"function of its own (its registers allocated for this layer alone) */\n"
                      f"static SQ_S1_NOINLINE void {tag}_conv(const uint32_t *x, uint32_t *y16, int8_t *y8)\n{{\n"
+                     + (f"#if SQ_WEIGHTS_INT8\n" if rs else "") +
                      f"    sq_conv_s1(x, {t}, {(cin + 1) // 2}, {l.kernel}, {l.dilation}, {cout}, {args}, y16, {ycp}, y8);\n"
+                     + (f"#else\n    sq_conv_s1(x, {t}, {(cin + 1) // 2}, {l.kernel}, {l.dilation}, {cout}, {args16}, y16, "
+                        f"{ycp}, y8);\n#endif\n" if rs else "") +
                      f"}}\n#endif\n\n")
         calls.append(f"    {tag}_conv({src}, {y16}, {y8});")
-        mve.append(f"    sq_conv_mve((const int8_t *){src}, {t}, {cin}, {l.kernel}, {l.dilation}, {cout}, {args}, {m8});")
+        mve.append(f"    sq_conv_mve((const int8_t *){src}, {t}, {cin}, {l.kernel}, {l.dilation}, {cout}, {args_mve}, {m8});")
     parts.append(f"""
 /* ------------------------------------------------------------------ model */
 

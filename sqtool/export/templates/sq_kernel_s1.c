@@ -158,23 +158,34 @@ SQ_S1_INLINE sq_s1_rq_t sq_s1_rq(const int32_t *rq)
     return p;
 }
 
-/* The same from the group's copy on the stack (gq: 4 words per channel, see sq_conv_s1). */
-SQ_S1_INLINE sq_s1_rq_t sq_s1_rqv(const volatile int32_t *gq, const int32_t *rq)
+/* The same from the group's copy on the stack (gq: 4 words per channel, see sq_conv_s1); "shift" layers
+ * (fast == 2) keep q and the addend of their rounding mode (no per-channel shift). */
+SQ_S1_INLINE sq_s1_rq_t sq_s1_rqv(const volatile int32_t *gq, const volatile uint64_t *gk, const int32_t *rq,
+                                  int32_t fast)
 {
     sq_s1_rq_t p;
-    p.q = gq[0];
-    p.rnd = gq[1];
-    p.r = gq[2];
+    if (fast == 2) {                                    /* one LDRD: q | addend << 32 */
+        const uint64_t v = *gk;
+        p.q = (int32_t)(uint32_t)v;
+        p.rnd = (int32_t)(uint32_t)(v >> 32);
+        p.r = 0;
+    } else {
+        p.q = gq[0];
+        p.rnd = gq[1];
+        p.r = gq[2];
+    }
     p.rq = rq;
     return p;
 }
 
 /* Requantize one accumulator (out_zp included) and clamp to the activation range. */
-SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, sq_s1_rq_t p, int32_t fast, int32_t out_zp, int32_t act_min,
-                                   int32_t act_max)
+SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, sq_s1_rq_t p, int32_t fast, int32_t rs, int32_t out_zp,
+                                   int32_t act_min, int32_t act_max)
 {
     int32_t v;
-    if (fast) {
+    if (fast == 2) {                                    /* SMULL, ADD, SSAT with ASR #rs */
+        v = ((int32_t)(((int64_t)a * p.q) >> 32) + p.rnd) >> rs;
+    } else if (fast) {
 #if SQ_SINGLE_ROUNDING
         const int64_t add = (int64_t)((uint64_t)(uint32_t)p.rnd << 32);
 #else
@@ -197,16 +208,17 @@ SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, sq_s1_rq_t p, int32_t fast, int32_
  * expanded rows, or int8 values (the last layer). Channel by channel, so that each channel's parameters
  * are loaded once per tile and stay in registers for its np outputs. */
 SQ_S1_INLINE void sq_s1_out(int32_t *a, int32_t np, int32_t keep, int32_t to, int32_t dil, int32_t g, int32_t cout,
-                            const int32_t *rq, const volatile int32_t *gq, int32_t fast, int32_t out_zp, int32_t act_min, int32_t act_max,
+                            const int32_t *rq, const volatile int32_t *gq, const volatile uint64_t *gk, int32_t fast, int32_t rs, int32_t out_zp,
+                            int32_t act_min, int32_t act_max,
                             uint32_t *y16, int32_t ycp, int8_t *y8)
 {
     int32_t m, c;
     SQ_UNROLL_ON
     for (c = 0; c < 2; ++c) {
-        const sq_s1_rq_t p = sq_s1_rqv(gq + 4 * c, rq + 8 * g + 4 * c);
+        const sq_s1_rq_t p = sq_s1_rqv(gq + 4 * c, gk + c, rq + 8 * g + 4 * c, fast);
         SQ_UNROLL_ON
         for (m = 0; m < np; ++m) {
-            a[2 * m + c] = sq_s1_requant(a[2 * m + c], p, fast, out_zp, act_min, act_max);
+            a[2 * m + c] = sq_s1_requant(a[2 * m + c], p, fast, rs, out_zp, act_min, act_max);
         }
     }
     SQ_UNROLL_ON
@@ -373,15 +385,20 @@ SQ_S1_INLINE void sq_s1_tile2(const uint32_t *xq, int32_t cp, int32_t k, int32_t
  * Taps in the 'same' padding read zero point rows: no tile has a bounds check. */
 SQ_S1_INLINE void sq_conv_s1(const uint32_t *xe, int32_t t, int32_t cp, int32_t k, int32_t dil, int32_t cout,
                              const SQ_S1_WTYPE *w, const int32_t *bias, const int32_t *rq, int32_t fast,
-                             int32_t out_zp, int32_t act_min, int32_t act_max, uint32_t *y16, int32_t ycp, int8_t *y8)
+                             int32_t rs, int32_t out_zp, int32_t act_min, int32_t act_max, uint32_t *y16, int32_t ycp, int8_t *y8)
 {
     volatile uint64_t wl[SQ_S1_TAPS_MAX];               /* this group's weights (stack: addressed off sp) */
     volatile int32_t gq[10];                            /* its requantization (2 x 4 words) and bias */
+    volatile uint64_t gk[2];                            /* "shift" layers: q | addend << 32 per channel */
     const int32_t dr = dil * cp;                        /* words between taps */
     int32_t g, r, i;
     for (g = 0; 2 * g < cout; ++g) {
         for (i = 0; i < 8; ++i) {
             gq[i] = rq[8 * g + i];
+        }
+        for (i = 0; i < 2 && fast == 2; ++i) {
+            gk[i] = (uint64_t)(uint32_t)rq[8 * g + 4 * i]
+                    | (uint64_t)(uint32_t)rq[8 * g + 4 * i + (SQ_SINGLE_ROUNDING ? 2 : 1)] << 32;
         }
         gq[8] = bias[2 * g];
         gq[9] = bias[2 * g + 1];
@@ -408,21 +425,21 @@ SQ_S1_INLINE void sq_conv_s1(const uint32_t *xe, int32_t t, int32_t cp, int32_t 
                 a[0] = gq[8];
                 a[1] = gq[9];
                 sq_s1_tile4(xe + to * cp, cp, k, dr, wl, a);
-                sq_s1_out(a, 4, 4, to, dil, g, cout, rq, gq, fast, out_zp, act_min, act_max, y16, ycp, y8);
+                sq_s1_out(a, 4, 4, to, dil, g, cout, rq, gq, gk, fast, rs, out_zp, act_min, act_max, y16, ycp, y8);
             }
             for (i = 0; i < n3; ++i, to += 3 * dil) {
                 int32_t a[6];
                 a[0] = gq[8];
                 a[1] = gq[9];
                 sq_s1_tile3(xe + to * cp, cp, k, dr, wl, a);
-                sq_s1_out(a, 3, 3, to, dil, g, cout, rq, gq, fast, out_zp, act_min, act_max, y16, ycp, y8);
+                sq_s1_out(a, 3, 3, to, dil, g, cout, rq, gq, gk, fast, rs, out_zp, act_min, act_max, y16, ycp, y8);
             }
             for (i = 0; i < n2; ++i, to += 2 * dil) {
                 int32_t a[4];
                 a[0] = gq[8];
                 a[1] = gq[9];
                 sq_s1_tile2(xe + to * cp, cp, k, dr, wl, a);
-                sq_s1_out(a, 2, to + dil < t ? 2 : 1, to, dil, g, cout, rq, gq, fast, out_zp, act_min, act_max, y16, ycp,
+                sq_s1_out(a, 2, to + dil < t ? 2 : 1, to, dil, g, cout, rq, gq, gk, fast, rs, out_zp, act_min, act_max, y16, ycp,
                           y8);
             }
         }
@@ -489,13 +506,13 @@ SQ_S1_INLINE void sq_conv_mve(const int8_t *xe, int32_t t, int32_t cin, int32_t 
                 SQ_MVE_DOT(a2, xq, wr + 2 * d16, i, d);
                 SQ_MVE_DOT(a3, xq, wr + 3 * d16, i, d);
             }
-            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, sq_s1_rq(rq + 4 * co), fast, out_zp,
+            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, sq_s1_rq(rq + 4 * co), fast, 0, out_zp,
                                           act_min, act_max);
-            y[co + 1] = (int8_t)sq_s1_requant(fast ? 2 * a1 : a1, sq_s1_rq(rq + 4 * co + 4), fast, out_zp,
+            y[co + 1] = (int8_t)sq_s1_requant(fast ? 2 * a1 : a1, sq_s1_rq(rq + 4 * co + 4), fast, 0, out_zp,
                                           act_min, act_max);
-            y[co + 2] = (int8_t)sq_s1_requant(fast ? 2 * a2 : a2, sq_s1_rq(rq + 4 * co + 8), fast, out_zp,
+            y[co + 2] = (int8_t)sq_s1_requant(fast ? 2 * a2 : a2, sq_s1_rq(rq + 4 * co + 8), fast, 0, out_zp,
                                           act_min, act_max);
-            y[co + 3] = (int8_t)sq_s1_requant(fast ? 2 * a3 : a3, sq_s1_rq(rq + 4 * co + 12), fast, out_zp,
+            y[co + 3] = (int8_t)sq_s1_requant(fast ? 2 * a3 : a3, sq_s1_rq(rq + 4 * co + 12), fast, 0, out_zp,
                                           act_min, act_max);
         }
         for (; co < cout; ++co) {
@@ -506,7 +523,7 @@ SQ_S1_INLINE void sq_conv_mve(const int8_t *xe, int32_t t, int32_t cin, int32_t 
                 const int8x16_t xq = i + 16 <= d ? vldrbq_s8(xv + i) : vldrbq_z_s8(xv + i, vctp8q((uint32_t)(d - i)));
                 SQ_MVE_DOT(a0, xq, wr, i, d);
             }
-            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, sq_s1_rq(rq + 4 * co), fast, out_zp,
+            y[co] = (int8_t)sq_s1_requant(fast ? 2 * a0 : a0, sq_s1_rq(rq + 4 * co), fast, 0, out_zp,
                                           act_min, act_max);
         }
     }
