@@ -145,6 +145,41 @@ def test_s1_path_and_requantization_choice():
     assert [C.s1_fast(l) for l in g.layers] == [True, False, True]
 
 
+def test_s1_shift_requantization_is_tflite_after_the_clamp():
+    """The "shift" layers' arithmetic (numpy of sq_s1_requant, fast == 2): accumulator scaled by 2^(1 + d), SMULL
+    high word + addend, one shift R for the layer, clamp; equal to TFLite's requantization + clamp in both
+    rounding modes over the whole accumulator bound (edges, zero, +-1 and random values)."""
+    rng = np.random.default_rng(7)
+    layers = [l for s in S1_SPECS for l in random_graph(s).layers if C.s1_shift(l)]
+    assert len(layers) >= 3
+    for l in layers:
+        rs = C.s1_shift(l)
+        q, sh = R.conv_multipliers(l)
+        scale = C.s1_shift_scale(l)
+        rq = C.s1_requant_shift(l).reshape(-1, 4)
+        lo, hi = R.act_range(l)
+        bound = C.acc_bound(l)
+        acc = np.concatenate([rng.integers(-bound, bound + 1, 20000), np.arange(-300, 301), [-bound, bound]])
+        for c in range(len(q)):
+            a2 = acc * scale[c]
+            assert np.abs(a2).max() < 2 ** 31
+            h = (a2 * int(rq[c, 0])) >> 32                                      # SMULL high word
+            for mode, k in (("double", rq[c, 1]), ("single", rq[c, 2])):
+                got = np.clip((h + int(k)) >> rs, lo, hi)
+                want = np.clip(R.multiply_by_quantized_multiplier(acc, q[c], sh[c], mode) + l.out_zp, lo, hi)
+                np.testing.assert_array_equal(got, want, err_msg=f"{l.name} channel {c} {mode}")
+
+
+def test_s1_shift_only_where_exact():
+    """No "shift" requantization where the clamp does not hide the dropped sign term (act_min < out_zp)."""
+    for s in S1_SPECS:
+        for l in random_graph(s).layers:
+            if C.s1_shift(l):
+                assert C.s1_fast(l) and R.act_range(l)[0] >= l.out_zp
+                assert (np.abs(l.weight).reshape(len(C.s1_shift_scale(l)), -1).max(axis=1)
+                        * C.s1_shift_scale(l) <= 32767).all()
+
+
 def test_folded_bias_is_the_tflite_accumulator():
     g = random_graph("odd", seed=5)
     layer = g.layers[0]

@@ -37,7 +37,11 @@
  *                with r = -shift and rnd = 2^(r-1) + zp_out 2^r, exact by floor(floor(x / a) / b) =
  *                floor(x / (a b)) and RoundingDivideByPOT(h, r) = (h + 2^(r-1) - (h < 0)) >> r, where
  *                h < 0 <=> acc < 0 when q > 2^30. Other layers keep the undoubled accumulator and the
- *                general sq_requant.
+ *                general sq_requant. "Shift" layers (fast, and act_min >= zp_out so that the sign term is
+ *                hidden by the clamp; export-time check s1_shift in sqtool/export/c.py) scale each channel's
+ *                weights and bias by 2^(1 + R - r) instead of 2, R one shift for the whole layer (a compile-
+ *                time constant), and requantize with SMULL, ADD of the high word and SSAT(ASR #R): 3
+ *                instructions, q and the addend of the build's rounding mode read with one LDRD (gk).
  * The portable path (no DSP) runs the same tiles with a C SMLAD; both give the same int8 outputs. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__arm__)
 /* GCC's pre-allocation scheduler hoists the unrolled loads ahead of their SMLADs and runs the tile out
