@@ -55,6 +55,10 @@ class QuantizeConfig:
     distill: bool = field(default=True, metadata={"help": "learn from the teacher (--no-distill: labels only)"})
     alpha: float = field(default=0.7, metadata={"help": "weight of the distillation loss vs the labels"})
     temperature: float = field(default=2.0, metadata={"help": "distillation temperature for logits"})
+    kd_gate_bpm: float = field(default=10.0,
+                               metadata={"help": "spectral hr students: distil only the windows whose teacher "
+                                                 "argmax is within this many BPM of the truth (labels alone "
+                                                 "elsewhere); 0 = distil every window (models.hr_bins)"})
     feature_weight: float = field(default=0.0,
                                   metadata={"help": "weight of the cosine loss between projected student "
                                                     "features and the teacher's representation"})

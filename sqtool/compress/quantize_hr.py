@@ -87,7 +87,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, spectral_budget
-    from sqtool.models.hr_bins import BinTrainCfg, predict_logits, train_bins
+    from sqtool.models.hr_bins import BinTrainCfg, kd_gate, predict_logits, train_bins
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -159,8 +159,16 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     kd = cfg.alpha if cfg.distill else 0.0
     if not 0.0 <= cfg.freq_stretch <= 1.0:
         raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
+    if not cfg.kd_gate_bpm >= 0.0:
+        raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
+    if kd and cfg.kd_gate_bpm > 0:
+        ok = np.isfinite(Y)
+        share = float(kd_gate(TL[ok], Y[ok], bins, cfg.kd_gate_bpm).mean()) if ok.any() else 0.0
+        say(f"distillation on {100 * share:.0f} % of the training windows (teacher argmax within "
+            f"{cfg.kd_gate_bpm:g} BPM of the truth; labels alone on the rest)")
     bcfg = BinTrainCfg(epochs=cfg.epochs or SPEC_EPOCHS, batch_size=cfg.batch_size, kd_weight=kd,
-                       kd_temp=cfg.temperature, seed=cfg.seed, stretch_frac=float(cfg.freq_stretch))
+                       kd_temp=cfg.temperature, kd_gate_bpm=float(cfg.kd_gate_bpm), seed=cfg.seed,
+                       stretch_frac=float(cfg.freq_stretch))
     fkey = float_key(cfg, t_sha, (X, Y, TL))
     set_seed(cfg.seed)
     fpath = run_dir / "student_float.pt"

@@ -8,6 +8,12 @@ Loss per window: cross-entropy against a Gaussian around the truth (sigma `targe
 smeared over neighbouring bins so near misses cost less than far ones) and, when teacher logits are
 given, `kd_weight` x KL(teacher || student) at temperature `kd_temp` (the student learns the teacher's
 whole distribution, including its doubt between the pulse and a motion peak, not only its argmax).
+Gated distillation (`kd_gate_bpm` > 0): the KL applies only to windows whose teacher argmax lies within
+`kd_gate_bpm` of the truth; elsewhere the window learns the labels alone. Out-of-fold teacher logits are
+honest but can be confidently wrong on whole recordings (a running or cycling subject whose cadence the inner
+teachers, trained without it, lock onto); copying those teaches the student the cadence, and the labels
+alone do better there. Where the teacher is right its dark knowledge (the doubt between the pulse and its
+harmonics) is kept. The gate reads the truth of training windows only, as the CE does.
 Augmentation, per window, one of two (the mix is `stretch_frac`, a training-config field saved with the run):
   shift (`shift_bins`)   every channel's spectrum and the target move by the same random number of bins,
                          zero-filled at the edges (code -127): the network must read the pulse relative to
@@ -53,6 +59,7 @@ class BinTrainCfg:
     stretch_max: float = 2.0        # s clipped to [1 / stretch_max, stretch_max]
     kd_weight: float = 0.0          # 0 = labels only
     kd_temp: float = 2.0
+    kd_gate_bpm: float = 0.0        # > 0: KL only where the teacher's argmax is within this of the truth
     seed: int = 0
 
 
@@ -127,6 +134,9 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
     tt = torch.as_tensor(gaussian_targets(y[ok], bins, cfg.target_sigma_bpm))  # (N, F)
     yt = torch.as_tensor(np.asarray(y, np.float64)[ok])                     # (N,) BPM
     kt = torch.as_tensor(np.asarray(teacher_logits, np.float32)[ok]) if teacher_logits is not None else None
+    kg = torch.ones(len(xt))                                                # (N,) 1 = this window distils
+    if kt is not None and cfg.kd_gate_bpm > 0:
+        kg = kd_gate(kt.numpy(), y[ok], bins, cfg.kd_gate_bpm)
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -162,8 +172,10 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
             if kb is not None and cfg.kd_weight > 0:
                 T = cfg.kd_temp
                 pt = F.softmax(kb / T, dim=1)
-                kl = F.kl_div(F.log_softmax(logits / T, dim=1), pt, reduction="batchmean") * T * T
-                loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * kl
+                ce = -(tb * logp).sum(dim=1)                                # (B,)
+                kl = (pt * (torch.log(pt.clamp_min(1e-30)) - F.log_softmax(logits / T, dim=1))).sum(dim=1) * T * T
+                w = cfg.kd_weight * kg[b]                                   # (B,) 0 where the teacher is wrong
+                loss = ((1 - w) * ce + w * kl).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -173,6 +185,12 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
             log(ep, losses[-1])
     model.eval()
     return losses
+
+
+def kd_gate(teacher_logits: np.ndarray, y: np.ndarray, bins: np.ndarray, gate_bpm: float) -> torch.Tensor:
+    """(N, F) teacher logits, (N,) truth -> (N,) float 1 where the teacher's argmax is within gate_bpm."""
+    top = np.asarray(bins, np.float64)[np.asarray(teacher_logits).argmax(axis=1)]   # (N,) BPM
+    return torch.as_tensor((np.abs(top - y) <= gate_bpm).astype(np.float32))
 
 
 @torch.no_grad()

@@ -5,8 +5,8 @@ import torch
 
 from sqtool.models import create_model, get_model_cfg
 from sqtool.models.spectral import bin_grid
-from sqtool.models.hr_bins import (BinTrainCfg, gaussian_targets, predict_logits, select_decoder, shift_batch,
-                                  train_bins)
+from sqtool.models.hr_bins import (BinTrainCfg, gaussian_targets, kd_gate, predict_logits, select_decoder,
+                                  shift_batch, train_bins)
 
 
 def test_gaussian_targets_are_distributions_centred_on_the_truth():
@@ -131,6 +131,31 @@ def test_training_with_stretch_and_kd_runs_and_zero_frac_is_the_old_recipe():
         kd = np.random.default_rng(1).normal(size=(len(x), len(bins))).astype(np.float32)
         runs.append(train_bins(m, x, y, bins, BinTrainCfg(epochs=2, stretch_frac=frac, kd_weight=0.5), kd))
     assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))
+
+
+def _teacher_peaked_at(bpm, bins):
+    """(N,) BPM -> (N, F) teacher logits peaked at those rates."""
+    return (-0.5 * ((bins[None, :] - np.asarray(bpm)[:, None]) / 2.0) ** 2).astype(np.float32)
+
+
+@pytest.mark.parametrize("teacher_off_bpm, same_as", [(40.0, "labels only"), (0.0, "ungated")])
+def test_kd_gate_drops_a_wrong_teacher_and_keeps_a_right_one(teacher_off_bpm, same_as):
+    cfg = get_model_cfg("spec_student_xs")
+    bins = bin_grid(cfg)
+    x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
+    kd = _teacher_peaked_at(y + teacher_off_bpm, bins)
+    gate = BinTrainCfg(epochs=2, stretch_frac=0.5, kd_weight=0.5, kd_gate_bpm=10.0)
+    ref = {"labels only": BinTrainCfg(epochs=2, stretch_frac=0.5), "ungated": BinTrainCfg(epochs=2, stretch_frac=0.5,
+                                                                                        kd_weight=0.5)}[same_as]
+    states = []
+    for c in (gate, ref):
+        torch.manual_seed(0)
+        m = create_model(cfg)
+        train_bins(m, x, y, bins, c, kd)
+        states.append(m.state_dict())
+    for k in states[0]:
+        assert torch.allclose(states[0][k].float(), states[1][k].float(), atol=1e-6), k
+    assert kd_gate(kd, y, bins, 10.0).mean() == (0.0 if teacher_off_bpm > 10 else 1.0)
 
 
 # ----------------------------------------------------------------------------- calibrated interval, confidence
