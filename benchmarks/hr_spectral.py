@@ -112,7 +112,7 @@ def inner_oof(train, tcfg, bins, args, log):
 def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
     """Training config of the teacher (inner and outer) or, student=True, of the student (float and QAT)."""
     stretch = args.stretch_frac if not student or args.student_stretch_frac < 0 else args.student_stretch_frac
-    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, **kw)
+    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, motion_frac=args.motion_frac, **kw)
 
 
 def run_fold(train, test, args, records, log):
@@ -255,6 +255,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--inner-epochs", type=int, default=30)
     ap.add_argument("--stretch-frac", type=float, default=0.5,
                     help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
+    ap.add_argument("--motion-frac", type=float, default=0.0,
+                    help="fraction of training windows with an added arm-motion peak away from the truth "
+                         "(hr_bins.inject_motion); 0 = none")
     ap.add_argument("--kd-float", type=int, default=1,
                     help="1: the float student learns labels + KL to the teacher's out-of-fold logits (as sqtool "
                          "quantize); 0: labels only, the KL enters in QAT")
