@@ -159,6 +159,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     kd = cfg.alpha if cfg.distill else 0.0
     if not 0.0 <= cfg.freq_stretch <= 1.0:
         raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
+    if not 0.0 <= cfg.motion_frac <= 1.0:
+        raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
     if not cfg.kd_gate_bpm >= 0.0:
         raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
     if kd and cfg.kd_gate_bpm > 0:
@@ -168,7 +170,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
             f"{cfg.kd_gate_bpm:g} BPM of the truth; labels alone on the rest)")
     bcfg = BinTrainCfg(epochs=cfg.epochs or SPEC_EPOCHS, batch_size=cfg.batch_size, kd_weight=kd,
                        kd_temp=cfg.temperature, kd_gate_bpm=float(cfg.kd_gate_bpm), seed=cfg.seed,
-                       stretch_frac=float(cfg.freq_stretch))
+                       stretch_frac=float(cfg.freq_stretch),
+                       motion_frac=float(cfg.motion_frac))
     fkey = float_key(cfg, t_sha, (X, Y, TL))
     set_seed(cfg.seed)
     fpath = run_dir / "student_float.pt"
