@@ -33,6 +33,7 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_r
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
+SPEC_KD = 0.5           # distillation weight (of the gated windows) when --alpha is not given
 
 
 def _subject_mae(rows: list[dict], key: str) -> dict:
@@ -151,12 +152,16 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
     save_config(run_dir, cfg)
     from sqtool.core.runs import save_resolved
+    alpha = SPEC_KD if cfg.alpha is None else float(cfg.alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise SqtoolError(f"--alpha must be in [0, 1], got {alpha}")
     save_resolved(run_dir, teacher=str(ck["path"]), data_root=str(root), heldout_subjects=sorted(held),
-                  epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels), fs=scfg.fs)
+                  epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels), fs=scfg.fs,
+                  alpha=alpha if cfg.distill else 0.0)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
     TL = np.concatenate([t_logits[r.record_id] for r in train])
-    kd = cfg.alpha if cfg.distill else 0.0
+    kd = alpha if cfg.distill else 0.0
     if not 0.0 <= cfg.freq_stretch <= 1.0:
         raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
     if not 0.0 <= cfg.motion_frac <= 1.0:
