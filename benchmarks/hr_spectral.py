@@ -10,7 +10,8 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       the teacher's OUT-OF-FOLD logits for every training window, as `sqtool train finetune` writes them;
     - teacher `spec_teacher_m` (float, all training subjects); student `spec_student_s` trained on the ECG
       truth (CE on the bins) + --kd x KL to the teacher's out-of-fold logits (as `sqtool quantize` does: the
-      student learns the teacher's honest distribution on subjects it had not seen), then its Brevitas twin
+      student learns the teacher's honest distribution on subjects it had not seen; only on the windows where
+      the teacher's argmax is within --kd-gate-bpm of the truth, labels alone elsewhere), then its Brevitas twin
       QAT'd with the same loss (int8 logits -> fixed-point decoder, i.e. the firmware's numbers up to
       Brevitas-vs-TFLite rounding);
     - training augmentation: --stretch-frac of the windows frequency-stretched (truth x s), the rest shifted
@@ -50,8 +51,8 @@ from sqtool.data.hr_spectra import as_model_input, hr_corpus  # noqa: E402
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.spectral import bin_grid  # noqa: E402
-from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, predict_logits,  # noqa: E402
-                                  select_decoder, train_bins)
+from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, kd_gate,  # noqa: E402
+                                  predict_logits, select_decoder, train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
 DATA = ROOT.parent / "shared" / "data"
@@ -111,7 +112,7 @@ def inner_oof(train, tcfg, bins, args, log):
 def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
     """Training config of the teacher (inner and outer) or, student=True, of the student (float and QAT)."""
     stretch = args.stretch_frac if not student or args.student_stretch_frac < 0 else args.student_stretch_frac
-    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, **kw)
+    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, motion_frac=args.motion_frac, **kw)
 
 
 def run_fold(train, test, args, records, log):
@@ -127,7 +128,11 @@ def run_fold(train, test, args, records, log):
     teacher = create_model(tcfg)
     train_bins(teacher, X, Y, bins, bin_cfg(args, args.teacher_epochs))
     student = create_model(scfg)
-    scfg_kd = bin_cfg(args, args.epochs, student=True, kd_weight=args.kd)
+    scfg_kd = bin_cfg(args, args.epochs, student=True, kd_weight=args.kd, kd_gate_bpm=args.kd_gate_bpm)
+    if args.kd and args.kd_gate_bpm > 0:
+        ok = np.isfinite(Y)
+        log(f"  distillation on {100 * float(kd_gate(t_oof[ok], Y[ok], bins, args.kd_gate_bpm).mean()):.0f} % of "
+            f"the training windows (teacher out-of-fold argmax within {args.kd_gate_bpm:g} BPM of the truth)")
     train_bins(student, X, Y, bins, scfg_kd, t_oof if args.kd and args.kd_float else None)   # float: labels (+ KL)
     q = qat_bins(student, X, Y, bins, qat_cfg(scfg_kd, args.qat_epochs), t_oof if args.kd else None)
     # baseline notch chosen on the training subjects
@@ -242,11 +247,17 @@ def add_training_args(ap) -> None:
     ap.add_argument("--teacher-epochs", type=int, default=40)
     ap.add_argument("--qat-epochs", type=int, default=8)
     ap.add_argument("--kd", type=float, default=0.5)
+    ap.add_argument("--kd-gate-bpm", type=float, default=10.0,
+                    help="distil only windows whose teacher out-of-fold argmax is within this of the truth "
+                         "(as sqtool quantize --kd-gate-bpm); 0 = every window")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--inner-folds", type=int, default=3)
     ap.add_argument("--inner-epochs", type=int, default=30)
     ap.add_argument("--stretch-frac", type=float, default=0.5,
                     help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
+    ap.add_argument("--motion-frac", type=float, default=0.0,
+                    help="fraction of training windows with an added arm-motion peak away from the truth "
+                         "(hr_bins.inject_motion); 0 = none")
     ap.add_argument("--kd-float", type=int, default=1,
                     help="1: the float student learns labels + KL to the teacher's out-of-fold logits (as sqtool "
                          "quantize); 0: labels only, the KL enters in QAT")

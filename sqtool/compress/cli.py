@@ -31,6 +31,9 @@ from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, add_deprec
                            resolve_config, save_config, set_seed, to_dict, write_metrics)
 
 
+TIME_KD = 0.7           # distillation weight of time-domain students when --alpha is not given
+
+
 @dataclass
 class QuantizeConfig:
     teacher: str = field(default="", metadata={
@@ -53,8 +56,14 @@ class QuantizeConfig:
     depth_delta: int = field(default=0, metadata={"help": "drop (<0) or add (>0) convolutions at the end"})
     quality_head: bool = field(default=True, metadata={"help": "add the quality_logit output (regression tasks)"})
     distill: bool = field(default=True, metadata={"help": "learn from the teacher (--no-distill: labels only)"})
-    alpha: float = field(default=0.7, metadata={"help": "weight of the distillation loss vs the labels"})
+    alpha: float | None = field(default=None, metadata={
+        "help": "weight of the distillation loss vs the labels (default: 0.7 for time-domain students, 0.5 for "
+                "spectral hr students)"})
     temperature: float = field(default=2.0, metadata={"help": "distillation temperature for logits"})
+    kd_gate_bpm: float = field(default=10.0,
+                               metadata={"help": "spectral hr students: distil only the windows whose teacher "
+                                                 "argmax is within this many BPM of the truth (labels alone "
+                                                 "elsewhere); 0 = distil every window (models.hr_bins)"})
     feature_weight: float = field(default=0.0,
                                   metadata={"help": "weight of the cosine loss between projected student "
                                                     "features and the teacher's representation"})
@@ -72,6 +81,9 @@ class QuantizeConfig:
                                 metadata={"help": "spectral hr students: fraction of training windows frequency-"
                                                   "stretched (truth x s; teacher logits stretched alike), the "
                                                   "rest shifted; 0 = shift only (models.hr_bins)"})
+    motion_frac: float = field(default=0.0, metadata={
+        "help": "spectral hr models: fraction of training windows with an added arm-motion peak away from the "
+                "truth (accelerometer + scaled PPG; models.hr_bins.inject_motion); 0 = none"})
     epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "
                                                      "60 for spectral ones)"})
     lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle)"})
@@ -345,7 +357,8 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
     torch.set_num_threads(max(1, cfg.threads))
     say = log or (lambda s: None)
     get_preset(cfg.preset)                                               # unknown preset -> error now
-    cfg = dataclasses.replace(cfg, epochs=cfg.epochs or 20)             # 0 = the time-domain default
+    cfg = dataclasses.replace(cfg, epochs=cfg.epochs or 20,              # 0 / None = the time-domain defaults
+                              alpha=TIME_KD if cfg.alpha is None else cfg.alpha)
     for k in ("epochs", "batch_size"):
         if getattr(cfg, k) < 1:
             raise SqtoolError(f"--{k.replace('_', '-')} must be >= 1")

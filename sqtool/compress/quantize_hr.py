@@ -33,6 +33,7 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_r
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
+SPEC_KD = 0.5           # distillation weight (of the gated windows) when --alpha is not given
 
 
 def _subject_mae(rows: list[dict], key: str) -> dict:
@@ -87,7 +88,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, spectral_budget
-    from sqtool.models.hr_bins import BinTrainCfg, predict_logits, train_bins
+    from sqtool.models.hr_bins import BinTrainCfg, kd_gate, predict_logits, train_bins
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -151,16 +152,31 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
     save_config(run_dir, cfg)
     from sqtool.core.runs import save_resolved
+    alpha = SPEC_KD if cfg.alpha is None else float(cfg.alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise SqtoolError(f"--alpha must be in [0, 1], got {alpha}")
     save_resolved(run_dir, teacher=str(ck["path"]), data_root=str(root), heldout_subjects=sorted(held),
-                  epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels), fs=scfg.fs)
+                  epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels), fs=scfg.fs,
+                  alpha=alpha if cfg.distill else 0.0)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
     TL = np.concatenate([t_logits[r.record_id] for r in train])
-    kd = cfg.alpha if cfg.distill else 0.0
+    kd = alpha if cfg.distill else 0.0
     if not 0.0 <= cfg.freq_stretch <= 1.0:
         raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
+    if not 0.0 <= cfg.motion_frac <= 1.0:
+        raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
+    if not cfg.kd_gate_bpm >= 0.0:
+        raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
+    if kd and cfg.kd_gate_bpm > 0:
+        ok = np.isfinite(Y)
+        share = float(kd_gate(TL[ok], Y[ok], bins, cfg.kd_gate_bpm).mean()) if ok.any() else 0.0
+        say(f"distillation on {100 * share:.0f} % of the training windows (teacher argmax within "
+            f"{cfg.kd_gate_bpm:g} BPM of the truth; labels alone on the rest)")
     bcfg = BinTrainCfg(epochs=cfg.epochs or SPEC_EPOCHS, batch_size=cfg.batch_size, kd_weight=kd,
-                       kd_temp=cfg.temperature, seed=cfg.seed, stretch_frac=float(cfg.freq_stretch))
+                       kd_temp=cfg.temperature, kd_gate_bpm=float(cfg.kd_gate_bpm), seed=cfg.seed,
+                       stretch_frac=float(cfg.freq_stretch),
+                       motion_frac=float(cfg.motion_frac))
     fkey = float_key(cfg, t_sha, (X, Y, TL))
     set_seed(cfg.seed)
     fpath = run_dir / "student_float.pt"

@@ -8,6 +8,12 @@ Loss per window: cross-entropy against a Gaussian around the truth (sigma `targe
 smeared over neighbouring bins so near misses cost less than far ones) and, when teacher logits are
 given, `kd_weight` x KL(teacher || student) at temperature `kd_temp` (the student learns the teacher's
 whole distribution, including its doubt between the pulse and a motion peak, not only its argmax).
+Gated distillation (`kd_gate_bpm` > 0): the KL applies only to windows whose teacher argmax lies within
+`kd_gate_bpm` of the truth; elsewhere the window learns the labels alone. Out-of-fold teacher logits are
+honest but can be confidently wrong on whole recordings (a running or cycling subject whose cadence the inner
+teachers, trained without it, lock onto); copying those teaches the student the cadence, and the labels
+alone do better there. Where the teacher is right its dark knowledge (the doubt between the pulse and its
+harmonics) is kept. The gate reads the truth of training windows only, as the CE does.
 Augmentation, per window, one of two (the mix is `stretch_frac`, a training-config field saved with the run):
   shift (`shift_bins`)   every channel's spectrum and the target move by the same random number of bins,
                          zero-filled at the edges (code -127): the network must read the pulse relative to
@@ -23,6 +29,13 @@ Augmentation, per window, one of two (the mix is `stretch_frac`, a training-conf
                          default: a flat prior, the training set's HR distribution is not learnable from
                          it), clipped to [1 / stretch_max, stretch_max] so that a window keeps most of its
                          spectrum on the grid.
+  motion (`motion_frac` of the windows, after the above)   a periodic arm motion is added at a random
+                         cadence away from the truth: a peak (and its second harmonic) in the accelerometer
+                         axes and, scaled, in the PPG (each channel's power renormalised to its max, as the
+                         front end does). Real recordings seldom show a strong motion peak that is NOT near the
+                         pulse at low or very high heart rates, so a network trained on them alone can learn
+                         to follow the cadence; these windows show it the motion without the pulse moving.
+                         They learn the labels only (the teacher never saw the added motion).
 Distillation with stretch: the teacher's logits are stretched with the same s (new(f) = old(f / s), off-grid
 bins = the row's lowest logit), i.e. KD applies to every window. This assumes the teacher is equivariant to a
 frequency scaling (what the stretch teaches the student); its doubt between the pulse and a motion peak is
@@ -51,8 +64,12 @@ class BinTrainCfg:
     stretch_frac: float = 0.0       # fraction of windows frequency-stretched (the rest shifted); 0 = shift only
     stretch_bpm: tuple[float, float] = (40.0, 210.0)   # stretched truth log-uniform over this range
     stretch_max: float = 2.0        # s clipped to [1 / stretch_max, stretch_max]
+    motion_frac: float = 0.0        # fraction of windows with an added arm-motion peak away from the truth
+    motion_bpm: tuple[float, float] = (40.0, 210.0)    # its cadence, log-uniform over this range
+    motion_min_gap_bpm: float = 10.0                   # ... at least this far from the truth
     kd_weight: float = 0.0          # 0 = labels only
     kd_temp: float = 2.0
+    kd_gate_bpm: float = 0.0        # > 0: KL only where the teacher's argmax is within this of the truth
     seed: int = 0
 
 
@@ -119,6 +136,42 @@ def stretch_batch(x: torch.Tensor, y: torch.Tensor, s: torch.Tensor, bins: np.nd
     return xs, ts, es
 
 
+def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTrainCfg, g: torch.Generator):
+    """Add arm motion to x (B, C, F) (channel 0 = PPG, the rest accelerometer axes), truth y (B,) BPM.
+
+    Per window: cadence c log-uniform over cfg.motion_bpm, redrawn while within cfg.motion_min_gap_bpm of
+    the truth (windows still too close after 8 draws are left alone); a Gaussian peak of 1-2 bins' width at c
+    and a second harmonic (0-0.6 x) at 2c; amplitude relative to each channel's max power: 0.3-1.5 in the
+    PPG, 0-3 per accelerometer axis (the strongest axis >= 1). Each channel's power is then renormalised to
+    its max (codes = 2 P / Pmax - 1, as in the front end). Returns the new x and the (B,) bool mask of the
+    windows that got motion."""
+    B, C, Fb = x.shape
+    b = torch.as_tensor(np.asarray(bins, np.float64))
+    lo, hi = (math.log(v) for v in cfg.motion_bpm)
+    cad = torch.exp(lo + (hi - lo) * torch.rand(B, generator=g, dtype=torch.float64))        # (B,) BPM
+    for _ in range(8):
+        near = (cad - y.double()).abs() < cfg.motion_min_gap_bpm
+        if not near.any():
+            break
+        cad = torch.where(near, torch.exp(lo + (hi - lo) * torch.rand(B, generator=g, dtype=torch.float64)), cad)
+    ok = (cad - y.double()).abs() >= cfg.motion_min_gap_bpm                                 # (B,)
+    width = float(bins[1] - bins[0]) * (1 + torch.rand(B, 1, generator=g, dtype=torch.float64))  # (B, 1) BPM
+    harm = 0.6 * torch.rand(B, 1, generator=g, dtype=torch.float64)
+    peak = torch.exp(-0.5 * ((b[None, :] - cad[:, None]) / width) ** 2) \
+        + harm * torch.exp(-0.5 * ((b[None, :] - 2 * cad[:, None]) / width) ** 2)         # (B, F)
+    amp = torch.empty(B, C, dtype=torch.float64)
+    amp[:, 0] = 0.3 + 1.2 * torch.rand(B, generator=g, dtype=torch.float64)
+    if C > 1:
+        a = 3.0 * torch.rand(B, C - 1, generator=g, dtype=torch.float64)
+        amp[:, 1:] = a / a.max(dim=1, keepdim=True).values.clamp_min(1e-9) * torch.maximum(
+            a.max(dim=1, keepdim=True).values, torch.ones(B, 1, dtype=torch.float64))   # strongest axis >= 1
+    p = (x.double() + 1) / 2                                                                # (B, C, F) power / max
+    p = p + amp[:, :, None] * peak[:, None, :]
+    p = p / p.max(dim=2, keepdim=True).values.clamp_min(1e-12)
+    xm = (2 * p - 1).to(x.dtype)
+    return torch.where(ok[:, None, None], xm, x), ok
+
+
 def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTrainCfg,
                teacher_logits: np.ndarray | None = None, log=None):
     """Train `model` in place on windows with finite truth; returns the per-epoch mean loss."""
@@ -127,6 +180,9 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
     tt = torch.as_tensor(gaussian_targets(y[ok], bins, cfg.target_sigma_bpm))  # (N, F)
     yt = torch.as_tensor(np.asarray(y, np.float64)[ok])                     # (N,) BPM
     kt = torch.as_tensor(np.asarray(teacher_logits, np.float32)[ok]) if teacher_logits is not None else None
+    kg = torch.ones(len(xt))                                                # (N,) 1 = this window distils
+    if kt is not None and cfg.kd_gate_bpm > 0:
+        kg = kd_gate(kt.numpy(), y[ok], bins, cfg.kd_gate_bpm)
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -156,14 +212,25 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
                 if kb is not None:
                     kb = kb.clone()
                     kb[st] = ks_
+            moved = torch.zeros(len(b), dtype=torch.bool)
+            if cfg.motion_frac > 0:
+                pick = torch.rand(len(b), generator=g) < cfg.motion_frac
+                if pick.any():
+                    ytrue = torch.as_tensor(bins, dtype=torch.float64)[tb[pick].argmax(dim=1)]   # after shift/stretch
+                    xm, ok_m = inject_motion(xb[pick], ytrue, bins, cfg, g)
+                    xb = xb.clone()
+                    xb[pick] = xm
+                    moved[pick] = ok_m
             logits = model(xb)                                              # (B, F)
             logp = F.log_softmax(logits, dim=1)
             loss = -(tb * logp).sum(dim=1).mean()
             if kb is not None and cfg.kd_weight > 0:
                 T = cfg.kd_temp
                 pt = F.softmax(kb / T, dim=1)
-                kl = F.kl_div(F.log_softmax(logits / T, dim=1), pt, reduction="batchmean") * T * T
-                loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * kl
+                ce = -(tb * logp).sum(dim=1)                                # (B,)
+                kl = (pt * (torch.log(pt.clamp_min(1e-30)) - F.log_softmax(logits / T, dim=1))).sum(dim=1) * T * T
+                w = cfg.kd_weight * kg[b] * (~moved)                        # (B,) 0: teacher wrong / motion added
+                loss = ((1 - w) * ce + w * kl).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -173,6 +240,12 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
             log(ep, losses[-1])
     model.eval()
     return losses
+
+
+def kd_gate(teacher_logits: np.ndarray, y: np.ndarray, bins: np.ndarray, gate_bpm: float) -> torch.Tensor:
+    """(N, F) teacher logits, (N,) truth -> (N,) float 1 where the teacher's argmax is within gate_bpm."""
+    top = np.asarray(bins, np.float64)[np.asarray(teacher_logits).argmax(axis=1)]   # (N,) BPM
+    return torch.as_tensor((np.abs(top - y) <= gate_bpm).astype(np.float32))
 
 
 @torch.no_grad()

@@ -5,8 +5,8 @@ import torch
 
 from sqtool.models import create_model, get_model_cfg
 from sqtool.models.spectral import bin_grid
-from sqtool.models.hr_bins import (BinTrainCfg, gaussian_targets, predict_logits, select_decoder, shift_batch,
-                                  train_bins)
+from sqtool.models.hr_bins import (BinTrainCfg, gaussian_targets, inject_motion, kd_gate, predict_logits, select_decoder,
+                                  shift_batch, train_bins)
 
 
 def test_gaussian_targets_are_distributions_centred_on_the_truth():
@@ -133,6 +133,31 @@ def test_training_with_stretch_and_kd_runs_and_zero_frac_is_the_old_recipe():
     assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))
 
 
+def _teacher_peaked_at(bpm, bins):
+    """(N,) BPM -> (N, F) teacher logits peaked at those rates."""
+    return (-0.5 * ((bins[None, :] - np.asarray(bpm)[:, None]) / 2.0) ** 2).astype(np.float32)
+
+
+@pytest.mark.parametrize("teacher_off_bpm, same_as", [(40.0, "labels only"), (0.0, "ungated")])
+def test_kd_gate_drops_a_wrong_teacher_and_keeps_a_right_one(teacher_off_bpm, same_as):
+    cfg = get_model_cfg("spec_student_xs")
+    bins = bin_grid(cfg)
+    x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
+    kd = _teacher_peaked_at(y + teacher_off_bpm, bins)
+    gate = BinTrainCfg(epochs=2, stretch_frac=0.5, kd_weight=0.5, kd_gate_bpm=10.0)
+    ref = {"labels only": BinTrainCfg(epochs=2, stretch_frac=0.5), "ungated": BinTrainCfg(epochs=2, stretch_frac=0.5,
+                                                                                        kd_weight=0.5)}[same_as]
+    states = []
+    for c in (gate, ref):
+        torch.manual_seed(0)
+        m = create_model(cfg)
+        train_bins(m, x, y, bins, c, kd)
+        states.append(m.state_dict())
+    for k in states[0]:
+        assert torch.allclose(states[0][k].float(), states[1][k].float(), atol=1e-6), k
+    assert kd_gate(kd, y, bins, 10.0).mean() == (0.0 if teacher_off_bpm > 10 else 1.0)
+
+
 # ----------------------------------------------------------------------------- calibrated interval, confidence
 
 def test_needed_mass_matches_the_read_out_interval_and_conf_mass_the_read_out_conf():
@@ -199,3 +224,29 @@ def test_select_decoder_picks_the_confidence_half_width_that_ranks_errors():
     dec = select_decoder(logits, truth, groups, base, sigmas=(30.0,), floors=(0.2,), temperatures=(1.0,),
                          conf_halfwidths=(2.0, 12.0))
     assert dec["conf_halfwidth_bpm"] == 12.0 and dec["inner_gating"] > 0.3
+
+
+def test_injected_motion_is_a_peak_away_from_the_truth_in_every_channel_and_codes_stay_in_range():
+    bins = np.arange(30.0, 231.0, 1.5)
+    x = torch.full((64, 4, len(bins)), -1.0)
+    x[:, :, 40] = 1.0                                               # pulse (and a stale acc peak) at 90 BPM
+    y = torch.full((64,), 90.0, dtype=torch.float64)
+    cfg = BinTrainCfg(motion_min_gap_bpm=10.0)
+    xm, ok = inject_motion(x, y, bins, cfg, torch.Generator().manual_seed(0))
+    assert ok.all() and xm.shape == x.shape
+    assert torch.isclose(xm.max(dim=2).values, torch.tensor(1.0)).all() and (xm >= -1 - 1e-6).all()
+    added = (xm - x).abs().sum(dim=1)                               # (B, F) where the motion went
+    top = torch.as_tensor(bins)[added.argmax(dim=1)]
+    assert ((top - 90.0).abs() >= 10.0 - 1.5).all()                # never on the pulse
+    assert not torch.equal(xm[:, 0], x[:, 0]) and not torch.equal(xm[:, 1:], x[:, 1:])
+
+
+def test_training_with_motion_runs_and_zero_frac_changes_nothing():
+    cfg = get_model_cfg("spec_student_xs")
+    bins = bin_grid(cfg)
+    x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
+    runs = []
+    for frac in (0.0, 0.0, 0.5):
+        torch.manual_seed(0)
+        runs.append(train_bins(create_model(cfg), x, y, bins, BinTrainCfg(epochs=2, motion_frac=frac)))
+    assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))

@@ -1,0 +1,30 @@
+"""benchmarks/hr_spectral.py measures the recipe the CLI trains: its defaults are the commands' defaults."""
+import argparse
+import importlib.util
+from pathlib import Path
+
+from sqtool.compress.cli import QuantizeConfig
+from sqtool.compress.quantize_hr import SPEC_EPOCHS, SPEC_KD
+from sqtool.train.finetune import FinetuneConfig
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "hr_spectral.py"
+
+
+def bench_defaults() -> argparse.Namespace:
+    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ap = argparse.ArgumentParser()
+    mod.add_training_args(ap)
+    return ap.parse_args([])
+
+
+def test_the_benchmark_trains_what_finetune_and_quantize_train_by_default():
+    b, q, f = bench_defaults(), QuantizeConfig(), FinetuneConfig()
+    assert b.stretch_frac == q.freq_stretch == f.freq_stretch
+    assert b.motion_frac == q.motion_frac == f.motion_frac
+    assert b.kd == SPEC_KD and q.alpha is None and q.distill           # None = the family's default (SPEC_KD)
+    assert b.kd_gate_bpm == q.kd_gate_bpm
+    assert b.kd_float == 1 and b.student_stretch_frac < 0               # the float student distils, same stretch
+    assert b.epochs == SPEC_EPOCHS and b.qat_epochs == q.qat_epochs
+    assert b.student == "spec_student_s"
