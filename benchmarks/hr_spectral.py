@@ -255,7 +255,7 @@ def add_training_args(ap) -> None:
     ap.add_argument("--inner-epochs", type=int, default=30)
     ap.add_argument("--stretch-frac", type=float, default=0.5,
                     help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
-    ap.add_argument("--motion-frac", type=float, default=0.0,
+    ap.add_argument("--motion-frac", type=float, default=0.3,
                     help="fraction of training windows with an added arm-motion peak away from the truth "
                          "(hr_bins.inject_motion); 0 = none")
     ap.add_argument("--kd-float", type=int, default=1,

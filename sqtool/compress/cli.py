@@ -81,7 +81,7 @@ class QuantizeConfig:
                                 metadata={"help": "spectral hr students: fraction of training windows frequency-"
                                                   "stretched (truth x s; teacher logits stretched alike), the "
                                                   "rest shifted; 0 = shift only (models.hr_bins)"})
-    motion_frac: float = field(default=0.0, metadata={
+    motion_frac: float = field(default=0.3, metadata={
         "help": "spectral hr models: fraction of training windows with an added arm-motion peak away from the "
                 "truth (accelerometer + scaled PPG; models.hr_bins.inject_motion); 0 = none"})
     epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "

@@ -71,7 +71,7 @@ class FinetuneConfig:
     freq_stretch: float = field(default=0.5, metadata={
         "help": "spectral hr models: fraction of training windows frequency-stretched (truth x s, harmonics "
                 "scale alike), the rest shifted by up to 15 bins; 0 = shift only (models.hr_bins)"})
-    motion_frac: float = field(default=0.0, metadata={
+    motion_frac: float = field(default=0.3, metadata={
         "help": "spectral hr models: fraction of training windows with an added arm-motion peak away from the "
                 "truth (accelerometer + scaled PPG; models.hr_bins.inject_motion); 0 = none"})
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
