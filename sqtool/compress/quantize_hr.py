@@ -7,9 +7,11 @@
    learns the teacher's honest distribution (its doubts between the pulse and a motion peak included).
 2. The same recordings through the same fixed-point front end; the last `heldout_fraction` of subjects
    (or `--heldout-subjects`) are kept out of the student's training for evaluation.
-3. Float student: Gaussian-target CE + `alpha` x KL(teacher || student) at `temperature` (labels only
-   with --no-distill); `freq_stretch` of the windows frequency-stretched (teacher logits stretched alike). Then the Brevitas twin (BN folded, input scale fixed at 1/127), calibrated, and
-   QAT with the same loss (`compress.hr_qat`).
+3. Float student: Gaussian-target CE + `alpha` (0.5 by default) x KL(teacher || student) at `temperature`
+   on the windows whose teacher argmax is within `kd_gate_bpm` (10) of the truth, labels alone on the rest
+   (labels only everywhere with --no-distill); `freq_stretch` of the windows frequency-stretched (teacher
+   logits stretched alike), `motion_frac` with an added arm-motion peak (labels only). Then the Brevitas
+   twin (BN folded, input scale fixed at 1/127), calibrated, and QAT with the same loss (`compress.hr_qat`).
 4. Held-out subjects: the teacher (its out-of-fold logits), the float student and the int8 twin, each
    decoded by the teacher run's decoder (float forward filter; fixed-point decoder for int8, exactly the
    firmware's). model.pt (student_int8, model_cfg with the decoder), student_float.pt, heldout.npz

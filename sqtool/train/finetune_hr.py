@@ -6,7 +6,8 @@
    (`data.hr_spectra`): the network is trained on the codes the device computes.
 2. Subject folds (0 = leave one subject out): per fold a fresh model trained on the other subjects
    (`hr_bins.train_bins`: Gaussian-target cross-entropy on the bins; `freq_stretch` of the windows
-   frequency-stretched, the rest shifted), logits of the held-out subject kept (out-of-fold).
+   frequency-stretched, the rest shifted; `motion_frac` with an added arm-motion peak away from the truth),
+   logits of the held-out subject kept (out-of-fold).
 3. The decoder (transition sigma, jump floor, logit temperature, then the interval's nominal mass calibrated
    to 90 % coverage and the confidence half-width that best ranks errors) is chosen on those out-of-fold
    logits (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
