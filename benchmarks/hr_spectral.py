@@ -14,8 +14,9 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       the teacher's argmax is within --kd-gate-bpm of the truth, labels alone elsewhere), then its Brevitas twin
       QAT'd with the same loss (int8 logits -> fixed-point decoder, i.e. the firmware's numbers up to
       Brevitas-vs-TFLite rounding);
-    - training augmentation: --stretch-frac of the windows frequency-stretched (truth x s), the rest shifted
-      (hr_bins module docstring), for every network above;
+    - training augmentation: --stretch-frac of the windows frequency-stretched (truth x s), the rest shifted,
+      and --motion-frac with an added arm-motion peak away from the truth (hr_bins module docstring), for
+      every network above;
     - decoder: transition sigma, jump floor and logit temperature chosen on the inner out-of-fold logits
       (the truth's own per-hop sigma among the candidates), then, on the same windows, the interval's
       nominal mass (inner coverage of the truth closest to 90 %) and the confidence half-width (best
