@@ -94,6 +94,16 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
 
     say = log or (lambda s: None)
     t0 = time.time()
+    # options first: a bad one costs nothing (no data read, no run folder)
+    alpha = SPEC_KD if cfg.alpha is None else float(cfg.alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise SqtoolError(f"--alpha must be in [0, 1], got {alpha}")
+    if not 0.0 <= cfg.freq_stretch <= 1.0:
+        raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
+    if not 0.0 <= cfg.motion_frac <= 1.0:
+        raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
+    if not cfg.kd_gate_bpm >= 0.0:
+        raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
     torch.set_num_threads(max(1, cfg.threads))
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     student = cfg.student if cfg.student != "cnn1d_student_s" else "spec_student_s"
@@ -154,9 +164,6 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
     save_config(run_dir, cfg)
     from sqtool.core.runs import save_resolved
-    alpha = SPEC_KD if cfg.alpha is None else float(cfg.alpha)
-    if not 0.0 <= alpha <= 1.0:
-        raise SqtoolError(f"--alpha must be in [0, 1], got {alpha}")
     save_resolved(run_dir, teacher=str(ck["path"]), data_root=str(root), heldout_subjects=sorted(held),
                   epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels), fs=scfg.fs,
                   alpha=alpha if cfg.distill else 0.0)
@@ -164,12 +171,6 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     Y = np.concatenate([r.y for r in train])
     TL = np.concatenate([t_logits[r.record_id] for r in train])
     kd = alpha if cfg.distill else 0.0
-    if not 0.0 <= cfg.freq_stretch <= 1.0:
-        raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
-    if not 0.0 <= cfg.motion_frac <= 1.0:
-        raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
-    if not cfg.kd_gate_bpm >= 0.0:
-        raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
     if kd and cfg.kd_gate_bpm > 0:
         ok = np.isfinite(Y)
         share = float(kd_gate(TL[ok], Y[ok], bins, cfg.kd_gate_bpm).mean()) if ok.any() else 0.0

@@ -37,7 +37,7 @@ Augmentation, per window, one of two (the mix is `stretch_frac`, a training-conf
                          to follow the cadence; these windows show it the motion without the pulse moving.
                          They learn the labels only (the teacher never saw the added motion).
 Distillation with stretch: the teacher's logits are stretched with the same s (new(f) = old(f / s), off-grid
-bins = the row's lowest logit), i.e. KD applies to every window. This assumes the teacher is equivariant to a
+bins = the row's lowest logit), so the gate and the KL read the same windows. This assumes the teacher is equivariant to a
 frequency scaling (what the stretch teaches the student); its doubt between the pulse and a motion peak is
 carried to the stretched peaks, which is what the student should learn.
 """
@@ -163,8 +163,7 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
     amp[:, 0] = 0.3 + 1.2 * torch.rand(B, generator=g, dtype=torch.float64)
     if C > 1:
         a = 3.0 * torch.rand(B, C - 1, generator=g, dtype=torch.float64)
-        amp[:, 1:] = a / a.max(dim=1, keepdim=True).values.clamp_min(1e-9) * torch.maximum(
-            a.max(dim=1, keepdim=True).values, torch.ones(B, 1, dtype=torch.float64))   # strongest axis >= 1
+        amp[:, 1:] = a / a.max(dim=1, keepdim=True).values.clamp(1e-9, 1.0)  # strongest axis >= 1
     p = (x.double() + 1) / 2                                                                # (B, C, F) power / max
     p = p + amp[:, :, None] * peak[:, None, :]
     p = p / p.max(dim=2, keepdim=True).values.clamp_min(1e-12)
@@ -222,12 +221,11 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
                     xb[pick] = xm
                     moved[pick] = ok_m
             logits = model(xb)                                              # (B, F)
-            logp = F.log_softmax(logits, dim=1)
-            loss = -(tb * logp).sum(dim=1).mean()
+            ce = -(tb * F.log_softmax(logits, dim=1)).sum(dim=1)            # (B,)
+            loss = ce.mean()
             if kb is not None and cfg.kd_weight > 0:
                 T = cfg.kd_temp
                 pt = F.softmax(kb / T, dim=1)
-                ce = -(tb * logp).sum(dim=1)                                # (B,)
                 kl = (pt * (torch.log(pt.clamp_min(1e-30)) - F.log_softmax(logits / T, dim=1))).sum(dim=1) * T * T
                 w = cfg.kd_weight * kg[b] * (~moved)                        # (B,) 0: teacher wrong / motion added
                 loss = ((1 - w) * ce + w * kl).mean()

@@ -120,16 +120,19 @@ def test_stretch_fills_teacher_logits_with_the_row_minimum_and_factors_hit_the_r
     assert (100 * s).min() < 52 and (100 * s).max() > 195           # reaches both ends (clipped at 50 and 200)
 
 
+def _fit(model_cfg, x, y, train_cfg, kd=None):
+    """A fresh model (torch seed 0) trained on (x, y): (model, per-epoch losses)."""
+    torch.manual_seed(0)
+    m = create_model(model_cfg)
+    return m, train_bins(m, x, y, bin_grid(model_cfg), train_cfg, kd)
+
+
 def test_training_with_stretch_and_kd_runs_and_zero_frac_is_the_old_recipe():
     cfg = get_model_cfg("spec_student_xs")
     bins = bin_grid(cfg)
     x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
-    runs = []
-    for frac in (0.0, 0.0, 0.7):
-        torch.manual_seed(0)
-        m = create_model(cfg)
-        kd = np.random.default_rng(1).normal(size=(len(x), len(bins))).astype(np.float32)
-        runs.append(train_bins(m, x, y, bins, BinTrainCfg(epochs=2, stretch_frac=frac, kd_weight=0.5), kd))
+    kd = np.random.default_rng(1).normal(size=(len(x), len(bins))).astype(np.float32)
+    runs = [_fit(cfg, x, y, BinTrainCfg(epochs=2, stretch_frac=frac, kd_weight=0.5), kd)[1] for frac in (0.0, 0.0, 0.7)]
     assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))
 
 
@@ -147,12 +150,7 @@ def test_kd_gate_drops_a_wrong_teacher_and_keeps_a_right_one(teacher_off_bpm, sa
     gate = BinTrainCfg(epochs=2, stretch_frac=0.5, kd_weight=0.5, kd_gate_bpm=10.0)
     ref = {"labels only": BinTrainCfg(epochs=2, stretch_frac=0.5), "ungated": BinTrainCfg(epochs=2, stretch_frac=0.5,
                                                                                         kd_weight=0.5)}[same_as]
-    states = []
-    for c in (gate, ref):
-        torch.manual_seed(0)
-        m = create_model(cfg)
-        train_bins(m, x, y, bins, c, kd)
-        states.append(m.state_dict())
+    states = [_fit(cfg, x, y, c, kd)[0].state_dict() for c in (gate, ref)]
     for k in states[0]:
         assert torch.allclose(states[0][k].float(), states[1][k].float(), atol=1e-6), k
     assert kd_gate(kd, y, bins, 10.0).mean() == (0.0 if teacher_off_bpm > 10 else 1.0)
@@ -245,8 +243,5 @@ def test_training_with_motion_runs_and_zero_frac_changes_nothing():
     cfg = get_model_cfg("spec_student_xs")
     bins = bin_grid(cfg)
     x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
-    runs = []
-    for frac in (0.0, 0.0, 0.5):
-        torch.manual_seed(0)
-        runs.append(train_bins(create_model(cfg), x, y, bins, BinTrainCfg(epochs=2, motion_frac=frac)))
+    runs = [_fit(cfg, x, y, BinTrainCfg(epochs=2, motion_frac=frac))[1] for frac in (0.0, 0.0, 0.5)]
     assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))
