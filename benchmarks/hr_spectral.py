@@ -23,6 +23,13 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       ranking of errors), as `sqtool train finetune` does (hr_bins.select_decoder);
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
+    - --pretrain real (issue 9, item 4; default none = scratch): before any of the above, SiamQuality
+      pretraining per outer fold: SimSiam on real (good, poor) pairs of front-end spectra mined in the TRAINING
+      recordings (`data.pairs.spectral_record_pairs`: quality index on the raw window, nearest poor window of
+      the same recording within 300 s; SP Cup's rest vs running, wrist_exercise) plus the unlabeled smartwatch
+      recordings with an accelerometer (the rest of the corpus has none: a PPG + accelerometer model cannot
+      read it), one run per architecture (teacher, student); every teacher (inner and outer) and the student
+      start from their pretrained encoder. The held-out subject's recordings are never in the pairs.
 Nothing is chosen on the held-out subject; the architectures and epochs are fixed a priori.
 Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are NaN, not scored).
 TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out of every training set.
@@ -34,6 +41,7 @@ MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and co
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -88,14 +96,71 @@ def mae(a, y):
     return float(np.abs(a[ok] - y[ok]).mean()) if ok.any() else float("nan")
 
 
-def inner_oof(train, tcfg, bins, args, log):
+_PAIRS: dict = {}                       # record -> its spectral (good, poor) pairs: the same in every fold
+
+
+@functools.lru_cache(maxsize=1)
+def unlabeled_wrist() -> tuple:
+    """The unlabeled recordings with an accelerometer (smartwatch), for pretraining only."""
+    from sqtool.data.readers import read_dataset
+    if not (DATA / "unlabeled").is_dir():
+        return ()
+    return tuple(r for r in read_dataset(DATA / "unlabeled", kind="unlabeled")
+                 if all(c in r.signals for c in ("acc_x", "acc_y", "acc_z")))
+
+
+def pretrained_encoders(train, args, records, log) -> dict:
+    """SiamQuality pretraining of this fold (--pretrain real): {model name: checkpoint} of one SimSiam run per
+    architecture on the real pairs of the training recordings (+ unlabeled smartwatch recordings); {} = scratch."""
+    if args.pretrain == "none":
+        return {}
+    import tempfile
+
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.data.pairs import PairsConfig, spectral_record_pairs
+    from sqtool.train.pretrain import ArrayPairs, PretrainConfig, run_pretrain
+    scfg = get_model_cfg(args.student)
+    raw = [records[(r.dataset, r.record_id)] for r in train] + list(unlabeled_wrist())
+    x1, x2, groups = [], [], []
+    for rec in raw:
+        k = (rec.dataset, str(rec.record_id))
+        if k not in _PAIRS:
+            _PAIRS[k] = spectral_record_pairs(rec, PairsConfig(model=args.student, dtype="float32"), scfg)
+        p = _PAIRS[k]
+        if p["pairs"]:
+            x1.append(p["x_good"])
+            x2.append(p["x_poor"])
+            groups += [f"{rec.dataset}:{rec.subject}"] * p["pairs"]
+    pairs = ArrayPairs(np.concatenate(x1), np.concatenate(x2), np.array(groups), desc="real spectral pairs")
+    out = {}
+    for name in dict.fromkeys((args.teacher, args.student)):
+        with tempfile.TemporaryDirectory() as d:
+            m = run_pretrain(PretrainConfig(model=name, pairs="in-memory", epochs=args.pretrain_epochs, batch_size=64,
+                                            lr=args.pretrain_lr, val_fraction=0.0, progress=False, seed=args.seed),
+                             d, pairs=pairs)
+            out[name] = load_checkpoint(Path(d) / "model.pt", expect_kind="teacher_pretrain")
+        log(f"  pretrained {name}: {len(pairs)} real pairs of {len(set(groups))} training subjects, "
+            f"SimSiam loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['elapsed_s']:.0f} s")
+    return out
+
+
+def fresh(cfg, encoders: dict):
+    """A new model of cfg, its encoder pretrained when this fold has one for it."""
+    from sqtool.models.spectral import load_encoder
+    m = create_model(cfg)
+    if cfg.name in encoders:
+        load_encoder(m, cfg, encoders[cfg.name])
+    return m
+
+
+def inner_oof(train, tcfg, bins, args, log, encoders=None):
     """The teacher's out-of-fold logits on the training subjects (inner CV) and the decoder chosen on them."""
     rkeys = np.array([r.key for r in train])
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, args.inner_folds, args.seed)]
     oof = {}
     for g in groups:
         tr = [r for r in train if r.key not in g]
-        m = create_model(tcfg)
+        m = fresh(tcfg, encoders or {})
         train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]), bins,
                    bin_cfg(args, args.inner_epochs))
         for r in train:
@@ -124,11 +189,13 @@ def run_fold(train, test, args, records, log):
     bins = bin_grid(scfg)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
-    oof, dec = inner_oof(train, tcfg, bins, args, log)
+    encoders = pretrained_encoders(train, args, records, log)
+    torch.manual_seed(args.seed)
+    oof, dec = inner_oof(train, tcfg, bins, args, log, encoders)
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
-    teacher = create_model(tcfg)
+    teacher = fresh(tcfg, encoders)
     train_bins(teacher, X, Y, bins, bin_cfg(args, args.teacher_epochs))
-    student = create_model(scfg)
+    student = fresh(scfg, encoders)
     scfg_kd = bin_cfg(args, args.epochs, student=True, kd_weight=args.kd, kd_gate_bpm=args.kd_gate_bpm)
     if args.kd and args.kd_gate_bpm > 0:
         ok = np.isfinite(Y)
@@ -262,6 +329,11 @@ def add_training_args(ap) -> None:
     ap.add_argument("--kd-float", type=int, default=1,
                     help="1: the float student learns labels + KL to the teacher's out-of-fold logits (as sqtool "
                          "quantize); 0: labels only, the KL enters in QAT")
+    ap.add_argument("--pretrain", choices=("none", "real"), default="none",
+                    help="none: networks from scratch; real: SiamQuality pretraining per outer fold on real "
+                         "(good, poor) spectral pairs of the training recordings (issue 9 item 4)")
+    ap.add_argument("--pretrain-epochs", type=int, default=10)
+    ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,
                     help="the student's (float and QAT) stretch fraction; -1 = --stretch-frac (sqtool: quantize "
                          "--freq-stretch vs train finetune --freq-stretch)")

@@ -27,6 +27,11 @@ dataset whose windows are all good) is one SqtoolError line naming each dataset'
 
 `--model NAME` takes the window contract (fs, window_s, channels, norm, band) from a registered model, so
 windows shorter than 30 s are made exactly where a model config asks for them (resnet1d_siamq_tiny_10s).
+A spectral model (`spec_teacher_m`, ...) gets pairs of what it reads: each record goes through the model's
+fixed-point front end (`hr_spectra.record_spectra`: PPG + accelerometer spectra, its window and hop) and each
+front-end window is scored by the same quality index on the raw window at the same start (with the
+accelerometer); a pair is (C, F) model input (codes / 127). Records without the model's channels (no
+accelerometer) are counted as `unusable_records`, not an error; synthetic partners do not apply.
 
 Pair statistics per dataset (records, subjects, subjects with pairs, windows, good, poor, real and
 synthetic pairs, distinct poor windows used, the quality gap q_good - q_poor and the time gap
@@ -142,13 +147,17 @@ def _resolve_channels(rec, channels) -> list[str]:
 
 def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) -> dict:
     """Window, score and pair one record. Returns counts and the pairs (float16/32 arrays)."""
+    spec = spectral_model(cfg)
+    if spec is not None:
+        return spectral_record_pairs(rec, cfg, spec)
     from sqtool.data.preprocess import (bandpass, normalise, record_duration, record_signals, sliding_windows,
                                         window_starts, windows_in_record)
     from sqtool.data.quality import quality_score
     from sqtool.data.synthetic import corrupt
 
     res = {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
-           "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0}
+           "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0,
+           "unusable": 0}
     chans = _resolve_channels(rec, cfg.channels)
     ppg_ch = chans[0] if chans[0].startswith("ppg") else _resolve_channels(rec, ["ppg"])[0]
     has_acc = all(a in rec.signals for a in ACC)
@@ -201,6 +210,70 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
     res.update(pairs=int(len(x_good)), synthetic=int(synth.sum()), poor_used=int(np.unique(pi).size),
                x_good=x_good.astype(dt), x_poor=x_poor.astype(dt),
                t_good=tg, t_poor=tp, q_good=qg, q_poor=qp, synth=synth, channels=chans, T=win)
+    return res
+
+
+def spectral_model(cfg: PairsConfig):
+    """The ModelCfg of cfg.model when it reads front-end spectra, else None."""
+    if not cfg.model:
+        return None
+    from sqtool.models import get_model_cfg
+    mc = get_model_cfg(cfg.model)
+    return mc if (mc.frontend or {}).get("type") == "spectrum" else None
+
+
+def _nearest(t_sorted: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Index of the element of t_sorted (ascending, non-empty) nearest to each t."""
+    j = np.clip(np.searchsorted(t_sorted, t), 1, max(len(t_sorted) - 1, 1))
+    j = np.minimum(j, len(t_sorted) - 1)
+    left = np.maximum(j - 1, 0)
+    return np.where(np.abs(t_sorted[left] - t) <= np.abs(t_sorted[j] - t), left, j)
+
+
+def _device_rate(rec):
+    """rec itself, or (a rate the front end cannot resample from, e.g. 19.58 Hz measured from a smartwatch's
+    timestamps) rec resampled to its whole-Hz rate, as the device's nominal clock would have sampled it."""
+    import dataclasses
+
+    from sqtool.data.preprocess import resample
+    rates = {float(f) for f in rec.fs.values()}
+    if all(abs(f - round(f)) < 1e-9 for f in rates):
+        return rec
+    return dataclasses.replace(rec, signals={c: resample(np.asarray(v, np.float64), rec.fs[c], float(round(rec.fs[c])))
+                                             for c, v in rec.signals.items()},
+                               fs={c: float(round(f)) for c, f in rec.fs.items()})
+
+
+def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
+    """Pairs of front-end spectra of one record: the windows the spectral model reads, scored on the raw
+    window with the same start (quality index, with the accelerometer), paired as `match_pairs` does."""
+    from sqtool.data.hr_spectra import as_model_input, record_spectra
+    from sqtool.data.quality import record_quality
+
+    res = {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
+           "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0,
+           "unusable": 0}
+    if not all(c in rec.signals for c in model_cfg.channels[1:]):
+        res["unusable"] = 1                                 # e.g. a finger PPG without accelerometer
+        return res
+    if min(len(v) / rec.fs[c] for c, v in rec.signals.items() if c in model_cfg.channels) < model_cfg.window_s:
+        res["short"] = 1
+        return res
+    hr = record_spectra(_device_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)
+    q = record_quality(rec, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s)
+    j = _nearest(q["t0"], hr.t0)                                                 # (W,) quality window
+    near = np.abs(q["t0"][j] - hr.t0) <= model_cfg.hop_s / 2                   # same window, up to the hop grid
+    score = np.where(near & (hr.flagged < 0.5), q["score"][j], np.nan)          # (W,) NaN: no score
+    scored = np.flatnonzero(np.isfinite(score))                                  # windows with a score
+    good = score > cfg.threshold
+    gi, pi = match_pairs(hr.t0[scored], good[scored], cfg.max_gap_s)
+    gi, pi = scored[gi], scored[pi]
+    x = as_model_input(hr.x)                                                     # (W, C, F)
+    dt = np.dtype(cfg.dtype)
+    res.update(windows=int(scored.size), good=int(good[scored].sum()), poor=int((~good[scored]).sum()),
+               pairs=int(gi.size), poor_used=int(np.unique(pi).size), x_good=x[gi].astype(dt),
+               x_poor=x[pi].astype(dt), t_good=hr.t0[gi], t_poor=hr.t0[pi], q_good=score[gi], q_poor=score[pi],
+               synth=np.zeros(gi.size, bool), channels=list(model_cfg.channels), T=x.shape[-1])
     return res
 
 
@@ -307,8 +380,9 @@ def apply_model_contract(cfg: PairsConfig) -> PairsConfig:
         return cfg
     from sqtool.models import get_model_cfg
     mc = get_model_cfg(cfg.model)
-    if (mc.frontend or {}).get("type") == "spectrum":
-        raise SqtoolError(f"data pairs --model {cfg.model}: a spectral model takes spectra, not pair windows")
+    if (mc.frontend or {}).get("type") == "spectrum" and cfg.synthetic_fallback:
+        raise SqtoolError(f"data pairs --model {cfg.model}: synthetic partners are corrupted time-domain "
+                          "windows; a spectral model's pairs are real only (drop --synthetic-partners)")
     band = mc.band if mc.band is not None else (None, None)
     return dataclasses.replace(cfg, fs=float(mc.fs), window_s=float(mc.window_s), hop_s=cfg.hop_s or float(mc.hop_s),
                                channels=list(mc.channels), norm=mc.norm, band_lo=band[0], band_hi=band[1])
@@ -320,7 +394,7 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
     from sqtool.data.shards import ShardWriter
 
     cfg = apply_model_contract(cfg)
-    if cfg.norm not in NORMS:
+    if cfg.norm not in NORMS and spectral_model(cfg) is None:    # a spectral model: its front end normalises
         raise SqtoolError(f"unknown normalisation '{cfg.norm}' (known: {', '.join(NORMS)})")
     for k in ("max_gap_s", "shard_mb"):
         if not getattr(cfg, k) > 0:
@@ -363,7 +437,9 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
               "channels": list(cfg.channels), "norm": cfg.norm, "band": [cfg.band_lo, cfg.band_hi],
               "threshold": cfg.threshold, "max_gap_s": cfg.max_gap_s,
               "synthetic_partners": bool(cfg.synthetic_fallback), "model": cfg.model}
-    writer = ShardWriter(run_dir, len(cfg.channels), int(round(cfg.window_s * cfg.fs)), cfg.shard_mb,
+    spec = spectral_model(cfg)
+    width = spec.n_bins if spec is not None else int(round(cfg.window_s * cfg.fs))   # F bins or T samples
+    writer = ShardWriter(run_dir, len(cfg.channels), width, cfg.shard_mb,
                          cfg.dtype, header=header)
     per_ds: dict[str, dict] = {}
     errors: list[str] = []
@@ -395,11 +471,12 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
             worker_rss = max(worker_rss, r["rss_mb"])
             for rec in r["ok"]:
                 d = per_ds.setdefault(name, {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0,
-                                             "pairs": 0, "synthetic_pairs": 0, "poor_used": 0, "short_records": 0,
+                                             "pairs": 0, "synthetic_pairs": 0, "poor_used": 0, "short_records": 0, "unusable_records": 0,
                                              "subjects_with_pairs": set(), "q_gap": [], "t_gap": []})
                 d["records"] += 1
                 d["subjects"].add(rec["subject"])
                 d["short_records"] += rec["short"]
+                d["unusable_records"] += rec["unusable"]
                 for k in ("windows", "good", "poor", "pairs", "poor_used"):
                     d[k] += rec[k]
                 d["synthetic_pairs"] += rec["synthetic"]
@@ -425,7 +502,10 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
     datasets = {k: dataset_stats(v) for k, v in per_ds.items()}
     total = {k: sum(d[k] for d in datasets.values()) for k in
              ("records", "subjects", "windows", "good", "poor", "pairs", "real_pairs", "synthetic_pairs",
-              "short_records", "subjects_with_pairs")}
+              "short_records", "unusable_records", "subjects_with_pairs")}
+    if total["windows"] == 0 and total["unusable_records"]:
+        raise SqtoolError(f"{total['unusable_records']} of {total['records']} records lack the channels of "
+                          f"--model {cfg.model} ({', '.join(cfg.channels)}); nothing to pair")
     if total["windows"] == 0:
         raise SqtoolError(f"no record is as long as one {cfg.window_s:g} s window; nothing to pair")
     if total["pairs"] == 0:
@@ -464,7 +544,8 @@ def dataset_stats(d: dict) -> dict:
                time_gap_s_mean=float(tg.mean()) if tg.size else None,
                time_gap_s_median=float(np.median(tg)) if tg.size else None)
     if d["pairs"] == 0:
-        out["no_pairs_reason"] = ("no window as long as the pair window" if d["windows"] == 0 else
+        out["no_pairs_reason"] = ("no record has the model's channels" if d.get("unusable_records") == d["records"]
+                                  else "no window as long as the pair window" if d["windows"] == 0 else
                                   "no poor window (every window scored good)" if d["poor"] == 0 else
                                   "no good window (every window scored poor)" if d["good"] == 0 else
                                   "no poor window within --max-gap-s of a good one in the same record")

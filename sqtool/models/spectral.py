@@ -10,6 +10,12 @@ peaks, instead of memorising the heart rates of the training set (a regression h
 training distribution; /work/shared/docs/hr_facts.md). A decoder (`models.decoder`) turns the sequence
 of per-window distributions into the reported HR.
 
+SiamQuality pretraining (`cfg.task == "pretrain"`, `sqtool train pretrain --model spec_teacher_m`): the same
+conv blocks are the encoder f, pooled over the bins (mean and max per channel: WHAT peaks the spectra hold,
+not where, since the two windows of a pair are minutes apart at different heart rates), with SimSiam's
+projector g and predictor h on top (`simsiam(x1, x2)`); `load_encoder` copies a pretrained encoder into a
+heart-rate model of the same architecture and front end before fine-tuning.
+
 `cfg.quant = None` builds the float model (Conv + BN + ReLU); `cfg.quant = "<preset>"` its Brevitas twin
 from the same `ConvBlock`s as the time-domain students: BN folded away, int8 weights per channel, int32
 biases, uint8 activations, the input quantizer fixed at scale 1/127 (the front end's codes pass
@@ -66,6 +72,14 @@ class SpecNet(nn.Module):
             blocks.append(ConvBlock(cin, cout, k, 1, p, where=f"{cfg.name} conv {i}", d=d))
             cin = cout
         self.blocks = nn.Sequential(*blocks)
+        if cfg.task == "pretrain":                              # SimSiam heads over the pooled encoder
+            if p is not None:
+                raise SqtoolError(f"{cfg.name}: pretrain the float model, not its quantized twin")
+            from sqtool.models.resnet1d import predictor, projector
+            a = cfg.arch
+            self.proj_dim = int(a.get("proj_dim", 64))
+            self.proj = projector(2 * cin, int(a.get("proj_hidden", 128)), self.proj_dim)
+            self.pred = predictor(self.proj_dim, int(a.get("pred_hidden", 32)))
         if p is None:
             self.head = nn.Conv1d(cin, 1, 1, bias=True)
         else:
@@ -78,6 +92,38 @@ class SpecNet(nn.Module):
             raise SqtoolError(f"spectral model expects {self.n_bins} bins, got input of shape {tuple(x.shape)}")
         h = self.blocks(self.inp(x))                            # (B, C', F)
         return value(self.head(h))[:, 0, :]                     # (B, F) logits
+
+    def encode(self, x):                                        # (B, C, F)
+        h = self.blocks(self.inp(x))                            # (B, C', F)
+        return torch.cat([h.mean(dim=-1), h.amax(dim=-1)], 1)   # (B, 2 C')
+
+    def simsiam(self, x1, x2):
+        """(p1, p2, z1, z2) of a pair of spectra windows (pretraining only)."""
+        z1, z2 = self.proj(self.encode(x1)), self.proj(self.encode(x2))   # (B, proj_dim)
+        return self.pred(z1), self.pred(z2), z1, z2
+
+
+ENCODER_CONTRACT = ("in_channels", "channels", "fs", "window_s", "hop_s", "norm", "band", "frontend")
+
+
+def load_encoder(model: SpecNet, cfg: ModelCfg, ck: dict, where: str = "--init") -> int:
+    """Copy the conv blocks of a pretrained checkpoint (`sqtool train pretrain --model <spectral>`) into `model`
+    (built from `cfg`). Refuses another architecture or input contract. Returns the number of tensors copied."""
+    mc = ModelCfg.from_dict(ck["model_cfg"])
+    if mc.family != SPECTRAL_FAMILY:
+        raise SqtoolError(f"{where}: {mc.name} is not a spectral model; {cfg.name} needs a spectral encoder")
+    if [list(c) for c in mc.arch["convs"]] != [list(c) for c in cfg.arch["convs"]]:
+        raise SqtoolError(f"{where}: encoder {mc.name} has convs {mc.arch['convs']}, {cfg.name} {cfg.arch['convs']}")
+    diff = [k for k in ENCODER_CONTRACT if mc.to_dict().get(k) != cfg.to_dict().get(k)]
+    if diff or list(mc.arch["bins_bpm"]) != list(cfg.arch["bins_bpm"]):
+        raise SqtoolError(f"{where}: encoder {mc.name} was pretrained on other inputs than {cfg.name} reads "
+                          f"({', '.join(diff or ['bins_bpm'])} differ)")
+    enc = {k: v for k, v in ck["state_dict"].items() if k.startswith("blocks.")}
+    own = {k for k in model.state_dict() if k.startswith("blocks.")}
+    if set(enc) != own:
+        raise SqtoolError(f"{where}: the checkpoint's encoder tensors do not match {cfg.name}'s")
+    model.load_state_dict(enc, strict=False)
+    return len(enc)
 
 
 @torch.no_grad()

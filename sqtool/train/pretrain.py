@@ -311,6 +311,11 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             raise SqtoolError("epochs must be >= 1")
         local_b = cfg.batch_size // d.world
         model_cfg = get_model_cfg(cfg.model)
+        if model_cfg.task != "pretrain":               # a task model (spectral HR): its encoder + SimSiam heads
+            model_cfg = get_model_cfg(cfg.model, task="pretrain")
+        if (model_cfg.frontend or {}).get("type") == "spectrum" and cfg.pair_mode != "real":
+            raise SqtoolError(f"pair_mode {cfg.pair_mode}: the standard augmentations act on time-domain windows; "
+                              f"{cfg.model} reads spectra, pretrain it on real pairs (pair_mode real)")
         pairs = with_pair_mode(pairs, cfg.pair_mode, model_cfg, cfg.seed) if pairs is not None \
             else open_pairs(cfg, model_cfg)
         if hasattr(pairs, "check_contract"):
@@ -333,6 +338,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         if fdt == torch.float64 and cfg.amp not in ("off", "auto"):
             raise SqtoolError("dtype float64 cannot be combined with mixed precision (use --amp off)")
         model = create_model(model_cfg).to(device=dev, dtype=fdt)
+        if not hasattr(model, "simsiam"):
+            raise SqtoolError(f"{cfg.model} has no SimSiam encoder: pretrain a resnet1d_siamq_* or spec_* model")
         if d.enabled:
             model = loop.convert_sync_bn(model, dev)
         step_mod = loop.SimSiamStep(model)
@@ -359,7 +366,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 print(f"resumed {run_dir} at epoch {st['epoch']} step {st['step_in_epoch']} "
                       f"(global step {st['global_step']})")
 
-        d_proj = model_cfg.arch.get("proj_dim", 256)
+        d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
         def save_last():
             if d.is_main:
