@@ -104,7 +104,8 @@ def _precheck_finetune(cfg) -> None:
         v = getattr(cfg, k)
         if v:
             (check_fs if k == "fs" else check_window_s)(v, f"train finetune --{k.replace('_', '-')}")
-    load_init(cfg.init, cfg.model, cfg.fs or None)
+    if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
+        load_init(cfg.init, cfg.model, cfg.fs or None)
     from sqtool.data.dataset_tasks import dataset_of
     if dataset_of(cfg.data_root) is not None:        # a dataset.yaml / built-in name: parsed and checked here
         return

@@ -92,6 +92,9 @@ def load_init(init: str, model_name: str, fs: float | None):
         return None, model_name or "resnet1d_siamq_18"
     ck = load_checkpoint(init, expect_kind=("teacher_pretrain", "teacher_task"))
     mc = ck["model_cfg"]
+    if mc.get("family") == "spec_cnn":
+        raise SqtoolError(f"checkpoint {ck['path']} is a pretrained spectral encoder: fine-tune it with "
+                          f"--model {mc.get('name')} --init {init}")
     if mc.get("family") != "resnet1d":
         raise SqtoolError(f"checkpoint {ck['path']} holds a {mc.get('family')} model ({mc.get('name')}), "
                           f"not a resnet1d SiamQuality teacher")

@@ -12,6 +12,12 @@
    to 90 % coverage and the confidence half-width that best ranks errors) is chosen on those out-of-fold
    logits (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
    subject (decoded MAE with a 95 % bootstrap CI) are the run's metrics.
+   `--init RUN` (a `sqtool train pretrain --model <this spectral model>` run: SiamQuality on real
+   (good, poor) spectral pairs, `data pairs --model <it>`) starts every fold's and the final model's encoder
+   from the pretrained one (`spectral.load_encoder`; another architecture or front end is refused). Pairs mined
+   over all subjects are label-free, but then the held-out folds' recordings were seen in pretraining: mine
+   them without the evaluated subjects for a subject-held-out figure (benchmarks/hr_spectral.py --pretrain real
+   does so per fold).
 4. A final model on all subjects -> model.pt (kind teacher_task) whose model_cfg carries the decoder;
    oof_logits.npz (the out-of-fold logits per window) is what `sqtool quantize` distils from.
 
@@ -102,14 +108,16 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import create_model, get_model_cfg
     from sqtool.models.decoder import decode_float
-    from sqtool.models.spectral import bin_grid
+    from sqtool.models.spectral import bin_grid, load_encoder
     from sqtool.models.hr_bins import BinTrainCfg, fit_decoder, predict_logits, select_decoder, train_bins
 
     run_dir = Path(run_dir)
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
+    ck_init = None
     if cfg.init not in ("", "none"):
-        raise SqtoolError(f"model {cfg.model} reads spectra: --init (a pretrained time-domain encoder) does not apply")
+        from sqtool.core.checkpoint import load_checkpoint
+        ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain")
     from sqtool.data.dataset_file import builtin_exclude, builtin_names
     from sqtool.data.dataset_tasks import dataset_of, hr_corpus_from_dataset
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
@@ -122,6 +130,14 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     torch.set_num_threads(max(1, torch.get_num_threads()))
     mcfg = get_model_cfg(cfg.model)
     bins = bin_grid(mcfg)
+
+    def new_model():                                   # scratch, or the pretrained encoder (--init)
+        m = create_model(mcfg)
+        if ck_init is not None:
+            load_encoder(m, mcfg, ck_init, where=f"--init {cfg.init}")
+        return m
+    if ck_init is not None:
+        new_model()                                    # refuse a wrong encoder before any data is read
     t0 = time.time()
     corpus = hr_corpus_from_dataset(ds, mcfg, log) if ds else hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed)
     if cfg.max_records:
@@ -156,7 +172,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
             continue
         set_seed(cfg.seed)
         tr = [r for r in corpus if r.key not in g]
-        m = create_model(mcfg)
+        m = new_model()
         curves[f"fold {i + 1}"] = train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]),
                                              np.concatenate([r.y for r in tr]), bins, tcfg)
         for r in held:
@@ -199,7 +215,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
     if cfg.final_fit:
         set_seed(cfg.seed)
-        final = create_model(mcfg)
+        final = new_model()
         curves["final fit"] = train_bins(final, np.concatenate([as_model_input(r.x) for r in corpus]),
                                          np.concatenate([r.y for r in corpus]), bins, tcfg)
         final_cfg = mcfg.replace(decoder=dec)
