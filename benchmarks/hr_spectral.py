@@ -172,7 +172,50 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None):
         f"(truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, temperature {dec['temperature']:g}, "
         f"interval {dec['interval']:.3f} (inner coverage {dec.get('inner_coverage', float('nan')):.3f}), "
         f"conf +-{dec['conf_halfwidth_bpm']:g} BPM, inner MAE {dec['inner_mae']:.2f}")
-    return oof, dec
+    return oof, dec, groups
+
+
+# The student's recipes --recipe inner chooses among (each a priori; the teacher's training is fixed by the
+# arguments): gated KD + motion windows, gated KD, KD on every window, labels only.
+RECIPES = {"gate_motion": dict(kd=0.5, kd_gate_bpm=10.0, motion_frac=0.3),
+           "gate_only": dict(kd=0.5, kd_gate_bpm=10.0, motion_frac=0.0),
+           "kd_ungated": dict(kd=0.5, kd_gate_bpm=0.0, motion_frac=0.0),
+           "labels_only": dict(kd=0.0, kd_gate_bpm=0.0, motion_frac=0.0)}
+
+
+def student_args(args, recipe: str | None):
+    """args with the student's KD weight, gate and motion fraction of `recipe` (None: args as given)."""
+    return args if recipe is None else argparse.Namespace(**{**vars(args), **RECIPES[recipe]})
+
+
+def student_cfg(a) -> BinTrainCfg:
+    return bin_cfg(a, a.epochs, student=True, kd_weight=a.kd, kd_gate_bpm=a.kd_gate_bpm)
+
+
+def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[str, dict]:
+    """--recipe inner: each recipe's float student trained on the inner folds' training subjects (KD from the
+    same out-of-fold teacher logits), decoded with the fold's decoder on the inner held-out subjects; the recipe
+    with the lowest mean of those subjects' MAE. Only training subjects of the outer fold are read."""
+    scfg = get_model_cfg(args.student)
+    scores = {}
+    for name in RECIPES:
+        a = student_args(args, name)
+        per = {}
+        for g in groups:
+            tr = [r for r in train if r.key not in g]
+            torch.manual_seed(args.seed)
+            m = fresh(scfg, encoders)
+            t_tr = np.concatenate([oof[r.record_id] for r in tr]) if a.kd and a.kd_float else None
+            train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]),
+                       bins, student_cfg(a), t_tr)
+            for r in train:
+                if r.key in g:
+                    hr = decode_float(predict_logits(m, as_model_input(r.x)), dec, r.flagged < 0.5)["hr"]
+                    per.setdefault(r.key, []).append(np.abs(hr - r.y))
+        scores[name] = float(np.mean([np.nanmean(np.concatenate(v)) for v in per.values()]))
+    best = min(scores, key=scores.get)
+    log("  recipe (inner CV): " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" -> {best}")
+    return best, scores
 
 
 def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
@@ -191,18 +234,23 @@ def run_fold(train, test, args, records, log):
     Y = np.concatenate([r.y for r in train])
     encoders = pretrained_encoders(train, args, records, log)
     torch.manual_seed(args.seed)
-    oof, dec = inner_oof(train, tcfg, bins, args, log, encoders)
+    oof, dec, groups = inner_oof(train, tcfg, bins, args, log, encoders)
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
+    rng = torch.get_rng_state()                          # the networks below start as without --recipe inner
+    recipe, recipe_scores = (choose_recipe(train, groups, oof, dec, bins, args, log, encoders)
+                             if args.recipe == "inner" else (None, {}))
+    torch.set_rng_state(rng)
+    a = student_args(args, recipe)
     teacher = fresh(tcfg, encoders)
     train_bins(teacher, X, Y, bins, bin_cfg(args, args.teacher_epochs))
     student = fresh(scfg, encoders)
-    scfg_kd = bin_cfg(args, args.epochs, student=True, kd_weight=args.kd, kd_gate_bpm=args.kd_gate_bpm)
-    if args.kd and args.kd_gate_bpm > 0:
+    scfg_kd = student_cfg(a)
+    if a.kd and a.kd_gate_bpm > 0:
         ok = np.isfinite(Y)
-        log(f"  distillation on {100 * float(kd_gate(t_oof[ok], Y[ok], bins, args.kd_gate_bpm).mean()):.0f} % of "
-            f"the training windows (teacher out-of-fold argmax within {args.kd_gate_bpm:g} BPM of the truth)")
-    train_bins(student, X, Y, bins, scfg_kd, t_oof if args.kd and args.kd_float else None)   # float: labels (+ KL)
-    q = qat_bins(student, X, Y, bins, qat_cfg(scfg_kd, args.qat_epochs), t_oof if args.kd else None)
+        log(f"  distillation on {100 * float(kd_gate(t_oof[ok], Y[ok], bins, a.kd_gate_bpm).mean()):.0f} % of "
+            f"the training windows (teacher out-of-fold argmax within {a.kd_gate_bpm:g} BPM of the truth)")
+    train_bins(student, X, Y, bins, scfg_kd, t_oof if a.kd and a.kd_float else None)   # float: labels (+ KL)
+    q = qat_bins(student, X, Y, bins, qat_cfg(scfg_kd, a.qat_epochs), t_oof if a.kd else None)
     # baseline notch chosen on the training subjects
     scores = {}
     for notch in NOTCHES:
@@ -223,7 +271,8 @@ def run_fold(train, test, args, records, log):
                "baseline": baseline_for(records, [r], notch)[r.record_id],
                "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
                "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
-               "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "logit_scale": scale}
+               "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "logit_scale": scale,
+               "recipe": recipe or "fixed", "recipe_scores": recipe_scores}
         out.append(row)
         log(f"  {r.dataset}/{r.record_id}: int8 {mae(row['int8'], r.y):.2f}  student {mae(row['student'], r.y):.2f}"
             f"  teacher {mae(row['teacher'], r.y):.2f}  baseline {mae(row['baseline'], r.y):.2f} "
@@ -276,6 +325,12 @@ def summarise(rows, title):
     keep_w = -w >= np.quantile(-w, 0.2)
     summ["gating_reduction_width"] = float(1 - e[keep_w].mean() / e.mean())
     summ["doubtful_truth_windows"] = int((~ok).sum())
+    chosen = {}                                            # --recipe inner: the student recipe of each fold
+    for d in table:
+        rs = [r for r in rows if f"{r['dataset']}:{r['subject']}" == d["subject"]]
+        d["recipe"] = rs[0].get("recipe", "fixed")
+        chosen[d["recipe"]] = chosen.get(d["recipe"], 0) + 1
+    summ["recipes"] = chosen
     return summ
 
 
@@ -300,6 +355,9 @@ def markdown(summ) -> str:
           f"{summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM ({100 * summ['gating_reduction']:.0f} % lower; "
           f"ranking by interval width instead: {100 * summ['gating_reduction_width']:.0f} % lower); windows with doubtful truth (not scored): "
           f"{summ['doubtful_truth_windows']}.", ""]
+    if set(summ["recipes"]) != {"fixed"}:
+        L += ["Student recipe chosen per held-out subject by inner cross-validation over its training subjects: " +
+              ", ".join(f"{d['subject']} {d['recipe']}" for d in summ["subjects"]) + ".", ""]
     return "\n".join(L)
 
 
@@ -329,6 +387,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--kd-float", type=int, default=1,
                     help="1: the float student learns labels + KL to the teacher's out-of-fold logits (as sqtool "
                          "quantize); 0: labels only, the KL enters in QAT")
+    ap.add_argument("--recipe", choices=("fixed", "inner"), default="fixed",
+                    help="fixed: the student's KD weight, gate and motion fraction as given; inner: chosen per "
+                         "outer fold among RECIPES by inner cross-validation over the training subjects")
     ap.add_argument("--pretrain", choices=("none", "real"), default="none",
                     help="none: networks from scratch; real: SiamQuality pretraining per outer fold on real "
                          "(good, poor) spectral pairs of the training recordings (issue 9 item 4)")

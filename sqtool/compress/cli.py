@@ -84,6 +84,10 @@ class QuantizeConfig:
     motion_frac: float = field(default=0.3, metadata={
         "help": "spectral hr models: fraction of training windows with an added arm-motion peak away from the "
                 "truth (accelerometer + scaled PPG; models.hr_bins.inject_motion); 0 = none"})
+    student_init: str | None = field(default=None, metadata={
+        "help": "spectral hr students: a SiamQuality pretraining run of the student's architecture (`sqtool train "
+                "pretrain --model spec_student_s --pairs ...`); the float student's encoder starts from it",
+        "metavar": "RUN"})
     epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "
                                                      "60 for spectral ones)"})
     lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle)"})
@@ -152,6 +156,9 @@ def run(args) -> int:
     if ck is not None:
         from sqtool.compress.quantize_hr import quantize_hr
         run_dir = quantize_hr(cfg, ck, log=log)
+    elif cfg.student_init:
+        raise SqtoolError("--student-init applies to spectral heart-rate students (a spec_* teacher); a time-domain "
+                          "student is distilled from scratch")
     else:
         run_dir = quantize(cfg, log=log)
     print(run_dir)

@@ -89,7 +89,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int
-    from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, spectral_budget
+    from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, load_encoder, spectral_budget
     from sqtool.models.hr_bins import BinTrainCfg, kd_gate, predict_logits, train_bins
 
     say = log or (lambda s: None)
@@ -121,6 +121,11 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     if not tcfg.decoder:
         raise SqtoolError(f"teacher {ck['path']} has no decoder (fine-tune it with sqtool train finetune)")
     scfg = scfg.replace(decoder=tcfg.decoder)
+    init = None
+    if cfg.student_init:                                   # refused here, before any data is read
+        from sqtool.core.checkpoint import load_checkpoint
+        init = load_checkpoint(cfg.student_init, expect_kind="teacher_pretrain")
+        load_encoder(create_model(scfg), scfg, init, where=f"--student-init {cfg.student_init}")
     bins = bin_grid(scfg)
     train_cfg = ck.get("train_cfg") or {}
     root = cfg.data_root or train_cfg.get("data_root") or resolve_data_root(None, required=True)
@@ -191,6 +196,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
         say(f"float student {student}: reused {fpath} [{time.time() - t0:.0f} s]")
     else:
         fstudent = create_model(scfg)
+        if init is not None:
+            load_encoder(fstudent, scfg, init, where=f"--student-init {cfg.student_init}")
         hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None)
         say(f"float student {student}: {bcfg.epochs} epochs, loss {hist[0]:.3f} -> {hist[-1]:.3f} "
             f"[{time.time() - t0:.0f} s]")

@@ -87,8 +87,8 @@ def test_pretrain_a_spectral_encoder_on_real_pairs(tmp_path, rec):
         run_pretrain(PretrainConfig(**{**cfg.__dict__, "pair_mode": "augment"}), tmp_path / "aug", pairs=pairs)
 
 
-def test_cli_pairs_pretrain_finetune_init(tmp_path, capsys):
-    pairs, pt, ft = tmp_path / "pairs", tmp_path / "pt", tmp_path / "ft"
+def test_cli_pairs_pretrain_finetune_quantize_from_the_pretrained_encoders(tmp_path, capsys):
+    pairs, pt, ft, q = tmp_path / "pairs", tmp_path / "pt", tmp_path / "ft", tmp_path / "q"
     assert main(["data", "pairs", "--data", "synthetic", "--model", MODEL, "--synthetic-subjects", "3",
                  "--workers", "1", "--out", str(pairs)]) == 0
     stats = json.loads((pairs / "pair_stats.json").read_text())
@@ -98,9 +98,17 @@ def test_cli_pairs_pretrain_finetune_init(tmp_path, capsys):
     assert main(["train", "finetune", "--task", "hr", "--model", MODEL, "--init", str(pt / "model.pt"), "--data",
                  "synthetic", "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(ft)]) == 0
     assert str(pt / "model.pt") in (ft / "config.yaml").read_text()           # the run says what it started from
-    # a spectral encoder into another architecture: one line, non-zero
+    assert main(["quantize", "--model", str(ft), "--student", MODEL, "--student-init", str(pt / "model.pt"),
+                 "--data", "synthetic", "--epochs", "1", "--qat-epochs", "1", "--no-progress", "--out", str(q)]) == 0
+    assert str(pt / "model.pt") in (q / "config.yaml").read_text()
+    # a spectral encoder into another architecture: one line, non-zero, nothing written
     capsys.readouterr()
     assert main(["train", "finetune", "--task", "hr", "--model", "spec_teacher_m", "--init", str(pt / "model.pt"),
                  "--data", "synthetic", "--folds", "2", "--epochs", "1", "--out", str(tmp_path / "bad")]) != 0
     err = capsys.readouterr().err
     assert "convs" in err and "Traceback" not in err
+    assert main(["quantize", "--model", str(ft), "--student", "spec_student_s", "--student-init",
+                 str(pt / "model.pt"), "--data", "synthetic", "--no-progress", "--out", str(tmp_path / "bad2")]) != 0
+    err = capsys.readouterr().err
+    assert "--student-init" in err and "convs" in err and "Traceback" not in err
+    assert not (tmp_path / "bad2").exists()                                    # refused before a run folder
