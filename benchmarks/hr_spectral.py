@@ -221,7 +221,12 @@ def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[s
 def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
     """Training config of the teacher (inner and outer) or, student=True, of the student (float and QAT)."""
     stretch = args.stretch_frac if not student or args.student_stretch_frac < 0 else args.student_stretch_frac
-    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, motion_frac=args.motion_frac, **kw)
+    amp = tuple(float(v) for v in getattr(args, "motion_ppg_amp", "0.3,1.5").split(","))
+    if len(amp) != 2 or not 0 < amp[0] <= amp[1]:
+        raise SystemExit(f"--motion-ppg-amp: two numbers lo,hi with 0 < lo <= hi, got {args.motion_ppg_amp!r}")
+    return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, motion_frac=args.motion_frac,
+                       motion_ppg_amp=amp, motion_ppg_dist=getattr(args, "motion_ppg_dist", "uniform"),
+                       edge_fill=getattr(args, "edge_fill", "empty"), **kw)
 
 
 def run_fold(train, test, args, records, log):
@@ -384,6 +389,13 @@ def add_training_args(ap) -> None:
     ap.add_argument("--motion-frac", type=float, default=0.3,
                     help="fraction of training windows with an added arm-motion peak away from the truth "
                          "(hr_bins.inject_motion); 0 = none")
+    ap.add_argument("--motion-ppg-amp", default="0.3,1.5",
+                    help="lo,hi: the added motion peak in the PPG relative to the PPG's max power")
+    ap.add_argument("--motion-ppg-dist", choices=("uniform", "log"), default="uniform",
+                    help="how that amplitude is drawn over lo..hi")
+    ap.add_argument("--edge-fill", choices=("empty", "floor"), default="empty",
+                    help="bins a shift / stretch moves off the grid: empty (code -127) or each channel's median "
+                         "code in the window (hr_bins.edge_fill_values)")
     ap.add_argument("--kd-float", type=int, default=1,
                     help="1: the float student learns labels + KL to the teacher's out-of-fold logits (as sqtool "
                          "quantize); 0: labels only, the KL enters in QAT")

@@ -36,6 +36,12 @@ Augmentation, per window, one of two (the mix is `stretch_frac`, a training-conf
                          pulse at low or very high heart rates, so a network trained on them alone can learn
                          to follow the cadence; these windows show it the motion without the pulse moving.
                          They learn the labels only (the teacher never saw the added motion).
+                         The motion's PPG amplitude is `motion_ppg_amp` / `motion_ppg_dist` (default 0.3-1.5 of
+                         the PPG's max, uniform: the pulse stays >= ~2/3 of the motion peak; the synthetic
+                         fixed-HR benchmark has it down to 0.13, and (0.3, 10) log-uniform teaches that regime).
+Edge fill (`edge_fill`): bins a shift or stretch moves off the grid are empty (code -127, default) or each
+channel's median code in its window ("floor"). With "empty" every stretched low-HR window has an exactly empty
+upper band, which no real window has (see SYNTH_NOTES.md for what "floor" did on the synthetic benchmark).
 Distillation with stretch: the teacher's logits are stretched with the same s (new(f) = old(f / s), off-grid
 bins = the row's lowest logit), so the gate and the KL read the same windows. This assumes the teacher is equivariant to a
 frequency scaling (what the stretch teaches the student); its doubt between the pulse and a motion peak is
@@ -64,9 +70,13 @@ class BinTrainCfg:
     stretch_frac: float = 0.0       # fraction of windows frequency-stretched (the rest shifted); 0 = shift only
     stretch_bpm: tuple[float, float] = (40.0, 210.0)   # stretched truth log-uniform over this range
     stretch_max: float = 2.0        # s clipped to [1 / stretch_max, stretch_max]
+    edge_fill: str = "empty"        # bins a shift or stretch moves off the grid: "empty" (code -127) | "floor"
+                                    # (each channel's median code in that window: its noise floor)
     motion_frac: float = 0.0        # fraction of windows with an added arm-motion peak away from the truth
     motion_bpm: tuple[float, float] = (40.0, 210.0)    # its cadence, log-uniform over this range
     motion_min_gap_bpm: float = 10.0                   # ... at least this far from the truth
+    motion_ppg_amp: tuple[float, float] = (0.3, 1.5)   # its PPG peak / the PPG's max power, drawn from ...
+    motion_ppg_dist: str = "uniform"                   # ... "uniform" or "log" (log-uniform) over that range
     kd_weight: float = 0.0          # 0 = labels only
     kd_temp: float = 2.0
     kd_gate_bpm: float = 0.0        # > 0: KL only where the teacher's argmax is within this of the truth
@@ -80,19 +90,35 @@ def gaussian_targets(y: np.ndarray, bins: np.ndarray, sigma: float) -> np.ndarra
     return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def shift_batch(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, extra: torch.Tensor | None = None):
-    """Shift x (B, C, F), target t (B, F) (and teacher logits) by s (B,) bins, filling with empty bins."""
+def shift_batch(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, extra: torch.Tensor | None = None,
+                fill: str = "empty"):
+    """Shift x (B, C, F), target t (B, F) (and teacher logits) by s (B,) bins, filling with empty bins
+    (fill "empty") or each channel's median code in its window (fill "floor", see `edge_fill_values`)."""
     B, C, Fb = x.shape
     idx = torch.arange(Fb)[None, :] - s[:, None]                           # (B, F) source bin
     ok = (idx >= 0) & (idx < Fb)
     idc = idx.clamp(0, Fb - 1)
-    xs = torch.where(ok[:, None, :], torch.gather(x, 2, idc[:, None, :].expand(B, C, Fb)), EMPTY)
+    fv = edge_fill_values(x, fill)[:, :, None] if fill != "empty" else EMPTY              # (B, C, 1)
+    xs = torch.where(ok[:, None, :], torch.gather(x, 2, idc[:, None, :].expand(B, C, Fb)), fv)
     ts = torch.where(ok, torch.gather(t, 1, idc), 0.0)
     ts = ts / ts.sum(dim=1, keepdim=True).clamp_min(1e-12)
     es = None
     if extra is not None:                                                   # teacher logits: empty = very low
         es = torch.where(ok, torch.gather(extra, 1, idc), extra.min(dim=1, keepdim=True).values)
     return xs, ts, es
+
+
+def edge_fill_values(x: torch.Tensor, fill: str) -> torch.Tensor:
+    """x (B, C, F) -> (B, C) the code given to bins an augmentation moves off the grid. "empty": -1 (zero
+    power); "floor": the channel's median code in that window, its noise floor. With "empty" a stretched
+    low-HR window has an exactly empty upper band (and a high-HR one an empty lower band), which no real
+    window has: the network can read the heart rate from where the spectrum is empty instead of from the
+    pulse."""
+    if fill == "empty":
+        return torch.full(x.shape[:2], EMPTY, dtype=x.dtype)
+    if fill == "floor":
+        return x.median(dim=2).values
+    raise ValueError(f"edge fill must be 'empty' or 'floor', got {fill!r}")
 
 
 def stretch_factors(y: torch.Tensor, cfg: BinTrainCfg, g: torch.Generator) -> torch.Tensor:
@@ -105,7 +131,8 @@ def stretch_factors(y: torch.Tensor, cfg: BinTrainCfg, g: torch.Generator) -> to
 
 def stretch_spectra(x: torch.Tensor, s: torch.Tensor, bins: np.ndarray, fill: torch.Tensor | float = EMPTY):
     """new(f) = old(f / s) on the bin grid: x (B, C, F) or (B, F), s (B,); off-grid bins = `fill`
-    (a scalar, or (B,) per row). Linear interpolation between the two neighbouring bins; s = 1 is exact."""
+    (a scalar, (B,) per row or, for (B, C, F), (B, C) per channel). Linear interpolation between the two
+    neighbouring bins; s = 1 is exact."""
     squeeze = x.dim() == 2
     if squeeze:
         x = x[:, None, :]
@@ -122,15 +149,17 @@ def stretch_spectra(x: torch.Tensor, s: torch.Tensor, bins: np.ndarray, fill: to
     x1 = torch.gather(x, 2, i1[:, None, :].expand(B, C, Fb))
     xs = x0 + w * (x1 - x0)                                                 # exactly x0 where w == 0
     fill = torch.as_tensor(fill, dtype=x.dtype)
-    fill = fill.reshape(-1, 1, 1) if fill.dim() == 1 else fill
+    fill = fill.reshape(-1, 1, 1) if fill.dim() == 1 else fill[:, :, None] if fill.dim() == 2 else fill
     xs = torch.where(ok[:, None, :], xs, fill)
     return xs[:, 0] if squeeze else xs
 
 
 def stretch_batch(x: torch.Tensor, y: torch.Tensor, s: torch.Tensor, bins: np.ndarray, sigma: float,
-                  extra: torch.Tensor | None = None):
-    """Stretch x (B, C, F) by s (B,); target = Gaussian around y * s; teacher logits stretched alike."""
-    xs = stretch_spectra(x, s, bins)
+                  extra: torch.Tensor | None = None, fill: str = "empty"):
+    """Stretch x (B, C, F) by s (B,); target = Gaussian around y * s; teacher logits stretched alike.
+    fill: the off-grid bins' code, "empty" (-1) or "floor" (each channel's median in its window, so that a
+    stretched window's edges look like a real spectrum's noise floor, not like an empty band)."""
+    xs = stretch_spectra(x, s, bins, edge_fill_values(x, fill))
     ts = torch.as_tensor(gaussian_targets((y.double() * s).numpy(), bins, sigma))
     es = stretch_spectra(extra, s, bins, extra.min(dim=1).values) if extra is not None else None
     return xs, ts, es
@@ -141,9 +170,11 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
 
     Per window: cadence c log-uniform over cfg.motion_bpm, redrawn while within cfg.motion_min_gap_bpm of
     the truth (windows still too close after 8 draws are left alone); a Gaussian peak of 1-2 bins' width at c
-    and a second harmonic (0-0.6 x) at 2c; amplitude relative to each channel's max power: 0.3-1.5 in the
-    PPG, 0-3 per accelerometer axis (the strongest axis >= 1). Each channel's power is then renormalised to
-    its max (codes = 2 P / Pmax - 1, as in the front end). Returns the new x and the (B,) bool mask of the
+    and a second harmonic (0-0.6 x) at 2c; amplitude relative to each channel's max power: cfg.motion_ppg_amp
+    in the PPG (0.3-1.5 uniform by default: the pulse stays >= ~2/3 of the motion peak; log-uniform 0.3-10 also
+    shows windows where the motion peak is up to 10x the pulse, as in running), 0-3 per accelerometer axis
+    (the strongest axis >= 1). Each channel's power is then renormalised to its max (codes = 2 P / Pmax - 1,
+    as in the front end). Returns the new x and the (B,) bool mask of the
     windows that got motion."""
     B, C, Fb = x.shape
     b = torch.as_tensor(np.asarray(bins, np.float64))
@@ -160,7 +191,14 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
     peak = torch.exp(-0.5 * ((b[None, :] - cad[:, None]) / width) ** 2) \
         + harm * torch.exp(-0.5 * ((b[None, :] - 2 * cad[:, None]) / width) ** 2)         # (B, F)
     amp = torch.empty(B, C, dtype=torch.float64)
-    amp[:, 0] = 0.3 + 1.2 * torch.rand(B, generator=g, dtype=torch.float64)
+    a0, a1 = cfg.motion_ppg_amp
+    u = torch.rand(B, generator=g, dtype=torch.float64)
+    if cfg.motion_ppg_dist == "uniform":
+        amp[:, 0] = a0 + (a1 - a0) * u
+    elif cfg.motion_ppg_dist == "log":
+        amp[:, 0] = torch.exp(math.log(a0) + (math.log(a1) - math.log(a0)) * u)
+    else:
+        raise ValueError(f"motion_ppg_dist must be 'uniform' or 'log', got {cfg.motion_ppg_dist!r}")
     if C > 1:
         a = 3.0 * torch.rand(B, C - 1, generator=g, dtype=torch.float64)
         amp[:, 1:] = a / a.max(dim=1, keepdim=True).values.clamp(1e-9, 1.0)  # strongest axis >= 1
@@ -201,11 +239,11 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
             if cfg.stretch_frac > 0:                                        # these windows are stretched, not shifted
                 st = torch.rand(len(b), generator=g) < cfg.stretch_frac
                 s = torch.where(st, torch.zeros_like(s), s)
-            xb, tb, kb = shift_batch(xt[b], tt[b], s, kt[b] if kt is not None else None)
+            xb, tb, kb = shift_batch(xt[b], tt[b], s, kt[b] if kt is not None else None, cfg.edge_fill)
             if st.any():
                 fac = stretch_factors(yt[b][st], cfg, g)
                 xs_, ts_, ks_ = stretch_batch(xb[st], yt[b][st], fac, bins, cfg.target_sigma_bpm,
-                                              kb[st] if kb is not None else None)
+                                              kb[st] if kb is not None else None, cfg.edge_fill)
                 xb, tb = xb.clone(), tb.clone()
                 xb[st], tb[st] = xs_, ts_
                 if kb is not None:
