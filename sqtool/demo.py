@@ -1,13 +1,16 @@
 """`sqtool demo`: the whole pipeline on the embedded synthetic default, end to end.
 
-    data pairs -> train pretrain (SiamQuality encoder)
-    -> train finetune (hr: spectral teacher over heart-rate bins + HMM decoder, subject folds)
-    -> quantize (distil on the bins + Brevitas QAT) -> export (onnx, tflite, c: model + streaming pipeline)
-    -> bench (host runtimes + Cortex-M4 under QEMU)
+    data pairs (real (good, poor) pairs of front-end spectra, same recording)
+    -> train pretrain x2 (SiamQuality: SimSiam on those pairs, the teacher's and the student's encoders)
+    -> train finetune --init (hr: spectral teacher over heart-rate bins + HMM decoder, subject folds)
+    -> quantize --student-init (distil on the bins + Brevitas QAT) -> export (onnx, tflite, c: model +
+    streaming pipeline) -> bench (host runtimes + Cortex-M4 under QEMU)
 
 The heart-rate chain is the spectral one (`models.spectral`): the fixed-point firmware front end feeds
-a network over heart-rate bins and the decoder tracks the posterior; the SiamQuality steps show the
-pretraining stage on the same data (the spectral models do not start from that time-domain encoder).
+a network over heart-rate bins and the decoder tracks the posterior. Both networks start from their
+SiamQuality-pretrained encoders (`--pretrain false`: from scratch); pairs are mined over all recordings
+without labels, so the teacher's out-of-fold figures are transductive in that one respect
+(benchmarks/hr_spectral.py --pretrain real pretrains per outer fold without the held-out subject).
 
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
@@ -39,13 +42,15 @@ class DemoCfg:
         "help": "recordings streamed by the bench step (default: synthetic wrist recordings, "
                 "or DATA_ROOT/troika with a real data root)", "flag": False, "aliases": ("--bench-data",),
         "alias_of": "--data"})
-    encoder: str = field(default="resnet1d_siamq_tiny", metadata={"help": "SiamQuality encoder to pretrain"})
+    pretrain: bool = field(default=True, metadata={
+        "help": "SiamQuality-pretrain the teacher's and the student's encoders on real (good, poor) spectral pairs "
+                "and fine-tune / distil from them (false: both from scratch)"})
     teacher: str = field(default="spec_teacher_m", metadata={"help": "heart-rate teacher from the registry"})
     student: str = field(default="spec_student_s", metadata={"help": "heart-rate student from the registry"})
     folds: int = field(default=4, metadata={"help": "subject folds of the teacher's fine-tuning"})
     subjects: int = field(default=8, metadata={"help": "synthetic subjects"})
-    batch_size: int = field(default=32, metadata={"help": "pretraining batch size"})
-    pretrain_epochs: int = field(default=3, metadata={"help": "SimSiam epochs"})
+    batch_size: int = field(default=64, metadata={"help": "pretraining batch size"})
+    pretrain_epochs: int = field(default=10, metadata={"help": "SimSiam epochs"})
     finetune_epochs: int = field(default=30, metadata={"help": "teacher fine-tuning epochs"})
     student_epochs: int = field(default=60, metadata={"help": "float student epochs"})
     qat_epochs: int = field(default=6, metadata={"help": "QAT epochs"})
@@ -69,27 +74,32 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     own = not synthetic and dataset_of(cfg.data_root) is not None      # a dataset.yaml or a built-in name
     bench_data = cfg.bench_data or ("synthetic" if synthetic else cfg.data_root if own
                                     else str(Path(cfg.data_root) / "troika"))
-    pairs = ["data", "pairs", "--out", str(d / "pairs"), "--seed", str(cfg.seed), "--no-progress"]
+    pairs = ["data", "pairs", "--model", cfg.teacher, "--out", str(d / "pairs"), "--seed", str(cfg.seed),
+             "--no-progress"]
     pairs += (["--data", "synthetic", "--synthetic-subjects", str(cfg.subjects),
-               "--synthetic-duration-s", "600"] if synthetic else
-              ["--data", cfg.data_root, "--on-error", "skip", "--synthetic-partners", "true"])
+               "--synthetic-duration-s", "600"] if synthetic else ["--data", cfg.data_root, "--on-error", "skip"])
     runtimes = "torch,onnx,litert,tflm,c,pipeline" + (",mcu" if cfg.mcu else "")
+
+    def pretrain(model, out):
+        return ["train", "pretrain", "--model", model, "--pairs", str(d / "pairs"), "--epochs", str(cfg.pretrain_epochs),
+                "--batch-size", str(cfg.batch_size), "--lr", "0.05", "--val-fraction", "0", "--seed", str(cfg.seed),
+                "--progress", "false", "--out", str(d / out)]
+    pre = [("mine real (good, poor) pairs of spectra", pairs),
+           ("SimSiam pretraining of the teacher's encoder", pretrain(cfg.teacher, "pretrain")),
+           ("SimSiam pretraining of the student's encoder", pretrain(cfg.student, "pretrain_student"))]
     return [
-        ("mine (good, poor) pairs", pairs),
-        ("SimSiam pretraining", [
-            "train", "pretrain", "--model", cfg.encoder, "--pairs", str(d / "pairs"),
-            "--epochs", str(cfg.pretrain_epochs), "--batch-size", str(cfg.batch_size), "--lr", "0.05",
-            "--lr-step-epochs", "10", "--seed", str(cfg.seed), "--progress", "false",
-            "--out", str(d / "pretrain")]),
+        *(pre if cfg.pretrain else []),
         ("fine-tune the teacher on heart rate", [
             "train", "finetune", "--task", "hr", "--model", cfg.teacher, "--data", cfg.data_root,
             "--folds", str(cfg.folds), "--epochs", str(cfg.finetune_epochs), "--seed", str(cfg.seed),
             "--progress", "false", "--out", str(d / "finetune")]
-         + (["--max-records", str(cfg.subjects)] if synthetic else [])),
+         + (["--max-records", str(cfg.subjects)] if synthetic else [])
+         + (["--init", str(d / "pretrain" / "model.pt")] if cfg.pretrain else [])),
         ("distil + quantization-aware training", [
             "quantize", "--model", str(d / "finetune"), "--student", cfg.student, "--data", cfg.data_root,
             "--epochs", str(cfg.student_epochs), "--qat-epochs", str(cfg.qat_epochs), "--seed", str(cfg.seed),
-            "--no-progress", "--out", str(d / "quantize")]),
+            "--no-progress", "--out", str(d / "quantize")]
+         + (["--student-init", str(d / "pretrain_student" / "model.pt")] if cfg.pretrain else [])),
         ("export ONNX, TFLite and C (each checked)", [
             "export", "--model", str(d / "quantize"), "--target", "onnx,tflite,c", "--device-fs", "125",
             "--out", str(d / "export")]),
@@ -112,9 +122,10 @@ def run(args) -> int:
     save_config(d, cfg)
     timings = {}
     t_all = time.time()
-    for i, (what, argv) in enumerate(steps(cfg, d), 1):
+    todo = steps(cfg, d)
+    for i, (what, argv) in enumerate(todo, 1):
         argv = argv + ["--force"] if cfg.force else argv
-        print(f"\n=== [{i}/6] {what}\n$ sqtool {shlex.join(argv)}", flush=True)
+        print(f"\n=== [{i}/{len(todo)}] {what}\n$ sqtool {shlex.join(argv)}", flush=True)
         t0 = time.time()
         rc = sqtool_main(argv)
         timings[what] = round(time.time() - t0, 1)
