@@ -188,13 +188,13 @@ def student_args(args, recipe: str | None):
     return args if recipe is None else argparse.Namespace(**{**vars(args), **RECIPES[recipe]})
 
 
-def student_cfg(a) -> BinTrainCfg:
-    return bin_cfg(a, a.epochs, student=True, kd_weight=a.kd, kd_gate_bpm=a.kd_gate_bpm)
+def student_cfg(a, epochs: int | None = None) -> BinTrainCfg:
+    return bin_cfg(a, epochs or a.epochs, student=True, kd_weight=a.kd, kd_gate_bpm=a.kd_gate_bpm)
 
 
 def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[str, dict]:
-    """--recipe inner: each recipe's float student trained on the inner folds' training subjects (KD from the
-    same out-of-fold teacher logits), decoded with the fold's decoder on the inner held-out subjects; the recipe
+    """--recipe inner: each recipe's float student trained (--inner-epochs, as the inner teachers) on the inner
+    folds' training subjects (KD from the same out-of-fold teacher logits), decoded with the fold's decoder on the inner held-out subjects; the recipe
     with the lowest mean of those subjects' MAE. Only training subjects of the outer fold are read."""
     scfg = get_model_cfg(args.student)
     scores = {}
@@ -207,7 +207,7 @@ def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[s
             m = fresh(scfg, encoders)
             t_tr = np.concatenate([oof[r.record_id] for r in tr]) if a.kd and a.kd_float else None
             train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]),
-                       bins, student_cfg(a), t_tr)
+                       bins, student_cfg(a, args.inner_epochs), t_tr)
             for r in train:
                 if r.key in g:
                     hr = decode_float(predict_logits(m, as_model_input(r.x)), dec, r.flagged < 0.5)["hr"]

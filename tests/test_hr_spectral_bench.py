@@ -28,3 +28,26 @@ def test_the_benchmark_trains_what_finetune_and_quantize_train_by_default():
     assert b.kd_float == 1 and b.student_stretch_frac < 0               # the float student distils, same stretch
     assert b.epochs == SPEC_EPOCHS and b.qat_epochs == q.qat_epochs
     assert b.student == "spec_student_s"
+
+
+def test_recipe_inner_chooses_the_lowest_inner_error_among_the_a_priori_recipes():
+    import numpy as np
+
+    from sqtool.data.hr_spectra import hr_corpus
+    from sqtool.models import get_model_cfg
+    from sqtool.models.spectral import bin_grid
+    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = bench_defaults()
+    args.student, args.teacher, args.inner_epochs, args.epochs = "spec_student_xs", "spec_student_xs", 1, 1
+    scfg = get_model_cfg(args.student)
+    train = hr_corpus("synthetic", model_cfg=scfg, synthetic_subjects=4)
+    logs = []
+    oof, dec, groups = mod.inner_oof(train, scfg, bin_grid(scfg), args, logs.append)
+    best, scores = mod.choose_recipe(train, groups, oof, dec, bin_grid(scfg), args, logs.append, {})
+    assert set(scores) == set(mod.RECIPES) and all(np.isfinite(v) for v in scores.values())
+    assert best == min(scores, key=scores.get) and best in logs[-1]
+    a = mod.student_args(args, "labels_only")
+    assert a.kd == 0 and a.motion_frac == 0 and args.kd == 0.5                   # the recipe, not the args, changed
+    assert mod.student_args(args, None) is args
