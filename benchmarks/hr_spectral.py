@@ -23,7 +23,7 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       ranking of errors), as `sqtool train finetune` does (hr_bins.select_decoder);
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
-    - --pretrain real (issue 9, item 4; default none = scratch): before any of the above, SiamQuality
+    - --pretrain real (issue 9, item 4; the default, --pretrain none = scratch): before any of the above, SiamQuality
       pretraining per outer fold: SimSiam on real (good, poor) pairs of front-end spectra mined in the TRAINING
       recordings (`data.pairs.spectral_record_pairs`: quality index on the raw window, nearest poor window of
       the same recording within 300 s; SP Cup's rest vs running, wrist_exercise) plus the unlabeled smartwatch
@@ -402,9 +402,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--recipe", choices=("fixed", "inner"), default="fixed",
                     help="fixed: the student's KD weight, gate and motion fraction as given; inner: chosen per "
                          "outer fold among RECIPES by inner cross-validation over the training subjects")
-    ap.add_argument("--pretrain", choices=("none", "real"), default="none",
-                    help="none: networks from scratch; real: SiamQuality pretraining per outer fold on real "
-                         "(good, poor) spectral pairs of the training recordings (issue 9 item 4)")
+    ap.add_argument("--pretrain", choices=("none", "real"), default="real",
+                    help="real (default, as sqtool demo): SiamQuality pretraining per outer fold on real (good, poor) "
+                         "spectral pairs of the training recordings; none: networks from scratch")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,

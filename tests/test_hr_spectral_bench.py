@@ -30,6 +30,17 @@ def test_the_benchmark_trains_what_finetune_and_quantize_train_by_default():
     assert b.student == "spec_student_s"
 
 
+def test_the_benchmark_pretrains_as_the_demo_does():
+    from sqtool.demo import DemoCfg
+    from sqtool.models.hr_bins import BinTrainCfg
+    b, d = bench_defaults(), DemoCfg()
+    assert (b.pretrain == "real") == d.pretrain and b.pretrain_epochs == d.pretrain_epochs
+    assert b.pretrain_lr == 0.05 and b.student == d.student and b.teacher == d.teacher
+    c = BinTrainCfg()                                   # what finetune and quantize train with
+    assert tuple(float(v) for v in b.motion_ppg_amp.split(",")) == c.motion_ppg_amp
+    assert b.motion_ppg_dist == c.motion_ppg_dist and b.edge_fill == c.edge_fill
+
+
 def test_recipe_inner_chooses_the_lowest_inner_error_among_the_a_priori_recipes():
     import numpy as np
 
