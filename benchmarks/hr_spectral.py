@@ -452,8 +452,13 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
            f"`benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
            f"2 shared CPU cores; `{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`")
     write_metrics(out, results, f"{stem}.json")
+    recipe = (f"Recipe: seed {args.seed}; SiamQuality pretraining per outer fold: {args.pretrain}; student recipe: "
+              + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
+                 f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
+              + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}); stretch "
+              f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, QAT {args.qat_epochs}.")
     atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
-                      f"\nwall time {wall_s / 60:.1f} min: {how}\n")
+                      f"\n{recipe}\n\nwall time {wall_s / 60:.1f} min: {how}\n")
     print("\n".join(md), flush=True)
 
 
