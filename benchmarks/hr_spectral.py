@@ -194,7 +194,8 @@ def student_cfg(a, epochs: int | None = None) -> BinTrainCfg:
 
 def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[str, dict]:
     """--recipe inner: each recipe's float student trained (--inner-epochs, as the inner teachers) on the inner
-    folds' training subjects (KD from the same out-of-fold teacher logits), decoded with the fold's decoder on the inner held-out subjects; the recipe
+    folds' training subjects (KD from the same out-of-fold teacher logits), decoded with the fold's decoder on
+    the inner held-out subjects; the recipe
     with the lowest mean of those subjects' MAE. Only training subjects of the outer fold are read."""
     scfg = get_model_cfg(args.student)
     scores = {}
@@ -456,7 +457,8 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
                  f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}); stretch "
-              f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, QAT {args.qat_epochs}.")
+              f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, "
+              f"QAT {args.qat_epochs}.")
     atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
                       f"\n{recipe}\n\nwall time {wall_s / 60:.1f} min: {how}\n")
     print("\n".join(md), flush=True)

@@ -107,7 +107,8 @@ def main(argv=None):
            f"Recipe: seed {args.seed}, pretraining {args.pretrain}, motion windows {args.motion_frac:g} (PPG motion "
            f"amplitude {args.motion_ppg_amp} x the pulse's max, {args.motion_ppg_dist}), KD {args.kd:g} gated at "
            f"{args.kd_gate_bpm:g} BPM; synthetic recordings seeded from {args.record_seed}"
-           + (" (the set the augmentation was diagnosed on)" if args.record_seed == 1000 else " (a fresh set)") + ".", ""]
+           + (" (the set the augmentation was diagnosed on)" if args.record_seed == 1000 else " (a fresh set)")
+           + ".", ""]
     atomic_write_text(out / "hr_synthetic_pulse.md", "\n".join(md))
     log("\n".join(md))
 

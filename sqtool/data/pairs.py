@@ -562,16 +562,19 @@ def write_pair_stats(run_dir: Path, datasets: dict, total: dict, synthetic_partn
     kind = ("real pairs + synthetic partners where a good window had no real poor partner"
             if synthetic_partners else "real pairs only (no synthetic partner)")
     lines = [f"# Pair statistics ({kind})", "",
-             "| dataset | records | subjects | subjects with pairs | windows | good | poor | real pairs | "
-             "synthetic pairs | poor windows used | quality gap mean (median) | time gap s mean (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | records | records without the model's channels | subjects | subjects with pairs | windows | "
+             "good | poor | real pairs | synthetic pairs | poor windows used | quality gap mean (median) | "
+             "time gap s mean (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, v in datasets.items():
-        lines.append(f"| {k} | {v['records']} | {v['subjects']} | {v['subjects_with_pairs']} | {v['windows']} | "
-                     f"{v['good']} | {v['poor']} | {v['real_pairs']} | {v['synthetic_pairs']} | {v['poor_used']} | "
+        lines.append(f"| {k} | {v['records']} | {v.get('unusable_records', 0)} | {v['subjects']} | "
+                     f"{v['subjects_with_pairs']} | {v['windows']} | {v['good']} | {v['poor']} | {v['real_pairs']} | "
+                     f"{v['synthetic_pairs']} | {v['poor_used']} | "
                      f"{f(v['quality_gap_mean'])} ({f(v['quality_gap_median'])}) | "
                      f"{f(v['time_gap_s_mean'], 0)} ({f(v['time_gap_s_median'], 0)}) |")
-    lines.append(f"| total | {total['records']} | {total['subjects']} | {total['subjects_with_pairs']} | "
-                 f"{total['windows']} | {total['good']} | {total['poor']} | {total['real_pairs']} | "
+    lines.append(f"| total | {total['records']} | {total.get('unusable_records', 0)} | {total['subjects']} | "
+                 f"{total['subjects_with_pairs']} | {total['windows']} | {total['good']} | {total['poor']} | "
+                 f"{total['real_pairs']} | "
                  f"{total['synthetic_pairs']} | - | - | - |")
     atomic_write_text(run_dir / "pair_stats.md", "\n".join(lines) + "\n")
     atomic_write_text(run_dir / "pair_stats.json", json.dumps(
