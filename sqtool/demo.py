@@ -10,7 +10,7 @@ The heart-rate chain is the spectral one (`models.spectral`): the fixed-point fi
 a network over heart-rate bins and the decoder tracks the posterior. Both networks start from their
 SiamQuality-pretrained encoders (`--pretrain false`: from scratch); pairs are mined over all recordings
 without labels, so the teacher's out-of-fold figures are transductive in that one respect
-(benchmarks/hr_spectral.py --pretrain real pretrains per outer fold without the held-out subject).
+(the repository's heart-rate benchmark pretrains per outer fold without the held-out subject).
 
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
