@@ -313,6 +313,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         model_cfg = get_model_cfg(cfg.model)
         if model_cfg.task != "pretrain":               # a task model (spectral HR): its encoder + SimSiam heads
             model_cfg = get_model_cfg(cfg.model, task="pretrain")
+        if (model_cfg.frontend or {}).get("type") == "spectrum" and pairs is None and cfg.pairs == "synthetic":
+            raise SqtoolError(f"{cfg.model} reads spectra: make its pairs with `sqtool data pairs --model {cfg.model} "
+                              "--data synthetic` (or your data) and pass --pairs DIR")
         if (model_cfg.frontend or {}).get("type") == "spectrum" and cfg.pair_mode != "real":
             raise SqtoolError(f"pair_mode {cfg.pair_mode}: the standard augmentations act on time-domain windows; "
                               f"{cfg.model} reads spectra, pretrain it on real pairs (pair_mode real)")

@@ -83,6 +83,8 @@ def test_pretrain_a_spectral_encoder_on_real_pairs(tmp_path, rec):
     assert np.isfinite(m["final_loss"]) and m["global_step"] == 2 * (p["pairs"] // 8)
     ck = load_checkpoint(tmp_path / "pt" / "model.pt", expect_kind="teacher_pretrain")
     assert ck["model_cfg"]["task"] == "pretrain" and any(k.startswith("proj.") for k in ck["state_dict"])
+    with pytest.raises(SqtoolError, match="data pairs --model"):                 # the time-domain smoke pairs
+        run_pretrain(PretrainConfig(**{**cfg.__dict__, "pairs": "synthetic"}), tmp_path / "smoke")
     with pytest.raises(SqtoolError, match="time-domain"):
         run_pretrain(PretrainConfig(**{**cfg.__dict__, "pair_mode": "augment"}), tmp_path / "aug", pairs=pairs)
 
