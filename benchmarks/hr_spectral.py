@@ -198,22 +198,21 @@ def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[s
     the inner held-out subjects; the recipe
     with the lowest mean of those subjects' MAE. Only training subjects of the outer fold are read."""
     scfg = get_model_cfg(args.student)
-    scores = {}
-    for name in RECIPES:
-        a = student_args(args, name)
-        per = {}
-        for g in groups:
-            tr = [r for r in train if r.key not in g]
+    per: dict = {name: {} for name in RECIPES}                     # recipe -> inner subject -> errors
+    for g in groups:
+        tr = [r for r in train if r.key not in g]
+        X, Y = np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr])
+        T = np.concatenate([oof[r.record_id] for r in tr])
+        for name in RECIPES:
+            a = student_args(args, name)
             torch.manual_seed(args.seed)
             m = fresh(scfg, encoders)
-            t_tr = np.concatenate([oof[r.record_id] for r in tr]) if a.kd and a.kd_float else None
-            train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]),
-                       bins, student_cfg(a, args.inner_epochs), t_tr)
+            train_bins(m, X, Y, bins, student_cfg(a, args.inner_epochs), T if a.kd and a.kd_float else None)
             for r in train:
                 if r.key in g:
                     hr = decode_float(predict_logits(m, as_model_input(r.x)), dec, r.flagged < 0.5)["hr"]
-                    per.setdefault(r.key, []).append(np.abs(hr - r.y))
-        scores[name] = float(np.mean([np.nanmean(np.concatenate(v)) for v in per.values()]))
+                    per[name].setdefault(r.key, []).append(np.abs(hr - r.y))
+    scores = {name: float(np.mean([np.nanmean(np.concatenate(v)) for v in p.values()])) for name, p in per.items()}
     best = min(scores, key=scores.get)
     log("  recipe (inner CV): " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" -> {best}")
     return best, scores
@@ -222,12 +221,25 @@ def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[s
 def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
     """Training config of the teacher (inner and outer) or, student=True, of the student (float and QAT)."""
     stretch = args.stretch_frac if not student or args.student_stretch_frac < 0 else args.student_stretch_frac
-    amp = tuple(float(v) for v in getattr(args, "motion_ppg_amp", "0.3,1.5").split(","))
-    if len(amp) != 2 or not 0 < amp[0] <= amp[1]:
-        raise SystemExit(f"--motion-ppg-amp: two numbers lo,hi with 0 < lo <= hi, got {args.motion_ppg_amp!r}")
     return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, motion_frac=args.motion_frac,
-                       motion_ppg_amp=amp, motion_ppg_dist=getattr(args, "motion_ppg_dist", "uniform"),
-                       edge_fill=getattr(args, "edge_fill", "empty"), **kw)
+                       motion_ppg_amp=amp_range(args.motion_ppg_amp), motion_ppg_dist=args.motion_ppg_dist,
+                       edge_fill=args.edge_fill, **kw)
+
+
+def amp_range(text: str) -> tuple[float, float]:
+    """--motion-ppg-amp "lo,hi" -> (lo, hi), 0 < lo <= hi (argparse checks it once through `amp_text`)."""
+    try:
+        amp = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        amp = ()
+    if len(amp) != 2 or not 0 < amp[0] <= amp[1]:
+        raise argparse.ArgumentTypeError(f"two numbers lo,hi with 0 < lo <= hi, got {text!r}")
+    return amp
+
+
+def amp_text(text: str) -> str:
+    amp_range(text)
+    return text
 
 
 def run_fold(train, test, args, records, log):
@@ -333,8 +345,7 @@ def summarise(rows, title):
     summ["doubtful_truth_windows"] = int((~ok).sum())
     chosen = {}                                            # --recipe inner: the student recipe of each fold
     for d in table:
-        rs = [r for r in rows if f"{r['dataset']}:{r['subject']}" == d["subject"]]
-        d["recipe"] = rs[0].get("recipe", "fixed")
+        d["recipe"] = subj[d["subject"]][0].get("recipe", "fixed")
         chosen[d["recipe"]] = chosen.get(d["recipe"], 0) + 1
     summ["recipes"] = chosen
     return summ
@@ -390,7 +401,7 @@ def add_training_args(ap) -> None:
     ap.add_argument("--motion-frac", type=float, default=0.3,
                     help="fraction of training windows with an added arm-motion peak away from the truth "
                          "(hr_bins.inject_motion); 0 = none")
-    ap.add_argument("--motion-ppg-amp", default="0.3,1.5",
+    ap.add_argument("--motion-ppg-amp", type=amp_text, default="0.3,1.5", metavar="LO,HI",
                     help="lo,hi: the added motion peak in the PPG relative to the PPG's max power")
     ap.add_argument("--motion-ppg-dist", choices=("uniform", "log"), default="uniform",
                     help="how that amplitude is drawn over lo..hi")

@@ -89,7 +89,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int
-    from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, load_encoder, spectral_budget
+    from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
     from sqtool.models.hr_bins import BinTrainCfg, kd_gate, predict_logits, train_bins
 
     say = log or (lambda s: None)
@@ -125,7 +125,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     if cfg.student_init:                                   # refused here, before any data is read
         from sqtool.core.checkpoint import load_checkpoint
         init = load_checkpoint(cfg.student_init, expect_kind="teacher_pretrain")
-        load_encoder(create_model(scfg), scfg, init, where=f"--student-init {cfg.student_init}")
+        check_encoder(scfg, init, where=f"--student-init {cfg.student_init}")
     bins = bin_grid(scfg)
     train_cfg = ck.get("train_cfg") or {}
     root = cfg.data_root or train_cfg.get("data_root") or resolve_data_root(None, required=True)

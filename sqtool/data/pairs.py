@@ -145,6 +145,13 @@ def _resolve_channels(rec, channels) -> list[str]:
     return out
 
 
+def _no_pairs(rec) -> dict:
+    """The per-record counts before any window is scored (what an unusable or short record returns)."""
+    return {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
+            "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0,
+            "unusable": 0}
+
+
 def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) -> dict:
     """Window, score and pair one record. Returns counts and the pairs (float16/32 arrays)."""
     spec = spectral_model(cfg)
@@ -155,9 +162,7 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
     from sqtool.data.quality import quality_score
     from sqtool.data.synthetic import corrupt
 
-    res = {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
-           "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0,
-           "unusable": 0}
+    res = _no_pairs(rec)
     chans = _resolve_channels(rec, cfg.channels)
     ppg_ch = chans[0] if chans[0].startswith("ppg") else _resolve_channels(rec, ["ppg"])[0]
     has_acc = all(a in rec.signals for a in ACC)
@@ -250,9 +255,7 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     from sqtool.data.hr_spectra import as_model_input, record_spectra
     from sqtool.data.quality import record_quality
 
-    res = {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
-           "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0,
-           "unusable": 0}
+    res = _no_pairs(rec)
     if not all(c in rec.signals for c in model_cfg.channels[1:]):
         res["unusable"] = 1                                 # e.g. a finger PPG without accelerometer
         return res

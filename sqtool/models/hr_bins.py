@@ -41,10 +41,11 @@ Augmentation, per window, one of two (the mix is `stretch_frac`, a training-conf
                          fixed-HR benchmark has it down to 0.13, and (0.3, 10) log-uniform teaches that regime).
 Edge fill (`edge_fill`): bins a shift or stretch moves off the grid are empty (code -127, default) or each
 channel's median code in its window ("floor"). With "empty" every stretched low-HR window has an exactly empty
-upper band, which no real window has (see SYNTH_NOTES.md for what "floor" did on the synthetic benchmark).
+upper band, which no real window has (benchmarks/results/hr_synthetic_pulse_diagnosis.md: what "floor" did on
+the synthetic benchmark).
 Distillation with stretch: the teacher's logits are stretched with the same s (new(f) = old(f / s), off-grid
-bins = the row's lowest logit), so the gate and the KL read the same windows. This assumes the teacher is equivariant to a
-frequency scaling (what the stretch teaches the student); its doubt between the pulse and a motion peak is
+bins = the row's lowest logit), so the gate and the KL read the same windows. This assumes the teacher is
+equivariant to a frequency scaling (what the stretch teaches the student); its doubt between the pulse and a motion peak is
 carried to the stretched peaks, which is what the student should learn.
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ def shift_batch(x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, extra: torch.
     idx = torch.arange(Fb)[None, :] - s[:, None]                           # (B, F) source bin
     ok = (idx >= 0) & (idx < Fb)
     idc = idx.clamp(0, Fb - 1)
-    fv = edge_fill_values(x, fill)[:, :, None] if fill != "empty" else EMPTY              # (B, C, 1)
+    fv = edge_fill_values(x, fill)[:, :, None]                                     # (B, C, 1)
     xs = torch.where(ok[:, None, :], torch.gather(x, 2, idc[:, None, :].expand(B, C, Fb)), fv)
     ts = torch.where(ok, torch.gather(t, 1, idc), 0.0)
     ts = ts / ts.sum(dim=1, keepdim=True).clamp_min(1e-12)

@@ -106,9 +106,8 @@ class SpecNet(nn.Module):
 ENCODER_CONTRACT = ("in_channels", "channels", "fs", "window_s", "hop_s", "norm", "band", "frontend")
 
 
-def load_encoder(model: SpecNet, cfg: ModelCfg, ck: dict, where: str = "--init") -> int:
-    """Copy the conv blocks of a pretrained checkpoint (`sqtool train pretrain --model <spectral>`) into `model`
-    (built from `cfg`). Refuses another architecture or input contract. Returns the number of tensors copied."""
+def check_encoder(cfg: ModelCfg, ck: dict, where: str = "--init") -> None:
+    """Refuse a pretrained checkpoint whose encoder is not `cfg`'s: another family, convs, bins or input contract."""
     mc = ModelCfg.from_dict(ck["model_cfg"])
     if mc.family != SPECTRAL_FAMILY:
         raise SqtoolError(f"{where}: {mc.name} is not a spectral model; {cfg.name} needs a spectral encoder")
@@ -118,6 +117,12 @@ def load_encoder(model: SpecNet, cfg: ModelCfg, ck: dict, where: str = "--init")
     if diff or list(mc.arch["bins_bpm"]) != list(cfg.arch["bins_bpm"]):
         raise SqtoolError(f"{where}: encoder {mc.name} was pretrained on other inputs than {cfg.name} reads "
                           f"({', '.join(diff or ['bins_bpm'])} differ)")
+
+
+def load_encoder(model: SpecNet, cfg: ModelCfg, ck: dict, where: str = "--init") -> int:
+    """Copy the conv blocks of a pretrained checkpoint (`sqtool train pretrain --model <spectral>`) into `model`
+    (built from `cfg`), after `check_encoder`. Returns the number of tensors copied."""
+    check_encoder(cfg, ck, where)
     enc = {k: v for k, v in ck["state_dict"].items() if k.startswith("blocks.")}
     own = {k for k in model.state_dict() if k.startswith("blocks.")}
     if set(enc) != own:

@@ -108,7 +108,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import create_model, get_model_cfg
     from sqtool.models.decoder import decode_float
-    from sqtool.models.spectral import bin_grid, load_encoder
+    from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
     from sqtool.models.hr_bins import BinTrainCfg, fit_decoder, predict_logits, select_decoder, train_bins
 
     run_dir = Path(run_dir)
@@ -137,7 +137,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
             load_encoder(m, mcfg, ck_init, where=f"--init {cfg.init}")
         return m
     if ck_init is not None:
-        new_model()                                    # refuse a wrong encoder before any data is read
+        check_encoder(mcfg, ck_init, where=f"--init {cfg.init}")   # refused before any data is read
     t0 = time.time()
     corpus = hr_corpus_from_dataset(ds, mcfg, log) if ds else hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed)
     if cfg.max_records:
