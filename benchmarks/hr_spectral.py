@@ -30,6 +30,11 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       recordings with an accelerometer (the rest of the corpus has none: a PPG + accelerometer model cannot
       read it), one run per architecture (teacher, student); every teacher (inner and outer) and the student
       start from their pretrained encoder. The held-out subject's recordings are never in the pairs.
+    - --teacher resnet1d_siamq_18 (item 3's larger teacher): the SiamQuality 1-D ResNet-18 over time-domain
+      windows (PPG + 3-axis acceleration, 25 Hz, 8 s, the spectra's window starts) with one logit per bin of the
+      student's grid, trained from scratch (its SiamQuality pretraining reads PPG-only 30 s windows) on every
+      window as is plus a time-stretched copy, in place of spec_teacher_m everywhere above (inner out-of-fold
+      logits, decoder choice, distillation).
 Nothing is chosen on the held-out subject; the architectures and epochs are fixed a priori.
 Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are NaN, not scored).
 TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out of every training set.
@@ -56,10 +61,11 @@ from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
 from sqtool.core.metrics import bootstrap_mean_ci  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
-from sqtool.data.hr_spectra import as_model_input, hr_corpus  # noqa: E402
+from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_waveforms  # noqa: E402
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
+from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
-from sqtool.models.spectral import bin_grid  # noqa: E402
+from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, kd_gate,  # noqa: E402
                                   predict_logits, select_decoder, train_bins)
 
@@ -133,7 +139,7 @@ def pretrained_encoders(train, args, records, log) -> dict:
             groups += [f"{rec.dataset}:{rec.subject}"] * p["pairs"]
     pairs = ArrayPairs(np.concatenate(x1), np.concatenate(x2), np.array(groups), desc="real spectral pairs")
     out = {}
-    for name in dict.fromkeys((args.teacher, args.student)):
+    for name in dict.fromkeys(n for n in (args.teacher, args.student) if get_model_cfg(n).family == SPECTRAL_FAMILY):
         with tempfile.TemporaryDirectory() as d:
             m = run_pretrain(PretrainConfig(model=name, pairs="in-memory", epochs=args.pretrain_epochs, batch_size=64,
                                             lr=args.pretrain_lr, val_fraction=0.0, progress=False, seed=args.seed),
@@ -153,7 +159,57 @@ def fresh(cfg, encoders: dict):
     return m
 
 
-def inner_oof(train, tcfg, bins, args, log, encoders=None):
+# --teacher resnet1d_siamq_* (issue 9, item 3): the SiamQuality ResNet as a time-domain teacher, one logit per bin
+# of the student's grid, on 8 s windows of PPG + accelerometer at 25 Hz (the windows of the spectra, same t0)
+TIME_TEACHER = dict(task="hr", fs=25.0, window_s=8.0, hop_s=2.0, channels=("ppg", "acc_x", "acc_y", "acc_z"),
+                    norm="zscore", band=(0.5, 4.0), outputs=("hr_logits",), units=("logit",))
+STRETCH_ROOM_S = 8.0                    # a time-domain window is read with this much more: stretches up to x2
+
+
+def teacher_cfg(args):
+    """The teacher's ModelCfg: a spectral model as registered, or a time-domain ResNet with an HR-bin head."""
+    cfg = get_model_cfg(args.teacher)
+    if cfg.family == SPECTRAL_FAMILY:
+        return cfg
+    scfg = get_model_cfg(args.student)
+    return cfg.replace(**TIME_TEACHER, arch={**cfg.arch, "bins_bpm": list(scfg.arch["bins_bpm"])},
+                       frontend={"ppg_sensors": ppg_sensors(scfg)})
+
+
+_WAVES: dict = {}                       # (dataset, record) -> the time-domain teacher's long windows
+
+
+def waveforms(r, tcfg, records) -> np.ndarray:
+    key = (r.dataset, r.record_id)
+    if key not in _WAVES:
+        _WAVES[key] = record_waveforms(records[key], r.t0, tcfg, STRETCH_ROOM_S)    # (W, C, T + room)
+    return _WAVES[key]
+
+
+def teacher_x(r, tcfg, records) -> np.ndarray:
+    """What the teacher reads of recording r: its spectra, or its time-domain windows (W, C, T)."""
+    if tcfg.family == SPECTRAL_FAMILY:
+        return as_model_input(r.x)
+    return stretch_windows(waveforms(r, tcfg, records), r.y, tcfg.n_samples, np.random.default_rng(0), frac=0.0,
+                           norm=tcfg.norm)[0]
+
+
+def train_teacher(m, rs, tcfg, bins, args, epochs, records) -> None:
+    """Train a teacher on recordings rs. Spectral: the recipe's augmentation (bin_cfg). Time domain: every
+    window once as is and once time-stretched (its truth x s, log-uniform 40-210 BPM: the spectral stretch's
+    twin), for half the epochs (the same number of steps), no bin shift or motion peak (spectral operations)."""
+    y = np.concatenate([r.y for r in rs])
+    if tcfg.family == SPECTRAL_FAMILY:
+        train_bins(m, np.concatenate([as_model_input(r.x) for r in rs]), y, bins, bin_cfg(args, epochs))
+        return
+    long = np.concatenate([waveforms(r, tcfg, records) for r in rs])
+    x0, _ = stretch_windows(long, y, tcfg.n_samples, np.random.default_rng(args.seed), frac=0.0, norm=tcfg.norm)
+    xs, ys = stretch_windows(long, y, tcfg.n_samples, np.random.default_rng(args.seed), frac=1.0, norm=tcfg.norm)
+    train_bins(m, np.concatenate([x0, xs]), np.concatenate([y, ys]), bins,
+               BinTrainCfg(epochs=max(1, epochs // 2), seed=args.seed, shift_bins=0))
+
+
+def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None):
     """The teacher's out-of-fold logits on the training subjects (inner CV) and the decoder chosen on them."""
     rkeys = np.array([r.key for r in train])
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, args.inner_folds, args.seed)]
@@ -161,11 +217,10 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None):
     for g in groups:
         tr = [r for r in train if r.key not in g]
         m = fresh(tcfg, encoders or {})
-        train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]), bins,
-                   bin_cfg(args, args.inner_epochs))
+        train_teacher(m, tr, tcfg, bins, args, args.inner_epochs, records)
         for r in train:
             if r.key in g:
-                oof[r.record_id] = predict_logits(m, as_model_input(r.x))
+                oof[r.record_id] = predict_logits(m, teacher_x(r, tcfg, records))
     base = fit_decoder([r.y for r in train], tcfg.arch["bins_bpm"], tcfg.hop_s)
     dec = select_decoder([oof[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base)
     log(f"  decoder (inner CV over {len(set(rkeys))} training subjects): sigma {dec['sigma_bpm']:.2f} BPM "
@@ -246,13 +301,13 @@ def run_fold(train, test, args, records, log):
     """Train on `train` recordings, score each recording of `test`. Returns per-recording results."""
     t_start = time.time()
     torch.manual_seed(args.seed)
-    tcfg, scfg = get_model_cfg(args.teacher), get_model_cfg(args.student)
+    tcfg, scfg = teacher_cfg(args), get_model_cfg(args.student)
     bins = bin_grid(scfg)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
     encoders = pretrained_encoders(train, args, records, log)
     torch.manual_seed(args.seed)
-    oof, dec, groups = inner_oof(train, tcfg, bins, args, log, encoders)
+    oof, dec, groups = inner_oof(train, tcfg, bins, args, log, encoders, records)
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
     rng = torch.get_rng_state()                          # the networks below start as without --recipe inner
     recipe, recipe_scores = (choose_recipe(train, groups, oof, dec, bins, args, log, encoders)
@@ -260,7 +315,7 @@ def run_fold(train, test, args, records, log):
     torch.set_rng_state(rng)
     a = student_args(args, recipe)
     teacher = fresh(tcfg, encoders)
-    train_bins(teacher, X, Y, bins, bin_cfg(args, args.teacher_epochs))
+    train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)
     student = fresh(scfg, encoders)
     scfg_kd = student_cfg(a)
     if a.kd and a.kd_gate_bpm > 0:
@@ -279,7 +334,7 @@ def run_fold(train, test, args, records, log):
     for r in test:
         x = as_model_input(r.x)
         valid = r.flagged < 0.5
-        lt, ls = predict_logits(teacher, x), predict_logits(student, x)
+        lt, ls = predict_logits(teacher, teacher_x(r, tcfg, records)), predict_logits(student, x)
         lq, scale = int8_logits(q, x)
         dq = decode_int(lq, dec, scale, valid)
         row = {"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "n": int(np.isfinite(r.y).sum()),
@@ -385,7 +440,9 @@ def _span(v, fmt) -> str:
 def add_training_args(ap) -> None:
     """The recipe's knobs, shared with hr_synthetic_pulse.py."""
     ap.add_argument("--student", default="spec_student_s")
-    ap.add_argument("--teacher", default="spec_teacher_m")
+    ap.add_argument("--teacher", default="spec_teacher_m",
+                    help="a spectral model, or resnet1d_siamq_18 (any resnet1d_siamq_*): the SiamQuality ResNet as a "
+                         "time-domain teacher over PPG + accelerometer windows (TIME_TEACHER), from scratch")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--teacher-epochs", type=int, default=40)
     ap.add_argument("--qat-epochs", type=int, default=8)
@@ -464,7 +521,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
            f"`benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
            f"2 shared CPU cores; `{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`")
     write_metrics(out, results, f"{stem}.json")
-    recipe = (f"Recipe: seed {args.seed}; SiamQuality pretraining per outer fold: {args.pretrain}; student recipe: "
+    recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}; SiamQuality pretraining per outer fold: {args.pretrain}; student recipe: "
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
                  f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}); stretch "

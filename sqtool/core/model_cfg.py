@@ -83,7 +83,7 @@ class ModelCfg:
 
     @property
     def n_bins(self) -> int:
-        """Heart-rate bins of a spectral model (arch["bins_bpm"] = lo, hi, step), 0 for time-domain models."""
+        """Heart-rate bins of an HR-bin model (arch["bins_bpm"] = lo, hi, step), 0 for other models."""
         if "bins_bpm" not in self.arch:
             return 0
         lo, hi, step = (float(v) for v in self.arch["bins_bpm"])

@@ -180,3 +180,29 @@ def hr_corpus(data_root, datasets=HR_DATASETS, model_cfg: ModelCfg | dict | None
 def as_model_input(codes: np.ndarray) -> np.ndarray:
     """int8 (W, F, C) channels-last codes -> float32 (W, C, F) model input (code / 127)."""
     return np.ascontiguousarray(np.asarray(codes, np.float32).transpose(0, 2, 1) / np.float32(127.0))
+
+
+def record_waveforms(record, t0: np.ndarray, model_cfg: ModelCfg, extra_s: float = 0.0) -> np.ndarray:
+    """float32 (W, C, T + extra) time-domain windows of a recording for a time-domain HR-bin model (the
+    `resnet1d_siamq_18` teacher of benchmarks/hr_spectral.py), starting at the spectral windows' `t0`: the
+    model's PPG sensors averaged (as the front end does) then its other channels, NaN gaps interpolated,
+    resampled to model_cfg.fs, band-passed (model_cfg.band), each window and channel normalised
+    (model_cfg.norm). `extra_s` seconds more per window (edge-padded at the recording's end) leave room for
+    a time stretch (train.augment.stretch_windows)."""
+    from sqtool.data.preprocess import bandpass, normalise, resample
+    from sqtool.data.record import channel_matrix
+    chans, n_ppg = stream_channels(record, model_cfg)
+    x, fs = channel_matrix(record, chans)                                  # (C_in, N)
+    for c in range(len(x)):                                                # NaN gaps: linear across
+        bad = ~np.isfinite(x[c])
+        if bad.all():
+            raise SqtoolError(f"{record.dataset}/{record.record_id}: channel {chans[c]} has no finite sample")
+        if bad.any():
+            x[c, bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), x[c, ~bad])
+    x = np.concatenate([x[:n_ppg].mean(axis=0, keepdims=True), x[n_ppg:]])  # (C, N)
+    x = bandpass(resample(x, fs, model_cfg.fs), model_cfg.fs, *model_cfg.band)   # (C, N') at the model rate
+    n = model_cfg.n_samples + int(round(extra_s * model_cfg.fs))
+    start = np.round(np.asarray(t0, float) * model_cfg.fs).astype(np.int64)
+    x = np.pad(x, ((0, 0), (0, max(0, int(start.max(initial=0)) + n - x.shape[1]))), mode="edge")
+    w = np.stack([x[:, s:s + n] for s in start]) if len(start) else np.zeros((0, len(x), n))
+    return normalise(w, model_cfg.norm).astype(np.float32)                 # (W, C, T + extra)

@@ -212,7 +212,12 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
 
 def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTrainCfg,
                teacher_logits: np.ndarray | None = None, log=None):
-    """Train `model` in place on windows with finite truth; returns the per-epoch mean loss."""
+    """Train `model` in place on windows with finite truth; returns the per-epoch mean loss. x is (N, C, F)
+    spectra on the bin grid, or any other input (time-domain windows) when cfg has no bin shift, stretch or
+    motion peak (those are operations on the bins)."""
+    if np.shape(x)[-1] != len(bins) and (cfg.shift_bins or cfg.stretch_frac or cfg.motion_frac):
+        raise SqtoolError(f"train_bins: bin shift, stretch and motion augmentation need spectra on the {len(bins)} "
+                          f"bins, got inputs of length {np.shape(x)[-1]}")
     ok = np.isfinite(y)
     xt = torch.as_tensor(np.asarray(x, np.float32)[ok])                     # (N, C, F)
     tt = torch.as_tensor(gaussian_targets(y[ok], bins, cfg.target_sigma_bpm))  # (N, F)
@@ -240,7 +245,8 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
             if cfg.stretch_frac > 0:                                        # these windows are stretched, not shifted
                 st = torch.rand(len(b), generator=g) < cfg.stretch_frac
                 s = torch.where(st, torch.zeros_like(s), s)
-            xb, tb, kb = shift_batch(xt[b], tt[b], s, kt[b] if kt is not None else None, cfg.edge_fill)
+            xb, tb, kb = (shift_batch(xt[b], tt[b], s, kt[b] if kt is not None else None, cfg.edge_fill)
+                          if cfg.shift_bins else (xt[b], tt[b], kt[b] if kt is not None else None))
             if st.any():
                 fac = stretch_factors(yt[b][st], cfg, g)
                 xs_, ts_, ks_ = stretch_batch(xb[st], yt[b][st], fac, bins, cfg.target_sigma_bpm,

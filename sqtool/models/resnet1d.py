@@ -115,7 +115,9 @@ def predictor(d: int = 256, d_hidden: int = 512) -> nn.Sequential:
 class SiamQuality(nn.Module):
     """Encoder + optional SimSiam heads (task == "pretrain") or a linear task head.
 
-    forward(x) -> (B, n_outputs) for a task model; for pretraining use `simsiam(x1, x2)`.
+    forward(x) -> (B, n_outputs) for a task model, (B, n_bins) logits when cfg.arch has bins_bpm (a time-domain
+    heart-rate-bin teacher, benchmarks/hr_spectral.py --teacher resnet1d_siamq_18); for pretraining use
+    `simsiam(x1, x2)`.
     Regression outputs are in normalised units: y = out * cfg.target_std + cfg.target_mean (cfg.units).
     """
 
@@ -127,7 +129,8 @@ class SiamQuality(nn.Module):
         d = self.encoder.out_dim
         self.proj = projector(d, a.get("proj_hidden", 1536), a.get("proj_dim", 256))
         self.pred = predictor(a.get("proj_dim", 256), a.get("pred_hidden", 512))
-        self.head = nn.Linear(d, len(cfg.outputs)) if cfg.task != "pretrain" and cfg.outputs else None
+        n_out = cfg.n_bins or len(cfg.outputs)             # an HR-bin model (arch bins_bpm): one logit per bin
+        self.head = nn.Linear(d, n_out) if cfg.task != "pretrain" and cfg.outputs else None
 
     def forward(self, x):                                   # (B, C, T)
         h = self.encoder(x)                                 # (B, D)

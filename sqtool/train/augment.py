@@ -93,4 +93,29 @@ class AugmentViews:
         return augment(good, self.fs, rng, self.norm, self.cfg), augment(good, self.fs, rng, self.norm, self.cfg)
 
 
-__all__ = ["AugmentCfg", "augment", "AugmentViews"]
+def stretch_windows(x_long: np.ndarray, y: np.ndarray, n_out: int, rng: np.random.Generator, frac: float = 0.5,
+                    bpm: tuple[float, float] = (40.0, 210.0), s_max: float = 2.0, norm: str = "zscore") -> tuple[np.ndarray, np.ndarray]:
+    """The time-domain twin of the spectral models' frequency stretch (models.hr_bins.stretch_batch), for a
+    time-domain heart-rate model: of windows x_long (W, C, L) with L >= n_out samples (the window plus room,
+    data.hr_spectra.record_waveforms extra_s) and their truth y (W,) BPM, a `frac` share is read at s times
+    the speed, x(s t) for t in [0, n_out), so its heart rate (and every other rhythm in it) is y * s, with
+    y * s log-uniform over `bpm`, s clipped to [1 / s_max, s_max] and to the room L / n_out; the others are cut to their first n_out samples. Every
+    window is normalised again (`norm`). Returns float32 (W, C, n_out) and the new truth (W,)."""
+    from sqtool.data.preprocess import normalise
+
+    x_long = np.asarray(x_long, np.float64)
+    if x_long.ndim != 3 or x_long.shape[-1] < n_out:
+        raise SqtoolError(f"stretch_windows: windows must be (W, C, L >= {n_out}), got shape {x_long.shape}")
+    W, C, L = x_long.shape
+    y = np.asarray(y, np.float64)
+    out, y_out = x_long[:, :, :n_out].copy(), y.copy()
+    src = np.arange(L, dtype=np.float64)
+    for w in np.flatnonzero((rng.random(W) < frac) & np.isfinite(y) & (y > 0)):
+        target = np.exp(rng.uniform(np.log(bpm[0]), np.log(bpm[1])))
+        s = min(max(target / y[w], 1.0 / s_max), s_max, (L - 1) / (n_out - 1))   # (L - 1) / (n_out - 1): room
+        out[w] = np.stack([np.interp(s * np.arange(n_out), src, x_long[w, c]) for c in range(C)])
+        y_out[w] = y[w] * s
+    return normalise(out, norm).astype(np.float32), y_out
+
+
+__all__ = ["AugmentCfg", "augment", "AugmentViews", "stretch_windows"]
