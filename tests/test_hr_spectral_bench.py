@@ -62,3 +62,28 @@ def test_recipe_inner_chooses_the_lowest_inner_error_among_the_a_priori_recipes(
     a = mod.student_args(args, "labels_only")
     assert a.kd == 0 and a.motion_frac == 0 and args.kd == 0.5                   # the recipe, not the args, changed
     assert mod.student_args(args, None) is args
+
+
+def test_a_time_domain_resnet_teacher_gives_out_of_fold_logits_on_the_students_bins():
+    import numpy as np
+
+    from sqtool.data.hr_spectra import record_spectra
+    from sqtool.data.synthetic import synth_corpus
+    from sqtool.models import get_model_cfg
+    from sqtool.models.spectral import bin_grid
+    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = bench_defaults()
+    args.student, args.teacher, args.inner_epochs = "spec_student_xs", "resnet1d_siamq_tiny", 2
+    scfg = get_model_cfg(args.student)
+    recs = synth_corpus(n_subjects=3, duration_s=60.0, seed=0, af_fraction=0.0)
+    train = [record_spectra(r, scfg) for r in recs]
+    records = {(r.dataset, str(r.record_id)): r for r in recs}
+    tcfg = mod.teacher_cfg(args)
+    assert tcfg.n_bins == len(bin_grid(scfg)) and tcfg.channels == ("ppg", "acc_x", "acc_y", "acc_z")
+    assert mod.teacher_x(train[0], tcfg, records).shape == (len(train[0].y), 4, 200)   # 8 s at 25 Hz
+    oof, dec, _ = mod.inner_oof(train, tcfg, bin_grid(scfg), args, print, {}, records)
+    assert all(oof[r.record_id].shape == (len(r.y), len(bin_grid(scfg))) for r in train)
+    assert all(np.isfinite(v).all() for v in oof.values()) and np.isfinite(dec["inner_mae"])
+    assert get_model_cfg("spec_teacher_m") == mod.teacher_cfg(bench_defaults())      # spectral: as registered

@@ -57,6 +57,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sqtool.core import SqtoolError
+
 EMPTY = -1.0            # the float value of code -127: an empty bin
 
 

@@ -84,3 +84,30 @@ def test_troika_spectra_average_both_ppg_sensors():
     assert np.array_equal(r.x, spectra(fe, x16, gap)[0])
     single = spectra(FrontEndCfg(bins_bpm=tuple(cfg.arch["bins_bpm"])), x16[[0, 2, 3, 4]], gap)[0]
     assert np.array_equal(r.x[..., 1:], single[..., 1:]) and not np.array_equal(r.x[..., 0], single[..., 0])
+
+
+def _time_teacher_cfg():
+    from sqtool.models import get_model_cfg as g
+    return g("resnet1d_siamq_tiny", task="hr", fs=25.0, window_s=8.0, hop_s=2.0, norm="zscore", band=(0.5, 4.0),
+             channels=("ppg", "acc_x", "acc_y", "acc_z"), outputs=("hr_logits",), units=("logit",),
+             arch={**g("resnet1d_siamq_tiny").arch, "bins_bpm": [30.0, 229.5, 1.5]})
+
+
+def test_record_waveforms_are_the_spectral_windows_in_time_domain():
+    from sqtool.data.hr_spectra import record_spectra, record_waveforms
+    from sqtool.data.synthetic import synth_record
+    rec = synth_record(duration_s=60.0, fs=125.0, hr_bpm=[90.0], artifacts=0.0, seed=3, subject="s", record_id="r")
+    r = record_spectra(rec, get_model_cfg("spec_student_xs"))
+    cfg = _time_teacher_cfg()
+    w = record_waveforms(rec, r.t0, cfg, extra_s=2.0)
+    assert w.shape == (len(r.t0), 4, 250) and w.dtype == np.float32            # (W, C, 8 s + 2 s at 25 Hz)
+    assert np.allclose(w.mean(axis=-1), 0, atol=1e-4) and np.allclose(w.std(axis=-1), 1, atol=1e-3)
+    f = np.fft.rfftfreq(1000, 1 / 25.0)
+    peak = f[np.abs(np.fft.rfft(w[3, 0, :200], 1000)).argmax()] * 60            # the PPG's rhythm: its HR
+    assert abs(peak - 90.0) < 3.0
+    rec.signals["ppg"] = rec.signals["ppg"].copy()
+    rec.signals["ppg"][1000:1100] = np.nan                                       # a gap is bridged, not spread
+    assert np.isfinite(record_waveforms(rec, r.t0, cfg)).all()
+    rec.signals.pop("acc_x")
+    with pytest.raises(SqtoolError, match="acc_x"):
+        record_waveforms(rec, r.t0, cfg)

@@ -245,3 +245,18 @@ def test_training_with_motion_runs_and_zero_frac_changes_nothing():
     x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
     runs = [_fit(cfg, x, y, BinTrainCfg(epochs=2, motion_frac=frac))[1] for frac in (0.0, 0.0, 0.5)]
     assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))
+
+
+def test_train_bins_takes_time_domain_windows_only_without_bin_augmentation():
+    from sqtool.core import SqtoolError
+    bins = 30.0 + 1.5 * np.arange(134)
+    m = create_model("resnet1d_siamq_tiny", task="hr", fs=25.0, window_s=8.0, channels=("ppg", "acc_x"),
+                     norm="zscore", outputs=("hr_logits",), units=("logit",),
+                     arch={**get_model_cfg("resnet1d_siamq_tiny").arch, "bins_bpm": [30.0, 229.5, 1.5]})
+    x = np.random.default_rng(0).standard_normal((8, 2, 200)).astype(np.float32)    # (N, C, T) time domain
+    y = np.linspace(60, 150, 8)
+    with pytest.raises(SqtoolError, match="need spectra on the 134 bins"):
+        train_bins(m, x, y, bins, BinTrainCfg(epochs=1))                        # default: shifts bins
+    losses = train_bins(m, x, y, bins, BinTrainCfg(epochs=2, shift_bins=0, batch_size=4))
+    assert len(losses) == 2 and np.isfinite(losses).all()
+    assert predict_logits(m, x).shape == (8, 134)                                # one logit per bin
