@@ -521,7 +521,11 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
            f"`benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
            f"2 shared CPU cores; `{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`")
     write_metrics(out, results, f"{stem}.json")
-    recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}; SiamQuality pretraining per outer fold: {args.pretrain}; student recipe: "
+    time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
+    recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
+              + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz, from scratch)" if time_teacher else "")
+              + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
+              + (" (the student)" if time_teacher and args.pretrain != "none" else "") + "; student recipe: "
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
                  f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}); stretch "
