@@ -32,8 +32,8 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       start from their pretrained encoder. The held-out subject's recordings are never in the pairs.
     - --teacher resnet1d_siamq_18 (item 3's larger teacher): the SiamQuality 1-D ResNet-18 over time-domain
       windows (PPG + 3-axis acceleration, 25 Hz, 8 s, the spectra's window starts) with one logit per bin of the
-      student's grid, trained from scratch (its SiamQuality pretraining reads PPG-only 30 s windows) on every
-      window as is plus a time-stretched copy, in place of spec_teacher_m everywhere above (inner out-of-fold
+      student's grid, SiamQuality-pretrained per outer fold on the time-domain windows of the same real pairs
+      (--time-teacher-pretrain none: from scratch), fine-tuned on every window as is plus a time-stretched copy, in place of spec_teacher_m everywhere above (inner out-of-fold
       logits, decoder choice, distillation).
 Nothing is chosen on the held-out subject; the architectures and epochs are fixed a priori.
 Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are NaN, not scored).
@@ -103,6 +103,7 @@ def mae(a, y):
 
 
 _PAIRS: dict = {}                       # record -> its spectral (good, poor) pairs: the same in every fold
+_WAVE_PAIRS: dict = {}                  # record -> the time-domain teacher's windows of those pairs
 
 
 @functools.lru_cache(maxsize=1)
@@ -115,37 +116,53 @@ def unlabeled_wrist() -> tuple:
                  if all(c in r.signals for c in ("acc_x", "acc_y", "acc_z")))
 
 
-def pretrained_encoders(train, args, records, log) -> dict:
+def pretrained_encoders(train, args, records, log, tcfg) -> dict:
     """SiamQuality pretraining of this fold (--pretrain real): {model name: checkpoint} of one SimSiam run per
-    architecture on the real pairs of the training recordings (+ unlabeled smartwatch recordings); {} = scratch."""
+    architecture on the real pairs of the training recordings (+ unlabeled smartwatch recordings); {} = scratch.
+    The pairs are mined once, on the student's spectra; a time-domain teacher (--time-teacher-pretrain real)
+    pretrains on the same pairs' time-domain windows (its own input at the same window starts)."""
     if args.pretrain == "none":
         return {}
     import tempfile
 
     from sqtool.core.checkpoint import load_checkpoint
-    from sqtool.data.pairs import PairsConfig, spectral_record_pairs
+    from sqtool.data.pairs import PairsConfig, nominal_rate, spectral_record_pairs
     from sqtool.train.pretrain import ArrayPairs, PretrainConfig, run_pretrain
     scfg = get_model_cfg(args.student)
+    time_teacher = tcfg.family != SPECTRAL_FAMILY and args.time_teacher_pretrain == "real"
     raw = [records[(r.dataset, r.record_id)] for r in train] + list(unlabeled_wrist())
-    x1, x2, groups = [], [], []
+    spec, wave, groups = ([], []), ([], []), []
     for rec in raw:
         k = (rec.dataset, str(rec.record_id))
         if k not in _PAIRS:
             _PAIRS[k] = spectral_record_pairs(rec, PairsConfig(model=args.student, dtype="float32"), scfg)
         p = _PAIRS[k]
         if p["pairs"]:
-            x1.append(p["x_good"])
-            x2.append(p["x_poor"])
+            spec[0].append(p["x_good"])
+            spec[1].append(p["x_poor"])
             groups += [f"{rec.dataset}:{rec.subject}"] * p["pairs"]
-    pairs = ArrayPairs(np.concatenate(x1), np.concatenate(x2), np.array(groups), desc="real spectral pairs")
+            if time_teacher:
+                if k not in _WAVE_PAIRS:
+                    _WAVE_PAIRS[k] = [record_waveforms(nominal_rate(rec), p[t], tcfg) for t in ("t_good", "t_poor")]
+                wave[0].append(_WAVE_PAIRS[k][0])
+                wave[1].append(_WAVE_PAIRS[k][1])
+    pairs = {"spectra": ArrayPairs(np.concatenate(spec[0]), np.concatenate(spec[1]), np.array(groups),
+                                   desc="real spectral pairs")}
+    if time_teacher:
+        pairs["time-domain windows"] = ArrayPairs(np.concatenate(wave[0]), np.concatenate(wave[1]), np.array(groups),
+                                                  desc="real pairs, time-domain windows")
+    runs = {args.teacher: ("spectra", None) if tcfg.family == SPECTRAL_FAMILY else ("time-domain windows", tcfg),
+            args.student: ("spectra", None)}                 # teacher first (seeded runs as before)
     out = {}
-    for name in dict.fromkeys(n for n in (args.teacher, args.student) if get_model_cfg(n).family == SPECTRAL_FAMILY):
+    for name, (kind, mcfg) in runs.items():
+        if kind not in pairs:
+            continue
         with tempfile.TemporaryDirectory() as d:
             m = run_pretrain(PretrainConfig(model=name, pairs="in-memory", epochs=args.pretrain_epochs, batch_size=64,
                                             lr=args.pretrain_lr, val_fraction=0.0, progress=False, seed=args.seed),
-                             d, pairs=pairs)
+                             d, pairs=pairs[kind], model_cfg=mcfg)
             out[name] = load_checkpoint(Path(d) / "model.pt", expect_kind="teacher_pretrain")
-        log(f"  pretrained {name}: {len(pairs)} real pairs of {len(set(groups))} training subjects, "
+        log(f"  pretrained {name}: {len(pairs[kind])} real pairs ({kind}) of {len(set(groups))} training subjects, "
             f"SimSiam loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['elapsed_s']:.0f} s")
     return out
 
@@ -153,9 +170,13 @@ def pretrained_encoders(train, args, records, log) -> dict:
 def fresh(cfg, encoders: dict):
     """A new model of cfg, its encoder pretrained when this fold has one for it."""
     from sqtool.models.spectral import load_encoder
+    from sqtool.train.finetune import init_encoder
     m = create_model(cfg)
     if cfg.name in encoders:
-        load_encoder(m, cfg, encoders[cfg.name])
+        if cfg.family == SPECTRAL_FAMILY:
+            load_encoder(m, cfg, encoders[cfg.name])
+        else:
+            init_encoder(m, encoders[cfg.name])
     return m
 
 
@@ -305,7 +326,7 @@ def run_fold(train, test, args, records, log):
     bins = bin_grid(scfg)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
-    encoders = pretrained_encoders(train, args, records, log)
+    encoders = pretrained_encoders(train, args, records, log, tcfg)
     torch.manual_seed(args.seed)
     oof, dec, groups = inner_oof(train, tcfg, bins, args, log, encoders, records)
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
@@ -442,7 +463,7 @@ def add_training_args(ap) -> None:
     ap.add_argument("--student", default="spec_student_s")
     ap.add_argument("--teacher", default="spec_teacher_m",
                     help="a spectral model, or resnet1d_siamq_18 (any resnet1d_siamq_*): the SiamQuality ResNet as a "
-                         "time-domain teacher over PPG + accelerometer windows (TIME_TEACHER), from scratch")
+                         "time-domain teacher over PPG + accelerometer windows (TIME_TEACHER)")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--teacher-epochs", type=int, default=40)
     ap.add_argument("--qat-epochs", type=int, default=8)
@@ -474,6 +495,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--pretrain", choices=("none", "real"), default="real",
                     help="real (default, as sqtool demo): SiamQuality pretraining per outer fold on real (good, poor) "
                          "spectral pairs of the training recordings; none: networks from scratch")
+    ap.add_argument("--time-teacher-pretrain", choices=("none", "real"), default="real",
+                    help="a time-domain --teacher: real (with --pretrain real): SiamQuality pretraining on the same "
+                         "real pairs' time-domain windows, as the spectral encoders; none: from scratch")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,
@@ -523,9 +547,10 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     write_metrics(out, results, f"{stem}.json")
     time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
     recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
-              + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz, from scratch)" if time_teacher else "")
+              + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz)" if time_teacher else "")
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
-              + (" (the student)" if time_teacher and args.pretrain != "none" else "") + "; student recipe: "
+              + (f" (the time-domain teacher: {args.time_teacher_pretrain})"
+                 if time_teacher and args.pretrain != "none" else "") + "; student recipe: "
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
                  f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}); stretch "

@@ -66,6 +66,7 @@ def test_recipe_inner_chooses_the_lowest_inner_error_among_the_a_priori_recipes(
 
 def test_a_time_domain_resnet_teacher_gives_out_of_fold_logits_on_the_students_bins():
     import numpy as np
+    import torch
 
     from sqtool.data.hr_spectra import record_spectra
     from sqtool.data.synthetic import synth_corpus
@@ -83,7 +84,16 @@ def test_a_time_domain_resnet_teacher_gives_out_of_fold_logits_on_the_students_b
     tcfg = mod.teacher_cfg(args)
     assert tcfg.n_bins == len(bin_grid(scfg)) and tcfg.channels == ("ppg", "acc_x", "acc_y", "acc_z")
     assert mod.teacher_x(train[0], tcfg, records).shape == (len(train[0].y), 4, 200)   # 8 s at 25 Hz
-    oof, dec, _ = mod.inner_oof(train, tcfg, bin_grid(scfg), args, print, {}, records)
+    args.pretrain_epochs, said = 1, []
+    enc = mod.pretrained_encoders(train, args, records, said.append, tcfg)     # the same real pairs, both inputs
+    assert set(enc) == {"resnet1d_siamq_tiny", "spec_student_xs"} and "time-domain windows" in said[0]
+    assert enc["resnet1d_siamq_tiny"]["model_cfg"]["channels"] == list(tcfg.channels)
+    m = mod.fresh(tcfg, enc)
+    assert all(torch.equal(v, enc["resnet1d_siamq_tiny"]["state_dict"]["encoder." + k])
+               for k, v in m.encoder.state_dict().items())
+    args.time_teacher_pretrain = "none"
+    assert set(mod.pretrained_encoders(train, args, records, said.append, tcfg)) == {"spec_student_xs"}
+    oof, dec, _ = mod.inner_oof(train, tcfg, bin_grid(scfg), args, print, enc, records)
     assert all(oof[r.record_id].shape == (len(r.y), len(bin_grid(scfg))) for r in train)
     assert all(np.isfinite(v).all() for v in oof.values()) and np.isfinite(dec["inner_mae"])
     assert get_model_cfg("spec_teacher_m") == mod.teacher_cfg(bench_defaults())      # spectral: as registered

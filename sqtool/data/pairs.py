@@ -235,7 +235,7 @@ def _nearest(t_sorted: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(np.abs(t_sorted[left] - t) <= np.abs(t_sorted[j] - t), left, j)
 
 
-def _device_rate(rec):
+def nominal_rate(rec):
     """rec itself, or (a rate the front end cannot resample from, e.g. 19.58 Hz measured from a smartwatch's
     timestamps) rec resampled to its whole-Hz rate, as the device's nominal clock would have sampled it."""
     import dataclasses
@@ -262,7 +262,7 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     if min(len(v) / rec.fs[c] for c, v in rec.signals.items() if c in model_cfg.channels) < model_cfg.window_s:
         res["short"] = 1
         return res
-    hr = record_spectra(_device_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)
+    hr = record_spectra(nominal_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)
     q = record_quality(rec, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s)
     j = _nearest(q["t0"], hr.t0)                                                 # (W,) quality window
     near = np.abs(q["t0"][j] - hr.t0) <= model_cfg.hop_s / 2                   # same window, up to the hop grid

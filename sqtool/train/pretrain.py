@@ -289,11 +289,13 @@ def check_resume_config(saved: dict, cfg: PretrainConfig, where: str) -> None:
 
 # ----------------------------------------------------------------------------- training
 
-def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, pairs=None) -> dict:
+def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, pairs=None,
+                 model_cfg=None) -> dict:
     """Pretrain (or resume the run in `run_dir`); returns the metrics dict (also in metrics.json).
 
     Under torchrun each rank calls this; rank 0 writes the files. `pairs` overrides cfg.pairs with a
-    ready pair source (tests)."""
+    ready pair source (tests); `model_cfg` the registry's cfg of cfg.model with a derived ModelCfg of the
+    same model (benchmarks/hr_spectral.py: the ResNet over PPG + accelerometer windows at 25 Hz)."""
     import torch
 
     from sqtool.models import create_model, get_model_cfg
@@ -310,9 +312,11 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         if cfg.epochs < 1:
             raise SqtoolError("epochs must be >= 1")
         local_b = cfg.batch_size // d.world
-        model_cfg = get_model_cfg(cfg.model)
+        model_cfg = model_cfg or get_model_cfg(cfg.model)
+        if model_cfg.name != cfg.model:
+            raise SqtoolError(f"model_cfg {model_cfg.name} is not the model {cfg.model} of the config")
         if model_cfg.task != "pretrain":               # a task model (spectral HR): its encoder + SimSiam heads
-            model_cfg = get_model_cfg(cfg.model, task="pretrain")
+            model_cfg = model_cfg.replace(task="pretrain")
         if (model_cfg.frontend or {}).get("type") == "spectrum" and pairs is None and cfg.pairs == "synthetic":
             raise SqtoolError(f"{cfg.model} reads spectra: make its pairs with `sqtool data pairs --model {cfg.model} "
                               "--data synthetic` (or your data) and pass --pairs DIR")

@@ -191,3 +191,22 @@ def test_pairs_without_a_contract_are_refused(tmp_path):
 def test_bf16_autocast_runs_on_cpu(tmp_path):
     m = run_pretrain(PretrainConfig(**{**TINY, "amp": "bf16", "synthetic_pairs": 64}), tmp_path)
     assert m["amp"] == "bfloat16" and all(math.isfinite(h["loss"]) for h in m["history"])
+
+
+def test_a_derived_model_cfg_pretrains_on_its_own_windows_and_is_saved(tmp_path):
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.models import get_model_cfg
+    mc = get_model_cfg("resnet1d_siamq_tiny", fs=25.0, window_s=8.0, channels=("ppg", "acc_x"), norm="zscore")
+    rng = np.random.default_rng(0)
+    pairs = ArrayPairs(rng.standard_normal((16, 2, 200)).astype(np.float32),
+                       rng.standard_normal((16, 2, 200)).astype(np.float32), np.repeat(np.arange(4), 4))
+    cfg = PretrainConfig(model="resnet1d_siamq_tiny", pairs="in-memory", epochs=1, batch_size=8, val_fraction=0.0,
+                         progress=False)
+    with pytest.raises(SqtoolError, match="input_shape|expects"):
+        run_pretrain(cfg, tmp_path / "registry", pairs=pairs)                    # the registry's 40 Hz x 30 s PPG
+    m = run_pretrain(cfg, tmp_path / "derived", pairs=pairs, model_cfg=mc)
+    assert np.isfinite(m["final_loss"])
+    saved = load_checkpoint(tmp_path / "derived" / "model.pt", expect_kind="teacher_pretrain")["model_cfg"]
+    assert saved["fs"] == 25.0 and saved["channels"] == ["ppg", "acc_x"] and saved["task"] == "pretrain"
+    with pytest.raises(SqtoolError, match="is not the model"):
+        run_pretrain(cfg, tmp_path / "other", pairs=pairs, model_cfg=get_model_cfg("resnet1d_siamq_tiny_10s"))
