@@ -33,8 +33,9 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
     - --teacher resnet1d_siamq_18 (item 3's larger teacher): the SiamQuality 1-D ResNet-18 over time-domain
       windows (PPG + 3-axis acceleration, 25 Hz, 8 s, the spectra's window starts) with one logit per bin of the
       student's grid, SiamQuality-pretrained per outer fold on the time-domain windows of the same real pairs
-      (--time-teacher-pretrain none: from scratch), fine-tuned on every window as is plus a time-stretched copy, in place of spec_teacher_m everywhere above (inner out-of-fold
-      logits, decoder choice, distillation).
+      (--time-teacher-pretrain none: from scratch), fine-tuned on every window as is plus a time-stretched
+      copy, in place of spec_teacher_m everywhere above (inner out-of-fold logits, decoder choice,
+      distillation).
 Nothing is chosen on the held-out subject; the architectures and epochs are fixed a priori.
 Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are NaN, not scored).
 TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out of every training set.
