@@ -94,13 +94,15 @@ class AugmentViews:
 
 
 def stretch_windows(x_long: np.ndarray, y: np.ndarray, n_out: int, rng: np.random.Generator, frac: float = 0.5,
-                    bpm: tuple[float, float] = (40.0, 210.0), s_max: float = 2.0, norm: str = "zscore") -> tuple[np.ndarray, np.ndarray]:
+                    bpm: tuple[float, float] = (40.0, 210.0), s_max: float = 2.0,
+                    norm: str = "zscore") -> tuple[np.ndarray, np.ndarray]:
     """The time-domain twin of the spectral models' frequency stretch (models.hr_bins.stretch_batch), for a
-    time-domain heart-rate model: of windows x_long (W, C, L) with L >= n_out samples (the window plus room,
-    data.hr_spectra.record_waveforms extra_s) and their truth y (W,) BPM, a `frac` share is read at s times
+    time-domain heart-rate model. Of windows x_long (W, C, L), L >= n_out samples (the window plus room:
+    data.hr_spectra.record_waveforms extra_s), and their truth y (W,) BPM, a `frac` share is read at s times
     the speed, x(s t) for t in [0, n_out), so its heart rate (and every other rhythm in it) is y * s, with
-    y * s log-uniform over `bpm`, s clipped to [1 / s_max, s_max] and to the room L / n_out; the others are cut to their first n_out samples. Every
-    window is normalised again (`norm`). Returns float32 (W, C, n_out) and the new truth (W,)."""
+    y * s log-uniform over `bpm`, s clipped to [1 / s_max, s_max] and to the room L / n_out; the others are
+    cut to their first n_out samples. Every window is normalised again (`norm`). Returns float32
+    (W, C, n_out) and the new truth (W,)."""
     from sqtool.data.preprocess import normalise
 
     x_long = np.asarray(x_long, np.float64)
