@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
-from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
+from sqtool.core import SqtoolError, atomic_write_text, write_metrics  # noqa: E402
 from sqtool.core.metrics import bootstrap_mean_ci  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_waveforms  # noqa: E402
@@ -193,6 +193,9 @@ def teacher_cfg(args):
     cfg = get_model_cfg(args.teacher)
     if cfg.family == SPECTRAL_FAMILY:
         return cfg
+    if cfg.family != "resnet1d":
+        raise SystemExit(f"--teacher {args.teacher}: a spectral model or a resnet1d_siamq_* (family {cfg.family} has no "
+                         "heart-rate-bin head)")
     scfg = get_model_cfg(args.student)
     return cfg.replace(**TIME_TEACHER, arch={**cfg.arch, "bins_bpm": list(scfg.arch["bins_bpm"])},
                        frontend={"ppg_sensors": ppg_sensors(scfg)})
@@ -596,6 +599,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args, argv)
+    try:
+        teacher_cfg(args)                                   # a wrong --teacher / --student: one line, before any data
+    except SqtoolError as e:
+        raise SystemExit(str(e))
     parts = args.parts.split(",") if args.parts else (["loso", "sp2wr", "wr2sp"] if args.protocol == "wrist"
                                                        and not args.folds else ["loso"])
     torch.set_num_threads(1)

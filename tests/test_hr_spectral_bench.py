@@ -97,3 +97,13 @@ def test_a_time_domain_resnet_teacher_gives_out_of_fold_logits_on_the_students_b
     assert all(oof[r.record_id].shape == (len(r.y), len(bin_grid(scfg))) for r in train)
     assert all(np.isfinite(v).all() for v in oof.values()) and np.isfinite(dec["inner_mae"])
     assert get_model_cfg("spec_teacher_m") == mod.teacher_cfg(bench_defaults())      # spectral: as registered
+
+
+def test_a_teacher_without_a_bin_head_is_one_line_before_any_data():
+    import pytest
+    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for teacher, says in (("cnn1d_student_s", "no heart-rate-bin head"), ("nosuch", "unknown model")):
+        with pytest.raises(SystemExit, match=says):
+            mod.main(["--teacher", teacher, "--out", "/nonexistent/never-written"])
