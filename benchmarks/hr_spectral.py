@@ -246,13 +246,38 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None):
         for r in train:
             if r.key in g:
                 oof[r.record_id] = predict_logits(m, teacher_x(r, tcfg, records))
-    base = fit_decoder([r.y for r in train], tcfg.arch["bins_bpm"], tcfg.hop_s)
-    dec = select_decoder([oof[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base)
-    log(f"  decoder (inner CV over {len(set(rkeys))} training subjects): sigma {dec['sigma_bpm']:.2f} BPM "
-        f"(truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, temperature {dec['temperature']:g}, "
-        f"interval {dec['interval']:.3f} (inner coverage {dec.get('inner_coverage', float('nan')):.3f}), "
-        f"conf +-{dec['conf_halfwidth_bpm']:g} BPM, inner MAE {dec['inner_mae']:.2f}")
-    return oof, dec, groups
+    return oof, decoder_on(oof, train, tcfg, "teacher", log), groups
+
+
+def decoder_on(logits: dict, train, cfg, whose: str, log) -> dict:
+    """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder)."""
+    base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
+    dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base)
+    log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
+        f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
+        f"temperature {dec['temperature']:g}, interval {dec['interval']:.3f} (inner coverage "
+        f"{dec.get('inner_coverage', float('nan')):.3f}), conf +-{dec['conf_halfwidth_bpm']:g} BPM, inner MAE "
+        f"{dec['inner_mae']:.2f}")
+    return dec
+
+
+def student_oof(train, groups, oof, bins, a, encoders) -> dict:
+    """--decoder-on student: the float student's out-of-fold logits on the training recordings, one student per
+    inner fold trained as the outer one is (recipe `a`, KD from the teacher's out-of-fold logits) for
+    --inner-epochs, so the decoder is chosen on the logits it will decode rather than on the teacher's."""
+    scfg = get_model_cfg(a.student)
+    out = {}
+    for g in groups:
+        tr = [r for r in train if r.key not in g]
+        torch.manual_seed(a.seed)
+        m = fresh(scfg, encoders)
+        train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]), bins,
+                   student_cfg(a, a.inner_epochs),
+                   np.concatenate([oof[r.record_id] for r in tr]) if a.kd and a.kd_float else None)
+        for r in train:
+            if r.key in g:
+                out[r.record_id] = predict_logits(m, as_model_input(r.x))
+    return out
 
 
 # The student's recipes --recipe inner chooses among (each a priori; the teacher's training is fixed by the
@@ -334,11 +359,13 @@ def run_fold(train, test, args, records, log):
     torch.manual_seed(args.seed)
     oof, dec, groups = inner_oof(train, tcfg, bins, args, log, encoders, records)
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
-    rng = torch.get_rng_state()                          # the networks below start as without --recipe inner
+    rng = torch.get_rng_state()         # the networks below start as without --recipe inner / --decoder-on student
     recipe, recipe_scores = (choose_recipe(train, groups, oof, dec, bins, args, log, encoders)
                              if args.recipe == "inner" else (None, {}))
-    torch.set_rng_state(rng)
     a = student_args(args, recipe)
+    if args.decoder_on == "student":
+        dec = decoder_on(student_oof(train, groups, oof, bins, a, encoders), train, scfg, "student", log)
+    torch.set_rng_state(rng)
     teacher = fresh(tcfg, encoders)
     train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)
     student = fresh(scfg, encoders)
@@ -502,6 +529,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--time-teacher-pretrain", choices=("none", "real"), default="real",
                     help="a time-domain --teacher: real (with --pretrain real): SiamQuality pretraining on the same "
                          "real pairs' time-domain windows, as the spectral encoders; none: from scratch")
+    ap.add_argument("--decoder-on", choices=("teacher", "student"), default="teacher",
+                    help="whose inner out-of-fold logits choose the decoder (sigma, floor, temperature, interval, "
+                         "confidence): the teacher's (as sqtool train finetune) or the float student's (inner students)")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,
@@ -552,6 +582,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
     recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
               + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz)" if time_teacher else "")
+              + f"; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits"
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
               + (f" (the time-domain teacher: {args.time_teacher_pretrain})"
                  if time_teacher and args.pretrain != "none" else "") + "; student recipe: "
