@@ -107,3 +107,27 @@ def test_a_teacher_without_a_bin_head_is_one_line_before_any_data():
     for teacher, says in (("cnn1d_student_s", "no heart-rate-bin head"), ("nosuch", "unknown model")):
         with pytest.raises(SystemExit, match=says):
             mod.main(["--teacher", teacher, "--out", "/nonexistent/never-written"])
+
+
+def test_decoder_on_the_students_out_of_fold_logits():
+    import numpy as np
+
+    from sqtool.data.hr_spectra import hr_corpus
+    from sqtool.models import get_model_cfg
+    from sqtool.models.spectral import bin_grid
+    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = bench_defaults()
+    assert args.decoder_on == "teacher"                                          # as sqtool train finetune
+    args.student, args.teacher, args.inner_epochs = "spec_student_xs", "spec_student_xs", 1
+    scfg = get_model_cfg(args.student)
+    train = hr_corpus("synthetic", model_cfg=scfg, synthetic_subjects=4)
+    said = []
+    oof, dec_t, groups = mod.inner_oof(train, scfg, bin_grid(scfg), args, said.append)
+    soof = mod.student_oof(train, groups, oof, bin_grid(scfg), args, {})
+    assert set(soof) == {r.record_id for r in train}
+    assert all(soof[r.record_id].shape == oof[r.record_id].shape for r in train)
+    assert not all(np.array_equal(soof[k], oof[k]) for k in soof)              # other networks, other logits
+    dec_s = mod.decoder_on(soof, train, scfg, "student", said.append)
+    assert set(dec_s) == set(dec_t) and "student's out-of-fold" in said[-1] and "teacher's" in said[0]
