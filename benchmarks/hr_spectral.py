@@ -20,7 +20,9 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
     - decoder: transition sigma, jump floor and logit temperature chosen on the inner out-of-fold logits
       (the truth's own per-hop sigma among the candidates), then, on the same windows, the interval's
       nominal mass (inner coverage of the truth closest to 90 %) and the confidence half-width (best
-      ranking of errors), as `sqtool train finetune` does (hr_bins.select_decoder);
+      ranking of errors), as `sqtool train finetune` does (hr_bins.select_decoder); --decoder-on student
+      chooses them on the float student's out-of-fold logits instead (one student per inner fold; the outer
+      networks are unchanged);
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
     - --pretrain real (issue 9, item 4; the default, --pretrain none = scratch): before any of the above, SiamQuality
