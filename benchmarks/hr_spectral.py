@@ -203,6 +203,15 @@ def teacher_cfg(args):
                        frontend={"ppg_sensors": ppg_sensors(scfg)})
 
 
+def check_models(args) -> None:
+    """A wrong --teacher / --student is one line, before any data is read."""
+    try:
+        get_model_cfg(args.student)
+        teacher_cfg(args)
+    except SqtoolError as e:
+        raise SystemExit(str(e))
+
+
 _WAVES: dict = {}                       # (dataset, record) -> the time-domain teacher's long windows
 
 
@@ -632,10 +641,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args, argv)
-    try:
-        teacher_cfg(args)                                   # a wrong --teacher / --student: one line, before any data
-    except SqtoolError as e:
-        raise SystemExit(str(e))
+    check_models(args)
     parts = args.parts.split(",") if args.parts else (["loso", "sp2wr", "wr2sp"] if args.protocol == "wrist"
                                                        and not args.folds else ["loso"])
     torch.set_num_threads(1)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hr_spectral import DATA, add_training_args, load_records, run_fold  # noqa: E402
+from hr_spectral import DATA, add_training_args, check_models, load_records, run_fold  # noqa: E402
 
 from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
 from sqtool.data.hr_spectra import hr_corpus, record_spectra  # noqa: E402
@@ -65,6 +65,7 @@ def main(argv=None):
                          "set the augmentation was diagnosed on (hr_synthetic_pulse_diagnosis.md), another = fresh")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
+    check_models(args)
     import torch
     torch.set_num_threads(1)
     log = lambda m: print(m, flush=True)  # noqa: E731

@@ -104,9 +104,10 @@ def test_a_teacher_without_a_bin_head_is_one_line_before_any_data():
     spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    for teacher, says in (("cnn1d_student_s", "no heart-rate-bin head"), ("nosuch", "unknown model")):
+    for flag, name, says in (("--teacher", "cnn1d_student_s", "no heart-rate-bin head"),
+                             ("--teacher", "nosuch", "unknown model"), ("--student", "nosuch", "unknown model")):
         with pytest.raises(SystemExit, match=says):
-            mod.main(["--teacher", teacher, "--out", "/nonexistent/never-written"])
+            mod.main([flag, name, "--out", "/nonexistent/never-written"])
 
 
 def test_decoder_on_the_students_out_of_fold_logits():
