@@ -196,8 +196,8 @@ def teacher_cfg(args):
     if cfg.family == SPECTRAL_FAMILY:
         return cfg
     if cfg.family != "resnet1d":
-        raise SystemExit(f"--teacher {args.teacher}: a spectral model or a resnet1d_siamq_* (family {cfg.family} has no "
-                         "heart-rate-bin head)")
+        raise SqtoolError(f"--teacher {args.teacher}: a spectral model or a resnet1d_siamq_* (family {cfg.family} "
+                          "has no heart-rate-bin head)")
     scfg = get_model_cfg(args.student)
     return cfg.replace(**TIME_TEACHER, arch={**cfg.arch, "bins_bpm": list(scfg.arch["bins_bpm"])},
                        frontend={"ppg_sensors": ppg_sensors(scfg)})
@@ -309,26 +309,18 @@ def student_cfg(a, epochs: int | None = None) -> BinTrainCfg:
 
 
 def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[str, dict]:
-    """--recipe inner: each recipe's float student trained (--inner-epochs, as the inner teachers) on the inner
-    folds' training subjects (KD from the same out-of-fold teacher logits), decoded with the fold's decoder on
-    the inner held-out subjects; the recipe
-    with the lowest mean of those subjects' MAE. Only training subjects of the outer fold are read."""
-    scfg = get_model_cfg(args.student)
-    per: dict = {name: {} for name in RECIPES}                     # recipe -> inner subject -> errors
-    for g in groups:
-        tr = [r for r in train if r.key not in g]
-        X, Y = np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr])
-        T = np.concatenate([oof[r.record_id] for r in tr])
-        for name in RECIPES:
-            a = student_args(args, name)
-            torch.manual_seed(args.seed)
-            m = fresh(scfg, encoders)
-            train_bins(m, X, Y, bins, student_cfg(a, args.inner_epochs), T if a.kd and a.kd_float else None)
-            for r in train:
-                if r.key in g:
-                    hr = decode_float(predict_logits(m, as_model_input(r.x)), dec, r.flagged < 0.5)["hr"]
-                    per[name].setdefault(r.key, []).append(np.abs(hr - r.y))
-    scores = {name: float(np.mean([np.nanmean(np.concatenate(v)) for v in p.values()])) for name, p in per.items()}
+    """--recipe inner: each recipe's float student out-of-fold logits (`student_oof`: --inner-epochs students on
+    the inner folds' training subjects, KD from the same out-of-fold teacher logits), decoded with the fold's
+    decoder on the inner held-out subjects; the recipe with the lowest mean of those subjects' MAE. Only
+    training subjects of the outer fold are read."""
+    scores = {}
+    for name in RECIPES:
+        soof = student_oof(train, groups, oof, bins, student_args(args, name), encoders)
+        per: dict = {}                                              # inner subject -> errors
+        for r in train:
+            hr = decode_float(soof[r.record_id], dec, r.flagged < 0.5)["hr"]
+            per.setdefault(r.key, []).append(np.abs(hr - r.y))
+        scores[name] = float(np.mean([np.nanmean(np.concatenate(v)) for v in per.values()]))
     best = min(scores, key=scores.get)
     log("  recipe (inner CV): " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" -> {best}")
     return best, scores
