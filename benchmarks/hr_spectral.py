@@ -17,12 +17,13 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
     - training augmentation: --stretch-frac of the windows frequency-stretched (truth x s), the rest shifted,
       and --motion-frac with an added arm-motion peak away from the truth (hr_bins module docstring), for
       every network above;
-    - decoder: transition sigma, jump floor and logit temperature chosen on the inner out-of-fold logits
+    - decoder: transition sigma, jump floor and logit temperature chosen on inner out-of-fold logits
       (the truth's own per-hop sigma among the candidates), then, on the same windows, the interval's
       nominal mass (inner coverage of the truth closest to 90 %) and the confidence half-width (best
-      ranking of errors), as `sqtool train finetune` does (hr_bins.select_decoder); --decoder-on student
-      chooses them on the float student's out-of-fold logits instead (one student per inner fold; the outer
-      networks are unchanged);
+      ranking of errors) (hr_bins.select_decoder); by default (--decoder-on student, as `sqtool quantize`)
+      on the float student's out-of-fold logits (one student per inner fold, hr_bins.out_of_fold_logits),
+      --decoder-on teacher on the teacher's (as `sqtool train finetune` chooses the teacher's own); the
+      outer networks are the same either way;
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
     - --pretrain real (issue 9, item 4; the default, --pretrain none = scratch): before any of the above, SiamQuality
@@ -70,7 +71,7 @@ from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, kd_gate,  # noqa: E402
-                                  predict_logits, select_decoder, train_bins)
+                                  out_of_fold_logits, predict_logits, select_decoder, train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
 DATA = ROOT.parent / "shared" / "data"
@@ -273,22 +274,14 @@ def decoder_on(logits: dict, train, cfg, whose: str, log) -> dict:
 
 
 def student_oof(train, groups, oof, bins, a, encoders) -> dict:
-    """--decoder-on student: the float student's out-of-fold logits on the training recordings, one student per
-    inner fold trained as the outer one is (recipe `a`, KD from the teacher's out-of-fold logits) for
+    """The float student's out-of-fold logits on the training recordings (`hr_bins.out_of_fold_logits`): one
+    student per inner fold trained as the outer one is (recipe `a`, KD from the teacher's out-of-fold logits) for
     --inner-epochs, so the decoder is chosen on the logits it will decode rather than on the teacher's."""
     scfg = get_model_cfg(a.student)
-    out = {}
-    for g in groups:
-        tr = [r for r in train if r.key not in g]
-        torch.manual_seed(a.seed)
-        m = fresh(scfg, encoders)
-        train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]), np.concatenate([r.y for r in tr]), bins,
-                   student_cfg(a, a.inner_epochs),
-                   np.concatenate([oof[r.record_id] for r in tr]) if a.kd and a.kd_float else None)
-        for r in train:
-            if r.key in g:
-                out[r.record_id] = predict_logits(m, as_model_input(r.x))
-    return out
+    kd = [oof[r.record_id] for r in train] if a.kd and a.kd_float else None
+    logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], [r.key for r in train],
+                                groups, lambda: fresh(scfg, encoders), bins, student_cfg(a, a.inner_epochs), kd)
+    return {r.record_id: lg for r, lg in zip(train, logits)}
 
 
 # The student's recipes --recipe inner chooses among (each a priori; the teacher's training is fixed by the
@@ -532,9 +525,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--time-teacher-pretrain", choices=("none", "real"), default="real",
                     help="a time-domain --teacher: real (with --pretrain real): SiamQuality pretraining on the same "
                          "real pairs' time-domain windows, as the spectral encoders; none: from scratch")
-    ap.add_argument("--decoder-on", choices=("teacher", "student"), default="teacher",
+    ap.add_argument("--decoder-on", choices=("teacher", "student"), default="student",
                     help="whose inner out-of-fold logits choose the decoder (sigma, floor, temperature, interval, "
-                         "confidence): the teacher's (as sqtool train finetune) or the float student's (inner students)")
+                         "confidence): the float student's (inner students, as sqtool quantize) or the teacher's")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,

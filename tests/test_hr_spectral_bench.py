@@ -120,7 +120,7 @@ def test_decoder_on_the_students_out_of_fold_logits():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     args = bench_defaults()
-    assert args.decoder_on == "teacher"                                          # as sqtool train finetune
+    assert args.decoder_on == "student"                                          # as sqtool quantize
     args.student, args.teacher, args.inner_epochs = "spec_student_xs", "spec_student_xs", 1
     scfg = get_model_cfg(args.student)
     train = hr_corpus("synthetic", model_cfg=scfg, synthetic_subjects=4)

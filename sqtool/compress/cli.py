@@ -88,6 +88,14 @@ class QuantizeConfig:
         "help": "spectral hr students: a SiamQuality pretraining run of the student's architecture (`sqtool train "
                 "pretrain --model spec_student_s --pairs ...`); the float student's encoder starts from it",
         "metavar": "RUN"})
+    decoder_on: str = field(default="student", metadata={
+        "help": "spectral hr students: whose out-of-fold logits choose the decoder (transition, temperature, "
+                "interval, confidence): student (one float student per inner fold of the training subjects, so "
+                "it is calibrated on the logits it decodes) or teacher (the teacher run's decoder as is)"})
+    inner_folds: int = field(default=3, metadata={"help": "--decoder-on student: inner folds of the training "
+                                                          "subjects"})
+    inner_epochs: int = field(default=0, metadata={"help": "--decoder-on student: epochs of each inner student "
+                                                           "(0 = half the float student's)"})
     epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "
                                                      "60 for spectral ones)"})
     lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle)"})

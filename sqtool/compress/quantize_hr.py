@@ -12,8 +12,15 @@
    (labels only everywhere with --no-distill); `freq_stretch` of the windows frequency-stretched (teacher
    logits stretched alike), `motion_frac` with an added arm-motion peak (labels only). Then the Brevitas
    twin (BN folded, input scale fixed at 1/127), calibrated, and QAT with the same loss (`compress.hr_qat`).
-4. Held-out subjects: the teacher (its out-of-fold logits), the float student and the int8 twin, each
-   decoded by the teacher run's decoder (float forward filter; fixed-point decoder for int8, exactly the
+4. The decoder (`--decoder-on student`, the default): chosen as `sqtool train finetune` chooses the teacher's
+   (`hr_bins.select_decoder`: transition, temperature, the interval's mass calibrated to 90 % coverage, the
+   confidence half-width), but on the out-of-fold logits of float students: one per `inner_folds` fold of the
+   TRAINING subjects, trained as the student is for `inner_epochs` (`hr_bins.out_of_fold_logits`), so the
+   interval and confidence are calibrated on the logits they will decode, not on the teacher's sharper ones.
+   `--decoder-on teacher` keeps the teacher run's decoder. The chosen decoder is saved (decoder.json, with a
+   key) and reused on --resume.
+5. Held-out subjects: the teacher (its out-of-fold logits, its own decoder), the float student and the int8
+   twin, decoded by the student's decoder (float forward filter; fixed-point decoder for int8, exactly the
    firmware's). model.pt (student_int8, model_cfg with the decoder), student_float.pt, heldout.npz
    (x = codes / 127 (N, C, F), y, groups), metrics.json, report.md.
 
@@ -47,7 +54,8 @@ def _subject_mae(rows: list[dict], key: str) -> dict:
 
 # config fields that do not change the float student (QAT, export budget, bookkeeping)
 _NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_npz", "teacher", "teacher_cache",
-                     "allow_over_budget", "max_int8_weights", "max_macs", "out", "force")
+                     "allow_over_budget", "max_int8_weights", "max_macs", "out", "force",
+                     "decoder_on", "inner_folds", "inner_epochs")
 
 
 def float_key(cfg, t_sha: str, arrays) -> str:
@@ -79,6 +87,40 @@ def reusable_float_student(fpath: Path, fkey: str, resume: bool):
     return load_model(saved), saved
 
 
+def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg, t_logits: dict | None, dpath: Path,
+                    dkey: str, resume: bool, say) -> dict | None:
+    """The decoder chosen on the float students' out-of-fold logits of the `train` recordings (module docstring,
+    step 4); None when the training data has a single subject (no inner fold: the teacher's decoder stays).
+    On --resume a decoder.json with the same key is reused."""
+    import json
+    from dataclasses import replace
+
+    from sqtool.data.tasks import subject_folds
+    from sqtool.models.hr_bins import fit_decoder, out_of_fold_logits, select_decoder
+    if resume and dpath.is_file():
+        saved = json.loads(dpath.read_text())
+        if saved.get("key") == dkey:
+            say(f"decoder: reused {dpath}")
+            return saved["decoder"]
+    keys = np.array([r.key for r in train])
+    if len(set(keys)) < 2:
+        say("decoder: one training subject, no inner fold: the teacher's decoder is kept")
+        return None
+    folds = [set(keys[te]) for _, te in subject_folds(keys, cfg.inner_folds, cfg.seed)]
+    icfg = replace(bcfg, epochs=cfg.inner_epochs or max(1, bcfg.epochs // 2))
+    logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], list(keys), folds,
+                                make_student, bins, icfg,
+                                [t_logits[r.record_id] for r in train] if t_logits is not None else None)
+    base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
+    dec = select_decoder(logits, [r.y for r in train], list(keys), base)
+    atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
+    say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
+        f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, interval {dec['interval']:.3f} (inner "
+        f"coverage {dec['inner_coverage']:.3f}), confidence +-{dec['conf_halfwidth_bpm']:g} BPM, inner MAE "
+        f"{dec['inner_mae']:.2f}")
+    return dec
+
+
 def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:
     """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint. `run_dir` given: resume
     that run (its matching student_float.pt is reused, see the module docstring)."""
@@ -102,6 +144,11 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
         raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
     if not 0.0 <= cfg.motion_frac <= 1.0:
         raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
+    if cfg.decoder_on not in ("student", "teacher"):
+        raise SqtoolError(f"--decoder-on must be student or teacher, got '{cfg.decoder_on}'")
+    if cfg.inner_folds < 0 or cfg.inner_folds == 1 or cfg.inner_epochs < 0:
+        raise SqtoolError(f"--inner-folds must be >= 2 (0 = one per subject) and --inner-epochs >= 0, got "
+                          f"{cfg.inner_folds} and {cfg.inner_epochs}")
     if not cfg.kd_gate_bpm >= 0.0:
         raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
     torch.set_num_threads(max(1, cfg.threads))
@@ -186,6 +233,20 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                        stretch_frac=float(cfg.freq_stretch),
                        motion_frac=float(cfg.motion_frac))
     fkey = float_key(cfg, t_sha, (X, Y, TL))
+
+    def make_student():
+        m = create_model(scfg)
+        if init is not None:
+            load_encoder(m, scfg, init, where=f"--student-init {cfg.student_init}")
+        return m
+
+    whose = "teacher"
+    if cfg.decoder_on == "student":
+        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}"
+        dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
+                              run_dir / "decoder.json", dkey, resume, say)
+        if dec is not None:
+            scfg, whose = scfg.replace(decoder=dec), "student"
     set_seed(cfg.seed)
     fpath = run_dir / "student_float.pt"
     found = reusable_float_student(fpath, fkey, resume)
@@ -195,9 +256,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
         hist = list(saved.get("history") or [])
         say(f"float student {student}: reused {fpath} [{time.time() - t0:.0f} s]")
     else:
-        fstudent = create_model(scfg)
-        if init is not None:
-            load_encoder(fstudent, scfg, init, where=f"--student-init {cfg.student_init}")
+        fstudent = make_student()
         hist = train_bins(fstudent, X, Y, bins, bcfg, TL if kd else None)
         say(f"float student {student}: {bcfg.epochs} epochs, loss {hist[0]:.3f} -> {hist[-1]:.3f} "
             f"[{time.time() - t0:.0f} s]")
@@ -230,7 +289,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                "out-of-fold" if honest else "in-sample", "heldout_subjects": sorted(held),
                "mae_bpm": {k: v for k, v in mean.items()}, "per_subject": per,
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
-               "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "wall_s": time.time() - t0}
+               "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "decoder_on": whose,
+               "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
     from sqtool.core.progress import training_curve
     training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},

@@ -302,6 +302,34 @@ def predict_logits(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[str], folds: list[set],
+                       make_model, bins: np.ndarray, cfg: BinTrainCfg,
+                       teacher_logits: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Out-of-fold logits (W, F) per recording: for each fold (a set of subject keys) a fresh `make_model()`
+    (torch seeded with cfg.seed first) trained with `train_bins` on the recordings whose key is NOT in the
+    fold (KD from their `teacher_logits` when given), then run on the recordings whose key is. Every key must
+    be in exactly one fold. This is how a decoder gets chosen on the logits of the model it will decode
+    (`select_decoder`) without that model ever having seen the subjects it is scored on."""
+    keys = list(keys)
+    owner = [[i for i, f in enumerate(folds) if k in f] for k in keys]
+    if any(len(o) != 1 for o in owner):
+        bad = sorted({k for k, o in zip(keys, owner) if len(o) != 1})
+        raise SqtoolError(f"out_of_fold_logits: subjects {', '.join(bad)} are not in exactly one fold")
+    out: list = [None] * len(keys)
+    for i in range(len(folds)):
+        tr = [j for j, o in enumerate(owner) if o[0] != i]
+        te = [j for j, o in enumerate(owner) if o[0] == i]
+        if not te:
+            continue
+        torch.manual_seed(cfg.seed)
+        m = make_model()
+        train_bins(m, np.concatenate([xs[j] for j in tr]), np.concatenate([ys[j] for j in tr]), bins, cfg,
+                   np.concatenate([teacher_logits[j] for j in tr]) if teacher_logits is not None else None)
+        for j in te:
+            out[j] = predict_logits(m, xs[j])
+    return out
+
+
 # ----------------------------------------------------------------------------- decoding
 
 from sqtool.models.decoder import decode_float, decode_int, decoder_only  # noqa: E402  (re-exported)

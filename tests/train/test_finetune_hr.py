@@ -41,6 +41,33 @@ def test_quantize_a_spectral_teacher(teacher_run, tmp_path):
     assert m["teacher_logits"] == "out-of-fold" and set(m["mae_bpm"]) == {"teacher", "float", "int8", "int8_raw"}
 
 
+def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(teacher_run, tmp_path, capsys):
+    """--decoder-on student (default): the int8 model's decoder is the one chosen on the inner float students'
+    out-of-fold logits (decoder.json), not the teacher's; --decoder-on teacher keeps the teacher's as is."""
+    tdec = load_checkpoint(teacher_run / "model.pt")["model_cfg"]["decoder"]
+    common = ["quantize", "--model", str(teacher_run), "--student", "spec_student_xs", "--data", "synthetic",
+              "--epochs", "2", "--qat-epochs", "1", "--no-progress"]
+    assert main(common + ["--out", str(tmp_path / "s")]) == 0
+    saved = json.loads((tmp_path / "s" / "decoder.json").read_text())["decoder"]
+    sdec = load_checkpoint(tmp_path / "s" / "model.pt")["model_cfg"]["decoder"]
+    assert sdec == saved and sdec != tdec
+    assert 0.05 <= sdec["interval"] <= 0.9999 and sdec["conf_halfwidth_bpm"] > 0
+    m = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert m["decoder_on"] == "student" and m["decoder"] == sdec
+
+    assert main(common + ["--decoder-on", "teacher", "--out", str(tmp_path / "t")]) == 0
+    assert load_checkpoint(tmp_path / "t" / "model.pt")["model_cfg"]["decoder"] == tdec
+    assert not (tmp_path / "t" / "decoder.json").exists()
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["decoder_on"] == "teacher"
+
+    capsys.readouterr()
+    for bad, says in ((["--decoder-on", "both"], "--decoder-on must be"), (["--inner-folds", "1"], "--inner-folds")):
+        assert main(common + bad + ["--out", str(tmp_path / "bad")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0]
+    assert not (tmp_path / "bad").exists()                               # refused before any run folder
+
+
 def test_spectral_paths_refuse_what_does_not_apply(teacher_run, tmp_path, capsys):
     assert main(["train", "finetune", "--task", "rr", "--model", "spec_student_xs", "--data", "synthetic",
                  "--out", str(tmp_path / "a")]) != 0

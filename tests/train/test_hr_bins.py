@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from sqtool.core import SqtoolError
 from sqtool.models import create_model, get_model_cfg
 from sqtool.models.spectral import bin_grid
 from sqtool.models.hr_bins import (BinTrainCfg, gaussian_targets, inject_motion, kd_gate, predict_logits, select_decoder,
@@ -260,3 +261,31 @@ def test_train_bins_takes_time_domain_windows_only_without_bin_augmentation():
     losses = train_bins(m, x, y, bins, BinTrainCfg(epochs=2, shift_bins=0, batch_size=4))
     assert len(losses) == 2 and np.isfinite(losses).all()
     assert predict_logits(m, x).shape == (8, 134)                                # one logit per bin
+
+
+def test_out_of_fold_logits_come_from_a_model_that_never_saw_the_subject():
+    """Each recording's logits equal those of a model trained (same seed) on the other folds' subjects only;
+    a subject in no fold (or in two) is refused."""
+    from sqtool.models.hr_bins import out_of_fold_logits
+    rng = np.random.default_rng(0)
+    bins = np.arange(40.0, 60.0, 1.0)
+    xs = [rng.normal(size=(6, 2, len(bins))).astype(np.float32) for _ in range(4)]
+    ys = [rng.uniform(42, 58, 6) for _ in range(4)]
+    keys = ["a", "a", "b", "c"]
+    folds = [{"a"}, {"b", "c"}]
+    cfg = BinTrainCfg(epochs=2, seed=3, shift_bins=0, stretch_frac=0.0, motion_frac=0.0)
+
+    def make():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * len(bins), len(bins)))
+
+    out = out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg)
+    assert [o.shape for o in out] == [(6, len(bins))] * 4
+    torch.manual_seed(3)
+    m = make()
+    train_bins(m, np.concatenate(xs[2:]), np.concatenate(ys[2:]), bins, cfg)     # trained without subject a
+    assert np.array_equal(out[0], predict_logits(m, xs[0])) and np.array_equal(out[1], predict_logits(m, xs[1]))
+    assert not np.array_equal(out[2], predict_logits(m, xs[2]))
+    with pytest.raises(SqtoolError, match="not in exactly one fold"):
+        out_of_fold_logits(xs, ys, keys, [{"a"}, {"b"}], make, bins, cfg)
+    with pytest.raises(SqtoolError, match="not in exactly one fold"):
+        out_of_fold_logits(xs, ys, keys, [{"a", "b"}, {"b", "c"}], make, bins, cfg)
