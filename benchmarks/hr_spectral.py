@@ -23,7 +23,8 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       ranking of errors) (hr_bins.select_decoder); by default (--decoder-on student, as `sqtool quantize`)
       on the float student's out-of-fold logits (one student per inner fold, hr_bins.out_of_fold_logits),
       --decoder-on teacher on the teacher's (as `sqtool train finetune` chooses the teacher's own); the
-      outer networks are the same either way;
+      outer networks are the same either way, and the float teacher's column is always decoded with the
+      decoder chosen on the teacher's logits;
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
     - --pretrain real (issue 9, item 4; the default, --pretrain none = scratch): before any of the above, SiamQuality
@@ -353,7 +354,8 @@ def run_fold(train, test, args, records, log):
     Y = np.concatenate([r.y for r in train])
     encoders = pretrained_encoders(train, args, records, log, tcfg)
     torch.manual_seed(args.seed)
-    oof, dec, groups = inner_oof(train, tcfg, bins, args, log, encoders, records)
+    oof, dec_t, groups = inner_oof(train, tcfg, bins, args, log, encoders, records)    # dec_t decodes the teacher
+    dec = dec_t
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
     rng = torch.get_rng_state()         # the networks below start as without --recipe inner / --decoder-on student
     recipe, recipe_scores = (choose_recipe(train, groups, oof, dec, bins, args, log, encoders)
@@ -387,7 +389,7 @@ def run_fold(train, test, args, records, log):
         dq = decode_int(lq, dec, scale, valid)
         row = {"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "n": int(np.isfinite(r.y).sum()),
                "y": r.y, "int8": dq["hr"], "int8_lo": dq["lo"], "int8_hi": dq["hi"], "int8_conf": dq["conf"],
-               "student": decode_float(ls, dec, valid)["hr"], "teacher": decode_float(lt, dec, valid)["hr"],
+               "student": decode_float(ls, dec, valid)["hr"], "teacher": decode_float(lt, dec_t, valid)["hr"],
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
                "baseline": baseline_for(records, [r], notch)[r.record_id],
                "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
