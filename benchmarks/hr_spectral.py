@@ -64,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import SqtoolError, atomic_write_text, write_metrics  # noqa: E402
-from sqtool.core.metrics import bootstrap_mean_ci  # noqa: E402
+from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_waveforms  # noqa: E402
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
@@ -435,18 +435,15 @@ def summarise(rows, title):
     conf = np.concatenate([r["int8_conf"] for r in rows])[ok]
     yy = y[ok]
     # the interval is the calibrated one: its nominal mass chosen per outer fold on inner out-of-fold windows
-    summ["interval_coverage"] = float(np.mean((yy >= lo - 0.5) & (yy <= hi + 0.5)))
+    u = uncertainty_scores(hr, lo, hi, conf, yy)           # conf: the device's confidence output (conf_q15)
+    summ["interval_coverage"] = u["interval_coverage"]
     summ["interval_mass"] = sorted({float(r["interval"]) for r in rows})
     summ["inner_coverage"] = sorted({float(r["inner_coverage"]) for r in rows})
     summ["conf_halfwidth_bpm"] = sorted({float(r["conf_halfwidth_bpm"]) for r in rows})
-    e = np.abs(hr - yy)
-    summ["mae_all"] = float(e.mean())
-    keep = conf >= np.quantile(conf, 0.2)                  # the device's confidence output (conf_q15)
-    summ["mae_top80_conf"] = float(e[keep].mean())
-    summ["gating_reduction"] = float(1 - e[keep].mean() / e.mean())
-    w = hi - lo                                            # for reference: ranking by interval width
-    keep_w = -w >= np.quantile(-w, 0.2)
-    summ["gating_reduction_width"] = float(1 - e[keep_w].mean() / e.mean())
+    summ["mae_all"], summ["mae_top80_conf"], summ["gating_reduction"] = u["mae_all"], u["mae_top"], \
+        u["gating_reduction"]
+    # for reference: ranking by interval width
+    summ["gating_reduction_width"] = uncertainty_scores(hr, lo, hi, lo - hi, yy)["gating_reduction"]
     summ["doubtful_truth_windows"] = int((~ok).sum())
     chosen = {}                                            # --recipe inner: the student recipe of each fold
     for d in table:

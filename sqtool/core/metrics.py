@@ -89,6 +89,31 @@ def bootstrap_ci(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray,
             for k, v in samples.items()}
 
 
+def uncertainty_scores(pred: np.ndarray, lo: np.ndarray, hi: np.ndarray, conf: np.ndarray, y: np.ndarray,
+                       keep: float = 0.8, slack: float = 0.5) -> dict:
+    """How well a prediction's uncertainty tracks its error, on the windows with a finite truth and prediction:
+    interval_coverage (share of windows with lo - slack <= y <= hi + slack; slack = half a 1-unit bin),
+    interval_width_median, and confidence gating: mae_all, mae_top (the `keep` share of windows with the highest
+    `conf`) and gating_reduction = 1 - mae_top / mae_all (0.3 = keeping the most confident windows cuts the
+    error 30 %). None values when no window qualifies."""
+    pred, lo, hi, conf, y = (np.asarray(a, float).ravel() for a in (pred, lo, hi, conf, y))
+    if not len(pred) == len(lo) == len(hi) == len(conf) == len(y):
+        raise ValueError(f"uncertainty_scores: lengths differ ({len(pred)}, {len(lo)}, {len(hi)}, {len(conf)}, "
+                         f"{len(y)})")
+    ok = np.isfinite(y) & np.isfinite(pred) & np.isfinite(lo) & np.isfinite(hi) & np.isfinite(conf)
+    out = {"n": int(ok.sum()), "keep": keep, "interval_coverage": None, "interval_width_median": None,
+           "mae_all": None, "mae_top": None, "gating_reduction": None}
+    if not ok.any():
+        return out
+    y, e = y[ok], np.abs(pred[ok] - y[ok])
+    kept = conf[ok] >= np.quantile(conf[ok], round(1 - keep, 12))          # ties at the threshold are kept
+    out.update(interval_coverage=float(np.mean((y >= lo[ok] - slack) & (y <= hi[ok] + slack))),
+               interval_width_median=float(np.median(hi[ok] - lo[ok])), mae_all=float(e.mean()),
+               mae_top=float(e[kept].mean()))
+    out["gating_reduction"] = float(1 - out["mae_top"] / out["mae_all"]) if out["mae_all"] > 0 else 0.0
+    return out
+
+
 def bootstrap_mean_ci(values, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     """(lo, hi) of the mean of the finite `values` by resampling them with replacement (NaN when empty)."""
     v = np.asarray(values, np.float64)

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
+from sqtool.core.metrics import uncertainty_scores
 from sqtool.firmware_bench.report import _f, _table, as_markdown   # one table format for both benches
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
@@ -508,6 +509,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
                 o = decode(full, recs, dec, s if integer else None)
                 hr = o["hr"]
                 hr[len(y):] = np.nan
+                row["_unc"] = (o["lo"], o["hi"], o["conf"])
                 logits[name] = (y, integer)
                 hrs[name] = hr
                 am = np.full(N, np.nan)
@@ -531,6 +533,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
                     row["instructions_tool"] = "QEMU TCG plugin insn_count (sq_model_run, network only)"
             hr = hrs[name]
             row["metrics"] = hr_scores(hr, truth, rec_key)
+            if "_unc" in row:                                  # the decoder's interval and confidence vs the truth
+                row["uncertainty"] = uncertainty_scores(hr, *row.pop("_unc"), truth)
             row["gt10_pct"] = row["metrics"]["gt10_pct"]                 # top level, for --floor gt10
             row["per_subject"] = grouped(hr, truth, subj_key)
             row["per_record"] = grouped(hr, truth, rec_key)
@@ -585,6 +589,10 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
              "Brevitas; LiteRT's default XNNPACK kernels round once, so they may differ from TFLite Micro by 1-2 LSB); "
              "c_pipeline: every result field equal to the Python integer reference, per hop.",
              "MAE CI: 95 % bootstrap interval; loa95: bias +- 1.96 SD (Bland-Altman limits of agreement).",
+             f"in interval %: windows whose truth lies in the decoder's interval (lo..hi +- 0.5 BPM; nominal mass "
+             f"{float(dec.get('interval', 0.9)):g}, calibrated for 90 % on the training subjects); top-80% conf MAE %: "
+             "the MAE of the 80 % most confident windows (the decoder's conf output) relative to all windows' "
+             "(-30 = 30 % lower).",
              "instructions are executed instructions (QEMU plugin / callgrind), never cycles."]
     if not labelled:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
@@ -615,7 +623,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         notes.insert(0, warn)
         log(warn)
     write_spectral_report(run_dir, res, recs, hrs)
-    write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in ("status", "metrics", "exact_pct",
+    write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in ("status", "metrics", "uncertainty",
+                                                                               "exact_pct",
                                                                                "instructions_per_inference",
                                                                                "flash_bytes", "ram_bytes",
                                                                                "latency_ms_p50")} for r in rows},
@@ -635,12 +644,15 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     ref_graph = _int_graph(p) if p is not None else None
     ref_dec = dict(dec)                               # its temperature folds into the logit scale, as in the C
     hr, exact, n_total, lat, fields_bad = [], 0, 0, [], {}
+    unc = {"lo": [], "hi": [], "conf": []}
     for r in recs:
         res, dt = c.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
         if len(res["index"]) != len(r.t0):
             raise SqtoolError(f"c_pipeline: {r.record_id}: {len(res['index'])} results for {len(r.t0)} windows")
         lat.append(dt)
         hr.append(res["hr_mbpm"] / 1000.0)
+        for k, v in zip(unc, (res["lo_mbpm"] / 1000.0, res["hi_mbpm"] / 1000.0, res["conf_q15"] / 32768.0)):
+            unc[k].append(np.asarray(v, float))
         if p is not None:
             ref = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in, n_ppg=r.n_ppg)
             want = ref.run(r.x16, r.gap)
@@ -666,6 +678,7 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
         row["exact_note"] = ("the export's manifest.json records no student_int8 checkpoint: the Python integer "
                              "reference cannot be built")
     row["_hr"] = np.concatenate(hr)
+    row["_unc"] = tuple(np.concatenate(unc[k]) for k in ("lo", "hi", "conf"))
 
 
 def _int_graph(path):
@@ -723,14 +736,17 @@ def tables(res: dict) -> str:
         m, a, fd = r.get("metrics") or {}, r.get("argmax") or {}, r.get("fidelity") or {}
         ci = m.get("mae_ci95")
         ex = _f(r.get("exact_pct"), "{:.1f}")
+        u = r.get("uncertainty") or {}
+        cov, gate = u.get("interval_coverage"), u.get("gating_reduction")
         rows.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")),
                      "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}", _f(m.get("rmse")), _f(m.get("bias")),
-                     _f(m.get("gt10_pct"), "{:.1f}"), _f(a.get("mae")),
+                     _f(m.get("gt10_pct"), "{:.1f}"), _f(None if cov is None else 100 * cov, "{:.1f}"),
+                     _f(None if gate is None else -100 * gate, "{:+.0f}"), _f(a.get("mae")),
                      ex + (f" vs {r['exact_ref'].split(' ')[0]}" if r.get("exact_ref") else ""),
                      _f(r.get("max_lsb_diff"), "{:d}"), _f(fd.get("hr_diff_max"), "{:.3f}"),
                      _f(r.get("latency_ms_mean"), "{:.3f}")])
     out += _table(["runtime", "status", "prec", "MAE BPM", "MAE 95% CI", "RMSE", "bias", ">10 BPM %",
-                   "argmax MAE", "exact %", "max LSB", "max dHR", "ms/window"], rows)
+                   "in interval %", "top-80% conf MAE %", "argmax MAE", "exact %", "max LSB", "max dHR", "ms/window"], rows)
     errs = [r for r in res["runtimes"] + [res["baseline"]] if r["status"] != "ok"]
     for r in errs:
         out.append(f"  {r['runtime']}: {r['status']}: {r.get('error')}")

@@ -55,9 +55,16 @@ def test_bench_spectral_on_troika(spec_export_dir, data_root, tmp_path, capsys):
         assert m["gt10_pct"] * n / 100 == pytest.approx(round(m["gt10_pct"] * n / 100))   # k of n windows
         assert r.get("latency_ms_mean", 0) > 0
     assert rows["tflm_int8"]["argmax"]["mae"] is not None
+    # the decoder's uncertainty against the truth, per runtime: the pipeline's own interval and confidence
+    # outputs give exactly what the C network + decode_int give (same hops, same decoder)
+    for r in rows.values():
+        u = r["uncertainty"]
+        assert u["n"] == n and 0.0 <= u["interval_coverage"] <= 1.0 and u["interval_width_median"] >= 0
+        assert u["mae_all"] == pytest.approx(r["metrics"]["mae"]) and u["mae_top"] >= 0
+    assert pl["uncertainty"] == rows["c_host_single"]["uncertainty"]
     assert res["baseline"]["status"] == "ok" and res["baseline"]["metrics"]["n"] == n
     md = (out / "bench.md").read_text()
-    assert "MAE per subject" in md and "troika:01" in md and "c_pipeline" in md
+    assert "MAE per subject" in md and "troika:01" in md and "c_pipeline" in md and "in interval %" in md
     # progress: one line per runtime as it finishes
     assert sum(ln.startswith("bench: ") and ": ok," in ln for ln in cap.err.splitlines()) == len(rows)   # stderr
 

@@ -1,5 +1,6 @@
 """Metrics against brute force, and the subject bootstrap."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from sqtool.core.metrics import auroc, bootstrap_ci, f1_weighted, task_metrics
@@ -41,3 +42,20 @@ def test_collapse_std_of_one_embedding_is_undefined_not_nan():
     from sqtool.train.loop import collapse_std
     assert collapse_std(torch.randn(1, 8)) is None
     assert 0 < collapse_std(torch.randn(64, 8)) < 1
+
+
+def test_uncertainty_scores_coverage_width_and_confidence_gating():
+    from sqtool.core.metrics import uncertainty_scores
+    y = np.array([100.0, 100.0, 100.0, 100.0, 100.0, np.nan])
+    pred = np.array([100.0, 101.0, 99.0, 110.0, 130.0, 100.0])
+    lo, hi = pred - 2.0, pred + 2.0                                   # truth inside on the first three only
+    conf = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.9])                   # the worst window is the least confident
+    u = uncertainty_scores(pred, lo, hi, conf, y)
+    assert u["n"] == 5 and u["interval_coverage"] == pytest.approx(3 / 5) and u["interval_width_median"] == 4.0
+    assert u["mae_all"] == pytest.approx(42 / 5) and u["mae_top"] == pytest.approx(12 / 4)   # 80 %: drop 130
+    assert u["gating_reduction"] == pytest.approx(1 - 3 / 8.4)
+    assert uncertainty_scores(pred, lo, hi, -conf, y)["gating_reduction"] < 0      # confidence upside down
+    assert uncertainty_scores(pred, lo + 1.6, hi, conf, y)["interval_coverage"] == pytest.approx(2 / 5)  # 0.5 slack
+    assert uncertainty_scores(pred, lo, hi, conf, np.full(6, np.nan))["interval_coverage"] is None
+    with pytest.raises(ValueError, match="lengths differ"):
+        uncertainty_scores(pred, lo, hi, conf[:3], y)
