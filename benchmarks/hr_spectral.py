@@ -471,8 +471,8 @@ def markdown(summ) -> str:
           f"out-of-fold windows, inner coverage {_span(summ['inner_coverage'], '.3f')}; goal 90 %): coverage "
           f"{100 * summ['interval_coverage']:.1f} %; keeping the 80 % most confident windows (device conf = mass "
           f"within +-{_span(summ['conf_halfwidth_bpm'], 'g')} BPM, chosen on the inner windows): MAE "
-          f"{summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM ({100 * summ['gating_reduction']:.0f} % lower; "
-          f"ranking by interval width instead: {100 * summ['gating_reduction_width']:.0f} % lower); windows with doubtful truth (not scored): "
+          f"{summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM ({-100 * summ['gating_reduction']:+.0f} %; "
+          f"ranking by interval width instead: {-100 * summ['gating_reduction_width']:+.0f} %); windows with doubtful truth (not scored): "
           f"{summ['doubtful_truth_windows']}.", ""]
     if set(summ["recipes"]) != {"fixed"}:
         L += ["Student recipe chosen per held-out subject by inner cross-validation over its training subjects: " +
