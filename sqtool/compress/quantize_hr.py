@@ -39,6 +39,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_run_dir, save_config, set_seed, sha256_file,
                          write_metrics)
+from sqtool.core.metrics import uncertainty_scores
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
@@ -277,19 +278,23 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
         x = as_model_input(r.x)
         valid = r.flagged < 0.5
         lq, scale = int8_logits(q, x)
+        d8 = decode_int(lq, scfg.decoder, scale, valid)
         rows.append({"subject": r.key, "record": r.record_id, "y": r.y,
                      "teacher": decode_float(t_logits[r.record_id], tcfg.decoder, valid)["hr"],
                      "float": decode_float(predict_logits(fstudent, x), scfg.decoder, valid)["hr"],
-                     "int8": decode_int(lq, scfg.decoder, scale, valid)["hr"],
+                     "int8": d8["hr"], "int8_lo": d8["lo"], "int8_hi": d8["hi"], "int8_conf": d8["conf"],
                      "int8_raw": bins[lq.argmax(1)]})
     per = {k: _subject_mae(rows, k) for k in ("teacher", "float", "int8", "int8_raw")}
     mean = {k: float(np.mean(list(v.values()))) for k, v in per.items()}
+    cat = lambda k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0)  # noqa: E731
+    unc = uncertainty_scores(cat("int8"), cat("int8_lo"), cat("int8_hi"), cat("int8_conf"), cat("y"))
     budget = spectral_budget(scfg)
     metrics = {"task": "hr", "student": student, "float_reused": reused, "teacher": str(ck["path"]), "teacher_logits":
                "out-of-fold" if honest else "in-sample", "heldout_subjects": sorted(held),
                "mae_bpm": {k: v for k, v in mean.items()}, "per_subject": per,
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "decoder_on": whose,
+               "uncertainty_int8": unc,
                "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
     from sqtool.core.progress import training_curve
@@ -309,6 +314,12 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                  f"**{mean['int8']:.2f}** | {mean['int8_raw']:.2f} |")
     lines += ["", f"int8 - float {metrics['int8_minus_float_bpm']:+.3f} BPM; {budget['int8_weights']} int8 weights, "
               f"{budget['macs']} MACs per window."]
+    if unc["interval_coverage"] is not None:
+        lines += ["", f"Uncertainty of the int8 firmware on the held-out subjects (decoder chosen on the {whose}'s "
+                      f"out-of-fold logits, interval mass {float(scfg.decoder.get('interval', 0.9)):g} calibrated for 90 % "
+                      f"on the training subjects): the truth lies in the interval on {100 * unc['interval_coverage']:.1f} % "
+                      f"of windows; the 80 % most confident windows have MAE {unc['mae_top']:.2f} vs {unc['mae_all']:.2f} "
+                      f"BPM ({-100 * unc['gating_reduction']:+.0f} %)."]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     say(f"held-out MAE (mean of subjects): teacher {mean['teacher']:.2f}, float {mean['float']:.2f}, "
         f"int8 {mean['int8']:.2f} BPM")

@@ -54,6 +54,9 @@ def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(tea
     assert 0.05 <= sdec["interval"] <= 0.9999 and sdec["conf_halfwidth_bpm"] > 0
     m = json.loads((tmp_path / "s" / "metrics.json").read_text())
     assert m["decoder_on"] == "student" and m["decoder"] == sdec
+    u = m["uncertainty_int8"]                                            # held-out windows, int8 firmware decoder
+    assert u["n"] > 0 and 0.0 <= u["interval_coverage"] <= 1.0 and u["mae_all"] == pytest.approx(m["mae_bpm"]["int8"])
+    assert "the truth lies in the interval on" in (tmp_path / "s" / "report.md").read_text()
 
     assert main(common + ["--decoder-on", "teacher", "--out", str(tmp_path / "t")]) == 0
     assert load_checkpoint(tmp_path / "t" / "model.pt")["model_cfg"]["decoder"] == tdec
