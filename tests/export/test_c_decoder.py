@@ -102,7 +102,7 @@ def test_second_prefix_links_next_to_the_first(tmp_path):
 
 def test_cortex_m4_cross_compile_is_warning_free(tmp_path):
     _need("arm-none-eabi-gcc")
-    for name in ("default", "half_bpm_grid"):
+    for name in ("default", "half_bpm_grid", "conf_width"):
         src = tmp_path / name
         CD.render_decoder(CFGS[name], src)
         r = subprocess.run(["arm-none-eabi-gcc", *CD.C_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
