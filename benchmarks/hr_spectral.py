@@ -269,7 +269,10 @@ def decoder_on(logits: dict, train, cfg, whose: str, log) -> dict:
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, interval {dec['interval']:.3f} (inner coverage "
-        f"{dec.get('inner_coverage', float('nan')):.3f}), conf +-{dec['conf_halfwidth_bpm']:g} BPM, inner MAE "
+        f"{dec.get('inner_coverage', float('nan')):.3f}), conf "
+        f"{'interval width' if dec.get('conf_measure') == 'width' else 'mass +-%g BPM' % dec['conf_halfwidth_bpm']} "
+        f"(inner gating {-100 * dec['inner_gating_mass']:+.0f} % by mass, {-100 * dec['inner_gating_width']:+.0f} % by "
+        f"width), inner MAE "
         f"{dec['inner_mae']:.2f}")
     return dec
 
@@ -394,7 +397,8 @@ def run_fold(train, test, args, records, log):
                "baseline": baseline_for(records, [r], notch)[r.record_id],
                "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
                "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
-               "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "logit_scale": scale,
+               "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "conf_measure": dec.get("conf_measure", "mass"),
+               "logit_scale": scale,
                "recipe": recipe or "fixed", "recipe_scores": recipe_scores}
         out.append(row)
         log(f"  {r.dataset}/{r.record_id}: int8 {mae(row['int8'], r.y):.2f}  student {mae(row['student'], r.y):.2f}"
@@ -440,6 +444,8 @@ def summarise(rows, title):
     summ["interval_mass"] = sorted({float(r["interval"]) for r in rows})
     summ["inner_coverage"] = sorted({float(r["inner_coverage"]) for r in rows})
     summ["conf_halfwidth_bpm"] = sorted({float(r["conf_halfwidth_bpm"]) for r in rows})
+    summ["conf_measure_folds"] = {m: len({(r["dataset"], r["subject"]) for r in rows if r.get("conf_measure", "mass") == m})
+                                  for m in ("mass", "width")}
     summ["mae_all"], summ["mae_top80_conf"], summ["gating_reduction"] = u["mae_all"], u["mae_top"], \
         u["gating_reduction"]
     # for reference: ranking by interval width
@@ -469,8 +475,10 @@ def markdown(summ) -> str:
           f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "
           f"calibrated interval (nominal mass {_span(summ['interval_mass'], '.3f')} chosen per fold on inner "
           f"out-of-fold windows, inner coverage {_span(summ['inner_coverage'], '.3f')}; goal 90 %): coverage "
-          f"{100 * summ['interval_coverage']:.1f} %; keeping the 80 % most confident windows (device conf = mass "
-          f"within +-{_span(summ['conf_halfwidth_bpm'], 'g')} BPM, chosen on the inner windows): MAE "
+          f"{100 * summ['interval_coverage']:.1f} %; keeping the 80 % most confident windows (device conf chosen "
+          f"on the inner windows: mass within +-{_span(summ['conf_halfwidth_bpm'], 'g')} BPM on "
+          f"{summ['conf_measure_folds']['mass']}, the interval's width on {summ['conf_measure_folds']['width']} of "
+          f"the held-out subjects): MAE "
           f"{summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM ({-100 * summ['gating_reduction']:+.0f} %; "
           f"ranking by interval width instead: {-100 * summ['gating_reduction_width']:+.0f} %); windows with doubtful truth (not scored): "
           f"{summ['doubtful_truth_windows']}.", ""]

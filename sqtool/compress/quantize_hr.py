@@ -117,7 +117,8 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, interval {dec['interval']:.3f} (inner "
-        f"coverage {dec['inner_coverage']:.3f}), confidence +-{dec['conf_halfwidth_bpm']:g} BPM, inner MAE "
+        f"coverage {dec['inner_coverage']:.3f}), confidence "
+        f"{'by interval width' if dec.get('conf_measure') == 'width' else '+-%g BPM' % dec['conf_halfwidth_bpm']}, inner MAE "
         f"{dec['inner_mae']:.2f}")
     return dec
 

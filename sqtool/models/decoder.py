@@ -25,8 +25,9 @@ Read-out of a posterior p (the same in float and in fixed point):
             a - refine_bins .. a + refine_bins (clipped to the grid): hr = b_a + step * sum((k - a) p_k) / sum(p_k)
     lo, hi  the central `interval` (0.9) of the posterior, reading its CDF as piecewise linear, each bin's
             mass spread uniformly over [b_k - step/2, b_k + step/2]
-    conf    the posterior mass of the bins whose centres lie within +-conf_halfwidth_bpm of b_a (the
-            quality output: 1 = the decoder is sure within +-5 BPM)
+    conf    the quality output, by `conf_measure`: "mass" (default) the posterior mass of the bins whose
+            centres lie within +-conf_halfwidth_bpm of b_a (1 = the decoder is sure within +-5 BPM); "width"
+            1 - (hi - lo) / span, span = step * F the grid's extent (1 = a zero-width interval)
     std     the posterior standard deviation (float decoders only)
 
 Fixed point (`IntDecoder`, and the C in sqtool/export/templates/sq_decoder.c, bit-exact with it)
@@ -61,7 +62,9 @@ No float anywhere in a step; all tables are computed at export time by `decoder_
                 den = sum p_k over the refine window (den >= p_a >= 1); |STEP_MBPM num| <= 5000 * 3 * 2^20.
     lo/hi_mbpm  T = round(q 2^20) for q = (1 -+ interval) / 2; k = first bin with CDF_k >= T, prev = CDF_{k-1};
                 BIN_LO_MBPM + STEP_MBPM k + div_round(STEP_MBPM (2 (T - prev) - p_k), 2 p_k).
-    conf_q15    (sum of p over a - W .. a + W + 16) >> 5, W = floor(conf_halfwidth / step): 0..32768 (uint16).
+    conf_q15    "mass": (sum of p over a - W .. a + W + 16) >> 5, W = floor(conf_halfwidth / step): 0..32768
+                (uint16). "width": w = max(0, hi_mbpm - lo_mbpm), CONF_INV = round(2^31 / (STEP_MBPM F)),
+                32768 - min(32768, (w CONF_INV + 2^15) >> 16) (uint64; w <= STEP_MBPM F so w CONF_INV <~ 2^31).
     div_round   integer division rounding half away from zero (C's truncating division on magnitudes).
 
 Cost per step: F (R + 1) 32x32->64 MACs (201 x 13 for sigma = 4 BPM, thanks to the symmetric taps), F
@@ -111,6 +114,7 @@ class DecoderCfg:
     start_sigma_bpm: float = 20.0
     interval: float = 0.9              # central posterior interval reported as (lo, hi)
     conf_halfwidth_bpm: float = 5.0    # conf = posterior mass within +- this of the estimate
+    conf_measure: str = "mass"         # "mass" (as above) | "width": conf = 1 - interval width / grid extent
     refine_bins: int = 2               # hr = posterior mean over argmax +- refine_bins
 
     def __post_init__(self):
@@ -148,6 +152,8 @@ class DecoderCfg:
             raise SqtoolError(f"decoder interval must be in (0, 1), got {self.interval}")
         if not (math.isfinite(self.conf_halfwidth_bpm) and self.conf_halfwidth_bpm >= 0):
             raise SqtoolError(f"decoder conf_halfwidth_bpm must be a finite number >= 0, got {self.conf_halfwidth_bpm}")
+        if self.conf_measure not in ("mass", "width"):
+            raise SqtoolError(f"decoder conf_measure must be 'mass' or 'width', got {self.conf_measure!r}")
         if isinstance(self.refine_bins, bool) or int(self.refine_bins) != self.refine_bins \
                 or not 0 <= self.refine_bins <= MAX_REFINE:
             raise SqtoolError(f"decoder refine_bins must be an integer in 0..{MAX_REFINE}, got {self.refine_bins}")
@@ -171,6 +177,10 @@ class DecoderCfg:
     @property
     def conf_bins(self) -> int:                       # W: conf window is argmax +- W bins
         return int(math.floor(self.conf_halfwidth_bpm / self.bins_bpm[2] + 1e-9))
+
+    @property
+    def span_bpm(self) -> float:                      # the grid's extent, step * F (conf_measure "width")
+        return self.bins_bpm[2] * self.n_bins
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -261,6 +271,8 @@ def summarise(post: np.ndarray, cfg: DecoderCfg) -> dict[str, np.ndarray]:
             prev = c[j - 1] if j > 0 else 0.0
             out[name][t] = b[j] + step * ((q * c[-1] - prev) / p[j] - 0.5) if p[j] > 0 else b[j]
         out["conf"][t] = p[max(0, a - cw):a + cw + 1].sum() / c[-1]
+        if cfg.conf_measure == "width":
+            out["conf"][t] = max(0.0, 1.0 - (out["hi"][t] - out["lo"][t]) / cfg.span_bpm)
         mu = (p * b).sum() / c[-1]
         out["std"][t] = math.sqrt(max(0.0, float((p * (b - mu) ** 2).sum() / c[-1])))
     return out
@@ -429,6 +441,8 @@ def decoder_tables(cfg: DecoderCfg) -> dict[str, np.ndarray]:
         "nbins": sc(f), "radius": sc(r), "bin_lo_mbpm": sc(_mbpm(cfg.bins_bpm[0])),
         "bin_step_mbpm": sc(_mbpm(cfg.bins_bpm[2])), "floor_add": sc(floor_add), "q_lo": sc(q[0]), "q_hi": sc(q[1]),
         "refine": sc(cfg.refine_bins), "conf_bins": sc(cfg.conf_bins),
+        "conf_width": sc(int(cfg.conf_measure == "width")),
+        "conf_inv": sc(int(math.floor((1 << 31) / (_mbpm(cfg.bins_bpm[2]) * f) + 0.5))),
         "sigma_mbpm": sc(_mbpm(cfg.sigma_bpm)), "floor_ppm": sc(int(round(cfg.floor * 1e6))),
     }
 
@@ -462,6 +476,7 @@ class IntDecoder:
         self.lo_mbpm, self.step_mbpm = int(t["bin_lo_mbpm"]), int(t["bin_step_mbpm"])
         self.q_lo, self.q_hi = int(t["q_lo"]), int(t["q_hi"])
         self.refine, self.conf_bins = int(t["refine"]), int(t["conf_bins"])
+        self.conf_width, self.conf_inv = bool(t["conf_width"]), int(t["conf_inv"])
         self.reset()
 
     def reset(self) -> None:
@@ -510,10 +525,13 @@ class IntDecoder:
             prev = int(cum[k - 1]) if k > 0 else 0
             pk = int(p[k])
             qs.append(self.lo_mbpm + step * k + _div_round(step * (2 * (tq - prev) - pk), 2 * pk))
-        conf = int(p[max(0, a - self.conf_bins):a + self.conf_bins + 1].sum())
-        half = 1 << (POST_BITS - 16)
-        return IntDecoderOut(hr_mbpm=hr, lo_mbpm=qs[0], hi_mbpm=qs[1], conf_q15=(conf + half) >> (POST_BITS - 15),
-                             argmax=a, valid=valid)
+        if self.conf_width:
+            w = max(0, qs[1] - qs[0])
+            conf_q15 = (1 << 15) - min(1 << 15, (w * self.conf_inv + (1 << 15)) >> 16)
+        else:
+            conf = int(p[max(0, a - self.conf_bins):a + self.conf_bins + 1].sum())
+            conf_q15 = (conf + (1 << (POST_BITS - 16))) >> (POST_BITS - 15)
+        return IntDecoderOut(hr_mbpm=hr, lo_mbpm=qs[0], hi_mbpm=qs[1], conf_q15=conf_q15, argmax=a, valid=valid)
 
     def run(self, logits: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Reset, then step over (W, F) int8 logits. Returns int arrays hr_mbpm, lo_mbpm, hi_mbpm (int32),

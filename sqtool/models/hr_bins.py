@@ -347,7 +347,7 @@ def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit
 def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: list[str], base: dict,
                    sigmas=(2.0, 3.0, 4.0, 6.0), floors=(1e-4, 1e-3, 1e-2), temperatures=(1.0, 2.0, 3.0),
                    coverage: float = 0.9, conf_halfwidths=(2.0, 3.0, 5.0, 8.0, 12.0), keep: float = 0.8,
-                   slack_bpm: float = 0.5) -> dict:
+                   slack_bpm: float = 0.5, conf_measures=("mass", "width")) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor and logit temperature by the mean of subjects' decoded MAE (`base`, from
@@ -356,12 +356,14 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
        reach the truth (+-slack_bpm, the benchmark's rule; `decoder.needed_mass`), so that the inner windows'
        coverage is `coverage` (a model whose posteriors are too wide gets a mass below 0.9, one that is
        over-confident a mass above); clipped to [0.05, 0.9999];
-    3. the confidence read-out's half-width among `conf_halfwidths` (BPM): the one whose ranking of the inner
-       windows best separates errors, i.e. the largest MAE reduction when keeping the `keep` most confident.
-       The device computes exactly this measure (conf = posterior mass within +-half-width of the argmax).
+    3. the confidence read-out: the posterior mass within +-h of the argmax for h among `conf_halfwidths` (BPM),
+       or (`conf_measures` ("mass", "width"), the default) the calibrated interval's width (conf = 1 - width /
+       grid extent): the one whose ranking of the inner windows best separates errors, i.e. the largest MAE
+       reduction when keeping the `keep` most confident (ties: the mass). The device computes exactly the
+       chosen measure (decoder `conf_measure`, `conf_halfwidth_bpm`).
     Returns the decoder dict with "temperature", interval and conf_halfwidth_bpm set, and the bookkeeping
     inner_mae, inner_coverage (at the chosen mass), inner_coverage_nominal (at 0.9, before calibration),
-    inner_gating (MAE reduction) and inner_gating_width (the same for ranking by interval width, for reference)."""
+    inner_gating (MAE reduction of the chosen measure), inner_gating_mass and inner_gating_width."""
     from sqtool.models.decoder import DecoderCfg, conf_mass, needed_mass
     best, best_score = None, np.inf
     cands = sorted({float(base["sigma_bpm"]), *sigmas})
@@ -395,6 +397,9 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     hw = max(gains, key=gains.get)                                         # first best on ties
     width = [decode_float(lg, {**best, "interval": mass}) for lg in logits]
     w = np.concatenate([o["hi"] - o["lo"] for o in width])[ok]
-    return {**best, "interval": mass, "conf_halfwidth_bpm": hw,
+    g_width = gating(-w)
+    measure = "width" if conf_measures == ("mass", "width") and g_width > gains[hw] else "mass"
+    return {**best, "interval": mass, "conf_halfwidth_bpm": hw, "conf_measure": measure,
             "inner_coverage": float(np.mean(need <= mass)), "inner_coverage_nominal": float(np.mean(need <= 0.9)),
-            "inner_gating": gains[hw], "inner_gating_width": gating(-w)}
+            "inner_gating": g_width if measure == "width" else gains[hw], "inner_gating_mass": gains[hw],
+            "inner_gating_width": g_width}

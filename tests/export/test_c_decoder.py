@@ -62,6 +62,10 @@ CFGS = {
     # interval masses / confidence half-widths at the ends of what hr_bins.select_decoder may choose
     "calibrated_wide": D.DecoderCfg(logit_scale=0.2, sigma_bpm=3.0, interval=0.9999, conf_halfwidth_bpm=12.0),
     "calibrated_narrow": D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.5, conf_halfwidth_bpm=2.0),
+    # the confidence read from the interval's width (select_decoder's other candidate)
+    "conf_width": D.DecoderCfg(logit_scale=0.125, sigma_bpm=4.0, interval=0.5, conf_measure="width"),
+    "conf_width_wide_half_grid": D.DecoderCfg(bins_bpm=(40.0, 200.0, 0.5), logit_scale=0.05, sigma_bpm=6.0,
+                                              interval=0.9999, conf_measure="width"),
 }
 
 
@@ -98,7 +102,7 @@ def test_second_prefix_links_next_to_the_first(tmp_path):
 
 def test_cortex_m4_cross_compile_is_warning_free(tmp_path):
     _need("arm-none-eabi-gcc")
-    for name in ("default", "half_bpm_grid"):
+    for name in ("default", "half_bpm_grid", "conf_width"):
         src = tmp_path / name
         CD.render_decoder(CFGS[name], src)
         r = subprocess.run(["arm-none-eabi-gcc", *CD.C_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",

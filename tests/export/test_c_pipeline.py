@@ -165,6 +165,25 @@ def test_host_c_equals_reference_on_troika_any_chunking(twin, troika60, example,
     assert nogap["valid"].all() and not _same(nogap, want)
 
 
+def test_host_c_equals_reference_with_the_confidence_read_from_the_interval_width(twin, troika60, tmp_path):
+    """A decoder whose conf_measure is "width" (select_decoder's other candidate): the C pipeline's conf_q15,
+    and every other field, still equal the Python integer reference on real data."""
+    mc, g, md = twin
+    mc = {**mc, "decoder": {**mc["decoder"], "conf_measure": "width"}}
+    d = tmp_path / "c"
+    PL.render_pipeline(mc, g, md, d)
+    shutil.copyfile(TEMPLATES / "kit_main.c", tmp_path / "main.c")
+    exe = _cc(tmp_path / "example", [tmp_path / "main.c", *_pipeline_srcs(d)], [d], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
+    x16, gap = troika60
+    want = PL.PipelineRef(mc, g, None, 125.0).run(x16, gap)
+    got = _run_example(exe, PL.write_recording(tmp_path / "rec.bin", x16, gap), "125")
+    assert _same(got, want)
+    mass = PL.PipelineRef(twin[0], g, None, 125.0).run(x16, gap)
+    assert np.array_equal(want["hr_mbpm"], mass["hr_mbpm"]) and not np.array_equal(want["conf_q15"], mass["conf_q15"])
+    w = want["hi_mbpm"].astype(np.int64) - want["lo_mbpm"]
+    assert np.all(np.diff(want["conf_q15"].astype(np.int64)[np.argsort(w, kind="stable")]) <= 0)
+
+
 def _extreme_streams(n: int = 3750, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     sat = np.where(np.arange(n) % 2, 32767, -32768).astype(np.int16)

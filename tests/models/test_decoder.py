@@ -115,6 +115,7 @@ def test_estimate_transition_recovers_sigma_of_random_walks():
     ({"bins_bpm": (30.0, 230.0, 0.0)}, "bins_bpm"), ({"logit_scale": 0.0}, "logit_scale"),
     ({"logit_scale": -0.1}, "logit_scale"), ({"logit_scale": float("inf")}, "logit_scale"),
     ({"start": "median"}, "start"), ({"interval": 1.0}, "interval"), ({"refine_bins": 9}, "refine_bins"),
+    ({"conf_measure": "entropy"}, "conf_measure"),
 ])
 def test_bad_configs_are_refused_in_one_line(kw, match):
     with pytest.raises(SqtoolError, match=match) as e:
@@ -148,9 +149,10 @@ def test_tables_are_exact():
         assert np.all(np.diff(t["lut"].astype(np.int64)) <= 0)
 
 
-@pytest.mark.parametrize("scale, sigma", [(0.05, 4.0), (0.125, 2.0), (0.125, 4.0), (0.25, 8.0)])
-def test_int_decoder_tracks_float_forward(scale, sigma):
-    cfg = D.DecoderCfg(logit_scale=scale, sigma_bpm=sigma)
+@pytest.mark.parametrize("scale, sigma, measure", [(0.05, 4.0, "mass"), (0.125, 2.0, "mass"), (0.125, 4.0, "mass"),
+                                                   (0.25, 8.0, "mass"), (0.125, 4.0, "width"), (0.05, 6.0, "width")])
+def test_int_decoder_tracks_float_forward(scale, sigma, measure):
+    cfg = D.DecoderCfg(logit_scale=scale, sigma_bpm=sigma, conf_measure=measure)
     rng = np.random.default_rng(6)
     q, hr = D.synthetic_logits(rng, 200, cfg)
     valid = rng.random(200) > 0.1
@@ -180,3 +182,17 @@ def test_int_decoder_extreme_logits_and_floor_zero_restart():
     assert out["argmax"][2] == 10 and out["argmax"][3] == 190             # re-acquired despite floor = 0
     assert ref["hr"][3] == pytest.approx(220.0, abs=0.5)
     assert np.all(out["conf_q15"] <= 32768)
+
+
+def test_width_confidence_is_one_minus_the_interval_width_over_the_grid():
+    """conf_measure "width": the float read-out is 1 - (hi - lo) / (step F) exactly, the fixed point within one
+    Q15 step of its own lo / hi; a wider interval never gets a higher confidence."""
+    cfg = D.DecoderCfg(logit_scale=0.125, conf_measure="width", interval=0.8)
+    q, _ = D.synthetic_logits(np.random.default_rng(3), 120, cfg)
+    ref = D.forward(q.astype(np.float64) * 0.125, None, cfg)
+    np.testing.assert_allclose(ref["conf"], np.maximum(0, 1 - (ref["hi"] - ref["lo"]) / (cfg.n_bins * 1.0)))
+    out = D.IntDecoder(cfg).run(q)
+    w = (out["hi_mbpm"].astype(np.int64) - out["lo_mbpm"]) / 1000.0
+    assert np.abs(out["conf_q15"] / 32768 - (1 - w / cfg.span_bpm)).max() <= 1.5 / 32768
+    order = np.argsort(w, kind="stable")
+    assert np.all(np.diff(out["conf_q15"].astype(np.int64)[order]) <= 0)

@@ -202,9 +202,9 @@ def test_select_decoder_calibrates_the_interval_mass_to_90_percent(width, offset
     assert dec["conf_halfwidth_bpm"] in (2.0, 3.0, 5.0, 8.0, 12.0) and "inner_gating" in dec
 
 
-def test_select_decoder_picks_the_confidence_half_width_that_ranks_errors():
-    """Good windows: a sharp peak at the truth; bad ones: a peak ~8 BPM off with a broad shoulder at the
-    truth. Mass within +-2 BPM cannot tell them apart (both hold the sharp peak); within +-12 it can."""
+def _good_and_bad_windows():
+    """Good windows: a sharp peak at the truth; bad ones (30 %): a peak 8 BPM off with a broad shoulder at the
+    truth."""
     rng = np.random.default_rng(0)
     logits, truth, groups = [], [], []
     for i in range(6):
@@ -219,10 +219,41 @@ def test_select_decoder_picks_the_confidence_half_width_that_ranks_errors():
         logits.append(lg)
         truth.append(np.full(80, hr))
         groups.append(f"s{i % 3}")
-    base = {"bins_bpm": [30.0, 230.0, 1.0], "sigma_bpm": 30.0, "floor": 0.2, "logit_scale": 1.0}
-    dec = select_decoder(logits, truth, groups, base, sigmas=(30.0,), floors=(0.2,), temperatures=(1.0,),
-                         conf_halfwidths=(2.0, 12.0))
-    assert dec["conf_halfwidth_bpm"] == 12.0 and dec["inner_gating"] > 0.3
+    return logits, truth, groups
+
+
+NO_MEMORY = {"bins_bpm": [30.0, 230.0, 1.0], "sigma_bpm": 30.0, "floor": 0.2, "logit_scale": 1.0}
+
+
+def test_select_decoder_picks_the_confidence_half_width_that_ranks_errors():
+    """Mass within +-2 BPM cannot tell the good windows from the bad (both hold the sharp peak); within +-12 it can."""
+    logits, truth, groups = _good_and_bad_windows()
+    dec = select_decoder(logits, truth, groups, NO_MEMORY, sigmas=(30.0,), floors=(0.2,), temperatures=(1.0,),
+                         conf_halfwidths=(2.0, 12.0), conf_measures=("mass",))
+    assert dec["conf_halfwidth_bpm"] == 12.0 and dec["conf_measure"] == "mass" and dec["inner_gating"] > 0.3
+
+
+def test_select_decoder_reads_the_confidence_from_the_interval_width_when_that_ranks_errors_better():
+    """Good windows: 0.8 of the mass in a sharp peak at the truth, the rest close by; bad ones (30 %): the sharp
+    peak 8 BPM off, the rest 40 BPM further. The mass within +-2 BPM is the same on both, the interval's width is
+    not: width is chosen, and the decoded conf is then 1 - width / grid extent, the device's read-out."""
+    rng = np.random.default_rng(0)
+    g = lambda c, sd: np.exp(-0.5 * ((BINS - c) / sd) ** 2) / sd  # noqa: E731
+    logits, truth, groups = [], [], []
+    for i in range(6):
+        hr = rng.uniform(80, 150)
+        bad = rng.random(80) < 0.3
+        p = np.where(bad[:, None], 0.8 * g(hr + 8, 1.0) + 0.2 * g(hr + 48, 4.0), 0.8 * g(hr, 1.0) + 0.2 * g(hr, 6.0))
+        logits.append(np.log(p + 1e-12))
+        truth.append(np.full(80, hr))
+        groups.append(f"s{i % 3}")
+    kw = dict(sigmas=(30.0,), floors=(0.2,), temperatures=(1.0,), conf_halfwidths=(2.0,))
+    dec = select_decoder(logits, truth, groups, NO_MEMORY, **kw)
+    assert dec["conf_measure"] == "width" and dec["inner_gating"] == dec["inner_gating_width"]
+    assert dec["inner_gating_width"] > dec["inner_gating_mass"] + 0.1
+    o = decode_float(logits[0], dec)
+    np.testing.assert_allclose(o["conf"], np.maximum(0, 1 - (o["hi"] - o["lo"]) / 201.0))
+    assert select_decoder(logits, truth, groups, NO_MEMORY, conf_measures=("mass",), **kw)["conf_measure"] == "mass"
 
 
 def test_injected_motion_is_a_peak_away_from_the_truth_in_every_channel_and_codes_stay_in_range():

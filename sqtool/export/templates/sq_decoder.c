@@ -150,12 +150,21 @@ static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
         }
     }
 
+#if SQ_DEC_CONF_WIDTH
+    {                                          /* conf = 1 - (hi - lo) / grid extent, Q15 */
+        int64_t w = (int64_t)out->hi_mbpm - (int64_t)out->lo_mbpm;
+        uint64_t d = ((uint64_t)(w > 0 ? w : 0) * SQ_DEC_CONF_INV + 32768u) >> 16;
+        (void)conf;
+        out->conf_q15 = (uint16_t)(32768u - (d > 32768u ? 32768u : (uint32_t)d));
+    }
+#else
     i0 = a - SQ_DEC_CONF_BINS < 0 ? 0 : a - SQ_DEC_CONF_BINS;
     i1 = a + SQ_DEC_CONF_BINS > SQ_DEC_NBINS - 1 ? SQ_DEC_NBINS - 1 : a + SQ_DEC_CONF_BINS;
     for (k = i0; k <= i1; k++) {
         conf += p[k];
     }
     out->conf_q15 = (uint16_t)((conf + ((uint32_t)1 << (SQ_DEC_POST_BITS - 16))) >> (SQ_DEC_POST_BITS - 15));
+#endif
     out->argmax = (int16_t)a;
 }
 
