@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # NO_APT=1: never run apt-get, even as root (the MCU tests then skip; under CI=true they fail)
 NO_APT ?=
 
-.PHONY: demo test install deps-debian clean bench
+.PHONY: demo test install deps-debian clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -43,9 +43,6 @@ test: $(STAMP) deps-debian
 
 demo: $(STAMP) deps-debian
 	$(VENV)/bin/sqtool demo
-
-bench: $(STAMP) deps-debian
-	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf runs build .pytest_cache
