@@ -70,6 +70,7 @@ from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, recor
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
+from sqtool.models.decoder import conf_text  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, kd_gate,  # noqa: E402
                                   out_of_fold_logits, predict_logits, select_decoder, train_bins)
@@ -269,8 +270,7 @@ def decoder_on(logits: dict, train, cfg, whose: str, log) -> dict:
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, interval {dec['interval']:.3f} (inner coverage "
-        f"{dec.get('inner_coverage', float('nan')):.3f}), conf "
-        f"{'interval width' if dec.get('conf_measure') == 'width' else 'mass +-%g BPM' % dec['conf_halfwidth_bpm']} "
+        f"{dec.get('inner_coverage', float('nan')):.3f}), conf: {conf_text(dec)} "
         f"(inner gating {-100 * dec['inner_gating_mass']:+.0f} % by mass, {-100 * dec['inner_gating_width']:+.0f} % by "
         f"width), inner MAE "
         f"{dec['inner_mae']:.2f}")
@@ -305,22 +305,22 @@ def student_cfg(a, epochs: int | None = None) -> BinTrainCfg:
     return bin_cfg(a, epochs or a.epochs, student=True, kd_weight=a.kd, kd_gate_bpm=a.kd_gate_bpm)
 
 
-def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[str, dict]:
+def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[str, dict, dict]:
     """--recipe inner: each recipe's float student out-of-fold logits (`student_oof`: --inner-epochs students on
     the inner folds' training subjects, KD from the same out-of-fold teacher logits), decoded with the fold's
     decoder on the inner held-out subjects; the recipe with the lowest mean of those subjects' MAE. Only
-    training subjects of the outer fold are read."""
-    scores = {}
+    training subjects of the outer fold are read. Returns (recipe, scores, its student out-of-fold logits)."""
+    scores, soofs = {}, {}
     for name in RECIPES:
-        soof = student_oof(train, groups, oof, bins, student_args(args, name), encoders)
+        soofs[name] = student_oof(train, groups, oof, bins, student_args(args, name), encoders)
         per: dict = {}                                              # inner subject -> errors
         for r in train:
-            hr = decode_float(soof[r.record_id], dec, r.flagged < 0.5)["hr"]
+            hr = decode_float(soofs[name][r.record_id], dec, r.flagged < 0.5)["hr"]
             per.setdefault(r.key, []).append(np.abs(hr - r.y))
         scores[name] = float(np.mean([np.nanmean(np.concatenate(v)) for v in per.values()]))
     best = min(scores, key=scores.get)
     log("  recipe (inner CV): " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" -> {best}")
-    return best, scores
+    return best, scores, soofs[best]
 
 
 def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
@@ -361,11 +361,12 @@ def run_fold(train, test, args, records, log):
     dec = dec_t
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
     rng = torch.get_rng_state()         # the networks below start as without --recipe inner / --decoder-on student
-    recipe, recipe_scores = (choose_recipe(train, groups, oof, dec, bins, args, log, encoders)
-                             if args.recipe == "inner" else (None, {}))
+    recipe, recipe_scores, soof = (choose_recipe(train, groups, oof, dec, bins, args, log, encoders)
+                                   if args.recipe == "inner" else (None, {}, None))
     a = student_args(args, recipe)
-    if args.decoder_on == "student":
-        dec = decoder_on(student_oof(train, groups, oof, bins, a, encoders), train, scfg, "student", log)
+    if args.decoder_on == "student":                 # --recipe inner already has the chosen recipe's (same seeds)
+        soof = soof if soof is not None else student_oof(train, groups, oof, bins, a, encoders)
+        dec = decoder_on(soof, train, scfg, "student", log)
     torch.set_rng_state(rng)
     teacher = fresh(tcfg, encoders)
     train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)

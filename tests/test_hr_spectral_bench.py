@@ -56,7 +56,7 @@ def test_recipe_inner_chooses_the_lowest_inner_error_among_the_a_priori_recipes(
     train = hr_corpus("synthetic", model_cfg=scfg, synthetic_subjects=4)
     logs = []
     oof, dec, groups = mod.inner_oof(train, scfg, bin_grid(scfg), args, logs.append)
-    best, scores = mod.choose_recipe(train, groups, oof, dec, bin_grid(scfg), args, logs.append, {})
+    best, scores, _ = mod.choose_recipe(train, groups, oof, dec, bin_grid(scfg), args, logs.append, {})
     assert set(scores) == set(mod.RECIPES) and all(np.isfinite(v) for v in scores.values())
     assert best == min(scores, key=scores.get) and best in logs[-1]
     a = mod.student_args(args, "labels_only")

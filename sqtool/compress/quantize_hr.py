@@ -97,6 +97,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     from dataclasses import replace
 
     from sqtool.data.tasks import subject_folds
+    from sqtool.models.decoder import conf_text
     from sqtool.models.hr_bins import fit_decoder, out_of_fold_logits, select_decoder
     if resume and dpath.is_file():
         saved = json.loads(dpath.read_text())
@@ -117,9 +118,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, interval {dec['interval']:.3f} (inner "
-        f"coverage {dec['inner_coverage']:.3f}), confidence "
-        f"{'by interval width' if dec.get('conf_measure') == 'width' else '+-%g BPM' % dec['conf_halfwidth_bpm']}, inner MAE "
-        f"{dec['inner_mae']:.2f}")
+        f"coverage {dec['inner_coverage']:.3f}), confidence: {conf_text(dec)}, inner MAE {dec['inner_mae']:.2f}")
     return dec
 
 

@@ -207,9 +207,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
                            if fe.n_ppg == 2 else "one sensor"),
               "WINDOW_S": f"{float(mc['window_s']):g}", "HOP_S": f"{float(mc['hop_s']):g}",
               "STATE_BYTES": "see sizeof", "ARENA": "?", "MACS": graph.macs, "WEIGHT_BYTES": graph.weight_bytes,
-              "NBINS": graph.output_size, "CONF_TEXT": (f"posterior mass within +-{rp['dec_cfg'].conf_halfwidth_bpm:g} BPM of the estimate"
-                            if rp['dec_cfg'].conf_measure == "mass" else
-                            f"1 - the interval's width / the grid's {rp['dec_cfg'].span_bpm:g} BPM"),
+              "NBINS": graph.output_size, "CONF_TEXT": rp["dec_cfg"].conf_text,
               "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}"}
     from sqtool.export.c import arena_plan
     values["ARENA"] = sum(arena_plan(graph))

@@ -182,6 +182,12 @@ class DecoderCfg:
     def span_bpm(self) -> float:                      # the grid's extent, step * F (conf_measure "width")
         return self.bins_bpm[2] * self.n_bins
 
+    @property
+    def conf_text(self) -> str:                       # what conf means, for logs and the firmware kit
+        if self.conf_measure == "width":
+            return f"1 - the interval's width / the grid's {self.span_bpm:g} BPM"
+        return f"posterior mass within +-{self.conf_halfwidth_bpm:g} BPM of the estimate"
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["bins_bpm"] = list(self.bins_bpm)
@@ -270,9 +276,10 @@ def summarise(post: np.ndarray, cfg: DecoderCfg) -> dict[str, np.ndarray]:
             j = min(int(np.searchsorted(c, q * c[-1], side="left")), f - 1)
             prev = c[j - 1] if j > 0 else 0.0
             out[name][t] = b[j] + step * ((q * c[-1] - prev) / p[j] - 0.5) if p[j] > 0 else b[j]
-        out["conf"][t] = p[max(0, a - cw):a + cw + 1].sum() / c[-1]
         if cfg.conf_measure == "width":
             out["conf"][t] = max(0.0, 1.0 - (out["hi"][t] - out["lo"][t]) / cfg.span_bpm)
+        else:
+            out["conf"][t] = p[max(0, a - cw):a + cw + 1].sum() / c[-1]
         mu = (p * b).sum() / c[-1]
         out["std"][t] = math.sqrt(max(0.0, float((p * (b - mu) ** 2).sum() / c[-1])))
     return out
@@ -587,6 +594,11 @@ def synthetic_logits(rng: np.random.Generator, n_windows: int, cfg: DecoderCfg, 
 def decoder_only(dec: dict) -> dict:
     """The DecoderCfg keys of a decoder dict (drops "temperature" and the selection bookkeeping "inner_*")."""
     return {k: v for k, v in dec.items() if k != "temperature" and not k.startswith("inner_")}
+
+
+def conf_text(dec: dict) -> str:
+    """What a decoder dict's `conf` output means (DecoderCfg.conf_text)."""
+    return DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": 1.0}).conf_text
 
 
 def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = None) -> dict:

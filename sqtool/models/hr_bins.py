@@ -398,7 +398,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     width = [decode_float(lg, {**best, "interval": mass}) for lg in logits]
     w = np.concatenate([o["hi"] - o["lo"] for o in width])[ok]
     g_width = gating(-w)
-    measure = "width" if conf_measures == ("mass", "width") and g_width > gains[hw] else "mass"
+    measure = "width" if "width" in conf_measures and ("mass" not in conf_measures or g_width > gains[hw]) else "mass"
     return {**best, "interval": mass, "conf_halfwidth_bpm": hw, "conf_measure": measure,
             "inner_coverage": float(np.mean(need <= mass)), "inner_coverage_nominal": float(np.mean(need <= 0.9)),
             "inner_gating": g_width if measure == "width" else gains[hw], "inner_gating_mass": gains[hw],

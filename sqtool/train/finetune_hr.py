@@ -107,7 +107,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     from sqtool.core import resolve_data_root, set_seed
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import create_model, get_model_cfg
-    from sqtool.models.decoder import decode_float
+    from sqtool.models.decoder import conf_text, decode_float
     from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
     from sqtool.models.hr_bins import BinTrainCfg, fit_decoder, predict_logits, select_decoder, train_bins
 
@@ -185,8 +185,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base)
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
-        f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9), confidence "
-        f"{'by interval width' if dec['conf_measure'] == 'width' else '+-%g BPM' % dec['conf_halfwidth_bpm']}")
+        f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9), confidence: {conf_text(dec)}")
     hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.flagged < 0.5)["hr"] for r in corpus}  # once
     per_subject, errs, errs_raw = [], [], []
     for s in keys:
