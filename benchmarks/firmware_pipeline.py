@@ -91,7 +91,7 @@ def train_model(corpus, held, args):
 
 def sanity_mae(q, mc, graph, r):
     lq, scale = int8_logits(q, as_model_input(r.x))
-    d = decode_int(lq, mc["decoder"], scale, r.flagged < 0.5)
+    d = decode_int(lq, mc["decoder"], scale, r.flagged < 0.5, r.x)
     ok = np.isfinite(r.y)
     return float(np.abs(d["hr"][ok] - r.y[ok]).mean())
 

@@ -171,7 +171,7 @@ def run_fold(train, test, scfg, args) -> tuple[list[dict], dict]:
     for r in test:
         lg = predict_logits(m, as_model_input(r.x))
         rows.append({"subject": r.key, "record": r.record_id, "y": r.y,
-                     "hr": decode_float(lg, dec, r.flagged < 0.5)["hr"], "raw": bins[lg.argmax(1)]})
+                     "hr": decode_float(lg, dec, r.flagged < 0.5, r.x)["hr"], "raw": bins[lg.argmax(1)]})
     return rows, {k: dec[k] for k in ("sigma_bpm", "floor", "temperature", "inner_mae")}
 
 

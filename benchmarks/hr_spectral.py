@@ -260,16 +260,19 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None):
         for r in train:
             if r.key in g:
                 oof[r.record_id] = predict_logits(m, teacher_x(r, tcfg, records))
-    return oof, decoder_on(oof, train, tcfg, "teacher", log), groups
+    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence == "inner"), groups
 
 
-def decoder_on(logits: dict, train, cfg, whose: str, log) -> dict:
-    """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder)."""
+def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: bool = True) -> dict:
+    """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder;
+    `evidence`: the weight of the motion-subtracted PPG spectrum is one of the choices)."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
-    dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base)
+    dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
+                         spectra=[r.x for r in train] if evidence else None)
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
-        f"temperature {dec['temperature']:g}, interval {dec['interval']:.3f} (inner coverage "
+        f"temperature {dec['temperature']:g}, evidence weight {dec.get('evidence_weight', 0.0):g} (inner MAE without "
+        f"{dec.get('inner_mae_no_evidence', float('nan')):.2f}), interval {dec['interval']:.3f} (inner coverage "
         f"{dec.get('inner_coverage', float('nan')):.3f}), conf: {conf_text(dec)} "
         f"(inner gating {-100 * dec['inner_gating_mass']:+.0f} % by mass, {-100 * dec['inner_gating_width']:+.0f} % by "
         f"width), inner MAE "
@@ -315,7 +318,7 @@ def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[s
         soofs[name] = student_oof(train, groups, oof, bins, student_args(args, name), encoders)
         per: dict = {}                                              # inner subject -> errors
         for r in train:
-            hr = decode_float(soofs[name][r.record_id], dec, r.flagged < 0.5)["hr"]
+            hr = decode_float(soofs[name][r.record_id], dec, r.flagged < 0.5, r.x)["hr"]
             per.setdefault(r.key, []).append(np.abs(hr - r.y))
         scores[name] = float(np.mean([np.nanmean(np.concatenate(v)) for v in per.values()]))
     best = min(scores, key=scores.get)
@@ -366,7 +369,7 @@ def run_fold(train, test, args, records, log):
     a = student_args(args, recipe)
     if args.decoder_on == "student":                 # --recipe inner already has the chosen recipe's (same seeds)
         soof = soof if soof is not None else student_oof(train, groups, oof, bins, a, encoders)
-        dec = decoder_on(soof, train, scfg, "student", log)
+        dec = decoder_on(soof, train, scfg, "student", log, args.evidence == "inner")
     torch.set_rng_state(rng)
     teacher = fresh(tcfg, encoders)
     train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)
@@ -390,15 +393,16 @@ def run_fold(train, test, args, records, log):
         valid = r.flagged < 0.5
         lt, ls = predict_logits(teacher, teacher_x(r, tcfg, records)), predict_logits(student, x)
         lq, scale = int8_logits(q, x)
-        dq = decode_int(lq, dec, scale, valid)
+        dq = decode_int(lq, dec, scale, valid, r.x)
         row = {"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "n": int(np.isfinite(r.y).sum()),
                "y": r.y, "int8": dq["hr"], "int8_lo": dq["lo"], "int8_hi": dq["hi"], "int8_conf": dq["conf"],
-               "student": decode_float(ls, dec, valid)["hr"], "teacher": decode_float(lt, dec_t, valid)["hr"],
+               "student": decode_float(ls, dec, valid, r.x)["hr"], "teacher": decode_float(lt, dec_t, valid, r.x)["hr"],
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
                "baseline": baseline_for(records, [r], notch)[r.record_id],
                "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
                "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
                "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "conf_measure": dec.get("conf_measure", "mass"),
+               "evidence_weight": float(dec.get("evidence_weight", 0.0)),
                "logit_scale": scale,
                "recipe": recipe or "fixed", "recipe_scores": recipe_scores}
         out.append(row)
@@ -447,6 +451,8 @@ def summarise(rows, title):
     summ["conf_halfwidth_bpm"] = sorted({float(r["conf_halfwidth_bpm"]) for r in rows})
     summ["conf_measure_folds"] = {m: len({(r["dataset"], r["subject"]) for r in rows if r.get("conf_measure", "mass") == m})
                                   for m in ("mass", "width")}
+    fold_mu = {(r["dataset"], r["subject"]): float(r.get("evidence_weight", 0.0)) for r in rows}
+    summ["evidence_weight_folds"] = {f"{m:g}": sum(v == m for v in fold_mu.values()) for m in sorted(set(fold_mu.values()))}
     summ["mae_all"], summ["mae_top80_conf"], summ["gating_reduction"] = u["mae_all"], u["mae_top"], \
         u["gating_reduction"]
     # for reference: ranking by interval width
@@ -482,7 +488,9 @@ def markdown(summ) -> str:
           f"the held-out subjects): MAE "
           f"{summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM ({-100 * summ['gating_reduction']:+.0f} %; "
           f"ranking by interval width instead: {-100 * summ['gating_reduction_width']:+.0f} %); windows with doubtful truth (not scored): "
-          f"{summ['doubtful_truth_windows']}.", ""]
+          f"{summ['doubtful_truth_windows']}. Decoder weight of the motion-subtracted PPG spectrum, chosen per fold on "
+          f"the inner windows (0 = the network alone): "
+          + ", ".join(f"{m} on {n}" for m, n in summ.get("evidence_weight_folds", {}).items()) + ".", ""]
     if set(summ["recipes"]) != {"fixed"}:
         L += ["Student recipe chosen per held-out subject by inner cross-validation over its training subjects: " +
               ", ".join(f"{d['subject']} {d['recipe']}" for d in summ["subjects"]) + ".", ""]
@@ -536,6 +544,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--decoder-on", choices=("teacher", "student"), default="student",
                     help="whose inner out-of-fold logits choose the decoder (sigma, floor, temperature, interval, "
                          "confidence): the float student's (inner students, as sqtool quantize) or the teacher's")
+    ap.add_argument("--evidence", choices=("inner", "off"), default="inner",
+                    help="inner: the decoder's weight of the motion-subtracted PPG spectrum (evidence_weight) is chosen "
+                         "on the inner out-of-fold logits with the rest of the decoder (0 among the choices); off: 0")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,

@@ -56,7 +56,7 @@ def _subject_mae(rows: list[dict], key: str) -> dict:
 # config fields that do not change the float student (QAT, export budget, bookkeeping)
 _NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_npz", "teacher", "teacher_cache",
                      "allow_over_budget", "max_int8_weights", "max_macs", "out", "force",
-                     "decoder_on", "inner_folds", "inner_epochs")
+                     "decoder_on", "inner_folds", "inner_epochs", "evidence")
 
 
 def float_key(cfg, t_sha: str, arrays) -> str:
@@ -114,10 +114,12 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
                                 make_student, bins, icfg,
                                 [t_logits[r.record_id] for r in train] if t_logits is not None else None)
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
-    dec = select_decoder(logits, [r.y for r in train], list(keys), base)
+    dec = select_decoder(logits, [r.y for r in train], list(keys), base,
+                         spectra=[r.x for r in train] if cfg.evidence == "inner" else None)
     atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
-        f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, interval {dec['interval']:.3f} (inner "
+        f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, motion-subtracted PPG weight "
+        f"{dec.get('evidence_weight', 0.0):g}, interval {dec['interval']:.3f} (inner "
         f"coverage {dec['inner_coverage']:.3f}), confidence: {conf_text(dec)}, inner MAE {dec['inner_mae']:.2f}")
     return dec
 
@@ -147,6 +149,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
         raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
     if cfg.decoder_on not in ("student", "teacher"):
         raise SqtoolError(f"--decoder-on must be student or teacher, got '{cfg.decoder_on}'")
+    if cfg.evidence not in ("inner", "off"):
+        raise SqtoolError(f"--evidence must be inner or off, got '{cfg.evidence}'")
     if cfg.inner_folds < 0 or cfg.inner_folds == 1 or cfg.inner_epochs < 0:
         raise SqtoolError(f"--inner-folds must be >= 2 (0 = one per subject) and --inner-epochs >= 0, got "
                           f"{cfg.inner_folds} and {cfg.inner_epochs}")
@@ -243,7 +247,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
 
     whose = "teacher"
     if cfg.decoder_on == "student":
-        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}"
+        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}"
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
                               run_dir / "decoder.json", dkey, resume, say)
         if dec is not None:
@@ -278,10 +282,10 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
         x = as_model_input(r.x)
         valid = r.flagged < 0.5
         lq, scale = int8_logits(q, x)
-        d8 = decode_int(lq, scfg.decoder, scale, valid)
+        d8 = decode_int(lq, scfg.decoder, scale, valid, r.x)
         rows.append({"subject": r.key, "record": r.record_id, "y": r.y,
-                     "teacher": decode_float(t_logits[r.record_id], tcfg.decoder, valid)["hr"],
-                     "float": decode_float(predict_logits(fstudent, x), scfg.decoder, valid)["hr"],
+                     "teacher": decode_float(t_logits[r.record_id], tcfg.decoder, valid, r.x)["hr"],
+                     "float": decode_float(predict_logits(fstudent, x), scfg.decoder, valid, r.x)["hr"],
                      "int8": d8["hr"], "int8_lo": d8["lo"], "int8_hi": d8["hi"], "int8_conf": d8["conf"],
                      "int8_raw": bins[lq.argmax(1)]})
     per = {k: _subject_mae(rows, k) for k in ("teacher", "float", "int8", "int8_raw")}

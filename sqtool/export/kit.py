@@ -142,8 +142,10 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
              f"{', '.join(model_cfg['channels'])} at {fe_cfg.fs_in:g} Hz. The network scores {graph.output_size} "
              f"heart-rate bins ({dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM, step {dec_cfg.bins_bpm[2]:g}) "
              "from int8 power spectra; an HMM decoder (transition std "
-             f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks them and reports the "
-             "estimate, a 90 % interval and a confidence.", "",
+             f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks "
+             f"{dec_cfg.emission_text} and reports the estimate, an interval (central posterior mass "
+             f"{dec_cfg.interval:.3g}, calibrated by sqtool on inner held-out windows to hold the truth on 90 % of "
+             f"them) and a confidence ({dec_cfg.conf_text}).", "",
              "## Model", "",
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
              f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}",
@@ -208,6 +210,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
               "WINDOW_S": f"{float(mc['window_s']):g}", "HOP_S": f"{float(mc['hop_s']):g}",
               "STATE_BYTES": "see sizeof", "ARENA": "?", "MACS": graph.macs, "WEIGHT_BYTES": graph.weight_bytes,
               "NBINS": graph.output_size, "CONF_TEXT": rp["dec_cfg"].conf_text,
+              "EMISSION_TEXT": rp["dec_cfg"].emission_text,
               "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}"}
     from sqtool.export.c import arena_plan
     values["ARENA"] = sum(arena_plan(graph))

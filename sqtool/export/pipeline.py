@@ -13,8 +13,8 @@ Pipeline (one result per hop, integer arithmetic only after the export-time tabl
       -> if flagged_q15 <= MAX_FLAGGED_Q15 (at most half of the window's inputs flagged): the network's
          integer graph (sqtool.export.reference.run, mode ROUNDING) -> F int8 logits; else the window is
          not scored (valid = 0) and the decoder only predicts
-      -> IntDecoder (sqtool.models.decoder, logit_scale = the graph's output scale) -> hr/lo/hi (milli-BPM),
-         conf_q15
+      -> IntDecoder (sqtool.models.decoder, logit_scale = the graph's output scale; a decoder with evidence
+         also reads the window's spectrum codes) -> hr/lo/hi (milli-BPM), conf_q15
 
 Rounding: the pipeline uses SINGLE rounding (`SQ_SINGLE_ROUNDING=1`, one rounding of the exact 64-bit
 product): that is Brevitas's integer arithmetic, i.e. what QAT trained and what the int8 accuracy
@@ -48,7 +48,7 @@ import numpy as np
 from sqtool.core import SqtoolError
 from sqtool.export.c_render import template, write_sources
 from sqtool.data.frontend import FrontEnd, FrontEndCfg, design, flagged_q15, spectra
-from sqtool.models.decoder import decoder_only, DecoderCfg, IntDecoder, check_grid
+from sqtool.models.decoder import decoder_only, DecoderCfg, IntDecoder, check_grid, evidence_codes
 
 ROUNDING = "single"
 MAX_FLAGGED_Q15 = 16384                     # a window is scored when flagged_q15 <= this (<= 50 %)
@@ -140,10 +140,10 @@ class PipelineRef:
         out = R.run(self.graph, codes, ROUNDING)[self.graph.output_name]
         return np.asarray(out, np.int8).reshape(len(codes), -1)
 
-    def _decode(self, index: int, logits: np.ndarray | None, fq15: int) -> dict:
+    def _decode(self, index: int, logits: np.ndarray | None, fq15: int, spec: np.ndarray) -> dict:
         valid = fq15 <= MAX_FLAGGED_Q15
         lg = logits if valid else np.zeros(self.graph.output_size, np.int8)
-        o = self.dec.step(lg, valid)
+        o = self.dec.step(lg, valid, evidence_codes(spec[None])[0] if self.dec_cfg.uses_evidence else None)
         return {"index": int(index), "hr_mbpm": o.hr_mbpm, "lo_mbpm": o.lo_mbpm, "hi_mbpm": o.hi_mbpm,
                 "conf_q15": o.conf_q15, "flagged_q15": int(fq15), "valid": int(valid)}
 
@@ -176,7 +176,7 @@ class PipelineRef:
         scored = [i for i, f in enumerate(fq) if f <= MAX_FLAGGED_Q15]
         lg = self.logits(np.stack([wins[i].spec for i in scored])) if scored else None
         rows = {i: lg[j] for j, i in enumerate(scored)}
-        return [self._decode(w.index, rows.get(i), fq[i]) for i, w in enumerate(wins)]
+        return [self._decode(w.index, rows.get(i), fq[i], w.spec) for i, w in enumerate(wins)]
 
     def run(self, x16, gap=None, chunk: int | None = None) -> dict[str, np.ndarray]:
         """A whole recording x16 int16 (C_in, N) from a fresh state: chunk None = vectorised front end
@@ -200,7 +200,7 @@ class PipelineRef:
             scored = np.flatnonzero(fq <= MAX_FLAGGED_Q15)
             lg = np.zeros((len(codes), self.graph.output_size), np.int8)
             lg[scored] = self.logits(codes[scored])
-            rows = [self._decode(i, lg[i], int(fq[i])) for i in range(len(codes))]
+            rows = [self._decode(i, lg[i], int(fq[i]), codes[i]) for i in range(len(codes))]
         else:
             if int(chunk) < 1:
                 raise SqtoolError(f"pipeline: chunk must be >= 1 sample, got {chunk}")

@@ -204,9 +204,9 @@ def decode(logits: np.ndarray, recs: list[SpecRec], dec: dict, int_scale: float 
     for r in recs:
         b = a + len(r.t0)
         if int_scale is None:
-            o = decode_float(logits[a:b], dec, r.valid)
+            o = decode_float(logits[a:b], dec, r.valid, r.codes)
         else:
-            o = decode_int(np.asarray(logits[a:b], np.int8), dec, int_scale, r.valid)
+            o = decode_int(np.asarray(logits[a:b], np.int8), dec, int_scale, r.valid, r.codes)
         for k in out:
             out[k].append(np.asarray(o[k], float))
         a = b

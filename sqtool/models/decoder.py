@@ -15,6 +15,15 @@ Model (the same in every decoder below)
                     to a wrong peak.
     likelihood      L_t[k] = softmax(logits_t)[k]; an invalid window (gated out) has L_t = 1 everywhere,
                     i.e. it only predicts.
+    evidence        optional (evidence_weight mu > 0): L_t[k] is multiplied by ((eps + n_k / 254) / (1 + eps))^mu,
+                    the motion-subtracted PPG spectrum of the window as the firmware front end codes it:
+                    n_k = clip(ppg_k - max_axis acc_k, 0, 254) on the int8 spectra (codes 254 P / Pmax - 127
+                    per channel; `evidence_codes`), eps = evidence_floor. A bin where the accelerometer is as
+                    strong as the PPG (relative to each channel's own peak) is damped by eps^mu, a PPG peak with
+                    no motion under it is not: the classic spectral-subtraction rule (TROIKA, JOSS) as a prior
+                    on top of the network, which sees the same spectra but can be fooled off its training
+                    distribution (a pulse weaker than the arm's motion at an unusual cadence). mu is chosen on
+                    inner out-of-fold logits (`hr_bins.select_decoder`; 0 = off, the network alone).
     first window    posterior_0 ~ pi * L_0 (no transition before the first window).
 
 Float decoders (numpy float64): `forward` (causal filtering, what runs on the device), `forward_backward`
@@ -45,6 +54,9 @@ No float anywhere in a step; all tables are computed at export time by `decoder_
                 scale goes away in the normalisation, this is the mixing (1 - floor) g * p + floor / F.
     likelihood  d_k = max(logits) - logits[k] in 0..255, LUT[d] = round(2^24 exp(-logit_scale d)) (uint32,
                 LUT[0] = 2^24); an invalid window has no likelihood (prod = prior).
+                With evidence: e_k = logits[k] - PEN[n_k] (int16, -128 - 255 .. 127), PEN[n] = min(255,
+                round(-mu ln((eps + n / 254) / (1 + eps)) / logit_scale)) (uint8, PEN[254] = 0), and
+                d_k = min(255, max(e) - e_k): the evidence is a shift of the logits in their own units.
                 (Q24, not Q16: with a Q16 LUT the posterior's L1 error against float was ~10x larger at
                 logit_scale >= 0.125, because exp(-s d) for d ~ 20..60 kept only 1-2 significant digits.)
     update      prod_k = prior_k * LUT[d_k] (uint64, < 2^32 * 2^24 = 2^56); total = sum prod_k
@@ -99,6 +111,8 @@ NORM_SHIFT = 63 - POST_BITS            # p = ((prod >> s) * floor(2^63 / T) + 2^
 MAX_STEP_MBPM = 5000          # read-out bounds (see the docstring)
 MAX_REFINE = 3
 MAX_BINS = 1024
+MAX_EVIDENCE_WEIGHT = 8.0
+EVIDENCE_MAX = 254            # evidence codes n_k are 0..254 (int8 spectra: ppg - acc)
 
 
 # ----------------------------------------------------------------------------- config
@@ -116,6 +130,8 @@ class DecoderCfg:
     conf_halfwidth_bpm: float = 5.0    # conf = posterior mass within +- this of the estimate
     conf_measure: str = "mass"         # "mass" (as above) | "width": conf = 1 - interval width / grid extent
     refine_bins: int = 2               # hr = posterior mean over argmax +- refine_bins
+    evidence_weight: float = 0.0       # mu: weight of the motion-subtracted PPG spectrum (0 = the network alone)
+    evidence_floor: float = 0.02       # eps: a bin fully under the accelerometer's peak keeps eps^mu
 
     def __post_init__(self):
         self.bins_bpm = tuple(float(v) for v in self.bins_bpm)
@@ -158,6 +174,10 @@ class DecoderCfg:
                 or not 0 <= self.refine_bins <= MAX_REFINE:
             raise SqtoolError(f"decoder refine_bins must be an integer in 0..{MAX_REFINE}, got {self.refine_bins}")
         self.refine_bins = int(self.refine_bins)
+        if not (math.isfinite(self.evidence_weight) and 0 <= self.evidence_weight <= MAX_EVIDENCE_WEIGHT):
+            raise SqtoolError(f"decoder evidence_weight must be in [0, {MAX_EVIDENCE_WEIGHT}], got {self.evidence_weight}")
+        if not (math.isfinite(self.evidence_floor) and 1e-4 <= self.evidence_floor <= 1):
+            raise SqtoolError(f"decoder evidence_floor must be in [1e-4, 1], got {self.evidence_floor}")
 
     # grid
     @property
@@ -183,6 +203,22 @@ class DecoderCfg:
         return self.bins_bpm[2] * self.n_bins
 
     @property
+    def uses_evidence(self) -> bool:
+        return self.evidence_weight > 0
+
+    def evidence_loglik(self, n: np.ndarray) -> np.ndarray:
+        """Evidence codes (any shape, 0..254) -> mu ln((eps + n / 254) / (1 + eps)) (<= 0, 0 at n = 254)."""
+        eps = self.evidence_floor
+        return self.evidence_weight * np.log((eps + np.asarray(n, np.float64) / EVIDENCE_MAX) / (1 + eps))
+
+    @property
+    def emission_text(self) -> str:                   # what the decoder multiplies into its belief, for the kit
+        if not self.uses_evidence:
+            return "the network's heart-rate bins"
+        return (f"the network's heart-rate bins times the motion-subtracted PPG spectrum to the power "
+                f"{self.evidence_weight:g} (floor {self.evidence_floor:g}: a bin under the accelerometer's peak is damped)")
+
+    @property
     def conf_text(self) -> str:                       # what conf means, for logs and the firmware kit
         if self.conf_measure == "width":
             return f"1 - the interval's width / the grid's {self.span_bpm:g} BPM"
@@ -204,6 +240,32 @@ def check_grid(cfg: DecoderCfg, n_logits: int) -> None:
         lo, hi, step = cfg.bins_bpm
         raise SqtoolError(f"the model outputs {int(n_logits)} logits but the decoder grid {lo:g}..{hi:g} BPM "
                           f"step {step:g} has {cfg.n_bins} bins")
+
+
+def evidence_codes(spec: np.ndarray) -> np.ndarray:
+    """int8 front-end spectra (W, F, C) channels-last (ppg, then the accelerometer axes) -> (W, F) uint8
+    evidence codes n = clip(ppg - max_axis acc, 0, 254): the PPG's power above the strongest axis's, both
+    relative to their own peak (a PPG-only spectrum, C = 1, counts its accelerometer as silent: -127)."""
+    x = np.asarray(spec)
+    if x.ndim != 3 or x.dtype != np.int8:
+        raise SqtoolError(f"decoder evidence needs int8 spectra (windows, bins, channels), got {x.dtype} {x.shape}")
+    ppg = x[:, :, 0].astype(np.int16)
+    acc = x[:, :, 1:].max(axis=2).astype(np.int16) if x.shape[2] > 1 else np.full_like(ppg, -127)
+    return np.clip(ppg - acc, 0, EVIDENCE_MAX).astype(np.uint8)
+
+
+def _check_evidence(cfg: DecoderCfg, evidence, n_windows: int) -> np.ndarray | None:
+    """The (W, F) evidence codes a decoder with evidence needs (None for one without: ignored)."""
+    if not cfg.uses_evidence:
+        return None
+    if evidence is None:
+        raise SqtoolError(f"this decoder weighs the motion-subtracted PPG spectrum (evidence_weight "
+                          f"{cfg.evidence_weight:g}): pass the window's front-end spectra")
+    n = np.asarray(evidence)
+    if n.shape != (n_windows, cfg.n_bins) or n.min(initial=0) < 0 or n.max(initial=0) > EVIDENCE_MAX:
+        raise SqtoolError(f"decoder evidence must be ({n_windows}, {cfg.n_bins}) codes in 0..{EVIDENCE_MAX}, "
+                          f"got shape {n.shape}")
+    return n.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- model pieces (float)
@@ -241,14 +303,19 @@ def _predict(p: np.ndarray, g: np.ndarray, cfg: DecoderCfg) -> np.ndarray:
     return (1 - cfg.floor) * np.convolve(p, g, mode="full")[r:r + len(p)] + cfg.floor * p.sum() / len(p)
 
 
-def _likelihoods(logits: np.ndarray, valid: np.ndarray | None, cfg: DecoderCfg) -> np.ndarray:
-    """(W, F) real logits -> (W, F) softmax (un-normalised: max 1), 1 on invalid windows."""
+def _likelihoods(logits: np.ndarray, valid: np.ndarray | None, cfg: DecoderCfg,
+                 evidence: np.ndarray | None = None) -> np.ndarray:
+    """(W, F) real logits (+ the evidence's log-likelihood) -> (W, F) softmax (un-normalised: max 1), 1 on
+    invalid windows."""
     x = np.asarray(logits, dtype=np.float64)
     if x.ndim != 2:
         raise SqtoolError(f"decoder logits must be (windows, bins), got shape {x.shape}")
     check_grid(cfg, x.shape[1])
     if not np.isfinite(x).all():
         raise SqtoolError("decoder logits contain NaN or inf")
+    n = _check_evidence(cfg, evidence, len(x))
+    if n is not None:
+        x = x + cfg.evidence_loglik(n)
     lik = np.exp(x - x.max(axis=1, keepdims=True))
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
@@ -318,11 +385,13 @@ def conf_mass(post: np.ndarray, halfwidth_bpm: float, cfg: DecoderCfg) -> np.nda
     return (c[r, np.minimum(a + w + 1, f)] - c[r, np.maximum(a - w, 0)]) / c[:, -1]
 
 
-def forward(logits: np.ndarray, valid: np.ndarray | None = None, cfg: DecoderCfg | None = None) -> dict[str, np.ndarray]:
-    """Causal forward filtering. logits (W, F) real-valued (int8 * logit_scale), valid (W,) bool or None.
+def forward(logits: np.ndarray, valid: np.ndarray | None = None, cfg: DecoderCfg | None = None,
+            evidence: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Causal forward filtering. logits (W, F) real-valued (int8 * logit_scale), valid (W,) bool or None,
+    evidence (W, F) codes (`evidence_codes`; needed when cfg.evidence_weight > 0).
     Returns hr, lo, hi, conf, std (W,) and post (W, F): p(x_t | windows <= t)."""
     cfg = cfg or DecoderCfg()
-    lik = _likelihoods(logits, valid, cfg)                                 # (W, F)
+    lik = _likelihoods(logits, valid, cfg, evidence)                               # (W, F)
     g, pi = transition_taps(cfg), start_distribution(cfg)
     post = np.zeros_like(lik)
     p = pi
@@ -337,12 +406,12 @@ def forward(logits: np.ndarray, valid: np.ndarray | None = None, cfg: DecoderCfg
 
 
 def forward_backward(logits: np.ndarray, valid: np.ndarray | None = None,
-                     cfg: DecoderCfg | None = None) -> dict[str, np.ndarray]:
+                     cfg: DecoderCfg | None = None, evidence: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Offline smoothing: post[t] = p(x_t | all windows), read out as in `forward`."""
     cfg = cfg or DecoderCfg()
-    lik = _likelihoods(logits, valid, cfg)
+    lik = _likelihoods(logits, valid, cfg, evidence)
     n = len(lik)
-    alpha = forward(logits, valid, cfg)["post"]                            # (W, F) filtered
+    alpha = forward(logits, valid, cfg, evidence)["post"]                            # (W, F) filtered
     g = transition_taps(cfg)
     beta = np.ones_like(lik)
     for t in range(n - 2, -1, -1):
@@ -354,10 +423,11 @@ def forward_backward(logits: np.ndarray, valid: np.ndarray | None = None,
     return {**summarise(post, cfg), "post": post}
 
 
-def viterbi(logits: np.ndarray, valid: np.ndarray | None = None, cfg: DecoderCfg | None = None) -> np.ndarray:
+def viterbi(logits: np.ndarray, valid: np.ndarray | None = None, cfg: DecoderCfg | None = None,
+            evidence: np.ndarray | None = None) -> np.ndarray:
     """Offline most likely path (max-product in the log domain). Returns (W,) bin centres, BPM."""
     cfg = cfg or DecoderCfg()
-    lik = _likelihoods(logits, valid, cfg)
+    lik = _likelihoods(logits, valid, cfg, evidence)
     with np.errstate(divide="ignore"):
         log_a = np.log(transition_matrix(cfg))                             # (F, F)
         log_l = np.log(lik)
@@ -442,9 +512,13 @@ def decoder_tables(cfg: DecoderCfg) -> dict[str, np.ndarray]:
         raise SqtoolError(f"decoder floor {cfg.floor} overflows the fixed-point floor add")
     q = [min(max(int(math.floor(v * POST_ONE + 0.5)), 1), POST_ONE - 1)
          for v in ((1 - cfg.interval) / 2, (1 + cfg.interval) / 2)]
+    pen = np.zeros(EVIDENCE_MAX + 1, np.int64)
+    if cfg.uses_evidence:                                                  # logit units, 0 at n = 254
+        pen = np.minimum(np.floor(-cfg.evidence_loglik(np.arange(EVIDENCE_MAX + 1)) / cfg.logit_scale + 0.5), 255)
     sc = lambda v: np.array(v, dtype=np.int64)                             # noqa: E731
     return {
         "taps": taps.astype(np.uint16), "lut": lut, "start": start.astype(np.uint32),
+        "pen": np.asarray(pen, np.int64).astype(np.uint8), "evidence": sc(int(cfg.uses_evidence)),
         "nbins": sc(f), "radius": sc(r), "bin_lo_mbpm": sc(_mbpm(cfg.bins_bpm[0])),
         "bin_step_mbpm": sc(_mbpm(cfg.bins_bpm[2])), "floor_add": sc(floor_add), "q_lo": sc(q[0]), "q_hi": sc(q[1]),
         "refine": sc(cfg.refine_bins), "conf_bins": sc(cfg.conf_bins),
@@ -484,16 +558,22 @@ class IntDecoder:
         self.q_lo, self.q_hi = int(t["q_lo"]), int(t["q_hi"])
         self.refine, self.conf_bins = int(t["refine"]), int(t["conf_bins"])
         self.conf_width, self.conf_inv = bool(t["conf_width"]), int(t["conf_inv"])
+        self.evidence, self.pen = bool(t["evidence"]), t["pen"].astype(np.int64)
         self.reset()
 
     def reset(self) -> None:
         self.post = self.start.copy()                                      # (F,) int64 holding uint32 values
         self.started = False
 
-    def step(self, logits: np.ndarray, valid: bool = True) -> IntDecoderOut:
+    def step(self, logits: np.ndarray, valid: bool = True, evidence: np.ndarray | None = None) -> IntDecoderOut:
+        """One window: int8 logits (F,), and with evidence its (F,) evidence codes 0..254 (`evidence_codes`)."""
         x = np.asarray(logits)
         if x.dtype != np.int8 or x.shape != (self.f,):
             raise SqtoolError(f"IntDecoder.step: logits must be int8 ({self.f},), got {x.dtype} {x.shape}")
+        e = x.astype(np.int64)                                             # (F,) emission, logit units
+        if self.evidence and valid:
+            n = _check_evidence(self.cfg, None if evidence is None else np.asarray(evidence)[None], 1)[0]
+            e = e - self.pen[n]                                            # -128 - 255 .. 127
         f, r = self.f, self.r
         if self.started:                                                   # predict: c <= 2^35, prior < 2^32
             c = np.convolve(self.post, self.taps_full, mode="full")[r:r + f]
@@ -503,7 +583,7 @@ class IntDecoder:
         self.started = True
         prior_u = prior.astype(np.uint64)
         if valid:
-            d = (int(x.max()) - x.astype(np.int64))                         # 0..255
+            d = np.minimum(int(e.max()) - e, 255)                          # 0..255
             prod = prior_u * self.lut[d]                                   # < 2^56
             if int(prod.sum()) == 0:                                       # floor 0, no overlap: restart
                 prod = self.lut[d].copy()
@@ -540,20 +620,23 @@ class IntDecoder:
             conf_q15 = (conf + (1 << (POST_BITS - 16))) >> (POST_BITS - 15)
         return IntDecoderOut(hr_mbpm=hr, lo_mbpm=qs[0], hi_mbpm=qs[1], conf_q15=conf_q15, argmax=a, valid=valid)
 
-    def run(self, logits: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Reset, then step over (W, F) int8 logits. Returns int arrays hr_mbpm, lo_mbpm, hi_mbpm (int32),
-        conf_q15 (uint16), argmax (int16), valid (uint8), and post (W, F) uint32 (sum 2^20 each)."""
+    def run(self, logits: np.ndarray, valid: np.ndarray | None = None,
+            evidence: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Reset, then step over (W, F) int8 logits (and (W, F) evidence codes). Returns int arrays hr_mbpm,
+        lo_mbpm, hi_mbpm (int32), conf_q15 (uint16), argmax (int16), valid (uint8), and post (W, F) uint32
+        (sum 2^20 each)."""
         x = np.asarray(logits)
         if x.ndim != 2:
             raise SqtoolError(f"IntDecoder.run: logits must be (windows, bins), got shape {x.shape}")
         check_grid(self.cfg, x.shape[1])
+        ev = _check_evidence(self.cfg, evidence, len(x))
         v = np.ones(len(x), dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
         if v.shape != (len(x),):
             raise SqtoolError(f"IntDecoder.run: valid must be ({len(x)},) booleans, got shape {v.shape}")
         self.reset()
         outs, posts = [], []
         for t in range(len(x)):
-            outs.append(self.step(x[t], bool(v[t])))
+            outs.append(self.step(x[t], bool(v[t]), None if ev is None else ev[t]))
             posts.append(self.post.copy())
         res = {k: np.array([getattr(o, k) for o in outs], dtype=dt) for k, dt in
                (("hr_mbpm", np.int32), ("lo_mbpm", np.int32), ("hi_mbpm", np.int32), ("conf_q15", np.uint16),
@@ -601,16 +684,24 @@ def conf_text(dec: dict) -> str:
     return DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": 1.0}).conf_text
 
 
-def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = None) -> dict:
-    """Float causal forward filtering of one recording's (W, F) real-valued logits."""
+def _evidence_of(spec, cfg: DecoderCfg):
+    return evidence_codes(spec) if cfg.uses_evidence and spec is not None else None
+
+
+def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = None,
+                 spec: np.ndarray | None = None) -> dict:
+    """Float causal forward filtering of one recording's (W, F) real-valued logits; `spec`: its int8 front-end
+    spectra (W, F, C), needed by a decoder with evidence (ignored otherwise)."""
     cfg = DecoderCfg.from_dict({**decoder_only(decoder), "logit_scale": 1.0})
-    return forward(np.asarray(logits, np.float64) / float(decoder.get("temperature", 1.0)), valid, cfg)
+    return forward(np.asarray(logits, np.float64) / float(decoder.get("temperature", 1.0)), valid, cfg,
+                   _evidence_of(spec, cfg))
 
 
-def decode_int(logits_q: np.ndarray, decoder: dict, logit_scale: float, valid: np.ndarray | None = None) -> dict:
+def decode_int(logits_q: np.ndarray, decoder: dict, logit_scale: float, valid: np.ndarray | None = None,
+               spec: np.ndarray | None = None) -> dict:
     """Fixed-point decoding (bit-exact with the firmware) of one recording's (W, F) int8 logits, in BPM."""
     cfg = DecoderCfg.from_dict({**decoder_only(decoder),
                                 "logit_scale": float(logit_scale) / float(decoder.get("temperature", 1.0))})
-    r = IntDecoder(cfg).run(np.asarray(logits_q, np.int8), valid)
+    r = IntDecoder(cfg).run(np.asarray(logits_q, np.int8), valid, _evidence_of(spec, cfg))
     return {"hr": r["hr_mbpm"] / 1000.0, "lo": r["lo_mbpm"] / 1000.0, "hi": r["hi_mbpm"] / 1000.0,
             "conf": r["conf_q15"] / 32768.0}

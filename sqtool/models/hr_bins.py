@@ -347,11 +347,15 @@ def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit
 def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: list[str], base: dict,
                    sigmas=(2.0, 3.0, 4.0, 6.0), floors=(1e-4, 1e-3, 1e-2), temperatures=(1.0, 2.0, 3.0),
                    coverage: float = 0.9, conf_halfwidths=(2.0, 3.0, 5.0, 8.0, 12.0), keep: float = 0.8,
-                   slack_bpm: float = 0.5, conf_measures=("mass", "width")) -> dict:
+                   slack_bpm: float = 0.5, conf_measures=("mass", "width"),
+                   spectra: list[np.ndarray] | None = None, evidence_weights=(0.25, 0.5, 1.0)) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor and logit temperature by the mean of subjects' decoded MAE (`base`, from
-       `fit_decoder`, the truth's own sigma, is one of the candidates);
+       `fit_decoder`, the truth's own sigma, is one of the candidates); then, given the recordings' int8
+       front-end `spectra` (W, F, C), the weight of the motion-subtracted PPG spectrum in the emission
+       (decoder `evidence_weight`, 0 = the network alone, kept unless a weight among `evidence_weights` with
+       any of the temperatures decodes better);
     2. with those, the interval's nominal mass: the `coverage`-quantile of the per-window mass needed to
        reach the truth (+-slack_bpm, the benchmark's rule; `decoder.needed_mass`), so that the inner windows'
        coverage is `coverage` (a model whose posteriors are too wide gets a mass below 0.9, one that is
@@ -361,8 +365,8 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
        grid extent): the one whose ranking of the inner windows best separates errors, i.e. the largest MAE
        reduction when keeping the `keep` most confident (ties: the mass). The device computes exactly the
        chosen measure (decoder `conf_measure`, `conf_halfwidth_bpm`).
-    Returns the decoder dict with "temperature", interval and conf_halfwidth_bpm set, and the bookkeeping
-    inner_mae, inner_coverage (at the chosen mass), inner_coverage_nominal (at 0.9, before calibration),
+    Returns the decoder dict with "temperature", evidence_weight, interval and conf_halfwidth_bpm set, and the
+    bookkeeping inner_mae, inner_mae_no_evidence (step 1's), inner_coverage (at the chosen mass), inner_coverage_nominal (at 0.9, before calibration),
     inner_gating (MAE reduction of the chosen measure), inner_gating_mass and inner_gating_width."""
     from sqtool.models.decoder import DecoderCfg, conf_mass, needed_mass
     best, best_score = None, np.inf
@@ -379,8 +383,21 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                 score = float(np.mean([np.concatenate(v).mean() for v in per.values()]))
                 if score < best_score:
                     best, best_score = {**dec, "temperature": float(T), "inner_mae": score}, score
+    best = {**best, "evidence_weight": 0.0, "inner_mae_no_evidence": best_score}
+    sp = spectra if spectra is not None else [None] * len(logits)
+    for mu in (evidence_weights if spectra is not None else ()):
+        for T in temperatures:
+            dec = {**best, "evidence_weight": float(mu), "temperature": float(T)}
+            per = {}
+            for lg, y, g, x in zip(logits, truth, groups, sp):
+                hr = decode_float(lg, dec, spec=x)["hr"]
+                ok = np.isfinite(y)
+                per.setdefault(g, []).append(np.abs(hr[ok] - y[ok]))
+            score = float(np.mean([np.concatenate(v).mean() for v in per.values()]))
+            if score < best_score:
+                best, best_score = {**dec, "inner_mae": score}, score
     cfg = DecoderCfg.from_dict({**decoder_only(best), "logit_scale": 1.0})
-    outs = [decode_float(lg, best) for lg in logits]
+    outs = [decode_float(lg, best, spec=x) for lg, x in zip(logits, sp)]
     y = np.concatenate([np.asarray(t, np.float64) for t in truth])
     ok = np.isfinite(y)
     post = np.concatenate([o["post"] for o in outs])[ok]                   # (N, F)
@@ -395,7 +412,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
 
     gains = {float(h): gating(conf_mass(post, h, cfg)) for h in conf_halfwidths if h >= cfg.bins_bpm[2]}
     hw = max(gains, key=gains.get)                                         # first best on ties
-    width = [decode_float(lg, {**best, "interval": mass}) for lg in logits]
+    width = [decode_float(lg, {**best, "interval": mass}, spec=x) for lg, x in zip(logits, sp)]
     w = np.concatenate([o["hi"] - o["lo"] for o in width])[ok]
     g_width = gating(-w)
     measure = "width" if "width" in conf_measures and ("mass" not in conf_measures or g_width > gains[hw]) else "mass"

@@ -35,20 +35,21 @@ def build(cfg: D.DecoderCfg, work: Path, extra: tuple[str, ...] = ()) -> Path:
     return exe
 
 
-def run_c(exe: Path, logits: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+def run_c(exe: Path, logits: np.ndarray, valid: np.ndarray, spec: np.ndarray | None = None) -> dict[str, np.ndarray]:
     w, f = logits.shape
+    c = 0 if spec is None else spec.shape[2]
     inp, out = exe.parent / "in.bin", exe.parent / "out.bin"
-    inp.write_bytes(np.array([w, f], np.int32).tobytes() + logits.astype(np.int8).tobytes()
-                    + np.asarray(valid, np.uint8).tobytes())
+    inp.write_bytes(np.array([w, f, c], np.int32).tobytes() + logits.astype(np.int8).tobytes()
+                    + np.asarray(valid, np.uint8).tobytes() + (b"" if spec is None else spec.astype(np.int8).tobytes()))
     r = subprocess.run([str(exe), str(inp), str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rows = np.fromfile(out, np.int32).reshape(w, len(FIELDS))
     return {k: rows[:, i] for i, k in enumerate(FIELDS)}
 
 
-def assert_bit_exact(cfg, exe, logits, valid, what):
-    got = run_c(exe, logits, valid)
-    want = D.IntDecoder(cfg).run(logits, valid)
+def assert_bit_exact(cfg, exe, logits, valid, what, spec=None):
+    got = run_c(exe, logits, valid, spec)
+    want = D.IntDecoder(cfg).run(logits, valid, None if spec is None else D.evidence_codes(spec))
     for k in FIELDS:
         np.testing.assert_array_equal(got[k], want[k].astype(np.int32), err_msg=f"{what}: {k}")
 
@@ -66,7 +67,18 @@ CFGS = {
     "conf_width": D.DecoderCfg(logit_scale=0.125, sigma_bpm=4.0, interval=0.5, conf_measure="width"),
     "conf_width_wide_half_grid": D.DecoderCfg(bins_bpm=(40.0, 200.0, 0.5), logit_scale=0.05, sigma_bpm=6.0,
                                               interval=0.9999, conf_measure="width"),
+    # the motion-subtracted PPG spectrum weighed into the emission (select_decoder's evidence_weight)
+    "evidence": D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, evidence_weight=0.5),
+    "evidence_strong_small_scale": D.DecoderCfg(logit_scale=0.02, sigma_bpm=6.0, evidence_weight=4.0,
+                                                evidence_floor=1e-3, conf_measure="width"),
 }
+
+
+def random_spectra(rng, w: int, f: int, c: int = 4) -> np.ndarray:
+    """int8 (W, F, C) front-end-like spectra: each channel's max bin at 127, codes -127..127."""
+    x = rng.integers(-127, 128, (w, f, c))
+    x[np.arange(w), rng.integers(0, f, w), :] = 127
+    return x.astype(np.int8)
 
 
 @pytest.mark.parametrize("name", list(CFGS))
@@ -77,11 +89,15 @@ def test_c_is_bit_exact_with_int_decoder(name, tmp_path):
         rng = np.random.default_rng(seed)
         q = rng.integers(-128, 128, (60, cfg.n_bins)).astype(np.int8)
         valid = rng.random(60) > 0.25
-        assert_bit_exact(cfg, exe, q, valid, f"{name} random seed {seed}")
+        spec = random_spectra(rng, 60, cfg.n_bins) if cfg.uses_evidence else None
+        assert_bit_exact(cfg, exe, q, valid, f"{name} random seed {seed}", spec)
         q, _ = D.synthetic_logits(rng, 150, cfg)
         valid = rng.random(150) > 0.1
         valid[40:52] = False                                              # a long gap
-        assert_bit_exact(cfg, exe, q, valid, f"{name} network-like seed {seed}")
+        spec = random_spectra(rng, 150, cfg.n_bins) if cfg.uses_evidence else None
+        assert_bit_exact(cfg, exe, q, valid, f"{name} network-like seed {seed}", spec)
+        if cfg.uses_evidence:                                             # a PPG-only spectrum (C = 1) too
+            assert_bit_exact(cfg, exe, q, valid, f"{name} ppg-only seed {seed}", spec[:, :, :1].copy())
 
 
 def test_second_prefix_links_next_to_the_first(tmp_path):
@@ -102,7 +118,7 @@ def test_second_prefix_links_next_to_the_first(tmp_path):
 
 def test_cortex_m4_cross_compile_is_warning_free(tmp_path):
     _need("arm-none-eabi-gcc")
-    for name in ("default", "half_bpm_grid", "conf_width"):
+    for name in ("default", "half_bpm_grid", "conf_width", "evidence"):
         src = tmp_path / name
         CD.render_decoder(CFGS[name], src)
         r = subprocess.run(["arm-none-eabi-gcc", *CD.C_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
@@ -133,3 +149,9 @@ def test_sanitizers_on_random_and_extreme_logits(tmp_path):
     valid[[2, 9, 20]] = False
     assert_bit_exact(cfg, exe, q, valid, "sanitized extremes")
     assert_bit_exact(cfg, exe, q, np.zeros(len(q), bool), "sanitized all invalid")
+    ev = D.DecoderCfg(**{**cfg.to_dict(), "logit_scale": 0.1, "evidence_weight": 8.0, "evidence_floor": 1e-4})  # PEN clips
+    assert int(D.decoder_tables(ev)["pen"].max()) == 255
+    exe = build(ev, tmp_path / "ev", tuple(SANITIZE))
+    spec = np.concatenate([np.full((4, f, 4), 127), np.full((4, f, 4), -127), random_spectra(rng, 30, f)]).astype(np.int8)
+    spec[:2, :, 0] = -127                                                 # ppg silent, acc at its peak: n = 0
+    assert_bit_exact(ev, exe, q, valid, "sanitized extremes with evidence", spec)

@@ -184,6 +184,28 @@ def test_host_c_equals_reference_with_the_confidence_read_from_the_interval_widt
     assert np.all(np.diff(want["conf_q15"].astype(np.int64)[np.argsort(w, kind="stable")]) <= 0)
 
 
+def test_host_c_equals_reference_with_the_motion_subtracted_ppg_evidence(twin, troika60, tmp_path):
+    """A decoder that weighs the motion-subtracted PPG spectrum (evidence_weight > 0, select_decoder's choice
+    when it decodes the inner windows better): the C pipeline hands the front end's codes to the decoder and
+    still equals the Python integer reference, chunked and with dropouts; the evidence moves the decoded HR."""
+    mc, g, md = twin
+    mc = {**mc, "decoder": {**mc["decoder"], "evidence_weight": 2.0}}
+    d = tmp_path / "c"
+    PL.render_pipeline(mc, g, md, d)
+    assert "sq_dec_pen" in (d / "sq_decoder_tables.h").read_text()
+    shutil.copyfile(TEMPLATES / "kit_main.c", tmp_path / "main.c")
+    exe = _cc(tmp_path / "example", [tmp_path / "main.c", *_pipeline_srcs(d)], [d], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
+    x16, gap = troika60
+    ref = PL.PipelineRef(mc, g, None, 125.0)
+    want = ref.run(x16, gap)
+    assert _same(ref.run(x16, gap, chunk=77), want)
+    rec = PL.write_recording(tmp_path / "rec.bin", x16, gap)
+    for chunks in ("125", "1,7,0,300"):
+        assert _same(_run_example(exe, rec, chunks), want), chunks
+    plain = PL.PipelineRef(twin[0], g, None, 125.0).run(x16, gap)
+    assert not np.array_equal(want["hr_mbpm"], plain["hr_mbpm"])
+
+
 def _extreme_streams(n: int = 3750, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     sat = np.where(np.arange(n) % 2, 32767, -32768).astype(np.int16)

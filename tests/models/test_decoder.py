@@ -196,3 +196,74 @@ def test_width_confidence_is_one_minus_the_interval_width_over_the_grid():
     assert np.abs(out["conf_q15"] / 32768 - (1 - w / cfg.span_bpm)).max() <= 1.5 / 32768
     order = np.argsort(w, kind="stable")
     assert np.all(np.diff(out["conf_q15"].astype(np.int64)[order]) <= 0)
+
+
+# ----------------------------------------------------------------------------- evidence: motion-subtracted PPG
+
+def _motion_case(cfg: D.DecoderCfg, hr: float = 150.0, cad: float = 100.0, n: int = 40):
+    """Network logits with EQUAL peaks at the pulse and at the arm's cadence (a network fooled by the motion),
+    and front-end spectra: the PPG has both peaks, the accelerometer only the cadence. (W, F) int8, (W, F, 4) int8."""
+    b = cfg.centres
+    peak = lambda c: np.exp(-0.5 * ((b - c) / 3.0) ** 2)                  # noqa: E731
+    lg = np.round(-100 + 100 * np.maximum(peak(hr), peak(cad)))             # (F,)
+    logits = np.tile(np.clip(lg, -128, 127), (n, 1)).astype(np.int8)
+    spec = np.full((n, cfg.n_bins, 4), -127, np.int64)
+    spec[:, :, 0] += np.round(254 * np.maximum(0.6 * peak(hr), peak(cad))).astype(np.int64)
+    spec[:, :, 1:] += np.round(254 * peak(cad)).astype(np.int64)[None, :, None]
+    return logits, np.clip(spec, -127, 127).astype(np.int8)
+
+
+def test_evidence_codes_are_the_ppg_above_the_strongest_axis():
+    spec = np.array([[[127, -127, 0, 50], [-127, 127, 127, 127], [0, -127, -127, -127]]], np.int8)   # (1, 3, 4)
+    assert D.evidence_codes(spec).tolist() == [[77, 0, 127]]
+    assert D.evidence_codes(spec[:, :, :1].copy()).tolist() == [[254, 0, 127]]           # PPG only: acc silent
+    with pytest.raises(SqtoolError, match="int8 spectra"):
+        D.evidence_codes(spec.astype(np.int16))
+
+
+def test_evidence_moves_the_estimate_off_the_accelerometer_peak_in_float_and_fixed_point():
+    cfg = D.DecoderCfg(bins_bpm=(30.0, 229.5, 1.5), logit_scale=0.1, evidence_weight=1.0)
+    plain = D.DecoderCfg(**{**cfg.to_dict(), "evidence_weight": 0.0})
+    logits, spec = _motion_case(cfg)
+    ev = D.evidence_codes(spec)
+    hr_ev = D.forward(logits * 0.1, None, cfg, ev)["hr"]
+    hr_plain = D.forward(logits * 0.1, None, plain)["hr"]
+    assert np.all(np.abs(hr_ev[5:] - 150.0) < 2.0)                         # the pulse
+    assert np.all(np.abs(hr_plain[5:] - 100.0) < 2.0)                      # a tie: the first (cadence) peak
+    hr_int = D.IntDecoder(cfg).run(logits, None, ev)["hr_mbpm"] / 1000.0
+    assert np.max(np.abs(hr_int - hr_ev)) < 0.2
+    # the dict helpers read the spectra themselves; a decoder without evidence ignores them
+    assert np.allclose(D.decode_float(logits * 0.1, cfg.to_dict(), spec=spec)["hr"], hr_ev)
+    assert np.array_equal(D.decode_int(logits, plain.to_dict(), 0.1, spec=spec)["hr"],
+                          D.decode_int(logits, plain.to_dict(), 0.1)["hr"])
+
+
+def test_evidence_decoder_refuses_missing_or_misshapen_spectra():
+    cfg = D.DecoderCfg(bins_bpm=(30.0, 229.5, 1.5), evidence_weight=0.5)
+    logits, spec = _motion_case(cfg, n=3)
+    with pytest.raises(SqtoolError, match="pass the window's front-end spectra"):
+        D.forward(logits * 0.1, None, cfg)
+    with pytest.raises(SqtoolError, match="pass the window's front-end spectra"):
+        D.IntDecoder(cfg).run(logits)
+    with pytest.raises(SqtoolError, match=r"evidence must be \(3, 134\)"):
+        D.IntDecoder(cfg).run(logits, None, D.evidence_codes(spec)[:, :10])
+    out = D.IntDecoder(cfg).run(logits, np.zeros(3, bool), D.evidence_codes(spec))     # gated-out: not read
+    assert not out["valid"].any()
+
+
+@pytest.mark.parametrize("kw, match", [({"evidence_weight": -0.5}, "evidence_weight"),
+                                       ({"evidence_weight": float("nan")}, "evidence_weight"),
+                                       ({"evidence_weight": 9.0}, "evidence_weight"),
+                                       ({"evidence_floor": 0.0}, "evidence_floor")])
+def test_bad_evidence_configs_are_refused(kw, match):
+    with pytest.raises(SqtoolError, match=match):
+        D.DecoderCfg(**kw)
+
+
+def test_evidence_penalty_table_is_zero_off_motion_and_clipped():
+    cfg = D.DecoderCfg(logit_scale=0.05, evidence_weight=1.0, evidence_floor=0.02)
+    t = D.decoder_tables(cfg)
+    assert int(t["evidence"]) == 1 and t["pen"].dtype == np.uint8 and len(t["pen"]) == 255
+    assert t["pen"][254] == 0 and np.all(np.diff(t["pen"].astype(int)) <= 0)
+    assert t["pen"][0] == min(255, round(-math.log(0.02 / 1.02) / 0.05))
+    assert int(D.decoder_tables(D.DecoderCfg())["evidence"]) == 0

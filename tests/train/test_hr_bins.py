@@ -320,3 +320,34 @@ def test_out_of_fold_logits_come_from_a_model_that_never_saw_the_subject():
         out_of_fold_logits(xs, ys, keys, [{"a"}, {"b"}], make, bins, cfg)
     with pytest.raises(SqtoolError, match="not in exactly one fold"):
         out_of_fold_logits(xs, ys, keys, [{"a", "b"}, {"b", "c"}], make, bins, cfg)
+
+
+def test_select_decoder_weighs_the_motion_subtracted_ppg_only_when_it_helps():
+    """Out-of-fold logits fooled by the arm's cadence on every window: with the spectra, the inner MAE picks an
+    evidence weight > 0 and decodes the pulse; with spectra that carry no evidence (flat) it keeps 0."""
+    from sqtool.models.decoder import DecoderCfg, evidence_codes, forward
+    cfg = DecoderCfg(bins_bpm=(30.0, 229.5, 1.5))
+    b = cfg.centres
+    rng = np.random.default_rng(0)
+    logits, truth, groups, spectra = [], [], [], []
+    for s in range(3):
+        hr = 140 + np.cumsum(rng.normal(0, 0.5, 50))
+        cad = hr - 45
+        pk = lambda c: np.exp(-0.5 * ((b[None] - c[:, None]) / 3.0) ** 2)   # noqa: E731  (W, F)
+        logits.append((4 * pk(cad) + 3 * pk(hr)).astype(np.float32))         # the cadence wins every window
+        x = np.full((50, len(b), 4), -127.0)
+        x[:, :, 0] += 254 * np.maximum(pk(hr), 0.8 * pk(cad))
+        x[:, :, 1:] += 254 * pk(cad)[:, :, None]
+        spectra.append(np.clip(np.round(x), -127, 127).astype(np.int8))
+        truth.append(hr)
+        groups.append(f"s{s}")
+    base = {"bins_bpm": [30.0, 229.5, 1.5], "sigma_bpm": 2.0, "floor": 1e-3, "logit_scale": 1.0}
+    kw = dict(sigmas=(2.0,), floors=(1e-3,), temperatures=(1.0,))
+    off = select_decoder(logits, truth, groups, base, **kw)
+    on = select_decoder(logits, truth, groups, base, spectra=spectra, **kw)
+    assert off["evidence_weight"] == 0.0 and off["inner_mae"] > 30
+    assert on["evidence_weight"] > 0 and on["inner_mae"] < 3 and on["inner_mae_no_evidence"] == off["inner_mae"]
+    c = DecoderCfg.from_dict({k: v for k, v in on.items() if k != "temperature" and not k.startswith("inner_")})
+    assert abs(np.mean(forward(logits[0], None, c, evidence_codes(spectra[0]))["hr"][5:] - truth[0][5:])) < 3
+    same = select_decoder(logits, truth, groups, base, spectra=[np.full_like(x, 127) for x in spectra], **kw)
+    assert same["evidence_weight"] == 0.0                                  # a flat PPG: the evidence cannot help

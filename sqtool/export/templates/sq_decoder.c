@@ -1,7 +1,8 @@
 /* sq_decoder.c: fixed-point HMM heart-rate decoder, bit-exact with sqtool.models.decoder.IntDecoder.
  *
  * Per window: predict (symmetric Q15 Gaussian taps over the Q20 posterior, 64-bit accumulators),
- * add the uniform floor, multiply by the likelihood LUT[max(logits) - logits[k]] (Q24), normalise to a
+ * add the uniform floor, multiply by the likelihood LUT[min(255, max(e) - e[k])] (Q24) of the emission
+ * e[k] = logits[k] (- PEN[clip(ppg_k - max acc_k, 0, 254)] with SQ_DEC_EVIDENCE), normalise to a
  * sum of exactly 2^20 with one 64-bit division, then read out the refined argmax, the central interval
  * and the confidence. Formats and overflow bounds: see the Python module's docstring.
  */
@@ -58,37 +59,68 @@ static void sq_dec_predict(sq_decoder_t *s)
     }
 }
 
-static uint64_t sq_dec_prod(const sq_decoder_t *s, const int8_t *logits, int valid, int8_t mx, int k)
+static uint64_t sq_dec_prod(const sq_decoder_t *s, int valid, int16_t mx, int k)
 {
+    int32_t d;
     if (!valid) {
         return s->prior[k];
     }
-    return (uint64_t)s->prior[k] * sq_dec_lut[(uint8_t)(mx - logits[k])];
+    d = (int32_t)mx - s->emit[k];
+    return (uint64_t)s->prior[k] * sq_dec_lut[d > 255 ? 255 : d];
+}
+
+/* emit[k] = logits[k] (- the evidence penalty); returns max(emit) */
+static int16_t sq_dec_emission(sq_decoder_t *s, const int8_t *logits, const int8_t *spec, int n_ch)
+{
+    int16_t mx = -32768;
+    int k;
+#if SQ_DEC_EVIDENCE
+    int c;
+    for (k = 0; k < SQ_DEC_NBINS; k++) {
+        const int8_t *b = spec + k * n_ch;
+        int16_t acc = -127, n;
+        for (c = 1; c < n_ch; c++) {
+            if (b[c] > acc) {
+                acc = b[c];
+            }
+        }
+        n = (int16_t)(b[0] - acc);
+        s->emit[k] = (int16_t)(logits[k] - sq_dec_pen[n < 0 ? 0 : (n > 254 ? 254 : n)]);
+    }
+#else
+    (void)spec;
+    (void)n_ch;
+    for (k = 0; k < SQ_DEC_NBINS; k++) {
+        s->emit[k] = logits[k];
+    }
+#endif
+    for (k = 0; k < SQ_DEC_NBINS; k++) {
+        if (s->emit[k] > mx) {
+            mx = s->emit[k];
+        }
+    }
+    return mx;
 }
 
 /* posterior = prior * likelihood, normalised to a sum of exactly 2^20 */
-static void sq_dec_update(sq_decoder_t *s, const int8_t *logits, int valid)
+static void sq_dec_update(sq_decoder_t *s, const int8_t *logits, const int8_t *spec, int n_ch, int valid)
 {
     uint32_t *p = s->post + SQ_DEC_RADIUS;
-    int8_t mx = -128;
+    int16_t mx = 0;
     uint64_t total = 0u, rcp;
     uint32_t sum = 0u, best = 0u;
     int k, shift = 0, arg = 0;
 
     if (valid) {
-        for (k = 0; k < SQ_DEC_NBINS; k++) {
-            if (logits[k] > mx) {
-                mx = logits[k];
-            }
-        }
+        mx = sq_dec_emission(s, logits, spec, n_ch);
     }
     for (k = 0; k < SQ_DEC_NBINS; k++) {
-        total += sq_dec_prod(s, logits, valid, mx, k);
+        total += sq_dec_prod(s, valid, mx, k);
     }
     if (total == 0u) {                          /* floor 0 and no overlap: restart from the likelihood */
         for (k = 0; k < SQ_DEC_NBINS; k++) {
             s->prior[k] = 1u;
-            total += sq_dec_prod(s, logits, valid, mx, k);
+            total += sq_dec_prod(s, valid, mx, k);
         }
     }
     while ((total >> shift) > 0xFFFFFFFFu) {
@@ -96,7 +128,7 @@ static void sq_dec_update(sq_decoder_t *s, const int8_t *logits, int valid)
     }
     rcp = ((uint64_t)1 << 63) / (total >> shift);
     for (k = 0; k < SQ_DEC_NBINS; k++) {
-        uint64_t v = ((sq_dec_prod(s, logits, valid, mx, k) >> shift) * rcp
+        uint64_t v = ((sq_dec_prod(s, valid, mx, k) >> shift) * rcp
                       + ((uint64_t)1 << (SQ_DEC_NORM_SHIFT - 1))) >> SQ_DEC_NORM_SHIFT;
         p[k] = (uint32_t)v;
         sum += (uint32_t)v;
@@ -168,16 +200,25 @@ static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
     out->argmax = (int16_t)a;
 }
 
-int sq_decoder_step(sq_decoder_t *s, const int8_t *logits, int valid, sq_decoder_out_t *out)
+int sq_decoder_step_spec(sq_decoder_t *s, const int8_t *logits, const int8_t *spec, int n_ch, int valid,
+                         sq_decoder_out_t *out)
 {
     if (s == 0 || out == 0 || (valid && logits == 0)) {
         return SQ_DEC_ERR_NULL;
     }
+    if (SQ_DEC_EVIDENCE && valid && (spec == 0 || n_ch < 1 || n_ch > 8)) {
+        return SQ_DEC_ERR_SPEC;
+    }
     valid = valid ? 1 : 0;
     sq_dec_predict(s);
     s->started = 1u;
-    sq_dec_update(s, logits, valid);
+    sq_dec_update(s, logits, spec, n_ch, valid);
     sq_dec_readout(s, out);
     out->valid = (uint8_t)valid;
     return SQ_DEC_OK;
+}
+
+int sq_decoder_step(sq_decoder_t *s, const int8_t *logits, int valid, sq_decoder_out_t *out)
+{
+    return sq_decoder_step_spec(s, logits, 0, 0, valid, out);
 }

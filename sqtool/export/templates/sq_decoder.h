@@ -8,6 +8,9 @@
  *     sq_decoder_init(&dec);
  *     sq_decoder_step(&dec, logits, valid, &out);   // out.hr_mbpm, out.lo_mbpm, out.hi_mbpm, out.conf_q15
  *
+ * A decoder exported with SQ_DEC_EVIDENCE = 1 also weighs the window's motion-subtracted PPG spectrum
+ * (the front end's int8 codes): call sq_decoder_step_spec(&dec, logits, spec, n_ch, valid, &out) instead.
+ *
  * No float, no globals except const tables: re-entrant, several decoders may run side by side.
  */
 #ifndef SQ_DECODER_H
@@ -19,10 +22,12 @@
 
 #define SQ_DEC_OK 0
 #define SQ_DEC_ERR_NULL (-1)
+#define SQ_DEC_ERR_SPEC (-2)    /* an evidence decoder stepped without a spectrum, or n_ch outside 1..8 */
 
 typedef struct {
     uint32_t post[SQ_DEC_NBINS + 2 * SQ_DEC_RADIUS];  /* Q20 posterior (sum 2^20), SQ_DEC_RADIUS zero pads each side */
     uint32_t prior[SQ_DEC_NBINS];                     /* scratch: prior of the current window */
+    int16_t emit[SQ_DEC_NBINS];                       /* scratch: logits - evidence penalty, logit units */
     uint8_t started;                                  /* 0 until the first window: it is not predicted */
 } sq_decoder_t;
 
@@ -41,5 +46,12 @@ int sq_decoder_init(sq_decoder_t *s);
 /* One window: logits[SQ_DEC_NBINS] int8 (read only when valid != 0), valid = 0 for a gated-out window.
  * Returns SQ_DEC_OK or SQ_DEC_ERR_NULL (s, out, or logits with valid != 0). */
 int sq_decoder_step(sq_decoder_t *s, const int8_t *logits, int valid, sq_decoder_out_t *out);
+
+/* One window with its front-end spectrum spec[SQ_DEC_NBINS * n_ch] int8, channels-last (ppg, then the
+ * accelerometer axes; n_ch = 1..8), read only when valid and SQ_DEC_EVIDENCE. Returns SQ_DEC_OK,
+ * SQ_DEC_ERR_NULL, or SQ_DEC_ERR_SPEC (SQ_DEC_EVIDENCE and a valid window without spec, or n_ch out of range).
+ * sq_decoder_step is this with spec = 0: SQ_DEC_ERR_SPEC for a valid window of an evidence decoder. */
+int sq_decoder_step_spec(sq_decoder_t *s, const int8_t *logits, const int8_t *spec, int n_ch, int valid,
+                         sq_decoder_out_t *out);
 
 #endif /* SQ_DECODER_H */

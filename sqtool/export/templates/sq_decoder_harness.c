@@ -2,7 +2,8 @@
  *
  *     harness IN.bin OUT.bin [REPEAT]
  *
- * IN.bin:  int32 W, int32 F, then W * F int8 logits (row-major), then W uint8 valid flags.
+ * IN.bin:  int32 W, int32 F, int32 C, then W * F int8 logits (row-major), then W uint8 valid flags, then
+ *          (C > 0) W * F * C int8 front-end spectra (channels-last) for sq_decoder_step_spec.
  * OUT.bin: per window 6 int32: hr_mbpm, lo_mbpm, hi_mbpm, conf_q15, argmax, valid (host byte order).
  * REPEAT (default 1) runs the whole sequence that many times (for instruction counts); OUT holds the last.
  * Exit status: 0 ok, 2 usage/IO, 3 grid mismatch, 4 decoder error.
@@ -15,8 +16,8 @@
 int main(int argc, char **argv)
 {
     FILE *fi, *fo;
-    int32_t hdr[2];
-    int8_t *logits;
+    int32_t hdr[3];
+    int8_t *logits, *spec = NULL;
     uint8_t *valid;
     int32_t w, t, rep, nrep = 1;
     sq_decoder_t dec;
@@ -30,10 +31,10 @@ int main(int argc, char **argv)
         nrep = atoi(argv[3]);
     }
     fi = fopen(argv[1], "rb");
-    if (fi == NULL || fread(hdr, sizeof(int32_t), 2, fi) != 2) {
+    if (fi == NULL || fread(hdr, sizeof(int32_t), 3, fi) != 3) {
         return 2;
     }
-    if (hdr[1] != SQ_DEC_NBINS || hdr[0] < 0) {
+    if (hdr[1] != SQ_DEC_NBINS || hdr[0] < 0 || hdr[2] < 0 || hdr[2] > 8) {
         fprintf(stderr, "file has %d bins, decoder has %d\n", (int)hdr[1], SQ_DEC_NBINS);
         return 3;
     }
@@ -44,6 +45,13 @@ int main(int argc, char **argv)
         || fread(logits, 1, (size_t)w * SQ_DEC_NBINS, fi) != (size_t)w * SQ_DEC_NBINS
         || fread(valid, 1, (size_t)w, fi) != (size_t)w) {
         return 2;
+    }
+    if (hdr[2] > 0) {
+        size_t n = (size_t)w * SQ_DEC_NBINS * (size_t)hdr[2];
+        spec = (int8_t *)malloc(n + 1);
+        if (spec == NULL || fread(spec, 1, n, fi) != n) {
+            return 2;
+        }
     }
     fclose(fi);
     fo = fopen(argv[2], "wb");
@@ -57,7 +65,9 @@ int main(int argc, char **argv)
         for (t = 0; t < w; t++) {
             /* an invalid window is passed without logits, as firmware with a gated-out window would */
             const int8_t *x = valid[t] ? logits + (size_t)t * SQ_DEC_NBINS : NULL;
-            if (sq_decoder_step(&dec, x, valid[t], &out) != SQ_DEC_OK) {
+            const int8_t *sp = spec != NULL && valid[t] ? spec + (size_t)t * SQ_DEC_NBINS * (size_t)hdr[2] : NULL;
+            if ((spec != NULL ? sq_decoder_step_spec(&dec, x, sp, (int)hdr[2], valid[t], &out)
+                              : sq_decoder_step(&dec, x, valid[t], &out)) != SQ_DEC_OK) {
                 return 4;
             }
             if (rep == nrep - 1) {
@@ -79,8 +89,13 @@ int main(int argc, char **argv)
         || sq_decoder_step(&dec, logits, 1, NULL) != SQ_DEC_ERR_NULL) {
         return 4;
     }
+    if (SQ_DEC_EVIDENCE && (sq_decoder_step(&dec, logits, 1, &out) != SQ_DEC_ERR_SPEC
+                            || sq_decoder_step_spec(&dec, logits, logits, 0, 1, &out) != SQ_DEC_ERR_SPEC)) {
+        return 4;
+    }
     fclose(fo);
     free(logits);
     free(valid);
+    free(spec);
     return 0;
 }

@@ -95,7 +95,7 @@ static int sq_pl_score(sq_pipeline_t *p, sq_result_t *r)
         if (rc != 0) return SQ_PL_ERR_MODEL;
     }
     SQ_PL_BEGIN(2);
-    if (sq_decoder_step(&p->dec, logits, valid, &d) != SQ_DEC_OK) return SQ_PL_ERR_MODEL;
+    if (sq_decoder_step_spec(&p->dec, logits, codes, SQ_FE_NCH, valid, &d) != SQ_DEC_OK) return SQ_PL_ERR_MODEL;
     SQ_PL_END(2);
     r->index = (uint32_t)idx;
     r->hr_mbpm = d.hr_mbpm;
