@@ -94,6 +94,7 @@ def main(argv=None):
     res = {"bands": table, "worst_band_int8": worst, "goal": "MAE <= 3 BPM in every 10-BPM band (int8)",
            "met": bool(worst <= 3.0), "bands_met": int(sum(d["int8"] <= 3.0 for d in table)),
            "recordings": len(syn), "wall_s": time.time() - t0, "args": vars(args),
+           "evidence_weight": float(rows[0].get("evidence_weight", 0.0)) if rows else None,
            "cadences": [float(r.meta["cadence_bpm"]) for r in syn]}
     out = Path(args.out)
     write_metrics(out, res, "hr_synthetic_pulse.json")
@@ -107,7 +108,9 @@ def main(argv=None):
            f"{'met' if res['met'] else 'MISSED'}. Wall time {res['wall_s'] / 60:.1f} min.", "",
            f"Recipe: seed {args.seed}, teacher {args.teacher}, pretraining {args.pretrain}, motion windows {args.motion_frac:g} (PPG motion "
            f"amplitude {args.motion_ppg_amp} x the pulse's max, {args.motion_ppg_dist}), KD {args.kd:g} gated at "
-           f"{args.kd_gate_bpm:g} BPM; synthetic recordings seeded from {args.record_seed}"
+           f"{args.kd_gate_bpm:g} BPM; decoder weight of the motion-subtracted PPG spectrum "
+           f"{res['evidence_weight']:g} (--evidence {args.evidence}: chosen on the real training subjects' inner "
+           f"out-of-fold logits, 0 = the network alone); synthetic recordings seeded from {args.record_seed}"
            + (" (the set the augmentation was diagnosed on)" if args.record_seed == 1000 else " (a fresh set)")
            + ".", ""]
     atomic_write_text(out / "hr_synthetic_pulse.md", "\n".join(md))

@@ -580,7 +580,9 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         base = {"runtime": "baseline", "status": "skipped", "error": str(e)}
 
     model_file = "model_int8.tflite" if art.has("model_int8.tflite") else "metadata.json"
-    notes = [dec_note + f" (temperature {float(dec.get('temperature', 1.0)):g}); int8 logits decoded with "
+    from sqtool.models.decoder import DecoderCfg, decoder_only
+    emission = DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": 1.0}).emission_text
+    notes = [dec_note + f" (temperature {float(dec.get('temperature', 1.0)):g}; it tracks {emission}); int8 logits decoded with "
              "decode_int at the int graph's output scale, float logits with decode_float.",
              f"windows with more than half their inputs flagged (flagged_q15 > {MAX_FLAGGED_Q15}) are not scored "
              "(decoder predicts only), in every runtime as in the C pipeline.",
