@@ -6,7 +6,8 @@
 1. A quantized spectral student (`spec_student_s`) from a QUICK training: `train_bins` for --epochs on the
    front-end spectra of TROIKA + wrist_exercise (`hr_corpus`), the two evaluation recordings' subjects
    left out, then `qat_bins` (--qat-epochs); decoder (sigma, floor) fitted on the training truth, its
-   logit scale = the int graph's output scale. Accuracy is NOT the point here (see hr_spectral.py); the
+   logit scale = the int graph's output scale, and the motion-subtracted PPG spectrum weighed into its
+   emission (--evidence-weight, 0.5 by default: the costlier decoder, one more pass over the codes). Accuracy is NOT the point here (see hr_spectral.py); the
    MAE printed is a sanity check only.
 2. `render_pipeline` at the recording's device rate and PPG sensor count (TROIKA 125 Hz with ppg + ppg2,
    wrist_exercise 256 Hz with one), the Python integer reference `PipelineRef` on the whole recording
@@ -82,10 +83,11 @@ def train_model(corpus, held, args):
     q = qat_bins(f, X, Y, bins, qat_cfg(BinTrainCfg(epochs=args.epochs, seed=args.seed), args.qat_epochs))
     graph = extract_int_graph(q)
     dec = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s, float(graph.output_scale))
+    dec["evidence_weight"] = float(args.evidence_weight)      # the costlier emission: spectra read per bin
     mc = q.cfg.to_dict()
     mc["decoder"] = dec
     log(f"trained {args.model} on {len(train)} recordings ({len(X)} windows) in {time.time() - t0:.0f} s; "
-        f"decoder sigma {dec['sigma_bpm']:.2f} BPM floor {dec['floor']:.2g}")
+        f"decoder sigma {dec['sigma_bpm']:.2f} BPM floor {dec['floor']:.2g} evidence weight {dec['evidence_weight']:g}")
     return q, graph, mc, len(train)
 
 
@@ -163,7 +165,8 @@ def write_markdown(res: dict, path: Path) -> None:
     L = [f"# Whole heart-rate pipeline as firmware: {res['model']} (front end + int8 network + HMM decoder)", "",
          f"Model: `{res['model']}` quick-trained ({res['epochs']} epochs + {res['qat_epochs']} QAT epochs, "
          f"{res['train_recordings']} training recordings, evaluation subjects held out), {res['macs']} MACs per "
-         f"window; rounding `{PL.ROUNDING}`; -O2, arm-none-eabi-gcc + picolibc; QEMU {res['tools'].get('qemu')}.",
+         f"window; decoder weight of the motion-subtracted PPG spectrum {res.get('evidence_weight', 0.0):g}; rounding "
+         f"`{PL.ROUNDING}`; -O2, arm-none-eabi-gcc + picolibc; QEMU {res['tools'].get('qemu')}.",
          "Instruction counts are instructions executed (QEMU TCG plugin), not cycles.", "",
          "## Bit-exactness (every result field, every hop, vs the Python integer reference)", "",
          "| recording | fs | results | scored | host | " + " | ".join(res["targets"]) + " |",
@@ -213,6 +216,9 @@ def main() -> int:
     ap.add_argument("--qat-epochs", type=int, default=1)
     ap.add_argument("--targets", default="m4,m33,m55")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--evidence-weight", type=float, default=0.5,
+                    help="the decoder's weight of the motion-subtracted PPG spectrum (0 = the network alone; > 0 "
+                         "costs one pass over the window's codes per hop)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -228,6 +234,7 @@ def main() -> int:
     from sqtool.data.readers import read_dataset
     res = {"model": args.model, "epochs": args.epochs, "qat_epochs": args.qat_epochs, "train_recordings": n_train,
            "macs": graph.macs, "targets": args.targets, "rounding": PL.ROUNDING, "tools": mcu.tool_versions(),
+           "evidence_weight": float(mc["decoder"]["evidence_weight"]),
            "sanity_mae_bpm": {}, "recordings": [],
            "command": "nice .venv/bin/python benchmarks/firmware_pipeline.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
