@@ -260,15 +260,18 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None):
         for r in train:
             if r.key in g:
                 oof[r.record_id] = predict_logits(m, teacher_x(r, tcfg, records))
-    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence == "inner"), groups
+    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence), groups
 
 
-def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: bool = True) -> dict:
+def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner") -> dict:
     """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder;
-    `evidence`: the weight of the motion-subtracted PPG spectrum is one of the choices)."""
+    `evidence` (--evidence): inner = the weight of the motion-subtracted PPG spectrum is one of the choices, off =
+    0, a number = that weight, fixed)."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
+    fixed = evidence not in ("inner", "off")
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
-                         spectra=[r.x for r in train] if evidence else None)
+                         spectra=[r.x for r in train] if evidence != "off" else None,
+                         **({"evidence_weights": (float(evidence),), "evidence_required": True} if fixed else {}))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, evidence weight {dec.get('evidence_weight', 0.0):g} (inner MAE without "
@@ -369,7 +372,7 @@ def run_fold(train, test, args, records, log):
     a = student_args(args, recipe)
     if args.decoder_on == "student":                 # --recipe inner already has the chosen recipe's (same seeds)
         soof = soof if soof is not None else student_oof(train, groups, oof, bins, a, encoders)
-        dec = decoder_on(soof, train, scfg, "student", log, args.evidence == "inner")
+        dec = decoder_on(soof, train, scfg, "student", log, args.evidence)
     torch.set_rng_state(rng)
     teacher = fresh(tcfg, encoders)
     train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)
@@ -402,7 +405,7 @@ def run_fold(train, test, args, records, log):
                "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
                "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
                "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "conf_measure": dec.get("conf_measure", "mass"),
-               "evidence_weight": float(dec.get("evidence_weight", 0.0)),
+               "evidence_weight": float(dec.get("evidence_weight", 0.0)), "evidence_mode": args.evidence,
                "logit_scale": scale,
                "recipe": recipe or "fixed", "recipe_scores": recipe_scores}
         out.append(row)
@@ -452,6 +455,7 @@ def summarise(rows, title):
     summ["conf_measure_folds"] = {m: len({(r["dataset"], r["subject"]) for r in rows if r.get("conf_measure", "mass") == m})
                                   for m in ("mass", "width")}
     fold_mu = {(r["dataset"], r["subject"]): float(r.get("evidence_weight", 0.0)) for r in rows}
+    summ["evidence"] = rows[0].get("evidence_mode", "inner") if rows else "inner"
     summ["evidence_weight_folds"] = {f"{m:g}": sum(v == m for v in fold_mu.values()) for m in sorted(set(fold_mu.values()))}
     summ["mae_all"], summ["mae_top80_conf"], summ["gating_reduction"] = u["mae_all"], u["mae_top"], \
         u["gating_reduction"]
@@ -488,8 +492,8 @@ def markdown(summ) -> str:
           f"the held-out subjects): MAE "
           f"{summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM ({-100 * summ['gating_reduction']:+.0f} %; "
           f"ranking by interval width instead: {-100 * summ['gating_reduction_width']:+.0f} %); windows with doubtful truth (not scored): "
-          f"{summ['doubtful_truth_windows']}. Decoder weight of the motion-subtracted PPG spectrum, chosen per fold on "
-          f"the inner windows (0 = the network alone): "
+          f"{summ['doubtful_truth_windows']}. Decoder weight of the motion-subtracted PPG spectrum (--evidence "
+          f"{summ.get('evidence', 'inner')}; inner: chosen per fold on the inner windows, 0 = the network alone): "
           + ", ".join(f"{m} on {n}" for m, n in summ.get("evidence_weight_folds", {}).items()) + ".", ""]
     if set(summ["recipes"]) != {"fixed"}:
         L += ["Student recipe chosen per held-out subject by inner cross-validation over its training subjects: " +
@@ -499,6 +503,18 @@ def markdown(summ) -> str:
 
 def _span(v, fmt) -> str:
     return f"{min(v):{fmt}}" if min(v) == max(v) else f"{min(v):{fmt}}-{max(v):{fmt}}"
+
+
+def evidence_text(v: str) -> str:
+    if v in ("inner", "off"):
+        return v
+    try:
+        w = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--evidence must be inner, off or a weight in (0, 8], got {v!r}") from None
+    if not 0 < w <= 8:
+        raise argparse.ArgumentTypeError(f"--evidence weight must be in (0, 8], got {v}")
+    return f"{w:g}"
 
 
 def add_training_args(ap) -> None:
@@ -544,9 +560,10 @@ def add_training_args(ap) -> None:
     ap.add_argument("--decoder-on", choices=("teacher", "student"), default="student",
                     help="whose inner out-of-fold logits choose the decoder (sigma, floor, temperature, interval, "
                          "confidence): the float student's (inner students, as sqtool quantize) or the teacher's")
-    ap.add_argument("--evidence", choices=("inner", "off"), default="inner",
+    ap.add_argument("--evidence", type=evidence_text, default="inner", metavar="inner|off|WEIGHT",
                     help="inner: the decoder's weight of the motion-subtracted PPG spectrum (evidence_weight) is chosen "
-                         "on the inner out-of-fold logits with the rest of the decoder (0 among the choices); off: 0")
+                         "on the inner out-of-fold logits with the rest of the decoder (0 among the choices); off: 0; "
+                         "a number: that weight, fixed (the temperature is still chosen with it)")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,

@@ -348,14 +348,16 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                    sigmas=(2.0, 3.0, 4.0, 6.0), floors=(1e-4, 1e-3, 1e-2), temperatures=(1.0, 2.0, 3.0),
                    coverage: float = 0.9, conf_halfwidths=(2.0, 3.0, 5.0, 8.0, 12.0), keep: float = 0.8,
                    slack_bpm: float = 0.5, conf_measures=("mass", "width"),
-                   spectra: list[np.ndarray] | None = None, evidence_weights=(0.25, 0.5, 1.0)) -> dict:
+                   spectra: list[np.ndarray] | None = None, evidence_weights=(0.25, 0.5, 1.0),
+                   evidence_required: bool = False) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor and logit temperature by the mean of subjects' decoded MAE (`base`, from
        `fit_decoder`, the truth's own sigma, is one of the candidates); then, given the recordings' int8
        front-end `spectra` (W, F, C), the weight of the motion-subtracted PPG spectrum in the emission
        (decoder `evidence_weight`, 0 = the network alone, kept unless a weight among `evidence_weights` with
-       any of the temperatures decodes better);
+       any of the temperatures decodes better; `evidence_required`: the best of `evidence_weights` even if 0
+       decodes better, e.g. one fixed weight);
     2. with those, the interval's nominal mass: the `coverage`-quantile of the per-window mass needed to
        reach the truth (+-slack_bpm, the benchmark's rule; `decoder.needed_mass`), so that the inner windows'
        coverage is `coverage` (a model whose posteriors are too wide gets a mass below 0.9, one that is
@@ -384,6 +386,10 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                 if score < best_score:
                     best, best_score = {**dec, "temperature": float(T), "inner_mae": score}, score
     best = {**best, "evidence_weight": 0.0, "inner_mae_no_evidence": best_score}
+    if evidence_required and spectra is None:
+        raise SqtoolError("select_decoder: a required evidence weight needs the recordings' spectra")
+    if evidence_required:
+        best_score = np.inf
     sp = spectra if spectra is not None else [None] * len(logits)
     for mu in (evidence_weights if spectra is not None else ()):
         for T in temperatures:
