@@ -95,7 +95,8 @@ class QuantizeConfig:
     evidence: str = field(default="inner", metadata={
         "help": "spectral hr students, --decoder-on student: inner = the decoder may also weigh the window's "
                 "motion-subtracted PPG spectrum (the classic spectral-subtraction rule as a prior on the network's "
-                "bins), with a weight chosen on the inner out-of-fold logits (0 among the choices); off = never"})
+                "bins), with a weight chosen on the inner out-of-fold logits (0 among the choices); off = never; "
+                "a number in (0, 8] = that weight, fixed", "metavar": "inner|off|WEIGHT"})
     inner_folds: int = field(default=3, metadata={"help": "--decoder-on student: inner folds of the training "
                                                           "subjects"})
     inner_epochs: int = field(default=0, metadata={"help": "--decoder-on student: epochs of each inner student "

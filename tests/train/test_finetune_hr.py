@@ -63,8 +63,15 @@ def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(tea
     assert not (tmp_path / "t" / "decoder.json").exists()
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["decoder_on"] == "teacher"
 
+    # a fixed weight of the motion-subtracted PPG spectrum: in the shipped decoder, and decoded with it
+    assert main(common + ["--evidence", "0.5", "--out", str(tmp_path / "e")]) == 0
+    edec = load_checkpoint(tmp_path / "e" / "model.pt")["model_cfg"]["decoder"]
+    assert edec["evidence_weight"] == 0.5 and np.isfinite(json.loads((tmp_path / "e" / "metrics.json").read_text())
+                                                             ["mae_bpm"]["int8"])
+
     capsys.readouterr()
-    for bad, says in ((["--decoder-on", "both"], "--decoder-on must be"), (["--inner-folds", "1"], "--inner-folds")):
+    for bad, says in ((["--decoder-on", "both"], "--decoder-on must be"), (["--inner-folds", "1"], "--inner-folds"),
+                      (["--evidence", "strong"], "--evidence must be"), (["--evidence", "0"], "--evidence must be")):
         assert main(common + bad + ["--out", str(tmp_path / "bad")]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0]
