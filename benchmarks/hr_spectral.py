@@ -455,7 +455,7 @@ def summarise(rows, title):
     summ["conf_measure_folds"] = {m: len({(r["dataset"], r["subject"]) for r in rows if r.get("conf_measure", "mass") == m})
                                   for m in ("mass", "width")}
     fold_mu = {(r["dataset"], r["subject"]): float(r.get("evidence_weight", 0.0)) for r in rows}
-    summ["evidence"] = rows[0].get("evidence_mode", "inner") if rows else "inner"
+    summ["evidence"] = rows[0].get("evidence_mode", "off") if rows else "off"
     summ["evidence_weight_folds"] = {f"{m:g}": sum(v == m for v in fold_mu.values()) for m in sorted(set(fold_mu.values()))}
     summ["mae_all"], summ["mae_top80_conf"], summ["gating_reduction"] = u["mae_all"], u["mae_top"], \
         u["gating_reduction"]
@@ -492,9 +492,11 @@ def markdown(summ) -> str:
           f"the held-out subjects): MAE "
           f"{summ['mae_all']:.2f} -> {summ['mae_top80_conf']:.2f} BPM ({-100 * summ['gating_reduction']:+.0f} %; "
           f"ranking by interval width instead: {-100 * summ['gating_reduction_width']:+.0f} %); windows with doubtful truth (not scored): "
-          f"{summ['doubtful_truth_windows']}. Decoder weight of the motion-subtracted PPG spectrum (--evidence "
-          f"{summ.get('evidence', 'inner')}; inner: chosen per fold on the inner windows, 0 = the network alone): "
-          + ", ".join(f"{m} on {n}" for m, n in summ.get("evidence_weight_folds", {}).items()) + ".", ""]
+          f"{summ['doubtful_truth_windows']}."
+          + ("" if summ.get("evidence", "off") == "off" else
+             f" Decoder weight of the motion-subtracted PPG spectrum (--evidence {summ['evidence']}; inner: chosen "
+             "per fold on the inner windows, 0 = the network alone): "
+             + ", ".join(f"{m} on {n}" for m, n in summ.get("evidence_weight_folds", {}).items()) + "."), ""]
     if set(summ["recipes"]) != {"fixed"}:
         L += ["Student recipe chosen per held-out subject by inner cross-validation over its training subjects: " +
               ", ".join(f"{d['subject']} {d['recipe']}" for d in summ["subjects"]) + ".", ""]
@@ -560,7 +562,7 @@ def add_training_args(ap) -> None:
     ap.add_argument("--decoder-on", choices=("teacher", "student"), default="student",
                     help="whose inner out-of-fold logits choose the decoder (sigma, floor, temperature, interval, "
                          "confidence): the float student's (inner students, as sqtool quantize) or the teacher's")
-    ap.add_argument("--evidence", type=evidence_text, default="inner", metavar="inner|off|WEIGHT",
+    ap.add_argument("--evidence", type=evidence_text, default="off", metavar="inner|off|WEIGHT",
                     help="inner: the decoder's weight of the motion-subtracted PPG spectrum (evidence_weight) is chosen "
                          "on the inner out-of-fold logits with the rest of the decoder (0 among the choices); off: 0; "
                          "a number: that weight, fixed (the temperature is still chosen with it)")

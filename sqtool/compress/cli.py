@@ -92,7 +92,7 @@ class QuantizeConfig:
         "help": "spectral hr students: whose out-of-fold logits choose the decoder (transition, temperature, "
                 "interval, confidence): student (one float student per inner fold of the training subjects, so "
                 "it is calibrated on the logits it decodes) or teacher (the teacher run's decoder as is)"})
-    evidence: str = field(default="inner", metadata={
+    evidence: str = field(default="off", metadata={
         "help": "spectral hr students, --decoder-on student: inner = the decoder may also weigh the window's "
                 "motion-subtracted PPG spectrum (the classic spectral-subtraction rule as a prior on the network's "
                 "bins), with a weight chosen on the inner out-of-fold logits (0 among the choices); off = never; "

@@ -182,10 +182,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         log(f"fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): per-window argmax MAE {np.nanmean(raw):.2f} BPM "
             f"[{time.time() - t0:.0f} s]")
     base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
-    dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
-                         spectra=[r.x for r in corpus])
+    dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base)
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
-        f"temperature {dec['temperature']:g}, motion-subtracted PPG weight {dec['evidence_weight']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
+        f"temperature {dec['temperature']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
         f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9), confidence: {conf_text(dec)}")
     hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.flagged < 0.5, r.x)["hr"] for r in corpus}  # once
     per_subject, errs, errs_raw = [], [], []
