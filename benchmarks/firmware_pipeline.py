@@ -7,7 +7,7 @@
    front-end spectra of TROIKA + wrist_exercise (`hr_corpus`), the two evaluation recordings' subjects
    left out, then `qat_bins` (--qat-epochs); decoder (sigma, floor) fitted on the training truth, its
    logit scale = the int graph's output scale, and the motion-subtracted PPG spectrum weighed into its
-   emission (--evidence-weight, 0.5 by default: the costlier decoder, one more pass over the codes). Accuracy is NOT the point here (see hr_spectral.py); the
+   emission when --evidence-weight > 0 (0 by default, as shipped; > 0 costs one more pass over the codes). Accuracy is NOT the point here (see hr_spectral.py); the
    MAE printed is a sanity check only.
 2. `render_pipeline` at the recording's device rate and PPG sensor count (TROIKA 125 Hz with ppg + ppg2,
    wrist_exercise 256 Hz with one), the Python integer reference `PipelineRef` on the whole recording
@@ -83,7 +83,7 @@ def train_model(corpus, held, args):
     q = qat_bins(f, X, Y, bins, qat_cfg(BinTrainCfg(epochs=args.epochs, seed=args.seed), args.qat_epochs))
     graph = extract_int_graph(q)
     dec = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s, float(graph.output_scale))
-    dec["evidence_weight"] = float(args.evidence_weight)      # the costlier emission: spectra read per bin
+    dec["evidence_weight"] = float(args.evidence_weight)      # > 0: the costlier emission, spectra read per bin
     mc = q.cfg.to_dict()
     mc["decoder"] = dec
     log(f"trained {args.model} on {len(train)} recordings ({len(X)} windows) in {time.time() - t0:.0f} s; "
@@ -216,7 +216,7 @@ def main() -> int:
     ap.add_argument("--qat-epochs", type=int, default=1)
     ap.add_argument("--targets", default="m4,m33,m55")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--evidence-weight", type=float, default=0.5,
+    ap.add_argument("--evidence-weight", type=float, default=0.0,
                     help="the decoder's weight of the motion-subtracted PPG spectrum (0 = the network alone; > 0 "
                          "costs one pass over the window's codes per hop)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
