@@ -82,7 +82,10 @@ No float anywhere in a step; all tables are computed at export time by `decoder_
 Cost per step: F (R + 1) 32x32->64 MACs (201 x 13 for sigma = 4 BPM, thanks to the symmetric taps), F
 32x32->64 multiplies for the update, F 64-bit multiplies for the normalisation, one 64-bit division and three
 64/32-bit divisions in the read-out. Measured (default cfg, x86-64 gcc -O2, callgrind): ~35 k instructions
-per step, 63 % of them in the predict loop; Cortex-M4 -O2: ~1.3 KB code + 1.85 KB const tables, 1.7 KB state.
+per step, 63 % of them in the predict loop; Cortex-M4 -O2: ~1.3 KB code + 1.85 KB const tables, 1.7 KB state
+(+ 2F bytes of int16 emission scratch). In the pipeline (134 bins, benchmarks/results/firmware_pipeline*.md):
+16 k Cortex-M4 instructions per hop; with evidence 20 k (one pass over the window's F x 4 codes) and a 255-byte
+penalty table.
 Against `forward` on network-like logits (`synthetic_logits`) the fixed-point HR differs by < 0.01 BPM on average
 (logit_scale 0.05..0.25, sigma 2..8); on uniformly random logits the mean is 0.01..0.16 BPM, all of it from
 0.1-0.2 % of windows where two far modes are tied to ~1e-4 and the argmax picks the other one.
