@@ -72,7 +72,7 @@ from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import conf_text  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
-from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, fit_decoder, kd_gate,  # noqa: E402
+from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
                                   out_of_fold_logits, predict_logits, select_decoder, train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
@@ -268,10 +268,8 @@ def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner
     `evidence` (--evidence): inner = the weight of the motion-subtracted PPG spectrum is one of the choices, off =
     0, a number = that weight, fixed)."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
-    fixed = evidence not in ("inner", "off")
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
-                         spectra=[r.x for r in train] if evidence != "off" else None,
-                         **({"evidence_weights": (float(evidence),), "evidence_required": True} if fixed else {}))
+                         **evidence_args(evidence, [r.x for r in train]))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, evidence weight {dec.get('evidence_weight', 0.0):g} (inner MAE without "
@@ -508,15 +506,11 @@ def _span(v, fmt) -> str:
 
 
 def evidence_text(v: str) -> str:
-    if v in ("inner", "off"):
-        return v
     try:
-        w = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--evidence must be inner, off or a weight in (0, 8], got {v!r}") from None
-    if not 0 < w <= 8:
-        raise argparse.ArgumentTypeError(f"--evidence weight must be in (0, 8], got {v}")
-    return f"{w:g}"
+        evidence_args(v, [])
+    except SqtoolError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return v if v in ("inner", "off") else f"{float(v):g}"
 
 
 def add_training_args(ap) -> None:

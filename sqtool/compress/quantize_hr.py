@@ -59,19 +59,6 @@ _NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_n
                      "decoder_on", "inner_folds", "inner_epochs", "evidence")
 
 
-def evidence_weight(v: str) -> float | None:
-    """--evidence: None for inner / off, else the fixed weight (0, 8]; a clear error otherwise."""
-    if v in ("inner", "off"):
-        return None
-    try:
-        w = float(v)
-    except (TypeError, ValueError):
-        w = float("nan")
-    if not 0 < w <= 8:
-        raise SqtoolError(f"--evidence must be inner, off or a weight in (0, 8], got '{v}'")
-    return w
-
-
 def float_key(cfg, t_sha: str, arrays) -> str:
     """sha256 of what the float student depends on: the config, the teacher, the training data."""
     import hashlib
@@ -111,7 +98,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
 
     from sqtool.data.tasks import subject_folds
     from sqtool.models.decoder import conf_text
-    from sqtool.models.hr_bins import fit_decoder, out_of_fold_logits, select_decoder
+    from sqtool.models.hr_bins import evidence_args, fit_decoder, out_of_fold_logits, select_decoder
     if resume and dpath.is_file():
         saved = json.loads(dpath.read_text())
         if saved.get("key") == dkey:
@@ -127,10 +114,8 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
                                 make_student, bins, icfg,
                                 [t_logits[r.record_id] for r in train] if t_logits is not None else None)
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
-    fixed = evidence_weight(cfg.evidence)
     dec = select_decoder(logits, [r.y for r in train], list(keys), base,
-                         spectra=[r.x for r in train] if cfg.evidence != "off" else None,
-                         **({"evidence_weights": (fixed,), "evidence_required": True} if fixed else {}))
+                         **evidence_args(cfg.evidence, [r.x for r in train]))
     atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, motion-subtracted PPG weight "
@@ -150,7 +135,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
-    from sqtool.models.hr_bins import BinTrainCfg, kd_gate, predict_logits, train_bins
+    from sqtool.models.hr_bins import BinTrainCfg, evidence_args, kd_gate, predict_logits, train_bins
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -164,7 +149,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
         raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
     if cfg.decoder_on not in ("student", "teacher"):
         raise SqtoolError(f"--decoder-on must be student or teacher, got '{cfg.decoder_on}'")
-    evidence_weight(cfg.evidence)                                       # refuses a bad value before any work
+    evidence_args(cfg.evidence, [])                                      # refuses a bad value before any work
     if cfg.inner_folds < 0 or cfg.inner_folds == 1 or cfg.inner_epochs < 0:
         raise SqtoolError(f"--inner-folds must be >= 2 (0 = one per subject) and --inner-epochs >= 0, got "
                           f"{cfg.inner_folds} and {cfg.inner_epochs}")

@@ -344,6 +344,23 @@ def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit
                       logit_scale=float(logit_scale)).to_dict()
 
 
+def evidence_args(mode: str, spectra: list[np.ndarray]) -> dict:
+    """`--evidence` (inner | off | a weight in (0, 8]) -> the keyword arguments of `select_decoder`: inner = the
+    weight of the motion-subtracted PPG spectrum chosen among its defaults (0 included), off = none, a number =
+    that weight, fixed. A bad value is one clear line."""
+    if mode == "off":
+        return {"spectra": None}
+    if mode == "inner":
+        return {"spectra": spectra}
+    try:
+        w = float(mode)
+    except (TypeError, ValueError):
+        w = float("nan")
+    if not 0 < w <= 8:
+        raise SqtoolError(f"--evidence must be inner, off or a weight in (0, 8], got '{mode}'")
+    return {"spectra": spectra, "evidence_weights": (w,), "evidence_required": True}
+
+
 def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: list[str], base: dict,
                    sigmas=(2.0, 3.0, 4.0, 6.0), floors=(1e-4, 1e-3, 1e-2), temperatures=(1.0, 2.0, 3.0),
                    coverage: float = 0.9, conf_halfwidths=(2.0, 3.0, 5.0, 8.0, 12.0), keep: float = 0.8,
@@ -368,8 +385,9 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
        reduction when keeping the `keep` most confident (ties: the mass). The device computes exactly the
        chosen measure (decoder `conf_measure`, `conf_halfwidth_bpm`).
     Returns the decoder dict with "temperature", evidence_weight, interval and conf_halfwidth_bpm set, and the
-    bookkeeping inner_mae, inner_mae_no_evidence (step 1's), inner_coverage (at the chosen mass), inner_coverage_nominal (at 0.9, before calibration),
-    inner_gating (MAE reduction of the chosen measure), inner_gating_mass and inner_gating_width."""
+    bookkeeping inner_mae, inner_mae_no_evidence (step 1's), inner_coverage (at the chosen mass),
+    inner_coverage_nominal (at 0.9, before calibration), inner_gating (MAE reduction of the chosen measure),
+    inner_gating_mass and inner_gating_width."""
     from sqtool.models.decoder import DecoderCfg, conf_mass, needed_mass
     best, best_score = None, np.inf
     cands = sorted({float(base["sigma_bpm"]), *sigmas})

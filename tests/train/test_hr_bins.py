@@ -6,8 +6,8 @@ import torch
 from sqtool.core import SqtoolError
 from sqtool.models import create_model, get_model_cfg
 from sqtool.models.spectral import bin_grid
-from sqtool.models.hr_bins import (BinTrainCfg, gaussian_targets, inject_motion, kd_gate, predict_logits, select_decoder,
-                                  shift_batch, train_bins)
+from sqtool.models.hr_bins import (BinTrainCfg, evidence_args, gaussian_targets, inject_motion, kd_gate, predict_logits,
+                                  select_decoder, shift_batch, train_bins)
 
 
 def test_gaussian_targets_are_distributions_centred_on_the_truth():
@@ -351,3 +351,9 @@ def test_select_decoder_weighs_the_motion_subtracted_ppg_only_when_it_helps():
     assert abs(np.mean(forward(logits[0], None, c, evidence_codes(spectra[0]))["hr"][5:] - truth[0][5:])) < 3
     same = select_decoder(logits, truth, groups, base, spectra=[np.full_like(x, 127) for x in spectra], **kw)
     assert same["evidence_weight"] == 0.0                                  # a flat PPG: the evidence cannot help
+    fixed = select_decoder(logits, truth, groups, base, **evidence_args("0.25", spectra), **kw)
+    assert fixed["evidence_weight"] == 0.25
+    assert select_decoder(logits, truth, groups, base, **evidence_args("off", spectra), **kw) == off
+    for bad in ("strong", "0", "-1", "9"):
+        with pytest.raises(SqtoolError, match="--evidence must be inner, off or a weight"):
+            evidence_args(bad, spectra)
