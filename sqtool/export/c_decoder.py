@@ -71,12 +71,6 @@ def table_bytes(cfg: DecoderCfg) -> dict[str, int]:
     return sizes
 
 
-def state_bytes(cfg: DecoderCfg) -> int:
-    """Bytes of sq_decoder_t (RAM): (F + 2R) + F uint32, F int16 emissions, the flag, padded to 4."""
-    n = 4 * (2 * cfg.n_bins + 2 * cfg.radius) + 2 * cfg.n_bins + 1
-    return (n + 3) // 4 * 4
-
-
 def render_decoder(cfg: DecoderCfg, out_dir: str | Path, prefix: str = "sq", harness: bool = False) -> list[Path]:
     """Write <prefix>_decoder_tables.h, <prefix>_decoder.h, <prefix>_decoder.c (and the harness) into out_dir."""
     check_prefix(prefix)

@@ -192,8 +192,8 @@ def decoder_dict(md: dict) -> tuple[dict, str]:
 
 def bins_of(dec: dict) -> np.ndarray:
     """The decoder's bin centres (BPM)."""
-    from sqtool.models.decoder import DecoderCfg, decoder_only
-    return DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": 1.0}).centres
+    from sqtool.models.decoder import decoder_cfg
+    return decoder_cfg(dec).centres
 
 
 def decode(logits: np.ndarray, recs: list[SpecRec], dec: dict, int_scale: float | None) -> dict:
@@ -580,8 +580,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         base = {"runtime": "baseline", "status": "skipped", "error": str(e)}
 
     model_file = "model_int8.tflite" if art.has("model_int8.tflite") else "metadata.json"
-    from sqtool.models.decoder import DecoderCfg, decoder_only
-    emission = DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": 1.0}).emission_text
+    from sqtool.models.decoder import decoder_cfg
+    emission = decoder_cfg(dec).emission_text
     notes = [dec_note + f" (temperature {float(dec.get('temperature', 1.0)):g}; it tracks {emission}); int8 logits decoded with "
              "decode_int at the int graph's output scale, float logits with decode_float.",
              f"windows with more than half their inputs flagged (flagged_q15 > {MAX_FLAGGED_Q15}) are not scored "

@@ -573,9 +573,14 @@ class IntDecoder:
         x = np.asarray(logits)
         if x.dtype != np.int8 or x.shape != (self.f,):
             raise SqtoolError(f"IntDecoder.step: logits must be int8 ({self.f},), got {x.dtype} {x.shape}")
+        n = _check_evidence(self.cfg, None if evidence is None else np.asarray(evidence)[None], 1) \
+            if self.evidence and valid else None
+        return self._step(x, valid, None if n is None else n[0])
+
+    def _step(self, x: np.ndarray, valid: bool, n: np.ndarray | None) -> IntDecoderOut:
+        """`step` on checked inputs: int8 logits x (F,), evidence codes n (F,) int64 or None."""
         e = x.astype(np.int64)                                             # (F,) emission, logit units
-        if self.evidence and valid:
-            n = _check_evidence(self.cfg, None if evidence is None else np.asarray(evidence)[None], 1)[0]
+        if n is not None:
             e = e - self.pen[n]                                            # -128 - 255 .. 127
         f, r = self.f, self.r
         if self.started:                                                   # predict: c <= 2^35, prior < 2^32
@@ -632,6 +637,8 @@ class IntDecoder:
         if x.ndim != 2:
             raise SqtoolError(f"IntDecoder.run: logits must be (windows, bins), got shape {x.shape}")
         check_grid(self.cfg, x.shape[1])
+        if x.dtype != np.int8:
+            raise SqtoolError(f"IntDecoder.run: logits must be int8, got {x.dtype}")
         ev = _check_evidence(self.cfg, evidence, len(x))
         v = np.ones(len(x), dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
         if v.shape != (len(x),):
@@ -639,7 +646,7 @@ class IntDecoder:
         self.reset()
         outs, posts = [], []
         for t in range(len(x)):
-            outs.append(self.step(x[t], bool(v[t]), None if ev is None else ev[t]))
+            outs.append(self._step(x[t], bool(v[t]), ev[t] if ev is not None and v[t] else None))
             posts.append(self.post.copy())
         res = {k: np.array([getattr(o, k) for o in outs], dtype=dt) for k, dt in
                (("hr_mbpm", np.int32), ("lo_mbpm", np.int32), ("hi_mbpm", np.int32), ("conf_q15", np.uint16),
@@ -682,9 +689,14 @@ def decoder_only(dec: dict) -> dict:
     return {k: v for k, v in dec.items() if k != "temperature" and not k.startswith("inner_")}
 
 
+def decoder_cfg(dec: dict, logit_scale: float = 1.0) -> DecoderCfg:
+    """The DecoderCfg of a model's decoder dict at `logit_scale` (its temperature is not folded in)."""
+    return DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": float(logit_scale)})
+
+
 def conf_text(dec: dict) -> str:
     """What a decoder dict's `conf` output means (DecoderCfg.conf_text)."""
-    return DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": 1.0}).conf_text
+    return decoder_cfg(dec).conf_text
 
 
 def _evidence_of(spec, cfg: DecoderCfg):
@@ -695,7 +707,7 @@ def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = N
                  spec: np.ndarray | None = None) -> dict:
     """Float causal forward filtering of one recording's (W, F) real-valued logits; `spec`: its int8 front-end
     spectra (W, F, C), needed by a decoder with evidence (ignored otherwise)."""
-    cfg = DecoderCfg.from_dict({**decoder_only(decoder), "logit_scale": 1.0})
+    cfg = decoder_cfg(decoder)
     return forward(np.asarray(logits, np.float64) / float(decoder.get("temperature", 1.0)), valid, cfg,
                    _evidence_of(spec, cfg))
 
@@ -703,8 +715,7 @@ def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = N
 def decode_int(logits_q: np.ndarray, decoder: dict, logit_scale: float, valid: np.ndarray | None = None,
                spec: np.ndarray | None = None) -> dict:
     """Fixed-point decoding (bit-exact with the firmware) of one recording's (W, F) int8 logits, in BPM."""
-    cfg = DecoderCfg.from_dict({**decoder_only(decoder),
-                                "logit_scale": float(logit_scale) / float(decoder.get("temperature", 1.0))})
+    cfg = decoder_cfg(decoder, float(logit_scale) / float(decoder.get("temperature", 1.0)))
     r = IntDecoder(cfg).run(np.asarray(logits_q, np.int8), valid, _evidence_of(spec, cfg))
     return {"hr": r["hr_mbpm"] / 1000.0, "lo": r["lo_mbpm"] / 1000.0, "hi": r["hi_mbpm"] / 1000.0,
             "conf": r["conf_q15"] / 32768.0}

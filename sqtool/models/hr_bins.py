@@ -332,7 +332,7 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
 
 # ----------------------------------------------------------------------------- decoding
 
-from sqtool.models.decoder import decode_float, decode_int, decoder_only  # noqa: E402  (re-exported)
+from sqtool.models.decoder import MAX_EVIDENCE_WEIGHT, decode_float, decode_int, decoder_only  # noqa: E402  (re-exported)
 
 def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit_scale: float = 1.0) -> dict:
     """The HMM's transition prior from TRAINING truth only: sigma per hop and the jump floor."""
@@ -345,7 +345,7 @@ def fit_decoder(truth_sequences: list[np.ndarray], bins_bpm, hop_s: float, logit
 
 
 def evidence_args(mode: str, spectra: list[np.ndarray]) -> dict:
-    """`--evidence` (inner | off | a weight in (0, 8]) -> the keyword arguments of `select_decoder`: inner = the
+    """`--evidence` (inner | off | a weight in (0, MAX_EVIDENCE_WEIGHT]) -> the keyword arguments of `select_decoder`: inner = the
     weight of the motion-subtracted PPG spectrum chosen among its defaults (0 included), off = none, a number =
     that weight, fixed. A bad value is one clear line."""
     if mode == "off":
@@ -356,8 +356,8 @@ def evidence_args(mode: str, spectra: list[np.ndarray]) -> dict:
         w = float(mode)
     except (TypeError, ValueError):
         w = float("nan")
-    if not 0 < w <= 8:
-        raise SqtoolError(f"--evidence must be inner, off or a weight in (0, 8], got '{mode}'")
+    if not 0 < w <= MAX_EVIDENCE_WEIGHT:
+        raise SqtoolError(f"--evidence must be inner, off or a weight in (0, {MAX_EVIDENCE_WEIGHT:g}], got '{mode}'")
     return {"spectra": spectra, "evidence_weights": (w,), "evidence_required": True}
 
 
@@ -388,39 +388,34 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     bookkeeping inner_mae, inner_mae_no_evidence (step 1's), inner_coverage (at the chosen mass),
     inner_coverage_nominal (at 0.9, before calibration), inner_gating (MAE reduction of the chosen measure),
     inner_gating_mass and inner_gating_width."""
-    from sqtool.models.decoder import DecoderCfg, conf_mass, needed_mass
-    best, best_score = None, np.inf
-    cands = sorted({float(base["sigma_bpm"]), *sigmas})
-    for sg in cands:
-        for fl in sorted({float(base["floor"]), *floors}):
-            for T in temperatures:
-                dec = {**base, "sigma_bpm": sg, "floor": fl}
-                per = {}
-                for lg, y, g in zip(logits, truth, groups):
-                    hr = decode_float(lg, {**dec, "temperature": T})["hr"]
-                    ok = np.isfinite(y)
-                    per.setdefault(g, []).append(np.abs(hr[ok] - y[ok]))
-                score = float(np.mean([np.concatenate(v).mean() for v in per.values()]))
-                if score < best_score:
-                    best, best_score = {**dec, "temperature": float(T), "inner_mae": score}, score
-    best = {**best, "evidence_weight": 0.0, "inner_mae_no_evidence": best_score}
+    from sqtool.models.decoder import conf_mass, decoder_cfg, needed_mass
     if evidence_required and spectra is None:
         raise SqtoolError("select_decoder: a required evidence weight needs the recordings' spectra")
-    if evidence_required:
-        best_score = np.inf
     sp = spectra if spectra is not None else [None] * len(logits)
-    for mu in (evidence_weights if spectra is not None else ()):
-        for T in temperatures:
-            dec = {**best, "evidence_weight": float(mu), "temperature": float(T)}
-            per = {}
-            for lg, y, g, x in zip(logits, truth, groups, sp):
-                hr = decode_float(lg, dec, spec=x)["hr"]
-                ok = np.isfinite(y)
-                per.setdefault(g, []).append(np.abs(hr[ok] - y[ok]))
-            score = float(np.mean([np.concatenate(v).mean() for v in per.values()]))
+
+    def inner_mae(dec: dict) -> float:                                    # mean of subjects' decoded MAE
+        per = {}
+        for lg, y, g, x in zip(logits, truth, groups, sp):
+            ok = np.isfinite(y)
+            per.setdefault(g, []).append(np.abs(decode_float(lg, dec, spec=x)["hr"][ok] - y[ok]))
+        return float(np.mean([np.concatenate(v).mean() for v in per.values()]))
+
+    def first_best(cands: list[dict], best: dict | None = None, best_score: float = np.inf):
+        for dec in cands:
+            score = inner_mae(dec)
             if score < best_score:
                 best, best_score = {**dec, "inner_mae": score}, score
-    cfg = DecoderCfg.from_dict({**decoder_only(best), "logit_scale": 1.0})
+        return best, best_score
+
+    best, best_score = first_best([{**base, "sigma_bpm": sg, "floor": fl, "temperature": float(T), "evidence_weight": 0.0}
+                                   for sg in sorted({float(base["sigma_bpm"]), *sigmas})
+                                   for fl in sorted({float(base["floor"]), *floors}) for T in temperatures])
+    best = {**best, "inner_mae_no_evidence": best_score}
+    if spectra is not None:
+        best, _ = first_best([{**best, "evidence_weight": float(mu), "temperature": float(T)}
+                              for mu in evidence_weights for T in temperatures],
+                             None if evidence_required else best, np.inf if evidence_required else best_score)
+    cfg = decoder_cfg(best)
     outs = [decode_float(lg, best, spec=x) for lg, x in zip(logits, sp)]
     y = np.concatenate([np.asarray(t, np.float64) for t in truth])
     ok = np.isfinite(y)
