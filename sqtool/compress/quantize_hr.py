@@ -246,7 +246,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
 
     whose = "teacher"
     if cfg.decoder_on == "student":
-        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}"
+        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated"
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
                               run_dir / "decoder.json", dkey, resume, say)
         if dec is not None:

@@ -36,7 +36,10 @@ Read-out of a posterior p (the same in float and in fixed point):
             mass spread uniformly over [b_k - step/2, b_k + step/2]
     conf    the quality output, by `conf_measure`: "mass" (default) the posterior mass of the bins whose
             centres lie within +-conf_halfwidth_bpm of b_a (1 = the decoder is sure within +-5 BPM); "width"
-            1 - (hi - lo) / span, span = step * F the grid's extent (1 = a zero-width interval)
+            1 - (hi - lo) / span, span = step * F the grid's extent (1 = a zero-width interval); then, with
+            calibration knots (`conf_calib_x/y`, fitted by `fit_conf_calibration` on inner out-of-fold windows),
+            mapped piecewise-linearly to 1 - expected |error| / span: a confidence on one scale whatever the
+            measure and the model (without it, windows of two models with different measures do not rank together)
     std     the posterior standard deviation (float decoders only)
 
 Fixed point (`IntDecoder`, and the C in sqtool/export/templates/sq_decoder.c, bit-exact with it)
@@ -77,6 +80,8 @@ No float anywhere in a step; all tables are computed at export time by `decoder_
     conf_q15    "mass": (sum of p over a - W .. a + W + 16) >> 5, W = floor(conf_halfwidth / step): 0..32768
                 (uint16). "width": w = max(0, hi_mbpm - lo_mbpm), CONF_INV = round(2^31 / (STEP_MBPM F)),
                 32768 - min(32768, (w CONF_INV + 2^15) >> 16) (uint64; w <= STEP_MBPM F so w CONF_INV <~ 2^31).
+    calibrated  with knots (conf_calib_x, conf_calib_y, Q15, at most 16): conf_q15 -> y_0 below x_0, y_K above
+                x_K, else y_k + ((y_{k+1} - y_k) (conf_q15 - x_k) + dx / 2) / dx, dx = x_{k+1} - x_k (uint32).
     div_round   integer division rounding half away from zero (C's truncating division on magnitudes).
 
 Cost per step: F (R + 1) 32x32->64 MACs (201 x 13 for sigma = 4 BPM, thanks to the symmetric taps), F
@@ -135,6 +140,8 @@ class DecoderCfg:
     refine_bins: int = 2               # hr = posterior mean over argmax +- refine_bins
     evidence_weight: float = 0.0       # mu: weight of the motion-subtracted PPG spectrum (0 = the network alone)
     evidence_floor: float = 0.02       # eps: a bin fully under the accelerometer's peak keeps eps^mu
+    conf_calib_x: tuple[int, ...] = ()  # calibration knots: the measure's raw conf, Q15, strictly increasing
+    conf_calib_y: tuple[int, ...] = ()  # ... -> conf = 1 - expected |error| / span, Q15, non-decreasing (() = raw)
 
     def __post_init__(self):
         self.bins_bpm = tuple(float(v) for v in self.bins_bpm)
@@ -181,6 +188,7 @@ class DecoderCfg:
             raise SqtoolError(f"decoder evidence_weight must be in [0, {MAX_EVIDENCE_WEIGHT}], got {self.evidence_weight}")
         if not (math.isfinite(self.evidence_floor) and 1e-4 <= self.evidence_floor <= 1):
             raise SqtoolError(f"decoder evidence_floor must be in [1e-4, 1], got {self.evidence_floor}")
+        self.conf_calib_x, self.conf_calib_y = _calib_knots(self.conf_calib_x, self.conf_calib_y)
 
     # grid
     @property
@@ -223,9 +231,19 @@ class DecoderCfg:
 
     @property
     def conf_text(self) -> str:                       # what conf means, for logs and the firmware kit
-        if self.conf_measure == "width":
-            return f"1 - the interval's width / the grid's {self.span_bpm:g} BPM"
-        return f"posterior mass within +-{self.conf_halfwidth_bpm:g} BPM of the estimate"
+        raw = (f"1 - the interval's width / the grid's {self.span_bpm:g} BPM" if self.conf_measure == "width"
+               else f"posterior mass within +-{self.conf_halfwidth_bpm:g} BPM of the estimate")
+        if not self.conf_calib_x:
+            return raw
+        return (f"1 - expected |error| / {self.span_bpm:g} BPM, the expected error calibrated on inner out-of-fold "
+                f"windows from the {raw} ({len(self.conf_calib_x)} knots)")
+
+    def calibrate_conf(self, raw: np.ndarray) -> np.ndarray:
+        """Raw conf in [0, 1] (the measure) -> the calibrated conf (float decoders; piecewise linear between
+        the knots, constant outside them; the identity without knots)."""
+        if not self.conf_calib_x:
+            return np.asarray(raw, np.float64)
+        return np.interp(np.asarray(raw, np.float64) * 32768.0, self.conf_calib_x, self.conf_calib_y) / 32768.0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -235,6 +253,61 @@ class DecoderCfg:
     @classmethod
     def from_dict(cls, d: dict) -> "DecoderCfg":
         return _from_dict(cls, d, where="decoder config")
+
+
+MAX_CALIB_KNOTS = 16
+
+
+def _calib_knots(xs, ys) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Validated conf calibration knots: both empty, or 2..16 Q15 integers each, x strictly increasing,
+    y non-decreasing (a higher raw conf never means a larger expected error)."""
+    try:
+        x, y = [int(v) for v in xs], [int(v) for v in ys]
+        whole = all(float(a) == int(a) for a in (*xs, *ys))
+    except (TypeError, ValueError, OverflowError):
+        raise SqtoolError(f"decoder conf_calib_x / conf_calib_y must be lists of integers, got {xs!r} / {ys!r}") from None
+    if not whole:
+        raise SqtoolError(f"decoder conf_calib_x / conf_calib_y must be lists of integers, got {xs!r} / {ys!r}")
+    if not x and not y:
+        return (), ()
+    if len(x) != len(y) or not 2 <= len(x) <= MAX_CALIB_KNOTS:
+        raise SqtoolError(f"decoder conf calibration needs 2..{MAX_CALIB_KNOTS} integer knots in conf_calib_x and "
+                          f"conf_calib_y alike, got {len(x)} and {len(y)}")
+    if min(x + y) < 0 or max(x + y) > 32768:
+        raise SqtoolError("decoder conf calibration knots must be Q15 values in 0..32768")
+    if any(b <= a for a, b in zip(x, x[1:])) or any(b < a for a, b in zip(y, y[1:])):
+        raise SqtoolError("decoder conf calibration: conf_calib_x must increase strictly and conf_calib_y must not decrease")
+    return tuple(x), tuple(y)
+
+
+def fit_conf_calibration(raw: np.ndarray, err: np.ndarray, span_bpm: float, knots: int = MAX_CALIB_KNOTS) -> dict:
+    """Knots mapping a raw conf (W,) in [0, 1] to 1 - expected |error| / span, fitted on windows with known
+    errors (W,) BPM (inner out-of-fold windows): `knots` equal-count bins of the raw conf (Q15), each bin's
+    mean error made non-increasing in the raw conf (isotonic, pool-adjacent-violators), knots at the bins'
+    median raw conf (duplicates merged). A confidence on this scale means the same thing whatever the measure
+    and whatever model it comes from, so windows of different models (or folds) rank together. Returns
+    {"conf_calib_x": [...], "conf_calib_y": [...]} ({} with fewer than 2 distinct knots: keep the raw conf)."""
+    from scipy.optimize import isotonic_regression
+    r = np.round(np.clip(np.asarray(raw, np.float64), 0, 1) * 32768).astype(np.int64)
+    e = np.asarray(err, np.float64)
+    order = np.argsort(r, kind="stable")
+    xs, es, ns = [], [], []
+    for part in np.array_split(order, min(knots, len(order))):
+        if len(part) == 0:
+            continue
+        x = int(np.median(r[part]))
+        if xs and x <= xs[-1]:                                             # merge a bin into the previous one
+            n = ns[-1] + len(part)
+            es[-1], ns[-1] = (es[-1] * ns[-1] + e[part].sum()) / n, n
+            continue
+        xs.append(x)
+        es.append(float(e[part].mean()))
+        ns.append(len(part))
+    if len(xs) < 2:
+        return {}
+    mean_err = -isotonic_regression(-np.asarray(es), weights=np.asarray(ns, np.float64), increasing=True).x
+    y = np.round(32768 * (1 - np.minimum(mean_err, span_bpm) / span_bpm)).astype(np.int64)
+    return {"conf_calib_x": [int(v) for v in xs], "conf_calib_y": [int(v) for v in np.maximum.accumulate(y)]}
 
 
 def check_grid(cfg: DecoderCfg, n_logits: int) -> None:
@@ -352,6 +425,7 @@ def summarise(post: np.ndarray, cfg: DecoderCfg) -> dict[str, np.ndarray]:
             out["conf"][t] = p[max(0, a - cw):a + cw + 1].sum() / c[-1]
         mu = (p * b).sum() / c[-1]
         out["std"][t] = math.sqrt(max(0.0, float((p * (b - mu) ** 2).sum() / c[-1])))
+    out["conf"] = cfg.calibrate_conf(out["conf"])
     return out
 
 
@@ -527,6 +601,7 @@ def decoder_tables(cfg: DecoderCfg) -> dict[str, np.ndarray]:
         "refine": sc(cfg.refine_bins), "conf_bins": sc(cfg.conf_bins),
         "conf_width": sc(int(cfg.conf_measure == "width")),
         "conf_inv": sc(int(math.floor((1 << 31) / (_mbpm(cfg.bins_bpm[2]) * f) + 0.5))),
+        "calib_x": np.array(cfg.conf_calib_x, dtype=np.uint16), "calib_y": np.array(cfg.conf_calib_y, dtype=np.uint16),
         "sigma_mbpm": sc(_mbpm(cfg.sigma_bpm)), "floor_ppm": sc(int(round(cfg.floor * 1e6))),
     }
 
@@ -534,6 +609,18 @@ def decoder_tables(cfg: DecoderCfg) -> dict[str, np.ndarray]:
 def _div_round(num: int, den: int) -> int:
     """num / den rounded half away from zero (den > 0), as the C does it with truncating division."""
     return (num + den // 2) // den if num >= 0 else -((-num + den // 2) // den)
+
+
+def _calibrate_q15(raw: int, xs: list[int], ys: list[int]) -> int:
+    """The conf calibration in integers (as the C): constant outside the knots, else
+    y_k + ((y_{k+1} - y_k) (raw - x_k) + dx / 2) / dx with dx = x_{k+1} - x_k (all terms >= 0)."""
+    if raw <= xs[0]:
+        return ys[0]
+    for k in range(len(xs) - 1):
+        if raw < xs[k + 1]:
+            dx = xs[k + 1] - xs[k]
+            return ys[k] + ((ys[k + 1] - ys[k]) * (raw - xs[k]) + dx // 2) // dx
+    return ys[-1]
 
 
 @dataclass
@@ -562,6 +649,7 @@ class IntDecoder:
         self.refine, self.conf_bins = int(t["refine"]), int(t["conf_bins"])
         self.conf_width, self.conf_inv = bool(t["conf_width"]), int(t["conf_inv"])
         self.evidence, self.pen = bool(t["evidence"]), t["pen"].astype(np.int64)
+        self.calib_x, self.calib_y = [int(v) for v in t["calib_x"]], [int(v) for v in t["calib_y"]]
         self.reset()
 
     def reset(self) -> None:
@@ -626,6 +714,8 @@ class IntDecoder:
         else:
             conf = int(p[max(0, a - self.conf_bins):a + self.conf_bins + 1].sum())
             conf_q15 = (conf + (1 << (POST_BITS - 16))) >> (POST_BITS - 15)
+        if self.calib_x:
+            conf_q15 = _calibrate_q15(conf_q15, self.calib_x, self.calib_y)
         return IntDecoderOut(hr_mbpm=hr, lo_mbpm=qs[0], hi_mbpm=qs[1], conf_q15=conf_q15, argmax=a, valid=valid)
 
     def run(self, logits: np.ndarray, valid: np.ndarray | None = None,

@@ -71,6 +71,15 @@ CFGS = {
     "evidence": D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, evidence_weight=0.5),
     "evidence_strong_small_scale": D.DecoderCfg(logit_scale=0.02, sigma_bpm=6.0, evidence_weight=4.0,
                                                 evidence_floor=1e-3, conf_measure="width"),
+    # the confidence calibrated to 1 - expected error / extent (select_decoder's knots): the mass measure with
+    # 16 knots (steep and flat segments, 0 and 32768 at the ends), the width measure with 2
+    "conf_knots_mass": D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, conf_halfwidth_bpm=8.0,
+                                    conf_calib_x=(0, 9000, 15000, 20000, 24000, 26000, 28000, 29000, 30000, 30500,
+                                                  31000, 31500, 32000, 32300, 32600, 32768),
+                                    conf_calib_y=(0, 100, 5000, 5000, 20000, 25000, 28000, 30000, 30000, 31000,
+                                                  31500, 32000, 32400, 32600, 32700, 32768)),
+    "conf_knots_width": D.DecoderCfg(logit_scale=0.125, sigma_bpm=4.0, interval=0.7, conf_measure="width",
+                                     conf_calib_x=(20000, 32000), conf_calib_y=(31000, 32500)),
 }
 
 
@@ -118,7 +127,7 @@ def test_second_prefix_links_next_to_the_first(tmp_path):
 
 def test_cortex_m4_cross_compile_is_warning_free(tmp_path):
     _need("arm-none-eabi-gcc")
-    for name in ("default", "half_bpm_grid", "conf_width", "evidence"):
+    for name in ("default", "half_bpm_grid", "conf_width", "evidence", "conf_knots_mass"):
         src = tmp_path / name
         CD.render_decoder(CFGS[name], src)
         r = subprocess.run(["arm-none-eabi-gcc", *CD.C_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",

@@ -3,6 +3,7 @@ config validation, and the fixed-point IntDecoder against the float forward filt
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -196,6 +197,63 @@ def test_width_confidence_is_one_minus_the_interval_width_over_the_grid():
     assert np.abs(out["conf_q15"] / 32768 - (1 - w / cfg.span_bpm)).max() <= 1.5 / 32768
     order = np.argsort(w, kind="stable")
     assert np.all(np.diff(out["conf_q15"].astype(np.int64)[order]) <= 0)
+
+
+@pytest.mark.parametrize("x, y, match", [
+    ((0, 100), (5,), "2..16"), ((0,), (5,), "2..16"), (tuple(range(17)), tuple(range(17)), "2..16"),
+    ((100, 100), (1, 2), "increase strictly"), ((0, 100), (9, 8), "not decrease"), ((0, 40000), (0, 1), "0..32768"),
+    ((-1, 5), (0, 1), "0..32768"), ((0.5, 9), (0, 1), "integers"), (("a", 9), (0, 1), "integers"),
+])
+def test_bad_conf_calibration_knots_are_refused(x, y, match):
+    with pytest.raises(SqtoolError, match=match) as e:
+        D.DecoderCfg(conf_calib_x=x, conf_calib_y=y)
+    assert "\n" not in str(e.value)
+
+
+def test_calibrated_conf_is_the_knots_map_of_the_raw_conf_in_float_and_fixed_point():
+    """The fixed point applies the knots to its own raw conf_q15 (integer interpolation, constant outside the
+    knots); the float decoder the same map to its raw conf; a config round-trips through its dict (JSON lists)."""
+    xs, ys = (20000, 30000, 32000, 32600), (25000, 31000, 32300, 32700)
+    raw_cfg = D.DecoderCfg(logit_scale=0.125, conf_halfwidth_bpm=8.0)
+    cfg = D.DecoderCfg(logit_scale=0.125, conf_halfwidth_bpm=8.0, conf_calib_x=xs, conf_calib_y=ys)
+    assert D.DecoderCfg.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    q, _ = D.synthetic_logits(np.random.default_rng(4), 300, cfg, outlier=0.4)
+    raw = D.IntDecoder(raw_cfg).run(q)["conf_q15"].astype(np.int64)
+    cal = D.IntDecoder(cfg).run(q)["conf_q15"].astype(np.int64)
+    assert raw.min() < xs[0] and raw.max() > xs[-1] and len(np.unique(raw)) > 50      # every branch is taken
+    np.testing.assert_array_equal(cal, [D._calibrate_q15(int(r), list(xs), list(ys)) for r in raw])
+    assert np.abs(cal - np.interp(raw, xs, ys)).max() <= 0.5 + 1e-9
+    order = np.argsort(raw, kind="stable")
+    assert np.all(np.diff(cal[order]) >= 0)
+    f_raw = D.forward(q * 0.125, None, raw_cfg)["conf"]
+    np.testing.assert_allclose(D.forward(q * 0.125, None, cfg)["conf"], np.interp(f_raw * 32768, xs, ys) / 32768)
+    assert "expected |error|" in cfg.conf_text and "mass within +-8" in cfg.conf_text
+
+
+def test_fit_conf_calibration_puts_two_models_confidences_on_one_scale():
+    """Two models whose raw confidences rank their own windows equally well but on different scales (a mass
+    within +-3 BPM vs +-12 BPM): pooled, the raw values rank the windows badly; calibrated on each model's own
+    windows (1 - expected error / span), they rank the pool as well as each model alone, and the calibrated
+    value is the windows' mean error."""
+    rng = np.random.default_rng(0)
+    span = 134.0
+    errs = [rng.exponential(2.0, 3000) * rng.choice([1, 6], 3000, p=[0.85, 0.15]) for _ in range(2)]
+    raws = [np.clip(1 - e / 60 + rng.normal(0, 0.01, 3000), 0, 1) for e in errs]
+    raws[1] = raws[1] ** 8                                                  # same order, another scale
+    gating = lambda s, e: 1 - e[s >= np.quantile(s, 0.2)].mean() / e.mean()   # noqa: E731
+    cals = []
+    for raw, e in zip(raws, errs):
+        knots = D.fit_conf_calibration(raw[:1500], e[:1500], span)          # fitted on one half, used on the other
+        assert len(knots["conf_calib_x"]) >= 8
+        cals.append(D.DecoderCfg(**knots).calibrate_conf(raw[1500:]))
+    e_pool = np.concatenate([e[1500:] for e in errs])
+    g_raw = gating(np.concatenate([r[1500:] for r in raws]), e_pool)
+    g_cal = gating(np.concatenate(cals), e_pool)
+    g_own = np.mean([gating(r[1500:], e[1500:]) for r, e in zip(raws, errs)])
+    assert g_cal > g_raw + 0.1 and g_cal > g_own - 0.03
+    for c, e in zip(cals, errs):                                            # calibration in the large
+        assert np.mean((1 - c) * span) == pytest.approx(e[1500:].mean(), rel=0.15)
+    assert D.fit_conf_calibration(np.full(50, 0.7), np.ones(50), span) == {}     # one distinct value: no map
 
 
 # ----------------------------------------------------------------------------- evidence: motion-subtracted PPG

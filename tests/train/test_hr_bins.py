@@ -248,12 +248,30 @@ def test_select_decoder_reads_the_confidence_from_the_interval_width_when_that_r
         truth.append(np.full(80, hr))
         groups.append(f"s{i % 3}")
     kw = dict(sigmas=(30.0,), floors=(0.2,), temperatures=(1.0,), conf_halfwidths=(2.0,))
-    dec = select_decoder(logits, truth, groups, NO_MEMORY, **kw)
+    dec = select_decoder(logits, truth, groups, NO_MEMORY, calibrate=False, **kw)
     assert dec["conf_measure"] == "width" and dec["inner_gating"] == dec["inner_gating_width"]
-    assert dec["inner_gating_width"] > dec["inner_gating_mass"] + 0.1
+    assert dec["inner_gating_width"] > dec["inner_gating_mass"] + 0.1 and "conf_calib_x" not in dec
     o = decode_float(logits[0], dec)
     np.testing.assert_allclose(o["conf"], np.maximum(0, 1 - (o["hi"] - o["lo"]) / 201.0))
+    cal = select_decoder(logits, truth, groups, NO_MEMORY, **kw)          # the default: calibrated, same ranking
+    assert cal["conf_measure"] == "width" and len(cal["conf_calib_x"]) >= 2
+    c = decode_float(logits[0], cal)["conf"]
+    assert np.all(np.diff(c[np.argsort(o["conf"], kind="stable")]) >= -1e-12)
     assert select_decoder(logits, truth, groups, NO_MEMORY, conf_measures=("mass",), **kw)["conf_measure"] == "mass"
+
+
+def test_select_decoder_calibrates_the_confidence_to_the_inner_windows_expected_error():
+    """The default decoder's conf is 1 - expected |error| / grid extent: over the inner windows its implied
+    error matches the decoded error on average and for the confident and doubtful halves alike."""
+    logits, truth, groups = _good_and_bad_windows()
+    dec = select_decoder(logits, truth, groups, NO_MEMORY, sigmas=(30.0,), floors=(0.2,), temperatures=(1.0,))
+    assert 2 <= len(dec["conf_calib_x"]) <= 16 and dec["inner_gating"] > 0.3
+    outs = [decode_float(lg, dec) for lg in logits]
+    implied = (1 - np.concatenate([o["conf"] for o in outs])) * 201.0
+    err = np.abs(np.concatenate([o["hr"] for o in outs]) - np.concatenate(truth))
+    assert implied.mean() == pytest.approx(err.mean(), rel=0.1)
+    sure = implied <= np.median(implied)
+    assert err[sure].mean() < err[~sure].mean() and implied[~sure].mean() == pytest.approx(err[~sure].mean(), rel=0.2)
 
 
 def test_injected_motion_is_a_peak_away_from_the_truth_in_every_channel_and_codes_stay_in_range():

@@ -4,7 +4,8 @@
  * add the uniform floor, multiply by the likelihood LUT[min(255, max(e) - e[k])] (Q24) of the emission
  * e[k] = logits[k] (- PEN[clip(ppg_k - max acc_k, 0, 254)] with SQ_DEC_EVIDENCE), normalise to a
  * sum of exactly 2^20 with one 64-bit division, then read out the refined argmax, the central interval
- * and the confidence. Formats and overflow bounds: see the Python module's docstring.
+ * and the confidence (calibrated through SQ_DEC_CONF_KNOTS knots when the model has them). Formats and
+ * overflow bounds: see the Python module's docstring.
  */
 #define SQ_DEC_DEFINE_TABLES
 #include "sq_decoder.h"
@@ -140,6 +141,25 @@ static void sq_dec_update(sq_decoder_t *s, const int8_t *logits, const int8_t *s
     p[arg] += SQ_DEC_POST_ONE - sum;            /* modular: adds the signed deficit, |deficit| <= F/2 + 2 */
 }
 
+#if SQ_DEC_CONF_KNOTS
+/* the conf calibration: piecewise linear between the Q15 knots, constant outside them */
+static uint16_t sq_dec_calibrate(uint32_t raw)
+{
+    int k;
+    if (raw <= sq_dec_calib_x[0]) {
+        return sq_dec_calib_y[0];
+    }
+    for (k = 0; k < SQ_DEC_CONF_KNOTS - 1; k++) {
+        if (raw < sq_dec_calib_x[k + 1]) {
+            uint32_t dx = (uint32_t)sq_dec_calib_x[k + 1] - sq_dec_calib_x[k];
+            uint32_t dy = (uint32_t)sq_dec_calib_y[k + 1] - sq_dec_calib_y[k];
+            return (uint16_t)(sq_dec_calib_y[k] + (dy * (raw - sq_dec_calib_x[k]) + dx / 2u) / dx);
+        }
+    }
+    return sq_dec_calib_y[SQ_DEC_CONF_KNOTS - 1];
+}
+#endif
+
 static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
 {
     const uint32_t *p = s->post + SQ_DEC_RADIUS;
@@ -196,6 +216,9 @@ static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
         conf += p[k];
     }
     out->conf_q15 = (uint16_t)((conf + ((uint32_t)1 << (SQ_DEC_POST_BITS - 16))) >> (SQ_DEC_POST_BITS - 15));
+#endif
+#if SQ_DEC_CONF_KNOTS
+    out->conf_q15 = sq_dec_calibrate(out->conf_q15);
 #endif
     out->argmax = (int16_t)a;
 }

@@ -35,7 +35,7 @@ typedef struct {
     int32_t hr_mbpm;      /* reported heart rate, milli-BPM */
     int32_t lo_mbpm;      /* central interval (SQ_DEC_Q_LO .. SQ_DEC_Q_HI of the posterior), milli-BPM */
     int32_t hi_mbpm;
-    uint16_t conf_q15;    /* posterior mass within +-SQ_DEC_CONF_BINS bins of the argmax (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1 */
+    uint16_t conf_q15;    /* posterior mass within +-SQ_DEC_CONF_BINS bins of the argmax (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1; with SQ_DEC_CONF_KNOTS calibrated to 1 - expected abs error / grid extent */
     int16_t argmax;       /* bin index of the posterior's (first) maximum */
     uint8_t valid;        /* the window's likelihood was used (0: predicted only) */
 } sq_decoder_out_t;

@@ -74,7 +74,7 @@ typedef struct {
     int32_t hr_mbpm;       /* heart rate, milli-BPM */
     int32_t lo_mbpm;       /* central 90 % posterior interval, milli-BPM */
     int32_t hi_mbpm;
-    uint16_t conf_q15;     /* posterior mass within +-SQ_DEC_CONF_BINS bins of the estimate (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1 */
+    uint16_t conf_q15;     /* posterior mass within +-SQ_DEC_CONF_BINS bins of the estimate (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1; with SQ_DEC_CONF_KNOTS calibrated to 1 - expected abs error / grid extent */
     uint16_t flagged_q15;  /* fraction of the window's input samples flagged as gaps, 32768 = 1 */
     uint8_t valid;         /* 1: the network scored this window; 0: too many gaps, decoder prediction only */
 } sq_result_t;
