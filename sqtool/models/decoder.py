@@ -784,6 +784,11 @@ def decoder_cfg(dec: dict, logit_scale: float = 1.0) -> DecoderCfg:
     return DecoderCfg.from_dict({**decoder_only(dec), "logit_scale": float(logit_scale)})
 
 
+def uncalibrated(dec: dict) -> dict:
+    """A decoder dict without its conf calibration knots (conf is then the raw measure)."""
+    return {k: v for k, v in dec.items() if k not in ("conf_calib_x", "conf_calib_y")}
+
+
 def conf_text(dec: dict) -> str:
     """What a decoder dict's `conf` output means (DecoderCfg.conf_text)."""
     return decoder_cfg(dec).conf_text
