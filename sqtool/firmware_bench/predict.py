@@ -21,8 +21,10 @@ frontend ppg_sensors the recording has, whose spectra the front end averages int
                 is accepted as well.
 
 Writes into the run dir, per recording, `<record>.csv` (time_s = end of the window, i.e. when the device
-reports it; hr_bpm; lo_bpm, hi_bpm = the central 90 % posterior interval; confidence = posterior mass within
-+-5 BPM; flagged = 1 when more than half the window's samples were dropouts, so the network did not score it
+reports it; hr_bpm; lo_bpm, hi_bpm = the central posterior interval (nominal mass calibrated to 90 % coverage
+on inner out-of-fold windows); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
+`sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
+expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when more than half the window's samples were dropouts, so the network did not score it
 and the value is the decoder's prediction; truth_bpm when the recording has heart-rate truth) and
 `<record>.png` (HR with its 90 % band over time, and the truth when there is one), then `summary.json`.
 
@@ -157,6 +159,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     recs = [S.prepare(r, md["model_cfg"], cache, n_sensors) for r in records]   # one-line errors: channel, rate, length
     name, why = _choose(cfg, art, recs)
     dec, dec_note = S.decoder_dict(md)
+    from sqtool.models.decoder import decoder_cfg
+    dcfg = decoder_cfg(dec)
 
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
@@ -195,8 +199,10 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         used.add(stem)
         t = r.t0 + win
         truth = r.truth if np.isfinite(r.truth).any() else None
-        cols = {"time_s": t, "hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
-                "flagged": o["flagged"]}
+        cols = {"time_s": t, "hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"]}
+        if dcfg.conf_calib_x:
+            cols["expected_err_bpm"] = (1 - np.asarray(o["conf"], np.float64)) * dcfg.span_bpm
+        cols["flagged"] = o["flagged"]
         if truth is not None:
             cols["truth_bpm"] = truth
         lines = [",".join(cols)]
@@ -217,8 +223,10 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     summary = {"model": md.get("model"), "model_dir": str(art.export_dir), "data": data, "runtime": name,
                "runtime_choice": why, "decoder": dec_note, "run_dir": str(run_dir), "recordings": rows,
                "columns": {"time_s": "end of the window (s from the recording start)", "hr_bpm": "heart rate",
-                           "lo_bpm, hi_bpm": "central 90 % posterior interval", "confidence": "posterior mass "
-                           "within +-5 BPM of hr", "flagged": "1 = over half the window's samples were dropouts: "
+                           "lo_bpm, hi_bpm": f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated "
+                           "nominal mass)", "confidence": dcfg.conf_text,
+                           **({"expected_err_bpm": "expected |error| of hr_bpm, from the calibrated confidence"}
+                              if dcfg.conf_calib_x else {}), "flagged": "1 = over half the window's samples were dropouts: "
                            "not scored, decoder prediction only", "truth_bpm": "reference HR (labelled data only)"}}
     if firmware is not None:
         summary["firmware"] = firmware

@@ -184,6 +184,27 @@ def test_host_c_equals_reference_with_the_confidence_read_from_the_interval_widt
     assert np.all(np.diff(want["conf_q15"].astype(np.int64)[np.argsort(w, kind="stable")]) <= 0)
 
 
+def test_host_c_equals_reference_with_a_calibrated_confidence(twin, troika60, tmp_path):
+    """A decoder with conf calibration knots (select_decoder's default): the C pipeline maps its raw conf
+    through them as the Python integer reference does; the heart rate is untouched and the calibrated conf is
+    the knots' map of the raw one."""
+    from sqtool.models.decoder import _calibrate_q15
+    mc, g, md = twin
+    xs, ys = [8000, 20000, 26000, 30000, 32000, 32700], [29000, 30500, 31800, 32200, 32500, 32650]
+    mc = {**mc, "decoder": {**mc["decoder"], "conf_calib_x": xs, "conf_calib_y": ys}}
+    d = tmp_path / "c"
+    PL.render_pipeline(mc, g, md, d)
+    assert "sq_dec_calib_x" in (d / "sq_decoder_tables.h").read_text()
+    shutil.copyfile(TEMPLATES / "kit_main.c", tmp_path / "main.c")
+    exe = _cc(tmp_path / "example", [tmp_path / "main.c", *_pipeline_srcs(d)], [d], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
+    x16, gap = troika60
+    want = PL.PipelineRef(mc, g, None, 125.0).run(x16, gap)
+    assert _same(_run_example(exe, PL.write_recording(tmp_path / "rec.bin", x16, gap), "125"), want)
+    raw = PL.PipelineRef(twin[0], g, None, 125.0).run(x16, gap)
+    assert np.array_equal(want["hr_mbpm"], raw["hr_mbpm"])
+    assert np.array_equal(want["conf_q15"], [_calibrate_q15(int(c), xs, ys) for c in raw["conf_q15"]])
+
+
 def test_host_c_equals_reference_with_the_motion_subtracted_ppg_evidence(twin, troika60, tmp_path):
     """A decoder that weighs the motion-subtracted PPG spectrum (evidence_weight > 0, select_decoder's choice
     when it decodes the inner windows better): the C pipeline hands the front end's codes to the decoder and
