@@ -165,15 +165,22 @@ def test_host_c_equals_reference_on_troika_any_chunking(twin, troika60, example,
     assert nogap["valid"].all() and not _same(nogap, want)
 
 
-def test_host_c_equals_reference_with_the_confidence_read_from_the_interval_width(twin, troika60, tmp_path):
-    """A decoder whose conf_measure is "width" (select_decoder's other candidate): the C pipeline's conf_q15,
-    and every other field, still equal the Python integer reference on real data."""
-    mc, g, md = twin
-    mc = {**mc, "decoder": {**mc["decoder"], "conf_measure": "width"}}
+def _example_with_decoder(twin, mc: dict, tmp_path):
+    """The kit's example program built over the twin's pipeline rendered with model config `mc` (another
+    decoder). Returns (executable, source dir)."""
+    _, g, md = twin
     d = tmp_path / "c"
     PL.render_pipeline(mc, g, md, d)
     shutil.copyfile(TEMPLATES / "kit_main.c", tmp_path / "main.c")
-    exe = _cc(tmp_path / "example", [tmp_path / "main.c", *_pipeline_srcs(d)], [d], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
+    return _cc(tmp_path / "example", [tmp_path / "main.c", *_pipeline_srcs(d)], [d], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"]), d
+
+
+def test_host_c_equals_reference_with_the_confidence_read_from_the_interval_width(twin, troika60, tmp_path):
+    """A decoder whose conf_measure is "width" (select_decoder's other candidate): the C pipeline's conf_q15,
+    and every other field, still equal the Python integer reference on real data."""
+    mc, g, _ = twin
+    mc = {**mc, "decoder": {**mc["decoder"], "conf_measure": "width"}}
+    exe, d = _example_with_decoder(twin, mc, tmp_path)
     x16, gap = troika60
     want = PL.PipelineRef(mc, g, None, 125.0).run(x16, gap)
     got = _run_example(exe, PL.write_recording(tmp_path / "rec.bin", x16, gap), "125")
@@ -189,14 +196,11 @@ def test_host_c_equals_reference_with_a_calibrated_confidence(twin, troika60, tm
     through them as the Python integer reference does; the heart rate is untouched and the calibrated conf is
     the knots' map of the raw one."""
     from sqtool.models.decoder import _calibrate_q15
-    mc, g, md = twin
+    mc, g, _ = twin
     xs, ys = [8000, 20000, 26000, 30000, 32000, 32700], [29000, 30500, 31800, 32200, 32500, 32650]
     mc = {**mc, "decoder": {**mc["decoder"], "conf_calib_x": xs, "conf_calib_y": ys}}
-    d = tmp_path / "c"
-    PL.render_pipeline(mc, g, md, d)
+    exe, d = _example_with_decoder(twin, mc, tmp_path)
     assert "sq_dec_calib_x" in (d / "sq_decoder_tables.h").read_text()
-    shutil.copyfile(TEMPLATES / "kit_main.c", tmp_path / "main.c")
-    exe = _cc(tmp_path / "example", [tmp_path / "main.c", *_pipeline_srcs(d)], [d], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
     x16, gap = troika60
     want = PL.PipelineRef(mc, g, None, 125.0).run(x16, gap)
     assert _same(_run_example(exe, PL.write_recording(tmp_path / "rec.bin", x16, gap), "125"), want)
@@ -209,13 +213,10 @@ def test_host_c_equals_reference_with_the_motion_subtracted_ppg_evidence(twin, t
     """A decoder that weighs the motion-subtracted PPG spectrum (evidence_weight > 0, select_decoder's choice
     when it decodes the inner windows better): the C pipeline hands the front end's codes to the decoder and
     still equals the Python integer reference, chunked and with dropouts; the evidence moves the decoded HR."""
-    mc, g, md = twin
+    mc, g, _ = twin
     mc = {**mc, "decoder": {**mc["decoder"], "evidence_weight": 2.0}}
-    d = tmp_path / "c"
-    PL.render_pipeline(mc, g, md, d)
+    exe, d = _example_with_decoder(twin, mc, tmp_path)
     assert "sq_dec_pen" in (d / "sq_decoder_tables.h").read_text()
-    shutil.copyfile(TEMPLATES / "kit_main.c", tmp_path / "main.c")
-    exe = _cc(tmp_path / "example", [tmp_path / "main.c", *_pipeline_srcs(d)], [d], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
     x16, gap = troika60
     ref = PL.PipelineRef(mc, g, None, 125.0)
     want = ref.run(x16, gap)
