@@ -47,6 +47,7 @@ from sqtool.firmware_bench import mcu  # noqa: E402
 from sqtool.firmware_bench import pipeline_fw as PF  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.spectral import bin_grid  # noqa: E402
+from sqtool.models.decoder import decoder_cfg, fit_conf_calibration  # noqa: E402
 from sqtool.models.hr_bins import BinTrainCfg, decode_int, fit_decoder, train_bins  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -84,10 +85,20 @@ def train_model(corpus, held, args):
     graph = extract_int_graph(q)
     dec = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s, float(graph.output_scale))
     dec["evidence_weight"] = float(args.evidence_weight)      # > 0: the costlier emission, spectra read per bin
+    if args.conf_calibration == "on":       # knots as a shipped model has them (fitted here on training windows:
+        raw, err = [], []                   # this benchmark measures cost, not the confidence's quality)
+        for r in train:
+            lq, scale = int8_logits(q, as_model_input(r.x))
+            d = decode_int(lq, dec, scale, r.flagged < 0.5, r.x)
+            ok = np.isfinite(r.y)
+            raw.append(d["conf"][ok])
+            err.append(np.abs(d["hr"][ok] - r.y[ok]))
+        dec.update(fit_conf_calibration(np.concatenate(raw), np.concatenate(err), decoder_cfg(dec).span_bpm))
     mc = q.cfg.to_dict()
     mc["decoder"] = dec
     log(f"trained {args.model} on {len(train)} recordings ({len(X)} windows) in {time.time() - t0:.0f} s; "
-        f"decoder sigma {dec['sigma_bpm']:.2f} BPM floor {dec['floor']:.2g} evidence weight {dec['evidence_weight']:g}")
+        f"decoder sigma {dec['sigma_bpm']:.2f} BPM floor {dec['floor']:.2g} evidence weight {dec['evidence_weight']:g} "
+        f"conf calibration knots {len(dec.get('conf_calib_x', []))}")
     return q, graph, mc, len(train)
 
 
@@ -165,7 +176,8 @@ def write_markdown(res: dict, path: Path) -> None:
     L = [f"# Whole heart-rate pipeline as firmware: {res['model']} (front end + int8 network + HMM decoder)", "",
          f"Model: `{res['model']}` quick-trained ({res['epochs']} epochs + {res['qat_epochs']} QAT epochs, "
          f"{res['train_recordings']} training recordings, evaluation subjects held out), {res['macs']} MACs per "
-         f"window; decoder weight of the motion-subtracted PPG spectrum {res.get('evidence_weight', 0.0):g}; rounding "
+         f"window; decoder weight of the motion-subtracted PPG spectrum {res.get('evidence_weight', 0.0):g}; "
+         f"conf calibration knots {res.get('conf_calib_knots', 0)}; rounding "
          f"`{PL.ROUNDING}`; -O2, arm-none-eabi-gcc + picolibc; QEMU {res['tools'].get('qemu')}.",
          "Instruction counts are instructions executed (QEMU TCG plugin), not cycles.", "",
          "## Bit-exactness (every result field, every hop, vs the Python integer reference)", "",
@@ -219,6 +231,8 @@ def main() -> int:
     ap.add_argument("--evidence-weight", type=float, default=0.0,
                     help="the decoder's weight of the motion-subtracted PPG spectrum (0 = the network alone; > 0 "
                          "costs one pass over the window's codes per hop)")
+    ap.add_argument("--conf-calibration", choices=("on", "off"), default="on",
+                    help="on: the decoder carries 16 conf calibration knots, as a model from sqtool quantize does")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -235,6 +249,7 @@ def main() -> int:
     res = {"model": args.model, "epochs": args.epochs, "qat_epochs": args.qat_epochs, "train_recordings": n_train,
            "macs": graph.macs, "targets": args.targets, "rounding": PL.ROUNDING, "tools": mcu.tool_versions(),
            "evidence_weight": float(mc["decoder"]["evidence_weight"]),
+           "conf_calib_knots": len(mc["decoder"].get("conf_calib_x", [])),
            "sanity_mae_bpm": {}, "recordings": [],
            "command": "nice .venv/bin/python benchmarks/firmware_pipeline.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
