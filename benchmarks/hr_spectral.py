@@ -70,7 +70,7 @@ from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, recor
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
-from sqtool.models.decoder import conf_text, uncalibrated  # noqa: E402
+from sqtool.models.decoder import conf_text, decoder_cfg, uncalibrated  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
                                   out_of_fold_logits, predict_logits, select_decoder, train_bins)
@@ -418,7 +418,12 @@ def run_fold(train, test, args, records, log):
 METHODS = ("int8", "student", "teacher", "baseline", "int8_raw")
 
 
-def summarise(rows, title):
+def span_bpm(student: str) -> float:
+    """The extent of the student's bin grid: a calibrated conf means expected |error| = (1 - conf) x this."""
+    return decoder_cfg({"bins_bpm": get_model_cfg(student).arch["bins_bpm"]}).span_bpm
+
+
+def summarise(rows, title, span: float | None = None):
     """Per-subject MAE (+ CI), mean of subjects, pooled, wins, uncertainty."""
     subj = {}
     for r in rows:
@@ -463,6 +468,13 @@ def summarise(rows, title):
         raw = np.concatenate([r["int8_conf_raw"] for r in rows])[ok]
         summ["gating_reduction_uncalibrated"] = uncertainty_scores(hr, lo, hi, raw, yy)["gating_reduction"]
     summ["conf_calibrated_folds"] = len({(r["dataset"], r["subject"]) for r in rows if r.get("conf_calibrated")})
+    if span and summ["conf_calibrated_folds"] == len({(r["dataset"], r["subject"]) for r in rows}):
+        # calibration in the large: the expected error the device's conf states vs the error it makes, per subject
+        summ["expected_error_stated"] = float(np.mean((1 - conf) * span))
+        for d in table:
+            rs = subj[d["subject"]]
+            okr = np.isfinite(np.concatenate([r["y"] for r in rs]))
+            d["int8_expected_error"] = float(np.mean((1 - np.concatenate([r["int8_conf"] for r in rs])[okr]) * span))
     # for reference: ranking by interval width
     summ["gating_reduction_width"] = uncertainty_scores(hr, lo, hi, lo - hi, yy)["gating_reduction"]
     summ["doubtful_truth_windows"] = int((~ok).sum())
@@ -503,6 +515,11 @@ def markdown(summ) -> str:
              f" Decoder weight of the motion-subtracted PPG spectrum (--evidence {summ['evidence']}; inner: chosen "
              "per fold on the inner windows, 0 = the network alone): "
              + ", ".join(f"{m} on {n}" for m, n in summ.get("evidence_weight_folds", {}).items()) + "."), ""]
+    if "expected_error_stated" in summ:
+        L += ["Calibration in the large: the expected error the device's conf states, (1 - conf) x grid extent, "
+              f"against the error it makes: pooled {summ['expected_error_stated']:.2f} vs {summ['mae_all']:.2f} BPM; "
+              "per subject " + ", ".join(f"{d['subject'].split(':')[-1]} {d['int8_expected_error']:.1f} / {d['int8']:.1f}"
+                                         for d in summ["subjects"]) + ".", ""]
     if set(summ["recipes"]) != {"fixed"}:
         L += ["Student recipe chosen per held-out subject by inner cross-validation over its training subjects: " +
               ", ".join(f"{d['subject']} {d['recipe']}" for d in summ["subjects"]) + ".", ""]
@@ -605,7 +622,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
         if key not in runs:
             continue
         title = LOSO_TITLE[args.protocol] if key == "loso" else dict(CROSS)[key]
-        results[key if key == "loso" else title] = summ = summarise(runs[key], title)
+        results[key if key == "loso" else title] = summ = summarise(runs[key], title, span_bpm(args.student))
         md.append(markdown(summ))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
