@@ -235,8 +235,8 @@ class DecoderCfg:
                else f"posterior mass within +-{self.conf_halfwidth_bpm:g} BPM of the estimate")
         if not self.conf_calib_x:
             return raw
-        return (f"1 - expected |error| / {self.span_bpm:g} BPM, the expected error calibrated on inner out-of-fold "
-                f"windows from the {raw} ({len(self.conf_calib_x)} knots)")
+        return (f"1 - expected |error| / {self.span_bpm:g} BPM (expected |error| = (1 - conf) x {self.span_bpm:g} BPM), "
+                f"calibrated with {len(self.conf_calib_x)} knots on inner out-of-fold windows from the raw measure: {raw}")
 
     def calibrate_conf(self, raw: np.ndarray) -> np.ndarray:
         """Raw conf in [0, 1] (the measure) -> the calibrated conf (float decoders; piecewise linear between
