@@ -452,7 +452,8 @@ def summarise(rows, title, span: float | None = None):
     conf = np.concatenate([r["int8_conf"] for r in rows])[ok]
     yy = y[ok]
     # the interval is the calibrated one: its nominal mass chosen per outer fold on inner out-of-fold windows
-    u = uncertainty_scores(hr, lo, hi, conf, yy)           # conf: the device's confidence output (conf_q15)
+    calibrated = all(r.get("conf_calibrated") for r in rows)
+    u = uncertainty_scores(hr, lo, hi, conf, yy, span=span if calibrated else None)   # conf: the device's conf_q15
     summ["interval_coverage"] = u["interval_coverage"]
     summ["interval_mass"] = sorted({float(r["interval"]) for r in rows})
     summ["inner_coverage"] = sorted({float(r["inner_coverage"]) for r in rows})
@@ -468,9 +469,9 @@ def summarise(rows, title, span: float | None = None):
         raw = np.concatenate([r["int8_conf_raw"] for r in rows])[ok]
         summ["gating_reduction_uncalibrated"] = uncertainty_scores(hr, lo, hi, raw, yy)["gating_reduction"]
     summ["conf_calibrated_folds"] = len({(r["dataset"], r["subject"]) for r in rows if r.get("conf_calibrated")})
-    if span and summ["conf_calibrated_folds"] == len({(r["dataset"], r["subject"]) for r in rows}):
+    if span and calibrated:
         # calibration in the large: the expected error the device's conf states vs the error it makes, per subject
-        summ["expected_error_stated"] = float(np.mean((1 - conf) * span))
+        summ["expected_error_stated"] = u["expected_error_stated"]
         for d in table:
             rs = subj[d["subject"]]
             okr = np.isfinite(np.concatenate([r["y"] for r in rs]))

@@ -133,7 +133,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.core import resolve_data_root
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
-    from sqtool.models.decoder import decode_float, decode_int
+    from sqtool.models.decoder import decode_float, decode_int, decoder_cfg
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
     from sqtool.models.hr_bins import BinTrainCfg, evidence_args, kd_gate, predict_logits, train_bins
 
@@ -290,7 +290,9 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     per = {k: _subject_mae(rows, k) for k in ("teacher", "float", "int8", "int8_raw")}
     mean = {k: float(np.mean(list(v.values()))) for k, v in per.items()}
     cat = lambda k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0)  # noqa: E731
-    unc = uncertainty_scores(cat("int8"), cat("int8_lo"), cat("int8_hi"), cat("int8_conf"), cat("y"))
+    dcfg = decoder_cfg(scfg.decoder)
+    unc = uncertainty_scores(cat("int8"), cat("int8_lo"), cat("int8_hi"), cat("int8_conf"), cat("y"),
+                             span=dcfg.span_bpm if dcfg.conf_calib_x else None)
     budget = spectral_budget(scfg)
     metrics = {"task": "hr", "student": student, "float_reused": reused, "teacher": str(ck["path"]), "teacher_logits":
                "out-of-fold" if honest else "in-sample", "heldout_subjects": sorted(held),
@@ -322,7 +324,10 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                       f"out-of-fold logits, interval mass {float(scfg.decoder.get('interval', 0.9)):g} calibrated for 90 % "
                       f"on the training subjects): the truth lies in the interval on {100 * unc['interval_coverage']:.1f} % "
                       f"of windows; the 80 % most confident windows have MAE {unc['mae_top']:.2f} vs {unc['mae_all']:.2f} "
-                      f"BPM ({-100 * unc['gating_reduction']:+.0f} %)."]
+                      f"BPM ({-100 * unc['gating_reduction']:+.0f} %)"
+                      + ("." if unc.get("expected_error_stated") is None else
+                         f"; the calibrated confidence states an expected error of {unc['expected_error_stated']:.2f} BPM "
+                         f"on average (made: {unc['mae_all']:.2f}).")]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     say(f"held-out MAE (mean of subjects): teacher {mean['teacher']:.2f}, float {mean['float']:.2f}, "
         f"int8 {mean['int8']:.2f} BPM")

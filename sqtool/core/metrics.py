@@ -90,12 +90,13 @@ def bootstrap_ci(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray,
 
 
 def uncertainty_scores(pred: np.ndarray, lo: np.ndarray, hi: np.ndarray, conf: np.ndarray, y: np.ndarray,
-                       keep: float = 0.8, slack: float = 0.5) -> dict:
+                       keep: float = 0.8, slack: float = 0.5, span: float | None = None) -> dict:
     """How well a prediction's uncertainty tracks its error, on the windows with a finite truth and prediction:
     interval_coverage (share of windows with lo - slack <= y <= hi + slack; slack = half a 1-unit bin),
     interval_width_median, and confidence gating: mae_all, mae_top (the `keep` share of windows with the highest
     `conf`) and gating_reduction = 1 - mae_top / mae_all (0.3 = keeping the most confident windows cuts the
-    error 30 %). None values when no window qualifies."""
+    error 30 %). With `span` (a conf calibrated as 1 - expected |error| / span): expected_error_stated, the mean
+    of (1 - conf) x span, to set beside mae_all (calibration in the large). None values when no window qualifies."""
     pred, lo, hi, conf, y = (np.asarray(a, float).ravel() for a in (pred, lo, hi, conf, y))
     if not len(pred) == len(lo) == len(hi) == len(conf) == len(y):
         raise ValueError(f"uncertainty_scores: lengths differ ({len(pred)}, {len(lo)}, {len(hi)}, {len(conf)}, "
@@ -103,6 +104,8 @@ def uncertainty_scores(pred: np.ndarray, lo: np.ndarray, hi: np.ndarray, conf: n
     ok = np.isfinite(y) & np.isfinite(pred) & np.isfinite(lo) & np.isfinite(hi) & np.isfinite(conf)
     out = {"n": int(ok.sum()), "keep": keep, "interval_coverage": None, "interval_width_median": None,
            "mae_all": None, "mae_top": None, "gating_reduction": None}
+    if span is not None:
+        out["expected_error_stated"] = None
     if not ok.any():
         return out
     y, e = y[ok], np.abs(pred[ok] - y[ok])
@@ -111,6 +114,8 @@ def uncertainty_scores(pred: np.ndarray, lo: np.ndarray, hi: np.ndarray, conf: n
                interval_width_median=float(np.median(hi[ok] - lo[ok])), mae_all=float(e.mean()),
                mae_top=float(e[kept].mean()))
     out["gating_reduction"] = float(1 - out["mae_top"] / out["mae_all"]) if out["mae_all"] > 0 else 0.0
+    if span is not None:
+        out["expected_error_stated"] = float(np.mean((1 - conf[ok]) * span))
     return out
 
 

@@ -133,3 +133,31 @@ def test_repeated_sensor_codes_match_one_sensor(spec_export_dir):
     assert one.n_ppg == 1 and two.n_ppg == 2
     d = np.abs(one.codes.astype(int) - two.codes.astype(int))
     assert d.max() <= 1 and (d[..., 1:] == 0).all()                      # acc channels untouched
+
+
+def test_predict_writes_the_expected_error_of_a_calibrated_confidence(spec_export_dir, tmp_path):
+    """A model whose decoder carries conf calibration knots (what `sqtool quantize` ships): the CSV gains
+    expected_err_bpm = (1 - confidence) x grid extent, and summary.json says what both columns mean."""
+    import shutil
+    from sqtool.core import sha256_file
+    from sqtool.models.decoder import decoder_cfg
+    shutil.copytree(spec_export_dir.parent, tmp_path / "run")             # with the runs its manifest lists
+    model = tmp_path / "run" / spec_export_dir.name
+    meta = json.loads((model / "metadata.json").read_text())
+    holder = meta if meta.get("decoder") else meta["model_cfg"]
+    holder["decoder"] = {**holder["decoder"], "conf_calib_x": [0, 30000, 32768], "conf_calib_y": [30000, 32000, 32700]}
+    (model / "metadata.json").write_text(json.dumps(meta))
+    man = json.loads((model / "manifest.json").read_text())              # as an export with these knots lists it
+    for f in man["files"]:
+        if f["path"] == "metadata.json":
+            f["sha256"], f["bytes"] = sha256_file(model / "metadata.json"), (model / "metadata.json").stat().st_size
+    (model / "manifest.json").write_text(json.dumps(man))
+    span = decoder_cfg(S.decoder_dict(meta)[0]).span_bpm
+    data = write_wrist_npz(tmp_path / "a.npz", seconds=30, ppg2=True)
+    res = predict(PredictConfig(model=str(model), data=str(data), runtime="torch", out=str(tmp_path / "p")))
+    head, x = _csv(tmp_path / "p" / res["recordings"][0]["csv"])
+    assert head == COLUMNS[:5] + ["expected_err_bpm", "flagged"]
+    np.testing.assert_allclose(x[:, 5], (1 - x[:, 4]) * span, atol=6e-4 * span)     # the CSV keeps 3 decimals
+    assert (x[:, 4] >= 30000 / 32768 - 1e-3).all() and (x[:, 4] <= 32700 / 32768 + 1e-3).all()
+    cols = json.loads((tmp_path / "p" / "summary.json").read_text())["columns"]
+    assert "expected |error|" in cols["confidence"] and "expected_err_bpm" in cols

@@ -57,5 +57,9 @@ def test_uncertainty_scores_coverage_width_and_confidence_gating():
     assert uncertainty_scores(pred, lo, hi, -conf, y)["gating_reduction"] < 0      # confidence upside down
     assert uncertainty_scores(pred, lo + 1.6, hi, conf, y)["interval_coverage"] == pytest.approx(2 / 5)  # 0.5 slack
     assert uncertainty_scores(pred, lo, hi, conf, np.full(6, np.nan))["interval_coverage"] is None
+    assert "expected_error_stated" not in u                          # only for a calibrated conf (span given)
+    stated = uncertainty_scores(pred, lo, hi, conf, y, span=100.0)["expected_error_stated"]
+    assert stated == pytest.approx(100.0 * (0.1 + 0.2 + 0.3 + 0.4 + 0.9) / 5)      # the NaN-truth window is left out
+    assert uncertainty_scores(pred, lo, hi, conf, np.full(6, np.nan), span=100.0)["expected_error_stated"] is None
     with pytest.raises(ValueError, match="lengths differ"):
         uncertainty_scores(pred, lo, hi, conf[:3], y)
