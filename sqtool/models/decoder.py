@@ -290,6 +290,11 @@ def fit_conf_calibration(raw: np.ndarray, err: np.ndarray, span_bpm: float, knot
     from scipy.optimize import isotonic_regression
     r = np.round(np.clip(np.asarray(raw, np.float64), 0, 1) * 32768).astype(np.int64)
     e = np.asarray(err, np.float64)
+    if r.shape != e.shape or r.ndim != 1 or not np.isfinite(e).all():
+        raise SqtoolError(f"fit_conf_calibration: raw conf and errors must be equal-length 1-D arrays of finite "
+                          f"values, got shapes {r.shape} and {e.shape}")
+    if len(r) < 2:
+        return {}
     order = np.argsort(r, kind="stable")
     xs, es, ns = [], [], []
     for part in np.array_split(order, min(knots, len(order))):

@@ -254,6 +254,9 @@ def test_fit_conf_calibration_puts_two_models_confidences_on_one_scale():
     for c, e in zip(cals, errs):                                            # calibration in the large
         assert np.mean((1 - c) * span) == pytest.approx(e[1500:].mean(), rel=0.15)
     assert D.fit_conf_calibration(np.full(50, 0.7), np.ones(50), span) == {}     # one distinct value: no map
+    assert D.fit_conf_calibration(np.zeros(0), np.zeros(0), span) == {}
+    with pytest.raises(SqtoolError, match="finite"):
+        D.fit_conf_calibration(np.ones(5), np.array([1.0, np.nan, 1.0, 1.0, 1.0]), span)
 
 
 # ----------------------------------------------------------------------------- evidence: motion-subtracted PPG
