@@ -393,9 +393,10 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     bookkeeping inner_mae, inner_mae_no_evidence (step 1's), inner_coverage (at the chosen mass),
     inner_coverage_nominal (at 0.9, before calibration), inner_gating (MAE reduction of the device's conf:
     the chosen measure, calibrated), inner_gating_mass and inner_gating_width (raw measures)."""
-    from sqtool.models.decoder import conf_mass, decoder_cfg, fit_conf_calibration, needed_mass
+    from sqtool.models.decoder import conf_mass, decoder_cfg, fit_conf_calibration, needed_mass, uncalibrated
     if evidence_required and spectra is None:
         raise SqtoolError("select_decoder: a required evidence weight needs the recordings' spectra")
+    base = uncalibrated(base)                     # knots belong to a measure; they are fitted again at step 4
     sp = spectra if spectra is not None else [None] * len(logits)
 
     def inner_mae(dec: dict) -> float:                                    # mean of subjects' decoded MAE
