@@ -468,6 +468,10 @@ def summarise(rows, title, span: float | None = None):
     if all("int8_conf_raw" in r for r in rows):                # side by side: the chosen measure without its knots
         raw = np.concatenate([r["int8_conf_raw"] for r in rows])[ok]
         summ["gating_reduction_uncalibrated"] = uncertainty_scores(hr, lo, hi, raw, yy)["gating_reduction"]
+        summ["gating_by_keep"] = {f"{k:g}": {name: uncertainty_scores(hr, lo, hi, c, yy, keep=k)["gating_reduction"]
+                                             for name, c in (("calibrated", conf), ("uncalibrated", raw),
+                                                             ("oracle", -np.abs(hr - yy)))}
+                                  for k in (0.5, 0.7, 0.9)}
     summ["conf_calibrated_folds"] = len({(r["dataset"], r["subject"]) for r in rows if r.get("conf_calibrated")})
     if span and calibrated:
         # calibration in the large: the expected error the device's conf states vs the error it makes, per subject
@@ -516,6 +520,11 @@ def markdown(summ) -> str:
              f" Decoder weight of the motion-subtracted PPG spectrum (--evidence {summ['evidence']}; inner: chosen "
              "per fold on the inner windows, 0 = the network alone): "
              + ", ".join(f"{m} on {n}" for m, n in summ.get("evidence_weight_folds", {}).items()) + "."), ""]
+    if "gating_by_keep" in summ:
+        L += ["Gating at other shares kept (MAE change keeping the most confident windows, calibrated / uncalibrated "
+              "conf / oracle): " + "; ".join(f"{100 * float(k):.0f} %: {-100 * v['calibrated']:+.0f} / "
+                                            f"{-100 * v['uncalibrated']:+.0f} / {-100 * v['oracle']:+.0f} %"
+                                            for k, v in summ["gating_by_keep"].items()) + ".", ""]
     if "expected_error_stated" in summ:
         L += ["Calibration in the large: the expected error the device's conf states, (1 - conf) x grid extent, "
               f"against the error it makes: pooled {summ['expected_error_stated']:.2f} vs {summ['mae_all']:.2f} BPM; "
