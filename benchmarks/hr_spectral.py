@@ -70,7 +70,7 @@ from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, recor
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
-from sqtool.models.decoder import conf_text, decoder_cfg, uncalibrated  # noqa: E402
+from sqtool.models.decoder import conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
                                   out_of_fold_logits, predict_logits, select_decoder, train_bins)
@@ -395,10 +395,9 @@ def run_fold(train, test, args, records, log):
         lt, ls = predict_logits(teacher, teacher_x(r, tcfg, records)), predict_logits(student, x)
         lq, scale = int8_logits(q, x)
         dq = decode_int(lq, dec, scale, valid, r.x)
-        raw_conf = decode_int(lq, uncalibrated(dec), scale, valid, r.x)["conf"]     # the measure before its knots
         row = {"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "n": int(np.isfinite(r.y).sum()),
                "y": r.y, "int8": dq["hr"], "int8_lo": dq["lo"], "int8_hi": dq["hi"], "int8_conf": dq["conf"],
-               "int8_conf_raw": raw_conf, "conf_calibrated": bool(dec.get("conf_calib_x")),
+               "int8_conf_raw": dq["conf_raw"], "conf_calibrated": bool(dec.get("conf_calib_x")),
                "student": decode_float(ls, dec, valid, r.x)["hr"], "teacher": decode_float(lt, dec_t, valid, r.x)["hr"],
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
                "baseline": baseline_for(records, [r], notch)[r.record_id],
@@ -477,9 +476,9 @@ def summarise(rows, title, span: float | None = None):
         # calibration in the large: the expected error the device's conf states vs the error it makes, per subject
         summ["expected_error_stated"] = u["expected_error_stated"]
         for d in table:
-            rs = subj[d["subject"]]
-            okr = np.isfinite(np.concatenate([r["y"] for r in rs]))
-            d["int8_expected_error"] = float(np.mean((1 - np.concatenate([r["int8_conf"] for r in rs])[okr]) * span))
+            cat = lambda k: np.concatenate([r[k] for r in subj[d["subject"]]])  # noqa: E731
+            d["int8_expected_error"] = uncertainty_scores(cat("int8"), cat("int8_lo"), cat("int8_hi"), cat("int8_conf"),
+                                                          cat("y"), span=span)["expected_error_stated"]
     # for reference: ranking by interval width
     summ["gating_reduction_width"] = uncertainty_scores(hr, lo, hi, lo - hi, yy)["gating_reduction"]
     summ["doubtful_truth_windows"] = int((~ok).sum())

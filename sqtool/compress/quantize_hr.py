@@ -290,9 +290,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     per = {k: _subject_mae(rows, k) for k in ("teacher", "float", "int8", "int8_raw")}
     mean = {k: float(np.mean(list(v.values()))) for k, v in per.items()}
     cat = lambda k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0)  # noqa: E731
-    dcfg = decoder_cfg(scfg.decoder)
     unc = uncertainty_scores(cat("int8"), cat("int8_lo"), cat("int8_hi"), cat("int8_conf"), cat("y"),
-                             span=dcfg.span_bpm if dcfg.conf_calib_x else None)
+                             span=decoder_cfg(scfg.decoder).conf_error_span)
     budget = spectral_budget(scfg)
     metrics = {"task": "hr", "student": student, "float_reused": reused, "teacher": str(ck["path"]), "teacher_logits":
                "out-of-fold" if honest else "in-sample", "heldout_subjects": sorted(held),

@@ -200,8 +200,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         t = r.t0 + win
         truth = r.truth if np.isfinite(r.truth).any() else None
         cols = {"time_s": t, "hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"]}
-        if dcfg.conf_calib_x:
-            cols["expected_err_bpm"] = (1 - np.asarray(o["conf"], np.float64)) * dcfg.span_bpm
+        if dcfg.conf_error_span:
+            cols["expected_err_bpm"] = (1 - np.asarray(o["conf"], np.float64)) * dcfg.conf_error_span
         cols["flagged"] = o["flagged"]
         if truth is not None:
             cols["truth_bpm"] = truth
@@ -226,7 +226,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                            "lo_bpm, hi_bpm": f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated "
                            "nominal mass)", "confidence": dcfg.conf_text,
                            **({"expected_err_bpm": "expected |error| of hr_bpm, from the calibrated confidence"}
-                              if dcfg.conf_calib_x else {}), "flagged": "1 = over half the window's samples were dropouts: "
+                              if dcfg.conf_error_span else {}), "flagged": "1 = over half the window's samples were dropouts: "
                            "not scored, decoder prediction only", "truth_bpm": "reference HR (labelled data only)"}}
     if firmware is not None:
         summary["firmware"] = firmware

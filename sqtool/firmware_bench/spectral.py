@@ -190,13 +190,6 @@ def decoder_dict(md: dict) -> tuple[dict, str]:
     return d, note
 
 
-def calibrated_span(dec: dict) -> float | None:
-    """The grid extent when the decoder's conf is calibrated (expected |error| = (1 - conf) x this), else None."""
-    from sqtool.models.decoder import decoder_cfg
-    c = decoder_cfg(dec)
-    return c.span_bpm if c.conf_calib_x else None
-
-
 def bins_of(dec: dict) -> np.ndarray:
     """The decoder's bin centres (BPM)."""
     from sqtool.models.decoder import decoder_cfg
@@ -465,7 +458,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     names, explicit = _select(cfg.runtime)
     dec, dec_note = decoder_dict(md)
     bins = bins_of(dec)
-    calib_span = calibrated_span(dec)
+    from sqtool.models.decoder import decoder_cfg
+    calib_span = decoder_cfg(dec).conf_error_span
 
     t = time.perf_counter()
     n_sensors = export_ppg_sensors(art)
@@ -588,7 +582,6 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         base = {"runtime": "baseline", "status": "skipped", "error": str(e)}
 
     model_file = "model_int8.tflite" if art.has("model_int8.tflite") else "metadata.json"
-    from sqtool.models.decoder import decoder_cfg
     emission = decoder_cfg(dec).emission_text
     notes = [dec_note + f" (temperature {float(dec.get('temperature', 1.0)):g}; it tracks {emission}); int8 logits decoded with "
              "decode_int at the int graph's output scale, float logits with decode_float.",

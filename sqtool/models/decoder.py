@@ -214,6 +214,10 @@ class DecoderCfg:
         return self.bins_bpm[2] * self.n_bins
 
     @property
+    def conf_error_span(self) -> float | None:        # calibrated: expected |error| = (1 - conf) x this; else None
+        return self.span_bpm if self.conf_calib_x else None
+
+    @property
     def uses_evidence(self) -> bool:
         return self.evidence_weight > 0
 
@@ -265,7 +269,7 @@ def _calib_knots(xs, ys) -> tuple[tuple[int, ...], tuple[int, ...]]:
         x, y = [int(v) for v in xs], [int(v) for v in ys]
         whole = all(float(a) == int(a) for a in (*xs, *ys))
     except (TypeError, ValueError, OverflowError):
-        raise SqtoolError(f"decoder conf_calib_x / conf_calib_y must be lists of integers, got {xs!r} / {ys!r}") from None
+        whole = False
     if not whole:
         raise SqtoolError(f"decoder conf_calib_x / conf_calib_y must be lists of integers, got {xs!r} / {ys!r}")
     if not x and not y:
@@ -312,7 +316,7 @@ def fit_conf_calibration(raw: np.ndarray, err: np.ndarray, span_bpm: float, knot
         return {}
     mean_err = -isotonic_regression(-np.asarray(es), weights=np.asarray(ns, np.float64), increasing=True).x
     y = np.round(32768 * (1 - np.minimum(mean_err, span_bpm) / span_bpm)).astype(np.int64)
-    return {"conf_calib_x": [int(v) for v in xs], "conf_calib_y": [int(v) for v in np.maximum.accumulate(y)]}
+    return {"conf_calib_x": [int(v) for v in xs], "conf_calib_y": [int(v) for v in y]}     # y: non-decreasing
 
 
 def check_grid(cfg: DecoderCfg, n_logits: int) -> None:
@@ -633,7 +637,8 @@ class IntDecoderOut:
     hr_mbpm: int        # int32 milli-BPM
     lo_mbpm: int
     hi_mbpm: int
-    conf_q15: int       # uint16, 32768 = 1
+    conf_q15: int       # uint16, 32768 = 1 (calibrated when the decoder has knots)
+    conf_raw_q15: int   # the measure before the knots (= conf_q15 without them)
     argmax: int
     valid: bool
 
@@ -719,15 +724,15 @@ class IntDecoder:
         else:
             conf = int(p[max(0, a - self.conf_bins):a + self.conf_bins + 1].sum())
             conf_q15 = (conf + (1 << (POST_BITS - 16))) >> (POST_BITS - 15)
-        if self.calib_x:
-            conf_q15 = _calibrate_q15(conf_q15, self.calib_x, self.calib_y)
-        return IntDecoderOut(hr_mbpm=hr, lo_mbpm=qs[0], hi_mbpm=qs[1], conf_q15=conf_q15, argmax=a, valid=valid)
+        cal = _calibrate_q15(conf_q15, self.calib_x, self.calib_y) if self.calib_x else conf_q15
+        return IntDecoderOut(hr_mbpm=hr, lo_mbpm=qs[0], hi_mbpm=qs[1], conf_q15=cal, conf_raw_q15=conf_q15, argmax=a,
+                             valid=valid)
 
     def run(self, logits: np.ndarray, valid: np.ndarray | None = None,
             evidence: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Reset, then step over (W, F) int8 logits (and (W, F) evidence codes). Returns int arrays hr_mbpm,
-        lo_mbpm, hi_mbpm (int32), conf_q15 (uint16), argmax (int16), valid (uint8), and post (W, F) uint32
-        (sum 2^20 each)."""
+        lo_mbpm, hi_mbpm (int32), conf_q15 and conf_raw_q15 (uint16), argmax (int16), valid (uint8), and post
+        (W, F) uint32 (sum 2^20 each)."""
         x = np.asarray(logits)
         if x.ndim != 2:
             raise SqtoolError(f"IntDecoder.run: logits must be (windows, bins), got shape {x.shape}")
@@ -745,6 +750,7 @@ class IntDecoder:
             posts.append(self.post.copy())
         res = {k: np.array([getattr(o, k) for o in outs], dtype=dt) for k, dt in
                (("hr_mbpm", np.int32), ("lo_mbpm", np.int32), ("hi_mbpm", np.int32), ("conf_q15", np.uint16),
+                ("conf_raw_q15", np.uint16),
                 ("argmax", np.int16), ("valid", np.uint8))}
         res["post"] = np.array(posts, dtype=np.uint32).reshape(len(x), self.f)
         return res
@@ -814,8 +820,9 @@ def decode_float(logits: np.ndarray, decoder: dict, valid: np.ndarray | None = N
 
 def decode_int(logits_q: np.ndarray, decoder: dict, logit_scale: float, valid: np.ndarray | None = None,
                spec: np.ndarray | None = None) -> dict:
-    """Fixed-point decoding (bit-exact with the firmware) of one recording's (W, F) int8 logits, in BPM."""
+    """Fixed-point decoding (bit-exact with the firmware) of one recording's (W, F) int8 logits, in BPM: hr, lo,
+    hi, conf (the device's) and conf_raw (its measure before the calibration knots)."""
     cfg = decoder_cfg(decoder, float(logit_scale) / float(decoder.get("temperature", 1.0)))
     r = IntDecoder(cfg).run(np.asarray(logits_q, np.int8), valid, _evidence_of(spec, cfg))
     return {"hr": r["hr_mbpm"] / 1000.0, "lo": r["lo_mbpm"] / 1000.0, "hi": r["hi_mbpm"] / 1000.0,
-            "conf": r["conf_q15"] / 32768.0}
+            "conf": r["conf_q15"] / 32768.0, "conf_raw": r["conf_raw_q15"] / 32768.0}

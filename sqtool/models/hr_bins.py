@@ -435,13 +435,14 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
         kept = score >= np.quantile(score, 1 - keep)
         return float(1 - err[kept].mean() / max(err.mean(), 1e-12))
 
-    gains = {float(h): gating(conf_mass(post, h, cfg)) for h in conf_halfwidths if h >= cfg.bins_bpm[2]}
+    masses = {float(h): conf_mass(post, h, cfg) for h in conf_halfwidths if h >= cfg.bins_bpm[2]}
+    gains = {h: gating(m) for h, m in masses.items()}
     hw = max(gains, key=gains.get)                                         # first best on ties
-    width = [decode_float(lg, {**best, "interval": mass}, spec=x) for lg, x in zip(logits, sp)]
-    w = np.concatenate([o["hi"] - o["lo"] for o in width])[ok]
-    g_width = gating(-w)
+    widths = np.concatenate([decode_float(lg, {**best, "interval": mass, "conf_measure": "width"}, spec=x)["conf"]
+                             for lg, x in zip(logits, sp)])[ok]            # the device's width read-out, raw
+    g_width = gating(widths)
     measure = "width" if "width" in conf_measures and ("mass" not in conf_measures or g_width > gains[hw]) else "mass"
-    raw = np.clip(1 - w / cfg.span_bpm, 0, 1) if measure == "width" else conf_mass(post, hw, cfg)
+    raw = widths if measure == "width" else masses[hw]
     calib = fit_conf_calibration(raw, err, cfg.span_bpm) if calibrate else {}
     conf = decoder_cfg({**best, **calib}).calibrate_conf(raw)
     return {**best, "interval": mass, "conf_halfwidth_bpm": hw, "conf_measure": measure, **calib,
