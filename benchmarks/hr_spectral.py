@@ -73,7 +73,8 @@ from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
-                                  out_of_fold_logits, predict_logits, select_decoder, train_bins)
+                                  SELECTION_RULES, out_of_fold_logits, predict_logits, select_decoder,
+                                  train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
 DATA = ROOT.parent / "shared" / "data"
@@ -260,24 +261,23 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None):
         for r in train:
             if r.key in g:
                 oof[r.record_id] = predict_logits(m, teacher_x(r, tcfg, records))
-    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence), groups
+    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence, args.decoder_rule), groups
 
 
-def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner") -> dict:
+def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "one_se") -> dict:
     """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder;
     `evidence` (--evidence): inner = the weight of the motion-subtracted PPG spectrum is one of the choices, off =
-    0, a number = that weight, fixed)."""
+    0, a number = that weight, fixed; `rule` (--decoder-rule): one_se | min)."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
-                         **evidence_args(evidence, [r.x for r in train]))
+                         rule=rule, **evidence_args(evidence, [r.x for r in train]))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, evidence weight {dec.get('evidence_weight', 0.0):g} (inner MAE without "
         f"{dec.get('inner_mae_no_evidence', float('nan')):.2f}), interval {dec['interval']:.3f} (inner coverage "
         f"{dec.get('inner_coverage', float('nan')):.3f}), conf: {conf_text(dec)} "
         f"(inner gating {-100 * dec['inner_gating_mass']:+.0f} % by mass, {-100 * dec['inner_gating_width']:+.0f} % by "
-        f"width), inner MAE "
-        f"{dec['inner_mae']:.2f}")
+        f"width), inner MAE {dec['inner_mae']:.2f} (rule {rule}; lowest {dec['inner_mae_min']:.2f})")
     return dec
 
 
@@ -370,7 +370,7 @@ def run_fold(train, test, args, records, log):
     a = student_args(args, recipe)
     if args.decoder_on == "student":                 # --recipe inner already has the chosen recipe's (same seeds)
         soof = soof if soof is not None else student_oof(train, groups, oof, bins, a, encoders)
-        dec = decoder_on(soof, train, scfg, "student", log, args.evidence)
+        dec = decoder_on(soof, train, scfg, "student", log, args.evidence, args.decoder_rule)
     torch.set_rng_state(rng)
     teacher = fresh(tcfg, encoders)
     train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)
@@ -405,6 +405,7 @@ def run_fold(train, test, args, records, log):
                "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
                "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "conf_measure": dec.get("conf_measure", "mass"),
                "evidence_weight": float(dec.get("evidence_weight", 0.0)), "evidence_mode": args.evidence,
+               "decoder_rule": args.decoder_rule,
                "logit_scale": scale,
                "recipe": recipe or "fixed", "recipe_scores": recipe_scores}
         out.append(row)
@@ -594,6 +595,10 @@ def add_training_args(ap) -> None:
                     help="inner: the decoder's weight of the motion-subtracted PPG spectrum (evidence_weight) is chosen "
                          "on the inner out-of-fold logits with the rest of the decoder (0 among the choices); off: 0; "
                          "a number: that weight, fixed (the temperature is still chosen with it)")
+    ap.add_argument("--decoder-rule", choices=SELECTION_RULES, default="one_se",
+                    help="how the decoder's sigma / floor / temperature are chosen on the inner out-of-fold logits: "
+                         "one_se = the closest to the HMM fitted on the truth (temperature 1 first) within one paired "
+                         "standard error of the lowest mean of subjects' MAE; min = the lowest")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,
@@ -644,7 +649,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
     recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
               + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz)" if time_teacher else "")
-              + f"; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits"
+              + f"; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits (rule {args.decoder_rule})"
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
               + (f" (the time-domain teacher: {args.time_teacher_pretrain})"
                  if time_teacher and args.pretrain != "none" else "") + "; student recipe: "

@@ -361,16 +361,26 @@ def evidence_args(mode: str, spectra: list[np.ndarray]) -> dict:
     return {"spectra": spectra, "evidence_weights": (w,), "evidence_required": True}
 
 
+SELECTION_RULES = ("one_se", "min")     # select_decoder: the simplest within one standard error | the lowest
+
+
 def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: list[str], base: dict,
                    sigmas=(2.0, 3.0, 4.0, 6.0), floors=(1e-4, 1e-3, 1e-2), temperatures=(1.0, 2.0, 3.0),
                    coverage: float = 0.9, conf_halfwidths=(2.0, 3.0, 5.0, 8.0, 12.0), keep: float = 0.8,
                    slack_bpm: float = 0.5, conf_measures=("mass", "width"),
                    spectra: list[np.ndarray] | None = None, evidence_weights=(0.25, 0.5, 1.0),
-                   evidence_required: bool = False, calibrate: bool = True) -> dict:
+                   evidence_required: bool = False, calibrate: bool = True, rule: str = "one_se") -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor and logit temperature by the mean of subjects' decoded MAE (`base`, from
-       `fit_decoder`, the truth's own sigma, is one of the candidates); then, given the recordings' int8
+       `fit_decoder`, the truth's own sigma, is one of the candidates). `rule` "min": the lowest mean; "one_se"
+       (the default): the most parsimonious candidate that is not worse than the lowest by more than one
+       standard error of the paired per-subject differences (Breiman's one-standard-error rule, paired), where
+       parsimonious = the least departure from the HMM fitted on the truth: temperature 1 first, then sigma and
+       floor closest (in log) to `base`'s. A temperature of 3 and a transition 5x wider than the truth's, chosen
+       because a few locked subjects decode 0.1 BPM better, flatten every posterior: a pulse peak that the
+       network finds in most windows can then lose to a broad plateau of the motion's mass
+       (benchmarks/results/hr_synthetic_pulse.md). Then, given the recordings' int8
        front-end `spectra` (W, F, C), the weight of the motion-subtracted PPG spectrum in the emission
        (decoder `evidence_weight`, 0 = the network alone, kept unless a weight among `evidence_weights` with
        any of the temperatures decodes better; `evidence_required`: the best of `evidence_weights` even if 0
@@ -399,28 +409,41 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     base = uncalibrated(base)                     # knots belong to a measure; they are fitted again at step 4
     sp = spectra if spectra is not None else [None] * len(logits)
 
-    def inner_mae(dec: dict) -> float:                                    # mean of subjects' decoded MAE
+    if rule not in SELECTION_RULES:
+        raise SqtoolError(f"select_decoder: rule must be one of {', '.join(SELECTION_RULES)}, got {rule!r}")
+
+    def subject_maes(dec: dict) -> np.ndarray:                            # (S,) decoded MAE per subject
         per = {}
         for lg, y, g, x in zip(logits, truth, groups, sp):
             ok = np.isfinite(y)
             per.setdefault(g, []).append(np.abs(decode_float(lg, dec, spec=x)["hr"][ok] - y[ok]))
-        return float(np.mean([np.concatenate(v).mean() for v in per.values()]))
+        return np.array([np.concatenate(per[g]).mean() for g in sorted(per)])
 
-    def first_best(cands: list[dict], best: dict | None = None, best_score: float = np.inf):
-        for dec in cands:
-            score = inner_mae(dec)
-            if score < best_score:
-                best, best_score = {**dec, "inner_mae": score}, score
-        return best, best_score
+    def choose(cands: list[dict], simplicity) -> dict:
+        """The lowest mean of subjects' MAE (first on ties), or under "one_se" the simplest candidate within one
+        paired standard error of it; "inner_mae" = the chosen one's, "inner_mae_min" = the lowest."""
+        per = [subject_maes(dec) for dec in cands]
+        means = [float(v.mean()) for v in per]
+        i_min = int(np.argmin(means))
+        pick = i_min
+        if rule == "one_se" and len(per[i_min]) > 1:
+            def tolerated(v):
+                d = v - per[i_min]
+                return d.mean() <= d.std(ddof=1) / math.sqrt(len(d))
+            pick = min((i for i in range(len(cands)) if tolerated(per[i])), key=lambda i: (simplicity(cands[i]), i))
+        return {**cands[pick], "inner_mae": means[pick], "inner_mae_min": means[i_min], "inner_rule": rule}
 
-    best, best_score = first_best([{**base, "sigma_bpm": sg, "floor": fl, "temperature": float(T), "evidence_weight": 0.0}
-                                   for sg in sorted({float(base["sigma_bpm"]), *sigmas})
-                                   for fl in sorted({float(base["floor"]), *floors}) for T in temperatures])
-    best = {**best, "inner_mae_no_evidence": best_score}
+    s0, f0 = float(base["sigma_bpm"]), float(base["floor"])
+    best = choose([{**base, "sigma_bpm": sg, "floor": fl, "temperature": float(T), "evidence_weight": 0.0}
+                   for sg in sorted({s0, *sigmas}) for fl in sorted({f0, *floors}) for T in temperatures],
+                  lambda d: (d["temperature"], abs(math.log(d["sigma_bpm"] / s0)), abs(math.log(d["floor"] / f0))))
+    best = {**best, "inner_mae_no_evidence": best["inner_mae"]}
     if spectra is not None:
-        best, _ = first_best([{**best, "evidence_weight": float(mu), "temperature": float(T)}
-                              for mu in evidence_weights for T in temperatures],
-                             None if evidence_required else best, np.inf if evidence_required else best_score)
+        with_ev = [{**best, "evidence_weight": float(mu), "temperature": float(T)}
+                   for mu in evidence_weights for T in temperatures]
+        best = {**choose(with_ev if evidence_required else [best, *with_ev],
+                         lambda d: (d["evidence_weight"], d["temperature"])),
+                "inner_mae_no_evidence": best["inner_mae"]}
     cfg = decoder_cfg(best)
     outs = [decode_float(lg, best, spec=x) for lg, x in zip(logits, sp)]
     y = np.concatenate([np.asarray(t, np.float64) for t in truth])

@@ -70,6 +70,44 @@ def test_select_decoder_chooses_from_the_grid_on_out_of_fold_logits():
     assert d["inner_mae"] < 4.0
 
 
+def _walk_logits(cfg, step_bpm, noise_bpm, n_subjects=5, seed=0):
+    """Per subject: a random-walk truth (step_bpm per hop) and logits peaked around it (+- noise_bpm)."""
+    bins = bin_grid(cfg)
+    rng = np.random.default_rng(seed)
+    logits, truth = [], []
+    for _ in range(n_subjects):
+        hr = np.clip(100 + np.cumsum(rng.normal(0, step_bpm, 60)), 50, 180)
+        logits.append((-0.5 * ((bins[None] - hr[:, None] - rng.normal(0, noise_bpm, (60, 1))) / 4.0) ** 2)
+                      .astype(np.float32))
+        truth.append(hr)
+    return logits, truth, [f"s{i}" for i in range(n_subjects)]
+
+
+@pytest.mark.parametrize("step_bpm,noise_bpm", [(1.0, 6.0), (8.0, 3.0)])
+def test_one_se_rule_keeps_the_fitted_prior_unless_another_is_clearly_better(step_bpm, noise_bpm):
+    cfg = get_model_cfg("spec_student_xs")
+    logits, truth, groups = _walk_logits(cfg, step_bpm, noise_bpm)
+    base = {"bins_bpm": list(cfg.arch["bins_bpm"]), "sigma_bpm": 1.0, "floor": 1e-3, "logit_scale": 1.0}
+    grid = dict(sigmas=(1.0, 2.0, 8.0), floors=(1e-3,), temperatures=(1.0, 3.0))
+    lo = select_decoder(logits, truth, groups, base, rule="min", **grid)
+    se = select_decoder(logits, truth, groups, base, rule="one_se", **grid)
+    assert lo["inner_rule"] == "min" and se["inner_rule"] == "one_se"
+    assert lo["inner_mae"] == lo["inner_mae_min"] == se["inner_mae_min"] <= se["inner_mae"]
+    if step_bpm == 1.0:      # noisy logits: temperature 3 is lowest by 0.1 BPM, within noise -> the softmax as is
+        assert lo["temperature"] == 3.0 and se["temperature"] == 1.0
+        assert se["inner_mae"] - lo["inner_mae"] < 0.2
+    else:                    # the truth jumps 8 BPM a hop: a 1-BPM transition is clearly worse, not chosen
+        assert se["sigma_bpm"] == lo["sigma_bpm"] == 8.0
+
+
+def test_select_decoder_refuses_an_unknown_rule():
+    cfg = get_model_cfg("spec_student_xs")
+    logits, truth, groups = _walk_logits(cfg, 1.0, 3.0, n_subjects=2)
+    base = {"bins_bpm": list(cfg.arch["bins_bpm"]), "sigma_bpm": 1.0, "floor": 1e-3, "logit_scale": 1.0}
+    with pytest.raises(SqtoolError, match="rule must be one of"):
+        select_decoder(logits, truth, groups, base, rule="best")
+
+
 # ----------------------------------------------------------------------------- frequency stretch
 
 from sqtool.models.decoder import DecoderCfg, conf_mass, decode_float, needed_mass, summarise  # noqa: E402
