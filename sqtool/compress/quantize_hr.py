@@ -120,7 +120,8 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, motion-subtracted PPG weight "
         f"{dec.get('evidence_weight', 0.0):g}, interval {dec['interval']:.3f} (inner "
-        f"coverage {dec['inner_coverage']:.3f}), confidence: {conf_text(dec)}, inner MAE {dec['inner_mae']:.2f}")
+        f"coverage {dec['inner_coverage']:.3f}), confidence: {conf_text(dec)}, inner MAE {dec['inner_mae']:.2f} "
+        f"(the simplest within one standard error of the lowest, {dec['inner_mae_min']:.2f})")
     return dec
 
 
@@ -246,7 +247,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
 
     whose = "teacher"
     if cfg.decoder_on == "student":
-        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated"
+        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated:one-se"
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
                               run_dir / "decoder.json", dkey, resume, say)
         if dec is not None:
