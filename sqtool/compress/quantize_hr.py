@@ -56,7 +56,7 @@ def _subject_mae(rows: list[dict], key: str) -> dict:
 # config fields that do not change the float student (QAT, export budget, bookkeeping)
 _NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_npz", "teacher", "teacher_cache",
                      "allow_over_budget", "max_int8_weights", "max_macs", "out", "force",
-                     "decoder_on", "inner_folds", "inner_epochs", "evidence")
+                     "decoder_on", "decoder_rule", "inner_folds", "inner_epochs", "evidence")
 
 
 def float_key(cfg, t_sha: str, arrays) -> str:
@@ -114,14 +114,14 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
                                 make_student, bins, icfg,
                                 [t_logits[r.record_id] for r in train] if t_logits is not None else None)
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
-    dec = select_decoder(logits, [r.y for r in train], list(keys), base,
+    dec = select_decoder(logits, [r.y for r in train], list(keys), base, rule=cfg.decoder_rule,
                          **evidence_args(cfg.evidence, [r.x for r in train]))
     atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, motion-subtracted PPG weight "
         f"{dec.get('evidence_weight', 0.0):g}, interval {dec['interval']:.3f} (inner "
         f"coverage {dec['inner_coverage']:.3f}), confidence: {conf_text(dec)}, inner MAE {dec['inner_mae']:.2f} "
-        f"(the simplest within one standard error of the lowest, {dec['inner_mae_min']:.2f})")
+        f"(rule {cfg.decoder_rule}; the lowest {dec['inner_mae_min']:.2f})")
     return dec
 
 
@@ -136,7 +136,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int, decoder_cfg
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
-    from sqtool.models.hr_bins import BinTrainCfg, evidence_args, kd_gate, predict_logits, train_bins
+    from sqtool.models.hr_bins import SELECTION_RULES, BinTrainCfg, evidence_args, kd_gate, predict_logits, train_bins
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -151,6 +151,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     if cfg.decoder_on not in ("student", "teacher"):
         raise SqtoolError(f"--decoder-on must be student or teacher, got '{cfg.decoder_on}'")
     evidence_args(cfg.evidence, [])                                      # refuses a bad value before any work
+    if cfg.decoder_rule not in SELECTION_RULES:
+        raise SqtoolError(f"--decoder-rule must be one of {', '.join(SELECTION_RULES)}, got '{cfg.decoder_rule}'")
     if cfg.inner_folds < 0 or cfg.inner_folds == 1 or cfg.inner_epochs < 0:
         raise SqtoolError(f"--inner-folds must be >= 2 (0 = one per subject) and --inner-epochs >= 0, got "
                           f"{cfg.inner_folds} and {cfg.inner_epochs}")
@@ -247,7 +249,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
 
     whose = "teacher"
     if cfg.decoder_on == "student":
-        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated:one-se"
+        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated:{cfg.decoder_rule}"
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
                               run_dir / "decoder.json", dkey, resume, say)
         if dec is not None:
