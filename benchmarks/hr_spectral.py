@@ -264,10 +264,10 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None):
     return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence, args.decoder_rule), groups
 
 
-def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "one_se") -> dict:
+def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "min") -> dict:
     """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder;
     `evidence` (--evidence): inner = the weight of the motion-subtracted PPG spectrum is one of the choices, off =
-    0, a number = that weight, fixed; `rule` (--decoder-rule): one_se | min)."""
+    0, a number = that weight, fixed; `rule` (--decoder-rule): min | one_se)."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
                          rule=rule, **evidence_args(evidence, [r.x for r in train]))
@@ -595,10 +595,10 @@ def add_training_args(ap) -> None:
                     help="inner: the decoder's weight of the motion-subtracted PPG spectrum (evidence_weight) is chosen "
                          "on the inner out-of-fold logits with the rest of the decoder (0 among the choices); off: 0; "
                          "a number: that weight, fixed (the temperature is still chosen with it)")
-    ap.add_argument("--decoder-rule", choices=SELECTION_RULES, default="one_se",
+    ap.add_argument("--decoder-rule", choices=SELECTION_RULES, default="min",
                     help="how the decoder's sigma / floor / temperature are chosen on the inner out-of-fold logits: "
-                         "one_se = the closest to the HMM fitted on the truth (temperature 1 first) within one paired "
-                         "standard error of the lowest mean of subjects' MAE; min = the lowest")
+                         "min = the lowest mean of subjects' MAE; one_se = the closest to the HMM fitted on the truth "
+                         "(temperature 1 first) within one paired standard error of it")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,

@@ -97,11 +97,11 @@ class QuantizeConfig:
                 "motion-subtracted PPG spectrum (the classic spectral-subtraction rule as a prior on the network's "
                 "bins), with a weight chosen on the inner out-of-fold logits (0 among the choices); off = never; "
                 "a number in (0, 8] = that weight, fixed", "metavar": "inner|off|WEIGHT"})
-    decoder_rule: str = field(default="one_se", metadata={
+    decoder_rule: str = field(default="min", metadata={
         "help": "--decoder-on student: how the decoder's transition sigma / jump floor / temperature are chosen on "
-                "the inner out-of-fold logits: one_se = the closest to the HMM fitted on the truth (temperature 1 "
-                "first) within one paired standard error of the lowest mean of subjects' MAE; min = the lowest",
-        "metavar": "one_se|min"})
+                "the inner out-of-fold logits: min = the lowest mean of subjects' MAE; one_se = the closest to the "
+                "HMM fitted on the truth (temperature 1 first) within one paired standard error of it",
+        "metavar": "min|one_se"})
     inner_folds: int = field(default=3, metadata={"help": "--decoder-on student: inner folds of the training "
                                                           "subjects"})
     inner_epochs: int = field(default=0, metadata={"help": "--decoder-on student: epochs of each inner student "
