@@ -140,7 +140,7 @@ def main(argv=None):
     md += [f"| {d['record']} | {d['hr']:.0f} | {d['cadence']:.1f} | {d['int8']:.2f} | {d['student']:.2f} | "
            f"{d['teacher']:.2f} | {d['baseline']:.2f} | {d['int8_raw_mode']:.0f} {d['int8_raw_is']} "
            f"{100 * d['int8_raw_share']:.0f} % |" for d in bad]
-    atomic_write_text(out / "hr_synthetic_pulse.md", "\n".join(md))
+    atomic_write_text(out / "hr_synthetic_pulse.md", "\n".join(md) + "\n")
     log("\n".join(md))
 
 
