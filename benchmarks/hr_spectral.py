@@ -332,6 +332,7 @@ def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
     stretch = args.stretch_frac if not student or args.student_stretch_frac < 0 else args.student_stretch_frac
     return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, motion_frac=args.motion_frac,
                        motion_ppg_amp=amp_range(args.motion_ppg_amp), motion_ppg_dist=args.motion_ppg_dist,
+                       motion_axis_drop=args.motion_axis_drop,
                        edge_fill=args.edge_fill, **kw)
 
 
@@ -344,6 +345,17 @@ def amp_range(text: str) -> tuple[float, float]:
     if len(amp) != 2 or not 0 < amp[0] <= amp[1]:
         raise argparse.ArgumentTypeError(f"two numbers lo,hi with 0 < lo <= hi, got {text!r}")
     return amp
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"a fraction in [0, 1], got {text!r}")
+    return v
 
 
 def amp_text(text: str) -> str:
@@ -573,6 +585,9 @@ def add_training_args(ap) -> None:
                     help="lo,hi: the added motion peak in the PPG relative to the PPG's max power")
     ap.add_argument("--motion-ppg-dist", choices=("uniform", "log"), default="uniform",
                     help="how that amplitude is drawn over lo..hi")
+    ap.add_argument("--motion-axis-drop", type=fraction, default=0.0, metavar="P",
+                    help="in a motion window each accelerometer axis but the strongest shows no motion with "
+                         "probability P (a swing the watch's other axes do not see); 0 = every axis moves")
     ap.add_argument("--edge-fill", choices=("empty", "floor"), default="empty",
                     help="bins a shift / stretch moves off the grid: empty (code -127) or each channel's median "
                          "code in the window (hr_bins.edge_fill_values)")

@@ -80,6 +80,7 @@ class BinTrainCfg:
     motion_min_gap_bpm: float = 10.0                   # ... at least this far from the truth
     motion_ppg_amp: tuple[float, float] = (0.3, 1.5)   # its PPG peak / the PPG's max power, drawn from ...
     motion_ppg_dist: str = "uniform"                   # ... "uniform" or "log" (log-uniform) over that range
+    motion_axis_drop: float = 0.0   # each accelerometer axis but the strongest shows no motion with this probability
     kd_weight: float = 0.0          # 0 = labels only
     kd_temp: float = 2.0
     kd_gate_bpm: float = 0.0        # > 0: KL only where the teacher's argmax is within this of the truth
@@ -176,7 +177,8 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
     and a second harmonic (0-0.6 x) at 2c; amplitude relative to each channel's max power: cfg.motion_ppg_amp
     in the PPG (0.3-1.5 uniform by default: the pulse stays >= ~2/3 of the motion peak; log-uniform 0.3-10 also
     shows windows where the motion peak is up to 10x the pulse, as in running), 0-3 per accelerometer axis
-    (the strongest axis >= 1). Each channel's power is then renormalised to its max (codes = 2 P / Pmax - 1,
+    (the strongest axis >= 1; with cfg.motion_axis_drop each other axis gets none with that probability: a
+    swing along the watch face leaves the axis across it still). Each channel's power is then renormalised to its max (codes = 2 P / Pmax - 1,
     as in the front end). Returns the new x and the (B,) bool mask of the
     windows that got motion."""
     B, C, Fb = x.shape
@@ -204,6 +206,10 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
         raise ValueError(f"motion_ppg_dist must be 'uniform' or 'log', got {cfg.motion_ppg_dist!r}")
     if C > 1:
         a = 3.0 * torch.rand(B, C - 1, generator=g, dtype=torch.float64)
+        if cfg.motion_axis_drop > 0:                                  # the swing seen by only some of the axes
+            drop = torch.rand(B, C - 1, generator=g, dtype=torch.float64) < cfg.motion_axis_drop
+            drop[torch.arange(B), a.argmax(dim=1)] = False
+            a = torch.where(drop, torch.zeros_like(a), a)
         amp[:, 1:] = a / a.max(dim=1, keepdim=True).values.clamp(1e-9, 1.0)  # strongest axis >= 1
     p = (x.double() + 1) / 2                                                                # (B, C, F) power / max
     p = p + amp[:, :, None] * peak[:, None, :]
