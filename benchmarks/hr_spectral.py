@@ -670,7 +670,8 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
                  if time_teacher and args.pretrain != "none" else "") + "; student recipe: "
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
                  f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
-              + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}); stretch "
+              + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}; an axis still with "
+              f"probability {args.motion_axis_drop:g}); stretch "
               f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, "
               f"QAT {args.qat_epochs}.")
     atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +

@@ -124,7 +124,8 @@ def main(argv=None):
     md += ["", f"Worst band (int8): {worst:.2f} BPM; <= 3 BPM in {n_ok} of {len(table)} bands; goal every band: "
            f"{'met' if res['met'] else 'MISSED'}. Wall time {res['wall_s'] / 60:.1f} min.", "",
            f"Recipe: seed {args.seed}, teacher {args.teacher}, pretraining {args.pretrain}, motion windows {args.motion_frac:g} (PPG motion "
-           f"amplitude {args.motion_ppg_amp} x the pulse's max, {args.motion_ppg_dist}), KD {args.kd:g} gated at "
+           f"amplitude {args.motion_ppg_amp} x the pulse's max, {args.motion_ppg_dist}; an accelerometer axis still "
+           f"with probability {args.motion_axis_drop:g}), KD {args.kd:g} gated at "
            f"{args.kd_gate_bpm:g} BPM; decoder weight of the motion-subtracted PPG spectrum "
            f"{res['evidence_weight']:g} (--evidence {args.evidence}"
            + (": chosen on the real training subjects' inner out-of-fold logits, 0 = the network alone"

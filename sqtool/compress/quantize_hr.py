@@ -148,6 +148,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
         raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
     if not 0.0 <= cfg.motion_frac <= 1.0:
         raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
+    if not 0.0 <= cfg.motion_axis_drop <= 1.0:
+        raise SqtoolError(f"--motion-axis-drop must be a fraction in [0, 1], got {cfg.motion_axis_drop}")
     if cfg.decoder_on not in ("student", "teacher"):
         raise SqtoolError(f"--decoder-on must be student or teacher, got '{cfg.decoder_on}'")
     evidence_args(cfg.evidence, [])                                      # refuses a bad value before any work
@@ -238,7 +240,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     bcfg = BinTrainCfg(epochs=cfg.epochs or SPEC_EPOCHS, batch_size=cfg.batch_size, kd_weight=kd,
                        kd_temp=cfg.temperature, kd_gate_bpm=float(cfg.kd_gate_bpm), seed=cfg.seed,
                        stretch_frac=float(cfg.freq_stretch),
-                       motion_frac=float(cfg.motion_frac))
+                       motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop))
     fkey = float_key(cfg, t_sha, (X, Y, TL))
 
     def make_student():

@@ -151,9 +151,11 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
     if not 0.0 <= cfg.motion_frac <= 1.0:
         raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
+    if not 0.0 <= cfg.motion_axis_drop <= 1.0:
+        raise SqtoolError(f"--motion-axis-drop must be a fraction in [0, 1], got {cfg.motion_axis_drop}")
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                        seed=cfg.seed, stretch_frac=float(cfg.freq_stretch),
-                       motion_frac=float(cfg.motion_frac))
+                       motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop))
     rkeys = np.array([r.key for r in corpus])                            # one subject key per recording
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, max(cfg.folds, 0) or None, cfg.seed)]
     oof: dict[str, np.ndarray] = {}

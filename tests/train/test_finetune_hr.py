@@ -79,7 +79,8 @@ def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(tea
     capsys.readouterr()
     for bad, says in ((["--decoder-on", "both"], "--decoder-on must be"), (["--inner-folds", "1"], "--inner-folds"),
                       (["--evidence", "strong"], "--evidence must be"), (["--evidence", "0"], "--evidence must be"),
-                      (["--decoder-rule", "best"], "--decoder-rule must be one of min, one_se")):
+                      (["--decoder-rule", "best"], "--decoder-rule must be one of min, one_se"),
+                      (["--motion-axis-drop", "2"], "--motion-axis-drop must be a fraction")):
         assert main(common + bad + ["--out", str(tmp_path / "bad")]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0]

@@ -327,6 +327,20 @@ def test_injected_motion_is_a_peak_away_from_the_truth_in_every_channel_and_code
     assert not torch.equal(xm[:, 0], x[:, 0]) and not torch.equal(xm[:, 1:], x[:, 1:])
 
 
+def test_axis_drop_leaves_some_axes_still_but_never_the_strongest():
+    bins = np.arange(30.0, 231.0, 1.5)
+    x = torch.full((256, 4, len(bins)), -1.0)
+    x[:, :, 40] = 1.0
+    y = torch.full((256,), 90.0, dtype=torch.float64)
+    moved = lambda xm: ((xm - x).abs().sum(dim=2) > 1e-6)           # noqa: E731  (B, C) the channel got motion
+    every = moved(inject_motion(x, y, bins, BinTrainCfg(), torch.Generator().manual_seed(0))[0])
+    some = moved(inject_motion(x, y, bins, BinTrainCfg(motion_axis_drop=0.5), torch.Generator().manual_seed(0))[0])
+    assert every.all()                                              # default: the PPG and all three axes
+    assert some[:, 0].all() and some[:, 1:].any(dim=1).all()        # the PPG and at least one axis, always
+    still = (~some[:, 1:]).sum(dim=1)                               # (B,) axes without motion
+    assert (still <= 2).all() and 0.3 < (still > 0).float().mean() < 0.95
+
+
 def test_training_with_motion_runs_and_zero_frac_changes_nothing():
     cfg = get_model_cfg("spec_student_xs")
     bins = bin_grid(cfg)
