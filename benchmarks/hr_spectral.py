@@ -585,7 +585,7 @@ def add_training_args(ap) -> None:
                     help="lo,hi: the added motion peak in the PPG relative to the PPG's max power")
     ap.add_argument("--motion-ppg-dist", choices=("uniform", "log"), default="uniform",
                     help="how that amplitude is drawn over lo..hi")
-    ap.add_argument("--motion-axis-drop", type=fraction, default=0.0, metavar="P",
+    ap.add_argument("--motion-axis-drop", type=fraction, default=0.5, metavar="P",
                     help="in a motion window each accelerometer axis but the strongest shows no motion with "
                          "probability P (a swing the watch's other axes do not see); 0 = every axis moves")
     ap.add_argument("--edge-fill", choices=("empty", "floor"), default="empty",

@@ -84,9 +84,10 @@ class QuantizeConfig:
     motion_frac: float = field(default=0.3, metadata={
         "help": "spectral hr models: fraction of training windows with an added arm-motion peak away from the "
                 "truth (accelerometer + scaled PPG; models.hr_bins.inject_motion); 0 = none"})
-    motion_axis_drop: float = field(default=0.0, metadata={
+    motion_axis_drop: float = field(default=0.5, metadata={
         "help": "spectral hr models: in a motion window each accelerometer axis but the strongest shows no motion "
-                "with this probability (a swing the watch's other axes do not see); 0 = every axis moves"})
+                "with this probability (a swing the watch's other axes do not see: without it a network trained on real "
+                "wrists, where every axis swings, follows a cadence that one axis misses); 0 = every axis moves"})
     student_init: str | None = field(default=None, metadata={
         "help": "spectral hr students: a SiamQuality pretraining run of the student's architecture (`sqtool train "
                 "pretrain --model spec_student_s --pairs ...`); the float student's encoder starts from it",

@@ -74,9 +74,10 @@ class FinetuneConfig:
     motion_frac: float = field(default=0.3, metadata={
         "help": "spectral hr models: fraction of training windows with an added arm-motion peak away from the "
                 "truth (accelerometer + scaled PPG; models.hr_bins.inject_motion); 0 = none"})
-    motion_axis_drop: float = field(default=0.0, metadata={
+    motion_axis_drop: float = field(default=0.5, metadata={
         "help": "spectral hr models: in a motion window each accelerometer axis but the strongest shows no motion "
-                "with this probability (a swing the watch's other axes do not see); 0 = every axis moves"})
+                "with this probability (a swing the watch's other axes do not see: without it a network trained on real "
+                "wrists, where every axis swings, follows a cadence that one axis misses); 0 = every axis moves"})
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
     max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})
