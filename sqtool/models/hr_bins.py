@@ -178,8 +178,8 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
     in the PPG (0.3-1.5 uniform by default: the pulse stays >= ~2/3 of the motion peak; log-uniform 0.3-10 also
     shows windows where the motion peak is up to 10x the pulse, as in running), 0-3 per accelerometer axis
     (the strongest axis >= 1; with cfg.motion_axis_drop each other axis gets none with that probability: a
-    swing along the watch face leaves the axis across it still). Each channel's power is then renormalised to its max (codes = 2 P / Pmax - 1,
-    as in the front end). Returns the new x and the (B,) bool mask of the
+    swing along the watch face leaves the axis across it still). Each channel's power is then renormalised to
+    its max (codes = 2 P / Pmax - 1, as in the front end). Returns the new x and the (B,) bool mask of the
     windows that got motion."""
     B, C, Fb = x.shape
     b = torch.as_tensor(np.asarray(bins, np.float64))
@@ -387,8 +387,8 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
        truth's, chosen because a few locked subjects decode 0.1 BPM better, flatten every posterior, and a pulse
        peak that the network finds in most windows can then lose to a broad plateau of the motion's mass (the
        synthetic benchmark's 90-BPM recording). Why it is not the default: on SP Cup it moves 5 of 12 folds from
-       sigma 4 to 3 BPM and the held-out subjects decode worse (1.53 vs 1.45 BPM, README). Then, given the recordings' int8
-       front-end `spectra` (W, F, C), the weight of the motion-subtracted PPG spectrum in the emission
+       sigma 4 to 3 BPM and the held-out subjects decode worse (1.53 vs 1.45 BPM, README). Then, given the
+       recordings' int8 front-end `spectra` (W, F, C), the weight of the motion-subtracted PPG spectrum in the emission
        (decoder `evidence_weight`, 0 = the network alone, kept unless a weight among `evidence_weights` with
        any of the temperatures decodes better; `evidence_required`: the best of `evidence_weights` even if 0
        decodes better, e.g. one fixed weight);
@@ -440,10 +440,12 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
             pick = min((i for i in range(len(cands)) if tolerated(per[i])), key=lambda i: (simplicity(cands[i]), i))
         return {**cands[pick], "inner_mae": means[pick], "inner_mae_min": means[i_min], "inner_rule": rule}
 
-    s0, f0 = float(base["sigma_bpm"]), float(base["floor"])
+    s0, f0 = float(base["sigma_bpm"]), max(float(base["floor"]), 1e-12)       # the truth's HMM (floor may be 0)
     best = choose([{**base, "sigma_bpm": sg, "floor": fl, "temperature": float(T), "evidence_weight": 0.0}
-                   for sg in sorted({s0, *sigmas}) for fl in sorted({f0, *floors}) for T in temperatures],
-                  lambda d: (d["temperature"], abs(math.log(d["sigma_bpm"] / s0)), abs(math.log(d["floor"] / f0))))
+                   for sg in sorted({s0, *sigmas}) for fl in sorted({float(base["floor"]), *floors})
+                   for T in temperatures],
+                  lambda d: (d["temperature"], abs(math.log(d["sigma_bpm"] / s0)),
+                             abs(math.log(max(d["floor"], 1e-12) / f0))))
     best = {**best, "inner_mae_no_evidence": best["inner_mae"]}
     if spectra is not None:
         with_ev = [{**best, "evidence_weight": float(mu), "temperature": float(T)}
