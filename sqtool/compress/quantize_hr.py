@@ -136,7 +136,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int, decoder_cfg
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
-    from sqtool.models.hr_bins import SELECTION_RULES, BinTrainCfg, evidence_args, kd_gate, predict_logits, train_bins
+    from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, check_fractions, evidence_args, kd_gate,
+                                      predict_logits, train_bins)
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -144,12 +145,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     alpha = SPEC_KD if cfg.alpha is None else float(cfg.alpha)
     if not 0.0 <= alpha <= 1.0:
         raise SqtoolError(f"--alpha must be in [0, 1], got {alpha}")
-    if not 0.0 <= cfg.freq_stretch <= 1.0:
-        raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
-    if not 0.0 <= cfg.motion_frac <= 1.0:
-        raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
-    if not 0.0 <= cfg.motion_axis_drop <= 1.0:
-        raise SqtoolError(f"--motion-axis-drop must be a fraction in [0, 1], got {cfg.motion_axis_drop}")
+    check_fractions(cfg)
     if cfg.decoder_on not in ("student", "teacher"):
         raise SqtoolError(f"--decoder-on must be student or teacher, got '{cfg.decoder_on}'")
     evidence_args(cfg.evidence, [])                                      # refuses a bad value before any work

@@ -87,6 +87,18 @@ class BinTrainCfg:
     seed: int = 0
 
 
+AUGMENT_FRACTIONS = ("freq_stretch", "motion_frac", "motion_axis_drop")   # command options that are fractions
+
+
+def check_fractions(cfg, names=AUGMENT_FRACTIONS) -> None:
+    """Refuse, in one line naming the option, a command config whose augmentation fractions are not in [0, 1]
+    (`sqtool train finetune` and `sqtool quantize` share these options)."""
+    for name in names:
+        v = float(getattr(cfg, name))
+        if not 0.0 <= v <= 1.0:
+            raise SqtoolError(f"--{name.replace('_', '-')} must be a fraction in [0, 1], got {v:g}")
+
+
 def gaussian_targets(y: np.ndarray, bins: np.ndarray, sigma: float) -> np.ndarray:
     """(N,) BPM -> (N, F) probabilities, a Gaussian of `sigma` BPM on the bin grid."""
     d = (bins[None, :] - np.asarray(y, np.float64)[:, None]) / sigma        # (N, F)
@@ -419,26 +431,30 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     if rule not in SELECTION_RULES:
         raise SqtoolError(f"select_decoder: rule must be one of {', '.join(SELECTION_RULES)}, got {rule!r}")
 
-    def subject_maes(dec: dict) -> np.ndarray:                            # (S,) decoded MAE per subject
-        per = {}
-        for lg, y, g, x in zip(logits, truth, groups, sp):
-            ok = np.isfinite(y)
-            per.setdefault(g, []).append(np.abs(decode_float(lg, dec, spec=x)["hr"][ok] - y[ok]))
-        return np.array([np.concatenate(per[g]).mean() for g in sorted(per)])
+    scored: dict[str, np.ndarray] = {}         # decoder -> (S,) MAE per subject; each candidate decoded once
+
+    def subject_maes(dec: dict) -> np.ndarray:
+        key = repr(sorted((k, v) for k, v in dec.items() if not k.startswith("inner_")))
+        if key not in scored:
+            per = {}
+            for lg, y, g, x in zip(logits, truth, groups, sp):
+                ok = np.isfinite(y)
+                per.setdefault(g, []).append(np.abs(decode_float(lg, dec, spec=x)["hr"][ok] - y[ok]))
+            scored[key] = np.array([np.concatenate(per[g]).mean() for g in sorted(per)])
+        return scored[key]
 
     def choose(cands: list[dict], simplicity) -> dict:
         """The lowest mean of subjects' MAE (first on ties), or under "one_se" the simplest candidate within one
         paired standard error of it; "inner_mae" = the chosen one's, "inner_mae_min" = the lowest."""
-        per = [subject_maes(dec) for dec in cands]
-        means = [float(v.mean()) for v in per]
-        i_min = int(np.argmin(means))
-        pick = i_min
-        if rule == "one_se" and len(per[i_min]) > 1:
-            def tolerated(v):
-                d = v - per[i_min]
-                return d.mean() <= d.std(ddof=1) / math.sqrt(len(d))
-            pick = min((i for i in range(len(cands)) if tolerated(per[i])), key=lambda i: (simplicity(cands[i]), i))
-        return {**cands[pick], "inner_mae": means[pick], "inner_mae_min": means[i_min], "inner_rule": rule}
+        per = np.stack([subject_maes(dec) for dec in cands])                 # (K, S)
+        means = per.mean(axis=1)
+        i_min = pick = int(np.argmin(means))
+        if rule == "one_se" and per.shape[1] > 1:
+            d = per - per[i_min]                                              # paired differences to the lowest
+            within = np.flatnonzero(d.mean(axis=1) <= d.std(axis=1, ddof=1) / math.sqrt(per.shape[1]))
+            pick = int(min(within, key=lambda i: (simplicity(cands[i]), i)))
+        return {**cands[pick], "inner_mae": float(means[pick]), "inner_mae_min": float(means[i_min]),
+                "inner_rule": rule}
 
     s0, f0 = float(base["sigma_bpm"]), max(float(base["floor"]), 1e-12)       # the truth's HMM (floor may be 0)
     best = choose([{**base, "sigma_bpm": sg, "floor": fl, "temperature": float(T), "evidence_weight": 0.0}

@@ -109,11 +109,13 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     from sqtool.models import create_model, get_model_cfg
     from sqtool.models.decoder import conf_text, decode_float
     from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
-    from sqtool.models.hr_bins import BinTrainCfg, fit_decoder, predict_logits, select_decoder, train_bins
+    from sqtool.models.hr_bins import (BinTrainCfg, check_fractions, fit_decoder, predict_logits, select_decoder,
+                                      train_bins)
 
     run_dir = Path(run_dir)
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
+    check_fractions(cfg)                               # before any data is read
     ck_init = None
     if cfg.init not in ("", "none"):
         from sqtool.core.checkpoint import load_checkpoint
@@ -147,12 +149,6 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         raise SqtoolError(f"subject folds need >= 2 subjects, the data has {len(keys)}")
     log(f"front end: {len(corpus)} recordings, {len(keys)} subjects, "
         f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
-    if not 0.0 <= cfg.freq_stretch <= 1.0:
-        raise SqtoolError(f"--freq-stretch must be a fraction in [0, 1], got {cfg.freq_stretch}")
-    if not 0.0 <= cfg.motion_frac <= 1.0:
-        raise SqtoolError(f"--motion-frac must be a fraction in [0, 1], got {cfg.motion_frac}")
-    if not 0.0 <= cfg.motion_axis_drop <= 1.0:
-        raise SqtoolError(f"--motion-axis-drop must be a fraction in [0, 1], got {cfg.motion_axis_drop}")
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                        seed=cfg.seed, stretch_frac=float(cfg.freq_stretch),
                        motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop))
