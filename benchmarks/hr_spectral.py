@@ -73,7 +73,7 @@ from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
-                                  SELECTION_RULES, out_of_fold_logits, predict_logits, select_decoder,
+                                  LR_SCHEDULES, SELECTION_RULES, out_of_fold_logits, predict_logits, select_decoder,
                                   train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
@@ -332,7 +332,7 @@ def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
     stretch = args.stretch_frac if not student or args.student_stretch_frac < 0 else args.student_stretch_frac
     return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, motion_frac=args.motion_frac,
                        motion_ppg_amp=amp_range(args.motion_ppg_amp), motion_ppg_dist=args.motion_ppg_dist,
-                       motion_axis_drop=args.motion_axis_drop,
+                       motion_axis_drop=args.motion_axis_drop, lr_schedule=args.lr_schedule,
                        edge_fill=args.edge_fill, **kw)
 
 
@@ -588,6 +588,9 @@ def add_training_args(ap) -> None:
     ap.add_argument("--motion-axis-drop", type=fraction, default=0.5, metavar="P",
                     help="in a motion window each accelerometer axis but the strongest shows no motion with "
                          "probability P (a swing the watch's other axes do not see); 0 = every axis moves")
+    ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                    help="learning rate of every bin model's training (teachers, student, QAT): constant, or "
+                         "cosine-annealed to 0 over the epochs (hr_bins.BinTrainCfg.lr_schedule)")
     ap.add_argument("--edge-fill", choices=("empty", "floor"), default="empty",
                     help="bins a shift / stretch moves off the grid: empty (code -127) or each channel's median "
                          "code in the window (hr_bins.edge_fill_values)")
@@ -673,7 +676,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}; an axis still with "
               f"probability {args.motion_axis_drop:g}); stretch "
               f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, "
-              f"QAT {args.qat_epochs}.")
+              f"QAT {args.qat_epochs}; learning rate {args.lr_schedule}.")
     atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
                       f"\n{recipe}\n\nwall time {wall_s / 60:.1f} min: {how}\n")
     print("\n".join(md), flush=True)

@@ -126,7 +126,7 @@ def main(argv=None):
            f"Recipe: seed {args.seed}, teacher {args.teacher}, pretraining {args.pretrain}, motion windows {args.motion_frac:g} (PPG motion "
            f"amplitude {args.motion_ppg_amp} x the pulse's max, {args.motion_ppg_dist}; an accelerometer axis still "
            f"with probability {args.motion_axis_drop:g}), KD {args.kd:g} gated at "
-           f"{args.kd_gate_bpm:g} BPM; decoder weight of the motion-subtracted PPG spectrum "
+           f"{args.kd_gate_bpm:g} BPM, learning rate {args.lr_schedule}; decoder weight of the motion-subtracted PPG spectrum "
            f"{res['evidence_weight']:g} (--evidence {args.evidence}"
            + (": chosen on the real training subjects' inner out-of-fold logits, 0 = the network alone"
               if args.evidence == "inner" else "") + f"); synthetic recordings seeded from {args.record_seed}"

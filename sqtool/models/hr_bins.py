@@ -68,6 +68,7 @@ class BinTrainCfg:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    lr_schedule: str = "constant"   # "constant" | "cosine": lr annealed per step to 0 by the last epoch
     target_sigma_bpm: float = 3.0
     shift_bins: int = 15
     stretch_frac: float = 0.0       # fraction of windows frequency-stretched (the rest shifted); 0 = shift only
@@ -88,6 +89,7 @@ class BinTrainCfg:
 
 
 AUGMENT_FRACTIONS = ("freq_stretch", "motion_frac", "motion_axis_drop")   # command options that are fractions
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def check_fractions(cfg, names=AUGMENT_FRACTIONS) -> None:
@@ -249,9 +251,14 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise SqtoolError(f"train_bins: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got '{cfg.lr_schedule}'")
+    n = len(xt)
+    steps = cfg.epochs * sum(1 for i in range(0, n, cfg.batch_size) if min(cfg.batch_size, n - i) >= 2)
+    sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps)))
+             if cfg.lr_schedule == "cosine" and steps > 0 else None)
     losses = []
     model.train()
-    n = len(xt)
     for ep in range(cfg.epochs):
         perm = torch.randperm(n, generator=g)
         tot = 0.0
@@ -297,6 +304,8 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             tot += loss.item() * len(b)
         losses.append(tot / max(n, 1))
         if log:
