@@ -24,6 +24,7 @@ def test_the_benchmark_trains_what_finetune_and_quantize_train_by_default():
     assert b.stretch_frac == q.freq_stretch == f.freq_stretch
     assert b.motion_frac == q.motion_frac == f.motion_frac
     assert b.motion_axis_drop == q.motion_axis_drop == f.motion_axis_drop
+    assert b.lr_schedule == q.lr_schedule == f.lr_schedule
     assert b.decoder_rule == q.decoder_rule
     assert b.kd == SPEC_KD and q.alpha is None and q.distill           # None = the family's default (SPEC_KD)
     assert b.kd_gate_bpm == q.kd_gate_bpm

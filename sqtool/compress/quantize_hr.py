@@ -136,7 +136,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int, decoder_cfg
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
-    from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, check_fractions, evidence_args, kd_gate,
+    from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, check_train_options, evidence_args, kd_gate,
                                       predict_logits, train_bins)
 
     say = log or (lambda s: None)
@@ -145,7 +145,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     alpha = SPEC_KD if cfg.alpha is None else float(cfg.alpha)
     if not 0.0 <= alpha <= 1.0:
         raise SqtoolError(f"--alpha must be in [0, 1], got {alpha}")
-    check_fractions(cfg)
+    check_train_options(cfg)
     if cfg.decoder_on not in ("student", "teacher"):
         raise SqtoolError(f"--decoder-on must be student or teacher, got '{cfg.decoder_on}'")
     evidence_args(cfg.evidence, [])                                      # refuses a bad value before any work
@@ -236,7 +236,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     bcfg = BinTrainCfg(epochs=cfg.epochs or SPEC_EPOCHS, batch_size=cfg.batch_size, kd_weight=kd,
                        kd_temp=cfg.temperature, kd_gate_bpm=float(cfg.kd_gate_bpm), seed=cfg.seed,
                        stretch_frac=float(cfg.freq_stretch),
-                       motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop))
+                       motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop),
+                       lr_schedule=cfg.lr_schedule)
     fkey = float_key(cfg, t_sha, (X, Y, TL))
 
     def make_student():

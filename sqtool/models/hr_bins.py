@@ -92,13 +92,15 @@ AUGMENT_FRACTIONS = ("freq_stretch", "motion_frac", "motion_axis_drop")   # comm
 LR_SCHEDULES = ("constant", "cosine")
 
 
-def check_fractions(cfg, names=AUGMENT_FRACTIONS) -> None:
+def check_train_options(cfg, names=AUGMENT_FRACTIONS) -> None:
     """Refuse, in one line naming the option, a command config whose augmentation fractions are not in [0, 1]
-    (`sqtool train finetune` and `sqtool quantize` share these options)."""
+    or whose learning-rate schedule is unknown (`sqtool train finetune` and `sqtool quantize` share these)."""
     for name in names:
         v = float(getattr(cfg, name))
         if not 0.0 <= v <= 1.0:
             raise SqtoolError(f"--{name.replace('_', '-')} must be a fraction in [0, 1], got {v:g}")
+    if getattr(cfg, "lr_schedule", "constant") not in LR_SCHEDULES:
+        raise SqtoolError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got '{cfg.lr_schedule}'")
 
 
 def gaussian_targets(y: np.ndarray, bins: np.ndarray, sigma: float) -> np.ndarray:

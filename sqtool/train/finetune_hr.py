@@ -109,13 +109,13 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     from sqtool.models import create_model, get_model_cfg
     from sqtool.models.decoder import conf_text, decode_float
     from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
-    from sqtool.models.hr_bins import (BinTrainCfg, check_fractions, fit_decoder, predict_logits, select_decoder,
+    from sqtool.models.hr_bins import (BinTrainCfg, check_train_options, fit_decoder, predict_logits, select_decoder,
                                       train_bins)
 
     run_dir = Path(run_dir)
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
-    check_fractions(cfg)                               # before any data is read
+    check_train_options(cfg)                               # before any data is read
     ck_init = None
     if cfg.init not in ("", "none"):
         from sqtool.core.checkpoint import load_checkpoint
@@ -151,7 +151,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                        seed=cfg.seed, stretch_frac=float(cfg.freq_stretch),
-                       motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop))
+                       motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop),
+                       lr_schedule=cfg.lr_schedule)
     rkeys = np.array([r.key for r in corpus])                            # one subject key per recording
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, max(cfg.folds, 0) or None, cfg.seed)]
     oof: dict[str, np.ndarray] = {}

@@ -80,7 +80,8 @@ def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(tea
     for bad, says in ((["--decoder-on", "both"], "--decoder-on must be"), (["--inner-folds", "1"], "--inner-folds"),
                       (["--evidence", "strong"], "--evidence must be"), (["--evidence", "0"], "--evidence must be"),
                       (["--decoder-rule", "best"], "--decoder-rule must be one of min, one_se"),
-                      (["--motion-axis-drop", "2"], "--motion-axis-drop must be a fraction")):
+                      (["--motion-axis-drop", "2"], "--motion-axis-drop must be a fraction"),
+                      (["--lr-schedule", "step"], "--lr-schedule must be one of constant, cosine")):
         assert main(common + bad + ["--out", str(tmp_path / "bad")]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0]
@@ -94,3 +95,10 @@ def test_spectral_paths_refuse_what_does_not_apply(teacher_run, tmp_path, capsys
     assert main(["quantize", "--model", str(teacher_run), "--student", "cnn1d_student_xs", "--data",
                  "synthetic", "--no-progress", "--out", str(tmp_path / "b")]) != 0
     assert "must be one too" in capsys.readouterr().err
+    for bad, says in ((["--motion-frac", "-0.1"], "--motion-frac must be a fraction"),
+                      (["--lr-schedule", "step"], "--lr-schedule must be one of constant, cosine")):
+        assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
+                     *bad, "--out", str(tmp_path / "c")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0]
+    assert not (tmp_path / "c").exists()                                 # refused before any run folder

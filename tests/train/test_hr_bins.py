@@ -349,6 +349,27 @@ def test_training_with_motion_runs_and_zero_frac_changes_nothing():
     assert runs[0] == runs[1] and runs[2] != runs[0] and all(np.isfinite(runs[2]))
 
 
+def _last_epoch_step(cfg, x, y, train_cfg) -> float:
+    """How far the weights moved in the last epoch of training (L2 over every parameter)."""
+    torch.manual_seed(0)
+    m = create_model(cfg)
+    snaps = []
+    train_bins(m, x, y, bin_grid(cfg), train_cfg,
+               log=lambda ep, loss: snaps.append(torch.cat([p.detach().flatten().clone() for p in m.parameters()])))
+    return float((snaps[-1] - snaps[-2]).norm())
+
+
+def test_cosine_schedule_anneals_the_steps_to_nothing_and_an_unknown_schedule_is_refused():
+    from sqtool.core import SqtoolError
+    cfg = get_model_cfg("spec_student_xs")
+    x, y = _peak_spectra(96, cfg, np.random.default_rng(0))
+    const = _last_epoch_step(cfg, x, y, BinTrainCfg(epochs=6))
+    cos = _last_epoch_step(cfg, x, y, BinTrainCfg(epochs=6, lr_schedule="cosine"))
+    assert 0 < cos < 0.3 * const                     # last epoch's lr runs from 0.07 x lr down to 0
+    with pytest.raises(SqtoolError, match="lr_schedule must be one of constant, cosine"):
+        train_bins(create_model(cfg), x, y, bin_grid(cfg), BinTrainCfg(epochs=1, lr_schedule="step"))
+
+
 def test_train_bins_takes_time_domain_windows_only_without_bin_augmentation():
     from sqtool.core import SqtoolError
     bins = 30.0 + 1.5 * np.arange(134)
