@@ -588,7 +588,7 @@ def add_training_args(ap) -> None:
     ap.add_argument("--motion-axis-drop", type=fraction, default=0.5, metavar="P",
                     help="in a motion window each accelerometer axis but the strongest shows no motion with "
                          "probability P (a swing the watch's other axes do not see); 0 = every axis moves")
-    ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+    ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cosine",
                     help="learning rate of every bin model's training (teachers, student, QAT): constant, or "
                          "cosine-annealed to 0 over the epochs (hr_bins.BinTrainCfg.lr_schedule)")
     ap.add_argument("--edge-fill", choices=("empty", "floor"), default="empty",

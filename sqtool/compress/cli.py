@@ -88,9 +88,10 @@ class QuantizeConfig:
         "help": "spectral hr models: in a motion window each accelerometer axis but the strongest shows no motion "
                 "with this probability (a swing the watch's other axes do not see: without it a network trained on real "
                 "wrists, where every axis swings, follows a cadence that one axis misses); 0 = every axis moves"})
-    lr_schedule: str = field(default="constant", metadata={
-        "help": "spectral hr models: learning rate of every bin network's training (inner, final, QAT): constant, "
-                "or cosine-annealed to 0 over the epochs", "metavar": "constant|cosine"})
+    lr_schedule: str = field(default="cosine", metadata={
+        "help": "spectral hr models: learning rate of every bin network's training (inner, final, QAT): cosine-"
+                "annealed to 0 over the epochs, or constant (whose last iterate varies more from seed to seed)",
+        "metavar": "cosine|constant"})
     student_init: str | None = field(default=None, metadata={
         "help": "spectral hr students: a SiamQuality pretraining run of the student's architecture (`sqtool train "
                 "pretrain --model spec_student_s --pairs ...`); the float student's encoder starts from it",

@@ -78,9 +78,10 @@ class FinetuneConfig:
         "help": "spectral hr models: in a motion window each accelerometer axis but the strongest shows no motion "
                 "with this probability (a swing the watch's other axes do not see: without it a network trained on real "
                 "wrists, where every axis swings, follows a cadence that one axis misses); 0 = every axis moves"})
-    lr_schedule: str = field(default="constant", metadata={
-        "help": "spectral hr models: learning rate of every bin network's training (inner, final, QAT): constant, "
-                "or cosine-annealed to 0 over the epochs", "metavar": "constant|cosine"})
+    lr_schedule: str = field(default="cosine", metadata={
+        "help": "spectral hr models: learning rate of every bin network's training (inner, final, QAT): cosine-"
+                "annealed to 0 over the epochs, or constant (whose last iterate varies more from seed to seed)",
+        "metavar": "cosine|constant"})
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
     max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})
