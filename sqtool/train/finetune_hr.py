@@ -115,7 +115,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     run_dir = Path(run_dir)
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
-    check_train_options(cfg)                               # before any data is read
+    check_train_options(cfg)                           # before any data is read
     ck_init = None
     if cfg.init not in ("", "none"):
         from sqtool.core.checkpoint import load_checkpoint
