@@ -72,8 +72,9 @@ from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
+from sqtool.models.hr_options import LR_SCHEDULES, TRAIN_OPTIONS  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
-                                  LR_SCHEDULES, SELECTION_RULES, out_of_fold_logits, predict_logits, select_decoder,
+                                  SELECTION_RULES, out_of_fold_logits, predict_logits, select_decoder,
                                   train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
@@ -588,9 +589,8 @@ def add_training_args(ap) -> None:
     ap.add_argument("--motion-axis-drop", type=fraction, default=0.5, metavar="P",
                     help="in a motion window each accelerometer axis but the strongest shows no motion with "
                          "probability P (a swing the watch's other axes do not see); 0 = every axis moves")
-    ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cosine",
-                    help="learning rate of every bin model's training (teachers, student, QAT): constant, or "
-                         "cosine-annealed to 0 over the epochs (hr_bins.BinTrainCfg.lr_schedule)")
+    ap.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=TRAIN_OPTIONS["lr_schedule"][0],
+                    help=TRAIN_OPTIONS["lr_schedule"][1])
     ap.add_argument("--edge-fill", choices=("empty", "floor"), default="empty",
                     help="bins a shift / stretch moves off the grid: empty (code -127) or each channel's median "
                          "code in the window (hr_bins.edge_fill_values)")

@@ -29,6 +29,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, add_deprecated_alias, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, save_config, set_seed, to_dict, write_metrics)
+from sqtool.models.hr_options import train_option
 
 
 TIME_KD = 0.7           # distillation weight of time-domain students when --alpha is not given
@@ -81,17 +82,9 @@ class QuantizeConfig:
                                 metadata={"help": "spectral hr students: fraction of training windows frequency-"
                                                   "stretched (truth x s; teacher logits stretched alike), the "
                                                   "rest shifted; 0 = shift only (models.hr_bins)"})
-    motion_frac: float = field(default=0.3, metadata={
-        "help": "spectral hr models: fraction of training windows with an added arm-motion peak away from the "
-                "truth (accelerometer + scaled PPG; models.hr_bins.inject_motion); 0 = none"})
-    motion_axis_drop: float = field(default=0.5, metadata={
-        "help": "spectral hr models: in a motion window each accelerometer axis but the strongest shows no motion "
-                "with this probability (a swing the watch's other axes do not see: without it a network trained on real "
-                "wrists, where every axis swings, follows a cadence that one axis misses); 0 = every axis moves"})
-    lr_schedule: str = field(default="cosine", metadata={
-        "help": "spectral hr models: learning rate of every bin network's training (inner, final, QAT): cosine-"
-                "annealed to 0 over the epochs, or constant (whose last iterate varies more from seed to seed)",
-        "metavar": "cosine|constant"})
+    motion_frac: float = train_option("motion_frac")
+    motion_axis_drop: float = train_option("motion_axis_drop")
+    lr_schedule: str = train_option("lr_schedule")
     student_init: str | None = field(default=None, metadata={
         "help": "spectral hr students: a SiamQuality pretraining run of the student's architecture (`sqtool train "
                 "pretrain --model spec_student_s --pairs ...`); the float student's encoder starts from it",

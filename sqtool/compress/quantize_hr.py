@@ -136,8 +136,9 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int, decoder_cfg
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
-    from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, check_train_options, evidence_args, kd_gate,
+    from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, evidence_args, kd_gate,
                                       predict_logits, train_bins)
+    from sqtool.models.hr_options import check_train_options
 
     say = log or (lambda s: None)
     t0 = time.time()

@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from sqtool.core import SqtoolError
+from sqtool.models.hr_options import LR_SCHEDULES
 
 EMPTY = -1.0            # the float value of code -127: an empty bin
 
@@ -86,21 +87,6 @@ class BinTrainCfg:
     kd_temp: float = 2.0
     kd_gate_bpm: float = 0.0        # > 0: KL only where the teacher's argmax is within this of the truth
     seed: int = 0
-
-
-AUGMENT_FRACTIONS = ("freq_stretch", "motion_frac", "motion_axis_drop")   # command options that are fractions
-LR_SCHEDULES = ("constant", "cosine")
-
-
-def check_train_options(cfg, names=AUGMENT_FRACTIONS) -> None:
-    """Refuse, in one line naming the option, a command config whose augmentation fractions are not in [0, 1]
-    or whose learning-rate schedule is unknown (`sqtool train finetune` and `sqtool quantize` share these)."""
-    for name in names:
-        v = float(getattr(cfg, name))
-        if not 0.0 <= v <= 1.0:
-            raise SqtoolError(f"--{name.replace('_', '-')} must be a fraction in [0, 1], got {v:g}")
-    if getattr(cfg, "lr_schedule", "constant") not in LR_SCHEDULES:
-        raise SqtoolError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got '{cfg.lr_schedule}'")
 
 
 def gaussian_targets(y: np.ndarray, bins: np.ndarray, sigma: float) -> np.ndarray:
@@ -257,7 +243,8 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise SqtoolError(f"train_bins: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got '{cfg.lr_schedule}'")
     n = len(xt)
-    steps = cfg.epochs * sum(1 for i in range(0, n, cfg.batch_size) if min(cfg.batch_size, n - i) >= 2)
+    starts = [i for i in range(0, n, cfg.batch_size) if min(cfg.batch_size, n - i) >= 2]   # batches of >= 2
+    steps = cfg.epochs * len(starts)
     sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps)))
              if cfg.lr_schedule == "cosine" and steps > 0 else None)
     losses = []
@@ -265,10 +252,8 @@ def train_bins(model, x: np.ndarray, y: np.ndarray, bins: np.ndarray, cfg: BinTr
     for ep in range(cfg.epochs):
         perm = torch.randperm(n, generator=g)
         tot = 0.0
-        for i in range(0, n, cfg.batch_size):
+        for i in starts:
             b = perm[i:i + cfg.batch_size]
-            if len(b) < 2:
-                continue
             s = torch.randint(-cfg.shift_bins, cfg.shift_bins + 1, (len(b),), generator=g) if cfg.shift_bins \
                 else torch.zeros(len(b), dtype=torch.long)
             st = torch.zeros(len(b), dtype=torch.bool)

@@ -42,6 +42,7 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
+from sqtool.models.hr_options import train_option
 
 
 @dataclass
@@ -71,17 +72,9 @@ class FinetuneConfig:
     freq_stretch: float = field(default=0.5, metadata={
         "help": "spectral hr models: fraction of training windows frequency-stretched (truth x s, harmonics "
                 "scale alike), the rest shifted by up to 15 bins; 0 = shift only (models.hr_bins)"})
-    motion_frac: float = field(default=0.3, metadata={
-        "help": "spectral hr models: fraction of training windows with an added arm-motion peak away from the "
-                "truth (accelerometer + scaled PPG; models.hr_bins.inject_motion); 0 = none"})
-    motion_axis_drop: float = field(default=0.5, metadata={
-        "help": "spectral hr models: in a motion window each accelerometer axis but the strongest shows no motion "
-                "with this probability (a swing the watch's other axes do not see: without it a network trained on real "
-                "wrists, where every axis swings, follows a cadence that one axis misses); 0 = every axis moves"})
-    lr_schedule: str = field(default="cosine", metadata={
-        "help": "spectral hr models: learning rate of every bin network's training (inner, final, QAT): cosine-"
-                "annealed to 0 over the epochs, or constant (whose last iterate varies more from seed to seed)",
-        "metavar": "cosine|constant"})
+    motion_frac: float = train_option("motion_frac")
+    motion_axis_drop: float = train_option("motion_axis_drop")
+    lr_schedule: str = train_option("lr_schedule")
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
     max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})

@@ -109,8 +109,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     from sqtool.models import create_model, get_model_cfg
     from sqtool.models.decoder import conf_text, decode_float
     from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
-    from sqtool.models.hr_bins import (BinTrainCfg, check_train_options, fit_decoder, predict_logits, select_decoder,
+    from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, predict_logits, select_decoder,
                                       train_bins)
+    from sqtool.models.hr_options import check_train_options
 
     run_dir = Path(run_dir)
     if cfg.task != "hr":
