@@ -250,8 +250,9 @@ def train_teacher(m, rs, tcfg, bins, args, epochs, records) -> None:
                BinTrainCfg(epochs=max(1, epochs // 2), seed=args.seed, shift_bins=0))
 
 
-def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None):
-    """The teacher's out-of-fold logits on the training subjects (inner CV) and the decoder chosen on them."""
+def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None, cal=None):
+    """The teacher's out-of-fold logits on the training subjects (inner CV) and the decoder chosen on them
+    (interval and confidence calibrated on the subjects `cal`, None = all: `calibration_subjects`)."""
     rkeys = np.array([r.key for r in train])
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, args.inner_folds, args.seed)]
     oof = {}
@@ -262,21 +263,34 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None):
         for r in train:
             if r.key in g:
                 oof[r.record_id] = predict_logits(m, teacher_x(r, tcfg, records))
-    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence, args.decoder_rule), groups
+    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence, args.decoder_rule, cal), groups
 
 
-def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "min") -> dict:
+def calibration_subjects(train, test, mode: str) -> set | None:
+    """--calibrate-on: all -> None (every training subject calibrates the interval and the confidence); target ->
+    the training subjects of the held-out subjects' dataset(s) (wrist_exercise LOSO: the other wrist subjects,
+    not SP Cup), or None when the training set has none of them (a cross-dataset run)."""
+    if mode == "all":
+        return None
+    target = {r.dataset for r in test}
+    keys = {r.key for r in train if r.dataset in target}
+    return keys or None
+
+
+def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "min",
+               cal: set | None = None) -> dict:
     """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder;
     `evidence` (--evidence): inner = the weight of the motion-subtracted PPG spectrum is one of the choices, off =
     0, a number = that weight, fixed; `rule` (--decoder-rule): min | one_se)."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
-                         rule=rule, **evidence_args(evidence, [r.x for r in train]))
+                         rule=rule, calibrate_groups=cal, **evidence_args(evidence, [r.x for r in train]))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, evidence weight {dec.get('evidence_weight', 0.0):g} (inner MAE without "
         f"{dec.get('inner_mae_no_evidence', float('nan')):.2f}), interval {dec['interval']:.3f} (inner coverage "
-        f"{dec.get('inner_coverage', float('nan')):.3f}), conf: {conf_text(dec)} "
+        f"{dec.get('inner_coverage', float('nan')):.3f} on {dec.get('inner_calibration_windows', 0)} windows of "
+        f"{len(cal) if cal else len({r.key for r in train})} subjects), conf: {conf_text(dec)} "
         f"(inner gating {-100 * dec['inner_gating_mass']:+.0f} % by mass, {-100 * dec['inner_gating_width']:+.0f} % by "
         f"width), inner MAE {dec['inner_mae']:.2f} (rule {rule}; lowest {dec['inner_mae_min']:.2f})")
     return dec
@@ -374,7 +388,8 @@ def run_fold(train, test, args, records, log):
     Y = np.concatenate([r.y for r in train])
     encoders = pretrained_encoders(train, args, records, log, tcfg)
     torch.manual_seed(args.seed)
-    oof, dec_t, groups = inner_oof(train, tcfg, bins, args, log, encoders, records)    # dec_t decodes the teacher
+    cal = calibration_subjects(train, test, args.calibrate_on)
+    oof, dec_t, groups = inner_oof(train, tcfg, bins, args, log, encoders, records, cal)  # dec_t decodes the teacher
     dec = dec_t
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold
     rng = torch.get_rng_state()         # the networks below start as without --recipe inner / --decoder-on student
@@ -383,7 +398,7 @@ def run_fold(train, test, args, records, log):
     a = student_args(args, recipe)
     if args.decoder_on == "student":                 # --recipe inner already has the chosen recipe's (same seeds)
         soof = soof if soof is not None else student_oof(train, groups, oof, bins, a, encoders)
-        dec = decoder_on(soof, train, scfg, "student", log, args.evidence, args.decoder_rule)
+        dec = decoder_on(soof, train, scfg, "student", log, args.evidence, args.decoder_rule, cal)
     torch.set_rng_state(rng)
     teacher = fresh(tcfg, encoders)
     train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)
@@ -617,6 +632,10 @@ def add_training_args(ap) -> None:
                     help="how the decoder's sigma / floor / temperature are chosen on the inner out-of-fold logits: "
                          "min = the lowest mean of subjects' MAE; one_se = the closest to the HMM fitted on the truth "
                          "(temperature 1 first) within one paired standard error of it")
+    ap.add_argument("--calibrate-on", choices=("all", "target"), default="all",
+                    help="whose inner out-of-fold windows set the interval's mass and the confidence (measure and "
+                         "calibration): all training subjects, or target = those of the held-out subject's dataset "
+                         "(wrist_exercise LOSO: the other wrist subjects; all when the training set has none)")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,
@@ -667,7 +686,9 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
     recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
               + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz)" if time_teacher else "")
-              + f"; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits (rule {args.decoder_rule})"
+              + f"; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits (rule {args.decoder_rule}; "
+              + ("interval and confidence calibrated on the held-out dataset's training subjects)"
+                 if args.calibrate_on == "target" else "interval and confidence calibrated on every training subject)")
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
               + (f" (the time-domain teacher: {args.time_teacher_pretrain})"
                  if time_teacher and args.pretrain != "none" else "") + "; student recipe: "

@@ -384,7 +384,8 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                    coverage: float = 0.9, conf_halfwidths=(2.0, 3.0, 5.0, 8.0, 12.0), keep: float = 0.8,
                    slack_bpm: float = 0.5, conf_measures=("mass", "width"),
                    spectra: list[np.ndarray] | None = None, evidence_weights=(0.25, 0.5, 1.0),
-                   evidence_required: bool = False, calibrate: bool = True, rule: str = "min") -> dict:
+                   evidence_required: bool = False, calibrate: bool = True, rule: str = "min",
+                   calibrate_groups=None) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor and logit temperature by the mean of subjects' decoded MAE (`base`, from
@@ -415,6 +416,9 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
        whichever measure and halfwidth a model chose, so windows of different models (a user's firmware
        updates, the folds of a benchmark) rank on one scale. Without it, SP Cup's 12 folds mixing the mass
        within +-3, 8 and 12 BPM gated -24 % pooled while each fold's own measure gated ~-33 %.
+    Steps 2-4 read the windows of the subjects in `calibrate_groups` only (None: every subject): a model trained
+    on SP Cup plus a team's own wrist device is calibrated on that device's subjects, whose errors the shipped
+    interval and confidence must describe (SP Cup's easier windows would make the interval too narrow there).
     Returns the decoder dict with "temperature", evidence_weight, interval and conf_halfwidth_bpm set, and the
     bookkeeping inner_mae, inner_mae_no_evidence (step 1's), inner_coverage (at the chosen mass),
     inner_coverage_nominal (at 0.9, before calibration), inner_gating (MAE reduction of the device's conf:
@@ -427,6 +431,10 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
 
     if rule not in SELECTION_RULES:
         raise SqtoolError(f"select_decoder: rule must be one of {', '.join(SELECTION_RULES)}, got {rule!r}")
+    cal = [True] * len(groups) if calibrate_groups is None else [g in set(calibrate_groups) for g in groups]
+    if not any(cal):
+        raise SqtoolError(f"select_decoder: no training subject among the calibration subjects "
+                          f"{sorted(calibrate_groups)}")
 
     scored: dict[str, np.ndarray] = {}         # decoder -> (S,) MAE per subject; each candidate decoded once
 
@@ -467,6 +475,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                          lambda d: (d["evidence_weight"], d["temperature"])),
                 "inner_mae_no_evidence": best["inner_mae"]}
     cfg = decoder_cfg(best)
+    logits, truth, sp = ([v for v, c in zip(seq, cal) if c] for seq in (logits, truth, sp))   # steps 2-4's windows
     outs = [decode_float(lg, best, spec=x) for lg, x in zip(logits, sp)]
     y = np.concatenate([np.asarray(t, np.float64) for t in truth])
     ok = np.isfinite(y)
@@ -491,5 +500,6 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     calib = fit_conf_calibration(raw, err, cfg.span_bpm) if calibrate else {}
     conf = decoder_cfg({**best, **calib}).calibrate_conf(raw)
     return {**best, "interval": mass, "conf_halfwidth_bpm": hw, "conf_measure": measure, **calib,
+            "inner_calibration_windows": int(ok.sum()),
             "inner_coverage": float(np.mean(need <= mass)), "inner_coverage_nominal": float(np.mean(need <= 0.9)),
             "inner_gating": gating(conf), "inner_gating_mass": gains[hw], "inner_gating_width": g_width}

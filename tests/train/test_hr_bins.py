@@ -100,6 +100,26 @@ def test_one_se_rule_keeps_the_fitted_prior_unless_another_is_clearly_better(ste
         assert se["sigma_bpm"] == lo["sigma_bpm"] == 8.0
 
 
+def test_interval_is_calibrated_on_the_named_subjects_only():
+    """Two easy subjects (logits within 1.5 BPM) and three hard ones (within 12 BPM): calibrated on the hard ones,
+    the interval needs more mass and covers their windows; the decoder's transition is chosen on all five."""
+    cfg = get_model_cfg("spec_student_xs")
+    easy = _walk_logits(cfg, 1.0, 1.5, n_subjects=2, seed=1)
+    hard = _walk_logits(cfg, 1.0, 12.0, n_subjects=3, seed=2)
+    logits, truth = easy[0] + hard[0], easy[1] + hard[1]
+    groups = ["easy0", "easy1", "hard0", "hard1", "hard2"]
+    base = {"bins_bpm": list(cfg.arch["bins_bpm"]), "sigma_bpm": 1.0, "floor": 1e-3, "logit_scale": 1.0}
+    grid = dict(sigmas=(1.0,), floors=(1e-3,), temperatures=(1.0,))
+    pooled = select_decoder(logits, truth, groups, base, **grid)
+    on_hard = select_decoder(logits, truth, groups, base, calibrate_groups={"hard0", "hard1", "hard2"}, **grid)
+    on_easy = select_decoder(logits, truth, groups, base, calibrate_groups={"easy0", "easy1"}, **grid)
+    assert on_hard["inner_mae"] == pooled["inner_mae"]                    # step 1 reads every subject
+    assert on_easy["interval"] < pooled["interval"] < on_hard["interval"]
+    assert on_hard["inner_calibration_windows"] == 180 and pooled["inner_calibration_windows"] == 300
+    with pytest.raises(SqtoolError, match="no training subject among the calibration subjects"):
+        select_decoder(logits, truth, groups, base, calibrate_groups={"s9"}, **grid)
+
+
 def test_select_decoder_refuses_an_unknown_rule():
     cfg = get_model_cfg("spec_student_xs")
     logits, truth, groups = _walk_logits(cfg, 1.0, 3.0, n_subjects=2)
