@@ -72,7 +72,7 @@ from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
-from sqtool.models.hr_options import LR_SCHEDULES, TRAIN_OPTIONS  # noqa: E402
+from sqtool.models.hr_options import LR_SCHEDULES, TRAIN_OPTIONS, calibration_subjects  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
                                   SELECTION_RULES, out_of_fold_logits, predict_logits, select_decoder,
                                   train_bins)
@@ -252,7 +252,7 @@ def train_teacher(m, rs, tcfg, bins, args, epochs, records) -> None:
 
 def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None, cal=None):
     """The teacher's out-of-fold logits on the training subjects (inner CV) and the decoder chosen on them
-    (interval and confidence calibrated on the subjects `cal`, None = all: `calibration_subjects`)."""
+    (interval and confidence calibrated on the subjects `cal`, None = all: `fold_calibration`)."""
     rkeys = np.array([r.key for r in train])
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, args.inner_folds, args.seed)]
     oof = {}
@@ -266,15 +266,11 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None, cal=Non
     return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence, args.decoder_rule, cal), groups
 
 
-def calibration_subjects(train, test, mode: str) -> set | None:
+def fold_calibration(train, test, mode: str) -> set | None:
     """--calibrate-on: all -> None (every training subject calibrates the interval and the confidence); target ->
     the training subjects of the held-out subjects' dataset(s) (wrist_exercise LOSO: the other wrist subjects,
     not SP Cup), or None when the training set has none of them (a cross-dataset run)."""
-    if mode == "all":
-        return None
-    target = {r.dataset for r in test}
-    keys = {r.key for r in train if r.dataset in target}
-    return keys or None
+    return None if mode == "all" else calibration_subjects(train, {r.dataset for r in test}, strict=False)
 
 
 def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "min",
@@ -388,7 +384,7 @@ def run_fold(train, test, args, records, log):
     Y = np.concatenate([r.y for r in train])
     encoders = pretrained_encoders(train, args, records, log, tcfg)
     torch.manual_seed(args.seed)
-    cal = calibration_subjects(train, test, args.calibrate_on)
+    cal = fold_calibration(train, test, args.calibrate_on)
     oof, dec_t, groups = inner_oof(train, tcfg, bins, args, log, encoders, records, cal)  # dec_t decodes the teacher
     dec = dec_t
     t_oof = np.concatenate([oof[r.record_id] for r in train])                          # (N, F) out-of-fold

@@ -56,7 +56,7 @@ def _subject_mae(rows: list[dict], key: str) -> dict:
 # config fields that do not change the float student (QAT, export budget, bookkeeping)
 _NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_npz", "teacher", "teacher_cache",
                      "allow_over_budget", "max_int8_weights", "max_macs", "out", "force",
-                     "decoder_on", "decoder_rule", "inner_folds", "inner_epochs", "evidence")
+                     "decoder_on", "decoder_rule", "inner_folds", "inner_epochs", "evidence", "calibrate_on")
 
 
 def float_key(cfg, t_sha: str, arrays) -> str:
@@ -89,9 +89,10 @@ def reusable_float_student(fpath: Path, fkey: str, resume: bool):
 
 
 def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg, t_logits: dict | None, dpath: Path,
-                    dkey: str, resume: bool, say) -> dict | None:
+                    dkey: str, resume: bool, say, cal: set | None = None) -> dict | None:
     """The decoder chosen on the float students' out-of-fold logits of the `train` recordings (module docstring,
-    step 4); None when the training data has a single subject (no inner fold: the teacher's decoder stays).
+    step 4; interval and confidence calibrated on the subjects `cal`, None = all: --calibrate-on); None when the
+    training data has a single subject (no inner fold: the teacher's decoder stays).
     On --resume a decoder.json with the same key is reused."""
     import json
     from dataclasses import replace
@@ -114,13 +115,14 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
                                 make_student, bins, icfg,
                                 [t_logits[r.record_id] for r in train] if t_logits is not None else None)
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
-    dec = select_decoder(logits, [r.y for r in train], list(keys), base, rule=cfg.decoder_rule,
+    dec = select_decoder(logits, [r.y for r in train], list(keys), base, rule=cfg.decoder_rule, calibrate_groups=cal,
                          **evidence_args(cfg.evidence, [r.x for r in train]))
     atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, motion-subtracted PPG weight "
         f"{dec.get('evidence_weight', 0.0):g}, interval {dec['interval']:.3f} (inner "
-        f"coverage {dec['inner_coverage']:.3f}), confidence: {conf_text(dec)}, inner MAE {dec['inner_mae']:.2f} "
+        f"coverage {dec['inner_coverage']:.3f} on {dec['inner_calibration_windows']} windows"
+        f"{' of ' + ', '.join(cfg.calibrate_on) if cal else ''}), confidence: {conf_text(dec)}, inner MAE {dec['inner_mae']:.2f} "
         f"(rule {cfg.decoder_rule}; the lowest {dec['inner_mae_min']:.2f})")
     return dec
 
@@ -138,7 +140,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
     from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, evidence_args, kd_gate,
                                       predict_logits, train_bins)
-    from sqtool.models.hr_options import check_train_options
+    from sqtool.models.hr_options import calibration_subjects, check_train_options
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -208,6 +210,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     train = [r for r in corpus if r.key not in held]
     test = [r for r in corpus if r.key in held]
     say(f"{len(train)} training recordings, held out: {', '.join(sorted(held))}")
+    cal = calibration_subjects(train, cfg.calibrate_on)   # refused here, before any network is trained
 
     oof_path = Path(ck["path"]).parent / "oof_logits.npz"
     t_sha = sha256_file(ck["path"])
@@ -249,9 +252,10 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
 
     whose = "teacher"
     if cfg.decoder_on == "student":
-        dkey = fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated:{cfg.decoder_rule}"
+        dkey = (fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated:{cfg.decoder_rule}"
+                + (f":calibrate-on={','.join(sorted(cfg.calibrate_on))}" if cal else ""))
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
-                              run_dir / "decoder.json", dkey, resume, say)
+                              run_dir / "decoder.json", dkey, resume, say, cal)
         if dec is not None:
             scfg, whose = scfg.replace(decoder=dec), "student"
     set_seed(cfg.seed)

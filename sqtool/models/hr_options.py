@@ -3,6 +3,8 @@ both expose: one default and one help text per option, and one check (no torch: 
 
     motion_frac: float = train_option("motion_frac")     # a dataclass field of a command config
     check_train_options(cfg)                              # refuse bad values in one line, before any data is read
+    calibrate_on: list[str] = calibrate_on_option()       # the decoder's calibration datasets (list field)
+    cal = calibration_subjects(records, cfg.calibrate_on) # their subject keys, for hr_bins.select_decoder
 
 `models.hr_bins.BinTrainCfg` receives these values; its own defaults stay the neutral ones (no motion, constant
 learning rate), the commands' defaults are the shipped recipe.
@@ -45,3 +47,29 @@ def check_train_options(cfg, names=AUGMENT_FRACTIONS) -> None:
             raise SqtoolError(f"--{name.replace('_', '-')} must be a fraction in [0, 1], got {v:g}")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise SqtoolError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got '{cfg.lr_schedule}'")
+
+
+def calibrate_on_option():
+    """The `--calibrate-on` field: datasets whose training subjects alone calibrate the decoder's interval and
+    confidence (empty: every training subject)."""
+    return field(default_factory=list, metadata={
+        "help": "spectral hr models: datasets (comma separated) whose training subjects alone set the decoder's "
+                "interval mass and confidence, e.g. your own device's when training on it plus SP Cup (whose "
+                "easier windows would make the interval too narrow on yours); default: every training subject",
+        "metavar": "DATASET[,...]"})
+
+
+def calibration_subjects(records, datasets, strict: bool = True) -> set[str] | None:
+    """The subject keys (`HrRecording.key`) of `records` that belong to `datasets` (None when `datasets` is
+    empty: every subject calibrates). strict: a dataset with no training record is refused in one line; else
+    (a benchmark's cross-dataset run) None when none matches."""
+    names = {str(d) for d in datasets or ()}
+    if not names:
+        return None
+    keys = {r.key for r in records if r.dataset in names}
+    missing = sorted(names - {r.dataset for r in records})
+    if strict and missing:
+        have = sorted({r.dataset for r in records})
+        raise SqtoolError(f"--calibrate-on: no training recording of {', '.join(missing)} (the training data has "
+                          f"{', '.join(have)})")
+    return keys or None

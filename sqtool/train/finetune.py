@@ -42,7 +42,7 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
-from sqtool.models.hr_options import train_option
+from sqtool.models.hr_options import calibrate_on_option, train_option
 
 
 @dataclass
@@ -75,6 +75,7 @@ class FinetuneConfig:
     motion_frac: float = train_option("motion_frac")
     motion_axis_drop: float = train_option("motion_axis_drop")
     lr_schedule: str = train_option("lr_schedule")
+    calibrate_on: list[str] = calibrate_on_option()
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
     max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})
@@ -199,7 +200,7 @@ def predict(model, x, dev, batch: int = 256) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- fold files (resume)
 
-_NOT_IN_KEY = ("progress", "bootstrap", "final_fit")        # do not change a fold's predictions
+_NOT_IN_KEY = ("progress", "bootstrap", "final_fit", "calibrate_on")   # do not change a fold's predictions
 
 
 def fold_key(cfg: FinetuneConfig, td, folds) -> str:

@@ -111,7 +111,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
     from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, predict_logits, select_decoder,
                                       train_bins)
-    from sqtool.models.hr_options import check_train_options
+    from sqtool.models.hr_options import calibration_subjects, check_train_options
 
     run_dir = Path(run_dir)
     if cfg.task != "hr":
@@ -148,6 +148,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     keys = sorted({r.key for r in corpus})
     if len(keys) < 2:
         raise SqtoolError(f"subject folds need >= 2 subjects, the data has {len(keys)}")
+    cal = calibration_subjects(corpus, cfg.calibrate_on)         # refused here, before any fold is trained
     log(f"front end: {len(corpus)} recordings, {len(keys)} subjects, "
         f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -182,10 +183,12 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         log(f"fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): per-window argmax MAE {np.nanmean(raw):.2f} BPM "
             f"[{time.time() - t0:.0f} s]")
     base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
-    dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base)
+    dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
+                         calibrate_groups=cal)
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
-        f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9), confidence: {conf_text(dec)}")
+        f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9, on {dec['inner_calibration_windows']} "
+        f"windows{' of ' + ', '.join(cfg.calibrate_on) if cal else ''}), confidence: {conf_text(dec)}")
     hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.flagged < 0.5, r.x)["hr"] for r in corpus}  # once
     per_subject, errs, errs_raw = [], [], []
     for s in keys:

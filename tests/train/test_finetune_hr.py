@@ -65,6 +65,13 @@ def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(tea
     assert odec["key"].endswith(":one_se") and odec["decoder"]["inner_rule"] == "one_se"
     assert odec["decoder"]["inner_mae"] >= odec["decoder"]["inner_mae_min"] == sdec["inner_mae_min"]
 
+    # --calibrate-on the (only) dataset: its own resume key; the interval is calibrated on every training window
+    assert main(common + ["--calibrate-on", "synthetic", "--out", str(tmp_path / "c")]) == 0
+    cdec = json.loads((tmp_path / "c" / "decoder.json").read_text())
+    assert cdec["key"].endswith(":calibrate-on=synthetic")
+    assert cdec["key"].startswith(json.loads((tmp_path / "s" / "decoder.json").read_text())["key"])
+    assert cdec["decoder"]["inner_calibration_windows"] == sdec["inner_calibration_windows"] > 0
+
     assert main(common + ["--decoder-on", "teacher", "--out", str(tmp_path / "t")]) == 0
     assert load_checkpoint(tmp_path / "t" / "model.pt")["model_cfg"]["decoder"] == tdec
     assert not (tmp_path / "t" / "decoder.json").exists()
@@ -81,7 +88,8 @@ def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(tea
                       (["--evidence", "strong"], "--evidence must be"), (["--evidence", "0"], "--evidence must be"),
                       (["--decoder-rule", "best"], "--decoder-rule must be one of min, one_se"),
                       (["--motion-axis-drop", "2"], "--motion-axis-drop must be a fraction"),
-                      (["--lr-schedule", "step"], "--lr-schedule must be one of constant, cosine")):
+                      (["--lr-schedule", "step"], "--lr-schedule must be one of constant, cosine"),
+                      (["--calibrate-on", "wrist_exercise"], "--calibrate-on: no training recording of wrist_exercise")):
         assert main(common + bad + ["--out", str(tmp_path / "bad")]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0]
@@ -96,7 +104,9 @@ def test_spectral_paths_refuse_what_does_not_apply(teacher_run, tmp_path, capsys
                  "synthetic", "--no-progress", "--out", str(tmp_path / "b")]) != 0
     assert "must be one too" in capsys.readouterr().err
     for bad, says in ((["--motion-frac", "-0.1"], "--motion-frac must be a fraction"),
-                      (["--lr-schedule", "step"], "--lr-schedule must be one of constant, cosine")):
+                      (["--lr-schedule", "step"], "--lr-schedule must be one of constant, cosine"),
+                      (["--calibrate-on", "troika"], "--calibrate-on: no training recording of troika (the training "
+                                                     "data has synthetic)")):
         assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
                      *bad, "--out", str(tmp_path / "c")]) == 1
         err = capsys.readouterr().err.strip().splitlines()
