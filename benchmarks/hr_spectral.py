@@ -628,7 +628,7 @@ def add_training_args(ap) -> None:
                     help="how the decoder's sigma / floor / temperature are chosen on the inner out-of-fold logits: "
                          "min = the lowest mean of subjects' MAE; one_se = the closest to the HMM fitted on the truth "
                          "(temperature 1 first) within one paired standard error of it")
-    ap.add_argument("--calibrate-on", choices=("all", "target"), default="all",
+    ap.add_argument("--calibrate-on", choices=("all", "target"), default="target",
                     help="whose inner out-of-fold windows set the interval's mass and the confidence (measure and "
                          "calibration): all training subjects, or target = those of the held-out subject's dataset "
                          "(wrist_exercise LOSO: the other wrist subjects; all when the training set has none)")

@@ -260,6 +260,7 @@ class DecoderCfg:
 
 
 MAX_CALIB_KNOTS = 16
+CALIB_RAMP = 1 / 64      # the conf calibration's least slope (calibrated per raw, both Q15): it keeps the order
 
 
 def _calib_knots(xs, ys) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -286,10 +287,14 @@ def _calib_knots(xs, ys) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 def fit_conf_calibration(raw: np.ndarray, err: np.ndarray, span_bpm: float, knots: int = MAX_CALIB_KNOTS) -> dict:
     """Knots mapping a raw conf (W,) in [0, 1] to 1 - expected |error| / span, fitted on windows with known
-    errors (W,) BPM (inner out-of-fold windows): `knots` equal-count bins of the raw conf (Q15), each bin's
+    errors (W,) BPM (inner out-of-fold windows): `knots` - 2 equal-count bins of the raw conf (Q15), each bin's
     mean error made non-increasing in the raw conf (isotonic, pool-adjacent-violators), knots at the bins'
-    median raw conf (duplicates merged). A confidence on this scale means the same thing whatever the measure
-    and whatever model it comes from, so windows of different models (or folds) rank together. Returns
+    median raw conf (duplicates merged), plus a ramp of slope CALIB_RAMP centred on the windows' mean raw conf
+    and end knots at 0 and 1 that extend it: the map is strictly increasing, so it never ties windows that the
+    measure tells apart (an isotonic fit that is flat where the inner windows show no trend would: on
+    wrist_exercise a flat fit threw away a ranking that held on the held-out subject), and the windows' mean
+    stated error is unchanged. A confidence on this scale means the same thing whatever the measure and
+    whatever model it comes from, so windows of different models (or folds) rank together. Returns
     {"conf_calib_x": [...], "conf_calib_y": [...]} ({} with fewer than 2 distinct knots: keep the raw conf)."""
     from scipy.optimize import isotonic_regression
     r = np.round(np.clip(np.asarray(raw, np.float64), 0, 1) * 32768).astype(np.int64)
@@ -301,7 +306,7 @@ def fit_conf_calibration(raw: np.ndarray, err: np.ndarray, span_bpm: float, knot
         return {}
     order = np.argsort(r, kind="stable")
     xs, es, ns = [], [], []
-    for part in np.array_split(order, min(knots, len(order))):
+    for part in np.array_split(order, min(knots - 2, len(order))):
         if len(part) == 0:
             continue
         x = int(np.median(r[part]))
@@ -315,8 +320,18 @@ def fit_conf_calibration(raw: np.ndarray, err: np.ndarray, span_bpm: float, knot
     if len(xs) < 2:
         return {}
     mean_err = -isotonic_regression(-np.asarray(es), weights=np.asarray(ns, np.float64), increasing=True).x
-    y = np.round(32768 * (1 - np.minimum(mean_err, span_bpm) / span_bpm)).astype(np.int64)
-    return {"conf_calib_x": [int(v) for v in xs], "conf_calib_y": [int(v) for v in y]}     # y: non-decreasing
+    y = 32768 * (1 - np.minimum(mean_err, span_bpm) / span_bpm)            # (K,) non-decreasing, Q15
+    x, y = [float(v) for v in xs], list(y)
+    if x[0] > 0:                                                           # end knots: the ramp goes on past the bins
+        x, y = [0.0, *x], [y[0], *y]
+    if x[-1] < 32768:
+        x, y = [*x, 32768.0], [*y, y[-1]]
+    x = np.array(x)
+    y = np.array(y) + CALIB_RAMP * (x - r.mean())                          # strictly increasing, mean kept
+    lo, hi = max(y[0], 0.0), min(y[-1], 32768.0)
+    if (lo, hi) != (y[0], y[-1]):                                          # squeeze into Q15, keeping the order
+        y = lo + (y - y[0]) * (hi - lo) / (y[-1] - y[0])
+    return {"conf_calib_x": [int(v) for v in x], "conf_calib_y": [int(round(v)) for v in y]}   # y: increasing
 
 
 def check_grid(cfg: DecoderCfg, n_logits: int) -> None:

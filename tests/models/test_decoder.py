@@ -259,6 +259,25 @@ def test_fit_conf_calibration_puts_two_models_confidences_on_one_scale():
         D.fit_conf_calibration(np.ones(5), np.array([1.0, np.nan, 1.0, 1.0, 1.0]), span)
 
 
+def test_conf_calibration_keeps_the_measures_order_where_the_fit_is_flat():
+    """Inner windows whose error does not fall with the raw conf (isotonic fit flat): the map still rises
+    (slope >= CALIB_RAMP, end knots at 0 and 1), so the calibrated conf ranks windows exactly as the raw one,
+    and its stated mean error is the windows' mean error."""
+    rng = np.random.default_rng(1)
+    span = 201.0
+    raw, e = rng.uniform(0.6, 0.99, 2000), rng.exponential(12.0, 2000)      # no trend
+    knots = D.fit_conf_calibration(raw, e, span)
+    x, y = np.array(knots["conf_calib_x"]), np.array(knots["conf_calib_y"])
+    assert x[0] == 0 and x[-1] == 32768 and len(x) <= D.MAX_CALIB_KNOTS
+    assert np.all(np.diff(y) >= np.floor(D.CALIB_RAMP * np.diff(x)))
+    cal = D.DecoderCfg(**knots).calibrate_conf(raw)
+    order = np.argsort(raw)
+    assert np.all(np.diff(cal[order]) > 0)                                  # no ties: the raw order, kept
+    assert np.mean((1 - cal) * span) == pytest.approx(e.mean(), rel=0.05)
+    q = [D._calibrate_q15(int(v), list(x), list(y)) for v in np.sort(np.round(raw * 32768).astype(int))]
+    assert np.all(np.diff(q) >= 0) and len(set(q)) > 0.9 * len(q) / 64    # the C's integer map rises too
+
+
 # ----------------------------------------------------------------------------- evidence: motion-subtracted PPG
 
 def _motion_case(cfg: D.DecoderCfg, hr: float = 150.0, cad: float = 100.0, n: int = 40):
