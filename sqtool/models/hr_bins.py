@@ -412,9 +412,10 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
        reduction when keeping the `keep` most confident (ties: the mass). The device computes exactly the
        chosen measure (decoder `conf_measure`, `conf_halfwidth_bpm`);
     4. (`calibrate`, the default) the measure's calibration to 1 - expected |error| / grid extent on the same
-       windows (`decoder.fit_conf_calibration`: 16 knots, isotonic): the confidence then means the same thing
-       whichever measure and halfwidth a model chose, so windows of different models (a user's firmware
-       updates, the folds of a benchmark) rank on one scale. Without it, SP Cup's 12 folds mixing the mass
+       windows (`decoder.fit_conf_calibration`: at most 16 knots, isotonic plus a small ramp that keeps the
+       measure's order): the confidence then means the same thing whichever measure and halfwidth a model
+       chose, so windows of different models (a user's firmware updates, the folds of a benchmark) rank on one
+       scale. Without it, SP Cup's 12 folds mixing the mass
        within +-3, 8 and 12 BPM gated -24 % pooled while each fold's own measure gated ~-33 %.
     Steps 2-4 read the windows of the subjects in `calibrate_groups` only (None: every subject): a model trained
     on SP Cup plus a team's own wrist device is calibrated on that device's subjects, whose errors the shipped
