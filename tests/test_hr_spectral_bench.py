@@ -135,3 +135,20 @@ def test_decoder_on_the_students_out_of_fold_logits():
     assert not all(np.array_equal(soof[k], oof[k]) for k in soof)              # other networks, other logits
     dec_s = mod.decoder_on(soof, train, scfg, "student", said.append)
     assert set(dec_s) == set(dec_t) and "student's out-of-fold" in said[-1] and "teacher's" in said[0]
+
+
+def test_calibrate_on_target_names_the_held_out_datasets_training_subjects():
+    """--calibrate-on target (default): the wrist LOSO fold calibrates on the other wrist subjects; a cross-dataset
+    fold (no training subject of the held-out dataset) and --calibrate-on all on every training subject (None)."""
+    from types import SimpleNamespace
+    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rec = lambda ds, s: SimpleNamespace(dataset=ds, subject=s, key=f"{ds}:{s}")     # noqa: E731
+    train = [rec("troika", "01"), rec("troika", "02"), rec("wrist_exercise", "s2"), rec("wrist_exercise", "s3")]
+    held = [rec("wrist_exercise", "s4")]
+    assert bench_defaults().calibrate_on == "target"
+    assert mod.fold_calibration(train, held, "target") == {"wrist_exercise:s2", "wrist_exercise:s3"}
+    assert mod.fold_calibration(train, held, "all") is None
+    assert mod.fold_calibration(train[:2], held, "target") is None
+    assert mod.fold_calibration(train, [rec("troika", "03")], "target") == {"troika:01", "troika:02"}
