@@ -306,7 +306,7 @@ def fit_conf_calibration(raw: np.ndarray, err: np.ndarray, span_bpm: float, knot
         return {}
     order = np.argsort(r, kind="stable")
     xs, es, ns = [], [], []
-    for part in np.array_split(order, min(knots - 2, len(order))):
+    for part in np.array_split(order, max(1, min(knots - 2, len(order)))):
         if len(part) == 0:
             continue
         x = int(np.median(r[part]))
