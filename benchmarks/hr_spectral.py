@@ -24,7 +24,10 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       on the float student's out-of-fold logits (one student per inner fold, hr_bins.out_of_fold_logits),
       --decoder-on teacher on the teacher's (as `sqtool train finetune` chooses the teacher's own); the
       outer networks are the same either way, and the float teacher's column is always decoded with the
-      decoder chosen on the teacher's logits;
+      decoder chosen on the teacher's logits; the interval's mass and the confidence are calibrated on the
+      training subjects of the held-out subject's dataset (--calibrate-on target, the default: on wrist_exercise
+      LOSO the other wrist subjects; SP Cup and cross-dataset folds have no others, so every training subject)
+      or on every training subject (--calibrate-on all);
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
     - --pretrain real (issue 9, item 4; the default, --pretrain none = scratch): before any of the above, SiamQuality

@@ -122,8 +122,8 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, motion-subtracted PPG weight "
         f"{dec.get('evidence_weight', 0.0):g}, interval {dec['interval']:.3f} (inner "
         f"coverage {dec['inner_coverage']:.3f} on {dec['inner_calibration_windows']} windows"
-        f"{' of ' + ', '.join(cfg.calibrate_on) if cal else ''}), confidence: {conf_text(dec)}, inner MAE {dec['inner_mae']:.2f} "
-        f"(rule {cfg.decoder_rule}; the lowest {dec['inner_mae_min']:.2f})")
+        f"{' of ' + ', '.join(cfg.calibrate_on) if cal else ''}), confidence: {conf_text(dec)}, "
+        f"inner MAE {dec['inner_mae']:.2f} (rule {cfg.decoder_rule}; the lowest {dec['inner_mae_min']:.2f})")
     return dec
 
 

@@ -187,8 +187,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
                          calibrate_groups=cal)
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
-        f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9, on {dec['inner_calibration_windows']} "
-        f"windows{' of ' + ', '.join(cfg.calibrate_on) if cal else ''}), confidence: {conf_text(dec)}")
+        f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9, on "
+        f"{dec['inner_calibration_windows']} windows{' of ' + ', '.join(cfg.calibrate_on) if cal else ''}), confidence: {conf_text(dec)}")
     hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.flagged < 0.5, r.x)["hr"] for r in corpus}  # once
     per_subject, errs, errs_raw = [], [], []
     for s in keys:
