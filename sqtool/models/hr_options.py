@@ -1,13 +1,15 @@
-"""Training options of the spectral heart-rate networks that `sqtool train finetune` and `sqtool quantize`
-both expose: one default and one help text per option, and one check (no torch: the command configs import it).
+"""Options of the spectral heart-rate networks that `sqtool train finetune` and `sqtool quantize` both expose:
+the training recipe's (one default and one help text per option, and one check) and the decoder's calibration
+datasets (no torch: the command configs import it).
 
     motion_frac: float = train_option("motion_frac")     # a dataclass field of a command config
     check_train_options(cfg)                              # refuse bad values in one line, before any data is read
     calibrate_on: list[str] = calibrate_on_option()       # the decoder's calibration datasets (list field)
     cal = calibration_subjects(records, cfg.calibrate_on) # their subject keys, for hr_bins.select_decoder
 
-`models.hr_bins.BinTrainCfg` receives these values; its own defaults stay the neutral ones (no motion, constant
-learning rate), the commands' defaults are the shipped recipe.
+`models.hr_bins.BinTrainCfg` receives the training values; its own defaults stay the neutral ones (no motion,
+constant learning rate), the commands' defaults are the shipped recipe. `hr_bins.select_decoder(calibrate_groups=)`
+receives the calibration subjects.
 """
 from __future__ import annotations
 
