@@ -463,6 +463,9 @@ def summarise(rows, title, span: float | None = None):
             e = np.abs(np.concatenate([r[m] for r in rs]) - y)
             d[m] = float(np.nanmean(e))
             d[m + "_ci"] = bootstrap_mean_ci(e)
+        u = uncertainty_scores(*(np.concatenate([r[k] for r in rs]) for k in ("int8", "int8_lo", "int8_hi", "int8_conf")),
+                               y)
+        d["interval_coverage"], d["interval_width_median"] = u["interval_coverage"], u["interval_width_median"]
         table.append(d)
     y = np.concatenate([r["y"] for r in rows])
     ok = np.isfinite(y)
@@ -520,16 +523,19 @@ def summarise(rows, title, span: float | None = None):
 
 def markdown(summ) -> str:
     L = [f"### {summ['title']}", "",
-         "| subject | windows | int8 firmware (decoded) | float student | float teacher | classic baseline | int8 per-window argmax |",
-         "|---|---|---|---|---|---|---|"]
+         "| subject | windows | int8 firmware (decoded) | float student | float teacher | classic baseline | int8 per-window argmax "
+         "| int8 truth in the interval (median width) |",
+         "|---|---|---|---|---|---|---|---|"]
     for d in summ["subjects"]:
         cells = [f"{d[m]:.2f} [{d[m + '_ci'][0]:.2f}, {d[m + '_ci'][1]:.2f}]" for m in METHODS]
-        L.append(f"| {d['subject']} | {d['windows']} | " + " | ".join(cells) + " |")
+        cov = ("-" if d.get("interval_coverage") is None else
+               f"{100 * d['interval_coverage']:.1f} % ({d['interval_width_median']:.1f} BPM)")
+        L.append(f"| {d['subject']} | {d['windows']} | " + " | ".join(cells) + f" | {cov} |")
     L.append(f"| **mean of subjects** | | **{summ['int8_mean_of_subjects']:.2f}** | {summ['student_mean_of_subjects']:.2f} | "
              f"{summ['teacher_mean_of_subjects']:.2f} | {summ['baseline_mean_of_subjects']:.2f} | "
-             f"{summ['int8_raw_mean_of_subjects']:.2f} |")
+             f"{summ['int8_raw_mean_of_subjects']:.2f} | |")
     L.append(f"| pooled | | {summ['int8_pooled']:.2f} | {summ['student_pooled']:.2f} | {summ['teacher_pooled']:.2f} | "
-             f"{summ['baseline_pooled']:.2f} | {summ['int8_raw_pooled']:.2f} |")
+             f"{summ['baseline_pooled']:.2f} | {summ['int8_raw_pooled']:.2f} | {100 * summ['interval_coverage']:.1f} % |")
     L += ["", f"int8 better than the nested-tuned baseline on {summ['int8_wins_vs_baseline']} of {summ['n_subjects']} "
           f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "
           f"calibrated interval (nominal mass {_span(summ['interval_mass'], '.3f')} chosen per fold on inner "
