@@ -152,3 +152,25 @@ def test_calibrate_on_target_names_the_held_out_datasets_training_subjects():
     assert mod.fold_calibration(train, held, "all") is None
     assert mod.fold_calibration(train[:2], held, "target") is None
     assert mod.fold_calibration(train, [rec("troika", "03")], "target") == {"troika:01", "troika:02"}
+
+
+def test_the_report_gives_each_subjects_interval_coverage():
+    """summarise/markdown: a subject whose truth is always inside the interval reads 100 %, one always outside
+    0 %, and the pooled figure is the windows' share."""
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def row(subject, y, lo, hi):
+        y = np.full(10, float(y))
+        return {"dataset": "wrist_exercise", "subject": subject, "record": subject, "y": y, "int8": y + 1,
+                "int8_lo": np.full(10, float(lo)), "int8_hi": np.full(10, float(hi)), "int8_conf": np.linspace(0.5, 1, 10),
+                "conf_calibrated": False, "student": y, "teacher": y, "int8_raw": y, "baseline": y + 5,
+                "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0, "conf_measure": "mass",
+                "evidence_weight": 0.0, "recipe": "fixed"}
+    summ = mod.summarise([row("s2", 100, 90, 110), row("s3", 100, 120, 140)], "t")
+    cov = {d["subject"]: d["interval_coverage"] for d in summ["subjects"]}
+    assert cov == {"wrist_exercise:s2": 1.0, "wrist_exercise:s3": 0.0} and summ["interval_coverage"] == 0.5
+    text = mod.markdown(summ)
+    assert "| 100.0 % (20.0 BPM) |" in text and "| 0.0 % (20.0 BPM) |" in text
