@@ -463,8 +463,8 @@ def summarise(rows, title, span: float | None = None):
             e = np.abs(np.concatenate([r[m] for r in rs]) - y)
             d[m] = float(np.nanmean(e))
             d[m + "_ci"] = bootstrap_mean_ci(e)
-        u = uncertainty_scores(*(np.concatenate([r[k] for r in rs]) for k in ("int8", "int8_lo", "int8_hi", "int8_conf")),
-                               y)
+        u = uncertainty_scores(*(np.concatenate([r[k] for r in rs]) for k in ("int8", "int8_lo", "int8_hi",
+                                                                              "int8_conf")), y)
         d["interval_coverage"], d["interval_width_median"] = u["interval_coverage"], u["interval_width_median"]
         table.append(d)
     y = np.concatenate([r["y"] for r in rows])

@@ -100,6 +100,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     from sqtool.data.tasks import subject_folds
     from sqtool.models.decoder import conf_text
     from sqtool.models.hr_bins import evidence_args, fit_decoder, out_of_fold_logits, select_decoder
+    from sqtool.models.hr_options import calibration_text
     if resume and dpath.is_file():
         saved = json.loads(dpath.read_text())
         if saved.get("key") == dkey:
@@ -122,7 +123,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, motion-subtracted PPG weight "
         f"{dec.get('evidence_weight', 0.0):g}, interval {dec['interval']:.3f} (inner "
         f"coverage {dec['inner_coverage']:.3f} on {dec['inner_calibration_windows']} windows"
-        f"{' of ' + ', '.join(cfg.calibrate_on) if cal else ''}), confidence: {conf_text(dec)}, "
+        f"{calibration_text(cfg.calibrate_on)}), confidence: {conf_text(dec)}, "
         f"inner MAE {dec['inner_mae']:.2f} (rule {cfg.decoder_rule}; the lowest {dec['inner_mae_min']:.2f})")
     return dec
 

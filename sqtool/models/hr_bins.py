@@ -385,7 +385,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                    slack_bpm: float = 0.5, conf_measures=("mass", "width"),
                    spectra: list[np.ndarray] | None = None, evidence_weights=(0.25, 0.5, 1.0),
                    evidence_required: bool = False, calibrate: bool = True, rule: str = "min",
-                   calibrate_groups=None) -> dict:
+                   calibrate_groups: set[str] | None = None) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor and logit temperature by the mean of subjects' decoded MAE (`base`, from
@@ -432,7 +432,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
 
     if rule not in SELECTION_RULES:
         raise SqtoolError(f"select_decoder: rule must be one of {', '.join(SELECTION_RULES)}, got {rule!r}")
-    cal = [True] * len(groups) if calibrate_groups is None else [g in set(calibrate_groups) for g in groups]
+    cal = [calibrate_groups is None or g in calibrate_groups for g in groups]     # per recording: steps 2-4 read it
     if not any(cal):
         raise SqtoolError(f"select_decoder: no training subject among the calibration subjects "
                           f"{sorted(calibrate_groups)}")

@@ -6,6 +6,7 @@ datasets (no torch: the command configs import it).
     check_train_options(cfg)                              # refuse bad values in one line, before any data is read
     calibrate_on: list[str] = calibrate_on_option()       # the decoder's calibration datasets (list field)
     cal = calibration_subjects(records, cfg.calibrate_on) # their subject keys, for hr_bins.select_decoder
+    log(f"... on {n} windows{calibration_text(cfg.calibrate_on)}")  # " of wrist_exercise", or "" for every subject
 
 `models.hr_bins.BinTrainCfg` receives the training values; its own defaults stay the neutral ones (no motion,
 constant learning rate), the commands' defaults are the shipped recipe. `hr_bins.select_decoder(calibrate_groups=)`
@@ -75,3 +76,8 @@ def calibration_subjects(records, datasets, strict: bool = True) -> set[str] | N
         raise SqtoolError(f"--calibrate-on: no training recording of {', '.join(missing)} (the training data has "
                           f"{', '.join(have)})")
     return keys or None
+
+
+def calibration_text(datasets) -> str:
+    """The commands' log suffix naming the calibration datasets (" of a, b"; "" when every subject calibrates)."""
+    return f" of {', '.join(datasets)}" if datasets else ""

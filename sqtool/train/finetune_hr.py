@@ -111,7 +111,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
     from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, predict_logits, select_decoder,
                                       train_bins)
-    from sqtool.models.hr_options import calibration_subjects, check_train_options
+    from sqtool.models.hr_options import calibration_subjects, calibration_text, check_train_options
 
     run_dir = Path(run_dir)
     if cfg.task != "hr":
@@ -188,7 +188,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
         f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9, on "
-        f"{dec['inner_calibration_windows']} windows{' of ' + ', '.join(cfg.calibrate_on) if cal else ''}), confidence: {conf_text(dec)}")
+        f"{dec['inner_calibration_windows']} windows{calibration_text(cfg.calibrate_on)}), "
+        f"confidence: {conf_text(dec)}")
     hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.flagged < 0.5, r.x)["hr"] for r in corpus}  # once
     per_subject, errs, errs_raw = [], [], []
     for s in keys:
