@@ -18,6 +18,19 @@ WINDOW_S_MAX = 600.0        # longest window / hop accepted anywhere, s
 MIN_RECORD_SAMPLES = 2      # a record needs at least this many samples per channel
 
 
+ACC_SUM = "acc"             # a network channel: the accelerometer's power summed over its three axes
+ACC_AXES = ("acc_x", "acc_y", "acc_z")
+
+
+def signal_channels(channels) -> list[str]:
+    """The recording's signals a model with these (network) channels reads: `acc` (the axes' summed power,
+    a spectral front end's orientation-free channel) stands for acc_x, acc_y, acc_z."""
+    out = []
+    for c in channels:
+        out += list(ACC_AXES) if c == ACC_SUM else [c]
+    return out
+
+
 def _number(v, where: str, what: str) -> float:
     try:
         f = float(v)

@@ -3,10 +3,11 @@
 The numpy INTEGER reference of the firmware front end (C templates `sqtool/export/templates/
 sq_frontend.{h,c}`, tables from `sqtool/export/c_frontend.py`): after `design(cfg)` every step is
 integer arithmetic, identical in Python and C, bit for bit. Input rows ("sensor channels", C_in =
-n_channels + n_ppg - 1 of them): the device's n_ppg PPG sensors (1 or 2: ppg, ppg2), then acc_x, acc_y,
-acc_z (none when n_channels = 1). Steps 1-5 run per input row; step 6 averages the PPG sensors' spectra
-into the network's one ppg channel, so the output always has C = n_channels channels (ppg, acc_x, acc_y,
-acc_z) whatever n_ppg is. Per input row, int16 samples at the device rate fs_in:
+n_ppg + 3 of them, n_ppg without an accelerometer): the device's n_ppg PPG sensors (1 or 2: ppg, ppg2), then
+acc_x, acc_y, acc_z (none when n_channels = 1). Steps 1-5 run per input row; step 6 averages the PPG sensors'
+spectra into the network's one ppg channel and, for n_channels = 2, sums the three axes' powers into one acc
+channel, so the output always has C = n_channels network channels (ppg; ppg, acc; or ppg, acc_x, acc_y, acc_z)
+whatever n_ppg is. Per input row, int16 samples at the device rate fs_in:
 
  1. gaps     a flagged input sample (one uint8 flag per time step, shared by all channels) is
              replaced by the channel's last good sample (0 before any); the window's flagged
@@ -62,6 +63,14 @@ acc_z) whatever n_ppg is. Per input row, int16 samples at the device rate fs_in:
              the sensor's max bin exactly 2^16; Pmax_s == 0 -> u_s = 0 (a dead sensor adds nothing).
              P_ppg = sum_s u_s <= n_ppg 2^16 (the sum, not the mean: the code step divides by the
              max anyway), then coded as any channel's P (step 7: bitlen <= 18, so q = 0).
+    acc      n_channels = 2: ONE acc channel, the power summed over the three axes, |X|^2 + |Y|^2 + |Z|^2,
+             which does not depend on how the accelerometer's axes are turned on the wrist (a rotation
+             of the sensor frame leaves it unchanged, up to rounding): a swing along any direction shows.
+             Step 5 scaled each axis by its own block-floating-point shift, so the powers are first put
+             on one scale: per axis e = 2 (r - s) (the power's exponent: right shifts r, left shifts s;
+             an all-zero axis takes no part), emax = the largest e of the non-zero axes, and
+             P_acc = (sum_axes (P_axis >> (emax - e_axis)) + 2) >> 2  (a shift of 32 or more gives 0;
+             each term <= 2^31, the sum < 2^33, P_acc < 2^31: uint32), then coded as any channel's P.
  7. codes    per channel Pmax = max_b P; q = max(0, bitlen(Pmax) - 22); Pm = Pmax >> q,
              Pb = P >> q; code = (508 Pb + Pm) // (2 Pm) - 127, i.e. round-half-up of
              254 P / Pmax - 127 on the shifted powers (uint32 arithmetic: 509 * 2^22 < 2^31);
@@ -101,6 +110,8 @@ from sqtool.core import to_dict as _to_dict
 
 FORMAT = "sqtool.frontend/v1"
 CHANNELS = ("ppg", "acc_x", "acc_y", "acc_z")
+ACC_AXES = CHANNELS[1:]
+NETWORK_CHANNELS = {1: ("ppg",), 2: ("ppg", "acc"), 4: CHANNELS}   # n_channels -> the network's channels
 DEFAULT_GAINS = {"ppg": 8.0, "acc": 4096.0}       # counts per unit: PPG (TROIKA units), acc (g)
 MID_SAT = (1 << 24) - 1                           # clamp of an inner biquad section's output
 CODE_BITS = 22                                    # Pmax is shifted below 2^22 before the division
@@ -118,7 +129,8 @@ class FrontEndCfg:
     fs: float = 16.0                      # model rate (Hz)
     window_s: float = 8.0
     hop_s: float = 2.0
-    n_channels: int = 4                   # 4 = ppg, acc_x, acc_y, acc_z; 1 = ppg only (network channels)
+    n_channels: int = 4                   # network channels: 4 = ppg, acc_x, acc_y, acc_z; 2 = ppg, acc (the
+                                          # axes' powers summed: orientation-free); 1 = ppg only
     n_ppg: int = 1                        # PPG sensors on the DEVICE, averaged into the ppg channel (1, 2)
     band: tuple[float, float] = (0.5, 4.0)            # Hz, causal Butterworth band-pass
     filter_order: int = 2                 # butter order -> filter_order biquad sections
@@ -136,14 +148,14 @@ class FrontEndCfg:
     @property
     def n_inputs(self) -> int:
         """C_in: input rows (the n_ppg PPG sensors, then the accelerometer axes)."""
-        return self.n_channels + self.n_ppg - 1
+        return self.n_ppg + (len(ACC_AXES) if self.n_channels > 1 else 0)
 
     def to_dict(self) -> dict:
         """The contract: every field plus descriptive keys (ignored by from_dict)."""
         d = _to_dict(self)
         d.update({
             "format": FORMAT,
-            "channels": list(CHANNELS[:self.n_channels]),
+            "channels": list(network_channels(self.n_channels)),
             "inputs": list(input_channels(self)),
             "ppg_combine": ("one sensor: its power spectrum" if self.n_ppg == 1 else
                             f"sum over {self.n_ppg} sensors of round(2^{NORM_FRAC} P / Pmax) per sensor "
@@ -225,8 +237,9 @@ def taps_per_phase(cfg: FrontEndCfg) -> int:
 
 
 def _check_cfg(cfg: FrontEndCfg) -> None:
-    if cfg.n_channels not in (1, 4):
-        raise SqtoolError(f"frontend: n_channels={cfg.n_channels} must be 1 (ppg) or 4 (ppg + acc x, y, z)")
+    if cfg.n_channels not in NETWORK_CHANNELS:
+        raise SqtoolError(f"frontend: n_channels={cfg.n_channels} must be 1 (ppg), 2 (ppg + acc, the axes' powers "
+                          f"summed) or 4 (ppg + acc x, y, z)")
     if not (isinstance(cfg.n_ppg, int) and 1 <= cfg.n_ppg <= MAX_PPG):
         raise SqtoolError(f"frontend: n_ppg={cfg.n_ppg} PPG sensors: must be 1 or {MAX_PPG}")
     lo, hi = (float(b) for b in cfg.band)
@@ -313,8 +326,16 @@ def design(cfg: FrontEndCfg) -> FrontEndTables:
 
 
 def input_channels(cfg: FrontEndCfg) -> tuple[str, ...]:
-    """Names of the C_in input rows: ppg (ppg2), then acc_x, acc_y, acc_z when n_channels = 4."""
-    return ("ppg", "ppg2")[:cfg.n_ppg] + CHANNELS[1:cfg.n_channels]
+    """Names of the C_in input rows: ppg (ppg2), then acc_x, acc_y, acc_z when the network reads acc."""
+    return ("ppg", "ppg2")[:cfg.n_ppg] + (ACC_AXES if cfg.n_channels > 1 else ())
+
+
+def network_channels(n_channels: int) -> tuple[str, ...]:
+    """Names of the network's channels for a front end of n_channels (1, 2 or 4)."""
+    if n_channels not in NETWORK_CHANNELS:
+        raise SqtoolError(f"frontend: {n_channels} network channels: must be one of "
+                          f"{', '.join(map(str, NETWORK_CHANNELS))}")
+    return NETWORK_CHANNELS[n_channels]
 
 
 def bin_bpm(cfg: FrontEndCfg) -> np.ndarray:
@@ -398,6 +419,16 @@ def combine_ppg(p: np.ndarray, n_ppg: int) -> np.ndarray:
     return np.concatenate([u.sum(axis=1, keepdims=True), p[:, n_ppg:]], axis=1)
 
 
+def combine_acc(p: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """n_channels = 2: powers (W, 1 + 3, F) (ppg, then the three axes) with the axes' power exponents e
+    (W, 3) -> (W, 2, F): ppg, and the axes' powers on one scale, summed, >> 2 (rounded)."""
+    live = e > np.iinfo(np.int64).min                                     # (W, 3) non-zero axes
+    emax = np.where(live, e, np.iinfo(np.int64).min).max(axis=1, keepdims=True)   # (W, 1)
+    sh = np.where(live, emax - e, 64)[..., None]                          # (W, 3, 1) >= 0
+    a = np.where(sh < 32, p[:, 1:] >> np.minimum(sh, 31), 0)              # (W, 3, F)
+    return np.concatenate([p[:, :1], (a.sum(axis=1, keepdims=True) + 2) >> 2], axis=1)
+
+
 def window_codes(win: np.ndarray, cfg: FrontEndCfg, tab: FrontEndTables) -> np.ndarray:
     """Steps 5-7 on a batch of windows: win (W, C_in, T) int16 -> codes (W, F, C) int8."""
     x = win.astype(np.int64)                                              # (W, C_in, T)
@@ -420,7 +451,10 @@ def window_codes(win: np.ndarray, cfg: FrontEndCfg, tab: FrontEndTables) -> np.n
     re = (re + (1 << (ps - 1))) >> ps
     im = (im + (1 << (ps - 1))) >> ps
     p = re * re + im * im                                                 # (W, C_in, F) <= 2^31
-    p = combine_ppg(p, cfg.n_ppg)                                         # (W, C, F)
+    p = combine_ppg(p, cfg.n_ppg)                                         # (W, 1 + acc rows, F)
+    if cfg.n_channels == 2:                                               # power exponent 2 (r - s) per axis
+        e = np.where(mx > 0, 2 * (r - s), np.iinfo(np.int64).min)[:, cfg.n_ppg:]      # (W, 3)
+        p = combine_acc(p, e)                                             # (W, 2, F)
     pmax = p.max(axis=2, keepdims=True)                                   # (W, C, 1)
     q = np.maximum(_bitlen(pmax) - CODE_BITS, 0)
     pm = pmax >> q
@@ -602,7 +636,7 @@ def flagged_q15(cfg: FrontEndCfg, gap, n: int, tables: FrontEndTables | None = N
 # ----------------------------------------------------------------------------- device quantisation
 def default_gains(cfg: FrontEndCfg) -> tuple[float, ...]:
     """Counts per unit per input row: the PPG sensors (TROIKA-like units), then acc in g."""
-    return (cfg.gain_ppg,) * cfg.n_ppg + (cfg.gain_acc,) * (cfg.n_channels - 1)
+    return (cfg.gain_ppg,) * cfg.n_ppg + (cfg.gain_acc,) * (cfg.n_inputs - cfg.n_ppg)
 
 
 def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEndCfg | None = None) -> np.ndarray:
@@ -632,4 +666,4 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
 
 __all__ = ["FrontEndCfg", "FrontEndTables", "FrontEnd", "FrontEndWindow", "design", "spectra", "to_int16",
            "bin_bpm", "default_gains", "taps_per_phase", "filtered", "flagged_q15", "window_codes", "combine_ppg",
-           "input_channels", "CHANNELS", "DEFAULT_GAINS", "NORM_BITS", "NORM_FRAC", "MAX_PPG"]
+           "input_channels", "network_channels", "combine_acc", "CHANNELS", "ACC_AXES", "DEFAULT_GAINS", "NORM_BITS", "NORM_FRAC", "MAX_PPG"]

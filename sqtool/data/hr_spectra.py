@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import ModelCfg, SqtoolError
+from sqtool.core import ModelCfg, SqtoolError, signal_channels
 from sqtool.data.frontend import MAX_PPG, FrontEndCfg, design, spectra, to_int16
 
 HR_DATASETS = ("troika", "wrist_exercise")
@@ -103,7 +103,7 @@ def stream_channels(record, model_cfg: ModelCfg | dict) -> tuple[list[str], int]
     if not present:
         raise SqtoolError(f"{record.dataset}/{record.record_id}: the model needs a PPG channel "
                           f"({' or '.join(sensors)}); the recording has {', '.join(record.signals) or 'none'}")
-    return present + list(mc["channels"][1:]), len(present)
+    return present + signal_channels(mc["channels"][1:]), len(present)
 
 
 def device_stream(record, channels) -> tuple[np.ndarray, float, np.ndarray | None]:

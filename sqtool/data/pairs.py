@@ -61,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_bool_flag, add_config_args,
+from sqtool.core import (DEFAULT_BAND, SqtoolError, signal_channels, check_fs, check_window_s, add_bool_flag, add_config_args,
                          add_deprecated_alias, make_run_dir, resolve_config, resolve_data_root,
                            save_config, write_metrics)
 
@@ -256,10 +256,10 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     from sqtool.data.quality import record_quality
 
     res = _no_pairs(rec)
-    if not all(c in rec.signals for c in model_cfg.channels[1:]):
+    if not all(c in rec.signals for c in signal_channels(model_cfg.channels[1:])):
         res["unusable"] = 1                                 # e.g. a finger PPG without accelerometer
         return res
-    if min(len(v) / rec.fs[c] for c, v in rec.signals.items() if c in model_cfg.channels) < model_cfg.window_s:
+    if min(len(v) / rec.fs[c] for c, v in rec.signals.items() if c in signal_channels(model_cfg.channels)) < model_cfg.window_s:
         res["short"] = 1
         return res
     hr = record_spectra(nominal_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)

@@ -82,7 +82,7 @@ def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
         ("SQ_FE_TAPS", P, "polyphase FIR taps per phase"),
         ("SQ_FE_FIR_CUTOFF_HZ", _num(cfg.fir_cutoff_hz), "Kaiser low-pass cutoff"),
         ("SQ_FE_KAISER_BETA", _num(cfg.kaiser_beta), "Kaiser window beta"),
-        ("SQ_FE_NCH", cfg.n_channels, "network channels: ppg (+ acc_x, acc_y, acc_z)"),
+        ("SQ_FE_NCH", cfg.n_channels, "network channels: ppg (+ acc_x, acc_y, acc_z; 2: + acc, the axes summed)"),
         ("SQ_FE_N_PPG", cfg.n_ppg, "PPG sensors on the device, averaged into the ppg channel"),
         ("SQ_FE_NIN", cfg.n_inputs, "input channels: the PPG sensors, then the acc axes"),
         ("SQ_FE_T", tab.T, "window length (model-rate samples)"),

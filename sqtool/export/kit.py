@@ -61,7 +61,7 @@ def synthetic_recording(fs_in: float, n_channels: int, seconds: float = 48.0, se
     x = [ppg + 700 * np.sin(mot)]
     if n_ppg == 2:
         x.append(0.33 * ppg + 600 * np.sin(mot + 0.4) + 150 * rng.standard_normal(n))
-    if n_channels == 4:
+    if n_channels > 1:                                                   # acc x, y, z
         x += [1200 * np.sin(mot + k) + 4096 * (k == 2) + 60 * rng.standard_normal(n) for k in range(3)]
     x16 = np.clip(np.round(np.stack(x)), -32768, 32767).astype(np.int16)
     gap = np.zeros(n, bool)

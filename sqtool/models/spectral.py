@@ -186,3 +186,5 @@ SPEC_ARCHS = {
 for _name, _convs in SPEC_ARCHS.items():
     register_model(ModelCfg(name=_name, arch={"convs": _convs, "bins_bpm": list(BINS_BPM)},
                             frontend=dict(FRONTEND), **SPEC_DEFAULTS))(SpecNet)
+    register_model(ModelCfg(name=f"{_name}_accsum", arch={"convs": _convs, "bins_bpm": list(BINS_BPM)},
+                            frontend=dict(FRONTEND), **{**SPEC_DEFAULTS, "channels": ("ppg", "acc")}))(SpecNet)

@@ -202,3 +202,51 @@ def test_to_int16_gains_and_saturation():
         to_int16(np.array([[np.nan, 1.0]]))
     with pytest.raises(SqtoolError):
         to_int16(x, gains=(1.0, 2.0, 3.0))
+
+
+# ----------------------------------------------------------------------------- acc axes summed (n_channels = 2)
+
+def _swing(direction, n=125 * 40, cad_bpm=84.0, seed=0):
+    """int16 (1 + 3, n): a 110 BPM pulse, and an arm swing at cad_bpm along `direction` (acc in g)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 125.0
+    ppg = np.sin(2 * np.pi * 110 / 60 * t) + 0.05 * rng.standard_normal(n)
+    d = np.asarray(direction, float) / np.linalg.norm(direction)
+    acc = 0.8 * d[:, None] * np.sin(2 * np.pi * cad_bpm / 60 * t) + 0.002 * rng.standard_normal((3, n))
+    return to_int16(np.vstack([ppg * 1000, acc]), gains=(8.0, 4096.0, 4096.0, 4096.0))
+
+
+def test_summed_acc_channel_is_the_swing_whatever_the_axes_orientation():
+    """n_channels = 2: one acc channel, the three axes' powers on one scale and summed. A swing along the watch
+    face (one axis still) and the same swing turned to any direction give the same acc codes up to rounding,
+    with the peak at the cadence; the per-axis front end shows a still axis as its own normalised noise."""
+    cfg = FrontEndCfg(n_channels=2, bins_bpm=(30.0, 229.5, 1.5))
+    bins = bin_bpm(cfg)
+    assert cfg.n_inputs == 4 and cfg.to_dict()["channels"] == ["ppg", "acc"]
+    flat = spectra(cfg, _swing([1.0, 1.0, 0.0]))[0]                       # (W, F, 2)
+    assert flat.shape[2] == 2
+    for k, d in enumerate(([0.0, 0.0, 1.0], [1.0, -2.0, 0.5], [0.3, 0.3, -3.0])):
+        turned = spectra(cfg, _swing(d))[0]
+        assert np.abs(turned[..., 1].astype(int) - flat[..., 1]).max() <= 3, k
+        assert np.array_equal(turned[..., 0], flat[..., 0])                # the ppg channel: untouched
+    assert np.all(np.abs(bins[flat[..., 1].argmax(axis=1)] - 84.0) <= 1.5)
+    axes = spectra(FrontEndCfg(bins_bpm=(30.0, 229.5, 1.5)), _swing([1.0, 1.0, 0.0]))[0]
+    assert np.all(axes[..., 3].max(axis=1) == 127) and np.abs(bins[axes[..., 3].argmax(axis=1)] - 84.0).min() > 3
+    axes_ppg = spectra(FrontEndCfg(bins_bpm=(30.0, 229.5, 1.5)), _swing([1.0, 1.0, 0.0]))[0][..., 0]
+    assert np.array_equal(axes_ppg, flat[..., 0])
+
+
+def test_summed_acc_weighs_each_axis_by_its_true_power():
+    """Block floating point scales each axis to its own max before the DFT; the sum undoes it: an axis 64x
+    weaker (its own spectrum coded to 127 like the others') adds 1/4096 of the power, a dead axis nothing."""
+    cfg = FrontEndCfg(n_channels=2)
+    bins = bin_bpm(cfg)
+    t = np.arange(125 * 30) / 125.0
+    strong = 8000 * np.sin(2 * np.pi * 90 / 60 * t)
+    weak = 125 * np.sin(2 * np.pi * 150 / 60 * t)
+    x = np.round(np.vstack([strong, strong, weak, 0 * t])).astype(np.int16)
+    acc = spectra(cfg, x)[0][..., 1]                                      # (W, F)
+    at = lambda bpm: acc[:, int(np.argmin(np.abs(bins - bpm)))]            # noqa: E731
+    assert np.all(at(90) == 127) and np.all(at(150) <= -126)
+    alone = spectra(cfg, np.vstack([x[:1], np.zeros_like(x[1:3]), x[2:3]]))[0][..., 1]
+    assert np.all(alone[:, int(np.argmin(np.abs(bins - 150)))] == 127)    # the weak swing, alone, is its own max

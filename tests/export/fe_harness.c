@@ -3,7 +3,7 @@
  *
  * stdin (little-endian): int32 n, int32 has_gap, int32 n_chunks, int32 chunk[n_chunks] (sizes, cycled
  * until n samples are pushed), int16 ppg[SQ_FE_N_PPG n] (sensors interleaved per time step), int16
- * acc[3 n] (interleaved x, y, z; only when SQ_FE_NCH == 4), uint8 gap[n] (only when has_gap).
+ * acc[3 n] (interleaved x, y, z; only when SQ_FE_NCH > 1), uint8 gap[n] (only when has_gap).
  * stdout: per window: int32 index, uint16 flagged_q15, int8 codes[SQ_FE_NBINS * SQ_FE_NCH], int16
  * ring[SQ_FE_NIN][SQ_FE_T] (the window's band-passed model-rate samples, oldest first: checks steps 1-3).
  * `fe_harness selftest` checks the API's error contract instead and exits 0 when it holds.
@@ -44,7 +44,7 @@ static int selftest(void)
     CHECK(sq_frontend_push(NULL, ppg, acc, NULL, 4, &used) == SQ_FE_ERR_NULL);
     CHECK(sq_frontend_push(&s, NULL, acc, NULL, 4, &used) == SQ_FE_ERR_NULL);
     CHECK(sq_frontend_push(&s, ppg, acc, NULL, 4, NULL) == SQ_FE_ERR_NULL);
-#if SQ_FE_NCH == 4
+#if SQ_FE_NCH > 1
     CHECK(sq_frontend_push(&s, ppg, NULL, NULL, 4, &used) == SQ_FE_ERR_NULL);
 #endif
     CHECK(sq_frontend_push(&s, ppg, acc, NULL, -1, &used) == SQ_FE_ERR_ARG && used == 0);
@@ -90,7 +90,7 @@ int main(int argc, char **argv)
     ppg = malloc(sizeof(int16_t) * (SQ_FE_N_PPG * (size_t)n + 1));
     if (!chunks || !ppg || !read_all(chunks, 4, (size_t)hdr[2]) || !read_all(ppg, 2, SQ_FE_N_PPG * (size_t)n))
         return 2;
-    if (SQ_FE_NCH == 4) {
+    if (SQ_FE_NCH > 1) {
         acc = malloc(sizeof(int16_t) * (3 * (size_t)n + 1));
         if (!acc || !read_all(acc, 2, 3 * (size_t)n)) return 2;
     }

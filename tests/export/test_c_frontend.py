@@ -52,15 +52,16 @@ def _payload(x, gap, chunks, n_ppg=1):
     return b
 
 
-def _parse(raw, F, C, T=128, n_ppg=1):
-    rec = np.dtype([("i", "<i4"), ("f", "<u2"), ("c", "i1", (F, C)), ("r", "<i2", (C + n_ppg - 1, T))])
+def _parse(raw, F, C, T=128, n_ppg=1, n_in=None):
+    n_in = C + n_ppg - 1 if n_in is None else n_in                     # input rows (acc axes summed: C = 2)
+    rec = np.dtype([("i", "<i4"), ("f", "<u2"), ("c", "i1", (F, C)), ("r", "<i2", (n_in, T))])
     return np.frombuffer(raw, rec)
 
 
-def _run_c(exe, x, gap, chunks, F=201, n_ppg=1):
+def _run_c(exe, x, gap, chunks, F=201, n_ppg=1, C=None):
     r = subprocess.run([str(exe)], input=_payload(x, gap, chunks, n_ppg), capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
-    return _parse(r.stdout, F, x.shape[0] - n_ppg + 1, n_ppg=n_ppg)
+    return _parse(r.stdout, F, x.shape[0] - n_ppg + 1 if C is None else C, n_ppg=n_ppg, n_in=x.shape[0])
 
 
 def _check(out, cfg, x, gap):
@@ -168,7 +169,7 @@ def test_sanitizers_on_random_and_extreme_streams(tmp_path):
 @pytest.mark.parametrize("defines", [(), ("-DSQ_FE_NO_DSP",)])
 def test_cortex_m4_builds_with_werror(tmp_path, defines):
     for cfg in (FrontEndCfg(), FrontEndCfg(fs_in=256.0, n_channels=1), FrontEndCfg(n_ppg=2),
-                FrontEndCfg(n_channels=1, n_ppg=2)):
+                FrontEndCfg(n_channels=1, n_ppg=2), FrontEndCfg(n_channels=2), FrontEndCfg(n_channels=2, n_ppg=2)):
         d = tmp_path / f"c{cfg.n_channels}_{cfg.n_ppg}"
         paths = render_frontend(cfg, d)
         r = subprocess.run(["arm-none-eabi-gcc", *FLAGS, "-O2", "-mcpu=cortex-m4", "-mthumb", *defines, f"-I{d}",
@@ -181,15 +182,15 @@ def test_cortex_m4_builds_with_werror(tmp_path, defines):
 
 @needs_arm
 @pytest.mark.mcu
-@pytest.mark.parametrize("n_ppg", [1, 2])
-def test_cortex_m4_dsp_path_bit_exact_under_qemu(tmp_path, n_ppg):
+@pytest.mark.parametrize("n_ppg,n_channels", [(1, 4), (2, 4), (2, 2)])
+def test_cortex_m4_dsp_path_bit_exact_under_qemu(tmp_path, n_ppg, n_channels):
     """The __smlad path on an emulated Cortex-M4 (mps2-an386, picolibc, semihosting) = the reference."""
     if shutil.which("qemu-system-arm") is None:
         pytest.skip("no qemu-system-arm")
     from sqtool.firmware_bench.mcu import TARGETS, picolibc_specs
     if picolibc_specs() is None:
         pytest.skip("no picolibc for arm-none-eabi")
-    cfg = FrontEndCfg(n_ppg=n_ppg)
+    cfg = FrontEndCfg(n_ppg=n_ppg, n_channels=n_channels)
     d = tmp_path / "c"
     render_frontend(cfg, d)
     t = TARGETS["m4"]
@@ -204,7 +205,7 @@ def test_cortex_m4_dsp_path_bit_exact_under_qemu(tmp_path, n_ppg):
                         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
                        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
-    _check(_parse((tmp_path / "fe_out.bin").read_bytes(), 201, 4, n_ppg=n_ppg), cfg, x, gap)
+    _check(_parse((tmp_path / "fe_out.bin").read_bytes(), 201, n_channels, n_ppg=n_ppg, n_in=cfg.n_inputs), cfg, x, gap)
 
 
 # ----------------------------------------------------------------------------- two PPG sensors (n_ppg = 2)
@@ -268,3 +269,30 @@ def test_two_ppg_single_channel_256hz_with_prefix_and_sanitizers(tmp_path):
     x = rng.integers(-32768, 32768, size=(2, 9000)).astype(np.int16)
     gap = (rng.random(9000) < 0.05).astype(np.uint8)
     _check(_run_c(exe, x, gap, rng.integers(1, 900, 20), n_ppg=2), cfg, x, gap)
+
+
+# ----------------------------------------------------------------------------- acc axes summed (n_channels = 2)
+
+@needs_gcc
+@pytest.mark.parametrize("n_ppg", [1, 2])
+def test_summed_acc_streams_bit_exact_with_sanitizers(tmp_path, n_ppg):
+    """ppg sensor(s) + acc x, y, z in -> 2 code channels (ppg, the axes' summed power) = the reference: random,
+    extreme, and axes of very different scale (one dead, one 1000x weaker: the block-floating-point exponents
+    that put the axes on one scale differ by up to 30)."""
+    cfg = FrontEndCfg(n_channels=2, n_ppg=n_ppg)
+    try:
+        exe = _build(cfg, tmp_path, extra=("-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                                           "-fno-omit-frame-pointer"))
+    except subprocess.CalledProcessError as e:
+        pytest.skip(f"sanitizers unavailable: {e.stderr.splitlines()[:1]}")
+    r = subprocess.run([str(exe), "selftest"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    C = 3 + n_ppg
+    for x, gap, chunks in _random_streams(C=C, n=5000, seed=12):
+        _check(_run_c(exe, x, gap, chunks, n_ppg=n_ppg, C=2), cfg, x, gap)
+    for x in _extreme_streams(C=C, n=2500):
+        _check(_run_c(exe, x, None, [1, 333], n_ppg=n_ppg, C=2), cfg, x, None)
+    x = _random_streams(C=C, n=5000, seed=13)[2][0].copy()
+    x[n_ppg] = 0                                                           # a dead axis
+    x[n_ppg + 1] = (x[n_ppg + 1] // 1000).astype(np.int16)                 # an axis 1000x weaker
+    _check(_run_c(exe, x, None, [250], n_ppg=n_ppg, C=2), cfg, x, None)

@@ -93,7 +93,8 @@ def test_reference_equals_litert_reference_kernels_and_tflm(twin, tmp_path):
     np.testing.assert_array_equal(TF.run_tflm(f, xq[:, None]).reshape(n, -1), want, err_msg=name)
     t = TF.tensors_by_name(f)
     if name.startswith("spec_"):
-        assert t["spectra"]["shape"] == [1, 1, 134, 4] and t["hr_logits"]["shape"] == [1, 134]
+        nch = get_model_cfg(name).in_channels                               # 4 axes, or ppg + summed acc
+        assert t["spectra"]["shape"] == [1, 1, 134, nch] and t["hr_logits"]["shape"] == [1, 134]
         assert t["__ops__"] == ["CONV_2D"] * len(g.layers) + ["RESHAPE"]
         np.testing.assert_array_equal(got.reshape(n, -1), lite["head"].reshape(n, -1))
 
@@ -148,10 +149,11 @@ def test_spectral_header_states_the_contract(spec_twin, tmp_path):
     name, q, g, _, md = spec_twin
     C.generate_c(g, md, tmp_path / "c")
     h = (tmp_path / "c" / "sq_model.h").read_text()
+    nch = q.cfg.in_channels                                     # ppg + acc x, y, z; or ppg + the axes summed
     for needle in ("#define SQ_NBINS 134", "#define SQ_BIN_LO_MBPM 30000", "#define SQ_BIN_STEP_MBPM 1500",
                    "#define SQ_BAND_LO_HZ 0.5f", "#define SQ_BAND_HI_HZ 4.0f", "#define SQ_FS_HZ 16.0f",
-                   "#define SQ_IN_SAMPLES 134", "#define SQ_IN_CHANNELS 4", "#define SQ_OUTPUT_SIZE 134",
-                   "#define SQ_OUTPUT_ZERO_POINT 0", '#define SQ_FAMILY "spec_cnn"', "in[f * 4 + c]",
+                   "#define SQ_IN_SAMPLES 134", f"#define SQ_IN_CHANNELS {nch}", "#define SQ_OUTPUT_SIZE 134",
+                   "#define SQ_OUTPUT_ZERO_POINT 0", '#define SQ_FAMILY "spec_cnn"', f"in[f * {nch} + c]",
                    "#define SQ_FRONTEND_JSON", "#define SQ_DECODER_JSON", f"MACs             {g.macs} per window"):
         assert needle in h, needle
     for key in q.cfg.frontend:

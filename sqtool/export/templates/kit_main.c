@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 #if SQ_FE_N_PPG == 2
             ppg[2 * j + 1] = fr[1];
 #endif
-#if SQ_FE_NCH == 4
+#if SQ_FE_NCH > 1
             acc[3 * j] = fr[SQ_FE_N_PPG];
             acc[3 * j + 1] = fr[SQ_FE_N_PPG + 1];
             acc[3 * j + 2] = fr[SQ_FE_N_PPG + 2];

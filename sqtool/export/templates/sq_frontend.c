@@ -107,7 +107,7 @@ int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, c
     int i = 0, c;
     if (!s || !ppg || !consumed) return SQ_FE_ERR_NULL;
     *consumed = 0;
-#if SQ_FE_NCH == 4
+#if SQ_FE_NCH > 1
     if (!acc) return SQ_FE_ERR_NULL;
 #else
     (void)acc;
@@ -122,7 +122,7 @@ int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, c
 #if SQ_FE_N_PPG == 2
             s->last[1] = ppg[2 * i + 1];
 #endif
-#if SQ_FE_NCH == 4
+#if SQ_FE_NCH > 1
             s->last[SQ_FE_N_PPG] = acc[3 * i];
             s->last[SQ_FE_N_PPG + 1] = acc[3 * i + 1];
             s->last[SQ_FE_N_PPG + 2] = acc[3 * i + 2];
@@ -163,6 +163,7 @@ static void sq_fe_prepare(sq_frontend_t *s, int c)
     } else if (mx > 0) {
         while ((mx << (sh + 1)) <= SQ_FE_XMAX) ++sh;
     }
+    s->pexp[c] = mx > 0 ? 2 * (rs - sh) : SQ_FE_PEXP_NONE;       /* the power's scale: P * 2^pexp */
     for (n = 0; n < SQ_FE_T; ++n) {
         int32_t v = rs ? (x[n] + (1 << (rs - 1))) >> rs : x[n] * (1 << sh);   /* |v| <= XMAX */
         x[n] = (v * sq_fe_hann[n] + (1 << 14)) >> 15;
@@ -317,6 +318,28 @@ static void sq_fe_combine_ppg(uint32_t *pw)
 }
 #endif
 
+#if SQ_FE_NCH == 2
+/* The three axes (input channels N_PPG .. N_PPG+2) -> one acc power, |X|^2 + |Y|^2 + |Z|^2 on one scale: each
+ * axis' power shifted right by emax - its exponent (emax: the largest of the non-zero axes; a shift >= 32
+ * gives 0; an all-zero axis adds 0), summed (< 2^33: uint64), rounded >> 2 (< 2^31) into pw[b * NIN + N_PPG]. */
+static void sq_fe_combine_acc(uint32_t *pw, const int32_t *pexp)
+{
+    int32_t emax = SQ_FE_PEXP_NONE, sh[3];
+    int a, b;
+    for (a = 0; a < 3; ++a)
+        if (pexp[SQ_FE_N_PPG + a] > emax) emax = pexp[SQ_FE_N_PPG + a];
+    for (a = 0; a < 3; ++a)
+        sh[a] = pexp[SQ_FE_N_PPG + a] == SQ_FE_PEXP_NONE ? 32 : emax - pexp[SQ_FE_N_PPG + a];
+    for (b = 0; b < SQ_FE_NBINS; ++b) {
+        const uint32_t *p = pw + b * SQ_FE_NIN + SQ_FE_N_PPG;
+        uint64_t sum = 2u;
+        for (a = 0; a < 3; ++a)
+            if (sh[a] < 32) sum += p[a] >> sh[a];
+        pw[b * SQ_FE_NIN + SQ_FE_N_PPG] = (uint32_t)(sum >> 2);
+    }
+}
+#endif
+
 int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
 {
     int c, b, idx;
@@ -327,6 +350,9 @@ int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
     sq_fe_dft(&s->xw[0][0], s->pw);
 #if SQ_FE_N_PPG > 1
     sq_fe_combine_ppg(s->pw);
+#endif
+#if SQ_FE_NCH == 2
+    sq_fe_combine_acc(s->pw, s->pexp);
 #endif
     for (c = 0; c < SQ_FE_NCH; ++c) {
         const int col = c == 0 ? 0 : c + SQ_FE_N_PPG - 1;            /* channel c's power column in pw */

@@ -2,7 +2,7 @@
  * sq_frontend.h - fixed-point streaming front end of the wrist heart-rate monitor (C99, no malloc,
  * no float, re-entrant: all state lives in a caller-owned sq_frontend_t).
  *
- * int16 samples at SQ_FE_FS_IN (SQ_FE_N_PPG PPG sensors, and acc x, y, z when SQ_FE_NCH == 4) -> every
+ * int16 samples at SQ_FE_FS_IN (SQ_FE_N_PPG PPG sensors, and acc x, y, z when SQ_FE_NCH > 1) -> every
  * SQ_FE_HOP model-rate samples, once SQ_FE_T exist, one window of int8 spectrum codes (SQ_FE_NBINS bins x
  * SQ_FE_NCH channels, channels-last) plus its flagged fraction in Q15. Bit-exact with the numpy
  * reference sqtool/data/frontend.py (same contract; see its docstring and sq_frontend_tables.h):
@@ -10,9 +10,11 @@
  *   -> ring of T samples -> block floating point + Hann (Q15) -> direct DFT at the bin frequencies
  *   (cos table, int32 accumulators, proven overflow-free) -> power -> [SQ_FE_N_PPG == 2: the PPG sensors'
  *   spectra, each normalised to 2^SQ_FE_NORM_FRAC at its own max, summed into the ppg channel]
+ *   -> [SQ_FE_NCH == 2: the three axes' powers, put on one scale, summed into one acc channel]
  *   -> per-channel max -> int8 codes.
- * The SQ_FE_NIN = SQ_FE_NCH + SQ_FE_N_PPG - 1 input channels each get a resampler, band-pass, ring and
- * DFT channel; the codes always have SQ_FE_NCH channels (ppg, acc_x, acc_y, acc_z), whatever N_PPG is.
+ * The SQ_FE_NIN = SQ_FE_N_PPG (+ 3 axes when SQ_FE_NCH > 1) input channels each get a resampler, band-pass,
+ * ring and DFT channel; the codes always have SQ_FE_NCH channels (ppg; ppg, acc; or ppg, acc_x, acc_y,
+ * acc_z), whatever N_PPG is.
  *
  * Usage:
  *   sq_frontend_t fe;  sq_frontend_init(&fe);
@@ -41,11 +43,13 @@ extern "C" {
 #endif
 
 #define SQ_FE_OK              0
-#define SQ_FE_ERR_NULL      (-1)   /* NULL state, ppg, consumed or out; acc NULL when SQ_FE_NCH == 4 */
+#define SQ_FE_ERR_NULL      (-1)   /* NULL state, ppg, consumed or out; acc NULL when SQ_FE_NCH > 1 */
 
-#if SQ_FE_N_PPG < 1 || SQ_FE_N_PPG > 2 || SQ_FE_NIN != SQ_FE_NCH + SQ_FE_N_PPG - 1
-#error "sq_frontend: SQ_FE_N_PPG must be 1 or 2 and SQ_FE_NIN = SQ_FE_NCH + SQ_FE_N_PPG - 1"
+#if SQ_FE_N_PPG < 1 || SQ_FE_N_PPG > 2 || (SQ_FE_NCH != 1 && SQ_FE_NCH != 2 && SQ_FE_NCH != 4) \
+    || SQ_FE_NIN != SQ_FE_N_PPG + (SQ_FE_NCH > 1 ? 3 : 0)
+#error "sq_frontend: SQ_FE_N_PPG must be 1 or 2, SQ_FE_NCH 1, 2 or 4, and SQ_FE_NIN = SQ_FE_N_PPG (+ 3 axes)"
 #endif
+#define SQ_FE_PEXP_NONE     (-2147483647 - 1)   /* the power exponent of an all-zero input channel */
 #define SQ_FE_ERR_ARG       (-2)   /* n < 0 */
 #define SQ_FE_ERR_PENDING   (-3)   /* push while a window is ready: call sq_frontend_window first */
 #define SQ_FE_ERR_NO_WINDOW (-4)   /* sq_frontend_window without a ready window */
@@ -67,6 +71,7 @@ typedef struct {
     uint32_t win_index;                           /* index of the next window */
     uint32_t xw[SQ_FE_T / 2][SQ_FE_NIN];          /* work: windowed sample pairs (n, n+1), channels interleaved */
     uint32_t pw[SQ_FE_NBINS * SQ_FE_NIN];         /* work: power per bin and input channel (<= 2^31) */
+    int32_t pexp[SQ_FE_NIN];                      /* work: its scale, P * 2^pexp (block floating point) */
 } sq_frontend_t;
 
 /* Reset the state (zero history, no window yet). 0, or SQ_FE_ERR_NULL. */

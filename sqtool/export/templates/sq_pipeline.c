@@ -115,7 +115,7 @@ int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, c
     if (n < 0 || max_out < 0) return SQ_PL_ERR_ARG;
     if (n == 0) return 0;
     if (ppg == NULL) return SQ_PL_ERR_NULL;
-#if SQ_FE_NCH == 4
+#if SQ_FE_NCH > 1
     if (acc == NULL) return SQ_PL_ERR_NULL;
 #endif
     need = sq_pipeline_pending(p, n);
