@@ -43,7 +43,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqtool.core import SqtoolError, atomic_write_text, write_metrics  # noqa: E402
+from sqtool.core import SqtoolError, atomic_write_text, signal_channels, write_metrics  # noqa: E402
 from sqtool.core.metrics import bootstrap_mean_ci  # noqa: E402
 from sqtool.data.frontend import bin_bpm  # noqa: E402
 from sqtool.data.hr_spectra import EXCLUDED, HrRecording, as_model_input, frontend_cfg, record_spectra  # noqa: E402
@@ -76,7 +76,7 @@ def float_samples(record, channels) -> tuple[np.ndarray, float]:
 def zero_phase_codes(record, scfg, n_windows: int) -> np.ndarray:
     """The zero-phase float front end: int8 (W, F, C) codes on the device's windows and bins."""
     from scipy import signal as sps
-    x, fs_in = float_samples(record, scfg.channels)                         # (C, N)
+    x, fs_in = float_samples(record, signal_channels(scfg.channels))       # (C_in, N): ppg, acc x, y, z
     fe = frontend_cfg(scfg, fs_in)
     r = Fraction(str(float(fe.fs))) / Fraction(str(float(fs_in)))
     y = sps.resample_poly(x, r.numerator, r.denominator, axis=1)            # (C, ceil(N L / M))
@@ -93,7 +93,9 @@ def zero_phase_codes(record, scfg, n_windows: int) -> np.ndarray:
     hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / T)                            # periodic, as the device
     f_hz = bin_bpm(fe) / 60.0                                               # (F,)
     E = np.exp(-2j * np.pi * f_hz[None, :] * n[:, None] / fe.fs)            # (T, F)
-    p = np.abs((frames * hann) @ E) ** 2                                    # (C, W, F)
+    p = np.abs((frames * hann) @ E) ** 2                                    # (C_in, W, F)
+    if fe.n_channels == 2:                                                  # acc: the axes' powers summed
+        p = np.concatenate([p[:1], p[1:].sum(axis=0, keepdims=True)])       # (C, W, F)
     pmax = p.max(axis=2, keepdims=True)
     code = np.where(pmax > 0, 254.0 * p / np.where(pmax > 0, pmax, 1.0) - 127.0, -127.0)
     return np.ascontiguousarray(np.clip(np.round(code), -127, 127).astype(np.int8).transpose(1, 2, 0))  # (W, F, C)
@@ -257,7 +259,8 @@ def markdown(summ, res) -> str:
     L += ["", f"The device arm is worse on {summ['device_worse_on']} of {summ['n_subjects']} subjects (decoded) and "
           f"{summ['raw_device_worse_on']} (argmax). Per-subject CIs: moving-block bootstrap over windows "
           f"(blocks of {a['block']} windows); mean-of-subjects CI: bootstrap over subjects. "
-          f"Front-end codes, device vs zero-phase: mean |code difference| per channel (ppg, acc x, y, z) "
+          f"Front-end codes, device vs zero-phase: mean |code difference| per channel "
+          f"({', '.join(get_model_cfg(a['student']).channels)}) "
           f"{', '.join(f'{v:.1f}' for v in ag['mean_abs_code_diff_per_channel'])}; PPG spectral peak in the same "
           f"bin in {100 * ag['ppg_peak_same_bin']:.1f} % of windows (within one bin: "
           f"{100 * ag['ppg_peak_within_1_bin']:.1f} %).", "",

@@ -280,8 +280,10 @@ class CPipelineHost:
         from sqtool.export.pipeline import RESULT_KEYS
         x16 = np.asarray(x16, np.int16)
         C, n = x16.shape
-        if C - n_ppg + 1 != self.channels:
-            raise SqtoolError(f"c_pipeline: {where} has {C - n_ppg + 1} channels, the pipeline reads {self.channels}")
+        want = n_ppg + (3 if self.channels > 1 else 0)                          # the sensors, acc x, y, z
+        if C != want:
+            raise SqtoolError(f"c_pipeline: {where} has {C} input rows, the pipeline reads {want} "
+                              f"({n_ppg} PPG sensor(s){', acc x, y, z' if self.channels > 1 else ''})")
         state = np.zeros((self.state_bytes + 7) // 8, np.uint64)                 # 8-byte aligned
         fs_mhz = int(round(fs_in * 1000))
         rc = (self._init_device(state.ctypes.data, fs_mhz, int(n_ppg)) if self._init_device is not None else

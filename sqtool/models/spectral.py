@@ -1,7 +1,8 @@
 """Heart rate as a distribution: a fully convolutional network over the spectrum, one logit per HR bin.
 
-    input  (B, C, F)  per-channel power spectra on the HR bin grid (30..229.5 BPM, 1.5 BPM: F = 134) (PPG, acc_x, acc_y, acc_z), each
-                      scaled by the front end to int8 codes in [-127, 127] (float input = code / 127)
+    input  (B, C, F)  per-channel power spectra on the HR bin grid (30..229.5 BPM, 1.5 BPM: F = 134): (PPG, acc), acc
+                      the three axes' power summed (orientation-free; the `_axes` twins: PPG, acc_x, acc_y, acc_z),
+                      each scaled by the front end to int8 codes in [-127, 127] (float input = code / 127)
     blocks [Conv1d(k, dilation d, 'same') + ReLU] x N over the bin axis
     head   Conv1d(k=1) -> (B, F) logits, one per heart-rate bin
 
@@ -166,11 +167,11 @@ def spectral_budget(cfg: ModelCfg) -> dict:
 BINS_BPM = (30.0, 229.5, 1.5)
 # ppg_sensors: the PPG sensors whose spectra the front end averages (each normalised to its own max) into
 # the ppg channel when a recording / device has them (SP Cup / TROIKA: two; a one-sensor device uses its
-# one); the network's channels stay (ppg, acc_x, acc_y, acc_z). See data.hr_spectra.stream_channels.
+# one); the network's channels stay the same. See data.hr_spectra.stream_channels.
 FRONTEND = {"type": "spectrum", "bins_bpm": list(BINS_BPM),
             "ppg_sensors": ["ppg", "ppg2"]}                    # the rest: data.frontend.FrontEndCfg
 SPEC_DEFAULTS = dict(family=SPECTRAL_FAMILY, fs=16.0, window_s=8.0, hop_s=2.0,
-                     channels=("ppg", "acc_x", "acc_y", "acc_z"), norm="spectrum_max", band=(0.5, 4.0),
+                     channels=("ppg", "acc"), norm="spectrum_max", band=(0.5, 4.0),
                      task="hr", outputs=("hr_logits",), units=("logit",))
 
 # (out_channels, kernel, dilation) per conv. Receptive field 1 + 8 (1 + 2 + 4 + 8) = 121 bins = 180 BPM:
@@ -183,8 +184,15 @@ SPEC_ARCHS = {
     "spec_teacher_m": [[24, 9, 1], [24, 9, 2], [24, 9, 4], [24, 9, 8]],
 }
 
+# The accelerometer is ONE channel, `acc`: the three axes' power spectra put on one scale and summed by the
+# front end (data.frontend, n_channels = 2). The sum does not change when the sensor's axes are turned, so a
+# swing along the watch face, which leaves one axis still, shows as plainly as any other, whatever a device's
+# axis convention; per-axis channels normalise a still axis to its own noise, and a network trained on real
+# wrists (where every axis swings) followed the cadence when one did not (hr_synthetic_pulse). The `_axes`
+# twins read the axes as three channels (the default until the summed channel replaced it; for comparison).
+ACC_CHANNELS = {"": ("ppg", "acc"), "_axes": ("ppg", "acc_x", "acc_y", "acc_z")}
+
 for _name, _convs in SPEC_ARCHS.items():
-    register_model(ModelCfg(name=_name, arch={"convs": _convs, "bins_bpm": list(BINS_BPM)},
-                            frontend=dict(FRONTEND), **SPEC_DEFAULTS))(SpecNet)
-    register_model(ModelCfg(name=f"{_name}_accsum", arch={"convs": _convs, "bins_bpm": list(BINS_BPM)},
-                            frontend=dict(FRONTEND), **{**SPEC_DEFAULTS, "channels": ("ppg", "acc")}))(SpecNet)
+    for _suffix, _channels in ACC_CHANNELS.items():
+        register_model(ModelCfg(name=_name + _suffix, arch={"convs": _convs, "bins_bpm": list(BINS_BPM)},
+                                frontend=dict(FRONTEND), **{**SPEC_DEFAULTS, "channels": _channels}))(SpecNet)

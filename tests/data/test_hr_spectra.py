@@ -36,7 +36,8 @@ def test_synthetic_corpus_is_only_what_was_asked_for():
 
 def test_frontend_cfg_follows_the_model_contract_and_refuses_time_domain_models():
     fe = frontend_cfg(get_model_cfg("spec_student_s"), 256.0)
-    assert fe.fs_in == 256.0 and fe.fs == 16.0 and tuple(fe.bins_bpm) == (30.0, 229.5, 1.5) and fe.n_channels == 4
+    assert fe.fs_in == 256.0 and fe.fs == 16.0 and tuple(fe.bins_bpm) == (30.0, 229.5, 1.5) and fe.n_channels == 2
+    assert frontend_cfg(get_model_cfg("spec_student_s_axes"), 256.0).n_channels == 4    # ppg + each acc axis
     with pytest.raises(SqtoolError, match="no spectral front end"):
         frontend_cfg(get_model_cfg("cnn1d_student_s"), 125.0)
 
@@ -61,7 +62,7 @@ def test_ppg_sensors_come_from_the_recording_within_the_model_contract():
     assert stream_channels(two, cfg) == (["ppg", "ppg2", "acc_x", "acc_y", "acc_z"], 2)
     assert stream_channels(one, cfg) == (["ppg", "acc_x", "acc_y", "acc_z"], 1)
     r2, r1 = record_spectra(two, cfg), record_spectra(one, cfg)
-    assert r2.x.shape == r1.x.shape == (7, cfg.n_bins, 4)
+    assert r2.x.shape == r1.x.shape == (7, cfg.n_bins, cfg.in_channels)
     old = {**cfg.to_dict(), "frontend": {"type": "spectrum", "bins_bpm": list(cfg.arch["bins_bpm"])}}
     assert ppg_sensors(old) == ["ppg"] and stream_channels(two, old)[1] == 1       # models older than the key
     assert frontend_cfg(cfg, 125.0, 2).n_ppg == 2 and frontend_cfg(cfg, 125.0).n_ppg == 1
@@ -80,9 +81,10 @@ def test_troika_spectra_average_both_ppg_sensors():
     rec = sorted(read_dataset(DATA / "troika" / "Training_data", kind="troika"), key=lambda r: r.record_id)[0]
     r = record_spectra(rec, cfg)
     x16, fs, gap = device_stream(rec, ["ppg", "ppg2", "acc_x", "acc_y", "acc_z"])
-    fe = FrontEndCfg(bins_bpm=tuple(cfg.arch["bins_bpm"]), n_ppg=2)
+    fe = FrontEndCfg(bins_bpm=tuple(cfg.arch["bins_bpm"]), n_ppg=2, n_channels=cfg.in_channels)
     assert np.array_equal(r.x, spectra(fe, x16, gap)[0])
-    single = spectra(FrontEndCfg(bins_bpm=tuple(cfg.arch["bins_bpm"])), x16[[0, 2, 3, 4]], gap)[0]
+    single = spectra(FrontEndCfg(bins_bpm=tuple(cfg.arch["bins_bpm"]), n_channels=cfg.in_channels), x16[[0, 2, 3, 4]],
+                     gap)[0]
     assert np.array_equal(r.x[..., 1:], single[..., 1:]) and not np.array_equal(r.x[..., 0], single[..., 0])
 
 

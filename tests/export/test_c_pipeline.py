@@ -560,3 +560,45 @@ def test_two_ppg_m4_qemu_equals_reference_and_fits_the_budget(twin, c_dir2, troi
     assert _same(r.results, want)
     ins = r.stage_insns
     assert ins["frontend_window"] > ins["frontend_stream"] > 0
+
+
+# ----------------------------------------------------------------------------- the per-axis twins (n_channels = 4)
+
+@pytest.fixture(scope="module")
+def twin_axes():
+    """A calibrated spec_student_xs_axes twin: network channels ppg, acc_x, acc_y, acc_z (the default models
+    read ppg + acc, the axes' powers summed)."""
+    from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
+    from sqtool.export.intgraph import extract_int_graph
+    from sqtool.export.metadata import build_metadata
+    f = make_float_specnet("spec_student_xs_axes", 0)
+    calib, _ = synthetic_spectra(f.cfg, 16, 0)
+    q = make_int8_specnet(f, calib)
+    g = extract_int_graph(q)
+    mc = q.cfg.to_dict()
+    return mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g)
+
+
+def test_per_axis_pipeline_host_and_m4_equal_the_reference(twin, twin_axes, troika60, tmp_path):
+    """The same four input rows (ppg, acc x, y, z) into a pipeline whose network reads each axis: the kit's
+    example on the host for any chunking, and the firmware on the emulated Cortex-M4, = the reference; the
+    default twin reads the same rows as (ppg, acc)."""
+    mc, g, md = twin_axes
+    assert mc["channels"] == ["ppg", "acc_x", "acc_y", "acc_z"] and tuple(g.input_shape) == (134, 4)
+    assert twin[0]["channels"] == ["ppg", "acc"] and tuple(twin[1].input_shape) == (134, 2)
+    x16, gap = troika60
+    ref = PL.PipelineRef(mc, g, None, 125.0)
+    assert ref.C_in == 4 == PL.PipelineRef(twin[0], twin[1], None, 125.0).C_in
+    want = ref.run(x16, gap)
+    assert len(want["index"]) == 27 and _same(ref.run(x16, gap, chunk=250), want)
+    d = tmp_path / "c"
+    PL.render_pipeline(mc, g, md, d)
+    shutil.copyfile(TEMPLATES / "kit_main.c", tmp_path / "main.c")
+    exe = _cc(tmp_path / "example", [tmp_path / "main.c", *_pipeline_srcs(d)], [d], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
+    rec = PL.write_recording(tmp_path / "rec.bin", x16, gap)
+    for chunks in ("7", "125", "1,7,0,125,300,0,2"):
+        assert _same(_run_example(exe, rec, chunks), want), chunks
+    _need_cross()
+    from sqtool.firmware_bench import pipeline_fw as PF
+    r = PF.run_pipeline(PF.build_pipeline(d, "m4", tmp_path, staged=False, chunk=50), x16, gap)
+    assert _same(r.results, want)

@@ -33,7 +33,7 @@ def _peak_spectra(n, cfg, rng):
     bins = bin_grid(cfg)
     hr = rng.uniform(50, 180, n)
     mot = rng.uniform(50, 180, n)
-    x = np.full((n, 4, len(bins)), -1.0, np.float32)
+    x = np.full((n, cfg.in_channels, len(bins)), -1.0, np.float32)
     for i in range(n):
         x[i, 0] = 2 * np.exp(-0.5 * ((bins - hr[i]) / 3) ** 2) + 2 * np.exp(-0.5 * ((bins - mot[i]) / 3) ** 2) - 1
         x[i, 1:] = 2 * np.exp(-0.5 * ((bins - mot[i]) / 3) ** 2) - 1

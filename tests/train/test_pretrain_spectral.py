@@ -27,7 +27,7 @@ def test_spectral_pairs_are_front_end_windows_of_one_record_good_with_poor(rec):
     mc = get_model_cfg(MODEL)
     p = spectral_record_pairs(rec, PairsConfig(model=MODEL, max_gap_s=30), mc)
     assert p["pairs"] > 0 and p["unusable"] == 0 and p["synthetic"] == 0
-    assert p["x_good"].shape == p["x_poor"].shape == (p["pairs"], 4, mc.n_bins)
+    assert p["x_good"].shape == p["x_poor"].shape == (p["pairs"], mc.in_channels, mc.n_bins)
     assert np.all(np.abs(p["x_good"]) <= 1) and not np.array_equal(p["x_good"], p["x_poor"])
     assert np.all(p["q_good"] > 0.5) and np.all(p["q_poor"] <= 0.5)        # good vs poor by the quality index
     assert np.all(np.abs(p["t_good"] - p["t_poor"]) <= 30)
@@ -52,7 +52,7 @@ def test_spectral_pairs_refuse_synthetic_partners(tmp_path):
 
 def test_simsiam_heads_only_for_pretraining_and_the_encoder_loads_into_the_task_model():
     pre = create_model(get_model_cfg(MODEL, task="pretrain"))
-    x = torch.rand(5, 4, 134) * 2 - 1
+    x = torch.rand(5, pre.blocks[0].conv.in_channels, 134) * 2 - 1
     p1, p2, z1, z2 = pre.simsiam(x, x.flip(0))
     assert p1.shape == z1.shape == (5, pre.proj_dim)
     task_cfg = get_model_cfg(MODEL)
