@@ -28,7 +28,7 @@ def test_zero_phase_codes_peak_at_a_pure_tone():
     rec.signals["ppg"][100:110] = np.nan                                   # a gap is held, not propagated
     W = (int(np.ceil(len(t) * 16 / 125)) - 128) // 32 + 1
     codes = m.zero_phase_codes(rec, scfg, W)
-    assert codes.shape == (W, 134, 2) and codes.dtype == np.int8                # ppg, acc (axes summed)
+    assert codes.shape == (W, 134, 4) and codes.dtype == np.int8
     bins = 30.0 + 1.5 * np.arange(134)
     assert np.all(bins[codes[:, :, 0].argmax(1)] == 90.0)
     assert codes[:, :, 0].max() == 127 and codes[:, :, 0].min() >= -127
@@ -65,4 +65,4 @@ def test_smoke_run_writes_both_arms(tmp_path):
     assert s["goal_met_point"] == (s["diff_mean_of_subjects"] <= 0.3)
     assert "Verdict" in md and "mean of subjects" in md and res["summary"]["verdict"] in md
     ag = js["code_agreement"]
-    assert len(ag["mean_abs_code_diff_per_channel"]) == 2 and 0.5 < ag["ppg_peak_within_1_bin"] <= 1.0
+    assert len(ag["mean_abs_code_diff_per_channel"]) == 4 and 0.5 < ag["ppg_peak_within_1_bin"] <= 1.0

@@ -36,8 +36,8 @@ def test_synthetic_corpus_is_only_what_was_asked_for():
 
 def test_frontend_cfg_follows_the_model_contract_and_refuses_time_domain_models():
     fe = frontend_cfg(get_model_cfg("spec_student_s"), 256.0)
-    assert fe.fs_in == 256.0 and fe.fs == 16.0 and tuple(fe.bins_bpm) == (30.0, 229.5, 1.5) and fe.n_channels == 2
-    assert frontend_cfg(get_model_cfg("spec_student_s_axes"), 256.0).n_channels == 4    # ppg + each acc axis
+    assert fe.fs_in == 256.0 and fe.fs == 16.0 and tuple(fe.bins_bpm) == (30.0, 229.5, 1.5) and fe.n_channels == 4
+    assert frontend_cfg(get_model_cfg("spec_student_s_accsum"), 256.0).n_channels == 2    # ppg + the axes summed
     with pytest.raises(SqtoolError, match="no spectral front end"):
         frontend_cfg(get_model_cfg("cnn1d_student_s"), 125.0)
 

@@ -562,16 +562,15 @@ def test_two_ppg_m4_qemu_equals_reference_and_fits_the_budget(twin, c_dir2, troi
     assert ins["frontend_window"] > ins["frontend_stream"] > 0
 
 
-# ----------------------------------------------------------------------------- the per-axis twins (n_channels = 4)
+# ----------------------------------------------------------------------------- acc axes summed (n_channels = 2)
 
 @pytest.fixture(scope="module")
-def twin_axes():
-    """A calibrated spec_student_xs_axes twin: network channels ppg, acc_x, acc_y, acc_z (the default models
-    read ppg + acc, the axes' powers summed)."""
+def twin_accsum():
+    """A calibrated spec_student_xs_accsum twin: network channels ppg + acc (the axes' powers summed)."""
     from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.metadata import build_metadata
-    f = make_float_specnet("spec_student_xs_axes", 0)
+    f = make_float_specnet("spec_student_xs_accsum", 0)
     calib, _ = synthetic_spectra(f.cfg, 16, 0)
     q = make_int8_specnet(f, calib)
     g = extract_int_graph(q)
@@ -579,13 +578,11 @@ def twin_axes():
     return mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g)
 
 
-def test_per_axis_pipeline_host_and_m4_equal_the_reference(twin, twin_axes, troika60, tmp_path):
-    """The same four input rows (ppg, acc x, y, z) into a pipeline whose network reads each axis: the kit's
-    example on the host for any chunking, and the firmware on the emulated Cortex-M4, = the reference; the
-    default twin reads the same rows as (ppg, acc)."""
-    mc, g, md = twin_axes
-    assert mc["channels"] == ["ppg", "acc_x", "acc_y", "acc_z"] and tuple(g.input_shape) == (134, 4)
-    assert twin[0]["channels"] == ["ppg", "acc"] and tuple(twin[1].input_shape) == (134, 2)
+def test_summed_acc_pipeline_host_and_m4_equal_the_reference(twin, twin_accsum, troika60, tmp_path):
+    """The same four input rows (ppg, acc x, y, z) into a pipeline whose network reads (ppg, acc): the kit's
+    example on the host for any chunking, and the firmware on the emulated Cortex-M4, = the reference."""
+    mc, g, md = twin_accsum
+    assert mc["channels"] == ["ppg", "acc"] and tuple(g.input_shape) == (134, 2)
     x16, gap = troika60
     ref = PL.PipelineRef(mc, g, None, 125.0)
     assert ref.C_in == 4 == PL.PipelineRef(twin[0], twin[1], None, 125.0).C_in

@@ -36,7 +36,7 @@ def test_quantize_a_spectral_teacher(teacher_run, tmp_path):
     ck = load_checkpoint(out / "model.pt", expect_kind="student_int8")
     assert ck["model_cfg"]["quant"] and ck["model_cfg"]["decoder"]["temperature"] > 0
     h = np.load(out / "heldout.npz")
-    assert h["x"].shape[1:] == (2, 134) and len(h["y"]) == len(h["x"]) == len(h["groups"])
+    assert h["x"].shape[1:] == (4, 134) and len(h["y"]) == len(h["x"]) == len(h["groups"])
     m = json.loads((out / "metrics.json").read_text())
     assert m["teacher_logits"] == "out-of-fold" and set(m["mae_bpm"]) == {"teacher", "float", "int8", "int8_raw"}
 
