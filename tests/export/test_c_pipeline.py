@@ -23,18 +23,23 @@ FLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1"]
 
 
-@pytest.fixture(scope="module")
-def twin():
-    """(model_cfg dict, int graph, metadata) of a calibrated spec_student_xs twin."""
+def _calibrated_twin(name: str):
+    """(model_cfg dict, int graph, metadata) of a calibrated, untrained twin of the registry's `name`."""
     from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.metadata import build_metadata
-    f = make_float_specnet("spec_student_xs", 0)
+    f = make_float_specnet(name, 0)
     calib, _ = synthetic_spectra(f.cfg, 16, 0)
     q = make_int8_specnet(f, calib)
     g = extract_int_graph(q)
     mc = q.cfg.to_dict()
     return mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g)
+
+
+@pytest.fixture(scope="module")
+def twin():
+    """(model_cfg dict, int graph, metadata) of a calibrated spec_student_xs twin."""
+    return _calibrated_twin("spec_student_xs")
 
 
 @pytest.fixture(scope="module")
@@ -567,15 +572,7 @@ def test_two_ppg_m4_qemu_equals_reference_and_fits_the_budget(twin, c_dir2, troi
 @pytest.fixture(scope="module")
 def twin_accsum():
     """A calibrated spec_student_xs_accsum twin: network channels ppg + acc (the axes' powers summed)."""
-    from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
-    from sqtool.export.intgraph import extract_int_graph
-    from sqtool.export.metadata import build_metadata
-    f = make_float_specnet("spec_student_xs_accsum", 0)
-    calib, _ = synthetic_spectra(f.cfg, 16, 0)
-    q = make_int8_specnet(f, calib)
-    g = extract_int_graph(q)
-    mc = q.cfg.to_dict()
-    return mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g)
+    return _calibrated_twin("spec_student_xs_accsum")
 
 
 def test_summed_acc_pipeline_host_and_m4_equal_the_reference(twin, twin_accsum, troika60, tmp_path):
