@@ -654,20 +654,31 @@ CROSS = (("sp2wr", "cross-dataset: trained on SP Cup only, scored on all of wris
          ("wr2sp", "cross-dataset: trained on wrist_exercise only, scored on SP Cup"))
 
 
-def dump_rows(runs: dict, path, wall_s) -> None:
-    """Per-window rows of this process's runs ({title: rows}; arrays as lists, NaN kept) for `--merge`."""
+PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge")    # what differs between the processes of one run
+
+
+def recipe_args(args) -> dict:
+    """The arguments that make a run's recipe (models, seed, epochs, augmentation, decoder): every process of a
+    merged report must share them."""
+    return {k: v for k, v in vars(args).items() if k not in PROCESS_ARGS}
+
+
+def dump_rows(runs: dict, path, wall_s, recipe: dict) -> None:
+    """Per-window rows of this process's runs ({title: rows}; arrays as lists, NaN kept) and its recipe, for
+    `--merge`."""
     import json
     enc = {t: [{k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
                 for k, v in r.items()} for r in rows] for t, rows in runs.items()}
-    atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "runs": enc}))
+    atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "args": recipe, "runs": enc}))
 
 
-def load_rows(path) -> tuple[dict, float]:
+def load_rows(path) -> tuple[dict, float, dict | None]:
+    """(runs, wall time, recipe arguments or None for files written before they were kept)."""
     import json
     d = json.loads(Path(path).read_text())
     runs = d["runs"] if "runs" in d else {"loso": d["rows"]}               # files of the first --rows-out format
     dec = lambda r: {k: (np.asarray(v, float) if isinstance(v, list) else v) for k, v in r.items()}  # noqa: E731
-    return {t: [dec(r) for r in rows] for t, rows in runs.items()}, float(d["wall_s"])
+    return {t: [dec(r) for r in rows] for t, rows in runs.items()}, float(d["wall_s"]), d.get("args")
 
 
 def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
@@ -691,7 +702,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
     recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
               + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz)" if time_teacher else "")
-              + f"; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits (rule {args.decoder_rule}; "
+              + f"; student {args.student}; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits (rule {args.decoder_rule}; "
               + ("interval and confidence calibrated on the held-out dataset's training subjects)"
                  if args.calibrate_on == "target" else "interval and confidence calibrated on every training subject)")
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
@@ -710,10 +721,12 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
 
 def merge(args, argv) -> None:
     """One report from the --rows-out files of processes over disjoint folds / parts."""
-    runs, walls, seen, twice = {}, [], set(), set()
+    runs, walls, seen, twice, recipes = {}, [], set(), set(), []
     for f in args.merge.split(","):
-        part, wall = load_rows(f)
+        part, wall, recipe = load_rows(f)
         walls.append(wall)
+        if recipe is not None:
+            recipes.append((f, recipe))
         keys = {f"{r['dataset']}:{r['subject']}" for r in part.get("loso", [])}    # held out in this file
         twice |= keys & seen
         seen |= keys
@@ -724,6 +737,12 @@ def merge(args, argv) -> None:
     twice = sorted(twice)
     if twice:
         raise SystemExit(f"--merge: held-out subject(s) {', '.join(twice)} appear in two files")
+    for f, recipe in recipes[1:]:                          # one report = one recipe: the files' own, not this call's
+        diff = sorted(k for k in set(recipe) | set(recipes[0][1]) if recipe.get(k) != recipes[0][1].get(k))
+        if diff:
+            raise SystemExit(f"--merge: {f} was run with another recipe than {recipes[0][0]} ({', '.join(diff)} differ)")
+    if recipes:
+        vars(args).update(recipes[0][1])
     args.rows_out = ""
     report(args, argv, runs, max(walls), len(walls))
 
@@ -770,7 +789,7 @@ def main(argv=None):
                 tr, te = (sp, wr) if key == "sp2wr" else (wr, sp)
                 runs[key] = run_fold(tr, te, args, records, log)
     if args.rows_out:
-        dump_rows(runs, args.rows_out, time.time() - t0)
+        dump_rows(runs, args.rows_out, time.time() - t0, recipe_args(args))
     report(args, argv, runs, time.time() - t0)
 
 

@@ -174,3 +174,41 @@ def test_the_report_gives_each_subjects_interval_coverage():
     assert cov == {"wrist_exercise:s2": 1.0, "wrist_exercise:s3": 0.0} and summ["interval_coverage"] == 0.5
     text = mod.markdown(summ)
     assert "| 100.0 % (20.0 BPM) |" in text and "| 0.0 % (20.0 BPM) |" in text
+
+
+def test_merge_reports_the_recipe_its_files_were_run_with_and_refuses_a_mix(tmp_path):
+    """A merged report names the models and recipe of the processes it merges, not the merge call's defaults;
+    files of two recipes are one line."""
+    import json
+
+    import numpy as np
+    import pytest
+    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = bench_defaults()
+    args.teacher, args.student, args.seed = "spec_teacher_m_accsum", "spec_student_s_accsum", 1
+    row = lambda s: {"dataset": "troika", "subject": s, "record": f"r{s}", "n": 3,                  # noqa: E731
+                     **{k: np.array([90.0, 91.0, 92.0]) for k in ("y", "int8", "student", "teacher", "baseline",
+                                                                 "int8_raw", "student_raw", "int8_lo", "int8_hi")},
+                     "int8_conf": np.array([0.9, 0.8, 0.7]), "int8_conf_raw": np.array([0.9, 0.8, 0.7]),
+                     "conf_calibrated": True, "notch": 6.0, "sigma": 4.0, "floor": 1e-3, "temperature": 1.0,
+                     "interval": 0.4, "inner_coverage": 0.9, "conf_halfwidth_bpm": 5.0, "conf_measure": "mass",
+                     "evidence_weight": 0.0, "evidence_mode": "off", "decoder_rule": "min", "logit_scale": 0.08,
+                     "recipe": "fixed", "recipe_scores": {}}
+    mod.dump_rows({"loso": [row("01")]}, tmp_path / "a.json", 1.0, mod.recipe_args(args))
+    mod.dump_rows({"loso": [row("02")]}, tmp_path / "b.json", 2.0, mod.recipe_args(args))
+    assert json.loads((tmp_path / "a.json").read_text())["args"]["teacher"] == "spec_teacher_m_accsum"
+    _, _, recipe = mod.load_rows(tmp_path / "a.json")
+    assert "folds" not in recipe and recipe["seed"] == 1
+    merged = argparse.Namespace(**{**vars(bench_defaults()), "protocol": "spcup", "out": str(tmp_path / "out"),
+                                   "merge": f"{tmp_path / 'a.json'},{tmp_path / 'b.json'}", "folds": "", "parts": "",
+                                   "rows_out": ""})
+    mod.merge(merged, [])
+    assert "teacher spec_teacher_m_accsum" in (tmp_path / "out" / "hr_spectral_spcup.md").read_text()
+    assert merged.teacher == "spec_teacher_m_accsum" and merged.student == "spec_student_s_accsum" and merged.seed == 1
+    args.seed = 2
+    mod.dump_rows({"loso": [row("03")]}, tmp_path / "c.json", 1.0, mod.recipe_args(args))
+    merged.merge = f"{tmp_path / 'a.json'},{tmp_path / 'c.json'}"
+    with pytest.raises(SystemExit, match=r"another recipe .*\(seed differ\)"):
+        mod.merge(merged, [])

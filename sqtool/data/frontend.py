@@ -107,11 +107,12 @@ import numpy as np
 from sqtool.core import SqtoolError
 from sqtool.core import from_dict as _from_dict
 from sqtool.core import to_dict as _to_dict
+from sqtool.core.model_cfg import ACC_SUM
 
 FORMAT = "sqtool.frontend/v1"
 CHANNELS = ("ppg", "acc_x", "acc_y", "acc_z")
 ACC_AXES = CHANNELS[1:]
-NETWORK_CHANNELS = {1: ("ppg",), 2: ("ppg", "acc"), 4: CHANNELS}   # n_channels -> the network's channels
+NETWORK_CHANNELS = {1: ("ppg",), 2: ("ppg", ACC_SUM), 4: CHANNELS}  # n_channels -> the network's channels
 DEFAULT_GAINS = {"ppg": 8.0, "acc": 4096.0}       # counts per unit: PPG (TROIKA units), acc (g)
 MID_SAT = (1 << 24) - 1                           # clamp of an inner biquad section's output
 CODE_BITS = 22                                    # Pmax is shifted below 2^22 before the division

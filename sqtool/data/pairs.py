@@ -61,8 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (DEFAULT_BAND, SqtoolError, signal_channels, check_fs, check_window_s, add_bool_flag, add_config_args,
-                         add_deprecated_alias, make_run_dir, resolve_config, resolve_data_root,
+from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_bool_flag, add_config_args,
+                         add_deprecated_alias, make_run_dir, resolve_config, resolve_data_root, signal_channels,
                            save_config, write_metrics)
 
 ACC = ("acc_x", "acc_y", "acc_z")
@@ -259,7 +259,8 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     if not all(c in rec.signals for c in signal_channels(model_cfg.channels[1:])):
         res["unusable"] = 1                                 # e.g. a finger PPG without accelerometer
         return res
-    if min(len(v) / rec.fs[c] for c, v in rec.signals.items() if c in signal_channels(model_cfg.channels)) < model_cfg.window_s:
+    reads = signal_channels(model_cfg.channels)
+    if min(len(v) / rec.fs[c] for c, v in rec.signals.items() if c in reads) < model_cfg.window_s:
         res["short"] = 1
         return res
     hr = record_spectra(nominal_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)

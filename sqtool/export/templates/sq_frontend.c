@@ -163,7 +163,9 @@ static void sq_fe_prepare(sq_frontend_t *s, int c)
     } else if (mx > 0) {
         while ((mx << (sh + 1)) <= SQ_FE_XMAX) ++sh;
     }
+#if SQ_FE_NCH == 2
     s->pexp[c] = mx > 0 ? 2 * (rs - sh) : SQ_FE_PEXP_NONE;       /* the power's scale: P * 2^pexp */
+#endif
     for (n = 0; n < SQ_FE_T; ++n) {
         int32_t v = rs ? (x[n] + (1 << (rs - 1))) >> rs : x[n] * (1 << sh);   /* |v| <= XMAX */
         x[n] = (v * sq_fe_hann[n] + (1 << 14)) >> 15;

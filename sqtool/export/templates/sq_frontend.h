@@ -71,7 +71,9 @@ typedef struct {
     uint32_t win_index;                           /* index of the next window */
     uint32_t xw[SQ_FE_T / 2][SQ_FE_NIN];          /* work: windowed sample pairs (n, n+1), channels interleaved */
     uint32_t pw[SQ_FE_NBINS * SQ_FE_NIN];         /* work: power per bin and input channel (<= 2^31) */
+#if SQ_FE_NCH == 2
     int32_t pexp[SQ_FE_NIN];                      /* work: its scale, P * 2^pexp (block floating point) */
+#endif
 } sq_frontend_t;
 
 /* Reset the state (zero history, no window yet). 0, or SQ_FE_ERR_NULL. */
