@@ -702,7 +702,8 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
     recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
               + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz)" if time_teacher else "")
-              + f"; student {args.student}; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits (rule {args.decoder_rule}; "
+              + f"; student {args.student}; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits "
+              + f"(rule {args.decoder_rule}; "
               + ("interval and confidence calibrated on the held-out dataset's training subjects)"
                  if args.calibrate_on == "target" else "interval and confidence calibrated on every training subject)")
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
@@ -740,7 +741,8 @@ def merge(args, argv) -> None:
     for f, recipe in recipes[1:]:                          # one report = one recipe: the files' own, not this call's
         diff = sorted(k for k in set(recipe) | set(recipes[0][1]) if recipe.get(k) != recipes[0][1].get(k))
         if diff:
-            raise SystemExit(f"--merge: {f} was run with another recipe than {recipes[0][0]} ({', '.join(diff)} differ)")
+            raise SystemExit(f"--merge: {f} was run with another recipe than {recipes[0][0]} "
+                             f"({', '.join(diff)} differ)")
     if recipes:
         vars(args).update(recipes[0][1])
     args.rows_out = ""

@@ -123,7 +123,8 @@ def main(argv=None):
     n_ok = res["bands_met"]
     md += ["", f"Worst band (int8): {worst:.2f} BPM; <= 3 BPM in {n_ok} of {len(table)} bands; goal every band: "
            f"{'met' if res['met'] else 'MISSED'}. Wall time {res['wall_s'] / 60:.1f} min.", "",
-           f"Recipe: seed {args.seed}, teacher {args.teacher}, student {args.student}, pretraining {args.pretrain}, motion windows {args.motion_frac:g} (PPG motion "
+           f"Recipe: seed {args.seed}, teacher {args.teacher}, student {args.student}, pretraining {args.pretrain}, "
+           f"motion windows {args.motion_frac:g} (PPG motion "
            f"amplitude {args.motion_ppg_amp} x the pulse's max, {args.motion_ppg_dist}; an accelerometer axis still "
            f"with probability {args.motion_axis_drop:g}), KD {args.kd:g} gated at "
            f"{args.kd_gate_bpm:g} BPM, learning rate {args.lr_schedule}; decoder weight of the motion-subtracted PPG spectrum "
