@@ -1,21 +1,18 @@
 """benchmarks/beliefppg_peer.py without TensorFlow: arguments, a bad data root, and the output alignment."""
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from bench_scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "beliefppg_peer.py"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("beliefppg_peer", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("beliefppg_peer")
 
 
 def run(*args):

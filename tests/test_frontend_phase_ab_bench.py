@@ -1,22 +1,15 @@
 """benchmarks/frontend_phase_ab.py: the zero-phase float arm and a --smoke run on synthetic data."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
 from sqtool.data.synthetic import synth_record
 from sqtool.models import get_model_cfg
-
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "frontend_phase_ab.py"
+from bench_scripts import load_benchmark
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("frontend_phase_ab", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("frontend_phase_ab")
 
 
 def test_zero_phase_codes_peak_at_a_pure_tone():

@@ -1,19 +1,14 @@
 """benchmarks/hr_spectral.py measures the recipe the CLI trains: its defaults are the commands' defaults."""
 import argparse
-import importlib.util
-from pathlib import Path
 
 from sqtool.compress.cli import QuantizeConfig
 from sqtool.compress.quantize_hr import SPEC_EPOCHS, SPEC_KD
 from sqtool.train.finetune import FinetuneConfig
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "hr_spectral.py"
+from bench_scripts import load_benchmark
 
 
 def bench_defaults() -> argparse.Namespace:
-    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("hr_spectral")
     ap = argparse.ArgumentParser()
     mod.add_training_args(ap)
     return ap.parse_args([])
@@ -50,9 +45,7 @@ def test_recipe_inner_chooses_the_lowest_inner_error_among_the_a_priori_recipes(
     from sqtool.data.hr_spectra import hr_corpus
     from sqtool.models import get_model_cfg
     from sqtool.models.spectral import bin_grid
-    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("hr_spectral")
     args = bench_defaults()
     args.student, args.teacher, args.inner_epochs, args.epochs = "spec_student_xs", "spec_student_xs", 1, 1
     scfg = get_model_cfg(args.student)
@@ -75,9 +68,7 @@ def test_a_time_domain_resnet_teacher_gives_out_of_fold_logits_on_the_students_b
     from sqtool.data.synthetic import synth_corpus
     from sqtool.models import get_model_cfg
     from sqtool.models.spectral import bin_grid
-    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("hr_spectral")
     args = bench_defaults()
     args.student, args.teacher, args.inner_epochs = "spec_student_xs", "resnet1d_siamq_tiny", 2
     scfg = get_model_cfg(args.student)
@@ -104,9 +95,7 @@ def test_a_time_domain_resnet_teacher_gives_out_of_fold_logits_on_the_students_b
 
 def test_a_teacher_without_a_bin_head_is_one_line_before_any_data():
     import pytest
-    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("hr_spectral")
     for flag, name, says in (("--teacher", "cnn1d_student_s", "no heart-rate-bin head"),
                              ("--teacher", "nosuch", "unknown model"), ("--student", "nosuch", "unknown model")):
         with pytest.raises(SystemExit, match=says):
@@ -119,9 +108,7 @@ def test_decoder_on_the_students_out_of_fold_logits():
     from sqtool.data.hr_spectra import hr_corpus
     from sqtool.models import get_model_cfg
     from sqtool.models.spectral import bin_grid
-    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("hr_spectral")
     args = bench_defaults()
     assert args.decoder_on == "student"                                          # as sqtool quantize
     args.student, args.teacher, args.inner_epochs = "spec_student_xs", "spec_student_xs", 1
@@ -141,9 +128,7 @@ def test_calibrate_on_target_names_the_held_out_datasets_training_subjects():
     """--calibrate-on target (default): the wrist LOSO fold calibrates on the other wrist subjects; a cross-dataset
     fold (no training subject of the held-out dataset) and --calibrate-on all on every training subject (None)."""
     from types import SimpleNamespace
-    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("hr_spectral")
     rec = lambda ds, s: SimpleNamespace(dataset=ds, subject=s, key=f"{ds}:{s}")     # noqa: E731
     train = [rec("troika", "01"), rec("troika", "02"), rec("wrist_exercise", "s2"), rec("wrist_exercise", "s3")]
     held = [rec("wrist_exercise", "s4")]
@@ -158,9 +143,7 @@ def test_the_report_gives_each_subjects_interval_coverage():
     """summarise/markdown: a subject whose truth is always inside the interval reads 100 %, one always outside
     0 %, and the pooled figure is the windows' share."""
     import numpy as np
-    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("hr_spectral")
 
     def row(subject, y, lo, hi):
         y = np.full(10, float(y))
@@ -183,9 +166,7 @@ def test_merge_reports_the_recipe_its_files_were_run_with_and_refuses_a_mix(tmp_
 
     import numpy as np
     import pytest
-    spec = importlib.util.spec_from_file_location("hr_spectral", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("hr_spectral")
     args = bench_defaults()
     args.teacher, args.student, args.seed = "spec_teacher_m_accsum", "spec_student_s_accsum", 1
     row = lambda s: {"dataset": "troika", "subject": s, "record": f"r{s}", "n": 3,                  # noqa: E731

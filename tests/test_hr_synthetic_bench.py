@@ -1,18 +1,12 @@
 """benchmarks/hr_synthetic_pulse.py: each synthetic recording states how its arm swing falls on the accelerometer
 axes, and the report counts the misses among recordings whose swing leaves one axis near still."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "hr_synthetic_pulse.py"
+from bench_scripts import load_benchmark
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("hr_synthetic_pulse", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("hr_synthetic_pulse")
 
 
 def test_swing_axes_are_the_share_of_the_swing_each_axis_sees():
