@@ -69,7 +69,7 @@ from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import SqtoolError, atomic_write_text, write_metrics  # noqa: E402
 from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
-from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_waveforms  # noqa: E402
+from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_spectra, record_waveforms  # noqa: E402
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
@@ -377,11 +377,37 @@ def amp_text(text: str) -> str:
     return text
 
 
+def rotated_copies(train, records: dict, k: int, scfg, seed: int) -> list:
+    """k copies of each training recording with its accelerometer turned by a random rotation (uniform over
+    SO(3)), the same PPG, truth and subject: the per-axis spectra the same wrists give in other orientations (a
+    swing that falls on two axes leaves the third still). Added to `records` too (pairs, waveforms)."""
+    import dataclasses
+    rng = np.random.default_rng(1000003 + seed)
+    out, axes = [], ("acc_x", "acc_y", "acc_z")
+    for r in train:
+        src = records[(r.dataset, r.record_id)]
+        if not all(a in src.signals for a in axes):
+            continue
+        a = np.stack([np.asarray(src.signals[c], float) for c in axes])               # (3, N)
+        for i in range(k):
+            q, t = np.linalg.qr(rng.normal(size=(3, 3)))
+            q = q * np.sign(np.diag(t))                                                 # uniform over O(3)
+            q[:, 0] *= np.sign(np.linalg.det(q))                                        # ... and a rotation
+            rec = dataclasses.replace(src, record_id=f"{src.record_id}~rot{i}",
+                                      signals={**src.signals, **dict(zip(axes, q @ a))})
+            records[(rec.dataset, rec.record_id)] = rec
+            out.append(record_spectra(rec, scfg))
+    return out
+
+
 def run_fold(train, test, args, records, log):
     """Train on `train` recordings, score each recording of `test`. Returns per-recording results."""
     t_start = time.time()
     torch.manual_seed(args.seed)
     tcfg, scfg = teacher_cfg(args), get_model_cfg(args.student)
+    if args.acc_rotations:
+        train = train + rotated_copies(train, records, args.acc_rotations, scfg, args.seed)
+        log(f"  {args.acc_rotations} accelerometer rotation(s) of each training recording: {len(train)} recordings")
     bins = bin_grid(scfg)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
@@ -606,6 +632,8 @@ def add_training_args(ap) -> None:
                     help="lo,hi: the added motion peak in the PPG relative to the PPG's max power")
     ap.add_argument("--motion-ppg-dist", choices=("uniform", "log"), default="uniform",
                     help="how that amplitude is drawn over lo..hi")
+    ap.add_argument("--acc-rotations", type=int, default=0, metavar="K",
+                    help="K copies of each training recording with its accelerometer turned at random (0 = none)")
     ap.add_argument("--motion-axis-drop", type=fraction, default=0.5, metavar="P",
                     help="in a motion window each accelerometer axis but the strongest shows no motion with "
                          "probability P (a swing the watch's other axes do not see); 0 = every axis moves")
@@ -714,7 +742,9 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}; an axis still with "
               f"probability {args.motion_axis_drop:g}); stretch "
               f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, "
-              f"QAT {args.qat_epochs}; learning rate {args.lr_schedule}.")
+              f"QAT {args.qat_epochs}; learning rate {args.lr_schedule}"
+              + (f"; {args.acc_rotations} accelerometer rotation(s) of each training recording"
+                 if args.acc_rotations else "") + ".")
     atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
                       f"\n{recipe}\n\nwall time {wall_s / 60:.1f} min: {how}\n")
     print("\n".join(md), flush=True)

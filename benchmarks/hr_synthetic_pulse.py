@@ -142,7 +142,9 @@ def main(argv=None):
            f"motion windows {args.motion_frac:g} (PPG motion "
            f"amplitude {args.motion_ppg_amp} x the pulse's max, {args.motion_ppg_dist}; an accelerometer axis still "
            f"with probability {args.motion_axis_drop:g}), KD {args.kd:g} gated at "
-           f"{args.kd_gate_bpm:g} BPM, learning rate {args.lr_schedule}; decoder weight of the motion-subtracted PPG spectrum "
+           f"{args.kd_gate_bpm:g} BPM, learning rate {args.lr_schedule}"
+           + (f", {args.acc_rotations} accelerometer rotation(s) of each training recording" if args.acc_rotations
+              else "") + f"; decoder weight of the motion-subtracted PPG spectrum "
            f"{res['evidence_weight']:g} (--evidence {args.evidence}"
            + (": chosen on the real training subjects' inner out-of-fold logits, 0 = the network alone"
               if args.evidence == "inner" else "") + f"); synthetic recordings seeded from {args.record_seed}"

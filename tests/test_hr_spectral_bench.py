@@ -193,3 +193,41 @@ def test_merge_reports_the_recipe_its_files_were_run_with_and_refuses_a_mix(tmp_
     merged.merge = f"{tmp_path / 'a.json'},{tmp_path / 'c.json'}"
     with pytest.raises(SystemExit, match=r"another recipe .*\(seed differ\)"):
         mod.merge(merged, [])
+
+
+def test_acc_rotations_turn_only_the_accelerometer_of_training_copies():
+    """--acc-rotations K: K copies of each training recording, the acc axes turned by a rotation (per-sample norm
+    kept), the PPG, truth and subject unchanged, new record ids registered in `records`; the copies' per-axis
+    spectra differ, their summed-acc spectra (orientation-free, replayed with one gain for the three axes) agree
+    within one code."""
+    import numpy as np
+
+    from sqtool.data.hr_spectra import device_stream, record_spectra, stream_channels
+    from sqtool.data.synthetic import synth_record
+    from sqtool.models import get_model_cfg
+    mod = load_benchmark("hr_spectral")
+    src = synth_record(duration_s=60.0, fs=125.0, hr_bpm=100.0, artifacts=0.0, seed=0, subject="s", record_id="r")
+    t = np.arange(len(src.signals["acc_x"])) / 125.0
+    rng = np.random.default_rng(1)
+    for c, d in zip(("acc_x", "acc_y", "acc_z"), (0.8, 0.6, 0.0)):                  # a swing the z axis misses
+        src.signals[c] = src.signals[c] + 0.4 * d * np.sin(2 * np.pi * 1.3 * t) + 0.01 * rng.standard_normal(t.size)
+    scfg, summed = get_model_cfg("spec_student_xs"), get_model_cfg("spec_student_xs_accsum")
+    records = {(src.dataset, src.record_id): src}
+    train = [record_spectra(src, scfg)]
+    out = mod.rotated_copies(train, records, 2, scfg, seed=0)
+    assert len(out) == 2 and len(records) == 3 and {o.key for o in out} == {train[0].key}
+    a0 = np.stack([src.signals[c] for c in ("acc_x", "acc_y", "acc_z")])
+    for o in out:
+        rot = records[(o.dataset, o.record_id)]
+        a1 = np.stack([rot.signals[c] for c in ("acc_x", "acc_y", "acc_z")])
+        assert o.record_id.startswith(src.record_id + "~rot")
+        assert np.allclose(np.linalg.norm(a0, axis=0), np.linalg.norm(a1, axis=0)) and not np.allclose(a0, a1)
+        assert np.array_equal(rot.signals["ppg"], src.signals["ppg"]) and np.array_equal(o.y, train[0].y, equal_nan=True)
+        assert np.array_equal(o.x[..., 0], train[0].x[..., 0]) and not np.array_equal(o.x[..., 1:], train[0].x[..., 1:])
+        d = record_spectra(rot, summed).x[..., 1].astype(int) - record_spectra(src, summed).x[..., 1]
+        assert np.abs(d).max() <= 1
+    chans, _ = stream_channels(src, summed)
+    shared, own = device_stream(src, chans, True)[0], device_stream(src, chans, False)[0]
+    amp = lambda x: np.percentile(np.abs(x - np.median(x, axis=1, keepdims=True)), 99.9, axis=1)   # noqa: E731
+    assert amp(shared)[3] < 0.2 * amp(shared)[1]                     # z keeps its small share: x's gain, not its own
+    assert np.array_equal(shared[0], own[0]) and not np.array_equal(shared[3], own[3])          # the PPG: its own

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import ModelCfg, SqtoolError, signal_channels
+from sqtool.core.model_cfg import ACC_AXES, ACC_SUM
 from sqtool.data.frontend import MAX_PPG, FrontEndCfg, design, spectra, to_int16
 
 HR_DATASETS = ("troika", "wrist_exercise")
@@ -106,9 +107,12 @@ def stream_channels(record, model_cfg: ModelCfg | dict) -> tuple[list[str], int]
     return present + signal_channels(mc["channels"][1:]), len(present)
 
 
-def device_stream(record, channels) -> tuple[np.ndarray, float, np.ndarray | None]:
+def device_stream(record, channels, shared_acc_gain: bool = False) -> tuple[np.ndarray, float, np.ndarray | None]:
     """(C, N) int16 device samples of a float record (robust per-recording gains), the device rate, and the
-    per-sample gap flags (None when there is none): NaN/Inf samples are gaps holding the last good value."""
+    per-sample gap flags (None when there is none): NaN/Inf samples are gaps holding the last good value.
+    shared_acc_gain: the three accelerometer axes get ONE gain (the largest axis' robust amplitude -> 8000
+    counts), as one sensor's full scale does, so their powers compare (a model reading the axes' summed power);
+    else each row its own (the per-axis codes are scale-free per channel anyway)."""
     from sqtool.data.record import channel_matrix
     x, fs = channel_matrix(record, channels)                               # (C, N)
     bad = ~np.isfinite(x)
@@ -121,13 +125,31 @@ def device_stream(record, channels) -> tuple[np.ndarray, float, np.ndarray | Non
             idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
             first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
             x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
-    return to_int16(x, "robust"), fs, gap
+    med = np.median(x, axis=1, keepdims=True)                                           # (C, 1)
+    dev = np.percentile(np.abs(x - med), 99.9, axis=1)                                  # (C,) as to_int16
+    acc = [i for i, c in enumerate(channels) if c in ACC_AXES]
+    if shared_acc_gain and acc:
+        dev[acc] = dev[acc].max()
+    gain = 8000.0 / np.maximum(dev, 1e-12)                                              # (C,)
+    # A row whose level (a PPG's DC, gravity on an axis) would saturate int16 at that gain is replayed without
+    # it, as an AC-coupled sensor would give it: saturated, its samples would be one constant (the front end's
+    # band-pass then sees nothing: wrist_exercise's PPG sits at ~1380 units with 100-300 of pulse). The
+    # band-pass removes the level anyway; rows that fit are replayed as they are.
+    clips = np.abs(x * gain[:, None]).max(axis=1) > 32767
+    x = np.where(clips[:, None], x - med, x)
+    return to_int16(x, gain), fs, gap
 
 
-def device_samples(record, channels) -> tuple[np.ndarray, float]:
+def device_samples(record, channels, shared_acc_gain: bool = False) -> tuple[np.ndarray, float]:
     """(C, N) int16 device samples and the device rate (see `device_stream`)."""
-    x16, fs, _ = device_stream(record, channels)
+    x16, fs, _ = device_stream(record, channels, shared_acc_gain)
     return x16, fs
+
+
+def shared_acc_gain(model_cfg: ModelCfg | dict) -> bool:
+    """Whether a model's replay gives the accelerometer axes one gain: when it reads their summed power."""
+    mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
+    return ACC_SUM in mc["channels"]
 
 
 def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray:
@@ -143,7 +165,7 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
     saves designing the front end again for every recording at the same rate."""
     mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
     chans, n_ppg = stream_channels(record, mc)
-    x16, fs_in, gap = device_stream(record, chans)                         # (C_in, N): sensors, then acc
+    x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc))   # (C_in, N): sensors, then acc
     fe = frontend_cfg(mc, fs_in, n_ppg)
     cache = tables_cache if tables_cache is not None else {}
     if fs_in not in cache:

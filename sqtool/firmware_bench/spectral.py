@@ -159,11 +159,11 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     import dataclasses
 
     from sqtool.data.frontend import flagged_q15, spectra
-    from sqtool.data.hr_spectra import device_stream, stream_channels, window_truth
+    from sqtool.data.hr_spectra import device_stream, shared_acc_gain, stream_channels, window_truth
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     where = f"{record.dataset}/{record.record_id}"
     chans, n_ppg = stream_channels(record, mc)
-    x16, fs_in, gap = device_stream(record, chans)                       # (C_in, N) int16, gaps held
+    x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc))  # (C_in, N) int16, gaps held
     recorded = n_ppg
     x16, n_ppg = fit_sensors(x16, n_ppg, n_sensors)
     n = x16.shape[1]
