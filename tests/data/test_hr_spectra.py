@@ -113,3 +113,26 @@ def test_record_waveforms_are_the_spectral_windows_in_time_domain():
     rec.signals.pop("acc_x")
     with pytest.raises(SqtoolError, match="acc_x"):
         record_waveforms(rec, r.t0, cfg)
+
+
+def test_replay_never_saturates_a_signal_that_sits_on_a_level():
+    """A PPG at ~1380 units with a 100-unit pulse (wrist_exercise's bikes) and an axis at 1 g with a faint
+    swing: at the robust gain their level would saturate int16 for good (one constant, nothing for the front end
+    to read); they are replayed without the level, and the pulse is read. A row that fits is replayed as before,
+    to the bit."""
+    from sqtool.data.frontend import bin_bpm, to_int16
+    from sqtool.data.hr_spectra import device_stream, record_spectra
+    rng = np.random.default_rng(0)
+    t = np.arange(125 * 40) / 125.0
+    rec = _rec({"ppg": 1380 + 100 * np.sin(2 * np.pi * 2.0 * t) + rng.normal(0, 2, t.size),
+                "acc_x": 0.3 * np.sin(2 * np.pi * 1.4 * t), "acc_y": 0.2 * np.sin(2 * np.pi * 1.4 * t),
+                "acc_z": 1.0 + 0.01 * np.sin(2 * np.pi * 1.4 * t) + rng.normal(0, 0.001, t.size)})
+    chans = ["ppg", "acc_x", "acc_y", "acc_z"]
+    x16, _, _ = device_stream(rec, chans)
+    assert (np.abs(x16.astype(int)) < 32767).all() and np.ptp(x16, axis=1).min() > 1000
+    x = np.stack([rec.signals[c] for c in chans])
+    assert np.array_equal(x16[1:3], to_int16(x, "robust")[1:3])                  # the axes that fit: unchanged
+    cfg = get_model_cfg("spec_student_xs")
+    r = record_spectra(rec, cfg)
+    bins = bin_bpm(frontend_cfg(cfg, 125.0))
+    assert np.all(np.abs(bins[r.x[..., 0].argmax(axis=1)] - 120.0) <= 1.5)      # the pulse, every window
