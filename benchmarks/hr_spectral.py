@@ -57,6 +57,7 @@ import argparse
 import functools
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -377,12 +378,15 @@ def amp_text(text: str) -> str:
     return text
 
 
+_ROTATED: dict = {}                     # (dataset, record, copy, seed, model) -> the rotated copy's spectra
+
+
 def rotated_copies(train, records: dict, k: int, scfg, seed: int) -> list:
     """k copies of each training recording with its accelerometer turned by a random rotation (uniform over
-    SO(3)), the same PPG, truth and subject: the per-axis spectra the same wrists give in other orientations (a
-    swing that falls on two axes leaves the third still). Added to `records` too (pairs, waveforms)."""
+    SO(3); copy i of a recording is the same in every fold), the same PPG, truth and subject: the per-axis spectra
+    the same wrists give in other orientations (a swing that falls on two axes leaves the third still). Added to
+    `records` too (pairs, waveforms); each copy goes through the front end once per process."""
     import dataclasses
-    rng = np.random.default_rng(1000003 + seed)
     out, axes = [], ("acc_x", "acc_y", "acc_z")
     for r in train:
         src = records[(r.dataset, r.record_id)]
@@ -390,13 +394,18 @@ def rotated_copies(train, records: dict, k: int, scfg, seed: int) -> list:
             continue
         a = np.stack([np.asarray(src.signals[c], float) for c in axes])               # (3, N)
         for i in range(k):
-            q, t = np.linalg.qr(rng.normal(size=(3, 3)))
-            q = q * np.sign(np.diag(t))                                                 # uniform over O(3)
-            q[:, 0] *= np.sign(np.linalg.det(q))                                        # ... and a rotation
-            rec = dataclasses.replace(src, record_id=f"{src.record_id}~rot{i}",
-                                      signals={**src.signals, **dict(zip(axes, q @ a))})
+            key = (r.dataset, r.record_id, i, seed, scfg.name)
+            if key not in _ROTATED:
+                rng = np.random.default_rng([seed, i, zlib.crc32(f"{r.dataset}/{r.record_id}".encode())])
+                q, t = np.linalg.qr(rng.normal(size=(3, 3)))
+                q = q * np.sign(np.diag(t))                                             # uniform over O(3)
+                q[:, 0] *= np.sign(np.linalg.det(q))                                    # ... and a rotation
+                rec = dataclasses.replace(src, record_id=f"{src.record_id}~rot{i}",
+                                          signals={**src.signals, **dict(zip(axes, q @ a))})
+                _ROTATED[key] = (rec, record_spectra(rec, scfg))
+            rec, spec = _ROTATED[key]
             records[(rec.dataset, rec.record_id)] = rec
-            out.append(record_spectra(rec, scfg))
+            out.append(spec)
     return out
 
 

@@ -107,11 +107,10 @@ import numpy as np
 from sqtool.core import SqtoolError
 from sqtool.core import from_dict as _from_dict
 from sqtool.core import to_dict as _to_dict
-from sqtool.core.model_cfg import ACC_SUM
+from sqtool.core.model_cfg import ACC_AXES, ACC_SUM
 
 FORMAT = "sqtool.frontend/v1"
-CHANNELS = ("ppg", "acc_x", "acc_y", "acc_z")
-ACC_AXES = CHANNELS[1:]
+CHANNELS = ("ppg",) + ACC_AXES
 NETWORK_CHANNELS = {1: ("ppg",), 2: ("ppg", ACC_SUM), 4: CHANNELS}  # n_channels -> the network's channels
 DEFAULT_GAINS = {"ppg": 8.0, "acc": 4096.0}       # counts per unit: PPG (TROIKA units), acc (g)
 MID_SAT = (1 << 24) - 1                           # clamp of an inner biquad section's output
@@ -640,10 +639,15 @@ def default_gains(cfg: FrontEndCfg) -> tuple[float, ...]:
     return (cfg.gain_ppg,) * cfg.n_ppg + (cfg.gain_acc,) * (cfg.n_inputs - cfg.n_ppg)
 
 
-def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEndCfg | None = None) -> np.ndarray:
+def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEndCfg | None = None,
+             share: Sequence[int] = ()) -> np.ndarray:
     """Float (C, N) -> int16 (C, N): round(x * gain), saturating. gains: per channel, one for all,
     None (= default_gains(cfg), cfg guessed from C: 1, 2, 4, 5 rows) or "robust" (per recording: the 99.9th
-    percentile of |x - median| -> 8000 counts; replay only, a device cannot do this)."""
+    percentile of |x - median| -> 8000 counts; replay only, a device cannot do this). Robust: the rows in `share`
+    get one gain (the largest of theirs: one sensor's full scale, e.g. an accelerometer's axes), and a row whose
+    level (a PPG's DC, gravity on an axis) would saturate at its gain is replayed without it (x - median, as an
+    AC-coupled sensor gives it): saturated it would be one constant, and the front end's band-pass removes the
+    level anyway. Rows that fit keep their level, to the bit."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[None]
@@ -657,8 +661,12 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
     elif isinstance(gains, str):
         if gains != "robust":
             raise SqtoolError(f"to_int16: gains '{gains}' unknown (per-channel numbers, None or 'robust')")
-        dev = np.percentile(np.abs(x - np.median(x, axis=1, keepdims=True)), 99.9, axis=1)
+        med = np.median(x, axis=1, keepdims=True)                                   # (C, 1)
+        dev = np.percentile(np.abs(x - med), 99.9, axis=1)                          # (C,)
+        if len(share):
+            dev[list(share)] = dev[list(share)].max()
         gains = 8000.0 / np.maximum(dev, 1e-12)
+        x = np.where((np.abs(x * gains[:, None]).max(axis=1) > 32767)[:, None], x - med, x)
     g = np.broadcast_to(np.asarray(gains, dtype=np.float64).reshape(-1), (C,)) if np.size(gains) in (1, C) else None
     if g is None:
         raise SqtoolError(f"to_int16: {np.size(gains)} gains for {C} channels")

@@ -125,19 +125,8 @@ def device_stream(record, channels, shared_acc_gain: bool = False) -> tuple[np.n
             idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
             first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
             x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
-    med = np.median(x, axis=1, keepdims=True)                                           # (C, 1)
-    dev = np.percentile(np.abs(x - med), 99.9, axis=1)                                  # (C,) as to_int16
-    acc = [i for i, c in enumerate(channels) if c in ACC_AXES]
-    if shared_acc_gain and acc:
-        dev[acc] = dev[acc].max()
-    gain = 8000.0 / np.maximum(dev, 1e-12)                                              # (C,)
-    # A row whose level (a PPG's DC, gravity on an axis) would saturate int16 at that gain is replayed without
-    # it, as an AC-coupled sensor would give it: saturated, its samples would be one constant (the front end's
-    # band-pass then sees nothing: wrist_exercise's PPG sits at ~1380 units with 100-300 of pulse). The
-    # band-pass removes the level anyway; rows that fit are replayed as they are.
-    clips = np.abs(x * gain[:, None]).max(axis=1) > 32767
-    x = np.where(clips[:, None], x - med, x)
-    return to_int16(x, gain), fs, gap
+    acc = [i for i, c in enumerate(channels) if c in ACC_AXES] if shared_acc_gain else []
+    return to_int16(x, "robust", share=acc), fs, gap          # a saturating level dropped (wrist_exercise's PPG DC)
 
 
 def device_samples(record, channels, shared_acc_gain: bool = False) -> tuple[np.ndarray, float]:
