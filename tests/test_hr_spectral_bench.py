@@ -159,6 +159,34 @@ def test_the_report_gives_each_subjects_interval_coverage():
     assert "| 100.0 % (20.0 BPM) |" in text and "| 0.0 % (20.0 BPM) |" in text
 
 
+def test_the_report_sets_the_truths_hmm_and_the_oracle_beside_the_chosen_decoder():
+    """Rows with the truth's-HMM decode (int8_truth_hmm) get its per-subject MAE and one line beside the chosen
+    decoder's; rows written before the column (merged files of earlier runs) get neither, and no error. The oracle
+    gating keeps the windows with the smallest error."""
+    import numpy as np
+    mod = load_benchmark("hr_spectral")
+
+    def row(subject, err, err_truth_hmm):
+        y = np.full(10, 100.0)
+        r = {"dataset": "troika", "subject": subject, "record": subject, "y": y, "int8": y + err,
+             "int8_lo": y - 5, "int8_hi": y + 5, "int8_conf": np.linspace(0.5, 1, 10), "conf_calibrated": False,
+             "student": y, "teacher": y, "int8_raw": y, "baseline": y + 3, "interval": 0.9, "inner_coverage": 0.9,
+             "conf_halfwidth_bpm": 3.0, "conf_measure": "mass", "evidence_weight": 0.0, "recipe": "fixed"}
+        if err_truth_hmm is not None:
+            r.update(int8_truth_hmm=y + err_truth_hmm, truth_hmm={"sigma_bpm": 1.1, "floor": 1e-3})
+        return r
+    err = np.r_[np.zeros(8), 10.0, 10.0]                    # 2 windows of 10 carry all the error
+    summ = mod.summarise([row("01", err, 2.0), row("02", err, 4.0)], "t")
+    assert [d["int8_truth_hmm"] for d in summ["subjects"]] == [2.0, 4.0]
+    assert summ["int8_truth_hmm_pooled"] == 3.0 and summ["int8_truth_hmm_wins_vs_baseline"] == 1
+    assert summ["gating_reduction_oracle"] == 1.0          # the 80 % with the smallest error have none
+    text = mod.markdown(summ)
+    assert "mean of subjects 3.00 (chosen 2.00), pooled 3.00 (2.00), better than the baseline on 1 of 2" in text
+    assert "per subject 01 2.00, 02 4.00" in text and "The oracle (keeping the 80 %" in text
+    old = mod.summarise([row("01", err, None), row("02", err, 4.0)], "t")
+    assert "int8_truth_hmm_pooled" not in old and "What the decoder choice does" not in mod.markdown(old)
+
+
 def test_merge_reports_the_recipe_its_files_were_run_with_and_refuses_a_mix(tmp_path):
     """A merged report names the models and recipe of the processes it merges, not the merge call's defaults;
     files of two recipes are one line."""
