@@ -49,7 +49,9 @@ TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out o
 
 Writes benchmarks/results/hr_spectral_<protocol>.json and .md: per-subject rows (int8, float student,
 float teacher, baseline; MAE with 95 % bootstrap CI over the subject's windows), the mean of subjects'
-MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and confidence gating.
+MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and confidence gating (beside the
+oracle's: the windows with the smallest error kept), and what the decoder choice does: the same int8 logits
+decoded through the HMM fitted on the training truth alone (temperature 1, no evidence).
 """
 from __future__ import annotations
 

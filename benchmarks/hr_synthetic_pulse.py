@@ -9,7 +9,8 @@ each) at FIXED heart rates from 45 to 200 BPM, with arm motion at another freque
 0.6x and 0.85x or 1.2x and 1.6x the heart rate, 40-200 BPM, with its second harmonic) in the
 accelerometer and, scaled, in the PPG: a model that learned the training set's heart-rate distribution
 fails at the ends of the range, one that reads the pulse does not. Writes
-benchmarks/results/hr_synthetic_pulse.{json,md}: int8 firmware MAE per 10-BPM band, baseline beside it.
+benchmarks/results/hr_synthetic_pulse.{json,md}: int8 firmware MAE per 10-BPM band, baseline beside it, and the
+same int8 logits through the HMM fitted on the training truth (what the inner-CV decoder choice does).
 """
 from __future__ import annotations
 
