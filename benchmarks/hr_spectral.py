@@ -3,6 +3,9 @@
     nice .venv/bin/python benchmarks/hr_spectral.py --protocol spcup      # SP Cup 2015, LOSO over 12
     nice .venv/bin/python benchmarks/hr_spectral.py --protocol wrist      # wrist_exercise LOSO over 5
                                                                          # (+ cross-dataset both ways)
+    ... --rows-out A.json (one process per part of the folds), then --merge A.json,B.json: one report
+    ... --compare A.json,B.json --against C.json,D.json [--compare ... --against ... per seed]: two arms
+        (e.g. pretrained vs --pretrain none) paired by subject, hr_spectral_<protocol>_compare.{json,md}
 
 Per outer fold (one held-out subject), everything is fitted on the training subjects only:
     - front end: the fixed-point firmware front end (data.frontend), the same codes the C computes;
@@ -787,10 +790,11 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     print("\n".join(md), flush=True)
 
 
-def merge(args, argv) -> None:
-    """One report from the --rows-out files of processes over disjoint folds / parts."""
+def merged_rows(files: str) -> tuple[dict, list, list]:
+    """The rows of comma-separated --rows-out files of processes over disjoint folds / parts, checked: (runs
+    {title: rows}, wall times, [(file, recipe)] of the files that keep one, all equal)."""
     runs, walls, seen, twice, recipes = {}, [], set(), set(), []
-    for f in args.merge.split(","):
+    for f in files.split(","):
         part, wall, recipe = load_rows(f)
         walls.append(wall)
         if recipe is not None:
@@ -810,10 +814,81 @@ def merge(args, argv) -> None:
         if diff:
             raise SystemExit(f"--merge: {f} was run with another recipe than {recipes[0][0]} "
                              f"({', '.join(diff)} differ)")
+    return runs, walls, recipes
+
+
+def merge(args, argv) -> None:
+    """One report from the --rows-out files of processes over disjoint folds / parts."""
+    runs, walls, recipes = merged_rows(args.merge)
     if recipes:
         vars(args).update(recipes[0][1])
     args.rows_out = ""
     report(args, argv, runs, max(walls), len(walls))
+
+
+COMPARED = ("int8", "student", "teacher")
+
+
+def subject_maes(rows) -> dict:
+    """{subject key: {method: MAE over its windows}} for the compared methods."""
+    out = {}
+    for r in rows:
+        out.setdefault(f"{r['dataset']}:{r['subject']}", []).append(r)
+    return {k: {m: float(np.nanmean(np.abs(np.concatenate([r[m] for r in rs]) - np.concatenate([r["y"] for r in rs]))))
+                for m in COMPARED} for k, rs in out.items()}
+
+
+def paired_difference(pairs: list[tuple[dict, dict]], n_boot: int = 10000, seed: int = 0) -> dict:
+    """A - B of two arms on the same subjects, one (A, B) pair of `subject_maes` per seed: per subject and method
+    the difference averaged over the pairs, and its mean over subjects with a 95 % bootstrap CI over subjects."""
+    subjects = sorted(set.intersection(*(set(a) & set(b) for a, b in pairs)))
+    if not subjects:
+        raise SystemExit("--compare: the two arms share no held-out subject")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(subjects), (n_boot, len(subjects)))
+    out = {"subjects": subjects, "pairs": len(pairs)}
+    for m in COMPARED:
+        a = np.array([[p[0][k][m] for k in subjects] for p in pairs]).mean(axis=0)          # (S,)
+        b = np.array([[p[1][k][m] for k in subjects] for p in pairs]).mean(axis=0)
+        d = a - b
+        lo, hi = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+        out[m] = {"a": float(a.mean()), "b": float(b.mean()), "diff": float(d.mean()), "ci95": [float(lo), float(hi)],
+                  "per_subject": {k: float(v) for k, v in zip(subjects, d)},
+                  "claim": "A lower" if hi < 0 else "B lower" if lo > 0 else "no difference shown"}
+    return out
+
+
+def compare(args) -> None:
+    """--compare A --against B (repeated, one pair of comma-separated --rows-out lists per seed): the paired
+    difference A - B of two arms run on the same folds, per run, subject and method (`paired_difference`).
+    Writes hr_spectral_<protocol>_compare.{json,md}."""
+    if len(args.compare) != len(args.against):
+        raise SystemExit(f"--compare: {len(args.compare)} arm A list(s) but {len(args.against)} --against")
+    arms = [(merged_rows(a), merged_rows(b)) for a, b in zip(args.compare, args.against)]
+    name = lambda arm: ", ".join(f"{k} {v}" for k, v in sorted((arm[2][0][1] if arm[2] else {}).items())  # noqa: E731
+                                 if k in ("seed", "pretrain", "teacher", "student", "lr_schedule", "recipe"))
+    results, md = {"protocol": args.protocol, "compare": args.compare, "against": args.against}, []
+    for key in ["loso", *(k for k, _ in CROSS)]:
+        pairs = [(subject_maes(a[0][key]), subject_maes(b[0][key])) for a, b in arms if key in a[0] and key in b[0]]
+        if not pairs:
+            continue
+        title = LOSO_TITLE[args.protocol] if key == "loso" else dict(CROSS)[key]
+        results[key] = d = paired_difference(pairs)
+        md += [f"### {title}", "", f"A - B, mean of subjects' MAE (BPM), averaged over {d['pairs']} pair(s) of runs; "
+               "95 % CI: bootstrap over subjects.", "",
+               "| method | A | B | A - B [95 % CI] | | per subject |", "|---|---|---|---|---|---|"]
+        md += [f"| {m} | {d[m]['a']:.2f} | {d[m]['b']:.2f} | {d[m]['diff']:+.2f} [{d[m]['ci95'][0]:+.2f}, "
+               f"{d[m]['ci95'][1]:+.2f}] | {d[m]['claim']} | "
+               + ", ".join(f"{k.split(':')[-1]} {v:+.2f}" for k, v in d[m]["per_subject"].items()) + " |"
+               for m in COMPARED]
+        md.append("")
+    md += ["Arms (their files' recipes): " + "; ".join(f"A: {name(a)} / B: {name(b)}" for a, b in arms) + "."]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_metrics(out, results, f"hr_spectral_{args.protocol}_compare.json")
+    text = "# Two arms of hr_spectral.py on the same folds, paired by subject\n\n" + "\n".join(md) + "\n"
+    atomic_write_text(out / f"hr_spectral_{args.protocol}_compare.md", text)
+    print(text, flush=True)
 
 
 def main(argv=None):
@@ -827,7 +902,14 @@ def main(argv=None):
     ap.add_argument("--rows-out", default="", help="also write this run's per-window rows (JSON) for --merge")
     ap.add_argument("--merge", default="", help="comma-separated --rows-out files of processes over disjoint "
                     "folds / parts (e.g. two processes of one core each): one report, no training")
+    ap.add_argument("--compare", action="append", default=[], metavar="A.json,...",
+                    help="with --against: --rows-out files of arm A (one seed; repeat the pair for more seeds): "
+                         "the paired difference A - B per subject, no training")
+    ap.add_argument("--against", action="append", default=[], metavar="B.json,...",
+                    help="--rows-out files of arm B, the same folds as the --compare before it")
     args = ap.parse_args(argv)
+    if args.compare or args.against:
+        return compare(args)
     if args.merge:
         return merge(args, argv)
     check_models(args)

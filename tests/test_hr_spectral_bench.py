@@ -223,6 +223,47 @@ def test_merge_reports_the_recipe_its_files_were_run_with_and_refuses_a_mix(tmp_
         mod.merge(merged, [])
 
 
+def test_compare_reports_the_paired_difference_of_two_arms_per_subject(tmp_path):
+    """--compare A --against B (a pair per seed): per subject the arms' MAE difference averaged over the pairs,
+    the mean over subjects with a subject-bootstrap CI, a claim only when the CI excludes zero; a --compare without
+    its --against is one line."""
+    import json
+
+    import numpy as np
+    import pytest
+    mod = load_benchmark("hr_spectral")
+    args = bench_defaults()
+
+    def rows_file(name, errs, pretrain):
+        rows = []
+        for s, e in errs.items():
+            y = np.full(4, 100.0)
+            rows.append({"dataset": "wrist_exercise", "subject": s, "record": f"{s}_run", "y": y, "int8": y + e,
+                         "student": y + e, "teacher": y - e})
+        a = mod.recipe_args(args)
+        a["pretrain"] = pretrain
+        mod.dump_rows({"loso": rows}, tmp_path / name, 1.0, a)
+        return str(tmp_path / name)
+    a1 = rows_file("a1.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "real")
+    b1 = rows_file("b1.json", {"s2": 2.0, "s3": 3.0, "s4": 5.0}, "none")
+    a2 = rows_file("a2.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "real")
+    b2 = rows_file("b2.json", {"s2": 4.0, "s3": 3.0, "s4": 5.0}, "none")
+    mod.main(["--protocol", "wrist", "--compare", a1, "--against", b1, "--compare", a2, "--against", b2,
+              "--out", str(tmp_path / "out")])
+    d = json.loads((tmp_path / "out" / "hr_spectral_wrist_compare.json").read_text())["loso"]
+    assert d["pairs"] == 2 and d["subjects"] == ["wrist_exercise:s2", "wrist_exercise:s3", "wrist_exercise:s4"]
+    assert d["int8"]["per_subject"] == {"wrist_exercise:s2": -2.0, "wrist_exercise:s3": -1.0, "wrist_exercise:s4": -2.0}
+    assert abs(d["int8"]["diff"] + 5 / 3) < 1e-9 and d["int8"]["ci95"][1] < 0 and d["int8"]["claim"] == "A lower"
+    text = (tmp_path / "out" / "hr_spectral_wrist_compare.md").read_text()
+    assert "| int8 | 2.00 | 3.67 | -1.67 [" in text and "pretrain real" in text and "pretrain none" in text
+    same = rows_file("c.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "none")
+    mod.main(["--protocol", "wrist", "--compare", a1, "--against", same, "--out", str(tmp_path / "o2")])
+    assert json.loads((tmp_path / "o2" / "hr_spectral_wrist_compare.json").read_text())["loso"]["int8"]["claim"] == \
+        "no difference shown"
+    with pytest.raises(SystemExit, match="1 arm A list"):
+        mod.main(["--protocol", "wrist", "--compare", a1, "--out", str(tmp_path / "o3")])
+
+
 def test_acc_rotations_turn_only_the_accelerometer_of_training_copies():
     """--acc-rotations K: K copies of each training recording, the acc axes turned by a rotation (per-sample norm
     kept), the PPG, truth and subject unchanged, new record ids registered in `records`; the copies' per-axis
