@@ -74,6 +74,7 @@ sys.path.insert(0, str(ROOT))
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import SqtoolError, atomic_write_text, write_metrics  # noqa: E402
 from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
+from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_spectra, record_waveforms  # noqa: E402
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
@@ -392,7 +393,7 @@ def rotated_copies(train, records: dict, k: int, scfg, seed: int) -> list:
     the same wrists give in other orientations (a swing that falls on two axes leaves the third still). Added to
     `records` too (pairs, waveforms); each copy goes through the front end once per process."""
     import dataclasses
-    out, axes = [], ("acc_x", "acc_y", "acc_z")
+    out, axes = [], ACC_AXES
     for r in train:
         src = records[(r.dataset, r.record_id)]
         if not all(a in src.signals for a in axes):
@@ -496,17 +497,30 @@ def span_bpm(student: str) -> float:
     return decoder_cfg({"bins_bpm": get_model_cfg(student).arch["bins_bpm"]}).span_bpm
 
 
-def summarise(rows, title, span: float | None = None):
-    """Per-subject MAE (+ CI), mean of subjects, pooled, wins, uncertainty."""
+def by_subject(rows) -> dict:
+    """{"dataset:subject": its rows}, sorted by key."""
     subj = {}
     for r in rows:
         subj.setdefault(f"{r['dataset']}:{r['subject']}", []).append(r)
+    return dict(sorted(subj.items()))
+
+
+def abs_errors(rows, method: str) -> np.ndarray:
+    """|prediction - truth| of `method` over the rows' windows (NaN where the truth is doubtful)."""
+    return np.abs(np.concatenate([r[method] for r in rows]) - np.concatenate([r["y"] for r in rows]))
+
+
+def summarise(rows, title, span: float | None = None):
+    """Per-subject MAE (+ CI), mean of subjects, pooled, wins, uncertainty."""
+    subj = by_subject(rows)
+    # the truth's-HMM decode of the same logits, beside the chosen decoder (rows written before it have none)
+    methods = METHODS + (("int8_truth_hmm",) if rows and all("int8_truth_hmm" in r for r in rows) else ())
     table = []
-    for s, rs in sorted(subj.items()):
+    for s, rs in subj.items():
         y = np.concatenate([r["y"] for r in rs])
         d = {"subject": s, "windows": int(np.isfinite(y).sum())}
-        for m in METHODS:
-            e = np.abs(np.concatenate([r[m] for r in rs]) - y)
+        for m in methods:
+            e = abs_errors(rs, m)
             d[m] = float(np.nanmean(e))
             d[m + "_ci"] = bootstrap_mean_ci(e)
         u = uncertainty_scores(*(np.concatenate([r[k] for r in rs]) for k in ("int8", "int8_lo", "int8_hi",
@@ -516,9 +530,9 @@ def summarise(rows, title, span: float | None = None):
     y = np.concatenate([r["y"] for r in rows])
     ok = np.isfinite(y)
     summ = {"title": title, "subjects": table}
-    for m in METHODS:
+    for m in methods:
         summ[f"{m}_mean_of_subjects"] = float(np.mean([d[m] for d in table]))
-        summ[f"{m}_pooled"] = float(np.nanmean(np.abs(np.concatenate([r[m] for r in rows]) - y)))
+        summ[f"{m}_pooled"] = float(np.nanmean(abs_errors(rows, m)))
     summ["int8_wins_vs_baseline"] = int(sum(d["int8"] < d["baseline"] for d in table))
     summ["n_subjects"] = len(table)
     summ["int8_minus_float_student"] = summ["int8_mean_of_subjects"] - summ["student_mean_of_subjects"]
@@ -560,14 +574,9 @@ def summarise(rows, title, span: float | None = None):
     summ["gating_reduction_width"] = uncertainty_scores(hr, lo, hi, lo - hi, yy)["gating_reduction"]
     summ["gating_reduction_oracle"] = uncertainty_scores(hr, lo, hi, -np.abs(hr - yy), yy)["gating_reduction"]
     summ["doubtful_truth_windows"] = int((~ok).sum())
-    if rows and all("int8_truth_hmm" in r for r in rows):          # rows written before the column have none
-        for d in table:
-            rs = subj[d["subject"]]
-            d["int8_truth_hmm"] = float(np.nanmean(np.abs(np.concatenate([r["int8_truth_hmm"] for r in rs]) -
-                                                          np.concatenate([r["y"] for r in rs]))))
-        summ["int8_truth_hmm_mean_of_subjects"] = float(np.mean([d["int8_truth_hmm"] for d in table]))
-        summ["int8_truth_hmm_pooled"] = float(np.nanmean(np.abs(np.concatenate([r["int8_truth_hmm"] for r in rows]) - y)))
+    if "int8_truth_hmm" in methods:
         summ["int8_truth_hmm_wins_vs_baseline"] = int(sum(d["int8_truth_hmm"] < d["baseline"] for d in table))
+        summ["truth_hmm_sigma_bpm"] = sorted({r["truth_hmm"]["sigma_bpm"] for r in rows})
         summ["truth_hmm_sigma_bpm"] = sorted({r["truth_hmm"]["sigma_bpm"] for r in rows})
     chosen = {}                                            # --recipe inner: the student recipe of each fold
     for d in table:
@@ -831,11 +840,7 @@ COMPARED = ("int8", "student", "teacher")
 
 def subject_maes(rows) -> dict:
     """{subject key: {method: MAE over its windows}} for the compared methods."""
-    out = {}
-    for r in rows:
-        out.setdefault(f"{r['dataset']}:{r['subject']}", []).append(r)
-    return {k: {m: float(np.nanmean(np.abs(np.concatenate([r[m] for r in rs]) - np.concatenate([r["y"] for r in rs]))))
-                for m in COMPARED} for k, rs in out.items()}
+    return {k: {m: float(np.nanmean(abs_errors(rs, m))) for m in COMPARED} for k, rs in by_subject(rows).items()}
 
 
 def paired_difference(pairs: list[tuple[dict, dict]], n_boot: int = 10000, seed: int = 0) -> dict:
@@ -844,14 +849,12 @@ def paired_difference(pairs: list[tuple[dict, dict]], n_boot: int = 10000, seed:
     subjects = sorted(set.intersection(*(set(a) & set(b) for a, b in pairs)))
     if not subjects:
         raise SystemExit("--compare: the two arms share no held-out subject")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(subjects), (n_boot, len(subjects)))
     out = {"subjects": subjects, "pairs": len(pairs)}
     for m in COMPARED:
         a = np.array([[p[0][k][m] for k in subjects] for p in pairs]).mean(axis=0)          # (S,)
         b = np.array([[p[1][k][m] for k in subjects] for p in pairs]).mean(axis=0)
         d = a - b
-        lo, hi = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+        lo, hi = bootstrap_mean_ci(d, n_boot=n_boot, seed=seed)                              # over subjects
         out[m] = {"a": float(a.mean()), "b": float(b.mean()), "diff": float(d.mean()), "ci95": [float(lo), float(hi)],
                   "per_subject": {k: float(v) for k, v in zip(subjects, d)},
                   "claim": "A lower" if hi < 0 else "B lower" if lo > 0 else "no difference shown"}

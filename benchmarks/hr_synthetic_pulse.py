@@ -74,6 +74,7 @@ def recording_row(row: dict, rec) -> dict:
             "int8_raw_is": near[0] if near else "?", "stillest_axis": float(min(rec.meta["swing_axes"]))}
 
 
+BAND_METHODS = ("int8", "baseline", "student", "int8_truth_hmm")   # the band table's columns
 STILL_AXIS = 0.15       # an axis whose share of the (unit) swing direction is below this barely sees the swing
 
 
@@ -115,9 +116,8 @@ def main(argv=None):
     for r, rec in zip(rows, syn):
         h = float(np.nanmedian(r["y"]))
         b = int(h // 10 * 10)
-        bands.setdefault(b, {"int8": [], "baseline": [], "student": [], "int8_truth_hmm": []})
-        for k in ("int8", "baseline", "student", "int8_truth_hmm"):
-            bands[b][k].append(np.abs(r[k] - r["y"]))
+        for k in BAND_METHODS:
+            bands.setdefault(b, {m: [] for m in BAND_METHODS})[k].append(np.abs(r[k] - r["y"]))
     per_rec = [recording_row(r, rec) for r, rec in zip(rows, syn)]
     table = []
     for b in sorted(bands):
