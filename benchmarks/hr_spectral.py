@@ -293,7 +293,7 @@ def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner
                          rule=rule, calibrate_groups=cal, **evidence_args(evidence, [r.x for r in train]))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
-        f"temperature {dec['temperature']:g}, evidence weight {dec.get('evidence_weight', 0.0):g} (inner MAE without "
+        f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, evidence weight {dec.get('evidence_weight', 0.0):g} (inner MAE without "
         f"{dec.get('inner_mae_no_evidence', float('nan')):.2f}), interval {dec['interval']:.3f} (inner coverage "
         f"{dec.get('inner_coverage', float('nan')):.3f} on {dec.get('inner_calibration_windows', 0)} windows of "
         f"{len(cal) if cal else len({r.key for r in train})} subjects), conf: {conf_text(dec)} "

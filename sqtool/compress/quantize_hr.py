@@ -120,7 +120,8 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
                          **evidence_args(cfg.evidence, [r.x for r in train]))
     atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
-        f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, motion-subtracted PPG weight "
+        f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, emission floor "
+        f"{dec.get('emission_floor', 0.0):g}, motion-subtracted PPG weight "
         f"{dec.get('evidence_weight', 0.0):g}, interval {dec['interval']:.3f} (inner "
         f"coverage {dec['inner_coverage']:.3f} on {dec['inner_calibration_windows']} windows"
         f"{calibration_text(cfg.calibrate_on)}), confidence: {conf_text(dec)}, "

@@ -53,7 +53,8 @@ def tables_header(cfg: DecoderCfg) -> str:
     out += ["", "#ifdef SQ_DEC_DEFINE_TABLES   /* defined by sq_decoder.c only */",
             "/* Q15 transition taps for offsets 0..R (symmetric; the full kernel sums to 2^15) */",
             _arr("uint16_t", "sq_dec_taps", "SQ_DEC_RADIUS + 1", t["taps"]),
-            "/* likelihood LUT[d] = round(2^24 exp(-logit_scale d)), d = max(logits) - logit */",
+            "/* likelihood LUT[d] = round(2^24 (exp(-logit_scale d) + kappa) / (1 + kappa)), d = max(logits) - logit, "
+            f"kappa = emission floor {cfg.emission_floor:g} */",
             _arr("uint32_t", "sq_dec_lut", "256", t["lut"], per_line=8),
             "/* start distribution, Q20 (sums to 2^20) */",
             _arr("uint32_t", "sq_dec_start", "SQ_DEC_NBINS", t["start"], per_line=10)]

@@ -14,7 +14,12 @@ Model (the same in every decoder below)
                     probability of a jump anywhere, which lets the tracker re-acquire after a lock-on
                     to a wrong peak.
     likelihood      L_t[k] = softmax(logits_t)[k]; an invalid window (gated out) has L_t = 1 everywhere,
-                    i.e. it only predicts.
+                    i.e. it only predicts. With an emission floor kappa > 0 (`emission_floor`), L_t[k] is
+                    (exp(logit_k - max logit) + kappa) / (1 + kappa): every bin keeps at least kappa x the
+                    window's peak, so a window the network misreads costs a belief at most ln(1 / kappa), while
+                    the ratios between the bins it does read stay as they are. This is the robust alternative
+                    to a logit temperature, which flattens every ratio (and with it a narrow, correct pulse peak
+                    against a broad wrong plateau).
     evidence        optional (evidence_weight mu > 0): L_t[k] is multiplied by ((eps + n_k / 254) / (1 + eps))^mu,
                     the motion-subtracted PPG spectrum of the window as the firmware front end codes it:
                     n_k = clip(ppg_k - max_axis acc_k, 0, 254) on the int8 spectra (codes 254 P / Pmax - 127
@@ -55,8 +60,9 @@ No float anywhere in a step; all tables are computed at export time by `decoder_
                 bound: (c + 8) >> 4 <= 2^31, FLOOR_ADD <= 2^31 / F (DecoderCfg keeps floor <= 0.5), so
                 prior < 2^32. Since (1 - floor) (c' + FLOOR_ADD) = (1 - floor) c' + floor 2^31 / F and the
                 scale goes away in the normalisation, this is the mixing (1 - floor) g * p + floor / F.
-    likelihood  d_k = max(logits) - logits[k] in 0..255, LUT[d] = round(2^24 exp(-logit_scale d)) (uint32,
-                LUT[0] = 2^24); an invalid window has no likelihood (prod = prior).
+    likelihood  d_k = max(logits) - logits[k] in 0..255, LUT[d] = round(2^24 (exp(-logit_scale d) + kappa) /
+                (1 + kappa)) (uint32, LUT[0] = 2^24; kappa = emission_floor, 0 by default: the emission floor
+                is in the table, not in the code); an invalid window has no likelihood (prod = prior).
                 With evidence: e_k = logits[k] - PEN[n_k] (int16, -128 - 255 .. 127), PEN[n] = min(255,
                 round(-mu ln((eps + n / 254) / (1 + eps)) / logit_scale)) (uint8, PEN[254] = 0), and
                 d_k = min(255, max(e) - e_k): the evidence is a shift of the logits in their own units.
@@ -120,6 +126,7 @@ MAX_STEP_MBPM = 5000          # read-out bounds (see the docstring)
 MAX_REFINE = 3
 MAX_BINS = 1024
 MAX_EVIDENCE_WEIGHT = 8.0
+MAX_EMISSION_FLOOR = 0.5     # a window whose every bin keeps half the peak says almost nothing
 EVIDENCE_MAX = 254            # evidence codes n_k are 0..254 (int8 spectra: ppg - acc)
 
 
@@ -140,6 +147,7 @@ class DecoderCfg:
     refine_bins: int = 2               # hr = posterior mean over argmax +- refine_bins
     evidence_weight: float = 0.0       # mu: weight of the motion-subtracted PPG spectrum (0 = the network alone)
     evidence_floor: float = 0.02       # eps: a bin fully under the accelerometer's peak keeps eps^mu
+    emission_floor: float = 0.0        # kappa: every bin's likelihood is at least kappa x the window's peak
     conf_calib_x: tuple[int, ...] = ()  # calibration knots: the measure's raw conf, Q15, strictly increasing
     conf_calib_y: tuple[int, ...] = ()  # ... -> conf = 1 - expected |error| / span, Q15, non-decreasing (() = raw)
 
@@ -188,6 +196,8 @@ class DecoderCfg:
             raise SqtoolError(f"decoder evidence_weight must be in [0, {MAX_EVIDENCE_WEIGHT}], got {self.evidence_weight}")
         if not (math.isfinite(self.evidence_floor) and 1e-4 <= self.evidence_floor <= 1):
             raise SqtoolError(f"decoder evidence_floor must be in [1e-4, 1], got {self.evidence_floor}")
+        if not (math.isfinite(self.emission_floor) and 0 <= self.emission_floor <= MAX_EMISSION_FLOOR):
+            raise SqtoolError(f"decoder emission_floor must be in [0, {MAX_EMISSION_FLOOR}], got {self.emission_floor}")
         self.conf_calib_x, self.conf_calib_y = _calib_knots(self.conf_calib_x, self.conf_calib_y)
 
     # grid
@@ -228,10 +238,13 @@ class DecoderCfg:
 
     @property
     def emission_text(self) -> str:                   # what the decoder multiplies into its belief, for the kit
-        if not self.uses_evidence:
-            return "the network's heart-rate bins"
-        return (f"the network's heart-rate bins times the motion-subtracted PPG spectrum to the power "
-                f"{self.evidence_weight:g} (floor {self.evidence_floor:g}: a bin under the accelerometer's peak is damped)")
+        text = "the network's heart-rate bins"
+        if self.uses_evidence:
+            text += (f" times the motion-subtracted PPG spectrum to the power {self.evidence_weight:g} (floor "
+                     f"{self.evidence_floor:g}: a bin under the accelerometer's peak is damped)")
+        if self.emission_floor > 0:
+            text += f", each bin at least {self.emission_floor:g} x the window's peak (emission floor)"
+        return text
 
     @property
     def conf_text(self) -> str:                       # what conf means, for logs and the firmware kit
@@ -417,6 +430,8 @@ def _likelihoods(logits: np.ndarray, valid: np.ndarray | None, cfg: DecoderCfg,
     if n is not None:
         x = x + cfg.evidence_loglik(n)
     lik = np.exp(x - x.max(axis=1, keepdims=True))
+    if cfg.emission_floor > 0:
+        lik = (lik + cfg.emission_floor) / (1 + cfg.emission_floor)
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
         if valid.shape != (len(x),):
@@ -603,7 +618,8 @@ def decoder_tables(cfg: DecoderCfg) -> dict[str, np.ndarray]:
     taps[0] = TAP_ONE - 2 * int(taps[1:].sum())
     if taps[0] <= 0:
         raise SqtoolError(f"decoder sigma_bpm {cfg.sigma_bpm}: the Q15 centre tap is not positive")
-    lut = np.floor(LUT_ONE * np.exp(-cfg.logit_scale * np.arange(256)) + 0.5).astype(np.uint32)
+    k = cfg.emission_floor
+    lut = np.floor(LUT_ONE * (np.exp(-cfg.logit_scale * np.arange(256)) + k) / (1 + k) + 0.5).astype(np.uint32)
     pi = start_distribution(cfg) * POST_ONE                                # largest-remainder rounding to 2^20
     start = np.floor(pi).astype(np.int64)
     extra = POST_ONE - int(start.sum())

@@ -381,6 +381,7 @@ SELECTION_RULES = ("min", "one_se")     # select_decoder: the lowest | the simpl
 
 def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: list[str], base: dict,
                    sigmas=(2.0, 3.0, 4.0, 6.0), floors=(1e-4, 1e-3, 1e-2), temperatures=(1.0, 2.0, 3.0),
+                   emission_floors=(0.0, 0.003, 0.03),
                    coverage: float = 0.9, conf_halfwidths=(2.0, 3.0, 5.0, 8.0, 12.0), keep: float = 0.8,
                    slack_bpm: float = 0.5, conf_measures=("mass", "width"),
                    spectra: list[np.ndarray] | None = None, evidence_weights=(0.25, 0.5, 1.0),
@@ -463,10 +464,11 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                 "inner_rule": rule}
 
     s0, f0 = float(base["sigma_bpm"]), max(float(base["floor"]), 1e-12)       # the truth's HMM (floor may be 0)
-    best = choose([{**base, "sigma_bpm": sg, "floor": fl, "temperature": float(T), "evidence_weight": 0.0}
+    best = choose([{**base, "sigma_bpm": sg, "floor": fl, "temperature": float(T), "emission_floor": float(k),
+                    "evidence_weight": 0.0}
                    for sg in sorted({s0, *sigmas}) for fl in sorted({float(base["floor"]), *floors})
-                   for T in temperatures],
-                  lambda d: (d["temperature"], abs(math.log(d["sigma_bpm"] / s0)),
+                   for T in temperatures for k in emission_floors],
+                  lambda d: (d["temperature"], d["emission_floor"], abs(math.log(d["sigma_bpm"] / s0)),
                              abs(math.log(max(d["floor"], 1e-12) / f0))))
     best = {**best, "inner_mae_no_evidence": best["inner_mae"]}
     if spectra is not None:

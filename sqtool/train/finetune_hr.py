@@ -186,7 +186,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
                          calibrate_groups=cal)
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
-        f"temperature {dec['temperature']:g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
+        f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
         f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9, on "
         f"{dec['inner_calibration_windows']} windows{calibration_text(cfg.calibrate_on)}), "
         f"confidence: {conf_text(dec)}")

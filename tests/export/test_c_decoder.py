@@ -71,6 +71,10 @@ CFGS = {
     "evidence": D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, evidence_weight=0.5),
     "evidence_strong_small_scale": D.DecoderCfg(logit_scale=0.02, sigma_bpm=6.0, evidence_weight=4.0,
                                                 evidence_floor=1e-3, conf_measure="width"),
+    # the emission floor (select_decoder's emission_floors): in the LUT only; with evidence and a flat scale
+    "emission_floor": D.DecoderCfg(logit_scale=0.125, sigma_bpm=6.0, floor=1e-2, emission_floor=0.03),
+    "emission_floor_evidence": D.DecoderCfg(logit_scale=0.04, sigma_bpm=3.0, evidence_weight=1.0,
+                                            emission_floor=D.MAX_EMISSION_FLOOR),
     # the confidence calibrated to 1 - expected error / extent (select_decoder's knots): the mass measure with
     # 16 knots (steep and flat segments, 0 and 32768 at the ends), the width measure with 2
     "conf_knots_mass": D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, conf_halfwidth_bpm=8.0,

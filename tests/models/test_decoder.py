@@ -116,7 +116,8 @@ def test_estimate_transition_recovers_sigma_of_random_walks():
     ({"bins_bpm": (30.0, 230.0, 0.0)}, "bins_bpm"), ({"logit_scale": 0.0}, "logit_scale"),
     ({"logit_scale": -0.1}, "logit_scale"), ({"logit_scale": float("inf")}, "logit_scale"),
     ({"start": "median"}, "start"), ({"interval": 1.0}, "interval"), ({"refine_bins": 9}, "refine_bins"),
-    ({"conf_measure": "entropy"}, "conf_measure"),
+    ({"conf_measure": "entropy"}, "conf_measure"), ({"emission_floor": -0.01}, "emission_floor"),
+    ({"emission_floor": 0.6}, "emission_floor"), ({"emission_floor": float("nan")}, "emission_floor"),
 ])
 def test_bad_configs_are_refused_in_one_line(kw, match):
     with pytest.raises(SqtoolError, match=match) as e:
@@ -143,7 +144,8 @@ def test_grid_mismatch_is_refused():
 
 
 def test_tables_are_exact():
-    for cfg in (D.DecoderCfg(), D.DecoderCfg(sigma_bpm=0.2, start="gaussian"), D.DecoderCfg(sigma_bpm=30.0)):
+    for cfg in (D.DecoderCfg(), D.DecoderCfg(sigma_bpm=0.2, start="gaussian"), D.DecoderCfg(sigma_bpm=30.0),
+                D.DecoderCfg(emission_floor=0.03), D.DecoderCfg(emission_floor=D.MAX_EMISSION_FLOOR)):
         t = D.decoder_tables(cfg)
         assert int(t["taps"][0]) + 2 * int(t["taps"][1:].sum()) == 1 << 15
         assert int(t["start"].sum()) == D.POST_ONE and int(t["lut"][0]) == D.LUT_ONE
@@ -347,3 +349,48 @@ def test_evidence_penalty_table_is_zero_off_motion_and_clipped():
     assert t["pen"][254] == 0 and np.all(np.diff(t["pen"].astype(int)) <= 0)
     assert t["pen"][0] == min(255, round(-math.log(0.02 / 1.02) / 0.05))
     assert int(D.decoder_tables(D.DecoderCfg())["evidence"]) == 0
+
+
+def _peak_vs_plateau(cfg: D.DecoderCfg, n: int = 40, seed: int = 0) -> np.ndarray:
+    """int8 logits (n, F) of a fixed 60-BPM pulse that the network reads as a narrow peak on 3 of 4 windows,
+    against a broad, weaker plateau at 100-120 BPM on every window; on every 4th window the network misreads
+    the pulse (it stays on the plateau only). The pulse is the truth."""
+    rng = np.random.default_rng(seed)
+    c = cfg.centres
+    x = np.full((n, cfg.n_bins), -60.0)
+    x[:, (c >= 100) & (c <= 120)] = 0.0                                    # the plateau: 21 bins at one level
+    pulse = np.flatnonzero(np.abs(c - 60) <= 1)                            # the peak: 3 bins
+    for t in range(n):
+        if t % 4 != 3:
+            x[t, pulse] = 40.0
+    x += rng.normal(0, 1.0, x.shape)
+    return np.clip(np.round(x), -127, 127).astype(np.int8)
+
+
+def test_emission_floor_keeps_a_narrow_pulse_that_a_temperature_loses_to_a_broad_plateau():
+    """A temperature flattens every ratio: at T = 3 with a wide transition the plateau's summed mass wins over a
+    narrow peak the network finds on 3 windows of 4. An emission floor instead bounds what one misread window
+    costs and keeps the ratios it reads: the pulse is tracked. Float and fixed point agree."""
+    scale = 0.125
+    base = D.DecoderCfg(logit_scale=scale, sigma_bpm=6.0, floor=1e-2)
+    q = _peak_vs_plateau(base)
+    hot = D.decode_float(q * scale, {**base.to_dict(), "temperature": 3.0})["hr"]
+    assert np.median(np.abs(hot[8:] - 60.0)) > 30                           # the temperature: lost to the plateau
+    robust = {**base.to_dict(), "emission_floor": 0.03}
+    hr = D.decode_float(q * scale, robust)["hr"]
+    assert np.all(np.abs(hr[8:] - 60.0) < 2.0)                              # the floor: the pulse on every window
+    hr_int = D.decode_int(q, robust, scale)["hr"]
+    assert np.max(np.abs(hr_int - hr)) < 0.2
+    # without a floor and at temperature 1 each misread window is 100 int8 logits (12.5 real) against the pulse:
+    # the belief leaves the pulse on some of them; the floor caps that at ln(1 / 0.03) = 3.5
+    plain = D.decode_float(q * scale, base.to_dict())["hr"]
+    assert np.sum(np.abs(plain[8:] - 60.0) > 10) > np.sum(np.abs(hr[8:] - 60.0) > 10)
+
+
+def test_emission_floor_lut_is_the_floored_likelihood():
+    cfg = D.DecoderCfg(logit_scale=0.1, emission_floor=0.05)
+    lut = D.decoder_tables(cfg)["lut"].astype(np.float64) / D.LUT_ONE
+    want = (np.exp(-0.1 * np.arange(256)) + 0.05) / 1.05
+    assert np.max(np.abs(lut - want)) <= 0.5 / D.LUT_ONE
+    assert lut[-1] >= 0.05 / 1.05 - 1e-6                                   # no bin below the floor
+    assert "emission floor" in cfg.emission_text and "emission floor" not in D.DecoderCfg().emission_text

@@ -88,7 +88,7 @@ def test_one_se_rule_keeps_the_fitted_prior_unless_another_is_clearly_better(ste
     cfg = get_model_cfg("spec_student_xs")
     logits, truth, groups = _walk_logits(cfg, step_bpm, noise_bpm)
     base = {"bins_bpm": list(cfg.arch["bins_bpm"]), "sigma_bpm": 1.0, "floor": 1e-3, "logit_scale": 1.0}
-    grid = dict(sigmas=(1.0, 2.0, 8.0), floors=(1e-3,), temperatures=(1.0, 3.0))
+    grid = dict(sigmas=(1.0, 2.0, 8.0), floors=(1e-3,), temperatures=(1.0, 3.0), emission_floors=(0.0,))
     lo = select_decoder(logits, truth, groups, base, rule="min", **grid)
     se = select_decoder(logits, truth, groups, base, rule="one_se", **grid)
     assert lo["inner_rule"] == "min" and se["inner_rule"] == "one_se"
@@ -468,3 +468,26 @@ def test_select_decoder_weighs_the_motion_subtracted_ppg_only_when_it_helps():
     for bad in ("strong", "0", "-1", "9"):
         with pytest.raises(SqtoolError, match="--evidence must be inner, off or a weight"):
             evidence_args(bad, spectra)
+
+
+def test_select_decoder_takes_an_emission_floor_where_misread_windows_pull_the_track_off():
+    """Logits peaked at the truth, but every 4th window confidently at a harmonic far away: at temperature 1 and
+    no floor such a window pulls the belief off the truth; a temperature weakens every window alike, an emission
+    floor bounds only what a misread window costs. Chosen on the inner subjects, the floor decodes best."""
+    cfg = get_model_cfg("spec_student_xs")
+    bins = bin_grid(cfg)
+    rng = np.random.default_rng(3)
+    logits, truth = [], []
+    for _ in range(4):
+        hr = np.clip(80 + np.cumsum(rng.normal(0, 1.0, 80)), 60, 110)
+        peak = np.where(np.arange(80) % 4 == 3, 2 * hr, hr)                     # (W,) what each window reads
+        logits.append((-0.5 * ((bins[None] - peak[:, None] - rng.normal(0, 1.0, (80, 1))) / 1.5) ** 2)
+                      .astype(np.float32))
+        truth.append(hr)
+    groups = [f"s{i}" for i in range(4)]
+    base = {"bins_bpm": list(cfg.arch["bins_bpm"]), "sigma_bpm": 1.0, "floor": 1e-3, "logit_scale": 1.0}
+    grid = dict(sigmas=(1.0, 4.0), floors=(1e-3,), temperatures=(1.0, 3.0))
+    plain = select_decoder(logits, truth, groups, base, emission_floors=(0.0,), **grid)
+    robust = select_decoder(logits, truth, groups, base, emission_floors=(0.0, 0.003, 0.03), **grid)
+    assert plain["emission_floor"] == 0.0 and robust["emission_floor"] > 0
+    assert robust["inner_mae"] < plain["inner_mae"] - 1.0
