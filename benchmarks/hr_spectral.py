@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
-from sqtool.core import SqtoolError, atomic_write_text, write_metrics  # noqa: E402
+from sqtool.core import SqtoolError, atomic_save_npz, atomic_write_text, write_metrics  # noqa: E402
 from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
@@ -459,8 +459,9 @@ def run_fold(train, test, args, records, log):
     # beside the chosen decoder: the HMM fitted on the training truth alone (sigma, floor), logits untempered, no
     # evidence: what the inner-CV choice of sigma / floor / temperature / evidence does to the held-out subject
     fit = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
-    truth_hmm = {**dec, "sigma_bpm": fit["sigma_bpm"], "floor": fit["floor"], "temperature": 1.0, "evidence_weight": 0.0}
-    out = []
+    truth_hmm = {**dec, "sigma_bpm": fit["sigma_bpm"], "floor": fit["floor"], "temperature": 1.0, "evidence_weight": 0.0,
+                 "emission_floor": 0.0}
+    out, dump = [], {}
     for r in test:
         x = as_model_input(r.x)
         valid = r.flagged < 0.5
@@ -476,6 +477,7 @@ def run_fold(train, test, args, records, log):
                "truth_hmm": {"sigma_bpm": float(fit["sigma_bpm"]), "floor": float(fit["floor"])},
                "baseline": baseline_for(records, [r], notch)[r.record_id],
                "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
+               "emission_floor": float(dec.get("emission_floor", 0.0)),
                "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
                "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "conf_measure": dec.get("conf_measure", "mass"),
                "evidence_weight": float(dec.get("evidence_weight", 0.0)), "evidence_mode": args.evidence,
@@ -483,10 +485,33 @@ def run_fold(train, test, args, records, log):
                "logit_scale": scale,
                "recipe": recipe or "fixed", "recipe_scores": recipe_scores}
         out.append(row)
+        dump[f"test/{r.dataset}/{r.record_id}"] = lq
         log(f"  {r.dataset}/{r.record_id}: int8 {mae(row['int8'], r.y):.2f}  student {mae(row['student'], r.y):.2f}"
             f"  teacher {mae(row['teacher'], r.y):.2f}  baseline {mae(row['baseline'], r.y):.2f} "
             f"(notch {notch})  [{time.time() - t_start:.0f} s]")
+    if args.logits_out:
+        save_logits(args.logits_out, test, train, dump, soof, dec, scale)
     return out
+
+
+def save_logits(out_dir: str, test, train, held_out: dict, soof: dict | None, dec: dict, scale: float) -> None:
+    """--logits-out: one .npz per outer fold with what the decoder reads, for decoder studies without training:
+    the held-out int8 logits ("test/<dataset>/<record>", logit scale `scale`), the student's inner out-of-fold
+    float logits the decoder was chosen on ("oof/<dataset>/<record>", with --decoder-on student), every
+    recording's truth ("y/...") and subject key ("key/..."), and the chosen decoder (JSON)."""
+    import json
+    arrays = dict(held_out)
+    for r in train:
+        if soof is not None:
+            arrays[f"oof/{r.dataset}/{r.record_id}"] = np.asarray(soof[r.record_id], np.float32)
+    for r in [*train, *test]:
+        arrays[f"y/{r.dataset}/{r.record_id}"] = np.asarray(r.y, np.float64)
+        arrays[f"key/{r.dataset}/{r.record_id}"] = np.array(r.key)
+    arrays["decoder"] = np.array(json.dumps(dec))
+    arrays["logit_scale"] = np.array(scale)
+    name = "_".join(sorted({r.key for r in test})).replace("/", "-").replace(":", "-")[:120] or "fold"
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    atomic_save_npz(Path(out_dir) / f"{name}.npz", **arrays)
 
 
 METHODS = ("int8", "student", "teacher", "baseline", "int8_raw")
@@ -718,6 +743,9 @@ def add_training_args(ap) -> None:
                     help="whose inner out-of-fold windows set the interval's mass and the confidence (measure and "
                          "calibration): all training subjects, or target = those of the held-out subject's dataset "
                          "(wrist_exercise LOSO: the other wrist subjects; all when the training set has none)")
+    ap.add_argument("--logits-out", default="", metavar="DIR",
+                    help="also save, per outer fold, the held-out int8 logits, the inner out-of-fold logits the "
+                         "decoder was chosen on, the truth and the chosen decoder (DIR/<held-out>.npz)")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-lr", type=float, default=0.05)
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,

@@ -102,7 +102,9 @@ def test_a_teacher_without_a_bin_head_is_one_line_before_any_data():
             mod.main([flag, name, "--out", "/nonexistent/never-written"])
 
 
-def test_decoder_on_the_students_out_of_fold_logits():
+def test_decoder_on_the_students_out_of_fold_logits(tmp_path):
+    import json
+
     import numpy as np
 
     from sqtool.data.hr_spectra import hr_corpus
@@ -122,6 +124,18 @@ def test_decoder_on_the_students_out_of_fold_logits():
     assert not all(np.array_equal(soof[k], oof[k]) for k in soof)              # other networks, other logits
     dec_s = mod.decoder_on(soof, train, scfg, "student", said.append)
     assert set(dec_s) == set(dec_t) and "student's out-of-fold" in said[-1] and "teacher's" in said[0]
+    # --logits-out: what the decoder reads, to study decoders without training (held-out = the first subject)
+    held = [r for r in train if r.key == train[0].key]
+    rest = [r for r in train if r.key != train[0].key]
+    lq = {f"test/{r.dataset}/{r.record_id}": np.zeros((len(r.y), len(bin_grid(scfg))), np.int8) for r in held}
+    mod.save_logits(str(tmp_path / "lg"), held, rest, lq, soof, dec_s, 0.125)
+    (f,) = sorted((tmp_path / "lg").glob("*.npz"))
+    z = np.load(f)
+    assert json.loads(str(z["decoder"])) == json.loads(json.dumps(dec_s)) and float(z["logit_scale"]) == 0.125
+    for r in rest:
+        assert np.array_equal(z[f"oof/{r.dataset}/{r.record_id}"], soof[r.record_id].astype(np.float32))
+        assert str(z[f"key/{r.dataset}/{r.record_id}"]) == r.key
+    assert all(f"test/{r.dataset}/{r.record_id}" in z and f"y/{r.dataset}/{r.record_id}" in z for r in held)
 
 
 def test_calibrate_on_target_names_the_held_out_datasets_training_subjects():

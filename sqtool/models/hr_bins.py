@@ -389,12 +389,14 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                    calibrate_groups: set[str] | None = None) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
-    1. transition sigma, jump floor and logit temperature by the mean of subjects' decoded MAE (`base`, from
-       `fit_decoder`, the truth's own sigma, is one of the candidates). `rule` "min" (the default): the lowest
-       mean; "one_se": the most parsimonious candidate that is not worse than the lowest by more than one
-       standard error of the paired per-subject differences (Breiman's one-standard-error rule, paired), where
-       parsimonious = the least departure from the HMM fitted on the truth: temperature 1 first, then sigma and
-       floor closest (in log) to `base`'s. Why it exists: a temperature of 3 and a transition 5x wider than the
+    1. transition sigma, jump floor, logit temperature and emission floor (each bin's likelihood at least that
+       share of the window's peak: what one misread window can cost, `decoder.DecoderCfg.emission_floor`) by
+       the mean of subjects' decoded MAE (`base`, from `fit_decoder`, the truth's own sigma, is one of the
+       candidates). `rule` "min" (the default): the lowest mean; "one_se": the most parsimonious candidate that
+       is not worse than the lowest by more than one standard error of the paired per-subject differences
+       (Breiman's one-standard-error rule, paired), where parsimonious = the least departure from the HMM
+       fitted on the truth: temperature 1 first, then no emission floor, then sigma and floor closest (in log)
+       to `base`'s. Why it exists: a temperature of 3 and a transition 5x wider than the
        truth's, chosen because a few locked subjects decode 0.1 BPM better, flatten every posterior, and a pulse
        peak that the network finds in most windows can then lose to a broad plateau of the motion's mass (the
        synthetic benchmark's 90-BPM recording). Why it is not the default: on SP Cup it moves 5 of 12 folds from
