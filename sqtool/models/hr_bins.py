@@ -391,7 +391,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
 
     1. transition sigma, jump floor, logit temperature and emission floor (each bin's likelihood at least that
        share of the window's peak: what one misread window can cost, `decoder.DecoderCfg.emission_floor`; only
-       0 by default: among (0, 0.003, 0.03) the inner windows chose a floor on 4 of 6 SP Cup folds and 2 of 5
+       0 by default: among (0, 0.003, 0.03) the inner windows chose a floor on 11 of 12 SP Cup folds and 2 of 5
        wrist_exercise folds, and the held-out subjects decoded no better, README) by the mean of subjects' decoded MAE (`base`, from `fit_decoder`, the truth's own sigma, is one of the
        candidates). `rule` "min" (the default): the lowest mean; "one_se": the most parsimonious candidate that
        is not worse than the lowest by more than one standard error of the paired per-subject differences
