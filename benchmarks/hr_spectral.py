@@ -353,7 +353,8 @@ def bin_cfg(args, epochs, student: bool = False, **kw) -> BinTrainCfg:
     stretch = args.stretch_frac if not student or args.student_stretch_frac < 0 else args.student_stretch_frac
     return BinTrainCfg(epochs=epochs, seed=args.seed, stretch_frac=stretch, motion_frac=args.motion_frac,
                        motion_ppg_amp=amp_range(args.motion_ppg_amp), motion_ppg_dist=args.motion_ppg_dist,
-                       motion_axis_drop=args.motion_axis_drop, lr_schedule=args.lr_schedule,
+                       motion_axis_drop=args.motion_axis_drop, motion_on_truth=args.motion_on_truth,
+                       lr_schedule=args.lr_schedule,
                        edge_fill=args.edge_fill, **kw)
 
 
@@ -743,6 +744,9 @@ def add_training_args(ap) -> None:
                     help="whose inner out-of-fold windows set the interval's mass and the confidence (measure and "
                          "calibration): all training subjects, or target = those of the held-out subject's dataset "
                          "(wrist_exercise LOSO: the other wrist subjects; all when the training set has none)")
+    ap.add_argument("--motion-on-truth", type=fraction, default=0.0, metavar="P",
+                    help="share of the motion windows whose cadence is the heart rate itself (the heart at the "
+                         "step rate, as on a run): the accelerometer's peak sits on the pulse, the target unchanged")
     ap.add_argument("--logits-out", default="", metavar="DIR",
                     help="also save, per outer fold, the held-out int8 logits, the inner out-of-fold logits the "
                          "decoder was chosen on, the truth and the chosen decoder (DIR/<held-out>.npz)")
@@ -817,7 +821,9 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
                  f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}; an axis still with "
-              f"probability {args.motion_axis_drop:g}); stretch "
+              f"probability {args.motion_axis_drop:g}"
+              + (f"; at the heart rate itself on {args.motion_on_truth:g}" if getattr(args, "motion_on_truth", 0) else "")
+              + "); stretch "
               f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, "
               f"QAT {args.qat_epochs}; learning rate {args.lr_schedule}"
               + (f"; {args.acc_rotations} accelerometer rotation(s) of each training recording"

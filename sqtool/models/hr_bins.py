@@ -83,6 +83,7 @@ class BinTrainCfg:
     motion_ppg_amp: tuple[float, float] = (0.3, 1.5)   # its PPG peak / the PPG's max power, drawn from ...
     motion_ppg_dist: str = "uniform"                   # ... "uniform" or "log" (log-uniform) over that range
     motion_axis_drop: float = 0.0   # each accelerometer axis but the strongest shows no motion with this probability
+    motion_on_truth: float = 0.0    # share of motion windows whose cadence IS the heart rate (running at the step rate)
     kd_weight: float = 0.0          # 0 = labels only
     kd_temp: float = 2.0
     kd_gate_bpm: float = 0.0        # > 0: KL only where the teacher's argmax is within this of the truth
@@ -181,7 +182,9 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
     shows windows where the motion peak is up to 10x the pulse, as in running), 0-3 per accelerometer axis
     (the strongest axis >= 1; with cfg.motion_axis_drop each other axis gets none with that probability: a
     swing along the watch face leaves the axis across it still). Each channel's power is then renormalised to
-    its max (codes = 2 P / Pmax - 1, as in the front end). Returns the new x and the (B,) bool mask of the
+    its max (codes = 2 P / Pmax - 1, as in the front end). With cfg.motion_on_truth a share of the windows gets
+    its motion AT the truth instead (a runner whose heart beats at the step rate: the accelerometer's peak on
+    the pulse must not make the network look elsewhere; no draw is made when it is 0). Returns the new x and the (B,) bool mask of the
     windows that got motion."""
     B, C, Fb = x.shape
     b = torch.as_tensor(np.asarray(bins, np.float64))
@@ -193,6 +196,9 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
             break
         cad = torch.where(near, torch.exp(lo + (hi - lo) * torch.rand(B, generator=g, dtype=torch.float64)), cad)
     ok = (cad - y.double()).abs() >= cfg.motion_min_gap_bpm                                 # (B,)
+    if cfg.motion_on_truth > 0:     # the heart at the step rate: the motion peak ON the pulse, the truth unchanged
+        on = torch.rand(B, generator=g, dtype=torch.float64) < cfg.motion_on_truth
+        cad, ok = torch.where(on, y.double(), cad), ok | on
     width = float(bins[1] - bins[0]) * (1 + torch.rand(B, 1, generator=g, dtype=torch.float64))  # (B, 1) BPM
     harm = 0.6 * torch.rand(B, 1, generator=g, dtype=torch.float64)
     peak = torch.exp(-0.5 * ((b[None, :] - cad[:, None]) / width) ** 2) \

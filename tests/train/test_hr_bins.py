@@ -491,3 +491,22 @@ def test_select_decoder_takes_an_emission_floor_where_misread_windows_pull_the_t
     robust = select_decoder(logits, truth, groups, base, emission_floors=(0.0, 0.003, 0.03), **grid)
     assert plain["emission_floor"] == 0.0 and robust["emission_floor"] > 0
     assert robust["inner_mae"] < plain["inner_mae"] - 1.0
+
+
+def test_motion_on_truth_puts_a_share_of_the_motion_peaks_on_the_pulse_and_is_off_by_default():
+    """motion_on_truth: the heart at the step rate (a run): that share of the windows gets its motion at the truth
+    (the accelerometer's peak on the pulse), the rest away from it as before; at 0 nothing is drawn, so the
+    default's random stream (and every trained network) is unchanged."""
+    bins = np.arange(30.0, 231.0, 1.5)
+    x = torch.full((400, 4, len(bins)), -1.0)
+    x[:, 0, 60] = 1.0                                               # the pulse at 120 BPM, the accelerometer flat
+    y = torch.full((400,), 120.0, dtype=torch.float64)
+    base = inject_motion(x, y, bins, BinTrainCfg(), torch.Generator().manual_seed(0))[0]
+    off = inject_motion(x, y, bins, BinTrainCfg(motion_on_truth=0.0), torch.Generator().manual_seed(0))[0]
+    assert torch.equal(base, off)
+    xm, ok = inject_motion(x, y, bins, BinTrainCfg(motion_on_truth=0.3), torch.Generator().manual_seed(0))
+    assert ok.all()
+    acc_peak = torch.as_tensor(bins)[xm[:, 1:].amax(dim=1).argmax(dim=1)]   # (B,) the accelerometer's peak
+    on = (acc_peak - 120.0).abs() < 3.0
+    assert 0.2 < on.float().mean() < 0.4                            # about the share asked for
+    assert ((acc_peak[~on] - 120.0).abs() >= 10.0 - 1.5).all()     # the others away from the pulse, as before
