@@ -184,8 +184,8 @@ def inject_motion(x: torch.Tensor, y: torch.Tensor, bins: np.ndarray, cfg: BinTr
     swing along the watch face leaves the axis across it still). Each channel's power is then renormalised to
     its max (codes = 2 P / Pmax - 1, as in the front end). With cfg.motion_on_truth a share of the windows gets
     its motion AT the truth instead (a runner whose heart beats at the step rate: the accelerometer's peak on
-    the pulse must not make the network look elsewhere; no draw is made when it is 0). Returns the new x and the (B,) bool mask of the
-    windows that got motion."""
+    the pulse must not make the network look elsewhere; no draw is made when it is 0). Returns the new x and
+    the (B,) bool mask of the windows that got motion."""
     B, C, Fb = x.shape
     b = torch.as_tensor(np.asarray(bins, np.float64))
     lo, hi = (math.log(v) for v in cfg.motion_bpm)
