@@ -293,7 +293,8 @@ def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner
                          rule=rule, calibrate_groups=cal, **evidence_args(evidence, [r.x for r in train]))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
-        f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, evidence weight {dec.get('evidence_weight', 0.0):g} (inner MAE without "
+        f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, evidence weight "
+        f"{dec.get('evidence_weight', 0.0):g} (inner MAE without "
         f"{dec.get('inner_mae_no_evidence', float('nan')):.2f}), interval {dec['interval']:.3f} (inner coverage "
         f"{dec.get('inner_coverage', float('nan')):.3f} on {dec.get('inner_calibration_windows', 0)} windows of "
         f"{len(cal) if cal else len({r.key for r in train})} subjects), conf: {conf_text(dec)} "
@@ -502,9 +503,8 @@ def save_logits(out_dir: str, test, train, held_out: dict, soof: dict | None, de
     recording's truth ("y/...") and subject key ("key/..."), and the chosen decoder (JSON)."""
     import json
     arrays = dict(held_out)
-    for r in train:
-        if soof is not None:
-            arrays[f"oof/{r.dataset}/{r.record_id}"] = np.asarray(soof[r.record_id], np.float32)
+    if soof is not None:
+        arrays.update({f"oof/{r.dataset}/{r.record_id}": np.asarray(soof[r.record_id], np.float32) for r in train})
     for r in [*train, *test]:
         arrays[f"y/{r.dataset}/{r.record_id}"] = np.asarray(r.y, np.float64)
         arrays[f"key/{r.dataset}/{r.record_id}"] = np.array(r.key)
