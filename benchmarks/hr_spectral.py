@@ -763,7 +763,7 @@ CROSS = (("sp2wr", "cross-dataset: trained on SP Cup only, scored on all of wris
          ("wr2sp", "cross-dataset: trained on wrist_exercise only, scored on SP Cup"))
 
 
-PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge")    # what differs between the processes of one run
+PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge", "logits_out")   # what differs between a run's processes
 
 
 def recipe_args(args) -> dict:
@@ -853,7 +853,8 @@ def merged_rows(files: str) -> tuple[dict, list, list]:
     if twice:
         raise SystemExit(f"--merge: held-out subject(s) {', '.join(twice)} appear in two files")
     for f, recipe in recipes[1:]:                          # one report = one recipe: the files' own, not this call's
-        diff = sorted(k for k in set(recipe) | set(recipes[0][1]) if recipe.get(k) != recipes[0][1].get(k))
+        diff = sorted(k for k in set(recipe) | set(recipes[0][1])
+                      if k not in PROCESS_ARGS and recipe.get(k) != recipes[0][1].get(k))
         if diff:
             raise SystemExit(f"--merge: {f} was run with another recipe than {recipes[0][0]} "
                              f"({', '.join(diff)} differ)")
@@ -902,8 +903,10 @@ def compare(args) -> None:
     if len(args.compare) != len(args.against):
         raise SystemExit(f"--compare: {len(args.compare)} arm A list(s) but {len(args.against)} --against")
     arms = [(merged_rows(a), merged_rows(b)) for a, b in zip(args.compare, args.against)]
-    name = lambda arm: ", ".join(f"{k} {v}" for k, v in sorted((arm[2][0][1] if arm[2] else {}).items())  # noqa: E731
-                                 if k in ("seed", "pretrain", "teacher", "student", "lr_schedule", "recipe"))
+    recipe = lambda arm: arm[2][0][1] if arm[2] else {}                                   # noqa: E731
+    differ = {k for a, b in arms for k in set(recipe(a)) | set(recipe(b)) if recipe(a).get(k) != recipe(b).get(k)}
+    shown = {"seed", "pretrain", "teacher", "student", "lr_schedule", "recipe"} | differ - {"compare", "against", *PROCESS_ARGS}
+    name = lambda arm: ", ".join(f"{k} {v}" for k, v in sorted(recipe(arm).items()) if k in shown)  # noqa: E731
     results, md = {"protocol": args.protocol, "compare": args.compare, "against": args.against}, []
     for key in ["loso", *(k for k, _ in CROSS)]:
         pairs = [(subject_maes(a[0][key]), subject_maes(b[0][key])) for a, b in arms if key in a[0] and key in b[0]]

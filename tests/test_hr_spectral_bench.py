@@ -248,14 +248,14 @@ def test_compare_reports_the_paired_difference_of_two_arms_per_subject(tmp_path)
     mod = load_benchmark("hr_spectral")
     args = bench_defaults()
 
-    def rows_file(name, errs, pretrain):
+    def rows_file(name, errs, pretrain, **recipe):
         rows = []
         for s, e in errs.items():
             y = np.full(4, 100.0)
             rows.append({"dataset": "wrist_exercise", "subject": s, "record": f"{s}_run", "y": y, "int8": y + e,
                          "student": y + e, "teacher": y - e})
         a = mod.recipe_args(args)
-        a["pretrain"] = pretrain
+        a.update(pretrain=pretrain, **recipe)
         mod.dump_rows({"loso": rows}, tmp_path / name, 1.0, a)
         return str(tmp_path / name)
     a1 = rows_file("a1.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "real")
@@ -274,6 +274,11 @@ def test_compare_reports_the_paired_difference_of_two_arms_per_subject(tmp_path)
     mod.main(["--protocol", "wrist", "--compare", a1, "--against", same, "--out", str(tmp_path / "o2")])
     assert json.loads((tmp_path / "o2" / "hr_spectral_wrist_compare.json").read_text())["loso"]["int8"]["claim"] == \
         "no difference shown"
+    # a recipe key the arms differ in is named, whatever it is; process arguments (where a file was written) are not
+    moved = rows_file("m.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "real", motion_on_truth=0.3, logits_out="/x")
+    mod.main(["--protocol", "wrist", "--compare", moved, "--against", a1, "--out", str(tmp_path / "o4")])
+    arms = (tmp_path / "o4" / "hr_spectral_wrist_compare.md").read_text().split("Arms")[-1]
+    assert "motion_on_truth 0.3" in arms and "motion_on_truth 0.0" in arms and "/x" not in arms
     with pytest.raises(SystemExit, match="1 arm A list"):
         mod.main(["--protocol", "wrist", "--compare", a1, "--out", str(tmp_path / "o3")])
 
