@@ -80,7 +80,7 @@ from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, recor
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
-from sqtool.models.decoder import conf_text, decoder_cfg  # noqa: E402
+from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_options import LR_SCHEDULES, TRAIN_OPTIONS, calibration_subjects  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
@@ -273,7 +273,8 @@ def inner_oof(train, tcfg, bins, args, log, encoders=None, records=None, cal=Non
         for r in train:
             if r.key in g:
                 oof[r.record_id] = predict_logits(m, teacher_x(r, tcfg, records))
-    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence, args.decoder_rule, cal), groups
+    return oof, decoder_on(oof, train, tcfg, "teacher", log, args.evidence, args.decoder_rule, cal,
+                           args.emission_floors), groups
 
 
 def fold_calibration(train, test, mode: str) -> set | None:
@@ -284,13 +285,14 @@ def fold_calibration(train, test, mode: str) -> set | None:
 
 
 def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "min",
-               cal: set | None = None) -> dict:
+               cal: set | None = None, emission_floors=(0.0,)) -> dict:
     """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder;
     `evidence` (--evidence): inner = the weight of the motion-subtracted PPG spectrum is one of the choices, off =
     0, a number = that weight, fixed; `rule` (--decoder-rule): min | one_se)."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
-                         rule=rule, calibrate_groups=cal, **evidence_args(evidence, [r.x for r in train]))
+                         rule=rule, calibrate_groups=cal, emission_floors=tuple(emission_floors),
+                         **evidence_args(evidence, [r.x for r in train]))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, evidence weight "
@@ -370,6 +372,17 @@ def amp_range(text: str) -> tuple[float, float]:
     return amp
 
 
+def floors_text(text: str) -> tuple[float, ...]:
+    """--emission-floors "0,0.003,0.03" -> (0.0, 0.003, 0.03), each in [0, MAX_EMISSION_FLOOR] (one argparse line)."""
+    try:
+        ks = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        ks = ()
+    if not ks or not all(0 <= k <= MAX_EMISSION_FLOOR for k in ks):
+        raise argparse.ArgumentTypeError(f"needs comma-separated floors in [0, {MAX_EMISSION_FLOOR}], got '{text}'")
+    return ks
+
+
 def fraction(text: str) -> float:
     """argparse type: a number in [0, 1]."""
     try:
@@ -440,7 +453,7 @@ def run_fold(train, test, args, records, log):
     a = student_args(args, recipe)
     if args.decoder_on == "student":                 # --recipe inner already has the chosen recipe's (same seeds)
         soof = soof if soof is not None else student_oof(train, groups, oof, bins, a, encoders)
-        dec = decoder_on(soof, train, scfg, "student", log, args.evidence, args.decoder_rule, cal)
+        dec = decoder_on(soof, train, scfg, "student", log, args.evidence, args.decoder_rule, cal, args.emission_floors)
     torch.set_rng_state(rng)
     teacher = fresh(tcfg, encoders)
     train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)
@@ -744,6 +757,9 @@ def add_training_args(ap) -> None:
                     help="whose inner out-of-fold windows set the interval's mass and the confidence (measure and "
                          "calibration): all training subjects, or target = those of the held-out subject's dataset "
                          "(wrist_exercise LOSO: the other wrist subjects; all when the training set has none)")
+    ap.add_argument("--emission-floors", type=floors_text, default=(0.0,), metavar="K[,K...]",
+                    help="the decoder's emission floors the inner windows choose among with sigma, floor and "
+                         "temperature (decoder.DecoderCfg.emission_floor; default 0 only), e.g. 0,0.003,0.03")
     ap.add_argument("--motion-on-truth", type=fraction, default=0.0, metavar="P",
                     help="share of the motion windows whose cadence is the heart rate itself (the heart at the "
                          "step rate, as on a run): the accelerometer's peak sits on the pulse, the target unchanged")
@@ -813,6 +829,8 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + (" (time domain, TIME_TEACHER: PPG + acc at 25 Hz)" if time_teacher else "")
               + f"; student {args.student}; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits "
               + f"(rule {args.decoder_rule}; "
+              + (f"emission floor among {', '.join(f'{k:g}' for k in args.emission_floors)}; "
+                 if tuple(getattr(args, "emission_floors", (0.0,))) != (0.0,) else "")
               + ("interval and confidence calibrated on the held-out dataset's training subjects)"
                  if args.calibrate_on == "target" else "interval and confidence calibrated on every training subject)")
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"

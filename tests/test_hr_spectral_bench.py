@@ -319,3 +319,22 @@ def test_acc_rotations_turn_only_the_accelerometer_of_training_copies():
     amp = lambda x: np.percentile(np.abs(x - np.median(x, axis=1, keepdims=True)), 99.9, axis=1)   # noqa: E731
     assert amp(shared)[3] < 0.2 * amp(shared)[1]                     # z keeps its small share: x's gain, not its own
     assert np.array_equal(shared[0], own[0]) and not np.array_equal(shared[3], own[3])          # the PPG: its own
+
+
+def test_emission_floors_reach_the_decoder_choice_and_bad_ones_are_one_line(capsys):
+    """--emission-floors: the floors the inner windows choose among (default 0 only, as select_decoder's)."""
+    import inspect
+
+    import pytest
+
+    from sqtool.models.hr_bins import select_decoder
+    mod = load_benchmark("hr_spectral")
+    assert bench_defaults().emission_floors == (0.0,) == inspect.signature(select_decoder).parameters[
+        "emission_floors"].default
+    ap = argparse.ArgumentParser()
+    mod.add_training_args(ap)
+    assert ap.parse_args(["--emission-floors", "0,0.003,0.03"]).emission_floors == (0.0, 0.003, 0.03)
+    for bad in ("0.9", "x", "-0.1", "nan"):
+        with pytest.raises(SystemExit):
+            ap.parse_args(["--emission-floors", bad])
+        assert "--emission-floors: needs comma-separated floors" in capsys.readouterr().err
