@@ -291,7 +291,7 @@ def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner
     0, a number = that weight, fixed; `rule` (--decoder-rule): min | one_se)."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
-                         rule=rule, calibrate_groups=cal, emission_floors=tuple(emission_floors),
+                         rule=rule, calibrate_groups=cal, emission_floors=emission_floors,
                          **evidence_args(evidence, [r.x for r in train]))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
@@ -381,6 +381,11 @@ def floors_text(text: str) -> tuple[float, ...]:
     if not ks or not all(0 <= k <= MAX_EMISSION_FLOOR for k in ks):
         raise argparse.ArgumentTypeError(f"needs comma-separated floors in [0, {MAX_EMISSION_FLOOR}], got '{text}'")
     return ks
+
+
+def motion_on_truth_text(args) -> str:
+    """The recipe lines' words for --motion-on-truth ("" when off, the default)."""
+    return f"; at the heart rate itself on {args.motion_on_truth:g}" if args.motion_on_truth else ""
 
 
 def fraction(text: str) -> float:
@@ -616,7 +621,6 @@ def summarise(rows, title, span: float | None = None):
     if "int8_truth_hmm" in methods:
         summ["int8_truth_hmm_wins_vs_baseline"] = int(sum(d["int8_truth_hmm"] < d["baseline"] for d in table))
         summ["truth_hmm_sigma_bpm"] = sorted({r["truth_hmm"]["sigma_bpm"] for r in rows})
-        summ["truth_hmm_sigma_bpm"] = sorted({r["truth_hmm"]["sigma_bpm"] for r in rows})
     chosen = {}                                            # --recipe inner: the student recipe of each fold
     for d in table:
         d["recipe"] = subj[d["subject"]][0].get("recipe", "fixed")
@@ -830,7 +834,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + f"; student {args.student}; decoder chosen on the {args.decoder_on}'s inner out-of-fold logits "
               + f"(rule {args.decoder_rule}; "
               + (f"emission floor among {', '.join(f'{k:g}' for k in args.emission_floors)}; "
-                 if tuple(getattr(args, "emission_floors", (0.0,))) != (0.0,) else "")
+                 if tuple(args.emission_floors) != (0.0,) else "")                # a merged recipe: a list
               + ("interval and confidence calibrated on the held-out dataset's training subjects)"
                  if args.calibrate_on == "target" else "interval and confidence calibrated on every training subject)")
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
@@ -839,9 +843,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
                  f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}; an axis still with "
-              f"probability {args.motion_axis_drop:g}"
-              + (f"; at the heart rate itself on {args.motion_on_truth:g}" if getattr(args, "motion_on_truth", 0) else "")
-              + "); stretch "
+              f"probability {args.motion_axis_drop:g}{motion_on_truth_text(args)}); stretch "
               f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, "
               f"QAT {args.qat_epochs}; learning rate {args.lr_schedule}"
               + (f"; {args.acc_rotations} accelerometer rotation(s) of each training recording"
@@ -923,7 +925,8 @@ def compare(args) -> None:
     arms = [(merged_rows(a), merged_rows(b)) for a, b in zip(args.compare, args.against)]
     recipe = lambda arm: arm[2][0][1] if arm[2] else {}                                   # noqa: E731
     differ = {k for a, b in arms for k in set(recipe(a)) | set(recipe(b)) if recipe(a).get(k) != recipe(b).get(k)}
-    shown = {"seed", "pretrain", "teacher", "student", "lr_schedule", "recipe"} | differ - {"compare", "against", *PROCESS_ARGS}
+    shown = ({"seed", "pretrain", "teacher", "student", "lr_schedule", "recipe"}
+             | differ - {"compare", "against", *PROCESS_ARGS})
     name = lambda arm: ", ".join(f"{k} {v}" for k, v in sorted(recipe(arm).items()) if k in shown)  # noqa: E731
     results, md = {"protocol": args.protocol, "compare": args.compare, "against": args.against}, []
     for key in ["loso", *(k for k, _ in CROSS)]:

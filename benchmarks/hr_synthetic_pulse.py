@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hr_spectral import DATA, add_training_args, check_models, load_records, run_fold  # noqa: E402
+from hr_spectral import (DATA, add_training_args, check_models, load_records, motion_on_truth_text,  # noqa: E402
+                         run_fold)
 
 from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
 from sqtool.data.hr_spectra import hr_corpus, record_spectra  # noqa: E402
@@ -152,9 +153,7 @@ def main(argv=None):
            f"Recipe: seed {args.seed}, teacher {args.teacher}, student {args.student}, pretraining {args.pretrain}, "
            f"motion windows {args.motion_frac:g} (PPG motion "
            f"amplitude {args.motion_ppg_amp} x the pulse's max, {args.motion_ppg_dist}; an accelerometer axis still "
-           f"with probability {args.motion_axis_drop:g}"
-           + (f"; at the heart rate itself on {args.motion_on_truth:g}" if getattr(args, "motion_on_truth", 0) else "")
-           + f"), KD {args.kd:g} gated at "
+           f"with probability {args.motion_axis_drop:g}{motion_on_truth_text(args)}), KD {args.kd:g} gated at "
            f"{args.kd_gate_bpm:g} BPM, learning rate {args.lr_schedule}"
            + (f", {args.acc_rotations} accelerometer rotation(s) of each training recording" if args.acc_rotations
               else "") + f"; decoder weight of the motion-subtracted PPG spectrum "

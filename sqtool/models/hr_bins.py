@@ -398,15 +398,16 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     1. transition sigma, jump floor, logit temperature and emission floor (each bin's likelihood at least that
        share of the window's peak: what one misread window can cost, `decoder.DecoderCfg.emission_floor`; only
        0 by default: among (0, 0.003, 0.03) the inner windows chose a floor on 11 of 12 SP Cup folds and 2 of 5
-       wrist_exercise folds, and the held-out subjects decoded no better, README) by the mean of subjects' decoded MAE (`base`, from `fit_decoder`, the truth's own sigma, is one of the
-       candidates). `rule` "min" (the default): the lowest mean; "one_se": the most parsimonious candidate that
-       is not worse than the lowest by more than one standard error of the paired per-subject differences
-       (Breiman's one-standard-error rule, paired), where parsimonious = the least departure from the HMM
-       fitted on the truth: temperature 1 first, then no emission floor, then sigma and floor closest (in log)
-       to `base`'s. Why it exists: a temperature of 3 and a transition 5x wider than the
-       truth's, chosen because a few locked subjects decode 0.1 BPM better, flatten every posterior, and a pulse
-       peak that the network finds in most windows can then lose to a broad plateau of the motion's mass (the
-       synthetic benchmark's 90-BPM recording). Why it is not the default: on SP Cup it moves 5 of 12 folds from
+       wrist_exercise folds, and the held-out subjects decoded no better, README) by the mean of subjects'
+       decoded MAE (`base`, from `fit_decoder`, the truth's own sigma, is one of the candidates). `rule` "min"
+       (the default): the lowest mean; "one_se": the most parsimonious candidate that is not worse than the
+       lowest by more than one standard error of the paired per-subject differences (Breiman's
+       one-standard-error rule, paired), where parsimonious = the least departure from the HMM fitted on the
+       truth: temperature 1 first, then no emission floor, then sigma and floor closest (in log) to `base`'s.
+       Why it exists: a temperature of 3 and a transition 5x wider than the truth's, chosen because a few
+       locked subjects decode 0.1 BPM better, flatten every posterior, and a pulse peak that the network finds
+       in most windows can then lose to a broad plateau of the motion's mass (the synthetic benchmark's
+       90-BPM recording). Why it is not the default: on SP Cup it moves 5 of 12 folds from
        sigma 4 to 3 BPM and the held-out subjects decode worse (1.53 vs 1.45 BPM, README). Then, given the
        recordings' int8 front-end `spectra` (W, F, C), the weight of the motion-subtracted PPG spectrum in the emission
        (decoder `evidence_weight`, 0 = the network alone, kept unless a weight among `evidence_weights` with
