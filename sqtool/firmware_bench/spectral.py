@@ -129,7 +129,8 @@ def check_rate(mc: dict, fs_in: float, where: str):
     try:
         return fe, design(fe)
     except SqtoolError as e:
-        raise SqtoolError(f"{where}: the front end cannot take {fs_in:g} Hz ({e})")
+        raise SqtoolError(f"{where}: the front end cannot take {fs_in:g} Hz ({e}); resample the recording to a "
+                          "rate such as 25, 50, 64, 100, 125 or 256 Hz")
 
 
 def export_ppg_sensors(art) -> int | None:
