@@ -1,0 +1,192 @@
+"""Decoder variants on saved logits, without training: does another causal decoder, or another rule for choosing
+its parameters on the inner windows, read the held-out subjects better than the default?
+
+Reads the folders `benchmarks/hr_spectral.py --logits-out DIR` (or `hr_synthetic_pulse.py --logits-out DIR`)
+writes: one .npz per outer fold with the held-out int8 logits, the student's inner out-of-fold logits the decoder
+was chosen on, the truth, the subject keys and the chosen decoder. For each variant, per outer fold, the HMM's
+transition sigma, jump floor and logit temperature are chosen on the inner out-of-fold logits (the grid of
+`hr_bins.select_decoder`, emission floor and evidence off), then the held-out logits are decoded:
+
+    sum / mean     the default: causal forward filtering (sum-product), the lowest mean of the inner
+                   subjects' MAE; decoded in fixed point, as the firmware (`decoder.decode_int`)
+    sum / gmean    the same filter, the lowest geometric mean of the inner subjects' MAE (every subject's
+                   relative error counts alike: a few locked subjects at 20 BPM no longer decide alone)
+    sum / median   the same filter, the lowest median of the inner subjects' MAE
+    max / mean     max-product filtering (the belief at t is the best path's, as a causal Viterbi; BeliefPPG
+                   ships both): a narrow peak the network finds in most windows is not outweighed by a broad
+                   plateau of mass; float reference only (the firmware has no max-product predict step)
+
+    python benchmarks/hr_decoder_study.py --dumps DIR[,DIR...] --out benchmarks/results [--name NAME] [--label TEXT]
+
+Real dumps report each held-out subject's MAE and the mean of subjects; synthetic ones (every recording at one
+fixed heart rate) the 10-BPM bands within 3 BPM, as `hr_synthetic_pulse.py` does. Writes <name>.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqtool.core import SqtoolError, atomic_write_text  # noqa: E402
+from sqtool.models.decoder import (decode_int, decoder_cfg, start_distribution, summarise,  # noqa: E402
+                                   transition_taps)
+from sqtool.models.hr_bins import fit_decoder  # noqa: E402
+
+RULES = {"mean": np.mean, "gmean": lambda v: float(np.exp(np.mean(np.log(np.maximum(v, 1e-9))))),
+         "median": np.median}
+VARIANTS = (("sum", "mean"), ("sum", "gmean"), ("sum", "median"), ("max", "mean"))
+SIGMAS, FLOORS, TEMPERATURES = (2.0, 3.0, 4.0, 6.0), (1e-4, 1e-3, 1e-2), (1.0, 2.0, 3.0)
+
+
+def forward_hr(logits: np.ndarray, dec: dict, product: str) -> np.ndarray:
+    """(W, F) real logits -> (W,) decoded HR (BPM) by causal filtering; product "sum" (the decoder's forward
+    filter) or "max" (max-product: prior[j] = max_i p[i] g[j - i], same jump floor, same read-out)."""
+    cfg = decoder_cfg(dec)
+    x = np.asarray(logits, np.float64) / float(dec.get("temperature", 1.0))
+    lik = np.exp(x - x.max(axis=1, keepdims=True))                               # (W, F)
+    g, pi, r, f = transition_taps(cfg), start_distribution(cfg), cfg.radius, cfg.n_bins
+    post, p = np.zeros_like(lik), pi
+    for t in range(len(lik)):
+        if t == 0:
+            prior = pi
+        elif product == "sum":
+            prior = (1 - cfg.floor) * np.convolve(p, g, mode="full")[r:r + f] + cfg.floor / f
+        else:
+            pp = np.pad(p, r)
+            prior = (1 - cfg.floor) * np.max([pp[k:k + f] * g[2 * r - k] for k in range(2 * r + 1)], axis=0) \
+                + cfg.floor / f
+        q = prior * lik[t]
+        p = q / q.sum()
+        post[t] = p
+    return summarise(post, cfg)["hr"]
+
+
+def load_dump(path: Path) -> dict:
+    """One --logits-out .npz -> its decoder, logit scale, inner (oof) and held-out (test) recordings."""
+    z = np.load(path)
+    need = {"decoder", "logit_scale"}
+    if not need <= set(z.files) or not any(k.startswith("oof/") for k in z.files):
+        raise SqtoolError(f"{path}: not a --logits-out dump with inner out-of-fold logits (needs decoder, "
+                          "logit_scale, oof/...: run the benchmark with --decoder-on student)")
+    rec = lambda k, part: {"logits": z[f"{part}/{k}"], "y": z[f"y/{k}"], "key": str(z[f"key/{k}"])}  # noqa: E731
+    return {"decoder": json.loads(str(z["decoder"])), "scale": float(z["logit_scale"]),
+            "oof": [rec(k[4:], "oof") for k in z.files if k.startswith("oof/")],
+            "test": [rec(k[5:], "test") | {"id": k[5:]} for k in z.files if k.startswith("test/")]}
+
+
+def abs_err(hr: np.ndarray, y: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(y)
+    return np.abs(hr[ok] - y[ok])
+
+
+def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
+    """The sigma / floor / temperature with the lowest `rule` of the inner subjects' decoded MAE."""
+    dec0 = dump["decoder"]
+    base = fit_decoder([r["y"] for r in dump["oof"]], dec0["bins_bpm"], 2.0)
+    best, best_score = None, np.inf
+    for sg in sorted({float(base["sigma_bpm"]), *SIGMAS}):
+        for fl in sorted({float(base["floor"]), *FLOORS}):
+            for T in TEMPERATURES:
+                dec = {**dec0, "sigma_bpm": sg, "floor": fl, "temperature": T, "emission_floor": 0.0,
+                       "evidence_weight": 0.0}
+                key = (product, sg, fl, T)
+                if key not in cache:
+                    per = {}
+                    for r in dump["oof"]:
+                        per.setdefault(r["key"], []).append(abs_err(forward_hr(r["logits"], dec, product), r["y"]))
+                    cache[key] = np.array([np.concatenate(v).mean() for _, v in sorted(per.items())])
+                score = float(RULES[rule](cache[key]))
+                if score < best_score:
+                    best, best_score = dec, score
+    return {**best, "inner_score": best_score}
+
+
+def study(dumps: list[Path]) -> dict:
+    """{variant: {"folds": [...], "subjects": {key: MAE}, "recordings": {id: (MAE, truth median)}}}."""
+    out = {f"{p}/{r}": {"folds": [], "subjects": {}, "recordings": {}} for p, r in VARIANTS}
+    for path in dumps:
+        dump, cache = load_dump(path), {}
+        for product, rule in VARIANTS:
+            dec = choose(dump, product, rule, cache)
+            v = out[f"{product}/{rule}"]
+            v["folds"].append({"dump": path.name, "sigma_bpm": dec["sigma_bpm"], "floor": dec["floor"],
+                               "temperature": dec["temperature"], "inner_score": dec["inner_score"]})
+            per = {}
+            for r in dump["test"]:
+                hr = (decode_int(r["logits"], dec, dump["scale"])["hr"] if product == "sum"
+                      else forward_hr(r["logits"].astype(np.float64) * dump["scale"], dec, product))
+                e = abs_err(hr, r["y"])
+                per.setdefault(r["key"], []).append(e)
+                v["recordings"][r["id"]] = (float(e.mean()), float(np.nanmedian(r["y"])))
+            v["subjects"].update({k: float(np.concatenate(e).mean()) for k, e in per.items()})
+    return out
+
+
+def bands(recordings: dict) -> dict[int, float]:
+    """10-BPM band (by each recording's truth) -> mean of its recordings' MAE."""
+    b = {}
+    for mae, hr in recordings.values():
+        b.setdefault(int(hr // 10 * 10), []).append(mae)
+    return {k: float(np.mean(v)) for k, v in sorted(b.items())}
+
+
+def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label: str = "") -> str:
+    where = label or ", ".join(sorted({str(p.parent) for p in dumps}))
+    lines = ["# Decoder variants on saved logits (`benchmarks/hr_decoder_study.py`)", "",
+             f"Dumps: {where} ({len(dumps)} outer folds). Per fold the "
+             "sigma / floor / temperature are chosen on the inner out-of-fold logits by each variant's rule; "
+             "`sum` decodes in fixed point (the firmware), `max` in float (no firmware version).", ""]
+    names = list(res)
+    if synthetic:
+        lines += ["| variant | 10-BPM bands within 3 BPM | worst band (BPM) | recordings > 3 BPM | choices |",
+                  "|---|---|---|---|---|"]
+        for n in names:
+            b, rec = bands(res[n]["recordings"]), res[n]["recordings"]
+            bad = ", ".join(f"{k.split('/')[-1]} {m:.1f}" for k, (m, _) in sorted(rec.items()) if m > 3) or "-"
+            ch = "; ".join(f"sigma {f['sigma_bpm']:g} T {f['temperature']:g}" for f in res[n]["folds"])
+            lines.append(f"| {n} | {sum(v <= 3 for v in b.values())} of {len(b)} | {max(b.values()):.2f} | {bad} | {ch} |")
+    else:
+        subjects = sorted(res[names[0]]["subjects"])
+        lines += ["| subject | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for s in subjects:
+            lines.append(f"| {s} | " + " | ".join(f"{res[n]['subjects'][s]:.2f}" for n in names) + " |")
+        lines.append("| **mean of subjects** | " + " | ".join(
+            f"**{np.mean(list(res[n]['subjects'].values())):.3f}**" for n in names) + " |")
+        lines += ["", "Choices per fold (sigma BPM / temperature): " + "; ".join(
+            f"{n}: " + ", ".join(f"{f['sigma_bpm']:g}/{f['temperature']:g}" for f in res[n]["folds"]) for n in names)]
+    lines += ["", f"Wall time {seconds / 60:.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dumps", required=True, help="folders of --logits-out .npz files, comma-separated")
+    ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--name", default="hr_decoder_study")
+    ap.add_argument("--label", default="", help="what the dumps are, for the report (default: their folders)")
+    args = ap.parse_args(argv)
+    dumps = sorted(p for d in args.dumps.split(",") for p in Path(d).glob("*.npz"))
+    if not dumps:
+        ap.error(f"--dumps {args.dumps}: no .npz files (write them with hr_spectral.py --logits-out DIR)")
+    t0 = time.time()
+    try:
+        res = study(dumps)
+    except SqtoolError as e:
+        ap.error(str(e))
+    synthetic = all(k.startswith("synthetic") for n in res for k in res[n]["subjects"])
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.out) / f"{args.name}.json", json.dumps(res, indent=1))
+    md = report(res, dumps, synthetic, time.time() - t0, args.label)
+    atomic_write_text(Path(args.out) / f"{args.name}.md", md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

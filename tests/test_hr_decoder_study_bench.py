@@ -1,0 +1,81 @@
+"""benchmarks/hr_decoder_study.py: decoder variants on --logits-out dumps, pinned to the package's decoder."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bench_scripts import load_benchmark
+from sqtool.models.decoder import DecoderCfg, decode_float, synthetic_logits
+from sqtool.models.hr_bins import fit_decoder, select_decoder
+
+SCALE = 0.125
+
+
+def write_dump(folder, seed=0, n_subjects=4, n_windows=40):
+    """A --logits-out dump as hr_spectral.save_logits writes it: inner subjects' float out-of-fold logits, one
+    held-out subject's int8 logits, truth, keys and the default-chosen decoder."""
+    rng = np.random.default_rng(seed)
+    cfg = DecoderCfg()
+    recs, oof, ys = [], {}, []
+    for s in range(n_subjects + 1):
+        q, hr = synthetic_logits(rng, n_windows, cfg, outlier=0.3)
+        r = SimpleNamespace(dataset="synthetic", record_id=f"r{s}", key=f"synthetic:s{s}", y=hr)
+        recs.append(r)
+        oof[r.record_id] = q.astype(np.float64) * SCALE
+        ys.append(hr)
+    held, train = recs[:1], recs[1:]
+    base = {**fit_decoder([r.y for r in train], cfg.bins_bpm, 2.0), "temperature": 1.0}
+    lq = {f"test/{r.dataset}/{r.record_id}": (oof[r.record_id] / SCALE).astype(np.int8) for r in held}
+    load_benchmark("hr_spectral").save_logits(str(folder), held, train, lq, {r.record_id: oof[r.record_id]
+                                                                              for r in train}, base, SCALE)
+    return train, oof, base
+
+
+def test_the_sum_forward_is_the_decoders_and_the_mean_rule_chooses_as_select_decoder(tmp_path):
+    mod = load_benchmark("hr_decoder_study")
+    train, oof, base = write_dump(tmp_path / "d")
+    (path,) = sorted((tmp_path / "d").glob("*.npz"))
+    dump = mod.load_dump(path)
+    dec = {**base, "sigma_bpm": 4.0, "temperature": 2.0}
+    lg = oof[train[0].record_id]
+    assert np.allclose(mod.forward_hr(lg, dec, "sum"), decode_float(lg, dec)["hr"], atol=1e-9)
+    mine = mod.choose(dump, "sum", "mean", {})
+    ref = select_decoder([oof[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
+                         calibrate=False)
+    assert (mine["sigma_bpm"], mine["floor"], mine["temperature"]) == (ref["sigma_bpm"], ref["floor"], ref["temperature"])
+    assert mine["inner_score"] == pytest.approx(ref["inner_mae"])
+
+
+def test_max_product_keeps_a_narrow_peak_that_a_broad_plateau_outweighs_in_the_sum():
+    """Every window: a narrow peak at 90 BPM and a lower plateau over 60-80 BPM holding more mass. At
+    temperature 3 the sum-product belief sits on the plateau; the max-product one on the peak."""
+    mod = load_benchmark("hr_decoder_study")
+    cfg = DecoderCfg()
+    b = cfg.centres
+    row = 10.0 * np.exp(-0.5 * ((b - 90.0) / 1.0) ** 2) + 7.0 * ((b >= 60) & (b <= 80))
+    logits = np.tile(row, (30, 1))                                              # (W, F)
+    dec = {**cfg.to_dict(), "sigma_bpm": 6.0, "floor": 1e-3, "temperature": 3.0}
+    s, m = mod.forward_hr(logits, dec, "sum"), mod.forward_hr(logits, dec, "max")
+    assert np.all((s[5:] >= 60) & (s[5:] <= 80))
+    assert np.all(np.abs(m[5:] - 90.0) < 1.0)
+
+
+def test_the_study_writes_every_variant_per_subject_and_bad_dumps_are_one_line(tmp_path, capsys):
+    mod = load_benchmark("hr_decoder_study")
+    write_dump(tmp_path / "d")
+    assert mod.main(["--dumps", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--name", "s"]) == 0
+    res = json.loads((tmp_path / "o" / "s.json").read_text())
+    assert set(res) == {f"{p}/{r}" for p, r in mod.VARIANTS}
+    assert all(set(v["subjects"]) == {"synthetic:s0"} and len(v["folds"]) == 1 for v in res.values())
+    md = (tmp_path / "o" / "s.md").read_text()
+    assert "10-BPM bands within 3 BPM" in md and "max/mean" in md                # synthetic keys: the band table
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert "no .npz files" in capsys.readouterr().err
+    np.savez(tmp_path / "empty" / "x.npz", a=np.zeros(3))
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "not a --logits-out dump" in err[-1]
