@@ -150,7 +150,8 @@ def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label:
             b, rec = bands(res[n]["recordings"]), res[n]["recordings"]
             bad = ", ".join(f"{k.split('/')[-1]} {m:.1f}" for k, (m, _) in sorted(rec.items()) if m > 3) or "-"
             ch = "; ".join(f"sigma {f['sigma_bpm']:g} T {f['temperature']:g}" for f in res[n]["folds"])
-            lines.append(f"| {n} | {sum(v <= 3 for v in b.values())} of {len(b)} | {max(b.values()):.2f} | {bad} | {ch} |")
+            met = sum(v <= 3 for v in b.values())
+            lines.append(f"| {n} | {met} of {len(b)} | {max(b.values()):.2f} | {bad} | {ch} |")
     else:
         subjects = sorted(res[names[0]]["subjects"])
         lines += ["| subject | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]

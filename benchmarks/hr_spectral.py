@@ -3,6 +3,9 @@
     nice .venv/bin/python benchmarks/hr_spectral.py --protocol spcup      # SP Cup 2015, LOSO over 12
     nice .venv/bin/python benchmarks/hr_spectral.py --protocol wrist      # wrist_exercise LOSO over 5
                                                                          # (+ cross-dataset both ways)
+    ... --protocol wrist --target my_watch/dataset.yaml [--train-also ""]   # YOUR device: LOSO over its
+        subjects, trained on SP Cup (--train-also troika, the default; "" = your subjects only) + the other
+        subjects, the same nested recipe and baseline: hr_spectral_wrist_<name>.{json,md}
     ... --rows-out A.json (one process per part of the folds), then --merge A.json,B.json: one report
     ... --compare A.json,B.json --against C.json,D.json [--compare ... --against ... per seed]: two arms
         (e.g. pretrained vs --pretrain none) paired by subject, hr_spectral_<protocol>_compare.{json,md}
@@ -50,16 +53,18 @@ Nothing is chosen on the held-out subject; the architectures and epochs are fixe
 Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are NaN, not scored).
 TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out of every training set.
 
-Writes benchmarks/results/hr_spectral_<protocol>.json and .md: per-subject rows (int8, float student,
-float teacher, baseline; MAE with 95 % bootstrap CI over the subject's windows), the mean of subjects'
-MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and confidence gating (beside the
-oracle's: the windows with the smallest error kept), and what the decoder choice does: the same int8 logits
-decoded through the HMM fitted on the training truth alone (temperature 1, no evidence).
+Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name> for another --target):
+per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % bootstrap CI over the subject's
+windows), the mean of subjects' MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and
+confidence gating (beside the oracle's: the windows with the smallest error kept), and what the decoder choice
+does: the same int8 logits decoded through the HMM fitted on the training truth alone (temperature 1, no
+evidence).
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 import zlib
@@ -88,7 +93,8 @@ from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, eviden
                                   train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("SQTOOL_DATA") or ROOT.parent / "shared" / "data")   # --data-root
+WRIST = "wrist_exercise"                # the wrist protocol's default --target
 
 
 def load_records(datasets):
@@ -781,9 +787,42 @@ LOSO_TITLE = {"spcup": "SP Cup 2015, LOSO over 12 subjects",
               "wrist": "wrist_exercise, LOSO over 5 subjects (trained on SP Cup + the other wrist subjects)"}
 CROSS = (("sp2wr", "cross-dataset: trained on SP Cup only, scored on all of wrist_exercise"),
          ("wr2sp", "cross-dataset: trained on wrist_exercise only, scored on SP Cup"))
+DEFAULT_PARTS = {"spcup": ("loso",), "wrist": ("loso", "sp2wr", "wr2sp")}
 
 
-PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge", "logits_out")   # what differs between a run's processes
+def target_name(args, runs: dict | None = None) -> str:
+    """The wrist protocol's target dataset as its recordings name it (rows' "dataset"; a dataset file's `name`),
+    else --target's own name (a built-in, or the folder / file stem of a dataset file)."""
+    for key in ("loso", "sp2wr"):
+        names = sorted({r["dataset"] for r in (runs or {}).get(key, [])})
+        if names:
+            return "+".join(names)
+    p = Path(str(getattr(args, "target", WRIST)))
+    return p.parent.name if p.name in ("dataset.yaml", "dataset.yml") else p.stem
+
+
+def titles(args, runs: dict) -> dict[str, str]:
+    """{run key: report title}; the shipped wording for SP Cup and for wrist_exercise trained beside SP Cup."""
+    if args.protocol == "spcup":
+        return {"loso": LOSO_TITLE["spcup"]}
+    name, also = target_name(args, runs), getattr(args, "train_also", "troika")
+    if name == WRIST and also == "troika":
+        return {"loso": LOSO_TITLE["wrist"], **dict(CROSS)}
+    n = len({(r["dataset"], r["subject"]) for r in runs.get("loso", [])})
+    beside = {"troika": "SP Cup + "}.get(also, f"{also} + " if also else "")
+    return {"loso": f"{name}, LOSO over {n} subject{'s' if n != 1 else ''} (trained on {beside}the other {name} "
+                    "subjects)",
+            "sp2wr": f"cross-dataset: trained on SP Cup only, scored on all of {name}",
+            "wr2sp": f"cross-dataset: trained on {name} only, scored on SP Cup"}
+
+
+def report_stem(args, runs: dict) -> str:
+    name = target_name(args, runs) if args.protocol == "wrist" else ""
+    return f"hr_spectral_{args.protocol}" + (f"_{name}" if name and name != WRIST else "")
+
+
+# what may differ between a run's processes
+PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge", "logits_out", "data_root")
 
 
 def recipe_args(args) -> dict:
@@ -813,17 +852,17 @@ def load_rows(path) -> tuple[dict, float, dict | None]:
 def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     """Summaries and the results files: the LOSO run first, then the cross-dataset runs."""
     results = {"protocol": args.protocol, "args": vars(args), "wall_s": wall_s, "processes": processes}
-    md = []
+    md, names = [], titles(args, runs)
     for key in ["loso", *(k for k, _ in CROSS)]:
         if key not in runs:
             continue
-        title = LOSO_TITLE[args.protocol] if key == "loso" else dict(CROSS)[key]
+        title = names[key]
         results[key if key == "loso" else title] = summ = summarise(runs[key], title, span_bpm(args.student))
         md.append(markdown(summ))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    partial = bool(args.folds) or (args.protocol == "wrist" and len(runs) < 3) or bool(getattr(args, "rows_out", ""))
-    stem = f"hr_spectral_{args.protocol}" + ("_partial" if partial else "")
+    partial = (bool(args.folds) or set(runs) != set(default_parts(args)) or bool(getattr(args, "rows_out", "")))
+    stem = report_stem(args, runs) + ("_partial" if partial else "")
     how = (f"{processes} processes of one core each over disjoint parts on 2 shared CPU cores, merged by "
            f"`benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
            f"2 shared CPU cores; `{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`")
@@ -933,7 +972,7 @@ def compare(args) -> None:
         pairs = [(subject_maes(a[0][key]), subject_maes(b[0][key])) for a, b in arms if key in a[0] and key in b[0]]
         if not pairs:
             continue
-        title = LOSO_TITLE[args.protocol] if key == "loso" else dict(CROSS)[key]
+        title = titles(args, arms[0][0][0])[key]
         results[key] = d = paired_difference(pairs)
         md += [f"### {title}", "", f"A - B, mean of subjects' MAE (BPM), averaged over {d['pairs']} pair(s) of runs; "
                "95 % CI: bootstrap over subjects.", "",
@@ -952,9 +991,40 @@ def compare(args) -> None:
     print(text, flush=True)
 
 
+def default_parts(args) -> tuple[str, ...]:
+    """The runs of a whole report: LOSO, and for wrist_exercise beside SP Cup also both cross-dataset runs."""
+    if args.protocol == "wrist" and (target_name(args) != WRIST or getattr(args, "train_also", "troika") != "troika"):
+        return ("loso",)
+    return DEFAULT_PARTS[args.protocol]
+
+
+def target_corpus(args, scfg, log) -> tuple[list, dict]:
+    """The wrist protocol's target (--target: a built-in name, or a dataset.yaml / a folder holding one) as
+    front-end recordings with heart-rate truth, and its raw records for the baseline and the pairs."""
+    from sqtool.data.dataset_file import builtin_names, resolve_data
+    from sqtool.data.dataset_tasks import hr_corpus_from_dataset
+    if args.target in builtin_names():
+        return hr_corpus(DATA, (args.target,), scfg, log=log), load_records((args.target,))
+    ref = resolve_data(args.target, DATA)
+    if ref.kind != "dataset":
+        raise SqtoolError(f"--target {args.target}: expected a built-in dataset or a dataset.yaml (or a folder "
+                          f"holding one), got a {ref.kind}")
+    corpus = hr_corpus_from_dataset(ref.dataset, scfg, log)
+    keys = {(r.dataset, r.record_id) for r in corpus}
+    records = {(rec.dataset, str(rec.record_id)): rec for rec in ref.dataset.records()}
+    return corpus, {k: v for k, v in records.items() if k in keys}
+
+
 def main(argv=None):
+    global DATA
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--protocol", choices=("spcup", "wrist"), default="spcup")
+    ap.add_argument("--target", default=WRIST, help="wrist protocol: the dataset held out subject by subject, a "
+                    "built-in name or YOUR dataset.yaml (README, 'Your own data'); default wrist_exercise")
+    ap.add_argument("--train-also", default="troika", help="wrist protocol: built-in datasets trained on beside "
+                    "the target's other subjects, comma-separated; '' = the target's subjects only")
+    ap.add_argument("--data-root", default=str(DATA), help="folder of the built-in datasets (env SQTOOL_DATA; "
+                    "default ../shared/data)")
     add_training_args(ap)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--parts", default="", help="wrist protocol: comma-separated runs among loso, sp2wr, wr2sp "
@@ -974,15 +1044,26 @@ def main(argv=None):
     if args.merge:
         return merge(args, argv)
     check_models(args)
-    parts = args.parts.split(",") if args.parts else (["loso", "sp2wr", "wr2sp"] if args.protocol == "wrist"
-                                                       and not args.folds else ["loso"])
+    DATA = Path(args.data_root)
+    also = tuple(d for d in args.train_also.split(",") if d) if args.protocol == "wrist" else ("troika",)
+    parts = args.parts.split(",") if args.parts else (list(default_parts(args)) if not args.folds else ["loso"])
+    bad = sorted(set(parts) - {"loso", *(k for k, _ in CROSS)})
+    if bad or (args.protocol == "spcup" and parts != ["loso"]) or (set(parts) - {"loso"} and also != ("troika",)):
+        ap.error(f"--parts {args.parts}: the SP Cup protocol runs loso; the wrist protocol loso, sp2wr and wr2sp "
+                 "(the last two need --train-also troika)")
     torch.set_num_threads(1)
     log = lambda m: print(m, flush=True)  # noqa: E731
     scfg = get_model_cfg(args.student)
     t0 = time.time()
-    sp = hr_corpus(DATA, ("troika",), scfg, log=log)
-    wr = hr_corpus(DATA, ("wrist_exercise",), scfg, log=log) if args.protocol == "wrist" else []
-    records = load_records(("troika",) + (("wrist_exercise",) if wr else ()))
+    try:
+        sp = hr_corpus(DATA, also, scfg, log=log) if also else []
+        records = load_records(also)
+        wr = []
+        if args.protocol == "wrist":
+            wr, target_records = target_corpus(args, scfg, log)
+            records.update(target_records)
+    except SqtoolError as e:
+        ap.error(str(e))
     log(f"front end: {len(sp) + len(wr)} recordings in {time.time() - t0:.0f} s")
     runs = {}
     if "loso" in parts:

@@ -178,3 +178,31 @@ def test_builtins_keep_their_record_counts(data_root):
     recs = ref.dataset.records()
     assert len(recs) == 12 and len({r.subject for r in recs}) == 12 and all("hr" in r.labels for r in recs)
     assert list(ref.dataset.report["excluded"]) == ["DATA_S04_T01"]
+
+
+def test_the_nested_benchmark_runs_on_your_own_dataset(watch_project, tmp_path, monkeypatch, capsys):
+    """benchmarks/hr_spectral.py --protocol wrist --target my_watch/dataset.yaml: the nested LOSO protocol (inner
+    folds, decoder choice, int8 student, nested classic baseline) on a team's own recordings, one report named
+    after the dataset; a target that is not a dataset is one line."""
+    from bench_scripts import load_benchmark
+    mod = load_benchmark("hr_spectral")
+    monkeypatch.chdir(watch_project)
+    out = tmp_path / "res"
+    tiny = ["--student", "spec_student_xs", "--teacher", "spec_student_xs", "--epochs", "1", "--teacher-epochs", "1",
+            "--qat-epochs", "1", "--inner-epochs", "1", "--pretrain", "none", "--out", str(out)]
+    mod.main(["--protocol", "wrist", "--target", "my_watch/dataset.yaml", "--train-also", "", "--folds", "s04",
+              "--data-root", str(tmp_path / "no-builtins-needed"), *tiny])
+    res = json.loads((out / "hr_spectral_wrist_my_watch_partial.json").read_text())
+    md = (out / "hr_spectral_wrist_my_watch_partial.md").read_text()
+    assert "my_watch, LOSO over 1 subject (trained on the other my_watch subjects)" in md
+    assert res["loso"]["n_subjects"] == 1 and "my_watch:s04" in json.dumps(res["loso"]["subjects"])
+    assert "my_watch:s01" not in json.dumps(res["loso"]["subjects"])                # trained on, never scored
+    assert "| my_watch:s04 |" in md and "classic baseline" in md
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        mod.main(["--protocol", "wrist", "--target", "my_watch/recordings", "--train-also", "", *tiny])
+    assert "expected a built-in dataset or a dataset.yaml" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        mod.main(["--protocol", "wrist", "--target", "my_watch/dataset.yaml", "--train-also", "",
+                  "--parts", "loso,sp2wr", *tiny])
+    assert "need --train-also troika" in capsys.readouterr().err
