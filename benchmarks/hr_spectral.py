@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 import time
 import zlib
@@ -77,7 +76,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
-from sqtool.core import SqtoolError, atomic_save_npz, atomic_write_text, write_metrics  # noqa: E402
+from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, resolve_data_root,  # noqa: E402
+                         write_metrics)
 from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
@@ -93,7 +93,7 @@ from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, eviden
                                   train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
-DATA = Path(os.environ.get("SQTOOL_DATA") or ROOT.parent / "shared" / "data")   # --data-root
+DATA = ROOT.parent / "shared" / "data"          # main() sets it from --data-root / $SQTOOL_DATA
 WRIST = "wrist_exercise"                # the wrist protocol's default --target
 
 
@@ -1023,8 +1023,8 @@ def main(argv=None):
                     "built-in name or YOUR dataset.yaml (README, 'Your own data'); default wrist_exercise")
     ap.add_argument("--train-also", default="troika", help="wrist protocol: built-in datasets trained on beside "
                     "the target's other subjects, comma-separated; '' = the target's subjects only")
-    ap.add_argument("--data-root", default=str(DATA), help="folder of the built-in datasets (env SQTOOL_DATA; "
-                    "default ../shared/data)")
+    ap.add_argument("--data-root", default="", help="folder of the built-in datasets (default: $SQTOOL_DATA, "
+                    "else ../shared/data)")
     add_training_args(ap)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--parts", default="", help="wrist protocol: comma-separated runs among loso, sp2wr, wr2sp "
@@ -1044,7 +1044,10 @@ def main(argv=None):
     if args.merge:
         return merge(args, argv)
     check_models(args)
-    DATA = Path(args.data_root)
+    try:
+        DATA = resolve_data_root(args.data_root or None) or DATA
+    except SqtoolError as e:
+        ap.error(str(e))
     also = tuple(d for d in args.train_also.split(",") if d) if args.protocol == "wrist" else ("troika",)
     parts = args.parts.split(",") if args.parts else (list(default_parts(args)) if not args.folds else ["loso"])
     bad = sorted(set(parts) - {"loso", *(k for k, _ in CROSS)})

@@ -191,7 +191,7 @@ def test_the_nested_benchmark_runs_on_your_own_dataset(watch_project, tmp_path, 
     tiny = ["--student", "spec_student_xs", "--teacher", "spec_student_xs", "--epochs", "1", "--teacher-epochs", "1",
             "--qat-epochs", "1", "--inner-epochs", "1", "--pretrain", "none", "--out", str(out)]
     mod.main(["--protocol", "wrist", "--target", "my_watch/dataset.yaml", "--train-also", "", "--folds", "s04",
-              "--data-root", str(tmp_path / "no-builtins-needed"), *tiny])
+              "--data-root", str(tmp_path), *tiny])                                # no built-in needed
     res = json.loads((out / "hr_spectral_wrist_my_watch_partial.json").read_text())
     md = (out / "hr_spectral_wrist_my_watch_partial.md").read_text()
     assert "my_watch, LOSO over 1 subject (trained on the other my_watch subjects)" in md
@@ -206,3 +206,6 @@ def test_the_nested_benchmark_runs_on_your_own_dataset(watch_project, tmp_path, 
         mod.main(["--protocol", "wrist", "--target", "my_watch/dataset.yaml", "--train-also", "",
                   "--parts", "loso,sp2wr", *tiny])
     assert "need --train-also troika" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        mod.main(["--protocol", "wrist", "--data-root", str(tmp_path / "nowhere"), *tiny])
+    assert "does not exist" in capsys.readouterr().err
