@@ -5,7 +5,7 @@
                                                                          # (+ cross-dataset both ways)
     ... --protocol wrist --target my_watch/dataset.yaml [--train-also ""]   # YOUR device: LOSO over its
         subjects, trained on SP Cup (--train-also troika, the default; "" = your subjects only) + the other
-        subjects, the same nested recipe and baseline: hr_spectral_wrist_<name>.{json,md}
+        subjects, the same nested recipe and baseline: hr_spectral_wrist_<name>[_only].{json,md}
     ... --rows-out A.json (one process per part of the folds), then --merge A.json,B.json: one report
     ... --compare A.json,B.json --against C.json,D.json [--compare ... --against ... per seed]: two arms
         (e.g. pretrained vs --pretrain none) paired by subject, hr_spectral_<protocol>_compare.{json,md}
@@ -53,7 +53,7 @@ Nothing is chosen on the held-out subject; the architectures and epochs are fixe
 Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are NaN, not scored).
 TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out of every training set.
 
-Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name> for another --target):
+Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name>[_only] otherwise):
 per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % bootstrap CI over the subject's
 windows), the mean of subjects' MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and
 confidence gating (beside the oracle's: the windows with the smallest error kept), and what the decoder choice
@@ -817,8 +817,13 @@ def titles(args, runs: dict) -> dict[str, str]:
 
 
 def report_stem(args, runs: dict) -> str:
-    name = target_name(args, runs) if args.protocol == "wrist" else ""
-    return f"hr_spectral_{args.protocol}" + (f"_{name}" if name and name != WRIST else "")
+    """hr_spectral_<protocol>, then the target's name when it is not wrist_exercise and what it was trained
+    beside when not SP Cup (_only: the target's subjects alone)."""
+    if args.protocol != "wrist":
+        return f"hr_spectral_{args.protocol}"
+    name, also = target_name(args, runs), getattr(args, "train_also", "troika")
+    return ("hr_spectral_wrist" + (f"_{name}" if name != WRIST else "")
+            + ("" if also == "troika" else f"_with_{also.replace(',', '_')}" if also else "_only"))
 
 
 # what may differ between a run's processes

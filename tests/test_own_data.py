@@ -192,8 +192,8 @@ def test_the_nested_benchmark_runs_on_your_own_dataset(watch_project, tmp_path, 
             "--qat-epochs", "1", "--inner-epochs", "1", "--pretrain", "none", "--out", str(out)]
     mod.main(["--protocol", "wrist", "--target", "my_watch/dataset.yaml", "--train-also", "", "--folds", "s04",
               "--data-root", str(tmp_path), *tiny])                                # no built-in needed
-    res = json.loads((out / "hr_spectral_wrist_my_watch_partial.json").read_text())
-    md = (out / "hr_spectral_wrist_my_watch_partial.md").read_text()
+    res = json.loads((out / "hr_spectral_wrist_my_watch_only_partial.json").read_text())
+    md = (out / "hr_spectral_wrist_my_watch_only_partial.md").read_text()
     assert "my_watch, LOSO over 1 subject (trained on the other my_watch subjects)" in md
     assert res["loso"]["n_subjects"] == 1 and "my_watch:s04" in json.dumps(res["loso"]["subjects"])
     assert "my_watch:s01" not in json.dumps(res["loso"]["subjects"])                # trained on, never scored
