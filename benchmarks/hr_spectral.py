@@ -1059,6 +1059,9 @@ def main(argv=None):
     if bad or (args.protocol == "spcup" and parts != ["loso"]) or (set(parts) - {"loso"} and also != ("troika",)):
         ap.error(f"--parts {args.parts}: the SP Cup protocol runs loso; the wrist protocol loso, sp2wr and wr2sp "
                  "(the last two need --train-also troika)")
+    if args.protocol == "wrist" and args.target in also:
+        ap.error(f"--target {args.target} is also in --train-also {args.train_also}: its held-out subject would be "
+                 "trained on")
     torch.set_num_threads(1)
     log = lambda m: print(m, flush=True)  # noqa: E731
     scfg = get_model_cfg(args.student)

@@ -207,5 +207,8 @@ def test_the_nested_benchmark_runs_on_your_own_dataset(watch_project, tmp_path, 
                   "--parts", "loso,sp2wr", *tiny])
     assert "need --train-also troika" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        mod.main(["--protocol", "wrist", "--target", "troika", *tiny])
+    assert "also in --train-also troika" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         mod.main(["--protocol", "wrist", "--data-root", str(tmp_path / "nowhere"), *tiny])
     assert "does not exist" in capsys.readouterr().err
