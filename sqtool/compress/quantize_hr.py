@@ -142,7 +142,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
     from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, evidence_args, kd_gate,
                                       predict_logits, train_bins)
-    from sqtool.models.hr_options import calibration_subjects, check_train_options
+    from sqtool.models.hr_options import calibration_hint, calibration_subjects, check_train_options
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -336,9 +336,15 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                       + ("." if unc.get("expected_error_stated") is None else
                          f"; the calibrated confidence states an expected error of {unc['expected_error_stated']:.2f} BPM "
                          f"on average (made: {unc['mae_all']:.2f}).")]
+    hint = calibration_hint({r.dataset for r in train}, {r.dataset for r in test}, cfg.calibrate_on,
+                            unc["interval_coverage"])
+    if hint:
+        lines += ["", hint]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     say(f"held-out MAE (mean of subjects): teacher {mean['teacher']:.2f}, float {mean['float']:.2f}, "
         f"int8 {mean['int8']:.2f} BPM")
+    if hint:
+        say(hint)
     return run_dir
 
 

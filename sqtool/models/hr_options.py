@@ -7,6 +7,7 @@ datasets (no torch: the command configs import it).
     calibrate_on: list[str] = calibrate_on_option()       # the decoder's calibration datasets (list field)
     cal = calibration_subjects(records, cfg.calibrate_on) # their subject keys, for hr_bins.select_decoder
     log(f"... on {n} windows{calibration_text(cfg.calibrate_on)}")  # " of wrist_exercise", or "" for every subject
+    hint = calibration_hint(train_datasets, held_datasets, cfg.calibrate_on, coverage)   # a report's advice or None
 
 `models.hr_bins.BinTrainCfg` receives the training values; its own defaults stay the neutral ones (no motion,
 constant learning rate), the commands' defaults are the shipped recipe. `hr_bins.select_decoder(calibrate_groups=)`
@@ -60,6 +61,22 @@ def calibrate_on_option():
                 "interval mass and confidence, e.g. your own device's when training on it plus SP Cup (whose "
                 "easier windows would make the interval too narrow on yours); default: every training subject",
         "metavar": "DATASET[,...]"})
+
+
+def calibration_hint(train_datasets, held_datasets, calibrate_on, coverage: float | None,
+                     target: float = 0.9, slack: float = 0.1) -> str | None:
+    """One sentence for a report when the held-out interval holds the truth on fewer than `target - slack` of
+    the windows although it was calibrated on every training subject of several datasets (another dataset's
+    easier windows made it too narrow), and the held-out subjects' datasets have training subjects of their own:
+    `--calibrate-on` those datasets. None otherwise."""
+    train, held = sorted(set(train_datasets)), sorted(set(held_datasets))
+    if (coverage is None or calibrate_on or len(train) < 2 or not held or not set(held) < set(train)
+            or coverage >= target - slack):
+        return None
+    return (f"The interval was calibrated on every training subject ({', '.join(train)}) and holds the truth on "
+            f"{100 * coverage:.1f} % of the held-out windows, not {100 * target:.0f} %: `--calibrate-on "
+            f"{','.join(held)}` calibrates it on the training subjects of the held-out subjects' dataset (the device "
+            "you ship on).")
 
 
 def calibration_subjects(records, datasets, strict: bool = True) -> set[str] | None:
