@@ -291,13 +291,16 @@ def fold_calibration(train, test, mode: str) -> set | None:
 
 
 def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "min",
-               cal: set | None = None, emission_floors=(0.0,)) -> dict:
+               cal: set | None = None, emission_floors=(0.0,), cal_logits: dict | None = None) -> dict:
     """The decoder chosen on out-of-fold logits {record: (W, F)} of the training recordings (hr_bins.select_decoder;
     `evidence` (--evidence): inner = the weight of the motion-subtracted PPG spectrum is one of the choices, off =
-    0, a number = that weight, fixed; `rule` (--decoder-rule): min | one_se)."""
+    0, a number = that weight, fixed; `rule` (--decoder-rule): min | one_se); `cal_logits` {record: (W, F)} of
+    the calibration subjects' recordings: what the interval and confidence are calibrated on instead."""
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
                          rule=rule, calibrate_groups=cal, emission_floors=emission_floors,
+                         calibration_logits=(None if cal_logits is None else
+                                             [cal_logits.get(r.record_id) for r in train]),
                          **evidence_args(evidence, [r.x for r in train]))
     log(f"  decoder (on the {whose}'s out-of-fold logits, inner CV over {len({r.key for r in train})} training "
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
@@ -320,6 +323,25 @@ def student_oof(train, groups, oof, bins, a, encoders) -> dict:
     logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], [r.key for r in train],
                                 groups, lambda: fresh(scfg, encoders), bins, student_cfg(a, a.inner_epochs), kd)
     return {r.record_id: lg for r, lg in zip(train, logits)}
+
+
+def calibration_oof(train, cal: set | None, oof, bins, a, encoders, log) -> dict | None:
+    """--calibration-students subjects: when the interval and confidence are calibrated on a few of the training
+    subjects (wrist_exercise LOSO: the other 4 wrist subjects), one student per calibration subject, trained as
+    the inner students on every other training subject, gives that subject's logits: a network that has seen
+    all the device's subjects but one, as the shipped one has. None when every training subject calibrates."""
+    keys = {r.key for r in train}
+    if not cal or not set(cal) < keys:
+        return None
+    folds = [{k} for k in sorted(cal)] + [keys - set(cal)]
+    scfg = get_model_cfg(a.student)
+    kd = [oof[r.record_id] for r in train] if a.kd and a.kd_float else None
+    logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], [r.key for r in train],
+                                folds, lambda: fresh(scfg, encoders), bins, student_cfg(a, a.inner_epochs), kd,
+                                only=set(cal))
+    log(f"  calibration students: one per calibration subject ({len(cal)}), each trained on the other "
+        f"{len(keys) - 1} training subjects")
+    return {r.record_id: lg for r, lg in zip(train, logits) if lg is not None}
 
 
 # The student's recipes --recipe inner chooses among (each a priori; the teacher's training is fixed by the
@@ -464,7 +486,10 @@ def run_fold(train, test, args, records, log):
     a = student_args(args, recipe)
     if args.decoder_on == "student":                 # --recipe inner already has the chosen recipe's (same seeds)
         soof = soof if soof is not None else student_oof(train, groups, oof, bins, a, encoders)
-        dec = decoder_on(soof, train, scfg, "student", log, args.evidence, args.decoder_rule, cal, args.emission_floors)
+        coof = (calibration_oof(train, cal, oof, bins, a, encoders, log)
+                if args.calibration_students == "subjects" else None)
+        dec = decoder_on(soof, train, scfg, "student", log, args.evidence, args.decoder_rule, cal, args.emission_floors,
+                         coof)
     torch.set_rng_state(rng)
     teacher = fresh(tcfg, encoders)
     train_teacher(teacher, train, tcfg, bins, args, args.teacher_epochs, records)
@@ -767,6 +792,11 @@ def add_training_args(ap) -> None:
                     help="whose inner out-of-fold windows set the interval's mass and the confidence (measure and "
                          "calibration): all training subjects, or target = those of the held-out subject's dataset "
                          "(wrist_exercise LOSO: the other wrist subjects; all when the training set has none)")
+    ap.add_argument("--calibration-students", choices=("inner", "subjects"), default="inner",
+                    help="which students' out-of-fold logits the interval and confidence are calibrated on: the "
+                         "decoder's inner-fold students, or (subjects) one student per calibration subject trained "
+                         "on every other training subject, when those subjects are a few of the training set "
+                         "(wrist_exercise LOSO); the heart rates are the same either way")
     ap.add_argument("--emission-floors", type=floors_text, default=(0.0,), metavar="K[,K...]",
                     help="the decoder's emission floors the inner windows choose among with sigma, floor and "
                          "temperature (decoder.DecoderCfg.emission_floor; default 0 only), e.g. 0,0.003,0.03")
@@ -879,8 +909,10 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + f"(rule {args.decoder_rule}; "
               + (f"emission floor among {', '.join(f'{k:g}' for k in args.emission_floors)}; "
                  if tuple(args.emission_floors) != (0.0,) else "")                # a merged recipe: a list
-              + ("interval and confidence calibrated on the held-out dataset's training subjects)"
-                 if args.calibrate_on == "target" else "interval and confidence calibrated on every training subject)")
+              + ("interval and confidence calibrated on the held-out dataset's training subjects"
+                 if args.calibrate_on == "target" else "interval and confidence calibrated on every training subject")
+              + (", on one student per calibration subject (--calibration-students subjects))"
+                 if getattr(args, "calibration_students", "inner") == "subjects" else ")")
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
               + (f" (the time-domain teacher: {args.time_teacher_pretrain})"
                  if time_teacher and args.pretrain != "none" else "") + "; student recipe: "

@@ -124,6 +124,16 @@ def test_decoder_on_the_students_out_of_fold_logits(tmp_path):
     assert not all(np.array_equal(soof[k], oof[k]) for k in soof)              # other networks, other logits
     dec_s = mod.decoder_on(soof, train, scfg, "student", said.append)
     assert set(dec_s) == set(dec_t) and "student's out-of-fold" in said[-1] and "teacher's" in said[0]
+    # --calibration-students subjects: one student per calibration subject, only when they are a few of the keys
+    keys = sorted({r.key for r in train})
+    assert mod.calibration_oof(train, None, oof, bin_grid(scfg), args, {}, said.append) is None
+    assert mod.calibration_oof(train, set(keys), oof, bin_grid(scfg), args, {}, said.append) is None
+    coof = mod.calibration_oof(train, set(keys[:2]), oof, bin_grid(scfg), args, {}, said.append)
+    assert set(coof) == {r.record_id for r in train if r.key in keys[:2]} and "one per calibration subject (2)" in said[-1]
+    dec_c = mod.decoder_on(soof, train, scfg, "student", said.append, cal=set(keys[:2]), cal_logits=coof)
+    dec_i = mod.decoder_on(soof, train, scfg, "student", said.append, cal=set(keys[:2]))
+    assert (dec_c["sigma_bpm"], dec_c["temperature"], dec_c["inner_mae"]) == (
+        dec_i["sigma_bpm"], dec_i["temperature"], dec_i["inner_mae"])                  # the heart rates' decoder
     # --logits-out: what the decoder reads, to study decoders without training (held-out = the first subject)
     held = [r for r in train if r.key == train[0].key]
     rest = [r for r in train if r.key != train[0].key]

@@ -325,12 +325,14 @@ def predict_logits(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
 
 def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[str], folds: list[set],
                        make_model, bins: np.ndarray, cfg: BinTrainCfg,
-                       teacher_logits: list[np.ndarray] | None = None) -> list[np.ndarray]:
+                       teacher_logits: list[np.ndarray] | None = None,
+                       only: set[str] | None = None) -> list[np.ndarray | None]:
     """Out-of-fold logits (W, F) per recording: for each fold (a set of subject keys) a fresh `make_model()`
     (torch seeded with cfg.seed first) trained with `train_bins` on the recordings whose key is NOT in the
     fold (KD from their `teacher_logits` when given), then run on the recordings whose key is. Every key must
     be in exactly one fold. This is how a decoder gets chosen on the logits of the model it will decode
-    (`select_decoder`) without that model ever having seen the subjects it is scored on."""
+    (`select_decoder`) without that model ever having seen the subjects it is scored on. `only`: train just
+    the folds holding one of these keys (the others' recordings get None)."""
     keys = list(keys)
     owner = [[i for i, f in enumerate(folds) if k in f] for k in keys]
     if any(len(o) != 1 for o in owner):
@@ -340,7 +342,7 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
     for i in range(len(folds)):
         tr = [j for j, o in enumerate(owner) if o[0] != i]
         te = [j for j, o in enumerate(owner) if o[0] == i]
-        if not te:
+        if not te or (only is not None and not folds[i] & set(only)):
             continue
         torch.manual_seed(cfg.seed)
         m = make_model()
@@ -392,7 +394,8 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                    slack_bpm: float = 0.5, conf_measures=("mass", "width"),
                    spectra: list[np.ndarray] | None = None, evidence_weights=(0.25, 0.5, 1.0),
                    evidence_required: bool = False, calibrate: bool = True, rule: str = "min",
-                   calibrate_groups: set[str] | None = None) -> dict:
+                   calibrate_groups: set[str] | None = None,
+                   calibration_logits: list[np.ndarray | None] | None = None) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor, logit temperature and emission floor (each bin's likelihood at least that
@@ -431,6 +434,10 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     Steps 2-4 read the windows of the subjects in `calibrate_groups` only (None: every subject): a model trained
     on SP Cup plus a team's own wrist device is calibrated on that device's subjects, whose errors the shipped
     interval and confidence must describe (SP Cup's easier windows would make the interval too narrow there).
+    `calibration_logits` (one per recording, None where not calibrated on): steps 2-4 read these logits instead,
+    e.g. of students that each left out only one calibration subject and so err as the shipped model does
+    (inner-fold students that never saw several of the device's subjects err more, and the interval comes out
+    too wide).
     Returns the decoder dict with "temperature", evidence_weight, interval and conf_halfwidth_bpm set, and the
     bookkeeping inner_mae, inner_mae_no_evidence (step 1's), inner_coverage (at the chosen mass),
     inner_coverage_nominal (at 0.9, before calibration), inner_gating (MAE reduction of the device's conf:
@@ -488,6 +495,10 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                          lambda d: (d["evidence_weight"], d["temperature"])),
                 "inner_mae_no_evidence": best["inner_mae"]}
     cfg = decoder_cfg(best)
+    if calibration_logits is not None:
+        if len(calibration_logits) != len(logits) or any(c and lg is None for lg, c in zip(calibration_logits, cal)):
+            raise SqtoolError("select_decoder: calibration_logits needs one array per calibration recording")
+        logits = [lg if c else None for lg, c in zip(calibration_logits, cal)]
     logits, truth, sp = ([v for v, c in zip(seq, cal) if c] for seq in (logits, truth, sp))   # steps 2-4's windows
     outs = [decode_float(lg, best, spec=x) for lg, x in zip(logits, sp)]
     y = np.concatenate([np.asarray(t, np.float64) for t in truth])

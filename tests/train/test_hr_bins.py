@@ -118,6 +118,18 @@ def test_interval_is_calibrated_on_the_named_subjects_only():
     assert on_hard["inner_calibration_windows"] == 180 and pooled["inner_calibration_windows"] == 300
     with pytest.raises(SqtoolError, match="no training subject among the calibration subjects"):
         select_decoder(logits, truth, groups, base, calibrate_groups={"s9"}, **grid)
+    # calibration_logits: the interval is calibrated on other logits of the same recordings (students that erred
+    # less: the easy subjects' sharper logits in place of the hard ones'), the decoder's choice is not
+    hard_set = {"hard0", "hard1", "hard2"}
+    same = select_decoder(logits, truth, groups, base, calibrate_groups=hard_set, calibration_logits=logits, **grid)
+    assert same["interval"] == on_hard["interval"] and same["inner_mae"] == on_hard["inner_mae"]
+    sharper = _walk_logits(cfg, 1.0, 1.5, n_subjects=3, seed=2)
+    assert all(np.allclose(a, b) for a, b in zip(sharper[1], hard[1]))                  # the same truth
+    cal = [None, None, *sharper[0]]
+    on_sharper = select_decoder(logits, truth, groups, base, calibrate_groups=hard_set, calibration_logits=cal, **grid)
+    assert on_sharper["inner_mae"] == on_hard["inner_mae"] and on_sharper["interval"] < on_hard["interval"]
+    with pytest.raises(SqtoolError, match="one array per calibration recording"):
+        select_decoder(logits, truth, groups, base, calibrate_groups=hard_set, calibration_logits=[None] * 5, **grid)
 
 
 def test_select_decoder_refuses_an_unknown_rule():
@@ -431,6 +443,9 @@ def test_out_of_fold_logits_come_from_a_model_that_never_saw_the_subject():
         out_of_fold_logits(xs, ys, keys, [{"a"}, {"b"}], make, bins, cfg)
     with pytest.raises(SqtoolError, match="not in exactly one fold"):
         out_of_fold_logits(xs, ys, keys, [{"a", "b"}, {"b", "c"}], make, bins, cfg)
+    # only: just the folds holding those subjects are trained (the same logits), the others' recordings get None
+    part = out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg, only={"a"})
+    assert np.array_equal(part[0], out[0]) and np.array_equal(part[1], out[1]) and part[2] is None is part[3]
 
 
 def test_select_decoder_weighs_the_motion_subtracted_ppg_only_when_it_helps():
