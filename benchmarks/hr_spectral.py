@@ -88,6 +88,7 @@ from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_options import LR_SCHEDULES, TRAIN_OPTIONS, calibration_subjects  # noqa: E402
+from sqtool.models.hr_options import CALIBRATION_STUDENTS  # noqa: E402
 from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
                                   SELECTION_RULES, out_of_fold_logits, predict_logits, select_decoder,
                                   train_bins)
@@ -792,7 +793,7 @@ def add_training_args(ap) -> None:
                     help="whose inner out-of-fold windows set the interval's mass and the confidence (measure and "
                          "calibration): all training subjects, or target = those of the held-out subject's dataset "
                          "(wrist_exercise LOSO: the other wrist subjects; all when the training set has none)")
-    ap.add_argument("--calibration-students", choices=("inner", "subjects"), default="inner",
+    ap.add_argument("--calibration-students", choices=CALIBRATION_STUDENTS, default=CALIBRATION_STUDENTS[0],
                     help="which students' out-of-fold logits the interval and confidence are calibrated on: the "
                          "decoder's inner-fold students, or (subjects) one student per calibration subject trained "
                          "on every other training subject, when those subjects are a few of the training set "

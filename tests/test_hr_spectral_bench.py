@@ -16,6 +16,7 @@ def bench_defaults() -> argparse.Namespace:
 
 def test_the_benchmark_trains_what_finetune_and_quantize_train_by_default():
     b, q, f = bench_defaults(), QuantizeConfig(), FinetuneConfig()
+    assert b.calibration_students == q.calibration_students == "subjects"
     assert b.stretch_frac == q.freq_stretch == f.freq_stretch
     assert b.motion_frac == q.motion_frac == f.motion_frac
     assert b.motion_axis_drop == q.motion_axis_drop == f.motion_axis_drop

@@ -29,7 +29,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, add_deprecated_alias, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, save_config, set_seed, to_dict, write_metrics)
-from sqtool.models.hr_options import calibrate_on_option, train_option
+from sqtool.models.hr_options import calibrate_on_option, calibration_students_option, train_option
 
 
 TIME_KD = 0.7           # distillation weight of time-domain students when --alpha is not given
@@ -104,6 +104,7 @@ class QuantizeConfig:
                 "HMM fitted on the truth (temperature 1 first) within one paired standard error of it",
         "metavar": "min|one_se"})
     calibrate_on: list[str] = calibrate_on_option()
+    calibration_students: str = calibration_students_option()
     inner_folds: int = field(default=3, metadata={"help": "--decoder-on student: inner folds of the training "
                                                           "subjects"})
     inner_epochs: int = field(default=0, metadata={"help": "--decoder-on student: epochs of each inner student "

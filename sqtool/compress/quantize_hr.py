@@ -112,12 +112,18 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
         return None
     folds = [set(keys[te]) for _, te in subject_folds(keys, cfg.inner_folds, cfg.seed)]
     icfg = replace(bcfg, epochs=cfg.inner_epochs or max(1, bcfg.epochs // 2))
-    logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], list(keys), folds,
-                                make_student, bins, icfg,
-                                [t_logits[r.record_id] for r in train] if t_logits is not None else None)
+    xs, ys, kd = ([as_model_input(r.x) for r in train], [r.y for r in train],
+                  [t_logits[r.record_id] for r in train] if t_logits is not None else None)
+    logits = out_of_fold_logits(xs, ys, list(keys), folds, make_student, bins, icfg, kd)
+    cal_logits = None
+    if cfg.calibration_students == "subjects" and cal and set(cal) < set(keys):    # a few subjects calibrate
+        cal_logits = out_of_fold_logits(xs, ys, list(keys), [{k} for k in sorted(cal)] + [set(keys) - set(cal)],
+                                        make_student, bins, icfg, kd, only=set(cal))
+        say(f"calibration students: one per calibration subject ({len(cal)}), each trained on the other "
+            f"{len(set(keys)) - 1} training subjects")
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
-    dec = select_decoder(logits, [r.y for r in train], list(keys), base, rule=cfg.decoder_rule, calibrate_groups=cal,
-                         **evidence_args(cfg.evidence, [r.x for r in train]))
+    dec = select_decoder(logits, ys, list(keys), base, rule=cfg.decoder_rule, calibrate_groups=cal,
+                         calibration_logits=cal_logits, **evidence_args(cfg.evidence, [r.x for r in train]))
     atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, emission floor "
@@ -142,7 +148,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
     from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, evidence_args, kd_gate,
                                       predict_logits, train_bins)
-    from sqtool.models.hr_options import calibration_hint, calibration_subjects, check_train_options
+    from sqtool.models.hr_options import (calibration_hint, calibration_subjects, check_calibration_students,
+                                          check_train_options)
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -151,6 +158,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     if not 0.0 <= alpha <= 1.0:
         raise SqtoolError(f"--alpha must be in [0, 1], got {alpha}")
     check_train_options(cfg)
+    check_calibration_students(cfg.calibration_students)
     if cfg.decoder_on not in ("student", "teacher"):
         raise SqtoolError(f"--decoder-on must be student or teacher, got '{cfg.decoder_on}'")
     evidence_args(cfg.evidence, [])                                      # refuses a bad value before any work
@@ -255,7 +263,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     whose = "teacher"
     if cfg.decoder_on == "student":
         dkey = (fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated:{cfg.decoder_rule}"
-                + (f":calibrate-on={','.join(sorted(cfg.calibrate_on))}" if cal else ""))
+                + (f":calibrate-on={','.join(sorted(cfg.calibrate_on))}" if cal else "")
+                + (":calibration-students=subjects" if cal and cfg.calibration_students == "subjects" else ""))
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
                               run_dir / "decoder.json", dkey, resume, say, cal)
         if dec is not None:

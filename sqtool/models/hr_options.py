@@ -63,6 +63,25 @@ def calibrate_on_option():
         "metavar": "DATASET[,...]"})
 
 
+CALIBRATION_STUDENTS = ("subjects", "inner")
+
+
+def calibration_students_option():
+    """The `--calibration-students` field: whose out-of-fold logits calibrate the interval and the confidence when
+    --calibrate-on names a few of the training subjects."""
+    return field(default=CALIBRATION_STUDENTS[0], metadata={
+        "help": "spectral hr students with --calibrate-on DATASET: the interval and confidence are calibrated on one "
+                "student per calibration subject, each trained on every other training subject (subjects: they err "
+                "as the shipped student does), or on the decoder's inner-fold students (inner: they saw fewer of "
+                "the device's subjects, so the interval comes out wider); the heart rates are the same",
+        "metavar": "|".join(CALIBRATION_STUDENTS)})
+
+
+def check_calibration_students(value: str) -> None:
+    if value not in CALIBRATION_STUDENTS:
+        raise SqtoolError(f"--calibration-students must be one of {', '.join(CALIBRATION_STUDENTS)}, got '{value}'")
+
+
 def calibration_hint(train_datasets, held_datasets, calibrate_on, coverage: float | None,
                      target: float = 0.9, slack: float = 0.1) -> str | None:
     """One sentence for a report when the held-out interval holds the truth on fewer than `target - slack` of

@@ -69,3 +69,9 @@ def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, t
 def test_quantize_resume_needs_a_quantize_run(tmp_path, capsys):
     assert main(["quantize", "--resume", str(tmp_path / "nope")]) == 1
     assert "cannot resume" in capsys.readouterr().err
+
+
+def test_quantize_refuses_an_unknown_calibration_students_value_in_one_line(teacher_run, tmp_path, capsys):
+    assert main(_args(teacher_run, tmp_path / "q") + ["--calibration-students", "everyone"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["sqtool: error: --calibration-students must be one of subjects, inner, got 'everyone'"]
