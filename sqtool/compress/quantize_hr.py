@@ -264,7 +264,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     if cfg.decoder_on == "student":
         dkey = (fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated:{cfg.decoder_rule}"
                 + (f":calibrate-on={','.join(sorted(cfg.calibrate_on))}" if cal else "")
-                + (":calibration-students=subjects" if cal and cfg.calibration_students == "subjects" else ""))
+                + (":calibration-students=subjects" if cal and set(cal) < {r.key for r in train}
+                   and cfg.calibration_students == "subjects" else ""))      # only where they are trained
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
                               run_dir / "decoder.json", dkey, resume, say, cal)
         if dec is not None:
