@@ -89,9 +89,9 @@ from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg  # 
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_options import LR_SCHEDULES, TRAIN_OPTIONS, calibration_subjects  # noqa: E402
 from sqtool.models.hr_options import CALIBRATION_STUDENTS  # noqa: E402
-from sqtool.models.hr_bins import (BinTrainCfg, decode_float, decode_int, evidence_args, fit_decoder, kd_gate,  # noqa: E402
-                                  SELECTION_RULES, out_of_fold_logits, predict_logits, select_decoder,
-                                  train_bins)
+from sqtool.models.hr_bins import (BinTrainCfg, calibration_folds, decode_float, decode_int, evidence_args,  # noqa: E402
+                                  fit_decoder, kd_gate, SELECTION_RULES, out_of_fold_logits, predict_logits,
+                                  select_decoder, train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
 DATA = ROOT.parent / "shared" / "data"          # main() sets it from --data-root / $SQTOOL_DATA
@@ -332,16 +332,16 @@ def calibration_oof(train, cal: set | None, oof, bins, a, encoders, log) -> dict
     the inner students on every other training subject, gives that subject's logits: a network that has seen
     all the device's subjects but one, as the shipped one has. None when every training subject calibrates."""
     keys = {r.key for r in train}
-    if not cal or not set(cal) < keys:
+    folds = calibration_folds(keys, cal)
+    if folds is None:
         return None
-    folds = [{k} for k in sorted(cal)] + [keys - set(cal)]
     scfg = get_model_cfg(a.student)
     kd = [oof[r.record_id] for r in train] if a.kd and a.kd_float else None
     logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], [r.key for r in train],
                                 folds, lambda: fresh(scfg, encoders), bins, student_cfg(a, a.inner_epochs), kd,
                                 only=set(cal))
-    log(f"  calibration students: one per calibration subject ({len(cal)}), each trained on the other "
-        f"{len(keys) - 1} training subjects")
+    log(f"  calibration students: {len(folds) - 1} for {len(cal)} calibration subjects, each trained on every "
+        f"training subject but its own")
     return {r.record_id: lg for r, lg in zip(train, logits) if lg is not None}
 
 

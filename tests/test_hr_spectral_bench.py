@@ -131,7 +131,7 @@ def test_decoder_on_the_students_out_of_fold_logits(tmp_path):
     assert mod.calibration_oof(train, set(keys), oof, bin_grid(scfg), args, {}, said.append) is None
     coof = mod.calibration_oof(train, set(keys[:2]), oof, bin_grid(scfg), args, {}, said.append)
     assert set(coof) == {r.record_id for r in train if r.key in keys[:2]}
-    assert "one per calibration subject (2)" in said[-1]
+    assert "calibration students: 2 for 2 calibration subjects" in said[-1]
     dec_c = mod.decoder_on(soof, train, scfg, "student", said.append, cal=set(keys[:2]), cal_logits=coof)
     dec_i = mod.decoder_on(soof, train, scfg, "student", said.append, cal=set(keys[:2]))
     assert (dec_c["sigma_bpm"], dec_c["temperature"], dec_c["inner_mae"]) == (

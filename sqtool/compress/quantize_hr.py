@@ -99,7 +99,8 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
 
     from sqtool.data.tasks import subject_folds
     from sqtool.models.decoder import conf_text
-    from sqtool.models.hr_bins import evidence_args, fit_decoder, out_of_fold_logits, select_decoder
+    from sqtool.models.hr_bins import (calibration_folds, evidence_args, fit_decoder, out_of_fold_logits,
+                                       select_decoder)
     from sqtool.models.hr_options import calibration_text
     if resume and dpath.is_file():
         saved = json.loads(dpath.read_text())
@@ -115,12 +116,11 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     xs, ys, kd = ([as_model_input(r.x) for r in train], [r.y for r in train],
                   [t_logits[r.record_id] for r in train] if t_logits is not None else None)
     logits = out_of_fold_logits(xs, ys, list(keys), folds, make_student, bins, icfg, kd)
-    cal_logits = None
-    if cfg.calibration_students == "subjects" and cal and set(cal) < set(keys):    # a few subjects calibrate
-        cal_logits = out_of_fold_logits(xs, ys, list(keys), [{k} for k in sorted(cal)] + [set(keys) - set(cal)],
-                                        make_student, bins, icfg, kd, only=set(cal))
-        say(f"calibration students: one per calibration subject ({len(cal)}), each trained on the other "
-            f"{len(set(keys)) - 1} training subjects")
+    cal_logits, cfolds = None, calibration_folds(keys, cal)               # None: every subject calibrates
+    if cfg.calibration_students == "subjects" and cfolds is not None:
+        cal_logits = out_of_fold_logits(xs, ys, list(keys), cfolds, make_student, bins, icfg, kd, only=set(cal))
+        say(f"calibration students: {len(cfolds) - 1} for {len(cal)} calibration subjects, each trained on every "
+            "training subject but its own")
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
     dec = select_decoder(logits, ys, list(keys), base, rule=cfg.decoder_rule, calibrate_groups=cal,
                          calibration_logits=cal_logits, **evidence_args(cfg.evidence, [r.x for r in train]))

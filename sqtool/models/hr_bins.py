@@ -353,6 +353,23 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
     return out
 
 
+MAX_CALIBRATION_STUDENTS = 8
+
+
+def calibration_folds(keys, cal) -> list[set] | None:
+    """The folds of the calibration students (`select_decoder(calibration_logits=)`): one per calibration subject,
+    each left out by a student trained on every other training subject, at most MAX_CALIBRATION_STUDENTS of them
+    (more subjects are dealt round-robin into that many groups: leaving out 3 of 24 is nearly leaving out one),
+    then the other training subjects as one fold (never trained: `out_of_fold_logits(only=cal)`). None when the
+    calibration subjects are not a strict subset of `keys` (every subject calibrates: the inner folds serve)."""
+    keys, cal = set(keys), set(cal or ())
+    if not cal or not cal < keys:
+        return None
+    ordered = sorted(cal)
+    k = min(len(ordered), MAX_CALIBRATION_STUDENTS)
+    return [set(ordered[i::k]) for i in range(k)] + [keys - cal]
+
+
 # ----------------------------------------------------------------------------- decoding
 
 from sqtool.models.decoder import MAX_EVIDENCE_WEIGHT, decode_float, decode_int, decoder_only  # noqa: E402  (re-exported)

@@ -417,6 +417,19 @@ def test_train_bins_takes_time_domain_windows_only_without_bin_augmentation():
     assert predict_logits(m, x).shape == (8, 134)                                # one logit per bin
 
 
+def test_calibration_folds_leave_out_one_calibration_subject_each_up_to_a_cap():
+    from sqtool.models.hr_bins import MAX_CALIBRATION_STUDENTS, calibration_folds
+    keys = [f"troika:{i:02d}" for i in range(12)] + [f"wrist:s{i}" for i in range(4)]
+    wrist = {k for k in keys if k.startswith("wrist")}
+    folds = calibration_folds(keys, wrist)
+    assert folds[:-1] == [{k} for k in sorted(wrist)] and folds[-1] == set(keys) - wrist
+    assert calibration_folds(keys, None) is None and calibration_folds(keys, set(keys)) is None
+    many = [f"own:{i:02d}" for i in range(20)]
+    folds = calibration_folds(keys + many, set(many))
+    assert len(folds) == MAX_CALIBRATION_STUDENTS + 1 and set().union(*folds[:-1]) == set(many)
+    assert sum(len(f) for f in folds[:-1]) == 20 and folds[-1] == set(keys)
+
+
 def test_out_of_fold_logits_come_from_a_model_that_never_saw_the_subject():
     """Each recording's logits equal those of a model trained (same seed) on the other folds' subjects only;
     a subject in no fold (or in two) is refused."""
