@@ -17,6 +17,13 @@
    confidence half-width), but on the out-of-fold logits of float students: one per `inner_folds` fold of the
    TRAINING subjects, trained as the student is for `inner_epochs` (`hr_bins.out_of_fold_logits`), so the
    interval and confidence are calibrated on the logits they will decode, not on the teacher's sharper ones.
+   With `--calibrate-on DATASET` (a few of the training subjects calibrate, e.g. the device you ship on beside
+   SP Cup), the interval and confidence read those subjects' logits from calibration students instead, one per
+   subject (at most 8, `hr_bins.calibration_folds`) trained on every other training subject
+   (`--calibration-students subjects`, the default: they err as the shipped student does; the inner-fold
+   students saw fewer of the device's subjects and made the interval too wide); the transition and temperature
+   are still chosen on the inner folds. If the held-out interval covers < 80 % after calibrating on every
+   subject of several datasets, the report names the `--calibrate-on` that fixes it.
    `--decoder-on teacher` keeps the teacher run's decoder. The chosen decoder is saved (decoder.json, with a
    key) and reused on --resume.
 5. Held-out subjects: the teacher (its out-of-fold logits, its own decoder), the float student and the int8
