@@ -33,7 +33,9 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       decoder chosen on the teacher's logits; the interval's mass and the confidence are calibrated on the
       training subjects of the held-out subject's dataset (--calibrate-on target, the default: on wrist_exercise
       LOSO the other wrist subjects; SP Cup and cross-dataset folds have no others, so every training subject)
-      or on every training subject (--calibrate-on all);
+      or on every training subject (--calibrate-on all); when a few subjects calibrate (wrist LOSO), through one
+      student per such subject trained on every other training subject (--calibration-students subjects, the
+      default, as `sqtool quantize`; inner: the decoder's inner-fold students);
     - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
       subjects' mean MAE (nested), then run on the held-out subject.
     - --pretrain real (issue 9, item 4; the default, --pretrain none = scratch): before any of the above, SiamQuality
