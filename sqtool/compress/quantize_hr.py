@@ -153,7 +153,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int, decoder_cfg
     from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
-    from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, evidence_args, kd_gate,
+    from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, calibration_folds, evidence_args, kd_gate,
                                       predict_logits, train_bins)
     from sqtool.models.hr_options import (calibration_hint, calibration_subjects, check_calibration_students,
                                           check_train_options)
@@ -271,8 +271,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     if cfg.decoder_on == "student":
         dkey = (fkey + f":{cfg.inner_folds}:{cfg.inner_epochs}:{cfg.evidence}:conf-calibrated:{cfg.decoder_rule}"
                 + (f":calibrate-on={','.join(sorted(cfg.calibrate_on))}" if cal else "")
-                + (":calibration-students=subjects" if cal and set(cal) < {r.key for r in train}
-                   and cfg.calibration_students == "subjects" else ""))      # only where they are trained
+                + (":calibration-students=subjects" if cfg.calibration_students == "subjects"
+                   and calibration_folds([r.key for r in train], cal) is not None else ""))   # only where trained
         dec = student_decoder(cfg, scfg, train, make_student, bins, bcfg, t_logits if kd else None,
                               run_dir / "decoder.json", dkey, resume, say, cal)
         if dec is not None:
