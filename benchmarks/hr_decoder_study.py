@@ -24,6 +24,7 @@ fixed heart rate) the 10-BPM bands within 3 BPM, as `hr_synthetic_pulse.py` does
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -34,33 +35,32 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqtool.core import SqtoolError, atomic_write_text  # noqa: E402
-from sqtool.models.decoder import (decode_int, decoder_cfg, start_distribution, summarise,  # noqa: E402
-                                   transition_taps)
-from sqtool.models.hr_bins import fit_decoder  # noqa: E402
+from sqtool.models.decoder import (decode_float, decode_int, decoder_cfg, start_distribution,  # noqa: E402
+                                   summarise, transition_taps)
+from sqtool.models.hr_bins import fit_decoder, select_decoder  # noqa: E402
 
 RULES = {"mean": np.mean, "gmean": lambda v: float(np.exp(np.mean(np.log(np.maximum(v, 1e-9))))),
          "median": np.median}
 VARIANTS = (("sum", "mean"), ("sum", "gmean"), ("sum", "median"), ("max", "mean"))
-SIGMAS, FLOORS, TEMPERATURES = (2.0, 3.0, 4.0, 6.0), (1e-4, 1e-3, 1e-2), (1.0, 2.0, 3.0)
+_GRID = inspect.signature(select_decoder).parameters                 # the default's own candidate grid
+SIGMAS, FLOORS, TEMPERATURES = (_GRID[k].default for k in ("sigmas", "floors", "temperatures"))
 
 
 def forward_hr(logits: np.ndarray, dec: dict, product: str) -> np.ndarray:
-    """(W, F) real logits -> (W,) decoded HR (BPM) by causal filtering; product "sum" (the decoder's forward
-    filter) or "max" (max-product: prior[j] = max_i p[i] g[j - i], same jump floor, same read-out)."""
+    """(W, F) real logits -> (W,) decoded HR (BPM) by causal filtering; product "sum" (the decoder's own forward
+    filter, `decoder.decode_float`) or "max" (max-product: prior[j] = max_i p[i] g[j - i], the same jump floor,
+    likelihood and read-out)."""
+    if product == "sum":
+        return decode_float(logits, dec)["hr"]
     cfg = decoder_cfg(dec)
     x = np.asarray(logits, np.float64) / float(dec.get("temperature", 1.0))
     lik = np.exp(x - x.max(axis=1, keepdims=True))                               # (W, F)
     g, pi, r, f = transition_taps(cfg), start_distribution(cfg), cfg.radius, cfg.n_bins
     post, p = np.zeros_like(lik), pi
     for t in range(len(lik)):
-        if t == 0:
-            prior = pi
-        elif product == "sum":
-            prior = (1 - cfg.floor) * np.convolve(p, g, mode="full")[r:r + f] + cfg.floor / f
-        else:
-            pp = np.pad(p, r)
-            prior = (1 - cfg.floor) * np.max([pp[k:k + f] * g[2 * r - k] for k in range(2 * r + 1)], axis=0) \
-                + cfg.floor / f
+        pp = np.pad(p, r)
+        prior = pi if t == 0 else ((1 - cfg.floor) * np.max([pp[k:k + f] * g[2 * r - k] for k in range(2 * r + 1)],
+                                                            axis=0) + cfg.floor / f)
         q = prior * lik[t]
         p = q / q.sum()
         post[t] = p

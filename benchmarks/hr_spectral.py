@@ -89,8 +89,8 @@ from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
-from sqtool.models.hr_options import LR_SCHEDULES, TRAIN_OPTIONS, calibration_subjects  # noqa: E402
-from sqtool.models.hr_options import CALIBRATION_STUDENTS  # noqa: E402
+from sqtool.models.hr_options import (CALIBRATION_STUDENTS, LR_SCHEDULES, TRAIN_OPTIONS,  # noqa: E402
+                                      calibration_subjects)
 from sqtool.models.hr_bins import (BinTrainCfg, calibration_folds, decode_float, decode_int, evidence_args,  # noqa: E402
                                   fit_decoder, kd_gate, SELECTION_RULES, out_of_fold_logits, predict_logits,
                                   select_decoder, train_bins)
@@ -317,15 +317,17 @@ def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner
     return dec
 
 
-def student_oof(train, groups, oof, bins, a, encoders) -> dict:
+def student_oof(train, groups, oof, bins, a, encoders, only: set | None = None) -> dict:
     """The float student's out-of-fold logits on the training recordings (`hr_bins.out_of_fold_logits`): one
-    student per inner fold trained as the outer one is (recipe `a`, KD from the teacher's out-of-fold logits) for
-    --inner-epochs, so the decoder is chosen on the logits it will decode rather than on the teacher's."""
+    student per fold of `groups` trained as the outer one is (recipe `a`, KD from the teacher's out-of-fold logits)
+    for --inner-epochs, so the decoder is chosen on the logits it will decode rather than on the teacher's.
+    `only`: just the folds holding these subjects (the returned dict has their recordings only)."""
     scfg = get_model_cfg(a.student)
     kd = [oof[r.record_id] for r in train] if a.kd and a.kd_float else None
     logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], [r.key for r in train],
-                                groups, lambda: fresh(scfg, encoders), bins, student_cfg(a, a.inner_epochs), kd)
-    return {r.record_id: lg for r, lg in zip(train, logits)}
+                                groups, lambda: fresh(scfg, encoders), bins, student_cfg(a, a.inner_epochs), kd,
+                                only=only)
+    return {r.record_id: lg for r, lg in zip(train, logits) if lg is not None}
 
 
 def calibration_oof(train, cal: set | None, oof, bins, a, encoders, log) -> dict | None:
@@ -333,18 +335,12 @@ def calibration_oof(train, cal: set | None, oof, bins, a, encoders, log) -> dict
     subjects (wrist_exercise LOSO: the other 4 wrist subjects), one student per calibration subject, trained as
     the inner students on every other training subject, gives that subject's logits: a network that has seen
     all the device's subjects but one, as the shipped one has. None when every training subject calibrates."""
-    keys = {r.key for r in train}
-    folds = calibration_folds(keys, cal)
+    folds = calibration_folds({r.key for r in train}, cal)
     if folds is None:
         return None
-    scfg = get_model_cfg(a.student)
-    kd = [oof[r.record_id] for r in train] if a.kd and a.kd_float else None
-    logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], [r.key for r in train],
-                                folds, lambda: fresh(scfg, encoders), bins, student_cfg(a, a.inner_epochs), kd,
-                                only=set(cal))
     log(f"  calibration students: {len(folds) - 1} for {len(cal)} calibration subjects, each trained on every "
         f"training subject but its own")
-    return {r.record_id: lg for r, lg in zip(train, logits) if lg is not None}
+    return student_oof(train, folds, oof, bins, a, encoders, only=set(cal))
 
 
 # The student's recipes --recipe inner chooses among (each a priori; the teacher's training is fixed by the
@@ -823,6 +819,11 @@ CROSS = (("sp2wr", "cross-dataset: trained on SP Cup only, scored on all of wris
 DEFAULT_PARTS = {"spcup": ("loso",), "wrist": ("loso", "sp2wr", "wr2sp")}
 
 
+def trained_beside(args) -> str:
+    """--train-also of a run (rows files written before the option: troika, what they were trained beside)."""
+    return getattr(args, "train_also", "troika")
+
+
 def target_name(args, runs: dict | None = None) -> str:
     """The wrist protocol's target dataset as its recordings name it (rows' "dataset"; a dataset file's `name`),
     else --target's own name (a built-in, or the folder / file stem of a dataset file)."""
@@ -838,7 +839,7 @@ def titles(args, runs: dict) -> dict[str, str]:
     """{run key: report title}; the shipped wording for SP Cup and for wrist_exercise trained beside SP Cup."""
     if args.protocol == "spcup":
         return {"loso": LOSO_TITLE["spcup"]}
-    name, also = target_name(args, runs), getattr(args, "train_also", "troika")
+    name, also = target_name(args, runs), trained_beside(args)
     if name == WRIST and also == "troika":
         return {"loso": LOSO_TITLE["wrist"], **dict(CROSS)}
     n = len({(r["dataset"], r["subject"]) for r in runs.get("loso", [])})
@@ -854,7 +855,7 @@ def report_stem(args, runs: dict) -> str:
     beside when not SP Cup (_only: the target's subjects alone)."""
     if args.protocol != "wrist":
         return f"hr_spectral_{args.protocol}"
-    name, also = target_name(args, runs), getattr(args, "train_also", "troika")
+    name, also = target_name(args, runs), trained_beside(args)
     return ("hr_spectral_wrist" + (f"_{name}" if name != WRIST else "")
             + ("" if also == "troika" else f"_with_{also.replace(',', '_')}" if also else "_only"))
 
@@ -1033,7 +1034,7 @@ def compare(args) -> None:
 
 def default_parts(args) -> tuple[str, ...]:
     """The runs of a whole report: LOSO, and for wrist_exercise beside SP Cup also both cross-dataset runs."""
-    if args.protocol == "wrist" and (target_name(args) != WRIST or getattr(args, "train_also", "troika") != "troika"):
+    if args.protocol == "wrist" and (target_name(args) != WRIST or trained_beside(args) != "troika"):
         return ("loso",)
     return DEFAULT_PARTS[args.protocol]
 
@@ -1041,11 +1042,9 @@ def default_parts(args) -> tuple[str, ...]:
 def target_corpus(args, scfg, log) -> tuple[list, dict]:
     """The wrist protocol's target (--target: a built-in name, or a dataset.yaml / a folder holding one) as
     front-end recordings with heart-rate truth, and its raw records for the baseline and the pairs."""
-    from sqtool.data.dataset_file import builtin_names, resolve_data
+    from sqtool.data.dataset_file import resolve_data
     from sqtool.data.dataset_tasks import hr_corpus_from_dataset
-    if args.target in builtin_names():
-        return hr_corpus(DATA, (args.target,), scfg, log=log), load_records((args.target,))
-    ref = resolve_data(args.target, DATA)
+    ref = resolve_data(args.target, DATA)                      # a built-in name reads its shipped dataset file
     if ref.kind != "dataset":
         raise SqtoolError(f"--target {args.target}: expected a built-in dataset or a dataset.yaml (or a folder "
                           f"holding one), got a {ref.kind}")
