@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqtool.core import atomic_save_npz, atomic_write_text, write_metrics  # noqa: E402
+from sqtool.core import DATA_ROOT_HELP, atomic_save_npz, atomic_write_text, data_root_or_exit, write_metrics  # noqa: E402
 
 PACKAGE = "beliefppg==0.3.1"
 # name -> (folder under the data root, PPG channels)
@@ -220,13 +220,14 @@ def render(res: dict) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--venv", type=Path, default=ROOT / ".venv-beliefppg")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for beliefppg_peer.{json,md}")
     ap.add_argument("--seeds", type=int, default=3, help="dropout draws per recording (seeds 0..N-1)")
     a = ap.parse_args(argv)
-    if a.seeds < 1 or not a.data_root.is_dir():
-        fail("--seeds must be >= 1" if a.seeds < 1 else f"{a.data_root}: no such data folder")
+    if a.seeds < 1:
+        fail("--seeds must be >= 1")
+    a.data_root = Path(data_root_or_exit(a.data_root, fail))
     t0, py = time.perf_counter(), ensure_venv(a.venv)
     recs = export(a.data_root, a.datasets, WORK)
     peer_s = run_peer(py, recs, WORK, a.seeds)

@@ -256,8 +256,9 @@ def markdown(r: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--folds", type=int, default=12, help="number of LOSO folds to run (in subject order)")
     ap.add_argument("--subjects", default="", help="comma-separated subjects to hold out (overrides --folds)")
     ap.add_argument("--teacher-epochs", type=int, default=20)
@@ -278,6 +279,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results-name", default="compress_hr", help="benchmarks/results/<name>.{json,md}")
     args = ap.parse_args(argv)
+    args.data_root = data_root_or_exit(args.data_root, ap.error)
 
     import platform
 

@@ -210,13 +210,14 @@ def _md(res: dict) -> str:
 
 
 def main() -> int:
+    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-pairs", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     args = ap.parse_args()
-    root = Path(args.data_root)
+    root = Path(data_root_or_exit(args.data_root, ap.error))
     res = {"host": {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
                     "python": platform.python_version(), "machine": platform.machine()}}
     if not args.skip_quality:

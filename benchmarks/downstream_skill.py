@@ -358,8 +358,9 @@ def report_md(res) -> str:
 
 
 def main(argv=None) -> int:
+    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data", "--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--tasks", default="rr,af,bp,quality")
     ap.add_argument("--deep-epochs", type=int, default=5)
     ap.add_argument("--no-deep", action="store_true")
@@ -367,7 +368,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/tmp/skill_work")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
-    data = Path(args.data).resolve()
+    data = Path(data_root_or_exit(args.data, ap.error))
     t0 = time.perf_counter()
     log = lambda s: print(s, flush=True)  # noqa: E731
     tasks = []

@@ -235,13 +235,16 @@ def write(result: dict) -> None:
 
 
 def main() -> int:
+    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--model", default="cnn1d_student_s")
     ap.add_argument("--folds", type=int, default=12)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--run", default=None, help="benchmark this compress run dir instead of training folds")
     args = ap.parse_args()
+    if not args.run:
+        args.data_root = data_root_or_exit(args.data_root, ap.error)
     import torch
     torch.set_num_threads(1)
     from sqtool.export.cli import ExportConfig, export

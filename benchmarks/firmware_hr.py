@@ -93,8 +93,9 @@ def opt_sweep(export_dir: Path, work: Path, q: np.ndarray) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--folds", type=int, default=3, help="LOSO folds to train + bench (subject order)")
     ap.add_argument("--subjects", default="", help="comma-separated held-out subjects (overrides --folds)")
     ap.add_argument("--teacher-epochs", type=int, default=20)
@@ -115,6 +116,7 @@ def main(argv=None) -> int:
     if args.render:
         write(json.loads((RESULTS / "firmware_hr.json").read_text()))
         return 0
+    args.data_root = data_root_or_exit(args.data_root, ap.error)
     if args.firmware_from:
         return refresh_firmware(Path(args.firmware_from), Path(args.data_root))
 

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
-from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
+from sqtool.core import DATA_ROOT_HELP, atomic_write_text, data_root_or_exit, write_metrics  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, device_samples, hr_corpus, stream_channels  # noqa: E402
 from sqtool.export import pipeline as PL  # noqa: E402
 from sqtool.export.intgraph import extract_int_graph  # noqa: E402
@@ -50,7 +50,6 @@ from sqtool.models.spectral import bin_grid  # noqa: E402
 from sqtool.models.decoder import decoder_cfg, fit_conf_calibration  # noqa: E402
 from sqtool.models.hr_bins import BinTrainCfg, decode_int, fit_decoder, train_bins  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 EVAL = (("troika", "DATA_01_TYPE01"), ("wrist_exercise", None))      # None: the first labelled recording
 MHZ = 64.0
 
@@ -234,13 +233,15 @@ def main() -> int:
     ap.add_argument("--conf-calibration", choices=("on", "off"), default="on",
                     help="on: the decoder carries 16 conf calibration knots, as a model from sqtool quantize does")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     args = ap.parse_args()
+    data = Path(data_root_or_exit(args.data_root, ap.error))
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     torch.set_num_threads(2)
     mcu.require_tools("arm-none-eabi-gcc", "qemu-system-arm", "gcc")
     t0 = time.time()
     cfg = get_model_cfg(args.model)
-    corpus = hr_corpus(DATA, ("troika", "wrist_exercise"), cfg)
+    corpus = hr_corpus(data, ("troika", "wrist_exercise"), cfg)
     log(f"corpus: {len(corpus)} recordings in {time.time() - t0:.0f} s")
     held = pick_eval(corpus)
     q, graph, mc, n_train = train_model(corpus, held, args)
@@ -254,7 +255,7 @@ def main() -> int:
            "command": "nice .venv/bin/python benchmarks/firmware_pipeline.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
         for r in held:
-            raw = next(x for x in read_dataset(DATA / r.dataset, kind=r.dataset) if str(x.record_id) == r.record_id)
+            raw = next(x for x in read_dataset(data / r.dataset, kind=r.dataset) if str(x.record_id) == r.record_id)
             res["sanity_mae_bpm"][f"{r.dataset}/{r.record_id}"] = sanity_mae(q, mc, graph, r)
             res["recordings"].append(bench_recording(raw, r, mc, graph, md, args, Path(tmp)))
     res["seconds"] = time.time() - t0

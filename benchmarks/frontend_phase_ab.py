@@ -43,7 +43,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqtool.core import SqtoolError, atomic_write_text, signal_channels, write_metrics  # noqa: E402
+from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_write_text, data_root_or_exit,  # noqa: E402
+                         signal_channels, write_metrics)
 from sqtool.core.metrics import bootstrap_mean_ci  # noqa: E402
 from sqtool.data.frontend import bin_bpm  # noqa: E402
 from sqtool.data.hr_spectra import EXCLUDED, HrRecording, as_model_input, frontend_cfg, record_spectra  # noqa: E402
@@ -53,7 +54,6 @@ from sqtool.models.hr_bins import (BinTrainCfg, decode_float, fit_decoder, predi
                                    select_decoder, train_bins)
 from sqtool.models.spectral import bin_grid  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
 ARMS = ("device", "zerophase")
 GOAL_BPM = 0.3
 
@@ -283,7 +283,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--block", type=int, default=15, help="bootstrap block length in windows (15 = 30 s)")
     ap.add_argument("--folds", default="", help="comma-separated held-out subjects (default: all)")
-    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--data", "--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--smoke", action="store_true", help="synthetic data, one tiny fold, 2 epochs (tests)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
@@ -296,7 +296,7 @@ def main(argv=None):
     fe_bins = bin_bpm(frontend_cfg(scfg, 125.0))
     if not np.allclose(fe_bins, bin_grid(scfg)):
         raise SqtoolError(f"{args.student}: front-end bins and model bins differ")
-    pairs = load_pairs("synthetic" if args.smoke else args.data, scfg, log)
+    pairs = load_pairs("synthetic" if args.smoke else data_root_or_exit(args.data, ap.error), scfg, log)
     log(f"front ends: {len(pairs['device'])} recordings x 2 arms in {time.time() - t0:.0f} s")
     keys = sorted({r.key for r in pairs["device"]})
     heldout = keys[:1] if args.smoke else keys

@@ -78,8 +78,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
-from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, resolve_data_root,  # noqa: E402
-                         write_metrics)
+from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_save_npz, atomic_write_text,  # noqa: E402
+                         data_root_or_exit, write_metrics)
 from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
@@ -96,7 +96,7 @@ from sqtool.models.hr_bins import (BinTrainCfg, calibration_folds, decode_float,
                                   select_decoder, train_bins)
 
 NOTCHES = (0.0, 3.0, 6.0)
-DATA = ROOT.parent / "shared" / "data"          # main() sets it from --data-root / $SQTOOL_DATA
+DATA = ROOT.parent / "shared" / "data"          # main() (and hr_synthetic_pulse) set it from --data-root / $SQTOOL_DATA
 WRIST = "wrist_exercise"                # the wrist protocol's default --target
 
 
@@ -1062,8 +1062,7 @@ def main(argv=None):
                     "built-in name or YOUR dataset.yaml (README, 'Your own data'); default wrist_exercise")
     ap.add_argument("--train-also", default="troika", help="wrist protocol: built-in datasets trained on beside "
                     "the target's other subjects, comma-separated; '' = the target's subjects only")
-    ap.add_argument("--data-root", default="", help="folder of the built-in datasets (default: $SQTOOL_DATA, "
-                    "else ../shared/data)")
+    ap.add_argument("--data-root", default="", help=DATA_ROOT_HELP)
     add_training_args(ap)
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--parts", default="", help="wrist protocol: comma-separated runs among loso, sp2wr, wr2sp "
@@ -1083,10 +1082,7 @@ def main(argv=None):
     if args.merge:
         return merge(args, argv)
     check_models(args)
-    try:
-        DATA = resolve_data_root(args.data_root or None) or DATA
-    except SqtoolError as e:
-        ap.error(str(e))
+    DATA = Path(data_root_or_exit(args.data_root, ap.error))
     also = tuple(d for d in args.train_also.split(",") if d) if args.protocol == "wrist" else ("troika",)
     parts = args.parts.split(",") if args.parts else (list(default_parts(args)) if not args.folds else ["loso"])
     bad = sorted(set(parts) - {"loso", *(k for k, _ in CROSS)})

@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from hr_spectral import (DATA, add_training_args, check_models, load_records, motion_on_truth_text,  # noqa: E402
-                         run_fold)
+import hr_spectral  # noqa: E402
+from hr_spectral import add_training_args, check_models, load_records, motion_on_truth_text, run_fold  # noqa: E402
 
-from sqtool.core import atomic_write_text, write_metrics  # noqa: E402
+from sqtool.core import DATA_ROOT_HELP, atomic_write_text, data_root_or_exit, write_metrics  # noqa: E402
 from sqtool.data.hr_spectra import hr_corpus, record_spectra  # noqa: E402
 from sqtool.data.synthetic import synth_record  # noqa: E402
 from sqtool.models import get_model_cfg  # noqa: E402
@@ -98,14 +98,16 @@ def main(argv=None):
                     help="seed of the synthetic recordings (recording i of HR step k: seed + 10 k + i); 1000 = the "
                          "set the augmentation was diagnosed on (hr_synthetic_pulse_diagnosis.md), another = fresh")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     args = ap.parse_args(argv)
     check_models(args)
+    hr_spectral.DATA = Path(data_root_or_exit(args.data_root, ap.error))     # load_records reads it there
     import torch
     torch.set_num_threads(1)
     log = lambda m: print(m, flush=True)  # noqa: E731
     t0 = time.time()
     scfg = get_model_cfg(args.student)
-    train = hr_corpus(DATA, ("troika", "wrist_exercise"), scfg, log=log)
+    train = hr_corpus(hr_spectral.DATA, ("troika", "wrist_exercise"), scfg, log=log)
     records = load_records(("troika", "wrist_exercise"))
     hrs = np.arange(45, 201, 5.0)
     syn = [moving_record(h, args.record_seed + 10 * i + k) for i, h in enumerate(hrs) for k in range(args.per_hr)]

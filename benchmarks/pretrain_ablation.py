@@ -355,8 +355,9 @@ def report(res: dict) -> str:
 # ----------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
+    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="data root")
+    ap.add_argument("--data", "--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--smoke", action="store_true", help="synthetic data, tiny budget (a test runs it)")
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--steps", type=int, default=300, help="SimSiam steps of each pretrained arm")
@@ -378,6 +379,8 @@ def main(argv=None) -> int:
     if a.smoke:
         a.data, a.steps, a.batch, a.folds, a.epochs, a.max_windows, a.boot = "synthetic", 2, 8, 2, 1, 24, 30
         a.tasks = ",".join(t for t in a.tasks.split(",") if t != "bp")       # bp has no synthetic version
+    else:
+        a.data = data_root_or_exit(a.data, ap.error)
     work = Path(a.work or tempfile.mkdtemp(prefix="sq_ablation_"))
     work.mkdir(parents=True, exist_ok=True)
     out_dir = Path(a.out) if a.out else (work if a.smoke else ROOT / "benchmarks" / "results")

@@ -139,8 +139,9 @@ def write_md(res: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--archs", default=",".join(CANDIDATES))
     ap.add_argument("--folds", default="01,02,03,05", help="held-out subjects, one per fold")
     ap.add_argument("--seeds", default="0")
@@ -185,7 +186,7 @@ def main(argv=None) -> int:
     if args.conclusion is None:
         res["commands"].append("python benchmarks/student_arch_search.py " +
                                " ".join(argv if argv is not None else sys.argv[1:]))
-        td = load_task("hr", args.data_root, base)
+        td = load_task("hr", data_root_or_exit(args.data_root, ap.error), base)
         for seed in [int(s) for s in args.seeds.split(",")]:
             for arch in args.archs.split(","):
                 for held in folds:

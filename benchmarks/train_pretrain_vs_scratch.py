@@ -77,8 +77,9 @@ def _band_of(m):
 
 
 def main() -> int:
+    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_pretrain_vs_scratch"))
     ap.add_argument("--pairs", default=None)
     ap.add_argument("--model", default="resnet1d_siamq_tiny")
@@ -103,7 +104,7 @@ def main() -> int:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    data = Path(a.data_root)
+    data = Path(data_root_or_exit(a.data_root, ap.error))
     pairs = Path(a.pairs) if a.pairs else work / "pairs"
     if not (pairs / "index.json").is_file():
         cmd = [sys.executable, "-m", "sqtool.cli", "data", "pairs", "--data", *(str(data / d) for d in

@@ -37,8 +37,22 @@ def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = Fal
         if p.is_dir():
             return p
     if required:
-        raise SqtoolError("no data root: pass --data DIR or set SQTOOL_DATA")
+        raise SqtoolError("no data root: pass --data-root DIR or set SQTOOL_DATA")
     return None
+
+
+DATA_ROOT_HELP = "folder of the datasets (default: $SQTOOL_DATA, else ../shared/data)"
+
+
+def data_root_or_exit(value: str | os.PathLike | None, error) -> str:
+    """A script's --data-root read as the package reads it (`resolve_data_root`: the flag, else $SQTOOL_DATA,
+    else ../shared/data): the absolute path; when there is none, `error(message)` (e.g. an ArgumentParser's
+    `error`: one line, exit 2), which must not return."""
+    try:
+        return str(resolve_data_root(value or None, required=True))
+    except SqtoolError as e:
+        error(str(e))
+        raise
 
 
 def git_sha() -> str:
