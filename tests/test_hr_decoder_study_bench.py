@@ -1,36 +1,12 @@
 """benchmarks/hr_decoder_study.py: decoder variants on --logits-out dumps, pinned to the package's decoder."""
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from bench_scripts import load_benchmark
-from sqtool.models.decoder import DecoderCfg, decode_float, synthetic_logits
-from sqtool.models.hr_bins import fit_decoder, select_decoder
-
-SCALE = 0.125
-
-
-def write_dump(folder, seed=0, n_subjects=4, n_windows=40):
-    """A --logits-out dump as hr_spectral.save_logits writes it: inner subjects' float out-of-fold logits, one
-    held-out subject's int8 logits, truth, keys and the default-chosen decoder."""
-    rng = np.random.default_rng(seed)
-    cfg = DecoderCfg()
-    recs, oof, ys = [], {}, []
-    for s in range(n_subjects + 1):
-        q, hr = synthetic_logits(rng, n_windows, cfg, outlier=0.3)
-        r = SimpleNamespace(dataset="synthetic", record_id=f"r{s}", key=f"synthetic:s{s}", y=hr)
-        recs.append(r)
-        oof[r.record_id] = q.astype(np.float64) * SCALE
-        ys.append(hr)
-    held, train = recs[:1], recs[1:]
-    base = {**fit_decoder([r.y for r in train], cfg.bins_bpm, 2.0), "temperature": 1.0}
-    lq = {f"test/{r.dataset}/{r.record_id}": (oof[r.record_id] / SCALE).astype(np.int8) for r in held}
-    load_benchmark("hr_spectral").save_logits(str(folder), held, train, lq, {r.record_id: oof[r.record_id]
-                                                                              for r in train}, base, SCALE)
-    return train, oof, base
-
+from bench_scripts import SCALE, load_benchmark, write_dump
+from sqtool.models.decoder import DecoderCfg, decode_float
+from sqtool.models.hr_bins import select_decoder
 
 def test_the_sum_forward_is_the_decoders_and_the_mean_rule_chooses_as_select_decoder(tmp_path):
     mod = load_benchmark("hr_decoder_study")

@@ -103,7 +103,8 @@ class QuantizeConfig:
                 "the inner out-of-fold logits: min = the lowest mean of subjects' MAE; one_se = the closest to the "
                 "HMM fitted on the truth (temperature 1 first) within one paired standard error of it",
         "metavar": "min|one_se"})
-    calibrate_on: list[str] = calibrate_on_option()
+    calibrate_on: list[str] = calibrate_on_option("the held-out subjects' dataset when the training data spans "
+                                                  "several and it has training subjects; else every training subject")
     calibration_students: str = calibration_students_option()
     inner_folds: int = field(default=3, metadata={"help": "--decoder-on student: inner folds of the training "
                                                           "subjects"})

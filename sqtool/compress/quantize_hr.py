@@ -18,12 +18,14 @@
    TRAINING subjects, trained as the student is for `inner_epochs` (`hr_bins.out_of_fold_logits`), so the
    interval and confidence are calibrated on the logits they will decode, not on the teacher's sharper ones.
    With `--calibrate-on DATASET` (a few of the training subjects calibrate, e.g. the device you ship on beside
-   SP Cup), the interval and confidence read those subjects' logits from calibration students instead, one per
+   SP Cup; by default the held-out subjects' dataset when the training data spans several datasets and it has
+   training subjects, `hr_options.heldout_calibration`; `all`: every training subject), the interval and
+   confidence read those subjects' logits from calibration students instead, one per
    subject (at most 8, `hr_bins.calibration_folds`) trained on every other training subject
    (`--calibration-students subjects`, the default: they err as the shipped student does; the inner-fold
    students saw fewer of the device's subjects and made the interval too wide); the transition and temperature
    are still chosen on the inner folds. If the held-out interval covers < 80 % after calibrating on every
-   subject of several datasets, the report names the `--calibrate-on` that fixes it.
+   subject of several datasets (`--calibrate-on all`), the report names the `--calibrate-on` that fixes it.
    `--decoder-on teacher` keeps the teacher run's decoder. The chosen decoder is saved (decoder.json, with a
    key) and reused on --resume.
 5. Held-out subjects: the teacher (its out-of-fold logits, its own decoder), the float student and the int8
@@ -40,6 +42,7 @@ bit for bit (QAT seeds itself). A student_float.pt with another key is refused (
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +105,6 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     training data has a single subject (no inner fold: the teacher's decoder stays).
     On --resume a decoder.json with the same key is reused."""
     import json
-    from dataclasses import replace
 
     from sqtool.data.tasks import subject_folds
     from sqtool.models.decoder import conf_text
@@ -156,7 +158,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, calibration_folds, evidence_args, kd_gate,
                                       predict_logits, train_bins)
     from sqtool.models.hr_options import (calibration_hint, calibration_subjects, check_calibration_students,
-                                          check_train_options)
+                                          check_train_options, heldout_calibration)
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -227,6 +229,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     train = [r for r in corpus if r.key not in held]
     test = [r for r in corpus if r.key in held]
     say(f"{len(train)} training recordings, held out: {', '.join(sorted(held))}")
+    cfg = replace(cfg, calibrate_on=heldout_calibration(cfg.calibrate_on, {r.dataset for r in train},
+                                                        {r.dataset for r in test}))      # saved resolved below
     cal = calibration_subjects(train, cfg.calibrate_on)   # refused here, before any network is trained
 
     oof_path = Path(ck["path"]).parent / "oof_logits.npz"

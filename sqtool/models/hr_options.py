@@ -5,6 +5,7 @@ datasets (no torch: the command configs import it).
     motion_frac: float = train_option("motion_frac")     # a dataclass field of a command config
     check_train_options(cfg)                              # refuse bad values in one line, before any data is read
     calibrate_on: list[str] = calibrate_on_option()       # the decoder's calibration datasets (list field)
+    on = heldout_calibration(cfg.calibrate_on, train_datasets, held_datasets)   # quantize's default: the held-out's
     cal = calibration_subjects(records, cfg.calibrate_on) # their subject keys, for hr_bins.select_decoder
     log(f"... on {n} windows{calibration_text(cfg.calibrate_on)}")  # " of wrist_exercise", or "" for every subject
     hint = calibration_hint(train_datasets, held_datasets, cfg.calibrate_on, coverage)   # a report's advice or None
@@ -53,14 +54,30 @@ def check_train_options(cfg, names=AUGMENT_FRACTIONS) -> None:
         raise SqtoolError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got '{cfg.lr_schedule}'")
 
 
-def calibrate_on_option():
+EVERY_SUBJECT = "all"                  # --calibrate-on all: every training subject calibrates
+
+
+def calibrate_on_option(default: str = "every training subject"):
     """The `--calibrate-on` field: datasets whose training subjects alone calibrate the decoder's interval and
-    confidence (empty: every training subject)."""
+    confidence (`all`: every training subject; empty: the command's default, named in `default`)."""
     return field(default_factory=list, metadata={
         "help": "spectral hr models: datasets (comma separated) whose training subjects alone set the decoder's "
                 "interval mass and confidence, e.g. your own device's when training on it plus SP Cup (whose "
-                "easier windows would make the interval too narrow on yours); default: every training subject",
+                f"easier windows would make the interval too narrow on yours); '{EVERY_SUBJECT}': every training "
+                f"subject; default: {default}",
         "metavar": "DATASET[,...]"})
+
+
+def heldout_calibration(calibrate_on, train_datasets, held_datasets) -> list[str]:
+    """`sqtool quantize`'s --calibrate-on once resolved: the datasets given, [] for `all`, and when none is given
+    the held-out subjects' datasets, if the training data spans several datasets and those have training
+    subjects of their own (the held-out subjects stand for the device the model ships on: SP Cup's easier
+    windows would make the interval too narrow there), else [] (every training subject calibrates)."""
+    given = [str(d) for d in calibrate_on or ()]
+    if given:
+        return [] if given == [EVERY_SUBJECT] else given
+    train, held = set(train_datasets), set(held_datasets)
+    return sorted(held) if len(train) > 1 and held and held < train else []
 
 
 CALIBRATION_STUDENTS = ("subjects", "inner")
@@ -89,7 +106,7 @@ def calibration_hint(train_datasets, held_datasets, calibrate_on, coverage: floa
     easier windows made it too narrow), and the held-out subjects' datasets have training subjects of their own:
     `--calibrate-on` those datasets. None otherwise."""
     train, held = sorted(set(train_datasets)), sorted(set(held_datasets))
-    if (coverage is None or calibrate_on or len(train) < 2 or not held or not set(held) < set(train)
+    if (coverage is None or calibration_text(calibrate_on) or len(train) < 2 or not held or not set(held) < set(train)
             or coverage >= target - slack):
         return None
     return (f"The interval was calibrated on every training subject ({', '.join(train)}) and holds the truth on "
@@ -103,7 +120,9 @@ def calibration_subjects(records, datasets, strict: bool = True) -> set[str] | N
     empty: every subject calibrates). strict: a dataset with no training record is refused in one line; else
     (a benchmark's cross-dataset run) None when none matches."""
     names = {str(d) for d in datasets or ()}
-    if not names:
+    if EVERY_SUBJECT in names and len(names) > 1:
+        raise SqtoolError(f"--calibrate-on {EVERY_SUBJECT} names every training subject: give it alone")
+    if not names or names == {EVERY_SUBJECT}:
         return None
     keys = {r.key for r in records if r.dataset in names}
     missing = sorted(names - {r.dataset for r in records})
@@ -116,4 +135,4 @@ def calibration_subjects(records, datasets, strict: bool = True) -> set[str] | N
 
 def calibration_text(datasets) -> str:
     """The commands' log suffix naming the calibration datasets (" of a, b"; "" when every subject calibrates)."""
-    return f" of {', '.join(datasets)}" if datasets else ""
+    return f" of {', '.join(datasets)}" if datasets and list(datasets) != [EVERY_SUBJECT] else ""

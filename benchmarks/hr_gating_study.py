@@ -1,0 +1,195 @@
+"""Confidence read-outs on saved logits, without training: can any read-out the device could compute, or a model
+learned over all of them, rank the held-out windows by their error well enough that keeping the 80 % most
+confident cuts the MAE by 30 % (issue 9's gating goal)?
+
+Reads the folders `benchmarks/hr_spectral.py --logits-out DIR` writes (one .npz per outer fold: the held-out int8
+logits, the inner out-of-fold logits of the training recordings, the truth, the subject keys and the chosen
+decoder) and the recordings' front-end spectra (`hr_corpus` under --data-root). Per outer fold, the training
+recordings' out-of-fold logits are decoded with the fold's decoder (float) and the held-out int8 logits in fixed
+point (`decoder.decode_int`, as the firmware); per window:
+
+    pmax, entropy      the network's own softmax (after the decoder's temperature): peak probability, entropy
+    width, conf        the decoder's 90 % interval width and the device's confidence (as the dump's decoder states it)
+    ppg_at, acc_at     the PPG / summed accelerometer spectral code at the decoded HR (+-2 bins)
+    cadence_dist       distance of the decoded HR to the accelerometer's peak, its half or its double
+    ppg_peak_dist      distance of the decoded HR to the PPG spectrum's peak
+    motion, ppg_level  mean accelerometer / PPG spectral code
+    argmax_dist        distance of the decoded HR to the window's own argmax
+    step, sd5          |change| since the last hop; spread of the last 6 decoded HRs
+    hr, cadence        the decoded HR and the accelerometer's peak (BPM)
+
+Each single read-out ranks by its sign chosen on the training windows (the higher gating there), never on the
+held-out ones. The learned error models (scikit-learn gradient-boosted trees on log(1 + |error|), every read-out
+as input) are fitted on the training windows of every training subject ("learned / all") or of the held-out
+subjects' dataset only ("learned / same dataset"). Gating is pooled over every held-out window of every fold, as
+`hr_spectral.py` reports it, with the oracle (keeping the 80 % smallest errors) beside it.
+
+    python benchmarks/hr_gating_study.py --dumps DIR [--data-root ROOT] [--out benchmarks/results] [--name NAME]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqtool.core import DATA_ROOT_HELP, SqtoolError, atomic_write_text, data_root_or_exit  # noqa: E402
+from sqtool.models.decoder import decode_float, decode_int, decoder_cfg  # noqa: E402
+
+READOUTS = ("pmax", "entropy", "width", "conf", "ppg_at", "acc_at", "cadence_dist", "ppg_peak_dist", "motion",
+            "ppg_level", "argmax_dist", "step", "sd5", "hr", "cadence")
+KEEP = 0.8
+MAX_ERR = 60.0          # the error models' target is log(1 + min(|error|, 60 BPM))
+
+
+def readouts(logits: np.ndarray, dec: dict, out: dict, x: np.ndarray) -> np.ndarray:
+    """(W, F) real logits (before the temperature), the decoder's output, the int8 spectra (W, F, C: PPG then
+    accelerometer axes) -> (W, len(READOUTS))."""
+    b = decoder_cfg(dec).centres
+    z = logits / float(dec.get("temperature", 1.0))
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)                                                   # (W, F)
+    hr = out["hr"]
+    ppg, acc = x[:, :, 0].astype(np.float64), x[:, :, 1:].astype(np.float64).sum(2)  # (W, F) each
+    cad = b[acc.argmax(1)]
+    i = np.clip(np.searchsorted(b, hr), 0, len(b) - 1)
+    near = lambda s: np.array([s[t, max(0, k - 2):k + 3].max() for t, k in enumerate(i)])   # noqa: E731
+    sd5 = np.array([hr[max(0, t - 5):t + 1].std() for t in range(len(hr))])
+    return np.stack([p.max(1), -(p * np.log(p + 1e-12)).sum(1), out["hi"] - out["lo"], out["conf"], near(ppg),
+                     near(acc), np.abs(hr[:, None] - cad[:, None] * np.array([0.5, 1.0, 2.0])).min(1),
+                     np.abs(hr - b[ppg.argmax(1)]), x[:, :, 1:].mean((1, 2)), ppg.mean(1),
+                     np.abs(hr - b[p.argmax(1)]), np.r_[0.0, np.abs(np.diff(hr))], sd5, hr, cad], 1)
+
+
+def gating(score: np.ndarray, err: np.ndarray, keep: float = KEEP) -> float:
+    """1 - MAE of the `keep` share with the highest score / MAE of all (finite errors only)."""
+    ok = np.isfinite(err) & np.isfinite(score)
+    s, e = score[ok], err[ok]
+    kept = s >= np.quantile(s, round(1 - keep, 12))
+    return float(1 - e[kept].mean() / e.mean())
+
+
+def fold_windows(path: Path, records: dict) -> dict:
+    """One dump -> the training and held-out windows' read-outs, errors and datasets."""
+    z = np.load(path)
+    if not {"decoder", "logit_scale"} <= set(z.files) or not any(k.startswith("oof/") for k in z.files):
+        raise SqtoolError(f"{path}: not a --logits-out dump with inner out-of-fold logits (run hr_spectral.py "
+                          "with --decoder-on student)")
+    dec, scale = json.loads(str(z["decoder"])), float(z["logit_scale"])
+    parts = {"train": ([], [], []), "test": ([], [], [])}
+    for k in z.files:
+        part = {"oof": "train", "test": "test"}.get(k.split("/")[0])
+        if part is None:
+            continue
+        rid = k.split("/", 1)[1]
+        if rid not in records:
+            raise SqtoolError(f"{path}: recording {rid} is not under the data root (--data-root)")
+        r = records[rid]
+        valid = r.flagged < 0.5
+        if part == "train":
+            lg = z[k].astype(np.float64)
+            out = decode_float(lg, dec, valid, r.x)
+        else:
+            lg = z[k].astype(np.float64) * scale
+            out = decode_int(z[k], dec, scale, valid, r.x)
+        F, E, D = parts[part]
+        F.append(readouts(lg, dec, out, r.x))
+        E.append(np.abs(out["hr"] - r.y))
+        D.append(np.full(len(r.y), r.dataset))
+    held = sorted({str(z[k]) for k in z.files if k.startswith("key/") and "test/" + k[4:] in z.files})
+    return {"train": tuple(map(np.concatenate, parts["train"])), "test": tuple(map(np.concatenate, parts["test"])),
+            "name": path.name, "subjects": held}
+
+
+def error_model(F: np.ndarray, e: np.ndarray, seed: int = 0):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    ok = np.isfinite(e) & np.all(np.isfinite(F), 1)
+    m = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=50,
+                                      random_state=seed)
+    return m.fit(F[ok], np.log1p(np.minimum(e[ok], MAX_ERR)))
+
+
+def study(folds: list[dict]) -> dict:
+    """{"readouts": {name: {"train": gating on the training windows (best sign), "sign", "held_out": pooled}},
+    "learned": {...}, "oracle", "mae", "windows", "folds"}."""
+    scores = {n: [] for n in (*READOUTS, "learned / all", "learned / same dataset")}
+    train_gating = {n: [] for n in READOUTS}
+    signs = {n: [] for n in READOUTS}
+    errs = []
+    for f in folds:
+        Ftr, etr, dtr = f["train"]
+        Fte, ete, dte = f["test"]
+        errs.append(ete)
+        for j, n in enumerate(READOUTS):
+            up, down = gating(Ftr[:, j], etr), gating(-Ftr[:, j], etr)
+            sign = 1.0 if up >= down else -1.0
+            signs[n].append(sign)
+            train_gating[n].append(max(up, down))
+            scores[n].append(sign * Fte[:, j])
+        scores["learned / all"].append(-error_model(Ftr, etr).predict(np.nan_to_num(Fte)))
+        same = np.isin(dtr, np.unique(dte))
+        scores["learned / same dataset"].append(-error_model(Ftr[same], etr[same]).predict(np.nan_to_num(Fte)))
+    e = np.concatenate(errs)
+    res = {"windows": int(np.isfinite(e).sum()), "mae": float(np.nanmean(e)), "oracle": gating(-e, e),
+           "folds": [{"dump": f["name"], "subjects": f["subjects"]} for f in folds], "readouts": {}}
+    for n, s in scores.items():
+        res["readouts"][n] = {"held_out": gating(np.concatenate(s), e)}
+        if n in READOUTS:
+            res["readouts"][n] |= {"train_mean": float(np.mean(train_gating[n])),
+                                   "sign": "+" if np.mean(signs[n]) > 0 else "-" if np.mean(signs[n]) < 0 else "+/-"}
+    return res
+
+
+def report(res: dict, label: str, seconds: float) -> str:
+    rows = sorted(res["readouts"].items(), key=lambda kv: -kv[1]["held_out"])
+    lines = [f"# Confidence read-outs on saved logits ({label})", "",
+             f"{res['windows']} held-out windows over {len(res['folds'])} outer folds, int8 decoded MAE "
+             f"{res['mae']:.2f} BPM. Gating = MAE change when keeping the {100 * KEEP:.0f} % most confident windows, "
+             f"pooled (the goal: -30 %); the oracle (keeping the smallest errors): **{-100 * res['oracle']:+.0f} %**.",
+             "", "| read-out | sign (chosen on training windows) | training windows (mean of folds) | held out |",
+             "|---|---|---|---|"]
+    for n, v in rows:
+        tr = f"{-100 * v['train_mean']:+.0f} %" if "train_mean" in v else "-"
+        lines.append(f"| {n} | {v.get('sign', '-')} | {tr} | **{-100 * v['held_out']:+.0f} %** |")
+    lines += ["", "Folds: " + "; ".join(f"{f['dump']} ({', '.join(f['subjects'])})" for f in res["folds"]),
+              "", f"Wall time {seconds / 60:.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dumps", required=True, help="folders of --logits-out .npz files, comma-separated")
+    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    ap.add_argument("--student", default="spec_student_s", help="the registry model whose front end the dumps read")
+    ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--name", default="hr_gating_study")
+    ap.add_argument("--label", default="", help="what the dumps are, for the report (default: their folders)")
+    args = ap.parse_args(argv)
+    dumps = sorted(p for d in args.dumps.split(",") for p in Path(d).glob("*.npz"))
+    if not dumps:
+        ap.error(f"--dumps {args.dumps}: no .npz files (write them with hr_spectral.py --logits-out DIR)")
+    root = data_root_or_exit(args.data_root, ap.error)
+    from sqtool.data.hr_spectra import hr_corpus
+    from sqtool.models import get_model_cfg
+    t0 = time.time()
+    try:
+        datasets = sorted({k.split("/")[1] for p in dumps for k in np.load(p).files if k.startswith("y/")})
+        corpus = hr_corpus(root, tuple(datasets), get_model_cfg(args.student))
+        res = study([fold_windows(p, {f"{r.dataset}/{r.record_id}": r for r in corpus}) for p in dumps])
+    except SqtoolError as e:
+        ap.error(str(e))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.out) / f"{args.name}.json", json.dumps(res, indent=1))
+    md = report(res, args.label or args.dumps, time.time() - t0)
+    atomic_write_text(Path(args.out) / f"{args.name}.md", md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

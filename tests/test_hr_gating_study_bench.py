@@ -1,0 +1,72 @@
+"""benchmarks/hr_gating_study.py: confidence read-outs on --logits-out dumps, signs chosen on training windows."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bench_scripts import load_benchmark, write_dump
+
+
+def records_of(folder, n_bins, seed=0):
+    """Front-end stand-ins for every recording of a dump: random int8 spectra (W, F, 4), nothing flagged."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for path in folder.glob("*.npz"):
+        z = np.load(path)
+        for k in z.files:
+            if k.startswith("y/"):
+                rid = k[2:]
+                y = z[k]
+                out[rid] = SimpleNamespace(dataset=rid.split("/")[0], record_id=rid.split("/")[1], y=y,
+                                           flagged=np.zeros(len(y)),
+                                           x=rng.integers(0, 127, (len(y), n_bins, 4)).astype(np.int8))
+    return out
+
+
+def test_gating_is_the_kept_shares_error_cut_and_the_oracle_is_the_best():
+    mod = load_benchmark("hr_gating_study")
+    e = np.array([1.0, 2.0, 3.0, 4.0, 10.0])                                   # MAE 4
+    assert mod.gating(-e, e) == pytest.approx(1 - 2.5 / 4.0)                 # drops the 10
+    assert mod.gating(e, e) == pytest.approx(1 - 4.75 / 4.0)                 # drops the 1: worse
+    assert mod.gating(np.zeros(5), e) == pytest.approx(0.0)                  # ties are all kept
+
+
+def test_every_readout_is_scored_with_its_sign_from_the_training_windows(tmp_path):
+    mod = load_benchmark("hr_gating_study")
+    write_dump(tmp_path / "d", n_windows=60)
+    (path,) = sorted((tmp_path / "d").glob("*.npz"))
+    n_bins = np.load(path)["test/synthetic/r0"].shape[1]
+    fold = mod.fold_windows(path, records_of(tmp_path / "d", n_bins))
+    Ftr, etr, dtr = fold["train"]
+    Fte, ete, _ = fold["test"]
+    assert Ftr.shape == (4 * 60, len(mod.READOUTS)) and Fte.shape == (60, len(mod.READOUTS))
+    assert set(dtr) == {"synthetic"} and fold["subjects"] == ["synthetic:s0"]
+    hr = Fte[:, mod.READOUTS.index("hr")]
+    y = np.load(path)["y/synthetic/r0"]
+    assert np.allclose(np.abs(hr - y)[np.isfinite(y)], ete[np.isfinite(y)])
+    res = mod.study([fold])
+    assert set(res["readouts"]) == {*mod.READOUTS, "learned / all", "learned / same dataset"}
+    w = res["readouts"]["width"]
+    j = mod.READOUTS.index("width")
+    sign = 1.0 if mod.gating(Ftr[:, j], etr) >= mod.gating(-Ftr[:, j], etr) else -1.0
+    assert w["sign"] == ("+" if sign > 0 else "-")
+    assert w["held_out"] == pytest.approx(mod.gating(sign * Fte[:, j], ete))    # never the held-out's own sign
+    assert res["oracle"] >= max(v["held_out"] for v in res["readouts"].values()) - 1e-12
+
+
+def test_bad_dumps_and_roots_are_one_line(tmp_path, capsys):
+    mod = load_benchmark("hr_gating_study")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert "no .npz files" in capsys.readouterr().err
+    np.savez(tmp_path / "empty" / "x.npz", a=np.zeros(3))
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "empty"), "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert "nope" in capsys.readouterr().err
+    with pytest.raises(Exception, match="not a --logits-out dump"):
+        mod.fold_windows(tmp_path / "empty" / "x.npz", {})
+    write_dump(tmp_path / "d")
+    with pytest.raises(Exception, match="not under the data root"):
+        mod.fold_windows(next((tmp_path / "d").glob("*.npz")), {})
+    assert not (tmp_path / "o").exists()
