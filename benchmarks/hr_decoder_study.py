@@ -74,10 +74,27 @@ def load_dump(path: Path) -> dict:
     if not need <= set(z.files) or not any(k.startswith("oof/") for k in z.files):
         raise SqtoolError(f"{path}: not a --logits-out dump with inner out-of-fold logits (needs decoder, "
                           "logit_scale, oof/...: run the benchmark with --decoder-on student)")
-    rec = lambda k, part: {"logits": z[f"{part}/{k}"], "y": z[f"y/{k}"], "key": str(z[f"key/{k}"])}  # noqa: E731
+    rec = lambda k, part: {"logits": z[f"{part}/{k}"], "y": z[f"y/{k}"], "key": str(z[f"key/{k}"]),  # noqa: E731
+                           "id": k}
     return {"decoder": json.loads(str(z["decoder"])), "scale": float(z["logit_scale"]),
             "oof": [rec(k[4:], "oof") for k in z.files if k.startswith("oof/")],
-            "test": [rec(k[5:], "test") | {"id": k[5:]} for k in z.files if k.startswith("test/")]}
+            "test": [rec(k[5:], "test") for k in z.files if k.startswith("test/")]}
+
+
+def dump_args(ap: argparse.ArgumentParser, name: str) -> None:
+    """The options of a study of --logits-out dumps: --dumps, --out, --name (default `name`), --label."""
+    ap.add_argument("--dumps", required=True, help="folders of --logits-out .npz files, comma-separated")
+    ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--name", default=name)
+    ap.add_argument("--label", default="", help="what the dumps are, for the report (default: their folders)")
+
+
+def dump_paths(ap: argparse.ArgumentParser, args) -> list[Path]:
+    """The .npz files of --dumps, sorted; none is the parser's one-line error."""
+    dumps = sorted(p for d in args.dumps.split(",") for p in Path(d).glob("*.npz"))
+    if not dumps:
+        ap.error(f"--dumps {args.dumps}: no .npz files (write them with hr_spectral.py --logits-out DIR)")
+    return dumps
 
 
 def abs_err(hr: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -167,14 +184,9 @@ def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dumps", required=True, help="folders of --logits-out .npz files, comma-separated")
-    ap.add_argument("--out", default="benchmarks/results")
-    ap.add_argument("--name", default="hr_decoder_study")
-    ap.add_argument("--label", default="", help="what the dumps are, for the report (default: their folders)")
+    dump_args(ap, "hr_decoder_study")
     args = ap.parse_args(argv)
-    dumps = sorted(p for d in args.dumps.split(",") for p in Path(d).glob("*.npz"))
-    if not dumps:
-        ap.error(f"--dumps {args.dumps}: no .npz files (write them with hr_spectral.py --logits-out DIR)")
+    dumps = dump_paths(ap, args)
     t0 = time.time()
     try:
         res = study(dumps)

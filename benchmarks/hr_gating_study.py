@@ -38,6 +38,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hr_decoder_study import dump_args, dump_paths, load_dump  # noqa: E402
+
 from sqtool.core import DATA_ROOT_HELP, SqtoolError, atomic_write_text, data_root_or_exit  # noqa: E402
 from sqtool.models.decoder import decode_float, decode_int, decoder_cfg  # noqa: E402
 
@@ -74,36 +78,29 @@ def gating(score: np.ndarray, err: np.ndarray, keep: float = KEEP) -> float:
     return float(1 - e[kept].mean() / e.mean())
 
 
-def fold_windows(path: Path, records: dict) -> dict:
-    """One dump -> the training and held-out windows' read-outs, errors and datasets."""
-    z = np.load(path)
-    if not {"decoder", "logit_scale"} <= set(z.files) or not any(k.startswith("oof/") for k in z.files):
-        raise SqtoolError(f"{path}: not a --logits-out dump with inner out-of-fold logits (run hr_spectral.py "
-                          "with --decoder-on student)")
-    dec, scale = json.loads(str(z["decoder"])), float(z["logit_scale"])
-    parts = {"train": ([], [], []), "test": ([], [], [])}
-    for k in z.files:
-        part = {"oof": "train", "test": "test"}.get(k.split("/")[0])
-        if part is None:
-            continue
-        rid = k.split("/", 1)[1]
-        if rid not in records:
-            raise SqtoolError(f"{path}: recording {rid} is not under the data root (--data-root)")
-        r = records[rid]
-        valid = r.flagged < 0.5
-        if part == "train":
-            lg = z[k].astype(np.float64)
-            out = decode_float(lg, dec, valid, r.x)
-        else:
-            lg = z[k].astype(np.float64) * scale
-            out = decode_int(z[k], dec, scale, valid, r.x)
-        F, E, D = parts[part]
-        F.append(readouts(lg, dec, out, r.x))
-        E.append(np.abs(out["hr"] - r.y))
-        D.append(np.full(len(r.y), r.dataset))
-    held = sorted({str(z[k]) for k in z.files if k.startswith("key/") and "test/" + k[4:] in z.files})
-    return {"train": tuple(map(np.concatenate, parts["train"])), "test": tuple(map(np.concatenate, parts["test"])),
-            "name": path.name, "subjects": held}
+def fold_windows(dump: dict, records: dict, name: str = "") -> dict:
+    """One dump (`hr_decoder_study.load_dump`) and the front end of its recordings ({"dataset/record_id":
+    HrRecording}) -> the training and held-out windows' read-outs, errors and datasets."""
+    dec, scale = dump["decoder"], dump["scale"]
+    parts = {}
+    for part, recs in (("train", dump["oof"]), ("test", dump["test"])):
+        F, E, D = [], [], []
+        for d in recs:
+            if d["id"] not in records:
+                raise SqtoolError(f"{name}: recording {d['id']} is not under the data root (--data-root)")
+            r = records[d["id"]]
+            valid = r.flagged < 0.5
+            if part == "train":
+                lg = d["logits"].astype(np.float64)
+                out = decode_float(lg, dec, valid, r.x)
+            else:
+                lg = d["logits"].astype(np.float64) * scale
+                out = decode_int(d["logits"], dec, scale, valid, r.x)
+            F.append(readouts(lg, dec, out, r.x))
+            E.append(np.abs(out["hr"] - r.y))
+            D.append(np.full(len(r.y), r.dataset))
+        parts[part] = (np.concatenate(F), np.concatenate(E), np.concatenate(D))
+    return {**parts, "name": name, "subjects": sorted({d["key"] for d in dump["test"]})}
 
 
 def error_model(F: np.ndarray, e: np.ndarray, seed: int = 0):
@@ -163,24 +160,21 @@ def report(res: dict, label: str, seconds: float) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dumps", required=True, help="folders of --logits-out .npz files, comma-separated")
+    dump_args(ap, "hr_gating_study")
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--student", default="spec_student_s", help="the registry model whose front end the dumps read")
-    ap.add_argument("--out", default="benchmarks/results")
-    ap.add_argument("--name", default="hr_gating_study")
-    ap.add_argument("--label", default="", help="what the dumps are, for the report (default: their folders)")
     args = ap.parse_args(argv)
-    dumps = sorted(p for d in args.dumps.split(",") for p in Path(d).glob("*.npz"))
-    if not dumps:
-        ap.error(f"--dumps {args.dumps}: no .npz files (write them with hr_spectral.py --logits-out DIR)")
+    dumps = dump_paths(ap, args)
     root = data_root_or_exit(args.data_root, ap.error)
     from sqtool.data.hr_spectra import hr_corpus
     from sqtool.models import get_model_cfg
     t0 = time.time()
     try:
-        datasets = sorted({k.split("/")[1] for p in dumps for k in np.load(p).files if k.startswith("y/")})
+        loaded = {p.name: load_dump(p) for p in dumps}                  # a bad dump is refused before any reading
+        datasets = sorted({d["id"].split("/")[0] for dump in loaded.values() for d in dump["oof"] + dump["test"]})
         corpus = hr_corpus(root, tuple(datasets), get_model_cfg(args.student))
-        res = study([fold_windows(p, {f"{r.dataset}/{r.record_id}": r for r in corpus}) for p in dumps])
+        records = {f"{r.dataset}/{r.record_id}": r for r in corpus}
+        res = study([fold_windows(dump, records, name) for name, dump in loaded.items()])
     except SqtoolError as e:
         ap.error(str(e))
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,18 @@ def write_dump(folder, seed=0, n_subjects=4, n_windows=40):
     load_benchmark("hr_spectral").save_logits(str(folder), held, train, lq, {r.record_id: oof[r.record_id]
                                                                               for r in train}, base, SCALE)
     return train, oof, base
+
+
+def assert_bad_dumps_refused(mod, tmp_path, capsys, *extra: str) -> None:
+    """A dump study's main: an empty --dumps folder and a .npz that is no --logits-out dump are each one line."""
+    import pytest
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "empty"), "--out", str(tmp_path / "refused"), *extra])
+    assert "no .npz files" in capsys.readouterr().err
+    np.savez(tmp_path / "empty" / "x.npz", a=np.zeros(3))
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "empty"), "--out", str(tmp_path / "refused"), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "not a --logits-out dump" in err[-1]
+    assert not (tmp_path / "refused").exists()

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from bench_scripts import SCALE, load_benchmark, write_dump
+from bench_scripts import SCALE, assert_bad_dumps_refused, load_benchmark, write_dump
 from sqtool.models.decoder import DecoderCfg, decode_float
 from sqtool.models.hr_bins import select_decoder
 
@@ -47,12 +47,4 @@ def test_the_study_writes_every_variant_per_subject_and_bad_dumps_are_one_line(t
     assert all(set(v["subjects"]) == {"synthetic:s0"} and len(v["folds"]) == 1 for v in res.values())
     md = (tmp_path / "o" / "s.md").read_text()
     assert "10-BPM bands within 3 BPM" in md and "max/mean" in md                # synthetic keys: the band table
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit):
-        mod.main(["--dumps", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
-    assert "no .npz files" in capsys.readouterr().err
-    np.savez(tmp_path / "empty" / "x.npz", a=np.zeros(3))
-    with pytest.raises(SystemExit):
-        mod.main(["--dumps", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert "not a --logits-out dump" in err[-1]
+    assert_bad_dumps_refused(mod, tmp_path, capsys)

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench_scripts import load_benchmark, write_dump
+from bench_scripts import assert_bad_dumps_refused, load_benchmark, write_dump
 
 
 def records_of(folder, n_bins, seed=0):
@@ -36,7 +36,7 @@ def test_every_readout_is_scored_with_its_sign_from_the_training_windows(tmp_pat
     write_dump(tmp_path / "d", n_windows=60)
     (path,) = sorted((tmp_path / "d").glob("*.npz"))
     n_bins = np.load(path)["test/synthetic/r0"].shape[1]
-    fold = mod.fold_windows(path, records_of(tmp_path / "d", n_bins))
+    fold = mod.fold_windows(mod.load_dump(path), records_of(tmp_path / "d", n_bins), path.name)
     Ftr, etr, dtr = fold["train"]
     Fte, ete, _ = fold["test"]
     assert Ftr.shape == (4 * 60, len(mod.READOUTS)) and Fte.shape == (60, len(mod.READOUTS))
@@ -56,17 +56,12 @@ def test_every_readout_is_scored_with_its_sign_from_the_training_windows(tmp_pat
 
 def test_bad_dumps_and_roots_are_one_line(tmp_path, capsys):
     mod = load_benchmark("hr_gating_study")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit):
-        mod.main(["--dumps", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
-    assert "no .npz files" in capsys.readouterr().err
-    np.savez(tmp_path / "empty" / "x.npz", a=np.zeros(3))
-    with pytest.raises(SystemExit):
-        mod.main(["--dumps", str(tmp_path / "empty"), "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path)])
-    assert "nope" in capsys.readouterr().err
-    with pytest.raises(Exception, match="not a --logits-out dump"):
-        mod.fold_windows(tmp_path / "empty" / "x.npz", {})
+    assert_bad_dumps_refused(mod, tmp_path, capsys)
     write_dump(tmp_path / "d")
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "d"), "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert "nope" in capsys.readouterr().err
+    dump = mod.load_dump(next((tmp_path / "d").glob("*.npz")))
     with pytest.raises(Exception, match="not under the data root"):
-        mod.fold_windows(next((tmp_path / "d").glob("*.npz")), {})
+        mod.fold_windows(dump, {}, "fold")
     assert not (tmp_path / "o").exists()
