@@ -212,3 +212,34 @@ def test_the_nested_benchmark_runs_on_your_own_dataset(watch_project, tmp_path, 
     with pytest.raises(SystemExit):
         mod.main(["--protocol", "wrist", "--data-root", str(tmp_path / "nowhere"), *tiny])
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_your_dataset_trains_beside_sp_cup(watch_project, data_root, tmp_path, monkeypatch, capsys):
+    """`train finetune --data my_watch/dataset.yaml --datasets troika`: SP Cup's subjects trained on beside yours
+    (the README's advice for a few subjects of your own); quantize holds out the file's split and calibrates the
+    interval on your training subjects (the held-out subjects' dataset); bad names are one line."""
+    monkeypatch.setenv("SQTOOL_DATA", str(data_root))
+    monkeypatch.chdir(watch_project)
+    ds = "my_watch/dataset.yaml"
+    tiny = ["--folds", "2", "--epochs", "1", "--progress", "false"]
+    for bad, says in ((["--datasets", "nosuch"], "nosuch is not a built-in dataset"),
+                      (["--datasets", "my_watch"], "'my_watch' is that file's own name")):
+        assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", ds, *bad, *tiny,
+                     "--out", str(tmp_path / "bad")]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0]
+    run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", ds, "--datasets", "troika",
+        *tiny, "--out", str(tmp_path / "hr"))
+    m = json.loads((tmp_path / "hr" / "metrics.json").read_text())
+    assert m["datasets"] == ["my_watch", "troika"] and m["subjects"] == 4 + 12
+    assert any(e.startswith("troika/DATA_S04_T01") for e in m["excluded_records"])
+    run("quantize", "--model", str(tmp_path / "hr"), "--student", "spec_student_xs", "--epochs", "1",
+        "--qat-epochs", "1", "--inner-epochs", "1", "--no-progress", "--out", str(tmp_path / "q"))
+    q = json.loads((tmp_path / "q" / "metrics.json").read_text())
+    assert q["heldout_subjects"] == ["my_watch:s04"]                  # your file's split, never SP Cup's
+    import yaml
+    cfg = yaml.safe_load((tmp_path / "q" / "config.yaml").read_text())
+    assert cfg["config"]["calibrate_on"] == ["my_watch"]              # resolved: your device's training subjects
+    dec = json.loads((tmp_path / "q" / "decoder.json").read_text())
+    assert dec["key"].endswith(":calibrate-on=my_watch:calibration-students=subjects")

@@ -207,16 +207,18 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     if (str(root) == "synthetic") != (datasets == ("synthetic",)):
         raise SqtoolError(f"teacher {ck['path']} was trained on {', '.join(datasets)}; --data {root} "
                           "does not hold them")
-    from sqtool.data.dataset_tasks import dataset_of, hr_corpus_from_dataset
+    from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
     ds = dataset_of(root)                              # the teacher's dataset.yaml / built-in name
-    corpus = hr_corpus_from_dataset(ds, scfg, say) if ds else \
-        hr_corpus(root, datasets, scfg, log=say, seed=int(train_cfg.get("seed", 0)))
+    seed = int(train_cfg.get("seed", 0))
+    corpus = hr_corpus_beside(ds, [d for d in datasets if d != ds.name], scfg, say, seed,
+                              train_cfg.get("beside_root") or None)[0] if ds else \
+        hr_corpus(root, datasets, scfg, log=say, seed=seed)
     max_records = cfg.max_records or int(train_cfg.get("max_records") or 0)     # the teacher's recordings
     if max_records:
         corpus = corpus[:max_records]
     keys = sorted({r.key for r in corpus})
     if ds is not None and not cfg.heldout_subjects and (ds.split.test or ds.split.heldout_fraction):
-        _, test_subjects = ds.split_subjects(corpus)       # declared or computed, by subject
+        _, test_subjects = ds.split_subjects([r for r in corpus if r.dataset == ds.name])   # by subject, yours
         held = {f"{ds.name}:{s}" for s in test_subjects}
     elif cfg.heldout_subjects:
         held = {h if ":" in h else next((k for k in keys if k.split(":")[1] == h), h) for h in cfg.heldout_subjects}

@@ -4,6 +4,7 @@ built-in name, or a data root (each built-in folder through its shipped dataset 
     dataset_of(data, data_root)                    -> DatasetFile | None   (None: a data root / plain path)
     load_task_from_dataset(task, ds, model_cfg)    -> tasks.TaskData       (time-domain models)
     hr_corpus_from_dataset(ds, model_cfg, log)     -> [hr_spectra.HrRecording]  (spectral heart-rate models)
+    hr_corpus_beside(ds, ("troika",), model_cfg)   -> (yours + the built-ins' recordings, their data root)
 
 `tasks.load_task` and `hr_spectra.hr_corpus` on a data root (a folder of dataset folders) come here too,
 through the shipped dataset file of each built-in dataset: one loading path for every kind of --data.
@@ -152,4 +153,36 @@ def hr_corpus_from_dataset(ds, model_cfg, log=None, max_records: int = 0) -> lis
     return out
 
 
-__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset", "dataset_spectra"]
+def hr_corpus_beside(ds, beside, model_cfg, log=None, seed: int = 0, beside_root=None) -> tuple[list, Path | None]:
+    """Your dataset file's heart-rate recordings and, beside them, those of the built-in datasets `beside` (e.g.
+    ("troika",): SP Cup's 12 subjects carry a wrist model that a few subjects of your own cannot) read under
+    `beside_root` (default: $SQTOOL_DATA, else ../shared/data) -> (the recordings, that root or None when
+    `beside` is empty). Subject keys stay apart ("dataset:subject"); a name that is not a built-in, is your own
+    dataset's, or is not under the root is one line."""
+    from sqtool.core import resolve_data_root
+    from sqtool.data.dataset_file import builtin_names
+    from sqtool.data.hr_spectra import hr_corpus
+    beside = tuple(str(d) for d in beside or ())
+    corpus = hr_corpus_from_dataset(ds, model_cfg, log)
+    if not beside:
+        return corpus, None
+    unknown = sorted(set(beside) - set(builtin_names()) - {"synthetic"})
+    if unknown or ds.name in beside:
+        raise SqtoolError(f"--datasets {','.join(beside)} beside {ds.path}: "
+                          + (f"'{ds.name}' is that file's own name" if ds.name in beside else
+                             f"{', '.join(unknown)} is not a built-in dataset ({', '.join(builtin_names())})"))
+    root = Path(beside_root) if beside_root else resolve_data_root(None)
+    missing = [d for d in beside if d != "synthetic" and not (root is not None and (Path(root) / d).is_dir())]
+    if missing:
+        raise SqtoolError(f"--datasets {','.join(beside)} beside {ds.path}: no {', '.join(missing)} folder under "
+                          f"{root or 'any data root'} (set SQTOOL_DATA to the folder holding them)")
+    extra = [r for d in beside for r in hr_corpus("synthetic" if d == "synthetic" else root, (d,), model_cfg,
+                                                   log=log, seed=seed)]
+    mine = {str(r.record_id) for r in corpus}
+    clash = sorted(mine & {str(r.record_id) for r in extra})
+    if clash:                                      # logits and folds are kept by record id
+        raise SqtoolError(f"{ds.path}: recording id {clash[0]} is also one of {', '.join(beside)}'s: rename it")
+    return corpus + extra, (Path(root).resolve() if root is not None else None)
+
+
+__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset", "hr_corpus_beside", "dataset_spectra"]

@@ -55,8 +55,10 @@ class FinetuneConfig:
     data_root: str = field(default="", metadata={"help": "data root folder holding the datasets, or 'synthetic' "
                                                            "(default: $SQTOOL_DATA or ../shared/data, else synthetic)",
                                                    "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA"})
-    datasets: list[str] = field(default_factory=list, metadata={"help": "spectral hr models: datasets under the data "
-                                                                          "root (default: troika,wrist_exercise present)"})
+    datasets: list[str] = field(default_factory=list, metadata={
+        "help": "spectral hr models: datasets under the data root (default: troika,wrist_exercise present); with "
+                "--data DATASET.yaml: built-in datasets trained on beside yours, e.g. troika (read under "
+                "$SQTOOL_DATA, else ../shared/data)"})
     channels: list[str] = field(default_factory=list, metadata={"help": "input channels, e.g. ppg,acc_x,acc_y,acc_z "
                                                                           "(default: ppg)"})
     fs: float = field(default=0.0, metadata={"help": "model input rate Hz (0 = the model's / checkpoint's, 40)"})

@@ -1,6 +1,7 @@
 """Fine-tune a spectral heart-rate model (`spec_*`): subject folds, decoder selection, final model.
 
     sqtool train finetune --task hr --model spec_teacher_m [--datasets troika,wrist_exercise] [--folds 0]
+    sqtool train finetune --task hr --model spec_teacher_m --data my_watch/dataset.yaml [--datasets troika]
 
 1. Every labelled recording of the datasets -> int16 -> the fixed-point firmware front end
    (`data.hr_spectra`): the network is trained on the codes the device computes.
@@ -122,12 +123,14 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         from sqtool.core.checkpoint import load_checkpoint
         ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain")
     from sqtool.data.dataset_file import builtin_exclude, builtin_names
-    from sqtool.data.dataset_tasks import dataset_of, hr_corpus_from_dataset
+    from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
     ds = dataset_of(cfg.data_root)                     # a dataset.yaml or a built-in name (troika, ...)
     root = "synthetic" if synthetic else (ds.path if ds else Path(cfg.data_root) if cfg.data_root
                                           else resolve_data_root(None, required=True))
-    datasets = ("synthetic",) if synthetic else ((ds.name,) if ds else tuple(cfg.datasets) or default_datasets(root))
+    beside = tuple(cfg.datasets) if ds else ()        # with a dataset file: built-ins trained on beside it
+    datasets = ("synthetic",) if synthetic else ((ds.name, *beside) if ds else tuple(cfg.datasets)
+                                                 or default_datasets(root))
     if not datasets:
         raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -142,7 +145,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     if ck_init is not None:
         check_encoder(mcfg, ck_init, where=f"--init {cfg.init}")   # refused before any data is read
     t0 = time.time()
-    corpus = hr_corpus_from_dataset(ds, mcfg, log) if ds else hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed)
+    corpus, beside_root = (hr_corpus_beside(ds, beside, mcfg, log, seed=cfg.seed) if ds
+                           else (hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed), None))
     if cfg.max_records:
         corpus = corpus[:cfg.max_records]
     keys = sorted({r.key for r in corpus})
@@ -211,8 +215,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
                "ci95": {"mae_bpm": list(mae_ci(np.array([p["mae_bpm"] for p in per_subject]))[1:])},
                "per_subject": per_subject, "decoder": dec, "n_folds": len(groups), "resumed_folds": resumed,
                "excluded_records": ([f"{ds.name}/{k} ({v})" for k, v in ds.report.get("excluded", {}).items()] if ds
-                                    else [f"{n}/{k} ({v})" for n in datasets if n in builtin_names()
-                                          for k, v in builtin_exclude(n).items()])}
+                                    else []) + [f"{n}/{k} ({v})" for n in (beside if ds else datasets)
+                                                if n in builtin_names() for k, v in builtin_exclude(n).items()]}
     metrics["skill"] = _skill_hr(corpus, groups, hr_oof, cfg)
     metrics["flag"] = metrics["skill"]["flag"]
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
@@ -224,7 +228,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         final_cfg = mcfg.replace(decoder=dec)
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
                         state_dict=final.state_dict(),
-                        train_cfg={**vars(cfg), "datasets": list(datasets), "data_root": str(root)},
+                        train_cfg={**vars(cfg), "datasets": list(datasets), "data_root": str(root),
+                                   "beside_root": str(beside_root or "")},
                         metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")})
         metrics["model"] = str(run_dir / "model.pt")
     metrics["wall_s"] = time.time() - t0
