@@ -118,6 +118,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
     check_train_options(cfg)                           # before any data is read
+    twice = sorted({d for d in cfg.datasets if list(cfg.datasets).count(d) > 1})
+    if twice:
+        raise SqtoolError(f"--datasets names {', '.join(twice)} twice: its subjects would be trained on twice")
     ck_init = None
     if cfg.init not in ("", "none"):
         from sqtool.core.checkpoint import load_checkpoint
