@@ -38,6 +38,9 @@ Resume (`sqtool quantize --resume RUN`, `quantize_hr(..., run_dir=RUN)`): studen
 data with its teacher logits). When the run already holds a student_float.pt with the same key, the float
 training is skipped and only calibration + QAT are redone; the final model.pt equals an uninterrupted run's
 bit for bit (QAT seeds itself). A student_float.pt with another key is refused (one line), never reused.
+Before it, the decoder's inner and calibration students keep their out-of-fold logits in decoder_inner/ and
+decoder_calibration/ (one file per finished student, under the decoder's key): a run killed while they train
+resumes at the next one.
 """
 from __future__ import annotations
 
@@ -103,7 +106,8 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     """The decoder chosen on the float students' out-of-fold logits of the `train` recordings (module docstring,
     step 4; interval and confidence calibrated on the subjects `cal`, None = all: --calibrate-on); None when the
     training data has a single subject (no inner fold: the teacher's decoder stays).
-    On --resume a decoder.json with the same key is reused."""
+    On --resume a decoder.json with the same key is reused, else each inner / calibration student whose logits
+    were saved under the same key (decoder_inner/, decoder_calibration/) is read back, not trained."""
     import json
 
     from sqtool.data.tasks import subject_folds
@@ -124,10 +128,13 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     icfg = replace(bcfg, epochs=cfg.inner_epochs or max(1, bcfg.epochs // 2))
     xs, ys, kd = ([as_model_input(r.x) for r in train], [r.y for r in train],
                   [t_logits[r.record_id] for r in train] if t_logits is not None else None)
-    logits = out_of_fold_logits(xs, ys, list(keys), folds, make_student, bins, icfg, kd)
+    store = dict(key=dkey, log=lambda m: say(f"decoder students, {m}"))    # finished students kept for --resume
+    logits = out_of_fold_logits(xs, ys, list(keys), folds, make_student, bins, icfg, kd,
+                                store=dpath.parent / "decoder_inner", **store)
     cal_logits, cfolds = None, calibration_folds(keys, cal)               # None: every subject calibrates
     if cfg.calibration_students == "subjects" and cfolds is not None:
-        cal_logits = out_of_fold_logits(xs, ys, list(keys), cfolds, make_student, bins, icfg, kd, only=set(cal))
+        cal_logits = out_of_fold_logits(xs, ys, list(keys), cfolds, make_student, bins, icfg, kd, only=set(cal),
+                                        store=dpath.parent / "decoder_calibration", **store)
         say(f"calibration students: {len(cfolds) - 1} for {len(cal)} calibration subjects, each trained on every "
             "training subject but its own")
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)

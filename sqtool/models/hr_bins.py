@@ -323,16 +323,35 @@ def predict_logits(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+def _fold_file(store, i: int, key: str, held: list[int]) -> tuple:
+    """(path, the saved logits {recording index: (W, F)} when that fold's file carries `key` and those
+    recordings, else None)."""
+    if store is None:
+        return None, None
+    from pathlib import Path
+    path = Path(store) / f"fold_{i}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                if str(z["key"]) == key and sorted(int(j) for j in z["held"]) == sorted(held):
+                    return path, {j: z[f"logits_{j}"] for j in held}
+        except (OSError, KeyError, ValueError):
+            pass                                   # a torn or foreign file: the fold is trained again
+    return path, None
+
+
 def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[str], folds: list[set],
                        make_model, bins: np.ndarray, cfg: BinTrainCfg,
                        teacher_logits: list[np.ndarray] | None = None,
-                       only: set[str] | None = None) -> list[np.ndarray | None]:
+                       only: set[str] | None = None, store=None, key: str = "", log=None) -> list[np.ndarray | None]:
     """Out-of-fold logits (W, F) per recording: for each fold (a set of subject keys) a fresh `make_model()`
     (torch seeded with cfg.seed first) trained with `train_bins` on the recordings whose key is NOT in the
     fold (KD from their `teacher_logits` when given), then run on the recordings whose key is. Every key must
     be in exactly one fold. This is how a decoder gets chosen on the logits of the model it will decode
     (`select_decoder`) without that model ever having seen the subjects it is scored on. `only`: train just
-    the folds holding one of these keys (the others' recordings get None)."""
+    the folds holding one of these keys (the others' recordings get None). `store` (a folder) with `key` (what
+    shapes the students: config, data, teacher): each finished fold's logits are saved there atomically
+    (`fold_<i>.npz`) and a fold whose file carries the same key is read back, not trained (a resumed run)."""
     keys = list(keys)
     owner = [[i for i, f in enumerate(folds) if k in f] for k in keys]
     if any(len(o) != 1 for o in owner):
@@ -344,12 +363,25 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
         te = [j for j, o in enumerate(owner) if o[0] == i]
         if not te or (only is not None and not folds[i] & set(only)):
             continue
+        fkey = f"{key}:fold={','.join(sorted(folds[i]))}"
+        path, saved = _fold_file(store, i, fkey, te)
+        if saved is not None:
+            for j in te:
+                out[j] = saved[j]
+            if log:
+                log(f"fold {i + 1}/{len(folds)}: reused from {path}")
+            continue
         torch.manual_seed(cfg.seed)
         m = make_model()
         train_bins(m, np.concatenate([xs[j] for j in tr]), np.concatenate([ys[j] for j in tr]), bins, cfg,
                    np.concatenate([teacher_logits[j] for j in tr]) if teacher_logits is not None else None)
         for j in te:
             out[j] = predict_logits(m, xs[j])
+        if path is not None:
+            from sqtool.core import atomic_save_npz
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_save_npz(path, key=np.asarray(fkey), held=np.asarray(te),
+                            **{f"logits_{j}": np.asarray(out[j]) for j in te})
     return out
 
 

@@ -75,3 +75,26 @@ def test_quantize_refuses_an_unknown_calibration_students_value_in_one_line(teac
     assert main(_args(teacher_run, tmp_path / "q") + ["--calibration-students", "everyone"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["sqtool: error: --calibration-students must be one of subjects, inner, got 'everyone'"]
+
+
+def test_a_kill_while_choosing_the_decoder_keeps_the_finished_students(teacher_run, tmp_path, monkeypatch):
+    """Killed after the decoder's inner students were trained: --resume reads their saved logits back (no inner
+    training again) and chooses the same decoder as an uninterrupted run."""
+    assert main(_args(teacher_run, tmp_path / "full")) == 0
+    real_select = HB.select_decoder
+
+    def killed(*a, **kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(HB, "select_decoder", killed)
+    run = tmp_path / "killed"
+    assert main(_args(teacher_run, run)) == 130
+    saved = sorted((run / "decoder_inner").glob("fold_*.npz"))
+    assert saved and not (run / "decoder.json").exists()
+    monkeypatch.setattr(HB, "select_decoder", real_select)
+
+    calls = _count_float_training(monkeypatch)
+    assert main(["quantize", "--resume", str(run), "--no-progress"]) == 0
+    assert len(calls) == 1                                           # the float student only: no inner student
+    a = json.loads((tmp_path / "full" / "decoder.json").read_text())
+    b = json.loads((run / "decoder.json").read_text())
+    assert a == b

@@ -461,6 +461,35 @@ def test_out_of_fold_logits_come_from_a_model_that_never_saw_the_subject():
     assert np.array_equal(part[0], out[0]) and np.array_equal(part[1], out[1]) and part[2] is None is part[3]
 
 
+def test_out_of_fold_students_are_kept_and_read_back_only_under_their_key(tmp_path, monkeypatch):
+    """store + key: each finished fold's logits are saved; a second call with the same key trains nothing and
+    returns the same arrays; another key, or a torn file, trains that fold again."""
+    import sqtool.models.hr_bins as HB
+    rng = np.random.default_rng(1)
+    bins = np.arange(40.0, 60.0, 1.0)
+    xs = [rng.normal(size=(5, 2, len(bins))).astype(np.float32) for _ in range(3)]
+    ys = [rng.uniform(42, 58, 5) for _ in range(3)]
+    keys, folds = ["a", "b", "c"], [{"a"}, {"b"}, {"c"}]
+    cfg = BinTrainCfg(epochs=1, seed=0, shift_bins=0, stretch_frac=0.0, motion_frac=0.0)
+
+    def make():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * len(bins), len(bins)))
+
+    calls, real = [], HB.train_bins
+    monkeypatch.setattr(HB, "train_bins", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    first = HB.out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg, store=tmp_path, key="k1")
+    assert len(calls) == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["fold_0.npz", "fold_1.npz", "fold_2.npz"]
+    seen = []
+    again = HB.out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg, store=tmp_path, key="k1", log=seen.append)
+    assert len(calls) == 3 and len(seen) == 3 and "reused from" in seen[0]
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(first, again))
+    (tmp_path / "fold_1.npz").write_bytes(b"torn")
+    HB.out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg, store=tmp_path, key="k1")
+    assert len(calls) == 4                                           # the torn fold only
+    HB.out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg, store=tmp_path, key="k2")
+    assert len(calls) == 7                                           # another key: every fold
+
+
 def test_select_decoder_weighs_the_motion_subtracted_ppg_only_when_it_helps():
     """Out-of-fold logits fooled by the arm's cadence on every window: with the spectra, the inner MAE picks an
     evidence weight > 0 and decodes the pulse; with spectra that carry no evidence (flat) it keeps 0."""
