@@ -36,7 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqtool.core import DATA_ROOT_HELP, atomic_save_npz, atomic_write_text, data_root_or_exit, write_metrics  # noqa: E402
+from sqtool.core import (DATA_ROOT_HELP, atomic_save_npz, atomic_write_text, data_root_or_exit,  # noqa: E402
+                         write_metrics)
 
 PACKAGE = "beliefppg==0.3.1"
 # name -> (folder under the data root, PPG channels)

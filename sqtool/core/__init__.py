@@ -15,4 +15,5 @@ __all__ = ["SqtoolError", "ModelCfg", "signal_channels", "DEFAULT_BAND", "FS_MAX
            "check_window_s", "BoolFlag", "add_bool_flag", "add_deprecated_alias", "help_formatter",
            "option_help", "add_config_args", "from_dict", "resolve_config", "to_dict", "atomic_save_npz", "atomic_write_bytes",
            "atomic_write_text", "json_default", "load_shared_lib", "sha256_file", "sha256_file_cached", "write_metrics", "PROJECT_ROOT", "git_sha",
-           "make_run_dir", "check_run_name", "held_run_dirs", "lock_run_dir", "release_run_dirs", "resolve_data_root", "data_root_or_exit", "DATA_ROOT_HELP", "save_config", "set_seed"]
+           "make_run_dir", "check_run_name", "held_run_dirs", "lock_run_dir", "release_run_dirs", "resolve_data_root",
+           "data_root_or_exit", "DATA_ROOT_HELP", "save_config", "set_seed"]
