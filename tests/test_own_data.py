@@ -230,6 +230,9 @@ def test_your_dataset_trains_beside_sp_cup(watch_project, data_root, tmp_path, m
                      "--out", str(tmp_path / "bad")]) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0]
+    assert main(["train", "finetune", "--task", "hr", "--model", "cnn1d_student_xs", "--data", ds, "--datasets",
+                 "troika", "--epochs", "1", "--out", str(tmp_path / "bad")]) != 0       # never silently ignored
+    assert "--datasets is for the spectral heart-rate models" in capsys.readouterr().err
     run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", ds, "--datasets", "troika",
         *tiny, "--out", str(tmp_path / "hr"))
     m = json.loads((tmp_path / "hr" / "metrics.json").read_text())

@@ -105,6 +105,9 @@ def _precheck_finetune(cfg) -> None:
         if v:
             (check_fs if k == "fs" else check_window_s)(v, f"train finetune --{k.replace('_', '-')}")
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
+        if cfg.datasets:
+            raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "
+                              "reads every dataset of --data")
         load_init(cfg.init, cfg.model, cfg.fs or None)
     from sqtool.data.dataset_tasks import dataset_of
     if dataset_of(cfg.data_root) is not None:        # a dataset.yaml / built-in name: parsed and checked here
