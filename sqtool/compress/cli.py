@@ -181,6 +181,9 @@ def run(args) -> int:
     elif cfg.student_init:
         raise SqtoolError("--student-init applies to spectral heart-rate students (a spec_* teacher); a time-domain "
                           "student is distilled from scratch")
+    elif cfg.calibrate_on:
+        raise SqtoolError("--calibrate-on sets the heart-rate decoder's interval of spectral students (a spec_* "
+                          "teacher); a time-domain student has no decoder")
     else:
         run_dir = quantize(cfg, log=log)
     print(run_dir)

@@ -126,6 +126,13 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert rc != 0 and "unknown quantization preset" in capsys.readouterr().err
 
 
+def test_decoder_options_of_a_time_domain_student_are_refused_not_ignored(hr_teacher, tmp_path, capsys):
+    rc = main(["quantize", "--model", str(hr_teacher), "--calibrate-on", "troika", "--out", str(tmp_path / "q")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "a time-domain student has no decoder" in err[0]
+    assert not (tmp_path / "q").exists()
+
+
 def test_cli_on_real_troika(data_root, hr_teacher, tmp_path, capsys):
     """The command line on 3 real SP Cup recordings (tiny epochs): a complete run directory."""
     out = tmp_path / "real"
