@@ -136,6 +136,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
     metrics = info.get("metrics.json") or {}
     train = info.get("train_info.json") or {}
     datasets = train.get("datasets") or metrics.get("datasets") or []
+    cal = (model_cfg.get("decoder") or {}).get("inner_calibration_datasets") or []   # where the interval holds
     lines = [f"# Model card: {model_cfg['name']} (heart rate from wrist PPG + accelerometer)", "",
              "## Task", "",
              f"Heart rate (BPM) every {model_cfg['hop_s']:g} s from {model_cfg['window_s']:g} s windows of wrist "
@@ -144,8 +145,9 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
              "from int8 power spectra; an HMM decoder (transition std "
              f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks "
              f"{dec_cfg.emission_text} and reports the estimate, an interval (central posterior mass "
-             f"{dec_cfg.interval:.3g}, calibrated by sqtool on inner held-out windows to hold the truth on 90 % of "
-             f"them) and a confidence ({dec_cfg.conf_text}).", "",
+             f"{dec_cfg.interval:.3g}, calibrated by sqtool on inner held-out windows"
+             f"{' of ' + ', '.join(cal) if cal else ''} to hold the truth on 90 % of them) and a confidence "
+             f"({dec_cfg.conf_text}).", "",
              "## Model", "",
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
              f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}",
