@@ -17,6 +17,11 @@ point (`decoder.decode_int`, as the firmware); per window:
     argmax_dist        distance of the decoded HR to the window's own argmax
     step, sd5          |change| since the last hop; spread of the last 6 decoded HRs
     hr, cadence        the decoded HR and the accelerometer's peak (BPM)
+    ppg_at_cadence     the PPG spectral code at the accelerometer's peak (+-2 bins): a pulse there is ambiguous
+    cadence_minus_estimate   that, minus the PPG code at the decoded HR
+    p_near_cadence     the network's probability within +-3 bins of the accelerometer's peak
+    second_peak        the network's highest probability > 5 bins from its peak, over the peak
+    ppg_prominence     the PPG spectrum's peak code minus its median
 
 Each single read-out ranks by its sign chosen on the training windows (the higher gating there), never on the
 held-out ones. The learned error models (scikit-learn gradient-boosted trees on log(1 + |error|), every read-out
@@ -46,7 +51,8 @@ from sqtool.core import DATA_ROOT_HELP, SqtoolError, atomic_write_text, data_roo
 from sqtool.models.decoder import decode_float, decode_int, decoder_cfg  # noqa: E402
 
 READOUTS = ("pmax", "entropy", "width", "conf", "ppg_at", "acc_at", "cadence_dist", "ppg_peak_dist", "motion",
-            "ppg_level", "argmax_dist", "step", "sd5", "hr", "cadence")
+            "ppg_level", "argmax_dist", "step", "sd5", "hr", "cadence", "ppg_at_cadence", "cadence_minus_estimate",
+            "p_near_cadence", "second_peak", "ppg_prominence")
 KEEP = 0.8
 MAX_ERR = 60.0          # the error models' target is log(1 + min(|error|, 60 BPM))
 
@@ -62,12 +68,18 @@ def readouts(logits: np.ndarray, dec: dict, out: dict, x: np.ndarray) -> np.ndar
     ppg, acc = x[:, :, 0].astype(np.float64), x[:, :, 1:].astype(np.float64).sum(2)  # (W, F) each
     cad = b[acc.argmax(1)]
     i = np.clip(np.searchsorted(b, hr), 0, len(b) - 1)
-    near = lambda s: np.array([s[t, max(0, k - 2):k + 3].max() for t, k in enumerate(i)])   # noqa: E731
+    near = lambda s, at=i: np.array([s[t, max(0, k - 2):k + 3].max() for t, k in enumerate(at)])   # noqa: E731
     sd5 = np.array([hr[max(0, t - 5):t + 1].std() for t in range(len(hr))])
+    ic = acc.argmax(1)
+    p_cad = np.array([p[t, max(0, k - 3):k + 4].sum() for t, k in enumerate(ic)])
+    a = p.argmax(1)
+    away = np.abs(np.arange(p.shape[1])[None, :] - a[:, None]) > 5                   # (W, F) beyond the peak
+    second = np.where(away, p, 0.0).max(1) / p.max(1)
     return np.stack([p.max(1), -(p * np.log(p + 1e-12)).sum(1), out["hi"] - out["lo"], out["conf"], near(ppg),
                      near(acc), np.abs(hr[:, None] - cad[:, None] * np.array([0.5, 1.0, 2.0])).min(1),
                      np.abs(hr - b[ppg.argmax(1)]), x[:, :, 1:].mean((1, 2)), ppg.mean(1),
-                     np.abs(hr - b[p.argmax(1)]), np.r_[0.0, np.abs(np.diff(hr))], sd5, hr, cad], 1)
+                     np.abs(hr - b[a]), np.r_[0.0, np.abs(np.diff(hr))], sd5, hr, cad, near(ppg, ic),
+                     near(ppg, ic) - near(ppg), p_cad, second, ppg.max(1) - np.median(ppg, 1)], 1)
 
 
 def gating(score: np.ndarray, err: np.ndarray, keep: float = KEEP) -> float:
