@@ -28,6 +28,13 @@ from the median), hist_entropy_clean (entropy of the histogram of IBI / median i
 ectopic intervals), amp_ibi_corr (correlation of beat amplitude with its preceding IBI), pattern_share
 (share of IBIs within 10 % of the median or in an ectopic pair) and ibi_acf1..3 (autocorrelation of the
 IBI series at lags 1-3: bigeminy / trigeminy repeat, AF does not).
+Pulse shape (MORPH_FEATURES, `_morphology_features`; beats cut at the troughs of the 0.5-8 Hz band, 0.25-2 s
+long, each resampled to 40 points and standardised): shape_corr_mean / _min / _sd (correlation of each beat with
+the window's median beat: a rhythm whose filling varies from beat to beat, as in AF, or whose ventricles beat
+apart from the atria, as in VT, changes the pulse's shape), peak_phase_sd (spread of the systolic peak's place
+within the beat), amp_len_corr (a beat's amplitude, peak minus its lowest point, against its length: a beat left
+longer decays further, and in AF a longer filling also gives a larger pulse) and beat_amp_cv (spread of those
+amplitudes).
 AF makes the intervals irregularly irregular (high nrmssd, pnn, sampen); ectopic beats (PVC, PAC) make
 them irregular too, but with one outlier per few beats (lower mad_rel / sampen): the features keep both.
 
@@ -48,7 +55,9 @@ BASE_FEATURES = ("n_beats", "mean_ibi", "nrmssd", "cv", "pnn_rel", "sampen", "tp
                  *(f"ratio_hist_{i}" for i in range(9)), "regular_share", "ratio_near_1")
 ECTOPY_FEATURES = ("ectopic_share", "nrmssd_clean", "km3_resid", "sd1_sd2", "cosen", "dev10_share",
                    "hist_entropy_clean", "amp_ibi_corr", "pattern_share", "ibi_acf1", "ibi_acf2", "ibi_acf3")
-FEATURES = (*BASE_FEATURES, *ECTOPY_FEATURES)
+MORPH_FEATURES = ("shape_corr_mean", "shape_corr_min", "shape_corr_sd", "peak_phase_sd", "amp_len_corr",
+                  "beat_amp_cv")
+FEATURES = (*BASE_FEATURES, *ECTOPY_FEATURES, *MORPH_FEATURES)
 RATIO_EDGES = (0.0, 0.6, 0.75, 0.85, 0.95, 1.05, 1.15, 1.3, 1.6, 10.0)   # successive IBI ratio bins
 
 
@@ -135,6 +144,26 @@ def _kmeans3_resid(v: np.ndarray) -> float:
     return float(best / tss)
 
 
+def _morphology_features(x: np.ndarray, fs: float) -> list[float]:
+    """MORPH_FEATURES of one window (NaN with fewer than 3 whole beats)."""
+    from scipy import signal
+    sos = signal.butter(2, (0.5, min(8.0, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
+    xf = signal.sosfiltfilt(sos, np.asarray(x, np.float64))
+    tr, _ = signal.find_peaks(-xf, distance=max(1, int(0.33 * fs)), prominence=0.3 * np.std(xf))
+    beats = [xf[a:b] for a, b in zip(tr[:-1], tr[1:]) if 0.25 * fs <= b - a <= 2.0 * fs]
+    if len(beats) < 3:
+        return [np.nan] * len(MORPH_FEATURES)
+    shapes = np.stack([np.interp(np.linspace(0, len(b) - 1, 40), np.arange(len(b)), b) for b in beats])  # (K, 40)
+    shapes = (shapes - shapes.mean(1, keepdims=True)) / (shapes.std(1, keepdims=True) + 1e-9)
+    c = shapes @ np.median(shapes, 0) / 40.0
+    c = c / (np.median(shapes, 0).std() + 1e-9)                         # correlation with the median beat
+    amp = np.array([b.max() - b.min() for b in beats])
+    length = np.array([len(b) for b in beats], float)
+    coupling = float(np.corrcoef(amp, length)[0, 1]) if amp.std() > 0 and length.std() > 0 else 0.0
+    return [float(c.mean()), float(c.min()), float(c.std()), float(np.std(shapes.argmax(1) / 40.0)), coupling,
+            float(amp.std() / amp.mean()) if amp.mean() > 0 else np.nan]
+
+
 def _ectopy_features(ibi: np.ndarray, amp: np.ndarray) -> list[float]:
     """ECTOPY_FEATURES of one window's intervals (>= 3) and beat amplitudes (len(ibi) + 1)."""
     mu, med = ibi.mean(), np.median(ibi)
@@ -187,7 +216,7 @@ def _features(t: np.ndarray, amp: np.ndarray) -> np.ndarray:
     out[16:25] = np.histogram(r, RATIO_EDGES)[0] / len(r)
     out[25] = np.mean(np.abs(ibi / np.median(ibi) - 1) < 0.05)
     out[26] = np.mean(np.abs(r - 1) < 0.05)
-    out[len(BASE_FEATURES):] = _ectopy_features(ibi, amp)
+    out[len(BASE_FEATURES):len(BASE_FEATURES) + len(ECTOPY_FEATURES)] = _ectopy_features(ibi, amp)
     return out
 
 
@@ -202,6 +231,7 @@ def interval_features(x: np.ndarray, fs: float) -> np.ndarray:
         return np.zeros((0, len(FEATURES)))
     out = np.stack([_features(*beat_times(w, fs)) for w in x])
     out[:, 10:13] = [_waveform_features(w, fs) for w in x]
+    out[:, -len(MORPH_FEATURES):] = [_morphology_features(w, fs) for w in x]
     return out
 
 

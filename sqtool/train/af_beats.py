@@ -7,9 +7,9 @@ gradient-boosted tree model (scikit-learn HistGradientBoostingClassifier, NaN-aw
     clf = fit_af_beats(F_train, y_train, cfg=cfg)
 
 `AfBeatsCfg` fixes the trees (iterations, learning rate, leaves, minimum leaf size) and the feature set:
-"base" (the 27 interval / waveform features, `beats.BASE_FEATURES`) or "all" (+ the ectopy-aware ones,
-`beats.ECTOPY_FEATURES`). The default cfg is the fixed a-priori model (base features, 200 trees, learning
-rate 0.05, 15 leaves, seed 0).
+"base" (the 27 interval / waveform features, `beats.BASE_FEATURES`), "ectopy" (+ the ectopy-aware ones,
+`beats.ECTOPY_FEATURES`) or "all" (+ the pulse-shape ones too, `beats.MORPH_FEATURES`). The default cfg is the
+fixed a-priori model (base features, 200 trees, learning rate 0.05, 15 leaves, seed 0).
 
 `select_af_beats` chooses one cfg of `GRID` by grouped K-fold over the SUBJECTS it is given (K = 4, a
 seeded permutation of the subjects, every inner fold needs both classes in its training part): the cfg with
@@ -28,24 +28,23 @@ from sqtool.core import SqtoolError
 
 @dataclass(frozen=True)
 class AfBeatsCfg:
-    features: str = "base"          # "base" (27) or "all" (+ beats.ECTOPY_FEATURES)
+    features: str = "base"          # "base" (27), "ectopy" (+ beats.ECTOPY_FEATURES), "all" (+ MORPH_FEATURES)
     max_iter: int = 200
     learning_rate: float = 0.05
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 20
 
     def columns(self) -> np.ndarray:
-        from sqtool.data.beats import BASE_FEATURES, FEATURES
-        if self.features == "base":
-            return np.array([FEATURES.index(f) for f in BASE_FEATURES])
-        if self.features == "all":
-            return np.arange(len(FEATURES))
-        raise SqtoolError(f"AfBeatsCfg.features must be 'base' or 'all', got '{self.features}'")
+        from sqtool.data.beats import BASE_FEATURES, ECTOPY_FEATURES, FEATURES
+        sets = {"base": BASE_FEATURES, "ectopy": (*BASE_FEATURES, *ECTOPY_FEATURES), "all": FEATURES}
+        if self.features not in sets:
+            raise SqtoolError(f"AfBeatsCfg.features must be one of {', '.join(sets)}, got '{self.features}'")
+        return np.array([FEATURES.index(f) for f in sets[self.features]])
 
 
 # the inner-CV grid: feature set x tree size x minimum leaf (200 trees, learning rate 0.05 throughout)
 GRID = tuple(AfBeatsCfg(features=fs, max_leaf_nodes=lv, min_samples_leaf=ml)
-             for fs in ("base", "all") for lv in (4, 15) for ml in (20, 100))
+             for fs in ("base", "ectopy", "all") for lv in (4, 15) for ml in (20, 100))
 
 
 @dataclass

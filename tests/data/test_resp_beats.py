@@ -95,3 +95,33 @@ def test_ectopy_features_tell_isolated_premature_beats_from_af():
     assert col["pattern_share"][ect].min() > col["pattern_share"][af].max()
     assert np.median(col["hist_entropy_clean"][ect]) < np.median(col["hist_entropy_clean"][af])
     assert np.isfinite(col["cosen"]).all() and np.isfinite(col["km3_resid"]).all()
+
+
+def test_pulse_shape_features_see_beats_change_shape():
+    """MORPH_FEATURES on PPG-like pulses (fast rise, slow decay): identical beats correlate with their median beat
+    (~1, the systolic peak always in one place); beats whose shape alternates (a late hump on every second one)
+    move the peak; irregular intervals (beats cut short or left to decay) lower the correlation and couple the
+    amplitude (peak minus trough) to the beat's length."""
+    from sqtool.data.beats import MORPH_FEATURES
+    fs, dur = 100.0, 10.0
+    t = np.arange(int(dur * fs)) / fs
+    col = {n: FEATURES.index(n) for n in MORPH_FEATURES}
+
+    def train(beats, humps):
+        x = np.zeros_like(t)
+        for b, h in zip(beats, humps):
+            s = np.maximum(t - b, 0.0)
+            x += (s / 0.12) * np.exp(1 - s / 0.12) + h * np.exp(-0.5 * ((s - 0.35) / 0.04) ** 2)
+        return x
+
+    regular = np.arange(0.3, dur, 0.8)
+    ibi = np.random.default_rng(0).uniform(0.5, 1.2, 20)
+    irregular = 0.3 + np.concatenate([[0.0], np.cumsum(ibi)])
+    irregular = irregular[irregular < dur - 0.3]
+    F = interval_features(np.stack([train(regular, [0.0] * len(regular)), train(regular, [0.0, 0.8] * len(regular)),
+                                    train(irregular, [0.0] * len(irregular))]), fs)
+    same, alternating, uneven = F[:, [col[n] for n in MORPH_FEATURES]]
+    assert np.isfinite(F[:, [col[n] for n in MORPH_FEATURES]]).all()
+    assert same[0] > 0.98 and same[3] < 0.02                          # shape_corr_mean, peak_phase_sd
+    assert alternating[3] > 0.1 and alternating[0] < same[0]
+    assert uneven[0] < same[0] - 0.03 and uneven[4] > 0.2               # amp_len_corr

@@ -29,10 +29,10 @@ def test_select_af_beats_uses_only_the_given_subjects():
     F = rng.standard_normal((n, len(FEATURES)))
     F[:, FEATURES.index("nrmssd_clean")] += 3 * y          # only an ectopy feature carries the label
     groups = np.repeat([f"s{i}" for i in range(6)], n // 6)
-    grid = (AfBeatsCfg(features="base", max_iter=30), AfBeatsCfg(features="all", max_iter=30))
+    grid = (AfBeatsCfg(features="base", max_iter=30), AfBeatsCfg(features="ectopy", max_iter=30))
     cfg, table = select_af_beats(F, y, groups, grid=grid, k=3)
-    assert cfg.features == "all" and len(table) == 2 and table[1]["auroc"] > 0.9 > table[0]["auroc"]
-    assert len(GRID) == 8 and len({(c.features, c.max_leaf_nodes, c.min_samples_leaf) for c in GRID}) == 8
+    assert cfg.features == "ectopy" and len(table) == 2 and table[1]["auroc"] > 0.9 > table[0]["auroc"]
+    assert len(GRID) == 12 and len({(c.features, c.max_leaf_nodes, c.min_samples_leaf) for c in GRID}) == 12
     with pytest.raises(SqtoolError):
         select_af_beats(F, y, np.zeros(n), grid=grid)
     with pytest.raises(SqtoolError):
