@@ -92,11 +92,11 @@ def gating(score: np.ndarray, err: np.ndarray, keep: float = KEEP) -> float:
 
 def fold_windows(dump: dict, records: dict, name: str = "") -> dict:
     """One dump (`hr_decoder_study.load_dump`) and the front end of its recordings ({"dataset/record_id":
-    HrRecording}) -> the training and held-out windows' read-outs, errors and datasets."""
+    HrRecording}) -> the training and held-out windows' read-outs, errors, datasets and subject keys."""
     dec, scale = dump["decoder"], dump["scale"]
     parts = {}
     for part, recs in (("train", dump["oof"]), ("test", dump["test"])):
-        F, E, D = [], [], []
+        F, E, D, K = [], [], [], []
         for d in recs:
             if d["id"] not in records:
                 raise SqtoolError(f"{name}: recording {d['id']} is not under the data root (--data-root)")
@@ -111,7 +111,8 @@ def fold_windows(dump: dict, records: dict, name: str = "") -> dict:
             F.append(readouts(lg, dec, out, r.x))
             E.append(np.abs(out["hr"] - r.y))
             D.append(np.full(len(r.y), r.dataset))
-        parts[part] = (np.concatenate(F), np.concatenate(E), np.concatenate(D))
+            K.append(np.full(len(r.y), d["key"]))
+        parts[part] = tuple(map(np.concatenate, (F, E, D, K)))
     return {**parts, "name": name, "subjects": sorted({d["key"] for d in dump["test"]})}
 
 
@@ -123,17 +124,22 @@ def error_model(F: np.ndarray, e: np.ndarray, seed: int = 0):
     return m.fit(F[ok], np.log1p(np.minimum(e[ok], MAX_ERR)))
 
 
+PER_SUBJECT = ("conf", "width", "learned / all", "learned / same dataset")    # the per-subject table's columns
+
+
 def study(folds: list[dict]) -> dict:
-    """{"readouts": {name: {"train": gating on the training windows (best sign), "sign", "held_out": pooled}},
-    "learned": {...}, "oracle", "mae", "windows", "folds"}."""
+    """{"readouts": {name: {"held_out": pooled gating, "train_mean": gating on the training windows (its sign),
+    "sign"}}, "subjects": {key: {"windows", "mae", "oracle", PER_SUBJECT gating}}, "oracle", "mae", "windows",
+    "folds"}."""
     scores = {n: [] for n in (*READOUTS, "learned / all", "learned / same dataset")}
     train_gating = {n: [] for n in READOUTS}
     signs = {n: [] for n in READOUTS}
-    errs = []
+    errs, keys = [], []
     for f in folds:
-        Ftr, etr, dtr = f["train"]
-        Fte, ete, dte = f["test"]
+        Ftr, etr, dtr, _ = f["train"]
+        Fte, ete, dte, kte = f["test"]
         errs.append(ete)
+        keys.append(kte)
         for j, n in enumerate(READOUTS):
             up, down = gating(Ftr[:, j], etr), gating(-Ftr[:, j], etr)
             sign = 1.0 if up >= down else -1.0
@@ -143,9 +149,15 @@ def study(folds: list[dict]) -> dict:
         scores["learned / all"].append(-error_model(Ftr, etr).predict(np.nan_to_num(Fte)))
         same = np.isin(dtr, np.unique(dte))
         scores["learned / same dataset"].append(-error_model(Ftr[same], etr[same]).predict(np.nan_to_num(Fte)))
-    e = np.concatenate(errs)
+    e, k = np.concatenate(errs), np.concatenate(keys)
     res = {"windows": int(np.isfinite(e).sum()), "mae": float(np.nanmean(e)), "oracle": gating(-e, e),
-           "folds": [{"dump": f["name"], "subjects": f["subjects"]} for f in folds], "readouts": {}}
+           "folds": [{"dump": f["name"], "subjects": f["subjects"]} for f in folds], "readouts": {},
+           "subjects": {}}
+    for key in sorted(set(k)):
+        m = k == key
+        res["subjects"][str(key)] = {"windows": int(np.isfinite(e[m]).sum()), "mae": float(np.nanmean(e[m])),
+                                     "oracle": gating(-e[m], e[m]),
+                                     **{n: gating(np.concatenate(scores[n])[m], e[m]) for n in PER_SUBJECT}}
     for n, s in scores.items():
         res["readouts"][n] = {"held_out": gating(np.concatenate(s), e)}
         if n in READOUTS:
@@ -165,6 +177,11 @@ def report(res: dict, label: str, seconds: float) -> str:
     for n, v in rows:
         tr = f"{-100 * v['train_mean']:+.0f} %" if "train_mean" in v else "-"
         lines.append(f"| {n} | {v.get('sign', '-')} | {tr} | **{-100 * v['held_out']:+.0f} %** |")
+    lines += ["", "Per held-out subject (gating within the subject's own windows, as one wearer sees it):", "",
+              "| subject | windows | int8 MAE | oracle | " + " | ".join(PER_SUBJECT) + " |",
+              "|---|---|---|---|" + "---|" * len(PER_SUBJECT)]
+    lines += [f"| {key} | {v['windows']} | {v['mae']:.2f} | {-100 * v['oracle']:+.0f} % | "
+              + " | ".join(f"{-100 * v[n]:+.0f} %" for n in PER_SUBJECT) + " |" for key, v in res["subjects"].items()]
     lines += ["", "Folds: " + "; ".join(f"{f['dump']} ({', '.join(f['subjects'])})" for f in res["folds"]),
               "", f"Wall time {seconds / 60:.1f} min."]
     return "\n".join(lines) + "\n"

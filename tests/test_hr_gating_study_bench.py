@@ -37,8 +37,8 @@ def test_every_readout_is_scored_with_its_sign_from_the_training_windows(tmp_pat
     (path,) = sorted((tmp_path / "d").glob("*.npz"))
     n_bins = np.load(path)["test/synthetic/r0"].shape[1]
     fold = mod.fold_windows(mod.load_dump(path), records_of(tmp_path / "d", n_bins), path.name)
-    Ftr, etr, dtr = fold["train"]
-    Fte, ete, _ = fold["test"]
+    Ftr, etr, dtr, _ = fold["train"]
+    Fte, ete, _, kte = fold["test"]
     assert Ftr.shape == (4 * 60, len(mod.READOUTS)) and Fte.shape == (60, len(mod.READOUTS))
     assert set(dtr) == {"synthetic"} and fold["subjects"] == ["synthetic:s0"]
     hr = Fte[:, mod.READOUTS.index("hr")]
@@ -52,6 +52,10 @@ def test_every_readout_is_scored_with_its_sign_from_the_training_windows(tmp_pat
     assert w["sign"] == ("+" if sign > 0 else "-")
     assert w["held_out"] == pytest.approx(mod.gating(sign * Fte[:, j], ete))    # never the held-out's own sign
     assert res["oracle"] >= max(v["held_out"] for v in res["readouts"].values()) - 1e-12
+    assert set(kte) == {"synthetic:s0"} and list(res["subjects"]) == ["synthetic:s0"]      # one held-out subject:
+    assert res["subjects"]["synthetic:s0"]["width"] == pytest.approx(w["held_out"])          # its row is the pool
+    md = mod.report(res, "test", 1.0)
+    assert "| synthetic:s0 | 60 |" in md and "learned / same dataset" in md
 
 
 def test_bad_dumps_and_roots_are_one_line(tmp_path, capsys):
