@@ -45,6 +45,9 @@ class DemoCfg:
     pretrain: bool = field(default=True, metadata={
         "help": "SiamQuality-pretrain the teacher's and the student's encoders on real (good, poor) spectral pairs "
                 "and fine-tune / distil from them (false: both from scratch)"})
+    datasets: list[str] = field(default_factory=list, metadata={
+        "help": "with --data DATASET.yaml: built-in datasets the heart-rate models train on beside yours, e.g. troika "
+                "(read under $SQTOOL_DATA, else ../shared/data); with a data root: its datasets to train on"})
     teacher: str = field(default="spec_teacher_m", metadata={"help": "heart-rate teacher from the registry"})
     student: str = field(default="spec_student_s", metadata={"help": "heart-rate student from the registry"})
     folds: int = field(default=4, metadata={"help": "subject folds of the teacher's fine-tuning"})
@@ -71,6 +74,8 @@ def register(sub, name: str, helptext: str) -> None:
 def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     from sqtool.data.dataset_tasks import dataset_of
     synthetic = cfg.data_root == "synthetic"
+    if synthetic and cfg.datasets:
+        raise SqtoolError("--datasets names real datasets to train on: give --data a dataset file or a data root")
     own = not synthetic and dataset_of(cfg.data_root) is not None      # a dataset.yaml or a built-in name
     bench_data = cfg.bench_data or ("synthetic" if synthetic else cfg.data_root if own
                                     else str(Path(cfg.data_root) / "troika"))
@@ -94,6 +99,7 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
             "--folds", str(cfg.folds), "--epochs", str(cfg.finetune_epochs), "--seed", str(cfg.seed),
             "--progress", "false", "--out", str(d / "finetune")]
          + (["--max-records", str(cfg.subjects)] if synthetic else [])
+         + (["--datasets", ",".join(cfg.datasets)] if cfg.datasets else [])
          + (["--init", str(d / "pretrain" / "model.pt")] if cfg.pretrain else [])),
         ("distil + quantization-aware training", [
             "quantize", "--model", str(d / "finetune"), "--student", cfg.student, "--data", cfg.data_root,
@@ -109,6 +115,21 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
+def _fit_batch(argv: list[str], pairs_metrics: Path) -> list[str]:
+    """A pretraining step's command with its batch lowered to the number of mined pairs when fewer were mined (a
+    small dataset of your own), said in one line; unchanged otherwise."""
+    import json
+    try:
+        n = int(json.loads(pairs_metrics.read_text())["pairs"])
+    except (OSError, ValueError, KeyError):
+        return argv
+    k = argv.index("--batch-size") + 1
+    if 2 <= n < int(argv[k]):
+        print(f"demo: {n} pairs were mined, fewer than a batch of {argv[k]}: pretraining with batches of {n}")
+        argv = argv[:k] + [str(n)] + argv[k + 1:]
+    return argv
+
+
 def run(args) -> int:
     from sqtool.cli import main as sqtool_main
 
@@ -117,14 +138,16 @@ def run(args) -> int:
     d = Path(cfg.out) if cfg.out else Path("runs") / "demo" / stamp
     if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not cfg.force:
         raise SqtoolError(f"demo directory {d} exists and is not empty (use --force to overwrite)")
+    todo = steps(cfg, d)                                  # a bad combination is refused before any folder
     d.mkdir(parents=True, exist_ok=True)
     lock_run_dir(d)
     save_config(d, cfg)
     timings = {}
     t_all = time.time()
-    todo = steps(cfg, d)
     for i, (what, argv) in enumerate(todo, 1):
         argv = argv + ["--force"] if cfg.force else argv
+        if argv[:2] == ["train", "pretrain"]:
+            argv = _fit_batch(argv, d / "pairs" / "metrics.json")
         print(f"\n=== [{i}/{len(todo)}] {what}\n$ sqtool {shlex.join(argv)}", flush=True)
         t0 = time.time()
         rc = sqtool_main(argv)

@@ -24,3 +24,33 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert all(s == "ok" for s in status.values()), status
     printed = capsys.readouterr().out
     assert "mcu_m4" in printed and "baseline" in printed
+
+
+def test_demo_trains_your_dataset_beside_the_built_ins_it_names(tmp_path, monkeypatch, capsys):
+    """--datasets reaches the fine-tuning step (a dataset file's built-ins beside it); with the synthetic default
+    it is one line, before any folder is made."""
+    from pathlib import Path
+
+    from sqtool.demo import DemoCfg, steps
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "dataset.yaml").write_text("format: csv\nroot: .\nfs: 125\nchannels: {ppg: ppg}\n"
+                                                 "labels: {hr: {column: hr}}\n")
+    todo = dict(steps(DemoCfg(data_root="w/dataset.yaml", datasets=["troika"]), Path("d")))
+    ft = todo["fine-tune the teacher on heart rate"]
+    assert ft[ft.index("--data") + 1] == "w/dataset.yaml" and ft[ft.index("--datasets") + 1] == "troika"
+    assert "--datasets" not in todo["distil + quantization-aware training"]       # quantize reads the teacher's
+    assert main(["demo", "--datasets", "troika", "--out", "demo"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--datasets names real datasets" in err[0] and not (tmp_path / "demo").exists()
+
+
+def test_demo_pretrains_a_small_datasets_few_pairs_in_one_batch(tmp_path, capsys):
+    from sqtool.demo import _fit_batch
+    argv = ["train", "pretrain", "--batch-size", "64", "--seed", "0"]
+    m = tmp_path / "metrics.json"
+    assert _fit_batch(argv, m) == argv                                         # no pairs step ran: as given
+    for n, want in ((52, "52"), (64, "64"), (500, "64"), (1, "64")):
+        m.write_text(json.dumps({"pairs": n}))
+        assert _fit_batch(argv, m)[3] == want and _fit_batch(argv, m)[4:] == ["--seed", "0"]
+    assert "52 pairs were mined" in capsys.readouterr().out
