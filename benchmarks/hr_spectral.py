@@ -90,7 +90,7 @@ from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_options import (CALIBRATION_STUDENTS, LR_SCHEDULES, TRAIN_OPTIONS,  # noqa: E402
-                                      calibration_subjects)
+                                      calibration_subjects, heldout_calibration)
 from sqtool.models.hr_bins import (BinTrainCfg, calibration_folds, decode_float, decode_int, evidence_args,  # noqa: E402
                                   fit_decoder, kd_gate, SELECTION_RULES, out_of_fold_logits, predict_logits,
                                   select_decoder, train_bins)
@@ -290,7 +290,10 @@ def fold_calibration(train, test, mode: str) -> set | None:
     """--calibrate-on: all -> None (every training subject calibrates the interval and the confidence); target ->
     the training subjects of the held-out subjects' dataset(s) (wrist_exercise LOSO: the other wrist subjects,
     not SP Cup), or None when the training set has none of them (a cross-dataset run)."""
-    return None if mode == "all" else calibration_subjects(train, {r.dataset for r in test}, strict=False)
+    if mode == "all":
+        return None
+    named = heldout_calibration([], {r.dataset for r in train}, {r.dataset for r in test})    # `sqtool quantize`'s rule
+    return calibration_subjects(train, named, strict=False)
 
 
 def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner", rule: str = "min",

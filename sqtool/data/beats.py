@@ -61,12 +61,17 @@ FEATURES = (*BASE_FEATURES, *ECTOPY_FEATURES, *MORPH_FEATURES)
 RATIO_EDGES = (0.0, 0.6, 0.75, 0.85, 0.95, 1.05, 1.15, 1.3, 1.6, 10.0)   # successive IBI ratio bins
 
 
+def _band(x: np.ndarray, fs: float, hi_hz: float = 5.0) -> np.ndarray:
+    """x band-passed to 0.5-`hi_hz` Hz (zero phase, 2nd-order Butterworth; hi capped below Nyquist)."""
+    from scipy import signal
+    sos = signal.butter(2, (0.5, min(hi_hz, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
+    return signal.sosfiltfilt(sos, np.asarray(x, np.float64))
+
+
 def beat_times(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     """Peak times (s) and peak - trough amplitudes of one PPG window (T,)."""
     from scipy import signal
-    x = np.asarray(x, np.float64)
-    sos = signal.butter(2, (0.5, min(5.0, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
-    xf = signal.sosfiltfilt(sos, x)
+    xf = _band(x, fs)
     pk, props = signal.find_peaks(xf, distance=max(1, int(0.33 * fs)), prominence=0.3 * np.std(xf))
     if len(pk) == 0:
         return np.zeros(0), np.zeros(0)
@@ -95,9 +100,7 @@ def sample_entropy(v: np.ndarray, m: int = 1, r: float = 0.2, tol: float | None 
 
 
 def _waveform_features(x: np.ndarray, fs: float) -> tuple[float, float, float]:
-    from scipy import signal
-    sos = signal.butter(2, (0.5, min(5.0, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
-    xf = signal.sosfiltfilt(sos, np.asarray(x, np.float64))
+    xf = _band(x, fs)
     xf = xf - xf.mean()
     f = np.fft.rfftfreq(4 * len(xf), 1 / fs)
     p = np.abs(np.fft.rfft(xf * np.hanning(len(xf)), 4 * len(xf))) ** 2
@@ -147,16 +150,15 @@ def _kmeans3_resid(v: np.ndarray) -> float:
 def _morphology_features(x: np.ndarray, fs: float) -> list[float]:
     """MORPH_FEATURES of one window (NaN with fewer than 3 whole beats)."""
     from scipy import signal
-    sos = signal.butter(2, (0.5, min(8.0, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
-    xf = signal.sosfiltfilt(sos, np.asarray(x, np.float64))
+    xf = _band(x, fs, 8.0)
     tr, _ = signal.find_peaks(-xf, distance=max(1, int(0.33 * fs)), prominence=0.3 * np.std(xf))
     beats = [xf[a:b] for a, b in zip(tr[:-1], tr[1:]) if 0.25 * fs <= b - a <= 2.0 * fs]
     if len(beats) < 3:
         return [np.nan] * len(MORPH_FEATURES)
     shapes = np.stack([np.interp(np.linspace(0, len(b) - 1, 40), np.arange(len(b)), b) for b in beats])  # (K, 40)
     shapes = (shapes - shapes.mean(1, keepdims=True)) / (shapes.std(1, keepdims=True) + 1e-9)
-    c = shapes @ np.median(shapes, 0) / 40.0
-    c = c / (np.median(shapes, 0).std() + 1e-9)                         # correlation with the median beat
+    med = np.median(shapes, 0)
+    c = shapes @ ((med - med.mean()) / (med.std() + 1e-9)) / 40.0         # correlation with the median beat
     amp = np.array([b.max() - b.min() for b in beats])
     length = np.array([len(b) for b in beats], float)
     coupling = float(np.corrcoef(amp, length)[0, 1]) if amp.std() > 0 and length.std() > 0 else 0.0

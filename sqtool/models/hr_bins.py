@@ -52,12 +52,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, atomic_save_npz
 from sqtool.models.hr_options import LR_SCHEDULES
 
 EMPTY = -1.0            # the float value of code -127: an empty bin
@@ -328,7 +329,6 @@ def _fold_file(store, i: int, key: str, held: list[int]) -> tuple:
     recordings, else None)."""
     if store is None:
         return None, None
-    from pathlib import Path
     path = Path(store) / f"fold_{i}.npz"
     if path.is_file():
         try:
@@ -378,7 +378,6 @@ def out_of_fold_logits(xs: list[np.ndarray], ys: list[np.ndarray], keys: list[st
         for j in te:
             out[j] = predict_logits(m, xs[j])
         if path is not None:
-            from sqtool.core import atomic_save_npz
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_save_npz(path, key=np.asarray(fkey), held=np.asarray(te),
                             **{f"logits_{j}": np.asarray(out[j]) for j in te})

@@ -68,14 +68,22 @@ def calibrate_on_option(default: str = "every training subject"):
         "metavar": "DATASET[,...]"})
 
 
+def named_datasets(calibrate_on) -> list[str]:
+    """The datasets a --calibrate-on value names ([] for none or `all`: every training subject); `all` beside a
+    dataset is one line."""
+    names = [str(d) for d in calibrate_on or ()]
+    if EVERY_SUBJECT in names and len(names) > 1:
+        raise SqtoolError(f"--calibrate-on {EVERY_SUBJECT} names every training subject: give it alone")
+    return [] if names == [EVERY_SUBJECT] else names
+
+
 def heldout_calibration(calibrate_on, train_datasets, held_datasets) -> list[str]:
     """`sqtool quantize`'s --calibrate-on once resolved: the datasets given, [] for `all`, and when none is given
     the held-out subjects' datasets, if the training data spans several datasets and those have training
     subjects of their own (the held-out subjects stand for the device the model ships on: SP Cup's easier
     windows would make the interval too narrow there), else [] (every training subject calibrates)."""
-    given = [str(d) for d in calibrate_on or ()]
-    if given:
-        return [] if given == [EVERY_SUBJECT] else given
+    if calibrate_on:
+        return named_datasets(calibrate_on)
     train, held = set(train_datasets), set(held_datasets)
     return sorted(held) if len(train) > 1 and held and held < train else []
 
@@ -106,7 +114,7 @@ def calibration_hint(train_datasets, held_datasets, calibrate_on, coverage: floa
     easier windows made it too narrow), and the held-out subjects' datasets have training subjects of their own:
     `--calibrate-on` those datasets. None otherwise."""
     train, held = sorted(set(train_datasets)), sorted(set(held_datasets))
-    if (coverage is None or calibration_text(calibrate_on) or len(train) < 2 or not held or not set(held) < set(train)
+    if (coverage is None or named_datasets(calibrate_on) or len(train) < 2 or not held or not set(held) < set(train)
             or coverage >= target - slack):
         return None
     return (f"The interval was calibrated on every training subject ({', '.join(train)}) and holds the truth on "
@@ -119,10 +127,8 @@ def calibration_subjects(records, datasets, strict: bool = True) -> set[str] | N
     """The subject keys (`HrRecording.key`) of `records` that belong to `datasets` (None when `datasets` is
     empty: every subject calibrates). strict: a dataset with no training record is refused in one line; else
     (a benchmark's cross-dataset run) None when none matches."""
-    names = {str(d) for d in datasets or ()}
-    if EVERY_SUBJECT in names and len(names) > 1:
-        raise SqtoolError(f"--calibrate-on {EVERY_SUBJECT} names every training subject: give it alone")
-    if not names or names == {EVERY_SUBJECT}:
+    names = set(named_datasets(datasets))
+    if not names:
         return None
     keys = {r.key for r in records if r.dataset in names}
     missing = sorted(names - {r.dataset for r in records})
@@ -135,4 +141,5 @@ def calibration_subjects(records, datasets, strict: bool = True) -> set[str] | N
 
 def calibration_text(datasets) -> str:
     """The commands' log suffix naming the calibration datasets (" of a, b"; "" when every subject calibrates)."""
-    return f" of {', '.join(datasets)}" if datasets and list(datasets) != [EVERY_SUBJECT] else ""
+    names = named_datasets(datasets)
+    return f" of {', '.join(names)}" if names else ""
