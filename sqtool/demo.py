@@ -165,6 +165,9 @@ def run(args) -> int:
     print(f"\n=== demo done in {time.time() - t_all:.0f} s: {d}" + (f" (latest: {latest})" if latest.exists() else ""))
     if report.is_file():
         print(f"report: {report}")
+    if cfg.data_root == "synthetic":      # the embedded default: a model of generated PPG, not of a wrist
+        print("note: this model was trained on synthetic PPG only; for heart rates of real recordings run "
+              "`sqtool demo --data ../shared/data` (or your dataset file) first")
     print(f"next: sqtool predict --model {d / 'export'} --data RECORDING   (heart rate of your own recordings; "
           f"firmware kit: {d / 'export' / 'c'})")
     return 0

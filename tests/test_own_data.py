@@ -95,6 +95,10 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     monkeypatch.chdir(proj)
 
     run("export", "--model", "runs/mw_q", "--target", "c", "--device-fs", "125", "--out", "runs/mw_export")
+    card = (proj / "runs/mw_export/MODEL_CARD.md").read_text()      # the card says what THIS model saw
+    assert "- `my_watch`:" in card and "`troika`" not in card and "synthetic PPG only" not in card
+    assert "trained on 3 subjects: my_watch:s01, my_watch:s02, my_watch:s03" in card
+    assert "held out (never trained on; the metrics below): 1 subject: my_watch:s04" in card
     if shutil.which("arm-none-eabi-gcc"):
         r = subprocess.run(["make", "-C", "runs/mw_export", "mps2"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -103,6 +107,7 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     run("predict", "--model", "runs/mw_export", "--data", "my_watch/recordings", "--out", "runs/mw_predict")
     s = json.loads((proj / "runs/mw_predict/summary.json").read_text())
     assert s["runtime"] == "c_pipeline" and len(s["recordings"]) == 4
+    assert s["seen_in_training"] == [] and s["warnings"] == []      # the bare folder: no truth, a real device
 
     capsys.readouterr()
     run("bench", "--model", "runs/mw_export", "--data", ds, "--runtime", "c,pipeline", "--out", "runs/mw_bench")

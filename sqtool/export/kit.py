@@ -39,6 +39,8 @@ DATASET_LICENCES = {
     "troika": "IEEE SP Cup 2015 (TROIKA, Zhang et al. 2015): academic use with citation, no open licence",
     "wrist_exercise": "PhysioNet 'Wrist PPG During Exercise' (Jarchi & Casson 2017): open access, ODC-By 1.0 "
                       "as far as known",
+    "synthetic": "sqtool's embedded synthetic PPG + accelerometer generator (`sqtool.data.synthetic`): no subject "
+                 "data, no licence restriction",
 }
 
 
@@ -131,11 +133,23 @@ def _flat_metrics(d, prefix="", out=None, depth=0) -> dict:
     return out
 
 
-def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) -> str:
+def _datasets_of(subjects) -> list[str]:
+    """["dataset:subject", ...] -> the sorted dataset names (keys without a dataset prefix are skipped)."""
+    return sorted({str(s).split(":")[0] for s in subjects or [] if ":" in str(s)})
+
+
+def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, subjects: dict | None = None) -> str:
+    """MODEL_CARD.md. `subjects` ({"train": [...], "heldout": [...]}, "dataset:subject" keys, from the source
+    checkpoint that `sqtool quantize` wrote) says what the model was trained and held out on; the source run's
+    train_info.json / metrics.json 'datasets' and 'split' take precedence where recorded."""
     info = _run_info(run_dir)
     metrics = info.get("metrics.json") or {}
     train = info.get("train_info.json") or {}
-    datasets = train.get("datasets") or metrics.get("datasets") or []
+    subjects = subjects or {}
+    seen = list(subjects.get("train") or [])
+    datasets = (train.get("datasets") or metrics.get("datasets")
+                or _datasets_of(seen + list(subjects.get("heldout") or [])))
+    synthetic_only = datasets == ["synthetic"]
     cal = (model_cfg.get("decoder") or {}).get("inner_calibration_datasets") or []   # where the interval holds
     lines = [f"# Model card: {model_cfg['name']} (heart rate from wrist PPG + accelerometer)", "",
              "## Task", "",
@@ -158,23 +172,38 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
         for ds in datasets:
             lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, 'licence: see the dataset MANIFEST')}")
     else:
-        lines.append("- not recorded in the source run (no train_info.json / metrics.json 'datasets'); sqtool's "
-                     "spectral models are trained on:")
+        lines.append("- not recorded in the source run (no train_info.json / metrics.json 'datasets', no training "
+                     "subjects in the checkpoint); sqtool's built-in sources and their licences:")
         lines += [f"  - `{k}`: {v}" for k, v in DATASET_LICENCES.items()]
     lines += ["", "## Subject split", ""]
     split = train.get("split") or metrics.get("split")
-    lines.append(f"- {json.dumps(split)}" if split else
-                 "- not recorded in the source run. sqtool evaluates by subject (leave-one-subject-out); "
-                 "TROIKA's DATA_S04_T01 is excluded (likely an SP Cup test subject).")
+    if split:
+        lines.append(f"- {json.dumps(split)}")
+    elif seen:
+        held = list(subjects.get("heldout") or [])
+        n_subjects = lambda n: f"{n} subject{'' if n == 1 else 's'}"                       # noqa: E731
+        lines.append(f"- trained on {n_subjects(len(seen))}: {', '.join(map(str, seen))}")
+        lines.append(f"- held out (never trained on; the metrics below): {n_subjects(len(held))}"
+                     f"{': ' + ', '.join(map(str, held)) if held else ''}")
+    else:
+        lines.append("- not recorded in the source run. sqtool evaluates by subject (leave-one-subject-out); "
+                     "TROIKA's DATA_S04_T01 is excluded (likely an SP Cup test subject).")
     lines += ["", "## Held-out metrics", ""]
     flat = _flat_metrics(metrics)
     if flat:
         lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4g} |" for k, v in list(flat.items())[:40]]
     else:
         lines.append("- no metrics.json in the source run: none reported here.")
-    lines += ["", "## Limitations", "",
-              "- Trained and evaluated on a few dozen adults exercising in a lab (treadmill, bike); not validated "
-              "for clinical use, arrhythmia (AF), children, or skin tones / sensors outside the training data.",
+    lines += ["", "## Limitations", ""]
+    if synthetic_only:
+        lines.append("- **Trained on synthetic PPG only** (`sqtool demo`'s embedded default): its heart rates, "
+                     "intervals and confidences on real recordings are not validated and can be confidently wrong. "
+                     "Train on real recordings (`sqtool demo --data ../shared/data`, or your dataset file) before "
+                     "using it on a wrist.")
+    lab = (" (SP Cup 2015 and wrist_exercise: a few dozen adults exercising in a lab, treadmill and bike)"
+           if datasets and set(datasets) <= {"troika", "wrist_exercise"} else "")
+    lines += [f"- Trained and evaluated on the subjects above only{lab}; not validated for clinical use, arrhythmia "
+              "(AF), children, or skin tones / sensors outside the training data.",
               f"- The device must sample at {fe_cfg.fs_in:g} Hz (re-export with `--device-fs` for another rate) and "
               "deliver PPG with the scaling in README.md; saturation and dropouts should be flagged as gaps.",
               "- Reported HR is a tracker output: after a long dropout or a lock-on to a motion harmonic it "
@@ -187,7 +216,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
 # ----------------------------------------------------------------------------- the kit
 
 def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, prefix: str = "sq",
-              decoder=None, run_dir=None, n_ppg: int = 1) -> dict:
+              decoder=None, run_dir=None, n_ppg: int = 1, subjects: dict | None = None) -> dict:
     """Write the whole kit into out_dir (see the module docstring) for a device with n_ppg PPG sensors.
     Returns {"files", "ref", "vectors"}."""
     out = Path(out_dir)
@@ -223,7 +252,8 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
         files.append(out / name)
     vec = write_test_vectors(out, ref)
     files += [out / "test_vectors" / n for n in ("recording.bin", "expected.txt", "vectors.json", "check.cmake")]
-    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, rp["fe_cfg"], rp["dec_cfg"], run_dir))
+    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, rp["fe_cfg"], rp["dec_cfg"], run_dir,
+                                                                subjects))
     files.append(out / "MODEL_CARD.md")
     return {"files": files, "ref": ref, "vectors": vec, "fe_cfg": rp["fe_cfg"], "dec_cfg": rp["dec_cfg"]}
 

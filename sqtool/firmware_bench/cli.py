@@ -455,11 +455,12 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         res["accuracy"] = "measured"
     res["primary"] = _primary(rows, labelled)
     from sqtool.data.record import subject_key
-    from sqtool.firmware_bench.provenance import seen_warning, training_subjects
+    from sqtool.firmware_bench.provenance import provenance_warnings
     scored = {subject_key(rec.dataset, rec.subject) for rec, rp in zip(recs, reps)
               if rp.truth is not None and np.isfinite(rp.truth).any()}
-    res["seen_in_training"], warn = seen_warning(scored, training_subjects(art))
-    if warn:                                                  # in the table and the notes, as the spectral bench
+    res["seen_in_training"], warns = provenance_warnings(art, scored, {subject_key(r.dataset, r.subject)
+                                                                      for r in recs})
+    for warn in reversed(warns):                              # in the table and the notes, as the spectral bench
         res["notes"].insert(0, warn)
         item(warn)
     for s in res["series"]["records"]:

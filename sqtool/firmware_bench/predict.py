@@ -72,6 +72,8 @@ def register(sub, name: str, helptext: str) -> None:
 def run(args) -> int:
     from sqtool.core import resolve_config
     res = predict(resolve_config(PredictConfig, args))
+    for w in res["warnings"]:
+        print(w)
     for r in res["recordings"]:
         m = r.get("metrics") or {}
         acc = f", MAE {m['mae']:.2f} BPM vs truth" if m.get("mae") is not None else ""
@@ -228,6 +230,10 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                            **({"expected_err_bpm": "expected |error| of hr_bpm, from the calibrated confidence"}
                               if dcfg.conf_error_span else {}), "flagged": "1 = over half the window's samples were dropouts: "
                            "not scored, decoder prediction only", "truth_bpm": "reference HR (labelled data only)"}}
+    from sqtool.firmware_bench.provenance import provenance_warnings
+    seen, warns = provenance_warnings(art, {r.subject for r in recs if np.isfinite(r.truth).any()},
+                                      {r.subject for r in recs})
+    summary["seen_in_training"], summary["warnings"] = seen, warns
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")

@@ -2,6 +2,8 @@
 
     seen = training_subjects(art)               # {"dataset:subject", ...} or None when not recorded
     w = seen_warning(scored_subjects, seen)     # one line for the bench table, or None
+    w = synthetic_warning(run_subjects, seen)   # a synthetic-only model run on real recordings, or None
+    seen_subjects, lines = provenance_warnings(art, scored_subjects, run_subjects)   # both, as bench / predict
 
 The export's manifest names its source checkpoints (`core.manifest`, sha256 checked); the int8 student's
 model.pt records `train_subjects` / `heldout_subjects` (written by `sqtool quantize`). A subject scored by
@@ -42,4 +44,25 @@ def seen_warning(scored: set[str] | list[str], seen: set[str] | None) -> tuple[l
                   "held-out subjects only (see the quantize run's heldout_subjects)")
 
 
-__all__ = ["training_subjects", "seen_warning"]
+def synthetic_warning(scored: set[str] | list[str], seen: set[str] | None) -> str | None:
+    """One line when a model trained on synthetic PPG alone (`sqtool demo`'s embedded default) is run on real
+    recordings, whose heart rates it was never shown; None otherwise (or when its training is not recorded)."""
+    if not seen or not all(s.startswith("synthetic:") for s in seen):
+        return None
+    real = sorted({str(s).split(":")[0] for s in scored} - {"synthetic"})
+    if not real:
+        return None
+    return (f"WARNING: this model was trained on synthetic PPG only ({len(seen)} generated subjects, sqtool demo's "
+            f"embedded default) and is run on real recordings ({', '.join(real)}): its heart rates and confidence "
+            "there are not validated; train on real data (sqtool demo --data ../shared/data, or your dataset file)")
+
+
+def provenance_warnings(art, scored, run) -> tuple[list[str], list[str]]:
+    """(scored subjects seen in training, the warning lines) for an export `art` run on the subjects `run`, of
+    which `scored` have truth: what `sqtool bench` and `sqtool predict` print and put in their reports."""
+    seen = training_subjects(art)
+    both, w = seen_warning(scored, seen)
+    return both, [x for x in (w, synthetic_warning(run, seen)) if x]
+
+
+__all__ = ["training_subjects", "seen_warning", "synthetic_warning", "provenance_warnings"]

@@ -624,10 +624,10 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
                         "seconds": r.x16.shape[1] / r.fs_in, "truth_windows": int(np.isfinite(r.truth).sum()),
                         "unscored_windows": int((~r.valid).sum())} for r in recs]}
     res["primary"] = _primary(rows)
-    from sqtool.firmware_bench.provenance import seen_warning, training_subjects
+    from sqtool.firmware_bench.provenance import provenance_warnings
     scored = {r.subject for r in recs if np.isfinite(r.truth).any()}
-    res["seen_in_training"], warn = seen_warning(scored, training_subjects(art))
-    if warn:
+    res["seen_in_training"], warns = provenance_warnings(art, scored, {r.subject for r in recs})
+    for warn in reversed(warns):
         notes.insert(0, warn)
         log(warn)
     write_spectral_report(run_dir, res, recs, hrs)

@@ -366,6 +366,17 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
     (run / "metrics.json").write_text('{"datasets": ["troika"], "heldout": {"mae_bpm": 5.25}}')
     card = model_card(mc, md, g, info["fe_cfg"], info["dec_cfg"], run)
     assert "heldout.mae_bpm | 5.25" in card and "academic use with citation" in card and "PhysioNet" not in card
+    # no 'datasets' in the run: the checkpoint's subjects say what the model saw (quantize writes them)
+    (run / "metrics.json").write_text('{"heldout": {"mae_bpm": 1.0}}')
+    card = model_card(mc, md, g, info["fe_cfg"], info["dec_cfg"], run,
+                      {"train": ["synthetic:syn000", "synthetic:syn001"], "heldout": ["synthetic:syn002"]})
+    assert "- `synthetic`: sqtool's embedded synthetic" in card and "`troika`" not in card
+    assert "trained on 2 subjects: synthetic:syn000, synthetic:syn001" in card and "1 subject: synthetic:syn002" in card
+    assert "**Trained on synthetic PPG only**" in card
+    card = model_card(mc, md, g, info["fe_cfg"], info["dec_cfg"], run,
+                      {"train": ["troika:01", "wrist_exercise:s2"], "heldout": ["wrist_exercise:s3"]})
+    assert "synthetic PPG only" not in card and "a few dozen adults exercising in a lab" in card
+    assert "- `troika`:" in card and "- `wrist_exercise`:" in card
 
 
 def test_cli_refuses_a_bad_device_rate_before_writing(tmp_path):

@@ -238,3 +238,16 @@ def test_training_subjects_reads_the_students_provenance(export_dir, tmp_path):
             def source(key):
                 return q
     assert training_subjects(Art()) == {"synthetic:s0"}
+
+
+def test_a_synthetic_only_model_is_flagged_on_real_recordings():
+    """A model trained on generated PPG alone (sqtool demo's embedded default) run on real recordings: one
+    warning line; on synthetic recordings, or when its training is mixed or not recorded: none."""
+    from sqtool.firmware_bench.provenance import synthetic_warning
+    syn = {"synthetic:syn000", "synthetic:syn001"}
+    w = synthetic_warning({"wrist_exercise:s2", "synthetic:syn007"}, syn)
+    assert w.startswith("WARNING: this model was trained on synthetic PPG only (2 generated subjects")
+    assert "(wrist_exercise)" in w and "\n" not in w
+    assert synthetic_warning({"synthetic:syn007"}, syn) is None
+    assert synthetic_warning({"wrist_exercise:s2"}, syn | {"troika:01"}) is None
+    assert synthetic_warning({"wrist_exercise:s2"}, None) is None

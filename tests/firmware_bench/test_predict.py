@@ -68,6 +68,26 @@ def test_predict_with_truth(spec_export_dir, data_root, tmp_path):
     head, x = _csv(tmp_path / "p" / r["csv"])
     assert head == COLUMNS + ["truth_bpm"] and np.isfinite(x[:, 6]).all()
     assert r["metrics"]["mae"] == pytest.approx(np.abs(x[:, 1] - x[:, 6]).mean(), abs=0.01)
+    assert res["warnings"] == []                                 # the fixture's student records no training
+
+
+@pytest.mark.realdata
+def test_predict_flags_a_synthetic_only_model_on_a_real_recording(spec_export_dir, data_root, tmp_path, capsys,
+                                                                    monkeypatch):
+    """The student's provenance says it saw generated PPG only (sqtool demo's default): predict on a real
+    TROIKA recording prints one warning line and writes it in summary.json."""
+    from sqtool.data.readers import iter_records
+    from sqtool.firmware_bench import predict as P
+    from sqtool.firmware_bench import provenance
+    monkeypatch.setattr(provenance, "training_subjects", lambda art: {"synthetic:syn000", "synthetic:syn001"})
+    rec = next(iter_records(data_root / "troika" / "Training_data"))
+    monkeypatch.setattr(P, "predict", lambda cfg, records=None, _p=P.predict: _p(cfg, records=[rec]))
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", "unused", "--max-seconds", "30",
+               "--runtime", "torch", "--out", str(tmp_path / "p")])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith("WARNING: this model was trained on synthetic PPG only (2 generated subjects")
+    assert "(troika)" in out.splitlines()[0]
+    assert json.loads((tmp_path / "p" / "summary.json").read_text())["warnings"] == [out.splitlines()[0]]
 
 
 def test_predict_bad_recordings(spec_export_dir, tmp_path, capsys):
