@@ -45,15 +45,16 @@ def seen_warning(scored: set[str] | list[str], seen: set[str] | None) -> tuple[l
 
 
 def synthetic_warning(scored: set[str] | list[str], seen: set[str] | None) -> str | None:
-    """One line when a model trained on synthetic PPG alone (`sqtool demo`'s embedded default) is run on real
-    recordings, whose heart rates it was never shown; None otherwise (or when its training is not recorded)."""
+    """One line when a model trained on synthetic PPG alone (`sqtool demo`'s embedded default) is run on
+    recordings of any other dataset (a real device's, whose PPG it was never shown); None otherwise (or when its
+    training is not recorded)."""
     if not seen or not all(s.startswith("synthetic:") for s in seen):
         return None
     real = sorted({str(s).split(":")[0] for s in scored} - {"synthetic"})
     if not real:
         return None
     return (f"WARNING: this model was trained on synthetic PPG only ({len(seen)} generated subjects, sqtool demo's "
-            f"embedded default) and is run on real recordings ({', '.join(real)}): its heart rates and confidence "
+            f"embedded default) and is run on other recordings ({', '.join(real)}): its heart rates and confidence "
             "there are not validated; train on real data (sqtool demo --data ../shared/data, or your dataset file)")
 
 
