@@ -1,9 +1,9 @@
-"""Which subjects an export's model was trained on, read from its provenance, and the bench's warning.
+"""Which subjects an export's model was trained on, read from its provenance, and the warnings of bench / predict.
 
-    seen = training_subjects(art)               # {"dataset:subject", ...} or None when not recorded
-    w = seen_warning(scored_subjects, seen)     # one line for the bench table, or None
-    w = synthetic_warning(run_subjects, seen)   # a synthetic-only model run on real recordings, or None
-    seen_subjects, lines = provenance_warnings(art, scored_subjects, run_subjects)   # both, as bench / predict
+    seen = training_subjects(art)                  # {"dataset:subject", ...} or None when not recorded
+    both, w = seen_warning(scored_subjects, seen)  # scored subjects seen in training, one line or None
+    w = synthetic_warning(run_subjects, seen)      # a synthetic-only model run on other recordings, or None
+    both, lines = provenance_warnings(art, scored_subjects, run_subjects)   # the two, as bench and predict print
 
 The export's manifest names its source checkpoints (`core.manifest`, sha256 checked); the int8 student's
 model.pt records `train_subjects` / `heldout_subjects` (written by `sqtool quantize`). A subject scored by
