@@ -70,6 +70,10 @@ def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> 
     """Accept a run directory (-> its model.pt) or a checkpoint file."""
     p = Path(path)
     if p.is_dir():
+        if not (p / name).is_file() and (p / "manifest.json").is_file():
+            raise SqtoolError(f"{p} is an `sqtool export` folder (ONNX / TFLite / C), not a training run: give the "
+                              f"run it was exported from (its manifest.json names it), e.g. the quantize or "
+                              f"train run folder")
         p = p / name
     if not p.is_file():
         raise SqtoolError(f"checkpoint {p} not found")

@@ -52,3 +52,13 @@ def test_round_trip_with_numpy_and_rng_state(tmp_path):
     assert torch.equal(ck["metrics"]["arr"], torch.arange(3))
     loop.set_rng_state(ck["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == want
+
+
+def test_an_export_folder_given_as_a_checkpoint_says_what_it_is(tmp_path):
+    """`sqtool quantize --model EXPORT` (or any stage reading a run): one line naming the export folder."""
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "manifest.json").write_text("{}")
+    with pytest.raises(SqtoolError, match=r"is an `sqtool export` folder .* not a training run"):
+        load_checkpoint(tmp_path / "export")
+    with pytest.raises(SqtoolError, match=r"checkpoint .*model.pt not found"):
+        load_checkpoint(tmp_path)                                    # any other folder without model.pt
