@@ -90,11 +90,25 @@ def gating(score: np.ndarray, err: np.ndarray, keep: float = KEEP) -> float:
     return float(1 - e[kept].mean() / e.mean())
 
 
+def pulse_visibility(x: np.ndarray, y: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How strong is the heart in the PPG? (W, F, C) int8 spectra, (W,) truth (BPM, NaN where none), the bin
+    centres -> ((W,) the PPG's power at the truth as a share of the window's strongest bin (max over +-1 bin;
+    the front end's code is linear in power: code = 254 P / Pmax - 127), (W,) bool the truth within 2 bins of
+    the PPG's strongest bin). Needs the truth: a diagnosis of the held-out windows, never a read-out."""
+    ppg = (x[:, :, 0].astype(np.float64) + 127.0) / 254.0                          # (W, F) P / Pmax
+    ok = np.isfinite(y)
+    k = np.clip(np.searchsorted(centres, np.where(ok, y, centres[0])), 0, len(centres) - 1)
+    at = np.array([ppg[t, max(0, i - 1):i + 2].max() for t, i in enumerate(k)])
+    top = np.abs(ppg.argmax(1) - k) <= 2
+    return np.where(ok, at, np.nan), ok & top
+
+
 def fold_windows(dump: dict, records: dict, name: str = "") -> dict:
     """One dump (`hr_decoder_study.load_dump`) and the front end of its recordings ({"dataset/record_id":
-    HrRecording}) -> the training and held-out windows' read-outs, errors, datasets and subject keys."""
+    HrRecording}) -> the training and held-out windows' read-outs, errors, datasets and subject keys, and per
+    held-out recording its windows' errors and pulse visibility ("recordings")."""
     dec, scale = dump["decoder"], dump["scale"]
-    parts = {}
+    parts, recordings = {}, {}
     for part, recs in (("train", dump["oof"]), ("test", dump["test"])):
         F, E, D, K = [], [], [], []
         for d in recs:
@@ -110,10 +124,13 @@ def fold_windows(dump: dict, records: dict, name: str = "") -> dict:
                 out = decode_int(d["logits"], dec, scale, valid, r.x)
             F.append(readouts(lg, dec, out, r.x))
             E.append(np.abs(out["hr"] - r.y))
+            if part == "test":
+                at, top = pulse_visibility(r.x, r.y, decoder_cfg(dec).centres)
+                recordings[d["id"]] = {"err": E[-1], "ppg_power_at_truth": at, "truth_is_ppg_peak": top}
             D.append(np.full(len(r.y), r.dataset))
             K.append(np.full(len(r.y), d["key"]))
         parts[part] = tuple(map(np.concatenate, (F, E, D, K)))
-    return {**parts, "name": name, "subjects": sorted({d["key"] for d in dump["test"]})}
+    return {**parts, "name": name, "subjects": sorted({d["key"] for d in dump["test"]}), "recordings": recordings}
 
 
 def error_model(F: np.ndarray, e: np.ndarray, seed: int = 0):
@@ -158,6 +175,15 @@ def study(folds: list[dict]) -> dict:
         res["subjects"][str(key)] = {"windows": int(np.isfinite(e[m]).sum()), "mae": float(np.nanmean(e[m])),
                                      "oracle": gating(-e[m], e[m]),
                                      **{n: gating(np.concatenate(scores[n])[m], e[m]) for n in PER_SUBJECT}}
+    total = float(np.nansum(e))
+    for f in folds:
+        for rid, v in sorted(f.get("recordings", {}).items()):
+            ok = np.isfinite(v["err"])
+            res.setdefault("recordings", {})[rid] = {
+                "windows": int(ok.sum()), "mae": float(v["err"][ok].mean()) if ok.any() else float("nan"),
+                "error_share": float(v["err"][ok].sum() / max(total, 1e-12)),
+                "ppg_power_at_truth": float(np.nanmedian(v["ppg_power_at_truth"])) if ok.any() else float("nan"),
+                "truth_is_ppg_peak": float(v["truth_is_ppg_peak"][ok].mean()) if ok.any() else float("nan")}
     for n, s in scores.items():
         res["readouts"][n] = {"held_out": gating(np.concatenate(s), e)}
         if n in READOUTS:
@@ -182,6 +208,21 @@ def report(res: dict, label: str, seconds: float) -> str:
               "|---|---|---|---|" + "---|" * len(PER_SUBJECT)]
     lines += [f"| {key} | {v['windows']} | {v['mae']:.2f} | {-100 * v['oracle']:+.0f} % | "
               + " | ".join(f"{-100 * v[n]:+.0f} %" for n in PER_SUBJECT) + " |" for key, v in res["subjects"].items()]
+    recs = res.get("recordings") or {}
+    if recs:
+        weak = [v for v in recs.values() if v["ppg_power_at_truth"] < 0.5]
+        lines += ["", "Where the held-out error is, per recording: how strong is the heart in the PPG? (the PPG's "
+                  "power at the ECG truth as a share of the window's strongest bin, median over the windows, read "
+                  "from the int8 spectra, whose code is linear in power; and the share of windows whose strongest "
+                  "PPG bin is the truth's, +-2 bins). A diagnosis that needs the truth, never a read-out.", "",
+                  f"{len(weak)} of {len(recs)} recordings hold the heart at under half the power of the PPG's "
+                  f"strongest component (motion) on their median window: {100 * sum(v['error_share'] for v in weak):.0f} "
+                  "% of the pooled absolute error.", "",
+                  "| recording | windows | int8 MAE | share of the pooled error | PPG power at the truth "
+                  "(median, % of the strongest bin) | truth = the PPG's strongest bin |", "|---|---|---|---|---|---|"]
+        lines += [f"| {rid} | {v['windows']} | {v['mae']:.2f} | {100 * v['error_share']:.0f} % | "
+                  f"{100 * v['ppg_power_at_truth']:.0f} % | {100 * v['truth_is_ppg_peak']:.0f} % |"
+                  for rid, v in sorted(recs.items(), key=lambda kv: -kv[1]["error_share"])]
     lines += ["", "Folds: " + "; ".join(f"{f['dump']} ({', '.join(f['subjects'])})" for f in res["folds"]),
               "", f"Wall time {seconds / 60:.1f} min."]
     return "\n".join(lines) + "\n"

@@ -56,6 +56,24 @@ def test_every_readout_is_scored_with_its_sign_from_the_training_windows(tmp_pat
     assert res["subjects"]["synthetic:s0"]["width"] == pytest.approx(w["held_out"])          # its row is the pool
     md = mod.report(res, "test", 1.0)
     assert "| synthetic:s0 | 60 |" in md and "learned / same dataset" in md
+    (rid, v), = res["recordings"].items()                                       # one held-out recording
+    assert rid == "synthetic/r0" and v["windows"] == np.isfinite(ete).sum()
+    assert v["error_share"] == pytest.approx(1.0) and v["mae"] == pytest.approx(np.nanmean(ete))
+    assert f"| synthetic/r0 | {v['windows']} |" in md
+
+
+def test_pulse_visibility_reads_the_ppg_code_at_the_truth():
+    """The PPG's power at the truth (+-1 bin) as a share of the strongest bin, and whether the strongest bin is
+    the truth's (+-2 bins)."""
+    mod = load_benchmark("hr_gating_study")
+    centres = np.arange(30.0, 60.0, 1.5)                                        # 20 bins
+    x = np.full((3, 20, 4), -127, np.int8)
+    x[0, 10, 0] = 127                                                           # the pulse at bin 10 = 45 BPM
+    x[1, 3, 0], x[1, 10, 0] = 127, 0                                            # strongest elsewhere, half power
+    y = np.array([45.0, 45.0, np.nan])
+    at, top = mod.pulse_visibility(x, y, centres)
+    assert at[0] == 1.0 and at[1] == pytest.approx(0.5) and np.isnan(at[2])
+    assert top.tolist() == [True, False, False]
 
 
 def test_bad_dumps_and_roots_are_one_line(tmp_path, capsys):
