@@ -22,11 +22,16 @@ point (`decoder.decode_int`, as the firmware); per window:
     p_near_cadence     the network's probability within +-3 bins of the accelerometer's peak
     second_peak        the network's highest probability > 5 bins from its peak, over the peak
     ppg_prominence     the PPG spectrum's peak code minus its median
+    width_slow, entropy_slow   width and entropy smoothed causally over the recording (exponential, alpha
+                       SLOW_ALPHA = 0.05 per 2 s hop: ~40 s), for errors that last whole recordings
+    ppg_peak_harmonic  distance of the PPG spectrum's peak to the nearest of HARMONICS x the accelerometer's peak
+    ppg_at_harmonics   share of the PPG's power within +-2 bins of HARMONICS x the accelerometer's peak
 
 Each single read-out ranks by its sign chosen on the training windows (the higher gating there), never on the
 held-out ones. The learned error models (scikit-learn gradient-boosted trees on log(1 + |error|), every read-out
 as input) are fitted on the training windows of every training subject ("learned / all") or of the held-out
-subjects' dataset only ("learned / same dataset"). Gating is pooled over every held-out window of every fold, as
+subjects' dataset only ("learned / same dataset"), over the first 20 read-outs (the set they were first
+measured on); "learned / all, 24 read-outs" adds the slow and harmonic ones. Gating is pooled over every held-out window of every fold, as
 `hr_spectral.py` reports it, with the oracle (keeping the 80 % smallest errors) beside it.
 
     python benchmarks/hr_gating_study.py --dumps DIR [--data-root ROOT] [--out benchmarks/results] [--name NAME]
@@ -52,8 +57,13 @@ from sqtool.models.decoder import decode_float, decode_int, decoder_cfg  # noqa:
 
 READOUTS = ("pmax", "entropy", "width", "conf", "ppg_at", "acc_at", "cadence_dist", "ppg_peak_dist", "motion",
             "ppg_level", "argmax_dist", "step", "sd5", "hr", "cadence", "ppg_at_cadence", "cadence_minus_estimate",
-            "p_near_cadence", "second_peak", "ppg_prominence")
+            "p_near_cadence", "second_peak", "ppg_prominence", "width_slow", "entropy_slow", "ppg_peak_harmonic",
+            "ppg_at_harmonics")
+N_FIRST = 20            # the read-outs the learned error models were first measured on (the first 20)
+LEARNED = ("learned / all", "learned / same dataset", "learned / all, 24 read-outs")
 KEEP = 0.8
+SLOW_ALPHA = 0.05
+HARMONICS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 MAX_ERR = 60.0          # the error models' target is log(1 + min(|error|, 60 BPM))
 
 
@@ -75,11 +85,28 @@ def readouts(logits: np.ndarray, dec: dict, out: dict, x: np.ndarray) -> np.ndar
     a = p.argmax(1)
     away = np.abs(np.arange(p.shape[1])[None, :] - a[:, None]) > 5                   # (W, F) beyond the peak
     second = np.where(away, p, 0.0).max(1) / p.max(1)
-    return np.stack([p.max(1), -(p * np.log(p + 1e-12)).sum(1), out["hi"] - out["lo"], out["conf"], near(ppg),
+    entropy, width = -(p * np.log(p + 1e-12)).sum(1), out["hi"] - out["lo"]
+    harm = np.abs(b[None, :, None] - cad[:, None, None] * np.array(HARMONICS)[None, None, :]).min(2)   # (W, F) BPM
+    at_harm = harm <= 2 * (b[1] - b[0])                                            # +-2 bins of a harmonic
+    power = ppg + 127.0                                                            # linear in power, >= 0
+    at_harmonics = (power * at_harm).sum(1) / np.maximum(power.sum(1), 1e-12)
+    return np.stack([p.max(1), entropy, width, out["conf"], near(ppg),
                      near(acc), np.abs(hr[:, None] - cad[:, None] * np.array([0.5, 1.0, 2.0])).min(1),
                      np.abs(hr - b[ppg.argmax(1)]), x[:, :, 1:].mean((1, 2)), ppg.mean(1),
                      np.abs(hr - b[a]), np.r_[0.0, np.abs(np.diff(hr))], sd5, hr, cad, near(ppg, ic),
-                     near(ppg, ic) - near(ppg), p_cad, second, ppg.max(1) - np.median(ppg, 1)], 1)
+                     near(ppg, ic) - near(ppg), p_cad, second, ppg.max(1) - np.median(ppg, 1),
+                     causal_mean(width), causal_mean(entropy), harm[np.arange(len(hr)), ppg.argmax(1)],
+                     at_harmonics], 1)
+
+
+def causal_mean(v: np.ndarray, alpha: float = SLOW_ALPHA) -> np.ndarray:
+    """(W,) -> the exponential moving average over the recording so far (what a device can keep per hop)."""
+    out = np.empty(len(v))
+    m = float(v[0]) if len(v) else 0.0
+    for t, x in enumerate(v):
+        m += alpha * (float(x) - m)
+        out[t] = m
+    return out
 
 
 def gating(score: np.ndarray, err: np.ndarray, keep: float = KEEP) -> float:
@@ -148,7 +175,7 @@ def study(folds: list[dict]) -> dict:
     """{"readouts": {name: {"held_out": pooled gating, "train_mean": gating on the training windows (its sign),
     "sign"}}, "subjects": {key: {"windows", "mae", "oracle", PER_SUBJECT gating}}, "oracle", "mae", "windows",
     "folds"}."""
-    scores = {n: [] for n in (*READOUTS, "learned / all", "learned / same dataset")}
+    scores = {n: [] for n in (*READOUTS, *LEARNED)}
     train_gating = {n: [] for n in READOUTS}
     signs = {n: [] for n in READOUTS}
     errs, keys = [], []
@@ -163,9 +190,11 @@ def study(folds: list[dict]) -> dict:
             signs[n].append(sign)
             train_gating[n].append(max(up, down))
             scores[n].append(sign * Fte[:, j])
-        scores["learned / all"].append(-error_model(Ftr, etr).predict(np.nan_to_num(Fte)))
+        scores["learned / all"].append(-error_model(Ftr[:, :N_FIRST], etr).predict(np.nan_to_num(Fte[:, :N_FIRST])))
+        scores["learned / all, 24 read-outs"].append(-error_model(Ftr, etr).predict(np.nan_to_num(Fte)))
         same = np.isin(dtr, np.unique(dte))
-        scores["learned / same dataset"].append(-error_model(Ftr[same], etr[same]).predict(np.nan_to_num(Fte)))
+        scores["learned / same dataset"].append(-error_model(Ftr[same][:, :N_FIRST], etr[same]).predict(
+            np.nan_to_num(Fte[:, :N_FIRST])))
     e, k = np.concatenate(errs), np.concatenate(keys)
     res = {"windows": int(np.isfinite(e).sum()), "mae": float(np.nanmean(e)), "oracle": gating(-e, e),
            "folds": [{"dump": f["name"], "subjects": f["subjects"]} for f in folds], "readouts": {},
