@@ -118,6 +118,8 @@ CODE_BITS = 22                                    # Pmax is shifted below 2^22 b
 NORM_BITS = 15                                    # n_ppg > 1: a sensor's Pmax shifted below 2^15 ...
 NORM_FRAC = 16                                    # ... its spectrum normalised to max 2^16 (Q16)
 MAX_PPG = 2                                       # PPG sensors averaged at most
+BLOCK_WINDOWS = 1024                              # spectra(): windows coded per block (a day-long recording in MBs)
+BLOCK_OUTPUTS = 16384                             # the resampler's outputs computed per block (idem)
 _DESCRIPTIVE = ("format", "filter", "phase", "resampler", "normalisation", "input_scaling", "channels",
                 "inputs", "ppg_combine")
 
@@ -359,7 +361,11 @@ def _hold_gaps(x: np.ndarray, gap: np.ndarray | None, last: np.ndarray) -> tuple
 
 def _fir_outputs(buf: np.ndarray, start: int, m0: int, m1: int, tab: FrontEndTables) -> np.ndarray:
     """Outputs m0..m1-1; buf (C, len) int16 holds inputs start..start+len-1 (with >= P-1 samples of
-    history before the first n_m, zeros standing for x[<0]). -> (C, m1 - m0) int16."""
+    history before the first n_m, zeros standing for x[<0]). -> (C, m1 - m0) int16. Long spans are computed
+    BLOCK_OUTPUTS at a time (each output is independent), so that the (C, K, P) products stay in MBs."""
+    if m1 - m0 > BLOCK_OUTPUTS:
+        return np.concatenate([_fir_outputs(buf, start, a, min(a + BLOCK_OUTPUTS, m1), tab)
+                               for a in range(m0, m1, BLOCK_OUTPUTS)], axis=1)
     L, M = tab.up, tab.down
     P = tab.fir.shape[1]
     m = np.arange(m0, m1, dtype=np.int64)
@@ -608,8 +614,9 @@ def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None)
     if W == 0:
         return np.zeros((0, F, C), np.int8), np.zeros(0), np.zeros(0)
     starts = np.arange(W) * hop
-    frames = np.lib.stride_tricks.sliding_window_view(y, T, axis=1)[:, starts]   # (C_in, W, T)
-    codes = window_codes(np.ascontiguousarray(frames.transpose(1, 0, 2)), cfg, tab)
+    frames = np.lib.stride_tricks.sliding_window_view(y, T, axis=1)       # (C_in, n_out - T + 1, T), a view
+    codes = np.concatenate([window_codes(np.ascontiguousarray(frames[:, blk].transpose(1, 0, 2)), cfg, tab)
+                            for blk in np.array_split(starts, -(-W // BLOCK_WINDOWS))])   # (W, F, C), block by block
     g = np.zeros(n, dtype=np.int64) if gap is None else gap.astype(np.int64)
     cg = np.concatenate([[0], np.cumsum(g)])
     end = (starts + T - 1) * M // L + 1                                   # inputs < end owned

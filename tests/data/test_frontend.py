@@ -47,6 +47,19 @@ def test_streaming_equals_offline_for_any_chunking(chunks):
     assert spec.dtype == np.int8 and spec.shape[1:] == (201, 4)
 
 
+def test_offline_blocks_change_nothing(monkeypatch):
+    """spectra() resamples and codes a long recording block by block (bounded memory): any block sizes give
+    the same codes and flags as one block."""
+    import sqtool.data.frontend as fe
+    x = _noise(9000, full=False, seed=3)
+    gap = (np.random.default_rng(4).random(9000) < 0.02).astype(np.uint8)
+    whole = spectra(CFG, x, gap, tables=TAB)
+    monkeypatch.setattr(fe, "BLOCK_OUTPUTS", 97)
+    monkeypatch.setattr(fe, "BLOCK_WINDOWS", 5)
+    blocks = spectra(CFG, x, gap, tables=TAB)
+    assert whole[0].shape[0] > 3 * 5 and all(np.array_equal(a, b) for a, b in zip(whole, blocks))
+
+
 def test_reset_restarts_the_stream():
     x = _noise(3000, full=False, seed=3)
     fe = FrontEnd(CFG, TAB)
