@@ -12,6 +12,9 @@ transition sigma, jump floor and logit temperature are chosen on the inner out-o
     sum / gmean    the same filter, the lowest geometric mean of the inner subjects' MAE (every subject's
                    relative error counts alike: a few locked subjects at 20 BPM no longer decide alone)
     sum / median   the same filter, the lowest median of the inner subjects' MAE
+    sum / logscore the same filter, the lowest mean of the inner subjects' log score: -log of the filtered
+                   posterior's mass within +-1.5 BPM of the truth (a proper scoring rule: it rewards a posterior
+                   that is right and honest about its spread, not only a right argmax)
     max / mean     max-product filtering (the belief at t is the best path's, as a causal Viterbi; BeliefPPG
                    ships both): a narrow peak the network finds in most windows is not outweighed by a broad
                    plateau of mass; float reference only (the firmware has no max-product predict step)
@@ -41,7 +44,8 @@ from sqtool.models.hr_bins import fit_decoder, select_decoder  # noqa: E402
 
 RULES = {"mean": np.mean, "gmean": lambda v: float(np.exp(np.mean(np.log(np.maximum(v, 1e-9))))),
          "median": np.median}
-VARIANTS = (("sum", "mean"), ("sum", "gmean"), ("sum", "median"), ("max", "mean"))
+VARIANTS = (("sum", "mean"), ("sum", "gmean"), ("sum", "median"), ("sum", "logscore"), ("max", "mean"))
+LOGSCORE_BPM = 1.5                  # the log score's mass: the filtered posterior within +-1.5 BPM of the truth
 _GRID = inspect.signature(select_decoder).parameters                 # the default's own candidate grid
 SIGMAS, FLOORS, TEMPERATURES = (_GRID[k].default for k in ("sigmas", "floors", "temperatures"))
 
@@ -102,8 +106,17 @@ def abs_err(hr: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.abs(hr[ok] - y[ok])
 
 
+def log_score(logits: np.ndarray, dec: dict, y: np.ndarray) -> np.ndarray:
+    """(W,) -log of the filtered posterior's mass within +-LOGSCORE_BPM of the truth (windows with truth)."""
+    post = decode_float(logits, dec)["post"]                                     # (W, F)
+    ok = np.isfinite(y)
+    near = np.abs(decoder_cfg(dec).centres[None, :] - y[ok, None]) <= LOGSCORE_BPM + 1e-9
+    return -np.log(np.maximum((post[ok] * near).sum(1), 1e-12))
+
+
 def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
-    """The sigma / floor / temperature with the lowest `rule` of the inner subjects' decoded MAE."""
+    """The sigma / floor / temperature with the lowest `rule` of the inner subjects' decoded MAE (or, rule
+    "logscore", of their mean log score)."""
     dec0 = dump["decoder"]
     base = fit_decoder([r["y"] for r in dump["oof"]], dec0["bins_bpm"], 2.0)
     best, best_score = None, np.inf
@@ -112,13 +125,15 @@ def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
             for T in TEMPERATURES:
                 dec = {**dec0, "sigma_bpm": sg, "floor": fl, "temperature": T, "emission_floor": 0.0,
                        "evidence_weight": 0.0}
-                key = (product, sg, fl, T)
+                score_of = log_score if rule == "logscore" else (
+                    lambda lg, d, y: abs_err(forward_hr(lg, d, product), y))
+                key = (product, sg, fl, T, rule == "logscore")
                 if key not in cache:
                     per = {}
                     for r in dump["oof"]:
-                        per.setdefault(r["key"], []).append(abs_err(forward_hr(r["logits"], dec, product), r["y"]))
+                        per.setdefault(r["key"], []).append(score_of(r["logits"], dec, r["y"]))
                     cache[key] = np.array([np.concatenate(v).mean() for _, v in sorted(per.items())])
-                score = float(RULES[rule](cache[key]))
+                score = float(RULES.get(rule, np.mean)(cache[key]))
                 if score < best_score:
                     best, best_score = dec, score
     return {**best, "inner_score": best_score}
