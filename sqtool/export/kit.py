@@ -202,7 +202,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
                      "using it on a wrist.")
     lab = (" (SP Cup 2015 and wrist_exercise: a few dozen adults exercising in a lab, treadmill and bike)"
            if datasets and set(datasets) <= {"troika", "wrist_exercise"} else "")
-    lines += [f"- Trained and evaluated on the subjects above only{lab}; not validated for clinical use, arrhythmia "
+    lines += [f"- Trained and evaluated on the data above only{lab}; not validated for clinical use, arrhythmia "
               "(AF), children, or skin tones / sensors outside the training data.",
               f"- The device must sample at {fe_cfg.fs_in:g} Hz (re-export with `--device-fs` for another rate) and "
               "deliver PPG with the scaling in README.md; saturation and dropouts should be flagged as gaps.",
