@@ -95,6 +95,8 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     monkeypatch.chdir(proj)
 
     run("export", "--model", "runs/mw_q", "--target", "c", "--device-fs", "125", "--out", "runs/mw_export")
+    seen = json.loads((proj / "runs/mw_export/metadata.json").read_text())["training_data"]
+    assert seen["datasets"] == ["my_watch"] and seen["heldout_subjects"] == ["my_watch:s04"]
     card = (proj / "runs/mw_export/MODEL_CARD.md").read_text()      # the card says what THIS model saw
     assert "- `my_watch`:" in card and "`troika`" not in card and "synthetic PPG only" not in card
     assert "trained on 3 subjects: my_watch:s01, my_watch:s02, my_watch:s03" in card

@@ -128,8 +128,7 @@ def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: d
     the network's C (sqtool.export.kit), checked on the host against the Python integer reference."""
     from sqtool.export.kit import check_kit, write_kit
     info = write_kit(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None, prefix=cfg.prefix,
-                     run_dir=Path(inp["path"]).parent, n_ppg=device_ppg(cfg, ckpt["model_cfg"]),
-                     subjects={"train": ckpt.get("train_subjects"), "heldout": ckpt.get("heldout_subjects")})
+                     run_dir=Path(inp["path"]).parent, n_ppg=device_ppg(cfg, ckpt["model_cfg"]))
     if cfg.prefix != "sq":                     # the kit's network is <prefix>_model.*: drop the sq_ copy
         for f in ("c/sq_model.h", "c/sq_model.c"):
             (out / f).unlink(missing_ok=True)

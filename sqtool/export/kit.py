@@ -133,22 +133,16 @@ def _flat_metrics(d, prefix="", out=None, depth=0) -> dict:
     return out
 
 
-def _datasets_of(subjects) -> list[str]:
-    """["dataset:subject", ...] -> the sorted dataset names (keys without a dataset prefix are skipped)."""
-    return sorted({str(s).split(":")[0] for s in subjects or [] if ":" in str(s)})
-
-
-def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, subjects: dict | None = None) -> str:
-    """MODEL_CARD.md. `subjects` ({"train": [...], "heldout": [...]}, "dataset:subject" keys, from the source
-    checkpoint that `sqtool quantize` wrote) says what the model was trained and held out on; the source run's
+def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) -> str:
+    """MODEL_CARD.md. The export metadata's `training_data` (the datasets and subjects the source checkpoint was
+    trained and held out on, which `sqtool quantize` records) says what the model saw; the source run's
     train_info.json / metrics.json 'datasets' and 'split' take precedence where recorded."""
     info = _run_info(run_dir)
     metrics = info.get("metrics.json") or {}
     train = info.get("train_info.json") or {}
-    subjects = subjects or {}
-    seen = list(subjects.get("train") or [])
-    datasets = (train.get("datasets") or metrics.get("datasets")
-                or _datasets_of(seen + list(subjects.get("heldout") or [])))
+    seen_by = md.get("training_data") or {}
+    seen = list(seen_by.get("train_subjects") or [])
+    datasets = train.get("datasets") or metrics.get("datasets") or list(seen_by.get("datasets") or [])
     synthetic_only = datasets == ["synthetic"]
     cal = (model_cfg.get("decoder") or {}).get("inner_calibration_datasets") or []   # where the interval holds
     lines = [f"# Model card: {model_cfg['name']} (heart rate from wrist PPG + accelerometer)", "",
@@ -180,7 +174,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     if split:
         lines.append(f"- {json.dumps(split)}")
     elif seen:
-        held = list(subjects.get("heldout") or [])
+        held = list(seen_by.get("heldout_subjects") or [])
         n_subjects = lambda n: f"{n} subject{'' if n == 1 else 's'}"                       # noqa: E731
         lines.append(f"- trained on {n_subjects(len(seen))}: {', '.join(map(str, seen))}")
         lines.append(f"- held out (never trained on; the metrics below): {n_subjects(len(held))}"
@@ -216,7 +210,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
 # ----------------------------------------------------------------------------- the kit
 
 def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, prefix: str = "sq",
-              decoder=None, run_dir=None, n_ppg: int = 1, subjects: dict | None = None) -> dict:
+              decoder=None, run_dir=None, n_ppg: int = 1) -> dict:
     """Write the whole kit into out_dir (see the module docstring) for a device with n_ppg PPG sensors.
     Returns {"files", "ref", "vectors"}."""
     out = Path(out_dir)
@@ -252,8 +246,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
         files.append(out / name)
     vec = write_test_vectors(out, ref)
     files += [out / "test_vectors" / n for n in ("recording.bin", "expected.txt", "vectors.json", "check.cmake")]
-    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, rp["fe_cfg"], rp["dec_cfg"], run_dir,
-                                                                subjects))
+    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, rp["fe_cfg"], rp["dec_cfg"], run_dir))
     files.append(out / "MODEL_CARD.md")
     return {"files": files, "ref": ref, "vectors": vec, "fe_cfg": rp["fe_cfg"], "dec_cfg": rp["dec_cfg"]}
 

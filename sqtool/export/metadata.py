@@ -103,6 +103,10 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
                            "tflite output tensor 'hr_logits' (1, F)"})
     md["frontend"] = dict(cfg.get("frontend") or {})
     md["decoder"] = dict(cfg.get("decoder") or {})
+    train, held = list(ckpt.get("train_subjects") or []), list(ckpt.get("heldout_subjects") or [])
+    if train or held:                                       # what the model saw (written by `sqtool quantize`)
+        md["training_data"] = {"datasets": sorted({str(s).split(":")[0] for s in train + held if ":" in str(s)}),
+                               "train_subjects": [str(s) for s in train], "heldout_subjects": [str(s) for s in held]}
     if graph is not None:
         if "bins_bpm" not in md:
             md["output_quantization"] = output_quantization(md, graph.output_scale, graph.output_zp)

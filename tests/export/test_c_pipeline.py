@@ -368,13 +368,19 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
     assert "heldout.mae_bpm | 5.25" in card and "academic use with citation" in card and "PhysioNet" not in card
     # no 'datasets' in the run: the checkpoint's subjects say what the model saw (quantize writes them)
     (run / "metrics.json").write_text('{"heldout": {"mae_bpm": 1.0}}')
-    card = model_card(mc, md, g, info["fe_cfg"], info["dec_cfg"], run,
-                      {"train": ["synthetic:syn000", "synthetic:syn001"], "heldout": ["synthetic:syn002"]})
+    from sqtool.export.metadata import build_metadata
+    ck = {"model_cfg": mc, "train_subjects": ["synthetic:syn000", "synthetic:syn001"],
+          "heldout_subjects": ["synthetic:syn002"]}
+    seen = build_metadata(ck, "0" * 64)["training_data"]                 # what export writes in metadata.json
+    assert seen == {"datasets": ["synthetic"], "train_subjects": ck["train_subjects"],
+                    "heldout_subjects": ["synthetic:syn002"]}
+    card = model_card(mc, {**md, "training_data": seen}, g, info["fe_cfg"], info["dec_cfg"], run)
     assert "- `synthetic`: sqtool's embedded synthetic" in card and "`troika`" not in card
     assert "trained on 2 subjects: synthetic:syn000, synthetic:syn001" in card and "1 subject: synthetic:syn002" in card
     assert "**Trained on synthetic PPG only**" in card
-    card = model_card(mc, md, g, info["fe_cfg"], info["dec_cfg"], run,
-                      {"train": ["troika:01", "wrist_exercise:s2"], "heldout": ["wrist_exercise:s3"]})
+    ck = {"model_cfg": mc, "train_subjects": ["troika:01", "wrist_exercise:s2"], "heldout_subjects": ["wrist_exercise:s3"]}
+    card = model_card(mc, {**md, "training_data": build_metadata(ck, "0" * 64)["training_data"]}, g, info["fe_cfg"],
+                      info["dec_cfg"], run)
     assert "synthetic PPG only" not in card and "a few dozen adults exercising in a lab" in card
     assert "- `troika`:" in card and "- `wrist_exercise`:" in card
 
