@@ -1,4 +1,4 @@
-"""`sqtool predict`: heart rate of recordings (labelled or not) through an exported spectral model.
+"""`sqtool predict`: heart rate of recordings (labelled or not) through an exported heart-rate model.
 
     sqtool predict --model runs/export/<run> --data recording.csv --out runs/predict/mine
     sqtool predict --model EXPORT --data folder/ --runtime c|tflite|onnx|torch|c_pipeline|mcu
@@ -28,6 +28,12 @@ expected_err_bpm = that expected error when the confidence is calibrated; flagge
 and the value is the decoder's prediction; truth_bpm when the recording has heart-rate truth) and
 `<record>.png` (HR with its 90 % band over time, and the truth when there is one), then `summary.json`.
 
+A time-domain model (students `cnn1d_student_*`, resnet1d teachers: windows of samples, `hr_bpm` and
+`quality_logit` outputs) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
+model's band-pass, resampling and normalisation per window) and run by `c` (the default: the network's C on the
+host), tflite, tflm, onnx, torch or mcu; its CSV holds hr_bpm (the network's), hr_tracked_bpm (the bench's tracker
+over the windows its quality output calls good), quality (that probability), flagged and truth_bpm.
+
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
 take, is a one-line error naming the recording and the channel / rate.
 """
@@ -48,8 +54,9 @@ CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_si
 
 @dataclass
 class PredictConfig:
-    model: str = field(default="", metadata={"help": "a `sqtool export` folder of a spectral heart-rate model "
-                                                     "(metadata.json)", "required": True, "metavar": "EXPORT"})
+    model: str = field(default="", metadata={"help": "a `sqtool export` folder of a heart-rate model (spectral or "
+                                                     "time-domain; metadata.json)", "required": True,
+                                             "metavar": "EXPORT"})
     data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
                                                     "EDF, a dataset folder or name)", "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite | onnx | torch | mcu (Cortex-M4 "
@@ -97,8 +104,11 @@ def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(9, 3.4))
-    ax.fill_between(t, o["lo"], o["hi"], color="tab:blue", alpha=0.2, lw=0, label="90 % interval")
+    if "lo" in o:                                                         # spectral: the decoder's interval
+        ax.fill_between(t, o["lo"], o["hi"], color="tab:blue", alpha=0.2, lw=0, label="90 % interval")
     ax.plot(t, o["hr"], color="tab:blue", lw=1.2, label=f"HR ({runtime})")
+    if "hr_tracked_bpm" in o:                                             # time-domain: the tracked HR beside it
+        ax.plot(t, o["hr_tracked_bpm"], color="tab:orange", lw=1.0, label="tracked")
     fl = o["flagged"].astype(bool)
     if fl.any():
         ax.plot(t[fl], o["hr"][fl], "x", color="tab:red", ms=4, label="flagged (not scored)")
@@ -144,52 +154,24 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench import spectral as S
 
     if not cfg.model:
-        raise SqtoolError("--model is required (an `sqtool export` dir of a spectral heart-rate model)")
+        raise SqtoolError("--model is required (an `sqtool export` dir of a heart-rate model)")
     art = R.load_artifacts(cfg.model)
     md = art.metadata
-    if md.get("task") != "hr" or not R.is_spectral(md):
-        raise SqtoolError(f"sqtool predict needs a spectral heart-rate export; {art.export_dir} is "
-                          f"'{md.get('model')}' (task {md.get('task')}, family {md['model_cfg'].get('family')})")
+    if md.get("task") != "hr":
+        raise SqtoolError(f"sqtool predict reads heart rate; {art.export_dir} is '{md.get('model')}' "
+                          f"(task {md.get('task')}): its per-window outputs are scored by `sqtool train finetune`")
     if records is None:
         path = S.resolve_data(cfg.data, cfg.data_root)
         records = S.load_records(path, 0, cfg.max_seconds)
         data = str(getattr(path, "path", path))
     else:
         records, data = [S.cut(r, cfg.max_seconds) for r in records], "records"
-    cache: dict = {}
-    n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
-    recs = [S.prepare(r, md["model_cfg"], cache, n_sensors) for r in records]   # one-line errors: channel, rate, length
-    name, why = _choose(cfg, art, recs)
-    dec, dec_note = S.decoder_dict(md)
-    from sqtool.models.decoder import decoder_cfg
-    dcfg = decoder_cfg(dec)
-
+    spectral = R.is_spectral(md)
+    prepared = _prepare_spectral(cfg, art, records) if spectral else _prepare_time_domain(cfg, art, records)
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
-    work = run_dir / "build"
-    outs, firmware = [], None
-    if name == "c_pipeline":
-        pl = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
-        for r in recs:
-            res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
-            outs.append({"hr": res["hr_mbpm"] / 1000.0, "lo": res["lo_mbpm"] / 1000.0, "hi": res["hi_mbpm"] / 1000.0,
-                         "conf": res["conf_q15"] / 32768.0, "flagged": 1 - res["valid"].astype(int)})
-    else:
-        rt = R.make_runtime(name, art, work)
-        codes = np.concatenate([r.codes for r in recs])
-        y, yq = S.run_window_runtime(rt, codes)
-        scale = art.output_qparams[0] if yq is not None else None
-        if name.startswith("mcu_"):                                    # what the network costs on the device
-            info = rt.info()
-            firmware = {k: info[k] for k in ("cpu", "board", "instructions_per_inference", "flash_bytes",
-                                             "ram_bytes", "stack_high_water_bytes") if info.get(k) is not None}
-        a = 0
-        for r in recs:
-            b = a + len(r.t0)
-            o = S.decode(y[a:b], [r], dec, scale)
-            o["flagged"] = (~r.valid).astype(int)
-            outs.append(o)
-            a = b
+    outs, firmware, columns = (_run_spectral if spectral else _run_time_domain)(art, prepared, run_dir / "build")
+    name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])
     rows = []
@@ -200,11 +182,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             stem += "_"
         used.add(stem)
         t = r.t0 + win
-        truth = r.truth if np.isfinite(r.truth).any() else None
-        cols = {"time_s": t, "hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"]}
-        if dcfg.conf_error_span:
-            cols["expected_err_bpm"] = (1 - np.asarray(o["conf"], np.float64)) * dcfg.conf_error_span
-        cols["flagged"] = o["flagged"]
+        truth = r.truth if r.truth is not None and np.isfinite(r.truth).any() else None
+        cols = {"time_s": t, **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"]}
         if truth is not None:
             cols["truth_bpm"] = truth
         lines = [",".join(cols)]
@@ -214,27 +193,171 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         (run_dir / f"{stem}.csv").write_text("\n".join(lines) + "\n")
         _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
-             "fs_in": r.fs_in, "seconds": r.x16.shape[1] / r.fs_in, "windows": len(t),
-             "flagged_windows": int(np.sum(o["flagged"])), "hr_median": float(np.median(o["hr"])),
-             "hr_min": float(np.min(o["hr"])), "hr_max": float(np.max(o["hr"])),
-             "confidence_median": float(np.median(o["conf"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
-             "truth": truth is not None}
+             "fs_in": r.fs_in, "seconds": r.seconds, "windows": len(t),
+             "flagged_windows": int(np.sum(o["flagged"])), "hr_median": float(np.nanmedian(o["hr_bpm"])),
+             "hr_min": float(np.nanmin(o["hr_bpm"])), "hr_max": float(np.nanmax(o["hr_bpm"])),
+             "csv": f"{stem}.csv", "plot": f"{stem}.png", "truth": truth is not None}
+        for k in ("confidence", "quality"):
+            if k in o:
+                d[f"{k}_median"] = float(np.nanmedian(o[k]))
         if truth is not None:
-            d["metrics"] = S.hr_scores(o["hr"], truth)
+            d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
         rows.append(d)
     summary = {"model": md.get("model"), "model_dir": str(art.export_dir), "data": data, "runtime": name,
-               "runtime_choice": why, "decoder": dec_note, "run_dir": str(run_dir), "recordings": rows,
-               "columns": {"time_s": "end of the window (s from the recording start)", "hr_bpm": "heart rate",
-                           "lo_bpm, hi_bpm": f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated "
-                           "nominal mass)", "confidence": dcfg.conf_text,
-                           **({"expected_err_bpm": "expected |error| of hr_bpm, from the calibrated confidence"}
-                              if dcfg.conf_error_span else {}), "flagged": "1 = over half the window's samples were dropouts: "
-                           "not scored, decoder prediction only", "truth_bpm": "reference HR (labelled data only)"}}
+               "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows,
+               "columns": {"time_s": "end of the window (s from the recording start)",
+                           **{k: v for k, v in columns.items() if v is not None},
+                           "flagged": "1 = over half the window's samples were dropouts: not scored" +
+                           (", decoder prediction only" if spectral else ""),
+                           "truth_bpm": "reference HR (labelled data only)"}}
+    if spectral:
+        summary["decoder"] = prepared["decoder_note"]
     from sqtool.firmware_bench.provenance import provenance_warnings
-    seen, warns = provenance_warnings(art, {r.subject for r in recs if np.isfinite(r.truth).any()},
-                                      {r.subject for r in recs})
+    seen, warns = provenance_warnings(art, {r.subject for r in recs if r.truth is not None
+                                            and np.isfinite(r.truth).any()}, {r.subject for r in recs})
     summary["seen_in_training"], summary["warnings"] = seen, warns
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
     return summary
+
+
+def _firmware(rt, name: str) -> dict | None:
+    """What the network costs on the device (mcu runtimes), from the runtime's info."""
+    if not name.startswith("mcu_"):
+        return None
+    info = rt.info()
+    return {k: info[k] for k in ("cpu", "board", "instructions_per_inference", "flash_bytes", "ram_bytes",
+                                 "stack_high_water_bytes") if info.get(k) is not None}
+
+
+# ----------------------------------------------------------------------------- spectral models
+
+def _prepare_spectral(cfg: PredictConfig, art, records) -> dict:
+    """Device samples and front-end codes per recording (one-line errors: channel, rate, length), the runtime."""
+    from sqtool.firmware_bench import spectral as S
+    md = art.metadata
+    n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
+    recs = [S.prepare(r, md["model_cfg"], {}, n_sensors) for r in records]
+    for r in recs:
+        r.seconds = r.x16.shape[1] / r.fs_in
+    name, why = _choose(cfg, art, recs)
+    dec, note = S.decoder_dict(md)
+    return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note}
+
+
+def _run_spectral(art, prep: dict, work: Path) -> tuple[list[dict], dict | None, dict]:
+    """Per recording {hr_bpm, lo_bpm, hi_bpm, confidence[, expected_err_bpm], flagged}, firmware, column notes."""
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench import spectral as S
+    from sqtool.models.decoder import decoder_cfg
+    recs, name, dec = prep["recs"], prep["runtime"], prep["decoder"]
+    dcfg = decoder_cfg(dec)
+    outs, firmware = [], None
+    if name == "c_pipeline":
+        pl = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
+        for r in recs:
+            res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
+            outs.append({"hr": res["hr_mbpm"] / 1000.0, "lo": res["lo_mbpm"] / 1000.0, "hi": res["hi_mbpm"] / 1000.0,
+                         "conf": res["conf_q15"] / 32768.0, "flagged": 1 - res["valid"].astype(int)})
+    else:
+        rt = R.make_runtime(name, art, work)
+        y, yq = S.run_window_runtime(rt, np.concatenate([r.codes for r in recs]))
+        scale = art.output_qparams[0] if yq is not None else None
+        firmware = _firmware(rt, name)
+        a = 0
+        for r in recs:
+            b = a + len(r.t0)
+            o = S.decode(y[a:b], [r], dec, scale)
+            o["flagged"] = (~r.valid).astype(int)
+            outs.append(o)
+            a = b
+    for o in outs:
+        o.update(hr_bpm=o["hr"], lo_bpm=o["lo"], hi_bpm=o["hi"], confidence=o["conf"])
+        if dcfg.conf_error_span:
+            o["expected_err_bpm"] = (1 - np.asarray(o["conf"], np.float64)) * dcfg.conf_error_span
+    columns = {"hr_bpm": "heart rate", "lo_bpm": None, "hi_bpm": None,          # CSV order; None: noted together
+               "confidence": dcfg.conf_text}
+    if dcfg.conf_error_span:
+        columns["expected_err_bpm"] = "expected |error| of hr_bpm, from the calibrated confidence"
+    columns["lo_bpm, hi_bpm"] = f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated nominal mass)"
+    return outs, firmware, columns
+
+
+# ----------------------------------------------------------------------------- time-domain models
+
+TIME_DOMAIN = {"c": "c_host_single", "tflite": "litert_int8", "litert": "litert_int8", "tflm": "tflm_int8",
+               "onnx": "onnx_int8", "torch": "torch_student", "mcu": "mcu_m4_single"}
+
+
+@dataclass
+class _TdRec:
+    """One recording replayed as the device's windows for a time-domain model."""
+    record: object
+    record_id: str
+    subject: str
+    fs_in: float
+    seconds: float
+    x: np.ndarray                  # (W, C, T) model inputs
+    t0: np.ndarray                 # (W,) window starts, s
+    flagged: np.ndarray            # (W,) dropout share
+    truth: np.ndarray | None       # (W,) BPM (NaN where none)
+
+
+def _prepare_time_domain(cfg: PredictConfig, art, records) -> dict:
+    """Replay each recording through the model's stream (`firmware_bench.stream`, as `sqtool bench`); a missing
+    channel is one line naming it."""
+    from sqtool.data.record import subject_key
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.stream import StreamSpec, replay
+    md = art.metadata
+    spec = StreamSpec.from_model_cfg(md)
+    name = TIME_DOMAIN.get(cfg.runtime, cfg.runtime) if cfg.runtime else "c_host_single"
+    if name not in R.RUNTIMES:
+        raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite, tflm, onnx, "
+                          "torch or mcu; the C pipeline is the spectral models')")
+    recs = []
+    for r in records:
+        miss = [c for c in spec.channels if c not in r.signals]
+        if miss:
+            raise SqtoolError(f"{r.record_id}: the model needs channel(s) {', '.join(miss)}; the recording has "
+                              f"{', '.join(r.signals)}")
+        rp = replay(r, spec)
+        if len(rp) == 0:
+            raise SqtoolError(f"{r.record_id}: shorter than one {spec.window_s:g} s window")
+        recs.append(_TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
+                           r.duration(spec.channels[0]), rp.x, rp.t0, rp.flagged, rp.truth))
+    why = "asked for" if cfg.runtime else "default: the export's network C on the host"
+    return {"recs": recs, "runtime": name, "why": why}
+
+
+def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | None, dict]:
+    """Per recording {hr_bpm (the network's), hr_tracked_bpm (the bench's tracker over windows the quality output
+    calls good), quality (probability) when the model has that output, flagged}, firmware, column notes."""
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.tracker import track
+    recs, name = prep["recs"], prep["runtime"]
+    rt = R.make_runtime(name, art, work)
+    y = np.asarray(rt.run_batch(np.concatenate([r.x for r in recs])), np.float64)
+    y = y.reshape(len(y), -1)                                               # (N, outputs) in units
+    outputs = list(art.metadata.get("outputs") or [])
+    q_col = outputs.index("quality_logit") if "quality_logit" in outputs else None
+    outs, a = [], 0
+    for r in recs:
+        b = a + len(r.t0)
+        hr = R.decode_hr(y[a:b], art.metadata)
+        flagged = (np.asarray(r.flagged) > 0.5).astype(int)
+        o = {"hr": hr, "hr_bpm": hr, "flagged": flagged}
+        ok = flagged == 0
+        if q_col is not None:
+            o["quality"] = 1.0 / (1.0 + np.exp(-y[a:b, q_col]))
+            ok &= o["quality"] > 0.5
+        o["hr_tracked_bpm"] = track(hr, ok)
+        outs.append(o)
+        a = b
+    columns = {"hr_bpm": "heart rate the network reads in the window",
+               "hr_tracked_bpm": "hr_bpm tracked over the recording (sqtool bench's tracker" +
+               (", windows with quality <= 0.5 skipped)" if q_col is not None else ")")}
+    if q_col is not None:
+        columns["quality"] = "probability that the window is of good quality (the model's quality output)"
+    return outs, _firmware(rt, name), columns

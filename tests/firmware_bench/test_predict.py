@@ -117,6 +117,37 @@ def test_predict_bad_recordings(spec_export_dir, tmp_path, capsys):
         predict(PredictConfig(model=str(spec_export_dir), data=str(fast), runtime="gpu", out=str(tmp_path / "p5")))
 
 
+def test_predict_a_time_domain_model(export_dir, tmp_path, capsys):
+    """A time-domain student's export (windows of samples, hr_bpm + quality_logit): predict replays it as the bench
+    does, the network's C on the host by default; the CSV holds the network's HR, the tracked HR and the quality
+    probability, the same HR as the LiteRT int8 runtime; a missing channel and the C pipeline are one line each."""
+    import math
+    rec = write_wrist_npz(tmp_path / "w.npz", seconds=40)
+    rc = main(["predict", "--model", str(export_dir), "--data", str(rec), "--out", str(tmp_path / "c")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "w: " in out
+    s = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert s["runtime"] == "c_host_single" and s["recordings"][0]["windows"] > 10
+    assert set(s["columns"]) >= {"hr_bpm", "hr_tracked_bpm", "quality", "flagged"} and "decoder" not in s
+    with open(tmp_path / "c" / "w.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["time_s", "hr_bpm", "hr_tracked_bpm", "quality", "flagged"]
+    x = np.array([[float(v) if v else math.nan for v in r] for r in rows[1:]])
+    assert np.allclose(np.diff(x[:, 0]), 2.0) and np.isfinite(x[:, 1]).all()
+    assert ((x[:, 3] >= 0) & (x[:, 3] <= 1)).all() and (tmp_path / "c" / "w.png").is_file()
+    res = predict(PredictConfig(model=str(export_dir), data=str(rec), runtime="tflite", out=str(tmp_path / "t")))
+    with open(tmp_path / "t" / "w.csv") as f:
+        y = np.array([[float(v) if v else math.nan for v in r] for r in list(csv.reader(f))[1:]])
+    assert res["runtime"] == "litert_int8" and np.abs(y[:, 1] - x[:, 1]).max() < 0.5      # int8 on both
+    from sqtool.data.synthetic import synth_record
+    noppg = synth_record(duration_s=30.0, fs=125.0, hr_bpm=80.0, seed=0, subject="a")
+    noppg.signals.pop("ppg")
+    with pytest.raises(SqtoolError, match=r"needs channel\(s\) ppg; the recording has acc_x"):
+        predict(PredictConfig(model=str(export_dir), data="unused", out=str(tmp_path / "n")), records=[noppg])
+    with pytest.raises(SqtoolError, match="the C pipeline is the spectral models'"):
+        predict(PredictConfig(model=str(export_dir), data=str(rec), runtime="c_pipeline", out=str(tmp_path / "p")))
+
+
 @pytest.mark.mcu
 def test_predict_on_the_m4(spec_export_dir, cross_tools, tmp_path, capsys):
     """`--runtime mcu`: the network on a Cortex-M4 (QEMU), a few windows of two label-free recordings: the same
