@@ -149,7 +149,7 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
 
 def predict(cfg: PredictConfig, records=None) -> dict:
     """Run `sqtool predict`; `records` (a list of Record) replaces --data when given. Returns summary.json."""
-    from sqtool.core import make_run_dir, save_config, write_metrics
+    from sqtool.core import atomic_write_text, make_run_dir, save_config, write_metrics
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
 
@@ -190,7 +190,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         for i in range(len(t)):
             lines.append(",".join(("" if not np.isfinite(v[i]) else (str(int(v[i])) if k == "flagged" else
                                    f"{float(v[i]):.3f}")) for k, v in cols.items()))
-        (run_dir / f"{stem}.csv").write_text("\n".join(lines) + "\n")
+        atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n")
         _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              "fs_in": r.fs_in, "seconds": r.seconds, "windows": len(t),
