@@ -1,4 +1,4 @@
-"""`sqtool predict`: heart rate of recordings (labelled or not) through an exported heart-rate model.
+"""`sqtool predict`: heart rate (or another task's outputs) of recordings, labelled or not, through an export.
 
     sqtool predict --model runs/export/<run> --data recording.csv --out runs/predict/mine
     sqtool predict --model EXPORT --data folder/ --runtime c|tflite|onnx|torch|c_pipeline|mcu
@@ -28,11 +28,12 @@ expected_err_bpm = that expected error when the confidence is calibrated; flagge
 and the value is the decoder's prediction; truth_bpm when the recording has heart-rate truth) and
 `<record>.png` (HR with its 90 % band over time, and the truth when there is one), then `summary.json`.
 
-A time-domain model (students `cnn1d_student_*`, resnet1d teachers: windows of samples, `hr_bpm` and
-`quality_logit` outputs) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
+A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp or
+quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
 model's band-pass, resampling and normalisation per window) and run by `c` (the default: the network's C on the
-host), tflite, tflm, onnx, torch or mcu; its CSV holds hr_bpm (the network's), hr_tracked_bpm (the bench's tracker
-over the windows its quality output calls good), quality (that probability), flagged and truth_bpm.
+host), tflite, tflm, onnx, torch or mcu; its CSV holds one column per model output, a logit as its
+class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a heart-rate model also hr_tracked_bpm
+(the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged.
 
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
 take, is a one-line error naming the recording and the channel / rate.
@@ -54,8 +55,9 @@ CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_si
 
 @dataclass
 class PredictConfig:
-    model: str = field(default="", metadata={"help": "a `sqtool export` folder of a heart-rate model (spectral or "
-                                                     "time-domain; metadata.json)", "required": True,
+    model: str = field(default="", metadata={"help": "a `sqtool export` folder (metadata.json): a spectral "
+                                                     "heart-rate model, or a time-domain model of any task",
+                                             "required": True,
                                              "metavar": "EXPORT"})
     data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
                                                     "EDF, a dataset folder or name)", "required": True})
@@ -84,8 +86,9 @@ def run(args) -> int:
     for r in res["recordings"]:
         m = r.get("metrics") or {}
         acc = f", MAE {m['mae']:.2f} BPM vs truth" if m.get("mae") is not None else ""
-        print(f"{r['record_id']}: {r['windows']} windows, HR {r['hr_median']:.1f} BPM median, "
-              f"{r['flagged_windows']} flagged{acc} -> {r['csv']}")
+        what = (f"HR {r['hr_median']:.1f} BPM median" if "hr_median" in r else
+                ", ".join(f"{k} {v:.3g} median" for k, v in r["medians"].items()))
+        print(f"{r['record_id']}: {r['windows']} windows, {what}, {r['flagged_windows']} flagged{acc} -> {r['csv']}")
     fw = res.get("firmware")
     if fw:
         print(f"firmware ({fw.get('cpu')}): {fw.get('instructions_per_inference', 0):,.0f} instructions / window, "
@@ -99,23 +102,31 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "recording"
 
 
-def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None, runtime: str) -> None:
+def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None, runtime: str,
+          columns: dict) -> None:
+    """Heart rate (with the decoder's interval, or the tracked HR) and the truth; another task's outputs over time."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(9, 3.4))
-    if "lo" in o:                                                         # spectral: the decoder's interval
-        ax.fill_between(t, o["lo"], o["hi"], color="tab:blue", alpha=0.2, lw=0, label="90 % interval")
-    ax.plot(t, o["hr"], color="tab:blue", lw=1.2, label=f"HR ({runtime})")
-    if "hr_tracked_bpm" in o:                                             # time-domain: the tracked HR beside it
-        ax.plot(t, o["hr_tracked_bpm"], color="tab:orange", lw=1.0, label="tracked")
-    fl = o["flagged"].astype(bool)
-    if fl.any():
-        ax.plot(t[fl], o["hr"][fl], "x", color="tab:red", ms=4, label="flagged (not scored)")
-    if truth is not None and np.isfinite(truth).any():
-        ax.plot(t, truth, "k-", lw=1.0, label="truth")
+    if "hr" in o:
+        if "lo" in o:                                                     # spectral: the decoder's interval
+            ax.fill_between(t, o["lo"], o["hi"], color="tab:blue", alpha=0.2, lw=0, label="90 % interval")
+        ax.plot(t, o["hr"], color="tab:blue", lw=1.2, label=f"HR ({runtime})")
+        if "hr_tracked_bpm" in o:                                         # time-domain: the tracked HR beside it
+            ax.plot(t, o["hr_tracked_bpm"], color="tab:orange", lw=1.0, label="tracked")
+        fl = o["flagged"].astype(bool)
+        if fl.any():
+            ax.plot(t[fl], o["hr"][fl], "x", color="tab:red", ms=4, label="flagged (not scored)")
+        if truth is not None and np.isfinite(truth).any():
+            ax.plot(t, truth, "k-", lw=1.0, label="truth")
+        ax.set_ylabel("BPM")
+    else:
+        for k in columns:
+            if k in o:
+                ax.plot(t, o[k], lw=1.2, label=f"{k} ({runtime})")
+        ax.set_ylabel(", ".join(k for k in columns if k in o))
     ax.set_xlabel("time (s, end of window)")
-    ax.set_ylabel("BPM")
     ax.set_title(rid, fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
@@ -157,9 +168,12 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         raise SqtoolError("--model is required (an `sqtool export` dir of a heart-rate model)")
     art = R.load_artifacts(cfg.model)
     md = art.metadata
-    if md.get("task") != "hr":
-        raise SqtoolError(f"sqtool predict reads heart rate; {art.export_dir} is '{md.get('model')}' "
-                          f"(task {md.get('task')}): its per-window outputs are scored by `sqtool train finetune`")
+    if R.is_spectral(md) and md.get("task") != "hr":
+        raise SqtoolError(f"{art.export_dir} is a spectral '{md.get('task')}' model: sqtool predict reads heart "
+                          "rate from spectral models")
+    if md.get("task") == "pretrain":
+        raise SqtoolError(f"{art.export_dir} is a pretrained encoder (task pretrain, no outputs): fine-tune it on a "
+                          "task first (sqtool train finetune)")
     if records is None:
         path = S.resolve_data(cfg.data, cfg.data_root)
         records = S.load_records(path, 0, cfg.max_seconds)
@@ -191,13 +205,16 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             lines.append(",".join(("" if not np.isfinite(v[i]) else (str(int(v[i])) if k == "flagged" else
                                    f"{float(v[i]):.3f}")) for k, v in cols.items()))
         atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n")
-        _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name)
+        _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              "fs_in": r.fs_in, "seconds": r.seconds, "windows": len(t),
-             "flagged_windows": int(np.sum(o["flagged"])), "hr_median": float(np.nanmedian(o["hr_bpm"])),
-             "hr_min": float(np.nanmin(o["hr_bpm"])), "hr_max": float(np.nanmax(o["hr_bpm"])),
-             "csv": f"{stem}.csv", "plot": f"{stem}.png", "truth": truth is not None}
-        for k in ("confidence", "quality"):
+             "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
+             "truth": truth is not None,
+             "medians": {k: float(np.nanmedian(o[k])) for k in columns if k in o and np.isfinite(o[k]).any()}}
+        if "hr_bpm" in o:
+            d.update(hr_median=float(np.nanmedian(o["hr_bpm"])), hr_min=float(np.nanmin(o["hr_bpm"])),
+                     hr_max=float(np.nanmax(o["hr_bpm"])))
+        for k in ("confidence", "p_quality"):
             if k in o:
                 d[f"{k}_median"] = float(np.nanmedian(o[k]))
         if truth is not None:
@@ -322,42 +339,55 @@ def _prepare_time_domain(cfg: PredictConfig, art, records) -> dict:
         if miss:
             raise SqtoolError(f"{r.record_id}: the model needs channel(s) {', '.join(miss)}; the recording has "
                               f"{', '.join(r.signals)}")
-        rp = replay(r, spec)
+        rp = replay(r, spec)                   # truth: the heart rate of the windows (an hr model's)
         if len(rp) == 0:
             raise SqtoolError(f"{r.record_id}: shorter than one {spec.window_s:g} s window")
         recs.append(_TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
-                           r.duration(spec.channels[0]), rp.x, rp.t0, rp.flagged, rp.truth))
+                           r.duration(spec.channels[0]), rp.x, rp.t0, rp.flagged,
+                           rp.truth if md.get("task") == "hr" else None))
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
     return {"recs": recs, "runtime": name, "why": why}
 
 
+def output_columns(outputs, units) -> list[tuple[str, str, bool]]:
+    """The model's outputs -> (CSV column, what it holds, is a probability): a logit output becomes the probability
+    of its class (logit_af -> p_af, quality_logit -> p_quality); a value keeps its name, its unit noted."""
+    cols = []
+    for n, u in zip(outputs, list(units) + [""] * len(outputs)):
+        if u == "logit":
+            base = n[len("logit_"):] if n.startswith("logit_") else n[:-len("_logit")] if n.endswith("_logit") else n
+            cols.append((f"p_{base}", f"probability of '{base}' (sigmoid of the model's {n})", True))
+        else:
+            cols.append((n, f"{n} ({u})" if u else n, False))
+    return cols
+
+
 def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | None, dict]:
-    """Per recording {hr_bpm (the network's), hr_tracked_bpm (the bench's tracker over windows the quality output
-    calls good), quality (probability) when the model has that output, flagged}, firmware, column notes."""
+    """Per recording one column per model output (`output_columns`), for a heart-rate model hr_tracked_bpm too
+    (the bench's tracker over the windows its quality output calls good), and flagged; firmware, column notes."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.tracker import track
+    md = art.metadata
     recs, name = prep["recs"], prep["runtime"]
     rt = R.make_runtime(name, art, work)
     y = np.asarray(rt.run_batch(np.concatenate([r.x for r in recs])), np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
-    outputs = list(art.metadata.get("outputs") or [])
-    q_col = outputs.index("quality_logit") if "quality_logit" in outputs else None
+    cols = output_columns(list(md.get("outputs") or []), list(md.get("units") or []))
+    tracked = md.get("task") == "hr" and cols and cols[0][0] == "hr_bpm"
     outs, a = [], 0
     for r in recs:
         b = a + len(r.t0)
-        hr = R.decode_hr(y[a:b], art.metadata)
-        flagged = (np.asarray(r.flagged) > 0.5).astype(int)
-        o = {"hr": hr, "hr_bpm": hr, "flagged": flagged}
-        ok = flagged == 0
-        if q_col is not None:
-            o["quality"] = 1.0 / (1.0 + np.exp(-y[a:b, q_col]))
-            ok &= o["quality"] > 0.5
-        o["hr_tracked_bpm"] = track(hr, ok)
+        o = {c: (1.0 / (1.0 + np.exp(-y[a:b, j])) if prob else y[a:b, j]) for j, (c, _, prob) in enumerate(cols)}
+        o["flagged"] = (np.asarray(r.flagged) > 0.5).astype(int)
+        if tracked:
+            ok = (o["flagged"] == 0) & (o["p_quality"] > 0.5 if "p_quality" in o else True)
+            o["hr"], o["hr_tracked_bpm"] = o["hr_bpm"], track(o["hr_bpm"], ok)
         outs.append(o)
         a = b
-    columns = {"hr_bpm": "heart rate the network reads in the window",
-               "hr_tracked_bpm": "hr_bpm tracked over the recording (sqtool bench's tracker" +
-               (", windows with quality <= 0.5 skipped)" if q_col is not None else ")")}
-    if q_col is not None:
-        columns["quality"] = "probability that the window is of good quality (the model's quality output)"
+    columns = {c: what for c, what, _ in cols}
+    if tracked:
+        columns = {"hr_bpm": "heart rate the network reads in the window (BPM)",
+                   "hr_tracked_bpm": "hr_bpm tracked over the recording (sqtool bench's tracker" +
+                   (", windows with p_quality <= 0.5 skipped)" if "p_quality" in columns else ")"),
+                   **{k: v for k, v in columns.items() if k != "hr_bpm"}}
     return outs, _firmware(rt, name), columns

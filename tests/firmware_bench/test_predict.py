@@ -128,10 +128,10 @@ def test_predict_a_time_domain_model(export_dir, tmp_path, capsys):
     assert rc == 0 and "w: " in out
     s = json.loads((tmp_path / "c" / "summary.json").read_text())
     assert s["runtime"] == "c_host_single" and s["recordings"][0]["windows"] > 10
-    assert set(s["columns"]) >= {"hr_bpm", "hr_tracked_bpm", "quality", "flagged"} and "decoder" not in s
+    assert set(s["columns"]) >= {"hr_bpm", "hr_tracked_bpm", "p_quality", "flagged"} and "decoder" not in s
     with open(tmp_path / "c" / "w.csv") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["time_s", "hr_bpm", "hr_tracked_bpm", "quality", "flagged"]
+    assert rows[0] == ["time_s", "hr_bpm", "hr_tracked_bpm", "p_quality", "flagged"]
     x = np.array([[float(v) if v else math.nan for v in r] for r in rows[1:]])
     assert np.allclose(np.diff(x[:, 0]), 2.0) and np.isfinite(x[:, 1]).all()
     assert ((x[:, 3] >= 0) & (x[:, 3] <= 1)).all() and (tmp_path / "c" / "w.png").is_file()
@@ -146,6 +146,43 @@ def test_predict_a_time_domain_model(export_dir, tmp_path, capsys):
         predict(PredictConfig(model=str(export_dir), data="unused", out=str(tmp_path / "n")), records=[noppg])
     with pytest.raises(SqtoolError, match="the C pipeline is the spectral models'"):
         predict(PredictConfig(model=str(export_dir), data=str(rec), runtime="c_pipeline", out=str(tmp_path / "p")))
+
+
+@pytest.mark.parametrize("task", ["hr", "rr", "af", "bp", "quality"])
+def test_every_tasks_outputs_have_a_column(task):
+    """Each task's outputs (data.tasks.TASK_SPECS) -> CSV columns: a logit as its class probability."""
+    from sqtool.data.tasks import TASK_SPECS
+    from sqtool.firmware_bench.predict import output_columns
+    spec = TASK_SPECS[task]
+    cols = output_columns(spec["outputs"], spec["units"])
+    assert len(cols) == len(spec["outputs"]) and len({c for c, _, _ in cols}) == len(cols)
+    expect = {"hr": ["hr_bpm"], "rr": ["rr_bpm"], "af": ["p_af"], "bp": ["sbp", "dbp"], "quality": ["p_good"]}
+    assert [c for c, _, _ in cols] == expect[task]
+    assert all(prob == (u == "logit") for (_, _, prob), u in zip(cols, spec["units"]))
+    assert output_columns(["hr_bpm", "quality_logit"], ["bpm", "logit"])[1][0] == "p_quality"
+
+
+def test_predict_a_time_domain_model_of_another_task(export_dir, tmp_path, monkeypatch):
+    """A non-heart-rate time-domain export (its metadata says bp: sbp, dbp in mmHg): one CSV column per output,
+    no tracker, no truth column, medians in summary.json."""
+    import math
+    from sqtool.firmware_bench import runtimes as R
+    real = R.load_artifacts
+
+    def as_bp(path, *a, **k):
+        art = real(path, *a, **k)
+        art.metadata.update(task="bp", outputs=["sbp", "dbp"], units=["mmHg", "mmHg"])
+        return art
+    monkeypatch.setattr(R, "load_artifacts", as_bp)
+    rec = write_wrist_npz(tmp_path / "w.npz", seconds=30)
+    res = predict(PredictConfig(model=str(export_dir), data=str(rec), out=str(tmp_path / "bp")))
+    with open(tmp_path / "bp" / "w.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["time_s", "sbp", "dbp", "flagged"]
+    assert all(not math.isnan(float(v)) for r in rows[1:] for v in r)
+    r = res["recordings"][0]
+    assert set(r["medians"]) == {"sbp", "dbp"} and "hr_median" not in r and not r["truth"]
+    assert res["columns"]["sbp"] == "sbp (mmHg)" and (tmp_path / "bp" / "w.png").is_file()
 
 
 @pytest.mark.mcu
