@@ -31,8 +31,8 @@ Each single read-out ranks by its sign chosen on the training windows (the highe
 held-out ones. The learned error models (scikit-learn gradient-boosted trees on log(1 + |error|), every read-out
 as input) are fitted on the training windows of every training subject ("learned / all") or of the held-out
 subjects' dataset only ("learned / same dataset"), over the first 20 read-outs (the set they were first
-measured on); "learned / all, 24 read-outs" adds the slow and harmonic ones. Gating is pooled over every held-out window of every fold, as
-`hr_spectral.py` reports it, with the oracle (keeping the 80 % smallest errors) beside it.
+measured on); "learned / all, 24 read-outs" adds the slow and harmonic ones. Gating is pooled over every held-out
+window of every fold, as `hr_spectral.py` reports it, with the oracle (keeping the 80 % smallest errors) beside it.
 
     python benchmarks/hr_gating_study.py --dumps DIR [--data-root ROOT] [--out benchmarks/results] [--name NAME]
 """
@@ -245,7 +245,8 @@ def report(res: dict, label: str, seconds: float) -> str:
                   "from the int8 spectra, whose code is linear in power; and the share of windows whose strongest "
                   "PPG bin is the truth's, +-2 bins). A diagnosis that needs the truth, never a read-out.", "",
                   f"{len(weak)} of {len(recs)} recordings hold the heart at under half the power of the PPG's "
-                  f"strongest component (motion) on their median window: {100 * sum(v['error_share'] for v in weak):.0f} "
+                  "strongest component (motion) on their median window: "
+                  f"{100 * sum(v['error_share'] for v in weak):.0f} "
                   "% of the pooled absolute error.", "",
                   "| recording | windows | int8 MAE | share of the pooled error | PPG power at the truth "
                   "(median, % of the strongest bin) | truth = the PPG's strongest bin |", "|---|---|---|---|---|---|"]

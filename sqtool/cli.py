@@ -32,8 +32,8 @@ COMMANDS = [
     ("quantize", "sqtool.compress.cli", "distil a teacher into a compact student and quantize it to int8 (QAT)"),
     ("export", "sqtool.export.cli", "export ONNX / TFLite / C firmware source, each checked for parity"),
     ("bench", "sqtool.firmware_bench.cli", "stream real PPG through every runtime and the emulated MCU firmware"),
-    ("predict", "sqtool.firmware_bench.predict", "heart rate (or a task's outputs) of recordings through an exported model: "
-                                                 "CSV, plots, summary"),
+    ("predict", "sqtool.firmware_bench.predict", "heart rate (or a task's outputs) of recordings through an "
+                                                 "exported model: CSV, plots, summary"),
     ("demo", "sqtool.demo", "run the whole pipeline on the embedded synthetic default"),
 ]
 
