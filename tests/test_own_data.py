@@ -110,6 +110,7 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     s = json.loads((proj / "runs/mw_predict/summary.json").read_text())
     assert s["runtime"] == "c_pipeline" and len(s["recordings"]) == 4
     assert s["seen_in_training"] == [] and s["warnings"] == []      # the bare folder: no truth, a real device
+    assert s["model_training_data"]["heldout_subjects"] == ["my_watch:s04"]
 
     capsys.readouterr()
     run("bench", "--model", "runs/mw_export", "--data", ds, "--runtime", "c,pipeline", "--out", "runs/mw_bench")

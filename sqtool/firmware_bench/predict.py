@@ -229,6 +229,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                            "truth_bpm": "reference HR (labelled data only)"}}
     if spectral:
         summary["decoder"] = prepared["decoder_note"]
+    if md.get("training_data"):                                           # what the model saw (export metadata)
+        summary["model_training_data"] = md["training_data"]
     from sqtool.firmware_bench.provenance import provenance_warnings
     seen, warns = provenance_warnings(art, {r.subject for r in recs if r.truth is not None
                                             and np.isfinite(r.truth).any()}, {r.subject for r in recs})
