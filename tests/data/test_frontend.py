@@ -58,6 +58,8 @@ def test_offline_blocks_change_nothing(monkeypatch):
     monkeypatch.setattr(fe, "BLOCK_WINDOWS", 5)
     blocks = spectra(CFG, x, gap, tables=TAB)
     assert whole[0].shape[0] > 3 * 5 and all(np.array_equal(a, b) for a, b in zip(whole, blocks))
+    ws = _stream(x, gap, [9000])                                  # one push of the whole stream, in blocks too
+    assert np.array_equal(np.stack([w.spec for w in ws]), whole[0])
 
 
 def test_reset_restarts_the_stream():
