@@ -258,8 +258,6 @@ def _prepare_spectral(cfg: PredictConfig, art, records) -> dict:
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
     recs = [S.prepare(r, md["model_cfg"], {}, n_sensors) for r in records]
-    for r in recs:
-        r.seconds = r.x16.shape[1] / r.fs_in
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note}

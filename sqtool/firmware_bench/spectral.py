@@ -116,6 +116,10 @@ class SpecRec:
     def subject(self) -> str:
         return f"{self.record.dataset}:{self.record.subject}"
 
+    @property
+    def seconds(self) -> float:
+        return self.x16.shape[1] / self.fs_in
+
 
 def check_rate(mc: dict, fs_in: float, where: str):
     """The front end for this device rate, or one line saying why the rate cannot work."""
@@ -477,7 +481,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     rec_key = np.concatenate([[r.record_id] * len(r.t0) for r in recs])
     subj_key = np.concatenate([[r.subject] * len(r.t0) for r in recs])
     N = len(codes)
-    signal_s = float(sum(r.x16.shape[1] / r.fs_in for r in recs))
+    signal_s = float(sum(r.seconds for r in recs))
     labelled = bool(np.isfinite(truth).any())
     log(f"bench: front end (Python integer reference): {len(recs)} recordings, {N} windows, "
         f"{signal_s / 60:.1f} min of signal in {fe_s:.1f} s" + ("" if labelled else "; " + NOT_MEASURED))
@@ -621,7 +625,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
            "runtimes": rows, "baseline": base, "floor": check_floors(rows, floors), "run_dir": str(run_dir),
            "decoder": dec, "notes": notes,
            "records": [{"record_id": r.record_id, "subject": r.subject, "fs_in": r.fs_in, "windows": len(r.t0),
-                        "seconds": r.x16.shape[1] / r.fs_in, "truth_windows": int(np.isfinite(r.truth).sum()),
+                        "seconds": r.seconds, "truth_windows": int(np.isfinite(r.truth).sum()),
                         "unscored_windows": int((~r.valid).sum())} for r in recs]}
     res["primary"] = _primary(rows)
     from sqtool.firmware_bench.provenance import provenance_warnings
