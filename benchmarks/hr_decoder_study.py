@@ -42,8 +42,9 @@ from sqtool.models.decoder import (decode_float, decode_int, decoder_cfg, start_
                                    summarise, transition_taps)
 from sqtool.models.hr_bins import fit_decoder, select_decoder  # noqa: E402
 
-RULES = {"mean": np.mean, "gmean": lambda v: float(np.exp(np.mean(np.log(np.maximum(v, 1e-9))))),
-         "median": np.median}
+_GMEAN = lambda v: float(np.exp(np.mean(np.log(np.maximum(v, 1e-9)))))  # noqa: E731
+RULES = {"mean": ("mae", np.mean), "gmean": ("mae", _GMEAN), "median": ("mae", np.median),   # rule -> (per-window
+         "logscore": ("logscore", np.mean)}                                  # score, its mean over subjects by)
 VARIANTS = (("sum", "mean"), ("sum", "gmean"), ("sum", "median"), ("sum", "logscore"), ("max", "mean"))
 LOGSCORE_BPM = 1.5                  # the log score's mass: the filtered posterior within +-1.5 BPM of the truth
 _GRID = inspect.signature(select_decoder).parameters                 # the default's own candidate grid
@@ -115,8 +116,10 @@ def log_score(logits: np.ndarray, dec: dict, y: np.ndarray) -> np.ndarray:
 
 
 def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
-    """The sigma / floor / temperature with the lowest `rule` of the inner subjects' decoded MAE (or, rule
-    "logscore", of their mean log score)."""
+    """The sigma / floor / temperature with the lowest `rule` (RULES: a per-window score, the decoded |error| or
+    the log score, averaged per inner subject, then over subjects by the rule's mean)."""
+    kind, over_subjects = RULES[rule]
+    score_of = log_score if kind == "logscore" else (lambda lg, d, y: abs_err(forward_hr(lg, d, product), y))
     dec0 = dump["decoder"]
     base = fit_decoder([r["y"] for r in dump["oof"]], dec0["bins_bpm"], 2.0)
     best, best_score = None, np.inf
@@ -125,15 +128,13 @@ def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
             for T in TEMPERATURES:
                 dec = {**dec0, "sigma_bpm": sg, "floor": fl, "temperature": T, "emission_floor": 0.0,
                        "evidence_weight": 0.0}
-                score_of = log_score if rule == "logscore" else (
-                    lambda lg, d, y: abs_err(forward_hr(lg, d, product), y))
-                key = (product, sg, fl, T, rule == "logscore")
+                key = (product, sg, fl, T, kind)
                 if key not in cache:
                     per = {}
                     for r in dump["oof"]:
                         per.setdefault(r["key"], []).append(score_of(r["logits"], dec, r["y"]))
                     cache[key] = np.array([np.concatenate(v).mean() for _, v in sorted(per.items())])
-                score = float(RULES.get(rule, np.mean)(cache[key]))
+                score = float(over_subjects(cache[key]))
                 if score < best_score:
                     best, best_score = dec, score
     return {**best, "inner_score": best_score}

@@ -135,6 +135,7 @@ def fold_windows(dump: dict, records: dict, name: str = "") -> dict:
     HrRecording}) -> the training and held-out windows' read-outs, errors, datasets and subject keys, and per
     held-out recording its windows' errors and pulse visibility ("recordings")."""
     dec, scale = dump["decoder"], dump["scale"]
+    centres = decoder_cfg(dec).centres
     parts, recordings = {}, {}
     for part, recs in (("train", dump["oof"]), ("test", dump["test"])):
         F, E, D, K = [], [], [], []
@@ -152,7 +153,7 @@ def fold_windows(dump: dict, records: dict, name: str = "") -> dict:
             F.append(readouts(lg, dec, out, r.x))
             E.append(np.abs(out["hr"] - r.y))
             if part == "test":
-                at, top = pulse_visibility(r.x, r.y, decoder_cfg(dec).centres)
+                at, top = pulse_visibility(r.x, r.y, centres)
                 recordings[d["id"]] = {"err": E[-1], "ppg_power_at_truth": at, "truth_is_ppg_peak": top}
             D.append(np.full(len(r.y), r.dataset))
             K.append(np.full(len(r.y), d["key"]))

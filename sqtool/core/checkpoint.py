@@ -7,7 +7,8 @@ A checkpoint is a dict saved with torch.save:
     state_dict    the model's weights
     train_cfg     the resolved command config (dict)
     sqtool_version, created
-    + optional: optimizer, scheduler, scaler, epoch, step, rng, metrics, history, data
+    + optional: optimizer, scheduler, scaler, epoch, step, rng, metrics, history, data,
+      train_subjects / heldout_subjects ("dataset:subject" keys, `datasets_of` names their datasets)
 
 Contract: a checkpoint holds only tensors and plain data (dict, list, tuple, str, int, float, bool,
 None). `save_checkpoint` converts numpy arrays to tensors and numpy scalars to Python numbers, so
@@ -64,6 +65,11 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model_cfg: dict, stat
     torch.save(to_plain(ckpt), buf)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+def datasets_of(subject_keys) -> list[str]:
+    """The sorted datasets that "dataset:subject" keys name (keys without a dataset part are skipped)."""
+    return sorted({str(k).split(":")[0] for k in subject_keys or () if ":" in str(k)})
 
 
 def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> Path:

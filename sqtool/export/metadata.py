@@ -105,7 +105,8 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
     md["decoder"] = dict(cfg.get("decoder") or {})
     train, held = list(ckpt.get("train_subjects") or []), list(ckpt.get("heldout_subjects") or [])
     if train or held:                                       # what the model saw (written by `sqtool quantize`)
-        md["training_data"] = {"datasets": sorted({str(s).split(":")[0] for s in train + held if ":" in str(s)}),
+        from sqtool.core.checkpoint import datasets_of
+        md["training_data"] = {"datasets": datasets_of(train + held),
                                "train_subjects": [str(s) for s in train], "heldout_subjects": [str(s) for s in held]}
     if graph is not None:
         if "bins_bpm" not in md:

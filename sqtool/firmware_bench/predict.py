@@ -24,9 +24,10 @@ Writes into the run dir, per recording, `<record>.csv` (time_s = end of the wind
 reports it; hr_bpm; lo_bpm, hi_bpm = the central posterior interval (nominal mass calibrated to 90 % coverage
 on inner out-of-fold windows); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
 `sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
-expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when more than half the window's samples were dropouts, so the network did not score it
-and the value is the decoder's prediction; truth_bpm when the recording has heart-rate truth) and
-`<record>.png` (HR with its 90 % band over time, and the truth when there is one), then `summary.json`.
+expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when more than half the
+window's samples were dropouts, so the network did not score it and the value is the decoder's prediction;
+truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
+truth when there is one), then `summary.json`.
 
 A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp or
 quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
@@ -188,7 +189,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])
-    rows = []
+    rows, scored = [], set()
     used: set[str] = set()
     for r, o in zip(recs, outs):
         stem = _safe(f"{r.record.dataset}_{r.record_id}" if len(recs) > 1 else r.record_id)
@@ -200,6 +201,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         cols = {"time_s": t, **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"]}
         if truth is not None:
             cols["truth_bpm"] = truth
+            scored.add(r.subject)
         lines = [",".join(cols)]
         for i in range(len(t)):
             lines.append(",".join(("" if not np.isfinite(v[i]) else (str(int(v[i])) if k == "flagged" else
@@ -222,8 +224,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         rows.append(d)
     summary = {"model": md.get("model"), "model_dir": str(art.export_dir), "data": data, "runtime": name,
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows,
-               "columns": {"time_s": "end of the window (s from the recording start)",
-                           **{k: v for k, v in columns.items() if v is not None},
+               "columns": {"time_s": "end of the window (s from the recording start)", **columns,
                            "flagged": "1 = over half the window's samples were dropouts: not scored" +
                            (", decoder prediction only" if spectral else ""),
                            "truth_bpm": "reference HR (labelled data only)"}}
@@ -232,8 +233,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if md.get("training_data"):                                           # what the model saw (export metadata)
         summary["model_training_data"] = md["training_data"]
     from sqtool.firmware_bench.provenance import provenance_warnings
-    seen, warns = provenance_warnings(art, {r.subject for r in recs if r.truth is not None
-                                            and np.isfinite(r.truth).any()}, {r.subject for r in recs})
+    seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})
     summary["seen_in_training"], summary["warnings"] = seen, warns
     if firmware is not None:
         summary["firmware"] = firmware
@@ -293,11 +293,11 @@ def _run_spectral(art, prep: dict, work: Path) -> tuple[list[dict], dict | None,
         o.update(hr_bpm=o["hr"], lo_bpm=o["lo"], hi_bpm=o["hi"], confidence=o["conf"])
         if dcfg.conf_error_span:
             o["expected_err_bpm"] = (1 - np.asarray(o["conf"], np.float64)) * dcfg.conf_error_span
-    columns = {"hr_bpm": "heart rate", "lo_bpm": None, "hi_bpm": None,          # CSV order; None: noted together
-               "confidence": dcfg.conf_text}
+    interval = f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated nominal mass)"
+    columns = {"hr_bpm": "heart rate", "lo_bpm": f"lower end of the {interval}",
+               "hi_bpm": f"upper end of the {interval}", "confidence": dcfg.conf_text}
     if dcfg.conf_error_span:
         columns["expected_err_bpm"] = "expected |error| of hr_bpm, from the calibrated confidence"
-    columns["lo_bpm, hi_bpm"] = f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated nominal mass)"
     return outs, firmware, columns
 
 

@@ -16,7 +16,11 @@ from sqtool.core import SqtoolError
 
 
 def training_subjects(art) -> set[str] | None:
-    """The student's training subjects from the export's provenance, or None (not recorded / unreadable)."""
+    """The student's training subjects, or None (not recorded / unreadable): from metadata.json's training_data
+    (written by `sqtool export` from that checkpoint), else (an older export) from the checkpoint itself."""
+    recorded = (getattr(art, "metadata", None) or {}).get("training_data")
+    if recorded is not None:
+        return {str(s) for s in recorded.get("train_subjects") or ()}
     try:
         p = art.manifest.source("student_int8")
     except SqtoolError:
@@ -44,13 +48,14 @@ def seen_warning(scored: set[str] | list[str], seen: set[str] | None) -> tuple[l
                   "held-out subjects only (see the quantize run's heldout_subjects)")
 
 
-def synthetic_warning(scored: set[str] | list[str], seen: set[str] | None) -> str | None:
+def synthetic_warning(run: set[str] | list[str], seen: set[str] | None) -> str | None:
     """One line when a model trained on synthetic PPG alone (`sqtool demo`'s embedded default) is run on
     recordings of any other dataset (a real device's, whose PPG it was never shown); None otherwise (or when its
     training is not recorded)."""
     if not seen or not all(s.startswith("synthetic:") for s in seen):
         return None
-    real = sorted({str(s).split(":")[0] for s in scored} - {"synthetic"})
+    from sqtool.core.checkpoint import datasets_of
+    real = [d for d in datasets_of(run) if d != "synthetic"]
     if not real:
         return None
     return (f"WARNING: this model was trained on synthetic PPG only ({len(seen)} generated subjects, sqtool demo's "

@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 
 from sqtool.core import SqtoolError, atomic_save_npz
+from sqtool.core.checkpoint import datasets_of
 from sqtool.models.hr_options import LR_SCHEDULES
 
 EMPTY = -1.0            # the float value of code -127: an empty bin
@@ -573,7 +574,6 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     conf = decoder_cfg({**best, **calib}).calibrate_conf(raw)
     return {**best, "interval": mass, "conf_halfwidth_bpm": hw, "conf_measure": measure, **calib,
             "inner_calibration_windows": int(ok.sum()),
-            "inner_calibration_datasets": sorted({str(g).split(":")[0] for g in (calibrate_groups or groups)
-                                                  if ":" in str(g)}),          # where the interval holds
+            "inner_calibration_datasets": datasets_of(calibrate_groups or groups),   # where the interval holds
             "inner_coverage": float(np.mean(need <= mass)), "inner_coverage_nominal": float(np.mean(need <= 0.9)),
             "inner_gating": gating(conf), "inner_gating_mass": gains[hw], "inner_gating_width": g_width}
