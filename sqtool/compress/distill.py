@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_bytes
+from sqtool.core.optim import one_cycle
 from sqtool.models.registry import ModelCfg, get_model_cfg
 
 QUALITY_OUTPUT = "quality_logit"
@@ -313,7 +314,7 @@ def fit(model, x: np.ndarray, y_norm: np.ndarray, spec: OutputSpec, cfg: FitCfg,
     params = list(model.parameters()) + (list(projector.parameters()) if use_feat else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = max(1, cfg.epochs * ((n + cfg.batch_size - 1) // cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+    sched = one_cycle(opt, cfg.lr, steps, pct_start=0.15)
     gen = torch.Generator().manual_seed(cfg.seed)
     history = []
     for epoch in range(cfg.epochs):

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sqtool.core import SqtoolError
+from sqtool.core.optim import one_cycle
 
 RR_BINS = np.arange(4.0, 40.0 + 1e-9, 0.5)      # breaths/min; the same grid as sqtool.data.resp.RR_BINS
 
@@ -95,7 +96,7 @@ def fit_rr_spec(S: np.ndarray, rr: np.ndarray, cfg: RrSpecCfg | None = None,
     n = len(S)
     steps = cfg.epochs * int(np.ceil(n / cfg.batch_size))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, steps, pct_start=0.1)
     step_bpm = float(bins[1] - bins[0])
     kmax = int(round(cfg.shift_bpm / step_bpm))
     net.train()

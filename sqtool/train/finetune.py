@@ -42,6 +42,7 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
+from sqtool.core.optim import one_cycle
 from sqtool.models.hr_options import calibrate_on_option, train_option
 
 
@@ -158,7 +159,7 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
         params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = max(1, math.ceil(n / cfg.batch_size)) * cfg.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, steps, pct_start=0.1)
     yt = torch.from_numpy(y).to(dev)
     bar = tqdm(total=steps, disable=not cfg.progress, desc=desc, leave=False, dynamic_ncols=True)
     if cfg.mode != "linear":

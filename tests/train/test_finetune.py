@@ -57,6 +57,14 @@ def test_linear_probe_classification_on_synthetic(tmp_path, tiny_pretrained):
                and "num_batches" not in k)
 
 
+def test_one_batch_and_ten_epochs_a_fold_trains(tmp_path, tiny_pretrained):
+    # 10 optimiser steps a fold: torch's one-cycle schedule divided by zero at its one-step warm-up
+    m = run_finetune(FinetuneConfig(**{**FAST, "task": "af", "init": str(tiny_pretrained), "mode": "linear",
+                                       "data_root": "synthetic", "folds": 2, "epochs": 10,
+                                       "batch_size": 100_000}), tmp_path)
+    assert m["n_folds"] == 2 and np.isfinite(m["metrics"]["auroc"])
+
+
 def test_multichannel_stem_starts_as_the_ppg_model(tiny_pretrained):
     ck = load_checkpoint(tiny_pretrained)
     one = create_model("resnet1d_siamq_tiny", task="hr", outputs=("hr_bpm",), window_s=8.0).eval()
