@@ -271,7 +271,11 @@ def test_export_and_bench_end_with_the_next_command(tmp_path):
     from sqtool.firmware_bench.cli import next_step as bench_next
     e = export_next({"out": str(tmp_path), "failed": [], "metadata": {"task": "hr"}}).splitlines()
     assert e[0] == f"report: {tmp_path / 'export_report.md'}"
-    assert e[1].startswith(f"next: sqtool bench --model {tmp_path} --data ")
+    assert e[1].startswith(f"next: sqtool bench --model {tmp_path} --data synthetic ")   # a synthetic-only model
+    own = {"task": "hr", "training_data": {"datasets": ["my_watch"], "heldout_subjects": ["my_watch:s04"]}}
+    e = export_next({"out": str(tmp_path), "failed": [], "metadata": own}).splitlines()
+    assert e[1].startswith(f"next: sqtool bench --model {tmp_path} --data RECORDINGS ")  # not synthetic: its own kind
+    assert e[1].endswith("held out from its training: my_watch:s04)")
     assert "--explain" in export_next({"out": str(tmp_path), "failed": ["x"], "metadata": {}})
     b = bench_next({"run_dir": str(tmp_path / "b"), "kind": "spectral", "provenance": {"model_dir": "exp"}})
     assert b.splitlines() == [f"report: {tmp_path / 'b' / 'bench.md'}",

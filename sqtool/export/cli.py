@@ -89,7 +89,13 @@ def next_step(res: dict) -> str:
     if res["failed"]:
         lines.append(f"next: read {out / 'export_report.md'}; re-run with --explain for per-layer LSB differences")
     elif (res.get("metadata") or {}).get("task") == "hr":
-        lines.append(f"next: sqtool bench --model {out} --data synthetic   (or --data: recordings with HR truth)")
+        seen = (res["metadata"].get("training_data") or {})
+        if seen.get("datasets", ["synthetic"]) == ["synthetic"]:
+            lines.append(f"next: sqtool bench --model {out} --data synthetic   (or --data: recordings with HR truth)")
+        else:                                                  # a real model: score it on recordings it did not see
+            held = seen.get("heldout_subjects") or []
+            lines.append(f"next: sqtool bench --model {out} --data RECORDINGS   (recordings with HR truth"
+                         + (f"; held out from its training: {', '.join(held)})" if held else ")"))
     elif (out / "c").is_dir():
         lines.append(f"next: build {out / 'c'}/*.c into the firmware (API in sq_model.h)")
     return "\n".join(lines)
