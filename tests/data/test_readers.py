@@ -482,3 +482,35 @@ def test_clipped_signal_opt_in(data_root):
     assert "\n" not in str(e.value)
     assert len(read_dataset(d / "125_2.txt", kind="ppg_bp")) == 1          # off by default
     assert len(read_dataset(d / "125_1.txt", kind="ppg_bp", max_clip_fraction=0.3)) == 1
+
+
+@pytest.mark.parametrize("fs, unit, fmt", [(64, "ms", "{:.0f}"), (256, "s", "{:.3f}"), (125, "ms", "{:.0f}"),
+                                           (25, "s", "{:.2f}")])
+def test_rounded_timestamps_give_the_nominal_rate(tmp_path, fs, unit, fmt):
+    """Timestamps rounded to 1 ms (integer ms, `%.3f` s) measure 64.0002 / 256.0006 Hz over 130 s: within the
+    rounding of the nominal rate, which the reader takes (the front end cannot resample 64.0002 Hz)."""
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers import read_csv
+    from sqtool.data.readers._common import rate_from_times
+    t = np.arange(int(130 * fs)) / fs
+    x = np.sin(2 * np.pi * 1.2 * t)
+    scale = 1000.0 if unit == "ms" else 1.0
+    (tmp_path / "rec").mkdir()
+    f = tmp_path / "rec" / "s01_a.csv"
+    f.write_text("time,ppg\n" + "".join(f"{fmt.format(a * scale)},{b:.5f}\n" for a, b in zip(t, x)))
+    assert rate_from_times(np.round(t * 1000) / 1000, "t") == float(fs)
+    assert read_csv(f, time_unit=unit).fs["ppg"] == float(fs)
+    (tmp_path / "dataset.yaml").write_text(f"format: csv\nroot: rec\ntime_column: time\ntime_unit: {unit}\n"
+                                           "channels: {ppg: ppg}\n")
+    assert load_dataset_file(tmp_path / "dataset.yaml").records()[0].fs["ppg"] == float(fs)
+
+
+def test_a_clock_off_its_rate_is_not_snapped():
+    """Only the rounding's own error is snapped: a clock 50 ppm fast with full-precision or 1 ms timestamps, a
+    smartwatch at 19.58 Hz for a nominal 20, stay as measured (the front end then names the rate)."""
+    from sqtool.data.readers._common import rate_from_times
+    t = np.arange(130 * 64) / 64.0032
+    assert rate_from_times(t, "t") == pytest.approx(64.0032, abs=1e-5)
+    assert rate_from_times(np.round(t * 1000) / 1000, "t") == pytest.approx(64.0032, abs=1e-3)
+    assert rate_from_times(np.round(np.arange(735 * 20) / 19.58 * 1000) / 1000, "t") == pytest.approx(19.58, abs=1e-3)
+    assert rate_from_times(np.arange(1000) * 0.008, "t") == 125.0           # exact rates stay exact

@@ -109,8 +109,36 @@ def natural_key(p: Path | str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
+def time_quantum(t: np.ndarray) -> float:
+    """The resolution the timestamps were written with (s): the coarsest of 1 s, 0.1 s, ..., 1 us of which
+    every timestamp (from the first) is a whole multiple, e.g. 0.001 for integer-ms or `%.3f` s columns;
+    0.0 when none fits (full-precision floats)."""
+    t = np.asarray(t, dtype=np.float64)
+    t = t - t[0]
+    for k in range(7):
+        q = 10.0 ** -k
+        if np.all(np.abs(t / q - np.round(t / q)) <= 1e-3):
+            return q
+    return 0.0
+
+
+def nominal_rate(fs: float, q: float, span: float) -> float | None:
+    """The nominal rate behind a rate measured from timestamps rounded to `q` seconds over `span` seconds, or
+    None. Rounding moves each end of the span by up to q / 2, so the measured rate is off by up to
+    fs q / span: a whole-Hz rate (else a tenth of a Hz) within that is what the clock ran at (64 Hz with
+    integer-ms timestamps measures 64.0002 over 130 s). Beyond 0.1 % it is not rounding but a clock that
+    runs off its rate (19.58 Hz for a nominal 20), which stays as measured."""
+    tol = min(1.05 * q / span, 1e-3)
+    for f in (float(round(fs)), round(fs * 10) / 10):
+        if f > 0 and abs(fs - f) <= tol * f:
+            return float(f)
+    return None
+
+
 def rate_from_times(t: np.ndarray, where: str) -> float:
-    """Sampling rate (Hz) from a time column in seconds: (N - 1) / (t_last - t_first).
+    """Sampling rate (Hz) from a time column in seconds: (N - 1) / (t_last - t_first), snapped to the
+    nominal rate when the difference is within the timestamps' rounding (`nominal_rate`: 64 Hz from
+    integer-ms timestamps, 256 Hz from `%.3f` s ones, not 64.0002 / 256.0006).
 
     Timestamps are often rounded (BIDMC writes 100.02 twice at 125 Hz), so equal neighbours are fine;
     going backwards is refused, and so is a gap: any timestamp more than 5 sample periods (or 50 ms,
@@ -135,4 +163,7 @@ def rate_from_times(t: np.ndarray, where: str) -> float:
     if abs(res[worst]) > max(5 * step, 0.05, 1e-3 * span):
         raise SqtoolError(f"{where}: irregular sampling (timestamp at row {worst + 2} is {res[worst]:+.3g} s off "
                           f"a uniform {1 / step:.4g} Hz grid); resample first or give the rate explicitly")
-    return round(1.0 / step, 6)
+    fs = round(1.0 / step, 6)
+    q = time_quantum(t)
+    snapped = nominal_rate(1.0 / step, q, span) if 0 < q < step else None
+    return snapped if snapped is not None else fs
