@@ -630,8 +630,8 @@ def _run_cli(args) -> int:
               f"good {d['good']:>7}  poor {d['poor']:>6}  pairs {d['pairs']:>7}  quality gap {gap}  "
               f"(short records {d['short_records']})")
     print(f"pair statistics: {m['out']}/pair_stats.md")
-    if m["pairs"]:
-        print(f"next: sqtool train pretrain --pairs {m['out']}")
+    if m["pairs"]:                          # the model the pairs were made for (its window contract)
+        print(f"next: sqtool train pretrain --pairs {m['out']}" + (f" --model {cfg.model}" if cfg.model else ""))
     return 0
 
 

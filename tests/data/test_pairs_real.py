@@ -84,5 +84,7 @@ def test_model_flag_sets_the_window_contract_and_cli_spelling(tmp_path, capsys):
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "with a synthetic partner" in text and "pair_stats.md" in text
+    # the hint names the model the pairs were made for (pretrain's default model reads another window)
+    assert text.strip().splitlines()[-1] == f"next: sqtool train pretrain --pairs {out} --model resnet1d_siamq_tiny_10s"
     _, index = read_index(out)
     assert index["window_s"] == 10 and index["pair_shape"] == [2, 1, 400] and index["synthetic_partners"] is True
