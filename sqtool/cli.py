@@ -46,9 +46,25 @@ class _Parser(argparse.ArgumentParser):
         kwargs["allow_abbrev"] = False
         kwargs["formatter_class"] = help_formatter(kwargs.get("formatter_class") or argparse.HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.set_defaults(_sqtool_prog=self.prog)          # the deepest parser's wins: names the sub-command
 
     def error(self, message):
-        raise SqtoolError(f"{self.prog}: {message} (see --help)", code=2)
+        raise SqtoolError(_usage_line(self.prog, message), code=2)
+
+    def parse_args(self, args=None, namespace=None):
+        """Unknown options are reported against the sub-command that was given (`export: unrecognized
+        arguments: --bogus (see sqtool export --help)`), not the top-level parser."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            raise SqtoolError(_usage_line(getattr(ns, "_sqtool_prog", self.prog),
+                                          f"unrecognized arguments: {' '.join(extra)}"), code=2)
+        return ns
+
+
+def _usage_line(prog: str, message: str) -> str:
+    """`export: MESSAGE (see sqtool export --help)`; main() adds the one `sqtool: error: ` in front."""
+    where = prog.split(" ", 1)[1] if " " in prog else ""
+    return f"{where + ': ' if where else ''}{message} (see {prog} --help)"
 
 
 def build_parser() -> argparse.ArgumentParser:

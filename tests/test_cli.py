@@ -282,3 +282,14 @@ def test_export_and_bench_end_with_the_next_command(tmp_path):
                               "next: sqtool predict --model exp --data RECORDING   (heart rate of your own "
                               "recordings; firmware kit: exp/c)"]
     assert "sq_model.c" in bench_next({"run_dir": "b", "provenance": {"model_dir": "exp"}})
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["export", "--bogus"], "sqtool: error: export: unrecognized arguments: --bogus (see sqtool export --help)"),
+    (["--bogus"], "sqtool: error: unrecognized arguments: --bogus (see sqtool --help)"),
+    (["train", "pretrain", "--epochs"], "sqtool: error: train pretrain: argument --epochs: expected one argument "
+                                        "(see sqtool train pretrain --help)"),
+])
+def test_usage_errors_name_the_command_once(argv, line, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == line
