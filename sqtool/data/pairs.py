@@ -337,10 +337,23 @@ def _bounded(iterable, sem: threading.Semaphore, stop: threading.Event):
 
 # ----------------------------------------------------------------------------- the run
 
+def _input_name(path) -> str:
+    """The dataset name of a --data input: a dataset file's `name:` (hosp, hospB; a built-in's own name), else
+    the folder or file name. Subject ids are only unique within it ("<name>/<subject>" in the index)."""
+    from sqtool.data.dataset_tasks import dataset_of
+    ds = dataset_of(path)
+    return ds.name if ds is not None and ds.name else (Path(path).name or str(path))
+
+
 def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
     """[(name, units)] for every input; the synthetic corpus when no data is given."""
     if cfg.input:
-        return [(Path(p).name or str(p), list_units(p, cfg.kind)) for p in cfg.input]
+        out, seen = [], {}
+        for p in cfg.input:
+            name = _input_name(p)
+            seen[name] = seen.get(name, 0) + 1            # two inputs of one name: subjects kept apart
+            out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", list_units(p, cfg.kind)))
+        return out
     root = None if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
     if root is None:
         from sqtool.data.synthetic import synth_corpus_specs

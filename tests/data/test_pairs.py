@@ -256,3 +256,40 @@ def test_no_pairs_is_reported_not_silent(tmp_path):
     assert index["n_pairs"] == 0 and index["shards"] == []
     with pytest.raises(SqtoolError, match="no pairs"):
         PairShardDataset(tmp_path / "empty")
+
+
+# ----------------------------------------------------------------------------- own dataset files
+
+def _own_corpus(root, name, n, seed=0, yaml_name=None):
+    """A dataset.yaml corpus of n synthetic npz recordings p01_icu.npz ... (subject from the file name)."""
+    rec_dir = root / name / "recordings"
+    rec_dir.mkdir(parents=True)
+    for i in range(n):
+        r = synth_record(300, artifacts=0.3, seed=seed + i)
+        np.savez(rec_dir / f"p{i + 1:02d}_icu.npz", ppg=r.signals["ppg"], fs=np.array(r.fs["ppg"]))
+    (root / name / "dataset.yaml").write_text(
+        f"name: {yaml_name or name}\nformat: npz\nroot: recordings\nchannels: {{ppg: ppg}}\n"
+        "subject: {pattern: '^(?P<subject>p[0-9]+)_'}\n")
+    return root / name / "dataset.yaml"
+
+
+def test_two_own_datasets_keep_their_subjects_apart(tmp_path):
+    """Hospital A's p01 and hospital B's p01 are two subjects: each dataset is named by its yaml `name:`,
+    not 'dataset.yaml' (which merged them into one dataset and one subject)."""
+    a, b = _own_corpus(tmp_path, "hosp", 3), _own_corpus(tmp_path, "hospB", 2, seed=10)
+    out = tmp_path / "two"
+    m = mine_pairs(PairsConfig(input=[str(a), str(b)], out=str(out), workers=1), progress=False)
+    assert set(m["datasets"]) == {"hosp", "hospB"} and m["records"] == 5 and m["subjects"] == 5
+    _, index = read_index(out)
+    assert {s.split("/")[0] for s in index["subjects"]} <= {"hosp", "hospB"}
+    assert {"hosp/p01", "hospB/p01"} <= set(index["subjects"])
+    # a folder holding dataset.yaml is named by the file too; two inputs of one name stay apart
+    c = _own_corpus(tmp_path / "elsewhere", "hosp", 2, seed=20)
+    m = mine_pairs(PairsConfig(input=[str(a.parent), str(c)], out=str(tmp_path / "same"), workers=1), progress=False)
+    assert set(m["datasets"]) == {"hosp", "hosp_2"} and m["subjects"] == 5
+
+
+def test_builtin_names_keep_their_name(data_root):
+    from sqtool.data.pairs import _input_name
+    assert _input_name(str(data_root / "troika")) == "troika"
+    assert _input_name("troika") == "troika"
