@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, add_deprecated_alias, atomic_write_bytes, atomic_write_text, make_run_dir,
+from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, save_config, set_seed, to_dict, write_metrics)
 from sqtool.models.hr_options import calibrate_on_option, calibration_students_option, train_option
 
@@ -149,7 +149,6 @@ def register(sub, name: str, helptext: str) -> None:
         "heldout.npz, metrics.json, report.md, config.yaml into the run directory."))
     add_config_args(p, QuantizeConfig)
     add_bool_flag(p, "--progress", "progress", "print a line per step and epoch on stderr", default=True)
-    add_deprecated_alias(p, "--quiet", "--no-progress", "progress", nargs=0, const=False)
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue the quantize run in RUN after a kill: its student_float.pt is reused when it "
                         "matches the config, then calibration + QAT are redone")

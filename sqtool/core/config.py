@@ -150,30 +150,38 @@ def add_bool_flag(parser, flag: str, dest: str, help: str, default: bool = False
     """Add a BoolFlag: `flag` plus `--no-<name>` when `default` is True. The namespace holds
     `stored_default` until the flag is given (None = "not given", so a config file can still set it)."""
     strings = [flag] + ([f"--no-{flag[2:]}"] if default else [])
-    return parser.add_argument(*strings, dest=dest, action=BoolFlag, default=stored_default,
-                               help=option_help(help, default if default else None))
+    action = parser.add_argument(*strings, dest=dest, action=BoolFlag, default=stored_default,
+                                 help=option_help(help, default if default else None))
+    if flag == "--progress":                 # the old spelling of --no-progress, in every command that has it
+        add_deprecated_alias(parser, "--quiet", "--no-progress", dest, nargs=0, const=False)
+    return action
 
 
 class DeprecatedAlias(argparse.Action):
     """An old spelling of an option: hidden from help, prints one `deprecated: use NEW` line, keeps working."""
 
-    def __init__(self, option_strings, dest, new: str = "", nargs=None, const=None, **kwargs):
+    def __init__(self, option_strings, dest, new: str = "", nargs=None, const=None, target=None, **kwargs):
         kwargs.pop("help", None)
         super().__init__(option_strings, dest, nargs=nargs, const=const, help=argparse.SUPPRESS, **kwargs)
         self.new = new
+        self.target = target
 
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"sqtool: deprecated: use {self.new} instead of {option_string}", file=sys.stderr)
-        if isinstance(self.const, BoolFlag):                  # alias of a bool flag: parse like it
-            self.const(parser, namespace, values, self.const.option_strings[0])
+        if self.target is not None:                           # alias of a bool flag: parse like it
+            self.target(parser, namespace, values, self.target.option_strings[0])
             return
         setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
 
 
-def add_deprecated_alias(parser, old: str, new: str, dest: str, nargs=None, const=None, **kwargs):
-    """`old` keeps working as `new` (same dest) with a one-line deprecation notice on stderr."""
+def add_deprecated_alias(parser, old: str, new: str, dest: str, nargs=None, const=None, target=None, **kwargs):
+    """`old` keeps working as `new` (same dest) with a one-line deprecation notice on stderr. `target`: the
+    BoolFlag action `old` stands for (`--old`, `--old false` then parse exactly as the new flag does);
+    else `nargs=0` stores `const`, and any other nargs stores the value(s) given."""
+    if target is not None:
+        nargs, const = "?", None                              # a bare `--old` gives None: the flag's "true"
     return parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, nargs=nargs, const=const,
-                               default=argparse.SUPPRESS, **kwargs)
+                               target=target, default=argparse.SUPPRESS, **kwargs)
 
 
 def help_formatter(base=argparse.HelpFormatter):
@@ -228,8 +236,7 @@ def add_config_args(parser, cls, skip: tuple[str, ...] = ()) -> None:
         for old in f.metadata.get("aliases", ()):
             new = flag or f.metadata.get("alias_of", "")
             if tp is bool:
-                add_deprecated_alias(parser, old, new, f.name, nargs="?",
-                                     const=action or BoolFlag([old], f.name))
+                add_deprecated_alias(parser, old, new, f.name, target=action or BoolFlag([old], f.name))
             else:
                 add_deprecated_alias(parser, old, new, f.name, metavar=f.name.upper())
     parser.add_argument("--config", dest="config_file", default=None, metavar="FILE.yaml",
