@@ -148,10 +148,11 @@ class DatasetFile:
             have = ", ".join(self.labels) or "none"
             raise SqtoolError(f"{self.path}: task '{task}' needs label '{lab}' (the file declares: {have})")
 
-    def records(self, log=None, max_records: int = 0) -> list:
-        """Every recording under root, read, checked and labelled; excluded ones reported (log + report)."""
+    def records(self, log=None, max_records: int = 0, on_error: str = "raise", skipped: list | None = None) -> list:
+        """Every recording under root, read, checked and labelled; excluded ones reported (log + report).
+        on_error="skip": a bad file is left out, its error appended to `skipped`."""
         from sqtool.data.dataset_reader import read_records
-        return read_records(self, log=log, max_records=max_records)
+        return read_records(self, log=log, max_records=max_records, on_error=on_error, skipped=skipped)
 
     def split_subjects(self, records) -> tuple[set[str], set[str]]:
         """(train subjects, test subjects): the declared split (subjects or record ids), else computed from

@@ -37,14 +37,32 @@ from sqtool.data.dataset_file import RATE_TOL, DatasetFile
 from sqtool.data.record import Label, Record
 
 
-def read_records(ds: DatasetFile, log=None, max_records: int = 0) -> list[Record]:
+def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str = "raise",
+                 skipped: list | None = None) -> list[Record]:
+    """on_error="skip": a bad file (unreadable, corrupt, failing a check) is left out and its one-line error
+    appended to `skipped` (and said through `log`) instead of stopping the read."""
     say = log or (lambda m: None)
+    if on_error not in ("raise", "skip"):
+        raise SqtoolError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    bad = skipped if skipped is not None else []
+    gone: set[str] = set()                          # record ids of skipped files
     if ds.builtin:
-        recs = _builtin_records(ds)
+        recs = _builtin_records(ds, on_error, bad)
     else:
-        recs = [_read_one(ds, p) for p in _files(ds)]
+        recs = []
+        for p in _files(ds):
+            try:
+                recs.append(_read_one(ds, p))
+            except SqtoolError as e:
+                if on_error == "raise":
+                    raise
+                bad.append(str(e))
+                gone.add(_record_id(ds, p))                   # an excluded bad file is no unknown name
+                say(f"{ds.name}: skipped a bad file: {e}")
+    if on_error == "skip":
+        ds.report["skipped"] = list(bad)
     excluded = [r for r in recs if str(r.record_id) in ds.exclude]
-    unknown = sorted(set(ds.exclude) - {str(r.record_id) for r in excluded})
+    unknown = sorted(set(ds.exclude) - {str(r.record_id) for r in excluded} - gone)
     if unknown and not ds.shipped:          # a shipped file's exclusion may name a file a partial copy lacks
         raise SqtoolError(f"{ds.path}: exclude names {', '.join(unknown)}, not a recording under {ds.root}")
     for r in excluded:
@@ -75,9 +93,9 @@ def _files(ds: DatasetFile) -> list[Path]:
 
 # ----------------------------------------------------------------------------- built-in layouts
 
-def _builtin_records(ds: DatasetFile) -> list[Record]:
+def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | None = None) -> list[Record]:
     from sqtool.data.readers import read_dataset
-    recs = read_dataset(ds.root, kind=ds.format)
+    recs = read_dataset(ds.root, kind=ds.format, on_error=on_error, skipped=skipped)
     for r in recs:
         for name, src in ds.labels.items():
             names = src.reader if isinstance(src.reader, list) else [src.reader]
@@ -167,12 +185,17 @@ def _numeric(v, col: str, where: str) -> np.ndarray:
     return np.asarray(v, np.float64)
 
 
+def _record_id(ds: DatasetFile, p: Path) -> str:
+    """A file's record id: its path under root without the extension(s)."""
+    return re.sub(r"\.[^/]*$", "", p.relative_to(ds.root).as_posix())
+
+
 def _read_one(ds: DatasetFile, p: Path) -> Record:
     where = str(p)
     cols, names, rates, fs_t, n = _columns(ds, p)
     rel = p.relative_to(ds.root).as_posix()
     stem = p.name.split(".")[0]
-    record_id = re.sub(r"\.[^/]*$", "", rel)
+    record_id = _record_id(ds, p)
     signals, fs = {}, {}
     for ch, spec in ds.channels.items():
         col, v = _pick(cols, names, spec.column, where, f"channel '{ch}'")

@@ -286,14 +286,16 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
 _CTX: dict = {}          # per-process reader cache (label spreadsheets etc.), keyed by dataset root
 
 
-def list_units(path: str | os.PathLike, kind: str | None = None) -> list[tuple]:
-    """The files of a dataset that hold records: [("item", kind, item, root), ...] (cheap, no reading)."""
+def list_units(path: str | os.PathLike, kind: str | None = None, on_error: str = "raise",
+               errors: list | None = None) -> list[tuple]:
+    """The files of a dataset that hold records: [("item", kind, item, root), ...] (cheap, no reading).
+    A dataset file's records are read here, its bad files skipped into `errors` when on_error="skip"."""
     from sqtool.data import readers
     from sqtool.data.dataset_tasks import dataset_of
 
     ds = dataset_of(path)                  # a dataset.yaml or a built-in name: its records, read here
     if ds is not None:
-        return [("record", r) for r in ds.records()]
+        return [("record", r) for r in ds.records(on_error=on_error, skipped=errors)]
     kind, items = readers.list_items(path, kind)
     return [("item", kind, item, Path(path)) for item in items]
 
@@ -345,14 +347,16 @@ def _input_name(path) -> str:
     return ds.name if ds is not None and ds.name else (Path(path).name or str(path))
 
 
-def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
-    """[(name, units)] for every input; the synthetic corpus when no data is given."""
+def _inputs(cfg: PairsConfig, errors: list | None = None) -> list[tuple[str, list[tuple]]]:
+    """[(name, units)] for every input; the synthetic corpus when no data is given. The bad files of a dataset
+    file (read here) go to `errors` under --on-error skip."""
     if cfg.input:
         out, seen = [], {}
         for p in cfg.input:
             name = _input_name(p)
             seen[name] = seen.get(name, 0) + 1            # two inputs of one name: subjects kept apart
-            out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", list_units(p, cfg.kind)))
+            out.append((name if seen[name] == 1 else f"{name}_{seen[name]}",
+                        list_units(p, cfg.kind, cfg.on_error, errors)))
         return out
     root = None if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
     if root is None:
@@ -362,7 +366,7 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            out.append((d.name, list_units(d, cfg.kind)))
+            out.append((d.name, list_units(d, cfg.kind, cfg.on_error, errors)))
         except SqtoolError as e:
             print(f"sqtool: skipping {d}: {e}", file=sys.stderr)
     if not out:
@@ -430,17 +434,18 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
         raise SqtoolError(f"window_s x fs = {T:g} is not a whole number of samples")
     random.seed(cfg.seed)                    # (not config.set_seed: it imports torch, ~180 MB per process)
     np.random.seed(cfg.seed % 2**32)
-    inputs = _inputs(cfg)                                               # validates paths before any output
+    read_errors: list[str] = []                                          # bad files of dataset files (skip)
+    inputs = _inputs(cfg, read_errors)                                  # validates paths before any output
     run_dir = make_run_dir("data_pairs", cfg.name, cfg.out, force=cfg.force)
     try:
-        return _mine(cfg, inputs, run_dir, progress, ShardWriter)
+        return _mine(cfg, inputs, run_dir, progress, ShardWriter, read_errors)
     except BaseException:
         if cfg.out is None or not cfg.force:
             shutil.rmtree(run_dir, ignore_errors=True)                  # nothing half-written is left
         raise
 
 
-def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
+def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: list | None = None) -> dict:
     import multiprocessing as mp
 
     import scipy.signal  # noqa: F401  (imported once here, so forked workers do not each pay for it)
@@ -459,7 +464,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter) -> dict:
     writer = ShardWriter(run_dir, len(cfg.channels), width, cfg.shard_mb,
                          cfg.dtype, header=header)
     per_ds: dict[str, dict] = {}
-    errors: list[str] = []
+    errors: list[str] = list(read_errors or [])
     worker_rss = 0.0
     t_start, cpu_start = time.perf_counter(), _cpu_s()
     n_units = sum(len(u) for _, u in inputs)
@@ -642,6 +647,9 @@ def _run_cli(args) -> int:
         print(f"  {name:<16} records {d['records']:>5}  subjects {d['subjects']:>4}  windows {d['windows']:>7}  "
               f"good {d['good']:>7}  poor {d['poor']:>6}  pairs {d['pairs']:>7}  quality gap {gap}  "
               f"(short records {d['short_records']})")
+    if m["errors"]:
+        print(f"skipped {len(m['errors'])} bad file(s), listed in {m['out']}/metrics.json (errors), e.g. "
+              f"{m['errors'][0]}")
     print(f"pair statistics: {m['out']}/pair_stats.md")
     if m["pairs"]:                          # the model the pairs were made for (its window contract)
         print(f"next: sqtool train pretrain --pairs {m['out']}" + (f" --model {cfg.model}" if cfg.model else ""))

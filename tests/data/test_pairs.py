@@ -293,3 +293,34 @@ def test_builtin_names_keep_their_name(data_root):
     from sqtool.data.pairs import _input_name
     assert _input_name(str(data_root / "troika")) == "troika"
     assert _input_name("troika") == "troika"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_on_error_skip_skips_a_bad_file_of_a_dataset_file(tmp_path, workers):
+    """--on-error skip with a dataset.yaml: a truncated recording is left out and listed in metrics.json (it
+    stopped the run with 'corrupt or truncated .npz'); raise (the default) still stops; an excluded bad file
+    is no unknown exclude name."""
+    ds = _own_corpus(tmp_path, "cor", 4)
+    bad = ds.parent / "recordings" / "p03_icu.npz"
+    bad.write_bytes(bad.read_bytes()[:2000])
+    with pytest.raises(SqtoolError, match="corrupt or truncated"):
+        mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "raise"), workers=workers), progress=False)
+    out = tmp_path / "skip"
+    m = mine_pairs(PairsConfig(input=[str(ds)], out=str(out), workers=workers, on_error="skip"), progress=False)
+    assert m["records"] == 3 and len(m["errors"]) == 1 and "p03_icu.npz" in m["errors"][0]
+    assert json.loads((out / "metrics.json").read_text())["errors"] == m["errors"]
+    ds.write_text(ds.read_text() + "exclude: {p03_icu: broken}\n")
+    m = mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "ex"), workers=workers, on_error="skip"),
+                   progress=False)
+    assert m["records"] == 3
+
+
+def test_inspect_skip_bad_on_a_dataset_file(tmp_path, capsys):
+    from sqtool.data.cli import register
+    ds = _own_corpus(tmp_path, "cor", 2)
+    (ds.parent / "recordings" / "p02_icu.npz").write_bytes(b"PK" + b"\0" * 100)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["data", "inspect", "--data", str(ds), "--skip-bad"])
+    assert args.func(args) == 0
+    assert "records 1" in (out := capsys.readouterr().out) and "skipped 1 bad item(s)" in out
