@@ -24,12 +24,22 @@ def item(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def bar(iterable=None, total: int | None = None, desc: str = "", enabled: bool = True, unit: str = "it"):
-    """A tqdm bar on stderr that disappears when done; disabled by --no-progress or a non-terminal stderr."""
+def bars_on(enabled: bool = True) -> bool:
+    """Whether a bar may draw: asked for (--progress, the default) AND stderr is a terminal. The one place
+    this default is decided: a bar written into a log file or a pipe is a wall of `\r` lines."""
+    try:
+        return bool(enabled) and sys.stderr.isatty()
+    except (AttributeError, ValueError):                 # a replaced or closed stderr
+        return False
+
+
+def bar(iterable=None, total: int | None = None, desc: str = "", enabled: bool = True, unit: str = "it",
+        initial: int = 0, leave: bool = False):
+    """A tqdm bar on stderr (gone when done unless `leave`); off by --no-progress or a non-terminal stderr.
+    Every command draws its bars through this function (never tqdm directly)."""
     from tqdm import tqdm
-    on = bool(enabled) and getattr(sys.stderr, "isatty", lambda: False)()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, disable=not on, file=sys.stderr,
-                dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave,
+                disable=not bars_on(enabled), file=sys.stderr, dynamic_ncols=True)
 
 
 def size_text(n_bytes: int | None) -> str:
@@ -91,4 +101,4 @@ def training_curve(run_dir, curves: dict[str, list[float]], ylabel: str = "train
     return path
 
 
-__all__ = ["item", "bar", "size_text", "metric_text", "training_curve", "CURVE_FILE"]
+__all__ = ["item", "bar", "bars_on", "size_text", "metric_text", "training_curve", "CURVE_FILE"]

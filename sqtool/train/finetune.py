@@ -143,7 +143,7 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
     appends each epoch's mean training loss to `history` when given."""
     import torch
     import torch.nn.functional as F
-    from tqdm import tqdm
+    from sqtool.core.progress import bar as progress_bar
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -161,7 +161,7 @@ def _fit(model, x, y, cfg: FinetuneConfig, kind: str, dev, seed: int, desc: str 
     steps = max(1, math.ceil(n / cfg.batch_size)) * cfg.epochs
     sched = one_cycle(opt, cfg.lr, steps, pct_start=0.1)
     yt = torch.from_numpy(y).to(dev)
-    bar = tqdm(total=steps, disable=not cfg.progress, desc=desc, leave=False, dynamic_ncols=True)
+    bar = progress_bar(total=steps, enabled=cfg.progress, desc=desc, unit="step")
     if cfg.mode != "linear":
         model.train()
     for _ in range(cfg.epochs):

@@ -406,9 +406,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         total_steps = cfg.epochs * steps_per_epoch
         if cfg.max_steps:
             total_steps = min(total_steps, cfg.max_steps)
-        from tqdm import tqdm
-        bar = tqdm(total=total_steps, initial=min(st["global_step"], total_steps), unit="step",
-                   disable=not (cfg.progress and d.is_main), desc=f"pretrain {cfg.model}", dynamic_ncols=True)
+        from sqtool.core.progress import bar as progress_bar
+        bar = progress_bar(total=total_steps, initial=min(st["global_step"], total_steps), unit="step",
+                           enabled=cfg.progress and d.is_main, desc=f"pretrain {cfg.model}", leave=True)
         model.train()
         t_start = time.perf_counter() - st["elapsed_s"]
         stopped = False
