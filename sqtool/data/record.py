@@ -21,6 +21,11 @@ import numpy as np
 from sqtool.core import MIN_RECORD_SAMPLES, SqtoolError, check_fs
 
 
+class TooShort(SqtoolError):
+    """A recording shorter than one model window: an error for one recording; a command that reads many (sqtool
+    predict on a folder) leaves it out with a warning and goes on with the rest."""
+
+
 def subject_key(dataset: str, subject) -> str:
     """"dataset:subject", the subject id unique across datasets (kept as is when it already names its
     dataset, e.g. the quality task's "but_ppg:12"). Training provenance and the bench compare these."""

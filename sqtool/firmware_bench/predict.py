@@ -37,7 +37,8 @@ class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a hea
 (the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged.
 
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
-take, is a one-line error naming the recording and the channel / rate.
+take, is a one-line error naming the recording and the channel / rate. A recording shorter than one window is
+left out with one WARNING line (summary.json: warnings, skipped_records); an error only when none is long enough.
 """
 from __future__ import annotations
 
@@ -234,7 +235,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["model_training_data"] = md["training_data"]
     from sqtool.firmware_bench.provenance import provenance_warnings
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})
-    summary["seen_in_training"], summary["warnings"] = seen, warns
+    summary["seen_in_training"], summary["warnings"] = seen, prepared["short"] + warns
+    if prepared["short"]:
+        summary["skipped_records"] = [w[len("WARNING: left out "):] for w in prepared["short"]]
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
@@ -252,15 +255,34 @@ def _firmware(rt, name: str) -> dict | None:
 
 # ----------------------------------------------------------------------------- spectral models
 
+def _long_enough(records, prepare, window_s: float) -> tuple[list, list[str]]:
+    """(prepare(r) of every recording at least one window long, a warning per shorter one, left out); one line
+    when none is long enough. Other errors (a missing channel, a rate the front end cannot take) still stop."""
+    from sqtool.data.record import TooShort
+    out, short = [], []
+    for r in records:
+        try:
+            out.append(prepare(r))
+        except TooShort as e:
+            short.append(str(e))
+    if not out:
+        raise SqtoolError(short[0] if len(short) == 1 else
+                          f"no recording is as long as one {window_s:g} s window ({len(short)} recordings, e.g. "
+                          f"{short[0]})")
+    return out, [f"WARNING: left out {s}" for s in short]
+
+
 def _prepare_spectral(cfg: PredictConfig, art, records) -> dict:
-    """Device samples and front-end codes per recording (one-line errors: channel, rate, length), the runtime."""
+    """Device samples and front-end codes per recording (one-line errors: channel, rate; a recording shorter than
+    one window is left out with a warning), the runtime."""
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
-    recs = [S.prepare(r, md["model_cfg"], {}, n_sensors) for r in records]
+    recs, short = _long_enough(records, lambda r: S.prepare(r, md["model_cfg"], {}, n_sensors),
+                               float(md["window_s"]))
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
-    return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note}
+    return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short}
 
 
 def _run_spectral(art, prep: dict, work: Path) -> tuple[list[dict], dict | None, dict]:
@@ -333,20 +355,18 @@ def _prepare_time_domain(cfg: PredictConfig, art, records) -> dict:
     if name not in R.RUNTIMES:
         raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite, tflm, onnx, "
                           "torch or mcu; the C pipeline is the spectral models')")
-    recs = []
-    for r in records:
+    def one(r) -> _TdRec:
         miss = [c for c in spec.channels if c not in r.signals]
         if miss:
             raise SqtoolError(f"{r.record_id}: the model needs channel(s) {', '.join(miss)}; the recording has "
                               f"{', '.join(r.signals)}")
-        rp = replay(r, spec)                   # truth: the heart rate of the windows (an hr model's)
-        if len(rp) == 0:
-            raise SqtoolError(f"{r.record_id}: shorter than one {spec.window_s:g} s window")
-        recs.append(_TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
-                           r.duration(spec.channels[0]), rp.x, rp.t0, rp.flagged,
-                           rp.truth if md.get("task") == "hr" else None))
+        rp = replay(r, spec)                   # truth: the heart rate of the windows (an hr model's); TooShort
+        return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
+                      r.duration(spec.channels[0]), rp.x, rp.t0, rp.flagged,
+                      rp.truth if md.get("task") == "hr" else None)
+    recs, short = _long_enough(records, one, spec.window_s)
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
-    return {"recs": recs, "runtime": name, "why": why}
+    return {"recs": recs, "runtime": name, "why": why, "short": short}
 
 
 def output_columns(outputs, units) -> list[tuple[str, str, bool]]:

@@ -179,7 +179,8 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     fe = dataclasses.replace(fe, n_ppg=n_ppg)                            # same tables, this device's sensors
     codes, t0, _ = spectra(fe, x16, gap, tables=tab)
     if len(codes) == 0:
-        raise SqtoolError(f"{where}: {n / fs_in:.1f} s is shorter than one {float(mc['window_s']):g} s window")
+        from sqtool.data.record import TooShort
+        raise TooShort(f"{where}: {n / fs_in:.1f} s is shorter than one {float(mc['window_s']):g} s window")
     fq = flagged_q15(fe, gap, n, tables=tab)
     return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0), n_ppg,
                    recorded)

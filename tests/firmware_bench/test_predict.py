@@ -249,3 +249,25 @@ def test_predict_writes_the_expected_error_of_a_calibrated_confidence(spec_expor
     assert (x[:, 4] >= 30000 / 32768 - 1e-3).all() and (x[:, 4] <= 32700 / 32768 + 1e-3).all()
     cols = json.loads((tmp_path / "p" / "summary.json").read_text())["columns"]
     assert "expected |error|" in cols["confidence"] and "expected_err_bpm" in cols
+
+
+def test_a_short_recording_is_left_out_with_a_warning(spec_export_dir, export_dir, tmp_path, capsys):
+    """One 5 s file in a folder does not stop predict: it is left out with one WARNING line (and in summary.json),
+    the rest is predicted; only when no recording is one window long is it an error (spectral and time-domain)."""
+    data = tmp_path / "mix"
+    data.mkdir()
+    write_wrist_npz(data / "long.npz", seconds=20)
+    write_wrist_npz(data / "short.npz", seconds=5, seed=1)
+    out = tmp_path / "p"
+    assert main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--out", str(out)]) == 0
+    warn = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("WARNING")]
+    assert len(warn) == 1 and "short: 5.0 s is shorter than one 8 s window" in warn[0]
+    s = json.loads((out / "summary.json").read_text())
+    assert [r["record_id"] for r in s["recordings"]] == ["long"] and len(s["skipped_records"]) == 1
+    assert s["warnings"] == warn
+    with pytest.raises(SqtoolError, match="short: 5.0 s is shorter than one 8 s window"):
+        predict(PredictConfig(model=str(spec_export_dir), data=str(data / "short.npz"), out=str(tmp_path / "s")))
+    res = predict(PredictConfig(model=str(export_dir), data=str(data), out=str(tmp_path / "td")))
+    assert [r["record_id"] for r in res["recordings"]] == ["long"] and "short" in res["skipped_records"][0]
+    with pytest.raises(SqtoolError, match="shorter than one"):
+        predict(PredictConfig(model=str(export_dir), data=str(data / "short.npz"), out=str(tmp_path / "ts")))
