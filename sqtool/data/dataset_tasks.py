@@ -60,6 +60,14 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             subjects.add(str(subject))
         add(x, y, subject, *a, **k)
     acc.add = counted
+    gaps = {"windows": 0, "records": 0}          # windows left out for holding a NaN/Inf sample
+
+    def windows(rec):
+        w = T._windows(rec, cfg)
+        if k := w.meta.get("nonfinite_windows", 0):
+            gaps["windows"] += k
+            gaps["records"] += 1
+        return w
     for rec in ds.records():
         if max_records and str(rec.subject) not in subjects and len(subjects) >= max_records:
             continue
@@ -68,7 +76,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             if lab is None:
                 continue
             T._require_channels(rec, cfg, task)
-            w = T._windows(rec, cfg)
+            w = windows(rec)
             if lab.kind == "events":
                 bt = np.sort(np.asarray(lab.times, float))
                 y = np.array([T.breaths_per_min(bt, t, cfg.window_s) for t in w.t0])
@@ -85,7 +93,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             af = {str(c) for c in (ds.labels["rhythm"].af or ["AF"])}
             names = lab.classes or ()
             is_af = np.array([(names[int(v)] if names else str(int(v))) in af for v in np.atleast_1d(lab.values)])
-            w = T._windows(T.tile_record(rec, cfg.window_s), cfg)
+            w = windows(T.tile_record(rec, cfg.window_s))
             if lab.times is None:
                 y, ok = np.full(len(w), float(is_af[0])), np.ones(len(w), bool)
             else:
@@ -99,7 +107,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             if "sbp" not in rec.labels or "dbp" not in rec.labels:
                 continue
             T._require_channels(rec, cfg, task)
-            w = T._windows(T.tile_record(rec, cfg.window_s), cfg)
+            w = windows(T.tile_record(rec, cfg.window_s))
             y = np.array([[float(rec.labels["sbp"].values), float(rec.labels["dbp"].values)]])
             acc.add(w.x[:1], y, rec.subject, w.t0[:1], rec.record_id)
         elif task == "quality":
@@ -107,7 +115,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             if lab is None:
                 continue
             T._require_channels(rec, cfg, task)
-            w = T._windows(T.tile_record(rec, cfg.window_s), cfg)
+            w = windows(T.tile_record(rec, cfg.window_s))
             if lab.kind == "flags":
                 frac = T.flagged_fraction(lab.values, lab.fs, w.t0, cfg.window_s)
                 ok = (frac <= T.GOOD_FLAGGED) | (frac > T.POOR_FLAGGED)
@@ -120,8 +128,14 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
         else:
             raise SqtoolError(f"unknown task '{task}'")
+    extra = {}
+    if gaps["windows"]:
+        extra["nonfinite_windows"] = ds.report["nonfinite_windows"] = gaps["windows"]
+        import sys
+        print(f"sqtool: warning: {ds.name}: {gaps['windows']} windows of {gaps['records']} recording(s) hold NaN/Inf "
+              "samples (gaps): left out", file=sys.stderr)
     return acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
-                     excluded=dict(ds.report.get("excluded") or {}))
+                     excluded=dict(ds.report.get("excluded") or {}), **extra)
 
 
 def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=frozenset(),
@@ -141,6 +155,10 @@ def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=fro
                 log(f"{ds.name}/{rec.record_id}: no heart-rate truth, left out")
             continue
         out.append(record_spectra(rec, model_cfg, cache))
+        if (k := out[-1].meta.get("nonfinite_windows", 0)) and log:
+            log(f"{ds.name}/{rec.record_id}: {k} windows hold NaN/Inf samples (gaps): not trained on or scored")
+    if gaps := sum(r.meta.get("nonfinite_windows", 0) for r in out):
+        ds.report["nonfinite_windows"] = gaps
     return out[:max_records or None]
 
 

@@ -119,7 +119,8 @@ def device_stream(record, channels, shared_acc_gain: bool = False) -> tuple[np.n
     gap = bad.any(axis=0) if bad.any() else None
     if gap is not None:
         if gap.all():
-            raise SqtoolError(f"{record.dataset}/{record.record_id}: every sample is NaN")
+            raise SqtoolError(f"{record.dataset}/{record.record_id}: no sample has every channel finite "
+                              f"({', '.join(channels)}): all are NaN/Inf gaps")
         n = x.shape[1]
         for c in range(len(x)):                                            # hold the last good value
             idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
@@ -150,7 +151,8 @@ def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray:
 
 def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None = None) -> HrRecording:
     """One recording through the front end (its PPG sensors of the model's ppg_sensors averaged, see
-    `stream_channels`). `tables_cache` ({device rate: tables}, for ONE model config)
+    `stream_channels`); NaN/Inf samples are the device's gaps, and the windows holding one get no truth (y NaN:
+    left out of training and scoring, counted in meta["nonfinite_windows"]). `tables_cache` ({device rate: tables}, for ONE model config)
     saves designing the front end again for every recording at the same rate."""
     mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
     chans, n_ppg = stream_channels(record, mc)
@@ -160,8 +162,12 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
     if fs_in not in cache:
         cache[fs_in] = design(fe)                                          # the tables do not depend on n_ppg
     codes, t0, flagged = spectra(fe, x16, gap, tables=cache[fs_in])
-    return HrRecording(record.dataset, str(record.subject), str(record.record_id), codes,
-                       window_truth(record, t0), t0, flagged, dict(record.meta))
+    y, meta = window_truth(record, t0), dict(record.meta)
+    if gap is not None:                                                    # windows holding a NaN/Inf sample:
+        from sqtool.data.preprocess import nonfinite_windows               # no truth, never trained on or scored
+        bad = nonfinite_windows(record, chans, t0, fe.window_s)
+        y, meta["nonfinite_windows"] = np.where(bad, np.nan, y), int(bad.sum())
+    return HrRecording(record.dataset, str(record.subject), str(record.record_id), codes, y, t0, flagged, meta)
 
 
 def hr_corpus(data_root, datasets=HR_DATASETS, model_cfg: ModelCfg | dict | None = None,

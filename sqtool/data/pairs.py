@@ -149,7 +149,7 @@ def _no_pairs(rec) -> dict:
     """The per-record counts before any window is scored (what an unusable or short record returns)."""
     return {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
             "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0,
-            "unusable": 0}
+            "unusable": 0, "nonfinite": 0}
 
 
 def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) -> dict:
@@ -157,8 +157,8 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
     spec = spectral_model(cfg)
     if spec is not None:
         return spectral_record_pairs(rec, cfg, spec)
-    from sqtool.data.preprocess import (bandpass, normalise, record_duration, record_signals, sliding_windows,
-                                        window_starts, windows_in_record)
+    from sqtool.data.preprocess import (bandpass, nonfinite_windows, normalise, record_duration, record_signals,
+                                        sliding_windows, window_starts, windows_in_record)
     from sqtool.data.quality import quality_score
     from sqtool.data.synthetic import corrupt
 
@@ -186,8 +186,16 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
     acc = np.moveaxis(w_raw[[need.index(a) for a in ACC]], 0, 1) if has_acc else None   # (W, 3, T)
     q = quality_score(w_raw[need.index(ppg_ch)], fs, acc)                         # (W,)
     good = q > cfg.threshold
-    res.update(windows=int(q.size), good=int(good.sum()), poor=int((~good).sum()))
-    gi, pi = match_pairs(t0, good, cfg.max_gap_s)
+    gap = nonfinite_windows(rec, need, t0, cfg.window_s)                          # (W,) holding a NaN/Inf sample
+    if gap.any():                                                                 # left out: neither good nor poor
+        ok = np.flatnonzero(~gap)
+        good &= ~gap
+        gi, pi = match_pairs(t0[ok], good[ok], cfg.max_gap_s)
+        gi, pi = ok[gi], ok[pi]
+    else:
+        gi, pi = match_pairs(t0, good, cfg.max_gap_s)
+    res.update(windows=int((~gap).sum()), good=int(good.sum()), poor=int((~good & ~gap).sum()),
+               nonfinite=int(gap.sum()))
     synth = np.zeros(gi.size, dtype=bool)
 
     model = bandpass(raw[[need.index(c) for c in chans]], fs, cfg.band_lo, cfg.band_hi)   # (C, N)
@@ -240,11 +248,13 @@ def nominal_rate(rec):
     timestamps) rec resampled to its whole-Hz rate, as the device's nominal clock would have sampled it."""
     import dataclasses
 
-    from sqtool.data.preprocess import resample
+    from sqtool.data.preprocess import fill_gaps, resample
     rates = {float(f) for f in rec.fs.values()}
     if all(abs(f - round(f)) < 1e-9 for f in rates):
         return rec
-    return dataclasses.replace(rec, signals={c: resample(np.asarray(v, np.float64), rec.fs[c], float(round(rec.fs[c])))
+    # NaN/Inf gaps filled first (a whole-record resampler would spread them); their windows are left out by the caller
+    return dataclasses.replace(rec, signals={c: resample(fill_gaps(v) if not np.isfinite(v).all() else
+                                                         np.asarray(v, np.float64), rec.fs[c], float(round(rec.fs[c])))
                                              for c, v in rec.signals.items()},
                                fs={c: float(round(f)) for c, f in rec.fs.items()})
 
@@ -253,6 +263,7 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     """Pairs of front-end spectra of one record: the windows the spectral model reads, scored on the raw
     window with the same start (quality index, with the accelerometer), paired as `match_pairs` does."""
     from sqtool.data.hr_spectra import as_model_input, record_spectra
+    from sqtool.data.preprocess import nonfinite_windows
     from sqtool.data.quality import record_quality
 
     res = _no_pairs(rec)
@@ -268,6 +279,9 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     j = _nearest(q["t0"], hr.t0)                                                 # (W,) quality window
     near = np.abs(q["t0"][j] - hr.t0) <= model_cfg.hop_s / 2                   # same window, up to the hop grid
     score = np.where(near & (hr.flagged < 0.5), q["score"][j], np.nan)          # (W,) NaN: no score
+    gap = nonfinite_windows(rec, reads, hr.t0, model_cfg.window_s)              # (W,) holding a NaN/Inf sample
+    if gap.any():
+        score = np.where(gap, np.nan, score)                                     # left out, counted
     scored = np.flatnonzero(np.isfinite(score))                                  # windows with a score
     good = score > cfg.threshold
     gi, pi = match_pairs(hr.t0[scored], good[scored], cfg.max_gap_s)
@@ -275,6 +289,7 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     x = as_model_input(hr.x)                                                     # (W, C, F)
     dt = np.dtype(cfg.dtype)
     res.update(windows=int(scored.size), good=int(good[scored].sum()), poor=int((~good[scored]).sum()),
+               nonfinite=int(gap.sum()),
                pairs=int(gi.size), poor_used=int(np.unique(pi).size), x_good=x[gi].astype(dt),
                x_poor=x[pi].astype(dt), t_good=hr.t0[gi], t_poor=hr.t0[pi], q_good=score[gi], q_poor=score[pi],
                synth=np.zeros(gi.size, bool), channels=list(model_cfg.channels), T=x.shape[-1])
@@ -494,11 +509,13 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: 
             for rec in r["ok"]:
                 d = per_ds.setdefault(name, {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0,
                                              "pairs": 0, "synthetic_pairs": 0, "poor_used": 0, "short_records": 0, "unusable_records": 0,
+                                             "nonfinite_windows": 0,
                                              "subjects_with_pairs": set(), "q_gap": [], "t_gap": []})
                 d["records"] += 1
                 d["subjects"].add(rec["subject"])
                 d["short_records"] += rec["short"]
                 d["unusable_records"] += rec["unusable"]
+                d["nonfinite_windows"] += rec["nonfinite"]
                 for k in ("windows", "good", "poor", "pairs", "poor_used"):
                     d[k] += rec[k]
                 d["synthetic_pairs"] += rec["synthetic"]
@@ -524,7 +541,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: 
     datasets = {k: dataset_stats(v) for k, v in per_ds.items()}
     total = {k: sum(d[k] for d in datasets.values()) for k in
              ("records", "subjects", "windows", "good", "poor", "pairs", "real_pairs", "synthetic_pairs",
-              "short_records", "unusable_records", "subjects_with_pairs")}
+              "short_records", "unusable_records", "subjects_with_pairs", "nonfinite_windows")}
     if total["windows"] == 0 and total["unusable_records"]:
         raise SqtoolError(f"{total['unusable_records']} of {total['records']} records lack the channels of "
                           f"--model {cfg.model} ({', '.join(cfg.channels)}); nothing to pair")
@@ -647,6 +664,9 @@ def _run_cli(args) -> int:
         print(f"  {name:<16} records {d['records']:>5}  subjects {d['subjects']:>4}  windows {d['windows']:>7}  "
               f"good {d['good']:>7}  poor {d['poor']:>6}  pairs {d['pairs']:>7}  quality gap {gap}  "
               f"(short records {d['short_records']})")
+    if m["nonfinite_windows"]:
+        print(f"left out {m['nonfinite_windows']} windows holding NaN/Inf samples (gaps; metrics.json "
+              "nonfinite_windows per dataset)")
     if m["errors"]:
         print(f"skipped {len(m['errors'])} bad file(s), listed in {m['out']}/metrics.json (errors), e.g. "
               f"{m['errors'][0]}")

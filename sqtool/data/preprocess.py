@@ -239,8 +239,8 @@ def record_signals(record, channels: Sequence[str] = ("ppg",), fs: float | None 
         x = np.asarray(record.channel(ch), dtype=np.float64)
         if x.ndim != 1 or x.size == 0:
             raise SqtoolError(f"{where}: channel '{ch}' must be a non-empty 1-D signal")
-        if not np.all(np.isfinite(x)):
-            raise SqtoolError(f"{where}: channel '{ch}' has {int(x.size - np.isfinite(x).sum())} NaN/Inf samples")
+        if not np.all(np.isfinite(x)):                # gaps: filled for the filters; their windows are left
+            x = fill_gaps(x, f"{where}: channel '{ch}'")   # out by make_windows / the pair miner (nonfinite_windows)
         f_in = record.fs.get(ch)
         if f_in is None or not np.isfinite(f_in) or f_in <= 0:
             raise SqtoolError(f"{where}: channel '{ch}' has no valid sampling rate")
@@ -252,6 +252,36 @@ def record_signals(record, channels: Sequence[str] = ("ppg",), fs: float | None 
         out_fs = f_out
     n = min(len(y) for y in out)
     return np.stack([y[:n] for y in out]), float(out_fs)
+
+
+def fill_gaps(x: np.ndarray, where: str = "signal") -> np.ndarray:
+    """A copy of x (N,) with its NaN/Inf samples (gaps) linearly interpolated between the finite neighbours (the
+    nearest finite value at either end), so that a whole-record resampler or filter does not spread them; one
+    clear error when no sample is finite. The windows that held a gap are found by `nonfinite_windows`."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    if not ok.any():
+        raise SqtoolError(f"{where}: no finite sample (all {x.size} are NaN/Inf)")
+    i = np.arange(x.size)
+    return np.interp(i, i[ok], x[ok])
+
+
+def nonfinite_windows(record, channels: Sequence[str], t0, window_s: float) -> np.ndarray:
+    """(W,) bool: the windows [t0, t0 + window_s) s of the record that hold a NaN/Inf sample of any of the
+    channels (in each channel's own rate): what training and the pair miner leave out."""
+    t0 = np.asarray(t0, dtype=np.float64)
+    bad = np.zeros(t0.shape, dtype=bool)
+    for ch in channels:
+        x = np.asarray(record.signals[ch])
+        gap = ~np.isfinite(x)
+        if not gap.any():
+            continue
+        fs = float(record.fs[ch])
+        c = np.concatenate([[0], np.cumsum(gap)])
+        lo = np.clip(np.floor(t0 * fs + 1e-6).astype(np.int64), 0, x.size)
+        hi = np.clip(np.ceil((t0 + window_s) * fs - 1e-6).astype(np.int64), 0, x.size)
+        bad |= c[hi] > c[lo]
+    return bad
 
 
 def record_duration(record, channels: Sequence[str]) -> float:
@@ -274,8 +304,9 @@ def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 
                  dtype=np.float32) -> Windows:
     """Cut a record into model windows: resample whole channels to `fs`, band-pass, window, normalise.
 
-    Raises SqtoolError for a missing channel, NaN/Inf samples, a bad rate, or a record shorter than one
-    window. `hop_s=None` means non-overlapping windows (hop = window)."""
+    Raises SqtoolError for a missing channel, a bad rate, or a record shorter than one window. The windows
+    holding a NaN/Inf sample (a gap) are left out, their number in `meta["nonfinite_windows"]`.
+    `hop_s=None` means non-overlapping windows (hop = window)."""
     if norm not in NORMS:
         raise SqtoolError(f"unknown normalisation '{norm}' (known: {', '.join(NORMS)})")
     hop_s = window_s if hop_s is None else hop_s
@@ -291,12 +322,17 @@ def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 
     keep = windows_in_record(starts, f, win, dur)
     w = sliding_windows(sig, win, hop)[:, :keep]                           # (C, W, T) view
     starts = starts[:keep]
+    meta = {}
+    gap = nonfinite_windows(record, channels, starts / f, window_s)        # (W,) windows holding a gap
+    if gap.any():
+        w, starts, meta = w[:, ~gap], starts[~gap], {"nonfinite_windows": int(gap.sum())}
     x = normalise(np.moveaxis(w, 0, 1), norm).astype(dtype, copy=False)    # (W, C, T)
     return Windows(x=np.ascontiguousarray(x), t0=starts / f, subject=str(record.subject),
                    record_id=str(record.record_id), fs=f, channels=tuple(channels),
-                   dataset=record.dataset, window_s=float(window_s), hop_s=float(hop_s))
+                   dataset=record.dataset, window_s=float(window_s), hop_s=float(hop_s), meta=meta)
 
 
 __all__ = ["bandpass", "StreamingBandpass", "resample", "resample_ratio", "resampled_length", "normalise",
            "window_starts", "sliding_windows", "record_signals", "record_duration", "windows_in_record", "make_windows", "Windows", "NORMS",
+           "fill_gaps", "nonfinite_windows",
            "DEFAULT_BAND"]

@@ -246,8 +246,9 @@ ACC = ("acc_x", "acc_y", "acc_z")
 def record_quality(record, window_s: float = 10.0, hop_s: float | None = None, fs: float | None = None,
                    channel: str | None = None) -> dict:
     """Score one record: windows of the raw PPG (resampled to `fs` if given), with the accelerometer
-    when the record has all three axes. Returns {"t0", "score", components...}."""
-    from sqtool.data.preprocess import record_signals, sliding_windows, window_starts
+    when the record has all three axes. Returns {"t0", "score", components...}; a window holding a NaN/Inf
+    sample (a gap) has no score (NaN), and "nonfinite" (W,) marks those when there are any."""
+    from sqtool.data.preprocess import nonfinite_windows, record_signals, sliding_windows, window_starts
 
     ch = channel or ("ppg" if "ppg" in record.signals else record.primary_channel())
     chans = [ch] + ([*ACC] if all(a in record.signals for a in ACC) else [])
@@ -263,6 +264,9 @@ def record_quality(record, window_s: float = 10.0, hop_s: float | None = None, f
     w = sliding_windows(sig, win, hop)                  # (C, W, T)
     q = quality_indices(w[0], f, np.moveaxis(w[1:], 0, 1) if len(chans) == 4 else None)
     q["t0"] = window_starts(n, win, hop) / f
+    gap = nonfinite_windows(record, chans, q["t0"], window_s)
+    if gap.any():
+        q["score"], q["nonfinite"] = np.where(gap, np.nan, q["score"]), gap
     return q
 
 
@@ -304,11 +308,14 @@ def _run_cli(args) -> int:
     for rec in (ds.records() if ds is not None else iter_records(args.path, args.kind)):
         q = record_quality(rec, args.window_s, args.hop_s, args.fs)
         s = q["score"]
+        gaps = int(np.sum(q.get("nonfinite", 0)))
+        s = s[np.isfinite(s)] if gaps else s                # windows holding a NaN/Inf sample: not scored
         good = is_good(s, args.threshold)
         rows.append({"dataset": rec.dataset, "record": rec.record_id, "subject": rec.subject,
                      "windows": int(s.size), "good": int(good.sum()),
-                     "frac_good": float(good.mean()), "mean_score": float(s.mean()),
-                     "motion": "motion" in q})
+                     "frac_good": float(good.mean()) if s.size else 0.0,
+                     "mean_score": float(s.mean()) if s.size else float("nan"),
+                     "motion": "motion" in q, **({"nonfinite_windows": gaps} if gaps else {})})
     total = sum(r["windows"] for r in rows)
     good = sum(r["good"] for r in rows)
     summary = {"path": str(args.path), "records": len(rows), "windows": total, "good": good,
@@ -323,6 +330,8 @@ def _run_cli(args) -> int:
               f"{r['mean_score']:>6.2f}")
     print(f"{len(rows)} records, {total} windows of {args.window_s:g} s: {good} good "
           f"({summary['frac_good']:.1%}), threshold {args.threshold}")
+    if gaps := sum(r.get("nonfinite_windows", 0) for r in rows):
+        print(f"left out {gaps} windows holding NaN/Inf samples (gaps)")
     return 0
 
 

@@ -79,7 +79,8 @@ class Record:
         return self.signals[name]
 
     def validate(self) -> "Record":
-        """Refuse records no stage can use: empty, NaN/Inf, missing rate, shape mismatch."""
+        """Refuse records no stage can use: empty, a channel without one finite sample, missing rate, shape
+        mismatch. NaN/Inf samples are gaps, not errors (see `nonfinite_samples`)."""
         where = f"{self.dataset}/{self.record_id}"
         if not self.signals:
             raise SqtoolError(f"{where}: record has no signals")
@@ -95,10 +96,14 @@ class Record:
             if x.size < MIN_RECORD_SAMPLES:
                 raise SqtoolError(f"{where}: channel '{ch}' has {x.size} sample(s); a record needs at least "
                                   f"{MIN_RECORD_SAMPLES}")
-            if not np.all(np.isfinite(x)):
-                n = int(np.size(x) - np.isfinite(x).sum())
-                raise SqtoolError(f"{where}: channel '{ch}' has {n} NaN/Inf samples")
+            if not np.isfinite(x).any():              # NaN/Inf samples are gaps; a channel of gaps only is none
+                raise SqtoolError(f"{where}: channel '{ch}' has no finite sample (all {x.size} are NaN/Inf)")
         return self
+
+    def nonfinite_samples(self) -> int:
+        """NaN/Inf samples over all channels: gaps (predict and bench hold them as the device does; training and
+        the pair miner leave out the windows that hold one)."""
+        return int(sum(np.size(x) - np.count_nonzero(np.isfinite(x)) for x in self.signals.values()))
 
 
 def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:

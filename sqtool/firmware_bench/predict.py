@@ -37,7 +37,9 @@ class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a hea
 (the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged.
 
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
-take, is a one-line error naming the recording and the channel / rate. A recording shorter than one window is
+take, is a one-line error naming the recording and the channel / rate. NaN/Inf samples (an empty CSV cell) are
+dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`); a channel with
+no finite sample is a one-line error. A recording shorter than one window is
 left out with one WARNING line (summary.json: warnings, skipped_records); an error only when none is long enough.
 """
 from __future__ import annotations

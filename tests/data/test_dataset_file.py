@@ -134,3 +134,41 @@ def test_resolver_kinds_and_builtin_refusals(tmp_path):
     p.write_text("format: csv\nroot: rec\nfs: 125\nchannels: {ppg: ppg}\nexclude: {nope: typo}\n")
     with pytest.raises(SqtoolError, match="exclude names nope"):
         load_dataset_file(p).records()
+
+
+def test_nan_samples_leave_their_windows_out_of_training(tmp_path, capsys):
+    """Empty cells (NaN) in a recording are gaps, not an error: a time-domain task leaves out the windows holding
+    one (counted: TaskData.meta, one warning line), the spectral heart-rate corpus gives them no truth (not trained
+    on or scored, one log line); a recording without gaps gives the same windows as before."""
+    from sqtool.core import ModelCfg
+    from sqtool.data.dataset_tasks import dataset_spectra, load_task_from_dataset
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.models import get_model_cfg
+    fs, n = 125.0, 60 * 125
+    t = np.arange(n) / fs
+    rng = np.random.default_rng(0)
+    for name, gap in (("s1_a.csv", True), ("s2_b.csv", False)):
+        rows = [f"{a:.3f},{'' if gap and 21 <= a < 22 else f'{np.sin(2 * np.pi * 1.2 * a):.5f}'},"
+                f"{0.01 * rng.standard_normal():.5f},{0.01 * rng.standard_normal():.5f},"
+                f"{1 + 0.01 * rng.standard_normal():.5f},72" for a in t]
+        (tmp_path / "rec").mkdir(exist_ok=True)
+        (tmp_path / "rec" / name).write_text("time,ppg,acc_x,acc_y,acc_z,hr\n" + "\n".join(rows) + "\n")
+    (tmp_path / "dataset.yaml").write_text(
+        "format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, acc_x: acc_x, acc_y: acc_y, acc_z: acc_z}\n"
+        "subject: {pattern: '^(?P<subject>s[0-9])_'}\nlabels: {hr: {column: hr}}\n")
+    ds = load_dataset_file(tmp_path / "dataset.yaml")
+    recs = ds.records()
+    assert [r.nonfinite_samples() for r in recs] == [125, 0]
+    cfg = task_model_cfg("hr", ModelCfg(name="t", family="resnet1d"))
+    td = load_task_from_dataset("hr", ds, cfg)
+    assert td.meta["nonfinite_windows"] == 4 and np.isfinite(td.x).all()       # 8 s windows starting 14..20 s
+    assert (td.record_ids == "s1_a").sum() == 27 - 4 and (td.record_ids == "s2_b").sum() == 27
+    assert not set(td.t0[td.record_ids == "s1_a"]) & {14.0, 16.0, 18.0, 20.0}
+    assert "4 windows of 1 recording(s) hold NaN/Inf samples (gaps): left out" in capsys.readouterr().err
+    said = []
+    corpus = dataset_spectra(ds, get_model_cfg("spec_teacher_m"), log=said.append)
+    a, b = corpus
+    assert a.meta["nonfinite_windows"] == 4 and np.isnan(a.y[np.isin(a.t0, [14, 16, 18, 20])]).all()
+    assert np.isfinite(a.y).sum() == len(a.y) - 4 and np.isfinite(b.y).all() and "nonfinite_windows" not in b.meta
+    assert said == [f"{ds.name}/s1_a: 4 windows hold NaN/Inf samples (gaps): not trained on or scored"]
+    assert ds.report["nonfinite_windows"] == 4

@@ -324,3 +324,27 @@ def test_inspect_skip_bad_on_a_dataset_file(tmp_path, capsys):
     args = parser.parse_args(["data", "inspect", "--data", str(ds), "--skip-bad"])
     assert args.func(args) == 0
     assert "records 1" in (out := capsys.readouterr().out) and "skipped 1 bad item(s)" in out
+
+
+def test_windows_holding_nan_samples_are_left_out_of_pairs(tmp_path):
+    """A recording holding NaN samples (a dataset.yaml's empty cells) is mined, not refused: the windows holding
+    one are neither good nor poor, never paired, and counted (record, metrics.json per dataset and total); the
+    windows of a recording without gaps are paired exactly as before."""
+    rec = synth_record(600, artifacts=0.3, seed=3, subject="s7")
+    cfg = PairsConfig(channels=["ppg"], max_gap_s=120)
+    r0 = record_pairs(rec, cfg)
+    assert r0["nonfinite"] == 0
+    rec.signals["ppg"][int(95 * 125):int(100 * 125)] = np.nan                # 95-100 s: the 90-120 s window
+    rec.signals["acc_x"][int(305 * 125)] = np.nan                           # acc too: the 300-330 s window
+    r = record_pairs(rec, cfg)
+    assert r["nonfinite"] == 2 and r["windows"] == r0["windows"] - 2 and r["good"] + r["poor"] == r["windows"]
+    assert not {90.0, 300.0} & (set(r["t_good"]) | set(r["t_poor"])) and np.isfinite(r["x_good"].astype(float)).all()
+    rs = record_pairs(rec, PairsConfig(model="spec_teacher_m", max_gap_s=120))      # spectral: 8 s windows, 2 s hop
+    gap_t0 = {88.0, 90.0, 92.0, 94.0, 96.0, 98.0, 298.0, 300.0, 302.0, 304.0}
+    assert rs["nonfinite"] == len(gap_t0) and not gap_t0 & (set(rs["t_good"]) | set(rs["t_poor"])) and rs["pairs"]
+    ds = _own_corpus(tmp_path, "nan", 2)
+    z = dict(np.load(ds.parent / "recordings" / "p01_icu.npz"))
+    z["ppg"][1000:1200] = np.nan
+    np.savez(ds.parent / "recordings" / "p01_icu.npz", **z)
+    m = mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p"), workers=1), progress=False)
+    assert m["records"] == 2 and m["nonfinite_windows"] == m["datasets"]["nan"]["nonfinite_windows"] == 1

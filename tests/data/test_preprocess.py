@@ -102,7 +102,7 @@ def test_make_windows_channels_at_different_rates_are_resampled():
 
 
 @pytest.mark.parametrize("bad, match", [
-    ("nan", "NaN"), ("short", "shorter than"), ("missing", "missing"), ("rate", "sampling rate"),
+    ("nan", "no finite sample"), ("short", "shorter than"), ("missing", "missing"), ("rate", "sampling rate"),
 ])
 def test_make_windows_bad_input(bad, match):
     fs = 125.0
@@ -110,7 +110,7 @@ def test_make_windows_bad_input(bad, match):
     rec = _record({"ppg": x.copy()}, {"ppg": fs})
     channels = ("ppg",)
     if bad == "nan":
-        rec.signals["ppg"][100] = np.nan
+        rec.signals["ppg"][:] = np.nan
     elif bad == "short":
         rec.signals["ppg"] = x[: int(20 * fs)]
     elif bad == "missing":
@@ -205,3 +205,25 @@ def test_normalise_flat_window_is_defined(method):
     assert np.all(y[0] == (0.5 if method == "minmax" else 0.0))
     with pytest.raises(SqtoolError):
         normalise(w, "max")
+
+
+def test_windows_holding_a_gap_are_left_out_and_counted():
+    """NaN/Inf samples (gaps) are filled for the whole-record resampler and filter, and the windows holding one
+    are left out (meta["nonfinite_windows"]); a record without gaps gives the very same windows as before."""
+    from sqtool.data.preprocess import fill_gaps, nonfinite_windows
+    fs = 125.0
+    x = np.sin(2 * np.pi * 1.2 * np.arange(int(60 * fs)) / fs) + 0.1 * np.random.default_rng(0).standard_normal(
+        int(60 * fs))
+    clean = _record({"ppg": x.copy()}, {"ppg": fs})
+    w0 = make_windows(clean, ("ppg",), fs=40.0, window_s=8, hop_s=2)
+    assert len(w0) == 27 and w0.meta == {}
+    gap = _record({"ppg": x.copy()}, {"ppg": fs})
+    gap.signals["ppg"][int(21 * fs):int(22 * fs)] = np.nan                # 21-22 s: windows starting 14..20 s
+    gap.signals["ppg"][int(50.5 * fs)] = np.inf                          # one sample at 50.5 s: 44..50 s
+    w = make_windows(gap, ("ppg",), fs=40.0, window_s=8, hop_s=2)
+    lost = {14.0, 16.0, 18.0, 20.0, 44.0, 46.0, 48.0, 50.0}
+    assert w.meta["nonfinite_windows"] == 8 and set(w0.t0) - set(w.t0) == lost and len(w) == 19
+    assert np.isfinite(w.x).all()
+    assert nonfinite_windows(gap, ["ppg"], w0.t0, 8).sum() == 8
+    assert not nonfinite_windows(clean, ["ppg"], w0.t0, 8).any()
+    np.testing.assert_array_equal(fill_gaps(np.array([np.nan, 1.0, np.nan, 3.0, np.inf])), [1, 1, 2, 3, 3])

@@ -117,6 +117,24 @@ def test_record_quality_on_synthetic():
     np.testing.assert_allclose(q["t0"], np.arange(12) * 10.0)
 
 
+def test_windows_holding_a_gap_have_no_score(tmp_path, capsys):
+    """NaN samples are gaps: the windows holding one get no score (NaN, marked in "nonfinite"), the others the
+    score they have without the gap nearby; `data quality` counts them apart."""
+    r = synth_record(120, artifacts=0.2, seed=9)
+    q0 = record_quality(r, window_s=10, hop_s=10)
+    r.signals["ppg"][int(35 * 125):int(36 * 125)] = np.nan
+    q = record_quality(r, window_s=10, hop_s=10)
+    assert np.isnan(q["score"][3]) and q["nonfinite"].sum() == 1 and "nonfinite" not in q0
+    np.testing.assert_allclose(q["score"][[0, 1, 5, 6, 7, 8, 9, 10, 11]], q0["score"][[0, 1, 5, 6, 7, 8, 9, 10, 11]])
+    np.savez(tmp_path / "a.npz", **{c: v for c, v in r.signals.items()}, fs=125.0)
+    parser = argparse.ArgumentParser()
+    register_cli(parser.add_subparsers())
+    args = parser.parse_args(["quality", "--data", str(tmp_path / "a.npz"), "--json"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["windows"] == 11 and out["per_record"][0]["nonfinite_windows"] == 1
+
+
 # ----------------------------------------------------------------------------- human labels
 
 # Measured AUROCs (benchmarks/results/data_quality_pairs.md): BUT PPG 0.72 (native 30 Hz), MW-PPG 0.96

@@ -361,11 +361,21 @@ def test_truncated_wfdb(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_nan_inf_samples(tmp_path, bad):
+def test_nan_inf_samples_are_gaps(tmp_path, bad):
+    """NaN/Inf samples are gaps, read as they are (predict holds them, training leaves their windows out); a
+    channel without one finite sample is one line."""
     x = np.sin(np.arange(1000) / 10.0)
     x[500] = bad
     np.savez(tmp_path / "a.npz", ppg=x, fs=100.0)
-    with pytest.raises(SqtoolError, match="NaN/Inf") as e:
+    rec = read_dataset(tmp_path)[0]
+    assert rec.nonfinite_samples() == 1 and np.isfinite(rec.signals["ppg"]).sum() == 999
+    from sqtool.data.readers import inspect_path
+    from sqtool.data.readers.summary import format_summary
+    s = inspect_path(tmp_path)
+    assert s["nonfinite"] == {"samples": 1, "records": 1} and "gaps: 1 NaN/Inf samples in 1 record(s)" in \
+        format_summary(s)
+    np.savez(tmp_path / "a.npz", ppg=np.full(1000, bad), fs=100.0)
+    with pytest.raises(SqtoolError, match="channel 'ppg' has no finite sample") as e:
         read_dataset(tmp_path)
     _one_line(e)
 
@@ -373,7 +383,9 @@ def test_nan_inf_samples(tmp_path, bad):
 def test_nan_in_csv(tmp_path):
     f = tmp_path / "a.csv"
     f.write_text("time,ppg\n0,1\n0.01,\n0.02,3\n0.03,4\n")
-    with pytest.raises(SqtoolError, match="NaN/Inf"):
+    assert read_dataset(f)[0].nonfinite_samples() == 1                   # an empty cell: one gap
+    f.write_text("time,ppg,acc_x\n0,1,\n0.01,2,\n0.02,3,\n0.03,4,\n")
+    with pytest.raises(SqtoolError, match="channel 'acc_x' has no finite sample"):
         read_dataset(f)
 
 

@@ -271,3 +271,34 @@ def test_a_short_recording_is_left_out_with_a_warning(spec_export_dir, export_di
     assert [r["record_id"] for r in res["recordings"]] == ["long"] and "short" in res["skipped_records"][0]
     with pytest.raises(SqtoolError, match="shorter than one"):
         predict(PredictConfig(model=str(export_dir), data=str(data / "short.npz"), out=str(tmp_path / "ts")))
+
+
+def test_nan_samples_are_gaps_not_an_error(spec_export_dir, export_dir, tmp_path):
+    """NaN samples (an empty CSV cell) are the gaps the front end documents: predict runs, a window mostly in a gap
+    is flagged, in the C pipeline and the Python front end alike and in a time-domain model's stream; the
+    windows before the gap read what they read without it; a channel of NaN only is one line."""
+    data = tmp_path / "nan"
+    data.mkdir()
+    clean = write_wrist_npz(tmp_path / "clean.npz", seconds=40)
+    z = dict(np.load(clean))
+    z["ppg"][int(10 * 125):int(16 * 125)] = np.nan                      # 6 s gap: the window at 8-16 s is flagged
+    z["acc_x"][int(30 * 125)] = np.nan
+    np.savez(data / "w.npz", **z)
+    res = {}
+    for rt in ("c_pipeline", "c"):
+        res[rt] = predict(PredictConfig(model=str(spec_export_dir), data=str(data / "w.npz"), runtime=rt,
+                                        out=str(tmp_path / rt)))
+        _, x = _csv(tmp_path / rt / "w.csv")
+        assert x[4, 5] == 1 and x[0, 5] == 0 and np.isfinite(x[:, 1]).all()   # window 4 = 8-16 s, mostly gap
+    _, a = _csv(tmp_path / "c_pipeline" / "w.csv")
+    _, b = _csv(tmp_path / "c" / "w.csv")
+    assert np.array_equal(a, b)
+    predict(PredictConfig(model=str(spec_export_dir), data=str(clean), runtime="c", out=str(tmp_path / "clean")))
+    _, c = _csv(tmp_path / "clean" / "clean.csv")
+    assert np.array_equal(a[:2], c[:2])                                  # before the gap: the very same rows
+    td = predict(PredictConfig(model=str(export_dir), data=str(data / "w.npz"), out=str(tmp_path / "td")))
+    assert td["recordings"][0]["windows"] == 17 and td["recordings"][0]["flagged_windows"] >= 1
+    z["ppg"][:] = np.nan
+    np.savez(data / "w.npz", **z)
+    with pytest.raises(SqtoolError, match="channel 'ppg' has no finite sample"):
+        predict(PredictConfig(model=str(spec_export_dir), data=str(data / "w.npz"), out=str(tmp_path / "all")))

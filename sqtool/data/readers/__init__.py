@@ -13,7 +13,8 @@ files that hold records) and `read_item(item, ctx) -> list[Record]` (the expensi
 time; `ctx` is a per-call cache for shared metadata such as label spreadsheets). This module walks the
 files once, reads the items lazily and applies the same checks to every record:
 
-    - Record.validate(): a sampling rate per channel, 1-D, non-empty, no NaN/Inf;
+    - Record.validate(): a sampling rate per channel, 1-D, non-empty, some finite samples (NaN/Inf
+      samples are gaps: predict and bench hold them, training and pairs leave their windows out);
     - no flat line in a PPG channel (a constant signal is a detached sensor, not data);
     - required `channels` present; duration >= `min_duration_s` (e.g. one model window);
     - optionally (`max_clip_fraction`), no PPG channel with more than that fraction of its samples at
@@ -97,6 +98,12 @@ def clip_fraction(x: np.ndarray) -> float:
     return float(max(np.mean(x == x.max()), np.mean(x == x.min()))) if x.size else 0.0
 
 
+def _finite(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    ok = np.isfinite(x)
+    return x if ok.all() else x[ok]
+
+
 def check_record(rec: Record, min_duration_s: float = 0.0, channels: Sequence[str] | None = None,
                  max_clip_fraction: float | None = None) -> Record:
     """The checks every record passes before any stage sees it (see module docstring)."""
@@ -109,12 +116,12 @@ def check_record(rec: Record, min_duration_s: float = 0.0, channels: Sequence[st
         if ch not in rec.signals:
             raise SqtoolError(f"{where}: channel '{ch}' missing (has {', '.join(rec.signals)})")
     for ch, x in rec.signals.items():
-        if ch.startswith("ppg") and x.size > 1 and float(np.ptp(x)) == 0.0:
-            raise SqtoolError(f"{where}: channel '{ch}' is a flat line (constant {x[0]:g}); "
+        if ch.startswith("ppg") and x.size > 1 and float(np.ptp(_finite(x))) == 0.0:
+            raise SqtoolError(f"{where}: channel '{ch}' is a flat line (constant {_finite(x)[0]:g}); "
                               f"sensor detached or not recorded")
     if max_clip_fraction is not None:
         for ch, x in rec.signals.items():
-            if ch.startswith("ppg") and (f := clip_fraction(x)) > max_clip_fraction:
+            if ch.startswith("ppg") and (f := clip_fraction(_finite(x))) > max_clip_fraction:
                 raise SqtoolError(f"{where}: channel '{ch}' is clipped/saturated: {100 * f:.0f}% of samples at "
                                   f"its max or min (limit {100 * max_clip_fraction:.0f}%)")
     if min_duration_s and min_duration_s > 0:

@@ -48,6 +48,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
     total_s, dmin, dmax = 0.0, float("inf"), 0.0
     kinds_seen: Counter = Counter()
     clipped = 0
+    gaps = {"samples": 0, "records": 0}                      # NaN/Inf samples (gaps)
     unlabelled: list[dict] = []
     for rec in (records if records is not None else iter_records(path, kind, skipped=skipped, **kw)):
         n += 1
@@ -55,7 +56,11 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
             unlabelled.append({"record": rec.source or rec.record_id, "expected": rec.meta.get("truth_expected")})
         kinds_seen[rec.dataset] += 1
         subjects.add(rec.subject)
-        clipped += clip_fraction(rec.signals[rec.primary_channel()]) > CLIPPED
+        ppg = np.asarray(rec.signals[rec.primary_channel()])
+        clipped += clip_fraction(ppg[np.isfinite(ppg)]) > CLIPPED
+        if k := rec.nonfinite_samples():
+            gaps["samples"] += k
+            gaps["records"] += 1
         d = rec.duration()
         total_s += d
         dmin, dmax = min(dmin, d), max(dmax, d)
@@ -83,6 +88,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
            "duration_s": {"total": total_s, "min": dmin, "max": dmax},
            "channels": dict(channels), "rates": {c: sorted(v) for c, v in rates.items()}, "labels": labels,
            "clipped_records": int(clipped)}
+    if gaps["samples"]:
+        out["nonfinite"] = gaps
     if skipped:
         out["skipped"] = list(skipped)
     if unlabelled:
@@ -122,6 +129,10 @@ def format_summary(s: dict, indent: str = "") -> str:
     if s.get("clipped_records"):
         lines.append(f"{indent}  clipped: {s['clipped_records']} record(s) with > {100 * CLIPPED:.0f}% of PPG "
                      f"samples at the max/min (saturation)")
+    if s.get("nonfinite"):
+        g = s["nonfinite"]
+        lines.append(f"{indent}  gaps: {g['samples']} NaN/Inf samples in {g['records']} record(s) (predict and bench "
+                     "hold them as dropouts; training and pairs leave out the windows holding one)")
     if s.get("unlabelled"):
         u = s["unlabelled"]
         lines.append(f"{indent}  warning: {len(u)} record(s) without their label file, read unlabelled, e.g. "
