@@ -472,6 +472,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     t = time.perf_counter()
     n_sensors = export_ppg_sensors(art)
     recs, skipped, data = prepare_all(cfg, md, records, log, n_sensors)
+    for s in skipped:
+        log(f"bench: left out {s}")
     if n_sensors is not None and any(r.sensors_recorded != n_sensors for r in recs):
         log(f"note: recordings replayed on the exported device's {n_sensors} PPG sensor(s) "
             f"(a missing second sensor repeats the first; an extra one is left out)")

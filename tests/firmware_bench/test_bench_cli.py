@@ -110,6 +110,7 @@ def test_time_domain_bench_without_labels(export_dir, tmp_path, capsys):
     data.mkdir()
     write_wrist_npz(data / "a.npz", seconds=30)
     write_wrist_npz(data / "b.npz", seconds=24, hr_bpm=120, seed=1)
+    write_wrist_npz(data / "c.npz", seconds=4, hr_bpm=90, seed=2)         # shorter than one window: left out
     out = tmp_path / "b"
     rc, stdout, err = _bench(capsys, "--model", export_dir, "--data", data, "--runtime",
                              "tflm_int8,c_host,c_host_single,litert_int8", "--callgrind-windows", 2,
@@ -117,6 +118,8 @@ def test_time_domain_bench_without_labels(export_dir, tmp_path, capsys):
     assert rc == 0, err
     res = json.loads((out / "bench.json").read_text())
     assert res["labelled"] is False and res["accuracy"] == NOT_MEASURED
+    assert [s.split(":")[0] for s in res["provenance"]["skipped_records"]] == ["npz/c"]
+    assert "bench: left out npz/c: 4.0 s is shorter than one 8 s window" in err
     rows = {r["runtime"]: r for r in res["runtimes"]}
     assert set(rows) == {"tflm_int8", "c_host", "c_host_single", "litert_int8"}
     assert all(r["status"] == "ok" and r["metrics"]["mae"] is None for r in rows.values())
