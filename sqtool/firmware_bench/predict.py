@@ -103,7 +103,23 @@ def run(args) -> int:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "recording"
+    """A file stem: letters (any script), digits, _ . - kept; the rest one '_'."""
+    return re.sub(r"[^\w.-]+", "_", name).strip("_.") or "recording"
+
+
+def _stems(recs) -> list[str]:
+    """One file stem per recording: its id, with its dataset in front only where two recordings of the run share
+    an id (two datasets' s01); a remaining clash gets '_'."""
+    ids = [_safe(r.record_id) for r in recs]
+    out, used = [], set()
+    for r, stem in zip(recs, ids):
+        if ids.count(stem) > 1:
+            stem = _safe(f"{r.record.dataset}_{r.record_id}")
+        while stem in used:
+            stem += "_"
+        used.add(stem)
+        out.append(stem)
+    return out
 
 
 def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None, runtime: str,
@@ -193,12 +209,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
 
     win = float(md["window_s"])
     rows, scored = [], set()
-    used: set[str] = set()
-    for r, o in zip(recs, outs):
-        stem = _safe(f"{r.record.dataset}_{r.record_id}" if len(recs) > 1 else r.record_id)
-        while stem in used:
-            stem += "_"
-        used.add(stem)
+    for r, o, stem in zip(recs, outs, _stems(recs)):
         t = r.t0 + win
         truth = r.truth if r.truth is not None and np.isfinite(r.truth).any() else None
         cols = {"time_s": t, **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"]}

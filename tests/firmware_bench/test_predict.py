@@ -302,3 +302,20 @@ def test_nan_samples_are_gaps_not_an_error(spec_export_dir, export_dir, tmp_path
     np.savez(data / "w.npz", **z)
     with pytest.raises(SqtoolError, match="channel 'ppg' has no finite sample"):
         predict(PredictConfig(model=str(spec_export_dir), data=str(data / "w.npz"), out=str(tmp_path / "all")))
+
+
+def test_file_names_are_the_recordings_ids(spec_export_dir, tmp_path):
+    """Each recording's CSV and plot are named by its id, whatever script it is written in; the dataset goes in
+    front only where two recordings of the run share an id."""
+    data = tmp_path / "ids"
+    data.mkdir()
+    write_wrist_npz(data / "s01_walk.npz", seconds=20)
+    write_wrist_npz(data / "s02_Łódź.npz", seconds=20, seed=1)
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(data), out=str(tmp_path / "p")))
+    assert sorted(r["csv"] for r in res["recordings"]) == ["s01_walk.csv", "s02_Łódź.csv"]
+    assert (tmp_path / "p" / "s02_Łódź.png").is_file()
+
+    from sqtool.firmware_bench.predict import _stems
+    rec = lambda ds, rid: type("R", (), {"record_id": rid, "record": type("D", (), {"dataset": ds})()})()  # noqa: E731
+    assert _stems([rec("a", "s01"), rec("b", "s01"), rec("a", "s02")]) == ["a_s01", "b_s01", "s02"]
+    assert _stems([rec("a", "x/y"), rec("a", "x y")]) == ["a_x_y", "a_x_y_"]
