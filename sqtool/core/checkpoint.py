@@ -86,10 +86,24 @@ def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> 
     return p
 
 
+def _looks_like_torch_file(p: Path) -> bool:
+    """A torch.save file: a zip archive (torch >= 1.6) or a legacy pickle (protocol 2+ starts with 0x80).
+    Anything else (a YAML, a CSV, a text file) is not a checkpoint at all, told apart before unpickling."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return True                                     # let torch.load report the read error
+    return head.startswith(b"PK") or head[:1] == b"\x80"
+
+
 def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] | None = None,
                     name: str = "model.pt") -> dict:
     """Load and validate a checkpoint (tensors and plain data only); every problem is one SqtoolError line."""
     p = resolve_checkpoint_path(path, name)
+    if not _looks_like_torch_file(p):
+        raise SqtoolError(f"{p} is not a checkpoint (another kind of file, or corrupt): give a run folder holding "
+                          f"{name}, or a .pt file written by sqtool")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

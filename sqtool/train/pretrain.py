@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,10 +146,12 @@ class ShardPairs:
         groups = []
         for e in shards:
             try:
-                m = np.load(self.root / e["meta"])
-                sub = np.asarray(m["subject"])
-            except (OSError, ValueError, KeyError, EOFError) as err:
-                raise SqtoolError(f"{self.root / e['meta']}: corrupt or missing pair metadata ({err})")
+                with np.load(self.root / e["meta"], allow_pickle=False) as m:
+                    sub = np.asarray(m["subject"])
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+                raise SqtoolError(f"{self.root / e['meta']}: corrupt or missing pair metadata ({why}); remake the "
+                                  f"pairs with `sqtool data pairs`")
             groups.append(names[sub] if len(names) else sub.astype(str))
         self.groups = np.concatenate(groups)
         if len(self.groups) != len(self):
