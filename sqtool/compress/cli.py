@@ -185,8 +185,7 @@ def run(args) -> int:
                           "teacher); a time-domain student has no decoder")
     else:
         run_dir = quantize(cfg, log=log)
-    print(run_dir)
-    print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c", file=sys.stderr)
+    print_results(run_dir)
     return 0
 
 
@@ -201,9 +200,35 @@ def _resume(args) -> int:
     else:
         from sqtool.compress.quantize_hr import quantize_hr
         run_dir = quantize_hr(cfg, ck, log=log, run_dir=cfg.out)
-    print(run_dir)
-    print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c", file=sys.stderr)
+    print_results(run_dir)
     return 0
+
+
+def result_line(metrics: dict) -> str:
+    """The headline of a quantize run's metrics.json: the held-out figure of the teacher, the float and the
+    int8 student, in units (spectral students: decoded MAE, mean of subjects)."""
+    from sqtool.core.progress import metric_text
+    if isinstance(metrics.get("mae_bpm"), dict):                         # a spectral heart-rate student
+        m = metrics["mae_bpm"]
+        return (f"held-out MAE (mean of subjects): teacher {m['teacher']:.2f}, float {m['float']:.2f}, "
+                f"int8 {m['int8']:.2f} BPM")
+    task, pm = metrics["task"], metrics["primary_metric"]
+    return (f"held-out {task}: teacher {metric_text(task, pm, metrics['teacher']['metrics'].get(pm))} | student "
+            f"float {metric_text(task, pm, metrics['student_float']['metrics'].get(pm))} | int8 "
+            f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm))}")
+
+
+def print_results(run_dir) -> None:
+    """On stdout: the result line, where the results are (`report:`) and the next command."""
+    import json
+    run_dir = Path(run_dir)
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        print(f"{result_line(metrics)} -> {run_dir}")
+    except (OSError, ValueError, KeyError, TypeError):
+        print(f"quantized -> {run_dir}")
+    print(f"report: {run_dir / 'report.md'}")
+    print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c")
 
 
 def _spectral_teacher(cfg):
@@ -574,14 +599,12 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
     from sqtool.core.runs import save_resolved
     save_resolved(run_dir, teacher=str(t_path), heldout_subjects=list(held), channels=list(scfg.channels),
                   fs=scfg.fs, data_root=str((getattr(data, "meta", {}) or {}).get("data_root", "")))
-    from sqtool.core.progress import metric_text, training_curve
+    from sqtool.core.progress import training_curve
     training_curve(run_dir, {"float student": [h["loss"] for h in f_hist["history"]],
                              "QAT (int8 twin)": [h["loss"] for h in q_hist["history"]]},
                    ylabel="training loss" + (" (label + distillation)" if cfg.distill else ""),
                    title=f"quantize {scfg.name}")
-    say(f"teacher {metric_text(cfg.task, metric, m_t[metric])} | student float "
-        f"{metric_text(cfg.task, metric, m_f[metric])} | int8 {metric_text(cfg.task, metric, m_q[metric])}")
-    return run_dir
+    return run_dir                                  # its result line: print_results (stdout)
 
 
 def _save_heldout(path: Path, data, te, x_all, y_all, groups, synthetic: bool) -> None:

@@ -162,3 +162,10 @@ def test_teacher_out_of_fold_metric_and_final_fit_warning(tmp_path, hr_task):
     assert oof["windows"] == m["heldout_windows"] and abs(oof["metrics"]["mae"] - 1.5) < 1e-4
     assert any("optimistic" in w for w in m["warnings"])
     assert "out-of-fold" in (d / "report.md").read_text()
+
+
+def test_the_result_line_of_a_time_domain_run_carries_units():
+    from sqtool.compress.cli import result_line
+    m = {"task": "hr", "primary_metric": "mae", "teacher": {"metrics": {"mae": 8.108}},
+         "student_float": {"metrics": {"mae": 9.0}}, "student_int8": {"metrics": {"mae": 9.251}}}
+    assert result_line(m) == "held-out hr: teacher MAE 8.11 BPM | student float MAE 9.00 BPM | int8 MAE 9.25 BPM"

@@ -35,8 +35,19 @@ def _count_float_training(monkeypatch) -> list:
     return calls
 
 
+def _results_on_stdout(capsys, run) -> None:
+    """stdout carries the results: the held-out line, `report:` and `next:`; stderr none of them."""
+    io = capsys.readouterr()
+    out = io.out.strip().splitlines()
+    assert out[-3].startswith("held-out MAE (mean of subjects): teacher ") and out[-3].endswith(f"BPM -> {run}"), out
+    assert out[-2:] == [f"report: {run / 'report.md'}", f"next: sqtool export --model {run} --target onnx,tflite,c"]
+    assert "next:" not in io.err and "held-out MAE" not in io.err
+
+
 def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, tmp_path, monkeypatch, capsys):
+    capsys.readouterr()
     assert main(_args(teacher_run, tmp_path / "full")) == 0
+    _results_on_stdout(capsys, tmp_path / "full")
 
     real_qat = HQ.qat_bins
 
@@ -51,6 +62,7 @@ def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, t
     calls = _count_float_training(monkeypatch)
     assert main(["quantize", "--resume", str(run), "--no-progress"]) == 0
     assert calls == []                                               # the float student was reused
+    _results_on_stdout(capsys, run)
     a = json.loads((tmp_path / "full" / "metrics.json").read_text())
     b = json.loads((run / "metrics.json").read_text())
     assert a["float_reused"] is False and b["float_reused"] is True
