@@ -10,7 +10,8 @@ stderr with a non-zero exit; an OSError as one line by errno naming the path (di
 a file where a folder should be); any other exception too, unless `--debug` (anywhere on the line)
 asks for the traceback. Known library chatter (core.noise) is kept off the console.
 A failed command leaves no run directory holding only its config.yaml (so a retry needs no --force),
-and the run-directory locks it took are released when it returns.
+and the run-directory locks it took are released when it returns. An interrupted one (Ctrl-C) names the
+`--resume RUN` command that continues it, when its command resumes (core.runs.RESUMABLE).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from sqtool import __version__
 from sqtool.core import SqtoolError, held_run_dirs, help_formatter, release_run_dirs
 from sqtool.core.errors import oserror_line
 from sqtool.core.noise import quiet_library_warnings
-from sqtool.core.runs import discard_empty_runs, run_dirs_made
+from sqtool.core.runs import discard_empty_runs, interrupted_hint, run_dirs_made, runs_noted
 
 # (command, module owning it, one-line help)
 COMMANDS = [
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]          # --debug works before or after the sub-command
     quiet_library_warnings()
     held = held_run_dirs()              # run-dir locks of an enclosing command (demo) stay held
-    made = run_dirs_made()
+    made, noted = run_dirs_made(), runs_noted()
     ok = False
     try:
         parser = build_parser()
@@ -104,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sqtool: error: {e}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
-        print("sqtool: interrupted", file=sys.stderr)
+        discard_empty_runs(since=made)              # first: a run left with only its config.yaml is gone
+        hint = interrupted_hint(since=noted)
+        print("sqtool: interrupted" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
         return 130
     except SystemExit:
         raise

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
-                           resolve_config, save_config, set_seed, to_dict, write_metrics)
+                           resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
 from sqtool.models.hr_options import calibrate_on_option, calibration_students_option, train_option
 
 
@@ -39,7 +39,7 @@ TIME_KD = 0.7           # distillation weight of time-domain students when --alp
 class QuantizeConfig:
     teacher: str = field(default="", metadata={
         "help": "the fine-tuned teacher this stage distils: a `train finetune` run folder or its model.pt",
-        "flag": "--model", "aliases": ("--teacher",), "required": True, "metavar": "RUN"})
+        "flag": "--model", "aliases": ("--teacher",), "required": True, "metavar": "RUN", "path": True})
     student: str = field(default="cnn1d_student_s", metadata={"help": "student model from the registry"})
     preset: str = field(default="int8_w_per_channel_a_per_tensor",
                         metadata={"help": "quantization preset (int8_w_per_channel_a_per_tensor | "
@@ -48,7 +48,7 @@ class QuantizeConfig:
     data_root: str | None = field(default=None, metadata={
         "help": "task data: a data root folder, or 'synthetic' (default: a spectral teacher's own data root; "
                 "else $SQTOOL_DATA or ../shared/data)",
-        "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA"})
+        "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA", "path": True})
     fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})
     channels: list[str] = field(default_factory=list,
                                 metadata={"help": "student input channels, comma separated, e.g. ppg,acc_x,acc_y,"
@@ -88,7 +88,7 @@ class QuantizeConfig:
     student_init: str | None = field(default=None, metadata={
         "help": "spectral hr students: a SiamQuality pretraining run of the student's architecture (`sqtool train "
                 "pretrain --model spec_student_s --pairs ...`); the float student's encoder starts from it",
-        "metavar": "RUN"})
+        "metavar": "RUN", "path": True})
     decoder_on: str = field(default="student", metadata={
         "help": "spectral hr students: whose out-of-fold logits choose the decoder (transition, temperature, "
                 "interval, confidence): student (one float student per inner fold of the training subjects, so "
@@ -124,10 +124,10 @@ class QuantizeConfig:
     calib_windows: int = field(default=1024, metadata={"help": "max training windows used to calibrate"})
     calib_npz: str | None = field(default=None,
                                   metadata={"help": "calibration windows from an .npz file (x (N,C,T), fs, window_s) "
-                                                    "instead of the training windows"})
+                                                    "instead of the training windows", "path": True})
     teacher_cache: str | None = field(default=None,
                                       metadata={"help": "teacher-output cache to reuse/write "
-                                                        "(default: <run>/teacher_cache.npz)"})
+                                                        "(default: <run>/teacher_cache.npz)", "path": True})
     allow_over_budget: bool = field(default=False, metadata={"help": "warn instead of failing over budget"})
     max_int8_weights: int | None = field(default=None, metadata={"help": "override the int8 weight budget "
                                                                           "(default: the student's own)"})
@@ -150,27 +150,47 @@ def register(sub, name: str, helptext: str) -> None:
     add_config_args(p, QuantizeConfig)
     add_bool_flag(p, "--progress", "progress", "print a line per step and epoch on stderr", default=True)
     p.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue the quantize run in RUN after a kill: its student_float.pt is reused when it "
-                        "matches the config, then calibration + QAT are redone")
+                   help="continue the quantize run in RUN after a kill, with its saved config: its student_float.pt "
+                        "(and the decoder's finished students) are reused, then calibration + QAT are redone; only the "
+                        "QAT, calibration, decoder and budget options may be given, any other change is refused")
     p.set_defaults(func=run)
 
 
 def _resume_config(args) -> QuantizeConfig:
-    """`quantize --resume RUN`: the run's saved config; options given now override it."""
+    """`quantize --resume RUN`: the run's saved config; the options that do not shape the float student
+    (QAT, calibration, the decoder's choice, budgets) may be given now, any other change is refused naming it."""
+    from sqtool.compress.quantize_hr import _NOT_IN_FLOAT_KEY
     from sqtool.core.runs import saved_config
     run_dir = Path(args.resume)
     base = saved_config(QuantizeConfig, run_dir, "quantize")
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(QuantizeConfig)
-             if getattr(args, f.name, None) is not None}
-    return resolve_config(QuantizeConfig, args, **{**dataclasses.asdict(base), **given,
-                                                   "out": str(run_dir), "force": True})
+    cfg, changed = resume_config(QuantizeConfig, base, args, run_dir=run_dir)
+    refused = {k: v for k, v in changed.items() if k not in _NOT_IN_FLOAT_KEY}
+    if refused:
+        parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
+        may = ", ".join("--" + k.replace("_", "-") for k in _NOT_IN_FLOAT_KEY if k not in ("teacher", "out", "force"))
+        raise SqtoolError(f"cannot resume {run_dir} with a changed config ({parts}): its float student was trained "
+                          f"with the saved one; on resume only {may} may change (start a new run for any other)")
+    return dataclasses.replace(cfg, out=str(run_dir), force=True)
+
+
+def _log(args):
+    return None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
+
+
+def _check_numbers(cfg: QuantizeConfig) -> None:
+    """Learning rates and weight decay, refused in one line before anything runs (not torch's ValueError)."""
+    for k, ok, what in (("lr", cfg.lr > 0, "> 0"), ("qat_lr", cfg.qat_lr > 0, "> 0"),
+                        ("weight_decay", cfg.weight_decay >= 0, ">= 0")):
+        if not ok:
+            raise SqtoolError(f"quantize --{k.replace('_', '-')} must be {what}, got {getattr(cfg, k):g}")
 
 
 def run(args) -> int:
     if getattr(args, "resume", None):
         return _resume(args)
     cfg = resolve_config(QuantizeConfig, args)
-    log = None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
+    _check_numbers(cfg)
+    log = _log(args)
     from sqtool.models.quant import get_preset
     get_preset(cfg.preset)                                               # unknown preset -> error first
     ck = _spectral_teacher(cfg)
@@ -191,10 +211,13 @@ def run(args) -> int:
 
 def _resume(args) -> int:
     from sqtool.core import lock_run_dir
+    from sqtool.core.runs import note_run
     cfg = _resume_config(args)
-    log = None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
+    _check_numbers(cfg)
+    log = _log(args)
     ck = _spectral_teacher(cfg)
     lock_run_dir(cfg.out)                       # a second resume of the same run is refused
+    note_run(cfg.out, "quantize")
     if ck is None:
         run_dir = quantize(cfg, log=log, resume_dir=cfg.out)
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 import types
@@ -62,15 +63,33 @@ def _coerce(value: Any, tp, key: str):
     return value
 
 
+def key_names(cls) -> dict[str, str]:
+    """Every key a config file may use for a field of `cls` -> the field: the flag's name (`data` for
+    `--data`, `synthetic_partners` for `--synthetic-partners`), the field's own name, and the old
+    spellings (`data_root` for `--data-root`). One vocabulary: a config file says what the flag says."""
+    names = {f.name: f.name for f in dataclasses.fields(cls)}
+    for f in dataclasses.fields(cls):
+        flag = f.metadata.get("flag")
+        for spelling in ([flag] if isinstance(flag, str) else []) + list(f.metadata.get("aliases", ())):
+            names.setdefault(spelling.lstrip("-").replace("-", "_"), f.name)   # a field's own name wins
+    return names
+
+
 def from_dict(cls, data: dict, where: str = "config"):
-    """Build dataclass `cls` from a dict; unknown keys are an error naming the key."""
+    """Build dataclass `cls` from a dict; unknown keys are an error naming the key. Keys may be the flags'
+    names or the fields' (`key_names`); two keys for one field are an error."""
     if not isinstance(data, dict):
         raise SqtoolError(f"{where}: expected a mapping of keys to values")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    known = key_names(cls)
+    seen: dict[str, str] = {}
     for k in data:
-        if k not in names:
-            raise SqtoolError(f"{where}: unknown key '{k}' (known: {', '.join(sorted(names))})")
+        if k not in known:
+            raise SqtoolError(f"{where}: unknown key '{k}' (known: {', '.join(sorted(known))})")
+        if known[k] in seen:
+            raise SqtoolError(f"{where}: '{seen[known[k]]}' and '{k}' both set {known[k]}; give one")
+        seen[known[k]] = k
+    data = {known[k]: v for k, v in data.items()}
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
@@ -243,26 +262,160 @@ def add_config_args(parser, cls, skip: tuple[str, ...] = ()) -> None:
                         help="YAML file of config values; CLI flags override it")
 
 
-def resolve_config(cls, args=None, config_file: str | None = None, **overrides):
-    """defaults < YAML file < CLI flags (args namespace, None = not given) < explicit overrides."""
+RUN_CONFIG_KEYS = ("sqtool_version", "git_sha", "created")      # the bookkeeping a run's config.yaml starts with
+
+
+def load_config_file(path: str | os.PathLike) -> dict:
+    """The config values of a `--config` YAML file: a plain mapping of keys to values, or a run's own
+    config.yaml (its `config:` section; the bookkeeping around it, `resolved:` included, is not config)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SqtoolError(f"config file {p} not found")
+    import yaml                         # lazy: importing sqtool.core needs only the stdlib
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SqtoolError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SqtoolError(f"config file {p} cannot be read ({type(e).__name__})")
+    if not isinstance(loaded, dict):
+        raise SqtoolError(f"config file {p}: expected a mapping of keys to values")
+    if isinstance(loaded.get("config"), dict) and any(k in loaded for k in RUN_CONFIG_KEYS):
+        return dict(loaded["config"])                        # a run's config.yaml fed back
+    return loaded
+
+
+def _given(cls, args=None, config_file: str | None = None) -> tuple[dict, str | None]:
+    """The values a command line gives (its --config file, then its flags over it; None = not given)."""
     data: dict = {}
     config_file = config_file or (getattr(args, "config_file", None) if args is not None else None)
     if config_file:
-        p = Path(config_file)
-        if not p.is_file():
-            raise SqtoolError(f"config file {p} not found")
-        import yaml                         # lazy: importing sqtool.core needs only the stdlib
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise SqtoolError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}")
-        if not isinstance(loaded, dict):
-            raise SqtoolError(f"config file {p}: expected a mapping of keys to values")
-        data.update(loaded)
+        data.update(load_config_file(config_file))
     if args is not None:
+        known = key_names(cls)
         for f in dataclasses.fields(cls):
             v = getattr(args, f.name, None)
             if v is not None:
+                for k in [k for k, name in known.items() if name == f.name and k in data]:
+                    del data[k]                                   # the flag overrides the file's key for it
                 data[f.name] = v
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return from_dict(cls, data, where=str(config_file) if config_file else "config")
+    return data, config_file
+
+
+def resolve_config(cls, args=None, config_file: str | None = None, **overrides):
+    """defaults < YAML file < CLI flags (args namespace, None = not given) < explicit overrides.
+    Path fields (metadata "path") naming an existing file or folder come out absolute (`absolute_paths`)."""
+    data, config_file = _given(cls, args, config_file)
+    for k, v in overrides.items():
+        if v is not None:
+            for alias in [a for a, name in key_names(cls).items() if name == k and a in data]:
+                del data[alias]
+            data[k] = v
+    return absolute_paths(from_dict(cls, data, where=str(config_file) if config_file else "config"))
+
+
+# ----------------------------------------------------------------------------- paths
+
+def path_fields(cls) -> tuple[str, ...]:
+    """The fields of `cls` that name files or folders (metadata "path": True)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("path"))
+
+
+def absolute_path(value):
+    """A file or folder named relative to the working directory -> its absolute path. Anything that is not
+    an existing path (a registry or built-in name, 'synthetic', 'none', '', a missing file, whose error
+    then names what was typed) is returned as given; lists element by element."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(absolute_path(v) for v in value)
+    if not isinstance(value, str) or not value:
+        return value
+    p = Path(value).expanduser()
+    try:
+        return str(p.resolve()) if p.exists() else value
+    except (OSError, RuntimeError):
+        return value
+
+
+def absolute_paths(cfg):
+    """`cfg` with its path fields absolute (`absolute_path`): a run records where its inputs are, so its
+    `--resume`, the next stage and its config.yaml read them from any working directory."""
+    return dataclasses.replace(cfg, **{k: absolute_path(getattr(cfg, k)) for k in path_fields(type(cfg))})
+
+
+def same_path(a, b) -> bool:
+    """Whether two values of a path field name the same thing: equal, or the same existing file or folder
+    spelled differently (`pairs`, `./pairs`, `/abs/pairs`); lists element by element."""
+    if a == b:
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_path(x, y) for x, y in zip(a, b))
+    if not (isinstance(a, str) and isinstance(b, str) and a and b):
+        return False
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def moved_path(saved, given) -> bool:
+    """Whether `given` names where a run's saved relative path is now: `saved` does not exist from here (it
+    was relative to the folder the run was started in, before sqtool stored absolute paths) and `given` is an
+    existing path ending with it (`pairs` -> /data/proj/pairs)."""
+    if not (isinstance(saved, str) and isinstance(given, str) and saved and given):
+        return False
+    s, g = Path(saved).expanduser(), Path(given).expanduser()
+    if s.is_absolute() or s.exists() or not g.exists():
+        return False
+    parts = [x for x in s.parts if x not in (".", "")]
+    return bool(parts) and list(g.resolve().parts[-len(parts):]) == parts
+
+
+def flag_of(cls, name: str) -> str:
+    """The option that sets field `name` of `cls` (`--data` for data_root), for messages."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    flag = f.metadata.get("flag", "--" + name.replace("_", "-"))
+    return flag if isinstance(flag, str) else (list(f.metadata.get("aliases", ())) or ["--" + name.replace("_", "-")])[0]
+
+
+def resume_config(cls, saved, args=None, run_dir: str | os.PathLike | None = None):
+    """(cfg, changed) for `--resume RUN`: `saved` (the run's config, a `cls`) with what the command line
+    gives now (its --config file and flags) over it. A path given that names the same file or folder as the
+    saved one is no change (the saved spelling is kept, so keys hashed from the config stay the same), and so
+    is an existing path ending with a saved relative one that cannot be found from here (`moved_path`);
+    `changed` maps each field that does change to (saved, now). The caller decides which may change.
+
+    A run made before configs held absolute paths may name an input relative to the folder it was started
+    in: resumed from another folder, that is one error saying where to resume it from."""
+    given, config_file = _given(cls, args)
+    given = {key_names(cls).get(k, k): v for k, v in given.items()}
+    typed = from_dict(cls, {**to_dict(saved), **given}, where=str(config_file) if config_file else "config")
+    data, moved = {}, set()
+    for k in given:
+        now, before = getattr(typed, k), getattr(saved, k)
+        if k in path_fields(cls) and same_path(before, now):
+            data[k] = before
+        elif k in path_fields(cls) and moved_path(before, now):
+            data[k], _ = absolute_path(now), moved.add(k)             # the saved one cannot be found from here
+        else:
+            data[k] = absolute_path(now) if k in path_fields(cls) else now
+    if run_dir is not None:
+        _check_saved_paths(cls, saved, run_dir, skip=set(given))
+    cfg = dataclasses.replace(saved, **data)
+    old, new = to_dict(saved), to_dict(cfg)
+    return cfg, {k: (old[k], new[k]) for k in new if old.get(k) != new[k] and k not in moved}
+
+
+def _check_saved_paths(cls, saved, run_dir, skip=()) -> None:
+    """Refuse, in one line, a saved relative path that does not exist from here but does from a folder
+    above the run (the folder the run was started in): resuming there reads the same files."""
+    here = Path.cwd()
+    for k in path_fields(cls):
+        v = getattr(saved, k)
+        if k in skip or not isinstance(v, str) or not v or Path(v).expanduser().is_absolute() or Path(v).exists():
+            continue
+        for base in Path(run_dir).resolve().parents:
+            if base != here and (base / v).exists():
+                raise SqtoolError(f"cannot resume {run_dir} from {here}: its {flag_of(cls, k)} '{v}' is relative to "
+                                  f"the folder the run was started in (a run made before sqtool stored absolute "
+                                  f"paths): resume it from {base} (cd {base})")

@@ -81,6 +81,64 @@ def set_seed(seed: int) -> None:
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")
 _LOCKS: dict[str, int] = {}          # run dir -> fd of its .lock, flock'ed by this process
 _MADE: list[tuple[Path, bool]] = []  # run dirs make_run_dir handed out: (dir, created by it)
+_NOTED: list[tuple[Path, str]] = []  # run dirs this process wrote into, with make_run_dir's command
+
+# The commands whose runs `--resume RUN` continues: make_run_dir's command -> (the command line, the file a
+# resume needs, the config keys that tell a run of it made before config.yaml named its command).
+RESUMABLE = {
+    "train/pretrain": ("sqtool train pretrain", "last.pt", {"pairs", "pair_mode", "lr_step_epochs"}),
+    "train/finetune": ("sqtool train finetune", "config.yaml", {"task", "init", "mode", "label_fraction"}),
+    "quantize": ("sqtool quantize", "config.yaml", {"teacher", "student", "preset"}),
+}
+
+
+def _saved_yaml(d: Path) -> dict:
+    try:
+        import yaml
+        out = yaml.safe_load((Path(d) / "config.yaml").read_text())
+        return out if isinstance(out, dict) else {}
+    except Exception:  # noqa: BLE001 - missing, unreadable or not YAML: not a run we can name
+        return {}
+
+
+def run_command(d: str | os.PathLike) -> str | None:
+    """The command (make_run_dir's, e.g. "train/pretrain") whose run folder `d` is, from its config.yaml:
+    its `command:`, else (runs made before it was written) the keys of its `config:`; None if unknown."""
+    saved = _saved_yaml(Path(d))
+    if isinstance(saved.get("command"), str):
+        return saved["command"]
+    keys = set(saved.get("config") or {}) if isinstance(saved.get("config"), dict) else set()
+    return next((c for c, (_, _, marks) in RESUMABLE.items() if keys and marks <= keys), None)
+
+
+def resume_command(d: str | os.PathLike, command: str | None = None) -> str | None:
+    """`sqtool ... --resume D` when folder `d` holds a run (of `command`, when given) that can be resumed."""
+    d = Path(d)
+    cmd = run_command(d)
+    if cmd not in RESUMABLE or (command is not None and cmd != command):
+        return None
+    cli, needs, _ = RESUMABLE[cmd]
+    return f"{cli} --resume {d}" if (d / needs).exists() else None
+
+
+def note_run(d: str | os.PathLike, command: str) -> None:
+    """Record that this process writes the `command` run in `d` (make_run_dir does; a `--resume` does too),
+    so an interrupt can say how to continue it (`interrupted_hint`)."""
+    _NOTED.append((Path(d), command))
+
+
+def runs_noted() -> int:
+    """A mark for interrupted_hint: how many runs this process has noted so far."""
+    return len(_NOTED)
+
+
+def interrupted_hint(since: int = 0) -> str | None:
+    """After an interrupt: the command that continues the latest run noted since `since`, if it can be."""
+    for d, command in reversed(_NOTED[since:]):
+        hint = resume_command(d, command) if d.is_dir() else None
+        if hint:
+            return hint
+    return None
 
 
 def check_run_name(name: str) -> str:
@@ -136,6 +194,10 @@ def make_run_dir(command: str, name: str, out: str | os.PathLike | None = None,
         if d.exists() and not d.is_dir():
             raise SqtoolError(f"output directory {d} is a file, not a directory")
         if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not force:
+            hint = resume_command(d, command)
+            if hint:
+                raise SqtoolError(f"output directory {d} holds a {command.replace('/', ' ')} run already: continue "
+                                  f"it with `{hint}`, or use --force to overwrite it")
             raise SqtoolError(f"output directory {d} exists and is not empty (use --force to overwrite)")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -148,6 +210,7 @@ def make_run_dir(command: str, name: str, out: str | os.PathLike | None = None,
     d.mkdir(parents=True, exist_ok=True)
     lock_run_dir(d)
     _MADE.append((d, created))
+    note_run(d, command)
     return d
 
 
@@ -176,15 +239,39 @@ def discard_empty_runs(since: int = 0) -> None:
                 pass
 
 
-def save_config(run_dir: str | os.PathLike, cfg, **extra) -> dict:
-    """Write the resolved config (+ provenance) as config.yaml; returns what was written."""
-    d = {"sqtool_version": __version__, "git_sha": git_sha(),
-         "created": _dt.datetime.now().isoformat(timespec="seconds")}
+def save_config(run_dir: str | os.PathLike, cfg, resumed: bool = False, **extra) -> dict:
+    """Write the resolved config (+ provenance) as config.yaml; returns what was written.
+
+    `command:` names the command (make_run_dir's, unless `extra` gives it) and `resolved:` starts with the
+    run folder and every path field as absolute paths (`save_resolved` adds what the run resolves later).
+    resumed=True (a `--resume` that may change e.g. max_steps): `created` and `resolved:` are kept and the
+    time is added to `resumed:`, so config.yaml always says what the run's last part ran with."""
+    import yaml                             # lazy: importing sqtool.core needs only the stdlib
+    from sqtool.core.config import absolute_path, path_fields
+    p = Path(run_dir) / "config.yaml"
+    now = _dt.datetime.now().isoformat(timespec="seconds")
+    before = _saved_yaml(Path(run_dir)) if resumed else {}
+    command = next((c for d, c in reversed(_NOTED) if _same_dir(d, run_dir)), None) or before.get("command")
+    d = {"sqtool_version": __version__, "git_sha": git_sha(), "created": before.get("created", now)}
+    if command:
+        d["command"] = command
+    if resumed:
+        d["resumed"] = list(before.get("resumed") or []) + [now]
     d.update(extra)
     d["config"] = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
-    import yaml                             # lazy: importing sqtool.core needs only the stdlib
-    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(d, sort_keys=False))
+    resolved = {"run_dir": str(Path(run_dir).resolve())}
+    if dataclasses.is_dataclass(cfg):
+        resolved.update({k: absolute_path(getattr(cfg, k)) for k in path_fields(type(cfg))})
+    d["resolved"] = json.loads(json.dumps({**(before.get("resolved") or {}), **resolved}, default=str))
+    atomic_write_text(p, yaml.safe_dump(d, sort_keys=False))
     return d
+
+
+def _same_dir(a, b) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
 
 
 def save_resolved(run_dir: str | os.PathLike, **values) -> dict:

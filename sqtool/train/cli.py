@@ -19,9 +19,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, check_fs, check_window_s, from_dict, lock_run_dir, make_run_dir,
-                         resolve_config, save_config)
+from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_args, check_fs, check_window_s, from_dict,
+                         lock_run_dir, make_run_dir, resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
+from sqtool.core.runs import note_run
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -42,7 +43,9 @@ def register(sub, name: str, helptext: str) -> None:
                     help="run directory (default: runs/train/pretrain/<time>-<model>)")
     add_bool_flag(pp, "--force", "force", "allow a non-empty --out")
     pp.add_argument("--resume", default=None, metavar="RUN",
-                    help="continue the run in RUN from its last.pt (flags given override its saved config)")
+                    help="continue the run in RUN from its last.pt, bit for bit, with its saved config; only "
+                         "--max-steps, --progress, --device and --epochs (to train longer: the lr steps every "
+                         "--lr-step-epochs whatever the total) may be given; any other change is refused")
     pp.set_defaults(func=run_pretrain_cmd)
 
     fp = tsub.add_parser("finetune", help="fine-tune on a task with subject folds (hr, rr, af, bp, quality)",
@@ -52,7 +55,10 @@ def register(sub, name: str, helptext: str) -> None:
     fp.add_argument("--out", default=None, metavar="DIR",
                     help="run directory (default: runs/train/finetune/<time>-<task>)")
     add_bool_flag(fp, "--force", "force", "allow a non-empty --out")
-    fp.add_argument("--resume", default=None, metavar="RUN", help="continue the run in RUN (its completed folds)")
+    fp.add_argument("--resume", default=None, metavar="RUN",
+                    help="continue the run in RUN with its saved config, reusing its completed folds; only "
+                         "--progress, --bootstrap, --final-fit, --calibrate-on may be given (the folds were "
+                         "trained with the rest); any other change is refused")
     fp.set_defaults(func=run_finetune_cmd)
 
     def no_sub(args):
@@ -72,8 +78,14 @@ def _is_path(value: str) -> bool:
     return bool(value) and (Path(value).exists() or "/" in value or value.endswith((".pt", ".pth")))
 
 
-def _explicit(args, cls) -> dict:
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+def _check_numbers(cfg, command: str) -> None:
+    """The training numbers every stage shares, refused in one line before anything runs (torch's own
+    errors, e.g. `Invalid learning rate`, would be a traceback-like message from deep inside)."""
+    for k, ok, what in (("lr", lambda v: v > 0, "> 0"), ("weight_decay", lambda v: v >= 0, ">= 0"),
+                        ("epochs", lambda v: v >= 1, ">= 1"), ("batch_size", lambda v: v >= 2, ">= 2")):
+        v = getattr(cfg, k, None)
+        if v is not None and not ok(v):
+            raise SqtoolError(f"{command} --{k.replace('_', '-')} must be {what}, got {v:g}")
 
 
 def _precheck_pretrain(cfg) -> None:
@@ -82,6 +94,7 @@ def _precheck_pretrain(cfg) -> None:
     if _is_path(cfg.model):
         raise SqtoolError(f"train pretrain --model {cfg.model}: pretraining starts from a registry name (e.g. "
                           f"resnet1d_siamq_tiny); to continue a run use --resume RUN")
+    _check_numbers(cfg, "train pretrain")
     model_cfg = get_model_cfg(cfg.model)
     from sqtool.train.pretrain import PAIR_MODES
     if cfg.pair_mode not in PAIR_MODES:
@@ -100,6 +113,7 @@ def _precheck_finetune(cfg) -> None:
         raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
     if cfg.mode not in ("full", "linear"):
         raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
+    _check_numbers(cfg, "train finetune")
     for k in ("fs", "window_s", "hop_s"):                  # 0 = the default; anything else within bounds
         v = getattr(cfg, k)
         if v:
@@ -116,76 +130,153 @@ def _precheck_finetune(cfg) -> None:
         raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
 
 
+# ----------------------------------------------------------------------------- train pretrain
+
 def run_pretrain_cmd(args) -> int:
-    from sqtool.core.checkpoint import load_checkpoint
     from sqtool.train.pretrain import PretrainConfig, run_pretrain
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "last.pt").is_file():
-            raise SqtoolError(f"cannot resume: {run_dir / 'last.pt'} not found")
-        if rank == 0:
-            lock_run_dir(run_dir)               # a second resume of the same run is refused
-        saved = load_checkpoint(run_dir / "last.pt", expect_kind="teacher_pretrain").get("train_cfg", {})
-        try:
-            base = from_dict(PretrainConfig, saved, where=f"{run_dir}/last.pt train_cfg")
-        except SqtoolError as e:
-            raise SqtoolError(f"cannot resume {run_dir}: its saved config is not a pretrain config ({e})")
-        cfg = resolve_config(PretrainConfig, args, **{**dataclasses.asdict(base), **_explicit(args, PretrainConfig)})
-        run_pretrain(cfg, run_dir, resume=True)
-        return 0
-    cfg = resolve_config(PretrainConfig, args)
-    _precheck_pretrain(cfg)
-    if cfg.pairs == "synthetic" and rank == 0:
-        print(f"sqtool: note: pretraining {cfg.model} on {cfg.synthetic_pairs} synthetic pairs (a smoke run); "
-              f"give --pairs DIR from `sqtool data pairs` for real data (paper scale: see --help)", file=sys.stderr)
-    if world > 1 and not args.out:
-        raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
-    if rank == 0:
-        run_dir = make_run_dir("train/pretrain", cfg.model, args.out, args.force)
-        save_config(run_dir, cfg, world_size=world)
+        run_dir, cfg = _resume_pretrain(args, rank, world)
+        m = run_pretrain(cfg, run_dir, resume=True)
     else:
-        run_dir = Path(args.out)
-    m = run_pretrain(cfg, run_dir)
+        cfg = resolve_config(PretrainConfig, args)
+        _precheck_pretrain(cfg)
+        if cfg.pairs == "synthetic" and rank == 0:
+            print(f"sqtool: note: pretraining {cfg.model} on {cfg.synthetic_pairs} synthetic pairs (a smoke run); "
+                  f"give --pairs DIR from `sqtool data pairs` for real data (paper scale: see --help)", file=sys.stderr)
+        if world > 1 and not args.out:
+            raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
+        if rank == 0:
+            run_dir = make_run_dir("train/pretrain", cfg.model, args.out, args.force)
+            save_config(run_dir, cfg, world_size=world)
+        else:
+            run_dir = Path(args.out)
+        m = run_pretrain(cfg, run_dir)
     if rank == 0:
-        syn = m.get("synthetic_pairs")
-        print(f"pairs: {cfg.pair_mode} ({'two augmented views of each good window' if cfg.pair_mode == 'augment' else 'as mined'}); "
-              f"corpus: {m.get('real_pairs')} real pairs, {syn} with a synthetic partner")
-        print(f"pretrained {cfg.model}: loss {m['first_loss']:.4f} -> {m['final_loss']:.4f}, val loss "
-              f"{m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, z std "
-              f"{'n/a (validation set < 2 pairs)' if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
-              f"(healthy ~{m['z_std_healthy']:.3f}) -> {run_dir}/model.pt")
-        print(f"next: sqtool train finetune --task hr --model {run_dir}")
+        _print_pretrain(cfg, run_dir, m)
     return 0
 
+
+def _resume_pretrain(args, rank: int, world: int):
+    """(run_dir, cfg) of `train pretrain --resume RUN`: the config saved in its last.pt with the options given
+    now over it, refused (before anything is written) when one that may not change does."""
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.train.pretrain import PretrainConfig, check_resume_config
+    run_dir = Path(args.resume)
+    if not (run_dir / "last.pt").is_file():
+        raise SqtoolError(f"cannot resume: {run_dir / 'last.pt'} not found (not a train pretrain run folder, or "
+                          f"killed before its first checkpoint: start it again)")
+    if rank == 0:
+        lock_run_dir(run_dir)               # a second resume of the same run is refused
+        note_run(run_dir, "train/pretrain")
+    ck = load_checkpoint(run_dir / "last.pt", expect_kind="teacher_pretrain")
+    saved = ck.get("train_cfg", {})
+    try:
+        base = from_dict(PretrainConfig, saved, where=f"{run_dir}/last.pt train_cfg")
+    except SqtoolError as e:
+        raise SqtoolError(f"cannot resume {run_dir}: its saved config is not a pretrain config ({e})")
+    cfg, _ = resume_config(PretrainConfig, base, args, run_dir=run_dir)
+    _check_numbers(cfg, "train pretrain")
+    check_resume_config(saved, cfg, str(run_dir), epochs_done=int((ck.get("train_state") or {}).get("epoch", 0)))
+    if rank == 0:
+        save_config(run_dir, cfg, resumed=True, world_size=world)     # config.yaml says what this part runs with
+    return run_dir, cfg
+
+
+def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
+    """The result summary (stdout) of a pretraining run, fresh or resumed, and the next command."""
+    syn = m.get("synthetic_pairs")
+    print(f"pairs: {cfg.pair_mode} ({'two augmented views of each good window' if cfg.pair_mode == 'augment' else 'as mined'}); "
+          f"corpus: {m.get('real_pairs')} real pairs, {syn} with a synthetic partner")
+    loss = "n/a (no step trained)" if m.get("first_loss") is None else \
+        f"{m['first_loss']:.4f} -> {m['final_loss']:.4f}"
+    print(f"pretrained {cfg.model} ({m.get('status')}, {m.get('epochs_done')} of {cfg.epochs} epochs): loss {loss}, "
+          f"val loss {m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, z std "
+          f"{'n/a (validation set < 2 pairs)' if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
+          f"(healthy ~{m['z_std_healthy']:.3f}) -> {run_dir}/model.pt")
+    if m.get("status") != "done":
+        print(f"next: sqtool train pretrain --resume {run_dir} --max-steps 0   (train the remaining steps)")
+    print(pretrain_next(cfg, run_dir))
+
+
+def pretrain_next(cfg, run_dir) -> str:
+    """`next: sqtool train finetune ...` for a pretraining run: its folder as --model (a spectral encoder is
+    fine-tuned on heart rate as its own architecture), and --data = what its pairs were mined from, when
+    the pairs' run folder says so."""
+    data = _pairs_data(cfg.pairs)
+    return f"next: sqtool train finetune --task hr --model {run_dir}" + (f" --data {data}" if data else "")
+
+
+def _pairs_data(pairs: str) -> str | None:
+    """The --data a pair folder was mined from (its config.yaml: resolved, else as typed), None if unknown."""
+    if not pairs or pairs == "synthetic":
+        return None
+    import yaml
+    try:
+        saved = yaml.safe_load((Path(pairs) / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    for section in (saved.get("resolved") or {}, saved.get("config") or {}):
+        if not isinstance(section, dict):
+            continue
+        inputs = section.get("input") or []
+        value = inputs[0] if isinstance(inputs, list) and len(inputs) == 1 else section.get("data_root")
+        if isinstance(value, str) and value:
+            return absolute_path(value)
+    return None
+
+
+# ----------------------------------------------------------------------------- train finetune
 
 def run_finetune_cmd(args) -> int:
     from sqtool.train.finetune import FinetuneConfig, run_finetune
 
     if getattr(args, "resume", None):
         return _resume_finetune(args)
-    cfg = resolve_config(FinetuneConfig, args)
-    if _is_path(cfg.model):                       # --model RUN: the pretrained checkpoint, i.e. --init RUN
-        if cfg.init not in ("", "none") and cfg.init != cfg.model:
-            raise SqtoolError(f"train finetune: --model {cfg.model} is a checkpoint and --init {cfg.init} another; "
-                              f"give one of them")
-        cfg = dataclasses.replace(cfg, init=cfg.model, model="")
+    cfg = _model_as_init(resolve_config(FinetuneConfig, args))
     _precheck_finetune(cfg)
     if _is_spectral(cfg.model):
-        return _run_finetune_hr(cfg, args)
+        run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
+        save_config(run_dir, cfg)
+        return _finetune_hr(cfg, run_dir)
     run_dir = make_run_dir("train/finetune", f"{cfg.task}-{'pretrained' if cfg.init != 'none' else 'scratch'}",
                            args.out, args.force)
     save_config(run_dir, cfg)
     m = run_finetune(cfg, run_dir)
+    _print_finetune(cfg, run_dir, m)
+    return 0
+
+
+def _model_as_init(cfg):
+    """`--model RUN` (a pretrained run folder or checkpoint) is `--init RUN`: a time-domain encoder with the
+    model taken from the checkpoint, a pretrained spectral encoder as `--model <its architecture> --init RUN`."""
+    if not _is_path(cfg.model):
+        return cfg
+    if cfg.init not in ("", "none") and cfg.init != cfg.model:
+        raise SqtoolError(f"train finetune: --model {cfg.model} is a checkpoint and --init {cfg.init} another; "
+                          f"give one of them")
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    mc = load_checkpoint(cfg.model, expect_kind=("teacher_pretrain", "teacher_task"))["model_cfg"]
+    name = mc.get("name", "") if mc.get("family") == SPECTRAL_FAMILY else ""
+    return dataclasses.replace(cfg, init=cfg.model, model=name)
+
+
+def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
+    """The result summary (stdout) of a time-domain fine-tune, fresh or resumed, and the next command."""
     pm = m["primary_metric"]
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
-          f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}] -> {run_dir}")
+          f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{_resumed_text(m)} -> {run_dir}")
     print(f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else ""))
     _print_skill(cfg.task, m)
-    return 0
+
+
+def _resumed_text(m: dict) -> str:
+    n = len(m.get("resumed_folds") or [])
+    return f" ({n} of {m['n_folds']} folds reused from the interrupted run)" if n else ""
 
 
 def _print_skill(task: str, m: dict) -> None:
@@ -201,27 +292,27 @@ def _print_skill(task: str, m: dict) -> None:
 
 
 def _resume_finetune(args) -> int:
-    """`train finetune --resume RUN`: the run's saved config (options given now override it; one that
-    changes training makes the fold files' key differ and is refused), completed folds reused."""
+    """`train finetune --resume RUN`: the run's saved config (the options that do not change a fold's
+    predictions may be given now; any other change is refused naming it), completed folds reused."""
     from sqtool.core.runs import saved_config
-    from sqtool.train.finetune import FinetuneConfig, run_finetune
+    from sqtool.train.finetune import _NOT_IN_KEY, FinetuneConfig, run_finetune
     run_dir = Path(args.resume)
     base = saved_config(FinetuneConfig, run_dir, "finetune")
-    cfg = resolve_config(FinetuneConfig, args, **{**dataclasses.asdict(base), **_explicit(args, FinetuneConfig)})
+    cfg, changed = resume_config(FinetuneConfig, base, args, run_dir=run_dir)
+    refused = {k: v for k, v in changed.items() if k not in _NOT_IN_KEY}
+    if refused:
+        parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
+        may = ", ".join("--" + k.replace("_", "-") for k in _NOT_IN_KEY)
+        raise SqtoolError(f"cannot resume {run_dir} with a changed config ({parts}): its finished folds were trained "
+                          f"with the saved one; on resume only {may} may change (start a new run for any other)")
     _precheck_finetune(cfg)
     lock_run_dir(run_dir)                       # a second resume of the same run is refused
+    note_run(run_dir, "train/finetune")
+    save_config(run_dir, cfg, resumed=True)
     if _is_spectral(cfg.model):
-        from sqtool.train.finetune_hr import run_finetune_hr
-        m = run_finetune_hr(cfg, run_dir, log=item, resume=True)
-        print(f"hr: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; decoded MAE {m['mae_bpm']:.2f} BPM "
-              f"-> {run_dir}")
-        _print_skill("hr", m)
-        return 0
+        return _finetune_hr(cfg, run_dir, resume=True)
     m = run_finetune(cfg, run_dir, resume=True)
-    pm = m["primary_metric"]
-    print(f"{cfg.task}: resumed {len(m['resumed_folds'])} of {m['n_folds']} folds; {metric_text(cfg.task, pm, m[pm])} "
-          f"-> {run_dir}")
-    _print_skill(cfg.task, m)
+    _print_finetune(cfg, run_dir, m)
     return 0
 
 
@@ -231,14 +322,14 @@ def _is_spectral(model: str) -> bool:
     return bool(model) and get_model_cfg(model).family == SPECTRAL_FAMILY
 
 
-def _run_finetune_hr(cfg, args) -> int:
+def _finetune_hr(cfg, run_dir: Path, resume: bool = False) -> int:
+    """A spectral heart-rate fine-tune (fresh or resumed) into `run_dir`, its summary and next command."""
     from sqtool.train.finetune_hr import run_finetune_hr
-    run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
-    save_config(run_dir, cfg)
-    m = run_finetune_hr(cfg, run_dir, log=item)
+    m = run_finetune_hr(cfg, run_dir, log=item, resume=resume)
     lo, hi = m["ci95"]["mae_bpm"]
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
-          f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}) -> {run_dir}")
+          f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}){_resumed_text(m)} "
+          f"-> {run_dir}")
     print(f"next: sqtool quantize --model {run_dir} --student spec_student_s")
     _print_skill("hr", m)
     return 0

@@ -49,13 +49,15 @@ from sqtool.models.hr_options import calibrate_on_option, train_option
 @dataclass
 class FinetuneConfig:
     task: str = field(default="hr", metadata={"help": "hr | rr | af | bp | quality"})
-    init: str = field(default="none", metadata={"help": "pretrained checkpoint (file or run dir), or 'none' = scratch"})
+    init: str = field(default="none", metadata={"help": "pretrained checkpoint (file or run dir), or 'none' = scratch",
+                                                "path": True})
     model: str = field(default="", metadata={
         "help": "registry name, or a pretrained run folder / checkpoint file (then the same as --init) "
-                "(default: the --init checkpoint's model, else resnet1d_siamq_18)"})
+                "(default: the --init checkpoint's model, else resnet1d_siamq_18)", "path": True})
     data_root: str = field(default="", metadata={"help": "data root folder holding the datasets, or 'synthetic' "
                                                            "(default: $SQTOOL_DATA or ../shared/data, else synthetic)",
-                                                   "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA"})
+                                                   "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA",
+                                                   "path": True})
     datasets: list[str] = field(default_factory=list, metadata={
         "help": "spectral hr models: datasets under the data root (default: troika,wrist_exercise present); with "
                 "--data DATASET.yaml: built-in datasets trained on beside yours, e.g. troika (read under "
@@ -268,6 +270,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
     if cfg.epochs < 1 or cfg.batch_size < 2:
         raise SqtoolError("epochs must be >= 1 and batch_size >= 2")
+    if not cfg.lr > 0 or cfg.weight_decay < 0:
+        raise SqtoolError(f"lr must be > 0 and weight_decay >= 0, got {cfg.lr:g} and {cfg.weight_decay:g}")
     spec = TASK_SPECS[cfg.task]
     kind = spec["kind"]
     dev = loop.pick_device(cfg.device)

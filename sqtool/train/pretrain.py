@@ -19,7 +19,9 @@ r-th B/W of each global batch (it loads only those pairs). So a run on W ranks s
 of a one-process run with the same global batch, and `--resume` only needs (epoch, step) to continue
 with the same batches. `last.pt` holds everything else a bit-exact continuation needs: weights, BN
 statistics, optimizer momentum, scheduler, grad scaler, the python/numpy/torch RNG states, the loss
-history. A changed config on resume is refused (except `max_steps`, `progress`, `device`).
+history. A changed config on resume is refused, except `max_steps`, `progress`, `device` and `epochs` (not
+below the epochs done): the lr schedule steps every `lr_step_epochs` whatever the total and the data order
+depends only on (seed, epoch), so a run resumed with more epochs equals one started with them.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, to_dict, write_metrics
+from sqtool.core import SqtoolError, same_path, to_dict, write_metrics
+from sqtool.core.config import moved_path, path_fields
 
 RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
 
@@ -42,7 +45,8 @@ class PretrainConfig:
         "help": "encoder from the registry; tiny (0.18 M parameters) finishes on a laptop, the paper's is "
                 "resnet1d_siamq_152 (27 M)"})
     pairs: str = field(default="synthetic", metadata={
-        "help": "pair shard folder (from `sqtool data pairs`), or 'synthetic' (a smoke run on generated pairs)"})
+        "help": "pair shard folder (from `sqtool data pairs`), or 'synthetic' (a smoke run on generated pairs)",
+        "path": True})
     synthetic_pairs: int = field(default=1024, metadata={"help": "number of pairs when pairs = synthetic"})
     pair_mode: str = field(default="real", metadata={
         "help": "real: the (good, poor) pairs as mined (SiamQuality) | augment: two augmented views (crop, "
@@ -281,13 +285,23 @@ def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: in
 
 # ----------------------------------------------------------------------------- resume
 
-def check_resume_config(saved: dict, cfg: PretrainConfig, where: str) -> None:
+def check_resume_config(saved: dict, cfg: PretrainConfig, where: str, epochs_done: int = 0) -> None:
+    """Refuse, naming the keys, a resume whose config differs from the saved one other than in
+    RESUME_MAY_CHANGE, `epochs` (not below `epochs_done`) and a path spelled differently."""
     now = to_dict(cfg)
     dflt = to_dict(PretrainConfig())                     # a key a run made before it existed: its default
-    diff = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k, dflt.get(k)) != now[k]]
+    diff = []
+    for k in now:
+        before = saved.get(k, dflt.get(k))
+        if before == now[k] or k in RESUME_MAY_CHANGE or (k == "epochs" and now[k] >= epochs_done) or \
+                (k in path_fields(PretrainConfig) and (same_path(before, now[k]) or moved_path(before, now[k]))):
+            continue
+        diff.append(k)
     if diff:
         parts = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
-        raise SqtoolError(f"cannot resume {where} with a changed config ({parts}); start a new run instead")
+        raise SqtoolError(f"cannot resume {where} with a changed config ({parts}): on resume only --max-steps, "
+                          f"--progress, --device and --epochs (not below the {epochs_done} done) may change; "
+                          f"start a new run for any other")
 
 
 # ----------------------------------------------------------------------------- training
@@ -314,6 +328,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                               f"{d.world} ranks")
         if cfg.epochs < 1:
             raise SqtoolError("epochs must be >= 1")
+        if not cfg.lr > 0:
+            raise SqtoolError(f"lr must be > 0, got {cfg.lr:g}")
         local_b = cfg.batch_size // d.world
         model_cfg = model_cfg or get_model_cfg(cfg.model)
         if model_cfg.name != cfg.model:
@@ -365,7 +381,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         last = run_dir / "last.pt"
         if resume:
             ck = load_checkpoint(last, expect_kind="teacher_pretrain")
-            check_resume_config(ck.get("train_cfg", {}), cfg, str(run_dir))
+            check_resume_config(ck.get("train_cfg", {}), cfg, str(run_dir),
+                                epochs_done=int(ck["train_state"]["epoch"]))
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
@@ -373,9 +390,16 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             st = ck["train_state"]
             loop.set_rng_state(ck["rng"])
             if d.is_main:
-                print(f"resumed {run_dir} at epoch {st['epoch']} step {st['step_in_epoch']} "
-                      f"(global step {st['global_step']})")
+                from sqtool.core.progress import item
+                item(f"resumed {run_dir} at epoch {st['epoch']} step {st['step_in_epoch']} "
+                     f"(global step {st['global_step']})")
 
+        if d.is_main and (run_dir / "config.yaml").is_file():         # what the automatic options came to
+            from sqtool.core.runs import save_resolved
+            save_resolved(run_dir, model=cfg.model, corpus=pairs.desc, fs=model_cfg.fs, window_s=model_cfg.window_s,
+                          channels=list(model_cfg.channels), device=str(dev), world_size=d.world,
+                          amp=str(adt).replace("torch.", "") if adt else "off", dtype=cfg.dtype,
+                          train_pairs=len(train_idx), val_pairs=len(val_idx), steps_per_epoch=steps_per_epoch)
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
         def save_last():

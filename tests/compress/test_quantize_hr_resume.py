@@ -57,6 +57,11 @@ def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, t
     run = tmp_path / "killed"
     assert main(_args(teacher_run, run)) == 130
     assert (run / "student_float.pt").is_file() and not (run / "model.pt").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"sqtool: interrupted; continue with: sqtool quantize --resume {run}"
+    assert main(_args(teacher_run, run)) == 1                       # the same --out again: told to resume it
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"continue it with `sqtool quantize --resume {run}`, or use --force" in err[0]
     monkeypatch.setattr(HQ, "qat_bins", real_qat)
 
     calls = _count_float_training(monkeypatch)
@@ -75,7 +80,7 @@ def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, t
     capsys.readouterr()                                              # another float config: refused, not reused
     assert main(["quantize", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "student_float.pt was made with another config" in err[0]
+    assert len(err) == 1 and "changed config (epochs: 1 -> 2)" in err[0] and "--qat-epochs" in err[0], err
 
 
 def test_quantize_resume_needs_a_quantize_run(tmp_path, capsys):

@@ -58,4 +58,4 @@ def test_spectral_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch
     capsys.readouterr()                                              # another config: refused, not mixed in
     assert main(["train", "finetune", "--resume", str(run), "--lr", "0.01"]) == 1
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("sqtool:")]   # not progress
-    assert len(err) == 1 and "fold_000.npz was made with another config" in err[0]
+    assert len(err) == 1 and "changed config (lr: 0.001 -> 0.01)" in err[0]              # names the key

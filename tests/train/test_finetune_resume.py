@@ -1,6 +1,7 @@
 """`train finetune --resume RUN`: killed during fold 2, the run continues from its saved folds and ends bit for
 bit where an uninterrupted run ends (metrics, out-of-fold predictions, model.pt); a fold file made with another
 config is refused."""
+import dataclasses
 import json
 
 import numpy as np
@@ -56,11 +57,17 @@ def test_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch, capsys)
     sb = load_checkpoint(run)["state_dict"]
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
-    # a fold file from another config (here: another learning rate) is refused, not mixed in
+    # another config (here: another learning rate) is refused naming the key, before anything is read
     capsys.readouterr()
-    assert main(["train", "finetune", "--resume", str(run), "--lr", "0.01", "--progress", "false"]) == 1
+    assert main(["train", "finetune", "--resume", str(run), "--lr", "0.01", "--epochs", "5", "--progress", "false"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "fold_000.npz was made with another config" in err[0]
+    assert len(err) == 1 and "changed config (epochs: 1 -> 5, lr: 0.001 -> 0.01)" in err[0], err
+    assert "only --progress, --bootstrap, --final-fit, --calibrate-on may change" in err[0]
+    # ... and a fold file from another config is refused by the fold's key, never mixed in
+    from sqtool.core.runs import saved_config
+    other = dataclasses.replace(saved_config(FT.FinetuneConfig, run, "finetune"), lr=0.01)
+    with pytest.raises(SqtoolError, match="fold_000.npz was made with another config"):
+        FT.run_finetune(other, run, resume=True)
 
 
 def test_resume_needs_a_finetune_run(tmp_path, capsys):

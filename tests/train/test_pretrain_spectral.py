@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from sqtool.cli import main
 from sqtool.core import SqtoolError
@@ -97,6 +98,13 @@ def test_cli_pairs_pretrain_finetune_quantize_from_the_pretrained_encoders(tmp_p
     assert stats["total"]["real_pairs"] > 0 and stats["total"]["synthetic_pairs"] == 0
     assert main(["train", "pretrain", "--model", MODEL, "--pairs", str(pairs), "--epochs", "1", "--batch-size", "8",
                  "--val-fraction", "0", "--no-progress", "--out", str(pt)]) == 0
+    # the printed next command runs as printed: --model RUN of a spectral encoder, --data its pairs' data
+    nxt = capsys.readouterr().out.strip().splitlines()[-1]
+    assert nxt == f"next: sqtool train finetune --task hr --model {pt} --data synthetic"
+    assert main(nxt.split()[2:] + ["--folds", "2", "--epochs", "1", "--max-records", "3", "--out",
+                                   str(tmp_path / "ft_next")]) == 0
+    saved = yaml.safe_load((tmp_path / "ft_next" / "config.yaml").read_text())["config"]
+    assert saved["model"] == MODEL and saved["init"] == str(pt)
     assert main(["train", "finetune", "--task", "hr", "--model", MODEL, "--init", str(pt / "model.pt"), "--data",
                  "synthetic", "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(ft)]) == 0
     assert str(pt / "model.pt") in (ft / "config.yaml").read_text()           # the run says what it started from
