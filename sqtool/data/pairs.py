@@ -64,6 +64,7 @@ import numpy as np
 from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_bool_flag, add_config_args,
                          add_deprecated_alias, make_run_dir, resolve_config, resolve_data_root, signal_channels,
                            save_config, write_metrics)
+from sqtool.core.progress import bar as progress_bar
 
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -464,7 +465,6 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: 
     import multiprocessing as mp
 
     import scipy.signal  # noqa: F401  (imported once here, so forked workers do not each pay for it)
-    from tqdm import tqdm
 
     from sqtool.data import readers  # noqa: F401
 
@@ -485,7 +485,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: 
     n_units = sum(len(u) for _, u in inputs)
     jobs = [(u, cfg, cfg.seed * 1_000_003 + i) for i, u in enumerate(u for _, units in inputs for u in units)]
     names = [name for name, units in inputs for _ in units]
-    bar = tqdm(total=n_units, desc="pairs", unit="file", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=n_units, desc="pairs", unit="file", enabled=progress)
     pool = None
     stop = threading.Event()
     try:

@@ -23,6 +23,13 @@ def test_finetune_draws_no_bar_into_a_file(tmp_path, tiny_pretrained, capfd):
     assert "hr fold 1/2" in err                                        # the per-item lines are not bars
 
 
+def test_pairs_draws_no_bar_into_a_file(tmp_path, capfd):
+    from sqtool.data.pairs import PairsConfig, mine_pairs
+    mine_pairs(PairsConfig(data_root="synthetic", synthetic_subjects=2, synthetic_duration_s=120,
+                           out=str(tmp_path / "p"), workers=1), progress=True)
+    _no_bar(capfd.readouterr().err)
+
+
 def test_bars_follow_the_terminal(monkeypatch):
     from sqtool.core.progress import bars_on
     class Tty:
