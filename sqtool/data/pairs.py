@@ -56,7 +56,7 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,11 +71,12 @@ ACC = ("acc_x", "acc_y", "acc_z")
 
 @dataclass
 class PairsConfig:
-    input: list[str] = field(default_factory=list, metadata={"help": "dataset folders or files", "cli": False})
+    input: list[str] = field(default_factory=list, metadata={"help": "dataset folders or files", "cli": False,
+                                                              "aliases": ("--data",), "path": True})
     data_root: str | None = field(default=None, metadata={
         "help": "mine every dataset folder under this root when no input is given; 'synthetic' (or no data "
                 "root found) = the embedded synthetic corpus", "flag": False, "aliases": ("--data-root",),
-        "alias_of": "--data"})
+        "alias_of": "--data", "path": True})
     kind: str | None = field(default=None, metadata={"help": "dataset kind of every --data path (default: detected)"})
     out: str | None = field(default=None, metadata={"help": "output directory (default: runs/data_pairs/<time>-<name>)",
                                                     "metavar": "DIR"})
@@ -653,6 +654,11 @@ def _data_overrides(data: list[str] | None, kind: str | None) -> dict:
 
 def _run_cli(args) -> int:
     cfg = resolve_config(PairsConfig, args, **_data_overrides(getattr(args, "data", None), args.kind))
+    if isinstance(cfg.input, str):                       # a config file's `data: one/path`
+        cfg = replace(cfg, input=[cfg.input])
+    moved = _data_overrides(cfg.input, cfg.kind) if not getattr(args, "data", None) else {}
+    if "data_root" in moved:                             # a config file's `data:` is --data: a root or 'synthetic'
+        cfg = replace(cfg, input=[], data_root=moved["data_root"])
     m = mine_pairs(cfg, progress=getattr(args, "progress", True) is not False)
     print(f"{m['pairs']} pairs ({m['real_pairs']} real, {m['synthetic_pairs']} with a synthetic partner"
           f"{'' if m['synthetic_partners'] else ': --synthetic-partners off'}) from {m['windows']} windows "

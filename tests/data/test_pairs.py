@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import yaml
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -348,3 +350,18 @@ def test_windows_holding_nan_samples_are_left_out_of_pairs(tmp_path):
     np.savez(ds.parent / "recordings" / "p01_icu.npz", **z)
     m = mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p"), workers=1), progress=False)
     assert m["records"] == 2 and m["nonfinite_windows"] == m["datasets"]["nan"]["nonfinite_windows"] == 1
+
+
+def test_a_config_files_data_key_is_the_flag_and_a_run_config_feeds_back(tmp_path, monkeypatch):
+    """`data:` in a config file means what --data means (a root or 'synthetic' -> data_root, else the inputs);
+    inputs are recorded absolute; the run's own config.yaml is a valid --config."""
+    from sqtool.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("data: synthetic\nsynthetic_subjects: 2\nsynthetic_duration_s: 120\n"
+                                     "workers: 1\n")
+    assert main(["data", "pairs", "--config", "c.yaml", "--out", "a", "--no-progress"]) == 0
+    cfg = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert cfg["config"]["data_root"] == "synthetic" and cfg["config"]["input"] == []
+    assert main(["data", "pairs", "--config", "a/config.yaml", "--out", "b", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["pairs"] == \
+        json.loads((tmp_path / "a" / "metrics.json").read_text())["pairs"]
