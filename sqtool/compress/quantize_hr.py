@@ -371,9 +371,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     if hint:
         lines += ["", hint]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
-    say(f"held-out MAE (mean of subjects): teacher {mean['teacher']:.2f}, float {mean['float']:.2f}, "
-        f"int8 {mean['int8']:.2f} BPM")
-    if hint:
+    if hint:                               # the held-out line itself is the CLI's, on stdout (`print_results`)
         say(hint)
     return run_dir
 
