@@ -95,7 +95,10 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     monkeypatch.chdir(proj)
 
     run("export", "--model", "runs/mw_q", "--target", "c", "--device-fs", "125", "--out", "runs/mw_export")
-    seen = json.loads((proj / "runs/mw_export/metadata.json").read_text())["training_data"]
+    md = json.loads((proj / "runs/mw_export/metadata.json").read_text())
+    assert md["frontend"]["ppg_sensors"] == ["ppg"]                # one-sensor recordings: a one-sensor firmware
+    assert re.search(r"#define SQ_FE_N_PPG +1 ", (proj / "runs/mw_export/c/sq_frontend_tables.h").read_text())
+    seen = md["training_data"]
     assert seen["datasets"] == ["my_watch"] and seen["heldout_subjects"] == ["my_watch:s04"]
     card = (proj / "runs/mw_export/MODEL_CARD.md").read_text()      # the card says what THIS model saw
     assert "- `my_watch`:" in card and "`troika`" not in card and "synthetic PPG only" not in card

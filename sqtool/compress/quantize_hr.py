@@ -201,7 +201,8 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
                           f"{tcfg.arch['bins_bpm']}: distillation on the bins needs one grid")
     if not tcfg.decoder:
         raise SqtoolError(f"teacher {ck['path']} has no decoder (fine-tune it with sqtool train finetune)")
-    scfg = scfg.replace(decoder=tcfg.decoder)
+    scfg = scfg.replace(decoder=tcfg.decoder, frontend={**scfg.frontend, **{     # the teacher's sensors (its data's)
+        k: v for k, v in (tcfg.frontend or {}).items() if k == "ppg_sensors"}})
     init = None
     if cfg.student_init:                                   # refused here, before any data is read
         from sqtool.core.checkpoint import load_checkpoint

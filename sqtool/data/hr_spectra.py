@@ -162,7 +162,7 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
     if fs_in not in cache:
         cache[fs_in] = design(fe)                                          # the tables do not depend on n_ppg
     codes, t0, flagged = spectra(fe, x16, gap, tables=cache[fs_in])
-    y, meta = window_truth(record, t0), dict(record.meta)
+    y, meta = window_truth(record, t0), {**record.meta, "ppg_sensors_recorded": int(n_ppg)}
     if gap is not None:                                                    # windows holding a NaN/Inf sample:
         from sqtool.data.preprocess import nonfinite_windows               # no truth, never trained on or scored
         bad = nonfinite_windows(record, chans, t0, fe.window_s)

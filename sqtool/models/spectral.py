@@ -107,6 +107,13 @@ class SpecNet(nn.Module):
 ENCODER_CONTRACT = ("in_channels", "channels", "fs", "window_s", "hop_s", "norm", "band", "frontend")
 
 
+def _contract(cfg: ModelCfg, key: str):
+    """One input-contract entry; the front end's ppg_sensors aside: the encoder reads the same averaged spectrum
+    whether a device has one PPG sensor or two (a model trained on one-sensor recordings lists one)."""
+    v = cfg.to_dict().get(key)
+    return {k: x for k, x in v.items() if k != "ppg_sensors"} if key == "frontend" and isinstance(v, dict) else v
+
+
 def check_encoder(cfg: ModelCfg, ck: dict, where: str = "--init") -> None:
     """Refuse a pretrained checkpoint whose encoder is not `cfg`'s: another family, convs, bins or input contract."""
     mc = ModelCfg.from_dict(ck["model_cfg"])
@@ -114,7 +121,7 @@ def check_encoder(cfg: ModelCfg, ck: dict, where: str = "--init") -> None:
         raise SqtoolError(f"{where}: {mc.name} is not a spectral model; {cfg.name} needs a spectral encoder")
     if [list(c) for c in mc.arch["convs"]] != [list(c) for c in cfg.arch["convs"]]:
         raise SqtoolError(f"{where}: encoder {mc.name} has convs {mc.arch['convs']}, {cfg.name} {cfg.arch['convs']}")
-    diff = [k for k in ENCODER_CONTRACT if mc.to_dict().get(k) != cfg.to_dict().get(k)]
+    diff = [k for k in ENCODER_CONTRACT if _contract(mc, k) != _contract(cfg, k)]
     if diff or list(mc.arch["bins_bpm"]) != list(cfg.arch["bins_bpm"]):
         raise SqtoolError(f"{where}: encoder {mc.name} was pretrained on other inputs than {cfg.name} reads "
                           f"({', '.join(diff or ['bins_bpm'])} differ)")

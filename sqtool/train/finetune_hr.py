@@ -100,6 +100,20 @@ def load_fold_hr(run_dir: str | Path, f: int, key: str, ids: list[str]) -> dict[
     return logits
 
 
+def sensors_seen(mcfg, corpus, log=print):
+    """The model's PPG sensors cut to as many as its training recordings had: a model trained on one-sensor
+    recordings (a team's own watch, the synthetic default) should not ask its firmware for two (the exported
+    kit's SQ_FE_N_PPG follows frontend["ppg_sensors"]). The averaged spectra it trains on are the same."""
+    from sqtool.data.hr_spectra import ppg_sensors
+    seen = [r.meta.get("ppg_sensors_recorded") for r in corpus]
+    sensors = ppg_sensors(mcfg)
+    if not seen or None in seen or max(seen) >= len(sensors):
+        return mcfg
+    log(f"PPG sensors: the training recordings have {max(seen)} of the model's {len(sensors)}; it and its "
+        f"firmware read {', '.join(sensors[:max(seen)])} (frontend ppg_sensors)")
+    return mcfg.replace(frontend={**mcfg.frontend, "ppg_sensors": sensors[:max(seen)]})
+
+
 def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -> dict:
     """`cfg` is train.finetune.FinetuneConfig (model = a spectral registry name). resume=True reuses the
     finished folds saved in run_dir/folds (see the module docstring)."""
@@ -156,6 +170,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     if len(keys) < 2:
         raise SqtoolError(f"subject folds need >= 2 subjects, the data has {len(keys)}")
     cal = calibration_subjects(corpus, cfg.calibrate_on)         # refused here, before any fold is trained
+    mcfg = sensors_seen(mcfg, corpus, log)
     log(f"front end: {len(corpus)} recordings, {len(keys)} subjects, "
         f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
