@@ -63,7 +63,7 @@ class ExportConfig:
     ppg_sensors: int = field(default=0, metadata={
         "help": "spectral models, C target: PPG sensors on the device, 1 or 2 (their spectra are averaged into the "
                 "ppg channel; compile-time SQ_FE_N_PPG). 0 = as many as the model's frontend ppg_sensors lists "
-                "(2 for the registry's spectral models, as SP Cup / TROIKA; 1 for models older than the key)"})
+                "(as many as its training recordings had: 2 beside SP Cup / TROIKA, 1 for one-sensor data)"})
 
 
 def register(sub, name: str, helptext: str) -> None:

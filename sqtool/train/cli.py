@@ -67,7 +67,7 @@ def register(sub, name: str, helptext: str) -> None:
     p.set_defaults(func=no_sub)
 
 
-PAPER_SCALE = """paper scale (SiamQuality, 27 M parameters; days on GPUs):
+PAPER_SCALE = """paper scale (SiamQuality: 21.6 M encoder parameters, 27 M with the SimSiam heads; days on GPUs):
   sqtool data pairs --data ../shared/data --out runs/pairs
   torchrun --standalone --nproc_per_node 4 -m sqtool.cli train pretrain --model resnet1d_siamq_152 \\
       --pairs runs/pairs --batch-size 256 --epochs 30 --out runs/pretrain-152"""
@@ -193,7 +193,7 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
     loss = "n/a (no step trained)" if m.get("first_loss") is None else \
         f"{m['first_loss']:.4f} -> {m['final_loss']:.4f}"
     print(f"pretrained {cfg.model} ({m.get('status')}, {m.get('epochs_done')} of {cfg.epochs} epochs): loss {loss}, "
-          f"val loss {m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, z std "
+          f"val loss {m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, val z std "
           f"{'n/a (validation set < 2 pairs)' if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
           f"(healthy ~{m['z_std_healthy']:.3f}) -> {run_dir}/model.pt")
     if m.get("status") != "done":

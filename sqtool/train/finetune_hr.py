@@ -191,9 +191,10 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
         if done is not None:
             oof.update(done)
             resumed.append(i)
-            log(f"fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): reused from {run_dir / 'folds'}")
+            log(f"hr fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): reused from {run_dir / 'folds'}")
             continue
         set_seed(cfg.seed)
+        t_fold = time.time()
         tr = [r for r in corpus if r.key not in g]
         m = new_model()
         curves[f"fold {i + 1}"] = train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]),
@@ -202,8 +203,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
             oof[r.record_id] = predict_logits(m, as_model_input(r.x))
         save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held})
         raw = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in held])
-        log(f"fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): per-window argmax MAE {np.nanmean(raw):.2f} BPM "
-            f"[{time.time() - t0:.0f} s]")
+        log(f"hr fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): MAE {np.nanmean(raw):.2f} BPM (per-window "
+            f"argmax, before decoding) on {int(np.isfinite(raw).sum())} held-out windows ({time.time() - t_fold:.0f} s)")
     base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
                          calibrate_groups=cal)

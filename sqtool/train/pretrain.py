@@ -43,7 +43,7 @@ RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
 class PretrainConfig:
     model: str = field(default="resnet1d_siamq_tiny", metadata={
         "help": "encoder from the registry; tiny (0.18 M parameters) finishes on a laptop, the paper's is "
-                "resnet1d_siamq_152 (27 M)"})
+                "resnet1d_siamq_152 (21.6 M encoder, 27 M with the SimSiam heads)"})
     pairs: str = field(default="synthetic", metadata={
         "help": "pair shard folder (from `sqtool data pairs`), or 'synthetic' (a smoke run on generated pairs)",
         "path": True})
