@@ -46,7 +46,7 @@ def count_macs(model, x) -> int:
         model.proj(model.encoder(x))
     for h in hs:
         h.remove()
-    return total // x.shape[0]
+    return total                                  # per window: each hook counted one sample's output (numel / B)
 
 
 def child(name: str, batch: int, steps: int) -> dict:
@@ -132,9 +132,10 @@ def main() -> int:
              f"SimSiam step (2 views fwd+bwd + SGD), batch {a.batch}, 30 s / 40 Hz windows; median of {a.steps} steps.", "",
              "| model | encoder params (M) | MMAC / window | pairs/s | windows/s | peak RSS MB (baseline) | "
              "CPU core-days / epoch of 36 M pairs |", "|---|---|---|---|---|---|---|"]
-    lines.insert(3, "The paper quotes ~1.4 G per window for ResNet-152; the hook count below is 0.71 GMAC, so "
-                    "the paper's figure is presumably FLOPs (2 x MAC). Measured on a 2-core machine shared with "
-                    "other jobs: treat CPU figures as lower bounds.")
+    lines.insert(3, f"The paper quotes ~1.4 G per window for ResNet-152; the hook count below is "
+                    f"{res['resnet152_macs_per_window_M'] / 1e3:.2f} GMAC (encoder + projector; "
+                    "`benchmarks/gpu_pretrain.py` counts 1.43 for the encoder alone). Measured on a 2-core machine "
+                    "shared with other jobs: treat CPU figures as lower bounds.")
     lines.insert(4, "")
     for r in rows:
         lines.append(f"| {r['model']} | {r['encoder_params_M']:.2f} | {r['macs_per_window_M']:.0f} | "

@@ -300,3 +300,12 @@ def test_export_and_bench_end_with_the_next_command(tmp_path):
 def test_usage_errors_name_the_command_once(argv, line, capsys):
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == line
+
+
+def test_data_inspect_ends_with_the_next_command():
+    from sqtool.data.cli import inspect_next
+    assert inspect_next("w/dataset.yaml", ["hr"], acc=True) == \
+        "next: sqtool train finetune --task hr --model spec_teacher_m --data w/dataset.yaml --folds 0"
+    assert inspect_next("bidmc", ["hr", "rr"]) == "next: sqtool train finetune --task hr --data bidmc"   # no acc
+    assert inspect_next("arr", ["rhythm"]) == "next: sqtool train finetune --task af --data arr"
+    assert inspect_next("raw", []).startswith("next: sqtool data pairs --data raw ")

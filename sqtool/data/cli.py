@@ -147,7 +147,21 @@ def run_inspect(args) -> int:
         print(format_summary(s))
         for rid, why in (s.get("dataset_file") or {}).get("excluded", {}).items():
             print(f"  excluded: {rid} ({why})")
+        print(inspect_next(_data_arg(args), list((s.get("dataset_file") or {}).get("labels") or s.get("labels") or []),
+                           "acc_x" in (s.get("channels") or {})))
     return 0
+
+
+def inspect_next(data: str, labels: list[str], acc: bool = False) -> str:
+    """`data inspect`'s last line: fine-tune on a label the data has (heart rate first: the spectral monitor when
+    the recordings have an accelerometer), else mine pairs."""
+    from sqtool.data.dataset_file import TASK_LABELS
+    task = next((t for t, lab in TASK_LABELS.items() if lab in labels), None)
+    if task == "hr" and acc:
+        return f"next: sqtool train finetune --task hr --model spec_teacher_m --data {data} --folds 0"
+    if task:
+        return f"next: sqtool train finetune --task {task} --data {data}"
+    return f"next: sqtool data pairs --data {data}   (real (good, poor) pairs for pretraining)"
 
 
 def run_download(args) -> int:

@@ -332,6 +332,8 @@ def _run_cli(args) -> int:
           f"({summary['frac_good']:.1%}), threshold {args.threshold}")
     if gaps := sum(r.get("nonfinite_windows", 0) for r in rows):
         print(f"left out {gaps} windows holding NaN/Inf samples (gaps)")
+    print(f"next: sqtool data pairs --data {args.path} --threshold {args.threshold:g}   (same-subject (good, poor) "
+          "pairs for pretraining)")
     return 0
 
 

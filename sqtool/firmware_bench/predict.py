@@ -99,6 +99,8 @@ def run(args) -> int:
               f"flash {fw.get('flash_bytes', 0) / 1024:.1f} KB, RAM {fw.get('ram_bytes', 0) / 1024:.1f} KB")
     print(f"\npredict ({res['runtime']}) -> {res['run_dir']}")
     print(f"results: one <record>.csv and .png per recording, summary.json in {res['run_dir']}")
+    print(f"next: sqtool bench --model {res['model_dir']} --data {res['data']}   (the same recordings on every "
+          "runtime: accuracy, latency, memory)")
     return 0
 
 

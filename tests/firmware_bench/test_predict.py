@@ -260,8 +260,10 @@ def test_a_short_recording_is_left_out_with_a_warning(spec_export_dir, export_di
     write_wrist_npz(data / "short.npz", seconds=5, seed=1)
     out = tmp_path / "p"
     assert main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--out", str(out)]) == 0
-    warn = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("WARNING")]
+    out_lines = capsys.readouterr().out.splitlines()
+    warn = [ln for ln in out_lines if ln.startswith("WARNING")]
     assert len(warn) == 1 and "short: 5.0 s is shorter than one 8 s window" in warn[0]
+    assert out_lines[-1].startswith(f"next: sqtool bench --model {spec_export_dir} --data {data} ")
     s = json.loads((out / "summary.json").read_text())
     assert [r["record_id"] for r in s["recordings"]] == ["long"] and len(s["skipped_records"]) == 1
     assert s["warnings"] == warn
