@@ -46,7 +46,8 @@ class QuantizeConfig:
                                           "int8_w_per_tensor_a_per_tensor)"})
     task: str = field(default="hr", metadata={"help": "task the teacher was fine-tuned for"})
     data_root: str | None = field(default=None, metadata={
-        "help": "task data: a data root folder, or 'synthetic' (default: a spectral teacher's own data root; "
+        "help": "task data: a data root folder, a dataset file (dataset.yaml; its split holds subjects out), or "
+                "'synthetic' (default: a spectral teacher's own data root; "
                 "else $SQTOOL_DATA or ../shared/data)",
         "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA", "path": True})
     fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})

@@ -385,6 +385,54 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
     assert "- `troika`:" in card and "- `wrist_exercise`:" in card
 
 
+def test_two_kits_link_into_one_cmake_project(twin, tmp_path):
+    """add_subdirectory() of two --prefix kits in one firmware project: only their libraries are made (no clash of
+    example / test targets, no host example in a cross build), and one program calls both pipelines."""
+    from sqtool.export.kit import write_kit
+    if shutil.which("cmake") is None or shutil.which("cc") is None:
+        pytest.skip("no cmake / cc")
+    mc, g, md = twin
+    for p in ("hra", "hrb"):
+        write_kit(tmp_path / p, mc, g, md, prefix=p)
+    (tmp_path / "main.c").write_text(
+        '#include "hra_pipeline.h"\n#include "hrb_pipeline.h"\n'
+        "int main(void) { static hra_pipeline_t a; static hrb_pipeline_t b;\n"
+        "  return (int)(sizeof a == 0) + (int)(sizeof b == 0); }\n")
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.13)\nproject(fw C)\nadd_subdirectory(hra)\nadd_subdirectory(hrb)\n"
+        "add_executable(fw main.c)\ntarget_link_libraries(fw PRIVATE hra_pipeline hrb_pipeline)\n")
+    r = subprocess.run(["cmake", "-S", str(tmp_path), "-B", str(tmp_path / "b")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["cmake", "--build", str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert subprocess.run([str(tmp_path / "b" / "fw")], timeout=30).returncode == 0
+    assert not list((tmp_path / "b").rglob("example*"))                     # no kit example in a firmware build
+
+
+def test_kit_links_into_cxx_firmware(twin, tmp_path):
+    """Every kit header declares C linkage for C++ callers (the decoder's lacked it: undefined reference)."""
+    from sqtool.export.kit import write_kit
+    if shutil.which("g++") is None or shutil.which("gcc") is None:
+        pytest.skip("no g++ / gcc")
+    mc, g, md = twin
+    write_kit(tmp_path / "kit", mc, g, md, prefix="hr5")
+    c = tmp_path / "kit" / "c"
+    objs = []
+    for src in sorted(c.glob("*.c")):
+        o = tmp_path / (src.stem + ".o")
+        subprocess.run(["gcc", "-std=c99", "-O1", "-c", str(src), "-I", str(c), "-o", str(o)], check=True, timeout=120)
+        objs.append(str(o))
+    (tmp_path / "fw.cpp").write_text(
+        '#include "hr5_pipeline.h"\nstatic hr5_pipeline_t hr;\nstatic hr5_decoder_t dec;\n'
+        "int main() { return hr5_decoder_init(&dec) != 0 || "
+        "hr5_pipeline_init_device(&hr, HR5_PL_FS_IN_MHZ, HR5_PL_N_PPG) != 0; }\n")
+    r = subprocess.run(["g++", "-std=c++11", "-Wall", "-Werror", str(tmp_path / "fw.cpp"), *objs, "-I", str(c),
+                        "-o", str(tmp_path / "fw")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert subprocess.run([str(tmp_path / "fw")], timeout=30).returncode == 0
+
+
 def test_cli_refuses_a_bad_device_rate_before_writing(tmp_path):
     from sqtool.export.cli import ExportConfig, export
     from export_fixtures import make_spec_int8_run

@@ -20,6 +20,10 @@
 
 #include "sq_decoder_tables.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SQ_DEC_OK 0
 #define SQ_DEC_ERR_NULL (-1)
 #define SQ_DEC_ERR_SPEC (-2)    /* an evidence decoder stepped without a spectrum, or n_ch outside 1..8 */
@@ -53,5 +57,9 @@ int sq_decoder_step(sq_decoder_t *s, const int8_t *logits, int valid, sq_decoder
  * sq_decoder_step is this with spec = 0: SQ_DEC_ERR_SPEC for a valid window of an evidence decoder. */
 int sq_decoder_step_spec(sq_decoder_t *s, const int8_t *logits, const int8_t *spec, int n_ch, int valid,
                          sq_decoder_out_t *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* SQ_DECODER_H */

@@ -1,8 +1,10 @@
 /*
  * sq_pipeline.h - the whole wrist heart-rate monitor as one streaming C99 call: int16 sensor samples
- * at the device rate in, one heart-rate result per hop (2 s) out. Integer-only, no malloc, no float,
- * re-entrant (all state in a caller-owned sq_pipeline_t), bit-exact with the Python integer reference
- * sqtool/export/pipeline.py (PipelineRef).
+ * at the device rate in, one heart-rate result per hop (2 s) out. No malloc; the heart-rate path is
+ * integer-only (sq_model.c's float helpers sq_quantize_input / sq_dequantize_output are never called by it and
+ * drop out with -ffunction-sections -Wl,--gc-sections, as the kit's Makefile links); each pipeline's state is
+ * in a caller-owned sq_pipeline_t, but the pipelines of ONE model share its network arena (see below: one at a
+ * time); bit-exact with the Python integer reference sqtool/export/pipeline.py (PipelineRef).
  *
  *   ppg (SQ_FE_N_PPG sensors) [+ acc x, y, z] int16 at SQ_FE_FS_IN Hz, optional per-sample gap flags
  *     -> front end (sq_frontend.h): gap hold, polyphase FIR resampler to SQ_FE_FS Hz, causal
@@ -12,13 +14,15 @@
  *        normalised to its own max (the network's input stays SQ_FE_NCH channels)
  *     -> network (sq_model.h): int8 codes -> SQ_DEC_NBINS int8 logits, one per heart-rate bin; skipped
  *        when more than half of the window's input samples were flagged (valid = 0)
- *     -> decoder (sq_decoder.h): fixed-point HMM forward filter over the bins -> HR, 90 % interval,
- *        confidence (predict-only on a skipped window)
+ *     -> decoder (sq_decoder.h): fixed-point HMM forward filter over the bins -> HR, an interval [lo, hi]
+ *        (the posterior's SQ_DEC_Q_LO..SQ_DEC_Q_HI quantiles, Q20: the central mass that held the truth on
+ *        90 % of the training subjects' windows), confidence (predict-only on a skipped window)
  *
  * Usage:
  *     static sq_pipeline_t hr;                            // ~SQ_PL_STATE_BYTES, caller-owned
  *     sq_result_t res[SQ_PL_MAX_RESULTS(CHUNK)];          // enough for any push of CHUNK samples
- *     sq_pipeline_init_device(&hr, 125000u, 2);          // refuses another rate / sensor count
+ *     sq_pipeline_init_device(&hr, SQ_PL_FS_IN_MHZ, SQ_PL_N_PPG);  // the exported rate / sensor count;
+                                                        // refuses another (sq_pipeline_cfg.h)
  *     for (;;) {                                          // any chunk size, 1 .. CHUNK samples
  *         int k = sq_pipeline_push(&hr, ppg, acc, gap, n, res, SQ_PL_MAX_RESULTS(CHUNK));
  *         if (k < 0) error;                               // nothing was consumed
@@ -29,7 +33,8 @@
  * SQ_FE_HOP_S seconds of signal); a push that would complete more than max_out windows is refused
  * (SQ_PL_ERR_OVERFLOW) BEFORE consuming anything, so the caller can split the chunk and retry.
  *
- * Units: hr/lo/hi in milli-BPM; conf_q15 and flagged_q15 in Q15 (32768 = 1). Result `index` i covers
+ * Units: hr/lo/hi in milli-BPM; conf_q15 and flagged_q15 in Q15 (32768 = 1). SQ_FE_FS_IN is a float
+ * constant (Hz); in #if use SQ_PL_FS_IN_MHZ (milli-Hz, integer). Result `index` i covers
  * the device time [i SQ_FE_HOP_S, i SQ_FE_HOP_S + SQ_FE_WINDOW_S) s from the first sample pushed.
  *
  * The network's activation arena is a static buffer inside sq_model.c; place it with
@@ -72,7 +77,7 @@ extern "C" {
 typedef struct {
     uint32_t index;        /* window index: covers [index * HOP_S, index * HOP_S + WINDOW_S) s */
     int32_t hr_mbpm;       /* heart rate, milli-BPM */
-    int32_t lo_mbpm;       /* central 90 % posterior interval, milli-BPM */
+    int32_t lo_mbpm;       /* interval calibrated to hold the truth on 90 % of windows, milli-BPM */
     int32_t hi_mbpm;
     uint16_t conf_q15;     /* posterior mass within +-SQ_DEC_CONF_BINS bins of the estimate (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1; with SQ_DEC_CONF_KNOTS calibrated to 1 - expected abs error / grid extent */
     uint16_t flagged_q15;  /* fraction of the window's input samples flagged as gaps, 32768 = 1 */
