@@ -209,6 +209,18 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
 
 # ----------------------------------------------------------------------------- the kit
 
+def conf_range_text(dec) -> str:
+    """A calibrated confidence's whole range for this model (its calibration table's ends) and the expected error
+    each end states: what values firmware will see, so that a threshold is chosen inside them."""
+    span = dec.conf_error_span
+    if not span or not dec.conf_calib_y:
+        return ""
+    lo, hi = min(dec.conf_calib_y), max(dec.conf_calib_y)
+    err = lambda q: (1 - q / 32768) * span                                   # noqa: E731
+    return (f"; this model's conf_q15 spans {lo} .. {hi} (expected error {err(lo):.1f} .. {err(hi):.1f} BPM): "
+            "choose a threshold inside that range")
+
+
 def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, prefix: str = "sq",
               decoder=None, run_dir=None, n_ppg: int = 1) -> dict:
     """Write the whole kit into out_dir (see the module docstring) for a device with n_ppg PPG sensors.
@@ -234,7 +246,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
                            if fe.n_ppg == 2 else "one sensor"),
               "WINDOW_S": f"{float(mc['window_s']):g}", "HOP_S": f"{float(mc['hop_s']):g}",
               "STATE_BYTES": "see sizeof", "ARENA": "?", "MACS": graph.macs, "WEIGHT_BYTES": graph.weight_bytes,
-              "NBINS": graph.output_size, "CONF_TEXT": rp["dec_cfg"].conf_text,
+              "NBINS": graph.output_size, "CONF_TEXT": rp["dec_cfg"].conf_text + conf_range_text(rp["dec_cfg"]),
               "EMISSION_TEXT": rp["dec_cfg"].emission_text,
               "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}"}
     from sqtool.export.c import arena_plan

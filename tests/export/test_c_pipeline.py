@@ -661,3 +661,15 @@ def test_summed_acc_pipeline_host_and_m4_equal_the_reference(twin, twin_accsum, 
     from sqtool.firmware_bench import pipeline_fw as PF
     r = PF.run_pipeline(PF.build_pipeline(d, "m4", tmp_path, staged=False, chunk=50), x16, gap)
     assert _same(r.results, want)
+
+
+def test_kit_states_the_models_confidence_range():
+    """A calibrated confidence lives in its calibration table's range (e.g. 0.969-0.998 for a model whose worst
+    expected error is 6 BPM): the kit says which values firmware will see, an uncalibrated one says nothing."""
+    from sqtool.export.kit import conf_range_text
+    from sqtool.models.decoder import DecoderCfg
+    d = DecoderCfg(bins_bpm=(30.0, 229.5, 1.5), conf_measure="width", conf_calib_x=(0, 20000, 32768),
+                   conf_calib_y=(31738, 32000, 32700))
+    assert conf_range_text(d) == ("; this model's conf_q15 spans 31738 .. 32700 (expected error 6.3 .. 0.4 BPM): "
+                                  "choose a threshold inside that range")
+    assert conf_range_text(DecoderCfg(bins_bpm=(30.0, 229.5, 1.5))) == ""
