@@ -6,7 +6,7 @@ picolibc, QEMU mps2-an386 (M4) / mps3-an547 (M55), TCG plugin counting INSTRUCTI
 markers: not cycles):
 
     network    spec_student_s at F = 134 bins (bins 30..229.5 BPM step 1.5), an int8 graph with the
-               registry's shapes (conv 4->12 k9 d1, 12->12 k9 d2, 12->12 k9 d4, 1x1 head), BN statistics
+               registry's shapes (conv 4->12 k9 d1, 12->12 k9 d2, 12->12 k9 d4, 12->12 k9 d8, 1x1 head), BN statistics
                and activation scales made up and calibrated on synthetic spectra (the arithmetic, not the
                accuracy, is what is measured). One window = one hop. Builds: M4 (ARMv7E-M DSP path),
                both roundings, both weight formats (int16 pairs, -DSQ_WEIGHTS_INT8=1 packed int8), -DSQ_NO_DSP (portable C on the M4), M55 with Helium (MVE) and M55 with

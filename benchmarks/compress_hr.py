@@ -6,7 +6,8 @@ subject-out. For every fold:
                 available on this machine) on the 11 other subjects with the train stage's own loop
                 (`sqtool.train.finetune._fit`, targets normalised by the training subjects' mean/std);
   2. `sqtool.compress.cli.quantize` on the same data with the held-out subject fixed: student
-     cnn1d_student_s (PPG + 3-axis acc, + quality head), distillation, BN folding, calibration, QAT;
+     cnn1d_student_s (PPG by default; --channels ppg,acc_x,acc_y,acc_z adds the accelerometer; + quality head),
+     distillation, BN folding, calibration, QAT;
   3. the three models are scored on the held-out subject's windows; predictions are pooled over folds.
 Goals (issue 4): |int8 - float| <= 0.1 BPM; student float within 10 % of the teacher. Published
 anchors on the same 12 recordings: TROIKA 2.34 BPM, JOSS 1.28 BPM (signal processing).

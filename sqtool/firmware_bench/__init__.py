@@ -13,5 +13,6 @@
     spectral.py   bench of spectral exports: one fixed-point front end, every runtime, HMM-decoded HR,
                   the whole C pipeline on the host (one push per recording) vs the Python integer reference
     predict.py    `sqtool predict`: per-window CSV, PNG and summary.json of recordings (C pipeline default)
+    provenance.py what a model saw in training (seen-in-training rows, the synthetic-only warning)
     pipeline_fw.py  the exported pipeline as firmware (host / QEMU builds, instructions per stage)
 """
