@@ -48,3 +48,23 @@ def test_the_study_writes_every_variant_per_subject_and_bad_dumps_are_one_line(t
     md = (tmp_path / "o" / "s.md").read_text()
     assert "10-BPM bands within 3 BPM" in md and "max/mean" in md                # synthetic keys: the band table
     assert_bad_dumps_refused(mod, tmp_path, capsys)
+
+
+def test_the_prior_variant_divides_the_learned_prior_out_of_the_emission():
+    """alpha 0 is the sum-product decoder itself; alpha 1 turns a window that the network splits between the
+    pulse (50 BPM) and the heart rates it was trained on (120 BPM, its out-of-fold windows' favourite) towards the
+    pulse."""
+    mod = load_benchmark("hr_decoder_study")
+    cfg = DecoderCfg()
+    b = cfg.centres
+    bump = lambda c, h: h * np.exp(-0.5 * ((b - c) / 3.0) ** 2)                   # noqa: E731
+    dump = {"oof": [{"logits": np.tile(bump(120.0, 8.0), (50, 1))}]}            # the training windows: 120 BPM
+    lp = mod.training_log_prior(dump)
+    assert lp.shape == (len(b),) and b[int(np.argmax(lp))] == pytest.approx(120.0, abs=2.0)
+    assert np.isclose(np.exp(lp).sum(), 1.0)
+    logits = np.tile(bump(50.0, 6.0) + bump(120.0, 6.5), (20, 1))                # (W, F)
+    dec = {**cfg.to_dict(), "sigma_bpm": 3.0, "floor": 1e-3, "temperature": 1.0}
+    s = mod.forward_hr(logits, dec, "sum")
+    assert np.allclose(mod.forward_hr(logits, {**dec, "prior_alpha": 0.0}, "prior", lp), s, atol=1e-9)
+    assert np.all(np.abs(s - 120.0) < 2.0)
+    assert np.all(np.abs(mod.forward_hr(logits, {**dec, "prior_alpha": 1.0}, "prior", lp) - 50.0) < 2.0)

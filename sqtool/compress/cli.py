@@ -29,6 +29,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
+from sqtool.core.optim import check_training_numbers
 from sqtool.models.hr_options import calibrate_on_option, calibration_students_option, train_option
 
 
@@ -178,19 +179,11 @@ def _log(args):
     return None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
 
 
-def _check_numbers(cfg: QuantizeConfig) -> None:
-    """Learning rates and weight decay, refused in one line before anything runs (not torch's ValueError)."""
-    for k, ok, what in (("lr", cfg.lr > 0, "> 0"), ("qat_lr", cfg.qat_lr > 0, "> 0"),
-                        ("weight_decay", cfg.weight_decay >= 0, ">= 0")):
-        if not ok:
-            raise SqtoolError(f"quantize --{k.replace('_', '-')} must be {what}, got {getattr(cfg, k):g}")
-
-
 def run(args) -> int:
     if getattr(args, "resume", None):
         return _resume(args)
     cfg = resolve_config(QuantizeConfig, args)
-    _check_numbers(cfg)
+    check_training_numbers(cfg, "quantize", skip=("epochs",))
     log = _log(args)
     from sqtool.models.quant import get_preset
     get_preset(cfg.preset)                                               # unknown preset -> error first
@@ -214,7 +207,7 @@ def _resume(args) -> int:
     from sqtool.core import lock_run_dir
     from sqtool.core.runs import note_run
     cfg = _resume_config(args)
-    _check_numbers(cfg)
+    check_training_numbers(cfg, "quantize", skip=("epochs",))
     log = _log(args)
     ck = _spectral_teacher(cfg)
     lock_run_dir(cfg.out)                       # a second resume of the same run is refused

@@ -263,11 +263,13 @@ def add_config_args(parser, cls, skip: tuple[str, ...] = ()) -> None:
 
 
 RUN_CONFIG_KEYS = ("sqtool_version", "git_sha", "created")      # the bookkeeping a run's config.yaml starts with
+RUN_LOCATION_KEYS = ("out", "force", "resume")     # where that run went: never the new run's (no overwrite)
 
 
 def load_config_file(path: str | os.PathLike) -> dict:
     """The config values of a `--config` YAML file: a plain mapping of keys to values, or a run's own
-    config.yaml (its `config:` section; the bookkeeping around it, `resolved:` included, is not config)."""
+    config.yaml (its `config:` section without where that run went, RUN_LOCATION_KEYS, so that feeding it back
+    makes a new run instead of overwriting it; the bookkeeping around it, `resolved:` included, is not config)."""
     p = Path(path)
     if not p.is_file():
         raise SqtoolError(f"config file {p} not found")
@@ -281,7 +283,7 @@ def load_config_file(path: str | os.PathLike) -> dict:
     if not isinstance(loaded, dict):
         raise SqtoolError(f"config file {p}: expected a mapping of keys to values")
     if isinstance(loaded.get("config"), dict) and any(k in loaded for k in RUN_CONFIG_KEYS):
-        return dict(loaded["config"])                        # a run's config.yaml fed back
+        return {k: v for k, v in loaded["config"].items() if k not in RUN_LOCATION_KEYS}   # a run's, fed back
     return loaded
 
 
@@ -321,13 +323,17 @@ def path_fields(cls) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("path"))
 
 
+NAMES_NOT_PATHS = ("synthetic", "none")     # values of path fields that name no file, even beside a folder so named
+
+
 def absolute_path(value):
     """A file or folder named relative to the working directory -> its absolute path. Anything that is not
-    an existing path (a registry or built-in name, 'synthetic', 'none', '', a missing file, whose error
-    then names what was typed) is returned as given; lists element by element."""
+    an existing path (a registry or built-in name, '', a missing file, whose error then names what was typed)
+    and the reserved NAMES_NOT_PATHS ('synthetic', 'none': even with a folder of that name in the working
+    directory) are returned as given; lists element by element."""
     if isinstance(value, (list, tuple)):
         return type(value)(absolute_path(v) for v in value)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or value in NAMES_NOT_PATHS:
         return value
     p = Path(value).expanduser()
     try:
@@ -358,19 +364,6 @@ def same_path(a, b) -> bool:
         return False
 
 
-def moved_path(saved, given) -> bool:
-    """Whether `given` names where a run's saved relative path is now: `saved` does not exist from here (it
-    was relative to the folder the run was started in, before sqtool stored absolute paths) and `given` is an
-    existing path ending with it (`pairs` -> /data/proj/pairs)."""
-    if not (isinstance(saved, str) and isinstance(given, str) and saved and given):
-        return False
-    s, g = Path(saved).expanduser(), Path(given).expanduser()
-    if s.is_absolute() or s.exists() or not g.exists():
-        return False
-    parts = [x for x in s.parts if x not in (".", "")]
-    return bool(parts) and list(g.resolve().parts[-len(parts):]) == parts
-
-
 def flag_of(cls, name: str) -> str:
     """The option that sets field `name` of `cls` (`--data` for data_root), for messages."""
     f = {f.name: f for f in dataclasses.fields(cls)}[name]
@@ -381,38 +374,38 @@ def flag_of(cls, name: str) -> str:
 def resume_config(cls, saved, args=None, run_dir: str | os.PathLike | None = None):
     """(cfg, changed) for `--resume RUN`: `saved` (the run's config, a `cls`) with what the command line
     gives now (its --config file and flags) over it. A path given that names the same file or folder as the
-    saved one is no change (the saved spelling is kept, so keys hashed from the config stay the same), and so
-    is an existing path ending with a saved relative one that cannot be found from here (`moved_path`);
+    saved one is no change (the saved spelling is kept, so keys hashed from the config stay the same);
     `changed` maps each field that does change to (saved, now). The caller decides which may change.
 
     A run made before configs held absolute paths may name an input relative to the folder it was started
-    in: resumed from another folder, that is one error saying where to resume it from."""
+    in: resumed from another folder, that is one error saying where to resume it from, whatever path is
+    given now (a path that merely ends like the saved one may be other data, and the finished folds' keys
+    hash the saved spelling)."""
     given, config_file = _given(cls, args)
     given = {key_names(cls).get(k, k): v for k, v in given.items()}
     typed = from_dict(cls, {**to_dict(saved), **given}, where=str(config_file) if config_file else "config")
-    data, moved = {}, set()
+    if run_dir is not None:
+        _check_saved_paths(cls, saved, run_dir)
+    data = {}
     for k in given:
         now, before = getattr(typed, k), getattr(saved, k)
         if k in path_fields(cls) and same_path(before, now):
             data[k] = before
-        elif k in path_fields(cls) and moved_path(before, now):
-            data[k], _ = absolute_path(now), moved.add(k)             # the saved one cannot be found from here
         else:
             data[k] = absolute_path(now) if k in path_fields(cls) else now
-    if run_dir is not None:
-        _check_saved_paths(cls, saved, run_dir, skip=set(given))
     cfg = dataclasses.replace(saved, **data)
     old, new = to_dict(saved), to_dict(cfg)
-    return cfg, {k: (old[k], new[k]) for k in new if old.get(k) != new[k] and k not in moved}
+    return cfg, {k: (old[k], new[k]) for k in new if old.get(k) != new[k]}
 
 
-def _check_saved_paths(cls, saved, run_dir, skip=()) -> None:
+def _check_saved_paths(cls, saved, run_dir) -> None:
     """Refuse, in one line, a saved relative path that does not exist from here but does from a folder
     above the run (the folder the run was started in): resuming there reads the same files."""
     here = Path.cwd()
     for k in path_fields(cls):
         v = getattr(saved, k)
-        if k in skip or not isinstance(v, str) or not v or Path(v).expanduser().is_absolute() or Path(v).exists():
+        if (not isinstance(v, str) or not v or v in NAMES_NOT_PATHS or Path(v).expanduser().is_absolute()
+                or Path(v).exists()):
             continue
         for base in Path(run_dir).resolve().parents:
             if base != here and (base / v).exists():

@@ -1,6 +1,8 @@
 """The one-cycle learning-rate schedule every trainer uses, safe for any number of steps."""
 from __future__ import annotations
 
+from sqtool.core.errors import SqtoolError
+
 
 def one_cycle(opt, max_lr: float, steps: int, pct_start: float):
     """torch's OneCycleLR over `steps` optimiser steps, warming up over `pct_start` of them. torch divides by the
@@ -13,3 +15,18 @@ def one_cycle(opt, max_lr: float, steps: int, pct_start: float):
     if abs(pct_start * steps - 1.0) < 1e-9:
         pct_start = 1.5 / steps if steps >= 2 else 0.5
     return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps, pct_start=pct_start)
+
+
+TRAINING_NUMBERS = (("lr", "> 0", lambda v: v > 0), ("qat_lr", "> 0", lambda v: v > 0),
+                    ("weight_decay", ">= 0", lambda v: v >= 0), ("epochs", ">= 1", lambda v: v >= 1),
+                    ("batch_size", ">= 2", lambda v: v >= 2))
+
+
+def check_training_numbers(cfg, command: str, skip: tuple[str, ...] = ()) -> None:
+    """The training numbers of any stage's config that has them (learning rates, weight decay, epochs, batch
+    size; not those in `skip`, e.g. quantize's epochs where 0 means its default), refused in one line before
+    anything runs: torch's own errors (`Invalid learning rate`) come from deep inside, after a run folder was made."""
+    for k, what, ok in TRAINING_NUMBERS:
+        v = None if k in skip else getattr(cfg, k, None)
+        if v is not None and not ok(v):
+            raise SqtoolError(f"{command} --{k.replace('_', '-')} must be {what}, got {v:g}")

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_args, check_fs, check_window_s, from_dict,
                          lock_run_dir, make_run_dir, resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
+from sqtool.core.optim import check_training_numbers
 from sqtool.core.runs import note_run
 
 
@@ -78,14 +79,6 @@ def _is_path(value: str) -> bool:
     return bool(value) and (Path(value).exists() or "/" in value or value.endswith((".pt", ".pth")))
 
 
-def _check_numbers(cfg, command: str) -> None:
-    """The training numbers every stage shares, refused in one line before anything runs (torch's own
-    errors, e.g. `Invalid learning rate`, would be a traceback-like message from deep inside)."""
-    for k, ok, what in (("lr", lambda v: v > 0, "> 0"), ("weight_decay", lambda v: v >= 0, ">= 0"),
-                        ("epochs", lambda v: v >= 1, ">= 1"), ("batch_size", lambda v: v >= 2, ">= 2")):
-        v = getattr(cfg, k, None)
-        if v is not None and not ok(v):
-            raise SqtoolError(f"{command} --{k.replace('_', '-')} must be {what}, got {v:g}")
 
 
 def _precheck_pretrain(cfg) -> None:
@@ -94,7 +87,7 @@ def _precheck_pretrain(cfg) -> None:
     if _is_path(cfg.model):
         raise SqtoolError(f"train pretrain --model {cfg.model}: pretraining starts from a registry name (e.g. "
                           f"resnet1d_siamq_tiny); to continue a run use --resume RUN")
-    _check_numbers(cfg, "train pretrain")
+    check_training_numbers(cfg, "train pretrain")
     model_cfg = get_model_cfg(cfg.model)
     from sqtool.train.pretrain import PAIR_MODES
     if cfg.pair_mode not in PAIR_MODES:
@@ -113,7 +106,7 @@ def _precheck_finetune(cfg) -> None:
         raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
     if cfg.mode not in ("full", "linear"):
         raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
-    _check_numbers(cfg, "train finetune")
+    check_training_numbers(cfg, "train finetune")
     for k in ("fs", "window_s", "hop_s"):                  # 0 = the default; anything else within bounds
         v = getattr(cfg, k)
         if v:
@@ -178,7 +171,7 @@ def _resume_pretrain(args, rank: int, world: int):
     except SqtoolError as e:
         raise SqtoolError(f"cannot resume {run_dir}: its saved config is not a pretrain config ({e})")
     cfg, _ = resume_config(PretrainConfig, base, args, run_dir=run_dir)
-    _check_numbers(cfg, "train pretrain")
+    check_training_numbers(cfg, "train pretrain")
     check_resume_config(saved, cfg, str(run_dir), epochs_done=int((ck.get("train_state") or {}).get("epoch", 0)))
     if rank == 0:
         save_config(run_dir, cfg, resumed=True, world_size=world)     # config.yaml says what this part runs with

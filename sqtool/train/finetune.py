@@ -42,7 +42,7 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
-from sqtool.core.optim import one_cycle
+from sqtool.core.optim import check_training_numbers, one_cycle
 from sqtool.models.hr_options import calibrate_on_option, train_option
 
 
@@ -268,10 +268,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
     if not 0 < cfg.label_fraction <= 1:
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
-    if cfg.epochs < 1 or cfg.batch_size < 2:
-        raise SqtoolError("epochs must be >= 1 and batch_size >= 2")
-    if not cfg.lr > 0 or cfg.weight_decay < 0:
-        raise SqtoolError(f"lr must be > 0 and weight_decay >= 0, got {cfg.lr:g} and {cfg.weight_decay:g}")
+    check_training_numbers(cfg, "train finetune")
     spec = TASK_SPECS[cfg.task]
     kind = spec["kind"]
     dev = loop.pick_device(cfg.device)

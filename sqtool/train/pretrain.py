@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, same_path, to_dict, write_metrics
-from sqtool.core.config import moved_path, path_fields
+from sqtool.core.config import path_fields
+from sqtool.core.optim import check_training_numbers
 
 RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
 
@@ -294,7 +295,7 @@ def check_resume_config(saved: dict, cfg: PretrainConfig, where: str, epochs_don
     for k in now:
         before = saved.get(k, dflt.get(k))
         if before == now[k] or k in RESUME_MAY_CHANGE or (k == "epochs" and now[k] >= epochs_done) or \
-                (k in path_fields(PretrainConfig) and (same_path(before, now[k]) or moved_path(before, now[k]))):
+                (k in path_fields(PretrainConfig) and same_path(before, now[k])):
             continue
         diff.append(k)
     if diff:
@@ -326,10 +327,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         if cfg.batch_size < 2 or cfg.batch_size % d.world:
             raise SqtoolError(f"batch_size {cfg.batch_size} must be >= 2 and divisible by the "
                               f"{d.world} ranks")
-        if cfg.epochs < 1:
-            raise SqtoolError("epochs must be >= 1")
-        if not cfg.lr > 0:
-            raise SqtoolError(f"lr must be > 0, got {cfg.lr:g}")
+        check_training_numbers(cfg, "train pretrain")
         local_b = cfg.batch_size // d.world
         model_cfg = model_cfg or get_model_cfg(cfg.model)
         if model_cfg.name != cfg.model:

@@ -49,9 +49,10 @@ def test_a_flag_overrides_the_files_key_under_either_name(tmp_path):
 def test_a_runs_config_yaml_is_read_as_its_config_section(tmp_path):
     from sqtool.train.pretrain import PretrainConfig
     p = _yaml(tmp_path, yaml.safe_dump({"sqtool_version": "0.1.0", "git_sha": "x", "created": "now",
-                                        "world_size": 1, "config": {"epochs": 7, "pairs": "synthetic"},
+                                        "world_size": 1, "config": {"epochs": 7, "pairs": "synthetic",
+                                                                    "out": str(tmp_path / "run"), "force": True},
                                         "resolved": {"device": "cpu"}}), "config.yaml")
-    assert load_config_file(p) == {"epochs": 7, "pairs": "synthetic"}
+    assert load_config_file(p) == {"epochs": 7, "pairs": "synthetic"}     # never where that run went: no overwrite
     assert resolve_config(PretrainConfig, config_file=p).epochs == 7
     plain = _yaml(tmp_path, "config: 3\n")                    # a key named config in a plain file stays a key
     with pytest.raises(SqtoolError, match="unknown key 'config'"):
@@ -62,6 +63,9 @@ def test_path_fields_come_out_absolute_and_compare_resolved(tmp_path, monkeypatc
     from sqtool.train.finetune import FinetuneConfig
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pt").mkdir()
+    (tmp_path / "synthetic").mkdir()                         # a folder named like a reserved name changes nothing
+    (tmp_path / "none").mkdir()
+    assert resolve_config(FinetuneConfig, init="none", data_root="synthetic").init == "none"
     cfg = resolve_config(FinetuneConfig, init="pt", data_root="synthetic", model="resnet1d_siamq_tiny")
     assert cfg.init == str(tmp_path / "pt")                  # an existing path: absolute
     assert cfg.data_root == "synthetic" and cfg.model == "resnet1d_siamq_tiny"     # names stay names

@@ -497,7 +497,7 @@ def test_clipped_signal_opt_in(data_root):
 
 
 @pytest.mark.parametrize("fs, unit, fmt", [(64, "ms", "{:.0f}"), (256, "s", "{:.3f}"), (125, "ms", "{:.0f}"),
-                                           (25, "s", "{:.2f}")])
+                                           (25, "s", "{:.2f}"), (1024, "ms", "{:.0f}"), (100, "s", "{:.1f}")])
 def test_rounded_timestamps_give_the_nominal_rate(tmp_path, fs, unit, fmt):
     """Timestamps rounded to 1 ms (integer ms, `%.3f` s) measure 64.0002 / 256.0006 Hz over 130 s: within the
     rounding of the nominal rate, which the reader takes (the front end cannot resample 64.0002 Hz)."""

@@ -162,3 +162,12 @@ def test_band_follows_the_cfg():
     with pytest.raises(SqtoolError, match="band"):
         task_model_cfg("rr", BASE, band="wide")
     assert task_model_cfg("hr", cfg("rr")).band == (0.5, 8.0)        # the task's band, not the start cfg's
+
+
+def test_quality_scores_follow_their_windows_past_a_gap():
+    """The TROIKA quality labels are matched to the model's windows by start time: with the window at 2 s left out
+    (it holds a gap), the windows at 4 and 6 s keep their own scores, not their neighbours'."""
+    from sqtool.data.tasks import scores_at
+    q = {"t0": np.array([0.0, 2.0, 4.0, 6.0]), "score": np.array([0.9, np.nan, 0.1, 0.8])}
+    assert np.array_equal(scores_at(q, np.array([0.0, 4.0, 6.0])), [0.9, 0.1, 0.8])
+    assert np.isnan(scores_at(q, np.array([8.0]))).all()

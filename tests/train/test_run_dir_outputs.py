@@ -45,7 +45,7 @@ def test_spectral_finetune_and_quantize_write_curves_and_resolved_values(tmp_pat
     assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
                  "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(ft)]) == 0
     err = capsys.readouterr().err
-    assert len(re.findall(r"^fold \d/2 .*MAE \d+\.\d\d BPM", err, re.M)) == 2, err     # per fold, on stderr
+    assert len(re.findall(r"^hr fold \d/2 .*MAE \d+\.\d\d BPM .* held-out windows", err, re.M)) == 2, err  # per fold
     r = yaml.safe_load((ft / "config.yaml").read_text())["resolved"]
     assert r["datasets"] == ["synthetic"] and r["fs"] > 0 and r["folds"] == 2
     assert (ft / "training_curve.png").is_file()

@@ -165,5 +165,5 @@ def rate_from_times(t: np.ndarray, where: str) -> float:
                           f"a uniform {1 / step:.4g} Hz grid); resample first or give the rate explicitly")
     fs = round(1.0 / step, 6)
     q = time_quantum(t)
-    snapped = nominal_rate(1.0 / step, q, span) if 0 < q < step else None
+    snapped = nominal_rate(1.0 / step, q, span) if q > 0 else None
     return snapped if snapped is not None else fs
