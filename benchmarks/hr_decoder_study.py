@@ -18,6 +18,12 @@ transition sigma, jump floor and logit temperature are chosen on the inner out-o
     max / mean     max-product filtering (the belief at t is the best path's, as a causal Viterbi; BeliefPPG
                    ships both): a narrow peak the network finds in most windows is not outweighed by a broad
                    plateau of mass; float reference only (the firmware has no max-product predict step)
+    prior / mean   the hybrid HMM / network reading: the emission is the network's posterior divided by the
+                   heart-rate prior it learned (its mean output over the inner subjects' out-of-fold windows,
+                   smoothed, 10 % uniform) to the power alpha, alpha in PRIOR_ALPHAS chosen by the inner subjects
+                   like sigma / floor / temperature (0 = the default's emission): what "read the pulse, not the
+                   prior" asks of the decoder; float reference
+    prior0.5 / mean  the same with alpha fixed at 0.5, what the inner subjects would not choose
 
     python benchmarks/hr_decoder_study.py --dumps DIR[,DIR...] --out benchmarks/results [--name NAME] [--label TEXT]
 
@@ -45,16 +51,34 @@ from sqtool.models.hr_bins import fit_decoder, select_decoder  # noqa: E402
 _GMEAN = lambda v: float(np.exp(np.mean(np.log(np.maximum(v, 1e-9)))))  # noqa: E731
 RULES = {"mean": ("mae", np.mean), "gmean": ("mae", _GMEAN), "median": ("mae", np.median),   # rule -> (per-window
          "logscore": ("logscore", np.mean)}                                  # score, its mean over subjects by)
-VARIANTS = (("sum", "mean"), ("sum", "gmean"), ("sum", "median"), ("sum", "logscore"), ("max", "mean"))
+VARIANTS = (("sum", "mean"), ("sum", "gmean"), ("sum", "median"), ("sum", "logscore"), ("max", "mean"),
+            ("prior", "mean"), ("prior0.5", "mean"))
+PRIOR_ALPHAS = (0.0, 0.5, 1.0)      # "prior": the exponent of the learned prior divided out of the emission
 LOGSCORE_BPM = 1.5                  # the log score's mass: the filtered posterior within +-1.5 BPM of the truth
 _GRID = inspect.signature(select_decoder).parameters                 # the default's own candidate grid
 SIGMAS, FLOORS, TEMPERATURES = (_GRID[k].default for k in ("sigmas", "floors", "temperatures"))
 
 
-def forward_hr(logits: np.ndarray, dec: dict, product: str) -> np.ndarray:
+def training_log_prior(dump: dict, smooth_bins: float = 3.0, uniform: float = 0.1) -> np.ndarray:
+    """(F,) log of the heart-rate prior the network learned: its mean softmax over the inner subjects' out-of-fold
+    windows (the training subjects only), Gaussian-smoothed over `smooth_bins` bins, mixed with `uniform`."""
+    from scipy.ndimage import gaussian_filter1d
+    x = np.concatenate([r["logits"] for r in dump["oof"]]).astype(np.float64)            # (N, F)
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    m = gaussian_filter1d((p / p.sum(axis=1, keepdims=True)).mean(axis=0), smooth_bins, mode="nearest")
+    return np.log((1 - uniform) * m / m.sum() + uniform / len(m))
+
+
+def forward_hr(logits: np.ndarray, dec: dict, product: str, log_prior: np.ndarray | None = None) -> np.ndarray:
     """(W, F) real logits -> (W,) decoded HR (BPM) by causal filtering; product "sum" (the decoder's own forward
-    filter, `decoder.decode_float`) or "max" (max-product: prior[j] = max_i p[i] g[j - i], the same jump floor,
-    likelihood and read-out)."""
+    filter, `decoder.decode_float`), "max" (max-product: prior[j] = max_i p[i] g[j - i], the same jump floor,
+    likelihood and read-out) or "prior*" (the forward filter on the posterior / learned prior ** dec's
+    "prior_alpha": logits - alpha x temperature x log_prior, since the filter divides logits by the temperature)."""
+    if product.startswith("prior"):
+        alpha = float(dec["prior_alpha"])
+        dec = {k: v for k, v in dec.items() if k != "prior_alpha"}
+        return decode_float(np.asarray(logits, np.float64) - alpha * float(dec.get("temperature", 1.0)) * log_prior,
+                            dec)["hr"]
     if product == "sum":
         return decode_float(logits, dec)["hr"]
     cfg = decoder_cfg(dec)
@@ -116,19 +140,22 @@ def log_score(logits: np.ndarray, dec: dict, y: np.ndarray) -> np.ndarray:
 
 
 def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
-    """The sigma / floor / temperature with the lowest `rule` (RULES: a per-window score, the decoded |error| or
-    the log score, averaged per inner subject, then over subjects by the rule's mean)."""
+    """The sigma / floor / temperature (and for "prior" the exponent alpha) with the lowest `rule` (RULES: a
+    per-window score, the decoded |error| or the log score, averaged per inner subject, then over subjects by the
+    rule's mean)."""
     kind, over_subjects = RULES[rule]
-    score_of = log_score if kind == "logscore" else (lambda lg, d, y: abs_err(forward_hr(lg, d, product), y))
+    score_of = log_score if kind == "logscore" else (
+        lambda lg, d, y: abs_err(forward_hr(lg, d, product, dump.get("log_prior")), y))
+    alphas = {"prior": PRIOR_ALPHAS, "prior0.5": (0.5,)}.get(product, (None,))
     dec0 = dump["decoder"]
     base = fit_decoder([r["y"] for r in dump["oof"]], dec0["bins_bpm"], 2.0)
     best, best_score = None, np.inf
     for sg in sorted({float(base["sigma_bpm"]), *SIGMAS}):
         for fl in sorted({float(base["floor"]), *FLOORS}):
-            for T in TEMPERATURES:
+            for T, a in ((T, a) for T in TEMPERATURES for a in alphas):
                 dec = {**dec0, "sigma_bpm": sg, "floor": fl, "temperature": T, "emission_floor": 0.0,
-                       "evidence_weight": 0.0}
-                key = (product, sg, fl, T, kind)
+                       "evidence_weight": 0.0, **({} if a is None else {"prior_alpha": a})}
+                key = (product, sg, fl, T, kind, a)
                 if key not in cache:
                     per = {}
                     for r in dump["oof"]:
@@ -145,15 +172,17 @@ def study(dumps: list[Path]) -> dict:
     out = {f"{p}/{r}": {"folds": [], "subjects": {}, "recordings": {}} for p, r in VARIANTS}
     for path in dumps:
         dump, cache = load_dump(path), {}
+        dump["log_prior"] = training_log_prior(dump)                    # (F,) what the network learned to expect
         for product, rule in VARIANTS:
             dec = choose(dump, product, rule, cache)
             v = out[f"{product}/{rule}"]
             v["folds"].append({"dump": path.name, "sigma_bpm": dec["sigma_bpm"], "floor": dec["floor"],
-                               "temperature": dec["temperature"], "inner_score": dec["inner_score"]})
+                               "temperature": dec["temperature"], "inner_score": dec["inner_score"],
+                               **({"prior_alpha": dec["prior_alpha"]} if "prior_alpha" in dec else {})})
             per = {}
             for r in dump["test"]:
                 hr = (decode_int(r["logits"], dec, dump["scale"])["hr"] if product == "sum"
-                      else forward_hr(r["logits"].astype(np.float64) * dump["scale"], dec, product))
+                      else forward_hr(r["logits"].astype(np.float64) * dump["scale"], dec, product, dump["log_prior"]))
                 e = abs_err(hr, r["y"])
                 per.setdefault(r["key"], []).append(e)
                 v["recordings"][r["id"]] = (float(e.mean()), float(np.nanmedian(r["y"])))
@@ -174,7 +203,7 @@ def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label:
     lines = ["# Decoder variants on saved logits (`benchmarks/hr_decoder_study.py`)", "",
              f"Dumps: {where} ({len(dumps)} outer folds). Per fold the "
              "sigma / floor / temperature are chosen on the inner out-of-fold logits by each variant's rule; "
-             "`sum` decodes in fixed point (the firmware), `max` in float (no firmware version).", ""]
+             "`sum` decodes in fixed point (the firmware), `max` and `prior` in float (no firmware version).", ""]
     names = list(res)
     if synthetic:
         lines += ["| variant | 10-BPM bands within 3 BPM | worst band (BPM) | recordings > 3 BPM | choices |",
@@ -182,7 +211,8 @@ def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label:
         for n in names:
             b, rec = bands(res[n]["recordings"]), res[n]["recordings"]
             bad = ", ".join(f"{k.split('/')[-1]} {m:.1f}" for k, (m, _) in sorted(rec.items()) if m > 3) or "-"
-            ch = "; ".join(f"sigma {f['sigma_bpm']:g} T {f['temperature']:g}" for f in res[n]["folds"])
+            ch = "; ".join(f"sigma {f['sigma_bpm']:g} T {f['temperature']:g}"
+                           + (f" alpha {f['prior_alpha']:g}" if "prior_alpha" in f else "") for f in res[n]["folds"])
             met = sum(v <= 3 for v in b.values())
             lines.append(f"| {n} | {met} of {len(b)} | {max(b.values()):.2f} | {bad} | {ch} |")
     else:
@@ -193,7 +223,9 @@ def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label:
         lines.append("| **mean of subjects** | " + " | ".join(
             f"**{np.mean(list(res[n]['subjects'].values())):.3f}**" for n in names) + " |")
         lines += ["", "Choices per fold (sigma BPM / temperature): " + "; ".join(
-            f"{n}: " + ", ".join(f"{f['sigma_bpm']:g}/{f['temperature']:g}" for f in res[n]["folds"]) for n in names)]
+            f"{n}: " + ", ".join(f"{f['sigma_bpm']:g}/{f['temperature']:g}"
+                                 + (f"/{f['prior_alpha']:g}" if "prior_alpha" in f else "") for f in res[n]["folds"])
+            for n in names) + " (prior variants: /alpha)"]
     lines += ["", f"Wall time {seconds / 60:.1f} min."]
     return "\n".join(lines) + "\n"
 
