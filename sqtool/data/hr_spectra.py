@@ -208,16 +208,13 @@ def record_waveforms(record, t0: np.ndarray, model_cfg: ModelCfg, extra_s: float
     resampled to model_cfg.fs, band-passed (model_cfg.band), each window and channel normalised
     (model_cfg.norm). `extra_s` seconds more per window (edge-padded at the recording's end) leave room for
     a time stretch (train.augment.stretch_windows)."""
-    from sqtool.data.preprocess import bandpass, normalise, resample
+    from sqtool.data.preprocess import bandpass, fill_gaps, normalise, resample
     from sqtool.data.record import channel_matrix
     chans, n_ppg = stream_channels(record, model_cfg)
     x, fs = channel_matrix(record, chans)                                  # (C_in, N)
     for c in range(len(x)):                                                # NaN gaps: linear across
-        bad = ~np.isfinite(x[c])
-        if bad.all():
-            raise SqtoolError(f"{record.dataset}/{record.record_id}: channel {chans[c]} has no finite sample")
-        if bad.any():
-            x[c, bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), x[c, ~bad])
+        if not np.isfinite(x[c]).all():
+            x[c] = fill_gaps(x[c], f"{record.dataset}/{record.record_id}: channel {chans[c]}")
     x = np.concatenate([x[:n_ppg].mean(axis=0, keepdims=True), x[n_ppg:]])  # (C, N)
     x = bandpass(resample(x, fs, model_cfg.fs), model_cfg.fs, *model_cfg.band)   # (C, N') at the model rate
     n = model_cfg.n_samples + int(round(extra_s * model_cfg.fs))

@@ -245,7 +245,7 @@ def _nearest(t_sorted: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(np.abs(t_sorted[left] - t) <= np.abs(t_sorted[j] - t), left, j)
 
 
-def nominal_rate(rec):
+def at_nominal_rate(rec):
     """rec itself, or (a rate the front end cannot resample from, e.g. 19.58 Hz measured from a smartwatch's
     timestamps) rec resampled to its whole-Hz rate, as the device's nominal clock would have sampled it."""
     import dataclasses
@@ -255,8 +255,7 @@ def nominal_rate(rec):
     if all(abs(f - round(f)) < 1e-9 for f in rates):
         return rec
     # NaN/Inf gaps filled first (a whole-record resampler would spread them); their windows are left out by the caller
-    return dataclasses.replace(rec, signals={c: resample(fill_gaps(v) if not np.isfinite(v).all() else
-                                                         np.asarray(v, np.float64), rec.fs[c], float(round(rec.fs[c])))
+    return dataclasses.replace(rec, signals={c: resample(fill_gaps(v), rec.fs[c], float(round(rec.fs[c])))
                                              for c, v in rec.signals.items()},
                                fs={c: float(round(f)) for c, f in rec.fs.items()})
 
@@ -276,7 +275,7 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     if min(len(v) / rec.fs[c] for c, v in rec.signals.items() if c in reads) < model_cfg.window_s:
         res["short"] = 1
         return res
-    hr = record_spectra(nominal_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)
+    hr = record_spectra(at_nominal_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)
     q = record_quality(rec, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s)
     j = _nearest(q["t0"], hr.t0)                                                 # (W,) quality window
     near = np.abs(q["t0"][j] - hr.t0) <= model_cfg.hop_s / 2                   # same window, up to the hop grid
