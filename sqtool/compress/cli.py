@@ -48,7 +48,7 @@ class QuantizeConfig:
     task: str = field(default="hr", metadata={"help": "task the teacher was fine-tuned for"})
     data_root: str | None = field(default=None, metadata={
         "help": "task data: a data root folder, a dataset file (dataset.yaml; its split holds subjects out), or "
-                "'synthetic' (default: a spectral teacher's own data root; "
+                "'synthetic' (default: the data the teacher was fine-tuned on; "
                 "else $SQTOOL_DATA or ../shared/data)",
         "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA", "path": True})
     fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})
@@ -459,6 +459,9 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
         from sqtool.core import resolve_data_root
         from sqtool.data.tasks import load_task
         from sqtool.data.dataset_tasks import dataset_of
+        if not cfg.data_root:                          # the teacher's own data (a dataset file, a root, synthetic)
+            seen = (getattr(teacher, "sq_train_cfg", {}) or {}).get("data_root")
+            cfg = dataclasses.replace(cfg, data_root=seen or None)
         ds = dataset_of(cfg.data_root)                 # a dataset.yaml or a built-in name
         root = cfg.data_root if cfg.data_root == "synthetic" or ds else resolve_data_root(cfg.data_root)
         if ds is not None and not cfg.heldout_subjects and (ds.split.test or ds.split.heldout_fraction):

@@ -14,6 +14,8 @@ turns a float student's state dict into its quantized twin's.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -66,8 +68,11 @@ class Student(nn.Module):
         for _, _, s in convs:
             total_stride *= s
         if cfg.n_samples % total_stride:
+            fits = [n for n in STUDENT_ARCHS if cfg.n_samples % stride_of(STUDENT_ARCHS[n]) == 0]
             raise SqtoolError(f"{cfg.name}: window of {cfg.n_samples} samples is not divisible by the "
-                              f"total stride {total_stride}")
+                              f"total stride {total_stride}; "
+                              + (f"--student {' or '.join(fits)} fits it" if fits else
+                                 f"no registry student fits it: a window of a multiple of {total_stride} samples"))
         self.preset = None
         if cfg.quant:
             from sqtool.models.quant import get_preset
@@ -167,6 +172,18 @@ STUDENT_BUDGETS = {"cnn1d_student_s": {"int8_weights": 16_000, "macs": 1_000_000
 
 for _name, _convs in STUDENT_ARCHS.items():
     register_model(ModelCfg(name=_name, arch={"convs": _convs}, **HR_DEFAULTS))(Student)
+
+
+def stride_of(convs) -> int:
+    """The total stride of a student's convs [(out_channels, kernel, stride), ...]: its window must be a multiple."""
+    return math.prod(int(s) for _, _, s in convs)
+
+
+def fitting_student(n_samples: int, preferred: str = "cnn1d_student_s") -> str | None:
+    """The registry student for a window of `n_samples`: `preferred` when its stride divides the window, else
+    the first that fits (xs, s, m order), else None."""
+    order = [preferred] + [n for n in STUDENT_ARCHS if n != preferred]
+    return next((n for n in order if n in STUDENT_ARCHS and n_samples % stride_of(STUDENT_ARCHS[n]) == 0), None)
 
 
 def widen(cfg: ModelCfg, width_mult: float = 1.0, depth_delta: int = 0) -> ModelCfg:

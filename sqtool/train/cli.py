@@ -263,8 +263,20 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
           f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{_resumed_text(m)} -> {run_dir}")
-    print(f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else ""))
+    print(quantize_next(cfg, run_dir))
     _print_skill(cfg.task, m)
+
+
+def quantize_next(cfg, run_dir: Path) -> str:
+    """Fine-tune's next line: quantize this run, with a student whose stride divides the model's window (the
+    default cnn1d_student_s needs a multiple of 32 samples: 10 s at 40 Hz is not; quantize reads the teacher's
+    own data by default)."""
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.models.student import fitting_student
+    mc = load_checkpoint(run_dir, expect_kind="teacher_task")["model_cfg"]
+    student = fitting_student(int(round(float(mc["fs"]) * float(mc["window_s"]))))
+    return (f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else "")
+            + (f" --student {student}" if student and student != "cnn1d_student_s" else ""))
 
 
 def _resumed_text(m: dict) -> str:

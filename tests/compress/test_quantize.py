@@ -169,3 +169,39 @@ def test_the_result_line_of_a_time_domain_run_carries_units():
     m = {"task": "hr", "primary_metric": "mae", "teacher": {"metrics": {"mae": 8.108}},
          "student_float": {"metrics": {"mae": 9.0}}, "student_int8": {"metrics": {"mae": 9.251}}}
     assert result_line(m) == "held-out hr: teacher MAE 8.11 BPM | student float MAE 9.00 BPM | int8 MAE 9.25 BPM"
+
+
+def test_quantize_reads_the_teachers_own_data_by_default(hr_teacher, tmp_path, capsys):
+    """No --data: the data the teacher was fine-tuned on (its train_cfg's data_root: here 'synthetic'), not the
+    default data root (a team's dataset file would otherwise be swapped for the built-in datasets)."""
+    import torch
+    ck = torch.load(hr_teacher / "model.pt" if hr_teacher.is_dir() else hr_teacher, weights_only=False)
+    ck["train_cfg"] = {"data_root": "synthetic"}
+    t = tmp_path / "teacher.pt"
+    torch.save(ck, t)
+    rc = main(["quantize", "--model", str(t), "--epochs", "1", "--qat-epochs", "1", "--no-distill",
+               "--out", str(tmp_path / "q"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "q" / "metrics.json").read_text())["synthetic"]
+
+
+def test_a_window_the_default_student_cannot_take_names_one_that_can():
+    from sqtool.models import create_model
+    from sqtool.models.student import fitting_student
+    with pytest.raises(SqtoolError, match="400 samples is not divisible by the total stride 32; "
+                                          "--student cnn1d_student_xs fits it"):
+        create_model("cnn1d_student_s", window_s=10.0)                     # 10 s at 40 Hz
+    assert fitting_student(400) == "cnn1d_student_xs" and fitting_student(320) == "cnn1d_student_s"
+    assert fitting_student(401) is None
+
+
+def test_finetunes_next_line_names_a_student_that_fits(tmp_path):
+    """`train finetune`'s next line: the default student where its stride divides the window, else one that does
+    (the printed command ran into the stride error for 10 s af / quality windows)."""
+    from types import SimpleNamespace
+    from sqtool.train.cli import quantize_next
+    for d, window_s in (("w8", 8.0), ("w10", 10.0)):
+        (tmp_path / d).mkdir()
+        make_teacher(tmp_path / d / "model.pt", steps=0, window_s=window_s)
+    assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w8") == f"next: sqtool quantize --model {tmp_path / 'w8'} --task af"
+    assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w10").endswith("--task af --student cnn1d_student_xs")
