@@ -84,7 +84,13 @@ def register(sub, name: str, helptext: str) -> None:
 
 def run(args) -> int:
     from sqtool.core import resolve_config
-    res = predict(resolve_config(PredictConfig, args))
+    print_results(predict(resolve_config(PredictConfig, args)))
+    return 0
+
+
+def print_results(res: dict) -> None:
+    """stdout of `sqtool predict`: warnings, one line per recording, the firmware's cost, where the files are,
+    and the next command."""
     for w in res["warnings"]:
         print(w)
     for r in res["recordings"]:
@@ -99,9 +105,12 @@ def run(args) -> int:
               f"flash {fw.get('flash_bytes', 0) / 1024:.1f} KB, RAM {fw.get('ram_bytes', 0) / 1024:.1f} KB")
     print(f"\npredict ({res['runtime']}) -> {res['run_dir']}")
     print(f"results: one <record>.csv and .png per recording, summary.json in {res['run_dir']}")
-    print(f"next: sqtool bench --model {res['model_dir']} --data {res['data']}   (the same recordings on every "
-          "runtime: accuracy, latency, memory)")
-    return 0
+    if res.get("task", "hr") == "hr":
+        print(f"next: sqtool bench --model {res['model_dir']} --data {res['data']}   (the same recordings on every "
+              "runtime: accuracy, latency, memory)")
+    else:                                              # bench scores heart rate; another task's model ships as is
+        print(f"next: build {res['model_dir']}/c/*.c into the firmware (API in sq_model.h; its accuracy: the "
+              "quantize run's report.md)")
 
 
 def _safe(name: str) -> str:
@@ -238,7 +247,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
         rows.append(d)
-    summary = {"model": md.get("model"), "model_dir": str(art.export_dir), "data": data, "runtime": name,
+    summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
+               "runtime": name,
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows,
                "columns": {"time_s": "end of the window (s from the recording start)", **columns,
                            "flagged": "1 = over half the window's samples were dropouts: not scored" +

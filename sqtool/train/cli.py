@@ -199,7 +199,22 @@ def pretrain_next(cfg, run_dir) -> str:
     fine-tuned on heart rate as its own architecture), and --data = what its pairs were mined from, when
     the pairs' run folder says so."""
     data = _pairs_data(cfg.pairs)
-    return f"next: sqtool train finetune --task hr --model {run_dir}" + (f" --data {data}" if data else "")
+    return f"next: sqtool train finetune --task {_task_of(data, cfg.model)} --model {run_dir}" + (
+        f" --data {data}" if data else "")
+
+
+def _task_of(data: str | None, model: str) -> str:
+    """The task to fine-tune a pretrained encoder on: heart rate for a spectral encoder or data of unknown labels,
+    else the first task whose label the dataset file declares (an rr-only corpus is not offered --task hr)."""
+    from sqtool.data.dataset_file import TASK_LABELS
+    from sqtool.data.dataset_tasks import dataset_of
+    if not data or _is_spectral(model):
+        return "hr"
+    try:
+        ds = dataset_of(data)
+    except SqtoolError:
+        return "hr"
+    return next((t for t, lab in TASK_LABELS.items() if ds is not None and lab in ds.labels), "hr")
 
 
 def _pairs_data(pairs: str) -> str | None:

@@ -183,6 +183,14 @@ def test_predict_a_time_domain_model_of_another_task(export_dir, tmp_path, monke
     r = res["recordings"][0]
     assert set(r["medians"]) == {"sbp", "dbp"} and "hr_median" not in r and not r["truth"]
     assert res["columns"]["sbp"] == "sbp (mmHg)" and (tmp_path / "bp" / "w.png").is_file()
+    assert res["task"] == "bp"
+    import contextlib
+    import io
+    from sqtool.firmware_bench.predict import print_results
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_results(res)                           # bench scores heart rate only: not the next step here
+    assert out.getvalue().strip().splitlines()[-1].startswith(f"next: build {res['model_dir']}/c/*.c into the firmware")
 
 
 @pytest.mark.mcu

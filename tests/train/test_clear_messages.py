@@ -36,3 +36,15 @@ def test_truncated_pair_metadata_is_named(tmp_path, capsys):
     assert main(PT + ["--pairs", str(tmp_path / "pairs"), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{meta}: corrupt or missing pair metadata (BadZipFile" in err[0]
+
+
+def test_pretrains_next_line_fine_tunes_a_task_the_data_has(tmp_path):
+    """Pairs mined from an rr-only dataset file: the next line offers --task rr, not hr (which that file lacks);
+    a spectral encoder and unknown data stay on heart rate."""
+    from sqtool.train.cli import _task_of
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "dataset.yaml").write_text("name: icu\nformat: csv\nroot: rec\nfs: 125\nchannels: {ppg: ppg}\n"
+                                           "subject: {pattern: '^(p\\\\d+)_'}\nlabels: {rr: {column: rr}}\n")
+    assert _task_of(str(tmp_path / "dataset.yaml"), "resnet1d_siamq_tiny") == "rr"
+    assert _task_of(str(tmp_path / "dataset.yaml"), "spec_teacher_m") == "hr"
+    assert _task_of(None, "resnet1d_siamq_tiny") == "hr"
