@@ -52,7 +52,8 @@ def check_calibration_set(x: np.ndarray, cfg: ModelCfg, batch_size: int, fs: flo
     n = len(x)
     if n < batch_size:
         raise SqtoolError(f"calibration set has {n} windows, fewer than one batch ({batch_size}): "
-                          f"activation ranges cannot be calibrated")
+                          f"activation ranges cannot be calibrated (give --batch-size {max(2, n)} or less, or more "
+                          "training windows)")
     warnings = []
     if n < MIN_CALIBRATION_WINDOWS:
         warnings.append(f"calibration set is small ({n} windows < {MIN_CALIBRATION_WINDOWS}): "
