@@ -376,6 +376,20 @@ def quality_targets(task_out_units: np.ndarray, y: np.ndarray, spec, cfg: Quanti
     return np.where(poor, 0.1, 0.9).astype(np.float32)
 
 
+def teacher_skill(t_path) -> dict | None:
+    """The fine-tuning run's verdict against the trivial predictor (its metrics.json "skill" block: metric, model,
+    reference, difference and CI, skill true / false), or None when the teacher has no run folder beside it. It
+    travels into the student's checkpoint and the export's metadata, so that predict and bench can say when a
+    model never beat the trivial predictor."""
+    import json
+    p = Path(t_path).parent / "metrics.json"
+    try:
+        s = json.loads(p.read_text())["skill"]["skill"]
+        return {k: s[k] for k in ("metric", "model", "reference", "diff", "diff_ci95", "skill")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def teacher_out_of_fold(t_path, data, te: np.ndarray, task: str, spec) -> dict | None:
     """The teacher's honest (out-of-fold) metric on our held-out windows, from the fine-tuning run's
     `oof_predictions.npz` (next to its model.pt), matched window by window on (record_id, t0)."""
@@ -519,7 +533,8 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
     fkey = float_key(cfg, t_sha, (x_all[tr], y_norm[tr], tc["out"][tr],
                                   q_target[tr] if q_target is not None else np.zeros(0)))
     common = dict(train_cfg=to_dict(cfg), teacher_sha256=t_sha, teacher_path=str(Path(t_path).resolve()),
-                  data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic})
+                  data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic},
+                  teacher_skill=teacher_skill(t_path))
     fpath = run_dir / "student_float.pt"
     found = reusable_float_student(fpath, fkey, resume)
     reused = found is not None

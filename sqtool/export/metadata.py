@@ -103,6 +103,8 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
                            "tflite output tensor 'hr_logits' (1, F)"})
     md["frontend"] = dict(cfg.get("frontend") or {})
     md["decoder"] = dict(cfg.get("decoder") or {})
+    if ckpt.get("teacher_skill"):                           # the fine-tune's verdict against the trivial predictor
+        md["teacher_skill"] = dict(ckpt["teacher_skill"])
     train, held = list(ckpt.get("train_subjects") or []), list(ckpt.get("heldout_subjects") or [])
     if train or held:                                       # what the model saw (written by `sqtool quantize`)
         from sqtool.core.checkpoint import datasets_of

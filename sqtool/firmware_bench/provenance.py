@@ -63,12 +63,24 @@ def synthetic_warning(run: set[str] | list[str], seen: set[str] | None) -> str |
             "there are not validated; train on real data (sqtool demo --data ../shared/data, or your dataset file)")
 
 
+def no_skill_warning(metadata: dict) -> str | None:
+    """One WARNING line when the model's teacher did not beat the trivial predictor in fine-tuning (metadata
+    "teacher_skill", from the quantize run): its outputs may sit near one constant whatever the recording."""
+    s = metadata.get("teacher_skill") or {}
+    if s.get("skill") is not False:
+        return None
+    lo, hi = s.get("diff_ci95", [float("nan")] * 2)
+    return (f"WARNING: this model's teacher did not beat the trivial predictor in fine-tuning (NO SKILL: {s['metric']} "
+            f"{s['model']:.3f} vs {s['reference']:.3f}, difference 95 % CI {lo:+.3f}, {hi:+.3f}); its outputs may "
+            "be near one constant whatever the recording")
+
+
 def provenance_warnings(art, scored, run) -> tuple[list[str], list[str]]:
     """(scored subjects seen in training, the warning lines) for an export `art` run on the subjects `run`, of
     which `scored` have truth: what `sqtool bench` and `sqtool predict` print and put in their reports."""
     seen = training_subjects(art)
     both, w = seen_warning(scored, seen)
-    return both, [x for x in (w, synthetic_warning(run, seen)) if x]
+    return both, [x for x in (w, synthetic_warning(run, seen), no_skill_warning(art.metadata)) if x]
 
 
-__all__ = ["training_subjects", "seen_warning", "synthetic_warning", "provenance_warnings"]
+__all__ = ["training_subjects", "seen_warning", "synthetic_warning", "no_skill_warning", "provenance_warnings"]

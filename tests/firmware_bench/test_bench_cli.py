@@ -254,3 +254,26 @@ def test_a_synthetic_only_model_is_flagged_on_real_recordings():
     assert synthetic_warning({"synthetic:syn007"}, syn) is None
     assert synthetic_warning({"wrist_exercise:s2"}, syn | {"troika:01"}) is None
     assert synthetic_warning({"wrist_exercise:s2"}, None) is None
+
+
+def test_a_model_without_skill_is_flagged_wherever_it_runs(tmp_path):
+    """The fine-tune's verdict against the trivial predictor travels from its metrics.json through the quantize
+    checkpoint into the export's metadata; predict and bench print one WARNING line for a NO SKILL model."""
+    import json as _json
+    from sqtool.compress.cli import teacher_skill
+    from sqtool.export.metadata import build_metadata
+    from sqtool.firmware_bench.provenance import no_skill_warning
+    run = tmp_path / "ft"
+    run.mkdir()
+    verdict = {"metric": "mae", "model": 2.74, "reference": 2.40, "diff": 0.34, "diff_ci95": [0.1, 0.6],
+               "skill": False}
+    (run / "metrics.json").write_text(_json.dumps({"skill": {"skill": {**verdict, "flag": "no skill"}}}))
+    assert teacher_skill(run / "model.pt") == verdict
+    assert teacher_skill(tmp_path / "elsewhere" / "model.pt") is None            # no run folder: nothing claimed
+    from sqtool.models import get_model_cfg
+    mc = get_model_cfg("cnn1d_student_xs").replace(task="rr", outputs=("rr_bpm",), units=("bpm",),
+                                                     target_mean=(15.0,), target_std=(5.0,)).to_dict()
+    md = build_metadata({"model_cfg": mc, "teacher_skill": verdict}, "0" * 64)
+    w = no_skill_warning(md)
+    assert w.startswith("WARNING: this model's teacher did not beat the trivial predictor") and "2.740 vs 2.400" in w
+    assert no_skill_warning({"teacher_skill": {**verdict, "skill": True}}) is None and no_skill_warning({}) is None
