@@ -10,7 +10,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                from the time column's by more than 1 % is refused: "wrong sampling rate")
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
     labels     hr, rr: kind "window" (times = window starts every hop_s, window_s long, windows fully inside)
-                 column -> the mean of the column over each window; file -> rows (start, value);
+                 column -> the mean of the column's finite samples over each window (NaN / Inf samples are
+                 missing, for the windows holding them only); file -> rows (start, value), Inf -> NaN;
                  ecg (hr only) -> data.ecg.ecg_window_hr; doubtful windows hold NaN, counted in
                  meta["hr_doubtful"] and ds.report["hr_doubtful"]
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
@@ -255,9 +256,10 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         starts = window_starts(len(x), row_fs, w, h)
         a = np.round(starts * row_fs).astype(int)
         b = a + int(round(w * row_fs))
-        with np.errstate(invalid="ignore"):
-            c = np.concatenate([[0], np.cumsum(np.nan_to_num(x))])
-            k = np.concatenate([[0], np.cumsum(np.isfinite(x))])
+        fin = np.isfinite(x)                    # NaN / Inf samples are missing: left out of their windows' means
+        c = np.concatenate([[0], np.cumsum(np.where(fin, x, 0.0))])
+        k = np.concatenate([[0], np.cumsum(fin)])
+        with np.errstate(invalid="ignore", divide="ignore"):
             vals = (c[b] - c[a]) / (k[b] - k[a])
         return Label(values=np.where(k[b] > k[a], vals, np.nan), times=starts, unit=unit, kind="window", window_s=w)
     if src.file is not None:
@@ -271,7 +273,8 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         vcol = next((c for c in (name, "bpm", "value", "rr") if c in df.columns), None)
         if tcol is None or vcol is None:
             raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
-        return Label(values=numeric_column(df, vcol, str(f)), times=numeric_column(df, tcol, str(f)), unit=unit,
+        v = numeric_column(df, vcol, str(f))
+        return Label(values=np.where(np.isfinite(v), v, np.nan), times=numeric_column(df, tcol, str(f)), unit=unit,
                      kind="window", window_s=w)
     if src.ecg is not None:
         from sqtool.data.ecg import ecg_window_hr

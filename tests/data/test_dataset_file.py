@@ -172,3 +172,28 @@ def test_nan_samples_leave_their_windows_out_of_training(tmp_path, capsys):
     assert np.isfinite(a.y).sum() == len(a.y) - 4 and np.isfinite(b.y).all() and "nonfinite_windows" not in b.meta
     assert said == [f"{ds.name}/s1_a: 4 windows hold NaN/Inf samples (gaps): not trained on or scored"]
     assert ds.report["nonfinite_windows"] == 4
+
+
+def test_an_inf_in_a_label_column_is_missing_for_its_windows_only(tmp_path):
+    """One Inf sample in a per-sample label column (an ICU export's rr) counts as missing for the windows that
+    touch it, like an empty cell: the other windows keep their means (a cumulative sum over the Inf used to make
+    every later window NaN and leak numpy's overflow warning)."""
+    import warnings
+    fs, n = 125.0, 60 * 125
+    t = np.arange(n) / fs
+    rr = np.where(t < 30, 12.0, 18.0)
+    rr_inf = rr.copy()
+    rr_inf[(t >= 21) & (t < 22)] = np.inf
+    for name, col in (("s1_a.csv", rr), ("s2_b.csv", rr_inf)):
+        (tmp_path / "rec").mkdir(exist_ok=True)
+        np.savetxt(tmp_path / "rec" / name, np.column_stack([t, np.sin(2 * np.pi * 1.2 * t), col]), delimiter=",",
+                   header="time,ppg,rr", comments="", fmt="%.4f")
+    (tmp_path / "dataset.yaml").write_text("format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg}\n"
+                                           "labels: {rr: {column: rr}}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clean, gap = (r.labels["rr"] for r in load_dataset_file(tmp_path / "dataset.yaml").records())
+    assert np.isfinite(gap.values).all() and np.array_equal(gap.times, clean.times)
+    touch = (gap.times <= 21) & (gap.times + 8 > 21)                  # windows holding the Inf second
+    assert np.allclose(gap.values[~touch], clean.values[~touch])      # every other window as without it
+    assert np.allclose(gap.values[touch], 12.0)                       # the finite samples' mean (as for NaN)
