@@ -17,6 +17,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
                  times = start_s and meta["rhythm_end_s"]); bp -> "sbp", "dbp" (value, mmHg);
                quality: column -> per-sample flags (kind "flags"); table -> value 1 good / 0 poor
+    tables     `read_table`: columns recording + rhythm / sbp, dbp / quality (rhythm segments: start_s and end_s);
+               a missing column or a text cell in a numeric one is one line naming the table
     check      readers.check_record: rates, NaN, flat PPG, labels inside the signal
 
 Order: generic files by record id; built-in layouts in their reader's order (the order the task loaders
@@ -285,12 +287,34 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
     return None
 
 
-def _table_rows(path: str, rec: Record, where: str):
-    from sqtool.data.readers._common import read_csv
+TABLE_COLUMNS = {"rhythm": ("rhythm",), "bp": ("sbp", "dbp"), "quality": ("quality",)}   # besides `recording`
+SEGMENT_COLUMNS = ("start_s", "end_s")          # rhythm: per segment when the table gives both
+
+
+def read_table(path: str, label: str):
+    """Label table `path` of label `label` (a DataFrame, columns lower-case): one line naming the file and a
+    missing column (`recording` and TABLE_COLUMNS[label]; start_s without end_s or the reverse) or a text cell
+    in a numeric column."""
+    from sqtool.data.readers._common import numeric_column, read_csv
     df = read_csv(path)
     df.columns = [str(c).strip().lower() for c in df.columns]
-    if "recording" not in df.columns:
-        raise SqtoolError(f"{path}: label table needs a 'recording' column (has {', '.join(df.columns)})")
+    need = ("recording", *TABLE_COLUMNS[label])
+    have = ", ".join(df.columns)
+    for c in need:
+        if c not in df.columns:
+            raise SqtoolError(f"{path}: the {label} table has no '{c}' column (needs {', '.join(need)}; has {have})")
+    seg = [c for c in SEGMENT_COLUMNS if c in df.columns]
+    if label == "rhythm" and len(seg) == 1:
+        lack = next(c for c in SEGMENT_COLUMNS if c not in seg)
+        raise SqtoolError(f"{path}: the rhythm table has '{seg[0]}' but no '{lack}' column (segments need both; "
+                          f"has {have})")
+    for c in [*(TABLE_COLUMNS[label] if label == "bp" else ()), *seg]:     # numbers: empty is NaN, text an error
+        df[c] = numeric_column(df, c, path)
+    return df
+
+
+def _table_rows(path: str, label: str, rec: Record):
+    df = read_table(path, label)
     keys = df["recording"].astype(str).str.strip()
     stem = Path(rec.source).name.split(".")[0]
     return df[(keys == rec.record_id) | (keys == stem)]
@@ -303,7 +327,7 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
             if lab is not None:
                 rec.labels[name] = lab
     if "rhythm" in ds.labels:
-        rows = _table_rows(ds.labels["rhythm"].table, rec, where)
+        rows = _table_rows(ds.labels["rhythm"].table, "rhythm", rec)
         if len(rows):
             vals = rows["rhythm"].astype(str).str.strip().tolist()
             classes = tuple(sorted(set(vals)))
@@ -316,7 +340,7 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
                 rec.labels["rhythm"] = Label(values=np.array(idx[0]), unit="class", kind="class", classes=classes)
             rec.meta["af_classes"] = [str(c) for c in ds.labels["rhythm"].af]
     if "bp" in ds.labels:
-        rows = _table_rows(ds.labels["bp"].table, rec, where)
+        rows = _table_rows(ds.labels["bp"].table, "bp", rec)
         if len(rows):
             for k in ("sbp", "dbp"):
                 rec.labels[k] = Label(values=np.array(float(rows[k].iloc[0])), unit="mmHg")
@@ -327,7 +351,7 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
             rec.labels["quality"] = Label(values=(_numeric(v, col, where) > 0).astype(np.uint8), unit="flag",
                                           kind="flags", fs=row_fs)
         elif src.table is not None:
-            rows = _table_rows(src.table, rec, where)
+            rows = _table_rows(src.table, "quality", rec)
             if len(rows):
                 good = str(rows["quality"].iloc[0]).strip() in [str(g) for g in src.good]
                 rec.labels["quality"] = Label(values=np.array(float(good)), unit="class")
