@@ -17,8 +17,11 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
                  times = start_s and meta["rhythm_end_s"]); bp -> "sbp", "dbp" (value, mmHg);
                quality: column -> per-sample flags (kind "flags"); table -> value 1 good / 0 poor
-    tables     `read_table`: columns recording + rhythm / sbp, dbp / quality (rhythm segments: start_s and end_s);
-               a missing column or a text cell in a numeric one is one line naming the table
+    tables     `LabelTable`, read once: columns recording + rhythm / sbp, dbp / quality (rhythm segments:
+               start_s and end_s); a missing column, a text cell in a numeric one, a row naming no recording under
+               root, rows of one recording that disagree (or overlapping segments of different rhythms) are one
+               line naming the table; recordings without a row are said (count, an example) and kept in
+               ds.report["no_label_row"] {label: {table, records, of, example}}
     check      readers.check_record: rates, NaN, flat PPG, labels inside the signal
 
 Order: generic files by record id; built-in layouts in their reader's order (the order the task loaders
@@ -49,13 +52,18 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
         raise SqtoolError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     bad = skipped if skipped is not None else []
     gone: set[str] = set()                          # record ids of skipped files
+    tables: dict[str, LabelTable] = {}              # label -> its table (generic formats)
     if ds.builtin:
         recs = _builtin_records(ds, on_error, bad)
     else:
         recs = []
-        for p in _files(ds):
+        files = _files(ds)
+        tables = {name: LabelTable(src.table, name) for name, src in ds.labels.items() if src.table is not None}
+        for t in tables.values():
+            t.check_names(ds, files)
+        for p in files:
             try:
-                recs.append(_read_one(ds, p))
+                recs.append(_read_one(ds, p, tables))
             except SqtoolError as e:
                 if on_error == "raise":
                     raise
@@ -74,6 +82,9 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
     recs = [r for r in recs if str(r.record_id) not in ds.exclude]
     if not ds.builtin:                      # built-in layouts keep their reader's order (the loaders' order)
         recs = sorted(recs, key=lambda r: str(r.record_id))
+    ds.report["no_label_row"] = {}
+    for t in tables.values():
+        t.report_unlabelled(ds, recs, say)
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
@@ -193,7 +204,7 @@ def _record_id(ds: DatasetFile, p: Path) -> str:
     return re.sub(r"\.[^/]*$", "", p.relative_to(ds.root).as_posix())
 
 
-def _read_one(ds: DatasetFile, p: Path) -> Record:
+def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     where = str(p)
     cols, names, rates, fs_t, n = _columns(ds, p)
     rel = p.relative_to(ds.root).as_posix()
@@ -220,7 +231,7 @@ def _read_one(ds: DatasetFile, p: Path) -> Record:
     subject = _subject(ds, cols, names, rel, stem, where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
                  meta={"format": ds.format, "rows": n}, source=where)
-    _labels(ds, rec, cols, names, row_fs, stem, where)
+    _labels(ds, rec, cols, names, row_fs, stem, where, tables or {})
     from sqtool.data.readers import check_record
     return check_record(rec)
 
@@ -313,21 +324,74 @@ def read_table(path: str, label: str):
     return df
 
 
-def _table_rows(path: str, label: str, rec: Record):
-    df = read_table(path, label)
-    keys = df["recording"].astype(str).str.strip()
-    stem = Path(rec.source).name.split(".")[0]
-    return df[(keys == rec.record_id) | (keys == stem)]
+LABEL_OF_TABLE = {"rhythm": "rhythm", "bp": "sbp", "quality": "quality"}     # the record label a table gives
 
 
-def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str, where: str) -> None:
+class LabelTable:
+    """One label table of a dataset file, read once per read of the recordings: its rows by recording (a row's
+    `recording` is a record id or a file stem). A name that matches no recording under root is an error (a typo
+    would otherwise leave a recording unlabelled), so are rows of one recording that disagree (which one holds?);
+    recordings without a row are reported (`report_unlabelled`)."""
+
+    def __init__(self, path: str, label: str):
+        self.path, self.label = path, label
+        self.df = read_table(path, label)
+        self.keys = self.df["recording"].astype(str).str.strip()
+
+    def check_names(self, ds: DatasetFile, files: list[Path]) -> None:
+        known = {_record_id(ds, p) for p in files} | {p.name.split(".")[0] for p in files}
+        unknown = self.keys[~self.keys.isin(known)]
+        if len(unknown):
+            name = unknown.iloc[0]
+            near = next((k for k in sorted(known) if k.lower() == name.lower()), None)
+            raise SqtoolError(f"{self.path}: {len(unknown)} row(s) name recordings that are not under {ds.root}, e.g. "
+                              f"'{name}' (row {unknown.index[0] + 1})"
+                              + (f"; the recording is '{near}' (names are case-sensitive)" if near else ""))
+
+    def rows(self, rec: Record):
+        """The rows of `rec` (by record id or file stem); rows that disagree are one line naming the recording."""
+        stem = Path(rec.source).name.split(".")[0]
+        rows = self.df[(self.keys == rec.record_id) | (self.keys == stem)]
+        if self.label == "rhythm" and "start_s" in rows.columns:
+            self._check_segments(rec, rows)
+        elif len(rows) > 1:
+            cols = list(TABLE_COLUMNS[self.label])
+            if len(rows[cols].astype(str).apply(lambda c: c.str.strip()).drop_duplicates()) > 1:
+                said = "; ".join(f"{c}: {', '.join(dict.fromkeys(rows[c].astype(str).str.strip()))}" for c in cols)
+                raise SqtoolError(f"{self.path}: recording {rec.record_id} has {len(rows)} rows that disagree ({said}); "
+                                  "give one row per recording")
+        return rows
+
+    def _check_segments(self, rec: Record, rows) -> None:
+        s, e = rows["start_s"].to_numpy(float), rows["end_s"].to_numpy(float)
+        c = rows["rhythm"].astype(str).str.strip().to_numpy()
+        for i in range(len(rows)):
+            if not e[i] > s[i]:
+                raise SqtoolError(f"{self.path}: recording {rec.record_id}: row {rows.index[i] + 1} has start_s {s[i]:g} "
+                                  f"and end_s {e[i]:g}; a segment ends after it starts")
+            for j in range(i):
+                if s[j] < e[i] and s[i] < e[j] and c[i] != c[j]:
+                    raise SqtoolError(f"{self.path}: recording {rec.record_id}: segments {s[j]:g}-{e[j]:g} s ({c[j]}) and "
+                                      f"{s[i]:g}-{e[i]:g} s ({c[i]}) overlap with different rhythms")
+
+    def report_unlabelled(self, ds: DatasetFile, recs: list[Record], say) -> None:
+        """Recordings this table gives no row: said (one line: count, an example) and in ds.report["no_label_row"]."""
+        lack = [str(r.record_id) for r in recs if LABEL_OF_TABLE[self.label] not in r.labels]
+        if lack:
+            ds.report["no_label_row"][self.label] = {"table": self.path, "records": len(lack), "of": len(recs),
+                                                     "example": lack[0]}
+            say(f"{ds.name}: {len(lack)} of {len(recs)} recordings have no row in {self.path}, e.g. {lack[0]}: "
+                f"no {self.label} label, left out of the {self.label} task")
+
+
+def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str, where: str, tables: dict) -> None:
     for name in ("hr", "rr"):
         if name in ds.labels:
             lab = _window_label(ds, name, rec, cols, names, row_fs, stem, where)
             if lab is not None:
                 rec.labels[name] = lab
     if "rhythm" in ds.labels:
-        rows = _table_rows(ds.labels["rhythm"].table, "rhythm", rec)
+        rows = tables["rhythm"].rows(rec)
         if len(rows):
             vals = rows["rhythm"].astype(str).str.strip().tolist()
             classes = tuple(sorted(set(vals)))
@@ -340,7 +404,7 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
                 rec.labels["rhythm"] = Label(values=np.array(idx[0]), unit="class", kind="class", classes=classes)
             rec.meta["af_classes"] = [str(c) for c in ds.labels["rhythm"].af]
     if "bp" in ds.labels:
-        rows = _table_rows(ds.labels["bp"].table, "bp", rec)
+        rows = tables["bp"].rows(rec)
         if len(rows):
             for k in ("sbp", "dbp"):
                 rec.labels[k] = Label(values=np.array(float(rows[k].iloc[0])), unit="mmHg")
@@ -351,7 +415,7 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
             rec.labels["quality"] = Label(values=(_numeric(v, col, where) > 0).astype(np.uint8), unit="flag",
                                           kind="flags", fs=row_fs)
         elif src.table is not None:
-            rows = _table_rows(src.table, "quality", rec)
+            rows = tables["quality"].rows(rec)
             if len(rows):
                 good = str(rows["quality"].iloc[0]).strip() in [str(g) for g in src.good]
                 rec.labels["quality"] = Label(values=np.array(float(good)), unit="class")

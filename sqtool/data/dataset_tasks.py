@@ -9,8 +9,9 @@ built-in name, or a data root (each built-in folder through its shipped dataset 
 `tasks.load_task` and `hr_spectra.hr_corpus` on a data root (a folder of dataset folders) come here too,
 through the shipped dataset file of each built-in dataset: one loading path for every kind of --data.
 
-A task needs its label (`DatasetFile.require_label`: one line naming it). Targets per window, from the
-label's kind, as `data.tasks` does for the built-in loaders:
+A task needs its label (`DatasetFile.require_label`: one line naming it); recordings its label table has no row
+for are one warning line (and meta["no_label_row"]). Targets per window, from the label's kind, as `data.tasks`
+does for the built-in loaders:
 
     hr, rr   kind "window": the value at the window centre (exact when windows coincide); NaN (doubtful
              ECG reference, no truth) is left out. rr kind "events" (breath times): breaths/min in the window.
@@ -50,6 +51,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
     """TaskData of `task` from the dataset file `ds`; max_records keeps the first max_records SUBJECTS in
     record order (every recording of each: segments of one patient stay together)."""
     from sqtool.data import tasks as T
+    from sqtool.data.dataset_file import TASK_LABELS
     ds.require_label(task)
     acc = T._Acc(task)
     subjects: set[str] = set()                  # subjects with windows so far
@@ -68,7 +70,13 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             gaps["windows"] += k
             gaps["records"] += 1
         return w
-    for rec in ds.records():
+    recs = ds.records()
+    extra = {}
+    if u := (ds.report.get("no_label_row") or {}).get(TASK_LABELS[task]):     # recordings its label table has no row for
+        extra["no_label_row"] = u["records"]
+        warn(f"{ds.name}: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. {u['example']}: "
+             "left out")
+    for rec in recs:
         if max_records and str(rec.subject) not in subjects and len(subjects) >= max_records:
             continue
         if task in ("hr", "rr"):
@@ -128,14 +136,18 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
         else:
             raise SqtoolError(f"unknown task '{task}'")
-    extra = {}
     if gaps["windows"]:
         extra["nonfinite_windows"] = ds.report["nonfinite_windows"] = gaps["windows"]
-        import sys
-        print(f"sqtool: warning: {ds.name}: {gaps['windows']} windows of {gaps['records']} recording(s) hold NaN/Inf "
-              "samples (gaps): left out", file=sys.stderr)
+        warn(f"{ds.name}: {gaps['windows']} windows of {gaps['records']} recording(s) hold NaN/Inf samples (gaps): "
+             "left out")
     return acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
                      excluded=dict(ds.report.get("excluded") or {}), **extra)
+
+
+def warn(msg: str) -> None:
+    """One warning line on stderr (training goes on)."""
+    import sys
+    print(f"sqtool: warning: {msg}", file=sys.stderr)
 
 
 def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=frozenset(),

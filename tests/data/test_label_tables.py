@@ -52,3 +52,37 @@ def test_a_missing_column_is_one_line_naming_table_and_column(tmp_path):
     assert "the quality table has no 'quality' column" in m
     m = err(project(tmp_path, "bp", "recording,sbp,dbp\n" + "".join(f"{r},120,high\n" for r in RECS)))
     assert "column 'dbp' row 1 is not a number ('high')" in m
+
+
+def test_rows_of_unknown_recordings_conflicts_and_recordings_without_a_row(tmp_path, capsys):
+    """A row naming no recording under root is an error (as a misspelt `exclude:` entry is), rows of one recording
+    that disagree are an error naming it (the first row used to win), and recordings the table has no row for are
+    said (count and an example: the log, ds.report, `data inspect`, the task's one warning line and meta)."""
+    from sqtool.cli import main
+    from sqtool.data.tasks import load_task, task_model_cfg
+    from sqtool.models import get_model_cfg
+    y = project(tmp_path, "rhythm", rows("rhythm", ["AF", "sinus"] * 3) + "S3_B,AF\n")
+    m = err(y)
+    assert "table.csv: 1 row(s) name recordings that are not under" in m and "e.g. 'S3_B' (row 7)" in m
+    assert "the recording is 's3_b'" in m
+    (tmp_path / "table.csv").write_text(rows("rhythm", ["AF", "sinus"] * 3) + "s2_a,sinus\n")
+    assert "recording s2_a has 2 rows that disagree (rhythm: AF, sinus); give one row per recording" in err(y)
+    (tmp_path / "table.csv").write_text(rows("rhythm", ["AF", "sinus"] * 3) + "s2_a,AF\n")
+    assert len(load_dataset_file(y).records()) == 6                   # the same row twice: no conflict
+    (tmp_path / "table.csv").write_text("recording,rhythm,start_s,end_s\ns1_a,AF,0,12\ns1_a,sinus,10,20\n")
+    assert "recording s1_a: segments 0-12 s (AF) and 10-20 s (sinus) overlap with different rhythms" in err(y)
+
+    y = project(tmp_path, "bp", "recording,sbp,dbp\ns1_a,120,80\ns2_a,130,85\ns3_a,125,70\n")
+    said = []
+    ds = load_dataset_file(y)
+    recs = ds.records(log=said.append)
+    assert [("sbp" in r.labels) for r in recs] == [True, False] * 3
+    assert ds.report["no_label_row"]["bp"] == {"table": str(tmp_path / "table.csv"), "records": 3, "of": 6,
+                                               "example": "s1_b"}
+    assert said == [f"{ds.name}: 3 of 6 recordings have no row in {tmp_path / 'table.csv'}, e.g. s1_b: no bp label, "
+                    "left out of the bp task"]
+    assert main(["data", "inspect", "--data", str(y)]) == 0
+    assert "warning: 3 of 6 recordings have no row in" in capsys.readouterr().out
+    td = load_task("bp", str(y), task_model_cfg("bp", get_model_cfg("resnet1d_siamq_tiny")))
+    assert len(td) == 3 and td.meta["no_label_row"] == 3
+    assert capsys.readouterr().err.count("3 of 6 recordings have no row in") == 1

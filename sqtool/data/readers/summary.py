@@ -126,6 +126,9 @@ def format_summary(s: dict, indent: str = "") -> str:
                          f"records {l['records']:<5} values {l['values']}{extra}")
     else:
         lines.append(f"{indent}  labels: none")
+    for label, u in ((s.get("dataset_file") or {}).get("no_label_row") or {}).items():
+        lines.append(f"{indent}  warning: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. "
+                     f"{u['example']}: no {label} label (left out of the {label} task)")
     if s.get("clipped_records"):
         lines.append(f"{indent}  clipped: {s['clipped_records']} record(s) with > {100 * CLIPPED:.0f}% of PPG "
                      f"samples at the max/min (saturation)")
