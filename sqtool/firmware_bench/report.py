@@ -174,9 +174,8 @@ def tables(res: dict) -> str:
         out += _table(["firmware", "cpu", "instructions / inference", "flash KB", "RAM KB", "stack B",
                        "model const KB", "arena KB"], frows)
     if res.get("floor"):
-        out += ["", "floors: " + "; ".join(f"{f['runtime']} {f['metric']} {_f(f['value'])} "
-                                           f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: "
-                                           f"{'ok' if f['ok'] else 'FAILED'}" for f in res["floor"])]
+        from sqtool.firmware_bench.cli import floors_line
+        out += ["", floors_line(res["floor"])]
     return "\n".join(out)
 
 

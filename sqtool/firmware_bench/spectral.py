@@ -783,9 +783,8 @@ def tables(res: dict) -> str:
                           [[s + (" (seen in training)" if s in seen else ""), str(cols[0]["per_subject"][s]["n"])]
                            + [_f(r["per_subject"][s]["mae"]) for r in cols] for s in subs])
     if res.get("floor"):
-        out += ["", "floors: " + "; ".join(f"{f['runtime']} {f['metric']} {_f(f['value'])} "
-                                           f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: "
-                                           f"{'ok' if f['ok'] else 'FAILED'}" for f in res["floor"])]
+        from sqtool.firmware_bench.cli import floors_line
+        out += ["", floors_line(res["floor"])]
     return "\n".join(out)
 
 

@@ -76,8 +76,8 @@ def test_bench_spectral_without_labels(spec_export_dir, tmp_path):
     write_wrist_npz(data / "b.npz", seconds=24, hr_bpm=120, seed=1, ppg2=True)
     res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(data), runtime=["c", "tflm", "c_pipeline"],
                                 callgrind_windows=2, floor=["exact=100", "mae=5"], out=str(tmp_path / "bench")))
-    assert [(f["runtime"], f["metric"], f["ok"]) for f in res["floor"]] == [("c_host", "exact", True),
-                                                                            ("c_pipeline", "exact", True)]
+    assert [(f["runtime"], f["metric"], f["ok"]) for f in res["floor"]] == [
+        ("c_host", "exact", True), ("c_pipeline", "exact", True), ("any runtime", "mae", False)]   # fails closed
     assert not res["labelled"] and res["accuracy"] == NOT_MEASURED
     rows = _rows(res)
     assert all(r["status"] == "ok" for r in rows.values())
