@@ -104,6 +104,11 @@ def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str,
     return m
 
 
+class TamperedArtifact(SqtoolError):
+    """An export's file whose sha256 differs from its manifest: never a skipped runtime, always an error (a
+    missing tool skips a runtime; a changed model file means what is measured is not what was exported)."""
+
+
 @dataclass
 class Manifest:
     """A read manifest: `dir` the export folder, `data` the JSON."""
@@ -134,7 +139,7 @@ class Manifest:
         if not path.is_file():
             raise SqtoolError(f"{path}: listed in {self.path} ({what}) but missing")
         if sha256_file_cached(path) != want:
-            raise SqtoolError(f"{path}: sha256 differs from {self.path} (changed after export): refused")
+            raise TamperedArtifact(f"{path}: sha256 differs from {self.path} (changed after export): refused")
         return path
 
     def file(self, rel: str) -> Path:

@@ -40,6 +40,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
                            write_metrics)
 from sqtool.core.progress import bar, item
+from sqtool.core.manifest import TamperedArtifact
 from sqtool.data.record import TooShort
 
 
@@ -351,6 +352,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         t_rt = time.perf_counter()
         try:
             rt = R.make_runtime(name, art, work)
+        except TamperedArtifact:
+            raise                                             # a changed export file stops the bench
         except SqtoolError as e:
             row.update(status="error" if name in explicit else "skipped", error=str(e))
             finished(row, t_rt)

@@ -46,6 +46,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.metrics import uncertainty_scores
+from sqtool.core.manifest import TamperedArtifact
 from sqtool.firmware_bench.report import _f, _table, as_markdown   # one table format for both benches
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
@@ -553,6 +554,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
             for k in ("flash_bytes", "ram_bytes"):
                 if row.get(k) is not None:
                     row[k.replace("_bytes", "_kb")] = row[k] / 1024
+        except TamperedArtifact:
+            raise                                             # a changed export file stops the bench
         except SqtoolError as e:
             row = {"runtime": name, "status": "error" if name in explicit else "skipped", "error": str(e)}
             hrs.pop(name, None)

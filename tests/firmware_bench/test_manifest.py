@@ -194,3 +194,16 @@ def test_a_forced_re_export_lists_only_its_own_files(moved_export, tmp_path, mon
     assert "model_float.onnx" not in listed                        # still on disk from the first export
     assert (exp / "model_float.onnx").is_file()
     _ = R.load_artifacts(exp)
+
+
+def test_a_tampered_file_stops_the_bench_even_when_its_runtime_was_not_asked_for(moved_export, tmp_path):
+    """`--runtime all` (and the default) skip a runtime whose tool is missing, but a file whose sha256 differs from
+    the manifest is an error: what would be measured is not what was exported."""
+    from sqtool.core.manifest import TamperedArtifact
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    exp = _copy_tree(moved_export, tmp_path / "t")
+    onnx = exp / "model_int8.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-1] + b"\1")
+    with pytest.raises(TamperedArtifact, match=r"model_int8.onnx: sha256 differs"):
+        run_bench(BenchConfig(model=str(exp), data="synthetic", runtime=["all"], max_records=1, mcu_windows=1,
+                              callgrind_windows=0, progress=False, out=str(tmp_path / "b")))
