@@ -28,7 +28,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
       rr: {column: rr}            # breaths/min, as hr
       rhythm: {table: rhythm.csv, af: [AF]}  # columns recording,rhythm[,start_s,end_s]; af: AF classes
       bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)
-      quality: {column: artifact} # per-sample flags (1 = artifact); or {table: q.csv}: recording,quality (1 good)
+      quality: {column: artifact} # per-sample flags (1 = artifact); or {table: q.csv}: recording,quality, each
+                                  #   value one of good: [good, 1] or poor: [poor, bad, 0] (the defaults)
     exclude: {RECORD_ID: reason}  # recordings left out, each reported with its reason
     split:                        # by subject, never by window; declared ...
       test: [s5, s6]              #   subjects or record ids (train: the rest, or `train:` given too)
@@ -40,9 +41,13 @@ Built-in layouts read through their readers (`data.readers.read_dataset(root, ki
 then name the reader's label ({reader: name}) and `channels` / `fs` / `time_column` are refused (the
 reader knows them). Shipped files: `sqtool/data/datasets/<name>.yaml` (`builtin_names()`).
 
+Class names (af, good, poor) match a table's classes exactly, else ignoring case (`AF` finds `af`) unless
+that is ambiguous (the table has both `AF` and `af`).
+
 Bad input is one `SqtoolError` line naming the file: unknown key, missing channel, a rate that disagrees
 with the time column, labels past the end of the signal, a split with one subject on both sides, a root
-with no recordings, a task whose label the file does not declare.
+with no recordings, a task whose label the file does not declare, an af list that names none of the rhythm
+table's classes, a quality value neither good nor poor.
 """
 from __future__ import annotations
 
@@ -95,6 +100,7 @@ class LabelSource:
     reader: str | list | None = None  # built-in layouts: the reader's label name(s)
     af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
     good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
+    poor: list = field(default_factory=lambda: ["poor", "bad", "0", "0.0"])   # quality table: poor classes
 
 
 @dataclass
@@ -268,6 +274,9 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         if ls.ecg is not None and ls.ecg not in ds.channels:
             raise SqtoolError(f"{path}: labels.hr.ecg names channel '{ls.ecg}', not in channels "
                               f"({', '.join(ds.channels)})")
+        for k in ("af", "good", "poor"):            # class names: a list, or one name
+            v = getattr(ls, k)
+            setattr(ls, k, [str(c) for c in (v if isinstance(v, list) else [v])])
         for k in ("file", "table"):
             if getattr(ls, k) is not None:
                 setattr(ls, k, str(_resolve_path(getattr(ls, k), path, data_root, must_exist=False)))

@@ -58,7 +58,7 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
     else:
         recs = []
         files = _files(ds)
-        tables = {name: LabelTable(src.table, name) for name, src in ds.labels.items() if src.table is not None}
+        tables = {name: LabelTable(ds, name) for name, src in ds.labels.items() if src.table is not None}
         for t in tables.values():
             t.check_names(ds, files)
         for p in files:
@@ -110,6 +110,7 @@ def _files(ds: DatasetFile) -> list[Path]:
 def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | None = None) -> list[Record]:
     from sqtool.data.readers import read_dataset
     recs = read_dataset(ds.root, kind=ds.format, on_error=on_error, skipped=skipped)
+    positive: dict = {}                     # (label, the reader's classes) -> the af / good ones among them
     for r in recs:
         for name, src in ds.labels.items():
             names = src.reader if isinstance(src.reader, list) else [src.reader]
@@ -119,6 +120,15 @@ def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | N
                 r.labels["sbp"], r.labels["dbp"] = r.labels[names[0]], r.labels[names[1]]
             elif name != names[0]:
                 r.labels[name] = r.labels[names[0]]
+            lab = r.labels[name] if name in ("rhythm", "quality") else None
+            if lab is not None and lab.kind == "class" and lab.classes:
+                key, wanted = ("af_classes", src.af) if name == "rhythm" else ("good_classes", src.good)
+                if (name, lab.classes) not in positive:
+                    positive[name, lab.classes] = match_classes(wanted, lab.classes, str(ds.path), f"labels.{name}")
+                    if name == "rhythm" and not positive[name, lab.classes]:
+                        raise SqtoolError(f"{ds.path}: labels.rhythm.af [{', '.join(src.af)}] names none of the "
+                                          f"reader's rhythm classes ({', '.join(lab.classes)})")
+                r.meta[key] = positive[name, lab.classes]
     return recs
 
 
@@ -321,7 +331,32 @@ def read_table(path: str, label: str):
                           f"has {have})")
     for c in [*(TABLE_COLUMNS[label] if label == "bp" else ()), *seg]:     # numbers: empty is NaN, text an error
         df[c] = numeric_column(df, c, path)
+    if label in ("rhythm", "quality"):                                      # class names: text, never empty
+        empty = df[label].isna().to_numpy() | (df[label].astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            raise SqtoolError(f"{path}: row {int(np.argmax(empty)) + 1} has no {label} (an empty cell)")
+        df[label] = df[label].astype(str).str.strip()
     return df
+
+
+def match_classes(wanted, found, where: str, what: str) -> list[str]:
+    """The classes in `found` that `wanted` (a dataset file's af / good / poor list) names: exactly, else ignoring
+    case ('AF' finds 'af'). A name that fits several classes ignoring case, not all of them listed, is one line
+    naming `where` and the list `what` (is 'af' beside 'AF' meant or not?)."""
+    found, wanted = [str(c) for c in found], [str(w) for w in wanted]
+    out: list[str] = []
+    for w in wanted:
+        near = [c for c in found if c.casefold() == w.casefold()]
+        if len(near) > 1 and not set(near) <= set(wanted):
+            raise SqtoolError(f"{where}: classes {', '.join(near)} differ only in case; list in {what} each one meant")
+        out += [c for c in near if c not in out]
+    return out
+
+
+def _counts(values) -> str:
+    """'afib: 30 rows, sinus: 22 rows': the classes of a column with their row counts, most rows first."""
+    import pandas as pd
+    return ", ".join(f"{c}: {n} row{'s' * (n != 1)}" for c, n in pd.Series(list(values)).value_counts().items())
 
 
 LABEL_OF_TABLE = {"rhythm": "rhythm", "bp": "sbp", "quality": "quality"}     # the record label a table gives
@@ -331,12 +366,34 @@ class LabelTable:
     """One label table of a dataset file, read once per read of the recordings: its rows by recording (a row's
     `recording` is a record id or a file stem). A name that matches no recording under root is an error (a typo
     would otherwise leave a recording unlabelled), so are rows of one recording that disagree (which one holds?);
-    recordings without a row are reported (`report_unlabelled`)."""
+    recordings without a row are reported (`report_unlabelled`). Class tables resolve their classes once:
+    `positive` holds the table's spellings of the af classes (rhythm) or of the good ones (quality)."""
 
-    def __init__(self, path: str, label: str):
-        self.path, self.label = path, label
-        self.df = read_table(path, label)
+    def __init__(self, ds: DatasetFile, label: str):
+        src = ds.labels[label]
+        self.path, self.label = src.table, label
+        self.df = read_table(self.path, label)
         self.keys = self.df["recording"].astype(str).str.strip()
+        self.positive: list[str] = []
+        if label == "rhythm":
+            found = self.df["rhythm"]
+            self.positive = match_classes(src.af, found.unique(), self.path, f"labels.rhythm.af of {ds.path}")
+            if not self.positive:
+                raise SqtoolError(f"{self.path}: none of the table's rhythm classes ({_counts(found)}) is one of "
+                                  f"af: [{', '.join(src.af)}] (labels.rhythm.af of {ds.path}); list the AF classes "
+                                  "as the table spells them")
+        elif label == "quality":
+            found = self.df["quality"]
+            what = f"labels.quality.%s of {ds.path}"
+            self.positive = match_classes(src.good, found.unique(), self.path, what % "good")
+            poor = match_classes(src.poor, found.unique(), self.path, what % "poor")
+            if both := sorted(set(self.positive) & set(poor)):
+                raise SqtoolError(f"{self.path}: quality {', '.join(both)} is both good and poor ({what % 'good'} "
+                                  "and .poor)")
+            if len(other := found[~found.isin(self.positive + poor)]):
+                raise SqtoolError(f"{self.path}: quality values {_counts(other)} are neither good "
+                                  f"({', '.join(src.good)}) nor poor ({', '.join(src.poor)}); name them in "
+                                  f"{what % 'good'} or .poor")
 
     def check_names(self, ds: DatasetFile, files: list[Path]) -> None:
         known = {_record_id(ds, p) for p in files} | {p.name.split(".")[0] for p in files}
@@ -393,7 +450,7 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
     if "rhythm" in ds.labels:
         rows = tables["rhythm"].rows(rec)
         if len(rows):
-            vals = rows["rhythm"].astype(str).str.strip().tolist()
+            vals = rows["rhythm"].tolist()
             classes = tuple(sorted(set(vals)))
             idx = np.array([classes.index(v) for v in vals])
             if "start_s" in rows.columns:
@@ -402,7 +459,7 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
                 rec.meta["rhythm_end_s"] = rows["end_s"].to_numpy(float)
             else:
                 rec.labels["rhythm"] = Label(values=np.array(idx[0]), unit="class", kind="class", classes=classes)
-            rec.meta["af_classes"] = [str(c) for c in ds.labels["rhythm"].af]
+            rec.meta["af_classes"] = list(tables["rhythm"].positive)       # the table's spellings
     if "bp" in ds.labels:
         rows = tables["bp"].rows(rec)
         if len(rows):
@@ -417,8 +474,9 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
         elif src.table is not None:
             rows = tables["quality"].rows(rec)
             if len(rows):
-                good = str(rows["quality"].iloc[0]).strip() in [str(g) for g in src.good]
-                rec.labels["quality"] = Label(values=np.array(float(good)), unit="class")
+                rec.labels["quality"] = Label(values=np.array(0), unit="class", kind="class",
+                                              classes=(rows["quality"].iloc[0],))
+                rec.meta["good_classes"] = list(tables["quality"].positive)
 
 
 __all__ = ["read_records"]

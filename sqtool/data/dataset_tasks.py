@@ -98,7 +98,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             if lab is None:
                 continue
             T._require_channels(rec, cfg, task)
-            af = {str(c) for c in (ds.labels["rhythm"].af or ["AF"])}
+            af = set(rec.meta.get("af_classes") or ds.labels["rhythm"].af)    # the data's spellings (dataset_reader)
             names = lab.classes or ()
             is_af = np.array([(names[int(v)] if names else str(int(v))) in af for v in np.atleast_1d(lab.values)])
             w = windows(T.tile_record(rec, cfg.window_s))
@@ -130,8 +130,8 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
                 y = (frac <= T.GOOD_FLAGGED).astype(float)
             else:
                 v = np.atleast_1d(lab.values)[0]
-                good = (lab.classes[int(v)] in [str(g) for g in ds.labels["quality"].good]) if lab.classes \
-                    else float(v) > 0
+                good = (lab.classes[int(v)] in (rec.meta.get("good_classes") or ds.labels["quality"].good)) \
+                    if lab.classes else float(v) > 0
                 y, ok = np.full(len(w), float(good)), np.ones(len(w), bool)
             acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
         else:
@@ -140,8 +140,13 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         extra["nonfinite_windows"] = ds.report["nonfinite_windows"] = gaps["windows"]
         warn(f"{ds.name}: {gaps['windows']} windows of {gaps['records']} recording(s) hold NaN/Inf samples (gaps): "
              "left out")
-    return acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
-                     excluded=dict(ds.report.get("excluded") or {}), **extra)
+    td = acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
+                   excluded=dict(ds.report.get("excluded") or {}), **extra)
+    if T.TASK_SPECS[task]["kind"] == "classification" and len(td) and len(np.unique(td.y)) == 1:
+        one = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}[task][int(td.y[0, 0])]
+        raise SqtoolError(f"{ds.path}: task '{task}' has only one class ({len(td)} windows all {one}); a classifier "
+                          "needs windows of both")
+    return td
 
 
 def warn(msg: str) -> None:

@@ -86,3 +86,41 @@ def test_rows_of_unknown_recordings_conflicts_and_recordings_without_a_row(tmp_p
     td = load_task("bp", str(y), task_model_cfg("bp", get_model_cfg("resnet1d_siamq_tiny")))
     assert len(td) == 3 and td.meta["no_label_row"] == 3
     assert capsys.readouterr().err.count("3 of 6 recordings have no row in") == 1
+
+
+def test_class_names_must_match_the_af_and_good_lists(tmp_path, capsys):
+    """An af list naming none of the rhythm table's classes, a quality word neither good nor poor, a classification
+    task left with one class: one line each (they gave a run with no positives, AUROC nan, exit 0). Classes match
+    ignoring case where that is unambiguous; `data inspect` counts the classes as the task reads them."""
+    from sqtool.cli import main
+    from sqtool.data.tasks import load_task, task_model_cfg
+    from sqtool.models import get_model_cfg
+    cfg = {t: task_model_cfg(t, get_model_cfg("resnet1d_siamq_tiny")) for t in ("af", "quality")}
+    y = project(tmp_path, "rhythm", rows("rhythm", ["afib", "sinus", "PVC"] * 2), ", af: [AF]")
+    m = err(y)
+    assert "table.csv: none of the table's rhythm classes (afib: 2 rows, sinus: 2 rows, PVC: 2 rows) is one of af: [AF]" in m
+    assert f"labels.rhythm.af of {y}" in m
+    (tmp_path / "table.csv").write_text(rows("rhythm", ["af", "sinus"] * 3))          # 'AF' finds 'af'
+    td = load_task("af", str(y), cfg["af"])
+    assert {r: v for r, v in zip(td.record_ids, td.y[:, 0])} == {r: i % 2 == 0 for i, r in enumerate(RECS)}
+    assert main(["data", "inspect", "--data", str(y)]) == 0
+    assert "af 3, sinus 3  (AF 3 / other 3)" in capsys.readouterr().out
+    (tmp_path / "table.csv").write_text(rows("rhythm", ["af", "sinus", "AF"] * 2))    # which one is meant?
+    assert "classes af, AF differ only in case; list in labels.rhythm.af" in err(y)
+    (tmp_path / "table.csv").write_text(rows("rhythm", ["AF", "AF", "AF", "AF", "sinus", "AF"]))
+    with pytest.raises(SqtoolError, match=r"task 'af' has only one class \(8 windows all AF\)"):
+        load_task("af", str(y), cfg["af"], max_records=2)             # s1, s2: all AF
+
+    y = project(tmp_path, "quality", rows("quality", ["Good", "Poor", "Good"] * 2))
+    td = load_task("quality", str(y), cfg["quality"])
+    assert {r: v for r, v in zip(td.record_ids, td.y[:, 0])} == {r: i % 3 != 1 for i, r in enumerate(RECS)}
+    assert main(["data", "inspect", "--data", str(y)]) == 0
+    assert "Good 4, Poor 2  (good 4 / poor 2)" in capsys.readouterr().out
+    (tmp_path / "table.csv").write_text(rows("quality", ["good", "Goood", "poor"] * 2))
+    assert "quality values Goood: 2 rows are neither good (good, 1, 1.0) nor poor (poor, bad, 0, 0.0)" in err(y)
+    (tmp_path / "dataset.yaml").write_text(y.read_text().replace("table.csv", "table.csv, good: [good, Goood]"))
+    assert len(load_task("quality", str(y), cfg["quality"])) == 12                 # 2 windows a recording
+    (tmp_path / "table.csv").write_text(rows("quality", [1, 1, 1, 1, 1, 0]))
+    (tmp_path / "dataset.yaml").write_text(y.read_text().replace(", good: [good, Goood]", ""))
+    with pytest.raises(SqtoolError, match=r"task 'quality' has only one class \(8 windows all good\)"):
+        load_task("quality", str(y), cfg["quality"], max_records=2)

@@ -1,10 +1,11 @@
 """`sqtool data inspect`: what a dataset folder holds, computed by reading every record (lazily).
 
 summarise(path) -> {kind, path, records, subjects, hours, channels {name: records}, rates {name: [Hz]},
-                    labels {name: {kind, unit, records, values, classes?}}, duration_s {total, min, max},
+                    labels {name: {kind, unit, records, values, classes?, binary?}}, duration_s {total, min, max},
                     clipped_records, unlabelled? [{record, expected}]}
 A folder holding several datasets (e.g. the whole data root) gives {"kind": "multiple", "datasets": [...]},
-one summary per sub-folder that is a dataset.
+one summary per sub-folder that is a dataset. `binary`: a dataset file's rhythm / quality classes as the af and
+quality tasks read them ({"AF": n, "other": n} through its af list, {"good": n, "poor": n} through its good list).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
+POSITIVE = {"rhythm": ("af_classes", "AF", "other"), "quality": ("good_classes", "good", "poor")}  # label -> the
+#   record meta naming its positive classes (a dataset file's af / good lists, as the data spells them), the two names
 
 
 def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **kw) -> dict:
@@ -78,9 +81,14 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
                 s["flagged"] = s.get("flagged", 0) + int(np.sum(np.asarray(lab.values) > 0))
             if lab.kind == "class" and lab.classes:
                 hist = s.setdefault("classes", {c: 0 for c in lab.classes})
+                key, yes, no = POSITIVE.get(name, ("", "", ""))
+                pos = rec.meta.get(key)                                # a dataset file's af / good classes
+                two = s.setdefault("binary", {yes: 0, no: 0}) if pos is not None else None
                 for v in np.atleast_1d(lab.values):
                     name_c = lab.classes[int(v)] if 0 <= int(v) < len(lab.classes) else str(int(v))
                     hist[name_c] = hist.get(name_c, 0) + 1
+                    if two is not None:
+                        two[yes if name_c in pos else no] += 1
     if n == 0:
         raise SqtoolError(f"{path}: no usable records")
     out = {"kind": next(iter(kinds_seen)) if len(kinds_seen) == 1 else dict(kinds_seen), "path": str(path),
@@ -118,6 +126,8 @@ def format_summary(s: dict, indent: str = "") -> str:
             extra = ""
             if "classes" in l:
                 extra = "  " + ", ".join(f"{c} {k}" for c, k in l["classes"].items())
+                if set(l.get("binary") or l["classes"]) != set(l["classes"]):     # as the task reads them
+                    extra += "  (" + " / ".join(f"{c} {k}" for c, k in l["binary"].items()) + ")"
             elif l["kind"] == "flags":
                 extra = f"  {l.get('flagged', 0)} flagged samples"
             elif l.get("nan"):
