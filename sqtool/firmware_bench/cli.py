@@ -231,7 +231,8 @@ def select_runtimes(asked: list[str], known, aliases: dict, default) -> tuple[li
 
 def _primary(rows: list[dict], labelled: bool = True) -> str | None:
     ok = {r["runtime"] for r in rows if r["status"] == "ok"
-          and (not labelled or r.get("metrics", {}).get("mae") is not None)}
+          and (not labelled or r.get("metrics", {}).get("mae") is not None)
+          and (r.get("metrics", {}).get("coverage") is None or r["metrics"]["coverage"] >= 0.999)}   # all windows
     for k in ("mcu_m4", "mcu_m33", "mcu_m55", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
               "onnx_float", "torch_student", "torch_teacher"):
         if k in ok:
@@ -276,6 +277,22 @@ def _save_resolved(res: dict) -> None:
                                                       if r.get("status") == "ok"])
 
 
+COUNTS = (("max_records", 0, "0 = all"), ("max_seconds", 0, "0 = all"), ("mcu_windows", 0, "0 = all"),
+          ("callgrind_windows", 0, "0 = skip"), ("chunk", 1, "samples per push"))
+
+
+def check_counts(cfg, command: str) -> None:
+    """Counts and durations refused in one line when negative (a negative --max-seconds cut the recording's
+    last seconds, a negative --max-records kept one) or a --timeout that is not positive."""
+    for k, lo, what in COUNTS:
+        v = getattr(cfg, k, None)
+        if v is not None and not v >= lo:
+            raise SqtoolError(f"{command} --{k.replace('_', '-')} must be >= {lo} ({what}), got {v:g}")
+    t = getattr(cfg, "timeout", None)
+    if t is not None and not t > 0:
+        raise SqtoolError(f"{command} --timeout must be > 0 seconds, got {t:g}")
+
+
 def run_bench(cfg: BenchConfig, records=None) -> dict:
     """The benchmark behind `sqtool bench`; `records` (a list of Record) replaces --data when given."""
     from sqtool import __version__
@@ -287,6 +304,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench.tracker import track
     from sqtool.core import sha256_file_cached
 
+    check_counts(cfg, "bench")
     if not cfg.model:
         raise SqtoolError("--model is required (an `sqtool export` dir, holding manifest.json)")
     if cfg.filter not in FILTERS:

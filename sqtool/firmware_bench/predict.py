@@ -194,7 +194,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.core import atomic_write_text, make_run_dir, save_config, write_metrics
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
+    from sqtool.firmware_bench.cli import check_counts
 
+    check_counts(cfg, "predict")
     if not cfg.model:
         raise SqtoolError("--model is required (an `sqtool export` dir of a heart-rate model)")
     art = R.load_artifacts(cfg.model)

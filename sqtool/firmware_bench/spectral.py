@@ -717,7 +717,8 @@ def _pipeline_vs_single(rows: list[dict], hrs: dict) -> None:
 
 
 def _primary(rows: list[dict]) -> str | None:
-    ok = {r["runtime"] for r in rows if r["status"] == "ok" and (r.get("metrics") or {}).get("mae") is not None}
+    ok = {r["runtime"] for r in rows if r["status"] == "ok" and (r.get("metrics") or {}).get("mae") is not None
+          and ((r.get("metrics") or {}).get("coverage") or 0) >= 0.999}      # every window: not an --mcu-windows subset
     for k in ("c_pipeline", "mcu_m4", "c_host_single", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
               "onnx_int8", "torch_student"):
         if k in ok:

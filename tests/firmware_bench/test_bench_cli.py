@@ -71,6 +71,8 @@ def metadata_only(tmp_path_factory):
     ("low_rate", "cannot resample 12.5 Hz"),
     ("flat", "flat"),
     ("no_data", "does not exist"),
+    ("negative_seconds", "--max-seconds must be >= 0"),
+    ("zero_timeout", "--timeout must be > 0 seconds"),
 ])
 def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, match):
     t = np.arange(int(60 * 125)) / 125
@@ -92,6 +94,12 @@ def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, matc
         _npz(data, 125.0, np.zeros_like(t))
     elif case == "no_data":
         data = tmp_path / "nowhere"
+    elif case == "negative_seconds":                      # cut the recording's last 3 s instead of failing
+        _npz(data, 125.0, pulse)
+        extra = ["--max-seconds", "-3"]
+    elif case == "zero_timeout":
+        _npz(data, 125.0, pulse)
+        extra = ["--timeout", "0"]
     rc, _, err = _bench(capsys, "--model", model, "--data", data, "--out", tmp_path / "out", *extra)
     assert rc != 0
     lines = err.strip().splitlines()

@@ -75,7 +75,7 @@ def _detect(path: Path, files: list[Path]) -> str:
         return found[0]
     if len(found) > 1:
         raise SqtoolError(f"{path}: holds several datasets ({', '.join(found)}); pass one of its folders "
-                          f"or --kind")
+                          f"(or --kind where the command has one, or a dataset.yaml naming its format)")
     g = _generic().detect(path, files)
     if g:
         return g
