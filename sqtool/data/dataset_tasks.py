@@ -15,6 +15,8 @@ does for the built-in loaders:
 
     hr, rr   kind "window": the value at the window centre (exact when windows coincide); NaN (doubtful
              ECG reference, no truth) is left out. rr kind "events" (breath times): breaths/min in the window.
+             A window whose label is NaN (hr, rr, bp: an empty cell, no or doubtful truth) is left out and
+             counted: meta["missing_target_windows"], one warning line.
     af       label "rhythm" (class): 1 when the class is one of the file's `af` classes; per recording, or
              per segment (a window inside [start_s, end_s)); segments shorter than the window are tiled.
     bp       labels "sbp", "dbp": one window per recording (tiled when shorter than the window).
@@ -63,6 +65,12 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         add(x, y, subject, *a, **k)
     acc.add = counted
     gaps = {"windows": 0, "records": 0}          # windows left out for holding a NaN/Inf sample
+    untrue = {"windows": 0, "records": 0}        # windows left out for a NaN label (an empty cell, no truth)
+
+    def no_target(n):
+        if n:
+            untrue["windows"] += int(n)
+            untrue["records"] += 1
 
     def windows(rec):
         w = T._windows(rec, cfg)
@@ -88,9 +96,10 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             if lab.kind == "events":
                 bt = np.sort(np.asarray(lab.times, float))
                 y = np.array([T.breaths_per_min(bt, t, cfg.window_s) for t in w.t0])
-                ok = np.isfinite(y)
+                ok = np.isfinite(y)                     # NaN: under 3 breaths in the window
             else:
                 y, ok = T._label_at_centres(lab, w.t0, cfg.window_s)
+                no_target(np.sum(ok & ~np.isfinite(y)))
                 ok &= np.isfinite(y)
             acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
         elif task == "af":
@@ -117,6 +126,9 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             T._require_channels(rec, cfg, task)
             w = windows(T.tile_record(rec, cfg.window_s))
             y = np.array([[float(rec.labels["sbp"].values), float(rec.labels["dbp"].values)]])
+            if not np.isfinite(y).all():                # an empty cell of the bp table: no truth
+                no_target(1)
+                continue
             acc.add(w.x[:1], y, rec.subject, w.t0[:1], rec.record_id)
         elif task == "quality":
             lab = rec.labels.get("quality")
@@ -140,6 +152,10 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         extra["nonfinite_windows"] = ds.report["nonfinite_windows"] = gaps["windows"]
         warn(f"{ds.name}: {gaps['windows']} windows of {gaps['records']} recording(s) hold NaN/Inf samples (gaps): "
              "left out")
+    if untrue["windows"]:
+        extra["missing_target_windows"] = ds.report["missing_target_windows"] = untrue["windows"]
+        warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target (NaN in "
+             "the label: an empty cell, no or doubtful truth): left out of training and scoring")
     td = acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
                    excluded=dict(ds.report.get("excluded") or {}), **extra)
     if T.TASK_SPECS[task]["kind"] == "classification" and len(td) and len(np.unique(td.y)) == 1:

@@ -124,3 +124,22 @@ def test_class_names_must_match_the_af_and_good_lists(tmp_path, capsys):
     (tmp_path / "dataset.yaml").write_text(y.read_text().replace(", good: [good, Goood]", ""))
     with pytest.raises(SqtoolError, match=r"task 'quality' has only one class \(8 windows all good\)"):
         load_task("quality", str(y), cfg["quality"], max_records=2)
+
+
+def test_an_empty_bp_cell_leaves_its_window_out_counted(tmp_path, capsys):
+    """An empty cell of a bp table (NaN) gave a NaN target and 'fine-tuning loss became nan': the window is left
+    out of training and scoring, counted (TaskData.meta, one warning line), and inspect counts it as missing."""
+    from sqtool.cli import main
+    from sqtool.data.tasks import load_task, task_model_cfg
+    from sqtool.models import get_model_cfg
+    y = project(tmp_path, "bp", "recording,sbp,dbp\n" + "".join(f"{r},{'' if r == 's2_a' else 120},80\n" for r in RECS))
+    td = load_task("bp", str(y), task_model_cfg("bp", get_model_cfg("resnet1d_siamq_tiny")))
+    assert len(td) == 5 and "s2_a" not in td.record_ids and np.isfinite(td.y).all()
+    assert td.meta["missing_target_windows"] == 1
+    assert capsys.readouterr().err.count("1 windows of 1 recording(s) have no bp target") == 1
+    assert main(["data", "inspect", "--data", str(y), "--json"]) == 0
+    import json
+    labels = json.loads(capsys.readouterr().out)["labels"]
+    assert labels["sbp"]["nan"] == 1 and "nan" not in labels["dbp"]
+    assert main(["data", "inspect", "--data", str(y)]) == 0
+    assert "(1 missing, NaN: no or doubtful truth)" in capsys.readouterr().out

@@ -74,7 +74,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
             s = labels.setdefault(name, {"kind": lab.kind, "unit": lab.unit, "records": 0, "values": 0})
             s["records"] += 1
             s["values"] += len(lab) if lab.times is not None or lab.kind == "flags" else 1
-            if lab.kind in ("window", "value") and lab.times is not None:    # NaN = no/doubtful truth
+            if lab.kind in ("window", "value"):                             # NaN = no/doubtful truth
                 if k := int(np.sum(~np.isfinite(np.asarray(lab.values, float)))):
                     s["nan"] = s.get("nan", 0) + k
             if lab.kind == "flags":
@@ -131,7 +131,7 @@ def format_summary(s: dict, indent: str = "") -> str:
             elif l["kind"] == "flags":
                 extra = f"  {l.get('flagged', 0)} flagged samples"
             elif l.get("nan"):
-                extra = f"  ({l['nan']} NaN: no or doubtful truth)"
+                extra = f"  ({l['nan']} missing, NaN: no or doubtful truth)"
             lines.append(f"{indent}    {name:<18} {l['kind']:<7} {l['unit'] or '-':<12} "
                          f"records {l['records']:<5} values {l['values']}{extra}")
     else:
