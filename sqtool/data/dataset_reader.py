@@ -22,7 +22,9 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                root, rows of one recording that disagree (or overlapping segments of different rhythms) are one
                line naming the table; recordings without a row are said (count, an example) and kept in
                ds.report["no_label_row"] {label: {table, records, of, example}}
-    check      readers.check_record: rates, NaN, flat PPG, labels inside the signal
+    check      readers.check_record: rates, NaN, flat PPG, labels inside the signal; hr, rr, sbp, dbp inside
+               PLAUSIBLE (hr 20-300 BPM, rr 2-80 breaths/min, sbp 40-300, dbp 10-200 mmHg) and sbp > dbp, else one
+               line naming the file, the label, how many values and one (built-in layouts' task labels too)
 
 Order: generic files by record id; built-in layouts in their reader's order (the order the task loaders
 always used). Built-in layouts: `readers.read_dataset(root, kind=format)`, then each reader label named in `labels` is
@@ -129,6 +131,12 @@ def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | N
                         raise SqtoolError(f"{ds.path}: labels.rhythm.af [{', '.join(src.af)}] names none of the "
                                           f"reader's rhythm classes ({', '.join(lab.classes)})")
                 r.meta[key] = positive[name, lab.classes]
+        where = f"{r.source or ds.root}: record {r.record_id}"
+        for name in ("hr", "rr"):
+            if name in r.labels and r.labels[name].kind in ("window", "value"):
+                check_plausible(name, r.labels[name].values, where, lambda i: f"value {i + 1}")
+        if "sbp" in r.labels and "dbp" in r.labels:
+            check_bp(r.labels["sbp"].values, r.labels["dbp"].values, where, lambda i: "its value")
     return recs
 
 
@@ -267,6 +275,35 @@ def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> s
 
 # ----------------------------------------------------------------------------- labels
 
+# label -> (lowest, highest, unit): values a body can have. Wide on purpose: the built-ins span hr 44-186 BPM
+# (bidmc, troika, wrist_exercise), breaths 5-30 /min (bidmc), sbp 80-182 and dbp 42-107 mmHg (ppg_bp).
+PLAUSIBLE = {"hr": (20.0, 300.0, "BPM"), "rr": (2.0, 80.0, "breaths/min"), "sbp": (40.0, 300.0, "mmHg"),
+             "dbp": (10.0, 200.0, "mmHg")}
+
+
+def check_plausible(name: str, values, where: str, row=lambda i: f"row {i + 1}") -> None:
+    """One line naming `where`, the label, how many of its finite values lie outside PLAUSIBLE[name] and the
+    first of them (`row(i)` says where it is); NaN / Inf are missing, not implausible."""
+    lo, hi, unit = PLAUSIBLE[name]
+    v = np.asarray(values, float).ravel()
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(np.isfinite(v) & ((v < lo) | (v > hi)))
+    if len(bad):
+        raise SqtoolError(f"{where}: {len(bad)} {name} value(s) outside the plausible {lo:g}-{hi:g} {unit}, e.g. "
+                          f"{v[bad[0]]:g} ({row(bad[0])}); correct them, or empty the cells of unknown ones")
+
+
+def check_bp(sbp, dbp, where: str, row=lambda i: f"row {i + 1}") -> None:
+    """Both in PLAUSIBLE's range and systolic above diastolic wherever both are known."""
+    check_plausible("sbp", sbp, where, row)
+    check_plausible("dbp", dbp, where, row)
+    s, d = np.asarray(sbp, float).ravel(), np.asarray(dbp, float).ravel()
+    bad = np.flatnonzero(np.isfinite(s) & np.isfinite(d) & (s <= d))
+    if len(bad):
+        i = bad[0]
+        raise SqtoolError(f"{where}: {len(bad)} row(s) with sbp <= dbp, e.g. sbp {s[i]:g}, dbp {d[i]:g} ({row(i)}); "
+                          "systolic pressure is above diastolic (columns swapped?)")
+
 def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, stem: str,
                   where: str) -> Label | None:
     from sqtool.data.ecg import window_starts
@@ -276,6 +313,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
     if src.column is not None:
         col, v = _pick(cols, names, src.column, where, f"label '{name}'")
         x = _numeric(v, col, where)
+        check_plausible(name, x, f"{where}: column '{col}'")
         starts = window_starts(len(x), row_fs, w, h)
         a = np.round(starts * row_fs).astype(int)
         b = a + int(round(w * row_fs))
@@ -297,6 +335,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         if tcol is None or vcol is None:
             raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
         v = numeric_column(df, vcol, str(f))
+        check_plausible(name, v, f"{f}: column '{vcol}'")
         return Label(values=np.where(np.isfinite(v), v, np.nan), times=numeric_column(df, tcol, str(f)), unit=unit,
                      kind="window", window_s=w)
     if src.ecg is not None:
@@ -374,6 +413,8 @@ class LabelTable:
         self.path, self.label = src.table, label
         self.df = read_table(self.path, label)
         self.keys = self.df["recording"].astype(str).str.strip()
+        if label == "bp":
+            check_bp(self.df["sbp"], self.df["dbp"], self.path, lambda i: f"row {i + 1}, recording {self.keys.iloc[i]}")
         self.positive: list[str] = []
         if label == "rhythm":
             found = self.df["rhythm"]

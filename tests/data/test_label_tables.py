@@ -143,3 +143,31 @@ def test_an_empty_bp_cell_leaves_its_window_out_counted(tmp_path, capsys):
     assert labels["sbp"]["nan"] == 1 and "nan" not in labels["dbp"]
     assert main(["data", "inspect", "--data", str(y)]) == 0
     assert "(1 missing, NaN: no or doubtful truth)" in capsys.readouterr().out
+
+
+def test_impossible_label_values_are_one_line(tmp_path):
+    """rr -5 breaths/min, sbp 1200, dbp -40, sbp below dbp were trained on: one line naming the file, the label, how
+    many values, one of them and the plausible range. Empty cells stay missing, not implausible."""
+    y = project(tmp_path, "bp", "recording,sbp,dbp\n" + "".join(f"{r},{120 + i},{80 - i}\n" for i, r in enumerate(RECS)))
+    assert len(load_dataset_file(y).records()) == 6
+    for sbp, dbp, said in (("1200", "80", "2 sbp value(s) outside the plausible 40-300 mmHg, e.g. 1200 (row 2, "
+                                          "recording s1_b)"),
+                           ("120", "-40", "2 dbp value(s) outside the plausible 10-200 mmHg, e.g. -40 (row 2, "
+                                          "recording s1_b)"),
+                           ("80", "90", "2 row(s) with sbp <= dbp, e.g. sbp 80, dbp 90 (row 2, recording s1_b)")):
+        (tmp_path / "table.csv").write_text("recording,sbp,dbp\n" + "".join(
+            f"{r},{sbp if i % 3 == 1 else 120},{dbp if i % 3 == 1 else 80}\n" for i, r in enumerate(RECS)))
+        m = err(y)
+        assert m.startswith(f"{tmp_path / 'table.csv'}: ") and said in m
+    (tmp_path / "table.csv").write_text("recording,sbp,dbp\n" + "".join(f"{r},,\n" for r in RECS))
+    assert len(load_dataset_file(y).records()) == 6                   # empty: missing, not implausible
+
+    t = np.arange(int(20 * FS)) / FS
+    rr = np.full(len(t), 15.0)
+    rr[100:130] = -5
+    np.savetxt(tmp_path / "rec" / "s1_a.csv", np.column_stack([np.sin(2 * np.pi * t), rr]), header="ppg,rr",
+               comments="", fmt="%.5f", delimiter=",")
+    y.write_text(f"format: csv\nroot: rec\nfs: {FS:g}\nchannels: {{ppg: ppg}}\nlabels: {{rr: {{column: rr}}}}\n")
+    m = err(y)
+    assert m.startswith(str(tmp_path / "rec" / "s1_a.csv")) and "column 'rr': 30 rr value(s) outside the plausible " \
+        "2-80 breaths/min, e.g. -5 (row 101)" in m
