@@ -355,6 +355,8 @@ def read_table(path: str, label: str):
     """Label table `path` of label `label` (a DataFrame, columns lower-case): one line naming the file and a
     missing column (`recording` and TABLE_COLUMNS[label]; start_s without end_s or the reverse) or a text cell
     in a numeric column."""
+    import pandas as pd
+
     from sqtool.data.readers._common import numeric_column, read_csv
     df = read_csv(path)
     df.columns = [str(c).strip().lower() for c in df.columns]
@@ -370,11 +372,11 @@ def read_table(path: str, label: str):
                           f"has {have})")
     for c in [*(TABLE_COLUMNS[label] if label == "bp" else ()), *seg]:     # numbers: empty is NaN, text an error
         df[c] = numeric_column(df, c, path)
-    if label in ("rhythm", "quality"):                                      # class names: text, never empty
-        empty = df[label].isna().to_numpy() | (df[label].astype(str).str.strip() == "").to_numpy()
-        if empty.any():
-            raise SqtoolError(f"{path}: row {int(np.argmax(empty)) + 1} has no {label} (an empty cell)")
-        df[label] = df[label].astype(str).str.strip()
+    for c in ("recording", label) if label in ("rhythm", "quality") else ("recording",):   # names: never empty
+        text = df[c].map(lambda v: "" if pd.isna(v) else str(v).strip())
+        if (text == "").any():
+            raise SqtoolError(f"{path}: row {int(np.argmax(text == '')) + 1} has no {c} (an empty cell)")
+        df[c] = text
     return df
 
 
@@ -390,6 +392,10 @@ def match_classes(wanted, found, where: str, what: str) -> list[str]:
             raise SqtoolError(f"{where}: classes {', '.join(near)} differ only in case; list in {what} each one meant")
         out += [c for c in near if c not in out]
     return out
+
+
+def _cell(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _counts(values) -> str:
@@ -412,7 +418,7 @@ class LabelTable:
         src = ds.labels[label]
         self.path, self.label = src.table, label
         self.df = read_table(self.path, label)
-        self.keys = self.df["recording"].astype(str).str.strip()
+        self.keys = self.df["recording"]
         if label == "bp":
             check_bp(self.df["sbp"], self.df["dbp"], self.path, lambda i: f"row {i + 1}, recording {self.keys.iloc[i]}")
         self.positive: list[str] = []
@@ -454,23 +460,23 @@ class LabelTable:
             self._check_segments(rec, rows)
         elif len(rows) > 1:
             cols = list(TABLE_COLUMNS[self.label])
-            if len(rows[cols].astype(str).apply(lambda c: c.str.strip()).drop_duplicates()) > 1:
-                said = "; ".join(f"{c}: {', '.join(dict.fromkeys(rows[c].astype(str).str.strip()))}" for c in cols)
-                raise SqtoolError(f"{self.path}: recording {rec.record_id} has {len(rows)} rows that disagree ({said}); "
-                                  "give one row per recording")
+            if len(rows[cols].drop_duplicates()) > 1:                      # the same row twice is no conflict
+                said = "; ".join(f"{c}: {', '.join(dict.fromkeys(map(_cell, rows[c])))}" for c in cols)
+                raise SqtoolError(f"{self.path}: recording {rec.record_id} has {len(rows)} rows that disagree "
+                                  f"({said}); give one row per recording")
         return rows
 
     def _check_segments(self, rec: Record, rows) -> None:
         s, e = rows["start_s"].to_numpy(float), rows["end_s"].to_numpy(float)
-        c = rows["rhythm"].astype(str).str.strip().to_numpy()
+        c = rows["rhythm"].to_numpy()
         for i in range(len(rows)):
             if not e[i] > s[i]:
-                raise SqtoolError(f"{self.path}: recording {rec.record_id}: row {rows.index[i] + 1} has start_s {s[i]:g} "
-                                  f"and end_s {e[i]:g}; a segment ends after it starts")
+                raise SqtoolError(f"{self.path}: recording {rec.record_id}: row {rows.index[i] + 1} has start_s "
+                                  f"{s[i]:g} and end_s {e[i]:g}; a segment ends after it starts")
             for j in range(i):
                 if s[j] < e[i] and s[i] < e[j] and c[i] != c[j]:
-                    raise SqtoolError(f"{self.path}: recording {rec.record_id}: segments {s[j]:g}-{e[j]:g} s ({c[j]}) and "
-                                      f"{s[i]:g}-{e[i]:g} s ({c[i]}) overlap with different rhythms")
+                    raise SqtoolError(f"{self.path}: recording {rec.record_id}: segments {s[j]:g}-{e[j]:g} s "
+                                      f"({c[j]}) and {s[i]:g}-{e[i]:g} s ({c[i]}) overlap with different rhythms")
 
     def report_unlabelled(self, ds: DatasetFile, recs: list[Record], say) -> None:
         """Recordings this table gives no row: said (one line: count, an example) and in ds.report["no_label_row"]."""

@@ -80,7 +80,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         return w
     recs = ds.records()
     extra = {}
-    if u := (ds.report.get("no_label_row") or {}).get(TASK_LABELS[task]):     # recordings its label table has no row for
+    if u := (ds.report.get("no_label_row") or {}).get(TASK_LABELS[task]):     # recordings its table has no row for
         extra["no_label_row"] = u["records"]
         warn(f"{ds.name}: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. {u['example']}: "
              "left out")
@@ -154,8 +154,8 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
              "left out")
     if untrue["windows"]:
         extra["missing_target_windows"] = ds.report["missing_target_windows"] = untrue["windows"]
-        warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target (NaN in "
-             "the label: an empty cell, no or doubtful truth): left out of training and scoring")
+        warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target "
+             "(NaN in the label: an empty cell, no or doubtful truth): left out of training and scoring")
     td = acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
                    excluded=dict(ds.report.get("excluded") or {}), **extra)
     if T.TASK_SPECS[task]["kind"] == "classification" and len(td) and len(np.unique(td.y)) == 1:

@@ -72,7 +72,11 @@ def test_rows_of_unknown_recordings_conflicts_and_recordings_without_a_row(tmp_p
     (tmp_path / "table.csv").write_text("recording,rhythm,start_s,end_s\ns1_a,AF,0,12\ns1_a,sinus,10,20\n")
     assert "recording s1_a: segments 0-12 s (AF) and 10-20 s (sinus) overlap with different rhythms" in err(y)
 
-    y = project(tmp_path, "bp", "recording,sbp,dbp\ns1_a,120,80\ns2_a,130,85\ns3_a,125,70\n")
+    y = project(tmp_path, "bp", "recording,sbp,dbp\ns1_a,120,80\ns1_a,,80\n")
+    assert "recording s1_a has 2 rows that disagree (sbp: 120, nan; dbp: 80)" in err(y)
+    (tmp_path / "table.csv").write_text("recording,sbp,dbp\ns1_a,120,80\n,130,85\n")
+    assert "table.csv: row 2 has no recording (an empty cell)" in err(y)
+    (tmp_path / "table.csv").write_text("recording,sbp,dbp\ns1_a,120,80\ns2_a,130,85\ns3_a,125,70\n")
     said = []
     ds = load_dataset_file(y)
     recs = ds.records(log=said.append)
@@ -98,7 +102,8 @@ def test_class_names_must_match_the_af_and_good_lists(tmp_path, capsys):
     cfg = {t: task_model_cfg(t, get_model_cfg("resnet1d_siamq_tiny")) for t in ("af", "quality")}
     y = project(tmp_path, "rhythm", rows("rhythm", ["afib", "sinus", "PVC"] * 2), ", af: [AF]")
     m = err(y)
-    assert "table.csv: none of the table's rhythm classes (afib: 2 rows, sinus: 2 rows, PVC: 2 rows) is one of af: [AF]" in m
+    assert "table.csv: none of the table's rhythm classes (afib: 2 rows, sinus: 2 rows, PVC: 2 rows) is one of " \
+        "af: [AF]" in m
     assert f"labels.rhythm.af of {y}" in m
     (tmp_path / "table.csv").write_text(rows("rhythm", ["af", "sinus"] * 3))          # 'AF' finds 'af'
     td = load_task("af", str(y), cfg["af"])
@@ -148,7 +153,8 @@ def test_an_empty_bp_cell_leaves_its_window_out_counted(tmp_path, capsys):
 def test_impossible_label_values_are_one_line(tmp_path):
     """rr -5 breaths/min, sbp 1200, dbp -40, sbp below dbp were trained on: one line naming the file, the label, how
     many values, one of them and the plausible range. Empty cells stay missing, not implausible."""
-    y = project(tmp_path, "bp", "recording,sbp,dbp\n" + "".join(f"{r},{120 + i},{80 - i}\n" for i, r in enumerate(RECS)))
+    y = project(tmp_path, "bp", "recording,sbp,dbp\n" + "".join(f"{r},{120 + i},{80 - i}\n"
+                                                               for i, r in enumerate(RECS)))
     assert len(load_dataset_file(y).records()) == 6
     for sbp, dbp, said in (("1200", "80", "2 sbp value(s) outside the plausible 40-300 mmHg, e.g. 1200 (row 2, "
                                           "recording s1_b)"),
