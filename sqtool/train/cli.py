@@ -288,6 +288,8 @@ def quantize_next(cfg, run_dir: Path) -> str:
     own data by default)."""
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.models.student import fitting_student
+    if not (Path(run_dir) / "model.pt").is_file():                 # --final-fit false: no model to quantize
+        return "next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)"
     mc = load_checkpoint(run_dir, expect_kind="teacher_task")["model_cfg"]
     student = fitting_student(int(round(float(mc["fs"]) * float(mc["window_s"]))))
     return (f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else "")
