@@ -184,21 +184,29 @@ def release_run_dirs(keep: set[str] | frozenset[str] = frozenset()) -> None:
             os.close(fd)
 
 
+def check_out_dir(command: str, out: str | os.PathLike, force: bool = False) -> Path:
+    """`--out` refused (one line) when it is a file or a non-empty folder without --force, naming the --resume
+    command when it holds a resumable run of `command`; nothing is created. Commands that read data first call it
+    before reading, so a taken folder costs no front-end time; make_run_dir calls it again."""
+    d = Path(out)
+    if d.exists() and not d.is_dir():
+        raise SqtoolError(f"output directory {d} is a file, not a directory")
+    if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not force:
+        hint = resume_command(d, command)
+        if hint:
+            raise SqtoolError(f"output directory {d} holds a {command.replace('/', ' ')} run already: continue "
+                              f"it with `{hint}`, or use --force to overwrite it")
+        raise SqtoolError(f"output directory {d} exists and is not empty (use --force to overwrite)")
+    return d
+
+
 def make_run_dir(command: str, name: str, out: str | os.PathLike | None = None,
                  force: bool = False, root: str | os.PathLike = "runs") -> Path:
     """runs/<command>/<timestamp>-<name>/ unless `out` is given (refused if non-empty without force).
     `name` must be one safe path component. The directory is locked (see lock_run_dir)."""
     check_run_name(name)
     if out:
-        d = Path(out)
-        if d.exists() and not d.is_dir():
-            raise SqtoolError(f"output directory {d} is a file, not a directory")
-        if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not force:
-            hint = resume_command(d, command)
-            if hint:
-                raise SqtoolError(f"output directory {d} holds a {command.replace('/', ' ')} run already: continue "
-                                  f"it with `{hint}`, or use --force to overwrite it")
-            raise SqtoolError(f"output directory {d} exists and is not empty (use --force to overwrite)")
+        d = check_out_dir(command, out, force)
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         d = Path(root) / command / f"{stamp}-{name}"

@@ -305,6 +305,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.core import sha256_file_cached
 
     check_counts(cfg, "bench")
+    if cfg.out:
+        from sqtool.core.runs import check_out_dir
+        check_out_dir("bench", cfg.out, cfg.force)        # before the data and the front end
     if not cfg.model:
         raise SqtoolError("--model is required (an `sqtool export` dir, holding manifest.json)")
     if cfg.filter not in FILTERS:

@@ -197,6 +197,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench.cli import check_counts
 
     check_counts(cfg, "predict")
+    if cfg.out:
+        from sqtool.core.runs import check_out_dir
+        check_out_dir("predict", cfg.out, cfg.force)      # before the data and the front end
     if not cfg.model:
         raise SqtoolError("--model is required (an `sqtool export` dir of a heart-rate model)")
     art = R.load_artifacts(cfg.model)

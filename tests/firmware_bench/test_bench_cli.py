@@ -73,6 +73,7 @@ def metadata_only(tmp_path_factory):
     ("no_data", "does not exist"),
     ("negative_seconds", "--max-seconds must be >= 0"),
     ("zero_timeout", "--timeout must be > 0 seconds"),
+    ("taken_out", "exists and is not empty"),          # said before the data are read (here: none exist)
 ])
 def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, match):
     t = np.arange(int(60 * 125)) / 125
@@ -100,6 +101,10 @@ def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, matc
     elif case == "zero_timeout":
         _npz(data, 125.0, pulse)
         extra = ["--timeout", "0"]
+    elif case == "taken_out":
+        data = tmp_path / "nowhere"
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "mine.txt").write_text("x")
     rc, _, err = _bench(capsys, "--model", model, "--data", data, "--out", tmp_path / "out", *extra)
     assert rc != 0
     lines = err.strip().splitlines()
