@@ -337,13 +337,14 @@ def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 # ----------------------------------------------------------------------------- metrics
 
 def _bootstrap_mae_ci(err: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0):
-    """95 % CI of the MAE by resampling recordings (windows when there is one recording)."""
+    """95 % CI of the MAE by resampling recordings (3 or more), else windows (labelled optimistic: a bootstrap over
+    two recordings only spans their two MAEs)."""
     ok = np.isfinite(err)
     err, groups = np.abs(err[ok]), groups[ok]
     if err.size < 2:
         return None, "too few windows"
     ug = np.unique(groups)
-    if len(ug) >= 2:
+    if len(ug) >= 3:
         rng = np.random.default_rng(seed)
         sums = np.array([err[groups == g].sum() for g in ug])
         cnts = np.array([(groups == g).sum() for g in ug])
@@ -353,7 +354,7 @@ def _bootstrap_mae_ci(err: np.ndarray, groups: np.ndarray, n_boot: int = 1000, s
         return [float(np.percentile(maes, 2.5)), float(np.percentile(maes, 97.5))], how
     from sqtool.core.metrics import bootstrap_mean_ci
     return list(bootstrap_mean_ci(err, n_boot, seed)), \
-        "bootstrap over windows (one recording; windows are correlated: optimistic)"
+        f"bootstrap over windows ({len(ug)} recording{'s' if len(ug) > 1 else ''}; windows are correlated: optimistic)"
 
 
 def hr_scores(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray | None = None) -> dict:
@@ -757,7 +758,9 @@ def tables(res: dict) -> str:
         ex = _f(r.get("exact_pct"), "{:.1f}")
         u = r.get("uncertainty") or {}
         cov, gate, stated = u.get("interval_coverage"), u.get("gating_reduction"), u.get("expected_error_stated")
-        rows.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")),
+        part = m.get("coverage") is not None and m["coverage"] < 0.999 and m.get("n")
+        name = r["runtime"] + (f" ({m['n']} of {round(m['n'] / m['coverage'])} windows)" if part else "")
+        rows.append([name, r["status"], r.get("precision", ""), _f(m.get("mae")),
                      "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}", _f(m.get("rmse")), _f(m.get("bias")),
                      _f(m.get("gt10_pct"), "{:.1f}"), _f(None if cov is None else 100 * cov, "{:.1f}"),
                      _f(None if gate is None else -100 * gate, "{:+.0f}"), _f(stated), _f(a.get("mae")),

@@ -153,3 +153,15 @@ def test_one_sensor_recording_on_a_two_sensor_pipeline(spec_export_dir, tmp_path
     assert rows["c_host"]["status"] == "ok" and rows["c_pipeline"]["status"] == "ok"
     cap = capsys.readouterr()
     assert "repeats the first" in cap.out + cap.err
+
+
+def test_the_mae_ci_resamples_recordings_only_from_three_on():
+    """Two recordings' bootstrap only spans their two MAEs: with fewer than 3 the windows are resampled and the
+    method says it is optimistic."""
+    from sqtool.firmware_bench.spectral import _bootstrap_mae_ci
+    rng = np.random.default_rng(0)
+    err = rng.normal(size=60)
+    ci, how = _bootstrap_mae_ci(err, np.repeat(["a", "b"], 30))
+    assert how.startswith("bootstrap over windows (2 recordings") and ci[0] < ci[1]
+    ci, how = _bootstrap_mae_ci(err, np.repeat(["a", "b", "c"], 20))
+    assert how == "bootstrap over 3 recordings"
