@@ -81,7 +81,8 @@ def _detect(path: Path, files: list[Path]) -> str:
         return g
     exts = sorted({p.suffix.lower() or p.name for p in files})[:8]
     raise SqtoolError(f"{path}: no dataset recognised (file types: {', '.join(exts)}); "
-                      f"known kinds: {', '.join(kinds())}")
+                      f"known kinds: {', '.join(kinds())}; for recordings of your own (EDF, WFDB, CSV, NPZ) name "
+                      f"the format and channels in a dataset.yaml and give that file as --data")
 
 
 def detect_kind(path: str | os.PathLike) -> str:
