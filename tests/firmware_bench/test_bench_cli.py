@@ -64,6 +64,11 @@ def metadata_only(tmp_path_factory):
     return d
 
 
+BAD_OPTIONS = {"bad_runtime": ["--runtime", "tpu_int4"], "bad_floor": ["--floor", "speed=3"],
+               "negative_seconds": ["--max-seconds", "-3"],   # cut the recording's last 3 s instead of failing
+               "zero_timeout": ["--timeout", "0"]}
+
+
 @pytest.mark.parametrize("case,match", [
     ("no_metadata", "has no manifest.json"),
     ("bad_runtime", "unknown runtime"),
@@ -83,24 +88,15 @@ def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, matc
         model = tmp_path / "empty"
         model.mkdir()
         _npz(data, 125.0, pulse)
-    elif case == "bad_runtime":
+    elif case in BAD_OPTIONS:                             # a good recording, a bad option
         _npz(data, 125.0, pulse)
-        extra = ["--runtime", "tpu_int4"]
-    elif case == "bad_floor":
-        _npz(data, 125.0, pulse)
-        extra = ["--floor", "speed=3"]
+        extra = BAD_OPTIONS[case]
     elif case == "low_rate":
         _npz(data, 12.5, np.sin(2 * np.pi * 1.2 * np.arange(750) / 12.5))
     elif case == "flat":
         _npz(data, 125.0, np.zeros_like(t))
     elif case == "no_data":
         data = tmp_path / "nowhere"
-    elif case == "negative_seconds":                      # cut the recording's last 3 s instead of failing
-        _npz(data, 125.0, pulse)
-        extra = ["--max-seconds", "-3"]
-    elif case == "zero_timeout":
-        _npz(data, 125.0, pulse)
-        extra = ["--timeout", "0"]
     elif case == "taken_out":
         data = tmp_path / "nowhere"
         (tmp_path / "out").mkdir()
