@@ -309,3 +309,10 @@ def test_data_inspect_ends_with_the_next_command():
     assert inspect_next("bidmc", ["hr", "rr"]) == "next: sqtool train finetune --task hr --data bidmc"   # no acc
     assert inspect_next("arr", ["rhythm"]) == "next: sqtool train finetune --task af --data arr"
     assert inspect_next("raw", []).startswith("next: sqtool data pairs --data raw ")
+
+
+def test_data_inspect_offers_no_task_a_one_class_label_cannot_train():
+    from sqtool.data.cli import trainable_labels
+    one = {"labels": {"rhythm": {"binary": {"AF": 30, "other": 0}}}}
+    both = {"labels": {"rhythm": {"binary": {"AF": 30, "other": 12}}, "rr": {"values": 9}}}
+    assert trainable_labels(one) == [] and trainable_labels(both) == ["rhythm", "rr"]

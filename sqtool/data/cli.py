@@ -147,9 +147,15 @@ def run_inspect(args) -> int:
         print(format_summary(s))
         for rid, why in (s.get("dataset_file") or {}).get("excluded", {}).items():
             print(f"  excluded: {rid} ({why})")
-        print(inspect_next(_data_arg(args), list((s.get("dataset_file") or {}).get("labels") or s.get("labels") or []),
-                           "acc_x" in (s.get("channels") or {})))
+        print(inspect_next(_data_arg(args), trainable_labels(s), "acc_x" in (s.get("channels") or {})))
     return 0
+
+
+def trainable_labels(summary: dict) -> list[str]:
+    """The labels of an inspect summary a task can train on: a class label only when both of its classes occur
+    (an AF set without AF windows is refused by fine-tuning)."""
+    found = (summary.get("dataset_file") or {}).get("labels") or summary.get("labels") or []
+    return [k for k in found if min(((summary.get("labels") or {}).get(k, {}).get("binary") or {"": 1}).values()) > 0]
 
 
 def inspect_next(data: str, labels: list[str], acc: bool = False) -> str:
