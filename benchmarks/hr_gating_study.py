@@ -59,8 +59,8 @@ READOUTS = ("pmax", "entropy", "width", "conf", "ppg_at", "acc_at", "cadence_dis
             "ppg_level", "argmax_dist", "step", "sd5", "hr", "cadence", "ppg_at_cadence", "cadence_minus_estimate",
             "p_near_cadence", "second_peak", "ppg_prominence", "width_slow", "entropy_slow", "ppg_peak_harmonic",
             "ppg_at_harmonics")
-N_FIRST = 20            # the read-outs the learned error models were first measured on (the first 20)
-LEARNED = ("learned / all", "learned / same dataset", "learned / all, 24 read-outs")
+N_FIRST = READOUTS.index("width_slow")  # the read-outs the learned error models were first measured on (20)
+LEARNED = ("learned / all", "learned / same dataset", f"learned / all, {len(READOUTS)} read-outs")
 KEEP = 0.8
 SLOW_ALPHA = 0.05
 HARMONICS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)

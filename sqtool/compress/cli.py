@@ -30,6 +30,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
 from sqtool.core.optim import check_training_numbers
+from sqtool.core.progress import item
 from sqtool.models.hr_options import calibrate_on_option, calibration_students_option, train_option
 
 
@@ -166,17 +167,19 @@ def _resume_config(args) -> QuantizeConfig:
     run_dir = Path(args.resume)
     base = saved_config(QuantizeConfig, run_dir, "quantize")
     cfg, changed = resume_config(QuantizeConfig, base, args, run_dir=run_dir)
-    refused = {k: v for k, v in changed.items() if k not in _NOT_IN_FLOAT_KEY}
+    may_change = [k for k in _NOT_IN_FLOAT_KEY if k != "teacher"]   # hashed apart from the config, not changeable
+    refused = {k: v for k, v in changed.items() if k not in may_change}
     if refused:
         parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
-        may = ", ".join("--" + k.replace("_", "-") for k in _NOT_IN_FLOAT_KEY if k not in ("teacher", "out", "force"))
+        may = ", ".join("--" + k.replace("_", "-") for k in may_change if k not in ("out", "force"))
         raise SqtoolError(f"cannot resume {run_dir} with a changed config ({parts}): its float student was trained "
                           f"with the saved one; on resume only {may} may change (start a new run for any other)")
     return dataclasses.replace(cfg, out=str(run_dir), force=True)
 
 
 def _log(args):
-    return None if getattr(args, "progress", None) is False else (lambda s: print(s, file=sys.stderr, flush=True))
+    """The per-item progress lines (core.progress.item, on stderr) unless --no-progress."""
+    return None if getattr(args, "progress", None) is False else item
 
 
 def run(args) -> int:

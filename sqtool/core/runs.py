@@ -92,7 +92,8 @@ RESUMABLE = {
 }
 
 
-def _saved_yaml(d: Path) -> dict:
+def saved_yaml(d: str | os.PathLike) -> dict:
+    """A run folder's config.yaml as a mapping ({} when missing, unreadable or not YAML)."""
     try:
         import yaml
         out = yaml.safe_load((Path(d) / "config.yaml").read_text())
@@ -104,7 +105,7 @@ def _saved_yaml(d: Path) -> dict:
 def run_command(d: str | os.PathLike) -> str | None:
     """The command (make_run_dir's, e.g. "train/pretrain") whose run folder `d` is, from its config.yaml:
     its `command:`, else (runs made before it was written) the keys of its `config:`; None if unknown."""
-    saved = _saved_yaml(Path(d))
+    saved = saved_yaml(Path(d))
     if isinstance(saved.get("command"), str):
         return saved["command"]
     keys = set(saved.get("config") or {}) if isinstance(saved.get("config"), dict) else set()
@@ -258,7 +259,7 @@ def save_config(run_dir: str | os.PathLike, cfg, resumed: bool = False, **extra)
     from sqtool.core.config import absolute_path, path_fields
     p = Path(run_dir) / "config.yaml"
     now = _dt.datetime.now().isoformat(timespec="seconds")
-    before = _saved_yaml(Path(run_dir)) if resumed else {}
+    before = saved_yaml(Path(run_dir)) if resumed else {}
     command = next((c for d, c in reversed(_NOTED) if _same_dir(d, run_dir)), None) or before.get("command")
     d = {"sqtool_version": __version__, "git_sha": git_sha(), "created": before.get("created", now)}
     if command:

@@ -419,6 +419,7 @@ class LabelTable:
         self.path, self.label = src.table, label
         self.df = read_table(self.path, label)
         self.keys = self.df["recording"]
+        self._at = {k: list(v) for k, v in self.df.groupby("recording", sort=False).indices.items()}  # name -> rows
         if label == "bp":
             check_bp(self.df["sbp"], self.df["dbp"], self.path, lambda i: f"row {i + 1}, recording {self.keys.iloc[i]}")
         self.positive: list[str] = []
@@ -455,7 +456,7 @@ class LabelTable:
     def rows(self, rec: Record):
         """The rows of `rec` (by record id or file stem); rows that disagree are one line naming the recording."""
         stem = Path(rec.source).name.split(".")[0]
-        rows = self.df[(self.keys == rec.record_id) | (self.keys == stem)]
+        rows = self.df.iloc[sorted(set(self._at.get(rec.record_id, [])) | set(self._at.get(stem, [])))]
         if self.label == "rhythm" and "start_s" in rows.columns:
             self._check_segments(rec, rows)
         elif len(rows) > 1:

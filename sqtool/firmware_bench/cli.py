@@ -40,6 +40,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
                            write_metrics)
 from sqtool.core.progress import bar, item
+from sqtool.firmware_bench.report import covers_all
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.data.record import TooShort
 
@@ -172,13 +173,6 @@ def check_floors(rows: list[dict], floors) -> list[dict]:
     return res
 
 
-def floors_line(floor: list[dict]) -> str:
-    """`floors: c_host mae 1.38 <= 8: ok; any runtime exact not measured >= 100: FAILED` (the tables' last line)."""
-    return "floors: " + "; ".join(
-        f"{f['runtime']} {f['metric']} {'not measured' if f['value'] is None else format(f['value'], '.4g')} "
-        f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: {'ok' if f['ok'] else 'FAILED'}" for f in floor)
-
-
 # ----------------------------------------------------------------------------- the benchmark
 
 def _records(cfg: BenchConfig, channels, records=None):
@@ -231,8 +225,7 @@ def select_runtimes(asked: list[str], known, aliases: dict, default) -> tuple[li
 
 def _primary(rows: list[dict], labelled: bool = True) -> str | None:
     ok = {r["runtime"] for r in rows if r["status"] == "ok"
-          and (not labelled or r.get("metrics", {}).get("mae") is not None)
-          and (r.get("metrics", {}).get("coverage") is None or r["metrics"]["coverage"] >= 0.999)}   # all windows
+          and (not labelled or r.get("metrics", {}).get("mae") is not None) and covers_all(r)}   # all windows
     for k in ("mcu_m4", "mcu_m33", "mcu_m55", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
               "onnx_float", "torch_student", "torch_teacher"):
         if k in ok:

@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.core.metrics import sigmoid
 
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
            "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",
@@ -427,7 +428,7 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     outs, a = [], 0
     for r in recs:
         b = a + len(r.t0)
-        o = {c: (1.0 / (1.0 + np.exp(-y[a:b, j])) if prob else y[a:b, j]) for j, (c, _, prob) in enumerate(cols)}
+        o = {c: (sigmoid(y[a:b, j]) if prob else y[a:b, j]) for j, (c, _, prob) in enumerate(cols)}
         o["flagged"] = (np.asarray(r.flagged) > 0.5).astype(int)
         if tracked:
             ok = (o["flagged"] == 0) & (o["p_quality"] > 0.5 if "p_quality" in o else True)

@@ -174,7 +174,6 @@ def tables(res: dict) -> str:
         out += _table(["firmware", "cpu", "instructions / inference", "flash KB", "RAM KB", "stack B",
                        "model const KB", "arena KB"], frows)
     if res.get("floor"):
-        from sqtool.firmware_bench.cli import floors_line
         out += ["", floors_line(res["floor"])]
     return "\n".join(out)
 
@@ -283,3 +282,18 @@ def write_report(run_dir, res: dict) -> list[str]:
         md += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")
     return plots
+
+def covers_all(row: dict) -> bool:
+    """Whether a runtime's row scored every labelled window (not an --mcu-windows subset): the primary runtime
+    must, and a row that does not says so in the tables. Rows without a coverage figure count as covering."""
+    cov = (row.get("metrics") or {}).get("coverage")
+    return cov is None or cov >= 0.999
+
+
+def floors_line(floor: list[dict]) -> str:
+    """`floors: c_host mae 1.38 <= 8: ok; any runtime exact not measured >= 100: FAILED` (the tables' last line)."""
+    return "floors: " + "; ".join(
+        f"{f['runtime']} {f['metric']} {'not measured' if f['value'] is None else format(f['value'], '.4g')} "
+        f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: {'ok' if f['ok'] else 'FAILED'}" for f in floor)
+
+

@@ -47,7 +47,8 @@ import numpy as np
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.metrics import uncertainty_scores
 from sqtool.core.manifest import TamperedArtifact
-from sqtool.firmware_bench.report import _f, _table, as_markdown   # one table format for both benches
+from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
+                                          floors_line)
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
 INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
@@ -363,11 +364,13 @@ def hr_scores(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray | None = N
     has = np.isfinite(truth)
     ok = has & np.isfinite(pred)
     if not ok.any():
-        return {"n": int(has.sum()), "coverage": 0.0 if has.any() else None, "mae": None, "rmse": None,
+        return {"n": int(has.sum()), "labelled": int(has.sum()), "coverage": 0.0 if has.any() else None,
+                "mae": None, "rmse": None,
                 "bias": None, "loa95": None, "mae_ci95": None, "gt10_pct": None}
     e = pred[ok] - truth[ok]
     sd = float(e.std(ddof=1)) if e.size > 1 else 0.0
-    d = {"n": int(ok.sum()), "coverage": float(ok.sum() / has.sum()), "mae": float(np.abs(e).mean()),
+    d = {"n": int(ok.sum()), "labelled": int(has.sum()), "coverage": float(ok.sum() / has.sum()),
+         "mae": float(np.abs(e).mean()),
          "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
          "loa95": [float(e.mean() - 1.96 * sd), float(e.mean() + 1.96 * sd)],
          "gt10_pct": float(100 * (np.abs(e) > GT).mean())}
@@ -719,7 +722,7 @@ def _pipeline_vs_single(rows: list[dict], hrs: dict) -> None:
 
 def _primary(rows: list[dict]) -> str | None:
     ok = {r["runtime"] for r in rows if r["status"] == "ok" and (r.get("metrics") or {}).get("mae") is not None
-          and ((r.get("metrics") or {}).get("coverage") or 0) >= 0.999}      # every window: not an --mcu-windows subset
+          and covers_all(r)}                                                 # not an --mcu-windows subset
     for k in ("c_pipeline", "mcu_m4", "c_host_single", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
               "onnx_int8", "torch_student"):
         if k in ok:
@@ -758,8 +761,8 @@ def tables(res: dict) -> str:
         ex = _f(r.get("exact_pct"), "{:.1f}")
         u = r.get("uncertainty") or {}
         cov, gate, stated = u.get("interval_coverage"), u.get("gating_reduction"), u.get("expected_error_stated")
-        part = m.get("coverage") is not None and m["coverage"] < 0.999 and m.get("n")
-        name = r["runtime"] + (f" ({m['n']} of {round(m['n'] / m['coverage'])} windows)" if part else "")
+        scored = round((m.get("coverage") or 0) * m.get("labelled", 0))         # windows with an estimate
+        name = r["runtime"] + (f" ({scored} of {m['labelled']} windows)" if m and not covers_all(r) else "")
         rows.append([name, r["status"], r.get("precision", ""), _f(m.get("mae")),
                      "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}", _f(m.get("rmse")), _f(m.get("bias")),
                      _f(m.get("gt10_pct"), "{:.1f}"), _f(None if cov is None else 100 * cov, "{:.1f}"),
@@ -790,7 +793,6 @@ def tables(res: dict) -> str:
                           [[s + (" (seen in training)" if s in seen else ""), str(cols[0]["per_subject"][s]["n"])]
                            + [_f(r["per_subject"][s]["mae"]) for r in cols] for s in subs])
     if res.get("floor"):
-        from sqtool.firmware_bench.cli import floors_line
         out += ["", floors_line(res["floor"])]
     return "\n".join(out)
 

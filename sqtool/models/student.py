@@ -64,11 +64,9 @@ class Student(nn.Module):
         n_out = len(cfg.outputs)
         if n_out == 0:
             raise SqtoolError(f"{cfg.name}: a student needs at least one output (cfg.outputs)")
-        total_stride = 1
-        for _, _, s in convs:
-            total_stride *= s
+        total_stride = stride_of(convs)
         if cfg.n_samples % total_stride:
-            fits = [n for n in STUDENT_ARCHS if cfg.n_samples % stride_of(STUDENT_ARCHS[n]) == 0]
+            fits = students_fitting(cfg.n_samples)
             raise SqtoolError(f"{cfg.name}: window of {cfg.n_samples} samples is not divisible by the "
                               f"total stride {total_stride}; "
                               + (f"--student {' or '.join(fits)} fits it" if fits else
@@ -179,11 +177,16 @@ def stride_of(convs) -> int:
     return math.prod(int(s) for _, _, s in convs)
 
 
+def students_fitting(n_samples: int) -> list[str]:
+    """The registry students whose total stride divides a window of `n_samples` (xs, s, m order)."""
+    return [n for n, convs in STUDENT_ARCHS.items() if n_samples % stride_of(convs) == 0]
+
+
 def fitting_student(n_samples: int, preferred: str = "cnn1d_student_s") -> str | None:
     """The registry student for a window of `n_samples`: `preferred` when its stride divides the window, else
     the first that fits (xs, s, m order), else None."""
-    order = [preferred] + [n for n in STUDENT_ARCHS if n != preferred]
-    return next((n for n in order if n in STUDENT_ARCHS and n_samples % stride_of(STUDENT_ARCHS[n]) == 0), None)
+    fits = students_fitting(n_samples)
+    return preferred if preferred in fits else next(iter(fits), None)
 
 
 def widen(cfg: ModelCfg, width_mult: float = 1.0, depth_delta: int = 0) -> ModelCfg:

@@ -131,8 +131,8 @@ def run_pretrain_cmd(args) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if args.resume:
-        run_dir, cfg = _resume_pretrain(args, rank, world)
-        m = run_pretrain(cfg, run_dir, resume=True)
+        run_dir, cfg, ck = _resume_pretrain(args, rank, world)
+        m = run_pretrain(cfg, run_dir, resume=True, resume_ck=ck)     # last.pt read once
     else:
         cfg = resolve_config(PretrainConfig, args)
         _precheck_pretrain(cfg)
@@ -175,7 +175,7 @@ def _resume_pretrain(args, rank: int, world: int):
     check_resume_config(saved, cfg, str(run_dir), epochs_done=int((ck.get("train_state") or {}).get("epoch", 0)))
     if rank == 0:
         save_config(run_dir, cfg, resumed=True, world_size=world)     # config.yaml says what this part runs with
-    return run_dir, cfg
+    return run_dir, cfg, ck
 
 
 def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
@@ -221,11 +221,8 @@ def _pairs_data(pairs: str) -> str | None:
     """The --data a pair folder was mined from (its config.yaml: resolved, else as typed), None if unknown."""
     if not pairs or pairs == "synthetic":
         return None
-    import yaml
-    try:
-        saved = yaml.safe_load((Path(pairs) / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
+    from sqtool.core.runs import saved_yaml
+    saved = saved_yaml(pairs)
     for section in (saved.get("resolved") or {}, saved.get("config") or {}):
         if not isinstance(section, dict):
             continue
@@ -278,20 +275,18 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
           f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{_resumed_text(m)} -> {run_dir}")
-    print(quantize_next(cfg, run_dir))
+    print(quantize_next(cfg, run_dir, m["input"]))
     _print_skill(cfg.task, m)
 
 
-def quantize_next(cfg, run_dir: Path) -> str:
-    """Fine-tune's next line: quantize this run, with a student whose stride divides the model's window (the
-    default cnn1d_student_s needs a multiple of 32 samples: 10 s at 40 Hz is not; quantize reads the teacher's
-    own data by default)."""
-    from sqtool.core.checkpoint import load_checkpoint
+def quantize_next(cfg, run_dir: Path, model_input: dict) -> str:
+    """Fine-tune's next line: quantize this run, with a student whose stride divides the model's window
+    (`model_input`: the run's metrics["input"], fs and window_s; the default cnn1d_student_s needs a multiple of
+    32 samples: 10 s at 40 Hz is not; quantize reads the teacher's own data by default)."""
     from sqtool.models.student import fitting_student
     if not (Path(run_dir) / "model.pt").is_file():                 # --final-fit false: no model to quantize
         return "next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)"
-    mc = load_checkpoint(run_dir, expect_kind="teacher_task")["model_cfg"]
-    student = fitting_student(int(round(float(mc["fs"]) * float(mc["window_s"]))))
+    student = fitting_student(int(round(float(model_input["fs"]) * float(model_input["window_s"]))))
     return (f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else "")
             + (f" --student {student}" if student and student != "cnn1d_student_s" else ""))
 

@@ -308,12 +308,13 @@ def check_resume_config(saved: dict, cfg: PretrainConfig, where: str, epochs_don
 # ----------------------------------------------------------------------------- training
 
 def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, pairs=None,
-                 model_cfg=None) -> dict:
+                 model_cfg=None, resume_ck: dict | None = None) -> dict:
     """Pretrain (or resume the run in `run_dir`); returns the metrics dict (also in metrics.json).
 
     Under torchrun each rank calls this; rank 0 writes the files. `pairs` overrides cfg.pairs with a
     ready pair source (tests); `model_cfg` the registry's cfg of cfg.model with a derived ModelCfg of the
-    same model (benchmarks/hr_spectral.py: the ResNet over PPG + accelerometer windows at 25 Hz)."""
+    same model (benchmarks/hr_spectral.py: the ResNet over PPG + accelerometer windows at 25 Hz); `resume_ck`
+    the run's last.pt when the caller has read it already (`train pretrain --resume`: read once)."""
     import torch
 
     from sqtool.models import create_model, get_model_cfg
@@ -378,7 +379,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "val": [], "elapsed_s": 0.0}
         last = run_dir / "last.pt"
         if resume:
-            ck = load_checkpoint(last, expect_kind="teacher_pretrain")
+            ck = resume_ck if resume_ck is not None else load_checkpoint(last, expect_kind="teacher_pretrain")
             check_resume_config(ck.get("train_cfg", {}), cfg, str(run_dir),
                                 epochs_done=int(ck["train_state"]["epoch"]))
             model.load_state_dict(ck["state_dict"])
