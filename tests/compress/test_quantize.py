@@ -171,7 +171,7 @@ def test_the_result_line_of_a_time_domain_run_carries_units():
     assert result_line(m) == "held-out hr: teacher MAE 8.11 BPM | student float MAE 9.00 BPM | int8 MAE 9.25 BPM"
 
 
-def test_quantize_reads_the_teachers_own_data_by_default(hr_teacher, tmp_path, capsys):
+def test_quantize_reads_the_teachers_own_data_by_default(hr_teacher, tmp_path, capsys, monkeypatch):
     """No --data: the data the teacher was fine-tuned on (its train_cfg's data_root: here 'synthetic'), not the
     default data root (a team's dataset file would otherwise be swapped for the built-in datasets)."""
     import torch
@@ -179,6 +179,8 @@ def test_quantize_reads_the_teachers_own_data_by_default(hr_teacher, tmp_path, c
     ck["train_cfg"] = {"data_root": "synthetic"}
     t = tmp_path / "teacher.pt"
     torch.save(ck, t)
+    (tmp_path / "empty_root").mkdir()                   # the default data root holds nothing: only the teacher's works
+    monkeypatch.setenv("SQTOOL_DATA", str(tmp_path / "empty_root"))
     rc = main(["quantize", "--model", str(t), "--epochs", "1", "--qat-epochs", "1", "--no-distill",
                "--out", str(tmp_path / "q"), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
@@ -200,8 +202,9 @@ def test_finetunes_next_line_names_a_student_that_fits(tmp_path):
     (the printed command ran into the stride error for 10 s af / quality windows)."""
     from types import SimpleNamespace
     from sqtool.train.cli import quantize_next
-    for d, window_s in (("w8", 8.0), ("w10", 10.0)):
+    for d in ("w8", "w10"):
         (tmp_path / d).mkdir()
-        make_teacher(tmp_path / d / "model.pt", steps=0, window_s=window_s)
-    assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w8") == f"next: sqtool quantize --model {tmp_path / 'w8'} --task af"
-    assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w10").endswith("--task af --student cnn1d_student_xs")
+        (tmp_path / d / "model.pt").touch()                 # the next line needs the run's model, not to read it
+    w8, w10 = {"fs": 40.0, "window_s": 8.0}, {"fs": 40.0, "window_s": 10.0}     # the run's metrics["input"]
+    assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w8", w8) == f"next: sqtool quantize --model {tmp_path / 'w8'} --task af"
+    assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w10", w10).endswith("--task af --student cnn1d_student_xs")

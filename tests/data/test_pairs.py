@@ -292,8 +292,9 @@ def test_two_own_datasets_keep_their_subjects_apart(tmp_path):
 
 
 def test_builtin_names_keep_their_name(data_root):
+    from sqtool.data.dataset_file import builtin_dir
     from sqtool.data.pairs import _input_name
-    assert _input_name(str(data_root / "troika")) == "troika"
+    assert _input_name(str(builtin_dir() / "troika.yaml")) == "troika"     # its name:, not the file's 'troika.yaml'
     assert _input_name("troika") == "troika"
 
 
