@@ -40,9 +40,8 @@ import numpy as np
 from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
                            write_metrics)
 from sqtool.core.progress import bar, item
-from sqtool.firmware_bench.report import covers_all
+from sqtool.firmware_bench.report import covers_all, left_out_lines, long_enough
 from sqtool.core.manifest import TamperedArtifact
-from sqtool.data.record import TooShort
 
 
 @dataclass
@@ -323,20 +322,14 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
 
     # 1. stream every recording (timed: part of the host pipeline's real-time factor)
     t = time.perf_counter()
-    reps, kept = [], []
-    for r in bar(recs, desc="stream", enabled=cfg.progress, unit="rec"):
-        try:
-            reps.append(replay(r, spec, chunk=cfg.chunk))
-            kept.append(r)
-        except TooShort as e:                          # left out and listed, as the spectral bench does
-            skipped.append(str(e))
-    if not reps:
-        raise SqtoolError(f"--data {cfg.data or 'records'}: no recording is as long as one window "
-                          f"({'; '.join(skipped[:3])})")
-    recs = kept
+    pairs, short = long_enough(bar(recs, desc="stream", enabled=cfg.progress, unit="rec"),
+                               lambda r: (r, replay(r, spec, chunk=cfg.chunk)), spec.window_s,
+                               cfg.data or "records")       # left out and listed, as the spectral bench does
+    recs, reps = [r for r, _ in pairs], [rp for _, rp in pairs]
+    skipped += short
     stream_s = time.perf_counter() - t
-    for s in skipped:
-        item(f"bench: left out {s}")
+    for line in left_out_lines(skipped, "bench"):
+        item(line)
     X = np.concatenate([rp.x for rp in reps])                                 # (N, C, T)
     truth = np.concatenate([rp.truth if rp.truth is not None else np.full(len(rp), np.nan) for rp in reps])
     flagged = np.concatenate([rp.flagged for rp in reps])

@@ -52,6 +52,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.metrics import sigmoid
+from sqtool.firmware_bench.report import left_out_lines, long_enough
 
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
            "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",
@@ -266,9 +267,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["model_training_data"] = md["training_data"]
     from sqtool.firmware_bench.provenance import provenance_warnings
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})
-    summary["seen_in_training"], summary["warnings"] = seen, prepared["short"] + warns
+    summary["seen_in_training"], summary["warnings"] = seen, left_out_lines(prepared["short"]) + warns
     if prepared["short"]:
-        summary["skipped_records"] = [w[len("WARNING: left out "):] for w in prepared["short"]]
+        summary["skipped_records"] = prepared["short"]
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
@@ -286,31 +287,14 @@ def _firmware(rt, name: str) -> dict | None:
 
 # ----------------------------------------------------------------------------- spectral models
 
-def _long_enough(records, prepare, window_s: float) -> tuple[list, list[str]]:
-    """(prepare(r) of every recording at least one window long, a warning per shorter one, left out); one line
-    when none is long enough. Other errors (a missing channel, a rate the front end cannot take) still stop."""
-    from sqtool.data.record import TooShort
-    out, short = [], []
-    for r in records:
-        try:
-            out.append(prepare(r))
-        except TooShort as e:
-            short.append(str(e))
-    if not out:
-        raise SqtoolError(short[0] if len(short) == 1 else
-                          f"no recording is as long as one {window_s:g} s window ({len(short)} recordings, e.g. "
-                          f"{short[0]})")
-    return out, [f"WARNING: left out {s}" for s in short]
-
-
 def _prepare_spectral(cfg: PredictConfig, art, records) -> dict:
     """Device samples and front-end codes per recording (one-line errors: channel, rate; a recording shorter than
     one window is left out with a warning), the runtime."""
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
-    recs, short = _long_enough(records, lambda r: S.prepare(r, md["model_cfg"], {}, n_sensors),
-                               float(md["window_s"]))
+    recs, short = long_enough(records, lambda r: S.prepare(r, md["model_cfg"], {}, n_sensors),
+                              float(md["window_s"]), cfg.data or "records")
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short}
@@ -395,7 +379,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records) -> dict:
         return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
                       r.duration(spec.channels[0]), rp.x, rp.t0, rp.flagged,
                       rp.truth if md.get("task") == "hr" else None)
-    recs, short = _long_enough(records, one, spec.window_s)
+    recs, short = long_enough(records, one, spec.window_s, cfg.data or "records")
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short}
 

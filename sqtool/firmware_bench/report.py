@@ -297,3 +297,43 @@ def floors_line(floor: list[dict]) -> str:
         f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: {'ok' if f['ok'] else 'FAILED'}" for f in floor)
 
 
+
+
+# ----------------------------------------------------------------------------- recordings shorter than a window
+
+def too_short(where: str, seconds: float, window_s: float):
+    """The one-line TooShort of a recording shorter than one model window (raised by both replays: the spectral
+    front end and the time-domain stream)."""
+    from sqtool.data.record import TooShort
+    return TooShort(f"{where}: {seconds:.1f} s is shorter than one {window_s:g} s window")
+
+
+def long_enough(records, prepare, window_s: float, data: str = "records", skip=None) -> tuple[list, list[str]]:
+    """(prepare(r) of every recording at least one window long, in order; the reason each other one was left
+    out), for predict and both benches. A recording whose prepare raises TooShort (or any `skip` exception: the
+    spectral bench also leaves out one without the model's channels) is left out; other errors still stop.
+    None left: one SqtoolError line, the reason itself for one recording, else the count and the first reasons."""
+    from sqtool.core import SqtoolError
+    from sqtool.data.record import TooShort
+    out, left, short = [], [], 0
+    for r in records:
+        try:
+            out.append(prepare(r))
+        except (skip or TooShort) as e:
+            left.append(str(e))
+            short += isinstance(e, TooShort)
+    if not out:
+        if not left:
+            raise SqtoolError(f"--data {data}: no recordings")
+        if len(left) == 1:
+            raise SqtoolError(left[0])
+        what = (f"no recording is as long as one {window_s:g} s window" if short == len(left) else
+                "no recording the model can use")
+        raise SqtoolError(f"--data {data}: {what} ({len(left)} recordings, e.g. {'; '.join(left[:3])})")
+    return out, left
+
+
+def left_out_lines(reasons: list[str], who: str = "WARNING") -> list[str]:
+    """One line per recording left out: 'WARNING: left out <record>: <why>' (predict's warnings; `who`="bench"
+    for the bench's progress lines)."""
+    return [f"{who}: left out {s}" for s in reasons]

@@ -48,7 +48,7 @@ from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.metrics import uncertainty_scores
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
-                                          floors_line)
+                                          floors_line, left_out_lines, long_enough, too_short)
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
 INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
@@ -181,8 +181,7 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     fe = dataclasses.replace(fe, n_ppg=n_ppg)                            # same tables, this device's sensors
     codes, t0, _ = spectra(fe, x16, gap, tables=tab)
     if len(codes) == 0:
-        from sqtool.data.record import TooShort
-        raise TooShort(f"{where}: {n / fs_in:.1f} s is shorter than one {float(mc['window_s']):g} s window")
+        raise too_short(where, n / fs_in, float(mc["window_s"]))
     fq = flagged_q15(fe, gap, n, tables=tab)
     return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0), n_ppg,
                    recorded)
@@ -442,16 +441,10 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     else:
         records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
         data = "records"
-    recs, skipped, errors, cache = [], [], [], {}
-    for r in sorted(records, key=lambda r: (r.dataset, r.record_id)):
-        try:
-            recs.append(prepare(r, mc, cache, n_sensors))
-        except SqtoolError as e:
-            errors.append(str(e))
-    if not recs:
-        raise SqtoolError(errors[0] if len(errors) == 1 else
-                          f"--data {data}: no recording the model can use ({'; '.join(errors[:3])})")
-    skipped += errors
+    cache = {}
+    recs, skipped = long_enough(sorted(records, key=lambda r: (r.dataset, r.record_id)),
+                                lambda r: prepare(r, mc, cache, n_sensors), float(mc["window_s"]), data,
+                                skip=SqtoolError)      # a recording without the model's channels too
     return recs, skipped, data
 
 
@@ -477,8 +470,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     t = time.perf_counter()
     n_sensors = export_ppg_sensors(art)
     recs, skipped, data = prepare_all(cfg, md, records, log, n_sensors)
-    for s in skipped:
-        log(f"bench: left out {s}")
+    for line in left_out_lines(skipped, "bench"):
+        log(line)
     if n_sensors is not None and any(r.sensors_recorded != n_sensors for r in recs):
         log(f"note: recordings replayed on the exported device's {n_sensors} PPG sensor(s) "
             f"(a missing second sensor repeats the first; an extra one is left out)")

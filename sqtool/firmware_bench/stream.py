@@ -374,9 +374,8 @@ def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = 1, gaps: dict[
         i = j
     wins += s.finish()
     if not wins:
-        from sqtool.data.record import TooShort
-        raise TooShort(f"{record.dataset}/{record.record_id}: {n / fs_in:.1f} s is shorter than one "
-                       f"{spec.window_s:g} s window")
+        from sqtool.firmware_bench.report import too_short
+        raise too_short(f"{record.dataset}/{record.record_id}", n / fs_in, spec.window_s)
     t0 = np.array([w.t0 for w in wins])
     return ReplayResult(x=np.stack([w.x for w in wins]), raw=np.stack([w.raw for w in wins]), t0=t0,
                         flagged=np.array([w.flagged for w in wins]), truth=window_truth(record, t0, label),

@@ -74,8 +74,10 @@ def test_bench_spectral_without_labels(spec_export_dir, tmp_path):
     data.mkdir()
     write_wrist_npz(data / "a.npz", seconds=30, ppg2=True)                  # two PPG sensors, as the export
     write_wrist_npz(data / "b.npz", seconds=24, hr_bpm=120, seed=1, ppg2=True)
+    write_wrist_npz(data / "c.npz", seconds=5, seed=2, ppg2=True)           # shorter than one window: left out
     res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(data), runtime=["c", "tflm", "c_pipeline"],
                                 callgrind_windows=2, floor=["exact=100", "mae=5"], out=str(tmp_path / "bench")))
+    assert res["provenance"]["skipped_records"] == ["npz/c: 5.0 s is shorter than one 8 s window"]
     assert [(f["runtime"], f["metric"], f["ok"]) for f in res["floor"]] == [
         ("c_host", "exact", True), ("c_pipeline", "exact", True), ("any runtime", "mae", False)]   # fails closed
     assert not res["labelled"] and res["accuracy"] == NOT_MEASURED

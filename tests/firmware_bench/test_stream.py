@@ -131,3 +131,32 @@ def test_stream_spec_takes_the_model_band():
     nested = StreamSpec.from_model_cfg({**base, "model_cfg": {"band": [0.05, 8.0]}})
     assert nested.band == (0.05, 8.0)
     assert StreamSpec.from_model_cfg({**base, "band": None}).band is None
+
+
+def test_recordings_shorter_than_a_window_are_left_out_in_one_place():
+    """predict and both benches leave out a recording shorter than one window (report.long_enough): its reason
+    kept, one line each; an error only when none is left (the reason itself for one, else the count); another
+    error still stops unless the caller skips it too (the spectral bench: a missing channel)."""
+    from sqtool.firmware_bench.report import left_out_lines, long_enough
+    spec = StreamSpec(channels=("ppg",))
+    rng = np.random.default_rng(0)
+    short = Record("x", "s", "r1", {"ppg": rng.standard_normal(500)}, {"ppg": 125.0})
+    long = Record("x", "s", "r2", {"ppg": rng.standard_normal(125 * 20)}, {"ppg": 125.0})
+    kept, left = long_enough([short, long], lambda r: replay(r, spec), spec.window_s)
+    assert [k.record_id for k in kept] == ["r2"] and left == ["x/r1: 4.0 s is shorter than one 8 s window"]
+    assert left_out_lines(left) == ["WARNING: left out x/r1: 4.0 s is shorter than one 8 s window"]
+    assert left_out_lines(left, "bench") == ["bench: left out x/r1: 4.0 s is shorter than one 8 s window"]
+    with pytest.raises(SqtoolError, match=r"^x/r1: 4.0 s is shorter than one 8 s window$"):
+        long_enough([short], lambda r: replay(r, spec), spec.window_s)
+    with pytest.raises(SqtoolError, match=r"^--data d: no recording is as long as one 8 s window \(2 recordings, "
+                                          r"e.g. x/r1: .*; x/r1: "):
+        long_enough([short, short], lambda r: replay(r, spec), spec.window_s, "d")
+
+    def no_channel(r):
+        raise SqtoolError(f"{r.record_id}: no acc")
+    with pytest.raises(SqtoolError, match="r2: no acc"):
+        long_enough([long], no_channel, spec.window_s)
+    with pytest.raises(SqtoolError, match=r"^--data records: no recording the model can use \(2 recordings, e.g. "
+                                          r"r2: no acc; x/r1: 4.0 s is shorter"):
+        long_enough([long, short], lambda r: no_channel(r) if r is long else replay(r, spec), spec.window_s,
+                    skip=SqtoolError)
