@@ -166,14 +166,9 @@ def _resume_config(args) -> QuantizeConfig:
     from sqtool.core.runs import saved_config
     run_dir = Path(args.resume)
     base = saved_config(QuantizeConfig, run_dir, "quantize")
-    cfg, changed = resume_config(QuantizeConfig, base, args, run_dir=run_dir)
-    may_change = [k for k in _NOT_IN_FLOAT_KEY if k != "teacher"]   # hashed apart from the config, not changeable
-    refused = {k: v for k, v in changed.items() if k not in may_change}
-    if refused:
-        parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
-        may = ", ".join("--" + k.replace("_", "-") for k in may_change if k not in ("out", "force"))
-        raise SqtoolError(f"cannot resume {run_dir} with a changed config ({parts}): its float student was trained "
-                          f"with the saved one; on resume only {may} may change (start a new run for any other)")
+    may_change = tuple(k for k in _NOT_IN_FLOAT_KEY if k != "teacher")   # hashed apart from the config, not changeable
+    cfg, _ = resume_config(QuantizeConfig, base, args, run_dir=run_dir, may_change=may_change,
+                           why="its float student was trained with the saved one")
     return dataclasses.replace(cfg, out=str(run_dir), force=True)
 
 

@@ -371,11 +371,16 @@ def flag_of(cls, name: str) -> str:
     return flag if isinstance(flag, str) else (list(f.metadata.get("aliases", ())) or ["--" + name.replace("_", "-")])[0]
 
 
-def resume_config(cls, saved, args=None, run_dir: str | os.PathLike | None = None):
+def resume_config(cls, saved, args=None, run_dir: str | os.PathLike | None = None,
+                  may_change: tuple[str, ...] | dict[str, str] | None = None, why: str = ""):
     """(cfg, changed) for `--resume RUN`: `saved` (the run's config, a `cls`) with what the command line
-    gives now (its --config file and flags) over it. A path given that names the same file or folder as the
-    saved one is no change (the saved spelling is kept, so keys hashed from the config stay the same);
-    `changed` maps each field that does change to (saved, now). The caller decides which may change.
+    gives now (its --config file and flags; or a whole `cls`, a library resume: every field given) over it. A
+    path given that names the same file or folder as the saved one is no change (the saved spelling is kept,
+    so keys hashed from the config stay the same); `changed` maps each field that does change to (saved, now).
+
+    `may_change`: the fields that may differ on resume (a dict adds a note to a field's flag in the message);
+    any other change is refused in one line naming each changed key (`refuse_resume`, `why` saying why).
+    None: the caller decides.
 
     A run made before configs held absolute paths may name an input relative to the folder it was started
     in: resumed from another folder, that is one error saying where to resume it from, whatever path is
@@ -395,7 +400,27 @@ def resume_config(cls, saved, args=None, run_dir: str | os.PathLike | None = Non
             data[k] = absolute_path(now) if k in path_fields(cls) else now
     cfg = dataclasses.replace(saved, **data)
     old, new = to_dict(saved), to_dict(cfg)
-    return cfg, {k: (old[k], new[k]) for k in new if old.get(k) != new[k]}
+    changed = {k: (old[k], new[k]) for k in new if old.get(k) != new[k]}
+    if may_change is not None:
+        refuse_resume(cls, run_dir, {k: v for k, v in changed.items() if k not in may_change}, may_change, why)
+    return cfg, changed
+
+
+def refuse_resume(cls, run_dir, refused: dict, may_change: tuple[str, ...] | dict[str, str], why: str = "") -> None:
+    """One line refusing to resume `run_dir` with the changes in `refused` (field -> (saved, now)), if any:
+    `cannot resume RUN with a changed config (lr: 0.1 -> 0.2): WHY; on resume only --a, --b and --c (NOTE) may
+    change (start a new run for any other)`: the fields with a note last. The fields saying where a run goes
+    (RUN_LOCATION_KEYS) are not listed."""
+    if not refused:
+        return
+    notes = may_change if isinstance(may_change, dict) else dict.fromkeys(may_change, "")
+    notes = {k: note for k, note in notes.items() if k not in RUN_LOCATION_KEYS}
+    parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
+    plain = ", ".join(flag_of(cls, k) for k, note in notes.items() if not note)
+    noted = " and ".join(f"{flag_of(cls, k)} ({note})" for k, note in notes.items() if note)
+    may = " and ".join(t for t in (plain, noted) if t)
+    raise SqtoolError(f"cannot resume {run_dir} with a changed config ({parts}): " + (f"{why}; " if why else "")
+                      + f"on resume only {may} may change (start a new run for any other)")
 
 
 def _check_saved_paths(cls, saved, run_dir) -> None:

@@ -19,7 +19,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_args, check_fs, check_window_s, from_dict,
+from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_args, check_fs, check_window_s,
                          lock_run_dir, make_run_dir, resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
 from sqtool.core.optim import check_training_numbers
@@ -156,7 +156,7 @@ def _resume_pretrain(args, rank: int, world: int):
     """(run_dir, cfg) of `train pretrain --resume RUN`: the config saved in its last.pt with the options given
     now over it, refused (before anything is written) when one that may not change does."""
     from sqtool.core.checkpoint import load_checkpoint
-    from sqtool.train.pretrain import PretrainConfig, check_resume_config
+    from sqtool.train.pretrain import resumed_config
     run_dir = Path(args.resume)
     if not (run_dir / "last.pt").is_file():
         raise SqtoolError(f"cannot resume: {run_dir / 'last.pt'} not found (not a train pretrain run folder, or "
@@ -165,14 +165,9 @@ def _resume_pretrain(args, rank: int, world: int):
         lock_run_dir(run_dir)               # a second resume of the same run is refused
         note_run(run_dir, "train/pretrain")
     ck = load_checkpoint(run_dir / "last.pt", expect_kind="teacher_pretrain")
-    saved = ck.get("train_cfg", {})
-    try:
-        base = from_dict(PretrainConfig, saved, where=f"{run_dir}/last.pt train_cfg")
-    except SqtoolError as e:
-        raise SqtoolError(f"cannot resume {run_dir}: its saved config is not a pretrain config ({e})")
-    cfg, _ = resume_config(PretrainConfig, base, args, run_dir=run_dir)
+    cfg = resumed_config(ck.get("train_cfg", {}), args, run_dir,
+                         epochs_done=int((ck.get("train_state") or {}).get("epoch", 0)))
     check_training_numbers(cfg, "train pretrain")
-    check_resume_config(saved, cfg, str(run_dir), epochs_done=int((ck.get("train_state") or {}).get("epoch", 0)))
     if rank == 0:
         save_config(run_dir, cfg, resumed=True, world_size=world)     # config.yaml says what this part runs with
     return run_dir, cfg, ck
@@ -315,13 +310,8 @@ def _resume_finetune(args) -> int:
     from sqtool.train.finetune import _NOT_IN_KEY, FinetuneConfig, run_finetune
     run_dir = Path(args.resume)
     base = saved_config(FinetuneConfig, run_dir, "finetune")
-    cfg, changed = resume_config(FinetuneConfig, base, args, run_dir=run_dir)
-    refused = {k: v for k, v in changed.items() if k not in _NOT_IN_KEY}
-    if refused:
-        parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
-        may = ", ".join("--" + k.replace("_", "-") for k in _NOT_IN_KEY)
-        raise SqtoolError(f"cannot resume {run_dir} with a changed config ({parts}): its finished folds were trained "
-                          f"with the saved one; on resume only {may} may change (start a new run for any other)")
+    cfg, _ = resume_config(FinetuneConfig, base, args, run_dir=run_dir, may_change=_NOT_IN_KEY,
+                           why="its finished folds were trained with the saved one")
     _precheck_finetune(cfg)
     lock_run_dir(run_dir)                       # a second resume of the same run is refused
     note_run(run_dir, "train/finetune")

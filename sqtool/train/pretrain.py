@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, same_path, to_dict, write_metrics
-from sqtool.core.config import path_fields
+from sqtool.core import SqtoolError, from_dict, resume_config, to_dict, write_metrics
+from sqtool.core.config import refuse_resume
 from sqtool.core.optim import check_training_numbers
 
 RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
@@ -286,23 +286,20 @@ def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: in
 
 # ----------------------------------------------------------------------------- resume
 
-def check_resume_config(saved: dict, cfg: PretrainConfig, where: str, epochs_done: int = 0) -> None:
-    """Refuse, naming the keys, a resume whose config differs from the saved one other than in
-    RESUME_MAY_CHANGE, `epochs` (not below `epochs_done`) and a path spelled differently."""
-    now = to_dict(cfg)
-    dflt = to_dict(PretrainConfig())                     # a key a run made before it existed: its default
-    diff = []
-    for k in now:
-        before = saved.get(k, dflt.get(k))
-        if before == now[k] or k in RESUME_MAY_CHANGE or (k == "epochs" and now[k] >= epochs_done) or \
-                (k in path_fields(PretrainConfig) and same_path(before, now[k])):
-            continue
-        diff.append(k)
-    if diff:
-        parts = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
-        raise SqtoolError(f"cannot resume {where} with a changed config ({parts}): on resume only --max-steps, "
-                          f"--progress, --device and --epochs (not below the {epochs_done} done) may change; "
-                          f"start a new run for any other")
+def resumed_config(saved: dict, now, run_dir: str | Path, epochs_done: int = 0) -> PretrainConfig:
+    """The config a resume of `run_dir` runs with: `saved` (its last.pt's train_cfg) with `now` over it (the
+    command line's options, or a whole PretrainConfig: a library resume). Refused in one line
+    (core.config.resume_config) when a key other than RESUME_MAY_CHANGE and `epochs` changes, or `epochs` goes
+    below the `epochs_done` already trained; a path spelled differently is no change."""
+    try:
+        base = from_dict(PretrainConfig, saved, where=f"{run_dir}/last.pt train_cfg")
+    except SqtoolError as e:
+        raise SqtoolError(f"cannot resume {run_dir}: its saved config is not a pretrain config ({e})")
+    may_change = {**dict.fromkeys(RESUME_MAY_CHANGE, ""), "epochs": f"not below the {epochs_done} done"}
+    cfg, _ = resume_config(PretrainConfig, base, now, run_dir=run_dir, may_change=may_change)
+    if cfg.epochs < epochs_done:                         # epochs trained are not undone
+        refuse_resume(PretrainConfig, run_dir, {"epochs": (base.epochs, cfg.epochs)}, may_change)
+    return cfg
 
 
 # ----------------------------------------------------------------------------- training
@@ -380,8 +377,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         last = run_dir / "last.pt"
         if resume:
             ck = resume_ck if resume_ck is not None else load_checkpoint(last, expect_kind="teacher_pretrain")
-            check_resume_config(ck.get("train_cfg", {}), cfg, str(run_dir),
-                                epochs_done=int(ck["train_state"]["epoch"]))
+            resumed_config(ck.get("train_cfg", {}), cfg, run_dir, epochs_done=int(ck["train_state"]["epoch"]))
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])

@@ -76,6 +76,33 @@ def test_path_fields_come_out_absolute_and_compare_resolved(tmp_path, monkeypatc
     assert new.init == cfg.init and changed == {"epochs": (10, 4)}      # the same path spelled otherwise: no change
 
 
+
+def test_resume_config_refuses_what_may_not_change_naming_each_key():
+    from sqtool.compress.cli import QuantizeConfig
+    saved = QuantizeConfig(teacher="t", epochs=5, lr=1e-3)
+    args = argparse.Namespace(epochs=6, lr=2e-3, qat_epochs=3, out="o", config_file=None)
+    with pytest.raises(SqtoolError) as e:
+        resume_config(QuantizeConfig, saved, args, run_dir="runs/q", may_change=("qat_epochs", "out", "force"),
+                      why="its float student was trained with the saved one")
+    assert str(e.value) == ("cannot resume runs/q with a changed config (epochs: 5 -> 6, lr: 0.001 -> 0.002): its "
+                            "float student was trained with the saved one; on resume only --qat-epochs may change "
+                            "(start a new run for any other)")                # --out, --force: where, not what
+    cfg, changed = resume_config(QuantizeConfig, saved, argparse.Namespace(qat_epochs=3, config_file=None),
+                                 may_change={"qat_epochs": "a note"})
+    assert cfg.qat_epochs == 3 and changed == {"qat_epochs": (8, 3)}
+
+
+def test_pretrain_resume_refuses_a_library_config_and_fewer_epochs_than_done():
+    from sqtool.core.config import to_dict
+    from sqtool.train.pretrain import PretrainConfig, resumed_config
+    saved = to_dict(PretrainConfig(epochs=4))
+    assert resumed_config(saved, PretrainConfig(epochs=6, max_steps=3), "run", epochs_done=2).epochs == 6
+    with pytest.raises(SqtoolError, match=r"changed config \(lr: 0.0001 -> 0.1\): on resume only --max-steps, "
+                                          r"--progress, --device and --epochs \(not below the 2 done\) may change"):
+        resumed_config(saved, PretrainConfig(epochs=4, lr=0.1), "run", epochs_done=2)       # a whole config: a library resume
+    with pytest.raises(SqtoolError, match=r"changed config \(epochs: 4 -> 1\)"):
+        resumed_config(saved, PretrainConfig(epochs=1), "run", epochs_done=2)
+
 def test_save_config_names_the_command_and_keeps_what_was_resolved_on_resume(tmp_path):
     from sqtool.train.pretrain import PretrainConfig
     d = make_run_dir("train/pretrain", "m", tmp_path / "run")
