@@ -205,6 +205,7 @@ def test_bool_flag_refuses_a_non_bool(capsys):
     (["data", "pairs", "--quiet"], "progress", False, "--no-progress"),
     (["data", "download", "x", "--quiet"], "progress", False, "--no-progress"),
     (["export", "--quiet"], "progress", False, "--no-progress"),
+    (["bench", "--quiet"], "progress", False, "--no-progress"),
     (["data", "pairs", "--synthetic-fallback"], "synthetic_fallback", True, "--synthetic-partners"),
     (["data", "pairs", "--synthetic-fallback", "false"], "synthetic_fallback", False, "--synthetic-partners"),
     (["data", "pairs", "--data-root", "synthetic"], "data_root", "synthetic", "--data"),
