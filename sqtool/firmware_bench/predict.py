@@ -142,15 +142,15 @@ def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(9, 3.4))
-    if "hr" in o:
-        if "lo" in o:                                                     # spectral: the decoder's interval
-            ax.fill_between(t, o["lo"], o["hi"], color="tab:blue", alpha=0.2, lw=0, label="90 % interval")
-        ax.plot(t, o["hr"], color="tab:blue", lw=1.2, label=f"HR ({runtime})")
+    if "lo_bpm" in o or "hr_tracked_bpm" in o:                           # heart rate: spectral, or tracked
+        if "lo_bpm" in o:                                                 # spectral: the decoder's interval
+            ax.fill_between(t, o["lo_bpm"], o["hi_bpm"], color="tab:blue", alpha=0.2, lw=0, label="90 % interval")
+        ax.plot(t, o["hr_bpm"], color="tab:blue", lw=1.2, label=f"HR ({runtime})")
         if "hr_tracked_bpm" in o:                                         # time-domain: the tracked HR beside it
             ax.plot(t, o["hr_tracked_bpm"], color="tab:orange", lw=1.0, label="tracked")
         fl = o["flagged"].astype(bool)
         if fl.any():
-            ax.plot(t[fl], o["hr"][fl], "x", color="tab:red", ms=4, label="flagged (not scored)")
+            ax.plot(t[fl], o["hr_bpm"][fl], "x", color="tab:red", ms=4, label="flagged (not scored)")
         if truth is not None and np.isfinite(truth).any():
             ax.plot(t, truth, "k-", lw=1.0, label="truth")
         ax.set_ylabel("BPM")
@@ -312,8 +312,9 @@ def _run_spectral(art, prep: dict, work: Path) -> tuple[list[dict], dict | None,
         pl = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
         for r in recs:
             res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
-            outs.append({"hr": res["hr_mbpm"] / 1000.0, "lo": res["lo_mbpm"] / 1000.0, "hi": res["hi_mbpm"] / 1000.0,
-                         "conf": res["conf_q15"] / 32768.0, "flagged": 1 - res["valid"].astype(int)})
+            outs.append({"hr_bpm": res["hr_mbpm"] / 1000.0, "lo_bpm": res["lo_mbpm"] / 1000.0,
+                         "hi_bpm": res["hi_mbpm"] / 1000.0, "confidence": res["conf_q15"] / 32768.0,
+                         "flagged": 1 - res["valid"].astype(int)})
     else:
         rt = R.make_runtime(name, art, work)
         y, yq = S.run_window_runtime(rt, np.concatenate([r.codes for r in recs]))
@@ -322,14 +323,13 @@ def _run_spectral(art, prep: dict, work: Path) -> tuple[list[dict], dict | None,
         a = 0
         for r in recs:
             b = a + len(r.t0)
-            o = S.decode(y[a:b], [r], dec, scale)
-            o["flagged"] = (~r.valid).astype(int)
-            outs.append(o)
+            o = S.decode(y[a:b], [r], dec, scale)                      # hr, lo, hi, conf -> the CSV's names
+            outs.append({"hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
+                         "flagged": (~r.valid).astype(int)})
             a = b
     for o in outs:
-        o.update(hr_bpm=o["hr"], lo_bpm=o["lo"], hi_bpm=o["hi"], confidence=o["conf"])
         if dcfg.conf_error_span:
-            o["expected_err_bpm"] = (1 - np.asarray(o["conf"], np.float64)) * dcfg.conf_error_span
+            o["expected_err_bpm"] = (1 - np.asarray(o["confidence"], np.float64)) * dcfg.conf_error_span
     interval = f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated nominal mass)"
     columns = {"hr_bpm": "heart rate", "lo_bpm": f"lower end of the {interval}",
                "hi_bpm": f"upper end of the {interval}", "confidence": dcfg.conf_text}
@@ -416,7 +416,7 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
         o["flagged"] = (np.asarray(r.flagged) > 0.5).astype(int)
         if tracked:
             ok = (o["flagged"] == 0) & (o["p_quality"] > 0.5 if "p_quality" in o else True)
-            o["hr"], o["hr_tracked_bpm"] = o["hr_bpm"], track(o["hr_bpm"], ok)
+            o["hr_tracked_bpm"] = track(o["hr_bpm"], ok)
         outs.append(o)
         a = b
     columns = {c: what for c, what, _ in cols}
