@@ -66,13 +66,12 @@ def synthetic_warning(run: set[str] | list[str], seen: set[str] | None) -> str |
 def no_skill_warning(metadata: dict) -> str | None:
     """One WARNING line when the model's teacher did not beat the trivial predictor in fine-tuning (metadata
     "teacher_skill", from the quantize run): its outputs may sit near one constant whatever the recording."""
+    from sqtool.core.metrics import skill_line
     s = metadata.get("teacher_skill") or {}
     if s.get("skill") is not False:
         return None
-    lo, hi = s.get("diff_ci95", [float("nan")] * 2)
-    return (f"WARNING: this model's teacher did not beat the trivial predictor in fine-tuning (NO SKILL: {s['metric']} "
-            f"{s['model']:.3f} vs {s['reference']:.3f}, difference 95 % CI {lo:+.3f}, {hi:+.3f}); its outputs may "
-            "be near one constant whatever the recording")
+    return (f"WARNING: this model's teacher in fine-tuning: {skill_line(str(metadata.get('task', 'model')), s)}; "
+            "its outputs may be near one constant whatever the recording")
 
 
 def provenance_warnings(art, scored, run) -> tuple[list[str], list[str]]:
