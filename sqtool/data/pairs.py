@@ -237,14 +237,6 @@ def spectral_model(cfg: PairsConfig):
     return mc if (mc.frontend or {}).get("type") == "spectrum" else None
 
 
-def _nearest(t_sorted: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Index of the element of t_sorted (ascending, non-empty) nearest to each t."""
-    j = np.clip(np.searchsorted(t_sorted, t), 1, max(len(t_sorted) - 1, 1))
-    j = np.minimum(j, len(t_sorted) - 1)
-    left = np.maximum(j - 1, 0)
-    return np.where(np.abs(t_sorted[left] - t) <= np.abs(t_sorted[j] - t), left, j)
-
-
 def at_nominal_rate(rec):
     """rec itself, or (a rate the front end cannot resample from, e.g. 19.58 Hz measured from a smartwatch's
     timestamps) rec resampled to its whole-Hz rate, as the device's nominal clock would have sampled it."""
@@ -266,6 +258,7 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     from sqtool.data.hr_spectra import as_model_input, record_spectra
     from sqtool.data.preprocess import nonfinite_windows
     from sqtool.data.quality import record_quality
+    from sqtool.data.record import values_at
 
     res = _no_pairs(rec)
     if not all(c in rec.signals for c in signal_channels(model_cfg.channels[1:])):
@@ -277,9 +270,8 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
         return res
     hr = record_spectra(at_nominal_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)
     q = record_quality(rec, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s)
-    j = _nearest(q["t0"], hr.t0)                                                 # (W,) quality window
-    near = np.abs(q["t0"][j] - hr.t0) <= model_cfg.hop_s / 2                   # same window, up to the hop grid
-    score = np.where(near & (hr.flagged < 0.5), q["score"][j], np.nan)          # (W,) NaN: no score
+    score = values_at(q["t0"], q["score"], hr.t0, model_cfg.hop_s / 2)         # (W,) same window, up to the hop grid
+    score = np.where(hr.flagged < 0.5, score, np.nan)                           # NaN: no score
     gap = nonfinite_windows(rec, reads, hr.t0, model_cfg.window_s)              # (W,) holding a NaN/Inf sample
     if gap.any():
         score = np.where(gap, np.nan, score)                                     # left out, counted

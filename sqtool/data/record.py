@@ -129,9 +129,20 @@ def window_label(record: Record, t0, label: str = "hr") -> np.ndarray | None:
     lab = record.labels.get(label)
     if lab is None or lab.times is None:
         return None
-    t0 = np.asarray(t0, float)
-    times, vals = np.asarray(lab.times, float), np.asarray(lab.values, float)
+    return values_at(lab.times, lab.values, t0)
+
+
+def values_at(times, values, t, tol: float = 1e-6) -> np.ndarray:
+    """(n,) float: for each time t, the value whose time is nearest to it (a tie: the earlier) when that is within
+    `tol` seconds, else NaN. How per-window values (labels, quality scores) are matched to windows by start time:
+    never by position, so a window left out on one side does not shift every later one onto its neighbour's value."""
+    times, values, t = np.asarray(times, float), np.asarray(values, float), np.asarray(t, float)
     if times.size == 0:
-        return np.full(len(t0), np.nan)
-    idx = np.minimum(np.searchsorted(times, t0 - 1e-6), len(times) - 1)
-    return np.where(np.abs(times[idx] - t0) < 1e-6, vals[idx], np.nan)
+        return np.full(t.shape, np.nan)
+    order = np.argsort(times, kind="stable")
+    times, values = times[order], values[order]
+    j = np.clip(np.searchsorted(times, t), 1, max(len(times) - 1, 1))
+    j = np.minimum(j, len(times) - 1)
+    left = np.maximum(j - 1, 0)
+    j = np.where(np.abs(times[left] - t) <= np.abs(times[j] - t), left, j)     # the nearest time
+    return np.where(np.abs(times[j] - t) <= tol, values[j], np.nan)

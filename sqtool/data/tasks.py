@@ -282,6 +282,7 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
     import dataclasses
 
     from sqtool.data.quality import is_good, record_quality
+    from sqtool.data.record import values_at
     if tuple(cfg.channels) != ("ppg",):
         raise SqtoolError("task 'quality' uses one PPG channel: give --channels ppg")
     acc = _Acc("quality")
@@ -317,21 +318,13 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
             if len(w) == 0:                                 # shorter than one window
                 continue
             q = record_quality(rec, window_s=cfg.window_s, hop_s=cfg.hop_s)
-            s = scores_at(q, w.t0)
+            s = values_at(q["t0"], q["score"], w.t0)         # by start time: a gap's window keeps its place in q only
             ok = np.isfinite(s)
             acc.add(w.x[ok], is_good(s[ok]).astype(float), f"troika:{rec.subject}", w.t0[ok],
                     f"troika:{rec.record_id}", "troika_index")
     return acc.build(dataset="but_ppg+mw_ppg+troika",
                      label="1 good / 0 poor: BUT PPG human label; MW-PPG human artifact flags (poor if > 10 % "
                            "of the window flagged, good if none); TROIKA windows by the quality index (> 0.5 good)")
-
-
-def scores_at(q: dict, t0: np.ndarray) -> np.ndarray:
-    """(W,) the quality score of each window start `t0` from `record_quality`'s {"t0", "score"}, matched by start
-    time (NaN where it has none): a window holding a gap is left out of the model's windows but keeps its place
-    (with no score) in the quality index's, so an index would pair every later window with its neighbour's."""
-    score = dict(zip(np.round(q["t0"], 6), q["score"]))
-    return np.array([score.get(t, np.nan) for t in np.round(np.asarray(t0, float), 6)])
 
 
 # ----------------------------------------------------------------------------- synthetic default

@@ -167,7 +167,18 @@ def test_band_follows_the_cfg():
 def test_quality_scores_follow_their_windows_past_a_gap():
     """The TROIKA quality labels are matched to the model's windows by start time: with the window at 2 s left out
     (it holds a gap), the windows at 4 and 6 s keep their own scores, not their neighbours'."""
-    from sqtool.data.tasks import scores_at
+    from sqtool.data.record import values_at
     q = {"t0": np.array([0.0, 2.0, 4.0, 6.0]), "score": np.array([0.9, np.nan, 0.1, 0.8])}
-    assert np.array_equal(scores_at(q, np.array([0.0, 4.0, 6.0])), [0.9, 0.1, 0.8])
-    assert np.isnan(scores_at(q, np.array([8.0]))).all()
+    assert np.array_equal(values_at(q["t0"], q["score"], np.array([0.0, 4.0, 6.0])), [0.9, 0.1, 0.8])
+    assert np.isnan(values_at(q["t0"], q["score"], np.array([8.0]))).all()
+
+
+def test_window_label_matches_label_rows_in_any_order():
+    """Per-window truth is matched by start time whatever the order of the label rows (a label file need not be
+    sorted: its truth was NaN for every window but the matches of a sorted search), within 1e-6 s, NaN elsewhere."""
+    from sqtool.data.record import Label, Record, values_at, window_label
+    rec = Record("d", "s", "r", {"ppg": np.zeros(1000)}, {"ppg": 100.0},
+                 labels={"hr": Label(np.array([70.0, 60.0, 65.0]), np.array([4.0, 0.0, 2.0]), kind="window", window_s=8)})
+    assert np.array_equal(window_label(rec, [0.0, 2.0, 4.0, 6.0]), [60.0, 65.0, 70.0, np.nan], equal_nan=True)
+    assert np.array_equal(values_at([0.0, 2.0], [1.0, 2.0], [1.0, 1.9, 2.0 + 5e-7], tol=1.0), [1.0, 2.0, 2.0])  # tie: earlier
+    assert np.isnan(values_at([], [], [0.0, 1.0])).all()
