@@ -110,6 +110,8 @@ def _files(ds: DatasetFile) -> list[Path]:
 # ----------------------------------------------------------------------------- built-in layouts
 
 def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | None = None) -> list[Record]:
+    import dataclasses
+
     from sqtool.data.readers import read_dataset
     recs = read_dataset(ds.root, kind=ds.format, on_error=on_error, skipped=skipped)
     positive: dict = {}                     # (label, the reader's classes) -> the af / good ones among them
@@ -124,13 +126,9 @@ def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | N
                 r.labels[name] = r.labels[names[0]]
             lab = r.labels[name] if name in ("rhythm", "quality") else None
             if lab is not None and lab.kind == "class" and lab.classes:
-                key, wanted = ("af_classes", src.af) if name == "rhythm" else ("good_classes", src.good)
                 if (name, lab.classes) not in positive:
-                    positive[name, lab.classes] = match_classes(wanted, lab.classes, str(ds.path), f"labels.{name}")
-                    if name == "rhythm" and not positive[name, lab.classes]:
-                        raise SqtoolError(f"{ds.path}: labels.rhythm.af [{', '.join(src.af)}] names none of the "
-                                          f"reader's rhythm classes ({', '.join(lab.classes)})")
-                r.meta[key] = positive[name, lab.classes]
+                    positive[name, lab.classes] = positive_classes(ds, name, lab.classes, str(ds.root), rows=False)
+                r.labels[name] = dataclasses.replace(lab, positive=tuple(positive[name, lab.classes]))
         where = f"{r.source or ds.root}: record {r.record_id}"
         for name in ("hr", "rr"):
             if name in r.labels and r.labels[name].kind in ("window", "value"):
@@ -394,6 +392,37 @@ def match_classes(wanted, found, where: str, what: str) -> list[str]:
     return out
 
 
+def positive_classes(ds: DatasetFile, label: str, found, where: str, rows: bool = True) -> list[str]:
+    """The classes of rhythm / quality label `label` that the dataset file's af list (rhythm) or good list (quality)
+    names, as the data spells them (`match_classes`): what the af and quality tasks count as positive. `found`: the
+    classes as the data gives them, a table's column (rows=True: messages count its rows) or a built-in reader's
+    class names (rows=False). One line naming `where`: an af list that names none of them, a quality class that is
+    both good and poor, or neither."""
+    src = ds.labels[label]
+    found = [str(c) for c in found]
+    classes = list(dict.fromkeys(found))
+    whose = "table" if rows else "reader"
+    what = f"labels.{label}.%s of {ds.path}"
+
+    def listing(values) -> str:
+        return _counts(values) if rows else ", ".join(dict.fromkeys(values))
+    if label == "rhythm":
+        pos = match_classes(src.af, classes, where, what % "af")
+        if not pos:
+            raise SqtoolError(f"{where}: none of the {whose}'s rhythm classes ({listing(found)}) is one of "
+                              f"af: [{', '.join(src.af)}] ({what % 'af'}); list the AF classes as the {whose} "
+                              "spells them")
+        return pos
+    pos = match_classes(src.good, classes, where, what % "good")
+    poor = match_classes(src.poor, classes, where, what % "poor")
+    if both := sorted(set(pos) & set(poor)):
+        raise SqtoolError(f"{where}: quality {', '.join(both)} is both good and poor ({what % 'good'} and .poor)")
+    if other := [c for c in found if c not in pos + poor]:
+        raise SqtoolError(f"{where}: quality values {listing(other)} are neither good ({', '.join(src.good)}) nor "
+                          f"poor ({', '.join(src.poor)}); name them in {what % 'good'} or .poor")
+    return pos
+
+
 def _cell(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -422,26 +451,8 @@ class LabelTable:
         self._at = {k: list(v) for k, v in self.df.groupby("recording", sort=False).indices.items()}  # name -> rows
         if label == "bp":
             check_bp(self.df["sbp"], self.df["dbp"], self.path, lambda i: f"row {i + 1}, recording {self.keys.iloc[i]}")
-        self.positive: list[str] = []
-        if label == "rhythm":
-            found = self.df["rhythm"]
-            self.positive = match_classes(src.af, found.unique(), self.path, f"labels.rhythm.af of {ds.path}")
-            if not self.positive:
-                raise SqtoolError(f"{self.path}: none of the table's rhythm classes ({_counts(found)}) is one of "
-                                  f"af: [{', '.join(src.af)}] (labels.rhythm.af of {ds.path}); list the AF classes "
-                                  "as the table spells them")
-        elif label == "quality":
-            found = self.df["quality"]
-            what = f"labels.quality.%s of {ds.path}"
-            self.positive = match_classes(src.good, found.unique(), self.path, what % "good")
-            poor = match_classes(src.poor, found.unique(), self.path, what % "poor")
-            if both := sorted(set(self.positive) & set(poor)):
-                raise SqtoolError(f"{self.path}: quality {', '.join(both)} is both good and poor ({what % 'good'} "
-                                  "and .poor)")
-            if len(other := found[~found.isin(self.positive + poor)]):
-                raise SqtoolError(f"{self.path}: quality values {_counts(other)} are neither good "
-                                  f"({', '.join(src.good)}) nor poor ({', '.join(src.poor)}); name them in "
-                                  f"{what % 'good'} or .poor")
+        self.positive = positive_classes(ds, label, self.df[label], self.path) if label in ("rhythm", "quality") \
+            else []
 
     def check_names(self, ds: DatasetFile, files: list[Path]) -> None:
         known = {_record_id(ds, p) for p in files} | {p.name.split(".")[0] for p in files}
@@ -501,13 +512,14 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
             vals = rows["rhythm"].tolist()
             classes = tuple(sorted(set(vals)))
             idx = np.array([classes.index(v) for v in vals])
+            af = tuple(tables["rhythm"].positive)                            # the table's spellings
             if "start_s" in rows.columns:
                 rec.labels["rhythm"] = Label(values=idx, times=rows["start_s"].to_numpy(float), unit="class",
-                                             kind="class", classes=classes)
+                                             kind="class", classes=classes, positive=af)
                 rec.meta["rhythm_end_s"] = rows["end_s"].to_numpy(float)
             else:
-                rec.labels["rhythm"] = Label(values=np.array(idx[0]), unit="class", kind="class", classes=classes)
-            rec.meta["af_classes"] = list(tables["rhythm"].positive)       # the table's spellings
+                rec.labels["rhythm"] = Label(values=np.array(idx[0]), unit="class", kind="class", classes=classes,
+                                             positive=af)
     if "bp" in ds.labels:
         rows = tables["bp"].rows(rec)
         if len(rows):
@@ -523,8 +535,8 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
             rows = tables["quality"].rows(rec)
             if len(rows):
                 rec.labels["quality"] = Label(values=np.array(0), unit="class", kind="class",
-                                              classes=(rows["quality"].iloc[0],))
-                rec.meta["good_classes"] = list(tables["quality"].positive)
+                                              classes=(rows["quality"].iloc[0],),
+                                              positive=tuple(tables["quality"].positive))
 
 
 __all__ = ["read_records"]

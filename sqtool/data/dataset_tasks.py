@@ -107,7 +107,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             if lab is None:
                 continue
             T._require_channels(rec, cfg, task)
-            af = set(rec.meta.get("af_classes") or ds.labels["rhythm"].af)    # the data's spellings (dataset_reader)
+            af = set(ds.labels["rhythm"].af if lab.positive is None else lab.positive)   # as the data spells them
             names = lab.classes or ()
             is_af = np.array([(names[int(v)] if names else str(int(v))) in af for v in np.atleast_1d(lab.values)])
             w = windows(T.tile_record(rec, cfg.window_s))
@@ -142,7 +142,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
                 y = (frac <= T.GOOD_FLAGGED).astype(float)
             else:
                 v = np.atleast_1d(lab.values)[0]
-                good = (lab.classes[int(v)] in (rec.meta.get("good_classes") or ds.labels["quality"].good)) \
+                good = lab.classes[int(v)] in (ds.labels["quality"].good if lab.positive is None else lab.positive) \
                     if lab.classes else float(v) > 0
                 y, ok = np.full(len(w), float(good)), np.ones(len(w), bool)
             acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)

@@ -40,6 +40,8 @@ class Label:
     unit: str = ""                      # "bpm", "breaths/min", "mmHg", "class", "flag", ...
     kind: str = "value"                 # "value" | "class" | "events" | "flags" | "window"
     classes: tuple[str, ...] | None = None  # names for kind == "class"
+    positive: tuple[str, ...] | None = None  # kind "class" read through a dataset file: the classes its af list
+                                        # (rhythm) or good list (quality) names, as the data spells them
     window_s: float | None = None       # for kind == "window": each time is a window's START
     fs: float | None = None             # for kind == "flags": per-sample flags at this rate
 

@@ -131,6 +131,23 @@ def test_class_names_must_match_the_af_and_good_lists(tmp_path, capsys):
         load_task("quality", str(y), cfg["quality"], max_records=2)
 
 
+@pytest.mark.realdata
+def test_builtin_layout_classes_resolve_as_a_table_does(data_root, tmp_path):
+    """A built-in layout's rhythm / quality classes go through the label tables' resolution: its af / good classes
+    as the data spells them on the Label (`positive`), and a quality class neither good nor poor is one line (a
+    but_ppg file reading its motion classes as quality trained every one of them as poor)."""
+    from sqtool.data.dataset_file import load_builtin
+    rec = load_builtin("ppg_arrhythmia", data_root).records(max_records=1)[0]
+    assert rec.labels["rhythm"].positive == ("AF",) and "af_classes" not in rec.meta
+    y = tmp_path / "but.yaml"
+    y.write_text(f"format: but_ppg\nroot: {data_root / 'but_ppg'}\nlabels:\n  quality: {{reader: quality, good: [GOOD]}}\n")
+    assert load_dataset_file(y).records(max_records=1)[0].labels["quality"].positive == ("good",)
+    y.write_text(y.read_text().replace("reader: quality, good: [GOOD]", "reader: motion"))
+    with pytest.raises(SqtoolError, match=r"but_ppg: quality values rest, higher pressure, .* are neither good "
+                                          r"\(good, 1, 1.0\) nor poor"):
+        load_dataset_file(y).records()
+
+
 def test_an_empty_bp_cell_leaves_its_window_out_counted(tmp_path, capsys):
     """An empty cell of a bp table (NaN) gave a NaN target and 'fine-tuning loss became nan': the window is left
     out of training and scoring, counted (TaskData.meta, one warning line), and inspect counts it as missing."""

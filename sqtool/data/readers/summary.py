@@ -18,8 +18,8 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
-POSITIVE = {"rhythm": ("af_classes", "AF", "other"), "quality": ("good_classes", "good", "poor")}  # label -> the
-#   record meta naming its positive classes (a dataset file's af / good lists, as the data spells them), the two names
+POSITIVE = {"rhythm": ("AF", "other"), "quality": ("good", "poor")}  # label -> its two names as the task reads it
+#   (through Label.positive: a dataset file's af / good classes, as the data spells them)
 
 
 def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **kw) -> dict:
@@ -81,8 +81,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
                 s["flagged"] = s.get("flagged", 0) + int(np.sum(np.asarray(lab.values) > 0))
             if lab.kind == "class" and lab.classes:
                 hist = s.setdefault("classes", {c: 0 for c in lab.classes})
-                key, yes, no = POSITIVE.get(name, ("", "", ""))
-                pos = rec.meta.get(key)                                # a dataset file's af / good classes
+                yes, no = POSITIVE.get(name, ("", ""))
+                pos = lab.positive if name in POSITIVE else None       # a dataset file's af / good classes
                 two = s.setdefault("binary", {yes: 0, no: 0}) if pos is not None else None
                 for v in np.atleast_1d(lab.values):
                     name_c = lab.classes[int(v)] if 0 <= int(v) < len(lab.classes) else str(int(v))
