@@ -99,7 +99,9 @@ def _precheck_pretrain(cfg) -> None:
         ShardPairs(cfg.pairs).check_contract(model_cfg)       # made at the model's rate, window, norm, band
 
 
-def _precheck_finetune(cfg) -> None:
+def _precheck_finetune(cfg, init_ck: dict | None = None) -> dict | None:
+    """Cheap checks before a run directory is made; returns the --init checkpoint (`init_ck` when the caller
+    read it already, else read here for a time-domain model), for the fine-tune to use as is."""
     from sqtool.data.tasks import TASK_SPECS
     from sqtool.train.finetune import load_init
     if cfg.task not in TASK_SPECS:
@@ -115,12 +117,13 @@ def _precheck_finetune(cfg) -> None:
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "
                               "reads every dataset of --data")
-        load_init(cfg.init, cfg.model, cfg.fs or None)
+        init_ck, _ = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     from sqtool.data.dataset_tasks import dataset_of
     if dataset_of(cfg.data_root) is not None:        # a dataset.yaml / built-in name: parsed and checked here
-        return
+        return init_ck
     if cfg.data_root and cfg.data_root != "synthetic" and not Path(cfg.data_root).is_dir():
         raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
+    return init_ck
 
 
 # ----------------------------------------------------------------------------- train pretrain
@@ -235,33 +238,35 @@ def run_finetune_cmd(args) -> int:
 
     if getattr(args, "resume", None):
         return _resume_finetune(args)
-    cfg = _model_as_init(resolve_config(FinetuneConfig, args))
-    _precheck_finetune(cfg)
+    cfg, init_ck = _model_as_init(resolve_config(FinetuneConfig, args))
+    init_ck = _precheck_finetune(cfg, init_ck)               # the --init checkpoint, read once
     if _is_spectral(cfg.model):
         run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
         save_config(run_dir, cfg)
-        return _finetune_hr(cfg, run_dir)
+        return _finetune_hr(cfg, run_dir, init_ck=init_ck)
     run_dir = make_run_dir("train/finetune", f"{cfg.task}-{'pretrained' if cfg.init != 'none' else 'scratch'}",
                            args.out, args.force)
     save_config(run_dir, cfg)
-    m = run_finetune(cfg, run_dir)
+    m = run_finetune(cfg, run_dir, init_ck=init_ck)
     _print_finetune(cfg, run_dir, m)
     return 0
 
 
 def _model_as_init(cfg):
-    """`--model RUN` (a pretrained run folder or checkpoint) is `--init RUN`: a time-domain encoder with the
-    model taken from the checkpoint, a pretrained spectral encoder as `--model <its architecture> --init RUN`."""
+    """(cfg, checkpoint or None): `--model RUN` (a pretrained run folder or checkpoint) is `--init RUN`: a
+    time-domain encoder with the model taken from the checkpoint, a pretrained spectral encoder as `--model <its
+    architecture> --init RUN`; the checkpoint read for it is passed on (read once)."""
     if not _is_path(cfg.model):
-        return cfg
+        return cfg, None
     if cfg.init not in ("", "none") and cfg.init != cfg.model:
         raise SqtoolError(f"train finetune: --model {cfg.model} is a checkpoint and --init {cfg.init} another; "
                           f"give one of them")
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.models.spectral import SPECTRAL_FAMILY
-    mc = load_checkpoint(cfg.model, expect_kind=("teacher_pretrain", "teacher_task"))["model_cfg"]
+    ck = load_checkpoint(cfg.model, expect_kind=("teacher_pretrain", "teacher_task"))
+    mc = ck["model_cfg"]
     name = mc.get("name", "") if mc.get("family") == SPECTRAL_FAMILY else ""
-    return dataclasses.replace(cfg, init=cfg.model, model=name)
+    return dataclasses.replace(cfg, init=cfg.model, model=name), ck
 
 
 def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
@@ -312,13 +317,13 @@ def _resume_finetune(args) -> int:
     base = saved_config(FinetuneConfig, run_dir, "finetune")
     cfg, _ = resume_config(FinetuneConfig, base, args, run_dir=run_dir, may_change=_NOT_IN_KEY,
                            why="its finished folds were trained with the saved one")
-    _precheck_finetune(cfg)
+    init_ck = _precheck_finetune(cfg)
     lock_run_dir(run_dir)                       # a second resume of the same run is refused
     note_run(run_dir, "train/finetune")
     save_config(run_dir, cfg, resumed=True)
     if _is_spectral(cfg.model):
         return _finetune_hr(cfg, run_dir, resume=True)
-    m = run_finetune(cfg, run_dir, resume=True)
+    m = run_finetune(cfg, run_dir, resume=True, init_ck=init_ck)
     _print_finetune(cfg, run_dir, m)
     return 0
 
@@ -329,10 +334,10 @@ def _is_spectral(model: str) -> bool:
     return bool(model) and get_model_cfg(model).family == SPECTRAL_FAMILY
 
 
-def _finetune_hr(cfg, run_dir: Path, resume: bool = False) -> int:
+def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None = None) -> int:
     """A spectral heart-rate fine-tune (fresh or resumed) into `run_dir`, its summary and next command."""
     from sqtool.train.finetune_hr import run_finetune_hr
-    m = run_finetune_hr(cfg, run_dir, log=item, resume=resume)
+    m = run_finetune_hr(cfg, run_dir, log=item, resume=resume, init_ck=init_ck)
     lo, hi = m["ci95"]["mae_bpm"]
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}){_resumed_text(m)} "

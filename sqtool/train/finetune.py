@@ -92,12 +92,14 @@ class FinetuneConfig:
 
 # ----------------------------------------------------------------------------- init checkpoint
 
-def load_init(init: str, model_name: str, fs: float | None):
-    """(checkpoint dict or None, model name). Refuses other families, models, sampling rates."""
+def load_init(init: str, model_name: str, fs: float | None, ck: dict | None = None):
+    """(checkpoint dict or None, model name). Refuses other families, models, sampling rates. `ck`: the
+    checkpoint `init` names when the caller has read it already (`train finetune`: read once)."""
     from sqtool.core.checkpoint import load_checkpoint
     if not init or init == "none":
         return None, model_name or "resnet1d_siamq_18"
-    ck = load_checkpoint(init, expect_kind=("teacher_pretrain", "teacher_task"))
+    if ck is None:
+        ck = load_checkpoint(init, expect_kind=("teacher_pretrain", "teacher_task"))
     mc = ck["model_cfg"]
     if mc.get("family") == "spec_cnn":
         raise SqtoolError(f"checkpoint {ck['path']} is a pretrained spectral encoder: fine-tune it with "
@@ -250,9 +252,11 @@ def load_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray) -> np.ndarr
 
 # ----------------------------------------------------------------------------- the command
 
-def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resume: bool = False) -> dict:
+def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resume: bool = False,
+                 init_ck: dict | None = None) -> dict:
     """Cross-validated fine-tuning + final model; returns the metrics dict (also metrics.json).
-    resume=True reuses the completed folds saved in run_dir/folds (see the module docstring)."""
+    resume=True reuses the completed folds saved in run_dir/folds (see the module docstring). `init_ck`: the
+    checkpoint cfg.init names when the caller has read it already (`load_init`)."""
     import torch
 
     from sqtool.data.tasks import TASK_SPECS, load_task, subject_folds, task_model_cfg
@@ -273,7 +277,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     kind = spec["kind"]
     dev = loop.pick_device(cfg.device)
 
-    ck, model_name = load_init(cfg.init, cfg.model, cfg.fs or None)
+    ck, model_name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     base = get_model_cfg(model_name) if ck is None else _cfg_from(ck)
     if cfg.fs:
         base = base.replace(fs=float(cfg.fs))

@@ -114,9 +114,11 @@ def sensors_seen(mcfg, corpus, log=print):
     return mcfg.replace(frontend={**mcfg.frontend, "ppg_sensors": sensors[:max(seen)]})
 
 
-def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -> dict:
+def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, init_ck: dict | None = None) -> dict:
     """`cfg` is train.finetune.FinetuneConfig (model = a spectral registry name). resume=True reuses the
-    finished folds saved in run_dir/folds (see the module docstring)."""
+    finished folds saved in run_dir/folds (see the module docstring). `init_ck`: the checkpoint cfg.init names
+    when the caller has read it already (`train finetune --model RUN`: read once; another kind is read again
+    to be refused in the checkpoint loader's words)."""
     import torch
 
     from sqtool.core import resolve_data_root, set_seed
@@ -135,10 +137,10 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False) -
     twice = sorted({d for d in cfg.datasets if list(cfg.datasets).count(d) > 1})
     if twice:
         raise SqtoolError(f"--datasets names {', '.join(twice)} twice: its subjects would be trained on twice")
-    ck_init = None
-    if cfg.init not in ("", "none"):
+    ck_init = init_ck if cfg.init not in ("", "none") else None
+    if cfg.init not in ("", "none") and (ck_init is None or ck_init["kind"] != "teacher_pretrain"):
         from sqtool.core.checkpoint import load_checkpoint
-        ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain")
+        ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain")     # another kind: refused in one line
     from sqtool.data.dataset_file import builtin_exclude, builtin_names
     from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback

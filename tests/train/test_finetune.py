@@ -102,3 +102,19 @@ def test_bad_inputs_are_one_clear_error(tmp_path, tiny_pretrained, data_root):
     assert main(["train", "finetune", "--task", "hr", "--init", str(tmp_path / "missing"),
                  "--out", str(tmp_path / "o")]) == 1
     assert not (tmp_path / "o").exists()                      # checked before the run directory is made
+
+
+@pytest.mark.parametrize("flag", ["--model", "--init"])
+def test_the_init_checkpoint_is_read_once(tmp_path, tiny_pretrained, monkeypatch, flag):
+    import sqtool.core.checkpoint as C
+    real, read = C.load_checkpoint, []
+
+    def counting(path, *a, **kw):
+        ck = real(path, *a, **kw)
+        read.append(ck["path"])
+        return ck
+    monkeypatch.setattr(C, "load_checkpoint", counting)
+    assert main(["train", "finetune", "--task", "hr", flag, str(tiny_pretrained), "--data", "synthetic", "--folds",
+                 "2", "--epochs", "1", "--mode", "linear", "--bootstrap", "10", "--max-records", "3", "--no-progress",
+                 "--out", str(tmp_path / "ft")]) == 0
+    assert read.count(str(tiny_pretrained / "model.pt")) == 1, read

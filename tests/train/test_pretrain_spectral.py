@@ -90,7 +90,7 @@ def test_pretrain_a_spectral_encoder_on_real_pairs(tmp_path, rec):
         run_pretrain(PretrainConfig(**{**cfg.__dict__, "pair_mode": "augment"}), tmp_path / "aug", pairs=pairs)
 
 
-def test_cli_pairs_pretrain_finetune_quantize_from_the_pretrained_encoders(tmp_path, capsys):
+def test_cli_pairs_pretrain_finetune_quantize_from_the_pretrained_encoders(tmp_path, capsys, monkeypatch):
     pairs, pt, ft, q = tmp_path / "pairs", tmp_path / "pt", tmp_path / "ft", tmp_path / "q"
     assert main(["data", "pairs", "--data", "synthetic", "--model", MODEL, "--synthetic-subjects", "3",
                  "--workers", "1", "--out", str(pairs)]) == 0
@@ -101,8 +101,13 @@ def test_cli_pairs_pretrain_finetune_quantize_from_the_pretrained_encoders(tmp_p
     # the printed next command runs as printed: --model RUN of a spectral encoder, --data its pairs' data
     nxt = capsys.readouterr().out.strip().splitlines()[-1]
     assert nxt == f"next: sqtool train finetune --task hr --model {pt} --data synthetic"
+    import sqtool.core.checkpoint as C
+    real, read = C.load_checkpoint, []
+    monkeypatch.setattr(C, "load_checkpoint", lambda *a, **kw: read.append(real(*a, **kw)) or read[-1])
     assert main(nxt.split()[2:] + ["--folds", "2", "--epochs", "1", "--max-records", "3", "--out",
                                    str(tmp_path / "ft_next")]) == 0
+    assert [ck["path"] for ck in read] == [str(pt / "model.pt")]             # the pretrained encoder, read once
+    monkeypatch.setattr(C, "load_checkpoint", real)
     saved = yaml.safe_load((tmp_path / "ft_next" / "config.yaml").read_text())["config"]
     assert saved["model"] == MODEL and saved["init"] == str(pt)
     assert main(["train", "finetune", "--task", "hr", "--model", MODEL, "--init", str(pt / "model.pt"), "--data",
