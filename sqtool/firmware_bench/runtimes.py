@@ -108,10 +108,14 @@ class Artifacts:
 def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed_parity: bool = False,
                    flag: str = "") -> Artifacts:
     """Read an export folder through its manifest.json only: refuse a folder without one, or whose parity
-    failed (unless allow_failed_parity; `flag` names the option that allows it), then read and check
-    metadata.json. `checkpoints` (key -> path, empty = none) are checkpoints the user named explicitly."""
+    failed (unless allow_failed_parity; `flag` names the option that allows it), or any of whose files or source
+    checkpoints changed since the export (TamperedArtifact, checked here once: a runtime that then cannot load a
+    file is skipped or an error, never a changed file), then read and check metadata.json. `checkpoints`
+    (key -> path, empty = none) are checkpoints the user named explicitly (the manifest's are then not read)."""
+    over = {k: Path(v) for k, v in (checkpoints or {}).items() if v}
     m = read_manifest(path)
     m.require_parity(allow_failed_parity, flag)
+    m.check_unchanged(skip_sources=over)
     mp = m.file("metadata.json")
     try:
         md = json.loads(mp.read_text())
@@ -121,7 +125,6 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed
     if not isinstance(md, dict) or "model_cfg" not in md:
         raise SqtoolError(f"{mp} lacks sqtool metadata (model_cfg): not written by sqtool export")
     check_model_cfg(md["model_cfg"], str(mp))
-    over = {k: Path(v) for k, v in (checkpoints or {}).items() if v}
     return Artifacts(m.dir, md, m, over)
 
 

@@ -112,17 +112,27 @@ def _copy_tree(export: Path, dst: Path) -> Path:
 
 
 def test_bench_checks_the_sha256_of_what_it_loads(moved_export, tmp_path):
+    """Every file and source checkpoint is checked once when the export is loaded (a changed one: TamperedArtifact,
+    whatever runtimes are asked for), and again by a runtime loading it (changed after the load)."""
+    from sqtool.core.manifest import TamperedArtifact
     exp = _copy_tree(moved_export, tmp_path / "t")
+    art = R.load_artifacts(exp)
     ck = exp.parent / "quantize" / "student_float.pt"
     ck.write_bytes(ck.read_bytes() + b"\0")
-    art = R.load_artifacts(exp)
     with pytest.raises(SqtoolError, match=r"student_float.pt: sha256 differs from .*manifest.json"):
         R.make_runtime("torch_student", art, tmp_path / "w")
     R.make_runtime("brevitas_int8", art, tmp_path / "w")           # the other checkpoint is untouched
+    with pytest.raises(TamperedArtifact, match=r"student_float.pt: sha256 differs"):
+        R.load_artifacts(exp)
+    R.load_artifacts(exp, {"student_float": str(exp.parent / "teacher.pt")})   # named instead: not read
+    ck.unlink()                                                    # a missing one: left to the runtime needing it
+    art = R.load_artifacts(exp)
     onnx = exp / "model_int8.onnx"
     onnx.write_bytes(onnx.read_bytes()[:-1] + b"\1")
     with pytest.raises(SqtoolError, match=r"model_int8.onnx: sha256 differs"):
         R.make_runtime("onnx_int8", art, tmp_path / "w")
+    with pytest.raises(TamperedArtifact, match=r"model_int8.onnx: sha256 differs"):
+        R.load_artifacts(exp)
     (exp / "metadata.json").write_text((exp / "metadata.json").read_text() + " ")
     with pytest.raises(SqtoolError, match=r"metadata.json: sha256 differs"):
         R.load_artifacts(exp)
