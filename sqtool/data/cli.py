@@ -133,12 +133,11 @@ def run_inspect(args) -> int:
     ds = dataset_of(_data_arg(args), args.data_root)      # a dataset.yaml or a built-in name
     if ds is not None:
         from sqtool.data.readers.summary import summarise
-        skipped: list = []
-        s = summarise(ds.path, records=ds.records(on_error="skip" if args.skip_bad else "raise", skipped=skipped))
+        s = summarise(ds.path, records=ds.records(on_error="skip" if args.skip_bad else "raise"))
         s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
                              **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
-        if skipped:
-            s["skipped"] = skipped
+        if ds.report.get("skipped"):
+            s["skipped"] = ds.report["skipped"]
     else:
         s = inspect_path(_resolve_path(_data_arg(args), args.data_root), args.kind, **opts)
     if args.json:

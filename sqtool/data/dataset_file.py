@@ -133,7 +133,7 @@ class DatasetFile:
     labels: dict[str, LabelSource] = field(default_factory=dict)
     exclude: dict[str, str] = field(default_factory=dict)
     split: Split = field(default_factory=Split)
-    report: dict = field(default_factory=dict)      # filled by records(): excluded, doubtful hr windows
+    report: dict = field(default_factory=dict)      # filled by records(): excluded, skipped, doubtful hr windows
 
     # -- what the file promises
     @property
@@ -154,11 +154,11 @@ class DatasetFile:
             have = ", ".join(self.labels) or "none"
             raise SqtoolError(f"{self.path}: task '{task}' needs label '{lab}' (the file declares: {have})")
 
-    def records(self, log=None, max_records: int = 0, on_error: str = "raise", skipped: list | None = None) -> list:
+    def records(self, log=None, max_records: int = 0, on_error: str = "raise") -> list:
         """Every recording under root, read, checked and labelled; excluded ones reported (log + report).
-        on_error="skip": a bad file is left out, its error appended to `skipped`."""
+        on_error="skip": a bad file is left out, its error in report["skipped"]."""
         from sqtool.data.dataset_reader import read_records
-        return read_records(self, log=log, max_records=max_records, on_error=on_error, skipped=skipped)
+        return read_records(self, log=log, max_records=max_records, on_error=on_error)
 
     def split_subjects(self, records) -> tuple[set[str], set[str]]:
         """(train subjects, test subjects): the declared split (subjects or record ids), else computed from

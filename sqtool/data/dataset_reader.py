@@ -45,14 +45,13 @@ from sqtool.data.dataset_file import RATE_TOL, DatasetFile
 from sqtool.data.record import Label, Record
 
 
-def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str = "raise",
-                 skipped: list | None = None) -> list[Record]:
-    """on_error="skip": a bad file (unreadable, corrupt, failing a check) is left out and its one-line error
-    appended to `skipped` (and said through `log`) instead of stopping the read."""
+def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str = "raise") -> list[Record]:
+    """on_error="skip": a bad file (unreadable, corrupt, failing a check) is left out, its one-line error kept in
+    ds.report["skipped"] (and said through `log`) instead of stopping the read."""
     say = log or (lambda m: None)
     if on_error not in ("raise", "skip"):
         raise SqtoolError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    bad = skipped if skipped is not None else []
+    bad: list[str] = []                             # one-line errors of the files left out
     gone: set[str] = set()                          # record ids of skipped files
     tables: dict[str, LabelTable] = {}              # label -> its table (generic formats)
     if ds.builtin:
@@ -73,7 +72,7 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
                 gone.add(_record_id(ds, p))                   # an excluded bad file is no unknown name
                 say(f"{ds.name}: skipped a bad file: {e}")
     if on_error == "skip":
-        ds.report["skipped"] = list(bad)
+        ds.report["skipped"] = bad
     excluded = [r for r in recs if str(r.record_id) in ds.exclude]
     unknown = sorted(set(ds.exclude) - {str(r.record_id) for r in excluded} - gone)
     if unknown and not ds.shipped:          # a shipped file's exclusion may name a file a partial copy lacks

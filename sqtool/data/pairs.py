@@ -303,7 +303,10 @@ def list_units(path: str | os.PathLike, kind: str | None = None, on_error: str =
 
     ds = dataset_of(path)                  # a dataset.yaml or a built-in name: its records, read here
     if ds is not None:
-        return [("record", r) for r in ds.records(on_error=on_error, skipped=errors)]
+        recs = ds.records(on_error=on_error)
+        if errors is not None:
+            errors += ds.report.get("skipped", [])
+        return [("record", r) for r in recs]
     kind, items = readers.list_items(path, kind)
     return [("item", kind, item, Path(path)) for item in items]
 
