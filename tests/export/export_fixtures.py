@@ -53,7 +53,7 @@ def random_bn_model(name_or_cfg, seed: int = 0, generator=None):
     return f
 
 
-def make_float_student(name: str = "cnn1d_student_xs", seed: int = 0, train_x=None, train_y=None, steps: int = 0):
+def make_float_student(name="cnn1d_student_xs", seed: int = 0, train_x=None, train_y=None, steps: int = 0):
     """A float student with non-trivial BN statistics; optionally a few Adam steps on (x, y)."""
     import torch
     g = torch.Generator().manual_seed(seed)
@@ -85,11 +85,12 @@ def make_int8_student(float_student, calib_x: np.ndarray, preset: str = "int8_w_
 
 def make_int8_run(run_dir, name: str = "cnn1d_student_xs", preset: str = "int8_w_per_channel_a_per_tensor",
                   n_heldout: int = 24, seed: int = 0, steps: int = 0, heldout: tuple | None = None) -> Path:
-    """Write a compress-like run dir (model.pt student_int8, student_float.pt, heldout.npz)."""
+    """Write a compress-like run dir (model.pt student_int8, student_float.pt, heldout.npz); `name` a registry
+    name or a ModelCfg (e.g. a student of another task, `data.tasks.task_model_cfg`)."""
     from sqtool.models import get_model_cfg
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = get_model_cfg(name)
+    cfg = get_model_cfg(name) if isinstance(name, str) else name
     if heldout is None:
         x, y = synthetic_windows(cfg, n_heldout, seed + 1)
         groups = np.array([f"s{i % 3}" for i in range(len(x))])

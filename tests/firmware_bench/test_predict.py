@@ -162,18 +162,23 @@ def test_every_tasks_outputs_have_a_column(task):
     assert output_columns(["hr_bpm", "quality_logit"], ["bpm", "logit"])[1][0] == "p_quality"
 
 
-def test_predict_a_time_domain_model_of_another_task(export_dir, tmp_path, monkeypatch):
-    """A non-heart-rate time-domain export (its metadata says bp: sbp, dbp in mmHg): one CSV column per output,
-    no tracker, no truth column, medians in summary.json."""
+def test_predict_a_time_domain_model_of_another_task(tmp_path):
+    """A non-heart-rate time-domain export (a bp student, cnn1d_student_xs with the task's outputs sbp, dbp in
+    mmHg, quantized and exported as the other fixtures are): one CSV column per output, no tracker, no truth
+    column, medians in summary.json."""
     import math
-    from sqtool.firmware_bench import runtimes as R
-    real = R.load_artifacts
 
-    def as_bp(path, *a, **k):
-        art = real(path, *a, **k)
-        art.metadata.update(task="bp", outputs=["sbp", "dbp"], units=["mmHg", "mmHg"])
-        return art
-    monkeypatch.setattr(R, "load_artifacts", as_bp)
+    from export_fixtures import make_int8_run
+
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.export.cli import ExportConfig, export
+    from sqtool.models import get_model_cfg
+    mc = task_model_cfg("bp", get_model_cfg("cnn1d_student_xs"), channels=("ppg",)).replace(
+        target_mean=(120.0, 80.0), target_std=(15.0, 10.0))
+    run = make_int8_run(tmp_path / "quantize", mc, n_heldout=4)
+    exp = export(ExportConfig(model=str(run), target=["c"], out=str(tmp_path / "export")))
+    assert exp["failed"] == [], exp["summary"]
+    export_dir = exp["out"]
     rec = write_wrist_npz(tmp_path / "w.npz", seconds=30)
     res = predict(PredictConfig(model=str(export_dir), data=str(rec), out=str(tmp_path / "bp")))
     with open(tmp_path / "bp" / "w.csv") as f:
