@@ -70,9 +70,10 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
                     raise
                 bad.append(str(e))
                 gone.add(_record_id(ds, p))                   # an excluded bad file is no unknown name
-                say(f"{ds.name}: skipped a bad file: {e}")
     if on_error == "skip":
         ds.report["skipped"] = bad
+        for e in bad:                       # a built-in layout's too (its reader skipped them)
+            say(f"{ds.name}: skipped a bad file: {e}")
     excluded = [r for r in recs if str(r.record_id) in ds.exclude]
     unknown = sorted(set(ds.exclude) - {str(r.record_id) for r in excluded} - gone)
     if unknown and not ds.shipped:          # a shipped file's exclusion may name a file a partial copy lacks

@@ -204,6 +204,30 @@ def test_corrupt_edf(tmp_path):
         read_dataset(tmp_path)
 
 
+def test_truncated_edf_in_a_folder_is_one_line_or_left_out_said_and_counted(tmp_path):
+    """A truncated EDF beside a good one, in the built-in layout and through the generic EDF reader of a dataset
+    file: one line naming the file; with on_error="skip" it is left out, counted in ds.report["skipped"] and said
+    once through `log` (the built-in layout's skipped file was counted but never said)."""
+    from sqtool.data.dataset_file import load_dataset_file
+    _write_edf(tmp_path, "s7_walk", n_ch=15, fs=256)
+    bad = _write_edf(tmp_path, "s7_run", n_ch=15, fs=256)
+    bad.write_bytes(bad.read_bytes()[:bad.stat().st_size * 2 // 3])
+    (tmp_path / "layout.yaml").write_text("format: wrist_exercise\nroot: edf\n")
+    (tmp_path / "generic.yaml").write_text("format: edf\nroot: edf\nchannels: {ppg: c1}\n")
+    with pytest.raises(SqtoolError, match="corrupt or truncated EDF file") as e:
+        read_dataset(tmp_path)
+    assert "\n" not in str(e.value) and str(e.value).startswith(f"{bad}: ")
+    for name in ("layout", "generic"):
+        ds = load_dataset_file(tmp_path / f"{name}.yaml")
+        with pytest.raises(SqtoolError, match="corrupt or (truncated|unreadable) EDF") as e:
+            ds.records()
+        assert "\n" not in str(e.value) and str(bad) in str(e.value)
+        said: list[str] = []
+        assert [r.record_id for r in ds.records(on_error="skip", log=said.append)] == ["s7_walk"]
+        assert len(ds.report["skipped"]) == 1 and ds.report["skipped"][0].startswith(f"{bad}: ")
+        assert [m for m in said if str(bad) in m] == [f"{ds.name}: skipped a bad file: {ds.report['skipped'][0]}"]
+
+
 # ----------------------------------------------------------------------------- sqtool.data.ecg
 
 def _spike_ecg(bpm_samples: int, seconds: float, fs: int = FS, noise: float = 0.02, seed: int = 0):
