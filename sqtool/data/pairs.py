@@ -294,10 +294,11 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
 _CTX: dict = {}          # per-process reader cache (label spreadsheets etc.), keyed by dataset root
 
 
-def list_units(path: str | os.PathLike, kind: str | None = None, on_error: str = "raise",
+def list_units(path, kind: str | None = None, on_error: str = "raise",
                errors: list | None = None) -> list[tuple]:
     """The files of a dataset that hold records: [("item", kind, item, root), ...] (cheap, no reading).
-    A dataset file's records are read here, its bad files skipped into `errors` when on_error="skip"."""
+    A dataset file's (path or DatasetFile) records are read here, its bad files skipped into `errors` when
+    on_error="skip"."""
     from sqtool.data import readers
     from sqtool.data.dataset_tasks import dataset_of
 
@@ -351,8 +352,9 @@ def _bounded(iterable, sem: threading.Semaphore, stop: threading.Event):
 # ----------------------------------------------------------------------------- the run
 
 def _input_name(path) -> str:
-    """The dataset name of a --data input: a dataset file's `name:` (hosp, hospB; a built-in's own name), else
-    the folder or file name. Subject ids are only unique within it ("<name>/<subject>" in the index)."""
+    """The dataset name of a --data input (a path, or its DatasetFile): a dataset file's `name:` (hosp, hospB; a
+    built-in's own name), else the folder or file name. Subject ids are only unique within it ("<name>/<subject>"
+    in the index)."""
     from sqtool.data.dataset_tasks import dataset_of
     ds = dataset_of(path)
     return ds.name if ds is not None and ds.name else (Path(path).name or str(path))
@@ -362,12 +364,14 @@ def _inputs(cfg: PairsConfig, errors: list | None = None) -> list[tuple[str, lis
     """[(name, units)] for every input; the synthetic corpus when no data is given. The bad files of a dataset
     file (read here) go to `errors` under --on-error skip."""
     if cfg.input:
+        from sqtool.data.dataset_tasks import dataset_of
         out, seen = [], {}
         for p in cfg.input:
-            name = _input_name(p)
+            src = dataset_of(p) or p                      # a dataset file is parsed once, here
+            name = _input_name(src)
             seen[name] = seen.get(name, 0) + 1            # two inputs of one name: subjects kept apart
             out.append((name if seen[name] == 1 else f"{name}_{seen[name]}",
-                        list_units(p, cfg.kind, cfg.on_error, errors)))
+                        list_units(src, cfg.kind, cfg.on_error, errors)))
         return out
     root = None if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
     if root is None:

@@ -291,6 +291,19 @@ def test_two_own_datasets_keep_their_subjects_apart(tmp_path):
     assert set(m["datasets"]) == {"hosp", "hosp_2"} and m["subjects"] == 5
 
 
+def test_each_input_dataset_file_is_parsed_once(tmp_path, monkeypatch):
+    """The miner resolves a dataset.yaml once for its name and its units (it was parsed twice)."""
+    import sqtool.data.dataset_file as F
+    from sqtool.data.pairs import _inputs
+    a, b = _own_corpus(tmp_path, "hosp", 1), _own_corpus(tmp_path, "hospB", 1, seed=10)
+    parsed: list = []
+    parse = F.parse_dataset
+    monkeypatch.setattr(F, "parse_dataset", lambda d, path, *a: parsed.append(path) or parse(d, path, *a))
+    got = _inputs(PairsConfig(input=[str(a), str(b.parent)]))
+    assert [(name, len(units)) for name, units in got] == [("hosp", 1), ("hospB", 1)]
+    assert sorted(map(str, parsed)) == [str(a), str(b)]
+
+
 def test_builtin_names_keep_their_name(data_root):
     from sqtool.data.dataset_file import builtin_dir
     from sqtool.data.pairs import _input_name
