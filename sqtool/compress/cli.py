@@ -188,7 +188,7 @@ def run(args) -> int:
     ck = _spectral_teacher(cfg)
     if ck is not None:
         from sqtool.compress.quantize_hr import quantize_hr
-        run_dir = quantize_hr(cfg, ck, log=log)
+        run_dir, metrics = quantize_hr(cfg, ck, log=log)
     elif cfg.student_init:
         raise SqtoolError("--student-init applies to spectral heart-rate students (a spec_* teacher); a time-domain "
                           "student is distilled from scratch")
@@ -196,8 +196,8 @@ def run(args) -> int:
         raise SqtoolError("--calibrate-on sets the heart-rate decoder's interval of spectral students (a spec_* "
                           "teacher); a time-domain student has no decoder")
     else:
-        run_dir = quantize(cfg, log=log)
-    print_results(run_dir)
+        run_dir, metrics = quantize_run(cfg, log=log)
+    print_results(run_dir, metrics)
     return 0
 
 
@@ -211,11 +211,11 @@ def _resume(args) -> int:
     lock_run_dir(cfg.out)                       # a second resume of the same run is refused
     note_run(cfg.out, "quantize")
     if ck is None:
-        run_dir = quantize(cfg, log=log, resume_dir=cfg.out)
+        run_dir, metrics = quantize_run(cfg, log=log, resume_dir=cfg.out)
     else:
         from sqtool.compress.quantize_hr import quantize_hr
-        run_dir = quantize_hr(cfg, ck, log=log, run_dir=cfg.out)
-    print_results(run_dir)
+        run_dir, metrics = quantize_hr(cfg, ck, log=log, run_dir=cfg.out)
+    print_results(run_dir, metrics)
     return 0
 
 
@@ -233,15 +233,11 @@ def result_line(metrics: dict) -> str:
             f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm))}")
 
 
-def print_results(run_dir) -> None:
-    """On stdout: the result line, where the results are (`report:`) and the next command."""
-    import json
+def print_results(run_dir, metrics: dict) -> None:
+    """On stdout: the result line of the run's `metrics` (as written to its metrics.json), where the results
+    are (`report:`) and the next command."""
     run_dir = Path(run_dir)
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        print(f"{result_line(metrics)} -> {run_dir}")
-    except (OSError, ValueError, KeyError, TypeError):
-        print(f"quantized -> {run_dir}")
+    print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
     print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c")
 
@@ -425,10 +421,15 @@ def window_sqi(x_ppg: np.ndarray, fs: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- the pipeline
 
 def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | None = None) -> Path:
-    """Run the whole stage; `data` (a TaskData) overrides loading (tests, benchmarks). Returns the run dir.
-    `resume_dir`: continue that run after a kill: its student_float.pt is reused when its key (config,
-    teacher, training data) matches, and calibration + QAT are redone (QAT is seeded on its own, so the
-    result equals an uninterrupted run's)."""
+    """Run the whole stage (`quantize_run`); returns the run dir."""
+    return quantize_run(cfg, data, log, resume_dir)[0]
+
+
+def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | None = None) -> tuple[Path, dict]:
+    """Run the whole stage; `data` (a TaskData) overrides loading (tests, benchmarks). Returns the run dir and
+    its metrics (metrics.json). `resume_dir`: continue that run after a kill: its student_float.pt is reused
+    when its key (config, teacher, training data) matches, and calibration + QAT are redone (QAT is seeded on
+    its own, so the result equals an uninterrupted run's)."""
     import torch
 
     from sqtool.compress import distill as D
@@ -637,7 +638,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
                              "QAT (int8 twin)": [h["loss"] for h in q_hist["history"]]},
                    ylabel="training loss" + (" (label + distillation)" if cfg.distill else ""),
                    title=f"quantize {scfg.name}")
-    return run_dir                                  # its result line: print_results (stdout)
+    return run_dir, metrics                         # its result line: print_results (stdout)
 
 
 def _save_heldout(path: Path, data, te, x_all, y_all, groups, synthetic: bool) -> None:

@@ -151,9 +151,10 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     return dec
 
 
-def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:
+def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> tuple[Path, dict]:
     """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint. `run_dir` given: resume
-    that run (its matching student_float.pt is reused, see the module docstring)."""
+    that run (its matching student_float.pt is reused, see the module docstring). Returns the run dir and its
+    metrics (metrics.json)."""
     import torch
 
     from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg
@@ -374,7 +375,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     if hint:                               # the held-out line itself is the CLI's, on stdout (`print_results`)
         say(hint)
-    return run_dir
+    return run_dir, metrics
 
 
 __all__ = ["quantize_hr"]

@@ -171,6 +171,18 @@ def test_the_result_line_of_a_time_domain_run_carries_units():
     assert result_line(m) == "held-out hr: teacher MAE 8.11 BPM | student float MAE 9.00 BPM | int8 MAE 9.25 BPM"
 
 
+
+def test_the_cli_prints_the_result_line_of_the_metrics_it_wrote(hr_teacher, tmp_path, capsys):
+    from sqtool.compress.cli import print_results, result_line
+    out = tmp_path / "q"
+    rc = main(["quantize", "--model", str(hr_teacher), "--data", "synthetic", "--epochs", "1", "--qat-epochs", "1",
+               "--no-distill", "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-3] == f"{result_line(json.loads((out / 'metrics.json').read_text()))} -> {out}"   # as written
+    with pytest.raises(KeyError):                       # a broken result line is an error, not 'quantized -> RUN'
+        print_results(out, {"task": "hr"})
+
 def test_quantize_reads_the_teachers_own_data_by_default(hr_teacher, tmp_path, capsys, monkeypatch):
     """No --data: the data the teacher was fine-tuned on (its train_cfg's data_root: here 'synthetic'), not the
     default data root (a team's dataset file would otherwise be swapped for the built-in datasets)."""
