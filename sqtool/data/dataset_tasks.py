@@ -156,13 +156,8 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         extra["missing_target_windows"] = ds.report["missing_target_windows"] = untrue["windows"]
         warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target "
              "(NaN in the label: an empty cell, no or doubtful truth): left out of training and scoring")
-    td = acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
-                   excluded=dict(ds.report.get("excluded") or {}), **extra)
-    if T.TASK_SPECS[task]["kind"] == "classification" and len(td) and len(np.unique(td.y)) == 1:
-        one = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}[task][int(td.y[0, 0])]
-        raise SqtoolError(f"{ds.path}: task '{task}' has only one class ({len(td)} windows all {one}); a classifier "
-                          "needs windows of both")
-    return td
+    return acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
+                     excluded=dict(ds.report.get("excluded") or {}), **extra)
 
 
 def warn(msg: str) -> None:

@@ -180,6 +180,10 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
             td.meta["label"] = spec["label"]
     if len(td) == 0:
         raise SqtoolError(f"task '{task}': no labelled windows of {model_cfg.window_s:g} s found")
+    if spec["kind"] == "classification" and len(np.unique(td.y)) == 1:   # e.g. --max-records keeping one class
+        one = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}[task][int(td.y[0, 0])]
+        raise SqtoolError(f"{td.meta.get('dataset_file') or data_root or 'synthetic'}: task '{task}' has only one "
+                          f"class ({len(td)} windows all {one}); a classifier needs windows of both")
     td.meta.update(task=task, fs=model_cfg.fs, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s,
                    channels=list(model_cfg.channels), norm=model_cfg.norm,
                    band=None if model_band(model_cfg) is None else list(model_band(model_cfg)),

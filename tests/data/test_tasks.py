@@ -182,3 +182,12 @@ def test_window_label_matches_label_rows_in_any_order():
     assert np.array_equal(window_label(rec, [0.0, 2.0, 4.0, 6.0]), [60.0, 65.0, 70.0, np.nan], equal_nan=True)
     assert np.array_equal(values_at([0.0, 2.0], [1.0, 2.0], [1.0, 1.9, 2.0 + 5e-7], tol=1.0), [1.0, 2.0, 2.0])  # tie: earlier
     assert np.isnan(values_at([], [], [0.0, 1.0])).all()
+
+
+def test_a_classification_task_left_with_one_class_is_refused_whatever_the_data():
+    """The one-class refusal is load_task's, not the dataset-file loader's only: the synthetic AF set cut to one
+    subject (--max-records 1) went on to training with 12 non-AF windows."""
+    with pytest.raises(SqtoolError, match=r"^synthetic: task 'af' has only one class \(12 windows all non-AF\); "
+                                          r"a classifier needs windows of both$"):
+        load_task("af", "synthetic", cfg("af"), max_records=1)
+    assert len(np.unique(load_task("af", "synthetic", cfg("af"), max_records=2).y)) == 2
