@@ -167,3 +167,26 @@ def test_the_mae_ci_resamples_recordings_only_from_three_on():
     assert how.startswith("bootstrap over windows (2 recordings") and ci[0] < ci[1]
     ci, how = _bootstrap_mae_ci(err, np.repeat(["a", "b", "c"], 20))
     assert how == "bootstrap over 3 recordings"
+
+
+def test_a_copied_export_folder_benches_the_c_pipeline_as_in_place(spec_export_dir, tmp_path, capsys):
+    """An export folder copied alone (its manifest's sources, ../quantize/*.pt, are not beside the copy) gives the
+    C pipeline's row as in place, the same heart rate and accuracy; only its comparison with the Python integer
+    reference (built from the student_int8 checkpoint) is left out, said in one line and in the row."""
+    import shutil
+    copy = tmp_path / "elsewhere" / "export"
+    shutil.copytree(spec_export_dir, copy)
+    runs = {}
+    for where, exp in (("in_place", spec_export_dir), ("copy", copy)):
+        res = run_bench(BenchConfig(model=str(exp), data="synthetic", max_records=1, max_seconds=40,
+                                    runtime=["c_pipeline"], callgrind_windows=0, out=str(tmp_path / where)))
+        runs[where] = (_rows(res)["c_pipeline"], capsys.readouterr().err)
+    (here, here_err), (there, there_err) = runs["in_place"], runs["copy"]
+    assert here["status"] == there["status"] == "ok" and there["metrics"]["mae"] is not None
+    assert there["metrics"] == here["metrics"] and there["per_record"] == here["per_record"]
+    assert here["exact_hops_pct"] == 100.0 and "exact_hops_pct" not in there
+    assert "quantize/model.pt: listed in" in there["exact_note"] and "but missing" in there["exact_note"]
+    said = [ln for ln in there_err.splitlines() if "reference left out" in ln]
+    assert len(said) == 1 and said[0].startswith("bench: c_pipeline: exact hops vs the Python integer reference "
+                                                 "left out: ") and "model.pt" in said[0]
+    assert "reference left out" not in here_err
