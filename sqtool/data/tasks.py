@@ -154,6 +154,8 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
     data_root: a folder holding the dataset folders (troika/, bidmc/, ...), or None / "synthetic" for the
     embedded synthetic default. model_cfg: a ModelCfg (default: ModelCfg's preprocessing defaults, 40 Hz,
     PPG, min-max, DEFAULT_BAND, with the task's window; only the preprocessing fields are used here).
+    Segments shorter than the window (PPG-BP's 2.1 s) are tiled to it (`tile_record`): counted in
+    meta["tiled_segments"] and said in one warning line. A classification task left with one class is refused.
     """
     spec = _spec(task)
     if model_cfg is None:
@@ -184,6 +186,10 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
         one = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}[task][int(td.y[0, 0])]
         raise SqtoolError(f"{td.meta.get('dataset_file') or data_root or 'synthetic'}: task '{task}' has only one "
                           f"class ({len(td)} windows all {one}); a classifier needs windows of both")
+    if k := td.meta.get("tiled_segments"):              # repeated to the window, as no window could be cut
+        from sqtool.data.dataset_tasks import warn
+        warn(f"{td.meta.get('dataset')}: {k} segments shorter than the {model_cfg.window_s:g} s window were tiled "
+             "to it")
     td.meta.update(task=task, fs=model_cfg.fs, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s,
                    channels=list(model_cfg.channels), norm=model_cfg.norm,
                    band=None if model_band(model_cfg) is None else list(model_band(model_cfg)),
@@ -290,13 +296,16 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
     if tuple(cfg.channels) != ("ppg",):
         raise SqtoolError("task 'quality' uses one PPG channel: give --channels ppg")
     acc = _Acc("quality")
+    tiled = 0                                               # recordings shorter than the window, tiled to it
     # 1. BUT PPG: 10 s smartphone PPG, human label good/poor
     for i, rec in enumerate(_builtin("but_ppg", root).records()):
         if max_records and i >= max_records:
             break
         if "quality" not in rec.labels:
             continue
-        w = _windows(tile_record(rec, cfg.window_s), cfg)
+        filled = tile_record(rec, cfg.window_s)
+        tiled += filled is not rec
+        w = _windows(filled, cfg)
         acc.add(w.x[:1], [float(rec.labels["quality"].values)], f"but_ppg:{rec.subject}", w.t0[:1],
                 f"but_ppg:{rec.record_id}", "but_ppg")
     # 2. multi-wavelength PPG: each wavelength with its own per-sample artifact flags
@@ -326,7 +335,7 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
             ok = np.isfinite(s)
             acc.add(w.x[ok], is_good(s[ok]).astype(float), f"troika:{rec.subject}", w.t0[ok],
                     f"troika:{rec.record_id}", "troika_index")
-    return acc.build(dataset="but_ppg+mw_ppg+troika",
+    return acc.build(dataset="but_ppg+mw_ppg+troika", **({"tiled_segments": tiled} if tiled else {}),
                      label="1 good / 0 poor: BUT PPG human label; MW-PPG human artifact flags (poor if > 10 % "
                            "of the window flagged, good if none); TROIKA windows by the quality index (> 0.5 good)")
 

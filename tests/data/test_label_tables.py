@@ -131,6 +131,22 @@ def test_class_names_must_match_the_af_and_good_lists(tmp_path, capsys):
         load_task("quality", str(y), cfg["quality"], max_records=2)
 
 
+def test_segments_shorter_than_the_window_are_tiled_said_once_and_counted(tmp_path, capsys):
+    """A recording shorter than the model window is tiled (repeated) to it for training, as before, but no longer
+    silently: one warning line with the count, and meta["tiled_segments"]. A bp row without truth is not counted."""
+    from sqtool.data.tasks import load_task, task_model_cfg
+    from sqtool.models import get_model_cfg
+    y = project(tmp_path, "bp", "recording,sbp,dbp\n" + "".join(f"{r},{120 + i},80\n" for i, r in enumerate(RECS[:5]))
+                + f"{RECS[5]},,80\n")
+    base = get_model_cfg("resnet1d_siamq_tiny")
+    td = load_task("bp", str(y), task_model_cfg("bp", base, window_s=30.0, hop_s=30.0))       # 20 s recordings
+    assert len(td) == 5 and td.meta["tiled_segments"] == 5
+    said = [m for m in capsys.readouterr().err.splitlines() if "tiled" in m]
+    assert said == [f"sqtool: warning: {tmp_path.name}: 5 segments shorter than the 30 s window were tiled to it"]
+    td = load_task("bp", str(y), task_model_cfg("bp", base))                                    # 8 s windows
+    assert "tiled_segments" not in td.meta and "tiled" not in capsys.readouterr().err
+
+
 @pytest.mark.realdata
 def test_builtin_layout_classes_resolve_as_a_table_does(data_root, tmp_path):
     """A built-in layout's rhythm / quality classes go through the label tables' resolution: its af / good classes
