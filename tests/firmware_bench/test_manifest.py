@@ -125,6 +125,7 @@ def test_bench_checks_the_sha256_of_what_it_loads(moved_export, tmp_path):
     with pytest.raises(TamperedArtifact, match=r"student_float.pt: sha256 differs"):
         R.load_artifacts(exp)
     R.load_artifacts(exp, {"student_float": str(exp.parent / "teacher.pt")})   # named instead: not read
+    R.load_artifacts(exp, check_sources=False)                     # predict: the exported files only
     ck.unlink()                                                    # a missing one: left to the runtime needing it
     art = R.load_artifacts(exp)
     onnx = exp / "model_int8.onnx"
