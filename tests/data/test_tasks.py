@@ -184,6 +184,20 @@ def test_window_label_matches_label_rows_in_any_order():
     assert np.isnan(values_at([], [], [0.0, 1.0])).all()
 
 
+def test_label_rows_in_any_order_give_the_targets_of_sorted_rows():
+    """A label table's rows in another order give the same per-window targets: the time-domain hr / rr targets
+    are interpolated at window centres (np.interp needs sorted times: rows out of order gave wrong targets)."""
+    from sqtool.data.record import Label
+    from sqtool.data.tasks import _label_at_centres
+    t, v = np.array([0.0, 8.0, 16.0, 24.0]), np.array([12.0, 14.0, 20.0, 16.0])
+    shuffled = Label(v[[2, 0, 3, 1]], t[[2, 0, 3, 1]], unit="breaths/min", kind="window", window_s=8)
+    assert np.array_equal(shuffled.times, t) and np.array_equal(shuffled.values, v)
+    y, ok = _label_at_centres(shuffled, np.array([0.0, 4.0, 8.0, 20.0]), 8.0)
+    assert np.allclose(y, [12.0, 13.0, 14.0, 18.0]) and ok.all()
+    beats = Label(np.array([0.9, 0.1, 0.5]), kind="events")            # times None: untouched
+    assert np.array_equal(beats.values, [0.9, 0.1, 0.5])
+
+
 def test_a_classification_task_left_with_one_class_is_refused_whatever_the_data():
     """The one-class refusal is load_task's, not the dataset-file loader's only: the synthetic AF set cut to one
     subject (--max-records 1) went on to training with 12 non-AF windows."""
