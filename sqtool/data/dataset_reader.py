@@ -334,7 +334,9 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
             raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
         v = numeric_column(df, vcol, str(f))
         check_plausible(name, v, f"{f}: column '{vcol}'")
-        return Label(values=np.where(np.isfinite(v), v, np.nan), times=numeric_column(df, tcol, str(f)), unit=unit,
+        t = numeric_column(df, tcol, str(f))
+        order = np.argsort(t, kind="stable")        # rows in any order: window_label / interpolation need time order
+        return Label(values=np.where(np.isfinite(v), v, np.nan)[order], times=t[order], unit=unit,
                      kind="window", window_s=w)
     if src.ecg is not None:
         from sqtool.data.ecg import ecg_window_hr
@@ -508,6 +510,8 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
                 rec.labels[name] = lab
     if "rhythm" in ds.labels:
         rows = tables["rhythm"].rows(rec)
+        if len(rows) and "start_s" in rows.columns:
+            rows = rows.sort_values("start_s", kind="stable")              # starts and ends in time order
         if len(rows):
             vals = rows["rhythm"].tolist()
             classes = tuple(sorted(set(vals)))

@@ -45,18 +45,6 @@ class Label:
     window_s: float | None = None       # for kind == "window": each time is a window's START
     fs: float | None = None             # for kind == "flags": per-sample flags at this rate
 
-    def __post_init__(self):
-        """Per-event values are kept in time order (a label table's rows may come in any order: every reader of
-        `times` (interpolation at window centres, the span check, nearest-time matching) assumes sorted)."""
-        t = None if self.times is None else np.asarray(self.times)
-        if t is None or t.ndim != 1 or len(t) < 2 or not np.any(np.diff(t.astype(float)) < 0):
-            return
-        order = np.argsort(t, kind="stable")
-        self.times = t[order]
-        v = np.asarray(self.values)
-        if v.ndim >= 1 and len(v) == len(t):
-            self.values = v[order]
-
     def __len__(self) -> int:
         return int(np.size(self.values))
 

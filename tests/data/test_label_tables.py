@@ -14,11 +14,11 @@ FS = 50.0
 RECS = ("s1_a", "s1_b", "s2_a", "s2_b", "s3_a", "s3_b")
 
 
-def project(tmp_path: Path, label: str, table: str, extra: str = "") -> Path:
+def project(tmp_path: Path, label: str, table: str, extra: str = "", seconds: float = 20.0) -> Path:
     """Six 20 s PPG recordings of three subjects and a dataset.yaml whose `label` comes from `table` (CSV text)."""
     rec = tmp_path / "rec"
     rec.mkdir(exist_ok=True)
-    t = np.arange(int(20 * FS)) / FS
+    t = np.arange(int(seconds * FS)) / FS
     for i, name in enumerate(RECS):
         np.savetxt(rec / f"{name}.csv", np.sin(2 * np.pi * (1.0 + 0.1 * i) * t), header="ppg", comments="",
                    fmt="%.5f")
@@ -210,3 +210,31 @@ def test_impossible_label_values_are_one_line(tmp_path):
     m = err(y)
     assert m.startswith(str(tmp_path / "rec" / "s1_a.csv")) and "column 'rr': 30 rr value(s) outside the plausible " \
         "2-80 breaths/min, e.g. -5 (row 101)" in m
+
+
+def test_label_rows_in_any_order_give_the_labels_of_sorted_rows(tmp_path):
+    """A table's or label file's rows may come in any order: a rhythm table's segments keep each start with its
+    own end and class (a reversed table matched every window to one segment), and a per-window HR file is read
+    in time order (interpolated at window centres and matched by start time, which need sorted times)."""
+    from sqtool.data.tasks import load_task, task_model_cfg
+    from sqtool.models import get_model_cfg
+    cfg = task_model_cfg("af", get_model_cfg("resnet1d_siamq_tiny"))
+    w = cfg.window_s
+    seg = [("sinus", 0, w), ("AF", w, 2 * w)]
+    table = lambda order: "recording,rhythm,start_s,end_s\n" + "".join(
+        f"{r},{c},{a:g},{b:g}\n" for r in RECS for c, a, b in (seg if order else seg[::-1]))
+    td = [load_task("af", str(project(tmp_path, "rhythm", table(order), ", af: [AF]", seconds=2 * w)), cfg)
+          for order in (1, 0)]
+    assert len(td[0].y) == 12 and td[0].y.sum() == 6
+    assert np.array_equal(td[0].y, td[1].y) and np.array_equal(td[0].t0, td[1].t0)
+    (tmp_path / "hr").mkdir()
+    hr = [(2.0 * i, 60.0 + i) for i in range(7)]                       # 8 s windows every 2 s over 20 s
+    for k, name in enumerate(RECS):
+        (tmp_path / "hr" / f"{name}.csv").write_text("start,hr\n" + "".join(
+            f"{t:g},{v:g}\n" for t, v in (hr if k % 2 else hr[::-1])))
+    y = project(tmp_path, "rhythm", table(1), ", af: [AF]")             # 20 s recordings again
+    y.write_text(y.read_text().replace("rhythm: {table: table.csv, af: [AF]}", "hr: {file: 'hr/{stem}.csv'}"))
+    recs = load_dataset_file(y).records()
+    for r in recs:
+        assert np.array_equal(r.labels["hr"].times, [t for t, _ in hr]), r.record_id
+        assert np.array_equal(r.labels["hr"].values, [v for _, v in hr]), r.record_id

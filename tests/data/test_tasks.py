@@ -182,20 +182,7 @@ def test_window_label_matches_label_rows_in_any_order():
     assert np.array_equal(window_label(rec, [0.0, 2.0, 4.0, 6.0]), [60.0, 65.0, 70.0, np.nan], equal_nan=True)
     assert np.array_equal(values_at([0.0, 2.0], [1.0, 2.0], [1.0, 1.9, 2.0 + 5e-7], tol=1.0), [1.0, 2.0, 2.0])  # tie: earlier
     assert np.isnan(values_at([], [], [0.0, 1.0])).all()
-
-
-def test_label_rows_in_any_order_give_the_targets_of_sorted_rows():
-    """A label table's rows in another order give the same per-window targets: the time-domain hr / rr targets
-    are interpolated at window centres (np.interp needs sorted times: rows out of order gave wrong targets)."""
-    from sqtool.data.record import Label
-    from sqtool.data.tasks import _label_at_centres
-    t, v = np.array([0.0, 8.0, 16.0, 24.0]), np.array([12.0, 14.0, 20.0, 16.0])
-    shuffled = Label(v[[2, 0, 3, 1]], t[[2, 0, 3, 1]], unit="breaths/min", kind="window", window_s=8)
-    assert np.array_equal(shuffled.times, t) and np.array_equal(shuffled.values, v)
-    y, ok = _label_at_centres(shuffled, np.array([0.0, 4.0, 8.0, 20.0]), 8.0)
-    assert np.allclose(y, [12.0, 13.0, 14.0, 18.0]) and ok.all()
-    beats = Label(np.array([0.9, 0.1, 0.5]), kind="events")            # times None: untouched
-    assert np.array_equal(beats.values, [0.9, 0.1, 0.5])
+    assert np.array_equal(values_at([4.0, 0.0, 2.0], [70.0, 60.0, 65.0], [0.0, 2.0, 4.0]), [60.0, 65.0, 70.0])
 
 
 def test_a_classification_task_left_with_one_class_is_refused_whatever_the_data():

@@ -102,7 +102,7 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
             if not m:
                 continue
             idx = numeric_column(bd, col, str(b))
-            idx = idx[np.isfinite(idx)]
+            idx = np.sort(idx[np.isfinite(idx)])       # bidmc09 / bidmc19's annotator 2 lists one breath late
             if idx.size and (idx.min() < 1 or idx.max() > n):
                 raise SqtoolError(f"{b}: breath sample numbers {idx.min():.0f}..{idx.max():.0f} outside the "
                                   f"signal's 1..{n}; labels do not match the signal length")
