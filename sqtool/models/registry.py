@@ -39,14 +39,30 @@ def register_model(cfg: ModelCfg):
     return deco
 
 
+_LOADED = False
+
+
 def _ensure_families_loaded() -> None:
-    # importing the family modules runs their @register_model decorators
-    from sqtool.models import resnet1d, spectral, student  # noqa: F401
+    """Import every module of sqtool.models once: importing a family module runs its register_model calls, so a
+    family in a new module is registered without being listed anywhere."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True                                      # set first: a module asking the registry while imported
+    import importlib
+    import pkgutil
+
+    import sqtool.models as pkg
+    for m in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{m.name}")
 
 
-def list_models(family: str | None = None) -> list[str]:
+def list_models(family: str | None = None, registered_order: bool = False) -> list[str]:
+    """The registered names (of `family`), sorted; `registered_order`: in the order their modules register them
+    (a family lists its members smallest first, e.g. cnn1d_student_xs, _s, _m)."""
     _ensure_families_loaded()
-    return sorted(n for n, c in _CFGS.items() if family is None or c.family == family)
+    names = [n for n, c in _CFGS.items() if family is None or c.family == family]
+    return names if registered_order else sorted(names)
 
 
 def get_model_cfg(name: str, **overrides) -> ModelCfg:

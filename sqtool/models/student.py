@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from sqtool.core import SqtoolError
-from sqtool.models.registry import ModelCfg, register_model
+from sqtool.models.registry import ModelCfg, get_model_cfg, list_models, register_model
 
 
 def _check_conv(k: int, s: int, where: str, d: int = 1) -> int:
@@ -150,7 +150,8 @@ def student_budget(cfg: ModelCfg) -> dict:
 
 # ----------------------------------------------------------------------------- registry
 
-HR_DEFAULTS = dict(family="cnn1d_student", fs=40.0, window_s=8.0, hop_s=2.0,
+STUDENT_FAMILY = "cnn1d_student"
+HR_DEFAULTS = dict(family=STUDENT_FAMILY, fs=40.0, window_s=8.0, hop_s=2.0,
                    channels=("ppg", "acc_x", "acc_y", "acc_z"), norm="minmax", task="hr",
                    outputs=("hr_bpm", "quality_logit"), units=("bpm", "logit"),
                    target_mean=(120.0, 0.0), target_std=(40.0, 1.0))
@@ -178,8 +179,10 @@ def stride_of(convs) -> int:
 
 
 def students_fitting(n_samples: int) -> list[str]:
-    """The registry students whose total stride divides a window of `n_samples` (xs, s, m order)."""
-    return [n for n, convs in STUDENT_ARCHS.items() if n_samples % stride_of(convs) == 0]
+    """The registry students (family cnn1d_student) whose total stride divides a window of `n_samples`, in the
+    order they are registered (xs, s, m)."""
+    return [n for n in list_models(STUDENT_FAMILY, registered_order=True)
+            if n_samples % stride_of(get_model_cfg(n).arch["convs"]) == 0]
 
 
 def fitting_student(n_samples: int, preferred: str = "cnn1d_student_s") -> str | None:

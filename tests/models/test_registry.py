@@ -43,3 +43,29 @@ def test_student_budget(name, budget):
     b = student_budget(get_model_cfg(name))
     assert b["int8_weights"] <= budget["int8_weights"]
     assert b["macs"] <= budget["macs"]
+
+
+def test_a_family_in_a_new_module_is_found_and_a_new_student_fits(tmp_path, monkeypatch):
+    """The registry imports every module of sqtool.models: a module it was never told about registers its models,
+    and a time-domain student registered there is offered by students_fitting (built from the registry)."""
+    import sys
+
+    import sqtool.models as pkg
+    import sqtool.models.registry as R
+    from sqtool.models.student import students_fitting
+    name = "_registry_probe_family"
+    (tmp_path / f"{name}.py").write_text(
+        "from sqtool.models.registry import ModelCfg, register_model\n"
+        "from sqtool.models.student import HR_DEFAULTS, Student\n"
+        "register_model(ModelCfg(name='cnn1d_student_probe', arch={'convs': [[4, 3, 1]]}, **HR_DEFAULTS))(Student)\n")
+    monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(tmp_path)])
+    monkeypatch.setattr(R, "_CFGS", dict(R._CFGS))            # the probe's model is forgotten after the test
+    monkeypatch.setattr(R, "_BUILDERS", dict(R._BUILDERS))
+    monkeypatch.setattr(R, "_LOADED", False)
+    try:
+        assert "cnn1d_student_probe" in list_models("cnn1d_student")
+        assert create_model("cnn1d_student_probe").cfg.arch == {"convs": [[4, 3, 1]]}
+        assert students_fitting(401) == ["cnn1d_student_probe"]              # stride 1: fits any window
+        assert students_fitting(320)[:3] == ["cnn1d_student_xs", "cnn1d_student_s", "cnn1d_student_m"]
+    finally:
+        sys.modules.pop(f"sqtool.models.{name}", None)
