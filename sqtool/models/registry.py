@@ -65,6 +65,13 @@ def list_models(family: str | None = None, registered_order: bool = False) -> li
     return names if registered_order else sorted(names)
 
 
+def probes_linearly(name: str) -> bool:
+    """Whether `sqtool train finetune --mode linear` can fine-tune `name`: its builder declares `linear_probe =
+    True`, i.e. the model has an `encoder` (frozen) and a `head` (the only part fitted)."""
+    get_model_cfg(name)                                 # an unknown name: one line
+    return bool(getattr(_BUILDERS[name], "linear_probe", False))
+
+
 def get_model_cfg(name: str, **overrides) -> ModelCfg:
     _ensure_families_loaded()
     if name not in _CFGS:

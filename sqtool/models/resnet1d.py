@@ -121,6 +121,8 @@ class SiamQuality(nn.Module):
     Regression outputs are in normalised units: y = out * cfg.target_std + cfg.target_mean (cfg.units).
     """
 
+    linear_probe = True     # encoder + head: `train finetune --mode linear` fits the head on frozen features
+
     def __init__(self, cfg: ModelCfg):
         super().__init__()
         a = cfg.arch

@@ -103,11 +103,9 @@ def _precheck_finetune(cfg, init_ck: dict | None = None) -> dict | None:
     """Cheap checks before a run directory is made; returns the --init checkpoint (`init_ck` when the caller
     read it already, else read here for a time-domain model), for the fine-tune to use as is."""
     from sqtool.data.tasks import TASK_SPECS
-    from sqtool.train.finetune import load_init
+    from sqtool.train.finetune import check_mode, load_init
     if cfg.task not in TASK_SPECS:
         raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
-    if cfg.mode not in ("full", "linear"):
-        raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
     check_training_numbers(cfg, "train finetune")
     for k in ("fs", "window_s", "hop_s"):                  # 0 = the default; anything else within bounds
         v = getattr(cfg, k)
@@ -117,7 +115,10 @@ def _precheck_finetune(cfg, init_ck: dict | None = None) -> dict | None:
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "
                               "reads every dataset of --data")
-        init_ck, _ = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
+        init_ck, name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
+        check_mode(cfg.mode, name)
+    else:
+        check_mode(cfg.mode, cfg.model)
     from sqtool.data.dataset_tasks import dataset_of
     if dataset_of(cfg.data_root) is not None:        # a dataset.yaml / built-in name: parsed and checked here
         return init_ck

@@ -25,7 +25,8 @@ and model.pt equal an uninterrupted run's bit for bit (every fold and the final 
 A fold file with another key is refused (one line), never silently mixed in.
 
 Modes: "full" trains everything; "linear" freezes the encoder (BN in eval mode) and fits only the head,
-on features computed once. Regression heads learn (y - mean) / std; `pred` and metrics are in units.
+on features computed once (a model with an encoder and a head, `models.registry.probes_linearly`: resnet1d;
+another model, a student or a spectral one, is refused in one line before any data is read). Regression heads learn (y - mean) / std; `pred` and metrics are in units.
 Inputs: the pretrained stem is 1-channel; with more channels (e.g. ppg + acc) the pretrained kernel
 goes to channel 0 and the other channels' kernels start at zero, so the initial model equals the
 PPG-only one.
@@ -113,6 +114,19 @@ def load_init(init: str, model_name: str, fs: float | None, ck: dict | None = No
         raise SqtoolError(f"checkpoint {ck['path']} was trained on {mc['fs']:g} Hz input but the task input is "
                           f"{fs:g} Hz; resample the data to {mc['fs']:g} Hz (--fs) or use a matching checkpoint")
     return ck, mc["name"]
+
+
+def check_mode(mode: str, model_name: str) -> None:
+    """--mode full, or linear for a model with an encoder to freeze and a head to fit
+    (models.registry.probes_linearly); one line, before any data is read."""
+    from sqtool.models.registry import get_model_cfg, list_models, probes_linearly
+    if mode not in ("full", "linear"):
+        raise SqtoolError(f"mode must be full or linear (got '{mode}')")
+    if mode == "linear" and not probes_linearly(model_name):
+        fits = sorted({get_model_cfg(n).family for n in list_models() if probes_linearly(n)})
+        raise SqtoolError(f"--mode linear freezes an encoder and fits a head: {model_name} "
+                          f"({get_model_cfg(model_name).family}) has no such split ({' and '.join(fits)} models "
+                          f"do); use --mode full")
 
 
 def init_encoder(model, ck) -> dict:
@@ -268,8 +282,6 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     run_dir = Path(run_dir)
     if cfg.task not in TASK_SPECS:
         raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
-    if cfg.mode not in ("full", "linear"):
-        raise SqtoolError(f"mode must be full or linear (got '{cfg.mode}')")
     if not 0 < cfg.label_fraction <= 1:
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
     check_training_numbers(cfg, "train finetune")
@@ -278,6 +290,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     dev = loop.pick_device(cfg.device)
 
     ck, model_name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
+    check_mode(cfg.mode, model_name)
     base = get_model_cfg(model_name) if ck is None else _cfg_from(ck)
     if cfg.fs:
         base = base.replace(fs=float(cfg.fs))

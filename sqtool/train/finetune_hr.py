@@ -129,11 +129,13 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, predict_logits, select_decoder,
                                       train_bins)
     from sqtool.models.hr_options import calibration_subjects, calibration_text, check_train_options
+    from sqtool.train.finetune import check_mode
 
     run_dir = Path(run_dir)
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
     check_train_options(cfg)                           # before any data is read
+    check_mode(cfg.mode, cfg.model)                    # a spectral model has no encoder + head split to probe
     twice = sorted({d for d in cfg.datasets if list(cfg.datasets).count(d) > 1})
     if twice:
         raise SqtoolError(f"--datasets names {', '.join(twice)} twice: its subjects would be trained on twice")

@@ -118,3 +118,24 @@ def test_the_init_checkpoint_is_read_once(tmp_path, tiny_pretrained, monkeypatch
                  "2", "--epochs", "1", "--mode", "linear", "--bootstrap", "10", "--max-records", "3", "--no-progress",
                  "--out", str(tmp_path / "ft")]) == 0
     assert read.count(str(tiny_pretrained / "model.pt")) == 1, read
+
+
+@pytest.mark.parametrize("model", ["cnn1d_student_s", "spec_student_xs"])
+def test_linear_mode_of_a_model_without_encoder_and_head_is_one_line_before_any_data(model, tmp_path, capsys,
+                                                                                      monkeypatch):
+    import sqtool.data.tasks as T
+    import sqtool.train.finetune_hr as FH
+
+    def no_data(*a, **kw):
+        raise AssertionError("data read before the mode was refused")
+    monkeypatch.setattr(T, "load_task", no_data)
+    monkeypatch.setattr(FH, "hr_corpus", no_data)
+    assert main(["train", "finetune", "--task", "hr", "--model", model, "--mode", "linear", "--data", "synthetic",
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--mode linear freezes an encoder and fits a head: {model}" in err[0], err
+    assert "resnet1d models do); use --mode full" in err[0]
+    assert not (tmp_path / "o").exists()
+    cfg = FinetuneConfig(**{**FAST, "model": model, "mode": "linear", "data_root": "synthetic"})
+    with pytest.raises(SqtoolError, match="has no such split"):                 # the library entries too
+        (FH.run_finetune_hr if model.startswith("spec_") else run_finetune)(cfg, tmp_path / "lib")
