@@ -78,12 +78,6 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             gaps["windows"] += k
             gaps["records"] += 1
         return w
-    tiled = [0]                                  # recordings shorter than the window, tiled to it
-
-    def filled(rec):
-        out = T.tile_record(rec, cfg.window_s)
-        tiled[0] += out is not rec
-        return out
     recs = ds.records()
     extra = {}
     if u := (ds.report.get("no_label_row") or {}).get(TASK_LABELS[task]):     # recordings its table has no row for
@@ -116,7 +110,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             af = set(ds.labels["rhythm"].af if lab.positive is None else lab.positive)   # as the data spells them
             names = lab.classes or ()
             is_af = np.array([(names[int(v)] if names else str(int(v))) in af for v in np.atleast_1d(lab.values)])
-            w = windows(filled(rec))
+            w = windows(acc.filled(rec, cfg.window_s))
             if lab.times is None:
                 y, ok = np.full(len(w), float(is_af[0])), np.ones(len(w), bool)
             else:
@@ -131,17 +125,20 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
                 continue
             T._require_channels(rec, cfg, task)
             y = np.array([[float(rec.labels["sbp"].values), float(rec.labels["dbp"].values)]])
-            if not np.isfinite(y).all():                # an empty cell of the bp table: no truth
+            # An empty cell of the bp table (no truth): the recording is left out here, said once as a missing
+            # target, before it is tiled or windowed, so it is not preprocessed at all and counts neither among
+            # the tiled segments nor among the NaN/Inf (gap) windows: none of its windows was a candidate.
+            if not np.isfinite(y).all():
                 no_target(1)
                 continue
-            w = windows(filled(rec))
+            w = windows(acc.filled(rec, cfg.window_s))
             acc.add(w.x[:1], y, rec.subject, w.t0[:1], rec.record_id)
         elif task == "quality":
             lab = rec.labels.get("quality")
             if lab is None:
                 continue
             T._require_channels(rec, cfg, task)
-            w = windows(filled(rec))
+            w = windows(acc.filled(rec, cfg.window_s))
             if lab.kind == "flags":
                 frac = T.flagged_fraction(lab.values, lab.fs, w.t0, cfg.window_s)
                 ok = (frac <= T.GOOD_FLAGGED) | (frac > T.POOR_FLAGGED)
@@ -158,8 +155,6 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         extra["nonfinite_windows"] = ds.report["nonfinite_windows"] = gaps["windows"]
         warn(f"{ds.name}: {gaps['windows']} windows of {gaps['records']} recording(s) hold NaN/Inf samples (gaps): "
              "left out")
-    if tiled[0]:
-        extra["tiled_segments"] = tiled[0]
     if untrue["windows"]:
         extra["missing_target_windows"] = ds.report["missing_target_windows"] = untrue["windows"]
         warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target "

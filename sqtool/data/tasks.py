@@ -227,6 +227,14 @@ class _Acc:
 
     def __init__(self, task):
         self.task, self.x, self.y, self.g, self.t0, self.rid, self.src = task, [], [], [], [], [], []
+        self.tiled = 0                          # recordings shorter than the window, tiled to it (`filled`)
+
+    def filled(self, rec, window_s: float):
+        """`rec` tiled to `window_s` when shorter (`tile_record`), counted by the meta["tiled_from_s"] that
+        tiling sets: the one count of meta["tiled_segments"] (load_task says it once)."""
+        out = tile_record(rec, window_s)
+        self.tiled += "tiled_from_s" in out.meta
+        return out
 
     def add(self, x, y, subject, t0, record_id, source=""):
         n = len(x)
@@ -240,6 +248,8 @@ class _Acc:
         self.src += [source] * n
 
     def build(self, **meta) -> TaskData:
+        if self.tiled:
+            meta["tiled_segments"] = self.tiled
         if not self.x:
             return TaskData(np.zeros((0, 1, 1), np.float32), np.zeros((0, 1), np.float32),
                             np.array([], str), np.zeros(0), np.array([], str), self.task, meta)
@@ -296,16 +306,13 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
     if tuple(cfg.channels) != ("ppg",):
         raise SqtoolError("task 'quality' uses one PPG channel: give --channels ppg")
     acc = _Acc("quality")
-    tiled = 0                                               # recordings shorter than the window, tiled to it
     # 1. BUT PPG: 10 s smartphone PPG, human label good/poor
     for i, rec in enumerate(_builtin("but_ppg", root).records()):
         if max_records and i >= max_records:
             break
         if "quality" not in rec.labels:
             continue
-        filled = tile_record(rec, cfg.window_s)
-        tiled += filled is not rec
-        w = _windows(filled, cfg)
+        w = _windows(acc.filled(rec, cfg.window_s), cfg)     # 10 s recordings: tiled to a longer window
         acc.add(w.x[:1], [float(rec.labels["quality"].values)], f"but_ppg:{rec.subject}", w.t0[:1],
                 f"but_ppg:{rec.record_id}", "but_ppg")
     # 2. multi-wavelength PPG: each wavelength with its own per-sample artifact flags
@@ -335,7 +342,7 @@ def _quality(root: Path, cfg, max_records) -> TaskData:
             ok = np.isfinite(s)
             acc.add(w.x[ok], is_good(s[ok]).astype(float), f"troika:{rec.subject}", w.t0[ok],
                     f"troika:{rec.record_id}", "troika_index")
-    return acc.build(dataset="but_ppg+mw_ppg+troika", **({"tiled_segments": tiled} if tiled else {}),
+    return acc.build(dataset="but_ppg+mw_ppg+troika",
                      label="1 good / 0 poor: BUT PPG human label; MW-PPG human artifact flags (poor if > 10 % "
                            "of the window flagged, good if none); TROIKA windows by the quality index (> 0.5 good)")
 

@@ -49,9 +49,13 @@ def test_real_tasks_load(task, data_root):
         assert set(np.unique(td.y)) <= {0.0, 1.0}
 
 
-def test_quality_task_mixes_human_and_index_labels(data_root):
+def test_quality_task_mixes_human_and_index_labels(data_root, capsys):
     td = load_task("quality", data_root, cfg("quality"), max_records=4)
     assert set(td.meta["source"]) == {"but_ppg", "mw_ppg", "troika_index"}
+    assert "tiled_segments" not in td.meta                            # BUT PPG's 10 s fill the 10 s window
+    long = load_task("quality", data_root, cfg("quality", window_s=30.0, hop_s=30.0), max_records=2)
+    assert long.meta["tiled_segments"] == 2                           # the two BUT PPG records, counted once
+    assert capsys.readouterr().err.count("2 segments shorter than the 30 s window were tiled to it") == 1
     assert set(np.unique(td.y)) == {0.0, 1.0}
     assert all(":" in g for g in td.groups)                           # subjects namespaced by dataset
     with pytest.raises(SqtoolError, match="one PPG channel"):
