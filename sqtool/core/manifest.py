@@ -111,6 +111,11 @@ class TamperedArtifact(SqtoolError):
     Readers check every file once when they load the export (`Manifest.check_unchanged`)."""
 
 
+class MissingArtifact(SqtoolError):
+    """A file the manifest lists that is not there (e.g. a source checkpoint of an export folder copied without its
+    run): what needs it cannot run, and a reader that can do without it may go on (unlike TamperedArtifact)."""
+
+
 @dataclass
 class Manifest:
     """A read manifest: `dir` the export folder, `data` the JSON."""
@@ -139,7 +144,7 @@ class Manifest:
 
     def _check(self, path: Path, want: str, what: str) -> Path:
         if not path.is_file():
-            raise SqtoolError(f"{path}: listed in {self.path} ({what}) but missing")
+            raise MissingArtifact(f"{path}: listed in {self.path} ({what}) but missing")
         if sha256_file_cached(path) != want:
             raise TamperedArtifact(f"{path}: sha256 differs from {self.path} (changed after export): refused")
         return path

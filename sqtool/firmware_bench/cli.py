@@ -39,6 +39,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
                            write_metrics)
+from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.firmware_bench.report import covers_all, left_out_lines, long_enough
 
@@ -357,7 +358,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         row = {"runtime": name, "status": "ok"}
         t_rt = time.perf_counter()
         try:
-            rt = R.make_runtime(name, art, work)              # a changed export file: refused by load_artifacts
+            rt = R.make_runtime(name, art, work)
+        except TamperedArtifact:
+            raise                                         # a changed file stops the bench: never a skipped runtime
         except SqtoolError as e:
             row.update(status="error" if name in explicit else "skipped", error=str(e))
             finished(row, t_rt)

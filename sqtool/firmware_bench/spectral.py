@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
+from sqtool.core.manifest import MissingArtifact, TamperedArtifact
 from sqtool.core.metrics import uncertainty_scores
 from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
                                           floors_line, left_out_lines, long_enough, too_short)
@@ -551,7 +552,9 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
             for k in ("flash_bytes", "ram_bytes"):
                 if row.get(k) is not None:
                     row[k.replace("_bytes", "_kb")] = row[k] / 1024
-        except SqtoolError as e:                              # (a changed export file: refused by load_artifacts)
+        except TamperedArtifact:
+            raise                                             # a changed file stops the bench: never a skipped row
+        except SqtoolError as e:
             row = {"runtime": name, "status": "error" if name in explicit else "skipped", "error": str(e)}
             hrs.pop(name, None)
             logits.pop(name, None)
@@ -657,8 +660,8 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     c = CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
     why = "the export's manifest.json records no student_int8 checkpoint"
     try:
-        p = art.checkpoint("student_int8")               # a changed one was refused when the export was loaded
-    except SqtoolError as e:                             # listed but not there: a copied export folder
+        p = art.checkpoint("student_int8")               # a changed one: TamperedArtifact, stops the bench
+    except MissingArtifact as e:                         # listed but not there: a copied export folder
         p, why = None, str(e)
     ref_graph = _int_graph(p) if p is not None else None
     ref_dec = dict(dec)                               # its temperature folds into the logit scale, as in the C

@@ -218,3 +218,34 @@ def test_a_tampered_file_stops_the_bench_even_when_its_runtime_was_not_asked_for
     with pytest.raises(TamperedArtifact, match=r"model_int8.onnx: sha256 differs"):
         run_bench(BenchConfig(model=str(exp), data="synthetic", runtime=["all"], max_records=1, mcu_windows=1,
                               callgrind_windows=0, progress=False, out=str(tmp_path / "b")))
+
+
+_LOAD = R.load_artifacts
+
+
+def _changed_after_load(monkeypatch, path: Path) -> None:
+    """The bench's load_artifacts, then `path` changed (a run writing into its folder while the bench runs)."""
+    def load(*a, **kw):
+        art = _LOAD(*a, **kw)
+        path.write_bytes(path.read_bytes() + b"\0")
+        return art
+    monkeypatch.setattr(R, "load_artifacts", load)
+
+
+def test_a_checkpoint_changed_after_load_stops_the_bench(moved_export, spec_export_dir, tmp_path, monkeypatch):
+    """A TamperedArtifact raised when a runtime loads its checkpoint is never a skipped row, not in the default
+    runtimes (which skip what cannot run) nor in the C pipeline's reference (left out only when its student_int8 is
+    missing): the bench stops, time-domain and spectral."""
+    from sqtool.core.manifest import TamperedArtifact
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    exp = _copy_tree(moved_export, tmp_path / "t")
+    _changed_after_load(monkeypatch, exp.parent / "teacher.pt")
+    with pytest.raises(TamperedArtifact, match=r"teacher.pt: sha256 differs"):
+        run_bench(BenchConfig(model=str(exp), data="synthetic", max_records=1, mcu_windows=1, callgrind_windows=0,
+                              progress=False, out=str(tmp_path / "b0")))
+    for i, (asked, ck) in enumerate((([], "student_float.pt"), (["c_pipeline"], "model.pt"))):
+        spec = _copy_tree(spec_export_dir, tmp_path / f"s{i}")
+        _changed_after_load(monkeypatch, spec.parent / "quantize" / ck)
+        with pytest.raises(TamperedArtifact, match=ck + r": sha256 differs"):
+            run_bench(BenchConfig(model=str(spec), data="synthetic", runtime=asked, max_records=1, max_seconds=40,
+                                  mcu_windows=1, callgrind_windows=0, out=str(tmp_path / f"b{i + 1}")))
