@@ -65,6 +65,12 @@ def list_models(family: str | None = None, registered_order: bool = False) -> li
     return names if registered_order else sorted(names)
 
 
+def pretrains(name: str) -> bool:
+    """Whether `sqtool train pretrain` can train `name`: its builder has SimSiam heads (`simsiam(x1, x2)`)."""
+    get_model_cfg(name)                                 # an unknown name: one line
+    return callable(getattr(_BUILDERS[name], "simsiam", None))
+
+
 def probes_linearly(name: str) -> bool:
     """Whether `sqtool train finetune --mode linear` can fine-tune `name`: its builder declares `linear_probe =
     True`, i.e. the model has an `encoder` (frozen) and a `head` (the only part fitted)."""

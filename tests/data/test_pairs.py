@@ -379,3 +379,17 @@ def test_a_config_files_data_key_is_the_flag_and_a_run_config_feeds_back(tmp_pat
     assert main(["data", "pairs", "--config", "a/config.yaml", "--out", "b", "--no-progress"]) == 0
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["pairs"] == \
         json.loads((tmp_path / "a" / "metrics.json").read_text())["pairs"]
+
+
+def test_a_model_train_pretrain_cannot_train_is_refused_up_front(tmp_path, capsys):
+    """`data pairs --model cnn1d_student_n`-like: no SimSiam encoder, so the printed `next: sqtool train pretrain
+    ... --model X` would be refused; the miner refuses it first, in one line, before reading or writing anything."""
+    from sqtool.cli import main
+    from sqtool.models import pretrains
+    assert pretrains("resnet1d_siamq_tiny") and pretrains("spec_teacher_m") and not pretrains("cnn1d_student_xs")
+    assert main(["data", "pairs", "--model", "cnn1d_student_xs", "--data", "synthetic",
+                 "--out", str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data pairs --model cnn1d_student_xs: a cnn1d_student model has no SimSiam encoder" \
+        in err[0] and "give a resnet1d or spec_cnn model" in err[0], err
+    assert not (tmp_path / "p").exists()
