@@ -296,9 +296,11 @@ def resumed_config(saved: dict, now, run_dir: str | Path, epochs_done: int = 0) 
     except SqtoolError as e:
         raise SqtoolError(f"cannot resume {run_dir}: its saved config is not a pretrain config ({e})")
     may_change = {**dict.fromkeys(RESUME_MAY_CHANGE, ""), "epochs": f"not below the {epochs_done} done"}
-    cfg, _ = resume_config(PretrainConfig, base, now, run_dir=run_dir, may_change=may_change)
+    cfg, changed = resume_config(PretrainConfig, base, now, run_dir=run_dir)      # refused below, all in one line
+    refused = {k: v for k, v in changed.items() if k not in may_change}
     if cfg.epochs < epochs_done:                         # epochs trained are not undone
-        refuse_resume(PretrainConfig, run_dir, {"epochs": (base.epochs, cfg.epochs)}, may_change)
+        refused["epochs"] = (base.epochs, cfg.epochs)
+    refuse_resume(PretrainConfig, run_dir, refused, may_change)
     return cfg
 
 

@@ -126,3 +126,14 @@ def test_a_folder_of_another_command_gets_the_plain_message(tmp_path):
     (d / "config.yaml").write_text(yaml.safe_dump({"sqtool_version": "0", "command": "export", "config": {}}))
     with pytest.raises(SqtoolError, match=r"exists and is not empty \(use --force to overwrite\)"):
         make_run_dir("train/finetune", "x", d)
+
+
+def test_pretrain_resume_names_fewer_epochs_and_other_changes_in_one_refusal():
+    from sqtool.core.config import to_dict
+    from sqtool.train.pretrain import PretrainConfig, resumed_config
+    saved = to_dict(PretrainConfig(epochs=4))
+    with pytest.raises(SqtoolError, match=r"changed config \(lr: 0.0001 -> 0.1, epochs: 4 -> 1\): on resume only "
+                                          r"--max-steps, --progress, --device and --epochs \(not below the 2 done\) "
+                                          r"may change") as e:
+        resumed_config(saved, PretrainConfig(epochs=1, lr=0.1), "run", epochs_done=2)
+    assert len(str(e.value).splitlines()) == 1
