@@ -127,7 +127,7 @@ def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | N
             lab = r.labels[name] if name in ("rhythm", "quality") else None
             if lab is not None and lab.kind == "class" and lab.classes:
                 if (name, lab.classes) not in positive:
-                    positive[name, lab.classes] = positive_classes(ds, name, lab.classes, str(ds.root), rows=False)
+                    positive[name, lab.classes] = positive_classes(ds, name, lab.classes, str(ds.path), rows=False)
                 r.labels[name] = dataclasses.replace(lab, positive=tuple(positive[name, lab.classes]))
         where = f"{r.source or ds.root}: record {r.record_id}"
         for name in ("hr", "rr"):
@@ -398,13 +398,13 @@ def positive_classes(ds: DatasetFile, label: str, found, where: str, rows: bool 
     """The classes of rhythm / quality label `label` that the dataset file's af list (rhythm) or good list (quality)
     names, as the data spells them (`match_classes`): what the af and quality tasks count as positive. `found`: the
     classes as the data gives them, a table's column (rows=True: messages count its rows) or a built-in reader's
-    class names (rows=False). One line naming `where`: an af list that names none of them, a quality class that is
-    both good and poor, or neither."""
+    class names (rows=False). One line naming `where` (the table, or the dataset file for a built-in reader's
+    classes): an af list that names none of them, a quality class that is both good and poor, or neither."""
     src = ds.labels[label]
     found = [str(c) for c in found]
     classes = list(dict.fromkeys(found))
     whose = "table" if rows else "reader"
-    what = f"labels.{label}.%s of {ds.path}"
+    what = f"labels.{label}.%s" + ("" if str(where) == str(ds.path) else f" of {ds.path}")   # the yaml's key
 
     def listing(values) -> str:
         return _counts(values) if rows else ", ".join(dict.fromkeys(values))

@@ -159,7 +159,7 @@ def test_builtin_layout_classes_resolve_as_a_table_does(data_root, tmp_path):
     y.write_text(f"format: but_ppg\nroot: {data_root / 'but_ppg'}\nlabels:\n  quality: {{reader: quality, good: [GOOD]}}\n")
     assert load_dataset_file(y).records(max_records=1)[0].labels["quality"].positive == ("good",)
     y.write_text(y.read_text().replace("reader: quality, good: [GOOD]", "reader: motion"))
-    with pytest.raises(SqtoolError, match=r"but_ppg: quality values rest, higher pressure, .* are neither good "
+    with pytest.raises(SqtoolError, match=r"but\.yaml: quality values rest, higher pressure, .* are neither good "
                                           r"\(good, 1, 1.0\) nor poor"):
         load_dataset_file(y).records()
 
@@ -238,3 +238,33 @@ def test_label_rows_in_any_order_give_the_labels_of_sorted_rows(tmp_path):
     for r in recs:
         assert np.array_equal(r.labels["hr"].times, [t for t, _ in hr]), r.record_id
         assert np.array_equal(r.labels["hr"].values, [v for _, v in hr]), r.record_id
+
+
+def test_builtin_layout_classes_are_refused_in_one_line_naming_the_dataset_file(tmp_path):
+    """Offline twin of the test above: a built-in layout (tiny BUT PPG and PPG arrhythmia folders) whose yaml reads
+    the reader's motion classes as quality (neither good nor poor), or lists af classes the reader has none of, is
+    one line naming the dataset file (what the user edits), not the data folder."""
+    import scipy.io as sio
+    but = tmp_path / "but" / "database"
+    but.mkdir(parents=True)
+    t = np.linspace(0, 10, 300)
+    sig, t = " ".join(f"{v:.4f}" for v in np.sin(2 * np.pi * 1.2 * t)), " ".join(f"{v:.4f}" for v in t)
+    but.joinpath("myData.csv").write_text('ID RefHR Location Motion Quality "Signal" "Time"\n'
+                                          + "".join(f'{rid} 70 1 {m} {q} "{sig}" "{t}"\n'
+                                                    for rid, m, q in (("100001", 0, 1), ("100002", 3, 0))))
+    y = tmp_path / "but.yaml"
+    y.write_text(f"format: but_ppg\nroot: {tmp_path / 'but'}\nlabels:\n  quality: {{reader: quality}}\n")
+    assert [r.labels["quality"].positive for r in load_dataset_file(y).records()] == [("good",)] * 2
+    y.write_text(f"format: but_ppg\nroot: {tmp_path / 'but'}\nlabels:\n  quality: {{reader: motion}}\n")
+    m = err(y)
+    assert m.startswith(f"{y}: quality values rest, higher pressure, ") and "are neither good" in m
+    assert "name them in labels.quality.good or .poor" in m and str(tmp_path / "but") + ":" not in m
+
+    arr = tmp_path / "arr"
+    arr.mkdir()
+    sio.savemat(arr / "MPA_p1.mat", {"ppgseg": np.sin(np.arange(2000) / 10).reshape(2, 1000), "labels": np.array([[0], [5]], np.uint8)})
+    y = tmp_path / "arr.yaml"
+    y.write_text(f"format: ppg_arrhythmia\nroot: {arr}\nlabels:\n  rhythm: {{reader: rhythm, af: [atrial]}}\n")
+    m = err(y)
+    assert m.startswith(f"{y}: none of the reader's rhythm classes (sinus, PVC, PAC, VT, SVT, AF) is one of "
+                        "af: [atrial] (labels.rhythm.af); list the AF classes as the reader spells them"), m
