@@ -19,7 +19,7 @@ is the export report's (`export_report.json`, itself listed with its sha256).
     m.file("c/sq_model.c")             # absolute path, sha256 checked (a mismatch: one line naming the file)
     m.source("student_float")          # the same for a source checkpoint; None when not recorded
     m.require_parity()                 # "export X did not pass parity; ..." unless it passed
-    m.check_unchanged()                # every file and source that is there, sha256 checked (TamperedArtifact)
+    m.check_unchanged()                # every listed file that is there, sha256 checked (TamperedArtifact)
 """
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str,
 class TamperedArtifact(SqtoolError):
     """An export's file whose sha256 differs from its manifest: never a skipped runtime, always an error (a
     missing tool skips a runtime; a changed model file means what is measured is not what was exported).
-    Readers check every file once when they load the export (`Manifest.check_unchanged`)."""
+    Readers check every exported file once when they load the export (`Manifest.check_unchanged`), a source
+    checkpoint when they read it (`Manifest.source`)."""
 
 
 class MissingArtifact(SqtoolError):
@@ -165,17 +166,14 @@ class Manifest:
             self.file(r)
         return self.dir / folder
 
-    def check_unchanged(self, skip_sources=()) -> None:
-        """Every listed file and recorded source checkpoint (but those in skip_sources) that is there, its sha256
-        checked once: TamperedArtifact names the first that changed. A missing one is left to whoever needs it
-        (`file` / `source`: one line; a runtime that needs it cannot run)."""
+    def check_unchanged(self) -> None:
+        """Every listed file that is there, its sha256 checked once: TamperedArtifact names the first that changed.
+        A missing one is left to whoever needs it (`file`: one line; a runtime that needs it cannot run). The
+        source checkpoints are not read here: `source` checks one when it is read (a teacher re-trained into its
+        folder after the export changes no exported file)."""
         for rel, f in self.files.items():
             if (self.dir / rel).is_file():
                 self._check(self.dir / rel, f["sha256"], f["kind"])
-        for key, s in self.data["sources"].items():
-            p = (self.dir / s["path"]).resolve()
-            if key not in skip_sources and p.is_file():
-                self._check(p, s["sha256"], f"source {key}")
 
     def source(self, key: str) -> Path | None:
         """A source checkpoint (SOURCE_KEYS), its sha256 checked; None when the export does not record it."""

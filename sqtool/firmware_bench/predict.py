@@ -204,7 +204,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         check_out_dir("predict", cfg.out, cfg.force)      # before the data and the front end
     if not cfg.model:
         raise SqtoolError("--model is required (an `sqtool export` dir of a heart-rate model)")
-    art = R.load_artifacts(cfg.model, check_sources=False)  # the exported files; a source only if read
+    art = R.load_artifacts(cfg.model)              # the exported files; a source only if a runtime reads it
     md = art.metadata
     if R.is_spectral(md) and md.get("task") != "hr":
         raise SqtoolError(f"{art.export_dir} is a spectral '{md.get('task')}' model: sqtool predict reads heart "

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
-from sqtool.core.manifest import SOURCE_KEYS, Manifest, read_manifest
+from sqtool.core.manifest import Manifest, read_manifest
 
 RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8", "litert_float",
             "litert_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33", "mcu_m55",
@@ -106,18 +106,18 @@ class Artifacts:
 
 
 def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed_parity: bool = False,
-                   flag: str = "", check_sources: bool = True) -> Artifacts:
+                   flag: str = "") -> Artifacts:
     """Read an export folder through its manifest.json only: refuse a folder without one, or whose parity
-    failed (unless allow_failed_parity; `flag` names the option that allows it), or any of whose files or source
-    checkpoints changed since the export (TamperedArtifact, checked here once: a runtime that then cannot load a
-    file is skipped or an error, never a changed file), then read and check metadata.json. `checkpoints`
-    (key -> path, empty = none) are checkpoints the user named explicitly (the manifest's are then not read).
-    check_sources=False leaves the source checkpoints to the runtime that reads one (`Manifest.source` checks it
-    then): predict runs the exported files, and a teacher re-trained since does not change them."""
+    failed (unless allow_failed_parity; `flag` names the option that allows it), or any of whose exported files
+    changed since the export (TamperedArtifact, checked here once), then read and check metadata.json. A source
+    checkpoint is checked by the runtime that reads it (`Artifacts.checkpoint` -> `Manifest.source`), so a
+    teacher re-trained into its folder since stops only a runtime that runs it. A changed file is never a
+    skipped runtime: the benches let TamperedArtifact through. `checkpoints` (key -> path, empty = none) are
+    checkpoints the user named explicitly (the manifest's are then not read)."""
     over = {k: Path(v) for k, v in (checkpoints or {}).items() if v}
     m = read_manifest(path)
     m.require_parity(allow_failed_parity, flag)
-    m.check_unchanged(skip_sources=over if check_sources else SOURCE_KEYS)
+    m.check_unchanged()
     mp = m.file("metadata.json")
     try:
         md = json.loads(mp.read_text())

@@ -112,20 +112,22 @@ def _copy_tree(export: Path, dst: Path) -> Path:
 
 
 def test_bench_checks_the_sha256_of_what_it_loads(moved_export, tmp_path):
-    """Every file and source checkpoint is checked once when the export is loaded (a changed one: TamperedArtifact,
-    whatever runtimes are asked for), and again by a runtime loading it (changed after the load)."""
+    """Every exported file is checked once when the export is loaded (a changed one: TamperedArtifact, whatever
+    runtimes are asked for), and again by a runtime loading it (changed after the load); a source checkpoint only
+    by the runtime that reads it."""
     from sqtool.core.manifest import TamperedArtifact
     exp = _copy_tree(moved_export, tmp_path / "t")
     art = R.load_artifacts(exp)
     ck = exp.parent / "quantize" / "student_float.pt"
     ck.write_bytes(ck.read_bytes() + b"\0")
-    with pytest.raises(SqtoolError, match=r"student_float.pt: sha256 differs from .*manifest.json"):
+    with pytest.raises(TamperedArtifact, match=r"student_float.pt: sha256 differs from .*manifest.json"):
         R.make_runtime("torch_student", art, tmp_path / "w")
     R.make_runtime("brevitas_int8", art, tmp_path / "w")           # the other checkpoint is untouched
+    art = R.load_artifacts(exp)                                    # a source is not read at load
     with pytest.raises(TamperedArtifact, match=r"student_float.pt: sha256 differs"):
-        R.load_artifacts(exp)
-    R.load_artifacts(exp, {"student_float": str(exp.parent / "teacher.pt")})   # named instead: not read
-    R.load_artifacts(exp, check_sources=False)                     # predict: the exported files only
+        R.make_runtime("torch_student", art, tmp_path / "w")
+    art = R.load_artifacts(exp, {"student_float": str(exp.parent / "teacher.pt")})   # named instead: not read
+    R.make_runtime("torch_student", art, tmp_path / "w")
     ck.unlink()                                                    # a missing one: left to the runtime needing it
     art = R.load_artifacts(exp)
     onnx = exp / "model_int8.onnx"
@@ -249,3 +251,32 @@ def test_a_checkpoint_changed_after_load_stops_the_bench(moved_export, spec_expo
         with pytest.raises(TamperedArtifact, match=ck + r": sha256 differs"):
             run_bench(BenchConfig(model=str(spec), data="synthetic", runtime=asked, max_records=1, max_seconds=40,
                                   mcu_windows=1, callgrind_windows=0, out=str(tmp_path / f"b{i + 1}")))
+
+
+def test_a_changed_source_checkpoint_stops_only_a_runtime_that_reads_it(moved_export, spec_export_dir, tmp_path,
+                                                                        capsys):
+    """A teacher re-trained into its folder after the export (or a student checkpoint rewritten) changes no exported
+    file: bench runs the runtimes that never read it (ONNX, C, TFLite), and stops with the TamperedArtifact line
+    when one that reads it is asked for; time-domain and spectral."""
+    exp = _copy_tree(moved_export, tmp_path / "t")
+    teacher = exp.parent / "teacher.pt"
+    teacher.write_bytes(teacher.read_bytes() + b"\0")
+    rc, _, err = _bench(capsys, "--model", exp, "--data", "synthetic", "--max-records", 1, "--runtime", "onnx",
+                        "--progress", "false", "--out", tmp_path / "b0")
+    assert rc == 0, err
+    rc, _, err = _bench(capsys, "--model", exp, "--data", "synthetic", "--max-records", 1, "--runtime",
+                        "onnx,torch_teacher", "--progress", "false", "--out", tmp_path / "b1")
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("bench: ", "export: "))]  # minus progress
+    assert rc != 0 and len(lines) == 1 and "teacher.pt: sha256 differs from" in lines[0], err
+    assert "cannot run" not in lines[0]                            # stopped, not a runtime that could not run
+    spec = _copy_tree(spec_export_dir, tmp_path / "s")
+    for ck in ("model.pt", "student_float.pt"):                    # student_int8 and student_float
+        p = spec.parent / "quantize" / ck
+        p.write_bytes(p.read_bytes() + b"\0")
+    rc, _, err = _bench(capsys, "--model", spec, "--data", "synthetic", "--max-records", 1, "--max-seconds", 40,
+                        "--runtime", "c_host,tflm,litert", "--callgrind-windows", 0, "--out", tmp_path / "b2")
+    assert rc == 0, err
+    rc, _, err = _bench(capsys, "--model", spec, "--data", "synthetic", "--max-records", 1, "--max-seconds", 40,
+                        "--runtime", "c_host,torch_student", "--callgrind-windows", 0, "--out", tmp_path / "b3")
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("bench: ", "export: ", "note: "))]
+    assert rc != 0 and len(lines) == 1 and "student_float.pt: sha256 differs from" in lines[0], err
