@@ -56,27 +56,18 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
     from sqtool.data.dataset_file import TASK_LABELS
     ds.require_label(task)
     acc = T._Acc(task)
-    subjects: set[str] = set()                  # subjects with windows so far
-    add = acc.add
-
-    def counted(x, y, subject, *a, **k):
-        if len(x):
-            subjects.add(str(subject))
-        add(x, y, subject, *a, **k)
-    acc.add = counted
     gaps = {"windows": 0, "records": 0}          # windows left out for holding a NaN/Inf sample
     untrue = {"windows": 0, "records": 0}        # windows left out for a NaN label (an empty cell, no truth)
 
-    def no_target(n):
+    def left_out(counter: dict, n) -> None:
+        """n windows of one recording left out, counted in `counter` (gaps or untrue)."""
         if n:
-            untrue["windows"] += int(n)
-            untrue["records"] += 1
+            counter["windows"] += int(n)
+            counter["records"] += 1
 
     def windows(rec):
         w = T._windows(rec, cfg)
-        if k := w.meta.get("nonfinite_windows", 0):
-            gaps["windows"] += k
-            gaps["records"] += 1
+        left_out(gaps, w.meta.get("nonfinite_windows", 0))
         return w
     recs = ds.records()
     extra = {}
@@ -85,7 +76,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         warn(f"{ds.name}: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. {u['example']}: "
              "left out")
     for rec in recs:
-        if max_records and str(rec.subject) not in subjects and len(subjects) >= max_records:
+        if max_records and str(rec.subject) not in acc.subjects and len(acc.subjects) >= max_records:
             continue
         if task in ("hr", "rr"):
             lab = rec.labels.get(task)
@@ -99,7 +90,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
                 ok = np.isfinite(y)                     # NaN: under 3 breaths in the window
             else:
                 y, ok = T._label_at_centres(lab, w.t0, cfg.window_s)
-                no_target(np.sum(ok & ~np.isfinite(y)))
+                left_out(untrue, np.sum(ok & ~np.isfinite(y)))
                 ok &= np.isfinite(y)
             acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
         elif task == "af":
@@ -129,7 +120,7 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
             # target, before it is tiled or windowed, so it is not preprocessed at all and counts neither among
             # the tiled segments nor among the NaN/Inf (gap) windows: none of its windows was a candidate.
             if not np.isfinite(y).all():
-                no_target(1)
+                left_out(untrue, 1)
                 continue
             w = windows(acc.filled(rec, cfg.window_s))
             acc.add(w.x[:1], y, rec.subject, w.t0[:1], rec.record_id)
@@ -164,7 +155,8 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
 
 
 def warn(msg: str) -> None:
-    """One warning line on stderr (training goes on)."""
+    """One warning line on stderr (training goes on), 'sqtool: warning: ...' as the data layer's other warnings
+    (data pairs'); core.progress carries progress lines, not warnings."""
     import sys
     print(f"sqtool: warning: {msg}", file=sys.stderr)
 

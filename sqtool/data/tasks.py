@@ -227,6 +227,7 @@ class _Acc:
 
     def __init__(self, task):
         self.task, self.x, self.y, self.g, self.t0, self.rid, self.src = task, [], [], [], [], [], []
+        self.subjects: set[str] = set()         # subjects with windows so far
         self.tiled = 0                          # recordings shorter than the window, tiled to it (`filled`)
 
     def filled(self, rec, window_s: float):
@@ -240,6 +241,7 @@ class _Acc:
         n = len(x)
         if n == 0:
             return
+        self.subjects.add(str(subject))
         self.x.append(np.asarray(x, np.float32))
         self.y.append(np.asarray(y, np.float32).reshape(n, -1))
         self.g += [str(subject)] * n
