@@ -187,8 +187,8 @@ def run(args) -> int:
     get_preset(cfg.preset)                                               # unknown preset -> error first
     ck = _spectral_teacher(cfg)
     if ck is not None:
-        from sqtool.compress.quantize_hr import quantize_hr
-        run_dir, metrics = quantize_hr(cfg, ck, log=log)
+        from sqtool.compress.quantize_hr import quantize_hr_run
+        run_dir, metrics = quantize_hr_run(cfg, ck, log=log)
     elif cfg.student_init:
         raise SqtoolError("--student-init applies to spectral heart-rate students (a spec_* teacher); a time-domain "
                           "student is distilled from scratch")
@@ -213,8 +213,8 @@ def _resume(args) -> int:
     if ck is None:
         run_dir, metrics = quantize_run(cfg, log=log, resume_dir=cfg.out)
     else:
-        from sqtool.compress.quantize_hr import quantize_hr
-        run_dir, metrics = quantize_hr(cfg, ck, log=log, run_dir=cfg.out)
+        from sqtool.compress.quantize_hr import quantize_hr_run
+        run_dir, metrics = quantize_hr_run(cfg, ck, log=log, run_dir=cfg.out)
     print_results(run_dir, metrics)
     return 0
 

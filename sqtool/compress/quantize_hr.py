@@ -33,6 +33,9 @@
    firmware's). model.pt (student_int8, model_cfg with the decoder), student_float.pt, heldout.npz
    (x = codes / 127 (N, C, F), y, groups), metrics.json, report.md.
 
+Library use: `quantize_hr(cfg, teacher_ck)` returns the run dir, `quantize_hr_run(...)` the run dir and its
+metrics (as `compress.cli.quantize` / `quantize_run` for time-domain students).
+
 Resume (`sqtool quantize --resume RUN`, `quantize_hr(..., run_dir=RUN)`): student_float.pt carries a key
 (`float_key`: sha256 of the config fields that shape the float student, the teacher's sha256 and the training
 data with its teacher logits). When the run already holds a student_float.pt with the same key, the float
@@ -151,7 +154,12 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     return dec
 
 
-def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> tuple[Path, dict]:
+def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:
+    """Run the whole spectral stage (`quantize_hr_run`); returns the run dir."""
+    return quantize_hr_run(cfg, ck, log, run_dir)[0]
+
+
+def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> tuple[Path, dict]:
     """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint. `run_dir` given: resume
     that run (its matching student_float.pt is reused, see the module docstring). Returns the run dir and its
     metrics (metrics.json)."""
@@ -378,4 +386,4 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> t
     return run_dir, metrics
 
 
-__all__ = ["quantize_hr"]
+__all__ = ["quantize_hr", "quantize_hr_run"]

@@ -115,3 +115,20 @@ def test_a_kill_while_choosing_the_decoder_keeps_the_finished_students(teacher_r
     a = json.loads((tmp_path / "full" / "decoder.json").read_text())
     b = json.loads((run / "decoder.json").read_text())
     assert a == b
+
+
+def test_the_library_entry_returns_the_run_dir_and_the_run_entry_its_metrics_too(teacher_run, tmp_path):
+    """quantize_hr(cfg, ck) returns the run dir, as compress.cli.quantize; quantize_hr_run the run dir and the
+    metrics it wrote (as quantize_run)."""
+    from pathlib import Path
+
+    from sqtool.compress.cli import QuantizeConfig
+    from sqtool.compress.quantize_hr import quantize_hr, quantize_hr_run
+    cfg = QuantizeConfig(teacher=str(teacher_run), student="spec_student_xs", data_root="synthetic", epochs=1,
+                         qat_epochs=1, inner_epochs=1, decoder_on="teacher", out=str(tmp_path / "a"))
+    ck = load_checkpoint(teacher_run, expect_kind="teacher_task")
+    run = quantize_hr(cfg, ck)
+    assert isinstance(run, Path) and run == tmp_path / "a" and (run / "model.pt").is_file()
+    run_b, metrics = quantize_hr_run(QuantizeConfig(**{**cfg.__dict__, "out": str(tmp_path / "b")}), ck)
+    saved = json.loads((run_b / "metrics.json").read_text())
+    assert run_b == tmp_path / "b" and set(metrics) == set(saved) and metrics["student"] == saved["student"]
