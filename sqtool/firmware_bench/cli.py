@@ -322,11 +322,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
 
     # 1. stream every recording (timed: part of the host pipeline's real-time factor)
     t = time.perf_counter()
-    pairs, short = long_enough(bar(recs, desc="stream", enabled=cfg.progress, unit="rec"),
-                               lambda r: (r, replay(r, spec, chunk=cfg.chunk)), spec.window_s,
-                               cfg.data or "records")       # left out and listed, as the spectral bench does
+    pairs, skipped = long_enough(bar(recs, desc="stream", enabled=cfg.progress, unit="rec"),
+                                 lambda r: (r, replay(r, spec, chunk=cfg.chunk)), spec.window_s,
+                                 cfg.data or "records", left=skipped)   # left out and listed, after _records' own
     recs, reps = [r for r, _ in pairs], [rp for _, rp in pairs]
-    skipped += short
     stream_s = time.perf_counter() - t
     for line in left_out_lines(skipped, "bench"):
         item(line)

@@ -308,14 +308,16 @@ def too_short(where: str, seconds: float, window_s: float):
     return TooShort(f"{where}: {seconds:.1f} s is shorter than one {window_s:g} s window")
 
 
-def long_enough(records, prepare, window_s: float, data: str = "records", skip=None) -> tuple[list, list[str]]:
+def long_enough(records, prepare, window_s: float, data: str = "records", skip=None,
+                left: list[str] = ()) -> tuple[list, list[str]]:
     """(prepare(r) of every recording at least one window long, in order; the reason each other one was left
-    out), for predict and both benches. A recording whose prepare raises TooShort (or any `skip` exception: the
-    spectral bench also leaves out one without the model's channels) is left out; other errors still stop.
-    None left: one SqtoolError line, the reason itself for one recording, else the count and the first reasons."""
+    out, after `left`: those the caller had already left out, e.g. the bench's recordings without a channel), for
+    predict and both benches. A recording whose prepare raises TooShort (or any `skip` exception: the spectral
+    bench also leaves out one without the model's channels) is left out; other errors still stop. None left: one
+    SqtoolError line, the reason itself for one recording left out, else the count and the first reasons of all."""
     from sqtool.core import SqtoolError
     from sqtool.data.record import TooShort
-    out, left, short = [], [], 0
+    out, left, short = [], list(left), 0
     for r in records:
         try:
             out.append(prepare(r))

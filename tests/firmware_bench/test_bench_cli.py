@@ -108,6 +108,22 @@ def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, matc
     assert not (tmp_path / "out" / "bench.json").exists()          # no half-written report
 
 
+def test_none_left_names_every_recording_left_out(metadata_only, tmp_path, capsys):
+    """No recording left: the one line gives the count and the reasons of all that were left out, a recording
+    without the model's channels (left out before streaming) as well as one shorter than a window."""
+    from fwb_helpers import write_wrist_npz
+    data = tmp_path / "data"
+    data.mkdir()
+    write_wrist_npz(data / "a.npz", seconds=30, acc=False)                 # no accelerometer
+    write_wrist_npz(data / "b.npz", seconds=4)                             # shorter than one 8 s window
+    rc, _, err = _bench(capsys, "--model", metadata_only, "--data", data, "--progress", "false",
+                        "--out", tmp_path / "out")
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("bench: ")]   # minus progress
+    assert rc != 0 and len(lines) == 1, err
+    assert f"--data {data}: no recording the model can use (2 recordings, e.g. " in lines[0], lines[0]
+    assert "a: no channel acc_x, acc_y, acc_z; " in lines[0] and "b: 4.0 s is shorter than one 8 s window)" in lines[0]
+
+
 def test_time_domain_bench_without_labels(export_dir, tmp_path, capsys):
     """Label-free recordings (no labels['hr']): the bench still runs every runtime, reports cost (latency,
     callgrind instructions) and fidelity (decoded HR and int8 outputs vs the reference runtime), says that
