@@ -185,6 +185,20 @@ def test_time_domain_fidelity_reference():
     assert hr_fidelity(np.full(3, np.nan), np.ones(3))["windows"] == 0
 
 
+def test_same_hr_is_within_a_stated_tolerance():
+    """Float runtimes' regression outputs differ in their last bits: 'same HR %' counts the windows within
+    SAME_HR_BPM (said in the column), not exact float equality (0 % next to a max difference of 0.000 BPM)."""
+    from sqtool.firmware_bench import report
+    from sqtool.firmware_bench.cli import hr_fidelity
+    d = hr_fidelity(np.array([60.0, 70.0, 80.0, 90.0]), np.array([60.0 + 1e-5, 70.0 - 2e-4, 80.04, 90.3]))
+    assert d["hr_equal_pct"] == 75.0 and d["hr_diff_max"] == pytest.approx(0.3)
+    assert report.SAME_HR_BPM == 0.05
+    row = {"runtime": "onnx_float", "status": "ok", "fidelity": {"ref": "torch_student", **d}}
+    text = report.tables({"runtimes": [row], "baseline": {"runtime": "baseline", "status": "ok"}, "provenance": {},
+                   "labelled": False})
+    assert "| same HR % (<= 0.05 BPM) |" in text and "| 75.0 " in text
+
+
 @pytest.mark.mcu
 def test_time_domain_bench_without_labels_on_m4(export_dir, cross_tools, tmp_path):
     """Label-free data on the Cortex-M4 firmware (QEMU, a few windows): instructions, flash and RAM, and its
