@@ -2,10 +2,15 @@
 import pytest
 import torch
 
-from sqtool.models import create_model, get_model_cfg, list_models
-from sqtool.models.student import STUDENT_BUDGETS, fold_bn_state, student_budget
+from sqtool.models import create_model, get_model_cfg, list_models, spectral, student
+from sqtool.models.student import STUDENT_BUDGETS, student_budget
 
 SMALL = [n for n in list_models() if n not in ("resnet1d_siamq_101", "resnet1d_siamq_152")]
+# Every family is one of two kinds: with a Brevitas int8 twin (cfg.quant = a preset; its BN-folding map), or float
+# only (cfg.quant not read). A new family fails test_every_family_is_twinned_or_float_only until it is listed.
+TWIN_FOLD = {"cnn1d_student": student.fold_bn_state, spectral.SPECTRAL_FAMILY: spectral.fold_bn_state}
+FLOAT_ONLY = {"resnet1d": "the time-domain teachers: quantized through a student, never themselves"}
+TWINNED = [n for n in list_models() if get_model_cfg(n).family in TWIN_FOLD]
 
 
 @pytest.mark.parametrize("name", SMALL)
@@ -24,12 +29,21 @@ def test_resnet152_parameter_count():
     assert abs(n - 21.6e6) / 21.6e6 < 0.01
 
 
-@pytest.mark.parametrize("name", list_models("cnn1d_student"))
+def test_every_family_is_twinned_or_float_only():
+    assert not set(TWIN_FOLD) & set(FLOAT_ONLY)
+    assert {get_model_cfg(n).family for n in list_models()} == set(TWIN_FOLD) | set(FLOAT_ONLY)
+    assert {get_model_cfg(n).family for n in TWINNED} == set(TWIN_FOLD)
+
+
+@pytest.mark.parametrize("name", TWINNED)
 def test_student_float_and_int8_twin_agree(name):
+    """Every model of a family with an int8 twin (time-domain and spectral students; the spectral family's teacher
+    is the same network): the folded float weights fit the twin's tensors, and the two agree."""
     torch.manual_seed(0)
     f = create_model(name).eval()
     q = create_model(name, quant="int8_w_per_channel_a_per_tensor")
-    q.load_state_dict(fold_bn_state(f), strict=False)
+    missing, unexpected = q.load_state_dict(TWIN_FOLD[f.cfg.family](f), strict=False)
+    assert not unexpected and all(k.endswith("scaling_impl.value") for k in missing), (unexpected, missing)
     q.eval()
     x = torch.rand(4, *f.cfg.input_shape)
     with torch.no_grad():
