@@ -199,6 +199,39 @@ def test_same_hr_is_within_a_stated_tolerance():
     assert "| same HR % (<= 0.05 BPM) |" in text and "| 75.0 " in text
 
 
+def test_the_quality_gate_reads_the_quality_output_by_name(metadata_only, tmp_path, monkeypatch):
+    """--quality-gate reads the output named quality_logit wherever the model's outputs put it: here third, after
+    another output that says 'good' everywhere while quality_logit says poor, so the tracker holds every window
+    (no state yet: the tracked series is the raw one); without the gate it smooths the jumps."""
+    from sqtool.data.synthetic import synth_record
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    load = R.load_artifacts
+
+    def three_outputs(*a, **kw):
+        art = load(*a, **kw)
+        art.metadata = {**art.metadata, "outputs": ["hr_bpm", "spo2", "quality_logit"]}
+        return art
+
+    class Fake:                                   # HR jumping by 40 BPM every window; spo2 > 0, quality < 0
+        precision, latencies_s, int8_outputs = "float32", [], None
+
+        def run_batch(self, x):
+            hr = 60.0 + 40.0 * (np.arange(len(x)) % 2)
+            return np.stack([hr, np.full(len(x), 5.0), np.full(len(x), -5.0)], axis=1)
+
+        def info(self):
+            return {}
+    monkeypatch.setattr(R, "load_artifacts", three_outputs)
+    monkeypatch.setattr(R, "make_runtime", lambda name, art, work: Fake())
+    recs = [synth_record(duration_s=40.0, fs=125.0, hr_bpm=80.0, seed=0, subject="w0")]
+    for gate in (True, False):
+        res = run_bench(BenchConfig(model=str(metadata_only), data="synthetic", runtime=["onnx_float"],
+                                    quality_gate=gate, progress=False, out=str(tmp_path / f"b{gate}")), records=recs)
+        raw, trk = res["series"]["pred"]["onnx_float"][0], res["series"]["pred_tracked"]["onnx_float"][0]
+        assert len(raw) > 5 and (trk == raw) == gate, (gate, raw, trk)
+
+
 @pytest.mark.mcu
 def test_time_domain_bench_without_labels_on_m4(export_dir, cross_tools, tmp_path):
     """Label-free data on the Cortex-M4 firmware (QEMU, a few windows): instructions, flash and RAM, and its
