@@ -17,8 +17,11 @@ from pathlib import Path
 
 from sqtool.core import SqtoolError, add_bool_flag, add_deprecated_alias, check_fs, resolve_data_root
 
-KINDS_HELP = ("troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled, or the generic csv, npz, "
-              "wfdb (default: detected from the files)")
+# --kind's help: the built-in layouts, one per shipped dataset file (datasets/<kind>.yaml, globbed here rather than
+# importing the readers, which would load numpy for every `sqtool --help`), then the generic readers;
+# tests/data/test_builtin_datasets.py holds it to readers.kinds().
+KINDS_HELP = (", ".join(sorted(p.stem for p in (Path(__file__).resolve().parent / "datasets").glob("*.yaml")))
+              + ", or the generic csv, npz, wfdb (default: detected from the files)")
 
 
 def register(sub, name: str = "data", helptext: str = "inspect, score, pair and download PPG datasets") -> None:
