@@ -232,12 +232,17 @@ def _primary(rows: list[dict], labelled: bool = True) -> str | None:
     return None
 
 
-def hr_reference(name: str, present) -> str | None:
-    """The runtime whose decoded heart rate (and int8 outputs) a runtime's fidelity is measured against:
-    double rounding (and LiteRT / ONNX int8) vs TFLite Micro (else c_host), single rounding vs Brevitas (else
-    c_host_single), float runtimes vs the PyTorch student. None: a reference itself (or none present)."""
+def hr_reference(name: str, present, bit_exact: bool = False) -> str | None:
+    """The runtime a runtime is measured against, the first of its candidates present: double rounding (and
+    LiteRT / ONNX int8) vs TFLite Micro (else c_host), single rounding vs Brevitas (else c_host_single), float
+    runtimes vs the PyTorch student; for the decoded heart rate (and, in the spectral bench, the int8 logits).
+    bit_exact: the int8 outputs of the time-domain bench, against the arithmetic's own reference only (TFLite
+    Micro, Brevitas: no fallback), for the runtimes that implement one (LiteRT / ONNX int8 kernels round their
+    own way). None: a reference itself (or none present)."""
     from sqtool.firmware_bench.runtimes import rounding_mode
     mode = rounding_mode(name)
+    if bit_exact and mode is None:
+        return None
     if mode == "single":
         cands = ("brevitas_int8", "c_host_single")
     elif mode == "double" or name in ("onnx_int8", "litert_int8"):
@@ -246,7 +251,7 @@ def hr_reference(name: str, present) -> str | None:
         cands = ("torch_student",)
     else:                                             # torch_teacher / torch_student: references
         cands = ()
-    ref = next((c for c in cands if c in present), None)
+    ref = next((c for c in cands[:1 if bit_exact else None] if c in present), None)
     return None if ref == name else ref
 
 
@@ -430,9 +435,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     # 2. bit-exactness: double rounding vs TFLite Micro, single rounding vs Brevitas
     refs = {r["runtime"]: r.get("_int8") for r in rows if r.get("_int8") is not None}
     for r in rows:
-        mode = R.rounding_mode(r["runtime"])
-        ref = {"double": "tflm_int8", "single": "brevitas_int8"}.get(mode)
-        if r.get("_int8") is None or ref is None or ref == r["runtime"] or ref not in refs:
+        ref = hr_reference(r["runtime"], set(refs), bit_exact=True) if r["runtime"] in refs else None
+        if ref is None:
             continue
         a, b = r["_int8"], refs[ref]
         n = min(len(a), len(b))

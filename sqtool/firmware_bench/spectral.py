@@ -414,19 +414,6 @@ def _select(cfg_runtimes: list[str]) -> tuple[list[str], set[str]]:
     return names, explicit
 
 
-def _reference(name: str, present: set[str]) -> str | None:
-    """Which runtime a row's logits are compared with (None: it is a reference itself)."""
-    from sqtool.firmware_bench.runtimes import rounding_mode
-    if name in FLOAT_RUNTIMES:
-        return "torch_student" if name != "torch_student" and "torch_student" in present else None
-    if name in ("onnx_int8", "litert_int8") or rounding_mode(name) == "double":
-        ref = "tflm_int8" if "tflm_int8" in present else ("c_host" if "c_host" in present else None)
-    else:
-        ref = "brevitas_int8" if "brevitas_int8" in present else (
-            "c_host_single" if "c_host_single" in present else None)
-    return None if ref == name else ref
-
-
 def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = None
                 ) -> tuple[list[SpecRec], list[str], str]:
     """Every usable record through the Python front end, replayed at n_sensors PPG sensors (the export's
@@ -458,7 +445,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.cli import check_floors, parse_floors
+    from sqtool.firmware_bench.cli import check_floors, hr_reference, parse_floors
 
     md = art.metadata
     floors = parse_floors(cfg.floor)
@@ -568,7 +555,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         name = row["runtime"]
         if row["status"] != "ok" or name not in logits:
             continue
-        ref = _reference(name, present)
+        ref = hr_reference(name, present)                 # logits and decoded HR against the same runtime
         if ref is None:
             continue
         (a, ia), (b, _) = logits[name], logits[ref]
