@@ -60,12 +60,14 @@ def check_window_s(window_s, where: str = "window_s") -> float:
 @dataclass
 class ModelCfg:
     name: str                                  # registry name, e.g. "resnet1d_siamq_18"
-    family: str                                # "resnet1d" | "cnn1d_student"
+    family: str                                # "resnet1d" | "cnn1d_student" | "spec_cnn" (the registry's)
     fs: float = 40.0                           # model input sampling rate, Hz
     window_s: float = 30.0                     # window length, s
     hop_s: float = 30.0                        # hop between consecutive windows, s
     channels: tuple[str, ...] = ("ppg",)       # input channels, in order (see data.record)
-    norm: str = "minmax"                       # per-window, per-channel: "minmax" | "zscore"
+    norm: str = "minmax"                       # per-window, per-channel: "minmax" | "zscore" | "none"
+                                               # (data.preprocess.NORMS); spectral models "spectrum_max" (the
+                                               # front end scales each spectrum to its own max)
     band: tuple[float | None, float | None] | None = DEFAULT_BAND  # Butterworth band-pass (lo, hi) Hz at fs
                                                # before windowing; None = no filter, lo/hi None = low/high-pass
     task: str = "pretrain"                     # "pretrain" | "hr" | "rr" | "af" | "bp" | "quality"

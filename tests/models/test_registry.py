@@ -83,3 +83,19 @@ def test_a_family_in_a_new_module_is_found_and_a_new_student_fits(tmp_path, monk
         assert students_fitting(320)[:3] == ["cnn1d_student_xs", "cnn1d_student_s", "cnn1d_student_m"]
     finally:
         sys.modules.pop(f"sqtool.models.{name}", None)
+
+
+def test_model_cfg_comments_name_every_family_and_norm():
+    """core.model_cfg documents `family` and `norm` in comments (core imports no stage, so it cannot read the
+    registry or data.preprocess): they list exactly the registry's families and every norm a model can carry."""
+    import inspect
+    import re
+
+    from sqtool.core.model_cfg import ModelCfg
+    from sqtool.data.preprocess import NORMS
+    src = inspect.getsource(ModelCfg)
+    family = src[src.index("    family: str"):src.index("    fs: float")]
+    norm = src[src.index("    norm: str"):src.index("    band:")]
+    assert set(re.findall(r'"(\w+)"', family)) == {get_model_cfg(n).family for n in list_models()}
+    comment = norm.split("#", 1)[1]
+    assert set(re.findall(r'"(\w+)"', comment)) == set(NORMS) | {get_model_cfg(n).norm for n in list_models()}
