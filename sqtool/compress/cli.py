@@ -42,7 +42,9 @@ class QuantizeConfig:
     teacher: str = field(default="", metadata={
         "help": "the fine-tuned teacher this stage distils: a `train finetune` run folder or its model.pt",
         "flag": "--model", "aliases": ("--teacher",), "required": True, "metavar": "RUN", "path": True})
-    student: str = field(default="cnn1d_student_s", metadata={"help": "student model from the registry"})
+    student: str = field(default="", metadata={
+        "help": "student model from the registry, of the teacher's student family (default: cnn1d_student_s for a "
+                "time-domain teacher, spec_student_s for a spectral one; config.yaml's resolved: says which)"})
     preset: str = field(default="int8_w_per_channel_a_per_tensor",
                         metadata={"help": "quantization preset (int8_w_per_channel_a_per_tensor | "
                                           "int8_w_per_tensor_a_per_tensor)"})
@@ -631,8 +633,8 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     save_config(run_dir, cfg, command="quantize", heldout_subjects=held, student_model_cfg=qcfg.to_dict(),
                 teacher_sha256=t_sha)
     from sqtool.core.runs import save_resolved
-    save_resolved(run_dir, teacher=str(t_path), heldout_subjects=list(held), channels=list(scfg.channels),
-                  fs=scfg.fs, data_root=str((getattr(data, "meta", {}) or {}).get("data_root", "")))
+    save_resolved(run_dir, student=scfg.name, teacher=str(t_path), heldout_subjects=list(held),
+                  channels=list(scfg.channels), fs=scfg.fs, data_root=str((getattr(data, "meta", {}) or {}).get("data_root", "")))
     from sqtool.core.progress import training_curve
     training_curve(run_dir, {"float student": [h["loss"] for h in f_hist["history"]],
                              "QAT (int8 twin)": [h["loss"] for h in q_hist["history"]]},

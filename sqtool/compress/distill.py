@@ -78,21 +78,55 @@ def output_spec(cfg: ModelCfg) -> OutputSpec:
     return OutputSpec(names, units, reg, binary, quality, mean, std)
 
 
+def fitting_students(teacher_cfg: ModelCfg) -> list[str]:
+    """The registry's students for a teacher, in registration order: a spectral heart-rate teacher's (family
+    spec_cnn) read its channels, rate, window, hop, band and HR bins; a time-domain teacher's (cnn1d_student) have
+    a total stride dividing its window."""
+    from sqtool.models.registry import list_models
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    from sqtool.models.student import students_fitting
+    if teacher_cfg.family != SPECTRAL_FAMILY:
+        return students_fitting(teacher_cfg.n_samples)
+
+    def reads_as_teacher(c: ModelCfg) -> bool:
+        return (all(getattr(c, k) == getattr(teacher_cfg, k) for k in ("channels", "fs", "window_s", "hop_s", "band"))
+                and list(c.arch.get("bins_bpm", [])) == list(teacher_cfg.arch.get("bins_bpm", [])))
+    return [n for n in list_models(SPECTRAL_FAMILY, registered_order=True) if reads_as_teacher(get_model_cfg(n))]
+
+
+def student_for(teacher_cfg: ModelCfg, student: str = "", where: str = "") -> str:
+    """The student a teacher is distilled into: `student` ('' = the default of the teacher's family: spec_student_s
+    for a spectral heart-rate teacher, cnn1d_student_s for a time-domain one). A model of the other family is one
+    line naming the family the teacher needs and the registry's students that fit it (`fitting_students`)."""
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    from sqtool.models.student import STUDENT_FAMILY
+    spectral = teacher_cfg.family == SPECTRAL_FAMILY
+    family, default = (SPECTRAL_FAMILY, "spec_student_s") if spectral else (STUDENT_FAMILY, "cnn1d_student_s")
+    if not student:
+        return default
+    got = get_model_cfg(student).family
+    if got != family:
+        fits = fitting_students(teacher_cfg)
+        kind = "a spectral heart-rate model" if spectral else f"a time-domain model ({teacher_cfg.family})"
+        raise SqtoolError(f"{where or 'teacher ' + teacher_cfg.name} is {kind}: --student {student} ({got}) is not a "
+                          f"student for it, a {family} model is; "
+                          + (f"students that fit it: {', '.join(fits)} (default {default})" if fits else
+                             f"no registry {family} model fits it"))
+    return student
+
+
 def student_cfg_from_teacher(teacher_cfg: ModelCfg, student: str, channels: tuple[str, ...] | None = None,
                              quality_head: bool = True, width_mult: float = 1.0,
                              depth_delta: int = 0) -> ModelCfg:
     """The student's ModelCfg: the registry architecture + the teacher's task contract.
 
-    Inherited: fs, window_s, hop_s, band, norm, task, outputs, units, target_mean/std. The student may add
-    input channels (default: the registry student's channels, which must include the teacher's) and
-    the quality output.
+    `student` '' is the default (`student_for`). Inherited: fs, window_s, hop_s, band, norm, task, outputs, units,
+    target_mean/std. The student may add input channels (default: the registry student's channels, which must
+    include the teacher's) and the quality output.
     """
     from sqtool.models.student import widen
 
-    base = get_model_cfg(student)
-    if base.family != "cnn1d_student":
-        raise SqtoolError(f"'{student}' is not a student model (family {base.family}); "
-                          f"choose a cnn1d_student_* model")
+    base = get_model_cfg(student_for(teacher_cfg, student))
     chans = tuple(channels) if channels else tuple(base.channels)
     missing = [c for c in teacher_cfg.channels if c not in chans]
     if missing:

@@ -165,12 +165,13 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     metrics (metrics.json)."""
     import torch
 
+    from sqtool.compress.distill import student_for
     from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg
     from sqtool.core import resolve_data_root
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import ModelCfg, create_model, get_model_cfg, load_model
     from sqtool.models.decoder import decode_float, decode_int, decoder_cfg
-    from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid, check_encoder, load_encoder, spectral_budget
+    from sqtool.models.spectral import bin_grid, check_encoder, load_encoder, spectral_budget
     from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, calibration_folds, evidence_args, kd_gate,
                                       predict_logits, train_bins)
     from sqtool.models.hr_options import (calibration_hint, calibration_subjects, check_calibration_students,
@@ -196,11 +197,8 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
     torch.set_num_threads(max(1, cfg.threads))
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
-    student = cfg.student if cfg.student != "cnn1d_student_s" else "spec_student_s"
+    student = student_for(tcfg, cfg.student, where=f"teacher {ck['path']}")     # '' = spec_student_s
     scfg = get_model_cfg(student)
-    if scfg.family != SPECTRAL_FAMILY:
-        raise SqtoolError(f"teacher {ck['path']} is a spectral heart-rate model: the student must be one too "
-                          f"(spec_student_s, spec_student_xs), got {student}")
     for k in ("channels", "fs", "window_s", "hop_s", "band"):
         if getattr(scfg, k) != getattr(tcfg, k):
             raise SqtoolError(f"student {student} and teacher {tcfg.name} differ in {k}: "
@@ -265,9 +263,9 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
     save_config(run_dir, cfg)
     from sqtool.core.runs import save_resolved
-    save_resolved(run_dir, teacher=str(ck["path"]), data_root=str(root), heldout_subjects=sorted(held),
-                  epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels), fs=scfg.fs,
-                  alpha=alpha if cfg.distill else 0.0)
+    save_resolved(run_dir, student=student, teacher=str(ck["path"]), data_root=str(root),
+                  heldout_subjects=sorted(held), epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels),
+                  fs=scfg.fs, alpha=alpha if cfg.distill else 0.0)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
     TL = np.concatenate([t_logits[r.record_id] for r in train])

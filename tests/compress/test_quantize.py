@@ -220,3 +220,23 @@ def test_finetunes_next_line_names_a_student_that_fits(tmp_path):
     w8, w10 = {"fs": 40.0, "window_s": 8.0}, {"fs": 40.0, "window_s": 10.0}     # the run's metrics["input"]
     assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w8", w8) == f"next: sqtool quantize --model {tmp_path / 'w8'} --task af"
     assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w10", w10).endswith("--task af --student cnn1d_student_xs")
+
+
+def test_the_default_student_is_the_teachers_familys_and_config_says_which(run_dir):
+    c = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert c["config"]["student"] == "" and c["resolved"]["student"] == "cnn1d_student_s"     # asked / used
+    assert load_checkpoint(run_dir / "model.pt")["model_cfg"]["name"] == "cnn1d_student_s"
+
+
+def test_a_student_of_the_other_family_is_one_line_naming_the_family_and_the_students_that_fit(hr_teacher, tmp_path,
+                                                                                                capsys):
+    assert main(["quantize", "--model", str(hr_teacher), "--student", "spec_student_s", "--data", "synthetic",
+                 "--out", str(tmp_path / "q")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        "is a time-domain model (resnet1d): --student spec_student_s (spec_cnn) is not a student for it, a "
+        "cnn1d_student model is; students that fit it: cnn1d_student_xs, cnn1d_student_s, cnn1d_student_m (default "
+        "cnn1d_student_s)"), err
+    assert not (tmp_path / "q").exists()
+    tcfg = ModelCfg.from_dict(load_checkpoint(hr_teacher)["model_cfg"])
+    assert D.student_cfg_from_teacher(tcfg, "").name == "cnn1d_student_s"                 # the library default

@@ -132,3 +132,23 @@ def test_the_library_entry_returns_the_run_dir_and_the_run_entry_its_metrics_too
     run_b, metrics = quantize_hr_run(QuantizeConfig(**{**cfg.__dict__, "out": str(tmp_path / "b")}), ck)
     saved = json.loads((run_b / "metrics.json").read_text())
     assert run_b == tmp_path / "b" and set(metrics) == set(saved) and metrics["student"] == saved["student"]
+
+
+def test_a_spectral_teachers_student_defaults_to_spec_student_s_and_refuses_a_time_domain_one(teacher_run, tmp_path,
+                                                                                              capsys):
+    """An explicit --student cnn1d_student_s is refused (it was silently replaced by spec_student_s, the spectral
+    default, while config.yaml said cnn1d_student_s); no --student is spec_student_s, which config.yaml resolves."""
+    import yaml
+    assert main(["quantize", "--model", str(teacher_run), "--student", "cnn1d_student_s", "--data", "synthetic",
+                 "--no-progress", "--out", str(tmp_path / "bad")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        "is a spectral heart-rate model: --student cnn1d_student_s (cnn1d_student) is not a student for it, a "
+        "spec_cnn model is; students that fit it: spec_student_s, spec_student_xs, spec_teacher_m (default "
+        "spec_student_s)"), err
+    assert not (tmp_path / "bad").exists()
+    run = tmp_path / "q"
+    assert main([a for a in _args(teacher_run, run) if a not in ("--student", "spec_student_xs")]) == 0
+    c = yaml.safe_load((run / "config.yaml").read_text())
+    assert c["config"]["student"] == "" and c["resolved"]["student"] == "spec_student_s"
+    assert load_checkpoint(run / "model.pt")["model_cfg"]["name"] == "spec_student_s"

@@ -102,7 +102,8 @@ def test_spectral_paths_refuse_what_does_not_apply(teacher_run, tmp_path, capsys
     assert "--task must be hr" in capsys.readouterr().err
     assert main(["quantize", "--model", str(teacher_run), "--student", "cnn1d_student_xs", "--data",
                  "synthetic", "--no-progress", "--out", str(tmp_path / "b")]) != 0
-    assert "must be one too" in capsys.readouterr().err
+    assert "--student cnn1d_student_xs (cnn1d_student) is not a student for it, a spec_cnn model is" \
+        in capsys.readouterr().err
     for bad, says in ((["--motion-frac", "-0.1"], "--motion-frac must be a fraction"),
                       (["--lr-schedule", "step"], "--lr-schedule must be one of constant, cosine"),
                       (["--calibrate-on", "troika"], "--calibrate-on: no training recording of troika (the training "
