@@ -296,14 +296,14 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         base = base.replace(fs=float(cfg.fs))
     model_cfg = task_model_cfg(cfg.task, base, channels=cfg.channels or ("ppg",),
                                window_s=cfg.window_s or None, hop_s=cfg.hop_s or None)
-    model_cfg.n_samples                                        # whole number of samples or a clear error
+    input_shape = model_cfg.input_shape         # (C, T): fs * window_s not whole -> one line, before any data is read
 
     if task_data is None:
         root = cfg.data_root or resolve_data_root(None) or "synthetic"
         task_data = load_task(cfg.task, root, model_cfg, max_records=cfg.max_records or None, seed=cfg.seed)
     td = task_data
-    if tuple(td.x.shape[1:]) != tuple(model_cfg.input_shape):
-        raise SqtoolError(f"task windows have shape {td.x.shape[1:]} but the model expects {model_cfg.input_shape}")
+    if tuple(td.x.shape[1:]) != tuple(input_shape):
+        raise SqtoolError(f"task windows have shape {td.x.shape[1:]} but the model expects {input_shape}")
     k = cfg.folds if cfg.folds >= 0 else (0 if cfg.task == "hr" else 5)
     folds = subject_folds(td.groups, k or None, seed=cfg.seed)
     save_resolved(run_dir, model=model_name, init=ck["path"] if ck else "none", fs=model_cfg.fs,

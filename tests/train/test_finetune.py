@@ -139,3 +139,13 @@ def test_linear_mode_of_a_model_without_encoder_and_head_is_one_line_before_any_
     cfg = FinetuneConfig(**{**FAST, "model": model, "mode": "linear", "data_root": "synthetic"})
     with pytest.raises(SqtoolError, match="has no such split"):                 # the library entries too
         (FH.run_finetune_hr if model.startswith("spec_") else run_finetune)(cfg, tmp_path / "lib")
+
+
+def test_a_window_of_no_whole_samples_is_one_line_before_any_data(tmp_path, monkeypatch):
+    import sqtool.data.tasks as T
+
+    def no_data(*a, **kw):
+        raise AssertionError("data read before the window was refused")
+    monkeypatch.setattr(T, "load_task", no_data)
+    with pytest.raises(SqtoolError, match=r"fs \* window_s = 330.4 is not a whole number of samples"):
+        run_finetune(FinetuneConfig(**{**FAST, "fs": 41.3, "data_root": "synthetic"}), tmp_path)
