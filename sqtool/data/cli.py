@@ -133,7 +133,8 @@ def run_inspect(args) -> int:
     if args.skip_bad:
         opts["on_error"] = "skip"
     from sqtool.data.dataset_tasks import dataset_of
-    ds = dataset_of(_data_arg(args), args.data_root)      # a dataset.yaml or a built-in name
+    data = _data_arg(args)                                 # once: a deprecated spelling is noted once
+    ds = dataset_of(data, args.data_root)                  # a dataset.yaml or a built-in name
     if ds is not None:
         from sqtool.data.readers.summary import summarise
         s = summarise(ds.path, records=ds.records(on_error="skip" if args.skip_bad else "raise"))
@@ -142,14 +143,14 @@ def run_inspect(args) -> int:
         if ds.report.get("skipped"):
             s["skipped"] = ds.report["skipped"]
     else:
-        s = inspect_path(_resolve_path(_data_arg(args), args.data_root), args.kind, **opts)
+        s = inspect_path(_resolve_path(data, args.data_root), args.kind, **opts)
     if args.json:
         print(json.dumps(s, indent=2, default=str))
     else:
         print(format_summary(s))
         for rid, why in (s.get("dataset_file") or {}).get("excluded", {}).items():
             print(f"  excluded: {rid} ({why})")
-        print(inspect_next(_data_arg(args), trainable_labels(s), "acc_x" in (s.get("channels") or {})))
+        print(inspect_next(data, trainable_labels(s), "acc_x" in (s.get("channels") or {})))
     return 0
 
 

@@ -120,3 +120,11 @@ def test_download_cli_from_mirror(data_root, tmp_path, capsys):
     assert "physionet.org" in out and "license" in out
     s = _inspect_json(capsys, str(tmp_path / "but_ppg"))
     assert s["records"] == 51
+
+
+def test_positional_path_notice_once(data_root, capsys):
+    """The old positional PATH still works, with its deprecation notice printed once (not once per use)."""
+    assert main(["data", "inspect", str(data_root / "but_ppg")]) == 0
+    cap = capsys.readouterr()
+    assert "records 51" in cap.out
+    assert cap.err.count("deprecated: use --data PATH instead of a positional PATH") == 1
