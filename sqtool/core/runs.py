@@ -9,6 +9,7 @@ import os
 import random
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from sqtool import __version__
@@ -19,8 +20,10 @@ from sqtool.core.io import atomic_write_text
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = False) -> Path | None:
-    """--data-root, else $SQTOOL_DATA, else ../shared/data (next to the project or the cwd) if present."""
+def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = False,
+                      flag: str = "--data") -> Path | None:
+    """`arg` (a data root given to the command), else $SQTOOL_DATA, else ../shared/data (next to the project or
+    the cwd) if present. `flag`: the option the error (required, none found) tells the user to pass."""
     if arg:
         p = Path(arg).expanduser()
         if not p.is_dir():
@@ -37,19 +40,31 @@ def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = Fal
         if p.is_dir():
             return p
     if required:
-        raise SqtoolError("no data root: pass --data-root DIR or set SQTOOL_DATA")
+        raise SqtoolError(f"no data root: pass {flag} DIR (the folder of the datasets, e.g. ../shared/data) or "
+                          "set SQTOOL_DATA")
     return None
+
+
+def data_and_root(data: str | None, data_root: str | None) -> tuple[str | None, str | None]:
+    """(--data, --data-root) of a command where --data-root is the data root that a bare dataset name given as
+    --data is looked up in (data inspect, predict, bench). --data-root given without --data is read as --data,
+    with the one-line notice of its old spelling that train, quantize and demo print for it (there --data-root
+    is only that), so `--data-root ../shared/data/troika` reads troika in every command."""
+    if data_root and not data:
+        print("sqtool: deprecated: use --data instead of --data-root", file=sys.stderr)
+        return data_root, None
+    return data, data_root
 
 
 DATA_ROOT_HELP = "folder of the datasets (default: $SQTOOL_DATA, else ../shared/data)"
 
 
-def data_root_or_exit(value: str | os.PathLike | None, error) -> str:
+def data_root_or_exit(value: str | os.PathLike | None, error, flag: str = "--data-root") -> str:
     """A script's --data-root read as the package reads it (`resolve_data_root`: the flag, else $SQTOOL_DATA,
     else ../shared/data): the absolute path; when there is none, `error(message)` (e.g. an ArgumentParser's
-    `error`: one line, exit 2), which must not return."""
+    `error`: one line, exit 2), which must not return. `flag`: the script's option that gives the data root."""
     try:
-        return str(resolve_data_root(value or None, required=True))
+        return str(resolve_data_root(value or None, required=True, flag=flag))
     except SqtoolError as e:
         error(str(e))
         raise

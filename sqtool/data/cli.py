@@ -27,8 +27,9 @@ KINDS_HELP = (", ".join(sorted(p.stem for p in (Path(__file__).resolve().parent 
 def register(sub, name: str = "data", helptext: str = "inspect, score, pair and download PPG datasets") -> None:
     p = sub.add_parser(name, help=helptext, description=helptext + ". Run 'sqtool data COMMAND --help'.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="Data root (where bare dataset names are looked up): --data-root, $SQTOOL_DATA, or "
-                              "../shared/data next to the project.")
+                       epilog="Data root (where a bare dataset name such as troika is looked up): $SQTOOL_DATA, "
+                              "else ../shared/data next to the project or the cwd; 'data inspect --data troika "
+                              "--data-root DIR' looks it up in DIR.")
     dsub = p.add_subparsers(dest="data_command", metavar="COMMAND")
 
     def need_command(args):
@@ -48,7 +49,8 @@ def register(sub, name: str = "data", helptext: str = "inspect, score, pair and 
                          "looked up under the data root (required)")
     pi.add_argument("path", nargs="?", default=None, help=argparse.SUPPRESS)     # deprecated: use --data
     pi.add_argument("--data-root", default=None, metavar="DIR",
-                    help="where bare dataset names are looked up (default: $SQTOOL_DATA or ../shared/data)")
+                    help="where a bare dataset name given as --data is looked up (default: $SQTOOL_DATA or "
+                         "../shared/data); without --data, read as --data (its old spelling, as in train)")
     pi.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
     pi.add_argument("--kind", default=None, metavar="KIND", help=KINDS_HELP)
     pi.add_argument("--min-duration-s", type=float, default=0.0, metavar="S",
@@ -108,15 +110,18 @@ def _resolve_path(path: str, data_root: str | None) -> Path:
 
 
 def _data_arg(args) -> str:
-    """--data, or the deprecated positional PATH (one notice line)."""
+    """--data, or the deprecated positional PATH, or --data-root given alone (`data_and_root`): one notice line.
+    Sets args.data_root to the lookup root that is left (None when --data-root was read as --data)."""
+    from sqtool.core.runs import data_and_root
     if args.path is not None:
         if args.data is not None:
             raise SqtoolError("data: give --data PATH, not also a positional PATH", code=2)
         print("sqtool: deprecated: use --data PATH instead of a positional PATH", file=sys.stderr)
         return args.path
-    if args.data is None:
+    data, args.data_root = data_and_root(args.data, args.data_root)
+    if data is None:
         raise SqtoolError("data: --data PATH is required (a dataset folder, file or name)", code=2)
-    return args.data
+    return data
 
 
 def run_inspect(args) -> int:

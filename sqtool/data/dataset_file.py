@@ -301,7 +301,8 @@ def _resolve_path(p: str, yaml_path: Path, data_root, must_exist: bool = True) -
         from sqtool.core import resolve_data_root
         root = resolve_data_root(data_root or None)
         if root is None:
-            raise SqtoolError(f"{yaml_path}: uses ${{data_root}} but no data root is set (--data-root or SQTOOL_DATA)")
+            raise SqtoolError(f"{yaml_path}: uses ${{data_root}} but no data root is set (set SQTOOL_DATA "
+                              "to the folder of the datasets, e.g. ../shared/data)")
         p = p.replace("${data_root}", str(Path(root).resolve()))      # a cwd-relative root, made absolute
     q = Path(p).expanduser()
     if not q.is_absolute():

@@ -32,7 +32,7 @@ reference runtime): a CI gate fails closed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +70,9 @@ class BenchConfig:
     max_records: int = field(default=0, metadata={"help": "use at most this many recordings (0 = all)"})
     max_seconds: float = field(default=0.0, metadata={"help": "spectral models: use only the first seconds of each "
                                                               "recording (0 = all)"})
-    data_root: str = field(default="", metadata={"help": "where a dataset name given as --data is looked up "
-                                                         "(default: $SQTOOL_DATA or ../shared/data)"})
+    data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
+                                                         "(default: $SQTOOL_DATA or ../shared/data); without "
+                                                         "--data, read as --data (its old spelling, as in train)"})
     mcu_windows: int = field(default=0, metadata={"help": "windows run on each emulated MCU (0 = all)"})
     callgrind_windows: int = field(default=4, metadata={"help": "windows counted under valgrind (0 = skip)"})
     timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
@@ -91,8 +92,10 @@ def register(sub, name: str, helptext: str) -> None:
 
 
 def run(args) -> int:
+    from sqtool.core.runs import data_and_root
     cfg = resolve_config(BenchConfig, args)
-    res = run_bench(cfg)
+    data, root = data_and_root(cfg.data, cfg.data_root)      # --data-root alone is --data (one notice line)
+    res = run_bench(replace(cfg, data=data or "", data_root=root or ""))
     if res.get("kind") == "spectral":
         from sqtool.firmware_bench.spectral import tables
     else:

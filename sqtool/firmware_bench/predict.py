@@ -70,8 +70,9 @@ class PredictConfig:
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite | onnx | torch | mcu (Cortex-M4 "
                                                        "on QEMU) (default: the C pipeline when available, else c)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
-    data_root: str = field(default="", metadata={"help": "where a dataset name given as --data is looked up "
-                                                         "(default: $SQTOOL_DATA or ../shared/data)"})
+    data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
+                                                         "(default: $SQTOOL_DATA or ../shared/data); without "
+                                                         "--data, read as --data (its old spelling, as in train)"})
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/predict/<stamp>-<model>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
@@ -199,6 +200,12 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench.cli import check_counts
 
     check_counts(cfg, "predict")
+    if records is None:                            # --data-root alone is --data (one notice line)
+        from dataclasses import replace
+
+        from sqtool.core.runs import data_and_root
+        data, root = data_and_root(cfg.data, cfg.data_root)
+        cfg = replace(cfg, data=data or "", data_root=root or "")
     if cfg.out:
         from sqtool.core.runs import check_out_dir
         check_out_dir("predict", cfg.out, cfg.force)      # before the data and the front end

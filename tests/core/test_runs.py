@@ -65,3 +65,27 @@ def test_cli_refuses_escaping_name_and_releases_its_lock(tmp_path, capsys, monke
     assert main(base + ["--out", str(tmp_path / "p")]) == 0
     assert not held_run_dirs()                              # the command's lock ends with the command
     assert main(base + ["--out", str(tmp_path / "p"), "--force"]) == 0
+
+
+def test_no_data_root_names_the_commands_option(tmp_path, monkeypatch):
+    """Without a data root the error recommends the option the command has: --data for the commands (where
+    --data-root is an old spelling or a lookup root), --data-root for the benchmark scripts that take it."""
+    from sqtool.core import runs
+    monkeypatch.delenv("SQTOOL_DATA", raising=False)
+    monkeypatch.setattr(runs, "PROJECT_ROOT", tmp_path / "a" / "project")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SqtoolError) as e:
+        runs.resolve_data_root(None, required=True)
+    assert "pass --data DIR" in str(e.value) and "--data-root" not in str(e.value) and "SQTOOL_DATA" in str(e.value)
+    said = []
+    with pytest.raises(SqtoolError):
+        runs.data_root_or_exit(None, said.append)
+    assert "pass --data-root DIR" in said[0]
+
+
+def test_data_root_alone_is_read_as_data(capsys):
+    from sqtool.core.runs import data_and_root
+    assert data_and_root("troika", "/r") == ("troika", "/r")           # the lookup root of a bare name
+    assert data_and_root(None, None) == (None, None) and capsys.readouterr().err == ""
+    assert data_and_root("", "/r/troika") == ("/r/troika", None)       # alone: the old spelling of --data
+    assert capsys.readouterr().err == "sqtool: deprecated: use --data instead of --data-root\n"

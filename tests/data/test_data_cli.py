@@ -128,3 +128,21 @@ def test_positional_path_notice_once(data_root, capsys):
     cap = capsys.readouterr()
     assert "records 51" in cap.out
     assert cap.err.count("deprecated: use --data PATH instead of a positional PATH") == 1
+
+
+def test_data_root_alone_reads_the_folder_as_data(data_root, capsys):
+    """`--data-root FOLDER` without --data is what train / quantize / demo make of it: --data (one notice line),
+    not 'data: --data PATH is required'; with --data NAME it stays where the name is looked up."""
+    assert main(["data", "inspect", "--data-root", str(data_root / "but_ppg")]) == 0
+    cap = capsys.readouterr()
+    assert "records 51, subjects 13" in cap.out
+    assert cap.err == "sqtool: deprecated: use --data instead of --data-root\n"
+    assert main(["data", "inspect", "--data", "but_ppg", "--data-root", str(data_root)]) == 0
+    assert "records 51" in capsys.readouterr().out
+
+
+def test_data_help_recommends_current_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "is looked up): $SQTOOL_DATA, else ../shared/data" in out and "): --data-root" not in out

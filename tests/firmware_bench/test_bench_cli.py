@@ -353,3 +353,20 @@ def test_a_model_without_skill_is_flagged_wherever_it_runs(tmp_path):
                  "+0.340, 95 % CI +0.100, +0.600): NO SKILL (does not beat the trivial predictor); its outputs may be "
                  "near one constant whatever the recording")                    # core.metrics.skill_line's verdict
     assert no_skill_warning({"teacher_skill": {**verdict, "skill": True}}) is None and no_skill_warning({}) is None
+
+
+def test_bench_data_root_alone_is_read_as_data(tmp_path, capsys, monkeypatch):
+    """bench's --data-root looks bare dataset names up; alone it is --data (its old spelling, one notice line)."""
+    from sqtool.core import SqtoolError
+    from sqtool.firmware_bench import cli as bench_cli
+    seen = []
+
+    def fake(cfg):
+        seen.append((cfg.data, cfg.data_root))
+        raise SqtoolError("stop")
+    monkeypatch.setattr(bench_cli, "run_bench", fake)
+    assert main(["bench", "--model", str(tmp_path), "--data-root", str(tmp_path / "troika")]) != 0
+    assert seen == [(str(tmp_path / "troika"), "")]
+    assert capsys.readouterr().err.count("deprecated: use --data instead of --data-root") == 1
+    assert main(["bench", "--model", str(tmp_path), "--data", "troika", "--data-root", str(tmp_path)]) != 0
+    assert seen[1] == ("troika", str(tmp_path))

@@ -334,3 +334,16 @@ def test_file_names_are_the_recordings_ids(spec_export_dir, tmp_path):
     rec = lambda ds, rid: type("R", (), {"record_id": rid, "record": type("D", (), {"dataset": ds})()})()  # noqa: E731
     assert _stems([rec("a", "s01"), rec("b", "s01"), rec("a", "s02")]) == ["a_s01", "b_s01", "s02"]
     assert _stems([rec("a", "x/y"), rec("a", "x y")]) == ["a_x_y", "a_x_y_"]
+
+
+def test_data_root_alone_is_read_as_data(spec_export_dir, tmp_path, capsys):
+    """predict's --data-root is where a bare dataset name is looked up; given alone (a recordings folder), it is
+    --data's old spelling as in train / quantize / demo: read as --data with one notice line."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_wrist_npz(data / "a.npz", seconds=20, ppg2=True)
+    rc = main(["predict", "--model", str(spec_export_dir), "--data-root", str(data), "--out", str(tmp_path / "p")])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert cap.err.count("deprecated: use --data instead of --data-root") == 1
+    assert json.loads((tmp_path / "p" / "summary.json").read_text())["recordings"][0]["record_id"] == "a"
