@@ -1,0 +1,36 @@
+"""The README's commands and the figures they print, held to the code and to the benchmark files they come from:
+the pipeline's pretraining on the real pairs of ../shared/data fits its batch (benchmarks/results/
+data_quality_pairs.json)."""
+import json
+import re
+import shlex
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+PAIRS = json.loads((ROOT / "benchmarks/results/data_quality_pairs.json").read_text())["pairs"]
+
+
+def _block_commands() -> list[list[str]]:
+    """Every `sqtool ...` line of the README's code blocks, comments left out, as argv (without `sqtool`)."""
+    lines = [ln.split("#")[0].strip() for block in re.findall(r"```\n(.*?)```", README, re.S)
+             for ln in block.splitlines()]
+    return [shlex.split(ln)[1:] for ln in lines if ln.startswith("sqtool ")]
+
+
+def _parse(argv: list[str]):
+    from sqtool.cli import build_parser
+    return build_parser().parse_args(argv)
+
+
+def test_pretraining_on_the_real_pairs_fits_its_batch():
+    from sqtool.core import resolve_config
+    from sqtool.train.pretrain import PretrainConfig
+    cmds = _block_commands()
+    i = cmds.index(["data", "pairs", "--data", "../shared/data", "--out", "runs/pairs"])
+    pretrain = next(c for c in cmds[i:] if c[:2] == ["train", "pretrain"])
+    cfg = resolve_config(PretrainConfig, _parse(pretrain))
+    assert cfg.pairs == "runs/pairs"
+    n = PAIRS["real"]["pairs"]                                   # what `data pairs` mines there
+    assert cfg.batch_size <= n * (1 - cfg.val_fraction), (cfg.batch_size, n)
+    assert f"shards: {n} real" in README
