@@ -882,11 +882,24 @@ def dump_rows(runs: dict, path, wall_s, recipe: dict) -> None:
     atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "args": recipe, "runs": enc}))
 
 
-def load_rows(path) -> tuple[dict, float, dict | None]:
-    """(runs, wall time, recipe arguments or None for files written before they were kept)."""
+def load_rows(path, flag: str = "--merge") -> tuple[dict, float, dict | None]:
+    """(runs, wall time, recipe arguments or None for files written before they were kept). A file that cannot
+    be read, or is not a --rows-out file, is one line naming `flag` and the file (SystemExit)."""
     import json
-    d = json.loads(Path(path).read_text())
-    runs = d["runs"] if "runs" in d else {"loso": d["rows"]}               # files of the first --rows-out format
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SystemExit(f"{flag}: cannot read {path} ({getattr(e, 'strerror', None) or str(e).splitlines()[0]})")
+    if isinstance(d, dict) and "runs" not in d and "rows" in d:            # files of the first --rows-out format
+        d = {**d, "runs": {"loso": d["rows"]}}
+    runs = d.get("runs") if isinstance(d, dict) else None
+    rows_ok = lambda rows: isinstance(rows, list) and all(                                      # noqa: E731
+        isinstance(r, dict) and {"dataset", "subject"} <= set(r) for r in rows)
+    ok = (isinstance(runs, dict) and all(rows_ok(rows) for rows in runs.values())
+          and isinstance(d.get("wall_s"), (int, float)) and isinstance(d.get("args"), (dict, type(None))))
+    if not ok:
+        raise SystemExit(f"{flag}: {path} is not a --rows-out file of benchmarks/hr_spectral.py (expected its "
+                         "'runs' of per-window rows and 'wall_s')")
     dec = lambda r: {k: (np.asarray(v, float) if isinstance(v, list) else v) for k, v in r.items()}  # noqa: E731
     return {t: [dec(r) for r in rows] for t, rows in runs.items()}, float(d["wall_s"]), d.get("args")
 
@@ -936,12 +949,13 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     print("\n".join(md), flush=True)
 
 
-def merged_rows(files: str) -> tuple[dict, list, list]:
+def merged_rows(files: str, flag: str = "--merge") -> tuple[dict, list, list]:
     """The rows of comma-separated --rows-out files of processes over disjoint folds / parts, checked: (runs
-    {title: rows}, wall times, [(file, recipe)] of the files that keep one, all equal)."""
+    {title: rows}, wall times, [(file, recipe)] of the files that keep one, all equal). `flag`: the option that
+    named the files, for the one-line errors."""
     runs, walls, seen, twice, recipes = {}, [], set(), set(), []
     for f in files.split(","):
-        part, wall, recipe = load_rows(f)
+        part, wall, recipe = load_rows(f, flag)
         walls.append(wall)
         if recipe is not None:
             recipes.append((f, recipe))
@@ -954,12 +968,12 @@ def merged_rows(files: str) -> tuple[dict, list, list]:
             runs.setdefault(t, []).extend(rows)
     twice = sorted(twice)
     if twice:
-        raise SystemExit(f"--merge: held-out subject(s) {', '.join(twice)} appear in two files")
+        raise SystemExit(f"{flag}: held-out subject(s) {', '.join(twice)} appear in two files")
     for f, recipe in recipes[1:]:                          # one report = one recipe: the files' own, not this call's
         diff = sorted(k for k in set(recipe) | set(recipes[0][1])
                       if k not in PROCESS_ARGS and recipe.get(k) != recipes[0][1].get(k))
         if diff:
-            raise SystemExit(f"--merge: {f} was run with another recipe than {recipes[0][0]} "
+            raise SystemExit(f"{flag}: {f} was run with another recipe than {recipes[0][0]} "
                              f"({', '.join(diff)} differ)")
     return runs, walls, recipes
 
@@ -1005,7 +1019,7 @@ def compare(args) -> None:
     Writes hr_spectral_<protocol>_compare.{json,md}."""
     if len(args.compare) != len(args.against):
         raise SystemExit(f"--compare: {len(args.compare)} arm A list(s) but {len(args.against)} --against")
-    arms = [(merged_rows(a), merged_rows(b)) for a, b in zip(args.compare, args.against)]
+    arms = [(merged_rows(a, "--compare"), merged_rows(b, "--against")) for a, b in zip(args.compare, args.against)]
     recipe = lambda arm: arm[2][0][1] if arm[2] else {}                                   # noqa: E731
     differ = {k for a, b in arms for k in set(recipe(a)) | set(recipe(b)) if recipe(a).get(k) != recipe(b).get(k)}
     shown = ({"seed", "pretrain", "teacher", "student", "lr_schedule", "recipe"}

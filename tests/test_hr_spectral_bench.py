@@ -1,6 +1,9 @@
 """benchmarks/hr_spectral.py measures the recipe the CLI trains: its defaults are the commands' defaults."""
 import argparse
 
+import numpy as np
+import pytest
+
 from sqtool.compress.cli import QuantizeConfig
 from sqtool.compress.quantize_hr import SPEC_EPOCHS, SPEC_KD
 from sqtool.train.finetune import FinetuneConfig
@@ -350,3 +353,25 @@ def test_emission_floors_reach_the_decoder_choice_and_bad_ones_are_one_line(caps
         with pytest.raises(SystemExit):
             ap.parse_args(["--emission-floors", bad])
         assert "--emission-floors: needs comma-separated floors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--merge", "--compare", "--against"])
+def test_merge_and_compare_inputs_that_are_missing_or_foreign_are_one_line(tmp_path, flag):
+    """--merge / --compare / --against files: a missing file, one that is not JSON, and a JSON of another kind (a
+    report, not --rows-out rows) stop with one line naming the option and the file, not a traceback."""
+    import json
+    mod = load_benchmark("hr_spectral")
+    good = tmp_path / "good.json"
+    mod.dump_rows({"loso": [{"dataset": "troika", "subject": "01", "y": np.full(2, 90.0)}]}, good, 1.0,
+                  mod.recipe_args(bench_defaults()))
+    (tmp_path / "report.json").write_text(json.dumps({"protocol": "spcup", "loso": {"mae_all": 5.0}}))
+    (tmp_path / "text.json").write_text("not json")
+    for bad, says in (("missing.json", "cannot read"), ("text.json", "cannot read"),
+                      ("report.json", "is not a --rows-out file")):
+        files = f"{good},{tmp_path / bad}"
+        argv = {"--merge": ["--merge", files], "--compare": ["--compare", files, "--against", str(good)],
+                "--against": ["--compare", str(good), "--against", files]}[flag]
+        with pytest.raises(SystemExit) as e:
+            mod.main(["--protocol", "spcup", *argv, "--out", str(tmp_path / "out")])
+        msg = str(e.value.code)
+        assert msg.startswith(f"{flag}: ") and says in msg and bad in msg and "\n" not in msg, msg
