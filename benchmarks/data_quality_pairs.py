@@ -132,7 +132,7 @@ def _mine_in_subprocess(**cfg) -> dict:
 
 
 def bench_pairs(root: Path, workers: int) -> dict:
-    """`sqtool data pairs --data-root ROOT` in one run (per-dataset counts), then the synthetic corpus at
+    """`sqtool data pairs --data ROOT` in one run (per-dataset counts), then the synthetic corpus at
     two sizes (4x apart) to show throughput and that peak memory does not grow with the corpus."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,7 +143,7 @@ def bench_pairs(root: Path, workers: int) -> dict:
                                 synthetic_fallback=True)
         out["real_synthetic_fallback"] = {k: {"pairs": d["pairs"], "synthetic_pairs": d["synthetic_pairs"]}
                                           for k, d in m["datasets"].items()}
-        print(f"  real + --synthetic-fallback: {m['pairs']} pairs ({m['synthetic_pairs']} synthetic)", flush=True)
+        print(f"  real + --synthetic-partners: {m['pairs']} pairs ({m['synthetic_pairs']} synthetic)", flush=True)
         out["synthetic_scaling"] = []
         for n in (12, 48):
             m = _mine_in_subprocess(data_root="synthetic", synthetic_subjects=n, synthetic_duration_s=1800.0,
@@ -179,7 +179,7 @@ def _md(res: dict) -> str:
     if "pairs" in res:
         real = res["pairs"]["real"]
         L += ["## Pair mining on ../shared/data (30 s windows at 40 Hz, max gap 300 s, threshold 0.5)", "",
-              f"One run of `sqtool data pairs --data-root ../shared/data --workers {real['workers']}`: "
+              f"One run of `sqtool data pairs --data ../shared/data --workers {real['workers']}`: "
               f"{real['windows']} windows, {real['pairs']} pairs in {real['wall_s']} s "
               f"({real['windows_per_s']:.0f} windows/s wall, {real['windows_per_cpu_s']:.0f} per CPU-second, including "
               f"reading every file; the 2 cores are shared with other jobs), peak RSS "
@@ -193,7 +193,7 @@ def _md(res: dict) -> str:
         L += ["", "Short records (PPG-BP 2.1 s, arrhythmia 10 s, BUT PPG 10 s segments) hold no 30 s window. "
               "Pairs are made within a record (one subject, one clock). Most 30 s windows of the clean ICU "
               "(BIDMC) and finger (MW-PPG) recordings are good, so few have a real poor partner; with "
-              "`--synthetic-fallback` every good window gets a corrupted copy as partner: " +
+              "`--synthetic-partners` every good window gets a corrupted copy as partner: " +
               ", ".join(f"{k} {v['pairs']} ({v['synthetic_pairs']} synthetic)" for k, v in fb.items() if v["pairs"]) +
               ".", "",
               "Scaling on the synthetic corpus (records generated inside the workers, 4 MB shards):", "",

@@ -1,6 +1,6 @@
 """The README's commands and the figures they print, held to the code and to the benchmark files they come from:
-the pipeline's pretraining on the real pairs of ../shared/data fits its batch (benchmarks/results/
-data_quality_pairs.json)."""
+the pipeline's pretraining on the real pairs of ../shared/data fits its batch, and the Data section's records and
+pairs are those of benchmarks/results/data_quality_pairs.json."""
 import json
 import re
 import shlex
@@ -34,3 +34,21 @@ def test_pretraining_on_the_real_pairs_fits_its_batch():
     n = PAIRS["real"]["pairs"]                                   # what `data pairs` mines there
     assert cfg.batch_size <= n * (1 - cfg.val_fraction), (cfg.batch_size, n)
     assert f"shards: {n} real" in README
+
+
+def test_the_data_figures_are_the_benchmarks():
+    """The Data section's records and pairs are benchmarks/results/data_quality_pairs.json's (re-run it after a
+    dataset is added: wrist_exercise's were missing)."""
+    section = " ".join(README[README.index("### Data (`benchmarks/data_quality_pairs.py`)"):
+                              README.index("### Train (")].split())
+    real = PAIRS["real"]
+    assert f"reads {real['records']:,} records" in section
+    names = {"bidmc": "BIDMC", "troika": "TROIKA", "unlabeled": "unlabeled", "wrist_exercise": "wrist_exercise"}
+    paired = {k: d["pairs"] for k, d in real["datasets"].items() if d["pairs"]}
+    assert set(paired) <= set(names), paired
+    assert (f"{real['pairs']} real pairs from `../shared/data` ("
+            + ", ".join(f"{names[k]} {n}" for k, n in paired.items())) in section
+    fallback = sum(d["pairs"] for d in PAIRS["real_synthetic_fallback"].values())
+    assert f"with `--synthetic-partners` {fallback:,}" in section
+    bench_md = (ROOT / "benchmarks/results/data_quality_pairs.md").read_text()
+    assert "wrist_exercise" in bench_md and "--data-root" not in bench_md and "--synthetic-fallback" not in bench_md
