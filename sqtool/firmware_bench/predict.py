@@ -107,6 +107,8 @@ def print_results(res: dict) -> None:
         print(f"firmware ({fw.get('cpu')}): {fw.get('instructions_per_inference', 0):,.0f} instructions / window, "
               f"flash {fw.get('flash_bytes', 0) / 1024:.1f} KB, RAM {fw.get('ram_bytes', 0) / 1024:.1f} KB")
     print(f"\npredict ({res['runtime']}) -> {res['run_dir']}")
+    if "decoder" in res and res["runtime"] != "c_pipeline" and res.get("runtime_choice") != "asked for":
+        print(f"runtime {res['runtime']}, not the C pipeline (the default): {res['runtime_choice']}")
     print(f"results: one <record>.csv and .png per recording, summary.json in {res['run_dir']}")
     if res.get("task", "hr") == "hr":
         print(f"next: sqtool bench --model {res['model_dir']} --data {res['data']}   (the same recordings on every "

@@ -347,3 +347,16 @@ def test_data_root_alone_is_read_as_data(spec_export_dir, tmp_path, capsys):
     assert rc == 0, cap.err
     assert cap.err.count("deprecated: use --data instead of --data-root") == 1
     assert json.loads((tmp_path / "p" / "summary.json").read_text())["recordings"][0]["record_id"] == "a"
+
+
+def test_a_runtime_other_than_the_default_says_why(spec_export_dir, tmp_path, capsys):
+    """The export has the C pipeline (the default) but the recording is at another rate: the console says which
+    runtime ran and why in one line (summary.json's runtime_choice), not only 'predict (c_host_single)'."""
+    fast = write_wrist_npz(tmp_path / "fast.npz", seconds=20, fs=250.0, ppg2=True)
+    assert main(["predict", "--model", str(spec_export_dir), "--data", str(fast), "--out", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    why = [ln for ln in out.splitlines() if ln.startswith("runtime c_host_single, not the C pipeline (the default): ")]
+    assert len(why) == 1 and "fast is at 250 Hz, the C pipeline was exported for 125 Hz" in why[0], out
+    assert main(["predict", "--model", str(spec_export_dir), "--data", str(fast), "--runtime", "c",
+                 "--out", str(tmp_path / "c")]) == 0                  # asked for: nothing to explain
+    assert "not the C pipeline" not in capsys.readouterr().out
