@@ -52,3 +52,36 @@ def test_the_data_figures_are_the_benchmarks():
     assert f"with `--synthetic-partners` {fallback:,}" in section
     bench_md = (ROOT / "benchmarks/results/data_quality_pairs.md").read_text()
     assert "wrist_exercise" in bench_md and "--data-root" not in bench_md and "--synthetic-fallback" not in bench_md
+
+
+def _leaf_parsers() -> dict:
+    """{'data inspect': parser, ..., 'export': parser}: every sub-command's own parser."""
+    import argparse
+    from sqtool.cli import build_parser
+    out = {}
+
+    def walk(parser, name):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            out[name] = parser
+        for a in subs:
+            for n, p in a.choices.items():
+                walk(p, f"{name} {n}".strip())
+    walk(build_parser(), "")
+    return out
+
+
+def _options(parser) -> set[str]:
+    return {s for a in parser._actions for s in a.option_strings}
+
+
+def test_the_commands_said_to_take_no_config_are_those_without_it():
+    text = " ".join(README.split())
+    said = re.search(r"Every command but (.*?) takes `--config file\.yaml`", text)
+    assert said, "the README says which commands take --config"
+    without = set(re.findall(r"`([a-z ]+)`", said.group(1)))
+    parsers = _leaf_parsers()
+    assert without == {n for n, p in parsers.items() if "--config" not in _options(p)}
+    for name in without - {"data download"}:                    # they print and write nothing: no run folder
+        assert not {"--out", "--force"} & _options(parsers[name]), name
+        assert f"`{name}`" in text[text.index("write nothing") - 80:text.index("write nothing")]
