@@ -85,3 +85,12 @@ def test_the_commands_said_to_take_no_config_are_those_without_it():
     for name in without - {"data download"}:                    # they print and write nothing: no run folder
         assert not {"--out", "--force"} & _options(parsers[name]), name
         assert f"`{name}`" in text[text.index("write nothing") - 80:text.index("write nothing")]
+
+
+def test_the_truth_column_of_predict_is_named_as_predict_writes_it():
+    """(tests/firmware_bench/test_predict.py::test_predict_with_truth reads that column from a real run.)"""
+    line = next(ln for ln in README.splitlines() if "--data my_watch/dataset.yaml adds" in ln)
+    col = re.search(r"adds (?:an?|the) (\w+) column", line).group(1)
+    src = (ROOT / "sqtool/firmware_bench/predict.py").read_text()
+    assert f'cols["{col}"] = truth' in src, col
+    assert f"the truth (`{col}`" in README
