@@ -142,9 +142,13 @@ def run_inspect(args) -> int:
     ds = dataset_of(data, args.data_root)                  # a dataset.yaml or a built-in name
     if ds is not None:
         from sqtool.data.readers.summary import summarise
-        s = summarise(ds.path, records=ds.records(on_error="skip" if args.skip_bad else "raise"))
+        recs = ds.records(on_error="skip" if args.skip_bad else "raise")
+        s = summarise(ds.path, records=recs)
         s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
                              **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
+        if ds.split.train or ds.split.test or ds.split.heldout_fraction:
+            train, test = ds.split_subjects(recs)       # the check quantize makes: an unknown name is one line
+            s["dataset_file"]["split"] = {"train": sorted(train), "test": sorted(test)}
         if ds.report.get("skipped"):
             s["skipped"] = ds.report["skipped"]
     else:
@@ -155,6 +159,10 @@ def run_inspect(args) -> int:
         print(format_summary(s))
         for rid, why in (s.get("dataset_file") or {}).get("excluded", {}).items():
             print(f"  excluded: {rid} ({why})")
+        split = (s.get("dataset_file") or {}).get("split") or {}
+        if split:
+            print("  split (by subject): " + "; ".join(f"{side} {', '.join(names) or '-'} ({len(names)})"
+                                                       for side, names in split.items()))
         print(inspect_next(data, trainable_labels(s), "acc_x" in (s.get("channels") or {})))
     return 0
 

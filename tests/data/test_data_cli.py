@@ -146,3 +146,30 @@ def test_data_help_recommends_current_options(capsys):
         main(["data", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "is looked up): $SQTOOL_DATA, else ../shared/data" in out and "): --data-root" not in out
+
+
+def test_inspect_shows_a_dataset_files_split_and_refuses_unknown_subjects(tmp_path, capsys):
+    """A dataset file's split is shown (train / test subjects, text and JSON); one naming a subject the data does
+    not have is refused in one line by inspect, the check quantize makes later (DatasetFile.split_subjects)."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "rec").mkdir()
+    for s in ("s1", "s2", "s3"):
+        t = np.arange(20 * 125) / 125
+        ppg = np.sin(7.5 * t) + 0.05 * rng.standard_normal(t.size)
+        np.savetxt(tmp_path / "rec" / f"{s}_a.csv", np.column_stack([t, ppg]), delimiter=",", header="time,ppg",
+                   comments="", fmt="%.6f")
+    base = ("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels: {ppg: ppg}\n"
+            "subject: {pattern: '^(s\\d)_'}\n")
+    p = tmp_path / "dataset.yaml"
+    p.write_text(base + "split: {test: [s3]}\n")
+    assert main(["data", "inspect", "--data", str(p)]) == 0
+    assert "split (by subject): train s1, s2 (2); test s3 (1)" in capsys.readouterr().out
+    s = _inspect_json(capsys, "--data", str(p))
+    assert s["dataset_file"]["split"] == {"train": ["s1", "s2"], "test": ["s3"]}
+    p.write_text(base + "split: {test: [s99]}\n")
+    assert main(["data", "inspect", "--data", str(p)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "split.test names 's99', neither a subject nor a recording" in err
+    p.write_text(base)                                                   # no split: no split line
+    assert main(["data", "inspect", "--data", str(p)]) == 0
+    assert "split" not in capsys.readouterr().out
