@@ -94,3 +94,31 @@ def test_the_truth_column_of_predict_is_named_as_predict_writes_it():
     src = (ROOT / "sqtool/firmware_bench/predict.py").read_text()
     assert f'cols["{col}"] = truth' in src, col
     assert f"the truth (`{col}`" in README
+
+
+def test_the_old_spellings_are_those_each_command_keeps():
+    """The README's list of old spellings (`OLD` for `NEW` (`command`, ...)) is each parser's deprecated aliases
+    (and the hidden positional PATH), and the commands it says keep `--data-root` as an option of their own are
+    those where it is one."""
+    from sqtool.core.config import DeprecatedAlias
+    text = " ".join(README.split())
+    said = {}
+    for old, new, where in re.findall(r"`(--[a-z-]+|PATH)` for `(--[a-z-]+)` \(([^)]*)\)", text):
+        said[(old, new)] = set(re.findall(r"`([a-z ]+)`", where)) or where
+    parsers = _leaf_parsers()
+    has = {}
+    for name, p in parsers.items():
+        for a in p._actions:
+            if isinstance(a, DeprecatedAlias):
+                for s in a.option_strings:
+                    has.setdefault((s, a.new), set()).add(name)
+            elif not a.option_strings and a.dest == "path":            # hidden: the old positional PATH
+                has.setdefault(("PATH", "--data"), set()).add(name)
+    with_progress = {n for n, p in parsers.items() if "--progress" in _options(p)}
+    assert has.pop(("--quiet", "--no-progress")) == with_progress
+    assert said.pop(("--quiet", "--no-progress"), None) == "every command that has it"
+    assert said == has
+    live = re.search(r"In (.*?), `--data-root DIR` is no old spelling but an option of its own", text)
+    assert live and set(re.findall(r"`([a-z ]+)`", live.group(1))) == {
+        n for n, p in parsers.items() if any(a.option_strings[:1] == ["--data-root"] and
+                                             not isinstance(a, DeprecatedAlias) for a in p._actions)}
