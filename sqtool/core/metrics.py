@@ -222,9 +222,11 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
             "diff": float(diff), "diff_ci95": [lo, hi], "skill": skill, "flag": "" if skill else "no skill"}
 
 
-def skill_line(task: str, s: dict) -> str:
-    """One line for a command's end: the model against the trivial predictor, flagged 'NO SKILL'."""
+def skill_line(task: str, s: dict, label: str = "") -> str:
+    """One line for a command's end: the model against the trivial predictor, flagged 'NO SKILL'. `label`
+    names the metric when the command's headline reports it another way (e.g. 'pooled mae': skill_test pools
+    the windows, a headline may average subjects); default: the metric's name."""
     lo, hi = s["diff_ci95"]
     verdict = "skill" if s["skill"] else "NO SKILL (does not beat the trivial predictor)"
-    return (f"{task}: {s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "
+    return (f"{task}: {label or s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "
             f"{s['diff']:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}): {verdict}")

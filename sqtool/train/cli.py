@@ -297,16 +297,19 @@ def _resumed_text(m: dict) -> str:
     return f" ({n} of {m['n_folds']} folds reused from the interrupted run)" if n else ""
 
 
-def _print_skill(task: str, m: dict) -> None:
-    """The trivial / classic rows and, last, the skill verdict (flagged NO SKILL when it has none)."""
+def _print_skill(task: str, m: dict, pooled: bool = False) -> None:
+    """The trivial / classic rows and, last, the skill verdict (flagged NO SKILL when it has none). The skill
+    test scores pooled windows: `pooled` says so when the headline above reports another average (the spectral
+    fine-tune's mean of subjects); the time-domain headline is the same pooled metric."""
     from sqtool.core.metrics import skill_line
     sk = m["skill"]
     pm = sk["skill"]["metric"]
+    label = f"pooled {pm}" if pooled else pm
     c = sk["classic"]
-    print(f"{task}: trivial {pm} {sk['trivial'][pm]:.3f}; classic "
+    print(f"{task}: trivial {label} {sk['trivial'][pm]:.3f}; classic "
           + (f"{pm} {c['metrics'][pm]:.3f} ({c['name']})" if c.get("name") else f"n/a ({c['why']})")
           + f"; prediction std {', '.join(f'{v:.3g}' for v in sk['spread']['pred_std'])}")
-    print(skill_line(task, sk["skill"]))
+    print(skill_line(task, sk["skill"], label))
 
 
 def _resume_finetune(args) -> int:
@@ -344,5 +347,5 @@ def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None 
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}){_resumed_text(m)} "
           f"-> {run_dir}")
     print(f"next: sqtool quantize --model {run_dir} --student spec_student_s")
-    _print_skill("hr", m)
+    _print_skill("hr", m, pooled=True)                # its skill test pools windows; the line above averages subjects
     return 0

@@ -113,3 +113,17 @@ def test_spectral_paths_refuse_what_does_not_apply(teacher_run, tmp_path, capsys
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0]
     assert not (tmp_path / "c").exists()                                 # refused before any run folder
+
+
+def test_the_skill_verdict_says_its_mae_is_pooled(tmp_path, capsys):
+    """The headline is the mean of subjects' MAE; the skill test pools the windows: its verdict line (and the
+    trivial row) say 'pooled mae', and its model value is metrics.json's mae_bpm_pooled."""
+    rc = main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds",
+               "2", "--epochs", "1", "--max-records", "3", "--final-fit", "false", "--progress", "false",
+               "--out", str(tmp_path / "ft")])
+    assert rc == 0
+    out = capsys.readouterr().out.splitlines()
+    m = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert any(ln.startswith("hr (") and "(mean of subjects" in ln for ln in out)
+    assert any(ln.startswith("hr: trivial pooled mae ") for ln in out)
+    assert out[-1].startswith(f"hr: pooled mae model {m['mae_bpm_pooled']:.3f} vs trivial "), out[-1]
