@@ -118,7 +118,7 @@ def _data_arg(args) -> str:
             raise SqtoolError("data: give --data PATH, not also a positional PATH", code=2)
         print("sqtool: deprecated: use --data PATH instead of a positional PATH", file=sys.stderr)
         return args.path
-    data, args.data_root = data_and_root(args.data, args.data_root)
+    data, args.data_root = data_and_root(args.data, getattr(args, "data_root", None))    # data quality has none
     if data is None:
         raise SqtoolError("data: --data PATH is required (a dataset folder, file or name)", code=2)
     return data
