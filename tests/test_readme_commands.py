@@ -118,7 +118,7 @@ def test_the_old_spellings_are_those_each_command_keeps():
     assert has.pop(("--quiet", "--no-progress")) == with_progress
     assert said.pop(("--quiet", "--no-progress"), None) == "every command that has it"
     assert said == has
-    live = re.search(r"In (.*?), `--data-root DIR` is no old spelling but an option of its own", text)
+    live = re.search(r"In (.*?), `--data-root DIR` beside `--data NAME` is an option of its own", text)
     assert live and set(re.findall(r"`([a-z ]+)`", live.group(1))) == {
         n for n, p in parsers.items() if any(a.option_strings[:1] == ["--data-root"] and
                                              not isinstance(a, DeprecatedAlias) for a in p._actions)}
