@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_config, save_config, write_metrics
+from sqtool.core.runs import check_out_dir, note_run
 
 
 @dataclass
@@ -136,11 +137,11 @@ def run(args) -> int:
     cfg = resolve_config(DemoCfg, args)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     d = Path(cfg.out) if cfg.out else Path("runs") / "demo" / stamp
-    if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not cfg.force:
-        raise SqtoolError(f"demo directory {d} exists and is not empty (use --force to overwrite)")
+    check_out_dir("demo", d, cfg.force)                   # non-empty without --force, another command's run: refused
     todo = steps(cfg, d)                                  # a bad combination is refused before any folder
     d.mkdir(parents=True, exist_ok=True)
     lock_run_dir(d)
+    note_run(d, "demo")                                   # config.yaml names the command (command: demo)
     save_config(d, cfg)
     timings = {}
     t_all = time.time()

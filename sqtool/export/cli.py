@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
 from sqtool.core.progress import bar, item, size_text
+from sqtool.core.runs import FORCE_HELP
 
 TARGETS = ("onnx", "tflite", "c")
 
@@ -36,7 +37,7 @@ class ExportConfig:
                                                              "float | int8 | float,int8"})
     out: str | None = field(default=None, metadata={"help": "output dir (default: runs/export/<stamp>-<model>)",
                                                     "metavar": "DIR"})
-    force: bool = field(default=False, metadata={"help": "overwrite a non-empty output dir"})
+    force: bool = field(default=False, metadata={"help": FORCE_HELP})
     progress: bool = field(default=True, metadata={"help": "show a progress bar over the targets on stderr (the "
                                                            "one line per artifact is always printed)"})
     heldout: str | None = field(default=None, metadata={"help": "held-out windows .npz for the parity checks "

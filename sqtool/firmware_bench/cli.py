@@ -41,6 +41,7 @@ from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, re
                            write_metrics)
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
+from sqtool.core.runs import FORCE_HELP
 from sqtool.firmware_bench.report import SAME_HR_BPM, covers_all, left_out_lines, long_enough
 
 
@@ -78,7 +79,7 @@ class BenchConfig:
     timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/bench/<stamp>-<model>)",
                                                     "metavar": "DIR"})
-    force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
+    force: bool = field(default=False, metadata={"help": FORCE_HELP})
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr (the one line per runtime "
                                                            "is always printed)"})
     allow_failed_parity: bool = field(default=False, metadata={

@@ -52,6 +52,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.metrics import sigmoid
+from sqtool.core.runs import FORCE_HELP
 from sqtool.firmware_bench.report import left_out_lines, long_enough
 
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
@@ -75,7 +76,7 @@ class PredictConfig:
                                                          "--data, read as --data (its old spelling, as in train)"})
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/predict/<stamp>-<model>)",
                                                     "metavar": "DIR"})
-    force: bool = field(default=False, metadata={"help": "overwrite a non-empty --out"})
+    force: bool = field(default=False, metadata={"help": FORCE_HELP})
 
 
 def register(sub, name: str, helptext: str) -> None:

@@ -23,7 +23,7 @@ from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_a
                          lock_run_dir, make_run_dir, resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
 from sqtool.core.optim import check_training_numbers
-from sqtool.core.runs import note_run
+from sqtool.core.runs import FORCE_HELP, note_run
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -42,7 +42,7 @@ def register(sub, name: str, helptext: str) -> None:
     add_config_args(pp, PretrainConfig)
     pp.add_argument("--out", default=None, metavar="DIR",
                     help="run directory (default: runs/train/pretrain/<time>-<model>)")
-    add_bool_flag(pp, "--force", "force", "allow a non-empty --out")
+    add_bool_flag(pp, "--force", "force", FORCE_HELP)
     pp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN from its last.pt, bit for bit, with its saved config; only "
                          "--max-steps, --progress, --device and --epochs (to train longer: the lr steps every "
@@ -55,7 +55,7 @@ def register(sub, name: str, helptext: str) -> None:
     add_config_args(fp, FinetuneConfig)
     fp.add_argument("--out", default=None, metavar="DIR",
                     help="run directory (default: runs/train/finetune/<time>-<task>)")
-    add_bool_flag(fp, "--force", "force", "allow a non-empty --out")
+    add_bool_flag(fp, "--force", "force", FORCE_HELP)
     fp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN with its saved config, reusing its completed folds; only "
                          "--progress, --bootstrap, --final-fit, --calibrate-on may be given (the folds were "

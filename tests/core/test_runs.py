@@ -89,3 +89,29 @@ def test_data_root_alone_is_read_as_data(capsys):
     assert data_and_root(None, None) == (None, None) and capsys.readouterr().err == ""
     assert data_and_root("", "/r/troika") == ("/r/troika", None)       # alone: the old spelling of --data
     assert capsys.readouterr().err == "sqtool: deprecated: use --data instead of --data-root\n"
+
+
+def test_force_never_writes_into_another_commands_run(tmp_path, capsys):
+    """--force writes over an earlier run of the same command (or a folder that is no sqtool run); a folder
+    holding another command's run (its config.yaml names it) is refused in one line, nothing written or deleted."""
+    from sqtool.core.runs import check_out_dir, save_config
+    pre = make_run_dir("train/pretrain", "m", out=tmp_path / "pre")
+    save_config(pre, {"lr": 1.0})
+    (pre / "last.pt").write_bytes(b"ckpt")
+    release_run_dirs()
+    before = sorted(p.name for p in pre.iterdir())
+    with pytest.raises(SqtoolError) as e:
+        make_run_dir("export", "m", out=pre, force=True)
+    assert str(e.value) == (f"output directory {pre} holds a train pretrain run: --force writes over an earlier "
+                            "export run only, never another command's files; choose another --out")
+    assert sorted(p.name for p in pre.iterdir()) == before
+    assert check_out_dir("train/pretrain", pre, force=True) == pre              # the same command: allowed
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    assert check_out_dir("export", mine, force=True) == mine                   # not a sqtool run: as before
+    from sqtool.cli import main                                                  # the demo's own folder too
+    assert main(["demo", "--out", str(pre), "--force"]) != 0
+    err = capsys.readouterr().err
+    assert "holds a train pretrain run: --force writes over an earlier demo run only" in err and err.count("\n") == 1
+    assert sorted(p.name for p in pre.iterdir()) == before
