@@ -188,9 +188,11 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
           f"val loss {m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, val z std "
           f"{'n/a (validation set < 2 pairs)' if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
           f"(healthy ~{m['z_std_healthy']:.3f}) -> {run_dir}/model.pt")
-    if m.get("status") != "done":
-        print(f"next: sqtool train pretrain --resume {run_dir} --max-steps 0   (train the remaining steps)")
-    print(pretrain_next(cfg, run_dir))
+    if m.get("status") != "done":                     # one next: line, the resume; model.pt is usable already
+        print(f"next: sqtool train pretrain --resume {run_dir} --max-steps 0   (train the remaining steps; "
+              "its model.pt can already be fine-tuned)")
+    else:
+        print(pretrain_next(cfg, run_dir))
 
 
 def pretrain_next(cfg, run_dir) -> str:

@@ -140,3 +140,18 @@ def test_a_runs_config_yaml_is_a_config_file(tmp_path):
                  "--out", str(tmp_path / "b")]) == 0
     b = _config(tmp_path / "b")["config"]
     assert b["epochs"] == 1 and b["synthetic_pairs"] == 64 and b["lr"] == 0.05
+
+
+def test_a_run_stopped_early_ends_with_one_next_line(tmp_path, monkeypatch, capsys):
+    """Stopped by --max-steps (fresh or resumed): one `next:` line, the resume; done: one, the fine-tune."""
+    _write_pairs(tmp_path / "pairs")
+    monkeypatch.chdir(tmp_path)
+    assert main(PT + ["--pairs", "pairs", "--max-steps", "2", "--out", "run"]) == 0
+    for argv in (None, ["train", "pretrain", "--resume", "run", "--max-steps", "1"]):
+        if argv is not None:
+            assert main(argv) == 0
+        nexts = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next:")]
+        assert len(nexts) == 1 and nexts[0].startswith("next: sqtool train pretrain --resume run --max-steps 0"), nexts
+    assert main(["train", "pretrain", "--resume", "run", "--max-steps", "0"]) == 0
+    nexts = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next:")]
+    assert nexts == ["next: sqtool train finetune --task hr --model run"], nexts
