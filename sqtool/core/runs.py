@@ -127,6 +127,51 @@ def run_command(d: str | os.PathLike) -> str | None:
     return next((c for c, (_, _, marks) in RESUMABLE.items() if keys and marks <= keys), None)
 
 
+def pretraining_of(run_dir: str | os.PathLike) -> dict | None:
+    """The self-supervised pretraining upstream of a `train finetune` or `quantize` run, read from the run folders'
+    config.yaml (a quantize run: its --student-init and its teacher's fine-tune; a fine-tune: its --init) and the
+    pairs folders' index.json: {"runs": pretrain run folders, "subjects": "dataset:subject" keys whose unlabelled
+    windows were in its pairs, "datasets": theirs}. Empty lists when the chain records no pretraining; None when
+    a link cannot be followed (a folder, config.yaml or pairs index missing), so nothing is claimed."""
+    inits = _inits_of(Path(run_dir))
+    if inits is None:
+        return None
+    runs, subjects, datasets = [], set(), set()
+    for init in inits:
+        d = Path(init) if Path(init).is_dir() else Path(init).parent
+        saved = saved_yaml(d)
+        if run_command(d) != "train/pretrain":
+            return None
+        pairs = (saved.get("resolved") or {}).get("pairs") or (saved.get("config") or {}).get("pairs")
+        runs.append(str(d))
+        if not pairs or str(pairs) == "synthetic":                     # generated pairs: no subject's data
+            datasets.add("synthetic")
+            continue
+        try:
+            keys = {str(k).replace("/", ":", 1) for k in json.loads((Path(pairs) / "index.json").read_text())[
+                "subjects"]}                                            # "troika/01" -> "troika:01"
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        subjects |= keys
+        datasets |= {k.split(":")[0] for k in keys}
+    return {"runs": runs, "subjects": sorted(subjects), "datasets": sorted(datasets)}
+
+
+def _inits_of(d: Path) -> list[str] | None:
+    """The pretrained checkpoints a run started from (its own and, for quantize, its teacher's); None if unknown."""
+    saved = saved_yaml(d)
+    cfg, res = saved.get("config") or {}, saved.get("resolved") or {}
+    given = lambda k: (lambda v: None if v in (None, "", "none") else str(v))(res.get(k) or cfg.get(k))  # noqa: E731
+    command = run_command(d)
+    if command == "train/finetune":
+        return [i for i in (given("init"),) if i]
+    if command == "quantize":
+        teacher = given("teacher") or given("model")
+        up = _inits_of(Path(teacher) if Path(teacher).is_dir() else Path(teacher).parent) if teacher else None
+        return None if up is None else [i for i in (given("student_init"),) if i] + up
+    return None
+
+
 def resume_command(d: str | os.PathLike, command: str | None = None) -> str | None:
     """`sqtool ... --resume D` when folder `d` holds a run (of `command`, when given) that can be resumed."""
     d = Path(d)

@@ -136,8 +136,13 @@ def _flat_metrics(d, prefix="", out=None, depth=0) -> dict:
 def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) -> str:
     """MODEL_CARD.md. The export metadata's `training_data` (the datasets and subjects the source checkpoint was
     trained and held out on, which `sqtool quantize` records) says what the model saw; the source run's
-    train_info.json / metrics.json 'datasets' and 'split' take precedence where recorded."""
+    train_info.json / metrics.json 'datasets' and 'split' take precedence where recorded. The self-supervised
+    pretraining upstream of the run (`core.runs.pretraining_of`: its pairs' subjects) says whether the held-out
+    subjects' unlabelled PPG was seen; where that chain cannot be read, they are 'held out of supervised
+    training', never 'never trained on'."""
+    from sqtool.core.runs import pretraining_of
     info = _run_info(run_dir)
+    pre = pretraining_of(run_dir) if run_dir is not None else None
     metrics = info.get("metrics.json") or {}
     train = info.get("train_info.json") or {}
     seen_by = md.get("training_data") or {}
@@ -165,6 +170,9 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
     if datasets:
         for ds in datasets:
             lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, 'licence: see the dataset MANIFEST')}")
+        for ds in [d for d in (pre or {}).get("datasets", []) if d not in datasets]:
+            lines.append(f"- `{ds}` (self-supervised pretraining only): "
+                         f"{DATASET_LICENCES.get(ds, 'licence: see the dataset MANIFEST')}")
     else:
         lines.append("- not recorded in the source run (no train_info.json / metrics.json 'datasets', no training "
                      "subjects in the checkpoint); sqtool's built-in sources and their licences:")
@@ -176,9 +184,24 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
     elif seen:
         held = list(seen_by.get("heldout_subjects") or [])
         n_subjects = lambda n: f"{n} subject{'' if n == 1 else 's'}"                       # noqa: E731
+        names = lambda ks: f"{n_subjects(len(ks))}{': ' + ', '.join(map(str, ks)) if ks else ''}"  # noqa: E731
         lines.append(f"- trained on {n_subjects(len(seen))}: {', '.join(map(str, seen))}")
-        lines.append(f"- held out (never trained on; the metrics below): {n_subjects(len(held))}"
-                     f"{': ' + ', '.join(map(str, held)) if held else ''}")
+        if pre is None:                                # the pretraining chain is not readable: claim no more
+            lines.append(f"- held out of supervised training (fine-tuning and quantization; the metrics below): "
+                         f"{names(held)}")
+        elif not pre["runs"]:                          # no pretraining upstream: nothing saw them
+            lines.append(f"- held out (never trained on; the metrics below): {names(held)}")
+        else:
+            in_pairs = [h for h in held if str(h) in pre["subjects"]]
+            lines.append(f"- held out of fine-tuning and quantization (the metrics below): {names(held)}"
+                         + (f"; the unlabelled PPG of {', '.join(map(str, in_pairs))} was in the self-supervised "
+                            "pretraining pairs (no heart rate)" if in_pairs else
+                            "; none of them was in the self-supervised pretraining pairs"))
+            per = {d: sum(k.split(":")[0] == d for k in pre["subjects"]) for d in pre["datasets"] if d != "synthetic"}
+            lines.append("- self-supervised pretraining of the encoders (SimSiam on pairs of unlabelled PPG windows): "
+                         + (f"{n_subjects(len(pre['subjects']))} ({', '.join(f'{d} {n}' for d, n in per.items())})"
+                            if per else "generated (synthetic) pairs only")
+                         + (" and generated pairs" if per and "synthetic" in pre["datasets"] else ""))
     else:
         lines.append("- not recorded in the source run. sqtool evaluates by subject (leave-one-subject-out); "
                      "TROIKA's DATA_S04_T01 is excluded (likely an SP Cup test subject).")

@@ -385,6 +385,54 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
     assert "- `troika`:" in card and "- `wrist_exercise`:" in card
 
 
+def test_model_card_says_what_the_pretraining_saw_of_the_held_out_subjects(twin, tmp_path):
+    """Held-out subjects are 'never trained on' only when the run's chain (quantize -> its teacher's fine-tune ->
+    pretrain runs -> pairs index.json) shows no pretraining; when the pretraining pairs held their unlabelled PPG
+    the card says so; when the chain cannot be read it says 'held out of supervised training'."""
+    import json
+
+    import yaml
+
+    from sqtool.export.kit import model_card
+    from sqtool.export.metadata import build_metadata
+    from sqtool.export.pipeline import decoder_config, frontend_config
+    mc, g, md = twin
+
+    def config(d, command, **cfg):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.yaml").write_text(yaml.safe_dump({"command": command, "config": cfg}))
+        return d
+    (tmp_path / "pairs").mkdir()
+    (tmp_path / "pairs" / "index.json").write_text(json.dumps(
+        {"subjects": ["troika/01", "troika/S04", "unlabeled/rec1", "wrist_exercise/s4", "wrist_exercise/s6"]}))
+    for pre in ("pretrain", "pretrain_student"):
+        config(tmp_path / pre, "train/pretrain", pairs=str(tmp_path / "pairs"))
+    config(tmp_path / "finetune", "train/finetune", init=str(tmp_path / "pretrain" / "model.pt"))
+    q = config(tmp_path / "quantize", "quantize", teacher=str(tmp_path / "finetune"),
+               student_init=str(tmp_path / "pretrain_student" / "model.pt"))
+    held = ["wrist_exercise:s4", "wrist_exercise:s5", "wrist_exercise:s6"]
+    ck = {"model_cfg": mc, "train_subjects": ["troika:01", "wrist_exercise:s2"], "heldout_subjects": held}
+    md = {**md, "training_data": build_metadata(ck, "0" * 64)["training_data"]}
+    fe, dec = frontend_config(mc), decoder_config(mc, g)
+
+    card = model_card(mc, md, g, fe, dec, q)
+    assert "never trained on" not in card
+    assert ("- held out of fine-tuning and quantization (the metrics below): 3 subjects: wrist_exercise:s4, "
+            "wrist_exercise:s5, wrist_exercise:s6; the unlabelled PPG of wrist_exercise:s4, wrist_exercise:s6 was in "
+            "the self-supervised pretraining pairs (no heart rate)") in card
+    assert "pairs of unlabelled PPG windows): 5 subjects (troika 2, unlabeled 1, wrist_exercise 2)" in card
+    assert "- `unlabeled` (self-supervised pretraining only):" in card
+    config(tmp_path / "finetune", "train/finetune", init="none")                      # no pretraining upstream
+    config(q, "quantize", teacher=str(tmp_path / "finetune" / "model.pt"), student_init=None)
+    card = model_card(mc, md, g, fe, dec, q)
+    assert "- held out (never trained on; the metrics below): 3 subjects: wrist_exercise:s4" in card
+    assert "pretraining" not in card
+    (tmp_path / "finetune" / "config.yaml").unlink()                                  # the chain cannot be read
+    card = model_card(mc, md, g, fe, dec, q)
+    assert "never trained on" not in card
+    assert "- held out of supervised training (fine-tuning and quantization; the metrics below): 3 subjects" in card
+
+
 def test_two_kits_link_into_one_cmake_project(twin, tmp_path):
     """add_subdirectory() of two --prefix kits in one firmware project: only their libraries are made (no clash of
     example / test targets, no host example in a cross build), and one program calls both pipelines."""
