@@ -13,17 +13,22 @@ Subject keys are "dataset:subject" on both sides (`HrRecording.key`, `SpecRec.su
 from __future__ import annotations
 
 from sqtool.core import SqtoolError
+from sqtool.core.manifest import TamperedArtifact
 
 
 def training_subjects(art) -> set[str] | None:
     """The student's training subjects, or None (not recorded / unreadable): from metadata.json's training_data
-    (written by `sqtool export` from that checkpoint), else (an older export) from the checkpoint itself."""
+    (written by `sqtool export` from that checkpoint), else (an older export) from the checkpoint itself. A
+    checkpoint changed since the export (TamperedArtifact) is an error, never "not recorded": its subjects would
+    otherwise silently drop the "seen in training" warning."""
     recorded = (getattr(art, "metadata", None) or {}).get("training_data")
     if recorded is not None:
         return {str(s) for s in recorded.get("train_subjects") or ()}
     try:
         p = art.manifest.source("student_int8")
-    except SqtoolError:
+    except TamperedArtifact:
+        raise
+    except SqtoolError:                                          # MissingArtifact: a folder copied without its run
         return None
     if p is None or not p.is_file():
         return None

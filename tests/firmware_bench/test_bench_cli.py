@@ -317,6 +317,23 @@ def test_training_subjects_reads_the_students_provenance(export_dir, tmp_path):
     assert training_subjects(Art()) == {"synthetic:s0"}
 
 
+def test_training_subjects_refuses_a_student_changed_since_the_export(tmp_path):
+    """An older export (no training_data in its metadata) reads the student's train_subjects from the checkpoint
+    its manifest names: a checkpoint changed since the export is an error (TamperedArtifact), never "not recorded"
+    (which would silently drop the seen-in-training warning); a missing one (an export copied alone) is None."""
+    from sqtool.core.manifest import Manifest, TamperedArtifact
+    from sqtool.firmware_bench.provenance import training_subjects
+    man = Manifest(tmp_path, {"sources": {"student_int8": {"path": "model.pt", "sha256": "0" * 64}}})
+
+    class Art:                                                    # an older export: metadata without training_data
+        metadata = {}
+        manifest = man
+    assert training_subjects(Art()) is None                       # listed but missing: MissingArtifact, not recorded
+    (tmp_path / "model.pt").write_bytes(b"re-trained after the export")
+    with pytest.raises(TamperedArtifact, match="changed after export"):
+        training_subjects(Art())
+
+
 def test_a_synthetic_only_model_is_flagged_on_real_recordings():
     """A model trained on generated PPG alone (sqtool demo's embedded default) run on real recordings: one
     warning line; on synthetic recordings, or when its training is mixed or not recorded: none."""
