@@ -414,13 +414,11 @@ def apply_model_contract(cfg: PairsConfig) -> PairsConfig:
 
     if not cfg.model:
         return cfg
-    from sqtool.models import get_model_cfg, list_models, pretrains
+    from sqtool.models import get_model_cfg, no_simsiam_reason, pretrains
     mc = get_model_cfg(cfg.model)
     if not pretrains(cfg.model):                       # pairs are what `train pretrain --model` trains on
-        fams = sorted({get_model_cfg(n).family for n in list_models() if pretrains(n)})
-        raise SqtoolError(f"data pairs --model {cfg.model}: a {mc.family} model has no SimSiam encoder, so "
-                          f"`sqtool train pretrain` cannot train it on pairs; give a {' or '.join(fams)} model, or "
-                          "no --model (--fs / --window-s / --channels)")
+        raise SqtoolError(f"data pairs --model {cfg.model}: {no_simsiam_reason(cfg.model)}, or no --model "
+                          "(--fs / --window-s / --channels)")
     if (mc.frontend or {}).get("type") == "spectrum" and cfg.synthetic_fallback:
         raise SqtoolError(f"data pairs --model {cfg.model}: synthetic partners are corrupted time-domain "
                           "windows; a spectral model's pairs are real only (drop --synthetic-partners)")

@@ -71,6 +71,14 @@ def pretrains(name: str) -> bool:
     return callable(getattr(_BUILDERS[name], "simsiam", None))
 
 
+def no_simsiam_reason(name: str) -> str:
+    """Why `sqtool train pretrain` cannot train `name` (a model `pretrains` says no to), naming the families that
+    it can: the one wording of `data pairs --model` and `train pretrain --model`, each prefixing its command."""
+    fams = sorted({_CFGS[n].family for n in list_models() if pretrains(n)})
+    return (f"a {get_model_cfg(name).family} model has no SimSiam encoder, so `sqtool train pretrain` cannot train "
+            f"it on pairs; give a {' or '.join(fams)} model")
+
+
 def probes_linearly(name: str) -> bool:
     """Whether `sqtool train finetune --mode linear` can fine-tune `name`: its builder declares `linear_probe =
     True`, i.e. the model has an `encoder` (frozen) and a `head` (the only part fitted)."""

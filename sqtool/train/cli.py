@@ -84,11 +84,13 @@ def _is_path(value: str) -> bool:
 def _precheck_pretrain(cfg) -> None:
     """Cheap checks before a run directory is made (so a bad input leaves nothing behind)."""
     from sqtool.models import get_model_cfg
+    from sqtool.train.pretrain import check_pretrains
     if _is_path(cfg.model):
         raise SqtoolError(f"train pretrain --model {cfg.model}: pretraining starts from a registry name (e.g. "
                           f"resnet1d_siamq_tiny); to continue a run use --resume RUN")
     check_training_numbers(cfg, "train pretrain")
     model_cfg = get_model_cfg(cfg.model)
+    check_pretrains(cfg.model)                               # before the pairs are opened
     from sqtool.train.pretrain import PAIR_MODES
     if cfg.pair_mode not in PAIR_MODES:
         raise SqtoolError(f"train pretrain --pair-mode must be one of {', '.join(PAIR_MODES)}, got '{cfg.pair_mode}'")

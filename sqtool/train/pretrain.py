@@ -306,6 +306,13 @@ def resumed_config(saved: dict, now, run_dir: str | Path, epochs_done: int = 0) 
 
 # ----------------------------------------------------------------------------- training
 
+def check_pretrains(name: str) -> None:
+    """Refuse, in one line and before any data is read, a model without a SimSiam encoder (the registry says)."""
+    from sqtool.models import no_simsiam_reason, pretrains
+    if not pretrains(name):
+        raise SqtoolError(f"train pretrain --model {name}: {no_simsiam_reason(name)}")
+
+
 def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, pairs=None,
                  model_cfg=None, resume_ck: dict | None = None) -> dict:
     """Pretrain (or resume the run in `run_dir`); returns the metrics dict (also in metrics.json).
@@ -332,6 +339,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         model_cfg = model_cfg or get_model_cfg(cfg.model)
         if model_cfg.name != cfg.model:
             raise SqtoolError(f"model_cfg {model_cfg.name} is not the model {cfg.model} of the config")
+        check_pretrains(cfg.model)
         if model_cfg.task != "pretrain":               # a task model (spectral HR): its encoder + SimSiam heads
             model_cfg = model_cfg.replace(task="pretrain")
         if (model_cfg.frontend or {}).get("type") == "spectrum" and pairs is None and cfg.pairs == "synthetic":
@@ -362,8 +370,6 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         if fdt == torch.float64 and cfg.amp not in ("off", "auto"):
             raise SqtoolError("dtype float64 cannot be combined with mixed precision (use --amp off)")
         model = create_model(model_cfg).to(device=dev, dtype=fdt)
-        if not hasattr(model, "simsiam"):
-            raise SqtoolError(f"{cfg.model} has no SimSiam encoder: pretrain a resnet1d_siamq_* or spec_* model")
         if d.enabled:
             model = loop.convert_sync_bn(model, dev)
         step_mod = loop.SimSiamStep(model)

@@ -210,3 +210,18 @@ def test_a_derived_model_cfg_pretrains_on_its_own_windows_and_is_saved(tmp_path)
     assert saved["fs"] == 25.0 and saved["channels"] == ["ppg", "acc_x"] and saved["task"] == "pretrain"
     with pytest.raises(SqtoolError, match="is not the model"):
         run_pretrain(cfg, tmp_path / "other", pairs=pairs, model_cfg=get_model_cfg("resnet1d_siamq_tiny_10s"))
+
+
+def test_a_model_without_simsiam_is_refused_before_the_pairs_are_read(tmp_path, capsys):
+    """`train pretrain --model cnn1d_student_xs` is refused by the registry's `pretrains`, in the words of `data
+    pairs --model`, before its --pairs folder is opened (an empty folder here: opening it would say 'no shards')."""
+    from sqtool.models import no_simsiam_reason
+    (tmp_path / "pairs").mkdir()
+    assert main(["train", "pretrain", "--model", "cnn1d_student_xs", "--pairs", str(tmp_path / "pairs"),
+                 "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sqtool: error: train pretrain --model cnn1d_student_xs: {no_simsiam_reason('cnn1d_student_xs')}"], err
+    assert "give a resnet1d or spec_cnn model" in err[0] and not (tmp_path / "run").exists()
+    with pytest.raises(SqtoolError, match="cnn1d_student model has no SimSiam encoder"):   # the library call too
+        run_pretrain(PretrainConfig(**{**TINY, "model": "cnn1d_student_xs", "pairs": str(tmp_path / "pairs")}),
+                     tmp_path / "lib")
