@@ -44,7 +44,9 @@ class QuantizeConfig:
         "flag": "--model", "aliases": ("--teacher",), "required": True, "metavar": "RUN", "path": True})
     student: str = field(default="", metadata={
         "help": "student model from the registry, of the teacher's student family (default: cnn1d_student_s for a "
-                "time-domain teacher, spec_student_s for a spectral one; config.yaml's resolved: says which)"})
+                "time-domain teacher, spec_student_s for a spectral one, or where that one does not fit the teacher "
+                "the first registry student that does, e.g. spec_student_s_accsum; config.yaml's resolved: says "
+                "which)"})
     preset: str = field(default="int8_w_per_channel_a_per_tensor",
                         metadata={"help": "quantization preset (int8_w_per_channel_a_per_tensor | "
                                           "int8_w_per_tensor_a_per_tensor)"})

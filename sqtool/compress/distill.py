@@ -79,9 +79,9 @@ def output_spec(cfg: ModelCfg) -> OutputSpec:
 
 
 def fitting_students(teacher_cfg: ModelCfg) -> list[str]:
-    """The registry's students for a teacher, in registration order: a spectral heart-rate teacher's (family
-    spec_cnn) read its channels, rate, window, hop, band and HR bins; a time-domain teacher's (cnn1d_student) have
-    a total stride dividing its window."""
+    """The registry's students (role student) for a teacher, in registration order: a spectral heart-rate
+    teacher's (family spec_cnn) read its channels, rate, window, hop, band and HR bins; a time-domain teacher's
+    (cnn1d_student) have a total stride dividing its window."""
     from sqtool.models.registry import list_models
     from sqtool.models.spectral import SPECTRAL_FAMILY
     from sqtool.models.student import students_fitting
@@ -91,22 +91,35 @@ def fitting_students(teacher_cfg: ModelCfg) -> list[str]:
     def reads_as_teacher(c: ModelCfg) -> bool:
         return (all(getattr(c, k) == getattr(teacher_cfg, k) for k in ("channels", "fs", "window_s", "hop_s", "band"))
                 and list(c.arch.get("bins_bpm", [])) == list(teacher_cfg.arch.get("bins_bpm", [])))
-    return [n for n in list_models(SPECTRAL_FAMILY, registered_order=True) if reads_as_teacher(get_model_cfg(n))]
+    return [n for n in list_models(SPECTRAL_FAMILY, registered_order=True, role="student")
+            if reads_as_teacher(get_model_cfg(n))]
+
+
+def default_student(teacher_cfg: ModelCfg, fits: list[str] | None = None) -> str:
+    """The student of a teacher when none is asked: its family's `_s` (spec_student_s for a spectral heart-rate
+    teacher, cnn1d_student_s for a time-domain one) when it fits the teacher, else the first registry student that
+    does (spec_student_s_accsum for a teacher reading the summed accelerometer; cnn1d_student_xs for a 10 s window
+    at 40 Hz), else the `_s` (whose mismatch is then refused, in one line, where it is built)."""
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    preferred = "spec_student_s" if teacher_cfg.family == SPECTRAL_FAMILY else "cnn1d_student_s"
+    fits = fitting_students(teacher_cfg) if fits is None else fits
+    return preferred if preferred in fits or not fits else fits[0]
 
 
 def student_for(teacher_cfg: ModelCfg, student: str = "", where: str = "") -> str:
-    """The student a teacher is distilled into: `student` ('' = the default of the teacher's family: spec_student_s
-    for a spectral heart-rate teacher, cnn1d_student_s for a time-domain one). A model of the other family is one
-    line naming the family the teacher needs and the registry's students that fit it (`fitting_students`)."""
+    """The student a teacher is distilled into: `student`, or with '' the default, `default_student`. A model of
+    the other family is one line naming the family the teacher needs and the registry's students that fit it
+    (`fitting_students`)."""
     from sqtool.models.spectral import SPECTRAL_FAMILY
     from sqtool.models.student import STUDENT_FAMILY
     spectral = teacher_cfg.family == SPECTRAL_FAMILY
-    family, default = (SPECTRAL_FAMILY, "spec_student_s") if spectral else (STUDENT_FAMILY, "cnn1d_student_s")
+    family = SPECTRAL_FAMILY if spectral else STUDENT_FAMILY
+    fits = fitting_students(teacher_cfg)
+    default = default_student(teacher_cfg, fits)
     if not student:
         return default
     got = get_model_cfg(student).family
     if got != family:
-        fits = fitting_students(teacher_cfg)
         kind = "a spectral heart-rate model" if spectral else f"a time-domain model ({teacher_cfg.family})"
         raise SqtoolError(f"{where or 'teacher ' + teacher_cfg.name} is {kind}: --student {student} ({got}) is not a "
                           f"student for it, a {family} model is; "

@@ -197,7 +197,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
     torch.set_num_threads(max(1, cfg.threads))
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
-    student = student_for(tcfg, cfg.student, where=f"teacher {ck['path']}")     # '' = spec_student_s
+    student = student_for(tcfg, cfg.student, where=f"teacher {ck['path']}")     # '' = the one reading its channels
     scfg = get_model_cfg(student)
     for k in ("channels", "fs", "window_s", "hop_s", "band"):
         if getattr(scfg, k) != getattr(tcfg, k):

@@ -26,15 +26,22 @@ from sqtool.core import ModelCfg, SqtoolError
 
 _BUILDERS: dict[str, Callable] = {}
 _CFGS: dict[str, ModelCfg] = {}
+_ROLES: dict[str, str] = {}
+ROLES = ("teacher", "student")      # teacher: pretrained / fine-tuned, distilled from; student: what quantize
+                                    # distils into and export ships ('' = not stated)
 
 
-def register_model(cfg: ModelCfg):
-    """Decorator: register `builder(cfg) -> nn.Module` under cfg.name with its default cfg."""
+def register_model(cfg: ModelCfg, role: str = ""):
+    """Decorator: register `builder(cfg) -> nn.Module` under cfg.name with its default cfg and its `role` (ROLES)."""
+    if role and role not in ROLES:
+        raise ValueError(f"model {cfg.name}: role must be one of {', '.join(ROLES)}, got '{role}'")
+
     def deco(builder):
         if cfg.name in _CFGS:
             raise ValueError(f"model {cfg.name} registered twice")
         _BUILDERS[cfg.name] = builder
         _CFGS[cfg.name] = cfg
+        _ROLES[cfg.name] = role
         return builder
     return deco
 
@@ -57,11 +64,12 @@ def _ensure_families_loaded() -> None:
         importlib.import_module(f"{pkg.__name__}.{m.name}")
 
 
-def list_models(family: str | None = None, registered_order: bool = False) -> list[str]:
-    """The registered names (of `family`), sorted; `registered_order`: in the order their modules register them
-    (a family lists its members smallest first, e.g. cnn1d_student_xs, _s, _m)."""
+def list_models(family: str | None = None, registered_order: bool = False, role: str | None = None) -> list[str]:
+    """The registered names (of `family`, of `role`), sorted; `registered_order`: in the order their modules
+    register them (a family lists its members smallest first, e.g. cnn1d_student_xs, _s, _m)."""
     _ensure_families_loaded()
-    names = [n for n, c in _CFGS.items() if family is None or c.family == family]
+    names = [n for n, c in _CFGS.items()
+             if (family is None or c.family == family) and (role is None or _ROLES.get(n, "") == role)]
     return names if registered_order else sorted(names)
 
 

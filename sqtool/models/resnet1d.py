@@ -153,15 +153,17 @@ def _teacher_cfg(depth: int) -> ModelCfg:
 
 
 for _depth in LAYOUTS:
-    register_model(_teacher_cfg(_depth))(SiamQuality)
+    register_model(_teacher_cfg(_depth), role="teacher")(SiamQuality)
 
 # a very small member of the family for tests and the 2-core demo (same code, narrower and shallower)
 _TINY_ARCH = {"depth": 18, "stem_kernel": 80, "stem_stride": 4, "width_mult": 0.25,
               "proj_hidden": 128, "proj_dim": 64, "pred_hidden": 32}
 register_model(ModelCfg(name="resnet1d_siamq_tiny", family="resnet1d", fs=40.0, window_s=30.0, hop_s=30.0,
-                        channels=("ppg",), norm="minmax", task="pretrain", arch=dict(_TINY_ARCH)))(SiamQuality)
+                        channels=("ppg",), norm="minmax", task="pretrain", arch=dict(_TINY_ARCH)),
+               role="teacher")(SiamQuality)
 # the same tiny encoder pretrained on 10 s windows: short wrist recordings (SP Cup: 30 s of rest at each
 # end) give real (rest, motion) pairs at 10 s that 30 s windows would blur; the encoder is convolutional
 # with a mean over time, so it fine-tunes on 8-30 s task windows alike
 register_model(ModelCfg(name="resnet1d_siamq_tiny_10s", family="resnet1d", fs=40.0, window_s=10.0, hop_s=10.0,
-                        channels=("ppg",), norm="minmax", task="pretrain", arch=dict(_TINY_ARCH)))(SiamQuality)
+                        channels=("ppg",), norm="minmax", task="pretrain", arch=dict(_TINY_ARCH)),
+               role="teacher")(SiamQuality)

@@ -190,6 +190,7 @@ SPEC_ARCHS = {
     "spec_student_xs": [[8, 9, 1], [8, 9, 2], [8, 9, 4], [8, 9, 8]],
     "spec_teacher_m": [[24, 9, 1], [24, 9, 2], [24, 9, 4], [24, 9, 8]],
 }
+SPEC_ROLES = {"spec_student_s": "student", "spec_student_xs": "student", "spec_teacher_m": "teacher"}
 
 # The `_accsum` twins read the accelerometer as ONE channel, `acc`: the three axes' power spectra put on one
 # scale and summed by the front end (data.frontend, n_channels = 2). The sum does not change when the sensor's
@@ -203,4 +204,5 @@ ACC_CHANNELS = {"": ("ppg", "acc_x", "acc_y", "acc_z"), "_accsum": ("ppg", "acc"
 for _name, _convs in SPEC_ARCHS.items():
     for _suffix, _channels in ACC_CHANNELS.items():
         register_model(ModelCfg(name=_name + _suffix, arch={"convs": _convs, "bins_bpm": list(BINS_BPM)},
-                                frontend=dict(FRONTEND), **{**SPEC_DEFAULTS, "channels": _channels}))(SpecNet)
+                                frontend=dict(FRONTEND), **{**SPEC_DEFAULTS, "channels": _channels}),
+                       role=SPEC_ROLES[_name])(SpecNet)

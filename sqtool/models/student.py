@@ -170,7 +170,7 @@ STUDENT_ARCHS = {
 STUDENT_BUDGETS = {"cnn1d_student_s": {"int8_weights": 16_000, "macs": 1_000_000}}
 
 for _name, _convs in STUDENT_ARCHS.items():
-    register_model(ModelCfg(name=_name, arch={"convs": _convs}, **HR_DEFAULTS))(Student)
+    register_model(ModelCfg(name=_name, arch={"convs": _convs}, **HR_DEFAULTS), role="student")(Student)
 
 
 def stride_of(convs) -> int:

@@ -350,6 +350,6 @@ def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None 
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}){_resumed_text(m)} "
           f"-> {run_dir}")
-    print(f"next: sqtool quantize --model {run_dir} --student spec_student_s")
+    print(f"next: sqtool quantize --model {run_dir}")       # its student: the one that reads the teacher's channels
     _print_skill("hr", m, pooled=True)                # its skill test pools windows; the line above averages subjects
     return 0

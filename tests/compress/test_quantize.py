@@ -240,3 +240,10 @@ def test_a_student_of_the_other_family_is_one_line_naming_the_family_and_the_stu
     assert not (tmp_path / "q").exists()
     tcfg = ModelCfg.from_dict(load_checkpoint(hr_teacher)["model_cfg"])
     assert D.student_cfg_from_teacher(tcfg, "").name == "cnn1d_student_s"                 # the library default
+
+
+def test_the_default_student_fits_the_teachers_window():
+    """No --student for a 10 s teacher at 40 Hz: cnn1d_student_s's stride 32 does not divide 400 samples, so the
+    default is the first registry student that does (as `train finetune`'s next line already names)."""
+    assert D.student_for(get_model_cfg("resnet1d_siamq_tiny", task="hr", window_s=10.0)) == "cnn1d_student_xs"
+    assert D.student_for(get_model_cfg("resnet1d_siamq_tiny", task="hr", window_s=8.0)) == "cnn1d_student_s"

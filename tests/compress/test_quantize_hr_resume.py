@@ -144,11 +144,34 @@ def test_a_spectral_teachers_student_defaults_to_spec_student_s_and_refuses_a_ti
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(
         "is a spectral heart-rate model: --student cnn1d_student_s (cnn1d_student) is not a student for it, a "
-        "spec_cnn model is; students that fit it: spec_student_s, spec_student_xs, spec_teacher_m (default "
-        "spec_student_s)"), err
+        "spec_cnn model is; students that fit it: spec_student_s, spec_student_xs (default spec_student_s)"), err
     assert not (tmp_path / "bad").exists()
     run = tmp_path / "q"
     assert main([a for a in _args(teacher_run, run) if a not in ("--student", "spec_student_xs")]) == 0
     c = yaml.safe_load((run / "config.yaml").read_text())
     assert c["config"]["student"] == "" and c["resolved"]["student"] == "spec_student_s"
     assert load_checkpoint(run / "model.pt")["model_cfg"]["name"] == "spec_student_s"
+
+
+def test_a_summed_accelerometer_teachers_default_student_reads_its_channels(tmp_path, capsys):
+    """A teacher reading (ppg, acc) with no --student: quantize distils into spec_student_s_accsum (spec_student_s
+    reads four channels and was refused: 'differ in channels'), fine-tune's next line names no student that cannot
+    read it, and the students listed as fitting a spectral teacher are students (the registry's role), never
+    spec_teacher_m."""
+    import yaml
+
+    from sqtool.compress.distill import fitting_students
+    from sqtool.models import get_model_cfg, list_models
+    teacher = tmp_path / "t"
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs_accsum", "--data", "synthetic",
+                 "--folds", "2", "--epochs", "1", "--max-records", "3", "--no-progress", "--out", str(teacher)]) == 0
+    assert f"next: sqtool quantize --model {teacher}\n" in capsys.readouterr().out
+    run = tmp_path / "q"
+    assert main(["quantize", "--model", str(teacher), "--data", "synthetic", "--epochs", "1", "--qat-epochs", "1",
+                 "--no-progress", "--out", str(run)]) == 0, capsys.readouterr().err
+    c = yaml.safe_load((run / "config.yaml").read_text())
+    assert c["config"]["student"] == "" and c["resolved"]["student"] == "spec_student_s_accsum"
+    assert load_checkpoint(run / "model.pt")["model_cfg"]["channels"] == ["ppg", "acc"]
+    assert fitting_students(get_model_cfg("spec_teacher_m")) == ["spec_student_s", "spec_student_xs"]
+    assert fitting_students(get_model_cfg("spec_teacher_m_accsum")) == ["spec_student_s_accsum", "spec_student_xs_accsum"]
+    assert set(list_models(role="teacher")) | set(list_models(role="student")) == set(list_models())   # all stated
