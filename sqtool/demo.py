@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_config, save_config, write_metrics
-from sqtool.core.runs import check_out_dir, note_run
+from sqtool.core.runs import FORCE_HELP, check_out_dir, note_run
 
 
 @dataclass
@@ -62,8 +62,7 @@ class DemoCfg:
     out: str | None = field(default=None, metadata={"help": "demo directory (default: runs/demo/<timestamp>)",
                                                     "metavar": "DIR"})
     seed: int = field(default=0, metadata={"help": "random seed"})
-    force: bool = field(default=False, metadata={"help": "run into an existing, non-empty demo directory (every "
-                                                         "step overwrites its own folder)"})
+    force: bool = field(default=False, metadata={"help": FORCE_HELP})   # and each step gets --force for its own folder
 
 
 def register(sub, name: str, helptext: str) -> None:

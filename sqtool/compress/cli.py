@@ -31,6 +31,7 @@ from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_wri
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
+from sqtool.core.runs import FORCE_HELP
 from sqtool.models.hr_options import calibrate_on_option, calibration_students_option, train_option
 
 
@@ -146,7 +147,7 @@ class QuantizeConfig:
     threads: int = field(default=1, metadata={"help": "torch threads"})
     out: str | None = field(default=None, metadata={"help": "run directory (default: runs/quantize/<stamp>-<student>)",
                                                     "metavar": "DIR"})
-    force: bool = field(default=False, metadata={"help": "allow writing into a non-empty --out"})
+    force: bool = field(default=False, metadata={"help": FORCE_HELP})
 
 
 def register(sub, name: str, helptext: str) -> None:

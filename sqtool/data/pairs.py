@@ -65,6 +65,7 @@ from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, ad
                          add_deprecated_alias, make_run_dir, resolve_config, resolve_data_root, signal_channels,
                            save_config, write_metrics)
 from sqtool.core.progress import bar as progress_bar
+from sqtool.core.runs import FORCE_HELP
 
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -103,7 +104,7 @@ class PairsConfig:
     synthetic_subjects: int = field(default=8, metadata={"help": "subjects of the synthetic default corpus"})
     synthetic_duration_s: float = field(default=600.0, metadata={"help": "record length of the synthetic corpus, s"})
     seed: int = field(default=0, metadata={"help": "random seed (synthetic data and fallback artifacts)"})
-    force: bool = field(default=False, metadata={"help": "write into a non-empty --out"})
+    force: bool = field(default=False, metadata={"help": FORCE_HELP})
     name: str = field(default="pairs", metadata={"help": "run name (run directory suffix)"})
 
 
