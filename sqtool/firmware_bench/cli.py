@@ -43,6 +43,7 @@ from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP
 from sqtool.firmware_bench.report import SAME_HR_BPM, covers_all, left_out_lines, long_enough
+from sqtool.firmware_bench.tracker import MAX_FLAGGED, tracker_ok
 
 
 @dataclass
@@ -257,20 +258,6 @@ def hr_reference(name: str, present, bit_exact: bool = False) -> str | None:
         cands = ()
     ref = next((c for c in cands[:1 if bit_exact else None] if c in present), None)
     return None if ref == name else ref
-
-
-QUALITY_OUTPUT = "quality_logit"     # the model output --quality-gate reads: a logit > 0 says good
-MAX_FLAGGED = 0.1                    # a window with this fraction of its samples flagged (dropouts) or more is held
-
-
-def tracker_ok(y: np.ndarray, flagged: np.ndarray, outputs: list[str], quality_gate: bool) -> np.ndarray:
-    """(N,) bool: the windows the tracker may move on: fewer than MAX_FLAGGED of their samples flagged (flagged:
-    (N,) fractions) and, with the quality gate, the QUALITY_OUTPUT logit > 0, its column found by name in the
-    model's outputs (y: (n <= N, k) outputs in that order; a model without one is not gated)."""
-    ok = np.asarray(flagged) < MAX_FLAGGED
-    if quality_gate and QUALITY_OUTPUT in outputs:
-        ok[:len(y)] &= y[:, list(outputs).index(QUALITY_OUTPUT)] > 0.0
-    return ok
 
 
 def hr_fidelity(hr: np.ndarray, ref_hr: np.ndarray) -> dict:

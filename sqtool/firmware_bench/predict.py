@@ -34,7 +34,8 @@ quality: windows of samples) is replayed through its stream as `sqtool bench` do
 model's band-pass, resampling and normalisation per window) and run by `c` (the default: the network's C on the
 host), tflite, tflm, onnx, torch or mcu; its CSV holds one column per model output, a logit as its
 class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a heart-rate model also hr_tracked_bpm
-(the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged.
+(the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged (1 = 10 % or more of the
+window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds).
 
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
 take, is a one-line error naming the recording and the channel / rate. NaN/Inf samples (an empty CSV cell) are
@@ -54,6 +55,7 @@ from sqtool.core import SqtoolError
 from sqtool.core.metrics import sigmoid
 from sqtool.core.runs import FORCE_HELP
 from sqtool.firmware_bench.report import left_out_lines, long_enough
+from sqtool.firmware_bench.tracker import MAX_FLAGGED
 
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
            "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",
@@ -154,7 +156,8 @@ def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None
             ax.plot(t, o["hr_tracked_bpm"], color="tab:orange", lw=1.0, label="tracked")
         fl = o["flagged"].astype(bool)
         if fl.any():
-            ax.plot(t[fl], o["hr_bpm"][fl], "x", color="tab:red", ms=4, label="flagged (not scored)")
+            ax.plot(t[fl], o["hr_bpm"][fl], "x", color="tab:red", ms=4,
+                    label="flagged (not scored)" if "lo_bpm" in o else "flagged (dropouts: tracker held)")
         if truth is not None and np.isfinite(truth).any():
             ax.plot(t, truth, "k-", lw=1.0, label="truth")
         ax.set_ylabel("BPM")
@@ -268,8 +271,11 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                "runtime": name,
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows,
                "columns": {"time_s": "end of the window (s from the recording start)", **columns,
-                           "flagged": "1 = over half the window's samples were dropouts: not scored" +
-                           (", decoder prediction only" if spectral else ""),
+                           "flagged": ("1 = over half the window's samples were dropouts: not scored, decoder "
+                                       "prediction only" if spectral else
+                                       f"1 = {100 * MAX_FLAGGED:g} % or more of the window's samples were dropouts "
+                                       "(held at the last good sample)" +
+                                       ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "")),
                            "truth_bpm": "reference HR (labelled data only)"}}
     if spectral:
         summary["decoder"] = prepared["decoder_note"]
@@ -411,7 +417,7 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     """Per recording one column per model output (`output_columns`), for a heart-rate model hr_tracked_bpm too
     (the bench's tracker over the windows its quality output calls good), and flagged; firmware, column notes."""
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.tracker import track
+    from sqtool.firmware_bench.tracker import track, tracker_ok
     md = art.metadata
     recs, name = prep["recs"], prep["runtime"]
     rt = R.make_runtime(name, art, work)
@@ -423,10 +429,10 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     for r in recs:
         b = a + len(r.t0)
         o = {c: (sigmoid(y[a:b, j]) if prob else y[a:b, j]) for j, (c, _, prob) in enumerate(cols)}
-        o["flagged"] = (np.asarray(r.flagged) > 0.5).astype(int)
-        if tracked:
-            ok = (o["flagged"] == 0) & (o["p_quality"] > 0.5 if "p_quality" in o else True)
-            o["hr_tracked_bpm"] = track(o["hr_bpm"], ok)
+        o["flagged"] = (np.asarray(r.flagged) >= MAX_FLAGGED).astype(int)      # the tracker's dropout rule
+        if tracked:                                                            # the bench's tracker, gate on
+            o["hr_tracked_bpm"] = track(o["hr_bpm"], tracker_ok(y[a:b], r.flagged, list(md.get("outputs") or []),
+                                                                quality_gate=True))
         outs.append(o)
         a = b
     columns = {c: what for c, what, _ in cols}

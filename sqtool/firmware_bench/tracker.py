@@ -11,12 +11,30 @@ tracker keeps one state, the last reported HR, and for every new window:
       the same direction, re-acquire (the state was wrong, not the estimates).
 
 Causal: the output for window i uses windows <= i only, so it runs on the device as is.
+
+Which windows a time-domain model's tracker may move on is one rule, `tracker_ok`, for `sqtool bench` and
+`sqtool predict` alike: fewer than MAX_FLAGGED of the window's samples flagged as dropouts and, with the quality
+gate, the model's QUALITY_OUTPUT logit > 0 (a spectral model's decoder tracks the heart rate on its own).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+
+QUALITY_OUTPUT = "quality_logit"     # the model output the quality gate reads: a logit > 0 says good
+MAX_FLAGGED = 0.1                    # a window with this fraction of its samples flagged (dropouts) or more is held
+
+
+def tracker_ok(y: np.ndarray, flagged: np.ndarray, outputs: list[str], quality_gate: bool) -> np.ndarray:
+    """(N,) bool: the windows the tracker may move on: fewer than MAX_FLAGGED of their samples flagged (flagged:
+    (N,) fractions) and, with the quality gate, the QUALITY_OUTPUT logit > 0, its column found by name in the
+    model's outputs (y: (n <= N, k) outputs in that order; a model without one is not gated)."""
+    ok = np.asarray(flagged) < MAX_FLAGGED
+    if quality_gate and QUALITY_OUTPUT in outputs:
+        ok[:len(y)] &= y[:, list(outputs).index(QUALITY_OUTPUT)] > 0.0
+    return ok
 
 
 @dataclass

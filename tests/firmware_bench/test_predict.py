@@ -148,6 +148,49 @@ def test_predict_a_time_domain_model(export_dir, tmp_path, capsys):
         predict(PredictConfig(model=str(export_dir), data=str(rec), runtime="c_pipeline", out=str(tmp_path / "p")))
 
 
+def test_predict_tracks_a_time_domain_model_as_the_bench_does(export_dir, tmp_path, monkeypatch):
+    """predict's hr_tracked_bpm is the bench's tracker (`tracker.tracker_ok`, quality gate on): a 2 s gap puts
+    25 % dropouts in the windows over it (fewer than half, which predict once required before holding), the
+    tracker holds there in both, the CSV flags exactly those windows, and the two tracked series are the same
+    (a stub network whose HR jumps by 40 BPM every window and whose quality_logit says good everywhere)."""
+    import math
+
+    from sqtool.data.synthetic import synth_record
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    from sqtool.firmware_bench.stream import StreamSpec, replay
+    from sqtool.firmware_bench.tracker import MAX_FLAGGED, track
+
+    class Jumpy:                                  # outputs in the export's order: hr_bpm, quality_logit
+        precision, latencies_s, int8_outputs = "float32", [], None
+
+        def run_batch(self, x):
+            return np.stack([60.0 + 40.0 * (np.arange(len(x)) % 2), np.full(len(x), 5.0)], axis=1)
+
+        def info(self):
+            return {}
+    monkeypatch.setattr(R, "make_runtime", lambda name, art, work: Jumpy())
+    rec = synth_record(duration_s=40.0, fs=125.0, hr_bpm=75.0, seed=3, subject="g")
+    ppg = np.array(rec.signals["ppg"], dtype=np.float64)
+    ppg[int(16 * 125):int(18 * 125)] = np.nan                           # 2 s of 8 s windows: 25 % flagged
+    rec.signals["ppg"] = ppg
+    md = json.loads((export_dir / "metadata.json").read_text())
+    assert md["outputs"] == ["hr_bpm", "quality_logit"]
+    share = replay(rec, StreamSpec.from_model_cfg(md)).flagged
+    assert 0 < share.max() < 0.5                                         # dropouts, never over half a window
+    predict(PredictConfig(model=str(export_dir), data="records", runtime="c", out=str(tmp_path / "p")), records=[rec])
+    with open(next((tmp_path / "p").glob("*.csv"))) as f:
+        rows = list(csv.reader(f))
+    x = {k: np.array([float(r[j]) if r[j] else math.nan for r in rows[1:]]) for j, k in enumerate(rows[0])}
+    assert (x["flagged"] == (share >= MAX_FLAGGED)).all() and x["flagged"].sum() >= 3
+    assert not np.allclose(x["hr_tracked_bpm"], track(x["hr_bpm"]))     # the held windows change the track
+    bench = run_bench(BenchConfig(model=str(export_dir), data="synthetic", runtime=["onnx_float"], chunk=1,
+                                  quality_gate=True, callgrind_windows=0, progress=False, out=str(tmp_path / "b")),
+                      records=[rec])
+    assert np.allclose(x["hr_bpm"], bench["series"]["pred"]["onnx_float"][0])
+    assert np.allclose(x["hr_tracked_bpm"], bench["series"]["pred_tracked"]["onnx_float"][0], atol=1e-3)
+
+
 @pytest.mark.parametrize("task", ["hr", "rr", "af", "bp", "quality"])
 def test_every_tasks_outputs_have_a_column(task):
     """Each task's outputs (data.tasks.TASK_SPECS) -> CSV columns: a logit as its class probability."""
