@@ -32,7 +32,8 @@ from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_wri
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
 from sqtool.core.runs import FORCE_HELP
-from sqtool.models.hr_options import calibrate_on_option, calibration_students_option, train_option
+from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
+                                      train_option)
 
 
 TIME_KD = 0.7           # distillation weight of time-domain students when --alpha is not given
@@ -141,8 +142,8 @@ class QuantizeConfig:
                                                                           "(default: the student's own)"})
     max_macs: int | None = field(default=None, metadata={"help": "override the MACs-per-window budget "
                                                                   "(default: the student's own)"})
-    max_records: int | None = field(default=None, metadata={"help": "use only the first N records (quick runs; "
-                                                                     "default: all)"})
+    max_records: int | None = field(default=None, metadata={
+        "help": MAX_RECORDS_HELP + "; default (or 0): all, for a spectral teacher the teacher's own --max-records"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     threads: int = field(default=1, metadata={"help": "torch threads"})
     out: str | None = field(default=None, metadata={"help": "run directory (default: runs/quantize/<stamp>-<student>)",

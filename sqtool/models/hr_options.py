@@ -10,6 +10,8 @@ datasets (no torch: the command configs import it).
     log(f"... on {n} windows{calibration_text(cfg.calibrate_on)}")  # " of wrist_exercise", or "" for every subject
     hint = calibration_hint(train_datasets, held_datasets, cfg.calibrate_on, coverage)   # a report's advice or None
 
+and the one help text of --max-records, which both commands take for every model (MAX_RECORDS_HELP).
+
 `models.hr_bins.BinTrainCfg` receives the training values; its own defaults stay the neutral ones (no motion,
 constant learning rate), the commands' defaults are the shipped recipe. `hr_bins.select_decoder(calibrate_groups=)`
 receives the calibration subjects.
@@ -19,6 +21,14 @@ from __future__ import annotations
 from dataclasses import field
 
 from sqtool.core import SqtoolError
+
+# What --max-records keeps, as the loaders do: data.tasks.load_task (a dataset file or a built-in dataset of the data
+# root: data.dataset_tasks.load_task_from_dataset keeps the first N subjects; task quality on a data root: _quality
+# stops each of its datasets at N recordings; synthetic: N subjects) and the spectral heart-rate corpus (train
+# finetune_hr / compress quantize_hr: corpus[:N], recordings).
+MAX_RECORDS_HELP = ("use only part of the data (quick runs): the first N subjects, every recording of each (synthetic: "
+                    "N subjects; task quality on a data root: the first N recordings of each of its datasets; a "
+                    "spectral heart-rate model: the first N recordings)")
 
 AUGMENT_FRACTIONS = ("freq_stretch", "motion_frac", "motion_axis_drop")   # command options that are fractions
 LR_SCHEDULES = ("constant", "cosine")

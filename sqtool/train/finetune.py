@@ -44,7 +44,7 @@ from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
 from sqtool.core.optim import check_training_numbers, one_cycle
-from sqtool.models.hr_options import calibrate_on_option, train_option
+from sqtool.models.hr_options import MAX_RECORDS_HELP, calibrate_on_option, train_option
 
 
 @dataclass
@@ -84,7 +84,7 @@ class FinetuneConfig:
     calibrate_on: list[str] = calibrate_on_option()
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
-    max_records: int = field(default=0, metadata={"help": "use only this many records/subjects (0 = all)"})
+    max_records: int = field(default=0, metadata={"help": MAX_RECORDS_HELP + "; 0 = all"})
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of subjects for the 95%% CI"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
     seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})
