@@ -328,6 +328,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     md = art.metadata
     if md.get("task") != "hr":
         raise SqtoolError(f"sqtool bench scores heart rate; the model's task is '{md.get('task')}'")
+    R.hr_column(md)                                        # one line now when it has no hr_bpm output
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     recs, skipped = _records(cfg, list(spec.channels), records)
 

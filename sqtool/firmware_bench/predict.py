@@ -424,7 +424,7 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     y = np.asarray(rt.run_batch(np.concatenate([r.x for r in recs])), np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
     cols = output_columns(list(md.get("outputs") or []), list(md.get("units") or []))
-    tracked = md.get("task") == "hr" and cols and cols[0][0] == "hr_bpm"
+    tracked = md.get("task") == "hr" and R.HR_OUTPUT in [c for c, _, _ in cols]       # by name, in any column
     outs, a = [], 0
     for r in recs:
         b = a + len(r.t0)

@@ -9,7 +9,7 @@
 
 Units: every runtime returns the outputs in the units metadata.json names (hr_bpm in BPM, quality_logit
 as a logit), as the exported float ONNX / TFLite and int8 ONNX emit them; the PyTorch runtimes apply
-their checkpoint's target_std / target_mean (`metadata.to_units`), `decode_hr` takes column 0. Int8
+their checkpoint's target_std / target_mean (`metadata.to_units`), `decode_hr` reads hr_bpm by name. Int8
 runtimes quantize the float window with the input scale and zero point of metadata.json (round half away
 from zero, as TFLite's quantize), run integer-only, and map the int8 codes to units with metadata.json's
 per-output `output_quantization` (value = scale * (code - zero_point)), so every int8 runtime receives
@@ -144,9 +144,21 @@ def window_shape(md: dict) -> tuple[int, int]:
     return C, int(round(float(md["fs"]) * float(md["window_s"])))
 
 
+HR_OUTPUT = "hr_bpm"                 # the heart-rate output of a time-domain model, in BPM
+
+
+def hr_column(md: dict) -> int:
+    """The column of HR_OUTPUT in the model's outputs (metadata.json's order); one line when it has none."""
+    outputs = list(md.get("outputs") or [])
+    if HR_OUTPUT not in outputs:
+        raise SqtoolError(f"the model has no '{HR_OUTPUT}' output to read heart rate from (its outputs: "
+                          f"{', '.join(map(str, outputs)) or 'none'})")
+    return outputs.index(HR_OUTPUT)
+
+
 def decode_hr(y: np.ndarray, md: dict) -> np.ndarray:
-    """A runtime's outputs (N, k), in units -> BPM of output 0 (hr_bpm), float64."""
-    return np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
+    """A runtime's outputs (N, k), in units, in metadata.json's order -> (N,) BPM of the hr_bpm output, float64."""
+    return np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, hr_column(md)]
 
 
 def quantize(x: np.ndarray, scale: float, zp: int) -> np.ndarray:

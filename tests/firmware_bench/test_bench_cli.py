@@ -232,6 +232,52 @@ def test_the_quality_gate_reads_the_quality_output_by_name(metadata_only, tmp_pa
         assert len(raw) > 5 and (trk == raw) == gate, (gate, raw, trk)
 
 
+def test_heart_rate_is_read_from_the_hr_bpm_output_by_name(metadata_only, tmp_path, monkeypatch):
+    """bench (decode_hr) and predict read the output named hr_bpm wherever the model's outputs put it: here second,
+    after quality_logit; a model without hr_bpm is one line naming its outputs, before any recording is streamed."""
+    import csv
+
+    from sqtool.core import SqtoolError
+    from sqtool.data.synthetic import synth_record
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    from sqtool.firmware_bench.predict import PredictConfig, predict
+    load = R.load_artifacts
+    outputs = ["quality_logit", "hr_bpm"]
+
+    def reordered(*a, **kw):
+        art = load(*a, **kw)
+        art.metadata = {**art.metadata, "outputs": list(outputs), "units": ["logit", "bpm"][:len(outputs)]}
+        return art
+
+    class Fake:                                   # quality_logit 5 (good), then the HR: 70, 71, 72, ...
+        precision, latencies_s, int8_outputs = "float32", [], None
+
+        def run_batch(self, x):
+            return np.stack([np.full(len(x), 5.0), 70.0 + np.arange(len(x))], axis=1)
+
+        def info(self):
+            return {}
+    monkeypatch.setattr(R, "load_artifacts", reordered)
+    monkeypatch.setattr(R, "make_runtime", lambda name, art, work: Fake())
+    recs = [synth_record(duration_s=30.0, fs=125.0, hr_bpm=80.0, seed=0, subject="w0")]
+    res = run_bench(BenchConfig(model=str(metadata_only), data="synthetic", runtime=["onnx_float"], progress=False,
+                                out=str(tmp_path / "b")), records=recs)
+    hr = res["series"]["pred"]["onnx_float"][0]
+    assert len(hr) > 5 and hr == [70.0 + i for i in range(len(hr))]
+    s = predict(PredictConfig(model=str(metadata_only), data="records", runtime="onnx", out=str(tmp_path / "p")),
+                records=recs)
+    with open(tmp_path / "p" / s["recordings"][0]["csv"]) as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:4] == ["time_s", "hr_bpm", "hr_tracked_bpm", "p_quality"]
+    assert [float(r[1]) for r in rows[1:]] == hr and rows[1][2] == "70.000"           # tracked from the HR
+    outputs[:] = ["quality_logit", "spo2"]
+    with pytest.raises(SqtoolError, match=r"no 'hr_bpm' output to read heart rate from \(its outputs: "
+                                          r"quality_logit, spo2\)"):
+        run_bench(BenchConfig(model=str(metadata_only), data="synthetic", runtime=["onnx_float"], progress=False,
+                              out=str(tmp_path / "b2")), records=recs)
+
+
 @pytest.mark.mcu
 def test_time_domain_bench_without_labels_on_m4(export_dir, cross_tools, tmp_path):
     """Label-free data on the Cortex-M4 firmware (QEMU, a few windows): instructions, flash and RAM, and its
