@@ -20,6 +20,7 @@ dataset under DIR, HR on TROIKA and wrist_exercise).
 """
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import os
 import shlex
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_config, save_config, write_metrics
+from sqtool.core.config import DeprecatedAlias
 from sqtool.core.runs import FORCE_HELP, check_out_dir, note_run
 
 
@@ -39,10 +41,9 @@ class DemoCfg:
                                                                   "folder (the bench step then streams DATA/troika)",
                                                           "flag": "--data", "aliases": ("--data-root",),
                                                           "metavar": "DATA"})
-    bench_data: str | None = field(default=None, metadata={
+    bench_data: str | None = field(default=None, metadata={    # old --bench-data (BenchDataAlias) or a --config key
         "help": "recordings streamed by the bench step (default: synthetic wrist recordings, "
-                "or DATA_ROOT/troika with a real data root)", "flag": False, "aliases": ("--bench-data",),
-        "alias_of": "--data"})
+                "or DATA_ROOT/troika with a real data root)", "cli": False})
     pretrain: bool = field(default=True, metadata={
         "help": "SiamQuality-pretrain the teacher's and the student's encoders on real (good, poor) spectral pairs "
                 "and fine-tune / distil from them (false: both from scratch)"})
@@ -65,9 +66,22 @@ class DemoCfg:
     force: bool = field(default=False, metadata={"help": FORCE_HELP})   # and each step gets --force for its own folder
 
 
+class BenchDataAlias(DeprecatedAlias):
+    """`--bench-data PATH`: still sets the bench step's recordings only. `--data` is no drop-in for it (it changes
+    every step's data), so its one line says what --data changes and how to stream other recordings."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"sqtool: deprecated: {option_string} sets the bench step's recordings only; --data sets every step's "
+              "data (the bench step then streams it, or DATA/troika for a data root folder); to stream other "
+              "recordings, run `sqtool bench --model DEMO_DIR/export --data PATH` after the demo", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def register(sub, name: str, helptext: str) -> None:
     p = sub.add_parser(name, help=helptext, description=__doc__)
     add_config_args(p, DemoCfg)
+    p.add_argument("--bench-data", dest="bench_data", action=BenchDataAlias, new="--data", metavar="PATH",
+                   default=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 

@@ -212,7 +212,6 @@ def test_bool_flag_refuses_a_non_bool(capsys):
     (["data", "pairs", "--input", "a", "b"], "input", ["a", "b"], "--data"),
     (["data", "download", "x", "--to", "d"], "out", "d", "--out"),
     (["demo", "--data-root", "synthetic"], "data_root", "synthetic", "--data"),
-    (["demo", "--bench-data", "recs"], "bench_data", "recs", "--data"),
 ])
 def test_old_spellings_work_with_one_deprecation_line(argv, dest, value, new, capsys):
     assert getattr(_parse(argv), dest) == value

@@ -54,3 +54,23 @@ def test_demo_pretrains_a_small_datasets_few_pairs_in_one_batch(tmp_path, capsys
         m.write_text(json.dumps({"pairs": n}))
         assert _fit_batch(argv, m)[3] == want and _fit_batch(argv, m)[4:] == ["--seed", "0"]
     assert "52 pairs were mined" in capsys.readouterr().out
+
+
+def test_bench_data_says_what_data_would_change_and_what_to_use(tmp_path, capsys):
+    """`demo --bench-data PATH` still sets the bench step's recordings only, so its one deprecation line does not
+    say 'use --data instead' (--data changes every step's data): it says what --data changes and names the
+    command that streams other recordings. Old configs keep working (the value lands in bench_data)."""
+    from pathlib import Path
+
+    from sqtool.cli import build_parser
+    from sqtool.core import resolve_config
+    from sqtool.demo import DemoCfg, steps
+    args = build_parser().parse_args(["demo", "--bench-data", "recs"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--bench-data sets the bench step's recordings only; --data sets every step's data" \
+        in err[0] and "`sqtool bench --model DEMO_DIR/export --data PATH` after the demo" in err[0], err
+    assert "use --data instead" not in err[0]
+    todo = dict(steps(resolve_config(DemoCfg, args), Path(tmp_path)))
+    bench = todo["stream + benchmark every runtime"]
+    assert bench[bench.index("--data") + 1] == "recs"
+    assert all(a[a.index("--data") + 1] == "synthetic" for w, a in todo.items() if "--data" in a and a is not bench)
