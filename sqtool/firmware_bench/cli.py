@@ -43,7 +43,7 @@ from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP
 from sqtool.firmware_bench.report import SAME_HR_BPM, covers_all, left_out_lines, long_enough
-from sqtool.firmware_bench.tracker import MAX_FLAGGED, tracker_ok
+from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
 
 @dataclass
@@ -67,8 +67,9 @@ class BenchConfig:
                                                             "provenance)"})
     chunk: int = field(default=25, metadata={"help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
     filter: str = field(default="window", metadata={"help": "stream band-pass: window | causal | none"})
-    quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality "
-                                                                "output says poor"})
+    quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality_logit "
+                                                                "output says poor (a model without one is "
+                                                                "refused)"})
     max_records: int = field(default=0, metadata={"help": "use at most this many recordings (0 = all)"})
     max_seconds: float = field(default=0.0, metadata={"help": "spectral models: use only the first seconds of each "
                                                               "recording (0 = all)"})
@@ -319,6 +320,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     art = R.load_artifacts(cfg.model, {"teacher": cfg.teacher, "student_float": cfg.student_float,
                                         "student_int8": cfg.student_int8},
                            allow_failed_parity=cfg.allow_failed_parity, flag="--allow-failed-parity")
+    outputs = list(art.metadata.get("outputs") or [])
+    if cfg.quality_gate and QUALITY_OUTPUT not in outputs:     # else the gate would silently gate nothing
+        raise SqtoolError(f"--quality-gate reads the model's {QUALITY_OUTPUT} output; {art.export_dir} has none "
+                          f"(its outputs: {', '.join(map(str, outputs)) or 'none'})")
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         from sqtool.firmware_bench.spectral import run_spectral_bench
         res = run_spectral_bench(cfg, art, records, log=item)

@@ -232,6 +232,26 @@ def test_the_quality_gate_reads_the_quality_output_by_name(metadata_only, tmp_pa
         assert len(raw) > 5 and (trk == raw) == gate, (gate, raw, trk)
 
 
+def test_the_quality_gate_refuses_a_model_without_a_quality_output(metadata_only, tmp_path, capsys, monkeypatch):
+    """--quality-gate (off by default) on a model without a quality_logit output would gate nothing: one line naming
+    the model's outputs, before any recording is read; the same model runs without the flag."""
+    from sqtool.firmware_bench import runtimes as R
+    load = R.load_artifacts
+
+    def hr_only(*a, **kw):
+        art = load(*a, **kw)
+        art.metadata = {**art.metadata, "outputs": ["hr_bpm"]}
+        return art
+    monkeypatch.setattr(R, "load_artifacts", hr_only)
+    rc, stdout, err = _bench(capsys, "--model", metadata_only, "--data", tmp_path / "nowhere", "--quality-gate",
+                             "--out", tmp_path / "b")
+    assert rc != 0 and err.strip().splitlines()[-1].endswith(
+        f"--quality-gate reads the model's quality_logit output; {metadata_only} has none (its outputs: hr_bpm)")
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    rc, _, err = _bench(capsys, "--model", metadata_only, "--data", tmp_path / "nowhere", "--out", tmp_path / "b")
+    assert "--quality-gate" not in err and "nowhere does not exist" in err   # without the flag: on to the data
+
+
 def test_heart_rate_is_read_from_the_hr_bpm_output_by_name(metadata_only, tmp_path, monkeypatch):
     """bench (decode_hr) and predict read the output named hr_bpm wherever the model's outputs put it: here second,
     after quality_logit; a model without hr_bpm is one line naming its outputs, before any recording is streamed."""
