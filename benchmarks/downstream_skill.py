@@ -402,7 +402,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/tmp/skill_work")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
-    data = Path(data_root_or_exit(args.data, ap.error))
+    data = Path(data_root_or_exit(args.data, ap.error, flag="--data"))
     t0 = time.perf_counter()
     log = lambda s: print(s, flush=True)  # noqa: E731
     tasks = []

@@ -296,7 +296,7 @@ def main(argv=None):
     fe_bins = bin_bpm(frontend_cfg(scfg, 125.0))
     if not np.allclose(fe_bins, bin_grid(scfg)):
         raise SqtoolError(f"{args.student}: front-end bins and model bins differ")
-    pairs = load_pairs("synthetic" if args.smoke else data_root_or_exit(args.data, ap.error), scfg, log)
+    pairs = load_pairs("synthetic" if args.smoke else data_root_or_exit(args.data, ap.error, flag="--data"), scfg, log)
     log(f"front ends: {len(pairs['device'])} recordings x 2 arms in {time.time() - t0:.0f} s")
     keys = sorted({r.key for r in pairs["device"]})
     heldout = keys[:1] if args.smoke else keys

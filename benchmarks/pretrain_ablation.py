@@ -380,7 +380,7 @@ def main(argv=None) -> int:
         a.data, a.steps, a.batch, a.folds, a.epochs, a.max_windows, a.boot = "synthetic", 2, 8, 2, 1, 24, 30
         a.tasks = ",".join(t for t in a.tasks.split(",") if t != "bp")       # bp has no synthetic version
     else:
-        a.data = data_root_or_exit(a.data, ap.error)
+        a.data = data_root_or_exit(a.data, ap.error, flag="--data")
     work = Path(a.work or tempfile.mkdtemp(prefix="sq_ablation_"))
     work.mkdir(parents=True, exist_ok=True)
     out_dir = Path(a.out) if a.out else (work if a.smoke else ROOT / "benchmarks" / "results")
