@@ -354,11 +354,13 @@ def _bounded(iterable, sem: threading.Semaphore, stop: threading.Event):
 
 def _input_name(path) -> str:
     """The dataset name of a --data input (a path, or its DatasetFile): a dataset file's `name:` (hosp, hospB; a
-    built-in's own name), else the folder or file name. Subject ids are only unique within it ("<name>/<subject>"
-    in the index)."""
+    built-in's own name; none, for a yaml at the filesystem root: the yaml's stem), else the folder or file name.
+    Subject ids are only unique within it ("<name>/<subject>" in the index)."""
     from sqtool.data.dataset_tasks import dataset_of
     ds = dataset_of(path)
-    return ds.name if ds is not None and ds.name else (Path(path).name or str(path))
+    if ds is not None:
+        return ds.name or Path(ds.path).stem or str(ds.path)
+    return Path(path).name or str(path)
 
 
 def _inputs(cfg: PairsConfig, errors: list | None = None) -> list[tuple[str, list[tuple]]]:

@@ -393,3 +393,14 @@ def test_a_model_train_pretrain_cannot_train_is_refused_up_front(tmp_path, capsy
     assert len(err) == 1 and "data pairs --model cnn1d_student_xs: a cnn1d_student model has no SimSiam encoder" \
         in err[0] and "give a resnet1d or spec_cnn model" in err[0], err
     assert not (tmp_path / "p").exists()
+
+
+def test_a_dataset_file_without_a_name_is_named_by_its_file():
+    """A dataset.yaml at the filesystem root gets name '' (its folder has none): the pairs' input name is the
+    yaml's stem, not a TypeError from Path(DatasetFile)."""
+    from pathlib import Path
+
+    from sqtool.data.dataset_file import DatasetFile
+    from sqtool.data.pairs import _input_name
+    assert _input_name(DatasetFile(format="csv", path=Path("/dataset.yaml"), name="")) == "dataset"
+    assert _input_name(DatasetFile(format="csv", path=Path("/w/my_watch.yaml"), name="hosp")) == "hosp"
