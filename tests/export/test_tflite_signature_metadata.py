@@ -1,6 +1,6 @@
 """The TFLite files carry a SignatureDef and the standard TFLite Metadata next to sqtool's JSON entry.
 
-For a spectral (`spec_student_xs`) and a time-domain student (`cnn1d_student_*`) export: LiteRT's
+For a spectral (`spec_student_xs`) and a time-domain student (family `cnn1d_student`) export: LiteRT's
 signature runner "serving_default" gives the same outputs (keys `hr_logits`; the student's `hr_bpm`,
 `quality_logit`, in the config's order) as set_tensor / invoke(), both for the float and
 the int8 file; the "TFLITE_METADATA" buffer has identifier M001 and parses back (a flatbuffers Table reader
@@ -16,8 +16,9 @@ import torch
 from export_fixtures import make_run
 from sqtool.export import tflite as TF
 from sqtool.models import list_models
+from sqtool.models.student import STUDENT_FAMILY
 
-STUDENT = sorted(n for n in list_models() if n.startswith("cnn1d_student_"))[0]
+STUDENT = list_models(STUDENT_FAMILY)[0]          # a time-domain student, chosen by cfg.family (sorted: the first)
 CASES = {"spec_student_xs": ("spectra", ["hr_logits"]), STUDENT: ("input", ["hr_bpm", "quality_logit"])}
 
 
