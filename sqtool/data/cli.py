@@ -146,9 +146,13 @@ def run_inspect(args) -> int:
         s = summarise(ds.path, records=recs)
         s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
                              **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
-        if ds.split.train or ds.split.test or ds.split.heldout_fraction:
+        if ds.split.test:                               # what quantize reads (compress/cli, quantize_hr)
             train, test = ds.split_subjects(recs)       # the check quantize makes: an unknown name is one line
             s["dataset_file"]["split"] = {"train": sorted(train), "test": sorted(test)}
+        elif ds.split.heldout_fraction:                 # quantize draws it from its own (labelled, cut) records
+            s["dataset_file"]["split"] = {"heldout_fraction": float(ds.split.heldout_fraction)}
+        elif ds.split.train:                            # a train list alone: quantize holds out by its default
+            s["dataset_file"]["split"] = {"train_only": [str(n) for n in ds.split.train]}
         if ds.report.get("skipped"):
             s["skipped"] = ds.report["skipped"]
     else:
@@ -160,7 +164,13 @@ def run_inspect(args) -> int:
         for rid, why in (s.get("dataset_file") or {}).get("excluded", {}).items():
             print(f"  excluded: {rid} ({why})")
         split = (s.get("dataset_file") or {}).get("split") or {}
-        if split:
+        if "heldout_fraction" in split:
+            print(f"  split (by subject): test fraction {split['heldout_fraction']:g} of the labelled subjects, "
+                  "drawn by quantize")
+        elif "train_only" in split:
+            print(f"  split: train {', '.join(split['train_only'])} only: not used (quantize holds out by its "
+                  "default, --heldout-fraction)")
+        elif split:
             print("  split (by subject): " + "; ".join(f"{side} {', '.join(names) or '-'} ({len(names)})"
                                                        for side, names in split.items()))
         print(inspect_next(data, trainable_labels(s), "acc_x" in (s.get("channels") or {})))

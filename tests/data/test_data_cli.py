@@ -173,3 +173,28 @@ def test_inspect_shows_a_dataset_files_split_and_refuses_unknown_subjects(tmp_pa
     p.write_text(base)                                                   # no split: no split line
     assert main(["data", "inspect", "--data", str(p)]) == 0
     assert "split" not in capsys.readouterr().out
+
+
+def test_inspect_shows_only_the_split_quantize_reads(tmp_path, capsys):
+    """quantize reads a dataset file's split only when it names test subjects or a heldout_fraction: a train
+    list alone is said to be unused (not shown as the split, its names not checked), and a heldout_fraction is
+    shown as the fraction quantize draws from its own records, not as a subject list that may differ."""
+    (tmp_path / "rec").mkdir()
+    for s in ("s1", "s2", "s3"):
+        t = np.arange(20 * 125) / 125
+        np.savetxt(tmp_path / "rec" / f"{s}_a.csv", np.column_stack([t, np.sin(7.5 * t)]), delimiter=",",
+                   header="time,ppg", comments="", fmt="%.6f")
+    base = ("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels: {ppg: ppg}\n"
+            "subject: {pattern: '^(s\\d)_'}\n")
+    p = tmp_path / "dataset.yaml"
+    for train in ("s1", "s99"):                                         # s99: quantize accepts it, so does inspect
+        p.write_text(base + f"split: {{train: [{train}]}}\n")
+        assert main(["data", "inspect", "--data", str(p)]) == 0
+        out = capsys.readouterr().out
+        assert f"split: train {train} only: not used (quantize holds out by its default" in out
+        assert "split (by subject)" not in out
+    p.write_text(base + "split: {heldout_fraction: 0.3}\n")
+    assert main(["data", "inspect", "--data", str(p)]) == 0
+    assert ("split (by subject): test fraction 0.3 of the labelled subjects, drawn by quantize"
+            in capsys.readouterr().out)
+    assert _inspect_json(capsys, "--data", str(p))["dataset_file"]["split"] == {"heldout_fraction": 0.3}
