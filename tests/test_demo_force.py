@@ -13,7 +13,7 @@ def test_demo_refuses_a_non_empty_dir_and_names_force(tmp_path, capsys):
     (tmp_path / "d" / "x.txt").write_text("x")
     assert main(["demo", "--out", str(tmp_path / "d")]) != 0
     err = capsys.readouterr().err
-    assert "exists and is not empty (use --force to overwrite)" in err and len(err.strip().splitlines()) == 1
+    assert "exists and is not empty (it holds no sqtool run; use --force to write into it)" in err and len(err.strip().splitlines()) == 1
 
 
 def test_every_demo_step_takes_force(tmp_path):

@@ -246,30 +246,35 @@ def release_run_dirs(keep: set[str] | frozenset[str] = frozenset()) -> None:
 
 
 def check_out_dir(command: str, out: str | os.PathLike, force: bool = False) -> Path:
-    """`--out` refused (one line) when it is a file or a non-empty folder without --force, naming the --resume
-    command when it holds a resumable run of `command`; nothing is created. --force writes over an earlier run of
-    the same command (or a folder that is no sqtool run) and deletes nothing; a folder holding another command's
-    run (its config.yaml names the command, `run_command`) is refused even with --force, so an export never lands
-    beside a training run's checkpoints. Commands that read data first call it before reading, so a taken folder
-    costs no front-end time; make_run_dir calls it again."""
+    """`--out` refused (one line) when it is a file, when it holds another command's run (its config.yaml names
+    the command, `run_command`), with or without --force, so an export never lands beside a training run's
+    checkpoints, or when it is a non-empty folder without --force, naming the --resume command when it holds a
+    resumable run of `command`; nothing is created. --force writes into an earlier run of the same command (or a
+    folder that is no sqtool run): that run's files are kept unless this run rewrites them (a few a command
+    rewrites by clearing first, e.g. export's manifest.json). Commands that read data first call it before
+    reading, so a taken folder costs no front-end time; make_run_dir calls it again."""
     d = Path(out)
     if d.exists() and not d.is_dir():
         raise SqtoolError(f"output directory {d} is a file, not a directory")
     other = run_command(d) if d.is_dir() else None
-    if force and other is not None and other != command:
-        raise SqtoolError(f"output directory {d} holds a {_command_text(other)} run: --force writes over an earlier "
-                          f"{_command_text(command)} run only, never another command's files; choose another --out")
+    mine = _command_text(command)
+    if other is not None and other != command:                      # the final answer, whatever --force
+        theirs = _command_text(other)
+        raise SqtoolError(f"output directory {d} holds {'an' if theirs[0] in 'aeiou' else 'a'} {theirs} run: --force writes over an earlier "
+                          f"{mine} run only, never another command's files; choose another --out")
     if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not force:
         hint = resume_command(d, command)
         if hint:
-            raise SqtoolError(f"output directory {d} holds a {command.replace('/', ' ')} run already: continue "
-                              f"it with `{hint}`, or use --force to overwrite it")
-        raise SqtoolError(f"output directory {d} exists and is not empty (use --force to overwrite)")
+            raise SqtoolError(f"output directory {d} holds a {mine} run already: continue it with `{hint}`, or use "
+                              "--force to write over it")
+        what = f"an earlier {mine} run" if other == command else "no sqtool run"
+        raise SqtoolError(f"output directory {d} exists and is not empty (it holds {what}; use --force to write "
+                          "into it)")
     return d
 
 
-FORCE_HELP = ("write into a non-empty --out that holds an earlier run of this command (its files are replaced, none "
-              "deleted; a folder of another command's run is refused)")
+FORCE_HELP = ("write into a non-empty --out that holds an earlier run of this command or no sqtool run (files of the "
+              "earlier run are kept unless this run rewrites them; a folder of another command's run is refused)")
 
 
 def _command_text(command: str) -> str:

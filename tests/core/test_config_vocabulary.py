@@ -120,12 +120,17 @@ def test_save_config_names_the_command_and_keeps_what_was_resolved_on_resume(tmp
         release_run_dirs()
 
 
-def test_a_folder_of_another_command_gets_the_plain_message(tmp_path):
+def test_a_folder_of_another_command_gets_the_final_answer_without_force(tmp_path):
+    """Without --force a folder of another command's run is refused as --force would refuse it (one line), not
+    with 'use --force', which would only lead to that refusal."""
     d = tmp_path / "run"
     d.mkdir()
     (d / "config.yaml").write_text(yaml.safe_dump({"sqtool_version": "0", "command": "export", "config": {}}))
-    with pytest.raises(SqtoolError, match=r"exists and is not empty \(use --force to overwrite\)"):
-        make_run_dir("train/finetune", "x", d)
+    for force in (False, True):
+        with pytest.raises(SqtoolError) as e:
+            make_run_dir("train/finetune", "x", d, force=force)
+        assert str(e.value) == (f"output directory {d} holds an export run: --force writes over an earlier train "
+                                "finetune run only, never another command's files; choose another --out")
 
 
 def test_pretrain_resume_names_fewer_epochs_and_other_changes_in_one_refusal():

@@ -115,3 +115,19 @@ def test_force_never_writes_into_another_commands_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "holds a train pretrain run: --force writes over an earlier demo run only" in err and err.count("\n") == 1
     assert sorted(p.name for p in pre.iterdir()) == before
+
+
+def test_without_force_a_taken_folder_says_what_force_would_write_into(tmp_path):
+    """Without --force a non-empty --out says what it holds, what --force writes into (an earlier run of the same
+    command, or a folder that is no sqtool run), and --force's help does not claim that nothing is deleted."""
+    from sqtool.core.runs import FORCE_HELP, check_out_dir, save_config
+    pre = make_run_dir("export", "m", out=tmp_path / "exp")
+    save_config(pre, {"lr": 1.0})
+    release_run_dirs()
+    with pytest.raises(SqtoolError) as e:
+        check_out_dir("export", pre)
+    assert str(e.value) == (f"output directory {pre} exists and is not empty (it holds an earlier export run; use "
+                            "--force to write into it)")
+    with pytest.raises(SqtoolError, match=r"holds an export run: --force writes over an earlier train pretrain"):
+        check_out_dir("train/pretrain", pre)                                    # without --force: the final answer
+    assert "deleted" not in FORCE_HELP and "kept unless this run rewrites them" in FORCE_HELP
