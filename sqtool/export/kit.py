@@ -192,10 +192,14 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
         elif not pre["runs"]:                          # no pretraining upstream: nothing saw them
             lines.append(f"- held out (never trained on; the metrics below): {names(held)}")
         else:
-            in_pairs = [h for h in held if str(h) in pre["subjects"]]
+            generated = lambda k: str(k).split(":")[0] == "synthetic"              # noqa: E731
+            # a generated recording is matched by its id only: the pairs' synthetic:syn003 is another recording
+            in_pairs = [h for h in held if str(h) in pre["subjects"] and not generated(h)]
             lines.append(f"- held out of fine-tuning and quantization (the metrics below): {names(held)}"
                          + (f"; the unlabelled PPG of {', '.join(map(str, in_pairs))} was in the self-supervised "
                             "pretraining pairs (no heart rate)" if in_pairs else
+                            "; the self-supervised pretraining pairs were generated recordings, none of the "
+                            "held-out recordings" if held and all(map(generated, held)) else
                             "; none of them was in the self-supervised pretraining pairs"))
             per = {d: sum(k.split(":")[0] == d for k in pre["subjects"]) for d in pre["datasets"] if d != "synthetic"}
             lines.append("- self-supervised pretraining of the encoders (SimSiam on pairs of unlabelled PPG windows): "

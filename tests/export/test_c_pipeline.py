@@ -433,6 +433,34 @@ def test_model_card_says_what_the_pretraining_saw_of_the_held_out_subjects(twin,
     assert "- held out of supervised training (fine-tuning and quantization; the metrics below): 3 subjects" in card
 
 
+def test_model_card_claims_no_held_out_synthetic_recording_in_the_generated_pairs(twin, tmp_path):
+    """The default synthetic demo: the pairs' synthetic:syn003 and the HR corpus's synthetic:syn003 are different
+    generated recordings matched by id only, so the card does not say the held-out one was in the pairs."""
+    import json
+
+    import yaml
+
+    from sqtool.export.kit import model_card
+    from sqtool.export.metadata import build_metadata
+    from sqtool.export.pipeline import decoder_config, frontend_config
+    mc, g, md = twin
+    (tmp_path / "pairs").mkdir()
+    (tmp_path / "pairs" / "index.json").write_text(json.dumps({"subjects": ["synthetic/syn001", "synthetic/syn003"]}))
+    for d, command, cfg in (("pretrain", "train/pretrain", {"pairs": str(tmp_path / "pairs")}),
+                            ("finetune", "train/finetune", {"init": str(tmp_path / "pretrain" / "model.pt")}),
+                            ("quantize", "quantize", {"teacher": str(tmp_path / "finetune")})):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "config.yaml").write_text(yaml.safe_dump({"command": command, "config": cfg}))
+    ck = {"model_cfg": mc, "train_subjects": ["synthetic:syn001"], "heldout_subjects": ["synthetic:syn003"]}
+    md = {**md, "training_data": build_metadata(ck, "0" * 64)["training_data"]}
+    card = model_card(mc, md, g, frontend_config(mc), decoder_config(mc, g),
+                      tmp_path / "quantize")
+    assert "the unlabelled PPG of" not in card
+    assert ("- held out of fine-tuning and quantization (the metrics below): 1 subject: synthetic:syn003; the "
+            "self-supervised pretraining pairs were generated recordings, none of the held-out recordings") in card
+    assert "generated (synthetic) pairs only" in card
+
+
 def test_two_kits_link_into_one_cmake_project(twin, tmp_path):
     """add_subdirectory() of two --prefix kits in one firmware project: only their libraries are made (no clash of
     example / test targets, no host example in a cross build), and one program calls both pipelines."""
