@@ -311,7 +311,7 @@ def _print_skill(task: str, m: dict, pooled: bool = False) -> None:
     label = f"pooled {pm}" if pooled else pm
     c = sk["classic"]
     print(f"{task}: trivial {label} {sk['trivial'][pm]:.3f}; classic "
-          + (f"{pm} {c['metrics'][pm]:.3f} ({c['name']})" if c.get("name") else f"n/a ({c['why']})")
+          + (f"{label} {c['metrics'][pm]:.3f} ({c['name']})" if c.get("name") else f"n/a ({c['why']})")
           + f"; prediction std {', '.join(f'{v:.3g}' for v in sk['spread']['pred_std'])}")
     print(skill_line(task, sk["skill"], label))
 

@@ -127,3 +127,17 @@ def test_the_skill_verdict_says_its_mae_is_pooled(tmp_path, capsys):
     assert any(ln.startswith("hr (") and "(mean of subjects" in ln for ln in out)
     assert any(ln.startswith("hr: trivial pooled mae ") for ln in out)
     assert out[-1].startswith(f"hr: pooled mae model {m['mae_bpm_pooled']:.3f} vs trivial "), out[-1]
+
+
+def test_the_skill_rows_label_the_classic_value_pooled_too(capsys):
+    """The classic predictor is scored on the same pooled windows as the trivial one: both say 'pooled mae'."""
+    from sqtool.train.cli import _print_skill
+    sk = {"skill": {"metric": "mae", "model": 5.0, "reference": 9.0, "diff": -4.0, "diff_ci95": [-5.0, -3.0],
+                    "skill": True},
+          "trivial": {"mae": 9.0}, "classic": {"name": "spectral peak", "metrics": {"mae": 7.0}},
+          "spread": {"pred_std": [3.0]}}
+    _print_skill("hr", {"skill": sk}, pooled=True)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("hr: trivial pooled mae 9.000; classic pooled mae 7.000 (spectral peak);"), first
+    _print_skill("hr", {"skill": sk})                                    # a pooled headline: plain 'mae' both
+    assert capsys.readouterr().out.startswith("hr: trivial mae 9.000; classic mae 7.000 (spectral peak);")
