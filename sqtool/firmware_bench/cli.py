@@ -94,11 +94,16 @@ def register(sub, name: str, helptext: str) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def data_from_flags(cfg):
+    """bench's and predict's command lines: --data-root given alone is --data (its old spelling, one notice line);
+    the library functions (run_bench, predict) take --data as given, --data-root only where a name is looked up."""
     from sqtool.core.runs import data_and_root
-    cfg = resolve_config(BenchConfig, args)
-    data, root = data_and_root(cfg.data, cfg.data_root)      # --data-root alone is --data (one notice line)
-    res = run_bench(replace(cfg, data=data or "", data_root=root or ""))
+    data, root = data_and_root(cfg.data, cfg.data_root)
+    return replace(cfg, data=data or "", data_root=root or "")
+
+
+def run(args) -> int:
+    res = run_bench(data_from_flags(resolve_config(BenchConfig, args)))
     if res.get("kind") == "spectral":
         from sqtool.firmware_bench.spectral import tables
     else:

@@ -90,7 +90,8 @@ def register(sub, name: str, helptext: str) -> None:
 
 def run(args) -> int:
     from sqtool.core import resolve_config
-    print_results(predict(resolve_config(PredictConfig, args)))
+    from sqtool.firmware_bench.cli import data_from_flags
+    print_results(predict(data_from_flags(resolve_config(PredictConfig, args))))   # --data-root alone: --data
     return 0
 
 
@@ -206,12 +207,6 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench.cli import check_counts
 
     check_counts(cfg, "predict")
-    if records is None:                            # --data-root alone is --data (one notice line)
-        from dataclasses import replace
-
-        from sqtool.core.runs import data_and_root
-        data, root = data_and_root(cfg.data, cfg.data_root)
-        cfg = replace(cfg, data=data or "", data_root=root or "")
     if cfg.out:
         from sqtool.core.runs import check_out_dir
         check_out_dir("predict", cfg.out, cfg.force)      # before the data and the front end
@@ -226,6 +221,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         raise SqtoolError(f"{art.export_dir} is a pretrained encoder (task pretrain, no outputs): fine-tune it on a "
                           "task first (sqtool train finetune)")
     if records is None:
+        if not cfg.data:                           # as run_bench: --data-root only looks a --data name up
+            raise SqtoolError("--data is required (a recording file or a folder of recordings)")
         path = S.resolve_data(cfg.data, cfg.data_root)
         records = S.load_records(path, 0, cfg.max_seconds)
         data = str(getattr(path, "path", path))

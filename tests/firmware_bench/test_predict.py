@@ -392,6 +392,21 @@ def test_data_root_alone_is_read_as_data(spec_export_dir, tmp_path, capsys):
     assert json.loads((tmp_path / "p" / "summary.json").read_text())["recordings"][0]["record_id"] == "a"
 
 
+def test_library_predict_takes_data_as_given(spec_export_dir, tmp_path, capsys):
+    """--data-root alone read as --data is the command line's (firmware_bench.cli.data_from_flags, bench's and
+    predict's): library predict(), like run_bench(), prints no deprecation line and asks for --data in one error."""
+    from sqtool.core import SqtoolError
+    from sqtool.firmware_bench.predict import PredictConfig, predict
+    data = tmp_path / "data"
+    data.mkdir()
+    write_wrist_npz(data / "a.npz", seconds=20, ppg2=True)
+    with pytest.raises(SqtoolError, match=r"^--data is required"):
+        predict(PredictConfig(model=str(spec_export_dir), data_root=str(data), out=str(tmp_path / "p")))
+    assert "deprecated" not in capsys.readouterr().err
+    predict(PredictConfig(model=str(spec_export_dir), data=str(data), out=str(tmp_path / "p2")))
+    assert "deprecated" not in capsys.readouterr().err
+
+
 def test_a_runtime_other_than_the_default_says_why(spec_export_dir, tmp_path, capsys):
     """The export has the C pipeline (the default) but the recording is at another rate: the console says which
     runtime ran and why in one line (summary.json's runtime_choice), not only 'predict (c_host_single)'."""
