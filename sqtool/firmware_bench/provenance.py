@@ -12,6 +12,8 @@ Subject keys are "dataset:subject" on both sides (`HrRecording.key`, `SpecRec.su
 """
 from __future__ import annotations
 
+import sys
+
 from sqtool.core import SqtoolError
 from sqtool.core.manifest import TamperedArtifact
 
@@ -19,15 +21,17 @@ from sqtool.core.manifest import TamperedArtifact
 def training_subjects(art) -> set[str] | None:
     """The student's training subjects, or None (not recorded / unreadable): from metadata.json's training_data
     (written by `sqtool export` from that checkpoint), else (an older export) from the checkpoint itself. A
-    checkpoint changed since the export (TamperedArtifact) is an error, never "not recorded": its subjects would
-    otherwise silently drop the "seen in training" warning."""
+    checkpoint changed since the export (TamperedArtifact) is not the export's: None, said in one `note:` line on
+    stderr (the "seen in training" check cannot be made), never silently; it stops only a runtime that runs it."""
     recorded = (getattr(art, "metadata", None) or {}).get("training_data")
     if recorded is not None:
         return {str(s) for s in recorded.get("train_subjects") or ()}
     try:
         p = art.manifest.source("student_int8")
-    except TamperedArtifact:
-        raise
+    except TamperedArtifact as e:
+        print(f"note: {e}; the subjects it was trained on are unknown, so no 'seen in training' check",
+              file=sys.stderr)
+        return None
     except SqtoolError:                                          # MissingArtifact: a folder copied without its run
         return None
     if p is None or not p.is_file():

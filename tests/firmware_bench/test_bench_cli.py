@@ -383,11 +383,12 @@ def test_training_subjects_reads_the_students_provenance(export_dir, tmp_path):
     assert training_subjects(Art()) == {"synthetic:s0"}
 
 
-def test_training_subjects_refuses_a_student_changed_since_the_export(tmp_path):
+def test_training_subjects_of_a_student_changed_since_the_export_are_unknown_and_said(tmp_path, capsys):
     """An older export (no training_data in its metadata) reads the student's train_subjects from the checkpoint
-    its manifest names: a checkpoint changed since the export is an error (TamperedArtifact), never "not recorded"
-    (which would silently drop the seen-in-training warning); a missing one (an export copied alone) is None."""
-    from sqtool.core.manifest import Manifest, TamperedArtifact
+    its manifest names: a checkpoint changed since the export is not the export's, so its subjects are unknown
+    (None), said in one note line, never silently "not recorded"; it does not stop a bench of runtimes that never
+    read it (test_manifest); a missing one (an export copied alone) is None."""
+    from sqtool.core.manifest import Manifest
     from sqtool.firmware_bench.provenance import training_subjects
     man = Manifest(tmp_path, {"sources": {"student_int8": {"path": "model.pt", "sha256": "0" * 64}}})
 
@@ -395,9 +396,12 @@ def test_training_subjects_refuses_a_student_changed_since_the_export(tmp_path):
         metadata = {}
         manifest = man
     assert training_subjects(Art()) is None                       # listed but missing: MissingArtifact, not recorded
+    assert capsys.readouterr().err == ""
     (tmp_path / "model.pt").write_bytes(b"re-trained after the export")
-    with pytest.raises(TamperedArtifact, match="changed after export"):
-        training_subjects(Art())
+    assert training_subjects(Art()) is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("note: ") and "changed after export" in err[0] \
+        and "no 'seen in training' check" in err[0]
 
 
 def test_a_synthetic_only_model_is_flagged_on_real_recordings():
