@@ -322,19 +322,8 @@ def test_every_force_flag_says_what_force_does():
     """--force writes over an earlier run of the same command (or into a folder that is no sqtool run), never into
     another command's run and never deleting (core.runs.check_out_dir, behind every command's run folder): each
     command's --force help is the one core.runs.FORCE_HELP, none says 'overwrite' or 'allow writing'."""
-    import argparse
-
-    from sqtool.cli import build_parser
+    from cli_options import option_helps
     from sqtool.core.runs import FORCE_HELP
-    helps = {}
-
-    def walk(parser, name):
-        for a in parser._actions:
-            if isinstance(a, argparse._SubParsersAction):
-                for n, p in a.choices.items():
-                    walk(p, f"{name} {n}".strip())
-            elif "--force" in a.option_strings:
-                helps[name] = a.help
-    walk(build_parser(), "")
+    helps = option_helps("--force")
     assert {"data pairs", "quantize", "demo", "export", "train pretrain"} <= set(helps), sorted(helps)
     assert {n: h for n, h in helps.items() if h != FORCE_HELP} == {}

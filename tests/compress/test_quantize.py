@@ -253,20 +253,9 @@ def test_max_records_help_is_one_text_that_says_subjects():
     """--max-records keeps the first N subjects of a dataset file or a built-in dataset (every recording of each,
     data.dataset_tasks.load_task_from_dataset), not 'the first N records': quantize and train finetune give the one
     help text (models.hr_options.MAX_RECORDS_HELP), which says so and names the paths that count recordings."""
-    import argparse
-
-    from sqtool.cli import build_parser
+    from cli_options import option_helps
     from sqtool.models.hr_options import MAX_RECORDS_HELP
-    helps = {}
-
-    def walk(parser, name):
-        for a in parser._actions:
-            if isinstance(a, argparse._SubParsersAction):
-                for n, p in a.choices.items():
-                    walk(p, f"{name} {n}".strip())
-            elif "--max-records" in a.option_strings:
-                helps[name] = a.help
-    walk(build_parser(), "")
+    helps = option_helps("--max-records")
     assert helps["quantize"].startswith(MAX_RECORDS_HELP) and helps["train finetune"].startswith(MAX_RECORDS_HELP)
     assert "the first N subjects, every recording of each" in MAX_RECORDS_HELP
     assert "spectral heart-rate model: the first N recordings" in MAX_RECORDS_HELP
