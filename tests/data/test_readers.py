@@ -517,6 +517,26 @@ def test_rounded_timestamps_give_the_nominal_rate(tmp_path, fs, unit, fmt):
     assert load_dataset_file(tmp_path / "dataset.yaml").records()[0].fs["ppg"] == float(fs)
 
 
+def test_significant_digit_timestamps_give_the_nominal_rate(tmp_path):
+    """`%.6g` timestamps round to 1e-8 s near 0 but to 1 ms past 100 s, so no one resolution fits the column; the
+    span's ends are off by 1 ms at most, and 256 Hz over 300 s measured 256.00008, which the front end could
+    not resample ('resampling ratio 1600000/25600007 too awkward'). The record's fs is the nominal 256 Hz, as
+    `data inspect` reports it, through a dataset file and the plain CSV reader alike."""
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers import read_csv
+    fs = 256
+    t = np.arange(300 * fs) / fs
+    x = np.sin(2 * np.pi * 1.2 * t)
+    (tmp_path / "rec").mkdir()
+    f = tmp_path / "rec" / "s01_a.csv"
+    f.write_text("time,ppg,ax,ay,az\n" + "".join(f"{a:.6g},{b:.5f},0.01,0.02,1\n" for a, b in zip(t, x)))
+    assert read_csv(f).fs["ppg"] == 256.0
+    (tmp_path / "dataset.yaml").write_text("format: csv\nroot: rec\ntime_column: time\n"
+                                           "channels: {ppg: ppg, acc_x: ax, acc_y: ay, acc_z: az}\n")
+    rec = load_dataset_file(tmp_path / "dataset.yaml").records()[0]
+    assert set(rec.fs.values()) == {256.0}
+
+
 def test_a_clock_off_its_rate_is_not_snapped():
     """Only the rounding's own error is snapped: a clock 50 ppm fast with full-precision or 1 ms timestamps, a
     smartwatch at 19.58 Hz for a nominal 20, stay as measured (the front end then names the rate)."""

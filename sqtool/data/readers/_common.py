@@ -109,17 +109,24 @@ def natural_key(p: Path | str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
-def time_quantum(t: np.ndarray) -> float:
+def time_quantum(t: np.ndarray, ends: int = 64) -> float:
     """The resolution the timestamps were written with (s): the coarsest of 1 s, 0.1 s, ..., 1 us of which
-    every timestamp (from the first) is a whole multiple, e.g. 0.001 for integer-ms or `%.3f` s columns;
-    0.0 when none fits (full-precision floats)."""
+    every timestamp (from the first) is a whole multiple, e.g. 0.001 for integer-ms or `%.3f` s columns.
+    Significant-digit formats (`%.6g`) round finer near 0 than at 300 s, so no one resolution fits the column:
+    then the coarser of those of its first and last `ends` timestamps (the span, hence the rate, is off by
+    the rounding at its two ends); 0.0 when none fits (full-precision floats)."""
+    def fits(x: np.ndarray) -> float:
+        x = x - x[0]
+        for k in range(7):
+            q = 10.0 ** -k
+            if np.all(np.abs(x / q - np.round(x / q)) <= 1e-3):
+                return q
+        return 0.0
     t = np.asarray(t, dtype=np.float64)
-    t = t - t[0]
-    for k in range(7):
-        q = 10.0 ** -k
-        if np.all(np.abs(t / q - np.round(t / q)) <= 1e-3):
-            return q
-    return 0.0
+    q = fits(t)
+    if q == 0.0 and t.size > 2 * ends:
+        q = max(fits(t[:ends]), fits(t[-ends:]))
+    return q
 
 
 def nominal_rate(fs: float, q: float, span: float) -> float | None:
