@@ -662,14 +662,24 @@ def summarise(rows, title, span: float | None = None):
     return summ
 
 
+def no_none(v):
+    """v with every None (a score of no window: uncertainty_scores) as NaN, which the report's formats print."""
+    if isinstance(v, dict):
+        return {k: no_none(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(no_none(x) for x in v)
+    return float("nan") if v is None else v
+
+
 def markdown(summ) -> str:
+    summ = no_none(summ)
     L = [f"### {summ['title']}", "",
          "| subject | windows | int8 firmware (decoded) | float student | float teacher | classic baseline | int8 per-window argmax "
          "| int8 truth in the interval (median width) |",
          "|---|---|---|---|---|---|---|---|"]
     for d in summ["subjects"]:
         cells = [f"{d[m]:.2f} [{d[m + '_ci'][0]:.2f}, {d[m + '_ci'][1]:.2f}]" for m in METHODS]
-        cov = ("-" if d.get("interval_coverage") is None else
+        cov = ("-" if not np.isfinite(d.get("interval_coverage", np.nan)) else
                f"{100 * d['interval_coverage']:.1f} % ({d['interval_width_median']:.1f} BPM)")
         L.append(f"| {d['subject']} | {d['windows']} | " + " | ".join(cells) + f" | {cov} |")
     L.append(f"| **mean of subjects** | | **{summ['int8_mean_of_subjects']:.2f}** | {summ['student_mean_of_subjects']:.2f} | "
@@ -1071,6 +1081,47 @@ def target_corpus(args, scfg, log) -> tuple[list, dict]:
     return corpus, {k: v for k, v in records.items() if k in keys}
 
 
+def scorable(corpus: list, log) -> list:
+    """The recordings of the subjects with at least one scorable window (finite truth); a subject without one is
+    left out of every fold (trained on it teaches nothing, held out it has no error to score), one line each."""
+    n = {}
+    for r in corpus:
+        n[r.key] = n.get(r.key, 0) + int(np.isfinite(r.y).sum())
+    empty = sorted(k for k, v in n.items() if v == 0)
+    for k in empty:
+        log(f"left out: subject {k} has no scorable window (its heart-rate truth is NaN throughout)")
+    if empty:
+        log(f"left out: {len(empty)} subject(s) without a scorable window")
+    return [r for r in corpus if r.key not in empty]
+
+
+def check_folds(args, parts, sp: list, wr: list, error) -> list[str]:
+    """The held-out subject keys of the LOSO run (--folds picks some by key or by subject name), checked before
+    any training: an unknown --folds name lists the valid keys, and every fold (and cross-dataset run) must
+    leave at least 2 training subjects for the inner cross-validation. `error` must not return."""
+    keys = sorted({r.key for r in (sp if args.protocol == "spcup" else wr)})
+    heldout = keys if "loso" in parts else []
+    if args.folds:
+        want = [f for f in args.folds.split(",") if f]
+        unknown = [f for f in want if not any(f in (h, h.split(":")[-1]) for h in keys)]
+        if unknown or not want:
+            error(f"--folds {args.folds}: {', '.join(unknown) or 'no subject'} is not a held-out subject of this run "
+                  f"(valid: {', '.join(keys) or 'none'})")
+        heldout = [h for h in heldout if h in want or h.split(":")[-1] in want]
+    if "loso" in parts and not heldout:
+        error("no subject with a scorable window to hold out")
+    pool = {r.key for r in sp + wr}
+    short = [h for h in heldout if len(pool - {h}) < 2]
+    for key, _ in CROSS:
+        trained = {r.key for r in (sp if key == "sp2wr" else wr)}
+        if key in parts and len(trained) < 2:
+            short.append(key)
+    if short:
+        error(f"{', '.join(short)}: fewer than 2 training subjects ({len(pool)} subject(s) with a scorable window in "
+              f"all); the inner cross-validation needs 2 or more (--train-also troika adds SP Cup's 12)")
+    return heldout
+
+
 def main(argv=None):
     global DATA
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -1123,11 +1174,10 @@ def main(argv=None):
     except SqtoolError as e:
         ap.error(str(e))
     log(f"front end: {len(sp) + len(wr)} recordings in {time.time() - t0:.0f} s")
+    sp, wr = scorable(sp, log), scorable(wr, log)
+    heldout = check_folds(args, parts, sp, wr, ap.error)
     runs = {}
     if "loso" in parts:
-        heldout = sorted({r.key for r in (sp if args.protocol == "spcup" else wr)})
-        if args.folds:
-            heldout = [h for h in heldout if h.split(":")[-1] in args.folds.split(",") or h in args.folds.split(",")]
         pool, runs["loso"] = sp + wr, []
         for h in heldout:
             log(f"fold: held-out {h}")

@@ -375,3 +375,53 @@ def test_merge_and_compare_inputs_that_are_missing_or_foreign_are_one_line(tmp_p
             mod.main(["--protocol", "spcup", *argv, "--out", str(tmp_path / "out")])
         msg = str(e.value.code)
         assert msg.startswith(f"{flag}: ") and says in msg and bad in msg and "\n" not in msg, msg
+
+
+def watch_dataset(folder, subjects=("s01", "s02", "s03"), nan_subject: str | None = None) -> str:
+    """A small dataset.yaml of the README's kind (60 s CSV per subject); `nan_subject`'s heart-rate column all NaN."""
+    from test_own_data import readme_yaml, write_csv_folder
+    write_csv_folder(folder / "recordings", subjects=subjects)
+    if nan_subject:
+        f = folder / "recordings" / f"{nan_subject}_walk.csv"
+        head, *lines = f.read_text().splitlines()
+        f.write_text("\n".join([head, *(ln.rsplit(",", 1)[0] + ",nan" for ln in lines)]) + "\n")
+    (folder / "dataset.yaml").write_text(readme_yaml())
+    return str(folder / "dataset.yaml")
+
+
+TINY = ["--student", "spec_student_xs", "--teacher", "spec_student_xs", "--epochs", "1", "--teacher-epochs", "1",
+        "--qat-epochs", "1", "--inner-epochs", "1", "--pretrain", "none"]
+
+
+def test_folds_and_subject_counts_are_checked_before_any_training(tmp_path, monkeypatch, capsys):
+    """A --folds name that is no subject lists the valid keys; a fold left with one training subject and a subject
+    without a scorable window are said before training (one line each), never a late traceback."""
+    mod = load_benchmark("hr_spectral")
+    monkeypatch.setattr(mod, "run_fold", lambda *a: pytest.fail("trained"))
+    three = watch_dataset(tmp_path / "three", nan_subject="s03")
+    two = watch_dataset(tmp_path / "two", subjects=("s01", "s02"))
+    base = ["--protocol", "wrist", "--train-also", "", "--data-root", str(tmp_path), "--out", str(tmp_path / "o"), *TINY]
+    with pytest.raises(SystemExit):
+        mod.main([*base, "--target", three, "--folds", "s1"])
+    err = capsys.readouterr()
+    assert "--folds s1: s1 is not a held-out subject" in err.err and "valid: my_watch:s01, my_watch:s02" in err.err
+    assert "left out: subject my_watch:s03 has no scorable window" in err.out       # the NaN subject, one line
+    with pytest.raises(SystemExit):
+        mod.main([*base, "--target", three])                 # s01, s02 left: each fold trains on one subject
+    assert "fewer than 2 training subjects" in capsys.readouterr().err.strip().splitlines()[-1]
+    with pytest.raises(SystemExit):
+        mod.main([*base, "--target", two, "--folds", "s02"])
+    assert "my_watch:s02: fewer than 2 training subjects" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_report_of_a_subject_without_a_scored_window_does_not_crash():
+    mod = load_benchmark("hr_spectral")
+    y = np.full(5, np.nan)
+    row = {"dataset": "my_watch", "subject": "s03", "record": "r", "y": y, "int8": y + 1, "int8_lo": y, "int8_hi": y,
+           "int8_conf": np.full(5, 0.5), "conf_calibrated": False, "student": y, "teacher": y, "int8_raw": y,
+           "baseline": y, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0, "conf_measure": "mass",
+           "evidence_weight": 0.0, "recipe": "fixed"}
+    text = mod.markdown(mod.summarise([row], "t"))
+    assert "| my_watch:s03 | 0 |" in text and "| - |" in text
+
