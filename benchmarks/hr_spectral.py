@@ -1150,6 +1150,9 @@ def main(argv=None):
     if args.merge:
         return merge(args, argv)
     check_models(args)
+    if args.protocol != "wrist" and (args.target != WRIST or args.train_also != "troika"):
+        ap.error(f"--target / --train-also apply to --protocol wrist only (this run is --protocol {args.protocol}): "
+                 "add --protocol wrist")
     DATA = Path(data_root_or_exit(args.data_root, ap.error))
     also = tuple(d for d in args.train_also.split(",") if d) if args.protocol == "wrist" else ("troika",)
     parts = args.parts.split(",") if args.parts else (list(default_parts(args)) if not args.folds else ["loso"])

@@ -425,3 +425,10 @@ def test_the_report_of_a_subject_without_a_scored_window_does_not_crash():
     text = mod.markdown(mod.summarise([row], "t"))
     assert "| my_watch:s03 | 0 |" in text and "| - |" in text
 
+
+def test_target_without_the_wrist_protocol_is_one_line(tmp_path, capsys):
+    mod = load_benchmark("hr_spectral")
+    for extra in (["--target", "my_watch/dataset.yaml"], ["--train-also", ""]):
+        with pytest.raises(SystemExit):
+            mod.main([*extra, "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
+        assert "apply to --protocol wrist only" in capsys.readouterr().err
