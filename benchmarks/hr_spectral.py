@@ -79,7 +79,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_save_npz, atomic_write_text,  # noqa: E402
-                         data_root_or_exit, write_metrics)
+                         data_root_or_exit, resolve_data_root, write_metrics)
 from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
@@ -135,9 +135,10 @@ _WAVE_PAIRS: dict = {}                  # record -> the time-domain teacher's wi
 
 @functools.lru_cache(maxsize=1)
 def unlabeled_wrist() -> tuple:
-    """The unlabeled recordings with an accelerometer (smartwatch), for pretraining only."""
+    """The unlabeled recordings with an accelerometer (smartwatch) under the data root, for pretraining only (none
+    without a data root: --train-also "" on your own dataset needs none)."""
     from sqtool.data.readers import read_dataset
-    if not (DATA / "unlabeled").is_dir():
+    if DATA is None or not (DATA / "unlabeled").is_dir():
         return ()
     return tuple(r for r in read_dataset(DATA / "unlabeled", kind="unlabeled")
                  if all(c in r.signals for c in ("acc_x", "acc_y", "acc_z")))
@@ -157,7 +158,8 @@ def pretrained_encoders(train, args, records, log, tcfg) -> dict:
     from sqtool.train.pretrain import ArrayPairs, PretrainConfig, run_pretrain
     scfg = get_model_cfg(args.student)
     time_teacher = tcfg.family != SPECTRAL_FAMILY and args.time_teacher_pretrain == "real"
-    raw = [records[(r.dataset, r.record_id)] for r in train] + list(unlabeled_wrist())
+    unlabeled = list(unlabeled_wrist())
+    raw = [records[(r.dataset, r.record_id)] for r in train] + unlabeled
     spec, wave, groups = ([], []), ([], []), []
     for rec in raw:
         k = (rec.dataset, str(rec.record_id))
@@ -189,8 +191,9 @@ def pretrained_encoders(train, args, records, log, tcfg) -> dict:
                                             lr=args.pretrain_lr, val_fraction=0.0, progress=False, seed=args.seed),
                              d, pairs=pairs[kind], model_cfg=mcfg)
             out[name] = load_checkpoint(Path(d) / "model.pt", expect_kind="teacher_pretrain")
-        log(f"  pretrained {name}: {len(pairs[kind])} real pairs ({kind}) of {len(set(groups))} training subjects, "
-            f"SimSiam loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['elapsed_s']:.0f} s")
+        log(f"  pretrained {name}: {len(pairs[kind])} real pairs ({kind}) of {len({r.key for r in train})} training "
+            f"subjects" + (f" and {len(unlabeled)} unlabeled smartwatch recordings ({DATA / 'unlabeled'})" if unlabeled
+                           else "") + ", SimSiam loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['elapsed_s']:.0f} s")
     return out
 
 
@@ -671,6 +674,15 @@ def no_none(v):
     return float("nan") if v is None else v
 
 
+def pretrain_corpus_text(args) -> str:
+    """The recipe line's words for what the pretraining pairs were mined in ("" for files written before it was
+    kept, and with --pretrain none)."""
+    n = getattr(args, "pretrain_unlabeled", None)
+    if n is None or args.pretrain == "none":
+        return ""
+    return f" (pairs of the training recordings{f' and {n} unlabeled smartwatch recordings' if n else ' only'})"
+
+
 def markdown(summ) -> str:
     summ = no_none(summ)
     L = [f"### {summ['title']}", "",
@@ -944,6 +956,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
               + (", on one student per calibration subject (--calibration-students subjects))"
                  if getattr(args, "calibration_students", "inner") == "subjects" else ")")
               + f"; SiamQuality pretraining per outer fold: {args.pretrain}"
+              + pretrain_corpus_text(args)
               + (f" (the time-domain teacher: {args.time_teacher_pretrain})"
                  if time_teacher and args.pretrain != "none" else "") + "; student recipe: "
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
@@ -1150,11 +1163,24 @@ def main(argv=None):
     if args.merge:
         return merge(args, argv)
     check_models(args)
+    log = lambda m: print(m, flush=True)  # noqa: E731
     if args.protocol != "wrist" and (args.target != WRIST or args.train_also != "troika"):
         ap.error(f"--target / --train-also apply to --protocol wrist only (this run is --protocol {args.protocol}): "
                  "add --protocol wrist")
-    DATA = Path(data_root_or_exit(args.data_root, ap.error))
     also = tuple(d for d in args.train_also.split(",") if d) if args.protocol == "wrist" else ("troika",)
+    if also:
+        DATA = Path(data_root_or_exit(args.data_root, ap.error))
+    else:                           # yours only: no project data is read, unless a data root holds unlabeled/
+        try:
+            root = resolve_data_root(args.data_root or None)
+        except SqtoolError as e:
+            ap.error(str(e))
+        DATA = Path(root) if root is not None else None
+    args.data_root = str(DATA or "")                            # the resolved root, as the JSON records it
+    args.pretrain_unlabeled = len(unlabeled_wrist()) if args.pretrain == "real" else 0
+    if args.pretrain_unlabeled:
+        log(f"pretraining pairs: the training recordings of each fold and {args.pretrain_unlabeled} unlabeled "
+            f"smartwatch recordings ({DATA / 'unlabeled'}), as the docstring says; never the held-out subject's")
     parts = args.parts.split(",") if args.parts else (list(default_parts(args)) if not args.folds else ["loso"])
     bad = sorted(set(parts) - {"loso", *(k for k, _ in CROSS)})
     if bad or (args.protocol == "spcup" and parts != ["loso"]) or (set(parts) - {"loso"} and also != ("troika",)):
@@ -1164,7 +1190,6 @@ def main(argv=None):
         ap.error(f"--target {args.target} is also in --train-also {args.train_also}: its held-out subject would be "
                  "trained on")
     torch.set_num_threads(1)
-    log = lambda m: print(m, flush=True)  # noqa: E731
     scfg = get_model_cfg(args.student)
     t0 = time.time()
     try:

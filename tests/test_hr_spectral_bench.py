@@ -432,3 +432,39 @@ def test_target_without_the_wrist_protocol_is_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit):
             mod.main([*extra, "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
         assert "apply to --protocol wrist only" in capsys.readouterr().err
+
+
+def test_yours_only_needs_no_data_root_and_names_its_pretraining_corpus(tmp_path, monkeypatch, capsys):
+    """--train-also "" reads no project data: it runs without any data root; the pretraining log counts the
+    training subjects apart from the unlabeled recordings (a data root's unlabeled/, the docstring's corpus), and
+    the recipe line says which corpus the pairs came from."""
+    import sqtool.core.runs as runs
+    from sqtool.data.hr_spectra import record_spectra
+    from sqtool.data.synthetic import synth_corpus
+    from sqtool.models import get_model_cfg
+    mod = load_benchmark("hr_spectral")
+    ds = watch_dataset(tmp_path / "w")
+    monkeypatch.delenv("SQTOOL_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runs, "PROJECT_ROOT", tmp_path / "a" / "project")
+    seen = []
+
+    def stop(train, test, args, records, log):
+        seen.append((sorted({r.key for r in train}), args.data_root, mod.pretrain_corpus_text(args)))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(mod, "run_fold", stop)
+    with pytest.raises(KeyboardInterrupt):
+        mod.main(["--protocol", "wrist", "--target", ds, "--train-also", "", "--folds", "s01",
+                  "--out", str(tmp_path / "o"), *TINY[:-2]])
+    assert seen == [(["my_watch:s02", "my_watch:s03"], "", " (pairs of the training recordings only)")]
+    scfg = get_model_cfg("spec_student_xs")
+    recs = synth_corpus(n_subjects=3, duration_s=240.0, seed=0, af_fraction=0.0)
+    train = [record_spectra(r, scfg) for r in recs[:2]]
+    monkeypatch.setattr(mod, "unlabeled_wrist", lambda: (recs[2],))
+    args = bench_defaults()
+    args.student = args.teacher = "spec_student_xs"
+    args.pretrain_epochs, said = 1, []
+    mod.DATA = tmp_path
+    mod.pretrained_encoders(train, args, {(r.dataset, str(r.record_id)): r for r in recs}, said.append,
+                            get_model_cfg(args.teacher))
+    assert "of 2 training subjects and 1 unlabeled smartwatch recordings" in said[0], said
