@@ -18,7 +18,9 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
     time_unit: s                  # s | ms | us (default: s)
     channels:                     # generic formats: canonical name -> column name or 0-based position,
       ppg: PPG                    #   or {column, fs, gain, offset, unit}: value = raw * gain + offset
-      acc_x: {column: 2, gain: 0.000244, unit: g}
+      acc_x: {column: 2, gain: 0.000244, unit: g}   # acc_*: raw * gain + offset is in `unit` (ACC_UNITS: g,
+                                  #   mg, m/s^2; default g), converted to g, the unit every model and the
+                                  #   classic baseline assume (the built-in readers give g too)
     subject:                      # one of: a fixed value, a column (constant per file), a filename regex
       pattern: "^(?P<subject>[^_]+)_"     # searched in the path relative to root (group 'subject' or 1)
     windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s)
@@ -44,6 +46,11 @@ reader knows them). Shipped files: `sqtool/data/datasets/<name>.yaml` (`builtin_
 Class names (af, good, poor) match a table's classes exactly, else ignoring case (`AF` finds `af`) unless
 that is ambiguous (the table has both `AF` and `af`).
 
+Accelerometer units: a recording whose acc measures gravity (the median norm of its 2 s mean vectors) at a value
+implausible for the declared unit (about 9.8 while it says g, about 1 while it says m/s^2) but plausible for
+another (0.5-2 g) gets one `sqtool: warning:` line naming the file and the likely unit; a sensor without gravity
+(linear acceleration, about 0) is no warning.
+
 Bad input is one `SqtoolError` line naming the file: unknown key, missing channel, a rate that disagrees
 with the time column, labels past the end of the signal, a split with one subject on both sides, a root
 with no recordings, a task whose label the file does not declare, an af list that names none of the rhythm
@@ -66,6 +73,18 @@ GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf")
 DEFAULT_GLOB = {"csv": "**/*.csv", "npz": "**/*.npz", "wfdb": "**/*.hea", "edf": "**/*.edf"}
 TASK_LABELS = {"hr": "hr", "rr": "rr", "af": "rhythm", "bp": "bp", "quality": "quality"}   # task -> label
 RATE_TOL = 0.01                     # a declared rate and the time column's must agree within 1 %
+STANDARD_GRAVITY = 9.80665          # m/s^2 per g
+ACC_UNITS = {"g": 1.0, "mg": 1e-3, "m/s^2": 1 / STANDARD_GRAVITY}   # acc unit -> g per unit (the pipeline's: g)
+ACC_SPELLINGS = {"g": "g", "mg": "mg", "m/s^2": "m/s^2", "m/s2": "m/s^2", "m/s**2": "m/s^2", "m/s²": "m/s^2",
+                 "ms^-2": "m/s^2", "m s^-2": "m/s^2"}     # unit: as written (case ignored) -> ACC_UNITS key
+
+
+def acc_unit(unit: str, where: str) -> str:
+    """The ACC_UNITS key of an acc channel's declared unit ('' -> g, the pipeline's); else one line naming it."""
+    u = ACC_SPELLINGS.get(str(unit).strip().lower() or "g")
+    if u is None:
+        raise SqtoolError(f"{where}: unknown accelerometer unit {unit!r} (known: g, mg, m/s^2)")
+    return u
 
 
 def builtin_formats() -> tuple[str, ...]:
@@ -243,6 +262,8 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         ch = _strict(Channel, c if isinstance(c, dict) else {"column": c}, f"channels.{name}", path)
         if ch.fs is not None:
             ch.fs = check_fs(float(ch.fs), f"{path}: channels.{name}.fs")
+        if str(name).startswith("acc"):
+            ch.unit = acc_unit(ch.unit, f"{path}: channels.{name}.unit")
         ds.channels[str(name)] = ch
     if fmt in GENERIC_FORMATS and not ds.channels:
         raise SqtoolError(f"{path}: 'channels' is required for format {fmt} (e.g. ppg: <column>)")

@@ -7,7 +7,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
 
     channels   each declared channel from its column (name or 0-based position) * gain + offset, at its rate:
                the channel's fs, else the file's fs, else the time column's (a declared rate that differs
-               from the time column's by more than 1 % is refused: "wrong sampling rate")
+               from the time column's by more than 1 % is refused: "wrong sampling rate"); acc_* channels
+               converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit)
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
     labels     hr, rr: kind "window" (times = window starts every hop_s, window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
@@ -41,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.dataset_file import RATE_TOL, DatasetFile
+from sqtool.data.dataset_file import ACC_UNITS, RATE_TOL, DatasetFile
 from sqtool.data.record import Label, Record
 
 
@@ -242,7 +243,10 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
                                       "wrong sampling rate")
             break
         signals[ch] = _numeric(v, col, where) * spec.gain + spec.offset
+        if ch.startswith("acc") and ACC_UNITS[spec.unit] != 1.0:      # to g (unit checked when parsed)
+            signals[ch] = signals[ch] * ACC_UNITS[spec.unit]
         fs[ch] = check_fs(float(r), f"{where}: channel '{ch}'")
+    check_acc_unit(ds, signals, fs, where)
     row_fs = ds.fs or fs_t or next(iter(fs.values()))
     subject = _subject(ds, cols, names, rel, stem, where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
@@ -250,6 +254,49 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {})
     from sqtool.data.readers import check_record
     return check_record(rec)
+
+
+GRAVITY_BAND = (0.5, 2.0)           # g: the gravity a wrist accelerometer measures, through any motion
+GRAVITY_WINDOW_S = 2.0              # s: the acc vector's mean over a window is gravity (motion averages out)
+
+
+def check_acc_unit(ds: DatasetFile, signals: dict, fs: dict, where: str) -> str | None:
+    """One 'sqtool: warning:' line (and the likely unit returned) when the gravity that acc_x/y/z measure, in g
+    after conversion, is outside GRAVITY_BAND while another of ACC_UNITS would put it inside: about 9.8 said g
+    is m/s^2, about 1 said m/s^2 is g, about 1000 said g is mg. Gravity: the median over 2 s windows of the
+    norm of the window's mean acc vector (1.0 +- 0.15 g on every TROIKA and wrist_exercise recording, running
+    included). Never refused: a sensor without gravity (linear acceleration) measures about 0 however much it
+    moves, fits no unit and is no warning."""
+    axes = ("acc_x", "acc_y", "acc_z")
+    if not all(a in signals for a in axes) or len({len(signals[a]) for a in axes}) != 1 \
+            or len({fs[a] for a in axes}) != 1:
+        return None
+    units = {ds.channels[a].unit for a in axes}
+    if len(units) != 1:
+        return None
+    said = units.pop()
+    n = max(1, int(round(GRAVITY_WINDOW_S * fs["acc_x"])))
+    w = len(signals["acc_x"]) // n
+    if w == 0:
+        return None
+    acc = np.stack([np.asarray(signals[a][:w * n], np.float64) for a in axes], axis=1)     # (N, 3) in g
+    mean = acc.reshape(w, n, 3).mean(axis=1)                                              # (W, 3)
+    norm = np.linalg.norm(mean, axis=1)
+    norm = norm[np.isfinite(norm)]                    # windows holding a NaN sample say nothing
+    if not norm.size:
+        return None
+    med = float(np.median(norm))
+    lo, hi = GRAVITY_BAND
+    if lo <= med <= hi:
+        return None
+    raw = med / ACC_UNITS[said]                                   # the median as the file writes it
+    likely = next((u for u, k in ACC_UNITS.items() if u != said and lo <= raw * k <= hi), None)
+    if likely is not None:
+        from sqtool.data.dataset_tasks import warn
+        warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}, which looks like {likely}, not "
+             f"{said} (gravity is 1 g = 9.81 m/s^2 = 1000 mg); set unit: {likely} on the acc channels in "
+             f"{ds.path.name} if so")
+    return likely
 
 
 def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> str:

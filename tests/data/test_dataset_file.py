@@ -197,3 +197,64 @@ def test_an_inf_in_a_label_column_is_missing_for_its_windows_only(tmp_path):
     touch = (gap.times <= 21) & (gap.times + 8 > 21)                  # windows holding the Inf second
     assert np.allclose(gap.values[~touch], clean.values[~touch])      # every other window as without it
     assert np.allclose(gap.values[touch], 12.0)                       # the finite samples' mean (as for NaN)
+
+
+def write_acc(folder: Path, scale: float, gravity=True, seconds=20.0, fs=50.0) -> Path:
+    """time,ppg,ax,ay,az with the acc in g times `scale` (9.80665: m/s^2, 1000: mg); gravity on z, or none."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(seconds * fs)
+    t = np.arange(n) / fs
+    rng = np.random.default_rng(0)
+    acc = 0.05 * rng.standard_normal((n, 3)) + ([0.0, 0.0, 1.0] if gravity else 0.0)      # (N, 3) in g
+    p = folder / "s1_a.csv"
+    np.savetxt(p, np.column_stack([t, np.sin(2 * np.pi * 1.2 * t), acc * scale]), delimiter=",",
+               header="time,ppg,ax,ay,az", comments="", fmt="%.9g")
+    return p
+
+
+def acc_yaml(tmp_path: Path, unit: str | None) -> Path:
+    u = "" if unit is None else f", unit: '{unit}'"
+    p = tmp_path / "dataset.yaml"
+    p.write_text("format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, "
+                 + ", ".join(f"acc_{a}: {{column: a{a}{u}}}" for a in "xyz") + "}\n")
+    return p
+
+
+@pytest.mark.parametrize("scale, unit", [(1.0, None), (1.0, "g"), (9.80665, "m/s^2"), (9.80665, "m/s2"),
+                                         (1000.0, "mg"), (1000.0, "mG")])
+def test_acc_in_a_declared_unit_is_read_in_g(tmp_path, capsys, scale, unit):
+    """The models and the classic baseline's motion gate take acc in g (as the built-in readers give it): a declared
+    m/s^2 or mg is converted, so the same motion in any unit gives the same record, and no warning."""
+    write_acc(tmp_path / "rec", scale)
+    rec = load_dataset_file(acc_yaml(tmp_path, unit)).records()[0]
+    z = rec.signals["acc_z"]
+    assert np.median(z) == pytest.approx(1.0, abs=0.01) and np.std(z) == pytest.approx(0.05, rel=0.1)
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scale, unit, likely", [(9.80665, "g", "m/s^2"), (9.80665, None, "m/s^2"),
+                                                 (1.0, "m/s^2", "g"), (1000.0, "g", "mg")])
+def test_acc_magnitude_that_says_another_unit_is_one_warning(tmp_path, capsys, scale, unit, likely):
+    """m/s^2 data declared (or assumed) g, g data declared m/s^2: one warning line naming the file and the likely
+    unit; the read goes on (the unit as declared)."""
+    f = write_acc(tmp_path / "rec", scale)
+    rec = load_dataset_file(acc_yaml(tmp_path, unit)).records()[0]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sqtool: warning:") and str(f) in err[0]
+    assert f"looks like {likely}, not {unit or 'g'}" in err[0]
+    assert len(rec.signals["acc_z"]) == 1000
+
+
+@pytest.mark.parametrize("unit", ["g", "m/s^2"])
+def test_linear_acceleration_is_no_warning(tmp_path, capsys, unit):
+    """A sensor that removes gravity (a phone's linear acceleration) measures no gravity however much it moves (here
+    a median |acc| of 0.76 m/s^2, which alone would look like g): plausible in no unit, no warning."""
+    write_acc(tmp_path / "rec", 9.80665 if unit == "m/s^2" else 1.0, gravity=False)
+    load_dataset_file(acc_yaml(tmp_path, unit)).records()
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_unknown_acc_unit_is_one_line(tmp_path):
+    write_acc(tmp_path / "rec", 1.0)
+    m = err(acc_yaml(tmp_path, "furlongs/fortnight^2"))
+    assert "unknown accelerometer unit 'furlongs/fortnight^2'" in m and "channels.acc_x.unit" in m
