@@ -885,6 +885,12 @@ def report_stem(args, runs: dict) -> str:
             + ("" if also == "troika" else f"_with_{also.replace(',', '_')}" if also else "_only"))
 
 
+def out_stem(args, runs: dict, parts) -> str:
+    """The results files' stem (`report_stem`), _partial for a run of some folds or parts (or a --rows-out part)."""
+    partial = (bool(args.folds) or set(parts) != set(default_parts(args)) or bool(getattr(args, "rows_out", "")))
+    return report_stem(args, runs) + ("_partial" if partial else "")
+
+
 # what may differ between a run's processes
 PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge", "logits_out", "data_root")
 
@@ -901,6 +907,7 @@ def dump_rows(runs: dict, path, wall_s, recipe: dict) -> None:
     import json
     enc = {t: [{k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
                 for k, v in r.items()} for r in rows] for t, rows in runs.items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "args": recipe, "runs": enc}))
 
 
@@ -938,8 +945,7 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
         md.append(markdown(summ))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    partial = (bool(args.folds) or set(runs) != set(default_parts(args)) or bool(getattr(args, "rows_out", "")))
-    stem = report_stem(args, runs) + ("_partial" if partial else "")
+    stem = out_stem(args, runs, runs)
     how = (f"{processes} processes of one core each over disjoint parts on 2 shared CPU cores, merged by "
            f"`benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
            f"2 shared CPU cores; `{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`")
@@ -1204,22 +1210,30 @@ def main(argv=None):
     log(f"front end: {len(sp) + len(wr)} recordings in {time.time() - t0:.0f} s")
     sp, wr = scorable(sp, log), scorable(wr, log)
     heldout = check_folds(args, parts, sp, wr, ap.error)
+    # every finished fold's rows are kept as it finishes (--rows-out, else <stem>_rows.json beside the report): a
+    # killed run keeps them for --merge (no resume: a new run starts over and rewrites the file)
+    named = {"loso": [{"dataset": d} for d in sorted({r.dataset for r in wr})]}          # the report's name
+    rows_path = Path(args.rows_out) if args.rows_out else Path(args.out) / f"{out_stem(args, named, parts)}_rows.json"
+    if rows_path.exists():
+        log(f"note: {rows_path} exists; it is rewritten as this run's folds finish (no resume)")
     runs = {}
+    keep = lambda: dump_rows(runs, rows_path, time.time() - t0, recipe_args(args))    # noqa: E731
     if "loso" in parts:
         pool, runs["loso"] = sp + wr, []
         for h in heldout:
             log(f"fold: held-out {h}")
             runs["loso"] += run_fold([r for r in pool if r.key != h], [r for r in pool if r.key == h], args,
                                      records, log)
+            keep()
     if args.protocol == "wrist":
         for key, title in CROSS:
             if key in parts:
                 log(title)
                 tr, te = (sp, wr) if key == "sp2wr" else (wr, sp)
                 runs[key] = run_fold(tr, te, args, records, log)
-    if args.rows_out:
-        dump_rows(runs, args.rows_out, time.time() - t0, recipe_args(args))
+                keep()
     report(args, argv, runs, time.time() - t0)
+    log(f"per-window rows of every fold: {rows_path} (kept after each fold; --merge reads them)")
 
 
 if __name__ == "__main__":

@@ -468,3 +468,37 @@ def test_yours_only_needs_no_data_root_and_names_its_pretraining_corpus(tmp_path
     mod.pretrained_encoders(train, args, {(r.dataset, str(r.record_id)): r for r in recs}, said.append,
                             get_model_cfg(args.teacher))
     assert "of 2 training subjects and 1 unlabeled smartwatch recordings" in said[0], said
+
+
+def test_each_finished_folds_rows_are_kept_before_the_run_ends(tmp_path, monkeypatch, capsys):
+    """Without --rows-out the rows go to <out>/<stem>_rows.json, rewritten atomically after each fold: a run killed
+    in its second fold keeps the first for --merge; a whole run's last line names the file."""
+    mod = load_benchmark("hr_spectral")
+    ds = watch_dataset(tmp_path / "w")
+    folds = []
+
+    def fold(train, test, args, records, log):
+        if folds:
+            raise KeyboardInterrupt                                    # killed in the second fold
+        folds.append(test[0].key)
+        return [{"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "y": r.y} for r in test]
+    monkeypatch.setattr(mod, "run_fold", fold)
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        mod.main(["--protocol", "wrist", "--target", ds, "--train-also", "", "--out", str(out), *TINY])
+    runs, _, recipe = mod.load_rows(out / "hr_spectral_wrist_my_watch_only_rows.json")
+    assert folds == ["my_watch:s01"] and {r["subject"] for r in runs["loso"]} == {"s01"} and recipe["epochs"] == 1
+    assert not list(out.glob("*.md"))
+    capsys.readouterr()
+
+    def whole(train, test, args, records, log):
+        return [{"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "y": r.y, "int8_conf": r.y * 0 + .5,
+                 **{k: r.y + 1 for k in ("int8", "student", "teacher", "baseline", "int8_raw", "int8_lo", "int8_hi")},
+                 "conf_calibrated": False, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0,
+                 "notch": 3.0, "sigma": 4.0, "floor": 1e-3, "temperature": 1.0} for r in test]
+    monkeypatch.setattr(mod, "run_fold", whole)
+    mod.main(["--protocol", "wrist", "--target", ds, "--train-also", "", "--out", str(out), *TINY])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "exists; it is rewritten" not in last and str(out / "hr_spectral_wrist_my_watch_only_rows.json") in last
+    runs, _, _ = mod.load_rows(out / "hr_spectral_wrist_my_watch_only_rows.json")
+    assert len(runs["loso"]) == 3 and (out / "hr_spectral_wrist_my_watch_only.md").exists()
