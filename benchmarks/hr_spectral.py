@@ -570,6 +570,7 @@ def save_logits(out_dir: str, test, train, held_out: dict, soof: dict | None, de
 
 
 METHODS = ("int8", "student", "teacher", "baseline", "int8_raw")
+FEW_WINDOWS = 10                        # a subject scored on fewer windows is marked (its MAE rests on a few)
 
 
 def span_bpm(student: str) -> float:
@@ -662,6 +663,7 @@ def summarise(rows, title, span: float | None = None):
         d["recipe"] = subj[d["subject"]][0].get("recipe", "fixed")
         chosen[d["recipe"]] = chosen.get(d["recipe"], 0) + 1
     summ["recipes"] = chosen
+    summ["few_windows"] = {"below": FEW_WINDOWS, "subjects": [d["subject"] for d in table if d["windows"] < FEW_WINDOWS]}
     return summ
 
 
@@ -672,6 +674,13 @@ def no_none(v):
     if isinstance(v, (list, tuple)):
         return type(v)(no_none(x) for x in v)
     return float("nan") if v is None else v
+
+
+def few_text(summ) -> str:
+    """The words for the subjects scored on fewer than FEW_WINDOWS windows (summarise's few_windows)."""
+    few = summ["few_windows"]
+    return (f"{', '.join(few['subjects'])} scored on fewer than {few['below']} windows: such a subject's MAE rests on "
+            "a few windows, yet it counts in the mean of subjects as much as any other")
 
 
 def pretrain_corpus_text(args) -> str:
@@ -693,12 +702,16 @@ def markdown(summ) -> str:
         cells = [f"{d[m]:.2f} [{d[m + '_ci'][0]:.2f}, {d[m + '_ci'][1]:.2f}]" for m in METHODS]
         cov = ("-" if not np.isfinite(d.get("interval_coverage", np.nan)) else
                f"{100 * d['interval_coverage']:.1f} % ({d['interval_width_median']:.1f} BPM)")
-        L.append(f"| {d['subject']} | {d['windows']} | " + " | ".join(cells) + f" | {cov} |")
+        few = " (few)" if d["windows"] < FEW_WINDOWS else ""
+        L.append(f"| {d['subject']} | {d['windows']}{few} | " + " | ".join(cells) + f" | {cov} |")
     L.append(f"| **mean of subjects** | | **{summ['int8_mean_of_subjects']:.2f}** | {summ['student_mean_of_subjects']:.2f} | "
              f"{summ['teacher_mean_of_subjects']:.2f} | {summ['baseline_mean_of_subjects']:.2f} | "
              f"{summ['int8_raw_mean_of_subjects']:.2f} | |")
     L.append(f"| pooled | | {summ['int8_pooled']:.2f} | {summ['student_pooled']:.2f} | {summ['teacher_pooled']:.2f} | "
              f"{summ['baseline_pooled']:.2f} | {summ['int8_raw_pooled']:.2f} | {100 * summ['interval_coverage']:.1f} % |")
+    few = summ.get("few_windows", {}).get("subjects", [])
+    if few:
+        L += ["", f"(few): {few_text(summ)}."]
     L += ["", f"int8 better than the nested-tuned baseline on {summ['int8_wins_vs_baseline']} of {summ['n_subjects']} "
           f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "
           f"calibrated interval (nominal mass {_span(summ['interval_mass'], '.3f')} chosen per fold on inner "
@@ -942,6 +955,8 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
             continue
         title = names[key]
         results[key if key == "loso" else title] = summ = summarise(runs[key], title, span_bpm(args.student))
+        if summ["few_windows"]["subjects"]:
+            print(f"note ({title}): {few_text(summ)}", flush=True)
         md.append(markdown(summ))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

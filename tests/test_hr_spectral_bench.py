@@ -502,3 +502,20 @@ def test_each_finished_folds_rows_are_kept_before_the_run_ends(tmp_path, monkeyp
     assert "exists; it is rewritten" not in last and str(out / "hr_spectral_wrist_my_watch_only_rows.json") in last
     runs, _, _ = mod.load_rows(out / "hr_spectral_wrist_my_watch_only_rows.json")
     assert len(runs["loso"]) == 3 and (out / "hr_spectral_wrist_my_watch_only.md").exists()
+
+
+def test_a_subject_scored_on_a_few_windows_is_marked_not_dropped():
+    """A subject with fewer than FEW_WINDOWS scored windows (one 9 s recording) is marked in the table and named in
+    one line under it; the mean of subjects still counts it as any other."""
+    mod = load_benchmark("hr_spectral")
+
+    def row(subject, n, err):
+        y = np.full(n, 100.0)
+        return {"dataset": "my_watch", "subject": subject, "record": subject, "y": y, "int8": y + err, "int8_lo": y - 5,
+                "int8_hi": y + 5, "int8_conf": np.full(n, 0.5), "conf_calibrated": False, "student": y, "teacher": y,
+                "int8_raw": y, "baseline": y, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0}
+    summ = mod.summarise([row("s01", 40, 2.0), row("s02", 1, 10.0)], "t")
+    assert summ["few_windows"] == {"below": 10, "subjects": ["my_watch:s02"]} and summ["int8_mean_of_subjects"] == 6.0
+    text = mod.markdown(summ)
+    assert "| my_watch:s02 | 1 (few) |" in text and "| my_watch:s01 | 40 |" in text
+    assert "(few): my_watch:s02 scored on fewer than 10 windows" in text
