@@ -26,7 +26,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
     windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s)
     labels:
       hr: {column: hr}            # per-window mean of a column; or {file: "hr/{stem}.csv"} (columns
-                                  #   start,hr: one row per window start); or {ecg: ecg} (derived, below)
+                                  #   start,hr: one row per window start, every hop_s, else refused);
+                                  #   or {ecg: ecg} (derived, below)
       rr: {column: rr}            # breaths/min, as hr
       rhythm: {table: rhythm.csv, af: [AF]}  # columns recording,rhythm[,start_s,end_s]; af: AF classes
       bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)

@@ -12,7 +12,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
     labels     hr, rr: kind "window" (times = window starts every hop_s, window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
-                 missing, for the windows holding them only); file -> rows (start, value), Inf -> NaN;
+                 missing, for the windows holding them only); file -> rows (start, value), Inf -> NaN,
+                 starts on the windows' grid (`on_window_grid`: another spacing than hop_s is refused);
                  ecg (hr only) -> data.ecg.ecg_window_hr; doubtful windows hold NaN, counted in
                  meta["hr_doubtful"] and ds.report["hr_doubtful"]
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
@@ -381,7 +382,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
             raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
         v = numeric_column(df, vcol, str(f))
         check_plausible(name, v, f"{f}: column '{vcol}'")
-        t = numeric_column(df, tcol, str(f))
+        t = on_window_grid(numeric_column(df, tcol, str(f)), ds, f)
         order = np.argsort(t, kind="stable")        # rows in any order: window_label / interpolation need time order
         return Label(values=np.where(np.isfinite(v), v, np.nan)[order], times=t[order], unit=unit,
                      kind="window", window_s=w)
@@ -392,6 +393,31 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
                         hr_source=f"ECG channel '{src.ecg}' ({info.get('detector', 'neurokit2')})")
         return Label(values=np.where(flags, np.nan, hr), times=starts, unit="bpm", kind="window", window_s=w)
     return None
+
+
+GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's
+
+
+def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path) -> np.ndarray:
+    """The start times `t` of label file `f`'s rows put exactly on the windows' grid (k * hop_s; rows within
+    GRID_TOL * hop_s of it), as windows find their label by start time (record.values_at, to 1e-6 s). A file
+    written at another hop than the yaml's windows (rows every 4 s, hop_s 2: half the windows without truth,
+    never trained on) is one line naming the file, its spacing and hop_s: its median row spacing differs from
+    hop_s, or most of its rows are not window starts."""
+    h = float(ds.windows.hop_s)
+    tol = max(GRID_TOL * h, 1e-6)
+    fin = np.isfinite(t)
+    k = np.round(t / h)
+    on = fin & (np.abs(t - k * h) <= tol)
+    u = np.unique(t[fin])
+    step = float(np.median(np.diff(u))) if u.size > 1 else h
+    if abs(step - h) > tol or on.sum() * 2 < fin.sum():
+        off = int(fin.sum() - on.sum())
+        raise SqtoolError(f"{f}: label rows are {step:g} s apart ({off} of {int(fin.sum())} off the windows' starts "
+                          f"0, {h:g}, {2 * h:g}, ... s) but {ds.path.name} has windows.hop_s {h:g} (window_s "
+                          f"{float(ds.windows.window_s):g}); windows without a row get no truth. Set windows.hop_s "
+                          "(and window_s) to the label file's")
+    return np.where(on, k * h, t)
 
 
 TABLE_COLUMNS = {"rhythm": ("rhythm",), "bp": ("sbp", "dbp"), "quality": ("quality",)}   # besides `recording`

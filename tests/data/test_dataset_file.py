@@ -258,3 +258,34 @@ def test_unknown_acc_unit_is_one_line(tmp_path):
     write_acc(tmp_path / "rec", 1.0)
     m = err(acc_yaml(tmp_path, "furlongs/fortnight^2"))
     assert "unknown accelerometer unit 'furlongs/fortnight^2'" in m and "channels.acc_x.unit" in m
+
+
+def label_files(tmp_path: Path, starts) -> None:
+    (tmp_path / "hr").mkdir(exist_ok=True)
+    for stem in ("s1_a", "s2_b"):
+        (tmp_path / "hr" / f"{stem}.csv").write_text("start,hr\n" + "".join(f"{t:g},{70 + i}\n"
+                                                                            for i, t in enumerate(starts)))
+
+
+@pytest.mark.parametrize("starts, spacing", [([4.0 * i for i in range(4)], "4"),          # another hop
+                                             ([1.0 + 2 * i for i in range(7)], "2")])     # the hop, off its grid
+def test_a_label_file_at_another_hop_than_the_windows_is_one_line(tmp_path, starts, spacing):
+    """Rows every 4 s under windows.hop_s 2 left half the windows without truth (never trained on, 'doubtful truth
+    (not scored)'); rows every 2 s starting at 1 s left them all: one line naming the file, its spacing, hop_s."""
+    p = yaml(tmp_path, BASE + "windows: {window_s: 8, hop_s: 2}\nlabels: {hr: {file: 'hr/{stem}.csv'}}\n")
+    label_files(tmp_path, starts)
+    m = err(p)
+    assert str(tmp_path / "hr" / "s1_a.csv") in m and f"label rows are {spacing} s apart" in m
+    assert "windows.hop_s 2" in m and "Set windows.hop_s" in m
+    p.write_text(p.read_text().replace("hop_s: 2", "hop_s: 4"))
+    if spacing == "4":                                     # the fix the line names
+        assert np.array_equal(load_dataset_file(p).records()[0].labels["hr"].times, starts)
+
+
+def test_label_starts_rounded_near_the_grid_find_their_windows(tmp_path):
+    """Starts written as 2.001, 3.999 (rounded clocks) are the windows 2 s, 4 s: put on the grid, matched."""
+    from sqtool.data.record import window_label
+    p = yaml(tmp_path, BASE + "labels: {hr: {file: 'hr/{stem}.csv'}}\n")
+    label_files(tmp_path, [0.0, 2.001, 3.999, 6.0, 8.0, 10.0, 12.0])
+    rec = load_dataset_file(p).records()[0]
+    assert np.array_equal(window_label(rec, [0.0, 2.0, 4.0, 6.0]), [70, 71, 72, 73])
