@@ -66,6 +66,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import shlex
 import sys
 import time
 import zlib
@@ -80,6 +82,7 @@ sys.path.insert(0, str(ROOT))
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_save_npz, atomic_write_text,  # noqa: E402
                          data_root_or_exit, resolve_data_root, write_metrics)
+from sqtool.core.runs import git_sha  # noqa: E402
 from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
@@ -570,6 +573,7 @@ def save_logits(out_dir: str, test, train, held_out: dict, soof: dict | None, de
 
 
 METHODS = ("int8", "student", "teacher", "baseline", "int8_raw")
+FOLD_CHOICES = ("notch", "sigma", "floor", "temperature", "emission_floor", "evidence_weight", "interval")
 FEW_WINDOWS = 10                        # a subject scored on fewer windows is marked (its MAE rests on a few)
 
 
@@ -663,6 +667,9 @@ def summarise(rows, title, span: float | None = None):
         d["recipe"] = subj[d["subject"]][0].get("recipe", "fixed")
         chosen[d["recipe"]] = chosen.get(d["recipe"], 0) + 1
     summ["recipes"] = chosen
+    for d in table:                                        # what was chosen on the fold's training subjects
+        r0 = subj[d["subject"]][0]
+        d["fold_choices"] = {k: r0[k] for k in FOLD_CHOICES if k in r0}
     summ["few_windows"] = {"below": FEW_WINDOWS, "subjects": [d["subject"] for d in table if d["windows"] < FEW_WINDOWS]}
     return summ
 
@@ -694,7 +701,8 @@ def pretrain_corpus_text(args) -> str:
 
 def markdown(summ) -> str:
     summ = no_none(summ)
-    L = [f"### {summ['title']}", "",
+    L = [f"### {summ['title']}", "", "MAE in BPM per held-out subject [95 % bootstrap CI over its windows]; windows: "
+         "its windows with truth; last column: its windows whose truth lies in the int8 interval (median width).", "",
          "| subject | windows | int8 firmware (decoded) | float student | float teacher | classic baseline | int8 per-window argmax "
          "| int8 truth in the interval (median width) |",
          "|---|---|---|---|---|---|---|---|"]
@@ -712,6 +720,12 @@ def markdown(summ) -> str:
     few = summ.get("few_windows", {}).get("subjects", [])
     if few:
         L += ["", f"(few): {few_text(summ)}."]
+    chosen = [d for d in summ["subjects"] if "notch" in d.get("fold_choices", {})]
+    if chosen:
+        L += ["", "Chosen per fold on its training subjects (baseline notch BPM / decoder sigma BPM, jump floor, "
+              "temperature): " + "; ".join(
+                  f"{d['subject'].split(':')[-1]} {c['notch']:g} / {c['sigma']:.2f}, {c['floor']:.0e}, "
+                  f"{c['temperature']:g}" for d in chosen for c in [d["fold_choices"]]) + "."]
     L += ["", f"int8 better than the nested-tuned baseline on {summ['int8_wins_vs_baseline']} of {summ['n_subjects']} "
           f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "
           f"calibrated interval (nominal mass {_span(summ['interval_mass'], '.3f')} chosen per fold on inner "
@@ -921,7 +935,7 @@ def dump_rows(runs: dict, path, wall_s, recipe: dict) -> None:
     enc = {t: [{k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
                 for k, v in r.items()} for r in rows] for t, rows in runs.items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "args": recipe, "runs": enc}))
+    atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "args": recipe, "machine": this_machine(), "runs": enc}))
 
 
 def load_rows(path, flag: str = "--merge") -> tuple[dict, float, dict | None]:
@@ -946,9 +960,20 @@ def load_rows(path, flag: str = "--merge") -> tuple[dict, float, dict | None]:
     return {t: [dec(r) for r in rows] for t, rows in runs.items()}, float(d["wall_s"]), d.get("args")
 
 
-def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
+UNITS = {"mae, *_mean_of_subjects, *_pooled, per-subject method values and their _ci": "BPM (absolute error)",
+         "interval_coverage, gating_reduction*": "fraction (0-1)", "wall_s": "s", "windows": "8 s windows with truth"}
+
+
+def this_machine() -> dict:
+    """Where this process runs: the machine's CPU count and the threads torch computes with."""
+    return {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
+
+
+def report(args, argv, runs: dict, wall_s: float, processes: int = 1, machine: dict | None = None) -> None:
     """Summaries and the results files: the LOSO run first, then the cross-dataset runs."""
-    results = {"protocol": args.protocol, "args": vars(args), "wall_s": wall_s, "processes": processes}
+    results = {"protocol": args.protocol, "args": vars(args), "wall_s": wall_s, "processes": processes,
+               "units": UNITS, "git_sha": git_sha(), "data_root": str(getattr(args, "data_root", "") or "") or None,
+               "machine": machine or this_machine()}
     md, names = [], titles(args, runs)
     for key in ["loso", *(k for k, _ in CROSS)]:
         if key not in runs:
@@ -961,9 +986,11 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out_stem(args, runs, runs)
-    how = (f"{processes} processes of one core each over disjoint parts on 2 shared CPU cores, merged by "
-           f"`benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
-           f"2 shared CPU cores; `{' '.join(['benchmarks/hr_spectral.py'] + (argv or sys.argv[1:]))}`")
+    m = machine or this_machine()
+    where = (f", {m['threads']} thread(s) each on a machine of {m['cpu_count']} CPU cores" if m.get("cpu_count") else
+             " (threads and CPU cores not recorded)")
+    how = (f"{processes} processes over disjoint parts{where}, merged by `benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
+           f"{m['threads']} thread(s) on a machine of {m['cpu_count']} CPU cores; `{shlex.join(['benchmarks/hr_spectral.py'] + list(argv or sys.argv[1:]))}`")
     write_metrics(out, results, f"{stem}.json")
     time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
     recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
@@ -1028,7 +1055,10 @@ def merge(args, argv) -> None:
     if recipes:
         vars(args).update(recipes[0][1])
     args.rows_out = ""
-    report(args, argv, runs, max(walls), len(walls))
+    import json
+    seen = {json.dumps(json.loads(Path(f).read_text()).get("machine")) for f in args.merge.split(",")}
+    machine = json.loads(seen.pop()) if len(seen) == 1 else None            # one machine, as the files say
+    report(args, argv, runs, max(walls), len(walls), machine or {"cpu_count": None, "threads": None})
 
 
 COMPARED = ("int8", "student", "teacher")

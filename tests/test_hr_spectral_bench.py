@@ -423,7 +423,7 @@ def test_the_report_of_a_subject_without_a_scored_window_does_not_crash():
            "baseline": y, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0, "conf_measure": "mass",
            "evidence_weight": 0.0, "recipe": "fixed"}
     text = mod.markdown(mod.summarise([row], "t"))
-    assert "| my_watch:s03 | 0 |" in text and "| - |" in text
+    assert "| my_watch:s03 | 0 (few) |" in text and "| - |" in text
 
 
 def test_target_without_the_wrist_protocol_is_one_line(tmp_path, capsys):
@@ -519,3 +519,38 @@ def test_a_subject_scored_on_a_few_windows_is_marked_not_dropped():
     text = mod.markdown(summ)
     assert "| my_watch:s02 | 1 (few) |" in text and "| my_watch:s01 | 40 |" in text
     assert "(few): my_watch:s02 scored on fewer than 10 windows" in text
+
+
+def test_the_report_states_units_choices_version_and_the_command_as_run(tmp_path, monkeypatch):
+    """The table says its numbers are MAE in BPM; each fold's baseline notch and decoder are in the JSON and one MD
+    line; the JSON has units, the git sha, the resolved data root and the machine; the command line keeps its
+    quotes; a merge of files from one machine names its threads and cores."""
+    import json
+    import os
+    mod = load_benchmark("hr_spectral")
+    ds = watch_dataset(tmp_path / "w")
+
+    def whole(train, test, args, records, log):
+        return [{"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "y": r.y, "int8_conf": r.y * 0 + .5,
+                 **{k: r.y + 1 for k in ("int8", "student", "teacher", "baseline", "int8_raw", "int8_lo", "int8_hi")},
+                 "conf_calibrated": False, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0,
+                 "notch": 3.0, "sigma": 4.25, "floor": 1e-3, "temperature": 1.5} for r in test]
+    monkeypatch.setattr(mod, "run_fold", whole)
+    monkeypatch.setenv("SQTOOL_DATA", str(tmp_path))
+    out = tmp_path / "o"
+    mod.main(["--protocol", "wrist", "--target", ds, "--train-also", "", "--out", str(out), *TINY])
+    md = (out / "hr_spectral_wrist_my_watch_only.md").read_text()
+    res = json.loads((out / "hr_spectral_wrist_my_watch_only.json").read_text())
+    assert "MAE in BPM per held-out subject" in md
+    assert "s01 3 / 4.25, 1e-03, 1.5; s02 3 / 4.25" in md
+    assert res["loso"]["subjects"][0]["fold_choices"] == {"notch": 3.0, "sigma": 4.25, "floor": 1e-3, "temperature": 1.5,
+                                                          "interval": 0.9}
+    assert "BPM" in json.dumps(res["units"]) and res["git_sha"] and res["data_root"] == str(tmp_path.resolve())
+    assert res["args"]["data_root"] == str(tmp_path.resolve())
+    assert res["machine"] == {"cpu_count": os.cpu_count(), "threads": 1}
+    assert f"--train-also '' --out {out}" in md and f"1 thread(s) on a machine of {os.cpu_count()} CPU cores" in md
+    assert "2 shared CPU cores" not in md
+    rows = str(out / "hr_spectral_wrist_my_watch_only_rows.json")
+    mod.main(["--protocol", "wrist", "--merge", rows, "--out", str(tmp_path / "m")])
+    merged = (tmp_path / "m" / "hr_spectral_wrist_my_watch_only.md").read_text()
+    assert f"on a machine of {os.cpu_count()} CPU cores" in merged
