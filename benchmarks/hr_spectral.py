@@ -783,20 +783,21 @@ def evidence_text(v: str) -> str:
 
 def add_training_args(ap) -> None:
     """The recipe's knobs, shared with hr_synthetic_pulse.py."""
-    ap.add_argument("--student", default="spec_student_s")
+    ap.add_argument("--student", default="spec_student_s", help="the int8 student (a spectral model)")
     ap.add_argument("--teacher", default="spec_teacher_m",
                     help="a spectral model, or resnet1d_siamq_18 (any resnet1d_siamq_*): the SiamQuality ResNet as a "
                          "time-domain teacher over PPG + accelerometer windows (TIME_TEACHER)")
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--teacher-epochs", type=int, default=40)
-    ap.add_argument("--qat-epochs", type=int, default=8)
-    ap.add_argument("--kd", type=float, default=0.5)
+    ap.add_argument("--epochs", type=int, default=60, help="the float student's epochs")
+    ap.add_argument("--teacher-epochs", type=int, default=40, help="the outer teacher's epochs")
+    ap.add_argument("--qat-epochs", type=int, default=8, help="quantization-aware training epochs of the int8 twin")
+    ap.add_argument("--kd", type=float, default=0.5, help="weight of the KL to the teacher's out-of-fold logits")
     ap.add_argument("--kd-gate-bpm", type=float, default=10.0,
                     help="distil only windows whose teacher out-of-fold argmax is within this of the truth "
                          "(as sqtool quantize --kd-gate-bpm); 0 = every window")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--inner-folds", type=int, default=3)
-    ap.add_argument("--inner-epochs", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the networks, folds and augmentation")
+    ap.add_argument("--inner-folds", type=int, default=3, help="inner cross-validation folds over the training "
+                    "subjects (one per subject when there are fewer)")
+    ap.add_argument("--inner-epochs", type=int, default=30, help="epochs of each inner-fold network")
     ap.add_argument("--stretch-frac", type=float, default=0.5,
                     help="fraction of training windows frequency-stretched (the rest shifted); 0 = shift only")
     ap.add_argument("--motion-frac", type=float, default=0.3,
@@ -857,8 +858,8 @@ def add_training_args(ap) -> None:
     ap.add_argument("--logits-out", default="", metavar="DIR",
                     help="also save, per outer fold, the held-out int8 logits, the inner out-of-fold logits the "
                          "decoder was chosen on, the truth and the chosen decoder (DIR/<held-out>.npz)")
-    ap.add_argument("--pretrain-epochs", type=int, default=10)
-    ap.add_argument("--pretrain-lr", type=float, default=0.05)
+    ap.add_argument("--pretrain-epochs", type=int, default=10, help="SimSiam epochs per architecture (--pretrain real)")
+    ap.add_argument("--pretrain-lr", type=float, default=0.05, help="SimSiam learning rate")
     ap.add_argument("--student-stretch-frac", type=float, default=-1.0,
                     help="the student's (float and QAT) stretch fraction; -1 = --stretch-frac (sqtool: quantize "
                          "--freq-stretch vs train finetune --freq-stretch)")
@@ -1186,12 +1187,22 @@ def check_folds(args, parts, sp: list, wr: list, error) -> list[str]:
     return heldout
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each option's default, except the empty ones (their help says what empty means)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or (isinstance(action.default, (str, list)) and not action.default):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv=None):
     global DATA
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--protocol", choices=("spcup", "wrist"), default="spcup")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelp)
+    ap.add_argument("--protocol", choices=("spcup", "wrist"), default="spcup",
+                    help="spcup: SP Cup 2015 LOSO; wrist: wrist_exercise or your --target, LOSO (module docstring)")
     ap.add_argument("--target", default=WRIST, help="wrist protocol: the dataset held out subject by subject, a "
-                    "built-in name or YOUR dataset.yaml (README, 'Your own data'); default wrist_exercise")
+                    "built-in name or YOUR dataset.yaml (README, 'Your own data')")
     ap.add_argument("--train-also", default="troika", help="wrist protocol: built-in datasets trained on beside "
                     "the target's other subjects, comma-separated; '' = the target's subjects only")
     ap.add_argument("--data-root", default="", help=DATA_ROOT_HELP)
@@ -1199,8 +1210,12 @@ def main(argv=None):
     ap.add_argument("--folds", default="", help="comma-separated held-out subject keys (default: all)")
     ap.add_argument("--parts", default="", help="wrist protocol: comma-separated runs among loso, sp2wr, wr2sp "
                     "(default: all three, or loso with --folds; spcup: loso)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--rows-out", default="", help="also write this run's per-window rows (JSON) for --merge")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"),
+                    help="folder written: hr_spectral_<protocol>[_<target>][_only|_with_<datasets>][_partial].json "
+                         "(summaries, recipe, provenance) and .md (the report), and that stem's _rows.json (per-window "
+                         "rows, rewritten after each fold) unless --rows-out names another file")
+    ap.add_argument("--rows-out", default="", help="write this run's per-window rows (JSON) for --merge here, after "
+                    "each fold (default: the report's stem + _rows.json under --out)")
     ap.add_argument("--merge", default="", help="comma-separated --rows-out files of processes over disjoint "
                     "folds / parts (e.g. two processes of one core each): one report, no training")
     ap.add_argument("--compare", action="append", default=[], metavar="A.json,...",

@@ -554,3 +554,19 @@ def test_the_report_states_units_choices_version_and_the_command_as_run(tmp_path
     mod.main(["--protocol", "wrist", "--merge", rows, "--out", str(tmp_path / "m")])
     merged = (tmp_path / "m" / "hr_spectral_wrist_my_watch_only.md").read_text()
     assert f"on a machine of {os.cpu_count()} CPU cores" in merged
+
+
+def test_help_shows_the_defaults_and_what_out_holds(capsys):
+    mod = load_benchmark("hr_spectral")
+    with pytest.raises(SystemExit):
+        mod.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("--epochs EPOCHS", "60"), ("--teacher-epochs TEACHER_EPOCHS", "40"),
+                          ("--qat-epochs QAT_EPOCHS", "8"), ("--inner-epochs INNER_EPOCHS", "30"),
+                          ("--seed SEED", "0"), ("--inner-folds INNER_FOLDS", "3"),
+                          ("--student STUDENT", "spec_student_s"), ("--pretrain-epochs PRETRAIN_EPOCHS", "10")):
+        after = text.split(flag, 2)[-1].split(" --", 1)[0]
+        assert f"(default: {default})" in after, (flag, after)
+    out = text.split("--out OUT")[-1].split(" --rows-out", 1)[0]
+    assert ".json" in out and ".md" in out and "_rows.json" in out and "benchmarks/results" in out
+    assert "(default: )" not in text
