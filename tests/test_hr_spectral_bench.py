@@ -567,6 +567,6 @@ def test_help_shows_the_defaults_and_what_out_holds(capsys):
                           ("--student STUDENT", "spec_student_s"), ("--pretrain-epochs PRETRAIN_EPOCHS", "10")):
         after = text.split(flag, 2)[-1].split(" --", 1)[0]
         assert f"(default: {default})" in after, (flag, after)
-    out = text.split("--out OUT")[-1].split(" --rows-out", 1)[0]
+    out = text.split("--out OUT")[-1].split(" --rows-out ROWS_OUT", 1)[0]
     assert ".json" in out and ".md" in out and "_rows.json" in out and "benchmarks/results" in out
     assert "(default: )" not in text
