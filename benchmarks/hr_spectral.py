@@ -42,8 +42,8 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       pretraining per outer fold: SimSiam on real (good, poor) pairs of front-end spectra mined in the TRAINING
       recordings (`data.pairs.spectral_record_pairs`: quality index on the raw window, nearest poor window of
       the same recording within 300 s; SP Cup's rest vs running, wrist_exercise) plus the unlabeled smartwatch
-      recordings with an accelerometer (the rest of the corpus has none: a PPG + accelerometer model cannot
-      read it), one run per architecture (teacher, student); every teacher (inner and outer) and the student
+      recordings with an accelerometer under the data root (the rest of the corpus has none: a PPG + accelerometer
+      model cannot read it; --train-also "" without a data root: the training recordings alone), one run per architecture (teacher, student); every teacher (inner and outer) and the student
       start from their pretrained encoder. The held-out subject's recordings are never in the pairs.
     - --teacher resnet1d_siamq_18 (item 3's larger teacher): the SiamQuality 1-D ResNet-18 over time-domain
       windows (PPG + 3-axis acceleration, 25 Hz, 8 s, the spectra's window starts) with one logit per bin of the
@@ -55,7 +55,8 @@ Nothing is chosen on the held-out subject; the architectures and epochs are fixe
 Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are NaN, not scored).
 TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out of every training set.
 
-Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name>[_only] otherwise):
+Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name>[_only] otherwise; --out),
+and the per-window rows as each fold finishes (<stem>_rows.json there, or --rows-out; the --merge format):
 per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % bootstrap CI over the subject's
 windows), the mean of subjects' MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and
 confidence gating (beside the oracle's: the windows with the smallest error kept), and what the decoder choice
