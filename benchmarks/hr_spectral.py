@@ -596,6 +596,13 @@ def abs_errors(rows, method: str) -> np.ndarray:
     return np.abs(np.concatenate([r[method] for r in rows]) - np.concatenate([r["y"] for r in rows]))
 
 
+def finite_mean(e) -> float:
+    """Mean of the finite values; NaN (no warning) when a subject has no scored window."""
+    e = np.asarray(e, float)
+    e = e[np.isfinite(e)]
+    return float(e.mean()) if e.size else float("nan")
+
+
 def summarise(rows, title, span: float | None = None):
     """Per-subject MAE (+ CI), mean of subjects, pooled, wins, uncertainty."""
     subj = by_subject(rows)
@@ -607,7 +614,7 @@ def summarise(rows, title, span: float | None = None):
         d = {"subject": s, "windows": int(np.isfinite(y).sum())}
         for m in methods:
             e = abs_errors(rs, m)
-            d[m] = float(np.nanmean(e))
+            d[m] = finite_mean(e)
             d[m + "_ci"] = bootstrap_mean_ci(e)
         u = uncertainty_scores(*(np.concatenate([r[k] for r in rs]) for k in ("int8", "int8_lo", "int8_hi",
                                                                               "int8_conf")), y)
@@ -618,7 +625,7 @@ def summarise(rows, title, span: float | None = None):
     summ = {"title": title, "subjects": table}
     for m in methods:
         summ[f"{m}_mean_of_subjects"] = float(np.mean([d[m] for d in table]))
-        summ[f"{m}_pooled"] = float(np.nanmean(abs_errors(rows, m)))
+        summ[f"{m}_pooled"] = finite_mean(abs_errors(rows, m))
     summ["int8_wins_vs_baseline"] = int(sum(d["int8"] < d["baseline"] for d in table))
     summ["n_subjects"] = len(table)
     summ["int8_minus_float_student"] = summ["int8_mean_of_subjects"] - summ["student_mean_of_subjects"]
