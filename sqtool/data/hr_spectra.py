@@ -151,6 +151,15 @@ def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray:
     return np.full(len(t0), np.nan) if v is None else v
 
 
+def design_at_rate(fe: FrontEndCfg, where: str):
+    """The front end's tables for fe's device rate, or one line naming `where` (a file) and a rate that works."""
+    try:
+        return design(fe)
+    except SqtoolError as e:
+        raise SqtoolError(f"{where}: the front end cannot take {fe.fs_in:g} Hz ({e}); resample the recording to a "
+                          "rate such as 25, 50, 64, 100, 125 or 256 Hz") from None
+
+
 def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None = None) -> HrRecording:
     """One recording through the front end (its PPG sensors of the model's ppg_sensors averaged, see
     `stream_channels`); NaN/Inf samples are the device's gaps, and the windows holding one get no truth (y NaN:
@@ -161,8 +170,8 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
     x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc))   # (C_in, N): sensors, then acc
     fe = frontend_cfg(mc, fs_in, n_ppg)
     cache = tables_cache if tables_cache is not None else {}
-    if fs_in not in cache:
-        cache[fs_in] = design(fe)                                          # the tables do not depend on n_ppg
+    if fs_in not in cache:                                                 # the tables do not depend on n_ppg
+        cache[fs_in] = design_at_rate(fe, record.source or f"{record.dataset}/{record.record_id}")
     codes, t0, flagged = spectra(fe, x16, gap, tables=cache[fs_in])
     y, meta = window_truth(record, t0), {**record.meta, "ppg_sensors_recorded": int(n_ppg)}
     if gap is not None:                                                    # windows holding a NaN/Inf sample:

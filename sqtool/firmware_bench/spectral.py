@@ -126,18 +126,13 @@ class SpecRec:
 
 def check_rate(mc: dict, fs_in: float, where: str):
     """The front end for this device rate, or one line saying why the rate cannot work."""
-    from sqtool.data.frontend import design
-    from sqtool.data.hr_spectra import frontend_cfg
+    from sqtool.data.hr_spectra import design_at_rate, frontend_cfg
     top = float(mc["band"][1])
     if not fs_in >= 2 * top:
         raise SqtoolError(f"{where}: sampled at {fs_in:g} Hz, below 2x the model band's top {top:g} Hz: the heart-rate "
                           "band is not in the recording")
     fe = frontend_cfg(mc, fs_in)
-    try:
-        return fe, design(fe)
-    except SqtoolError as e:
-        raise SqtoolError(f"{where}: the front end cannot take {fs_in:g} Hz ({e}); resample the recording to a "
-                          "rate such as 25, 50, 64, 100, 125 or 256 Hz")
+    return fe, design_at_rate(fe, where)
 
 
 def export_ppg_sensors(art) -> int | None:

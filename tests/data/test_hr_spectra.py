@@ -72,6 +72,19 @@ def test_ppg_sensors_come_from_the_recording_within_the_model_contract():
         stream_channels(_rec(acc), cfg)
 
 
+def test_a_rate_the_front_end_cannot_take_names_the_recording():
+    """A recording at a rate the polyphase resampler cannot take (125.37 Hz) is one line naming its file and the
+    rates that work (it named no file: the benchmark's own-data run died there without saying which)."""
+    from sqtool.data.hr_spectra import record_spectra
+    n = int(125.37 * 20)
+    rec = _rec({c: np.random.default_rng(1).standard_normal(n) for c in ("ppg", "acc_x", "acc_y", "acc_z")})
+    rec.fs = {c: 125.37 for c in rec.signals}
+    rec.source = "my_watch/recordings/s01_walk.csv"
+    with pytest.raises(SqtoolError, match=r"^my_watch/recordings/s01_walk.csv: the front end cannot take 125.37 Hz "
+                                          r"\(frontend: resampling ratio .* too awkward.*\); resample the recording"):
+        record_spectra(rec, get_model_cfg("spec_student_xs"))
+
+
 @needs_data
 def test_troika_spectra_average_both_ppg_sensors():
     from sqtool.data.frontend import FrontEndCfg, spectra
