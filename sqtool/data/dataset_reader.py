@@ -403,7 +403,7 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path) -> np.ndarray:
     GRID_TOL * hop_s of it), as windows find their label by start time (record.values_at, to 1e-6 s). A file
     written at another hop than the yaml's windows (rows every 4 s, hop_s 2: half the windows without truth,
     never trained on) is one line naming the file, its spacing and hop_s: its median row spacing differs from
-    hop_s, or most of its rows are not window starts."""
+    hop_s, or most of its rows are not window starts; a few rows off the grid are one warning line (left out)."""
     h = float(ds.windows.hop_s)
     tol = max(GRID_TOL * h, 1e-6)
     fin = np.isfinite(t)
@@ -417,6 +417,10 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path) -> np.ndarray:
                           f"0, {h:g}, {2 * h:g}, ... s) but {ds.path.name} has windows.hop_s {h:g} (window_s "
                           f"{float(ds.windows.window_s):g}); windows without a row get no truth. Set windows.hop_s "
                           "(and window_s) to the label file's")
+    if on.sum() < fin.sum():                              # a few rows off the grid: their windows get no truth, said
+        from sqtool.data.dataset_tasks import warn
+        warn(f"{f}: {int(fin.sum() - on.sum())} of {int(fin.sum())} label rows are not at a window start "
+             f"(0, {h:g}, {2 * h:g}, ... s): left out, their windows get no truth")
     return np.where(on, k * h, t)
 
 

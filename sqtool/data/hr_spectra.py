@@ -171,7 +171,8 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
     fe = frontend_cfg(mc, fs_in, n_ppg)
     cache = tables_cache if tables_cache is not None else {}
     if fs_in not in cache:                                                 # the tables do not depend on n_ppg
-        cache[fs_in] = design_at_rate(fe, record.source or f"{record.dataset}/{record.record_id}")
+        where = getattr(record, "source", "") or f"{record.dataset}/{record.record_id}"
+        cache[fs_in] = design_at_rate(fe, where)
     codes, t0, flagged = spectra(fe, x16, gap, tables=cache[fs_in])
     y, meta = window_truth(record, t0), {**record.meta, "ppg_sensors_recorded": int(n_ppg)}
     if gap is not None:                                                    # windows holding a NaN/Inf sample:

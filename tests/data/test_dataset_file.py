@@ -289,3 +289,14 @@ def test_label_starts_rounded_near_the_grid_find_their_windows(tmp_path):
     label_files(tmp_path, [0.0, 2.001, 3.999, 6.0, 8.0, 10.0, 12.0])
     rec = load_dataset_file(p).records()[0]
     assert np.array_equal(window_label(rec, [0.0, 2.0, 4.0, 6.0]), [70, 71, 72, 73])
+
+
+def test_a_few_label_rows_off_the_grid_are_one_warning_and_left_out(tmp_path, capsys):
+    """One row of seven at 3 s under hop_s 2 (not a window start): left out, said in one warning line per file
+    (its window had no truth without a word)."""
+    p = yaml(tmp_path, BASE + "labels: {hr: {file: 'hr/{stem}.csv'}}\n")
+    label_files(tmp_path, [0.0, 2.0, 3.0, 6.0, 8.0, 10.0, 12.0])
+    capsys.readouterr()
+    load_dataset_file(p).records()
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "label rows are not at a window start" in ln]
+    assert len(err) == 2 and all(ln.startswith("sqtool: warning: ") and "1 of 7 label rows" in ln for ln in err)
