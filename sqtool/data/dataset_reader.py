@@ -293,10 +293,13 @@ def check_acc_unit(ds: DatasetFile, signals: dict, fs: dict, where: str) -> str 
     raw = med / ACC_UNITS[said]                                   # the median as the file writes it
     likely = next((u for u, k in ACC_UNITS.items() if u != said and lo <= raw * k <= hi), None)
     if likely is not None:
-        from sqtool.data.dataset_tasks import warn
-        warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}, which looks like {likely}, not "
-             f"{said} (gravity is 1 g = 9.81 m/s^2 = 1000 mg); set unit: {likely} on the acc channels in "
-             f"{ds.path.name} if so")
+        seen = ds.report.setdefault("acc_unit_suspect", [])
+        if not seen:                                  # once per dataset file (one declared unit), the rest counted
+            from sqtool.data.dataset_tasks import warn
+            warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}, which looks like {likely}, not "
+                 f"{said} (gravity is 1 g = 9.81 m/s^2 = 1000 mg); set unit: {likely} on the acc channels in "
+                 f"{ds.path.name} if so (said for its first such recording; all: ds.report['acc_unit_suspect'])")
+        seen.append(str(where))
     return likely
 
 

@@ -238,11 +238,13 @@ def test_acc_magnitude_that_says_another_unit_is_one_warning(tmp_path, capsys, s
     """m/s^2 data declared (or assumed) g, g data declared m/s^2: one warning line naming the file and the likely
     unit; the read goes on (the unit as declared)."""
     f = write_acc(tmp_path / "rec", scale)
-    rec = load_dataset_file(acc_yaml(tmp_path, unit)).records()[0]
+    (tmp_path / "rec" / "s2_a.csv").write_text(f.read_text())          # a second recording: said once, counted
+    ds = load_dataset_file(acc_yaml(tmp_path, unit))
+    rec = ds.records()[0]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sqtool: warning:") and str(f) in err[0]
     assert f"looks like {likely}, not {unit or 'g'}" in err[0]
-    assert len(rec.signals["acc_z"]) == 1000
+    assert len(rec.signals["acc_z"]) == 1000 and len(ds.report["acc_unit_suspect"]) == 2
 
 
 @pytest.mark.parametrize("unit", ["g", "m/s^2"])
