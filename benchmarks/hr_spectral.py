@@ -197,7 +197,7 @@ def pretrained_encoders(train, args, records, log, tcfg) -> dict:
             out[name] = load_checkpoint(Path(d) / "model.pt", expect_kind="teacher_pretrain")
         log(f"  pretrained {name}: {len(pairs[kind])} real pairs ({kind}) of {len({r.key for r in train})} training "
             f"subjects" + (f" and {len(unlabeled)} unlabeled smartwatch recordings ({DATA / 'unlabeled'})" if unlabeled
-                           else "") + ", SimSiam loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['elapsed_s']:.0f} s")
+                           else "") + f", SimSiam loss {m['first_loss']:.3f} -> {m['final_loss']:.3f} in {m['elapsed_s']:.0f} s")
     return out
 
 

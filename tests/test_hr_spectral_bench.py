@@ -468,6 +468,7 @@ def test_yours_only_needs_no_data_root_and_names_its_pretraining_corpus(tmp_path
     mod.pretrained_encoders(train, args, {(r.dataset, str(r.record_id)): r for r in recs}, said.append,
                             get_model_cfg(args.teacher))
     assert "of 2 training subjects and 1 unlabeled smartwatch recordings" in said[0], said
+    assert "SimSiam loss " in said[0] and "{" not in said[0], said          # the loss is printed, not its f-string
 
 
 def test_each_finished_folds_rows_are_kept_before_the_run_ends(tmp_path, monkeypatch, capsys):
