@@ -292,6 +292,14 @@ def check_acc_unit(ds: DatasetFile, signals: dict, fs: dict, where: str) -> str 
         return None
     raw = med / ACC_UNITS[said]                                   # the median as the file writes it
     likely = next((u for u, k in ACC_UNITS.items() if u != said and lo <= raw * k <= hi), None)
+    if likely is None and med > 2 * hi:                           # no unit fits: raw counts (PPG-DaLiA: 1/64 g)
+        seen = ds.report.setdefault("acc_unit_suspect", [])
+        if not seen:
+            from sqtool.data.dataset_tasks import warn
+            warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said} ({med:.3g} g), which fits no unit: "
+                 f"raw sensor counts? give the acc channels gain: (g per count) in {ds.path.name}")
+        seen.append(str(where))
+        return None
     if likely is not None:
         seen = ds.report.setdefault("acc_unit_suspect", [])
         if not seen:                                  # once per dataset file (one declared unit), the rest counted
@@ -402,28 +410,33 @@ GRID_TOL = 0.02                     # of hop_s: a label row this near a window s
 
 
 def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path) -> np.ndarray:
-    """The start times `t` of label file `f`'s rows put exactly on the windows' grid (k * hop_s; rows within
-    GRID_TOL * hop_s of it), as windows find their label by start time (record.values_at, to 1e-6 s). A file
-    written at another hop than the yaml's windows (rows every 4 s, hop_s 2: half the windows without truth,
-    never trained on) is one line naming the file, its spacing and hop_s: its median row spacing differs from
-    hop_s, or most of its rows are not window starts; a few rows off the grid are one warning line (left out)."""
+    """The start times `t` of label file `f`'s rows, those within GRID_TOL * hop_s of a window start (k * hop_s)
+    put exactly on it, as windows find their label by start time (record.values_at, to 1e-6 s). What counts is
+    the windows: of the window starts between the file's first and last row, over a quarter without a row (rows
+    every 4 s under hop_s 2, or at 1, 3, 5 s: half or all the windows without truth, never trained on) is one
+    line naming the file, its spacing and hop_s; a few without one are one warning line. Rows between window
+    starts (a per-second series) are no window's and are not counted against the file."""
     h = float(ds.windows.hop_s)
     tol = max(GRID_TOL * h, 1e-6)
     fin = np.isfinite(t)
     k = np.round(t / h)
     on = fin & (np.abs(t - k * h) <= tol)
-    u = np.unique(t[fin])
-    step = float(np.median(np.diff(u))) if u.size > 1 else h
-    if abs(step - h) > tol or on.sum() * 2 < fin.sum():
-        off = int(fin.sum() - on.sum())
-        raise SqtoolError(f"{f}: label rows are {step:g} s apart ({off} of {int(fin.sum())} off the windows' starts "
-                          f"0, {h:g}, {2 * h:g}, ... s) but {ds.path.name} has windows.hop_s {h:g} (window_s "
-                          f"{float(ds.windows.window_s):g}); windows without a row get no truth. Set windows.hop_s "
-                          "(and window_s) to the label file's")
-    if on.sum() < fin.sum():                              # a few rows off the grid: their windows get no truth, said
+    if not fin.any():
+        return t
+    first, last = np.ceil(np.nanmin(t) / h - GRID_TOL), np.floor(np.nanmax(t) / h + GRID_TOL)
+    starts = int(max(last - first + 1, 0))                       # window starts the file spans
+    missing = starts - len(np.unique(k[on]))
+    if starts and missing * 4 > starts:                          # over a quarter of the windows: the file's hop
+        u = np.unique(t[fin])
+        step = float(np.median(np.diff(u))) if u.size > 1 else h
+        raise SqtoolError(f"{f}: label rows are {step:g} s apart and {missing} of the {starts} window starts they "
+                          f"span (0, {h:g}, {2 * h:g}, ... s: {ds.path.name}'s windows.hop_s {h:g}, window_s "
+                          f"{float(ds.windows.window_s):g}) have no row: those windows would get no truth. Set "
+                          "windows.hop_s (and window_s) to the label file's")
+    if missing > 0:
         from sqtool.data.dataset_tasks import warn
-        warn(f"{f}: {int(fin.sum() - on.sum())} of {int(fin.sum())} label rows are not at a window start "
-             f"(0, {h:g}, {2 * h:g}, ... s): left out, their windows get no truth")
+        warn(f"{f}: {missing} of the {starts} window starts its rows span (every {h:g} s) have no row: those "
+             "windows get no truth")
     return np.where(on, k * h, t)
 
 

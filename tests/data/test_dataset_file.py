@@ -294,11 +294,26 @@ def test_label_starts_rounded_near_the_grid_find_their_windows(tmp_path):
 
 
 def test_a_few_label_rows_off_the_grid_are_one_warning_and_left_out(tmp_path, capsys):
-    """One row of seven at 3 s under hop_s 2 (not a window start): left out, said in one warning line per file
-    (its window had no truth without a word)."""
+    """One row of seven at 3 s under hop_s 2 (the 4 s window then has none): said in one warning line per file
+    (its window had no truth without a word); a per-second file (a row at every window start and between them)
+    is read, silently, each window's truth its start's row (the spacing check refused it for a while)."""
+    from sqtool.data.record import window_label
     p = yaml(tmp_path, BASE + "labels: {hr: {file: 'hr/{stem}.csv'}}\n")
     label_files(tmp_path, [0.0, 2.0, 3.0, 6.0, 8.0, 10.0, 12.0])
     capsys.readouterr()
     load_dataset_file(p).records()
-    err = [ln for ln in capsys.readouterr().err.splitlines() if "label rows are not at a window start" in ln]
-    assert len(err) == 2 and all(ln.startswith("sqtool: warning: ") and "1 of 7 label rows" in ln for ln in err)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "window starts its rows span" in ln]
+    assert len(err) == 2 and all(ln.startswith("sqtool: warning: ") and "1 of the 7 window starts" in ln for ln in err)
+    label_files(tmp_path, [float(t) for t in range(13)])
+    rec = load_dataset_file(p).records()[0]
+    assert "warning" not in capsys.readouterr().err
+    assert np.array_equal(window_label(rec, [0.0, 2.0, 4.0, 12.0]), [70, 72, 74, 82])
+
+
+def test_acc_in_raw_counts_is_one_warning_asking_for_a_gain(tmp_path, capsys):
+    """Acc written in sensor counts (64 per g, as PPG-DaLiA's wrist device) fits no unit: one warning line asking
+    for the channels' gain (no unit brought it into the gravity band, so it went unsaid)."""
+    f = write_acc(tmp_path / "rec", 64.0)
+    load_dataset_file(acc_yaml(tmp_path, None)).records()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(f) in err[0] and "fits no unit: raw sensor counts?" in err[0] and "gain:" in err[0]
