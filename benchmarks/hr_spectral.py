@@ -56,7 +56,8 @@ Truth: SP Cup BPM0; wrist_exercise ECG-derived reference (doubtful windows are N
 TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out of every training set.
 
 Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name>[_only] otherwise; --out),
-and the per-window rows as each fold finishes (<stem>_rows.json there, or --rows-out; the --merge format):
+and the per-window rows as each fold finishes (<stem>_rows.json there, <stem>_partial_<its folds>_rows.json for a
+run of some --folds / --parts, or --rows-out; the --merge format; git ignores benchmarks/results/*_rows.json):
 per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % bootstrap CI over the subject's
 windows), the mean of subjects' MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and
 confidence gating (beside the oracle's: the windows with the smallest error kept), and what the decoder choice
@@ -927,6 +928,24 @@ def out_stem(args, runs: dict, parts) -> str:
     return report_stem(args, runs) + ("_partial" if partial else "")
 
 
+def default_rows_path(args, runs: dict, parts) -> Path:
+    """Where the rows go without --rows-out: <out>/<stem>[_<part_tag>]_rows.json, so that two processes over other
+    folds in one --out (git ignores benchmarks/results/*_rows.json) never overwrite each other's rows."""
+    tag = part_tag(args, parts)
+    return Path(args.out) / f"{out_stem(args, runs, parts)}{'_' + tag if tag else ''}_rows.json"
+
+
+def part_tag(args, parts) -> str:
+    """The parts (when not the whole report's) and --folds subjects of a run, e.g. '01-03-05' or 'sp2wr'; a crc32
+    of them when that would be long or not a plain file name. '' for a whole run."""
+    names = ([] if set(parts) == set(default_parts(args)) else sorted(parts)) + sorted(
+        {f.split(":")[-1] for f in (args.folds or "").split(",") if f})
+    tag = "-".join(names)
+    if len(tag) > 32 or not all(n.replace("_", "").replace(".", "").isalnum() for n in names):
+        tag = f"{len(names)}-{zlib.crc32(','.join(names).encode()):08x}"
+    return tag
+
+
 # what may differ between a run's processes
 PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge", "logits_out", "data_root")
 
@@ -1220,10 +1239,10 @@ def main(argv=None):
                     "(default: all three, or loso with --folds; spcup: loso)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"),
                     help="folder written: hr_spectral_<protocol>[_<target>][_only|_with_<datasets>][_partial].json "
-                         "(summaries, recipe, provenance) and .md (the report), and that stem's _rows.json (per-window "
-                         "rows, rewritten after each fold) unless --rows-out names another file")
+                         "(summaries, recipe, provenance) and .md (the report), and that stem's [_<folds>]_rows.json "
+                         "(per-window rows, rewritten after each fold) unless --rows-out names another file")
     ap.add_argument("--rows-out", default="", help="write this run's per-window rows (JSON) for --merge here, after "
-                    "each fold (default: the report's stem + _rows.json under --out)")
+                    "each fold (default: the report's stem [+ _<folds>] + _rows.json under --out)")
     ap.add_argument("--merge", default="", help="comma-separated --rows-out files of processes over disjoint "
                     "folds / parts (e.g. two processes of one core each): one report, no training")
     ap.add_argument("--compare", action="append", default=[], metavar="A.json,...",
@@ -1278,10 +1297,10 @@ def main(argv=None):
     log(f"front end: {len(sp) + len(wr)} recordings in {time.time() - t0:.0f} s")
     sp, wr = scorable(sp, log), scorable(wr, log)
     heldout = check_folds(args, parts, sp, wr, ap.error)
-    # every finished fold's rows are kept as it finishes (--rows-out, else <stem>_rows.json beside the report): a
+    # every finished fold's rows are kept as it finishes (--rows-out, else default_rows_path beside the report): a
     # killed run keeps them for --merge (no resume: a new run starts over and rewrites the file)
     named = {"loso": [{"dataset": d} for d in sorted({r.dataset for r in wr})]}          # the report's name
-    rows_path = Path(args.rows_out) if args.rows_out else Path(args.out) / f"{out_stem(args, named, parts)}_rows.json"
+    rows_path = Path(args.rows_out) if args.rows_out else default_rows_path(args, named, parts)
     if rows_path.exists():
         log(f"note: {rows_path} exists; it is rewritten as this run's folds finish (no resume)")
     runs = {}

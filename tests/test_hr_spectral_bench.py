@@ -1,5 +1,6 @@
 """benchmarks/hr_spectral.py measures the recipe the CLI trains: its defaults are the commands' defaults."""
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -571,3 +572,37 @@ def test_help_shows_the_defaults_and_what_out_holds(capsys):
     out = text.split("--out OUT")[-1].split(" --rows-out ROWS_OUT", 1)[0]
     assert ".json" in out and ".md" in out and "_rows.json" in out and "benchmarks/results" in out
     assert "(default: )" not in text
+
+
+def test_processes_over_other_folds_in_one_out_folder_keep_their_own_files(tmp_path, monkeypatch, capsys):
+    """Two processes of other --folds, one --out and no --rows-out write other default files (the stem names the
+    folds; a crc32 when they would make a long name), and --merge of the two reports all three subjects."""
+    mod = load_benchmark("hr_spectral")
+    ds = watch_dataset(tmp_path / "w")
+
+    def whole(train, test, args, records, log):
+        return [{"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "y": r.y, "int8_conf": r.y * 0 + .5,
+                 **{k: r.y + 1 for k in ("int8", "student", "teacher", "baseline", "int8_raw", "int8_lo", "int8_hi")},
+                 "conf_calibrated": False, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0,
+                 "notch": 3.0, "sigma": 4.0, "floor": 1e-3, "temperature": 1.0} for r in test]
+    monkeypatch.setattr(mod, "run_fold", whole)
+    monkeypatch.setenv("SQTOOL_DATA", str(tmp_path))
+    out = tmp_path / "o"
+    for folds in ("s01", "my_watch:s03,s02"):
+        mod.main(["--protocol", "wrist", "--target", ds, "--train-also", "", "--folds", folds, "--out", str(out),
+                  *TINY])
+    stem = out / "hr_spectral_wrist_my_watch_only_partial"
+    a, b = Path(f"{stem}_s01_rows.json"), Path(f"{stem}_s02-s03_rows.json")
+    assert {r["subject"] for r in mod.load_rows(a)[0]["loso"]} == {"s01"}
+    assert {r["subject"] for r in mod.load_rows(b)[0]["loso"]} == {"s02", "s03"}
+    assert "exists; it is rewritten" not in capsys.readouterr().out
+    mod.main(["--protocol", "wrist", "--merge", f"{a},{b}", "--out", str(tmp_path / "m")])
+    assert {r["subject"] for r in mod.load_rows(a)[0]["loso"] + mod.load_rows(b)[0]["loso"]} == {"s01", "s02", "s03"}
+    assert "| my_watch:s03 |" in (tmp_path / "m" / "hr_spectral_wrist_my_watch_only.md").read_text()
+    args = bench_defaults()
+    args.protocol, args.folds = "spcup", ",".join(f"{i:02d}" for i in range(1, 13, 2))
+    assert mod.part_tag(args, ["loso"]) == "01-03-05-07-09-11"
+    args.folds = ",".join(f"subject_{i:02d}" for i in range(12))
+    long = mod.part_tag(args, ["loso"])
+    args.folds = "subject_00"
+    assert len(long) < 20 and long != mod.part_tag(args, ["loso"]) == "subject_00"
