@@ -32,7 +32,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_bytes
 from sqtool.core.optim import one_cycle
-from sqtool.models.registry import ModelCfg, get_model_cfg
+from sqtool.models.registry import ModelCfg, get_model_cfg, list_models
 
 QUALITY_OUTPUT = "quality_logit"
 CLASS_UNITS = ("logit", "class")
@@ -82,7 +82,6 @@ def fitting_students(teacher_cfg: ModelCfg) -> list[str]:
     """The registry's students (role student) for a teacher, in registration order: a spectral heart-rate
     teacher's (family spec_cnn) read its channels, rate, window, hop, band and HR bins; a time-domain teacher's
     (cnn1d_student) have a total stride dividing its window."""
-    from sqtool.models.registry import list_models
     from sqtool.models.spectral import SPECTRAL_FAMILY
     from sqtool.models.student import students_fitting
     if teacher_cfg.family != SPECTRAL_FAMILY:
@@ -95,15 +94,31 @@ def fitting_students(teacher_cfg: ModelCfg) -> list[str]:
             if reads_as_teacher(get_model_cfg(n))]
 
 
-def default_student(teacher_cfg: ModelCfg, fits: list[str] | None = None) -> str:
-    """The student of a teacher when none is asked: its family's `_s` (spec_student_s for a spectral heart-rate
-    teacher, cnn1d_student_s for a time-domain one) when it fits the teacher, else the first registry student that
-    does (spec_student_s_accsum for a teacher reading the summed accelerometer; cnn1d_student_xs for a 10 s window
-    at 40 Hz), else the `_s` (whose mismatch is then refused, in one line, where it is built)."""
+def default_student(teacher_cfg: ModelCfg, fits: list[str] | None = None, where: str = "") -> str:
+    """The student of a teacher when none is asked, the one rule (quantize's default; the fine-tunes' next lines
+    name no --student, so they get it too): its family's `_s` (spec_student_s for a spectral heart-rate teacher,
+    cnn1d_student_s for a time-domain one) when it fits the teacher (`fitting_students`), else the first registry
+    student that does (spec_student_s_accsum for a teacher reading the summed accelerometer; cnn1d_student_xs for
+    a 10 s window at 40 Hz). None fitting is one line naming the teacher's window and rate (`where`: how to name
+    the teacher, default its model name)."""
     from sqtool.models.spectral import SPECTRAL_FAMILY
-    preferred = "spec_student_s" if teacher_cfg.family == SPECTRAL_FAMILY else "cnn1d_student_s"
+    from sqtool.models.student import STUDENT_FAMILY, stride_of
+    spectral = teacher_cfg.family == SPECTRAL_FAMILY
+    preferred = "spec_student_s" if spectral else "cnn1d_student_s"
     fits = fitting_students(teacher_cfg) if fits is None else fits
-    return preferred if preferred in fits or not fits else fits[0]
+    if fits:
+        return preferred if preferred in fits else fits[0]
+    t = teacher_cfg
+    if spectral:
+        took = f"channels {', '.join(t.channels)}"
+        why = "a student reads the teacher's channels, rate, window, hop, band and HR bins"
+    else:
+        took = f"{t.n_samples} samples"
+        strides = sorted({stride_of(get_model_cfg(n).arch["convs"])
+                          for n in list_models(STUDENT_FAMILY, registered_order=True, role="student")})
+        why = f"their total strides {', '.join(map(str, strides))} must divide the window's samples"
+    raise SqtoolError(f"{where or 'teacher ' + t.name} takes {t.window_s:g} s windows at {t.fs:g} Hz ({took}): no "
+                      f"registry {SPECTRAL_FAMILY if spectral else STUDENT_FAMILY} student fits it ({why})")
 
 
 def student_for(teacher_cfg: ModelCfg, student: str = "", where: str = "") -> str:
@@ -115,16 +130,15 @@ def student_for(teacher_cfg: ModelCfg, student: str = "", where: str = "") -> st
     spectral = teacher_cfg.family == SPECTRAL_FAMILY
     family = SPECTRAL_FAMILY if spectral else STUDENT_FAMILY
     fits = fitting_students(teacher_cfg)
-    default = default_student(teacher_cfg, fits)
     if not student:
-        return default
+        return default_student(teacher_cfg, fits, where)
     got = get_model_cfg(student).family
     if got != family:
         kind = "a spectral heart-rate model" if spectral else f"a time-domain model ({teacher_cfg.family})"
         raise SqtoolError(f"{where or 'teacher ' + teacher_cfg.name} is {kind}: --student {student} ({got}) is not a "
                           f"student for it, a {family} model is; "
-                          + (f"students that fit it: {', '.join(fits)} (default {default})" if fits else
-                             f"no registry {family} model fits it"))
+                          + (f"students that fit it: {', '.join(fits)} (default {default_student(teacher_cfg, fits)})"
+                             if fits else f"no registry {family} model fits it"))
     return student
 
 

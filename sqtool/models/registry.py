@@ -28,12 +28,13 @@ _BUILDERS: dict[str, Callable] = {}
 _CFGS: dict[str, ModelCfg] = {}
 _ROLES: dict[str, str] = {}
 ROLES = ("teacher", "student")      # teacher: pretrained / fine-tuned, distilled from; student: what quantize
-                                    # distils into and export ships ('' = not stated)
+                                    # distils into and export ships
 
 
-def register_model(cfg: ModelCfg, role: str = ""):
-    """Decorator: register `builder(cfg) -> nn.Module` under cfg.name with its default cfg and its `role` (ROLES)."""
-    if role and role not in ROLES:
+def register_model(cfg: ModelCfg, role: str):
+    """Decorator: register `builder(cfg) -> nn.Module` under cfg.name with its default cfg and its `role` (ROLES,
+    required: a student without one would never be offered by quantize's fitting students nor be its default)."""
+    if role not in ROLES:
         raise ValueError(f"model {cfg.name}: role must be one of {', '.join(ROLES)}, got '{role}'")
 
     def deco(builder):

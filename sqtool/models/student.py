@@ -179,17 +179,11 @@ def stride_of(convs) -> int:
 
 
 def students_fitting(n_samples: int) -> list[str]:
-    """The registry students (family cnn1d_student) whose total stride divides a window of `n_samples`, in the
-    order they are registered (xs, s, m)."""
-    return [n for n in list_models(STUDENT_FAMILY, registered_order=True)
+    """The registry students (family cnn1d_student, role student) whose total stride divides a window of
+    `n_samples`, in the order they are registered (xs, s, m). The default among them is quantize's
+    (`compress.distill.default_student`)."""
+    return [n for n in list_models(STUDENT_FAMILY, registered_order=True, role="student")
             if n_samples % stride_of(get_model_cfg(n).arch["convs"]) == 0]
-
-
-def fitting_student(n_samples: int, preferred: str = "cnn1d_student_s") -> str | None:
-    """The registry student for a window of `n_samples`: `preferred` when its stride divides the window, else
-    the first that fits (xs, s, m order), else None."""
-    fits = students_fitting(n_samples)
-    return preferred if preferred in fits else next(iter(fits), None)
 
 
 def widen(cfg: ModelCfg, width_mult: float = 1.0, depth_delta: int = 0) -> ModelCfg:

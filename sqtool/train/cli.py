@@ -280,20 +280,18 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
           f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{_resumed_text(m)} -> {run_dir}")
-    print(quantize_next(cfg, run_dir, m["input"]))
+    print(quantize_next(cfg, run_dir))
     _print_skill(cfg.task, m)
 
 
-def quantize_next(cfg, run_dir: Path, model_input: dict) -> str:
-    """Fine-tune's next line: quantize this run, with a student whose stride divides the model's window
-    (`model_input`: the run's metrics["input"], fs and window_s; the default cnn1d_student_s needs a multiple of
-    32 samples: 10 s at 40 Hz is not; quantize reads the teacher's own data by default)."""
-    from sqtool.models.student import fitting_student
+def quantize_next(cfg, run_dir: Path) -> str:
+    """Fine-tune's next line: quantize this run. It names no --student, as the spectral fine-tune's does not:
+    quantize's default is the registry student that fits the teacher (compress.distill.default_student, e.g.
+    cnn1d_student_xs for a 10 s window at 40 Hz, which cnn1d_student_s's stride 32 does not divide), and its
+    config.yaml's resolved: says which; quantize reads the teacher's own data by default)."""
     if not (Path(run_dir) / "model.pt").is_file():                 # --final-fit false: no model to quantize
         return "next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)"
-    student = fitting_student(int(round(float(model_input["fs"]) * float(model_input["window_s"]))))
-    return (f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else "")
-            + (f" --student {student}" if student and student != "cnn1d_student_s" else ""))
+    return f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else "")
 
 
 def _resumed_text(m: dict) -> str:

@@ -201,25 +201,39 @@ def test_quantize_reads_the_teachers_own_data_by_default(hr_teacher, tmp_path, c
 
 def test_a_window_the_default_student_cannot_take_names_one_that_can():
     from sqtool.models import create_model
-    from sqtool.models.student import fitting_student
     with pytest.raises(SqtoolError, match="400 samples is not divisible by the total stride 32; "
                                           "--student cnn1d_student_xs fits it"):
         create_model("cnn1d_student_s", window_s=10.0)                     # 10 s at 40 Hz
-    assert fitting_student(400) == "cnn1d_student_xs" and fitting_student(320) == "cnn1d_student_s"
-    assert fitting_student(401) is None
+    teacher = get_model_cfg("resnet1d_siamq_tiny", task="hr")
+    assert D.default_student(teacher.replace(window_s=10.0)) == "cnn1d_student_xs"
+    assert D.default_student(teacher.replace(window_s=8.0)) == "cnn1d_student_s"
 
 
-def test_finetunes_next_line_names_a_student_that_fits(tmp_path):
-    """`train finetune`'s next line: the default student where its stride divides the window, else one that does
-    (the printed command ran into the stride error for 10 s af / quality windows)."""
+def test_no_registry_student_fitting_the_teacher_is_one_line_naming_its_window_and_rate():
+    """The default student when none fits: one line naming the teacher's window and rate (it was the family's
+    `_s`, silently, whose own mismatch was refused later, naming the student), for either family; an explicit
+    --student is still the user's."""
+    odd = get_model_cfg("resnet1d_siamq_tiny", task="hr", window_s=10.025)             # 401 samples at 40 Hz
+    with pytest.raises(SqtoolError, match=r"^teacher resnet1d_siamq_tiny takes 10.025 s windows at 40 Hz \(401 "
+                                          r"samples\): no registry cnn1d_student student fits it \(their total "
+                                          r"strides 16, 32 must divide the window's samples\)$"):
+        D.student_for(odd)
+    assert D.student_for(odd, "cnn1d_student_xs") == "cnn1d_student_xs"
+    spec = get_model_cfg("spec_teacher_m", fs=20.0)
+    with pytest.raises(SqtoolError, match=r"^teacher run/x takes 8 s windows at 20 Hz \(channels ppg, acc_x, acc_y, "
+                                          r"acc_z\): no registry spec_cnn student fits it \(a student reads"):
+        D.student_for(spec, where="teacher run/x")
+
+
+def test_finetunes_next_line_names_no_student_as_the_spectral_one(tmp_path):
+    """`train finetune`'s next line names no --student, as the spectral fine-tune's: quantize's default is the
+    student that fits the teacher's window (cnn1d_student_xs for 10 s at 40 Hz, whose stride error the printed
+    `--student cnn1d_student_s` once ran into), one rule, `compress.distill.default_student`."""
     from types import SimpleNamespace
     from sqtool.train.cli import quantize_next
-    for d in ("w8", "w10"):
-        (tmp_path / d).mkdir()
-        (tmp_path / d / "model.pt").touch()                 # the next line needs the run's model, not to read it
-    w8, w10 = {"fs": 40.0, "window_s": 8.0}, {"fs": 40.0, "window_s": 10.0}     # the run's metrics["input"]
-    assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w8", w8) == f"next: sqtool quantize --model {tmp_path / 'w8'} --task af"
-    assert quantize_next(SimpleNamespace(task="af"), tmp_path / "w10", w10).endswith("--task af --student cnn1d_student_xs")
+    (tmp_path / "model.pt").touch()                         # the next line needs the run's model, not to read it
+    assert quantize_next(SimpleNamespace(task="af"), tmp_path) == f"next: sqtool quantize --model {tmp_path} --task af"
+    assert quantize_next(SimpleNamespace(task="hr"), tmp_path) == f"next: sqtool quantize --model {tmp_path}"
 
 
 def test_the_default_student_is_the_teachers_familys_and_config_says_which(run_dir):

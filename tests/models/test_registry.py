@@ -71,10 +71,11 @@ def test_a_family_in_a_new_module_is_found_and_a_new_student_fits(tmp_path, monk
     (tmp_path / f"{name}.py").write_text(
         "from sqtool.models.registry import ModelCfg, register_model\n"
         "from sqtool.models.student import HR_DEFAULTS, Student\n"
-        "register_model(ModelCfg(name='cnn1d_student_probe', arch={'convs': [[4, 3, 1]]}, **HR_DEFAULTS))(Student)\n")
+        "register_model(ModelCfg(name='cnn1d_student_probe', arch={'convs': [[4, 3, 1]]}, **HR_DEFAULTS), role='student')(Student)\n")
     monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(tmp_path)])
     monkeypatch.setattr(R, "_CFGS", dict(R._CFGS))            # the probe's model is forgotten after the test
     monkeypatch.setattr(R, "_BUILDERS", dict(R._BUILDERS))
+    monkeypatch.setattr(R, "_ROLES", dict(R._ROLES))
     monkeypatch.setattr(R, "_LOADED", False)
     try:
         assert "cnn1d_student_probe" in list_models("cnn1d_student")
@@ -83,6 +84,21 @@ def test_a_family_in_a_new_module_is_found_and_a_new_student_fits(tmp_path, monk
         assert students_fitting(320)[:3] == ["cnn1d_student_xs", "cnn1d_student_s", "cnn1d_student_m"]
     finally:
         sys.modules.pop(f"sqtool.models.{name}", None)
+
+
+def test_every_model_states_its_role():
+    """register_model requires a role: a student registered without one dropped out of quantize's fitting students
+    and its default (both list role student), silently."""
+    import sqtool.models.registry as R
+    from sqtool.models import ModelCfg
+    from sqtool.models.student import HR_DEFAULTS, Student
+    assert all(R._ROLES[n] in R.ROLES for n in list_models())
+    cfg = ModelCfg(name="cnn1d_student_no_role", arch={"convs": [[4, 3, 1]]}, **HR_DEFAULTS)
+    with pytest.raises(TypeError):
+        R.register_model(cfg)(Student)                                 # no role: not registered
+    with pytest.raises(ValueError, match="role must be one of teacher, student, got ''"):
+        R.register_model(cfg, role="")(Student)
+    assert "cnn1d_student_no_role" not in list_models()
 
 
 def test_model_cfg_comments_name_every_family_and_norm():
