@@ -149,7 +149,8 @@ def run_inspect(args) -> int:
         if ds.split.test:                               # what quantize reads (compress/cli, quantize_hr)
             train, test = ds.split_subjects(recs)       # the check quantize makes: an unknown name is one line
             s["dataset_file"]["split"] = {"train": sorted(train), "test": sorted(test)}
-        elif ds.split.heldout_fraction:                 # quantize draws it from its own (labelled, cut) records
+        elif ds.split.heldout_fraction:                 # quantize draws it: time-domain from every labelled subject
+                                                        # of the file, spectral from those --max-records keeps
             s["dataset_file"]["split"] = {"heldout_fraction": float(ds.split.heldout_fraction)}
         elif ds.split.train:                            # a train list alone: quantize holds out by its default
             s["dataset_file"]["split"] = {"train_only": [str(n) for n in ds.split.train]}
@@ -166,7 +167,8 @@ def run_inspect(args) -> int:
         split = (s.get("dataset_file") or {}).get("split") or {}
         if "heldout_fraction" in split:
             print(f"  split (by subject): test fraction {split['heldout_fraction']:g} of the labelled subjects, "
-                  "drawn by quantize")
+                  "drawn by quantize: of the whole file for a time-domain teacher, of those --max-records keeps "
+                  "for a spectral heart-rate one")
         elif "train_only" in split:
             print(f"  split: train {', '.join(split['train_only'])} only: not used (quantize holds out by its "
                   "default, --heldout-fraction)")

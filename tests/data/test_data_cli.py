@@ -178,7 +178,8 @@ def test_inspect_shows_a_dataset_files_split_and_refuses_unknown_subjects(tmp_pa
 def test_inspect_shows_only_the_split_quantize_reads(tmp_path, capsys):
     """quantize reads a dataset file's split only when it names test subjects or a heldout_fraction: a train
     list alone is said to be unused (not shown as the split, its names not checked), and a heldout_fraction is
-    shown as the fraction quantize draws from its own records, not as a subject list that may differ."""
+    shown as the fraction quantize draws, saying from which subjects (the two quantize paths differ under
+    --max-records), not as a subject list that may differ."""
     (tmp_path / "rec").mkdir()
     for s in ("s1", "s2", "s3"):
         t = np.arange(20 * 125) / 125
@@ -195,6 +196,7 @@ def test_inspect_shows_only_the_split_quantize_reads(tmp_path, capsys):
         assert "split (by subject)" not in out
     p.write_text(base + "split: {heldout_fraction: 0.3}\n")
     assert main(["data", "inspect", "--data", str(p)]) == 0
-    assert ("split (by subject): test fraction 0.3 of the labelled subjects, drawn by quantize"
-            in capsys.readouterr().out)
+    assert ("  split (by subject): test fraction 0.3 of the labelled subjects, drawn by quantize: of the whole file "
+            "for a time-domain teacher, of those --max-records keeps for a spectral heart-rate one\n"
+            in capsys.readouterr().out)           # compress/cli draws from ds.records(), quantize_hr from its corpus
     assert _inspect_json(capsys, "--data", str(p))["dataset_file"]["split"] == {"heldout_fraction": 0.3}
