@@ -948,6 +948,8 @@ def part_tag(args, parts) -> str:
 
 # what may differ between a run's processes
 PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge", "logits_out", "data_root")
+# recipe keys that rows files written before them lack: compared only between files that both keep them
+LATER_RECIPE_KEYS = ("pretrain_unlabeled",)
 
 
 def recipe_args(args) -> dict:
@@ -1015,10 +1017,12 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1, machine: d
     out.mkdir(parents=True, exist_ok=True)
     stem = out_stem(args, runs, runs)
     m = machine or this_machine()
-    where = (f", {m['threads']} thread(s) each on a machine of {m['cpu_count']} CPU cores" if m.get("cpu_count") else
+    known = bool(m.get("cpu_count"))                    # rows files written before the machine was kept: unknown
+    where = (f", {m['threads']} thread(s) each on a machine of {m['cpu_count']} CPU cores" if known else
              " (threads and CPU cores not recorded)")
     how = (f"{processes} processes over disjoint parts{where}, merged by `benchmarks/hr_spectral.py --protocol {args.protocol} --merge ...`" if processes > 1 else
-           f"{m['threads']} thread(s) on a machine of {m['cpu_count']} CPU cores; `{shlex.join(['benchmarks/hr_spectral.py'] + list(argv or sys.argv[1:]))}`")
+           (f"{m['threads']} thread(s) on a machine of {m['cpu_count']} CPU cores" if known else where.strip())
+           + f"; `{shlex.join(['benchmarks/hr_spectral.py'] + list(argv or sys.argv[1:]))}`")
     write_metrics(out, results, f"{stem}.json")
     time_teacher = get_model_cfg(args.teacher).family != SPECTRAL_FAMILY
     recipe = (f"Recipe: seed {args.seed}; teacher {args.teacher}"
@@ -1070,7 +1074,8 @@ def merged_rows(files: str, flag: str = "--merge") -> tuple[dict, list, list]:
         raise SystemExit(f"{flag}: held-out subject(s) {', '.join(twice)} appear in two files")
     for f, recipe in recipes[1:]:                          # one report = one recipe: the files' own, not this call's
         diff = sorted(k for k in set(recipe) | set(recipes[0][1])
-                      if k not in PROCESS_ARGS and recipe.get(k) != recipes[0][1].get(k))
+                      if k not in PROCESS_ARGS and recipe.get(k) != recipes[0][1].get(k)
+                      and not (k in LATER_RECIPE_KEYS and not (k in recipe and k in recipes[0][1])))
         if diff:
             raise SystemExit(f"{flag}: {f} was run with another recipe than {recipes[0][0]} "
                              f"({', '.join(diff)} differ)")
@@ -1082,6 +1087,9 @@ def merge(args, argv) -> None:
     runs, walls, recipes = merged_rows(args.merge)
     if recipes:
         vars(args).update(recipes[0][1])
+        for k in LATER_RECIPE_KEYS:                   # one file without it: the merged report cannot say it
+            if not all(k in r for _, r in recipes):
+                vars(args).pop(k, None)
     args.rows_out = ""
     import json
     seen = {json.dumps(json.loads(Path(f).read_text()).get("machine")) for f in args.merge.split(",")}

@@ -251,6 +251,28 @@ def test_merge_reports_the_recipe_its_files_were_run_with_and_refuses_a_mix(tmp_
     merged.merge = f"{tmp_path / 'a.json'},{tmp_path / 'c.json'}"
     with pytest.raises(SystemExit, match=r"another recipe .*\(seed differ\)"):
         mod.merge(merged, [])
+    # a file written before the machine and pretrain_unlabeled were kept: merged alone it says so, not "None";
+    # beside a newer file (pretrain_unlabeled 0) it is the same recipe, and the report does not claim the corpus
+    args.seed, args.pretrain = 1, "real"
+    old = mod.recipe_args(args)
+    mod.dump_rows({"loso": [row("04")]}, tmp_path / "old.json", 1.0, old)
+    d = json.loads((tmp_path / "old.json").read_text())
+    del d["machine"]
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    mod.dump_rows({"loso": [row("05")]}, tmp_path / "new.json", 1.0, {**old, "pretrain_unlabeled": 0})
+    merged.merge = str(tmp_path / "old.json")
+    mod.merge(merged, [])
+    md = (tmp_path / "out" / "hr_spectral_spcup.md").read_text()
+    assert "None" not in md and "(threads and CPU cores not recorded)" in md
+    for files in ("old.json,new.json", "new.json,old.json"):
+        merged.merge = ",".join(str(tmp_path / f) for f in files.split(","))
+        mod.merge(merged, [])
+        md = (tmp_path / "out" / "hr_spectral_spcup.md").read_text()
+        assert "SiamQuality pretraining per outer fold: real;" in md and "pairs of the training" not in md, files
+    mod.dump_rows({"loso": [row("06")]}, tmp_path / "new2.json", 1.0, {**old, "pretrain_unlabeled": 3})
+    merged.merge = f"{tmp_path / 'new.json'},{tmp_path / 'new2.json'}"
+    with pytest.raises(SystemExit, match=r"\(pretrain_unlabeled differ\)"):
+        mod.merge(merged, [])
 
 
 def test_compare_reports_the_paired_difference_of_two_arms_per_subject(tmp_path):
