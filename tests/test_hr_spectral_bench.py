@@ -515,12 +515,7 @@ def test_each_finished_folds_rows_are_kept_before_the_run_ends(tmp_path, monkeyp
     assert not list(out.glob("*.md"))
     capsys.readouterr()
 
-    def whole(train, test, args, records, log):
-        return [{"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "y": r.y, "int8_conf": r.y * 0 + .5,
-                 **{k: r.y + 1 for k in ("int8", "student", "teacher", "baseline", "int8_raw", "int8_lo", "int8_hi")},
-                 "conf_calibrated": False, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0,
-                 "notch": 3.0, "sigma": 4.0, "floor": 1e-3, "temperature": 1.0} for r in test]
-    monkeypatch.setattr(mod, "run_fold", whole)
+    monkeypatch.setattr(mod, "run_fold", fold_off_by_one(sigma=4.0, temperature=1.0))
     mod.main(["--protocol", "wrist", "--target", ds, "--train-also", "", "--out", str(out), *TINY])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert "exists; it is rewritten" not in last and str(out / "hr_spectral_wrist_my_watch_only_rows.json") in last
@@ -545,6 +540,16 @@ def test_a_subject_scored_on_a_few_windows_is_marked_not_dropped():
     assert "(few): my_watch:s02 scored on fewer than 10 windows" in text
 
 
+def fold_off_by_one(sigma: float, temperature: float):
+    """A run_fold stand-in: every held-out window read 1 BPM off by every method, the fold's choices as given."""
+    def run_fold(train, test, args, records, log):
+        return [{"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "y": r.y, "int8_conf": r.y * 0 + .5,
+                 **{k: r.y + 1 for k in ("int8", "student", "teacher", "baseline", "int8_raw", "int8_lo", "int8_hi")},
+                 "conf_calibrated": False, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0,
+                 "notch": 3.0, "sigma": sigma, "floor": 1e-3, "temperature": temperature} for r in test]
+    return run_fold
+
+
 def test_the_report_states_units_choices_version_and_the_command_as_run(tmp_path, monkeypatch):
     """The table says its numbers are MAE in BPM; each fold's baseline notch and decoder are in the JSON and one MD
     line; the JSON has units, the git sha, the resolved data root and the machine; the command line keeps its
@@ -554,12 +559,7 @@ def test_the_report_states_units_choices_version_and_the_command_as_run(tmp_path
     mod = load_benchmark("hr_spectral")
     ds = watch_dataset(tmp_path / "w")
 
-    def whole(train, test, args, records, log):
-        return [{"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "y": r.y, "int8_conf": r.y * 0 + .5,
-                 **{k: r.y + 1 for k in ("int8", "student", "teacher", "baseline", "int8_raw", "int8_lo", "int8_hi")},
-                 "conf_calibrated": False, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0,
-                 "notch": 3.0, "sigma": 4.25, "floor": 1e-3, "temperature": 1.5} for r in test]
-    monkeypatch.setattr(mod, "run_fold", whole)
+    monkeypatch.setattr(mod, "run_fold", fold_off_by_one(sigma=4.25, temperature=1.5))
     monkeypatch.setenv("SQTOOL_DATA", str(tmp_path))
     out = tmp_path / "o"
     mod.main(["--protocol", "wrist", "--target", ds, "--train-also", "", "--out", str(out), *TINY])
@@ -602,12 +602,7 @@ def test_processes_over_other_folds_in_one_out_folder_keep_their_own_files(tmp_p
     mod = load_benchmark("hr_spectral")
     ds = watch_dataset(tmp_path / "w")
 
-    def whole(train, test, args, records, log):
-        return [{"dataset": r.dataset, "subject": r.subject, "record": r.record_id, "y": r.y, "int8_conf": r.y * 0 + .5,
-                 **{k: r.y + 1 for k in ("int8", "student", "teacher", "baseline", "int8_raw", "int8_lo", "int8_hi")},
-                 "conf_calibrated": False, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0,
-                 "notch": 3.0, "sigma": 4.0, "floor": 1e-3, "temperature": 1.0} for r in test]
-    monkeypatch.setattr(mod, "run_fold", whole)
+    monkeypatch.setattr(mod, "run_fold", fold_off_by_one(sigma=4.0, temperature=1.0))
     monkeypatch.setenv("SQTOOL_DATA", str(tmp_path))
     out = tmp_path / "o"
     for folds in ("s01", "my_watch:s03,s02"):
