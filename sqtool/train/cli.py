@@ -79,8 +79,6 @@ def _is_path(value: str) -> bool:
     return bool(value) and (Path(value).exists() or "/" in value or value.endswith((".pt", ".pth")))
 
 
-
-
 def _precheck_pretrain(cfg) -> None:
     """Cheap checks before a run directory is made (so a bad input leaves nothing behind)."""
     from sqtool.models import get_model_cfg
