@@ -120,7 +120,11 @@ def saved_yaml(d: str | os.PathLike) -> dict:
 def run_command(d: str | os.PathLike) -> str | None:
     """The command (make_run_dir's, e.g. "train/pretrain") whose run folder `d` is, from its config.yaml:
     its `command:`, else (runs made before it was written) the keys of its `config:`; None if unknown."""
-    saved = saved_yaml(Path(d))
+    return _command_of(saved_yaml(Path(d)))
+
+
+def _command_of(saved: dict) -> str | None:
+    """run_command for a config.yaml already read (`saved_yaml`): a caller that reads the file once."""
     if isinstance(saved.get("command"), str):
         return saved["command"]
     keys = set(saved.get("config") or {}) if isinstance(saved.get("config"), dict) else set()
@@ -140,7 +144,7 @@ def pretraining_of(run_dir: str | os.PathLike) -> dict | None:
     for init in inits:
         d = Path(init) if Path(init).is_dir() else Path(init).parent
         saved = saved_yaml(d)
-        if run_command(d) != "train/pretrain":
+        if _command_of(saved) != "train/pretrain":
             return None
         pairs = (saved.get("resolved") or {}).get("pairs") or (saved.get("config") or {}).get("pairs")
         runs.append(str(d))
@@ -162,7 +166,7 @@ def _inits_of(d: Path) -> list[str] | None:
     saved = saved_yaml(d)
     cfg, res = saved.get("config") or {}, saved.get("resolved") or {}
     given = lambda k: (lambda v: None if v in (None, "", "none") else str(v))(res.get(k) or cfg.get(k))  # noqa: E731
-    command = run_command(d)
+    command = _command_of(saved)
     if command == "train/finetune":
         return [i for i in (given("init"),) if i]
     if command == "quantize":
