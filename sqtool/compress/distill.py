@@ -127,13 +127,13 @@ def student_for(teacher_cfg: ModelCfg, student: str = "", where: str = "") -> st
     (`fitting_students`)."""
     from sqtool.models.spectral import SPECTRAL_FAMILY
     from sqtool.models.student import STUDENT_FAMILY
+    if not student:
+        return default_student(teacher_cfg, where=where)
     spectral = teacher_cfg.family == SPECTRAL_FAMILY
     family = SPECTRAL_FAMILY if spectral else STUDENT_FAMILY
-    fits = fitting_students(teacher_cfg)
-    if not student:
-        return default_student(teacher_cfg, fits, where)
     got = get_model_cfg(student).family
-    if got != family:
+    if got != family:                                   # the fitting students are listed only for this message
+        fits = fitting_students(teacher_cfg)
         kind = "a spectral heart-rate model" if spectral else f"a time-domain model ({teacher_cfg.family})"
         raise SqtoolError(f"{where or 'teacher ' + teacher_cfg.name} is {kind}: --student {student} ({got}) is not a "
                           f"student for it, a {family} model is; "
