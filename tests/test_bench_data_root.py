@@ -47,14 +47,12 @@ def test_benchmark_reads_sqtool_data(name, tmp_path):
 def test_no_data_root_names_the_scripts_own_flag(name, tmp_path, monkeypatch, capsys):
     """A benchmark whose data root option is --data (--data-root its old spelling) says --data when none is found
     (no flag, no $SQTOOL_DATA, no ../shared/data beside the cwd or the project)."""
-    import importlib
-
     import sqtool.core.runs as runs
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from bench_scripts import load_benchmark
     monkeypatch.delenv("SQTOOL_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runs, "PROJECT_ROOT", tmp_path / "a" / "project")
     with pytest.raises(SystemExit) as e:
-        importlib.import_module(name).main([])
+        load_benchmark(name).main([])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert e.value.code == 2 and "no data root: pass --data DIR" in last, last

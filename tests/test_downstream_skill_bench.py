@@ -1,15 +1,11 @@
 """benchmarks/downstream_skill.py: AF against each other rhythm reads each window's rhythm from its recording."""
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from bench_scripts import load_benchmark
 
 
 def test_af_per_rhythm_reads_the_rhythm_of_every_window(data_root):
-    from downstream_skill import af_per_rhythm
-
+    af_per_rhythm = load_benchmark("downstream_skill").af_per_rhythm
     from sqtool.core import ModelCfg
     from sqtool.data.tasks import load_task, task_model_cfg
     cfg = task_model_cfg("af", ModelCfg(name="default", family="resnet1d").replace(fs=100.0))
