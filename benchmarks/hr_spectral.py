@@ -971,6 +971,11 @@ def dump_rows(runs: dict, path, wall_s, recipe: dict) -> None:
 def load_rows(path, flag: str = "--merge") -> tuple[dict, float, dict | None]:
     """(runs, wall time, recipe arguments or None for files written before they were kept). A file that cannot
     be read, or is not a --rows-out file, is one line naming `flag` and the file (SystemExit)."""
+    return read_rows_file(path, flag)[:3]
+
+
+def read_rows_file(path, flag: str = "--merge") -> tuple[dict, float, dict | None, dict | None]:
+    """`load_rows` and the machine the file was written on (None for files written before it was kept)."""
     import json
     try:
         d = json.loads(Path(path).read_text())
@@ -987,7 +992,8 @@ def load_rows(path, flag: str = "--merge") -> tuple[dict, float, dict | None]:
         raise SystemExit(f"{flag}: {path} is not a --rows-out file of benchmarks/hr_spectral.py (expected its "
                          "'runs' of per-window rows and 'wall_s')")
     dec = lambda r: {k: (np.asarray(v, float) if isinstance(v, list) else v) for k, v in r.items()}  # noqa: E731
-    return {t: [dec(r) for r in rows] for t, rows in runs.items()}, float(d["wall_s"]), d.get("args")
+    return ({t: [dec(r) for r in rows] for t, rows in runs.items()}, float(d["wall_s"]), d.get("args"),
+            d.get("machine"))
 
 
 UNITS = {"mae, *_mean_of_subjects, *_pooled, per-subject method values and their _ci": "BPM (absolute error)",
@@ -1052,14 +1058,15 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1, machine: d
     print("\n".join(md), flush=True)
 
 
-def merged_rows(files: str, flag: str = "--merge") -> tuple[dict, list, list]:
+def merged_rows(files: str, flag: str = "--merge") -> tuple[dict, list, list, list]:
     """The rows of comma-separated --rows-out files of processes over disjoint folds / parts, checked: (runs
-    {title: rows}, wall times, [(file, recipe)] of the files that keep one, all equal). `flag`: the option that
-    named the files, for the one-line errors."""
-    runs, walls, seen, twice, recipes = {}, [], set(), set(), []
+    {title: rows}, wall times, [(file, recipe)] of the files that keep one, all equal, the machine of each file
+    or None). `flag`: the option that named the files, for the one-line errors."""
+    runs, walls, seen, twice, recipes, machines = {}, [], set(), set(), [], []
     for f in files.split(","):
-        part, wall, recipe = load_rows(f, flag)
+        part, wall, recipe, machine = read_rows_file(f, flag)
         walls.append(wall)
+        machines.append(machine)
         if recipe is not None:
             recipes.append((f, recipe))
         keys = {f"{r['dataset']}:{r['subject']}" for r in part.get("loso", [])}    # held out in this file
@@ -1079,21 +1086,19 @@ def merged_rows(files: str, flag: str = "--merge") -> tuple[dict, list, list]:
         if diff:
             raise SystemExit(f"{flag}: {f} was run with another recipe than {recipes[0][0]} "
                              f"({', '.join(diff)} differ)")
-    return runs, walls, recipes
+    return runs, walls, recipes, machines
 
 
 def merge(args, argv) -> None:
     """One report from the --rows-out files of processes over disjoint folds / parts."""
-    runs, walls, recipes = merged_rows(args.merge)
+    runs, walls, recipes, machines = merged_rows(args.merge)
     if recipes:
         vars(args).update(recipes[0][1])
         for k in LATER_RECIPE_KEYS:                   # one file without it: the merged report cannot say it
             if not all(k in r for _, r in recipes):
                 vars(args).pop(k, None)
     args.rows_out = ""
-    import json
-    seen = {json.dumps(json.loads(Path(f).read_text()).get("machine")) for f in args.merge.split(",")}
-    machine = json.loads(seen.pop()) if len(seen) == 1 else None            # one machine, as the files say
+    machine = machines[0] if all(m == machines[0] for m in machines) else None   # one machine, as the files say
     report(args, argv, runs, max(walls), len(walls), machine or {"cpu_count": None, "threads": None})
 
 
