@@ -190,13 +190,10 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
     q = quality_score(w_raw[need.index(ppg_ch)], fs, acc)                         # (W,)
     good = q > cfg.threshold
     gap = nonfinite_windows(rec, need, t0, cfg.window_s)                          # (W,) holding a NaN/Inf sample
-    if gap.any():                                                                 # left out: neither good nor poor
-        ok = np.flatnonzero(~gap)
-        good &= ~gap
-        gi, pi = match_pairs(t0[ok], good[ok], cfg.max_gap_s)
-        gi, pi = ok[gi], ok[pi]
-    else:
-        gi, pi = match_pairs(t0, good, cfg.max_gap_s)
+    ok = np.flatnonzero(~gap)                                                     # gaps: neither good nor poor
+    good &= ~gap
+    gi, pi = match_pairs(t0[ok], good[ok], cfg.max_gap_s)
+    gi, pi = ok[gi], ok[pi]                                                       # (P,) indices into the windows
     res.update(windows=int((~gap).sum()), good=int(good.sum()), poor=int((~good & ~gap).sum()),
                nonfinite=int(gap.sum()))
     synth = np.zeros(gi.size, dtype=bool)
