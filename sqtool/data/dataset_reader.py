@@ -292,22 +292,19 @@ def check_acc_unit(ds: DatasetFile, signals: dict, fs: dict, where: str) -> str 
         return None
     raw = med / ACC_UNITS[said]                                   # the median as the file writes it
     likely = next((u for u, k in ACC_UNITS.items() if u != said and lo <= raw * k <= hi), None)
-    if likely is None and med > 2 * hi:                           # no unit fits: raw counts (PPG-DaLiA: 1/64 g)
-        seen = ds.report.setdefault("acc_unit_suspect", [])
-        if not seen:
-            from sqtool.data.dataset_tasks import warn
+    if likely is None and med <= 2 * hi:          # about 0 (no gravity) or just outside the band: no warning
+        return None
+    seen = ds.report.setdefault("acc_unit_suspect", [])
+    if not seen:                                  # once per dataset file (one declared unit), the rest counted
+        from sqtool.data.dataset_tasks import warn
+        if likely is None:                        # no unit fits: raw counts (PPG-DaLiA: 1/64 g)
             warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said} ({med:.3g} g), which fits no unit: "
                  f"raw sensor counts? give the acc channels gain: (g per count) in {ds.path.name}")
-        seen.append(str(where))
-        return None
-    if likely is not None:
-        seen = ds.report.setdefault("acc_unit_suspect", [])
-        if not seen:                                  # once per dataset file (one declared unit), the rest counted
-            from sqtool.data.dataset_tasks import warn
+        else:
             warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}, which looks like {likely}, not "
                  f"{said} (gravity is 1 g = 9.81 m/s^2 = 1000 mg); set unit: {likely} on the acc channels in "
                  f"{ds.path.name} if so (said for its first such recording; all: ds.report['acc_unit_suspect'])")
-        seen.append(str(where))
+    seen.append(str(where))
     return likely
 
 
