@@ -296,23 +296,26 @@ def _given(cls, args=None, config_file: str | None = None) -> tuple[dict, str | 
     if args is not None:
         known = key_names(cls)
         for f in dataclasses.fields(cls):
-            v = getattr(args, f.name, None)
-            if v is not None:
-                for k in [k for k, name in known.items() if name == f.name and k in data]:
-                    del data[k]                                   # the flag overrides the file's key for it
-                data[f.name] = v
+            _set_field(known, data, f.name, getattr(args, f.name, None))  # the flag overrides the file's key
     return data, config_file
+
+
+def _set_field(known: dict[str, str], data: dict, name: str, value) -> None:
+    """data[name] = value unless value is None, dropping the keys that set the same field (`known`: key_names)."""
+    if value is None:
+        return
+    for k in [k for k, field in known.items() if field == name and k in data]:
+        del data[k]
+    data[name] = value
 
 
 def resolve_config(cls, args=None, config_file: str | None = None, **overrides):
     """defaults < YAML file < CLI flags (args namespace, None = not given) < explicit overrides.
     Path fields (metadata "path") naming an existing file or folder come out absolute (`absolute_paths`)."""
     data, config_file = _given(cls, args, config_file)
+    known = key_names(cls)
     for k, v in overrides.items():
-        if v is not None:
-            for alias in [a for a, name in key_names(cls).items() if name == k and a in data]:
-                del data[alias]
-            data[k] = v
+        _set_field(known, data, k, v)
     return absolute_paths(from_dict(cls, data, where=str(config_file) if config_file else "config"))
 
 
