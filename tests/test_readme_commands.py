@@ -6,6 +6,8 @@ import re
 import shlex
 from pathlib import Path
 
+from cli_options import command_parsers
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 PAIRS = json.loads((ROOT / "benchmarks/results/data_quality_pairs.json").read_text())["pairs"]
@@ -63,23 +65,6 @@ def test_the_data_figures_are_the_benchmarks():
     assert "wrist_exercise" in bench_md and "--data-root" not in bench_md and "--synthetic-fallback" not in bench_md
 
 
-def _leaf_parsers() -> dict:
-    """{'data inspect': parser, ..., 'export': parser}: every sub-command's own parser."""
-    import argparse
-    from sqtool.cli import build_parser
-    out = {}
-
-    def walk(parser, name):
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if not subs:
-            out[name] = parser
-        for a in subs:
-            for n, p in a.choices.items():
-                walk(p, f"{name} {n}".strip())
-    walk(build_parser(), "")
-    return out
-
-
 def _options(parser) -> set[str]:
     return {s for a in parser._actions for s in a.option_strings}
 
@@ -89,7 +74,7 @@ def test_the_commands_said_to_take_no_config_are_those_without_it():
     said = re.search(r"Every command but (.*?) takes `--config file\.yaml`", text)
     assert said, "the README says which commands take --config"
     without = set(re.findall(r"`([a-z ]+)`", said.group(1)))
-    parsers = _leaf_parsers()
+    parsers = command_parsers(leaves_only=True)
     assert without == {n for n, p in parsers.items() if "--config" not in _options(p)}
     for name in without - {"data download"}:                    # they print and write nothing: no run folder
         assert not {"--out", "--force"} & _options(parsers[name]), name
@@ -114,7 +99,7 @@ def test_the_old_spellings_are_those_each_command_keeps():
     said = {}
     for old, new, where in re.findall(r"`(--[a-z-]+|PATH)` for `(--[a-z-]+)` \(([^)]*)\)", text):
         said[(old, new)] = set(re.findall(r"`([a-z ]+)`", where)) or where
-    parsers = _leaf_parsers()
+    parsers = command_parsers(leaves_only=True)
     has = {}
     for name, p in parsers.items():
         for a in p._actions:
