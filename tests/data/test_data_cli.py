@@ -148,19 +148,24 @@ def test_data_help_recommends_current_options(capsys):
     assert "is looked up): $SQTOOL_DATA, else ../shared/data" in out and "): --data-root" not in out
 
 
-def test_inspect_shows_a_dataset_files_split_and_refuses_unknown_subjects(tmp_path, capsys):
-    """A dataset file's split is shown (train / test subjects, text and JSON); one naming a subject the data does
-    not have is refused in one line by inspect, the check quantize makes later (DatasetFile.split_subjects)."""
+def _three_subjects(tmp_path, noise: float = 0.0):
+    """Three subjects' 20 s PPG CSVs under rec/: the dataset.yaml path (not written) and its text without a split."""
     rng = np.random.default_rng(0)
     (tmp_path / "rec").mkdir()
     for s in ("s1", "s2", "s3"):
         t = np.arange(20 * 125) / 125
-        ppg = np.sin(7.5 * t) + 0.05 * rng.standard_normal(t.size)
+        ppg = np.sin(7.5 * t) + (noise * rng.standard_normal(t.size) if noise else 0.0)
         np.savetxt(tmp_path / "rec" / f"{s}_a.csv", np.column_stack([t, ppg]), delimiter=",", header="time,ppg",
                    comments="", fmt="%.6f")
     base = ("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels: {ppg: ppg}\n"
             "subject: {pattern: '^(s\\d)_'}\n")
-    p = tmp_path / "dataset.yaml"
+    return tmp_path / "dataset.yaml", base
+
+
+def test_inspect_shows_a_dataset_files_split_and_refuses_unknown_subjects(tmp_path, capsys):
+    """A dataset file's split is shown (train / test subjects, text and JSON); one naming a subject the data does
+    not have is refused in one line by inspect, the check quantize makes later (DatasetFile.split_subjects)."""
+    p, base = _three_subjects(tmp_path, noise=0.05)
     p.write_text(base + "split: {test: [s3]}\n")
     assert main(["data", "inspect", "--data", str(p)]) == 0
     assert "split (by subject): train s1, s2 (2); test s3 (1)" in capsys.readouterr().out
@@ -180,14 +185,7 @@ def test_inspect_shows_only_the_split_quantize_reads(tmp_path, capsys):
     list alone is said to be unused (not shown as the split, its names not checked), and a heldout_fraction is
     shown as the fraction quantize draws, saying from which subjects (the two quantize paths differ under
     --max-records), not as a subject list that may differ."""
-    (tmp_path / "rec").mkdir()
-    for s in ("s1", "s2", "s3"):
-        t = np.arange(20 * 125) / 125
-        np.savetxt(tmp_path / "rec" / f"{s}_a.csv", np.column_stack([t, np.sin(7.5 * t)]), delimiter=",",
-                   header="time,ppg", comments="", fmt="%.6f")
-    base = ("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels: {ppg: ppg}\n"
-            "subject: {pattern: '^(s\\d)_'}\n")
-    p = tmp_path / "dataset.yaml"
+    p, base = _three_subjects(tmp_path)
     for train in ("s1", "s99"):                                         # s99: quantize accepts it, so does inspect
         p.write_text(base + f"split: {{train: [{train}]}}\n")
         assert main(["data", "inspect", "--data", str(p)]) == 0
