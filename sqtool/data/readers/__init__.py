@@ -93,16 +93,17 @@ def detect_kind(path: str | os.PathLike) -> str:
 
 # ----------------------------------------------------------------------------- checks
 
-def clip_fraction(x: np.ndarray) -> float:
-    """Fraction of samples sitting exactly at the signal's max or min (ADC saturation, e.g. 4095)."""
-    x = np.asarray(x)
-    return float(max(np.mean(x == x.max()), np.mean(x == x.min()))) if x.size else 0.0
-
-
 def _finite(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     ok = np.isfinite(x)
     return x if ok.all() else x[ok]
+
+
+def clip_fraction(x: np.ndarray) -> float:
+    """Fraction of the finite samples (NaN/Inf gaps left out) sitting exactly at the signal's max or min (ADC
+    saturation, e.g. 4095)."""
+    x = _finite(x)
+    return float(max(np.mean(x == x.max()), np.mean(x == x.min()))) if x.size else 0.0
 
 
 def check_record(rec: Record, min_duration_s: float = 0.0, channels: Sequence[str] | None = None,
@@ -117,12 +118,12 @@ def check_record(rec: Record, min_duration_s: float = 0.0, channels: Sequence[st
         if ch not in rec.signals:
             raise SqtoolError(f"{where}: channel '{ch}' missing (has {', '.join(rec.signals)})")
     for ch, x in rec.signals.items():
-        if ch.startswith("ppg") and x.size > 1 and float(np.ptp(_finite(x))) == 0.0:
-            raise SqtoolError(f"{where}: channel '{ch}' is a flat line (constant {_finite(x)[0]:g}); "
+        if ch.startswith("ppg") and x.size > 1 and float(np.ptp(fin := _finite(x))) == 0.0:
+            raise SqtoolError(f"{where}: channel '{ch}' is a flat line (constant {fin[0]:g}); "
                               f"sensor detached or not recorded")
     if max_clip_fraction is not None:
         for ch, x in rec.signals.items():
-            if ch.startswith("ppg") and (f := clip_fraction(_finite(x))) > max_clip_fraction:
+            if ch.startswith("ppg") and (f := clip_fraction(x)) > max_clip_fraction:
                 raise SqtoolError(f"{where}: channel '{ch}' is clipped/saturated: {100 * f:.0f}% of samples at "
                                   f"its max or min (limit {100 * max_clip_fraction:.0f}%)")
     if min_duration_s and min_duration_s > 0:

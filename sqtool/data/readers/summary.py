@@ -59,8 +59,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
             unlabelled.append({"record": rec.source or rec.record_id, "expected": rec.meta.get("truth_expected")})
         kinds_seen[rec.dataset] += 1
         subjects.add(rec.subject)
-        ppg = np.asarray(rec.signals[rec.primary_channel()])
-        clipped += clip_fraction(ppg[np.isfinite(ppg)]) > CLIPPED
+        clipped += clip_fraction(rec.signals[rec.primary_channel()]) > CLIPPED     # of its finite samples
         if k := rec.nonfinite_samples():
             gaps["samples"] += k
             gaps["records"] += 1
