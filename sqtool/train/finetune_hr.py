@@ -139,10 +139,12 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     twice = sorted({d for d in cfg.datasets if list(cfg.datasets).count(d) > 1})
     if twice:
         raise SqtoolError(f"--datasets names {', '.join(twice)} twice: its subjects would be trained on twice")
-    ck_init = init_ck if cfg.init not in ("", "none") else None
-    if cfg.init not in ("", "none") and (ck_init is None or ck_init["kind"] != "teacher_pretrain"):
-        from sqtool.core.checkpoint import load_checkpoint
-        ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain")     # another kind: refused in one line
+    ck_init = None
+    if cfg.init not in ("", "none"):
+        ck_init = init_ck
+        if ck_init is None or ck_init["kind"] != "teacher_pretrain":    # another kind: refused in one line
+            from sqtool.core.checkpoint import load_checkpoint
+            ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain")
     from sqtool.data.dataset_file import builtin_exclude, builtin_names
     from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
