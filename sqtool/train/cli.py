@@ -111,14 +111,13 @@ def _precheck_finetune(cfg, init_ck: dict | None = None) -> dict | None:
         v = getattr(cfg, k)
         if v:
             (check_fs if k == "fs" else check_window_s)(v, f"train finetune --{k.replace('_', '-')}")
+    name = cfg.model
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "
                               "reads every dataset of --data")
         init_ck, name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
-        check_mode(cfg.mode, name)
-    else:
-        check_mode(cfg.mode, cfg.model)
+    check_mode(cfg.mode, name)
     from sqtool.data.dataset_tasks import dataset_of
     if dataset_of(cfg.data_root) is not None:        # a dataset.yaml / built-in name: parsed and checked here
         return init_ck
