@@ -182,8 +182,9 @@ def run_inspect(args) -> int:
 def trainable_labels(summary: dict) -> list[str]:
     """The labels of an inspect summary a task can train on: a class label only when both of its classes occur
     (an AF set without AF windows is refused by fine-tuning)."""
-    found = (summary.get("dataset_file") or {}).get("labels") or summary.get("labels") or []
-    return [k for k in found if min(((summary.get("labels") or {}).get(k, {}).get("binary") or {"": 1}).values()) > 0]
+    labels = summary.get("labels") or {}
+    found = (summary.get("dataset_file") or {}).get("labels") or labels
+    return [k for k in found if all((labels.get(k, {}).get("binary") or {"": 1}).values())]   # every count > 0
 
 
 def inspect_next(data: str, labels: list[str], acc: bool = False) -> str:
