@@ -70,7 +70,7 @@ def list_models(family: str | None = None, registered_order: bool = False, role:
     register them (a family lists its members smallest first, e.g. cnn1d_student_xs, _s, _m)."""
     _ensure_families_loaded()
     names = [n for n, c in _CFGS.items()
-             if (family is None or c.family == family) and (role is None or _ROLES.get(n, "") == role)]
+             if (family is None or c.family == family) and (role is None or _ROLES[n] == role)]
     return names if registered_order else sorted(names)
 
 
