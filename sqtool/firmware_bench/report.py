@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import atomic_write_text, write_metrics
+from sqtool.core import SqtoolError, atomic_write_text, write_metrics
+from sqtool.data.record import TooShort
 
 GT = 10.0    # BPM: a window is "wrong" beyond this error
 SAME_HR_BPM = 0.05   # BPM: two runtimes' decoded heart rates this close are the same HR (float outputs differ in bits)
@@ -284,6 +285,7 @@ def write_report(run_dir, res: dict) -> list[str]:
     atomic_write_text(run_dir / "bench.md", "\n".join(md) + "\n")
     return plots
 
+
 def covers_all(row: dict) -> bool:
     """Whether a runtime's row scored every labelled window (not an --mcu-windows subset): the primary runtime
     must, and a row that does not says so in the tables. Rows without a coverage figure count as covering."""
@@ -298,14 +300,11 @@ def floors_line(floor: list[dict]) -> str:
         f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: {'ok' if f['ok'] else 'FAILED'}" for f in floor)
 
 
-
-
 # ----------------------------------------------------------------------------- recordings shorter than a window
 
 def too_short(where: str, seconds: float, window_s: float):
     """The one-line TooShort of a recording shorter than one model window (raised by both replays: the spectral
     front end and the time-domain stream)."""
-    from sqtool.data.record import TooShort
     return TooShort(f"{where}: {seconds:.1f} s is shorter than one {window_s:g} s window")
 
 
@@ -316,8 +315,6 @@ def long_enough(records, prepare, window_s: float, data: str = "records", skip=N
     predict and both benches. A recording whose prepare raises TooShort (or any `skip` exception: the spectral
     bench also leaves out one without the model's channels) is left out; other errors still stop. None left: one
     SqtoolError line, the reason itself for one recording left out, else the count and the first reasons of all."""
-    from sqtool.core import SqtoolError
-    from sqtool.data.record import TooShort
     out, left, short = [], list(left), 0
     for r in records:
         try:

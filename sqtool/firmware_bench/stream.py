@@ -44,6 +44,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.data.preprocess import DEFAULT_BAND, StreamingBandpass, _sos, normalise, resample_ratio
+from sqtool.firmware_bench.report import too_short
 
 FILTERS = ("window", "causal", "none")
 
@@ -374,7 +375,6 @@ def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = 1, gaps: dict[
         i = j
     wins += s.finish()
     if not wins:
-        from sqtool.firmware_bench.report import too_short
         raise too_short(f"{record.dataset}/{record.record_id}", n / fs_in, spec.window_s)
     t0 = np.array([w.t0 for w in wins])
     return ReplayResult(x=np.stack([w.x for w in wins]), raw=np.stack([w.raw for w in wins]), t0=t0,
