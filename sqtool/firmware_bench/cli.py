@@ -401,7 +401,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         row.update(rt.info())
         hr = np.full(len(X), np.nan)
         hr[:len(y)] = R.decode_hr(y, md)
-        trk = per_record_track(hr, tracker_ok(y, flagged, md.get("outputs") or [], cfg.quality_gate))
+        trk = per_record_track(hr, tracker_ok(y, flagged, outputs, cfg.quality_gate))
         row["metrics"] = hr_metrics(hr[:len(y)], truth[:len(y)])
         row["metrics_tracked"] = hr_metrics(trk[:len(y)], truth[:len(y)])
         row["windows"] = int(len(y))

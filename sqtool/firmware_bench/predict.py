@@ -420,7 +420,8 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     rt = R.make_runtime(name, art, work)
     y = np.asarray(rt.run_batch(np.concatenate([r.x for r in recs])), np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
-    cols = output_columns(list(md.get("outputs") or []), list(md.get("units") or []))
+    outputs = list(md.get("outputs") or [])
+    cols = output_columns(outputs, list(md.get("units") or []))
     tracked = md.get("task") == "hr" and R.HR_OUTPUT in [c for c, _, _ in cols]       # by name, in any column
     outs, a = [], 0
     for r in recs:
@@ -428,8 +429,7 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
         o = {c: (sigmoid(y[a:b, j]) if prob else y[a:b, j]) for j, (c, _, prob) in enumerate(cols)}
         o["flagged"] = (np.asarray(r.flagged) >= MAX_FLAGGED).astype(int)      # the tracker's dropout rule
         if tracked:                                                            # the bench's tracker, gate on
-            o["hr_tracked_bpm"] = track(o["hr_bpm"], tracker_ok(y[a:b], r.flagged, list(md.get("outputs") or []),
-                                                                quality_gate=True))
+            o["hr_tracked_bpm"] = track(o["hr_bpm"], tracker_ok(y[a:b], r.flagged, outputs, quality_gate=True))
         outs.append(o)
         a = b
     columns = {c: what for c, what, _ in cols}
