@@ -282,7 +282,7 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
 
 
 def quantize_next(cfg, run_dir: Path) -> str:
-    """Fine-tune's next line: quantize this run. It names no --student, as the spectral fine-tune's does not:
+    """Fine-tune's next line (time-domain and spectral alike): quantize this run. It names no --student:
     quantize's default is the registry student that fits the teacher (compress.distill.default_student, e.g.
     cnn1d_student_xs for a 10 s window at 40 Hz, which cnn1d_student_s's stride 32 does not divide), and its
     config.yaml's resolved: says which; quantize reads the teacher's own data by default)."""
@@ -345,6 +345,6 @@ def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None 
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}){_resumed_text(m)} "
           f"-> {run_dir}")
-    print(f"next: sqtool quantize --model {run_dir}")       # its student: the one that reads the teacher's channels
+    print(quantize_next(cfg, run_dir))       # its student: the one that reads the teacher's channels
     _print_skill("hr", m, pooled=True)                # its skill test pools windows; the line above averages subjects
     return 0
