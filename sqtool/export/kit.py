@@ -239,8 +239,8 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
 def conf_range_text(dec) -> str:
     """A calibrated confidence's whole range for this model (its calibration table's ends) and the expected error
     each end states: what values firmware will see, so that a threshold is chosen inside them."""
-    span = dec.conf_error_span
-    if not span or not dec.conf_calib_y:
+    span = dec.conf_error_span                                               # None: not calibrated
+    if not span:
         return ""
     lo, hi = min(dec.conf_calib_y), max(dec.conf_calib_y)
     err = lambda q: (1 - q / 32768) * span                                   # noqa: E731
