@@ -55,7 +55,7 @@ from sqtool.core import SqtoolError
 from sqtool.core.metrics import sigmoid
 from sqtool.core.runs import FORCE_HELP
 from sqtool.firmware_bench.report import left_out_lines, long_enough
-from sqtool.firmware_bench.tracker import MAX_FLAGGED
+from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
 
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
            "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",
@@ -414,7 +414,6 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     """Per recording one column per model output (`output_columns`), for a heart-rate model hr_tracked_bpm too
     (the bench's tracker over the windows its quality output calls good), and flagged; firmware, column notes."""
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.tracker import track, tracker_ok
     md = art.metadata
     recs, name = prep["recs"], prep["runtime"]
     rt = R.make_runtime(name, art, work)
