@@ -161,8 +161,7 @@ def warn(msg: str) -> None:
     print(f"sqtool: warning: {msg}", file=sys.stderr)
 
 
-def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=frozenset(),
-                    max_records: int = 0) -> list:
+def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=frozenset()) -> list:
     """The recordings of `ds` with heart-rate truth through the device front end (`hr_spectra.record_spectra`),
     in record order; those without truth (and record ids in `skip`) are reported, never silent. May be empty."""
     from sqtool.data.hr_spectra import record_spectra
@@ -182,13 +181,13 @@ def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=fro
             log(f"{ds.name}/{rec.record_id}: {k} windows hold NaN/Inf samples (gaps): not trained on or scored")
     if gaps := sum(r.meta.get("nonfinite_windows", 0) for r in out):
         ds.report["nonfinite_windows"] = gaps
-    return out[:max_records or None]
+    return out
 
 
-def hr_corpus_from_dataset(ds, model_cfg, log=None, max_records: int = 0) -> list:
+def hr_corpus_from_dataset(ds, model_cfg, log=None) -> list:
     """Every recording of the dataset with heart-rate truth, through the device front end (`dataset_spectra`);
     one clear error when none has it."""
-    out = dataset_spectra(ds, model_cfg, log, max_records=max_records)
+    out = dataset_spectra(ds, model_cfg, log)
     if not out:
         raise SqtoolError(f"{ds.path}: no recording with heart-rate truth")
     return out
