@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import shlex
 import sys
@@ -560,7 +561,6 @@ def save_logits(out_dir: str, test, train, held_out: dict, soof: dict | None, de
     the held-out int8 logits ("test/<dataset>/<record>", logit scale `scale`), the student's inner out-of-fold
     float logits the decoder was chosen on ("oof/<dataset>/<record>", with --decoder-on student), every
     recording's truth ("y/...") and subject key ("key/..."), and the chosen decoder (JSON)."""
-    import json
     arrays = dict(held_out)
     if soof is not None:
         arrays.update({f"oof/{r.dataset}/{r.record_id}": np.asarray(soof[r.record_id], np.float32) for r in train})
@@ -961,7 +961,6 @@ def recipe_args(args) -> dict:
 def dump_rows(runs: dict, path, wall_s, recipe: dict) -> None:
     """Per-window rows of this process's runs ({title: rows}; arrays as lists, NaN kept) and its recipe, for
     `--merge`."""
-    import json
     enc = {t: [{k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
                 for k, v in r.items()} for r in rows] for t, rows in runs.items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -976,7 +975,6 @@ def load_rows(path, flag: str = "--merge") -> tuple[dict, float, dict | None]:
 
 def read_rows_file(path, flag: str = "--merge") -> tuple[dict, float, dict | None, dict | None]:
     """`load_rows` and the machine the file was written on (None for files written before it was kept)."""
-    import json
     try:
         d = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
