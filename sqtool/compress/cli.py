@@ -183,14 +183,19 @@ def _log(args):
     return None if getattr(args, "progress", None) is False else item
 
 
+def _precheck(cfg) -> None:
+    """The cheap checks of a fresh or resumed run, before any file is read: the training numbers, the preset."""
+    from sqtool.models.quant import get_preset
+    check_training_numbers(cfg, "quantize", skip=("epochs",))
+    get_preset(cfg.preset)                                               # unknown preset -> error first
+
+
 def run(args) -> int:
     if getattr(args, "resume", None):
         return _resume(args)
     cfg = resolve_config(QuantizeConfig, args)
-    check_training_numbers(cfg, "quantize", skip=("epochs",))
+    _precheck(cfg)
     log = _log(args)
-    from sqtool.models.quant import get_preset
-    get_preset(cfg.preset)                                               # unknown preset -> error first
     ck = _spectral_teacher(cfg)
     if ck is not None:
         from sqtool.compress.quantize_hr import quantize_hr_run
@@ -211,7 +216,7 @@ def _resume(args) -> int:
     from sqtool.core import lock_run_dir
     from sqtool.core.runs import note_run
     cfg = _resume_config(args)
-    check_training_numbers(cfg, "quantize", skip=("epochs",))
+    _precheck(cfg)                              # --preset may change on resume: checked before the run is locked
     log = _log(args)
     ck = _spectral_teacher(cfg)
     lock_run_dir(cfg.out)                       # a second resume of the same run is refused
