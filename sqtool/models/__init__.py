@@ -2,4 +2,5 @@
 from sqtool.models.registry import (ModelCfg, create_model, get_model_cfg, list_models, load_model,
                                     no_simsiam_reason, pretrains, register_model)
 
-__all__ = ["ModelCfg", "create_model", "get_model_cfg", "list_models", "load_model", "no_simsiam_reason", "pretrains", "register_model"]
+__all__ = ["ModelCfg", "create_model", "get_model_cfg", "list_models", "load_model", "no_simsiam_reason", "pretrains",
+           "register_model"]

@@ -26,7 +26,8 @@ A fold file with another key is refused (one line), never silently mixed in.
 
 Modes: "full" trains everything; "linear" freezes the encoder (BN in eval mode) and fits only the head,
 on features computed once (a model with an encoder and a head, `models.registry.probes_linearly`: resnet1d;
-another model, a student or a spectral one, is refused in one line before any data is read). Regression heads learn (y - mean) / std; `pred` and metrics are in units.
+another model, a student or a spectral one, is refused in one line before any data is read). Regression heads
+learn (y - mean) / std; `pred` and metrics are in units.
 Inputs: the pretrained stem is 1-channel; with more channels (e.g. ppg + acc) the pretrained kernel
 goes to channel 0 and the other channels' kernels start at zero, so the initial model equals the
 PPG-only one.
