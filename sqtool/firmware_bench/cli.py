@@ -42,7 +42,7 @@ from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, re
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP
-from sqtool.firmware_bench.report import SAME_HR_BPM, covers_all, left_out_lines, long_enough
+from sqtool.firmware_bench.report import SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
 
@@ -233,14 +233,8 @@ def select_runtimes(asked: list[str], known, aliases: dict, default) -> tuple[li
     return names, explicit
 
 
-def _primary(rows: list[dict], labelled: bool = True) -> str | None:
-    ok = {r["runtime"] for r in rows if r["status"] == "ok"
-          and (not labelled or r.get("metrics", {}).get("mae") is not None) and covers_all(r)}   # all windows
-    for k in ("mcu_m4", "mcu_m33", "mcu_m55", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
-              "onnx_float", "torch_student", "torch_teacher"):
-        if k in ok:
-            return k
-    return None
+PRIMARY_ORDER = ("mcu_m4", "mcu_m33", "mcu_m55", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
+                 "onnx_float", "torch_student", "torch_teacher")     # the runtime the time-domain bench reports first
 
 
 def hr_reference(name: str, present, bit_exact: bool = False) -> str | None:
@@ -508,7 +502,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         res["notes"].insert(0, NOT_MEASURED + "; cost and fidelity only.")
     else:
         res["accuracy"] = "measured"
-    res["primary"] = _primary(rows, labelled)
+    res["primary"] = primary_runtime(rows, PRIMARY_ORDER, labelled)
     from sqtool.data.record import subject_key
     from sqtool.firmware_bench.provenance import provenance_warnings
     scored = {subject_key(rec.dataset, rec.subject) for rec, rp in zip(recs, reps)

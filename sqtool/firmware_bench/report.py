@@ -286,6 +286,14 @@ def write_report(run_dir, res: dict) -> list[str]:
     return plots
 
 
+def primary_runtime(rows: list[dict], order: tuple[str, ...], labelled: bool = True) -> str | None:
+    """The runtime a bench reports first: the first of `order` that ran, covers every window (`covers_all`: not an
+    --mcu-windows subset) and, on labelled data, measured an MAE."""
+    ok = {r["runtime"] for r in rows if r["status"] == "ok" and covers_all(r)
+          and (not labelled or (r.get("metrics") or {}).get("mae") is not None)}
+    return next((k for k in order if k in ok), None)
+
+
 def covers_all(row: dict) -> bool:
     """Whether a runtime's row scored every labelled window (not an --mcu-windows subset): the primary runtime
     must, and a row that does not says so in the tables. Rows without a coverage figure count as covering."""

@@ -49,7 +49,7 @@ from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
 from sqtool.core.metrics import uncertainty_scores
 from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
-                                          floors_line, left_out_lines, long_enough, too_short)
+                                          floors_line, left_out_lines, long_enough, primary_runtime, too_short)
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
 INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
@@ -613,7 +613,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
            "records": [{"record_id": r.record_id, "subject": r.subject, "fs_in": r.fs_in, "windows": len(r.t0),
                         "seconds": r.seconds, "truth_windows": int(np.isfinite(r.truth).sum()),
                         "unscored_windows": int((~r.valid).sum())} for r in recs]}
-    res["primary"] = _primary(rows)
+    res["primary"] = primary_runtime(rows, PRIMARY_ORDER)
     from sqtool.firmware_bench.provenance import provenance_warnings
     scored = {r.subject for r in recs if np.isfinite(r.truth).any()}
     res["seen_in_training"], warns = provenance_warnings(art, scored, {r.subject for r in recs})
@@ -703,14 +703,8 @@ def _pipeline_vs_single(rows: list[dict], hrs: dict) -> None:
             return
 
 
-def _primary(rows: list[dict]) -> str | None:
-    ok = {r["runtime"] for r in rows if r["status"] == "ok" and (r.get("metrics") or {}).get("mae") is not None
-          and covers_all(r)}                                                 # not an --mcu-windows subset
-    for k in ("c_pipeline", "mcu_m4", "c_host_single", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
-              "onnx_int8", "torch_student"):
-        if k in ok:
-            return k
-    return None
+PRIMARY_ORDER = ("c_pipeline", "mcu_m4", "c_host_single", "c_host", "tflm_int8", "litert_int8", "brevitas_int8",
+                 "onnx_int8", "torch_student")                       # the runtime the spectral bench reports first
 
 
 def _progress(row: dict) -> str:
