@@ -141,3 +141,14 @@ def test_the_skill_rows_label_the_classic_value_pooled_too(capsys):
     assert first.startswith("hr: trivial pooled mae 9.000; classic pooled mae 7.000 (spectral peak);"), first
     _print_skill("hr", {"skill": sk})                                    # a pooled headline: plain 'mae' both
     assert capsys.readouterr().out.startswith("hr: trivial mae 9.000; classic mae 7.000 (spectral peak);")
+
+
+def test_a_run_without_final_fit_is_not_sent_to_quantize(tmp_path, capsys):
+    """--final-fit false keeps the folds' predictions only (no model.pt): the spectral fine-tune's next line asks
+    for --final-fit true, as the time-domain one's does (it said 'sqtool quantize --model RUN', which fails)."""
+    rc = main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds",
+               "2", "--epochs", "1", "--max-records", "3", "--final-fit", "false", "--progress", "false",
+               "--out", str(tmp_path / "ft")])
+    out = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: ")]
+    assert rc == 0 and not (tmp_path / "ft" / "model.pt").exists()
+    assert out == ["next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)"]
