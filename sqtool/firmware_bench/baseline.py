@@ -143,23 +143,40 @@ def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCf
     return {"hr": hr, "raw": raw, "suppressed": suppressed}
 
 
-def record_windows(record, t0: np.ndarray, window_s: float) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """Raw device-rate PPG (W, T) and acc (W, 3, T) (None if absent) of the windows starting at t0."""
+def record_windows(record, t0: np.ndarray, window_s: float
+                   ) -> tuple[np.ndarray, np.ndarray | None, float, np.ndarray]:
+    """Raw device-rate PPG (W, T) and acc (W, 3, T) (None if absent) of the windows starting at t0, the rate, and
+    which windows the recording holds in full (W,) bool. A window running past the recording's end (the front end
+    emits its last window once its last MODEL sample is in, a few raw samples short) has NaN rows; one starting
+    outside the recording is an error (t0 of another recording)."""
     ch = "ppg" if "ppg" in record.signals else record.primary_channel()
     fs = float(record.fs[ch])
     T = int(round(window_s * fs))
     starts = np.round(np.asarray(t0) * fs).astype(np.int64)
     x = np.asarray(record.signals[ch], dtype=np.float64)
-    idx = starts[:, None] + np.arange(T)[None, :]
-    if idx.size and idx.max() >= len(x):
-        raise SqtoolError(f"{record.record_id}: window beyond the end of the recording")
-    ppg = x[idx]
+    if starts.size and (starts.min() < 0 or starts.max() >= len(x)):
+        raise SqtoolError(f"{record.record_id}: a window starts beyond the end of the recording (or before its start)")
+    full = starts + T <= len(x)
+    idx = np.minimum(starts[:, None] + np.arange(T)[None, :], len(x) - 1)           # (W, T)
+
+    def take(v):                                                                     # (N,) -> (W, T)
+        return np.where(full[:, None], np.asarray(v, dtype=np.float64)[idx], np.nan)
+    ppg = take(x)
     acc = None
     if all(a in record.signals and float(record.fs[a]) == fs for a in ACC):
-        acc = np.stack([np.asarray(record.signals[a], dtype=np.float64)[idx] for a in ACC], axis=1)
-    return ppg, acc, fs
+        acc = np.stack([take(record.signals[a]) for a in ACC], axis=1)
+    return ppg, acc, fs, full
 
 
 def baseline_hr(record, t0: np.ndarray, window_s: float = 8.0, cfg: BaselineCfg | None = None) -> dict:
-    ppg, acc, fs = record_windows(record, t0, window_s)
-    return estimate(ppg, acc, fs, cfg)
+    """`estimate` over the windows of one recording starting at t0; a window the recording does not hold in full
+    (see `record_windows`) gets NaN (its truth is NaN too: the label has no such window)."""
+    ppg, acc, fs, full = record_windows(record, t0, window_s)
+    if full.all():
+        return estimate(ppg, acc, fs, cfg)
+    out = {"hr": np.full(len(full), np.nan), "raw": np.full(len(full), np.nan), "suppressed": np.zeros(len(full), bool)}
+    if full.any():                      # the windows held in full, in order (tracking skips the others)
+        o = estimate(ppg[full], None if acc is None else acc[full], fs, cfg)
+        for k in out:
+            out[k][full] = o[k]
+    return out

@@ -69,3 +69,29 @@ def test_hr_metrics():
     m = hr_metrics(np.array([60, 72, np.nan, 100]), np.array([60, 70, 80, np.nan]))
     assert m["n"] == 3 and m["coverage"] == pytest.approx(2 / 3)
     assert m["mae"] == pytest.approx(1.0) and m["gt10"] == 0.0
+
+
+def test_baseline_window_past_the_end_is_nan_not_an_error():
+    """At 125 Hz with N mod 250 in 243..249 the front end emits one window more than the raw recording holds in
+    full (its last model sample is in a few raw samples early): that window's baseline is NaN, the others are as
+    without it, and the whole recording keeps its baseline."""
+    from sqtool.data.hr_spectra import record_spectra
+    from sqtool.data.record import Label, Record
+    from sqtool.models import get_model_cfg
+    n = 37995                                            # 37995 mod 250 = 245
+    t = np.arange(n) / FS
+    rng = np.random.default_rng(0)
+    sig = {"ppg": np.sin(2 * np.pi * 1.5 * t) + 0.1 * rng.standard_normal(n),
+           **{a: 0.1 * rng.standard_normal(n) for a in ("acc_x", "acc_y", "acc_z")}}
+    W = (n - 1000) // 250 + 1                            # the 8 s / 2 s windows the recording holds in full
+    rec = Record("mine", "a", "a1", sig, {c: FS for c in sig},
+                 {"hr": Label(values=np.full(W, 90.0), times=np.arange(W) * 2.0, unit="bpm", kind="window",
+                              window_s=8.0)})
+    t0 = record_spectra(rec, get_model_cfg("spec_student_s")).t0
+    assert len(t0) == W + 1                              # the front end's extra window
+    o = baseline_hr(rec, t0, 8.0)
+    ref = baseline_hr(rec, t0[:-1], 8.0)
+    assert np.isnan(o["hr"][-1]) and np.isnan(o["raw"][-1]) and not o["suppressed"][-1]
+    assert np.array_equal(o["hr"][:-1], ref["hr"]) and np.abs(ref["hr"] - 90).max() < 3.0
+    with pytest.raises(SqtoolError, match="beyond the end"):     # a window starting past the end: wrong t0
+        baseline_hr(rec, np.array([0.0, n / FS]), 8.0)
