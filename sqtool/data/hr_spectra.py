@@ -144,11 +144,17 @@ def shared_acc_gain(model_cfg: ModelCfg | dict) -> bool:
     return ACC_SUM in mc["channels"]
 
 
-def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray:
-    """Truth per window by exact window start (NaN where the record has none)."""
-    from sqtool.data.record import window_label
-    v = window_label(record, t0, label)
-    return np.full(len(t0), np.nan) if v is None else v
+def window_truth(record, t0: np.ndarray, window_s: float | None = None, label: str = "hr") -> np.ndarray:
+    """Truth per model window [t0, t0 + window_s): the label at the window's centre, as the time-domain path takes
+    it (`tasks._label_at_centres`: exact where a label window has the same centre, else interpolated between the
+    label windows' centres); NaN outside the label's span or where the record has none. window_s None: windows as
+    long as the label's own."""
+    from sqtool.data.tasks import _label_at_centres
+    lab = record.labels.get(label)
+    if lab is None or lab.times is None or np.size(lab.times) == 0:
+        return np.full(len(t0), np.nan)
+    y, inside = _label_at_centres(lab, t0, float(window_s if window_s is not None else (lab.window_s or 0.0)))
+    return np.where(inside, y, np.nan)
 
 
 def design_at_rate(fe: FrontEndCfg, where: str):
@@ -174,7 +180,7 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
         where = getattr(record, "source", "") or f"{record.dataset}/{record.record_id}"
         cache[fs_in] = design_at_rate(fe, where)
     codes, t0, flagged = spectra(fe, x16, gap, tables=cache[fs_in])
-    y, meta = window_truth(record, t0), {**record.meta, "ppg_sensors_recorded": int(n_ppg)}
+    y, meta = window_truth(record, t0, fe.window_s), {**record.meta, "ppg_sensors_recorded": int(n_ppg)}
     if gap is not None:                                                    # windows holding a NaN/Inf sample:
         from sqtool.data.preprocess import nonfinite_windows               # no truth, never trained on or scored
         bad = nonfinite_windows(record, chans, t0, fe.window_s)

@@ -149,3 +149,36 @@ def test_replay_never_saturates_a_signal_that_sits_on_a_level():
     r = record_spectra(rec, cfg)
     bins = bin_bpm(frontend_cfg(cfg, 125.0))
     assert np.all(np.abs(bins[r.x[..., 0].argmax(axis=1)] - 120.0) <= 1.5)      # the pulse, every window
+
+
+def test_spectral_truth_is_the_label_at_the_window_centre_like_the_time_domain_path(tmp_path):
+    """A dataset file whose HR labels are 16 s windows (every 2 s) under 8 s model windows: the spectral path takes
+    the label at the model window's centre, as the time-domain path does (one function, tasks._label_at_centres),
+    not the 16 s label starting with the window (its HR centred 4 s later). HR ramps 0.4 BPM/s, so a label is the
+    HR at its window's centre: the 8 s window [t0, t0 + 8) gets the HR at t0 + 4."""
+    from sqtool.core import ModelCfg
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.dataset_tasks import dataset_spectra, load_task_from_dataset
+    from sqtool.data.tasks import task_model_cfg
+    fs, seconds = 125.0, 60.0
+    t = np.arange(int(seconds * fs)) / fs
+    hr = 60.0 + 0.4 * t
+    rng = np.random.default_rng(0)
+    ppg = np.sin(2 * np.pi * np.cumsum(hr / 60.0) / fs)
+    acc = 0.01 * rng.standard_normal((3, t.size)) + np.array([[0.0], [0.0], [1.0]])
+    (tmp_path / "rec").mkdir()
+    np.savetxt(tmp_path / "rec" / "s1_a.csv", np.column_stack([t, ppg, *acc, hr]), delimiter=",", comments="",
+               header="time,ppg,acc_x,acc_y,acc_z,hr", fmt="%.6f")
+    (tmp_path / "dataset.yaml").write_text(
+        "format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, acc_x: acc_x, acc_y: acc_y, acc_z: acc_z}\n"
+        "subject: {value: s1}\nwindows: {window_s: 16, hop_s: 2}\nlabels: {hr: {column: hr}}\n")
+    ds = load_dataset_file(tmp_path / "dataset.yaml")
+    r, = dataset_spectra(ds, get_model_cfg("spec_student_s"))
+    ok = np.isfinite(r.y)
+    assert set(r.t0[ok]) == set(np.arange(4.0, 48.1, 2.0))     # label centres span 8..52 s: model windows 4..48 s
+    assert np.allclose(r.y[ok], 60.0 + 0.4 * (r.t0[ok] + 4.0), atol=1e-3)
+    td = load_task_from_dataset("hr", ds, task_model_cfg("hr", ModelCfg(name="t", family="resnet1d"), window_s=8.0,
+                                                          hop_s=2.0))
+    both = np.isin(r.t0, td.t0) & ok
+    assert both.sum() >= 20
+    assert np.allclose(r.y[both], td.y[np.searchsorted(td.t0, r.t0[both]), 0], atol=1e-4)   # td.y: float32
