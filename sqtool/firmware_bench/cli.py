@@ -27,7 +27,10 @@ export does not allow.
 `--floor metric=value[,...]` (metric: mae, mae_tracked, gt10 (%), exact (%), insns, flash_kb, ram_kb;
 prefix `runtime:` to restrict to one runtime) makes the command exit with status 3 when a metric
 misses its floor, or when no runtime that ran measured it (accuracy on unlabelled data, `exact` without its
-reference runtime): a CI gate fails closed.
+reference runtime): a CI gate fails closed. An accuracy floor (mae, mae_tracked, gt10) is checked on the scored
+subjects the model was not trained on (bench.json `seen_in_training` names the others; the floor line says
+"held-out N of M subjects"), and counts as not measured when every scored subject was seen in training, unless
+`--floor-on-seen` lets it gate on them.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, re
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP
-from sqtool.firmware_bench.report import SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
+from sqtool.firmware_bench.report import GT, SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
 
@@ -59,6 +62,9 @@ class BenchConfig:
     floor: list[str] = field(default_factory=list, metadata={"help": "metric=value floors, e.g. mae=8,exact=100; "
                                                                      "exit code 3 when one is missed or "
                                                                      "not measured (default: none)"})
+    floor_on_seen: bool = field(default=False, metadata={
+        "help": "let accuracy floors (mae, mae_tracked, gt10) count subjects the model was trained on; without it "
+                "they are checked on held-out subjects only, and not measured (exit 3) when none was scored"})
     teacher: str = field(default="", metadata={"help": "teacher checkpoint / run dir (default: found via the "
                                                        "export's provenance)"})
     student_float: str = field(default="", metadata={"help": "float student checkpoint (default: found via the "
@@ -160,27 +166,81 @@ def _get(row: dict, path: str):
     return v
 
 
-def check_floors(rows: list[dict], floors) -> list[dict]:
+# accuracy floors depend on which subjects are scored: metric -> (per_subject value, its window count)
+_SUBJECT_FLOOR = {"mae": ("mae", "n"), "mae_tracked": ("mae_tracked", "n_tracked"), "gt10": ("gt10_pct", "n")}
+
+
+def _held_out_value(row: dict, metric: str, seen: set[str]) -> float | None:
+    """`metric` of a runtime over the windows of its scored subjects not in `seen`, pooled from its per_subject
+    scores (window-weighted, as the metric over those windows); None when no such subject was scored."""
+    key, n_key = _SUBJECT_FLOOR[metric]
+    parts = [(s[n_key], s[key]) for k, s in (row.get("per_subject") or {}).items()
+             if k not in seen and s.get(key) is not None and s.get(n_key)]
+    n = sum(c for c, _ in parts)
+    return sum(c * v for c, v in parts) / n if n else None
+
+
+def _scored_subjects(rows: list[dict]) -> set[str]:
+    return {k for r in rows for k, s in (r.get("per_subject") or {}).items() if s.get("n")}
+
+
+def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> list[dict]:
     """One entry per (runtime, floor): a floor for every runtime (no `runtime:` prefix) is checked on each runtime
     that measured its metric; a floor that no runtime measured (accuracy on unlabelled data, `exact` without its
     reference runtime, a runtime that did not run) is one FAILED entry, never a silent pass: a CI gate fails
-    closed."""
+    closed. `seen`: the scored subjects the model was trained on (bench's seen_in_training); an accuracy floor
+    is then checked on the other subjects only (each entry's `scope` says so), so a floor met on training
+    subjects alone is not measured, unless `on_seen` (--floor-on-seen) checks the metric over every subject."""
+    seen = set(seen or ())
+    scored = _scored_subjects(rows)
     res = []
     for rt, metric, limit in floors:
         path, op = _FLOOR[metric]
+        scope = None
+        if seen and metric in _SUBJECT_FLOOR:
+            n_held = len(scored - seen)
+            scope = (f"{len(seen)} of {len(scored)} scored subjects seen in training, counted (--floor-on-seen)"
+                     if on_seen else f"held-out {n_held} of {len(scored)} subjects" if n_held else
+                     f"all {len(scored)} scored subjects were seen in training; --floor-on-seen counts them")
         for r in rows:
             if rt is not None and r["runtime"] != rt:
                 continue
             v = _get(r, path)
+            if scope is not None and not on_seen and v is not None:
+                v = _held_out_value(r, metric, seen)
             if v is None and rt is None:
                 continue                                  # metric not measured by this runtime
             ok = r["status"] == "ok" and v is not None and (v <= limit if op == "max" else v >= limit)
             res.append({"runtime": r["runtime"], "metric": metric, "value": v, "limit": limit, "op": op,
-                        "ok": bool(ok)})
+                        "ok": bool(ok), **({"scope": scope} if scope else {})})
         if not any((rt is None or f["runtime"] == rt) and f["metric"] == metric for f in res):
             res.append({"runtime": rt or "any runtime", "metric": metric, "value": None, "limit": limit, "op": op,
-                        "ok": False})
+                        "ok": False, **({"scope": scope} if scope else {})})
     return res
+
+
+def _floors_on_held_out(res: dict, floors, on_seen: bool) -> None:
+    """The spectral bench checked its floors before it knew which subjects were seen in training: check them
+    again with that set (check_floors) and put the result in res and in the files already written (bench.json's
+    and metrics.json's `floor`, bench.md's floors line)."""
+    import json
+
+    from sqtool.firmware_bench.report import floors_line
+    old, new = res["floor"], check_floors(res["runtimes"], floors, res.get("seen_in_training"), on_seen)
+    if new == old:
+        return
+    res["floor"] = new
+    run_dir = Path(res["run_dir"])
+    for name in ("bench.json", "metrics.json"):
+        p = run_dir / name
+        if p.is_file():
+            d = json.loads(p.read_text())
+            d["floor"] = new
+            write_metrics(run_dir, d, name=name)
+    md = run_dir / "bench.md"
+    if md.is_file():
+        from sqtool.core import atomic_write_text
+        atomic_write_text(md, md.read_text().replace(floors_line(old), floors_line(new)))
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -271,6 +331,26 @@ def hr_fidelity(hr: np.ndarray, ref_hr: np.ndarray) -> dict:
             "hr_equal_pct": float(100 * (d <= SAME_HR_BPM).mean())}
 
 
+def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.ndarray) -> dict:
+    """Per scored subject ("dataset:subject"): n (windows with truth and an estimate), MAE, RMSE, bias (BPM),
+    > 10 BPM %, and mae_tracked / n_tracked after the tracker; the time-domain bench's rows' per_subject."""
+    out = {}
+    for k in dict.fromkeys(keys.tolist()):
+        m = keys == k
+        d = {}
+        for tag, pred in (("", hr[m]), ("_tracked", trk[m])):
+            ok = np.isfinite(truth[m]) & np.isfinite(pred)
+            e = pred[ok] - truth[m][ok]
+            d["n" + tag] = int(ok.sum())
+            d["mae" + tag] = float(np.abs(e).mean()) if e.size else None
+            if not tag:
+                d.update(rmse=float(np.sqrt((e ** 2).mean())) if e.size else None,
+                         bias=float(e.mean()) if e.size else None,
+                         gt10_pct=float(100 * (np.abs(e) > GT).mean()) if e.size else None)
+        out[str(k)] = d
+    return out
+
+
 def _save_resolved(res: dict) -> None:
     """config.yaml `resolved:`: the export, data and recordings used and the runtimes that ran."""
     from sqtool.core.runs import save_resolved
@@ -326,6 +406,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         from sqtool.firmware_bench.spectral import run_spectral_bench
         res = run_spectral_bench(cfg, art, records, log=item)
+        _floors_on_held_out(res, floors, cfg.floor_on_seen)
         _save_resolved(res)
         return res
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
@@ -349,6 +430,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     truth = np.concatenate([rp.truth if rp.truth is not None else np.full(len(rp), np.nan) for rp in reps])
     flagged = np.concatenate([rp.flagged for rp in reps])
     bounds = np.cumsum([0] + [len(rp) for rp in reps])
+    from sqtool.data.record import subject_key
+    subj = np.concatenate([[subject_key(rec.dataset, rec.subject)] * len(rp) for rec, rp in zip(recs, reps)])
     signal_s = float(sum(r.duration(spec.channels[0]) for r in recs))
     labelled = bool(np.isfinite(truth).any())         # False: cost and fidelity only (accuracy not measured)
     if not labelled:
@@ -423,6 +506,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                 row["callgrind_error"] = str(e)
         if name.startswith("mcu_"):
             row["instructions_tool"] = "QEMU TCG plugin insn_count (between sq_bench_begin/end)"
+        row["per_subject"] = subject_scores(hr[:len(y)], trk[:len(y)], truth[:len(y)], subj[:len(y)])
         hrs[name] = hr
         series_pred[name] = [hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk[name] = [trk[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
@@ -478,8 +562,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             "stream": f"{reps[0].fs_in:g} Hz -> {spec.fs:g} Hz, {spec.window_s:g} s / {spec.hop_s:g} s windows, "
                       f"chunks of {cfg.chunk}, filter {spec.filter}, latency {reps[0].latency_s:.2f} s",
             "stream_seconds": stream_s}
-    floor_res = check_floors(rows, floors)
-    res = {"provenance": prov, "runtimes": rows, "baseline": base, "floor": floor_res, "run_dir": str(run_dir),
+    res = {"provenance": prov, "runtimes": rows, "baseline": base, "run_dir": str(run_dir),
            "notes": ["MAE over windows with ECG truth; 'tracked' = after the causal tracker "
                      f"(quality gate {'on' if cfg.quality_gate else 'off'}, windows with {100 * MAX_FLAGGED:g} % "
                      "or more of their samples flagged as dropouts held).",
@@ -503,7 +586,6 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     else:
         res["accuracy"] = "measured"
     res["primary"] = primary_runtime(rows, PRIMARY_ORDER, labelled)
-    from sqtool.data.record import subject_key
     from sqtool.firmware_bench.provenance import provenance_warnings
     scored = {subject_key(rec.dataset, rec.subject) for rec, rp in zip(recs, reps)
               if rp.truth is not None and np.isfinite(rp.truth).any()}
@@ -512,6 +594,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     for warn in reversed(warns):                              # in the table and the notes, as the spectral bench
         res["notes"].insert(0, warn)
         item(warn)
+    res["floor"] = floor_res = check_floors(rows, floors, res["seen_in_training"], cfg.floor_on_seen)
     for s in res["series"]["records"]:
         s["key"] = subject_key(s.get("dataset", ""), s["subject"])
     write_report(run_dir, res)

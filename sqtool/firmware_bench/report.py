@@ -302,10 +302,13 @@ def covers_all(row: dict) -> bool:
 
 
 def floors_line(floor: list[dict]) -> str:
-    """`floors: c_host mae 1.38 <= 8: ok; any runtime exact not measured >= 100: FAILED` (the tables' last line)."""
+    """`floors: c_host mae 1.38 <= 8: ok (held-out 2 of 4 subjects); any runtime exact not measured >= 100: FAILED`
+    (the tables' last line; an accuracy floor's `scope` in brackets when some scored subjects were seen in
+    training)."""
     return "floors: " + "; ".join(
         f"{f['runtime']} {f['metric']} {'not measured' if f['value'] is None else format(f['value'], '.4g')} "
-        f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: {'ok' if f['ok'] else 'FAILED'}" for f in floor)
+        f"{'<=' if f['op'] == 'max' else '>='} {f['limit']:g}: {'ok' if f['ok'] else 'FAILED'}"
+        + (f" ({f['scope']})" if f.get("scope") else "") for f in floor)
 
 
 # ----------------------------------------------------------------------------- recordings shorter than a window

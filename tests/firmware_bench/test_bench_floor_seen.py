@@ -1,0 +1,85 @@
+"""`bench --floor` on subjects the model was trained on: an accuracy floor is checked on held-out subjects only,
+is not measured (exit 3) when every scored subject was seen in training, and --floor-on-seen counts them."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sqtool.cli import main
+from sqtool.firmware_bench.cli import BenchConfig, check_floors, parse_floors, run_bench
+from sqtool.firmware_bench.report import floors_line
+
+
+def _row(**per_subject):
+    """A runtime row whose per-subject MAE is given (10 windows each); its whole-run MAE is their mean."""
+    per = {k: {"n": 10, "mae": v, "gt10_pct": 0.0} for k, v in per_subject.items()}
+    mae = sum(per_subject.values()) / len(per_subject)
+    return {"runtime": "c_host", "status": "ok", "metrics": {"mae": mae}, "gt10_pct": 0.0, "per_subject": per}
+
+
+def test_accuracy_floor_is_checked_on_held_out_subjects_only():
+    row = _row(**{"d:a": 1.0, "d:b": 3.0, "d:c": 20.0})
+    floors = parse_floors(["mae=8", "exact=100"])
+    # no subject seen in training: the whole run's MAE, as before
+    assert [(f["value"], f["ok"], "scope" in f) for f in check_floors([row], floors[:1])] == [(8.0, True, False)]
+    # a, b seen: only c is held out, and its 20 BPM misses the floor (the run's 8.0 would have passed)
+    f, = check_floors([row], floors[:1], seen=["d:a", "d:b"])
+    assert (f["value"], f["ok"], f["scope"]) == (20.0, False, "held-out 1 of 3 subjects")
+    assert floors_line([f]) == "floors: c_host mae 20 <= 8: FAILED (held-out 1 of 3 subjects)"
+    # every scored subject seen: not measured (a CI gate fails closed), with the reason on the line
+    f, = check_floors([row], floors[:1], seen=["d:a", "d:b", "d:c"])
+    assert (f["runtime"], f["value"], f["ok"]) == ("any runtime", None, False)
+    assert "all 3 scored subjects were seen in training; --floor-on-seen counts them" in floors_line([f])
+    # --floor-on-seen: over every subject again, and the line says they were counted
+    f, = check_floors([row], floors[:1], seen=["d:a", "d:b", "d:c"], on_seen=True)
+    assert (f["value"], f["ok"]) == (8.0, True) and "--floor-on-seen" in f["scope"]
+    # a floor that does not depend on the subjects (bit-exactness) is not scoped
+    row["exact_pct"] = 100.0
+    assert [("scope" in f, f["ok"]) for f in check_floors([row], floors[1:], seen=["d:a"])] == [(False, True)]
+
+
+def _recs(n):
+    from sqtool.data.synthetic import synth_record
+    return [synth_record(duration_s=40.0, fs=125.0, hr_bpm=70.0 + 10 * i, seed=i, subject=f"w{i}")
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("seen", [{"synthetic:w0", "synthetic:w1"}, {"synthetic:w0"}])
+def test_spectral_bench_floor_on_training_subjects(spec_export_dir, tmp_path, monkeypatch, seen):
+    """The spectral bench (its floors were checked before the seen set was known): res, bench.json,
+    metrics.json and bench.md carry the held-out check."""
+    from sqtool.firmware_bench import provenance
+    monkeypatch.setattr(provenance, "training_subjects", lambda art: set(seen))
+    out = tmp_path / "b"
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data="synthetic", runtime=["onnx_int8"],
+                                callgrind_windows=0, progress=False, floor=["mae=1000"], out=str(out)),
+                    records=_recs(2))
+    assert set(res["seen_in_training"]) == seen
+    f, = res["floor"]
+    if len(seen) == 2:                                  # every scored subject seen: not measured, exit 3
+        assert (f["value"], f["ok"]) == (None, False)
+    else:                                               # w1 held out: its MAE alone
+        w1 = next(r for r in res["runtimes"] if r["runtime"] == "onnx_int8")["per_subject"]["synthetic:w1"]
+        assert f["ok"] and f["value"] == pytest.approx(w1["mae"]) and f["scope"] == "held-out 1 of 2 subjects"
+    for name in ("bench.json", "metrics.json"):
+        assert json.loads((out / name).read_text())["floor"] == res["floor"], name
+    assert floors_line(res["floor"]) in (out / "bench.md").read_text()
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data="synthetic", runtime=["onnx_int8"],
+                                callgrind_windows=0, progress=False, floor=["mae=1000"], floor_on_seen=True,
+                                out=str(tmp_path / "b2")), records=_recs(2))
+    assert [f["ok"] for f in res["floor"]] == [True]
+
+
+def test_time_domain_bench_floor_on_training_subjects_exits_3(export_dir, tmp_path, monkeypatch, capsys):
+    from sqtool.firmware_bench import provenance
+    monkeypatch.setattr(provenance, "training_subjects", lambda art: {f"synthetic:syn{i:03d}" for i in range(4)})
+    args = ["bench", "--model", str(export_dir), "--data", "synthetic", "--runtime", "c_host",
+            "--callgrind-windows", "0", "--no-progress", "--floor", "mae=1000"]
+    rc = main([*args, "--out", str(tmp_path / "b")])
+    out = capsys.readouterr().out
+    res = json.loads((tmp_path / "b" / "bench.json").read_text())
+    assert res["seen_in_training"], "the synthetic subjects are named as seen"
+    assert rc == 3 and "seen in training; --floor-on-seen counts them" in out
+    rc = main([*args, "--floor-on-seen", "--out", str(tmp_path / "b2")])
+    assert rc == 0 and "(--floor-on-seen)" in capsys.readouterr().out
