@@ -83,8 +83,9 @@ def beat_times(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_entropy(v: np.ndarray, m: int = 1, r: float = 0.2, tol: float | None = None) -> float:
-    """Sample entropy of a short series (tolerance r x std, or `tol` in the series' unit); 2.5 when no
-    template matches."""
+    """Sample entropy of a short series (Richman & Moorman 2000): -ln(A / B), B and A the pairs of templates of
+    length m and m + 1 within `tol` (Chebyshev distance; r x std, or `tol` in the series' unit), over the same
+    n - m template starts for both lengths, self-matches excluded; 2.5 when no template matches."""
     v = np.asarray(v, float)
     n = len(v)
     if n < m + 3 or (tol is None and np.std(v) == 0):
@@ -92,7 +93,7 @@ def sample_entropy(v: np.ndarray, m: int = 1, r: float = 0.2, tol: float | None 
     tol = r * np.std(v) if tol is None else tol
 
     def count(mm):
-        t = np.stack([v[i:n - mm + i] for i in range(mm)], 1)[: n - m]      # same number of templates
+        t = np.stack([v[i:n - m + i] for i in range(mm)], 1)    # (n - m, mm): the same n - m templates for m, m + 1
         d = np.max(np.abs(t[:, None, :] - t[None, :, :]), axis=2)
         return (np.sum(d <= tol) - len(t)) / 2
     b, a = count(m), count(m + 1)

@@ -125,3 +125,24 @@ def test_pulse_shape_features_see_beats_change_shape():
     assert same[0] > 0.98 and same[3] < 0.02                          # shape_corr_mean, peak_phase_sd
     assert alternating[3] > 0.1 and alternating[0] < same[0]
     assert uneven[0] < same[0] - 0.03 and uneven[4] > 0.2               # amp_len_corr
+
+
+def _sampen_brute(v, m, tol):
+    """Richman & Moorman (2000) by hand: templates of length m and m + 1 starting at i = 0 .. n - m - 1 (the same
+    starts for both), pairs i < j within tol (max abs difference), SampEn = -ln(A / B)."""
+    n = len(v)
+    B = sum(max(abs(v[i + k] - v[j + k]) for k in range(m)) <= tol for i in range(n - m) for j in range(i + 1, n - m))
+    A = sum(max(abs(v[i + k] - v[j + k]) for k in range(m + 1)) <= tol
+            for i in range(n - m) for j in range(i + 1, n - m))
+    return -np.log(A / B) if A > 0 and B > 0 else 2.5
+
+
+def test_sample_entropy_is_the_textbook_definition():
+    """n - m templates of length m + 1, as of length m (one too few for m + 1 biased SampEn and cosen upward)."""
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n, m = int(rng.integers(6, 16)), int(rng.integers(1, 3))
+        v = rng.uniform(0.5, 1.1, n)
+        for tol in (None, 0.03, 0.1):
+            ref = _sampen_brute(v, m, 0.2 * np.std(v) if tol is None else tol)
+            assert sample_entropy(v, m, tol=tol) == pytest.approx(ref, rel=1e-12), (trial, n, m, tol)
