@@ -28,8 +28,24 @@ def _unwrap_optional(tp):
     return tp
 
 
+class _Uncoercible(ValueError):
+    """A value (or one element of a list) that is not of the type it must be."""
+
+    def __init__(self, value, tp):
+        super().__init__(value)
+        self.value, self.type = value, getattr(tp, "__name__", str(tp))
+
+
 def _coerce(value: Any, tp, key: str):
     """Coerce a YAML/CLI value to the field's annotated type, or raise SqtoolError naming the key."""
+    try:
+        return _convert(value, tp)
+    except _Uncoercible as e:
+        raise SqtoolError(f"config key '{key}': cannot use {e.value!r} as {e.type}")
+
+
+def _convert(value: Any, tp):
+    """`value` as type `tp` (bool from true/false/1/0/yes/no/on/off, lists from "a,b"), or _Uncoercible."""
     if value is None:
         return None
     tp = _unwrap_optional(tp)
@@ -52,14 +68,16 @@ def _coerce(value: Any, tp, key: str):
             (inner, *_) = typing.get_args(tp) or (str,)
             if isinstance(value, str):
                 value = [v for v in value.split(",") if v != ""]
-            out = [_coerce(v, inner, key) for v in value]
+            out = [_convert(v, inner) for v in value]
             return tuple(out) if origin is tuple else out
         if origin is dict or tp is dict:
             if not isinstance(value, dict):
                 raise ValueError(value)
             return dict(value)
+    except _Uncoercible:
+        raise
     except (TypeError, ValueError):
-        raise SqtoolError(f"config key '{key}': cannot use {value!r} as {getattr(tp, '__name__', tp)}")
+        raise _Uncoercible(value, tp)
     return value
 
 
@@ -296,8 +314,25 @@ def _given(cls, args=None, config_file: str | None = None) -> tuple[dict, str | 
     if args is not None:
         known = key_names(cls)
         for f in dataclasses.fields(cls):
+            _check_flag_value(cls, args, f.name)
             _set_field(known, data, f.name, getattr(args, f.name, None))  # the flag overrides the file's key
     return data, config_file
+
+
+def _check_flag_value(cls, args, name: str) -> None:
+    """A value typed on the command line that is not of its field's type: a usage error (exit 2) naming the flag,
+    `demo: --seed: expected int, got 'abc' (see sqtool demo --help)`, as argparse's own; a --config file's
+    value is named by its key instead (from_dict)."""
+    value = getattr(args, name, None)
+    if value is None:
+        return
+    try:
+        _convert(value, typing.get_type_hints(cls)[name])
+    except _Uncoercible as e:
+        prog = getattr(args, "_sqtool_prog", None) or "sqtool"
+        where = prog.split(" ", 1)[1] + ": " if " " in prog else ""
+        got = f"got {e.value!r}" + ("" if e.value == value else f" in {value!r}")
+        raise SqtoolError(f"{where}{flag_of(cls, name)}: expected {e.type}, {got} (see {prog} --help)", code=2)
 
 
 def _set_field(known: dict[str, str], data: dict, name: str, value) -> None:
