@@ -15,6 +15,8 @@ without labels, so the teacher's out-of-fold figures are transductive in that on
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
 so `sqtool bench --model runs/demo/latest/export --data PATH` benchmarks its artifacts on real data.
+With `--out DIR` the link updated is DIR/../latest, and only where it already is one (a folder of demos) or
+DIR is under runs/demo; otherwise no link is touched, and the last line names none.
 `--data DIR` (a data root such as ../shared/data) runs the same steps on real data (pairs from every
 dataset under DIR, HR on TROIKA and wrist_exercise).
 """
@@ -144,6 +146,26 @@ def _fit_batch(argv: list[str], pairs_metrics: Path) -> list[str]:
     return argv
 
 
+def update_latest(d: Path, default_dir: bool) -> Path | None:
+    """Point the `latest` link beside the demo folder `d` at it; returns the link, or None when no link was this
+    run's to update: a default run (runs/demo/<stamp>) updates runs/demo/latest; `--out DIR` updates
+    DIR/../latest where that already is a link (a folder of demos) or DIR is under runs/demo. A `latest` that
+    is no link (a folder or file so named), or `d` itself, is never replaced."""
+    latest = d.parent / "latest"
+    ours = default_dir or latest.is_symlink() or d.parent.resolve() == (Path("runs") / "demo").resolve()
+    if not ours or d.name == "latest" or (latest.exists() and not latest.is_symlink()):
+        return None
+    tmp = d.parent / ".latest.tmp"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(d.resolve())
+        os.replace(tmp, latest)                           # the old link stays until the new one takes its place
+    except OSError:                                       # a file system without links: the demo is still done
+        return None
+    return latest
+
+
 def run(args) -> int:
     from sqtool.cli import main as sqtool_main
 
@@ -170,13 +192,9 @@ def run(args) -> int:
             write_metrics(d, {"failed_step": what, "exit_code": rc, "seconds": timings})
             raise SqtoolError(f"demo step {i} ({what}) failed with exit code {rc}; its output is in {d}", code=rc)
     write_metrics(d, {"seconds": timings, "total_s": round(time.time() - t_all, 1)})
-    latest = Path("runs") / "demo" / "latest"
-    if not cfg.out or d.parent == latest.parent:
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(d.resolve())
+    latest = update_latest(d, default_dir=not cfg.out)
     report = d / "bench" / "bench.md"
-    print(f"\n=== demo done in {time.time() - t_all:.0f} s: {d}" + (f" (latest: {latest})" if latest.exists() else ""))
+    print(f"\n=== demo done in {time.time() - t_all:.0f} s: {d}" + (f" (latest: {latest})" if latest else ""))
     if report.is_file():
         print(f"report: {report}")
     if cfg.data_root == "synthetic":      # the embedded default: a model of generated PPG, not of a wrist
