@@ -36,8 +36,10 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       or on every training subject (--calibrate-on all); when a few subjects calibrate (wrist LOSO), through one
       student per such subject trained on every other training subject (--calibration-students subjects, the
       default, as `sqtool quantize`; inner: the decoder's inner-fold students);
-    - classic baseline (firmware_bench.baseline): its notch width chosen among NOTCHES by the training
-      subjects' mean MAE (nested), then run on the held-out subject.
+    - classic baseline (firmware_bench.baseline): its notch width (among NOTCHES) and PPG sensors (the student's
+      first sensor alone, or the mean of its frontend ppg_sensors' normalised spectra, as the models read SP Cup's
+      ppg and ppg2) chosen together by the training subjects' mean MAE (nested, `choose_baseline`), then run on
+      the held-out subject.
     - --pretrain real (issue 9, item 4; the default, --pretrain none = scratch): before any of the above, SiamQuality
       pretraining per outer fold: SimSiam on real (good, poor) pairs of front-end spectra mined in the TRAINING
       recordings (`data.pairs.spectral_record_pairs`: quality index on the raw window, nearest poor window of
@@ -116,18 +118,38 @@ def load_records(datasets):
     return out
 
 
-_BASELINE: dict = {}                    # (dataset, record, notch) -> HR: a training record recurs in every fold
+_BASELINE: dict = {}        # (dataset, record, notch, sensors) -> HR: a training record recurs in every fold
 
 
-def baseline_for(records, corpus_recs, notch):
+def baseline_for(records, corpus_recs, notch, sensors=("ppg",)):
+    """{record id: the classic baseline's HR over its windows} at this notch (BPM) and these PPG sensors."""
     out = {}
     for r in corpus_recs:
-        key = (r.dataset, r.record_id, notch)
+        key = (r.dataset, r.record_id, notch, tuple(sensors))
         if key not in _BASELINE:
             _BASELINE[key] = baseline_hr(records[(r.dataset, r.record_id)], r.t0, 8.0,
-                                         BaselineCfg(notch_bpm=notch))["hr"]
+                                         BaselineCfg(notch_bpm=notch, ppg_sensors=tuple(sensors)))["hr"]
         out[r.record_id] = _BASELINE[key]
     return out
+
+
+def baseline_sensor_options(model_cfg) -> list[tuple[str, ...]]:
+    """The baseline's PPG sensor choices for a model: its first sensor alone, and (when it lists more) the mean of
+    its frontend ppg_sensors' normalised spectra, as the model's front end averages them."""
+    sensors = tuple(ppg_sensors(model_cfg))
+    return [sensors[:1]] + ([sensors] if len(sensors) > 1 else [])
+
+
+def choose_baseline(records, train, sensor_options) -> tuple[float, tuple[str, ...], dict]:
+    """The baseline's (notch, PPG sensors) with the lowest mean of the TRAINING recordings' MAE (the first such in
+    NOTCHES x sensor_options order on a tie), and every pair's score {(notch, sensors): MAE}."""
+    scores = {}
+    for notch in NOTCHES:
+        for sensors in sensor_options:
+            hb = baseline_for(records, train, notch, sensors)
+            scores[(notch, tuple(sensors))] = float(np.mean([mae(hb[r.record_id], r.y) for r in train]))
+    notch, sensors = min(scores, key=scores.get)
+    return notch, sensors, scores
 
 
 def mae(a, y):
@@ -512,12 +534,8 @@ def run_fold(train, test, args, records, log):
             f"the training windows (teacher out-of-fold argmax within {a.kd_gate_bpm:g} BPM of the truth)")
     train_bins(student, X, Y, bins, scfg_kd, t_oof if a.kd and a.kd_float else None)   # float: labels (+ KL)
     q = qat_bins(student, X, Y, bins, qat_cfg(scfg_kd, a.qat_epochs), t_oof if a.kd else None)
-    # baseline notch chosen on the training subjects
-    scores = {}
-    for notch in NOTCHES:
-        hb = baseline_for(records, train, notch)
-        scores[notch] = float(np.mean([mae(hb[r.record_id], r.y) for r in train]))
-    notch = min(scores, key=scores.get)
+    # baseline notch and PPG sensors chosen on the training subjects
+    notch, sensors, _ = choose_baseline(records, train, baseline_sensor_options(scfg))
     # beside the chosen decoder: the HMM fitted on the training truth alone (sigma, floor), logits untempered, no
     # evidence: what the inner-CV choice of sigma / floor / temperature / evidence does to the held-out subject
     fit = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
@@ -537,8 +555,9 @@ def run_fold(train, test, args, records, log):
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
                "int8_truth_hmm": decode_int(lq, truth_hmm, scale, valid)["hr"],
                "truth_hmm": {"sigma_bpm": float(fit["sigma_bpm"]), "floor": float(fit["floor"])},
-               "baseline": baseline_for(records, [r], notch)[r.record_id],
-               "notch": notch, "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
+               "baseline": baseline_for(records, [r], notch, sensors)[r.record_id],
+               "notch": notch, "baseline_ppg": "+".join(sensors),
+               "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
                "emission_floor": float(dec.get("emission_floor", 0.0)),
                "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
                "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "conf_measure": dec.get("conf_measure", "mass"),
@@ -550,7 +569,7 @@ def run_fold(train, test, args, records, log):
         dump[f"test/{r.dataset}/{r.record_id}"] = lq
         log(f"  {r.dataset}/{r.record_id}: int8 {mae(row['int8'], r.y):.2f}  student {mae(row['student'], r.y):.2f}"
             f"  teacher {mae(row['teacher'], r.y):.2f}  baseline {mae(row['baseline'], r.y):.2f} "
-            f"(notch {notch})  [{time.time() - t_start:.0f} s]")
+            f"(notch {notch}, {'+'.join(sensors)})  [{time.time() - t_start:.0f} s]")
     if args.logits_out:
         save_logits(args.logits_out, test, train, dump, soof, dec, scale)
     return out
@@ -575,7 +594,8 @@ def save_logits(out_dir: str, test, train, held_out: dict, soof: dict | None, de
 
 
 METHODS = ("int8", "student", "teacher", "baseline", "int8_raw")
-FOLD_CHOICES = ("notch", "sigma", "floor", "temperature", "emission_floor", "evidence_weight", "interval")
+FOLD_CHOICES = ("notch", "baseline_ppg", "sigma", "floor", "temperature", "emission_floor", "evidence_weight",
+                "interval")
 FEW_WINDOWS = 10                        # a subject scored on fewer windows is marked (its MAE rests on a few)
 
 
@@ -731,9 +751,11 @@ def markdown(summ) -> str:
         L += ["", f"(few): {few_text(summ)}."]
     chosen = [d for d in summ["subjects"] if "notch" in d.get("fold_choices", {})]
     if chosen:
-        L += ["", "Chosen per fold on its training subjects (baseline notch BPM / decoder sigma BPM, jump floor, "
-              "temperature): " + "; ".join(
-                  f"{d['subject'].split(':')[-1]} {c['notch']:g} / {c['sigma']:.2f}, {c['floor']:.0e}, "
+        ppg = all("baseline_ppg" in d["fold_choices"] for d in chosen)      # rows written before it was chosen: none
+        L += ["", f"Chosen per fold on its training subjects (baseline notch BPM{', PPG sensors' if ppg else ''} / "
+              "decoder sigma BPM, jump floor, temperature): " + "; ".join(
+                  f"{d['subject'].split(':')[-1]} {c['notch']:g}"
+                  f"{', ' + c['baseline_ppg'] if ppg else ''} / {c['sigma']:.2f}, {c['floor']:.0e}, "
                   f"{c['temperature']:g}" for d in chosen for c in [d["fold_choices"]]) + "."]
     L += ["", f"int8 better than the nested-tuned baseline on {summ['int8_wins_vs_baseline']} of {summ['n_subjects']} "
           f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "

@@ -623,3 +623,42 @@ def test_processes_over_other_folds_in_one_out_folder_keep_their_own_files(tmp_p
     long = mod.part_tag(args, ["loso"])
     args.folds = "subject_00"
     assert len(long) < 20 and long != mod.part_tag(args, ["loso"]) == "subject_00"
+
+
+def test_the_baseline_notch_and_ppg_sensors_are_chosen_together_by_training_mae(monkeypatch):
+    """choose_baseline scores every (notch, PPG sensors) pair on the training recordings and keeps the lowest mean
+    MAE; the sensor choices are the student's first sensor alone and its ppg_sensors' mean; the fold's choice is
+    one line of the report."""
+    from types import SimpleNamespace
+
+    from sqtool.models import get_model_cfg
+    mod = load_benchmark("hr_spectral")
+    assert mod.baseline_sensor_options(get_model_cfg("spec_student_s")) == [("ppg",), ("ppg", "ppg2")]
+    one = get_model_cfg("spec_student_s").replace(frontend={**get_model_cfg("spec_student_s").frontend,
+                                                            "ppg_sensors": ["ppg"]})
+    assert mod.baseline_sensor_options(one) == [("ppg",)]
+    err = {(0.0, ("ppg",)): 4.0, (0.0, ("ppg", "ppg2")): 3.0, (3.0, ("ppg",)): 2.0, (3.0, ("ppg", "ppg2")): 1.0,
+           (6.0, ("ppg",)): 5.0, (6.0, ("ppg", "ppg2")): 6.0}          # training MAE of each pair
+    asked = []
+
+    def fake_baseline_hr(record, t0, window_s, cfg):
+        asked.append((cfg.notch_bpm, cfg.ppg_sensors))
+        return {"hr": np.full(len(t0), 80.0 + err[(cfg.notch_bpm, cfg.ppg_sensors)])}
+    monkeypatch.setattr(mod, "baseline_hr", fake_baseline_hr)
+    monkeypatch.setattr(mod, "_BASELINE", {})
+    train = [SimpleNamespace(dataset="troika", record_id=f"r{i}", t0=np.arange(3) * 2.0, y=np.full(3, 80.0))
+             for i in range(2)]
+    notch, sensors, scores = mod.choose_baseline({("troika", r.record_id): None for r in train}, train,
+                                                 [("ppg",), ("ppg", "ppg2")])
+    assert (notch, sensors) == (3.0, ("ppg", "ppg2")) and scores == err
+    assert sorted(set(asked)) == sorted(err) and len(asked) == 2 * len(err)     # each pair once per recording
+    y = np.full(20, 100.0)
+    rows = [{"dataset": "troika", "subject": s, "record": s, "y": y, "int8": y + 1, "int8_lo": y - 5, "int8_hi": y + 5,
+             "int8_conf": np.full(20, 0.5), "conf_calibrated": False, "student": y, "teacher": y, "int8_raw": y,
+             "baseline": y, "interval": 0.9, "inner_coverage": 0.9, "conf_halfwidth_bpm": 3.0, "notch": 3.0,
+             "baseline_ppg": ppg, "sigma": 4.0, "floor": 1e-3, "temperature": 1.0} for s, ppg in (("01", "ppg+ppg2"),
+                                                                                             ("02", "ppg"))]
+    summ = mod.summarise(rows, "t")
+    assert summ["subjects"][0]["fold_choices"]["baseline_ppg"] == "ppg+ppg2"
+    assert "(baseline notch BPM, PPG sensors / decoder" in mod.markdown(summ)
+    assert "01 3, ppg+ppg2 / 4.00, 1e-03, 1; 02 3, ppg / 4.00" in mod.markdown(summ)

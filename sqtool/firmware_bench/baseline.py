@@ -5,7 +5,9 @@ the SP Cup 2015 entries built on it, simplified to what runs on a wrist MCU:
 
     per 8 s window at the device rate (raw PPG + 3-axis accelerometer):
     1. band-pass 0.5-4 Hz (zero-phase over the buffered window) PPG and each acc axis;
-    2. power spectra with a Hann window, zero-padded to ~0.9 BPM bins, restricted to 40-210 BPM;
+    2. power spectra with a Hann window, zero-padded to ~0.9 BPM bins, restricted to 40-210 BPM; a device with
+       two PPG sensors (`ppg_sensors`, e.g. TROIKA's ppg, ppg2): the mean of their spectra, each scaled to max 1,
+       as the front end averages a model's sensors (default: the first sensor alone);
     3. artifact suppression by spectral subtraction: the PPG spectrum (scaled to max 1) minus the
        summed accelerometer spectrum (scaled to max 1, times `acc_weight`), and a notch of +-`notch_bpm`
        around every accelerometer peak -- a PPG peak that coincides with a motion peak (arm swing,
@@ -48,13 +50,18 @@ class BaselineCfg:
     notch_bpm: float = 4.0                     # zero the PPG spectrum this close to motion peaks (0 = off)
     doubt_rel: float = 0.5                     # tracked peak below this x the strongest peak ...
     doubt_after: int = 4                       # ... for this many windows in a row: jump to the strongest
+    ppg_sensors: tuple[str, ...] = ("ppg",)    # the PPG sensors read, those the recording has: 2+ -> the mean of
+                                               # their spectra, each scaled to max 1 (as the front end averages a
+                                               # model's frontend ppg_sensors); ("ppg",): the first sensor alone
 
 
 def spectra(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg):
-    """ppg (W, T), acc (W, 3, T) or None -> bpm (F,), P (W, F), A (W, F) or None, motion power (W,)."""
+    """ppg (W, T) or (W, S, T) (S sensors), acc (W, 3, T) or None -> bpm (F,), P (W, F), A (W, F) or None, motion
+    power (W,). S sensors: P is the mean of their spectra, each scaled to its max in the band (a dead sensor adds
+    nothing), as the front end's step 6 averages them."""
     from scipy import signal
 
-    W, T = ppg.shape
+    W, T = ppg.shape[0], ppg.shape[-1]
     sos = signal.butter(2, cfg.band, btype="bandpass", fs=fs, output="sos")
     nfft = int(2 ** np.ceil(np.log2(fs * 60.0 / cfg.resolution_bpm)))
     nfft = max(nfft, T)
@@ -68,8 +75,11 @@ def spectra(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg
         xf = xf - xf.mean(axis=-1, keepdims=True)
         return np.abs(np.fft.rfft(xf * win, n=nfft, axis=-1)) ** 2, xf
 
-    P, _ = power(np.asarray(ppg, dtype=np.float64))
-    P = P[:, keep]
+    P, _ = power(np.asarray(ppg, dtype=np.float64))               # (W, F) or (W, S, F)
+    P = P[..., keep]
+    if P.ndim == 3:                                                # (W, S, F) -> (W, F)
+        mx = P.max(axis=2, keepdims=True)
+        P = np.where(mx > 0, P / np.where(mx > 0, mx, 1.0), 0.0).mean(axis=1)
     if acc is None:
         return bpm[keep], P, None, np.zeros(W)
     A3, accf = power(np.asarray(acc, dtype=np.float64))            # (W, 3, F)
@@ -88,12 +98,14 @@ def _peaks(s: np.ndarray, rel: float) -> np.ndarray:
 
 def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg | None = None,
              tracker: TrackerCfg | None = None) -> dict:
-    """Windows of ONE recording, in order -> {"hr": tracked (W,), "raw": per-window pick (W,),
-    "suppressed": whether motion subtraction was applied (W,)}."""
+    """Windows of ONE recording, in order: ppg (W, T), or (W, S, T) for S sensors (see `spectra`) -> {"hr":
+    tracked (W,), "raw": per-window pick (W,), "suppressed": whether motion subtraction was applied (W,)}."""
     cfg = cfg or BaselineCfg()
     ppg = np.asarray(ppg, dtype=np.float64)
-    if ppg.ndim != 2 or ppg.shape[1] < 2 * fs:
-        raise SqtoolError(f"baseline: ppg windows must be (W, T) with T >= 2 s, got {ppg.shape}")
+    if ppg.ndim == 3 and ppg.shape[1] == 1:                     # one sensor: its spectrum as is
+        ppg = ppg[:, 0]
+    if ppg.ndim not in (2, 3) or ppg.shape[-1] < 2 * fs:
+        raise SqtoolError(f"baseline: ppg windows must be (W, T) or (W, S, T) with T >= 2 s, got {ppg.shape}")
     ppg = np.where(np.isfinite(ppg), ppg, 0.0)
     if acc is not None:
         acc = np.where(np.isfinite(acc), np.asarray(acc, dtype=np.float64), 0.0)
@@ -143,17 +155,21 @@ def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCf
     return {"hr": hr, "raw": raw, "suppressed": suppressed}
 
 
-def record_windows(record, t0: np.ndarray, window_s: float
+def record_windows(record, t0: np.ndarray, window_s: float, sensors: tuple[str, ...] = ("ppg",)
                    ) -> tuple[np.ndarray, np.ndarray | None, float, np.ndarray]:
-    """Raw device-rate PPG (W, T) and acc (W, 3, T) (None if absent) of the windows starting at t0, the rate, and
-    which windows the recording holds in full (W,) bool. A window running past the recording's end (the front end
-    emits its last window once its last MODEL sample is in, a few raw samples short) has NaN rows; one starting
-    outside the recording is an error (t0 of another recording)."""
-    ch = "ppg" if "ppg" in record.signals else record.primary_channel()
-    fs = float(record.fs[ch])
+    """Raw device-rate PPG (W, S, T) of the S `sensors` the recording has (in that order; none of them: its first
+    PPG channel) and acc (W, 3, T) (None if absent) of the windows starting at t0, the rate, and which windows the
+    recording holds in full (W,) bool. A window running past the recording's end (the front end emits its last
+    window once its last MODEL sample is in, a few raw samples short) has NaN rows; one starting outside the
+    recording is an error (t0 of another recording)."""
+    chans = [c for c in sensors if c in record.signals] or [record.primary_channel()]
+    fs = float(record.fs[chans[0]])
+    if any(float(record.fs[c]) != fs for c in chans):
+        raise SqtoolError(f"{record.record_id}: PPG sensors {', '.join(chans)} at different rates "
+                          f"({', '.join(f'{float(record.fs[c]):g}' for c in chans)} Hz); the baseline reads one rate")
     T = int(round(window_s * fs))
     starts = np.round(np.asarray(t0) * fs).astype(np.int64)
-    x = np.asarray(record.signals[ch], dtype=np.float64)
+    x = np.asarray(record.signals[chans[0]], dtype=np.float64)
     if starts.size and (starts.min() < 0 or starts.max() >= len(x)):
         raise SqtoolError(f"{record.record_id}: a window starts beyond the end of the recording (or before its start)")
     full = starts + T <= len(x)
@@ -161,7 +177,7 @@ def record_windows(record, t0: np.ndarray, window_s: float
 
     def take(v):                                                                     # (N,) -> (W, T)
         return np.where(full[:, None], np.asarray(v, dtype=np.float64)[idx], np.nan)
-    ppg = take(x)
+    ppg = np.stack([take(record.signals[c]) for c in chans], axis=1)                # (W, S, T)
     acc = None
     if all(a in record.signals and float(record.fs[a]) == fs for a in ACC):
         acc = np.stack([take(record.signals[a]) for a in ACC], axis=1)
@@ -171,7 +187,7 @@ def record_windows(record, t0: np.ndarray, window_s: float
 def baseline_hr(record, t0: np.ndarray, window_s: float = 8.0, cfg: BaselineCfg | None = None) -> dict:
     """`estimate` over the windows of one recording starting at t0; a window the recording does not hold in full
     (see `record_windows`) gets NaN (its truth is NaN too: the label has no such window)."""
-    ppg, acc, fs, full = record_windows(record, t0, window_s)
+    ppg, acc, fs, full = record_windows(record, t0, window_s, (cfg or BaselineCfg()).ppg_sensors)
     if full.all():
         return estimate(ppg, acc, fs, cfg)
     out = {"hr": np.full(len(full), np.nan), "raw": np.full(len(full), np.nan), "suppressed": np.zeros(len(full), bool)}

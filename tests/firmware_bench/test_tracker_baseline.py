@@ -95,3 +95,27 @@ def test_baseline_window_past_the_end_is_nan_not_an_error():
     assert np.array_equal(o["hr"][:-1], ref["hr"]) and np.abs(ref["hr"] - 90).max() < 3.0
     with pytest.raises(SqtoolError, match="beyond the end"):     # a window starting past the end: wrong t0
         baseline_hr(rec, np.array([0.0, n / FS]), 8.0)
+
+
+def test_baseline_averages_the_ppg_sensors_normalised_spectra_when_asked():
+    """Two PPG sensors (as TROIKA's ppg, ppg2): the first (at 1000x the gain) reads a stronger 80 BPM artifact than
+    the 120 BPM heart, the second the heart clearly. ppg_sensors ("ppg",) reads the first alone (the artifact);
+    ("ppg", "ppg2") the mean of both spectra, each scaled to its max (so the first's gain does not outweigh the
+    second), finds the heart. A recording with one of the sensors reads that one."""
+    import dataclasses
+
+    from sqtool.data.record import Record
+    from sqtool.firmware_bench.baseline import BaselineCfg
+    n = int(40 * FS)
+    t = np.arange(n) / FS
+    rng = np.random.default_rng(1)
+    heart, artifact = np.sin(2 * np.pi * 2.0 * t), np.sin(2 * np.pi * 80 / 60 * t + 1.0)
+    sig = {"ppg": 1000 * (0.8 * heart + artifact + 0.05 * rng.standard_normal(n)),
+           "ppg2": heart + 0.3 * artifact + 0.05 * rng.standard_normal(n)}
+    rec = Record("mine", "a", "a1", sig, {c: FS for c in sig})
+    t0 = np.arange(0.0, 32.1, 2.0)
+    first = baseline_hr(rec, t0, 8.0, BaselineCfg())["raw"]
+    both = baseline_hr(rec, t0, 8.0, BaselineCfg(ppg_sensors=("ppg", "ppg2")))["raw"]
+    assert np.abs(first - 80).max() < 2.0 and np.abs(both - 120).max() < 2.0
+    one = dataclasses.replace(rec, signals={"ppg": sig["ppg"]}, fs={"ppg": FS})
+    assert np.array_equal(baseline_hr(one, t0, 8.0, BaselineCfg(ppg_sensors=("ppg", "ppg2")))["raw"], first)
