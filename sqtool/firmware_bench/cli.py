@@ -2,6 +2,7 @@
 
     sqtool bench --model runs/export/<run> --data ../shared/data/troika/Training_data
     sqtool bench --model runs/demo/latest/export --data PATH --runtime tflm_int8,c_host,mcu_m4 --floor mae=8
+    sqtool bench --compare runs/bench/v1,runs/bench/v2        # two runs side by side, paired by subject (compare.py)
 
 For every recording under --data: replay it as a device stream (stream.py: device-rate chunks, a
 streaming resampler to the model rate, a window every hop aligned with the truth windows, the
@@ -65,6 +66,10 @@ class BenchConfig:
     floor_on_seen: bool = field(default=False, metadata={
         "help": "let accuracy floors (mae, mae_tracked, gt10) count subjects the model was trained on; without it "
                 "they are checked on held-out subjects only, and not measured (exit 3) when none was scored"})
+    compare: list[str] = field(default_factory=list, metadata={
+        "help": "instead of a bench: two bench runs (folders or bench.json) of the same recordings: per-subject MAE "
+                "of A and B, B - A and its 95 % subject-bootstrap CI (compare.md, compare.json; --runtime: "
+                "the one runtime compared, else A's primary)", "metavar": "A,B"})
     teacher: str = field(default="", metadata={"help": "teacher checkpoint / run dir (default: found via the "
                                                        "export's provenance)"})
     student_float: str = field(default="", metadata={"help": "float student checkpoint (default: found via the "
@@ -109,7 +114,14 @@ def data_from_flags(cfg):
 
 
 def run(args) -> int:
-    res = run_bench(data_from_flags(resolve_config(BenchConfig, args)))
+    cfg = resolve_config(BenchConfig, args)
+    if cfg.compare:                                   # two finished runs side by side, no bench
+        from sqtool.firmware_bench.compare import run_compare, tables as compare_tables
+        c = run_compare(cfg)
+        print(compare_tables(c))
+        print(f"\ncompare -> {c['run_dir']}\nreport: {Path(c['run_dir']) / 'compare.md'}")
+        return 0
+    res = run_bench(data_from_flags(cfg))
     if res.get("kind") == "spectral":
         from sqtool.firmware_bench.spectral import tables
     else:

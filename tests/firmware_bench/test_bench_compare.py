@@ -1,0 +1,87 @@
+"""`sqtool bench --compare A,B`: two bench runs side by side, paired by subject, refused on different data."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sqtool.cli import main
+from sqtool.core import SqtoolError
+from sqtool.firmware_bench.compare import compare, tables
+
+
+def _bench(maes: dict, seen=(), seconds=60.0, sha="a" * 64) -> dict:
+    """A tiny spectral bench.json: one recording per subject, 27 windows each, c_host with these per-subject MAEs."""
+    per = {s: {"n": 27, "mae": m} for s, m in maes.items()}
+    return {"kind": "spectral", "labelled": True, "primary": "c_host", "seen_in_training": list(seen),
+            "provenance": {"model": "spec_student_s", "source_sha256": sha, "windows": 27 * len(maes),
+                           "max_seconds": None, "data": "troika"},
+            "records": [{"record_id": f"R{s}", "subject": s, "seconds": seconds, "windows": 27, "truth_windows": 27}
+                        for s in maes],
+            "runtimes": [{"runtime": "c_host", "status": "ok", "per_subject": per},
+                         {"runtime": "onnx_int8", "status": "skipped"}]}
+
+
+def _cells(text: str, first: str) -> list[str]:
+    row = next(ln for ln in text.splitlines() if ln.startswith(f"| {first} "))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+A = {"t:1": 10.0, "t:2": 12.0, "t:3": 8.0, "t:4": 14.0}
+B = {"t:1": 7.0, "t:2": 9.0, "t:3": 6.0, "t:4": 10.0}
+
+
+def test_the_paired_table_and_its_verdict():
+    c = compare(_bench(A), _bench(B, sha="b" * 64))
+    assert c["runtime"] == "c_host"
+    assert [(s["subject"], s["mae_a"], s["mae_b"], s["diff"]) for s in c["subjects"]] == [
+        ("t:1", 10.0, 7.0, -3.0), ("t:2", 12.0, 9.0, -3.0), ("t:3", 8.0, 6.0, -2.0), ("t:4", 14.0, 10.0, -4.0)]
+    m = c["mean"]
+    assert (m["subjects"], m["mae_a"], m["mae_b"], m["diff"]) == (4, 11.0, 8.0, -3.0)
+    lo, hi = m["diff_ci95"]
+    assert -4.0 <= lo <= -3.0 <= hi <= -2.0                    # resampling subjects: within their differences
+    assert c["verdict"].startswith("B is better: B - A MAE -3.00 BPM")
+    text = tables(c)
+    assert _cells(text, "t:4") == ["t:4", "27", "14.00", "10.00", "-4.00"]
+    assert _cells(text, "mean of 4 subjects") == ["mean of 4 subjects", "", "11.00", "8.00",
+                                                  f"-3.00 [{lo:+.2f}, {hi:+.2f}]"]
+    # one subject much worse in B: the CI spans 0, and no run is called better
+    c = compare(_bench(A), _bench({**B, "t:4": 30.0}))
+    assert c["mean"]["diff_ci95"][0] < 0 < c["mean"]["diff_ci95"][1] and c["verdict"].startswith("no difference")
+    # a subject A was trained on: marked, and left out of the mean
+    c = compare(_bench(A, seen=["t:1"]), _bench(B))
+    assert c["subjects"][0]["seen_in_training"] == ["A"] and c["mean"]["subjects"] == 3
+    assert c["mean"]["mae_a"] == pytest.approx(34 / 3) and "t:1 (seen in training by A)" in tables(c)
+    assert "mean of 3 subjects (held out by both)" in tables(c)
+
+
+def test_runs_on_other_data_or_runtimes_are_refused():
+    with pytest.raises(SqtoolError, match=r"not run on the same data: recordings \(#1\) 'Rt:1 \(t:1, 60 s"):
+        compare(_bench(A), _bench(B, seconds=90.0))                              # another --max-seconds
+    with pytest.raises(SqtoolError, match=r"not run on the same data: recordings \(#4\) 'Rt:4.*vs '3 recordings'"):
+        compare(_bench(A), _bench({k: B[k] for k in list(B)[:3]}))              # another --max-records
+    with pytest.raises(SqtoolError, match=r"runtime onnx_int8 did not run in A \(--runtime: one that ran in both: "
+                                          r"c_host\)"):
+        compare(_bench(A), _bench(B), runtime="onnx_int8")
+
+
+def test_bench_compare_command(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "bench.json").write_text(json.dumps(_bench(A)))
+    (tmp_path / "b.json").write_text(json.dumps(_bench(B)))
+    out = tmp_path / "cmp"
+    assert main(["bench", "--compare", f"{tmp_path / 'a'},{tmp_path / 'b.json'}", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    c = json.loads((out / "compare.json").read_text())
+    assert c["mean"]["diff"] == -3.0
+    assert (c["a"]["bench"], c["b"]["bench"]) == (str(tmp_path / "a"), str(tmp_path / "b.json"))
+    assert "B is better" in printed and "B is better" in (out / "compare.md").read_text()
+    (tmp_path / "c.json").write_text(json.dumps(_bench(B, seconds=30.0)))
+    assert main(["bench", "--compare", f"{tmp_path / 'a'},{tmp_path / 'c.json'}", "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "were not run on the same data" in err[0] and not (tmp_path / "x").exists()
+    for bad, msg in ((["--compare", str(tmp_path / "a")], "--compare takes two bench runs"),
+                     (["--compare", f"{tmp_path / 'a'},{tmp_path / 'nope'}"], "no bench.json there"),
+                     (["--compare", f"{tmp_path / 'a'},{tmp_path / 'b.json'}", "--model", "x"], "--model is not used")):
+        assert main(["bench", *bad]) == 1
+        assert msg in capsys.readouterr().err
