@@ -70,11 +70,20 @@ def data_root_or_exit(value: str | os.PathLike | None, error, flag: str = "--dat
         raise
 
 
-def git_sha() -> str:
+def git_sha(root: str | os.PathLike = PROJECT_ROOT) -> str:
+    """The commit of the code in `root` (12 hex digits), with "-dirty" when a tracked file differs from it
+    (uncommitted changes: the code that ran is not that commit's; untracked files do not count); "unknown"
+    outside a git checkout (an installed package). The status is read without taking git's index lock
+    (--no-optional-locks), so it never blocks a commit made at the same time."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT,
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
+        sha = out.stdout.strip()
+        if out.returncode != 0 or not sha:
+            return "unknown"
+        st = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                            cwd=root, capture_output=True, text=True, timeout=5)
+        return sha + ("-dirty" if st.returncode == 0 and st.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -165,7 +165,12 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
              f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}",
              f"- {graph.macs} MACs per window, {graph.weight_bytes} bytes of weights and biases",
-             f"- source checkpoint sha256 `{md.get('source_sha256')}`, sqtool {md.get('sqtool_version')}", "",
+             f"- model sha256 `{md.get('model_sha256') or 'not recorded'}`: its content (weights and model config, "
+             "front end and decoder tables included), the same for every rebuild of this model",
+             f"- source checkpoint file sha256 `{md.get('source_sha256')}` (the file holds its creation time and "
+             f"paths: it changes with every run), exported by sqtool {md.get('sqtool_version')}, git "
+             f"`{md.get('git_sha') or 'unknown'}` (-dirty: with uncommitted changes)",
+             "",
              "## Training data and licences", ""]
     if datasets:
         for ds in datasets:

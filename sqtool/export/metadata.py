@@ -12,19 +12,60 @@ DequantizeLinear, so every float-valued output is in `units` (hr_bpm in BPM), on
 in `outputs`. int8 codes (TFLite int8, C) keep the network's quantization; `output_quantization` gives,
 per output, the scale and (fractional) zero point with value = scale * (code - zero_point) in its unit.
 `output_affine` / `to_units` / `from_units` are the one place that conversion lives.
+
+Identity: `model_sha256` names the model by its content (`model_sha256()`: the checkpoint's weights and its
+model_cfg, the front end and the decoder with its calibration tables included); two exports of the same weights
+carry the same one, whichever run, folder or day made them. `source_sha256` is the hash of the source checkpoint
+FILE, which holds its creation time and paths: it differs between two rebuilds of one model. `git_sha` is the
+sqtool commit that exported it ("-dirty": with uncommitted changes) and `created` the export time; these
+three change from build to build (IDENTITY_NOTE, written next to them).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 
 import numpy as np
 
 from sqtool import __version__
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, git_sha
 
 REQUIRED = ("name", "fs", "window_s", "hop_s", "channels", "norm", "task")
 TFLITE_METADATA_NAME = "sqtool_metadata"
+IDENTITY_NOTE = ("model_sha256: the model's content (weights + model_cfg, front end and decoder tables included), "
+                 "the same for every rebuild of the same model; source_sha256: the source checkpoint file's bytes "
+                 "(the file holds its creation time and paths, so it changes with every run); git_sha: the sqtool "
+                 "commit that exported it (-dirty: with uncommitted changes); created: the export time")
+
+
+def _canonical(obj) -> str:
+    """JSON with sorted keys and no spaces; tensors / arrays as nested lists."""
+    def plain(o):
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        raise TypeError(f"not JSON: {type(o).__name__}")
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=plain)
+
+
+def model_sha256(ckpt: dict) -> str:
+    """The model's content id (hex sha256): its model_cfg as canonical JSON (architecture, preprocessing
+    contract, quantization preset, front end, decoder and its calibration tables), then every state_dict entry
+    in name order (name, dtype, shape, raw bytes). Nothing a rebuild changes enters it (the checkpoint's
+    `created`, paths, teacher hashes, the export time): the same weights give the same id."""
+    h = hashlib.sha256(b"sqtool-model-sha256/1\n")
+    h.update(_canonical(ckpt.get("model_cfg")).encode())
+    sd = ckpt.get("state_dict") or {}
+    for name in sorted(sd):
+        v = sd[name]
+        h.update(b"\n" + str(name).encode() + b"\n")
+        if hasattr(v, "detach"):                                 # a tensor: (dtype, shape) then its bytes
+            v = v.detach().cpu().contiguous()
+            h.update(f"{v.dtype} {tuple(v.shape)}\n".encode())
+            h.update(np.ascontiguousarray(v.numpy()).tobytes())
+        else:                                                    # plain data (e.g. a module's extra state)
+            h.update(_canonical(v).encode())
+    return h.hexdigest()
 
 
 def check_model_cfg(cfg: dict, where: str) -> None:
@@ -52,7 +93,8 @@ def check_model_cfg(cfg: dict, where: str) -> None:
 
 
 def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
-    """metadata.json content: model_cfg + quantization scheme + edges' scales/zero points + provenance."""
+    """metadata.json content: model_cfg + quantization scheme + edges' scales/zero points + provenance
+    (model_sha256 of `ckpt`, source_sha256 = the hash of the checkpoint file it was read from, git_sha)."""
     cfg = ckpt["model_cfg"]
     check_model_cfg(cfg, f"checkpoint {ckpt.get('path', '')}".strip())
     quant = cfg.get("quant")
@@ -87,8 +129,11 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
         "quant_scheme": quant or "float32",
         "quant_description": desc,
         "sqtool_version": __version__,
+        "model_sha256": model_sha256(ckpt),
         "source_sha256": source_sha256,
+        "git_sha": git_sha(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "identity_note": IDENTITY_NOTE,
         "model_cfg": cfg,
     }
     if cfg.get("family") == "spec_cnn":                     # spectral: F bins instead of T samples

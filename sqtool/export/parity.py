@@ -98,7 +98,8 @@ def _fmt(v, nd=4):
 
 def report_markdown(md: dict, rows: list[dict], artifacts: dict, extra: str = "") -> str:
     lines = [f"# sqtool export report: {md['model']} ({md['quant_scheme']})", "",
-             f"source sha256 `{md['source_sha256']}`, sqtool {md['sqtool_version']}, "
+             f"model sha256 `{md.get('model_sha256') or 'not recorded'}` (weights + model config), source checkpoint "
+             f"file sha256 `{md['source_sha256']}`, sqtool {md['sqtool_version']} (git {md.get('git_sha') or '?'}), "
              f"{md['fs']} Hz, {md['window_s']} s window, channels {', '.join(md['channels'])}, norm {md['norm']}",
              "", "| artifact | compared with | n | max abs err | cosine | L2 rel err | max LSB | LSB histogram "
              "| exact windows % | exact vs twin % | HR MAE | delta MAE | tolerance | status |",
@@ -120,7 +121,8 @@ def report_markdown(md: dict, rows: list[dict], artifacts: dict, extra: str = ""
 
 def write_report(out_dir, md: dict, rows: list[dict], artifacts: dict, extra: str = "", explain: dict | None = None):
     failed = [r["artifact"] for r in rows if r["status"] != "ok"]
-    write_metrics(out_dir, {"model": md["model"], "source_sha256": md["source_sha256"], "rows": rows,
+    write_metrics(out_dir, {"model": md["model"], "model_sha256": md.get("model_sha256"),
+                            "source_sha256": md["source_sha256"], "rows": rows,
                             "artifacts": artifacts, "failed": failed, "explain": explain},
                   name="export_report.json")
     atomic_write_text(out_dir / "export_report.md", report_markdown(md, rows, artifacts, extra))

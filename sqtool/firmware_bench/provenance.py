@@ -1,5 +1,6 @@
-"""Which subjects an export's model was trained on, read from its provenance, and the warnings of bench / predict.
+"""Which model a result comes from, which subjects it was trained on, and the warnings of bench / predict.
 
+    prov = model_provenance(art, "model_int8.tflite")   # the block naming the model: bench.json, summary.json
     seen = training_subjects(art)                  # {"dataset:subject", ...} or None when not recorded
     both, w = seen_warning(scored_subjects, seen)  # scored subjects seen in training, one line or None
     w = synthetic_warning(run_subjects, seen)      # a synthetic-only model run on other recordings, or None
@@ -16,6 +17,31 @@ import sys
 
 from sqtool.core import SqtoolError
 from sqtool.core.manifest import TamperedArtifact
+
+
+def model_provenance(art, model_file: str | None = None) -> dict:
+    """The block that names the model behind a result, `provenance` in bench.json and predict's summary.json:
+    the code that ran (sqtool_version, git_sha with -dirty), the model (model_sha256: its content id from the
+    export's metadata, the same for every rebuild of the same weights; None for an export made before it was
+    recorded; source_sha256: the source checkpoint file's hash; export_git_sha: the code that exported it), the
+    export folder and its manifest's hash; with `model_file` (the artifact a runtime read), that file's sha256."""
+    from sqtool import __version__
+    from sqtool.core import git_sha, sha256_file_cached
+    md = art.metadata
+    prov = {"sqtool_version": __version__, "git_sha": git_sha(), "model": md.get("model"),
+            "model_sha256": md.get("model_sha256"), "source_sha256": md.get("source_sha256"),
+            "export_git_sha": md.get("git_sha"), "quant_scheme": md.get("quant_scheme"),
+            "model_dir": str(art.export_dir), "manifest_sha256": sha256_file_cached(art.manifest.path)}
+    if model_file is not None:
+        prov.update(model_file=model_file, model_file_sha256=art.manifest.files[model_file]["sha256"])
+    return prov
+
+
+def model_id_text(prov: dict) -> str:
+    """The model's ids as a report header says them: "model_sha256 3f2a... (checkpoint file a6a0...)"."""
+    sha, src = prov.get("model_sha256"), str(prov.get("source_sha256") or "?")[:16]
+    return (f"model_sha256 {sha[:16]} (checkpoint file {src})" if sha else
+            f"model_sha256 not recorded (an export older than it; checkpoint file {src})")
 
 
 def training_subjects(art) -> set[str] | None:
@@ -91,4 +117,5 @@ def provenance_warnings(art, scored, run) -> tuple[list[str], list[str]]:
     return both, [x for x in (w, synthetic_warning(run, seen), no_skill_warning(art.metadata)) if x]
 
 
-__all__ = ["training_subjects", "seen_warning", "synthetic_warning", "no_skill_warning", "provenance_warnings"]
+__all__ = ["model_provenance", "model_id_text", "training_subjects", "seen_warning", "synthetic_warning",
+           "no_skill_warning", "provenance_warnings"]

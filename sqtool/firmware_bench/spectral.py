@@ -433,9 +433,7 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
 
 def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict."""
-    from sqtool import __version__
-    from sqtool.core import git_sha, make_run_dir, save_config, write_metrics
-    from sqtool.core import sha256_file_cached
+    from sqtool.core import make_run_dir, save_config, write_metrics
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
@@ -594,13 +592,9 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
              "instructions are executed instructions (QEMU plugin / callgrind), never cycles."]
     if not labelled:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
-    prov = {"sqtool_version": __version__, "git_sha": git_sha(), "model": md.get("model"),
-            "model_dir": str(art.export_dir), "model_file": model_file,
-            "model_sha256": art.manifest.files[model_file]["sha256"],
-            "manifest_sha256": sha256_file_cached(art.manifest.path),
-            "source_sha256": md.get("source_sha256"), "quant_scheme": md.get("quant_scheme"),
-            "tools": mcu.tool_versions(), "data": data, "records": len(recs), "windows": N,
-            "signal_hours": signal_s / 3600, "skipped_records": skipped,
+    from sqtool.firmware_bench.provenance import model_provenance
+    prov = {**model_provenance(art, model_file), "tools": mcu.tool_versions(), "data": data, "records": len(recs),
+            "windows": N, "signal_hours": signal_s / 3600, "skipped_records": skipped,
             "frontend": f"{', '.join(sorted({f'{r.fs_in:g}' for r in recs}))} Hz int16 (robust gains) -> "
                         f"{float(md['fs']):g} Hz, {float(md['window_s']):g} s / {float(md['hop_s']):g} s windows, "
                         f"{len(bins)} bins {bins[0]:g}..{bins[-1]:g} BPM, Python integer reference",
@@ -721,7 +715,8 @@ def _progress(row: dict) -> str:
 
 def tables(res: dict) -> str:
     p = res["provenance"]
-    out = [f"sqtool {p['sqtool_version']} (git {p['git_sha']})  model {p['model']} sha256 {str(p['model_sha256'])[:16]}"
+    from sqtool.firmware_bench.provenance import model_id_text
+    out = [f"sqtool {p['sqtool_version']} (git {p['git_sha']})  model {p['model']} {model_id_text(p)}"
            f"  quant {p['quant_scheme']}",
            f"data {p['data']}: {p['records']} recordings, {p['windows']} windows, {p['signal_hours']:.2f} h; "
            f"front end {p['frontend']}"]

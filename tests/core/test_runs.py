@@ -131,3 +131,23 @@ def test_without_force_a_taken_folder_says_what_force_would_write_into(tmp_path)
     with pytest.raises(SqtoolError, match=r"holds an export run: --force writes over an earlier train pretrain"):
         check_out_dir("train/pretrain", pre)                                    # without --force: the final answer
     assert "deleted" not in FORCE_HELP and "kept unless this run rewrites them" in FORCE_HELP
+
+
+def test_git_sha_marks_a_tree_with_uncommitted_changes_dirty(tmp_path):
+    """A run records the commit of its code, with -dirty when a tracked file has uncommitted changes (the code that
+    ran is not that commit's); an untracked file does not make it dirty."""
+    from sqtool.core.runs import git_sha
+
+    def git(*a):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,
+                       capture_output=True)
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-q", "-m", "one")
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / "new.py").write_text("untracked\n")
+    assert git_sha(tmp_path) == head
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_sha(tmp_path) == head + "-dirty"

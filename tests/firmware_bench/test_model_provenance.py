@@ -1,0 +1,31 @@
+"""The block that names the model behind a result (`provenance.model_provenance`): bench.json and bench.md's
+header name the model by its content id (model_sha256, the same for every rebuild of the same weights) and the
+checkpoint file's hash, each under its own name; the hash of the artifact a runtime read is model_file_sha256."""
+from __future__ import annotations
+
+import json
+
+from fwb_helpers import write_wrist_npz
+
+from sqtool.firmware_bench.cli import BenchConfig, run_bench
+
+
+def _ids(export_dir) -> tuple[dict, dict]:
+    md = json.loads((export_dir / "metadata.json").read_text())
+    man = json.loads((export_dir / "manifest.json").read_text())
+    return md, {f["path"]: f["sha256"] for f in man["files"]}
+
+
+def test_bench_names_the_model_by_its_content_id(spec_export_dir, tmp_path):
+    md, man = _ids(spec_export_dir)
+    rec = write_wrist_npz(tmp_path / "a.npz", seconds=20, ppg2=True)
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data=str(rec), runtime=["c"], callgrind_windows=0,
+                                out=str(tmp_path / "bench")))
+    p = res["provenance"]
+    assert len(md["model_sha256"]) == 64 and p["model_sha256"] == md["model_sha256"]
+    assert p["source_sha256"] == md["source_sha256"] and p["export_git_sha"] == md["git_sha"]
+    assert p["model_file"] == "model_int8.tflite"
+    assert p["model_file_sha256"] == man["model_int8.tflite"] != p["model_sha256"]
+    head = next(ln for ln in (tmp_path / "bench" / "bench.md").read_text().splitlines() if ln.startswith("sqtool "))
+    assert f"model_sha256 {md['model_sha256'][:16]}" in head and f"checkpoint file {md['source_sha256'][:16]}" in head
+    assert p["model_file_sha256"][:16] not in head                 # the .tflite file's hash is not the model's name
