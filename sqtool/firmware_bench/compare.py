@@ -140,9 +140,9 @@ def verdict(mean: dict) -> str:
 def tables(c: dict) -> str:
     """The comparison as text (Markdown tables): who is compared, per subject, the mean, the verdict."""
     from sqtool.firmware_bench.report import _f, _table
-    out = [f"A: {c['a']['bench']} (model {c['a']['model']}, source sha256 {str(c['a']['source_sha256'])[:16]})",
-           f"B: {c['b']['bench']} (model {c['b']['model']}, source sha256 {str(c['b']['source_sha256'])[:16]})",
-           f"runtime {c['runtime']}; {c['data']['windows']} windows; MAE in BPM per subject (windows with truth)", ""]
+    out = [f"{k.upper()}: {c[k]['bench']} (model {c[k]['model']} sha256 {str(c[k]['model_sha256'])[:16]})"
+           for k in ("a", "b")]
+    out += [f"runtime {c['runtime']}; {c['data']['windows']} windows; MAE in BPM per subject (windows with truth)", ""]
     rows = [[s["subject"] + (f" (seen in training by {' and '.join(s['seen_in_training'])})"
                              if s["seen_in_training"] else ""), _f(s["windows"], "{:d}"), _f(s["mae_a"]),
              _f(s["mae_b"]), _f(s["diff"], "{:+.2f}")] for s in c["subjects"]]
