@@ -32,7 +32,10 @@ whatever n_ppg is. Per input row, int16 samples at the device rate fs_in:
              acc = b0 x + b1 x1 + b2 x2 - a1 y1 - a2 y2 (int64), y = (acc + 2^29) >> 30; the output
              of an inner section is clamped to [-2^24, 2^24 - 1] (int32 state, and the int64
              accumulator provably cannot overflow: 5 * 2^31 * 2^24 < 2^63), the last section's to
-             int16. Zero input from zero state stays exactly zero.
+             int16. Zero input from zero state stays exactly zero; a constant input does NOT settle at
+             zero: the rounding leaves the recursion in a dead band (default band: the high-pass section's
+             y = round(y - d y), d = 1 + a1 + a2 ~ 0.04, keeps any |y| <= 12 LSB), and an input noise of
+             1 LSB makes the output wander inside it. Step 5's silence rule keeps that out of the spectra.
  4. windows  a ring of the last T = window_s * fs model-rate samples per channel; window i covers
              model samples [i hop, i hop + T) (hop = hop_s * fs), i.e. device time
              [i hop_s, i hop_s + window_s) by the outputs' time stamps m / fs, and is emitted when
@@ -43,7 +46,15 @@ whatever n_ppg is. Per input row, int16 samples at the device rate fs_in:
              flags: model sample m "owns" the inputs (n_{m-1}, n_m] (n_{-1} = -1); a window's
              flagged fraction = flagged inputs / inputs owned by its T model samples (1000 inputs
              at 125 Hz, 993 for window 0), also as flagged_q15 = (f * 32768 + cnt // 2) // cnt.
- 5. spectrum per window and channel: block floating point: mx = max |x|; if mx <= XMAX
+ 5. spectrum per window and channel: silence: a channel whose resampled samples (step 2's outputs, the
+             band-pass's input) at the window's T model samples span at most QUIET = 4 counts (max - min:
+             a stuck sensor, a still accelerometer axis at the device's fixed gain, a dropout held for
+             the whole window) is coded as an all-zero window (power 0 in every bin: codes -127, nothing
+             added to the ppg sum, no part in the acc sum); without it block floating point would scale
+             the band-pass's dead band to full range, a full-height peak at 30-33 BPM. Real signals
+             span far more (>= 21 counts in every window of the built-in datasets, whose codes this
+             rule leaves unchanged). The C keeps, per channel, the min and max of each of the
+             ceil(T / hop) windows in flight. Then block floating point: mx = max |x|; if mx <= XMAX
              (= 2^(dft_in_bits - 1) - 1) x <<= s with the largest s keeping mx << s <= XMAX, else
              x = (x + 2^(r-1)) >> r with the smallest r keeping (mx + 2^(r-1)) >> r <= XMAX; Hann
              (periodic, Q15, 1.0 clamped to 32767): xw = (x h + 2^14) >> 15; direct DFT at bins
@@ -60,7 +71,8 @@ whatever n_ppg is. Per input row, int16 samples at the device rate fs_in:
              NORM_BITS) (NORM_BITS = 15); Pm_s = Pmax_s >> q_s, Pb_s = P_s >> q_s (both < 2^15);
              u_s = ((Pb_s << NORM_FRAC) + (Pm_s >> 1)) // Pm_s (NORM_FRAC = 16), i.e. round-half-up
              of 2^16 P_s / Pmax_s on the shifted powers: uint32 (Pb << 16 < 2^31, + Pm/2 < 2^14),
-             the sensor's max bin exactly 2^16; Pmax_s == 0 -> u_s = 0 (a dead sensor adds nothing).
+             the sensor's max bin exactly 2^16; Pmax_s == 0 -> u_s = 0 (a dead sensor adds nothing, and
+             so does a stuck one: step 5's silence).
              P_ppg = sum_s u_s <= n_ppg 2^16 (the sum, not the mean: the code step divides by the
              max anyway), then coded as any channel's P (step 7: bitlen <= 18, so q = 0).
     acc      n_channels = 2: ONE acc channel, the power summed over the three axes, |X|^2 + |Y|^2 + |Z|^2,
@@ -114,6 +126,7 @@ CHANNELS = ("ppg",) + ACC_AXES
 NETWORK_CHANNELS = {1: ("ppg",), 2: ("ppg", ACC_SUM), 4: CHANNELS}  # n_channels -> the network's channels
 DEFAULT_GAINS = {"ppg": 8.0, "acc": 4096.0}       # counts per unit: PPG (TROIKA units), acc (g)
 MID_SAT = (1 << 24) - 1                           # clamp of an inner biquad section's output
+QUIET = 4                                         # a window's resampled samples spanning <= QUIET counts: silence
 CODE_BITS = 22                                    # Pmax is shifted below 2^22 before the division
 NORM_BITS = 15                                    # n_ppg > 1: a sensor's Pmax shifted below 2^15 ...
 NORM_FRAC = 16                                    # ... its spectrum normalised to max 2^16 (Q16)
@@ -435,9 +448,18 @@ def combine_acc(p: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.concatenate([p[:, :1], (a.sum(axis=1, keepdims=True) + 2) >> 2], axis=1)
 
 
-def window_codes(win: np.ndarray, cfg: FrontEndCfg, tab: FrontEndTables) -> np.ndarray:
-    """Steps 5-7 on a batch of windows: win (W, C_in, T) int16 -> codes (W, F, C) int8."""
+def quiet_rows(res: np.ndarray) -> np.ndarray:
+    """Step 5's silence rule: resampled windows res (W, C_in, T) int16 -> (W, C_in) bool, the rows whose samples
+    span at most QUIET counts."""
+    return (res.max(axis=2).astype(np.int64) - res.min(axis=2)) <= QUIET
+
+
+def window_codes(win: np.ndarray, cfg: FrontEndCfg, tab: FrontEndTables, quiet: np.ndarray | None = None) -> np.ndarray:
+    """Steps 5-7 on a batch of windows: win (W, C_in, T) int16 -> codes (W, F, C) int8. quiet (W, C_in) bool
+    (`quiet_rows` of the same windows' resampled samples; None: none): those rows are coded as all-zero."""
     x = win.astype(np.int64)                                              # (W, C_in, T)
+    if quiet is not None:
+        x = np.where(quiet[..., None], 0, x)                              # silence: as an all-zero row
     mx = np.abs(x).max(axis=2)                                            # (W, C_in)
     xmax = tab.xmax
     s = np.zeros_like(mx)                                                 # left shifts
@@ -519,6 +541,7 @@ class FrontEnd:
         self.last = np.zeros(C, dtype=np.int16)
         self.iir = [[[0, 0, 0, 0] for _ in range(self.tab.sos.shape[0])] for _ in range(C)]
         self.buf = np.zeros((C, 0), dtype=np.int16)     # model samples m_buf0 .. m - 1
+        self.res = np.zeros((C, 0), dtype=np.int16)     # ... the same samples before the band-pass (silence rule)
         self.m_buf0 = 0
         self.own = np.zeros((2, 0), dtype=np.int64)     # per buffered model sample: inputs, flagged
         self.pend = [0, 0]                              # inputs / flagged since the last output
@@ -533,8 +556,8 @@ class FrontEnd:
         start = self.n_in - (P - 1)
         buf = np.concatenate([self.hist, held], axis=1)                  # inputs start .. n_in+n-1
         m1 = ((self.n_in + n) * L + M - 1) // M                          # outputs with n_m < n_in + n
-        y = _fir_outputs(buf, start, self.m, m1, tab)
-        y = _biquads(y, self.iir, tab, self.cfg.iir_frac_bits)
+        res = _fir_outputs(buf, start, self.m, m1, tab)                  # (C, m1 - m) resampled
+        y = _biquads(res, self.iir, tab, self.cfg.iir_frac_bits)
         # ownership of inputs per new model sample
         g = np.zeros(n, dtype=np.int64) if gap is None else gap.astype(np.int64)
         cg = np.concatenate([[0], np.cumsum(g)])
@@ -551,6 +574,7 @@ class FrontEnd:
         else:
             self.pend = [self.pend[0] + n, self.pend[1] + int(cg[n])]
         self.buf = np.concatenate([self.buf, y], axis=1)
+        self.res = np.concatenate([self.res, res], axis=1)
         self.own = np.concatenate([self.own, np.stack([cnt, flg])], axis=1)
         self.m = m1
         self.n_in += n
@@ -567,36 +591,42 @@ class FrontEnd:
             if a + T > self.buf.shape[1]:
                 break
             win = self.buf[None, :, a:a + T]
-            spec = window_codes(win, self.cfg, self.tab)[0]
+            spec = window_codes(win, self.cfg, self.tab, quiet_rows(self.res[None, :, a:a + T]))[0]
             cnt, flg = (int(v) for v in self.own[:, a:a + T].sum(axis=1))
             out.append(FrontEndWindow(i, i * float(self.cfg.hop_s), spec, flg / cnt if cnt else 0.0,
                                       _q15(flg, cnt)))
             drop = a + hop                                               # keep from window i+1 on
             self.buf = self.buf[:, drop:]
+            self.res = self.res[:, drop:]
             self.own = self.own[:, drop:]
             self.m_buf0 += drop
         # bound the buffer: keep only what the next window needs
         i = -(-self.m_buf0 // hop)
         a = min(i * hop - self.m_buf0, self.buf.shape[1])
         if a > 0:
-            self.buf, self.own, self.m_buf0 = self.buf[:, a:], self.own[:, a:], self.m_buf0 + a
+            self.buf, self.res, self.own = self.buf[:, a:], self.res[:, a:], self.own[:, a:]
+            self.m_buf0 += a
         return out
 
 
 # ----------------------------------------------------------------------------- offline
-def filtered(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None) -> np.ndarray:
-    """Steps 1-3 on a whole recording: int16 (C_in, N) -> band-passed model-rate int16 (C_in, ceil(N L / M));
-    window i of the ring is filtered(...)[:, i hop : i hop + T]."""
-    tab = tables or design(cfg)
+def _stages(cfg: FrontEndCfg, x, gap, tab: FrontEndTables) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1-3 on a whole recording: int16 (C_in, N) -> (resampled, band-passed), both int16 (C_in, n_out)."""
     x, gap = _check_input(x, gap, cfg)
     C, n = x.shape
     P = tab.fir.shape[1]
     held, _ = _hold_gaps(x, gap, np.zeros(C, dtype=np.int16))
     n_out = (n * tab.up + tab.down - 1) // tab.down
     buf = np.concatenate([np.zeros((C, P - 1), dtype=np.int16), held], axis=1)
-    y = _fir_outputs(buf, -(P - 1), 0, n_out, tab)                        # (C, n_out)
+    res = _fir_outputs(buf, -(P - 1), 0, n_out, tab)                      # (C, n_out)
     state = [[[0, 0, 0, 0] for _ in range(tab.sos.shape[0])] for _ in range(C)]
-    return _biquads(y, state, tab, cfg.iir_frac_bits)
+    return res, _biquads(res, state, tab, cfg.iir_frac_bits)
+
+
+def filtered(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None) -> np.ndarray:
+    """Steps 1-3 on a whole recording: int16 (C_in, N) -> band-passed model-rate int16 (C_in, ceil(N L / M));
+    window i of the ring is filtered(...)[:, i hop : i hop + T]."""
+    return _stages(cfg, x, gap, tables or design(cfg))[1]
 
 
 def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None):
@@ -608,14 +638,16 @@ def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None)
     C, n = cfg.n_channels, x.shape[1]
     L, M, T, hop = tab.up, tab.down, tab.T, tab.hop
     F = tab.n_bins
-    y = filtered(cfg, x, gap, tab)                                        # (C_in, n_out)
+    res, y = _stages(cfg, x, gap, tab)                                    # (C_in, n_out) each
     n_out = y.shape[1]
     W = (n_out - T) // hop + 1 if n_out >= T else 0
     if W == 0:
         return np.zeros((0, F, C), np.int8), np.zeros(0), np.zeros(0)
     starts = np.arange(W) * hop
     frames = np.lib.stride_tricks.sliding_window_view(y, T, axis=1)       # (C_in, n_out - T + 1, T), a view
-    codes = np.concatenate([window_codes(np.ascontiguousarray(frames[:, blk].transpose(1, 0, 2)), cfg, tab)
+    rframes = np.lib.stride_tricks.sliding_window_view(res, T, axis=1)    # (idem), the resampled samples
+    codes = np.concatenate([window_codes(np.ascontiguousarray(frames[:, blk].transpose(1, 0, 2)), cfg, tab,
+                                         quiet_rows(rframes[:, blk].transpose(1, 0, 2)))
                             for blk in np.array_split(starts, -(-W // BLOCK_WINDOWS))])   # (W, F, C), block by block
     g = np.zeros(n, dtype=np.int64) if gap is None else gap.astype(np.int64)
     cg = np.concatenate([[0], np.cumsum(g)])
@@ -681,5 +713,6 @@ def to_int16(x, gains: Sequence[float] | float | str | None = None, cfg: FrontEn
 
 
 __all__ = ["FrontEndCfg", "FrontEndTables", "FrontEnd", "FrontEndWindow", "design", "spectra", "to_int16",
-           "bin_bpm", "default_gains", "taps_per_phase", "filtered", "flagged_q15", "window_codes", "combine_ppg",
+           "bin_bpm", "default_gains", "taps_per_phase", "filtered", "flagged_q15", "window_codes", "quiet_rows",
+           "combine_ppg", "QUIET",
            "input_channels", "network_channels", "combine_acc", "CHANNELS", "ACC_AXES", "DEFAULT_GAINS", "NORM_BITS", "NORM_FRAC", "MAX_PPG"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sqtool.data.frontend import FrontEndCfg, filtered, flagged_q15, spectra, to_int16
+from sqtool.data.frontend import QUIET, FrontEndCfg, filtered, flagged_q15, spectra, to_int16
 from sqtool.export.c_frontend import render_frontend
 
 HERE = Path(__file__).resolve().parent
@@ -135,6 +135,36 @@ def test_troika_recording_bit_exact(host4):
     out = _run_c(host4, x, gap, [125, 1000, 17])
     _check(out, cfg, x, gap)
     assert len(out) >= 140                             # ~5 minutes at a 2 s hop
+
+
+def _quiet_stream(C, n=125 * 70, seed=21):
+    """Random live rows, each stuck (a level + up to 1 count of noise) over its own spans, so that windows of
+    every row go quiet and live again at different times (the C's per-window min / max slots), and all of
+    them from 50 s on."""
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.standard_normal((C, n)) * 3000).astype(np.int16)
+    for c in range(C):
+        for a, b in ([(0, 12), (20, 31)] if c % 2 == 0 else [(6, 17), (27, 40)]) + [(50 - c, 70 - c)]:
+            a, b = int(125 * (a + c)), int(125 * (b + c))
+            x[c, a:b] = 9000 * c - 16000 + rng.integers(-1, 2, b - a)
+    return x, (rng.random(n) < 0.02).astype(np.uint8)
+
+
+@needs_gcc
+@pytest.mark.parametrize("n_ppg,n_channels", [(1, 4), (2, 4), (1, 2), (2, 2), (1, 1)])
+def test_quiet_windows_are_silent_and_bit_exact(tmp_path, n_ppg, n_channels):
+    """Step 5's silence rule: a row whose resampled samples span <= QUIET counts is coded as all-zero, the
+    same window by window in C (min / max per window in flight) as in the reference."""
+    cfg = FrontEndCfg(n_ppg=n_ppg, n_channels=n_channels)
+    exe = _build(cfg, tmp_path)
+    header = (HERE.parents[1] / "sqtool" / "export" / "templates" / "sq_frontend.h").read_text()
+    assert re.search(r"#define SQ_FE_QUIET +(\d+) ", header).group(1) == str(QUIET)
+    x, gap = _quiet_stream(cfg.n_inputs)
+    for g, chunks in ((None, [333]), (gap, [1, 97, 250, 4])):
+        out = _run_c(exe, x, g, chunks, n_ppg=n_ppg, C=n_channels)
+        _check(out, cfg, x, g)
+        silent = (out["c"] == -127).all(axis=1)                            # (W, C)
+        assert silent.any(axis=0).all() and not silent.all(axis=0).any()  # every channel quiet and live
 
 
 @needs_gcc

@@ -48,7 +48,10 @@ int sq_frontend_init(sq_frontend_t *s)
         for (i = 0; i < SQ_FE_NSOS; ++i)
             for (j = 0; j < 4; ++j) s->iir[c][i][j] = 0;
         for (i = 0; i < SQ_FE_T; ++i) s->ring[c][i] = 0;
+        for (i = 0; i < SQ_FE_NSLOT; ++i) { s->qlo[c][i] = 0; s->qhi[c][i] = 0; }
     }
+    s->qnext = 0;               /* model sample 0 starts window 0 (slot 0) */
+    s->qslot = 0;
     for (i = 0; i < SQ_FE_T; ++i) { s->own_cnt[i] = 0; s->own_flag[i] = 0; }
     s->hpos = 0;
     s->phase = 0;
@@ -62,16 +65,24 @@ int sq_frontend_init(sq_frontend_t *s)
     return SQ_FE_OK;
 }
 
-/* One model-rate sample per channel: FIR at the current phase, band-pass, into the ring. */
+/* One model-rate sample per channel: FIR at the current phase, its min / max into every window in flight
+ * (a window starting here resets its slot first), band-pass, into the ring. */
 static void sq_fe_produce(sq_frontend_t *s)
 {
     const int16_t *g = sq_fe_fir[s->phase];
+    const int start = s->qnext == 0;
     int c, i, k;
     for (c = 0; c < SQ_FE_NIN; ++c) {
         const int16_t *h = &s->hist[c][s->hpos + SQ_FE_TAPS - 1];   /* newest input */
+        int16_t *lo = s->qlo[c], *hi = s->qhi[c];
         int32_t acc = 0, y;
         for (i = 0; i < SQ_FE_TAPS; ++i) acc += (int32_t)g[i] * h[-i];   /* |acc| <= 32768 * 65535 */
         y = sq_fe_sat((acc + (1 << 14)) >> 15, -32768, 32767);
+        if (start) { lo[s->qslot] = (int16_t)y; hi[s->qslot] = (int16_t)y; }
+        for (i = 0; i < SQ_FE_NSLOT; ++i) {
+            if (y < lo[i]) lo[i] = (int16_t)y;
+            if (y > hi[i]) hi[i] = (int16_t)y;
+        }
         for (k = 0; k < SQ_FE_NSOS; ++k) {
             const int32_t *b = sq_fe_sos[k];
             int32_t *st = s->iir[c][k];
@@ -87,6 +98,11 @@ static void sq_fe_produce(sq_frontend_t *s)
         }
         s->ring[c][s->rpos] = (int16_t)y;
     }
+    if (start) {
+        s->qnext = SQ_FE_HOP;
+        if (++s->qslot == SQ_FE_NSLOT) s->qslot = 0;
+    }
+    --s->qnext;
     s->own_cnt[s->rpos] = (uint8_t)s->pend_cnt;
     s->own_flag[s->rpos] = (uint8_t)s->pend_flag;
     s->pend_cnt = 0;
@@ -145,14 +161,15 @@ int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, c
     return s->ready;
 }
 
-/* Block floating point + Hann: ring channel c (oldest first) -> s->xw[n][c] packed int16 pairs. */
-static void sq_fe_prepare(sq_frontend_t *s, int c)
+/* Block floating point + Hann: ring channel c (oldest first) -> s->xw[n][c] packed int16 pairs; a quiet
+ * channel (its resampled samples span <= SQ_FE_QUIET) as all zeros. */
+static void sq_fe_prepare(sq_frontend_t *s, int c, int quiet)
 {
     const int16_t *r = s->ring[c];
     int32_t x[SQ_FE_T];
     int32_t mx = 0, n, j = 0, sh = 0, rs = 0;
-    for (n = s->rpos; n < SQ_FE_T; ++n) x[j++] = r[n];
-    for (n = 0; n < s->rpos; ++n) x[j++] = r[n];
+    for (n = s->rpos; n < SQ_FE_T; ++n) x[j++] = quiet ? 0 : r[n];
+    for (n = 0; n < s->rpos; ++n) x[j++] = quiet ? 0 : r[n];
     for (n = 0; n < SQ_FE_T; ++n) {
         int32_t a = x[n] < 0 ? -x[n] : x[n];
         if (a > mx) mx = a;
@@ -344,11 +361,13 @@ static void sq_fe_combine_acc(uint32_t *pw, const int32_t *pexp)
 
 int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
 {
-    int c, b, idx;
+    int c, b, idx, slot;
     uint32_t cnt = 0, flg = 0;
     if (!s || !out) return SQ_FE_ERR_NULL;
     if (!s->ready) return SQ_FE_ERR_NO_WINDOW;
-    for (c = 0; c < SQ_FE_NIN; ++c) sq_fe_prepare(s, c);
+    slot = (int)(s->win_index % (uint32_t)SQ_FE_NSLOT);            /* this window's min / max slot */
+    for (c = 0; c < SQ_FE_NIN; ++c)
+        sq_fe_prepare(s, c, (int32_t)s->qhi[c][slot] - s->qlo[c][slot] <= SQ_FE_QUIET);
     sq_fe_dft(&s->xw[0][0], s->pw);
 #if SQ_FE_N_PPG > 1
     sq_fe_combine_ppg(s->pw);

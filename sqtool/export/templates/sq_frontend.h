@@ -7,7 +7,9 @@
  * SQ_FE_NCH channels, channels-last) plus its flagged fraction in Q15. Bit-exact with the numpy
  * reference sqtool/data/frontend.py (same contract; see its docstring and sq_frontend_tables.h):
  *   gap hold -> polyphase FIR resampler (Q15) -> causal Butterworth band-pass (Q30 DF1 biquads)
- *   -> ring of T samples -> block floating point + Hann (Q15) -> direct DFT at the bin frequencies
+ *   -> ring of T samples -> [silence: a channel whose T resampled samples span <= SQ_FE_QUIET counts
+ *   (a stuck sensor, a still axis) is coded as an all-zero window, not as the band-pass's rounding dead band
+ *   scaled to full range] -> block floating point + Hann (Q15) -> direct DFT at the bin frequencies
  *   (cos table, int32 accumulators, proven overflow-free) -> power -> [SQ_FE_N_PPG == 2: the PPG sensors'
  *   spectra, each normalised to 2^SQ_FE_NORM_FRAC at its own max, summed into the ppg channel]
  *   -> [SQ_FE_NCH == 2: the three axes' powers, put on one scale, summed into one acc channel]
@@ -50,6 +52,8 @@ extern "C" {
 #error "sq_frontend: SQ_FE_N_PPG must be 1 or 2, SQ_FE_NCH 1, 2 or 4, and SQ_FE_NIN = SQ_FE_N_PPG (+ 3 axes)"
 #endif
 #define SQ_FE_PEXP_NONE     (-2147483647 - 1)   /* the power exponent of an all-zero input channel */
+#define SQ_FE_QUIET         4      /* = sqtool.data.frontend.QUIET: resampled samples spanning <= this: silence */
+#define SQ_FE_NSLOT         ((SQ_FE_T + SQ_FE_HOP - 1) / SQ_FE_HOP)   /* windows in flight at once */
 #define SQ_FE_ERR_ARG       (-2)   /* n < 0 */
 #define SQ_FE_ERR_PENDING   (-3)   /* push while a window is ready: call sq_frontend_window first */
 #define SQ_FE_ERR_NO_WINDOW (-4)   /* sq_frontend_window without a ready window */
@@ -62,6 +66,9 @@ typedef struct {
     int32_t due;                                  /* inputs until the next output (incl. its own) */
     int32_t iir[SQ_FE_NIN][SQ_FE_NSOS][4];        /* DF1 state per section: x1 x2 y1 y2 */
     int16_t ring[SQ_FE_NIN][SQ_FE_T];             /* last T band-passed model-rate samples */
+    int16_t qlo[SQ_FE_NIN][SQ_FE_NSLOT];          /* min / max of the resampled samples of window j (slot */
+    int16_t qhi[SQ_FE_NIN][SQ_FE_NSLOT];          /* j mod NSLOT) since its start: the silence rule */
+    int32_t qnext, qslot;                         /* model samples until the next window starts; its slot */
     uint8_t own_cnt[SQ_FE_T];                     /* inputs owned by each model sample in the ring */
     uint8_t own_flag[SQ_FE_T];                    /* ... of which flagged */
     int32_t rpos;                                 /* next write position in the ring (= oldest) */
