@@ -27,7 +27,8 @@ on inner out-of-fold windows); confidence = the decoder's conf (`DecoderCfg.conf
 expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when more than half the
 window's samples were dropouts, so the network did not score it and the value is the decoder's prediction;
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
-truth when there is one), then `summary.json`.
+truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the model's content id, the
+source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`).
 
 A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp or
 quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
@@ -264,8 +265,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
         rows.append(d)
+    from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
-               "runtime": name,
+               "provenance": model_provenance(art), "runtime": name,
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows,
                "columns": {"time_s": "end of the window (s from the recording start)", **columns,
                            "flagged": ("1 = over half the window's samples were dropouts: not scored, decoder "
@@ -278,7 +280,6 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["decoder"] = prepared["decoder_note"]
     if md.get("training_data"):                                           # what the model saw (export metadata)
         summary["model_training_data"] = md["training_data"]
-    from sqtool.firmware_bench.provenance import provenance_warnings
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})
     summary["seen_in_training"], summary["warnings"] = seen, left_out_lines(prepared["short"]) + warns
     if prepared["short"]:

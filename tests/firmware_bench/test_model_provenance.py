@@ -29,3 +29,18 @@ def test_bench_names_the_model_by_its_content_id(spec_export_dir, tmp_path):
     head = next(ln for ln in (tmp_path / "bench" / "bench.md").read_text().splitlines() if ln.startswith("sqtool "))
     assert f"model_sha256 {md['model_sha256'][:16]}" in head and f"checkpoint file {md['source_sha256'][:16]}" in head
     assert p["model_file_sha256"][:16] not in head                 # the .tflite file's hash is not the model's name
+
+
+def test_predict_outputs_say_which_model_made_them(spec_export_dir, tmp_path):
+    """summary.json carries the same provenance block as bench.json (one function builds both)."""
+    from sqtool.firmware_bench.predict import PredictConfig, predict
+    from sqtool.firmware_bench.provenance import model_provenance
+    from sqtool.firmware_bench.runtimes import load_artifacts
+    md, _ = _ids(spec_export_dir)
+    rec = write_wrist_npz(tmp_path / "a.npz", seconds=20, ppg2=True)
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(rec), runtime="c", out=str(tmp_path / "p")))
+    saved = json.loads((tmp_path / "p" / "summary.json").read_text())
+    p = saved["provenance"]
+    assert p == res["provenance"] == model_provenance(load_artifacts(spec_export_dir))
+    assert p["model_sha256"] == md["model_sha256"] and p["source_sha256"] == md["source_sha256"]
+    assert p["sqtool_version"] and p["git_sha"] and p["export_git_sha"] == md["git_sha"]
