@@ -75,12 +75,14 @@ class PretrainConfig:
 # ----------------------------------------------------------------------------- pair sources
 
 class ArrayPairs:
-    """Pairs held in memory: x1 = good, x2 = poor, each (N, C, T) float32; groups (N,) subject ids."""
+    """Pairs held in memory: x1 = good, x2 = poor, each (N, C, T) float32; groups (N,) subject ids (kept as
+    int32 codes into `subjects`, see `subject_codes`)."""
 
     def __init__(self, x1: np.ndarray, x2: np.ndarray, groups: np.ndarray, desc: str = "in-memory pairs"):
         if x1.shape != x2.shape or x1.ndim != 3 or len(groups) != len(x1):
             raise SqtoolError(f"pairs: x1 {x1.shape}, x2 {x2.shape}, groups {len(groups)} do not match")
-        self.x1, self.x2, self.groups, self.desc = x1, x2, np.asarray(groups).astype(str), desc
+        self.x1, self.x2, self.desc = x1, x2, desc
+        self.subjects, self.groups = subject_codes(np.asarray(groups).astype(str))
 
     def __len__(self) -> int:
         return len(self.x1)
@@ -147,8 +149,7 @@ class ShardPairs:
         if len(shapes) != 1:
             raise SqtoolError(f"{self.root}: shards have different window shapes {sorted(shapes)}; corrupt")
         self.offsets = np.cumsum([0] + [a.shape[0] for a in self.arrs])
-        names = np.asarray(self.index.get("subjects", []), dtype=str)
-        groups = []
+        subject = []                                      # per shard (n,) int32 index into index.json "subjects"
         for e in shards:
             try:
                 with np.load(self.root / e["meta"], allow_pickle=False) as m:
@@ -157,10 +158,15 @@ class ShardPairs:
                 why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
                 raise SqtoolError(f"{self.root / e['meta']}: corrupt or missing pair metadata ({why}); remake the "
                                   f"pairs with `sqtool data pairs`")
-            groups.append(names[sub] if len(names) else sub.astype(str))
-        self.groups = np.concatenate(groups)
-        if len(self.groups) != len(self):
+            subject.append(sub)
+        subject = np.concatenate(subject)
+        if len(subject) != len(self):
             raise SqtoolError(f"{self.root}: pair metadata does not match the shards; corrupt")
+        names = self.index.get("subjects") or None                  # None: legacy shards, the index is the name
+        listed = len(names) if names else 2**31 - 1
+        if subject.dtype.kind not in "iu" or (len(subject) and not 0 <= subject.min() <= subject.max() < listed):
+            raise SqtoolError(f"{self.root}: pair metadata holds subjects that index.json does not list; corrupt")
+        self.subjects, self.groups = subject_codes(subject, names)
         self.desc = f"{len(self)} pairs from {self.root}"
 
     def __len__(self) -> int:
@@ -267,21 +273,54 @@ def pair_counts(src) -> dict:
     return {"real_pairs": None, "synthetic_pairs": None, "synthetic_partners": None}
 
 
+def subject_codes(subject: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarray]:
+    """(table, codes): the distinct subject names, sorted (np.unique's order), and per pair the int32 index of
+    its subject in that table. `subject` (N,) holds the names, or integer indices into `names` (None: the
+    integers themselves are the names, as strings). Only the small table holds strings: a per-pair string
+    array is 4 bytes x the longest name per pair, and sorting it cost ~50 s at 18 M pairs. Codes follow the
+    sorted names, so `split_pairs` over codes holds out the subjects it held out over the names."""
+    subject = np.asarray(subject)
+    if subject.dtype.kind not in "iu":                               # names given per pair (in-memory pairs)
+        table, codes = np.unique(subject.astype(str), return_inverse=True)
+        return table, codes.reshape(-1).astype(np.int32)
+    if names is None:                                                # legacy shards: the index is the name
+        present = np.unique(subject)
+        names, subject = present.astype(str), np.searchsorted(present, subject)
+    table, rank = np.unique(np.asarray(names, dtype=str), return_inverse=True)   # equal names: one subject
+    return table, rank.reshape(-1).astype(np.int32)[subject]                     # (N,) int32
+
+
 def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: int):
-    """(train_idx, val_idx): whole subjects held out when subject ids are known, else random pairs."""
+    """(train_idx, val_idx): whole subjects held out when subject ids are known, else random pairs.
+
+    `groups` (N,): int codes (`subject_codes`; a code's order is its subject's sorted order) or any other ids.
+    The held-out subjects are the first of a permutation of the distinct ids in sorted order."""
     if not 0.0 <= val_fraction < 1.0:
         raise SqtoolError(f"val_fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng([seed, 12345])
     if val_fraction == 0:
         return np.arange(n), np.arange(0)
-    if groups is not None and len(np.unique(groups)) >= 3:
-        subjects = rng.permutation(np.unique(groups))
-        n_val = max(1, int(round(val_fraction * len(subjects))))
-        val = np.isin(groups, subjects[:n_val])
-        return np.flatnonzero(~val), np.flatnonzero(val)
+    if groups is not None:
+        codes = np.asarray(groups)
+        if not _small_codes(codes):                                   # any ids: codes in their sorted order
+            codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
+        present = np.flatnonzero(np.bincount(codes))                  # distinct subjects, sorted; O(N)
+        if len(present) >= 3:
+            subjects = rng.permutation(present)
+            n_val = max(1, int(round(val_fraction * len(subjects))))
+            held = np.zeros(present[-1] + 1, bool)
+            held[subjects[:n_val]] = True
+            val = held[codes]                                         # (N,) bool
+            return np.flatnonzero(~val), np.flatnonzero(val)
     perm = rng.permutation(n)
     n_val = max(1, int(round(val_fraction * n)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _small_codes(a: np.ndarray) -> bool:
+    """Whether `a` holds non-negative integers small enough to count with np.bincount."""
+    return a.dtype.kind in "iu" and a.dtype.itemsize <= 4 + (a.dtype.kind == "i") * 4 and \
+        (len(a) == 0 or (a.min() >= 0 and a.max() < len(a) + 2**20))
 
 
 # ----------------------------------------------------------------------------- resume

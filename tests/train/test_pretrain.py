@@ -112,10 +112,39 @@ def test_pair_shards_random_access_and_training(tmp_path):
     idx = np.array([63, 0, 17, 40])
     a, b = sp.get(idx)
     assert np.array_equal(a, good[idx]) and np.array_equal(b, poor[idx])
-    assert sorted(set(sp.groups)) == [f"s{i}" for i in range(8)]
+    assert sp.groups.dtype == np.int32 and sorted(sp.subjects[np.unique(sp.groups)]) == [f"s{i}" for i in range(8)]
     m = run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "pairs"), "batch_size": 16,
                                       "val_fraction": 0.25}), tmp_path / "run")
     assert m["train_pairs"] + m["val_pairs"] == 64 and m["global_step"] == m["train_pairs"] // 16
+
+
+def test_subjects_are_int_codes_and_the_split_is_unchanged(tmp_path):
+    """Subjects stay int32 codes into a small sorted name table (no per-pair strings: 18 M pairs took 52 s and
+    4 GB to split as strings), and the validation subjects are those the string split picked: the expected
+    indices below were computed with the string version (sqtool before this change). index.json lists the
+    subjects in first-seen order (s0, s7, s2, ...), so a split over those raw indices would pick others."""
+    from sqtool.data.shards import ShardWriter
+    from sqtool.train.pretrain import split_pairs
+    n = 48
+    w = ShardWriter(tmp_path, channels=1, samples=8, shard_mb=0.0005, dtype="float16", header={})
+    x = np.zeros((n, 1, 8), np.float32)
+    w.add(x, x, dataset="a", subjects=[f"s{(7 * i) % 12}" for i in range(n)], t_good=np.zeros(n), t_poor=np.zeros(n),
+          q_good=np.ones(n), q_poor=np.zeros(n), synthetic=np.zeros(n, bool))
+    index = w.close()
+    sp = ShardPairs(str(tmp_path))
+    assert len(sp.arrs) == 3 and sp.groups.dtype == np.int32 and sp.subjects.dtype.kind == "U"
+    assert list(sp.subjects[sp.groups]) == [f"s{(7 * i) % 12}" for i in range(n)]
+    expected = {0: [4, 7, 9, 16, 19, 21, 28, 31, 33, 40, 43, 45], 1: [6, 8, 10, 18, 20, 22, 30, 32, 34, 42, 44, 46],
+                2: [7, 9, 11, 19, 21, 23, 31, 33, 35, 43, 45, 47]}
+    raw = np.array([index["subjects"].index(f"s{(7 * i) % 12}") for i in range(n)])
+    for seed, val in expected.items():
+        tr, va = split_pairs(sp.groups, n, 0.25, seed)
+        assert va.tolist() == val and tr.tolist() == sorted(set(range(n)) - set(val))
+        assert split_pairs(sp.subjects[sp.groups], n, 0.25, seed)[1].tolist() == val      # names: the same split
+        assert split_pairs(raw, n, 0.25, seed)[1].tolist() != val                          # (the test can tell)
+    ap = ArrayPairs(np.zeros((n, 1, 8), np.float32), np.zeros((n, 1, 8), np.float32),
+                    np.array([f"s{(7 * i) % 12}" for i in range(n)]))
+    assert ap.groups.dtype == np.int32 and split_pairs(ap.groups, n, 0.25, 0)[1].tolist() == expected[0]
 
 
 def test_bad_pairs_are_one_clear_error(tmp_path):
