@@ -2,6 +2,7 @@
 
     sqtool predict --model runs/export/<run> --data recording.csv --out runs/predict/mine
     sqtool predict --model EXPORT --data folder/ --runtime c|tflite|onnx|torch|c_pipeline|mcu
+    sqtool predict --model EXPORT --data synthetic    # the embedded recordings bench --data synthetic reads
 
 Each recording (a file or a folder; CSV / NPZ / WFDB / EDF and the datasets through
 `sqtool.data.readers`) is turned into int16 device samples (robust per-recording gains; the model's
@@ -70,7 +71,8 @@ class PredictConfig:
                                              "required": True,
                                              "metavar": "EXPORT"})
     data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
-                                                    "EDF, a dataset folder or name)", "required": True})
+                                                    "EDF, a dataset folder or name), or 'synthetic' (the embedded "
+                                                    "wrist PPG with known HR that bench reads)", "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite | onnx | torch | mcu (Cortex-M4 "
                                                        "on QEMU) (default: the C pipeline when available, else c)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
@@ -224,9 +226,12 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if records is None:
         if not cfg.data:                           # as run_bench: --data-root only looks a --data name up
             raise SqtoolError("--data is required (a recording file or a folder of recordings)")
-        path = S.resolve_data(cfg.data, cfg.data_root)
-        records = S.load_records(path, 0, cfg.max_seconds)
-        data = str(getattr(path, "path", path))
+        if cfg.data == "synthetic":                # the embedded recordings `bench --data synthetic` reads
+            records, data = [S.cut(r, cfg.max_seconds) for r in S.synthetic_records()], "synthetic"
+        else:
+            path = S.resolve_data(cfg.data, cfg.data_root)
+            records = S.load_records(path, 0, cfg.max_seconds)
+            data = str(getattr(path, "path", path))
     else:
         records, data = [S.cut(r, cfg.max_seconds) for r in records], "records"
     spectral = R.is_spectral(md)

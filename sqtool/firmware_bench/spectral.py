@@ -74,6 +74,13 @@ def resolve_data(data: str, data_root: str | None = None):
     return ref.dataset if ref.kind == "dataset" else ref.path
 
 
+def synthetic_records() -> list:
+    """`--data synthetic`, the embedded default of bench and predict: 4 generated subjects, 120 s each of wrist PPG
+    + accelerometer with known heart rate (`data.synthetic.synth_corpus`, seed 0)."""
+    from sqtool.data.synthetic import synth_corpus
+    return synth_corpus(n_subjects=4, duration_s=120.0, seed=0, af_fraction=0.0)
+
+
 def cut(record, max_seconds: float):
     """The record's first max_seconds (signals; labels keep their times, windows past the end just vanish)."""
     if not max_seconds:
@@ -415,8 +422,7 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     pipeline) so that every runtime, the C pipeline included, reads the same device stream."""
     mc = md["model_cfg"]
     if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
-        from sqtool.data.synthetic import synth_corpus
-        records = synth_corpus(n_subjects=4, duration_s=120.0, seed=0, af_fraction=0.0)
+        records = synthetic_records()
     if records is None:
         path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
         records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log)

@@ -44,3 +44,23 @@ def test_predict_outputs_say_which_model_made_them(spec_export_dir, tmp_path):
     assert p == res["provenance"] == model_provenance(load_artifacts(spec_export_dir))
     assert p["model_sha256"] == md["model_sha256"] and p["source_sha256"] == md["source_sha256"]
     assert p["sqtool_version"] and p["git_sha"] and p["export_git_sha"] == md["git_sha"]
+
+
+def test_predict_reads_the_embedded_synthetic_recordings_as_bench_does(spec_export_dir, tmp_path, capsys):
+    """`--data synthetic` (bench takes it, and bench's next line points to predict): the generated recordings with
+    their truth, not an internal TypeError; an unknown runtime is still its own one line."""
+    from sqtool.cli import main
+    out = tmp_path / "p"
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", "synthetic", "--max-seconds", "30",
+               "--runtime", "c", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    res = json.loads((out / "summary.json").read_text())
+    assert res["data"] == "synthetic" and len(res["recordings"]) == 4
+    assert all(r["truth"] and r["metrics"]["mae"] is not None and r["windows"] == 12 for r in res["recordings"])
+    assert all((out / r["csv"]).is_file() for r in res["recordings"])
+    assert f"next: sqtool bench --model {spec_export_dir} --data synthetic" in cap.out
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", "synthetic", "--runtime", "foo",
+               "--out", str(tmp_path / "p2")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and err.splitlines() == [err] and "--runtime foo: unknown" in err
