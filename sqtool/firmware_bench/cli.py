@@ -231,30 +231,6 @@ def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> li
     return res
 
 
-def _floors_on_held_out(res: dict, floors, on_seen: bool) -> None:
-    """The spectral bench checked its floors before it knew which subjects were seen in training: check them
-    again with that set (check_floors) and put the result in res and in the files already written (bench.json's
-    and metrics.json's `floor`, bench.md's floors line)."""
-    import json
-
-    from sqtool.firmware_bench.report import floors_line
-    old, new = res["floor"], check_floors(res["runtimes"], floors, res.get("seen_in_training"), on_seen)
-    if new == old:
-        return
-    res["floor"] = new
-    run_dir = Path(res["run_dir"])
-    for name in ("bench.json", "metrics.json"):
-        p = run_dir / name
-        if p.is_file():
-            d = json.loads(p.read_text())
-            d["floor"] = new
-            write_metrics(run_dir, d, name=name)
-    md = run_dir / "bench.md"
-    if md.is_file():
-        from sqtool.core import atomic_write_text
-        atomic_write_text(md, md.read_text().replace(floors_line(old), floors_line(new)))
-
-
 # ----------------------------------------------------------------------------- the benchmark
 
 def _records(cfg: BenchConfig, channels, records=None):
@@ -418,7 +394,6 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         from sqtool.firmware_bench.spectral import run_spectral_bench
         res = run_spectral_bench(cfg, art, records, log=item)
-        _floors_on_held_out(res, floors, cfg.floor_on_seen)
         _save_resolved(res)
         return res
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)

@@ -598,7 +598,9 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
              "instructions are executed instructions (QEMU plugin / callgrind), never cycles."]
     if not labelled:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
-    from sqtool.firmware_bench.provenance import model_provenance
+    from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
+    scored = {r.subject for r in recs if np.isfinite(r.truth).any()}
+    seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})     # accuracy floors: on the others
     prov = {**model_provenance(art, model_file), "tools": mcu.tool_versions(), "data": data, "records": len(recs),
             "windows": N, "signal_hours": signal_s / 3600, "skipped_records": skipped,
             "frontend": f"{', '.join(sorted({f'{r.fs_in:g}' for r in recs}))} Hz int16 (robust gains) -> "
@@ -608,15 +610,13 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
             "max_seconds": getattr(cfg, "max_seconds", 0.0) or None}
     res = {"kind": "spectral", "window_s": float(md["window_s"]), "provenance": prov, "labelled": labelled,
            "accuracy": "measured" if labelled else NOT_MEASURED,
-           "runtimes": rows, "baseline": base, "floor": check_floors(rows, floors), "run_dir": str(run_dir),
-           "decoder": dec, "notes": notes,
+           "runtimes": rows, "baseline": base, "floor": check_floors(rows, floors, seen, cfg.floor_on_seen),
+           "run_dir": str(run_dir), "decoder": dec, "notes": notes,
            "records": [{"record_id": r.record_id, "subject": r.subject, "fs_in": r.fs_in, "windows": len(r.t0),
                         "seconds": r.seconds, "truth_windows": int(np.isfinite(r.truth).sum()),
                         "unscored_windows": int((~r.valid).sum())} for r in recs]}
     res["primary"] = primary_runtime(rows, PRIMARY_ORDER)
-    from sqtool.firmware_bench.provenance import provenance_warnings
-    scored = {r.subject for r in recs if np.isfinite(r.truth).any()}
-    res["seen_in_training"], warns = provenance_warnings(art, scored, {r.subject for r in recs})
+    res["seen_in_training"] = seen
     for warn in reversed(warns):
         notes.insert(0, warn)
         log(warn)
