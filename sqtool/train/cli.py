@@ -96,7 +96,8 @@ def _precheck_pretrain(cfg) -> None:
         from sqtool.train.pretrain import ShardPairs
         if not Path(cfg.pairs).exists():
             raise SqtoolError(f"pair shards {cfg.pairs} not found (make them with 'sqtool data pairs')")
-        ShardPairs(cfg.pairs).check_contract(model_cfg)       # made at the model's rate, window, norm, band
+        # made at the model's rate, window, norm, band; the sha256 is checked in run_pretrain, once per machine
+        ShardPairs(cfg.pairs, verify=False).check_contract(model_cfg)
 
 
 def _precheck_finetune(cfg, init_ck: dict | None = None) -> dict | None:

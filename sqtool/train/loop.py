@@ -94,6 +94,21 @@ def all_mean(d: Dist, t: torch.Tensor) -> torch.Tensor:
     return t / d.world
 
 
+def first_error(d: Dist, msg: str | None) -> str | None:
+    """The first rank's error line when any rank has one, else None, on every rank: so the ranks that did
+    not see a problem (they trusted another rank's check) stop with the same one line."""
+    if not d.enabled:
+        return msg
+    import torch.distributed as dist
+    flag = torch.tensor([0.0 if msg is None else 1.0], device=d.device)
+    dist.all_reduce(flag)
+    if float(flag) == 0:
+        return None
+    msgs = [None] * d.world
+    dist.all_gather_object(msgs, msg)
+    return next(m for m in msgs if m is not None)
+
+
 # ----------------------------------------------------------------------------- synced BatchNorm on CPU
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):

@@ -206,6 +206,42 @@ def test_modified_shard_is_refused_once_verified(tmp_path):
                  "--out", str(tmp_path / "cli")]) == 1
     assert not (tmp_path / "cli").exists()
 
+def test_shards_are_hashed_once_per_machine(tmp_path, monkeypatch):
+    """verify_pairs: local rank 0 hashes every shard; another rank of the machine hashes none and trusts the
+    verdict the ranks agree on (loop.first_error, faked here: no process group), so a changed shard stops it
+    with rank 0's line. The CLI's pre-check hashes nothing (it runs on every rank before the process group)."""
+    from sqtool.cli import main as cli_main
+    from sqtool.data import shards
+    from sqtool.train.pretrain import verify_pairs
+    _write_pairs(tmp_path / "pairs")
+    sp = ShardPairs(str(tmp_path / "pairs"), verify=False)
+    shard = sorted((tmp_path / "pairs" / "shards").glob("pairs-*.npy"))[-1]
+    b = bytearray(shard.read_bytes())
+    b[-1] ^= 0xFF                                                         # same size and shape: only the hash sees it
+    shard.write_bytes(bytes(b))
+    hashed, verdicts = [], []
+    real_hash = shards.sha256_file_cached
+    monkeypatch.setattr(shards, "sha256_file_cached", lambda p: hashed.append(p) or real_hash(p))
+    rank0_line = None
+
+    def agree(d, msg):                          # what all_reduce + all_gather give (rank 0 fails the last shard)
+        verdicts.append(msg)
+        return msg if d.local_rank == 0 else rank0_line if len(verdicts) == len(sp.arrs) else None
+    monkeypatch.setattr(loop, "first_error", agree)
+    with pytest.raises(SqtoolError, match="sha256 differs") as e:
+        verify_pairs(sp, loop.Dist(rank=0, world=2, local_rank=0))
+    assert len(hashed) == len(sp.arrs) and str(shard) in str(e.value)
+    rank0_line, hashed[:], verdicts[:] = str(e.value), [], []
+    with pytest.raises(SqtoolError) as e1:
+        verify_pairs(sp, loop.Dist(rank=1, world=2, local_rank=1))
+    assert not hashed and str(e1.value) == rank0_line and verdicts == [None] * len(sp.arrs)
+    rank0_line = None
+    verify_pairs(sp, loop.Dist(rank=1, world=2, local_rank=1))             # nothing wrong said: trusted, no read
+    assert not hashed
+    assert cli_main(["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--pairs", str(tmp_path / "pairs"),
+                     "--out", str(tmp_path / "cli"), "--progress", "false"]) == 1
+    assert hashed and not (tmp_path / "cli").exists()                      # hashed by run_pretrain, refused
+
 
 def test_pairs_without_a_contract_are_refused(tmp_path):
     from sqtool.data.shards import ShardWriter
