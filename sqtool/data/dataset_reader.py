@@ -61,9 +61,7 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
     else:
         recs = []
         files = _files(ds)
-        tables = {name: LabelTable(ds, name) for name, src in ds.labels.items() if src.table is not None}
-        for t in tables.values():
-            t.check_names(ds, files)
+        tables = _tables(ds, files)
         for p in files:
             try:
                 recs.append(_read_one(ds, p, tables))
@@ -97,6 +95,55 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
     return recs[:max_records or None]
 
 
+# ----------------------------------------------------------------------------- one file at a time
+
+def dataset_units(ds: DatasetFile, ctx: dict | None = None) -> list:
+    """The files holding `ds`'s recordings, in read_records' order, no recording read: the units a miner hands
+    its workers one at a time (`read_unit`), so memory holds one file's records, not the corpus. Generic formats:
+    the paths under root, an excluded recording's left out (an exclude name matching no file refused, as
+    read_records does), the label tables read once into `ctx` and their names checked; built-in layouts: their
+    reader's items (excluded recordings are left out as they are read)."""
+    from sqtool.data.readers import list_items
+    if ds.builtin:
+        return list(list_items(ds.root, ds.format)[1])
+    files = _files(ds)
+    tables = _tables(ds, files)
+    if ctx is not None:
+        ctx["tables"] = tables
+    unknown = sorted(set(ds.exclude) - {_record_id(ds, p) for p in files})
+    if unknown and not ds.shipped:
+        raise SqtoolError(f"{ds.path}: exclude names {', '.join(unknown)}, not a recording under {ds.root}")
+    keep = sorted((p for p in files if _record_id(ds, p) not in ds.exclude), key=lambda p: _record_id(ds, p))
+    if not keep:
+        raise SqtoolError(f"{ds.path}: no recordings left under {ds.root}")
+    return keep
+
+
+def read_unit(ds: DatasetFile, unit, ctx: dict) -> tuple[list[Record], list[str]]:
+    """(the checked, labelled records of one unit of `dataset_units`, the ids of the excluded recordings it held).
+    `ctx`: a per-process cache for one dataset file (its label tables, a built-in reader's spreadsheets), and the
+    DatasetFile whose report collects what is said once per dataset (a suspect acc unit)."""
+    ds = ctx.setdefault("dataset_file", ds)
+    if not ds.builtin:
+        if "tables" not in ctx:
+            ctx["tables"] = _tables(ds)
+        return [_read_one(ds, Path(unit), ctx["tables"])], []
+    from sqtool.data.readers import read_item
+    recs = read_item(ds.format, unit, ds.root, ctx)
+    keep = [r for r in recs if str(r.record_id) not in ds.exclude]
+    _builtin_labels(ds, keep, ctx.setdefault("positive_classes", {}))
+    return keep, [str(r.record_id) for r in recs if str(r.record_id) in ds.exclude]
+
+
+def _tables(ds: DatasetFile, files: list[Path] | None = None) -> dict:
+    """label -> its LabelTable (generic formats), each read once; with `files`, their recording names checked."""
+    tables = {name: LabelTable(ds, name) for name, src in ds.labels.items() if src.table is not None}
+    if files is not None:
+        for t in tables.values():
+            t.check_names(ds, files)
+    return tables
+
+
 def _files(ds: DatasetFile) -> list[Path]:
     from sqtool.data.readers._common import natural_key
     if not ds.root.is_dir():
@@ -112,11 +159,16 @@ def _files(ds: DatasetFile) -> list[Path]:
 # ----------------------------------------------------------------------------- built-in layouts
 
 def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | None = None) -> list[Record]:
-    import dataclasses
-
     from sqtool.data.readers import read_dataset
     recs = read_dataset(ds.root, kind=ds.format, on_error=on_error, skipped=skipped)
-    positive: dict = {}                     # (label, the reader's classes) -> the af / good ones among them
+    _builtin_labels(ds, recs, {})
+    return recs
+
+
+def _builtin_labels(ds: DatasetFile, recs: list[Record], positive: dict) -> None:
+    """Copy each reader label `ds.labels` names to its task name (bp: sbp, dbp) and check it, in place.
+    `positive`: a cache, (label, the reader's classes) -> the af / good ones among them."""
+    import dataclasses
     for r in recs:
         for name, src in ds.labels.items():
             names = src.reader if isinstance(src.reader, list) else [src.reader]
@@ -137,7 +189,6 @@ def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | N
                 check_plausible(name, r.labels[name].values, where, lambda i: f"value {i + 1}")
         if "sbp" in r.labels and "dbp" in r.labels:
             check_bp(r.labels["sbp"].values, r.labels["dbp"].values, where, lambda i: "its value")
-    return recs
 
 
 # ----------------------------------------------------------------------------- generic formats
@@ -633,4 +684,4 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
                                               positive=tuple(tables["quality"].positive))
 
 
-__all__ = ["read_records"]
+__all__ = ["read_records", "dataset_units", "read_unit"]

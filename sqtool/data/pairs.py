@@ -38,7 +38,8 @@ synthetic pairs, distinct poor windows used, the quality gap q_good - q_poor and
 |t_good - t_poor| of the real pairs: mean and median) are written to OUT/pair_stats.json and
 OUT/pair_stats.md, and under "datasets" in metrics.json.
 
-Scale: the main process lists the dataset's files (cheap); worker processes (multiprocessing Pool,
+Scale: the main process lists the dataset's files (cheap; a dataset file's too: its label tables and exclude
+list are checked there, no recording read); worker processes (multiprocessing Pool,
 `--workers`, default all cores) each read one file at a time, window, score and pair it, and return
 only the pairs; at most 2 x workers files are in flight, and `ShardWriter` holds one shard, so memory
 is bounded by ~ shard_mb + workers x (one file's records) whatever the corpus size. Output:
@@ -292,44 +293,47 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
 _CTX: dict = {}          # per-process reader cache (label spreadsheets etc.), keyed by dataset root
 
 
-def list_units(path, kind: str | None = None, on_error: str = "raise",
-               errors: list | None = None) -> list[tuple]:
-    """The files of a dataset that hold records: [("item", kind, item, root), ...] (cheap, no reading).
-    A dataset file's (path or DatasetFile) records are read here, its bad files skipped into `errors` when
-    on_error="skip"."""
+def list_units(path, kind: str | None = None) -> list[tuple]:
+    """The units of work of one input, nothing read: a dataset file's (path, built-in name or DatasetFile)
+    [("dsfile", ds, file), ...] in its record order (`dataset_reader.dataset_units`: excluded recordings left
+    out, label tables read and checked here), a dataset folder's or file's [("item", kind, item, root), ...]."""
     from sqtool.data import readers
+    from sqtool.data.dataset_reader import dataset_units
     from sqtool.data.dataset_tasks import dataset_of
 
-    ds = dataset_of(path)                  # a dataset.yaml or a built-in name: its records, read here
+    ds = dataset_of(path)
     if ds is not None:
-        recs = ds.records(on_error=on_error)
-        if errors is not None:
-            errors += ds.report.get("skipped", [])
-        return [("record", r) for r in recs]
+        return [("dsfile", ds, u) for u in dataset_units(ds, _CTX.setdefault(_ctx_key(ds), {}))]
     kind, items = readers.list_items(path, kind)
     return [("item", kind, item, Path(path)) for item in items]
 
 
-def _read_unit(unit) -> list:
+def _ctx_key(ds) -> str:
+    return f"dataset file {ds.path} {ds.root}"
+
+
+def _read_unit(unit) -> tuple[list, list[str]]:
+    """(the records of one unit, read here, the ids of a dataset file's excluded recordings it held)."""
     from sqtool.data import readers
 
-    if unit[0] == "record":
-        return [unit[1]]
+    if unit[0] == "dsfile":
+        from sqtool.data.dataset_reader import read_unit
+        return read_unit(unit[1], unit[2], _CTX.setdefault(_ctx_key(unit[1]), {}))
     if unit[0] == "synthetic":
         from sqtool.data.synthetic import synth_record
-        return [synth_record(**unit[1])]
+        return [synth_record(**unit[1])], []
     _, kind, item, root = unit
-    return readers.read_item(kind, item, root, _CTX.setdefault(str(root), {}))
+    return readers.read_item(kind, item, root, _CTX.setdefault(str(root), {})), []
 
 
 def _work(args) -> dict:
-    """Worker: read one unit (a file, or an in-memory record) and mine its pairs."""
+    """Worker: read one unit (a file, or a synthetic record's spec) and mine its pairs."""
     unit, cfg, seed = args
     try:
-        recs = _read_unit(unit)
+        recs, excluded = _read_unit(unit)
         rng = np.random.default_rng(seed)
         out = [record_pairs(r, cfg, rng) for r in recs]
-        return {"ok": out, "rss_mb": peak_rss_mb()}
+        return {"ok": out, "excluded": excluded, "rss_mb": peak_rss_mb()}
     except SqtoolError as e:
         return {"error": str(e)}
 
@@ -360,9 +364,8 @@ def _input_name(path) -> str:
     return Path(path).name or str(path)
 
 
-def _inputs(cfg: PairsConfig, errors: list | None = None) -> list[tuple[str, list[tuple]]]:
-    """[(name, units)] for every input; the synthetic corpus when no data is given. The bad files of a dataset
-    file (read here) go to `errors` under --on-error skip."""
+def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
+    """[(name, units)] for every input (listed, nothing read); the synthetic corpus when no data is given."""
     if cfg.input:
         from sqtool.data.dataset_tasks import dataset_of
         out, seen = [], {}
@@ -371,7 +374,7 @@ def _inputs(cfg: PairsConfig, errors: list | None = None) -> list[tuple[str, lis
             name = _input_name(src)
             seen[name] = seen.get(name, 0) + 1            # two inputs of one name: subjects kept apart
             out.append((name if seen[name] == 1 else f"{name}_{seen[name]}",
-                        list_units(src, cfg.kind, cfg.on_error, errors)))
+                        list_units(src, cfg.kind)))
         return out
     root = None if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
     if root is None:
@@ -381,7 +384,7 @@ def _inputs(cfg: PairsConfig, errors: list | None = None) -> list[tuple[str, lis
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            out.append((d.name, list_units(d, cfg.kind, cfg.on_error, errors)))
+            out.append((d.name, list_units(d, cfg.kind)))
         except SqtoolError as e:
             print(f"sqtool: skipping {d}: {e}", file=sys.stderr)
     if not out:
@@ -452,18 +455,18 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
         raise SqtoolError(f"window_s x fs = {T:g} is not a whole number of samples")
     random.seed(cfg.seed)                    # (not config.set_seed: it imports torch, ~180 MB per process)
     np.random.seed(cfg.seed % 2**32)
-    read_errors: list[str] = []                                          # bad files of dataset files (skip)
-    inputs = _inputs(cfg, read_errors)                                  # validates paths before any output
+    clock = time.perf_counter(), _cpu_s()                               # the run's time includes the listing
+    inputs = _inputs(cfg)                                               # validates paths before any output
     run_dir = make_run_dir("data_pairs", cfg.name, cfg.out, force=cfg.force)
     try:
-        return _mine(cfg, inputs, run_dir, progress, ShardWriter, read_errors)
+        return _mine(cfg, inputs, run_dir, progress, ShardWriter, clock)
     except BaseException:
         if cfg.out is None or not cfg.force:
             shutil.rmtree(run_dir, ignore_errors=True)                  # nothing half-written is left
         raise
 
 
-def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: list | None = None) -> dict:
+def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[float, float] | None = None) -> dict:
     import multiprocessing as mp
 
     import scipy.signal  # noqa: F401  (imported once here, so forked workers do not each pay for it)
@@ -481,9 +484,10 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: 
     writer = ShardWriter(run_dir, len(cfg.channels), width, cfg.shard_mb,
                          cfg.dtype, header=header)
     per_ds: dict[str, dict] = {}
-    errors: list[str] = list(read_errors or [])
+    errors: list[str] = []
+    excluded: dict[str, set] = {}                                        # a dataset file's excluded ids read
     worker_rss = 0.0
-    t_start, cpu_start = time.perf_counter(), _cpu_s()
+    t_start, cpu_start = clock or (time.perf_counter(), _cpu_s())
     n_units = sum(len(u) for _, u in inputs)
     jobs = [(u, cfg, cfg.seed * 1_000_003 + i) for i, u in enumerate(u for _, units in inputs for u in units)]
     names = [name for name, units in inputs for _ in units]
@@ -508,6 +512,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: 
                 errors.append(r["error"])
                 continue
             worker_rss = max(worker_rss, r["rss_mb"])
+            excluded.setdefault(name, set()).update(r["excluded"])
             for rec in r["ok"]:
                 d = per_ds.setdefault(name, {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0,
                                              "pairs": 0, "synthetic_pairs": 0, "poor_used": 0, "short_records": 0, "unusable_records": 0,
@@ -554,6 +559,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: 
                           f"{cfg.max_gap_s:g} s: " + "; ".join(f"{k} {v['windows']} windows, {v['good']} good, "
                                                                 f"{v['poor']} poor" for k, v in datasets.items())
                           + " (pass --synthetic-partners to pair good windows with corrupted copies)")
+    _warn_unknown_excluded(inputs, excluded)
     for k, v in datasets.items():
         if v["pairs"] == 0 and progress:
             print(f"sqtool: warning: {k} gives no pair ({v['no_pairs_reason']})", file=sys.stderr)
@@ -570,6 +576,20 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, read_errors: 
     write_metrics(run_dir, metrics)
     metrics["out"] = str(run_dir)
     return metrics
+
+
+def _warn_unknown_excluded(inputs, excluded: dict[str, set]) -> None:
+    """A built-in layout under a user's dataset file names its record ids only as its files are read: an
+    exclude name that matched none of them is said once the corpus is mined (a generic format's is refused
+    up front, by dataset_units)."""
+    from sqtool.data.dataset_tasks import warn
+    for name, units in inputs:
+        ds = units[0][1] if units and units[0][0] == "dsfile" else None
+        if ds is None or not ds.builtin or ds.shipped or not ds.exclude:
+            continue
+        if unknown := sorted(set(ds.exclude) - excluded.get(name, set())):
+            warn(f"{ds.path}: exclude names {', '.join(unknown)}, not a recording under {ds.root} (nothing left out "
+                 "for it)")
 
 
 # ----------------------------------------------------------------------------- pair statistics

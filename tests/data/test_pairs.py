@@ -404,3 +404,19 @@ def test_a_dataset_file_without_a_name_is_named_by_its_file():
     from sqtool.data.pairs import _input_name
     assert _input_name(DatasetFile(format="csv", path=Path("/dataset.yaml"), name="")) == "dataset"
     assert _input_name(DatasetFile(format="csv", path=Path("/w/my_watch.yaml"), name="hosp")) == "hosp"
+
+
+def test_a_dataset_file_is_read_one_file_at_a_time_by_the_miner(tmp_path, monkeypatch):
+    """A dataset.yaml streams like a bare folder: listing its inputs reads no recording, and each recording is
+    read just before it is mined (the whole corpus was read into the main process first: RSS grew with it)."""
+    import sqtool.data.dataset_reader as R
+    import sqtool.data.pairs as P
+    ds = _own_corpus(tmp_path, "lazy", 4)
+    reads: list = []
+    mined: list = []
+    read_one, mine = R._read_one, P.record_pairs
+    monkeypatch.setattr(R, "_read_one", lambda d, p, *a: reads.append(p.name) or read_one(d, p, *a))
+    monkeypatch.setattr(P, "record_pairs", lambda rec, *a: mined.append(len(reads)) or mine(rec, *a))
+    assert [len(units) for _, units in P._inputs(PairsConfig(input=[str(ds)]))] == [4] and reads == []
+    m = mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p"), workers=1, max_gap_s=120), progress=False)
+    assert mined == [1, 2, 3, 4] and reads == [f"p0{i}_icu.npz" for i in range(1, 5)] and m["records"] == 4
