@@ -28,8 +28,9 @@ the data root, or one file):
     agreement, 95 % CI of the MAE by a bootstrap over recordings, > 10 BPM %), per subject and per
     recording; fidelity against a reference runtime (int8 logits: exact windows %, max LSB; decoded HR:
     mean / max difference); host latency per window; instructions / flash / RAM on the emulated MCU; the
-    classic baseline (`baseline.py`) on the same windows. Without truth, accuracy is reported as not
-    measured and cost and fidelity still are.
+    classic baseline (`baseline.py`) on the same windows and the same PPG sensors (`baseline_sensors`: with two,
+    the mean of their spectra, as the front end averages them; bench.md names them). Without truth, accuracy is
+    reported as not measured and cost and fidelity still are.
 
 A runtime named in --runtime (by name or through a group such as `torch`) that cannot run is an error
 (reported after bench.json is written); a default runtime, or one of `all`, that cannot run is skipped with
@@ -188,6 +189,22 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     fq = flagged_q15(fe, gap, n, tables=tab)
     return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0), n_ppg,
                    recorded)
+
+
+def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:
+    """The PPG sensors of r's recording that the runtimes read: the model's ppg_sensors the recording has (in that
+    order), the first r.n_ppg of them (the device's count: an extra one is left out; a missing second repeats
+    the first, i.e. the first alone)."""
+    from sqtool.data.hr_spectra import ppg_sensors
+    return tuple(c for c in ppg_sensors(model_cfg) if c in r.record.signals)[:r.n_ppg]
+
+
+def sensors_text(per_record: list[tuple[str, ...]]) -> str:
+    """'ppg + ppg2', or per set when the recordings differ: 'ppg + ppg2 (3 recordings), ppg (1 recording)'."""
+    sets = {s: per_record.count(s) for s in dict.fromkeys(per_record)}
+    if len(sets) == 1:
+        return " + ".join(next(iter(sets)))
+    return ", ".join(f"{' + '.join(s)} ({n} recording{'s' if n > 1 else ''})" for s, n in sets.items())
 
 
 def decoder_dict(md: dict) -> tuple[dict, str]:
@@ -564,13 +581,18 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
             row["exact_ref"] = ref
     _pipeline_vs_single(rows, hrs)
 
-    # the classic baseline on the same windows (float record, its own tracker)
+    # the classic baseline on the same windows (float record, its own tracker), reading the PPG sensors the
+    # runtimes read: the model's ppg_sensors the recording has, as many as the device replays (the mean of
+    # their spectra, each scaled to its max, as the front end averages them)
     t = time.perf_counter()
+    bl_sensors = [baseline_sensors(r, md["model_cfg"]) for r in recs]
     try:
-        bl = [B.baseline_hr(r.record, r.t0, float(md["window_s"])) for r in recs]
+        bl = [B.baseline_hr(r.record, r.t0, float(md["window_s"]), B.BaselineCfg(ppg_sensors=s))
+              for r, s in zip(recs, bl_sensors)]
         bl_hr, bl_raw = np.concatenate([o["hr"] for o in bl]), np.concatenate([o["raw"] for o in bl])
         base = {"runtime": "baseline", "status": "ok", "precision": "float64",
                 "method": "spectral + acc subtraction + peak tracking (TROIKA-like), tracked",
+                "ppg_sensors": sensors_text(bl_sensors),
                 "metrics": hr_scores(bl_hr, truth, rec_key), "metrics_untracked": hr_scores(bl_raw, truth),
                 "per_subject": grouped(bl_hr, truth, subj_key), "per_record": grouped(bl_hr, truth, rec_key),
                 "seconds": time.perf_counter() - t}
@@ -595,7 +617,9 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
              "(-30 = 30 % lower)" + ("" if calib_span is None else
                                      f"; stated err: the expected error the calibrated conf states, (1 - conf) x "
                                      f"{calib_span:g} BPM, on average (beside MAE: calibration in the large)") + ".",
-             "instructions are executed instructions (QEMU plugin / callgrind), never cycles."]
+             "instructions are executed instructions (QEMU plugin / callgrind), never cycles.",
+             f"baseline: PPG sensors read: {sensors_text(bl_sensors)}, the sensors the model's front end reads "
+             "(two or more: the mean of their spectra, each scaled to its max, as the front end averages them)."]
     if not labelled:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
