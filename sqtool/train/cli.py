@@ -185,14 +185,26 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
     loss = "n/a (no step trained)" if m.get("first_loss") is None else \
         f"{m['first_loss']:.4f} -> {m['final_loss']:.4f}"
     print(f"pretrained {cfg.model} ({m.get('status')}, {m.get('epochs_done')} of {cfg.epochs} epochs): loss {loss}, "
-          f"val loss {m['val_loss'] if m['val_loss'] is None else round(m['val_loss'], 4)}, val z std "
-          f"{'n/a (validation set < 2 pairs)' if m['val_z_std'] is None else round(m['val_z_std'], 4)} "
-          f"(healthy ~{m['z_std_healthy']:.3f}) -> {run_dir}/model.pt")
+          f"{_val_text(cfg, m)} -> {run_dir}/model.pt")
     if m.get("status") != "done":                     # one next: line, the resume; model.pt is usable already
         print(f"next: sqtool train pretrain --resume {run_dir} --max-steps 0   (train the remaining steps; "
               "its model.pt can already be fine-tuned)")
     else:
         print(pretrain_next(cfg, run_dir))
+
+
+def _val_text(cfg, m: dict) -> str:
+    """'val loss L, val z std S (healthy ~H)', or why there is none: no validation pairs, or a run stopped
+    (--max-steps) before its first validation, which runs at epoch ends unless --val-every N."""
+    n_val = m.get("val_pairs") or 0
+    if n_val == 0:
+        return "val n/a (no validation pairs: --val-fraction 0)"
+    if m.get("val_loss") is None:
+        when = f"its first validation (every {cfg.val_every} steps)" if cfg.val_every else \
+            "the first epoch's end, where validation runs (--val-every N: every N steps)"
+        return f"val not measured: the run stopped before {when}; {n_val} validation pairs"
+    z = "n/a (validation set < 2 pairs)" if m.get("val_z_std") is None else round(m["val_z_std"], 4)
+    return f"val loss {round(m['val_loss'], 4)}, val z std {z} (healthy ~{m['z_std_healthy']:.3f})"
 
 
 def pretrain_next(cfg, run_dir) -> str:

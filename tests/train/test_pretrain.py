@@ -118,6 +118,28 @@ def test_pair_shards_random_access_and_training(tmp_path):
     assert m["train_pairs"] + m["val_pairs"] == 64 and m["global_step"] == m["train_pairs"] // 16
 
 
+@pytest.mark.parametrize("extra, said", [
+    (["--max-steps", "1"], "val not measured: the run stopped before the first epoch's end, where validation runs "
+                           "(--val-every N: every N steps); {n} validation pairs"),
+    (["--max-steps", "1", "--val-every", "2"], "val not measured: the run stopped before its first validation "
+                                               "(every 2 steps); {n} validation pairs"),
+    (["--val-fraction", "0"], "val n/a (no validation pairs: --val-fraction 0)"),
+    ([], "val loss {loss}, val z std {z} (healthy ~0.125)"),
+])
+def test_summary_says_why_validation_has_no_number(tmp_path, capsys, extra, said):
+    """A run stopped by --max-steps before an epoch's end never validated: the summary said 'val loss None,
+    val z std n/a (validation set < 2 pairs)' beside metrics.json's hundreds of validation pairs."""
+    assert main(["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "128", "--epochs", "1",
+                 "--batch-size", "32", "--val-fraction", "0.25", "--progress", "false", "--out", str(tmp_path / "r"),
+                 *extra]) == 0
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    line = capsys.readouterr().out.splitlines()[1]
+    z = None if m["val_z_std"] is None else round(m["val_z_std"], 4)
+    want = said.format(n=m["val_pairs"], loss=None if m["val_loss"] is None else round(m["val_loss"], 4), z=z)
+    assert f"epochs): loss " in line and line.endswith(f"{want} -> {tmp_path / 'r'}/model.pt"), line
+    assert "None" not in line and (m["val_pairs"] > 1 or "fraction" in said)
+
+
 def test_subjects_are_int_codes_and_the_split_is_unchanged(tmp_path):
     """Subjects stay int32 codes into a small sorted name table (no per-pair strings: 18 M pairs took 52 s and
     4 GB to split as strings), and the validation subjects are those the string split picked: the expected
