@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_config, save_config, write_metrics
 from sqtool.core.config import DeprecatedAlias
-from sqtool.core.runs import FORCE_HELP, check_out_dir, note_run
+from sqtool.core.runs import FORCE_HELP, check_out_dir, note_run, shell_command
 
 
 @dataclass
@@ -184,7 +183,7 @@ def run(args) -> int:
         argv = argv + ["--force"] if cfg.force else argv
         if argv[:2] == ["train", "pretrain"]:
             argv = _fit_batch(argv, d / "pairs" / "metrics.json")
-        print(f"\n=== [{i}/{len(todo)}] {what}\n$ sqtool {shlex.join(argv)}", flush=True)
+        print(f"\n=== [{i}/{len(todo)}] {what}\n$ {shell_command(*argv)}", flush=True)
         t0 = time.time()
         rc = sqtool_main(argv)
         timings[what] = round(time.time() - t0, 1)
@@ -200,8 +199,8 @@ def run(args) -> int:
     if cfg.data_root == "synthetic":      # the embedded default: a model of generated PPG, not of a wrist
         print("note: this model was trained on synthetic PPG only; for heart rates of real recordings run "
               "`sqtool demo --data ../shared/data` (or your dataset file) first")
-    print(f"next: sqtool predict --model {d / 'export'} --data RECORDING   (heart rate of your own recordings; "
-          f"firmware kit: {d / 'export' / 'c'})")
+    print(f"next: {shell_command('predict', '--model', d / 'export', '--data', 'RECORDING')}   (heart rate of your "
+          f"own recordings; firmware kit: {d / 'export' / 'c'})")
     return 0
 
 

@@ -31,7 +31,7 @@ from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_wri
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
-from sqtool.core.runs import FORCE_HELP
+from sqtool.core.runs import FORCE_HELP, shell_command
 from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
                                       train_option)
 
@@ -250,7 +250,7 @@ def print_results(run_dir, metrics: dict) -> None:
     run_dir = Path(run_dir)
     print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
-    print(f"next: sqtool export --model {run_dir} --target onnx,tflite,c")
+    print(f"next: {shell_command('export', '--model', run_dir, '--target', 'onnx,tflite,c')}")
 
 
 def _spectral_teacher(cfg):

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,12 @@ def _inits_of(d: Path) -> list[str] | None:
     return None
 
 
+def shell_command(*argv) -> str:
+    """`sqtool ARGV...` as a line to paste into a shell: every argument quoted where it needs it (a path with a
+    space or a quote stays one argument), so every command sqtool prints for the user to run goes through it."""
+    return "sqtool " + shlex.join(str(a) for a in argv)
+
+
 def resume_command(d: str | os.PathLike, command: str | None = None) -> str | None:
     """`sqtool ... --resume D` when folder `d` holds a run (of `command`, when given) that can be resumed."""
     d = Path(d)
@@ -192,7 +199,7 @@ def resume_command(d: str | os.PathLike, command: str | None = None) -> str | No
     if cmd not in RESUMABLE or (command is not None and cmd != command):
         return None
     cli, needs, _ = RESUMABLE[cmd]
-    return f"{cli} --resume {d}" if (d / needs).exists() else None
+    return shell_command(*cli.split()[1:], "--resume", d) if (d / needs).exists() else None
 
 
 def note_run(d: str | os.PathLike, command: str) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
 from sqtool.core.progress import bar, item, size_text
-from sqtool.core.runs import FORCE_HELP
+from sqtool.core.runs import FORCE_HELP, shell_command
 
 TARGETS = ("onnx", "tflite", "c")
 
@@ -92,10 +92,11 @@ def next_step(res: dict) -> str:
     elif (res.get("metadata") or {}).get("task") == "hr":
         seen = (res["metadata"].get("training_data") or {})
         if seen.get("datasets", ["synthetic"]) == ["synthetic"]:
-            lines.append(f"next: sqtool bench --model {out} --data synthetic   (or --data: recordings with HR truth)")
+            lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'synthetic')}   (or --data: "
+                         "recordings with HR truth)")
         else:                                                  # a real model: score it on recordings it did not see
             held = seen.get("heldout_subjects") or []
-            lines.append(f"next: sqtool bench --model {out} --data RECORDINGS   (recordings with HR truth"
+            lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'RECORDINGS')}   (recordings with HR truth"
                          + (f"; held out from its training: {', '.join(held)})" if held else ")"))
     elif (out / "c").is_dir():
         lines.append(f"next: build {out / 'c'}/*.c into the firmware (API in sq_model.h)")

@@ -151,3 +151,34 @@ def test_git_sha_marks_a_tree_with_uncommitted_changes_dirty(tmp_path):
     assert git_sha(tmp_path) == head
     (tmp_path / "a.py").write_text("x = 2\n")
     assert git_sha(tmp_path) == head + "-dirty"
+
+
+def test_printed_commands_paste_as_they_are(tmp_path, monkeypatch, capsys):
+    """Every command sqtool prints for the user to copy (`next:`, the resume hint of a taken --out or of an
+    interrupt) is shell-quoted: a run folder with a space and a quote, pasted through a shell (shlex.split), is
+    one argument."""
+    import shlex
+
+    from sqtool.compress import cli as compress_cli
+    from sqtool.core.runs import check_out_dir, resume_command, save_config, shell_command
+    from sqtool.export.cli import next_step
+    d = tmp_path / "my runs" / "données é 'pt'"
+    make_run_dir("train/pretrain", "m", out=d)
+    save_config(d, {"pairs": "p", "pair_mode": "x", "lr_step_epochs": 1})
+    (d / "last.pt").write_bytes(b"ckpt")
+    release_run_dirs()
+    assert shlex.split(resume_command(d)) == ["sqtool", "train", "pretrain", "--resume", str(d)]
+    with pytest.raises(SqtoolError) as e:
+        check_out_dir("train/pretrain", d)
+    assert shlex.split(str(e.value).split("`")[1]) == ["sqtool", "train", "pretrain", "--resume", str(d)]
+    assert shell_command("bench", "--model", d) == "sqtool bench --model " + shlex.quote(str(d))
+
+    res = {"out": str(d), "failed": [], "metadata": {"task": "hr", "training_data": {"datasets": ["synthetic"]}}}
+    line = next_step(res).splitlines()[-1]
+    assert shlex.split(line.removeprefix("next: ").split("   (")[0]) == [
+        "sqtool", "bench", "--model", str(d), "--data", "synthetic"]
+    monkeypatch.setattr(compress_cli, "result_line", lambda m: "result")
+    compress_cli.print_results(d, {})
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert shlex.split(line.removeprefix("next: ")) == ["sqtool", "export", "--model", str(d), "--target",
+                                                        "onnx,tflite,c"]
