@@ -347,6 +347,9 @@ def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | No
         d = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         raise SqtoolError(f"{p}: not valid YAML ({str(e).splitlines()[0]})")
+    except UnicodeDecodeError as e:                      # a binary file, or text in another encoding
+        raise SqtoolError(f"{p}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): a dataset file "
+                          "is a UTF-8 YAML file")
     return parse_dataset(d, p.resolve(), data_root)
 
 

@@ -317,3 +317,18 @@ def test_acc_in_raw_counts_is_one_warning_asking_for_a_gain(tmp_path, capsys):
     load_dataset_file(acc_yaml(tmp_path, None)).records()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(f) in err[0] and "fits no unit: raw sensor counts?" in err[0] and "gain:" in err[0]
+
+
+def test_a_dataset_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys):
+    """A binary (or latin-1) dataset.yaml is one line naming the file, as invalid YAML is; not a bare
+    UnicodeDecodeError."""
+    from sqtool.cli import main
+    f = tmp_path / "ry" / "dataset.yaml"
+    f.parent.mkdir()
+    f.write_bytes(b"\x9cformat: csv\nroot: caf\xe9\n")
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(f)
+    assert str(e.value) == (f"{f}: not UTF-8 text (byte 0x9c at offset 0): a dataset file is a UTF-8 YAML file")
+    assert main(["data", "inspect", "--data", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"sqtool: error: {e.value}\n"
