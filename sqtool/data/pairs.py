@@ -514,23 +514,8 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
             worker_rss = max(worker_rss, r["rss_mb"])
             excluded.setdefault(name, set()).update(r["excluded"])
             for rec in r["ok"]:
-                d = per_ds.setdefault(name, {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0,
-                                             "pairs": 0, "synthetic_pairs": 0, "poor_used": 0, "short_records": 0, "unusable_records": 0,
-                                             "nonfinite_windows": 0,
-                                             "subjects_with_pairs": set(), "q_gap": [], "t_gap": []})
-                d["records"] += 1
-                d["subjects"].add(rec["subject"])
-                d["short_records"] += rec["short"]
-                d["unusable_records"] += rec["unusable"]
-                d["nonfinite_windows"] += rec["nonfinite"]
-                for k in ("windows", "good", "poor", "pairs", "poor_used"):
-                    d[k] += rec[k]
-                d["synthetic_pairs"] += rec["synthetic"]
+                tally(per_ds.setdefault(name, new_tally()), rec)
                 if rec["pairs"]:
-                    d["subjects_with_pairs"].add(rec["subject"])
-                    real = ~rec["synth"]
-                    d["q_gap"] += list(rec["q_good"][real] - rec["q_poor"][real])
-                    d["t_gap"] += list(np.abs(rec["t_good"][real] - rec["t_poor"][real]))
                     writer.add(rec["x_good"], rec["x_poor"], dataset=name,
                                subjects=[f"{name}/{rec['subject']}"] * rec["pairs"], t_good=rec["t_good"],
                                t_poor=rec["t_poor"], q_good=rec["q_good"], q_poor=rec["q_poor"],
@@ -594,15 +579,51 @@ def _warn_unknown_excluded(inputs, excluded: dict[str, set]) -> None:
 
 # ----------------------------------------------------------------------------- pair statistics
 
+def new_tally() -> dict:
+    """One dataset's running counts (`tally` adds a record, `dataset_stats` sums up). The real pairs' quality and
+    time gaps are kept for their medians as float32 chunks (8 bytes a pair, where Python lists took about 80),
+    their means as float64 running sums."""
+    return {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic_pairs": 0,
+            "poor_used": 0, "short_records": 0, "unusable_records": 0, "nonfinite_windows": 0,
+            "subjects_with_pairs": set(), "q_gap": [], "t_gap": [], "gap_sums": [0, 0.0, 0.0]}
+
+
+def tally(d: dict, rec: dict) -> None:
+    """Add one record's counts (`record_pairs`' result) to dataset tally `d`."""
+    d["records"] += 1
+    d["subjects"].add(rec["subject"])
+    d["short_records"] += rec["short"]
+    d["unusable_records"] += rec["unusable"]
+    d["nonfinite_windows"] += rec["nonfinite"]
+    for k in ("windows", "good", "poor", "pairs", "poor_used"):
+        d[k] += rec[k]
+    d["synthetic_pairs"] += rec["synthetic"]
+    if rec["pairs"]:
+        d["subjects_with_pairs"].add(rec["subject"])
+        real = ~rec["synth"]
+        qg = np.asarray(rec["q_good"][real] - rec["q_poor"][real], np.float64)          # (R,) real pairs
+        tg = np.abs(np.asarray(rec["t_good"][real] - rec["t_poor"][real], np.float64))
+        if qg.size:
+            d["q_gap"].append(qg.astype(np.float32))
+            d["t_gap"].append(tg.astype(np.float32))
+            sums = d["gap_sums"]
+            sums[0] += int(qg.size)
+            sums[1] += float(qg.sum())
+            sums[2] += float(tg.sum())
+
+
 def dataset_stats(d: dict) -> dict:
-    """Per-dataset counts + the real pairs' quality gap (q_good - q_poor) and time gap (s)."""
-    qg, tg = np.asarray(d["q_gap"], float), np.asarray(d["t_gap"], float)
-    out = {k: v for k, v in d.items() if k not in ("q_gap", "t_gap", "subjects", "subjects_with_pairs")}
+    """Per-dataset counts + the real pairs' quality gap (q_good - q_poor) and time gap (s): means from float64
+    running sums, medians of the float32 gaps."""
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.float32)   # noqa: E731
+    qg, tg = cat(d["q_gap"]), cat(d["t_gap"])
+    n, q_sum, t_sum = d["gap_sums"]
+    out = {k: v for k, v in d.items() if k not in ("q_gap", "t_gap", "gap_sums", "subjects", "subjects_with_pairs")}
     out.update(subjects=len(d["subjects"]), subjects_with_pairs=len(d["subjects_with_pairs"]),
                real_pairs=int(d["pairs"] - d["synthetic_pairs"]),
-               quality_gap_mean=float(qg.mean()) if qg.size else None,
+               quality_gap_mean=q_sum / n if n else None,
                quality_gap_median=float(np.median(qg)) if qg.size else None,
-               time_gap_s_mean=float(tg.mean()) if tg.size else None,
+               time_gap_s_mean=t_sum / n if n else None,
                time_gap_s_median=float(np.median(tg)) if tg.size else None)
     if d["pairs"] == 0:
         out["no_pairs_reason"] = ("no record has the model's channels" if d.get("unusable_records") == d["records"]

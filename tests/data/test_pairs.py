@@ -420,3 +420,24 @@ def test_a_dataset_file_is_read_one_file_at_a_time_by_the_miner(tmp_path, monkey
     assert [len(units) for _, units in P._inputs(PairsConfig(input=[str(ds)]))] == [4] and reads == []
     m = mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p"), workers=1, max_gap_s=120), progress=False)
     assert mined == [1, 2, 3, 4] and reads == [f"p0{i}_icu.npz" for i in range(1, 5)] and m["records"] == 4
+
+
+def test_pair_statistics_keep_float32_gaps_not_python_lists():
+    """The real pairs' quality and time gaps are tallied as float32 arrays (8 bytes a pair; two Python lists took
+    ~80 and grew with the corpus); means from float64 sums, medians of the float32 values."""
+    from sqtool.data.pairs import dataset_stats, new_tally, tally
+    rec = record_pairs(synth_record(600, artifacts=0.3, seed=3, subject="s7"), PairsConfig(max_gap_s=120))
+    assert rec["pairs"] > 2
+    d = new_tally()
+    for _ in range(40):
+        tally(d, rec)
+    assert all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in d["q_gap"] + d["t_gap"])
+    assert sum(a.size for a in d["q_gap"]) == 40 * rec["pairs"]
+    q = np.tile(rec["q_good"] - rec["q_poor"], 40)
+    t = np.tile(np.abs(rec["t_good"] - rec["t_poor"]), 40)
+    s = dataset_stats(d)
+    assert s["records"] == 40 and s["subjects"] == s["subjects_with_pairs"] == 1 and s["real_pairs"] == q.size
+    assert s["quality_gap_mean"] == pytest.approx(q.mean(), rel=1e-12)
+    assert s["time_gap_s_mean"] == pytest.approx(t.mean(), rel=1e-12)
+    assert s["quality_gap_median"] == pytest.approx(np.median(q), rel=1e-6)
+    assert s["time_gap_s_median"] == pytest.approx(np.median(t), rel=1e-6)
