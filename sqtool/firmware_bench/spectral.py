@@ -10,8 +10,8 @@ the data root, or one file):
     ppg_sensors the recording has, e.g. ppg and ppg2 on SP Cup / TROIKA, as `hr_spectra.stream_channels`:
     their spectra are averaged into the ppg channel, in every runtime alike), then the
     fixed-point front end (`data.frontend.spectra`, the Python integer reference of the firmware's) ONCE:
-    int8 codes (W, F, C) channels-last, window starts t0, flagged_q15; truth per window by its start
-    (`hr_spectra.window_truth`). A window is scored when flagged_q15 <= MAX_FLAGGED_Q15 (the pipeline's rule);
+    int8 codes (W, F, C) channels-last, window starts t0, flagged_q15; truth per window: the label at the model
+    window's centre (`hr_spectra.window_truth` with the model's window_s, as training takes it). A window is scored when flagged_q15 <= MAX_FLAGGED_Q15 (the pipeline's rule);
     the others only advance the decoder (valid = False), in every runtime alike.
  2. every window runtime gets the SAME codes: float runtimes (torch_student, onnx_float, litert_float) read
     codes / 127 and give real logits -> `decode_float`; int8 runtimes (brevitas_int8, onnx_int8, litert_int8,
@@ -187,7 +187,7 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     if len(codes) == 0:
         raise too_short(where, n / fs_in, float(mc["window_s"]))
     fq = flagged_q15(fe, gap, n, tables=tab)
-    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0), n_ppg,
+    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0, fe.window_s), n_ppg,
                    recorded)
 
 

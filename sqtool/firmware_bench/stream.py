@@ -342,10 +342,16 @@ def record_matrix(record, channels: Sequence[str]) -> tuple[np.ndarray, float]:
     return channel_matrix(record, channels)
 
 
-def window_truth(record, t0: np.ndarray, label: str = "hr") -> np.ndarray | None:
-    """The label value of each window by its start time (exact match to the label's window starts)."""
-    from sqtool.data.record import window_label
-    return window_label(record, t0, label)
+def window_truth(record, t0: np.ndarray, window_s: float | None = None, label: str = "hr") -> np.ndarray | None:
+    """The label value of each window [t0, t0 + window_s) at the window's centre, as training takes it (the one
+    function of both training paths, `hr_spectra.window_truth`: exact where a label window has the same centre,
+    else interpolated between the label windows' centres; NaN outside their span); None when the record has no
+    such label. window_s None: windows as long as the label's."""
+    lab = record.labels.get(label)
+    if lab is None or lab.times is None:
+        return None
+    from sqtool.data.hr_spectra import window_truth as label_at_centres
+    return label_at_centres(record, t0, window_s, label)
 
 
 def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = 1, gaps: dict[int, int] | None = None,
@@ -378,6 +384,6 @@ def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = 1, gaps: dict[
         raise too_short(f"{record.dataset}/{record.record_id}", n / fs_in, spec.window_s)
     t0 = np.array([w.t0 for w in wins])
     return ReplayResult(x=np.stack([w.x for w in wins]), raw=np.stack([w.raw for w in wins]), t0=t0,
-                        flagged=np.array([w.flagged for w in wins]), truth=window_truth(record, t0, label),
-                        fs_in=fs_in, record_id=str(record.record_id), subject=str(record.subject),
-                        latency_s=s.latency_s)
+                        flagged=np.array([w.flagged for w in wins]),
+                        truth=window_truth(record, t0, spec.window_s, label), fs_in=fs_in,
+                        record_id=str(record.record_id), subject=str(record.subject), latency_s=s.latency_s)

@@ -50,3 +50,55 @@ def test_baseline_reads_the_sensors_the_model_averages(spec_export_dir, tmp_path
                  {k: v for k, v in rec.fs.items() if k != "ppg2"}, labels=rec.labels)
     assert spectral.baseline_sensors(spectral.prepare(one, mc, n_sensors=2), mc) == ("ppg",)
     assert spectral.sensors_text([("ppg", "ppg2")] * 3 + [("ppg",)]) == "ppg + ppg2 (3 recordings), ppg (1 recording)"
+
+
+def _label_16s_dataset(tmp_path):
+    """A dataset file whose HR labels are 16 s windows every 2 s (the HR ramps 0.4 BPM/s, so a label is the HR at
+    its window's centre), as tests/data/test_hr_spectra.py builds it; its one recording."""
+    from sqtool.data.dataset_file import load_dataset_file
+    seconds = 60.0
+    t = np.arange(int(seconds * FS)) / FS
+    hr = 60.0 + 0.4 * t
+    rng = np.random.default_rng(0)
+    ppg = np.sin(2 * np.pi * np.cumsum(hr / 60.0) / FS)
+    acc = 0.01 * rng.standard_normal((3, t.size)) + np.array([[0.0], [0.0], [1.0]])
+    (tmp_path / "rec").mkdir()
+    np.savetxt(tmp_path / "rec" / "s1_a.csv", np.column_stack([t, ppg, *acc, hr]), delimiter=",", comments="",
+               header="time,ppg,acc_x,acc_y,acc_z,hr", fmt="%.6f")
+    (tmp_path / "dataset.yaml").write_text(
+        "format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, acc_x: acc_x, acc_y: acc_y, acc_z: acc_z}\n"
+        "subject: {value: s1}\nwindows: {window_s: 16, hop_s: 2}\nlabels: {hr: {column: hr}}\n")
+    ds = load_dataset_file(tmp_path / "dataset.yaml")
+    rec, = ds.records()
+    assert rec.labels["hr"].window_s == 16.0
+    return ds, rec
+
+
+def test_bench_truth_is_the_label_at_the_model_window_centre(spec_export_dir, tmp_path):
+    """16 s label windows under 8 s model windows: both benches score the window [t0, t0 + 8) against the HR at
+    t0 + 4, as training takes it (the time-domain bench matched the label STARTING at t0, centred at t0 + 8; the
+    spectral bench matched labels as long as the model's window)."""
+    from sqtool.core import ModelCfg
+    from sqtool.data.dataset_tasks import load_task_from_dataset
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.firmware_bench import spectral
+    from sqtool.firmware_bench.runtimes import load_artifacts
+    from sqtool.firmware_bench.stream import StreamSpec, replay
+    from sqtool.models import get_model_cfg
+    ds, rec = _label_16s_dataset(tmp_path)
+    # the time-domain bench's stream (an 8 s / 2 s student) against the time-domain training path
+    rp = replay(rec, StreamSpec.from_model_cfg(get_model_cfg("cnn1d_student_xs")), chunk=25)
+    ok = np.isfinite(rp.truth)
+    assert set(rp.t0[ok]) == set(np.arange(4.0, 48.1, 2.0))     # label centres span 8..52 s: model windows 4..48 s
+    assert np.allclose(rp.truth[ok], 60.0 + 0.4 * (rp.t0[ok] + 4.0), atol=1e-3)
+    td = load_task_from_dataset("hr", ds, task_model_cfg("hr", ModelCfg(name="t", family="resnet1d"), window_s=8.0,
+                                                          hop_s=2.0))
+    both = np.isin(rp.t0, td.t0) & ok
+    assert both.sum() >= 20
+    assert np.allclose(rp.truth[both], td.y[np.searchsorted(td.t0, rp.t0[both]), 0], atol=1e-4)   # td.y: float32
+    # the spectral bench's front end at the export's model window
+    mc = load_artifacts(spec_export_dir).metadata["model_cfg"]
+    w = float(mc["window_s"])
+    r = spectral.prepare(rec, mc)
+    ok = np.isfinite(r.truth)
+    assert ok.sum() >= 20 and np.allclose(r.truth[ok], 60.0 + 0.4 * (r.t0[ok] + w / 2), atol=1e-3)
