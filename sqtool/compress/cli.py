@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_wri
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
-from sqtool.core.runs import FORCE_HELP, shell_command
+from sqtool.core.runs import FORCE_HELP, load_run_npz, shell_command
 from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
                                       train_option)
 
@@ -350,7 +351,7 @@ def load_calibration(cfg: QuantizeConfig, scfg, x_train: np.ndarray, log=None):
                 fs = float(z["fs"]) if "fs" in z else None
                 win = float(z["window_s"]) if "window_s" in z else None
                 chans = [str(c) for c in z["channels"]] if "channels" in z else None
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:       # torn, empty, foreign
             raise SqtoolError(f"calibration file {p} is not an npz with an 'x' array ({type(e).__name__})")
         warnings = check_calibration_set(x, scfg, cfg.batch_size, fs=fs, window_s=win, channels=chans)
     else:
@@ -404,11 +405,11 @@ def teacher_out_of_fold(t_path, data, te: np.ndarray, task: str, spec) -> dict |
     rid, t0 = getattr(data, "record_ids", None), getattr(data, "t0", None)
     if not p.is_file() or rid is None or t0 is None:
         return None
+    z = load_run_npz(p)                             # a torn file: one line naming it and the resume command
     try:
-        with np.load(p, allow_pickle=False) as z:
-            lookup = {(str(r), round(float(t), 3)): i for i, (r, t) in enumerate(zip(z["record_ids"], z["t0"]))}
-            pred, y = z["pred"], z["y"]
-    except (OSError, KeyError, ValueError):
+        lookup = {(str(r), round(float(t), 3)): i for i, (r, t) in enumerate(zip(z["record_ids"], z["t0"]))}
+        pred, y = z["pred"], z["y"]
+    except (KeyError, ValueError, TypeError):
         return None
     idx = [lookup.get((str(rid[i]), round(float(t0[i]), 3))) for i in te]
     if not idx or any(i is None for i in idx) or not np.all(np.isfinite(pred[idx])):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,8 +256,8 @@ def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[in
             with np.load(cache_path, allow_pickle=False) as z:
                 if str(z["key"]) == key:
                     return {"out": z["out"], "feat": z["feat"], "key": key, "reused": True}
-        except (OSError, KeyError, ValueError):
-            pass  # unreadable or foreign cache: recompute
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # unreadable, torn or foreign cache: recompute
     if teacher.head is None:
         raise SqtoolError("the teacher has no task head (a pretraining checkpoint?)")
     t0 = time.perf_counter()

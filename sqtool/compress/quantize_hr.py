@@ -56,6 +56,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_run_dir, save_config, set_seed, sha256_file,
                          write_metrics)
 from sqtool.core.metrics import uncertainty_scores
+from sqtool.core.runs import load_run_npz
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
@@ -253,7 +254,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     oof_path = Path(ck["path"]).parent / "oof_logits.npz"
     t_sha = sha256_file(ck["path"])
     teacher = load_model(ck)
-    oof = dict(np.load(oof_path)) if oof_path.is_file() else {}
+    oof = load_run_npz(oof_path) if oof_path.is_file() else {}
     t_logits = {r.record_id: oof[r.record_id] if r.record_id in oof else predict_logits(teacher, as_model_input(r.x))
                 for r in corpus}
     honest = all(r.record_id in oof for r in corpus)

@@ -202,6 +202,25 @@ def resume_command(d: str | os.PathLike, command: str | None = None) -> str | No
     return shell_command(*cli.split()[1:], "--resume", d) if (d / needs).exists() else None
 
 
+def load_run_npz(path: str | os.PathLike) -> dict:
+    """A run's .npz artifact read whole ({name: array}, no pickles): a truncated, empty or foreign file is one line
+    naming it and, when the run that wrote it resumes (`resume_command`), the command that writes it again."""
+    import zipfile
+
+    import numpy as np
+    p = Path(path)
+    try:
+        z = np.load(p, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):                 # a bare .npy array
+            raise ValueError("not an archive")
+        with z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, EOFError, zipfile.BadZipFile) as e:
+        hint = resume_command(p.parent)
+        raise SqtoolError(f"{p} is corrupt or not an .npz archive ({type(e).__name__}): "
+                          + (f"write it again with `{hint}`" if hint else f"re-run the command that wrote {p.parent}"))
+
+
 def note_run(d: str | os.PathLike, command: str) -> None:
     """Record that this process writes the `command` run in `d` (make_run_dir does; a `--resume` does too),
     so an interrupt can say how to continue it (`interrupted_hint`)."""

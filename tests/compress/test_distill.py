@@ -86,6 +86,8 @@ def test_teacher_cache_is_keyed_by_checkpoint_and_data(tmp_path, hr_task):
     assert not D.teacher_outputs(t, "sha-b", x[:39], [0], cache)["reused"]      # other windows
     direct = D.predict(t, x[:39, :1])
     assert np.allclose(D.teacher_outputs(t, "sha-b", x[:39], [0], cache)["out"], direct, atol=1e-6)
+    cache.write_bytes(cache.read_bytes()[:cache.stat().st_size // 2])           # torn (a killed copy): recomputed
+    assert not D.teacher_outputs(t, "sha-b", x[:39], [0], cache)["reused"]
 
 
 def test_normalise_roundtrip():

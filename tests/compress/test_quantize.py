@@ -118,6 +118,15 @@ def test_calibration_file_from_another_rate_is_refused(hr_teacher, hr_task, tmp_
     assert not (tmp_path / "o").exists()
 
 
+def test_a_torn_calibration_file_is_one_line(hr_teacher, hr_task, tmp_path):
+    p = tmp_path / "cal.npz"
+    np.savez(p, x=hr_task.x[:300])
+    p.write_bytes(p.read_bytes()[:1000])
+    with pytest.raises(SqtoolError, match=rf"^calibration file {p} is not an npz with an 'x' array \(BadZipFile\)$"):
+        quantize(QuantizeConfig(teacher=str(hr_teacher), calib_npz=str(p), out=str(tmp_path / "o"), **FAST),
+                 data=hr_task)
+
+
 def test_cli_errors_are_one_line(capsys, tmp_path):
     rc = main(["quantize", "--model", str(tmp_path / "missing")])
     err = capsys.readouterr().err

@@ -175,3 +175,19 @@ def test_a_summed_accelerometer_teachers_default_student_reads_its_channels(tmp_
     assert fitting_students(get_model_cfg("spec_teacher_m")) == ["spec_student_s", "spec_student_xs"]
     assert fitting_students(get_model_cfg("spec_teacher_m_accsum")) == ["spec_student_s_accsum", "spec_student_xs_accsum"]
     assert set(list_models(role="teacher")) | set(list_models(role="student")) == set(list_models())   # all stated
+
+
+def test_a_torn_teacher_oof_logits_is_one_line_naming_it(teacher_run, tmp_path, capsys):
+    """A truncated oof_logits.npz in the teacher's run (a copy cut short, a full disk) is one line naming the file
+    and the command that writes it again, not 'BadZipFile: File is not a zip file'; no quantize folder is left."""
+    import shutil
+    teacher = tmp_path / "teacher run"
+    shutil.copytree(teacher_run, teacher)
+    oof = teacher / "oof_logits.npz"
+    oof.write_bytes(oof.read_bytes()[:oof.stat().st_size // 2])
+    capsys.readouterr()
+    assert main(_args(teacher, tmp_path / "q")) == 1
+    err = capsys.readouterr().err
+    assert err == (f"sqtool: error: {oof} is corrupt or not an .npz archive (BadZipFile): write it again with "
+                   f"`sqtool train finetune --resume '{teacher}'`\n")
+    assert not (tmp_path / "q").exists()

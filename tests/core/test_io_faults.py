@@ -63,3 +63,24 @@ def test_command_outputs_honour_the_umask(tmp_path):
     assert any(k.startswith("shards/") for k in modes)
     bad = {k: oct(v) for k, v in modes.items() if v != 0o644}
     assert not bad, bad
+
+
+def test_a_torn_run_npz_is_one_line_naming_it(tmp_path):
+    """core.runs.load_run_npz: an empty, truncated, pickled or bare-.npy file is one SqtoolError line naming it;
+    a good archive reads whole."""
+    import numpy as np
+
+    from sqtool.core import SqtoolError
+    from sqtool.core.runs import load_run_npz
+    good = tmp_path / "good.npz"
+    np.savez(good, a=np.arange(3), b=np.ones(2))
+    assert {k: v.tolist() for k, v in load_run_npz(good).items()} == {"a": [0, 1, 2], "b": [1.0, 1.0]}
+    np.save(tmp_path / "bare.npy", np.arange(3))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "torn.npz").write_bytes(good.read_bytes()[:100])
+    np.savez(tmp_path / "pickled.npz", o=np.array([{"x": 1}], dtype=object))
+    for name in ("empty.npz", "torn.npz", "pickled.npz", "bare.npy"):
+        with pytest.raises(SqtoolError) as e:
+            load_run_npz(tmp_path / name)
+        assert str(e.value).startswith(f"{tmp_path / name} is corrupt or not an .npz archive (")
+        assert str(e.value).endswith(f"re-run the command that wrote {tmp_path}") and "\n" not in str(e.value)
