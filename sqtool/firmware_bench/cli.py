@@ -41,8 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, add_config_args, git_sha, make_run_dir, resolve_config, save_config,
-                           write_metrics)
+from sqtool.core import SqtoolError, add_config_args, make_run_dir, resolve_config, save_config, write_metrics
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP
@@ -237,8 +236,8 @@ def _records(cfg: BenchConfig, channels, records=None):
     if records is not None:
         recs = list(records)
     elif cfg.data == "synthetic":                      # the embedded default: wrist PPG + acc with known HR
-        from sqtool.data.synthetic import synth_corpus
-        recs = synth_corpus(n_subjects=4, duration_s=120.0, seed=0, af_fraction=0.0)
+        from sqtool.firmware_bench.spectral import synthetic_records
+        recs = synthetic_records()
     else:
         if not cfg.data:
             raise SqtoolError("--data is required (a recordings dir or file, e.g. "
@@ -366,14 +365,12 @@ def check_counts(cfg, command: str) -> None:
 
 def run_bench(cfg: BenchConfig, records=None) -> dict:
     """The benchmark behind `sqtool bench`; `records` (a list of Record) replaces --data when given."""
-    from sqtool import __version__
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.report import hr_metrics, runtime_line, write_report
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
     from sqtool.firmware_bench.tracker import track
-    from sqtool.core import sha256_file_cached
 
     check_counts(cfg, "bench")
     if cfg.out:
@@ -539,12 +536,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
 
-    prov = {"sqtool_version": __version__, "git_sha": git_sha(), "model": md.get("model"),
-            "model_dir": str(art.export_dir), "model_file": model_file,
-            "model_sha256": art.manifest.files[model_file]["sha256"],
-            "manifest_sha256": sha256_file_cached(art.manifest.path),
-            "source_sha256": md.get("source_sha256"), "quant_scheme": md.get("quant_scheme"),
-            "tools": mcu.tool_versions(), "data": str(cfg.data), "records": len(recs), "windows": int(len(X)),
+    from sqtool.firmware_bench.provenance import model_provenance
+    prov = {**model_provenance(art, model_file), "tools": mcu.tool_versions(), "data": str(cfg.data), "records": len(recs), "windows": int(len(X)),
             "signal_hours": signal_s / 3600, "skipped_records": skipped,
             "stream": f"{reps[0].fs_in:g} Hz -> {spec.fs:g} Hz, {spec.window_s:g} s / {spec.hop_s:g} s windows, "
                       f"chunks of {cfg.chunk}, filter {spec.filter}, latency {reps[0].latency_s:.2f} s",

@@ -67,9 +67,10 @@ def as_markdown(text: str) -> list[str]:
 
 
 def provenance_lines(p: dict) -> list[str]:
+    from sqtool.firmware_bench.provenance import model_id_text
     t = p.get("tools", {})
-    return [f"sqtool {p.get('sqtool_version')} (git {p.get('git_sha')})  model {p.get('model')} "
-            f"sha256 {str(p.get('model_sha256', ''))[:16]}  quant {p.get('quant_scheme')}",
+    return [f"sqtool {p.get('sqtool_version')} (git {p.get('git_sha')})  model {p.get('model')} {model_id_text(p)}"
+            f"  quant {p.get('quant_scheme')}",
             f"data {p.get('data')}: {p.get('records')} recordings, {p.get('windows')} windows, "
             f"{_f(p.get('signal_hours'), '{:.2f}')} h; stream {p.get('stream')}",
             f"gcc: {t.get('gcc')} | arm: {t.get('arm_none_eabi_gcc')} | {t.get('qemu')} | {t.get('valgrind')}"]

@@ -438,15 +438,15 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     """Every usable record through the Python front end, replayed at n_sensors PPG sensors (the export's
     pipeline) so that every runtime, the C pipeline included, reads the same device stream."""
     mc = md["model_cfg"]
+    data = "records"                                   # recordings handed in by the caller
     if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
-        records = synthetic_records()
+        records, data = synthetic_records(), "synthetic"
     if records is None:
         path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
         records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log)
         data = str(getattr(path, "path", path))
     else:
         records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
-        data = "records"
     cache = {}
     recs, skipped = long_enough(sorted(records, key=lambda r: (r.dataset, r.record_id)),
                                 lambda r: prepare(r, mc, cache, n_sensors), float(mc["window_s"]), data,

@@ -64,3 +64,30 @@ def test_predict_reads_the_embedded_synthetic_recordings_as_bench_does(spec_expo
                "--out", str(tmp_path / "p2")])
     err = capsys.readouterr().err.strip()
     assert rc != 0 and err.splitlines() == [err] and "--runtime foo: unknown" in err
+
+
+def test_time_domain_bench_names_the_model_by_its_content_id(export_dir, tmp_path):
+    """The time-domain bench's provenance is the same block (model_provenance): model_sha256 is the model's content
+    id, not the .tflite file's hash (that is model_file_sha256), and bench.md's header says both ids by name."""
+    from sqtool.firmware_bench.provenance import model_provenance
+    from sqtool.firmware_bench.runtimes import load_artifacts
+    md, man = _ids(export_dir)
+    res = run_bench(BenchConfig(model=str(export_dir), data="synthetic", runtime=["c_host"], max_records=1,
+                                callgrind_windows=0, progress=False, out=str(tmp_path / "bench")))
+    p = res["provenance"]
+    assert len(md["model_sha256"]) == 64 and p["model_sha256"] == md["model_sha256"]
+    assert p["model_file"] == "model_int8.tflite" and p["model_file_sha256"] == man["model_int8.tflite"]
+    want = model_provenance(load_artifacts(export_dir), "model_int8.tflite")
+    assert {k: p[k] for k in want} == want and p["data"] == "synthetic" and p["records"] == 1
+    head = next(ln for ln in (tmp_path / "bench" / "bench.md").read_text().splitlines() if ln.startswith("sqtool "))
+    assert f"model_sha256 {md['model_sha256'][:16]}" in head and f"checkpoint file {md['source_sha256'][:16]}" in head
+    assert p["model_file_sha256"][:16] not in head
+
+
+def test_spectral_bench_names_synthetic_data(spec_export_dir, tmp_path):
+    """--data synthetic: bench.json and bench.md say 'synthetic', not 'records' (recordings a caller hands in)."""
+    out = tmp_path / "bench"
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data="synthetic", runtime=["onnx_int8"], max_records=1,
+                                max_seconds=30, callgrind_windows=0, progress=False, out=str(out)))
+    assert res["provenance"]["data"] == json.loads((out / "bench.json").read_text())["provenance"]["data"] == "synthetic"
+    assert "\ndata synthetic: 1 recordings" in (out / "bench.md").read_text()
