@@ -115,10 +115,10 @@ def data_from_flags(cfg):
 def run(args) -> int:
     cfg = resolve_config(BenchConfig, args)
     if cfg.compare:                                   # two finished runs side by side, no bench
-        from sqtool.firmware_bench.compare import run_compare, tables as compare_tables
+        from sqtool.firmware_bench.compare import next_line, run_compare, tables as compare_tables
         c = run_compare(cfg)
         print(compare_tables(c))
-        print(f"\ncompare -> {c['run_dir']}\nreport: {Path(c['run_dir']) / 'compare.md'}")
+        print(f"\ncompare -> {c['run_dir']}\nreport: {Path(c['run_dir']) / 'compare.md'}\n{next_line(c)}")
         return 0
     res = run_bench(data_from_flags(cfg))
     if res.get("kind") == "spectral":

@@ -10,7 +10,8 @@ folder: compare.md and compare.json with, per subject, the MAE of A and of B (BP
 B - A; then the mean over subjects with a 95 % bootstrap CI of the mean difference, resampling subjects
 (core.metrics.bootstrap_mean_ci over the per-subject differences), and which run is better only where that CI
 excludes zero. Subjects either model was trained on (bench.json `seen_in_training`) are marked and left out of
-the mean while any other subject remains.
+the mean while any other subject remains. The command's `next:` line (`next_line`) names the better model's
+predict command, or, without a verdict on held-out subjects, asks for both exports benched on more recordings.
 """
 from __future__ import annotations
 
@@ -135,6 +136,21 @@ def verdict(mean: dict) -> str:
         return f"B is better: B - A MAE {mean['diff']:+.2f} BPM, 95 % CI {ci[0]:+.2f} to {ci[1]:+.2f}"
     return (f"no difference shown: B - A MAE {mean['diff']:+.2f} BPM, 95 % CI {ci[0]:+.2f} to {ci[1]:+.2f} "
             "includes 0")
+
+
+def next_line(c: dict) -> str:
+    """The command's `next:` line: the better run's model where the CI shows one on subjects neither model was
+    trained on; else bench both exports on more (held-out) recordings and compare again."""
+    dirs = {k: c[k].get("model_dir") or f"EXPORT_{k.upper()}" for k in ("a", "b")}
+    m, v = c["mean"], c["verdict"]
+    win = "a" if v.startswith("A is better") else "b" if v.startswith("B is better") else None
+    if win is not None and m["over"] != "seen in training: optimistic":
+        return (f"next: sqtool predict --model {dirs[win]} --data RECORDING   ({win.upper()}'s model, the better; "
+                f"firmware kit: {Path(dirs[win]) / 'c'})")
+    why = ("every paired subject was seen in training" if m["over"] == "seen in training: optimistic" else
+           f"{m['subjects']} subject(s) do not separate them")
+    return (f"next: sqtool bench --model {dirs['a']} --data MORE_RECORDINGS (the same for {dirs['b']}, subjects "
+            f"neither was trained on), then --compare the two runs ({why})")
 
 
 def tables(c: dict) -> str:

@@ -76,6 +76,7 @@ def test_bench_compare_command(tmp_path, capsys):
     assert c["mean"]["diff"] == -3.0
     assert (c["a"]["bench"], c["b"]["bench"]) == (str(tmp_path / "a"), str(tmp_path / "b.json"))
     assert "B is better" in printed and "B is better" in (out / "compare.md").read_text()
+    assert printed.rstrip().splitlines()[-1].startswith("next: sqtool predict --model EXPORT_B ")   # B's model
     (tmp_path / "c.json").write_text(json.dumps(_bench(B, seconds=30.0)))
     assert main(["bench", "--compare", f"{tmp_path / 'a'},{tmp_path / 'c.json'}", "--out", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -85,3 +86,19 @@ def test_bench_compare_command(tmp_path, capsys):
                      (["--compare", f"{tmp_path / 'a'},{tmp_path / 'b.json'}", "--model", "x"], "--model is not used")):
         assert main(["bench", *bad]) == 1
         assert msg in capsys.readouterr().err
+
+
+def test_the_next_line_follows_the_verdict():
+    """The better run's model where the CI says so on held-out subjects; else both exports on more recordings."""
+    from sqtool.firmware_bench.compare import next_line
+    a, b = _bench(A), _bench(B)
+    a["provenance"]["model_dir"], b["provenance"]["model_dir"] = "runs/export/v1", "runs/export/v2"
+    assert next_line(compare(a, b)) == ("next: sqtool predict --model runs/export/v2 --data RECORDING   (B's model, "
+                                        "the better; firmware kit: runs/export/v2/c)")
+    assert next_line(compare(b, a)).startswith("next: sqtool predict --model runs/export/v2 ")    # A is better
+    line = next_line(compare(a, {**b, "runtimes": _bench({**B, "t:4": 30.0})["runtimes"]}))     # CI spans 0
+    assert line.startswith("next: sqtool bench --model runs/export/v1 --data MORE_RECORDINGS (the same for "
+                           "runs/export/v2") and line.endswith("(4 subject(s) do not separate them)")
+    every = list(A)                                                 # B better, but on training subjects only
+    line = next_line(compare({**a, "seen_in_training": every}, b))
+    assert line.startswith("next: sqtool bench --model") and "every paired subject was seen in training" in line
