@@ -11,14 +11,18 @@ a file where a folder should be); any other exception too, unless `--debug` (any
 asks for the traceback. Known library chatter (core.noise) is kept off the console.
 A failed command leaves no run directory holding only its config.yaml (so a retry needs no --force),
 and the run-directory locks it took are released when it returns. An interrupted one (Ctrl-C) names the
-`--resume RUN` command that continues it, when its command resumes (core.runs.RESUMABLE).
+`--resume RUN` command that continues it, when its command resumes (core.runs.RESUMABLE), and exits 130. A Ctrl-C
+is that whatever exception it turns into: the KeyboardInterrupt raised inside an import (torch, sympy) can surface
+as an AttributeError of a half-imported module, so any error after a SIGINT arrived is reported as the interrupt.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from sqtool import __version__
 from sqtool.core import SqtoolError, held_run_dirs, help_formatter, release_run_dirs
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     held = held_run_dirs()              # run-dir locks of an enclosing command (demo) stay held
     made, noted = run_dirs_made(), runs_noted()
     ok = False
+    sigints: list[int] = []
+    previous = _watch_sigint(sigints)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -99,34 +105,54 @@ def main(argv: list[str] | None = None) -> int:
         rc = args.func(args)
         ok = True
         return int(rc or 0)
-    except SqtoolError as e:
-        if debug:
-            raise
-        print(f"sqtool: error: {e}", file=sys.stderr)
-        return e.code
     except KeyboardInterrupt:
-        discard_empty_runs(since=made)              # first: a run left with only its config.yaml is gone
-        hint = interrupted_hint(since=noted)
-        print("sqtool: interrupted" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
-        return 130
+        return _interrupted(made, noted)
     except SystemExit:
         raise
-    except OSError as e:
-        if debug:
-            raise
-        print(f"sqtool: error: {oserror_line(e)}", file=sys.stderr)
-        return 1
     except Exception as e:  # noqa: BLE001 - the CLI promise: one line, never a traceback
         if debug:
             raise
+        if sigints and not (isinstance(e, SqtoolError) and e.code == 130):   # (130: a step that said so, demo)
+            return _interrupted(made, noted)        # what a Ctrl-C turned into (e.g. a half-imported module)
+        if isinstance(e, SqtoolError):
+            print(f"sqtool: error: {e}", file=sys.stderr)
+            return e.code
+        if isinstance(e, OSError):
+            print(f"sqtool: error: {oserror_line(e)}", file=sys.stderr)
+            return 1
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if not ok:
             discard_empty_runs(since=made)
         release_run_dirs(keep=held)
+
+
+def _interrupted(made: int, noted: int) -> int:
+    """The end of an interrupted command: `sqtool: interrupted` (with the command that continues its run), 130."""
+    discard_empty_runs(since=made)                  # first: a run left with only its config.yaml is gone
+    hint = interrupted_hint(since=noted)
+    print("sqtool: interrupted" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
+    return 130
+
+
+def _watch_sigint(seen: list[int]):
+    """Record in `seen` every SIGINT this command gets, then let the handler before it act (Python's raises
+    KeyboardInterrupt); returns that handler, to restore, or None when nothing was installed (not the main thread,
+    or SIGINT ignored or left to the system: then a Ctrl-C does not raise at all)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        return None
+
+    def on_sigint(signum, frame):
+        seen.append(signum)
+        previous(signum, frame)
+    signal.signal(signal.SIGINT, on_sigint)
+    return previous
 
 
 if __name__ == "__main__":

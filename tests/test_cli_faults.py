@@ -52,3 +52,42 @@ def test_out_below_a_file_is_one_line(tmp_path, capsys):
     assert str(f / "sub") in err and "is a file, not a folder" in err and "Errno" not in err
     assert main(PAIRS + ["--out", str(f)]) == 1
     assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def _swallowed_ctrl_c_then(error: Exception):
+    """A command that gets a Ctrl-C (SIGINT to this process) inside a library import that swallows the
+    KeyboardInterrupt, and then fails as the half-imported module does (`module 'sympy' has no attribute 'core'`)."""
+    import signal
+
+    def run(args):
+        try:
+            signal.raise_signal(signal.SIGINT)
+            for _ in range(1000):                # the handler runs between bytecodes, here
+                pass
+        except KeyboardInterrupt:
+            pass
+        raise error
+    return run
+
+
+@pytest.mark.parametrize("error", [AttributeError("module 'sympy' has no attribute 'core'"),
+                                   ImportError("cannot import name 'x' from partially initialized module 'torch'"),
+                                   OSError(errno.EINTR, "Interrupted system call")])
+def test_an_error_after_a_ctrl_c_is_the_interrupt(monkeypatch, capsys, error):
+    """Ctrl-C while torch / sympy import: whatever the KeyboardInterrupt turned into is reported as the interrupt
+    (one line, exit 130), and main leaves the SIGINT handler as it found it. Without a Ctrl-C the same error is
+    its one line and exit 1."""
+    import signal
+
+    import sqtool.demo
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(sqtool.demo, "run", _swallowed_ctrl_c_then(error))
+    assert main(["demo"]) == 130
+    assert capsys.readouterr().err == "sqtool: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is before
+
+    def fails(args):
+        raise error
+    monkeypatch.setattr(sqtool.demo, "run", fails)
+    assert main(["demo"]) == 1
+    assert capsys.readouterr().err.startswith("sqtool: error: ")
