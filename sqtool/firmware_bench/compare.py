@@ -156,7 +156,7 @@ def next_line(c: dict) -> str:
 def tables(c: dict) -> str:
     """The comparison as text (Markdown tables): who is compared, per subject, the mean, the verdict."""
     from sqtool.firmware_bench.report import _f, _table
-    out = [f"{k.upper()}: {c[k]['bench']} (model {c[k]['model']} sha256 {str(c[k]['model_sha256'])[:16]})"
+    out = [f"{k.upper()}: {c[k]['bench']} (model {c[k]['model']} model_sha256 {str(c[k]['model_sha256'])[:16]})"
            for k in ("a", "b")]
     out += [f"runtime {c['runtime']}; {c['data']['windows']} windows; MAE in BPM per subject (windows with truth)", ""]
     rows = [[s["subject"] + (f" (seen in training by {' and '.join(s['seen_in_training'])})"
