@@ -114,6 +114,7 @@ RESUMABLE = {
     "train/pretrain": ("sqtool train pretrain", "last.pt", {"pairs", "pair_mode", "lr_step_epochs"}),
     "train/finetune": ("sqtool train finetune", "config.yaml", {"task", "init", "mode", "label_fraction"}),
     "quantize": ("sqtool quantize", "config.yaml", {"teacher", "student", "preset"}),
+    "data_pairs": ("sqtool data pairs", "resume/state.json", {"max_gap_s", "shard_mb", "synthetic_fallback"}),
 }
 
 

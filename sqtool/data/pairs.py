@@ -3,6 +3,7 @@
     sqtool data pairs [--data ROOT | --data PATH ... | --data synthetic] --out DIR [--max-gap-s 300]
                       [--model NAME | --window-s 30 --fs 40] [--workers N] [--shard-mb 256]
                       [--synthetic-partners]
+    sqtool data pairs --resume DIR             # continue a killed or interrupted run
 
 `--data` is a data root (a folder of dataset folders such as ../shared/data: every dataset in it is
 mined), one or more dataset folders or recording files, or 'synthetic' (the embedded synthetic corpus,
@@ -46,7 +47,10 @@ is bounded by ~ shard_mb + workers x (one file's records) whatever the corpus si
 
     OUT/config.yaml  OUT/metrics.json  OUT/index.json  OUT/shards/pairs-*.npy (+ .meta.npz)
 
-and `shards.PairShardDataset(OUT)` streams it for training.
+and `shards.PairShardDataset(OUT)` streams it for training. Lost work: with every shard flushed, what is done
+(the next file, the pairs of it the shards hold, the tallies) is saved atomically in OUT/resume/ (gone once
+index.json is written); Ctrl-C or a kill keeps the shards, and `--resume OUT` mines the rest, to the same
+index.json and shards as an uninterrupted run. A new run into an unfinished folder is refused, naming --resume.
 """
 from __future__ import annotations
 
@@ -63,10 +67,10 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_bool_flag, add_config_args,
-                         add_deprecated_alias, make_run_dir, resolve_config, resolve_data_root, signal_channels,
-                           save_config, write_metrics)
-from sqtool.core.progress import bar as progress_bar
-from sqtool.core.runs import FORCE_HELP
+                         add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config, resolve_data_root,
+                         signal_channels, save_config, write_metrics)
+from sqtool.core.progress import bar as progress_bar, item as progress_line
+from sqtool.core.runs import FORCE_HELP, note_run
 
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -430,8 +434,9 @@ def apply_model_contract(cfg: PairsConfig) -> PairsConfig:
                                channels=list(mc.channels), norm=mc.norm, band_lo=band[0], band_hi=band[1])
 
 
-def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
-    """Run the miner; returns metrics (also written to OUT/metrics.json)."""
+def mine_pairs(cfg: PairsConfig, progress: bool = True, resume: bool = False) -> dict:
+    """Run the miner; returns metrics (also written to OUT/metrics.json). resume=True: continue the unfinished
+    run in cfg.out (its saved config; only MAY_CHANGE_ON_RESUME may differ) after the files it has flushed."""
     from sqtool.data.preprocess import NORMS, _sos
     from sqtool.data.shards import ShardWriter
 
@@ -455,25 +460,169 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True) -> dict:
         raise SqtoolError(f"window_s x fs = {T:g} is not a whole number of samples")
     random.seed(cfg.seed)                    # (not config.set_seed: it imports torch, ~180 MB per process)
     np.random.seed(cfg.seed % 2**32)
+    if resume:
+        cfg = _resumable(cfg)
+    elif cfg.out and not cfg.force:
+        _refuse_unfinished(Path(cfg.out))
     clock = time.perf_counter(), _cpu_s()                               # the run's time includes the listing
     inputs = _inputs(cfg)                                               # validates paths before any output
-    run_dir = make_run_dir("data_pairs", cfg.name, cfg.out, force=cfg.force)
+    if resume:
+        run_dir = lock_run_dir(cfg.out)
+        note_run(run_dir, "data_pairs")                                 # an interrupt names --resume again
+    else:
+        run_dir = make_run_dir("data_pairs", cfg.name, cfg.out, force=cfg.force)
     try:
-        return _mine(cfg, inputs, run_dir, progress, ShardWriter, clock)
+        return _mine(cfg, inputs, run_dir, progress, ShardWriter, clock, resume)
+    except KeyboardInterrupt:
+        raise                                   # the flushed shards stay: `data pairs --resume RUN` continues
     except BaseException:
-        if cfg.out is None or not cfg.force:
+        if not resume and (cfg.out is None or not cfg.force):
             shutil.rmtree(run_dir, ignore_errors=True)                  # nothing half-written is left
         raise
 
 
-def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[float, float] | None = None) -> dict:
+# ----------------------------------------------------------------------------- resume
+
+RESUME_DIR = "resume"               # OUT/resume/: state.json + gaps-NNNNN.npz, while the run is unfinished
+RESUME_FORMAT = "sqtool-pairs-resume-v1"
+MAY_CHANGE_ON_RESUME = ("workers", "chunksize", "out", "force")      # change no pair
+
+
+def _refuse_unfinished(out: Path) -> None:
+    """A fresh run into a folder holding an unfinished data pairs run (no index.json) is refused, naming --resume."""
+    from sqtool.core.runs import run_command
+    if out.is_dir() and run_command(out) == "data_pairs" and not (out / "index.json").exists():
+        raise SqtoolError(f"output directory {out} holds an unfinished data pairs run (no index.json): continue it "
+                          f"with `sqtool data pairs --resume {out}`, or use --force to start it again")
+
+
+def _resumable(cfg: PairsConfig) -> PairsConfig:
+    """cfg as the run in cfg.out saved it, refused in one line when that folder is no unfinished data pairs run
+    or when a field that changes the pairs differs."""
+    from sqtool.core import resume_config
+    from sqtool.core.runs import run_command, saved_config
+    run_dir = Path(cfg.out or "")
+    if not cfg.out or not (run_dir / "config.yaml").is_file() or run_command(run_dir) != "data_pairs":
+        raise SqtoolError(f"cannot resume: {run_dir / 'config.yaml'} of a data pairs run not found (not a data pairs "
+                          "run folder)")
+    if (run_dir / "index.json").exists():
+        raise SqtoolError(f"cannot resume {run_dir}: it is finished (index.json written); its pairs are ready for "
+                          f"`sqtool train pretrain --pairs {run_dir}`")
+    saved = apply_model_contract(saved_config(PairsConfig, run_dir, "data pairs"))
+    cfg, _ = resume_config(PairsConfig, saved, cfg, run_dir=run_dir, may_change=MAY_CHANGE_ON_RESUME,
+                           why="its finished shards were mined with the saved one")
+    return replace(cfg, out=str(run_dir), force=False)
+
+
+def _units_sha(inputs) -> str:
+    """A fingerprint of the units of work, in order: a resume must list the same files."""
+    import hashlib
+
+    def key(u) -> str:
+        return str(u[2]) if u[0] == "dsfile" else str(u[2]) if u[0] == "item" else repr(sorted(u[1].items()))
+    h = hashlib.sha256()
+    for name, units in inputs:
+        for u in units:
+            h.update(f"{name}\t{key(u)}\n".encode())
+    return h.hexdigest()
+
+
+class _Progress:
+    """What a run has finished, saved with every shard the writer flushes (OUT/resume/state.json, atomically, after
+    the shard and its meta): the writer's state, the next unit to mine and how many of its pairs the shards hold
+    already, every dataset's tally (counts; the real pairs' gaps appended to resume/gaps-NNNNN.npz, the chunks
+    since the last shard), the errors and the excluded ids. A resumed run loads it and re-mines from that unit."""
+
+    def __init__(self, run_dir: Path, n_units: int, units_sha: str):
+        self.dir = run_dir / RESUME_DIR
+        self.n_units, self.units_sha = n_units, units_sha
+        self.unit, self.before = 0, 0          # the unit being added, the writer's count before its pairs
+        self.gap_files: list[str] = []
+        self.saved: dict[str, int] = {}        # dataset -> gap chunks saved
+        self.per_ds: dict[str, dict] = {}
+        self.errors: list[str] = []
+        self.excluded: dict[str, set] = {}
+        self.clock = (0.0, 0.0)                # wall, cpu seconds before this part of the run
+
+    def fresh(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)          # a --force'd folder's old state is not this run's
+
+    def save(self, writer, elapsed: tuple[float, float]) -> None:
+        """After `writer` flushed a shard (per_ds holds the units before self.unit); elapsed: the run's (wall, cpu)
+        seconds so far, its earlier parts included."""
+        from sqtool.core import atomic_save_npz, atomic_write_text
+        import json
+        self.dir.mkdir(exist_ok=True)
+        gaps = {}
+        for j, (name, d) in enumerate(self.per_ds.items()):
+            k = self.saved.get(name, 0)
+            if len(d["q_gap"]) > k:
+                gaps[f"q{j}"], gaps[f"t{j}"] = np.concatenate(d["q_gap"][k:]), np.concatenate(d["t_gap"][k:])
+                self.saved[name] = len(d["q_gap"])
+        if gaps:
+            f = f"{RESUME_DIR}/gaps-{len(writer.shards) - 1:05d}.npz"
+            atomic_save_npz(self.dir.parent / f, **gaps)
+            self.gap_files.append(f)
+        tallies = {name: {**{k: v for k, v in d.items() if k not in ("q_gap", "t_gap", "subjects", "subjects_with_pairs")},
+                          "subjects": sorted(d["subjects"]), "subjects_with_pairs": sorted(d["subjects_with_pairs"])}
+                   for name, d in self.per_ds.items()}
+        state = {"format": RESUME_FORMAT, "units": self.n_units, "units_sha": self.units_sha,
+                 "next_unit": self.unit, "skip_pairs": writer.total - self.before, "writer": writer.state(),
+                 "tallies": tallies, "gap_files": self.gap_files, "errors": self.errors,
+                 "excluded": {k: sorted(v) for k, v in self.excluded.items()},
+                 "elapsed": [round(elapsed[0], 3), round(elapsed[1], 3)]}
+        atomic_write_text(self.dir / "state.json", json.dumps(state) + "\n")
+
+    def load(self, writer) -> tuple[int, int]:
+        """Restore the state saved last (none: a run killed before its first shard starts over). Returns
+        (the unit to mine next, how many of its pairs to skip)."""
+        import json
+        p = self.dir / "state.json"
+        if not p.is_file():
+            self.fresh()
+            return 0, 0
+        try:
+            st = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise SqtoolError(f"{p}: unreadable ({str(e).splitlines()[0]}); cannot resume (start again with --force)")
+        if st.get("format") != RESUME_FORMAT:
+            raise SqtoolError(f"{p}: not a {RESUME_FORMAT} state; cannot resume (start again with --force)")
+        if st["units"] != self.n_units or st["units_sha"] != self.units_sha:
+            raise SqtoolError(f"cannot resume {self.dir.parent}: its inputs list other files now ({st['units']} files "
+                              f"when it started, {self.n_units} now); start it again with --force")
+        writer.restore(st["writer"])
+        for name, t in st["tallies"].items():
+            d = self.per_ds[name] = new_tally()
+            d.update({k: v for k, v in t.items() if k not in ("subjects", "subjects_with_pairs")},
+                     subjects=set(t["subjects"]), subjects_with_pairs=set(t["subjects_with_pairs"]))
+        names = list(self.per_ds)
+        for f in st["gap_files"]:
+            with np.load(self.dir.parent / f) as z:
+                for j, name in enumerate(names):
+                    if f"q{j}" in z.files:
+                        self.per_ds[name]["q_gap"].append(z[f"q{j}"])
+                        self.per_ds[name]["t_gap"].append(z[f"t{j}"])
+        self.saved = {name: len(d["q_gap"]) for name, d in self.per_ds.items()}
+        self.gap_files = list(st["gap_files"])
+        self.errors = list(st["errors"])
+        self.excluded = {k: set(v) for k, v in st["excluded"].items()}
+        self.clock = (float(st["elapsed"][0]), float(st["elapsed"][1]))
+        return int(st["next_unit"]), int(st["skip_pairs"])
+
+    def done(self) -> None:
+        """index.json is written: the run is finished, its resume state goes."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[float, float] | None = None,
+          resume: bool = False) -> dict:
     import multiprocessing as mp
 
     import scipy.signal  # noqa: F401  (imported once here, so forked workers do not each pay for it)
 
     from sqtool.data import readers  # noqa: F401
 
-    save_config(run_dir, cfg, seed=cfg.seed)
+    save_config(run_dir, cfg, resumed=resume, seed=cfg.seed)
     workers = cfg.workers or os.cpu_count() or 1
     header = {"fs": cfg.fs, "window_s": cfg.window_s, "hop_s": cfg.hop_s or cfg.window_s,
               "channels": list(cfg.channels), "norm": cfg.norm, "band": [cfg.band_lo, cfg.band_hi],
@@ -481,28 +630,37 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
               "synthetic_partners": bool(cfg.synthetic_fallback), "model": cfg.model}
     spec = spectral_model(cfg)
     width = spec.n_bins if spec is not None else int(round(cfg.window_s * cfg.fs))   # F bins or T samples
-    writer = ShardWriter(run_dir, len(cfg.channels), width, cfg.shard_mb,
-                         cfg.dtype, header=header)
-    per_ds: dict[str, dict] = {}
-    errors: list[str] = []
-    excluded: dict[str, set] = {}                                        # a dataset file's excluded ids read
-    worker_rss = 0.0
     t_start, cpu_start = clock or (time.perf_counter(), _cpu_s())
     n_units = sum(len(u) for _, u in inputs)
+    done = _Progress(run_dir, n_units, _units_sha(inputs))
+    writer = ShardWriter(run_dir, len(cfg.channels), width, cfg.shard_mb, cfg.dtype, header=header,
+                         on_flush=lambda w: done.save(w, (time.perf_counter() - t_start, _cpu_s() - cpu_start)))
+    if resume:
+        first, skip = done.load(writer)
+    else:
+        done.fresh()
+        (run_dir / "index.json").unlink(missing_ok=True)            # a --force'd folder: unfinished until the end
+        first, skip = 0, 0
+    per_ds, errors, excluded = done.per_ds, done.errors, done.excluded   # excluded: a dataset file's ids read
+    t_start, cpu_start = t_start - done.clock[0], cpu_start - done.clock[1]
+    worker_rss = 0.0
     jobs = [(u, cfg, cfg.seed * 1_000_003 + i) for i, u in enumerate(u for _, units in inputs for u in units)]
     names = [name for name, units in inputs for _ in units]
-    bar = progress_bar(total=n_units, desc="pairs", unit="file", enabled=progress)
+    if resume:
+        progress_line(f"resumed {run_dir}: {writer.total} pairs in {len(writer.shards)} shard(s) kept; mining from "
+                      f"file {first + 1} of {n_units}")
+    bar = progress_bar(total=n_units, initial=first, desc="pairs", unit="file", enabled=progress)
     pool = None
     stop = threading.Event()
     try:
-        if workers > 1 and n_units > 1:
+        if workers > 1 and n_units - first > 1:
             sem = threading.Semaphore(2 * workers * max(1, cfg.chunksize))
             pool = mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(workers)
-            results = pool.imap(_work, _bounded(jobs, sem, stop), chunksize=max(1, cfg.chunksize))
+            results = pool.imap(_work, _bounded(jobs[first:], sem, stop), chunksize=max(1, cfg.chunksize))
         else:
             sem = None
-            results = map(_work, jobs)
-        for name, r in zip(names, results):
+            results = map(_work, jobs[first:])
+        for i, name, r in zip(range(first, n_units), names[first:], results):
             if sem is not None:
                 sem.release()
             bar.update(1)
@@ -512,15 +670,21 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
                 errors.append(r["error"])
                 continue
             worker_rss = max(worker_rss, r["rss_mb"])
-            excluded.setdefault(name, set()).update(r["excluded"])
+            done.unit, done.before = i, writer.count - (skip if i == first else 0)
+            drop = skip if i == first else 0          # pairs of this unit the shards hold already (a resume)
+            for rec in r["ok"]:                       # pairs first: a shard flushed now saves the tallies before i
+                k = min(drop, rec["pairs"])
+                drop -= k
+                if rec["pairs"] > k:
+                    writer.add(rec["x_good"][k:], rec["x_poor"][k:], dataset=name,
+                               subjects=[f"{name}/{rec['subject']}"] * (rec["pairs"] - k), t_good=rec["t_good"][k:],
+                               t_poor=rec["t_poor"][k:], q_good=rec["q_good"][k:], q_poor=rec["q_poor"][k:],
+                               synthetic=rec["synth"][k:])
             for rec in r["ok"]:
                 tally(per_ds.setdefault(name, new_tally()), rec)
-                if rec["pairs"]:
-                    writer.add(rec["x_good"], rec["x_poor"], dataset=name,
-                               subjects=[f"{name}/{rec['subject']}"] * rec["pairs"], t_good=rec["t_good"],
-                               t_poor=rec["t_poor"], q_good=rec["q_good"], q_poor=rec["q_poor"],
-                               synthetic=rec["synth"])
+            excluded.setdefault(name, set()).update(r["excluded"])
             bar.set_postfix(pairs=writer.count)
+        done.unit, done.before = n_units, writer.count
         if pool is not None:
             pool.close()
             pool.join()
@@ -559,6 +723,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
                "peak_rss_mb_main": round(peak_rss_mb(), 1), "peak_rss_mb_workers": round(worker_rss, 1),
                "errors": errors}
     write_metrics(run_dir, metrics)
+    done.done()
     metrics["out"] = str(run_dir)
     return metrics
 
@@ -675,6 +840,10 @@ def register_cli(sub) -> None:
     add_deprecated_alias(p, "--input", "--data", "input", nargs="+", metavar="PATH")
     add_config_args(p, PairsConfig, skip=("input",))
     add_bool_flag(p, "--progress", "progress", "show a progress bar on stderr", default=True, stored_default=True)
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue the unfinished (killed or interrupted) run in RUN with its saved config, after the "
+                        "files its written shards hold; the result equals an uninterrupted run. Only --workers and "
+                        "--chunksize may be given; any other change is refused")
     p.set_defaults(func=_run_cli)
 
 
@@ -695,13 +864,37 @@ def _data_overrides(data: list[str] | None, kind: str | None) -> dict:
 
 
 def _run_cli(args) -> int:
+    if getattr(args, "resume", None):
+        return _print_pairs(_resume_cli(args), args)
     cfg = resolve_config(PairsConfig, args, **_data_overrides(getattr(args, "data", None), args.kind))
     if isinstance(cfg.input, str):                       # a config file's `data: one/path`
         cfg = replace(cfg, input=[cfg.input])
     moved = _data_overrides(cfg.input, cfg.kind) if not getattr(args, "data", None) else {}
     if "data_root" in moved:                             # a config file's `data:` is --data: a root or 'synthetic'
         cfg = replace(cfg, input=[], data_root=moved["data_root"])
-    m = mine_pairs(cfg, progress=getattr(args, "progress", True) is not False)
+    return _print_pairs(cfg, args)
+
+
+def _resume_cli(args) -> PairsConfig:
+    """`data pairs --resume RUN`: the run's saved config with what the command line gives over it (--data too,
+    so the same command line with --resume added is no change); mine_pairs refuses a change that alters pairs."""
+    from sqtool.core import resume_config
+    from sqtool.core.runs import saved_config
+    run_dir = Path(args.resume)
+    if not (run_dir / "config.yaml").is_file():
+        raise SqtoolError(f"cannot resume: {run_dir / 'config.yaml'} not found (not a data pairs run folder)")
+    for k, v in _data_overrides(getattr(args, "data", None), args.kind).items():
+        setattr(args, k, v)                              # --data as the fields it sets (input or data_root)
+    saved = saved_config(PairsConfig, run_dir, "data pairs")
+    cfg, _ = resume_config(PairsConfig, saved, args, run_dir=run_dir, may_change=MAY_CHANGE_ON_RESUME,
+                           why="its finished shards were mined with the saved one")
+    return replace(cfg, out=str(run_dir))
+
+
+def _print_pairs(cfg: PairsConfig, args) -> int:
+    """Mine (fresh or resumed) and print the result summary and the next command."""
+    m = mine_pairs(cfg, progress=getattr(args, "progress", True) is not False,
+                   resume=bool(getattr(args, "resume", None)))
     print(f"{m['pairs']} pairs ({m['real_pairs']} real, {m['synthetic_pairs']} with a synthetic partner"
           f"{'' if m['synthetic_partners'] else ': --synthetic-partners off'}) from {m['windows']} windows "
           f"({m['good']} good, {m['poor']} poor) of {m['records']} records / {m['subjects']} subjects; "

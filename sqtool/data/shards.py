@@ -11,7 +11,9 @@ On disk (one pairs directory):
 
 `ShardWriter` fills one preallocated shard buffer (at most `shard_mb` MB, so memory is bounded by one
 shard), writes it atomically when full (temp file + rename) with its sha256, and writes index.json last:
-a directory without index.json is an unfinished run, never mistaken for a complete one.
+a directory without index.json is an unfinished run, never mistaken for a complete one. After each shard
+`on_flush(writer)` lets the miner record what is done (`state()`), and `restore(state)` continues a
+writer from there (`sqtool data pairs --resume`).
 
 `PairShardDataset` is a torch IterableDataset that opens shards lazily with np.load(mmap_mode="r"), so
 a corpus larger than RAM streams in bounded memory. Opening a pairs directory (the dataset, or
@@ -43,7 +45,7 @@ class ShardWriter:
     """Append (good, poor) pairs; writes shards of at most `shard_mb` MB and, on close(), index.json."""
 
     def __init__(self, out_dir: str | os.PathLike, channels: int, samples: int, shard_mb: float = 256.0,
-                 dtype: str = "float16", header: dict | None = None):
+                 dtype: str = "float16", header: dict | None = None, on_flush=None):
         if dtype not in DTYPES:
             raise SqtoolError(f"pairs dtype must be one of {', '.join(DTYPES)}, got '{dtype}'")
         self.dir = Path(out_dir)
@@ -62,6 +64,26 @@ class ShardWriter:
         self._meta: dict[str, list] = {}
         self._n = 0
         self.total = 0
+        self.on_flush = on_flush                    # called with the writer after each shard is written
+
+    def state(self) -> dict:
+        """What a writer continued after its last flush needs: the shards written, the subject and dataset
+        tables (their order is the pairs' indices), the pair count. The open buffer is not in it."""
+        return {"shards": list(self.shards), "subjects": list(self.subjects), "datasets": list(self.datasets),
+                "total": int(self.total)}
+
+    def restore(self, state: dict) -> None:
+        """Continue after `state()` (an empty buffer): each shard it lists must still be there, at its size."""
+        for e in state["shards"]:
+            path = self.dir / e["file"]
+            if not path.is_file() or path.stat().st_size != e["bytes"] or not (self.dir / e["meta"]).is_file():
+                raise SqtoolError(f"{path}: shard missing or changed since it was written; cannot resume (start "
+                                  "the run again with --force)")
+        self.shards = list(state["shards"])
+        self.subjects = {str(k): i for i, k in enumerate(state["subjects"])}
+        self.datasets = {str(k): i for i, k in enumerate(state["datasets"])}
+        self.total = int(state["total"])
+        self._buf, self._n = None, 0
 
     @property
     def count(self) -> int:
@@ -126,6 +148,8 @@ class ShardWriter:
         self.total += self._n
         self._buf = None
         self._n = 0
+        if self.on_flush is not None:
+            self.on_flush(self)
 
     def close(self, extra: dict | None = None) -> dict:
         """Flush the last shard and write index.json (last, atomically). Returns the index."""

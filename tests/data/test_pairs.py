@@ -441,3 +441,74 @@ def test_pair_statistics_keep_float32_gaps_not_python_lists():
     assert s["time_gap_s_mean"] == pytest.approx(t.mean(), rel=1e-12)
     assert s["quality_gap_median"] == pytest.approx(np.median(q), rel=1e-6)
     assert s["time_gap_s_median"] == pytest.approx(np.median(t), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- resume
+
+def _interrupt_after_shard(monkeypatch, n: int) -> None:
+    """ShardWriter.flush raises KeyboardInterrupt (Ctrl-C) right after writing shard n (1-based), once."""
+    flush = ShardWriter.flush
+
+    def flaky(self):
+        flush(self)
+        if len(self.shards) == n and not getattr(flaky, "done", False):
+            flaky.done = True
+            raise KeyboardInterrupt
+    monkeypatch.setattr(ShardWriter, "flush", flaky)
+
+
+def _same_run(a, b) -> None:
+    """Two pairs folders hold the same result: index.json, every shard and its meta, pair_stats.json."""
+    ia, ib = (json.loads((d / "index.json").read_text()) for d in (a, b))
+    assert ia == ib
+    for e in ia["shards"]:
+        assert (a / e["file"]).read_bytes() == (b / e["file"]).read_bytes()
+        ma, mb = np.load(a / e["meta"]), np.load(b / e["meta"])
+        assert all(np.array_equal(ma[k], mb[k], equal_nan=True) for k in ma.files)
+    assert (a / "pair_stats.json").read_text() == (b / "pair_stats.json").read_text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_interrupted_run_keeps_its_shards_and_resumes_to_the_same_pairs(tmp_path, monkeypatch, workers):
+    """Ctrl-C after the first shard keeps it (the whole folder was deleted), the files done are recorded with it,
+    and resume=True mines the rest: index.json, shards and statistics equal an uninterrupted run's. The shard
+    ends inside a file, so the resumed run skips the pairs of that file the shard holds."""
+    ds = _own_corpus(tmp_path, "res", 6)
+    base = dict(input=[str(ds)], workers=workers, shard_mb=0.02, max_gap_s=120)     # 4 pairs a shard
+    full = mine_pairs(PairsConfig(out=str(tmp_path / "full"), **base), progress=False)
+    assert full["shards"] > 3
+    out = tmp_path / "cut"
+    _interrupt_after_shard(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        mine_pairs(PairsConfig(out=str(out), **base), progress=False)
+    assert (out / "shards" / "pairs-00000.npy").is_file() and not (out / "index.json").exists()
+    state = json.loads((out / "resume" / "state.json").read_text())
+    assert state["writer"]["total"] == 4 and state["skip_pairs"] > 0          # a file half in the first shard
+    m = mine_pairs(PairsConfig(out=str(out), **base), progress=False, resume=True)
+    _same_run(tmp_path / "full", out)
+    assert m["pairs"] == full["pairs"] and m["records"] == full["records"] == 6 and not (out / "resume").exists()
+
+
+def test_pairs_cli_ctrl_c_names_resume_and_an_unfinished_folder_is_said(tmp_path, monkeypatch, capsys):
+    """`sqtool data pairs` interrupted says how to continue; the same command again says the folder holds an
+    unfinished run and names --resume (it said 'an earlier data pairs run; use --force'); --resume finishes it,
+    as one uninterrupted run; a change that alters the pairs is refused on resume."""
+    from sqtool.cli import main
+    ds = _own_corpus(tmp_path, "res", 4)
+    out = tmp_path / "cut"
+    cmd = ["data", "pairs", "--data", str(ds), "--out", str(out), "--workers", "1", "--shard-mb", "0.02",
+           "--max-gap-s", "120", "--no-progress"]
+    assert main([*cmd[:4], "--out", str(tmp_path / "full"), *cmd[6:]]) == 0
+    _interrupt_after_shard(monkeypatch, 1)
+    assert main(cmd) == 130
+    assert f"continue with: sqtool data pairs --resume {out}" in capsys.readouterr().err
+    assert main(cmd) == 1
+    err = capsys.readouterr().err
+    assert "holds an unfinished data pairs run" in err and f"sqtool data pairs --resume {out}" in err
+    assert main(["data", "pairs", "--resume", str(out), "--max-gap-s", "60"]) == 1
+    assert "cannot resume" in capsys.readouterr().err
+    assert main([*cmd, "--resume", str(out), "--workers", "2"]) == 0
+    assert f"resumed {out}: " in capsys.readouterr().err
+    _same_run(tmp_path / "full", out)
+    assert main(["data", "pairs", "--resume", str(out)]) == 1
+    assert "is finished" in capsys.readouterr().err
