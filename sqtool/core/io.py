@@ -2,7 +2,8 @@
 
 `atomic_write_bytes(path, data)` writes `.<name>.<random>.tmp` next to `path`, fsyncs and renames it
 over `path`; the file gets the mode a plain open() would (0666 minus the umask). A temp file orphaned
-by a killed write (`.<name>.*.tmp`) is removed at the next write of the same file. An OSError (disk
+by a killed write (`.<name>.*.tmp`) is removed at the next write of the same file, and every temp file of a dead
+run when the next run takes its folder (core.runs.remove_dead_temps). An OSError (disk
 full, read-only folder, permission) is re-raised with its errno and `path` as its filename, so the
 CLI can say which file could not be written."""
 from __future__ import annotations

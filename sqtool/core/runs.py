@@ -257,6 +257,7 @@ def lock_run_dir(d: str | os.PathLike) -> Path:
     key = str(d.resolve())
     if key in _LOCKS:                                   # this process already holds it
         return d
+    earlier = (d / ".lock").exists()                    # an earlier run wrote here
     fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -266,7 +267,28 @@ def lock_run_dir(d: str | os.PathLike) -> Path:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     _LOCKS[key] = fd
+    if earlier:
+        remove_dead_temps(d)
     return d
+
+
+def _is_temp(name: str) -> bool:
+    """A temp file of an atomic write: `.NAME.tmp`, `.NAME.RANDOM.tmp`, `.NAME.tmp.EXT`, `.NAME.RANDOM.tmp.EXT`."""
+    return name.startswith(".") and name != ".lock" and (name.endswith(".tmp") or ".tmp." in name)
+
+
+def remove_dead_temps(d: str | os.PathLike) -> None:
+    """Remove the temp files (`_is_temp`) in run folder `d` and its subfolders, left by writers that were killed:
+    lock_run_dir calls it when it takes over a folder whose earlier run's .lock is free (every sqtool writer holds
+    its folder's lock, so that run is gone), so a --force or --resume run does not keep them (a zipped export
+    would ship them). A subfolder holding its own .lock is another run's folder and is left to it."""
+    for root, dirs, files in os.walk(d):
+        dirs[:] = [x for x in dirs if not os.path.exists(os.path.join(root, x, ".lock"))]
+        for name in filter(_is_temp, files):
+            try:
+                os.unlink(os.path.join(root, name))
+            except OSError:                             # gone already, or a read-only folder: the run will say
+                pass
 
 
 def held_run_dirs() -> set[str]:

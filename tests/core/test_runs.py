@@ -182,3 +182,27 @@ def test_printed_commands_paste_as_they_are(tmp_path, monkeypatch, capsys):
     line = capsys.readouterr().out.splitlines()[-1]
     assert shlex.split(line.removeprefix("next: ")) == ["sqtool", "export", "--model", str(d), "--target",
                                                         "onnx,tflite,c"]
+
+
+def test_taking_over_a_dead_runs_folder_removes_its_temp_files(tmp_path):
+    """A killed export / bench / predict leaves hidden temp files of its atomic writes; the next run that takes the
+    folder's lock (a --force re-run, a --resume) removes them, in subfolders too, and nothing else: not another
+    run's folder inside it (its own .lock), not a user's hidden file, not a folder that never held a run."""
+    d = make_run_dir("export", "m", out=tmp_path / "e1")
+    temps = [".model_int8.onnx.f0yy_ej9.tmp.onnx", ".metrics.json.x1y2.tmp", ".curve.png.tmp.png", "c/.sq_model.c.ab.tmp",
+             "shards/.pairs-00001.meta.tmp.npz", "shards/.pairs-00001.npy.tmp"]
+    kept = ["model.onnx", ".keep", ".tmpfiles", "c/sq_model.c", "inner/.lock", "inner/.x.tmp", "notes.tmp"]
+    for rel in temps + kept:
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_bytes(b"")
+    release_run_dirs()                                                          # the writer is gone
+    assert make_run_dir("export", "m", out=d, force=True) == d
+    release_run_dirs()
+    assert [rel for rel in temps if (d / rel).exists()] == []
+    assert [rel for rel in kept if not (d / rel).exists()] == []
+    mine = tmp_path / "mine"                                                    # no earlier run: left as it is
+    mine.mkdir()
+    (mine / ".draft.tmp").write_text("x")
+    make_run_dir("export", "m", out=mine, force=True)
+    release_run_dirs()
+    assert (mine / ".draft.tmp").exists()
