@@ -512,3 +512,24 @@ def test_pairs_cli_ctrl_c_names_resume_and_an_unfinished_folder_is_said(tmp_path
     _same_run(tmp_path / "full", out)
     assert main(["data", "pairs", "--resume", str(out)]) == 1
     assert "is finished" in capsys.readouterr().err
+
+
+def test_a_run_into_a_log_file_prints_plain_progress_lines(tmp_path, monkeypatch, capsys):
+    """stderr no terminal (nohup, `2> log`, Slurm): no bar draws, so a plain line says how far the run is (files
+    done / total, pairs, rate, ETA) at most every HEARTBEAT_S and once at the end; it printed nothing until the end.
+    --no-progress silences them."""
+    import sqtool.data.pairs as P
+    ds = _own_corpus(tmp_path, "log", 3)
+    monkeypatch.setattr(P, "HEARTBEAT_S", 0.0)                           # every file (the default: 30 s)
+    m = mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "a"), workers=1, max_gap_s=120))
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("pairs: ")]
+    assert [ln.split(",")[0] for ln in lines] == ["pairs: 1/3 files", "pairs: 2/3 files", "pairs: 3/3 files",
+                                                  "pairs: 3/3 files"]
+    assert "ETA" in lines[0] and "ETA" not in lines[-1] and f"{m['pairs']:,} pairs" in lines[-1]
+    assert "files/s" in lines[0] and not any("\r" in ln for ln in lines)
+    monkeypatch.setattr(P, "HEARTBEAT_S", 1e9)
+    mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "b"), workers=1, max_gap_s=120))
+    once = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("pairs: ")]
+    assert len(once) == 1 and once[0].startswith(f"pairs: 3/3 files, {m['pairs']:,} pairs, ")     # the end only
+    mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "c"), workers=1, max_gap_s=120), progress=False)
+    assert "pairs: " not in capsys.readouterr().err
