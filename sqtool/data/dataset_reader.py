@@ -459,11 +459,14 @@ GRID_TOL = 0.02                     # of hop_s: a label row this near a window s
 
 def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path) -> np.ndarray:
     """The start times `t` of label file `f`'s rows, those within GRID_TOL * hop_s of a window start (k * hop_s)
-    put exactly on it, as windows find their label by start time (record.values_at, to 1e-6 s). What counts is
-    the windows: of the window starts between the file's first and last row, over a quarter without a row (rows
-    every 4 s under hop_s 2, or at 1, 3, 5 s: half or all the windows without truth, never trained on) is one
-    line naming the file, its spacing and hop_s; a few without one are one warning line. Rows between window
-    starts (a per-second series) are no window's and are not counted against the file."""
+    put exactly on it, so a window's truth is its own row's value: both heart-rate paths (the time-domain tasks and
+    the spectral hr_spectra.window_truth) take the label at the window's centre (tasks._label_at_centres), exact
+    where a row's window has the same centre, else interpolated between the rows' centres around it. What counts
+    is the windows: of the window starts between the file's first and last row, over a quarter without a row
+    (rows every 4 s under hop_s 2, or at 1, 3, 5 s: half or all the windows' truth merely interpolated between
+    rows) is one line naming the file, its spacing and hop_s; a few without one are one warning line saying
+    their truth is interpolated. Rows between window starts (a per-second series) are no window's and are not
+    counted against the file."""
     h = float(ds.windows.hop_s)
     tol = max(GRID_TOL * h, 1e-6)
     fin = np.isfinite(t)
@@ -479,12 +482,13 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path) -> np.ndarray:
         step = float(np.median(np.diff(u))) if u.size > 1 else h
         raise SqtoolError(f"{f}: label rows are {step:g} s apart and {missing} of the {starts} window starts they "
                           f"span (0, {h:g}, {2 * h:g}, ... s: {ds.path.name}'s windows.hop_s {h:g}, window_s "
-                          f"{float(ds.windows.window_s):g}) have no row: those windows would get no truth. Set "
-                          "windows.hop_s (and window_s) to the label file's")
+                          f"{float(ds.windows.window_s):g}) have no row: those windows' truth would only be "
+                          "interpolated between rows. Set windows.hop_s (and window_s) to the label file's")
     if missing > 0:
         from sqtool.data.dataset_tasks import warn
         warn(f"{f}: {missing} of the {starts} window starts its rows span (every {h:g} s) have no row: those "
-             "windows get no truth")
+             "windows' truth is interpolated between the rows around their centres (not read from a row of their "
+             "own)")
     return np.where(on, k * h, t)
 
 
