@@ -34,6 +34,7 @@ from sqtool import __version__
 from sqtool.core.errors import SqtoolError
 from sqtool.core.io import atomic_write_bytes
 from sqtool.core.io import sha256_file as file_sha256  # noqa: F401 - re-exported
+from sqtool.core.runs import unfinished_run
 
 KINDS = ("teacher_pretrain", "teacher_task", "student_float", "student_int8")
 
@@ -80,6 +81,8 @@ def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> 
             raise SqtoolError(f"{p} is an `sqtool export` folder (ONNX / TFLite / C), not a training run: give the "
                               f"run it was exported from (its manifest.json names it), e.g. the quantize or "
                               f"train run folder")
+        if not (p / name).is_file() and (unfinished := unfinished_run(p, name)):   # a killed run: say so, and how on
+            raise SqtoolError(unfinished)
         p = p / name
     if not p.is_file():
         raise SqtoolError(f"checkpoint {p} not found")

@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from sqtool.core.errors import SqtoolError
 from sqtool.core.io import atomic_write_text, sha256_file, sha256_file_cached
+from sqtool.core.runs import unfinished_run
 
 MANIFEST = "manifest.json"
 FORMAT = "sqtool-export-manifest/1"
@@ -205,6 +206,8 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         raise SqtoolError(f"{p} is a file: pass an `sqtool export` folder (holding {MANIFEST})")
     mp = d / MANIFEST
     if not mp.is_file():
+        if unfinished := unfinished_run(d, MANIFEST):                         # a killed export: say so
+            raise SqtoolError(unfinished)
         hint = f" (a demo run? its export is {d / 'export'})" if (d / "export" / MANIFEST).is_file() else ""
         raise SqtoolError(f"{d} has no {MANIFEST}: not an `sqtool export` folder{hint}")
     try:

@@ -203,6 +203,24 @@ def resume_command(d: str | os.PathLike, command: str | None = None) -> str | No
     return shell_command(*cli.split()[1:], "--resume", d) if (d / needs).exists() else None
 
 
+# The file a command writes last, once its run is complete (metrics.json unless named here).
+RESULT = {"export": "manifest.json", "data_pairs": "index.json"}
+
+
+def unfinished_run(d: str | os.PathLike, missing: str) -> str | None:
+    """When folder `d`, where a reader looked for `missing` (e.g. model.pt), holds a run that did not finish (its
+    config.yaml names the command, the file the command writes last, RESULT, is not there: killed, interrupted,
+    failed): one line saying so, with the command that continues it (`resume_command`) or, for a command without
+    --resume, that a --force re-run redoes it. None for a finished run or a folder that is no run."""
+    d = Path(d)
+    command = run_command(d)
+    if command is None or (d / RESULT.get(command, "metrics.json")).is_file():
+        return None
+    hint, text = resume_command(d, command), _command_text(command)
+    return (f"{d} has no {missing}: an unfinished `sqtool {text}` run (killed?): "
+            + (f"continue it with `{hint}`" if hint else f"run `sqtool {text}` into it again with --force"))
+
+
 def load_run_npz(path: str | os.PathLike) -> dict:
     """A run's .npz artifact read whole ({name: array}, no pickles): a truncated, empty or foreign file is one line
     naming it and, when the run that wrote it resumes (`resume_command`), the command that writes it again."""

@@ -191,3 +191,18 @@ def test_a_torn_teacher_oof_logits_is_one_line_naming_it(teacher_run, tmp_path, 
     assert err == (f"sqtool: error: {oof} is corrupt or not an .npz archive (BadZipFile): write it again with "
                    f"`sqtool train finetune --resume '{teacher}'`\n")
     assert not (tmp_path / "q").exists()
+
+
+def test_quantize_on_a_killed_finetune_says_it_is_unfinished(teacher_run, tmp_path, capsys):
+    """A fine-tune killed after its folds (oof_logits.npz there, no model.pt, no metrics.json): quantize says that
+    run did not finish and how to continue it, not 'checkpoint .../model.pt not found'."""
+    import shutil
+    teacher = tmp_path / "killed ft"
+    shutil.copytree(teacher_run, teacher)
+    (teacher / "model.pt").unlink()
+    (teacher / "metrics.json").unlink()
+    capsys.readouterr()
+    assert main(_args(teacher, tmp_path / "q")) == 1
+    assert capsys.readouterr().err == (f"sqtool: error: {teacher} has no model.pt: an unfinished `sqtool train finetune` "
+                                       f"run (killed?): continue it with `sqtool train finetune --resume '{teacher}'`\n")
+    assert not (tmp_path / "q").exists()

@@ -206,3 +206,27 @@ def test_taking_over_a_dead_runs_folder_removes_its_temp_files(tmp_path):
     make_run_dir("export", "m", out=mine, force=True)
     release_run_dirs()
     assert (mine / ".draft.tmp").exists()
+
+
+def test_a_killed_export_is_said_to_be_unfinished(tmp_path, capsys):
+    """bench / predict on an export folder whose run was killed (config.yaml, some artifacts, no manifest.json) say
+    it is an unfinished export run and that --force re-runs it (export has no --resume), not 'not an `sqtool
+    export` folder'; a folder that is no run keeps that line."""
+    from sqtool.cli import main
+    from sqtool.core.manifest import read_manifest
+    from sqtool.core.runs import save_config
+    e = make_run_dir("export", "m", out=tmp_path / "e1")
+    save_config(e, {"model": "q", "target": "onnx"})
+    (e / "model_float.onnx").write_bytes(b"onnx")
+    release_run_dirs()
+    line = (f"{e} has no manifest.json: an unfinished `sqtool export` run (killed?): run `sqtool export` into it "
+            "again with --force")
+    with pytest.raises(SqtoolError) as err:
+        read_manifest(e)
+    assert str(err.value) == line
+    assert main(["bench", "--model", str(e), "--data", "synthetic", "--out", str(tmp_path / "b")]) == 1
+    assert capsys.readouterr().err == f"sqtool: error: {line}\n"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(SqtoolError, match="has no manifest.json: not an `sqtool export` folder"):
+        read_manifest(plain)
