@@ -214,7 +214,7 @@ def unfinished_run(d: str | os.PathLike, missing: str) -> str | None:
     --resume, that a --force re-run redoes it. None for a finished run or a folder that is no run."""
     d = Path(d)
     command = run_command(d)
-    if command is None or (d / RESULT.get(command, "metrics.json")).is_file():
+    if command is None or _finished(d, command):
         return None
     hint, text = resume_command(d, command), _command_text(command)
     return (f"{d} has no {missing}: an unfinished `sqtool {text}` run (killed?): "
@@ -326,10 +326,11 @@ def release_run_dirs(keep: set[str] | frozenset[str] = frozenset()) -> None:
 
 
 def check_out_dir(command: str, out: str | os.PathLike, force: bool = False) -> Path:
-    """`--out` refused (one line) when it is a file, when it holds another command's run (its config.yaml names
-    the command, `run_command`), with or without --force, so an export never lands beside a training run's
-    checkpoints, or when it is a non-empty folder without --force, naming the --resume command when it holds a
-    resumable run of `command`; nothing is created. --force writes into an earlier run of the same command (or a
+    """`--out` refused (one line) when it is a file, when another process's run is writing there now (its .lock is
+    held), when it holds another command's run (its config.yaml names the command, `run_command`), with or without
+    --force, so an export never lands beside a training run's checkpoints, or when it is a non-empty folder without
+    --force, saying whether it holds a finished run of `command` or an unfinished one, naming the --resume command
+    when it can be continued; nothing is created. --force writes into an earlier run of the same command (or a
     folder that is no sqtool run): that run's files are kept unless this run rewrites them (a few a command
     rewrites by clearing first, e.g. export's manifest.json). Commands that read data first call it before
     reading, so a taken folder costs no front-end time; make_run_dir calls it again."""
@@ -338,19 +339,58 @@ def check_out_dir(command: str, out: str | os.PathLike, force: bool = False) -> 
         raise SqtoolError(f"output directory {d} is a file, not a directory")
     other = run_command(d) if d.is_dir() else None
     mine = _command_text(command)
+    if d.is_dir() and _locked_by_another(d):                       # first: a run is writing there now
+        raise SqtoolError(f"output directory {d} is in use by another sqtool run (locked: {d / '.lock'})")
     if other is not None and other != command:                      # the final answer, whatever --force
         theirs = _command_text(other)
         raise SqtoolError(f"output directory {d} holds {'an' if theirs[0] in 'aeiou' else 'a'} {theirs} run: --force writes over an earlier "
                           f"{mine} run only, never another command's files; choose another --out")
     if d.exists() and any(p.name != ".lock" for p in d.iterdir()) and not force:
+        if other == command and _finished(d, command):
+            raise SqtoolError(f"output directory {d} holds a finished {mine} run: choose another --out, or use --force "
+                              "to write a new run into it")
         hint = resume_command(d, command)
         if hint:
             raise SqtoolError(f"output directory {d} holds a {mine} run already: continue it with `{hint}`, or use "
                               "--force to write over it")
-        what = f"an earlier {mine} run" if other == command else "no sqtool run"
+        what = f"an unfinished {mine} run" if other == command else "no sqtool run"
         raise SqtoolError(f"output directory {d} exists and is not empty (it holds {what}; use --force to write "
                           "into it)")
     return d
+
+
+def _finished(d: Path, command: str) -> bool:
+    """Whether the `command` run in `d` ended: the file it writes last (RESULT) is there and, for a metrics.json,
+    its `status` (train pretrain: "stopped (max_steps)" can go on with --resume) is "done" where it has one and it
+    names no `failed_step` (a failed demo)."""
+    result = d / RESULT.get(command, "metrics.json")
+    if not result.is_file():
+        return False
+    if result.name != "metrics.json":
+        return True
+    try:
+        m = json.loads(result.read_text())
+    except (OSError, ValueError):
+        return True                                 # there, unreadable: not a run to continue
+    return not isinstance(m, dict) or (m.get("status", "done") == "done" and "failed_step" not in m)
+
+
+def _locked_by_another(d: Path) -> bool:
+    """Whether another process holds `d`'s .lock now (a run writing there); nothing is created or kept."""
+    if str(d.resolve()) in _LOCKS:
+        return False                                # ours (an enclosing command, the demo)
+    try:
+        fd = os.open(d / ".lock", os.O_RDONLY)
+    except OSError:                                 # no .lock: no run ever wrote there
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 FORCE_HELP = ("write into a non-empty --out that holds an earlier run of this command or no sqtool run (files of the "

@@ -126,8 +126,8 @@ def test_without_force_a_taken_folder_says_what_force_would_write_into(tmp_path)
     release_run_dirs()
     with pytest.raises(SqtoolError) as e:
         check_out_dir("export", pre)
-    assert str(e.value) == (f"output directory {pre} exists and is not empty (it holds an earlier export run; use "
-                            "--force to write into it)")
+    assert str(e.value) == (f"output directory {pre} exists and is not empty (it holds an unfinished export run; "
+                            "use --force to write into it)")
     with pytest.raises(SqtoolError, match=r"holds an export run: --force writes over an earlier train pretrain"):
         check_out_dir("train/pretrain", pre)                                    # without --force: the final answer
     assert "deleted" not in FORCE_HELP and "kept unless this run rewrites them" in FORCE_HELP
@@ -230,3 +230,62 @@ def test_a_killed_export_is_said_to_be_unfinished(tmp_path, capsys):
     plain.mkdir()
     with pytest.raises(SqtoolError, match="has no manifest.json: not an `sqtool export` folder"):
         read_manifest(plain)
+
+
+def test_a_finished_run_is_not_offered_a_resume(tmp_path):
+    """Running into the folder of a finished run says it is finished and names --force for a new run (a finetune
+    --resume would redo its final fit); an unfinished or --max-steps-stopped run is still offered its --resume; a
+    finished export says it is finished too."""
+    import json
+
+    from sqtool.core.runs import check_out_dir, save_config
+    pt = make_run_dir("train/pretrain", "m", out=tmp_path / "pt")
+    save_config(pt, {"pairs": "p", "pair_mode": "x", "lr_step_epochs": 1})
+    (pt / "last.pt").write_bytes(b"ckpt")
+    release_run_dirs()
+    for metrics, said in [(None, "holds a train pretrain run already: continue it with"),
+                          ({"status": "stopped (max_steps)"}, "holds a train pretrain run already: continue it with"),
+                          ({"status": "done"}, "holds a finished train pretrain run: choose another --out, or use "
+                                               "--force to write a new run into it")]:
+        if metrics:
+            (pt / "metrics.json").write_text(json.dumps(metrics))
+        with pytest.raises(SqtoolError, match=said):
+            check_out_dir("train/pretrain", pt)
+    ft = make_run_dir("train/finetune", "m", out=tmp_path / "ft")
+    save_config(ft, {"task": "hr", "init": "", "mode": "x", "label_fraction": 1.0})
+    (ft / "model.pt").write_bytes(b"ckpt")
+    (ft / "metrics.json").write_text("{}")
+    ex = make_run_dir("export", "m", out=tmp_path / "ex")
+    save_config(ex, {"model": "q"})
+    (ex / "manifest.json").write_text("{}")
+    release_run_dirs()
+    for command, d in (("train/finetune", ft), ("export", ex)):
+        with pytest.raises(SqtoolError) as e:
+            check_out_dir(command, d)
+        assert str(e.value) == (f"output directory {d} holds a finished {command.replace('/', ' ')} run: choose "
+                                "another --out, or use --force to write a new run into it")
+
+
+def test_a_run_writing_into_out_now_is_said_first(tmp_path):
+    """Two runs into one --out at once: the second is told that another run is writing there now, with or without
+    --force, before anything is read (check_out_dir), not that the folder holds an earlier run. The lock this
+    process holds itself (the demo's folder) is no other run."""
+    from sqtool.core.runs import check_out_dir
+    out = tmp_path / "out"
+    hold = _HOLD.replace("print(", "open(sys.argv[1] + '/last.pt', 'w').close(); print(")
+    p = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
+    try:
+        assert p.stdout.readline().strip() == "locked"
+        for force in (False, True):
+            with pytest.raises(SqtoolError) as e:
+                check_out_dir("cmd", out, force=force)
+            assert str(e.value) == f"output directory {out} is in use by another sqtool run (locked: {out / '.lock'})"
+    finally:
+        p.kill()
+        p.wait()
+    with pytest.raises(SqtoolError, match="exists and is not empty"):     # the writer is gone: an earlier run
+        check_out_dir("cmd", out)
+    make_run_dir("cmd", "n", out=out, force=True)
+    assert check_out_dir("cmd", out, force=True) == out                    # held by this process: not another run
+    release_run_dirs()
