@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
@@ -326,17 +327,19 @@ def release_run_dirs(keep: set[str] | frozenset[str] = frozenset()) -> None:
 
 
 def check_out_dir(command: str, out: str | os.PathLike, force: bool = False) -> Path:
-    """`--out` refused (one line) when it is a file, when another process's run is writing there now (its .lock is
+    """`--out` refused (one line) when it is a file, when it cannot be made or written (a file on its path, a
+    read-only file system, no permission: that OSError), when another process's run is writing there now (its .lock is
     held), when it holds another command's run (its config.yaml names the command, `run_command`), with or without
     --force, so an export never lands beside a training run's checkpoints, or when it is a non-empty folder without
     --force, saying whether it holds a finished run of `command` or an unfinished one, naming the --resume command
     when it can be continued; nothing is created. --force writes into an earlier run of the same command (or a
     folder that is no sqtool run): that run's files are kept unless this run rewrites them (a few a command
     rewrites by clearing first, e.g. export's manifest.json). Commands that read data first call it before
-    reading, so a taken folder costs no front-end time; make_run_dir calls it again."""
+    reading, so a taken or unwritable folder costs no front-end time; make_run_dir calls it again."""
     d = Path(out)
     if d.exists() and not d.is_dir():
         raise SqtoolError(f"output directory {d} is a file, not a directory")
+    _check_writable(d)
     other = run_command(d) if d.is_dir() else None
     mine = _command_text(command)
     if d.is_dir() and _locked_by_another(d):                       # first: a run is writing there now
@@ -357,6 +360,19 @@ def check_out_dir(command: str, out: str | os.PathLike, force: bool = False) -> 
         raise SqtoolError(f"output directory {d} exists and is not empty (it holds {what}; use --force to write "
                           "into it)")
     return d
+
+
+def _check_writable(d: Path) -> None:
+    """The OSError that making or writing run folder `d` would raise, raised now (nothing is created): a file on
+    its path (ENOTDIR), a read-only file system (EROFS) or no permission (EACCES) on the nearest existing folder."""
+    p = d
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(d))
+    if not os.access(p, os.W_OK | os.X_OK):
+        code = errno.EROFS if os.statvfs(p).f_flag & os.ST_RDONLY else errno.EACCES
+        raise OSError(code, os.strerror(code), str(d))
 
 
 def _finished(d: Path, command: str) -> bool:

@@ -289,3 +289,34 @@ def test_a_run_writing_into_out_now_is_said_first(tmp_path):
     make_run_dir("cmd", "n", out=out, force=True)
     assert check_out_dir("cmd", out, force=True) == out                    # held by this process: not another run
     release_run_dirs()
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """check_out_dir (called by bench and predict before their front end) refuses a --out under a file or on a
+    read-only file system with the OSError's one line, creating nothing; bench says it before it reads its model."""
+    import errno
+    import os
+
+    from sqtool.cli import main
+    from sqtool.core.runs import check_out_dir
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OSError) as e:
+        check_out_dir("bench", tmp_path / "afile" / "sub" / "b")
+    assert e.value.errno == errno.ENOTDIR and e.value.filename == str(tmp_path / "afile" / "sub" / "b")
+    assert main(["bench", "--model", str(tmp_path / "no_export"), "--data", "synthetic", "--out",
+                 str(tmp_path / "afile" / "b")]) == 1
+    assert capsys.readouterr().err == (f"sqtool: error: {tmp_path / 'afile' / 'b'}: a part of the path is a file, "
+                                       "not a folder\n")
+    rom = tmp_path / "rom"
+    rom.mkdir()
+    real_access, real_statvfs = os.access, os.statvfs
+
+    class _Ro:                                          # a read-only mount, as statvfs reports one
+        def __init__(self, st):
+            self.f_flag = st.f_flag | os.ST_RDONLY
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == rom else real_access(p, mode))
+    monkeypatch.setattr(os, "statvfs", lambda p: _Ro(real_statvfs(p)) if Path(p) == rom else real_statvfs(p))
+    with pytest.raises(OSError) as e:
+        check_out_dir("bench", rom / "b", force=True)
+    assert e.value.errno == errno.EROFS and e.value.filename == str(rom / "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "rom"] and not list(rom.iterdir())
