@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from sqtool.core import SqtoolError, add_bool_flag, add_deprecated_alias, check_fs, resolve_data_root
+from sqtool.core.runs import shell_command
 
 # --kind's help: the built-in layouts, one per shipped dataset file (datasets/<kind>.yaml, globbed here rather than
 # importing the readers, which would load numpy for every `sqtool --help`), then the generic readers;
@@ -193,10 +194,11 @@ def inspect_next(data: str, labels: list[str], acc: bool = False) -> str:
     from sqtool.data.dataset_file import TASK_LABELS
     task = next((t for t, lab in TASK_LABELS.items() if lab in labels), None)
     if task == "hr" and acc:
-        return f"next: sqtool train finetune --task hr --model spec_teacher_m --data {data} --folds 0"
+        return "next: " + shell_command("train", "finetune", "--task", "hr", "--model", "spec_teacher_m", "--data", data,
+                                        "--folds", 0)
     if task:
-        return f"next: sqtool train finetune --task {task} --data {data}"
-    return f"next: sqtool data pairs --data {data}   (real (good, poor) pairs for pretraining)"
+        return "next: " + shell_command("train", "finetune", "--task", task, "--data", data)
+    return f"next: {shell_command('data', 'pairs', '--data', data)}   (real (good, poor) pairs for pretraining)"
 
 
 def run_download(args) -> int:
@@ -219,5 +221,5 @@ def run_download(args) -> int:
                  timeout=args.timeout, log=log)
     print(f"{args.name}: {r['files']} files in {r['dir']} ({r['fetched']} fetched, {r['skipped']} already "
           f"present, {r['bytes'] / 1e6:.1f} MB)")
-    print(f"next: sqtool data inspect --data {r['dir']}")
+    print("next: " + shell_command("data", "inspect", "--data", r["dir"]))
     return 0

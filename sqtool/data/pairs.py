@@ -70,7 +70,7 @@ from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, ad
                          add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config, resolve_data_root,
                          signal_channels, save_config, write_metrics)
 from sqtool.core.progress import bar as progress_bar, item as progress_line
-from sqtool.core.runs import FORCE_HELP, note_run
+from sqtool.core.runs import FORCE_HELP, note_run, shell_command
 
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -524,7 +524,7 @@ def _refuse_unfinished(out: Path) -> None:
     from sqtool.core.runs import run_command
     if out.is_dir() and run_command(out) == "data_pairs" and not (out / "index.json").exists():
         raise SqtoolError(f"output directory {out} holds an unfinished data pairs run (no index.json): continue it "
-                          f"with `sqtool data pairs --resume {out}`, or use --force to start it again")
+                          f"with `{shell_command('data', 'pairs', '--resume', out)}`, or use --force to start it again")
 
 
 def _resumable(cfg: PairsConfig) -> PairsConfig:
@@ -538,7 +538,7 @@ def _resumable(cfg: PairsConfig) -> PairsConfig:
                           "run folder)")
     if (run_dir / "index.json").exists():
         raise SqtoolError(f"cannot resume {run_dir}: it is finished (index.json written); its pairs are ready for "
-                          f"`sqtool train pretrain --pairs {run_dir}`")
+                          f"`{shell_command('train', 'pretrain', '--pairs', run_dir)}`")
     saved = apply_model_contract(saved_config(PairsConfig, run_dir, "data pairs"))
     cfg, _ = resume_config(PairsConfig, saved, cfg, run_dir=run_dir, may_change=MAY_CHANGE_ON_RESUME,
                            why="its finished shards were mined with the saved one")
@@ -947,7 +947,7 @@ def _print_pairs(cfg: PairsConfig, args) -> int:
               f"{m['errors'][0]}")
     print(f"pair statistics: {m['out']}/pair_stats.md")
     if m["pairs"]:                          # the model the pairs were made for (its window contract)
-        print(f"next: sqtool train pretrain --pairs {m['out']}" + (f" --model {cfg.model}" if cfg.model else ""))
+        print("next: " + shell_command("train", "pretrain", "--pairs", m["out"], *(["--model", cfg.model] if cfg.model else [])))
     return 0
 
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.core import DEFAULT_BAND, SqtoolError, check_fs, check_window_s
+from sqtool.core.runs import shell_command
 
 THRESHOLD = 0.5
 BAND = DEFAULT_BAND
@@ -332,8 +333,8 @@ def _run_cli(args) -> int:
           f"({summary['frac_good']:.1%}), threshold {args.threshold}")
     if gaps := sum(r.get("nonfinite_windows", 0) for r in rows):
         print(f"left out {gaps} windows holding NaN/Inf samples (gaps)")
-    print(f"next: sqtool data pairs --data {args.path} --threshold {args.threshold:g}   (same-subject (good, poor) "
-          "pairs for pretraining)")
+    pairs = shell_command("data", "pairs", "--data", args.path, "--threshold", f"{args.threshold:g}")
+    print(f"next: {pairs}   (same-subject (good, poor) pairs for pretraining)")
     return 0
 
 

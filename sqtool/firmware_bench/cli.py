@@ -44,7 +44,7 @@ import numpy as np
 from sqtool.core import SqtoolError, add_config_args, make_run_dir, resolve_config, save_config, write_metrics
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
-from sqtool.core.runs import FORCE_HELP
+from sqtool.core.runs import FORCE_HELP, shell_command
 from sqtool.firmware_bench.report import GT, SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
@@ -136,7 +136,7 @@ def next_step(res: dict) -> str:
     export_dir = Path(res.get("provenance", {}).get("model_dir") or "EXPORT")
     lines = [f"report: {Path(res['run_dir']) / 'bench.md'}"]
     if res.get("kind") == "spectral":
-        lines.append(f"next: sqtool predict --model {export_dir} --data RECORDING   (heart rate of your own "
+        lines.append(f"next: {shell_command('predict', '--model', export_dir, '--data', 'RECORDING')}   (heart rate of your own "
                      f"recordings; firmware kit: {export_dir / 'c'})")
     else:
         lines.append(f"next: build {export_dir / 'c'}/sq_model.c into the firmware (API in sq_model.h)")

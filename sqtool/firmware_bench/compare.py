@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.core.runs import shell_command
 
 N_BOOT = 1000          # bootstrap resamples of the subjects
 
@@ -145,11 +146,11 @@ def next_line(c: dict) -> str:
     m, v = c["mean"], c["verdict"]
     win = "a" if v.startswith("A is better") else "b" if v.startswith("B is better") else None
     if win is not None and m["over"] != "seen in training: optimistic":
-        return (f"next: sqtool predict --model {dirs[win]} --data RECORDING   ({win.upper()}'s model, the better; "
+        return (f"next: {shell_command('predict', '--model', dirs[win], '--data', 'RECORDING')}   ({win.upper()}'s model, the better; "
                 f"firmware kit: {Path(dirs[win]) / 'c'})")
     why = ("every paired subject was seen in training" if m["over"] == "seen in training: optimistic" else
            f"{m['subjects']} subject(s) do not separate them")
-    return (f"next: sqtool bench --model {dirs['a']} --data MORE_RECORDINGS (the same for {dirs['b']}, subjects "
+    return (f"next: {shell_command('bench', '--model', dirs['a'], '--data', 'MORE_RECORDINGS')} (the same for {dirs['b']}, subjects "
             f"neither was trained on), then --compare the two runs ({why})")
 
 

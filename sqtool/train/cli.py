@@ -23,7 +23,7 @@ from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_a
                          lock_run_dir, make_run_dir, resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
 from sqtool.core.optim import check_training_numbers
-from sqtool.core.runs import FORCE_HELP, note_run
+from sqtool.core.runs import FORCE_HELP, note_run, shell_command
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -187,7 +187,7 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
     print(f"pretrained {cfg.model} ({m.get('status')}, {m.get('epochs_done')} of {cfg.epochs} epochs): loss {loss}, "
           f"{_val_text(cfg, m)} -> {run_dir}/model.pt")
     if m.get("status") != "done":                     # one next: line, the resume; model.pt is usable already
-        print(f"next: sqtool train pretrain --resume {run_dir} --max-steps 0   (train the remaining steps; "
+        print(f"next: {shell_command('train', 'pretrain', '--resume', run_dir, '--max-steps', 0)}   (train the remaining steps; "
               "its model.pt can already be fine-tuned)")
     else:
         print(pretrain_next(cfg, run_dir))
@@ -212,8 +212,8 @@ def pretrain_next(cfg, run_dir) -> str:
     fine-tuned on heart rate as its own architecture), and --data = what its pairs were mined from, when
     the pairs' run folder says so."""
     data = _pairs_data(cfg.pairs)
-    return f"next: sqtool train finetune --task {_task_of(data, cfg.model)} --model {run_dir}" + (
-        f" --data {data}" if data else "")
+    return "next: " + shell_command("train", "finetune", "--task", _task_of(data, cfg.model), "--model", run_dir,
+                                    *(["--data", data] if data else []))
 
 
 def _task_of(data: str | None, model: str) -> str:
@@ -301,7 +301,7 @@ def quantize_next(cfg, run_dir: Path) -> str:
     config.yaml's resolved: says which; quantize reads the teacher's own data by default)."""
     if not (Path(run_dir) / "model.pt").is_file():                 # --final-fit false: no model to quantize
         return "next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)"
-    return f"next: sqtool quantize --model {run_dir}" + (f" --task {cfg.task}" if cfg.task != "hr" else "")
+    return "next: " + shell_command("quantize", "--model", run_dir, *(["--task", cfg.task] if cfg.task != "hr" else []))
 
 
 def _resumed_text(m: dict) -> str:

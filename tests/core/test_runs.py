@@ -184,6 +184,70 @@ def test_printed_commands_paste_as_they_are(tmp_path, monkeypatch, capsys):
                                                         "onnx,tflite,c"]
 
 
+
+def _stage_commands(d: Path, capsys, monkeypatch):
+    """(printed line, the argv it must paste as) for a command each stage prints, `d` a run folder with a space."""
+    from types import SimpleNamespace as NS
+
+    from sqtool.core.runs import save_config
+    from sqtool.data import cli as data_cli, pairs, quality
+    from sqtool.firmware_bench import cli as bench_cli, compare, predict
+    from sqtool.train import cli as train_cli
+    (d / "model.pt").write_bytes(b"ckpt")
+    train_cli._print_pretrain(NS(pair_mode="real", model="m", epochs=3, val_every=0), d,
+                              {"status": "stopped", "val_pairs": 0})
+    yield capsys.readouterr().out.splitlines()[-1], ["train", "pretrain", "--resume", d, "--max-steps", "0"]
+    yield train_cli.pretrain_next(NS(pairs="synthetic", model="m"), d), ["train", "finetune", "--task", "hr",
+                                                                          "--model", d]
+    yield train_cli.quantize_next(NS(task="af"), d), ["quantize", "--model", d, "--task", "af"]
+    yield bench_cli.next_step({"run_dir": d, "kind": "spectral", "provenance": {"model_dir": d}}).splitlines()[1], \
+        ["predict", "--model", d, "--data", "RECORDING"]
+    predict.print_results({"warnings": [], "recordings": [], "runtime": "c_pipeline", "run_dir": d, "model_dir": d,
+                           "data": d / "rec 1.csv"})
+    yield capsys.readouterr().out.splitlines()[-1], ["bench", "--model", d, "--data", d / "rec 1.csv"]
+    yield compare.next_line({"a": {"model_dir": str(d)}, "b": {"model_dir": "b"}, "verdict": "A is better",
+                             "mean": {"over": "held-out", "subjects": 3}}), ["predict", "--model", d, "--data",
+                                                                             "RECORDING"]
+    yield compare.next_line({"a": {"model_dir": str(d)}, "b": {"model_dir": "b"}, "verdict": "no difference",
+                             "mean": {"over": "held-out", "subjects": 3}}).split(" (the same")[0], \
+        ["bench", "--model", d, "--data", "MORE_RECORDINGS"]
+    yield data_cli.inspect_next(str(d), ["hr"], acc=True), ["train", "finetune", "--task", "hr", "--model",
+                                                            "spec_teacher_m", "--data", d, "--folds", "0"]
+    yield data_cli.inspect_next(str(d), ["hr"]), ["train", "finetune", "--task", "hr", "--data", d]
+    yield data_cli.inspect_next(str(d), []), ["data", "pairs", "--data", d]
+    monkeypatch.setattr("sqtool.data.download.download", lambda *a, **k: {"files": 1, "dir": d, "fetched": 1,
+                                                                          "skipped": 0, "bytes": 0})
+    data_cli.run_download(NS(list=False, name="troika", out=d, mirror=None, base_url=None, retries=1, timeout=1,
+                             progress=False))
+    yield capsys.readouterr().out.splitlines()[-1], ["data", "inspect", "--data", d]
+    monkeypatch.setattr("sqtool.data.dataset_tasks.dataset_of", lambda data: NS(records=lambda: []))
+    quality._run_cli(NS(data=str(d), path=None, kind=None, window_s=10.0, hop_s=None, fs=None, threshold=0.25,
+                        json=False))
+    yield capsys.readouterr().out.splitlines()[-1], ["data", "pairs", "--data", d, "--threshold", "0.25"]
+    save_config(d, {"max_gap_s": 1, "shard_mb": 1, "synthetic_fallback": 1}, command="data_pairs")
+    with pytest.raises(SqtoolError) as e:
+        pairs._refuse_unfinished(d)
+    yield str(e.value).split("`")[1], ["data", "pairs", "--resume", d]
+    (d / "index.json").write_text("{}")
+    with pytest.raises(SqtoolError) as e:
+        pairs._resumable(pairs.PairsConfig(out=str(d)))
+    yield str(e.value).split("`")[1], ["train", "pretrain", "--pairs", d]
+
+
+def test_every_stages_printed_commands_paste_as_they_are(tmp_path, monkeypatch, capsys):
+    """The `next:` lines and resume hints of train, bench, predict, bench --compare, data inspect / download / pairs
+    name a run folder with a space and a quote as one argument when pasted through a shell (shlex.split)."""
+    import shlex
+    d = tmp_path / "my runs" / "it's here"
+    d.mkdir(parents=True)
+    n = 0
+    for line, argv in _stage_commands(d, capsys, monkeypatch):
+        cmd = line.removeprefix("next: ").split("   (")[0]
+        assert shlex.split(cmd) == ["sqtool", *map(str, argv)], line
+        n += 1
+    assert n == 14                                  # every case above ran
+
+
 def test_taking_over_a_dead_runs_folder_removes_its_temp_files(tmp_path):
     """A killed export / bench / predict leaves hidden temp files of its atomic writes; the next run that takes the
     folder's lock (a --force re-run, a --resume) removes them, in subfolders too, and nothing else: not another
