@@ -51,6 +51,7 @@ carried to the stretched peaks, which is what the student should learn.
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,7 +337,7 @@ def _fold_file(store, i: int, key: str, held: list[int]) -> tuple:
             with np.load(path) as z:
                 if str(z["key"]) == key and sorted(int(j) for j in z["held"]) == sorted(held):
                     return path, {j: z[f"logits_{j}"] for j in held}
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             pass                                   # a torn or foreign file: the fold is trained again
     return path, None
 

@@ -486,8 +486,13 @@ def test_out_of_fold_students_are_kept_and_read_back_only_under_their_key(tmp_pa
     (tmp_path / "fold_1.npz").write_bytes(b"torn")
     HB.out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg, store=tmp_path, key="k1")
     assert len(calls) == 4                                           # the torn fold only
+    whole = (tmp_path / "fold_2.npz").read_bytes()
+    (tmp_path / "fold_2.npz").write_bytes(whole[:len(whole) // 2])  # cut mid-write: a zip without its directory
+    (tmp_path / "fold_0.npz").write_bytes(b"")                       # killed before a byte: EOFError
+    again = HB.out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg, store=tmp_path, key="k1")
+    assert len(calls) == 6 and all(np.array_equal(a, b) for a, b in zip(first, again))   # both trained again
     HB.out_of_fold_logits(xs, ys, keys, folds, make, bins, cfg, store=tmp_path, key="k2")
-    assert len(calls) == 7                                           # another key: every fold
+    assert len(calls) == 9                                           # another key: every fold
 
 
 def test_select_decoder_weighs_the_motion_subtracted_ppg_only_when_it_helps():
