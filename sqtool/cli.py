@@ -7,7 +7,7 @@ import heavy libraries (torch, brevitas, tensorflow) only inside their run funct
 
 Errors: a `SqtoolError` (bad input, missing data, wrong checkpoint...) is printed as ONE line on
 stderr with a non-zero exit; an OSError as one line by errno naming the path (disk full, read-only,
-a file where a folder should be); any other exception too, unless `--debug` (anywhere on the line)
+a file where a folder should be), ending with the `--resume RUN` command where its run resumes; any other exception too, unless `--debug` (anywhere on the line)
 asks for the traceback. Known library chatter (core.noise) is kept off the console.
 A failed command leaves no run directory holding only its config.yaml (so a retry needs no --force),
 and the run-directory locks it took are released when it returns. An interrupted one (Ctrl-C) names the
@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, SqtoolError):
             print(f"sqtool: error: {e}", file=sys.stderr)
             return e.code
-        if isinstance(e, OSError):
-            print(f"sqtool: error: {oserror_line(e)}", file=sys.stderr)
+        if isinstance(e, OSError):                   # (disk full, ...): what was saved before is intact (atomic
+            discard_empty_runs(since=made)          # writes), so a resumable run names its --resume, as Ctrl-C does
+            hint = interrupted_hint(since=noted)
+            print(f"sqtool: error: {oserror_line(e)}" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
             return 1
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",

@@ -253,7 +253,8 @@ def runs_noted() -> int:
 
 
 def interrupted_hint(since: int = 0) -> str | None:
-    """After an interrupt: the command that continues the latest run noted since `since`, if it can be."""
+    """After an interrupt (or an OSError such as a full disk): the command that continues the latest run noted since
+    `since`, if it can be."""
     for d, command in reversed(_NOTED[since:]):
         hint = resume_command(d, command) if d.is_dir() else None
         if hint:

@@ -129,6 +129,36 @@ def test_finetune_interrupted_resumed_from_another_directory(tmp_path, monkeypat
     assert saved["config"]["bootstrap"] == 20 and saved["resumed"]
 
 
+
+def test_a_full_disk_names_the_resume_command(tmp_path, monkeypatch, capsys):
+    """Disk full while saving epoch 2's last.pt: one line naming the file and the errno's words, ending with the
+    command that continues the run from epoch 1's last.pt (intact: written atomically), as a Ctrl-C's line does;
+    that command then finishes the run."""
+    import errno
+    import os
+    import shlex
+
+    import sqtool.core.checkpoint as CK
+    saves, real = [], CK.atomic_write_bytes
+
+    def write(path, data):
+        saves.append(path)
+        if len(saves) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+    monkeypatch.setattr(CK, "atomic_write_bytes", write)
+    run = tmp_path / "my runs" / "pt"
+    assert main(PT + ["--synthetic-pairs", "64", "--out", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    line, hint = err[-1].split("; continue with: ")
+    assert line == f"sqtool: error: {run / 'last.pt'}: no space left on device (disk full)"
+    assert shlex.split(hint) == ["sqtool", "train", "pretrain", "--resume", str(run)]
+    assert load_checkpoint(run / "last.pt")["train_state"]["epoch"] == 1              # the save before: intact
+    monkeypatch.setattr(CK, "atomic_write_bytes", real)
+    assert main(shlex.split(hint)[1:]) == 0
+    assert "(done, 2 of 2 epochs)" in capsys.readouterr().out
+
+
 def test_a_runs_config_yaml_is_a_config_file(tmp_path):
     """`--config RUN/config.yaml` starts a run like it (its bookkeeping keys are not config)."""
     from sqtool.core import resolve_config
