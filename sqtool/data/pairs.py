@@ -342,6 +342,14 @@ def _work(args) -> dict:
         return {"error": str(e)}
 
 
+def _ignore_sigint() -> None:
+    """Pool initializer: a worker ignores SIGINT. A Ctrl-C reaches the whole process group; the parent alone turns
+    it into KeyboardInterrupt (keeping the shards written, naming --resume) and terminates the pool, instead of
+    every worker also printing a 'Process ForkPoolWorker-N:' traceback."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _bounded(iterable, sem: threading.Semaphore, stop: threading.Event):
     """Yield items only while fewer than the semaphore's count are in flight (Pool.imap would otherwise
     drain the whole input into its task queue); give up when `stop` is set (an error in the main loop),
@@ -687,7 +695,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     try:
         if workers > 1 and n_units - first > 1:
             sem = threading.Semaphore(2 * workers * max(1, cfg.chunksize))
-            pool = mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(workers)
+            pool = mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(workers, _ignore_sigint)
             results = pool.imap(_work, _bounded(jobs[first:], sem, stop), chunksize=max(1, cfg.chunksize))
         else:
             sem = None
