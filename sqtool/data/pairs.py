@@ -47,7 +47,8 @@ is bounded by ~ shard_mb + workers x (one file's records) whatever the corpus si
 
     OUT/config.yaml  OUT/metrics.json  OUT/index.json  OUT/shards/pairs-*.npy (+ .meta.npz)
 
-and `shards.PairShardDataset(OUT)` streams it for training. Lost work: with every shard flushed, what is done
+which `sqtool train pretrain --pairs OUT` reads (`train.pretrain.ShardPairs`; `shards.PairShardDataset(OUT)`
+streams it for a training loop of one's own). Lost work: with every shard flushed, what is done
 (the next file, the pairs of it the shards hold, the tallies) is saved atomically in OUT/resume/ (gone once
 index.json is written); Ctrl-C or a kill keeps the shards, and `--resume OUT` mines the rest, to the same
 index.json and shards as an uninterrupted run. A new run into an unfinished folder is refused, naming --resume.

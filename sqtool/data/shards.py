@@ -15,12 +15,17 @@ a directory without index.json is an unfinished run, never mistaken for a comple
 `on_flush(writer)` lets the miner record what is done (`state()`), and `restore(state)` continues a
 writer from there (`sqtool data pairs --resume`).
 
+`open_shard(verify=True)` checks a shard's sha256 against index.json (memoised per process: a stat-keyed hash
+cache) and refuses a shard whose bytes changed. Pretraining reads a pairs directory through
+`train.pretrain.ShardPairs` (random access), opened unverified on every rank, and hashes every shard once per
+machine, on local rank 0 (`pretrain.verify_pairs`).
+
 `PairShardDataset` is a torch IterableDataset that opens shards lazily with np.load(mmap_mode="r"), so
-a corpus larger than RAM streams in bounded memory. Opening a pairs directory (the dataset, or
-pretrain's `ShardPairs`) checks every shard's sha256 against index.json, once per process (a stat-keyed
-hash cache), and refuses a shard whose bytes changed. Each epoch it permutes the shard order (seed +
-epoch), concatenates the shards into one virtual sequence, and gives rank r of world_size an equal
-contiguous span of it, split again across DataLoader workers; within a span it shuffles through a
+a corpus larger than RAM streams in bounded memory (no sqtool command uses it; it is public API for a
+training loop of one's own). Made with verify=True, it hashes every shard in every process that makes one
+(every rank, under DDP): pass verify=False on all but one rank per machine after checking there. Each epoch it
+permutes the shard order (seed + epoch), concatenates the shards into one virtual sequence, and gives rank r of
+world_size an equal contiguous span of it, split again across DataLoader workers; within a span it shuffles through a
 buffer of `shuffle_buffer` pairs. Every pair is seen exactly once per epoch across all ranks and workers
 (`drop_last=True` trims to a multiple of world_size so every rank gets the same count, as DDP needs).
 """
