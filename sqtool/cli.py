@@ -7,8 +7,9 @@ import heavy libraries (torch, brevitas, tensorflow) only inside their run funct
 
 Errors: a `SqtoolError` (bad input, missing data, wrong checkpoint...) is printed as ONE line on
 stderr with a non-zero exit; an OSError as one line by errno naming the path (disk full, read-only,
-a file where a folder should be), ending with the `--resume RUN` command where its run resumes; any other exception too, unless `--debug` (anywhere on the line)
-asks for the traceback. Known library chatter (core.noise) is kept off the console.
+a file where a folder should be), ending with the `--resume RUN` command where its run resumes; any other
+exception too, unless `--debug` (anywhere on the line) asks for the traceback. Known library chatter
+(core.noise) is kept off the console.
 A failed command leaves no run directory holding only its config.yaml (so a retry needs no --force),
 and the run-directory locks it took are released when it returns. An interrupted one (Ctrl-C) names the
 `--resume RUN` command that continues it, when its command resumes (core.runs.RESUMABLE), and exits 130. A Ctrl-C

@@ -194,8 +194,8 @@ def inspect_next(data: str, labels: list[str], acc: bool = False) -> str:
     from sqtool.data.dataset_file import TASK_LABELS
     task = next((t for t, lab in TASK_LABELS.items() if lab in labels), None)
     if task == "hr" and acc:
-        return "next: " + shell_command("train", "finetune", "--task", "hr", "--model", "spec_teacher_m", "--data", data,
-                                        "--folds", 0)
+        return "next: " + shell_command("train", "finetune", "--task", "hr", "--model", "spec_teacher_m",
+                                        "--data", data, "--folds", 0)
     if task:
         return "next: " + shell_command("train", "finetune", "--task", task, "--data", data)
     return f"next: {shell_command('data', 'pairs', '--data', data)}   (real (good, poor) pairs for pretraining)"

@@ -956,7 +956,8 @@ def _print_pairs(cfg: PairsConfig, args) -> int:
               f"{m['errors'][0]}")
     print(f"pair statistics: {m['out']}/pair_stats.md")
     if m["pairs"]:                          # the model the pairs were made for (its window contract)
-        print("next: " + shell_command("train", "pretrain", "--pairs", m["out"], *(["--model", cfg.model] if cfg.model else [])))
+        model = ["--model", cfg.model] if cfg.model else []
+        print("next: " + shell_command("train", "pretrain", "--pairs", m["out"], *model))
     return 0
 
 

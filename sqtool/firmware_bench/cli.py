@@ -136,7 +136,8 @@ def next_step(res: dict) -> str:
     export_dir = Path(res.get("provenance", {}).get("model_dir") or "EXPORT")
     lines = [f"report: {Path(res['run_dir']) / 'bench.md'}"]
     if res.get("kind") == "spectral":
-        lines.append(f"next: {shell_command('predict', '--model', export_dir, '--data', 'RECORDING')}   (heart rate of your own "
+        predict = shell_command("predict", "--model", export_dir, "--data", "RECORDING")
+        lines.append(f"next: {predict}   (heart rate of your own "
                      f"recordings; firmware kit: {export_dir / 'c'})")
     else:
         lines.append(f"next: build {export_dir / 'c'}/sq_model.c into the firmware (API in sq_model.h)")

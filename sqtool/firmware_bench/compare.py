@@ -146,11 +146,13 @@ def next_line(c: dict) -> str:
     m, v = c["mean"], c["verdict"]
     win = "a" if v.startswith("A is better") else "b" if v.startswith("B is better") else None
     if win is not None and m["over"] != "seen in training: optimistic":
-        return (f"next: {shell_command('predict', '--model', dirs[win], '--data', 'RECORDING')}   ({win.upper()}'s model, the better; "
+        predict = shell_command("predict", "--model", dirs[win], "--data", "RECORDING")
+        return (f"next: {predict}   ({win.upper()}'s model, the better; "
                 f"firmware kit: {Path(dirs[win]) / 'c'})")
     why = ("every paired subject was seen in training" if m["over"] == "seen in training: optimistic" else
            f"{m['subjects']} subject(s) do not separate them")
-    return (f"next: {shell_command('bench', '--model', dirs['a'], '--data', 'MORE_RECORDINGS')} (the same for {dirs['b']}, subjects "
+    bench = shell_command("bench", "--model", dirs["a"], "--data", "MORE_RECORDINGS")
+    return (f"next: {bench} (the same for {dirs['b']}, subjects "
             f"neither was trained on), then --compare the two runs ({why})")
 
 

@@ -118,7 +118,8 @@ def print_results(res: dict) -> None:
         print(f"runtime {res['runtime']}, not the C pipeline (the default): {res['runtime_choice']}")
     print(f"results: one <record>.csv and .png per recording, summary.json in {res['run_dir']}")
     if res.get("task", "hr") == "hr":
-        print(f"next: {shell_command('bench', '--model', res['model_dir'], '--data', res['data'])}   (the same recordings on every "
+        bench = shell_command("bench", "--model", res["model_dir"], "--data", res["data"])
+        print(f"next: {bench}   (the same recordings on every "
               "runtime: accuracy, latency, memory)")
     else:                                              # bench scores heart rate; another task's model ships as is
         print(f"next: build {res['model_dir']}/c/*.c into the firmware (API in sq_model.h; its accuracy: the "

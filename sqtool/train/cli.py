@@ -187,7 +187,8 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
     print(f"pretrained {cfg.model} ({m.get('status')}, {m.get('epochs_done')} of {cfg.epochs} epochs): loss {loss}, "
           f"{_val_text(cfg, m)} -> {run_dir}/model.pt")
     if m.get("status") != "done":                     # one next: line, the resume; model.pt is usable already
-        print(f"next: {shell_command('train', 'pretrain', '--resume', run_dir, '--max-steps', 0)}   (train the remaining steps; "
+        resume = shell_command("train", "pretrain", "--resume", run_dir, "--max-steps", 0)
+        print(f"next: {resume}   (train the remaining steps; "
               "its model.pt can already be fine-tuned)")
     else:
         print(pretrain_next(cfg, run_dir))
