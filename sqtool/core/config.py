@@ -312,22 +312,22 @@ def _given(cls, args=None, config_file: str | None = None) -> tuple[dict, str | 
     if config_file:
         data.update(load_config_file(config_file))
     if args is not None:
-        known = key_names(cls)
+        known, hints = key_names(cls), typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            _check_flag_value(cls, args, f.name)
+            _check_flag_value(cls, args, f.name, hints[f.name])
             _set_field(known, data, f.name, getattr(args, f.name, None))  # the flag overrides the file's key
     return data, config_file
 
 
-def _check_flag_value(cls, args, name: str) -> None:
+def _check_flag_value(cls, args, name: str, tp) -> None:
     """A value typed on the command line that is not of its field's type: a usage error (exit 2) naming the flag,
     `demo: --seed: expected int, got 'abc' (see sqtool demo --help)`, as argparse's own; a --config file's
-    value is named by its key instead (from_dict)."""
+    value is named by its key instead (from_dict). `tp`: the field's type hint."""
     value = getattr(args, name, None)
     if value is None:
         return
     try:
-        _convert(value, typing.get_type_hints(cls)[name])
+        _convert(value, tp)
     except _Uncoercible as e:
         prog = getattr(args, "_sqtool_prog", None) or "sqtool"
         where = prog.split(" ", 1)[1] + ": " if " " in prog else ""
