@@ -118,10 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, SqtoolError):
             print(f"sqtool: error: {e}", file=sys.stderr)
             return e.code
-        if isinstance(e, OSError):                   # (disk full, ...): what was saved before is intact (atomic
-            discard_empty_runs(since=made)          # writes), so a resumable run names its --resume, as Ctrl-C does
-            hint = interrupted_hint(since=noted)
-            print(f"sqtool: error: {oserror_line(e)}" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
+        if isinstance(e, OSError):      # (disk full, ...): what was saved is intact (atomic writes): as Ctrl-C
+            print(f"sqtool: error: {oserror_line(e)}" + _continue_with(made, noted), file=sys.stderr)
             return 1
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
@@ -137,10 +135,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupted(made: int, noted: int) -> int:
     """The end of an interrupted command: `sqtool: interrupted` (with the command that continues its run), 130."""
+    print("sqtool: interrupted" + _continue_with(made, noted), file=sys.stderr)
+    return 130
+
+
+def _continue_with(made: int, noted: int) -> str:
+    """`; continue with: sqtool ... --resume RUN` for the latest resumable run this command noted, else ""."""
     discard_empty_runs(since=made)                  # first: a run left with only its config.yaml is gone
     hint = interrupted_hint(since=noted)
-    print("sqtool: interrupted" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
-    return 130
+    return f"; continue with: {hint}" if hint else ""
 
 
 def _watch_sigint(seen: list[int]):
