@@ -226,20 +226,19 @@ def verify_pairs(src: ShardPairs, d, progress: bool = False) -> None:
     from sqtool.data.shards import open_shard
     from sqtool.train import loop
     shards = src.index["shards"]
-    bar = progress_bar(total=len(shards), desc="verify pairs (sha256)", unit="shard", enabled=progress and d.is_main)
-    for e in shards:
-        err = None
-        if d.local_rank == 0:
-            try:
-                open_shard(src.root, e, verify=True)
-            except SqtoolError as x:
-                err = str(x)
-        err = loop.first_error(d, err)
-        if err:
-            bar.close()
-            raise SqtoolError(err)
-        bar.update(1)
-    bar.close()
+    with progress_bar(total=len(shards), desc="verify pairs (sha256)", unit="shard",
+                      enabled=progress and d.is_main) as bar:
+        for e in shards:
+            err = None
+            if d.local_rank == 0:
+                try:
+                    open_shard(src.root, e, verify=True)
+                except SqtoolError as x:
+                    err = str(x)
+            err = loop.first_error(d, err)
+            if err:
+                raise SqtoolError(err)
+            bar.update(1)
 
 
 PAIRS_CONTRACT = ("fs", "window_s", "channels", "norm", "band")   # index.json keys that must match ModelCfg
@@ -424,8 +423,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             raise SqtoolError(f"pairs have windows of shape {tuple(pairs.input_shape)} (C, T) but {cfg.model} "
                               f"expects {model_cfg.input_shape} ({model_cfg.fs:g} Hz x {model_cfg.window_s:g} s, "
                               f"channels {', '.join(model_cfg.channels)})")
-        if opened and isinstance(getattr(pairs, "base", pairs), ShardPairs):
-            verify_pairs(getattr(pairs, "base", pairs), d, cfg.progress)
+        if opened and isinstance(src := getattr(pairs, "base", pairs), ShardPairs):
+            verify_pairs(src, d, cfg.progress)
         train_idx, val_idx = split_pairs(getattr(pairs, "groups", None), len(pairs), cfg.val_fraction, cfg.seed)
         steps_per_epoch = len(train_idx) // cfg.batch_size
         if steps_per_epoch < 1:
