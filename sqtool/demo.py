@@ -34,6 +34,8 @@ from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_conf
 from sqtool.core.config import DeprecatedAlias
 from sqtool.core.runs import FORCE_HELP, check_out_dir, note_run, shell_command
 
+DEMO_ROOT = Path("runs") / "demo"        # default demo folders: DEMO_ROOT/<timestamp>, DEMO_ROOT/latest the newest
+
 
 @dataclass
 class DemoCfg:
@@ -145,13 +147,13 @@ def _fit_batch(argv: list[str], pairs_metrics: Path) -> list[str]:
     return argv
 
 
-def update_latest(d: Path, default_dir: bool) -> Path | None:
+def update_latest(d: Path) -> Path | None:
     """Point the `latest` link beside the demo folder `d` at it; returns the link, or None when no link was this
-    run's to update: a default run (runs/demo/<stamp>) updates runs/demo/latest; `--out DIR` updates
-    DIR/../latest where that already is a link (a folder of demos) or DIR is under runs/demo. A `latest` that
-    is no link (a folder or file so named), or `d` itself, is never replaced."""
+    run's to update: a run under runs/demo (the default folder, runs/demo/<stamp>, or an --out there) updates
+    runs/demo/latest; any other `--out DIR` updates DIR/../latest only where that already is a link (a folder of
+    demos). A `latest` that is no link (a folder or file so named), or `d` itself, is never replaced."""
     latest = d.parent / "latest"
-    ours = default_dir or latest.is_symlink() or d.parent.resolve() == (Path("runs") / "demo").resolve()
+    ours = latest.is_symlink() or d.parent.resolve() == DEMO_ROOT.resolve()
     if not ours or d.name == "latest" or (latest.exists() and not latest.is_symlink()):
         return None
     tmp = d.parent / ".latest.tmp"
@@ -170,7 +172,7 @@ def run(args) -> int:
 
     cfg = resolve_config(DemoCfg, args)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    d = Path(cfg.out) if cfg.out else Path("runs") / "demo" / stamp
+    d = Path(cfg.out) if cfg.out else DEMO_ROOT / stamp
     check_out_dir("demo", d, cfg.force)                   # non-empty without --force, another command's run: refused
     todo = steps(cfg, d)                                  # a bad combination is refused before any folder
     d.mkdir(parents=True, exist_ok=True)
@@ -191,7 +193,7 @@ def run(args) -> int:
             write_metrics(d, {"failed_step": what, "exit_code": rc, "seconds": timings})
             raise SqtoolError(f"demo step {i} ({what}) failed with exit code {rc}; its output is in {d}", code=rc)
     write_metrics(d, {"seconds": timings, "total_s": round(time.time() - t_all, 1)})
-    latest = update_latest(d, default_dir=not cfg.out)
+    latest = update_latest(d)
     report = d / "bench" / "bench.md"
     print(f"\n=== demo done in {time.time() - t_all:.0f} s: {d}" + (f" (latest: {latest})" if latest else ""))
     if report.is_file():
