@@ -345,8 +345,8 @@ def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: in
 
 
 def _small_codes(a: np.ndarray) -> bool:
-    """Whether `a` holds non-negative integers small enough to count with np.bincount."""
-    return a.dtype.kind in "iu" and a.dtype.itemsize <= 4 + (a.dtype.kind == "i") * 4 and \
+    """Whether `a` holds non-negative integers small enough to count with np.bincount (which casts to intp)."""
+    return a.dtype.kind in "iu" and np.can_cast(a.dtype, np.intp) and \
         (len(a) == 0 or (a.min() >= 0 and a.max() < len(a) + 2**20))
 
 
