@@ -45,7 +45,7 @@ from sqtool.core import SqtoolError, add_config_args, make_run_dir, resolve_conf
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP, shell_command
-from sqtool.firmware_bench.report import GT, SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
+from sqtool.firmware_bench.report import SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
 
@@ -320,22 +320,15 @@ def hr_fidelity(hr: np.ndarray, ref_hr: np.ndarray) -> dict:
 
 
 def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.ndarray) -> dict:
-    """Per scored subject ("dataset:subject"): n (windows with truth and an estimate), MAE, RMSE, bias (BPM),
-    > 10 BPM %, and mae_tracked / n_tracked after the tracker; the time-domain bench's rows' per_subject."""
+    """Per scored subject ("dataset:subject"): the spectral bench's per-subject scores (`spectral.hr_scores`: n,
+    MAE, RMSE, bias, > 10 BPM %, ...) plus mae_tracked / n_tracked after the tracker; the time-domain bench's rows'
+    per_subject, pooled by the accuracy floors as the spectral bench's."""
+    from sqtool.firmware_bench.spectral import hr_scores
     out = {}
     for k in dict.fromkeys(keys.tolist()):
         m = keys == k
-        d = {}
-        for tag, pred in (("", hr[m]), ("_tracked", trk[m])):
-            ok = np.isfinite(truth[m]) & np.isfinite(pred)
-            e = pred[ok] - truth[m][ok]
-            d["n" + tag] = int(ok.sum())
-            d["mae" + tag] = float(np.abs(e).mean()) if e.size else None
-            if not tag:
-                d.update(rmse=float(np.sqrt((e ** 2).mean())) if e.size else None,
-                         bias=float(e.mean()) if e.size else None,
-                         gt10_pct=float(100 * (np.abs(e) > GT).mean()) if e.size else None)
-        out[str(k)] = d
+        t = hr_scores(trk[m], truth[m])
+        out[str(k)] = {**hr_scores(hr[m], truth[m]), "mae_tracked": t["mae"], "n_tracked": t["n"]}
     return out
 
 
