@@ -123,12 +123,12 @@ _BASELINE: dict = {}        # (dataset, record, notch, sensors) -> HR: a trainin
 
 def baseline_for(records, corpus_recs, notch, sensors=("ppg",)):
     """{record id: the classic baseline's HR over its windows} at this notch (BPM) and these PPG sensors."""
-    out = {}
+    out, sensors = {}, tuple(sensors)
     for r in corpus_recs:
-        key = (r.dataset, r.record_id, notch, tuple(sensors))
+        key = (r.dataset, r.record_id, notch, sensors)
         if key not in _BASELINE:
             _BASELINE[key] = baseline_hr(records[(r.dataset, r.record_id)], r.t0, 8.0,
-                                         BaselineCfg(notch_bpm=notch, ppg_sensors=tuple(sensors)))["hr"]
+                                         BaselineCfg(notch_bpm=notch, ppg_sensors=sensors))["hr"]
         out[r.record_id] = _BASELINE[key]
     return out
 
