@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
+from sqtool.core.io import NPZ_ERRORS
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
 from sqtool.core.runs import FORCE_HELP, load_run_npz, shell_command
@@ -351,7 +351,7 @@ def load_calibration(cfg: QuantizeConfig, scfg, x_train: np.ndarray, log=None):
                 fs = float(z["fs"]) if "fs" in z else None
                 win = float(z["window_s"]) if "window_s" in z else None
                 chans = [str(c) for c in z["channels"]] if "channels" in z else None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:       # torn, empty, foreign
+        except NPZ_ERRORS as e:                                 # torn, empty, foreign
             raise SqtoolError(f"calibration file {p} is not an npz with an 'x' array ({type(e).__name__})")
         warnings = check_calibration_set(x, scfg, cfg.batch_size, fs=fs, window_s=win, channels=chans)
     else:

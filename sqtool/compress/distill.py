@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_bytes
+from sqtool.core.io import NPZ_ERRORS
 from sqtool.core.optim import one_cycle
 from sqtool.models.registry import ModelCfg, get_model_cfg, list_models
 
@@ -256,7 +256,7 @@ def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[in
             with np.load(cache_path, allow_pickle=False) as z:
                 if str(z["key"]) == key:
                     return {"out": z["out"], "feat": z["feat"], "key": key, "reused": True}
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        except NPZ_ERRORS:
             pass  # unreadable, torn or foreign cache: recompute
     if teacher.head is None:
         raise SqtoolError("the teacher has no task head (a pretraining checkpoint?)")

@@ -13,7 +13,11 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
+
+# What reading an .npz (np.load, then z[key]) raises on a torn, empty, pickled or foreign file.
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def _umask() -> int:
