@@ -362,6 +362,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     from sqtool.firmware_bench.report import hr_metrics, runtime_line, write_report
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
     from sqtool.firmware_bench.tracker import track
@@ -530,9 +531,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
 
-    from sqtool.firmware_bench.provenance import model_provenance
-    prov = {**model_provenance(art, model_file), "tools": mcu.tool_versions(), "data": str(cfg.data), "records": len(recs), "windows": int(len(X)),
-            "signal_hours": signal_s / 3600, "skipped_records": skipped,
+    prov = {**model_provenance(art, model_file), "tools": mcu.tool_versions(), "data": str(cfg.data),
+            "records": len(recs), "windows": int(len(X)), "signal_hours": signal_s / 3600, "skipped_records": skipped,
             "stream": f"{reps[0].fs_in:g} Hz -> {spec.fs:g} Hz, {spec.window_s:g} s / {spec.hop_s:g} s windows, "
                       f"chunks of {cfg.chunk}, filter {spec.filter}, latency {reps[0].latency_s:.2f} s",
             "stream_seconds": stream_s}
@@ -560,11 +560,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     else:
         res["accuracy"] = "measured"
     res["primary"] = primary_runtime(rows, PRIMARY_ORDER, labelled)
-    from sqtool.firmware_bench.provenance import provenance_warnings
-    scored = {subject_key(rec.dataset, rec.subject) for rec, rp in zip(recs, reps)
-              if rp.truth is not None and np.isfinite(rp.truth).any()}
-    res["seen_in_training"], warns = provenance_warnings(art, scored, {subject_key(r.dataset, r.subject)
-                                                                      for r in recs})
+    res["seen_in_training"], warns = provenance_warnings(art, set(subj[np.isfinite(truth)].tolist()),
+                                                         set(subj.tolist()))
     for warn in reversed(warns):                              # in the table and the notes, as the spectral bench
         res["notes"].insert(0, warn)
         item(warn)
