@@ -28,8 +28,8 @@ on inner out-of-fold windows); confidence = the decoder's conf (`DecoderCfg.conf
 expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when more than half the
 window's samples were dropouts, so the network did not score it and the value is the decoder's prediction;
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
-truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the model's content id, the
-source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`).
+truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the
+model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`).
 
 A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp or
 quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the

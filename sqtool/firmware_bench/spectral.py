@@ -11,8 +11,9 @@ the data root, or one file):
     their spectra are averaged into the ppg channel, in every runtime alike), then the
     fixed-point front end (`data.frontend.spectra`, the Python integer reference of the firmware's) ONCE:
     int8 codes (W, F, C) channels-last, window starts t0, flagged_q15; truth per window: the label at the model
-    window's centre (`hr_spectra.window_truth` with the model's window_s, as training takes it). A window is scored when flagged_q15 <= MAX_FLAGGED_Q15 (the pipeline's rule);
-    the others only advance the decoder (valid = False), in every runtime alike.
+    window's centre (`hr_spectra.window_truth` with the model's window_s, as training takes it). A window is
+    scored when flagged_q15 <= MAX_FLAGGED_Q15 (the pipeline's rule); the others only advance the decoder
+    (valid = False), in every runtime alike.
  2. every window runtime gets the SAME codes: float runtimes (torch_student, onnx_float, litert_float) read
     codes / 127 and give real logits -> `decode_float`; int8 runtimes (brevitas_int8, onnx_int8, litert_int8,
     tflm_int8, c_host, c_host_single, mcu_m4, ...) give int8 logits -> `decode_int` with the int graph's
@@ -187,8 +188,8 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     if len(codes) == 0:
         raise too_short(where, n / fs_in, float(mc["window_s"]))
     fq = flagged_q15(fe, gap, n, tables=tab)
-    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15, window_truth(record, t0, fe.window_s), n_ppg,
-                   recorded)
+    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15,
+                   window_truth(record, t0, fe.window_s), n_ppg, recorded)
 
 
 def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:
