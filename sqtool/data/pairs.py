@@ -558,8 +558,8 @@ def _units_sha(inputs) -> str:
     """A fingerprint of the units of work, in order: a resume must list the same files."""
     import hashlib
 
-    def key(u) -> str:
-        return str(u[2]) if u[0] == "dsfile" else str(u[2]) if u[0] == "item" else repr(sorted(u[1].items()))
+    def key(u) -> str:                # a file ("dsfile", "item": u[2]) or a synthetic record's spec
+        return repr(sorted(u[1].items())) if u[0] == "synthetic" else str(u[2])
     h = hashlib.sha256()
     for name, units in inputs:
         for u in units:
@@ -711,8 +711,8 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
                 errors.append(r["error"])
                 continue
             worker_rss = max(worker_rss, r["rss_mb"])
-            done.unit, done.before = i, writer.count - (skip if i == first else 0)
             drop = skip if i == first else 0          # pairs of this unit the shards hold already (a resume)
+            done.unit, done.before = i, writer.count - drop
             for rec in r["ok"]:                       # pairs first: a shard flushed now saves the tallies before i
                 k = min(drop, rec["pairs"])
                 drop -= k
