@@ -60,9 +60,9 @@ def model_sha256(ckpt: dict) -> str:
         v = sd[name]
         h.update(b"\n" + str(name).encode() + b"\n")
         if hasattr(v, "detach"):                                 # a tensor: (dtype, shape) then its bytes
-            v = v.detach().cpu().contiguous()
+            v = v.detach().cpu()
             h.update(f"{v.dtype} {tuple(v.shape)}\n".encode())
-            h.update(np.ascontiguousarray(v.numpy()).tobytes())
+            h.update(v.numpy().tobytes())                      # (tobytes: C order, whatever the strides)
         else:                                                    # plain data (e.g. a module's extra state)
             h.update(_canonical(v).encode())
     return h.hexdigest()
