@@ -33,3 +33,27 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     for k in s1:
         if s1[k].is_floating_point():
             assert torch.allclose(s1[k], s2[k], rtol=1e-7, atol=1e-9), k     # weights AND BN running stats
+
+
+def test_first_error_gives_every_rank_the_first_failing_ranks_line(tmp_path):
+    """loop.first_error over a real gloo group (test_pretrain's once-per-machine test fakes it): no line anywhere
+    gives None on every rank; one rank's line reaches the rank that saw none; several: the lowest rank's."""
+    import textwrap
+    code = textwrap.dedent(f"""
+        import torch.distributed as dist, torch.multiprocessing as mp
+        from sqtool.train import loop
+        def run(rank):
+            dist.init_process_group("gloo", init_method="file://{tmp_path / 'pg'}", rank=rank, world_size=2)
+            d = loop.Dist(rank=rank, world=2, local_rank=rank)
+            got = [loop.first_error(d, None), loop.first_error(d, "one" if rank == 1 else None),
+                   loop.first_error(d, f"rank {{rank}}")]
+            print(rank, got, flush=True)
+            dist.destroy_process_group()
+        mp.start_processes(run, nprocs=2, start_method="fork")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(r.stdout.splitlines()) == [f"{k} [None, 'one', 'rank 0']" for k in (0, 1)], r.stdout
+    from sqtool.train import loop
+    assert (loop.first_error(loop.Dist(), "x"), loop.first_error(loop.Dist(), None)) == ("x", None)   # alone
