@@ -78,8 +78,8 @@ def spectra(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg
     P, _ = power(np.asarray(ppg, dtype=np.float64))               # (W, F) or (W, S, F)
     P = P[..., keep]
     if P.ndim == 3:                                                # (W, S, F) -> (W, F)
-        mx = P.max(axis=2, keepdims=True)
-        P = np.where(mx > 0, P / np.where(mx > 0, mx, 1.0), 0.0).mean(axis=1)
+        mx = P.max(axis=2, keepdims=True)                         # 0: a dead sensor, P all 0, adds nothing
+        P = (P / np.where(mx > 0, mx, 1.0)).mean(axis=1)
     if acc is None:
         return bpm[keep], P, None, np.zeros(W)
     A3, accf = power(np.asarray(acc, dtype=np.float64))            # (W, 3, F)
