@@ -564,3 +564,20 @@ def test_pool_workers_leave_ctrl_c_to_the_parent(tmp_path, monkeypatch):
     assert m["records"] == 4 and len(notes) == 4, notes                 # one note per file, from the workers
     assert {n.split(".")[0] for n in notes} != {str(os.getpid())}       # (not the parent: a pool ran them)
     assert all(n.endswith(".1") for n in notes), notes
+
+
+def test_a_run_interrupted_after_several_files_resumes_their_statistics_too(tmp_path, monkeypatch):
+    """Interrupted late (shard 7 of two inputs: both datasets tallied, several resume/gaps files), the resumed run
+    restores every dataset's tally and real-pair gaps from resume/, so pair_stats.json equals an uninterrupted
+    run's (the shard-1 test above stops inside the first file, before anything is tallied)."""
+    ds, ds2 = _own_corpus(tmp_path, "res", 3), _own_corpus(tmp_path, "abc", 3)
+    base = dict(input=[str(ds), str(ds2)], workers=1, shard_mb=0.02, max_gap_s=120)   # 4 pairs a shard
+    mine_pairs(PairsConfig(out=str(tmp_path / "full"), **base), progress=False)
+    out = tmp_path / "cut"
+    _interrupt_after_shard(monkeypatch, 7)
+    with pytest.raises(KeyboardInterrupt):
+        mine_pairs(PairsConfig(out=str(out), **base), progress=False)
+    state = json.loads((out / "resume" / "state.json").read_text())
+    assert list(state["tallies"]) == ["res", "abc"] and len(state["gap_files"]) > 1
+    mine_pairs(PairsConfig(out=str(out), **base), progress=False, resume=True)
+    _same_run(tmp_path / "full", out)
