@@ -202,7 +202,8 @@ def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:
 
 def sensors_text(per_record: list[tuple[str, ...]]) -> str:
     """'ppg + ppg2', or per set when the recordings differ: 'ppg + ppg2 (3 recordings), ppg (1 recording)'."""
-    sets = {s: per_record.count(s) for s in dict.fromkeys(per_record)}
+    from collections import Counter
+    sets = Counter(per_record)                          # in first-seen order
     if len(sets) == 1:
         return " + ".join(next(iter(sets)))
     return ", ".join(f"{' + '.join(s)} ({n} recording{'s' if n > 1 else ''})" for s, n in sets.items())
