@@ -687,8 +687,8 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     jobs = [(u, cfg, cfg.seed * 1_000_003 + i) for i, u in enumerate(u for _, units in inputs for u in units)]
     names = [name for name, units in inputs for _ in units]
     if resume:
-        progress_line(f"resumed {run_dir}: {writer.total} pairs in {len(writer.shards)} shard(s) kept; mining from "
-                      f"file {first + 1} of {n_units}")
+        rest = f"mining from file {first + 1} of {n_units}" if first < n_units else f"all {n_units} files mined"
+        progress_line(f"resumed {run_dir}: {writer.total} pairs in {len(writer.shards)} shard(s) kept; {rest}")
     bar = progress_bar(total=n_units, initial=first, desc="pairs", unit="file", enabled=progress)
     beat = _Heartbeat(progress, n_units, first)                      # the bar's plain-line twin in a log file
     pool = None
