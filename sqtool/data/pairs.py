@@ -555,11 +555,19 @@ def _resumable(cfg: PairsConfig) -> PairsConfig:
 
 
 def _units_sha(inputs) -> str:
-    """A fingerprint of the units of work, in order: a resume must list the same files."""
+    """A fingerprint of the units of work, in order: a resume must list the same files, each of the same size and
+    modification time (a file rewritten since the kill would be mined again into other pairs)."""
     import hashlib
 
+    def stamp(p) -> str:              # size and mtime of a unit that is a file; "" for a reader's item name
+        try:
+            st = Path(p).stat()
+        except (OSError, TypeError, ValueError):
+            return ""
+        return f"{st.st_size}:{st.st_mtime_ns}" if Path(p).is_file() else ""
+
     def key(u) -> str:                # a file ("dsfile", "item": u[2]) or a synthetic record's spec
-        return repr(sorted(u[1].items())) if u[0] == "synthetic" else str(u[2])
+        return repr(sorted(u[1].items())) if u[0] == "synthetic" else f"{u[2]}\t{stamp(u[2])}"
     h = hashlib.sha256()
     for name, units in inputs:
         for u in units:
@@ -628,8 +636,9 @@ class _Progress:
         if st.get("format") != RESUME_FORMAT:
             raise SqtoolError(f"{p}: not a {RESUME_FORMAT} state; cannot resume (start again with --force)")
         if st["units"] != self.n_units or st["units_sha"] != self.units_sha:
-            raise SqtoolError(f"cannot resume {self.dir.parent}: its inputs list other files now ({st['units']} files "
-                              f"when it started, {self.n_units} now); start it again with --force")
+            raise SqtoolError(f"cannot resume {self.dir.parent}: its inputs changed since it started ({st['units']} "
+                              f"files then, {self.n_units} now, or a file's name, size or modification time "
+                              "differs); start it again with --force")
         writer.restore(st["writer"])
         for name, t in st["tallies"].items():
             d = self.per_ds[name] = new_tally()

@@ -491,6 +491,23 @@ def test_an_interrupted_run_keeps_its_shards_and_resumes_to_the_same_pairs(tmp_p
     assert m["pairs"] == full["pairs"] and m["records"] == full["records"] == 6 and not (out / "resume").exists()
 
 
+def test_a_file_rewritten_since_the_kill_refuses_the_resume(tmp_path, monkeypatch):
+    """The resume fingerprint covers each file's size and modification time, not only its name: a recording
+    rewritten between the kill and --resume would be mined again into other pairs than the first run's."""
+    ds = _own_corpus(tmp_path, "res", 6)
+    out = tmp_path / "cut"
+    base = dict(input=[str(ds)], workers=1, shard_mb=0.02, max_gap_s=120, out=str(out))
+    _interrupt_after_shard(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        mine_pairs(PairsConfig(**base), progress=False)
+    f = ds.parent / "recordings" / "p06_icu.npz"
+    r = synth_record(300, artifacts=0.3, seed=99)
+    np.savez(f, ppg=r.signals["ppg"], fs=np.array(r.fs["ppg"]))          # same name, other content
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    with pytest.raises(SqtoolError, match="inputs changed since it started"):
+        mine_pairs(PairsConfig(**base), progress=False, resume=True)
+
+
 def test_pairs_cli_ctrl_c_names_resume_and_an_unfinished_folder_is_said(tmp_path, monkeypatch, capsys):
     """`sqtool data pairs` interrupted says how to continue; the same command again says the folder holds an
     unfinished run and names --resume (it said 'an earlier data pairs run; use --force'); --resume finishes it,
