@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, check_fs
 from sqtool.firmware_bench.tracker import HrTracker, TrackerCfg
 
 ACC = ("acc_x", "acc_y", "acc_z")
@@ -98,9 +98,16 @@ def _peaks(s: np.ndarray, rel: float) -> np.ndarray:
 
 def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg | None = None,
              tracker: TrackerCfg | None = None) -> dict:
-    """Windows of ONE recording, in order: ppg (W, T), or (W, S, T) for S sensors (see `spectra`) -> {"hr":
-    tracked (W,), "raw": per-window pick (W,), "suppressed": whether motion subtraction was applied (W,)}."""
+    """Windows of ONE recording, in order: ppg (W, T), or (W, S, T) for S sensors (see `spectra`), acc (W, 3, T) or
+    None, fs in Hz (a number above twice the band's top) -> {"hr": tracked (W,), "raw": per-window pick (W,),
+    "suppressed": whether motion subtraction was applied (W,)}. Other shapes or rates: one SqtoolError."""
     cfg = cfg or BaselineCfg()
+    if isinstance(fs, (str, bytes, bool)):                      # check_fs would parse '125'; a caller's slip here
+        raise SqtoolError(f"baseline: fs must be the sampling rate in Hz as a number, got {fs!r}")
+    fs = check_fs(fs, "baseline: fs")
+    if fs <= 2 * cfg.band[1]:                                   # the band-pass needs its top edge below Nyquist
+        raise SqtoolError(f"baseline: fs must be above {2 * cfg.band[1]:g} Hz for the {cfg.band[0]:g}-"
+                          f"{cfg.band[1]:g} Hz band-pass, got {fs:g}")
     ppg = np.asarray(ppg, dtype=np.float64)
     if ppg.ndim == 3 and ppg.shape[1] == 1:                     # one sensor: its spectrum as is
         ppg = ppg[:, 0]
@@ -108,7 +115,12 @@ def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCf
         raise SqtoolError(f"baseline: ppg windows must be (W, T) or (W, S, T) with T >= 2 s, got {ppg.shape}")
     ppg = np.where(np.isfinite(ppg), ppg, 0.0)
     if acc is not None:
-        acc = np.where(np.isfinite(acc), np.asarray(acc, dtype=np.float64), 0.0)
+        acc = np.asarray(acc, dtype=np.float64)
+        want = (ppg.shape[0], 3, ppg.shape[-1])                  # (W, 3, T): the ppg's windows, x/y/z, samples
+        if acc.shape != want:
+            raise SqtoolError(f"baseline: acc windows must be (W, 3, T) = {want} to match ppg {ppg.shape}, "
+                              f"got {acc.shape}")
+        acc = np.where(np.isfinite(acc), acc, 0.0)
     bpm, P, A, motion = spectra(ppg, acc, fs, cfg)
     W = len(ppg)
     raw = np.full(W, np.nan)

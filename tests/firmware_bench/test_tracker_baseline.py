@@ -65,6 +65,27 @@ def test_baseline_bad_windows():
     assert np.isnan(flat["hr"]).all()
 
 
+_PPG, _ACC = _windows(hr_bpm=120, motion_bpm=90, n=5)                  # ppg (5, T), acc (5, 3, T)
+
+
+@pytest.mark.parametrize("acc, fs, match", [
+    (_ACC[0, 0], FS, r"acc windows must be \(W, 3, T\)"),                 # 1-D
+    (_ACC.transpose(0, 2, 1), FS, r"acc windows must be \(W, 3, T\)"),    # (W, T, 3)
+    (_ACC[:3], FS, r"acc windows must be \(W, 3, T\)"),                   # 3 windows for 5 of ppg
+    (_ACC, 0, r"fs: sampling rate must be in"),
+    (_ACC, -125.0, r"fs: sampling rate must be in"),
+    (_ACC, float("nan"), r"fs: sampling rate must be finite"),
+    (_ACC, "125", r"fs must be the sampling rate in Hz as a number"),
+    (_ACC, 5.0, r"fs must be above 8 Hz for the 0.5-4 Hz band-pass"),        # band above Nyquist
+], ids=["acc 1-D", "acc (W,T,3)", "fewer acc windows", "fs 0", "fs negative", "fs nan", "fs str", "fs too low"])
+def test_baseline_refuses_bad_acc_or_fs_with_one_line(acc, fs, match):
+    """Array callers' slips get one SqtoolError naming the argument and the shape/range wanted, not a numpy or
+    scipy error from deep inside the filter."""
+    with pytest.raises(SqtoolError, match=match) as e:
+        estimate(_PPG, acc, fs)
+    assert "baseline: " in str(e.value) and "\n" not in str(e.value)
+
+
 def test_hr_metrics():
     m = hr_metrics(np.array([60, 72, np.nan, 100]), np.array([60, 70, 80, np.nan]))
     assert m["n"] == 3 and m["coverage"] == pytest.approx(2 / 3)
