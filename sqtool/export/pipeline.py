@@ -113,6 +113,12 @@ class PipelineRef:
 
     def __init__(self, model_cfg: dict, graph, decoder: DecoderCfg | dict | None = None,
                  fs_in: float | None = None, n_ppg: int = 1):
+        """model_cfg: the model's config dict (metadata.json's model_cfg: front end, bins); graph: its integer
+        graph (`sqtool.export.intgraph`, the student_int8 checkpoint's); decoder: a DecoderCfg, or the decoder
+        dict (metadata.json's "decoder", + "temperature"), None = model_cfg["decoder"]; fs_in: the device's
+        sampling rate in Hz (None = the model's); n_ppg: the device's PPG sensors (1 or 2). Inputs are int16
+        device counts (`sqtool.data.frontend.to_int16`); results are integers: hr/lo/hi in milli-BPM,
+        conf_q15 and flagged_q15 in q15 (x / 32768), valid 1 = the network scored the window."""
         mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
         self.model_cfg = mc
         self.graph = graph
@@ -160,14 +166,18 @@ class PipelineRef:
             return ppg
         if acc is None:
             raise SqtoolError("pipeline: this model reads the accelerometer: acc (n, 3) int16 is required")
-        acc = np.asarray(acc)
-        if acc.dtype != np.int16 or acc.size != 3 * ppg.shape[1]:
-            raise SqtoolError(f"pipeline: acc must be int16 with 3 values per sample ({3 * ppg.shape[1]}), "
-                              f"got {acc.dtype} {acc.shape}")
-        return np.concatenate([ppg, acc.reshape(-1, 3).T], axis=0)
+        acc, n = np.asarray(acc), ppg.shape[1]
+        if acc.dtype != np.int16 or not (acc.shape == (n, 3) or (acc.ndim == 1 and acc.size == 3 * n)):
+            hint = " (channels-first: pass acc.T)" if acc.shape == (3, n) and n != 3 else ""
+            raise SqtoolError(f"pipeline: acc must be int16 ({n}, 3), or ({3 * n},) interleaved x, y, z, for {n} "
+                              f"samples, got {acc.dtype} {acc.shape}{hint}")
+        return np.concatenate([ppg, acc.reshape(-1, 3).T], axis=0)                 # (n, 3) -> (3, n)
 
     def push(self, ppg, acc=None, gap=None) -> list[dict]:
-        """One chunk (any size, 0 included), as sq_pipeline_push: one dict per completed window."""
+        """One chunk of n samples (any n, 0 included), as sq_pipeline_push: ppg int16 (n,) for one sensor, (n, n_ppg)
+        or (n_ppg n,) interleaved for more; acc int16 (n, 3) (x, y, z per sample; or (3 n,) interleaved, never
+        channels-first (3, n)), None for a PPG-only model; gap (n,) bool or None. Returns one dict per completed
+        window (RESULT_KEYS: hr_mbpm, lo_mbpm, hi_mbpm in milli-BPM; conf_q15, flagged_q15 in q15; valid 0/1)."""
         x = self._stack(ppg, acc)
         wins = self.fe.push(x, gap)
         if not wins:
@@ -179,8 +189,12 @@ class PipelineRef:
         return [self._decode(w.index, rows.get(i), fq[i], w.spec) for i, w in enumerate(wins)]
 
     def run(self, x16, gap=None, chunk: int | None = None) -> dict[str, np.ndarray]:
-        """A whole recording x16 int16 (C_in, N) from a fresh state: chunk None = vectorised front end
-        (bit-exact with streaming), chunk k = pushes of k samples. Returns (W,) arrays per RESULT_KEYS."""
+        """A whole recording x16 int16 (C_in, N) channels-first (the n_ppg PPG sensors' rows, then acc x, y, z; device
+        counts, `sqtool.data.frontend.to_int16`), gap (N,) bool or None, from a fresh state: chunk None = vectorised
+        front end (bit-exact with streaming), chunk k = pushes of k samples. Returns (W,) arrays per RESULT_KEYS:
+        index (window number), hr_mbpm / lo_mbpm / hi_mbpm (heart rate and its interval, milli-BPM: / 1000 ->
+        BPM), conf_q15 (confidence, q15: / 32768 -> 0..1), flagged_q15 (share of dropout samples, q15), valid
+        (1 = the network scored the window, 0 = over half flagged: the decoder's prediction only)."""
         x16 = np.asarray(x16)
         if x16.ndim == 1:
             x16 = x16[None]

@@ -749,3 +749,24 @@ def test_kit_states_the_models_confidence_range():
     assert conf_range_text(d) == ("; this model's conf_q15 spans 31738 .. 32700 (expected error 6.3 .. 0.4 BPM): "
                                   "choose a threshold inside that range")
     assert conf_range_text(DecoderCfg(bins_bpm=(30.0, 229.5, 1.5))) == ""
+
+
+def test_push_refuses_a_channels_first_acc(twin):
+    """acc is (n, 3) or (3 n,) interleaved: a channels-first (3, n) array (the layout of run()'s x16 rows) has 3 n
+    values too and was reshaped into scrambled x, y, z samples without a word."""
+    mc, g, _ = twin
+    ref = PL.PipelineRef(mc, g, None, 125.0)
+    n = 1500
+    rng = np.random.default_rng(0)
+    x16 = (rng.standard_normal((4, n)) * 3000).astype(np.int16)          # ppg, acc x, y, z
+    want = ref.run(x16)
+    for acc in (np.ascontiguousarray(x16[1:].T), np.ascontiguousarray(x16[1:].T).reshape(-1)):
+        ref.reset()
+        got = ref.push(x16[0], acc)
+        assert [r["hr_mbpm"] for r in got] == list(want["hr_mbpm"]) and len(got) == len(want["index"]) > 0
+    ref.reset()
+    with pytest.raises(SqtoolError, match=r"acc must be int16 \(1500, 3\).*got int16 \(3, 1500\).*acc\.T") as e:
+        ref.push(x16[0], x16[1:])
+    assert "\n" not in str(e.value)
+    with pytest.raises(SqtoolError, match=r"got int16 \(500, 9\)"):
+        ref.push(x16[0], x16[1:].T.reshape(500, 9))
