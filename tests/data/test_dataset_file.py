@@ -356,3 +356,22 @@ def test_a_dataset_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys)
     assert main(["data", "inspect", "--data", str(f)]) == 1
     err = capsys.readouterr().err
     assert err == f"sqtool: error: {e.value}\n"
+
+
+def test_read_dataset_takes_a_dataset_file_and_gives_its_records(tmp_path):
+    """readers.read_dataset / iter_records given the dataset.yaml itself read it (the records resolve_data(p)
+    .dataset.records() gives), instead of asking the user to write the dataset.yaml they gave."""
+    from sqtool.data.readers import iter_records, read_dataset
+    p = yaml(tmp_path, BASE + "subject: {pattern: '^(s\\d)_'}\nlabels: {hr: {column: hr}}\n")
+    want = resolve_data(p).dataset.records()
+    got = read_dataset(p)
+    assert [(r.record_id, r.subject) for r in got] == [(r.record_id, r.subject) for r in want]
+    for a, b in zip(got, want):
+        assert set(a.signals) == set(b.signals) and a.fs == b.fs
+        assert all(np.array_equal(a.signals[c], b.signals[c]) for c in a.signals)
+        assert np.array_equal(a.labels["hr"].values, b.labels["hr"].values)
+    assert [r.record_id for r in iter_records(str(p), channels=["ppg"])] == [r.record_id for r in want]
+    with pytest.raises(SqtoolError, match="channel 'acc_y' missing"):             # the folder checks apply too
+        read_dataset(p, channels=["acc_y"])
+    with pytest.raises(SqtoolError, match="names its own format and reading options; drop kind, fs"):
+        read_dataset(p, kind="csv", fs=125.0)

@@ -2,6 +2,7 @@
 
     read_dataset(path, kind=None)  -> list[Record]      kind detected from the files when None
     iter_records(path, kind=None)  -> generator of Record (lazy: one file at a time)
+                                      path may be a dataset.yaml: its records (dataset_file.records())
     list_items(path, kind=None)    -> (kind, [items])   the files holding records, unread (parallel work units)
     read_item(kind, item, root)    -> list[Record]      the checked records of one item
     detect_kind(path)              -> "troika" | "bidmc" | "wrist_exercise" | ... | "csv" | "npz" | "wfdb"
@@ -194,10 +195,16 @@ def iter_records(path: str | os.PathLike, kind: str | None = None, *, min_durati
                  on_error: str = "raise", skipped: list | None = None, **options) -> Iterator[Record]:
     """Lazily yield the checked records of a dataset folder or file, one file read at a time.
 
-    `options` go to the generic readers (e.g. fs=, time_column= for CSV; fs= for NPZ).
+    `options` go to the generic readers (e.g. fs=, time_column= for CSV; fs= for NPZ). A dataset file
+    (`my_watch/dataset.yaml`, see data.dataset_file) gives the records `load_dataset_file(path).records()`
+    gives (read all at once, labels under task names); it names its format and reading options itself.
     """
     if on_error not in ("raise", "skip"):
         raise SqtoolError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if _is_yaml_file(path):
+        yield from _dataset_file_records(path, kind, options, min_duration_s, channels, max_clip_fraction,
+                                         on_error, skipped)
+        return
     kind, items = list_items(path, kind)
     ctx: dict = {"root": Path(path)}
     for item in items:
@@ -211,6 +218,34 @@ def iter_records(path: str | os.PathLike, kind: str | None = None, *, min_durati
                 skipped.append(str(e))
             continue
         yield from recs
+
+
+def _is_yaml_file(path: str | os.PathLike) -> bool:
+    p = Path(path).expanduser()
+    return p.is_file() and p.suffix.lower() in (".yaml", ".yml")
+
+
+def _dataset_file_records(path, kind, options, min_duration_s, channels, max_clip_fraction, on_error,
+                          skipped) -> Iterator[Record]:
+    """The records of a dataset.yaml, through the same checks iter_records applies to a folder's."""
+    if kind is not None or options:
+        given = ", ".join([*(["kind"] if kind is not None else []), *options])
+        raise SqtoolError(f"{path}: a dataset file names its own format and reading options; drop {given} "
+                          f"(or pass the recordings folder instead)")
+    from sqtool.data.dataset_file import load_dataset_file         # it reads through this module: import late
+    ds = load_dataset_file(path)
+    recs = ds.records(on_error=on_error)
+    if skipped is not None:
+        skipped.extend(ds.report.get("skipped", []))
+    extra = bool(min_duration_s) or bool(channels) or max_clip_fraction is not None   # records() ran the rest
+    for r in recs:
+        try:
+            yield check_record(r, min_duration_s, channels, max_clip_fraction) if extra else r
+        except SqtoolError as e:
+            if on_error == "raise":
+                raise
+            if skipped is not None:
+                skipped.append(str(e))
 
 
 def read_dataset(path: str | os.PathLike, kind: str | None = None, **kw) -> list[Record]:
