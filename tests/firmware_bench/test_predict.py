@@ -418,3 +418,38 @@ def test_a_runtime_other_than_the_default_says_why(spec_export_dir, tmp_path, ca
     assert main(["predict", "--model", str(spec_export_dir), "--data", str(fast), "--runtime", "c",
                  "--out", str(tmp_path / "c")]) == 0                  # asked for: nothing to explain
     assert "not the C pipeline" not in capsys.readouterr().out
+
+
+def test_library_predict_releases_its_run_folder(spec_export_dir, tmp_path, monkeypatch):
+    """A library predict() call (a notebook) left its run folder locked for the rest of the process: `sqtool predict
+    --out` the same folder from a terminal said 'in use by another sqtool run'. It releases what it locked when it
+    returns (or raises), as the CLI does; a lock held before the call (an enclosing command's) stays held."""
+    import fcntl
+    import os
+
+    from sqtool.core import held_run_dirs, lock_run_dir, release_run_dirs
+    from sqtool.firmware_bench import predict as P
+    rec = write_wrist_npz(tmp_path / "a.npz", seconds=20, ppg2=True)
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    lock_run_dir(outer)
+    before = held_run_dirs()
+    assert str(outer.resolve()) in before
+    try:
+        out = tmp_path / "p"
+        predict(PredictConfig(model=str(spec_export_dir), data=str(rec), out=str(out)))
+        assert held_run_dirs() == before
+        fd = os.open(out / ".lock", os.O_RDWR)                     # another writer can take it now
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        def boom(*a, **k):
+            raise SqtoolError("the runtime failed")
+        monkeypatch.setattr(P, "_run_spectral", boom)              # fails after the run folder is made
+        with pytest.raises(SqtoolError, match="the runtime failed"):   # a failed call releases its folder too
+            predict(PredictConfig(model=str(spec_export_dir), data=str(rec), out=str(tmp_path / "q")))
+        assert (tmp_path / "q" / ".lock").exists()
+        assert held_run_dirs() == before
+    finally:
+        release_run_dirs(keep=before - {str(outer.resolve())})
