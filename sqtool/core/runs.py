@@ -1,6 +1,7 @@
 """Run directories (resolved config + provenance + metrics), seeds and the data root."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import errno
@@ -102,6 +103,20 @@ def set_seed(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:
         pass
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with torch's intra-op thread count at `n`, then put the caller's count back (also when the
+    block raises): a library call (predict's torch runtimes, export) must not leave torch's process-wide setting
+    changed for the rest of a notebook's kernel."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")

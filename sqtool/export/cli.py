@@ -308,14 +308,20 @@ def random_code_windows(n: int, c: int, f: int, seed: int = 0):
 
 
 def export(cfg: ExportConfig) -> dict:
-    """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}."""
+    """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}. Torch runs on
+    one thread meanwhile (reproducible parity numbers); the caller's thread count is back when it returns."""
+    from sqtool.core.runs import torch_threads
+    with torch_threads(1):
+        return _export(cfg)
+
+
+def _export(cfg: ExportConfig) -> dict:
     import numpy as np
     import torch
     from sqtool.core import make_run_dir, save_config
     from sqtool.export import parity as P
     from sqtool.export.metadata import build_metadata, float_metadata
     from sqtool.models import load_model
-    torch.set_num_threads(1)
     inp = _load_inputs(cfg)
     ckpt, x, y = inp["ckpt"], inp["x"], inp["y"]
     graph = qmodel = brev = None

@@ -250,11 +250,19 @@ class TorchRuntime(_Timed):
     kinds: tuple[str, ...] = ("student_float",)
 
     def load(self):
-        import torch
+        from sqtool.core.runs import torch_threads
+        with torch_threads(1):                                  # one thread while torch runs; the caller's after
+            return self._load()
+
+    def run_batch(self, x):
+        from sqtool.core.runs import torch_threads
+        with torch_threads(1):                                  # set per batch, outside the per-window timing
+            return super().run_batch(x)
+
+    def _load(self):
         from sqtool.core import sha256_file_cached
         from sqtool.core.checkpoint import load_checkpoint
         from sqtool.models import ModelCfg, load_model
-        torch.set_num_threads(1)
         p = self.art.checkpoint(self.key)
         if p is None:
             flag = "--" + self.key.replace("_", "-")
