@@ -84,13 +84,20 @@ class Record:
         """Refuse records no stage can use: empty, a channel without one finite sample, missing rate, shape
         mismatch. NaN/Inf samples are gaps, not errors (see `nonfinite_samples`)."""
         where = f"{self.dataset}/{self.record_id}"
+        if not isinstance(self.signals, dict) or not isinstance(self.fs, dict):
+            raise SqtoolError(f"{where}: signals and fs must be dicts (channel -> samples, channel -> Hz), got "
+                              f"{type(self.signals).__name__} and {type(self.fs).__name__}")
         if not self.signals:
             raise SqtoolError(f"{where}: record has no signals")
         for ch, x in self.signals.items():
             if ch not in self.fs or self.fs[ch] is None:
                 raise SqtoolError(f"{where}: channel '{ch}' has no valid sampling rate")
+            if isinstance(self.fs[ch], (str, bytes)):
+                raise SqtoolError(f"{where}: channel '{ch}': sampling rate {self.fs[ch]!r} is text, not a number")
             check_fs(self.fs[ch], f"{where}: channel '{ch}'")
             x = np.asarray(x)
+            if x.dtype.kind not in "biuf":                # complex, text, objects: not samples
+                raise SqtoolError(f"{where}: channel '{ch}' must hold real numbers, got {x.dtype} samples")
             if x.ndim != 1:
                 raise SqtoolError(f"{where}: channel '{ch}' must be 1-D, got shape {x.shape}")
             if x.size == 0:
@@ -100,6 +107,20 @@ class Record:
                                   f"{MIN_RECORD_SAMPLES}")
             if not np.isfinite(x).any():              # NaN/Inf samples are gaps; a channel of gaps only is none
                 raise SqtoolError(f"{where}: channel '{ch}' has no finite sample (all {x.size} are NaN/Inf)")
+        return self
+
+    def check_spans(self) -> "Record":
+        """Refuse channels that do not span the same time: at one rate, lengths that differ; at their own rates,
+        durations (samples / rate) that differ by a sample of the slower channel or more. For records made from
+        arrays (predict(records=...), `sqtool.load_model`): a stream cuts its channels to the shortest
+        (`channel_matrix`), which for a shorter array handed in is a mistake to say, not a file's tail to drop."""
+        spans = {ch: (np.size(x), float(self.fs[ch])) for ch, x in self.signals.items()}
+        (a, (na, fa)), (b, (nb, fb)) = (min(spans.items(), key=lambda kv: kv[1][0] / kv[1][1]),
+                                        max(spans.items(), key=lambda kv: kv[1][0] / kv[1][1]))
+        if nb / fb - na / fa >= max(1 / fa, 1 / fb) - 1e-9:
+            raise SqtoolError(f"{self.dataset}/{self.record_id}: channels of unequal length: '{b}' has {nb} samples "
+                              f"at {fb:g} Hz ({nb / fb:g} s), '{a}' {na} at {fa:g} Hz ({na / fa:g} s); give every "
+                              "channel the same span")
         return self
 
     def nonfinite_samples(self) -> int:

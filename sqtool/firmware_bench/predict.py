@@ -246,8 +246,8 @@ def _predict(cfg: PredictConfig, records=None) -> dict:
             path = S.resolve_data(cfg.data, cfg.data_root)
             records = S.load_records(path, 0, cfg.max_seconds)
             data = str(getattr(path, "path", path))
-    else:
-        records, data = [S.cut(r, cfg.max_seconds) for r in records], "records"
+    else:                                          # made in code: checked here, as a reader checks its own
+        records, data = [S.cut(_given(r), cfg.max_seconds) for r in records], "records"
     spectral = R.is_spectral(md)
     prepared = _prepare_spectral(cfg, art, records) if spectral else _prepare_time_domain(cfg, art, records)
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
@@ -307,6 +307,15 @@ def _predict(cfg: PredictConfig, records=None) -> dict:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
     return summary
+
+
+def _given(record):
+    """A Record handed to predict() (not read by a reader, which checks its own): `Record.validate` (1-D real
+    channels, rates, some finite sample) and `Record.check_spans` (channels of one length / duration)."""
+    from sqtool.data.record import Record
+    if not isinstance(record, Record):
+        raise SqtoolError(f"predict: records must be sqtool.data.record.Record, got {type(record).__name__}")
+    return record.validate().check_spans()
 
 
 def _firmware(rt, name: str) -> dict | None:

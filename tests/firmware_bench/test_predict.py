@@ -453,3 +453,46 @@ def test_library_predict_releases_its_run_folder(spec_export_dir, tmp_path, monk
         assert held_run_dirs() == before
     finally:
         release_run_dirs(keep=before - {str(outer.resolve())})
+
+
+def _arrays_record(n: int = 3750, **change):
+    """A 30 s wrist Record made in code (ppg + acc at 125 Hz), with `change` applied: signals / fs by channel."""
+    from sqtool.data.record import Record
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / 125.0
+    sig = {"ppg": np.sin(2 * np.pi * 1.5 * t) + 0.1 * rng.standard_normal(n),
+           **{f"acc_{a}": 0.05 * rng.standard_normal(n) for a in "xyz"}}
+    fs = {c: 125.0 for c in sig}
+    for k, v in change.items():
+        (fs if k.startswith("fs_") else sig)[k.removeprefix("fs_")] = v
+    return Record("mine", "s1", "r1", sig, fs)
+
+
+@pytest.mark.parametrize("record, match", [
+    (lambda: _arrays_record(ppg=np.zeros((3750, 1))), r"mine/r1: channel 'ppg' must be 1-D, got shape \(3750, 1\)"),
+    (lambda: _arrays_record(ppg=np.zeros((1, 3750))), r"must be 1-D, got shape \(1, 3750\)"),
+    (lambda: _arrays_record(fs_ppg=None), "channel 'ppg' has no valid sampling rate"),
+    (lambda: _arrays_record(fs_ppg="125"), "sampling rate '125' is text, not a number"),
+    (lambda: _arrays_record(n=0), "channel 'ppg' is empty"),
+    (lambda: _arrays_record(acc_x=np.zeros(2500), acc_y=np.zeros(2500), acc_z=np.zeros(2500)),
+     r"channels of unequal length: 'ppg' has 3750 samples at 125 Hz \(30 s\), 'acc_x' 2500 at 125 Hz \(20 s\)"),
+    (lambda: _arrays_record(acc_z=np.zeros(3749)), "channels of unequal length"),
+    (lambda: _arrays_record(ppg=np.ones(3750) * (1 + 1j)), "channel 'ppg' must hold real numbers, got complex128"),
+    (lambda: _arrays_record(ppg=np.array(["1.0"] * 3750)), "channel 'ppg' must hold real numbers, got <U3"),
+    (lambda: {"ppg": np.zeros(3750)}, "records must be sqtool.data.record.Record, got dict"),
+], ids=["ppg_N1", "ppg_1N", "fs_none", "fs_text", "empty", "acc_shorter", "one_sample_short", "complex", "text",
+        "not_a_record"])
+def test_predict_checks_the_records_it_is_given(spec_export_dir, tmp_path, record, match):
+    """predict(records=[...]) (the path from arrays) ran records it never checked: numpy ValueError / IndexError
+    tracebacks, complex or text samples and a text rate taken, a shorter accelerometer silently cutting every channel
+    (fewer windows). Each is one SqtoolError line now, before a run folder is made."""
+    with pytest.raises(SqtoolError, match=match) as e:
+        predict(PredictConfig(model=str(spec_export_dir), out=str(tmp_path / "p")), records=[record()])
+    assert "\n" not in str(e.value) and not (tmp_path / "p" / "summary.json").exists()
+
+
+def test_predict_takes_a_good_record_made_in_code(spec_export_dir, tmp_path):
+    """The checks leave a record of int16 counts or float32 samples, whose channels span the same time, alone."""
+    rec = _arrays_record(ppg=(_arrays_record().signals["ppg"] * 1000).astype(np.int16))
+    res = predict(PredictConfig(model=str(spec_export_dir), out=str(tmp_path / "p")), records=[rec])
+    assert res["recordings"][0]["windows"] == 12
