@@ -13,14 +13,13 @@ run folder and the next command (`next: ...`).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import textwrap
 from pathlib import Path
 
-from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_args, check_fs, check_window_s,
-                         lock_run_dir, make_run_dir, resolve_config, resume_config, save_config)
+from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_args, lock_run_dir, make_run_dir,
+                         resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.runs import FORCE_HELP, note_run, shell_command
@@ -74,16 +73,12 @@ PAPER_SCALE = """paper scale (SiamQuality: 21.6 M encoder parameters, 27 M with 
       --pairs runs/pairs --batch-size 256 --epochs 30 --out runs/pretrain-152"""
 
 
-def _is_path(value: str) -> bool:
-    """A --model value naming a run folder or checkpoint file rather than a registry name."""
-    return bool(value) and (Path(value).exists() or "/" in value or value.endswith((".pt", ".pth")))
-
-
 def _precheck_pretrain(cfg) -> None:
     """Cheap checks before a run directory is made (so a bad input leaves nothing behind)."""
     from sqtool.models import get_model_cfg
+    from sqtool.train.finetune import is_checkpoint_path
     from sqtool.train.pretrain import check_pretrains
-    if _is_path(cfg.model):
+    if is_checkpoint_path(cfg.model):
         raise SqtoolError(f"train pretrain --model {cfg.model}: pretraining starts from a registry name (e.g. "
                           f"resnet1d_siamq_tiny); to continue a run use --resume RUN")
     check_training_numbers(cfg, "train pretrain")
@@ -103,15 +98,8 @@ def _precheck_pretrain(cfg) -> None:
 def _precheck_finetune(cfg, init_ck: dict | None = None) -> dict | None:
     """Cheap checks before a run directory is made; returns the --init checkpoint (`init_ck` when the caller
     read it already, else read here for a time-domain model), for the fine-tune to use as is."""
-    from sqtool.data.tasks import TASK_SPECS
     from sqtool.train.finetune import check_mode, load_init
-    if cfg.task not in TASK_SPECS:
-        raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
-    check_training_numbers(cfg, "train finetune")
-    for k in ("fs", "window_s", "hop_s"):                  # 0 = the default; anything else within bounds
-        v = getattr(cfg, k)
-        if v:
-            (check_fs if k == "fs" else check_window_s)(v, f"train finetune --{k.replace('_', '-')}")
+    cfg.validate("train finetune")                  # task, training numbers, rates and windows (the library's too)
     name = cfg.model
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
@@ -254,7 +242,8 @@ def run_finetune_cmd(args) -> int:
 
     if getattr(args, "resume", None):
         return _resume_finetune(args)
-    cfg, init_ck = _model_as_init(resolve_config(FinetuneConfig, args))
+    from sqtool.train.finetune import model_as_init
+    cfg, init_ck = model_as_init(resolve_config(FinetuneConfig, args))
     init_ck = _precheck_finetune(cfg, init_ck)               # the --init checkpoint, read once
     if _is_spectral(cfg.model):
         run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
@@ -266,23 +255,6 @@ def run_finetune_cmd(args) -> int:
     m = run_finetune(cfg, run_dir, init_ck=init_ck)
     _print_finetune(cfg, run_dir, m)
     return 0
-
-
-def _model_as_init(cfg):
-    """(cfg, checkpoint or None): `--model RUN` (a pretrained run folder or checkpoint) is `--init RUN`: a
-    time-domain encoder with the model taken from the checkpoint, a pretrained spectral encoder as `--model <its
-    architecture> --init RUN`; the checkpoint read for it is passed on (read once)."""
-    if not _is_path(cfg.model):
-        return cfg, None
-    if cfg.init not in ("", "none") and cfg.init != cfg.model:
-        raise SqtoolError(f"train finetune: --model {cfg.model} is a checkpoint and --init {cfg.init} another; "
-                          f"give one of them")
-    from sqtool.core.checkpoint import load_checkpoint
-    from sqtool.models.spectral import SPECTRAL_FAMILY
-    ck = load_checkpoint(cfg.model, expect_kind=("teacher_pretrain", "teacher_task"))
-    mc = ck["model_cfg"]
-    name = mc.get("name", "") if mc.get("family") == SPECTRAL_FAMILY else ""
-    return dataclasses.replace(cfg, init=cfg.model, model=name), ck
 
 
 def _print_finetune(cfg, run_dir: Path, m: dict) -> None:

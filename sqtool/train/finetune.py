@@ -91,8 +91,48 @@ class FinetuneConfig:
     seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 
+    def validate(self, command: str = "train finetune") -> "FinetuneConfig":
+        """The value checks `sqtool train finetune` and the library entries (run_finetune, run_finetune_hr) share,
+        one line each naming the option, before a folder is made or data read: a known task, the training numbers
+        (lr, weight decay, epochs >= 1, batch size >= 2), and fs / window_s / hop_s in bounds (0 = the default)."""
+        from sqtool.core import check_fs, check_window_s
+        from sqtool.data.tasks import TASK_SPECS
+        if self.task not in TASK_SPECS:
+            raise SqtoolError(f"unknown task '{self.task}' (known: {', '.join(TASK_SPECS)})")
+        check_training_numbers(self, command)
+        for k in ("fs", "window_s", "hop_s"):
+            v = getattr(self, k)
+            if v:
+                (check_fs if k == "fs" else check_window_s)(v, f"{command} --{k.replace('_', '-')}")
+        return self
+
 
 # ----------------------------------------------------------------------------- init checkpoint
+
+def is_checkpoint_path(value: str) -> bool:
+    """A `model` value naming a run folder or checkpoint file rather than a registry name."""
+    return bool(value) and (Path(value).exists() or "/" in value or value.endswith((".pt", ".pth")))
+
+
+def model_as_init(cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
+    """(cfg, checkpoint or None): `model` naming a pretrained run folder or checkpoint (`--model RUN`) is `init`:
+    a time-domain encoder with the model taken from the checkpoint (model ""), a pretrained spectral encoder as
+    `model=<its architecture>, init=RUN`; the checkpoint read for it is passed on (read once). The CLI and the
+    library entries translate it here, alike; a registry name comes back unchanged with None."""
+    if not is_checkpoint_path(cfg.model):
+        return cfg, None
+    if cfg.init not in ("", "none") and cfg.init != cfg.model:
+        raise SqtoolError(f"train finetune: --model {cfg.model} is a checkpoint and --init {cfg.init} another; "
+                          f"give one of them")
+    import dataclasses
+
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    ck = load_checkpoint(cfg.model, expect_kind=("teacher_pretrain", "teacher_task"))
+    mc = ck["model_cfg"]
+    name = mc.get("name", "") if mc.get("family") == SPECTRAL_FAMILY else ""
+    return dataclasses.replace(cfg, init=cfg.model, model=name), ck
+
 
 def load_init(init: str, model_name: str, fs: float | None, ck: dict | None = None):
     """(checkpoint dict or None, model name). Refuses other families, models, sampling rates. `ck`: the
@@ -281,11 +321,11 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     from sqtool.core.metrics import bootstrap_ci, primary_metric, task_metrics
 
     run_dir = Path(run_dir)
-    if cfg.task not in TASK_SPECS:
-        raise SqtoolError(f"unknown task '{cfg.task}' (known: {', '.join(TASK_SPECS)})")
+    cfg, ck_model = model_as_init(cfg)                  # model=RUN -> init=RUN, as the CLI does
+    init_ck = ck_model if ck_model is not None else init_ck
+    cfg.validate()
     if not 0 < cfg.label_fraction <= 1:
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
-    check_training_numbers(cfg, "train finetune")
     spec = TASK_SPECS[cfg.task]
     kind = spec["kind"]
     dev = loop.pick_device(cfg.device)

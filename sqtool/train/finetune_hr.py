@@ -115,10 +115,11 @@ def sensors_seen(mcfg, corpus, log=print):
 
 
 def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, init_ck: dict | None = None) -> dict:
-    """`cfg` is train.finetune.FinetuneConfig (model = a spectral registry name). resume=True reuses the
-    finished folds saved in run_dir/folds (see the module docstring). `init_ck`: the checkpoint cfg.init names
-    when the caller has read it already (`train finetune --model RUN`: read once; another kind is read again
-    to be refused in the checkpoint loader's words)."""
+    """`cfg` is train.finetune.FinetuneConfig (model = a spectral registry name, or a pretrained spectral run
+    folder / checkpoint: then model = its architecture, init = it, as `train finetune --model RUN`), checked by
+    its `validate()` as the CLI checks it. resume=True reuses the finished folds saved in run_dir/folds (see the
+    module docstring). `init_ck`: the checkpoint cfg.init names when the caller has read it already (`train
+    finetune --model RUN`: read once; another kind is read again to be refused in the checkpoint loader's words)."""
     import torch
 
     from sqtool.core import resolve_data_root, set_seed
@@ -129,9 +130,16 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, predict_logits, select_decoder,
                                       train_bins)
     from sqtool.models.hr_options import calibration_subjects, calibration_text, check_train_options
-    from sqtool.train.finetune import check_mode
+    from sqtool.train.finetune import check_mode, model_as_init
 
     run_dir = Path(run_dir)
+    model_given = cfg.model
+    cfg, ck_model = model_as_init(cfg)                 # model=RUN -> init=RUN, as the CLI does
+    init_ck = ck_model if ck_model is not None else init_ck
+    if ck_model is not None and not cfg.model:         # the CLI sends a time-domain encoder to run_finetune
+        raise SqtoolError(f"model {model_given} is a time-domain encoder, not a spectral heart-rate model: "
+                          f"fine-tune it with sqtool.train.finetune.run_finetune")
+    cfg.validate()
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
     check_train_options(cfg)                           # before any data is read

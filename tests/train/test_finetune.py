@@ -149,3 +149,67 @@ def test_a_window_of_no_whole_samples_is_one_line_before_any_data(tmp_path, monk
     monkeypatch.setattr(T, "load_task", no_data)
     with pytest.raises(SqtoolError, match=r"fs \* window_s = 330.4 is not a whole number of samples"):
         run_finetune(FinetuneConfig(**{**FAST, "fs": 41.3, "data_root": "synthetic"}), tmp_path)
+
+
+BAD_VALUES = [("--epochs=-3", {"epochs": -3}), ("--lr=0", {"lr": 0.0}), ("--batch-size=1", {"batch_size": 1}),
+              ("--fs=-1", {"fs": -1.0}), ("--window-s=1e6", {"window_s": 1e6}), ("--hop-s=-2", {"hop_s": -2.0}),
+              ("--task=spo2", {"task": "spo2"})]
+
+
+@pytest.mark.parametrize("model", ["", "spec_student_xs"])
+@pytest.mark.parametrize("flag, kw", BAD_VALUES, ids=[f for f, _ in BAD_VALUES])
+def test_the_library_entries_refuse_what_the_cli_refuses(flag, kw, model, tmp_path, capsys, monkeypatch):
+    """FinetuneConfig.validate() holds the CLI's value checks: run_finetune_hr(epochs=-3) trained and returned
+    where `sqtool train finetune --epochs -3` refuses; now both say the same line before any data is read."""
+    import sqtool.data.tasks as T
+    import sqtool.train.finetune_hr as FH
+
+    def no_data(*a, **k):
+        raise AssertionError("data read before the bad value was refused")
+    monkeypatch.setattr(T, "load_task", no_data)
+    monkeypatch.setattr(FH, "hr_corpus", no_data)
+    argv = ["train", "finetune", "--data", "synthetic", *(["--model", model] if model else []), flag]
+    assert main(argv + ["--out", str(tmp_path / "cli")]) == 1
+    cli = capsys.readouterr().err.strip()
+    cfg = FinetuneConfig(**{**FAST, "model": model, "data_root": "synthetic", **kw})
+    with pytest.raises(SqtoolError) as e:
+        (FH.run_finetune_hr if model else run_finetune)(cfg, tmp_path / "lib")
+    assert cli == f"sqtool: error: {e.value}", cli
+
+
+def _spectral_pretrain_run(folder):
+    from sqtool.models import get_model_cfg
+    cfg = get_model_cfg("spec_student_xs", task="pretrain")
+    folder.mkdir(parents=True)
+    save_checkpoint(folder / "model.pt", kind="teacher_pretrain", model_cfg=cfg.to_dict(),
+                    state_dict=create_model(cfg).state_dict())
+    return folder
+
+
+def test_run_finetune_hr_takes_a_pretrained_run_folder_as_model_as_the_cli_does(tmp_path, monkeypatch,
+                                                                                  tiny_pretrained):
+    """FinetuneConfig.model documents 'a pretrained run folder / checkpoint file (then the same as --init)'; only
+    the CLI translated it, the library said "unknown model '/...'"."""
+    import sqtool.models.spectral as S
+    import sqtool.train.finetune_hr as FH
+    real, loads = S.load_encoder, []
+    monkeypatch.setattr(S, "load_encoder", lambda *a, **k: (loads.append(1), real(*a, **k))[1])
+    run = _spectral_pretrain_run(tmp_path / "pretrain")
+    cfg = FinetuneConfig(**{**FAST, "model": str(run), "data_root": "synthetic", "folds": 2, "max_records": 3,
+                            "bootstrap": 10})
+    FH.run_finetune_hr(cfg, tmp_path / "ft", log=lambda *a: None)
+    train_cfg = load_checkpoint(tmp_path / "ft" / "model.pt")["train_cfg"]
+    assert (train_cfg["model"], train_cfg["init"]) == ("spec_student_xs", str(run))     # = --model X --init RUN
+    assert len(loads) == 3                                                  # two folds and the final model
+    with pytest.raises(SqtoolError, match="is a checkpoint and --init .* another; give one of them"):
+        FH.run_finetune_hr(FinetuneConfig(**{**FAST, "model": str(run), "init": str(tiny_pretrained)}), tmp_path)
+    with pytest.raises(SqtoolError, match="time-domain encoder, not a spectral heart-rate model"):
+        FH.run_finetune_hr(FinetuneConfig(**{**FAST, "model": str(tiny_pretrained)}), tmp_path)
+
+
+def test_run_finetune_takes_a_pretrained_run_folder_as_model_too(tmp_path, tiny_pretrained):
+    m = run_finetune(FinetuneConfig(**{**FAST, "task": "af", "model": str(tiny_pretrained), "mode": "linear",
+                                       "data_root": "synthetic", "folds": 2, "max_records": 3, "bootstrap": 10}),
+                     tmp_path / "ft")
+    ck = load_checkpoint(tmp_path / "ft" / "model.pt")
+    assert ck["train_cfg"]["init"] == str(tiny_pretrained) and ck["model_cfg"]["name"] == "resnet1d_siamq_tiny", m
