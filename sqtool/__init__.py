@@ -1,2 +1,20 @@
-"""sqtool: SiamQuality PPG foundation model, from pretraining to a Cortex-M wrist device."""
+"""sqtool: SiamQuality PPG foundation model, from pretraining to a Cortex-M wrist device.
+
+Python API (README "Python API"): `sqtool.load_model(export_dir) -> HrModel`, `HrModel.predict(ppg, acc, fs) ->
+HrResult` (`sqtool.api`). Loaded on first use: `import sqtool` imports neither numpy nor torch.
+"""
 __version__ = "0.1.0"
+
+_API = ("load_model", "HrModel", "HrResult")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from sqtool import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'sqtool' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_API))

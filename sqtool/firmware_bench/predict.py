@@ -249,10 +249,10 @@ def _predict(cfg: PredictConfig, records=None) -> dict:
     else:                                          # made in code: checked here, as a reader checks its own
         records, data = [S.cut(_given(r), cfg.max_seconds) for r in records], "records"
     spectral = R.is_spectral(md)
-    prepared = _prepare_spectral(cfg, art, records) if spectral else _prepare_time_domain(cfg, art, records)
+    prepared = prepare_spectral(cfg, art, records) if spectral else _prepare_time_domain(cfg, art, records)
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
-    outs, firmware, columns = (_run_spectral if spectral else _run_time_domain)(art, prepared, run_dir / "build")
+    outs, firmware, columns = (run_spectral if spectral else _run_time_domain)(art, prepared, run_dir / "build")
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])
@@ -329,9 +329,10 @@ def _firmware(rt, name: str) -> dict | None:
 
 # ----------------------------------------------------------------------------- spectral models
 
-def _prepare_spectral(cfg: PredictConfig, art, records) -> dict:
+def prepare_spectral(cfg: PredictConfig, art, records) -> dict:
     """Device samples and front-end codes per recording (one-line errors: channel, rate; a recording shorter than
-    one window is left out with a warning), the runtime."""
+    one window is left out with a warning), the runtime. With run_spectral, what predict does per recording of a
+    spectral model; `sqtool.load_model(...).predict` runs the same two on arrays."""
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
@@ -342,23 +343,31 @@ def _prepare_spectral(cfg: PredictConfig, art, records) -> dict:
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short}
 
 
-def _run_spectral(art, prep: dict, work: Path) -> tuple[list[dict], dict | None, dict]:
-    """Per recording {hr_bpm, lo_bpm, hi_bpm, confidence[, expected_err_bpm], flagged}, firmware, column notes."""
+def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tuple[list[dict], dict | None, dict]:
+    """Per recording {hr_bpm, lo_bpm, hi_bpm, confidence[, expected_err_bpm], flagged} ((W,) arrays), firmware,
+    column notes. `prep` is prepare_spectral's; runtimes are built into `work` (the C pipeline, a network's C), and
+    kept in `runners` (runtime name -> built runtime) when given, so a caller running many calls builds each once
+    (`sqtool.api.HrModel`)."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
     from sqtool.models.decoder import decoder_cfg
     recs, name, dec = prep["recs"], prep["runtime"], prep["decoder"]
     dcfg = decoder_cfg(dec)
     outs, firmware = [], None
+    runners = {} if runners is None else runners
     if name == "c_pipeline":
-        pl = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
+        if name not in runners:
+            runners[name] = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
+        pl = runners[name]
         for r in recs:
             res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
             outs.append({"hr_bpm": res["hr_mbpm"] / 1000.0, "lo_bpm": res["lo_mbpm"] / 1000.0,
                          "hi_bpm": res["hi_mbpm"] / 1000.0, "confidence": res["conf_q15"] / 32768.0,
                          "flagged": 1 - res["valid"].astype(int)})
     else:
-        rt = R.make_runtime(name, art, work)
+        if name not in runners:
+            runners[name] = R.make_runtime(name, art, work)
+        rt = runners[name]
         y, yq = S.run_window_runtime(rt, np.concatenate([r.codes for r in recs]))
         scale = art.output_qparams[0] if yq is not None else None
         firmware = _firmware(rt, name)
