@@ -446,7 +446,7 @@ def test_library_predict_releases_its_run_folder(spec_export_dir, tmp_path, monk
             os.close(fd)
         def boom(*a, **k):
             raise SqtoolError("the runtime failed")
-        monkeypatch.setattr(P, "_run_spectral", boom)              # fails after the run folder is made
+        monkeypatch.setattr(P, "run_spectral", boom)              # fails after the run folder is made
         with pytest.raises(SqtoolError, match="the runtime failed"):   # a failed call releases its folder too
             predict(PredictConfig(model=str(spec_export_dir), data=str(rec), out=str(tmp_path / "q")))
         assert (tmp_path / "q" / ".lock").exists()
