@@ -180,3 +180,34 @@ def test_other_exports_say_what_to_use(export_dir):
 def test_an_unknown_runtime_is_one_line(spec_export_dir):
     with pytest.raises(SqtoolError, match="runtime 'gpu' unknown"):
         sqtool.load_model(spec_export_dir, runtime="gpu")
+
+
+def test_the_readme_example_runs_and_prints_predicts_heart_rate(spec_export_dir, tmp_path, monkeypatch, capsys):
+    """The README's "Python API" block, run as written in a folder holding the own-data example's CSV
+    (my_watch/recordings/s01_walk.csv: time,ppg,acc_x,acc_y,acc_z,hr at 125 Hz) and runs/mw_export (the fixture
+    export): one line per window, the heart rate `sqtool predict` writes for that file."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Python API"):readme.index("## Multi-GPU")]
+    block = re.search(r"<!-- python-api -->\n```python\n(.*?)```", section, re.S).group(1)
+    assert 10 <= len(section.strip().splitlines()) <= 30
+    z = np.load(write_wrist_npz(tmp_path / "w.npz", seconds=30))
+    rows = np.column_stack([np.arange(len(z["ppg"])) / 125.0, z["ppg"], *(z[f"acc_{a}"] for a in "xyz"),
+                            np.full(len(z["ppg"]), 90.0)])
+    csv_path = tmp_path / "my_watch" / "recordings" / "s01_walk.csv"
+    csv_path.parent.mkdir(parents=True)
+    np.savetxt(csv_path, rows, delimiter=",", header="time,ppg,acc_x,acc_y,acc_z,hr", comments="", fmt="%.9g")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "mw_export").symlink_to(spec_export_dir)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    exec(compile(block, "README.md (Python API)", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert main(["predict", "--model", "runs/mw_export", "--data", str(csv_path), "--out", "pred"]) == 0
+    want = _csv_rows(tmp_path / "pred" / "s01_walk.csv")
+    assert len(printed) == len(want) == 12
+    for line, r in zip(printed, want):
+        t, hr = re.match(r"\s*([\d.]+) s\s+([\d.]+) BPM", line).groups()
+        assert float(t) == pytest.approx(float(r["time_s"])) and float(hr) == pytest.approx(float(r["hr_bpm"]),
+                                                                                            abs=0.05)
