@@ -32,7 +32,7 @@ from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_wri
 from sqtool.core.io import NPZ_ERRORS
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
-from sqtool.core.runs import FORCE_HELP, load_run_npz, shell_command
+from sqtool.core.runs import FORCE_HELP, load_run_npz, releases_run_dirs, shell_command
 from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
                                       train_option)
 
@@ -437,6 +437,7 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
     return quantize_run(cfg, data, log, resume_dir)[0]
 
 
+@releases_run_dirs
 def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | None = None) -> tuple[Path, dict]:
     """Run the whole stage; `data` (a TaskData) overrides loading (tests, benchmarks). Returns the run dir and
     its metrics (metrics.json). `resume_dir`: continue that run after a kill: its student_float.pt is reused

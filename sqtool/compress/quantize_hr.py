@@ -56,7 +56,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_run_dir, save_config, set_seed, sha256_file,
                          write_metrics)
 from sqtool.core.metrics import uncertainty_scores
-from sqtool.core.runs import load_run_npz
+from sqtool.core.runs import load_run_npz, releases_run_dirs
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
@@ -160,6 +160,7 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     return quantize_hr_run(cfg, ck, log, run_dir)[0]
 
 
+@releases_run_dirs
 def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> tuple[Path, dict]:
     """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint. `run_dir` given: resume
     that run (its matching student_float.pt is reused, see the module docstring). Returns the run dir and its

@@ -331,6 +331,23 @@ def held_run_dirs() -> set[str]:
     return set(_LOCKS)
 
 
+def releases_run_dirs(fn):
+    """Decorator of a library entry that makes a run folder (export, predict, bench, data pairs, quantize): the
+    folder locks it takes are released when it returns or raises, as the CLI releases a command's (a notebook
+    calling it keeps no folder locked for the rest of the kernel); locks held before the call (an enclosing
+    command's, the demo's) stay held."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        held = held_run_dirs()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_run_dirs(keep=held)
+    return wrapper
+
+
 def release_run_dirs(keep: set[str] | frozenset[str] = frozenset()) -> None:
     """Release the run-dir locks this process holds, except those in `keep` (the CLI calls it when a
     command ends, keeping those held before the command began)."""

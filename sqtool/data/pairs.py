@@ -71,7 +71,7 @@ from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, ad
                          add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config, resolve_data_root,
                          signal_channels, save_config, write_metrics)
 from sqtool.core.progress import bar as progress_bar, item as progress_line
-from sqtool.core.runs import FORCE_HELP, note_run, shell_command
+from sqtool.core.runs import FORCE_HELP, note_run, releases_run_dirs, shell_command
 
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -443,6 +443,7 @@ def apply_model_contract(cfg: PairsConfig) -> PairsConfig:
                                channels=list(mc.channels), norm=mc.norm, band_lo=band[0], band_hi=band[1])
 
 
+@releases_run_dirs
 def mine_pairs(cfg: PairsConfig, progress: bool = True, resume: bool = False) -> dict:
     """Run the miner; returns metrics (also written to OUT/metrics.json). resume=True: continue the unfinished
     run in cfg.out (its saved config; only MAY_CHANGE_ON_RESUME may differ) after the files it has flushed."""

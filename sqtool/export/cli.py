@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
 from sqtool.core.progress import bar, item, size_text
-from sqtool.core.runs import FORCE_HELP, shell_command
+from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
 
 TARGETS = ("onnx", "tflite", "c")
 
@@ -307,6 +307,7 @@ def random_code_windows(n: int, c: int, f: int, seed: int = 0):
     return (codes / 127.0).astype(np.float32)
 
 
+@releases_run_dirs
 def export(cfg: ExportConfig) -> dict:
     """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}. Torch runs on
     one thread meanwhile (reproducible parity numbers); the caller's thread count is back when it returns."""

@@ -44,7 +44,7 @@ import numpy as np
 from sqtool.core import SqtoolError, add_config_args, make_run_dir, resolve_config, save_config, write_metrics
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
-from sqtool.core.runs import FORCE_HELP, shell_command
+from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
 from sqtool.firmware_bench.report import SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
@@ -357,6 +357,7 @@ def check_counts(cfg, command: str) -> None:
         raise SqtoolError(f"{command} --timeout must be > 0 seconds, got {t:g}")
 
 
+@releases_run_dirs
 def run_bench(cfg: BenchConfig, records=None) -> dict:
     """The benchmark behind `sqtool bench`; `records` (a list of Record) replaces --data when given."""
     from sqtool.firmware_bench import baseline as B

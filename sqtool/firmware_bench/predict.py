@@ -55,7 +55,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.metrics import sigmoid
-from sqtool.core.runs import FORCE_HELP, shell_command
+from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
 from sqtool.firmware_bench.report import left_out_lines, long_enough
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
 
@@ -203,21 +203,13 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
     return "c_pipeline", "default"
 
 
+@releases_run_dirs
 def predict(cfg: PredictConfig, records=None) -> dict:
     """Run `sqtool predict`; `records` (a list of Record) replaces --data when given. Writes the run folder
     (cfg.out, else runs/predict/<stamp>-<model>) and returns its summary.json: run_dir, runtime, and per recording
     (`recordings`) its csv file name, windows and medians. The run folder's lock is released when the call
     returns (as the CLI does), so another run may write there; per-window arrays without files:
     `sqtool.load_model(export).predict(ppg, acc, fs)`."""
-    from sqtool.core import held_run_dirs, release_run_dirs
-    held = held_run_dirs()                    # locks held before the call (an enclosing command's) stay held
-    try:
-        return _predict(cfg, records)
-    finally:
-        release_run_dirs(keep=held)
-
-
-def _predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.core import atomic_write_text, make_run_dir, save_config, write_metrics
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S

@@ -384,3 +384,35 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monk
         check_out_dir("bench", rom / "b", force=True)
     assert e.value.errno == errno.EROFS and e.value.filename == str(rom / "b")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "rom"] and not list(rom.iterdir())
+
+
+def test_library_entries_release_the_run_folders_they_lock(tmp_path):
+    """releases_run_dirs: a library entry's folder locks go when it returns or raises (a notebook keeps none),
+    locks held before the call stay held; the entries that make run folders carry it."""
+    from sqtool.compress.cli import quantize_run
+    from sqtool.compress.quantize_hr import quantize_hr_run
+    from sqtool.core import held_run_dirs, lock_run_dir, make_run_dir, release_run_dirs, releases_run_dirs
+    from sqtool.data.pairs import mine_pairs
+    from sqtool.export.cli import export
+    from sqtool.firmware_bench.cli import run_bench
+    from sqtool.firmware_bench.predict import predict
+
+    (tmp_path / "outer").mkdir()
+    outer = lock_run_dir(tmp_path / "outer")
+
+    @releases_run_dirs
+    def entry(fail: bool):
+        make_run_dir("x", "y", str(tmp_path / ("bad" if fail else "ok")), force=True)
+        if fail:
+            raise SqtoolError("boom")
+        return 1
+
+    try:
+        assert entry(False) == 1
+        with pytest.raises(SqtoolError):
+            entry(True)
+        assert held_run_dirs() == {str(outer.resolve())}
+    finally:
+        release_run_dirs()
+    for fn in (export, mine_pairs, run_bench, predict, quantize_run, quantize_hr_run):
+        assert getattr(fn, "__wrapped__", None) is not None, fn.__name__
