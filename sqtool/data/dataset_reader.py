@@ -7,7 +7,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
 
     channels   each declared channel from its column (name or 0-based position) * gain + offset, at its rate:
                the channel's fs, else the file's fs, else the time column's (a declared rate that differs
-               from the time column's by more than 1 % is refused: "wrong sampling rate"); acc_* channels
+               from the time column's by more than 1 % is refused: "wrong sampling rate"; rows missing from the
+               time column's clock are NaN samples in every column read, a gap: `_common.time_grid`); acc_* channels
                converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit)
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
     labels     hr, rr: kind "window" (times = window starts every hop_s, window_s long, windows fully inside)
@@ -39,12 +40,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.dataset_file import ACC_UNITS, RATE_TOL, DatasetFile
 from sqtool.data.record import Label, Record
+
+if TYPE_CHECKING:
+    from sqtool.data.readers._common import TimeGrid
 
 
 def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str = "raise") -> list[Record]:
@@ -193,12 +198,12 @@ def _builtin_labels(ds: DatasetFile, recs: list[Record], positive: dict) -> None
 
 # ----------------------------------------------------------------------------- generic formats
 
-def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, float | None, int]:
+def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid | None, int]:
     """(columns {name: array}, names in file order, rates stated by the file {name: Hz}, the time column's
-    rate or None, number of rows)."""
+    `TimeGrid` (its rate, rows missing from its clock) or None, number of rows)."""
     where = str(p)
     if ds.format == "csv":
-        from sqtool.data.readers._common import read_csv, rate_from_times
+        from sqtool.data.readers._common import read_csv, time_grid
         from sqtool.data.readers.generic import _sniff, times_in_seconds
         sep, header = _sniff(p)
         kw = {"sep": sep, "header": 0 if header else None}
@@ -207,13 +212,13 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, float | N
         df = read_csv(p, **kw)
         df.columns = [str(c).strip() for c in df.columns]
         names = list(df.columns)
-        fs_t = None
+        grid = None
         if ds.time_column is not None:
             if ds.time_column not in df.columns:
                 raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
             t = times_in_seconds(df[ds.time_column], ds.time_column, where, ds.time_unit)
-            fs_t = rate_from_times(t, f"{where}: column '{ds.time_column}'")
-        return {c: df[c] for c in names}, names, {}, fs_t, len(df)
+            grid = time_grid(t, f"{where}: column '{ds.time_column}'")
+        return {c: df[c] for c in names}, names, {}, grid, len(df)
     if ds.format == "npz":
         from sqtool.data.readers._common import first_line, require_file
         try:
@@ -261,10 +266,12 @@ def _pick(cols: dict, names: list[str], column, where: str, what: str):
     return column, cols[column]
 
 
-def _numeric(v, col: str, where: str) -> np.ndarray:
+def _numeric(v, col: str, where: str, grid: TimeGrid | None = None) -> np.ndarray:
+    """A column as float64 samples; with the time column's `grid`, rows missing from its clock are NaN."""
     if hasattr(v, "to_numpy"):                     # a pandas column: text cells are an error, not NaN
         from sqtool.data.readers._common import numeric_column
-        return numeric_column(v.to_frame(col), col, where)
+        x = numeric_column(v.to_frame(col), col, where)
+        return grid.spread(x) if grid is not None else x
     return np.asarray(v, np.float64)
 
 
@@ -275,7 +282,8 @@ def _record_id(ds: DatasetFile, p: Path) -> str:
 
 def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     where = str(p)
-    cols, names, rates, fs_t, n = _columns(ds, p)
+    cols, names, rates, grid, n = _columns(ds, p)
+    fs_t = grid.fs if grid is not None else None
     rel = p.relative_to(ds.root).as_posix()
     stem = p.name.split(".")[0]
     record_id = _record_id(ds, p)
@@ -294,7 +302,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
                     raise SqtoolError(f"{where}: {what} {given:g} Hz disagrees with the {src} ({other:.4g} Hz); "
                                       "wrong sampling rate")
             break
-        signals[ch] = _numeric(v, col, where) * spec.gain + spec.offset
+        signals[ch] = _numeric(v, col, where, grid) * spec.gain + spec.offset
         if ch.startswith("acc") and ACC_UNITS[spec.unit] != 1.0:      # to g (unit checked when parsed)
             signals[ch] = signals[ch] * ACC_UNITS[spec.unit]
         fs[ch] = check_fs(float(r), f"{where}: channel '{ch}'")
@@ -303,7 +311,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     subject = _subject(ds, cols, names, rel, stem, where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
                  meta={"format": ds.format, "rows": n}, source=where)
-    _labels(ds, rec, cols, names, row_fs, stem, where, tables or {})
+    _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)
 
@@ -410,14 +418,14 @@ def check_bp(sbp, dbp, where: str, row=lambda i: f"row {i + 1}") -> None:
                           "systolic pressure is above diastolic (columns swapped?)")
 
 def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, stem: str,
-                  where: str) -> Label | None:
+                  where: str, grid: TimeGrid | None = None) -> Label | None:
     from sqtool.data.ecg import window_starts
     src = ds.labels[name]
     unit = "bpm" if name == "hr" else "breaths/min"
     w, h = float(ds.windows.window_s), float(ds.windows.hop_s)
     if src.column is not None:
         col, v = _pick(cols, names, src.column, where, f"label '{name}'")
-        x = _numeric(v, col, where)
+        x = _numeric(v, col, where, grid)
         check_plausible(name, x, f"{where}: column '{col}'")
         starts = window_starts(len(x), row_fs, w, h)
         a = np.round(starts * row_fs).astype(int)
@@ -647,10 +655,11 @@ class LabelTable:
                 f"no {self.label} label, left out of the {self.label} task")
 
 
-def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str, where: str, tables: dict) -> None:
+def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str, where: str, tables: dict,
+            grid: TimeGrid | None = None) -> None:
     for name in ("hr", "rr"):
         if name in ds.labels:
-            lab = _window_label(ds, name, rec, cols, names, row_fs, stem, where)
+            lab = _window_label(ds, name, rec, cols, names, row_fs, stem, where, grid)
             if lab is not None:
                 rec.labels[name] = lab
     if "rhythm" in ds.labels:
@@ -678,7 +687,7 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
         src = ds.labels["quality"]
         if src.column is not None:
             col, v = _pick(cols, names, src.column, where, "label 'quality'")
-            rec.labels["quality"] = Label(values=(_numeric(v, col, where) > 0).astype(np.uint8), unit="flag",
+            rec.labels["quality"] = Label(values=(_numeric(v, col, where, grid) > 0).astype(np.uint8), unit="flag",
                                           kind="flags", fs=row_fs)
         elif src.table is not None:
             rows = tables["quality"].rows(rec)

@@ -235,13 +235,107 @@ def test_generic_csv_time_column_and_rate(tmp_path):
             read_csv(g, fs=bad)
 
 
-def test_generic_csv_gap_is_refused(tmp_path):
+def _timed_csv(folder: Path, t: np.ndarray, name="s1_a.csv") -> Path:
+    """time (s, %.3f), ppg, acc in g and hr at times `t`: ppg is the row's own time, so a sample says when it was."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(t)
+    f = folder / name
+    np.savetxt(f, np.column_stack([t, t, np.zeros(n), np.zeros(n), np.ones(n), np.full(n, 70.0)]), delimiter=",",
+               header="time,ppg,ax,ay,az,hr", comments="", fmt=["%.3f", "%.3f", "%g", "%g", "%g", "%g"])
+    return f
+
+
+def _timed_yaml(tmp_path: Path, extra: str = "") -> Path:
+    p = tmp_path / "dataset.yaml"
+    p.write_text("format: csv\nroot: rec\ntime_column: time\n" + extra
+                 + "channels: {ppg: ppg, acc_x: ax, acc_y: ay, acc_z: az}\n")
+    return p
+
+
+@pytest.mark.parametrize("fs_line", ["", "fs: 125\n"])
+def test_rows_missing_from_a_timed_csv_are_a_gap_not_a_shift(tmp_path, capsys, fs_line):
+    """A 7 s hole in 1 h at 125 Hz (a BLE drop-out) was within the 0.1 %-of-span drift the rate allowed: the rows after
+    it were read 7 s early (124.77 Hz, which the front end refused; with fs: 125 beside the time column, cut out
+    silently). Rows missing from a regular clock are a gap: NaN samples, every other sample at its own time, one
+    warning line."""
+    from sqtool.data.dataset_file import load_dataset_file
+    fs = 125
+    t = np.arange(3600 * fs) / fs
+    _timed_csv(tmp_path / "rec", t[(t < 1800) | (t >= 1807)])
+    capsys.readouterr()
+    rec = load_dataset_file(_timed_yaml(tmp_path, fs_line)).records()[0]
+    x = rec.signals["ppg"]
+    assert rec.fs["ppg"] == 125.0 and len(x) == 3600 * fs
+    hole = np.zeros(len(x), bool)
+    hole[1800 * fs:1807 * fs] = True
+    assert np.isnan(x[hole]).all() and np.isfinite(x[~hole]).all() and np.isnan(rec.signals["acc_z"][hole]).all()
+    assert np.allclose(x[~hole], np.flatnonzero(~hole) / fs, atol=1e-3)     # after the hole too: at its own time
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "rows missing" in ln]
+    assert len(said) == 1 and said[0].startswith("sqtool: warning: ")
+    assert "rows missing from the time column: 7 s after row 225000 (t=1799.99 s)" in said[0]
+
+
+def test_a_30_s_hole_in_5_min_is_a_gap_whose_windows_are_flagged(tmp_path, capsys):
+    """A 30 s hole in 5 min was refused as 'irregular sampling ... resample first or give the rate explicitly', and
+    giving fs: too did not help. It is a gap now, through a dataset file and the plain CSV reader alike: the front
+    end flags the windows in it, and training leaves out (no truth) every window touching it."""
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.hr_spectra import record_spectra
     from sqtool.data.readers import read_csv
-    t = np.r_[np.arange(300), np.arange(400, 700)] / 100.0            # 1 s hole
-    f = tmp_path / "gap.csv"
-    f.write_text("time_s,ppg\n" + "".join(f"{a},{np.sin(a)}\n" for a in t))
-    with pytest.raises(SqtoolError, match="irregular sampling"):
+    from sqtool.models import get_model_cfg
+    t = np.arange(300 * 125) / 125
+    f = _timed_csv(tmp_path / "rec", t[(t < 100) | (t >= 130)])
+    rec = load_dataset_file(_timed_yaml(tmp_path, "labels: {hr: {column: hr}}\n")).records()[0]
+    plain = read_csv(f)
+    for r in (rec, plain):
+        assert r.fs["ppg"] == 125.0 and len(r.signals["ppg"]) == 300 * 125
+        x = r.signals["ppg"]
+        assert np.isnan(x[100 * 125:130 * 125]).all() and np.isfinite(x[130 * 125:]).all()
+    err = capsys.readouterr().err
+    assert err.count("rows missing from the time column: 30 s after row 12500 (t=99.992 s)") == 2
+    h = record_spectra(rec, get_model_cfg("spec_student_xs"))
+    inside = (h.t0 >= 100) & (h.t0 + 8 <= 130)
+    touching = (h.t0 < 130) & (h.t0 + 8 > 100)
+    assert inside.sum() >= 8 and (h.flagged[inside] > 0.99).all() and (h.flagged[~touching] < 0.01).all()
+    assert np.isnan(h.y[touching]).all() and (h.y[~touching] == 70).all()
+
+
+def test_a_jump_of_no_whole_rows_is_refused(tmp_path):
+    """A jump that is not whole periods of the clock (a clock reset) is no gap: one line naming it (with or without
+    fs: beside the time column), with advice that works, not 'give the rate explicitly'. Readers that take no gaps
+    (rate_from_times: BIDMC's sample-numbered breaths) refuse a gap; a gap 10x the rows is refused too."""
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers import read_csv
+    from sqtool.data.readers._common import rate_from_times, time_grid
+    t = np.arange(300 * 125) / 125
+    t = np.where(t < 130, t, t + 0.004)[(t < 100) | (t >= 130)]          # 30.012 s: 3751.5 periods
+    f = _timed_csv(tmp_path / "rec", t)
+    for extra in ("", "fs: 125\n"):
+        with pytest.raises(SqtoolError) as e:
+            load_dataset_file(_timed_yaml(tmp_path, extra)).records()
+        assert "jump by 30.012 s after row 12500 (t=99.992 s), 3751.50 periods of 125 Hz: not whole" in str(e.value)
+        assert "explicitly" not in str(e.value)
+    with pytest.raises(SqtoolError, match="jump by 30.012 s after row 12500"):
         read_csv(f)
+    whole = np.r_[np.arange(300), np.arange(400, 700)] / 100.0           # 1 s of 100 Hz rows missing
+    with pytest.raises(SqtoolError, match=r"rows missing from the time column: 1 s after row 300 \(t=2.99 s\); this "
+                                          "reader takes no gaps"):
+        rate_from_times(whole, "x")
+    with pytest.raises(SqtoolError, match="over 9x the rows it holds; split the file"):
+        time_grid(np.r_[np.arange(100), np.arange(2000, 2100)] / 100.0, "x")
+
+
+def test_rows_stamped_in_bursts_or_by_a_jittery_clock_keep_their_gaps_whole():
+    """Rows stamped 4 at a time (a BLE packet's arrival) are no gaps between the packets; a clock jittering by up to
+    3 ms at 125 Hz has its 10 s gap found whole, 3 ms off (over a quarter period, within its own jitter)."""
+    from sqtool.data.readers._common import time_grid
+    t = np.floor(np.arange(30 * 125) / 4) * 4 / 125                        # 32 ms steps, 3 zero ones between
+    g = time_grid(t, "x")
+    assert g.n == len(t) and not g.gaps and g.fs == pytest.approx(125, rel=1e-3)
+    t = np.arange(60 * 125) / 125 + np.tile([0.0, 0.003, -0.003, 0.001], 60 * 125 // 4)
+    g = time_grid(np.r_[t[:3000], t[4250:] + 0.003], "x")
+    assert g.gaps == ((3000, pytest.approx(23.993), pytest.approx(10.0, abs=0.01)),) and g.n == len(t)
+    assert g.at[3000] == 4250
 
 
 def test_generic_npz(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -143,14 +144,59 @@ def nominal_rate(fs: float, q: float, span: float) -> float | None:
 
 
 def rate_from_times(t: np.ndarray, where: str) -> float:
-    """Sampling rate (Hz) from a time column in seconds: (N - 1) / (t_last - t_first), snapped to the
-    nominal rate when the difference is within the timestamps' rounding (`nominal_rate`: 64 Hz from
-    integer-ms timestamps, 256 Hz from `%.3f` s ones, not 64.0002 / 256.0006).
+    """Sampling rate (Hz) from a time column in seconds, for readers that take no gap: `time_grid`'s rate, and
+    rows missing from the clock refused (one line naming the gap) instead of filled."""
+    return time_grid(t, where, fill=False).fs
 
-    Timestamps are often rounded (BIDMC writes 100.02 twice at 125 Hz), so equal neighbours are fine;
-    going backwards is refused, and so is a gap: any timestamp more than 5 sample periods (or 50 ms,
-    or 0.1 % of the span for slowly drifting clocks)
-    away from the uniform grid means the record is not uniformly sampled and needs resampling first.
+
+GAP_STEPS = 5                       # a step over GAP_STEPS typical steps (and GAP_MIN_S) is rows missing,
+GAP_MIN_S = 0.05                    # not a clock's jitter: a gap, its samples NaN
+MAX_GAPS = 0.01                     # of the steps: more such jumps are rows stamped in bursts, not gaps
+WHOLE_STEP = 0.25                   # of a period: how near a gap must be to whole rows (or the clock's jitter)
+MAX_FILL = 10                       # a grid over MAX_FILL x the rows (mostly gap) is refused: split the file
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """A time column's rows on their sampling grid: row i is sample at[i] of n; the gaps (last row before one,
+    1-based; its time s; missing s) are rows missing from the clock, the samples no row lands on."""
+    fs: float
+    at: np.ndarray                                  # (N_rows,) int: each row's sample on the grid
+    n: int                                          # samples on the grid (N_rows when no row is missing)
+    gaps: tuple[tuple[int, float, float], ...] = ()
+
+    def spread(self, x: np.ndarray) -> np.ndarray:
+        """(N_rows,) -> (n,): a column on the grid, NaN (a gap sample) where rows are missing."""
+        x = np.asarray(x, dtype=np.float64)
+        if not self.gaps:
+            return x
+        out = np.full(self.n, np.nan)
+        out[self.at] = x
+        return out
+
+    def said(self) -> str:
+        """'2 gaps of rows missing from the time column, 37 s in all (the longest 30 s after row 12500, t=100 s)'."""
+        k = len(self.gaps)
+        row, t, s = max(self.gaps, key=lambda g: g[2])
+        if k == 1:
+            return f"rows missing from the time column: {s:.4g} s after row {row} (t={t:.6g} s)"
+        return (f"{k} gaps of rows missing from the time column, {sum(g[2] for g in self.gaps):.4g} s in all (the "
+                f"longest {s:.4g} s after row {row}, t={t:.6g} s)")
+
+
+def time_grid(t: np.ndarray, where: str, fill: bool = True) -> TimeGrid:
+    """The sampling grid of a time column in seconds: its rate, (N - 1) / (t_last - t_first) snapped to the
+    nominal rate when the difference is within the timestamps' rounding (`nominal_rate`: 64 Hz from
+    integer-ms timestamps, 256 Hz from `%.3f` s ones, not 64.0002 / 256.0006), and where each row lies on it.
+
+    Timestamps are often rounded (BIDMC writes 100.02 twice at 125 Hz), so equal neighbours are fine; going
+    backwards is refused. A step over GAP_STEPS median steps (and GAP_MIN_S) is rows missing from the clock (a
+    BLE drop-out), unless such steps are over MAX_GAPS of them (rows stamped in bursts): the rate then comes from
+    the rows between gaps, and each gap must be a whole number of periods (within WHOLE_STEP of one, or the
+    timestamps' rounding or the clock's own jitter), else one line naming it. With `fill` a gap's samples are
+    NaN (the gaps the front end flags and training leaves out), said in one warning line per file; without it
+    a gap is one line naming it. Any timestamp more than 5 periods (or 50 ms, or 0.1 % of the span for slowly
+    drifting clocks) off the grid is irregular sampling, refused.
     """
     t = np.asarray(t, dtype=np.float64)
     if t.size < 2:
@@ -164,13 +210,46 @@ def rate_from_times(t: np.ndarray, where: str) -> float:
     span = float(t[-1] - t[0])
     if span <= 0:
         raise SqtoolError(f"{where}: time column is constant; cannot infer the sampling rate")
-    step = span / (t.size - 1)
-    res = t - (t[0] + step * np.arange(t.size))
+    q = time_quantum(t)
+    med = float(np.median(dt))
+    jump = np.flatnonzero(dt > max(GAP_STEPS * med, GAP_MIN_S)) if med > 0 else np.zeros(0, np.int64)
+    if jump.size > MAX_GAPS * dt.size:
+        jump = jump[:0]                                         # bursts of rows stamped at once: no gaps
+    covered = span - float(dt[jump].sum()) if jump.size else span     # s spanned by steps with no row missing
+    step = covered / (dt.size - jump.size)
+    fs = round(1.0 / step, 6)
+    snapped = nominal_rate(1.0 / step, q, covered) if q > 0 else None
+    fs = snapped if snapped is not None else fs
+    at = np.arange(t.size)                                      # (N_rows,) each row's sample on the grid
+    if jump.size:
+        step = 1.0 / fs
+        whole = np.round(dt[jump] / step)
+        jitter = float(np.percentile(np.abs(np.delete(dt, jump) - step), 99))    # the clock's own
+        for i, w in zip(jump, whole):
+            if abs(dt[i] - w * step) > max(WHOLE_STEP * step, 1.01 * q, jitter):
+                raise SqtoolError(f"{where}: the timestamps jump by {dt[i]:.6g} s after row {i + 1} "
+                                  f"(t={t[i] - t[0]:.6g} s), {dt[i] / step:.2f} periods of {fs:.6g} Hz: not whole rows "
+                                  "missing from a regular clock; resample the recording onto a uniform grid, or split "
+                                  "the file there")
+        inc = np.ones(dt.size, dtype=np.int64)
+        inc[jump] = whole.astype(np.int64)
+        at = np.concatenate([[0], np.cumsum(inc)])
+    res = t - (t[0] + step * at)
     worst = int(np.argmax(np.abs(res)))
     if abs(res[worst]) > max(5 * step, 0.05, 1e-3 * span):
         raise SqtoolError(f"{where}: irregular sampling (timestamp at row {worst + 2} is {res[worst]:+.3g} s off "
-                          f"a uniform {1 / step:.4g} Hz grid); resample first or give the rate explicitly")
-    fs = round(1.0 / step, 6)
-    q = time_quantum(t)
-    snapped = nominal_rate(1.0 / step, q, span) if q > 0 else None
-    return snapped if snapped is not None else fs
+                          f"a uniform {1 / step:.4g} Hz grid); resample the recording onto a uniform grid first")
+    if not jump.size:
+        return TimeGrid(fs, at, t.size)
+    grid = TimeGrid(fs, at, int(at[-1]) + 1, tuple((int(i) + 1, float(t[i] - t[0]), float((w - 1) * step))
+                                                   for i, w in zip(jump, whole)))
+    if not fill:
+        raise SqtoolError(f"{where}: {grid.said()}; this reader takes no gaps: resample the recording onto a uniform "
+                          "grid, or split the file there")
+    if grid.n > MAX_FILL * t.size:
+        raise SqtoolError(f"{where}: {grid.said()}, over {MAX_FILL - 1}x the rows it holds; split the file at its "
+                          "gaps")
+    from sqtool.data.dataset_tasks import warn
+    warn(f"{where}: {grid.said()}: read as NaN samples, a gap (windows mostly in a gap are flagged; training leaves "
+         "out every window touching one)")
+    return grid

@@ -3,7 +3,9 @@
 CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) is sniffed from the
       first line. The sampling rate comes from a time column (named time/timestamp/timer/datetime/t,
       numbers in s or ms, or date-time strings) or from `fs=`; when both exist they must agree within
-      2 % (else "wrong sampling rate"); when neither exists the read is refused. Every other numeric
+      2 % (else "wrong sampling rate"); when neither exists the read is refused. Rows missing from the time
+      column's clock (a drop-out: a jump of whole periods) are NaN samples, a gap (`_common.time_grid`, one
+      warning line); a jump of no whole periods is refused. Every other numeric
       column becomes a channel, with common names mapped to the canonical ones (PLETH/BVP -> ppg,
       RED/IR -> ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}` picks and
       renames columns explicitly. A header-less single column is "ppg".
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.readers._common import first_line, numeric_column, rate_from_times, read_csv as _read_csv
+from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
 from sqtool.data.readers._common import require_file
 from sqtool.data.record import Label, Record
 
@@ -168,9 +170,11 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
                      or re.match(r"^time\b|^time[_ \[(]", c.lower())), None)
     if fs is not None:
         fs = _check_fs(fs, where)
+    grid = None
     if tcol is not None:
         t = times_in_seconds(df[tcol], tcol, where, time_unit)
-        fs_t = rate_from_times(t, f"{where}: column '{tcol}'")
+        grid = time_grid(t, f"{where}: column '{tcol}'")
+        fs_t = grid.fs
         if fs is not None and abs(fs_t - fs) > 0.02 * fs:
             raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
                               f"wrong sampling rate")
@@ -197,6 +201,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     signals = {}
     for col, ch in pick.items():
         signals[ch] = numeric_column(df, col, where)
+        if grid is not None:
+            signals[ch] = grid.spread(signals[ch])            # rows missing from the clock: NaN samples
     if not signals:
         raise SqtoolError(f"{where}: no signal columns besides the time column")
     # PPG first so Record.primary_channel() is the PPG a user expects

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers._common import numeric_column, rate_from_times, read_csv
+from sqtool.data.readers._common import numeric_column, read_csv, time_grid
 from sqtool.data.readers.generic import times_in_seconds
 from sqtool.data.record import Label, Record
 
@@ -87,11 +87,12 @@ def _e2e(p: Path) -> list[Record]:
         if c not in df.columns:
             raise SqtoolError(f"{p}: column '{c}' missing (has {', '.join(df.columns)})")
     t = times_in_seconds(df["timestamp"], "timestamp", str(p), "ms")
-    fs = rate_from_times(t, f"{p}: column 'timestamp'")
-    signals = {"ppg": numeric_column(df, "ppg", str(p))}
+    grid = time_grid(t, f"{p}: column 'timestamp'")                 # rows missing: NaN, split off below
+    fs = grid.fs
+    signals = {"ppg": grid.spread(numeric_column(df, "ppg", str(p)))}
     for src, ch in (("accx", "acc_x"), ("accy", "acc_y"), ("accz", "acc_z")):
         if src in df.columns:
-            signals[ch] = numeric_column(df, src, str(p)) / G            # m/s^2 -> g
+            signals[ch] = grid.spread(numeric_column(df, src, str(p))) / G            # m/s^2 -> g
     ok = np.all([np.isfinite(x) for x in signals.values()], axis=0)
     return _split(f"e2epyppg_{p.stem}", f"e2epyppg_{p.stem}", p, signals, fs, ok,
                   meta={"source_dataset": "e2epyppg", "nominal_fs": 20.0, "acc_unit": "g"})
@@ -109,8 +110,9 @@ def _heartpy(p: Path) -> list[Record]:
         if tcol is None or "hr" not in df.columns:
             raise SqtoolError(f"{p}: expected columns timer|datetime and hr (has {', '.join(df.columns)})")
         t = times_in_seconds(df[tcol], tcol, str(p), "ms" if tcol == "timer" else None)
-        fs = rate_from_times(t, f"{p}: column '{tcol}'")
-        x = numeric_column(df, "hr", str(p))
+        grid = time_grid(t, f"{p}: column '{tcol}'")                 # rows missing: NaN, split off below
+        fs = grid.fs
+        x = grid.spread(numeric_column(df, "hr", str(p)))
     return _split(name, name, p, {"ppg": x}, fs, np.isfinite(x), meta={"source_dataset": "heartpy"})
 
 
