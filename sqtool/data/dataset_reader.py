@@ -217,7 +217,8 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
             if ds.time_column not in df.columns:
                 raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
             t = times_in_seconds(df[ds.time_column], ds.time_column, where, ds.time_unit)
-            grid = time_grid(t, f"{where}: column '{ds.time_column}'")
+            grid = time_grid(t, f"{where}: column '{ds.time_column}'",
+                             ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None)
         return {c: df[c] for c in names}, names, {}, grid, len(df)
     if ds.format == "npz":
         from sqtool.data.readers._common import first_line, require_file
@@ -356,8 +357,9 @@ def check_acc_unit(ds: DatasetFile, signals: dict, fs: dict, where: str) -> str 
     seen = ds.report.setdefault("acc_unit_suspect", [])
     if not seen:                                  # once per dataset file (one declared unit), the rest counted
         from sqtool.data.dataset_tasks import warn
+        in_g = "" if said == "g" else f" ({med:.3g} g)"          # 'as 3.72e+03 g', not 'as 3.72e+03 g (3.72e+03 g)'
         if likely is None:                        # no unit fits: raw counts (PPG-DaLiA: 1/64 g)
-            warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said} ({med:.3g} g), which fits no unit: "
+            warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}{in_g}, which fits no unit: "
                  f"raw sensor counts? give the acc channels gain: (g per count) in {ds.path.name}")
         else:
             warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}, which looks like {likely}, not "

@@ -341,6 +341,7 @@ def test_acc_in_raw_counts_is_one_warning_asking_for_a_gain(tmp_path, capsys):
     load_dataset_file(acc_yaml(tmp_path, None)).records()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(f) in err[0] and "fits no unit: raw sensor counts?" in err[0] and "gain:" in err[0]
+    assert "gravity as 63.9 g, which fits no unit" in err[0]             # the value once, not "63.9 g (63.9 g)"
 
 
 def test_a_dataset_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys):

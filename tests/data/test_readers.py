@@ -338,6 +338,29 @@ def test_rows_stamped_in_bursts_or_by_a_jittery_clock_keep_their_gaps_whole():
     assert g.at[3000] == 4250
 
 
+def test_millisecond_timestamps_read_as_seconds_are_said_to_be_milliseconds(tmp_path):
+    """Integer-ms timestamps in a column named time, no unit given: read as seconds they gave 0.064 Hz, which only the
+    front end refused ('below 2x the model band's top 4 Hz'), naming no unit. The reader says they look like
+    milliseconds and how to say so, in a dataset file and for a plain CSV; said in ms, they read at 64 Hz."""
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers import read_csv
+    t = np.round(np.arange(60 * 64) / 64 * 1000)
+    (tmp_path / "rec").mkdir()
+    f = tmp_path / "rec" / "s1_a.csv"
+    np.savetxt(f, np.column_stack([t, np.sin(t / 100.0)]), delimiter=",", header="time,ppg", comments="",
+               fmt=["%d", "%.5f"])
+    with pytest.raises(SqtoolError, match=r"column 'time': the timestamps give 0.064 Hz, no device's rate: they look "
+                                          r"like milliseconds \(64 Hz\); rename the column time_ms"):
+        read_csv(f)
+    assert read_csv(f, time_unit="ms").fs["ppg"] == 64.0
+    p = tmp_path / "dataset.yaml"
+    p.write_text("format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg}\n")
+    with pytest.raises(SqtoolError, match=r"they look like milliseconds \(64 Hz\); add time_unit: ms to dataset.yaml"):
+        load_dataset_file(p).records()
+    p.write_text("format: csv\nroot: rec\ntime_column: time\ntime_unit: ms\nchannels: {ppg: ppg}\n")
+    assert load_dataset_file(p).records()[0].fs["ppg"] == 64.0
+
+
 def test_generic_npz(tmp_path):
     from sqtool.data.readers import read_npz
     x = np.random.default_rng(0).normal(size=1000)

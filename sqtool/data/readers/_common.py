@@ -184,7 +184,7 @@ class TimeGrid:
                 f"longest {s:.4g} s after row {row}, t={t:.6g} s)")
 
 
-def time_grid(t: np.ndarray, where: str, fill: bool = True) -> TimeGrid:
+def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None = None) -> TimeGrid:
     """The sampling grid of a time column in seconds: its rate, (N - 1) / (t_last - t_first) snapped to the
     nominal rate when the difference is within the timestamps' rounding (`nominal_rate`: 64 Hz from
     integer-ms timestamps, 256 Hz from `%.3f` s ones, not 64.0002 / 256.0006), and where each row lies on it.
@@ -196,7 +196,8 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True) -> TimeGrid:
     timestamps' rounding or the clock's own jitter), else one line naming it. With `fill` a gap's samples are
     NaN (the gaps the front end flags and training leaves out), said in one warning line per file; without it
     a gap is one line naming it. Any timestamp more than 5 periods (or 50 ms, or 0.1 % of the span for slowly
-    drifting clocks) off the grid is irregular sampling, refused.
+    drifting clocks) off the grid is irregular sampling, refused. A rate under 1 Hz that would be 10-2000 Hz
+    in milliseconds is refused with `ms_hint` (how to say the unit), when given.
     """
     t = np.asarray(t, dtype=np.float64)
     if t.size < 2:
@@ -239,6 +240,9 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True) -> TimeGrid:
     if abs(res[worst]) > max(5 * step, 0.05, 1e-3 * span):
         raise SqtoolError(f"{where}: irregular sampling (timestamp at row {worst + 2} is {res[worst]:+.3g} s off "
                           f"a uniform {1 / step:.4g} Hz grid); resample the recording onto a uniform grid first")
+    if ms_hint and fs < 1.0 and 10.0 <= fs * 1000 <= 2000.0:
+        raise SqtoolError(f"{where}: the timestamps give {fs:.3g} Hz, no device's rate: they look like milliseconds "
+                          f"({fs * 1000:.4g} Hz); {ms_hint}")
     if not jump.size:
         return TimeGrid(fs, at, t.size)
     grid = TimeGrid(fs, at, int(at[-1]) + 1, tuple((int(i) + 1, float(t[i] - t[0]), float((w - 1) * step))

@@ -173,7 +173,9 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     grid = None
     if tcol is not None:
         t = times_in_seconds(df[tcol], tcol, where, time_unit)
-        grid = time_grid(t, f"{where}: column '{tcol}'")
+        read_as_s = time_unit is None and df[tcol].dtype.kind in "iuf"      # numbers, not named ms: seconds
+        grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint="rename the column time_ms (or read the file "
+                         "through a dataset.yaml with time_unit: ms)" if read_as_s else None)
         fs_t = grid.fs
         if fs is not None and abs(fs_t - fs) > 0.02 * fs:
             raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
