@@ -160,19 +160,8 @@ def test_spectral_truth_is_the_label_at_the_window_centre_like_the_time_domain_p
     from sqtool.data.dataset_file import load_dataset_file
     from sqtool.data.dataset_tasks import dataset_spectra, load_task_from_dataset
     from sqtool.data.tasks import task_model_cfg
-    fs, seconds = 125.0, 60.0
-    t = np.arange(int(seconds * fs)) / fs
-    hr = 60.0 + 0.4 * t
-    rng = np.random.default_rng(0)
-    ppg = np.sin(2 * np.pi * np.cumsum(hr / 60.0) / fs)
-    acc = 0.01 * rng.standard_normal((3, t.size)) + np.array([[0.0], [0.0], [1.0]])
-    (tmp_path / "rec").mkdir()
-    np.savetxt(tmp_path / "rec" / "s1_a.csv", np.column_stack([t, ppg, *acc, hr]), delimiter=",", comments="",
-               header="time,ppg,acc_x,acc_y,acc_z,hr", fmt="%.6f")
-    (tmp_path / "dataset.yaml").write_text(
-        "format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, acc_x: acc_x, acc_y: acc_y, acc_z: acc_z}\n"
-        "subject: {value: s1}\nwindows: {window_s: 16, hop_s: 2}\nlabels: {hr: {column: hr}}\n")
-    ds = load_dataset_file(tmp_path / "dataset.yaml")
+    from label_windows import label_16s_dataset
+    ds = load_dataset_file(label_16s_dataset(tmp_path))
     r, = dataset_spectra(ds, get_model_cfg("spec_student_s"))
     ok = np.isfinite(r.y)
     assert set(r.t0[ok]) == set(np.arange(4.0, 48.1, 2.0))     # label centres span 8..52 s: model windows 4..48 s

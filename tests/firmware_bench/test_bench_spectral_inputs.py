@@ -55,20 +55,9 @@ def test_baseline_reads_the_sensors_the_model_averages(spec_export_dir, tmp_path
 def _label_16s_dataset(tmp_path):
     """A dataset file whose HR labels are 16 s windows every 2 s (the HR ramps 0.4 BPM/s, so a label is the HR at
     its window's centre), as tests/data/test_hr_spectra.py builds it; its one recording."""
+    from label_windows import label_16s_dataset
     from sqtool.data.dataset_file import load_dataset_file
-    seconds = 60.0
-    t = np.arange(int(seconds * FS)) / FS
-    hr = 60.0 + 0.4 * t
-    rng = np.random.default_rng(0)
-    ppg = np.sin(2 * np.pi * np.cumsum(hr / 60.0) / FS)
-    acc = 0.01 * rng.standard_normal((3, t.size)) + np.array([[0.0], [0.0], [1.0]])
-    (tmp_path / "rec").mkdir()
-    np.savetxt(tmp_path / "rec" / "s1_a.csv", np.column_stack([t, ppg, *acc, hr]), delimiter=",", comments="",
-               header="time,ppg,acc_x,acc_y,acc_z,hr", fmt="%.6f")
-    (tmp_path / "dataset.yaml").write_text(
-        "format: csv\nroot: rec\ntime_column: time\nchannels: {ppg: ppg, acc_x: acc_x, acc_y: acc_y, acc_z: acc_z}\n"
-        "subject: {value: s1}\nwindows: {window_s: 16, hop_s: 2}\nlabels: {hr: {column: hr}}\n")
-    ds = load_dataset_file(tmp_path / "dataset.yaml")
+    ds = load_dataset_file(label_16s_dataset(tmp_path))
     rec, = ds.records()
     assert rec.labels["hr"].window_s == 16.0
     return ds, rec
