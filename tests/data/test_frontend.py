@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from frontend_stream import stream
 from sqtool.core import SqtoolError
 from sqtool.data.frontend import (FrontEnd, FrontEndCfg, bin_bpm, design, flagged_q15, spectra, to_int16,
                                   window_codes)
@@ -22,13 +23,7 @@ def _noise(n, C=4, seed=0, full=True):
 
 
 def _stream(x, gap, chunks, cfg=CFG):
-    fe = FrontEnd(cfg, TAB if cfg is CFG else None)
-    out, i, j = [], 0, 0
-    while i < x.shape[1]:
-        k = int(chunks[j % len(chunks)])
-        out += fe.push(x[:, i:i + k], None if gap is None else gap[i:i + k])
-        i, j = i + k, j + 1
-    return out
+    return stream(x, gap, chunks, cfg, TAB if cfg is CFG else None)
 
 
 @pytest.mark.parametrize("chunks", [[1], [7, 1, 250, 3], [999], [10_000]])

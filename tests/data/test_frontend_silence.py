@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sqtool.data.frontend import QUIET, FrontEnd, FrontEndCfg, bin_bpm, design, quiet_rows, spectra, to_int16
+from frontend_stream import stream
+from sqtool.data.frontend import QUIET, FrontEndCfg, bin_bpm, design, quiet_rows, spectra, to_int16
 
 FS = 125.0
 CFG2 = FrontEndCfg(n_ppg=2)
@@ -96,11 +97,7 @@ def test_streaming_equals_offline_through_quiet_and_live_stretches(chunks):
         x[c, int(FS * a):int(FS * b)] = 1000 * c - 2000 + rng.integers(-1, 2, int(FS * b) - int(FS * a))
     gap = rng.random(n) < 0.02
     spec, _, _ = spectra(CFG2, x, gap, tables=TAB)
-    fe, ws, i, j = FrontEnd(CFG2, TAB), [], 0, 0
-    while i < n:
-        k = chunks[j % len(chunks)]
-        ws += fe.push(x[:, i:i + k], gap[i:i + k])
-        i, j = i + k, j + 1
+    ws = stream(x, gap, chunks, CFG2, TAB)
     assert np.array_equal(np.stack([w.spec for w in ws]), spec)
     silent = (spec == -127).all(axis=1)                                # (W, C)
     assert silent.any() and not silent.all()

@@ -11,6 +11,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from frontend_stream import stream
 from sqtool.core import SqtoolError
 from sqtool.data.frontend import (NORM_FRAC, FrontEnd, FrontEndCfg, combine_ppg, design, input_channels, spectra,
                                   window_codes)
@@ -46,11 +47,7 @@ def test_two_sensors_streaming_equals_offline_with_gaps(chunks):
     gap = rng.random(n) < 0.05
     gap[1000:1300] = True
     spec, t0, fl = spectra(CFG2, x, gap, tables=TAB)
-    fe, ws, i, j = FrontEnd(CFG2, TAB), [], 0, 0
-    while i < n:
-        k = chunks[j % len(chunks)]
-        ws += fe.push(x[:, i:i + k], gap[i:i + k])
-        i, j = i + k, j + 1
+    ws = stream(x, gap, chunks, CFG2, TAB)
     assert len(ws) == len(spec) > 5 and spec.shape[1:] == (TAB.n_bins, 4)
     assert np.array_equal(np.stack([w.spec for w in ws]), spec)
     assert np.allclose([w.flagged for w in ws], fl)

@@ -156,18 +156,9 @@ def test_spectral_truth_is_the_label_at_the_window_centre_like_the_time_domain_p
     the label at the model window's centre, as the time-domain path does (one function, tasks._label_at_centres),
     not the 16 s label starting with the window (its HR centred 4 s later). HR ramps 0.4 BPM/s, so a label is the
     HR at its window's centre: the 8 s window [t0, t0 + 8) gets the HR at t0 + 4."""
-    from sqtool.core import ModelCfg
+    from label_windows import assert_truth_at_centres, label_16s_dataset
     from sqtool.data.dataset_file import load_dataset_file
-    from sqtool.data.dataset_tasks import dataset_spectra, load_task_from_dataset
-    from sqtool.data.tasks import task_model_cfg
-    from label_windows import label_16s_dataset
+    from sqtool.data.dataset_tasks import dataset_spectra
     ds = load_dataset_file(label_16s_dataset(tmp_path))
     r, = dataset_spectra(ds, get_model_cfg("spec_student_s"))
-    ok = np.isfinite(r.y)
-    assert set(r.t0[ok]) == set(np.arange(4.0, 48.1, 2.0))     # label centres span 8..52 s: model windows 4..48 s
-    assert np.allclose(r.y[ok], 60.0 + 0.4 * (r.t0[ok] + 4.0), atol=1e-3)
-    td = load_task_from_dataset("hr", ds, task_model_cfg("hr", ModelCfg(name="t", family="resnet1d"), window_s=8.0,
-                                                          hop_s=2.0))
-    both = np.isin(r.t0, td.t0) & ok
-    assert both.sum() >= 20
-    assert np.allclose(r.y[both], td.y[np.searchsorted(td.t0, r.t0[both]), 0], atol=1e-4)   # td.y: float32
+    assert_truth_at_centres(r.t0, r.y, ds)

@@ -67,9 +67,7 @@ def test_bench_truth_is_the_label_at_the_model_window_centre(spec_export_dir, tm
     """16 s label windows under 8 s model windows: both benches score the window [t0, t0 + 8) against the HR at
     t0 + 4, as training takes it (the time-domain bench matched the label STARTING at t0, centred at t0 + 8; the
     spectral bench matched labels as long as the model's window)."""
-    from sqtool.core import ModelCfg
-    from sqtool.data.dataset_tasks import load_task_from_dataset
-    from sqtool.data.tasks import task_model_cfg
+    from label_windows import assert_truth_at_centres
     from sqtool.firmware_bench import spectral
     from sqtool.firmware_bench.runtimes import load_artifacts
     from sqtool.firmware_bench.stream import StreamSpec, replay
@@ -77,14 +75,7 @@ def test_bench_truth_is_the_label_at_the_model_window_centre(spec_export_dir, tm
     ds, rec = _label_16s_dataset(tmp_path)
     # the time-domain bench's stream (an 8 s / 2 s student) against the time-domain training path
     rp = replay(rec, StreamSpec.from_model_cfg(get_model_cfg("cnn1d_student_xs")), chunk=25)
-    ok = np.isfinite(rp.truth)
-    assert set(rp.t0[ok]) == set(np.arange(4.0, 48.1, 2.0))     # label centres span 8..52 s: model windows 4..48 s
-    assert np.allclose(rp.truth[ok], 60.0 + 0.4 * (rp.t0[ok] + 4.0), atol=1e-3)
-    td = load_task_from_dataset("hr", ds, task_model_cfg("hr", ModelCfg(name="t", family="resnet1d"), window_s=8.0,
-                                                          hop_s=2.0))
-    both = np.isin(rp.t0, td.t0) & ok
-    assert both.sum() >= 20
-    assert np.allclose(rp.truth[both], td.y[np.searchsorted(td.t0, rp.t0[both]), 0], atol=1e-4)   # td.y: float32
+    assert_truth_at_centres(rp.t0, rp.truth, ds)
     # the spectral bench's front end at the export's model window
     mc = load_artifacts(spec_export_dir).metadata["model_cfg"]
     w = float(mc["window_s"])
