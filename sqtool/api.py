@@ -17,10 +17,8 @@ Only spectral heart-rate exports (`spec_*` students); another export is one erro
 from __future__ import annotations
 
 import numbers
-import sys
 import tempfile
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,20 +43,6 @@ class HrResult:
 
     def __len__(self) -> int:
         return len(self.hr_bpm)
-
-
-@contextmanager
-def _as_found():
-    """Warning filters and, when torch is loaded, its thread count put back after the block."""
-    torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch is not None else None
-    try:
-        with warnings.catch_warnings():
-            yield
-    finally:
-        torch = sys.modules.get("torch")
-        if torch is not None and threads is not None and torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
 
 
 def _samples(name: str, x) -> np.ndarray:
@@ -148,7 +132,8 @@ class HrModel:
                                   f"{acc.shape}{hint}")
             sig.update({f"acc_{a}": acc[:, j] for j, a in enumerate("xyz")})
         rec = Record("arrays", "arrays", "input", sig, {c: fs for c in sig})
-        with _as_found():                                              # predict's own path, one recording
+        with warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
+                                                 # runtimes put torch's thread count back themselves)
             prep = P.prepare_spectral(self._cfg, self._art, [P._given(rec)])
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="sqtool-hrmodel-")
