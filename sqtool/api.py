@@ -49,7 +49,11 @@ def _samples(name: str, x) -> np.ndarray:
     """x as a real-valued array, or one line naming it."""
     if x is None:
         raise SqtoolError(f"HrModel.predict: {name} is required (samples as a numpy array)")
-    a = np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError):                                # a ragged list: numpy's own many-line story
+        raise SqtoolError(f"HrModel.predict: {name} is not an array of samples (rows of unequal length?), got a "
+                          f"{type(x).__name__}") from None
     if a.dtype.kind not in "iuf":
         raise SqtoolError(f"HrModel.predict: {name} must hold real numbers, got {a.dtype} samples")
     if a.size == 0:
@@ -105,7 +109,7 @@ class HrModel:
         the PPG (each call gets its own robust gain, as each recording does in `sqtool predict`)."""
         from sqtool.data.record import Record
         from sqtool.firmware_bench import predict as P
-        if fs is None or isinstance(fs, (bool, str, bytes)) or not isinstance(fs, numbers.Real):
+        if isinstance(fs, bool) or not isinstance(fs, numbers.Real):     # None, text, arrays too
             raise SqtoolError(f"HrModel.predict: fs must be the sampling rate in Hz (a number), got {fs!r}")
         fs = check_fs(fs, "HrModel.predict: fs")
         ppg = _samples("ppg", ppg)

@@ -157,9 +157,10 @@ N = 2500
     (dict(acc=lambda a: a.astype(object)), "acc must hold real numbers, got object"),
     (dict(ppg=lambda p: np.full_like(p, np.nan)), "channel 'ppg' has no finite sample"),
     (dict(ppg=lambda p: p[:500], acc=lambda a: a[:500]), r"arrays/input: 4.0 s is shorter than one 8 s window"),
+    (dict(acc=lambda a: [list(a[0]), list(a[1, :2])]), r"acc is not an array of samples \(rows of unequal length\?\)"),
 ], ids=["ppg_channels_first", "ppg_3d", "ppg_too_many_sensors", "fs_none", "fs_text", "fs_zero", "fs_nan", "fs_bool",
         "acc_channels_first", "acc_shorter", "acc_1d", "acc_missing", "empty", "complex", "text", "object", "nan_only",
-        "too_short"])
+        "too_short", "ragged"])
 def test_bad_input_is_one_line(model, kw, match):
     ppg, acc, fs = _wrist(20.0)
     args = {"ppg": ppg, "acc": acc, "fs": fs}
