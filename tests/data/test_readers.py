@@ -338,6 +338,21 @@ def test_rows_stamped_in_bursts_or_by_a_jittery_clock_keep_their_gaps_whole():
     assert g.at[3000] == 4250
 
 
+def test_a_host_stall_whose_rows_come_late_is_no_gap():
+    """A host-stamped 100 Hz logger stalls 60 ms every 20 s, then stamps the 5 rows it buffered at once: no row is
+    missing (the old arithmetic read 100 Hz), so no gap; read as gaps it made 29 of them and 100.24 Hz. A real 1 s
+    hole in the same file is still one gap."""
+    from sqtool.data.readers._common import rate_from_times, time_grid
+    t = np.arange(600 * 100) / 100
+    for k in range(2000, t.size - 10, 2000):
+        t[k:k + 5] = t[k + 5]
+    t = np.round(t, 3)
+    g = time_grid(t, "x")
+    assert g.fs == 100.0 and g.n == t.size and not g.gaps and rate_from_times(t, "x") == 100.0
+    g = time_grid(np.r_[t[:30000], t[30100:]], "x")
+    assert g.fs == 100.0 and g.n == t.size and len(g.gaps) == 1 and g.at[30000] == 30100
+
+
 def test_millisecond_timestamps_read_as_seconds_are_said_to_be_milliseconds(tmp_path):
     """Integer-ms timestamps in a column named time, no unit given: read as seconds they gave 0.064 Hz, which only the
     front end refused ('below 2x the model band's top 4 Hz'), naming no unit. The reader says they look like

@@ -184,6 +184,40 @@ class TimeGrid:
                 f"longest {s:.4g} s after row {row}, t={t:.6g} s)")
 
 
+def _on_grid(t, dt, span: float, q: float, jump: np.ndarray):
+    """(fs, step, at, whole, tol) of `time_grid` with the steps `jump` taken as rows missing: the rate from the
+    other steps (snapped), each row's sample on the grid, each jump in whole periods, and how far off whole a
+    jump may be (WHOLE_STEP of a period, the timestamps' rounding or the clock's own jitter)."""
+    covered = span - float(dt[jump].sum()) if jump.size else span     # s spanned by steps with no row missing
+    step = covered / (dt.size - jump.size)
+    fs = round(1.0 / step, 6)
+    snapped = nominal_rate(1.0 / step, q, covered) if q > 0 else None
+    fs = snapped if snapped is not None else fs
+    if not jump.size:
+        return fs, step, np.arange(t.size), np.zeros(0), 0.0
+    step = 1.0 / fs
+    whole = np.round(dt[jump] / step)
+    jitter = float(np.percentile(np.abs(np.delete(dt, jump) - step), 99))    # the clock's own
+    inc = np.ones(dt.size, dtype=np.int64)
+    inc[jump] = whole.astype(np.int64)
+    return fs, step, np.concatenate([[0], np.cumsum(inc)]), whole, max(WHOLE_STEP * step, 1.01 * q, jitter)
+
+
+def _made_up(res: np.ndarray, jump: np.ndarray, whole: np.ndarray, step: float, tol: float) -> np.ndarray:
+    """Which jumps the clock makes up for in the rows just after: their offset from the grid (`res`, s) over the
+    next 4 x the jump's periods of rows falls back from the rows' before by over half a period beyond `tol` (a
+    host's stall, its buffered rows stamped at once when they come), where rows really missing keep it (within
+    half a period: the jump rounded to whole)."""
+    edges = np.r_[0, jump + 1, res.size]                        # the rows between jumps
+    late = np.zeros(jump.size, dtype=bool)
+    for k, (i, w) in enumerate(zip(jump, whole)):
+        n = 4 * int(w)
+        before = res[max(edges[k], i + 1 - n):i + 1]
+        after = res[i + 1:min(edges[k + 2], i + 1 + n)][n // 2:]             # once the buffered rows are in
+        late[k] = after.size > 0 and np.median(after) - np.median(before) < -(0.5 * step + tol)
+    return late
+
+
 def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None = None) -> TimeGrid:
     """The sampling grid of a time column in seconds: its rate, (N - 1) / (t_last - t_first) snapped to the
     nominal rate when the difference is within the timestamps' rounding (`nominal_rate`: 64 Hz from
@@ -191,7 +225,8 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
 
     Timestamps are often rounded (BIDMC writes 100.02 twice at 125 Hz), so equal neighbours are fine; going
     backwards is refused. A step over GAP_STEPS median steps (and GAP_MIN_S) is rows missing from the clock (a
-    BLE drop-out), unless such steps are over MAX_GAPS of them (rows stamped in bursts): the rate then comes from
+    BLE drop-out), unless such steps are over MAX_GAPS of them (rows stamped in bursts) or the rows after make it
+    up (a host's stall, its buffered rows stamped late: `_made_up`): the rate then comes from
     the rows between gaps, and each gap must be a whole number of periods (within WHOLE_STEP of one, or the
     timestamps' rounding or the clock's own jitter), else one line naming it. With `fill` a gap's samples are
     NaN (the gaps the front end flags and training leaves out), said in one warning line per file; without it
@@ -216,25 +251,18 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     jump = np.flatnonzero(dt > max(GAP_STEPS * med, GAP_MIN_S)) if med > 0 else np.zeros(0, np.int64)
     if jump.size > MAX_GAPS * dt.size:
         jump = jump[:0]                                         # bursts of rows stamped at once: no gaps
-    covered = span - float(dt[jump].sum()) if jump.size else span     # s spanned by steps with no row missing
-    step = covered / (dt.size - jump.size)
-    fs = round(1.0 / step, 6)
-    snapped = nominal_rate(1.0 / step, q, covered) if q > 0 else None
-    fs = snapped if snapped is not None else fs
-    at = np.arange(t.size)                                      # (N_rows,) each row's sample on the grid
+    fs, step, at, whole, tol = _on_grid(t, dt, span, q, jump)
     if jump.size:
-        step = 1.0 / fs
-        whole = np.round(dt[jump] / step)
-        jitter = float(np.percentile(np.abs(np.delete(dt, jump) - step), 99))    # the clock's own
-        for i, w in zip(jump, whole):
-            if abs(dt[i] - w * step) > max(WHOLE_STEP * step, 1.01 * q, jitter):
-                raise SqtoolError(f"{where}: the timestamps jump by {dt[i]:.6g} s after row {i + 1} "
-                                  f"(t={t[i] - t[0]:.6g} s), {dt[i] / step:.2f} periods of {fs:.6g} Hz: not whole rows "
-                                  "missing from a regular clock; resample the recording onto a uniform grid, or split "
-                                  "the file there")
-        inc = np.ones(dt.size, dtype=np.int64)
-        inc[jump] = whole.astype(np.int64)
-        at = np.concatenate([[0], np.cumsum(inc)])
+        late = _made_up(t - (t[0] + step * at), jump, whole, step, tol)
+        if late.any():                                          # a stall whose rows came late: no rows missing
+            jump = jump[~late]
+            fs, step, at, whole, tol = _on_grid(t, dt, span, q, jump)
+    for i, w in zip(jump, whole):
+        if abs(dt[i] - w * step) > tol:
+            raise SqtoolError(f"{where}: the timestamps jump by {dt[i]:.6g} s after row {i + 1} "
+                              f"(t={t[i] - t[0]:.6g} s), {dt[i] / step:.2f} periods of {fs:.6g} Hz: not whole rows "
+                              "missing from a regular clock; resample the recording onto a uniform grid, or split "
+                              "the file there")
     res = t - (t[0] + step * at)
     worst = int(np.argmax(np.abs(res)))
     if abs(res[worst]) > max(5 * step, 0.05, 1e-3 * span):
