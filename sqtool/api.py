@@ -89,6 +89,7 @@ class HrModel:
         self.needs_acc = any(c.startswith("acc_") for c in signal_channels(md["model_cfg"]["channels"][1:]))
         self._art, self._cfg = art, PredictConfig(model=str(self.export_dir), runtime=runtime)
         self._runners: dict = {}                                        # runtime name -> built once
+        self._tables: dict = {}                                         # input rate -> front-end tables, designed once
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     def __repr__(self) -> str:
@@ -138,7 +139,7 @@ class HrModel:
         rec = Record("arrays", "arrays", "input", sig, {c: fs for c in sig})
         with warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
                                                  # runtimes put torch's thread count back themselves)
-            prep = P.prepare_spectral(self._cfg, self._art, [P._given(rec)])
+            prep = P.prepare_spectral(self._cfg, self._art, [P._given(rec)], self._tables)
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="sqtool-hrmodel-")
             outs, _, _ = P.run_spectral(self._art, prep, Path(self._tmp.name), self._runners)

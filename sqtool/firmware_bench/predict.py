@@ -321,14 +321,16 @@ def _firmware(rt, name: str) -> dict | None:
 
 # ----------------------------------------------------------------------------- spectral models
 
-def prepare_spectral(cfg: PredictConfig, art, records) -> dict:
+def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = None) -> dict:
     """Device samples and front-end codes per recording (one-line errors: channel, rate; a recording shorter than
     one window is left out with a warning), the runtime. With run_spectral, what predict does per recording of a
-    spectral model; `sqtool.load_model(...).predict` runs the same two on arrays."""
+    spectral model; `sqtool.load_model(...).predict` runs the same two on arrays. tables: the front end's tables
+    per input rate (`spectral.prepare`'s cache), shared by the recordings and kept there when given."""
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
-    recs, short = long_enough(records, lambda r: S.prepare(r, md["model_cfg"], {}, n_sensors),
+    tables = {} if tables is None else tables
+    recs, short = long_enough(records, lambda r: S.prepare(r, md["model_cfg"], tables, n_sensors),
                               float(md["window_s"]), cfg.data or "records")
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
