@@ -266,12 +266,15 @@ def main(argv=None) -> int:
     ap.add_argument("--student", default="spec_student_s", help="the registry model whose front end the dumps read")
     args = ap.parse_args(argv)
     dumps = dump_paths(ap, args)
+    t0 = time.time()
+    try:                                # a bad dump is refused before the data root is needed or any reading
+        loaded = {p.name: load_dump(p) for p in dumps}
+    except SqtoolError as e:
+        ap.error(str(e))
     root = data_root_or_exit(args.data_root, ap.error)
     from sqtool.data.hr_spectra import hr_corpus
     from sqtool.models import get_model_cfg
-    t0 = time.time()
     try:
-        loaded = {p.name: load_dump(p) for p in dumps}                  # a bad dump is refused before any reading
         datasets = sorted({d["id"].split("/")[0] for dump in loaded.values() for d in dump["oof"] + dump["test"]})
         corpus = hr_corpus(root, tuple(datasets), get_model_cfg(args.student))
         records = {f"{r.dataset}/{r.record_id}": r for r in corpus}
