@@ -1294,6 +1294,15 @@ def main(argv=None):
         ap.error(f"--target / --train-also apply to --protocol wrist only (this run is --protocol {args.protocol}): "
                  "add --protocol wrist")
     also = tuple(d for d in args.train_also.split(",") if d) if args.protocol == "wrist" else ("troika",)
+    # the options' own checks, before the data root is needed
+    parts = args.parts.split(",") if args.parts else (list(default_parts(args)) if not args.folds else ["loso"])
+    bad = sorted(set(parts) - {"loso", *(k for k, _ in CROSS)})
+    if bad or (args.protocol == "spcup" and parts != ["loso"]) or (set(parts) - {"loso"} and also != ("troika",)):
+        ap.error(f"--parts {args.parts}: the SP Cup protocol runs loso; the wrist protocol loso, sp2wr and wr2sp "
+                 "(the last two need --train-also troika)")
+    if args.protocol == "wrist" and args.target in also:
+        ap.error(f"--target {args.target} is also in --train-also {args.train_also}: its held-out subject would be "
+                 "trained on")
     if also:
         DATA = Path(data_root_or_exit(args.data_root, ap.error))
     else:                           # yours only: no project data is read, unless a data root holds unlabeled/
@@ -1307,14 +1316,6 @@ def main(argv=None):
     if args.pretrain_unlabeled:
         log(f"pretraining pairs: the training recordings of each fold and {args.pretrain_unlabeled} unlabeled "
             f"smartwatch recordings ({DATA / 'unlabeled'}), as the docstring says; never the held-out subject's")
-    parts = args.parts.split(",") if args.parts else (list(default_parts(args)) if not args.folds else ["loso"])
-    bad = sorted(set(parts) - {"loso", *(k for k, _ in CROSS)})
-    if bad or (args.protocol == "spcup" and parts != ["loso"]) or (set(parts) - {"loso"} and also != ("troika",)):
-        ap.error(f"--parts {args.parts}: the SP Cup protocol runs loso; the wrist protocol loso, sp2wr and wr2sp "
-                 "(the last two need --train-also troika)")
-    if args.protocol == "wrist" and args.target in also:
-        ap.error(f"--target {args.target} is also in --train-also {args.train_also}: its held-out subject would be "
-                 "trained on")
     torch.set_num_threads(1)
     scfg = get_model_cfg(args.student)
     t0 = time.time()
