@@ -74,10 +74,11 @@ def test_a_time_domain_resnet_teacher_gives_out_of_fold_logits_on_the_students_b
     from sqtool.models import get_model_cfg
     from sqtool.models.spectral import bin_grid
     mod = load_benchmark("hr_spectral")
+    mod.DATA = None                     # no unlabeled smartwatch recordings: the synthetic pairs alone, data or not
     args = bench_defaults()
     args.student, args.teacher, args.inner_epochs = "spec_student_xs", "resnet1d_siamq_tiny", 2
     scfg = get_model_cfg(args.student)
-    recs = synth_corpus(n_subjects=3, duration_s=60.0, seed=0, af_fraction=0.0)
+    recs = synth_corpus(n_subjects=3, duration_s=120.0, seed=0, af_fraction=0.0)    # 70 pairs: one batch of 64
     train = [record_spectra(r, scfg) for r in recs]
     records = {(r.dataset, str(r.record_id)): r for r in recs}
     tcfg = mod.teacher_cfg(args)
