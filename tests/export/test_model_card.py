@@ -1,0 +1,56 @@
+"""MODEL_CARD.md says what each figure is: the held-out results of a quantize run written out with their labels and
+units (nothing cut off), the training subjects' calibration apart from them, and limitations that claim no more than
+the pipeline does."""
+from __future__ import annotations
+
+import pytest
+
+# the shape of a `sqtool quantize` metrics.json (values of a real run, rounded)
+QUANTIZE_METRICS = {
+    "task": "hr", "student": "spec_student_s",
+    "heldout_subjects": ["wrist_exercise:s4", "wrist_exercise:s5", "wrist_exercise:s6"],
+    "mae_bpm": {"teacher": 21.81, "float": 14.23, "int8": 14.12, "int8_raw": 24.58},
+    "per_subject": {k: {"wrist_exercise:s4": 9.1 + i, "wrist_exercise:s5": 22.66 + i, "wrist_exercise:s6": 10.6 + i}
+                    for i, k in enumerate(("teacher", "float", "int8", "int8_raw"))},
+    "int8_minus_float_bpm": -0.1126,
+    "budget": {"int8_weights": 4332, "int32_biases": 49, "params": 4381, "macs": 580488},
+    "logit_scale": 0.0907,
+    "decoder": {"bins_bpm": [30.0, 229.5, 1.5], "sigma_bpm": 4.0, "floor": 1e-4, "interval": 0.9993,
+                "inner_mae": 2.205, "inner_calibration_windows": 1019, "inner_calibration_datasets": ["wrist_exercise"],
+                "inner_coverage": 0.9009, "inner_gating": 0.3348},
+    "uncertainty_int8": {"n": 805, "keep": 0.8, "interval_coverage": 0.8434, "interval_width_median": 36.6,
+                         "mae_all": 14.72, "mae_top": 13.71, "gating_reduction": 0.0682,
+                         "expected_error_stated": 13.48},
+    "wall_s": 78.5,
+}
+
+
+def _section(card: str, head: str) -> str:
+    return card.split(f"## {head}")[1].split("\n## ")[0]
+
+
+def test_held_out_section_shows_the_uncertainty_results_and_keeps_training_figures_apart():
+    from sqtool.export.kit import _flat_metrics, metrics_sections
+    card = "\n".join(metrics_sections(QUANTIZE_METRICS))
+    held = _section(card, "Held-out metrics")
+    assert "3: wrist_exercise:s4, wrist_exercise:s5, wrist_exercise:s6; 805 scored windows" in held
+    assert "MAE 14.12 BPM, mean of the 3 subjects' MAEs" in held and "14.72 BPM pooled over the 805 windows" in held
+    assert "per-window argmax bin (no decoder): MAE 24.58 BPM" in held
+    assert "| wrist_exercise:s5 | 24.66 | 23.66 | 22.66 | 25.66 |" in held            # int8, float, teacher, argmax
+    assert "holds the reference HR on 84.3 % of the windows (target 90 %" in held
+    assert "states averages 13.48 BPM; the error made was 14.72 BPM" in held
+    assert "MAE 14.72 -> 13.71 BPM (pooled; 6.8 % lower)" in held
+    assert "inner" not in held and "2.205" not in held and "budget" not in held    # no training-subject figure here
+    cal = _section(card, "Decoder calibration on the training subjects (not held-out) and settings")
+    assert "| decoder.inner_mae | 2.205 | BPM |" in cal and "| decoder.inner_coverage | 0.9009 | fraction" in cal
+    assert "| decoder.sigma_bpm | 4 | BPM per hop |" in cal
+    assert "| budget.macs | 5.805e+05 | MACs per window |" in card
+    for k, v in _flat_metrics(QUANTIZE_METRICS).items():                           # every value is on the card
+        assert f"{v:.4g}" in card or f"{v:.2f}" in card or f"{100 * v:.1f}" in card or f"{100 * v:.0f} %" in card, k
+
+
+def test_a_run_without_quantize_metrics_lists_every_value_under_a_neutral_heading():
+    from sqtool.export.kit import metrics_sections
+    card = "\n".join(metrics_sections({f"m{i}": float(i) for i in range(60)}))
+    assert "## Held-out metrics" not in card and "| m59 | 59 |" in card
+    assert "no metrics.json" in "\n".join(metrics_sections({}))
