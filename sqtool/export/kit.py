@@ -276,7 +276,8 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
              "front end and decoder tables included), the same for every rebuild of this model",
              f"- source checkpoint file sha256 `{md.get('source_sha256')}` (the file holds its creation time and "
              f"paths: it changes with every run), exported by sqtool {md.get('sqtool_version')}, git "
-             f"`{md.get('git_sha') or 'unknown'}` (-dirty: with uncommitted changes)",
+             f"`{md.get('git_sha') or 'unknown'}`" + (" (-dirty: built with uncommitted changes)"
+                                                     if str(md.get('git_sha') or '').endswith("-dirty") else ""),
              "",
              "## Training data and licences", ""]
     if datasets:

@@ -54,3 +54,33 @@ def test_a_run_without_quantize_metrics_lists_every_value_under_a_neutral_headin
     card = "\n".join(metrics_sections({f"m{i}": float(i) for i in range(60)}))
     assert "## Held-out metrics" not in card and "| m59 | 59 |" in card
     assert "no metrics.json" in "\n".join(metrics_sections({}))
+
+
+@pytest.fixture(scope="module")
+def twin():
+    """(model_cfg dict, int graph, metadata, front-end config, decoder config) of a calibrated spec_student_xs."""
+    from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
+    from sqtool.export.intgraph import extract_int_graph
+    from sqtool.export.metadata import build_metadata
+    from sqtool.export.pipeline import decoder_config, frontend_config
+    f = make_float_specnet("spec_student_xs", 0)
+    g = extract_int_graph(make_int8_specnet(f, synthetic_spectra(f.cfg, 16, 0)[0]))
+    mc = f.cfg.to_dict()
+    ck = {"model_cfg": mc, "kind": "student_int8", "train_subjects": ["troika:01", "troika:02", "wrist_exercise:s2"],
+          "heldout_subjects": ["wrist_exercise:s4", "wrist_exercise:s5"]}
+    return mc, g, build_metadata(ck, "0" * 64, g), frontend_config(mc), decoder_config(mc, g)
+
+
+def _card(twin, tmp_path, **md):
+    from sqtool.export.kit import model_card
+    import json
+    mc, g, meta, fe, dec = twin
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "metrics.json").write_text(json.dumps(QUANTIZE_METRICS))
+    return model_card(mc, {**meta, **md}, g, fe, dec, tmp_path)
+
+
+def test_the_dirty_mark_only_when_the_sha_says_so(twin, tmp_path):
+    assert "dirty" not in _card(twin, tmp_path / "a", git_sha="0e9b6a56fb00")
+    assert "`0e9b6a56fb00-dirty` (-dirty: built with uncommitted changes)" in _card(twin, tmp_path / "b",
+                                                                                  git_sha="0e9b6a56fb00-dirty")
