@@ -84,3 +84,9 @@ def test_the_dirty_mark_only_when_the_sha_says_so(twin, tmp_path):
     assert "dirty" not in _card(twin, tmp_path / "a", git_sha="0e9b6a56fb00")
     assert "`0e9b6a56fb00-dirty` (-dirty: built with uncommitted changes)" in _card(twin, tmp_path / "b",
                                                                                   git_sha="0e9b6a56fb00-dirty")
+
+
+def test_limitations_say_a_faulty_sensor_is_not_detected(twin, tmp_path):
+    lim = _section(_card(twin, tmp_path), "Limitations")
+    assert "does NOT detect a sensor that is off, stuck, railed" in lim and "must detect no-contact" in lim
+    assert "`valid` only repeats the gap flags" in lim and "say when not to trust it" not in lim
