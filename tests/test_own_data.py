@@ -261,4 +261,4 @@ def test_your_dataset_trains_beside_sp_cup(watch_project, data_root, tmp_path, m
     assert dec["decoder"]["inner_calibration_datasets"] == ["my_watch"]       # travels with the model's decoder
     run("export", "--model", str(tmp_path / "q"), "--target", "c", "--device-fs", "125", "--out", str(tmp_path / "e"))
     card = (tmp_path / "e" / "MODEL_CARD.md").read_text()
-    assert "calibrated by sqtool on inner held-out windows of my_watch to hold the truth" in card
+    assert "out-of-fold windows of the training subjects of my_watch to hold the truth" in card

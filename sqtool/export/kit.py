@@ -256,7 +256,13 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
     seen = list(seen_by.get("train_subjects") or [])
     datasets = train.get("datasets") or metrics.get("datasets") or list(seen_by.get("datasets") or [])
     synthetic_only = datasets == ["synthetic"]
-    cal = (model_cfg.get("decoder") or {}).get("inner_calibration_datasets") or []   # where the interval holds
+    mdec = model_cfg.get("decoder") or {}
+    cal = mdec.get("inner_calibration_datasets") or []                   # the training subjects' dataset(s)
+    n_cal = mdec.get("inner_calibration_windows")
+    cov = (metrics.get("uncertainty_int8") or {}).get("interval_coverage")
+    cal_text = (f"calibrated by sqtool on{f' {n_cal}' if n_cal else ''} out-of-fold windows of the training subjects"
+                f"{' of ' + ', '.join(cal) if cal else ''} to hold the truth on 90 % of them"
+                + (f"; on the held-out subjects it held it on {100 * cov:.1f} %" if cov is not None else ""))
     lines = [f"# Model card: {model_cfg['name']} (heart rate from wrist PPG + accelerometer)", "",
              "## Task", "",
              f"Heart rate (BPM) every {model_cfg['hop_s']:g} s from {model_cfg['window_s']:g} s windows of wrist "
@@ -265,8 +271,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
              "from int8 power spectra; an HMM decoder (transition std "
              f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks "
              f"{dec_cfg.emission_text} and reports the estimate, an interval (central posterior mass "
-             f"{dec_cfg.interval:.3g}, calibrated by sqtool on inner held-out windows"
-             f"{' of ' + ', '.join(cal) if cal else ''} to hold the truth on 90 % of them) and a confidence "
+             f"{dec_cfg.interval:.3g}, {cal_text}) and a confidence "
              f"({dec_cfg.conf_text}).", "",
              "## Model", "",
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",

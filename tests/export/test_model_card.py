@@ -90,3 +90,12 @@ def test_limitations_say_a_faulty_sensor_is_not_detected(twin, tmp_path):
     lim = _section(_card(twin, tmp_path), "Limitations")
     assert "does NOT detect a sensor that is off, stuck, railed" in lim and "must detect no-contact" in lim
     assert "`valid` only repeats the gap flags" in lim and "say when not to trust it" not in lim
+
+
+def test_the_interval_sentence_names_the_training_windows_and_the_held_out_coverage(twin, tmp_path):
+    mc = {**twin[0], "decoder": {**(twin[0].get("decoder") or {}), "inner_calibration_windows": 1019,
+                                 "inner_calibration_datasets": ["wrist_exercise"]}}
+    card = _card((mc, *twin[1:]), tmp_path)
+    assert ("calibrated by sqtool on 1019 out-of-fold windows of the training subjects of wrist_exercise to hold the "
+            "truth on 90 % of them; on the held-out subjects it held it on 84.3 %") in card
+    assert "inner held-out" not in card
