@@ -42,6 +42,27 @@ DATASET_LICENCES = {
     "synthetic": "sqtool's embedded synthetic PPG + accelerometer generator (`sqtool.data.synthetic`): no subject "
                  "data, no licence restriction",
 }
+# the unlabelled PPG sources (../shared/data/unlabeled/<source>/MANIFEST.md each; there is no MANIFEST at the top),
+# named by the prefix of a pretraining subject key `unlabeled:<source>_<recording>`
+UNLABELED_LICENCES = {
+    "e2epyppg": "e2epyppg package's example recordings: MIT (unlabeled/e2epyppg/MANIFEST.md)",
+    "heartpy": "HeartPy's example recordings: MIT per its repository (wheel metadata says GPL; "
+               "unlabeled/heartpy/MANIFEST.md)",
+    "smartcare": "smartcare recordings: MIT (unlabeled/smartcare/MANIFEST.md)",
+}
+
+
+def _pretraining_licence(ds: str, subjects) -> str:
+    """The licence line of a dataset seen only by the self-supervised pretraining; for `unlabeled`, its sources."""
+    if ds in DATASET_LICENCES:
+        return DATASET_LICENCES[ds]
+    if ds == "unlabeled":
+        recs = [str(k).split(":", 1)[1] for k in subjects if str(k).split(":")[0] == ds]
+        srcs = sorted({s for s in UNLABELED_LICENCES for r in recs if r.startswith(s)})
+        if srcs:
+            return "; ".join(UNLABELED_LICENCES[s] for s in srcs)
+        return "licence: see the source's MANIFEST.md under the data root's unlabeled/<source>/"
+    return "licence: see the dataset MANIFEST"
 
 
 # ----------------------------------------------------------------------------- test vectors
@@ -290,7 +311,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
             lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, 'licence: see the dataset MANIFEST')}")
         for ds in [d for d in (pre or {}).get("datasets", []) if d not in datasets]:
             lines.append(f"- `{ds}` (self-supervised pretraining only): "
-                         f"{DATASET_LICENCES.get(ds, 'licence: see the dataset MANIFEST')}")
+                         f"{_pretraining_licence(ds, pre.get('subjects') or [])}")
     else:
         lines.append("- not recorded in the source run (no train_info.json / metrics.json 'datasets', no training "
                      "subjects in the checkpoint); sqtool's built-in sources and their licences:")

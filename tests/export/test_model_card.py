@@ -99,3 +99,10 @@ def test_the_interval_sentence_names_the_training_windows_and_the_held_out_cover
     assert ("calibrated by sqtool on 1019 out-of-fold windows of the training subjects of wrist_exercise to hold the "
             "truth on 90 % of them; on the held-out subjects it held it on 84.3 %") in card
     assert "inner held-out" not in card
+
+
+def test_the_unlabeled_licence_names_its_source():
+    from sqtool.export.kit import _pretraining_licence
+    assert "e2epyppg" in _pretraining_licence("unlabeled", ["troika:01", "unlabeled:e2epyppg_201902020222_Data"])
+    assert "MIT" in _pretraining_licence("unlabeled", ["unlabeled:e2epyppg_201902020222_Data"])
+    assert "unlabeled/<source>/" in _pretraining_licence("unlabeled", ["unlabeled:other"])
