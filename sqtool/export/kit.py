@@ -355,8 +355,16 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
                      "intervals and confidences on real recordings are not validated and can be confidently wrong. "
                      "Train on real recordings (`sqtool demo --data ../shared/data`, or your dataset file) before "
                      "using it on a wrist.")
-    lab = (" (SP Cup 2015 and wrist_exercise: a few dozen adults exercising in a lab, treadmill and bike)"
-           if datasets and set(datasets) <= {"troika", "wrist_exercise"} else "")
+    lab = ""
+    if seen and not synthetic_only:                       # who the model saw, from the checkpoint's subjects
+        per = {}
+        for k in seen:
+            per[str(k).split(":")[0]] = per.get(str(k).split(":")[0], 0) + 1
+        held = list(seen_by.get("heldout_subjects") or [])
+        lab = (f" (fine-tuned on {len(seen)} subjects: {', '.join(f'{d} {n}' for d, n in per.items())}; evaluated on "
+               f"{len(held)} held-out subject{'' if len(held) == 1 else 's'}; the training heart-rate range is not "
+               "recorded with the model; age, sex and skin tone are not recorded in these datasets, so the card "
+               "cannot say which groups they cover)")
     lines += [f"- Trained and evaluated on the data above only{lab}; not validated for clinical use, arrhythmia "
               "(AF), children, or skin tones / sensors outside the training data.",
               f"- The device must sample at {fe_cfg.fs_in:g} Hz (re-export with `--device-fs` for another rate) and "

@@ -381,7 +381,7 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
     ck = {"model_cfg": mc, "train_subjects": ["troika:01", "wrist_exercise:s2"], "heldout_subjects": ["wrist_exercise:s3"]}
     card = model_card(mc, {**md, "training_data": build_metadata(ck, "0" * 64)["training_data"]}, g, info["fe_cfg"],
                       info["dec_cfg"], run)
-    assert "synthetic PPG only" not in card and "a few dozen adults exercising in a lab" in card
+    assert "synthetic PPG only" not in card and "fine-tuned on 2 subjects: troika 1, wrist_exercise 1" in card
     assert "- `troika`:" in card and "- `wrist_exercise`:" in card
 
 

@@ -106,3 +106,9 @@ def test_the_unlabeled_licence_names_its_source():
     assert "e2epyppg" in _pretraining_licence("unlabeled", ["troika:01", "unlabeled:e2epyppg_201902020222_Data"])
     assert "MIT" in _pretraining_licence("unlabeled", ["unlabeled:e2epyppg_201902020222_Data"])
     assert "unlabeled/<source>/" in _pretraining_licence("unlabeled", ["unlabeled:other"])
+
+
+def test_the_population_comes_from_the_training_data(twin, tmp_path):
+    lim = _section(_card(twin, tmp_path), "Limitations")
+    assert "fine-tuned on 3 subjects: troika 2, wrist_exercise 1; evaluated on 2 held-out subjects" in lim
+    assert "skin tone are not recorded" in lim and "a few dozen adults" not in lim
