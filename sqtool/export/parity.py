@@ -111,6 +111,12 @@ def report_markdown(md: dict, rows: list[dict], artifacts: dict, extra: str = ""
                      f"{_fmt(r.get('cosine'), 8)} | {_fmt(r.get('l2_rel_err'))} | {_fmt(r.get('max_lsb'))} | {hist} | "
                      f"{_fmt(r.get('exact_windows_pct'))} | {twin} | {_fmt(r.get('mae_bpm'))} | "
                      f"{_fmt(r.get('delta_mae_bpm'), 3)} | {r['tolerance']} | **{r['status']}** |")
+    if any(r.get("mae_bpm") is not None for r in rows):
+        lines += ["", "HR MAE (BPM): " + ("each window's softmax-mean heart rate over the bins, no decoder" if
+                                         md.get("bins_bpm") else "the model's heart-rate output per window")
+                  + ", on the export's held-out windows: a parity check between the artifacts (its delta is what "
+                  "the tolerance bounds), not the product's accuracy" + (" (the decoded heart rate the device reports: "
+                  "MODEL_CARD.md's held-out metrics)" if md.get("bins_bpm") else "") + "."]
     lines += ["", "## Artifacts", "", "| file | bytes | status |", "|---|---|---|"]
     for f, a in artifacts.items():
         lines.append(f"| {f} | {a.get('bytes', '-')} | {a.get('status', '-')} |")

@@ -112,3 +112,16 @@ def test_the_population_comes_from_the_training_data(twin, tmp_path):
     lim = _section(_card(twin, tmp_path), "Limitations")
     assert "fine-tuned on 3 subjects: troika 2, wrist_exercise 1; evaluated on 2 held-out subjects" in lim
     assert "skin tone are not recorded" in lim and "a few dozen adults" not in lim
+
+
+def test_export_report_says_its_hr_mae_is_a_parity_check_not_the_products_accuracy():
+    """export_report.md's HR MAE column is the softmax-mean read-out of each artifact (no decoder) on the export's
+    held-out windows: 16.39 BPM beside a decoded 14.12 on the card read as a product figure (QA review)."""
+    from sqtool.export.parity import report_markdown
+    md = {"model": "m", "quant_scheme": "q", "source_sha256": "s", "sqtool_version": "0", "fs": 125.0,
+          "window_s": 8.0, "channels": ["ppg"], "norm": "none", "bins_bpm": [30.0, 229.5, 1.5]}
+    row = {"artifact": "C", "compared_with": "Brevitas int8", "n": 3, "tolerance": "t", "status": "ok"}
+    text = report_markdown(md, [{**row, "mae_bpm": 16.39, "delta_mae_bpm": 0.0}], {})
+    assert "softmax-mean heart rate over the bins, no decoder" in text and "not the product's accuracy" in text
+    assert "MODEL_CARD.md's held-out metrics" in text
+    assert "parity check" not in report_markdown(md, [row], {})              # no HR column filled: no legend
