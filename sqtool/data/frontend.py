@@ -88,11 +88,13 @@ whatever n_ppg is. Per input row, int16 samples at the device rate fs_in:
              254 P / Pmax - 127 on the shifted powers (uint32 arithmetic: 509 * 2^22 < 2^31);
              the max bin gets 127; Pmax == 0 -> all -127. Output per window: int8 (F, C)
              channels-last, F bins on bins_bpm (201 at 30..230 BPM by default; the registry's
-             spectral models use 134 at 30..229.5 BPM).
+             spectral models use 134 at 30..229.5 BPM). Each window also reports ppg_quiet: every PPG
+             sensor's row was quiet (a stuck, railed, all-zero or absent PPG); the pipeline does not score
+             such a window (valid = 0), as one with more than half its inputs flagged.
 
 API: `FrontEndCfg` (to_dict / from_dict; `n_inputs` = C_in), `design(cfg) -> FrontEndTables`,
-`FrontEnd(cfg)` (streaming: push / reset), `spectra(cfg, x, gap)` (whole recording, x (C_in, N),
-vectorised, bit-exact with the streaming path), `to_int16(x, gains)` (device quantisation for replaying
+`FrontEnd(cfg)` (streaming: push / reset), `spectra(cfg, x, gap, ppg_quiet=False)` (whole recording, x (C_in, N),
+vectorised, bit-exact with the streaming path; ppg_quiet=True: also each window's ppg_quiet), `to_int16(x, gains)` (device quantisation for replaying
 float data), `bin_bpm(cfg)`, `input_channels(cfg)` (names of the C_in rows).
 
 n_ppg is a DEVICE property, not a model's: the network reads the same 4 channels either way, and a model
@@ -499,6 +501,7 @@ class FrontEndWindow:
     spec: np.ndarray            # (F, C) int8
     flagged: float              # flagged inputs / inputs owned by the window
     flagged_q15: int = 0        # (flagged * 32768 + cnt // 2) // cnt, as the C returns it
+    ppg_quiet: bool = False     # every PPG sensor's row is quiet (`quiet_rows`): the C's s->ppg_quiet
 
 
 def _q15(f: int, cnt: int) -> int:
@@ -591,10 +594,11 @@ class FrontEnd:
             if a + T > self.buf.shape[1]:
                 break
             win = self.buf[None, :, a:a + T]
-            spec = window_codes(win, self.cfg, self.tab, quiet_rows(self.res[None, :, a:a + T]))[0]
+            quiet = quiet_rows(self.res[None, :, a:a + T])                # (1, C_in)
+            spec = window_codes(win, self.cfg, self.tab, quiet)[0]
             cnt, flg = (int(v) for v in self.own[:, a:a + T].sum(axis=1))
             out.append(FrontEndWindow(i, i * float(self.cfg.hop_s), spec, flg / cnt if cnt else 0.0,
-                                      _q15(flg, cnt)))
+                                      _q15(flg, cnt), bool(quiet[0, :self.cfg.n_ppg].all())))
             drop = a + hop                                               # keep from window i+1 on
             self.buf = self.buf[:, drop:]
             self.res = self.res[:, drop:]
@@ -629,8 +633,9 @@ def filtered(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None
     return _stages(cfg, x, gap, tables or design(cfg))[1]
 
 
-def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None):
-    """Whole recording: x int16 (C_in, N) -> (spec int8 (W, F, C), t0 (W,) s, flagged (W,) float).
+def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None, ppg_quiet: bool = False):
+    """Whole recording: x int16 (C_in, N) -> (spec int8 (W, F, C), t0 (W,) s, flagged (W,) float), and with
+    ppg_quiet=True a fourth item: (W,) bool, every PPG sensor of the window quiet (FrontEndWindow.ppg_quiet).
 
     Bit-exact with FrontEnd(cfg).push(x, gap) (the same integer stages, vectorised over time)."""
     tab = tables or design(cfg)
@@ -642,18 +647,22 @@ def spectra(cfg: FrontEndCfg, x, gap=None, tables: FrontEndTables | None = None)
     n_out = y.shape[1]
     W = (n_out - T) // hop + 1 if n_out >= T else 0
     if W == 0:
-        return np.zeros((0, F, C), np.int8), np.zeros(0), np.zeros(0)
+        empty = (np.zeros((0, F, C), np.int8), np.zeros(0), np.zeros(0))
+        return (*empty, np.zeros(0, bool)) if ppg_quiet else empty
     starts = np.arange(W) * hop
     frames = np.lib.stride_tricks.sliding_window_view(y, T, axis=1)       # (C_in, n_out - T + 1, T), a view
     rframes = np.lib.stride_tricks.sliding_window_view(res, T, axis=1)    # (idem), the resampled samples
-    codes = np.concatenate([window_codes(np.ascontiguousarray(frames[:, blk].transpose(1, 0, 2)), cfg, tab,
-                                         quiet_rows(rframes[:, blk].transpose(1, 0, 2)))
-                            for blk in np.array_split(starts, -(-W // BLOCK_WINDOWS))])   # (W, F, C), block by block
+    blocks = np.array_split(starts, -(-W // BLOCK_WINDOWS))
+    quiet = [quiet_rows(rframes[:, blk].transpose(1, 0, 2)) for blk in blocks]           # (w, C_in) per block
+    codes = np.concatenate([window_codes(np.ascontiguousarray(frames[:, blk].transpose(1, 0, 2)), cfg, tab, q)
+                            for blk, q in zip(blocks, quiet)])            # (W, F, C), block by block
     g = np.zeros(n, dtype=np.int64) if gap is None else gap.astype(np.int64)
     cg = np.concatenate([[0], np.cumsum(g)])
     end = (starts + T - 1) * M // L + 1                                   # inputs < end owned
     beg = np.where(starts > 0, (starts - 1) * M // L + 1, 0)
     flagged = (cg[end] - cg[beg]) / (end - beg)
+    if ppg_quiet:
+        return codes, starts / float(cfg.fs), flagged, np.concatenate(quiet)[:, :cfg.n_ppg].all(axis=1)
     return codes, starts / float(cfg.fs), flagged
 
 

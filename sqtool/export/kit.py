@@ -369,12 +369,13 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
               "(AF), children, or skin tones / sensors outside the training data.",
               f"- The device must sample at {fe_cfg.fs_in:g} Hz (re-export with `--device-fs` for another rate) and "
               "deliver PPG with the scaling in README.md; saturation and dropouts should be flagged as gaps.",
-              "- The model does NOT detect a sensor that is off, stuck, railed (saturated) or reading pure noise: "
-              "such input still gives a heart rate with valid=1 and a confidence that can be high (measured on the "
-              "pipeline's integer reference: a stuck, railed or all-zero PPG reads a constant ~39 BPM, white noise "
-              "~80 BPM at a confidence above the held-out average). `valid` only repeats the gap flags the "
-              "integrator passes in: the device must detect no-contact, saturation and dropouts itself and flag "
-              "them as gaps.",
+              "- A window whose every PPG sensor is quiet (its samples within 4 counts over the window: a sensor "
+              "that is off, stuck, railed or reads all zeros) is not scored: valid=0, as for a window more than "
+              "half flagged. Pure noise is NOT detected: a sensor off the skin that reads noise, or a partly "
+              "saturated one, still gives a heart rate with valid=1 and a confidence that can be high (measured on "
+              "the pipeline's integer reference: white noise reads ~80 BPM at a confidence above the held-out "
+              "average). Otherwise `valid` only repeats the gap flags the integrator passes in: the device must "
+              "detect no-contact, saturation and dropouts itself and flag them as gaps.",
               "- Reported HR is a tracker output: after a long dropout or a lock-on to a motion harmonic it "
               "needs a few hops to re-acquire. `conf_q15` states an expected error calibrated on the training "
               "subjects; on held-out subjects it can be optimistic (see Held-out metrics), and it says nothing "

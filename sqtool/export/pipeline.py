@@ -10,9 +10,10 @@ Pipeline (one result per hop, integer arithmetic only after the export-time tabl
     int16 ppg (n_ppg sensors, interleaved per time step) [+ acc x, y, z] at fs_in, gap flags
       -> FrontEnd (sqtool.data.frontend: gap hold, polyphase resampler, causal band-pass, windows,
          int8 spectrum codes (F, C) and the window's flagged fraction flagged_q15)
-      -> if flagged_q15 <= MAX_FLAGGED_Q15 (at most half of the window's inputs flagged): the network's
-         integer graph (sqtool.export.reference.run, mode ROUNDING) -> F int8 logits; else the window is
-         not scored (valid = 0) and the decoder only predicts
+      -> if flagged_q15 <= MAX_FLAGGED_Q15 (at most half of the window's inputs flagged) and the window's PPG
+         is not quiet (not every PPG sensor's resampled samples within QUIET counts: stuck, railed, all-zero):
+         the network's integer graph (sqtool.export.reference.run, mode ROUNDING) -> F int8 logits; else the
+         window is not scored (valid = 0) and the decoder only predicts
       -> IntDecoder (sqtool.models.decoder, logit_scale = the graph's output scale; a decoder with evidence
          also reads the window's spectrum codes) -> hr/lo/hi (milli-BPM), conf_q15
 
@@ -59,6 +60,13 @@ _RESULT_DTYPES = (np.uint32, np.int32, np.int32, np.int32, np.uint16, np.uint16,
 
 
 # ----------------------------------------------------------------------------- contract
+
+def scores(flagged_q15, ppg_quiet):
+    """The pipeline's validity rule (sq_pipeline.c's `valid`), elementwise: a window is scored by the network
+    when at most half its inputs are flagged (flagged_q15 <= MAX_FLAGGED_Q15) and its PPG is not quiet (not
+    every PPG sensor stuck / railed / zero: the front end's ppg_quiet)."""
+    return (np.asarray(flagged_q15) <= MAX_FLAGGED_Q15) & ~np.asarray(ppg_quiet, bool)
+
 
 def device_fs(model_cfg: dict) -> float:
     """The device rate a model was trained for: frontend["fs_in"] when recorded, else DEFAULT_DEVICE_FS."""
@@ -146,8 +154,7 @@ class PipelineRef:
         out = R.run(self.graph, codes, ROUNDING)[self.graph.output_name]
         return np.asarray(out, np.int8).reshape(len(codes), -1)
 
-    def _decode(self, index: int, logits: np.ndarray | None, fq15: int, spec: np.ndarray) -> dict:
-        valid = fq15 <= MAX_FLAGGED_Q15
+    def _decode(self, index: int, logits: np.ndarray | None, fq15: int, spec: np.ndarray, valid: bool) -> dict:
         lg = logits if valid else np.zeros(self.graph.output_size, np.int8)
         o = self.dec.step(lg, valid, evidence_codes(spec[None])[0] if self.dec_cfg.uses_evidence else None)
         return {"index": int(index), "hr_mbpm": o.hr_mbpm, "lo_mbpm": o.lo_mbpm, "hi_mbpm": o.hi_mbpm,
@@ -182,11 +189,10 @@ class PipelineRef:
         wins = self.fe.push(x, gap)
         if not wins:
             return []
-        fq = [w.flagged_q15 for w in wins]
-        scored = [i for i, f in enumerate(fq) if f <= MAX_FLAGGED_Q15]
+        scored = [i for i, w in enumerate(wins) if scores(w.flagged_q15, w.ppg_quiet)]
         lg = self.logits(np.stack([wins[i].spec for i in scored])) if scored else None
         rows = {i: lg[j] for j, i in enumerate(scored)}
-        return [self._decode(w.index, rows.get(i), fq[i], w.spec) for i, w in enumerate(wins)]
+        return [self._decode(w.index, rows.get(i), w.flagged_q15, w.spec, i in rows) for i, w in enumerate(wins)]
 
     def run(self, x16, gap=None, chunk: int | None = None) -> dict[str, np.ndarray]:
         """A whole recording x16 int16 (C_in, N) channels-first (the n_ppg PPG sensors' rows, then acc x, y, z; device
@@ -194,7 +200,8 @@ class PipelineRef:
         front end (bit-exact with streaming), chunk k = pushes of k samples. Returns (W,) arrays per RESULT_KEYS:
         index (window number), hr_mbpm / lo_mbpm / hi_mbpm (heart rate and its interval, milli-BPM: / 1000 ->
         BPM), conf_q15 (confidence, q15: / 32768 -> 0..1), flagged_q15 (share of dropout samples, q15), valid
-        (1 = the network scored the window, 0 = over half flagged: the decoder's prediction only)."""
+        (1 = the network scored the window, 0 = over half flagged or every PPG sensor quiet: the decoder's
+        prediction only)."""
         x16 = np.asarray(x16)
         if x16.ndim == 1:
             x16 = x16[None]
@@ -209,12 +216,12 @@ class PipelineRef:
         self.reset()
         rows: list[dict] = []
         if chunk is None:
-            codes, _, _ = spectra(self.fe_cfg, x16, g, tables=self.tab)
+            codes, _, _, quiet = spectra(self.fe_cfg, x16, g, tables=self.tab, ppg_quiet=True)
             fq = flagged_q15(self.fe_cfg, g, n, tables=self.tab)
-            scored = np.flatnonzero(fq <= MAX_FLAGGED_Q15)
+            ok = scores(fq, quiet)                                              # (W,) bool
             lg = np.zeros((len(codes), self.graph.output_size), np.int8)
-            lg[scored] = self.logits(codes[scored])
-            rows = [self._decode(i, lg[i], int(fq[i]), codes[i]) for i in range(len(codes))]
+            lg[ok] = self.logits(codes[ok])
+            rows = [self._decode(i, lg[i], int(fq[i]), codes[i], bool(ok[i])) for i in range(len(codes))]
         else:
             if int(chunk) < 1:
                 raise SqtoolError(f"pipeline: chunk must be >= 1 sample, got {chunk}")
@@ -329,5 +336,5 @@ def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | No
 
 
 __all__ = ["PipelineRef", "render_pipeline", "check_prefix", "frontend_config", "decoder_config", "device_fs",
-           "max_results", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
+           "max_results", "scores", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
            "RESULT_KEYS"]

@@ -12,8 +12,8 @@ the data root, or one file):
     fixed-point front end (`data.frontend.spectra`, the Python integer reference of the firmware's) ONCE:
     int8 codes (W, F, C) channels-last, window starts t0, flagged_q15; truth per window: the label at the model
     window's centre (`hr_spectra.window_truth` with the model's window_s, as training takes it). A window is
-    scored when flagged_q15 <= MAX_FLAGGED_Q15 (the pipeline's rule); the others only advance the decoder
-    (valid = False), in every runtime alike.
+    scored when flagged_q15 <= MAX_FLAGGED_Q15 and its PPG is not quiet (the pipeline's rule,
+    `export.pipeline.scores`); the others only advance the decoder (valid = False), in every runtime alike.
  2. every window runtime gets the SAME codes: float runtimes (torch_student, onnx_float, litert_float) read
     codes / 127 and give real logits -> `decode_float`; int8 runtimes (brevitas_int8, onnx_int8, litert_int8,
     tflm_int8, c_host, c_host_single, mcu_m4, ...) give int8 logits -> `decode_int` with the int graph's
@@ -172,7 +172,7 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
 
     from sqtool.data.frontend import flagged_q15, spectra
     from sqtool.data.hr_spectra import device_stream, shared_acc_gain, stream_channels, window_truth
-    from sqtool.export.pipeline import MAX_FLAGGED_Q15
+    from sqtool.export.pipeline import scores
     where = f"{record.dataset}/{record.record_id}"
     chans, n_ppg = stream_channels(record, mc)
     x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc))  # (C_in, N) int16, gaps held
@@ -184,11 +184,11 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
         cache[fs_in] = check_rate(mc, fs_in, where)
     fe, tab = cache[fs_in]
     fe = dataclasses.replace(fe, n_ppg=n_ppg)                            # same tables, this device's sensors
-    codes, t0, _ = spectra(fe, x16, gap, tables=tab)
+    codes, t0, _, quiet = spectra(fe, x16, gap, tables=tab, ppg_quiet=True)
     if len(codes) == 0:
         raise too_short(where, n / fs_in, float(mc["window_s"]))
     fq = flagged_q15(fe, gap, n, tables=tab)
-    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, fq <= MAX_FLAGGED_Q15,
+    return SpecRec(record, x16, gap, fs_in, codes, t0, fq, scores(fq, quiet),
                    window_truth(record, t0, fe.window_s), n_ppg, recorded)
 
 
@@ -606,8 +606,9 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     emission = decoder_cfg(dec).emission_text
     notes = [dec_note + f" (temperature {float(dec.get('temperature', 1.0)):g}; it tracks {emission}); int8 logits decoded with "
              "decode_int at the int graph's output scale, float logits with decode_float.",
-             f"windows with more than half their inputs flagged (flagged_q15 > {MAX_FLAGGED_Q15}) are not scored "
-             "(decoder predicts only), in every runtime as in the C pipeline.",
+             f"windows with more than half their inputs flagged (flagged_q15 > {MAX_FLAGGED_Q15}) or every PPG "
+             "sensor quiet (stuck, railed, zero) are not scored (decoder predicts only), in every runtime as in the "
+             "C pipeline.",
              "argmax: the bin of the largest logit per window, undecoded, for reference.",
              "exact %: int8 logits equal to the reference's (double rounding vs TFLite Micro, single rounding vs "
              "Brevitas; LiteRT's default XNNPACK kernels round once, so they may differ from TFLite Micro by 1-2 LSB); "

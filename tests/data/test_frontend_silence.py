@@ -101,3 +101,24 @@ def test_streaming_equals_offline_through_quiet_and_live_stretches(chunks):
     assert np.array_equal(np.stack([w.spec for w in ws]), spec)
     silent = (spec == -127).all(axis=1)                                # (W, C)
     assert silent.any() and not silent.all()
+
+
+@pytest.mark.parametrize("chunks", [[1, 250, 3], [100_000]])
+def test_a_window_reports_its_ppg_quiet_when_every_ppg_sensor_is_quiet(chunks):
+    """ppg_quiet (the pipeline's do-not-score signal): every PPG row quiet over the window, whatever the axes do;
+    streaming (FrontEndWindow.ppg_quiet) == offline (spectra(..., ppg_quiet=True))."""
+    rng = np.random.default_rng(7)
+    n = int(FS * 60)
+    x = np.round(rng.standard_normal((5, n)) * 3000).astype(np.int16)
+    x[0, int(FS * 10):int(FS * 50)] = 1200                            # ppg stuck 10-50 s
+    x[1, int(FS * 20):int(FS * 40)] = 32767                           # ppg2 railed 20-40 s
+    x[4, int(FS * 20):int(FS * 40)] = 0                               # an axis dead too: it does not matter
+    spec, t0, _, quiet = spectra(CFG2, x, None, tables=TAB, ppg_quiet=True)
+    both = _after(t0, 20.0) & (t0 + 8.0 <= 40.0)                      # windows inside 20-40 s
+    assert both.sum() >= 5 and np.array_equal(quiet, both)
+    ws = stream(x, None, chunks, CFG2, TAB)
+    assert [w.ppg_quiet for w in ws] == quiet.tolist()
+    _, t1, _, q1 = spectra(FrontEndCfg(), x[[0, 2, 3, 4]], None, tables=TAB, ppg_quiet=True)
+    assert np.array_equal(q1, _after(t1, 10.0) & (t1 + 8.0 <= 50.0))  # one sensor: that one alone
+    assert not spectra(FrontEndCfg(), np.vstack([x[2:3], np.zeros((3, n), np.int16)]), tables=TAB,
+                       ppg_quiet=True)[3].any()                       # a live ppg beside still axes: scored

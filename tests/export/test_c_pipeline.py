@@ -253,8 +253,34 @@ def test_host_c_equals_reference_on_zero_saturated_random_streams(twin, example,
         assert len(want["index"]) == 12
         got = _run_example(example, PL.write_recording(tmp_path / f"{name}.bin", x, gp), "1,125,0,64")
         assert _same(got, want), name
-        if name == "all_flagged":
-            assert not want["valid"].any()
+        if name in ("all_flagged", "zeros"):                            # flagged, or a quiet (all-zero) PPG
+            assert not want["valid"].any(), name
+        if name == "saturated_const":                                   # railed: quiet once the FIR's start-up
+            assert list(want["valid"]) == [1] + [0] * 11                # ramp from 0 has left window 0
+
+
+def _stuck_inside(res: dict, a_s: float, b_s: float) -> np.ndarray:
+    """(W,) bool: the windows (8 s every 2 s) wholly inside the input span [a_s, b_s) s, past the FIR's 0.25 s."""
+    t0 = 2.0 * res["index"]
+    return (t0 >= a_s + 0.25) & (t0 + 8.0 <= b_s)
+
+
+def test_a_stuck_ppg_is_not_scored_and_the_c_equals_the_reference(twin, troika60, example, tmp_path):
+    """A PPG stuck for 30 s in the middle (no gap flags, the axes alive): the windows inside are not scored
+    (valid = 0: the network does not run, the decoder predicts), the others are; the C == PipelineRef."""
+    mc, g, _ = twin
+    x16 = troika60[0].copy()
+    x16[0, 1875:5625] = 1200                                              # 15-45 s
+    ref = PL.PipelineRef(mc, g, None, 125.0)
+    want = ref.run(x16)
+    inside = _stuck_inside(want, 15.0, 45.0)
+    outside = (2.0 * want["index"] + 8.0 <= 15.0) | (2.0 * want["index"] >= 45.0)
+    assert inside.sum() >= 9 and not want["valid"][inside].any() and want["valid"][outside].all()
+    assert not want["flagged_q15"].any()
+    assert _same(ref.run(x16, chunk=250), want)                           # the push path agrees
+    rec = PL.write_recording(tmp_path / "stuck.bin", x16)
+    for chunks in ("1", "125", "8192", "1,7,0,125,300,0,2"):
+        assert _same(_run_example(example, rec, chunks), want), chunks
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
@@ -620,6 +646,24 @@ def test_two_ppg_host_c_equals_reference_any_chunking_and_extremes(twin, troika6
     for name, (x, gp) in streams.items():
         got = _run_example(example2, PL.write_recording(tmp_path / f"{name}.bin", x, gp), "1,125,0,64")
         assert _same(got, ref.run(x, gp)), name
+
+
+def test_two_ppg_one_stuck_sensor_is_scored_both_stuck_are_not(twin, troika60_2, example2, tmp_path):
+    """Two PPG sensors: one stuck for 30 s still leaves the windows scored; both stuck (one at the rail) does not;
+    the C (ASan + UBSan) == PipelineRef(n_ppg=2) on both."""
+    mc, g, _ = twin
+    ref = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2)
+    one = troika60_2[0].copy()
+    one[1, 1875:5625] = 1200                                              # ppg2 stuck 15-45 s
+    both = one.copy()
+    both[0, 1875:5625] = 32767                                            # ppg railed too
+    for name, x, scored in (("one_stuck", one, True), ("both_stuck", both, False)):
+        want = ref.run(x)
+        inside = _stuck_inside(want, 15.0, 45.0)
+        assert inside.sum() >= 9 and (want["valid"][inside] == scored).all() and want["valid"][~inside].any(), name
+        assert _same(ref.run(x, chunk=250), want), name
+        got = _run_example(example2, PL.write_recording(tmp_path / f"{name}.bin", x), "1,125,0,64")
+        assert _same(got, want), name
 
 
 def test_two_ppg_api_and_two_prefixes(twin, c_dir, c_dir2, troika60, troika60_2, tmp_path):

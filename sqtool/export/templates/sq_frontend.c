@@ -62,6 +62,7 @@ int sq_frontend_init(sq_frontend_t *s)
     s->to_win = SQ_FE_T;
     s->ready = 0;
     s->win_index = 0;
+    s->ppg_quiet = 0;
     return SQ_FE_OK;
 }
 
@@ -366,8 +367,12 @@ int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
     if (!s || !out) return SQ_FE_ERR_NULL;
     if (!s->ready) return SQ_FE_ERR_NO_WINDOW;
     slot = (int)(s->win_index % (uint32_t)SQ_FE_NSLOT);            /* this window's min / max slot */
-    for (c = 0; c < SQ_FE_NIN; ++c)
-        sq_fe_prepare(s, c, (int32_t)s->qhi[c][slot] - s->qlo[c][slot] <= SQ_FE_QUIET);
+    s->ppg_quiet = 1;
+    for (c = 0; c < SQ_FE_NIN; ++c) {
+        const int quiet = (int32_t)s->qhi[c][slot] - s->qlo[c][slot] <= SQ_FE_QUIET;
+        if (c < SQ_FE_N_PPG && !quiet) s->ppg_quiet = 0;
+        sq_fe_prepare(s, c, quiet);
+    }
     sq_fe_dft(&s->xw[0][0], s->pw);
 #if SQ_FE_N_PPG > 1
     sq_fe_combine_ppg(s->pw);

@@ -76,6 +76,8 @@ typedef struct {
     int32_t to_win;                               /* model samples until the next window */
     int32_t ready;                                /* a window is ready */
     uint32_t win_index;                           /* index of the next window */
+    int32_t ppg_quiet;                            /* the last window read: 1 = every PPG sensor quiet (its */
+                                                  /* resampled samples span <= SQ_FE_QUIET: stuck/railed/0) */
     uint32_t xw[SQ_FE_T / 2][SQ_FE_NIN];          /* work: windowed sample pairs (n, n+1), channels interleaved */
     uint32_t pw[SQ_FE_NBINS * SQ_FE_NIN];         /* work: power per bin and input channel (<= 2^31) */
 #if SQ_FE_NCH == 2
@@ -96,8 +98,9 @@ int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, c
                      int n, int *consumed);
 
 /* The ready window's codes: out[b * SQ_FE_NCH + c] in [-127, 127] (channels-last); *flagged_q15 =
- * flagged inputs * 32768 / inputs, rounded (flagged_q15 may be NULL). Returns the window's index
- * (>= 0), or SQ_FE_ERR_NULL / SQ_FE_ERR_NO_WINDOW. */
+ * flagged inputs * 32768 / inputs, rounded (flagged_q15 may be NULL); s->ppg_quiet = 1 when every PPG
+ * sensor of this window is quiet (sqtool.data.frontend's FrontEndWindow.ppg_quiet). Returns the window's
+ * index (>= 0), or SQ_FE_ERR_NULL / SQ_FE_ERR_NO_WINDOW. */
 int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15);
 
 #ifdef __cplusplus

@@ -74,7 +74,7 @@ int sq_pipeline_pending(const sq_pipeline_t *p, int n)
     return (int)((outputs - p->fe.to_win) / SQ_FE_HOP + 1);
 }
 
-/* The ready window: codes -> (network if valid) -> decoder -> *r. */
+/* The ready window: codes -> (network if valid: at most half flagged, PPG not quiet) -> decoder -> *r. */
 static int sq_pl_score(sq_pipeline_t *p, sq_result_t *r)
 {
     int8_t *codes = (int8_t *)p->window_words;
@@ -86,7 +86,7 @@ static int sq_pl_score(sq_pipeline_t *p, sq_result_t *r)
     idx = sq_frontend_window(&p->fe, codes, &flagged);
     SQ_PL_END(3);
     if (idx < 0) return SQ_PL_ERR_MODEL;
-    valid = flagged <= SQ_PL_MAX_FLAGGED_Q15;
+    valid = flagged <= SQ_PL_MAX_FLAGGED_Q15 && !p->fe.ppg_quiet;   /* = pipeline.scores */
     if (valid) {
         int rc;
         SQ_PL_BEGIN(1);

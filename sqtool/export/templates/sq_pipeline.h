@@ -13,7 +13,8 @@
  *        with SQ_FE_N_PPG == 2 sensors, the ppg channel is the mean of both sensors' spectra, each
  *        normalised to its own max (the network's input stays SQ_FE_NCH channels)
  *     -> network (sq_model.h): int8 codes -> SQ_DEC_NBINS int8 logits, one per heart-rate bin; skipped
- *        when more than half of the window's input samples were flagged (valid = 0)
+ *        when more than half of the window's input samples were flagged or every PPG sensor is quiet
+ *        (stuck, railed, all-zero: resampled samples spanning <= SQ_FE_QUIET) (valid = 0)
  *     -> decoder (sq_decoder.h): fixed-point HMM forward filter over the bins -> HR, an interval [lo, hi]
  *        (the posterior's SQ_DEC_Q_LO..SQ_DEC_Q_HI quantiles, Q20: the central mass that held the truth on
  *        90 % of the training subjects' windows), confidence (predict-only on a skipped window)
@@ -81,7 +82,8 @@ typedef struct {
     int32_t hi_mbpm;
     uint16_t conf_q15;     /* posterior mass within +-SQ_DEC_CONF_BINS bins of the estimate (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1; with SQ_DEC_CONF_KNOTS calibrated to 1 - expected abs error / grid extent */
     uint16_t flagged_q15;  /* fraction of the window's input samples flagged as gaps, 32768 = 1 */
-    uint8_t valid;         /* 1: the network scored this window; 0: too many gaps, decoder prediction only */
+    uint8_t valid;         /* 1: the network scored this window; 0: too many gaps or a quiet PPG, decoder
+                              prediction only */
 } sq_result_t;
 
 typedef struct {
