@@ -559,13 +559,14 @@ def _units_sha(inputs) -> str:
     """A fingerprint of the units of work, in order: a resume must list the same files, each of the same size and
     modification time (a file rewritten since the kill would be mined again into other pairs)."""
     import hashlib
+    import stat
 
     def stamp(p) -> str:              # size and mtime of a unit that is a file; "" for a reader's item name
         try:
             st = Path(p).stat()
         except (OSError, TypeError, ValueError):
             return ""
-        return f"{st.st_size}:{st.st_mtime_ns}" if Path(p).is_file() else ""
+        return f"{st.st_size}:{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else ""
 
     def key(u) -> str:                # a file ("dsfile", "item": u[2]) or a synthetic record's spec
         return repr(sorted(u[1].items())) if u[0] == "synthetic" else f"{u[2]}\t{stamp(u[2])}"
