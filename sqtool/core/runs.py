@@ -6,6 +6,7 @@ import dataclasses
 import datetime as _dt
 import errno
 import fcntl
+import functools
 import json
 import os
 import random
@@ -336,8 +337,6 @@ def releases_run_dirs(fn):
     folder locks it takes are released when it returns or raises, as the CLI releases a command's (a notebook
     calling it keeps no folder locked for the rest of the kernel); locks held before the call (an enclosing
     command's, the demo's) stay held."""
-    import functools
-
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         held = held_run_dirs()
