@@ -192,18 +192,24 @@ def metrics_sections(metrics: dict) -> list[str]:
     if not flat:
         return ["## Held-out metrics", "", "- no metrics.json in the source run: none reported here."]
     used: set[str] = set()
-    take = lambda k: (used.add(k), flat[k])[1]                                  # noqa: E731
-    mae, unc = metrics.get("mae_bpm") or {}, metrics.get("uncertainty_int8") or {}
+
+    def take(k, default=None):                      # a value written out by what it is: not in the last table
+        if k not in flat:
+            return default
+        used.add(k)
+        return flat[k]
+
+    mae = metrics.get("mae_bpm") or {}
     held = [str(h) for h in metrics.get("heldout_subjects") or []]
     quantized = isinstance(mae, dict) and "int8" in mae                        # a `sqtool quantize` run
-    lines = ["## Held-out metrics", ""] if quantized else []
+    lines = []
     if quantized:
-        n = unc.get("n")
-        lines.append(f"Held-out subjects ({len(held)}: {', '.join(held)}"
-                     f"{f'; {n} scored windows' if n is not None else ''}), never in fine-tuning or quantization. "
-                     "HR MAE in BPM of the decoded output (the HMM decoder, as the firmware reports it) unless "
-                     "stated.")
-        lines.append("")
+        n = take("uncertainty_int8.n")
+        lines += ["## Held-out metrics", "",
+                  f"Held-out subjects ({len(held)}: {', '.join(held)}"
+                  f"{f'; {n} scored windows' if n is not None else ''}), never in fine-tuning or quantization. "
+                  "HR MAE in BPM of the decoded output (the HMM decoder, as the firmware reports it) unless stated.",
+                  ""]
         lines.append(f"- **int8 (the shipped model), decoded: MAE {take('mae_bpm.int8'):.2f} BPM, mean of the "
                      f"{len(held)} subjects' MAEs**"
                      + (f"; {take('uncertainty_int8.mae_all'):.2f} BPM pooled over the {n} windows"
@@ -240,13 +246,13 @@ def metrics_sections(metrics: dict) -> list[str]:
                              f"{take('uncertainty_int8.expected_error_stated'):.2f} BPM; the error made was "
                              f"{flat['uncertainty_int8.mae_all']:.2f} BPM (pooled MAE)")
             if "uncertainty_int8.mae_top" in flat and "uncertainty_int8.mae_all" in flat:
-                keep = take("uncertainty_int8.keep") if "uncertainty_int8.keep" in flat else 0.8
-                red = take("uncertainty_int8.gating_reduction") if "uncertainty_int8.gating_reduction" in flat else (
-                    1 - flat["uncertainty_int8.mae_top"] / flat["uncertainty_int8.mae_all"])
+                keep = take("uncertainty_int8.keep", 0.8)
+                red = take("uncertainty_int8.gating_reduction")
+                if red is None:
+                    red = 1 - flat["uncertainty_int8.mae_top"] / flat["uncertainty_int8.mae_all"]
                 lines.append(f"- keeping the {100 * keep:.0f} % most confident windows: MAE "
                              f"{flat['uncertainty_int8.mae_all']:.2f} -> {take('uncertainty_int8.mae_top'):.2f} BPM "
                              f"(pooled; {100 * red:.1f} % lower)")
-            used.add("uncertainty_int8.n")
     dec = sorted(k for k in flat if k.startswith("decoder.") and k not in used)
     if dec:
         lines += ["", "## Decoder calibration on the training subjects (not held-out) and settings", "",
