@@ -120,8 +120,6 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     its `validate()` as the CLI checks it. resume=True reuses the finished folds saved in run_dir/folds (see the
     module docstring). `init_ck`: the checkpoint cfg.init names when the caller has read it already (`train
     finetune --model RUN`: read once; another kind is read again to be refused in the checkpoint loader's words)."""
-    import torch
-
     from sqtool.core import resolve_data_root, set_seed
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import create_model, get_model_cfg
@@ -164,7 +162,6 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                                                  or default_datasets(root))
     if not datasets:
         raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     mcfg = get_model_cfg(cfg.model)
     bins = bin_grid(mcfg)
 
