@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 import subprocess
 from pathlib import Path
 
@@ -363,9 +364,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
                      "using it on a wrist.")
     lab = ""
     if seen and not synthetic_only:                       # who the model saw, from the checkpoint's subjects
-        per = {}
-        for k in seen:
-            per[str(k).split(":")[0]] = per.get(str(k).split(":")[0], 0) + 1
+        per = Counter(str(k).split(":")[0] for k in seen)                       # first-seen order
         held = list(seen_by.get("heldout_subjects") or [])
         lab = (f" (fine-tuned on {len(seen)} subjects: {', '.join(f'{d} {n}' for d, n in per.items())}; evaluated on "
                f"{len(held)} held-out subject{'' if len(held) == 1 else 's'}; the training heart-rate range is not "
