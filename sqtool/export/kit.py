@@ -31,7 +31,7 @@ from sqtool.core import SqtoolError, atomic_write_text
 from sqtool.export.pipeline import (MAX_FLAGGED_Q15, ROUNDING, PipelineRef, format_results, parse_results,
                                     render_pipeline, write_recording)
 from sqtool.export.c_render import rename
-from sqtool.data.frontend import input_channels
+from sqtool.data.frontend import QUIET, input_channels
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BOARD_DIR = Path(__file__).resolve().parents[1] / "firmware_bench" / "mcu"
@@ -374,7 +374,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
               "(AF), children, or skin tones / sensors outside the training data.",
               f"- The device must sample at {fe_cfg.fs_in:g} Hz (re-export with `--device-fs` for another rate) and "
               "deliver PPG with the scaling in README.md; saturation and dropouts should be flagged as gaps.",
-              "- A window whose every PPG sensor is quiet (its samples within 4 counts over the window: a sensor "
+              f"- A window whose every PPG sensor is quiet (its samples within {QUIET} counts over the window: a sensor "
               "that is off, stuck, railed or reads all zeros) is not scored: valid=0, as for a window more than "
               "half flagged. Pure noise is NOT detected: a sensor off the skin that reads noise, or a partly "
               "saturated one, still gives a heart rate with valid=1 and a confidence that can be high (measured on "
@@ -431,7 +431,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
               "STATE_BYTES": "see sizeof", "ARENA": "?", "MACS": graph.macs, "WEIGHT_BYTES": graph.weight_bytes,
               "NBINS": graph.output_size, "CONF_TEXT": rp["dec_cfg"].conf_text + conf_range_text(rp["dec_cfg"]),
               "EMISSION_TEXT": rp["dec_cfg"].emission_text,
-              "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}"}
+              "QUIET": QUIET, "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}"}
     from sqtool.export.c import arena_plan
     values["ARENA"] = sum(arena_plan(graph))
     values["STATE_BYTES"] = _state_bytes(out / "c", prefix)
