@@ -139,7 +139,7 @@ class HrModel:
         rec = Record("arrays", "arrays", "input", sig, {c: fs for c in sig})
         with warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
                                                  # runtimes put torch's thread count back themselves)
-            prep = P.prepare_spectral(self._cfg, self._art, [P._given(rec)], self._tables)
+            prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables)
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="sqtool-hrmodel-")
             outs, _, _ = P.run_spectral(self._art, prep, Path(self._tmp.name), self._runners)

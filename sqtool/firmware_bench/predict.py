@@ -239,7 +239,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             records = S.load_records(path, 0, cfg.max_seconds)
             data = str(getattr(path, "path", path))
     else:                                          # made in code: checked here, as a reader checks its own
-        records, data = [S.cut(_given(r), cfg.max_seconds) for r in records], "records"
+        records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
     spectral = R.is_spectral(md)
     prepared = prepare_spectral(cfg, art, records) if spectral else _prepare_time_domain(cfg, art, records)
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
@@ -301,7 +301,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     return summary
 
 
-def _given(record):
+def checked_record(record):
     """A Record handed to predict() (not read by a reader, which checks its own): `Record.validate` (1-D real
     channels, rates, some finite sample) and `Record.check_spans` (channels of one length / duration)."""
     from sqtool.data.record import Record
