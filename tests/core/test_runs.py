@@ -416,3 +416,4 @@ def test_library_entries_release_the_run_folders_they_lock(tmp_path):
         release_run_dirs()
     for fn in (export, mine_pairs, run_bench, predict, quantize_run, quantize_hr_run):
         assert getattr(fn, "__wrapped__", None) is not None, fn.__name__
+        assert fn.__code__ is entry.__code__, fn.__name__                    # releases_run_dirs' wrapper, no other
