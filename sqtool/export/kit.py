@@ -268,6 +268,11 @@ def metrics_sections(metrics: dict) -> list[str]:
     return lines
 
 
+def n_subjects(n: int) -> str:
+    """'1 subject', '3 subjects'."""
+    return f"{n} subject{'' if n == 1 else 's'}"
+
+
 def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) -> str:
     """MODEL_CARD.md. The export metadata's `training_data` (the datasets and subjects the source checkpoint was
     trained and held out on, which `sqtool quantize` records) says what the model saw; the source run's
@@ -329,7 +334,6 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
         lines.append(f"- {json.dumps(split)}")
     elif seen:
         held = list(seen_by.get("heldout_subjects") or [])
-        n_subjects = lambda n: f"{n} subject{'' if n == 1 else 's'}"                       # noqa: E731
         names = lambda ks: f"{n_subjects(len(ks))}{': ' + ', '.join(map(str, ks)) if ks else ''}"  # noqa: E731
         lines.append(f"- trained on {n_subjects(len(seen))}: {', '.join(map(str, seen))}")
         if pre is None:                                # the pretraining chain is not readable: claim no more
@@ -366,8 +370,8 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
     if seen and not synthetic_only:                       # who the model saw, from the checkpoint's subjects
         per = Counter(str(k).split(":")[0] for k in seen)                       # first-seen order
         held = list(seen_by.get("heldout_subjects") or [])
-        lab = (f" (fine-tuned on {len(seen)} subjects: {', '.join(f'{d} {n}' for d, n in per.items())}; evaluated on "
-               f"{len(held)} held-out subject{'' if len(held) == 1 else 's'}; the training heart-rate range is not "
+        lab = (f" (fine-tuned on {n_subjects(len(seen))}: {', '.join(f'{d} {n}' for d, n in per.items())}; evaluated "
+               f"on {len(held)} held-out subject{'' if len(held) == 1 else 's'}; the training heart-rate range is not "
                "recorded with the model; age, sex and skin tone are not recorded in these datasets, so the card "
                "cannot say which groups they cover)")
     lines += [f"- Trained and evaluated on the data above only{lab}; not validated for clinical use, arrhythmia "
