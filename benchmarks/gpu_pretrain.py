@@ -84,8 +84,9 @@ def sync(dev):
         torch.cuda.synchronize(dev)
 
 
-def train(a, name, batch, dev, pool, compile_mode=None, ddp=False) -> dict:
-    """`warmup + steps` SimSiam steps exactly as pretrain.run_pretrain takes them; timing after warm-up."""
+def train(a, name, batch, dev, pool, compile_mode=None, ddp=False, profile_steps=0) -> dict:
+    """`warmup + steps` SimSiam steps exactly as pretrain.run_pretrain takes them; timing after warm-up.
+    With `profile_steps`, that many more steps run under torch.profiler (`where_time_goes`)."""
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()
@@ -105,15 +106,13 @@ def train(a, name, batch, dev, pool, compile_mode=None, ddp=False) -> dict:
     adt = loop.amp_dtype(dev, a.amp)
     scaler = loop.make_scaler(dev, adt)
     x1s, x2s = pool
+    n_steps = a.warmup + a.steps
     idx = [torch.from_numpy(np.random.default_rng([a.seed, s]).choice(len(x1s), batch, replace=False)).to(dev)
-           for s in range(a.warmup + a.steps)]                # the same batches for every run of this size
+           for s in range(n_steps)]                           # the same batches for every run of this size
     model.train()
-    losses, t_start = [], time.perf_counter()
-    for s in range(a.warmup + a.steps):
-        if s == a.warmup:
-            sync(dev)
-            t_timed = time.perf_counter()
-        x1, x2 = x1s[idx[s]], x2s[idx[s]]                                   # (B, C, T)
+
+    def one_step(s):
+        x1, x2 = x1s[idx[s % n_steps]], x2s[idx[s % n_steps]]              # (B, C, T)
         with loop.autocast(dev, adt):
             p1, p2, z1, z2 = step_mod(x1, x2)                               # (B, d) each
             loss = loop.simsiam_loss(*(t.float() for t in (p1, p2, z1, z2)))
@@ -123,16 +122,59 @@ def train(a, name, batch, dev, pool, compile_mode=None, ddp=False) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(opt)
         scaler.update()
-        losses.append(loss.detach())
+        return loss.detach()
+
+    losses, t_start = [], time.perf_counter()
+    for s in range(n_steps):
+        if s == a.warmup:
+            sync(dev)
+            t_timed = time.perf_counter()
+        losses.append(one_step(s))
     sync(dev)
     dt, losses = time.perf_counter() - t_timed, torch.stack(losses).float().cpu().tolist()
-    return {"batch": batch, "mode": "ddp" if ddp else (f"compile:{compile_mode}" if compile_mode else "eager"),
-            "amp": str(adt).replace("torch.", "") if adt else "off", "steps_timed": a.steps,
-            "warmup_steps": a.warmup, "warmup_s": t_timed - t_start, "step_ms": 1e3 * dt / a.steps,
-            "pairs_per_s": batch * a.steps / dt,
-            "peak_mem_GiB": torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None,
-            "first_loss": losses[0], "last_loss": losses[-1], "losses": losses,
-            "finite": bool(np.all(np.isfinite(losses)))}
+    r = {"batch": batch, "mode": "ddp" if ddp else (f"compile:{compile_mode}" if compile_mode else "eager"),
+         "amp": str(adt).replace("torch.", "") if adt else "off", "steps_timed": a.steps,
+         "warmup_steps": a.warmup, "warmup_s": t_timed - t_start, "step_ms": 1e3 * dt / a.steps,
+         "pairs_per_s": batch * a.steps / dt,
+         "peak_mem_GiB": torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None,
+         "first_loss": losses[0], "last_loss": losses[-1], "losses": losses,
+         "finite": bool(np.all(np.isfinite(losses)))}
+    if profile_steps:
+        r["profile"] = where_time_goes(one_step, n_steps, profile_steps, dev)
+    return r
+
+
+def where_time_goes(one_step, first: int, n: int, dev, top: int = 8) -> dict:
+    """`n` more steps under torch.profiler: wall ms per step, device-kernel ms per step (the GPU is idle for
+    the rest: launch- or host-bound), kernels launched per step, and the `top` kernels by time. On CPU the
+    operators' self time stands in for the kernels'."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    sync(dev)
+    with profile(activities=acts) as prof:
+        t0 = time.perf_counter()
+        for s in range(n):
+            one_step(first + s)
+        sync(dev)
+        wall = time.perf_counter() - t0
+    on_dev = dev.type == "cuda"
+    self_us = (lambda e: getattr(e, "self_device_time_total", 0.0)) if on_dev else \
+        (lambda e: e.self_cpu_time_total)
+    evs = prof.events()
+    if on_dev:
+        kernels = [e for e in evs if e.device_type == DeviceType.CUDA]         # kernels, copies, memsets
+        busy_us = sum(e.device_time_total for e in kernels)
+    else:
+        kernels = [e for e in evs if e.device_type == DeviceType.CPU and not e.cpu_children]   # leaf operators
+        busy_us = sum(e.self_cpu_time_total for e in evs if e.device_type == DeviceType.CPU)
+    avg = sorted((e for e in prof.key_averages() if self_us(e) > 0 and (e.device_type == DeviceType.CUDA) == on_dev),
+                 key=self_us, reverse=True)
+    return {"steps": n, "wall_ms_per_step": 1e3 * wall / n, "busy_ms_per_step": busy_us / 1e3 / n,
+            "busy_fraction": busy_us / 1e6 / wall, "launches_per_step": len(kernels) / n,
+            "what": "device kernels" if on_dev else "CPU operators (self time)",
+            "top": [{"name": e.key[:90], "ms_per_step": self_us(e) / 1e3 / n, "calls_per_step": e.count / n}
+                    for e in avg[:top]]}
 
 
 def ddp_run(a, name, batch, dev, pool) -> dict:
@@ -169,6 +211,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ddp-tol", type=float, default=2e-2, help="max |loss_ddp - loss| per step (bf16)")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="ASSUMED bf16 dense peak (H200 SXM)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="profile N more steps at the largest batch (eager): where a step's time goes")
     ap.add_argument("--out", help="default benchmarks/results (a temp dir with --cpu-smoke)")
     a = ap.parse_args()
     smoke = a.cpu_smoke
@@ -184,8 +228,8 @@ def main() -> int:
     for k, v in defaults.items():
         setattr(a, k, v if getattr(a, k) is None else getattr(a, k))
     name, batches = a.model, [int(b) for b in a.batches.split(",")]
-    if a.steps < 1 or a.warmup < 0 or min(batches) < 2:
-        print("gpu_pretrain: need --steps >= 1, --warmup >= 0 and batch sizes >= 2", file=sys.stderr)
+    if a.steps < 1 or a.warmup < 0 or min(batches) < 2 or a.profile < 0:
+        print("gpu_pretrain: need --steps >= 1, --warmup >= 0, --profile >= 0 and batch sizes >= 2", file=sys.stderr)
         return 2
     dev = torch.device("cpu") if smoke else torch.device("cuda", 0)
     if dev.type == "cuda":
@@ -214,7 +258,7 @@ def main() -> int:
         write(res, a.out)
 
     for b in batches:
-        add(train(a, name, b, dev, pool[:2]))
+        add(train(a, name, b, dev, pool[:2], profile_steps=a.profile if b == max(batches) else 0))
     ref = res["runs"][0]
     d = rate(ddp_run(a, name, batches[0], dev, pool[:2]))
     diff = float(np.max(np.abs(np.array(d["losses"]) - np.array(ref["losses"]))))
@@ -278,6 +322,16 @@ def write(res: dict, out: str) -> str:
         lines += ["", f"DDP ({d['backend']}, world size 1, synced BN) vs the eager run at batch {d['batch']}: "
                       f"max |loss difference| over {len(d['losses'])} steps {d['max_abs_loss_diff']:.2e} "
                       f"(tol {d['tol']:g}): {'MATCH' if d['match'] else 'MISMATCH'}."]
+    for r in res["runs"]:
+        if r.get("profile"):
+            f = r["profile"]
+            lines += ["", f"Where a step's time goes (batch {r['batch']}, {r['mode']}, {f['steps']} profiled steps): "
+                          f"{f['wall_ms_per_step']:.1f} ms wall, {f['what']} busy {f['busy_ms_per_step']:.1f} ms "
+                          f"({f['busy_fraction']:.0%}), {f['launches_per_step']:.0f} launches per step "
+                          "(the profiler's own overhead included).", "",
+                      f"| {'kernel' if f['what'] == 'device kernels' else 'operator'} | ms per step | calls per step |",
+                      "|---|---|---|",
+                      *(f"| `{k['name']}` | {k['ms_per_step']:.2f} | {k['calls_per_step']:.0f} |" for k in f["top"])]
     if res.get("best_mode_per_batch"):
         best = ", ".join(f"{b}: {m}" for b, m in res["best_mode_per_batch"].items())
         lines += ["", f"Fastest per batch: {best}."]

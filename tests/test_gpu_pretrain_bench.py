@@ -16,7 +16,7 @@ def run(*args, **env):
 
 
 def test_cpu_smoke_writes_results_and_ddp_matches(tmp_path):
-    r = run("--cpu-smoke", "--out", str(tmp_path))
+    r = run("--cpu-smoke", "--profile", "2", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "gpu_pretrain.json").read_text())
     assert "| batch | mode |" in r.stdout and (tmp_path / "gpu_pretrain.md").read_text().startswith("# SimSiam")
@@ -34,13 +34,26 @@ def test_cpu_smoke_writes_results_and_ddp_matches(tmp_path):
     assert all(-1.0 <= v <= 1.0 for v in eager["losses"])
     assert eager["first_loss"] == eager["losses"][0] and eager["last_loss"] == eager["losses"][-1]
 
+    f = eager["profile"]                                  # where the time of 2 more steps went
+    assert f["steps"] == 2 and f["what"].startswith("CPU operators")
+    assert 0 < f["busy_ms_per_step"] and 0 < f["busy_fraction"] and f["launches_per_step"] > 100
+    assert f["top"] and all(k["ms_per_step"] > 0 and k["calls_per_step"] > 0 for k in f["top"])
+    assert f["top"] == sorted(f["top"], key=lambda k: -k["ms_per_step"])
+    assert "Where a step's time goes" in (tmp_path / "gpu_pretrain.md").read_text()
+
     d = res["ddp"]
+    assert "profile" not in d
     assert d["backend"] == "gloo" and d["mode"] == "ddp" and d["batch"] == eager["batch"]
     assert len(d["losses"]) == len(eager["losses"])
     # world size 1 on CPU is deterministic: DDP + synced BN must give the plain run's losses
     diff = max(abs(x - y) for x, y in zip(d["losses"], eager["losses"]))
     assert diff < 1e-5, (d["losses"], eager["losses"])
     assert d["match"] is True and math.isclose(d["max_abs_loss_diff"], diff, abs_tol=1e-12)
+
+
+def test_bad_profile_count_is_one_line(tmp_path):
+    r = run("--cpu-smoke", "--profile", "-1", "--out", str(tmp_path))
+    assert r.returncode == 2 and "--profile >= 0" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_no_cuda_fails_with_one_line(tmp_path):
