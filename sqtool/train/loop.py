@@ -244,14 +244,29 @@ def simsiam_loss(p1, p2, z1, z2) -> torch.Tensor:
     return 0.5 * (neg_cosine(p1, z2) + neg_cosine(p2, z1))
 
 
+def to_device(x: np.ndarray, dev: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A host batch onto the training device. To a GPU through pinned memory without blocking: a copy from
+    pageable memory waits for the GPU's queue to drain, which would idle it at every step."""
+    t = torch.from_numpy(x)
+    if dev.type != "cuda":
+        return t.to(dev, dtype)
+    return t.pin_memory().to(dev, dtype, non_blocking=True)
+
+
 def collapse_std(z: torch.Tensor) -> float | None:
     """Mean per-dimension std of L2-normalised embeddings: ~1/sqrt(d) healthy, -> 0 when collapsed.
 
     None when fewer than 2 embeddings are given (a std over one sample is undefined)."""
+    t = collapse_std_t(z)
+    return None if t is None else float(t)
+
+
+def collapse_std_t(z: torch.Tensor) -> torch.Tensor | None:
+    """`collapse_std` left on z's device (no host sync): the training loop reads it a step later."""
     if z.shape[0] < 2:
         return None
     zn = F.normalize(z.float(), dim=-1)                     # (B, d)
-    return float(zn.std(dim=0).mean())
+    return zn.std(dim=0).mean()
 
 
 class SimSiamStep(nn.Module):

@@ -436,6 +436,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         if cfg.dtype not in ("float32", "float64"):
             raise SqtoolError(f"dtype must be float32 or float64 (got '{cfg.dtype}')")
         fdt = getattr(torch, cfg.dtype)
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True       # fixed shapes: cuDNN times its kernels once, keeps the fastest
         if fdt == torch.float64 and cfg.amp not in ("off", "auto"):
             raise SqtoolError("dtype float64 cannot be combined with mixed precision (use --amp off)")
         model = create_model(model_cfg).to(device=dev, dtype=fdt)
@@ -510,6 +512,23 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                            enabled=cfg.progress and d.is_main, desc=f"pretrain {cfg.model}", leave=True)
         model.train()
         t_start = time.perf_counter() - st["elapsed_s"]
+        pending = []            # the last step's loss, grad norm and z spread, still on the device
+
+        def settle():
+            """Read the pending step's scalars: one host sync per step, a step late, so that the GPU always has
+            the next step queued; a non-finite loss stops the run before anything is saved."""
+            while pending:
+                rec = pending.pop(0)
+                gloss = float(rec["loss"])
+                if not math.isfinite(gloss):
+                    have = "last good checkpoint kept at " + str(last) if last.exists() else "no checkpoint written yet"
+                    raise SqtoolError(f"loss is {gloss} at epoch {rec['epoch']} step {rec['s']} (global step "
+                                      f"{rec['step'] - 1}): training stopped; {have}. Lower --lr or check the pairs")
+                z_std = None if rec["z_std"] is None else float(rec["z_std"])
+                st["history"].append({"step": rec["step"], "epoch": rec["epoch"], "loss": gloss, "lr": rec["lr"],
+                                      "grad_norm": float(rec["grad_norm"]), "z_std": z_std})
+                bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{z_std or float('nan'):.3f}")
+
         stopped = False
         while st["epoch"] < cfg.epochs and not stopped:
             perm = train_idx[np.random.default_rng([cfg.seed, st["epoch"]]).permutation(len(train_idx))]
@@ -520,35 +539,32 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 s = st["step_in_epoch"]
                 gidx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]              # global batch
                 a, b = pairs.get(gidx[d.rank * local_b:(d.rank + 1) * local_b])    # this rank's part
-                x1 = torch.from_numpy(np.ascontiguousarray(a)).to(dev, fdt)                 # (B, C, T)
-                x2 = torch.from_numpy(np.ascontiguousarray(b)).to(dev, fdt)
+                x1, x2 = (loop.to_device(np.ascontiguousarray(v), dev, fdt) for v in (a, b))  # (B, C, T)
                 with loop.autocast(dev, adt):
                     p1, p2, z1, z2 = step_mod(x1, x2)                              # (B, 256) each
                     loss = loop.simsiam_loss(*(t.to(fdt) for t in (p1, p2, z1, z2)))
-                gloss = float(loop.all_mean(d, loss.detach()))
-                if not math.isfinite(gloss):
-                    have = "last good checkpoint kept at " + str(last) if last.exists() else "no checkpoint written yet"
-                    raise SqtoolError(f"loss is {gloss} at epoch {st['epoch']} step {s} (global step "
-                                      f"{st['global_step']}): training stopped; {have}. Lower --lr or check the pairs")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.unscale_(opt)
-                gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                              if cfg.grad_clip > 0 else 0.0)
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) \
+                    if cfg.grad_clip > 0 else torch.zeros(())
                 scaler.step(opt)
                 scaler.update()
+                settle()                        # the previous step's figures, while this step's work is queued
+                pending.append({"s": s, "step": st["global_step"] + 1, "epoch": st["epoch"],
+                                "loss": loop.all_mean(d, loss.detach()), "lr": opt.param_groups[0]["lr"],
+                                "grad_norm": gnorm.detach(), "z_std": loop.collapse_std_t(z1.detach())})
                 st["step_in_epoch"] += 1
                 st["global_step"] += 1
-                st["history"].append({"step": st["global_step"], "epoch": st["epoch"], "loss": gloss,
-                                      "lr": opt.param_groups[0]["lr"], "grad_norm": gnorm,
-                                      "z_std": loop.collapse_std(z1.detach())})
                 bar.update(1)
-                bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{st['history'][-1]['z_std'] or float('nan'):.3f}")
                 if cfg.val_every and st["global_step"] % cfg.val_every == 0 and d.is_main:
+                    settle()
                     validate()
                 if cfg.ckpt_every and st["global_step"] % cfg.ckpt_every == 0:
+                    settle()
                     st["elapsed_s"] = time.perf_counter() - t_start
                     save_last()
+            settle()
             if stopped:
                 break
             st["epoch"] += 1
