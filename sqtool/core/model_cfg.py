@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sqtool.core.errors import SqtoolError
 
 DEFAULT_BAND = (0.5, 8.0)   # Hz: the one definition of the default band-pass of time-domain models
@@ -32,6 +34,8 @@ def signal_channels(channels) -> list[str]:
 
 
 def _number(v, where: str, what: str) -> float:
+    if isinstance(v, (bool, np.bool_)):                  # float(True) == 1.0: a flag where a number belongs
+        raise SqtoolError(f"{where}: {what} {v!r} is not a number")
     try:
         f = float(v)
     except (TypeError, ValueError):

@@ -16,7 +16,8 @@ def _one_line_error(capsys, argv, needle):
 
 def test_bounds_live_in_core():
     assert check_fs(FS_MAX_HZ) == FS_MAX_HZ and check_window_s(WINDOW_S_MAX) == WINDOW_S_MAX
-    for bad in (0, -1, FS_MAX_HZ * 1.01, 1e12, float("nan"), float("inf"), "x"):
+    assert check_fs("125") == 125.0 and check_fs(np.float32(64)) == 64.0      # text from YAML / CSV, numpy
+    for bad in (0, -1, FS_MAX_HZ * 1.01, 1e12, float("nan"), float("inf"), "x", True, np.bool_(True), None):
         with pytest.raises(SqtoolError, match="fs"):
             check_fs(bad, "fs")
     for bad in (0, -3, WINDOW_S_MAX + 1, 1e6, float("nan")):
