@@ -26,7 +26,7 @@ import sys
 import threading
 
 from sqtool import __version__
-from sqtool.core import SqtoolError, held_run_dirs, help_formatter, release_run_dirs
+from sqtool.core import SqtoolError, help_formatter, releases_run_dirs
 from sqtool.core.errors import oserror_line
 from sqtool.core.noise import quiet_library_warnings
 from sqtool.core.runs import discard_empty_runs, interrupted_hint, run_dirs_made, runs_noted
@@ -87,12 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@releases_run_dirs          # the run-dir locks the command took; an enclosing command's (the demo's) stay held
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SQTOOL_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]          # --debug works before or after the sub-command
     quiet_library_warnings()
-    held = held_run_dirs()              # run-dir locks of an enclosing command (demo) stay held
     made, noted = run_dirs_made(), runs_noted()
     ok = False
     sigints: list[int] = []
@@ -130,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, previous)
         if not ok:
             discard_empty_runs(since=made)
-        release_run_dirs(keep=held)
 
 
 def _interrupted(made: int, noted: int) -> int:
