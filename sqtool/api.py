@@ -68,8 +68,7 @@ class HrModel:
     def __init__(self, export_dir, runtime: str = ""):
         from sqtool.data.hr_spectra import ppg_sensors, signal_channels
         from sqtool.firmware_bench import runtimes as R
-        from sqtool.firmware_bench.predict import CHOICES, PredictConfig
-        from sqtool.firmware_bench.spectral import RUNTIMES
+        from sqtool.firmware_bench.predict import PredictConfig, spectral_runtime
         art = R.load_artifacts(export_dir)
         md = art.metadata
         if not R.is_spectral(md) or md.get("task", "hr") != "hr":
@@ -78,10 +77,7 @@ class HrModel:
                               "spectral heart-rate exports only: for this one use `sqtool predict --model "
                               f"{art.export_dir}` (or firmware_bench.predict.predict(PredictConfig(...), "
                               "records=[Record(...)]))")
-        name = CHOICES.get(runtime, runtime) if runtime else ""
-        if name and name not in RUNTIMES:
-            raise SqtoolError(f"sqtool.load_model: runtime {runtime!r} unknown (choose c_pipeline, c, tflite, onnx, "
-                              "torch or mcu; '' = predict's default)")
+        spectral_runtime(runtime, "sqtool.load_model: runtime")         # an unknown name: one line, before any build
         self.export_dir = Path(art.export_dir)
         self.model_sha256 = md.get("model_sha256")
         self.window_s = float(md["window_s"])

@@ -179,15 +179,22 @@ def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None
     plt.close(fig)
 
 
+def spectral_runtime(runtime: str, where: str = "--runtime") -> str:
+    """The spectral runtime a user's name asks for (`CHOICES`: c -> c_host_single, ...); '' stays '' (the
+    default, chosen per export); an unknown name is one line starting with `where`."""
+    from sqtool.firmware_bench.spectral import RUNTIMES
+    name = CHOICES.get(runtime, runtime) if runtime else ""
+    if name and name not in RUNTIMES:
+        raise SqtoolError(f"{where} {runtime}: unknown (choose c_pipeline, c, tflite, onnx, torch or mcu; "
+                          "none = the default)")
+    return name
+
+
 def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
     """(runtime name, note)."""
     import shutil
     if cfg.runtime:
-        name = CHOICES.get(cfg.runtime, cfg.runtime)
-        from sqtool.firmware_bench.spectral import RUNTIMES
-        if name not in RUNTIMES:
-            raise SqtoolError(f"--runtime {cfg.runtime}: unknown (choose c_pipeline, c, tflite, onnx, torch or mcu)")
-        return name, "asked for"
+        return spectral_runtime(cfg.runtime), "asked for"
     if not art.has("c/sq_pipeline.c"):
         return "c_host_single", "the export has no C pipeline (c/sq_pipeline.c): C network + Python front end/decoder"
     if shutil.which("gcc") is None:
