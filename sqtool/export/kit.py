@@ -43,6 +43,7 @@ DATASET_LICENCES = {
     "synthetic": "sqtool's embedded synthetic PPG + accelerometer generator (`sqtool.data.synthetic`): no subject "
                  "data, no licence restriction",
 }
+SEE_MANIFEST = "licence: see the dataset MANIFEST"     # a dataset sqtool does not know
 # the unlabelled PPG sources (../shared/data/unlabeled/<source>/MANIFEST.md each; there is no MANIFEST at the top),
 # named by the prefix of a pretraining subject key `unlabeled:<source>_<recording>`
 UNLABELED_LICENCES = {
@@ -63,7 +64,7 @@ def _pretraining_licence(ds: str, subjects) -> str:
         if srcs:
             return "; ".join(UNLABELED_LICENCES[s] for s in srcs)
         return "licence: see the source's MANIFEST.md under the data root's unlabeled/<source>/"
-    return "licence: see the dataset MANIFEST"
+    return SEE_MANIFEST
 
 
 # ----------------------------------------------------------------------------- test vectors
@@ -320,7 +321,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
              "## Training data and licences", ""]
     if datasets:
         for ds in datasets:
-            lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, 'licence: see the dataset MANIFEST')}")
+            lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, SEE_MANIFEST)}")
         for ds in [d for d in (pre or {}).get("datasets", []) if d not in datasets]:
             lines.append(f"- `{ds}` (self-supervised pretraining only): "
                          f"{_pretraining_licence(ds, pre.get('subjects') or [])}")
