@@ -443,6 +443,13 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     its metrics (metrics.json). `resume_dir`: continue that run after a kill: its student_float.pt is reused
     when its key (config, teacher, training data) matches, and calibration + QAT are redone (QAT is seeded on
     its own, so the result equals an uninterrupted run's)."""
+    from sqtool.core.runs import torch_threads
+    with torch_threads(max(1, cfg.threads)):        # the caller's thread count comes back afterwards
+        return _quantize_run(cfg, data, log, resume_dir)
+
+
+def _quantize_run(cfg: QuantizeConfig, data, log, resume_dir) -> tuple[Path, dict]:
+    """The body of `quantize_run`, at the configured thread count."""
     import torch
 
     from sqtool.compress import distill as D
@@ -453,7 +460,6 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.core.metrics import primary_metric
 
-    torch.set_num_threads(max(1, cfg.threads))
     say = log or (lambda s: None)
     get_preset(cfg.preset)                                               # unknown preset -> error now
     cfg = dataclasses.replace(cfg, epochs=cfg.epochs or 20,              # 0 / None = the time-domain defaults

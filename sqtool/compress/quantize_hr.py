@@ -165,6 +165,13 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint. `run_dir` given: resume
     that run (its matching student_float.pt is reused, see the module docstring). Returns the run dir and its
     metrics (metrics.json)."""
+    from sqtool.core.runs import torch_threads
+    with torch_threads(max(1, cfg.threads)):        # the caller's thread count comes back afterwards
+        return _quantize_hr_run(cfg, ck, log, run_dir)
+
+
+def _quantize_hr_run(cfg, ck: dict, log, run_dir) -> tuple[Path, dict]:
+    """The body of `quantize_hr_run`, at the configured thread count."""
     import torch
 
     from sqtool.compress.distill import student_for
@@ -197,7 +204,6 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                           f"{cfg.inner_folds} and {cfg.inner_epochs}")
     if not cfg.kd_gate_bpm >= 0.0:
         raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
-    torch.set_num_threads(max(1, cfg.threads))
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     student = student_for(tcfg, cfg.student, where=f"teacher {ck['path']}")     # '' = the one reading its channels
     scfg = get_model_cfg(student)

@@ -127,7 +127,14 @@ def test_the_library_entry_returns_the_run_dir_and_the_run_entry_its_metrics_too
     cfg = QuantizeConfig(teacher=str(teacher_run), student="spec_student_xs", data_root="synthetic", epochs=1,
                          qat_epochs=1, inner_epochs=1, decoder_on="teacher", out=str(tmp_path / "a"))
     ck = load_checkpoint(teacher_run, expect_kind="teacher_task")
-    run = quantize_hr(cfg, ck)
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        run = quantize_hr(cfg, ck)
+        assert torch.get_num_threads() == 3                 # the caller's count back (it stayed at cfg.threads)
+    finally:
+        torch.set_num_threads(before)
     assert isinstance(run, Path) and run == tmp_path / "a" and (run / "model.pt").is_file()
     run_b, metrics = quantize_hr_run(QuantizeConfig(**{**cfg.__dict__, "out": str(tmp_path / "b")}), ck)
     saved = json.loads((run_b / "metrics.json").read_text())

@@ -59,3 +59,9 @@ def test_torch_runtime_uses_one_thread_and_restores_the_callers(tmp_path, onnx_e
     y = rt.run_batch(np.zeros((2, C, T), np.float32))
     assert y.shape[0] == 2 and seen[1:] == [1, 1]                    # each window's forward on one thread
     assert torch.get_num_threads() == CALLER
+
+
+def test_quantize_puts_the_callers_thread_count_back(tmp_path, caller_threads):
+    """quantize_run trains on cfg.threads (1 here), then the caller's count is back (it used to stay at 1)."""
+    make_int8_run(tmp_path / "quantize", n_heldout=4)
+    assert torch.get_num_threads() == CALLER
