@@ -73,7 +73,6 @@ from sqtool.core import SqtoolError, check_fs
 GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf")
 DEFAULT_GLOB = {"csv": "**/*.csv", "npz": "**/*.npz", "wfdb": "**/*.hea", "edf": "**/*.edf"}
 TASK_LABELS = {"hr": "hr", "rr": "rr", "af": "rhythm", "bp": "bp", "quality": "quality"}   # task -> label
-RATE_TOL = 0.01                     # a declared rate and the time column's must agree within 1 %
 STANDARD_GRAVITY = 9.80665          # m/s^2 per g
 ACC_UNITS = {"g": 1.0, "mg": 1e-3, "m/s^2": 1 / STANDARD_GRAVITY}   # acc unit -> g per unit (the pipeline's: g)
 ACC_SPELLINGS = {"g": "g", "mg": "mg", "m/s^2": "m/s^2", "m/s2": "m/s^2", "m/s**2": "m/s^2", "m/s²": "m/s^2",

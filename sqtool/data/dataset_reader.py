@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.dataset_file import ACC_UNITS, RATE_TOL, DatasetFile
+from sqtool.data.dataset_file import ACC_UNITS, DatasetFile
+from sqtool.data.readers._common import RATE_TOL
 from sqtool.data.record import Label, Record
 
 if TYPE_CHECKING:

@@ -225,6 +225,9 @@ def test_generic_csv_time_column_and_rate(tmp_path):
     assert read_csv(f, fs=50).fs["ppg"] == pytest.approx(50.0)
     with pytest.raises(SqtoolError, match="wrong sampling rate"):
         read_csv(f, fs=100)
+    assert read_csv(f, fs=50.4).fs["ppg"] == pytest.approx(50.4)            # 0.8 %: within the one tolerance
+    with pytest.raises(SqtoolError, match="wrong sampling rate"):           # 1.5 % off: a dataset.yaml refuses
+        read_csv(f, fs=50.75)                                               # it, so does a plain CSV (was 2 %)
     g = tmp_path / "norate.csv"                                   # no header, no time column
     g.write_text("".join(f"{v}\n" for v in x))
     with pytest.raises(SqtoolError, match="no sampling rate"):

@@ -15,6 +15,8 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 
+RATE_TOL = 0.01      # a declared rate and the file's own (time column, stored fs) must agree within 1 %
+
 
 def require_file(path: str | os.PathLike) -> Path:
     """The path as a Path, or a one-line error if it is missing, a folder, or unreadable."""

@@ -3,7 +3,8 @@
 CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) is sniffed from the
       first line. The sampling rate comes from a time column (named time/timestamp/timer/datetime/t,
       numbers in s or ms, or date-time strings) or from `fs=`; when both exist they must agree within
-      2 % (else "wrong sampling rate"); when neither exists the read is refused. Rows missing from the time
+      1 % (RATE_TOL, as in a dataset.yaml; else "wrong sampling rate"); when neither exists the read is
+      refused. Rows missing from the time
       column's clock (a drop-out: a jump of whole periods) are NaN samples, a gap (`_common.time_grid`, one
       warning line); a jump of no whole periods is refused. Every other numeric
       column becomes a channel, with common names mapped to the canonical ones (PLETH/BVP -> ppg,
@@ -24,7 +25,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
-from sqtool.data.readers._common import require_file
+from sqtool.data.readers._common import RATE_TOL, require_file
 from sqtool.data.record import Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -177,7 +178,7 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint="rename the column time_ms (or read the file "
                          "through a dataset.yaml with time_unit: ms)" if read_as_s else None)
         fs_t = grid.fs
-        if fs is not None and abs(fs_t - fs) > 0.02 * fs:
+        if fs is not None and abs(fs_t - fs) > RATE_TOL * fs:
             raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
                               f"wrong sampling rate")
         fs = fs or fs_t
@@ -245,7 +246,7 @@ def read_npz(path, fs: float | None = None) -> Record:
         if r is None:
             raise SqtoolError(f"{where}: no sampling rate for channel '{k}' (store 'fs' or 'fs_{k}', or pass fs)")
         fsd[ch] = _check_fs(np.asarray(r).item() if np.size(r) == 1 else r, f"{where}: channel '{k}'")
-        if fs is not None and abs(fsd[ch] - fs) > 0.02 * fs:
+        if fs is not None and abs(fsd[ch] - fs) > RATE_TOL * fs:
             raise SqtoolError(f"{where}: file says {fsd[ch]:g} Hz for '{k}' but fs={fs:g} was given; "
                               f"wrong sampling rate")
     if not signals:
