@@ -681,3 +681,32 @@ def test_a_clock_off_its_rate_is_not_snapped():
     assert rate_from_times(np.round(t * 1000) / 1000, "t") == pytest.approx(64.0032, abs=1e-3)
     assert rate_from_times(np.round(np.arange(735 * 20) / 19.58 * 1000) / 1000, "t") == pytest.approx(19.58, abs=1e-3)
     assert rate_from_times(np.arange(1000) * 0.008, "t") == 125.0           # exact rates stay exact
+
+
+def _iso_csv(path: Path, times: list[str], fs: float) -> Path:
+    x = np.sin(2 * np.pi * 1.2 * np.arange(len(times)) / fs)
+    path.write_text("time,ppg\n" + "".join(f"{a},{b:.6f}\n" for a, b in zip(times, x)))
+    return path
+
+
+def test_iso_times_crossing_a_daylight_saving_change_are_instants(tmp_path):
+    """A day-long file from a phone writes local ISO times with their offset: +01:00 up to 02:00, then +02:00 from
+    03:00 (Europe/Berlin, 29 March 2026). The column was refused as 'neither numbers nor date-times' (pandas' mixed
+    timezones); it is one clock of instants: 64 Hz, no gap, nothing missing. One offset throughout and no offset
+    at all read as before; a column mixing times with and without an offset is one line."""
+    import pandas as pd
+
+    from sqtool.data.readers import read_csv
+    fs, n = 64, 64 * 120                                         # 2 min around 01:00 UTC = 02:00 -> 03:00 local
+    utc = pd.Timestamp("2026-03-29 00:59", tz="UTC") + pd.to_timedelta(np.arange(n) / fs, unit="s")
+    local = [x.isoformat(timespec="milliseconds") for x in utc.tz_convert("Europe/Berlin")]
+    assert local[0].endswith("+01:00") and local[-1].endswith("+02:00")
+    r = read_csv(_iso_csv(tmp_path / "dst.csv", local, fs))
+    assert r.fs["ppg"] == 64.0 and len(r.signals["ppg"]) == n and np.isfinite(r.signals["ppg"]).all()
+    one = [x.isoformat(timespec="milliseconds") for x in utc.tz_convert("Etc/GMT-1")]    # +01:00 throughout
+    naive = [x.replace("+01:00", "") for x in one]
+    for times in (one, naive):
+        r = read_csv(_iso_csv(tmp_path / "same.csv", times, fs))
+        assert r.fs["ppg"] == 64.0 and len(r.signals["ppg"]) == n
+    with pytest.raises(SqtoolError, match=r"mixes date-times with and without a UTC offset \(row 3 has none\)"):
+        read_csv(_iso_csv(tmp_path / "mix.csv", local[:2] + naive[2:], fs))

@@ -2,7 +2,8 @@
 
 CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) is sniffed from the
       first line. The sampling rate comes from a time column (named time/timestamp/timer/datetime/t,
-      numbers in s or ms, or date-time strings) or from `fs=`; when both exist they must agree within
+      numbers in s or ms, or date-time strings; ISO times whose UTC offset changes along the file, as across a
+      daylight-saving change, are read as instants) or from `fs=`; when both exist they must agree within
       1 % (RATE_TOL, as in a dataset.yaml; else "wrong sampling rate"); when neither exists the read is
       refused. Rows missing from the time
       column's clock (a drop-out: a jump of whole periods) are NaN samples, a gap (`_common.time_grid`, one
@@ -121,15 +122,36 @@ def _sniff(p: Path) -> tuple[str, bool]:
     return sep, not all(num(t) for t in tokens)
 
 
+_OFFSET = r"\d\d:\d\d.*(?:Z|[+-]\d\d(?::?\d\d)?)$"          # a clock time ending in Z or a UTC offset
+
+
+def _datetimes(col, name: str, where: str):
+    """Date-time strings as pandas date-times. Times with UTC offsets that differ along the column (a file crossing
+    a daylight-saving change: +01:00 then +02:00) are instants, read in UTC; times without an offset stay as
+    written; a column mixing the two is one line (a naive time has no instant to put beside the others)."""
+    import pandas as pd
+
+    try:
+        return pd.to_datetime(col, format="mixed")
+    except (ValueError, TypeError) as e:
+        if "mixed timezones" not in str(e).lower():
+            raise SqtoolError(f"{where}: time column '{name}' is neither numbers nor date-times ({first_line(e)})")
+    naive = ~col.astype(str).str.strip().str.contains(_OFFSET, regex=True)
+    if naive.any():
+        raise SqtoolError(f"{where}: time column '{name}' mixes date-times with and without a UTC offset (row "
+                          f"{int(np.argmax(naive.to_numpy())) + 1} has none); give every row its offset")
+    try:
+        return pd.to_datetime(col, format="mixed", utc=True)          # several offsets: instants, in UTC
+    except (ValueError, TypeError) as e:
+        raise SqtoolError(f"{where}: time column '{name}' is neither numbers nor date-times ({first_line(e)})")
+
+
 def times_in_seconds(col, name: str, where: str, unit: str | None = None) -> np.ndarray:
     """A time column as seconds from its first value (numbers in s/ms/us, or date-time strings)."""
     import pandas as pd
 
     if col.dtype == object or str(col.dtype).startswith(("str", "string")):
-        try:
-            dt = pd.to_datetime(col, format="mixed")
-        except (ValueError, TypeError) as e:
-            raise SqtoolError(f"{where}: time column '{name}' is neither numbers nor date-times ({first_line(e)})")
+        dt = _datetimes(col, name, where)
         if dt.isna().any():
             raise SqtoolError(f"{where}: time column '{name}' has empty or invalid date-times")
         return (dt - dt.iloc[0]).dt.total_seconds().to_numpy(dtype=np.float64)
