@@ -283,18 +283,21 @@ def _resumed_text(m: dict) -> str:
 
 
 def _print_skill(task: str, m: dict, pooled: bool = False) -> None:
-    """The trivial / classic rows and, last, the skill verdict (flagged NO SKILL when it has none). The skill
+    """The trivial / classic rows and, last, the skill verdict (flagged NO SKILL when it has none, and WORSE THAN THE
+    CLASSIC METHOD when the model loses to it: `train.skill.classic_flag`, in both lines). The skill
     test scores pooled windows: `pooled` says so when the headline above reports another average (the spectral
     fine-tune's mean of subjects); the time-domain headline is the same pooled metric."""
     from sqtool.core.metrics import skill_line
+    from sqtool.train.skill import classic_text
     sk = m["skill"]
     pm = sk["skill"]["metric"]
     label = f"pooled {pm}" if pooled else pm
     c = sk["classic"]
+    worse = f", the model is {sk['classic_flag']}" if sk.get("classic_flag") else ""
     print(f"{task}: trivial {label} {sk['trivial'][pm]:.3f}; classic "
-          + (f"{label} {c['metrics'][pm]:.3f} ({c['name']})" if c.get("name") else f"n/a ({c['why']})")
+          + (f"{label} {c['metrics'][pm]:.3f} ({c['name']}{worse})" if c.get("name") else f"n/a ({c['why']})")
           + f"; prediction std {', '.join(f'{v:.3g}' for v in sk['spread']['pred_std'])}")
-    print(skill_line(task, sk["skill"], label))
+    print(skill_line(task, sk["skill"], label) + classic_text(sk, label))
 
 
 def _resume_finetune(args) -> int:

@@ -11,7 +11,9 @@
    `sqtool.train.skill.skill_report`) the trivial predictor (training-fold mean / base rate, on the
    same folds), the task's classic method, the spread of the predictions, and the skill test: a model
    that does not beat the trivial predictor (CI of the difference over subjects includes zero, or worse)
-   is flagged "no skill" (`metrics["flag"]`, and the command's last line).
+   is flagged "no skill" (`metrics["flag"]`, and the command's last line); one that loses to the classic method
+   (CI of model - classic over subjects excludes zero) is flagged "worse than the classic method"
+   (`metrics["classic_flag"]`, the same last line).
 4. A final model on all subjects -> model.pt (kind "teacher_task": model_cfg carries task, outputs, units,
    fs, window, channels, norm, and the target mean/std the head was trained on), which the compress
    stage distils from; `oof_predictions.npz` (groups, t0, y, pred, record_ids, fold) lets it reuse the
@@ -429,7 +431,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",
         "n_folds": len(folds), "label_fraction": cfg.label_fraction, "epochs": cfg.epochs,
         "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
-        "skill": skill, "flag": skill["flag"],
+        "skill": skill, "flag": skill["flag"], "classic_flag": skill["classic_flag"],
         "units": list(spec["units"]), "input": {"fs": model_cfg.fs, "window_s": model_cfg.window_s,
                                                 "hop_s": model_cfg.hop_s, "channels": list(model_cfg.channels),
                                                 "norm": model_cfg.norm,

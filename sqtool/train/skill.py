@@ -69,7 +69,8 @@ def skill_report(task: str, td, pred: np.ndarray, folds, outputs=(), n_boot: int
 
     {trivial: metrics, classic: {name, metrics, ci95} or {name: None, why}, spread: prediction spread,
      skill: `core.metrics.skill_test` (model vs trivial; flag "no skill"), vs_classic: the same paired test
-     against the classic predictor (skill = the model beats it), flag: "" or "no skill"}."""
+     against the classic predictor (skill = the model beats it), flag: "" or "no skill", classic_flag: "" or
+     "worse than the classic method" (`classic_flag`)}."""
     from sqtool.core.metrics import bootstrap_ci, oof_trivial, prediction_spread, skill_test, task_metrics
     y = td.y
     triv = oof_trivial(task, y, folds)
@@ -84,4 +85,37 @@ def skill_report(task: str, td, pred: np.ndarray, folds, outputs=(), n_boot: int
                           "ci95": bootstrap_ci(task, y, c, td.groups, outputs, n_boot=n_boot, seed=seed)}
         out["vs_classic"] = skill_test(task, y, pred, c, td.groups, outputs, n_boot=n_boot, seed=seed)
     out["flag"] = out["skill"]["flag"]
+    out["classic_flag"] = classic_flag(out.get("vs_classic"))
     return out
+
+
+WORSE_THAN_CLASSIC = "worse than the classic method"
+
+
+def classic_flag(vs: dict | None) -> str:
+    """"" or WORSE_THAN_CLASSIC from the paired test model vs classic (`skill_test`'s dict, None when there is no
+    classic): flagged when the model is worse and the 95 % CI of the difference over subjects excludes zero;
+    when the bootstrap gave no CI (NaN), a worse point value is flagged as "... (point comparison, no CI)"."""
+    if not vs or not np.isfinite(vs["diff"]):
+        return ""
+    lower = vs["better"] == "lower"
+    if not (vs["diff"] > 0 if lower else vs["diff"] < 0):
+        return ""
+    lo, hi = vs["diff_ci95"]
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{WORSE_THAN_CLASSIC} (point comparison, no CI)"
+    return WORSE_THAN_CLASSIC if (lo > 0 if lower else hi < 0) else ""
+
+
+def classic_text(sk: dict, label: str = "") -> str:
+    """The model-vs-classic verdict to append to a command's last line (`core.metrics.skill_line`): "" unless
+    the skill block is flagged (`classic_flag`), else '; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs 0.775
+    (difference -0.180, 95 % CI -0.300, -0.050)' (or '(point comparison: no CI)')."""
+    flag, vs = sk.get("classic_flag", ""), sk.get("vs_classic")
+    if not flag or not vs:
+        return ""
+    lo, hi = vs["diff_ci95"]
+    ci = (f"95 % CI {lo:+.3f}, {hi:+.3f}" if np.isfinite(lo) and np.isfinite(hi)
+          else "a point comparison: no CI over subjects")
+    return (f"; {WORSE_THAN_CLASSIC.upper()}: {label or vs['metric']} {vs['model']:.3f} vs classic "
+            f"{vs['reference']:.3f} (difference {vs['diff']:+.3f}, {ci})")

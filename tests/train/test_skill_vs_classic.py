@@ -1,0 +1,61 @@
+"""A model that loses to the classic method is flagged, in metrics and on the command's last line, as 'no skill'
+is (audit find_clin 5: `vs_classic` was computed and never read)."""
+import numpy as np
+import pytest
+from types import SimpleNamespace
+
+from sqtool.train import skill as S
+
+
+def _task(n_subjects=8, per=20, seed=0):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat([f"s{i}" for i in range(n_subjects)], per)
+    y = rng.uniform(10, 30, (len(groups), 1))
+    folds = [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
+    td = SimpleNamespace(x=np.zeros((len(y), 1, 8), np.float32), y=y, groups=groups, meta={"fs": 40.0})
+    return td, folds, rng
+
+
+def _report(monkeypatch, td, folds, pred, classic):
+    monkeypatch.setattr(S, "classic_oof", lambda task, td_, folds_: (classic, "oracle-ish"))
+    return S.skill_report("rr", td, pred, folds, ("rr_bpm",), n_boot=200)
+
+
+def test_a_model_worse_than_the_classic_is_flagged_in_metrics_the_table_and_the_last_line(monkeypatch, capsys):
+    from sqtool.train.cli import _print_skill
+    td, folds, rng = _task()
+    pred = td.y + rng.normal(0, 2.0, td.y.shape)            # beats the trivial predictor (MAE ~1.6 vs ~5)
+    classic = td.y + rng.normal(0, 0.2, td.y.shape)          # but the classic is far better
+    sk = _report(monkeypatch, td, folds, pred, classic)
+    assert sk["flag"] == "" and sk["classic_flag"] == "worse than the classic method"
+    _print_skill("rr", {"skill": sk})
+    table, last = capsys.readouterr().out.strip().splitlines()
+    assert "(oracle-ish, the model is worse than the classic method)" in table, table
+    assert last.startswith("rr: mae model") and ": skill; WORSE THAN THE CLASSIC METHOD: mae " in last, last
+    vs = sk["vs_classic"]
+    assert f"{vs['model']:.3f} vs classic {vs['reference']:.3f}" in last and "95 % CI" in last
+
+
+def test_no_flag_when_the_model_beats_the_classic_or_the_ci_includes_zero(monkeypatch, capsys):
+    from sqtool.train.cli import _print_skill
+    td, folds, rng = _task()
+    pred = td.y + rng.normal(0, 0.5, td.y.shape)
+    assert _report(monkeypatch, td, folds, pred, td.y + rng.normal(0, 3.0, td.y.shape))["classic_flag"] == ""
+    close = pred + rng.normal(0, 0.05, td.y.shape)          # a hair worse than the classic: the CI spans zero
+    sk = _report(monkeypatch, td, folds, close, pred)
+    lo, hi = sk["vs_classic"]["diff_ci95"]
+    assert sk["vs_classic"]["diff"] > 0 and lo < 0 < hi and sk["classic_flag"] == ""
+    _print_skill("rr", {"skill": sk})
+    assert "WORSE" not in capsys.readouterr().out
+
+
+def test_without_a_ci_the_flag_says_it_is_a_point_comparison():
+    vs = {"metric": "auroc", "better": "higher", "model": 0.595, "reference": 0.775, "diff": -0.18,
+          "diff_ci95": [float("nan"), float("nan")], "skill": False, "flag": "no skill"}
+    assert S.classic_flag(vs) == "worse than the classic method (point comparison, no CI)"
+    text = S.classic_text({"classic_flag": S.classic_flag(vs), "vs_classic": vs})
+    assert text == ("; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs classic 0.775 (difference -0.180, "
+                    "a point comparison: no CI over subjects)")
+    assert S.classic_flag({**vs, "diff_ci95": [-0.3, -0.05]}) == "worse than the classic method"
+    assert S.classic_flag({**vs, "diff_ci95": [-0.3, 0.05]}) == ""
+    assert S.classic_flag(None) == "" and S.classic_text({"classic_flag": ""}) == ""
