@@ -53,9 +53,10 @@ another (0.5-2 g) gets one `sqtool: warning:` line naming the file and the likel
 (linear acceleration, about 0) is no warning.
 
 Bad input is one `SqtoolError` line naming the file: unknown key, missing channel, a rate that disagrees
-with the time column, labels past the end of the signal, a split with one subject on both sides, a root
-with no recordings, a task whose label the file does not declare, an af list that names none of the rhythm
-table's classes, a quality value neither good nor poor.
+with the time column, label-file rows more than one window past the end of the signal (rows whose window merely
+runs past it, the last window_s of a per-second series, are left out and counted: report["label_rows_past_end"]),
+a split with one subject on both sides, a root with no recordings, a task whose label the file does not declare,
+an af list that names none of the rhythm table's classes, a quality value neither good nor poor.
 """
 from __future__ import annotations
 

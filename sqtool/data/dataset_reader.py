@@ -14,7 +14,9 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
     labels     hr, rr: kind "window" (times = window starts every hop_s, window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
                  missing, for the windows holding them only); file -> rows (start, value), Inf -> NaN,
-                 starts on the windows' grid (`on_window_grid`: another spacing than hop_s is refused);
+                 starts on the windows' grid (`on_window_grid`: another spacing than hop_s is refused); rows whose
+                 window runs past the signal's end left out and counted, rows more than a window past it refused
+                 (`rows_inside`: another recording's file);
                  ecg (hr only) -> data.ecg.ecg_window_hr; doubtful windows hold NaN, counted in
                  meta["hr_doubtful"] and ds.report["hr_doubtful"]
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
@@ -93,6 +95,8 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
     ds.report["no_label_row"] = {}
     for t in tables.values():
         t.report_unlabelled(ds, recs, say)
+    if past := sum(sum(r.meta.get("label_rows_past_end", {}).values()) for r in recs):
+        ds.report["label_rows_past_end"] = int(past)         # rows whose window runs past their signal's end
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
@@ -452,7 +456,8 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
             raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
         v = numeric_column(df, vcol, str(f))
         check_plausible(name, v, f"{f}: column '{vcol}'")
-        t = on_window_grid(numeric_column(df, tcol, str(f)), ds, f)
+        t, v = rows_inside(numeric_column(df, tcol, str(f)), v, ds, name, rec, f)
+        t = on_window_grid(t, ds, f)
         order = np.argsort(t, kind="stable")        # rows in any order: window_label / interpolation need time order
         return Label(values=np.where(np.isfinite(v), v, np.nan)[order], times=t[order], unit=unit,
                      kind="window", window_s=w)
@@ -463,6 +468,25 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
                         hr_source=f"ECG channel '{src.ecg}' ({info.get('detector', 'neurokit2')})")
         return Label(values=np.where(flags, np.nan, hr), times=starts, unit="bpm", kind="window", window_s=w)
     return None
+
+
+def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path):
+    """The rows (start times `t`, values `v`) of label file `f` whose window [start, start + window_s) lies inside
+    `rec`'s signal. The rows after those (a per-second series to the signal's end: its last window_s of rows start
+    windows that run past it) are left out and counted (rec.meta["label_rows_past_end"]); rows that run on more
+    than one window past the end are another recording's file: one line naming it."""
+    w = float(ds.windows.window_s)
+    dur = max(len(x) / rec.fs[c] for c, x in rec.signals.items())
+    tol = 1.0 / min(rec.fs.values()) + 1e-6                     # as check_record's: one sample
+    last = float(np.nanmax(t)) if np.isfinite(t).any() else None
+    if last is not None and last > dur + w + tol:
+        raise SqtoolError(f"{f}: label '{name}' rows run to {last:.2f} s, more than one {w:g} s window past the end "
+                          f"of the {dur:.2f} s signal of {rec.source or rec.record_id}: the label file of another "
+                          "recording?")
+    past = t + w > dur + tol                                    # NaN starts stay (on_window_grid / checks see them)
+    if past.any():
+        rec.meta.setdefault("label_rows_past_end", {})[name] = int(past.sum())
+    return t[~past], v[~past]
 
 
 GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's

@@ -83,7 +83,7 @@ def test_labels_past_the_signal(tmp_path):
     for stem in ("s1_a", "s2_b"):
         (tmp_path / "hr" / f"{stem}.csv").write_text("start,hr\n" + "".join(f"{2 * i},{70 + i}\n" for i in range(20)))
     m = err(p)
-    assert "label 'hr' spans 0.00..46.00 s but the signal is 20.00 s" in m
+    assert "label 'hr' rows run to 38.00 s, more than one 8 s window past the end of the 20.00 s signal" in m
 
 
 def test_split_with_one_subject_on_both_sides(tmp_path):

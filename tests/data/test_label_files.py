@@ -1,0 +1,73 @@
+"""Per-recording label files (labels.hr / labels.rr: {file: ...}) against the recording they label: rows whose
+window runs past the signal's end, files that cover part of the recording, times in milliseconds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.data.dataset_file import load_dataset_file
+
+FS = 50.0
+SECONDS = 60.0                      # each recording: 60 s, windows 8 s every 2 s -> starts 0..52 s (27 windows)
+YAML = ("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels: {ppg: ppg}\n"
+        "windows: {window_s: 8, hop_s: 2}\nlabels: {rr: {file: 'rr/{stem}.csv'}}\n")
+
+
+def recordings(tmp_path: Path, stems=("p1_icu", "p2_icu")) -> None:
+    (tmp_path / "rec").mkdir()
+    n = int(SECONDS * FS)
+    t = np.arange(n) / FS
+    for i, stem in enumerate(stems):
+        ppg = np.sin(2 * np.pi * 1.1 * t) + 0.01 * np.random.default_rng(i).standard_normal(n)
+        np.savetxt(tmp_path / "rec" / f"{stem}.csv", np.column_stack([t, ppg]), delimiter=",", header="time,ppg",
+                   comments="", fmt="%.5f")
+
+
+def label_file(tmp_path: Path, stem: str, times, head="time,rr") -> Path:
+    (tmp_path / "rr").mkdir(exist_ok=True)
+    p = tmp_path / "rr" / f"{stem}.csv"
+    p.write_text(head + "\n" + "".join(f"{t:g},{16 + (i % 5)}\n" for i, t in enumerate(times)))
+    return p
+
+
+def dataset(tmp_path: Path, extra: str = "", yaml: str = YAML) -> Path:
+    p = tmp_path / "dataset.yaml"
+    p.write_text(yaml + extra)
+    return p
+
+
+def one_line_error(p: Path) -> str:
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(p).records()
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def test_a_per_second_file_to_the_signals_end_is_read_its_last_rows_left_out_and_counted(tmp_path, capsys):
+    """A monitor's 1 Hz export, rows 0..60 s for a 60 s recording: the rows after 52 s start windows that run past
+    the end; they are left out and counted, not the recording refused ('spans 0.00..68.00 s but the signal is
+    60.00 s')."""
+    recordings(tmp_path)
+    for stem in ("p1_icu", "p2_icu"):
+        label_file(tmp_path, stem, range(61))
+    ds = load_dataset_file(dataset(tmp_path))
+    recs = ds.records()
+    lab = recs[0].labels["rr"]
+    assert lab.times[-1] == 52.0 and np.isfinite(lab.values).all() and len(lab) == 53     # rows 0..52 s
+    assert recs[0].meta["label_rows_past_end"] == {"rr": 8}                                  # 53..60 s
+    assert ds.report["label_rows_past_end"] == 16
+    assert "warning" not in capsys.readouterr().err                  # the normal case for such a file: no line
+
+
+def test_a_label_file_running_far_past_the_end_is_one_line(tmp_path):
+    """Rows to 100 s for a 60 s recording (more than one window past its end): another recording's file, refused
+    with a line saying so."""
+    recordings(tmp_path)
+    label_file(tmp_path, "p1_icu", range(61))
+    label_file(tmp_path, "p2_icu", range(101))
+    m = one_line_error(dataset(tmp_path))
+    assert str(tmp_path / "rr" / "p2_icu.csv") in m and "rows run to 100.00 s" in m
+    assert "more than one 8 s window past the end of the 60.00 s signal" in m and "another recording" in m
