@@ -261,10 +261,25 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
     """The result summary (stdout) of a time-domain fine-tune, fresh or resumed, and the next command."""
     pm = m["primary_metric"]
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
-    print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
-          f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{_resumed_text(m)} -> {run_dir}")
+    outs = _outputs(m)                                      # bp: the headline MAE is the mean of SBP and DBP
+    each = "".join(f"; {o.upper()} {metric_text(cfg.task, pm, m['metrics'][pm + '_' + o])} [95 % CI "
+                   + ", ".join(f"{v:.3g}" for v in m["ci95"].get(f"{pm}_{o}", [float("nan")] * 2)) + "]"
+                   for o in outs)
+    print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): {_mean_of(outs)}"
+          f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{each}{_resumed_text(m)} -> {run_dir}")
     print(quantize_next(cfg, run_dir))
     _print_skill(cfg.task, m)
+
+
+def _outputs(m: dict) -> list[str]:
+    """The outputs of a regression fine-tune with more than one (bp: sbp, dbp), whose pooled 'mae' is the mean
+    of the per-output MAEs (metrics.json's mae_<output>); [] for one output or a classification."""
+    outs = [k[len("mae_"):] for k in (m.get("metrics") or {}) if k.startswith("mae_")]
+    return outs if len(outs) > 1 else []
+
+
+def _mean_of(outs: list[str]) -> str:
+    return f"mean of {' and '.join(o.upper() for o in outs)} " if outs else ""
 
 
 def quantize_next(cfg, run_dir: Path) -> str:
@@ -291,13 +306,19 @@ def _print_skill(task: str, m: dict, pooled: bool = False) -> None:
     from sqtool.train.skill import classic_text
     sk = m["skill"]
     pm = sk["skill"]["metric"]
-    label = f"pooled {pm}" if pooled else pm
+    outs = [o for o in _outputs(m) if f"{pm}_{o}" in sk["trivial"]]      # bp: SBP and DBP beside their mean
+    label = _mean_of(outs) + (f"pooled {pm}" if pooled else pm)
     c = sk["classic"]
     worse = f", the model is {sk['classic_flag']}" if sk.get("classic_flag") else ""
-    print(f"{task}: trivial {label} {sk['trivial'][pm]:.3f}; classic "
+    triv = {o.upper(): sk["trivial"][f"{pm}_{o}"] for o in outs}
+    model = {o.upper(): m["metrics"][f"{pm}_{o}"] for o in outs}
+    triv_each = " (" + ", ".join(f"{o} {v:.3f}" for o, v in triv.items()) + ")" if outs else ""
+    print(f"{task}: trivial {label} {sk['trivial'][pm]:.3f}{triv_each}; classic "
           + (f"{label} {c['metrics'][pm]:.3f} ({c['name']}{worse})" if c.get("name") else f"n/a ({c['why']})")
           + f"; prediction std {', '.join(f'{v:.3g}' for v in sk['spread']['pred_std'])}")
-    print(skill_line(task, sk["skill"], label) + classic_text(sk, label))
+    each = ("; per output, model vs trivial: " + ", ".join(f"{o} {pm} {model[o]:.3f} vs {triv[o]:.3f}" for o in triv)
+            if outs else "")
+    print(skill_line(task, sk["skill"], label) + each + classic_text(sk, label))
 
 
 def _resume_finetune(args) -> int:
