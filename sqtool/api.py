@@ -36,8 +36,10 @@ class HrResult:
     lo_bpm: np.ndarray             # (W,) lower end of the decoder's central interval (calibrated mass), BPM
     hi_bpm: np.ndarray             # (W,) upper end, BPM
     confidence: np.ndarray         # (W,) 0..1, the decoder's confidence (predict's `confidence` column)
-    flagged: np.ndarray            # (W,) 1.0 = over half the window's samples were NaN gaps: not scored,
-                                   #      the decoder's prediction only; else 0.0
+    flagged: np.ndarray            # (W,) 1.0 = not scored (over half the window's samples were NaN gaps, or its
+                                   #      PPG quiet: off the wrist): hr_bpm, lo/hi, confidence are the decoder's
+                                   #      prediction only, no reading (held, then drifting to the grid's middle):
+                                   #      leave these windows out of any median; else 0.0
     model_sha256: str | None       # the model's content id (export metadata; None for an export older than it)
     runtime: str                   # the runtime that ran: c_pipeline, c_host_single, litert_int8, ...
 

@@ -25,11 +25,16 @@ Writes into the run dir, per recording, `<record>.csv` (time_s = end of the wind
 reports it; hr_bpm; lo_bpm, hi_bpm = the central posterior interval (nominal mass calibrated to 90 % coverage
 on inner out-of-fold windows); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
 `sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
-expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when more than half the
-window's samples were dropouts, so the network did not score it and the value is the decoder's prediction;
+expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when the network did not
+score the window: more than half its samples were dropouts, or its PPG is quiet (off the wrist, a flat line);
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
 truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the
 model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`).
+Every window has its row. On a flagged window hr_bpm, its interval and confidence are the decoder's prediction
+only, no reading: the last heart rate held for a few minutes, then drifting to the middle of the grid (about 129
+BPM at confidence 0.80 after an hour off the wrist); filter the CSV on flagged == 0. The summary (hr_median,
+hr_min, hr_max, confidence_median, medians; the line printed per recording) is over the windows not flagged
+(scored_windows of them; flagged_windows left out), in time-domain models too.
 
 A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp or
 quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
@@ -106,9 +111,12 @@ def print_results(res: dict) -> None:
     for r in res["recordings"]:
         m = r.get("metrics") or {}
         acc = f", MAE {m['mae']:.2f} BPM vs truth" if m.get("mae") is not None else ""
-        what = (f"HR {r['hr_median']:.1f} BPM median" if "hr_median" in r else
+        what = ("every window flagged: nothing scored" if not r["scored_windows"] else
+                f"HR {r['hr_median']:.1f} BPM median" if r.get("hr_median") is not None else
                 ", ".join(f"{k} {v:.3g} median" for k, v in r["medians"].items()))
-        print(f"{r['record_id']}: {r['windows']} windows, {what}, {r['flagged_windows']} flagged{acc} -> {r['csv']}")
+        left = " (left out of the medians)" if r["flagged_windows"] and r["scored_windows"] else ""
+        print(f"{r['record_id']}: {r['windows']} windows, {what}, {r['flagged_windows']} flagged{left}{acc} "
+              f"-> {r['csv']}")
     fw = res.get("firmware")
     if fw:
         print(f"firmware ({fw.get('cpu')}): {fw.get('instructions_per_inference', 0):,.0f} instructions / window, "
@@ -272,14 +280,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              "fs_in": r.fs_in, "seconds": r.seconds, "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
-             "truth": truth is not None,
-             "medians": {k: float(np.nanmedian(o[k])) for k in columns if k in o and np.isfinite(o[k]).any()}}
-        if "hr_bpm" in o:
-            d.update(hr_median=float(np.nanmedian(o["hr_bpm"])), hr_min=float(np.nanmin(o["hr_bpm"])),
-                     hr_max=float(np.nanmax(o["hr_bpm"])))
-        for k in ("confidence", "p_quality"):
-            if k in o:
-                d[f"{k}_median"] = float(np.nanmedian(o[k]))
+             "truth": truth is not None, **window_summary(o, columns)}
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
         rows.append(d)
@@ -288,11 +289,15 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                "provenance": model_provenance(art), "runtime": name,
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows,
                "columns": {"time_s": "end of the window (s from the recording start)", **columns,
-                           "flagged": ("1 = over half the window's samples were dropouts: not scored, decoder "
-                                       "prediction only" if spectral else
+                           "flagged": ("1 = not scored (over half the window's samples were dropouts, or its PPG "
+                                       "quiet: off the wrist): hr_bpm, lo_bpm, hi_bpm and confidence are the "
+                                       "decoder's prediction only, no reading (held a few minutes, then drifting "
+                                       "to the middle of the grid); filter on flagged == 0; the medians leave "
+                                       "these windows out" if spectral else
                                        f"1 = {100 * MAX_FLAGGED:g} % or more of the window's samples were dropouts "
                                        "(held at the last good sample)" +
-                                       ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "")),
+                                       ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "") +
+                                       "; the medians leave these windows out"),
                            "truth_bpm": "reference HR (labelled data only)"}}
     if spectral:
         summary["decoder"] = prepared["decoder_note"]
@@ -306,6 +311,29 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
     return summary
+
+
+def window_summary(o: dict, columns: dict) -> dict:
+    """A recording's summary over its windows NOT flagged (a flagged window's value is no reading: the spectral
+    decoder's prediction, which drifts to the middle of its grid over a long gap; a time-domain model's read of
+    held samples): scored_windows, medians of the output columns, hr_median / hr_min / hr_max and
+    confidence_median / p_quality_median where the model has them; None (medians: none) when every window is
+    flagged."""
+    ok = np.asarray(o["flagged"]) == 0                                    # (W,) the windows summarised
+
+    def kept(k):
+        v = np.asarray(o[k], np.float64)[ok]
+        return v[np.isfinite(v)]
+    d = {"scored_windows": int(ok.sum()),
+         "medians": {k: float(np.median(kept(k))) for k in columns if k in o and kept(k).size}}
+    if "hr_bpm" in o:
+        hr = kept("hr_bpm")
+        d.update({f"hr_{m}": (float(f(hr)) if hr.size else None) for m, f in
+                  (("median", np.median), ("min", np.min), ("max", np.max))})
+    for k in ("confidence", "p_quality"):
+        if k in o:
+            d[f"{k}_median"] = float(np.median(kept(k))) if kept(k).size else None
+    return d
 
 
 def checked_record(record):

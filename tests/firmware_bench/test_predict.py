@@ -496,3 +496,40 @@ def test_predict_takes_a_good_record_made_in_code(spec_export_dir, tmp_path):
     rec = _arrays_record(ppg=(_arrays_record().signals["ppg"] * 1000).astype(np.int16))
     res = predict(PredictConfig(model=str(spec_export_dir), out=str(tmp_path / "p")), records=[rec])
     assert res["recordings"][0]["windows"] == 12
+
+
+def test_the_summary_leaves_flagged_windows_out(spec_export_dir, export_dir, tmp_path, capsys):
+    """hr_median / hr_min / hr_max / confidence_median and the medians were over every window, the flagged ones too,
+    whose hr_bpm is the decoder's prediction only (hours off the wrist: a constant 129 BPM pulled the median of a
+    day up by 14 BPM). They are over the windows not flagged now (scored_windows), the CSV still has every window's
+    row with its flag, and the printed line says the flagged windows were left out; a recording flagged throughout
+    has no median (None) and says so. Spectral and time-domain models alike."""
+    from sqtool.firmware_bench.predict import print_results
+    z = dict(np.load(write_wrist_npz(tmp_path / "clean.npz", seconds=120)))
+    z["ppg"][int(20 * 125):int(100 * 125)] = np.nan                     # 80 s off the wrist
+    data = tmp_path / "gap"
+    data.mkdir()
+    np.savez(data / "w.npz", **z)
+    for model, col in ((spec_export_dir, "confidence"), (export_dir, "p_quality")):
+        out = tmp_path / f"p_{col}"
+        res = predict(PredictConfig(model=str(model), data=str(data), runtime="c", out=str(out)))
+        r = res["recordings"][0]
+        head, x = _csv(out / r["csv"])
+        fl = x[:, head.index("flagged")] == 1
+        assert len(x) == r["windows"] and fl.sum() == r["flagged_windows"] >= 10 and (~fl).sum() >= 10
+        assert r["scored_windows"] == (~fl).sum()
+        hr = x[~fl, head.index("hr_bpm")]
+        assert r["hr_median"] == pytest.approx(np.median(hr), abs=1e-3)
+        assert (r["hr_min"], r["hr_max"]) == pytest.approx((hr.min(), hr.max()), abs=1e-3)
+        assert r[f"{col}_median"] == pytest.approx(np.median(x[~fl, head.index(col)]), abs=1e-3)
+        assert r["medians"]["hr_bpm"] == r["hr_median"]
+        print_results(res)
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("w: "))
+        assert f"HR {r['hr_median']:.1f} BPM median, {r['flagged_windows']} flagged (left out of the medians)" in line
+    off = _arrays_record(ppg=np.zeros(3750))                             # a flat line throughout: nothing scored
+    res = predict(PredictConfig(model=str(spec_export_dir), out=str(tmp_path / "flat")), records=[off])
+    r = res["recordings"][0]
+    assert r["flagged_windows"] == r["windows"] == 12 and r["scored_windows"] == 0 and r["medians"] == {}
+    assert r["hr_median"] is None and r["hr_min"] is None and r["confidence_median"] is None
+    print_results(res)
+    assert "r1: 12 windows, every window flagged: nothing scored, 12 flagged -> r1.csv" in capsys.readouterr().out
