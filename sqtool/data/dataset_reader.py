@@ -16,7 +16,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                  missing, for the windows holding them only); file -> rows (start, value), Inf -> NaN,
                  starts on the windows' grid (`on_window_grid`: another spacing than hop_s is refused); rows whose
                  window runs past the signal's end left out and counted, rows more than a window past it refused
-                 (`rows_inside`: another recording's file);
+                 (`rows_inside`: another recording's file); the recording's windows outside the file's first..last
+                 row get NaN, no value, counted (`windows_without_rows`; over half: one warning line);
                  ecg (hr only) -> data.ecg.ecg_window_hr; doubtful windows hold NaN, counted in
                  meta["hr_doubtful"] and ds.report["hr_doubtful"]
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
@@ -97,6 +98,8 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
         t.report_unlabelled(ds, recs, say)
     if past := sum(sum(r.meta.get("label_rows_past_end", {}).values()) for r in recs):
         ds.report["label_rows_past_end"] = int(past)         # rows whose window runs past their signal's end
+    if lack := sum(sum(r.meta.get("label_windows_without_row", {}).values()) for r in recs):
+        ds.report["label_windows_without_row"] = int(lack)   # windows outside their label file's rows (NaN)
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
@@ -458,6 +461,8 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         check_plausible(name, v, f"{f}: column '{vcol}'")
         t, v = rows_inside(numeric_column(df, tcol, str(f)), v, ds, name, rec, f)
         t = on_window_grid(t, ds, f)
+        lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
+        t, v = np.concatenate([t, lack]), np.concatenate([np.asarray(v, np.float64), np.full(len(lack), np.nan)])
         order = np.argsort(t, kind="stable")        # rows in any order: window_label / interpolation need time order
         return Label(values=np.where(np.isfinite(v), v, np.nan)[order], times=t[order], unit=unit,
                      kind="window", window_s=w)
@@ -487,6 +492,31 @@ def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: R
     if past.any():
         rec.meta.setdefault("label_rows_past_end", {})[name] = int(past.sum())
     return t[~past], v[~past]
+
+
+def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path) -> np.ndarray:
+    """The starts of `rec`'s windows (every hop_s, fully inside the signal) outside the first..last row of label
+    file `f` (`t`: its rows' starts, on the grid): windows without a value, which the reader gives NaN (left out of
+    training and scoring and counted, as an empty cell is: data inspect's 'missing', the tasks' missing targets)
+    and counts in rec.meta["label_windows_without_row"]. When that is over half the recording's windows (a file
+    of another recording, or cut short), one warning line names the file and the count."""
+    from sqtool.data.ecg import window_starts
+    c = max(rec.signals, key=lambda c: len(rec.signals[c]) / rec.fs[c])
+    starts = window_starts(len(rec.signals[c]), rec.fs[c], float(ds.windows.window_s), float(ds.windows.hop_s))
+    tol = max(GRID_TOL * float(ds.windows.hop_s), 1e-6)
+    fin = t[np.isfinite(t)]
+    out = np.ones(len(starts), bool) if not fin.size else \
+        (starts < fin.min() - tol) | (starts > fin.max() + tol)
+    if not out.any():
+        return np.zeros(0)
+    rec.meta.setdefault("label_windows_without_row", {})[name] = int(out.sum())
+    if 2 * out.sum() > len(starts):
+        from sqtool.data.dataset_tasks import warn
+        cover = f"cover {fin.min():g}..{fin.max():g} s" if fin.size else "cover none"
+        warn(f"{f}: its rows {cover} of the {len(rec.signals[c]) / rec.fs[c]:.2f} s recording {rec.record_id}: "
+             f"{int(out.sum())} of its {len(starts)} windows have no {name} value, left out and counted (is it this "
+             "recording's label file, and all of it?)")
+    return starts[out]
 
 
 GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's

@@ -15,8 +15,8 @@ does for the built-in loaders:
 
     hr, rr   kind "window": the value at the window centre (exact when windows coincide); NaN (doubtful
              ECG reference, no truth) is left out. rr kind "events" (breath times): breaths/min in the window.
-             A window whose label is NaN (hr, rr, bp: an empty cell, no or doubtful truth) is left out and
-             counted: meta["missing_target_windows"], one warning line.
+             A window whose label is NaN (hr, rr, bp: an empty cell, no row in its label file, no or doubtful
+             truth) is left out and counted: meta["missing_target_windows"], one warning line.
     af       label "rhythm" (class): 1 when the class is one of the file's `af` classes; per recording, or
              per segment (a window inside [start_s, end_s)); segments shorter than the window are tiled.
     bp       labels "sbp", "dbp": one window per recording (tiled when shorter than the window).
@@ -149,7 +149,8 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
     if untrue["windows"]:
         extra["missing_target_windows"] = ds.report["missing_target_windows"] = untrue["windows"]
         warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target "
-             "(NaN in the label: an empty cell, no or doubtful truth): left out of training and scoring")
+             "(NaN in the label: an empty cell, no row in its label file, no or doubtful truth): left out of training "
+             "and scoring")
     return acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
                      excluded=dict(ds.report.get("excluded") or {}), **extra)
 

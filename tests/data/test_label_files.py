@@ -71,3 +71,30 @@ def test_a_label_file_running_far_past_the_end_is_one_line(tmp_path):
     m = one_line_error(dataset(tmp_path))
     assert str(tmp_path / "rr" / "p2_icu.csv") in m and "rows run to 100.00 s" in m
     assert "more than one 8 s window past the end of the 60.00 s signal" in m and "another recording" in m
+
+
+def test_windows_outside_a_partial_label_file_are_counted_without_a_value_and_said(tmp_path, capsys):
+    """p1's label file covers 0..18 s of its 60 s recording (the head of another recording's file): its windows at
+    20..52 s are windows without a value, left out and counted (they vanished uncounted: 27 scored windows became
+    10 without a word), and, losing over half of them, one warning line names the file and the count. p2's file
+    stops at 50 s: its 52 s window is counted too, without a line."""
+    from sqtool.core import ModelCfg
+    from sqtool.data.dataset_tasks import load_task_from_dataset
+    from sqtool.data.tasks import task_model_cfg
+    recordings(tmp_path)
+    label_file(tmp_path, "p1_icu", range(19))
+    label_file(tmp_path, "p2_icu", range(51))
+    ds = load_dataset_file(dataset(tmp_path))
+    capsys.readouterr()
+    recs = ds.records()
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "sqtool: warning:" in ln]
+    assert len(said) == 1 and str(tmp_path / "rr" / "p1_icu.csv") in said[0]
+    assert "cover 0..18 s of the 60.00 s recording" in said[0] and "17 of its 27 windows" in said[0]
+    p1, p2 = (r.labels["rr"] for r in recs)
+    assert np.isnan(p1.values).sum() == 17 and np.array_equal(p1.times[np.isnan(p1.values)], np.arange(20, 53, 2))
+    assert np.isnan(p2.values).sum() == 1 and p2.times[-1] == 52.0
+    assert recs[0].meta["label_windows_without_row"] == {"rr": 17}
+    cfg = task_model_cfg("rr", ModelCfg(name="t", family="resnet1d"), window_s=8.0, hop_s=2.0)
+    td = load_task_from_dataset("rr", ds, cfg)
+    assert td.meta["missing_target_windows"] == 18                      # 17 + 1, counted as the README says
+    assert np.sum(td.record_ids == "p1_icu") == 10 and np.sum(td.record_ids == "p2_icu") == 26
