@@ -14,6 +14,10 @@
    is flagged "no skill" (`metrics["flag"]`, and the command's last line); one that loses to the classic method
    (CI of model - classic over subjects excludes zero) is flagged "worse than the classic method"
    (`metrics["classic_flag"]`, the same last line).
+   Per subject (`per_subject_metrics`): each held-out subject's own MAE (regression, per output too) or AUROC
+   (classification; a subject whose windows hold one class only has none and says which class), their mean
+   over subjects with a subject-bootstrap 95 % CI (`metrics["per_subject"]`, `metrics["per_subject_mean"]`,
+   and the table `per_subject.csv`): the pooled headline weighs a subject by its window count, this does not.
 4. A final model on all subjects -> model.pt (kind "teacher_task": model_cfg carries task, outputs, units,
    fs, window, channels, norm, and the target mean/std the head was trained on), which the compress
    stage distils from; `oof_predictions.npz` (groups, t0, y, pred, record_ids, fold) lets it reuse the
@@ -43,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_save_npz, resolve_data_root, to_dict, write_metrics
+from sqtool.core import SqtoolError, atomic_save_npz, atomic_write_text, resolve_data_root, to_dict, write_metrics
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
 from sqtool.core.optim import check_training_numbers, one_cycle
@@ -262,6 +266,58 @@ def predict(model, x, dev, batch: int = 256) -> np.ndarray:
                                for i in range(0, len(x), batch)]) if len(x) else np.zeros((0, 1))
 
 
+# ----------------------------------------------------------------------------- per-subject metrics
+
+CLASS_NAMES = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}       # (label 0, label 1)
+
+
+def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, outputs=(),
+                        n_boot: int = 1000, seed: int = 0) -> tuple[list[dict], dict]:
+    """(rows, mean) of the out-of-fold predictions per subject (every subject is held out in exactly one fold).
+
+    rows: {subject, windows, <the task's metrics on that subject's windows>}; classification: AUROC only where
+    the subject has both classes, else auroc None and one_class naming the class (e.g. "non-AF only").
+    mean: {metric: the skill metric (`core.metrics.skill_metric`), mean and ci95 over the subjects that have it
+    (bootstrap of subjects, `core.metrics.bootstrap_mean_ci`), the same for each output's MAE, subjects (scored),
+    one_class (subjects left out for holding one class only)}."""
+    from sqtool.core.metrics import CLASSIFICATION_TASKS, bootstrap_mean_ci, skill_metric, task_metrics
+    metric, _ = skill_metric(task)
+    groups = np.asarray(groups).astype(str)
+    rows = []
+    for s in sorted(set(groups.tolist())):
+        i = groups == s
+        m = task_metrics(task, y[i], pred[i], outputs)
+        row = {"subject": s, "windows": int(i.sum()), **{k: v for k, v in m.items() if k != "n"}}
+        if task in CLASSIFICATION_TASKS:
+            if not np.isfinite(row["auroc"]):
+                neg, pos = CLASS_NAMES.get(task, ("class 0", "class 1"))
+                row.update(auroc=None, one_class=f"{pos if row['positives'] else neg} only")
+        rows.append(row)
+    keys = [metric] + ([k for k in rows[0] if k.startswith("mae_")] if rows and task not in CLASSIFICATION_TASKS
+                       else [])
+    mean: dict = {"metric": metric}
+    for k in keys:
+        v = [r[k] for r in rows if r.get(k) is not None and np.isfinite(r[k])]
+        mean[k] = float(np.mean(v)) if v else None
+        mean[f"{k}_ci95" if k != metric else "ci95"] = list(bootstrap_mean_ci(v, n_boot=n_boot, seed=seed))
+    mean["subjects"] = sum(r.get(metric) is not None for r in rows)
+    mean["one_class"] = [r["subject"] for r in rows if "one_class" in r]
+    return rows, mean
+
+
+def per_subject_csv(rows: list[dict]) -> str:
+    """The per-subject rows as CSV text (columns: the union of the rows' keys, in first-seen order)."""
+    import csv
+    import io
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: "" if r.get(k) is None else r[k] for k in cols})
+    return buf.getvalue()
+
+
 # ----------------------------------------------------------------------------- fold files (resume)
 
 _NOT_IN_KEY = ("progress", "bootstrap", "final_fit", "calibrate_on")   # do not change a fold's predictions
@@ -414,6 +470,9 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     pm = primary_metric(cfg.task)
     from sqtool.train.skill import skill_report
     skill = skill_report(cfg.task, td, oof, folds, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
+    subj_rows, subj_mean = per_subject_metrics(cfg.task, td.y, oof, td.groups, outputs, n_boot=cfg.bootstrap,
+                                               seed=cfg.seed)
+    atomic_write_text(run_dir / "per_subject.csv", per_subject_csv(subj_rows))
     atomic_save_npz(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
                     record_ids=td.record_ids, fold=fold_id)
 
@@ -431,6 +490,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",
         "n_folds": len(folds), "label_fraction": cfg.label_fraction, "epochs": cfg.epochs,
         "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
+        "per_subject": subj_rows, "per_subject_mean": subj_mean,
         "skill": skill, "flag": skill["flag"], "classic_flag": skill["classic_flag"],
         "units": list(spec["units"]), "input": {"fs": model_cfg.fs, "window_s": model_cfg.window_s,
                                                 "hop_s": model_cfg.hop_s, "channels": list(model_cfg.channels),
@@ -440,7 +500,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     }
     if cfg.final_fit:
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(), state_dict=state,
-                        train_cfg=to_dict(cfg), metrics={k_: v for k_, v in metrics.items() if k_ != "per_fold"},
+                        train_cfg=to_dict(cfg),
+                        metrics={k_: v for k_, v in metrics.items() if k_ not in ("per_fold", "per_subject")},
                         init_checkpoint=ck["path"] if ck else None)
     training_curve(run_dir, curves, ylabel="training loss (normalised targets)" if kind == "regression"
                    else "training loss (BCE)", title=f"fine-tune {cfg.task}: loss per epoch")
