@@ -26,8 +26,9 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
     windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s)
     labels:
       hr: {column: hr}            # per-window mean of a column; or {file: "hr/{stem}.csv"} (columns
-                                  #   start,hr: one row per window start, every hop_s, else refused);
-                                  #   or {ecg: ecg} (derived, below)
+                                  #   start,hr: one row per window start, every hop_s, else refused; starts in
+                                  #   seconds from the recording's start, or say {file: ..., time_unit: ms}: the
+                                  #   top-level time_unit is the time column's only); or {ecg: ecg} (derived, below)
       rr: {column: rr}            # breaths/min, as hr
       rhythm: {table: rhythm.csv, af: [AF]}  # columns recording,rhythm[,start_s,end_s]; af: AF classes
       bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)
@@ -74,6 +75,7 @@ from sqtool.core import SqtoolError, check_fs
 GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf")
 DEFAULT_GLOB = {"csv": "**/*.csv", "npz": "**/*.npz", "wfdb": "**/*.hea", "edf": "**/*.edf"}
 TASK_LABELS = {"hr": "hr", "rr": "rr", "af": "rhythm", "bp": "bp", "quality": "quality"}   # task -> label
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}     # time_unit -> seconds per unit
 STANDARD_GRAVITY = 9.80665          # m/s^2 per g
 ACC_UNITS = {"g": 1.0, "mg": 1e-3, "m/s^2": 1 / STANDARD_GRAVITY}   # acc unit -> g per unit (the pipeline's: g)
 ACC_SPELLINGS = {"g": "g", "mg": "mg", "m/s^2": "m/s^2", "m/s2": "m/s^2", "m/s**2": "m/s^2", "m/s²": "m/s^2",
@@ -118,6 +120,7 @@ class LabelSource:
     ecg: str | None = None          # hr: derive from this ECG channel
     table: str | None = None        # one table for all recordings (column `recording`)
     reader: str | list | None = None  # built-in layouts: the reader's label name(s)
+    time_unit: str = "s"            # file: the unit of its start times (TIME_UNITS), not the time column's
     af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
     good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
     poor: list = field(default_factory=lambda: ["poor", "bad", "0", "0.0"])   # quality table: poor classes
@@ -257,7 +260,7 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         ds.fs = check_fs(float(d["fs"]), f"{path}: fs")
     ds.time_column = d.get("time_column")
     ds.time_unit = str(d.get("time_unit", "s"))
-    if ds.time_unit not in ("s", "ms", "us"):
+    if ds.time_unit not in TIME_UNITS:
         raise SqtoolError(f"{path}: time_unit must be s, ms or us, got {ds.time_unit!r}")
     for name, c in (d.get("channels") or {}).items():
         ch = _strict(Channel, c if isinstance(c, dict) else {"column": c}, f"channels.{name}", path)
@@ -291,6 +294,12 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         if (ls.reader is not None) != (fmt not in GENERIC_FORMATS):
             raise SqtoolError(f"{path}: labels.{name}: 'reader' is for built-in layouts only" if ls.reader is not None
                               else f"{path}: labels.{name}: format {fmt} gives its labels through 'reader: NAME'")
+        ls.time_unit = str(ls.time_unit)
+        if ls.time_unit not in TIME_UNITS:
+            raise SqtoolError(f"{path}: labels.{name}.time_unit must be s, ms or us, got {ls.time_unit!r}")
+        if ls.time_unit != "s" and ls.file is None:
+            raise SqtoolError(f"{path}: labels.{name}: time_unit is for a label file's times (labels.{name}.file); "
+                              "a recording's time column takes the top-level time_unit")
         if ls.ecg is not None and name != "hr":
             raise SqtoolError(f"{path}: labels.{name}: 'ecg' derives heart rate only (labels.hr)")
         if ls.ecg is not None and ls.ecg not in ds.channels:

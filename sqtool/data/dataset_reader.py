@@ -13,7 +13,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
     labels     hr, rr: kind "window" (times = window starts every hop_s, window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
-                 missing, for the windows holding them only); file -> rows (start, value), Inf -> NaN,
+                 missing, for the windows holding them only); file -> rows (start in s, or in the label's
+                 time_unit; value), Inf -> NaN,
                  starts on the windows' grid (`on_window_grid`: another spacing than hop_s is refused); rows whose
                  window runs past the signal's end left out and counted, rows more than a window past it refused
                  (`rows_inside`: another recording's file); the recording's windows outside the file's first..last
@@ -48,7 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.dataset_file import ACC_UNITS, DatasetFile
+from sqtool.data.dataset_file import ACC_UNITS, TIME_UNITS, DatasetFile
 from sqtool.data.readers._common import RATE_TOL
 from sqtool.data.record import Label, Record
 
@@ -459,8 +460,9 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
             raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
         v = numeric_column(df, vcol, str(f))
         check_plausible(name, v, f"{f}: column '{vcol}'")
-        t, v = rows_inside(numeric_column(df, tcol, str(f)), v, ds, name, rec, f)
-        t = on_window_grid(t, ds, f)
+        t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit]          # (rows,) s
+        t, v = rows_inside(t, v, ds, name, rec, f)
+        t = on_window_grid(t, ds, f, name)
         lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
         t, v = np.concatenate([t, lack]), np.concatenate([np.asarray(v, np.float64), np.full(len(lack), np.nan)])
         order = np.argsort(t, kind="stable")        # rows in any order: window_label / interpolation need time order
@@ -475,6 +477,22 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
     return None
 
 
+def ms_spacing(t: np.ndarray, ds: DatasetFile, name: str) -> float | None:
+    """The rows' spacing in seconds were label file `t`'s times (read in s) in milliseconds, when they look so: rows
+    over a minute apart that would be 0.1-60 s apart (a monitor's series), and label `name` not given in ms already;
+    else None."""
+    u = np.unique(t[np.isfinite(t)])
+    step = float(np.median(np.diff(u))) if u.size > 1 else 0.0
+    said_s = name in ds.labels and ds.labels[name].time_unit == "s"
+    return step / 1000 if said_s and step > 60 and 0.1 <= step / 1000 <= 60 else None
+
+
+def ms_fix(ds: DatasetFile, name: str) -> str:
+    """How to say a label file's times are in milliseconds."""
+    return (f"label-file times are read in seconds (the top-level time_unit is the recordings' time column's): say "
+            f"time_unit: ms in labels.{name} of {ds.path.name}")
+
+
 def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path):
     """The rows (start times `t`, values `v`) of label file `f` whose window [start, start + window_s) lies inside
     `rec`'s signal. The rows after those (a per-second series to the signal's end: its last window_s of rows start
@@ -485,9 +503,11 @@ def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: R
     tol = 1.0 / min(rec.fs.values()) + 1e-6                     # as check_record's: one sample
     last = float(np.nanmax(t)) if np.isfinite(t).any() else None
     if last is not None and last > dur + w + tol:
+        ms = ms_spacing(t, ds, name) is not None and last / 1000 <= dur + w + tol
         raise SqtoolError(f"{f}: label '{name}' rows run to {last:.2f} s, more than one {w:g} s window past the end "
-                          f"of the {dur:.2f} s signal of {rec.source or rec.record_id}: the label file of another "
-                          "recording?")
+                          f"of the {dur:.2f} s signal of {rec.source or rec.record_id}: "
+                          + (f"its times look like milliseconds (rows to {last / 1000:.2f} s); {ms_fix(ds, name)}"
+                             if ms else "the label file of another recording?"))
     past = t + w > dur + tol                                    # NaN starts stay (on_window_grid / checks see them)
     if past.any():
         rec.meta.setdefault("label_rows_past_end", {})[name] = int(past.sum())
@@ -522,14 +542,15 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
 GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's
 
 
-def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path) -> np.ndarray:
+def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.ndarray:
     """The start times `t` of label file `f`'s rows, those within GRID_TOL * hop_s of a window start (k * hop_s)
     put exactly on it, so a window's truth is its own row's value: both heart-rate paths (the time-domain tasks and
     the spectral hr_spectra.window_truth) take the label at the window's centre (tasks._label_at_centres), exact
     where a row's window has the same centre, else interpolated between the rows' centres around it. What counts
     is the windows: of the window starts between the file's first and last row, over a quarter without a row
     (rows every 4 s under hop_s 2, or at 1, 3, 5 s: half or all the windows' truth merely interpolated between
-    rows) is one line naming the file, its spacing and hop_s; a few without one are one warning line saying
+    rows) is one line naming the file, its spacing and hop_s (rows over a minute apart that would be 0.1-60 s apart
+    in ms: the line says so and how to give label `name`'s time_unit); a few without one are one warning line saying
     their truth is interpolated. Rows between window starts (a per-second series) are no window's and are not
     counted against the file."""
     h = float(ds.windows.hop_s)
@@ -545,10 +566,13 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path) -> np.ndarray:
     if starts and missing * 4 > starts:                          # over a quarter of the windows: the file's hop
         u = np.unique(t[fin])
         step = float(np.median(np.diff(u))) if u.size > 1 else h
+        ms = ms_spacing(t, ds, name) is not None
         raise SqtoolError(f"{f}: label rows are {step:g} s apart and {missing} of the {starts} window starts they "
                           f"span (0, {h:g}, {2 * h:g}, ... s: {ds.path.name}'s windows.hop_s {h:g}, window_s "
                           f"{float(ds.windows.window_s):g}) have no row: those windows' truth would only be "
-                          "interpolated between rows. Set windows.hop_s (and window_s) to the label file's")
+                          "interpolated between rows. "
+                          + (f"Its times look like milliseconds ({step / 1000:g} s apart): {ms_fix(ds, name)}" if ms
+                             else f"Set windows.hop_s (and window_s) to the label file's spacing ({step:g} s)"))
     if missing > 0:
         from sqtool.data.dataset_tasks import warn
         warn(f"{f}: {missing} of the {starts} window starts its rows span (every {h:g} s) have no row: those "

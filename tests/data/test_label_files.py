@@ -16,14 +16,15 @@ YAML = ("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels: {p
         "windows: {window_s: 8, hop_s: 2}\nlabels: {rr: {file: 'rr/{stem}.csv'}}\n")
 
 
-def recordings(tmp_path: Path, stems=("p1_icu", "p2_icu")) -> None:
+def recordings(tmp_path: Path, stems=("p1_icu", "p2_icu"), ms: bool = False) -> None:
+    """60 s CSVs `time,ppg` under rec/, the time column in seconds or (ms) milliseconds."""
     (tmp_path / "rec").mkdir()
     n = int(SECONDS * FS)
     t = np.arange(n) / FS
     for i, stem in enumerate(stems):
         ppg = np.sin(2 * np.pi * 1.1 * t) + 0.01 * np.random.default_rng(i).standard_normal(n)
-        np.savetxt(tmp_path / "rec" / f"{stem}.csv", np.column_stack([t, ppg]), delimiter=",", header="time,ppg",
-                   comments="", fmt="%.5f")
+        np.savetxt(tmp_path / "rec" / f"{stem}.csv", np.column_stack([t * (1000 if ms else 1), ppg]), delimiter=",",
+                   header="time,ppg", comments="", fmt="%.5f")
 
 
 def label_file(tmp_path: Path, stem: str, times, head="time,rr") -> Path:
@@ -98,3 +99,48 @@ def test_windows_outside_a_partial_label_file_are_counted_without_a_value_and_sa
     td = load_task_from_dataset("rr", ds, cfg)
     assert td.meta["missing_target_windows"] == 18                      # 17 + 1, counted as the README says
     assert np.sum(td.record_ids == "p1_icu") == 10 and np.sum(td.record_ids == "p2_icu") == 26
+
+
+def test_label_file_times_in_milliseconds_are_one_complete_line_with_the_fix(tmp_path):
+    """A hospital export: the recordings' time column and the label files' times both in ms, the yaml saying
+    time_unit: ms (the recordings' time column's unit). The label file was read in seconds ('rows are 1000 s apart
+    ... Set windows.hop_s (and window_s) to the label file's', cut off): one line saying the times look like
+    milliseconds and how to say so; labels.rr.time_unit: ms then reads them."""
+    recordings(tmp_path, ms=True)
+    for stem in ("p1_icu", "p2_icu"):
+        label_file(tmp_path, stem, [1000 * t for t in range(61)])
+    p = dataset(tmp_path, yaml=YAML.replace("time_column: time\n", "time_column: time\ntime_unit: ms\n"))
+    m = one_line_error(p)
+    assert str(tmp_path / "rr" / "p1_icu.csv") in m and "rows run to 60000.00 s" in m
+    assert "look like milliseconds (rows to 60.00 s)" in m and "label-file times are read in seconds" in m
+    assert "time_unit: ms in labels.rr of dataset.yaml" in m and "the recordings' time column" in m
+    p.write_text(p.read_text().replace("{file: 'rr/{stem}.csv'}", "{file: 'rr/{stem}.csv', time_unit: ms}"))
+    lab = load_dataset_file(p).records()[0].labels["rr"]
+    assert lab.times[0] == 0.0 and lab.times[-1] == 52.0 and np.isfinite(lab.values).all()
+
+
+def test_a_spacing_that_looks_like_milliseconds_says_so_and_the_line_is_complete(tmp_path):
+    """Rows 1000 'seconds' apart inside a long recording reach the spacing check: the spacing looking like ms, its
+    line says label-file times are in seconds and how to say ms (it advised hop_s 1000, cut off at 'the label file's');
+    another spacing gets the hop fix, now a complete sentence, and no such hint."""
+    from sqtool.data.dataset_reader import on_window_grid
+    recordings(tmp_path)
+    ds = load_dataset_file(dataset(tmp_path))
+    f = tmp_path / "rr" / "p1_icu.csv"
+    with pytest.raises(SqtoolError) as e:
+        on_window_grid(np.arange(0.0, 20001.0, 1000.0), ds, f, "rr")
+    m = str(e.value)
+    assert m.startswith(f"{f}: label rows are 1000 s apart") and "Set windows.hop_s" not in m
+    assert "look like milliseconds (1 s apart)" in m and m.endswith("time_unit: ms in labels.rr of dataset.yaml")
+    with pytest.raises(SqtoolError) as e:
+        on_window_grid(np.arange(0.0, 41.0, 4.0), ds, f, "rr")
+    assert str(e.value).endswith("to the label file's spacing (4 s)") and "milliseconds" not in str(e.value)
+
+
+def test_time_unit_is_a_label_files_key_only(tmp_path):
+    recordings(tmp_path)
+    p = dataset(tmp_path, yaml=YAML.replace("{rr: {file: 'rr/{stem}.csv'}}", "{rr: {column: ppg, time_unit: ms}}"))
+    m = one_line_error(p)
+    assert "labels.rr: time_unit is for a label file's times" in m
+    p.write_text(YAML.replace("{file: 'rr/{stem}.csv'}", "{file: 'rr/{stem}.csv', time_unit: min}"))
+    assert "labels.rr.time_unit must be s, ms or us, got 'min'" in one_line_error(p)
