@@ -46,9 +46,11 @@ window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker
 
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
 take, is a one-line error naming the recording and the channel / rate. NaN/Inf samples (an empty CSV cell) are
-dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`); a channel with
-no finite sample is a one-line error. A recording shorter than one window is
-left out with one WARNING line (summary.json: warnings, skipped_records); an error only when none is long enough.
+dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`). A recording
+shorter than one window, and a file of a folder off the wrist throughout (its PPG a flat line, or a channel without
+one finite sample: an hour on the charger; the readers refuse it, `spectral.OFF_WRIST`), is left out with one
+WARNING line naming it and why (summary.json: warnings, skipped_records); an error, that line, only when no
+recording is left. (`sqtool.load_model(...).predict`, handed arrays, returns a flat line's windows, all flagged.)
 """
 from __future__ import annotations
 
@@ -244,6 +246,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if md.get("task") == "pretrain":
         raise SqtoolError(f"{art.export_dir} is a pretrained encoder (task pretrain, no outputs): fine-tune it on a "
                           "task first (sqtool train finetune)")
+    off_wrist: list[str] = []                      # files off the wrist throughout: left out, as a short one
     if records is None:
         if not cfg.data:                           # as run_bench: --data-root only looks a --data name up
             raise SqtoolError("--data is required (a recording file or a folder of recordings)")
@@ -251,12 +254,13 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             records, data = [S.cut(r, cfg.max_seconds) for r in S.synthetic_records()], "synthetic"
         else:
             path = S.resolve_data(cfg.data, cfg.data_root)
-            records = S.load_records(path, 0, cfg.max_seconds)
+            records = S.load_records(path, 0, cfg.max_seconds, off_wrist=off_wrist)
             data = str(getattr(path, "path", path))
     else:                                          # made in code: checked here, as a reader checks its own
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
     spectral = R.is_spectral(md)
-    prepared = prepare_spectral(cfg, art, records) if spectral else _prepare_time_domain(cfg, art, records)
+    prepared = (prepare_spectral(cfg, art, records, left=off_wrist) if spectral else
+                _prepare_time_domain(cfg, art, records, left=off_wrist))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
     outs, firmware, columns = (run_spectral if spectral else _run_time_domain)(art, prepared, run_dir / "build")
@@ -356,17 +360,18 @@ def _firmware(rt, name: str) -> dict | None:
 
 # ----------------------------------------------------------------------------- spectral models
 
-def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = None) -> dict:
+def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = None, left: list[str] = ()) -> dict:
     """Device samples and front-end codes per recording (one-line errors: channel, rate; a recording shorter than
     one window is left out with a warning), the runtime. With run_spectral, what predict does per recording of a
     spectral model; `sqtool.load_model(...).predict` runs the same two on arrays. tables: the front end's tables
-    per input rate (`spectral.prepare`'s cache), shared by the recordings and kept there when given."""
+    per input rate (`spectral.prepare`'s cache), shared by the recordings and kept there when given. left: the
+    reasons of recordings already left out (files off the wrist throughout), said first in "short"."""
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
     tables = {} if tables is None else tables
     recs, short = long_enough(records, lambda r: S.prepare(r, md["model_cfg"], tables, n_sensors),
-                              float(md["window_s"]), cfg.data or "records")
+                              float(md["window_s"]), cfg.data or "records", left=left)
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short}
@@ -438,9 +443,9 @@ class _TdRec:
     truth: np.ndarray | None       # (W,) BPM (NaN where none)
 
 
-def _prepare_time_domain(cfg: PredictConfig, art, records) -> dict:
+def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) -> dict:
     """Replay each recording through the model's stream (`firmware_bench.stream`, as `sqtool bench`); a missing
-    channel is one line naming it."""
+    channel is one line naming it; left: as prepare_spectral's."""
     from sqtool.data.record import subject_key
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.stream import StreamSpec, replay
@@ -459,7 +464,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records) -> dict:
         return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
                       r.duration(spec.channels[0]), rp.x, rp.t0, rp.flagged,
                       rp.truth if md.get("task") == "hr" else None)
-    recs, short = long_enough(records, one, spec.window_s, cfg.data or "records")
+    recs, short = long_enough(records, one, spec.window_s, cfg.data or "records", left=left)
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short}
 

@@ -533,3 +533,41 @@ def test_the_summary_leaves_flagged_windows_out(spec_export_dir, export_dir, tmp
     assert r["hr_median"] is None and r["hr_min"] is None and r["confidence_median"] is None
     print_results(res)
     assert "r1: 12 windows, every window flagged: nothing scored, 12 flagged -> r1.csv" in capsys.readouterr().out
+
+
+def test_a_file_off_the_wrist_throughout_is_left_out_of_a_folder(spec_export_dir, export_dir, tmp_path, capsys):
+    """A folder of hourly files stopped at the first hour spent on the charger (PPG a flat line) or with the sensor off
+    (no finite sample): rc 1, nothing written for the other hours. Such a file is left out with one WARNING line
+    naming it and why, as a short one is, and the others are predicted; a folder of such files only, or the one
+    file given alone, is one error line; any other refusal (a corrupt file) still stops. load_model(...).predict,
+    handed a flat line as arrays, returns its windows all flagged (arrays in code: every window asked for)."""
+    import sqtool
+    data = tmp_path / "hours"
+    data.mkdir()
+    z = dict(np.load(write_wrist_npz(data / "h00.npz", seconds=20)))
+    np.savez(data / "h01.npz", **{**z, "ppg": np.zeros_like(z["ppg"])})                 # on the charger
+    np.savez(data / "h02.npz", **{**z, "ppg": np.full_like(z["ppg"], np.nan)})          # nothing recorded
+    out = tmp_path / "p"
+    assert main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--out", str(out)]) == 0
+    warn = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("WARNING")]
+    assert len(warn) == 2
+    assert warn[0].startswith(f"WARNING: left out {data / 'h01.npz'}: ") and "'ppg' is a flat line (constant 0)" in warn[0]
+    assert warn[1].startswith(f"WARNING: left out {data / 'h02.npz'}: ") and "'ppg' has no finite sample" in warn[1]
+    s = json.loads((out / "summary.json").read_text())
+    assert [r["record_id"] for r in s["recordings"]] == ["h00"] and len(s["skipped_records"]) == 2
+    assert s["warnings"] == warn and (out / "h00.csv").is_file() and not (out / "h01.csv").exists()
+    td = predict(PredictConfig(model=str(export_dir), data=str(data), out=str(tmp_path / "td")))
+    assert [r["record_id"] for r in td["recordings"]] == ["h00"] and len(td["skipped_records"]) == 2
+    with pytest.raises(SqtoolError, match="h01.npz: record h01: channel 'ppg' is a flat line") as e:
+        predict(PredictConfig(model=str(spec_export_dir), data=str(data / "h01.npz"), out=str(tmp_path / "one")))
+    assert "\n" not in str(e.value)
+    (data / "h00.npz").unlink()
+    with pytest.raises(SqtoolError, match=r"no recording the model can use \(2 recordings, e.g. .*h01.npz"):
+        predict(PredictConfig(model=str(spec_export_dir), data=str(data), out=str(tmp_path / "none")))
+    (data / "h03.npz").write_bytes(b"not a zip")
+    with pytest.raises(SqtoolError, match="h03.npz: corrupt or truncated .npz"):
+        predict(PredictConfig(model=str(spec_export_dir), data=str(data), out=str(tmp_path / "bad")))
+    model = sqtool.load_model(spec_export_dir)
+    res = model.predict(np.zeros(len(z["ppg"])), np.stack([z[f"acc_{a}"] for a in "xyz"], 1), fs=125.0)
+    assert len(res) == 7 and (res.flagged == 1).all()
+    model.close()
