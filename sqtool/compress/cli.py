@@ -240,9 +240,11 @@ def result_line(metrics: dict) -> str:
         return (f"held-out MAE (mean of subjects): teacher {m['teacher']:.2f}, float {m['float']:.2f}, "
                 f"int8 {m['int8']:.2f} BPM")
     task, pm = metrics["task"], metrics["primary_metric"]
+    one_class = metrics.get("heldout_one_class")
     return (f"held-out {task}: teacher {metric_text(task, pm, metrics['teacher']['metrics'].get(pm))} | student "
             f"float {metric_text(task, pm, metrics['student_float']['metrics'].get(pm))} | int8 "
-            f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm))}")
+            f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm))}"
+            + (f" (NOT A MEASURE OF SKILL: {one_class.split(':')[0]})" if one_class else ""))
 
 
 def print_results(run_dir, metrics: dict) -> None:
@@ -335,6 +337,26 @@ def split_subjects(groups: np.ndarray, cfg: QuantizeConfig) -> list[str]:
     if len(held) >= len(subjects):
         raise SqtoolError("every subject is held out: nothing left to train on")
     return held
+
+
+POSITIVE_CLASS = {"af": "AF", "quality": "good"}
+
+
+def heldout_one_class(task: str, y_heldout: np.ndarray) -> str | None:
+    """The warning when a classification task's held-out windows hold one class only (e.g. a held-out patient
+    with no AF): weighted F1 and accuracy then score the majority class alone (a constant predictor gets 1.000)
+    and AUROC is undefined, so the held-out figure says nothing about skill. None when both classes are there
+    (or for a regression task)."""
+    from sqtool.core.metrics import CLASSIFICATION_TASKS
+    y = np.asarray(y_heldout, float).reshape(len(y_heldout), -1)
+    if task not in CLASSIFICATION_TASKS or not len(y):
+        return None
+    pos = int(np.sum(y[:, 0] > 0.5))
+    if 0 < pos < len(y):
+        return None
+    return (f"the held-out windows hold one class only ({pos} of {len(y)} {POSITIVE_CLASS.get(task, 'positive')}): "
+            f"weighted F1 / accuracy score that class alone and AUROC is undefined, so the held-out figures are not "
+            f"a measure of skill; hold out subjects with both classes (--heldout-subjects)")
 
 
 def load_calibration(cfg: QuantizeConfig, scfg, x_train: np.ndarray, log=None):
@@ -517,6 +539,9 @@ def _quantize_run(cfg: QuantizeConfig, data, log, resume_dir) -> tuple[Path, dic
     synthetic = str((getattr(data, "meta", {}) or {}).get("data_root", "")) == "synthetic"
     x_cal, cal_warnings = load_calibration(cfg, scfg, x_all[tr], say)
     say(f"{len(tr)} training windows, {len(te)} held-out windows (subjects {', '.join(held)})")
+    one_class = heldout_one_class(cfg.task, y_all[te])
+    if one_class:
+        say("warning: " + one_class)
 
     resume = resume_dir is not None
     run_dir = Path(resume_dir) if resume else make_run_dir("quantize", scfg.name, cfg.out, force=cfg.force)
@@ -613,6 +638,7 @@ def _quantize_run(cfg: QuantizeConfig, data, log, resume_dir) -> tuple[Path, dic
     metrics = {
         "task": cfg.task, "primary_metric": metric, "preset": cfg.preset, "synthetic": synthetic,
         "heldout_subjects": held, "heldout_windows": int(len(te)), "train_windows": int(len(tr)),
+        "heldout_one_class": one_class,
         "teacher": {"name": tcfg.name, "path": str(t_path), "sha256": t_sha, "metrics": m_t,
                     "out_of_fold": t_oof,
                     **R.teacher_size(teacher), "cache": {"key": tc["key"], "reused": tc["reused"]}},
@@ -642,7 +668,8 @@ def _quantize_run(cfg: QuantizeConfig, data, log, resume_dir) -> tuple[Path, dic
         "timing": {"float_s_per_epoch": f_hist["seconds_per_epoch"], "qat_s_per_epoch": q_hist["seconds_per_epoch"],
                    "qat_over_float": (q_hist["seconds_per_epoch"] / f_hist["seconds_per_epoch"])
                    if q_hist["seconds_per_epoch"] and f_hist["seconds_per_epoch"] else None},
-        "warnings": cal_warnings + [f"over budget: {o}" for o in budget["over"]] + teacher_notes,
+        "warnings": ([one_class] if one_class else []) + cal_warnings + [f"over budget: {o}" for o in budget["over"]]
+        + teacher_notes,
     }
     _save_heldout(run_dir / "heldout.npz", data, te, x_all, y_all, groups, synthetic)
     write_metrics(run_dir, metrics)

@@ -131,6 +131,7 @@ def write_report_md(m: dict) -> str:
              f"`{m['teacher']['sha256'][:12]}`). Held-out subjects: {', '.join(m['heldout_subjects'])} "
              f"({m['heldout_windows']} windows{', synthetic' if m.get('synthetic') else ''}). "
              f"Distillation: {'off (labels only)' if not m['distill']['enabled'] else 'alpha ' + _fmt(m['distill']['alpha'], 2)}.",
+             *(["", f"**Not a measure of skill: {m['heldout_one_class']}.**"] if m.get("heldout_one_class") else []),
              "", "## Task metric on the held-out subjects", "",
              f"| model | {metric} | params | int8 weight bytes | MACs / window |", "|---|---|---|---|---|"]
     s = m["size"]
