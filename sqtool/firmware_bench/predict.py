@@ -22,7 +22,9 @@ frontend ppg_sensors the recording has, whose spectra the front end averages int
                 is accepted as well.
 
 Writes into the run dir, per recording, `<record>.csv` (time_s = end of the window, i.e. when the device
-reports it; hr_bpm; lo_bpm, hi_bpm = the central posterior interval (nominal mass calibrated to 90 % coverage
+reports it, in s from the recording's first sample; time = the same as an ISO 8601 wall-clock time, when the input
+has one: an epoch / ISO time column, an NPZ's start_time; its UTC offset, Z for epoch numbers; summary.json gives
+the recording's start_time); hr_bpm; lo_bpm, hi_bpm = the central posterior interval (nominal mass calibrated to 90 % coverage
 on inner out-of-fold windows); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
 `sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
 expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when the network did not
@@ -156,8 +158,22 @@ def _stems(recs) -> list[str]:
     return out
 
 
+TIME_NOTE = ("end of the window, ISO 8601 wall-clock time: the recording's start_time (its time column's first "
+             "row: the input's UTC offset, Z for epoch numbers, none for naive local times) + time_s")
+
+
+def wall_clock(start: str, t: np.ndarray) -> list[str]:
+    """ISO 8601 times `t` seconds after `start` (an ISO 8601 time: Record.meta["start_time"]), in start's own form:
+    its UTC offset ('Z'), or none."""
+    import pandas as pd
+
+    from sqtool.data.readers.generic import iso_time
+    t0 = pd.Timestamp(start)
+    return [iso_time(t0 + pd.Timedelta(microseconds=round(s * 1e6))) for s in np.asarray(t, np.float64)]
+
+
 def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None, runtime: str,
-          columns: dict) -> None:
+          columns: dict, start: str | None = None) -> None:
     """Heart rate (with the decoder's interval, or the tracked HR) and the truth; another task's outputs over time."""
     import matplotlib
     matplotlib.use("Agg")
@@ -181,7 +197,7 @@ def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None
             if k in o:
                 ax.plot(t, o[k], lw=1.2, label=f"{k} ({runtime})")
         ax.set_ylabel(", ".join(k for k in columns if k in o))
-    ax.set_xlabel("time (s, end of window)")
+    ax.set_xlabel(f"time (s from {start}, end of window)" if start else "time (s, end of window)")
     ax.set_title(rid, fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
@@ -271,17 +287,21 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     for r, o, stem in zip(recs, outs, _stems(recs)):
         t = r.t0 + win
         truth = r.truth if r.truth is not None and np.isfinite(r.truth).any() else None
-        cols = {"time_s": t, **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"]}
+        start = (getattr(r.record, "meta", None) or {}).get("start_time")      # the input's wall clock, if any
+        cols = {"time_s": t, **({"time": wall_clock(start, t)} if start else {}),
+                **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"]}
         if truth is not None:
             cols["truth_bpm"] = truth
             scored.add(r.subject)
         lines = [",".join(cols)]
         for i in range(len(t)):
-            lines.append(",".join(("" if not np.isfinite(v[i]) else (str(int(v[i])) if k == "flagged" else
-                                   f"{float(v[i]):.3f}")) for k, v in cols.items()))
+            lines.append(",".join((v[i] if k == "time" else "" if not np.isfinite(v[i]) else
+                                   str(int(v[i])) if k == "flagged" else f"{float(v[i]):.3f}")
+                                  for k, v in cols.items()))
         atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n")
-        _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns)
+        _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns, start)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
+             **({"start_time": start} if start else {}),
              "fs_in": r.fs_in, "seconds": r.seconds, "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
              "truth": truth is not None, **window_summary(o, columns)}
@@ -292,7 +312,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
                "provenance": model_provenance(art), "runtime": name,
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows,
-               "columns": {"time_s": "end of the window (s from the recording start)", **columns,
+               "columns": {"time_s": "end of the window (s from the recording start)",
+                           **({"time": TIME_NOTE} if any("start_time" in d for d in rows) else {}), **columns,
                            "flagged": ("1 = not scored (over half the window's samples were dropouts, or its PPG "
                                        "quiet: off the wrist): hr_bpm, lo_bpm, hi_bpm and confidence are the "
                                        "decoder's prediction only, no reading (held a few minutes, then drifting "

@@ -710,3 +710,39 @@ def test_iso_times_crossing_a_daylight_saving_change_are_instants(tmp_path):
         assert r.fs["ppg"] == 64.0 and len(r.signals["ppg"]) == n
     with pytest.raises(SqtoolError, match=r"mixes date-times with and without a UTC offset \(row 3 has none\)"):
         read_csv(_iso_csv(tmp_path / "mix.csv", local[:2] + naive[2:], fs))
+
+
+def test_the_first_samples_wall_clock_time_is_kept(tmp_path):
+    """A time column's wall clock was lost (seconds from the first row only): hourly files could not be put back on
+    a timeline. Record.meta["start_time"] keeps the first row's time, ISO 8601: epoch numbers (ms, s) in UTC with
+    'Z', ISO strings with their own offset (the first row's across a daylight-saving change), naive ones naive; a
+    time column of seconds from a start has none. An NPZ may say it as start_time (ISO text or epoch seconds)."""
+    import pandas as pd
+
+    from sqtool.data.readers import read_csv, read_npz
+    fs, n = 64, 64 * 20
+    x = np.sin(2 * np.pi * 1.2 * np.arange(n) / fs)
+    ms = 1774728000000 + np.round(np.arange(n) * 1000 / fs).astype(np.int64)      # 2026-03-28T20:00:00Z
+    f = tmp_path / "ms.csv"
+    pd.DataFrame({"timestamp_ms": ms, "ppg": x}).to_csv(f, index=False)
+    assert read_csv(f).meta["start_time"] == "2026-03-28T20:00:00.000Z"
+    pd.DataFrame({"time": ms / 1000, "ppg": x}).to_csv(f, index=False)             # epoch seconds
+    assert read_csv(f).meta["start_time"] == "2026-03-28T20:00:00.000Z"
+    pd.DataFrame({"time": np.arange(n) / fs, "ppg": x}).to_csv(f, index=False)     # seconds from the start
+    assert "start_time" not in read_csv(f).meta
+    utc = pd.Timestamp("2026-03-29 00:59:50.5", tz="UTC") + pd.to_timedelta(np.arange(n) / fs, unit="s")
+    local = [v.isoformat(timespec="milliseconds") for v in utc.tz_convert("Europe/Berlin")]
+    assert local[-1].endswith("+02:00")
+    assert read_csv(_iso_csv(f, local, fs)).meta["start_time"] == "2026-03-29T01:59:50.500+01:00"
+    naive = [v[:-6] for v in local[:600]]
+    assert read_csv(_iso_csv(f, naive, fs)).meta["start_time"] == "2026-03-29T01:59:50.500"
+    z = tmp_path / "a.npz"
+    np.savez(z, ppg=x, fs=64.0)
+    assert "start_time" not in read_npz(z).meta
+    np.savez(z, ppg=x, fs=64.0, start_time="2026-03-29T01:59:50.5+01:00")
+    assert read_npz(z).meta["start_time"] == "2026-03-29T01:59:50.500+01:00"
+    np.savez(z, ppg=x, fs=64.0, start_time=1774728000.0)
+    assert read_npz(z).meta["start_time"] == "2026-03-28T20:00:00.000Z"
+    np.savez(z, ppg=x, fs=64.0, start_time="yesterday-ish")
+    with pytest.raises(SqtoolError, match="start_time yesterday-ish is neither an ISO 8601 time nor seconds since 1970"):
+        read_npz(z)

@@ -571,3 +571,32 @@ def test_a_file_off_the_wrist_throughout_is_left_out_of_a_folder(spec_export_dir
     res = model.predict(np.zeros(len(z["ppg"])), np.stack([z[f"acc_{a}"] for a in "xyz"], 1), fs=125.0)
     assert len(res) == 7 and (res.flagged == 1).all()
     model.close()
+
+
+def test_predict_writes_the_inputs_wall_clock_time(spec_export_dir, tmp_path):
+    """An epoch-ms / ISO time column was reduced to seconds from the first row: every hourly CSV restarted at 8.000.
+    The CSV has a `time` column beside time_s (the window's end as ISO 8601, in the input's form: Z for epoch
+    numbers, the input's offset for ISO times) and summary.json the recording's start_time; an input without a
+    wall clock (an NPZ, seconds from the start) is written as before."""
+    import pandas as pd
+    z = dict(np.load(write_wrist_npz(tmp_path / "w.npz", seconds=20)))
+    n = len(z["ppg"])
+    data = tmp_path / "hours"
+    data.mkdir()
+    ms = 1774728000000 + np.arange(n) * 8                                 # 125 Hz, from 2026-03-28T20:00:00Z
+    df = pd.DataFrame({"timestamp_ms": ms, **{k: z[k] for k in ("ppg", "acc_x", "acc_y", "acc_z")}})
+    df.to_csv(data / "h20.csv", index=False)
+    iso = pd.Timestamp("2026-03-28 21:00", tz="Europe/Berlin") + pd.to_timedelta(np.arange(n) * 8, unit="ms")
+    df.drop(columns="timestamp_ms").assign(time=[v.isoformat() for v in iso]).to_csv(data / "h21.csv", index=False)
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(data), out=str(tmp_path / "p")))
+    for r, start, first in zip(res["recordings"], ("2026-03-28T20:00:00.000Z", "2026-03-28T21:00:00.000+01:00"),
+                               ("2026-03-28T20:00:08.000Z", "2026-03-28T21:00:08.000+01:00")):
+        assert r["start_time"] == start
+        rows = (tmp_path / "p" / r["csv"]).read_text().splitlines()
+        assert rows[0].split(",")[:3] == ["time_s", "time", "hr_bpm"] and len(rows) == r["windows"] + 1
+        assert rows[1].split(",")[:2] == ["8.000", first]
+        assert rows[-1].split(",")[1] == first.replace("20:00:08", "20:00:20").replace("21:00:08", "21:00:20")
+    assert "ISO 8601" in res["columns"]["time"]
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(tmp_path / "w.npz"), out=str(tmp_path / "n")))
+    assert "start_time" not in res["recordings"][0] and "time" not in res["columns"]
+    assert (tmp_path / "n" / "w.csv").read_text().startswith(",".join(COLUMNS) + "\n")

@@ -12,7 +12,11 @@ CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace
       RED/IR -> ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}` picks and
       renames columns explicitly. A header-less single column is "ppg".
 NPZ   Arrays by channel name plus `fs` (scalar, all channels) or `fs_<channel>`; or a 2-D `signals`
-      (C, N) with a `channels` name array. Optional `subject`, `record_id`, `dataset` strings.
+      (C, N) with a `channels` name array. Optional `subject`, `record_id`, `dataset` strings, and
+      `start_time` (the first sample's wall-clock time: ISO 8601 text, or seconds since 1970 UTC).
+Both keep the first sample's wall-clock time, when the file has one, as `Record.meta["start_time"]` (ISO 8601:
+the input's UTC offset, 'Z' for epoch numbers, none for naive local times; `read_times`); predict writes
+each window's time from it.
 WFDB  Through the `wfdb` package: <record>.hea + its signal file; channels by signal name (PLETH -> ppg,
       RESP -> resp, lead II -> ecg, other leads -> ecg_<lead>); annotation files next to the header
       (.atr, .breath, .qrs, .ann, ...) become kind "events" labels named by their extension.
@@ -146,15 +150,28 @@ def _datetimes(col, name: str, where: str):
         raise SqtoolError(f"{where}: time column '{name}' is neither numbers nor date-times ({first_line(e)})")
 
 
-def times_in_seconds(col, name: str, where: str, unit: str | None = None) -> np.ndarray:
-    """A time column as seconds from its first value (numbers in s/ms/us, or date-time strings)."""
+EPOCH_S = (1e9, 4.1e9)         # numbers this many s after 1970-01-01 UTC (2001-09 .. 2099) are wall-clock times
+
+
+def iso_time(ts) -> str:
+    """A pandas Timestamp as ISO 8601 to the millisecond: its UTC offset as it has it ('Z' for UTC), none when
+    it has none (a naive local time stays one)."""
+    s = ts.isoformat(timespec="milliseconds")
+    return s[:-6] + "Z" if s.endswith("+00:00") else s
+
+
+def read_times(col, name: str, where: str, unit: str | None = None) -> tuple[np.ndarray, str | None]:
+    """(the time column as seconds from its first value, that first value as an ISO 8601 time or None). Date-time
+    strings: the first as written (its UTC offset; none when the column has none); numbers in s/ms/us since
+    1970 (`EPOCH_S`): UTC, 'Z'; other numbers (seconds from a start, a device's timer): None, no wall clock."""
     import pandas as pd
 
     if col.dtype == object or str(col.dtype).startswith(("str", "string")):
         dt = _datetimes(col, name, where)
         if dt.isna().any():
             raise SqtoolError(f"{where}: time column '{name}' has empty or invalid date-times")
-        return (dt - dt.iloc[0]).dt.total_seconds().to_numpy(dtype=np.float64)
+        first = pd.to_datetime(col.iloc[:1], format="mixed").iloc[0]        # with its own offset, if any
+        return (dt - dt.iloc[0]).dt.total_seconds().to_numpy(dtype=np.float64), iso_time(first)
     t = col.to_numpy(dtype=np.float64)
     low = str(name).lower()
     if unit is None:
@@ -167,7 +184,15 @@ def times_in_seconds(col, name: str, where: str, unit: str | None = None) -> np.
     scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6}.get(unit)
     if scale is None:
         raise SqtoolError(f"{where}: time unit must be s, ms or us, got {unit!r}")
-    return (t - t[0]) * scale
+    t0 = float(t[0]) * scale
+    start = (iso_time(pd.Timestamp(round(t0 * 1e6), unit="us", tz="UTC"))
+             if np.isfinite(t0) and EPOCH_S[0] <= t0 <= EPOCH_S[1] else None)
+    return (t - t[0]) * scale, start
+
+
+def times_in_seconds(col, name: str, where: str, unit: str | None = None) -> np.ndarray:
+    """A time column as seconds from its first value (numbers in s/ms/us, or date-time strings): `read_times`'s."""
+    return read_times(col, name, where, unit)[0]
 
 
 def read_csv(path, fs: float | None = None, time_column: str | None = None, time_unit: str | None = None,
@@ -193,9 +218,9 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
                      or re.match(r"^time\b|^time[_ \[(]", c.lower())), None)
     if fs is not None:
         fs = _check_fs(fs, where)
-    grid = None
+    grid, start = None, None
     if tcol is not None:
-        t = times_in_seconds(df[tcol], tcol, where, time_unit)
+        t, start = read_times(df[tcol], tcol, where, time_unit)
         read_as_s = time_unit is None and df[tcol].dtype.kind in "iuf"      # numbers, not named ms: seconds
         grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint="rename the column time_ms (or read the file "
                          "through a dataset.yaml with time_unit: ms)" if read_as_s else None)
@@ -234,7 +259,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     signals = _ppg_first(signals)
     name = p.name.split(".")[0]
     return Record(dataset=dataset, subject=subject or name, record_id=record_id or name, signals=signals,
-                  fs={c: fs for c in signals}, meta={"time_column": tcol, "columns": list(df.columns)},
+                  fs={c: fs for c in signals}, meta={"time_column": tcol, "columns": list(df.columns),
+                                                     **({"start_time": start} if start else {})},
                   source=where)
 
 
@@ -249,6 +275,7 @@ def read_npz(path, fs: float | None = None) -> Record:
     except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled), OSError, EOFError
         raise SqtoolError(f"{where}: corrupt or truncated .npz ({first_line(e)})")
     meta = {k: str(data.pop(k)) for k in ("subject", "record_id", "dataset") if k in data}
+    start = _npz_start(data.pop("start_time"), where) if "start_time" in data else None
     rates = {k[3:]: data.pop(k) for k in list(data) if k.startswith("fs_")}
     fs_all = data.pop("fs", None)
     if "signals" in data:
@@ -277,7 +304,21 @@ def read_npz(path, fs: float | None = None) -> Record:
     name = p.stem
     return Record(dataset=meta.get("dataset", "npz"), subject=meta.get("subject", name),
                   record_id=meta.get("record_id", name), signals=signals, fs={c: fsd[c] for c in signals},
-                  source=where)
+                  meta={"start_time": start} if start else {}, source=where)
+
+
+def _npz_start(v, where: str) -> str:
+    """An NPZ's `start_time` (ISO 8601 text, or seconds since 1970 UTC) as `iso_time`, or one line."""
+    import pandas as pd
+
+    v = np.asarray(v)
+    try:
+        if v.dtype.kind in "iuf" and v.size == 1:
+            return iso_time(pd.Timestamp(round(float(v) * 1e6), unit="us", tz="UTC"))
+        return iso_time(pd.Timestamp(str(v.item())))
+    except (ValueError, TypeError, OverflowError) as e:
+        raise SqtoolError(f"{where}: start_time {v!s} is neither an ISO 8601 time nor seconds since 1970 "
+                          f"({first_line(e)})") from None
 
 
 # ----------------------------------------------------------------------------- WFDB
