@@ -207,13 +207,15 @@ def _builtin_labels(ds: DatasetFile, recs: list[Record], positive: dict) -> None
 
 # ----------------------------------------------------------------------------- generic formats
 
-def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid | None, int]:
+def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid | None, int, str | None]:
     """(columns {name: array}, names in file order, rates stated by the file {name: Hz}, the time column's
-    `TimeGrid` (its rate, rows missing from its clock) or None, number of rows)."""
+    `TimeGrid` (its rate, rows missing from its clock) or None, number of rows, the first sample's wall-clock
+    time as ISO 8601 or None: a CSV's time column (`generic.read_times`), an NPZ's start_time, a WFDB / EDF
+    header's base date and time)."""
     where = str(p)
     if ds.format == "csv":
         from sqtool.data.readers._common import read_csv, time_grid
-        from sqtool.data.readers.generic import _sniff, times_in_seconds
+        from sqtool.data.readers.generic import _sniff, read_times
         sep, header = _sniff(p)
         kw = {"sep": sep, "header": 0 if header else None}
         if sep == r"\s+":
@@ -221,14 +223,14 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
         df = read_csv(p, **kw)
         df.columns = [str(c).strip() for c in df.columns]
         names = list(df.columns)
-        grid = None
+        grid, start = None, None
         if ds.time_column is not None:
             if ds.time_column not in df.columns:
                 raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
-            t = times_in_seconds(df[ds.time_column], ds.time_column, where, ds.time_unit)
+            t, start = read_times(df[ds.time_column], ds.time_column, where, ds.time_unit)
             grid = time_grid(t, f"{where}: column '{ds.time_column}'",
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None)
-        return {c: df[c] for c in names}, names, {}, grid, len(df)
+        return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
         from sqtool.data.readers._common import first_line, require_file
         try:
@@ -242,9 +244,13 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
         rates = {k: float(np.asarray(cols["fs"]).item()) for k in cols if not k.startswith("fs")} if "fs" in cols \
             else {}
         rates.update(own)                           # an array's own fs_<name> wins over the file's fs
+        start = None
+        if "start_time" in cols:                    # ISO text or seconds since 1970, as the plain NPZ reader reads it
+            from sqtool.data.readers.generic import npz_start_time
+            start = npz_start_time(cols.pop("start_time"), where)
         arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not k.startswith("fs")}
         n = max((len(v) for v in arrays.values()), default=0)
-        return arrays, list(arrays), rates, None, n
+        return arrays, list(arrays), rates, None, n, start
     # wfdb / edf through the wfdb package
     from sqtool.data.readers._common import first_line, require_file
     import wfdb
@@ -262,7 +268,14 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     names = [str(n).strip() for n in rec.sig_name]
     sig = rec.p_signal
     cols = {n: np.asarray(sig[:, i], np.float64) for i, n in enumerate(names)}
-    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0]
+    start = None
+    if getattr(rec, "base_date", None) is not None and getattr(rec, "base_time", None) is not None:
+        import datetime
+
+        import pandas as pd
+        from sqtool.data.readers.generic import iso_time
+        start = iso_time(pd.Timestamp(datetime.datetime.combine(rec.base_date, rec.base_time)))  # header: naive
+    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], start
 
 
 def _pick(cols: dict, names: list[str], column, where: str, what: str):
@@ -292,7 +305,7 @@ def _record_id(ds: DatasetFile, p: Path) -> str:
 
 def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     where = str(p)
-    cols, names, rates, grid, n = _columns(ds, p)
+    cols, names, rates, grid, n, start = _columns(ds, p)
     fs_t = grid.fs if grid is not None else None
     rel = p.relative_to(ds.root).as_posix()
     stem = p.name.split(".")[0]
@@ -320,7 +333,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     row_fs = ds.fs or fs_t or next(iter(fs.values()))
     subject = _subject(ds, cols, names, rel, stem, where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
-                 meta={"format": ds.format, "rows": n}, source=where)
+                 meta={"format": ds.format, "rows": n, **({"start_time": start} if start else {})}, source=where)
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)

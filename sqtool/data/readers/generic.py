@@ -275,7 +275,7 @@ def read_npz(path, fs: float | None = None) -> Record:
     except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled), OSError, EOFError
         raise SqtoolError(f"{where}: corrupt or truncated .npz ({first_line(e)})")
     meta = {k: str(data.pop(k)) for k in ("subject", "record_id", "dataset") if k in data}
-    start = _npz_start(data.pop("start_time"), where) if "start_time" in data else None
+    start = npz_start_time(data.pop("start_time"), where) if "start_time" in data else None
     rates = {k[3:]: data.pop(k) for k in list(data) if k.startswith("fs_")}
     fs_all = data.pop("fs", None)
     if "signals" in data:
@@ -307,7 +307,7 @@ def read_npz(path, fs: float | None = None) -> Record:
                   meta={"start_time": start} if start else {}, source=where)
 
 
-def _npz_start(v, where: str) -> str:
+def npz_start_time(v, where: str) -> str:
     """An NPZ's `start_time` (ISO 8601 text, or seconds since 1970 UTC) as `iso_time`, or one line."""
     import pandas as pd
 
