@@ -476,7 +476,10 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                           train_pairs=len(train_idx), val_pairs=len(val_idx), steps_per_epoch=steps_per_epoch)
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
+        wrote_last = [resume]       # this run's last.pt exists (a --force'd folder may hold an earlier run's)
+
         def save_last():
+            wrote_last[0] = True
             if d.is_main:
                 save_checkpoint(last, kind="teacher_pretrain", model_cfg=model_cfg.to_dict(),
                                 state_dict=model.state_dict(), train_cfg=to_dict(cfg),
@@ -521,7 +524,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 rec = pending.pop(0)
                 gloss = float(rec["loss"])
                 if not math.isfinite(gloss):
-                    have = "last good checkpoint kept at " + str(last) if last.exists() else "no checkpoint written yet"
+                    have = "last good checkpoint kept at " + str(last) if wrote_last[0] else \
+                        "no checkpoint of this run written yet" + (f" (the {last.name} there is an earlier run's)"
+                                                                   if last.exists() else "")
                     raise SqtoolError(f"loss is {gloss} at epoch {rec['epoch']} step {rec['s']} (global step "
                                       f"{rec['step'] - 1}): training stopped; {have}. Lower --lr or check the pairs")
                 z_std = None if rec["z_std"] is None else float(rec["z_std"])
@@ -557,9 +562,10 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 st["step_in_epoch"] += 1
                 st["global_step"] += 1
                 bar.update(1)
-                if cfg.val_every and st["global_step"] % cfg.val_every == 0 and d.is_main:
-                    settle()
-                    validate()
+                if cfg.val_every and st["global_step"] % cfg.val_every == 0:
+                    settle()                    # on every rank: a NaN stops them all with the same line
+                    if d.is_main:
+                        validate()
                 if cfg.ckpt_every and st["global_step"] % cfg.ckpt_every == 0:
                     settle()
                     st["elapsed_s"] = time.perf_counter() - t_start

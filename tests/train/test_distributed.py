@@ -57,3 +57,36 @@ def test_first_error_gives_every_rank_the_first_failing_ranks_line(tmp_path):
     assert sorted(r.stdout.splitlines()) == [f"{k} [None, 'one', 'rank 0']" for k in (0, 1)], r.stdout
     from sqtool.train import loop
     assert (loop.first_error(loop.Dist(), "x"), loop.first_error(loop.Dist(), None)) == ("x", None)   # alone
+
+
+NAN_ON_RANK_1 = """
+import os, sys, torch
+from sqtool.train import loop
+real, n = loop.simsiam_loss, [0]
+def poisoned(*a):                                   # the 5th training step's loss is NaN on rank 1 only
+    out = real(*a)
+    if torch.is_grad_enabled():
+        n[0] += 1
+        if n[0] == 5 and os.environ["RANK"] == "1":
+            out = out * float("nan")
+    return out
+loop.simsiam_loss = poisoned
+from sqtool.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_nan_at_a_validation_step_stops_every_rank_with_the_same_line(tmp_path):
+    """The loss is read a step late; at a --val-every step every rank reads it (only rank 0 did: rank 1 went on
+    and died on a closed gloo connection instead of the one line)."""
+    script = tmp_path / "nan.py"
+    script.write_text(NAN_ON_RANK_1)
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "160", "--batch-size", "16",
+            "--lr", "0.05", "--epochs", "3", "--ckpt-every", "4", "--val-every", "5", "--device", "cpu",
+            "--progress", "false", "--out", str(tmp_path / "run")]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       capture_output=True, text=True, timeout=300)
+    said = "sqtool: error: loss is nan at epoch 0 step 4 (global step 4): training stopped; last good checkpoint kept"
+    assert r.returncode != 0 and r.stderr.count(said) == 2, r.stderr[-3000:]     # once per rank (lines may interleave)
+    assert "Connection closed" not in r.stderr and r.stderr.count("sqtool: error") == 2, r.stderr[-3000:]

@@ -312,3 +312,19 @@ def test_a_model_without_simsiam_is_refused_before_the_pairs_are_read(tmp_path, 
     with pytest.raises(SqtoolError, match="cnn1d_student model has no SimSiam encoder"):   # the library call too
         run_pretrain(PretrainConfig(**{**TINY, "model": "cnn1d_student_xs", "pairs": str(tmp_path / "pairs")}),
                      tmp_path / "lib")
+
+
+def test_nan_before_any_checkpoint_does_not_point_at_an_earlier_runs_last_pt(tmp_path, monkeypatch):
+    """--force into a folder that holds an earlier run's last.pt: a NaN before this run's first checkpoint says
+    none of this run's was written (it named the earlier run's file as 'last good checkpoint kept')."""
+    run_pretrain(PretrainConfig(**TINY), tmp_path)                       # an earlier run: its last.pt stays
+    real, calls = loop.simsiam_loss, {"n": 0}
+
+    def poisoned(*a):
+        calls["n"] += 1
+        out = real(*a)
+        return out * float("nan") if calls["n"] == 2 else out
+    monkeypatch.setattr(loop, "simsiam_loss", poisoned)
+    with pytest.raises(SqtoolError, match=r"loss is nan .*no checkpoint of this run written yet \(the last.pt "
+                                          r"there is an earlier run's\)"):
+        run_pretrain(PretrainConfig(**{**TINY, "lr": 0.2}), tmp_path)
