@@ -129,6 +129,21 @@ class Record:
         return int(sum(np.size(x) - np.count_nonzero(np.isfinite(x)) for x in self.signals.values()))
 
 
+def tile_record(rec: Record, min_s: float) -> Record:
+    """A copy of `rec` whose signals are repeated periodically (end to end) until they last at least `min_s` seconds,
+    meta["tiled_from_s"] = its own duration; `rec` itself when it is that long already. How a recording shorter than
+    a model window is filled to one: training does it (`data.tasks`: PPG-BP's 2.1 s segments, short arrhythmia and
+    quality segments), and an export whose metadata says short_records "tile" has predict do the same."""
+    import dataclasses
+    if rec.duration() >= min_s:
+        return rec
+    sig = {}
+    for ch, x in rec.signals.items():
+        n_need = int(np.ceil(min_s * rec.fs[ch])) + 1
+        sig[ch] = np.tile(x, int(np.ceil(n_need / len(x))))[:n_need]
+    return dataclasses.replace(rec, signals=sig, meta={**rec.meta, "tiled_from_s": rec.duration()})
+
+
 def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
     """(C, N) float64 samples of `channels` (cut to the shortest) and their one common rate; a missing
     channel or mixed rates is one clear error naming the recording."""

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import DEFAULT_BAND, ModelCfg, SqtoolError
+from sqtool.data.record import tile_record
 
 TASKS = ("hr", "rr", "af", "bp", "quality")
 
@@ -65,6 +66,18 @@ TASK_SPECS = {
     "quality": dict(outputs=("logit_good",), units=("logit",), kind="classification", window_s=10.0,
                     hop_s=10.0, datasets=("but_ppg", "mw_ppg", "troika"), band=DEFAULT_BAND),
 }
+
+# What a task's loaders do with a recording shorter than one window: "tile" (af, bp, quality: `_Acc.filled`, one
+# window of the segment repeated end to end, `tile_record`), "refuse" (hr, rr: no window is cut from it). Part of
+# the model's input contract: `sqtool export` writes it into metadata.json (short_records), and `sqtool predict`
+# fills a short recording to the window the same way for a model whose metadata says "tile".
+SHORT_RECORDS = {"hr": "refuse", "rr": "refuse", "af": "tile", "bp": "tile", "quality": "tile"}
+
+
+def short_records(task: str) -> str:
+    """"tile" or "refuse": how the task's training data treats a recording shorter than one window
+    (`SHORT_RECORDS`); "refuse" for a task without windows of its own (pretrain)."""
+    return SHORT_RECORDS.get(task, "refuse")
 
 
 @dataclass
@@ -279,19 +292,6 @@ def breaths_per_min(breath_times: np.ndarray, t0: float, window_s: float) -> flo
     if len(b) < 3 or b[-1] <= b[0]:
         return float("nan")
     return 60.0 * (len(b) - 1) / (b[-1] - b[0])
-
-
-def tile_record(rec, min_s: float):
-    """A copy of `rec` whose signals are repeated periodically until they last at least `min_s` seconds
-    (used for segments shorter than a model window: PPG-BP 2.1 s, short arrhythmia segments)."""
-    import dataclasses
-    if rec.duration() >= min_s:
-        return rec
-    sig = {}
-    for ch, x in rec.signals.items():
-        n_need = int(np.ceil(min_s * rec.fs[ch])) + 1
-        sig[ch] = np.tile(x, int(np.ceil(n_need / len(x))))[:n_need]
-    return dataclasses.replace(rec, signals=sig, meta={**rec.meta, "tiled_from_s": rec.duration()})
 
 
 def _builtin(name: str, root: Path):

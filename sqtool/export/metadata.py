@@ -13,6 +13,12 @@ in `outputs`. int8 codes (TFLite int8, C) keep the network's quantization; `outp
 per output, the scale and (fractional) zero point with value = scale * (code - zero_point) in its unit.
 `output_affine` / `to_units` / `from_units` are the one place that conversion lives.
 
+Short recordings: `short_records` says what the model's training data did with a recording shorter than one
+window, by its task (`sqtool.data.tasks.SHORT_RECORDS`): "tile" (af, bp, quality: repeated end to end to fill the
+window, `sqtool.data.record.tile_record`; PPG-BP's 2.1 s segments) or "refuse" (hr, rr); `sqtool predict` reads it
+from here. The task decides it at the data stage, so an export writes it for every checkpoint of the task (the
+quantized student's model_cfg included, which is built from the registry's student, not the teacher's cfg).
+
 Identity: `model_sha256` names the model by its content (`model_sha256()`: the checkpoint's weights and its
 model_cfg, the front end and the decoder with its calibration tables included); two exports of the same weights
 carry the same one, whichever run, folder or day made them. `source_sha256` is the hash of the source checkpoint
@@ -92,6 +98,11 @@ def check_model_cfg(cfg: dict, where: str) -> None:
         raise SqtoolError(f"{where}: model_cfg band must be [lo, hi] Hz or null, got {band!r}")
 
 
+SHORT_RECORDS_NOTE = ("a recording shorter than one window: 'tile' = repeated end to end to fill the window "
+                      "(sqtool.data.record.tile_record), one window, as the task's training data were; 'refuse' = "
+                      "no window (left out); exports without this key: refuse")
+
+
 def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
     """metadata.json content: model_cfg + quantization scheme + edges' scales/zero points + provenance
     (model_sha256 of `ckpt`, source_sha256 = the hash of the checkpoint file it was read from, git_sha)."""
@@ -146,6 +157,9 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
                              "c": "in[f * C + c] channels-last"},
             "output_note": f"{n_bins} logits, one per heart-rate bin lo + i * step BPM (bins_bpm); "
                            "tflite output tensor 'hr_logits' (1, F)"})
+    from sqtool.data.tasks import short_records
+    md["short_records"] = short_records(cfg["task"])         # as training filled a recording shorter than a window
+    md["short_records_note"] = SHORT_RECORDS_NOTE
     md["frontend"] = dict(cfg.get("frontend") or {})
     md["decoder"] = dict(cfg.get("decoder") or {})
     if ckpt.get("teacher_skill"):                           # the fine-tune's verdict against the trivial predictor

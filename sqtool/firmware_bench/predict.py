@@ -49,9 +49,11 @@ window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
 take, is a one-line error naming the recording and the channel / rate. NaN/Inf samples (an empty CSV cell) are
 dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`). A recording
-shorter than one window, and a file of a folder off the wrist throughout (its PPG a flat line, or a channel without
-one finite sample: an hour on the charger; the readers refuse it, `spectral.OFF_WRIST`), is left out with one
-WARNING line naming it and why (summary.json: warnings, skipped_records); an error, that line, only when no
+shorter than one window is tiled to one (repeated end to end, `data.record.tile_record`) for a model whose export
+metadata says short_records "tile" (af, bp, quality: as its training data were; summary.json tiled_from_s, one note
+line); otherwise (hr, rr, exports from before that key) it, and a file of a folder off the wrist throughout (its
+PPG a flat line, or a channel without one finite sample: an hour on the charger; the readers refuse it,
+`spectral.OFF_WRIST`), is left out with one WARNING line naming it and why (summary.json: warnings, skipped_records); an error, that line, only when no
 recording is left. (`sqtool.load_model(...).predict`, handed arrays, returns a flat line's windows, all flagged.)
 """
 from __future__ import annotations
@@ -110,7 +112,7 @@ def run(args) -> int:
 def print_results(res: dict) -> None:
     """stdout of `sqtool predict`: warnings, one line per recording, the firmware's cost, where the files are,
     and the next command."""
-    for w in res["warnings"]:
+    for w in res["warnings"] + res.get("notes", []):
         print(w)
     for r in res["recordings"]:
         m = r.get("metrics") or {}
@@ -305,6 +307,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
              "fs_in": r.fs_in, "seconds": r.seconds, "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
              "truth": truth is not None, **window_summary(o, columns)}
+        if getattr(r, "tiled_from_s", None) is not None:                 # shorter than the window: tiled to it
+            d["tiled_from_s"] = r.tiled_from_s
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
         rows.append(d)
@@ -332,10 +336,22 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     summary["seen_in_training"], summary["warnings"] = seen, left_out_lines(prepared["short"]) + warns
     if prepared["short"]:
         summary["skipped_records"] = prepared["short"]
+    tiled = [d for d in rows if "tiled_from_s" in d]
+    if tiled:
+        summary["notes"] = [tiled_line(tiled, win)]
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
     return summary
+
+
+def tiled_line(tiled: list[dict], window_s: float) -> str:
+    """The note on the recordings shorter than one window that were tiled to it (an export whose metadata says
+    short_records "tile", as its training data were)."""
+    e = ", ".join(f"{d['record_id']} {d['tiled_from_s']:.1f} s" for d in tiled[:3])
+    return (f"note: {len(tiled)} recording{'s' if len(tiled) > 1 else ''} shorter than the {window_s:g} s window "
+            f"tiled to it (repeated end to end, one window each, as the model's training data were: metadata "
+            f"short_records 'tile'; e.g. {e})")
 
 
 def window_summary(o: dict, columns: dict) -> dict:
@@ -462,12 +478,13 @@ class _TdRec:
     t0: np.ndarray                 # (W,) window starts, s
     flagged: np.ndarray            # (W,) dropout share
     truth: np.ndarray | None       # (W,) BPM (NaN where none)
+    tiled_from_s: float | None = None   # shorter than the window: its own length, tiled to one window
 
 
 def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) -> dict:
     """Replay each recording through the model's stream (`firmware_bench.stream`, as `sqtool bench`); a missing
     channel is one line naming it; left: as prepare_spectral's."""
-    from sqtool.data.record import subject_key
+    from sqtool.data.record import subject_key, tile_record
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.stream import StreamSpec, replay
     md = art.metadata
@@ -476,15 +493,19 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     if name not in R.RUNTIMES:
         raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite, tflm, onnx, "
                           "torch or mcu; the C pipeline is the spectral models')")
+    tile = md.get("short_records") == "tile"           # as the model's training data (export metadata)
     def one(r) -> _TdRec:
         miss = [c for c in spec.channels if c not in r.signals]
         if miss:
             raise SqtoolError(f"{r.record_id}: the model needs channel(s) {', '.join(miss)}; the recording has "
                               f"{', '.join(r.signals)}")
+        seconds = r.duration(spec.channels[0])
+        if tile:                               # shorter than the window: repeated end to end to fill it, one window
+            r = tile_record(r, spec.window_s)
         rp = replay(r, spec)                   # truth: the heart rate of the windows (an hr model's); TooShort
         return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
-                      r.duration(spec.channels[0]), rp.x, rp.t0, rp.flagged,
-                      rp.truth if md.get("task") == "hr" else None)
+                      seconds, rp.x, rp.t0, rp.flagged,
+                      rp.truth if md.get("task") == "hr" else None, r.meta.get("tiled_from_s"))
     recs, short = long_enough(records, one, spec.window_s, cfg.data or "records", left=left)
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short}
