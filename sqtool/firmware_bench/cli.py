@@ -13,6 +13,12 @@ firmware's int8 outputs bit for bit (double rounding vs TFLite Micro, single rou
 measure instructions per inference (QEMU plugin / callgrind), flash, RAM and stack. Writes
 bench.json, bench.md and plots into the run dir and prints the tables.
 
+A recording the bench cannot score is left out with one `bench: left out <recording>: <why>` line (bench.json
+provenance.skipped_records, bench.md's notes) and the rest benchmarked: shorter than one window, without the model's
+channels, or a file of a --data folder off the wrist throughout (`spectral.OFF_WRIST`: PPG a flat line, a channel with
+no finite sample), as predict leaves it out: it has no window the network scores, so no accuracy or cost to add.
+None left is one error line; any other refusal (a corrupt file) stops the bench.
+
 Recordings without heart-rate truth (labels['hr']) are benchmarked too: accuracy is then "not measured"
 (said in the tables, bench.md, bench.json `labelled: false` / `accuracy`, and the command's last line), and
 the report keeps every runtime's cost (latency, instructions, flash, RAM) and fidelity: each runtime's
@@ -234,6 +240,7 @@ def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> li
 # ----------------------------------------------------------------------------- the benchmark
 
 def _records(cfg: BenchConfig, channels, records=None):
+    off_wrist: list[str] = []
     if records is not None:
         recs = list(records)
     elif cfg.data == "synthetic":                      # the embedded default: wrist PPG + acc with known HR
@@ -244,10 +251,12 @@ def _records(cfg: BenchConfig, channels, records=None):
             raise SqtoolError("--data is required (a recordings dir or file, e.g. "
                               "../shared/data/troika/Training_data, or 'synthetic')")
         from sqtool.data.dataset_file import data_records, resolve_data
-        recs = data_records(resolve_data(cfg.data, getattr(cfg, "data_root", "") or None))   # the one resolver
+        from sqtool.firmware_bench.spectral import load_records
+        ref = resolve_data(cfg.data, getattr(cfg, "data_root", "") or None)            # the one resolver
+        recs = load_records(ref.path, off_wrist=off_wrist) if ref.kind == "path" else data_records(ref)
     recs = sorted(recs, key=lambda r: r.record_id)
     p = cfg.data or "records"
-    usable, skipped = [], []
+    usable, skipped = [], off_wrist             # a folder's files off the wrist throughout first (predict's rule)
     for r in recs:
         miss = [c for c in channels if c not in r.signals]
         if miss:
@@ -560,6 +569,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         res["notes"].insert(0, NOT_MEASURED + "; cost and fidelity only.")
     else:
         res["accuracy"] = "measured"
+    if skipped:
+        from sqtool.firmware_bench.report import left_out_note
+        res["notes"].append(left_out_note(skipped))
     res["primary"] = primary_runtime(rows, PRIMARY_ORDER, labelled)
     res["seen_in_training"], warns = provenance_warnings(art, set(subj[np.isfinite(truth)].tolist()),
                                                          set(subj.tolist()))

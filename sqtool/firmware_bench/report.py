@@ -345,6 +345,15 @@ def long_enough(records, prepare, window_s: float, data: str = "records", skip=N
     return out, left
 
 
+def left_out_note(reasons: list[str], most: int = 10) -> str:
+    """bench.md's note on the recordings left out (bench.json provenance.skipped_records lists them all): shorter
+    than one window, without the model's channels, or a file of the folder off the wrist throughout (its PPG a flat
+    line, or no finite sample: no window the network scores, so no accuracy or cost of its own)."""
+    more = f"; and {len(reasons) - most} more" if len(reasons) > most else ""
+    return (f"left out {len(reasons)} recording{'s' if len(reasons) != 1 else ''} (bench.json "
+            f"provenance.skipped_records): {'; '.join(reasons[:most])}{more}")
+
+
 def left_out_lines(reasons: list[str], who: str = "WARNING") -> list[str]:
     """One line per recording left out: 'WARNING: left out <record>: <why>' (predict's warnings; `who`="bench"
     for the bench's progress lines)."""

@@ -51,7 +51,8 @@ from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
 from sqtool.core.metrics import uncertainty_scores
 from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
-                                          floors_line, left_out_lines, long_enough, primary_runtime, too_short)
+                                          floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
+                                          too_short)
 
 FLOAT_RUNTIMES = ("torch_student", "onnx_float", "litert_float")
 INT8_RUNTIMES = ("brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
@@ -472,18 +473,19 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     pipeline) so that every runtime, the C pipeline included, reads the same device stream."""
     mc = md["model_cfg"]
     data = "records"                                   # recordings handed in by the caller
+    off_wrist: list[str] = []                          # a folder's files off the wrist throughout: left out, listed
     if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
         records, data = synthetic_records(), "synthetic"
     if records is None:
         path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
-        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log)
+        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log, off_wrist=off_wrist)
         data = str(getattr(path, "path", path))
     else:
         records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
     cache = {}
     recs, skipped = long_enough(sorted(records, key=lambda r: (r.dataset, r.record_id)),
                                 lambda r: prepare(r, mc, cache, n_sensors), float(mc["window_s"]), data,
-                                skip=SqtoolError)      # a recording without the model's channels too
+                                skip=SqtoolError, left=off_wrist)   # a recording without the model's channels too
     return recs, skipped, data
 
 
@@ -656,6 +658,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
              "(two or more: the mean of their spectra, each scaled to its max, as the front end averages them)."]
     if not labelled:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
+    if skipped:
+        notes.append(left_out_note(skipped))
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     scored = {r.subject for r in recs if np.isfinite(r.truth).any()}
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})     # accuracy floors: on the others
