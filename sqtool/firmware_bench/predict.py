@@ -36,7 +36,8 @@ Every window has its row. On a flagged window hr_bpm, its interval and confidenc
 only, no reading: the last heart rate held for a few minutes, then drifting to the middle of the grid (about 129
 BPM at confidence 0.80 after an hour off the wrist); filter the CSV on flagged == 0. The summary (hr_median,
 hr_min, hr_max, confidence_median, medians; the line printed per recording) is over the windows not flagged
-(scored_windows of them; flagged_windows left out), in time-domain models too.
+(scored_windows of them; flagged_windows left out), in time-domain models too. The MAE vs truth (metrics, on a labelled
+recording) is sqtool bench's: over every window with truth, flagged ones included (`METRICS_NOTE`, said beside it).
 
 A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp or
 quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
@@ -116,7 +117,9 @@ def print_results(res: dict) -> None:
         print(w)
     for r in res["recordings"]:
         m = r.get("metrics") or {}
-        acc = f", MAE {m['mae']:.2f} BPM vs truth" if m.get("mae") is not None else ""
+        acc = (f", MAE {m['mae']:.2f} BPM vs truth over {m['n']} windows" +
+               (f" ({r['flagged_windows']} flagged included, as sqtool bench scores)" if r["flagged_windows"] else "")
+               if m.get("mae") is not None else "")
         what = ("every window flagged: nothing scored" if not r["scored_windows"] else
                 f"HR {r['hr_median']:.1f} BPM median" if r.get("hr_median") is not None else
                 ", ".join(f"{k} {v:.3g} median" for k, v in r["medians"].items()))
@@ -158,6 +161,12 @@ def _stems(recs) -> list[str]:
         used.add(stem)
         out.append(stem)
     return out
+
+
+METRICS_NOTE = ("metrics (MAE, RMSE, bias, ...) vs truth_bpm: over every window with truth, flagged windows included, "
+                "as sqtool bench scores (bench.json per_record / per_subject of the same runtime: the same numbers): a "
+                "flagged window's hr_bpm is the decoder's prediction (spectral) or the network's reading of held "
+                "samples (time-domain); the medians leave flagged windows out")
 
 
 TIME_NOTE = ("end of the window, ISO 8601 wall-clock time: the recording's start_time (its time column's first "
@@ -328,6 +337,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                        ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "") +
                                        "; the medians leave these windows out"),
                            "truth_bpm": "reference HR (labelled data only)"}}
+    if any(d["truth"] for d in rows):
+        summary["metrics_note"] = METRICS_NOTE
     if spectral:
         summary["decoder"] = prepared["decoder_note"]
     if md.get("training_data"):                                           # what the model saw (export metadata)

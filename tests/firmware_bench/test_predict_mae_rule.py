@@ -1,0 +1,56 @@
+"""predict's "MAE vs truth" is scored by sqtool bench's rule, and says so (audit find_long, after the medians fix).
+
+The medians of predict's summary leave flagged windows out; its MAE did not, and nothing said which rule it used.
+sqtool bench scores every window with truth, the flagged (unscored) ones included: the spectral bench its decoded
+heart rate there (`spectral.hr_scores(hr, truth)`, the decoder's prediction), the time-domain bench the network's
+reading of held samples. predict's per-recording MAE is that same number (bench.json's per-recording / per-subject
+MAE of the same runtime), and the printed line and summary.json say it includes the flagged windows."""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from sqtool.data.record import Label, Record, subject_key
+from sqtool.firmware_bench.cli import BenchConfig, run_bench
+from sqtool.firmware_bench.predict import PredictConfig, predict, print_results
+
+FS = 125.0
+
+
+def _labelled_with_a_gap(seconds: float = 120.0, hr: float = 80.0) -> Record:
+    """Wrist PPG + acc at a known heart rate (8 s / 2 s truth windows) with 40 s of NaN: flagged windows with truth."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * FS)) / FS
+    ph = 2 * np.pi * hr / 60 * t
+    ppg = 100 * np.sin(ph) + 30 * np.sin(2 * ph + 0.5) + 5 * rng.standard_normal(t.size)
+    ppg[int(40 * FS):int(80 * FS)] = np.nan
+    sig = {"ppg": ppg, "acc_x": 0.01 * rng.standard_normal(t.size), "acc_y": 0.01 * rng.standard_normal(t.size),
+           "acc_z": 1.0 + 0.01 * rng.standard_normal(t.size)}
+    starts = np.arange(0.0, seconds - 8.0 + 1e-9, 2.0)
+    lab = Label(values=np.full(len(starts), hr), times=starts, unit="bpm", kind="window", window_s=8.0)
+    return Record("synthetic", "s1", "gap1", sig, {c: FS for c in sig}, labels={"hr": lab})
+
+
+@pytest.mark.parametrize("which", ["spectral", "time_domain"])
+def test_predicts_mae_is_the_benchs_and_says_it_includes_flagged_windows(which, spec_export_dir, export_dir, tmp_path):
+    model = spec_export_dir if which == "spectral" else export_dir
+    rec = _labelled_with_a_gap()
+    res = predict(PredictConfig(model=str(model), runtime="c", out=str(tmp_path / "p")), records=[rec])
+    r = res["recordings"][0]
+    assert r["flagged_windows"] >= 10 and r["truth"] and r["metrics"]["mae"] is not None
+    bench = run_bench(BenchConfig(model=str(model), data="records", runtime=["c_host_single"], callgrind_windows=0,
+                                  progress=False, out=str(tmp_path / "b")), records=[rec])
+    row = next(x for x in bench["runtimes"] if x["runtime"] == "c_host_single")
+    ref = row["per_record"]["gap1"] if which == "spectral" else row["per_subject"][subject_key("synthetic", "s1")]
+    assert r["metrics"]["mae"] == pytest.approx(ref["mae"], abs=1e-9) and r["metrics"]["n"] == ref["n"]
+    assert r["metrics"]["n"] > r["scored_windows"]                        # the flagged windows with truth counted
+    assert "flagged windows included, as sqtool bench scores" in res["metrics_note"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_results(res)
+    line = next(ln for ln in out.getvalue().splitlines() if ln.startswith("gap1: "))
+    assert (f"MAE {r['metrics']['mae']:.2f} BPM vs truth over {r['metrics']['n']} windows "
+            f"({r['flagged_windows']} flagged included, as sqtool bench scores)") in line
