@@ -94,7 +94,10 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     assert q["heldout_subjects"] == ["my_watch:s04"]                  # the file's split, by subject
     monkeypatch.chdir(proj)
 
-    run("export", "--model", "runs/mw_q", "--target", "c", "--device-fs", "125", "--out", "runs/mw_export")
+    # --subjects names: the card and metadata name my_watch's subjects (the default writes a dataset.yaml's subjects
+    # as pseudonyms), which bench's "seen in training" check below reads
+    run("export", "--model", "runs/mw_q", "--target", "c", "--device-fs", "125", "--out", "runs/mw_export",
+        "--subjects", "names")
     md = json.loads((proj / "runs/mw_export/metadata.json").read_text())
     assert md["frontend"]["ppg_sensors"] == ["ppg"]                # one-sensor recordings: a one-sensor firmware
     assert re.search(r"#define SQ_FE_N_PPG +1 ", (proj / "runs/mw_export/c/sq_frontend_tables.h").read_text())

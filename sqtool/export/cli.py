@@ -13,6 +13,10 @@ same way from the same checkpoint kinds; their inputs are int8 spectrum codes / 
 run's heldout.npz when it has one, plus `--random-windows` random code windows (32 when there is no
 held-out set), so parity never depends on having held-out spectra. Every artifact is checked against its source before the command reports success; a
 missed tolerance keeps the report, writes `<artifact>.FAILED` next to the artifact, and exits with code 3.
+
+The export folder is what ships. `--subjects` (export.subjects) decides how it names the training and held-out
+subjects (card, metadata, every artifact's metadata, heldout.npz's groups): pseudonyms for a dataset of your own by
+default.
 """
 from __future__ import annotations
 
@@ -61,6 +65,10 @@ class ExportConfig:
                 "the model was trained for, e.g. 125)"})
     prefix: str = field(default="sq", metadata={
         "help": "spectral models, C target: symbol prefix of the pipeline sources (two prefixes link into one image)"})
+    subjects: str = field(default="auto", metadata={
+        "help": "how the card and the metadata of every artifact name the training / held-out subjects: names (their "
+                "ids: dataset.yaml subject values or file names), pseudonyms (<dataset>:subject-NN, numbered in "
+                "sorted order), auto = names for sqtool's built-in public datasets, pseudonyms for any other"})
     ppg_sensors: int = field(default=0, metadata={
         "help": "spectral models, C target: PPG sensors on the device, 1 or 2 (their spectra are averaged into the "
                 "ppg channel; compile-time SQ_FE_N_PPG). 0 = as many as the model's frontend ppg_sensors lists "
@@ -130,13 +138,28 @@ def device_ppg(cfg: ExportConfig, model_cfg: dict) -> int:
     return n or len(ppg_sensors(model_cfg))
 
 
+def copy_heldout(src: Path, dst: Path, names: dict[str, str]) -> None:
+    """The parity windows' heldout.npz into the export: as it is when every subject is named; else its `groups`
+    (one subject key per window) written as pseudonyms and its `record_ids` (recording names) left out."""
+    import numpy as np
+    if not names:
+        shutil.copyfile(src, dst)
+        return
+    from sqtool.export.subjects import renamed
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k != "record_ids"}
+    if "groups" in arrays:
+        arrays["groups"] = np.asarray(renamed([str(g) for g in arrays["groups"]], names))
+    np.savez(dst, **arrays)
+
+
 def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: dict, rows: list, artifacts: dict,
                extra: list) -> None:
     """Spectral models: the whole pipeline (front end + network + decoder) and its integration kit next to
     the network's C (sqtool.export.kit), checked on the host against the Python integer reference."""
     from sqtool.export.kit import check_kit, write_kit
     info = write_kit(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None, prefix=cfg.prefix,
-                     run_dir=Path(inp["path"]).parent, n_ppg=device_ppg(cfg, ckpt["model_cfg"]))
+                     run_dir=Path(inp["path"]).parent, n_ppg=device_ppg(cfg, ckpt["model_cfg"]), names=inp["names"])
     if cfg.prefix != "sq":                     # the kit's network is <prefix>_model.*: drop the sq_ copy
         for f in ("c/sq_model.h", "c/sq_model.c"):
             (out / f).unlink(missing_ok=True)
@@ -168,6 +191,8 @@ def _load_inputs(cfg: ExportConfig):
         raise SqtoolError(f"export: unknown target {', '.join(bad) or '(none)'} (known: {', '.join(TARGETS)})")
     path = resolve_checkpoint_path(cfg.model)
     ckpt = load_checkpoint(path)
+    from sqtool.export.subjects import subject_names
+    names = subject_names([*(ckpt.get("train_subjects") or ()), *(ckpt.get("heldout_subjects") or ())], cfg.subjects)
     from sqtool.export.metadata import check_model_cfg
     check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")
     kind = ckpt["kind"]
@@ -232,8 +257,14 @@ def _load_inputs(cfg: ExportConfig):
         notes.append(f"float artifacts skipped: {path.parent / 'student_float.pt'} not found")
     if is_int8 is False and "auto" in prec:
         notes.append(f"{kind} checkpoint: float artifacts only (int8 needs a student_int8 from `sqtool quantize`)")
-    return dict(path=path, ckpt=ckpt, sha=file_sha256(path), targets=targets, want_int8=bool(want_int8), notes=notes,
-                want_float=want_float and float_ckpt is not None, float_ckpt=float_ckpt, hpath=hpath, x=x, y=y)
+    if names:
+        from sqtool.export.subjects import pseudonymised
+        notes.append(f"subjects of {', '.join(pseudonymised(names))} written as pseudonyms (<dataset>:subject-NN, "
+                     f"numbered in the sorted order of the ids in {path}; --subjects {cfg.subjects}): the ids stay in "
+                     "the source run; --subjects names writes them")
+    return dict(path=path, ckpt=ckpt, sha=file_sha256(path), names=names, targets=targets, want_int8=bool(want_int8),
+                notes=notes, want_float=want_float and float_ckpt is not None, float_ckpt=float_ckpt, hpath=hpath,
+                x=x, y=y)
 
 
 def _teacher_of(ckpt: dict, notes: list[str]) -> Path | None:
@@ -330,7 +361,7 @@ def _export(cfg: ExportConfig) -> dict:
         from sqtool.export.intgraph import brevitas_int_outputs, extract_int_graph
         qmodel = load_model(ckpt)
         graph = extract_int_graph(qmodel)
-    md = build_metadata(ckpt, inp["sha"], graph)
+    md = build_metadata(ckpt, inp["sha"], graph, inp["names"], cfg.subjects)
     fmodel = load_model(inp["float_ckpt"]) if inp["want_float"] else None
     if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in ("Student", "SpecNet"):
         raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
@@ -351,7 +382,7 @@ def _export(cfg: ExportConfig) -> dict:
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
     if inp["hpath"] is not None and not kit:
-        shutil.copyfile(inp["hpath"], out / "heldout.npz")
+        copy_heldout(inp["hpath"], out / "heldout.npz", inp["names"])
     if any("random int8 code windows" in n for n in inp["notes"]) and not (kit and inp["hpath"] is not None):
         np.savez(out / "parity_windows.npz", x=x)                    # the exact parity inputs (held-out + random)
 

@@ -274,16 +274,20 @@ def n_subjects(n: int) -> str:
     return f"{n} subject{'' if n == 1 else 's'}"
 
 
-def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) -> str:
+def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, names: dict | None = None) -> str:
     """MODEL_CARD.md. The export metadata's `training_data` (the datasets and subjects the source checkpoint was
     trained and held out on, which `sqtool quantize` records) says what the model saw; the source run's
     train_info.json / metrics.json 'datasets' and 'split' take precedence where recorded. The self-supervised
     pretraining upstream of the run (`core.runs.pretraining_of`: its pairs' subjects) says whether the held-out
     subjects' unlabelled PPG was seen; where that chain cannot be read, they are 'held out of supervised
-    training', never 'never trained on'."""
+    training', never 'never trained on'. `names` (`export.subjects.subject_names`): the subjects written as
+    pseudonyms, in the lists, the split and the per-subject table alike (md's training_data is already so)."""
     from sqtool.core.runs import pretraining_of
-    info = _run_info(run_dir)
+    from sqtool.export.subjects import renamed
+    info = renamed(_run_info(run_dir), names or {})
     pre = pretraining_of(run_dir) if run_dir is not None else None
+    if pre is not None and names:
+        pre = {**pre, "subjects": renamed(list(pre.get("subjects") or []), names)}
     metrics = info.get("metrics.json") or {}
     train = info.get("train_info.json") or {}
     seen_by = md.get("training_data") or {}
@@ -360,6 +364,10 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None) 
     else:
         lines.append("- not recorded in the source run. sqtool evaluates by subject (leave-one-subject-out); "
                      "TROIKA's DATA_S04_T01 is excluded (likely an SP Cup test subject).")
+    if seen_by.get("pseudonymised"):
+        lines.append(f"- the subjects of {', '.join(f'`{d}`' for d in seen_by['pseudonymised'])} are pseudonyms "
+                     "(<dataset>:subject-NN, numbered in the sorted order of their ids); their ids stay with the "
+                     "developer")
     lines += [""] + metrics_sections(metrics)
     lines += ["", "## Limitations", ""]
     if synthetic_only:
@@ -410,9 +418,9 @@ def conf_range_text(dec) -> str:
 
 
 def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, prefix: str = "sq",
-              decoder=None, run_dir=None, n_ppg: int = 1) -> dict:
-    """Write the whole kit into out_dir (see the module docstring) for a device with n_ppg PPG sensors.
-    Returns {"files", "ref", "vectors"}."""
+              decoder=None, run_dir=None, n_ppg: int = 1, names: dict | None = None) -> dict:
+    """Write the whole kit into out_dir (see the module docstring) for a device with n_ppg PPG sensors; `names`:
+    the subjects the model card writes as pseudonyms. Returns {"files", "ref", "vectors"}."""
     out = Path(out_dir)
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
     rp = render_pipeline(mc, graph, md, out / "c", fs_in, prefix, decoder, n_ppg)
@@ -446,7 +454,8 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
         files.append(out / name)
     vec = write_test_vectors(out, ref)
     files += [out / "test_vectors" / n for n in ("recording.bin", "expected.txt", "vectors.json", "check.cmake")]
-    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, rp["fe_cfg"], rp["dec_cfg"], run_dir))
+    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, rp["fe_cfg"], rp["dec_cfg"], run_dir,
+                                                           names))
     files.append(out / "MODEL_CARD.md")
     return {"files": files, "ref": ref, "vectors": vec, "fe_cfg": rp["fe_cfg"], "dec_cfg": rp["dec_cfg"]}
 

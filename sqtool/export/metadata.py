@@ -19,6 +19,10 @@ window, `sqtool.data.record.tile_record`; PPG-BP's 2.1 s segments) or "refuse" (
 from here. The task decides it at the data stage, so an export writes it for every checkpoint of the task (the
 quantized student's model_cfg included, which is built from the registry's student, not the teacher's cfg).
 
+Training data: `training_data` lists the datasets and the subjects the checkpoint was trained and held out on
+(recorded by `sqtool quantize`), each subject by its id or, per `sqtool export --subjects` (`export.subjects`), as a
+pseudonym; `training_data.pseudonymised` then names the datasets so written (absent: every subject by its id).
+
 Identity: `model_sha256` names the model by its content (`model_sha256()`: the checkpoint's weights and its
 model_cfg, the front end and the decoder with its calibration tables included); two exports of the same weights
 carry the same one, whichever run, folder or day made them. `source_sha256` is the hash of the source checkpoint
@@ -103,9 +107,11 @@ SHORT_RECORDS_NOTE = ("a recording shorter than one window: 'tile' = repeated en
                       "no window (left out); exports without this key: refuse")
 
 
-def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
+def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, str] | None = None,
+                   subjects_mode: str = "names") -> dict:
     """metadata.json content: model_cfg + quantization scheme + edges' scales/zero points + provenance
-    (model_sha256 of `ckpt`, source_sha256 = the hash of the checkpoint file it was read from, git_sha)."""
+    (model_sha256 of `ckpt`, source_sha256 = the hash of the checkpoint file it was read from, git_sha).
+    `names` (`export.subjects.subject_names` under `subjects_mode`): the subjects written as pseudonyms."""
     cfg = ckpt["model_cfg"]
     check_model_cfg(cfg, f"checkpoint {ckpt.get('path', '')}".strip())
     quant = cfg.get("quant")
@@ -167,8 +173,13 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None) -> dict:
     train, held = list(ckpt.get("train_subjects") or []), list(ckpt.get("heldout_subjects") or [])
     if train or held:                                       # what the model saw (written by `sqtool quantize`)
         from sqtool.core.checkpoint import datasets_of
+        from sqtool.export.subjects import PSEUDONYM_NOTE, pseudonymised, renamed
         md["training_data"] = {"datasets": datasets_of(train + held),
-                               "train_subjects": [str(s) for s in train], "heldout_subjects": [str(s) for s in held]}
+                               "train_subjects": renamed([str(s) for s in train], names or {}),
+                               "heldout_subjects": renamed([str(s) for s in held], names or {})}
+        if names:                                           # absent: every subject by its id (as before the option)
+            md["training_data"].update(subjects_mode=subjects_mode, pseudonymised=pseudonymised(names),
+                                       pseudonym_note=PSEUDONYM_NOTE)
     if graph is not None:
         if "bins_bpm" not in md:
             md["output_quantization"] = output_quantization(md, graph.output_scale, graph.output_zp)
