@@ -12,7 +12,8 @@ exception too, unless `--debug` (anywhere on the line) asks for the traceback. K
 (core.noise) is kept off the console.
 A failed command leaves no run directory holding only its config.yaml (so a retry needs no --force),
 and the run-directory locks it took are released when it returns. An interrupted one (Ctrl-C) names the
-`--resume RUN` command that continues it, when its command resumes (core.runs.RESUMABLE), and exits 130. A Ctrl-C
+`--resume RUN` command that continues it, when its command resumes (core.runs.RESUMABLE), and exits 130; a SIGTERM
+(a CI cancel, `timeout`, a container's stop) ends the same way and exits 143. A Ctrl-C
 is that whatever exception it turns into: the KeyboardInterrupt raised inside an import (torch, sympy) can surface
 as an AttributeError of a half-imported module, so any error after a SIGINT arrived is reported as the interrupt.
 """
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = False
     sigints: list[int] = []
     previous = _watch_sigint(sigints)
+    previous_term = _watch_sigterm(sigints)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -107,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
         return int(rc or 0)
     except KeyboardInterrupt:
-        return _interrupted(made, noted)
+        return _interrupted(made, noted, sigints)
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - the CLI promise: one line, never a traceback
         if debug:
             raise
         if sigints and not (isinstance(e, SqtoolError) and e.code == 130):   # (130: a step that said so, demo)
-            return _interrupted(made, noted)        # what a Ctrl-C turned into (e.g. a half-imported module)
+            return _interrupted(made, noted, sigints)   # what a Ctrl-C turned into (e.g. a half-imported module)
         if isinstance(e, SqtoolError):
             print(f"sqtool: error: {e}", file=sys.stderr)
             return e.code
@@ -128,12 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if not ok:
             discard_empty_runs(since=made)
 
 
-def _interrupted(made: int, noted: int) -> int:
-    """The end of an interrupted command: `sqtool: interrupted` (with the command that continues its run), 130."""
+def _interrupted(made: int, noted: int, signals: list[int] = ()) -> int:
+    """The end of an interrupted command: `sqtool: interrupted` (with the command that continues its run), 130;
+    after a SIGTERM `sqtool: terminated`, 143 (128 + the signal, as the shell reports a process it ended)."""
+    if signal.SIGTERM in signals:
+        print("sqtool: terminated (SIGTERM)" + _continue_with(made, noted), file=sys.stderr)
+        return 143
     print("sqtool: interrupted" + _continue_with(made, noted), file=sys.stderr)
     return 130
 
@@ -158,6 +166,20 @@ def _watch_sigint(seen: list[int]):
         previous(signum, frame)
     signal.signal(signal.SIGINT, on_sigint)
     return previous
+
+
+def _watch_sigterm(seen: list[int]):
+    """A SIGTERM (CI cancel, `timeout`, docker stop, a scheduler's eviction) handled as a Ctrl-C: recorded in `seen`,
+    then KeyboardInterrupt, so what was saved stays, an empty run folder goes and the resume command is said (the
+    default action killed the process on the spot, leaving a folder a retry refused). Installed only in the main
+    thread over the default action (a handler someone else set is left alone); returns the one to restore, or None."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return None
+
+    def on_sigterm(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+    return signal.signal(signal.SIGTERM, on_sigterm)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""A SIGTERM (CI cancel, `timeout`, docker stop) ends a command as a Ctrl-C does: what was saved stays, a run folder
+with nothing in it goes, the resume command is said, exit 143 (it was killed on the spot: a folder holding only
+.lock and config.yaml that a retry refused, and `--resume` found no last.pt)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start(out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "sqtool.cli", "train", "pretrain", "--model", "resnet1d_siamq_tiny",
+                             "--synthetic-pairs", "256", "--batch-size", "16", "--epochs", "200", "--progress",
+                             "false", "--out", str(out), *extra], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, p: subprocess.Popen, timeout: float = 240.0) -> None:
+    t0 = time.monotonic()
+    while not path.exists():
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def test_sigterm_before_any_checkpoint_leaves_no_folder_a_retry_refuses(tmp_path):
+    out = tmp_path / "pt"
+    p = _start(out)
+    _wait_for(out / "config.yaml", p)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("sqtool: terminated (SIGTERM)") and "Traceback" not in err, err
+    assert not out.exists() or not any(f.name in ("config.yaml", ".lock") for f in out.iterdir()), list(out.iterdir())
+
+
+def test_sigterm_after_a_checkpoint_says_how_to_resume(tmp_path):
+    out = tmp_path / "pt"
+    p = _start(out, "--ckpt-every", "2")
+    _wait_for(out / "last.pt", p)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert p.returncode == 143 and "continue with: sqtool train pretrain --resume" in last, err
+    assert (out / "last.pt").is_file()
