@@ -6,13 +6,17 @@ finds an export's artifacts and the checkpoints it came from:
     {"format": "sqtool-export-manifest/1", "model": "cnn1d_student_xs", "sqtool_version", "created",
      "parity": {"passed": true, "failed": [], "report": "export_report.json"},
      "files": [{"path": "c/sq_model.c", "kind": "c-source", "sha256": "...", "bytes": 12345}, ...],
-     "sources": {"student_int8": {"path": "../quantize/model.pt", "sha256": "..."},
+     "sources": {"student_int8": {"file": "model.pt", "sha256": "...", "bytes": 123},
                  "student_float": {...}, "teacher": {...}}}          # teacher only when known
 
-Paths are POSIX and relative to the folder holding manifest.json, so an export (and the runs it came from,
-moved with it) is read the same from any working directory. `files` lists every file the export wrote
-(manifest.json itself and the hidden `.lock` aside), each with a kind (FILE_KINDS); the parity verdict
-is the export report's (`export_report.json`, itself listed with its sha256).
+Paths are POSIX and relative to the folder holding manifest.json, so an export is read the same from any working
+directory. `files` lists every file the export wrote (manifest.json itself and the hidden `.lock` aside), each with
+a kind (FILE_KINDS); the parity verdict is the export report's (`export_report.json`, itself listed with its
+sha256). The export folder is what ships, so no path in it leaves the folder: a source checkpoint outside it is
+named by its file name, sha256 and size only (one inside it by its relative `path`). `Manifest.source` finds it
+in-house beside the export (SOURCE_PLACES, nearest first: the folder above the export, its sub-folders, the run
+folders two levels up, e.g. runs/quantize/<run>/model.pt beside runs/export/<run>/) as the file of that name whose
+sha256 is the recorded one; a manifest written before this (a `path` climbing out with ..) is read as it says.
 
     write_manifest(out_dir, model=..., sources={"student_int8": path, ...}, failed=[...])
     m = read_manifest(export_dir)      # refuses a folder without manifest.json, one line
@@ -24,6 +28,7 @@ is the export report's (`export_report.json`, itself listed with its sha256).
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import json
 import os
 from dataclasses import dataclass
@@ -37,6 +42,8 @@ MANIFEST = "manifest.json"
 FORMAT = "sqtool-export-manifest/1"
 FILE_KINDS = ("onnx", "tflite", "c-source", "kit", "test-vectors", "report", "metadata")
 SOURCE_KEYS = ("student_int8", "student_float", "teacher")
+# where Manifest.source looks for a source checkpoint recorded by name, relative to the export folder, nearest first
+SOURCE_PLACES = ("..", "../*", "../../*/*")
 PARITY_REPORT = "export_report.json"
 
 
@@ -97,7 +104,11 @@ def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str,
         if v is None:
             continue
         p = Path(v).resolve()
-        src[key] = {"path": Path(os.path.relpath(p, base)).as_posix(), "sha256": sha256_file(p)}
+        src[key] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        if p.is_relative_to(base):                           # inside the export: where it is
+            src[key]["path"] = p.relative_to(base).as_posix()
+        else:                                                # outside: its name only (no path leaves the folder)
+            src[key]["file"] = p.name
     m = {"format": FORMAT, "model": model, "sqtool_version": sqtool_version,
          "created": _dt.datetime.now().isoformat(timespec="seconds"),
          "parity": {"passed": not failed, "failed": list(failed), "report": PARITY_REPORT},
@@ -177,11 +188,39 @@ class Manifest:
                 self._check(self.dir / rel, f["sha256"], f["kind"])
 
     def source(self, key: str) -> Path | None:
-        """A source checkpoint (SOURCE_KEYS), its sha256 checked; None when the export does not record it."""
+        """A source checkpoint (SOURCE_KEYS), its sha256 checked; None when the export does not record it. One
+        recorded by name (`file`) is looked for in SOURCE_PLACES, in the nearest place holding a file of that name:
+        the one whose sha256 (and size) is the recorded one; else TamperedArtifact when that file is the only one
+        there (it changed since the export), MissingArtifact saying where it looked otherwise."""
         s = self.data["sources"].get(key)
         if s is None:
             return None
-        return self._check((self.dir / s["path"]).resolve(), s["sha256"], f"source {key}")
+        if "path" in s:
+            return self._check((self.dir / s["path"]).resolve(), s["sha256"], f"source {key}")
+        for found in self._find(s["file"]):                  # the nearest place holding a file of that name
+            for p in found:
+                if ("bytes" not in s or p.stat().st_size == s["bytes"]) and sha256_file_cached(p) == s["sha256"]:
+                    return p
+            if len(found) == 1:                              # the one file of that name there: changed since
+                return self._check(found[0], s["sha256"], f"source {key}")
+            raise MissingArtifact(f"{self.path}: source {key} {s['file']} with sha256 {s['sha256'][:12]}... not "
+                                  f"found beside the export ({len(found)} files of that name in "
+                                  f"{found[0].parent.parent}/*/, none with that sha256); name it explicitly "
+                                  f"(bench --{key.replace('_', '-')})")
+        raise MissingArtifact(f"{self.path}: source {key} {s['file']} not found beside the export (looked in "
+                              f"{', '.join(p + '/' for p in SOURCE_PLACES)}); name it explicitly "
+                              f"(bench --{key.replace('_', '-')})")
+
+    def _find(self, name: str) -> list[list[Path]]:
+        """Per SOURCE_PLACES entry (nearest first) that holds any, the files called `name` there, outside the
+        export folder."""
+        out, inside = [], self.dir.resolve()
+        for place in SOURCE_PLACES:
+            here = [p.resolve() for p in sorted(self.dir.glob(f"{place}/{glob.escape(name)}"))]
+            here = [p for p in dict.fromkeys(here) if p.is_file() and not p.is_relative_to(inside)]
+            if here:
+                out.append(here)
+        return out
 
     def require_parity(self, allow_failed: bool = False, flag: str = "") -> None:
         """Refuse an export whose parity failed (or whose report changed) unless allow_failed."""
@@ -223,7 +262,9 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
                     or ".." in PurePosixPath(rel).parts):
                 ok = False
         for s in data["sources"].values():
-            ok = ok and isinstance(s, dict) and isinstance(s.get("path"), str) and isinstance(s.get("sha256"), str)
+            ok = ok and isinstance(s, dict) and isinstance(s.get("path", s.get("file")), str) \
+                and isinstance(s.get("sha256"), str) and ("path" in s or s["file"] not in ("", ".", "..")
+                                                          and "/" not in s["file"] and "\\" not in s["file"])
     if not ok:
         raise SqtoolError(f"{mp} is not an sqtool export manifest ({FORMAT})")
     return Manifest(d, data)

@@ -16,13 +16,15 @@ missed tolerance keeps the report, writes `<artifact>.FAILED` next to the artifa
 
 The export folder is what ships. `--subjects` (export.subjects) decides how it names the training and held-out
 subjects (card, metadata, every artifact's metadata, heldout.npz's groups): pseudonyms for a dataset of your own by
-default.
+default. No file in it holds an absolute path or a path leaving it: config.yaml's paths are rewritten relative to
+the folder (`shipped_config`; a path outside it: its name only), the manifest names source checkpoints by file name
+and sha256 (core.manifest).
 """
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from sqtool.core import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
 from sqtool.core.progress import bar, item, size_text
@@ -138,6 +140,43 @@ def device_ppg(cfg: ExportConfig, model_cfg: dict) -> int:
     return n or len(ppg_sensors(model_cfg))
 
 
+SHIPPED_PATHS_NOTE = ("paths are relative to this export folder; one outside it is given by its file or folder name "
+                      "only (the export folder is what ships: no home folder, user name or run layout in it)")
+
+
+def shipped_path(value, out: Path):
+    """A path written into the export folder: relative to it when inside it ("." for the folder), else its last
+    part only; a value that names no path (a program name like gcc, a number, '') as it is. Lists element-wise."""
+    if isinstance(value, (list, tuple)):
+        return [shipped_path(v, out) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    p = Path(value).expanduser()
+    if not (p.is_absolute() or "/" in value or "\\" in value or p.exists()):
+        return value
+    try:
+        rel = p.resolve().relative_to(out.resolve())
+        return rel.as_posix() or "."
+    except (OSError, ValueError):
+        return PurePath(value.replace("\\", "/")).name or "."
+
+
+def shipped_config(out: Path) -> None:
+    """Rewrite the export's config.yaml (core.runs.save_config writes the run folder and its inputs as absolute
+    paths, as every in-house run keeps them) with `shipped_path`s and a note saying so."""
+    import yaml
+    p = out / "config.yaml"
+    d = yaml.safe_load(p.read_text()) or {}
+    d["source"] = shipped_path(d.get("source"), out)
+    for section in ("config", "resolved"):
+        sec = d.get(section) or {}
+        for k, v in sec.items():
+            if k != "target" and k != "targets":
+                sec[k] = shipped_path(v, out)
+    d["paths_note"] = SHIPPED_PATHS_NOTE
+    atomic_write_text(p, yaml.safe_dump(d, sort_keys=False))
+
+
 def copy_heldout(src: Path, dst: Path, names: dict[str, str]) -> None:
     """The parity windows' heldout.npz into the export: as it is when every subject is named; else its `groups`
     (one subject key per window) written as pseudonyms and its `record_ids` (recording names) left out."""
@@ -177,7 +216,7 @@ def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: d
     fe = info["fe_cfg"]
     extra.append(f"C pipeline: device rate {fe.fs_in:g} Hz, {fe.n_ppg} PPG sensor(s), prefix {cfg.prefix}, "
                  f"{info['vectors']['results']} "
-                 f"test-vector results ({info['vectors']['invalid_windows']} not scored), kit in {out}")
+                 f"test-vector results ({info['vectors']['invalid_windows']} not scored), kit in this folder")
 
 
 def _load_inputs(cfg: ExportConfig):
@@ -379,6 +418,7 @@ def _export(cfg: ExportConfig) -> dict:
     from sqtool.core.runs import save_resolved
     save_resolved(out, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
                   parity_windows=int(len(x)), float_artifacts=inp["want_float"], int8_artifacts=inp["want_int8"])
+    shipped_config(out)
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
     if inp["hpath"] is not None and not kit:

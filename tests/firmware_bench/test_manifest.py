@@ -31,9 +31,10 @@ def _check_manifest(export: Path) -> dict:
     for rel, f in listed.items():
         assert f["kind"] in FILE_KINDS, rel
         assert f["sha256"] == sha256_file(export / rel) and f["bytes"] == (export / rel).stat().st_size, rel
+    man = read_manifest(export)
     for key, s in m["sources"].items():
-        assert not Path(s["path"]).is_absolute(), key              # relative to the manifest
-        assert s["sha256"] == sha256_file(export / s["path"]), key
+        assert "path" not in s and "/" not in s["file"], key      # outside the export: its name only, no path
+        assert s["sha256"] == sha256_file(man.source(key)), key    # found beside the export by name and sha256
     assert m["parity"]["report"] == "export_report.json" and "export_report.json" in listed
     return m
 
@@ -45,8 +46,8 @@ def test_export_writes_a_manifest_of_every_file_and_its_sources(export_dir, spec
     assert kinds["metadata.json"] == "metadata" and kinds["export_report.json"] == "report"
     assert kinds["heldout.npz"] == "test-vectors"
     assert m["parity"]["passed"] is True and m["parity"]["failed"] == []
-    assert m["sources"]["student_int8"]["path"] == "../quantize/model.pt"
-    assert m["sources"]["student_float"]["path"] == "../quantize/student_float.pt"
+    assert m["sources"]["student_int8"]["file"] == "model.pt"
+    assert m["sources"]["student_float"]["file"] == "student_float.pt"
     assert "teacher" not in m["sources"]                           # the fixture's compress run names none
     s = _check_manifest(spec_export_dir)                           # the spectral kit: sources, kit, vectors
     kinds = {f["kind"] for f in s["files"]}
@@ -73,7 +74,7 @@ def moved_export(tmp_path_factory):
                     teacher_sha256=sha256_file(root / "tree" / "teacher.pt"))
     res = export(ExportConfig(model=str(run), target=["onnx"], out=str(root / "tree" / "export")))
     assert res["failed"] == [], res["summary"]
-    assert res["manifest"]["sources"]["teacher"]["path"] == "../teacher.pt"
+    assert res["manifest"]["sources"]["teacher"]["file"] == "teacher.pt"
     shutil.move(str(root / "tree"), str(root / "moved"))           # the recorded absolute paths are gone now
     return root / "moved" / "export"
 
