@@ -3,7 +3,14 @@
 Python API (README "Python API"): `sqtool.load_model(export_dir) -> HrModel`, `HrModel.predict(ppg, acc, fs) ->
 HrResult` (`sqtool.api`). Loaded on first use: `import sqtool` imports neither numpy nor torch.
 """
+import os as _os
+
 __version__ = "0.1.0"
+
+# onnxruntime (>= 1.2x) writes a device id and a queue of usage events under ~/.cache/Microsoft on every session
+# that sqtool's export, bench and predict open, and warns on every run where HOME is read-only: off, unless the
+# user said otherwise (README "Environment").
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 _API = ("load_model", "HrModel", "HrResult")
 __all__ = ["__version__", *_API]
