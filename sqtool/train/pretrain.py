@@ -513,6 +513,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         from sqtool.core.progress import bar as progress_bar
         bar = progress_bar(total=total_steps, initial=min(st["global_step"], total_steps), unit="step",
                            enabled=cfg.progress and d.is_main, desc=f"pretrain {cfg.model}", leave=True)
+        from sqtool.core.progress import Ticker
+        tick = Ticker(f"pretrain {cfg.model}", total_steps, enabled=cfg.progress and d.is_main,
+                      initial=min(st["global_step"], total_steps))           # the bar's lines in a log file
         model.train()
         t_start = time.perf_counter() - st["elapsed_s"]
         pending = []            # the last step's loss, grad norm and z spread, still on the device
@@ -533,6 +536,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 st["history"].append({"step": rec["step"], "epoch": rec["epoch"], "loss": gloss, "lr": rec["lr"],
                                       "grad_norm": float(rec["grad_norm"]), "z_std": z_std})
                 bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{z_std or float('nan'):.3f}")
+                tick(rec["step"], f"epoch {rec['epoch'] + 1}, loss {gloss:.4f}")
 
         stopped = False
         while st["epoch"] < cfg.epochs and not stopped:
