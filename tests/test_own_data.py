@@ -94,19 +94,20 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     assert q["heldout_subjects"] == ["my_watch:s04"]                  # the file's split, by subject
     monkeypatch.chdir(proj)
 
-    # --subjects names: the card and metadata name my_watch's subjects (the default writes a dataset.yaml's subjects
-    # as pseudonyms), which bench's "seen in training" check below reads
-    run("export", "--model", "runs/mw_q", "--target", "c", "--device-fs", "125", "--out", "runs/mw_export",
-        "--subjects", "names")
+    # the default writes a dataset.yaml's subjects as pseudonyms in everything shipped; bench's "seen in training"
+    # check below reads the real ids from the quantize run's checkpoint beside the export (in-house)
+    run("export", "--model", "runs/mw_q", "--target", "c", "--device-fs", "125", "--out", "runs/mw_export")
     md = json.loads((proj / "runs/mw_export/metadata.json").read_text())
     assert md["frontend"]["ppg_sensors"] == ["ppg"]                # one-sensor recordings: a one-sensor firmware
     assert re.search(r"#define SQ_FE_N_PPG +1 ", (proj / "runs/mw_export/c/sq_frontend_tables.h").read_text())
     seen = md["training_data"]
-    assert seen["datasets"] == ["my_watch"] and seen["heldout_subjects"] == ["my_watch:s04"]
+    assert seen["datasets"] == ["my_watch"] and seen["heldout_subjects"] == ["my_watch:subject-04"]
+    assert seen["pseudonymised"] == ["my_watch"]
     card = (proj / "runs/mw_export/MODEL_CARD.md").read_text()      # the card says what THIS model saw
     assert "- `my_watch`:" in card and "`troika`" not in card and "synthetic PPG only" not in card
-    assert "trained on 3 subjects: my_watch:s01, my_watch:s02, my_watch:s03" in card
-    assert "held out (never trained on; the metrics below): 1 subject: my_watch:s04" in card
+    assert "trained on 3 subjects: my_watch:subject-01, my_watch:subject-02, my_watch:subject-03" in card
+    assert "held out (never trained on; the metrics below): 1 subject: my_watch:subject-04" in card
+    assert "s01" not in card and "s04" not in card
     if shutil.which("arm-none-eabi-gcc"):
         r = subprocess.run(["make", "-C", "runs/mw_export", "mps2"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -116,7 +117,7 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     s = json.loads((proj / "runs/mw_predict/summary.json").read_text())
     assert s["runtime"] == "c_pipeline" and len(s["recordings"]) == 4
     assert s["seen_in_training"] == [] and s["warnings"] == []      # the bare folder: no truth, a real device
-    assert s["model_training_data"]["heldout_subjects"] == ["my_watch:s04"]
+    assert s["model_training_data"]["heldout_subjects"] == ["my_watch:subject-04"]
 
     capsys.readouterr()
     run("bench", "--model", "runs/mw_export", "--data", ds, "--runtime", "c,pipeline", "--out", "runs/mw_bench")

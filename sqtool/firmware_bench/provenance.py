@@ -46,14 +46,30 @@ def model_id_text(prov: dict) -> str:
 
 def training_subjects(art) -> set[str] | None:
     """The student's training subjects, or None (not recorded / unreadable): from metadata.json's training_data
-    (written by `sqtool export` from that checkpoint), else (an older export) from the checkpoint itself. A
-    checkpoint changed since the export (TamperedArtifact) is not the export's: None, said in one `note:` line on
-    stderr (the "seen in training" check cannot be made), never silently; it stops only a runtime that runs it."""
+    (written by `sqtool export` from that checkpoint), else (an older export) from the checkpoint itself. An export
+    that writes a dataset's subjects as pseudonyms (`export --subjects`, the default for a user's own data) names
+    them from its source checkpoint when that is beside it (in-house), else from its other datasets only, said in
+    one `note:` line. A checkpoint changed since the export (TamperedArtifact) is not the export's: None, said in
+    one `note:` line on stderr (the "seen in training" check cannot be made), never silently; it stops only a
+    runtime that runs it."""
     recorded = (getattr(art, "metadata", None) or {}).get("training_data")
-    if recorded is not None:
+    hidden = set((recorded or {}).get("pseudonymised") or ())
+    if recorded is not None and not hidden:
         return {str(s) for s in recorded.get("train_subjects") or ()}
+    subs = _checkpoint_subjects(art)
+    if subs is not None or not hidden:
+        return subs
+    print(f"note: the export names its training subjects of {', '.join(sorted(hidden))} by pseudonym and its source "
+          "checkpoint is not beside it: cannot tell whether these recordings' subjects were seen in training "
+          "(pass --student-int8 CHECKPOINT, or export with --subjects names)", file=sys.stderr)
+    return {str(s) for s in recorded.get("train_subjects") or () if str(s).split(":")[0] not in hidden} or None
+
+
+def _checkpoint_subjects(art) -> set[str] | None:
+    """The int8 student checkpoint's train_subjects (in-house: found beside the export through its manifest, or
+    given with --student-int8), or None."""
     try:
-        p = art.manifest.source("student_int8")
+        p = art.checkpoint("student_int8") if hasattr(art, "checkpoint") else art.manifest.source("student_int8")
     except TamperedArtifact as e:
         print(f"note: {e}; the subjects it was trained on are unknown, so no 'seen in training' check",
               file=sys.stderr)
