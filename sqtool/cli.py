@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sqtool {__version__}")
     parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks instead of one-line errors (anywhere on the line; or SQTOOL_DEBUG=1)")
+                        help="show tracebacks instead of one-line errors (anywhere on the line; or SQTOOL_DEBUG=1 / true)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, helptext in COMMANDS:
         importlib.import_module(module).register(sub, name, helptext)
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 @releases_run_dirs          # the run-dir locks the command took; an enclosing command's (the demo's) stay held
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("SQTOOL_DEBUG") == "1"
+    debug = "--debug" in argv or os.environ.get("SQTOOL_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     argv = [a for a in argv if a != "--debug"]          # --debug works before or after the sub-command
     quiet_library_warnings()
     made, noted = run_dirs_made(), runs_noted()

@@ -41,6 +41,8 @@ subjects the model was not trained on (bench.json `seen_in_training` names the o
 """
 from __future__ import annotations
 
+import sys
+
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -134,7 +136,11 @@ def run(args) -> int:
     print(tables(res))
     print(f"\nbench -> {res['run_dir']}")
     print(next_step(res))
-    return 3 if any(not f["ok"] for f in res["floor"]) else 0
+    if any(not f["ok"] for f in res["floor"]):
+        from sqtool.firmware_bench.report import floors_line
+        print(f"sqtool: {floors_line(res['floor'])}", file=sys.stderr)      # the reason where a CI log shows errors
+        return 3
+    return 0
 
 
 def next_step(res: dict) -> str:

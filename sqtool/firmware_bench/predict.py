@@ -60,6 +60,7 @@ recording is left. (`sqtool.load_model(...).predict`, handed arrays, returns a f
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +116,8 @@ def print_results(res: dict) -> None:
     and the next command."""
     for w in res["warnings"] + res.get("notes", []):
         print(w)
+    for w in res["warnings"]:                           # and where a CI log keeps what went wrong, as bench does
+        print(w, file=sys.stderr)
     for r in res["recordings"]:
         m = r.get("metrics") or {}
         acc = (f", MAE {m['mae']:.2f} BPM vs truth over {m['n']} windows" +

@@ -35,10 +35,12 @@ def test_bench_end_to_end_on_troika(export_dir, data_root, cross_tools, tmp_path
         assert (out / f).is_file(), f
     assert "mcu_m4" in stdout and "instructions / inference" in stdout and "baseline" in stdout
     # a floor the model cannot meet fails the command (exit 3) and says which
-    rc, stdout, _ = _bench(capsys, "--model", export_dir, "--data", data_root / "troika" / "Training_data",
-                           "--max-records", 1, "--runtime", "tflm_int8", "--floor", "mae=0.01",
-                           "--out", tmp_path / "b2")
+    rc, stdout, stderr = _bench(capsys, "--model", export_dir, "--data", data_root / "troika" / "Training_data",
+                                "--max-records", 1, "--runtime", "tflm_int8", "--floor", "mae=0.01",
+                                "--out", tmp_path / "b2")
     assert rc == 3 and "FAILED" in stdout
+    last = stderr.strip().splitlines()[-1]                  # the reason on stderr too, where a CI log shows it
+    assert last.startswith("sqtool: floors: tflm_int8 mae ") and last.endswith("FAILED"), stderr
 
 
 def _npz(path, fs, ppg):
