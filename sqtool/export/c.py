@@ -686,8 +686,11 @@ def build_shared_lib(c_dir, work_dir, single_rounding: bool, cc: str = "gcc") ->
         _raise_if_disk_full(e, lib)
         raise
     if r.returncode != 0:
-        if any(m in r.stderr for m in _DISK_FULL_TEXT):     # the compiler or linker could not write its output
-            _raise_if_disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), lib)
+        full = [ln.strip() for ln in r.stderr.splitlines() if any(m in ln for m in _DISK_FULL_TEXT)]
+        if full:                             # the compiler, assembler or linker could not write a file
+            import tempfile                  # (gcc's own temporaries go to $TMPDIR: often the full one)
+            raise SqtoolError(f"disk full while building {lib}: {cc} says '{full[0]}' (its temporary files go to "
+                              f"{tempfile.gettempdir()}, set by TMPDIR)")
         first = (r.stderr.strip().splitlines() or ["?"])[0]
         raise SqtoolError(f"generated C does not compile with {cc} {' '.join(C_FLAGS)}: {first}")
     return lib

@@ -34,7 +34,26 @@ def test_disk_full_while_compiling_is_not_a_compile_failure(int8_run, tmp_path, 
     monkeypatch.setattr(subprocess, "run", ld_full)
     rc, err = _export(capsys, int8_run, tmp_path / "out")
     assert rc == 1 and len(err) == 1, err
-    assert "disk full while writing" in err[0] and "libsq_model" in err[0] and "compile" not in err[0]
+    assert "disk full while building" in err[0] and "libsq_model" in err[0] and "does not compile" not in err[0]
+    assert "'/usr/bin/ld: final link failed: No space left on device'" in err[0]           # what the linker said
+
+
+def test_a_full_tmpdir_is_named_as_gccs_not_the_output_folders(int8_run, tmp_path, monkeypatch, capsys):
+    """gcc writes its intermediate files to $TMPDIR: a full one read as 'disk full while writing <the export's
+    library>' (a 67 GB-free volume) and an operator enlarged the wrong disk."""
+    small = tmp_path / "small"
+    small.mkdir()
+
+    def as_full(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 1, "", f"{small}/ccKP53RE.s: Fatal error: can't write 12 bytes "
+                                                       "to section .text: No space left on device\n")
+    monkeypatch.setattr(subprocess, "run", as_full)
+    monkeypatch.setenv("TMPDIR", str(small))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)                   # re-read TMPDIR
+    rc, err = _export(capsys, int8_run, tmp_path / "out")
+    assert rc == 1 and len(err) == 1, err
+    assert f"{small}/ccKP53RE.s" in err[0] and f"temporary files go to {small}, set by TMPDIR" in err[0], err
 
 
 def test_disk_full_from_the_compiler_process(tmp_path, monkeypatch):
