@@ -185,7 +185,8 @@ def test_a_copied_export_folder_benches_the_c_pipeline_as_in_place(spec_export_d
     assert here["status"] == there["status"] == "ok" and there["metrics"]["mae"] is not None
     assert there["metrics"] == here["metrics"] and there["per_record"] == here["per_record"]
     assert here["exact_hops_pct"] == 100.0 and "exact_hops_pct" not in there
-    assert "quantize/model.pt: listed in" in there["exact_note"] and "but missing" in there["exact_note"]
+    assert "source student_int8 model.pt not found beside the export (looked in ../" in there["exact_note"]
+    assert "bench --student-int8" in there["exact_note"]
     said = [ln for ln in there_err.splitlines() if "reference left out" in ln]
     assert len(said) == 1 and said[0].startswith("bench: c_pipeline: exact hops vs the Python integer reference "
                                                  "left out: ") and "model.pt" in said[0]
