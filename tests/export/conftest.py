@@ -19,3 +19,12 @@ def int8_run(tmp_path_factory):
 def full_export(int8_run, tmp_path_factory):
     from sqtool.export.cli import ExportConfig, export
     return export(ExportConfig(model=str(int8_run), out=str(tmp_path_factory.mktemp("exp") / "out"), explain=True))
+
+
+@pytest.fixture(scope="session")
+def hospital(tmp_path_factory):
+    """(root, run, export folder, export result) of a fake hospital's own data under root/home/alice, exported
+    with the default --subjects auto to a folder outside it (privacy_fixtures)."""
+    from privacy_fixtures import export_hospital
+    root = tmp_path_factory.mktemp("hospital")
+    return (root, *export_hospital(root))

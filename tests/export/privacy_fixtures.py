@@ -43,3 +43,8 @@ def export_hospital(root: Path, **kw):
                               progress=False, **kw))
     assert res["failed"] == [], res["summary"]
     return run, Path(res["out"]), res
+
+
+def shipped_files(folder: Path) -> list[Path]:
+    """Every file of an export folder, sorted."""
+    return [p for p in sorted(folder.rglob("*")) if p.is_file()]

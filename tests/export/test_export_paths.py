@@ -4,28 +4,16 @@ finds the source checkpoints beside the export by file name and sha256."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from privacy_fixtures import export_hospital
-
-
-@pytest.fixture(scope="module")
-def hospital(tmp_path_factory):
-    """(root, run, export folder, export result): the run under root/home/alice, the export outside it."""
-    root = tmp_path_factory.mktemp("paths")
-    return (root, *export_hospital(root))
-
-
-def _files(folder: Path):
-    return [p for p in sorted(folder.rglob("*")) if p.is_file()]
+from privacy_fixtures import shipped_files
 
 
 def test_no_shipped_file_holds_an_absolute_path_or_leaves_the_folder(hospital):
     root, run, out, res = hospital
     home = str(root / "home")
-    for p in _files(out):
+    for p in shipped_files(out):
         data = p.read_bytes()
         assert str(root).encode() not in data and b"alice" not in data, p
         assert b"../" not in data or p.suffix not in (".json", ".yaml", ".md"), p

@@ -5,28 +5,16 @@ keep their ids (their cards unchanged); `--subjects names` writes every id."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from privacy_fixtures import DS, HELD, LEAKS, TRAIN, export_hospital
-
-
-@pytest.fixture(scope="module")
-def hospital(tmp_path_factory):
-    """(root, run, export folder, export result) of the default --subjects auto."""
-    root = tmp_path_factory.mktemp("priv")
-    return (root, *export_hospital(root))
-
-
-def _files(folder: Path):
-    return [p for p in sorted(folder.rglob("*")) if p.is_file()]
+from privacy_fixtures import DS, HELD, LEAKS, TRAIN, shipped_files
 
 
 def test_a_users_own_subjects_are_pseudonyms_in_every_shipped_file(hospital):
     root, run, out, res = hospital
-    for p in _files(out):                                          # card, metadata, onnx, tflite, C, report, ...
+    for p in shipped_files(out):                                          # card, metadata, onnx, tflite, C, report, ...
         data = p.read_bytes()
         assert not any(s.encode() in data for s in LEAKS), p
     md = json.loads((out / "metadata.json").read_text())

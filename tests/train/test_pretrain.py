@@ -55,14 +55,19 @@ def test_resume_is_bit_exact_and_refuses_changed_config(tmp_path, capsys):
         main(["--debug", "train", "pretrain", "--resume", str(tmp_path / "nothing")])
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+def poison_loss(monkeypatch, at_call: int) -> None:
+    """The `at_call`-th SimSiam loss of the process is NaN (a bad pair, a diverged step)."""
     real, calls = loop.simsiam_loss, {"n": 0}
 
     def poisoned(*a):
         calls["n"] += 1
         out = real(*a)
-        return out * float("nan") if calls["n"] == 4 else out
+        return out * float("nan") if calls["n"] == at_call else out
     monkeypatch.setattr(loop, "simsiam_loss", poisoned)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    poison_loss(monkeypatch, 4)
     cfg = PretrainConfig(**{**TINY, "ckpt_every": 1})
     with pytest.raises(SqtoolError, match=r"loss is nan .*last good checkpoint kept"):
         run_pretrain(cfg, tmp_path)
@@ -318,13 +323,7 @@ def test_nan_before_any_checkpoint_does_not_point_at_an_earlier_runs_last_pt(tmp
     """--force into a folder that holds an earlier run's last.pt: a NaN before this run's first checkpoint says
     none of this run's was written (it named the earlier run's file as 'last good checkpoint kept')."""
     run_pretrain(PretrainConfig(**TINY), tmp_path)                       # an earlier run: its last.pt stays
-    real, calls = loop.simsiam_loss, {"n": 0}
-
-    def poisoned(*a):
-        calls["n"] += 1
-        out = real(*a)
-        return out * float("nan") if calls["n"] == 2 else out
-    monkeypatch.setattr(loop, "simsiam_loss", poisoned)
+    poison_loss(monkeypatch, 2)
     with pytest.raises(SqtoolError, match=r"loss is nan .*no checkpoint of this run written yet \(the last.pt "
                                           r"there is an earlier run's\)"):
         run_pretrain(PretrainConfig(**{**TINY, "lr": 0.2}), tmp_path)
