@@ -24,3 +24,20 @@ def have_data(name: str) -> bool:
 
 
 requires_data = pytest.mark.skipif(not _DATA.is_dir(), reason="../shared/data absent")
+
+
+@pytest.fixture(scope="session")
+def af_finetune(tmp_path_factory):
+    """(run folder, stdout) of one small af fine-tune on the synthetic default (2 folds, 1 epoch): the skill
+    rows and the per-subject rows are read off the same run."""
+    import contextlib
+    import io
+
+    from sqtool.cli import main
+    out, said = tmp_path_factory.mktemp("af_finetune"), io.StringIO()
+    with contextlib.redirect_stdout(said):
+        rc = main(["train", "finetune", "--task", "af", "--data", "synthetic", "--model", "resnet1d_siamq_tiny",
+                   "--epochs", "1", "--max-records", "4", "--folds", "2", "--bootstrap", "50", "--final-fit",
+                   "false", "--progress", "false", "--out", str(out)])
+    assert rc == 0, said.getvalue()[-2000:]
+    return out, said.getvalue()

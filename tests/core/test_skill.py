@@ -70,18 +70,13 @@ def test_prediction_spread():
     assert sp["ratio"][0] == pytest.approx(1.0)
 
 
-def test_finetune_reports_trivial_classic_spread_and_ends_with_the_skill_line(tmp_path, capsys):
+def test_finetune_reports_trivial_classic_spread_and_ends_with_the_skill_line(af_finetune):
     import json
-
-    from sqtool.cli import main
-    rc = main(["train", "finetune", "--task", "af", "--data", "synthetic", "--model", "resnet1d_siamq_tiny",
-               "--epochs", "1", "--max-records", "4", "--folds", "2", "--bootstrap", "50", "--final-fit", "false",
-               "--progress", "false", "--out", str(tmp_path)])
-    assert rc == 0
+    tmp_path, stdout = af_finetune
     m = json.loads((tmp_path / "metrics.json").read_text())
     sk = m["skill"]
     assert set(sk) >= {"trivial", "classic", "spread", "skill", "flag"} and m["flag"] == sk["flag"]
     assert sk["trivial"]["auroc"] == pytest.approx(0.5) and "RMSSD" in sk["classic"]["name"]
     assert len(sk["spread"]["pred_std"]) == 1 and "vs_classic" in sk
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    last = stdout.strip().splitlines()[-1]
     assert last.startswith("af: auroc model") and ("NO SKILL" in last) == (m["flag"] == "no skill")

@@ -43,12 +43,8 @@ def test_classification_auroc_per_patient_only_with_both_classes():
     assert q["one_class"] == ["p3", "p4"]
 
 
-def test_finetune_writes_the_per_subject_rows_and_prints_their_mean(tmp_path, capsys):
-    from sqtool.cli import main
-    rc = main(["train", "finetune", "--task", "af", "--data", "synthetic", "--model", "resnet1d_siamq_tiny",
-               "--epochs", "1", "--max-records", "4", "--folds", "2", "--bootstrap", "50", "--final-fit", "false",
-               "--progress", "false", "--out", str(tmp_path)])
-    assert rc == 0
+def test_finetune_writes_the_per_subject_rows_and_prints_their_mean(af_finetune):
+    tmp_path, stdout = af_finetune
     m = json.loads((tmp_path / "metrics.json").read_text())
     with np.load(tmp_path / "oof_predictions.npz") as z:
         y, pred, groups = z["y"], z["pred"], z["groups"]
@@ -59,8 +55,7 @@ def test_finetune_writes_the_per_subject_rows_and_prints_their_mean(tmp_path, ca
         table = list(csv.DictReader(f))
     assert [r["subject"] for r in table] == [r["subject"] for r in m["per_subject"]]
     ps = m["per_subject_mean"]
-    out = capsys.readouterr().out.splitlines()
-    line = next(ln for ln in out if ln.startswith("per subject: "))
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("per subject: "))
     assert ps["one_class"] == [r["subject"] for r in m["per_subject"] if r["auroc"] is None]
     assert ps["subjects"] + len(ps["one_class"]) == m["subjects"]
     assert line.startswith(f"per subject: mean of {ps['subjects']} subjects' AUROC " if ps["subjects"] else
