@@ -21,7 +21,6 @@ training, `last.pt` (full resume state). Files are written to a temp file, fsync
 """
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import os
 import pickle
@@ -32,7 +31,7 @@ import torch
 
 from sqtool import __version__
 from sqtool.core.errors import SqtoolError
-from sqtool.core.io import atomic_write_bytes
+from sqtool.core.io import atomic_write_bytes, created_stamp
 from sqtool.core.io import sha256_file as file_sha256  # noqa: F401 - re-exported
 from sqtool.core.runs import unfinished_run
 
@@ -60,7 +59,7 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model_cfg: dict, stat
     if kind not in KINDS:
         raise ValueError(f"unknown checkpoint kind {kind}")
     ckpt = {"kind": kind, "model_cfg": model_cfg, "state_dict": state_dict, "train_cfg": train_cfg or {},
-            "sqtool_version": __version__, "created": _dt.datetime.now().isoformat(timespec="seconds")}
+            "sqtool_version": __version__, "created": created_stamp()}
     ckpt.update(extra)
     buf = io.BytesIO()
     torch.save(to_plain(ckpt), buf)

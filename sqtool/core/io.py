@@ -20,6 +20,23 @@ from pathlib import Path
 NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
+def created_stamp() -> str:
+    """The time an artifact says it was made (ISO 8601, seconds): now, or the reproducible-builds convention's
+    SOURCE_DATE_EPOCH (seconds since 1970, UTC) when set, so that a pipeline re-exporting the same checkpoint
+    gets byte-identical metadata, ONNX, TFLite and C (a checkpoint saved under it is the same bytes too)."""
+    import datetime as dt
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).replace(tzinfo=None).isoformat(
+                timespec="seconds")
+        except (ValueError, OverflowError, OSError):
+            from sqtool.core.errors import SqtoolError
+            raise SqtoolError(f"SOURCE_DATE_EPOCH={epoch!r}: must be whole seconds since 1970 (e.g. from "
+                              "`git log -1 --format=%ct`)") from None
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
 def _umask() -> int:
     m = os.umask(0)
     os.umask(m)

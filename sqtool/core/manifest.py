@@ -27,7 +27,6 @@ sha256 is the recorded one; a manifest written before this (a `path` climbing ou
 """
 from __future__ import annotations
 
-import datetime as _dt
 import glob
 import json
 import os
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sqtool.core.errors import SqtoolError
-from sqtool.core.io import atomic_write_text, sha256_file, sha256_file_cached
+from sqtool.core.io import atomic_write_text, created_stamp, sha256_file, sha256_file_cached
 from sqtool.core.runs import unfinished_run
 
 MANIFEST = "manifest.json"
@@ -110,7 +109,7 @@ def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str,
         else:                                                # outside: its name only (no path leaves the folder)
             src[key]["file"] = p.name
     m = {"format": FORMAT, "model": model, "sqtool_version": sqtool_version,
-         "created": _dt.datetime.now().isoformat(timespec="seconds"),
+         "created": created_stamp(),
          "parity": {"passed": not failed, "failed": list(failed), "report": PARITY_REPORT},
          "files": files, "sources": src}
     atomic_write_text(out / MANIFEST, json.dumps(m, indent=2) + "\n")

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqtool import __version__
 from sqtool.core.config import to_dict
 from sqtool.core.errors import SqtoolError
-from sqtool.core.io import atomic_write_text
+from sqtool.core.io import atomic_write_text, created_stamp
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -508,7 +508,7 @@ def save_config(run_dir: str | os.PathLike, cfg, resumed: bool = False, **extra)
     import yaml                             # lazy: importing sqtool.core needs only the stdlib
     from sqtool.core.config import absolute_path, path_fields
     p = Path(run_dir) / "config.yaml"
-    now = _dt.datetime.now().isoformat(timespec="seconds")
+    now = created_stamp()
     before = saved_yaml(Path(run_dir)) if resumed else {}
     command = next((c for d, c in reversed(_NOTED) if _same_dir(d, run_dir)), None) or before.get("command")
     d = {"sqtool_version": __version__, "git_sha": git_sha(), "created": before.get("created", now)}

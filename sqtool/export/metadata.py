@@ -32,7 +32,6 @@ three change from build to build (IDENTITY_NOTE, written next to them).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 
@@ -40,6 +39,7 @@ import numpy as np
 
 from sqtool import __version__
 from sqtool.core import SqtoolError, git_sha
+from sqtool.core.io import created_stamp
 
 REQUIRED = ("name", "fs", "window_s", "hop_s", "channels", "norm", "task")
 TFLITE_METADATA_NAME = "sqtool_metadata"
@@ -149,7 +149,7 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
         "model_sha256": model_sha256(ckpt),
         "source_sha256": source_sha256,
         "git_sha": git_sha(),
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "created": created_stamp(),
         "identity_note": IDENTITY_NOTE,
         "model_cfg": cfg,
     }
