@@ -6,10 +6,9 @@ void sq_quantize_input(const float *x, int8_t *q)
     for (i = 0; i < SQ_INPUT_SIZE; ++i) {
         float v = x[i] / SQ_INPUT_SCALE;
         int32_t r;
-        if (!(v == v)) {
-            v = 0.0f;                                  /* NaN -> the real zero */
+        if (!(v >= -1000.0f && v <= 1000.0f)) {        /* out of range, or NaN (-> the real zero) */
+            v = v > 0.0f ? 1000.0f : (v < 0.0f ? -1000.0f : 0.0f);
         }
-        v = v > 1000.0f ? 1000.0f : (v < -1000.0f ? -1000.0f : v);
         r = (int32_t)(v >= 0.0f ? v + 0.5f : v - 0.5f) + SQ_INPUT_ZERO_POINT;   /* round half away */
         q[i] = sq_clamp(r, -128, 127);
     }

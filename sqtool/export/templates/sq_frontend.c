@@ -90,9 +90,9 @@ static void sq_fe_produce(sq_frontend_t *s)
             int64_t a = (int64_t)b[0] * y + (int64_t)b[1] * st[0] + (int64_t)b[2] * st[1]
                       - (int64_t)b[3] * st[2] - (int64_t)b[4] * st[3];
             int64_t o = (a + ((int64_t)1 << (SQ_FE_IIR_FRAC - 1))) >> SQ_FE_IIR_FRAC;
-            int64_t lo = k == SQ_FE_NSOS - 1 ? -32768 : -SQ_FE_MID_SAT - 1;
-            int64_t hi = k == SQ_FE_NSOS - 1 ? 32767 : SQ_FE_MID_SAT;
-            o = o < lo ? lo : (o > hi ? hi : o);
+            const int64_t smin = k == SQ_FE_NSOS - 1 ? -32768 : -SQ_FE_MID_SAT - 1;
+            const int64_t smax = k == SQ_FE_NSOS - 1 ? 32767 : SQ_FE_MID_SAT;
+            o = o < smin ? smin : (o > smax ? smax : o);
             st[1] = st[0]; st[0] = y;
             st[3] = st[2]; st[2] = (int32_t)o;
             y = (int32_t)o;

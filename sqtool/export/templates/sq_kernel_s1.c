@@ -78,6 +78,13 @@
 
 #if SQ_DSP
 #define SQ_MAC2(acc, x, w) ((acc) = __smlad((int16x2_t)(x), (int16x2_t)(w), (acc)))
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC's __ssat (arm_acle.h) stores the builtin's unsigned result in an int32_t inside the macro, which
+ * -Wsign-conversion reports at the call site: the same builtin, converted here. */
+#define SQ_SSAT8(v) ((int32_t)__builtin_arm_ssat((v), 8))
+#else
+#define SQ_SSAT8(v) __ssat((v), 8)
+#endif
 #else
 #define SQ_MAC2(acc, x, w) \
     ((acc) += sq_lo16(x) * sq_lo16(w) + sq_hi16(x) * sq_hi16(w))
@@ -201,7 +208,7 @@ SQ_S1_INLINE int32_t sq_s1_requant(int32_t a, sq_s1_rq_t p, int32_t fast, int32_
     }
 #if SQ_DSP
     if (act_min == -128 && act_max == 127) {
-        return __ssat(v, 8);
+        return SQ_SSAT8(v);
     }
 #endif
     return v < act_min ? act_min : (v > act_max ? act_max : v);
