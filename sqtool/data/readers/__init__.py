@@ -62,6 +62,9 @@ def _files_of(path: Path) -> list[Path]:
         raise SqtoolError(f"{path}: no such file or folder")
     if path.is_file():
         return [path]
+    if not path.is_dir():                       # a device, named pipe or socket (/dev/zero, /dev/stdin)
+        raise SqtoolError(f"{path}: not a regular file or folder (a device, pipe or socket); give a recording "
+                          f"file, a folder of them or a dataset.yaml")
     if not os.access(path, os.R_OK | os.X_OK):
         raise SqtoolError(f"{path}: folder is not readable (permission denied)")
     files = walk_files(path)

@@ -23,8 +23,10 @@ def require_file(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.exists():
         raise SqtoolError(f"{p}: file not found")
-    if not p.is_file():
+    if p.is_dir():
         raise SqtoolError(f"{p}: expected a file, found a folder")
+    if not p.is_file():
+        raise SqtoolError(f"{p}: not a regular file (a device, pipe or socket)")
     if not os.access(p, os.R_OK):
         raise SqtoolError(f"{p}: file is not readable (permission denied)")
     if p.stat().st_size == 0:
