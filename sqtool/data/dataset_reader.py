@@ -261,6 +261,8 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
         else:
             require_file(p)
             rec = wfdb.rdrecord(str(p.with_suffix("")))
+            from sqtool.data.readers.generic import check_header_rate
+            check_header_rate(p.with_suffix(".hea"), rec.fs)      # wfdb reads a rate field of 'abc' as 250 Hz
     except SqtoolError:
         raise
     except Exception as e:  # noqa: BLE001 - wfdb raises many kinds on bad files

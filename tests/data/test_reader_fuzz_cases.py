@@ -36,3 +36,58 @@ def test_require_file_names_a_device(tmp_path):
     with pytest.raises(SqtoolError, match="not a regular file") as e:
         require_file(p)
     assert "folder" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------- WFDB header rate field
+
+def _wfdb(d, fs=125):
+    import wfdb
+    d.mkdir(exist_ok=True)
+    x = np.sin(np.arange(20 * fs) * 2 * np.pi * 1.3 / fs)[:, None]
+    wfdb.wrsamp("rec", fs=fs, units=["NU"], sig_name=["PLETH"], p_signal=x, fmt=["16"], write_dir=str(d))
+    return d / "rec.hea"
+
+
+def _set_rate(hea, field):
+    lines = hea.read_text().splitlines()
+    tok = lines[0].split()
+    tok[2] = field
+    hea.write_text("\n".join([" ".join(tok), *lines[1:]]) + "\n")
+
+
+@pytest.mark.parametrize("field, said", [
+    ("abc", "is not a number"), ("12five", "is not a number"), ("nan", "is not a finite positive number"),
+    ("inf", "is not a finite positive number"), ("-125", "is not a finite positive number"),
+    ("1e9", "read as 1 Hz by the wfdb package, not 1e+09"), ("1.25e2", "read as 1.25 Hz"),
+])
+def test_wfdb_rate_field_that_wfdb_misreads_is_one_line(tmp_path, capsys, field, said):
+    hea = _wfdb(tmp_path / "rec")
+    _set_rate(hea, field)
+    err = _one_line_error(capsys, ["data", "inspect", "--data", str(hea)])
+    assert f"{hea}: sampling rate field '{field}' " in err and said in err
+
+
+@pytest.mark.parametrize("field, fs", [("125", 125.0), ("125.0/1000(0)", 125.0), ("62.5", 62.5)])
+def test_wfdb_plain_rate_fields_still_read(tmp_path, field, fs):
+    from sqtool.data.readers import read_wfdb
+    hea = _wfdb(tmp_path / "rec")
+    _set_rate(hea, field)
+    assert read_wfdb(hea).fs["ppg"] == fs
+
+
+def test_wfdb_header_without_rate_keeps_the_wfdb_default(tmp_path):
+    from sqtool.data.readers import read_wfdb
+    hea = _wfdb(tmp_path / "rec", fs=250)
+    lines = hea.read_text().splitlines()
+    hea.write_text("# a comment line first\n" + " ".join(lines[0].split()[:2]) + "\n" + "\n".join(lines[1:]) + "\n")
+    assert read_wfdb(hea).fs["ppg"] == 250.0
+
+
+def test_wfdb_rate_field_checked_through_a_dataset_yaml(tmp_path):
+    from sqtool.data.dataset_file import load_dataset_file
+    hea = _wfdb(tmp_path / "rec")
+    (tmp_path / "dataset.yaml").write_text("format: wfdb\nroot: rec\nchannels: {ppg: PLETH}\n")
+    assert load_dataset_file(tmp_path / "dataset.yaml").records()[0].fs["ppg"] == 125.0
+    _set_rate(hea, "abc")
+    with pytest.raises(SqtoolError, match=r"rec\.hea: sampling rate field 'abc' is not a number"):
+        load_dataset_file(tmp_path / "dataset.yaml").records()

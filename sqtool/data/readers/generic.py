@@ -19,7 +19,8 @@ the input's UTC offset, 'Z' for epoch numbers, none for naive local times; `read
 each window's time from it.
 WFDB  Through the `wfdb` package: <record>.hea + its signal file; channels by signal name (PLETH -> ppg,
       RESP -> resp, lead II -> ecg, other leads -> ecg_<lead>); annotation files next to the header
-      (.atr, .breath, .qrs, .ann, ...) become kind "events" labels named by their extension.
+      (.atr, .breath, .qrs, .ann, ...) become kind "events" labels named by their extension. The header's
+      sampling-rate field must be a plain positive number (`check_header_rate`: wfdb reads `abc` as 250 Hz).
 """
 from __future__ import annotations
 
@@ -345,6 +346,34 @@ def wfdb_channel_names(names: list[str]) -> list[str]:
     return out
 
 
+def check_header_rate(hea: Path, fs) -> None:
+    """Refuse a WFDB header whose sampling-rate field is not the plain number the wfdb package read as `fs`.
+    The record line (the first line not blank and not a '#' comment) is `name[/segments] signals
+    [rate[/counter rate[(base counter)]] [samples [base time [base date]]]]`; wfdb's pattern takes `abc`, `nan`,
+    `inf` or `-125` for a missing rate (its 250 Hz default) and the leading digits of `1e9`, `12five` or
+    `6.4e1` (1, 12, 6.4 Hz), so the field is parsed here: a finite positive number equal to `fs`, else one line.
+    A record line without the field keeps WFDB's documented default, 250 Hz."""
+    try:
+        text = hea.read_text(encoding="ascii", errors="replace")
+    except OSError as e:
+        raise SqtoolError(f"{hea}: unreadable WFDB header ({first_line(e)})")
+    line = next((s for raw in text.splitlines() if (s := raw.strip()) and not s.startswith("#")), "")
+    tokens = line.split()
+    if len(tokens) < 3:
+        return
+    field = tokens[2]
+    token = re.split(r"[/(]", field, maxsplit=1)[0]
+    try:
+        rate = float(token)
+    except ValueError:
+        raise SqtoolError(f"{hea}: sampling rate field {field!r} is not a number") from None
+    if not (np.isfinite(rate) and rate > 0):
+        raise SqtoolError(f"{hea}: sampling rate field {field!r} is not a finite positive number")
+    if not np.isclose(rate, float(fs), rtol=1e-9, atol=0.0):
+        raise SqtoolError(f"{hea}: sampling rate field {field!r} is read as {float(fs):g} Hz by the wfdb package, "
+                          f"not {rate:g}; write it as a plain decimal number ({rate:g})")
+
+
 def read_wfdb(path) -> Record:
     import wfdb
 
@@ -362,6 +391,7 @@ def read_wfdb(path) -> Record:
         raise SqtoolError(f"{hea}: WFDB record has no samples")
     if not rec.fs or rec.fs <= 0:
         raise SqtoolError(f"{hea}: header has no valid sampling rate")
+    check_header_rate(hea, rec.fs)
     check_fs(rec.fs, f"{hea}: header")
     if rec.sig_len and rec.p_signal.shape[0] < rec.sig_len:
         raise SqtoolError(f"{hea}: truncated: {rec.p_signal.shape[0]} of {rec.sig_len} samples")
