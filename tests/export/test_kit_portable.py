@@ -108,3 +108,16 @@ def test_quantize_input_maps_nan_and_infinities_as_before(kit, tmp_path):
     r = np.where(v >= 0, v + np.float32(0.5), v - np.float32(0.5)).astype(np.float32).astype(np.int32) + zp
     np.testing.assert_array_equal(got, np.clip(r, -128, 127).astype(np.int8))
     assert got[0] == zp and got[1] == 127 and got[2] == -128
+
+
+# ----------------------------------------------------------------------------- strict aliasing, byte order
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+def test_no_type_punned_access_to_the_arena(kit, tmp_path):
+    """The stride-1 kernel's expanded activations are uint32_t words read as uint32_t by the next layer: they
+    are written as one packed word, never through an int16_t pointer (C99 6.5p7; GCC's most eager
+    -Wstrict-aliasing=1 names such a store). The M4 (DSP path) too, where its compiler is installed."""
+    flags = ["-std=c99", "-O2", "-Wstrict-aliasing=1", "-Werror"]
+    assert _compile_each(["gcc"], kit, flags, tmp_path) == []
+    if shutil.which("arm-none-eabi-gcc") and _picolibc("arm-none-eabi-gcc", M4, tmp_path):
+        assert _compile_each(["arm-none-eabi-gcc", *M4, "--specs=picolibc.specs"], kit, flags, tmp_path) == []

@@ -39,6 +39,15 @@ static int16_t acc[3 * SQ_EXAMPLE_MAX_CHUNK];
 static uint8_t gap[SQ_EXAMPLE_MAX_CHUNK];
 static sq_result_t results[SQ_PL_MAX_RESULTS(SQ_EXAMPLE_MAX_CHUNK)];
 
+/* recording.bin is little endian: a big-endian host or core swaps the bytes of each sample it reads */
+static int big_endian(void)
+{
+    const uint16_t one = 1u;
+    uint8_t first;
+    memcpy(&first, &one, 1);
+    return first == 0u;
+}
+
 static int parse_sizes(const char *s, int *sizes)
 {
     int n = 0;
@@ -57,6 +66,7 @@ int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : SQ_EXAMPLE_INPUT;
     int sizes[SQ_EX_MAX_SIZES], n_sizes, turn = 0, nonzero = 0, i;
+    const int swap = big_endian();
     FILE *f;
     n_sizes = parse_sizes(argc > 2 ? argv[2] : SQ_EXAMPLE_CHUNKS, sizes);
     for (i = 0; i < n_sizes; ++i) nonzero |= sizes[i] > 0;
@@ -74,6 +84,10 @@ int main(int argc, char **argv)
     for (;;) {
         const int want = sizes[turn++ % n_sizes];
         int n = (int)fread(frames, sizeof(int16_t) * SQ_EX_FRAME, (size_t)want, f), k, j;
+        for (j = 0; j < n * SQ_EX_FRAME && swap; ++j) {
+            const uint16_t u = (uint16_t)frames[j];
+            frames[j] = (int16_t)(uint16_t)((u >> 8) | (u << 8));
+        }
         for (j = 0; j < n; ++j) {                       /* de-interleave one chunk */
             const int16_t *fr = &frames[j * SQ_EX_FRAME];
             ppg[SQ_FE_N_PPG * j] = fr[0];                 /* the PPG sensors, interleaved */

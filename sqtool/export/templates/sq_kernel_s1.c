@@ -9,7 +9,11 @@
  *                2 * dil spare rows after those (read by the last tile, results discarded): the
  *                "expanded" buffer of a layer. The first layer's is built from the int8 input once
  *                (sq_s1_expand); every other layer's is written directly by the previous layer's
- *                requantization (two int16 halves per channel pair), so no layer sign-extends inputs.
+ *                requantization (one packed word per channel pair), so no layer sign-extends inputs.
+ *                Every access to these buffers is a uint32_t word (C99 strict aliasing: no int16_t
+ *                stores into them) and every half is packed / unpacked with shifts, so the portable
+ *                path does not depend on the byte order; the DSP path (SXTB16 of int8 bytes loaded
+ *                as a word) is little-endian only, and SQ_DSP is off on big-endian ARM.
  *   weights      int16 pairs in the same channel-pair order, pre-arranged at export time in the order
  *                the tile consumes them: per group of 2 output channels, per input pair p, per tap j,
  *                one 64-bit word (channel 2g | channel 2g+1 << 32). Build switch SQ_WEIGHTS_INT8=1:
@@ -27,7 +31,8 @@
  *                unrolled. Each chain of positions r + m dil is covered exactly by 4-position tiles and
  *                at most one 3- and one 2-position tile (no wasted outputs; a chain of 1 position uses a
  *                2-tile whose second position falls in the spare rows, not stored). Outputs are
- *                requantized channel by channel (parameters loaded once per tile) and stored with STRH.
+ *                requantized channel by channel (parameters loaded once per tile) and stored as one
+ *                packed word per position (PKHBT + STR on the M4).
  *   requant      "fast" layers (export-time check: multiplier in (2^-23, 0.5) per channel, mantissa
  *                q > 2^30, accumulator bound < 2^30): weights and bias are stored doubled, so the
  *                accumulator is a2 = 2 acc, and TFLite's requantization including the output zero
@@ -235,10 +240,8 @@ SQ_S1_INLINE void sq_s1_out(int32_t *a, int32_t np, int32_t keep, int32_t to, in
     SQ_UNROLL_ON
     for (m = 0; m < keep; ++m) {
         const int32_t o = to + m * dil;
-        if (y16 != NULL) {                              /* two STRH: no packing instructions */
-            int16_t *h = (int16_t *)(void *)(y16 + o * ycp + g);
-            h[0] = (int16_t)a[2 * m];
-            h[1] = (int16_t)a[2 * m + 1];
+        if (y16 != NULL) {                              /* one packed word (PKHBT + STR on the M4) */
+            y16[o * ycp + g] = ((uint32_t)a[2 * m] & 0xFFFFu) | ((uint32_t)a[2 * m + 1] << 16);
         } else {
             y8[o * cout + 2 * g] = (int8_t)a[2 * m];
             if (2 * g + 1 < cout) {
