@@ -344,6 +344,23 @@ def _resolve_path(p: str, yaml_path: Path, data_root, must_exist: bool = True) -
     return q
 
 
+def _load_yaml(p: Path):
+    """The document of yaml file `p`, read as yaml.safe_load does but without aliases: `*name` repeats what
+    `&name` anchors, so nine levels of nine make a 443-byte file expand to 9^9 strings (gigabytes, the "billion
+    laughs"); a dataset file has no use for them, and one is one line naming its line."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                line = self.peek_event().start_mark.line + 1
+                raise SqtoolError(f"{p}: line {line}: aliases (&/*) are not supported in a dataset file; "
+                                  "write the value out")
+            return super().compose_node(parent, index)
+
+    return yaml.load(p.read_text(), Loader=NoAliasLoader)
+
+
 def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> DatasetFile:
     """Parse and check a dataset.yaml (a folder holding one works too)."""
     import yaml
@@ -353,7 +370,7 @@ def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | No
     if not p.is_file():
         raise SqtoolError(f"{p}: no such dataset file")
     try:
-        d = yaml.safe_load(p.read_text())
+        d = _load_yaml(p)
     except yaml.YAMLError as e:
         raise SqtoolError(f"{p}: not valid YAML ({str(e).splitlines()[0]})")
     except UnicodeDecodeError as e:                      # a binary file, or text in another encoding
@@ -384,11 +401,10 @@ def load_builtin(name: str, data_root: str | os.PathLike | None = None) -> Datas
 def builtin_exclude(name: str) -> dict[str, str]:
     """{record id: reason} that the shipped file of `name` leaves out (read without a data root): the one
     place a built-in exclusion lives (e.g. TROIKA's DATA_S04_T01)."""
-    import yaml
     f = builtin_dir() / f"{name}.yaml"
     if not f.is_file():
         raise SqtoolError(f"no built-in dataset '{name}' (known: {', '.join(builtin_names())})")
-    return {str(k): str(v) for k, v in ((yaml.safe_load(f.read_text()) or {}).get("exclude") or {}).items()}
+    return {str(k): str(v) for k, v in ((_load_yaml(f) or {}).get("exclude") or {}).items()}
 
 
 @dataclass
