@@ -376,6 +376,8 @@ def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | No
     except UnicodeDecodeError as e:                      # a binary file, or text in another encoding
         raise SqtoolError(f"{p}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): a dataset file "
                           "is a UTF-8 YAML file")
+    except RecursionError:                              # the composer recurses once per level: [[[[...]]]]
+        raise SqtoolError(f"{p}: nested too deeply to be a dataset file") from None
     return parse_dataset(d, p.resolve(), data_root)
 
 

@@ -41,3 +41,7 @@ def test_aliases_are_refused_before_they_expand(tmp_path):
     p = write(tmp_path, SEED + "windows: &w {window_s: 8, hop_s: 2}\n")                  # an anchor alone expands nothing
     assert load_dataset_file(p).windows.hop_s == 2
 
+
+def test_deep_nesting_is_one_line(tmp_path):
+    p = write(tmp_path, SEED + "name: " + "[" * 2000 + "]" * 2000 + "\n")
+    assert "nested too deeply" in one_line(p)
