@@ -50,7 +50,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.dataset_file import ACC_UNITS, TIME_UNITS, DatasetFile
-from sqtool.data.readers._common import RATE_TOL
+from sqtool.data.readers._common import PLAUSIBLE, RATE_TOL, check_bp, check_plausible  # noqa: F401 (re-exported)
 from sqtool.data.record import Label, Record
 
 if TYPE_CHECKING:
@@ -414,34 +414,8 @@ def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> s
 
 # ----------------------------------------------------------------------------- labels
 
-# label -> (lowest, highest, unit): values a body can have. Wide on purpose: the built-ins span hr 44-186 BPM
-# (bidmc, troika, wrist_exercise), breaths 5-30 /min (bidmc), sbp 80-182 and dbp 42-107 mmHg (ppg_bp).
-PLAUSIBLE = {"hr": (20.0, 300.0, "BPM"), "rr": (2.0, 80.0, "breaths/min"), "sbp": (40.0, 300.0, "mmHg"),
-             "dbp": (10.0, 200.0, "mmHg")}
+# PLAUSIBLE, check_plausible, check_bp: readers._common (the readers check built-in layouts' labels too)
 
-
-def check_plausible(name: str, values, where: str, row=lambda i: f"row {i + 1}") -> None:
-    """One line naming `where`, the label, how many of its finite values lie outside PLAUSIBLE[name] and the
-    first of them (`row(i)` says where it is); NaN / Inf are missing, not implausible."""
-    lo, hi, unit = PLAUSIBLE[name]
-    v = np.asarray(values, float).ravel()
-    with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(np.isfinite(v) & ((v < lo) | (v > hi)))
-    if len(bad):
-        raise SqtoolError(f"{where}: {len(bad)} {name} value(s) outside the plausible {lo:g}-{hi:g} {unit}, e.g. "
-                          f"{v[bad[0]]:g} ({row(bad[0])}); correct them, or empty the cells of unknown ones")
-
-
-def check_bp(sbp, dbp, where: str, row=lambda i: f"row {i + 1}") -> None:
-    """Both in PLAUSIBLE's range and systolic above diastolic wherever both are known."""
-    check_plausible("sbp", sbp, where, row)
-    check_plausible("dbp", dbp, where, row)
-    s, d = np.asarray(sbp, float).ravel(), np.asarray(dbp, float).ravel()
-    bad = np.flatnonzero(np.isfinite(s) & np.isfinite(d) & (s <= d))
-    if len(bad):
-        i = bad[0]
-        raise SqtoolError(f"{where}: {len(bad)} row(s) with sbp <= dbp, e.g. sbp {s[i]:g}, dbp {d[i]:g} ({row(i)}); "
-                          "systolic pressure is above diastolic (columns swapped?)")
 
 def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, stem: str,
                   where: str, grid: TimeGrid | None = None) -> Label | None:

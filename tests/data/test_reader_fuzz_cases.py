@@ -91,3 +91,53 @@ def test_wfdb_rate_field_checked_through_a_dataset_yaml(tmp_path):
     _set_rate(hea, "abc")
     with pytest.raises(SqtoolError, match=r"rec\.hea: sampling rate field 'abc' is not a number"):
         load_dataset_file(tmp_path / "dataset.yaml").records()
+
+
+# ----------------------------------------------------------------------------- built-in labels: plausible range
+
+def _troika(root, bpm, n=2000):
+    import scipy.io as sio
+    from sqtool.data.readers import troika
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    sio.savemat(root / "DATA_01_TYPE01.mat", {"sig": rng.standard_normal((6, n))})
+    w = troika.n_windows(n)
+    sio.savemat(root / "DATA_01_TYPE01_BPMtrace.mat", {"BPM0": np.full((w, 1), 80.0) if bpm is None
+                                                       else np.array(bpm, dtype=object if isinstance(bpm, str)
+                                                                     else float).reshape(-1, 1)})
+    return root
+
+
+@pytest.mark.parametrize("bad", [1e9, 0.0, -5.0])
+def test_troika_folder_refuses_implausible_bpm(tmp_path, capsys, bad):
+    from sqtool.data.readers import troika
+    root = _troika(tmp_path / "troika", [80.0] * (troika.n_windows(2000) - 1) + [bad])
+    err = _one_line_error(capsys, ["data", "inspect", "--data", str(root)])
+    assert f"DATA_01_TYPE01_BPMtrace.mat: BPM0: 1 hr value(s) outside the plausible 20-300 BPM, e.g. {bad:g} " \
+           f"(window {troika.n_windows(2000)})" in err
+    assert "hr" in read_dataset(_troika(tmp_path / "ok", None))[0].labels          # 80 BPM reads
+
+
+def test_but_ppg_folder_refuses_implausible_reference_hr(data_root, tmp_path):
+    import shutil
+    root = tmp_path / "but_ppg"
+    shutil.copytree(data_root / "but_ppg", root)
+    f = root / "database" / "myData.csv"
+    lines = f.read_text().splitlines(keepends=True)
+    head, first = lines[1].split(" ", 2)[:2], lines[1].split(" ", 2)[2]
+    lines[1] = f"{head[0]} 1000000000 {first}"                     # RefHR of the first record
+    f.write_text("".join(lines))
+    with pytest.raises(SqtoolError, match=rf"myData\.csv: record {head[0]}: label 'hr': 1 hr value\(s\) outside "
+                                          r"the plausible 20-300 BPM, e.g. 1e\+09 \(its value\)"):
+        read_dataset(root)
+
+
+def test_plausible_labels_refuse_swapped_bp():
+    from sqtool.data.readers._common import check_plausible_labels
+    from sqtool.data.record import Label
+    ok = {"sbp": Label(values=np.array(120.0), unit="mmHg"), "dbp": Label(values=np.array(80.0), unit="mmHg")}
+    check_plausible_labels(ok, "f.xlsx: subject 1")
+    with pytest.raises(SqtoolError, match="f.xlsx: subject 1: labels 'sbp', 'dbp': 1 row"):
+        check_plausible_labels({"sbp": ok["dbp"], "dbp": ok["sbp"]}, "f.xlsx: subject 1")
+    with pytest.raises(SqtoolError, match="label 'dbp': 1 dbp value"):
+        check_plausible_labels({"dbp": Label(values=np.array(0.0), unit="mmHg")}, "f.xlsx: subject 1")

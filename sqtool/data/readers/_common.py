@@ -289,3 +289,55 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     warn(f"{where}: {grid.said()}: read as NaN samples, a gap (windows mostly in a gap are flagged; training leaves "
          "out every window touching one)")
     return grid
+
+
+# ----------------------------------------------------------------------------- label plausibility
+
+# label -> (lowest, highest, unit): values a body can have. Wide on purpose: the built-ins span hr 44-186 BPM
+# (bidmc, troika, wrist_exercise), breaths 5-30 /min (bidmc), sbp 80-182 and dbp 42-107 mmHg (ppg_bp).
+PLAUSIBLE = {"hr": (20.0, 300.0, "BPM"), "rr": (2.0, 80.0, "breaths/min"), "sbp": (40.0, 300.0, "mmHg"),
+             "dbp": (10.0, 200.0, "mmHg")}
+
+
+def check_plausible(name: str, values, where: str, row=lambda i: f"row {i + 1}") -> None:
+    """One line naming `where`, the label, how many of its finite values lie outside PLAUSIBLE[name] and the
+    first of them (`row(i)` says where it is); NaN / Inf are missing, not implausible."""
+    lo, hi, unit = PLAUSIBLE[name]
+    v = np.asarray(values, float).ravel()
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(np.isfinite(v) & ((v < lo) | (v > hi)))
+    if len(bad):
+        raise SqtoolError(f"{where}: {len(bad)} {name} value(s) outside the plausible {lo:g}-{hi:g} {unit}, e.g. "
+                          f"{v[bad[0]]:g} ({row(bad[0])}); correct them, or empty the cells of unknown ones")
+
+
+def check_bp(sbp, dbp, where: str, row=lambda i: f"row {i + 1}") -> None:
+    """Both in PLAUSIBLE's range and systolic above diastolic wherever both are known."""
+    check_plausible("sbp", sbp, where, row)
+    check_plausible("dbp", dbp, where, row)
+    s, d = np.asarray(sbp, float).ravel(), np.asarray(dbp, float).ravel()
+    bad = np.flatnonzero(np.isfinite(s) & np.isfinite(d) & (s <= d))
+    if len(bad):
+        i = bad[0]
+        raise SqtoolError(f"{where}: {len(bad)} row(s) with sbp <= dbp, e.g. sbp {s[i]:g}, dbp {d[i]:g} ({row(i)}); "
+                          "systolic pressure is above diastolic (columns swapped?)")
+
+
+def check_plausible_labels(labels: dict, where: str) -> None:
+    """A built-in reader's truth labels through a dataset.yaml's checks: hr, rr (kind window / value), sbp, dbp
+    inside PLAUSIBLE and sbp above dbp (so `--data <folder>` refuses what the same folder's dataset.yaml refuses)."""
+    def row(lab):
+        if np.size(lab.values) <= 1:
+            return lambda i: "its value"
+        t = None if lab.times is None else np.asarray(lab.times, np.float64)
+        return lambda i: f"value {i + 1}" + (f", at {t[i]:g} s" if t is not None and i < t.size else "")
+    for name in ("hr", "rr"):
+        if (lab := labels.get(name)) is not None and lab.kind in ("window", "value"):
+            check_plausible(name, lab.values, f"{where}: label '{name}'", row(lab))
+    sbp, dbp = labels.get("sbp"), labels.get("dbp")
+    if sbp is not None and dbp is not None and np.shape(sbp.values) == np.shape(dbp.values):
+        check_bp(sbp.values, dbp.values, f"{where}: labels 'sbp', 'dbp'", row(sbp))
+        return
+    for name, lab in (("sbp", sbp), ("dbp", dbp)):
+        if lab is not None:
+            check_plausible(name, lab.values, f"{where}: label '{name}'", row(lab))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers._common import read_csv
+from sqtool.data.readers._common import check_plausible_labels, read_csv
 from sqtool.data.record import Label, Record
 
 KIND = "but_ppg"
@@ -83,6 +83,7 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
                                      classes=MOTION)
         meta = {"location": {1: "finger", 0: "ear"}.get(int(row.get("Location", -1)), "unknown"),
                 **info.get(rid, {})}
+        check_plausible_labels(labels, where)
         out.append(Record(dataset=KIND, subject=rid[:3] if len(rid) == 6 else rid, record_id=rid,
                           signals={"ppg": x}, fs={"ppg": FS}, labels=labels, meta=meta, source=str(p)))
     return out

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers._common import numeric_column, read_csv, read_excel
+from sqtool.data.readers._common import check_plausible_labels, numeric_column, read_csv, read_excel
 from sqtool.data.record import Label, Record
 
 KIND = "mw_ppg"
@@ -87,5 +87,6 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
             v = row.get(col)
             if v is not None and v == v:
                 meta[key] = v.item() if hasattr(v, "item") else v
+    check_plausible_labels(labels, f"{p}: subject {n_id}")
     return [Record(dataset=KIND, subject=str(n_id), record_id=str(n_id), signals=signals,
                    fs={c: FS for c in signals}, labels=labels, meta=meta, source=str(p))]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers._common import first_line, read_excel, require_file
+from sqtool.data.readers._common import check_plausible_labels, first_line, read_excel, require_file
 from sqtool.data.record import Label, Record
 
 KIND = "ppg_bp"
@@ -135,6 +135,7 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
                 meta[key] = v.item() if hasattr(v, "item") else v
     if (q := _quality(ctx, p).get((sid, seg))) is not None:
         labels["sqi"] = Label(values=np.array(q), unit="skewness SQI")
+    check_plausible_labels(labels, f"{p}: subject {sid}")
     out = []
     for k, part in enumerate(parts):
         rid = f"{sid}_{seg}" + (chr(ord("a") + k) if len(parts) > 1 else "")

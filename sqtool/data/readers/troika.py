@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers._common import load_mat
+from sqtool.data.readers._common import check_plausible, load_mat
 from sqtool.data.record import Label, Record
 
 KIND = "troika"
@@ -111,6 +111,7 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
                               f"of 8 s / 2 s hop (floor((N-1000)/250)+1); labels do not match the signal")
         if not np.all(np.isfinite(bpm)):
             raise SqtoolError(f"{truth}: BPM0 has NaN/Inf values")
+        check_plausible("hr", bpm, f"{truth}: BPM0", lambda i: f"window {i + 1}")
         labels["hr"] = Label(values=bpm, times=np.arange(w) * HOP / FS, unit="bpm", kind="window",
                              window_s=WIN / FS)
     signals = {c: np.ascontiguousarray(sig[i]) for i, c in enumerate(names)}

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers._common import first_line, require_file
+from sqtool.data.readers._common import check_plausible_labels, first_line, require_file
 from sqtool.data.record import Label, Record
 
 KIND = "wrist_exercise"
@@ -160,5 +160,6 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
             "beats": str(bfile) if bfile else None,
             "hr_source": ("chest ECG R peaks, cross-checked with the beat annotations" if bfile else
                           "chest ECG R peaks alone (no beat file found)")}
+    check_plausible_labels(labels, str(p))
     return [Record(dataset=KIND, subject=subject, record_id=p.stem, signals=signals,
                    fs={c: FS for c in signals}, labels=labels, meta=meta, source=str(p))]
