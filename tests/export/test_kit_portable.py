@@ -121,3 +121,27 @@ def test_no_type_punned_access_to_the_arena(kit, tmp_path):
     assert _compile_each(["gcc"], kit, flags, tmp_path) == []
     if shutil.which("arm-none-eabi-gcc") and _picolibc("arm-none-eabi-gcc", M4, tmp_path):
         assert _compile_each(["arm-none-eabi-gcc", *M4, "--specs=picolibc.specs"], kit, flags, tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- no float without section GC
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("nm") is None, reason="no gcc / nm")
+def test_float_helpers_are_left_out_with_sq_float_helpers_0(kit, tmp_path):
+    """-DSQ_FLOAT_HELPERS=0: sq_model.c defines no float edge, so an image linked without --gc-sections holds
+    no float code; on a Cortex-M0+ (no FPU) no kit object then needs a soft-float routine. Default: compiled in."""
+    def symbols(cc, nm, extra, src):
+        obj = tmp_path / f"{src.stem}.o"
+        subprocess.run([cc, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wundef", "-Os", *extra,
+                        f"-I{kit / 'c'}", "-c", str(src), "-o", str(obj)], check=True, capture_output=True)
+        return subprocess.run([nm, str(obj)], capture_output=True, text=True, check=True).stdout
+    model = kit / "c" / "sq_model.c"
+    assert "sq_quantize_input" in symbols("gcc", "nm", [], model)
+    off = symbols("gcc", "nm", ["-DSQ_FLOAT_HELPERS=0"], model)
+    assert "sq_quantize_input" not in off and "sq_dequantize_output" not in off and "sq_model_run" in off
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("arm-none-eabi-nm") is None:
+        return
+    soft = lambda text: sorted(ln.split()[-1] for ln in text.splitlines()                      # noqa: E731
+                               if ln.split()[-1].startswith(("__aeabi_f", "__aeabi_d", "__aeabi_i2f", "__aeabi_ui2f")))
+    assert soft(symbols("arm-none-eabi-gcc", "arm-none-eabi-nm", M0P, model))          # the default build needs them
+    for src in sorted((kit / "c").glob("*.c")):
+        assert soft(symbols("arm-none-eabi-gcc", "arm-none-eabi-nm", [*M0P, "-DSQ_FLOAT_HELPERS=0"], src)) == [], src

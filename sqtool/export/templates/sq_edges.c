@@ -1,4 +1,7 @@
-/* ------------------------------------------------------------------ sq_edges.c (sqtool template) */
+/* ------------------------------------------------------------------ sq_edges.c (sqtool template)
+ *
+ * The float edges, compiled only with SQ_FLOAT_HELPERS (default 1, see sq_model.h). */
+#if SQ_FLOAT_HELPERS
 
 void sq_quantize_input(const float *x, int8_t *q)
 {
@@ -21,3 +24,4 @@ void sq_dequantize_output(const int8_t *q, float *y)
         y[i] = (float)((int32_t)q[i] - SQ_OUTPUT_ZERO_POINT) * SQ_OUTPUT_SCALE;
     }
 }
+#endif /* SQ_FLOAT_HELPERS */

@@ -1,8 +1,9 @@
 /*
  * sq_pipeline.h - the whole wrist heart-rate monitor as one streaming C99 call: int16 sensor samples
  * at the device rate in, one heart-rate result per hop (2 s) out. No malloc; the heart-rate path is
- * integer-only (sq_model.c's float helpers sq_quantize_input / sq_dequantize_output are never called by it and
- * drop out with -ffunction-sections -Wl,--gc-sections, as the kit's Makefile links); each pipeline's state is
+ * integer-only (sq_model.c's float helpers sq_quantize_input / sq_dequantize_output are never called by it: they
+ * drop out with -ffunction-sections -Wl,--gc-sections, as the kit's Makefile links, and -DSQ_FLOAT_HELPERS=0
+ * leaves them out of the build, so no float code is linked without section GC); each pipeline's state is
  * in a caller-owned sq_pipeline_t, but the pipelines of ONE model share its network arena (see below: one at a
  * time); bit-exact with the Python integer reference sqtool/export/pipeline.py (PipelineRef).
  *
