@@ -102,9 +102,8 @@ def _troika(root, bpm, n=2000):
     rng = np.random.default_rng(0)
     sio.savemat(root / "DATA_01_TYPE01.mat", {"sig": rng.standard_normal((6, n))})
     w = troika.n_windows(n)
-    sio.savemat(root / "DATA_01_TYPE01_BPMtrace.mat", {"BPM0": np.full((w, 1), 80.0) if bpm is None
-                                                       else np.array(bpm, dtype=object if isinstance(bpm, str)
-                                                                     else float).reshape(-1, 1)})
+    bpm = np.full(w, 80.0) if bpm is None else np.array(list(bpm) if isinstance(bpm, str) else bpm)
+    sio.savemat(root / "DATA_01_TYPE01_BPMtrace.mat", {"BPM0": bpm.reshape(-1, 1)})
     return root
 
 
@@ -141,3 +140,33 @@ def test_plausible_labels_refuse_swapped_bp():
         check_plausible_labels({"sbp": ok["dbp"], "dbp": ok["sbp"]}, "f.xlsx: subject 1")
     with pytest.raises(SqtoolError, match="label 'dbp': 1 dbp value"):
         check_plausible_labels({"dbp": Label(values=np.array(0.0), unit="mmHg")}, "f.xlsx: subject 1")
+
+
+# ----------------------------------------------------------------------------- MATLAB variables holding text
+
+def test_troika_bpm0_holding_text_is_one_line(tmp_path, capsys):
+    from sqtool.data.readers import troika
+    root = _troika(tmp_path / "troika", "x" * troika.n_windows(2000))
+    err = _one_line_error(capsys, ["data", "inspect", "--data", str(root)])
+    assert f"{root / 'DATA_01_TYPE01_BPMtrace.mat'}: variable 'BPM0' is not numeric (dtype <U" in err
+    assert "ValueError" not in err
+
+
+def test_troika_sig_holding_text_is_one_line(tmp_path):
+    import scipy.io as sio
+    root = _troika(tmp_path / "troika", None)
+    sio.savemat(root / "DATA_01_TYPE01.mat", {"sig": np.array(["a" * 2000] * 6)})
+    with pytest.raises(SqtoolError, match=r"DATA_01_TYPE01\.mat: variable 'sig' is not numeric \(dtype <U2000\)"):
+        read_dataset(root)
+
+
+def test_ppg_arrhythmia_segments_holding_text_are_one_line(data_root, tmp_path):
+    import scipy.io as sio
+    from sqtool.data.readers import ppg_arrhythmia
+    src = next(p for p in (data_root / "ppg_arrhythmia").rglob("*.mat"))
+    d = {k: v for k, v in sio.loadmat(src).items() if not k.startswith("__")}
+    d["ppgseg"] = np.array(["abc"] * 3)
+    bad = tmp_path / src.name
+    sio.savemat(bad, d)
+    with pytest.raises(SqtoolError, match=rf"{bad.name}: variable 'ppgseg' is not numeric"):
+        ppg_arrhythmia.read_item(bad, {"root": tmp_path})

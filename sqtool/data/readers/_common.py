@@ -58,6 +58,15 @@ def load_mat(path: str | os.PathLike, variables: Iterable[str] | None = None) ->
     return d
 
 
+def mat_numbers(d: dict, name: str, path) -> np.ndarray:
+    """Variable `name` of a `load_mat` result as float64, or one line naming the variable and the file when it holds
+    text, cells or structs (a cast would raise a bare ValueError)."""
+    v = np.asarray(d[name])
+    if v.dtype.kind not in "biufc":
+        raise SqtoolError(f"{path}: variable '{name}' is not numeric (dtype {v.dtype})")
+    return v.astype(np.float64)
+
+
 def read_csv(path: str | os.PathLike, **kw):
     """pandas.read_csv with one-line errors (empty, malformed, truncated gzip)."""
     import pandas as pd

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers._common import load_mat
+from sqtool.data.readers._common import load_mat, mat_numbers
 from sqtool.data.record import Label, Record
 
 KIND = "ppg_arrhythmia"
@@ -50,8 +50,8 @@ def _splits(ctx: dict, p: Path) -> dict[str, str]:
 
 def read_item(p: Path, ctx: dict) -> list[Record]:
     d = load_mat(p, ["ppgseg", "labels"])
-    x = np.asarray(d["ppgseg"], dtype=np.float64)
-    y = np.asarray(d["labels"]).ravel()
+    x = mat_numbers(d, "ppgseg", p)
+    y = mat_numbers(d, "labels", p).ravel()
     if x.ndim != 2:
         raise SqtoolError(f"{p}: 'ppgseg' must be (segments, samples), got shape {x.shape}")
     if y.size != x.shape[0]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.readers._common import check_plausible, load_mat
+from sqtool.data.readers._common import check_plausible, load_mat, mat_numbers
 from sqtool.data.record import Label, Record
 
 KIND = "troika"
@@ -81,8 +81,7 @@ def _find_ci(p: Path) -> Path | None:
 
 
 def read_item(p: Path, ctx: dict) -> list[Record]:
-    d = load_mat(p, ["sig"])
-    sig = np.asarray(d["sig"], dtype=np.float64)
+    sig = mat_numbers(load_mat(p, ["sig"]), "sig", p)
     if sig.ndim != 2:
         raise SqtoolError(f"{p}: 'sig' must be 2-D (rows x samples), got shape {sig.shape}")
     if sig.shape[0] not in _ROWS and sig.shape[1] in _ROWS:
@@ -104,7 +103,7 @@ def read_item(p: Path, ctx: dict) -> list[Record]:
     labels = {}
     truth = next((q for c in truth_candidates(p) if (q := _find_ci(c))), None) if layout != "unknown" else None
     if truth is not None:
-        bpm = np.asarray(load_mat(truth, ["BPM0"])["BPM0"], dtype=np.float64).ravel()
+        bpm = mat_numbers(load_mat(truth, ["BPM0"]), "BPM0", truth).ravel()
         w = n_windows(n)
         if bpm.size != w:
             raise SqtoolError(f"{truth}: {bpm.size} BPM0 values but {p.name} has {n} samples = {w} windows "
