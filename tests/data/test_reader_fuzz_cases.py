@@ -170,3 +170,33 @@ def test_ppg_arrhythmia_segments_holding_text_are_one_line(data_root, tmp_path):
     sio.savemat(bad, d)
     with pytest.raises(SqtoolError, match=rf"{bad.name}: variable 'ppgseg' is not numeric"):
         ppg_arrhythmia.read_item(bad, {"root": tmp_path})
+
+
+# ----------------------------------------------------------------------------- complex samples
+
+def _complex_ppg(n=2000):
+    return (np.sin(np.arange(n) / 5) + 1j * np.cos(np.arange(n) / 5)).astype(np.complex128)
+
+
+def test_npz_complex_samples_are_refused(tmp_path, capsys):
+    p = tmp_path / "rec.npz"
+    np.savez(p, ppg=_complex_ppg(), fs=64.0)
+    err = _one_line_error(capsys, ["data", "inspect", "--data", str(p)])
+    assert f"{p}: array 'ppg' must hold real numbers, got complex128 samples" in err
+
+
+def test_npz_complex_samples_are_refused_through_a_dataset_yaml(tmp_path):
+    from sqtool.data.dataset_file import load_dataset_file
+    (tmp_path / "rec").mkdir()
+    np.savez(tmp_path / "rec" / "a.npz", ppg=_complex_ppg(), fs=64.0)
+    (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nchannels: {ppg: ppg}\n")
+    with pytest.raises(SqtoolError, match=r"a\.npz: array 'ppg' must hold real numbers, got complex128 samples"):
+        load_dataset_file(tmp_path / "dataset.yaml").records()
+
+
+def test_troika_complex_sig_is_refused(tmp_path):
+    import scipy.io as sio
+    root = _troika(tmp_path / "troika", None)
+    sio.savemat(root / "DATA_01_TYPE01.mat", {"sig": np.tile(_complex_ppg(), (6, 1))})
+    with pytest.raises(SqtoolError, match=r"DATA_01_TYPE01\.mat: variable 'sig' must hold real numbers, got complex"):
+        read_dataset(root)

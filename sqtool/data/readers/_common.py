@@ -60,9 +60,11 @@ def load_mat(path: str | os.PathLike, variables: Iterable[str] | None = None) ->
 
 def mat_numbers(d: dict, name: str, path) -> np.ndarray:
     """Variable `name` of a `load_mat` result as float64, or one line naming the variable and the file when it holds
-    text, cells or structs (a cast would raise a bare ValueError)."""
+    complex numbers, text, cells or structs (a cast would drop the imaginary part, or raise a bare ValueError)."""
     v = np.asarray(d[name])
-    if v.dtype.kind not in "biufc":
+    if v.dtype.kind == "c":                               # a cast would drop the imaginary part
+        raise SqtoolError(f"{path}: variable '{name}' must hold real numbers, got {v.dtype} samples")
+    if v.dtype.kind not in "biuf":
         raise SqtoolError(f"{path}: variable '{name}' is not numeric (dtype {v.dtype})")
     return v.astype(np.float64)
 
