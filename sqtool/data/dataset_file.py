@@ -53,9 +53,10 @@ implausible for the declared unit (about 9.8 while it says g, about 1 while it s
 another (0.5-2 g) gets one `sqtool: warning:` line naming the file and the likely unit; a sensor without gravity
 (linear acceleration, about 0) is no warning.
 
-Bad input is one `SqtoolError` line naming the file: unknown key, missing channel, a rate that disagrees
-with the time column, label-file rows more than one window past the end of the signal (rows whose window merely
-runs past it, the last window_s of a per-second series, are left out and counted: report["label_rows_past_end"]),
+Bad input is one `SqtoolError` line naming the file: unknown key, a value of the wrong kind (naming its key, when the
+file is parsed: text or a list where a number belongs, one name where a list belongs), missing channel, a rate that
+disagrees with the time column, label-file rows more than one window past the end of the signal (rows whose window
+merely runs past it, the last window_s of a per-second series, are left out and counted: report["label_rows_past_end"]),
 a split with one subject on both sides, a root with no recordings, a task whose label the file does not declare,
 an af list that names none of the rhythm table's classes, a quality value neither good nor poor.
 """
@@ -219,15 +220,102 @@ class DatasetFile:
 
 
 # ----------------------------------------------------------------------------- parsing
+# Every value is checked for its kind here, when the file is read (not when a recording is): a wrong one is one line
+# "<file>: <key>: expected <kind>, got <value> (<its kind>)". A key whose default is null (fs, time_column,
+# channels.X.fs, subject.*, labels.X.column / file / ...) takes null for "not given"; the others need their kind.
+
+LABEL_SOURCES = {"hr": ("column", "file", "ecg"), "rr": ("column", "file"), "rhythm": ("table",),
+                 "bp": ("table",), "quality": ("column", "table")}    # generic formats: where each label comes from
+
+
+def _shown(v) -> str:
+    """A yaml value as an error line shows it: its repr, cut short, and its kind."""
+    if v is None:
+        return "null"
+    kind = ("a boolean" if isinstance(v, bool) else "text" if isinstance(v, str) else "a number" if _is_number(v)
+            else "a list" if isinstance(v, list) else "a mapping" if isinstance(v, dict) else type(v).__name__)
+    r = repr(v)
+    return f"{r if len(r) <= 40 else r[:37] + '...'} ({kind})"
+
+
+def _bad(path: Path, key: str, want: str, v) -> SqtoolError:
+    return SqtoolError(f"{path}: {key}: expected {want}, got {_shown(v)}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)       # yaml `true` is no number
+
+
+def _number(v, key: str, path: Path) -> float:
+    """A finite int or float (text such as '0.001' is refused: the yaml said text, perhaps by a quote)."""
+    if not _is_number(v):
+        raise _bad(path, key, "a number", v)
+    if not np.isfinite(v):
+        raise _bad(path, key, "a finite number", v)
+    return float(v)
+
+
+def _integer(v, key: str, path: Path) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise _bad(path, key, "an integer", v)
+    return v
+
+
+def _text(v, key: str, path: Path, optional: bool = False) -> str | None:
+    if v is None and optional:
+        return None
+    if not isinstance(v, str):
+        raise _bad(path, key, "text", v)
+    return v
+
+
+def _name(v, key: str, path: Path) -> str:
+    """An id (subject, recording, class): text, or a number read as its text (subject 7, recording 101)."""
+    if not (isinstance(v, str) or _is_number(v)):
+        raise _bad(path, key, "a name (text or a number)", v)
+    return str(v)
+
+
+def _names(v, key: str, path: Path, one: bool = False) -> list[str]:
+    """A list of ids; `one`: a single id stands for a list of it (af: AF)."""
+    if one and not isinstance(v, list):
+        v = [v]
+    if not isinstance(v, list):
+        raise _bad(path, key, f"a list (e.g. [{v}])" if isinstance(v, str) else "a list", v)
+    return [_name(x, key, path) for x in v]
+
+
+def _column(v, key: str, path: Path, optional: bool = False) -> str | int | None:
+    """A column name, or a 0-based position."""
+    if v is None and optional:
+        return None
+    if not (isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))):
+        raise _bad(path, key, "a column name or 0-based position", v)
+    return v
+
+
+def _mapping(d: dict, key: str, path: Path) -> dict:
+    """Top-level section `key` of `d`: a mapping, absent or null for empty."""
+    v = d.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise _bad(path, key, "a mapping", v)
+    return v
+
 
 def _strict(cls, d: Any, where: str, file: Path):
-    """A dataclass from a mapping; an unknown key is one line naming it and the file."""
+    """A dataclass from a mapping; an unknown key, or a required one missing, is one line naming it and the file."""
     if not isinstance(d, dict):
-        raise SqtoolError(f"{file}: '{where}' must be a mapping, got {type(d).__name__}")
-    known = [f.name for f in dataclasses.fields(cls)]
+        raise _bad(file, where, "a mapping", d)
+    fields = dataclasses.fields(cls)
+    known = [f.name for f in fields]
     for k in d:
         if k not in known:
             raise SqtoolError(f"{file}: unknown key '{k}' in {where} (known: {', '.join(known)})")
+    for f in fields:
+        if f.name not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SqtoolError(f"{file}: {where}: '{f.name}' is required")
     return cls(**d)
 
 
@@ -243,39 +331,50 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
     for k in d:
         if k not in TOP_KEYS:
             raise SqtoolError(f"{path}: unknown key '{k}' (known: {', '.join(TOP_KEYS)})")
-    fmt = str(d.get("format") or "").lower()
+    fmt = (_text(d.get("format"), "format", path, optional=True) or "").lower()
     if not fmt:
         raise SqtoolError(f"{path}: 'format' is required ({', '.join(GENERIC_FORMATS + builtin_formats())})")
     if fmt not in GENERIC_FORMATS + builtin_formats():
         raise SqtoolError(f"{path}: unknown format '{fmt}' (known: {', '.join(GENERIC_FORMATS + builtin_formats())})")
-    ds = DatasetFile(format=fmt, path=path, name=str(d.get("name") or path.parent.name))
-    ds.root = _resolve_path(str(d.get("root", ".")), path, data_root)
-    ds.files = str(d.get("files") or DEFAULT_GLOB.get(fmt, "**/*"))
+    name = d.get("name")
+    ds = DatasetFile(format=fmt, path=path, name=path.parent.name if name is None else _name(name, "name", path))
+    ds.root = _resolve_path(_text(d.get("root"), "root", path, optional=True) or ".", path, data_root)
+    ds.files = _text(d.get("files"), "files", path, optional=True) or DEFAULT_GLOB.get(fmt, "**/*")
     if fmt not in GENERIC_FORMATS:
         for k in ("channels", "fs", "time_column", "time_unit"):
             if k in d:
                 raise SqtoolError(f"{path}: format {fmt} is a built-in layout whose reader knows its channels and "
                                   f"rates; remove '{k}'")
     if d.get("fs") is not None:
-        ds.fs = check_fs(float(d["fs"]), f"{path}: fs")
-    ds.time_column = d.get("time_column")
-    ds.time_unit = str(d.get("time_unit", "s"))
+        ds.fs = check_fs(_number(d["fs"], "fs", path), f"{path}: fs")
+    ds.time_column = _text(d.get("time_column"), "time_column", path, optional=True)
+    ds.time_unit = _text(d.get("time_unit", "s"), "time_unit", path)
     if ds.time_unit not in TIME_UNITS:
         raise SqtoolError(f"{path}: time_unit must be s, ms or us, got {ds.time_unit!r}")
-    for name, c in (d.get("channels") or {}).items():
-        ch = _strict(Channel, c if isinstance(c, dict) else {"column": c}, f"channels.{name}", path)
+    for name, c in _mapping(d, "channels", path).items():
+        key = f"channels.{name}"
+        ch = _strict(Channel, c, key, path) if isinstance(c, dict) else Channel(column=_column(c, key, path))
+        ch.column = _column(ch.column, f"{key}.column", path)
         if ch.fs is not None:
-            ch.fs = check_fs(float(ch.fs), f"{path}: channels.{name}.fs")
+            ch.fs = check_fs(_number(ch.fs, f"{key}.fs", path), f"{path}: {key}.fs")
+        ch.gain, ch.offset = _number(ch.gain, f"{key}.gain", path), _number(ch.offset, f"{key}.offset", path)
+        ch.unit = _text(ch.unit, f"{key}.unit", path)
         if str(name).startswith("acc"):
-            ch.unit = acc_unit(ch.unit, f"{path}: channels.{name}.unit")
+            ch.unit = acc_unit(ch.unit, f"{path}: {key}.unit")
         ds.channels[str(name)] = ch
     if fmt in GENERIC_FORMATS and not ds.channels:
         raise SqtoolError(f"{path}: 'channels' is required for format {fmt} (e.g. ppg: <column>)")
     if ds.channels and not any(c.startswith("ppg") for c in ds.channels) and "ecg" not in ds.channels:
         raise SqtoolError(f"{path}: channels name no PPG channel (ppg, ppg2, ...): {', '.join(ds.channels)}")
     sub = d.get("subject")
-    ds.subject = _strict(Subject, sub if isinstance(sub, dict) else {"value": sub}, "subject", path) \
-        if sub is not None else Subject()
+    if isinstance(sub, dict):
+        ds.subject = _strict(Subject, sub, "subject", path)
+        s = ds.subject
+        s.value = None if s.value is None else _name(s.value, "subject.value", path)
+        s.column = _column(s.column, "subject.column", path, optional=True)
+        s.pattern = _text(s.pattern, "subject.pattern", path, optional=True)
+    elif sub is not None:
+        ds.subject = Subject(value=_name(sub, "subject", path))
     if sum(v is not None for v in (ds.subject.value, ds.subject.column, ds.subject.pattern)) > 1:
         raise SqtoolError(f"{path}: subject: give one of value, column, pattern")
     if ds.subject.pattern:
@@ -283,45 +382,63 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
             re.compile(ds.subject.pattern)
         except re.error as e:
             raise SqtoolError(f"{path}: subject.pattern is not a regular expression ({e})")
-    ds.windows = _strict(Windows, d.get("windows") or {}, "windows", path)
-    for name, src in (d.get("labels") or {}).items():
+    ds.windows = _strict(Windows, _mapping(d, "windows", path), "windows", path)
+    ds.windows.window_s = _number(ds.windows.window_s, "windows.window_s", path)
+    ds.windows.hop_s = _number(ds.windows.hop_s, "windows.hop_s", path)
+    for name, src in _mapping(d, "labels", path).items():
         if name not in TASK_LABELS.values():
             raise SqtoolError(f"{path}: unknown label '{name}' in labels (known: {', '.join(TASK_LABELS.values())})")
-        ls = _strict(LabelSource, src if isinstance(src, dict) else {"column": src}, f"labels.{name}", path)
+        key = f"labels.{name}"
+        ls = _strict(LabelSource, src, key, path) if isinstance(src, dict) else \
+            LabelSource(column=_column(src, key, path, optional=True))
+        ls.column = _column(ls.column, f"{key}.column", path, optional=True)
+        for k in ("file", "ecg", "table"):
+            setattr(ls, k, _text(getattr(ls, k), f"{key}.{k}", path, optional=True))
+        if ls.reader is not None:
+            ls.reader = _names(ls.reader, f"{key}.reader", path) if isinstance(ls.reader, list) else \
+                _text(ls.reader, f"{key}.reader", path)
         given = [k for k in ("column", "file", "ecg", "table", "reader") if getattr(ls, k) is not None]
         if len(given) != 1:
-            raise SqtoolError(f"{path}: labels.{name}: give exactly one of column, file, ecg, table, reader")
+            raise SqtoolError(f"{path}: {key}: give exactly one of column, file, ecg, table, reader")
         if (ls.reader is not None) != (fmt not in GENERIC_FORMATS):
-            raise SqtoolError(f"{path}: labels.{name}: 'reader' is for built-in layouts only" if ls.reader is not None
-                              else f"{path}: labels.{name}: format {fmt} gives its labels through 'reader: NAME'")
-        ls.time_unit = str(ls.time_unit)
+            raise SqtoolError(f"{path}: {key}: 'reader' is for built-in layouts only" if ls.reader is not None
+                              else f"{path}: {key}: format {fmt} gives its labels through 'reader: NAME'")
+        ls.time_unit = _text(ls.time_unit, f"{key}.time_unit", path)
         if ls.time_unit not in TIME_UNITS:
-            raise SqtoolError(f"{path}: labels.{name}.time_unit must be s, ms or us, got {ls.time_unit!r}")
+            raise SqtoolError(f"{path}: {key}.time_unit must be s, ms or us, got {ls.time_unit!r}")
         if ls.time_unit != "s" and ls.file is None:
-            raise SqtoolError(f"{path}: labels.{name}: time_unit is for a label file's times (labels.{name}.file); "
+            raise SqtoolError(f"{path}: {key}: time_unit is for a label file's times ({key}.file); "
                               "a recording's time column takes the top-level time_unit")
         if ls.ecg is not None and name != "hr":
-            raise SqtoolError(f"{path}: labels.{name}: 'ecg' derives heart rate only (labels.hr)")
+            raise SqtoolError(f"{path}: {key}: 'ecg' derives heart rate only (labels.hr)")
+        if ls.reader is None and given[0] not in LABEL_SOURCES[name]:
+            raise SqtoolError(f"{path}: {key}: the {name} label is read from a {' or '.join(LABEL_SOURCES[name])}, "
+                              f"not a {given[0]} ({given[0]}: {getattr(ls, given[0])!r}; e.g. "
+                              f"{name}: {{{LABEL_SOURCES[name][0]}: ...}})")
         if ls.ecg is not None and ls.ecg not in ds.channels:
             raise SqtoolError(f"{path}: labels.hr.ecg names channel '{ls.ecg}', not in channels "
                               f"({', '.join(ds.channels)})")
         for k in ("af", "good", "poor"):            # class names: a list, or one name
-            v = getattr(ls, k)
-            setattr(ls, k, [str(c) for c in (v if isinstance(v, list) else [v])])
+            setattr(ls, k, _names(getattr(ls, k), f"{key}.{k}", path, one=True))
         for k in ("file", "table"):
             if getattr(ls, k) is not None:
                 setattr(ls, k, str(_resolve_path(getattr(ls, k), path, data_root, must_exist=False)))
         ds.labels[name] = ls
     ex = d.get("exclude") or {}
     if isinstance(ex, list):
-        ex = {str(k): "excluded by the dataset file" for k in ex}
+        ex = {_name(k, "exclude", path): "excluded by the dataset file" for k in ex}
     if not isinstance(ex, dict):
-        raise SqtoolError(f"{path}: exclude must map record ids to reasons")
-    ds.exclude = {str(k): str(v) for k, v in ex.items()}
-    ds.split = _strict(Split, d.get("split") or {}, "split", path)
-    if ds.split.heldout_fraction is not None and (ds.split.train or ds.split.test):
+        raise _bad(path, "exclude", "a mapping of record ids to reasons", ex)
+    ds.exclude = {_name(k, "exclude", path): "excluded by the dataset file" if v is None else
+                  _name(v, f"exclude.{k}", path) for k, v in ex.items()}
+    ds.split = sp = _strict(Split, _mapping(d, "split", path), "split", path)
+    sp.train, sp.test = _names(sp.train, "split.train", path), _names(sp.test, "split.test", path)
+    sp.seed = _integer(sp.seed, "split.seed", path)
+    if sp.heldout_fraction is not None:
+        sp.heldout_fraction = _number(sp.heldout_fraction, "split.heldout_fraction", path)
+    if sp.heldout_fraction is not None and (sp.train or sp.test):
         raise SqtoolError(f"{path}: split: give train/test lists or heldout_fraction, not both")
-    if ds.split.heldout_fraction is not None and not 0 < float(ds.split.heldout_fraction) < 1:
+    if sp.heldout_fraction is not None and not 0 < sp.heldout_fraction < 1:
         raise SqtoolError(f"{path}: split.heldout_fraction must be in (0, 1)")
     return ds
 
