@@ -232,14 +232,9 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None)
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
-        from sqtool.data.readers._common import first_line, require_file
-        try:
-            with np.load(require_file(p), allow_pickle=False) as z:
-                cols = {k: z[k] for k in z.files}
-        except SqtoolError:
-            raise
-        except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled), OSError
-            raise SqtoolError(f"{where}: corrupt or truncated .npz ({first_line(e)})")
+        from sqtool.data.readers._common import read_npz_arrays
+        cols = read_npz_arrays(p, lambda name, shape, dtype: len(shape) <= 1 or name.startswith("fs")
+                               or name == "start_time")       # 1-D columns and rates; size-checked, one at a time
         own = {k[3:]: float(np.asarray(cols[k]).item()) for k in cols if k.startswith("fs_")}
         rates = {k: float(np.asarray(cols["fs"]).item()) for k in cols if not k.startswith("fs")} if "fs" in cols \
             else {}

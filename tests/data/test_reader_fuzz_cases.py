@@ -200,3 +200,68 @@ def test_troika_complex_sig_is_refused(tmp_path):
     sio.savemat(root / "DATA_01_TYPE01.mat", {"sig": np.tile(_complex_ppg(), (6, 1))})
     with pytest.raises(SqtoolError, match=r"DATA_01_TYPE01\.mat: variable 'sig' must hold real numbers, got complex"):
         read_dataset(root)
+
+
+# ----------------------------------------------------------------------------- NPZ zip bomb
+
+def _bomb(p, n=4_000_000):
+    """A 64 Hz recording plus an unused 1-D member of n zeros: 32 MB inflated from about 30 kB."""
+    np.savez_compressed(p, ppg=np.sin(np.arange(2000) / 5), fs=64.0, ppg2=np.zeros(n))
+    return p
+
+
+def test_npz_zip_bomb_is_refused_before_inflating(tmp_path, capsys, monkeypatch):
+    from sqtool.data.readers import _common
+    monkeypatch.setattr(_common, "MAX_NPZ_BYTES", 16 * 1024 ** 2, raising=False)      # 16 MiB instead of 2 GiB
+    p = _bomb(tmp_path / "bomb.npz")
+    assert p.stat().st_size < 100_000
+    inflated = []
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: inflated.append(1))
+    err = _one_line_error(capsys, ["data", "inspect", "--data", str(p)])
+    assert f"{p}: .npz members inflate to 31 MiB, over the 16 MiB sqtool reads from one file (a zip bomb?)" in err
+    assert inflated == []                                                           # nothing was inflated
+
+
+def test_npz_zip_bomb_is_refused_through_a_dataset_yaml(tmp_path, monkeypatch):
+    from sqtool.data import dataset_file
+    from sqtool.data.readers import _common
+    monkeypatch.setattr(_common, "MAX_NPZ_BYTES", 16 * 1024 ** 2, raising=False)
+    (tmp_path / "rec").mkdir()
+    _bomb(tmp_path / "rec" / "a.npz")
+    (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nchannels: {ppg: ppg}\n")
+    with pytest.raises(SqtoolError, match=r"a\.npz: \.npz members inflate to 31 MiB, over the 16 MiB"):
+        dataset_file.load_dataset_file(tmp_path / "dataset.yaml").records()
+
+
+def test_npz_members_that_are_never_used_are_not_read(tmp_path):
+    """A 2-D array nobody reads (here a pickled object array np.load would refuse to load) is left alone."""
+    from sqtool.data.readers import read_npz
+    p = tmp_path / "rec.npz"
+    np.savez(p, ppg=np.sin(np.arange(2000) / 5), fs=64.0, junk=np.array([[{"a": 1}]], dtype=object))
+    r = read_npz(p)
+    assert list(r.signals) == ["ppg"] and r.fs["ppg"] == 64.0
+    np.savez(p, ppg=np.array([{"a": 1}] * 3, dtype=object), fs=64.0)     # a 1-D one is read: still one line
+    with pytest.raises(SqtoolError, match="rec.npz: corrupt or truncated .npz"):
+        read_npz(p)
+
+
+def test_npz_member_claiming_more_than_it_holds_is_one_line(tmp_path):
+    import zipfile
+    from sqtool.data.readers import read_npz
+    p = tmp_path / "rec.npz"
+    np.savez(p, ppg=np.sin(np.arange(2000) / 5), fs=64.0)
+    with zipfile.ZipFile(p) as z:
+        raw = z.read("ppg.npy")
+    raw = raw.replace(b"(2000,)", b"(9000,)")                           # the header lies about the length
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("ppg.npy", raw)
+        z.writestr("fs.npy", _npy_bytes(np.float64(64.0)))
+    with pytest.raises(SqtoolError, match=r"corrupt or truncated \.npz \(member 'ppg' claims shape \(9000,\)"):
+        read_npz(p)
+
+
+def _npy_bytes(a):
+    import io
+    b = io.BytesIO()
+    np.save(b, a)
+    return b.getvalue()

@@ -69,6 +69,51 @@ def mat_numbers(d: dict, name: str, path) -> np.ndarray:
     return v.astype(np.float64)
 
 
+MAX_NPZ_BYTES = 2 * 1024 ** 3     # an .npz's members may inflate to 2 GiB in all (a 3.3 MB zip bomb held 3.2 GB)
+
+
+def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
+    """The arrays of an .npz that `keep(name, shape, dtype)` wants, read one member at a time from its .npy header
+    on (np.load's `{k: z[k] for k in z.files}` inflated every member whole, used or not). Before anything is
+    inflated, the members' uncompressed sizes (ZipInfo.file_size, where zipfile stops inflating a member) must add
+    up to MAX_NPZ_BYTES at most, and no member's header may claim more bytes than it holds; else one line."""
+    import zipfile
+
+    from numpy.lib import format as npf
+
+    p = require_file(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            members = [i for i in zf.infolist() if not i.is_dir()]
+            total = sum(i.file_size for i in members)
+            if total > MAX_NPZ_BYTES:
+                raise SqtoolError(f"{p}: .npz members inflate to {total / 1024 ** 2:,.0f} MiB, over the "
+                                  f"{MAX_NPZ_BYTES / 1024 ** 2:,.0f} MiB sqtool reads from one file (a zip bomb?); "
+                                  f"split the recording")
+            out = {}
+            for info in members:
+                if not info.filename.endswith(".npy"):
+                    continue                           # np.load gives other members as raw bytes: never an array
+                name = info.filename[:-4]
+                with zf.open(info) as f:
+                    header = {(1, 0): npf.read_array_header_1_0,
+                              (2, 0): npf.read_array_header_2_0}.get(npf.read_magic(f))
+                    if header is not None:             # format 3.0 (utf-8 field names): read whole, within the cap
+                        shape, _, dtype = header(f)
+                        if not keep(name, shape, dtype):
+                            continue
+                        if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+                            raise SqtoolError(f"{p}: corrupt or truncated .npz (member '{name}' claims shape "
+                                              f"{shape}, more than its {info.file_size} bytes)")
+                with zf.open(info) as f:
+                    out[name] = npf.read_array(f, allow_pickle=False)
+            return out
+    except SqtoolError:
+        raise
+    except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled, bad header), OSError, EOFError
+        raise SqtoolError(f"{p}: corrupt or truncated .npz ({first_line(e)})")
+
+
 def read_csv(path: str | os.PathLike, **kw):
     """pandas.read_csv with one-line errors (empty, malformed, truncated gzip)."""
     import pandas as pd

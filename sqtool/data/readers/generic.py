@@ -13,7 +13,9 @@ CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace
       renames columns explicitly. A header-less single column is "ppg".
 NPZ   Arrays by channel name plus `fs` (scalar, all channels) or `fs_<channel>`; or a 2-D `signals`
       (C, N) with a `channels` name array. Optional `subject`, `record_id`, `dataset` strings, and
-      `start_time` (the first sample's wall-clock time: ISO 8601 text, or seconds since 1970 UTC).
+      `start_time` (the first sample's wall-clock time: ISO 8601 text, or seconds since 1970 UTC). Only those
+      members are read, one at a time, and all members together may inflate to 2 GiB (`_common.MAX_NPZ_BYTES`,
+      checked before inflating: a zip bomb is one line).
 Both keep the first sample's wall-clock time, when the file has one, as `Record.meta["start_time"]` (ISO 8601:
 the input's UTC offset, 'Z' for epoch numbers, none for naive local times; `read_times`); predict writes
 each window's time from it.
@@ -31,7 +33,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
-from sqtool.data.readers._common import RATE_TOL, require_file
+from sqtool.data.readers._common import RATE_TOL, read_npz_arrays, require_file
 from sqtool.data.record import Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -267,14 +269,14 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
 
 # ----------------------------------------------------------------------------- NPZ
 
+_NPZ_KEYS = ("fs", "signals", "channels", "subject", "record_id", "dataset", "start_time")
+
+
 def read_npz(path, fs: float | None = None) -> Record:
     p = require_file(path)
     where = str(p)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled), OSError, EOFError
-        raise SqtoolError(f"{where}: corrupt or truncated .npz ({first_line(e)})")
+    data = read_npz_arrays(p, lambda name, shape, dtype: len(shape) <= 1 or name in _NPZ_KEYS or
+                           name.startswith("fs_"))         # 1-D channels and the keys below, nothing else
     meta = {k: str(data.pop(k)) for k in ("subject", "record_id", "dataset") if k in data}
     start = npz_start_time(data.pop("start_time"), where) if "start_time" in data else None
     rates = {k[3:]: data.pop(k) for k in list(data) if k.startswith("fs_")}
