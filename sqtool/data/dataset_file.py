@@ -23,7 +23,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   classic baseline assume (the built-in readers give g too)
     subject:                      # one of: a fixed value, a column (constant per file), a filename regex
       pattern: "^(?P<subject>[^_]+)_"     # searched in the path relative to root (group 'subject' or 1)
-    windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s)
+    windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s; each
+                                          #   0.1-600 s: a shorter hop made millions of windows, gigabytes)
     labels:
       hr: {column: hr}            # per-window mean of a column; or {file: "hr/{stem}.csv"} (columns
                                   #   start,hr: one row per window start, every hop_s, else refused; starts in
@@ -71,12 +72,14 @@ from typing import Any
 
 import numpy as np
 
-from sqtool.core import SqtoolError, check_fs
+from sqtool.core import WINDOW_S_MAX, SqtoolError, check_fs
 
 GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf")
 DEFAULT_GLOB = {"csv": "**/*.csv", "npz": "**/*.npz", "wfdb": "**/*.hea", "edf": "**/*.edf"}
 TASK_LABELS = {"hr": "hr", "rr": "rr", "af": "rhythm", "bp": "bp", "quality": "quality"}   # task -> label
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}     # time_unit -> seconds per unit
+LABEL_WINDOW_MIN_S = 0.1           # shortest label window and hop (windows.window_s / hop_s; longest: WINDOW_S_MAX):
+                                  #   a recording gets at most 10 label windows per second of signal (864,000 a day)
 STANDARD_GRAVITY = 9.80665          # m/s^2 per g
 ACC_UNITS = {"g": 1.0, "mg": 1e-3, "m/s^2": 1 / STANDARD_GRAVITY}   # acc unit -> g per unit (the pipeline's: g)
 ACC_SPELLINGS = {"g": "g", "mg": "mg", "m/s^2": "m/s^2", "m/s2": "m/s^2", "m/s**2": "m/s^2", "m/s²": "m/s^2",
@@ -383,8 +386,11 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         except re.error as e:
             raise SqtoolError(f"{path}: subject.pattern is not a regular expression ({e})")
     ds.windows = _strict(Windows, _mapping(d, "windows", path), "windows", path)
-    ds.windows.window_s = _number(ds.windows.window_s, "windows.window_s", path)
-    ds.windows.hop_s = _number(ds.windows.hop_s, "windows.hop_s", path)
+    for k in ("window_s", "hop_s"):
+        v = _number(getattr(ds.windows, k), f"windows.{k}", path)
+        if not LABEL_WINDOW_MIN_S <= v <= WINDOW_S_MAX:
+            raise SqtoolError(f"{path}: windows.{k}: must be in [{LABEL_WINDOW_MIN_S:g}, {WINDOW_S_MAX:g}] s, got {v:g}")
+        setattr(ds.windows, k, v)
     for name, src in _mapping(d, "labels", path).items():
         if name not in TASK_LABELS.values():
             raise SqtoolError(f"{path}: unknown label '{name}' in labels (known: {', '.join(TASK_LABELS.values())})")

@@ -117,3 +117,26 @@ def test_the_right_kinds_still_parse(tmp_path):
     assert ds.subject.value == "7" and ds.windows.hop_s == 1.0 and ds.exclude == {"101": "excluded by the dataset file"}
     assert ds.labels["hr"].column == 4 and ds.labels["rhythm"].af == ["AF"] and ds.fs is None
     assert ds.split.test == ["s1", "2"] and ds.split.train == ["s3"]
+
+
+# ----------------------------------------------------------------------------- label windows: a floor on the hop
+
+@pytest.mark.parametrize("windows,key", [
+    ("{window_s: 8, hop_s: 0.000001}", "windows.hop_s"),      # 96 M label windows of 3 x 40 s recordings
+    ("{window_s: 8, hop_s: 1.0e-9}", "windows.hop_s"),        # MemoryError: 238 GiB
+    ("{window_s: 8, hop_s: 0.05}", "windows.hop_s"),
+    ("{window_s: 8, hop_s: 0}", "windows.hop_s"),             # was "window_s and hop_s must be > 0", no file named
+    ("{window_s: 8, hop_s: -2}", "windows.hop_s"),
+    ("{window_s: 0, hop_s: 2}", "windows.window_s"),
+    ("{window_s: 0.01, hop_s: 2}", "windows.window_s"),
+    ("{window_s: 1000000, hop_s: 2}", "windows.window_s"),
+    ("{window_s: 8, hop_s: 601}", "windows.hop_s"),
+])
+def test_label_windows_and_hops_are_0_1_to_600_s(tmp_path, windows, key):
+    m = one_line(write(tmp_path, SEED + f"windows: {windows}\n"))
+    assert f": {key}: " in m and "0.1" in m and "600" in m, m
+
+
+def test_the_floor_itself_is_taken(tmp_path):
+    ds = load_dataset_file(write(tmp_path, SEED + "windows: {window_s: 0.1, hop_s: 0.1}\n"))
+    assert (ds.windows.window_s, ds.windows.hop_s) == (0.1, 0.1)
