@@ -481,6 +481,10 @@ def _load_yaml(p: Path):
                                   "write the value out")
             return super().compose_node(parent, index)
 
+    # YAML 1.2 floats that PyYAML (YAML 1.1) reads as text: a mantissa without a dot or an exponent without a sign
+    # (1e2, 2.5e3, 8E0); they were numbers through float() before values were checked for their kind
+    NoAliasLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"), list("-+0123456789."))
     return yaml.load(p.read_text(), Loader=NoAliasLoader)
 
 

@@ -140,3 +140,12 @@ def test_label_windows_and_hops_are_0_1_to_600_s(tmp_path, windows, key):
 def test_the_floor_itself_is_taken(tmp_path):
     ds = load_dataset_file(write(tmp_path, SEED + "windows: {window_s: 0.1, hop_s: 0.1}\n"))
     assert (ds.windows.window_s, ds.windows.hop_s) == (0.1, 0.1)
+
+
+def test_an_exponent_without_a_sign_is_a_number(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e2 and 2.5e3 as text; YAML 1.2 and every other reader as numbers. Once text where
+    a number belongs is refused, they must load as numbers (a quoted '1e2' stays text, and refused)."""
+    ds = load_dataset_file(write(tmp_path, SEED.replace("{ppg: ppg}", "{ppg: {column: ppg, gain: 2.5e3}}") +
+                                 "fs: 1e2\nwindows: {window_s: 8E0, hop_s: 2}\n"))
+    assert (ds.fs, ds.channels["ppg"].gain, ds.windows.window_s) == (100.0, 2500.0, 8.0)
+    assert ": fs: expected a number, got '1e2' (text)" in one_line(write(tmp_path, SEED + "fs: '1e2'\n"))
