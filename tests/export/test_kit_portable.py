@@ -145,3 +145,111 @@ def test_float_helpers_are_left_out_with_sq_float_helpers_0(kit, tmp_path):
     assert soft(symbols("arm-none-eabi-gcc", "arm-none-eabi-nm", M0P, model))          # the default build needs them
     for src in sorted((kit / "c").glob("*.c")):
         assert soft(symbols("arm-none-eabi-gcc", "arm-none-eabi-nm", [*M0P, "-DSQ_FLOAT_HELPERS=0"], src)) == [], src
+
+
+# ----------------------------------------------------------------------------- on-target self-test, no stdio
+
+@pytest.fixture(scope="module")
+def kit_hr3(tmp_path_factory) -> Path:
+    """The same twin's kit under the prefix hr3 (every sq_ / SQ_ of the self-test and its header renamed)."""
+    from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
+    from sqtool.export.intgraph import extract_int_graph
+    from sqtool.export.kit import write_kit
+    from sqtool.export.metadata import build_metadata
+    f = make_float_specnet("spec_student_xs", 0)
+    calib, _ = synthetic_spectra(f.cfg, 16, 0)
+    q = make_int8_specnet(f, calib)
+    g = extract_int_graph(q)
+    mc = q.cfg.to_dict()
+    out = tmp_path_factory.mktemp("kit_hr3") / "kit"
+    write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), prefix="hr3")
+    return out
+
+
+def _c_array(text: str, name: str):
+    import re
+
+    import numpy as np
+    body = re.search(name + r"\[[^=]*= \{(.*?)\n\};", text, re.S).group(1)
+    return np.array([int(v) for v in re.findall(r"-?\d+", body.replace("(-2147483647 - 1)", "-2147483648"))])
+
+
+def test_vectors_header_holds_the_recording_and_the_expected_results(kit_hr3):
+    import re
+
+    import numpy as np
+    from sqtool.export.pipeline import RESULT_KEYS, parse_results
+    h = (kit_hr3 / "test_vectors" / "hr3_vectors.h").read_text()
+    assert "sq_" not in h and "SQ_" not in h
+    rec = np.fromfile(kit_hr3 / "test_vectors" / "recording.bin", "<i2")
+    np.testing.assert_array_equal(_c_array(h, "hr3_vec_recording"), rec)
+    want = parse_results((kit_hr3 / "test_vectors" / "expected.txt").read_text())
+    np.testing.assert_array_equal(_c_array(h, "hr3_vec_expected").reshape(-1, len(RESULT_KEYS)),
+                                  np.stack([want[k] for k in RESULT_KEYS], axis=1))
+    src = (kit_hr3 / "example" / "selftest.c").read_text()
+    code = re.sub(r"/\*.*?\*/", "", src, flags=re.S)                       # the comments say "no stdio"
+    assert "int hr3_selftest(void)" in code and "#include <stdio.h>" not in code
+    assert not re.search(r"\b(printf|fopen|malloc|float|double)\b", code)
+
+
+@pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None, reason="no make / gcc")
+def test_selftest_is_bit_exact_on_the_host_and_names_the_first_wrong_result(kit_hr3, tmp_path):
+    """`make selftest`: the kit's no-stdio check passes on the host build; with one expected value changed it
+    fails, and hr3_selftest() returns that result's number + 1."""
+    r = subprocess.run(["make", "-s", "-C", str(kit_hr3), f"BUILD={tmp_path / 'b'}", "selftest"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "every result equal" in r.stdout, r.stdout + r.stderr
+    bad = tmp_path / "bad"
+    shutil.copytree(kit_hr3, bad)
+    h = bad / "test_vectors" / "hr3_vectors.h"
+    text = h.read_text()
+    head, rows = text.split("hr3_vec_expected", 1)
+    lines = rows.split("\n")
+    i = next(n for n, ln in enumerate(lines) if ln.strip().startswith("{2,"))    # result 2: hr_mbpm + 1
+    vals = lines[i].strip().rstrip(",").strip("{}").split(", ")
+    vals[1] = str(int(vals[1]) + 1)
+    lines[i] = "    {" + ", ".join(vals) + "}" + ("," if lines[i].rstrip().endswith(",") else "")
+    h.write_text(head + "hr3_vec_expected" + "\n".join(lines))
+    r = subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", "selftest"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "MISMATCH" in r.stdout
+    st = subprocess.run([str(tmp_path / "bb" / "host" / "selftest")], timeout=60)
+    assert st.returncode == 3
+
+
+RV_LD = "__flash = 0x80000000;\n__flash_size = 0x00200000;\n__ram = 0x80200000;\n__ram_size = 0x00200000;\n" \
+        "__stack_size = 0x00004000;\nINCLUDE picolibc.ld\n"
+
+
+@pytest.mark.parametrize("core", ["m0plus", "rv32imc"])
+def test_selftest_is_bit_exact_on_m0plus_and_rv32_under_qemu(kit_hr3, core, tmp_path):
+    """The portable C path on an ARMv6-M core (Cortex-M0+ code on QEMU's mps2-an385) and on rv32imc (QEMU virt):
+    hr3_selftest() as the firmware's main, the exit status through semihosting; skipped without the toolchain."""
+    if core == "m0plus":
+        cc, qemu = "arm-none-eabi-gcc", ["qemu-system-arm", "-M", "mps2-an385"]
+        flags = [*M0P, "-Iexample/board", "-Lexample/board", "-T", "mps2_an386.ld", "example/board/startup.c"]
+    else:
+        cc, qemu = "riscv64-unknown-elf-gcc", ["qemu-system-riscv32", "-M", "virt", "-bios", "none"]
+        (tmp_path / "virt.ld").write_text(RV_LD)
+        flags = [*RV32, "-T", str(tmp_path / "virt.ld")]
+    if shutil.which(cc) is None or shutil.which(qemu[0]) is None or \
+            not _picolibc(cc, M0P if core == "m0plus" else RV32, tmp_path):
+        pytest.skip(f"{cc} with picolibc / {qemu[0]} missing")
+    elf = tmp_path / "selftest.elf"
+    srcs = ["example/selftest.c", *[str(p.relative_to(kit_hr3)) for p in sorted((kit_hr3 / "c").glob("*.c"))]]
+    r = subprocess.run([cc, "-Os", "--specs=picolibc.specs", "--oslib=semihost", "--crt0=hosted", "-ffunction-sections",
+                        "-fdata-sections", "-Wl,--gc-sections", *STRICT, "-DHR3_SELFTEST_MAIN", "-Ic", "-Itest_vectors",
+                        *flags, *srcs, "-o", str(elf)], cwd=kit_hr3, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = subprocess.run([*qemu, "-display", "none", "-monitor", "none", "-serial", "none", "-semihosting-config",
+                          "enable=on,target=native", "-kernel", str(elf)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"selftest returned {run.returncode}: {run.stderr[-500:]}"
+
+
+def test_readme_tells_an_m0plus_or_riscv_user_the_cost_and_the_selftest(kit_hr3):
+    readme = (kit_hr3 / "README.md").read_text()
+    other = readme[readme.index("## Other cores"):readme.index("## Memory placement")]
+    for fact in ("Measured on", "arm-none-eabi-gcc 12.2.1", "6.75 M", "0.88 M", "30.9 KB", "17.7 KB", "868 B",
+                 "-DHR3_WEIGHTS_INT8=1", "3.7 KB less", "64-bit divide", "rv32imc", "example/selftest.c"):
+        assert fact in other, fact
+    assert "hr3_selftest(void)" in readme and "make selftest" in readme and "@" not in readme

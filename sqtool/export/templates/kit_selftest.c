@@ -1,0 +1,92 @@
+/*
+ * example/selftest.c - the bit-exactness check for a board without a file system or stdio.
+ *
+ *   int sq_selftest(void);
+ *
+ * Streams the test recording of test_vectors/sq_vectors.h (recording.bin as a C array: synthetic signal,
+ * no subject data) through the pipeline in changing chunk sizes (1, 7, 0, 25, 125 samples per push) and
+ * compares every field of every result with the expected results (expected.txt as a C array).
+ * Returns 0 when all are equal; k > 0: result k - 1 is the first that differs (or is missing, or is one
+ * too many); k < 0: the SQ_PL_ERR_* a push or the init returned. Uses no stdio, no malloc, no float.
+ *
+ * In your firmware: compile this file with the c/ sources and -Ic -Itest_vectors, call sq_selftest() once
+ * (its pipeline state and buffers are static: about sizeof(sq_pipeline_t) + 2 KB of RAM, plus the
+ * network arena it shares with your own pipeline: do not run both at once; the recording takes
+ * 2 * SQ_VEC_N_SAMPLES * SQ_VEC_FRAME bytes of flash). With -DSQ_SELFTEST_MAIN it has a main() whose
+ * exit status is 0 when bit-exact (`make selftest` on the host).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sq_pipeline.h"
+#include "sq_vectors.h"
+
+#define SQ_ST_MAX_CHUNK 125
+#define SQ_ST_N_SIZES 5
+
+#if SQ_VEC_FRAME != SQ_FE_NIN + 1
+#error "test_vectors/sq_vectors.h is for another sensor layout than c/sq_pipeline.h: export them together"
+#endif
+
+static sq_pipeline_t sq_st_pipe;
+static int16_t sq_st_ppg[SQ_FE_N_PPG * SQ_ST_MAX_CHUNK];
+static int16_t sq_st_acc[3 * SQ_ST_MAX_CHUNK];
+static uint8_t sq_st_gap[SQ_ST_MAX_CHUNK];
+static sq_result_t sq_st_res[SQ_PL_MAX_RESULTS(SQ_ST_MAX_CHUNK)];
+
+/* 1 when result r equals expected line i (index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid) */
+static int sq_st_same(const sq_result_t *r, int32_t i)
+{
+    const int32_t *e = sq_vec_expected[i];
+    return (int32_t)r->index == e[0] && r->hr_mbpm == e[1] && r->lo_mbpm == e[2] && r->hi_mbpm == e[3] &&
+           (int32_t)r->conf_q15 == e[4] && (int32_t)r->flagged_q15 == e[5] && (int32_t)r->valid == e[6];
+}
+
+int sq_selftest(void)
+{
+    static const int32_t sizes[SQ_ST_N_SIZES] = {1, 7, 0, 25, SQ_ST_MAX_CHUNK};
+    int32_t pos = 0, n_res = 0, turn = 0;
+    int rc = sq_pipeline_init_device(&sq_st_pipe, SQ_PL_FS_IN_MHZ, SQ_FE_N_PPG);
+    if (rc != SQ_PL_OK) {
+        return rc < 0 ? rc : -1;
+    }
+    while (pos < SQ_VEC_N_SAMPLES) {
+        const int32_t left = SQ_VEC_N_SAMPLES - pos, want = sizes[turn++ % SQ_ST_N_SIZES];
+        const int32_t n = want < left ? want : left;
+        int32_t j;
+        int k;
+        for (j = 0; j < n; ++j) {                       /* de-interleave one chunk */
+            const int16_t *fr = &sq_vec_recording[(pos + j) * SQ_VEC_FRAME];
+            int32_t c;
+            for (c = 0; c < SQ_FE_N_PPG; ++c) {
+                sq_st_ppg[SQ_FE_N_PPG * j + c] = fr[c];
+            }
+#if SQ_FE_NCH > 1
+            for (c = 0; c < 3; ++c) {
+                sq_st_acc[3 * j + c] = fr[SQ_FE_N_PPG + c];
+            }
+#endif
+            sq_st_gap[j] = (uint8_t)(fr[SQ_VEC_FRAME - 1] != 0);
+        }
+        k = sq_pipeline_push(&sq_st_pipe, sq_st_ppg, sq_st_acc, sq_st_gap, (int)n, sq_st_res,
+                             SQ_PL_MAX_RESULTS(SQ_ST_MAX_CHUNK));
+        if (k < 0) {
+            return k;
+        }
+        for (j = 0; j < k; ++j, ++n_res) {
+            if (n_res >= SQ_VEC_N_RESULTS || !sq_st_same(&sq_st_res[j], n_res)) {
+                return (int)n_res + 1;
+            }
+        }
+        pos += n;
+    }
+    return n_res == SQ_VEC_N_RESULTS ? 0 : (int)n_res + 1;
+}
+
+#ifdef SQ_SELFTEST_MAIN
+int main(void)
+{
+    const int r = sq_selftest();
+    return r == 0 ? 0 : (r > 0 && r < 100 ? r : 100);  /* exit status 1..99: the first bad result + 1 */
+}
+#endif
