@@ -375,19 +375,20 @@ def window_summary(o: dict, columns: dict) -> dict:
     confidence_median / p_quality_median where the model has them; None (medians: none) when every window is
     flagged."""
     ok = np.asarray(o["flagged"]) == 0                                    # (W,) the windows summarised
-
-    def kept(k):
-        v = np.asarray(o[k], np.float64)[ok]
-        return v[np.isfinite(v)]
+    kept = {}                                                             # column -> its finite scored values
+    for k in (*columns, "hr_bpm", "confidence", "p_quality"):
+        if k in o and k not in kept:
+            v = np.asarray(o[k], np.float64)[ok]
+            kept[k] = v[np.isfinite(v)]
     d = {"scored_windows": int(ok.sum()),
-         "medians": {k: float(np.median(kept(k))) for k in columns if k in o and kept(k).size}}
+         "medians": {k: float(np.median(kept[k])) for k in columns if k in o and kept[k].size}}
     if "hr_bpm" in o:
-        hr = kept("hr_bpm")
+        hr = kept["hr_bpm"]
         d.update({f"hr_{m}": (float(f(hr)) if hr.size else None) for m, f in
                   (("median", np.median), ("min", np.min), ("max", np.max))})
     for k in ("confidence", "p_quality"):
         if k in o:
-            d[f"{k}_median"] = float(np.median(kept(k))) if kept(k).size else None
+            d[f"{k}_median"] = float(np.median(kept[k])) if kept[k].size else None
     return d
 
 
