@@ -244,8 +244,6 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
             from sqtool.data.readers.generic import npz_start_time
             start = npz_start_time(cols.pop("start_time"), where)
         arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not k.startswith("fs")}
-        if cx := next((k for k, v in arrays.items() if np.iscomplexobj(v)), None):    # a cast drops the imaginary part
-            raise SqtoolError(f"{where}: array '{cx}' must hold real numbers, got {arrays[cx].dtype} samples")
         n = max((len(v) for v in arrays.values()), default=0)
         return arrays, list(arrays), rates, None, n, start
     # wfdb / edf through the wfdb package

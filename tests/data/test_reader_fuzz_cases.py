@@ -194,6 +194,15 @@ def test_npz_complex_samples_are_refused_through_a_dataset_yaml(tmp_path):
         load_dataset_file(tmp_path / "dataset.yaml").records()
 
 
+def test_npz_complex_rate_is_refused_through_a_dataset_yaml(tmp_path):
+    """A complex `fs` was a bare TypeError (float() of a complex) on the dataset.yaml path."""
+    from sqtool.data.dataset_file import load_dataset_file
+    (tmp_path / "rec").mkdir()
+    np.savez(tmp_path / "rec" / "a.npz", ppg=_complex_ppg().real, fs=np.complex128(64 + 1j))
+    (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nchannels: {ppg: ppg}\n")
+    with pytest.raises(SqtoolError, match=r"a\.npz: array 'fs' must hold real numbers, got complex128 samples"):
+        load_dataset_file(tmp_path / "dataset.yaml").records()
+
 def test_troika_complex_sig_is_refused(tmp_path):
     import scipy.io as sio
     root = _troika(tmp_path / "troika", None)

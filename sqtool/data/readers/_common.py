@@ -76,7 +76,8 @@ def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
     """The arrays of an .npz that `keep(name, shape, dtype)` wants, read one member at a time from its .npy header
     on (np.load's `{k: z[k] for k in z.files}` inflated every member whole, used or not). Before anything is
     inflated, the members' uncompressed sizes (ZipInfo.file_size, where zipfile stops inflating a member) must add
-    up to MAX_NPZ_BYTES at most, and no member's header may claim more bytes than it holds; else one line."""
+    up to MAX_NPZ_BYTES at most, and no member's header may claim more bytes than it holds; else one line. A kept
+    array of complex numbers is one line too (samples, rates: every caller casts to float)."""
     import zipfile
 
     from numpy.lib import format as npf
@@ -107,6 +108,8 @@ def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
                                               f"{shape}, more than its {info.file_size} bytes)")
                 with zf.open(info) as f:
                     out[name] = npf.read_array(f, allow_pickle=False)
+                if out[name].dtype.kind == "c":        # a cast to float would drop the imaginary part
+                    raise SqtoolError(f"{p}: array '{name}' must hold real numbers, got {out[name].dtype} samples")
             return out
     except SqtoolError:
         raise

@@ -290,8 +290,6 @@ def read_npz(path, fs: float | None = None) -> Record:
     signals, fsd = {}, {}
     for k, v in data.items():
         v = np.asarray(v)
-        if v.ndim == 1 and v.dtype.kind == "c":                # a cast would drop the imaginary part
-            raise SqtoolError(f"{where}: array '{k}' must hold real numbers, got {v.dtype} samples")
         if v.ndim != 1 or not np.issubdtype(v.dtype, np.number):
             continue
         ch = canonical(k)
