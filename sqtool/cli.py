@@ -172,11 +172,18 @@ def _watch_sigterm(seen: list[int]):
     """A SIGTERM (CI cancel, `timeout`, docker stop, a scheduler's eviction) handled as a Ctrl-C: recorded in `seen`,
     then KeyboardInterrupt, so what was saved stays, an empty run folder goes and the resume command is said (the
     default action killed the process on the spot, leaving a folder a retry refused). Installed only in the main
-    thread over the default action (a handler someone else set is left alone); returns the one to restore, or None."""
+    thread over the default action (a handler someone else set is left alone); returns the one to restore, or None.
+    A process forked from this one (data pairs' worker pool, which Pool.terminate() ends with a SIGTERM) inherits the
+    handler: there the default action still applies, instead of a 'Process ForkPoolWorker-N:' traceback each."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         return None
+    owner = os.getpid()
 
     def on_sigterm(signum, frame):
+        if os.getpid() != owner:                    # a forked child: end as the default action would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         seen.append(signum)
         raise KeyboardInterrupt
     return signal.signal(signal.SIGTERM, on_sigterm)

@@ -49,3 +49,23 @@ def test_sigterm_after_a_checkpoint_says_how_to_resume(tmp_path):
     last = err.strip().splitlines()[-1]
     assert p.returncode == 143 and "continue with: sqtool train pretrain --resume" in last, err
     assert (out / "last.pt").is_file()
+
+
+_POOL = """
+import multiprocessing as mp, signal, sys, time
+from sqtool import cli
+cli._watch_sigterm([])
+pool = mp.get_context("fork").Pool(2)
+r = pool.map_async(time.sleep, [30, 30])
+time.sleep(1.0)
+pool.terminate()
+print("terminated", file=sys.stderr)
+"""
+
+
+def test_a_forked_worker_ended_by_sigterm_dies_quietly():
+    """data pairs' Pool.terminate() SIGTERMs its forked workers: they inherit the CLI's handler, and must not each
+    print a 'Process ForkPoolWorker-N:' KeyboardInterrupt traceback."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", _POOL], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.strip() == "terminated", r.stderr
