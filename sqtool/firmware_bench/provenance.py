@@ -69,7 +69,7 @@ def _checkpoint_subjects(art) -> set[str] | None:
     """The int8 student checkpoint's train_subjects (in-house: found beside the export through its manifest, or
     given with --student-int8), or None."""
     try:
-        p = art.checkpoint("student_int8") if hasattr(art, "checkpoint") else art.manifest.source("student_int8")
+        p = art.checkpoint("student_int8")                     # --student-int8, else the manifest's
     except TamperedArtifact as e:
         print(f"note: {e}; the subjects it was trained on are unknown, so no 'seen in training' check",
               file=sys.stderr)

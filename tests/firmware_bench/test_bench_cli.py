@@ -378,10 +378,9 @@ def test_training_subjects_reads_the_students_provenance(export_dir, tmp_path):
     save_checkpoint(q, **{k: v for k, v in ck.items() if k not in ("path",)}, train_subjects=["synthetic:s0"])
 
     class Art:                                                    # the same export, its student replaced
-        class manifest:
-            @staticmethod
-            def source(key):
-                return q
+        @staticmethod
+        def checkpoint(key):
+            return q
     assert training_subjects(Art()) == {"synthetic:s0"}
 
 
@@ -396,7 +395,7 @@ def test_training_subjects_of_a_student_changed_since_the_export_are_unknown_and
 
     class Art:                                                    # an older export: metadata without training_data
         metadata = {}
-        manifest = man
+        checkpoint = staticmethod(man.source)
     assert training_subjects(Art()) is None                       # listed but missing: MissingArtifact, not recorded
     assert capsys.readouterr().err == ""
     (tmp_path / "model.pt").write_bytes(b"re-trained after the export")
