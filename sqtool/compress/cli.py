@@ -339,22 +339,19 @@ def split_subjects(groups: np.ndarray, cfg: QuantizeConfig) -> list[str]:
     return held
 
 
-POSITIVE_CLASS = {"af": "AF", "quality": "good"}
-
-
 def heldout_one_class(task: str, y_heldout: np.ndarray) -> str | None:
     """The warning when a classification task's held-out windows hold one class only (e.g. a held-out patient
     with no AF): weighted F1 and accuracy then score the majority class alone (a constant predictor gets 1.000)
     and AUROC is undefined, so the held-out figure says nothing about skill. None when both classes are there
     (or for a regression task)."""
-    from sqtool.core.metrics import CLASSIFICATION_TASKS
+    from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS
     y = np.asarray(y_heldout, float).reshape(len(y_heldout), -1)
     if task not in CLASSIFICATION_TASKS or not len(y):
         return None
     pos = int(np.sum(y[:, 0] > 0.5))
     if 0 < pos < len(y):
         return None
-    return (f"the held-out windows hold one class only ({pos} of {len(y)} {POSITIVE_CLASS.get(task, 'positive')}): "
+    return (f"the held-out windows hold one class only ({pos} of {len(y)} {CLASS_NAMES[task][1]}): "
             f"weighted F1 / accuracy score that class alone and AUROC is undefined, so the held-out figures are not "
             f"a measure of skill; hold out subjects with both classes (--heldout-subjects)")
 

@@ -18,6 +18,7 @@ import numpy as np
 
 REGRESSION_TASKS = ("hr", "rr", "bp")
 CLASSIFICATION_TASKS = ("af", "quality")
+CLASS_NAMES = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}    # (label 0, label 1)
 
 
 def mae(y: np.ndarray, pred: np.ndarray) -> float:

@@ -268,9 +268,6 @@ def predict(model, x, dev, batch: int = 256) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- per-subject metrics
 
-CLASS_NAMES = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}       # (label 0, label 1)
-
-
 def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, outputs=(),
                         n_boot: int = 1000, seed: int = 0) -> tuple[list[dict], dict]:
     """(rows, mean) of the out-of-fold predictions per subject (every subject is held out in exactly one fold).
@@ -280,7 +277,7 @@ def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.n
     mean: {metric: the skill metric (`core.metrics.skill_metric`), mean and ci95 over the subjects that have it
     (bootstrap of subjects, `core.metrics.bootstrap_mean_ci`), the same for each output's MAE, subjects (scored),
     one_class (subjects left out for holding one class only)}."""
-    from sqtool.core.metrics import CLASSIFICATION_TASKS, bootstrap_mean_ci, skill_metric, task_metrics
+    from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS, bootstrap_mean_ci, skill_metric, task_metrics
     metric, _ = skill_metric(task)
     groups = np.asarray(groups).astype(str)
     rows = []
@@ -290,7 +287,7 @@ def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.n
         row = {"subject": s, "windows": int(i.sum()), **{k: v for k, v in m.items() if k != "n"}}
         if task in CLASSIFICATION_TASKS:
             if not np.isfinite(row["auroc"]):
-                neg, pos = CLASS_NAMES.get(task, ("class 0", "class 1"))
+                neg, pos = CLASS_NAMES[task]
                 row.update(auroc=None, one_class=f"{pos if row['positives'] else neg} only")
         rows.append(row)
     keys = [metric] + ([k for k in rows[0] if k.startswith("mae_")] if rows and task not in CLASSIFICATION_TASKS
