@@ -492,7 +492,8 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
     values["ARENA"] = sum(arena_plan(graph))
     values["STATE_BYTES"] = _state_bytes(out / "c", prefix)
     vec = write_test_vectors(out, ref, prefix)
-    values["VEC_FLASH_KB"] = round((2 * vec["n_samples"] * (fe.n_inputs + 1) + 28 * vec["results"]) / 1000)
+    values["VEC_FLASH_KB"] = round((2 * vec["n_samples"] * (fe.n_inputs + 1)           # int16 frames
+                                    + 4 * len(RESULT_KEYS) * vec["results"]) / 1000)  # int32 result rows
     for tmpl, name in (("kit_Makefile", "Makefile"), ("kit_CMakeLists.txt", "CMakeLists.txt"),
                        ("kit_README.md", "README.md")):
         atomic_write_text(out / name, _fill((TEMPLATES / tmpl).read_text(), values))
