@@ -171,7 +171,7 @@ def shipped_config(out: Path) -> None:
     for section in ("config", "resolved"):
         sec = d.get(section) or {}
         for k, v in sec.items():
-            if k != "target" and k != "targets":
+            if k not in ("target", "targets"):
                 sec[k] = shipped_path(v, out)
     d["paths_note"] = SHIPPED_PATHS_NOTE
     atomic_write_text(p, yaml.safe_dump(d, sort_keys=False))
