@@ -50,7 +50,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.dataset_file import ACC_UNITS, TIME_UNITS, DatasetFile
-from sqtool.data.readers._common import PLAUSIBLE, RATE_TOL, check_bp, check_plausible  # noqa: F401 (re-exported)
+from sqtool.data.readers._common import RATE_TOL, check_bp, check_plausible, check_plausible_labels
 from sqtool.data.record import Label, Record
 
 if TYPE_CHECKING:
@@ -197,12 +197,7 @@ def _builtin_labels(ds: DatasetFile, recs: list[Record], positive: dict) -> None
                 if (name, lab.classes) not in positive:
                     positive[name, lab.classes] = positive_classes(ds, name, lab.classes, str(ds.path), rows=False)
                 r.labels[name] = dataclasses.replace(lab, positive=tuple(positive[name, lab.classes]))
-        where = f"{r.source or ds.root}: record {r.record_id}"
-        for name in ("hr", "rr"):
-            if name in r.labels and r.labels[name].kind in ("window", "value"):
-                check_plausible(name, r.labels[name].values, where, lambda i: f"value {i + 1}")
-        if "sbp" in r.labels and "dbp" in r.labels:
-            check_bp(r.labels["sbp"].values, r.labels["dbp"].values, where, lambda i: "its value")
+        check_plausible_labels(r.labels, f"{r.source or ds.root}: record {r.record_id}")   # renamed labels too
 
 
 # ----------------------------------------------------------------------------- generic formats
@@ -408,9 +403,6 @@ def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> s
 
 
 # ----------------------------------------------------------------------------- labels
-
-# PLAUSIBLE, check_plausible, check_bp: readers._common (the readers check built-in layouts' labels too)
-
 
 def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, stem: str,
                   where: str, grid: TimeGrid | None = None) -> Label | None:
