@@ -345,9 +345,9 @@ def heldout_one_class(task: str, y_heldout: np.ndarray) -> str | None:
     and AUROC is undefined, so the held-out figure says nothing about skill. None when both classes are there
     (or for a regression task)."""
     from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS
-    y = np.asarray(y_heldout, float).reshape(len(y_heldout), -1)
-    if task not in CLASSIFICATION_TASKS or not len(y):
+    if task not in CLASSIFICATION_TASKS or not len(y_heldout):
         return None
+    y = np.asarray(y_heldout, float).reshape(len(y_heldout), -1)
     pos = int(np.sum(y[:, 0] > 0.5))
     if 0 < pos < len(y):
         return None

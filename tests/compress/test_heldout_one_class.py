@@ -46,3 +46,7 @@ def test_both_classes_or_a_regression_task_give_no_warning():
          "student_float": {"metrics": {"mae": 9.0}}, "student_int8": {"metrics": {"mae": 9.251}},
          "heldout_one_class": None}
     assert "SKILL" not in result_line(m)
+
+
+def test_no_held_out_windows_give_no_warning():
+    assert heldout_one_class("af", np.zeros((0, 1))) is None          # (it raised numpy's reshape ValueError)
