@@ -73,11 +73,11 @@ from typing import Any
 import numpy as np
 
 from sqtool.core import WINDOW_S_MAX, SqtoolError, check_fs
+from sqtool.data.readers._common import TIME_UNITS
 
 GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf")
 DEFAULT_GLOB = {"csv": "**/*.csv", "npz": "**/*.npz", "wfdb": "**/*.hea", "edf": "**/*.edf"}
 TASK_LABELS = {"hr": "hr", "rr": "rr", "af": "rhythm", "bp": "bp", "quality": "quality"}   # task -> label
-TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}     # time_unit -> seconds per unit
 LABEL_WINDOW_MIN_S = 0.1           # shortest label window and hop (windows.window_s / hop_s; longest: WINDOW_S_MAX):
                                   #   a recording gets at most 10 label windows per second of signal (864,000 a day)
 STANDARD_GRAVITY = 9.80665          # m/s^2 per g

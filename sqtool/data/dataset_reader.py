@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.dataset_file import ACC_UNITS, TIME_UNITS, DatasetFile
-from sqtool.data.readers._common import RATE_TOL, check_bp, check_plausible, check_plausible_labels
+from sqtool.data.dataset_file import ACC_UNITS, DatasetFile
+from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, check_bp, check_plausible, check_plausible_labels
 from sqtool.data.record import Label, Record
 
 if TYPE_CHECKING:

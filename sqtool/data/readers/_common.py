@@ -16,6 +16,7 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 RATE_TOL = 0.01      # a declared rate and the file's own (time column, stored fs) must agree within 1 %
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}     # time_unit -> seconds per unit (time columns, label files)
 
 
 def require_file(path: str | os.PathLike) -> Path:

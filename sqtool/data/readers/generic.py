@@ -33,7 +33,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
-from sqtool.data.readers._common import RATE_TOL, read_npz_arrays, require_file
+from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, read_npz_arrays, require_file
 from sqtool.data.record import Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -184,7 +184,7 @@ def read_times(col, name: str, where: str, unit: str | None = None) -> tuple[np.
             unit = "us"
         else:
             unit = "s"
-    scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6}.get(unit)
+    scale = TIME_UNITS.get(unit)
     if scale is None:
         raise SqtoolError(f"{where}: time unit must be s, ms or us, got {unit!r}")
     t0 = float(t[0]) * scale
