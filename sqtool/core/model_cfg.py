@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from sqtool.core.errors import SqtoolError
 
 DEFAULT_BAND = (0.5, 8.0)   # Hz: the one definition of the default band-pass of time-domain models
@@ -34,7 +32,9 @@ def signal_channels(channels) -> list[str]:
 
 
 def _number(v, where: str, what: str) -> float:
-    if isinstance(v, (bool, np.bool_)):                  # float(True) == 1.0: a flag where a number belongs
+    # float(True) == 1.0: a flag where a number belongs (a numpy bool told by its dtype: importing sqtool.core
+    # needs only the stdlib)
+    if isinstance(v, bool) or getattr(getattr(v, "dtype", None), "kind", "") == "b":
         raise SqtoolError(f"{where}: {what} {v!r} is not a number")
     try:
         f = float(v)
