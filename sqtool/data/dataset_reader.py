@@ -453,14 +453,17 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
     return None
 
 
-def ms_spacing(t: np.ndarray, ds: DatasetFile, name: str) -> float | None:
-    """The rows' spacing in seconds were label file `t`'s times (read in s) in milliseconds, when they look so: rows
-    over a minute apart that would be 0.1-60 s apart (a monitor's series), and label `name` not given in ms already;
-    else None."""
+def row_step(t: np.ndarray) -> float:
+    """The median spacing of label-file start times `t` (distinct finite ones); 0 for fewer than two."""
     u = np.unique(t[np.isfinite(t)])
-    step = float(np.median(np.diff(u))) if u.size > 1 else 0.0
+    return float(np.median(np.diff(u))) if u.size > 1 else 0.0
+
+
+def looks_ms(step: float, ds: DatasetFile, name: str) -> bool:
+    """Whether label `name`'s file, its rows `step` s apart as read in seconds, is in milliseconds: rows 100-60,000
+    "s" apart that would be 0.1-60 s apart (a monitor's series), and the label not given in ms already."""
     said_s = name in ds.labels and ds.labels[name].time_unit == "s"
-    return step / 1000 if said_s and step > 60 and 0.1 <= step / 1000 <= 60 else None
+    return said_s and 0.1 <= step / 1000 <= 60
 
 
 def ms_fix(ds: DatasetFile, name: str) -> str:
@@ -479,7 +482,7 @@ def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: R
     tol = 1.0 / min(rec.fs.values()) + 1e-6                     # as check_record's: one sample
     last = float(np.nanmax(t)) if np.isfinite(t).any() else None
     if last is not None and last > dur + w + tol:
-        ms = ms_spacing(t, ds, name) is not None and last / 1000 <= dur + w + tol
+        ms = looks_ms(row_step(t), ds, name) and last / 1000 <= dur + w + tol
         raise SqtoolError(f"{f}: label '{name}' rows run to {last:.2f} s, more than one {w:g} s window past the end "
                           f"of the {dur:.2f} s signal of {rec.source or rec.record_id}: "
                           + (f"its times look like milliseconds (rows to {last / 1000:.2f} s); {ms_fix(ds, name)}"
@@ -540,9 +543,9 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
     starts = int(max(last - first + 1, 0))                       # window starts the file spans
     missing = starts - len(np.unique(k[on]))
     if starts and missing * 4 > starts:                          # over a quarter of the windows: the file's hop
-        u = np.unique(t[fin])
-        step = float(np.median(np.diff(u))) if u.size > 1 else h
-        ms = ms_spacing(t, ds, name) is not None
+        step = row_step(t)
+        ms = looks_ms(step, ds, name)
+        step = step or h
         raise SqtoolError(f"{f}: label rows are {step:g} s apart and {missing} of the {starts} window starts they "
                           f"span (0, {h:g}, {2 * h:g}, ... s: {ds.path.name}'s windows.hop_s {h:g}, window_s "
                           f"{float(ds.windows.window_s):g}) have no row: those windows' truth would only be "
