@@ -260,14 +260,8 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     names = [str(n).strip() for n in rec.sig_name]
     sig = rec.p_signal
     cols = {n: np.asarray(sig[:, i], np.float64) for i, n in enumerate(names)}
-    start = None
-    if getattr(rec, "base_date", None) is not None and getattr(rec, "base_time", None) is not None:
-        import datetime
-
-        import pandas as pd
-        from sqtool.data.readers.generic import iso_time
-        start = iso_time(pd.Timestamp(datetime.datetime.combine(rec.base_date, rec.base_time)))  # header: naive
-    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], start
+    from sqtool.data.readers.generic import header_start_time
+    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], header_start_time(rec)
 
 
 def _pick(cols: dict, names: list[str], column, where: str, what: str):

@@ -38,3 +38,16 @@ def test_an_npz_start_time_is_kept(tmp_path):
     (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nfiles: '*.npz'\nchannels: {ppg: ppg}\n")
     (rec,) = load_dataset_file(tmp_path / "dataset.yaml").records()
     assert rec.meta["start_time"] == "2026-03-29T01:30:00.000+01:00"
+
+
+def test_a_wfdb_header_base_date_and_time_is_kept(tmp_path):
+    import datetime
+
+    import wfdb
+    (tmp_path / "rec").mkdir()
+    x = np.sin(2 * np.pi * 1.2 * np.arange(64 * 30) / 64.0)
+    wfdb.wrsamp("s1", fs=64, units=["NU"], sig_name=["PLETH"], p_signal=x[:, None], fmt=["16"],
+                base_time=datetime.time(8, 15, 30), base_date=datetime.date(2026, 3, 28), write_dir=str(tmp_path / "rec"))
+    (tmp_path / "dataset.yaml").write_text("format: wfdb\nroot: rec\nchannels: {ppg: PLETH}\n")
+    (rec,) = load_dataset_file(tmp_path / "dataset.yaml").records()
+    assert rec.meta["start_time"] == "2026-03-28T08:15:30.000"          # the header's naive local time

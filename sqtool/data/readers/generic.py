@@ -324,6 +324,17 @@ def npz_start_time(v, where: str) -> str:
                           f"({first_line(e)})") from None
 
 
+def header_start_time(rec) -> str | None:
+    """A WFDB / EDF record's base date and time (its header's, naive local time) as `iso_time`, or None without
+    both."""
+    if getattr(rec, "base_date", None) is None or getattr(rec, "base_time", None) is None:
+        return None
+    import datetime
+
+    import pandas as pd
+    return iso_time(pd.Timestamp(datetime.datetime.combine(rec.base_date, rec.base_time)))
+
+
 # ----------------------------------------------------------------------------- WFDB
 
 _LEADS = ("II", "I", "III", "V", "AVR", "AVL", "AVF", "MCL", "V1", "V2", "V3", "V4", "V5", "V6", "ECG")
