@@ -230,10 +230,12 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
         from sqtool.data.readers._common import read_npz_arrays
         cols = read_npz_arrays(p, lambda name, shape, dtype: len(shape) <= 1 or name.startswith("fs")
                                or name == "start_time")       # 1-D columns and rates; size-checked, one at a time
-        own = {k[3:]: float(np.asarray(cols[k]).item()) for k in cols if k.startswith("fs_")}
-        rates = {k: float(np.asarray(cols["fs"]).item()) for k in cols if not k.startswith("fs")} if "fs" in cols \
-            else {}
-        rates.update(own)                           # an array's own fs_<name> wins over the file's fs
+        def rate(k):                                # as read_npz: one number, else one line (not a bare ValueError)
+            v = np.asarray(cols[k])
+            return check_fs(v.item() if v.size == 1 else v, f"{where}: '{k}'")
+        fs_all = rate("fs") if "fs" in cols else None
+        rates = {k: fs_all for k in cols if not k.startswith("fs")} if fs_all is not None else {}
+        rates.update({k[3:]: rate(k) for k in cols if k.startswith("fs_")})   # an array's own fs_<name> wins
         start = None
         if "start_time" in cols:                    # ISO text or seconds since 1970, as the plain NPZ reader reads it
             from sqtool.data.readers.generic import npz_start_time

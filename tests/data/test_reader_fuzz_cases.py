@@ -203,6 +203,18 @@ def test_npz_complex_rate_is_refused_through_a_dataset_yaml(tmp_path):
     with pytest.raises(SqtoolError, match=r"a\.npz: array 'fs' must hold real numbers, got complex128 samples"):
         load_dataset_file(tmp_path / "dataset.yaml").records()
 
+
+@pytest.mark.parametrize("fs", [np.array("abc"), np.array([64.0, 32.0])])
+def test_npz_rate_that_is_no_number_is_one_line_through_a_dataset_yaml(tmp_path, fs):
+    """fs 'abc' or two numbers was a bare ValueError (float() / .item()) on the dataset.yaml path."""
+    from sqtool.data.dataset_file import load_dataset_file
+    (tmp_path / "rec").mkdir()
+    np.savez(tmp_path / "rec" / "a.npz", ppg=_complex_ppg().real, fs=fs)
+    (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nchannels: {ppg: ppg}\n")
+    with pytest.raises(SqtoolError, match=r"a\.npz: 'fs': sampling rate .* is not a number"):
+        load_dataset_file(tmp_path / "dataset.yaml").records()
+
+
 def test_troika_complex_sig_is_refused(tmp_path):
     import scipy.io as sio
     root = _troika(tmp_path / "troika", None)
