@@ -41,3 +41,18 @@ def af_finetune(tmp_path_factory):
                    "false", "--progress", "false", "--out", str(out)])
     assert rc == 0, said.getvalue()[-2000:]
     return out, said.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_kept():
+    """A test leaves SIGINT / SIGTERM handling as it found it: sqtool's CLI installs its handlers for a command's
+    length and puts the caller's back, and a test that changed them would break the next test of the same xdist
+    worker (a Ctrl-C test found SIGINT ignored once in CI): the handlers are put back, and the test that changed
+    them fails, naming them."""
+    import signal
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    changed = {s.name: (h, signal.getsignal(s)) for s, h in before.items() if signal.getsignal(s) != h}
+    for s, h in before.items():
+        signal.signal(s, h)
+    assert not changed, f"the test changed this process's signal handlers (before, after): {changed}"

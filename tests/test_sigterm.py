@@ -18,7 +18,7 @@ def _start(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "sqtool.cli", "train", "pretrain", "--model", "resnet1d_siamq_tiny",
                              "--synthetic-pairs", "256", "--batch-size", "16", "--epochs", "200", "--progress",
                              "false", "--out", str(out), *extra], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)   # only our signal
 
 
 def _wait_for(path: Path, p: subprocess.Popen, timeout: float = 240.0) -> None:
