@@ -20,9 +20,8 @@ M0P = ["-mcpu=cortex-m0plus", "-mthumb"]
 RV32 = ["-march=rv32imc", "-mabi=ilp32"]
 
 
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory) -> Path:
-    """A whole kit (write_kit) of a calibrated, untrained spec_student_xs twin, prefix sq, 125 Hz."""
+def _twin_kit(folder: Path, prefix: str = "sq") -> Path:
+    """A whole kit (write_kit) of a calibrated, untrained spec_student_xs twin at 125 Hz, under `prefix`."""
     from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.kit import write_kit
@@ -32,9 +31,15 @@ def kit(tmp_path_factory) -> Path:
     q = make_int8_specnet(f, calib)
     g = extract_int_graph(q)
     mc = q.cfg.to_dict()
-    out = tmp_path_factory.mktemp("kit") / "kit"
-    write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g))
+    out = folder / "kit"
+    write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), prefix=prefix)
     return out
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory) -> Path:
+    """The twin's kit, prefix sq."""
+    return _twin_kit(tmp_path_factory.mktemp("kit"))
 
 
 def _sources(kit: Path) -> list[Path]:
@@ -152,18 +157,7 @@ def test_float_helpers_are_left_out_with_sq_float_helpers_0(kit, tmp_path):
 @pytest.fixture(scope="module")
 def kit_hr3(tmp_path_factory) -> Path:
     """The same twin's kit under the prefix hr3 (every sq_ / SQ_ of the self-test and its header renamed)."""
-    from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
-    from sqtool.export.intgraph import extract_int_graph
-    from sqtool.export.kit import write_kit
-    from sqtool.export.metadata import build_metadata
-    f = make_float_specnet("spec_student_xs", 0)
-    calib, _ = synthetic_spectra(f.cfg, 16, 0)
-    q = make_int8_specnet(f, calib)
-    g = extract_int_graph(q)
-    mc = q.cfg.to_dict()
-    out = tmp_path_factory.mktemp("kit_hr3") / "kit"
-    write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), prefix="hr3")
-    return out
+    return _twin_kit(tmp_path_factory.mktemp("kit_hr3"), prefix="hr3")
 
 
 def _c_array(text: str, name: str):
