@@ -13,6 +13,12 @@ class SqtoolError(Exception):
         self.code = code
 
 
+class NoSignal(SqtoolError):
+    """A recording channel that holds no signal at all (a flat line, or not one finite sample): a sensor off the
+    wrist or on the charger, or nothing recorded. Readers refuse it; predict and bench leave such a file of a folder
+    out (`firmware_bench.spectral.load_records`) by this type, not by the message's words."""
+
+
 _OS_WHAT = {
     _errno.ENOSPC: "no space left on device (disk full)",
     _errno.EDQUOT: "disk quota exceeded",

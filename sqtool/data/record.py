@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sqtool.core import MIN_RECORD_SAMPLES, SqtoolError, check_fs
+from sqtool.core import MIN_RECORD_SAMPLES, NoSignal, SqtoolError, check_fs
 
 
 class TooShort(SqtoolError):
@@ -106,7 +106,7 @@ class Record:
                 raise SqtoolError(f"{where}: channel '{ch}' has {x.size} sample(s); a record needs at least "
                                   f"{MIN_RECORD_SAMPLES}")
             if not np.isfinite(x).any():              # NaN/Inf samples are gaps; a channel of gaps only is none
-                raise SqtoolError(f"{where}: channel '{ch}' has no finite sample (all {x.size} are NaN/Inf)")
+                raise NoSignal(f"{where}: channel '{ch}' has no finite sample (all {x.size} are NaN/Inf)")
         return self
 
     def check_spans(self) -> "Record":

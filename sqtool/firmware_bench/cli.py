@@ -15,7 +15,7 @@ bench.json, bench.md and plots into the run dir and prints the tables.
 
 A recording the bench cannot score is left out with one `bench: left out <recording>: <why>` line (bench.json
 provenance.skipped_records, bench.md's notes) and the rest benchmarked: shorter than one window, without the model's
-channels, or a file of a --data folder off the wrist throughout (`spectral.OFF_WRIST`: PPG a flat line, a channel with
+channels, or a file of a --data folder off the wrist throughout (`core.NoSignal`: PPG a flat line, a channel with
 no finite sample), as predict leaves it out: it has no window the network scores, so no accuracy or cost to add.
 None left is one error line; any other refusal (a corrupt file) stops the bench.
 

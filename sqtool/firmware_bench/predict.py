@@ -54,7 +54,7 @@ shorter than one window is tiled to one (repeated end to end, `data.record.tile_
 metadata says short_records "tile" (af, bp, quality: as its training data were; summary.json tiled_from_s, one note
 line); otherwise (hr, rr, exports from before that key) it, and a file of a folder off the wrist throughout (its
 PPG a flat line, or a channel without one finite sample: an hour on the charger; the readers refuse it,
-`spectral.OFF_WRIST`), is left out with one WARNING line naming it and why (summary.json: warnings, skipped_records); an error, that line, only when no
+`core.NoSignal`), is left out with one WARNING line naming it and why (summary.json: warnings, skipped_records); an error, that line, only when no
 recording is left. (`sqtool.load_model(...).predict`, handed arrays, returns a flat line's windows, all flagged.)
 """
 from __future__ import annotations

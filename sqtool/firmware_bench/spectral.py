@@ -93,13 +93,11 @@ def cut(record, max_seconds: float):
     return dataclasses.replace(record, signals=sig)
 
 
-# the readers' refusals of a recording off the wrist throughout (data.readers.check_record, Record.validate)
-OFF_WRIST = ("is a flat line", "has no finite sample")
 
 
 def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None, off_wrist: list | None = None) -> list:
     """The recordings of a path, or of a DatasetFile (its exclusions reported through `log`). With `off_wrist` (a
-    list), a file the readers refuse as off the wrist throughout (`OFF_WRIST`: a PPG flat line, a channel without
+    list), a file the readers refuse as off the wrist throughout (core.NoSignal: a PPG flat line, a channel without
     one finite sample: an hour on the charger in a folder of hourly files) is left out, its one-line reason
     appended there, and none left is no error here (the caller says why); any other refusal still stops."""
     from sqtool.data.readers import iter_records
@@ -120,21 +118,11 @@ def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None,
 
 
 def _on_the_wrist(path, off_wrist: list):
-    """iter_records(path), the files refused as off the wrist left out (their reasons appended to off_wrist); the
-    first other refusal raised, as iter_records would."""
+    """iter_records(path), the files refused as off the wrist (core.NoSignal) left out, their reasons appended to
+    off_wrist; any other refusal raised, as iter_records would."""
+    from sqtool.core import NoSignal
     from sqtool.data.readers import iter_records
-    skipped: list[str] = []
-
-    def sort_out():
-        for why in skipped:
-            if not any(k in why for k in OFF_WRIST):
-                raise SqtoolError(why)
-            off_wrist.append(why)
-        skipped.clear()
-    for r in iter_records(path, on_error="skip", skipped=skipped):
-        sort_out()
-        yield r
-    sort_out()
+    yield from iter_records(path, on_error="skip", skipped=off_wrist, skip_only=NoSignal)
 
 
 @dataclass

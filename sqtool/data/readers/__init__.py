@@ -33,7 +33,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import NoSignal, SqtoolError
 from sqtool.data.readers import (bidmc, but_ppg, mw_ppg, ppg_arrhythmia, ppg_bp, troika, unlabeled,
                                  wrist_exercise)
 from sqtool.data.readers._common import walk_files
@@ -117,13 +117,15 @@ def check_record(rec: Record, min_duration_s: float = 0.0, channels: Sequence[st
     try:
         rec.validate()
     except SqtoolError as e:                    # name the file, not just dataset/record
-        raise SqtoolError(f"{rec.source}: {e}" if rec.source else str(e)) from None
+        named = type(e)(f"{rec.source}: {e}" if rec.source else str(e))             # NoSignal stays NoSignal
+        named.code = e.code
+        raise named from None
     for ch in channels or ():
         if ch not in rec.signals:
             raise SqtoolError(f"{where}: channel '{ch}' missing (has {', '.join(rec.signals)})")
     for ch, x in rec.signals.items():
         if ch.startswith("ppg") and x.size > 1 and float(np.ptp(fin := _finite(x))) == 0.0:
-            raise SqtoolError(f"{where}: channel '{ch}' is a flat line (constant {fin[0]:g}); "
+            raise NoSignal(f"{where}: channel '{ch}' is a flat line (constant {fin[0]:g}); "
                               f"sensor detached or not recorded")
     if max_clip_fraction is not None:
         for ch, x in rec.signals.items():
@@ -195,8 +197,13 @@ def read_item(kind: str, item, root: str | os.PathLike, ctx: dict | None = None,
 
 def iter_records(path: str | os.PathLike, kind: str | None = None, *, min_duration_s: float = 0.0,
                  channels: Sequence[str] | None = None, max_clip_fraction: float | None = None,
-                 on_error: str = "raise", skipped: list | None = None, **options) -> Iterator[Record]:
+                 on_error: str = "raise", skipped: list | None = None, skip_only: type = SqtoolError,
+                 **options) -> Iterator[Record]:
     """Lazily yield the checked records of a dataset folder or file, one file read at a time.
+
+    on_error="skip": a file refused with a `skip_only` error (any SqtoolError by default; e.g. NoSignal, a file off
+    the wrist throughout) is left out, its line appended to `skipped`; any other refusal is raised. A dataset file is
+    read whole: there `skip_only` narrower than SqtoolError reads as on_error="raise".
 
     `options` go to the generic readers (e.g. fs=, time_column= for CSV; fs= for NPZ). A dataset file
     (`my_watch/dataset.yaml`, see data.dataset_file) gives the records `load_dataset_file(path).records()`
@@ -205,8 +212,9 @@ def iter_records(path: str | os.PathLike, kind: str | None = None, *, min_durati
     if on_error not in ("raise", "skip"):
         raise SqtoolError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if _is_yaml_file(path):
+        whole = on_error if skip_only is SqtoolError else "raise"
         yield from _dataset_file_records(path, kind, options, min_duration_s, channels, max_clip_fraction,
-                                         on_error, skipped)
+                                         whole, skipped)
         return
     kind, items = list_items(path, kind)
     ctx: dict = {"root": Path(path)}
@@ -215,7 +223,7 @@ def iter_records(path: str | os.PathLike, kind: str | None = None, *, min_durati
             recs = read_item(kind, item, path, ctx, min_duration_s=min_duration_s, channels=channels,
                              max_clip_fraction=max_clip_fraction, **options)
         except SqtoolError as e:
-            if on_error == "raise":
+            if on_error == "raise" or not isinstance(e, skip_only):
                 raise
             if skipped is not None:
                 skipped.append(str(e))
