@@ -396,6 +396,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
     run_dir = Path(run_dir)
     d = loop.setup_distributed(cfg.device)
     dev = d.device
+    cudnn_benchmark = torch.backends.cudnn.benchmark         # set for the run on CUDA, the caller's put back after
     try:
         if cfg.batch_size < 2 or cfg.batch_size % d.world:
             raise SqtoolError(f"batch_size {cfg.batch_size} must be >= 2 and divisible by the "
@@ -622,4 +623,5 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         loop.barrier(d)
         return metrics
     finally:
+        torch.backends.cudnn.benchmark = cudnn_benchmark
         loop.cleanup_distributed(d)
