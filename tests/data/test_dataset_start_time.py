@@ -51,3 +51,5 @@ def test_a_wfdb_header_base_date_and_time_is_kept(tmp_path):
     (tmp_path / "dataset.yaml").write_text("format: wfdb\nroot: rec\nchannels: {ppg: PLETH}\n")
     (rec,) = load_dataset_file(tmp_path / "dataset.yaml").records()
     assert rec.meta["start_time"] == "2026-03-28T08:15:30.000"          # the header's naive local time
+    from sqtool.data.readers import read_wfdb
+    assert read_wfdb(tmp_path / "rec" / "s1.hea").meta["start_time"] == "2026-03-28T08:15:30.000"   # read directly too

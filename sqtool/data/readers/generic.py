@@ -426,7 +426,9 @@ def read_wfdb(path) -> Record:
                 raise SqtoolError(f"{base}.{ext}: corrupt WFDB annotation file ({first_line(e)})")
             s = np.asarray(ann.sample, dtype=np.float64)
             labels[ext] = Label(values=s, times=s / fs, unit="sample", kind="events")
+    start = header_start_time(rec)                  # the header's date and time, as through a dataset.yaml
     return Record(dataset="wfdb", subject=base.name, record_id=base.name, signals=signals,
                   fs={c: fs for c in signals}, labels=labels, meta={"sig_name": list(rec.sig_name),
-                                                                     "units": list(rec.units or [])},
+                                                                     "units": list(rec.units or []),
+                                                                     **({"start_time": start} if start else {})},
                   source=str(hea))
