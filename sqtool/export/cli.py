@@ -28,7 +28,7 @@ from pathlib import Path, PurePath
 
 from sqtool.core import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
 from sqtool.core.progress import bar, item, size_text
-from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
+from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command, torch_threads
 
 TARGETS = ("onnx", "tflite", "c")
 
@@ -381,7 +381,6 @@ def random_code_windows(n: int, c: int, f: int, seed: int = 0):
 def export(cfg: ExportConfig) -> dict:
     """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}. Torch runs on
     one thread meanwhile (reproducible parity numbers); the caller's thread count is back when it returns."""
-    from sqtool.core.runs import torch_threads
     with torch_threads(1):
         return _export(cfg)
 
