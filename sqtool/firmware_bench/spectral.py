@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import ctypes
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,7 +223,6 @@ def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:
 
 def sensors_text(per_record: list[tuple[str, ...]]) -> str:
     """'ppg + ppg2', or per set when the recordings differ: 'ppg + ppg2 (3 recordings), ppg (1 recording)'."""
-    from collections import Counter
     sets = Counter(per_record)                          # in first-seen order
     if len(sets) == 1:
         return " + ".join(next(iter(sets)))
