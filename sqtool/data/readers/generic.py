@@ -253,9 +253,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
             pick[c] = ch
     signals = {}
     for col, ch in pick.items():
-        signals[ch] = numeric_column(df, col, where)
-        if grid is not None:
-            signals[ch] = grid.spread(signals[ch])            # rows missing from the clock: NaN samples
+        x = numeric_column(df, col, where)
+        signals[ch] = grid.spread(x) if grid is not None else x      # rows missing from the clock: NaN samples
     if not signals:
         raise SqtoolError(f"{where}: no signal columns besides the time column")
     # PPG first so Record.primary_channel() is the PPG a user expects
