@@ -115,8 +115,8 @@ class Record:
         arrays (predict(records=...), `sqtool.load_model`): a stream cuts its channels to the shortest
         (`channel_matrix`), which for a shorter array handed in is a mistake to say, not a file's tail to drop."""
         spans = {ch: (np.size(x), float(self.fs[ch])) for ch, x in self.signals.items()}
-        (a, (na, fa)), (b, (nb, fb)) = (min(spans.items(), key=lambda kv: kv[1][0] / kv[1][1]),
-                                        max(spans.items(), key=lambda kv: kv[1][0] / kv[1][1]))
+        a, b = (f(spans, key=lambda ch: spans[ch][0] / spans[ch][1]) for f in (min, max))   # shortest, longest
+        (na, fa), (nb, fb) = spans[a], spans[b]
         if nb / fb - na / fa >= max(1 / fa, 1 / fb) - 1e-9:
             raise SqtoolError(f"{self.dataset}/{self.record_id}: channels of unequal length: '{b}' has {nb} samples "
                               f"at {fb:g} Hz ({nb / fb:g} s), '{a}' {na} at {fa:g} Hz ({na / fa:g} s); give every "
