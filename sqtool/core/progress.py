@@ -56,15 +56,28 @@ class Ticker:
         self.t0 = self.last = time.monotonic()
         self.n0 = int(initial)
 
-    def __call__(self, n: int, what: str = "") -> None:
+    def due(self, last: bool = False) -> bool:
+        """Whether a line is due now (every_s since the last one; always when `last`, the run's end line)."""
         now = time.monotonic()
-        if not self.on or now - self.last < self.every_s:
-            return
+        if not self.on or (now - self.last < self.every_s and not last):
+            return False
         self.last = now
-        rate = (n - self.n0) / max(now - self.t0, 1e-9)
-        eta = f", ETA {_duration((self.total - n) / rate)}" if rate > 0 and self.total > n else ""
+        return True
+
+    def rate(self, n: int) -> float:
+        """Items per second of this run (a resumed run's own part)."""
+        return (n - self.n0) / max(time.monotonic() - self.t0, 1e-9)
+
+    def eta(self, n: int) -> str:
+        """`, ETA 2 h 05 min` at this run's rate, or '' when done or not yet moving."""
+        r = self.rate(n)
+        return f", ETA {_duration((self.total - n) / r)}" if r > 0 and self.total > n else ""
+
+    def __call__(self, n: int, what: str = "") -> None:
+        if not self.due():
+            return
         pct = f" ({100 * n / self.total:.0f} %)" if self.total else ""
-        item(f"{self.desc}: {n:,}/{self.total:,} {self.unit}{pct}" + (f", {what}" if what else "") + eta)
+        item(f"{self.desc}: {n:,}/{self.total:,} {self.unit}{pct}" + (f", {what}" if what else "") + self.eta(n))
 
 
 def _duration(s: float) -> str:

@@ -496,30 +496,18 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True, resume: bool = False) ->
 HEARTBEAT_S = 30.0          # s: a run whose stderr is no terminal prints a progress line at most this often
 
 
-class _Heartbeat:
+def _heartbeat(progress: bool, total: int, first: int = 0):
     """Where no bar draws because stderr is no terminal (nohup, `2> log`, a Slurm log) but progress is on: a plain
     line at most every HEARTBEAT_S, and one at the end, `pairs: 500/2000 files, 3,480 pairs, 4.2 files/s, ETA
-    6 min` (the rate and ETA from this run's files, a resumed run's own part)."""
+    6 min 40 s` (the rate and ETA from this run's files, a resumed run's own part): core.progress.Ticker's timing."""
+    from sqtool.core.progress import Ticker
+    tick = Ticker("pairs", total, enabled=progress, every_s=HEARTBEAT_S, initial=first)
 
-    def __init__(self, progress: bool, total: int, first: int = 0):
-        from sqtool.core.progress import bars_on
-        self.on = bool(progress) and not bars_on(progress)
-        self.total, self.first = total, first
-        self.t0 = self.last = time.perf_counter()
-
-    def __call__(self, done: int, pairs: int, last: bool = False) -> None:
-        now = time.perf_counter()
-        if not self.on or (now - self.last < HEARTBEAT_S and not last):
-            return
-        self.last = now
-        rate = (done - self.first) / max(now - self.t0, 1e-9)                   # files / s
-        eta = f", ETA {_duration((self.total - done) / rate)}" if done < self.total and rate > 0 else ""
-        progress_line(f"pairs: {done}/{self.total} files, {pairs:,} pairs, {rate:.3g} files/s{eta}")
-
-
-def _duration(s: float) -> str:
-    """'45 s', '12 min', '2.5 h'."""
-    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
+    def beat(done: int, pairs: int, last: bool = False) -> None:
+        if tick.due(last):
+            progress_line(f"pairs: {done}/{total} files, {pairs:,} pairs, {tick.rate(done):.3g} files/s"
+                          f"{tick.eta(done)}")
+    return beat
 
 
 # ----------------------------------------------------------------------------- resume
@@ -701,7 +689,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
         rest = f"mining from file {first + 1} of {n_units}" if first < n_units else f"all {n_units} files mined"
         progress_line(f"resumed {run_dir}: {writer.total} pairs in {len(writer.shards)} shard(s) kept; {rest}")
     bar = progress_bar(total=n_units, initial=first, desc="pairs", unit="file", enabled=progress)
-    beat = _Heartbeat(progress, n_units, first)                      # the bar's plain-line twin in a log file
+    beat = _heartbeat(progress, n_units, first)                      # the bar's plain-line twin in a log file
     pool = None
     stop = threading.Event()
     try:
