@@ -32,7 +32,7 @@ from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_wri
 from sqtool.core.io import NPZ_ERRORS
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
-from sqtool.core.runs import FORCE_HELP, load_run_npz, releases_run_dirs, shell_command
+from sqtool.core.runs import FORCE_HELP, at_cfg_threads, load_run_npz, releases_run_dirs, shell_command
 from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
                                       train_option)
 
@@ -457,18 +457,12 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
 
 
 @releases_run_dirs
+@at_cfg_threads          # at cfg.threads; the caller's torch thread count comes back
 def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | None = None) -> tuple[Path, dict]:
     """Run the whole stage; `data` (a TaskData) overrides loading (tests, benchmarks). Returns the run dir and
     its metrics (metrics.json). `resume_dir`: continue that run after a kill: its student_float.pt is reused
     when its key (config, teacher, training data) matches, and calibration + QAT are redone (QAT is seeded on
     its own, so the result equals an uninterrupted run's)."""
-    from sqtool.core.runs import torch_threads
-    with torch_threads(max(1, cfg.threads)):        # the caller's thread count comes back afterwards
-        return _quantize_run(cfg, data, log, resume_dir)
-
-
-def _quantize_run(cfg: QuantizeConfig, data, log, resume_dir) -> tuple[Path, dict]:
-    """The body of `quantize_run`, at the configured thread count."""
     import torch
 
     from sqtool.compress import distill as D

@@ -56,7 +56,7 @@ import numpy as np
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_run_dir, save_config, set_seed, sha256_file,
                          write_metrics)
 from sqtool.core.metrics import uncertainty_scores
-from sqtool.core.runs import load_run_npz, releases_run_dirs
+from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
@@ -161,17 +161,11 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
 
 
 @releases_run_dirs
+@at_cfg_threads          # at cfg.threads; the caller's torch thread count comes back
 def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> tuple[Path, dict]:
     """`cfg` is compress.cli.QuantizeConfig, `ck` the loaded teacher checkpoint. `run_dir` given: resume
     that run (its matching student_float.pt is reused, see the module docstring). Returns the run dir and its
     metrics (metrics.json)."""
-    from sqtool.core.runs import torch_threads
-    with torch_threads(max(1, cfg.threads)):        # the caller's thread count comes back afterwards
-        return _quantize_hr_run(cfg, ck, log, run_dir)
-
-
-def _quantize_hr_run(cfg, ck: dict, log, run_dir) -> tuple[Path, dict]:
-    """The body of `quantize_hr_run`, at the configured thread count."""
     import torch
 
     from sqtool.compress.distill import student_for

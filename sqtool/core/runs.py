@@ -120,6 +120,16 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def at_cfg_threads(fn):
+    """Decorator of a library entry `fn(cfg, ...)` that trains on `cfg.threads` torch threads (at least 1) and puts
+    the caller's count back when it returns or raises (`torch_threads`): quantize's entries."""
+    @functools.wraps(fn)
+    def wrapper(cfg, *args, **kwargs):
+        with torch_threads(max(1, cfg.threads)):
+            return fn(cfg, *args, **kwargs)
+    return wrapper
+
+
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")
 _LOCKS: dict[str, int] = {}          # run dir -> fd of its .lock, flock'ed by this process
 _MADE: list[tuple[Path, bool]] = []  # run dirs make_run_dir handed out: (dir, created by it)
