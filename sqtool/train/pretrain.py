@@ -477,10 +477,11 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                           train_pairs=len(train_idx), val_pairs=len(val_idx), steps_per_epoch=steps_per_epoch)
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
-        wrote_last = [resume]       # this run's last.pt exists (a --force'd folder may hold an earlier run's)
+        wrote_last = resume         # this run's last.pt exists (a --force'd folder may hold an earlier run's)
 
         def save_last():
-            wrote_last[0] = True
+            nonlocal wrote_last
+            wrote_last = True
             if d.is_main:
                 save_checkpoint(last, kind="teacher_pretrain", model_cfg=model_cfg.to_dict(),
                                 state_dict=model.state_dict(), train_cfg=to_dict(cfg),
@@ -519,25 +520,27 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                       initial=min(st["global_step"], total_steps))           # the bar's lines in a log file
         model.train()
         t_start = time.perf_counter() - st["elapsed_s"]
-        pending = []            # the last step's loss, grad norm and z spread, still on the device
+        pending = None          # the last step's loss, grad norm and z spread, still on the device
 
         def settle():
             """Read the pending step's scalars: one host sync per step, a step late, so that the GPU always has
             the next step queued; a non-finite loss stops the run before anything is saved."""
-            while pending:
-                rec = pending.pop(0)
-                gloss = float(rec["loss"])
-                if not math.isfinite(gloss):
-                    have = "last good checkpoint kept at " + str(last) if wrote_last[0] else \
-                        "no checkpoint of this run written yet" + (f" (the {last.name} there is an earlier run's)"
-                                                                   if last.exists() else "")
-                    raise SqtoolError(f"loss is {gloss} at epoch {rec['epoch']} step {rec['s']} (global step "
-                                      f"{rec['step'] - 1}): training stopped; {have}. Lower --lr or check the pairs")
-                z_std = None if rec["z_std"] is None else float(rec["z_std"])
-                st["history"].append({"step": rec["step"], "epoch": rec["epoch"], "loss": gloss, "lr": rec["lr"],
-                                      "grad_norm": float(rec["grad_norm"]), "z_std": z_std})
-                bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{z_std or float('nan'):.3f}")
-                tick(rec["step"], f"epoch {rec['epoch'] + 1}, loss {gloss:.4f}")
+            nonlocal pending
+            if pending is None:
+                return
+            rec, pending = pending, None
+            gloss = float(rec["loss"])
+            if not math.isfinite(gloss):
+                have = "last good checkpoint kept at " + str(last) if wrote_last else \
+                    "no checkpoint of this run written yet" + (f" (the {last.name} there is an earlier run's)"
+                                                               if last.exists() else "")
+                raise SqtoolError(f"loss is {gloss} at epoch {rec['epoch']} step {rec['s']} (global step "
+                                  f"{rec['step'] - 1}): training stopped; {have}. Lower --lr or check the pairs")
+            z_std = None if rec["z_std"] is None else float(rec["z_std"])
+            st["history"].append({"step": rec["step"], "epoch": rec["epoch"], "loss": gloss, "lr": rec["lr"],
+                                  "grad_norm": float(rec["grad_norm"]), "z_std": z_std})
+            bar.set_postfix(loss=f"{gloss:.4f}", z_std=f"{z_std or float('nan'):.3f}")
+            tick(rec["step"], f"epoch {rec['epoch'] + 1}, loss {gloss:.4f}")
 
         stopped = False
         while st["epoch"] < cfg.epochs and not stopped:
@@ -561,9 +564,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 scaler.step(opt)
                 scaler.update()
                 settle()                        # the previous step's figures, while this step's work is queued
-                pending.append({"s": s, "step": st["global_step"] + 1, "epoch": st["epoch"],
-                                "loss": loop.all_mean(d, loss.detach()), "lr": opt.param_groups[0]["lr"],
-                                "grad_norm": gnorm.detach(), "z_std": loop.collapse_std_t(z1.detach())})
+                pending = {"s": s, "step": st["global_step"] + 1, "epoch": st["epoch"],
+                           "loss": loop.all_mean(d, loss.detach()), "lr": opt.param_groups[0]["lr"],
+                           "grad_norm": gnorm.detach(), "z_std": loop.collapse_std_t(z1.detach())}
                 st["step_in_epoch"] += 1
                 st["global_step"] += 1
                 bar.update(1)
