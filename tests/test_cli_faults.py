@@ -60,10 +60,11 @@ def _swallowed_ctrl_c_then(error: Exception):
     import signal
 
     def run(args):
+        handler = signal.getsignal(signal.SIGINT)
+        assert callable(handler) and handler is not signal.default_int_handler, \
+            f"main did not install its SIGINT handler (found {handler!r})"
         try:
-            signal.raise_signal(signal.SIGINT)
-            for _ in range(1000):                # the handler runs between bytecodes, here
-                pass
+            handler(signal.SIGINT, None)         # what Python runs for a Ctrl-C, without the OS's delivery timing
         except KeyboardInterrupt:
             pass
         raise error
