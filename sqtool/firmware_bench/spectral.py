@@ -50,7 +50,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
-from sqtool.core.metrics import uncertainty_scores
+from sqtool.core.metrics import block_bootstrap_mean_ci, block_windows, uncertainty_scores
 from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
                                           floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
                                           too_short)
@@ -378,29 +378,33 @@ def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 
 # ----------------------------------------------------------------------------- metrics
 
-def _bootstrap_mae_ci(err: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0):
-    """95 % CI of the MAE by resampling recordings (3 or more), else windows (labelled optimistic: a bootstrap over
-    two recordings only spans their two MAEs)."""
+def _bootstrap_mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block: int = 1,
+                      n_boot: int = 1000, seed: int = 0):
+    """95 % CI of the MAE by resampling subjects (3 or more: the independent units; a bootstrap over two only spans
+    their two MAEs), else each recording's windows in blocks of `block` consecutive ones (single windows, block 1,
+    would treat overlapping windows' errors as independent: too narrow, said so)."""
+    err = np.abs(np.asarray(err, np.float64))
     ok = np.isfinite(err)
-    err, groups = np.abs(err[ok]), groups[ok]
-    if err.size < 2:
+    if ok.sum() < 2:
         return None, "too few windows"
-    ug = np.unique(groups)
-    if len(ug) >= 3:
-        rng = np.random.default_rng(seed)
-        sums = np.array([err[groups == g].sum() for g in ug])
-        cnts = np.array([(groups == g).sum() for g in ug])
-        idx = rng.integers(0, len(ug), (n_boot, len(ug)))
+    us = np.unique(subjects[ok])
+    if len(us) >= 3:
+        sums = np.array([err[ok & (subjects == u)].sum() for u in us])
+        cnts = np.array([(ok & (subjects == u)).sum() for u in us])
+        idx = np.random.default_rng(seed).integers(0, len(us), (n_boot, len(us)))
         maes = sums[idx].sum(1) / cnts[idx].sum(1)
-        how = f"bootstrap over {len(ug)} recordings"
-        return [float(np.percentile(maes, 2.5)), float(np.percentile(maes, 97.5))], how
-    from sqtool.core.metrics import bootstrap_mean_ci
-    return list(bootstrap_mean_ci(err, n_boot, seed)), \
-        f"bootstrap over windows ({len(ug)} recording{'s' if len(ug) > 1 else ''}; windows are correlated: optimistic)"
+        return [float(np.percentile(maes, 2.5)), float(np.percentile(maes, 97.5))], f"bootstrap over {len(us)} subjects"
+    n_rec = len(np.unique(recordings[ok]))
+    recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"
+    how = (f"moving-block bootstrap over windows, blocks of {block} ({recs})" if block > 1 else
+           f"bootstrap over windows ({recs}; windows are correlated: optimistic)")
+    return list(block_bootstrap_mean_ci(err, block, recordings, n_boot, seed)), how
 
 
-def hr_scores(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray | None = None) -> dict:
-    """MAE, RMSE, bias, 95 % limits of agreement, 95 % CI of the MAE, > 10 BPM %, n, coverage."""
+def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None = None,
+              recordings: np.ndarray | None = None, block: int = 1) -> dict:
+    """MAE, RMSE, bias, 95 % limits of agreement, > 10 BPM %, n, coverage; with each window's subject and recording,
+    the 95 % CI of the MAE (`_bootstrap_mae_ci`: over subjects, or blocks of `block` windows when they are few)."""
     pred, truth = np.asarray(pred, float), np.asarray(truth, float)
     has = np.isfinite(truth)
     ok = has & np.isfinite(pred)
@@ -415,8 +419,9 @@ def hr_scores(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray | None = N
          "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
          "loa95": [float(e.mean() - 1.96 * sd), float(e.mean() + 1.96 * sd)],
          "gt10_pct": float(100 * (np.abs(e) > GT).mean())}
-    if groups is not None:
-        d["mae_ci95"], d["mae_ci95_method"] = _bootstrap_mae_ci(pred - truth, np.asarray(groups))
+    if subjects is not None:
+        d["mae_ci95"], d["mae_ci95_method"] = _bootstrap_mae_ci(pred - truth, np.asarray(subjects),
+                                                                np.asarray(recordings), block)
     return d
 
 
@@ -508,6 +513,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     valid = np.concatenate([r.valid for r in recs])
     rec_key = np.concatenate([[r.record_id] * len(r.t0) for r in recs])
     subj_key = np.concatenate([[r.subject] * len(r.t0) for r in recs])
+    block = block_windows(float(md["model_cfg"]["hop_s"]))                      # of the MAE's CI, one-minute blocks
     N = len(codes)
     signal_s = float(sum(r.seconds for r in recs))
     labelled = bool(np.isfinite(truth).any())
@@ -569,7 +575,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
                 if name.startswith("mcu_"):
                     row["instructions_tool"] = "QEMU TCG plugin insn_count (sq_model_run, network only)"
             hr = hrs[name]
-            row["metrics"] = hr_scores(hr, truth, rec_key)
+            row["metrics"] = hr_scores(hr, truth, subj_key, rec_key, block)
             if "_unc" in row:                                  # the decoder's interval and confidence vs the truth
                 row["uncertainty"] = uncertainty_scores(hr, *row.pop("_unc"), truth, span=calib_span)
             row["gt10_pct"] = row["metrics"]["gt10_pct"]                 # top level, for --floor gt10
@@ -616,7 +622,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         base = {"runtime": "baseline", "status": "ok", "precision": "float64",
                 "method": "spectral + acc subtraction + peak tracking (TROIKA-like), tracked",
                 "ppg_sensors": sensors_text(bl_sensors),
-                "metrics": hr_scores(bl_hr, truth, rec_key), "metrics_untracked": hr_scores(bl_raw, truth),
+                "metrics": hr_scores(bl_hr, truth, subj_key, rec_key, block), "metrics_untracked": hr_scores(bl_raw, truth),
                 "per_subject": grouped(bl_hr, truth, subj_key), "per_record": grouped(bl_hr, truth, rec_key),
                 "seconds": time.perf_counter() - t}
         hrs["baseline"] = bl_hr

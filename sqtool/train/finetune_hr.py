@@ -12,7 +12,7 @@
 3. The decoder (transition sigma, jump floor, logit temperature, then the interval's nominal mass calibrated
    to 90 % coverage and the confidence half-width that best ranks errors) is chosen on those out-of-fold
    logits (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
-   subject (decoded MAE with a 95 % bootstrap CI) are the run's metrics.
+   subject (decoded MAE with a 95 % moving-block bootstrap CI over its windows) are the run's metrics.
    `--init RUN` (a `sqtool train pretrain --model <this spectral model>` run: SiamQuality on real
    (good, poor) spectral pairs, `data pairs --model <it>`) starts every fold's and the final model's encoder
    from the pretrained one (`spectral.load_encoder`; another architecture or front end is refused). Pairs mined
@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
+from sqtool.core.metrics import block_bootstrap_mean_ci, block_windows
 from sqtool.data.hr_spectra import HR_DATASETS, as_model_input, hr_corpus
 from sqtool.data.tasks import subject_folds
 
@@ -47,12 +48,12 @@ def default_datasets(root: Path) -> tuple[str, ...]:
     return tuple(d for d in HR_DATASETS if (Path(root) / d).is_dir())
 
 
-def mae_ci(err: np.ndarray) -> tuple[float, float, float]:
-    """(MAE, lo, hi): the mean of the finite errors and its 95 % bootstrap interval."""
-    from sqtool.core.metrics import bootstrap_mean_ci
+def mae_ci(err: np.ndarray, block: int = 1) -> tuple[float, float, float]:
+    """(MAE, lo, hi): the mean of the finite errors and its 95 % bootstrap interval, resampling blocks of `block`
+    consecutive values (one subject's windows in time order: core.metrics.block_windows; 1: independent values)."""
     err = np.asarray(err, np.float64)
     ok = np.isfinite(err)
-    return (float(err[ok].mean()) if ok.any() else float("nan"), *bootstrap_mean_ci(err))
+    return (float(err[ok].mean()) if ok.any() else float("nan"), *block_bootstrap_mean_ci(err, block))
 
 
 def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:
@@ -230,7 +231,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         rs = [r for r in corpus if r.key == s]
         e = np.concatenate([np.abs(hr_oof[r.record_id] - r.y) for r in rs])
         er = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in rs])
-        m, lo, hi = mae_ci(e)
+        m, lo, hi = mae_ci(e, block_windows(mcfg.hop_s))
         per_subject.append({"subject": s, "windows": int(np.isfinite(e).sum()), "mae_bpm": m, "ci95": [lo, hi],
                             "mae_raw_bpm": float(np.nanmean(er))})
         errs.append(e)

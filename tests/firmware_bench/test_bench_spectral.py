@@ -157,16 +157,24 @@ def test_one_sensor_recording_on_a_two_sensor_pipeline(spec_export_dir, tmp_path
     assert "repeats the first" in cap.out + cap.err
 
 
-def test_the_mae_ci_resamples_recordings_only_from_three_on():
-    """Two recordings' bootstrap only spans their two MAEs: with fewer than 3 the windows are resampled and the
-    method says it is optimistic."""
+def test_the_mae_ci_resamples_subjects_from_three_on_else_blocks_of_windows():
+    """Subjects are the independent units: from 3 on they are resampled (a subject's recordings together); with
+    fewer, each recording's windows in blocks of consecutive windows when the bench gives a block (single windows
+    are said to be optimistic)."""
     from sqtool.firmware_bench.spectral import _bootstrap_mae_ci
     rng = np.random.default_rng(0)
-    err = rng.normal(size=60)
-    ci, how = _bootstrap_mae_ci(err, np.repeat(["a", "b"], 30))
-    assert how.startswith("bootstrap over windows (2 recordings") and ci[0] < ci[1]
-    ci, how = _bootstrap_mae_ci(err, np.repeat(["a", "b", "c"], 20))
-    assert how == "bootstrap over 3 recordings"
+    err = np.repeat(rng.normal(size=6), 10)                     # errors that persist over 10 windows
+    one = np.repeat(["s1"], 60)
+    recs = np.repeat(["walk", "run"], 30)
+    ci, how = _bootstrap_mae_ci(err, one, recs)
+    assert how == "bootstrap over windows (1 subject, 2 recordings; windows are correlated: optimistic)"
+    ci_b, how = _bootstrap_mae_ci(err, one, recs, block=10)
+    assert how == "moving-block bootstrap over windows, blocks of 10 (1 subject, 2 recordings)"
+    assert ci[0] < ci[1] and ci_b[1] - ci_b[0] > 1.5 * (ci[1] - ci[0])   # the persisting errors widen it
+    subj = np.repeat(["a", "b", "c"], 20)
+    ci, how = _bootstrap_mae_ci(err, subj, np.repeat(["r1", "r2", "r3", "r4", "r5", "r6"], 10), block=10)
+    assert how == "bootstrap over 3 subjects"                   # not over its 6 recordings
+    assert _bootstrap_mae_ci(np.r_[1.0, np.nan], one[:2], recs[:2]) == (None, "too few windows")
 
 
 def test_a_copied_export_folder_benches_the_c_pipeline_as_in_place(spec_export_dir, tmp_path, capsys):
