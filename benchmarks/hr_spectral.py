@@ -60,8 +60,9 @@ TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out o
 Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name>[_only] otherwise; --out),
 and the per-window rows as each fold finishes (<stem>_rows.json there, <stem>_partial_<its folds>_rows.json for a
 run of some --folds / --parts, or --rows-out; the --merge format; git ignores benchmarks/results/*_rows.json):
-per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % bootstrap CI over the subject's
-windows), the mean of subjects' MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and
+per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % moving-block bootstrap CI over the
+subject's windows in one-minute blocks: neighbouring windows' errors are not independent), the mean of subjects'
+MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and
 confidence gating (beside the oracle's: the windows with the smallest error kept), and what the decoder choice
 does: the same int8 logits decoded through the HMM fitted on the training truth alone (temperature 1, no
 evidence).
@@ -88,7 +89,8 @@ from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_save_npz, atomic_write_text,  # noqa: E402
                          data_root_or_exit, resolve_data_root, write_metrics)
 from sqtool.core.runs import git_sha  # noqa: E402
-from sqtool.core.metrics import bootstrap_mean_ci, uncertainty_scores  # noqa: E402
+from sqtool.core.metrics import (block_bootstrap_mean_ci, block_windows, paired_subject_test,  # noqa: E402
+                                 t_interval, uncertainty_scores)
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_spectra, record_waveforms  # noqa: E402
@@ -103,7 +105,7 @@ from sqtool.models.hr_bins import (BinTrainCfg, calibration_folds, decode_float,
                                   fit_decoder, kd_gate, SELECTION_RULES, out_of_fold_logits, predict_logits,
                                   select_decoder, train_bins)
 
-NOTCHES = (0.0, 3.0, 6.0)
+NOTCHES = (0.0, 3.0, 6.0, 9.0, 12.0)     # 6 was the edge the folds chose (11 of 12 SP Cup folds): the grid goes on
 DATA = ROOT.parent / "shared" / "data"          # main() (and hr_synthetic_pulse) set it from --data-root / $SQTOOL_DATA
 WRIST = "wrist_exercise"                # the wrist protocol's default --target
 
@@ -624,8 +626,11 @@ def finite_mean(e) -> float:
     return float(e.mean()) if e.size else float("nan")
 
 
-def summarise(rows, title, span: float | None = None):
-    """Per-subject MAE (+ CI), mean of subjects, pooled, wins, uncertainty."""
+def summarise(rows, title, span: float | None = None, hop_s: float | None = None):
+    """Per-subject MAE (+ CI: moving-block bootstrap over the subject's windows in time order, a block of
+    core.metrics.BLOCK_S seconds of windows one every `hop_s`; None: single windows), mean of subjects, pooled, wins,
+    uncertainty."""
+    block = block_windows(hop_s) if hop_s else 1
     subj = by_subject(rows)
     # the truth's-HMM decode of the same logits, beside the chosen decoder (rows written before it have none)
     methods = METHODS + (("int8_truth_hmm",) if rows and all("int8_truth_hmm" in r for r in rows) else ())
@@ -633,21 +638,34 @@ def summarise(rows, title, span: float | None = None):
     for s, rs in subj.items():
         y = np.concatenate([r["y"] for r in rs])
         d = {"subject": s, "windows": int(np.isfinite(y).sum())}
+        recording = np.concatenate([[r["record"]] * len(r["y"]) for r in rs])     # blocks stay inside one
         for m in methods:
             e = abs_errors(rs, m)
             d[m] = finite_mean(e)
-            d[m + "_ci"] = bootstrap_mean_ci(e)
+            d[m + "_ci"] = block_bootstrap_mean_ci(e, block, recording)
         u = uncertainty_scores(*(np.concatenate([r[k] for r in rs]) for k in ("int8", "int8_lo", "int8_hi",
                                                                               "int8_conf")), y)
         d["interval_coverage"], d["interval_width_median"] = u["interval_coverage"], u["interval_width_median"]
+        d["gating_reduction"] = u["gating_reduction"]                  # within the subject, as one wearer sees it
         table.append(d)
     y = np.concatenate([r["y"] for r in rows])
     ok = np.isfinite(y)
-    summ = {"title": title, "subjects": table}
+    summ = {"title": title, "subjects": table, "ci_block_windows": block, "ci_block_s": block * (hop_s or 0.0)}
     for m in methods:
         summ[f"{m}_mean_of_subjects"] = float(np.mean([d[m] for d in table]))
         summ[f"{m}_pooled"] = finite_mean(abs_errors(rows, m))
+    summ["int8_mean_of_subjects_ci95"] = list(t_interval([d["int8"] for d in table]))
     summ["int8_wins_vs_baseline"] = int(sum(d["int8"] < d["baseline"] for d in table))
+    # the uncertainty goals per wearer: pooled figures mix subjects (and the folds' confidence scales)
+    cov = np.array([d["interval_coverage"] for d in table if d["interval_coverage"] is not None], float)
+    gat = np.array([d["gating_reduction"] for d in table if d["gating_reduction"] is not None], float)
+    summ["interval_coverage_per_subject"] = {"mean": float(cov.mean()) if cov.size else None,
+                                             "min": float(cov.min()) if cov.size else None,
+                                             "max": float(cov.max()) if cov.size else None,
+                                             "in_85_95": int(((cov >= 0.85) & (cov <= 0.95)).sum()), "n": int(cov.size)}
+    summ["gating_reduction_per_subject"] = {"mean": float(gat.mean()) if gat.size else None,
+                                            "median": float(np.median(gat)) if gat.size else None,
+                                            "at_least_30": int((gat >= 0.30).sum()), "n": int(gat.size)}
     summ["n_subjects"] = len(table)
     summ["int8_minus_float_student"] = summ["int8_mean_of_subjects"] - summ["student_mean_of_subjects"]
     hr = np.concatenate([r["int8"] for r in rows])[ok]
@@ -730,7 +748,10 @@ def pretrain_corpus_text(args) -> str:
 
 def markdown(summ) -> str:
     summ = no_none(summ)
-    L = [f"### {summ['title']}", "", "MAE in BPM per held-out subject [95 % bootstrap CI over its windows]; windows: "
+    b = summ.get("ci_block_windows", 1)                 # results written before the block bootstrap: 1 (windows)
+    how = (f"moving-block bootstrap CI over its windows, blocks of {b} ({summ['ci_block_s']:g} s)" if b > 1 else
+           "bootstrap CI over its windows, each resampled alone")
+    L = [f"### {summ['title']}", "", f"MAE in BPM per held-out subject [95 % {how}]; windows: "
          "its windows with truth; last column: its windows whose truth lies in the int8 interval (median width).", "",
          "| subject | windows | int8 firmware (decoded) | float student | float teacher | classic baseline | int8 per-window argmax "
          "| int8 truth in the interval (median width) |",
@@ -776,6 +797,16 @@ def markdown(summ) -> str:
              + ", ".join(f"{m} on {n}" for m, n in summ.get("evidence_weight_folds", {}).items()) + "."), ""]
     if "gating_reduction_oracle" in summ:
         L += [f"The oracle (keeping the 80 % of windows with the smallest error): {-100 * summ['gating_reduction_oracle']:+.0f} %.", ""]
+    if "gating_reduction_per_subject" in summ:
+        c, g, ci = summ["interval_coverage_per_subject"], summ["gating_reduction_per_subject"], \
+            summ["int8_mean_of_subjects_ci95"]
+        L += ["Per wearer (the pooled figures above mix subjects, and the gating also the folds' confidence scales): "
+              f"the interval holds the truth on {100 * c['mean']:.1f} % of a subject's windows on average "
+              f"({100 * c['min']:.1f}-{100 * c['max']:.1f} %; {c['in_85_95']} of {c['n']} subjects inside 85-95 %); "
+              f"keeping a subject's own 80 % most confident windows changes its MAE by {-100 * g['mean']:+.0f} % on "
+              f"average (median {-100 * g['median']:+.0f} %; {g['at_least_30']} of {g['n']} subjects cut it by 30 % "
+              f"or more). int8 mean of subjects {summ['int8_mean_of_subjects']:.2f} BPM, 95 % t-interval over the "
+              f"subjects [{ci[0]:.2f}, {ci[1]:.2f}].", ""]
     if "int8_truth_hmm_pooled" in summ:
         L += ["What the decoder choice does: the same int8 logits through the HMM fitted on the training truth alone "
               f"(sigma {_span(summ['truth_hmm_sigma_bpm'], '.2f')} BPM per hop, its jump floor, temperature 1, no evidence) "
@@ -1035,7 +1066,8 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1, machine: d
         if key not in runs:
             continue
         title = names[key]
-        results[key if key == "loso" else title] = summ = summarise(runs[key], title, span_bpm(args.student))
+        results[key if key == "loso" else title] = summ = summarise(runs[key], title, span_bpm(args.student),
+                                                                          get_model_cfg(args.student).hop_s)
         if summ["few_windows"]["subjects"]:
             print(f"note ({title}): {few_text(summ)}", flush=True)
         md.append(markdown(summ))
@@ -1130,9 +1162,10 @@ def subject_maes(rows) -> dict:
     return {k: {m: float(np.nanmean(abs_errors(rs, m))) for m in COMPARED} for k, rs in by_subject(rows).items()}
 
 
-def paired_difference(pairs: list[tuple[dict, dict]], n_boot: int = 10000, seed: int = 0) -> dict:
+def paired_difference(pairs: list[tuple[dict, dict]]) -> dict:
     """A - B of two arms on the same subjects, one (A, B) pair of `subject_maes` per seed: per subject and method
-    the difference averaged over the pairs, and its mean over subjects with a 95 % bootstrap CI over subjects."""
+    the difference averaged over the pairs, and over subjects its mean, t-interval and sign-flip permutation p
+    (`core.metrics.paired_subject_test`; a difference is claimed only where p < 0.05 and the interval excludes 0)."""
     subjects = sorted(set.intersection(*(set(a) & set(b) for a, b in pairs)))
     if not subjects:
         raise SystemExit("--compare: the two arms share no held-out subject")
@@ -1140,12 +1173,16 @@ def paired_difference(pairs: list[tuple[dict, dict]], n_boot: int = 10000, seed:
     for m in COMPARED:
         a = np.array([[p[0][k][m] for k in subjects] for p in pairs]).mean(axis=0)          # (S,)
         b = np.array([[p[1][k][m] for k in subjects] for p in pairs]).mean(axis=0)
-        d = a - b
-        lo, hi = bootstrap_mean_ci(d, n_boot=n_boot, seed=seed)                              # over subjects
-        out[m] = {"a": float(a.mean()), "b": float(b.mean()), "diff": float(d.mean()), "ci95": [float(lo), float(hi)],
-                  "per_subject": {k: float(v) for k, v in zip(subjects, d)},
-                  "claim": "A lower" if hi < 0 else "B lower" if lo > 0 else "no difference shown"}
+        out[m] = paired_row(float(a.mean()), float(b.mean()), dict(zip(subjects, (a - b).tolist())))
     return out
+
+
+def paired_row(a: float, b: float, per_subject: dict) -> dict:
+    """One method's row of a comparison: the arms' means, the per-subject differences and their test."""
+    t = paired_subject_test(list(per_subject.values()))
+    return {"a": a, "b": b, "diff": t["mean"], "ci95": t["ci95"], "p": t["p"], "ci_method": t["method"],
+            "per_subject": {k: float(v) for k, v in per_subject.items()},
+            "claim": ("A lower" if t["mean"] < 0 else "B lower") if t["shown"] else "no difference shown"}
 
 
 def compare(args) -> None:
@@ -1160,27 +1197,63 @@ def compare(args) -> None:
     shown = ({"seed", "pretrain", "teacher", "student", "lr_schedule", "recipe"}
              | differ - {"compare", "against", *PROCESS_ARGS})
     name = lambda arm: ", ".join(f"{k} {v}" for k, v in sorted(recipe(arm).items()) if k in shown)  # noqa: E731
-    results, md = {"protocol": args.protocol, "compare": args.compare, "against": args.against}, []
+    results = {"protocol": args.protocol, "compare": args.compare, "against": args.against,
+               "arms": "; ".join(f"A: {name(a)} / B: {name(b)}" for a, b in arms), "titles": {}}
     for key in ["loso", *(k for k, _ in CROSS)]:
         pairs = [(subject_maes(a[0][key]), subject_maes(b[0][key])) for a, b in arms if key in a[0] and key in b[0]]
-        if not pairs:
-            continue
-        title = titles(args, arms[0][0][0])[key]
-        results[key] = d = paired_difference(pairs)
+        if pairs:
+            results["titles"][key] = titles(args, arms[0][0][0])[key]
+            results[key] = paired_difference(pairs)
+    write_compare(results, Path(args.out), f"hr_spectral_{args.protocol}_compare")
+
+
+def restate(path: str, out: str) -> None:
+    """--restate FILE: a comparison JSON written by --compare, its statistics recomputed from the per-subject
+    differences it holds (e.g. after the test changed) and both files rewritten under --out, same stem."""
+    f = Path(path)
+    try:
+        results = json.loads(f.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--restate {path}: not a readable comparison JSON ({type(e).__name__})")
+    keys = [k for k in ["loso", *(k for k, _ in CROSS)] if isinstance(results.get(k), dict)]
+    if not keys or any(m not in results[k] for k in keys for m in COMPARED):
+        raise SystemExit(f"--restate {path}: not a --compare JSON (no per-method rows)")
+    for k in keys:
+        for m in COMPARED:
+            r = results[k][m]
+            results[k][m] = paired_row(r["a"], r["b"], r["per_subject"])
+    md = f.with_suffix(".md")                               # files written before the JSON kept the arms' recipes
+    if "arms" not in results and md.is_file():
+        lead = "Arms (their files' recipes): "
+        results["arms"] = next((ln[len(lead):].rstrip(".") for ln in md.read_text().splitlines()
+                                if ln.startswith(lead)), "")
+    known = {"loso": LOSO_TITLE.get(results.get("protocol"), "LOSO"), **dict(CROSS)}   # files written before titles
+    results["titles"] = {k: results.get("titles", {}).get(k, known.get(k, k)) for k in keys}
+    write_compare(results, Path(out), f.stem)
+
+
+def write_compare(results: dict, out: Path, stem: str) -> None:
+    md = []
+    for key, title in results["titles"].items():
+        d = results[key]
         md += [f"### {title}", "", f"A - B, mean of subjects' MAE (BPM), averaged over {d['pairs']} pair(s) of runs; "
-               "95 % CI: bootstrap over subjects.", "",
-               "| method | A | B | A - B [95 % CI] | | per subject |", "|---|---|---|---|---|---|"]
+               "95 % CI: t-interval over subjects; p: two-sided sign-flip permutation test over subjects (a "
+               "difference is claimed only where p < 0.05 and the CI excludes 0).", "",
+               "| method | A | B | A - B [95 % CI] | p | | per subject |", "|---|---|---|---|---|---|---|"]
         md += [f"| {m} | {d[m]['a']:.2f} | {d[m]['b']:.2f} | {d[m]['diff']:+.2f} [{d[m]['ci95'][0]:+.2f}, "
-               f"{d[m]['ci95'][1]:+.2f}] | {d[m]['claim']} | "
+               f"{d[m]['ci95'][1]:+.2f}] | {d[m]['p']:.3f} | {d[m]['claim']} | "
                + ", ".join(f"{k.split(':')[-1]} {v:+.2f}" for k, v in d[m]["per_subject"].items()) + " |"
                for m in COMPARED]
         md.append("")
-    md += ["Arms (their files' recipes): " + "; ".join(f"A: {name(a)} / B: {name(b)}" for a, b in arms) + "."]
-    out = Path(args.out)
+    if results.get("arms"):
+        md += [f"Arms (their files' recipes): {results['arms']}."]
+    else:                                                   # a comparison written before the arms were kept
+        md += [f"Arms: --compare {'; '.join(results.get('compare', []))} / --against "
+               f"{'; '.join(results.get('against', []))}."]
     out.mkdir(parents=True, exist_ok=True)
-    write_metrics(out, results, f"hr_spectral_{args.protocol}_compare.json")
+    write_metrics(out, results, f"{stem}.json")
     text = "# Two arms of hr_spectral.py on the same folds, paired by subject\n\n" + "\n".join(md) + "\n"
-    atomic_write_text(out / f"hr_spectral_{args.protocol}_compare.md", text)
+    atomic_write_text(out / f"{stem}.md", text)
     print(text, flush=True)
 
 
@@ -1283,7 +1356,12 @@ def main(argv=None):
                          "the paired difference A - B per subject, no training")
     ap.add_argument("--against", action="append", default=[], metavar="B.json,...",
                     help="--rows-out files of arm B, the same folds as the --compare before it")
+    ap.add_argument("--restate", default="", metavar="COMPARE.json",
+                    help="a --compare JSON: its statistics recomputed from the per-subject differences it holds, "
+                         "both files rewritten under --out (same stem), no training")
     args = ap.parse_args(argv)
+    if args.restate:
+        return restate(args.restate, args.out)
     if args.compare or args.against:
         return compare(args)
     if args.merge:

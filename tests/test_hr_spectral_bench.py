@@ -188,6 +188,35 @@ def test_the_report_gives_each_subjects_interval_coverage():
     assert cov == {"wrist_exercise:s2": 1.0, "wrist_exercise:s3": 0.0} and summ["interval_coverage"] == 0.5
     text = mod.markdown(summ)
     assert "| 100.0 % (20.0 BPM) |" in text and "| 0.0 % (20.0 BPM) |" in text
+    # per wearer beside the pooled figure: coverage's mean / range / count inside 85-95 %, each subject's own gating
+    assert summ["interval_coverage_per_subject"] == {"mean": 0.5, "min": 0.0, "max": 1.0, "in_85_95": 0, "n": 2}
+    assert "0 of 2 subjects inside 85-95 %" in text and "95 % t-interval over the subjects" in text
+    # the CI of a subject's MAE: single windows without an hop (rows of a report), one-minute blocks with it
+    assert summ["ci_block_windows"] == 1 and "each resampled alone" in text
+    blocked = mod.summarise([row("s2", 100, 90, 110), row("s3", 100, 120, 140)], "t", hop_s=2.0)
+    assert blocked["ci_block_windows"] == 30 and "blocks of 30 (60 s)" in mod.markdown(blocked)
+
+
+def test_the_report_gives_each_wearers_own_gating():
+    """Confidence that ranks windows only across subjects (one subject all confident and right, one all unsure and
+    wrong) cuts the pooled MAE but no wearer's own: the per-subject gating says so."""
+    import numpy as np
+    mod = load_benchmark("hr_spectral")
+    rng = np.random.default_rng(0)
+
+    def row(subject, err, conf):
+        y = np.full(50, 100.0)
+        return {"dataset": "troika", "subject": subject, "record": subject, "y": y, "int8": y + err,
+                "int8_lo": y - 5, "int8_hi": y + 5, "int8_conf": conf, "conf_calibrated": False, "student": y,
+                "teacher": y, "int8_raw": y, "baseline": y + 3, "interval": 0.9, "inner_coverage": 0.9,
+                "conf_halfwidth_bpm": 3.0, "conf_measure": "mass", "evidence_weight": 0.0, "recipe": "fixed"}
+    good = row("01", rng.uniform(0, 2, 50), rng.uniform(0.8, 1.0, 50))       # conf random within each subject
+    bad = row("02", rng.uniform(5, 15, 50), rng.uniform(0.0, 0.2, 50))
+    summ = mod.summarise([good, bad], "t")
+    assert summ["gating_reduction"] > 0.15                                   # pooled: drops 02's windows
+    g = summ["gating_reduction_per_subject"]
+    assert abs(g["mean"]) < 0.15 and g["at_least_30"] == 0 and g["n"] == 2
+    assert "0 of 2 subjects cut it by 30 % or more" in mod.markdown(summ)
 
 
 def test_the_report_sets_the_truths_hmm_and_the_oracle_beside_the_chosen_decoder():
@@ -278,8 +307,8 @@ def test_merge_reports_the_recipe_its_files_were_run_with_and_refuses_a_mix(tmp_
 
 def test_compare_reports_the_paired_difference_of_two_arms_per_subject(tmp_path):
     """--compare A --against B (a pair per seed): per subject the arms' MAE difference averaged over the pairs,
-    the mean over subjects with a subject-bootstrap CI, a claim only when the CI excludes zero; a --compare without
-    its --against is one line."""
+    the mean over subjects with a t-interval and a sign-flip permutation p, a claim only when p < 0.05 and the CI
+    excludes zero; --restate recomputes a saved comparison; a --compare without its --against is one line."""
     import json
 
     import numpy as np
@@ -297,18 +326,44 @@ def test_compare_reports_the_paired_difference_of_two_arms_per_subject(tmp_path)
         a.update(pretrain=pretrain, **recipe)
         mod.dump_rows({"loso": rows}, tmp_path / name, 1.0, a)
         return str(tmp_path / name)
-    a1 = rows_file("a1.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "real")
-    b1 = rows_file("b1.json", {"s2": 2.0, "s3": 3.0, "s4": 5.0}, "none")
-    a2 = rows_file("a2.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "real")
-    b2 = rows_file("b2.json", {"s2": 4.0, "s3": 3.0, "s4": 5.0}, "none")
+    subj = [f"s{i}" for i in range(1, 8)]                                      # 7 subjects: p can reach 2/128
+    err_a = dict(zip(subj, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0]))
+    a1 = rows_file("a1.json", err_a, "real")
+    b1 = rows_file("b1.json", {k: v + [1, 1, 2, 1, 1, 2, 1][i] for i, (k, v) in enumerate(err_a.items())}, "none")
+    a2 = rows_file("a2.json", err_a, "real")
+    b2 = rows_file("b2.json", {k: v + [3, 1, 2, 1, 1, 2, 1][i] for i, (k, v) in enumerate(err_a.items())}, "none")
     mod.main(["--protocol", "wrist", "--compare", a1, "--against", b1, "--compare", a2, "--against", b2,
               "--out", str(tmp_path / "out")])
     d = json.loads((tmp_path / "out" / "hr_spectral_wrist_compare.json").read_text())["loso"]
-    assert d["pairs"] == 2 and d["subjects"] == ["wrist_exercise:s2", "wrist_exercise:s3", "wrist_exercise:s4"]
-    assert d["int8"]["per_subject"] == {"wrist_exercise:s2": -2.0, "wrist_exercise:s3": -1.0, "wrist_exercise:s4": -2.0}
-    assert abs(d["int8"]["diff"] + 5 / 3) < 1e-9 and d["int8"]["ci95"][1] < 0 and d["int8"]["claim"] == "A lower"
+    assert d["pairs"] == 2 and d["subjects"] == [f"wrist_exercise:{k}" for k in subj]
+    assert list(d["int8"]["per_subject"].values()) == [-2.0, -1.0, -2.0, -1.0, -1.0, -2.0, -1.0]
+    assert abs(d["int8"]["diff"] + 10 / 7) < 1e-9 and d["int8"]["ci95"][1] < 0 and d["int8"]["claim"] == "A lower"
+    assert d["int8"]["p"] == pytest.approx(2 / 128)                             # every subject lower: the least p
     text = (tmp_path / "out" / "hr_spectral_wrist_compare.md").read_text()
-    assert "| int8 | 2.00 | 3.67 | -1.67 [" in text and "pretrain real" in text and "pretrain none" in text
+    assert "| int8 | 1.86 | 3.29 | -1.43 [" in text and "pretrain real" in text and "pretrain none" in text
+    assert "sign-flip permutation" in text and "t-interval over subjects" in text
+    # 3 subjects all lower: a percentile bootstrap would exclude zero; 3 subjects cannot (p >= 2/8)
+    a3 = rows_file("a3.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "real")
+    b3 = rows_file("b3.json", {"s2": 2.0, "s3": 3.0, "s4": 5.0}, "none")
+    mod.main(["--protocol", "wrist", "--compare", a3, "--against", b3, "--out", str(tmp_path / "o3s")])
+    d3 = json.loads((tmp_path / "o3s" / "hr_spectral_wrist_compare.json").read_text())["loso"]["int8"]
+    assert d3["p"] == pytest.approx(0.25) and d3["claim"] == "no difference shown"
+    # --restate recomputes a comparison JSON's statistics from its per-subject differences, same stem
+    saved = tmp_path / "out" / "hr_spectral_wrist_compare.json"
+    old = json.loads(saved.read_text())
+    old["loso"]["int8"].update(ci95=[-9.0, -8.0], claim="B lower", p=0.5)          # as an older test wrote it
+    del old["titles"], old["arms"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "x.json").write_text(json.dumps(old))
+    mod.main(["--restate", str(tmp_path / "old" / "x.json"), "--out", str(tmp_path / "re")])
+    re = json.loads((tmp_path / "re" / "x.json").read_text())["loso"]["int8"]
+    assert re["claim"] == "A lower" and re["ci95"] == d["int8"]["ci95"] and re["p"] == d["int8"]["p"]
+    assert "### wrist_exercise, LOSO over 5 subjects" in (tmp_path / "re" / "x.md").read_text()
+    (tmp_path / "old" / "y.json").write_text(json.dumps({"loso": {"subjects": []}}))
+    with pytest.raises(SystemExit, match="not a --compare JSON"):
+        mod.main(["--restate", str(tmp_path / "old" / "y.json"), "--out", str(tmp_path / "re")])
+    with pytest.raises(SystemExit, match="not a readable comparison JSON"):
+        mod.main(["--restate", str(tmp_path / "old" / "none.json"), "--out", str(tmp_path / "re")])
     same = rows_file("c.json", {"s2": 1.0, "s3": 2.0, "s4": 3.0}, "none")
     mod.main(["--protocol", "wrist", "--compare", a1, "--against", same, "--out", str(tmp_path / "o2")])
     assert json.loads((tmp_path / "o2" / "hr_spectral_wrist_compare.json").read_text())["loso"]["int8"]["claim"] == \
@@ -639,7 +694,8 @@ def test_the_baseline_notch_and_ppg_sensors_are_chosen_together_by_training_mae(
                                                             "ppg_sensors": ["ppg"]})
     assert mod.baseline_sensor_options(one) == [("ppg",)]
     err = {(0.0, ("ppg",)): 4.0, (0.0, ("ppg", "ppg2")): 3.0, (3.0, ("ppg",)): 2.0, (3.0, ("ppg", "ppg2")): 1.0,
-           (6.0, ("ppg",)): 5.0, (6.0, ("ppg", "ppg2")): 6.0}          # training MAE of each pair
+           (6.0, ("ppg",)): 5.0, (6.0, ("ppg", "ppg2")): 6.0, (9.0, ("ppg",)): 7.0, (9.0, ("ppg", "ppg2")): 8.0,
+           (12.0, ("ppg",)): 9.0, (12.0, ("ppg", "ppg2")): 1.5}     # training MAE of each pair (NOTCHES: 0-12)
     asked = []
 
     def fake_baseline_hr(record, t0, window_s, cfg):

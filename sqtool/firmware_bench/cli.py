@@ -75,8 +75,8 @@ class BenchConfig:
                 "they are checked on held-out subjects only, and not measured (exit 3) when none was scored"})
     compare: list[str] = field(default_factory=list, metadata={
         "help": "instead of a bench: two bench runs (folders or bench.json) of the same recordings: per-subject MAE "
-                "of A and B, B - A and its 95 % subject-bootstrap CI (compare.md, compare.json; --runtime: "
-                "the one runtime compared, else A's primary)", "metavar": "A,B"})
+                "of A and B, B - A with its 95 % t-interval and sign-flip p over the subjects (compare.md, "
+                "compare.json; --runtime: the one runtime compared, else A's primary)", "metavar": "A,B"})
     teacher: str = field(default="", metadata={"help": "teacher checkpoint / run dir (default: found via the "
                                                        "export's provenance)"})
     student_float: str = field(default="", metadata={"help": "float student checkpoint (default: found via the "

@@ -7,9 +7,9 @@ Both runs must have scored the same recordings: the same recordings (id, subject
 with truth), the same windows in all, the same --max-seconds, and the runtime compared (--runtime, default A's
 primary) must have run in both; anything else is refused in one line naming what differs. Written into the run
 folder: compare.md and compare.json with, per subject, the MAE of A and of B (BPM) and the paired difference
-B - A; then the mean over subjects with a 95 % bootstrap CI of the mean difference, resampling subjects
-(core.metrics.bootstrap_mean_ci over the per-subject differences), and which run is better only where that CI
-excludes zero. Subjects either model was trained on (bench.json `seen_in_training`) are marked and left out of
+B - A; then the mean over subjects with a 95 % t-interval of the mean difference and a sign-flip permutation p
+over the subjects (core.metrics.paired_subject_test: a percentile bootstrap is too narrow for a few subjects), and
+which run is better only where p < 0.05 and the interval excludes zero. Subjects either model was trained on (bench.json `seen_in_training`) are marked and left out of
 the mean while any other subject remains. The command's `next:` line (`next_line`) names the better model's
 predict command, or, without a verdict on held-out subjects, asks for both exports benched on more recordings.
 """
@@ -22,8 +22,6 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.runs import shell_command
-
-N_BOOT = 1000          # bootstrap resamples of the subjects
 
 
 def load_bench(path: str) -> tuple[dict, Path]:
@@ -108,9 +106,10 @@ def compare(a: dict, b: dict, runtime: str | None = None, names: tuple[str, str]
             "over": ("held out by both" if held and len(held) < len(paired) else
                      "seen in training: optimistic" if not held and paired else "all")}
     if len(diffs) >= 2:
-        from sqtool.core.metrics import bootstrap_mean_ci
-        mean["diff_ci95"] = list(bootstrap_mean_ci(diffs, N_BOOT, seed))
-        mean["ci_method"] = f"bootstrap over {len(diffs)} subjects ({N_BOOT} resamples)"
+        from sqtool.core.metrics import paired_subject_test
+        t = paired_subject_test(diffs, seed=seed)
+        mean.update(diff_ci95=t["ci95"], p=t["p"], shown=t["shown"],
+                    ci_method=f"t-interval over {len(diffs)} subjects, sign-flip permutation p")
     return {"runtime": runtime, "a": _side(a, names[0]), "b": _side(b, names[1]), "data": recordings(a),
             "subjects": subjects, "mean": mean, "verdict": verdict(mean)}
 
@@ -131,12 +130,11 @@ def verdict(mean: dict) -> str:
     ci = mean.get("diff_ci95")
     if ci is None:
         return f"no verdict: {mean['subjects']} paired subject(s), too few for a CI"
-    if ci[0] > 0:
-        return f"A is better: B - A MAE {mean['diff']:+.2f} BPM, 95 % CI {ci[0]:+.2f} to {ci[1]:+.2f}"
-    if ci[1] < 0:
-        return f"B is better: B - A MAE {mean['diff']:+.2f} BPM, 95 % CI {ci[0]:+.2f} to {ci[1]:+.2f}"
-    return (f"no difference shown: B - A MAE {mean['diff']:+.2f} BPM, 95 % CI {ci[0]:+.2f} to {ci[1]:+.2f} "
-            "includes 0")
+    said = f"B - A MAE {mean['diff']:+.2f} BPM, 95 % CI {ci[0]:+.2f} to {ci[1]:+.2f}, p {mean['p']:.3f}"
+    if mean["shown"]:
+        return f"{'A' if mean['diff'] > 0 else 'B'} is better: {said}"
+    why = "includes 0" if ci[0] <= 0 <= ci[1] else "p >= 0.05"
+    return f"no difference shown: {said} ({why})"
 
 
 def next_line(c: dict) -> str:

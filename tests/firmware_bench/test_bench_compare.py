@@ -27,32 +27,39 @@ def _cells(text: str, first: str) -> list[str]:
     return [c.strip() for c in row.strip("|").split("|")]
 
 
-A = {"t:1": 10.0, "t:2": 12.0, "t:3": 8.0, "t:4": 14.0}
-B = {"t:1": 7.0, "t:2": 9.0, "t:3": 6.0, "t:4": 10.0}
+A = {"t:1": 10.0, "t:2": 12.0, "t:3": 8.0, "t:4": 14.0, "t:5": 11.0, "t:6": 11.0}
+B = {"t:1": 7.0, "t:2": 9.0, "t:3": 6.0, "t:4": 10.0, "t:5": 8.0, "t:6": 8.0}
 
 
 def test_the_paired_table_and_its_verdict():
     c = compare(_bench(A), _bench(B, sha="b" * 64))
     assert c["runtime"] == "c_host"
     assert [(s["subject"], s["mae_a"], s["mae_b"], s["diff"]) for s in c["subjects"]] == [
-        ("t:1", 10.0, 7.0, -3.0), ("t:2", 12.0, 9.0, -3.0), ("t:3", 8.0, 6.0, -2.0), ("t:4", 14.0, 10.0, -4.0)]
+        ("t:1", 10.0, 7.0, -3.0), ("t:2", 12.0, 9.0, -3.0), ("t:3", 8.0, 6.0, -2.0), ("t:4", 14.0, 10.0, -4.0),
+        ("t:5", 11.0, 8.0, -3.0), ("t:6", 11.0, 8.0, -3.0)]
     m = c["mean"]
-    assert (m["subjects"], m["mae_a"], m["mae_b"], m["diff"]) == (4, 11.0, 8.0, -3.0)
+    assert (m["subjects"], m["mae_a"], m["mae_b"], m["diff"]) == (6, 11.0, 8.0, -3.0)
     lo, hi = m["diff_ci95"]
-    assert -4.0 <= lo <= -3.0 <= hi <= -2.0                    # resampling subjects: within their differences
+    assert lo == pytest.approx(-3.66, abs=0.01) and hi == pytest.approx(-2.34, abs=0.01)     # t over 6 subjects
+    assert m["p"] == pytest.approx(2 / 64)                      # all 6 lower: the least sign-flip p
     assert c["verdict"].startswith("B is better: B - A MAE -3.00 BPM")
     text = tables(c)
     assert _cells(text, "t:4") == ["t:4", "27", "14.00", "10.00", "-4.00"]
-    assert _cells(text, "mean of 4 subjects") == ["mean of 4 subjects", "", "11.00", "8.00",
+    assert _cells(text, "mean of 6 subjects") == ["mean of 6 subjects", "", "11.00", "8.00",
                                                   f"-3.00 [{lo:+.2f}, {hi:+.2f}]"]
     # one subject much worse in B: the CI spans 0, and no run is called better
     c = compare(_bench(A), _bench({**B, "t:4": 30.0}))
     assert c["mean"]["diff_ci95"][0] < 0 < c["mean"]["diff_ci95"][1] and c["verdict"].startswith("no difference")
     # a subject A was trained on: marked, and left out of the mean
     c = compare(_bench(A, seen=["t:1"]), _bench(B))
-    assert c["subjects"][0]["seen_in_training"] == ["A"] and c["mean"]["subjects"] == 3
-    assert c["mean"]["mae_a"] == pytest.approx(34 / 3) and "t:1 (seen in training by A)" in tables(c)
-    assert "mean of 3 subjects (held out by both)" in tables(c)
+    assert c["subjects"][0]["seen_in_training"] == ["A"] and c["mean"]["subjects"] == 5
+    assert c["mean"]["mae_a"] == pytest.approx(56 / 5) and "t:1 (seen in training by A)" in tables(c)
+    assert "mean of 5 subjects (held out by both)" in tables(c)
+    # 4 subjects all better in B: the t-interval excludes 0, but 4 subjects cannot give p < 0.05 (2/16): no verdict
+    four = lambda d: {k: d[k] for k in list(d)[:4]}                                # noqa: E731
+    c = compare(_bench(four(A)), _bench(four(B)))
+    assert c["mean"]["diff_ci95"][1] < 0 and c["mean"]["p"] == pytest.approx(2 / 16)
+    assert c["verdict"].startswith("no difference shown") and c["verdict"].endswith("(p >= 0.05)")
 
 
 def test_runs_on_other_data_or_runtimes_are_refused():
@@ -98,7 +105,7 @@ def test_the_next_line_follows_the_verdict():
     assert next_line(compare(b, a)).startswith("next: sqtool predict --model runs/export/v2 ")    # A is better
     line = next_line(compare(a, {**b, "runtimes": _bench({**B, "t:4": 30.0})["runtimes"]}))     # CI spans 0
     assert line.startswith("next: sqtool bench --model runs/export/v1 --data MORE_RECORDINGS (the same for "
-                           "runs/export/v2") and line.endswith("(4 subject(s) do not separate them)")
+                           "runs/export/v2") and line.endswith("(6 subject(s) do not separate them)")
     every = list(A)                                                 # B better, but on training subjects only
     line = next_line(compare({**a, "seen_in_training": every}, b))
     assert line.startswith("next: sqtool bench --model") and "every paired subject was seen in training" in line
