@@ -17,18 +17,25 @@ Per task, on the same subject-held-out folds (5-fold by subject, seed 0; af: lea
                      the deep row; its folds are reused from --work when present).
              classic normalised RMSSD > threshold chosen on the training patients (Youden)
              per-fold AUROC (folds whose patient has both classes) and weighted F1; "by patient" both as
-             the pooled AUROC over all held-out windows and as the mean of the per-patient AUROCs.
+             the pooled AUROC over all held-out windows and as the mean of the per-patient AUROCs (95 %
+             t-interval over the 8 patients with both classes); the 4 patients without AF have no AUROC:
+             their false-positive rate (windows called AF at the operating threshold, logit > 0) instead.
     bp       PPG-BP (219 subjects): no classic method (needs per-subject calibration).
     quality  BUT PPG + MW-PPG (human labels) + TROIKA (labelled by the quality index): classic = the index,
-             per source (on troika_index the classic IS the label).
+             per source (on troika_index the classic is the index the label comes from, but computed on the
+             model's 40 Hz band-passed window without the accelerometer, so it is not the label).
+             Pooled over the three sources (base rates 37/51, 1356/1396, 28/355 good) a score that knows
+             only the source already ranks well, so the trivial predictor is each source's own training
+             base rate (`source_trivial`), and each source has its rows (within a source: AUROC 0.5).
     deep     (all tasks but rr unless --no-deep) `run_finetune` of resnet1d_siamq_tiny from scratch, full
              fine-tuning, --deep-epochs epochs, the same folds: the fine-tuned encoder the issue questions.
              rr's deep fine-tune (15 min on 2 cores) is not rerun here: see train_pretrain_vs_scratch.
 Trivial: the training folds' mean target (regression) or one constant base-rate logit (classification,
-`core.metrics.oof_trivial`). Every row: the metric with a 95 % subject-bootstrap CI, the spread (std) of
-its predictions, and the paired subject-bootstrap difference to the trivial predictor; "no skill" when the
-model is not better or the CI of the difference includes zero (`core.metrics.skill_test`; the compared
-metric is MAE for regression and AUROC for classification, `core.metrics.skill_metric`).
+`core.metrics.oof_trivial`; quality: one per source, `source_trivial`). Every row: the metric with a 95 %
+subject-bootstrap CI, the spread (std) of its predictions, and the paired subject-bootstrap difference to the
+trivial predictor; "no skill" when the model is not better or the CI of the difference includes zero
+(`core.metrics.skill_test`; the compared metric is MAE for regression and AUROC for classification,
+`core.metrics.skill_metric`).
 Writes benchmarks/results/downstream_skill.{json,md} (with --tasks a subset, the other tasks' rows already
 in the JSON are kept); the last line printed lists the "no skill" rows.
 """
@@ -45,6 +52,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "results"
+
+
+def source_trivial(task: str, y: np.ndarray, source: np.ndarray, folds) -> np.ndarray:
+    """Out-of-fold trivial predictions that know each window's source: `core.metrics.oof_trivial` within each
+    source (classification: the source's training-fold base rate as ONE constant logit per source, the median
+    over folds; regression: the source's training-fold mean). Pooled over sources with different base rates a
+    score that knows only the source ranks windows by dataset (quality: AUROC ~0.93), so that, not 0.5, is the
+    floor of a pooled AUROC; within one source it is a constant (AUROC 0.5). A source missing from some fold's
+    training windows keeps the pooled `oof_trivial`. folds: [(train_idx, test_idx)] index arrays."""
+    from sqtool.core.metrics import oof_trivial
+    y, source = np.asarray(y, float), np.asarray(source)
+    out = oof_trivial(task, y, folds)
+    for s in np.unique(source):
+        m = source == s
+        pos = np.cumsum(m) - 1                                       # (N,) index among the source's windows
+        sub = [(pos[tr[m[tr]]], pos[te[m[te]]]) for tr, te in folds]
+        if all(len(tr) for tr, _ in sub):
+            out[m] = oof_trivial(task, y[m], sub)
+    return out
 
 
 def _row(task, name, kind, y, pred, groups, triv, outputs, boot, extra=None):
@@ -146,7 +172,7 @@ def _previous_af_deep(args):
 def run_af(data, args, log):
     from dataclasses import asdict
     from sqtool.core import ModelCfg
-    from sqtool.core.metrics import auroc, bootstrap_mean_ci, f1_weighted, oof_trivial, sigmoid, skill_test
+    from sqtool.core.metrics import oof_trivial, skill_test
     from sqtool.data.beats import (BASE_FEATURES, ECTOPY_FEATURES, FEATURES, af_rule_score, fit_af_rule,
                                    interval_features)
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
@@ -189,21 +215,7 @@ def run_af(data, args, log):
     if old_deep is not None:
         rows.insert(2, old_deep[0])
     per_rhythm = af_per_rhythm(data, td.record_ids, y[:, 0], preds)
-    per_fold = []
-    for f, (tr, te) in enumerate(folds):
-        r = {"fold": f, "patient": str(g[te][0]), "windows": int(len(te)), "af_windows": int(y[te, 0].sum())}
-        for k, p in preds.items():
-            r[k] = {"auroc": auroc(y[te, 0], p[te, 0]), "f1_weighted": f1_weighted(y[te, 0], sigmoid(p[te, 0]) > 0.5)}
-        if old_deep is not None and r["patient"] in old_deep[1]:
-            r["deep"] = old_deep[1][r["patient"]]
-        per_fold.append(r)
-    by_patient = {}
-    for k in list(preds) + (["deep"] if old_deep is not None else []):
-        a = [r[k]["auroc"] for r in per_fold if k in r and np.isfinite(r[k]["auroc"])]
-        pooled = auroc(y[:, 0], preds[k][:, 0]) if k in preds else old_deep[0]["auroc"]
-        by_patient[k] = {"pooled_auroc": pooled, "mean_fold_auroc": float(np.mean(a)),
-                         "mean_fold_auroc_ci95": list(bootstrap_mean_ci(a, args.boot)),
-                         "min_fold_auroc": float(np.min(a)), "folds_with_both": len(a)}
+    per_fold, by_patient = af_by_patient(y[:, 0], g, folds, preds, args.boot, old_deep)
     return {"task": "af", "dataset": "ppg_arrhythmia", "windows": int(len(y)), "subjects": int(len(td.subjects)),
             "folds": "leave-one-patient-out", "input": "100 Hz, 10 s segments", "rows": rows, "per_fold": per_fold,
             "by_patient": by_patient, "per_rhythm": per_rhythm, "chosen": chosen, "grid": [asdict(c) for c in GRID],
@@ -225,6 +237,41 @@ def run_af(data, args, log):
                     "systolic-peak phase spread, amplitude-length coupling, amplitude spread) were designed "
                     "afterwards, knowing that result and the per-patient errors (a second disclosed degree of "
                     "freedom); whether to use them is the inner CV's choice."}
+
+
+def af_by_patient(y: np.ndarray, g: np.ndarray, folds, preds: dict, boot: int, old_deep=None) -> tuple[list, dict]:
+    """(per_fold, by_patient) of leave-one-patient-out AF scores (logits, {name: (N, 1)}; y (N,) 0/1): per
+    patient its AUROC, weighted F1 and windows called AF (logit > 0, the F1's threshold); per predictor the
+    pooled AUROC, the mean of the per-patient AUROCs over the patients with both classes (95 % t-interval, and
+    the percentile bootstrap beside it) and the false-positive rate on the patients without AF, who have no
+    AUROC. old_deep: (row, {patient: per-fold metrics}) of an earlier invocation's deep row, or None."""
+    from sqtool.core.metrics import auroc, bootstrap_mean_ci, f1_weighted, sigmoid, t_interval
+    per_fold = []
+    for f, (tr, te) in enumerate(folds):
+        r = {"fold": f, "patient": str(g[te][0]), "windows": int(len(te)), "af_windows": int(y[te].sum())}
+        for k, p in preds.items():
+            r[k] = {"auroc": auroc(y[te], p[te, 0]), "f1_weighted": f1_weighted(y[te], sigmoid(p[te, 0]) > 0.5),
+                    "called_af": int((p[te, 0] > 0).sum())}
+        if old_deep is not None and r["patient"] in old_deep[1]:
+            r["deep"] = old_deep[1][r["patient"]]
+        per_fold.append(r)
+    by_patient = {}
+    no_af = [r for r in per_fold if r["af_windows"] == 0]          # one-class patients: no within-patient AUROC
+    n_no = sum(r["windows"] for r in no_af)
+    for k in list(preds) + (["deep"] if old_deep is not None else []):
+        a = [r[k]["auroc"] for r in per_fold if k in r and np.isfinite(r[k]["auroc"])]
+        pooled = auroc(y, preds[k][:, 0]) if k in preds else old_deep[0]["auroc"]
+        fp = [r[k]["called_af"] for r in no_af if "called_af" in r.get(k, {})]
+        known = bool(no_af) and len(fp) == len(no_af)
+        by_patient[k] = {"pooled_auroc": pooled, "mean_fold_auroc": float(np.mean(a)),
+                         "mean_fold_auroc_ci95": list(t_interval(a)),
+                         "mean_fold_auroc_ci95_bootstrap": list(bootstrap_mean_ci(a, boot)),
+                         "min_fold_auroc": float(np.min(a)), "folds_with_both": len(a),
+                         "no_af_patients": len(no_af), "no_af_windows": n_no,
+                         "no_af_called_af": sum(fp) if known else None,
+                         "no_af_false_positive_rate": sum(fp) / n_no if known else None,
+                         "no_af_patient_fpr": [c / r["windows"] for c, r in zip(fp, no_af)] if known else []}
+    return per_fold, by_patient
 
 
 def af_per_rhythm(data, record_ids: np.ndarray, y: np.ndarray, preds: dict) -> dict:
@@ -257,7 +304,8 @@ def run_finetuned(task, data, args, log):
     folds = subject_folds(td.groups, 5, seed=0)
     y, g = td.y, td.groups
     outputs = ("sbp", "dbp") if task == "bp" else ()
-    triv = oof_trivial(task, y, folds)
+    src = td.meta.get("source")
+    triv = oof_trivial(task, y, folds) if src is None else source_trivial(task, y, src, folds)
     cl, cname = classic_oof(task, td, folds)
     res = {"task": task, "dataset": td.meta.get("dataset"), "windows": int(len(y)),
            "subjects": int(len(td.subjects)), "folds": "5-fold by subject (seed 0)", "rows": []}
@@ -270,8 +318,8 @@ def run_finetuned(task, data, args, log):
         preds[f"classic: {cname}"] = ("classic", cl)
     else:
         res["classic"] = cname
-    preds["trivial: " + ("training-fold mean" if task == "bp" else "base rate (majority class)")] = ("trivial", triv)
-    src = td.meta.get("source")
+    preds["trivial: " + ("training-fold mean" if task == "bp" else "base rate (majority class)" if src is None else
+                         "the base rate of the window's source (its training folds)")] = ("trivial", triv)
     for name, (kind, p) in preds.items():
         res["rows"].append(_row(task, name, kind, y, p, g, triv, outputs, args.boot))
     if src is not None:
@@ -308,12 +356,23 @@ def _table(rows):
     return lines
 
 
+def _auroc_or_fp(c: dict, fold: dict) -> str:
+    """A per-patient cell's first figure: its AUROC, or for a patient without AF its false-positive rate."""
+    if np.isfinite(c["auroc"]):
+        return f"{c['auroc']:.3f}"
+    return f"FP {c['called_af'] / fold['windows']:.3f}" if "called_af" in c and fold["af_windows"] == 0 else "-"
+
+
 def report_md(res) -> str:
     L = ["# Downstream skill: model vs trivial vs classic (subject-held-out, 95 % subject-bootstrap CIs)", "",
          "A row is flagged **NO SKILL** when it is not better than the trivial predictor (training-fold mean, "
          "or one constant base-rate score) or the paired subject-bootstrap CI of the difference includes zero; "
          "the difference is in MAE (regression) or AUROC (classification: any constant score has AUROC 0.5, "
          "while the weighted F1 of the majority class swings with each resample's base rate). "
+         "Quality pools three sources with different base rates, so its trivial predictor scores each window "
+         "with its own source's training base rate: it knows only which dataset a window came from, and that "
+         "alone reaches the pooled AUROC of its row (not 0.5); skill within each source is in the per-source "
+         "tables below it. "
          "pred. std = spread of the out-of-fold predictions (probability for classification); a head that "
          "predicts one value for every input has ~0.", ""]
     for t in res["tasks"]:
@@ -338,32 +397,44 @@ def report_md(res) -> str:
             L += ["", t["note"]]
         if t.get("per_fold"):
             keys = list(dict.fromkeys(k for r in t["per_fold"] for k in r if isinstance(r[k], dict)))
-            L += ["", "Per patient-held-out fold (AUROC / weighted F1; AUROC '-' where the patient has one class):",
+            L += ["", "Per patient-held-out fold (AUROC / weighted F1; a patient without AF has no AUROC: "
+                  "FP = its false-positive rate, the share of its windows called AF at the operating threshold, "
+                  "logit > 0, the F1's):",
                   "", "| patient | windows | AF | " + " | ".join(keys) + " |", "|---" * (3 + len(keys)) + "|"]
             for r in t["per_fold"]:
                 L.append(f"| {r['patient']} | {r['windows']} | {r['af_windows']} | " + " | ".join(
-                    "-" if k not in r else
-                    f"{'-' if not np.isfinite(r[k]['auroc']) else format(r[k]['auroc'], '.3f')} / "
-                    f"{r[k]['f1_weighted']:.3f}" for k in keys) + " |")
+                    "-" if k not in r else f"{_auroc_or_fp(r[k], r)} / {r[k]['f1_weighted']:.3f}"
+                    for k in keys) + " |")
             for k in keys:
                 a = [r[k]["auroc"] for r in t["per_fold"] if k in r and np.isfinite(r[k]["auroc"])]
                 f = [r[k]["f1_weighted"] for r in t["per_fold"] if k in r]
                 L.append(f"\n{k}: mean per-fold AUROC {np.mean(a):.3f} over {len(a)} folds with both classes "
                          f"(min {np.min(a):.3f}); mean per-fold F1 {np.mean(f):.3f}.")
         if t.get("by_patient"):
+            b0 = next(iter(t["by_patient"].values()))
+            n_no, w_no = b0.get("no_af_patients"), b0.get("no_af_windows")
             L += ["", "AUROC \"by patient\", two readings: pooled = one AUROC over every held-out window of the 12 "
-                  "leave-one-patient-out folds (ranks windows ACROSS patients, so the 4 patients without AF "
+                  f"leave-one-patient-out folds (ranks windows ACROSS patients, so the {n_no} patients without AF "
                   "count, through their PAC / VT / PVC windows); mean per fold = the within-patient AUROC "
-                  "averaged over the patients that have both classes (CI: bootstrap over those patients). "
-                  "Goal (issue 13): >= 0.95.", "",
-                  "| predictor | pooled AUROC | mean per-fold AUROC [95 % CI] | min fold | folds | goal 0.95 |",
-                  "|---|---|---|---|---|---|"]
+                  "averaged over the patients that have both classes (95 % CI: t-interval over those few values; "
+                  "the percentile bootstrap beside it is too narrow with so few). The patients without AF have no "
+                  "within-patient AUROC and are not in that mean: their false-positive rate (windows called AF at "
+                  f"the operating threshold, pooled over the {n_no} patients' {w_no} windows; per patient in "
+                  "brackets) is the last column. Goal (issue 13): >= 0.95.", "",
+                  "| predictor | pooled AUROC | mean per-fold AUROC [95 % t-interval] | [percentile bootstrap] | "
+                  f"min fold | folds | goal 0.95 | FP rate, {n_no} patients without AF [per patient] |",
+                  "|---|---|---|---|---|---|---|---|"]
             for k, b in t["by_patient"].items():
                 lo, hi = b["mean_fold_auroc_ci95"]
+                blo, bhi = b.get("mean_fold_auroc_ci95_bootstrap", [float("nan")] * 2)
                 met = ("met (both)" if min(b["pooled_auroc"], b["mean_fold_auroc"]) >= 0.95 else
                        "met per fold only" if b["mean_fold_auroc"] >= 0.95 else "not met")
+                fp = b.get("no_af_false_positive_rate")
+                fp = "-" if fp is None else (f"{fp:.3f} ({b['no_af_called_af']} / {b['no_af_windows']}) ["
+                                             + ", ".join(f"{v:.3f}" for v in b["no_af_patient_fpr"]) + "]")
                 L.append(f"| {k} | {b['pooled_auroc']:.3f} | {b['mean_fold_auroc']:.3f} [{lo:.3f}, {hi:.3f}] | "
-                         f"{b['min_fold_auroc']:.3f} | {b['folds_with_both']} | {met} |")
+                         f"[{blo:.3f}, {bhi:.3f}] | {b['min_fold_auroc']:.3f} | {b['folds_with_both']} | {met} | "
+                         f"{fp} |")
         if t.get("per_rhythm"):
             keys = [k for k in next(iter(t["per_rhythm"].values())) if k != "windows"]
             L += ["", "AF against each other rhythm (pooled out-of-fold AUROC over the AF windows and that "
@@ -429,7 +500,10 @@ def main(argv=None) -> int:
         res["wall_s"] = sum(t.get("wall_s", 0.0) for t in tasks)
     (out / "downstream_skill.json").write_text(json.dumps(res, indent=1, default=float))
     (out / "downstream_skill.md").write_text(report_md(res))
-    flagged = [f"{t['task']}/{r['predictor'].split(':')[0].split(' (')[0]}" for t in tasks for r in t["rows"] if r["flag"]]
+    name = lambda r: r["predictor"].split(":")[0].split(" (")[0]   # noqa: E731
+    flagged = [f"{t['task']}/{name(r)}" for t in tasks for r in t["rows"] if r["flag"]]
+    flagged += [f"{t['task']}/{s}/{name(r)}" for t in tasks for s, ps in (t.get("per_source") or {}).items()
+                for r in ps["rows"] if r["flag"]]
     log(f"wrote {out}/downstream_skill.md in {res['wall_s'] / 60:.1f} min; "
         + (f"NO SKILL: {', '.join(flagged)}" if flagged else "every model beats the trivial predictor"))
     return 0

@@ -18,3 +18,58 @@ def test_af_per_rhythm_reads_the_rhythm_of_every_window(data_root):
     assert set(out) == {"sinus", "PVC", "PAC", "VT", "SVT"} and "trivial" not in out["VT"]
     assert sum(r["windows"] for r in out.values()) == int((y < 0.5).sum())       # every non-AF window once
     assert all(r["perfect"] == 1.0 and 0.3 < r["noise"] < 0.7 for r in out.values())
+
+
+def test_quality_trivial_is_each_sources_training_base_rate():
+    """Pooled over sources with different base rates, a score that knows only the source ranks well: the trivial
+    predictor of quality is that score (one constant logit per source, from its training folds), not 0.5."""
+    b = load_benchmark("downstream_skill")
+    from sqtool.core.metrics import auroc, oof_trivial
+    from sqtool.data.tasks import subject_folds
+    rng = np.random.default_rng(0)
+    src = np.repeat(np.array(["but_ppg", "mw_ppg", "troika_index"]), [60, 400, 120])
+    rate = {"but_ppg": 0.7, "mw_ppg": 0.97, "troika_index": 0.08}
+    y = np.array([rng.random() < rate[s] for s in src], float)[:, None]
+    groups = np.array([f"{s}:{i % 12}" for i, s in enumerate(src)])
+    folds = subject_folds(groups, 5, seed=0)
+    t = b.source_trivial("quality", y, src, folds)
+    for s in rate:                                                     # one constant per source: AUROC 0.5 in it
+        assert len(np.unique(t[src == s])) == 1 and auroc(y[src == s], t[src == s]) == 0.5
+        fold_rates = [np.mean(y[tr][src[tr] == s]) for tr, _ in folds]
+        assert np.isclose(t[src == s][0, 0], np.median(np.log(np.array(fold_rates) / (1 - np.array(fold_rates)))))
+    base = np.array([rate[s] for s in src])
+    assert auroc(y, t) == auroc(y, base) > 0.85                        # pooled: knowing the source is most of it
+    assert auroc(y, oof_trivial("quality", y, folds)) == 0.5
+    yr = np.where(src == "mw_ppg", 100.0, 0.0)[:, None] + rng.normal(size=(len(src), 1))
+    tr_mean = b.source_trivial("bp", yr, src, folds)                   # regression: the source's training mean
+    assert np.abs(tr_mean[src == "mw_ppg"] - 100).max() < 1 and np.abs(tr_mean[src == "but_ppg"]).max() < 1
+
+
+def test_af_by_patient_counts_the_patients_without_af():
+    """A patient without AF has no AUROC: its false-positive rate at the operating threshold (logit > 0) is
+    counted, per patient and pooled; the mean of the per-patient AUROCs gets a t-interval (wider than the
+    percentile bootstrap over so few); the report prints both."""
+    b = load_benchmark("downstream_skill")
+    from sqtool.core.metrics import t_interval
+    from sqtool.data.tasks import subject_folds
+    g = np.repeat(np.array(["p1", "p2", "p3", "p4", "p5"]), 40)
+    y = np.zeros(200)
+    y[40:55], y[120:150], y[160:170] = 1, 1, 1                         # p1 and p3 have no AF
+    folds = subject_folds(g, 0)
+    rng = np.random.default_rng(0)
+    p = (2 * y - 1 + rng.normal(0, 1.0, 200))[:, None]
+    per_fold, by = b.af_by_patient(y, g, folds, {"m": p, "trivial": np.full((200, 1), -1.0)}, 500)
+    fp1, fp3 = int((p[:40, 0] > 0).sum()), int((p[80:120, 0] > 0).sum())
+    assert [r["m"]["called_af"] for r in per_fold if r["af_windows"] == 0] == [fp1, fp3]
+    m = by["m"]
+    assert m["no_af_patients"] == 2 and m["no_af_windows"] == 80 and m["folds_with_both"] == 3
+    assert m["no_af_false_positive_rate"] == (fp1 + fp3) / 80 and m["no_af_patient_fpr"] == [fp1 / 40, fp3 / 40]
+    a = [r["m"]["auroc"] for r in per_fold if r["af_windows"]]
+    assert m["mean_fold_auroc_ci95"] == list(t_interval(a))
+    assert np.diff(m["mean_fold_auroc_ci95"]) > np.diff(m["mean_fold_auroc_ci95_bootstrap"])
+    assert by["trivial"]["no_af_false_positive_rate"] == 0.0
+    task = {"task": "af", "dataset": "synthetic", "subjects": 5, "windows": 200, "folds": "leave-one-patient-out",
+            "rows": [], "per_fold": per_fold, "by_patient": by}
+    md = b.report_md({"tasks": [task], "wall_s": 1.0, "command": "x"})
+    assert f"FP {fp1 / 40:.3f} / " in md and "[percentile bootstrap]" in md and "t-interval" in md
+    assert f"{m['no_af_false_positive_rate']:.3f} ({fp1 + fp3} / 80)" in md
