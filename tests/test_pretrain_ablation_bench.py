@@ -22,17 +22,52 @@ def test_claims_only_where_the_ci_excludes_zero():
     assert b.better("quality", [-0.2, -0.01]) == "worse" and b.better("af", [None, None]) is None
 
 
-def test_trivial_predictor_is_the_fold_mean_or_majority():
+def test_trivial_predictor_knows_the_source_and_nothing_else():
+    """Regression: the training windows' mean of the window's own source; classes: one constant base-rate logit
+    per source (AUROC 0.5 within a source, not a per-fold majority that ranks windows by their fold)."""
     b = _bench()
+    from sqtool.core.metrics import auroc
     from sqtool.data.tasks import TaskData
-    y = np.array([[1.0], [1.0], [0.0], [10.0]])
-    td = TaskData(np.zeros((4, 1, 8), np.float32), y, np.array(["a", "a", "b", "c"]), np.zeros(4),
-                  np.array(["r"] * 4), "hr", {"kind": "regression"})
-    plan = [(0, 1.0, np.array([2, 3]), np.array([0, 1])), (1, 1.0, np.array([0, 1]), np.array([2, 3]))]
-    assert b.trivial(td, plan)[1.0].ravel().tolist() == [5.0, 5.0, 1.0, 1.0]
-    td.meta["kind"] = "classification"
-    td.y = np.array([[1.0], [1.0], [0.0], [1.0]])
-    assert b.trivial(td, plan)[1.0].ravel().tolist() == [-4.0, -4.0, 4.0, 4.0]
+    y = np.array([[1.0], [3.0], [10.0], [20.0], [2.0], [30.0]])
+    src = np.array(["s", "s", "t", "t", "s", "t"])
+    td = TaskData(np.zeros((6, 1, 8), np.float32), y, np.array(["a", "b", "c", "d", "e", "f"]), np.zeros(6),
+                  np.array(["r"] * 6), "hr", {"kind": "regression", "source": src})
+    plan = [(0, 1.0, np.array([0, 2, 4]), np.array([1, 3, 5])), (1, 1.0, np.array([1, 3, 5]), np.array([0, 2, 4]))]
+    assert b.trivial(td, plan)[1.0].ravel().tolist() == [3.0, 1.5, 25.0, 10.0, 3.0, 10.0]
+    rng = np.random.default_rng(0)
+    n = 200
+    src = np.where(np.arange(n) < 100, "s", "t")
+    yc = (rng.random(n) < np.where(src == "s", 0.9, 0.2)).astype(float)[:, None]
+    groups = np.arange(n).astype(str)
+    td = TaskData(np.zeros((n, 1, 8), np.float32), yc, groups, np.zeros(n), groups, "quality",
+                  {"kind": "classification", "source": src})
+    folds = [(np.flatnonzero(np.arange(n) % 4 != f), np.flatnonzero(np.arange(n) % 4 == f)) for f in range(4)]
+    plan = [(f, 1.0, tr, te) for f, (tr, te) in enumerate(folds)]
+    t = b.trivial(td, plan)[1.0][:, 0]
+    assert len(np.unique(t[src == "s"])) == 1 and len(np.unique(t[src == "t"])) == 1 and t[0] > 0 > t[-1]
+    assert auroc(yc[src == "t"], t[src == "t"]) == 0.5 and auroc(yc, t) > 0.7     # pooled: it knows the source
+
+
+def test_bootstrap_metric_p_and_holm():
+    """The vectorised subject bootstrap equals the metric on each concatenated resample; Holm's step-down."""
+    b = _bench()
+    from sqtool.core.metrics import task_metrics
+    rng = np.random.default_rng(1)
+    g = np.arange(300) % 20                                                # (N,) subject index
+    y = (rng.random(300) < 0.3).astype(float)[:, None]
+    p = (y[:, 0] + rng.normal(0, 1, 300))[:, None]
+    p[:9] = p[9]                                                          # ties count half
+    draws = rng.integers(0, 20, (40, 20))
+    counts = np.stack([np.bincount(d, minlength=20) for d in draws]).astype(float)
+    for task, yy, pp in (("af", y, p), ("bp", rng.normal(size=(300, 2)), rng.normal(size=(300, 2)))):
+        idx = [np.concatenate([np.flatnonzero(g == s) for s in d]) for d in draws]      # the resamples, spelt out
+        ref = [task_metrics(task, yy[i], pp[i])[b.METRIC[task]] for i in idx]
+        assert np.allclose(b.boot_metric(task, yy, pp, g, counts), ref)
+    assert b.boot_p(np.r_[np.ones(99), -1.0]) == 2 * 2 / 101 and np.isnan(b.boot_p(np.ones(5)))   # (k + 1) / (B + 1)
+    assert np.allclose(b.holm([0.01, 0.04, np.nan, 0.03, 0.005]), [0.03, 0.06, np.nan, 0.06, 0.02], equal_nan=True)
+    cell = {"minus_scratch_ci95": [0.01, 0.2], "minus_scratch_p_holm": 0.2}
+    assert b.better("af", cell["minus_scratch_ci95"]) == "better" and b.claim("af", cell) is None
+    assert b.claim("af", cell | {"minus_scratch_p_holm": 0.01}) == "better"
 
 
 def test_smoke_run_writes_the_table(tmp_path):
@@ -51,12 +86,15 @@ def test_smoke_run_writes_the_table(tmp_path):
         c = r["cells"]
         assert set(c) == {"scratch", "augment", "siamq", "trivial"}
         assert "minus_scratch_ci95" in c["siamq"] and "minus_scratch_ci95" in c["augment"]
-        for arm in ("augment", "siamq"):                               # a claim only where the CI says so
+        for arm in ("augment", "siamq"):                   # a claim only where Holm's adjusted p and the CI say so
             said = f"{arm}/{r['labels']}/{r['protocol']}"
-            verdict = b.better(r["task"], c[arm]["minus_scratch_ci95"])
+            q = c[arm]["minus_scratch_p_holm"]
+            assert q is None or c[arm]["minus_scratch_p"] <= q <= 1
+            verdict = b.better(r["task"], c[arm]["minus_scratch_ci95"]) if q is not None and q < 0.05 else None
             claimed = any(s.startswith(f"{r['task']}/{r['source']}/{r['labels']}/{r['protocol']}: {arm} helps")
                           for s in res["summary"].split("; "))
             assert claimed == (verdict == "better"), said
         assert "minus_trivial_ci95" in c["siamq"] and "minus_scratch_ci95" not in c["trivial"]
     assert "pretrain_steps" in res["settings"] and "max_windows_per_source" in res["settings"]
-    assert "| task | source (windows / subjects) |" in md
+    assert "| task | source (windows / subjects) |" in md and res["tests"] == 2 * len(res["rows"])
+    assert f"Claims (Holm-adjusted p < 0.05, {res['tests']} tests)" in md
