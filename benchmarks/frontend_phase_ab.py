@@ -194,7 +194,7 @@ def summarise(rows: dict[str, list[dict]], block: int) -> dict:
             pre = "" if kind == "hr" else "raw_"
             d[pre + "device"], d[pre + "zerophase"] = float(ea.mean()), float(eb.mean())
             d[pre + "diff"] = float((ea - eb).mean())
-            d[pre + "diff_ci"] = block_bootstrap_mean_ci(ea - eb, block, n_boot=2000)
+            d[pre + "diff_ci"] = block_bootstrap_mean_ci(ea - eb, block, n_boot=2000, circular=False)  # as published
             d[pre + "diff_ci_iid"] = bootstrap_mean_ci(ea - eb)
         table.append(d)
     summ = {"subjects": table, "n_subjects": len(table)}

@@ -60,7 +60,7 @@ TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out o
 Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name>[_only] otherwise; --out),
 and the per-window rows as each fold finishes (<stem>_rows.json there, <stem>_partial_<its folds>_rows.json for a
 run of some --folds / --parts, or --rows-out; the --merge format; git ignores benchmarks/results/*_rows.json):
-per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % moving-block bootstrap CI over the
+per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % circular block bootstrap CI over the
 subject's windows in one-minute blocks: neighbouring windows' errors are not independent), the mean of subjects'
 MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and
 confidence gating (beside the oracle's: the windows with the smallest error kept), and what the decoder choice
@@ -627,7 +627,7 @@ def finite_mean(e) -> float:
 
 
 def summarise(rows, title, span: float | None = None, hop_s: float | None = None):
-    """Per-subject MAE (+ CI: moving-block bootstrap over the subject's windows in time order, a block of
+    """Per-subject MAE (+ CI: circular block bootstrap over the subject's windows in time order, a block of
     core.metrics.BLOCK_S seconds of windows one every `hop_s`; None: single windows), mean of subjects, pooled, wins,
     uncertainty."""
     block = block_windows(hop_s) if hop_s else 1
@@ -749,7 +749,7 @@ def pretrain_corpus_text(args) -> str:
 def markdown(summ) -> str:
     summ = no_none(summ)
     b = summ.get("ci_block_windows", 1)                 # results written before the block bootstrap: 1 (windows)
-    how = (f"moving-block bootstrap CI over its windows, blocks of {b} ({summ['ci_block_s']:g} s)" if b > 1 else
+    how = (f"circular block bootstrap CI over its windows, blocks of {b} ({summ['ci_block_s']:g} s)" if b > 1 else
            "bootstrap CI over its windows, each resampled alone")
     L = [f"### {summ['title']}", "", f"MAE in BPM per held-out subject [95 % {how}]; windows: "
          "its windows with truth; last column: its windows whose truth lies in the int8 interval (median width).", "",

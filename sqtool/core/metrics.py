@@ -168,7 +168,7 @@ def paired_subject_test(diffs, alpha: float = 0.05, seed: int = 0) -> dict:
     return out
 
 
-BLOCK_S = 60.0     # the block of the moving-block bootstrap over one subject's windows: a minute of them
+BLOCK_S = 60.0     # the block of the block bootstrap over one subject's windows: a minute of them
 
 
 def block_windows(hop_s: float, block_s: float = BLOCK_S) -> int:
@@ -177,15 +177,17 @@ def block_windows(hop_s: float, block_s: float = BLOCK_S) -> int:
 
 
 def block_bootstrap_mean_ci(values, block: int, groups=None, n_boot: int = 1000, seed: int = 0,
-                            alpha: float = 0.05) -> tuple[float, float]:
+                            alpha: float = 0.05, circular: bool = True) -> tuple[float, float]:
     """(lo, hi) of the mean of the finite values of a serially correlated sequence (one value per window, in time
-    order within each of `groups`, a subject's recordings; None: one recording) by the moving-block bootstrap
-    (Kunsch 1989), stratified by recording: each resample rebuilds every recording from blocks of `block`
-    consecutive windows of its own starting at random places, cut to its length, so no block joins two
-    recordings and NaN windows (doubtful truth) keep their place in time and are left out of the resample's mean.
-    Overlapping windows share samples and a tracker that locks onto a wrong frequency errs for minutes: resampling
-    single windows would treat correlated errors as independent and give intervals too narrow. A recording shorter
-    than two blocks is resampled in blocks of half its length (one block would be one resample)."""
+    order within each of `groups`, a subject's recordings; None: one recording) by the circular block bootstrap
+    (Politis & Romano 1992), stratified by recording: each resample rebuilds every recording from blocks of
+    `block` consecutive windows of its own starting at random places (wrapping from its end to its start, so every
+    window is drawn equally often; circular=False: the moving-block bootstrap, Kunsch 1989, whose blocks reach the
+    first and last windows less often), cut to its length. No block joins two recordings, and NaN windows
+    (doubtful truth) keep their place in time and are left out of the resample's mean. Overlapping windows share
+    samples and a tracker that locks onto a wrong frequency errs for minutes: resampling single windows would treat
+    correlated errors as independent and give intervals too narrow. A recording shorter than two blocks is
+    resampled in blocks of half its length (one block would be one resample)."""
     v = np.asarray(values, np.float64).ravel()
     g = np.zeros(v.size, int) if groups is None else np.asarray(groups).ravel()
     if g.size != v.size:
@@ -199,8 +201,9 @@ def block_bootstrap_mean_ci(values, block: int, groups=None, n_boot: int = 1000,
         n = seg.size
         b = max(1, min(int(block), n // 2))
         k = -(-n // b)                                                   # blocks per resample
-        starts = rng.integers(0, n - b + 1, (n_boot, k))
-        r = seg[(starts[:, :, None] + np.arange(b)).reshape(n_boot, k * b)[:, :n]]   # (n_boot, n)
+        starts = rng.integers(0, n if circular else n - b + 1, (n_boot, k))
+        idx = (starts[:, :, None] + np.arange(b)).reshape(n_boot, k * b)[:, :n] % n   # (n_boot, n)
+        r = seg[idx]
         ok = np.isfinite(r)
         total += np.where(ok, r, 0.0).sum(axis=1)
         count += ok.sum(axis=1)

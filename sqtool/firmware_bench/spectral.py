@@ -396,7 +396,7 @@ def _bootstrap_mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndar
         return [float(np.percentile(maes, 2.5)), float(np.percentile(maes, 97.5))], f"bootstrap over {len(us)} subjects"
     n_rec = len(np.unique(recordings[ok]))
     recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"
-    how = (f"moving-block bootstrap over windows, blocks of {block} ({recs})" if block > 1 else
+    how = (f"circular block bootstrap over windows, blocks of {block} ({recs})" if block > 1 else
            f"bootstrap over windows ({recs}; windows are correlated: optimistic)")
     return list(block_bootstrap_mean_ci(err, block, recordings, n_boot, seed)), how
 

@@ -12,7 +12,7 @@
 3. The decoder (transition sigma, jump floor, logit temperature, then the interval's nominal mass calibrated
    to 90 % coverage and the confidence half-width that best ranks errors) is chosen on those out-of-fold
    logits (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
-   subject (decoded MAE with a 95 % moving-block bootstrap CI over its windows) are the run's metrics.
+   subject (decoded MAE with a 95 % block bootstrap CI over its windows) are the run's metrics.
    `--init RUN` (a `sqtool train pretrain --model <this spectral model>` run: SiamQuality on real
    (good, poor) spectral pairs, `data pairs --model <it>`) starts every fold's and the final model's encoder
    from the pretrained one (`spectral.load_encoder`; another architecture or front end is refused). Pairs mined

@@ -1,4 +1,4 @@
-"""The moving-block bootstrap of a mean over serially correlated windows (core.metrics.block_bootstrap_mean_ci),
+"""The circular block bootstrap of a mean over serially correlated windows (core.metrics.block_bootstrap_mean_ci),
 which the heart-rate tables use for a subject's MAE: 8 s windows every 2 s overlap, and a tracker's errors persist."""
 import numpy as np
 import pytest
@@ -36,6 +36,17 @@ def test_blocks_stay_inside_their_recording():
     assert hi - lo > 1
     with pytest.raises(ValueError, match="120 values, 3 groups"):
         block_bootstrap_mean_ci(v, 30, ["a", "b", "c"])
+
+
+def test_circular_blocks_weigh_every_window_alike():
+    """Errors bunched at a recording's end (a tracker that locks in its last minute): the moving-block bootstrap
+    reaches the last windows in fewer blocks, so its resamples' means sit below the sample mean (the interval can
+    end at the mean); the circular one draws every window equally often and centres on it."""
+    v = np.r_[np.full(110, 1.0), np.full(30, 8.0)]
+    lo, hi = block_bootstrap_mean_ci(v, 30, n_boot=4000)
+    lo_m, hi_m = block_bootstrap_mean_ci(v, 30, n_boot=4000, circular=False)
+    assert lo < v.mean() < hi and hi - v.mean() > 0.5
+    assert hi_m - v.mean() < hi - v.mean()                                   # the edge under-weighted
 
 
 def test_nan_windows_keep_their_place():

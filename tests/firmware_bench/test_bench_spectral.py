@@ -169,7 +169,7 @@ def test_the_mae_ci_resamples_subjects_from_three_on_else_blocks_of_windows():
     ci, how = _bootstrap_mae_ci(err, one, recs)
     assert how == "bootstrap over windows (1 subject, 2 recordings; windows are correlated: optimistic)"
     ci_b, how = _bootstrap_mae_ci(err, one, recs, block=10)
-    assert how == "moving-block bootstrap over windows, blocks of 10 (1 subject, 2 recordings)"
+    assert how == "circular block bootstrap over windows, blocks of 10 (1 subject, 2 recordings)"
     assert ci[0] < ci[1] and ci_b[1] - ci_b[0] > 1.5 * (ci[1] - ci[0])   # the persisting errors widen it
     subj = np.repeat(["a", "b", "c"], 20)
     ci, how = _bootstrap_mae_ci(err, subj, np.repeat(["r1", "r2", "r3", "r4", "r5", "r6"], 10), block=10)
