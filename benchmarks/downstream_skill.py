@@ -146,9 +146,22 @@ def run_rr(data, args, log):
     rows[0]["rr_spec_cfg"] = vars(rc) if hasattr(rc, "__dict__") else {}
     return {"task": "rr", "dataset": "bidmc", "windows": int(len(y)), "subjects": int(len(td.subjects)),
             "folds": "5-fold by subject (seed 0)", "input": "40 Hz, 30 s windows, 10 s hop, band 0.05-8 Hz",
-            "rows": rows,
-            "note": "deep fine-tune of resnet1d_siamq_tiny on rr (same windows, 5-fold): 2.67 [2.21, 3.19] "
-                    "scratch / 2.74 pretrained vs fold mean 2.40 (train_pretrain_vs_scratch.md), no skill."}
+            "rows": rows, "note": deep_rr_note(Path(args.out) / "train_pretrain_vs_scratch.json")}
+
+
+def deep_rr_note(path: Path) -> str:
+    """The rr deep fine-tune's figures (all labels) as train_pretrain_vs_scratch last published them: rr's deep
+    fine-tune is not rerun here."""
+    rows = [r for r in json.loads(path.read_text()).get("rows", []) if r["task"] == "rr" and r["label_fraction"] == 1
+            ] if path.is_file() else []
+    if not rows:
+        return "deep fine-tune of rr: not run here, and no train_pretrain_vs_scratch results to quote."
+    r = rows[0]
+    flags = [f"{k} {v['flag'] or 'skill'}" for k, v in r.get("vs_trivial", {}).items()]
+    lo, hi = r["scratch_ci95"]
+    return (f"deep fine-tune of resnet1d_siamq_tiny on rr (same windows, 5-fold; train_pretrain_vs_scratch.md): MAE "
+            f"{r['scratch']:.2f} [{lo:.2f}, {hi:.2f}] scratch / {r['pretrained']:.2f} pretrained vs fold mean "
+            f"{r.get('trivial', r.get('fold_mean_baseline')):.2f}" + (f"; {', '.join(flags)}." if flags else "."))
 
 
 def _previous_af_deep(args):

@@ -73,3 +73,15 @@ def test_af_by_patient_counts_the_patients_without_af():
     md = b.report_md({"tasks": [task], "wall_s": 1.0, "command": "x"})
     assert f"FP {fp1 / 40:.3f} / " in md and "[percentile bootstrap]" in md and "t-interval" in md
     assert f"{m['no_af_false_positive_rate']:.3f} ({fp1 + fp3} / 80)" in md
+
+
+def test_rr_deep_note_quotes_the_published_pretrain_vs_scratch_row(tmp_path):
+    b = load_benchmark("downstream_skill")
+    import json
+    p = tmp_path / "train_pretrain_vs_scratch.json"
+    assert "not run here" in b.deep_rr_note(p)
+    row = {"task": "rr", "label_fraction": 1.0, "scratch": 2.661, "scratch_ci95": [2.16, 3.204], "pretrained": 2.646,
+           "trivial": 2.399, "vs_trivial": {"scratch": {"flag": "no skill"}, "pretrained": {"flag": ""}}}
+    p.write_text(json.dumps({"rows": [dict(row, label_fraction=0.1, scratch=9.0), row]}))
+    assert b.deep_rr_note(p).endswith("MAE 2.66 [2.16, 3.20] scratch / 2.65 pretrained vs fold mean 2.40; "
+                                      "scratch no skill, pretrained skill.")
