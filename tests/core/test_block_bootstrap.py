@@ -96,3 +96,25 @@ def test_t_interval_and_sign_flip_test_for_a_few_subjects():
     assert 0.05 < big["p"] <= 1 and not big["shown"]
     lo, hi = t_interval([1.0, 2.0, 3.0])
     assert (lo + hi) / 2 == pytest.approx(2.0) and hi - lo == pytest.approx(2 * 4.303 / np.sqrt(3), rel=1e-3)
+
+
+def test_paired_permutation_test_swaps_within_subjects():
+    """Exact over 2^S swaps for a few subjects: A better on all 6 subjects gives the least p, 2/64; no difference
+    gives p 1; any pooled metric (AUROC here) works; more subjects are sampled and never give p 0."""
+    from sqtool.core.metrics import auroc, paired_permutation_test
+    mae = lambda y, p: float(np.mean(np.abs(p - y)))                        # noqa: E731
+    g = np.repeat(np.arange(6), 10)
+    y = np.zeros(60)
+    r = paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 2.0), g)
+    assert r["diff"] == -1.0 and r["p"] == pytest.approx(2 / 64) and r["subjects"] == 6
+    assert paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 1.0), g)["p"] == 1.0
+    yc = np.tile([0, 1], 30)
+    good, weak = yc + 0.1 * np.arange(60) % 1, np.random.default_rng(0).normal(size=60)
+    ra = paired_permutation_test(auroc, yc, good, weak, g)
+    assert ra["diff"] > 0.3 and ra["p"] == pytest.approx(2 / 64)
+    g20 = np.repeat(np.arange(20), 3)
+    r20 = paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 2.0), g20, n_perm=999)
+    assert 0 < r20["p"] <= 2 / 1000 + 1e-12                                 # sampled: (k + 1) / (B + 1)
+    two = paired_permutation_test(mae, np.zeros((60, 2)), np.ones((60, 2)), np.zeros((60, 2)), g)  # (N, k) outputs
+    assert two["diff"] == 1.0 and two["p"] == pytest.approx(2 / 64)
+    assert np.isnan(paired_permutation_test(mae, y[:10], y[:10], y[:10], np.zeros(10))["p"])     # one subject
