@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_write_text, data_root_or_exit,  # noqa: E402
                          signal_channels, write_metrics)
-from sqtool.core.metrics import block_bootstrap_mean_ci, bootstrap_mean_ci  # noqa: E402
+from sqtool.core.metrics import bootstrap_mean_ci  # noqa: E402
 from sqtool.data.frontend import bin_bpm  # noqa: E402
 from sqtool.data.hr_spectra import EXCLUDED, HrRecording, as_model_input, frontend_cfg, record_spectra  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
@@ -178,6 +178,22 @@ def run_fold(train, test, scfg, args) -> tuple[list[dict], dict]:
 
 
 # ----------------------------------------------------------------------------- statistics
+def block_bootstrap_ci(v, block: int, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """95 % CI of the mean of a serially correlated sequence: moving-block bootstrap (blocks of `block`)."""
+    v = np.asarray(v, np.float64)
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n == 0:
+        return float("nan"), float("nan")
+    b = max(1, min(block, n))
+    k = -(-n // b)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - b + 1, (n_boot, k))
+    idx = (starts[:, :, None] + np.arange(b)[None, None, :]).reshape(n_boot, -1)[:, :n]
+    m = v[idx].mean(axis=1)
+    return float(np.percentile(m, 100 * alpha / 2)), float(np.percentile(m, 100 * (1 - alpha / 2)))
+
+
 def summarise(rows: dict[str, list[dict]], block: int) -> dict:
     """rows[arm]: per-recording results in the same order for both arms."""
     subjects = sorted({r["subject"] for r in rows["device"]})
@@ -194,7 +210,7 @@ def summarise(rows: dict[str, list[dict]], block: int) -> dict:
             pre = "" if kind == "hr" else "raw_"
             d[pre + "device"], d[pre + "zerophase"] = float(ea.mean()), float(eb.mean())
             d[pre + "diff"] = float((ea - eb).mean())
-            d[pre + "diff_ci"] = block_bootstrap_mean_ci(ea - eb, block, n_boot=2000, circular=False)  # as published
+            d[pre + "diff_ci"] = block_bootstrap_ci(ea - eb, block)
             d[pre + "diff_ci_iid"] = bootstrap_mean_ci(ea - eb)
         table.append(d)
     summ = {"subjects": table, "n_subjects": len(table)}

@@ -60,8 +60,8 @@ TROIKA's Extra_TrainingData/DATA_S04_T01 (likely test subject S04) is left out o
 Writes benchmarks/results/hr_spectral_<protocol>.json and .md (hr_spectral_wrist_<name>[_only] otherwise; --out),
 and the per-window rows as each fold finishes (<stem>_rows.json there, <stem>_partial_<its folds>_rows.json for a
 run of some --folds / --parts, or --rows-out; the --merge format; git ignores benchmarks/results/*_rows.json):
-per-subject rows (int8, float student, float teacher, baseline; MAE with 95 % circular block bootstrap CI over the
-subject's windows in one-minute blocks: neighbouring windows' errors are not independent), the mean of subjects'
+per-subject rows (int8, float student, float teacher, baseline; MAE with a 95 % batch-means t-interval over the
+subject's windows in one-minute batches: neighbouring windows' errors are not independent), the mean of subjects'
 MAE, pooled MAE, wins vs the baseline, int8 - float, uncertainty coverage and
 confidence gating (beside the oracle's: the windows with the smallest error kept), and what the decoder choice
 does: the same int8 logits decoded through the HMM fitted on the training truth alone (temperature 1, no
@@ -89,7 +89,7 @@ from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_save_npz, atomic_write_text,  # noqa: E402
                          data_root_or_exit, resolve_data_root, write_metrics)
 from sqtool.core.runs import git_sha  # noqa: E402
-from sqtool.core.metrics import (block_bootstrap_mean_ci, block_windows, paired_subject_test,  # noqa: E402
+from sqtool.core.metrics import (batch_means_ci, block_windows, paired_subject_test,  # noqa: E402
                                  t_interval, uncertainty_scores)
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
@@ -627,7 +627,7 @@ def finite_mean(e) -> float:
 
 
 def summarise(rows, title, span: float | None = None, hop_s: float | None = None):
-    """Per-subject MAE (+ CI: circular block bootstrap over the subject's windows in time order, a block of
+    """Per-subject MAE (+ CI: batch means over the subject's windows in time order, a batch of
     core.metrics.BLOCK_S seconds of windows one every `hop_s`; None: single windows), mean of subjects, pooled, wins,
     uncertainty."""
     block = block_windows(hop_s) if hop_s else 1
@@ -642,7 +642,7 @@ def summarise(rows, title, span: float | None = None, hop_s: float | None = None
         for m in methods:
             e = abs_errors(rs, m)
             d[m] = finite_mean(e)
-            d[m + "_ci"] = block_bootstrap_mean_ci(e, block, recording)
+            d[m + "_ci"] = batch_means_ci(e, block, recording)
         u = uncertainty_scores(*(np.concatenate([r[k] for r in rs]) for k in ("int8", "int8_lo", "int8_hi",
                                                                               "int8_conf")), y)
         d["interval_coverage"], d["interval_width_median"] = u["interval_coverage"], u["interval_width_median"]
@@ -748,9 +748,9 @@ def pretrain_corpus_text(args) -> str:
 
 def markdown(summ) -> str:
     summ = no_none(summ)
-    b = summ.get("ci_block_windows", 1)                 # results written before the block bootstrap: 1 (windows)
-    how = (f"circular block bootstrap CI over its windows, blocks of {b} ({summ['ci_block_s']:g} s)" if b > 1 else
-           "bootstrap CI over its windows, each resampled alone")
+    b = summ.get("ci_block_windows", 1)                 # results written before batch means: 1 (windows)
+    how = (f"t-interval over the means of its windows in batches of {b} ({summ['ci_block_s']:g} s)" if b > 1 else
+           "t-interval over its single windows, as if independent: too narrow")
     L = [f"### {summ['title']}", "", f"MAE in BPM per held-out subject [95 % {how}]; windows: "
          "its windows with truth; last column: its windows whose truth lies in the int8 interval (median width).", "",
          "| subject | windows | int8 firmware (decoded) | float student | float teacher | classic baseline | int8 per-window argmax "

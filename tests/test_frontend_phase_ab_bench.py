@@ -32,6 +32,18 @@ def test_zero_phase_codes_peak_at_a_pure_tone():
         assert "windows" in str(e)
 
 
+def test_block_bootstrap_ci_brackets_the_mean_and_widens_with_correlation():
+    m = load()
+    rng = np.random.default_rng(0)
+    iid = rng.normal(size=300)
+    walk = np.repeat(rng.normal(size=20), 15)                              # strongly correlated, 300 values
+    lo, hi = m.block_bootstrap_ci(iid, 15)
+    assert lo < iid.mean() < hi
+    lo1, hi1 = m.block_bootstrap_ci(walk, 1)
+    lo15, hi15 = m.block_bootstrap_ci(walk, 15)
+    assert hi15 - lo15 > 2 * (hi1 - lo1)
+
+
 def test_smoke_run_writes_both_arms(tmp_path):
     m = load()
     res = m.main(["--smoke", "--out", str(tmp_path)])

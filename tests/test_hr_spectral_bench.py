@@ -192,9 +192,9 @@ def test_the_report_gives_each_subjects_interval_coverage():
     assert summ["interval_coverage_per_subject"] == {"mean": 0.5, "min": 0.0, "max": 1.0, "in_85_95": 0, "n": 2}
     assert "0 of 2 subjects inside 85-95 %" in text and "95 % t-interval over the subjects" in text
     # the CI of a subject's MAE: single windows without an hop (rows of a report), one-minute blocks with it
-    assert summ["ci_block_windows"] == 1 and "each resampled alone" in text
+    assert summ["ci_block_windows"] == 1 and "single windows, as if independent: too narrow" in text
     blocked = mod.summarise([row("s2", 100, 90, 110), row("s3", 100, 120, 140)], "t", hop_s=2.0)
-    assert blocked["ci_block_windows"] == 30 and "blocks of 30 (60 s)" in mod.markdown(blocked)
+    assert blocked["ci_block_windows"] == 30 and "batches of 30 (60 s)" in mod.markdown(blocked)
 
 
 def test_the_report_gives_each_wearers_own_gating():

@@ -26,12 +26,12 @@ the data root, or one file):
     Every recording is replayed at the export's sensor count (SQ_FE_N_PPG, `fit_sensors`), for every runtime
     alike: an extra sensor is left out, a missing second one repeats the first (said in one note line).
  4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
-    agreement, 95 % CI of the MAE by a bootstrap over recordings, > 10 BPM %), per subject and per
-    recording; fidelity against a reference runtime (int8 logits: exact windows %, max LSB; decoded HR:
-    mean / max difference); host latency per window; instructions / flash / RAM on the emulated MCU; the
-    classic baseline (`baseline.py`) on the same windows and the same PPG sensors (`baseline_sensors`: with two,
-    the mean of their spectra, as the front end averages them; bench.md names them). Without truth, accuracy is
-    reported as not measured and cost and fidelity still are.
+    agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3,
+    > 10 BPM %), per subject and per recording; fidelity against a reference runtime (int8 logits: exact
+    windows %, max LSB; decoded HR: mean / max difference); host latency per window; instructions / flash /
+    RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows and the same PPG sensors
+    (`baseline_sensors`: with two, the mean of their spectra, as the front end averages them; bench.md names
+    them). Without truth, accuracy is reported as not measured and cost and fidelity still are.
 
 A runtime named in --runtime (by name or through a group such as `torch`) that cannot run is an error
 (reported after bench.json is written); a default runtime, or one of `all`, that cannot run is skipped with
@@ -50,7 +50,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
-from sqtool.core.metrics import block_bootstrap_mean_ci, block_windows, uncertainty_scores
+from sqtool.core.metrics import batch_means_ci, block_windows, ratio_t_interval, uncertainty_scores
 from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
                                           floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
                                           too_short)
@@ -378,33 +378,30 @@ def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 
 # ----------------------------------------------------------------------------- metrics
 
-def _bootstrap_mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block: int = 1,
-                      n_boot: int = 1000, seed: int = 0):
-    """95 % CI of the MAE by resampling subjects (3 or more: the independent units; a bootstrap over two only spans
-    their two MAEs), else each recording's windows in blocks of `block` consecutive ones (single windows, block 1,
-    would treat overlapping windows' errors as independent: too narrow, said so)."""
+def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block: int = 1):
+    """95 % CI of the MAE: the t-interval over subjects' MAEs weighted by their windows (3 or more subjects: the
+    independent units), else batch means of each recording's windows in batches of `block` (block 1: single
+    windows, as if independent: too narrow, said so)."""
     err = np.abs(np.asarray(err, np.float64))
     ok = np.isfinite(err)
     if ok.sum() < 2:
         return None, "too few windows"
     us = np.unique(subjects[ok])
     if len(us) >= 3:
-        sums = np.array([err[ok & (subjects == u)].sum() for u in us])
-        cnts = np.array([(ok & (subjects == u)).sum() for u in us])
-        idx = np.random.default_rng(seed).integers(0, len(us), (n_boot, len(us)))
-        maes = sums[idx].sum(1) / cnts[idx].sum(1)
-        return [float(np.percentile(maes, 2.5)), float(np.percentile(maes, 97.5))], f"bootstrap over {len(us)} subjects"
+        maes = [err[ok & (subjects == u)].mean() for u in us]
+        sizes = [(ok & (subjects == u)).sum() for u in us]
+        return list(ratio_t_interval(maes, sizes)), f"t-interval over {len(us)} subjects"
     n_rec = len(np.unique(recordings[ok]))
     recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"
-    how = (f"circular block bootstrap over windows, blocks of {block} ({recs})" if block > 1 else
-           f"bootstrap over windows ({recs}; windows are correlated: optimistic)")
-    return list(block_bootstrap_mean_ci(err, block, recordings, n_boot, seed)), how
+    how = (f"batch means over windows, batches of {block} ({recs})" if block > 1 else
+           f"t-interval over single windows ({recs}; windows are correlated: too narrow)")
+    return list(batch_means_ci(err, block, recordings)), how
 
 
 def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None = None,
               recordings: np.ndarray | None = None, block: int = 1) -> dict:
     """MAE, RMSE, bias, 95 % limits of agreement, > 10 BPM %, n, coverage; with each window's subject and recording,
-    the 95 % CI of the MAE (`_bootstrap_mae_ci`: over subjects, or blocks of `block` windows when they are few)."""
+    the 95 % CI of the MAE (`_mae_ci`: over subjects, or batches of `block` windows when they are few)."""
     pred, truth = np.asarray(pred, float), np.asarray(truth, float)
     has = np.isfinite(truth)
     ok = has & np.isfinite(pred)
@@ -420,8 +417,8 @@ def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None =
          "loa95": [float(e.mean() - 1.96 * sd), float(e.mean() + 1.96 * sd)],
          "gt10_pct": float(100 * (np.abs(e) > GT).mean())}
     if subjects is not None:
-        d["mae_ci95"], d["mae_ci95_method"] = _bootstrap_mae_ci(pred - truth, np.asarray(subjects),
-                                                                np.asarray(recordings), block)
+        d["mae_ci95"], d["mae_ci95_method"] = _mae_ci(pred - truth, np.asarray(subjects),
+                                                      np.asarray(subjects if recordings is None else recordings), block)
     return d
 
 
@@ -622,7 +619,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         base = {"runtime": "baseline", "status": "ok", "precision": "float64",
                 "method": "spectral + acc subtraction + peak tracking (TROIKA-like), tracked",
                 "ppg_sensors": sensors_text(bl_sensors),
-                "metrics": hr_scores(bl_hr, truth, subj_key, rec_key, block), "metrics_untracked": hr_scores(bl_raw, truth),
+                "metrics": hr_scores(bl_hr, truth, subj_key, rec_key, block),
+                "metrics_untracked": hr_scores(bl_raw, truth),
                 "per_subject": grouped(bl_hr, truth, subj_key), "per_record": grouped(bl_hr, truth, rec_key),
                 "seconds": time.perf_counter() - t}
         hrs["baseline"] = bl_hr

@@ -12,7 +12,7 @@
 3. The decoder (transition sigma, jump floor, logit temperature, then the interval's nominal mass calibrated
    to 90 % coverage and the confidence half-width that best ranks errors) is chosen on those out-of-fold
    logits (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
-   subject (decoded MAE with a 95 % block bootstrap CI over its windows) are the run's metrics.
+   subject (decoded MAE with a 95 % batch-means CI over its windows) are the run's metrics.
    `--init RUN` (a `sqtool train pretrain --model <this spectral model>` run: SiamQuality on real
    (good, poor) spectral pairs, `data pairs --model <it>`) starts every fold's and the final model's encoder
    from the pretrained one (`spectral.load_encoder`; another architecture or front end is refused). Pairs mined
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
-from sqtool.core.metrics import block_bootstrap_mean_ci, block_windows
+from sqtool.core.metrics import batch_means_ci, block_windows
 from sqtool.data.hr_spectra import HR_DATASETS, as_model_input, hr_corpus
 from sqtool.data.tasks import subject_folds
 
@@ -48,12 +48,13 @@ def default_datasets(root: Path) -> tuple[str, ...]:
     return tuple(d for d in HR_DATASETS if (Path(root) / d).is_dir())
 
 
-def mae_ci(err: np.ndarray, block: int = 1) -> tuple[float, float, float]:
-    """(MAE, lo, hi): the mean of the finite errors and its 95 % bootstrap interval, resampling blocks of `block`
-    consecutive values (one subject's windows in time order: core.metrics.block_windows; 1: independent values)."""
+def mae_ci(err: np.ndarray, block: int = 1, groups=None) -> tuple[float, float, float]:
+    """(MAE, lo, hi): the mean of the finite errors and its 95 % interval: one subject's windows in time order, in
+    batches of `block` within each recording of `groups` (core.metrics.batch_means_ci); block 1: independent
+    values (subjects), the t-interval."""
     err = np.asarray(err, np.float64)
     ok = np.isfinite(err)
-    return (float(err[ok].mean()) if ok.any() else float("nan"), *block_bootstrap_mean_ci(err, block))
+    return (float(err[ok].mean()) if ok.any() else float("nan"), *batch_means_ci(err, block, groups))
 
 
 def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:
@@ -231,7 +232,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         rs = [r for r in corpus if r.key == s]
         e = np.concatenate([np.abs(hr_oof[r.record_id] - r.y) for r in rs])
         er = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in rs])
-        m, lo, hi = mae_ci(e, block_windows(mcfg.hop_s))
+        rec = np.concatenate([[r.record_id] * len(r.y) for r in rs])
+        m, lo, hi = mae_ci(e, block_windows(mcfg.hop_s), rec)
         per_subject.append({"subject": s, "windows": int(np.isfinite(e).sum()), "mae_bpm": m, "ci95": [lo, hi],
                             "mae_raw_bpm": float(np.nanmean(er))})
         errs.append(e)

@@ -152,3 +152,18 @@ def test_a_run_without_final_fit_is_not_sent_to_quantize(tmp_path, capsys):
     out = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: ")]
     assert rc == 0 and not (tmp_path / "ft" / "model.pt").exists()
     assert out == ["next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)"]
+
+
+def test_a_subjects_mae_ci_is_batch_means_inside_each_recording():
+    """mae_ci of one subject's windows: batches of one recording each (a wrist subject's walk and run are not
+    joined into one batch), the interval of core.metrics.batch_means_ci; block 1 is the t over single values."""
+    import numpy as np
+    import pytest
+
+    from sqtool.core.metrics import ratio_t_interval, t_interval
+    from sqtool.train.finetune_hr import mae_ci
+    e = np.r_[np.full(90, 1.0), np.full(30, 9.0)]
+    rec = np.repeat(["walk", "run"], [90, 30])
+    assert mae_ci(e, 30, rec) == pytest.approx((3.0, *ratio_t_interval([1, 1, 1, 9], [30] * 4)))
+    assert mae_ci(np.r_[e[:75], e[90:], e[75:90]], 30)[1:] != mae_ci(e, 30, rec)[1:]   # one recording: mixed
+    assert mae_ci([1.0, 2.0, 6.0])[1:] == pytest.approx(t_interval([1.0, 2.0, 6.0]))

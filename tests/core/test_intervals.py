@@ -1,0 +1,111 @@
+"""Intervals and tests for a few subjects and for one subject's serially correlated windows (core.metrics): batch
+means for a subject's MAE (8 s windows every 2 s overlap, a tracker's errors persist), t-intervals and exact
+sign-flip / permutation tests over subjects, which the heart-rate and downstream reports use."""
+import numpy as np
+import pytest
+
+from sqtool.core.metrics import (BLOCK_S, batch_means_ci, block_windows, bootstrap_mean_ci, ratio_t_interval,
+                                 t_interval)
+
+
+def _ar1(rng, n, phi):
+    e = np.empty(n)
+    e[0] = rng.normal() / np.sqrt(1 - phi ** 2)
+    for i in range(1, n):
+        e[i] = phi * e[i - 1] + rng.normal()
+    return e
+
+
+def test_batch_means_hold_their_coverage_where_single_windows_do_not():
+    """148 windows (an SP Cup subject) of errors correlated over ~10 windows (AR(1), phi 0.9), true mean 0:
+    the batch-means t-interval over one-minute batches covers it on ~90 % or more of draws; resampling single
+    windows on well under 70 %."""
+    rng = np.random.default_rng(0)
+    hits_bm = hits_w = 0
+    for _ in range(300):
+        e = _ar1(rng, 148, 0.9)
+        lo, hi = batch_means_ci(e, 30)
+        hits_bm += lo <= 0 <= hi
+        lo, hi = bootstrap_mean_ci(e, n_boot=300)
+        hits_w += lo <= 0 <= hi
+    assert hits_bm / 300 >= 0.88 and hits_w / 300 < 0.7
+
+
+def test_batches_stay_inside_their_recording_and_nan_windows_are_left_out():
+    """Two recordings of one subject, each constant: every batch is one recording's, so the batch means agree
+    within a recording and the interval is the weighted spread between the two; NaN windows count in no batch."""
+    v = np.r_[np.full(90, 1.0), np.full(30, 9.0)]
+    g = np.repeat(["walk", "run"], [90, 30])
+    lo, hi = batch_means_ci(v, 30, g)                                    # 4 batches: 1, 1, 1, 9
+    assert lo < 3.0 < hi and (lo, hi) == pytest.approx(ratio_t_interval([1, 1, 1, 9], [30, 30, 30, 30]))
+    joined = batch_means_ci(np.r_[np.full(75, 1.0), np.full(45, 9.0)], 30)   # a batch across the two: 1, 1, 5+
+    assert joined != (lo, hi)
+    with_nan = np.r_[np.full(30, 2.0), np.full(30, np.nan), np.full(30, 4.0), np.full(30, 4.0)]
+    assert batch_means_ci(with_nan, 30) == pytest.approx(ratio_t_interval([2, 4, 4], [30, 30, 30]))
+    with pytest.raises(ValueError, match="120 values, 3 groups"):
+        batch_means_ci(v, 30, ["a", "b", "c"])
+
+
+def test_short_and_empty_sequences():
+    assert all(np.isnan(batch_means_ci([], 30))) and all(np.isnan(batch_means_ci([np.nan] * 5, 30)))
+    assert all(np.isnan(batch_means_ci([3.0], 30)))                      # one window: no interval
+    lo, hi = batch_means_ci(np.arange(20.0), 30)                         # shorter than a batch: halves, 2 batches
+    assert (lo, hi) == pytest.approx(ratio_t_interval([4.5, 14.5], [10, 10])) and lo < 9.5 < hi
+    lo, hi = batch_means_ci(np.r_[np.zeros(100), 1.0], 30)               # the last batch takes the remainder
+    assert (lo, hi) == pytest.approx(ratio_t_interval([0, 0, 1 / 41], [30, 30, 41]))
+
+
+def test_ratio_t_interval_equal_weights_is_the_t_interval():
+    m = [1.0, 2.0, 4.0, 7.0]
+    assert ratio_t_interval(m, [5, 5, 5, 5]) == pytest.approx(t_interval(m))
+    assert all(np.isnan(ratio_t_interval([1.0], [3])))
+    lo, hi = ratio_t_interval([1.0, 3.0], [1, 3])                        # weighted mean 2.5
+    assert (lo + hi) / 2 == pytest.approx(2.5)
+
+
+def test_block_windows_from_the_hop():
+    assert BLOCK_S == 60.0
+    assert block_windows(2.0) == 30 and block_windows(1.0) == 60 and block_windows(0.5, 1.0) == 2
+    assert block_windows(600.0) == 1                                       # never below one window
+
+
+def test_t_interval_and_sign_flip_test_for_a_few_subjects():
+    """The audit's case: 5 wrist subjects, differences [-1.03, -0.00, -8.84, -2.65, -0.40]; a percentile bootstrap
+    gave [-5.83, -0.41] ("pretraining helps"); the t-interval includes zero and 5 subjects cannot reach p < 0.05
+    (s3's -0.00 is a small negative: an exact 0 would flip to itself, p 4/32)."""
+    from sqtool.core.metrics import paired_subject_test, t_interval
+    d = [-1.03, -0.004, -8.84, -2.65, -0.40]
+    r = paired_subject_test(d)
+    assert r["ci95"] == pytest.approx([-7.10, 1.94], abs=0.01) and r["p"] == pytest.approx(2 / 32)
+    assert not r["shown"] and r["n"] == 5 and r["mean"] == pytest.approx(np.mean(d))
+    strong = paired_subject_test(np.r_[-np.arange(1.0, 13.0)] / 10)        # 12 subjects, all lower
+    assert strong["shown"] and strong["p"] == pytest.approx(2 / 4096)
+    assert paired_subject_test([1.0, -1.0, 1.0, -1.0])["p"] == 1.0
+    assert paired_subject_test([-1.0, 0.0, -2.0, -3.0, -1.5])["p"] == pytest.approx(4 / 32)
+    assert not paired_subject_test([0.5])["shown"] and np.isnan(paired_subject_test([0.5])["p"])
+    big = paired_subject_test(np.random.default_rng(0).normal(0.0, 1.0, 20))  # 20: sampled sign patterns
+    assert 0.05 < big["p"] <= 1 and not big["shown"]
+    lo, hi = t_interval([1.0, 2.0, 3.0])
+    assert (lo + hi) / 2 == pytest.approx(2.0) and hi - lo == pytest.approx(2 * 4.303 / np.sqrt(3), rel=1e-3)
+
+
+def test_paired_permutation_test_swaps_within_subjects():
+    """Exact over 2^S swaps for a few subjects: A better on all 6 subjects gives the least p, 2/64; no difference
+    gives p 1; any pooled metric (AUROC here) works; more subjects are sampled and never give p 0."""
+    from sqtool.core.metrics import auroc, paired_permutation_test
+    mae = lambda y, p: float(np.mean(np.abs(p - y)))                        # noqa: E731
+    g = np.repeat(np.arange(6), 10)
+    y = np.zeros(60)
+    r = paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 2.0), g)
+    assert r["diff"] == -1.0 and r["p"] == pytest.approx(2 / 64) and r["subjects"] == 6
+    assert paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 1.0), g)["p"] == 1.0
+    yc = np.tile([0, 1], 30)
+    good, weak = yc + 0.1 * np.arange(60) % 1, np.random.default_rng(0).normal(size=60)
+    ra = paired_permutation_test(auroc, yc, good, weak, g)
+    assert ra["diff"] > 0.3 and ra["p"] == pytest.approx(2 / 64)
+    g20 = np.repeat(np.arange(20), 3)
+    r20 = paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 2.0), g20, n_perm=999)
+    assert 0 < r20["p"] <= 2 / 1000 + 1e-12                                 # sampled: (k + 1) / (B + 1)
+    two = paired_permutation_test(mae, np.zeros((60, 2)), np.ones((60, 2)), np.zeros((60, 2)), g)  # (N, k) outputs
+    assert two["diff"] == 1.0 and two["p"] == pytest.approx(2 / 64)
+    assert np.isnan(paired_permutation_test(mae, y[:10], y[:10], y[:10], np.zeros(10))["p"])     # one subject
