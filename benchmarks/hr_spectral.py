@@ -89,7 +89,7 @@ from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_save_npz, atomic_write_text,  # noqa: E402
                          data_root_or_exit, resolve_data_root, write_metrics)
 from sqtool.core.runs import git_sha  # noqa: E402
-from sqtool.core.metrics import (batch_means_ci, block_windows, paired_subject_test,  # noqa: E402
+from sqtool.core.metrics import (block_windows, mae_batch_ci, paired_subject_test,  # noqa: E402
                                  t_interval, uncertainty_scores)
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
@@ -642,7 +642,7 @@ def summarise(rows, title, span: float | None = None, hop_s: float | None = None
         for m in methods:
             e = abs_errors(rs, m)
             d[m] = finite_mean(e)
-            d[m + "_ci"] = batch_means_ci(e, block, recording)
+            d[m + "_ci"] = mae_batch_ci(e, block, recording)
         u = uncertainty_scores(*(np.concatenate([r[k] for r in rs]) for k in ("int8", "int8_lo", "int8_hi",
                                                                               "int8_conf")), y)
         d["interval_coverage"], d["interval_width_median"] = u["interval_coverage"], u["interval_width_median"]
@@ -749,7 +749,8 @@ def pretrain_corpus_text(args) -> str:
 def markdown(summ) -> str:
     summ = no_none(summ)
     b = summ.get("ci_block_windows", 1)                 # results written before batch means: 1 (windows)
-    how = (f"t-interval over the means of its windows in batches of {b} ({summ['ci_block_s']:g} s)" if b > 1 else
+    how = (f"t-interval over the means of its windows in batches of {b} ({summ['ci_block_s']:g} s), from 0 at least"
+           if b > 1 else
            "t-interval over its single windows, as if independent: too narrow")
     L = [f"### {summ['title']}", "", f"MAE in BPM per held-out subject [95 % {how}]; windows: "
          "its windows with truth; last column: its windows whose truth lies in the int8 interval (median width).", "",

@@ -254,6 +254,13 @@ def batch_means_ci(values, block: int, groups=None, alpha: float = 0.05) -> tupl
     return ratio_t_interval(means, sizes, alpha)
 
 
+def mae_batch_ci(abs_err, block: int, groups=None) -> tuple[float, float]:
+    """The 95 % interval of one subject's MAE from its windows' absolute errors (`batch_means_ci`), its lower end
+    clipped at 0 (a t-interval over 4-5 one-minute batches of a 5-minute recording is wide and symmetric)."""
+    lo, hi = batch_means_ci(abs_err, block, groups)
+    return (max(0.0, lo) if np.isfinite(lo) else lo), hi
+
+
 def primary_metric(task: str) -> str:
     return {"af": "f1_weighted", "quality": "auroc"}.get(task, "mae")
 

@@ -50,7 +50,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
-from sqtool.core.metrics import batch_means_ci, block_windows, ratio_t_interval, uncertainty_scores
+from sqtool.core.metrics import block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
 from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
                                           floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
                                           too_short)
@@ -390,12 +390,13 @@ def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block
     if len(us) >= 3:
         maes = [err[ok & (subjects == u)].mean() for u in us]
         sizes = [(ok & (subjects == u)).sum() for u in us]
-        return list(ratio_t_interval(maes, sizes)), f"t-interval over {len(us)} subjects"
+        lo, hi = ratio_t_interval(maes, sizes)
+        return [max(0.0, lo), hi], f"t-interval over {len(us)} subjects"
     n_rec = len(np.unique(recordings[ok]))
     recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"
     how = (f"batch means over windows, batches of {block} ({recs})" if block > 1 else
            f"t-interval over single windows ({recs}; windows are correlated: too narrow)")
-    return list(batch_means_ci(err, block, recordings)), how
+    return list(mae_batch_ci(err, block, recordings)), how
 
 
 def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None = None,

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
-from sqtool.core.metrics import batch_means_ci, block_windows
+from sqtool.core.metrics import block_windows, mae_batch_ci
 from sqtool.data.hr_spectra import HR_DATASETS, as_model_input, hr_corpus
 from sqtool.data.tasks import subject_folds
 
@@ -49,12 +49,12 @@ def default_datasets(root: Path) -> tuple[str, ...]:
 
 
 def mae_ci(err: np.ndarray, block: int = 1, groups=None) -> tuple[float, float, float]:
-    """(MAE, lo, hi): the mean of the finite errors and its 95 % interval: one subject's windows in time order, in
-    batches of `block` within each recording of `groups` (core.metrics.batch_means_ci); block 1: independent
-    values (subjects), the t-interval."""
+    """(MAE, lo, hi): the mean of the finite absolute errors and its 95 % interval: one subject's windows in time
+    order, in batches of `block` within each recording of `groups` (core.metrics.mae_batch_ci, from 0 at least);
+    block 1: independent values (subjects), the t-interval."""
     err = np.asarray(err, np.float64)
     ok = np.isfinite(err)
-    return (float(err[ok].mean()) if ok.any() else float("nan"), *batch_means_ci(err, block, groups))
+    return (float(err[ok].mean()) if ok.any() else float("nan"), *mae_batch_ci(err, block, groups))
 
 
 def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:

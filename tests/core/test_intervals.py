@@ -55,6 +55,14 @@ def test_short_and_empty_sequences():
     assert (lo, hi) == pytest.approx(ratio_t_interval([0, 0, 1 / 41], [30, 30, 41]))
 
 
+def test_a_mae_interval_starts_at_zero_at_least():
+    from sqtool.core.metrics import mae_batch_ci
+    e = np.r_[np.zeros(90), np.full(30, 6.0)]                           # one bad minute in four
+    lo, hi = batch_means_ci(e, 30)
+    assert lo < 0 and mae_batch_ci(e, 30) == (0.0, hi)
+    assert all(np.isnan(mae_batch_ci([], 30)))
+
+
 def test_ratio_t_interval_equal_weights_is_the_t_interval():
     m = [1.0, 2.0, 4.0, 7.0]
     assert ratio_t_interval(m, [5, 5, 5, 5]) == pytest.approx(t_interval(m))

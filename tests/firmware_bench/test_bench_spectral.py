@@ -161,7 +161,7 @@ def test_the_mae_ci_is_over_subjects_from_three_on_else_batches_of_windows():
     """Subjects are the independent units: from 3 on, a t-interval over their MAEs (a subject's recordings
     together); with fewer, batch means of each recording's windows when the bench gives a batch (single windows
     are said to be too narrow)."""
-    from sqtool.core.metrics import batch_means_ci, ratio_t_interval
+    from sqtool.core.metrics import mae_batch_ci, ratio_t_interval
     from sqtool.firmware_bench.spectral import _mae_ci, hr_scores
     rng = np.random.default_rng(0)
     err = np.repeat(rng.normal(size=6), 10)                     # errors that persist over 10 windows
@@ -171,13 +171,14 @@ def test_the_mae_ci_is_over_subjects_from_three_on_else_batches_of_windows():
     assert how == "t-interval over single windows (1 subject, 2 recordings; windows are correlated: too narrow)"
     ci_b, how = _mae_ci(err, one, recs, block=10)
     assert how == "batch means over windows, batches of 10 (1 subject, 2 recordings)"
-    assert ci_b == list(batch_means_ci(np.abs(err), 10, recs))
+    assert ci_b == list(mae_batch_ci(np.abs(err), 10, recs))
     assert ci[0] < ci[1] and ci_b[1] - ci_b[0] > 1.5 * (ci[1] - ci[0])   # the persisting errors widen it
     subj = np.repeat(["a", "b", "c"], [10, 20, 30])
     ci, how = _mae_ci(err, subj, np.repeat(["r1", "r2", "r3", "r4", "r5", "r6"], 10), block=10)
     assert how == "t-interval over 3 subjects"                  # not over its 6 recordings
     a = np.abs(err)
-    assert ci == list(ratio_t_interval([a[:10].mean(), a[10:30].mean(), a[30:].mean()], [10, 20, 30]))
+    lo, hi = ratio_t_interval([a[:10].mean(), a[10:30].mean(), a[30:].mean()], [10, 20, 30])
+    assert ci == [max(0.0, lo), hi]
     assert _mae_ci(np.r_[1.0, np.nan], one[:2], recs[:2]) == (None, "too few windows")
     y = np.full(60, 80.0)                                       # subjects without recordings: one each
     assert hr_scores(y + err, y, np.repeat(["a", "b"], 30))["mae_ci95_method"].startswith("t-interval over single")
