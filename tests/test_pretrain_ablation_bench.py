@@ -48,7 +48,7 @@ def test_trivial_predictor_knows_the_source_and_nothing_else():
     assert auroc(yc[src == "t"], t[src == "t"]) == 0.5 and auroc(yc, t) > 0.7     # pooled: it knows the source
 
 
-def test_bootstrap_metric_p_and_holm():
+def test_bootstrap_metric_and_holm():
     """The vectorised subject bootstrap equals the metric on each concatenated resample; Holm's step-down."""
     b = _bench()
     from sqtool.core.metrics import task_metrics
@@ -63,11 +63,37 @@ def test_bootstrap_metric_p_and_holm():
         idx = [np.concatenate([np.flatnonzero(g == s) for s in d]) for d in draws]      # the resamples, spelt out
         ref = [task_metrics(task, yy[i], pp[i])[b.METRIC[task]] for i in idx]
         assert np.allclose(b.boot_metric(task, yy, pp, g, counts), ref)
-    assert b.boot_p(np.r_[np.ones(99), -1.0]) == 2 * 2 / 101 and np.isnan(b.boot_p(np.ones(5)))   # (k + 1) / (B + 1)
     assert np.allclose(b.holm([0.01, 0.04, np.nan, 0.03, 0.005]), [0.03, 0.06, np.nan, 0.06, 0.02], equal_nan=True)
     cell = {"minus_scratch_ci95": [0.01, 0.2], "minus_scratch_p_holm": 0.2}
     assert b.better("af", cell["minus_scratch_ci95"]) == "better" and b.claim("af", cell) is None
     assert b.claim("af", cell | {"minus_scratch_p_holm": 0.01}) == "better"
+    assert b.claim("af", {"minus_scratch_ci95": [-0.01, 0.2], "minus_scratch_p_holm": 0.01}) is None   # CI too
+
+
+def test_p_is_the_within_subject_permutation_p():
+    """Arm - scratch p: swapping each subject's two predictions, exact over 2^S patterns. Five subjects, the arm
+    better on every window: the bootstrap CI excludes zero, but p is 2/32 (identity and all-swapped), not the
+    bootstrap's 2/(B + 1); with 14 subjects the sampled p, (k + 1) / (n_perm + 1)."""
+    b = _bench()
+    from sqtool.core.metrics import paired_permutation_test, task_metrics
+    rng = np.random.default_rng(2)
+    for S, n_perm in ((5, 500), (14, 300)):
+        g = np.repeat([f"s{i}" for i in range(S)], 30)
+        y = rng.normal(70, 10, (len(g), 1))
+        preds = {"scratch": y + 5 + rng.normal(0, 1, y.shape), "augment": y + rng.normal(0, 1, y.shape),
+                 "siamq": y + 5 + rng.normal(0, 1, y.shape), "trivial": np.full(y.shape, 70.0)}
+        res = b.paired_stats("hr", y, preds, g, n_boot=200, n_perm=n_perm, seed=0)
+        a = res["augment"]
+        assert a["minus_scratch"] < -4 and a["minus_scratch_ci95"][1] < 0
+        assert a["minus_scratch_p"] == (2 / 2 ** S if S <= 12 else 1 / (n_perm + 1))
+        ref = paired_permutation_test(lambda yy, pp: task_metrics("hr", yy, pp)["mae"], y, preds["siamq"],
+                                      preds["scratch"], g, n_perm=n_perm, seed=0)
+        assert res["siamq"]["minus_scratch_p"] == ref["p"] and 0.05 < ref["p"] <= 1
+        assert "minus_scratch_p" not in res["trivial"] and "minus_scratch_p" not in res["scratch"]
+    rows = [{"task": "hr", "source": "w", "labels": "100 %", "protocol": "linear", "subjects": 5,
+             "cells": {"augment": dict(a, minus_scratch_p=0.0625), "siamq": dict(a, minus_scratch_p=0.0625)}}]
+    said, unadjusted = b.adjust(rows)                              # 5 subjects: p >= 1/16, never claimed
+    assert said == [] and unadjusted[0].startswith("hr/w/100 %/linear: augment helps (5 subjects, ")
 
 
 def test_smoke_run_writes_the_table(tmp_path):
@@ -97,4 +123,5 @@ def test_smoke_run_writes_the_table(tmp_path):
         assert "minus_trivial_ci95" in c["siamq"] and "minus_scratch_ci95" not in c["trivial"]
     assert "pretrain_steps" in res["settings"] and "max_windows_per_source" in res["settings"]
     assert "| task | source (windows / subjects) |" in md and res["tests"] == 2 * len(res["rows"])
-    assert f"Claims (Holm-adjusted p < 0.05, {res['tests']} tests)" in md
+    assert f"Claims (Holm-adjusted permutation p < 0.05 and CI excluding zero, {res['tests']} tests)" in md
+    assert "paired permutation p" in md and "8.1 %" in md
