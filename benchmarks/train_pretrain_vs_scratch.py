@@ -17,9 +17,13 @@ with the same budget, folds and seed, with all labels and with 10 % of them.
    config (full fine-tuning, same epochs, same subject folds: LOSO for hr, 5-fold otherwise, same seed;
    with 10 % the same random 10 % of each fold's training windows for both inits). Out-of-fold metric
    (MAE; AUROC for af and quality, `core.metrics.skill_metric`: weighted F1 at a 0.5 threshold only in the
-   JSON), subject-bootstrap 95 % CI per cell, and a paired subject-bootstrap CI of (pretrained - scratch),
-   every one printed with its direction (better / WORSE / no difference shown; 95 %, not adjusted for the
-   number of rows).
+   JSON), subject-bootstrap 95 % CI per cell, and (pretrained - scratch) with a paired subject-bootstrap CI and
+   a two-sided paired permutation p (`core.metrics.paired_permutation_test`: each subject's two sets of
+   predictions swapped or not, exact over all 2^S patterns up to 12 subjects, else 10,000 sampled), every one
+   printed with its direction: "pretrained better" / "pretrained WORSE" only where p < 0.05 AND the CI excludes
+   zero, else "no difference shown"; not adjusted for the 10 comparisons. The percentile bootstrap alone is
+   too narrow with few subjects (hr has 12, af 12 patients): with 12 subjects and no true difference its
+   p fell below 0.05 in 8.1 % of simulated runs.
 4. Every row also carries the trivial predictor on the same folds (all training windows): the fold mean
    (regression), one constant base-rate logit (af, AUROC 0.5) or, for quality, each source's own training
    base rate (`downstream_skill.source_trivial`: pooled over its three sources that alone reaches a high
@@ -92,10 +96,20 @@ def by_source(task, preds: dict, o, n_boot=1000, seed=0) -> dict:
     return out
 
 
-def direction(r) -> str:
-    """pretrained - scratch: 'pretrained better' / 'pretrained WORSE' where the 95 % CI excludes zero."""
+def delta_p(task, metric, y, pred_scratch, pred_pretrained, groups, seed=0) -> float:
+    """Two-sided paired permutation p of metric(pretrained) - metric(scratch) on the pooled windows, each
+    subject's two sets of predictions swapped or not (`core.metrics.paired_permutation_test`)."""
+    from sqtool.core.metrics import paired_permutation_test, task_metrics
+    return paired_permutation_test(lambda yy, pp: task_metrics(task, yy, pp)[metric], y, pred_pretrained,
+                                   pred_scratch, groups, seed=seed)["p"]
+
+
+def direction(r, alpha=0.05) -> str:
+    """pretrained - scratch: 'pretrained better' / 'pretrained WORSE' where the permutation p < alpha AND the 95 %
+    CI excludes zero; else (a row without a p included) 'no difference shown'."""
     lo, hi = r["delta_ci95"]
-    if lo > 0 or hi < 0:
+    p = r.get("delta_p")
+    if p is not None and p < alpha and (lo > 0 or hi < 0):
         good = (lo > 0) == (r["better"] == "higher")
         return "pretrained better" if good else "pretrained WORSE"
     return "no difference shown"
@@ -121,8 +135,10 @@ def _ci(v, ci, d=3, sign=""):
 
 
 def _delta(r) -> str:
-    """pretrained - scratch [95 % CI], 3 decimals for MAE, 4 for AUROC / F1."""
-    return _ci(r["delta_pretrained_minus_scratch"], r["delta_ci95"], 3 if r["metric"] == "mae" else 4, "+")
+    """pretrained - scratch [95 % CI] and its permutation p, 3 decimals for MAE, 4 for AUROC / F1."""
+    p = r.get("delta_p")
+    return (_ci(r["delta_pretrained_minus_scratch"], r["delta_ci95"], 3 if r["metric"] == "mae" else 4, "+")
+            + f", p {'-' if p is None else format(p, '.4f')}")
 
 
 def _contamination(ps: dict) -> str:
@@ -145,13 +161,18 @@ def report_md(res: dict) -> str:
     rows, pre, ps = res["rows"], res["pretrain"], res["pairs_summary"]
     L = [f"# Pretrained vs scratch ({res['model']}, full fine-tuning, {res['finetune']['epochs']} epochs, same folds "
          "and seed)", "", _contamination(ps), "",
-         "Every pretrained - scratch difference with its paired subject-bootstrap 95 % CI and its direction (not "
-         f"adjusted for the {len(rows)} comparisons). Metric: MAE, or AUROC for af and quality (weighted F1 at a "
-         "0.5 threshold is in the JSON). Trivial: the fold mean, one constant logit (af: AUROC 0.5), or for "
-         "quality each source's training base rate, which pooled over the three sources (base rates differ) "
-         "already reaches the AUROC shown; 'no skill' = not better than it with a CI excluding zero.", "",
+         "Every pretrained - scratch difference with its paired subject-bootstrap 95 % CI, its two-sided paired "
+         "permutation p (each subject's scratch and pretrained predictions swapped or not: exact over the 2^S "
+         "patterns up to 12 subjects, else 10,000 sampled) and its direction: better / WORSE only where p < 0.05 "
+         "and the CI excludes zero (the percentile bootstrap alone is too narrow with 12 subjects, as hr and af "
+         f"have), else no difference shown. The {len(rows)} comparisons are NOT adjusted for multiplicity: at "
+         "p < 0.05 each, up to one in twenty true nulls can read as a difference. Metric: MAE, or AUROC for af "
+         "and quality (weighted F1 at a 0.5 threshold is in the JSON). Trivial: the fold mean, one constant "
+         "logit (af: AUROC 0.5), or for quality each source's training base rate, which pooled over the three "
+         "sources (base rates differ) already reaches the AUROC shown; 'no skill' = not better than it with a "
+         "CI excluding zero.", "",
          "| task | metric | labels | input band Hz | trivial | scratch [95 % CI] | pretrained [95 % CI] "
-         "| pretrained - scratch [95 % CI] | direction | no skill vs trivial |",
+         "| pretrained - scratch [95 % CI], p | direction | no skill vs trivial |",
          "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b = r.get("input", {}).get("band", [0.5, 8.0])
@@ -166,7 +187,7 @@ def report_md(res: dict) -> str:
     for word in ("WORSE", "better"):
         hit = [f"{r['task']} {100 * r['label_fraction']:.0f} % ({r['metric']}) {_delta(r)}" for r in rows
                if direction(r) == f"pretrained {word}"]
-        L += ["", f"Pretrained {word} than scratch (95 % CI of the difference excludes zero): "
+        L += ["", f"Pretrained {word} than scratch (p < 0.05 and 95 % CI excluding zero, unadjusted): "
                   + ("; ".join(hit) if hit else "nowhere") + "."]
     for r in rows:
         if "by_source" in r:
@@ -295,6 +316,7 @@ def main() -> int:
                 "delta_pretrained_minus_scratch": mp["metrics"][metric] - ms["metrics"][metric],
                 "delta_ci95": paired_delta_ci(task, o_s["y"], o_s["pred"], o_p["pred"], o_s["groups"], metric,
                                               seed=a.seed),
+                "delta_p": delta_p(task, metric, o_s["y"], o_s["pred"], o_p["pred"], o_s["groups"], seed=a.seed),
                 "better": "lower" if metric == "mae" else "higher",
                 "trivial": task_metrics(task, o_s["y"], triv)[metric],
                 "trivial_kind": ("training-fold mean" if metric == "mae" else "the source's training base rate"

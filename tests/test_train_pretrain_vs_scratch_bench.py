@@ -36,24 +36,43 @@ def test_every_difference_is_reported_with_its_direction():
     base = {"input": {"band": [0.5, 8.0]}, "scratch": 1.0, "scratch_ci95": [0.9, 1.1], "pretrained": 1.0,
             "pretrained_ci95": [0.9, 1.1]}
     rows = [dict(base, task="bp", metric="mae", better="lower", label_fraction=0.1,
-                 delta_pretrained_minus_scratch=1.333, delta_ci95=[0.891, 1.833], trivial=12.5),
-            dict(base, task="quality", metric="auroc", better="higher", label_fraction=1.0,
+                 delta_pretrained_minus_scratch=1.333, delta_ci95=[0.891, 1.833], delta_p=0.0001, trivial=12.5),
+            dict(base, task="quality", metric="auroc", better="higher", label_fraction=1.0, delta_p=0.03,
                  delta_pretrained_minus_scratch=-0.005, delta_ci95=[-0.0107, -0.0003], trivial=0.93,
                  vs_trivial={"scratch": {"flag": ""}, "pretrained": {"flag": "no skill"}},
                  by_source={"troika": {"windows": 355, "positives": 28, "scratch": 0.8, "scratch_ci95": [0.7, 0.9],
                                        "pretrained": 0.79, "pretrained_ci95": [0.7, 0.9], "trivial": 0.5,
                                        "trivial_ci95": [0.5, 0.5]}}),
-            dict(base, task="af", metric="auroc", better="higher", label_fraction=1.0,
-                 delta_pretrained_minus_scratch=0.01, delta_ci95=[-0.02, 0.04])]
-    assert [b.direction(r) for r in rows] == ["pretrained WORSE", "pretrained WORSE", "no difference shown"]
+            dict(base, task="af", metric="auroc", better="higher", label_fraction=1.0, delta_p=0.3,
+                 delta_pretrained_minus_scratch=0.01, delta_ci95=[-0.02, 0.04]),
+            dict(base, task="hr", metric="mae", better="lower", label_fraction=0.1, delta_p=0.0625,   # 12 subjects:
+                 delta_pretrained_minus_scratch=-3.6, delta_ci95=[-5.4, -2.0])]      # the CI alone is not enough
+    assert [b.direction(r) for r in rows] == ["pretrained WORSE", "pretrained WORSE", "no difference shown",
+                                              "no difference shown"]
+    assert b.direction(dict(rows[3], delta_p=0.04)) == "pretrained better"
+    assert b.direction({k: v for k, v in rows[0].items() if k != "delta_p"}) == "no difference shown"
     res = {"model": "m", "finetune": {"epochs": 5}, "rows": rows, "wall_s": 1.0, "command": "c",
            "pretrain": {"pairs": "p", "epochs_done": 1, "first_loss": 0.0, "final_loss": -0.9, "val_z_std": 0.1,
                         "z_std_healthy": 0.125, "elapsed_s": 1.0},
            "pairs_summary": {"pairs": 10, "synthetic_pairs": 2,
                              "datasets": {"troika": {"windows": 351, "pairs": 6, "synthetic_pairs": 0}}}}
     md = b.report_md(res)
-    assert "+1.333 [+0.891, +1.833] | pretrained WORSE" in md and "-0.0050 [-0.0107, -0.0003]" in md
-    assert "Pretrained WORSE than scratch (95 % CI of the difference excludes zero): bp 10 % (mae)" in md
-    assert "Pretrained better than scratch (95 % CI of the difference excludes zero): nowhere." in md
+    assert "+1.333 [+0.891, +1.833], p 0.0001 | pretrained WORSE" in md and "-0.0050 [-0.0107, -0.0003]" in md
+    assert "Pretrained WORSE than scratch (p < 0.05 and 95 % CI excluding zero, unadjusted): bp 10 % (mae)" in md
+    assert "Pretrained better than scratch (p < 0.05 and 95 % CI excluding zero, unadjusted): nowhere." in md
+    assert "-3.600 [-5.400, -2.000], p 0.0625 | no difference shown" in md and "NOT adjusted" in md
     assert "not disjoint" in md and "quality index > 0.5" in md and "troika (351 windows" in md
     assert "| troika | 355 | 28 | 0.800 [0.700, 0.900]" in md and "| pretrained |" in md
+
+
+def test_delta_p_is_the_within_subject_permutation_p():
+    """pretrained - scratch's p swaps each subject's two sets of predictions: 5 subjects, pretrained better on every
+    window, p = 2/32 (exact; no direction claimed); the same with 20 subjects (sampled) is far below 0.05."""
+    b = load_benchmark("train_pretrain_vs_scratch")
+    rng = np.random.default_rng(3)
+    for S, small in ((5, False), (20, True)):
+        g = np.repeat(np.arange(S), 25).astype(str)
+        y = rng.normal(15, 3, (len(g), 1))
+        scratch, pre = y + 4 + rng.normal(0, 1, y.shape), y + rng.normal(0, 1, y.shape)
+        p = b.delta_p("rr", "mae", y, scratch, pre, g)
+        assert (p < 0.001) if small else p == 2 / 32
