@@ -49,8 +49,13 @@ def test_batches_stay_inside_their_recording_and_nan_windows_are_left_out():
 def test_short_and_empty_sequences():
     assert all(np.isnan(batch_means_ci([], 30))) and all(np.isnan(batch_means_ci([np.nan] * 5, 30)))
     assert all(np.isnan(batch_means_ci([3.0], 30)))                      # one window: no interval
-    lo, hi = batch_means_ci(np.arange(20.0), 30)                         # shorter than a batch: halves, 2 batches
-    assert (lo, hi) == pytest.approx(ratio_t_interval([4.5, 14.5], [10, 10])) and lo < 9.5 < hi
+    lo, hi = batch_means_ci(np.arange(20.0), 30)                 # shorter than a batch: 30 -> 15 -> 7, 2 batches
+    assert (lo, hi) == pytest.approx(ratio_t_interval([3.0, 13.0], [7, 13])) and lo < 9.5 < hi
+    # batches of NaN only do not count: halved until two hold a finite window
+    assert batch_means_ci(np.r_[np.full(30, np.nan), np.arange(30.0)], 30) == \
+        pytest.approx(ratio_t_interval([7.0, 22.0], [15, 15]))
+    two = batch_means_ci(np.r_[np.arange(40.0), np.full(10, np.nan)], 30, np.repeat(["a", "b"], [40, 10]))
+    assert two == pytest.approx(ratio_t_interval([7.0, 27.0], [15, 25]))             # batches of 15, last takes 25
     lo, hi = batch_means_ci(np.r_[np.zeros(100), 1.0], 30)               # the last batch takes the remainder
     assert (lo, hi) == pytest.approx(ratio_t_interval([0, 0, 1 / 41], [30, 30, 41]))
 
