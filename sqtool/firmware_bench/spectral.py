@@ -394,7 +394,7 @@ def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block
         return [max(0.0, lo), hi], f"t-interval over {len(us)} subjects"
     n_rec = len(np.unique(recordings[ok]))
     recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"
-    how = (f"batch means over windows, batches of {block} ({recs})" if block > 1 else
+    how = (f"batch means over windows, batches of up to {block} ({recs})" if block > 1 else
            f"t-interval over single windows ({recs}; windows are correlated: too narrow)")
     return list(mae_batch_ci(err, block, recordings)), how
 
@@ -806,6 +806,10 @@ def tables(res: dict) -> str:
     out += _table(["runtime", "status", "prec", "MAE BPM", "MAE 95% CI", "RMSE", "bias", ">10 BPM %",
                    "in interval %", "top-80% conf MAE %", "stated err", "argmax MAE", "exact %", "max LSB", "max dHR",
                    "ms/window"], rows)
+    how = next(((r.get("metrics") or {}).get("mae_ci95_method") for r in res["runtimes"] + [res["baseline"]]
+                if (r.get("metrics") or {}).get("mae_ci95_method")), None)
+    if how:
+        out.append(f"MAE 95% CI: {how}.")
     errs = [r for r in res["runtimes"] + [res["baseline"]] if r["status"] != "ok"]
     for r in errs:
         out.append(f"  {r['runtime']}: {r['status']}: {r.get('error')}")
