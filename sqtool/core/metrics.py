@@ -327,12 +327,15 @@ def prediction_spread(task: str, pred: np.ndarray, y: np.ndarray | None = None) 
 def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, groups: np.ndarray,
                outputs=(), n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
     """Does `pred` beat the `trivial` predictions? Paired bootstrap over SUBJECTS of the difference in the
-    task's skill metric (`skill_metric`: MAE or AUROC; model - trivial, same resample for both).
+    task's skill metric (`skill_metric`: MAE or AUROC; model - trivial, same resample for both), and the paired
+    permutation p over the subjects (`paired_permutation_test`: the two predictors swapped within subjects; exact
+    up to 12 subjects, else n_boot draws), which holds with few subjects where the percentile bootstrap is too
+    narrow.
 
     `trivial` may be any reference predictor (the classic one too). Returns {metric, better, model,
-    reference, diff, diff_ci95, skill (bool), flag ("" or "no skill")}.
-    No skill when the model is not better than the trivial predictor, or when the CI of the difference
-    includes zero."""
+    reference, diff, diff_ci95, p, subjects, skill (bool), flag ("" or "no skill")}.
+    No skill when the model is not better than the trivial predictor, when the CI of the difference includes
+    zero, or when p >= alpha (5 subjects or fewer can never show skill: 2 / 2^5 > 0.05)."""
     metric, better = skill_metric(task)
     y, pred, trivial, groups = np.asarray(y), np.asarray(pred), np.asarray(trivial), np.asarray(groups)
     m_model = task_metrics(task, y, pred, outputs)[metric]
@@ -351,10 +354,14 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     lo, hi = ((float(np.percentile(diffs, 100 * alpha / 2)), float(np.percentile(diffs, 100 * (1 - alpha / 2))))
               if diffs else (float("nan"), float("nan")))
     sign = -1.0 if better == "lower" else 1.0                   # > 0 = model better
+    value = ((lambda yy, pp: auroc(yy[:, 0], pp[:, 0])) if metric == "auroc" else mae)   # the metric alone: fast
+    y2, p2, t2 = (a.reshape(len(a), -1).astype(float) for a in (y, pred, trivial))
+    p = paired_permutation_test(value, y2, p2, t2, groups, n_perm=n_boot, seed=seed)["p"]
     skill = bool(np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
-                 and (hi < 0 if better == "lower" else lo > 0))
+                 and (hi < 0 if better == "lower" else lo > 0) and p < alpha)
     return {"metric": metric, "better": better, "model": float(m_model), "reference": float(m_triv),
-            "diff": float(diff), "diff_ci95": [lo, hi], "skill": skill, "flag": "" if skill else "no skill"}
+            "diff": float(diff), "diff_ci95": [lo, hi], "p": float(p), "subjects": int(len(subjects)),
+            "skill": skill, "flag": "" if skill else "no skill"}
 
 
 def skill_line(task: str, s: dict, label: str = "") -> str:
@@ -362,6 +369,10 @@ def skill_line(task: str, s: dict, label: str = "") -> str:
     names the metric when the command's headline reports it another way (e.g. 'pooled mae': skill_test pools
     the windows, a headline may average subjects); default: the metric's name."""
     lo, hi = s["diff_ci95"]
-    verdict = "skill" if s["skill"] else "NO SKILL (does not beat the trivial predictor)"
+    n = s.get("subjects")
+    verdict = ("skill" if s["skill"] else
+               f"NO SKILL shown ({n} subjects cannot show it: bench more)" if n is not None and n <= 5 else
+               "NO SKILL (does not beat the trivial predictor)")
+    p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
     return (f"{task}: {label or s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "
-            f"{s['diff']:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}): {verdict}")
+            f"{s['diff']:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}{p}): {verdict}")

@@ -80,3 +80,19 @@ def test_finetune_reports_trivial_classic_spread_and_ends_with_the_skill_line(af
     assert len(sk["spread"]["pred_std"]) == 1 and "vs_classic" in sk
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("af: auroc model") and ("NO SKILL" in last) == (m["flag"] == "no skill")
+
+
+def test_few_subjects_cannot_show_skill_and_the_line_says_why():
+    """4 subjects, a model far better than the trivial on every one: the bootstrap CI excludes zero, but swapping
+    the two within 4 subjects gives p >= 2/16, so skill is not shown and the line says so (not 'does not beat');
+    with 12 subjects the same model shows skill at the exact p 2/4096."""
+    for n_subj, shown in ((4, False), (12, True)):
+        y, groups, rng = _data(n_subj=n_subj)
+        good = y + 0.5 * rng.standard_normal(y.shape)
+        triv = np.full_like(y, y.mean())
+        s = skill_test("rr", y, good, triv, groups, n_boot=200)
+        assert s["diff_ci95"][1] < 0 and s["subjects"] == n_subj and s["skill"] is shown
+        assert s["p"] == pytest.approx(2 / 2 ** n_subj)
+        line = skill_line("rr", s)
+        assert (f"p {s['p']:.3g}" in line) and (line.endswith("skill") if shown else
+                                                 line.endswith("NO SKILL shown (4 subjects cannot show it: bench more)"))
