@@ -37,7 +37,8 @@ SUBJECTS (paired: one resample scores every arm, so the difference CI is paired;
 
 Each (arm - scratch) difference has a two-sided paired permutation p (`core.metrics.paired_permutation_test`):
 the row's metric on the source's pooled windows, under "arm and scratch are exchangeable within a subject", each
-subject's two sets of predictions swapped or not; exact over all 2^S patterns up to 12 subjects (p = k / 2^S,
+subject's two sets of predictions swapped or not (AUROC: each arm's scores as ranks first, since two models'
+logits need not share a scale); exact over all 2^S patterns up to 12 subjects (p = k / 2^S,
 never below 2 / 2^S: a source of 5 subjects cannot reach 0.05), else --perm seeded patterns ((k + 1) / (B + 1)).
 It replaces the percentile subject-bootstrap p this script used before, which is far too small with few
 subjects: in the review's simulation (12 subjects, no true difference, B = 10,000) it fell below 0.05 in 8.1 %
@@ -320,7 +321,7 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
         res[n]["minus_scratch"] = metric(task, y, preds[n]) - metric(task, y, preds["scratch"])
         res[n]["minus_scratch_ci95"] = ci(S[n] - S["scratch"])
         perm = paired_permutation_test(functools.partial(metric, task), y, preds[n], preds["scratch"], groups,
-                                       n_perm=n_perm, seed=seed)
+                                       n_perm=n_perm, seed=seed, ranks=METRIC[task] == "auroc")
         res[n]["minus_scratch_p"] = perm["p"]
     for n in names:
         if n != "trivial":

@@ -98,10 +98,10 @@ def by_source(task, preds: dict, o, n_boot=1000, seed=0) -> dict:
 
 def delta_p(task, metric, y, pred_scratch, pred_pretrained, groups, seed=0) -> float:
     """Two-sided paired permutation p of metric(pretrained) - metric(scratch) on the pooled windows, each
-    subject's two sets of predictions swapped or not (`core.metrics.paired_permutation_test`)."""
+    subject's two sets of predictions swapped or not (`core.metrics.paired_permutation_test`; AUROC: as ranks)."""
     from sqtool.core.metrics import paired_permutation_test, task_metrics
     return paired_permutation_test(lambda yy, pp: task_metrics(task, yy, pp)[metric], y, pred_pretrained,
-                                   pred_scratch, groups, seed=seed)["p"]
+                                   pred_scratch, groups, seed=seed, ranks=metric == "auroc")["p"]
 
 
 def direction(r, alpha=0.05) -> str:

@@ -169,15 +169,21 @@ def paired_subject_test(diffs, alpha: float = 0.05, seed: int = 0) -> dict:
     return out
 
 
-def paired_permutation_test(metric, y, pred_a, pred_b, groups, n_perm: int = 10_000, seed: int = 0) -> dict:
+def paired_permutation_test(metric, y, pred_a, pred_b, groups, n_perm: int = 10_000, seed: int = 0,
+                            ranks: bool = False) -> dict:
     """Two predictors of the same windows, paired by subject (`groups`): `metric(y, pred)` of each (any metric of
     pooled windows: MAE, AUROC, ...), their difference A - B, and its two-sided permutation p under "the two are
     exchangeable within a subject": every subject's predictions of A and B swapped or not (exact over all 2^S
     patterns up to S = 12 subjects, p = k / 2^S; else n_perm seeded patterns, (k + 1) / (n_perm + 1)). Valid with few
     subjects, where a percentile bootstrap of subjects gives p-values far too small (12 subjects, no difference:
-    p < 0.05/64 about 9 times as often as it should)."""
+    p < 0.05/64 about 9 times as often as it should). ranks=True: each arm's scores replaced by their ranks over
+    the pooled windows first (per column), for a ranking metric such as AUROC (unchanged by it): two models' logits
+    need not share a scale, and a pooled ranking of a mixture would measure the scales, not the skill."""
     y = np.asarray(y)
     pa, pb = np.asarray(pred_a), np.asarray(pred_b)
+    if ranks:
+        from scipy.stats import rankdata
+        pa, pb = (rankdata(np.asarray(a, float), axis=0) / len(a) for a in (pa, pb))   # (N, ...) in (0, 1]
     _, g = np.unique(np.asarray(groups), return_inverse=True)                # (N,) subject index
     S = int(g.max()) + 1 if g.size else 0
     obs = float(metric(y, pa) - metric(y, pb))
@@ -328,14 +334,16 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
                outputs=(), n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
     """Does `pred` beat the `trivial` predictions? Paired bootstrap over SUBJECTS of the difference in the
     task's skill metric (`skill_metric`: MAE or AUROC; model - trivial, same resample for both), and the paired
-    permutation p over the subjects (`paired_permutation_test`: the two predictors swapped within subjects; exact
-    up to 12 subjects, else n_boot draws), which holds with few subjects where the percentile bootstrap is too
-    narrow.
+    permutation p over the subjects for MAE (`paired_permutation_test`: the two predictors swapped within subjects;
+    exact up to 12 subjects, else n_boot draws), which holds with few subjects where the percentile bootstrap is too
+    narrow. Not for AUROC: the reference there is one constant score, and a pooled ranking of a mixture of constant
+    and model scores measures their scales, not their skill (the af classic rule, AUROC 0.773 by patient-bootstrap
+    [0.658, 0.879], got p 0.16); classification keeps the bootstrap CI alone (p NaN).
 
     `trivial` may be any reference predictor (the classic one too). Returns {metric, better, model,
     reference, diff, diff_ci95, p, subjects, skill (bool), flag ("" or "no skill")}.
     No skill when the model is not better than the trivial predictor, when the CI of the difference includes
-    zero, or when p >= alpha (5 subjects or fewer can never show skill: 2 / 2^5 > 0.05)."""
+    zero, or when p >= alpha (MAE: 5 subjects or fewer can never show skill, 2 / 2^5 > 0.05)."""
     metric, better = skill_metric(task)
     y, pred, trivial, groups = np.asarray(y), np.asarray(pred), np.asarray(trivial), np.asarray(groups)
     m_model = task_metrics(task, y, pred, outputs)[metric]
@@ -354,11 +362,12 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     lo, hi = ((float(np.percentile(diffs, 100 * alpha / 2)), float(np.percentile(diffs, 100 * (1 - alpha / 2))))
               if diffs else (float("nan"), float("nan")))
     sign = -1.0 if better == "lower" else 1.0                   # > 0 = model better
-    value = ((lambda yy, pp: auroc(yy[:, 0], pp[:, 0])) if metric == "auroc" else mae)   # the metric alone: fast
-    y2, p2, t2 = (a.reshape(len(a), -1).astype(float) for a in (y, pred, trivial))
-    p = paired_permutation_test(value, y2, p2, t2, groups, n_perm=n_boot, seed=seed)["p"]
+    p = float("nan")
+    if metric == "mae":        # swapping is meaningful where both predict in the target's units (not a constant
+        y2, p2, t2 = (a.reshape(len(a), -1).astype(float) for a in (y, pred, trivial))   # score vs a model's logits)
+        p = paired_permutation_test(mae, y2, p2, t2, groups, n_perm=n_boot, seed=seed)["p"]
     skill = bool(np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
-                 and (hi < 0 if better == "lower" else lo > 0) and p < alpha)
+                 and (hi < 0 if better == "lower" else lo > 0) and not p >= alpha)
     return {"metric": metric, "better": better, "model": float(m_model), "reference": float(m_triv),
             "diff": float(diff), "diff_ci95": [lo, hi], "p": float(p), "subjects": int(len(subjects)),
             "skill": skill, "flag": "" if skill else "no skill"}
@@ -371,7 +380,8 @@ def skill_line(task: str, s: dict, label: str = "") -> str:
     lo, hi = s["diff_ci95"]
     n = s.get("subjects")
     verdict = ("skill" if s["skill"] else
-               f"NO SKILL shown ({n} subjects cannot show it: bench more)" if n is not None and n <= 5 else
+               f"NO SKILL shown ({n} subjects cannot show it: bench more)"
+               if n is not None and n <= 5 and np.isfinite(s.get("p", np.nan)) else
                "NO SKILL (does not beat the trivial predictor)")
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
     return (f"{task}: {label or s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "

@@ -122,3 +122,18 @@ def test_paired_permutation_test_swaps_within_subjects():
     two = paired_permutation_test(mae, np.zeros((60, 2)), np.ones((60, 2)), np.zeros((60, 2)), g)  # (N, k) outputs
     assert two["diff"] == 1.0 and two["p"] == pytest.approx(2 / 64)
     assert np.isnan(paired_permutation_test(mae, y[:10], y[:10], y[:10], np.zeros(10))["p"])     # one subject
+
+
+def test_permutation_of_ranking_metrics_compares_ranks_not_scales():
+    """Two classifiers equally good, one with logits 100x the other's: swapping raw scores mixes scales (a pooled
+    AUROC of the mixture is not either's), ranks=True compares like with like; the observed difference is the
+    same (AUROC does not see a monotone transform)."""
+    from sqtool.core.metrics import auroc, paired_permutation_test
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(8), 40)
+    y = (rng.random(320) < 0.4).astype(float)
+    a = y + rng.normal(0, 0.8, 320)
+    b = 100 * (y + rng.normal(0, 0.8, 320)) + 300
+    raw = paired_permutation_test(auroc, y, a, b, g)
+    ranked = paired_permutation_test(auroc, y, a, b, g, ranks=True)
+    assert ranked["diff"] == pytest.approx(raw["diff"]) and ranked["p"] > 0.2
