@@ -33,8 +33,8 @@ Per task, on the same subject-held-out folds (5-fold by subject, seed 0; af: lea
 Trivial: the training folds' mean target (regression) or one constant base-rate logit (classification,
 `core.metrics.oof_trivial`; quality: one per source, `source_trivial`). Every row: the metric with a 95 %
 subject-bootstrap CI, the spread (std) of its predictions, and the paired subject-bootstrap difference to the
-trivial predictor; "no skill" when the model is not better or the CI of the difference includes zero
-(`core.metrics.skill_test`; the compared metric is MAE for regression and AUROC for classification,
+trivial predictor; "no skill" when the model is not better, the CI of the difference includes zero, or its
+p over the subjects is 0.05 or more (`core.metrics.skill_test`; the compared metric is MAE for regression and AUROC for classification,
 `core.metrics.skill_metric`).
 Writes benchmarks/results/downstream_skill.{json,md} (with --tasks a subset, the other tasks' rows already
 in the JSON are kept); the last line printed lists the "no skill" rows.
@@ -379,7 +379,9 @@ def _auroc_or_fp(c: dict, fold: dict) -> str:
 def report_md(res) -> str:
     L = ["# Downstream skill: model vs trivial vs classic (subject-held-out, 95 % subject-bootstrap CIs)", "",
          "A row is flagged **NO SKILL** when it is not better than the trivial predictor (training-fold mean, "
-         "or one constant base-rate score) or the paired subject-bootstrap CI of the difference includes zero; "
+         "or one constant base-rate score), the paired subject-bootstrap CI of the difference includes zero, or its "
+         "p over the subjects (MAE: predictions swapped within subjects; AUROC: DeLong placements sign-flipped) is "
+         "0.05 or more; "
          "the difference is in MAE (regression) or AUROC (classification: any constant score has AUROC 0.5, "
          "while the weighted F1 of the majority class swings with each resample's base rate). "
          "Quality pools three sources with different base rates, so its trivial predictor scores each window "

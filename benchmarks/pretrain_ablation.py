@@ -37,8 +37,9 @@ SUBJECTS (paired: one resample scores every arm, so the difference CI is paired;
 
 Each (arm - scratch) difference has a two-sided paired permutation p (`core.metrics.paired_permutation_test`):
 the row's metric on the source's pooled windows, under "arm and scratch are exchangeable within a subject", each
-subject's two sets of predictions swapped or not (AUROC: each arm's scores as ranks first, since two models'
-logits need not share a scale); exact over all 2^S patterns up to 12 subjects (p = k / 2^S,
+subject's two sets of predictions swapped or not (AUROC: `core.metrics.paired_auroc_test`, the per-subject DeLong
+placement differences sign-flipped, each model ranked alone, since two models' logits need not share a scale);
+exact over all 2^S patterns up to 12 subjects (p = k / 2^S,
 never below 2 / 2^S: a source of 5 subjects cannot reach 0.05), else --perm seeded patterns ((k + 1) / (B + 1)).
 It replaces the percentile subject-bootstrap p this script used before, which is far too small with few
 subjects: in the review's simulation (12 subjects, no true difference, B = 10,000) it fell below 0.05 in 8.1 %
@@ -302,7 +303,7 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
     """Point metric and 95 % CI of every predictor, and of each predictor minus scratch / trivial, from the same
     subject resamples; each predictor minus scratch also gets its paired permutation p (subjects' predictions
     swapped; `core.metrics.paired_permutation_test`, exact up to 12 subjects, else n_perm patterns)."""
-    from sqtool.core.metrics import paired_permutation_test
+    from sqtool.core.metrics import paired_auroc_test, paired_permutation_test
     subjects, subject = np.unique(groups, return_inverse=True)
     draws = np.random.default_rng(seed).integers(0, len(subjects), (n_boot, len(subjects)))
     counts = np.zeros((n_boot, len(subjects)))
@@ -320,8 +321,10 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
             continue
         res[n]["minus_scratch"] = metric(task, y, preds[n]) - metric(task, y, preds["scratch"])
         res[n]["minus_scratch_ci95"] = ci(S[n] - S["scratch"])
-        perm = paired_permutation_test(functools.partial(metric, task), y, preds[n], preds["scratch"], groups,
-                                       n_perm=n_perm, seed=seed, ranks=METRIC[task] == "auroc")
+        perm = (paired_auroc_test(np.asarray(y)[:, 0], np.asarray(preds[n])[:, 0], np.asarray(preds["scratch"])[:, 0],
+                                  groups, seed=seed) if METRIC[task] == "auroc" else
+                paired_permutation_test(functools.partial(metric, task), y, preds[n], preds["scratch"], groups,
+                                        n_perm=n_perm, seed=seed))
         res[n]["minus_scratch_p"] = perm["p"]
     for n in names:
         if n != "trivial":

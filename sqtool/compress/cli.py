@@ -410,7 +410,8 @@ def teacher_skill(t_path) -> dict | None:
     p = Path(t_path).parent / "metrics.json"
     try:
         s = json.loads(p.read_text())["skill"]["skill"]
-        return {k: s[k] for k in ("metric", "model", "reference", "diff", "diff_ci95", "skill")}
+        kept = {k: s[k] for k in ("metric", "model", "reference", "diff", "diff_ci95", "skill")}
+        return {**kept, **{k: s[k] for k in ("better", "p", "subjects") if k in s}}   # (older runs: without them)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

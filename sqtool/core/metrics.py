@@ -1,8 +1,9 @@
 """Task metrics and subject-level bootstrap confidence intervals.
 
 Skill: `trivial_predictions` / `oof_trivial` (training-fold mean, or base rate as a constant logit),
-`skill_test` (paired subject bootstrap of model - trivial in MAE or AUROC, `skill_metric`; "no skill" unless the
-model is better and the CI excludes zero), `prediction_spread`, `skill_line` (a command's last line).
+`skill_test` (paired subject bootstrap of model - trivial in MAE or AUROC, `skill_metric`, and a p over the subjects;
+"no skill" unless the model is better, the CI excludes zero and p < 0.05), `prediction_spread`, `skill_line` (a
+command's last line).
 The classic predictors per task are in `sqtool.train.skill` (`classic_oof`, `skill_report`).
 
 Regression: mean absolute error per output (in the output's unit). Classification (binary): weighted F1
@@ -169,21 +170,16 @@ def paired_subject_test(diffs, alpha: float = 0.05, seed: int = 0) -> dict:
     return out
 
 
-def paired_permutation_test(metric, y, pred_a, pred_b, groups, n_perm: int = 10_000, seed: int = 0,
-                            ranks: bool = False) -> dict:
+def paired_permutation_test(metric, y, pred_a, pred_b, groups, n_perm: int = 10_000, seed: int = 0) -> dict:
     """Two predictors of the same windows, paired by subject (`groups`): `metric(y, pred)` of each (any metric of
     pooled windows: MAE, AUROC, ...), their difference A - B, and its two-sided permutation p under "the two are
     exchangeable within a subject": every subject's predictions of A and B swapped or not (exact over all 2^S
     patterns up to S = 12 subjects, p = k / 2^S; else n_perm seeded patterns, (k + 1) / (n_perm + 1)). Valid with few
     subjects, where a percentile bootstrap of subjects gives p-values far too small (12 subjects, no difference:
-    p < 0.05/64 about 9 times as often as it should). ranks=True: each arm's scores replaced by their ranks over
-    the pooled windows first (per column), for a ranking metric such as AUROC (unchanged by it): two models' logits
-    need not share a scale, and a pooled ranking of a mixture would measure the scales, not the skill."""
+    p < 0.05/64 about 9 times as often as it should). For metrics in the predictions' own units (MAE); a pooled
+    ranking metric of a mixture of two models' scores measures their scales: AUROC has `paired_auroc_test`."""
     y = np.asarray(y)
     pa, pb = np.asarray(pred_a), np.asarray(pred_b)
-    if ranks:
-        from scipy.stats import rankdata
-        pa, pb = (rankdata(np.asarray(a, float), axis=0) / len(a) for a in (pa, pb))   # (N, ...) in (0, 1]
     _, g = np.unique(np.asarray(groups), return_inverse=True)                # (N,) subject index
     S = int(g.max()) + 1 if g.size else 0
     obs = float(metric(y, pa) - metric(y, pb))
@@ -201,6 +197,43 @@ def paired_permutation_test(metric, y, pred_a, pred_b, groups, n_perm: int = 10_
         d = metric(y, np.where(w, pb, pa)) - metric(y, np.where(w, pa, pb))
         k += bool(abs(d) >= abs(obs) - 1e-12)
     out["p"] = k / len(swaps) if S <= 12 else (k + 1) / (len(swaps) + 1)
+    return out
+
+
+def auroc_placements(y, score) -> np.ndarray:
+    """(N,) each window's DeLong placement (structural component) under one model's pooled ranking: a positive's
+    share of the negatives scored below it, a negative's share of the positives scored above it (ties half);
+    their mean over the positives, and over the negatives, is the AUROC. NaN without both classes."""
+    from scipy.stats import rankdata
+    y = np.asarray(y).ravel().astype(bool)
+    s = np.asarray(score, float).ravel()
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return np.full(y.size, np.nan)
+    r_all = rankdata(s)                                                      # mid-ranks over all windows
+    v = np.empty(y.size)
+    v[y] = (r_all[y] - rankdata(s[y])) / n_neg
+    v[~y] = 1.0 - (r_all[~y] - rankdata(s[~y])) / n_pos
+    return v
+
+
+def paired_auroc_test(y, score_a, score_b, groups, seed: int = 0) -> dict:
+    """AUROC(A) - AUROC(B) of two scores of the same windows, and its two-sided p over the subjects: each
+    model's DeLong placements are taken within its own pooled ranking, so the difference is a sum of per-subject
+    terms (half the placement difference over the positives / n_pos plus half over the negatives / n_neg), whose
+    signs are flipped (`paired_subject_test`: exact up to 16 subjects). No model's scores are mixed with the
+    other's (a swap of raw scores would rank one model's logits among another's), and B may be a constant (0.5
+    everywhere)."""
+    y = np.asarray(y).ravel().astype(bool)
+    va, vb = auroc_placements(y, score_a), auroc_placements(y, score_b)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    out = {"diff": float("nan"), "p": float("nan"), "subjects": int(len(np.unique(np.asarray(groups))))}
+    if n_pos == 0 or n_neg == 0:
+        return out
+    c = np.where(y, 0.5 * (va - vb) / n_pos, 0.5 * (va - vb) / n_neg)     # (N,) sums to the AUROC difference
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    d = np.bincount(g, c)                                                    # (S,) per-subject terms
+    out.update(diff=float(c.sum()), p=paired_subject_test(d, seed=seed)["p"])
     return out
 
 
@@ -334,16 +367,15 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
                outputs=(), n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
     """Does `pred` beat the `trivial` predictions? Paired bootstrap over SUBJECTS of the difference in the
     task's skill metric (`skill_metric`: MAE or AUROC; model - trivial, same resample for both), and the paired
-    permutation p over the subjects for MAE (`paired_permutation_test`: the two predictors swapped within subjects;
-    exact up to 12 subjects, else n_boot draws), which holds with few subjects where the percentile bootstrap is too
-    narrow. Not for AUROC: the reference there is one constant score, and a pooled ranking of a mixture of constant
-    and model scores measures their scales, not their skill (the af classic rule, AUROC 0.773 by patient-bootstrap
-    [0.658, 0.879], got p 0.16); classification keeps the bootstrap CI alone (p NaN).
+    p over the subjects, which holds with few subjects where the percentile bootstrap is too narrow: MAE by
+    swapping the two predictors within subjects (`paired_permutation_test`, exact up to 12 subjects, else n_boot
+    draws), AUROC by sign-flipping per-subject DeLong placement differences (`paired_auroc_test`; swapping a
+    constant score into a model's ranking would measure scales: the af classic rule got p 0.16 that way).
 
     `trivial` may be any reference predictor (the classic one too). Returns {metric, better, model,
     reference, diff, diff_ci95, p, subjects, skill (bool), flag ("" or "no skill")}.
     No skill when the model is not better than the trivial predictor, when the CI of the difference includes
-    zero, or when p >= alpha (MAE: 5 subjects or fewer can never show skill, 2 / 2^5 > 0.05)."""
+    zero, or when p >= alpha (5 subjects or fewer can never show skill: 2 / 2^5 > 0.05; one subject neither)."""
     metric, better = skill_metric(task)
     y, pred, trivial, groups = np.asarray(y), np.asarray(pred), np.asarray(trivial), np.asarray(groups)
     m_model = task_metrics(task, y, pred, outputs)[metric]
@@ -362,12 +394,13 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     lo, hi = ((float(np.percentile(diffs, 100 * alpha / 2)), float(np.percentile(diffs, 100 * (1 - alpha / 2))))
               if diffs else (float("nan"), float("nan")))
     sign = -1.0 if better == "lower" else 1.0                   # > 0 = model better
-    p = float("nan")
-    if metric == "mae":        # swapping is meaningful where both predict in the target's units (not a constant
-        y2, p2, t2 = (a.reshape(len(a), -1).astype(float) for a in (y, pred, trivial))   # score vs a model's logits)
+    y2, p2, t2 = (a.reshape(len(a), -1).astype(float) for a in (y, pred, trivial))
+    if metric == "mae":
         p = paired_permutation_test(mae, y2, p2, t2, groups, n_perm=n_boot, seed=seed)["p"]
-    skill = bool(np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
-                 and (hi < 0 if better == "lower" else lo > 0) and not p >= alpha)
+    else:                                                     # the trivial is one constant score: placements
+        p = paired_auroc_test(y2[:, 0], p2[:, 0], t2[:, 0], groups, seed=seed)["p"]
+    skill = bool(len(subjects) >= 2 and np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
+                 and (hi < 0 if better == "lower" else lo > 0) and p < alpha)
     return {"metric": metric, "better": better, "model": float(m_model), "reference": float(m_triv),
             "diff": float(diff), "diff_ci95": [lo, hi], "p": float(p), "subjects": int(len(subjects)),
             "skill": skill, "flag": "" if skill else "no skill"}
@@ -379,10 +412,10 @@ def skill_line(task: str, s: dict, label: str = "") -> str:
     the windows, a headline may average subjects); default: the metric's name."""
     lo, hi = s["diff_ci95"]
     n = s.get("subjects")
+    favours = np.isfinite(lo) and (hi < 0 if s.get("better", "lower") == "lower" else lo > 0)
     verdict = ("skill" if s["skill"] else
-               f"NO SKILL shown ({n} subjects cannot show it: bench more)"
-               if n is not None and n <= 5 and np.isfinite(s.get("p", np.nan)) else
-               "NO SKILL (does not beat the trivial predictor)")
+               f"NO SKILL shown ({n} subjects cannot show it: bench more)" if n is not None and n <= 5 and favours
+               else "NO SKILL (does not beat the trivial predictor)")
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
     return (f"{task}: {label or s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "
             f"{s['diff']:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}{p}): {verdict}")

@@ -394,7 +394,7 @@ def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block
         return [max(0.0, lo), hi], f"t-interval over {len(us)} subjects"
     n_rec = len(np.unique(recordings[ok]))
     recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"
-    how = (f"batch means over windows, batches of up to {block} ({recs})" if block > 1 else
+    how = (f"batch means over windows, batches of about {block} ({recs})" if block > 1 else
            f"t-interval over single windows ({recs}; windows are correlated: too narrow)")
     return list(mae_batch_ci(err, block, recordings)), how
 

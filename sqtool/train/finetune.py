@@ -10,8 +10,8 @@
    (classification), with 95 % bootstrap intervals over SUBJECTS; beside them (`metrics["skill"]`,
    `sqtool.train.skill.skill_report`) the trivial predictor (training-fold mean / base rate, on the
    same folds), the task's classic method, the spread of the predictions, and the skill test: a model
-   that does not beat the trivial predictor (CI of the difference over subjects includes zero, or worse)
-   is flagged "no skill" (`metrics["flag"]`, and the command's last line); one that loses to the classic method
+   that does not beat the trivial predictor (CI of the difference over subjects includes zero, p over the
+   subjects >= 0.05, or worse; `core.metrics.skill_test`) is flagged "no skill" (`metrics["flag"]`, and the command's last line); one that loses to the classic method
    (CI of model - classic over subjects excludes zero) is flagged "worse than the classic method"
    (`metrics["classic_flag"]`, the same last line).
    Per subject (`per_subject_metrics`): each held-out subject's own MAE (regression, per output too) or AUROC

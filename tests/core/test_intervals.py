@@ -124,16 +124,21 @@ def test_paired_permutation_test_swaps_within_subjects():
     assert np.isnan(paired_permutation_test(mae, y[:10], y[:10], y[:10], np.zeros(10))["p"])     # one subject
 
 
-def test_permutation_of_ranking_metrics_compares_ranks_not_scales():
-    """Two classifiers equally good, one with logits 100x the other's: swapping raw scores mixes scales (a pooled
-    AUROC of the mixture is not either's), ranks=True compares like with like; the observed difference is the
-    same (AUROC does not see a monotone transform)."""
-    from sqtool.core.metrics import auroc, paired_permutation_test
+def test_auroc_placements_and_the_paired_auroc_test():
+    """DeLong placements average to the AUROC on either class; the paired test's difference is the AUROC
+    difference and its p does not move when one model's scores go through a monotone map (each model is ranked
+    alone: swapping raw scores would rank one's logits among the other's); a constant reference is AUROC 0.5."""
+    from sqtool.core.metrics import auroc, auroc_placements, paired_auroc_test
     rng = np.random.default_rng(1)
     g = np.repeat(np.arange(8), 40)
-    y = (rng.random(320) < 0.4).astype(float)
+    y = rng.random(320) < 0.4
     a = y + rng.normal(0, 0.8, 320)
-    b = 100 * (y + rng.normal(0, 0.8, 320)) + 300
-    raw = paired_permutation_test(auroc, y, a, b, g)
-    ranked = paired_permutation_test(auroc, y, a, b, g, ranks=True)
-    assert ranked["diff"] == pytest.approx(raw["diff"]) and ranked["p"] > 0.2
+    b = y + rng.normal(0, 0.8, 320)
+    v = auroc_placements(y, a)
+    assert v[y].mean() == pytest.approx(auroc(y, a)) and v[~y].mean() == pytest.approx(auroc(y, a))
+    t = paired_auroc_test(y, a, b, g)
+    assert t["diff"] == pytest.approx(auroc(y, a) - auroc(y, b)) and t["subjects"] == 8
+    assert paired_auroc_test(y, a, np.exp(3 * b) + 7, g)["p"] == t["p"] and 0.05 < t["p"] <= 1
+    strong = paired_auroc_test(y, 3 * y + rng.normal(0, 0.5, 320), np.zeros(320), g)
+    assert strong["diff"] > 0.45 and strong["p"] == pytest.approx(2 / 2 ** 8)
+    assert np.isnan(paired_auroc_test(np.zeros(10), a[:10], b[:10], g[:10])["p"])          # one class

@@ -96,6 +96,11 @@ def test_few_subjects_cannot_show_skill_and_the_line_says_why():
         line = skill_line("rr", s)
         assert (f"p {s['p']:.3g}" in line) and (line.endswith("skill") if shown else
                                                  line.endswith("NO SKILL shown (4 subjects cannot show it: bench more)"))
-    y = (np.random.default_rng(3).random((80, 1)) < 0.4).astype(float)
+    y = (np.random.default_rng(3).random((80, 1)) < 0.4).astype(float)     # AUROC: placements, the same rule
     s = skill_test("af", y, 4 * y - 2, np.zeros_like(y), np.repeat(["a", "b", "c", "d"], 20), n_boot=200)
-    assert np.isnan(s["p"]) and s["skill"] and skill_line("af", s).endswith(": skill")
+    assert s["p"] == pytest.approx(2 / 16) and not s["skill"] and "4 subjects cannot show it" in skill_line("af", s)
+    worse = skill_test("rr", y, y + 5.0, np.full_like(y, y.mean()), np.repeat(["a", "b", "c", "d"], 20), n_boot=200)
+    assert skill_line("rr", worse).endswith("NO SKILL (does not beat the trivial predictor)")   # worse: not 'bench more'
+    one = skill_test("rr", y, y, np.full_like(y, 0.5), np.zeros(80), n_boot=50)
+    assert one["subjects"] == 1 and not one["skill"]                    # one subject shows nothing
+    assert skill_line("rr", {**worse, "p": None}).endswith("NO SKILL (does not beat the trivial predictor)")

@@ -65,7 +65,7 @@ def test_bench_spectral_on_troika(spec_export_dir, data_root, tmp_path, capsys):
     assert res["baseline"]["status"] == "ok" and res["baseline"]["metrics"]["n"] == n
     md = (out / "bench.md").read_text()
     assert "MAE per subject" in md and "troika:01" in md and "c_pipeline" in md and "in interval %" in md
-    assert "MAE 95% CI: batch means over windows, batches of up to 30 (1 subject, 1 recording)." in md   # 8 s / 2 s
+    assert "MAE 95% CI: batch means over windows, batches of about 30 (1 subject, 1 recording)." in md   # 8 s / 2 s
     # progress: one line per runtime as it finishes
     assert sum(ln.startswith("bench: ") and ": ok," in ln for ln in cap.err.splitlines()) == len(rows)   # stderr
 
@@ -171,7 +171,7 @@ def test_the_mae_ci_is_over_subjects_from_three_on_else_batches_of_windows():
     ci, how = _mae_ci(err, one, recs)
     assert how == "t-interval over single windows (1 subject, 2 recordings; windows are correlated: too narrow)"
     ci_b, how = _mae_ci(err, one, recs, block=10)
-    assert how == "batch means over windows, batches of up to 10 (1 subject, 2 recordings)"
+    assert how == "batch means over windows, batches of about 10 (1 subject, 2 recordings)"
     assert ci_b == list(mae_batch_ci(np.abs(err), 10, recs))
     assert ci[0] < ci[1] and ci_b[1] - ci_b[0] > 1.5 * (ci[1] - ci[0])   # the persisting errors widen it
     subj = np.repeat(["a", "b", "c"], [10, 20, 30])
