@@ -380,7 +380,7 @@ def report_md(res) -> str:
     L = ["# Downstream skill: model vs trivial vs classic (subject-held-out, 95 % subject-bootstrap CIs)", "",
          "A row is flagged **NO SKILL** when it is not better than the trivial predictor (training-fold mean, "
          "or one constant base-rate score), the paired subject-bootstrap CI of the difference includes zero, or its "
-         "p over the subjects (MAE: predictions swapped within subjects; AUROC: DeLong placements sign-flipped) is "
+         "p over the subjects (MAE: predictions swapped within subjects; AUROC: the clustered DeLong test) is "
          "0.05 or more; "
          "the difference is in MAE (regression) or AUROC (classification: any constant score has AUROC 0.5, "
          "while the weighted F1 of the majority class swings with each resample's base rate). "

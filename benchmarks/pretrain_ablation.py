@@ -37,10 +37,10 @@ SUBJECTS (paired: one resample scores every arm, so the difference CI is paired;
 
 Each (arm - scratch) difference has a two-sided paired permutation p (`core.metrics.paired_permutation_test`):
 the row's metric on the source's pooled windows, under "arm and scratch are exchangeable within a subject", each
-subject's two sets of predictions swapped or not (AUROC: `core.metrics.paired_auroc_test`, the per-subject DeLong
-placement differences sign-flipped, each model ranked alone, since two models' logits need not share a scale);
-exact over all 2^S patterns up to 12 subjects (p = k / 2^S,
-never below 2 / 2^S: a source of 5 subjects cannot reach 0.05), else --perm seeded patterns ((k + 1) / (B + 1)).
+subject's two sets of predictions swapped or not, exact over all 2^S patterns up to 12 subjects (p = k / 2^S,
+never below 2 / 2^S: a source of 5 subjects cannot reach 0.05), else --perm seeded patterns ((k + 1) / (B + 1));
+AUROC: `core.metrics.paired_auroc_test`, the clustered DeLong test (subjects as clusters, t with S - 1 degrees of
+freedom), each model ranked alone, since two models' logits need not share a scale.
 It replaces the percentile subject-bootstrap p this script used before, which is far too small with few
 subjects: in the review's simulation (12 subjects, no true difference, B = 10,000) it fell below 0.05 in 8.1 %
 of runs and below 0.05/64 in 0.73 % instead of 0.078 %, so Holm's 5 % did not hold; 40 of the 64 tests are on

@@ -99,7 +99,7 @@ def by_source(task, preds: dict, o, n_boot=1000, seed=0) -> dict:
 def delta_p(task, metric, y, pred_scratch, pred_pretrained, groups, seed=0) -> float:
     """Two-sided paired permutation p of metric(pretrained) - metric(scratch) on the pooled windows, each
     subject's two sets of predictions swapped or not (`core.metrics.paired_permutation_test`; AUROC:
-    `paired_auroc_test`, per-subject DeLong placement differences sign-flipped, each model ranked alone)."""
+    `paired_auroc_test`, the clustered DeLong test, each model ranked alone)."""
     from sqtool.core.metrics import paired_auroc_test, paired_permutation_test, task_metrics
     if metric == "auroc":
         return paired_auroc_test(np.asarray(y).reshape(len(y), -1)[:, 0],
@@ -167,8 +167,9 @@ def report_md(res: dict) -> str:
     L = [f"# Pretrained vs scratch ({res['model']}, full fine-tuning, {res['finetune']['epochs']} epochs, same folds "
          "and seed)", "", _contamination(ps), "",
          "Every pretrained - scratch difference with its paired subject-bootstrap 95 % CI, its two-sided paired "
-         "permutation p (each subject's scratch and pretrained predictions swapped or not, for AUROC each model's "
-         "DeLong placements sign-flipped by subject: exact up to 12 / 16 subjects, else 10,000 sampled) and its direction: better / WORSE only where p < 0.05 "
+         "permutation p (each subject's scratch and pretrained predictions swapped or not: exact up to 12 "
+         "subjects, else 10,000 sampled; for AUROC the clustered DeLong test) and its direction: better / WORSE "
+         "only where p < 0.05 "
          "and the CI excludes zero (the percentile bootstrap alone is too narrow with 12 subjects, as hr and af "
          f"have), else no difference shown. The {len(rows)} comparisons are NOT adjusted for multiplicity: at "
          "p < 0.05 each, up to one in twenty true nulls can read as a difference. Metric: MAE, or AUROC for af "
