@@ -322,7 +322,7 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
         res[n]["minus_scratch"] = metric(task, y, preds[n]) - metric(task, y, preds["scratch"])
         res[n]["minus_scratch_ci95"] = ci(S[n] - S["scratch"])
         perm = (paired_auroc_test(np.asarray(y)[:, 0], np.asarray(preds[n])[:, 0], np.asarray(preds["scratch"])[:, 0],
-                                  groups, seed=seed) if METRIC[task] == "auroc" else
+                                  groups) if METRIC[task] == "auroc" else
                 paired_permutation_test(functools.partial(metric, task), y, preds[n], preds["scratch"], groups,
                                         n_perm=n_perm, seed=seed))
         res[n]["minus_scratch_p"] = perm["p"]

@@ -104,7 +104,7 @@ def delta_p(task, metric, y, pred_scratch, pred_pretrained, groups, seed=0) -> f
     if metric == "auroc":
         return paired_auroc_test(np.asarray(y).reshape(len(y), -1)[:, 0],
                                  np.asarray(pred_pretrained).reshape(len(y), -1)[:, 0],
-                                 np.asarray(pred_scratch).reshape(len(y), -1)[:, 0], groups, seed=seed)["p"]
+                                 np.asarray(pred_scratch).reshape(len(y), -1)[:, 0], groups)["p"]
     return paired_permutation_test(lambda yy, pp: task_metrics(task, yy, pp)[metric], y, pred_pretrained,
                                    pred_scratch, groups, seed=seed)["p"]
 

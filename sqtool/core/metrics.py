@@ -136,13 +136,20 @@ def t_interval(values, alpha: float = 0.05) -> tuple[float, float]:
     """(lo, hi): the t-interval of the mean of a few independent finite values (subjects' MAEs or paired
     differences; NaN with fewer than 2). With 5-20 subjects a percentile bootstrap of the mean is too narrow: it
     ignores that the spread is itself estimated from so few (a 95 % one excludes a true zero ~15 % of the time at 5)."""
-    from scipy import stats
     v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    if v.size < 2:
-        return float("nan"), float("nan")
-    h = float(stats.t.ppf(1 - alpha / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
-    return float(v.mean() - h), float(v.mean() + h)
+    return ratio_t_interval(v, np.ones(v.size), alpha)                   # equal weights: s / sqrt(n)
+
+
+def _patterns(n: int, exact_up_to: int, draws: int, seed: int) -> tuple[np.ndarray, bool]:
+    """(patterns (P, n) bool, exact): every one of the 2^n patterns of n subjects' flips / swaps when n <=
+    exact_up_to, else `draws` seeded random ones. With them a permutation p is k / P (exact) or (k + 1) / (P + 1)."""
+    if n <= exact_up_to:
+        return ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1).astype(bool), True
+    return np.random.default_rng(seed).random((draws, n)) < 0.5, False
+
+
+def _perm_p(k: int, n_patterns: int, exact: bool) -> float:
+    return k / n_patterns if exact else (k + 1) / (n_patterns + 1)
 
 
 def paired_subject_test(diffs, alpha: float = 0.05, seed: int = 0) -> dict:
@@ -159,13 +166,9 @@ def paired_subject_test(diffs, alpha: float = 0.05, seed: int = 0) -> dict:
     if n < 2:
         return out
     out["ci95"] = list(t_interval(d, alpha))
-    if n <= 16:
-        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)          # (2^n, n): every pattern
-    else:
-        signs = np.random.default_rng(seed).choice([-1, 1], (100_000, n))
-    null = np.abs((signs * d).mean(axis=1))
-    k = int((null >= abs(d.mean()) - 1e-12).sum())
-    out["p"] = k / len(signs) if n <= 16 else (k + 1) / (len(signs) + 1)   # sampled: never 0
+    flips, exact = _patterns(n, 16, 100_000, seed)
+    null = np.abs(np.where(flips, -d, d).mean(axis=1))                    # (P,) every pattern's |mean|
+    out["p"] = _perm_p(int((null >= abs(d.mean()) - 1e-12).sum()), len(flips), exact)
     out["shown"] = bool(out["p"] < alpha and (out["ci95"][0] > 0 or out["ci95"][1] < 0))
     return out
 
@@ -186,17 +189,14 @@ def paired_permutation_test(metric, y, pred_a, pred_b, groups, n_perm: int = 10_
     out = {"subjects": S, "diff": obs, "p": float("nan")}
     if S < 2 or not np.isfinite(obs):
         return out
-    if S <= 12:
-        swaps = ((np.arange(2 ** S)[:, None] >> np.arange(S)) & 1).astype(bool)        # (2^S, S)
-    else:
-        swaps = np.random.default_rng(seed).random((n_perm, S)) < 0.5
+    swaps, exact = _patterns(S, 12, n_perm, seed)                          # (P, S)
     shape = (-1,) + (1,) * (pa.ndim - 1)
     k = 0
     for sw in swaps:
         w = sw[g].reshape(shape)                                              # (N, 1...) this pattern's swaps
         d = metric(y, np.where(w, pb, pa)) - metric(y, np.where(w, pa, pb))
         k += bool(abs(d) >= abs(obs) - 1e-12)
-    out["p"] = k / len(swaps) if S <= 12 else (k + 1) / (len(swaps) + 1)
+    out["p"] = _perm_p(k, len(swaps), exact)
     return out
 
 
@@ -217,7 +217,7 @@ def auroc_placements(y, score) -> np.ndarray:
     return v
 
 
-def paired_auroc_test(y, score_a, score_b, groups, seed: int = 0) -> dict:
+def paired_auroc_test(y, score_a, score_b, groups) -> dict:
     """AUROC(A) - AUROC(B) of two scores of the same windows, and its two-sided p with the subjects as clusters
     (Obuchowski's clustered DeLong test): each model's DeLong placements within its own pooled ranking give every
     window's influence on its AUROC ((placement - AUROC) / n_pos on a positive, / n_neg on a negative), their
@@ -404,8 +404,8 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     y2, p2, t2 = (a.reshape(len(a), -1).astype(float) for a in (y, pred, trivial))
     if metric == "mae":
         p = paired_permutation_test(mae, y2, p2, t2, groups, n_perm=n_boot, seed=seed)["p"]
-    else:                                                     # the trivial is one constant score: placements
-        p = paired_auroc_test(y2[:, 0], p2[:, 0], t2[:, 0], groups, seed=seed)["p"]
+    else:                                           # the trivial is one constant score: the clustered DeLong test
+        p = paired_auroc_test(y2[:, 0], p2[:, 0], t2[:, 0], groups)["p"]
     skill = bool(len(subjects) >= 2 and np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
                  and (hi < 0 if better == "lower" else lo > 0) and p < alpha)
     return {"metric": metric, "better": better, "model": float(m_model), "reference": float(m_triv),
