@@ -64,6 +64,7 @@ an af list that names none of the rhythm table's classes, a quality value neithe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -467,25 +468,38 @@ def _resolve_path(p: str, yaml_path: Path, data_root, must_exist: bool = True) -
     return q
 
 
-def _load_yaml(p: Path):
-    """The document of yaml file `p`, read as yaml.safe_load does but without aliases: `*name` repeats what
-    `&name` anchors, so nine levels of nine make a 443-byte file expand to 9^9 strings (gigabytes, the "billion
-    laughs"); a dataset file has no use for them, and one is one line naming its line."""
+class _AliasFound(Exception):
+    """An alias at this (1-based) line of the document being read."""
+
+
+@functools.cache
+def _no_alias_loader():
+    """yaml.SafeLoader without aliases and with YAML 1.2 floats: the class is built once (import yaml is lazy)."""
     import yaml
 
     class NoAliasLoader(yaml.SafeLoader):
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
-                line = self.peek_event().start_mark.line + 1
-                raise SqtoolError(f"{p}: line {line}: aliases (&/*) are not supported in a dataset file; "
-                                  "write the value out")
+                raise _AliasFound(self.peek_event().start_mark.line + 1)
             return super().compose_node(parent, index)
 
     # YAML 1.2 floats that PyYAML (YAML 1.1) reads as text: a mantissa without a dot or an exponent without a sign
     # (1e2, 2.5e3, 8E0); they were numbers through float() before values were checked for their kind
     NoAliasLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
         r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"), list("-+0123456789."))
-    return yaml.load(p.read_text(), Loader=NoAliasLoader)
+    return NoAliasLoader
+
+
+def _load_yaml(p: Path):
+    """The document of yaml file `p`, read as yaml.safe_load does but without aliases: `*name` repeats what
+    `&name` anchors, so nine levels of nine make a 443-byte file expand to 9^9 strings (gigabytes, the "billion
+    laughs"); a dataset file has no use for them, and one is one line naming its line."""
+    import yaml
+    try:
+        return yaml.load(p.read_text(), Loader=_no_alias_loader())
+    except _AliasFound as e:
+        raise SqtoolError(f"{p}: line {e.args[0]}: aliases (&/*) are not supported in a dataset file; "
+                          "write the value out") from None
 
 
 def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> DatasetFile:

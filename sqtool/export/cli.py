@@ -26,7 +26,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from sqtool.core import SqtoolError, add_config_args, atomic_write_text, resolve_config, write_metrics
+from sqtool.core import (SqtoolError, add_config_args, atomic_save_npz, atomic_write_text, resolve_config,
+                         write_metrics)
 from sqtool.core.progress import bar, item, size_text
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command, torch_threads
 
@@ -189,7 +190,7 @@ def copy_heldout(src: Path, dst: Path, names: dict[str, str]) -> None:
         arrays = {k: z[k] for k in z.files if k != "record_ids"}
     if "groups" in arrays:
         arrays["groups"] = np.asarray(renamed([str(g) for g in arrays["groups"]], names))
-    np.savez(dst, **arrays)
+    atomic_save_npz(dst, **arrays)
 
 
 def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: dict, rows: list, artifacts: dict,
