@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import math
 import sys
@@ -303,7 +302,7 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
     """Point metric and 95 % CI of every predictor, and of each predictor minus scratch / trivial, from the same
     subject resamples; each predictor minus scratch also gets its paired permutation p (subjects' predictions
     swapped; `core.metrics.paired_permutation_test`, exact up to 12 subjects, else n_perm patterns)."""
-    from sqtool.core.metrics import paired_auroc_test, paired_permutation_test
+    from sqtool.core.metrics import paired_metric_test
     subjects, subject = np.unique(groups, return_inverse=True)
     draws = np.random.default_rng(seed).integers(0, len(subjects), (n_boot, len(subjects)))
     counts = np.zeros((n_boot, len(subjects)))
@@ -319,13 +318,10 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
     for n in names:
         if n in ("scratch", "trivial"):
             continue
-        res[n]["minus_scratch"] = metric(task, y, preds[n]) - metric(task, y, preds["scratch"])
+        res[n]["minus_scratch"] = res[n]["value"] - res["scratch"]["value"]
         res[n]["minus_scratch_ci95"] = ci(S[n] - S["scratch"])
-        perm = (paired_auroc_test(np.asarray(y)[:, 0], np.asarray(preds[n])[:, 0], np.asarray(preds["scratch"])[:, 0],
-                                  groups) if METRIC[task] == "auroc" else
-                paired_permutation_test(functools.partial(metric, task), y, preds[n], preds["scratch"], groups,
-                                        n_perm=n_perm, seed=seed))
-        res[n]["minus_scratch_p"] = perm["p"]
+        res[n]["minus_scratch_p"] = paired_metric_test(task, y, preds[n], preds["scratch"], groups, n_perm=n_perm,
+                                                       seed=seed)["p"]
     for n in names:
         if n != "trivial":
             res[n]["minus_trivial_ci95"] = ci(S[n] - S["trivial"])
@@ -391,12 +387,14 @@ def report(res: dict) -> str:
     L.append("")
     L.append(f"Verdicts: a difference to scratch is claimed only where its Holm-adjusted p < 0.05 (family: "
              f"{res['tests']} tests, every row x augment / siamq) and its 95 % CI excludes zero; '(unadjusted)' "
-             "marks a CI that excludes zero without surviving the adjustment. p: two-sided paired permutation p "
-             "(each subject's arm and scratch predictions swapped or not; exact over the 2^S patterns up to 12 "
-             f"subjects, so never below 2 / 2^S: 0.0625 with 5; else {s['permutations']} sampled patterns). It "
+             "marks a CI that excludes zero without surviving the adjustment. p: two-sided, over the subjects; for MAE "
+             "the paired permutation p (each subject's arm and scratch predictions swapped or not, exact over the 2^S patterns up to 12 "
+             f"subjects, so never below 2 / 2^S: 0.0625 with 5, else {s['permutations']} sampled patterns; AUROC: "
+             "the clustered DeLong test). It "
              "replaces the percentile subject-bootstrap p, far too small with few subjects (review: 12 subjects, "
              "no true difference, B = 10,000: p < 0.05 in 8.1 % of runs, p < 0.05/64 in 0.73 % instead of "
-             "0.078 %; 40 of these 64 tests are on sources of 5-13 subjects). The CIs are still the subject "
+             f"0.078 %; {2 * sum(r['subjects'] <= 13 for r in res['rows'])} of these {res['tests']} tests are on "
+             "sources of 13 subjects or fewer). The CIs are still the subject "
              "bootstrap's (with few subjects narrower than 95 %). Trivial: the training folds' mean of the "
              "window's source, or one constant base-rate logit per source (AUROC 0.5).")
     L.append("")

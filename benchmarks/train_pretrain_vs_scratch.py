@@ -96,17 +96,11 @@ def by_source(task, preds: dict, o, n_boot=1000, seed=0) -> dict:
     return out
 
 
-def delta_p(task, metric, y, pred_scratch, pred_pretrained, groups, seed=0) -> float:
-    """Two-sided paired permutation p of metric(pretrained) - metric(scratch) on the pooled windows, each
-    subject's two sets of predictions swapped or not (`core.metrics.paired_permutation_test`; AUROC:
-    `paired_auroc_test`, the clustered DeLong test, each model ranked alone)."""
-    from sqtool.core.metrics import paired_auroc_test, paired_permutation_test, task_metrics
-    if metric == "auroc":
-        return paired_auroc_test(np.asarray(y).reshape(len(y), -1)[:, 0],
-                                 np.asarray(pred_pretrained).reshape(len(y), -1)[:, 0],
-                                 np.asarray(pred_scratch).reshape(len(y), -1)[:, 0], groups)["p"]
-    return paired_permutation_test(lambda yy, pp: task_metrics(task, yy, pp)[metric], y, pred_pretrained,
-                                   pred_scratch, groups, seed=seed)["p"]
+def delta_p(task, y, pred_scratch, pred_pretrained, groups, seed=0) -> float:
+    """Two-sided p over the subjects of pretrained - scratch in the task's skill metric
+    (`core.metrics.paired_metric_test`: MAE swapped within subjects, AUROC by the clustered DeLong test)."""
+    from sqtool.core.metrics import paired_metric_test
+    return paired_metric_test(task, y, pred_pretrained, pred_scratch, groups, seed=seed)["p"]
 
 
 def direction(r, alpha=0.05) -> str:
@@ -322,7 +316,7 @@ def main() -> int:
                 "delta_pretrained_minus_scratch": mp["metrics"][metric] - ms["metrics"][metric],
                 "delta_ci95": paired_delta_ci(task, o_s["y"], o_s["pred"], o_p["pred"], o_s["groups"], metric,
                                               seed=a.seed),
-                "delta_p": delta_p(task, metric, o_s["y"], o_s["pred"], o_p["pred"], o_s["groups"], seed=a.seed),
+                "delta_p": delta_p(task, o_s["y"], o_s["pred"], o_p["pred"], o_s["groups"], seed=a.seed),
                 "better": "lower" if metric == "mae" else "higher",
                 "trivial": task_metrics(task, o_s["y"], triv)[metric],
                 "trivial_kind": ("training-fold mean" if metric == "mae" else "the source's training base rate"

@@ -74,5 +74,5 @@ def test_delta_p_is_the_within_subject_permutation_p():
         g = np.repeat(np.arange(S), 25).astype(str)
         y = rng.normal(15, 3, (len(g), 1))
         scratch, pre = y + 4 + rng.normal(0, 1, y.shape), y + rng.normal(0, 1, y.shape)
-        p = b.delta_p("rr", "mae", y, scratch, pre, g)
+        p = b.delta_p("rr", y, scratch, pre, g)
         assert (p < 0.001) if small else p == 2 / 32

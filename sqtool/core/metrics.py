@@ -244,6 +244,16 @@ def paired_auroc_test(y, score_a, score_b, groups) -> dict:
     return out
 
 
+def paired_metric_test(task: str, y, pred_a, pred_b, groups, n_perm: int = 10_000, seed: int = 0) -> dict:
+    """The paired test over subjects of two predictors of the same windows in the task's skill metric
+    (`skill_metric`): MAE by swapping them within subjects (`paired_permutation_test`), AUROC by the clustered
+    DeLong test on the first output (`paired_auroc_test`). Returns {subjects, diff (A - B), p, ...}."""
+    y2, a2, b2 = (np.asarray(v, float).reshape(len(v), -1) for v in (y, pred_a, pred_b))
+    if skill_metric(task)[0] == "mae":
+        return paired_permutation_test(mae, y2, a2, b2, groups, n_perm=n_perm, seed=seed)
+    return paired_auroc_test(y2[:, 0], a2[:, 0], b2[:, 0], groups)
+
+
 BLOCK_S = 60.0     # one batch of a subject's windows for the interval of its MAE: a minute of them
 
 
@@ -401,11 +411,7 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     lo, hi = ((float(np.percentile(diffs, 100 * alpha / 2)), float(np.percentile(diffs, 100 * (1 - alpha / 2))))
               if diffs else (float("nan"), float("nan")))
     sign = -1.0 if better == "lower" else 1.0                   # > 0 = model better
-    y2, p2, t2 = (a.reshape(len(a), -1).astype(float) for a in (y, pred, trivial))
-    if metric == "mae":
-        p = paired_permutation_test(mae, y2, p2, t2, groups, n_perm=n_boot, seed=seed)["p"]
-    else:                                           # the trivial is one constant score: the clustered DeLong test
-        p = paired_auroc_test(y2[:, 0], p2[:, 0], t2[:, 0], groups)["p"]
+    p = paired_metric_test(task, y, pred, trivial, groups, n_perm=n_boot, seed=seed)["p"]
     skill = bool(len(subjects) >= 2 and np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
                  and (hi < 0 if better == "lower" else lo > 0) and p < alpha)
     return {"metric": metric, "better": better, "model": float(m_model), "reference": float(m_triv),
