@@ -184,7 +184,7 @@ def time_quantum(t: np.ndarray, ends: int = 64) -> float:
         x = x - x[0]
         for k in range(7):
             q = 10.0 ** -k
-            if np.all(np.abs(x / q - np.round(x / q)) <= 1e-3):
+            if np.all(np.abs(x / q - np.round(x / q)) <= 1e-6):    # written rounded: multiples but for float error
                 return q
         return 0.0
     t = np.asarray(t, dtype=np.float64)
