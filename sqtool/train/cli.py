@@ -95,11 +95,12 @@ def _precheck_pretrain(cfg) -> None:
         ShardPairs(cfg.pairs, verify=False).check_contract(model_cfg)
 
 
-def _precheck_finetune(cfg, init_ck: dict | None = None) -> dict | None:
-    """Cheap checks before a run directory is made; returns the --init checkpoint (`init_ck` when the caller
-    read it already, else read here for a time-domain model), for the fine-tune to use as is."""
-    from sqtool.train.finetune import check_mode, load_init
-    cfg.validate("train finetune")                  # task, training numbers, rates and windows (the library's too)
+def _precheck_finetune(cfg):
+    """Cheap checks before a run directory is made; returns (cfg, the --init checkpoint): cfg prepared as the
+    library entries prepare it (`prepare_finetune`: model=RUN -> init=RUN, validated), the checkpoint read once
+    (by that, else here for a time-domain model), for the fine-tune to use as is."""
+    from sqtool.train.finetune import check_mode, load_init, prepare_finetune
+    cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
@@ -109,10 +110,10 @@ def _precheck_finetune(cfg, init_ck: dict | None = None) -> dict | None:
     check_mode(cfg.mode, name)
     from sqtool.data.dataset_tasks import dataset_of
     if dataset_of(cfg.data_root) is not None:        # a dataset.yaml / built-in name: parsed and checked here
-        return init_ck
+        return cfg, init_ck
     if cfg.data_root and cfg.data_root != "synthetic" and not Path(cfg.data_root).is_dir():
         raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
-    return init_ck
+    return cfg, init_ck
 
 
 # ----------------------------------------------------------------------------- train pretrain
@@ -242,9 +243,7 @@ def run_finetune_cmd(args) -> int:
 
     if getattr(args, "resume", None):
         return _resume_finetune(args)
-    from sqtool.train.finetune import model_as_init
-    cfg, init_ck = model_as_init(resolve_config(FinetuneConfig, args))
-    init_ck = _precheck_finetune(cfg, init_ck)               # the --init checkpoint, read once
+    cfg, init_ck = _precheck_finetune(resolve_config(FinetuneConfig, args))   # the --init checkpoint, read once
     if _is_spectral(cfg.model):
         run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
         save_config(run_dir, cfg)
@@ -348,7 +347,7 @@ def _resume_finetune(args) -> int:
     base = saved_config(FinetuneConfig, run_dir, "finetune")
     cfg, _ = resume_config(FinetuneConfig, base, args, run_dir=run_dir, may_change=_NOT_IN_KEY,
                            why="its finished folds were trained with the saved one")
-    init_ck = _precheck_finetune(cfg)
+    cfg, init_ck = _precheck_finetune(cfg)
     lock_run_dir(run_dir)                       # a second resume of the same run is refused
     note_run(run_dir, "train/finetune")
     save_config(run_dir, cfg, resumed=True)

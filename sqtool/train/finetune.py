@@ -140,6 +140,14 @@ def model_as_init(cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
     return dataclasses.replace(cfg, init=cfg.model, model=name), ck
 
 
+def prepare_finetune(cfg: FinetuneConfig, init_ck: dict | None = None) -> tuple[FinetuneConfig, dict | None]:
+    """(cfg, checkpoint or None): the one preparation of a fine-tune's config, the CLI's and the library entries'
+    alike: `model_as_init` (model=RUN -> init=RUN, the checkpoint read for it, else the caller's `init_ck`),
+    then `validate()` (one line naming `train finetune` and the option)."""
+    cfg, ck = model_as_init(cfg)
+    return cfg.validate(), ck if ck is not None else init_ck
+
+
 def load_init(init: str, model_name: str, fs: float | None, ck: dict | None = None):
     """(checkpoint dict or None, model name). Refuses other families, models, sampling rates. `ck`: the
     checkpoint `init` names when the caller has read it already (`train finetune`: read once)."""
@@ -376,9 +384,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     from sqtool.core.metrics import bootstrap_ci, primary_metric, task_metrics
 
     run_dir = Path(run_dir)
-    cfg, ck_model = model_as_init(cfg)                  # model=RUN -> init=RUN, as the CLI does
-    init_ck = ck_model if ck_model is not None else init_ck
-    cfg.validate()
+    cfg, init_ck = prepare_finetune(cfg, init_ck)        # model=RUN -> init=RUN, checked, as the CLI does
     if not 0 < cfg.label_fraction <= 1:
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
     spec = TASK_SPECS[cfg.task]

@@ -130,16 +130,14 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, predict_logits, select_decoder,
                                       train_bins)
     from sqtool.models.hr_options import calibration_subjects, calibration_text, check_train_options
-    from sqtool.train.finetune import check_mode, model_as_init
+    from sqtool.train.finetune import check_mode, is_checkpoint_path, prepare_finetune
 
     run_dir = Path(run_dir)
     model_given = cfg.model
-    cfg, ck_model = model_as_init(cfg)                 # model=RUN -> init=RUN, as the CLI does
-    init_ck = ck_model if ck_model is not None else init_ck
-    if ck_model is not None and not cfg.model:         # the CLI sends a time-domain encoder to run_finetune
+    cfg, init_ck = prepare_finetune(cfg, init_ck)      # model=RUN -> init=RUN, checked, as the CLI does
+    if is_checkpoint_path(model_given) and not cfg.model:  # the CLI sends a time-domain encoder to run_finetune
         raise SqtoolError(f"model {model_given} is a time-domain encoder, not a spectral heart-rate model: "
                           f"fine-tune it with sqtool.train.finetune.run_finetune")
-    cfg.validate()
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
     check_train_options(cfg)                           # before any data is read
