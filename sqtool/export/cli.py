@@ -162,20 +162,19 @@ def shipped_path(value, out: Path):
         return PurePath(value.replace("\\", "/")).name or "."
 
 
-def shipped_config(out: Path) -> None:
-    """Rewrite the export's config.yaml (core.runs.save_config writes the run folder and its inputs as absolute
-    paths, as every in-house run keeps them) with `shipped_path`s and a note saying so."""
+def shipped_config(out: Path, saved: dict, **resolved) -> None:
+    """Rewrite the export's config.yaml in its shipped form in one atomic write, without reading it back: `saved`
+    (the record core.runs.save_config wrote and returned: the run folder and its inputs as absolute paths, as every
+    in-house run keeps them) with what the export resolved added to its `resolved:` section (what
+    core.runs.save_resolved would add), every path a `shipped_path`, and a note saying so."""
     import yaml
-    p = out / "config.yaml"
-    d = yaml.safe_load(p.read_text()) or {}
+    d = {**saved, "resolved": {**(saved.get("resolved") or {}), **resolved}}
     d["source"] = shipped_path(d.get("source"), out)
     for section in ("config", "resolved"):
-        sec = d.get(section) or {}
-        for k, v in sec.items():
-            if k not in ("target", "targets"):
-                sec[k] = shipped_path(v, out)
+        if d.get(section):
+            d[section] = {k: v if k in ("target", "targets") else shipped_path(v, out) for k, v in d[section].items()}
     d["paths_note"] = SHIPPED_PATHS_NOTE
-    atomic_write_text(p, yaml.safe_dump(d, sort_keys=False))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(d, sort_keys=False))
 
 
 def copy_heldout(src: Path, dst: Path, names: dict[str, str]) -> None:
@@ -414,11 +413,9 @@ def _export(cfg: ExportConfig) -> dict:
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     from sqtool.core.manifest import begin_export, write_manifest
     before = begin_export(out)                     # no manifest until this export has passed through
-    save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
-    from sqtool.core.runs import save_resolved
-    save_resolved(out, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
-                  parity_windows=int(len(x)), float_artifacts=inp["want_float"], int8_artifacts=inp["want_int8"])
-    shipped_config(out)
+    saved = save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
+    shipped_config(out, saved, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
+                   parity_windows=int(len(x)), float_artifacts=inp["want_float"], int8_artifacts=inp["want_int8"])
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
     if inp["hpath"] is not None and not kit:
