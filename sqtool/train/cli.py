@@ -251,7 +251,7 @@ def run_finetune_cmd(args) -> int:
     run_dir = make_run_dir("train/finetune", f"{cfg.task}-{'pretrained' if cfg.init != 'none' else 'scratch'}",
                            args.out, args.force)
     save_config(run_dir, cfg)
-    m = run_finetune(cfg, run_dir, init_ck=init_ck)
+    m = run_finetune(cfg, run_dir, init_ck=init_ck, prepared=True)
     _print_finetune(cfg, run_dir, m)
     return 0
 
@@ -353,7 +353,7 @@ def _resume_finetune(args) -> int:
     save_config(run_dir, cfg, resumed=True)
     if _is_spectral(cfg.model):
         return _finetune_hr(cfg, run_dir, resume=True)
-    m = run_finetune(cfg, run_dir, resume=True, init_ck=init_ck)
+    m = run_finetune(cfg, run_dir, resume=True, init_ck=init_ck, prepared=True)
     _print_finetune(cfg, run_dir, m)
     return 0
 
@@ -365,9 +365,10 @@ def _is_spectral(model: str) -> bool:
 
 
 def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None = None) -> int:
-    """A spectral heart-rate fine-tune (fresh or resumed) into `run_dir`, its summary and next command."""
+    """A spectral heart-rate fine-tune (fresh or resumed) into `run_dir`, its summary and next command; cfg and
+    init_ck from _precheck_finetune (prepared there)."""
     from sqtool.train.finetune_hr import run_finetune_hr
-    m = run_finetune_hr(cfg, run_dir, log=item, resume=resume, init_ck=init_ck)
+    m = run_finetune_hr(cfg, run_dir, log=item, resume=resume, init_ck=init_ck, prepared=True)
     lo, hi = m["ci95"]["mae_bpm"]
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}){_resumed_text(m)} "

@@ -371,10 +371,11 @@ def load_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray) -> np.ndarr
 # ----------------------------------------------------------------------------- the command
 
 def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resume: bool = False,
-                 init_ck: dict | None = None) -> dict:
+                 init_ck: dict | None = None, *, prepared: bool = False) -> dict:
     """Cross-validated fine-tuning + final model; returns the metrics dict (also metrics.json).
     resume=True reuses the completed folds saved in run_dir/folds (see the module docstring). `init_ck`: the
-    checkpoint cfg.init names when the caller has read it already (`load_init`)."""
+    checkpoint cfg.init names when the caller has read it already (`load_init`). prepared=True: cfg and init_ck
+    are what `prepare_finetune` returned (the CLI prepares before it makes the run folder), not prepared again."""
     import torch
 
     from sqtool.data.tasks import TASK_SPECS, load_task, subject_folds, task_model_cfg
@@ -384,7 +385,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     from sqtool.core.metrics import bootstrap_ci, primary_metric, task_metrics
 
     run_dir = Path(run_dir)
-    cfg, init_ck = prepare_finetune(cfg, init_ck)        # model=RUN -> init=RUN, checked, as the CLI does
+    if not prepared:
+        cfg, init_ck = prepare_finetune(cfg, init_ck)    # model=RUN -> init=RUN, checked, as the CLI does
     if not 0 < cfg.label_fraction <= 1:
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
     spec = TASK_SPECS[cfg.task]

@@ -116,10 +116,12 @@ def sensors_seen(mcfg, corpus, log=print):
     return mcfg.replace(frontend={**mcfg.frontend, "ppg_sensors": sensors[:max(seen)]})
 
 
-def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, init_ck: dict | None = None) -> dict:
+def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, init_ck: dict | None = None, *,
+                    prepared: bool = False) -> dict:
     """`cfg` is train.finetune.FinetuneConfig (model = a spectral registry name, or a pretrained spectral run
     folder / checkpoint: then model = its architecture, init = it, as `train finetune --model RUN`), checked by
-    its `validate()` as the CLI checks it. resume=True reuses the finished folds saved in run_dir/folds (see the
+    its `validate()` as the CLI checks it (`prepare_finetune`; prepared=True: cfg and init_ck are what it returned,
+    the CLI's, not prepared again). resume=True reuses the finished folds saved in run_dir/folds (see the
     module docstring). `init_ck`: the checkpoint cfg.init names when the caller has read it already (`train
     finetune --model RUN`: read once; another kind is read again to be refused in the checkpoint loader's words)."""
     from sqtool.core import resolve_data_root, set_seed
@@ -134,7 +136,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
 
     run_dir = Path(run_dir)
     model_given = cfg.model
-    cfg, init_ck = prepare_finetune(cfg, init_ck)      # model=RUN -> init=RUN, checked, as the CLI does
+    if not prepared:
+        cfg, init_ck = prepare_finetune(cfg, init_ck)  # model=RUN -> init=RUN, checked, as the CLI does
     if is_checkpoint_path(model_given) and not cfg.model:  # the CLI sends a time-domain encoder to run_finetune
         raise SqtoolError(f"model {model_given} is a time-domain encoder, not a spectral heart-rate model: "
                           f"fine-tune it with sqtool.train.finetune.run_finetune")

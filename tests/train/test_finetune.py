@@ -177,6 +177,35 @@ def test_the_library_entries_refuse_what_the_cli_refuses(flag, kw, model, tmp_pa
     assert cli == f"sqtool: error: {e.value}", cli
 
 
+@pytest.mark.parametrize("model", ["", "spec_student_xs"])
+def test_each_path_validates_the_config_once(model, tmp_path, capsys, monkeypatch):
+    """The CLI validated before making the run folder and the library entry validated again; now the CLI hands
+    its prepared config on (prepared=True) and a direct library call prepares it itself: once on either path."""
+    import sqtool.data.tasks as T
+    import sqtool.train.finetune_hr as FH
+    calls = []
+    real = FinetuneConfig.validate
+
+    def counted(self, *a, **k):
+        calls.append(self.model)
+        return real(self, *a, **k)
+
+    def stop(*a, **k):
+        raise SqtoolError("stopped at the data")
+    monkeypatch.setattr(FinetuneConfig, "validate", counted)
+    monkeypatch.setattr(T, "load_task", stop)
+    monkeypatch.setattr(FH, "hr_corpus", stop)
+    argv = ["train", "finetune", "--data", "synthetic", *(["--model", model] if model else [])]
+    assert main(argv + ["--out", str(tmp_path / "cli")]) == 1
+    assert capsys.readouterr().err.strip() == "sqtool: error: stopped at the data"
+    assert calls == [model]
+    calls.clear()
+    with pytest.raises(SqtoolError, match="stopped at the data"):
+        (FH.run_finetune_hr if model else run_finetune)(FinetuneConfig(**{**FAST, "model": model,
+                                                                           "data_root": "synthetic"}), tmp_path / "lib")
+    assert calls == [model]
+
+
 def _spectral_pretrain_run(folder):
     from sqtool.models import get_model_cfg
     cfg = get_model_cfg("spec_student_xs", task="pretrain")
