@@ -107,12 +107,14 @@ def _c_int(v: int) -> str:
     return "(-2147483647 - 1)" if v == -2 ** 31 else str(v)
 
 
-def vectors_header(x16: np.ndarray, gap: np.ndarray, res: dict, n_inputs: int, prefix: str = "sq") -> str:
+def vectors_header(x16: np.ndarray, gap: np.ndarray, res: dict, n_inputs: int, prefix: str = "sq") -> tuple[str, int]:
     """<prefix>_vectors.h: the frames of recording.bin (n_inputs int16 samples + 1 gap flag per time step) and
-    the lines of expected.txt as static const C arrays, for the kit's no-file-system self-test."""
+    the lines of expected.txt as static const C arrays, for the kit's no-file-system self-test.
+    Returns (its text, the bytes of flash its two arrays take)."""
     frames = np.concatenate([np.asarray(x16, np.int64), np.asarray(gap, bool).astype(np.int64)[None]], axis=0).T
     rows = np.stack([np.asarray(res[k], np.int64) for k in RESULT_KEYS], axis=1) if len(res["index"]) else \
         np.zeros((1, len(RESULT_KEYS)), np.int64)                         # C99 has no empty array: one unused row
+    flash_bytes = 2 * frames.size + 4 * rows.size                  # int16_t sq_vec_recording, int32_t sq_vec_expected
     flat = [str(int(v)) for v in frames.reshape(-1)]
     rec = ",\n    ".join(", ".join(flat[i:i + 16]) for i in range(0, len(flat), 16))
     exp = ",\n    ".join("{" + ", ".join(_c_int(int(v)) for v in r) + "}" for r in rows)
@@ -139,12 +141,13 @@ static const int32_t sq_vec_expected[{len(rows)}][{len(RESULT_KEYS)}] = {{
 
 #endif /* SQ_VECTORS_H */
 """
-    return rename(text, prefix)
+    return rename(text, prefix), flash_bytes
 
 
 def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq") -> dict:
     """test_vectors/: recording.bin, expected.txt (the reference, streamed in 7-sample chunks and checked
-    against the vectorised run), vectors.json, check.cmake, <prefix>_vectors.h."""
+    against the vectorised run), vectors.json, check.cmake, <prefix>_vectors.h. Returns vectors.json's content
+    and `flash_bytes`: what <prefix>_vectors.h's arrays take in flash."""
     vdir = Path(out_dir) / "test_vectors"
     vdir.mkdir(parents=True, exist_ok=True)
     x16, gap, desc = synthetic_recording(float(ref.fe_cfg.fs_in), ref.C, n_ppg=ref.n_ppg)
@@ -154,7 +157,8 @@ def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq") -> dict:
         raise SqtoolError("pipeline reference: streaming and whole-recording results differ (a front-end bug)")
     write_recording(vdir / "recording.bin", x16, gap)
     atomic_write_text(vdir / "expected.txt", format_results(res))
-    atomic_write_text(vdir / f"{prefix}_vectors.h", vectors_header(x16, gap, res, ref.C_in, prefix))
+    header, flash_bytes = vectors_header(x16, gap, res, ref.C_in, prefix)
+    atomic_write_text(vdir / f"{prefix}_vectors.h", header)
     shutil.copyfile(TEMPLATES / "kit_check.cmake", vdir / "check.cmake")
     info = {**desc, "frame": f"{ref.C_in} int16 samples ({', '.join(input_channels(ref.fe_cfg))}) + 1 int16 gap flag, "
                              "little endian", "n_samples": int(x16.shape[1]), "results": int(len(res["index"])),
@@ -162,7 +166,7 @@ def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq") -> dict:
             "result_line": "index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid",
             "max_flagged_q15_scored": MAX_FLAGGED_Q15, "rounding": ROUNDING}
     atomic_write_text(vdir / "vectors.json", json.dumps(info, indent=2) + "\n")
-    return info
+    return {**info, "flash_bytes": flash_bytes}
 
 
 # ----------------------------------------------------------------------------- documents
@@ -492,8 +496,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
     values["ARENA"] = sum(arena_plan(graph))
     values["STATE_BYTES"] = _state_bytes(out / "c", prefix)
     vec = write_test_vectors(out, ref, prefix)
-    values["VEC_FLASH_KB"] = round((2 * vec["n_samples"] * (fe.n_inputs + 1)           # int16 frames
-                                    + 4 * len(RESULT_KEYS) * vec["results"]) / 1000)  # int32 result rows
+    values["VEC_FLASH_KB"] = round(vec["flash_bytes"] / 1000)
     for tmpl, name in (("kit_Makefile", "Makefile"), ("kit_CMakeLists.txt", "CMakeLists.txt"),
                        ("kit_README.md", "README.md")):
         atomic_write_text(out / name, _fill((TEMPLATES / tmpl).read_text(), values))

@@ -186,6 +186,27 @@ def test_vectors_header_holds_the_recording_and_the_expected_results(kit_hr3):
     assert not re.search(r"\b(printf|fopen|malloc|float|double)\b", code)
 
 
+def test_readme_flash_size_is_the_size_of_the_vectors_header_arrays(kit_hr3):
+    """README.md's 'about N KB of flash' for the self-test is what hr3_vectors.h's two arrays take: the int16
+    recording frames and the int32 expected rows, counted from the header itself; vectors_header's byte count is
+    that of the arrays it writes, the unused row of a recording without results included."""
+    import re
+
+    import numpy as np
+    from sqtool.export.kit import vectors_header
+    from sqtool.export.pipeline import RESULT_KEYS
+    for n_res in (3, 0):
+        res = {k: np.arange(n_res) + i for i, k in enumerate(RESULT_KEYS)}
+        text, n_bytes = vectors_header(np.ones((2, 5), np.int16), np.zeros(5, bool), res, 2, "hr3")
+        assert n_bytes == 2 * len(_c_array(text, "hr3_vec_recording")) + 4 * len(_c_array(text, "hr3_vec_expected"))
+        assert n_bytes == 2 * 5 * 3 + 4 * len(RESULT_KEYS) * max(n_res, 1)
+    h = (kit_hr3 / "test_vectors" / "hr3_vectors.h").read_text()
+    flash = 2 * len(_c_array(h, "hr3_vec_recording")) + 4 * len(_c_array(h, "hr3_vec_expected"))
+    assert "static const int16_t hr3_vec_recording" in h and "static const int32_t hr3_vec_expected" in h
+    kb = re.search(r"about\s+(\d+) KB of flash\) through the pipeline", (kit_hr3 / "README.md").read_text())
+    assert kb and int(kb.group(1)) == round(flash / 1000) > 0
+
+
 @pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None, reason="no make / gcc")
 def test_selftest_is_bit_exact_on_the_host_and_names_the_first_wrong_result(kit_hr3, tmp_path):
     """`make selftest`: the kit's no-stdio check passes on the host build; with one expected value changed it
