@@ -227,15 +227,11 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None)
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
-        from sqtool.data.readers._common import read_npz_arrays
+        from sqtool.data.readers._common import npz_rates, read_npz_arrays
         cols = read_npz_arrays(p, lambda name, shape, dtype: len(shape) <= 1 or name.startswith("fs")
                                or name == "start_time")       # 1-D columns and rates; size-checked, one at a time
-        def rate(k):                                # as read_npz: one number, else one line (not a bare ValueError)
-            v = np.asarray(cols[k])
-            return check_fs(v.item() if v.size == 1 else v, f"{where}: '{k}'")
-        fs_all = rate("fs") if "fs" in cols else None
-        rates = {k: fs_all for k in cols if not k.startswith("fs")} if fs_all is not None else {}
-        rates.update({k[3:]: rate(k) for k in cols if k.startswith("fs_")})   # an array's own fs_<name> wins
+        rates = npz_rates(cols, [k for k in cols if not k.startswith("fs")],      # as read_npz: fs_<name>, else fs
+                          lambda k, key: f"{where}: '{key}'")
         start = None
         if "start_time" in cols:                    # ISO text or seconds since 1970, as the plain NPZ reader reads it
             from sqtool.data.readers.generic import npz_start_time

@@ -215,6 +215,38 @@ def test_npz_rate_that_is_no_number_is_one_line_through_a_dataset_yaml(tmp_path,
         load_dataset_file(tmp_path / "dataset.yaml").records()
 
 
+def test_npz_rates_rule():
+    """An array's own fs_<name> wins over the file's fs, which wins over the default; a one-element array is its
+    number; the rate that applies is checked and its error names what `said` says; one that applies to nothing is
+    not read."""
+    from sqtool.data.readers._common import npz_rates
+    said = lambda name, key: f"f.npz: {name} from {key}"                     # noqa: E731
+    stored = {"fs": np.float64(64.0), "fs_acc_x": np.array([32.0]), "fs_gone": np.array("abc")}
+    assert npz_rates(stored, ["ppg", "acc_x"], said) == {"ppg": 64.0, "acc_x": 32.0}
+    assert npz_rates({"fs_acc_x": np.array(32.0)}, ["ppg", "acc_x"], said) == {"acc_x": 32.0}    # ppg: none
+    assert npz_rates({}, ["ppg"], said, default=100) == {"ppg": 100.0}
+    with pytest.raises(SqtoolError, match=r"^f\.npz: ppg from fs: sampling rate must be in \(0, "):
+        npz_rates({"fs": np.float64(0.0)}, ["ppg"], said)
+    with pytest.raises(SqtoolError, match=r"^f\.npz: acc_x from fs_acc_x: sampling rate array\(\[64\., 32\.\]\) is "
+                                          r"not a number"):
+        npz_rates({"fs": np.float64(64.0), "fs_acc_x": np.array([64.0, 32.0])}, ["ppg", "acc_x"], said)
+    with pytest.raises(SqtoolError, match=r"^f\.npz: ppg from None: sampling rate must be in"):
+        npz_rates({}, ["ppg"], said, default=-1.0)
+
+
+@pytest.mark.parametrize("rates", [dict(fs=np.array("abc"), fs_ppg=64.0), dict(fs=64.0, fs_other=np.array("abc"))])
+def test_npz_rate_no_array_uses_is_left_alone_on_both_paths(tmp_path, rates):
+    """One rule (npz_rates) for --data a.npz and a dataset.yaml: a stored rate no array takes (`fs` where every array
+    has its own fs_<name>, an fs_<name> without its array) is not read on either; the dataset.yaml path refused it."""
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers import read_npz
+    (tmp_path / "rec").mkdir()
+    np.savez(tmp_path / "rec" / "a.npz", ppg=np.sin(np.arange(2000) / 5), **rates)
+    (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nchannels: {ppg: ppg}\n")
+    assert read_npz(tmp_path / "rec" / "a.npz").fs == {"ppg": 64.0}
+    assert load_dataset_file(tmp_path / "dataset.yaml").records()[0].fs == {"ppg": 64.0}
+
+
 def test_troika_complex_sig_is_refused(tmp_path):
     import scipy.io as sio
     root = _troika(tmp_path / "troika", None)

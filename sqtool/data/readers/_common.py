@@ -9,11 +9,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, check_fs
 
 RATE_TOL = 0.01      # a declared rate and the file's own (time column, stored fs) must agree within 1 %
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}     # time_unit -> seconds per unit (time columns, label files)
@@ -116,6 +116,22 @@ def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
         raise
     except Exception as e:  # noqa: BLE001 - BadZipFile, ValueError (pickled, bad header), OSError, EOFError
         raise SqtoolError(f"{p}: corrupt or truncated .npz ({first_line(e)})")
+
+
+def npz_rates(arrays: dict, names: Iterable[str], said: Callable[[str, str | None], str],
+              default=None) -> dict[str, float]:
+    """{name: Hz} for each of `names` by an .npz's rule: its own `fs_<name>` member, else the file's `fs` scalar,
+    else `default` (a name with none of them is left out). The rate that applies must be one number in
+    (0, FS_MAX_HZ] (`check_fs`; a one-element array is its number), else one line naming `said(name, key)`, key the
+    member it came from (None for `default`). A stored rate that applies to none of `names` is not read."""
+    out = {}
+    for name in names:
+        key = f"fs_{name}" if f"fs_{name}" in arrays else "fs" if "fs" in arrays else None
+        v = arrays[key] if key is not None else default
+        if v is not None:
+            v = np.asarray(v)
+            out[name] = check_fs(v.item() if v.size == 1 else v, said(name, key))
+    return out
 
 
 def read_csv(path: str | os.PathLike, **kw):

@@ -33,7 +33,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
-from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, read_npz_arrays, require_file
+from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, npz_rates, read_npz_arrays, require_file
 from sqtool.data.record import Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -278,25 +278,22 @@ def read_npz(path, fs: float | None = None) -> Record:
                            name.startswith("fs_"))         # 1-D channels and the keys below, nothing else
     meta = {k: str(data.pop(k)) for k in ("subject", "record_id", "dataset") if k in data}
     start = npz_start_time(data.pop("start_time"), where) if "start_time" in data else None
-    rates = {k[3:]: data.pop(k) for k in list(data) if k.startswith("fs_")}
-    fs_all = data.pop("fs", None)
+    stored = {k: data.pop(k) for k in list(data) if k == "fs" or k.startswith("fs_")}
     if "signals" in data:
         x = np.asarray(data.pop("signals"))
         names = [str(c) for c in data.pop("channels", np.array([f"ch{i}" for i in range(len(x))]))]
         if x.ndim != 2 or len(names) != x.shape[0]:
             raise SqtoolError(f"{where}: 'signals' must be (C, N) with C names in 'channels'")
         data.update({n: x[i] for i, n in enumerate(names)})
+    arrays = {k: v for k, v in data.items() if v.ndim == 1 and np.issubdtype(v.dtype, np.number)}  # the channels
+    rates = npz_rates(stored, arrays, lambda k, key: f"{where}: channel '{k}'", default=fs)
     signals, fsd = {}, {}
-    for k, v in data.items():
-        v = np.asarray(v)
-        if v.ndim != 1 or not np.issubdtype(v.dtype, np.number):
-            continue
+    for k, v in arrays.items():
         ch = canonical(k)
         signals[ch] = v.astype(np.float64)
-        r = rates.get(k, fs_all if fs_all is not None else fs)
-        if r is None:
+        if k not in rates:
             raise SqtoolError(f"{where}: no sampling rate for channel '{k}' (store 'fs' or 'fs_{k}', or pass fs)")
-        fsd[ch] = _check_fs(np.asarray(r).item() if np.size(r) == 1 else r, f"{where}: channel '{k}'")
+        fsd[ch] = rates[k]
         if fs is not None and abs(fsd[ch] - fs) > RATE_TOL * fs:
             raise SqtoolError(f"{where}: file says {fsd[ch]:g} Hz for '{k}' but fs={fs:g} was given; "
                               f"wrong sampling rate")
