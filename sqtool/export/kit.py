@@ -230,12 +230,14 @@ def _table(rows) -> list[str]:
     return ["| metric | value | unit |", "|---|---|---|"] + [f"| {k} | {v:.4g} | {_unit(k)} |" for k, v in rows]
 
 
-def metrics_sections(metrics: dict) -> list[str]:
+def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
     """The card's metric sections from the source run's metrics.json. A quantize run's figures are written out by
     what they are: the held-out subjects' int8 MAE (mean of subjects, pooled over windows, per subject), the
     interval's held-out coverage against its 90 % target, the confidence's stated expected error against the error
     made, the top-80 %-by-confidence change; then the decoder's calibration on the TRAINING subjects' inner folds and
-    its settings in a section of their own; every other numeric value in a last table (nothing is dropped)."""
+    its settings in a section of their own; every other numeric value in a last table (nothing is dropped).
+    `held`: the held-out subjects as the export's metadata names them (model_card passes them); None: the
+    metrics' own `heldout_subjects`."""
     flat = _flat_metrics(metrics)
     if not flat:
         return ["## Held-out metrics", "", "- no metrics.json in the source run: none reported here."]
@@ -248,7 +250,7 @@ def metrics_sections(metrics: dict) -> list[str]:
         return flat[k]
 
     mae = metrics.get("mae_bpm") or {}
-    held = [str(h) for h in metrics.get("heldout_subjects") or []]
+    held = [str(h) for h in (metrics.get("heldout_subjects") or [] if held is None else held)]
     quantized = isinstance(mae, dict) and "int8" in mae                        # a `sqtool quantize` run
     lines = []
     if quantized:
@@ -338,6 +340,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     train = info.get("train_info.json") or {}
     seen_by = md.get("training_data") or {}
     seen = list(seen_by.get("train_subjects") or [])
+    held = list(seen_by.get("heldout_subjects") or [])       # as export's build_metadata wrote them (pseudonyms)
     datasets = train.get("datasets") or metrics.get("datasets") or list(seen_by.get("datasets") or [])
     synthetic_only = datasets == ["synthetic"]
     mdec = model_cfg.get("decoder") or {}
@@ -384,7 +387,6 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     if split:
         lines.append(f"- {json.dumps(split)}")
     elif seen:
-        held = list(seen_by.get("heldout_subjects") or [])
         names = lambda ks: f"{n_subjects(len(ks))}{': ' + ', '.join(map(str, ks)) if ks else ''}"  # noqa: E731
         lines.append(f"- trained on {n_subjects(len(seen))}: {', '.join(map(str, seen))}")
         if pre is None:                                # the pretraining chain is not readable: claim no more
@@ -414,7 +416,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
         lines.append(f"- the subjects of {', '.join(f'`{d}`' for d in seen_by['pseudonymised'])} are pseudonyms "
                      "(<dataset>:subject-NN, numbered in the sorted order of their ids); their ids stay with the "
                      "developer")
-    lines += [""] + metrics_sections(metrics)
+    lines += [""] + metrics_sections(metrics, held if "training_data" in md else None)
     lines += ["", "## Limitations", ""]
     if synthetic_only:
         lines.append("- **Trained on synthetic PPG only** (`sqtool demo`'s embedded default): its heart rates, "
@@ -424,7 +426,6 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     lab = ""
     if seen and not synthetic_only:                       # who the model saw, from the checkpoint's subjects
         per = Counter(str(k).split(":")[0] for k in seen)                       # first-seen order
-        held = list(seen_by.get("heldout_subjects") or [])
         lab = (f" (fine-tuned on {n_subjects(len(seen))}: {', '.join(f'{d} {n}' for d, n in per.items())}; evaluated "
                f"on {len(held)} held-out subject{'' if len(held) == 1 else 's'}; the training heart-rate range is not "
                "recorded with the model; age, sex and skin tone are not recorded in these datasets, so the card "

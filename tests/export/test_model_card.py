@@ -116,6 +116,21 @@ def test_the_population_comes_from_the_training_data(twin, tmp_path):
     assert "skin tone are not recorded" in lim and "a few dozen adults" not in lim
 
 
+def test_the_held_out_metrics_name_the_subjects_the_export_metadata_names(twin, tmp_path):
+    """The card's held-out section lists the held-out subjects of the export's metadata (training_data, what export
+    determined from the checkpoint), not a second reading of the run's metrics.json: here metrics.json lists a third
+    subject (s6) that the metadata does not, and its per-subject figures fall to the table of other values. Metadata
+    without training_data (a checkpoint that recorded no subjects): the run's own list."""
+    held = _section(_card(twin, tmp_path / "a"), "Held-out metrics")
+    assert "Held-out subjects (2: wrist_exercise:s4, wrist_exercise:s5; 805 scored windows)" in held
+    assert "| wrist_exercise:s5 |" in held and "| wrist_exercise:s6 |" not in held
+    assert "| per_subject.int8.wrist_exercise:s6 | 12.6 |" in _card(twin, tmp_path / "b")
+    mc, g, meta, fe, dec = twin
+    bare = {k: v for k, v in meta.items() if k != "training_data"}
+    held = _section(_card((mc, g, bare, fe, dec), tmp_path / "c"), "Held-out metrics")
+    assert "Held-out subjects (3: wrist_exercise:s4, wrist_exercise:s5, wrist_exercise:s6" in held
+
+
 def test_export_report_says_its_hr_mae_is_a_parity_check_not_the_products_accuracy():
     """export_report.md's HR MAE column is the softmax-mean read-out of each artifact (no decoder) on the export's
     held-out windows: 16.39 BPM beside a decoded 14.12 on the card read as a product figure (QA review)."""
