@@ -298,6 +298,22 @@ def test_npz_members_that_are_never_used_are_not_read(tmp_path):
         read_npz(p)
 
 
+def test_npz_members_are_opened_once(tmp_path, monkeypatch):
+    """Each member is opened once: a kept array is read on from the header that decided to keep it (it was opened
+    a second time for its data), an unused one is left after its header."""
+    import zipfile
+    from sqtool.data.readers import read_npz
+    p = tmp_path / "rec.npz"
+    np.savez_compressed(p, ppg=np.sin(np.arange(2000) / 5), fs=64.0, junk=np.ones((3, 4)))
+    opened = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: (
+        opened.append(getattr(name, "filename", name)), real_open(self, name, *a, **k))[1])
+    r = read_npz(p)
+    assert sorted(opened) == ["fs.npy", "junk.npy", "ppg.npy"]
+    assert r.fs == {"ppg": 64.0} and np.allclose(r.signals["ppg"], np.sin(np.arange(2000) / 5))
+
+
 def test_npz_member_claiming_more_than_it_holds_is_one_line(tmp_path):
     import zipfile
     from sqtool.data.readers import read_npz
