@@ -32,8 +32,10 @@ constant base-rate logit per source, AUROC 0.5 within it; a per-fold majority-cl
 windows by their fold's base rate, AUROC 0.44-0.53 instead of 0.5).
 
 Metrics are per source (never only pooled over datasets with different base rates): MAE for hr, rr,
-bp (mean of SBP and DBP), AUROC for af and quality (weighted F1 of af in the JSON). 95 % CIs resample
-SUBJECTS (paired: one resample scores every arm, so the difference CI is paired; --boot resamples).
+bp (mean of SBP and DBP), AUROC for af and quality (weighted F1 of af in the JSON). Each arm's 95 % CI resamples
+SUBJECTS (--boot resamples); each difference (arm - scratch, arm - trivial) gets the t-interval over the subjects
+that goes with its p (`core.metrics.paired_metric_test`: the subjects' window-weighted MAE differences; AUROC, the
+clustered DeLong standard error).
 
 Each (arm - scratch) difference has a two-sided paired permutation p (`core.metrics.paired_permutation_test`):
 the row's metric on the source's pooled windows, under "arm and scratch are exchangeable within a subject", each
@@ -44,8 +46,9 @@ freedom), each model ranked alone, since two models' logits need not share a sca
 It replaces the percentile subject-bootstrap p this script used before, which is far too small with few
 subjects: in the review's simulation (12 subjects, no true difference, B = 10,000) it fell below 0.05 in 8.1 %
 of runs and below 0.05/64 in 0.73 % instead of 0.078 %, so Holm's 5 % did not hold; 40 of the 64 tests are on
-sources of 5-13 subjects, and all 7 differences it let through sat at its floor 2/10001. The bootstrap CIs are
-kept as the intervals (with few subjects they too are narrower than 95 %). Rows x 2 arms make one family of
+sources of 5-13 subjects, and all 7 differences it let through sat at its floor 2/10001. The difference CIs
+were the paired percentile bootstrap's until the t-interval replaced them (80-88 % coverage for a nominal 95 % at
+5-12 subjects of uneven size in simulation, against 93-94 %). Rows x 2 arms make one family of
 tests (64 on the real data); Holm's step-down adjustment of the permutation p's controls the chance of any
 false claim in it at 5 %. The verdict column says "pretraining helps" / "hurts" only where the Holm-adjusted
 p < 0.05 AND the CI excludes zero (in its direction); a CI that excludes zero without surviving Holm is marked
@@ -299,32 +302,35 @@ def holm(p) -> np.ndarray:
 
 
 def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: int) -> dict:
-    """Point metric and 95 % CI of every predictor, and of each predictor minus scratch / trivial, from the same
-    subject resamples; each predictor minus scratch also gets its paired permutation p (subjects' predictions
-    swapped; `core.metrics.paired_permutation_test`, exact up to 12 subjects, else n_perm patterns)."""
+    """Point metric and subject-bootstrap 95 % CI of every predictor; each predictor minus scratch and minus
+    trivial: the difference, its t-interval over the subjects and its paired p (`core.metrics.paired_metric_test`:
+    MAE swapped within subjects, exact up to 12, else n_perm patterns; AUROC by the clustered DeLong test)."""
     from sqtool.core.metrics import paired_metric_test
     subjects, subject = np.unique(groups, return_inverse=True)
     draws = np.random.default_rng(seed).integers(0, len(subjects), (n_boot, len(subjects)))
     counts = np.zeros((n_boot, len(subjects)))
     np.add.at(counts, (np.repeat(np.arange(n_boot), len(subjects)), draws.ravel()), 1)    # (B, S)
     names = list(preds)
-    S = {n: boot_metric(task, y, preds[n], subject, counts) for n in names}
 
     def ci(v):
         v = v[np.isfinite(v)]
         return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v.size >= 10 else [None, None]
 
-    res = {n: {"value": metric(task, y, preds[n]), "ci95": ci(S[n])} for n in names}
+    def vs(a, b) -> dict:
+        t = paired_metric_test(task, y, preds[a], preds[b], groups, n_perm=n_perm, seed=seed)
+        return {"ci95": [float(c) if np.isfinite(c) else None for c in t["ci95"]], "p": t["p"]}
+
+    res = {n: {"value": metric(task, y, preds[n]), "ci95": ci(boot_metric(task, y, preds[n], subject, counts))}
+           for n in names}
     for n in names:
         if n in ("scratch", "trivial"):
             continue
-        res[n]["minus_scratch"] = res[n]["value"] - res["scratch"]["value"]
-        res[n]["minus_scratch_ci95"] = ci(S[n] - S["scratch"])
-        res[n]["minus_scratch_p"] = paired_metric_test(task, y, preds[n], preds["scratch"], groups, n_perm=n_perm,
-                                                       seed=seed)["p"]
+        t = vs(n, "scratch")
+        res[n].update(minus_scratch=res[n]["value"] - res["scratch"]["value"], minus_scratch_ci95=t["ci95"],
+                      minus_scratch_p=t["p"])
     for n in names:
         if n != "trivial":
-            res[n]["minus_trivial_ci95"] = ci(S[n] - S["trivial"])
+            res[n]["minus_trivial_ci95"] = vs(n, "trivial")["ci95"]
     return res
 
 
@@ -394,8 +400,9 @@ def report(res: dict) -> str:
              "replaces the percentile subject-bootstrap p, far too small with few subjects (review: 12 subjects, "
              "no true difference, B = 10,000: p < 0.05 in 8.1 % of runs, p < 0.05/64 in 0.73 % instead of "
              f"0.078 %; {2 * sum(r['subjects'] <= 13 for r in res['rows'])} of these {res['tests']} tests are on "
-             "sources of 13 subjects or fewer). The CIs are still the subject "
-             "bootstrap's (with few subjects narrower than 95 %). Trivial: the training folds' mean of the "
+             "sources of 13 subjects or fewer). An arm's CI: subject bootstrap; a difference's CI: the t-interval "
+             "over the subjects that goes with its p (MAE: the subjects' window-weighted differences; AUROC: the clustered "
+             "DeLong standard error). Trivial: the training folds' mean of the "
              "window's source, or one constant base-rate logit per source (AUROC 0.5).")
     L.append("")
     L.append("| task | source (windows / subjects) | metric | labels | protocol | trivial | scratch [95 % CI] | "
@@ -526,7 +533,8 @@ def main(argv=None) -> int:
                      "labels": "100 % / 10 % (min 16) of each fold's training windows, identical for all arms",
                      "linear": "ridge alpha 1 / L2 logistic C 1 on standardised frozen features",
                      "full": f"AdamW one-cycle, lr {a.lr}, {a.epochs} epochs, batch 32, wd 1e-4",
-                     "max_windows_per_source": a.max_windows, "bootstrap": f"{a.boot} subject resamples, paired (CIs)",
+                     "max_windows_per_source": a.max_windows,
+                     "bootstrap": f"{a.boot} subject resamples (each arm's CI); differences: t-interval over subjects",
                      "permutations": a.perm,
                      "threads": torch.get_num_threads()},
         "rows": rows, "tests": 2 * len(rows),

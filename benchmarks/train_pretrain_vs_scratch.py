@@ -17,17 +17,18 @@ with the same budget, folds and seed, with all labels and with 10 % of them.
    config (full fine-tuning, same epochs, same subject folds: LOSO for hr, 5-fold otherwise, same seed;
    with 10 % the same random 10 % of each fold's training windows for both inits). Out-of-fold metric
    (MAE; AUROC for af and quality, `core.metrics.skill_metric`: weighted F1 at a 0.5 threshold only in the
-   JSON), subject-bootstrap 95 % CI per cell, and (pretrained - scratch) with a paired subject-bootstrap CI and
-   a two-sided paired permutation p (`core.metrics.paired_permutation_test`: each subject's two sets of
-   predictions swapped or not, exact over all 2^S patterns up to 12 subjects, else 10,000 sampled), every one
+   JSON), subject-bootstrap 95 % CI per cell, and (pretrained - scratch) with its t-interval over the subjects
+   and a two-sided paired p (`core.metrics.paired_metric_test`: for MAE each subject's two sets of predictions
+   swapped or not, exact over all 2^S patterns up to 12 subjects, else 10,000 sampled, and the t-interval of the
+   subjects' window-weighted differences; for AUROC the clustered DeLong test and its t-interval), every one
    printed with its direction: "pretrained better" / "pretrained WORSE" only where p < 0.05 AND the CI excludes
-   zero, else "no difference shown"; not adjusted for the 10 comparisons. The percentile bootstrap alone is
-   too narrow with few subjects (hr has 12, af 12 patients): with 12 subjects and no true difference its
-   p fell below 0.05 in 8.1 % of simulated runs.
+   zero, else "no difference shown"; not adjusted for the 10 comparisons. The percentile subject bootstrap that
+   gave the difference's CI and p before is too narrow with few subjects (hr has 12, af 12 patients): with 12
+   subjects and no true difference its p fell below 0.05 in 8.1 % of simulated runs.
 4. Every row also carries the trivial predictor on the same folds (all training windows): the fold mean
    (regression), one constant base-rate logit (af, AUROC 0.5) or, for quality, each source's own training
    base rate (`downstream_skill.source_trivial`: pooled over its three sources that alone reaches a high
-   AUROC), and each init's paired subject-bootstrap test against it ("no skill"). Quality also gets per-source
+   AUROC), and each init's paired test against it ("no skill", `core.metrics.skill_test`). Quality also gets per-source
    AUROCs with CIs (the trivial is 0.5 within a source).
 Writes benchmarks/results/train_pretrain_vs_scratch.{json,md} (--out: elsewhere; --restate: only the Markdown,
 from the JSON, without training). With --tasks a subset, the rows of the other tasks already in the JSON are
@@ -48,22 +49,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 OUT = ROOT / "benchmarks" / "results"
-
-
-def paired_delta_ci(task, y, pred_a, pred_b, groups, metric, n_boot=1000, seed=0):
-    """95 % CI of metric(b) - metric(a) over subject resamples (the same resample for both)."""
-    from sqtool.core.metrics import task_metrics
-    subjects = np.unique(groups)
-    idx_of = {s: np.flatnonzero(groups == s) for s in subjects}
-    rng = np.random.default_rng(seed)
-    d = []
-    for _ in range(n_boot):
-        idx = np.concatenate([idx_of[s] for s in rng.choice(subjects, len(subjects))])
-        va = task_metrics(task, y[idx], pred_a[idx])[metric]
-        vb = task_metrics(task, y[idx], pred_b[idx])[metric]
-        if np.isfinite(va) and np.isfinite(vb):
-            d.append(vb - va)
-    return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]
 
 
 def source_of(o) -> np.ndarray:
@@ -96,11 +81,13 @@ def by_source(task, preds: dict, o, n_boot=1000, seed=0) -> dict:
     return out
 
 
-def delta_p(task, y, pred_scratch, pred_pretrained, groups, seed=0) -> float:
-    """Two-sided p over the subjects of pretrained - scratch in the task's skill metric
-    (`core.metrics.paired_metric_test`: MAE swapped within subjects, AUROC by the clustered DeLong test)."""
+def delta_test(task, y, pred_scratch, pred_pretrained, groups, seed=0) -> dict:
+    """pretrained - scratch over the subjects in the task's skill metric (`core.metrics.paired_metric_test`):
+    {ci95: its t-interval over the subjects, p: two-sided, MAE swapped within subjects, AUROC by the clustered
+    DeLong test}."""
     from sqtool.core.metrics import paired_metric_test
-    return paired_metric_test(task, y, pred_pretrained, pred_scratch, groups, seed=seed)["p"]
+    t = paired_metric_test(task, y, pred_pretrained, pred_scratch, groups, seed=seed)
+    return {"ci95": [float(c) for c in t["ci95"]], "p": float(t["p"])}
 
 
 def direction(r, alpha=0.05) -> str:
@@ -160,11 +147,11 @@ def report_md(res: dict) -> str:
     rows, pre, ps = res["rows"], res["pretrain"], res["pairs_summary"]
     L = [f"# Pretrained vs scratch ({res['model']}, full fine-tuning, {res['finetune']['epochs']} epochs, same folds "
          "and seed)", "", _contamination(ps), "",
-         "Every pretrained - scratch difference with its paired subject-bootstrap 95 % CI, its two-sided paired "
-         "permutation p (each subject's scratch and pretrained predictions swapped or not: exact up to 12 "
-         "subjects, else 10,000 sampled; for AUROC the clustered DeLong test) and its direction: better / WORSE "
-         "only where p < 0.05 "
-         "and the CI excludes zero (the percentile bootstrap alone is too narrow with 12 subjects, as hr and af "
+         "Every pretrained - scratch difference with its 95 % t-interval over the subjects (MAE: of the subjects' "
+         "window-weighted differences; AUROC: the clustered DeLong standard error), its two-sided paired p (each "
+         "subject's scratch and pretrained predictions swapped or not: exact up to 12 subjects, else 10,000 "
+         "sampled; for AUROC the clustered DeLong test) and its direction: better / WORSE only where p < 0.05 "
+         "and the CI excludes zero (a percentile subject bootstrap is too narrow with 12 subjects, as hr and af "
          f"have), else no difference shown. The {len(rows)} comparisons are NOT adjusted for multiplicity: at "
          "p < 0.05 each, up to one in twenty true nulls can read as a difference. Metric: MAE, or AUROC for af "
          "and quality (weighted F1 at a 0.5 threshold is in the JSON). Trivial: the fold mean, one constant "
@@ -314,20 +301,16 @@ def main() -> int:
                 "scratch": ms["metrics"][metric], "scratch_ci95": ms["ci95"].get(metric),
                 "pretrained": mp["metrics"][metric], "pretrained_ci95": mp["ci95"].get(metric),
                 "delta_pretrained_minus_scratch": mp["metrics"][metric] - ms["metrics"][metric],
-                "delta_ci95": paired_delta_ci(task, o_s["y"], o_s["pred"], o_p["pred"], o_s["groups"], metric,
-                                              seed=a.seed),
-                "delta_p": delta_p(task, o_s["y"], o_s["pred"], o_p["pred"], o_s["groups"], seed=a.seed),
+                **{f"delta_{k}": v for k, v in delta_test(task, o_s["y"], o_s["pred"], o_p["pred"], o_s["groups"],
+                                                          seed=a.seed).items()},
                 "better": "lower" if metric == "mae" else "higher",
                 "trivial": task_metrics(task, o_s["y"], triv)[metric],
-                "trivial_kind": ("training-fold mean" if metric == "mae" else "the source's training base rate"
-                                 if task == "quality" else "one constant base-rate logit"),
                 "vs_trivial": {init: skill_test(task, o["y"], o["pred"], triv, o["groups"], seed=a.seed)
                                for init, o in (("scratch", o_s), ("pretrained", o_p))},
                 "extra_metrics": {"scratch": ms["metrics"], "pretrained": mp["metrics"]},
                 "finetune_s": ms["elapsed_s"] + mp["elapsed_s"], "load_s": load_s,
                 "input": ms["input"], "command": command,
             })
-            rows[-1]["direction"] = direction(rows[-1])           # also recomputed by report_md for older rows
             if task == "rr":                      # is the respiration in the windows at all? (model-free)
                 err = np.abs(spectral_rr(td.x[:, 0], mc.fs) - td.y[:, 0])
                 ae = {"spectral_0.1-0.6Hz": err, "fold_mean": np.abs(triv[:, 0] - o_s["y"][:, 0]),

@@ -65,7 +65,7 @@ def test_every_difference_is_reported_with_its_direction():
     assert "| troika | 355 | 28 | 0.800 [0.700, 0.900]" in md and "| pretrained |" in md
 
 
-def test_delta_p_is_the_within_subject_permutation_p():
+def test_delta_test_is_the_within_subject_permutation_p():
     """pretrained - scratch's p swaps each subject's two sets of predictions: 5 subjects, pretrained better on every
     window, p = 2/32 (exact; no direction claimed); the same with 20 subjects (sampled) is far below 0.05."""
     b = load_benchmark("train_pretrain_vs_scratch")
@@ -74,5 +74,7 @@ def test_delta_p_is_the_within_subject_permutation_p():
         g = np.repeat(np.arange(S), 25).astype(str)
         y = rng.normal(15, 3, (len(g), 1))
         scratch, pre = y + 4 + rng.normal(0, 1, y.shape), y + rng.normal(0, 1, y.shape)
-        p = b.delta_p("rr", y, scratch, pre, g)
+        t = b.delta_test("rr", y, scratch, pre, g)
+        p = t["p"]
+        assert t["ci95"][1] < 0                                  # pretrained better on every window
         assert (p < 0.001) if small else p == 2 / 32

@@ -1,15 +1,17 @@
 """Task metrics and subject-level bootstrap confidence intervals.
 
 Skill: `trivial_predictions` / `oof_trivial` (training-fold mean, or base rate as a constant logit),
-`skill_test` (paired subject bootstrap of model - trivial in MAE or AUROC, `skill_metric`, and a p over the subjects;
-"no skill" unless the model is better, the CI excludes zero and p < 0.05), `prediction_spread`, `skill_line` (a
-command's last line).
+`skill_test` (model - trivial in MAE or AUROC, `skill_metric`, its t-interval and p over the subjects,
+`paired_metric_test`; "no skill" unless the model is better, the CI excludes zero and p < 0.05),
+`prediction_spread`, `skill_line` (a command's last line).
 The classic predictors per task are in `sqtool.train.skill` (`classic_oof`, `skill_report`).
 
 Regression: mean absolute error per output (in the output's unit). Classification (binary): weighted F1
 at threshold 0.5 on the probability, and AUROC (rank statistic, ties averaged). Confidence intervals
 resample SUBJECTS with replacement (windows of one subject are correlated, so resampling windows would
-give intervals that are far too narrow) and take the 2.5 / 97.5 percentiles of the metric.
+give intervals that are far too narrow) and take the 2.5 / 97.5 percentiles of the metric (`bootstrap_ci`). A
+DIFFERENCE between two predictors, where a claim rests on it, gets a t-interval and a p over the subjects instead
+(`paired_metric_test`, `paired_subject_test`): with 5-12 subjects the percentile bootstrap is too narrow.
 
 numpy/scipy only: the compress and bench stages reuse these without torch.
 """
@@ -244,14 +246,32 @@ def paired_auroc_test(y, score_a, score_b, groups) -> dict:
     return out
 
 
-def paired_metric_test(task: str, y, pred_a, pred_b, groups, n_perm: int = 10_000, seed: int = 0) -> dict:
+def paired_metric_test(task: str, y, pred_a, pred_b, groups, n_perm: int = 10_000, seed: int = 0,
+                       alpha: float = 0.05) -> dict:
     """The paired test over subjects of two predictors of the same windows in the task's skill metric
     (`skill_metric`): MAE by swapping them within subjects (`paired_permutation_test`), AUROC by the clustered
-    DeLong test on the first output (`paired_auroc_test`). Returns {subjects, diff (A - B), p, ...}."""
+    DeLong test on the first output (`paired_auroc_test`). Returns {subjects, diff (A - B), p, ci95, ...}, ci95 the
+    difference's t-interval over the subjects, from the same subjects-as-units reading as p: MAE, the pooled
+    difference as the window-weighted mean of each subject's mean |error| difference (`ratio_t_interval`); AUROC,
+    diff +- t(S - 1) x the clustered DeLong standard error. (A percentile bootstrap of 5-12 subjects, used before,
+    is too narrow: it ignores that the spread is estimated from so few.) NaN with fewer than 2 subjects."""
+    from scipy import stats
     y2, a2, b2 = (np.asarray(v, float).reshape(len(v), -1) for v in (y, pred_a, pred_b))
     if skill_metric(task)[0] == "mae":
-        return paired_permutation_test(mae, y2, a2, b2, groups, n_perm=n_perm, seed=seed)
-    return paired_auroc_test(y2[:, 0], a2[:, 0], b2[:, 0], groups)
+        out = paired_permutation_test(mae, y2, a2, b2, groups, n_perm=n_perm, seed=seed)
+        _, g = np.unique(np.asarray(groups), return_inverse=True)
+        d = (np.abs(a2 - y2) - np.abs(b2 - y2)).mean(axis=1)                # (N,) each window's |error| difference
+        n_s = np.bincount(g, minlength=out["subjects"]).astype(float)         # (S,) windows per subject
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d_s = np.bincount(g, d, out["subjects"]) / n_s                     # (S,) each subject's mean difference
+        out["ci95"] = list(ratio_t_interval(d_s, n_s, alpha))
+        return out
+    out = paired_auroc_test(y2[:, 0], a2[:, 0], b2[:, 0], groups)
+    out["ci95"] = [float("nan")] * 2
+    if np.isfinite(out["diff"]) and "se" in out:
+        h = float(stats.t.ppf(1 - alpha / 2, out["subjects"] - 1)) * out["se"]
+        out["ci95"] = [out["diff"] - h, out["diff"] + h]
+    return out
 
 
 BLOCK_S = 60.0     # one batch of a subject's windows for the interval of its MAE: a minute of them
@@ -382,12 +402,12 @@ def prediction_spread(task: str, pred: np.ndarray, y: np.ndarray | None = None) 
 
 def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, groups: np.ndarray,
                outputs=(), n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
-    """Does `pred` beat the `trivial` predictions? Paired bootstrap over SUBJECTS of the difference in the
-    task's skill metric (`skill_metric`: MAE or AUROC; model - trivial, same resample for both), and the paired
-    p over the subjects, which holds with few subjects where the percentile bootstrap is too narrow: MAE by
-    swapping the two predictors within subjects (`paired_permutation_test`, exact up to 12 subjects, else n_boot
-    draws), AUROC by the clustered DeLong test (`paired_auroc_test`; swapping a constant score into a model's
-    ranking would measure scales: the af classic rule got p 0.16 that way).
+    """Does `pred` beat the `trivial` predictions? The paired test over SUBJECTS of the difference in the task's
+    skill metric (`skill_metric`: MAE or AUROC on the pooled windows; model - trivial): `paired_metric_test`, i.e.
+    for MAE the swap of the two predictors within subjects (exact up to 12 subjects, else n_boot draws) with the
+    t-interval of the subjects' window-weighted differences, for AUROC the clustered DeLong test and its t-interval
+    (swapping a constant score into a model's ranking would measure scales: the af classic rule got p 0.16 that
+    way). A percentile bootstrap of the subjects, used before for the CI, is too narrow with 5-12 subjects.
 
     `trivial` may be any reference predictor (the classic one too). Returns {metric, better, model,
     reference, diff, diff_ci95, p, subjects, skill (bool), flag ("" or "no skill")}.
@@ -397,25 +417,13 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     y, pred, trivial, groups = np.asarray(y), np.asarray(pred), np.asarray(trivial), np.asarray(groups)
     m_model = task_metrics(task, y, pred, outputs)[metric]
     m_triv = task_metrics(task, y, trivial, outputs)[metric]
-    subjects = np.unique(groups)
-    idx_of = {s: np.flatnonzero(groups == s) for s in subjects}
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        idx = np.concatenate([idx_of[s] for s in rng.choice(subjects, size=len(subjects), replace=True)])
-        d = task_metrics(task, y[idx], pred[idx], outputs)[metric] - task_metrics(task, y[idx], trivial[idx],
-                                                                                   outputs)[metric]
-        if np.isfinite(d):
-            diffs.append(d)
-    diff = m_model - m_triv
-    lo, hi = ((float(np.percentile(diffs, 100 * alpha / 2)), float(np.percentile(diffs, 100 * (1 - alpha / 2))))
-              if diffs else (float("nan"), float("nan")))
+    test = paired_metric_test(task, y, pred, trivial, groups, n_perm=n_boot, seed=seed, alpha=alpha)
+    diff, (lo, hi), p = m_model - m_triv, test["ci95"], test["p"]
     sign = -1.0 if better == "lower" else 1.0                   # > 0 = model better
-    p = paired_metric_test(task, y, pred, trivial, groups, n_perm=n_boot, seed=seed)["p"]
-    skill = bool(len(subjects) >= 2 and np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
+    skill = bool(test["subjects"] >= 2 and np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
                  and (hi < 0 if better == "lower" else lo > 0) and p < alpha)
     return {"metric": metric, "better": better, "model": float(m_model), "reference": float(m_triv),
-            "diff": float(diff), "diff_ci95": [lo, hi], "p": float(p), "subjects": int(len(subjects)),
+            "diff": float(diff), "diff_ci95": [float(lo), float(hi)], "p": float(p), "subjects": int(test["subjects"]),
             "skill": skill, "flag": "" if skill else "no skill"}
 
 

@@ -92,10 +92,13 @@ def skill_report(task: str, td, pred: np.ndarray, folds, outputs=(), n_boot: int
 WORSE_THAN_CLASSIC = "worse than the classic method"
 
 
-def classic_flag(vs: dict | None) -> str:
+def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
     """"" or WORSE_THAN_CLASSIC from the paired test model vs classic (`skill_test`'s dict, None when there is no
-    classic): flagged when the model is worse and the 95 % CI of the difference over subjects excludes zero;
-    when the bootstrap gave no CI (NaN), a worse point value is flagged as "... (point comparison, no CI)"."""
+    classic): flagged when the model is worse, the 95 % CI of the difference over subjects excludes zero and the
+    paired p over the subjects is below alpha (the same evidence `skill_test` asks of skill). A worse point value
+    is still flagged, saying so, where the subjects cannot give a CI (one subject: "... (point comparison, no CI)")
+    or cannot give a p below alpha (MAE's within-subject swap on 5 subjects or fewer: "... (point comparison: 4
+    subjects cannot show it)"): a warning should not vanish because the test set is small."""
     if not vs or not np.isfinite(vs["diff"]):
         return ""
     lower = vs["better"] == "lower"
@@ -104,7 +107,14 @@ def classic_flag(vs: dict | None) -> str:
     lo, hi = vs["diff_ci95"]
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{WORSE_THAN_CLASSIC} (point comparison, no CI)"
-    return WORSE_THAN_CLASSIC if (lo > 0 if lower else hi < 0) else ""
+    if not (lo > 0 if lower else hi < 0):
+        return ""
+    p, n = vs.get("p"), vs.get("subjects")
+    if p is None or not np.isfinite(p) or p < alpha:
+        return WORSE_THAN_CLASSIC
+    if vs.get("metric") == "mae" and n is not None and 2 / 2 ** n >= alpha:
+        return f"{WORSE_THAN_CLASSIC} (point comparison: {n} subjects cannot show it)"
+    return ""
 
 
 def classic_text(sk: dict, label: str = "") -> str:

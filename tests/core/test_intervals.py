@@ -152,3 +152,36 @@ def test_auroc_placements_and_the_paired_auroc_test():
         rej += paired_auroc_test(yy, sa, sb, gg)["p"] < 0.05
     assert 0.01 <= rej / 200 <= 0.10
     assert np.isnan(paired_auroc_test(np.zeros(10), a[:10], b[:10], g[:10])["p"])          # one class
+
+
+def test_paired_metric_test_intervals_agree_with_their_tests_and_cover():
+    """paired_metric_test's ci95: for MAE the t-interval of the subjects' window-weighted mean |error|
+    differences, centred on the pooled MAE difference, holding its 95 % over subjects of uneven size and skewed
+    error scales (a percentile bootstrap of the same subjects: ~80-88 %, measured when it was replaced); for AUROC
+    the clustered DeLong t-interval, which excludes zero exactly when its p is below 0.05."""
+    from sqtool.core.metrics import mae, paired_metric_test
+    rng = np.random.default_rng(3)
+    k = np.sqrt(2 / np.pi)                                                   # E|N(0, 1)|
+    true = k * np.exp(0.18) * (1 - np.exp(0.045))                            # population pooled difference
+    cover = 0
+    for _ in range(200):
+        n = rng.integers(30, 300, 8)
+        g = np.repeat(np.arange(8), n)
+        sa = rng.lognormal(0, 0.6, 8)
+        sb = sa * rng.lognormal(0, 0.3, 8)
+        y = rng.normal(70, 5, g.size)
+        a = y + rng.normal(0, 1, g.size) * sa[g]
+        b = y + rng.normal(0, 1, g.size) * sb[g]
+        t = paired_metric_test("hr", y, a, b, g, n_perm=50)
+        lo, hi = t["ci95"]
+        assert lo < t["diff"] < hi and t["diff"] == pytest.approx(mae(y, a) - mae(y, b))
+        cover += lo <= true <= hi
+    assert cover / 200 >= 0.89
+    for seed in range(20):
+        r = np.random.default_rng(seed)
+        g = np.repeat(np.arange(10), 50)
+        y = (r.random(500) < 0.4).astype(float)
+        t = paired_metric_test("af", y, y + r.normal(0, 1, 500), y + r.normal(0, 1.3, 500), g)
+        assert (t["ci95"][0] > 0 or t["ci95"][1] < 0) == (t["p"] < 0.05)
+    one = paired_metric_test("hr", np.zeros(5), np.ones(5), np.zeros(5), np.zeros(5))
+    assert np.isnan(one["ci95"]).all()

@@ -58,4 +58,12 @@ def test_without_a_ci_the_flag_says_it_is_a_point_comparison():
                     "a point comparison: no CI over subjects)")
     assert S.classic_flag({**vs, "diff_ci95": [-0.3, -0.05]}) == "worse than the classic method"
     assert S.classic_flag({**vs, "diff_ci95": [-0.3, 0.05]}) == ""
+    # the CI excludes zero but the paired p does not (12 subjects): not flagged; 4 subjects of MAE cannot reach
+    # p < 0.05 by swaps: flagged on the point value, saying so
+    assert S.classic_flag({**vs, "diff_ci95": [-0.3, -0.05], "p": 0.08, "subjects": 12}) == ""
+    shown = {**vs, "diff_ci95": [-0.3, -0.05], "p": 0.01, "subjects": 12}
+    assert S.classic_flag(shown) == "worse than the classic method"
+    mae_vs = {**vs, "metric": "mae", "better": "lower", "diff": 0.5, "diff_ci95": [0.1, 0.9], "p": 0.125, "subjects": 4}
+    assert S.classic_flag(mae_vs) == "worse than the classic method (point comparison: 4 subjects cannot show it)"
+    assert S.classic_flag({**mae_vs, "subjects": 8, "p": 0.3}) == ""
     assert S.classic_flag(None) == "" and S.classic_text({"classic_flag": ""}) == ""
