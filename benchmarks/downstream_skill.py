@@ -31,10 +31,11 @@ Per task, on the same subject-held-out folds (5-fold by subject, seed 0; af: lea
              fine-tuning, --deep-epochs epochs, the same folds: the fine-tuned encoder the issue questions.
              rr's deep fine-tune (15 min on 2 cores) is not rerun here: see train_pretrain_vs_scratch.
 Trivial: the training folds' mean target (regression) or one constant base-rate logit (classification,
-`core.metrics.oof_trivial`; quality: one per source, `source_trivial`). Every row: the metric with a 95 %
-subject-bootstrap CI, the spread (std) of its predictions, and the paired subject-bootstrap difference to the
-trivial predictor; "no skill" when the model is not better, the CI of the difference includes zero, or its
-p over the subjects is 0.05 or more (`core.metrics.skill_test`; the compared metric is MAE for regression and AUROC for classification,
+`core.metrics.oof_trivial`; quality: one per source, `source_trivial`). Every row: the metric with a 95 % subject-
+bootstrap CI, the spread (std) of its predictions, and its difference to the trivial predictor with the t-interval
+over the subjects that goes with the difference's p (`core.metrics.paired_metric_test`); "no skill" when the model
+is not better, the CI of the difference includes zero, or its p over the subjects is 0.05 or more
+(`core.metrics.skill_test`; the compared metric is MAE for regression and AUROC for classification,
 `core.metrics.skill_metric`).
 Writes benchmarks/results/downstream_skill.{json,md} (with --tasks a subset, the other tasks' rows already
 in the JSON are kept); the last line printed lists the "no skill" rows.
@@ -379,9 +380,10 @@ def _auroc_or_fp(c: dict, fold: dict) -> str:
 def report_md(res) -> str:
     L = ["# Downstream skill: model vs trivial vs classic (subject-held-out, 95 % subject-bootstrap CIs)", "",
          "A row is flagged **NO SKILL** when it is not better than the trivial predictor (training-fold mean, "
-         "or one constant base-rate score), the paired subject-bootstrap CI of the difference includes zero, or its "
+         "or one constant base-rate score), the 95 % t-interval over the subjects of the difference includes zero, or "
+         "its "
          "p over the subjects (MAE: predictions swapped within subjects; AUROC: the clustered DeLong test) is "
-         "0.05 or more; "
+         "0.05 or more (a metric's own CI: the subject bootstrap; a difference's: that t-interval); "
          "the difference is in MAE (regression) or AUROC (classification: any constant score has AUROC 0.5, "
          "while the weighted F1 of the majority class swings with each resample's base rate). "
          "Quality pools three sources with different base rates, so its trivial predictor scores each window "
@@ -397,12 +399,13 @@ def report_md(res) -> str:
             if "vs_classic" in r:
                 v = r["vs_classic"]
                 L += ["", f"{r['predictor']} minus classic: {v['metric']} {v['diff']:+.3f} "
-                          f"[{v['diff_ci95'][0]:+.3f}, {v['diff_ci95'][1]:+.3f}] "
+                          f"[{v['diff_ci95'][0]:+.3f}, {v['diff_ci95'][1]:+.3f}], p {v['p']:.2g} "
                           f"({'beats the classic' if v['skill'] else 'does NOT beat the classic'})."]
             if "vs_fixed" in r:
                 v = r["vs_fixed"]
                 L += [f"{r['predictor'].split(' (')[0]} minus af_beats fixed: {v['metric']} {v['diff']:+.3f} "
-                      f"[{v['diff_ci95'][0]:+.3f}, {v['diff_ci95'][1]:+.3f}] (paired patient bootstrap)."]
+                      f"[{v['diff_ci95'][0]:+.3f}, {v['diff_ci95'][1]:+.3f}], p {v['p']:.2g} (t-interval, "
+                      "clustered DeLong over patients)."]
             if "mae_mean_of_subjects" in r:
                 L += [f"{r['predictor']}: MAE mean of subjects {r['mae_mean_of_subjects']:.2f}, median abs error "
                       f"{r['median_abs_err']:.2f}, within 2 breaths/min {100 * r['share_within_2']:.0f} %."]
