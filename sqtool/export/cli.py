@@ -30,6 +30,7 @@ from sqtool.core import (SqtoolError, add_config_args, atomic_save_npz, atomic_w
                          write_metrics)
 from sqtool.core.progress import bar, item, size_text
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command, torch_threads
+from sqtool.export.subjects import PSEUDONYM_FORM, PSEUDONYM_IDS, pseudonymised, renamed, subject_names
 
 TARGETS = ("onnx", "tflite", "c")
 
@@ -70,8 +71,8 @@ class ExportConfig:
         "help": "spectral models, C target: symbol prefix of the pipeline sources (two prefixes link into one image)"})
     subjects: str = field(default="auto", metadata={
         "help": "how the card and the metadata of every artifact name the training / held-out subjects: names (their "
-                "ids: dataset.yaml subject values or file names), pseudonyms (<dataset>:subject-NN, numbered in "
-                "sorted order), auto = names for sqtool's built-in public datasets, pseudonyms for any other"})
+                f"ids: dataset.yaml subject values or file names), pseudonyms ({PSEUDONYM_FORM}), auto = names for "
+                "sqtool's built-in public datasets, pseudonyms for any other"})
     ppg_sensors: int = field(default=0, metadata={
         "help": "spectral models, C target: PPG sensors on the device, 1 or 2 (their spectra are averaged into the "
                 "ppg channel; compile-time SQ_FE_N_PPG). 0 = as many as the model's frontend ppg_sensors lists "
@@ -184,7 +185,6 @@ def copy_heldout(src: Path, dst: Path, names: dict[str, str]) -> None:
     if not names:
         shutil.copyfile(src, dst)
         return
-    from sqtool.export.subjects import renamed
     with np.load(src, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files if k != "record_ids"}
     if "groups" in arrays:
@@ -230,7 +230,6 @@ def _load_inputs(cfg: ExportConfig):
         raise SqtoolError(f"export: unknown target {', '.join(bad) or '(none)'} (known: {', '.join(TARGETS)})")
     path = resolve_checkpoint_path(cfg.model)
     ckpt = load_checkpoint(path)
-    from sqtool.export.subjects import subject_names
     names = subject_names([*(ckpt.get("train_subjects") or ()), *(ckpt.get("heldout_subjects") or ())], cfg.subjects)
     from sqtool.export.metadata import check_model_cfg
     check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")
@@ -297,10 +296,8 @@ def _load_inputs(cfg: ExportConfig):
     if is_int8 is False and "auto" in prec:
         notes.append(f"{kind} checkpoint: float artifacts only (int8 needs a student_int8 from `sqtool quantize`)")
     if names:
-        from sqtool.export.subjects import pseudonymised
-        notes.append(f"subjects of {', '.join(pseudonymised(names))} written as pseudonyms (<dataset>:subject-NN, "
-                     f"numbered in the sorted order of the ids in {path}; --subjects {cfg.subjects}): the ids stay in "
-                     "the source run; --subjects names writes them")
+        notes.append(f"subjects of {', '.join(pseudonymised(names))} written as pseudonyms ({PSEUDONYM_FORM}; "
+                     f"--subjects {cfg.subjects}; source run {path}): {PSEUDONYM_IDS}")
     return dict(path=path, ckpt=ckpt, sha=file_sha256(path), names=names, targets=targets, want_int8=bool(want_int8),
                 notes=notes, want_float=want_float and float_ckpt is not None, float_ckpt=float_ckpt, hpath=hpath,
                 x=x, y=y)

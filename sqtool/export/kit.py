@@ -331,7 +331,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     training', never 'never trained on'. `names` (`export.subjects.subject_names`): the subjects written as
     pseudonyms, in the lists, the split and the per-subject table alike (md's training_data is already so)."""
     from sqtool.core.runs import pretraining_of
-    from sqtool.export.subjects import renamed
+    from sqtool.export.subjects import PSEUDONYM_FORM, renamed
     info = renamed(_run_info(run_dir), names or {})
     pre = pretraining_of(run_dir) if run_dir is not None else None
     if pre is not None and names:
@@ -414,8 +414,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
                      "TROIKA's DATA_S04_T01 is excluded (likely an SP Cup test subject).")
     if seen_by.get("pseudonymised"):
         lines.append(f"- the subjects of {', '.join(f'`{d}`' for d in seen_by['pseudonymised'])} are pseudonyms "
-                     "(<dataset>:subject-NN, numbered in the sorted order of their ids); their ids stay with the "
-                     "developer")
+                     f"({PSEUDONYM_FORM}); their ids stay with the developer")
     lines += [""] + metrics_sections(metrics, held if "training_data" in md else None)
     lines += ["", "## Limitations", ""]
     if synthetic_only:

@@ -23,9 +23,10 @@ from __future__ import annotations
 from sqtool.core import SqtoolError
 
 SUBJECT_MODES = ("auto", "names", "pseudonyms")
-PSEUDONYM_NOTE = ("subjects of the datasets in `pseudonymised` are written as <dataset>:subject-NN, numbered in the "
-                  "sorted order of their ids within this export; the ids stay in the source run (in-house); "
-                  "`sqtool export --subjects names` writes them")
+# the one wording of what a pseudonym is and where the ids are: the metadata's note, `--help`, export's note, the card
+PSEUDONYM_FORM = "<dataset>:subject-NN, numbered in the sorted order of their ids within this export"
+PSEUDONYM_IDS = "the ids stay in the source run (in-house); `sqtool export --subjects names` writes them"
+PSEUDONYM_NOTE = f"subjects of the datasets in `pseudonymised` are written as {PSEUDONYM_FORM}; {PSEUDONYM_IDS}"
 
 
 def public_datasets() -> set[str]:
@@ -90,4 +91,5 @@ def renamed(obj, names: dict[str, str]):
     return one(obj)
 
 
-__all__ = ["SUBJECT_MODES", "PSEUDONYM_NOTE", "public_datasets", "subject_names", "pseudonymised", "renamed"]
+__all__ = ["SUBJECT_MODES", "PSEUDONYM_FORM", "PSEUDONYM_IDS", "PSEUDONYM_NOTE", "public_datasets", "subject_names",
+           "pseudonymised", "renamed"]

@@ -33,6 +33,21 @@ def test_a_users_own_subjects_are_pseudonyms_in_every_shipped_file(hospital):
     assert any("written as pseudonyms" in n and "--subjects names" in n for n in res["summary"].splitlines())
 
 
+def test_every_explanation_of_the_pseudonyms_is_the_one_wording(hospital):
+    """The metadata's note, the export's note line, the model card and `sqtool export --help` explain a pseudonym
+    with subjects.PSEUDONYM_FORM; the metadata and the note line say where the ids are with PSEUDONYM_IDS."""
+    from sqtool.export.cli import ExportConfig
+    from sqtool.export.subjects import PSEUDONYM_FORM, PSEUDONYM_IDS, PSEUDONYM_NOTE
+    _, run, out, res = hospital
+    assert PSEUDONYM_FORM in PSEUDONYM_NOTE and PSEUDONYM_IDS in PSEUDONYM_NOTE
+    assert json.loads((out / "metadata.json").read_text())["training_data"]["pseudonym_note"] == PSEUDONYM_NOTE
+    note = next(n for n in res["summary"].splitlines() if "written as pseudonyms" in n)
+    assert f"({PSEUDONYM_FORM}; --subjects auto; source run {run / 'model.pt'}): {PSEUDONYM_IDS}" in note
+    assert f"the subjects of `{DS}` are pseudonyms ({PSEUDONYM_FORM}); their ids stay with the developer" in \
+        (out / "MODEL_CARD.md").read_text()
+    assert f"pseudonyms ({PSEUDONYM_FORM})" in ExportConfig.__dataclass_fields__["subjects"].metadata["help"]
+
+
 def test_the_parity_windows_of_an_onnx_export_name_no_patient(hospital, tmp_path):
     from sqtool.export.cli import ExportConfig, export
     _, run, _, _ = hospital
