@@ -233,7 +233,8 @@ def _resume(args) -> int:
 
 def result_line(metrics: dict) -> str:
     """The headline of a quantize run's metrics.json: the held-out figure of the teacher, the float and the
-    int8 student, in units (spectral students: decoded MAE, mean of subjects)."""
+    int8 student, in units (spectral students: decoded MAE, mean of subjects); a one-class held-out set's warning
+    as its short reason (the warning less its ONE_CLASS_WHY tail; one without that tail whole)."""
     from sqtool.core.progress import metric_text
     if isinstance(metrics.get("mae_bpm"), dict):                         # a spectral heart-rate student
         m = metrics["mae_bpm"]
@@ -244,7 +245,7 @@ def result_line(metrics: dict) -> str:
     return (f"held-out {task}: teacher {metric_text(task, pm, metrics['teacher']['metrics'].get(pm))} | student "
             f"float {metric_text(task, pm, metrics['student_float']['metrics'].get(pm))} | int8 "
             f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm))}"
-            + (f" (NOT A MEASURE OF SKILL: {one_class.split(':')[0]})" if one_class else ""))
+            + (f" (NOT A MEASURE OF SKILL: {one_class.removesuffix(': ' + ONE_CLASS_WHY)})" if one_class else ""))
 
 
 def print_results(run_dir, metrics: dict) -> None:
@@ -339,6 +340,11 @@ def split_subjects(groups: np.ndarray, cfg: QuantizeConfig) -> list[str]:
     return held
 
 
+# why a one-class held-out set measures no skill: the tail of heldout_one_class's warning, which the result line omits
+ONE_CLASS_WHY = ("weighted F1 / accuracy score that class alone and AUROC is undefined, so the held-out figures are not "
+                 "a measure of skill; hold out subjects with both classes (--heldout-subjects)")
+
+
 def heldout_one_class(task: str, y_heldout: np.ndarray) -> str | None:
     """The warning when a classification task's held-out windows hold one class only (e.g. a held-out patient
     with no AF): weighted F1 and accuracy then score the majority class alone (a constant predictor gets 1.000)
@@ -351,9 +357,7 @@ def heldout_one_class(task: str, y_heldout: np.ndarray) -> str | None:
     pos = int(np.sum(y[:, 0] > 0.5))
     if 0 < pos < len(y):
         return None
-    return (f"the held-out windows hold one class only ({pos} of {len(y)} {CLASS_NAMES[task][1]}): "
-            f"weighted F1 / accuracy score that class alone and AUROC is undefined, so the held-out figures are not "
-            f"a measure of skill; hold out subjects with both classes (--heldout-subjects)")
+    return f"the held-out windows hold one class only ({pos} of {len(y)} {CLASS_NAMES[task][1]}): {ONE_CLASS_WHY}"
 
 
 def load_calibration(cfg: QuantizeConfig, scfg, x_train: np.ndarray, log=None):

@@ -50,3 +50,20 @@ def test_both_classes_or_a_regression_task_give_no_warning():
 
 def test_no_held_out_windows_give_no_warning():
     assert heldout_one_class("af", np.zeros((0, 1))) is None          # (it raised numpy's reshape ValueError)
+
+
+def test_the_result_line_keeps_a_reason_that_holds_a_colon(monkeypatch):
+    """The result line shows the warning's whole short reason, everything before its ONE_CLASS_WHY tail: a ':' inside
+    the reason (a class name, a 'dataset:subject' key) no longer cuts it (it was cut at the first ':')."""
+    from sqtool.compress.cli import ONE_CLASS_WHY
+    from sqtool.core import metrics as M
+    m = {"task": "af", "primary_metric": "f1_weighted", "teacher": {"metrics": {"f1_weighted": 1.0}},
+         "student_float": {"metrics": {"f1_weighted": 1.0}}, "student_int8": {"metrics": {"f1_weighted": 1.0}}}
+    monkeypatch.setitem(M.CLASS_NAMES, "af", ("non-AF", "AF: paroxysmal"))
+    m["heldout_one_class"] = heldout_one_class("af", np.ones((3, 1)))
+    assert m["heldout_one_class"].endswith(f"(3 of 3 AF: paroxysmal): {ONE_CLASS_WHY}")
+    assert result_line(m).endswith(" (NOT A MEASURE OF SKILL: the held-out windows hold one class only "
+                                   "(3 of 3 AF: paroxysmal))")
+    m["heldout_one_class"] = f"the held-out windows of troika:07 hold one class only (0 of 5 AF): {ONE_CLASS_WHY}"
+    assert result_line(m).endswith(" (NOT A MEASURE OF SKILL: the held-out windows of troika:07 hold one class only "
+                                   "(0 of 5 AF))")
