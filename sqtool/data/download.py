@@ -7,7 +7,9 @@ through `load_sums(name)`. Sources, in order of use:
 
     --mirror DIR      a local copy (DIR/NAME/... or DIR/...): copied, hash-checked
     --base-url URL    an HTTP mirror of the reference layout: URL/NAME/<path>
-    (default)         the original location (PhysioNet, the datasets' GitHub releases at a pinned commit)
+    (default)         the original location (PhysioNet, the datasets' GitHub releases at a pinned commit;
+                      where that repository's folders differ from the reference layout, `Source.folders` maps
+                      them: wrist_exercise's edf/ and beats/ are Assignment1/edf/ and Assignment3/ECG/ there)
 
 Downloads are resumable: bytes go to `<file>.part`, an interrupted transfer (dropped connection, reset,
 timeout) resumes with an HTTP Range request, a bounded number of times; the file is renamed into place
@@ -49,6 +51,14 @@ class Source:
     license: str
     cite: str
     note: str = ""
+    folders: tuple[tuple[str, str], ...] = ()    # (reference folder, its folder at the source) where they differ
+
+    def source_path(self, rel: str) -> str:
+        """A reference-layout path as the source names it (its first matching folder renamed)."""
+        for ref, src in self.folders:
+            if rel.startswith(ref + "/"):
+                return src + rel[len(ref):]
+        return rel
 
 
 _GH = "https://raw.githubusercontent.com/{repo}/{commit}/{prefix}{{path}}"
@@ -84,6 +94,12 @@ REGISTRY: dict[str, Source] = {
         _GH.format(repo="vladBaciu/TSL-MW-PPG", commit="9375bca70e92e36a8dd075fcd3dfd7fa662ad52b", prefix=""),
         "GPL-3.0 repository; data terms of the CardioWorks team unknown (research use with citation)",
         "Baciu et al., Sensors 23(15):6947, 2023"),
+    "wrist_exercise": Source(
+        _GH.format(repo="shishakohle/BSP", commit="a2f990043f96f25df7bb69eeee76ef07d628e577", prefix=""),
+        "ODC-By 1.0 as far as known (PhysioNet open access; not re-checked)",
+        "Jarchi, Casson, Data 2(1):1, 2017, doi:10.3390/data2010001; PhysioNet 'Wrist PPG During Exercise'",
+        "13 recordings of s2-s6 (s1's EDFs are not in that repository; s8, s9 kept back as an independent set)",
+        folders=(("edf", "Assignment1/edf"), ("beats", "Assignment3/ECG"))),
 }
 
 
@@ -261,7 +277,8 @@ def download(name: str, to: str | os.PathLike, mirror: str | os.PathLike | None 
             if orig:                                    # the original layout differs: fetch the original
                 rel, sha, size = orig
                 dest = root / rel
-            url = REGISTRY[name].url.format(path=urllib.parse.quote(rel))
+            src_rel = REGISTRY[name].source_path(rel)
+            url = REGISTRY[name].url.format(path=urllib.parse.quote(src_rel))
             fetch(url, dest, sha, size, retries=retries, timeout=timeout, log=log)
         fetched += 1
         nbytes += dest.stat().st_size

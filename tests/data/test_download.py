@@ -251,3 +251,30 @@ def test_mirror_copy_onto_a_full_disk_is_one_line(data_root, tmp_path, monkeypat
     with pytest.raises(SqtoolError, match="disk full while writing"):
         dl.download("but_ppg", tmp_path, mirror=data_root)
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_wrist_exercise_from_its_repository_layout(data_root, tmp_path, server):
+    """wrist_exercise comes from a GitHub repository whose folders differ from the reference layout (edf/ is
+    Assignment1/edf/, beats/ is Assignment3/ECG/ there): every file is fetched from its source path, hash-checked
+    and installed under its reference path, where the reader finds the 13 recordings with their beats; the kept-back
+    subjects s8 and s9 (an independent evaluation set) are not in the table."""
+    srv, url = server
+    files = SUMS["wrist_exercise"]
+    src = dl.REGISTRY["wrist_exercise"]
+    assert len(files) == 26 and not any(Path(r).name.startswith(("s8_", "s9_")) for r in files)
+    assert src.source_path("edf/s2_walk.edf") == "Assignment1/edf/s2_walk.edf"
+    assert src.source_path("beats/s2_walk.txt") == "Assignment3/ECG/s2_walk.txt"
+    site = tmp_path / "github"
+    for rel in files:
+        dest = site / src.source_path(rel)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(data_root / "wrist_exercise" / rel)
+    srv.root = site
+    dl.REGISTRY["wrist_exercise"] = dl.Source(url + "/{path}", src.license, src.cite, src.note, src.folders)
+    try:
+        r = dl.download("wrist_exercise", tmp_path / "out")
+    finally:
+        dl.REGISTRY["wrist_exercise"] = src
+    assert r["fetched"] == 26 and all(rel.startswith(("Assignment1/", "Assignment3/")) for rel, _ in srv.log)
+    recs = read_dataset(tmp_path / "out/wrist_exercise")
+    assert len(recs) == 13 and {x.record_id.split("_")[0] for x in recs} >= {"s2", "s6"}
