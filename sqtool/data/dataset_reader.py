@@ -227,16 +227,16 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None)
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
-        from sqtool.data.readers._common import npz_rates, read_npz_arrays
-        cols = read_npz_arrays(p, lambda name, shape, dtype: len(shape) <= 1 or name.startswith("fs")
+        from sqtool.data.readers._common import is_npz_rate as is_rate, npz_rates, read_npz_arrays
+        cols = read_npz_arrays(p, lambda name, shape, dtype: len(shape) <= 1 or is_rate(name)
                                or name == "start_time")       # 1-D columns and rates; size-checked, one at a time
-        rates = npz_rates(cols, [k for k in cols if not k.startswith("fs")],      # as read_npz: fs_<name>, else fs
+        rates = npz_rates(cols, [k for k in cols if not is_rate(k)],      # as read_npz: fs_<name>, else fs
                           lambda k, key: f"{where}: '{key}'")
         start = None
         if "start_time" in cols:                    # ISO text or seconds since 1970, as the plain NPZ reader reads it
             from sqtool.data.readers.generic import npz_start_time
             start = npz_start_time(cols.pop("start_time"), where)
-        arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not k.startswith("fs")}
+        arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not is_rate(k)}
         n = max((len(v) for v in arrays.values()), default=0)
         return arrays, list(arrays), rates, None, n, start
     # wfdb / edf through the wfdb package

@@ -247,6 +247,20 @@ def test_npz_rate_no_array_uses_is_left_alone_on_both_paths(tmp_path, rates):
     assert load_dataset_file(tmp_path / "dataset.yaml").records()[0].fs == {"ppg": 64.0}
 
 
+def test_npz_channel_whose_name_starts_with_fs_is_a_channel(tmp_path):
+    """Only `fs` and `fs_<name>` are rates: an array named like a force-sensing resistor ('fsr') is a channel on
+    both paths (the dataset.yaml path dropped every name starting with 'fs')."""
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers import read_npz
+    (tmp_path / "rec").mkdir()
+    x = np.sin(np.arange(2000) / 5)
+    np.savez(tmp_path / "rec" / "a.npz", ppg=x, fsr=x + 1, fs=64.0)
+    (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nchannels: {ppg: ppg, acc_x: fsr}\n")
+    assert set(read_npz(tmp_path / "rec" / "a.npz").signals) == {"ppg", "fsr"}
+    rec = load_dataset_file(tmp_path / "dataset.yaml").records()[0]
+    assert rec.fs == {"ppg": 64.0, "acc_x": 64.0} and np.allclose(rec.signals["acc_x"], x + 1)
+
+
 def test_troika_complex_sig_is_refused(tmp_path):
     import scipy.io as sio
     root = _troika(tmp_path / "troika", None)

@@ -143,6 +143,11 @@ def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
         raise SqtoolError(f"{p}: corrupt or truncated .npz ({first_line(e)})")
 
 
+def is_npz_rate(key: str) -> bool:
+    """An .npz member that is a sampling rate (`fs`, `fs_<name>`), not a channel: a channel may be named 'fsr'."""
+    return key == "fs" or key.startswith("fs_")
+
+
 def npz_rates(arrays: dict, names: Iterable[str], said: Callable[[str, str | None], str],
               default=None) -> dict[str, float]:
     """{name: Hz} for each of `names` by an .npz's rule: its own `fs_<name>` member, else the file's `fs` scalar,

@@ -33,7 +33,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
-from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, npz_rates, read_npz_arrays, require_file
+from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_arrays, require_file
 from sqtool.data.record import Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -278,7 +278,7 @@ def read_npz(path, fs: float | None = None) -> Record:
                            name.startswith("fs_"))         # 1-D channels and the keys below, nothing else
     meta = {k: str(data.pop(k)) for k in ("subject", "record_id", "dataset") if k in data}
     start = npz_start_time(data.pop("start_time"), where) if "start_time" in data else None
-    stored = {k: data.pop(k) for k in list(data) if k == "fs" or k.startswith("fs_")}
+    stored = {k: data.pop(k) for k in list(data) if is_npz_rate(k)}
     if "signals" in data:
         x = np.asarray(data.pop("signals"))
         names = [str(c) for c in data.pop("channels", np.array([f"ch{i}" for i in range(len(x))]))]
