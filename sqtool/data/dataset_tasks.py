@@ -10,8 +10,8 @@ built-in name, or a data root (each built-in folder through its shipped dataset 
 through the shipped dataset file of each built-in dataset: one loading path for every kind of --data.
 
 A task needs its label (`DatasetFile.require_label`: one line naming it); recordings its label table has no row
-for are one warning line (and meta["no_label_row"]). Targets per window, from the label's kind, as `data.tasks`
-does for the built-in loaders:
+for are one warning line (and meta["no_label_row"]). Targets per window, from the label's kind, one loader per
+task (`TASK_LOADERS`; an unknown task is one line listing them), as `data.tasks` does for the built-in loaders:
 
     hr, rr   kind "window": the value at the window centre (exact when windows coincide); NaN (doubtful
              ECG reference, no truth) is left out. rr kind "events" (breath times): breaths/min in the window.
@@ -26,11 +26,13 @@ does for the built-in loaders:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.data import tasks as T          # tasks imports this module lazily (load_task), never at import
 
 
 def dataset_of(data, data_root: str | os.PathLike | None = None):
@@ -50,98 +52,25 @@ def dataset_of(data, data_root: str | os.PathLike | None = None):
 
 
 def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
-    """TaskData of `task` from the dataset file `ds`; max_records keeps the first max_records SUBJECTS in
-    record order (every recording of each: segments of one patient stay together)."""
-    from sqtool.data import tasks as T
+    """TaskData of `task` from the dataset file `ds`: each recording through the task's loader (`TASK_LOADERS`);
+    max_records keeps the first max_records SUBJECTS in record order (every recording of each: segments of one
+    patient stay together)."""
     from sqtool.data.dataset_file import TASK_LABELS
+    if task not in TASK_LOADERS:
+        raise SqtoolError(f"unknown task '{task}' (known: {', '.join(TASK_LOADERS)})")
     ds.require_label(task)
-    acc = T._Acc(task)
-    gaps = {"windows": 0, "records": 0}          # windows left out for holding a NaN/Inf sample
-    untrue = {"windows": 0, "records": 0}        # windows left out for a NaN label (an empty cell, no truth)
-
-    def left_out(counter: dict, n) -> None:
-        """n windows of one recording left out, counted in `counter` (gaps or untrue)."""
-        if n:
-            counter["windows"] += int(n)
-            counter["records"] += 1
-
-    def windows(rec):
-        w = T._windows(rec, cfg)
-        left_out(gaps, w.meta.get("nonfinite_windows", 0))
-        return w
-    recs = ds.records()
+    load = _TaskLoad(task, ds, cfg, T._Acc(task))
+    recs = ds.records()                          # fills ds.report (no_label_row) read next
     extra = {}
     if u := (ds.report.get("no_label_row") or {}).get(TASK_LABELS[task]):     # recordings its table has no row for
         extra["no_label_row"] = u["records"]
         warn(f"{ds.name}: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. {u['example']}: "
              "left out")
     for rec in recs:
-        if max_records and str(rec.subject) not in acc.subjects and len(acc.subjects) >= max_records:
+        if max_records and str(rec.subject) not in load.acc.subjects and len(load.acc.subjects) >= max_records:
             continue
-        if task in ("hr", "rr"):
-            lab = rec.labels.get(task)
-            if lab is None:
-                continue
-            T._require_channels(rec, cfg, task)
-            w = windows(rec)
-            if lab.kind == "events":
-                bt = np.sort(np.asarray(lab.times, float))
-                y = np.array([T.breaths_per_min(bt, t, cfg.window_s) for t in w.t0])
-                ok = np.isfinite(y)                     # NaN: under 3 breaths in the window
-            else:
-                y, ok = T._label_at_centres(lab, w.t0, cfg.window_s)
-                left_out(untrue, np.sum(ok & ~np.isfinite(y)))
-                ok &= np.isfinite(y)
-            acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
-        elif task == "af":
-            lab = rec.labels.get("rhythm")
-            if lab is None:
-                continue
-            T._require_channels(rec, cfg, task)
-            af = set(ds.labels["rhythm"].af if lab.positive is None else lab.positive)   # as the data spells them
-            names = lab.classes or ()
-            is_af = np.array([(names[int(v)] if names else str(int(v))) in af for v in np.atleast_1d(lab.values)])
-            w = windows(acc.filled(rec, cfg.window_s))
-            if lab.times is None:
-                y, ok = np.full(len(w), float(is_af[0])), np.ones(len(w), bool)
-            else:
-                starts, ends = np.asarray(lab.times, float), np.asarray(rec.meta.get("rhythm_end_s"), float)
-                seg = np.array([np.flatnonzero((starts <= t + 1e-9) & (t + cfg.window_s <= ends + 1e-9))[:1]
-                                for t in w.t0], dtype=object)
-                ok = np.array([len(s) > 0 for s in seg], bool)
-                y = np.array([float(is_af[s[0]]) if len(s) else np.nan for s in seg])
-            acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
-        elif task == "bp":
-            if "sbp" not in rec.labels or "dbp" not in rec.labels:
-                continue
-            T._require_channels(rec, cfg, task)
-            y = np.array([[float(rec.labels["sbp"].values), float(rec.labels["dbp"].values)]])
-            # An empty cell of the bp table (no truth): the recording is left out here, said once as a missing
-            # target, before it is tiled or windowed, so it is not preprocessed at all and counts neither among
-            # the tiled segments nor among the NaN/Inf (gap) windows: none of its windows was a candidate.
-            if not np.isfinite(y).all():
-                left_out(untrue, 1)
-                continue
-            w = windows(acc.filled(rec, cfg.window_s))
-            acc.add(w.x[:1], y, rec.subject, w.t0[:1], rec.record_id)
-        elif task == "quality":
-            lab = rec.labels.get("quality")
-            if lab is None:
-                continue
-            T._require_channels(rec, cfg, task)
-            w = windows(acc.filled(rec, cfg.window_s))
-            if lab.kind == "flags":
-                frac = T.flagged_fraction(lab.values, lab.fs, w.t0, cfg.window_s)
-                ok = (frac <= T.GOOD_FLAGGED) | (frac > T.POOR_FLAGGED)
-                y = (frac <= T.GOOD_FLAGGED).astype(float)
-            else:
-                v = np.atleast_1d(lab.values)[0]
-                good = lab.classes[int(v)] in (ds.labels["quality"].good if lab.positive is None else lab.positive) \
-                    if lab.classes else float(v) > 0
-                y, ok = np.full(len(w), float(good)), np.ones(len(w), bool)
-            acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
-        else:
-            raise SqtoolError(f"unknown task '{task}'")
+        TASK_LOADERS[task](rec, load)
+    gaps, untrue = load.gaps, load.untrue
     if gaps["windows"]:
         extra["nonfinite_windows"] = ds.report["nonfinite_windows"] = gaps["windows"]
         warn(f"{ds.name}: {gaps['windows']} windows of {gaps['records']} recording(s) hold NaN/Inf samples (gaps): "
@@ -151,8 +80,117 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target "
              "(NaN in the label: an empty cell, no row in its label file, no or doubtful truth): left out of training "
              "and scoring")
-    return acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
-                     excluded=dict(ds.report.get("excluded") or {}), **extra)
+    return load.acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
+                          excluded=dict(ds.report.get("excluded") or {}), **extra)
+
+
+# ----------------------------------------------------------------------------- one loader per task
+
+@dataclass
+class _TaskLoad:
+    """What the task loaders share while load_task_from_dataset walks the recordings: the task, the dataset
+    file, the model cfg, the windows kept so far (tasks._Acc), and the windows left out, {windows, records}:
+    `gaps` for holding a NaN/Inf sample, `untrue` for a NaN label (an empty cell, no truth)."""
+    task: str
+    ds: object
+    cfg: object
+    acc: object
+    gaps: dict = field(default_factory=lambda: {"windows": 0, "records": 0})
+    untrue: dict = field(default_factory=lambda: {"windows": 0, "records": 0})
+
+    def windows(self, rec):
+        """The recording's model windows (tasks._windows); those holding a NaN/Inf sample are counted in gaps."""
+        w = T._windows(rec, self.cfg)
+        _left_out(self.gaps, w.meta.get("nonfinite_windows", 0))
+        return w
+
+
+def _left_out(counter: dict, n) -> None:
+    """n windows of one recording left out, counted in `counter` (gaps or untrue)."""
+    if n:
+        counter["windows"] += int(n)
+        counter["records"] += 1
+
+
+def _hr_rr(rec, load: _TaskLoad) -> None:
+    """hr, rr: kind "window", the value at each window's centre (a NaN label left out, counted); rr kind "events"
+    (breath times): breaths/min in the window (under 3 breaths: left out)."""
+    lab = rec.labels.get(load.task)
+    if lab is None:
+        return
+    T._require_channels(rec, load.cfg, load.task)
+    w = load.windows(rec)
+    if lab.kind == "events":
+        bt = np.sort(np.asarray(lab.times, float))
+        y = np.array([T.breaths_per_min(bt, t, load.cfg.window_s) for t in w.t0])
+        ok = np.isfinite(y)                     # NaN: under 3 breaths in the window
+    else:
+        y, ok = T._label_at_centres(lab, w.t0, load.cfg.window_s)
+        _left_out(load.untrue, np.sum(ok & ~np.isfinite(y)))
+        ok &= np.isfinite(y)
+    load.acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+
+
+def _af(rec, load: _TaskLoad) -> None:
+    """af: 1 when the "rhythm" class is one of the file's af classes; per recording, or per segment (a window
+    inside [start_s, end_s)); a recording shorter than the window is tiled."""
+    lab = rec.labels.get("rhythm")
+    if lab is None:
+        return
+    T._require_channels(rec, load.cfg, load.task)
+    af = set(load.ds.labels["rhythm"].af if lab.positive is None else lab.positive)   # as the data spells them
+    names = lab.classes or ()
+    is_af = np.array([(names[int(v)] if names else str(int(v))) in af for v in np.atleast_1d(lab.values)])
+    w = load.windows(load.acc.filled(rec, load.cfg.window_s))
+    if lab.times is None:
+        y, ok = np.full(len(w), float(is_af[0])), np.ones(len(w), bool)
+    else:
+        starts, ends = np.asarray(lab.times, float), np.asarray(rec.meta.get("rhythm_end_s"), float)
+        seg = np.array([np.flatnonzero((starts <= t + 1e-9) & (t + load.cfg.window_s <= ends + 1e-9))[:1]
+                        for t in w.t0], dtype=object)
+        ok = np.array([len(s) > 0 for s in seg], bool)
+        y = np.array([float(is_af[s[0]]) if len(s) else np.nan for s in seg])
+    load.acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+
+
+def _bp(rec, load: _TaskLoad) -> None:
+    """bp: labels "sbp", "dbp", one window per recording (tiled when shorter than the window)."""
+    if "sbp" not in rec.labels or "dbp" not in rec.labels:
+        return
+    T._require_channels(rec, load.cfg, load.task)
+    y = np.array([[float(rec.labels["sbp"].values), float(rec.labels["dbp"].values)]])
+    # An empty cell of the bp table (no truth): the recording is left out here, said once as a missing
+    # target, before it is tiled or windowed, so it is not preprocessed at all and counts neither among
+    # the tiled segments nor among the NaN/Inf (gap) windows: none of its windows was a candidate.
+    if not np.isfinite(y).all():
+        _left_out(load.untrue, 1)
+        return
+    w = load.windows(load.acc.filled(rec, load.cfg.window_s))
+    load.acc.add(w.x[:1], y, rec.subject, w.t0[:1], rec.record_id)
+
+
+def _quality(rec, load: _TaskLoad) -> None:
+    """quality: per-sample flags, poor when > 10 % of the window is flagged, good when none, else left out; a
+    per-recording value / class: every window of the recording (tiled when shorter than the window)."""
+    lab = rec.labels.get("quality")
+    if lab is None:
+        return
+    T._require_channels(rec, load.cfg, load.task)
+    w = load.windows(load.acc.filled(rec, load.cfg.window_s))
+    if lab.kind == "flags":
+        frac = T.flagged_fraction(lab.values, lab.fs, w.t0, load.cfg.window_s)
+        ok = (frac <= T.GOOD_FLAGGED) | (frac > T.POOR_FLAGGED)
+        y = (frac <= T.GOOD_FLAGGED).astype(float)
+    else:
+        v = np.atleast_1d(lab.values)[0]
+        good = lab.classes[int(v)] in (load.ds.labels["quality"].good if lab.positive is None else lab.positive) \
+            if lab.classes else float(v) > 0
+        y, ok = np.full(len(w), float(good)), np.ones(len(w), bool)
+    load.acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
+
+
+# task -> its loader: one recording's windows and targets into load.acc (hr and rr read a label the same way)
+TASK_LOADERS = {"hr": _hr_rr, "rr": _hr_rr, "af": _af, "bp": _bp, "quality": _quality}
 
 
 def warn(msg: str) -> None:
