@@ -63,6 +63,16 @@ SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
 SPEC_KD = 0.5           # distillation weight (of the gated windows) when --alpha is not given
 
 
+def truth_summary(y) -> dict:
+    """What the reference heart rate of some windows covers, for the model card: {windows, without_truth (NaN: no
+    or doubtful reference, never trained on or scored), bpm_p1, bpm_median, bpm_p99 (None without a truth)}."""
+    y = np.asarray(y, float).ravel()
+    ok = y[np.isfinite(y)]
+    q = np.percentile(ok, [1, 50, 99]) if ok.size else [None] * 3
+    return {"windows": int(y.size), "without_truth": int(y.size - ok.size),
+            **{k: (None if v is None else round(float(v), 1)) for k, v in zip(("bpm_p1", "bpm_median", "bpm_p99"), q)}}
+
+
 def _subject_mae(rows: list[dict], key: str) -> dict:
     per = {}
     for r in rows:
@@ -347,7 +357,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                "mae_bpm": {k: v for k, v in mean.items()}, "per_subject": per,
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "decoder_on": whose,
-               "uncertainty_int8": unc,
+               "uncertainty_int8": unc, "training_truth": truth_summary(Y), "heldout_truth": truth_summary(cat("y")),
                "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
     from sqtool.core.progress import training_curve

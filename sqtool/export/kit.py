@@ -45,6 +45,19 @@ DATASET_LICENCES = {
     "synthetic": "sqtool's embedded synthetic PPG + accelerometer generator (`sqtool.data.synthetic`): no subject "
                  "data, no licence restriction",
 }
+# what a built-in heart-rate dataset holds (activities, device) and where its reference HR comes from: the card's
+# reader judges from them whether the model has seen wearers like theirs (the datasets' MANIFESTs)
+DATASET_CONTENT = {
+    "troika": ("12 subjects on a treadmill (SP Cup 2015 training set): rest 30 s, then running at 8 and 15 km/h "
+               "(6 and 12 km/h in TYPE02) in 1-minute bouts, rest 30 s; two green wrist PPG channels + 3-axis "
+               "accelerometer at 125 Hz", "the competition's BPM traces from a simultaneous chest ECG"),
+    "wrist_exercise": ("treadmill walking and running, exercise bike at low resistance (fast pedalling) and high "
+                       "resistance (slow pedalling), 4.7-7 min each; green wrist PPG + 3-axis accelerometer at 256 Hz",
+                       "computed by sqtool from the chest-ECG R peaks (several neurokit2 detectors, "
+                       "`sqtool.data.ecg`), cross-checked against the shipped beat annotations; windows where the "
+                       "reference is doubtful hold no truth and were neither trained on nor scored"),
+    "synthetic": ("generated PPG + accelerometer with known heart rate, motion and artifacts", "the generator's own"),
+}
 SEE_MANIFEST = "licence: see the dataset MANIFEST"     # a dataset sqtool does not know
 # the unlabelled PPG sources (../shared/data/unlabeled/<source>/MANIFEST.md each; there is no MANIFEST at the top),
 # named by the prefix of a pretraining subject key `unlabeled:<source>_<recording>`
@@ -254,10 +267,14 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
     quantized = isinstance(mae, dict) and "int8" in mae                        # a `sqtool quantize` run
     lines = []
     if quantized:
-        n = take("uncertainty_int8.n")
+        n, dropped = take("uncertainty_int8.n"), take("heldout_truth.without_truth")
+        for k in ("windows", "without_truth", "bpm_p1", "bpm_median", "bpm_p99"):
+            take(f"training_truth.{k}")                              # said in the card's training-data section
         lines += ["## Held-out metrics", "",
                   f"Held-out subjects ({len(held)}: {', '.join(held)}"
-                  f"{f'; {n} scored windows' if n is not None else ''}), never in fine-tuning or quantization. "
+                  f"{f'; {n} scored windows' if n is not None else ''}"
+                  f"{f', {dropped} more without a reliable reference heart rate, not scored' if dropped else ''}), "
+                  "never in fine-tuning or quantization. "
                   "HR MAE in BPM of the decoded output (the HMM decoder, as the firmware reports it) unless stated.",
                   ""]
         lines.append(f"- **int8 (the shipped model), decoded: MAE {take('mae_bpm.int8'):.2f} BPM, mean of the "
@@ -375,6 +392,12 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     if datasets:
         for ds in datasets:
             lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, SEE_MANIFEST)}")
+            if ds in DATASET_CONTENT:
+                what, ref = DATASET_CONTENT[ds]
+                lines.append(f"  - recorded: {what}; reference heart rate: {ref}")
+            else:
+                lines.append("  - activities, device and reference method: not known to sqtool (see the "
+                             "dataset's own description)")
         for ds in [d for d in (pre or {}).get("datasets", []) if d not in datasets]:
             lines.append(f"- `{ds}` (self-supervised pretraining only): "
                          f"{_pretraining_licence(ds, pre.get('subjects') or [])}")
@@ -382,6 +405,13 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
         lines.append("- not recorded in the source run (no train_info.json / metrics.json 'datasets', no training "
                      "subjects in the checkpoint); sqtool's built-in sources and their licences:")
         lines += [f"  - `{k}`: {v}" for k, v in DATASET_LICENCES.items()]
+    tt = metrics.get("training_truth") or {}
+    if tt.get("windows"):
+        lines.append(f"- reference heart rate of the training subjects: {tt['windows']} windows"
+                     + (f", {tt['without_truth']} of them without a reliable reference (no ECG beats, or a doubtful "
+                        "ECG reading), never trained on" if tt.get("without_truth") else "")
+                     + (f"; 1st-99th percentile {tt['bpm_p1']:g}-{tt['bpm_p99']:g} BPM, median {tt['bpm_median']:g}"
+                        if tt.get("bpm_p1") is not None else ""))
     lines += ["", "## Subject split", ""]
     split = train.get("split") or metrics.get("split")
     if split:
@@ -426,9 +456,12 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     if seen and not synthetic_only:                       # who the model saw, from the checkpoint's subjects
         per = Counter(str(k).split(":")[0] for k in seen)                       # first-seen order
         lab = (f" (fine-tuned on {n_subjects(len(seen))}: {', '.join(f'{d} {n}' for d, n in per.items())}; evaluated "
-               f"on {len(held)} held-out subject{'' if len(held) == 1 else 's'}; the training heart-rate range is not "
-               "recorded with the model; age, sex and skin tone are not recorded in these datasets, so the card "
-               "cannot say which groups they cover)")
+               f"on {len(held)} held-out subject{'' if len(held) == 1 else 's'}; "
+               + (f"trained on heart rates of {tt['bpm_p1']:g}-{tt['bpm_p99']:g} BPM (1st-99th percentile): "
+                  "outside them it has seen few or no examples" if tt.get("bpm_p1") is not None else
+                  "the training heart-rate range is not recorded with the model")
+               + "; age, sex and skin tone are not recorded in these datasets, so the card cannot say which groups "
+               "they cover)")
     lines += [f"- Trained and evaluated on the data above only{lab}; not validated for clinical use, arrhythmia "
               "(AF), children, or skin tones / sensors outside the training data.",
               f"- The device must sample at {fe_cfg.fs_in:g} Hz (re-export with `--device-fs` for another rate) and "

@@ -27,8 +27,6 @@ def test_troika_exclusion_lives_in_its_yaml_only():
 # Built-ins `sqtool data download` cannot fetch, and why (every other built-in has a REGISTRY entry and checksums).
 NOT_DOWNLOADABLE = {
     "unlabeled": "sample files of three packages (HeartPy, E2E-PPG, vital_sqi), each from its own repository",
-    "wrist_exercise": "not wired yet: its layout joins two folders of a course repository (edf/ and beats/, "
-                      "see its MANIFEST); install it from a copy of the data root",
 }
 
 
@@ -40,16 +38,17 @@ def _shipped(name: str) -> dict:
 @pytest.mark.parametrize("name", builtin_names())
 def test_each_builtin_has_its_reader_licence_and_download_entry(name):
     """Every built-in dataset (a shipped dataset file) is read by the reader of its kind, is named in `data inspect
-    --kind`'s help, has a licence line for a firmware kit's model card when a kit's model can be trained on it (a
-    kit carries a spectral heart-rate model: the built-ins with an hr label), and is downloadable unless listed."""
+    --kind`'s help, has a licence line and a description (activities, reference method) for a firmware kit's model card when a kit's
+    model can be trained on it (a kit carries a spectral heart-rate model: the built-ins with an hr label), and is
+    downloadable unless listed."""
     from sqtool.data.cli import KINDS_HELP
     from sqtool.data.download import REGISTRY, load_sums
     from sqtool.data.readers import DATASETS
-    from sqtool.export.kit import DATASET_LICENCES
+    from sqtool.export.kit import DATASET_CONTENT, DATASET_LICENCES
     d = _shipped(name)
     assert d["name"] == name and d["format"] == name and name in DATASETS
     assert name in KINDS_HELP.split(", or the generic")[0].split(", ")
-    assert ("hr" in (d.get("labels") or {})) <= (name in DATASET_LICENCES)
+    assert ("hr" in (d.get("labels") or {})) <= (name in DATASET_LICENCES) <= (name in DATASET_CONTENT)
     if name in NOT_DOWNLOADABLE:
         assert name not in REGISTRY, f"{name} is downloadable now: drop it from NOT_DOWNLOADABLE"
     else:

@@ -142,3 +142,30 @@ def test_export_report_says_its_hr_mae_is_a_parity_check_not_the_products_accura
     assert "softmax-mean heart rate over the bins, no decoder" in text and "not the product's accuracy" in text
     assert "MODEL_CARD.md's held-out metrics" in text
     assert "parity check" not in report_markdown(md, [row], {})              # no HR column filled: no legend
+
+
+def test_the_card_says_what_the_training_data_recorded_and_its_reference(twin, tmp_path):
+    """Each built-in dataset's activities, device and reference heart-rate method, and, from quantize's metrics,
+    how many training windows had no reliable reference, the training heart-rate range (in the limitations, where it
+    was 'not recorded'), and the held-out windows left unscored for want of a reference."""
+    import json
+    from sqtool.export.kit import model_card
+    mc, g, meta, fe, dec = twin
+    data = _section(_card(twin, tmp_path / "a"), "Training data and licences")
+    assert "treadmill walking and running, exercise bike" in data and "chest-ECG R peaks" in data
+    assert "competition's BPM traces from a simultaneous chest ECG" in data
+    assert "reference heart rate of the training subjects" not in data             # not recorded by this run
+    m = {**QUANTIZE_METRICS,
+         "training_truth": {"windows": 2787, "without_truth": 41, "bpm_p1": 61.5, "bpm_median": 121.0, "bpm_p99": 181.0},
+         "heldout_truth": {"windows": 830, "without_truth": 25, "bpm_p1": 70.0, "bpm_median": 140.0, "bpm_p99": 175.0}}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.json").write_text(json.dumps(m))
+    card = model_card(mc, meta, g, fe, dec, tmp_path / "b")
+    assert ("reference heart rate of the training subjects: 2787 windows, 41 of them without a reliable reference "
+            "(no ECG beats, or a doubtful ECG reading), never trained on; 1st-99th percentile 61.5-181 BPM, "
+            "median 121") in _section(card, "Training data and licences")
+    lim = _section(card, "Limitations")
+    assert "trained on heart rates of 61.5-181 BPM (1st-99th percentile)" in lim and "not recorded with" not in lim
+    held = _section(card, "Held-out metrics")
+    assert "805 scored windows, 25 more without a reliable reference heart rate, not scored" in held
+    assert "training_truth" not in card and "| heldout_truth.bpm_p99 | 175 |" in card

@@ -57,6 +57,9 @@ def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(tea
     u = m["uncertainty_int8"]                                            # held-out windows, int8 firmware decoder
     assert u["n"] > 0 and 0.0 <= u["interval_coverage"] <= 1.0 and u["mae_all"] == pytest.approx(m["mae_bpm"]["int8"])
     assert "the truth lies in the interval on" in (tmp_path / "s" / "report.md").read_text()
+    tt, ht = m["training_truth"], m["heldout_truth"]                    # what the model card says of the truth
+    assert tt["windows"] > 0 and tt["without_truth"] == 0 and 30 <= tt["bpm_p1"] <= tt["bpm_median"] <= tt["bpm_p99"]
+    assert ht["windows"] - ht["without_truth"] == u["n"]
     assert sdec["inner_rule"] == "min" and sdec["inner_mae"] == sdec["inner_mae_min"]
 
     # --decoder-rule one_se: never below the lowest inner MAE, under its own resume key (not the min run's decoder)
