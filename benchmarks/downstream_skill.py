@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -473,7 +474,8 @@ def report_md(res) -> str:
             L += _table(ps["rows"])
         L.append("")
     L += [f"Wall time {res['wall_s'] / 60:.1f} min (sum of the per-task times of the invocations that made the rows, "
-          f"1 thread, nice 19, on 2 shared cores; deep folds already in --work are reused, so a run from an empty "
+          f"{res.get('threads', '?')} thread(s), nice {res.get('nice', '?')}, on {res.get('cpus', '?')} cores; deep "
+          f"folds already in --work are reused, so a run from an empty "
           f"--work takes longer). "
           f"Command of the last invocation: `{res['command']}`; rows of tasks it did not run come from earlier "
           f"invocations (per-task wall_s in the JSON).", ""]
@@ -503,8 +505,12 @@ def main(argv=None) -> int:
         tasks.append(r)
         for row in r["rows"]:
             log(f"  {row['predictor']}: {row['metric']} {row['value']:.3f} {row['flag']}")
-    res = {"tasks": tasks, "wall_s": time.perf_counter() - t0,
-           "command": "OMP_NUM_THREADS=1 nice -n 19 python benchmarks/downstream_skill.py " + " ".join(argv or sys.argv[1:])}
+    import torch
+    threads = torch.get_num_threads()
+    res = {"tasks": tasks, "wall_s": time.perf_counter() - t0, "threads": threads, "nice": os.nice(0),
+           "cpus": os.cpu_count(),
+           "command": (f"OMP_NUM_THREADS={threads} python benchmarks/downstream_skill.py "
+                       + " ".join(argv or sys.argv[1:]))}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     prev = out / "downstream_skill.json"
