@@ -224,7 +224,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(OUT), help="results folder")
     a = ap.parse_args()
     out = Path(a.out)
-    command = "OMP_NUM_THREADS=1 nice -n 19 python benchmarks/train_pretrain_vs_scratch.py " + " ".join(sys.argv[1:])
+    command = "OMP_NUM_THREADS=1 python benchmarks/train_pretrain_vs_scratch.py " + " ".join(sys.argv[1:])
     if a.restate:
         res = json.loads((out / "train_pretrain_vs_scratch.json").read_text())
         (out / "train_pretrain_vs_scratch.md").write_text(report_md(res))
