@@ -474,7 +474,8 @@ def report_md(res) -> str:
             L += _table(ps["rows"])
         L.append("")
     L += [f"Wall time {res['wall_s'] / 60:.1f} min (sum of the per-task times of the invocations that made the rows, "
-          f"{res.get('threads', '?')} thread(s), nice {res.get('nice', '?')}, on {res.get('cpus', '?')} cores; deep "
+          f"the last on {res.get('threads', '?')} thread(s), nice {res.get('nice', '?')}, {res.get('cpus', '?')} cores "
+          f"available; deep "
           f"folds already in --work are reused, so a run from an empty "
           f"--work takes longer). "
           f"Command of the last invocation: `{res['command']}`; rows of tasks it did not run come from earlier "
@@ -508,7 +509,7 @@ def main(argv=None) -> int:
     import torch
     threads = torch.get_num_threads()
     res = {"tasks": tasks, "wall_s": time.perf_counter() - t0, "threads": threads, "nice": os.nice(0),
-           "cpus": os.cpu_count(),
+           "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
            "command": (f"OMP_NUM_THREADS={threads} python benchmarks/downstream_skill.py "
                        + " ".join(argv or sys.argv[1:]))}
     out = Path(args.out)

@@ -87,7 +87,8 @@ def delta_test(task, y, pred_scratch, pred_pretrained, groups, seed=0) -> dict:
     DeLong test}."""
     from sqtool.core.metrics import paired_metric_test
     t = paired_metric_test(task, y, pred_pretrained, pred_scratch, groups, seed=seed)
-    return {"ci95": [float(c) for c in t["ci95"]], "p": float(t["p"])}
+    fin = lambda v: float(v) if np.isfinite(v) else None                   # noqa: E731  (JSON: null, not NaN)
+    return {"ci95": [fin(c) for c in t["ci95"]], "p": fin(t["p"])}
 
 
 def direction(r, alpha=0.05) -> str:
@@ -95,7 +96,7 @@ def direction(r, alpha=0.05) -> str:
     CI excludes zero; else (a row without a p included) 'no difference shown'."""
     lo, hi = r["delta_ci95"]
     p = r.get("delta_p")
-    if p is not None and p < alpha and (lo > 0 or hi < 0):
+    if p is not None and lo is not None and hi is not None and p < alpha and (lo > 0 or hi < 0):
         good = (lo > 0) == (r["better"] == "higher")
         return "pretrained better" if good else "pretrained WORSE"
     return "no difference shown"
@@ -117,7 +118,8 @@ def _band_of(m):
 
 
 def _ci(v, ci, d=3, sign=""):
-    return f"{v:{sign}.{d}f} [{ci[0]:{sign}.{d}f}, {ci[1]:{sign}.{d}f}]" if ci else f"{v:{sign}.{d}f}"
+    ok = ci and None not in ci                                          # a None end: no interval (1 subject)
+    return f"{v:{sign}.{d}f} [{ci[0]:{sign}.{d}f}, {ci[1]:{sign}.{d}f}]" if ok else f"{v:{sign}.{d}f}"
 
 
 def _delta(r) -> str:

@@ -51,6 +51,8 @@ def test_every_difference_is_reported_with_its_direction():
                                               "no difference shown"]
     assert b.direction(dict(rows[3], delta_p=0.04)) == "pretrained better"
     assert b.direction({k: v for k, v in rows[0].items() if k != "delta_p"}) == "no difference shown"
+    assert b.direction(dict(rows[0], delta_ci95=[None, None])) == "no difference shown"      # 1 subject: no CI
+    assert b._ci(1.0, [None, None]) == "1.000" and b._ci(1.0, [0.5, 1.5]) == "1.000 [0.500, 1.500]"
     res = {"model": "m", "finetune": {"epochs": 5}, "rows": rows, "wall_s": 1.0, "command": "c",
            "pretrain": {"pairs": "p", "epochs_done": 1, "first_loss": 0.0, "final_loss": -0.9, "val_z_std": 0.1,
                         "z_std_healthy": 0.125, "elapsed_s": 1.0},

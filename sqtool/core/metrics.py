@@ -254,7 +254,10 @@ def paired_metric_test(task: str, y, pred_a, pred_b, groups, n_perm: int = 10_00
     difference's t-interval over the subjects, from the same subjects-as-units reading as p: MAE, the pooled
     difference as the window-weighted mean of each subject's mean |error| difference (`ratio_t_interval`); AUROC,
     diff +- t(S - 1) x the clustered DeLong standard error. (A percentile bootstrap of 5-12 subjects, used before,
-    is too narrow: it ignores that the spread is estimated from so few.) NaN with fewer than 2 subjects."""
+    is too narrow: it ignores that the spread is estimated from so few.) NaN with fewer than 2 subjects or a NaN
+    difference. Coverage of the MAE interval in simulation: 92-96 % at 3-12 subjects of uneven size, skewed error
+    scales and heavy-tailed errors, where a subject's window count is unrelated to its error; 81-85 % (the bootstrap
+    72 %) where subjects with more windows also err more (a ratio estimator with few, correlated weights)."""
     from scipy import stats
     y2, a2, b2 = (np.asarray(v, float).reshape(len(v), -1) for v in (y, pred_a, pred_b))
     if skill_metric(task)[0] == "mae":
@@ -264,7 +267,7 @@ def paired_metric_test(task: str, y, pred_a, pred_b, groups, n_perm: int = 10_00
         n_s = np.bincount(g, minlength=out["subjects"]).astype(float)         # (S,) windows per subject
         with np.errstate(invalid="ignore", divide="ignore"):
             d_s = np.bincount(g, d, out["subjects"]) / n_s                     # (S,) each subject's mean difference
-        out["ci95"] = list(ratio_t_interval(d_s, n_s, alpha))
+        out["ci95"] = list(ratio_t_interval(d_s, n_s, alpha)) if np.isfinite(out["diff"]) else [float("nan")] * 2
         return out
     out = paired_auroc_test(y2[:, 0], a2[:, 0], b2[:, 0], groups)
     out["ci95"] = [float("nan")] * 2

@@ -408,8 +408,8 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     tt = metrics.get("training_truth") or {}
     if tt.get("windows"):
         lines.append(f"- reference heart rate of the training subjects: {tt['windows']} windows"
-                     + (f", {tt['without_truth']} of them without a reliable reference (no ECG beats, or a doubtful "
-                        "ECG reading), never trained on" if tt.get("without_truth") else "")
+                     + (f", {tt['without_truth']} of them without a reliable reference (none recorded, or one "
+                        "the reader flagged as doubtful), never trained on" if tt.get("without_truth") else "")
                      + (f"; 1st-99th percentile {tt['bpm_p1']:g}-{tt['bpm_p99']:g} BPM, median {tt['bpm_median']:g}"
                         if tt.get("bpm_p1") is not None else ""))
     lines += ["", "## Subject split", ""]

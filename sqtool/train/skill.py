@@ -107,25 +107,29 @@ def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
     lo, hi = vs["diff_ci95"]
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{WORSE_THAN_CLASSIC} (point comparison, no CI)"
+    p, n = vs.get("p"), vs.get("subjects")
+    if vs.get("metric") == "mae" and n is not None and 2 / 2 ** n >= alpha:     # before the CI: t(1..4) is wide
+        return f"{WORSE_THAN_CLASSIC} (point comparison: {n} subjects cannot show it)"
     if not (lo > 0 if lower else hi < 0):
         return ""
-    p, n = vs.get("p"), vs.get("subjects")
-    if p is None or not np.isfinite(p) or p < alpha:
-        return WORSE_THAN_CLASSIC
-    if vs.get("metric") == "mae" and n is not None and 2 / 2 ** n >= alpha:
-        return f"{WORSE_THAN_CLASSIC} (point comparison: {n} subjects cannot show it)"
-    return ""
+    return WORSE_THAN_CLASSIC if p is None or not np.isfinite(p) or p < alpha else ""
 
 
 def classic_text(sk: dict, label: str = "") -> str:
     """The model-vs-classic verdict to append to a command's last line (`core.metrics.skill_line`): "" unless
-    the skill block is flagged (`classic_flag`), else '; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs 0.775
-    (difference -0.180, 95 % CI -0.300, -0.050)' (or '(point comparison: no CI)')."""
+    the skill block is flagged (`classic_flag`), else '; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs classic 0.775
+    (difference -0.180, 95 % CI -0.300, -0.050, p 0.004)', the flag's qualifier kept where it has one ('; WORSE THAN
+    THE CLASSIC METHOD (point comparison: 4 subjects cannot show it): mae ...'; no CI at all: '(difference ..., a
+    point comparison: no CI over subjects)')."""
     flag, vs = sk.get("classic_flag", ""), sk.get("vs_classic")
     if not flag or not vs:
         return ""
     lo, hi = vs["diff_ci95"]
-    ci = (f"95 % CI {lo:+.3f}, {hi:+.3f}" if np.isfinite(lo) and np.isfinite(hi)
-          else "a point comparison: no CI over subjects")
-    return (f"; {WORSE_THAN_CLASSIC.upper()}: {label or vs['metric']} {vs['model']:.3f} vs classic "
+    p = vs.get("p")
+    if np.isfinite(lo) and np.isfinite(hi):
+        ci = f"95 % CI {lo:+.3f}, {hi:+.3f}" + (f", p {p:.3g}" if p is not None and np.isfinite(p) else "")
+        qual = flag[len(WORSE_THAN_CLASSIC):]                      # "" or " (point comparison: ...)"
+    else:
+        ci, qual = "a point comparison: no CI over subjects", ""
+    return (f"; {WORSE_THAN_CLASSIC.upper()}{qual}: {label or vs['metric']} {vs['model']:.3f} vs classic "
             f"{vs['reference']:.3f} (difference {vs['diff']:+.3f}, {ci})")

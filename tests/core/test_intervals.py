@@ -185,3 +185,6 @@ def test_paired_metric_test_intervals_agree_with_their_tests_and_cover():
         assert (t["ci95"][0] > 0 or t["ci95"][1] < 0) == (t["p"] < 0.05)
     one = paired_metric_test("hr", np.zeros(5), np.ones(5), np.zeros(5), np.zeros(5))
     assert np.isnan(one["ci95"]).all()
+    y, g = np.zeros(6), np.repeat([0, 1, 2], 2)
+    nan = paired_metric_test("hr", y, np.array([1.0, np.nan, 1, 1, 1, 1]), np.zeros(6), g)
+    assert np.isnan(nan["diff"]) and np.isnan(nan["ci95"]).all()            # no interval beside a NaN difference

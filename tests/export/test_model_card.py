@@ -162,7 +162,7 @@ def test_the_card_says_what_the_training_data_recorded_and_its_reference(twin, t
     (tmp_path / "b" / "metrics.json").write_text(json.dumps(m))
     card = model_card(mc, meta, g, fe, dec, tmp_path / "b")
     assert ("reference heart rate of the training subjects: 2787 windows, 41 of them without a reliable reference "
-            "(no ECG beats, or a doubtful ECG reading), never trained on; 1st-99th percentile 61.5-181 BPM, "
+            "(none recorded, or one the reader flagged as doubtful), never trained on; 1st-99th percentile 61.5-181 BPM, "
             "median 121") in _section(card, "Training data and licences")
     lim = _section(card, "Limitations")
     assert "trained on heart rates of 61.5-181 BPM (1st-99th percentile)" in lim and "not recorded with" not in lim

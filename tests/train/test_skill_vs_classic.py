@@ -66,4 +66,10 @@ def test_without_a_ci_the_flag_says_it_is_a_point_comparison():
     mae_vs = {**vs, "metric": "mae", "better": "lower", "diff": 0.5, "diff_ci95": [0.1, 0.9], "p": 0.125, "subjects": 4}
     assert S.classic_flag(mae_vs) == "worse than the classic method (point comparison: 4 subjects cannot show it)"
     assert S.classic_flag({**mae_vs, "subjects": 8, "p": 0.3}) == ""
+    # 2-3 subjects: t(1..2) intervals span zero whatever the model does; the worse point value is still flagged
+    wide = {**mae_vs, "diff_ci95": [-0.94, 3.84], "p": 0.5, "subjects": 2}
+    assert S.classic_flag(wide) == "worse than the classic method (point comparison: 2 subjects cannot show it)"
+    text = S.classic_text({"classic_flag": S.classic_flag(wide), "vs_classic": wide})
+    assert text.startswith("; WORSE THAN THE CLASSIC METHOD (point comparison: 2 subjects cannot show it): mae ")
+    assert text.endswith("(difference +0.500, 95 % CI -0.940, +3.840, p 0.5)")
     assert S.classic_flag(None) == "" and S.classic_text({"classic_flag": ""}) == ""
