@@ -436,10 +436,10 @@ def skill_line(task: str, s: dict, label: str = "") -> str:
     the windows, a headline may average subjects); default: the metric's name."""
     lo, hi = s["diff_ci95"]
     n = s.get("subjects")
-    favours = np.isfinite(lo) and (hi < 0 if s.get("better", "lower") == "lower" else lo > 0)
-    verdict = ("skill" if s["skill"] else
-               f"NO SKILL shown ({n} subjects cannot show it: bench more)"
-               if n is not None and n <= 5 and favours and s.get("metric") == "mae"
+    better = np.isfinite(s["diff"]) and (s["diff"] < 0 if s.get("better", "lower") == "lower" else s["diff"] > 0)
+    verdict = ("skill" if s["skill"] else              # <= 5 subjects: the swap test cannot reach p < 0.05 and t(1..4)
+               f"NO SKILL shown ({n} subjects cannot show it: bench more)"        # spans zero: judged on the point
+               if n is not None and n <= 5 and better and s.get("metric") == "mae"
                else "NO SKILL (does not beat the trivial predictor)")
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
     return (f"{task}: {label or s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "
