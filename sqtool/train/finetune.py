@@ -12,11 +12,12 @@
    same folds), the task's classic method, the spread of the predictions, and the skill test: a model
    that does not beat the trivial predictor (CI of the difference over subjects includes zero, p over the
    subjects >= 0.05, or worse; `core.metrics.skill_test`) is flagged "no skill" (`metrics["flag"]`, and the command's last line); one that loses to the classic method
-   (CI of model - classic over subjects excludes zero) is flagged "worse than the classic method"
+   (CI of model - classic over subjects excludes zero and p < 0.05; with 5 subjects or fewer, on the point value,
+   saying so) is flagged "worse than the classic method"
    (`metrics["classic_flag"]`, the same last line).
    Per subject (`per_subject_metrics`): each held-out subject's own MAE (regression, per output too) or AUROC
    (classification; a subject whose windows hold one class only has none and says which class), their mean
-   over subjects with a subject-bootstrap 95 % CI (`metrics["per_subject"]`, `metrics["per_subject_mean"]`,
+   over subjects with a 95 % t-interval over them (`metrics["per_subject"]`, `metrics["per_subject_mean"]`,
    and the table `per_subject.csv`): the pooled headline weighs a subject by its window count, this does not.
 4. A final model on all subjects -> model.pt (kind "teacher_task": model_cfg carries task, outputs, units,
    fs, window, channels, norm, and the target mean/std the head was trained on), which the compress
@@ -276,16 +277,17 @@ def predict(model, x, dev, batch: int = 256) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- per-subject metrics
 
-def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, outputs=(),
-                        n_boot: int = 1000, seed: int = 0) -> tuple[list[dict], dict]:
+def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray,
+                        outputs=()) -> tuple[list[dict], dict]:
     """(rows, mean) of the out-of-fold predictions per subject (every subject is held out in exactly one fold).
 
     rows: {subject, windows, <the task's metrics on that subject's windows>}; classification: AUROC only where
     the subject has both classes, else auroc None and one_class naming the class (e.g. "non-AF only").
     mean: {metric: the skill metric (`core.metrics.skill_metric`), mean and ci95 over the subjects that have it
-    (bootstrap of subjects, `core.metrics.bootstrap_mean_ci`), the same for each output's MAE, subjects (scored),
-    one_class (subjects left out for holding one class only)}."""
-    from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS, bootstrap_mean_ci, skill_metric, task_metrics
+    (the t-interval over those subjects, `core.metrics.t_interval`, kept inside the metric's range: a percentile
+    bootstrap of 3-20 subjects' values is too narrow; NaN with fewer than 2), the same for each output's MAE,
+    subjects (scored), one_class (subjects left out for holding one class only)}."""
+    from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS, skill_metric, t_interval, task_metrics
     metric, _ = skill_metric(task)
     groups = np.asarray(groups).astype(str)
     rows = []
@@ -304,7 +306,9 @@ def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.n
     for k in keys:
         v = [r[k] for r in rows if r.get(k) is not None and np.isfinite(r[k])]
         mean[k] = float(np.mean(v)) if v else None
-        mean[f"{k}_ci95" if k != metric else "ci95"] = list(bootstrap_mean_ci(v, n_boot=n_boot, seed=seed))
+        lo, hi = t_interval(v)
+        top = 1.0 if k == "auroc" else np.inf                                    # MAE >= 0, AUROC in [0, 1]
+        mean[f"{k}_ci95" if k != metric else "ci95"] = [float(np.clip(lo, 0.0, top)), float(np.clip(hi, 0.0, top))]
     mean["subjects"] = sum(r.get(metric) is not None for r in rows)
     mean["one_class"] = [r["subject"] for r in rows if "one_class" in r]
     return rows, mean
@@ -475,8 +479,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     pm = primary_metric(cfg.task)
     from sqtool.train.skill import skill_report
     skill = skill_report(cfg.task, td, oof, folds, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
-    subj_rows, subj_mean = per_subject_metrics(cfg.task, td.y, oof, td.groups, outputs, n_boot=cfg.bootstrap,
-                                               seed=cfg.seed)
+    subj_rows, subj_mean = per_subject_metrics(cfg.task, td.y, oof, td.groups, outputs)
     atomic_write_text(run_dir / "per_subject.csv", per_subject_csv(subj_rows))
     atomic_save_npz(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=td.y, pred=oof,
                     record_ids=td.record_ids, fold=fold_id)

@@ -1,27 +1,28 @@
 """Fine-tune reports each held-out subject's own metric beside the pooled one (audit find_clin 6): MAE per subject
 (per output too), AUROC per patient where both classes are present (else which class only), their mean over
-subjects with a subject-bootstrap CI; metrics.json, per_subject.csv and one stdout line. Pooled numbers unchanged."""
+subjects with a t-interval over them; metrics.json, per_subject.csv and one stdout line. Pooled numbers unchanged."""
 import csv
 import json
 
 import numpy as np
 import pytest
 
-from sqtool.core.metrics import auroc, bootstrap_mean_ci, task_metrics
+from sqtool.core.metrics import auroc, t_interval, task_metrics
 from sqtool.train.finetune import per_subject_metrics
 
 
-def test_regression_rows_are_each_subjects_mae_and_the_mean_has_a_subject_bootstrap_ci():
+def test_regression_rows_are_each_subjects_mae_and_the_mean_has_a_t_interval_over_subjects():
     rng = np.random.default_rng(0)
     groups = np.array(["a"] * 30 + ["b"] * 5 + ["c"] * 10)
     y = rng.uniform(90, 160, (45, 2))
     err = np.where(groups == "b", 10.0, 1.0)[:, None] * np.array([2.0, 1.0])     # b: few windows, big errors
-    rows, mean = per_subject_metrics("bp", y, y + err, groups, ("sbp", "dbp"), n_boot=200)
+    rows, mean = per_subject_metrics("bp", y, y + err, groups, ("sbp", "dbp"))
     assert [r["subject"] for r in rows] == ["a", "b", "c"] and [r["windows"] for r in rows] == [30, 5, 10]
     assert [r["mae_sbp"] for r in rows] == pytest.approx([2, 20, 2]) and rows[1]["mae"] == pytest.approx(15)
     assert mean["metric"] == "mae" and mean["mae"] == pytest.approx((1.5 + 15 + 1.5) / 3) and mean["subjects"] == 3
     assert mean["mae_sbp"] == pytest.approx(8) and mean["mae_dbp"] == pytest.approx(4)
-    assert mean["ci95"] == pytest.approx(list(bootstrap_mean_ci([1.5, 15, 1.5], n_boot=200)))
+    lo, hi = t_interval([1.5, 15, 1.5])                       # 3 subjects: t(2), wide; a MAE's interval from 0
+    assert lo < 0 and mean["ci95"] == pytest.approx([0.0, hi]) and hi > 15
     assert task_metrics("bp", y, y + err, ("sbp", "dbp"))["mae"] != pytest.approx(mean["mae"])   # pooled differs
 
 
@@ -30,7 +31,7 @@ def test_classification_auroc_per_patient_only_with_both_classes():
     groups = np.array(["p1"] * 20 + ["p2"] * 20 + ["p3"] * 10 + ["p4"] * 8)
     y = np.r_[np.tile([0, 1], 10), np.tile([1, 0, 0, 0], 5), np.zeros(10), np.ones(8)][:, None]
     pred = (2 * y - 1) + rng.normal(0, 1.5, y.shape)
-    rows, mean = per_subject_metrics("af", y, pred, groups, n_boot=100)
+    rows, mean = per_subject_metrics("af", y, pred, groups)
     by = {r["subject"]: r for r in rows}
     for s in ("p1", "p2"):
         i = groups == s
@@ -39,7 +40,7 @@ def test_classification_auroc_per_patient_only_with_both_classes():
     assert by["p4"]["auroc"] is None and by["p4"]["one_class"] == "AF only"
     assert mean["metric"] == "auroc" and mean["subjects"] == 2 and mean["one_class"] == ["p3", "p4"]
     assert mean["auroc"] == pytest.approx((by["p1"]["auroc"] + by["p2"]["auroc"]) / 2)
-    _, q = per_subject_metrics("quality", y, pred, groups, n_boot=10)
+    _, q = per_subject_metrics("quality", y, pred, groups)
     assert q["one_class"] == ["p3", "p4"]
 
 
