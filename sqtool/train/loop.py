@@ -73,10 +73,13 @@ def setup_distributed(device: str = "auto") -> Dist:
 
 def cleanup_distributed(d: Dist) -> None:
     """The run's last tensors freed, then the process group destroyed (a finished run's ranks meet at a barrier
-    before this; an interrupted one must not wait here for a rank still inside a collective). A 2-process gloo run
-    under load once aborted a rank after it had finished (SIGABRT, "terminate called without an active
-    exception": 1 of 12 runs, then 0 of 24 with and 0 of 24 without the gc.collect); gloo work objects that hold
-    tensors and outlive the group are the known cause of that abort, so nothing collectable is left to them."""
+    before this; an interrupted one must not wait here for a rank still inside a collective). The caller drops its
+    DistributedDataParallel wrapper first (`step_mod = None`): DDP's reducer holds the group and its last gloo work
+    objects with their tensors, and the wrapper sits in reference cycles, so left alone it is freed only by the
+    interpreter's exit, where a gloo thread's tensor release takes the GIL of an interpreter being torn down and
+    the rank aborts (SIGABRT, "terminate called without an active exception": a 2-process run under load, 1 of 12,
+    after it had finished and written its model; pytorch/pytorch#179291 describes the same exit). gc.collect()
+    here then frees those cycles while the group is still alive."""
     if d.enabled:
         import gc
 

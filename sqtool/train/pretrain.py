@@ -627,4 +627,5 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         return metrics
     finally:
         torch.backends.cudnn.benchmark = cudnn_benchmark
+        step_mod = None              # the DDP wrapper (its reducer holds gloo work and the group) goes before the group
         loop.cleanup_distributed(d)

@@ -35,6 +35,39 @@ def test_two_process_ddp_matches_one_process(tmp_path):
             assert torch.allclose(s1[k], s2[k], rtol=1e-7, atol=1e-9), k     # weights AND BN running stats
 
 
+def test_the_ddp_wrapper_is_freed_before_the_process_group_is_destroyed(tmp_path):
+    """At cleanup_distributed, no DistributedDataParallel object is left on either rank: a wrapper left alive past
+    destroy_process_group is freed at the interpreter's exit, where gloo's work objects abort the rank (the
+    2-process test's rare SIGABRT). Two ranks of `train pretrain` in forked processes (env rendezvous), each with
+    cleanup_distributed wrapped to count the live DDP objects after a gc.collect()."""
+    import socket
+    import textwrap
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = textwrap.dedent(f"""
+        import gc, os, torch.multiprocessing as mp
+        def run(rank):
+            os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="{port}", WORLD_SIZE="2", RANK=str(rank),
+                              LOCAL_RANK=str(rank))
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            from sqtool.cli import main
+            from sqtool.train import loop
+            clean = loop.cleanup_distributed
+            def counted(d):
+                gc.collect()
+                os.write(1, f"{{rank}} ddp {{sum(isinstance(o, DDP) for o in gc.get_objects())}}\\n".encode())
+                clean(d)
+            loop.cleanup_distributed = counted
+            assert main({ARGS!r} + ["--out", r"{tmp_path / 'run'}"]) == 0
+        mp.start_processes(run, nprocs=2, start_method="fork")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(line for line in r.stdout.splitlines() if " ddp " in line) == ["0 ddp 0", "1 ddp 0"], r.stdout
+
+
 def test_first_error_gives_every_rank_the_first_failing_ranks_line(tmp_path):
     """loop.first_error over a real gloo group (test_pretrain's once-per-machine test fakes it): no line anywhere
     gives None on every rank; one rank's line reaches the rank that saw none; several: the lowest rank's."""
