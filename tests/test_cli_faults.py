@@ -54,6 +54,34 @@ def test_out_below_a_file_is_one_line(tmp_path, capsys):
     assert "is a file, not a directory" in capsys.readouterr().err
 
 
+@pytest.fixture
+def sigint_default():
+    """SIGINT as an interactive Python starts with it (KeyboardInterrupt), whatever started the suite: a background
+    job of a non-interactive shell (`(make test &)`, nohup) starts every process with SIGINT ignored, where main
+    rightly installs no handler (a Ctrl-C cannot reach it); the Ctrl-C tests then failed together (CI, twice). Put
+    back after the test."""
+    import signal
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_command_started_with_sigint_ignored_leaves_it_ignored(monkeypatch):
+    """nohup / a background job: SIGINT ignored from the start; main installs no handler over it (a Ctrl-C is not
+    for this process) and leaves it ignored after the command."""
+    import signal
+
+    import sqtool.demo
+    seen = []
+    monkeypatch.setattr(sqtool.demo, "run", lambda args: seen.append(signal.getsignal(signal.SIGINT)) or 0)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert main(["demo"]) == 0
+        assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def _swallowed_ctrl_c_then(error: Exception):
     """A command that gets a Ctrl-C (SIGINT to this process) inside a library import that swallows the
     KeyboardInterrupt, and then fails as the half-imported module does (`module 'sympy' has no attribute 'core'`)."""
@@ -74,7 +102,7 @@ def _swallowed_ctrl_c_then(error: Exception):
 @pytest.mark.parametrize("error", [AttributeError("module 'sympy' has no attribute 'core'"),
                                    ImportError("cannot import name 'x' from partially initialized module 'torch'"),
                                    OSError(errno.EINTR, "Interrupted system call")])
-def test_an_error_after_a_ctrl_c_is_the_interrupt(monkeypatch, capsys, error):
+def test_an_error_after_a_ctrl_c_is_the_interrupt(monkeypatch, capsys, error, sigint_default):
     """Ctrl-C while torch / sympy import: whatever the KeyboardInterrupt turned into is reported as the interrupt
     (one line, exit 130), and main leaves the SIGINT handler as it found it. Without a Ctrl-C the same error is
     its one line and exit 1."""
