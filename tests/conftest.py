@@ -47,8 +47,9 @@ def af_finetune(tmp_path_factory):
 def _signal_handlers_kept():
     """A test leaves SIGINT / SIGTERM handling as it found it: sqtool's CLI installs its handlers for a command's
     length and puts the caller's back, and a test that changed them would break the next test of the same xdist
-    worker (a Ctrl-C test found SIGINT ignored once in CI): the handlers are put back, and the test that changed
-    them fails, naming them."""
+    worker: the handlers are put back, and the test that changed them fails, naming them. (The Ctrl-C tests that
+    once found SIGINT ignored in CI had inherited it: a suite started as a background job of a non-interactive
+    shell starts with SIGINT ignored; test_cli_faults' sigint_default gives them Python's default.)"""
     import signal
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     yield
