@@ -379,8 +379,8 @@ def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 # ----------------------------------------------------------------------------- metrics
 
 def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block: int = 1):
-    """95 % CI of the MAE: the t-interval over subjects' MAEs weighted by their windows (3 or more subjects: the
-    independent units), else batch means of each recording's windows in batches of `block` (block 1: single
+    """95 % CI of the MAE: the t-interval over subjects' MAEs weighted by their windows, jackknife variance (3 or
+    more subjects: the independent units), else batch means of each recording's windows in batches of `block` (block 1: single
     windows, as if independent: too narrow, said so)."""
     err = np.abs(np.asarray(err, np.float64))
     ok = np.isfinite(err)
@@ -390,7 +390,7 @@ def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block
     if len(us) >= 3:
         maes = [err[ok & (subjects == u)].mean() for u in us]
         sizes = [(ok & (subjects == u)).sum() for u in us]
-        lo, hi = ratio_t_interval(maes, sizes)
+        lo, hi = ratio_t_interval(maes, sizes, jackknife=True)                # sizes may track errors
         return [max(0.0, lo), hi], f"t-interval over {len(us)} subjects"
     n_rec = len(np.unique(recordings[ok]))
     recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"

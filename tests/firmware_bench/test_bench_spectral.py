@@ -178,7 +178,7 @@ def test_the_mae_ci_is_over_subjects_from_three_on_else_batches_of_windows():
     ci, how = _mae_ci(err, subj, np.repeat(["r1", "r2", "r3", "r4", "r5", "r6"], 10), block=10)
     assert how == "t-interval over 3 subjects"                  # not over its 6 recordings
     a = np.abs(err)
-    lo, hi = ratio_t_interval([a[:10].mean(), a[10:30].mean(), a[30:].mean()], [10, 20, 30])
+    lo, hi = ratio_t_interval([a[:10].mean(), a[10:30].mean(), a[30:].mean()], [10, 20, 30], jackknife=True)
     assert ci == [max(0.0, lo), hi]
     assert _mae_ci(np.r_[1.0, np.nan], one[:2], recs[:2]) == (None, "too few windows")
     y = np.full(60, 80.0)                                       # subjects without recordings: one each
