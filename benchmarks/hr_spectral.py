@@ -359,7 +359,7 @@ def student_oof(train, groups, oof, bins, a, encoders, only: set | None = None) 
     for --inner-epochs, so the decoder is chosen on the logits it will decode rather than on the teacher's.
     `only`: just the folds holding these subjects (the returned dict has their recordings only)."""
     scfg = get_model_cfg(a.student)
-    kd = [oof[r.record_id] for r in train] if a.kd and a.kd_float else None
+    kd = [oof[r.record_id] for r in train] if a.kd and a.kd_float and a.inner_kd else None
     logits = out_of_fold_logits([as_model_input(r.x) for r in train], [r.y for r in train], [r.key for r in train],
                                 groups, lambda: fresh(scfg, encoders), bins, student_cfg(a, a.inner_epochs), kd,
                                 only=only)
@@ -883,6 +883,10 @@ def add_training_args(ap) -> None:
     ap.add_argument("--kd-float", type=int, default=1,
                     help="1: the float student learns labels + KL to the teacher's out-of-fold logits (as sqtool "
                          "quantize); 0: labels only, the KL enters in QAT")
+    ap.add_argument("--inner-kd", type=int, default=1,
+                    help="1: the inner (and calibration) students distil like the outer one, from the teacher's "
+                         "out-of-fold logits, whose teachers saw the inner held-out subjects (a stacking leak inside "
+                         "the training subjects); 0: those students learn labels only (no leak; measures its effect)")
     ap.add_argument("--recipe", choices=("fixed", "inner"), default="fixed",
                     help="fixed: the student's KD weight, gate and motion fraction as given; inner: chosen per "
                          "outer fold among RECIPES by inner cross-validation over the training subjects")
@@ -1100,6 +1104,8 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1, machine: d
                  if time_teacher and args.pretrain != "none" else "") + "; student recipe: "
               + ("chosen per fold by inner CV (--recipe inner)" if args.recipe == "inner" else
                  f"KD {args.kd:g} gated at {args.kd_gate_bpm:g} BPM, motion windows {args.motion_frac:g}")
+              + ("" if getattr(args, "inner_kd", 1) else
+                 "; the inner and calibration students without KD (--inner-kd 0)")
               + f" (PPG motion amplitude {args.motion_ppg_amp} x max, {args.motion_ppg_dist}; an axis still with "
               f"probability {args.motion_axis_drop:g}{motion_on_truth_text(args)}); stretch "
               f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, "
