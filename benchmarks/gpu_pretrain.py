@@ -191,6 +191,8 @@ def ddp_run(a, name, batch, dev, pool) -> dict:
     try:
         r = train(a, name, batch, dev, pool, ddp=True)
     finally:
+        import gc
+        gc.collect()                          # train's DDP wrapper sits in a cycle: freed while the group is alive
         dist.destroy_process_group()
     return {**r, "backend": backend}
 

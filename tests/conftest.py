@@ -43,13 +43,25 @@ def af_finetune(tmp_path_factory):
     return out, said.getvalue()
 
 
+@pytest.fixture
+def sigint_default():
+    """SIGINT as an interactive Python starts with it (KeyboardInterrupt), whatever started the suite: a background
+    job of a non-interactive shell (`(make test &)`, nohup) starts every process with SIGINT ignored, where main
+    rightly installs no handler (a Ctrl-C cannot reach it); the Ctrl-C tests then failed together (CI, twice). Put
+    back after the test (before the autouse guard below checks)."""
+    import signal
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture(autouse=True)
 def _signal_handlers_kept():
     """A test leaves SIGINT / SIGTERM handling as it found it: sqtool's CLI installs its handlers for a command's
     length and puts the caller's back, and a test that changed them would break the next test of the same xdist
     worker: the handlers are put back, and the test that changed them fails, naming them. (The Ctrl-C tests that
     once found SIGINT ignored in CI had inherited it: a suite started as a background job of a non-interactive
-    shell starts with SIGINT ignored; test_cli_faults' sigint_default gives them Python's default.)"""
+    shell starts with SIGINT ignored; the sigint_default fixture above gives them Python's default.)"""
     import signal
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     yield

@@ -54,18 +54,6 @@ def test_out_below_a_file_is_one_line(tmp_path, capsys):
     assert "is a file, not a directory" in capsys.readouterr().err
 
 
-@pytest.fixture
-def sigint_default():
-    """SIGINT as an interactive Python starts with it (KeyboardInterrupt), whatever started the suite: a background
-    job of a non-interactive shell (`(make test &)`, nohup) starts every process with SIGINT ignored, where main
-    rightly installs no handler (a Ctrl-C cannot reach it); the Ctrl-C tests then failed together (CI, twice). Put
-    back after the test."""
-    import signal
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, before)
-
-
 def test_a_command_started_with_sigint_ignored_leaves_it_ignored(monkeypatch):
     """nohup / a background job: SIGINT ignored from the start; main installs no handler over it (a Ctrl-C is not
     for this process) and leaves it ignored after the command."""

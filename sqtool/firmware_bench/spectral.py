@@ -380,8 +380,10 @@ def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 
 def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block: int = 1):
     """95 % CI of the MAE: the t-interval over subjects' MAEs weighted by their windows, jackknife variance (3 or
-    more subjects: the independent units), else batch means of each recording's windows in batches of `block` (block 1: single
-    windows, as if independent: too narrow, said so)."""
+    more subjects: the independent units), else batch means of each recording's windows in batches of `block`
+    (block 1: single windows, as if independent: too narrow, said so). Over a few subjects whose MAEs are skewed
+    (one subject's error far above the rest's) even this interval covers ~80 % rather than 95 % in simulation, less
+    where the worse subjects also have more windows: read it as a rough range."""
     err = np.abs(np.asarray(err, np.float64))
     ok = np.isfinite(err)
     if ok.sum() < 2:

@@ -275,7 +275,7 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
 def _per_subject_line(task: str, ps: dict, outs: list[str], run_dir: Path) -> str:
     """'per subject: mean of 5 subjects' MAE 2.80 breaths/min [95 % CI 2.1, 3.5] (rows: RUN/per_subject.csv)';
     classification adds the subjects left out for holding one class only (their AUROC is undefined)."""
-    metric, lo, hi = ps["metric"], *ps["ci95"]
+    metric, ci = ps["metric"], ps.get("ci95")
     vals = [f"{o.upper()} {ps[f'{metric}_{o}']:.3g}" for o in outs if ps.get(f"{metric}_{o}") is not None]
     each = f" (mean of {' and '.join(vals)})" if vals else ""
     one = ps.get("one_class") or []
@@ -284,8 +284,10 @@ def _per_subject_line(task: str, ps: dict, outs: list[str], run_dir: Path) -> st
     rows = f" (rows: {Path(run_dir) / 'per_subject.csv'})"
     if ps[metric] is None:
         return f"per subject: no {metric.upper()}, every subject's windows hold one class only{rows}"
-    return (f"per subject: mean of {ps['subjects']} subjects' {metric_text(task, metric, ps[metric])} [95 % CI "
-            f"{lo:.3g}, {hi:.3g}]{each}{left}{rows}")
+    n = ps["subjects"]
+    interval = f"[95 % CI {ci[0]:.3g}, {ci[1]:.3g}]" if ci else "(no CI: one subject)"
+    whose = f"mean of {n} subjects'" if n > 1 else "one subject's"
+    return f"per subject: {whose} {metric_text(task, metric, ps[metric])} {interval}{each}{left}{rows}"
 
 
 def _outputs(m: dict) -> list[str]:

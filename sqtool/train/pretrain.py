@@ -26,7 +26,9 @@ depends only on (seed, epoch), so a run resumed with more epochs equals one star
 from __future__ import annotations
 
 import math
+import sys
 import time
+import traceback
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -628,4 +630,6 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
     finally:
         torch.backends.cudnn.benchmark = cudnn_benchmark
         step_mod = None              # the DDP wrapper (its reducer holds gloo work and the group) goes before the group
+        if d.enabled and (exc := sys.exc_info()[1]) is not None:
+            traceback.clear_frames(exc.__traceback__)   # an exception in flight keeps DDP.forward's frame (its self)
         loop.cleanup_distributed(d)

@@ -565,10 +565,11 @@ def _work_noting_sigint(args):
     return pairs._REAL_WORK_FOR_TEST(args)
 
 
-def test_pool_workers_leave_ctrl_c_to_the_parent(tmp_path, monkeypatch):
+def test_pool_workers_leave_ctrl_c_to_the_parent(tmp_path, monkeypatch, sigint_default):
     """Workers ignore SIGINT (the pool's initializer), so a Ctrl-C to the process group is the parent's alone: it
     stops the run, keeps the shards and names --resume, and no worker prints a 'Process ForkPoolWorker-1:'
-    traceback. Checked in the workers themselves: every one that mined a file had SIGINT ignored."""
+    traceback. Checked in the workers themselves: every one that mined a file had SIGINT ignored (the parent has
+    Python's default here, so an ignored SIGINT comes from the pool, not from how the suite was started)."""
     from sqtool.data import pairs
     ds = _own_corpus(tmp_path, "sig", 4)
     seen = tmp_path / "seen"

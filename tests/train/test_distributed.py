@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from sqtool.cli import main
@@ -35,11 +36,13 @@ def test_two_process_ddp_matches_one_process(tmp_path):
             assert torch.allclose(s1[k], s2[k], rtol=1e-7, atol=1e-9), k     # weights AND BN running stats
 
 
-def test_the_ddp_wrapper_is_freed_before_the_process_group_is_destroyed(tmp_path):
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_ddp_wrapper_is_freed_before_the_process_group_is_destroyed(tmp_path, fail):
     """At cleanup_distributed, no DistributedDataParallel object is left on either rank: a wrapper left alive past
     destroy_process_group is freed at the interpreter's exit, where gloo's work objects abort the rank (the
-    2-process test's rare SIGABRT). Two ranks of `train pretrain` in forked processes (env rendezvous), each with
-    cleanup_distributed wrapped to count the live DDP objects after a gc.collect()."""
+    2-process test's rare SIGABRT). Also when an exception leaves the wrapper's forward (a Ctrl-C mid-step): its
+    traceback keeps that frame, and with it the wrapper, alive. Two ranks of `train pretrain` in forked processes
+    (env rendezvous), each with cleanup_distributed wrapped to count the live DDP objects after a gc.collect()."""
     import socket
     import textwrap
     with socket.socket() as s:
@@ -59,7 +62,15 @@ def test_the_ddp_wrapper_is_freed_before_the_process_group_is_destroyed(tmp_path
                 os.write(1, f"{{rank}} ddp {{sum(isinstance(o, DDP) for o in gc.get_objects())}}\\n".encode())
                 clean(d)
             loop.cleanup_distributed = counted
-            assert main({ARGS!r} + ["--out", r"{tmp_path / 'run'}"]) == 0
+            if {fail!r}:                          # the second step's forward raises on both ranks
+                forward, calls = loop.SimSiamStep.forward, []
+                def failing(self, *a, **k):
+                    calls.append(1)
+                    if len(calls) == 2:
+                        raise RuntimeError("boom")
+                    return forward(self, *a, **k)
+                loop.SimSiamStep.forward = failing
+            assert main({ARGS!r} + ["--out", r"{tmp_path / 'run'}"]) == (1 if {fail!r} else 0)
         mp.start_processes(run, nprocs=2, start_method="fork")
     """)
     r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},

@@ -42,6 +42,9 @@ def test_classification_auroc_per_patient_only_with_both_classes():
     assert mean["auroc"] == pytest.approx((by["p1"]["auroc"] + by["p2"]["auroc"]) / 2)
     _, q = per_subject_metrics("quality", y, pred, groups)
     assert q["one_class"] == ["p3", "p4"]
+    keep = groups != "p2"                                   # one patient with both classes: no interval, JSON null
+    _, m1 = per_subject_metrics("af", y[keep], pred[keep], groups[keep])
+    assert m1["subjects"] == 1 and m1["ci95"] is None and "NaN" not in __import__("json").dumps(m1)
 
 
 def test_finetune_writes_the_per_subject_rows_and_prints_their_mean(af_finetune):
@@ -75,6 +78,10 @@ def test_the_per_subject_line_names_the_outputs_and_the_one_class_subjects():
     assert _per_subject_line("af", af, [], "R") == (
         "per subject: mean of 4 subjects' AUROC 0.710 [95 % CI 0.6, 0.8]; 2 subjects with one class only, "
         "no AUROC (p3, p4) (rows: R/per_subject.csv)")
+    one = {**af, "auroc": 0.823, "ci95": None, "subjects": 1}              # one patient with both classes
+    assert _per_subject_line("af", one, [], "R") == (
+        "per subject: one subject's AUROC 0.823 (no CI: one subject); 2 subjects with one class only, no AUROC "
+        "(p3, p4) (rows: R/per_subject.csv)")
     none = {**af, "auroc": None, "ci95": [float("nan")] * 2, "subjects": 0}
     assert _per_subject_line("af", none, [], "R") == ("per subject: no AUROC, every subject's windows hold one "
                                                      "class only (rows: R/per_subject.csv)")
