@@ -440,6 +440,13 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
             "skill": skill, "flag": "" if skill else "no skill"}
 
 
+def swap_test_cannot_show(metric: str, subjects: int | None, alpha: float = 0.05) -> bool:
+    """True where MAE's within-subject swap test cannot give p < alpha however large the difference (its smallest
+    p is 2 / 2^S: 5 subjects or fewer at 0.05), and the t(S - 1) interval spans zero whatever the model does: a
+    verdict there rests on the point value, and says so (`skill_line`, `train.skill.classic_flag`)."""
+    return metric == "mae" and subjects is not None and 2 / 2 ** subjects >= alpha
+
+
 def skill_line(task: str, s: dict, label: str = "") -> str:
     """One line for a command's end: the model against the trivial predictor, flagged 'NO SKILL'. `label`
     names the metric when the command's headline reports it another way (e.g. 'pooled mae': skill_test pools
@@ -447,9 +454,9 @@ def skill_line(task: str, s: dict, label: str = "") -> str:
     lo, hi = s["diff_ci95"]
     n = s.get("subjects")
     better = np.isfinite(s["diff"]) and (s["diff"] < 0 if s.get("better", "lower") == "lower" else s["diff"] > 0)
-    few = n is not None and n <= 5 and s.get("metric") == "mae"    # no p < 0.05 by swaps, t(1..4) spans zero:
-    verdict = ("skill" if s["skill"] else                           # judged on the point value
-               f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: bench more)" if few and better
+    verdict = ("skill" if s["skill"] else
+               f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: bench more)"
+               if better and swap_test_cannot_show(s.get("metric"), n)
                else "NO SKILL (does not beat the trivial predictor)")
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
     return (f"{task}: {label or s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.core.metrics import swap_test_cannot_show
 
 
 def classic_oof(task: str, td, folds) -> tuple[np.ndarray | None, str]:
@@ -108,7 +109,7 @@ def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{WORSE_THAN_CLASSIC} (point comparison, no CI)"
     p, n = vs.get("p"), vs.get("subjects")
-    if vs.get("metric") == "mae" and n is not None and 2 / 2 ** n >= alpha:     # before the CI: t(1..4) is wide
+    if swap_test_cannot_show(vs.get("metric"), n, alpha):                     # before the CI: t(1..4) is wide
         return f"{WORSE_THAN_CLASSIC} (point comparison: {n} subjects cannot show it)"
     if not (lo > 0 if lower else hi < 0):
         return ""
