@@ -484,7 +484,7 @@ def report_md(res) -> str:
 
 
 def main(argv=None) -> int:
-    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
+    from sqtool.core import DATA_ROOT_HELP, atomic_write_text, data_root_or_exit, write_metrics
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", "--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--tasks", default="rr,af,bp,quality")
@@ -523,8 +523,8 @@ def main(argv=None) -> int:
         tasks = sorted(kept + tasks, key=lambda t: order.index(t["task"]) if t["task"] in order else 99)
         res["tasks"] = tasks
         res["wall_s"] = sum(t.get("wall_s", 0.0) for t in tasks)
-    (out / "downstream_skill.json").write_text(json.dumps(res, indent=1, default=float))
-    (out / "downstream_skill.md").write_text(report_md(res))
+    write_metrics(out, res, "downstream_skill.json")                    # atomic, as every results file
+    atomic_write_text(out / "downstream_skill.md", report_md(res))
     name = lambda r: r["predictor"].split(":")[0].split(" (")[0]   # noqa: E731
     flagged = [f"{t['task']}/{name(r)}" for t in tasks for r in t["rows"] if r["flag"]]
     flagged += [f"{t['task']}/{s}/{name(r)}" for t in tasks for s, ps in (t.get("per_source") or {}).items()

@@ -208,7 +208,7 @@ def report_md(res: dict) -> str:
 
 
 def main() -> int:
-    from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
+    from sqtool.core import DATA_ROOT_HELP, atomic_write_text, data_root_or_exit, write_metrics
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_pretrain_vs_scratch"))
@@ -229,7 +229,7 @@ def main() -> int:
     command = "OMP_NUM_THREADS=1 python benchmarks/train_pretrain_vs_scratch.py " + " ".join(sys.argv[1:])
     if a.restate:
         res = json.loads((out / "train_pretrain_vs_scratch.json").read_text())
-        (out / "train_pretrain_vs_scratch.md").write_text(report_md(res))
+        atomic_write_text(out / "train_pretrain_vs_scratch.md", report_md(res))
         print(f"rewrote {out / 'train_pretrain_vs_scratch.md'} from its JSON")
         return 0
 
@@ -339,9 +339,9 @@ def main() -> int:
            "rows": rows, "wall_s": time.perf_counter() - t_all,
            "command": command}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_pretrain_vs_scratch.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
+    write_metrics(out, res, "train_pretrain_vs_scratch.json")          # atomic, as every results file
     md = report_md(res)
-    (out / "train_pretrain_vs_scratch.md").write_text(md)
+    atomic_write_text(out / "train_pretrain_vs_scratch.md", md)
     print(md)
     return 0
 
