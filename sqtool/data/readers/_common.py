@@ -73,37 +73,13 @@ def mat_numbers(d: dict, name: str, path) -> np.ndarray:
 MAX_NPZ_BYTES = 2 * 1024 ** 3     # an .npz's members may inflate to 2 GiB in all (a 3.3 MB zip bomb held 3.2 GB)
 
 
-class _Replay:
-    """A zip member's stream that keeps the bytes read from it (its .npy header) and, after `again()`, gives them
-    once more before the rest: np.lib.format.read_array reads the whole array, with its own checks and errors, from
-    the member opened once."""
-
-    def __init__(self, f):
-        self.f, self.kept, self.replaying = f, b"", False
-
-    def again(self) -> "_Replay":
-        self.replaying = True
-        return self
-
-    def read(self, n: int = -1) -> bytes:
-        if not self.replaying:
-            b = self.f.read(n)
-            self.kept += b
-            return b
-        if not self.kept:
-            return self.f.read(n)
-        k = len(self.kept) if n < 0 else n
-        b, self.kept = self.kept[:k], self.kept[k:]
-        return b                                        # a short read: read_array reads on until it has n
-
-
 def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
     """The arrays of an .npz that `keep(name, shape, dtype)` wants, read one member at a time from its .npy header
-    on (np.load's `{k: z[k] for k in z.files}` inflated every member whole, used or not), each member opened and
-    read once (`_Replay`). Before anything is inflated, the members' uncompressed sizes (ZipInfo.file_size, where
-    zipfile stops inflating a member) must add up to MAX_NPZ_BYTES at most, and no member's header may claim more
-    bytes than it holds; else one line. A kept array of complex numbers is one line too (samples, rates: every
-    caller casts to float)."""
+    on (np.load's `{k: z[k] for k in z.files}` inflated every member whole, used or not), each member opened
+    once (its header re-read after a seek back to 0). Before anything is inflated, the members' uncompressed sizes
+    (ZipInfo.file_size, where zipfile stops inflating a member) must add up to MAX_NPZ_BYTES at most, and no
+    member's header may claim more bytes than it holds; else one line. A kept array of complex numbers is one line
+    too (samples, rates: every caller casts to float)."""
     import zipfile
 
     from numpy.lib import format as npf
@@ -122,8 +98,7 @@ def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
                 if not info.filename.endswith(".npy"):
                     continue                           # np.load gives other members as raw bytes: never an array
                 name = info.filename[:-4]
-                with zf.open(info) as member:
-                    f = _Replay(member)
+                with zf.open(info) as f:
                     header = {(1, 0): npf.read_array_header_1_0,
                               (2, 0): npf.read_array_header_2_0}.get(npf.read_magic(f))
                     if header is not None:             # format 3.0 (utf-8 field names): read whole, within the cap
@@ -133,7 +108,8 @@ def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
                         if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
                             raise SqtoolError(f"{p}: corrupt or truncated .npz (member '{name}' claims shape "
                                               f"{shape}, more than its {info.file_size} bytes)")
-                    out[name] = npf.read_array(f.again(), allow_pickle=False)
+                    f.seek(0)                          # the same member again from its start: read_array's
+                    out[name] = npf.read_array(f, allow_pickle=False)   # own header checks, nothing inflated twice
                 if out[name].dtype.kind == "c":        # a cast to float would drop the imaginary part
                     raise SqtoolError(f"{p}: array '{name}' must hold real numbers, got {out[name].dtype} samples")
             return out
