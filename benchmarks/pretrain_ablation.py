@@ -37,7 +37,7 @@ SUBJECTS (--boot resamples); each difference (arm - scratch, arm - trivial) gets
 that goes with its p (`core.metrics.paired_metric_test`: the subjects' window-weighted MAE differences; AUROC, the
 clustered DeLong standard error).
 
-Each (arm - scratch) difference has a two-sided paired permutation p (`core.metrics.paired_permutation_test`):
+Each (arm - scratch) difference has a two-sided paired permutation p (MAE: `core.metrics.paired_mae_test`):
 the row's metric on the source's pooled windows, under "arm and scratch are exchangeable within a subject", each
 subject's two sets of predictions swapped or not, exact over all 2^S patterns up to 12 subjects (p = k / 2^S,
 never below 2 / 2^S: a source of 5 subjects cannot reach 0.05), else --perm seeded patterns ((k + 1) / (B + 1));

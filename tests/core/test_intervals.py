@@ -102,26 +102,44 @@ def test_t_interval_and_sign_flip_test_for_a_few_subjects():
     assert (lo + hi) / 2 == pytest.approx(2.0) and hi - lo == pytest.approx(2 * 4.303 / np.sqrt(3), rel=1e-3)
 
 
-def test_paired_permutation_test_swaps_within_subjects():
+def test_paired_mae_test_swaps_within_subjects():
     """Exact over 2^S swaps for a few subjects: A better on all 6 subjects gives the least p, 2/64; no difference
-    gives p 1; any pooled metric (AUROC here) works; more subjects are sampled and never give p 0."""
-    from sqtool.core.metrics import auroc, paired_permutation_test
-    mae = lambda y, p: float(np.mean(np.abs(p - y)))                        # noqa: E731
+    gives p 1; (N, k) outputs pool every output; more subjects are sampled and never give p 0; one subject: no p."""
+    from sqtool.core.metrics import paired_mae_test
     g = np.repeat(np.arange(6), 10)
     y = np.zeros(60)
-    r = paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 2.0), g)
+    r = paired_mae_test(y, np.full(60, 1.0), np.full(60, 2.0), g)
     assert r["diff"] == -1.0 and r["p"] == pytest.approx(2 / 64) and r["subjects"] == 6
-    assert paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 1.0), g)["p"] == 1.0
-    yc = np.tile([0, 1], 30)
-    good, weak = yc + 0.1 * np.arange(60) % 1, np.random.default_rng(0).normal(size=60)
-    ra = paired_permutation_test(auroc, yc, good, weak, g)
-    assert ra["diff"] > 0.3 and ra["p"] == pytest.approx(2 / 64)
+    assert paired_mae_test(y, np.full(60, 1.0), np.full(60, 1.0), g)["p"] == 1.0
     g20 = np.repeat(np.arange(20), 3)
-    r20 = paired_permutation_test(mae, y, np.full(60, 1.0), np.full(60, 2.0), g20, n_perm=999)
+    r20 = paired_mae_test(y, np.full(60, 1.0), np.full(60, 2.0), g20, n_perm=999)
     assert 0 < r20["p"] <= 2 / 1000 + 1e-12                                 # sampled: (k + 1) / (B + 1)
-    two = paired_permutation_test(mae, np.zeros((60, 2)), np.ones((60, 2)), np.zeros((60, 2)), g)  # (N, k) outputs
+    two = paired_mae_test(np.zeros((60, 2)), np.ones((60, 2)), np.zeros((60, 2)), g)  # (N, k) outputs
     assert two["diff"] == 1.0 and two["p"] == pytest.approx(2 / 64)
-    assert np.isnan(paired_permutation_test(mae, y[:10], y[:10], y[:10], np.zeros(10))["p"])     # one subject
+    one = paired_mae_test(y[:10], y[:10], y[:10], np.zeros(10))
+    assert np.isnan(one["p"]) and np.isnan(one["ci95"]).all()
+
+
+@pytest.mark.parametrize("S, k", [(5, 1), (9, 2), (15, 1)])
+def test_paired_mae_test_is_the_brute_force_swap_test(S, k):
+    """The signed sum of subject shares equals swapping each subject's predictions and recomputing both pooled MAEs,
+    pattern by pattern, on uneven subjects (exact patterns at 5 and 9, sampled at 15), so p is the same."""
+    from sqtool.core.metrics import _patterns, _perm_p, paired_mae_test
+    rng = np.random.default_rng(S)
+    g = np.repeat(np.arange(S), rng.integers(3, 40, S))
+    y = rng.normal(80, 15, (g.size, k))
+    a = y + rng.normal(0.3, 3, y.shape) * rng.uniform(0.5, 3, S)[g][:, None]
+    b = y + rng.normal(0, 3, y.shape)
+    swaps, exact = _patterns(S, 12, 500, 7)
+    obs = np.mean(np.abs(a - y)) - np.mean(np.abs(b - y))
+    hits = 0
+    for sw in swaps:
+        w = sw[g][:, None]
+        d = np.mean(np.abs(np.where(w, b, a) - y)) - np.mean(np.abs(np.where(w, a, b) - y))
+        hits += abs(d) >= abs(obs) - 1e-12
+    r = paired_mae_test(y, a, b, g, n_perm=500, seed=7)
+    assert r["diff"] == pytest.approx(obs, abs=1e-12) and r["p"] == _perm_p(hits, len(swaps), exact)
+    assert 0 < r["p"] < 1
 
 
 def test_auroc_placements_and_the_paired_auroc_test():
