@@ -1,6 +1,7 @@
 """The public BeliefPPG model (pip beliefppg 0.3.1, MIT) scored on the project's windows and truth.
 
     nice .venv/bin/python benchmarks/beliefppg_peer.py [--datasets troika wrist_exercise]
+    nice .venv/bin/python benchmarks/beliefppg_peer.py --data my_watch/dataset.yaml   # your own recordings
 
 1. `.venv-beliefppg/` (repo root, git-ignored): `python3 -m venv` + beliefppg==0.3.1 if missing (TensorFlow,
    tf-keras, tensorflow-probability: 2.6 GB); never a dependency of sqtool nor in the project's venv.
@@ -21,6 +22,10 @@
    doubtful, left out). MAE per recording, per subject (pooled over its recordings), mean of subjects'
    and pooled MAE per dataset -> benchmarks/results/beliefppg_peer.{json,md}, noting that its shipped
    weights may have seen the SP Cup training data.
+6. `--data FILE` scores a team's own recordings instead (any `--data` the sqtool commands take that carries
+   heart-rate labels: a dataset.yaml with `labels: hr` over 8 s windows every 2 s, as BeliefPPG reads them;
+   every `ppg*` channel, acc_x/y/z in g, each at a whole rate in Hz) -> `--out`/beliefppg_peer_<name>.{json,md},
+   beside the per-subject table of `hr_spectral.py --protocol wrist --target FILE` on the same windows.
 """
 from __future__ import annotations
 
@@ -59,9 +64,10 @@ seeds = [int(x) for x in sys.argv[1].split(",")]
 for src, dst in zip(sys.argv[2::2], sys.argv[3::2]):
     d, t, hr, unc = np.load(src), time.perf_counter(), [], []   # hr, unc: (S, K) outputs per seed
     fs = int(d["fs"])
+    acc_fs = int(d["acc_fs"]) if "acc_fs" in d else fs
     for seed in seeds:                          # the shipped LSTMs keep dropout on: one draw per seed
         tf.keras.utils.set_random_seed(seed)
-        h, u, _ = infer_hr_uncertainty(d["ppg"], fs, acc=d["acc"], acc_freq=fs, decoding="sumproduct")
+        h, u, _ = infer_hr_uncertainty(d["ppg"], fs, acc=d["acc"], acc_freq=acc_fs, decoding="sumproduct")
         hr.append(np.ravel(h)); unc.append(np.ravel(u))
     np.savez(dst, hr=hr, unc=unc, n_frames=n_frames, seconds=(time.perf_counter() - t) / len(seeds))
     print(f"RUNNER {os.path.basename(src)}: {len(hr[0])} outputs x {len(seeds)}", file=sys.stderr, flush=True)
@@ -89,30 +95,54 @@ def ensure_venv(venv: Path) -> Path:
     return py
 
 
-def export(data_root: Path, names: list[str], work: Path) -> list[dict]:
-    """One npz per recording from the project's readers; returns the recordings' truth and metadata."""
+def sources(data_root: Path, names: list[str], data: str | None) -> list[tuple[str, list, tuple | None]]:
+    """(dataset name, its records, its PPG channels (None: every `ppg*` channel of a record)) to score: the
+    built-in datasets under the data root, or the one `--data` names."""
+    from sqtool.core import SqtoolError
+    from sqtool.data.dataset_file import data_records, resolve_data
     from sqtool.data.readers import read_dataset
+    if data is None:
+        return [(n, read_dataset(data_root / DATASETS[n][0], kind=n), DATASETS[n][1]) for n in names]
+    try:
+        ref = resolve_data(data, data_root)
+        if ref.kind != "dataset":
+            fail(f"--data {data}: a {ref.kind} has no heart-rate labels to score against; give its dataset.yaml "
+                 "(labels: hr) or a built-in name")
+        return [(ref.dataset.name, data_records(ref), None)]
+    except SqtoolError as e:
+        fail(str(e))
+
+
+def export(sets: list[tuple[str, list, tuple | None]], work: Path) -> list[dict]:
+    """One npz per recording from the project's readers; returns the recordings' truth and metadata."""
     recs = []
-    for name in names:
+    for name, records, ppg_fixed in sets:
         (work / name).mkdir(parents=True, exist_ok=True)
-        folder, ppg_ch = DATASETS[name]
-        for r in read_dataset(data_root / folder, kind=name):
+        for r in records:
+            ppg_ch = ppg_fixed or tuple(sorted(c for c in r.signals if c.startswith("ppg")))
+            missing = [c for c in (*ppg_ch, "acc_x", "acc_y", "acc_z") if c not in r.signals] or ([] if ppg_ch else
+                                                                                                   ["ppg"])
+            if missing:
+                fail(f"{r.record_id}: no {', '.join(missing)} channel (BeliefPPG reads PPG + 3-axis acceleration)")
             lab = r.labels.get("hr")
             if lab is None or lab.kind != "window" or lab.window_s != WINDOW_S:
-                fail(f"{r.record_id}: no 8 s window labels['hr']")
-            fs = int(r.fs[ppg_ch[0]])
-            if {r.fs[c] for c in (*ppg_ch, "acc_x", "acc_y", "acc_z")} != {fs}:
-                fail(f"{r.record_id}: PPG and acc must share one integer rate")
+                fail(f"{r.record_id}: no 8 s window labels['hr'] (BeliefPPG is scored on 8 s windows every 2 s)")
+            fs, acc_fs = (r.fs[ppg_ch[0]], r.fs["acc_x"])
+            if ({r.fs[c] for c in ppg_ch} != {fs} or {r.fs[f"acc_{a}"] for a in "xyz"} != {acc_fs}
+                    or fs != int(fs) or acc_fs != int(acc_fs)):
+                fail(f"{r.record_id}: the PPG channels, and the acc channels, must each share one whole rate in Hz")
             idx = np.rint(np.asarray(lab.times) / HOP_S).astype(int)   # window index of each truth
             if not np.allclose(idx * HOP_S, lab.times):
                 fail(f"{r.record_id}: truth windows do not start on the 2 s grid")
             path = work / name / f"{r.record_id}.npz"
             ppg = np.stack([r.signals[c] for c in ppg_ch], axis=1)                   # (N, C)
-            acc = np.stack([r.signals[f"acc_{a}"] for a in "xyz"], axis=1)         # (N, 3)
-            atomic_save_npz(path, ppg=ppg, acc=acc, fs=fs)
+            acc = np.stack([r.signals[f"acc_{a}"] for a in "xyz"], axis=1)         # (M, 3)
+            atomic_save_npz(path, ppg=ppg, acc=acc, fs=int(fs), acc_fs=int(acc_fs))
             recs.append(dict(dataset=name, subject=str(r.subject), record=str(r.record_id), npz=path,
-                             n_samples=len(ppg), fs=fs, idx=idx,
+                             n_samples=len(ppg), fs=int(fs), idx=idx,
                              truth=np.asarray(lab.values, float), ppg_channels=list(ppg_ch)))
+    if not recs:
+        fail("no recording to score")
     return recs
 
 
@@ -196,8 +226,9 @@ def render(res: dict) -> str:
          f"Model: pip `{PACKAGE}` (MIT), shipped PPG + accelerometer weights, `decoding=\"sumproduct\"` (causal "
          "belief propagation), in its own venv. Its LSTMs keep dropout on at inference (`training=True` in the "
          "shipped graph): each recording is run once per seed and every MAE below is the mean over draws.", "",
-         "**Caution: its shipped weights may have seen the SP Cup 2015 training recordings scored here (its training "
-         "code reads them): its SP Cup row is not held out.** Its code does not read wrist_exercise.", "",
+         *(["**Caution: its shipped weights may have seen the SP Cup 2015 training recordings scored here (its "
+            "training code reads them): its SP Cup row is not held out.** Its code does not read wrist_exercise.", ""]
+           if "troika" in res["datasets"] else []),
          "Alignment from its documented windowing (nothing fitted): output k sees frames k..k+6 and is scored on "
          "truth window k+6; windows 0-5 take output 0. `covered` = windows >= 6 only.", ""]
     for name, d in res["datasets"].items():
@@ -221,6 +252,8 @@ def render(res: dict) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--data", default=None, help="your own recordings instead of --datasets: a dataset.yaml with "
+                    "heart-rate labels over 8 s windows every 2 s (or a built-in name)")
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--venv", type=Path, default=ROOT / ".venv-beliefppg")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for beliefppg_peer.{json,md}")
@@ -228,22 +261,26 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if a.seeds < 1:
         fail("--seeds must be >= 1")
-    a.data_root = Path(data_root_or_exit(a.data_root, fail))
+    if a.data is None or a.data_root:                  # own data needs a data root only to name a built-in
+        a.data_root = Path(data_root_or_exit(a.data_root, fail))
+    sets = sources(a.data_root, a.datasets, a.data)
     t0, py = time.perf_counter(), ensure_venv(a.venv)
-    recs = export(a.data_root, a.datasets, WORK)
+    recs = export(sets, WORK)
     peer_s = run_peer(py, recs, WORK, a.seeds)
     res = dict(package=PACKAGE, decoding="sumproduct", seeds=a.seeds,
                when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                command=" ".join(["python benchmarks/beliefppg_peer.py", *(sys.argv[1:] if argv is None else argv)]),
                peer_s=peer_s, wall_s=time.perf_counter() - t0, datasets=score(recs),
-               note="shipped weights may have seen SP Cup 2015 training data; SP Cup row is not held out")
+               note=("shipped weights may have seen SP Cup 2015 training data; SP Cup row is not held out"
+                     if "troika" in a.datasets and a.data is None else ""))
     a.out.mkdir(parents=True, exist_ok=True)
-    write_metrics(a.out, res, "beliefppg_peer.json")
-    atomic_write_text(a.out / "beliefppg_peer.md", render(res))
+    stem = "beliefppg_peer" if a.data is None else f"beliefppg_peer_{sets[0][0]}"
+    write_metrics(a.out, res, f"{stem}.json")
+    atomic_write_text(a.out / f"{stem}.md", render(res))
     for name, d in res["datasets"].items():
         subs = ", ".join(f"{k} {f2(s['mae'])}" for k, s in d["subjects"].items())
         print(f"{name}: mean of subjects {f2(d['mean_of_subjects_mae'])}, pooled {f2(d['pooled_mae'])} BPM ({subs})")
-    print(f"wrote {a.out / 'beliefppg_peer.md'} ({res['wall_s']:.0f} s)")
+    print(f"wrote {a.out / (stem + '.md')} ({res['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -54,3 +54,28 @@ def test_output_k_scores_truth_window_k_plus_frames_minus_one(tmp_path):
         assert "outputs" in str(e)
     else:
         raise AssertionError("a wrong number of outputs must be refused")
+
+
+def test_own_dataset_file_is_exported_for_the_peer(tmp_path):
+    """--data FILE: a team's dataset.yaml (the README's CSV example) gives one npz per recording with its PPG, acc
+    and their rates, and truth on the 2 s grid, before any environment is made; a bare folder (no labels) and a
+    missing file are one line each, installing nothing."""
+    import sys as _sys
+    _sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_hr_spectral_bench import watch_dataset
+    m = load()
+    yaml = watch_dataset(tmp_path / "my_watch", subjects=("s01", "s02"))
+    sets = m.sources(None, [], yaml)
+    assert [(name, ch) for name, _, ch in sets] == [("my_watch", None)]
+    recs = m.export(sets, tmp_path / "work")
+    assert [r["subject"] for r in recs] == ["s01", "s02"] and all(r["ppg_channels"] == ["ppg"] for r in recs)
+    z = np.load(recs[0]["npz"])
+    assert z["ppg"].shape[1] == 1 and z["acc"].shape[1] == 3 and int(z["fs"]) == int(z["acc_fs"]) == 125
+    assert np.array_equal(recs[0]["idx"], np.arange(len(recs[0]["truth"])))     # 8 s windows every 2 s from 0
+    assert np.nanmin(recs[0]["truth"]) > 60
+    for bad, says in ((str(tmp_path / "my_watch" / "recordings"), "no heart-rate labels"),
+                      (str(tmp_path / "none.yaml"), "no such dataset file")):
+        r = run("--data", bad, "--venv", str(tmp_path / "venv"), "--out", str(tmp_path / "o"))
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode != 0 and last.startswith("beliefppg_peer:") and says in last, r.stderr
+        assert not (tmp_path / "venv").exists()
