@@ -24,7 +24,6 @@ Writes benchmarks/results/compress_hr.{json,md} (updated after every fold).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -38,6 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+
+from sqtool.core.io import nan_if_none, read_json, write_metrics  # noqa: E402
 PUBLISHED = {"TROIKA (Zhang 2015)": 2.34, "JOSS (Zhang 2015)": 1.28}
 
 
@@ -88,7 +89,7 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
     t0 = time.perf_counter()
     run_dir = quantize(cfg, data=td)
     wall = time.perf_counter() - t0
-    m = json.loads((run_dir / "metrics.json").read_text())
+    m = read_json(run_dir / "metrics.json")
     # per-window predictions of the three models on the held-out windows (for pooled metrics)
     ck_q = load_checkpoint(run_dir / "model.pt", expect_kind="student_int8")
     ck_f = load_checkpoint(run_dir / "student_float.pt", expect_kind="student_float")
@@ -162,7 +163,7 @@ def strip(fold):
 def write(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = results["args"].get("results_name", "compress_hr")
-    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    write_metrics(RESULTS, results, f"{name}.json")                 # NaN / infinity (an SQNR without noise): null
     (RESULTS / f"{name}.md").write_text(markdown(results))
 
 
@@ -228,7 +229,8 @@ def markdown(r: dict) -> str:
                      f"{_t(m['student_float']['mae'])} | {_t(m.get('student_int8_calibrated', {}).get('mae'))} | "
                      f"{_t(m['student_int8']['mae'])} | "
                      f"{m['student_int8']['mae'] - m['student_float']['mae']:+.3f} | "
-                     f"{min(x['sqnr_db'] for x in f['sqnr']):.1f} | {_t(f['timing']['float_s_per_epoch'])} | "
+                     f"{np.nanmin([nan_if_none(x['sqnr_db']) for x in f['sqnr']]):.1f} | "
+                     f"{_t(f['timing']['float_s_per_epoch'])} | "
                      f"{_t(f['timing']['qat_s_per_epoch'])} |")
     af = r.get("af")
     if af:
@@ -297,7 +299,7 @@ def main(argv=None) -> int:
                "notes": []}
     prev = RESULTS / f"{args.results_name}.json"
     if args.skip_hr and prev.is_file():                       # keep the HR section of an earlier run
-        old = json.loads(prev.read_text())
+        old = read_json(prev)
         for k in ("hr", "timing", "teacher_params"):
             if k in old:
                 results[k] = old[k]

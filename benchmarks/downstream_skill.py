@@ -43,7 +43,6 @@ in the JSON are kept); the last line printed lists the "no skill" rows.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -54,6 +53,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "results"
+
+from sqtool.core.io import finite_number, nan_if_none, read_json  # noqa: E402
 
 
 def source_trivial(task: str, y: np.ndarray, source: np.ndarray, folds) -> np.ndarray:
@@ -154,13 +155,13 @@ def run_rr(data, args, log):
 def deep_rr_note(path: Path) -> str:
     """The rr deep fine-tune's figures (all labels) as train_pretrain_vs_scratch last published them: rr's deep
     fine-tune is not rerun here."""
-    rows = [r for r in json.loads(path.read_text()).get("rows", []) if r["task"] == "rr" and r["label_fraction"] == 1
+    rows = [r for r in read_json(path).get("rows", []) if r["task"] == "rr" and r["label_fraction"] == 1
             ] if path.is_file() else []
     if not rows:
         return "deep fine-tune of rr: not run here, and no train_pretrain_vs_scratch results to quote."
     r = rows[0]
     flags = [f"{k} {v['flag'] or 'skill'}" for k, v in r.get("vs_trivial", {}).items()]
-    lo, hi = r["scratch_ci95"]
+    lo, hi = (nan_if_none(v) for v in r["scratch_ci95"])                    # null (no interval): nan, as before
     return (f"deep fine-tune of resnet1d_siamq_tiny on rr (same windows, 5-fold; train_pretrain_vs_scratch.md): MAE "
             f"{r['scratch']:.2f} [{lo:.2f}, {hi:.2f}] scratch / {r['pretrained']:.2f} pretrained vs fold mean "
             f"{r.get('trivial', r.get('fold_mean_baseline')):.2f}" + (f"; {', '.join(flags)}." if flags else "."))
@@ -172,7 +173,7 @@ def _previous_af_deep(args):
     prev = Path(args.out) / "downstream_skill.json"
     if not prev.is_file():
         return None
-    for t in json.loads(prev.read_text()).get("tasks", []):
+    for t in read_json(prev).get("tasks", []):
         if t["task"] != "af":
             continue
         for r in t["rows"]:
@@ -274,7 +275,7 @@ def af_by_patient(y: np.ndarray, g: np.ndarray, folds, preds: dict, boot: int, o
     no_af = [r for r in per_fold if r["af_windows"] == 0]          # one-class patients: no within-patient AUROC
     n_no = sum(r["windows"] for r in no_af)
     for k in list(preds) + (["deep"] if old_deep is not None else []):
-        a = [r[k]["auroc"] for r in per_fold if k in r and np.isfinite(r[k]["auroc"])]
+        a = [r[k]["auroc"] for r in per_fold if k in r and finite_number(r[k]["auroc"])]    # old_deep: null
         pooled = auroc(y, preds[k][:, 0]) if k in preds else old_deep[0]["auroc"]
         fp = [r[k]["called_af"] for r in no_af if "called_af" in r.get(k, {})]
         known = bool(no_af) and len(fp) == len(no_af)
@@ -373,7 +374,7 @@ def _table(rows):
 
 def _auroc_or_fp(c: dict, fold: dict) -> str:
     """A per-patient cell's first figure: its AUROC, or for a patient without AF its false-positive rate."""
-    if np.isfinite(c["auroc"]):
+    if finite_number(c["auroc"]):
         return f"{c['auroc']:.3f}"
     return f"FP {c['called_af'] / fold['windows']:.3f}" if "called_af" in c and fold["af_windows"] == 0 else "-"
 
@@ -425,7 +426,7 @@ def report_md(res) -> str:
                     "-" if k not in r else f"{_auroc_or_fp(r[k], r)} / {r[k]['f1_weighted']:.3f}"
                     for k in keys) + " |")
             for k in keys:
-                a = [r[k]["auroc"] for r in t["per_fold"] if k in r and np.isfinite(r[k]["auroc"])]
+                a = [r[k]["auroc"] for r in t["per_fold"] if k in r and finite_number(r[k]["auroc"])]
                 f = [r[k]["f1_weighted"] for r in t["per_fold"] if k in r]
                 L.append(f"\n{k}: mean per-fold AUROC {np.mean(a):.3f} over {len(a)} folds with both classes "
                          f"(min {np.min(a):.3f}); mean per-fold F1 {np.mean(f):.3f}.")
@@ -517,7 +518,7 @@ def main(argv=None) -> int:
     prev = out / "downstream_skill.json"
     if prev.is_file():                          # keep the other tasks' rows of an earlier run (--tasks subset)
         done = {t["task"] for t in tasks}
-        old = json.loads(prev.read_text())
+        old = read_json(prev)
         kept = [t for t in old.get("tasks", []) if t["task"] not in done]
         order = ["rr", "af", "bp", "quality"]
         tasks = sorted(kept + tasks, key=lambda t: order.index(t["task"]) if t["task"] in order else 99)

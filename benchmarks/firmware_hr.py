@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import sys
@@ -35,6 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+
+from sqtool.core.io import read_json, write_metrics  # noqa: E402
+
 RUNTIMES = ["torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "litert_int8", "tflm_int8",
             "c_host", "c_host_single", "mcu_m4", "mcu_m33", "mcu_m4_single"]
 
@@ -114,7 +116,7 @@ def main(argv=None) -> int:
                                                         "the current C generator and re-measure the firmware only")
     args = _FoldArgs(**vars(ap.parse_args(argv)))
     if args.render:
-        write(json.loads((RESULTS / "firmware_hr.json").read_text()))
+        write(read_json(RESULTS / "firmware_hr.json"))
         return 0
     args.data_root = data_root_or_exit(args.data_root, ap.error)
     if args.firmware_from:
@@ -199,7 +201,7 @@ def refresh_firmware(work: Path, data_root: Path) -> int:
     from sqtool.export.cli import ExportConfig, export
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.cli import BenchConfig, run_bench
-    res = json.loads((RESULTS / "firmware_hr.json").read_text())
+    res = read_json(RESULTS / "firmware_hr.json")
     s = res["folds"][0]["subject"]
     rec = next(p for p in sorted((data_root / "troika" / "Training_data").glob(f"DATA_{s}_TYPE*.mat"))
                if "BPM" not in p.name)
@@ -233,7 +235,7 @@ def _mae(rows, k):
 
 def write(res: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "firmware_hr.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
+    write_metrics(RESULTS, res, "firmware_hr.json")                 # a metric it could not compute: null
     (RESULTS / "firmware_hr.md").write_text(markdown(res))
 
 

@@ -88,6 +88,7 @@ sys.path.insert(0, str(ROOT))
 from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg  # noqa: E402
 from sqtool.core import (DATA_ROOT_HELP, SqtoolError, atomic_save_npz, atomic_write_text,  # noqa: E402
                          data_root_or_exit, resolve_data_root, write_metrics)
+from sqtool.core.io import dumps_json, nan_if_none, read_json  # noqa: E402
 from sqtool.core.runs import git_sha  # noqa: E402
 from sqtool.core.metrics import (block_windows, mae_batch_ci, paired_subject_test,  # noqa: E402
                                  t_interval, uncertainty_scores)
@@ -1017,12 +1018,11 @@ def recipe_args(args) -> dict:
 
 
 def dump_rows(runs: dict, path, wall_s, recipe: dict) -> None:
-    """Per-window rows of this process's runs ({title: rows}; arrays as lists, NaN kept) and its recipe, for
-    `--merge`."""
-    enc = {t: [{k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
-                for k, v in r.items()} for r in rows] for t, rows in runs.items()}
+    """Per-window rows of this process's runs ({title: rows}; arrays as lists, a NaN as null, read back as NaN by
+    `read_rows_file`) and its recipe, for `--merge`."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(path), json.dumps({"wall_s": wall_s, "args": recipe, "machine": this_machine(), "runs": enc}))
+    atomic_write_text(Path(path), dumps_json({"wall_s": wall_s, "args": recipe, "machine": this_machine(),
+                                              "runs": runs}))
 
 
 def load_rows(path, flag: str = "--merge") -> tuple[dict, float, dict | None]:
@@ -1032,9 +1032,10 @@ def load_rows(path, flag: str = "--merge") -> tuple[dict, float, dict | None]:
 
 
 def read_rows_file(path, flag: str = "--merge") -> tuple[dict, float, dict | None, dict | None]:
-    """`load_rows` and the machine the file was written on (None for files written before it was kept)."""
+    """`load_rows` and the machine the file was written on (None for files written before it was kept). A row's
+    lists come back as float arrays, null (or an older file's NaN) as NaN."""
     try:
-        d = json.loads(Path(path).read_text())
+        d = read_json(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SystemExit(f"{flag}: cannot read {path} ({getattr(e, 'strerror', None) or str(e).splitlines()[0]})")
     if isinstance(d, dict) and "runs" not in d and "rows" in d:            # files of the first --rows-out format
@@ -1188,7 +1189,7 @@ def paired_row(a: float, b: float, per_subject: dict) -> dict:
     """One method's row of a comparison: the arms' means, the per-subject differences and their test."""
     t = paired_subject_test(list(per_subject.values()))
     return {"a": a, "b": b, "diff": t["mean"], "ci95": t["ci95"], "p": t["p"], "ci_method": t["method"],
-            "per_subject": {k: float(v) for k, v in per_subject.items()},
+            "per_subject": {k: nan_if_none(v) for k, v in per_subject.items()},
             "claim": ("A lower" if t["mean"] < 0 else "B lower") if t["shown"] else "no difference shown"}
 
 
@@ -1219,7 +1220,7 @@ def restate(path: str, out: str) -> None:
     differences it holds (e.g. after the test changed) and both files rewritten under --out, same stem."""
     f = Path(path)
     try:
-        results = json.loads(f.read_text())
+        results = read_json(f)
     except (OSError, ValueError) as e:
         raise SystemExit(f"--restate {path}: not a readable comparison JSON ({type(e).__name__})")
     keys = [k for k in ["loso", *(k for k, _ in CROSS)] if isinstance(results.get(k), dict)]
@@ -1227,8 +1228,8 @@ def restate(path: str, out: str) -> None:
         raise SystemExit(f"--restate {path}: not a --compare JSON (no per-method rows)")
     for k in keys:
         for m in COMPARED:
-            r = results[k][m]
-            results[k][m] = paired_row(r["a"], r["b"], r["per_subject"])
+            r = results[k][m]                               # an arm's mean NaN: null in the file
+            results[k][m] = paired_row(nan_if_none(r["a"]), nan_if_none(r["b"]), r["per_subject"])
     md = f.with_suffix(".md")                               # files written before the JSON kept the arms' recipes
     if "arms" not in results and md.is_file():
         lead = "Arms (their files' recipes): "

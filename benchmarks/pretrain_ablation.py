@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import tempfile
@@ -73,6 +72,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from sqtool.core.io import dumps_json, read_json  # noqa: E402
 
 MODEL = "resnet1d_siamq_tiny_10s"
 ARMS = ("scratch", "augment", "siamq")
@@ -134,7 +135,7 @@ def make_pairs(data, work: Path, smoke: bool) -> dict:
     from sqtool.data.pairs import PairsConfig, mine_pairs
     out = work / "pairs"
     if (out / "pair_stats.json").is_file():
-        return json.loads((out / "metrics.json").read_text()) | {"out": str(out), "reused": True}
+        return read_json(out / "metrics.json") | {"out": str(out), "reused": True}
     if smoke:
         cfg = PairsConfig(data_root="synthetic", synthetic_subjects=3, synthetic_duration_s=300, model=MODEL,
                           out=str(out), force=True, workers=1)
@@ -148,7 +149,7 @@ def pretrain(arm: str, pairs_dir: str, work: Path, steps: int, batch: int, lr: f
     from sqtool.train.pretrain import PretrainConfig, run_pretrain
     run = work / f"pretrain_{arm}"
     if (run / "model.pt").is_file():
-        m = json.loads((run / "metrics.json").read_text())
+        m = read_json(run / "metrics.json")
         if m.get("global_step") == steps:
             return m | {"run": str(run)}
     run.mkdir(parents=True, exist_ok=True)
@@ -318,7 +319,7 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
 
     def vs(a, b) -> dict:
         t = paired_metric_test(task, y, preds[a], preds[b], groups, n_perm=n_perm, seed=seed)
-        return {"ci95": [float(c) if np.isfinite(c) else None for c in t["ci95"]], "p": t["p"]}
+        return {"ci95": t["ci95"], "p": t["p"]}                    # NaN where none: null in the JSON
 
     res = {n: {"value": metric(task, y, preds[n]), "ci95": ci(boot_metric(task, y, preds[n], subject, counts))}
            for n in names}
@@ -335,7 +336,7 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
 
 
 def better(task, ci) -> str | None:
-    """'better' / 'worse' when the CI of a difference excludes zero, else None."""
+    """'better' / 'worse' when the CI of a difference excludes zero, else None (also for a CI of None or NaN)."""
     lo, hi = ci
     if lo is None:
         return None
@@ -355,7 +356,7 @@ def adjust(rows) -> tuple[list[str], list[str]]:
     returns (claims that survive it, differences whose CI excludes zero but do not)."""
     tests = [(r, arm) for r in rows for arm in ("augment", "siamq")]
     for (r, arm), q in zip(tests, holm([r["cells"][arm]["minus_scratch_p"] for r, arm in tests])):
-        r["cells"][arm]["minus_scratch_p_holm"] = None if np.isnan(q) else float(q)
+        r["cells"][arm]["minus_scratch_p_holm"] = float(q)                # NaN (no p): null in the JSON
     said, unadjusted = [], []
     for r, arm in tests:
         c, name = r["cells"][arm], f"{r['task']}/{r['source']}/{r['labels']}/{r['protocol']}"
@@ -490,7 +491,7 @@ def main(argv=None) -> int:
     print(f"pairs: {pm['real_pairs']} real, {pm['synthetic_pairs']} synthetic -> {pm['out']}", flush=True)
     pre = {arm: pretrain(arm, pm["out"], work, a.steps, a.batch, a.pretrain_lr, a.seed) for arm in ("augment", "siamq")}
     for arm, p in pre.items():
-        print(f"pretrain {arm}: loss {p['first_loss']:.3f} -> {p['final_loss']:.3f} ({p['elapsed_s']:.0f} s)", flush=True)
+        print(f"pretrain {arm}: loss {_f(p['first_loss'])} -> {_f(p['final_loss'])} ({p['elapsed_s']:.0f} s)", flush=True)
     tds = load_tasks(a.data, tasks, a.max_windows, a.seed)
     cks = {arm: encoder_init(arm, {k: v["run"] for k, v in pre.items()}) for arm in ARMS}
     fractions = (1.0, 0.1)
@@ -551,7 +552,7 @@ def main(argv=None) -> int:
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     from sqtool.core import atomic_write_text
-    atomic_write_text(out_dir / "pretrain_ablation.json", json.dumps(res, indent=1, default=str) + "\n")
+    atomic_write_text(out_dir / "pretrain_ablation.json", dumps_json(res, indent=1, default=str) + "\n")
     atomic_write_text(out_dir / "pretrain_ablation.md", report(res))
     print(report(res))
     print(f"claims: {res['summary']}")

@@ -20,7 +20,6 @@ fold), so seeds can be run in separate processes).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -140,6 +139,7 @@ def write_md(res: dict) -> str:
 
 def main(argv=None) -> int:
     from sqtool.core import DATA_ROOT_HELP, data_root_or_exit
+    from sqtool.core.io import read_json
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--archs", default=",".join(CANDIDATES))
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
 
     folds = [f for f in args.folds.split(",") if f]
     path = RESULTS / f"{args.results_name}.json"
-    res = json.loads(path.read_text()) if path.is_file() else {}
+    res = read_json(path) if path.is_file() else {}
     if res and (res.get("epochs") != args.epochs or res.get("lr") != args.lr or res.get("folds") != folds):
         res = {}                                    # a different protocol: start over
     res.setdefault("runs", {})
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
                     print(f"{arch} seed {seed} fold {held}: MAE {r['mae']:.2f} BPM ({r['s_per_epoch']:.2f} s/epoch)",
                           flush=True)
                     # re-read and merge so parallel invocations (other seeds) do not overwrite each other
-                    cur = json.loads(path.read_text()) if path.is_file() else {}
+                    cur = read_json(path) if path.is_file() else {}
                     runs = cur.get("runs", {}) if cur.get("folds") == folds and cur.get("epochs") == args.epochs else {}
                     for a, bs in res["runs"].items():
                         for s, fs in bs.items():
@@ -214,11 +214,12 @@ def main(argv=None) -> int:
 def _write(res: dict, path: Path) -> None:
     """JSON + Markdown next to each other (path = results/<name>.json)."""
     from sqtool.core import atomic_write_text
+    from sqtool.core.io import dumps_json
 
     res["updated"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     res["summary"] = summarise(res)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(res, indent=2))
+    atomic_write_text(path, dumps_json(res, indent=2))
     atomic_write_text(path.with_suffix(".md"), write_md(res))
 
 

@@ -50,6 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 OUT = ROOT / "benchmarks" / "results"
 
+from sqtool.core.io import finite_number, nan_if_none, read_json  # noqa: E402
+
 
 def source_of(o) -> np.ndarray:
     """(N,) each out-of-fold window's source (its record id's prefix: but_ppg, mw_ppg, troika, ...)."""
@@ -84,16 +86,15 @@ def by_source(task, preds: dict, o, n_boot=1000, seed=0) -> dict:
 def delta_test(task, y, pred_scratch, pred_pretrained, groups, seed=0) -> dict:
     """pretrained - scratch over the subjects in the task's skill metric (`core.metrics.paired_metric_test`):
     {ci95: its t-interval over the subjects, p: two-sided, MAE swapped within subjects, AUROC by the clustered
-    DeLong test}."""
+    DeLong test}; NaN where there is none (1 subject; null in the JSON)."""
     from sqtool.core.metrics import paired_metric_test
     t = paired_metric_test(task, y, pred_pretrained, pred_scratch, groups, seed=seed)
-    fin = lambda v: float(v) if np.isfinite(v) else None                   # noqa: E731  (JSON: null, not NaN)
-    return {"ci95": [fin(c) for c in t["ci95"]], "p": fin(t["p"])}
+    return {"ci95": list(t["ci95"]), "p": t["p"]}
 
 
 def direction(r, alpha=0.05) -> str:
     """pretrained - scratch: 'pretrained better' / 'pretrained WORSE' where the permutation p < alpha AND the 95 %
-    CI excludes zero; else (a row without a p included) 'no difference shown'."""
+    CI excludes zero; else (a row without a p or interval included: None or NaN) 'no difference shown'."""
     lo, hi = r["delta_ci95"]
     p = r.get("delta_p")
     if p is not None and lo is not None and hi is not None and p < alpha and (lo > 0 or hi < 0):
@@ -118,7 +119,8 @@ def _band_of(m):
 
 
 def _ci(v, ci, d=3, sign=""):
-    ok = ci and None not in ci                                          # a None end: no interval (1 subject)
+    ok = ci and all(finite_number(c) for c in ci)                  # a None / NaN end: no interval (1 subject)
+    v = nan_if_none(v)                                              # a value the JSON holds as null: nan, as run
     return f"{v:{sign}.{d}f} [{ci[0]:{sign}.{d}f}, {ci[1]:{sign}.{d}f}]" if ok else f"{v:{sign}.{d}f}"
 
 
@@ -126,7 +128,7 @@ def _delta(r) -> str:
     """pretrained - scratch [95 % CI] and its permutation p, 3 decimals for MAE, 4 for AUROC / F1."""
     p = r.get("delta_p")
     return (_ci(r["delta_pretrained_minus_scratch"], r["delta_ci95"], 3 if r["metric"] == "mae" else 4, "+")
-            + f", p {'-' if p is None else format(p, '.4f')}")
+            + f", p {format(p, '.4f') if finite_number(p) else '-'}")
 
 
 def _contamination(ps: dict) -> str:
@@ -194,10 +196,12 @@ def report_md(res: dict) -> str:
                   + ". spectral = peak of each window's 0.1-0.6 Hz spectrum, no training: the respiration is in "
                     "the windows (most windows within 2 breaths/min; MAE inflated by outliers), the fine-tuned "
                     "model does not yet extract it."]
+    loss0, loss1, z_std, z_ok = (nan_if_none(pre[k]) for k in ("first_loss", "final_loss", "val_z_std",
+                                                              "z_std_healthy"))   # null in the JSON: nan, as run
     L += ["", f"Pretraining: {pre['pairs']} ({ps.get('synthetic_pairs')} of {ps.get('pairs')} with a "
           f"synthetically corrupted poor partner), {pre['epochs_done']} epochs, SimSiam loss "
-          f"{pre['first_loss']:.3f} -> {pre['final_loss']:.3f}, val z std {pre['val_z_std']:.3f} (healthy "
-          f"~{pre['z_std_healthy']:.3f}), {pre['elapsed_s']:.0f} s.",
+          f"{loss0:.3f} -> {loss1:.3f}, val z std {z_std:.3f} (healthy "
+          f"~{z_ok:.3f}), {pre['elapsed_s']:.0f} s.",
           "Input band: the band-pass of the task's model cfg (`ModelCfg.band`); rr uses 0.05-8 Hz so the "
           "respiratory modulation of the PPG survives (the pretrained encoder saw 0.5-8 Hz windows).",
           "Rows come from the last invocation that ran their task (see `command` per row in the JSON).",
@@ -228,7 +232,7 @@ def main() -> int:
     out = Path(a.out)
     command = "OMP_NUM_THREADS=1 python benchmarks/train_pretrain_vs_scratch.py " + " ".join(sys.argv[1:])
     if a.restate:
-        res = json.loads((out / "train_pretrain_vs_scratch.json").read_text())
+        res = read_json(out / "train_pretrain_vs_scratch.json")
         atomic_write_text(out / "train_pretrain_vs_scratch.md", report_md(res))
         print(f"rewrote {out / 'train_pretrain_vs_scratch.md'} from its JSON")
         return 0
@@ -251,7 +255,7 @@ def main() -> int:
                ("unlabeled", "bidmc", "troika", "mw_ppg")), "--hop-s", "10", "--synthetic-partners",
                "--workers", "1", "--no-progress", "--force", "--out", str(pairs)]
         subprocess.run(cmd, check=True)
-    pairs_metrics = json.loads((pairs / "metrics.json").read_text()) if (pairs / "metrics.json").is_file() else {}
+    pairs_metrics = read_json(pairs / "metrics.json") if (pairs / "metrics.json").is_file() else {}
 
     pre_dir = work / "pretrain"
     if not (pre_dir / "model.pt").is_file():
@@ -260,7 +264,7 @@ def main() -> int:
                                          batch_size=a.pretrain_batch, lr=a.pretrain_lr, seed=a.seed,
                                          lr_step_epochs=10, val_fraction=0.05, progress=False), pre_dir)
     else:
-        pm = json.loads((pre_dir / "metrics.json").read_text())
+        pm = read_json(pre_dir / "metrics.json")
     pretrain_summary = {k: pm.get(k) for k in ("model", "pairs", "train_pairs", "val_pairs", "epochs_done",
                                                "global_step", "first_loss", "final_loss", "val_loss", "val_z_std",
                                                "z_std_healthy", "collapsed", "elapsed_s")}
@@ -283,14 +287,14 @@ def main() -> int:
                                      final_fit=False, seed=a.seed, progress=False, data_root=str(data))
                 m = None
                 if (d / "metrics.json").is_file() and (d / "oof_predictions.npz").is_file():
-                    m = json.loads((d / "metrics.json").read_text())      # finished earlier in this --work dir
+                    m = read_json(d / "metrics.json")                     # finished earlier in this --work dir
                     if _band_of(m) != band:
                         print(f"{d}: made with band {_band_of(m)}, the task now uses {band}: re-running", flush=True)
                         m = None
                 if m is None:
                     m = run_finetune(cfg, d, task_data=td)
                 res[init] = (m, np.load(d / "oof_predictions.npz"))
-                print(f"{task} {frac:g} {init}: {m['primary_metric']} {m[m['primary_metric']]:.3f} "
+                print(f"{task} {frac:g} {init}: {m['primary_metric']} {nan_if_none(m[m['primary_metric']]):.3f} "
                       f"({m['elapsed_s']:.0f} s)", flush=True)
             metric = skill_metric(task)[0]                      # MAE or AUROC (not F1 at a 0.5 threshold)
             ms, mp = res["scratch"][0], res["pretrained"][0]
@@ -327,7 +331,7 @@ def main() -> int:
     old_path = out / "train_pretrain_vs_scratch.json"
     if old_path.is_file():                        # keep the rows of tasks / fractions not re-run now
         new_keys = {(r["task"], r["label_fraction"]) for r in rows}
-        old_rows = [r for r in json.loads(old_path.read_text()).get("rows", [])
+        old_rows = [r for r in read_json(old_path).get("rows", [])
                     if (r["task"], r["label_fraction"]) not in new_keys]
         order = {t: i for i, t in enumerate(("hr", "rr", "af", "bp", "quality"))}
         rows = sorted(old_rows + rows, key=lambda r: (order.get(r["task"], 99), -r["label_fraction"]))

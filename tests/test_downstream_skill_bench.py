@@ -1,5 +1,8 @@
 """benchmarks/downstream_skill.py: AF against each other rhythm reads each window's rhythm from its recording."""
+import argparse
+
 import numpy as np
+import pytest
 
 from bench_scripts import load_benchmark
 
@@ -85,3 +88,42 @@ def test_rr_deep_note_quotes_the_published_pretrain_vs_scratch_row(tmp_path):
     p.write_text(json.dumps({"rows": [dict(row, label_fraction=0.1, scratch=9.0), row]}))
     assert b.deep_rr_note(p).endswith("MAE 2.66 [2.16, 3.20] scratch / 2.65 pretrained vs fold mean 2.40; "
                                       "scratch no skill, pretrained skill.")
+
+
+def test_rows_kept_from_an_earlier_results_file_with_null_aurocs_render_and_merge_as_when_run(tmp_path):
+    """A patient without AF has no AUROC: NaN in the run, null in downstream_skill.json (NaN in a file written
+    before). The report of the file read back is the report of the run; --no-deep's earlier deep row, read back
+    with its null per-patient AUROCs, goes into the by-patient figures as when it was run; the file is strict JSON."""
+    import json
+
+    from sqtool.core import write_metrics
+    from sqtool.core.io import read_json
+    b = load_benchmark("downstream_skill")
+    from sqtool.data.tasks import subject_folds
+    g = np.repeat(np.array(["p1", "p2", "p3", "p4", "p5"]), 40)
+    y = np.zeros(200)
+    y[40:55], y[120:150], y[160:170] = 1, 1, 1                         # p1 and p3 have no AF
+    folds = subject_folds(g, 0)
+    rng = np.random.default_rng(0)
+    p = (2 * y - 1 + rng.normal(0, 1.0, 200))[:, None]
+    deep = (2 * y - 1 + rng.normal(0, 2.0, 200))[:, None]
+    per_fold, by = b.af_by_patient(y, g, folds, {"m": p, "deep": deep}, 200)
+    assert np.isnan(per_fold[0]["m"]["auroc"])
+    a = by["deep"]["pooled_auroc"]
+    deep_row = {"predictor": "deep: x", "kind": "deep", "metric": "auroc", "value": a, "ci95": None, "auroc": a,
+                "auroc_ci95": None, "spread": {"pred_std": [0.3]}, "flag": ""}
+    task = {"task": "af", "dataset": "synthetic", "subjects": 5, "windows": 200, "folds": "leave-one-patient-out",
+            "rows": [deep_row], "per_fold": per_fold, "by_patient": by}
+    res = {"tasks": [task], "wall_s": 1.0, "command": "x"}
+    write_metrics(tmp_path, res, "downstream_skill.json")
+    text = (tmp_path / "downstream_skill.json").read_text()
+    back = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in downstream_skill.json"))
+    assert back["tasks"][0]["per_fold"][0]["m"]["auroc"] is None
+    assert b.report_md(read_json(tmp_path / "downstream_skill.json")) == b.report_md(res)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "downstream_skill.json").write_text(json.dumps(res))          # NaN tokens, as before
+    assert b.report_md(read_json(tmp_path / "old" / "downstream_skill.json")) == b.report_md(res)
+    old_deep = b._previous_af_deep(argparse.Namespace(out=str(tmp_path)))
+    assert old_deep[1]["p1"]["auroc"] is None
+    _, by_kept = b.af_by_patient(y, g, folds, {"m": p}, 200, old_deep)
+    assert by_kept["deep"] == by["deep"]

@@ -719,3 +719,58 @@ def test_the_baseline_notch_and_ppg_sensors_are_chosen_together_by_training_mae(
     assert summ["subjects"][0]["fold_choices"]["baseline_ppg"] == "ppg+ppg2"
     assert "(baseline notch BPM, PPG sensors / decoder" in mod.markdown(summ)
     assert "01 3, ppg+ppg2 / 4.00, 1e-03, 1; 02 3, ppg / 4.00" in mod.markdown(summ)
+
+
+def _strict(text: str):
+    import json
+    return json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in a file the benchmark wrote"))
+
+
+def test_rows_and_comparisons_with_nan_are_strict_json_and_old_files_with_nan_tokens_still_merge(tmp_path):
+    """A window without truth (NaN) is null in a --rows-out file, read back as NaN; a file an older run wrote with
+    the bare NaN token merges the same. A --compare JSON whose subject has no scored window (a null difference,
+    a null arm mean) restates to the same report as its NaN-token original, and what it writes is strict JSON."""
+    import json
+    mod = load_benchmark("hr_spectral")
+    args = bench_defaults()
+
+    def row(s, y):
+        return {"dataset": "troika", "subject": s, "record": f"r{s}", "n": int(np.isfinite(y).sum()), "y": y,
+                **{k: np.array([90.0, 91.0, 92.0]) for k in ("int8", "student", "teacher", "baseline", "int8_raw",
+                                                             "student_raw", "int8_lo", "int8_hi")},
+                "int8_conf": np.array([0.9, 0.8, 0.7]), "conf_calibrated": False, "sigma": 4.0, "floor": 1e-3,
+                "temperature": 1.0, "interval": 0.4, "inner_coverage": 0.9, "conf_halfwidth_bpm": 5.0,
+                "evidence_weight": 0.0, "recipe": "fixed", "recipe_scores": {"fixed": np.float32(np.nan)}}
+    mod.dump_rows({"loso": [row("01", np.array([90.0, np.nan, 93.0]))]}, tmp_path / "a.json", 1.0,
+                  mod.recipe_args(args))
+    d = _strict((tmp_path / "a.json").read_text())
+    assert d["runs"]["loso"][0]["y"] == [90.0, None, 93.0] and d["runs"]["loso"][0]["recipe_scores"] == {"fixed": None}
+    runs, _, _ = mod.load_rows(tmp_path / "a.json")
+    assert np.array_equal(runs["loso"][0]["y"], [90.0, np.nan, 93.0], equal_nan=True)
+    old = dict(d, runs={"loso": [dict(d["runs"]["loso"][0], subject="02",
+                                      y=[float("nan")] * 3)]})                          # no scored window at all
+    (tmp_path / "old.json").write_text(json.dumps(old))                                  # NaN tokens, as before
+    assert "NaN" in (tmp_path / "old.json").read_text()
+    assert np.isnan(mod.load_rows(tmp_path / "old.json")[0]["loso"][0]["y"]).all()
+    merged = argparse.Namespace(**{**vars(bench_defaults()), "protocol": "spcup", "out": str(tmp_path / "out"),
+                                   "merge": f"{tmp_path / 'a.json'},{tmp_path / 'old.json'}", "folds": "",
+                                   "parts": "", "rows_out": ""})
+    mod.merge(merged, [])
+    res = _strict((tmp_path / "out" / "hr_spectral_spcup.json").read_text())
+    assert {s["subject"]: s["int8"] for s in res["loso"]["subjects"]} == {"troika:01": 0.5, "troika:02": None}
+
+    per = {"wrist_exercise:s1": -1.0, "wrist_exercise:s2": float("nan"), "wrist_exercise:s3": -2.0,
+           "wrist_exercise:s4": -1.5}
+    cmp = {"protocol": "wrist", "titles": {"loso": "t"}, "arms": "A: x / B: y",
+           "loso": {"subjects": list(per), "pairs": 1, **{m: mod.paired_row(float("nan"), 3.0, per)
+                                                            for m in mod.COMPARED}}}
+    (tmp_path / "nan").mkdir()
+    (tmp_path / "nan" / "c.json").write_text(json.dumps(cmp))                            # NaN tokens
+    mod.write_compare(cmp, tmp_path / "null", "c")                                       # null, as written now
+    assert _strict((tmp_path / "null" / "c.json").read_text())["loso"]["int8"]["per_subject"]["wrist_exercise:s2"] \
+        is None
+    for src in ("nan", "null"):
+        mod.main(["--restate", str(tmp_path / src / "c.json"), "--out", str(tmp_path / f"re_{src}")])
+        _strict((tmp_path / f"re_{src}" / "c.json").read_text())
+    assert (tmp_path / "re_nan" / "c.md").read_text() == (tmp_path / "re_null" / "c.md").read_text()
+    assert "| int8 | nan | 3.00 | -1.50 [" in (tmp_path / "re_null" / "c.md").read_text()

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,3 +125,23 @@ def test_smoke_run_writes_the_table(tmp_path):
     assert "| task | source (windows / subjects) |" in md and res["tests"] == 2 * len(res["rows"])
     assert f"Claims (Holm-adjusted permutation p < 0.05 and CI excluding zero, {res['tests']} tests)" in md
     assert "paired permutation p" in md and "8.1 %" in md
+
+
+def test_a_difference_without_interval_or_p_is_no_claim_whether_nan_or_null():
+    """One subject in a source: the arm - scratch difference has no t-interval and no p. In the run they are NaN
+    (Holm leaves a NaN p out), in the JSON null: no claim, '-' in the table, either way; the JSON is strict."""
+    b = _bench()
+    from sqtool.core.io import dumps_json
+    y = np.random.default_rng(0).normal(70, 10, (20, 1))
+    preds = {"scratch": y + 5, "augment": y + 1, "siamq": y + 6, "trivial": np.full(y.shape, 70.0)}
+    cells = b.paired_stats("hr", y, preds, np.full(20, "s1"), n_boot=20, n_perm=10, seed=0)
+    assert np.isnan(cells["augment"]["minus_scratch_ci95"]).all() and np.isnan(cells["augment"]["minus_scratch_p"])
+    rows = [{"task": "hr", "source": "w", "labels": "100 %", "protocol": "linear", "subjects": 1, "cells": cells}]
+    assert b.adjust(rows) == ([], [])
+    assert np.isnan(cells["siamq"]["minus_scratch_p_holm"])
+    back = json.loads(dumps_json(rows), parse_constant=lambda token: pytest.fail(f"{token} in the results JSON"))
+    null = back[0]["cells"]["augment"]
+    assert null["minus_scratch_ci95"] == [None, None] and null["minus_scratch_p"] is null["minus_scratch_p_holm"] is None
+    for c in (cells["augment"], null):
+        assert b.claim("hr", c) is None and b.better("hr", c["minus_scratch_ci95"]) is None
+    assert b._diff(cells["augment"]) == b._diff(null) == "-4.000 [-, -] p - (Holm -)"

@@ -1,6 +1,7 @@
 """benchmarks/train_pretrain_vs_scratch.py: the trivial predictor on a run's own folds (quality: per source), the
 per-source AUROCs, every difference with its direction, and the report's statement of what pretraining saw."""
 import numpy as np
+import pytest
 
 from bench_scripts import load_benchmark
 
@@ -80,3 +81,35 @@ def test_delta_test_is_the_within_subject_permutation_p():
         p = t["p"]
         assert t["ci95"][1] < 0                                  # pretrained better on every window
         assert (p < 0.001) if small else p == 2 / 32
+
+
+def test_a_difference_without_interval_or_p_renders_the_same_from_the_run_and_from_its_json(tmp_path, monkeypatch):
+    """One subject: the difference has no t-interval and no p (NaN in the run, null in the JSON); the row reads
+    'no difference shown' and --restate re-renders the report the run wrote, from strict JSON."""
+    import json
+    import sys
+
+    from sqtool.core import write_metrics
+    from sqtool.core.io import read_json
+    b = load_benchmark("train_pretrain_vs_scratch")
+    rng = np.random.default_rng(0)
+    y = rng.normal(15, 3, (25, 1))
+    t = b.delta_test("rr", y, y + 4, y + rng.normal(0, 1, y.shape), np.full(25, "s1"))
+    assert np.isnan(t["ci95"]).all() and np.isnan(t["p"])
+    row = {"task": "rr", "metric": "mae", "better": "lower", "label_fraction": 1.0, "input": {"band": [0.05, 8.0]},
+           "scratch": 4.0, "scratch_ci95": [3.5, 4.5], "pretrained": 0.8, "pretrained_ci95": [0.7, 0.9],
+           "delta_pretrained_minus_scratch": -3.2, **{f"delta_{k}": v for k, v in t.items()}, "trivial": 2.5}
+    res = {"model": "m", "finetune": {"epochs": 5}, "rows": [row], "wall_s": 1.0, "command": "c",
+           "pretrain": {"pairs": "p", "epochs_done": 1, "first_loss": float("nan"), "final_loss": -0.9,
+                        "val_z_std": 0.1, "z_std_healthy": 0.125, "elapsed_s": 1.0},
+           "pairs_summary": {"pairs": 10, "synthetic_pairs": 2, "datasets": {}}}
+    md = b.report_md(res)
+    assert "| -3.200, p - | no difference shown |" in md and "SimSiam loss nan -> -0.900" in md
+    write_metrics(tmp_path, res, "train_pretrain_vs_scratch.json")
+    back = json.loads((tmp_path / "train_pretrain_vs_scratch.json").read_text(),
+                      parse_constant=lambda token: pytest.fail(f"{token} in the results JSON"))
+    assert back["rows"][0]["delta_ci95"] == [None, None] and back["rows"][0]["delta_p"] is None
+    assert b.report_md(read_json(tmp_path / "train_pretrain_vs_scratch.json")) == md
+    monkeypatch.setattr(sys, "argv", ["train_pretrain_vs_scratch.py", "--restate", "--out", str(tmp_path)])
+    assert b.main() == 0
+    assert (tmp_path / "train_pretrain_vs_scratch.md").read_text() == md

@@ -29,7 +29,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
-from sqtool.core.io import NPZ_ERRORS
+from sqtool.core.io import NPZ_ERRORS, read_json
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
 from sqtool.core.runs import FORCE_HELP, at_cfg_threads, load_run_npz, releases_run_dirs, shell_command
@@ -409,11 +409,11 @@ def teacher_skill(t_path) -> dict | None:
     """The fine-tuning run's verdict against the trivial predictor (its metrics.json "skill" block: metric, model,
     reference, difference and CI, skill true / false), or None when the teacher has no run folder beside it. It
     travels into the student's checkpoint and the export's metadata, so that predict and bench can say when a
-    model never beat the trivial predictor."""
-    import json
+    model never beat the trivial predictor. A value the fine-tune could not compute (a NaN, written as null) is
+    None (`core.metrics.skill_line` prints either as nan)."""
     p = Path(t_path).parent / "metrics.json"
     try:
-        s = json.loads(p.read_text())["skill"]["skill"]
+        s = read_json(p)["skill"]["skill"]
         kept = {k: s[k] for k in ("metric", "model", "reference", "diff", "diff_ci95", "skill")}
         return {**kept, **{k: s[k] for k in ("better", "p", "subjects") if k in s}}   # (older runs: without them)
     except (OSError, ValueError, KeyError, TypeError):

@@ -55,6 +55,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_run_dir, save_config, set_seed, sha256_file,
                          write_metrics)
+from sqtool.core.io import dumps_json, read_json
 from sqtool.core.metrics import uncertainty_scores
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
@@ -122,15 +123,13 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     training data has a single subject (no inner fold: the teacher's decoder stays).
     On --resume a decoder.json with the same key is reused, else each inner / calibration student whose logits
     were saved under the same key (decoder_inner/, decoder_calibration/) is read back, not trained."""
-    import json
-
     from sqtool.data.tasks import subject_folds
     from sqtool.models.decoder import conf_text
     from sqtool.models.hr_bins import (calibration_folds, evidence_args, fit_decoder, out_of_fold_logits,
                                        select_decoder)
     from sqtool.models.hr_options import calibration_text
     if resume and dpath.is_file():
-        saved = json.loads(dpath.read_text())
+        saved = read_json(dpath)
         if saved.get("key") == dkey:
             say(f"decoder: reused {dpath}")
             return saved["decoder"]
@@ -154,7 +153,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
     dec = select_decoder(logits, ys, list(keys), base, rule=cfg.decoder_rule, calibrate_groups=cal,
                          calibration_logits=cal_logits, **evidence_args(cfg.evidence, [r.x for r in train]))
-    atomic_write_text(dpath, json.dumps({"key": dkey, "decoder": dec}, indent=1) + "\n")
+    atomic_write_text(dpath, dumps_json({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, emission floor "
         f"{dec.get('emission_floor', 0.0):g}, motion-subtracted PPG weight "

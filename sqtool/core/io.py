@@ -11,7 +11,9 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -104,23 +106,66 @@ def sha256_file_cached(path: str | os.PathLike) -> str:
 
 
 def write_metrics(run_dir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> None:
-    atomic_write_text(Path(run_dir) / name, json.dumps(metrics, indent=2, default=json_default) + "\n")
+    atomic_write_text(Path(run_dir) / name, dumps_json(metrics, indent=2) + "\n")
+
+
+def finite_or_none(obj):
+    """`obj` with every non-finite float (NaN, +-infinity: a Python float, a numpy floating scalar, an array's
+    element) replaced by None, through dicts, lists, tuples and arrays (a tuple or an array comes back as a list,
+    a numpy scalar as a Python one): what RFC 8259 JSON can hold (null), where Python's json writes the bare NaN /
+    Infinity tokens that strict parsers (JavaScript's JSON.parse, Go, serde_json) reject."""
+    np = sys.modules.get("numpy")                   # a numpy value exists only once numpy is imported
+
+    def walk(o):
+        if isinstance(o, float):                    # numpy's float64 is one too
+            return o if math.isfinite(o) else None
+        if isinstance(o, dict):
+            return {k: walk(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [walk(v) for v in o]
+        if np is not None and isinstance(o, (np.generic, np.ndarray)):
+            return walk(o.tolist())                 # Python scalars, nested lists
+        return o
+    return walk(obj)
+
+
+def dumps_json(obj, **kw) -> str:
+    """json.dumps of `obj` as valid JSON: non-finite floats as null (`finite_or_none`), numpy values, paths and
+    dataclasses as `json_default` writes them (or kw's `default`); a value that would still be written as NaN or
+    Infinity raises ValueError (allow_nan=False) instead of reaching the file."""
+    kw.setdefault("default", json_default)
+    return json.dumps(finite_or_none(obj), allow_nan=False, **kw)
+
+
+def read_json(path: str | os.PathLike):
+    """The JSON value in `path`, as sqtool writes it: a file written before non-finite values became null reads
+    the same, its NaN / Infinity tokens as None. Raises OSError, UnicodeDecodeError or ValueError (json's
+    JSONDecodeError) as json.loads does."""
+    return json.loads(Path(path).read_text(), parse_constant=lambda _token: None)
+
+
+def finite_number(v) -> bool:
+    """A figure that was computed: not None (how sqtool's JSON holds a NaN or an infinity) nor NaN / infinite (as a
+    run computes it), so that what a report says of it is the same read from the file or from the run."""
+    return v is not None and math.isfinite(v)
+
+
+def nan_if_none(v) -> float:
+    """A number read back from sqtool's JSON as a float: None (how a NaN or an infinity is written) as NaN."""
+    return float("nan") if v is None else float(v)
 
 
 def json_default(o):
-    try:
-        import numpy as np
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:
-        pass
+    """What json.dumps cannot write by itself, as JSON values (a non-finite float in them as None): numpy scalars
+    and arrays, paths, dataclasses."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(o, (np.generic, np.ndarray)):
+        return finite_or_none(o)
     if isinstance(o, Path):
         return str(o)
     import dataclasses
-    if dataclasses.is_dataclass(o):
-        return dataclasses.asdict(o)
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return finite_or_none(dataclasses.asdict(o))
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sqtool.core.io import nan_if_none
+
 REGRESSION_TASKS = ("hr", "rr", "bp")
 CLASSIFICATION_TASKS = ("af", "quality")
 CLASS_NAMES = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}    # (label 0, label 1)
@@ -453,14 +455,15 @@ def swap_test_cannot_show(metric: str, subjects: int | None, alpha: float = 0.05
 def skill_line(task: str, s: dict, label: str = "") -> str:
     """One line for a command's end: the model against the trivial predictor, flagged 'NO SKILL'. `label`
     names the metric when the command's headline reports it another way (e.g. 'pooled mae': skill_test pools
-    the windows, a headline may average subjects); default: the metric's name."""
-    lo, hi = s["diff_ci95"]
+    the windows, a headline may average subjects); default: the metric's name. `s` as skill_test returns it, or
+    read back from a metrics.json or an export's metadata, where a NaN is null (None): the same line either way."""
+    model, ref, diff, lo, hi = (nan_if_none(v) for v in (s["model"], s["reference"], s["diff"], *s["diff_ci95"]))
     n = s.get("subjects")
-    better = np.isfinite(s["diff"]) and (s["diff"] < 0 if s.get("better", "lower") == "lower" else s["diff"] > 0)
+    better = np.isfinite(diff) and (diff < 0 if s.get("better", "lower") == "lower" else diff > 0)
     verdict = ("skill" if s["skill"] else
                f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: bench more)"
                if better and swap_test_cannot_show(s.get("metric"), n)
                else "NO SKILL (does not beat the trivial predictor)")
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
-    return (f"{task}: {label or s['metric']} model {s['model']:.3f} vs trivial {s['reference']:.3f} (difference "
-            f"{s['diff']:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}{p}): {verdict}")
+    return (f"{task}: {label or s['metric']} model {model:.3f} vs trivial {ref:.3f} (difference "
+            f"{diff:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}{p}): {verdict}")

@@ -15,24 +15,26 @@ predict command, or, without a verdict on held-out subjects, asks for both expor
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.core.io import finite_number, read_json
 from sqtool.core.runs import shell_command
 
 
 def load_bench(path: str) -> tuple[dict, Path]:
-    """(bench.json's content, its path) of a bench run folder or a bench.json file."""
+    """(bench.json's content, its path) of a bench run folder or a bench.json file; a metric it could not compute
+    is None (null in the file; NaN in a file of an older sqtool, read as None too): a subject without an MAE in
+    either run is listed, not paired."""
     p = Path(path).expanduser()
     f = p / "bench.json" if p.is_dir() else p
     if not f.is_file():
         raise SqtoolError(f"--compare {path}: no bench.json there (give a `sqtool bench` run folder or its "
                           "bench.json)")
     try:
-        res = json.loads(f.read_text())
+        res = read_json(f)
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise SqtoolError(f"--compare {f}: not a readable bench.json ({type(e).__name__})")
     if not isinstance(res, dict) or not isinstance(res.get("runtimes"), list):
@@ -95,7 +97,7 @@ def compare(a: dict, b: dict, runtime: str | None = None, names: tuple[str, str]
     for s in pa:
         ma, mb = pa[s].get("mae"), pb[s].get("mae")
         subjects.append({"subject": s, "windows": pa[s].get("n"), "mae_a": ma, "mae_b": mb,
-                         "diff": None if ma is None or mb is None else mb - ma,
+                         "diff": mb - ma if finite_number(ma) and finite_number(mb) else None,
                          "seen_in_training": [n for n, seen in (("A", seen_a), ("B", seen_b)) if s in seen]})
     paired = [s for s in subjects if s["diff"] is not None]
     held = [s for s in paired if not s["seen_in_training"]]

@@ -107,3 +107,18 @@ def test_few_subjects_cannot_show_skill_and_the_line_says_why():
     one = skill_test("rr", y, y, np.full_like(y, 0.5), np.zeros(80), n_boot=50)
     assert one["subjects"] == 1 and not one["skill"]                    # one subject shows nothing
     assert skill_line("rr", {**worse, "p": None}).endswith("NO SKILL (does not beat the trivial predictor)")
+
+
+def test_the_skill_line_of_a_verdict_read_back_from_json_is_the_line_of_the_run(tmp_path):
+    """A fine-tune's skill block travels through metrics.json (compress's teacher_skill) into an export's metadata,
+    where a NaN (no interval, no p: one subject) is null: the warning line bench prints is the run's own line."""
+    from sqtool.core import write_metrics
+    from sqtool.core.io import read_json
+    y, groups, rng = _data(n_subj=1)
+    s = skill_test("rr", y, y + 0.5 * rng.standard_normal(y.shape), np.full_like(y, y.mean()), groups, n_boot=50)
+    assert np.isnan(s["diff_ci95"]).all() and np.isnan(s["p"])
+    write_metrics(tmp_path, {"skill": s})
+    back = read_json(tmp_path / "metrics.json")["skill"]
+    assert back["diff_ci95"] == [None, None] and back["p"] is None
+    assert skill_line("rr", back) == skill_line("rr", s)
+    assert "95 % CI +nan, +nan): NO SKILL shown (1 subject cannot show it" in skill_line("rr", back)

@@ -109,3 +109,25 @@ def test_the_next_line_follows_the_verdict():
     every = list(A)                                                 # B better, but on training subjects only
     line = next_line(compare({**a, "seen_in_training": every}, b))
     assert line.startswith("next: sqtool bench --model") and "every paired subject was seen in training" in line
+
+
+def test_a_subject_without_an_mae_is_listed_not_paired_in_new_and_old_bench_files(tmp_path, capsys):
+    """A subject whose MAE could not be computed (no window with truth): null in a bench.json written now, the bare
+    NaN token in one an older sqtool wrote. Either way it is listed without a difference and left out of the mean,
+    and compare.json is strict JSON (no NaN token)."""
+    from sqtool.core import write_metrics
+    nan = float("nan")
+    write_metrics(tmp_path / "a", _bench({**A, "t:6": nan}), name="bench.json")          # as bench writes it now
+    assert '"mae": null' in (tmp_path / "a" / "bench.json").read_text()
+    (tmp_path / "b.json").write_text(json.dumps(_bench({**B, "t:2": nan})))             # as an older bench wrote it
+    assert '"mae": NaN' in (tmp_path / "b.json").read_text()
+    out = tmp_path / "cmp"
+    assert main(["bench", "--compare", f"{tmp_path / 'a'},{tmp_path / 'b.json'}", "--out", str(out)]) == 0
+    text = (out / "compare.json").read_text()
+    c = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in compare.json"))
+    by = {s["subject"]: s for s in c["subjects"]}
+    assert (by["t:6"]["mae_a"], by["t:6"]["mae_b"], by["t:6"]["diff"]) == (None, 8.0, None)
+    assert (by["t:2"]["mae_a"], by["t:2"]["mae_b"], by["t:2"]["diff"]) == (12.0, None, None)
+    assert c["mean"]["subjects"] == 4 and c["mean"]["diff"] == pytest.approx(-3.0)     # t:1, t:3, t:4, t:5
+    assert _cells((out / "compare.md").read_text(), "t:6") == ["t:6", "27", "-", "8.00", "-"]
+    capsys.readouterr()
