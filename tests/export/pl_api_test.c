@@ -4,7 +4,11 @@
  *
  *   NULL state / ppg / acc / out, n < 0, max_out < 0, n = 0 (also with NULL pointers), the rate check,
  *   SQ_PL_ERR_OVERFLOW leaving the state untouched, and sq_pipeline_pending == the number of results of
- *   every push (pseudo-random chunk sizes) and <= SQ_PL_MAX_RESULTS(n).
+ *   every push (pseudo-random chunk sizes) and <= SQ_PL_MAX_RESULTS(n);
+ *   a state never initialised (all zero, or 0x5A garbage, also garbage that holds the magic by chance):
+ *   push and pending return SQ_PL_ERR_STATE and leave it untouched (the front end's own push / window:
+ *   SQ_FE_ERR_STATE); once initialised, the same pushes give the results of a fresh pipeline, and a
+ *   re-init restarts the result index at 0 with the same results.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,8 +18,9 @@
 #define N_SIG 12000
 static int16_t ppg[SQ_FE_N_PPG * N_SIG], acc[3 * N_SIG];
 static uint8_t gap[N_SIG];
-static sq_pipeline_t a, b;
-static sq_result_t ra[64], rb[64];
+static sq_pipeline_t a, b, zero, junk, copy;
+static sq_frontend_t fe_zero;
+static sq_result_t ra[64], rb[64], rz[64], rj[64];
 static int fails;
 
 #define CHECK(cond, what) do { if (!(cond)) { printf("FAIL %s (line %d)\n", what, __LINE__); ++fails; } } while (0)
@@ -29,7 +34,7 @@ static uint32_t lcg(uint32_t *s)
 int main(void)
 {
     uint32_t seed = 12345u;
-    int i, pos, total = 0;
+    int i, pos, total = 0, streamed;
     for (i = 0; i < N_SIG; ++i) {
         ppg[SQ_FE_N_PPG * i] = (int16_t)((int32_t)(lcg(&seed) & 0xFFFF) - 32768);
 #if SQ_FE_N_PPG == 2
@@ -53,7 +58,7 @@ int main(void)
     /* bad pushes: nothing consumed */
     CHECK(sq_pipeline_push(NULL, ppg, acc, gap, 10, ra, 4) == SQ_PL_ERR_NULL, "push NULL state");
     CHECK(sq_pipeline_push(&a, NULL, acc, gap, 10, ra, 4) == SQ_PL_ERR_NULL, "push NULL ppg");
-#if SQ_FE_NCH == 4
+#if SQ_FE_NCH > 1
     CHECK(sq_pipeline_push(&a, ppg, NULL, gap, 10, ra, 4) == SQ_PL_ERR_NULL, "push NULL acc");
 #endif
     CHECK(sq_pipeline_push(&a, ppg, acc, gap, -1, ra, 4) == SQ_PL_ERR_ARG, "push n < 0");
@@ -100,7 +105,52 @@ int main(void)
         pos += n;
     }
     CHECK(total > 30, "results over 96 s");
+    streamed = total;
+    /* never initialised: a zeroed static and garbage RAM are refused, untouched, until an init */
+    memset(&junk, 0x5A, sizeof junk);
+    memcpy(&copy, &junk, sizeof junk);
+    for (i = 0; i < 2; ++i) {
+        sq_pipeline_t *u = i == 0 ? &zero : &junk;
+        int j;
+        for (j = 0; j < 3; ++j)
+            CHECK(sq_pipeline_push(u, ppg, acc, gap, 250, ra, 64) == SQ_PL_ERR_STATE, "uninitialised push");
+        CHECK(sq_pipeline_push(u, ppg, acc, gap, 0, ra, 64) == SQ_PL_ERR_STATE, "uninitialised push n = 0");
+        CHECK(sq_pipeline_pending(u, 250) == SQ_PL_ERR_STATE, "uninitialised pending");
+        CHECK(sq_pipeline_pending(u, 0) == SQ_PL_ERR_STATE, "uninitialised pending n = 0");
+    }
+    {
+        static const sq_pipeline_t all_zero;
+        CHECK(memcmp(&zero, &all_zero, sizeof zero) == 0 && memcmp(&junk, &copy, sizeof junk) == 0,
+              "refused pushes left the uninitialised states untouched");
+    }
+    copy.magic = SQ_PL_MAGIC;                     /* garbage that holds the magic: the front end's index check */
+    CHECK(sq_pipeline_push(&copy, ppg, acc, gap, 250, ra, 64) == SQ_PL_ERR_STATE, "garbage with the magic");
+    {
+        int used = -1;
+        int8_t codes[SQ_FE_NBINS * SQ_FE_NCH];
+        CHECK(sq_frontend_push(&fe_zero, ppg, acc, gap, 10, &used) == SQ_FE_ERR_STATE && used == 0,
+              "front end push on a zero state");
+        CHECK(sq_frontend_window(&fe_zero, codes, NULL) == SQ_FE_ERR_STATE, "front end window on a zero state");
+    }
+    /* initialised, the same pushes give results, equal to a fresh pipeline's; a re-init starts over at index 0 */
+    CHECK(sq_pipeline_init(&zero) == SQ_PL_OK, "init the zero state");
+    CHECK(sq_pipeline_init_device(&junk, SQ_PL_FS_IN_MHZ, SQ_FE_N_PPG) == SQ_PL_OK, "init the garbage state");
+    CHECK(sq_pipeline_init(&a) == SQ_PL_OK, "re-init a");
+    for (pos = 0, total = 0; pos < 4000; pos += 250) {
+        const int need = sq_pipeline_pending(&a, 250);
+        const int ka = sq_pipeline_push(&a, ppg + SQ_FE_N_PPG * pos, acc + 3 * pos, gap + pos, 250, ra, 64);
+        const int kz = sq_pipeline_push(&zero, ppg + SQ_FE_N_PPG * pos, acc + 3 * pos, gap + pos, 250, rz, 64);
+        const int kj = sq_pipeline_push(&junk, ppg + SQ_FE_N_PPG * pos, acc + 3 * pos, gap + pos, 250, rj, 64);
+        CHECK(ka == need && kz == need && kj == need, "initialised pushes give results");
+        if (ka > 0) {
+            CHECK(memcmp(ra, rz, (size_t)ka * sizeof ra[0]) == 0 && memcmp(ra, rj, (size_t)ka * sizeof ra[0]) == 0,
+                  "same results as a fresh pipeline");
+            CHECK(ra[0].index == (uint32_t)total, "index restarts at 0 after a re-init");
+            total += ka;
+        }
+    }
+    CHECK(total >= 10, "results after init");
     if (fails) return 1;
-    printf("ok %d results\n", total);
+    printf("ok %d results (+ %d after the inits)\n", streamed, total);
     return 0;
 }

@@ -12,6 +12,8 @@
  * allowed), each at most SQ_EXAMPLE_MAX_CHUNK.
  * Output, one line per hop: index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid
  * (test_vectors/expected.txt holds these lines for test_vectors/recording.bin; any chunking gives them).
+ * These are the raw results, for the parity check: a display would hold the last valid hr_mbpm through
+ * results with valid = 0 (README, "Invalid windows").
  * Exit status: 0 ok, 2 I/O or argument error, 3 pipeline error.
  */
 #include <stdio.h>

@@ -66,6 +66,18 @@ int sq_frontend_init(sq_frontend_t *s)
     return SQ_FE_OK;
 }
 
+/* The indices push and window read, each within the range an initialised state keeps it in (a few compares
+ * per call): an all-zero state (due = 0) or garbage fails it, so neither indexes hist / ring / the FIR phases
+ * out of bounds nor counts `due` down past zero. Filter and history values are not checked (garbage there is
+ * only wrong output): it is a bounds guard, not a proof of initialisation. */
+static int sq_fe_state_ok(const sq_frontend_t *s)
+{
+    return s->hpos >= 0 && s->hpos < SQ_FE_TAPS && s->phase >= 0 && s->phase < SQ_FE_UP
+        && s->due >= 1 && s->due <= (SQ_FE_UP - 1 + SQ_FE_DOWN) / SQ_FE_UP        /* down-sampling: DOWN >= UP */
+        && s->rpos >= 0 && s->rpos < SQ_FE_T && s->to_win >= 1 && s->to_win <= SQ_FE_T
+        && s->qnext >= 0 && s->qnext < SQ_FE_HOP && s->qslot >= 0 && s->qslot < SQ_FE_NSLOT;
+}
+
 /* One model-rate sample per channel: FIR at the current phase, its min / max into every window in flight
  * (a window starting here resets its slot first), band-pass, into the ring. */
 static void sq_fe_produce(sq_frontend_t *s)
@@ -130,6 +142,7 @@ int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, c
     (void)acc;
 #endif
     if (n < 0) return SQ_FE_ERR_ARG;
+    if (!sq_fe_state_ok(s)) return SQ_FE_ERR_STATE;
     if (s->ready) return SQ_FE_ERR_PENDING;
     while (i < n) {
         int flag = gap != 0 && gap[i] != 0;
@@ -365,6 +378,7 @@ int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15)
     int c, b, idx, slot;
     uint32_t cnt = 0, flg = 0;
     if (!s || !out) return SQ_FE_ERR_NULL;
+    if (!sq_fe_state_ok(s)) return SQ_FE_ERR_STATE;
     if (!s->ready) return SQ_FE_ERR_NO_WINDOW;
     slot = (int)(s->win_index % (uint32_t)SQ_FE_NSLOT);            /* this window's min / max slot */
     s->ppg_quiet = 1;

@@ -57,6 +57,7 @@ extern "C" {
 #define SQ_FE_ERR_ARG       (-2)   /* n < 0 */
 #define SQ_FE_ERR_PENDING   (-3)   /* push while a window is ready: call sq_frontend_window first */
 #define SQ_FE_ERR_NO_WINDOW (-4)   /* sq_frontend_window without a ready window */
+#define SQ_FE_ERR_STATE     (-5)   /* a ring / phase / countdown index out of its range: never initialised */
 
 typedef struct {
     int16_t last[SQ_FE_NIN];                      /* last good sample per input channel (gap hold) */
@@ -85,7 +86,9 @@ typedef struct {
 #endif
 } sq_frontend_t;
 
-/* Reset the state (zero history, no window yet). 0, or SQ_FE_ERR_NULL. */
+/* Reset the state (zero history, no window yet). 0, or SQ_FE_ERR_NULL. Push and window range-check the
+ * state's indices on entry (SQ_FE_ERR_STATE: an all-zero state, most garbage); that is no proof of an
+ * initialised state: sq_pipeline_t adds a magic word for that. */
 int sq_frontend_init(sq_frontend_t *s);
 
 /* Consume samples until all n are used or a window is ready. ppg: SQ_FE_N_PPG * n samples, the sensors
@@ -93,14 +96,15 @@ int sq_frontend_init(sq_frontend_t *s);
  * (ignored, may be NULL, when SQ_FE_NCH == 1); gap: n flags (non-zero = dropout of the whole time step:
  * every sensor and axis holds its last good sample) or NULL.
  * *consumed = samples used. Returns 1 when a window is ready (call sq_frontend_window before the next
- * push), 0 when all n were used without completing one, negative on error (nothing consumed). */
+ * push), 0 when all n were used without completing one, negative on error (nothing consumed; SQ_FE_ERR_STATE:
+ * the state was never initialised). */
 int sq_frontend_push(sq_frontend_t *s, const int16_t *ppg, const int16_t *acc, const uint8_t *gap,
                      int n, int *consumed);
 
 /* The ready window's codes: out[b * SQ_FE_NCH + c] in [-127, 127] (channels-last); *flagged_q15 =
  * flagged inputs * 32768 / inputs, rounded (flagged_q15 may be NULL); s->ppg_quiet = 1 when every PPG
  * sensor of this window is quiet (sqtool.data.frontend's FrontEndWindow.ppg_quiet). Returns the window's
- * index (>= 0), or SQ_FE_ERR_NULL / SQ_FE_ERR_NO_WINDOW. */
+ * index (>= 0), or SQ_FE_ERR_NULL / SQ_FE_ERR_STATE / SQ_FE_ERR_NO_WINDOW. */
 int sq_frontend_window(sq_frontend_t *s, int8_t *out, uint16_t *flagged_q15);
 
 #ifdef __cplusplus

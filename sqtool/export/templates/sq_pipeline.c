@@ -40,6 +40,7 @@ int sq_pipeline_init(sq_pipeline_t *p)
     if (sq_frontend_init(&p->fe) != SQ_FE_OK || sq_decoder_init(&p->dec) != SQ_DEC_OK) return SQ_PL_ERR_NULL;
     for (i = 0; i < sizeof p->window_words / sizeof p->window_words[0]; ++i) p->window_words[i] = 0u;
     for (i = 0; i < sizeof p->logit_words / sizeof p->logit_words[0]; ++i) p->logit_words[i] = 0u;
+    p->magic = SQ_PL_MAGIC;
     return SQ_PL_OK;
 }
 
@@ -58,6 +59,14 @@ int sq_pipeline_init_device(sq_pipeline_t *p, uint32_t fs_in_mhz, int n_ppg)
     return sq_pipeline_init(p);
 }
 
+/* The guard of every entry point that reads the state: a state no init has set up (a zeroed static, RAM
+ * left as it was at power-up) fails it, except garbage that happens to hold the magic (odds 2^-32 for
+ * random RAM); the front end also range-checks its indices on entry (SQ_FE_ERR_STATE). */
+static int sq_pl_initialised(const sq_pipeline_t *p)
+{
+    return p->magic == SQ_PL_MAGIC;
+}
+
 /* Windows completed by the next n inputs, from the front end's counters (exact, O(1)): the next model
  * sample is produced on input (due - 1) of the chunk with phase `phase`; the j-th after it on input
  * due - 1 + floor((phase + j DOWN) / UP); a window completes every HOP model samples, the next one
@@ -66,6 +75,7 @@ int sq_pipeline_pending(const sq_pipeline_t *p, int n)
 {
     int64_t span, outputs;
     if (p == NULL) return SQ_PL_ERR_NULL;
+    if (!sq_pl_initialised(p)) return SQ_PL_ERR_STATE;
     if (n < 0) return SQ_PL_ERR_ARG;
     if ((int64_t)n < (int64_t)p->fe.due) return 0;
     span = ((int64_t)n - p->fe.due + 1) * SQ_FE_UP - p->fe.phase;        /* > 0 */
@@ -112,6 +122,7 @@ int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, c
 {
     int k = 0, need;
     if (p == NULL) return SQ_PL_ERR_NULL;
+    if (!sq_pl_initialised(p)) return SQ_PL_ERR_STATE;
     if (n < 0 || max_out < 0) return SQ_PL_ERR_ARG;
     if (n == 0) return 0;
     if (ppg == NULL) return SQ_PL_ERR_NULL;
@@ -126,6 +137,7 @@ int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, c
         SQ_PL_BEGIN(0);
         r = sq_frontend_push(&p->fe, ppg, acc, gap, n, &used);
         SQ_PL_END(0);
+        if (r == SQ_FE_ERR_STATE) return SQ_PL_ERR_STATE;     /* first call only: nothing consumed yet */
         if (r < 0) return SQ_PL_ERR_MODEL;                    /* arguments were checked: unreachable */
         ppg += SQ_FE_N_PPG * used;
         if (acc != NULL) acc += 3 * used;

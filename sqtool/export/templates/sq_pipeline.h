@@ -37,7 +37,9 @@
  *
  * Units: hr/lo/hi in milli-BPM; conf_q15 and flagged_q15 in Q15 (32768 = 1). SQ_FE_FS_IN is a float
  * constant (Hz); in #if use SQ_PL_FS_IN_MHZ (milli-Hz, integer). Result `index` i covers
- * the device time [i SQ_FE_HOP_S, i SQ_FE_HOP_S + SQ_FE_WINDOW_S) s from the first sample pushed.
+ * the device time [i SQ_FE_HOP_S, i SQ_FE_HOP_S + SQ_FE_WINDOW_S) s from the first sample pushed after the
+ * last init (index restarts at 0 on every init): it counts samples pushed, not time, so push samples lost
+ * to a FIFO overrun as flagged gap samples (any value, gap != 0) rather than dropping them.
  *
  * The network's activation arena is a static buffer inside sq_model.c; place it with
  * -DSQ_ARENA_SECTION='__attribute__((section(".my_ram")))'. sq_model_run is synchronous and shares
@@ -61,13 +63,17 @@ extern "C" {
 #endif
 
 #define SQ_PL_OK             0
-#define SQ_PL_ERR_NULL     (-1)   /* NULL state; NULL ppg (or acc with 4 channels) when n > 0; NULL out when
-                                     the push completes a window */
+#define SQ_PL_ERR_NULL     (-1)   /* NULL state; NULL ppg (or acc when SQ_FE_NCH > 1: the model reads the
+                                     accelerometer) when n > 0; NULL out when the push completes a window */
 #define SQ_PL_ERR_ARG      (-2)   /* n < 0 or max_out < 0 */
 #define SQ_PL_ERR_OVERFLOW (-3)   /* the push would complete more than max_out windows (nothing consumed) */
 #define SQ_PL_ERR_MODEL    (-4)   /* sq_model_run or an inner stage failed (cannot happen with valid state) */
 #define SQ_PL_ERR_RATE     (-5)   /* sq_pipeline_init_fs: the device rate is not the exported SQ_FE_FS_IN */
 #define SQ_PL_ERR_SENSORS  (-6)   /* sq_pipeline_init_device: the device's PPG sensors are not SQ_FE_N_PPG */
+#define SQ_PL_ERR_STATE    (-7)   /* push / pending: no sq_pipeline_init* has initialised the state (magic) */
+
+/* sq_pipeline_t.magic after a successful sq_pipeline_init*: push and pending refuse any other value. */
+#define SQ_PL_MAGIC 0x53515031u   /* "SQP1" */
 
 /* A window is scored by the network only when its flagged fraction is at most 1/2 (Q15). */
 #define SQ_PL_MAX_FLAGGED_Q15 16384u
@@ -88,6 +94,7 @@ typedef struct {
 } sq_result_t;
 
 typedef struct {
+    uint32_t magic;                                     /* SQ_PL_MAGIC once initialised (see SQ_PL_ERR_STATE) */
     sq_frontend_t fe;                                   /* front end state (rings, filters, work) */
     sq_decoder_t dec;                                   /* decoder posterior */
     uint32_t window_words[(SQ_FE_NBINS * SQ_FE_NCH + 3) / 4];   /* int8 codes, word-aligned */
@@ -96,7 +103,9 @@ typedef struct {
 
 #define SQ_PL_STATE_BYTES ((int)sizeof(sq_pipeline_t))
 
-/* Reset everything (front end history, decoder to its start distribution). SQ_PL_OK or SQ_PL_ERR_NULL. */
+/* Reset everything (front end history, decoder to its start distribution, result index to 0). SQ_PL_OK or
+ * SQ_PL_ERR_NULL. Call one of the three inits before the first push: a state that was never initialised (a
+ * zeroed static, RAM left as it was) is refused with SQ_PL_ERR_STATE. */
 int sq_pipeline_init(sq_pipeline_t *p);
 
 /* As sq_pipeline_init, refusing a device rate (milli-Hz) other than the exported one: SQ_PL_ERR_RATE. */
@@ -110,11 +119,12 @@ int sq_pipeline_init_device(sq_pipeline_t *p, uint32_t fs_in_mhz, int n_ppg);
  * step (N_PPG == 2: ppg, ppg2, ppg, ppg2, ...); acc[3 n] interleaved x, y, z (ignored, may be NULL, when
  * SQ_FE_NCH == 1); gap[n] non-zero = dropout time step (or NULL: no gaps). Writes one result per completed
  * window into out[0 .. k-1] and returns k (0 <= k <= max_out), or a negative SQ_PL_ERR_* code, in which
- * case nothing was consumed and the state is unchanged. */
+ * case nothing was consumed and the state is unchanged (SQ_PL_ERR_STATE: the state was never initialised). */
 int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, const uint8_t *gap, int n,
                      sq_result_t *out, int max_out);
 
-/* Windows the next push of n samples would complete (>= 0), or a negative error code. */
+/* Windows the next push of n samples would complete (>= 0), or a negative error code (SQ_PL_ERR_NULL,
+ * SQ_PL_ERR_STATE, SQ_PL_ERR_ARG). */
 int sq_pipeline_pending(const sq_pipeline_t *p, int n);
 
 #ifdef __cplusplus
