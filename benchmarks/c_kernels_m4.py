@@ -20,7 +20,6 @@ Writes benchmarks/results/c_kernels_m4.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -115,7 +114,8 @@ def main() -> int:
            "note": "instructions executed between the sq_bench_begin/end markers (QEMU TCG plugin), not cycles"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
+    from sqtool.core.io import atomic_write_text, dumps_json
+    atomic_write_text(out.with_suffix(".json"), dumps_json(res, indent=2) + "\n")
     lines = [f"# C firmware kernels: {md['model']} on Cortex-M (QEMU, instructions per inference)", "",
              f"{graph.macs:,} MACs per 8 s window; {len(xq)} held-out windows of `{run}`; budget <= "
              f"{BUDGET['insns']:,} instructions, flash <= 64 KB, RAM <= 32 KB. Instructions, not cycles.", "",
@@ -129,7 +129,7 @@ def main() -> int:
                      f"{r['exact_vs']} | {r['exact_windows_pct']:.1f} % |")
     lines += ["", f"Tools: {res['tools'].get('arm_none_eabi_gcc')}; {res['tools'].get('qemu')}.",
               "Reproduce: `nice .venv/bin/python benchmarks/c_kernels_m4.py --run RUN [--before-c OLD_EXPORT/c]`."]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0
 

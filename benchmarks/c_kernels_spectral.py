@@ -25,7 +25,6 @@ Writes benchmarks/results/c_kernels_spectral.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -179,7 +178,8 @@ def main() -> int:
                    "the decoder is not included"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
+    from sqtool.core.io import atomic_write_text, dumps_json
+    atomic_write_text(out.with_suffix(".json"), dumps_json(res, indent=2) + "\n")
     lines = [f"# C kernels of the spectral model and front end on Cortex-M (QEMU, instructions, not cycles)", "",
              f"spec_student_s at F = {graph.input_shape[0]} bins ({BINS[0]:g}..{BINS[1]:g} BPM, step {BINS[2]:g}): "
              f"{graph.macs:,} MACs per window (= per 2 s hop). SMLAD floor {FLOOR} instructions/MAC, goal <= {GOAL} "
@@ -210,7 +210,7 @@ def main() -> int:
               "Weight formats: default = int16 pairs (const B includes the int16 tables), SQ_WEIGHTS_INT8=1 = packed "
               "int8 expanded per pair of output channels at run time (the 'before' generator ignores the define).",
               "Reproduce: `nice .venv/bin/python benchmarks/c_kernels_spectral.py --before 92a4da3`."]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0
 

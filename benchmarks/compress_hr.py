@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
-from sqtool.core.io import nan_if_none, read_json, write_metrics  # noqa: E402
+from sqtool.core.io import atomic_write_text, nan_if_none, read_json, write_metrics  # noqa: E402
 PUBLISHED = {"TROIKA (Zhang 2015)": 2.34, "JOSS (Zhang 2015)": 1.28}
 
 
@@ -164,7 +164,7 @@ def write(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = results["args"].get("results_name", "compress_hr")
     write_metrics(RESULTS, results, f"{name}.json")                 # NaN / infinity (an SQNR without noise): null
-    (RESULTS / f"{name}.md").write_text(markdown(results))
+    atomic_write_text(RESULTS / f"{name}.md", markdown(results))
 
 
 def _t(v, nd=2):

@@ -22,7 +22,6 @@ Writes benchmarks/results/export_parity.{json,md} (updated after every fold).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -188,7 +187,8 @@ def findings(result: dict) -> list[str]:
 
 def write(result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "export_parity.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    from sqtool.core.io import atomic_write_text, dumps_json
+    atomic_write_text(RESULTS / "export_parity.json", dumps_json(result, indent=2, default=str) + "\n")
     L = [f"# Export parity: {result['model']} on {result['data']}", "",
          f"{result['folds_done']} leave-one-subject-out folds, {result['windows']} held-out windows in total. "
          f"{result['protocol']}", "",
@@ -231,7 +231,7 @@ def write(result: dict) -> None:
         L += ["", f"C: {result['c']}"]
     L += ["", "## Findings", ""] + [f"- {f}" for f in findings(result)]
     L += ["", "## Reproduce", "", f"    {result['command']}"]
-    (RESULTS / "export_parity.md").write_text("\n".join(L) + "\n")
+    atomic_write_text(RESULTS / "export_parity.md", "\n".join(L) + "\n")
 
 
 def main() -> int:

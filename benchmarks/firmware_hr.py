@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
-from sqtool.core.io import read_json, write_metrics  # noqa: E402
+from sqtool.core.io import atomic_write_text, read_json, write_metrics  # noqa: E402
 
 RUNTIMES = ["torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "litert_int8", "tflm_int8",
             "c_host", "c_host_single", "mcu_m4", "mcu_m33", "mcu_m4_single"]
@@ -236,7 +236,7 @@ def _mae(rows, k):
 def write(res: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_metrics(RESULTS, res, "firmware_hr.json")                 # a metric it could not compute: null
-    (RESULTS / "firmware_hr.md").write_text(markdown(res))
+    atomic_write_text(RESULTS / "firmware_hr.md", markdown(res))
 
 
 def _t(v, fmt="{:.2f}"):

@@ -44,6 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqtool.core import SqtoolError, atomic_write_text  # noqa: E402
+from sqtool.core.io import dumps_json  # noqa: E402
 from sqtool.models.decoder import (decode_float, decode_int, decoder_cfg, start_distribution,  # noqa: E402
                                    summarise, transition_taps)
 from sqtool.models.hr_bins import fit_decoder, select_decoder  # noqa: E402
@@ -242,7 +243,7 @@ def main(argv=None) -> int:
         ap.error(str(e))
     synthetic = all(k.startswith("synthetic") for n in res for k in res[n]["subjects"])
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(args.out) / f"{args.name}.json", json.dumps(res, indent=1))
+    atomic_write_text(Path(args.out) / f"{args.name}.json", dumps_json(res, indent=1))
     md = report(res, dumps, synthetic, time.time() - t0, args.label)
     atomic_write_text(Path(args.out) / f"{args.name}.md", md)
     print(md)

@@ -39,7 +39,6 @@ window of every fold, as `hr_spectral.py` reports it, with the oracle (keeping t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hr_decoder_study import dump_args, dump_paths, load_dump  # noqa: E402
 
 from sqtool.core import DATA_ROOT_HELP, SqtoolError, atomic_write_text, data_root_or_exit  # noqa: E402
+from sqtool.core.io import dumps_json  # noqa: E402
 from sqtool.models.decoder import decode_float, decode_int, decoder_cfg  # noqa: E402
 
 READOUTS = ("pmax", "entropy", "width", "conf", "ppg_at", "acc_at", "cadence_dist", "ppg_peak_dist", "motion",
@@ -282,7 +282,7 @@ def main(argv=None) -> int:
     except SqtoolError as e:
         ap.error(str(e))
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(args.out) / f"{args.name}.json", json.dumps(res, indent=1))
+    atomic_write_text(Path(args.out) / f"{args.name}.json", dumps_json(res, indent=1))
     md = report(res, args.label or args.dumps, time.time() - t0)
     atomic_write_text(Path(args.out) / f"{args.name}.md", md)
     print(md)

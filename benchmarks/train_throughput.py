@@ -127,7 +127,8 @@ def main() -> int:
                            "multi_gpu_scaling_efficiency": 0.9, "epochs": 1,
                            "data_loading": "not the bottleneck (float16 shards, mmap)"}}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "train_throughput.json").write_text(json.dumps(res, indent=2) + "\n")
+    from sqtool.core.io import atomic_write_text, dumps_json
+    atomic_write_text(OUT / "train_throughput.json", dumps_json(res, indent=2) + "\n")
     lines = [f"# Pretraining throughput ({cpu['cpu']}, 1 thread, torch {cpu['torch']})", "",
              f"SimSiam step (2 views fwd+bwd + SGD), batch {a.batch}, 30 s / 40 Hz windows; median of {a.steps} steps.", "",
              "| model | encoder params (M) | MMAC / window | pairs/s | windows/s | peak RSS MB (baseline) | "
@@ -153,7 +154,7 @@ def main() -> int:
               "window (Conv1d + Linear, counted with hooks); A100 bf16 dense peak 312 TFLOP/s at 30 % or a "
               "pessimistic 5 % model-FLOP utilisation (1-D convolutions with 48-384 channels are memory-bound); 0.9 data-parallel efficiency beyond one GPU; data loading keeps up "
               "(float16 shards, memory-mapped). These are projections, not measurements: no GPU was available.", ""]
-    (OUT / "train_throughput.md").write_text("\n".join(lines))
+    atomic_write_text(OUT / "train_throughput.md", "\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sqtool.core.errors import SqtoolError
-from sqtool.core.io import atomic_write_text, created_stamp, sha256_file, sha256_file_cached
+from sqtool.core.io import atomic_write_text, created_stamp, dumps_json, sha256_file, sha256_file_cached
 from sqtool.core.runs import unfinished_run
 
 MANIFEST = "manifest.json"
@@ -112,7 +112,7 @@ def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str,
          "created": created_stamp(),
          "parity": {"passed": not failed, "failed": list(failed), "report": PARITY_REPORT},
          "files": files, "sources": src}
-    atomic_write_text(out / MANIFEST, json.dumps(m, indent=2) + "\n")
+    atomic_write_text(out / MANIFEST, dumps_json(m, indent=2) + "\n")
     return m
 
 

@@ -70,6 +70,7 @@ import numpy as np
 from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_bool_flag, add_config_args,
                          add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config, resolve_data_root,
                          signal_channels, save_config, write_metrics)
+from sqtool.core.io import dumps_json
 from sqtool.core.progress import bar as progress_bar, item as progress_line
 from sqtool.core.runs import FORCE_HELP, note_run, releases_run_dirs, shell_command
 
@@ -589,7 +590,6 @@ class _Progress:
         """After `writer` flushed a shard (per_ds holds the units before self.unit); elapsed: the run's (wall, cpu)
         seconds so far, its earlier parts included."""
         from sqtool.core import atomic_save_npz, atomic_write_text
-        import json
         self.dir.mkdir(exist_ok=True)
         gaps = {}
         for j, (name, d) in enumerate(self.per_ds.items()):
@@ -609,7 +609,7 @@ class _Progress:
                  "tallies": tallies, "gap_files": self.gap_files, "errors": self.errors,
                  "excluded": {k: sorted(v) for k, v in self.excluded.items()},
                  "elapsed": [round(elapsed[0], 3), round(elapsed[1], 3)]}
-        atomic_write_text(self.dir / "state.json", json.dumps(state) + "\n")
+        atomic_write_text(self.dir / "state.json", dumps_json(state) + "\n")
 
     def load(self, writer) -> tuple[int, int]:
         """Restore the state saved last (none: a run killed before its first shard starts over). Returns
@@ -843,8 +843,6 @@ def dataset_stats(d: dict) -> dict:
 
 def write_pair_stats(run_dir: Path, datasets: dict, total: dict, synthetic_partners: bool) -> None:
     """OUT/pair_stats.json and OUT/pair_stats.md: one row per dataset and a total row."""
-    import json
-
     from sqtool.core import atomic_write_text
 
     f = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"   # noqa: E731
@@ -866,7 +864,7 @@ def write_pair_stats(run_dir: Path, datasets: dict, total: dict, synthetic_partn
                  f"{total['real_pairs']} | "
                  f"{total['synthetic_pairs']} | - | - | - |")
     atomic_write_text(run_dir / "pair_stats.md", "\n".join(lines) + "\n")
-    atomic_write_text(run_dir / "pair_stats.json", json.dumps(
+    atomic_write_text(run_dir / "pair_stats.json", dumps_json(
         {"synthetic_partners": synthetic_partners, "datasets": datasets, "total": total}, indent=1) + "\n")
 
 

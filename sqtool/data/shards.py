@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text, sha256_file_cached
+from sqtool.core.io import dumps_json
 from sqtool.core import sha256_file  # re-exported (see __all__)
 
 FORMAT = "sqtool-pairs-v1"
@@ -162,7 +163,7 @@ class ShardWriter:
         index = {"format": FORMAT, "dtype": self.dtype.name, "pair_shape": list(self.shape),
                  **self.header, **(extra or {}), "n_pairs": int(self.total),
                  "datasets": list(self.datasets), "subjects": list(self.subjects), "shards": self.shards}
-        atomic_write_text(self.dir / "index.json", json.dumps(index, indent=1) + "\n")
+        atomic_write_text(self.dir / "index.json", dumps_json(index, indent=1) + "\n")
         return index
 
 

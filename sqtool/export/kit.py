@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.core.io import dumps_json, read_json
 from sqtool.export.pipeline import (MAX_FLAGGED_Q15, RESULT_KEYS, ROUNDING, PipelineRef, format_results,
                                     parse_results, render_pipeline, write_recording)
 from sqtool.export.c_render import rename
@@ -178,7 +179,7 @@ def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq") -> dict:
             "invalid_windows": int((res["valid"] == 0).sum()), "chunkings_checked": list(CHUNKINGS),
             "result_line": "index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid",
             "max_flagged_q15_scored": MAX_FLAGGED_Q15, "rounding": ROUNDING}
-    atomic_write_text(vdir / "vectors.json", json.dumps(info, indent=2) + "\n")
+    atomic_write_text(vdir / "vectors.json", dumps_json(info, indent=2) + "\n")
     return {**info, "flash_bytes": flash_bytes}
 
 
@@ -199,7 +200,7 @@ def _run_info(run_dir) -> dict:
         p = Path(run_dir) / name
         if p.is_file():
             try:
-                out[name] = json.loads(p.read_text())
+                out[name] = read_json(p)
             except (OSError, ValueError):
                 out[name] = {"error": f"{name} unreadable"}
     return out
@@ -277,8 +278,10 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
                   "never in fine-tuning or quantization. "
                   "HR MAE in BPM of the decoded output (the HMM decoder, as the firmware reports it) unless stated.",
                   ""]
-        lines.append(f"- **int8 (the shipped model), decoded: MAE {take('mae_bpm.int8'):.2f} BPM, mean of the "
-                     f"{len(held)} subjects' MAEs**"
+        int8 = take("mae_bpm.int8")                  # None: no held-out window had a reference heart rate
+        lines.append((f"- **int8 (the shipped model), decoded: MAE {int8:.2f} BPM, mean of the {len(held)} subjects' "
+                      "MAEs**" if int8 is not None else
+                      "- int8 (the shipped model), decoded: MAE not measured (no held-out window with a reference)")
                      + (f"; {take('uncertainty_int8.mae_all'):.2f} BPM pooled over the {n} windows"
                         if "uncertainty_int8.mae_all" in flat else ""))
         labels = {"float": "float student, decoded", "teacher": "float teacher, decoded",

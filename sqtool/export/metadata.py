@@ -39,7 +39,7 @@ import numpy as np
 
 from sqtool import __version__
 from sqtool.core import SqtoolError, git_sha
-from sqtool.core.io import created_stamp
+from sqtool.core.io import created_stamp, dumps_json
 
 REQUIRED = ("name", "fs", "window_s", "hop_s", "channels", "norm", "task")
 TFLITE_METADATA_NAME = "sqtool_metadata"
@@ -278,6 +278,6 @@ def flat_props(md: dict) -> dict[str, str]:
     for k, v in md.items():
         if k in ("int8_layers", "model_cfg"):
             continue
-        out[k] = v if isinstance(v, str) else json.dumps(v)
-    out["sqtool_metadata"] = json.dumps(md)
+        out[k] = v if isinstance(v, str) else dumps_json(v)
+    out["sqtool_metadata"] = dumps_json(md)
     return out

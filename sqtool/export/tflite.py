@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_bytes
+from sqtool.core.io import dumps_json
 from sqtool.export.metadata import TFLITE_METADATA_NAME
 
 
@@ -227,7 +228,7 @@ class _Writer:
         sig.inputs, sig.outputs = [self._tensor_map(i) for i in inputs], [self._tensor_map(i) for i in outputs]
         m.signatureDefs = [sig]
         metas = []
-        for name, data in ((TFLITE_METADATA_NAME, json.dumps(md).encode()),
+        for name, data in ((TFLITE_METADATA_NAME, dumps_json(md).encode()),
                            (STANDARD_METADATA_NAME, self.model_metadata(md, inputs, outputs))):
             meta = S.MetadataT()
             meta.name, meta.buffer = name, self.buffer(data)

@@ -184,3 +184,17 @@ def test_student_export_really_carries_the_changed_values(exports):
     assert cfg["band"] == [0.7, 6.5] and cfg["hop_s"] == 4.0
     d = _defines((out / "c" / "sq_model.h").read_text())
     assert np.isclose(_c_float(d["SQ_BAND_LO_HZ"]), 0.7) and np.isclose(_c_float(d["SQ_HOP_S"]), 4.0)
+
+
+def test_onnx_metadata_props_are_strict_json_with_a_nan_inside():
+    """A one-subject fine-tune's teacher_skill holds NaN (no p): the ONNX metadata_props carry it as null, which
+    strict parsers (JSON.parse, serde_json) read; Python's bare NaN token would not."""
+    import json
+
+    from sqtool.export.metadata import flat_props
+
+    def strict(s):
+        return json.loads(s, parse_constant=lambda t: (_ for _ in ()).throw(ValueError(t)))
+    props = flat_props({"name": "m", "teacher_skill": {"diff": float("nan"), "p": float("inf"), "n": 1}})
+    assert strict(props["teacher_skill"]) == {"diff": None, "p": None, "n": 1}
+    assert strict(props["sqtool_metadata"])["teacher_skill"]["diff"] is None and props["name"] == "m"

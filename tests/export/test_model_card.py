@@ -49,6 +49,18 @@ def test_held_out_section_shows_the_uncertainty_results_and_keeps_training_figur
         assert f"{v:.4g}" in card or f"{v:.2f}" in card or f"{100 * v:.1f}" in card or f"{100 * v:.0f} %" in card, k
 
 
+def test_a_quantize_run_whose_held_out_mae_is_null_says_not_measured(tmp_path):
+    """metrics.json writes a NaN as null (valid JSON): a quantize run whose held-out subjects had no window with a
+    reference heart rate reads back with mae_bpm.int8 None, and the card says it was not measured."""
+    from sqtool.core import write_metrics
+    from sqtool.export.kit import _run_info, metrics_sections
+    m = {**QUANTIZE_METRICS, "mae_bpm": {**QUANTIZE_METRICS["mae_bpm"], "int8": float("nan")}}
+    write_metrics(tmp_path, m)
+    assert '"int8": null' in (tmp_path / "metrics.json").read_text()
+    held = _section("\n".join(metrics_sections(_run_info(tmp_path)["metrics.json"])), "Held-out metrics")
+    assert "int8 (the shipped model), decoded: MAE not measured" in held and "MAE 14.12" not in held
+
+
 def test_a_run_without_quantize_metrics_lists_every_value_under_a_neutral_heading():
     from sqtool.export.kit import metrics_sections
     card = "\n".join(metrics_sections({f"m{i}": float(i) for i in range(60)}))
