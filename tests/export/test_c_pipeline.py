@@ -724,6 +724,25 @@ def test_cli_ppg_sensors_default_and_refusal(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_export_says_a_two_sensor_kit_needs_ppg_sensors_1_for_a_one_sensor_device(tmp_path):
+    """A model trained beside SP Cup's two-sensor recordings gets a two-sensor kit by default: export says so in a
+    note naming --ppg-sensors 1 (and the held-out dataset, a team's own), and says nothing once the count is given."""
+    import torch
+    from export_fixtures import make_spec_int8_run
+    from sqtool.export.cli import ExportConfig, _load_inputs
+    run = make_spec_int8_run(tmp_path / "run", "spec_student_xs", n_heldout=4, n_calib=8)
+    ck = torch.load(run / "model.pt", weights_only=False)
+    ck["model_cfg"]["frontend"] = {**ck["model_cfg"]["frontend"], "ppg_sensors": ["ppg", "ppg2"]}
+    ck["heldout_subjects"] = ["my_watch:s6"]
+    torch.save(ck, run / "model.pt")
+    notes = _load_inputs(ExportConfig(model=str(run), target=["c"]))["notes"]
+    said = [n for n in notes if "--ppg-sensors 1" in n]
+    assert len(said) == 1 and "2 PPG sensors per sample (ppg, ppg2" in said[0] and "my_watch" in said[0], notes
+    assert not [n for n in _load_inputs(ExportConfig(model=str(run), target=["c"], ppg_sensors=1))["notes"]
+                if "--ppg-sensors" in n]
+    assert not [n for n in _load_inputs(ExportConfig(model=str(run), target=["onnx"]))["notes"] if "PPG sensors" in n]
+
+
 def test_kit_with_two_ppg_sensors_checks_bit_exact(twin, tmp_path):
     from sqtool.export.kit import check_kit, write_kit
     if shutil.which("make") is None:
