@@ -378,7 +378,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
              "from int8 power spectra; an HMM decoder (transition std "
              f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks "
              f"{dec_cfg.emission_text} and reports the estimate, an interval (central posterior mass "
-             f"{dec_cfg.interval:.3g}, {cal_text}) and a confidence "
+             f"{100 * dec_cfg.interval:.4g} %, {cal_text}) and a confidence "
              f"({dec_cfg.conf_text}).", "",
              "## Model", "",
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",

@@ -113,6 +113,8 @@ def test_the_interval_sentence_names_the_training_windows_and_the_held_out_cover
     assert ("calibrated by sqtool on 1019 out-of-fold windows of the training subjects of wrist_exercise to hold the "
             "truth on 90 % of them; on the held-out subjects it held it on 84.3 %") in card
     assert "inner held-out" not in card
+    mass = 100 * twin[4].interval                         # a percentage to 4 digits: 99.96 %, never a rounded "1"
+    assert f"an interval (central posterior mass {mass:.4g} %," in card and 50 < mass < 100
 
 
 def test_the_unlabeled_licence_names_its_source():
