@@ -3,6 +3,7 @@
     import sqtool
     model = sqtool.load_model("runs/export/<run>")     # a `sqtool export` folder of a spectral heart-rate model
     res = model.predict(ppg, acc, fs=125.0)             # ppg (N,) or (N, S); acc (N, 3) in g; fs in Hz
+    res = model.predict(ppg, acc25, fs=50.0, acc_fs=25.0)   # an accelerometer at its own rate: resampled to fs
     res.t_end_s, res.hr_bpm, res.lo_bpm, res.hi_bpm, res.confidence, res.flagged   # (W,) float64, per window
 
 `HrModel.predict` runs predict's own path for one recording (`firmware_bench.predict`: the Record checks,
@@ -47,6 +48,13 @@ class HrResult:
         return len(self.hr_bpm)
 
 
+def _rate(name: str, fs) -> float:
+    """A sampling rate argument in Hz, or one line naming it."""
+    if isinstance(fs, bool) or not isinstance(fs, numbers.Real):     # None, text, arrays too
+        raise SqtoolError(f"HrModel.predict: {name} must be the sampling rate in Hz (a number), got {fs!r}")
+    return check_fs(fs, f"HrModel.predict: {name}")
+
+
 def _samples(name: str, x) -> np.ndarray:
     """x as a real-valued array, or one line naming it."""
     if x is None:
@@ -85,7 +93,7 @@ class HrModel:
         self.window_s = float(md["window_s"])
         self.sensors = ppg_sensors(md["model_cfg"])                     # PPG column i -> this channel
         self.needs_acc = any(c.startswith("acc_") for c in signal_channels(md["model_cfg"]["channels"][1:]))
-        self._art, self._cfg = art, PredictConfig(model=str(self.export_dir), runtime=runtime)
+        self._art, self._cfg = art, PredictConfig(model=str(self.export_dir), runtime=runtime, progress=False)
         self._runners: dict = {}                                        # runtime name -> built once
         self._tables: dict = {}                                         # input rate -> front-end tables, designed once
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -101,16 +109,17 @@ class HrModel:
             self._tmp.cleanup()
             self._tmp = None
 
-    def predict(self, ppg, acc=None, fs=None) -> HrResult:
+    def predict(self, ppg, acc=None, fs=None, acc_fs=None) -> HrResult:
         """Heart rate per window of one recording: ppg (N,) or (N, S) for S PPG sensors (the model's, in its order:
-        `self.sensors`), acc (N, 3) accelerometer x, y, z in g (None for a model without one), fs the common
-        sampling rate in Hz. NaN samples are gaps (held; a window over half gaps is flagged). Any unit works for
-        the PPG (each call gets its own robust gain, as each recording does in `sqtool predict`)."""
+        `self.sensors`), acc (N, 3) accelerometer x, y, z in g (None for a model without one), fs the PPG's
+        sampling rate in Hz, acc_fs the accelerometer's when it differs (None: fs): acc is then (M, 3) over the same
+        seconds (M = N acc_fs / fs), resampled to fs on the host as `sqtool predict` does (`record.channel_matrix`).
+        NaN samples are gaps (held; a window over half gaps is flagged). Any unit works for the PPG (each call gets
+        its own robust gain, as each recording does in `sqtool predict`)."""
         from sqtool.data.record import Record
         from sqtool.firmware_bench import predict as P
-        if isinstance(fs, bool) or not isinstance(fs, numbers.Real):     # None, text, arrays too
-            raise SqtoolError(f"HrModel.predict: fs must be the sampling rate in Hz (a number), got {fs!r}")
-        fs = check_fs(fs, "HrModel.predict: fs")
+        fs = _rate("fs", fs)
+        acc_fs = fs if acc_fs is None else _rate("acc_fs", acc_fs)
         ppg = _samples("ppg", ppg)
         if ppg.ndim == 1:
             ppg = ppg[:, None]
@@ -127,14 +136,15 @@ class HrModel:
                 raise SqtoolError("HrModel.predict: this model reads the accelerometer: pass acc, (N, 3) x, y, z in g")
         else:
             acc = _samples("acc", acc)
-            if acc.shape != (n, 3):
-                hint = (" (channels-first? pass acc.T)" if acc.shape == (3, n) else
-                        f" (ppg has {n} samples: give both the same length)" if acc.ndim == 2 and
-                        acc.shape[1] == 3 else "")
-                raise SqtoolError(f"HrModel.predict: acc must be (N, 3) = ({n}, 3), x, y, z in g, got shape "
+            m = int(round(n * acc_fs / fs))                            # acc's rows over the PPG's seconds
+            if acc.ndim != 2 or acc.shape[1] != 3 or (acc_fs == fs and acc.shape != (n, 3)):
+                hint = (" (channels-first? pass acc.T)" if acc.shape == (3, m) else
+                        f" (ppg has {n} samples: give both the same length, or acc's own rate as acc_fs)"
+                        if acc.ndim == 2 and acc.shape[1] == 3 else "")
+                raise SqtoolError(f"HrModel.predict: acc must be (N, 3) = ({m}, 3), x, y, z in g, got shape "
                                   f"{acc.shape}{hint}")
             sig.update({f"acc_{a}": acc[:, j] for j, a in enumerate("xyz")})
-        rec = Record("arrays", "arrays", "input", sig, {c: fs for c in sig})
+        rec = Record("arrays", "arrays", "input", sig, {c: acc_fs if c.startswith("acc_") else fs for c in sig})
         with warnings.catch_warnings():          # predict's own path, one recording; filters as found (the torch
                                                  # runtimes put torch's thread count back themselves)
             prep = P.prepare_spectral(self._cfg, self._art, [P.checked_record(rec)], self._tables)

@@ -151,6 +151,26 @@ def test_flags_are_one_vocabulary_across_commands():
     assert n_force >= 7 and n_progress >= 5
 
 
+# Commands that do not take the progress flags yet, each with its reason (to go when it does; empty = every command).
+PROGRESS_PENDING = {
+    ("data", "quality"): "its parser is registered by sqtool/data/quality.py, owned by another change",
+    ("demo",): "sqtool/demo.py would pass it on to every step; owned by another change",
+}
+
+
+def test_every_command_takes_the_progress_flags():
+    """README: '--progress / --no-progress' (and the old --quiet) are the same in every command; `predict ...
+    --no-progress` was 'unrecognized arguments' (exit 2), as was `data inspect`'s. Every command that runs
+    (no sub-commands of its own) takes them, but those listed in PROGRESS_PENDING."""
+    import argparse
+
+    from sqtool.cli import build_parser
+    lacking = {cmd for cmd, p in _all_parsers(build_parser()) if cmd
+               and not any(isinstance(a, argparse._SubParsersAction) for a in p._actions)
+               and not {"--progress", "--no-progress", "--quiet"} <= {o for a in p._actions for o in a.option_strings}}
+    assert lacking == set(PROGRESS_PENDING)
+
+
 def _parse(argv):
     from sqtool.cli import build_parser
     return build_parser().parse_args(argv)
@@ -185,6 +205,8 @@ def test_debug_anywhere_on_the_line(argv):
     (["quantize", "--no-distill"], "distill", False),
     (["quantize", "--distill", "false"], "distill", False),
     (["data", "download", "x", "--no-progress"], "progress", False),
+    (["predict", "--no-progress"], "progress", False),
+    (["data", "inspect", "--no-progress"], "progress", False),
 ])
 def test_bool_flags_parse_the_same_everywhere(argv, dest, value):
     assert getattr(_parse(argv), dest) is value
@@ -206,6 +228,8 @@ def test_bool_flag_refuses_a_non_bool(capsys):
     (["data", "download", "x", "--quiet"], "progress", False, "--no-progress"),
     (["export", "--quiet"], "progress", False, "--no-progress"),
     (["bench", "--quiet"], "progress", False, "--no-progress"),
+    (["predict", "--quiet"], "progress", False, "--no-progress"),
+    (["data", "inspect", "--quiet"], "progress", False, "--no-progress"),
     (["data", "pairs", "--synthetic-fallback"], "synthetic_fallback", True, "--synthetic-partners"),
     (["data", "pairs", "--synthetic-fallback", "false"], "synthetic_fallback", False, "--synthetic-partners"),
     (["data", "pairs", "--data-root", "synthetic"], "data_root", "synthetic", "--data"),

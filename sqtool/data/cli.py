@@ -64,6 +64,8 @@ def register(sub, name: str = "data", helptext: str = "inspect, score, pair and 
                          "max or min, i.e. saturated (default: off; the summary counts records > 0.25)")
     pi.add_argument("--skip-bad", action="store_true",
                     help="skip unreadable/bad files (listed in the summary) instead of stopping at the first")
+    add_bool_flag(pi, "--progress", "progress", "show a progress bar on stderr (records read)", default=True,
+                  stored_default=True)
     pi.set_defaults(func=run_inspect)
 
     # download -----------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ def run_inspect(args) -> int:
     from sqtool.data.readers import inspect_path
     from sqtool.data.readers.summary import format_summary
 
-    opts = {"min_duration_s": args.min_duration_s}
+    opts = {"min_duration_s": args.min_duration_s, "progress": args.progress}
     if args.max_clip_fraction is not None:
         if not 0 <= args.max_clip_fraction <= 1:
             raise SqtoolError("data inspect: --max-clip-fraction must be in 0..1", code=2)
@@ -144,7 +146,8 @@ def run_inspect(args) -> int:
     if ds is not None:
         from sqtool.data.readers.summary import summarise
         recs = ds.records(on_error="skip" if args.skip_bad else "raise")
-        s = summarise(ds.path, records=recs)
+        s = summarise(ds.path, records=recs, progress=args.progress,
+                      windows=(float(ds.windows.window_s), float(ds.windows.hop_s)))     # its windows' grid
         s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
                              **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
         if ds.split.test:                               # what quantize reads (compress/cli, quantize_hr)

@@ -227,9 +227,9 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None)
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
-        from sqtool.data.readers._common import is_npz_rate as is_rate, npz_rates, read_npz_arrays
-        cols = read_npz_arrays(p, lambda name, shape, dtype: len(shape) <= 1 or is_rate(name)
-                               or name == "start_time")       # 1-D columns and rates; size-checked, one at a time
+        from sqtool.data.readers._common import is_npz_rate as is_rate, npz_rates, read_npz_channels
+        cols, _ = read_npz_channels(p, lambda name: is_rate(name) or name == "start_time")   # 1-D columns (a 2-D
+        #   acc as acc_x, acc_y, acc_z) and rates; size-checked, one at a time; the file's other members: not picked
         rates = npz_rates(cols, [k for k in cols if not is_rate(k)],      # as read_npz: fs_<name>, else fs
                           lambda k, key: f"{where}: '{key}'")
         start = None
@@ -294,10 +294,13 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     rel = p.relative_to(ds.root).as_posix()
     stem = p.name.split(".")[0]
     record_id = _record_id(ds, p)
-    signals, fs = {}, {}
+    signals, fs, said = {}, {}, {}
     for ch, spec in ds.channels.items():
         col, v = _pick(cols, names, spec.column, where, f"channel '{ch}'")
         r = spec.fs or ds.fs or rates.get(col) or fs_t
+        said[ch] = (f"channels.{ch}.fs: {spec.fs:g} (Hz) in {ds.path.name}" if spec.fs else f"fs: {ds.fs:g} (Hz) "
+                    f"in {ds.path.name}" if ds.fs else f"the file's stored rate, {r:g} Hz," if rates.get(col) else
+                    None)                                        # None: measured by the time column
         if r is None:
             raise SqtoolError(f"{where}: no sampling rate for channel '{ch}' (give fs: in {ds.path.name}, or a "
                               "time_column)")
@@ -318,6 +321,10 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     subject = _subject(ds, cols, names, rel, stem, where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
                  meta={"format": ds.format, "rows": n, **({"start_time": start} if start else {})}, source=where)
+    if said.get(rec.primary_channel()):              # a rate said, not measured by a time column: rate_hint's
+        rec.meta["rate_said"] = said[rec.primary_channel()]
+    if ds.format == "npz":                           # arrays of their own lengths: a shorter one is refused, as
+        rec.check_spans(slack=1)                     # read_npz does, never cut to by the stream
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)
@@ -478,7 +485,8 @@ def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: R
         raise SqtoolError(f"{f}: label '{name}' rows run to {last:.2f} s, more than one {w:g} s window past the end "
                           f"of the {dur:.2f} s signal of {rec.source or rec.record_id}: "
                           + (f"its times look like milliseconds (rows to {last / 1000:.2f} s); {ms_fix(ds, name)}"
-                             if ms else "the label file of another recording?"))
+                             if ms else f"the label file of another recording, or {hint}" if (hint := rate_hint(
+                                 rec, dur, last + w)) else "the label file of another recording?"))
     past = t + w > dur + tol                                    # NaN starts stay (on_window_grid / checks see them)
     if past.any():
         rec.meta.setdefault("label_rows_past_end", {})[name] = int(past.sum())
@@ -504,10 +512,35 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
     if 2 * out.sum() > len(starts):
         from sqtool.data.dataset_tasks import warn
         cover = f"cover {fin.min():g}..{fin.max():g} s" if fin.size else "cover none"
-        warn(f"{f}: its rows {cover} of the {len(rec.signals[c]) / rec.fs[c]:.2f} s recording {rec.record_id}: "
+        dur = len(rec.signals[c]) / rec.fs[c]
+        warn(f"{f}: its rows {cover} of the {dur:.2f} s recording {rec.record_id}: "
              f"{int(out.sum())} of its {len(starts)} windows have no {name} value, left out and counted (is it this "
-             "recording's label file, and all of it?)")
+             "recording's label file, and all of it?)"
+             + (f"; {hint}" if fin.size and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s)))
+                else ""))
     return starts[out]
+
+
+SPAN_RATIO_TOL = 0.05   # a recording lasting 2 (or 0.5) x its label file's span within 5 %: its rate said twice too
+#   low (high). The file's end (last row + window_s) is within one window of the signal's true end (rows_inside),
+#   8 s of 5 min: 2.7 %; a label file that merely stops early lands within 5 % of exactly half by chance only.
+
+
+def rate_hint(rec: Record, dur: float, label_end: float) -> str:
+    """'the recording lasts about 2x (0.5x) its label rows' span (`label_end`: the last row + window_s): <the rate
+    said> may be wrong, <the rate that fits> would fit ...' when `rec`'s rate was said (rec.meta["rate_said"]: fs: in
+    the dataset file, a channel's fs, the file's stored rate), not measured by a time column, and dur / label_end
+    is within SPAN_RATIO_TOL of 2 or 0.5; else ''."""
+    said = rec.meta.get("rate_said")
+    if not said or label_end <= 0:
+        return ""
+    ratio = dur / label_end
+    k = next((k for k in (2.0, 0.5) if abs(ratio / k - 1) <= SPAN_RATIO_TOL), None)
+    if k is None:
+        return ""
+    fs = float(rec.fs[rec.primary_channel()])
+    return (f"the recording lasts {ratio:.2f}x its label rows' span (0..{label_end:.0f} s): {said} may be wrong, "
+            f"{fs * k:g} Hz would fit (x{k:g}; a time column would measure it)")
 
 
 GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's

@@ -139,6 +139,20 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float, axis: int = -1) -> np.n
     return signal.resample_poly(x - mean, up, down, axis=axis) + mean
 
 
+def resample_keeping_gaps(x: np.ndarray, fs_in: float, fs_out: float, where: str = "signal") -> np.ndarray:
+    """`resample` of one channel (N,) whose NaN/Inf samples are gaps: filled (`fill_gaps`) so the FIR does not
+    spread them, resampled, then NaN again at every output sample whose last input sample (at or before its time)
+    was a gap, so a stream still sees (and holds) the same gap, at the new rate."""
+    x = np.asarray(x, dtype=np.float64)
+    gap = ~np.isfinite(x)
+    y = resample(fill_gaps(x, where) if gap.any() else x, fs_in, fs_out)
+    if gap.any():                                     # each output sample: the last input sample at or before it
+        src = np.minimum(np.floor(np.arange(len(y)) * float(fs_in) / float(fs_out) + 1e-9).astype(np.int64),
+                         len(x) - 1)
+        y[gap[src]] = np.nan                                               # (N',) the gaps at the new rate
+    return y
+
+
 # ----------------------------------------------------------------------------- normalisation
 
 def normalise(w: np.ndarray, method: str = "minmax", axis: int = -1) -> np.ndarray:

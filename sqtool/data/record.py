@@ -109,18 +109,22 @@ class Record:
                 raise NoSignal(f"{where}: channel '{ch}' has no finite sample (all {x.size} are NaN/Inf)")
         return self
 
-    def check_spans(self) -> "Record":
-        """Refuse channels that do not span the same time: at one rate, lengths that differ; at their own rates,
-        durations (samples / rate) that differ by a sample of the slower channel or more. For records made from
-        arrays (predict(records=...), `sqtool.load_model`): a stream cuts its channels to the shortest
-        (`channel_matrix`), which for a shorter array handed in is a mistake to say, not a file's tail to drop."""
+    def check_spans(self, slack: int = 0) -> "Record":
+        """Refuse channels that do not span the same time: durations (samples / rate) that differ by `slack` + 1
+        samples of the slower channel or more (at one rate: lengths more than `slack` samples apart), one line naming
+        the file (or the record) and the lengths. slack 0, for records made from arrays (predict(records=...),
+        `sqtool.load_model`): a stream cuts its channels to the shortest (`channel_matrix`), which for a shorter
+        array handed in is a mistake to say, not a file's tail to drop. slack 1, for a file (`read_npz`): two
+        streams a logger stops at one instant end within one sample period of each other, so one sample more in
+        one of them is its clock's phase, not a lost tail (500 samples are)."""
         spans = {ch: (np.size(x), float(self.fs[ch])) for ch, x in self.signals.items()}
         a, b = (f(spans, key=lambda ch: spans[ch][0] / spans[ch][1]) for f in (min, max))   # shortest, longest
         (na, fa), (nb, fb) = spans[a], spans[b]
-        if nb / fb - na / fa >= max(1 / fa, 1 / fb) - 1e-9:
-            raise SqtoolError(f"{self.dataset}/{self.record_id}: channels of unequal length: '{b}' has {nb} samples "
-                              f"at {fb:g} Hz ({nb / fb:g} s), '{a}' {na} at {fa:g} Hz ({na / fa:g} s); give every "
-                              "channel the same span")
+        if (nb / fb - na / fa) * min(fa, fb) >= slack + 1 - 1e-6:        # the difference in slower-channel samples
+            short = f"{nb - na} samples" if fa == fb else f"{nb / fb - na / fa:.3g} s"
+            raise SqtoolError(f"{self.source or f'{self.dataset}/{self.record_id}'}: channels of unequal length: "
+                              f"'{b}' has {nb} samples at {fb:g} Hz ({nb / fb:g} s), '{a}' {na} at {fa:g} Hz "
+                              f"({na / fa:g} s), {short} short; give every channel the same span")
         return self
 
     def nonfinite_samples(self) -> int:
@@ -144,21 +148,57 @@ def tile_record(rec: Record, min_s: float) -> Record:
     return dataclasses.replace(rec, signals=sig, meta={**rec.meta, "tiled_from_s": rec.duration()})
 
 
+def stream_rate(record: Record, channels) -> tuple[float, dict[str, float]]:
+    """The one rate a stream of `channels` runs at, its first PPG channel's (else its first channel's), and the
+    channels at another rate (channel -> Hz), which `channel_matrix` resamples to it: as a device whose
+    accelerometer samples slower than its PPG upsamples it to the PPG's rate."""
+    channels = list(channels)
+    lead = next((c for c in channels if c.startswith("ppg")), channels[0])
+    rate = float(record.fs[lead])
+    return rate, {c: float(record.fs[c]) for c in channels if float(record.fs[c]) != rate}
+
+
 def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
-    """(C, N) float64 samples of `channels` (cut to the shortest) and their one common rate; a missing
-    channel or mixed rates is one clear error naming the recording."""
+    """(C, N) float64 samples of `channels` at their one stream rate (`stream_rate`: the PPG's; a channel at
+    another rate resampled to it on the host, polyphase, its gaps kept: `preprocess.resample_keeping_gaps`), cut
+    to the shortest. A missing channel, or a rate ratio no polyphase filter takes, is one clear error naming the
+    recording (and the fix)."""
+    from sqtool.data.preprocess import resample_keeping_gaps
     where = f"{record.dataset}/{record.record_id}"
     channels = list(channels)
     missing = [c for c in channels if c not in record.signals]
     if missing:
         raise SqtoolError(f"{where}: the model needs channel(s) {', '.join(missing)}; the recording has "
                           f"{', '.join(record.signals) or 'none'}")
-    rates = {float(record.fs[c]) for c in channels}
-    if len(rates) != 1:
-        raise SqtoolError(f"{where}: channels {', '.join(channels)} have different rates; a stream needs one "
-                          "device rate")
-    n = min(len(record.signals[c]) for c in channels)
-    return np.stack([np.asarray(record.signals[c], dtype=np.float64)[:n] for c in channels]), rates.pop()
+    fs, other = stream_rate(record, channels)
+    rows = []
+    for c in channels:
+        x = np.asarray(record.signals[c], dtype=np.float64)
+        if c in other:
+            try:
+                x = resample_keeping_gaps(x, other[c], fs, f"{where}: channel '{c}'")
+            except SqtoolError as e:
+                raise SqtoolError(f"{where}: channel '{c}' at {other[c]:g} Hz cannot be resampled to the PPG's "
+                                  f"{fs:g} Hz ({e}); resample '{c}' to {fs:g} Hz before (or give the recording "
+                                  "one rate)") from None
+        rows.append(x)
+    n = min(len(x) for x in rows)
+    return np.stack([x[:n] for x in rows]), fs
+
+
+def resampled_note(pairs) -> str | None:
+    """One note line on the recordings whose streamed channels were at another rate than their PPG (`pairs`:
+    (record, its streamed channels) each), resampled to it by `channel_matrix`; None when there is none."""
+    hits = [(r, stream_rate(r, ch)) for r, ch in pairs]
+    hits = [(r, rate, other) for r, (rate, other) in hits if other]
+    if not hits:
+        return None
+    r, rate, other = hits[0]
+    rates = "; ".join(f"{', '.join(c for c in other if other[c] == f)} {f:g} Hz"        # acc_x, acc_y, acc_z 25 Hz
+                      for f in dict.fromkeys(other.values()))
+    return (f"note: {len(hits)} recording{'s' if len(hits) > 1 else ''} with channels at another rate than the PPG: "
+            f"resampled to the PPG's rate on the host (polyphase, as a device upsamples a slower accelerometer), "
+            f"e.g. {r.record_id}: {rates} -> {rate:g} Hz")
 
 
 def window_label(record: Record, t0, label: str = "hr") -> np.ndarray | None:

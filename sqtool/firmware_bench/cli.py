@@ -578,6 +578,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if skipped:
         from sqtool.firmware_bench.report import left_out_note
         res["notes"].append(left_out_note(skipped))
+    from sqtool.data.record import resampled_note
+    if note := resampled_note((r, list(spec.channels)) for r in recs):      # acc slower than the PPG: resampled
+        res["notes"].append(note)
+        item(note)
     res["primary"] = primary_runtime(rows, PRIMARY_ORDER, labelled)
     res["seen_in_training"], warns = provenance_warnings(art, set(subj[np.isfinite(truth)].tolist()),
                                                          set(subj.tolist()))

@@ -48,7 +48,10 @@ class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a hea
 window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds).
 
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
-take, is a one-line error naming the recording and the channel / rate. NaN/Inf samples (an empty CSV cell) are
+take, is a one-line error naming the recording and the channel / rate. Channels at another rate than the PPG (an
+accelerometer sampled slower, as many wrist devices do) are resampled to the PPG's rate on the host, polyphase, as the
+device would upsample them (`data.record.channel_matrix`; one note line, summary.json resampled_from_hz); channels
+of a file that do not span the same time (one more than a sample short) are refused (`Record.check_spans`). NaN/Inf samples (an empty CSV cell) are
 dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`). A recording
 shorter than one window is tiled to one (repeated end to end, `data.record.tile_record`) for a model whose export
 metadata says short_records "tile" (af, bp, quality: as its training data were; summary.json tiled_from_s, one note
@@ -68,7 +71,9 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.core.metrics import sigmoid
+from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
+from sqtool.data.record import resampled_note, stream_rate
 from sqtool.firmware_bench.report import left_out_lines, long_enough
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
 
@@ -95,6 +100,9 @@ class PredictConfig:
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/predict/<stamp>-<model>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
+    progress: bool = field(default=True, metadata={"help": "show progress bars on stderr (the front end and the "
+                                                           "files, per recording; the one line per recording is "
+                                                           "always printed)"})
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -298,7 +306,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
 
     win = float(md["window_s"])
     rows, scored = [], set()
-    for r, o, stem in zip(recs, outs, _stems(recs)):
+    for r, o, stem, (_, chans) in bar(list(zip(recs, outs, _stems(recs), prepared["streams"])), desc="files",
+                                      enabled=cfg.progress, unit="rec"):
         t = r.t0 + win
         truth = r.truth if r.truth is not None and np.isfinite(r.truth).any() else None
         start = (getattr(r.record, "meta", None) or {}).get("start_time")      # the input's wall clock, if any
@@ -316,7 +325,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns, start)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              **({"start_time": start} if start else {}),
-             "fs_in": r.fs_in, "seconds": r.seconds, "windows": len(t),
+             "fs_in": r.fs_in, **resampled_from(r.record, chans), "seconds": r.seconds, "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
              "truth": truth is not None, **window_summary(o, columns)}
         if getattr(r, "tiled_from_s", None) is not None:                 # shorter than the window: tiled to it
@@ -351,12 +360,21 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if prepared["short"]:
         summary["skipped_records"] = prepared["short"]
     tiled = [d for d in rows if "tiled_from_s" in d]
-    if tiled:
-        summary["notes"] = [tiled_line(tiled, win)]
+    notes = [tiled_line(tiled, win)] if tiled else []
+    notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
+    if notes:
+        summary["notes"] = notes
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
     return summary
+
+
+def resampled_from(record, channels) -> dict:
+    """{"resampled_from_hz": {channel: its own rate}} for the streamed channels at another rate than the recording's
+    PPG (`record.stream_rate`: resampled to fs_in on the host), else {}."""
+    other = stream_rate(record, channels)[1]
+    return {"resampled_from_hz": other} if other else {}
 
 
 def tiled_line(tiled: list[dict], window_s: float) -> str:
@@ -418,15 +436,19 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     spectral model; `sqtool.load_model(...).predict` runs the same two on arrays. tables: the front end's tables
     per input rate (`spectral.prepare`'s cache), shared by the recordings and kept there when given. left: the
     reasons of recordings already left out (files off the wrist throughout), said first in "short"."""
+    from sqtool.data.hr_spectra import stream_channels
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
     tables = {} if tables is None else tables
-    recs, short = long_enough(records, lambda r: S.prepare(r, md["model_cfg"], tables, n_sensors),
+    recs, short = long_enough(bar(records, desc="front end", enabled=cfg.progress, unit="rec"),
+                              lambda r: S.prepare(r, md["model_cfg"], tables, n_sensors),
                               float(md["window_s"]), cfg.data or "records", left=left)
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
-    return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short}
+    streams = [(r.record, stream_channels(r.record, md["model_cfg"])[0]) for r in recs]    # what each streamed
+    return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short,
+            "streams": streams}
 
 
 def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tuple[list[dict], dict | None, dict]:
@@ -521,9 +543,11 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
         return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
                       seconds, rp.x, rp.t0, rp.flagged,
                       rp.truth if md.get("task") == "hr" else None, r.meta.get("tiled_from_s"))
-    recs, short = long_enough(records, one, spec.window_s, cfg.data or "records", left=left)
+    recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
+                              cfg.data or "records", left=left)
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
-    return {"recs": recs, "runtime": name, "why": why, "short": short}
+    return {"recs": recs, "runtime": name, "why": why, "short": short,
+            "streams": [(r.record, list(spec.channels)) for r in recs]}
 
 
 def output_columns(outputs, units) -> list[tuple[str, str, bool]]:

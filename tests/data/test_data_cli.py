@@ -86,7 +86,8 @@ def test_inspect_sp_cup_test_layout(data_root, tmp_path, capsys):
     s = _inspect_json(capsys, str(root))
     assert s["kind"] == "troika" and s["records"] == 3 and s["subjects"] == 3
     assert set(s["channels"]) == {"ppg", "ppg2", "acc_x", "acc_y", "acc_z"}          # no ECG in the test layout
-    assert s["labels"]["hr"] == {"kind": "window", "unit": "bpm", "records": 3, "values": n_win}
+    assert s["labels"]["hr"] == {"kind": "window", "unit": "bpm", "records": 3, "values": n_win,
+                                 "windows": {"with_value": n_win, "of": n_win}}    # one row per window: both agree
     # a wrong truth length is refused with one line and exit code 1
     bpm = sio.loadmat(root / "TrueBPM/True_S03_T02.mat")["BPM0"]
     sio.savemat(root / "TrueBPM/True_S03_T02.mat", {"BPM0": np.vstack([bpm, bpm[:1]])})
@@ -198,3 +199,43 @@ def test_inspect_shows_only_the_split_quantize_reads(tmp_path, capsys):
             "for a time-domain teacher, of those --max-records keeps for a spectral heart-rate one\n"
             in capsys.readouterr().out)           # compress/cli draws from ds.records(), quantize_hr from its corpus
     assert _inspect_json(capsys, "--data", str(p))["dataset_file"]["split"] == {"heldout_fraction": 0.3}
+
+
+def _hr_dataset(root, per_second: bool):
+    """A 100 s recording (time column, 50 Hz) whose hr file has a row per 8 s window every 2 s (starts 0..92 s: 47
+    rows) or a row per second (0..100 s: 93 inside the signal); the same 47 windows either way."""
+    (root / "rec").mkdir(parents=True)
+    (root / "hr").mkdir()
+    t = np.arange(5000) / 50
+    np.savetxt(root / "rec" / "s1_run.csv", np.column_stack([t, np.sin(2 * np.pi * 1.5 * t)]), delimiter=",",
+               header="time,ppg", comments="", fmt="%.5f")
+    starts = np.arange(101.0) if per_second else np.arange(0.0, 93.0, 2.0)
+    (root / "hr" / "s1_run.csv").write_text("start,hr\n" + "".join(f"{s:g},{90 + s / 10:.2f}\n" for s in starts))
+    (root / "dataset.yaml").write_text("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\n"
+                                       "channels: {ppg: ppg}\nwindows: {window_s: 8, hop_s: 2}\n"
+                                       "labels: {hr: {file: 'hr/{stem}.csv'}}\n")
+    return root / "dataset.yaml"
+
+
+def test_inspect_counts_the_windows_with_a_value_whatever_the_label_files_spacing(tmp_path, capsys):
+    """`values` counted a per-second file's rows (93) but a per-window file's windows (47): the audit's 2498 vs 1251
+    for the same recordings. `windows` counts the recording's windows with a value both ways (47 of 47), `values`
+    keeps the rows the file holds, and the text line names both."""
+    got = {}
+    for per_second in (False, True):
+        s = _inspect_json(capsys, "--data", str(_hr_dataset(tmp_path / str(per_second), per_second)))
+        got[per_second] = s["labels"]["hr"]
+    assert got[False]["values"] == 47 and got[True]["values"] == 93
+    assert got[False]["windows"] == got[True]["windows"] == {"with_value": 47, "of": 47}
+    assert main(["data", "inspect", "--data", str(tmp_path / "True" / "dataset.yaml"), "--no-progress"]) == 0
+    assert "values 93; windows 47 of 47 with a value" in capsys.readouterr().out
+
+
+def test_inspect_counts_windows_without_a_value(tmp_path, capsys):
+    """A per-window file with empty cells (no or doubtful truth): those windows are not counted as with a value."""
+    ds = _hr_dataset(tmp_path, per_second=False)
+    f = tmp_path / "hr" / "s1_run.csv"
+    rows = f.read_text().splitlines()
+    f.write_text("\n".join(r if i not in (3, 4, 5) else r.split(",")[0] + "," for i, r in enumerate(rows)) + "\n")
+    lab = _inspect_json(capsys, "--data", str(ds))["labels"]["hr"]
+    assert lab["values"] == 47 and lab["nan"] == 3 and lab["windows"] == {"with_value": 44, "of": 47}

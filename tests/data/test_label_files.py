@@ -144,3 +144,56 @@ def test_time_unit_is_a_label_files_key_only(tmp_path):
     assert "labels.rr: time_unit is for a label file's times" in m
     p.write_text(YAML.replace("{file: 'rr/{stem}.csv'}", "{file: 'rr/{stem}.csv', time_unit: min}"))
     assert "labels.rr.time_unit must be s, ms or us, got 'min'" in one_line_error(p)
+
+
+def _no_time_recording(tmp_path: Path, fs_said: float, seconds: float = 300.0, fs_true: float = 50.0) -> Path:
+    """One `ppg` CSV without a time column, sampled at fs_true for `seconds`, its dataset file saying fs: fs_said,
+    and a per-window rr file whose rows cover the true duration (starts 0..seconds - 8, every 2 s)."""
+    (tmp_path / "rec").mkdir()
+    t = np.arange(int(seconds * fs_true)) / fs_true
+    np.savetxt(tmp_path / "rec" / "p1_icu.csv", np.sin(2 * np.pi * 1.1 * t)[:, None], header="ppg", comments="",
+               fmt="%.5f")
+    label_file(tmp_path, "p1_icu", np.arange(0.0, seconds - 8 + 1e-9, 2.0))
+    return dataset(tmp_path, yaml=YAML.replace("time_column: time\n", f"fs: {fs_said:g}\n"))
+
+
+def test_a_rate_said_half_too_low_is_named_by_the_label_files_span(tmp_path, capsys):
+    """fs: 25 said for 50 Hz samples without a time column: the recording reads 600 s, its label rows cover 0..292 s
+    (300 s with the last window). The warning only asked 'is it this recording's label file?' (the audit's 58 BPM
+    while running at 111); it now says the recording lasts 2x its labels' span, that fs: 25 may be wrong and that
+    50 Hz would fit."""
+    load_dataset_file(_no_time_recording(tmp_path, 25.0)).records()
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "sqtool: warning:" in ln]
+    assert len(said) == 1 and "rows cover 0..292 s of the 600.00 s recording" in said[0]
+    assert "lasts 2.00x its label rows' span (0..300 s): fs: 25 (Hz) in dataset.yaml may be wrong, 50 Hz would fit " \
+           "(x2" in said[0]
+
+
+def test_a_rate_said_twice_too_high_is_named_in_the_one_line(tmp_path):
+    """fs: 100 said for 50 Hz samples: the recording reads 150 s and its label rows run to 292 s, refused as
+    'another recording's file?' only; the line now names the rate that would fit, 50 Hz (x0.5)."""
+    m = one_line_error(_no_time_recording(tmp_path, 100.0))
+    assert "rows run to 292.00 s, more than one 8 s window past the end of the 150.00 s signal" in m
+    assert "lasts 0.50x its label rows' span (0..300 s): fs: 100 (Hz) in dataset.yaml may be wrong, 50 Hz would " \
+           "fit (x0.5" in m
+
+
+def test_no_rate_hint_where_a_time_column_measures_the_rate_or_the_span_is_not_near_a_factor_of_two(tmp_path, capsys):
+    """A time column measures the rate (a label file covering half its recording is then only the file's question);
+    a said rate with a label file covering 40 % of the recording (ratio 2.5, beyond SPAN_RATIO_TOL of 2) is not
+    said to be wrong either."""
+    from sqtool.data.dataset_reader import SPAN_RATIO_TOL
+    assert SPAN_RATIO_TOL == 0.05
+    recordings(tmp_path)                                               # 60 s, time column
+    label_file(tmp_path, "p1_icu", np.arange(0.0, 23.0, 2.0))           # 0..22 s + 8: 30 s, half of 60 s
+    label_file(tmp_path, "p2_icu", np.arange(0.0, 53.0, 2.0))
+    load_dataset_file(dataset(tmp_path)).records()
+    err = capsys.readouterr().err
+    assert "cover 0..22 s of the 60.00 s recording" in err and "may be wrong" not in err
+    other = tmp_path / "other"
+    other.mkdir()
+    p = _no_time_recording(other, 25.0, seconds=300.0)
+    label_file(other, "p1_icu", np.arange(0.0, 232.0, 2.0))            # 0..230 s + 8 of 600 s: 2.52x
+    load_dataset_file(p).records()
+    err = capsys.readouterr().err
+    assert "cover 0..230 s of the 600.00 s recording" in err and "may be wrong" not in err

@@ -148,7 +148,8 @@ N = 2500
     (dict(fs=float("nan")), "fs: sampling rate must be finite"),
     (dict(fs=True), "got True"),
     (dict(acc=lambda a: a.T), r"acc must be \(N, 3\) = \(2500, 3\).*got shape \(3, 2500\) \(channels-first\? pass acc.T"),
-    (dict(acc=lambda a: a[:2000]), r"got shape \(2000, 3\) \(ppg has 2500 samples: give both the same length\)"),
+    (dict(acc=lambda a: a[:2000]), r"got shape \(2000, 3\) \(ppg has 2500 samples: give both the same length, or acc's own rate as "
+     r"acc_fs\)"),
     (dict(acc=lambda a: a[:, 0]), r"acc must be \(N, 3\).*got shape \(2500,\)$"),
     (dict(acc=None), "this model reads the accelerometer: pass acc"),
     (dict(ppg=lambda p: p[:0], acc=lambda a: a[:0]), r"ppg is empty \(shape \(0, 2\)\)"),

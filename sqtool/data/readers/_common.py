@@ -119,6 +119,41 @@ def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
         raise SqtoolError(f"{p}: corrupt or truncated .npz ({first_line(e)})")
 
 
+NPZ_ACC = ("acc", "accel", "accelerometer")     # a 2-D .npz member of one of these names holds the x, y, z axes
+
+
+def read_npz_channels(path: str | os.PathLike, also: Callable[[str], bool]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """(arrays, members left unread as "name (shape)") of an .npz by the readers' layout (`read_npz_arrays`): 1-D
+    members, those `also(name)` wants (rates, `signals`, text keys) as stored, a 2-D accelerometer (`NPZ_ACC`) of
+    shape (N, 3) as a logger writes it, or (3, N) with N != 3, as its axes acc_x, acc_y, acc_z (its fs_<name> their
+    rate), and a numeric (N, 1) or (1, N) member as 1-D. Any other member (2-D of another name, shape or type, 3-D)
+    is not inflated, only named."""
+    unread = []
+
+    def keep(name: str, shape: tuple, dtype) -> bool:
+        if len(shape) <= 1 or also(name) or (len(shape) == 2 and dtype.kind in "biuf" and (
+                1 in shape or (name.lower() in NPZ_ACC and 3 in shape))):
+            return True
+        unread.append(f"{name} {shape}")
+        return False
+    data = read_npz_arrays(path, keep)
+    for name in [k for k, v in data.items() if v.ndim == 2 and not also(k)]:
+        v = data.pop(name)
+        if 1 in v.shape:                                      # (N, 1) / (1, N): one channel
+            data[name] = v.reshape(-1)
+            continue
+        xyz = v if v.shape[1] == 3 else v.T                   # (N, 3) x, y, z
+        clash = [f"acc_{a}" for a in "xyz" if f"acc_{a}" in data]
+        if clash:
+            raise SqtoolError(f"{path}: both a 2-D '{name}' {v.shape} and {', '.join(clash)}: give the "
+                              "accelerometer once")
+        for j, a in enumerate("xyz"):
+            data[f"acc_{a}"] = xyz[:, j]
+            if f"fs_{name}" in data:
+                data.setdefault(f"fs_acc_{a}", data[f"fs_{name}"])
+    return data, unread
+
+
 def is_npz_rate(key: str) -> bool:
     """An .npz member that is a sampling rate (`fs`, `fs_<name>`), not a channel: a channel may be named 'fsr'."""
     return key == "fs" or key.startswith("fs_")

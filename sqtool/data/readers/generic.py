@@ -11,9 +11,12 @@ CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace
       column becomes a channel, with common names mapped to the canonical ones (PLETH/BVP -> ppg,
       RED/IR -> ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}` picks and
       renames columns explicitly. A header-less single column is "ppg".
-NPZ   Arrays by channel name plus `fs` (scalar, all channels) or `fs_<channel>`; or a 2-D `signals`
-      (C, N) with a `channels` name array. Optional `subject`, `record_id`, `dataset` strings, and
-      `start_time` (the first sample's wall-clock time: ISO 8601 text, or seconds since 1970 UTC). Only those
+NPZ   1-D arrays by channel name plus `fs` (scalar, all channels) or `fs_<channel>`; or a 2-D `signals`
+      (C, N) with a `channels` name array; a 2-D `acc` (N, 3), or (3, N), is acc_x, acc_y, acc_z (its rate `fs_acc`
+      or `fs`; `_common.read_npz_channels`). Channels must span the same time within one sample of the slower
+      (`Record.check_spans(slack=1)`; a shorter one is one line, never cut to). Any other member is not read, and
+      named in Record.meta["unread_arrays"] (`data inspect`'s note). Optional `subject`, `record_id`, `dataset`
+      strings, and `start_time` (the first sample's wall-clock time: ISO 8601 text, or seconds since 1970 UTC). Only those
       members are read, one at a time, and all members together may inflate to 2 GiB (`_common.MAX_NPZ_BYTES`,
       checked before inflating: a zip bomb is one line).
 Both keep the first sample's wall-clock time, when the file has one, as `Record.meta["start_time"]` (ISO 8601:
@@ -33,7 +36,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
-from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_arrays, require_file
+from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_channels, require_file
 from sqtool.data.record import Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -274,8 +277,7 @@ _NPZ_KEYS = ("fs", "signals", "channels", "subject", "record_id", "dataset", "st
 def read_npz(path, fs: float | None = None) -> Record:
     p = require_file(path)
     where = str(p)
-    data = read_npz_arrays(p, lambda name, shape, dtype: len(shape) <= 1 or name in _NPZ_KEYS or
-                           name.startswith("fs_"))         # 1-D channels and the keys below, nothing else
+    data, unread = read_npz_channels(p, lambda name: name in _NPZ_KEYS or is_npz_rate(name))
     meta = {k: str(data.pop(k)) for k in ("subject", "record_id", "dataset") if k in data}
     start = npz_start_time(data.pop("start_time"), where) if "start_time" in data else None
     stored = {k: data.pop(k) for k in list(data) if is_npz_rate(k)}
@@ -286,6 +288,7 @@ def read_npz(path, fs: float | None = None) -> Record:
             raise SqtoolError(f"{where}: 'signals' must be (C, N) with C names in 'channels'")
         data.update({n: x[i] for i, n in enumerate(names)})
     arrays = {k: v for k, v in data.items() if v.ndim == 1 and np.issubdtype(v.dtype, np.number)}  # the channels
+    unread += [f"{k} {v.shape}" for k, v in data.items() if k not in arrays]       # text, scalars: no channel
     rates = npz_rates(stored, arrays, lambda k, key: f"{where}: channel '{k}'", default=fs)
     signals, fsd = {}, {}
     for k, v in arrays.items():
@@ -298,12 +301,14 @@ def read_npz(path, fs: float | None = None) -> Record:
             raise SqtoolError(f"{where}: file says {fsd[ch]:g} Hz for '{k}' but fs={fs:g} was given; "
                               f"wrong sampling rate")
     if not signals:
-        raise SqtoolError(f"{where}: no 1-D numeric signal arrays in the .npz")
+        raise SqtoolError(f"{where}: no 1-D numeric signal arrays in the .npz" +
+                          (f" (not read: {', '.join(unread)})" if unread else ""))
     signals = _ppg_first(signals)
     name = p.stem
+    meta_out = {**({"start_time": start} if start else {}), **({"unread_arrays": unread} if unread else {})}
     return Record(dataset=meta.get("dataset", "npz"), subject=meta.get("subject", name),
                   record_id=meta.get("record_id", name), signals=signals, fs={c: fsd[c] for c in signals},
-                  meta={"start_time": start} if start else {}, source=where)
+                  meta=meta_out, source=where).check_spans(slack=1)   # a channel's lost tail: one line, not a cut
 
 
 def npz_start_time(v, where: str) -> str:

@@ -1,8 +1,12 @@
 """`sqtool data inspect`: what a dataset folder holds, computed by reading every record (lazily).
 
 summarise(path) -> {kind, path, records, subjects, hours, channels {name: records}, rates {name: [Hz]},
-                    labels {name: {kind, unit, records, values, classes?, binary?}}, duration_s {total, min, max},
-                    clipped_records, unlabelled? [{record, expected}]}
+                    labels {name: {kind, unit, records, values, windows?, classes?, binary?}},
+                    duration_s {total, min, max}, clipped_records, unlabelled? [{record, expected}],
+                    unread_arrays? {"name (shape)": files}}
+`values` counts a label's values as its source holds them (a label file's rows: per window or per second alike);
+`windows` (per-window labels) {"with_value", "of"}: the recordings' windows (every hop_s, fully inside the PPG) and
+those with a finite value, as the heart-rate tasks read it (`windows_with_value`), the one count to compare.
 A folder holding several datasets (e.g. the whole data root) gives {"kind": "multiple", "datasets": [...]},
 one summary per sub-folder that is a dataset. `binary`: a dataset file's rhythm / quality classes as the af and
 quality tasks read them ({"AF": n, "other": n} through its af list, {"good": n, "poor": n} through its good list).
@@ -22,8 +26,27 @@ POSITIVE = {"rhythm": ("AF", "other"), "quality": ("good", "poor")}  # label -> 
 #   (through Label.positive: a dataset file's af / good classes, as the data spells them)
 
 
-def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **kw) -> dict:
-    """`records` given (e.g. a dataset file's): summarise those instead of reading `path`."""
+def windows_with_value(rec, lab, grid: tuple[float, float] | None = None) -> tuple[int, int]:
+    """(windows with a finite value, windows) of `rec`'s windows (every hop_s, fully inside its PPG) for a per-window
+    label `lab`: its value at each window's centre, as both heart-rate paths take it (`hr_spectra.window_truth`).
+    grid: (window_s, hop_s), the dataset file's; None: the label's own window and row spacing."""
+    from sqtool.data.dataset_reader import row_step
+    from sqtool.data.ecg import window_starts
+    from sqtool.data.hr_spectra import window_truth
+    w, h = grid if grid is not None else (float(lab.window_s or 0.0), row_step(np.asarray(lab.times, float)))
+    ch = rec.primary_channel()
+    if w <= 0 or h <= 0:
+        return 0, 0
+    t0 = window_starts(len(rec.signals[ch]), float(rec.fs[ch]), w, h)
+    y = window_truth(rec, t0, w, label=next(k for k, v in rec.labels.items() if v is lab))
+    return int(np.isfinite(y).sum()), len(t0)
+
+
+def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
+              windows: tuple[float, float] | None = None, progress: bool = False, **kw) -> dict:
+    """`records` given (e.g. a dataset file's): summarise those instead of reading `path`; `windows`: their
+    (window_s, hop_s), a dataset file's (else a per-window label's own); progress: a bar over the records read."""
+    from sqtool.core.progress import bar
     from sqtool.data.readers import clip_fraction, detect_kind, iter_records
 
     path = Path(path)
@@ -36,7 +59,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
             subs = []
             for d in sorted(q for q in path.iterdir() if q.is_dir() and not q.name.startswith(".")):
                 try:
-                    subs.append(summarise(d, **kw))
+                    subs.append(summarise(d, progress=progress, **kw))
                 except SqtoolError as sub_e:
                     if "no dataset recognised" not in str(sub_e):
                         raise
@@ -53,11 +76,14 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
     clipped = 0
     gaps = {"samples": 0, "records": 0}                      # NaN/Inf samples (gaps)
     unlabelled: list[dict] = []
-    for rec in (records if records is not None else iter_records(path, kind, skipped=skipped, **kw)):
+    unread: Counter = Counter()                              # NPZ members the reader did not read
+    for rec in bar(records if records is not None else iter_records(path, kind, skipped=skipped, **kw),
+                   desc=f"inspect {path.name}", enabled=progress, unit="rec"):
         n += 1
         if rec.meta.get("truth_missing"):                   # a reader looked for its label file, in vain
             unlabelled.append({"record": rec.source or rec.record_id, "expected": rec.meta.get("truth_expected")})
         kinds_seen[rec.dataset] += 1
+        unread.update(rec.meta.get("unread_arrays", ()))
         subjects.add(rec.subject)
         clipped += clip_fraction(rec.signals[rec.primary_channel()]) > CLIPPED     # of its finite samples
         if k := rec.nonfinite_samples():
@@ -73,6 +99,10 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
             s = labels.setdefault(name, {"kind": lab.kind, "unit": lab.unit, "records": 0, "values": 0})
             s["records"] += 1
             s["values"] += len(lab) if lab.times is not None or lab.kind == "flags" else 1
+            if lab.kind == "window" and lab.times is not None:
+                ok, of = windows_with_value(rec, lab, windows)
+                win = s.setdefault("windows", {"with_value": 0, "of": 0})
+                win["with_value"], win["of"] = win["with_value"] + ok, win["of"] + of
             if lab.kind in ("window", "value"):                             # NaN = no/doubtful truth
                 if k := int(np.sum(~np.isfinite(np.asarray(lab.values, float)))):
                     s["nan"] = s.get("nan", 0) + k
@@ -101,6 +131,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None, **
         out["skipped"] = list(skipped)
     if unlabelled:
         out["unlabelled"] = unlabelled
+    if unread:
+        out["unread_arrays"] = dict(unread)
     return out
 
 
@@ -131,6 +163,8 @@ def format_summary(s: dict, indent: str = "") -> str:
                 extra = f"  {l.get('flagged', 0)} flagged samples"
             elif l.get("nan"):
                 extra = f"  ({l['nan']} missing, NaN: no or doubtful truth)"
+            if "windows" in l:                             # rows per second or per window: the windows compare
+                extra += f"; windows {l['windows']['with_value']} of {l['windows']['of']} with a value"
             lines.append(f"{indent}    {name:<18} {l['kind']:<7} {l['unit'] or '-':<12} "
                          f"records {l['records']:<5} values {l['values']}{extra}")
     else:
@@ -149,6 +183,11 @@ def format_summary(s: dict, indent: str = "") -> str:
         u = s["unlabelled"]
         lines.append(f"{indent}  warning: {len(u)} record(s) without their label file, read unlabelled, e.g. "
                      f"{u[0]['record']} (expected {u[0]['expected']})")
+    if s.get("unread_arrays"):
+        u = s["unread_arrays"]
+        lines.append(f"{indent}  note: not read: " + ", ".join(f"{a} ({k} file{'s' if k > 1 else ''})"
+                                                           for a, k in u.items())
+                     + " (an NPZ's channels: 1-D arrays, a 2-D acc (N, 3), signals (C, N) + channels)")
     if s.get("skipped"):
         lines.append(f"{indent}  skipped {len(s['skipped'])} bad item(s), e.g. {s['skipped'][0]}")
     return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""A stream of channels at different rates (PPG at 50 Hz, accelerometer at 25 Hz, as many wrist devices sample):
+`record.channel_matrix` resamples the other channels to the PPG's rate on the host, as the device upsamples its
+slower accelerometer, instead of refusing the recording ('a stream needs one device rate', no fix)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.data.preprocess import resample
+from sqtool.data.record import Record, channel_matrix, resampled_note, stream_rate
+
+CH = ["ppg", "acc_x", "acc_y", "acc_z"]
+
+
+def _record(fs_acc: float = 25.0, seconds: float = 40.0) -> Record:
+    t50, ta = np.arange(int(seconds * 50)) / 50, np.arange(int(seconds * fs_acc)) / fs_acc
+    sig = {"ppg": np.sin(2 * np.pi * 1.5 * t50), **{f"acc_{a}": 0.2 * np.sin(2 * np.pi * 1.3 * ta + k) + (k == 2)
+                                                    for k, a in enumerate("xyz")}}
+    return Record("mine", "s1", "r1", sig, {"ppg": 50.0, **{f"acc_{a}": fs_acc for a in "xyz"}})
+
+
+def test_the_slower_accelerometer_is_resampled_to_the_ppgs_rate():
+    rec = _record()
+    assert stream_rate(rec, CH) == (50.0, {"acc_x": 25.0, "acc_y": 25.0, "acc_z": 25.0})
+    x, fs = channel_matrix(rec, CH)                                               # (4, 2000)
+    assert fs == 50.0 and x.shape == (4, 2000)
+    assert np.array_equal(x[0], rec.signals["ppg"])
+    assert np.allclose(x[1], resample(rec.signals["acc_x"], 25.0, 50.0))           # the project's polyphase resampler
+    t = np.arange(2000) / 50
+    inner = slice(100, 1900)                                                      # away from the FIR's edges
+    assert np.max(np.abs(x[1, inner] - 0.2 * np.sin(2 * np.pi * 1.3 * t[inner]))) < 1e-3
+    assert channel_matrix(_record(50.0), CH)[1] == 50.0 and not stream_rate(_record(50.0), CH)[1]
+
+
+def test_a_gap_stays_a_gap_at_the_new_rate():
+    """NaN samples (dropouts) are filled for the FIR, so they do not spread over its length, and NaN again where
+    they were: the stream holds the same gap."""
+    rec = _record()
+    rec.signals["acc_y"][400:425] = np.nan                                        # 16.0..17.0 s at 25 Hz
+    x, _ = channel_matrix(rec, CH)
+    gap = np.flatnonzero(np.isnan(x[2]))
+    assert np.array_equal(gap, np.arange(800, 850)) and np.isfinite(x[[0, 1, 3]]).all()   # 16.0..17.0 s
+
+
+def test_a_ratio_no_polyphase_filter_takes_is_one_line_with_the_fix():
+    """A ratio whose fraction (denominator <= 1000) needs up-sampling by over 10,000 (`resample_ratio` refuses it):
+    the line says which channel, both rates and what to do."""
+    rec = _record(25.0)
+    rec.fs.update({f"acc_{a}": 50.0 / 10.0007 for a in "xyz"})
+    with pytest.raises(SqtoolError) as e:
+        channel_matrix(rec, CH)
+    m = str(e.value)
+    assert m.startswith("mine/r1: channel 'acc_x' at 4.99965 Hz cannot be resampled to the PPG's 50 Hz (resample:")
+    assert m.endswith("resample 'acc_x' to 50 Hz before (or give the recording one rate)") and "\n" not in m
+
+
+def test_the_note_names_the_recordings_and_rates():
+    one, mixed = _record(50.0), _record(25.0)
+    assert resampled_note([(one, CH)]) is None
+    assert resampled_note([(one, CH), (mixed, CH)]) == (
+        "note: 1 recording with channels at another rate than the PPG: resampled to the PPG's rate on the host "
+        "(polyphase, as a device upsamples a slower accelerometer), e.g. r1: acc_x, acc_y, acc_z 25 Hz -> 50 Hz")

@@ -1,0 +1,125 @@
+"""What `sqtool predict` / `sqtool bench` / `sqtool.load_model(...).predict` do with a wearable's own files: a channel
+shorter than the others (refused, never cut to), an accelerometer at half the PPG's rate (resampled to it on the
+host, one note line), the progress flags every command takes."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from fwb_helpers import write_wrist_npz
+
+import sqtool
+from sqtool.cli import main
+
+AXES = ("acc_x", "acc_y", "acc_z")
+
+
+def _half_rate_acc(src, dst):
+    """`src`'s recording with its accelerometer at half the rate (every other sample, `fs_acc_*` = fs / 2), as a
+    device whose accelerometer samples slower than its PPG writes it."""
+    z = dict(np.load(src))
+    fs = float(z.pop("fs"))
+    d = {k: v for k, v in z.items() if k not in AXES}
+    d.update({f"fs_{k}": fs for k in d}, **{a: z[a][::2] for a in AXES}, **{f"fs_{a}": fs / 2 for a in AXES})
+    np.savez(dst, **d)
+    return dst
+
+
+def _csv_rows(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_refuses_a_file_whose_accelerometer_is_shorter(spec_export_dir, tmp_path, capsys):
+    """The audit's mismatch.npz (acc 500 samples shorter than the PPG at one rate): windows and exit 0, every channel
+    cut to the shortest without a word. Now exit 1, one line naming the file and the lengths, no run folder."""
+    p = write_wrist_npz(tmp_path / "mismatch.npz", seconds=30, ppg2=True)
+    z = dict(np.load(p))
+    np.savez(p, **{k: (v[:-500] if k in AXES else v) for k, v in z.items()})
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(p), "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1
+    assert f"{p}: channels of unequal length: 'ppg' has 3750 samples at 125 Hz (30 s)" in err
+    assert "3250 at 125 Hz (26 s), 500 samples short" in err and not (tmp_path / "p" / "summary.json").exists()
+
+
+def test_predict_resamples_a_slower_accelerometer_to_the_ppgs_rate(spec_export_dir, tmp_path, capsys):
+    """PPG at 125 Hz, accelerometer at 62.5 Hz: `data inspect` took it, predict refused it ('have different rates;
+    a stream needs one device rate', no fix). Now the accelerometer is resampled to 125 Hz on the host (one note line,
+    summary.json names the rates), the C pipeline runs at the PPG's rate, the windows are the one-rate file's, and
+    `--no-progress` (unrecognised before) is taken. The Python API, given acc_fs, gives the CSV's numbers."""
+    full = write_wrist_npz(tmp_path / "full.npz", seconds=30, ppg2=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    half = _half_rate_acc(full, data / "half.npz")
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--out", str(tmp_path / "p"),
+               "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    notes = [ln for ln in out.splitlines() if ln.startswith("note:")]
+    assert notes == ["note: 1 recording with channels at another rate than the PPG: resampled to the PPG's rate on "
+                     "the host (polyphase, as a device upsamples a slower accelerometer), e.g. half: acc_x, acc_y, "
+                     "acc_z 62.5 Hz -> 125 Hz"]
+    s = json.loads((tmp_path / "p" / "summary.json").read_text())
+    r = s["recordings"][0]
+    assert s["runtime"] == "c_pipeline" and r["fs_in"] == 125.0 and r["windows"] == 12
+    assert r["resampled_from_hz"] == {a: 62.5 for a in AXES} and s["notes"] == notes
+
+    z = np.load(half)
+    m = sqtool.load_model(spec_export_dir)
+    try:
+        res = m.predict(np.stack([z["ppg"], z["ppg2"]], 1), np.stack([z[a] for a in AXES], 1), fs=125.0,
+                        acc_fs=62.5)
+    finally:
+        m.close()
+    rows = _csv_rows(tmp_path / "p" / r["csv"])
+    assert [f"{v:.3f}" for v in res.hr_bpm] == [row["hr_bpm"] for row in rows]
+
+
+def test_the_progress_flags_are_the_same_in_predict(spec_export_dir, tmp_path, capsys):
+    """`--progress` / `--no-progress` / `--quiet` (the old spelling), as in bench."""
+    p = write_wrist_npz(tmp_path / "a.npz", seconds=20, ppg2=True)
+    for i, flag in enumerate(("--progress", "--quiet")):
+        rc = main(["predict", "--model", str(spec_export_dir), "--data", str(p), "--out", str(tmp_path / str(i)),
+                   flag])
+        cap = capsys.readouterr()
+        assert rc == 0, cap.err
+        assert ("deprecated: use --no-progress instead of --quiet" in cap.err) == (flag == "--quiet")
+
+
+def test_the_time_domain_bench_resamples_and_says_so(export_dir, tmp_path, capsys):
+    """The time-domain stream (`stream.replay` -> `record.channel_matrix`) takes the half-rate accelerometer too,
+    and bench.json / bench.md carry the note."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _half_rate_acc(write_wrist_npz(tmp_path / "full.npz", seconds=30), data / "half.npz")
+    out = tmp_path / "b"
+    rc = main(["bench", "--model", str(export_dir), "--data", str(data), "--runtime", "litert_int8",
+               "--no-progress", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    res = json.loads((out / "bench.json").read_text())
+    note = next(n for n in res["notes"] if n.startswith("note: 1 recording with channels at another rate"))
+    assert note.endswith("e.g. half: acc_x, acc_y, acc_z 62.5 Hz -> 125 Hz") and note in cap.err
+    assert note in (out / "bench.md").read_text()
+
+
+def test_the_api_without_acc_fs_names_it(spec_export_dir, tmp_path):
+    """`HrModel.predict` takes the PPG's fs and, for an accelerometer at its own rate, acc_fs: an acc of other
+    length without it says so; a bad acc_fs, or an acc_fs acc that does not span the PPG's seconds, is one line."""
+    from sqtool.core import SqtoolError
+    z = np.load(write_wrist_npz(tmp_path / "w.npz", seconds=20, ppg2=True))
+    m = sqtool.load_model(spec_export_dir)
+    try:
+        with pytest.raises(SqtoolError, match=r"acc must be \(N, 3\) = \(2500, 3\).*\(ppg has 2500 samples: give "
+                                              r"both the same length, or acc's own rate as acc_fs\)"):
+            m.predict(np.stack([z["ppg"], z["ppg2"]], 1), np.stack([z[a][:2000] for a in AXES], 1), fs=125.0)
+        with pytest.raises(SqtoolError, match=r"acc_fs must be the sampling rate in Hz \(a number\), got 'x'"):
+            m.predict(np.stack([z["ppg"], z["ppg2"]], 1), np.stack([z[a] for a in AXES], 1), fs=125.0, acc_fs="x")
+        with pytest.raises(SqtoolError, match=r"channels of unequal length: .* 'acc_x' 1200 at 62.5 Hz"):
+            m.predict(np.stack([z["ppg"], z["ppg2"]], 1), np.stack([z[a][:2400:2] for a in AXES], 1), fs=125.0,
+                      acc_fs=62.5)
+    finally:
+        m.close()
