@@ -11,6 +11,8 @@ a network over heart-rate bins and the decoder tracks the posterior. Both networ
 SiamQuality-pretrained encoders (`--pretrain false`: from scratch); pairs are mined over all recordings
 without labels, so the teacher's out-of-fold figures are transductive in that one respect
 (the repository's heart-rate benchmark pretrains per outer fold without the held-out subject).
+The fine-tune holds out the subjects `quantize` evaluates on (`data.heldout`: a dataset file's split, else the last
+0.2 of the sorted subjects; with --data ../shared/data wrist_exercise s4-s6): neither network trains on them.
 
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,

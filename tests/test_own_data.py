@@ -79,10 +79,14 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "records 4, subjects 4" in out and "hr " in out and "ppg @ 125 Hz" in out
 
+    capsys.readouterr()
     run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", ds, "--folds", "2",
         "--epochs", "1", "--progress", "false", "--out", "runs/mw_hr")
     ck = json.loads((proj / "runs/mw_hr/metrics.json").read_text())
-    assert ck["subjects"] == 4 and ck["datasets"] == ["my_watch"]
+    assert ck["subjects"] == 3 and ck["datasets"] == ["my_watch"]     # the file's split is held out of the teacher
+    assert ck["heldout_subjects"] == ["my_watch:s04"] and "my_watch:s04" not in json.dumps(ck["per_subject"])
+    assert ("held out of every fold and of model.pt (the dataset file's split): my_watch:s04; quantize evaluates on "
+            "them, never trained on") in capsys.readouterr().out
 
     # the teacher's run names its dataset file by absolute path: quantize works from any directory
     other = tmp_path / "elsewhere"
@@ -92,6 +96,7 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
         "--qat-epochs", "1", "--no-progress", "--out", str(proj / "runs/mw_q"))
     q = json.loads((proj / "runs/mw_q/metrics.json").read_text())
     assert q["heldout_subjects"] == ["my_watch:s04"]                  # the file's split, by subject
+    assert q["heldout_in_teacher"] is False                           # ... which the teacher held out too
     monkeypatch.chdir(proj)
 
     # the default writes a dataset.yaml's subjects as pseudonyms in everything shipped; bench's "seen in training"
@@ -107,6 +112,9 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     assert "- `my_watch`:" in card and "`troika`" not in card and "synthetic PPG only" not in card
     assert "trained on 3 subjects: my_watch:subject-01, my_watch:subject-02, my_watch:subject-03" in card
     assert "held out (never trained on; the metrics below): 1 subject: my_watch:subject-04" in card
+    assert "subject-04; 27 scored windows), never in fine-tuning or quantization." in card
+    skill = md["teacher_skill"]                                       # the fine-tune's verdict, for predict / bench
+    assert skill == {k: ck["skill"]["skill"][k] for k in skill} and "skill" in skill
     assert "s01" not in card and "s04" not in card
     if shutil.which("arm-none-eabi-gcc"):
         r = subprocess.run(["make", "-C", "runs/mw_export", "mps2"], capture_output=True, text=True)
@@ -116,7 +124,9 @@ def test_readme_walkthrough_csv_to_firmware(watch_project, tmp_path, monkeypatch
     run("predict", "--model", "runs/mw_export", "--data", "my_watch/recordings", "--out", "runs/mw_predict")
     s = json.loads((proj / "runs/mw_predict/summary.json").read_text())
     assert s["runtime"] == "c_pipeline" and len(s["recordings"]) == 4
-    assert s["seen_in_training"] == [] and s["warnings"] == []      # the bare folder: no truth, a real device
+    assert s["seen_in_training"] == []                               # the bare folder: no truth, a real device
+    no_skill = [w for w in s["warnings"] if w.startswith("WARNING: this model's teacher in fine-tuning: hr: pooled mae")]
+    assert s["warnings"] == no_skill and len(no_skill) == (0 if skill["skill"] else 1)   # 1 epoch: often no skill
     assert s["model_training_data"]["heldout_subjects"] == ["my_watch:subject-04"]
 
     capsys.readouterr()
@@ -148,9 +158,10 @@ def test_ecg_only_folder_derives_hr(tmp_path, monkeypatch, capsys):
     run("data", "inspect", "--data", "ecg_watch")                    # a folder holding dataset.yaml
     assert "NaN: no or doubtful truth" in capsys.readouterr().out
     run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "ecg_watch/dataset.yaml",
-        "--folds", "2", "--epochs", "1", "--no-final-fit", "--progress", "false", "--out", "runs/ecg_hr")
+        "--folds", "2", "--epochs", "1", "--no-final-fit", "--progress", "false", "--heldout-fraction", "0",
+        "--out", "runs/ecg_hr")
     m = json.loads((tmp_path / "runs/ecg_hr/metrics.json").read_text())
-    assert m["subjects"] == 3
+    assert m["subjects"] == 3 and m["heldout_subjects"] == []        # none held out: the noisy a3 is scored
     # doubtful windows are never scored: the windows counted are the finite-truth ones
     assert m["windows"] == sum(int(np.isfinite(r.labels["hr"].values).sum()) for r in recs.values())
 
@@ -177,13 +188,35 @@ def test_demo_on_a_dataset_file(watch_project, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "--data my_watch/dataset.yaml" in printed and "records     4  subjects    4" in printed
     ft = json.loads((out / "finetune" / "metrics.json").read_text())
-    assert ft["datasets"] == ["my_watch"] and ft["subjects"] == 4
+    assert ft["datasets"] == ["my_watch"] and ft["subjects"] == 3 and ft["heldout_subjects"] == ["my_watch:s04"]
     assert json.loads((out / "quantize" / "metrics.json").read_text())["heldout_subjects"] == ["my_watch:s04"]
     bench = json.loads((out / "bench" / "bench.json").read_text())
     assert bench["labelled"] and bench["provenance"]["records"] == 4
     assert bench["seen_in_training"] == ["my_watch:s01", "my_watch:s02", "my_watch:s03"]
     assert all(r["status"] in ("ok", "skipped") for r in bench["runtimes"])
     assert {r["runtime"] for r in bench["runtimes"] if r["status"] == "ok"} >= {"c_pipeline", "c_host_single"}
+
+
+def test_the_finetune_says_each_datasets_mean_beside_the_headline(watch_project, tmp_path, monkeypatch, capsys):
+    """Trained beside other subjects (here 3 synthetic ones; SP Cup's 12 in the README's advice), the headline mean of
+    subjects is mostly theirs: one line per dataset, yours first, each its own mean of subjects' MAE
+    (metrics.json per_dataset); the file's split holds your s04 out, never one of the others."""
+    monkeypatch.chdir(watch_project)
+    capsys.readouterr()
+    run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "my_watch/dataset.yaml",
+        "--datasets", "synthetic", "--max-records", "7", "--folds", "2", "--epochs", "1", "--final-fit", "false",
+        "--progress", "false", "--out", str(tmp_path / "hr"))
+    out = capsys.readouterr().out.splitlines()
+    m = json.loads((tmp_path / "hr" / "metrics.json").read_text())
+    assert m["heldout_subjects"] == ["my_watch:s04"] and m["subjects"] == 6
+    per = m["per_dataset"]
+    assert list(per) == ["my_watch", "synthetic"] and [v["subjects"] for v in per.values()] == [3, 3]
+    for d, v in per.items():
+        mine = [p["mae_bpm"] for p in m["per_subject"] if p["subject"].startswith(d + ":")]
+        assert v["mae_bpm"] == pytest.approx(np.mean(mine)) and len(v["ci95"]) == 2
+    head = next(i for i, ln in enumerate(out) if ln.startswith("hr (2 subject folds, 6 subjects"))
+    assert [ln.split(":")[0] for ln in out[head + 1:head + 3]] == ["  my_watch (3 subjects)", "  synthetic (3 subjects)"]
+    assert f"decoded MAE {per['my_watch']['mae_bpm']:.2f} BPM (mean of subjects, 95 % CI" in out[head + 1]
 
 
 @pytest.mark.realdata
@@ -251,7 +284,9 @@ def test_your_dataset_trains_beside_sp_cup(watch_project, data_root, tmp_path, m
     run("train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", ds, "--datasets", "troika",
         *tiny, "--out", str(tmp_path / "hr"))
     m = json.loads((tmp_path / "hr" / "metrics.json").read_text())
-    assert m["datasets"] == ["my_watch", "troika"] and m["subjects"] == 4 + 12
+    assert m["datasets"] == ["my_watch", "troika"] and m["subjects"] == 3 + 12 and m["heldout_subjects"] == [
+        "my_watch:s04"]
+    assert list(m["per_dataset"]) == ["my_watch", "troika"] and m["per_dataset"]["troika"]["subjects"] == 12
     assert any(e.startswith("troika/DATA_S04_T01") for e in m["excluded_records"])
     run("quantize", "--model", str(tmp_path / "hr"), "--student", "spec_student_xs", "--epochs", "1",
         "--qat-epochs", "1", "--inner-epochs", "1", "--no-progress", "--out", str(tmp_path / "q"))

@@ -33,6 +33,7 @@ from sqtool.core.io import NPZ_ERRORS, read_json
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
 from sqtool.core.runs import FORCE_HELP, at_cfg_threads, load_run_npz, releases_run_dirs, shell_command
+from sqtool.data.heldout import HELDOUT_FRACTION
 from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
                                       train_option)
 
@@ -128,9 +129,12 @@ class QuantizeConfig:
     qat_lr: float = field(default=3e-4, metadata={"help": "QAT peak learning rate"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     heldout_subjects: list[str] = field(default_factory=list,
-                                        metadata={"help": "held-out subject ids, comma separated (default: "
-                                                          "the last heldout_fraction of sorted subjects)"})
-    heldout_fraction: float = field(default=0.2, metadata={"help": "fraction of subjects held out when not listed"})
+                                        metadata={"help": "held-out subject ids, comma separated (default: a "
+                                                          "spectral teacher's own held-out subjects, else the dataset "
+                                                          "file's split, else the last heldout_fraction of sorted "
+                                                          "subjects; data.heldout)"})
+    heldout_fraction: float = field(default=HELDOUT_FRACTION, metadata={
+        "help": "fraction of subjects held out when not listed (and neither the teacher nor the dataset file says)"})
     calib_windows: int = field(default=1024, metadata={"help": "max training windows used to calibrate"})
     calib_npz: str | None = field(default=None,
                                   metadata={"help": "calibration windows from an .npz file (x (N,C,T), fs, window_s) "
@@ -252,6 +256,8 @@ def print_results(run_dir, metrics: dict) -> None:
     """On stdout: the result line of the run's `metrics` (as written to its metrics.json), where the results
     are (`report:`) and the next command."""
     run_dir = Path(run_dir)
+    if metrics.get("heldout_note"):                   # spectral: held-out subjects the teacher may have trained on
+        print(f"WARNING: {metrics['heldout_note']}")
     print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
     print(f"next: {shell_command('export', '--model', run_dir, '--target', 'onnx,tflite,c')}")
@@ -324,17 +330,13 @@ def check_budget(scfg, cfg: QuantizeConfig, log=None) -> dict:
 
 
 def split_subjects(groups: np.ndarray, cfg: QuantizeConfig) -> list[str]:
+    """The held-out subjects of a time-domain student: --heldout-subjects (a dataset file's split is put there by
+    quantize_run), else the last heldout_fraction of the sorted subjects (`data.heldout`, the spectral one's rule)."""
+    from sqtool.data.heldout import heldout_keys
     subjects = sorted(str(s) for s in np.unique(groups).tolist())
-    if cfg.heldout_subjects:
-        unknown = [str(s) for s in cfg.heldout_subjects if str(s) not in subjects]
-        if unknown:
-            raise SqtoolError(f"held-out subject(s) {unknown} not in the data (subjects: {', '.join(subjects)})")
-        held = [str(s) for s in cfg.heldout_subjects]
-    else:
-        if len(subjects) < 2:
-            raise SqtoolError(f"need at least 2 subjects to hold one out, got {len(subjects)}")
-        k = min(len(subjects) - 1, max(1, int(round(cfg.heldout_fraction * len(subjects)))))
-        held = subjects[-k:]
+    if not cfg.heldout_subjects and len(subjects) < 2:
+        raise SqtoolError(f"need at least 2 subjects to hold one out, got {len(subjects)}")
+    held, _ = heldout_keys(subjects, names=cfg.heldout_subjects, default=cfg.heldout_fraction)
     if len(held) >= len(subjects):
         raise SqtoolError("every subject is held out: nothing left to train on")
     return held

@@ -5,8 +5,13 @@
 1. The teacher (kind teacher_task, family spec_cnn) and its run's out-of-fold logits (`oof_logits.npz`):
    the distillation targets are what the teacher predicted for subjects it had NOT seen, so the student
    learns the teacher's honest distribution (its doubts between the pulse and a motion peak included).
-2. The same recordings through the same fixed-point front end; the last `heldout_fraction` of subjects
-   (or `--heldout-subjects`) are kept out of the student's training for evaluation.
+2. The same recordings through the same fixed-point front end; the teacher's held-out subjects (`train finetune`
+   records them: its folds, decoder and model.pt never saw them; `--heldout-subjects` may name some of them only)
+   are kept out of the student's training for evaluation (`heldout_of`). A teacher that held none out
+   (--heldout-fraction 0) or from before they were recorded: the shared rule (`data.heldout`: --heldout-subjects,
+   the dataset file's split, else the last `heldout_fraction` of subjects), said in a WARNING line, metrics.json
+   `heldout_in_teacher` (True / None = may have) and the export's model card. model.pt carries the fine-tune's
+   skill verdict (`teacher_skill`), which predict and bench warn on.
 3. Float student: Gaussian-target CE + `alpha` (0.5 by default) x KL(teacher || student) at `temperature`
    on the windows whose teacher argmax is within `kd_gate_bpm` (10) of the truth, labels alone on the rest
    (labels only everywhere with --no-distill); `freq_stretch` of the windows frequency-stretched (teacher
@@ -164,6 +169,51 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     return dec
 
 
+def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
+    """(the held-out subject keys, whether the teacher trained on them: False / True / None = not known). A teacher
+    that recorded its held-out subjects (`train_cfg["heldout_subjects"]`, `train finetune` since it holds them out)
+    gives them: --heldout-subjects may name some of them only, another is one line (the teacher trained on it). A
+    teacher that held none out (--heldout-fraction 0), or one from before they were recorded, leaves the choice to
+    the shared rule (`data.heldout`: --heldout-subjects, the dataset file's split, the last --heldout-fraction):
+    the teacher trained on them (True), or may have (None)."""
+    from sqtool.data.heldout import file_split, heldout_keys
+    keys = sorted({r.key for r in corpus})
+    recorded = (ck.get("train_cfg") or {}).get("heldout_subjects")        # None: a teacher from before the record
+    if recorded:
+        mine = sorted(set(map(str, recorded)) & set(keys))
+        if not mine:
+            raise SqtoolError(f"teacher {ck['path']} held out {', '.join(map(str, recorded))}: none of them is in the "
+                              f"data ({', '.join(keys)})")
+        if not cfg.heldout_subjects:
+            return set(mine), False
+        asked, _ = heldout_keys(keys, names=cfg.heldout_subjects)
+        seen = sorted(set(asked) - set(mine))
+        if seen:
+            raise SqtoolError(f"--heldout-subjects {', '.join(seen)}: teacher {ck['path']} was fine-tuned on "
+                              f"{'it' if len(seen) == 1 else 'them'} (it held out {', '.join(mine)}); name some of "
+                              "those, or fine-tune a teacher holding yours out (train finetune --heldout-subjects)")
+        return set(asked), False
+    held, _ = heldout_keys(keys, names=cfg.heldout_subjects, split=file_split(ds, corpus),
+                           dataset=ds.name if ds else None, default=cfg.heldout_fraction)
+    if not held or len(held) >= len(keys):
+        raise SqtoolError(f"quantize needs held-out subjects and training subjects: {len(held)} of the "
+                          f"{len(keys)} subjects held out")
+    return set(held), (None if recorded is None else True)
+
+
+def heldout_note(in_teacher: bool | None, teacher: str) -> str | None:
+    """The warning when the held-out subjects are not known to be out of the teacher's fine-tuning; None when
+    the teacher recorded that it held them out."""
+    if in_teacher is None:
+        return (f"teacher {teacher} recorded no held-out subjects (fine-tuned before sqtool held them out of the "
+                "fine-tune): its folds and model.pt may have trained on the held-out subjects; fine-tune it again for "
+                "figures on subjects neither model saw")
+    if in_teacher:
+        return (f"teacher {teacher} held no subject out (--heldout-fraction 0): it was fine-tuned on the held-out "
+                "subjects, so its figures on them are not held out and the student learnt from a teacher that saw them")
+    return None
+
+
 def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:
     """Run the whole spectral stage (`quantize_hr_run`); returns the run dir."""
     return quantize_hr_run(cfg, ck, log, run_dir)[0]
@@ -177,6 +227,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     metrics (metrics.json)."""
     import torch
 
+    from sqtool.compress.cli import teacher_skill
     from sqtool.compress.distill import student_for
     from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg
     from sqtool.core import resolve_data_root
@@ -243,17 +294,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     if max_records:
         corpus = corpus[:max_records]
     keys = sorted({r.key for r in corpus})
-    if ds is not None and not cfg.heldout_subjects and (ds.split.test or ds.split.heldout_fraction):
-        _, test_subjects = ds.split_subjects([r for r in corpus if r.dataset == ds.name])   # by subject, yours
-        held = {f"{ds.name}:{s}" for s in test_subjects}
-    elif cfg.heldout_subjects:
-        held = {h if ":" in h else next((k for k in keys if k.split(":")[1] == h), h) for h in cfg.heldout_subjects}
-        unknown = sorted(held - set(keys))
-        if unknown:
-            raise SqtoolError(f"--heldout-subjects {', '.join(unknown)} not in the data ({', '.join(keys)})")
-    else:
-        n = min(len(keys) - 1, max(1, int(round(cfg.heldout_fraction * len(keys)))))
-        held = set(keys[-n:])
+    held, in_teacher = heldout_of(cfg, ck, corpus, ds)
     train = [r for r in corpus if r.key not in held]
     test = [r for r in corpus if r.key in held]
     say(f"{len(train)} training recordings, held out: {', '.join(sorted(held))}")
@@ -267,8 +308,11 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     oof = load_run_npz(oof_path) if oof_path.is_file() else {}
     t_logits = {r.record_id: oof[r.record_id] if r.record_id in oof else predict_logits(teacher, as_model_input(r.x))
                 for r in corpus}
-    honest = all(r.record_id in oof for r in corpus)
-    say(f"teacher logits: {'out-of-fold (from ' + str(oof_path) + ')' if honest else 'final teacher (in-sample)'}")
+    t_held = (ck.get("train_cfg") or {}).get("heldout_subjects")          # what the teacher's fits never saw
+    honest = all(r.record_id in oof or r.key in (t_held or ()) for r in train)
+    say(f"teacher logits: {'out-of-fold (from ' + str(oof_path) + ')' if honest else 'final teacher (in-sample)'}"
+        + ("; on the held-out subjects, its model.pt's (they were in none of its fits)" if in_teacher is False else ""))
+    note = heldout_note(in_teacher, str(ck["path"]))       # on stdout by the CLI (compress.cli.print_results)
 
     resume = run_dir is not None
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
@@ -331,7 +375,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     say(f"int8 twin: calibrated, QAT {cfg.qat_epochs} epochs [{time.time() - t0:.0f} s]")
     save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=q.cfg.to_dict(), state_dict=q.state_dict(),
                     float_checkpoint="student_float.pt", teacher=str(Path(ck["path"]).resolve()),
-                    teacher_sha256=t_sha,
+                    teacher_sha256=t_sha, teacher_skill=teacher_skill(ck["path"]),
                     heldout_subjects=sorted(held), train_subjects=sorted(set(keys) - held))
 
     rows = []
@@ -353,6 +397,8 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     budget = spectral_budget(scfg)
     metrics = {"task": "hr", "student": student, "float_reused": reused, "teacher": str(ck["path"]), "teacher_logits":
                "out-of-fold" if honest else "in-sample", "heldout_subjects": sorted(held),
+               "heldout_in_teacher": in_teacher, "heldout_note": note,
+               "teacher_heldout_subjects": t_held,
                "mae_bpm": {k: v for k, v in mean.items()}, "per_subject": per,
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "decoder_on": whose,
@@ -366,7 +412,8 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     atomic_save_npz(run_dir / "heldout.npz", x=xs, y=np.concatenate([r.y for r in test]).astype(np.float32),
              groups=np.concatenate([[r.key] * len(r.y) for r in test]))
     lines = [f"# quantize {student} from {tcfg.name}", "",
-             f"Held-out subjects: {', '.join(sorted(held))} (teacher logits {metrics['teacher_logits']}).", "",
+             f"Held-out subjects: {', '.join(sorted(held))} (teacher logits {metrics['teacher_logits']}; "
+             + ("held out of the teacher's fine-tuning too)." if note is None else f"WARNING: {note})."), "",
              "| subject | teacher (float) | student float | student int8 (firmware decoder) | int8 per-window argmax |",
              "|---|---|---|---|---|"]
     for s in per["int8"]:

@@ -244,6 +244,19 @@ def _table(rows) -> list[str]:
     return ["| metric | value | unit |", "|---|---|---|"] + [f"| {k} | {v:.4g} | {_unit(k)} |" for k, v in rows]
 
 
+def teacher_saw(metrics: dict) -> str | None:
+    """What the teacher's fine-tuning saw of the held-out subjects, from the quantize run's metrics.json
+    `heldout_in_teacher`: None when it held them out too (False, recorded by `train finetune`), else the clause
+    that says it trained on them (True: it held none out) or may have (absent / None: fine-tuned before the
+    fine-tune held subjects out, or a run that does not say)."""
+    v = metrics.get("heldout_in_teacher")
+    if v is False:
+        return None
+    return ("the teacher was fine-tuned on them (it held no subject out)" if v else
+            "the teacher's fine-tuning may have trained on them (its run recorded no held-out subjects: fine-tuned "
+            "before sqtool held them out of it)")
+
+
 def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
     """The card's metric sections from the source run's metrics.json. A quantize run's figures are written out by
     what they are: the held-out subjects' int8 MAE (mean of subjects, pooled over windows, per subject), the
@@ -275,7 +288,8 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
                   f"Held-out subjects ({len(held)}: {', '.join(held)}"
                   f"{f'; {n} scored windows' if n is not None else ''}"
                   f"{f', {dropped} more without a reliable reference heart rate, not scored' if dropped else ''}), "
-                  "never in fine-tuning or quantization. "
+                  + (f"never in quantization; {saw}. " if (saw := teacher_saw(metrics)) else
+                     "never in fine-tuning or quantization. ") +
                   "HR MAE in BPM of the decoded output (the HMM decoder, as the firmware reports it) unless stated.",
                   ""]
         int8 = take("mae_bpm.int8")                  # None: no held-out window had a reference heart rate
@@ -422,16 +436,18 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     elif seen:
         names = lambda ks: f"{n_subjects(len(ks))}{': ' + ', '.join(map(str, ks)) if ks else ''}"  # noqa: E731
         lines.append(f"- trained on {n_subjects(len(seen))}: {', '.join(map(str, seen))}")
+        saw = teacher_saw(metrics)                     # None: out of the teacher's fine-tuning too
+        only_q = saw and f"- held out of quantization (the metrics below): {names(held)}; {saw}"
         if pre is None:                                # the pretraining chain is not readable: claim no more
-            lines.append(f"- held out of supervised training (fine-tuning and quantization; the metrics below): "
-                         f"{names(held)}")
+            lines.append(only_q or f"- held out of supervised training (fine-tuning and quantization; the metrics "
+                                   f"below): {names(held)}")
         elif not pre["runs"]:                          # no pretraining upstream: nothing saw them
-            lines.append(f"- held out (never trained on; the metrics below): {names(held)}")
+            lines.append(only_q or f"- held out (never trained on; the metrics below): {names(held)}")
         else:
             generated = lambda k: str(k).split(":")[0] == "synthetic"              # noqa: E731
             # a generated recording is matched by its id only: the pairs' synthetic:syn003 is another recording
             in_pairs = [h for h in held if str(h) in pre["subjects"] and not generated(h)]
-            lines.append(f"- held out of fine-tuning and quantization (the metrics below): {names(held)}"
+            lines.append((only_q or f"- held out of fine-tuning and quantization (the metrics below): {names(held)}")
                          + (f"; the unlabelled PPG of {', '.join(map(str, in_pairs))} was in the self-supervised "
                             "pretraining pairs (no heart rate)" if in_pairs else
                             "; the self-supervised pretraining pairs were generated recordings, none of the "

@@ -116,13 +116,17 @@ def synthetic_warning(run: set[str] | list[str], seen: set[str] | None) -> str |
 
 def no_skill_warning(metadata: dict) -> str | None:
     """One WARNING line when the model's teacher did not beat the trivial predictor in fine-tuning (metadata
-    "teacher_skill", from the quantize run): its outputs may sit near one constant whatever the recording."""
+    "teacher_skill", from the quantize run, time-domain and spectral alike): its outputs may sit near one constant
+    whatever the recording. A spectral model's test pools the windows (its fine-tune's headline averages subjects):
+    the line says 'pooled mae', as the fine-tune's own verdict line does."""
     from sqtool.core.metrics import skill_line
     s = metadata.get("teacher_skill") or {}
     if s.get("skill") is not False:
         return None
-    return (f"WARNING: this model's teacher in fine-tuning: {skill_line(str(metadata.get('task', 'model')), s)}; "
-            "its outputs may be near one constant whatever the recording")
+    label = f"pooled {s.get('metric')}" if metadata.get("bins_bpm") else ""
+    verdict = skill_line(str(metadata.get("task", "model")), s, label)
+    return (f"WARNING: this model's teacher in fine-tuning: {verdict}; its outputs may be near one constant whatever "
+            "the recording")
 
 
 def provenance_warnings(art, scored, run) -> tuple[list[str], list[str]]:

@@ -99,13 +99,14 @@ def _precheck_finetune(cfg):
     """Cheap checks before a run directory is made; returns (cfg, the --init checkpoint): cfg prepared as the
     library entries prepare it (`prepare_finetune`: model=RUN -> init=RUN, validated), the checkpoint read once
     (by that, else here for a time-domain model), for the fine-tune to use as is."""
-    from sqtool.train.finetune import check_mode, load_init, prepare_finetune
+    from sqtool.train.finetune import check_mode, load_init, prepare_finetune, refuse_hr_only
     cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "
                               "reads every dataset of --data")
+        refuse_hr_only(cfg)
         init_ck, name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     check_mode(cfg.mode, name)
     from sqtool.data.dataset_tasks import dataset_of
@@ -311,6 +312,15 @@ def quantize_next(cfg, run_dir: Path) -> str:
     return "next: " + shell_command("quantize", "--model", run_dir, *(["--task", cfg.task] if cfg.task != "hr" else []))
 
 
+def heldout_line(held: list[str], how: str) -> str:
+    """The spectral fine-tune's line naming the subjects it held out (`data.heldout`) and what that means."""
+    if not held:
+        return (f"held out: none ({how}): every subject is in the teacher, so quantize's held-out figures are on "
+                "subjects the teacher trained on")
+    return (f"held out of every fold and of model.pt ({how}): {', '.join(held)}; quantize evaluates on them, "
+            "never trained on")
+
+
 def _resumed_text(m: dict) -> str:
     n = len(m.get("resumed_folds") or [])
     return f" ({n} of {m['n_folds']} folds reused from the interrupted run)" if n else ""
@@ -375,6 +385,12 @@ def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None 
     print(f"hr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): decoded MAE {m['mae_bpm']:.2f} BPM "
           f"(mean of subjects, 95 % CI {lo:.2f}-{hi:.2f}; per-window argmax {m['mae_raw_bpm']:.2f}){_resumed_text(m)} "
           f"-> {run_dir}")
+    per = m.get("per_dataset") or {}
+    for d, v in per.items() if len(per) > 1 else ():       # the headline over several datasets: each one's own
+        ci = f", 95 % CI {v['ci95'][0]:.2f}-{v['ci95'][1]:.2f}" if v.get("ci95") else ""
+        print(f"  {d} ({v['subjects']} subject{'s' if v['subjects'] > 1 else ''}): decoded MAE {v['mae_bpm']:.2f} BPM "
+              f"(mean of subjects{ci}; per-window argmax {v['mae_raw_bpm']:.2f})")
+    print(heldout_line(m["heldout_subjects"], m["heldout_rule"]))
     print(quantize_next(cfg, run_dir))       # its student: the one that reads the teacher's channels
     _print_skill("hr", m, pooled=True)                # its skill test pools windows; the line above averages subjects
     return 0

@@ -79,6 +79,14 @@ class FinetuneConfig:
     mode: str = field(default="full", metadata={"help": "full | linear (frozen encoder, head only)"})
     folds: int = field(default=-1, metadata={"help": "subject folds: 0 = leave-one-subject-out, -1 = task default "
                                                      "(LOSO for hr, 5 otherwise)"})
+    heldout_subjects: list[str] = field(default_factory=list, metadata={
+        "help": "spectral hr models: subjects held out of the whole fine-tune (folds, decoder, final model) for "
+                "quantize to evaluate on, 'dataset:subject' or an id, comma separated (default: the dataset file's "
+                "split, else the last --heldout-fraction of the sorted subjects; data.heldout)"})
+    heldout_fraction: float | None = field(default=None, metadata={
+        "help": "spectral hr models: fraction of the sorted subjects held out when none is listed and no dataset "
+                "file's split says (default 0.2, quantize's); 0 = none: every subject in the teacher, whose held-out "
+                "figures in quantize are then not held out"})
     epochs: int = field(default=10, metadata={"help": "training epochs per fold"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
@@ -331,6 +339,16 @@ def per_subject_csv(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- fold files (resume)
 
 _NOT_IN_KEY = ("progress", "bootstrap", "final_fit", "calibrate_on")   # do not change a fold's predictions
+HR_ONLY = ("heldout_subjects", "heldout_fraction")   # spectral hr fine-tunes only: refused, and not hashed, elsewhere
+
+
+def refuse_hr_only(cfg: FinetuneConfig) -> None:
+    """One line when a time-domain fine-tune is given an option of the spectral heart-rate fine-tune only: its
+    folds and final model span every subject of --data (`sqtool quantize` holds subjects out of the student)."""
+    given = [f"--{k.replace('_', '-')}" for k in HR_ONLY if getattr(cfg, k) not in (None, [], ())]
+    if given:
+        raise SqtoolError(f"{' and '.join(given)}: for the spectral heart-rate models (spec_*); a time-domain "
+                          f"fine-tune folds over every subject of --data and its model.pt is fitted on them all")
 
 
 def fold_key(cfg: FinetuneConfig, td, folds) -> str:
@@ -338,7 +356,7 @@ def fold_key(cfg: FinetuneConfig, td, folds) -> str:
     import hashlib
     import json
     h = hashlib.sha256()
-    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY}
+    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HR_ONLY}   # HR_ONLY: never set here
     h.update(json.dumps(c, sort_keys=True, default=str).encode())
     for a in (td.x, td.y, np.asarray(td.groups).astype(str)):
         a = np.ascontiguousarray(a)
@@ -394,6 +412,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         cfg, init_ck = prepare_finetune(cfg, init_ck)    # model=RUN -> init=RUN, checked, as the CLI does
     if not 0 < cfg.label_fraction <= 1:
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
+    refuse_hr_only(cfg)
     spec = TASK_SPECS[cfg.task]
     kind = spec["kind"]
     dev = loop.pick_device(cfg.device)

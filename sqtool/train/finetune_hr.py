@@ -5,22 +5,29 @@
 
 1. Every labelled recording of the datasets -> int16 -> the fixed-point firmware front end
    (`data.hr_spectra`): the network is trained on the codes the device computes.
-2. Subject folds (0 = leave one subject out): per fold a fresh model trained on the other subjects
+   Held-out subjects (`data.heldout`, the rule `sqtool quantize` shares: --heldout-subjects, else the dataset
+   file's split, else the last --heldout-fraction (0.2) of the sorted subjects; --heldout-fraction 0: none) are
+   left out of every step below; the run records them (metrics.json and model.pt's train_cfg
+   `heldout_subjects`) and quantize evaluates the student on them, so neither model ever trained on them.
+2. Subject folds (0 = leave one subject out) of the training subjects: per fold a fresh model trained on the others
    (`hr_bins.train_bins`: Gaussian-target cross-entropy on the bins; `freq_stretch` of the windows
    frequency-stretched, the rest shifted; `motion_frac` with an added arm-motion peak away from the truth),
    logits of the held-out subject kept (out-of-fold).
 3. The decoder (transition sigma, jump floor, logit temperature, then the interval's nominal mass calibrated
    to 90 % coverage and the confidence half-width that best ranks errors) is chosen on those out-of-fold
    logits (`hr_bins.select_decoder`), i.e. on predictions for subjects the models never saw; its figures per
-   subject (decoded MAE with a 95 % batch-means CI over its windows) are the run's metrics.
+   subject (decoded MAE with a 95 % batch-means CI over its windows) are the run's metrics, with the mean of
+   subjects per dataset beside the headline (`per_dataset`: the headline over a team's few subjects beside SP
+   Cup's 12 is mostly SP Cup's).
    `--init RUN` (a `sqtool train pretrain --model <this spectral model>` run: SiamQuality on real
    (good, poor) spectral pairs, `data pairs --model <it>`) starts every fold's and the final model's encoder
    from the pretrained one (`spectral.load_encoder`; another architecture or front end is refused). Pairs mined
    over all subjects are label-free, but then the held-out folds' recordings were seen in pretraining: mine
    them without the evaluated subjects for a subject-held-out figure (benchmarks/hr_spectral.py --pretrain real
    does so per fold).
-4. A final model on all subjects -> model.pt (kind teacher_task) whose model_cfg carries the decoder;
-   oof_logits.npz (the out-of-fold logits per window) is what `sqtool quantize` distils from.
+4. A final model on all training subjects -> model.pt (kind teacher_task) whose model_cfg carries the decoder;
+   oof_logits.npz (the out-of-fold logits per window of the training subjects) is what `sqtool quantize`
+   distils from.
 
 Resume (fold level, as the time-domain `train.finetune`): each finished fold's out-of-fold logits are written
 atomically to `folds/fold_<k>.npz` with a key (sha256 of the config fields that shape training, the corpus and
@@ -38,6 +45,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
 from sqtool.core.metrics import block_windows, mae_batch_ci
+from sqtool.data.heldout import file_split, heldout_keys
 from sqtool.data.hr_spectra import HR_DATASETS, as_model_input, hr_corpus
 from sqtool.data.tasks import subject_folds
 
@@ -180,12 +188,17 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                            else (hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed), None))
     if cfg.max_records:
         corpus = corpus[:cfg.max_records]
+    heldout, held_how = heldout_keys({r.key for r in corpus}, names=cfg.heldout_subjects, split=file_split(ds, corpus),
+                                     dataset=ds.name if ds else None, fraction=cfg.heldout_fraction)
+    corpus = [r for r in corpus if r.key not in heldout]          # from here on: the training subjects only
     keys = sorted({r.key for r in corpus})
     if len(keys) < 2:
-        raise SqtoolError(f"subject folds need >= 2 subjects, the data has {len(keys)}")
+        raise SqtoolError(f"subject folds need >= 2 training subjects, the data has {len(keys)} beside the "
+                          f"{len(heldout)} held out ({', '.join(heldout)}: {held_how}); hold out fewer "
+                          "(--heldout-subjects, --heldout-fraction 0)")
     cal = calibration_subjects(corpus, cfg.calibrate_on)         # refused here, before any fold is trained
     mcfg = sensors_seen(mcfg, corpus, log)
-    log(f"front end: {len(corpus)} recordings, {len(keys)} subjects, "
+    log(f"front end: {len(corpus)} recordings, {len(keys)} training subjects ({len(heldout)} more held out), "
         f"{sum(len(r.y) for r in corpus)} windows in {time.time() - t0:.0f} s")
     tcfg = BinTrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                        seed=cfg.seed, stretch_frac=float(cfg.freq_stretch),
@@ -196,7 +209,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     oof: dict[str, np.ndarray] = {}
     from sqtool.core.runs import save_resolved
     save_resolved(run_dir, model=cfg.model, data_root=str(root), datasets=list(datasets), fs=mcfg.fs,
-                  window_s=mcfg.window_s, hop_s=mcfg.hop_s, channels=list(mcfg.channels), folds=len(groups))
+                  window_s=mcfg.window_s, hop_s=mcfg.hop_s, channels=list(mcfg.channels), folds=len(groups),
+                  heldout_subjects=heldout)
     key = fold_key_hr(cfg, corpus, groups)
     resumed, curves = [], {}                                             # curves: loss per epoch per fit
     for i, g in enumerate(groups):
@@ -240,6 +254,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         errs.append(e)
         errs_raw.append(er)
     metrics = {"task": "hr", "model": cfg.model, "datasets": list(datasets), "subjects": len(keys),
+               "heldout_subjects": heldout, "heldout_rule": held_how,
                "windows": int(sum(np.isfinite(r.y).sum() for r in corpus)),
                "folds": "leave-one-subject-out" if len(groups) == len(keys) else f"{len(groups)} subject folds",
                "primary_metric": "mae_bpm",
@@ -247,7 +262,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                "mae_bpm_pooled": float(np.nanmean(np.concatenate(errs))),
                "mae_raw_bpm": float(np.mean([p["mae_raw_bpm"] for p in per_subject])),
                "ci95": {"mae_bpm": list(mae_ci(np.array([p["mae_bpm"] for p in per_subject]))[1:])},
-               "per_subject": per_subject, "decoder": dec, "n_folds": len(groups), "resumed_folds": resumed,
+               "per_subject": per_subject, "per_dataset": per_dataset(per_subject, corpus, datasets),
+               "decoder": dec, "n_folds": len(groups), "resumed_folds": resumed,
                "excluded_records": ([f"{ds.name}/{k} ({v})" for k, v in ds.report.get("excluded", {}).items()] if ds
                                     else []) + [f"{n}/{k} ({v})" for n in (beside if ds else datasets)
                                                 if n in builtin_names() for k, v in builtin_exclude(n).items()]}
@@ -263,7 +279,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
                         state_dict=final.state_dict(),
                         train_cfg={**vars(cfg), "datasets": list(datasets), "data_root": str(root),
-                                   "beside_root": str(beside_root or "")},
+                                   "beside_root": str(beside_root or ""), "heldout_subjects": heldout},
                         metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")})
         metrics["model"] = str(run_dir / "model.pt")
     metrics["wall_s"] = time.time() - t0
@@ -272,6 +288,22 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                    title=f"fine-tune hr {cfg.model}: loss per epoch")
     write_metrics(run_dir, metrics)
     return metrics
+
+
+def per_dataset(per_subject: list[dict], corpus, datasets) -> dict:
+    """{dataset: {subjects, mae_bpm (mean of its subjects' decoded MAE), ci95 (t-interval over them; None with one
+    subject), mae_raw_bpm}} in the order of `datasets` (a team's own file first): a headline over SP Cup's 12
+    subjects beside a team's 3 is mostly SP Cup's."""
+    of = {r.key: r.dataset for r in corpus}
+    out = {}
+    for d in datasets:
+        rows = [p for p in per_subject if of.get(p["subject"]) == d]
+        if rows:
+            m = np.array([p["mae_bpm"] for p in rows])
+            ci = list(mae_ci(m)[1:]) if len(rows) > 1 else None
+            out[d] = {"subjects": len(rows), "mae_bpm": float(np.mean(m)), "ci95": ci,
+                      "mae_raw_bpm": float(np.mean([p["mae_raw_bpm"] for p in rows]))}
+    return out
 
 
 def _skill_hr(corpus, groups, hr_oof: dict, cfg) -> dict:

@@ -9,6 +9,7 @@ import pytest
 QUANTIZE_METRICS = {
     "task": "hr", "student": "spec_student_s",
     "heldout_subjects": ["wrist_exercise:s4", "wrist_exercise:s5", "wrist_exercise:s6"],
+    "heldout_in_teacher": False, "heldout_note": None,        # the teacher held them out too (train finetune's record)
     "mae_bpm": {"teacher": 21.81, "float": 14.23, "int8": 14.12, "int8_raw": 24.58},
     "per_subject": {k: {"wrist_exercise:s4": 9.1 + i, "wrist_exercise:s5": 22.66 + i, "wrist_exercise:s6": 10.6 + i}
                     for i, k in enumerate(("teacher", "float", "int8", "int8_raw"))},
@@ -183,3 +184,37 @@ def test_the_card_says_what_the_training_data_recorded_and_its_reference(twin, t
     held = _section(card, "Held-out metrics")
     assert "805 scored windows, 25 more without a reliable reference heart rate, not scored" in held
     assert "training_truth" not in card and "| heldout_truth.bpm_p99 | 175 |" in card
+
+
+@pytest.mark.parametrize("in_teacher, held_says, split_says", [
+    (False, "), never in fine-tuning or quantization. ",
+     "- held out of supervised training (fine-tuning and quantization; the metrics below): 2 subjects"),
+    (True, "), never in quantization; the teacher was fine-tuned on them (it held no subject out). ",
+     "- held out of quantization (the metrics below): 2 subjects: wrist_exercise:s4, wrist_exercise:s5; the teacher "
+     "was fine-tuned on them"),
+    (None, "), never in quantization; the teacher's fine-tuning may have trained on them (its run recorded no held-out "
+           "subjects: fine-tuned before sqtool held them out of it). ",
+     "- held out of quantization (the metrics below): 2 subjects: wrist_exercise:s4, wrist_exercise:s5; the teacher's "
+     "fine-tuning may have trained on them"),
+    ("absent", "never in quantization; the teacher's fine-tuning may have trained on them", "may have trained on them"),
+])
+def test_the_card_claims_never_in_fine_tuning_only_when_the_teacher_held_them_out(twin, tmp_path, in_teacher,
+                                                                                  held_says, split_says):
+    """The held-out subjects were out of the teacher's fine-tuning only when its run recorded that it held them out
+    (quantize's metrics.json heldout_in_teacher false); a teacher that held none out was fine-tuned on them; one from
+    before the record (or a run that does not say: an older quantize run) may have been."""
+    import json
+
+    from sqtool.export.kit import model_card
+    mc, g, meta, fe, dec = twin
+    m = dict(QUANTIZE_METRICS)
+    if in_teacher == "absent":
+        m.pop("heldout_in_teacher")
+    else:
+        m["heldout_in_teacher"] = in_teacher
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "metrics.json").write_text(json.dumps(m))
+    card = model_card(mc, meta, g, fe, dec, tmp_path)
+    assert held_says in _section(card, "Held-out metrics")
+    assert split_says in _section(card, "Subject split")
+    assert ("never in fine-tuning" in card) == (in_teacher is False)

@@ -8,11 +8,15 @@ from sqtool.cli import main
 from sqtool.core.checkpoint import load_checkpoint
 
 
+TINY = ["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds", "2",
+        "--epochs", "1", "--max-records", "4", "--progress", "false"]
+
+
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
+    """A tiny teacher on 4 synthetic subjects: the last one (0.2 x 4, rounded) held out, 3 in its folds."""
     d = tmp_path_factory.mktemp("ft") / "teacher"
-    rc = main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
-               "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(d)])
+    rc = main(TINY + ["--out", str(d)])
     assert rc == 0
     return d
 
@@ -26,6 +30,105 @@ def test_finetune_writes_out_of_fold_logits_metrics_and_a_model_with_its_decoder
     ck = load_checkpoint(teacher_run / "model.pt", expect_kind="teacher_task")
     dec = ck["model_cfg"]["decoder"]
     assert {"sigma_bpm", "floor", "temperature", "bins_bpm"} <= set(dec) and ck["train_cfg"]["datasets"] == ["synthetic"]
+
+
+def test_finetune_holds_out_the_subjects_quantize_evaluates_on(teacher_run, tmp_path, monkeypatch, capsys):
+    """The fine-tune leaves its held-out subjects (quantize's rule, data.heldout: here the last 0.2 of the sorted
+    subjects) out of its folds, decoder, skill test and model.pt, names them in one line and records them; quantize
+    takes them, so the card's 'never in fine-tuning or quantization' is true. Every fit sees training subjects only."""
+    import sqtool.models.hr_bins as HB
+    m = json.loads((teacher_run / "metrics.json").read_text())
+    held = ["synthetic:syn003"]
+    assert m["heldout_subjects"] == held and "--heldout-fraction" in m["heldout_rule"]
+    assert held[0] not in {p["subject"] for p in m["per_subject"]} and m["skill"]["skill"]["subjects"] == 3
+    assert not any("syn003" in f for f in np.load(teacher_run / "oof_logits.npz").files)
+    assert load_checkpoint(teacher_run / "model.pt")["train_cfg"]["heldout_subjects"] == held
+
+    seen, real = [], HB.train_bins                                       # the windows each fit trains on
+    monkeypatch.setattr(HB, "train_bins", lambda m_, x, y, *a, **k: seen.append(len(y)) or real(m_, x, y, *a, **k))
+    capsys.readouterr()
+    assert main(TINY + ["--out", str(tmp_path / "again")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln for ln in out if "held out" in ln] == [
+        "held out of every fold and of model.pt (the last 0.2 of the sorted subjects (--heldout-fraction)): "
+        "synthetic:syn003; quantize evaluates on them, never trained on"]
+    assert seen[-1] == m["windows"] and max(seen) == m["windows"]       # the final fit: the training windows only
+
+    rc = main(["quantize", "--model", str(teacher_run), "--student", "spec_student_xs", "--epochs", "1",
+               "--qat-epochs", "1", "--inner-epochs", "1", "--no-progress", "--out", str(tmp_path / "q")])
+    assert rc == 0 and "WARNING" not in capsys.readouterr().out
+    q = json.loads((tmp_path / "q" / "metrics.json").read_text())
+    assert q["heldout_subjects"] == held and q["heldout_in_teacher"] is False and q["heldout_note"] is None
+    assert q["teacher_logits"] == "out-of-fold"
+    assert "held out of the teacher's fine-tuning too" in (tmp_path / "q" / "report.md").read_text()
+    student = load_checkpoint(tmp_path / "q" / "model.pt")
+    assert student["heldout_subjects"] == held and held[0] not in student["train_subjects"]
+    ts = student["teacher_skill"]                                        # the fine-tune's verdict travels on
+    assert {"skill", "diff", "diff_ci95"} <= set(ts) and ts == {k: m["skill"]["skill"][k] for k in ts}
+
+
+def test_quantize_refuses_a_held_out_subject_the_teacher_trained_on(teacher_run, tmp_path, capsys):
+    """--heldout-subjects naming a subject of the teacher's folds is one line, before any run folder."""
+    capsys.readouterr()
+    assert main(["quantize", "--model", str(teacher_run), "--student", "spec_student_xs", "--heldout-subjects",
+                 "syn000", "--no-progress", "--out", str(tmp_path / "q")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--heldout-subjects synthetic:syn000: teacher" in err[0]
+    assert "was fine-tuned on it (it held out synthetic:syn003)" in err[0] and not (tmp_path / "q").exists()
+
+
+def test_a_teacher_holding_none_out_or_older_ones_are_said_to_have_trained_on_them(tmp_path, capsys):
+    """--heldout-fraction 0: every subject in the teacher (said in its line); quantize then holds out by the shared
+    rule and says, in a WARNING line, metrics.json and the card, that the teacher was fine-tuned on them. A teacher
+    from before the fine-tune recorded its held-out subjects keeps that behaviour, and 'may have' trained on them."""
+    from sqtool.core.checkpoint import save_checkpoint
+    from sqtool.export.kit import metrics_sections
+    all_in = tmp_path / "all_in"
+    assert main(TINY + ["--heldout-fraction", "0", "--out", str(all_in)]) == 0
+    out = capsys.readouterr().out
+    assert ("held out: none (--heldout-fraction 0: none): every subject is in the teacher, so quantize's held-out "
+            "figures are on subjects the teacher trained on") in out
+    m = json.loads((all_in / "metrics.json").read_text())
+    assert m["subjects"] == 4 and m["heldout_subjects"] == []
+    q = ["quantize", "--student", "spec_student_xs", "--epochs", "1", "--qat-epochs", "1", "--decoder-on", "teacher",
+         "--no-progress"]
+    assert main(q + ["--model", str(all_in), "--out", str(tmp_path / "q1")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("WARNING: teacher ") and "held no subject out (--heldout-fraction 0)" in out[0]
+    qm = json.loads((tmp_path / "q1" / "metrics.json").read_text())
+    assert qm["heldout_subjects"] == ["synthetic:syn003"] and qm["heldout_in_teacher"] is True
+    assert "never in quantization; the teacher was fine-tuned on them" in "\n".join(metrics_sections(qm))
+
+    old = tmp_path / "old"                                               # a teacher from before the record
+    old.mkdir()
+    ck = load_checkpoint(all_in / "model.pt")
+    tcfg = {k: v for k, v in ck["train_cfg"].items() if k not in ("heldout_subjects", "heldout_fraction")}
+    save_checkpoint(old / "model.pt", kind="teacher_task", model_cfg=ck["model_cfg"], state_dict=ck["state_dict"],
+                    train_cfg=tcfg)
+    assert main(q + ["--model", str(old), "--heldout-subjects", "syn001", "--out", str(tmp_path / "q2")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("WARNING: teacher ") and "recorded no held-out subjects" in out[0]
+    qm = json.loads((tmp_path / "q2" / "metrics.json").read_text())
+    assert qm["heldout_subjects"] == ["synthetic:syn001"] and qm["heldout_in_teacher"] is None
+    held = "\n".join(metrics_sections(qm))
+    assert "never in quantization; the teacher's fine-tuning may have trained on them" in held
+    assert "never in fine-tuning" not in held
+
+
+def test_the_held_out_options_are_checked_before_any_folder(tmp_path, capsys):
+    """Bad held-out options are one line before a run folder: an unknown subject, a fraction out of range, and
+    either option on a time-domain fine-tune (its folds span every subject); too few training subjects left."""
+    for extra, says in ((["--heldout-subjects", "nobody"], "--heldout-subjects nobody not in the data"),
+                        (["--heldout-fraction", "1"], "--heldout-fraction must be in [0, 1)"),
+                        (["--heldout-subjects", "syn000,syn001,syn002"], "subject folds need >= 2 training subjects")):
+        assert main(TINY + extra + ["--out", str(tmp_path / "a")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+    assert main(["train", "finetune", "--task", "af", "--model", "cnn1d_student_xs", "--data", "synthetic",
+                 "--heldout-fraction", "0", "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--heldout-fraction: for the spectral heart-rate models (spec_*)" in err[0]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_quantize_a_spectral_teacher(teacher_run, tmp_path):
@@ -121,9 +224,7 @@ def test_spectral_paths_refuse_what_does_not_apply(teacher_run, tmp_path, capsys
 def test_the_skill_verdict_says_its_mae_is_pooled(tmp_path, capsys):
     """The headline is the mean of subjects' MAE; the skill test pools the windows: its verdict line (and the
     trivial row) say 'pooled mae', and its model value is metrics.json's mae_bpm_pooled."""
-    rc = main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds",
-               "2", "--epochs", "1", "--max-records", "3", "--final-fit", "false", "--progress", "false",
-               "--out", str(tmp_path / "ft")])
+    rc = main(TINY + ["--final-fit", "false", "--out", str(tmp_path / "ft")])
     assert rc == 0
     out = capsys.readouterr().out.splitlines()
     m = json.loads((tmp_path / "ft" / "metrics.json").read_text())
@@ -149,9 +250,7 @@ def test_the_skill_rows_label_the_classic_value_pooled_too(capsys):
 def test_a_run_without_final_fit_is_not_sent_to_quantize(tmp_path, capsys):
     """--final-fit false keeps the folds' predictions only (no model.pt): the spectral fine-tune's next line asks
     for --final-fit true, as the time-domain one's does (it said 'sqtool quantize --model RUN', which fails)."""
-    rc = main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds",
-               "2", "--epochs", "1", "--max-records", "3", "--final-fit", "false", "--progress", "false",
-               "--out", str(tmp_path / "ft")])
+    rc = main(TINY + ["--final-fit", "false", "--out", str(tmp_path / "ft")])
     out = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: ")]
     assert rc == 0 and not (tmp_path / "ft" / "model.pt").exists()
     assert out == ["next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)"]

@@ -11,7 +11,7 @@ from sqtool.cli import main
 from sqtool.core.checkpoint import load_checkpoint
 
 ARGS = ["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
-        "--max-records", "3", "--folds", "3", "--epochs", "1"]
+        "--max-records", "4", "--folds", "3", "--epochs", "1"]      # 3 training subjects, 1 held out
 
 
 def _counting_train(monkeypatch, kill_at: int | None = None) -> list:

@@ -1,0 +1,57 @@
+"""data.heldout: the one held-out rule of `train finetune --task hr` and `quantize`, in its order."""
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.data.heldout import HELDOUT_FRACTION, file_split, heldout_keys
+
+KEYS = ["my_watch:s01", "my_watch:s02", "my_watch:s03", "my_watch:s04"] + [f"troika:{i:02d}" for i in range(1, 7)]
+
+
+def test_names_then_zero_then_the_files_split_then_the_fraction():
+    assert heldout_keys(KEYS, names=["s02", "troika:03"], split=["s04"]) == (["my_watch:s02", "troika:03"],
+                                                                              "--heldout-subjects")
+    assert heldout_keys(KEYS, split=["s04"], fraction=0) == ([], "--heldout-fraction 0: none")
+    assert heldout_keys(KEYS, split=["s04"], dataset="my_watch")[0] == ["my_watch:s04"]     # yours, never SP Cup's
+    assert heldout_keys(KEYS)[0] == ["troika:05", "troika:06"]        # 0.2 x 10: the last 2 of the sorted keys
+    assert heldout_keys(KEYS, fraction=0.5)[0] == sorted(KEYS)[-5:]
+    assert heldout_keys(KEYS, default=0.3)[0] == sorted(KEYS)[-3:] and HELDOUT_FRACTION == 0.2
+    assert heldout_keys(["a", "b"], fraction=0.9)[0] == ["b"]         # at most n - 1, at least 1
+    assert heldout_keys(["s1", "s2", "s3"], names=["s1"])[0] == ["s1"]   # bare ids (a time-domain task's groups)
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(names=["s09"]), "--heldout-subjects s09 not in the data"),
+    (dict(names=["01"], keys=["troika:01", "wrist_exercise:01"]), "01 is a subject of troika, wrist_exercise: name it"),
+    (dict(fraction=1.0), "--heldout-fraction must be in [0, 1)"),
+    (dict(fraction=-0.1), "--heldout-fraction must be in [0, 1)"),
+    (dict(split=["s04"], fraction=0.3), "--heldout-fraction 0.3: the dataset file's split decides"),
+    (dict(default=0.0), "--heldout-fraction must be in (0, 1) here"),
+])
+def test_a_bad_choice_is_one_line(kw, says):
+    keys = kw.pop("keys", KEYS)
+    with pytest.raises(SqtoolError) as e:
+        heldout_keys(keys, **kw)
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_files_split_counts_only_when_it_names_a_test_side():
+    recs = [NS(dataset="my_watch", record_id=f"s0{i}_walk", subject=f"s0{i}") for i in range(1, 5)]
+    recs += [NS(dataset="troika", record_id="DATA_01", subject="01")]
+
+    def ds(**split):
+        sp = NS(**{"train": [], "test": [], "heldout_fraction": None, "seed": 0, **split})
+        mine = {r.subject for r in recs if r.dataset == "my_watch"}
+
+        def split_subjects(rs):
+            assert all(r.dataset == "my_watch" for r in rs)               # built-ins beside it are not its subjects
+            test = set(sp.test) if sp.test else {"s04"} if sp.heldout_fraction else set()
+            return mine - test, test
+        return NS(name="my_watch", split=sp, split_subjects=split_subjects)
+    assert file_split(None, recs) is None
+    assert file_split(ds(train=["s01"]), recs) is None                # a train list alone holds nobody out
+    assert file_split(ds(test=["s02"]), recs) == ["s02"]
+    assert file_split(ds(heldout_fraction=0.25), recs) == ["s04"]
