@@ -170,7 +170,8 @@ def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCf
 def record_windows(record, t0: np.ndarray, window_s: float, sensors: tuple[str, ...] = ("ppg",)
                    ) -> tuple[np.ndarray, np.ndarray | None, float, np.ndarray]:
     """Raw device-rate PPG (W, S, T) of the S `sensors` the recording has (in that order; none of them: its first
-    PPG channel) and acc (W, 3, T) (None if absent) of the windows starting at t0, the rate, and which windows the
+    PPG channel) and acc (W, 3, T) (None if absent; at another rate: resampled to the PPG's, polyphase with its gaps
+    kept, as `data.record.channel_matrix` streams it to the model) of the windows starting at t0, the rate, and which windows the
     recording holds in full (W,) bool. A window running past the recording's end (the front end emits its last
     window once its last MODEL sample is in, a few raw samples short) has NaN rows; one starting outside the
     recording is an error (t0 of another recording)."""
@@ -191,8 +192,14 @@ def record_windows(record, t0: np.ndarray, window_s: float, sensors: tuple[str, 
         return np.where(full[:, None], np.asarray(v, dtype=np.float64)[idx], np.nan)
     ppg = np.stack([take(record.signals[c]) for c in chans], axis=1)                # (W, S, T)
     acc = None
-    if all(a in record.signals and float(record.fs[a]) == fs for a in ACC):
-        acc = np.stack([take(record.signals[a]) for a in ACC], axis=1)
+    if all(a in record.signals for a in ACC):      # a slower accelerometer: resampled to the PPG's rate, as the
+        from sqtool.data.preprocess import resample_keeping_gaps                     # model's stream does
+        at_fs = [np.asarray(record.signals[a], dtype=np.float64) if float(record.fs[a]) == fs else
+                 resample_keeping_gaps(np.asarray(record.signals[a], dtype=np.float64), float(record.fs[a]), fs,
+                                       f"{record.record_id}: channel '{a}'") for a in ACC]
+        n = len(x)                                                                   # the PPG's samples
+        acc = np.stack([take(np.pad(v[:n], (0, max(0, n - len(v))), constant_values=np.nan)) for v in at_fs],
+                       axis=1)                                                       # (W, 3, T)
     return ppg, acc, fs, full
 
 

@@ -485,6 +485,8 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
 def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict."""
     from sqtool.core import make_run_dir, save_config, write_metrics
+    from sqtool.data.hr_spectra import stream_channels
+    from sqtool.data.record import resampled_note
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
@@ -655,6 +657,10 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     if skipped:
         notes.append(left_out_note(skipped))
+    resampled = resampled_note((r.record, stream_channels(r.record, md["model_cfg"])[0]) for r in recs)
+    if resampled:
+        notes.append(resampled)
+        log(resampled)
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     scored = {r.subject for r in recs if np.isfinite(r.truth).any()}
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})     # accuracy floors: on the others

@@ -123,3 +123,32 @@ def test_the_api_without_acc_fs_names_it(spec_export_dir, tmp_path):
                       acc_fs=62.5)
     finally:
         m.close()
+
+
+def test_the_spectral_bench_resamples_says_so_and_its_baseline_reads_the_accelerometer(spec_export_dir, tmp_path,
+                                                                                        capsys):
+    """The spectral bench (the shipped monitor) streams the half-rate accelerometer resampled to the PPG's rate and
+    says so in bench.json / bench.md as the time-domain bench does; its classic baseline reads that accelerometer
+    too (it read acc only at the PPG's rate, so ran without motion subtraction on such a file)."""
+    from sqtool.data.readers import read_dataset
+    from sqtool.firmware_bench.baseline import record_windows
+    data = tmp_path / "data"
+    data.mkdir()
+    full = write_wrist_npz(tmp_path / "full.npz", seconds=30, ppg2=True)
+    _half_rate_acc(full, data / "half.npz")
+    out = tmp_path / "b"
+    rc = main(["bench", "--model", str(spec_export_dir), "--data", str(data), "--runtime", "c_pipeline",
+               "--no-progress", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    res = json.loads((out / "bench.json").read_text())
+    note = next(n for n in res["notes"] if n.startswith("note: 1 recording with channels at another rate"))
+    assert note.endswith("e.g. half: acc_x, acc_y, acc_z 62.5 Hz -> 125 Hz") and note in (out / "bench.md").read_text()
+    rec = next(iter(read_dataset(data)))
+    ref = next(iter(read_dataset(full)))
+    t0 = np.arange(0, 20, 2.0)
+    _, acc, fs, full_ok = record_windows(rec, t0, 8.0, ("ppg", "ppg2"))
+    _, acc_ref, _, _ = record_windows(ref, t0, 8.0, ("ppg", "ppg2"))
+    assert fs == 125.0 and acc is not None and acc.shape == acc_ref.shape == (10, 3, 1000) and full_ok.all()
+    inner = (slice(None), slice(None), slice(50, -50))                  # away from the resampler's edges
+    assert np.corrcoef(acc[inner].ravel(), acc_ref[inner].ravel())[0, 1] > 0.95
