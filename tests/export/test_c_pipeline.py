@@ -436,6 +436,7 @@ def test_model_card_says_what_the_pretraining_saw_of_the_held_out_subjects(twin,
     config(tmp_path / "finetune", "train/finetune", init=str(tmp_path / "pretrain" / "model.pt"))
     q = config(tmp_path / "quantize", "quantize", teacher=str(tmp_path / "finetune"),
                student_init=str(tmp_path / "pretrain_student" / "model.pt"))
+    (q / "metrics.json").write_text(json.dumps({"heldout_in_teacher": False}))    # the teacher held them out too
     held = ["wrist_exercise:s4", "wrist_exercise:s5", "wrist_exercise:s6"]
     ck = {"model_cfg": mc, "train_subjects": ["troika:01", "wrist_exercise:s2"], "heldout_subjects": held}
     md = {**md, "training_data": build_metadata(ck, "0" * 64)["training_data"]}
@@ -477,6 +478,7 @@ def test_model_card_claims_no_held_out_synthetic_recording_in_the_generated_pair
                             ("quantize", "quantize", {"teacher": str(tmp_path / "finetune")})):
         (tmp_path / d).mkdir()
         (tmp_path / d / "config.yaml").write_text(yaml.safe_dump({"command": command, "config": cfg}))
+    (tmp_path / "quantize" / "metrics.json").write_text(json.dumps({"heldout_in_teacher": False}))
     ck = {"model_cfg": mc, "train_subjects": ["synthetic:syn001"], "heldout_subjects": ["synthetic:syn003"]}
     md = {**md, "training_data": build_metadata(ck, "0" * 64)["training_data"]}
     card = model_card(mc, md, g, frontend_config(mc), decoder_config(mc, g),
