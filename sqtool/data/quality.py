@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sqtool.core import DEFAULT_BAND, SqtoolError, check_fs, check_window_s
+from sqtool.core import DEFAULT_BAND, SqtoolError, add_bool_flag, check_fs, check_window_s
 from sqtool.core.runs import shell_command
 
 THRESHOLD = 0.5
@@ -288,12 +288,14 @@ def register_cli(sub) -> None:
     p.add_argument("--threshold", type=float, default=THRESHOLD, metavar="Q",
                    help=f"good if score > threshold (default: {THRESHOLD})")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_bool_flag(p, "--progress", "progress", "show a progress bar on stderr (records scored)", default=True,
+                  stored_default=True)
     p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args) -> int:
-    import json
-
+    from sqtool.core.io import dumps_json
+    from sqtool.core.progress import bar
     from sqtool.data.readers import iter_records
 
     check_window_s(args.window_s, "data quality --window-s")
@@ -306,7 +308,8 @@ def _run_cli(args) -> int:
     from sqtool.data.dataset_tasks import dataset_of
     ds = dataset_of(args.path)             # a dataset.yaml or a built-in name
     rows = []
-    for rec in (ds.records() if ds is not None else iter_records(args.path, args.kind)):
+    for rec in bar(ds.records() if ds is not None else iter_records(args.path, args.kind), desc="data quality",
+                   enabled=args.progress, unit="rec"):
         q = record_quality(rec, args.window_s, args.hop_s, args.fs)
         s = q["score"]
         gaps = int(np.sum(q.get("nonfinite", 0)))
@@ -323,7 +326,7 @@ def _run_cli(args) -> int:
                "frac_good": good / total if total else 0.0, "threshold": args.threshold,
                "window_s": args.window_s, "per_record": rows}
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(dumps_json(summary, indent=2))                # a record without a scored window: mean null
         return 0
     print(f"{'record':<28} {'windows':>7} {'good':>5} {'frac':>6} {'mean':>6}")
     for r in rows:

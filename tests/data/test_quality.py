@@ -133,6 +133,13 @@ def test_windows_holding_a_gap_have_no_score(tmp_path, capsys):
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["windows"] == 11 and out["per_record"][0]["nonfinite_windows"] == 1
+    r.signals["ppg"][5::1250] = np.nan                          # a gap in every window: no score, mean null
+    np.savez(tmp_path / "a.npz", **{c: v for c, v in r.signals.items()}, fs=125.0)
+    args = parser.parse_args(["quality", "--data", str(tmp_path / "a.npz"), "--json", "--no-progress"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    out = json.loads(text, parse_constant=lambda t: pytest.fail(f"bare {t} in --json output"))
+    assert out["windows"] == 0 and out["per_record"][0]["mean_score"] is None
 
 
 # ----------------------------------------------------------------------------- human labels
