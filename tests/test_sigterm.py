@@ -1,6 +1,7 @@
 """A SIGTERM (CI cancel, `timeout`, docker stop) ends a command as a Ctrl-C does: what was saved stays, a run folder
 with nothing in it goes, the resume command is said, exit 143 (it was killed on the spot: a folder holding only
-.lock and config.yaml that a retry refused, and `--resume` found no last.pt)."""
+.lock and config.yaml that a retry refused, and `--resume` found no last.pt). `train pretrain` in its training loop
+first ends the step in progress and writes last.pt at it (`train.loop.SigtermStop`), so a preemption loses no epoch."""
 from __future__ import annotations
 
 import os
@@ -13,12 +14,45 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _start(out: Path, *extra: str) -> subprocess.Popen:
+ARGS = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "256", "--batch-size", "16",
+        "--epochs", "200", "--progress", "false"]
+
+# `sqtool ARGS...` with a hook that touches the file $MARK when the run reaches a point (and then waits there or goes
+# on slowly), so that the test's SIGTERM lands where it means it to
+HOOKED = """
+import os, sys, time, torch
+from pathlib import Path
+import sqtool.train.pretrain as P
+from sqtool.train import loop
+mark, where = Path(os.environ["MARK"]), os.environ["WHERE"]
+if where == "setup":                                  # the pairs being made, before the training loop
+    def pairs(*a, **k):
+        mark.touch()
+        time.sleep(120)
+    P.synthetic_pairs = pairs
+else:                                                 # the training loop's 2nd step, in the first epoch
+    real, n = loop.simsiam_loss, [0]
+    def loss(*a):
+        if torch.is_grad_enabled():
+            n[0] += 1
+            if n[0] == 2:
+                mark.touch()
+            time.sleep(0.2)
+        return real(*a)
+    loop.simsiam_loss = loss
+from sqtool.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _start(out: Path, *extra: str, hooked: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "sqtool.cli", "train", "pretrain", "--model", "resnet1d_siamq_tiny",
-                             "--synthetic-pairs", "256", "--batch-size", "16", "--epochs", "200", "--progress",
-                             "false", "--out", str(out), *extra], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)   # only our signal
+    cmd = ["-c", HOOKED] if hooked else ["-m", "sqtool.cli"]
+    if hooked:
+        env.update(MARK=str(out.parent / "mark"), WHERE=hooked)
+    return subprocess.Popen([sys.executable, *cmd, *ARGS, "--out", str(out), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)   # only our signal
 
 
 def _wait_for(path: Path, p: subprocess.Popen, timeout: float = 240.0) -> None:
@@ -29,15 +63,33 @@ def _wait_for(path: Path, p: subprocess.Popen, timeout: float = 240.0) -> None:
         time.sleep(0.1)
 
 
-def test_sigterm_before_any_checkpoint_leaves_no_folder_a_retry_refuses(tmp_path):
+def test_sigterm_before_training_leaves_no_folder_a_retry_refuses(tmp_path):
     out = tmp_path / "pt"
-    p = _start(out)
-    _wait_for(out / "config.yaml", p)
+    p = _start(out, hooked="setup")
+    _wait_for(tmp_path / "mark", p)
+    assert (out / "config.yaml").is_file()
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 143, err
-    assert err.strip().splitlines()[-1].startswith("sqtool: terminated (SIGTERM)") and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "sqtool: terminated (SIGTERM)" and "Traceback" not in err, err
     assert not out.exists() or not any(f.name in ("config.yaml", ".lock") for f in out.iterdir()), list(out.iterdir())
+
+
+def test_sigterm_in_the_first_epoch_saves_that_step_keeps_the_folder_and_says_how_to_resume(tmp_path):
+    """A preemption in the first epoch of a run that checkpoints at epoch ends only (the default): it ended on the
+    spot, saved nothing and its folder went; now the step in progress ends and last.pt holds it."""
+    out = tmp_path / "pt"
+    p = _start(out, hooked="step 2")
+    _wait_for(tmp_path / "mark", p)
+    assert not (out / "last.pt").exists()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    assert err.strip().splitlines()[-1] == f"sqtool: terminated (SIGTERM); continue with: sqtool train pretrain " \
+                                           f"--resume {out}", err
+    import torch
+    st = torch.load(out / "last.pt", weights_only=True)["train_state"]
+    assert st["epoch"] == 0 and 2 <= st["global_step"] < 15 and len(st["history"]) == st["global_step"]
 
 
 def test_sigterm_after_a_checkpoint_says_how_to_resume(tmp_path):

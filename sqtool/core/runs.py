@@ -221,13 +221,35 @@ def shell_command(*argv) -> str:
 
 
 def resume_command(d: str | os.PathLike, command: str | None = None) -> str | None:
-    """`sqtool ... --resume D` when folder `d` holds a run (of `command`, when given) that can be resumed."""
+    """`sqtool ... --resume D` when folder `d` holds a run (of `command`, when given) that can be resumed; under
+    torchrun as the run was started there (`as_launched`), since that continues it bit for bit."""
     d = Path(d)
-    cmd = run_command(d)
+    saved = saved_yaml(d)
+    cmd = _command_of(saved)
     if cmd not in RESUMABLE or (command is not None and cmd != command):
         return None
     cli, needs, _ = RESUMABLE[cmd]
-    return shell_command(*cli.split()[1:], "--resume", d) if (d / needs).exists() else None
+    return as_launched(saved, shell_command(*cli.split()[1:], "--resume", d)) if (d / needs).exists() else None
+
+
+def as_launched(saved: dict, line: str) -> str:
+    """`line` (an `sqtool ...` command) started the way the run whose config.yaml is `saved` ran: as is for one
+    process; for a run of W processes (`resolved: world_size`, `nproc_per_node`: train pretrain under torchrun)
+    in the README's torchrun spelling, `torchrun --standalone --nproc_per_node W -m sqtool.cli ...` on one node,
+    `torchrun --nnodes N --nproc_per_node L --rdzv-backend c10d --rdzv-endpoint HOST0:29500 -m sqtool.cli ...` on
+    N nodes (HOST0: the first node's address, to fill in; run on every node)."""
+    res = saved.get("resolved") if isinstance(saved.get("resolved"), dict) else {}
+    try:
+        world = int(res.get("world_size") or saved.get("world_size") or 1)
+        per_node = int(res.get("nproc_per_node") or world)
+    except (TypeError, ValueError):                     # a hand-edited config.yaml: say the plain command
+        return line
+    if world <= 1:
+        return line
+    nodes = world // per_node if per_node > 0 and world % per_node == 0 else 1
+    start = f"torchrun --standalone --nproc_per_node {world}" if nodes == 1 else \
+        f"torchrun --nnodes {nodes} --nproc_per_node {per_node} --rdzv-backend c10d --rdzv-endpoint HOST0:29500"
+    return f"{start} -m sqtool.cli {line.removeprefix('sqtool ')}"
 
 
 # The file a command writes last, once its run is complete (metrics.json unless named here).

@@ -952,11 +952,85 @@ def _print_pairs(cfg: PairsConfig, args) -> int:
         print(f"skipped {len(m['errors'])} bad file(s), listed in {m['out']}/metrics.json (errors), e.g. "
               f"{m['errors'][0]}")
     print(f"pair statistics: {m['out']}/pair_stats.md")
-    if m["pairs"]:                          # the model the pairs were made for (its window contract)
-        model = ["--model", cfg.model] if cfg.model else []
-        print("next: " + shell_command("train", "pretrain", "--pairs", m["out"], *model))
+    if m["pairs"]:
+        print(pairs_next(cfg, m["out"]))
     return 0
 
 
+# ----------------------------------------------------------------------------- which model reads the pairs
+
+PAIRS_CONTRACT = ("fs", "window_s", "channels", "norm", "band")   # index.json keys = the ModelCfg fields they match
+PRETRAIN_DEFAULT = "resnet1d_siamq_tiny"                          # `train pretrain`'s --model when none is given
+_FLAGS = {"fs": "--fs", "window_s": "--window-s", "channels": "--channels", "norm": "--norm"}   # band: --band-lo/-hi
+
+
+def pair_contract(src) -> dict:
+    """{fs, window_s, channels, norm, band} of a pairs folder's index.json (a dict) or of a ModelCfg, comparable."""
+    get = src.get if isinstance(src, dict) else lambda k: getattr(src, k)
+    band = get("band")
+    band = None if band is None else tuple(None if b is None else float(b) for b in band)
+    return {"fs": float(get("fs")), "window_s": float(get("window_s")), "channels": list(get("channels")),
+            "norm": get("norm"), "band": band}
+
+
+def contract_diff(theirs: dict, mine: dict) -> list[str]:
+    """The PAIRS_CONTRACT keys on which two `pair_contract`s differ (numbers within 1e-9, relative)."""
+    return [k for k in PAIRS_CONTRACT if not _same(theirs[k], mine[k])]
+
+
+def contract_text(c: dict, keys) -> str:
+    """'window_s 10, norm spectrum_max': the `keys` of a `pair_contract`, for a message."""
+    return ", ".join(f"{k} {_fmt(c[k])}" for k in keys)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    return a == b
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return "-".join(_fmt(x) for x in v) if v and all(isinstance(x, (int, float)) or x is None for x in v) \
+            else ",".join(map(str, v))
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def models_reading(index: dict) -> list[str]:
+    """The registered models `sqtool train pretrain` can train on the pairs of `index` (their index.json): its window
+    contract and, where the index gives it, its (C, T) pair shape; in registered order (a family smallest first)."""
+    from sqtool import models          # the registry: pairs.py reads its models' contracts (tests/test_layering.py)
+    c = pair_contract(index)
+    shape = tuple(index["pair_shape"][1:]) if index.get("pair_shape") else None
+    return [n for n in models.list_models(registered_order=True) if models.pretrains(n)
+            and not contract_diff(c, pair_contract(mc := models.get_model_cfg(n)))
+            and shape in (None, tuple(mc.input_shape))]
+
+
+def pairs_next(cfg: PairsConfig, out) -> str:
+    """`next: sqtool train pretrain --pairs OUT [--model M]`: the model the pairs were made for (--model), else train
+    pretrain's default when it reads them, else the first registered model that does; when none does, which flags
+    make pairs that its default reads (a printed command that fails on its window contract helps no one)."""
+    from sqtool.data.shards import read_index
+    if cfg.model:
+        return "next: " + shell_command("train", "pretrain", "--pairs", out, "--model", cfg.model)
+    _, index = read_index(out)
+    readers = models_reading(index)
+    if readers:
+        model = [] if PRETRAIN_DEFAULT in readers else ["--model", readers[0]]
+        return "next: " + shell_command("train", "pretrain", "--pairs", out, *model)
+    from sqtool import models
+    c, want = pair_contract(index), pair_contract(models.get_model_cfg(PRETRAIN_DEFAULT))
+    diff = contract_diff(c, want)
+    flags = " ".join(f"{_FLAGS[k]} {_fmt(want[k])}" if k in _FLAGS else
+                     f"--band-lo {_fmt(want[k][0])} --band-hi {_fmt(want[k][1])}" for k in diff)
+    remake = f"{flags} (the windows of {PRETRAIN_DEFAULT}, its default), or --model NAME" if flags else "--model NAME"
+    return (f"next: none of the registry's models reads these pairs ({contract_text(c, diff or PAIRS_CONTRACT)}), so "
+            f"`sqtool train pretrain` cannot train on them: mine them again with {remake}")
+
+
 __all__ = ["PairsConfig", "mine_pairs", "match_pairs", "record_pairs", "list_units", "register_cli",
-           "apply_model_contract", "dataset_stats", "write_pair_stats"]
+           "apply_model_contract", "dataset_stats", "write_pair_stats", "pair_contract", "contract_diff",
+           "contract_text", "models_reading", "PAIRS_CONTRACT"]

@@ -95,14 +95,70 @@ def barrier(d: Dist) -> None:
         dist.barrier()
 
 
-def all_mean(d: Dist, t: torch.Tensor) -> torch.Tensor:
-    """Mean of a tensor over ranks (not differentiable; for logging and NaN agreement)."""
-    if not d.enabled:
+class SigtermStop:
+    """A SIGTERM (preemption: SLURM, Kubernetes, torchrun passing its own on) turned into a stop at a step boundary,
+    for a training loop to save its state first. Within `with SigtermStop(d) as term:` the signal only marks the
+    rank (`received`); the loop asks `term.stop` once per step and, when it says so, ends that step, writes its
+    checkpoint and leaves the block. Leaving it puts the handler before it back and, when this rank got the signal
+    (or the ranks agreed to stop), delivers SIGTERM again to that handler: under the CLI a KeyboardInterrupt that
+    ends the command with its resume line and exit 143; alone, the system's default action (the process ends).
+    A rank blocked in a collective is not disturbed: the mark waits for the loop.
+
+    The ranks stop at the same step: each step's loss all-reduce carries how many ranks were marked (`reduce`: one
+    collective per step, as before), and every rank reads that count with the loss, a step later (`read`, in the
+    loop's one host sync per step), so all of them see the same count after the same step. One process reads its
+    own mark at once. Installed only in the main thread and over a handler that does not ignore SIGTERM; SIGINT
+    (Ctrl-C) is left alone: it still interrupts at once."""
+
+    def __init__(self, d: Dist):
+        self.d = d
+        self.received = False           # this rank got a SIGTERM
+        self.agreed = False             # a rank did, as the ranks' last all-reduce said
+        self._previous = None
+
+    def __enter__(self) -> "SigtermStop":
+        import signal
+        import threading
+        previous = signal.getsignal(signal.SIGTERM)
+        if threading.current_thread() is threading.main_thread() and previous not in (signal.SIG_IGN, None):
+            self._previous = signal.signal(signal.SIGTERM, self._mark)
+        return self
+
+    def _mark(self, signum, frame) -> None:
+        self.received = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import signal
+        if self._previous is None:
+            return
+        signal.signal(signal.SIGTERM, self._previous)
+        self._previous = None
+        if self.received or (self.agreed and exc_type is None):
+            signal.raise_signal(signal.SIGTERM)      # the run's end as the signal asked, its state saved
+
+    @property
+    def stop(self) -> bool:
+        """Whether the loop stops after the step it is in (the same step on every rank)."""
+        return self.agreed if self.d.enabled else self.received
+
+    def reduce(self, loss: torch.Tensor) -> torch.Tensor:
+        """This step's loss (0-d, on the device) for `read`: under several ranks their sum and the count of ranks
+        marked by a SIGTERM, (2,), all-reduced on the device without waiting for it."""
+        if not self.d.enabled:
+            return loss.detach()
+        import torch.distributed as dist
+        mark = torch.full((), float(self.received), device=loss.device, dtype=loss.dtype)
+        t = torch.stack([loss.detach(), mark])                  # (2,)
+        dist.all_reduce(t)
         return t
-    import torch.distributed as dist
-    t = t.detach().clone()
-    dist.all_reduce(t)
-    return t / d.world
+
+    def read(self, t: torch.Tensor) -> float:
+        """The mean loss over ranks of a `reduce`d step (a host sync); notes whether a rank was marked by then."""
+        if not self.d.enabled:
+            return float(t)
+        total, marked = t.tolist()
+        self.agreed = self.agreed or marked > 0
+        return total / self.d.world
 
 
 def first_error(d: Dist, msg: str | None) -> str | None:

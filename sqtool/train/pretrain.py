@@ -22,13 +22,32 @@ statistics, optimizer momentum, scheduler, grad scaler, the python/numpy/torch R
 history. A changed config on resume is refused, except `max_steps`, `progress`, `device` and `epochs` (not
 below the epochs done): the lr schedule steps every `lr_step_epochs` whatever the total and the data order
 depends only on (seed, epoch), so a run resumed with more epochs equals one started with them.
+
+When last.pt is written: at each epoch end, every `--ckpt-every N` steps (0, the default: epoch ends only), at a
+`--max-steps` stop, and at a SIGTERM. A SIGTERM (a preemption: SLURM, Kubernetes, torchrun passing on its own)
+ends the step being trained and writes last.pt at that step (`loop.SigtermStop`: the ranks agree on the step
+through the loss all-reduce every step already makes, so they stop one step after the first rank got it; a rank
+inside a collective finishes it first); then the signal acts: the command says `sqtool: terminated (SIGTERM);
+continue with: ...` and exits 143, the run folder kept, also in the first epoch. A validation under way (an epoch
+end's, or every --val-every steps) is finished first, and torchrun waits 30 s for its processes before killing
+them (--shutdown-timeout S: longer), so the step, a validation and last.pt's write must fit. A Ctrl-C (SIGINT)
+stops at once, from the last checkpoint written. The resume command is printed as the run was started: under
+torchrun with its world size (`core.runs.resume_command`), which continues it bit for bit; a resume on another
+number of processes continues with the same batches but not bit for bit, and says so in one WARNING line.
+
+metrics.json's `first_loss` and `final_loss` are the mean SimSiam loss of the first and of the last epoch's
+worth of steps (`first_step_loss`: step 1's batch alone), so the summary's `loss A -> B` compares like with like.
+`val_fraction` holds out whole subjects when the pairs name 3 or more, else random pairs, with a note line.
 """
 from __future__ import annotations
 
 import math
+import os
+import re
 import sys
 import time
 import traceback
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +82,11 @@ class PretrainConfig:
     lr_step_epochs: int = field(default=10, metadata={"help": "multiply the lr by lr_gamma every this many epochs"})
     lr_gamma: float = field(default=0.5, metadata={"help": "lr factor of each step"})
     grad_clip: float = field(default=10.0, metadata={"help": "max grad norm (0 = off)"})
-    val_fraction: float = field(default=0.05, metadata={"help": "pairs held out (by subject when known) for validation"})
+    val_fraction: float = field(default=0.05, metadata={
+        "help": "pairs held out for validation (whole subjects when the pairs name 3 or more, else random pairs)"})
     val_every: int = field(default=0, metadata={"help": "validate every N steps (0 = at each epoch end)"})
-    ckpt_every: int = field(default=0, metadata={"help": "write last.pt every N steps (0 = at each epoch end)"})
+    ckpt_every: int = field(default=0, metadata={
+        "help": "write last.pt every N steps (0 = at each epoch end only); a SIGTERM writes it at the step it stops"})
     max_steps: int = field(default=0, metadata={"help": "stop after this many steps in total (0 = all epochs)"})
     amp: str = field(default="auto", metadata={"help": "auto (fp16 on CUDA, off on CPU) | off | bf16 | fp16"})
     dtype: str = field(default="float32", metadata={"help": "float32 | float64 (float64: numerical verification)"})
@@ -182,23 +203,30 @@ class ShardPairs:
     def check_contract(self, model_cfg) -> None:
         """Refuse pairs made at another rate, window, channel list, normalisation or band than the model's:
         the checkpoint records the model's contract, so training on other windows would make it lie."""
+        from sqtool.data.pairs import PAIRS_CONTRACT, contract_diff, contract_text, pair_contract
         where = self.root / "index.json"
         missing = [k for k in PAIRS_CONTRACT if k not in self.index]
         if missing:
             raise SqtoolError(f"{where} lacks {', '.join(missing)}: cannot tell how the pairs were made "
                               "(remake them with `sqtool data pairs`)")
-        ix = self.index
-        band = None if ix["band"] is None else tuple(None if b is None else float(b) for b in ix["band"])
-        mine = {"fs": model_cfg.fs, "window_s": model_cfg.window_s, "channels": list(model_cfg.channels),
-                "norm": model_cfg.norm, "band": model_cfg.band}
-        theirs = {"fs": float(ix["fs"]), "window_s": float(ix["window_s"]), "channels": list(ix["channels"]),
-                  "norm": ix["norm"], "band": band}
-        diff = [k for k in PAIRS_CONTRACT if not _same(theirs[k], mine[k])]
+        theirs, mine = pair_contract(self.index), pair_contract(model_cfg)
+        diff = contract_diff(theirs, mine)
         if diff:
-            parts = ", ".join(f"{k} {_fmt(theirs[k])}" for k in diff)
-            want = ", ".join(f"{k} {_fmt(mine[k])}" for k in diff)
-            raise SqtoolError(f"pairs {self.root} were made with {parts} but {model_cfg.name} expects {want} "
-                              f"(remake the pairs with matching --fs/--window-s/--channels/--norm/--band-lo/--band-hi)")
+            raise SqtoolError(f"pairs {self.root} were made with {contract_text(theirs, diff)} but {model_cfg.name} "
+                              f"expects {contract_text(mine, diff)} ({self._remedy(model_cfg)})")
+
+    def _remedy(self, model_cfg) -> str:
+        """What makes pairs and model match: the registered models that read these pairs (as --model), and pairs
+        remade for this model (`data pairs --model`, or the flags for a model_cfg that is not the registry's)."""
+        from sqtool.data.pairs import contract_diff, models_reading, pair_contract
+        from sqtool.models import get_model_cfg
+        readers = models_reading(self.index)
+        take = f"these pairs are read by {', '.join(readers)}: give one as --model, or " if readers else \
+            "no registered model reads these pairs: "
+        if contract_diff(pair_contract(get_model_cfg(model_cfg.name)), pair_contract(model_cfg)):   # a derived cfg
+            return take + "remake the pairs with matching --fs/--window-s/--channels/--norm/--band-lo/--band-hi"
+        name = model_cfg.name
+        return take + f"remake them for {name} from their data with `sqtool data pairs --model {name}`"
 
     def get(self, idx):
         idx = np.asarray(idx, dtype=np.int64)
@@ -241,24 +269,6 @@ def verify_pairs(src: ShardPairs, d, progress: bool = False) -> None:
             if err:
                 raise SqtoolError(err)
             bar.update(1)
-
-
-PAIRS_CONTRACT = ("fs", "window_s", "channels", "norm", "band")   # index.json keys that must match ModelCfg
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
-    return a == b
-
-
-def _fmt(v) -> str:
-    if isinstance(v, (tuple, list)):
-        return "-".join(_fmt(x) for x in v) if v and all(isinstance(x, (int, float)) or x is None for x in v) \
-            else ",".join(map(str, v))
-    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def open_pairs(cfg: PretrainConfig, model_cfg, verify: bool = True):
@@ -319,8 +329,12 @@ def subject_codes(subject: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarr
     return table, rank.reshape(-1).astype(np.int32)[subject]                     # (N,) int32
 
 
+SUBJECT_SPLIT_MIN = 3          # distinct subjects that split_pairs needs to hold whole subjects out
+
+
 def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: int):
-    """(train_idx, val_idx): whole subjects held out when subject ids are known, else random pairs.
+    """(train_idx, val_idx): whole subjects held out when subject ids are known and there are SUBJECT_SPLIT_MIN or
+    more, else random pairs (`random_split_note` says so).
 
     `groups` (N,): int codes (`subject_codes`; a code's order is its subject's sorted order) or any other ids.
     The held-out subjects are the first of a permutation of the distinct ids in sorted order."""
@@ -330,11 +344,8 @@ def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: in
     if val_fraction == 0:
         return np.arange(n), np.arange(0)
     if groups is not None:
-        codes = np.asarray(groups)
-        if not _small_codes(codes):                                   # any ids: codes in their sorted order
-            codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
-        present = np.flatnonzero(np.bincount(codes))                  # distinct subjects, sorted; O(N)
-        if len(present) >= 3:
+        codes, present = _subjects_present(groups)
+        if len(present) >= SUBJECT_SPLIT_MIN:
             subjects = rng.permutation(present)
             n_val = max(1, int(round(val_fraction * len(subjects))))
             held = np.zeros(present[-1] + 1, bool)
@@ -344,6 +355,29 @@ def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: in
     perm = rng.permutation(n)
     n_val = max(1, int(round(val_fraction * n)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _subjects_present(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, present): `groups` (N,) as int codes in their ids' sorted order, and the distinct codes, sorted; O(N)."""
+    codes = np.asarray(groups)
+    if not _small_codes(codes):                                       # any ids: codes in their sorted order
+        codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
+    return codes, np.flatnonzero(np.bincount(codes))
+
+
+def random_split_note(groups: np.ndarray | None, n_val: int) -> str | None:
+    """The note line of a validation split that `split_pairs` drew as random pairs (fewer than SUBJECT_SPLIT_MIN
+    subjects, or none known), None when it held out whole subjects or there is no validation."""
+    if n_val == 0:
+        return None
+    k = 0 if groups is None else len(_subjects_present(groups)[1])
+    if k >= SUBJECT_SPLIT_MIN:
+        return None
+    why = "the pairs do not say their subjects" if groups is None else \
+        f"the pairs hold {k} subject{'s' if k != 1 else ''}, a split by subject needs {SUBJECT_SPLIT_MIN}"
+    return (f"sqtool: note: the {n_val} validation pairs are random pairs, not held-out subjects ({why}): a "
+            "validation pair may share a window (or overlap one) with a training pair, so the val loss may read "
+            "better than on unseen subjects")
 
 
 def _small_codes(a: np.ndarray) -> bool:
@@ -370,6 +404,14 @@ def resumed_config(saved: dict, now, run_dir: str | Path, epochs_done: int = 0) 
         refused["epochs"] = (base.epochs, cfg.epochs)
     refuse_resume(PretrainConfig, run_dir, refused, may_change)
     return cfg
+
+
+def other_world_warning(run_dir, saved: int, now: int) -> str:
+    """The one line of a resume on another number of processes than wrote its last.pt: it goes on with the same
+    batches, but each step's sums (gradients, BatchNorm statistics) are over other ranks' parts, so not bit for bit."""
+    return (f"sqtool: WARNING: {run_dir} was trained on {saved} process{'es' if saved > 1 else ''} and resumes on "
+            f"{now}: it continues with the same batches, but not bit for bit (each step sums over another number of "
+            f"ranks); resume it on {saved} for an exact continuation")
 
 
 # ----------------------------------------------------------------------------- training
@@ -429,6 +471,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         if opened and isinstance(src := getattr(pairs, "base", pairs), ShardPairs):
             verify_pairs(src, d, cfg.progress)
         train_idx, val_idx = split_pairs(getattr(pairs, "groups", None), len(pairs), cfg.val_fraction, cfg.seed)
+        if d.is_main and (note := random_split_note(getattr(pairs, "groups", None), len(val_idx))):
+            print(note, file=sys.stderr)
         steps_per_epoch = len(train_idx) // cfg.batch_size
         if steps_per_epoch < 1:
             raise SqtoolError(f"{len(train_idx)} training pairs are fewer than one batch of {cfg.batch_size}; "
@@ -470,11 +514,14 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 from sqtool.core.progress import item
                 item(f"resumed {run_dir} at epoch {st['epoch']} step {st['step_in_epoch']} "
                      f"(global step {st['global_step']})")
+                if ck.get("world", d.world) != d.world:
+                    print(other_world_warning(run_dir, int(ck["world"]), d.world), file=sys.stderr)
 
         if d.is_main and (run_dir / "config.yaml").is_file():         # what the automatic options came to
             from sqtool.core.runs import save_resolved
             save_resolved(run_dir, model=cfg.model, corpus=pairs.desc, fs=model_cfg.fs, window_s=model_cfg.window_s,
                           channels=list(model_cfg.channels), device=str(dev), world_size=d.world,
+                          nproc_per_node=int(os.environ.get("LOCAL_WORLD_SIZE", d.world)),   # runs.resume_command
                           amp=str(adt).replace("torch.", "") if adt else "off", dtype=cfg.dtype,
                           train_pairs=len(train_idx), val_pairs=len(val_idx), steps_per_epoch=steps_per_epoch)
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
@@ -526,12 +573,13 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
 
         def settle():
             """Read the pending step's scalars: one host sync per step, a step late, so that the GPU always has
-            the next step queued; a non-finite loss stops the run before anything is saved."""
+            the next step queued; a non-finite loss stops the run before anything is saved. The loss read also
+            tells whether a rank got a SIGTERM by that step (`term.stop`)."""
             nonlocal pending
             if pending is None:
                 return
             rec, pending = pending, None
-            gloss = float(rec["loss"])
+            gloss = term.read(rec["loss"])
             if not math.isfinite(gloss):
                 have = "last good checkpoint kept at " + str(last) if wrote_last else \
                     "no checkpoint of this run written yet" + (f" (the {last.name} there is an earlier run's)"
@@ -545,54 +593,64 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             tick(rec["step"], f"epoch {rec['epoch'] + 1}, loss {gloss:.4f}")
 
         stopped = False
-        while st["epoch"] < cfg.epochs and not stopped:
-            perm = train_idx[np.random.default_rng([cfg.seed, st["epoch"]]).permutation(len(train_idx))]
-            while st["step_in_epoch"] < steps_per_epoch:
-                if cfg.max_steps and st["global_step"] >= cfg.max_steps:
-                    stopped = True
+        with loop.SigtermStop(d) as term:   # a SIGTERM: this step ends, last.pt is written, then the signal acts
+            while st["epoch"] < cfg.epochs and not stopped:
+                perm = train_idx[np.random.default_rng([cfg.seed, st["epoch"]]).permutation(len(train_idx))]
+                while st["step_in_epoch"] < steps_per_epoch:
+                    if cfg.max_steps and st["global_step"] >= cfg.max_steps:
+                        stopped = True
+                        break
+                    s = st["step_in_epoch"]
+                    gidx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]              # global batch
+                    a, b = pairs.get(gidx[d.rank * local_b:(d.rank + 1) * local_b])    # this rank's part
+                    x1, x2 = (loop.to_device(np.ascontiguousarray(v), dev, fdt) for v in (a, b))  # (B, C, T)
+                    with loop.autocast(dev, adt):
+                        p1, p2, z1, z2 = step_mod(x1, x2)                              # (B, 256) each
+                        loss = loop.simsiam_loss(*(t.to(fdt) for t in (p1, p2, z1, z2)))
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(opt)
+                    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) \
+                        if cfg.grad_clip > 0 else torch.zeros(())
+                    scaler.step(opt)
+                    scaler.update()
+                    settle()                    # the previous step's figures, while this step's work is queued
+                    pending = {"s": s, "step": st["global_step"] + 1, "epoch": st["epoch"],
+                               "loss": term.reduce(loss), "lr": opt.param_groups[0]["lr"],
+                               "grad_norm": gnorm.detach(), "z_std": loop.collapse_std_t(z1.detach())}
+                    st["step_in_epoch"] += 1
+                    st["global_step"] += 1
+                    bar.update(1)
+                    if cfg.val_every and st["global_step"] % cfg.val_every == 0:
+                        settle()                    # on every rank: a NaN stops them all with the same line
+                        if d.is_main:
+                            validate()
+                    if term.stop:               # saved below, where the epoch's end (if this step ends it) is not
+                        stopped = True          # done yet: a resume does it, as the uninterrupted run did
+                        break
+                    if cfg.ckpt_every and st["global_step"] % cfg.ckpt_every == 0:
+                        settle()
+                        st["elapsed_s"] = time.perf_counter() - t_start
+                        save_last()
+                settle()
+                if stopped:
                     break
-                s = st["step_in_epoch"]
-                gidx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]              # global batch
-                a, b = pairs.get(gidx[d.rank * local_b:(d.rank + 1) * local_b])    # this rank's part
-                x1, x2 = (loop.to_device(np.ascontiguousarray(v), dev, fdt) for v in (a, b))  # (B, C, T)
-                with loop.autocast(dev, adt):
-                    p1, p2, z1, z2 = step_mod(x1, x2)                              # (B, 256) each
-                    loss = loop.simsiam_loss(*(t.to(fdt) for t in (p1, p2, z1, z2)))
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) \
-                    if cfg.grad_clip > 0 else torch.zeros(())
-                scaler.step(opt)
-                scaler.update()
-                settle()                        # the previous step's figures, while this step's work is queued
-                pending = {"s": s, "step": st["global_step"] + 1, "epoch": st["epoch"],
-                           "loss": loop.all_mean(d, loss.detach()), "lr": opt.param_groups[0]["lr"],
-                           "grad_norm": gnorm.detach(), "z_std": loop.collapse_std_t(z1.detach())}
-                st["step_in_epoch"] += 1
-                st["global_step"] += 1
-                bar.update(1)
-                if cfg.val_every and st["global_step"] % cfg.val_every == 0:
-                    settle()                    # on every rank: a NaN stops them all with the same line
-                    if d.is_main:
-                        validate()
-                if cfg.ckpt_every and st["global_step"] % cfg.ckpt_every == 0:
-                    settle()
-                    st["elapsed_s"] = time.perf_counter() - t_start
-                    save_last()
-            settle()
-            if stopped:
-                break
-            st["epoch"] += 1
-            st["step_in_epoch"] = 0
-            sched.step()
-            if d.is_main and not cfg.val_every:
-                validate()
+                st["epoch"] += 1
+                st["step_in_epoch"] = 0
+                with warnings.catch_warnings():    # a run resumed at an epoch's end steps it before its first opt.step:
+                    warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+                    sched.step()                   # the lr it sets is the same (its state was loaded), torch warns
+                if d.is_main and not cfg.val_every:
+                    validate()
+                st["elapsed_s"] = time.perf_counter() - t_start
+                save_last()
+            bar.close()
             st["elapsed_s"] = time.perf_counter() - t_start
             save_last()
-        bar.close()
-        st["elapsed_s"] = time.perf_counter() - t_start
-        save_last()
+            if stopped and term.stop and d.is_main:
+                from sqtool.core.progress import item
+                item(f"SIGTERM: stopped after global step {st['global_step']} (epoch {st['epoch'] + 1}, step "
+                     f"{st['step_in_epoch']} of {steps_per_epoch}); {last} saved")
 
         metrics = {}
         if d.is_main:
@@ -600,13 +658,14 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             v = st["val"][-1] if st["val"] else None
             done = st["epoch"] >= cfg.epochs
             metrics = {
-                "status": "done" if done else "stopped (max_steps)",
+                "status": "done" if done else "stopped (SIGTERM)" if term.stop else "stopped (max_steps)",
                 "model": cfg.model, "pairs": pairs.desc, "pair_mode": cfg.pair_mode, **pair_counts(pairs),
                 "train_pairs": len(train_idx), "val_pairs": len(val_idx),
                 "world_size": d.world, "device": str(dev), "amp": str(adt).replace("torch.", "") if adt else "off",
                 "epochs_done": st["epoch"], "global_step": st["global_step"], "steps_per_epoch": steps_per_epoch,
-                "first_loss": hist[0]["loss"] if hist else None,
+                "first_loss": float(np.mean([h["loss"] for h in hist[:steps_per_epoch]])) if hist else None,
                 "final_loss": float(np.mean([h["loss"] for h in hist[-steps_per_epoch:]])) if hist else None,
+                "first_step_loss": hist[0]["loss"] if hist else None,
                 "val_loss": v["val_loss"] if v else None, "val_z_std": v["z_std"] if v else None,
                 "z_std_healthy": 1 / math.sqrt(d_proj),
                 "collapsed": bool(v and v["z_std"] is not None and v["z_std"] < 0.2 / math.sqrt(d_proj)),

@@ -599,3 +599,27 @@ def test_a_run_interrupted_after_several_files_resumes_their_statistics_too(tmp_
     assert list(state["tallies"]) == ["res", "abc"] and len(state["gap_files"]) > 1
     mine_pairs(PairsConfig(out=str(out), **base), progress=False, resume=True)
     _same_run(tmp_path / "full", out)
+
+
+def test_the_next_line_names_a_model_that_reads_the_pairs(tmp_path, capsys):
+    """`data pairs --window-s 10` ended with `next: sqtool train pretrain --pairs OUT`, which then failed (the default
+    model reads 30 s windows): the line names the registered model that reads 10 s windows, and run as printed it
+    trains; pairs that no registered model reads say so, and which flags make pairs its default reads."""
+    import shlex
+
+    from sqtool.cli import main
+    from sqtool.data.pairs import PRETRAIN_DEFAULT
+    from sqtool.train.pretrain import PretrainConfig
+    assert PRETRAIN_DEFAULT == PretrainConfig().model
+    base = ["data", "pairs", "--data", "synthetic", "--synthetic-subjects", "2", "--synthetic-duration-s", "300",
+            "--workers", "1", "--no-progress"]
+    assert main(base + ["--window-s", "10", "--out", str(tmp_path / "w10")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line == f"next: sqtool train pretrain --pairs {tmp_path / 'w10'} --model resnet1d_siamq_tiny_10s", line
+    assert main(shlex.split(line.removeprefix("next: "))[1:] + ["--epochs", "1", "--batch-size", "4", "--max-steps",
+                                                                 "1", "--no-progress", "--out", str(tmp_path / "pt")]) == 0
+    assert main(base + ["--window-s", "12", "--out", str(tmp_path / "w12")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line == ("next: none of the registry's models reads these pairs (window_s 12), so `sqtool train pretrain` "
+                    "cannot train on them: mine them again with --window-s 30 (the windows of resnet1d_siamq_tiny, its "
+                    "default), or --model NAME"), line

@@ -134,3 +134,95 @@ def test_a_nan_at_a_validation_step_stops_every_rank_with_the_same_line(tmp_path
     said = "sqtool: error: loss is nan at epoch 0 step 4 (global step 4): training stopped; last good checkpoint kept"
     assert r.returncode != 0 and r.stderr.count(said) == 2, r.stderr[-3000:]     # once per rank (lines may interleave)
     assert "Connection closed" not in r.stderr and r.stderr.count("sqtool: error") == 2, r.stderr[-3000:]
+
+
+
+PREEMPTED = """
+import os, signal, sys, time, torch
+from sqtool.train import loop
+real, n = loop.simsiam_loss, [0]
+rank, how = os.environ["RANK"], os.environ["PREEMPT"]
+def loss(*a):
+    if torch.is_grad_enabled():
+        n[0] += 1
+        if how == "rank 1" and n[0] == 2 and rank == "1":     # rank 1 alone gets a SIGTERM in its 2nd step
+            os.kill(os.getpid(), signal.SIGTERM)
+        if how.startswith("launcher"):                       # steps slowed down; rank 0 says when step 2 runs
+            time.sleep(0.5)
+            if n[0] == 2 and rank == "0":
+                open(how.split(" ", 1)[1], "w").close()
+    return real(*a)
+loop.simsiam_loss = loss
+from sqtool.cli import main
+rc = main(sys.argv[1:])
+if how == "rank 1" and rank == "1":
+    time.sleep(3)       # torchrun ends the other ranks when one exits: its SIGTERM must not race rank 0's last line
+sys.exit(rc)
+"""
+
+
+def test_a_sigterm_stops_every_rank_at_one_step_and_the_torchrun_resume_is_bit_exact(tmp_path, capsys):
+    """A SIGTERM (a preemption): to one rank of two, both ranks stop after the same step (the one after: the mark
+    travels with that step's loss all-reduce), rank 0 writes last.pt there, both end as terminated, and the resume
+    line is the torchrun command with 2 processes (it was the one-process command, which continues, but not bit
+    for bit); to torchrun itself (which passes it on), the same. Run as printed, the resume ends exactly as an
+    uninterrupted 2-process run; on one process it continues with one WARNING line."""
+    import shlex
+    import shutil
+    import signal
+    import time
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
+            "--batch-size", "16", "--lr", "0.05", "--val-fraction", "0", "--device", "cpu", "--progress", "false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    r = subprocess.run(torchrun + ["-m", "sqtool.cli", *args, "--out", str(tmp_path / "full")], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    script = tmp_path / "preempted.py"
+    script.write_text(PREEMPTED)
+
+    def resumed_equals_full(run, hint):
+        r = subprocess.run(torchrun + shlex.split(hint)[4:], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0 and "WARNING" not in r.stderr, r.stderr[-3000:]
+        res = json.loads((run / "metrics.json").read_text())
+        assert res["history"] == full["history"] and len(res["history"]) == 6            # exactly
+        a, b = load_checkpoint(tmp_path / "full")["state_dict"], load_checkpoint(run)["state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+    run = tmp_path / "cut"                                      # rank 1 alone: stopped after step 3, on both
+    r = subprocess.run(torchrun + [str(script), *args, "--out", str(run)], env={**env, "PREEMPT": "rank 1"},
+                       capture_output=True, text=True, timeout=300)
+    hint = f"torchrun --standalone --nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"
+    assert r.returncode != 0 and r.stderr.count("sqtool: terminated (SIGTERM)") == 2, r.stderr[-3000:]
+    assert f"sqtool: terminated (SIGTERM); continue with: {hint}\n" in r.stderr, r.stderr[-3000:]
+    assert f"SIGTERM: stopped after global step 3 (epoch 1, step 3 of 6); {run / 'last.pt'} saved" in r.stderr
+    assert "Connection closed" not in r.stderr and "sqtool: error" not in r.stderr, r.stderr[-3000:]
+    ck = load_checkpoint(run, name="last.pt")
+    assert ck["train_state"]["global_step"] == 3 and ck["world"] == 2 and not (run / "model.pt").exists()
+    shutil.copytree(run, tmp_path / "one", ignore=shutil.ignore_patterns(".lock"))
+    resumed_equals_full(run, hint)
+
+    run = tmp_path / "launcher"                                 # torchrun's own SIGTERM, passed on to both ranks
+    mark = tmp_path / "step2"
+    p = subprocess.Popen(torchrun + [str(script), *args, "--out", str(run)], env={**env, "PREEMPT": f"launcher {mark}"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.monotonic()
+    while not mark.exists():
+        assert p.poll() is None and time.monotonic() - t0 < 240, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    hint = f"torchrun --standalone --nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"
+    assert f"sqtool: terminated (SIGTERM); continue with: {hint}\n" in err, err[-3000:]
+    assert "Connection closed" not in err and "sqtool: error" not in err, err[-3000:]
+    assert 2 <= load_checkpoint(run, name="last.pt")["train_state"]["global_step"] < 6
+    resumed_equals_full(run, hint)
+
+    capsys.readouterr()
+    assert main(["train", "pretrain", "--resume", str(tmp_path / "one")]) == 0        # 1 process: goes on, says so
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "WARNING" in ln]
+    assert err == [f"sqtool: WARNING: {tmp_path / 'one'} was trained on 2 processes and resumes on 1: it continues "
+                   "with the same batches, but not bit for bit (each step sums over another number of ranks); "
+                   "resume it on 2 for an exact continuation"], err
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["global_step"] == 6

@@ -327,3 +327,154 @@ def test_nan_before_any_checkpoint_does_not_point_at_an_earlier_runs_last_pt(tmp
     with pytest.raises(SqtoolError, match=r"loss is nan .*no checkpoint of this run written yet \(the last.pt "
                                           r"there is an earlier run's\)"):
         run_pretrain(PretrainConfig(**{**TINY, "lr": 0.2}), tmp_path)
+
+
+def sigterm_at_step(monkeypatch, step: int) -> None:
+    """This process sends itself a SIGTERM during its `step`-th training step (as a preemption would)."""
+    import signal
+    real, calls = loop.simsiam_loss, {"n": 0}
+
+    def loss(*a):
+        if torch.is_grad_enabled():                                  # training steps, not validation
+            calls["n"] += 1
+            if calls["n"] == step:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a)
+    monkeypatch.setattr(loop, "simsiam_loss", loss)
+
+
+@pytest.mark.parametrize("where", ["mid-epoch", "epoch end"])
+def test_a_sigterm_saves_the_step_it_stops_at_and_the_resume_continues_bit_for_bit(tmp_path, monkeypatch, capsys,
+                                                                                    where):
+    """A SIGTERM (a preemption) in the first epoch, with last.pt written only at epoch ends (the default): the run
+    ends the step it is in, writes last.pt at that step, keeps its folder, names the resume command and exits 143
+    (it saved nothing and the folder went). The resume then equals an uninterrupted run: every loss, every
+    validation, the weights. The SIGTERM handler is the caller's again afterwards."""
+    import signal
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "192", "--epochs", "2",
+            "--batch-size", "32", "--lr", "0.05", "--lr-step-epochs", "1", "--val-fraction", "0.2", "--progress",
+            "false", "--seed", "5"]                                   # the lr halves at the epoch's end
+    assert main(args + ["--out", str(tmp_path / "full")]) == 0
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    at = 2 if where == "mid-epoch" else full["steps_per_epoch"]
+    assert 2 <= at <= full["steps_per_epoch"] and full["val_pairs"] > 0
+    capsys.readouterr()
+
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    sigterm_at_step(monkeypatch, at)
+    run = tmp_path / "cut"
+    assert main(args + ["--out", str(run)]) == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL                 # put back
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"sqtool: terminated (SIGTERM); continue with: sqtool train pretrain --resume {run}", err
+    assert f"SIGTERM: stopped after global step {at} (epoch 1, step {at} of {full['steps_per_epoch']}); " \
+           f"{run / 'last.pt'} saved" in err
+    st = load_checkpoint(run, name="last.pt")["train_state"]
+    assert (st["epoch"], st["step_in_epoch"], st["global_step"], len(st["history"])) == (0, at, at, at)
+    assert not (run / "metrics.json").exists() and not (run / "model.pt").exists()
+    monkeypatch.undo()
+
+    assert main(["train", "pretrain", "--resume", str(run)]) == 0
+    res = json.loads((run / "metrics.json").read_text())
+    assert [h["loss"] for h in res["history"]] == [h["loss"] for h in full["history"]]        # exactly
+    assert res["history"] == full["history"] and len({h["lr"] for h in res["history"]}) == 2
+    assert res["val_history"] == full["val_history"] and res["status"] == "done"
+    a, b = load_checkpoint(tmp_path / "full")["state_dict"], load_checkpoint(run)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_sigterm_handler_is_installed_only_while_the_loop_runs(tmp_path, monkeypatch):
+    """The library call: a run that ends normally leaves the caller's SIGTERM handler as it was, and one that a
+    SIGTERM stops hands the signal on to it (here a handler that records it) after writing last.pt; the metrics
+    then say why the run stopped."""
+    import signal
+    got = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        mine = signal.getsignal(signal.SIGTERM)
+        seen = []
+        real_step = loop.SigtermStop.__enter__
+
+        def enter(self):
+            out = real_step(self)
+            seen.append(signal.getsignal(signal.SIGTERM))
+            return out
+        monkeypatch.setattr(loop.SigtermStop, "__enter__", enter)
+        run_pretrain(PretrainConfig(**TINY), tmp_path / "a")
+        assert signal.getsignal(signal.SIGTERM) is mine and got == [] and seen and seen[0] is not mine
+        sigterm_at_step(monkeypatch, 2)
+        m = run_pretrain(PretrainConfig(**{**TINY, "epochs": 2}), tmp_path / "b")
+        assert got == [signal.SIGTERM] and signal.getsignal(signal.SIGTERM) is mine
+        assert m["status"] == "stopped (SIGTERM)" and m["global_step"] == 2
+        assert load_checkpoint(tmp_path / "b", name="last.pt")["train_state"]["global_step"] == 2
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_the_loss_headline_compares_the_first_and_the_last_epochs_means(tmp_path, capsys):
+    """`loss A -> B` set step 1's single batch against the last epoch's mean (-0.0132 -> -0.0109 read as rising
+    while the epoch means fell): now both are epoch means, and step 1's loss is `first_step_loss`."""
+    assert main(["train", "pretrain", "--synthetic-pairs", "128", "--epochs", "3", "--batch-size", "32", "--lr",
+                 "0.05", "--val-fraction", "0", "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    losses, n = [h["loss"] for h in m["history"]], m["steps_per_epoch"]
+    assert len(losses) == 3 * n and n > 1
+    assert m["first_loss"] == pytest.approx(np.mean(losses[:n]), abs=1e-12) and m["first_step_loss"] == losses[0]
+    assert m["final_loss"] == pytest.approx(np.mean(losses[-n:]), abs=1e-12)
+    assert m["first_loss"] != losses[0]
+    assert f"loss {m['first_loss']:.4f} -> {m['final_loss']:.4f}," in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("subjects, noted", [(1, True), (2, True), (3, False)])
+def test_a_random_validation_split_says_so(tmp_path, capsys, subjects, noted):
+    """Fewer than 3 subjects: the validation pairs are random pairs, which may share windows with training
+    pairs; one note line says so (the help promised a split by subject, and nothing said it was not)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 1, 1200)).astype(np.float32)
+    pairs = ArrayPairs(x, x[::-1].copy(), np.arange(64) % subjects)
+    run_pretrain(PretrainConfig(**{**TINY, "val_fraction": 0.25, "batch_size": 16}), tmp_path / "r", pairs=pairs)
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if "validation pairs are random" in ln]
+    if not noted:
+        assert notes == []
+        return
+    assert len(notes) == 1 and notes[0].startswith("sqtool: note: the 16 validation pairs are random pairs, not "
+                                                   f"held-out subjects (the pairs hold {subjects} subject")
+    assert "may share a window" in notes[0]
+    run_pretrain(PretrainConfig(**{**TINY, "batch_size": 16}), tmp_path / "none", pairs=pairs)   # no validation
+    assert "validation pairs are random" not in capsys.readouterr().err
+
+
+def _write_spectral_pairs(d, n: int = 32):
+    """Pairs as `data pairs --model spec_student_s` writes them: (4, 134) front-end spectra."""
+    from sqtool.data.shards import ShardWriter
+    from sqtool.models import get_model_cfg
+    mc = get_model_cfg("spec_student_s")
+    header = {"fs": mc.fs, "window_s": mc.window_s, "channels": list(mc.channels), "norm": mc.norm,
+              "band": list(mc.band), "model": mc.name}
+    w = ShardWriter(d, channels=4, samples=134, shard_mb=1, dtype="float16", header=header)
+    x = np.zeros((n, 4, 134), np.float32)
+    w.add(x, x, dataset="t", subjects=[f"s{i % 4}" for i in range(n)], t_good=np.zeros(n), t_poor=np.zeros(n),
+          q_good=np.ones(n), q_poor=np.zeros(n), synthetic=np.zeros(n, bool))
+    w.close()
+
+
+def test_pairs_another_model_reads_are_refused_naming_the_models_that_read_them(tmp_path, capsys):
+    """The default time-domain model on spectral pairs said to remake the pairs with --fs/--window-s/.../--norm,
+    which cannot make spectral norm: the line names the registry models that read the pairs (their front end), and
+    remaking them for the model asked for is `data pairs --model` (which makes either kind)."""
+    _write_spectral_pairs(tmp_path / "spairs")
+    assert main(["train", "pretrain", "--pairs", str(tmp_path / "spairs"), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "norm spectrum_max" in err[0] and "resnet1d_siamq_tiny expects" in err[0], err
+    assert err[0].endswith("(these pairs are read by spec_student_s, spec_student_xs, spec_teacher_m: give one as "
+                           "--model, or remake them for resnet1d_siamq_tiny from their data with `sqtool data pairs "
+                           "--model resnet1d_siamq_tiny`)"), err
+    assert "--norm" not in err[0] and not (tmp_path / "r").exists()
+    assert main(["train", "pretrain", "--model", "spec_student_xs", "--pairs", str(tmp_path / "spairs"),
+                 "--epochs", "1", "--batch-size", "8", "--no-progress", "--out", str(tmp_path / "ok")]) == 0
+    _write_pairs(tmp_path / "short", T=400)                               # 10 s windows for the 30 s default
+    with pytest.raises(SqtoolError, match=r"read by resnet1d_siamq_tiny_10s: give one as --model"):
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "short")}), tmp_path / "r4")
+    _write_pairs(tmp_path / "odd", T=280)                                 # 7 s: no registered model
+    with pytest.raises(SqtoolError, match=r"\(no registered model reads these pairs: remake them for "):
+        run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "odd")}), tmp_path / "r5")

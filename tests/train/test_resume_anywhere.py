@@ -185,3 +185,28 @@ def test_a_run_stopped_early_ends_with_one_next_line(tmp_path, monkeypatch, caps
     assert main(["train", "pretrain", "--resume", "run", "--max-steps", "0"]) == 0
     nexts = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next:")]
     assert nexts == ["next: sqtool train finetune --task hr --model run"], nexts
+
+
+def test_the_resume_command_of_a_torchrun_run_is_a_torchrun_command(tmp_path):
+    """A run made under torchrun continues bit for bit only on as many processes: its resume line is the torchrun
+    command (the README's spelling) with its world size; `sqtool train pretrain --resume RUN` ran it on one
+    process. Several nodes: their count, the processes per node, and the rendezvous to fill in."""
+    import shlex
+
+    from sqtool.core.runs import resume_command
+    run = tmp_path / "my run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"")
+
+    def hint(**saved):
+        (run / "config.yaml").write_text(yaml.safe_dump({"command": "train/pretrain", **saved}))
+        return resume_command(run)
+    plain = f"train pretrain --resume {shlex.quote(str(run))}"
+    assert hint(world_size=1, resolved={"world_size": 1}) == f"sqtool {plain}"
+    assert hint() == f"sqtool {plain}"                                           # a run from before world_size
+    assert hint(world_size=2, resolved={"world_size": 2, "nproc_per_node": 2}) == \
+        f"torchrun --standalone --nproc_per_node 2 -m sqtool.cli {plain}"
+    assert hint(world_size=4) == f"torchrun --standalone --nproc_per_node 4 -m sqtool.cli {plain}"   # config only
+    assert hint(resolved={"world_size": 16, "nproc_per_node": 8}) == \
+        f"torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29500 -m sqtool.cli {plain}"
+    assert hint(resolved={"world_size": "two"}) == f"sqtool {plain}"             # hand-edited: the plain command
