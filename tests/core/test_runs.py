@@ -222,7 +222,7 @@ def _stage_commands(d: Path, capsys, monkeypatch):
     yield capsys.readouterr().out.splitlines()[-1], ["data", "inspect", "--data", d]
     monkeypatch.setattr("sqtool.data.dataset_tasks.dataset_of", lambda data: NS(records=lambda: []))
     quality._run_cli(NS(data=str(d), path=None, kind=None, window_s=10.0, hop_s=None, fs=None, threshold=0.25,
-                        json=False))
+                        json=False, progress=False))
     yield capsys.readouterr().out.splitlines()[-1], ["data", "pairs", "--data", d, "--threshold", "0.25"]
     save_config(d, {"max_gap_s": 1, "shard_mb": 1, "synthetic_fallback": 1}, command="data_pairs")
     with pytest.raises(SqtoolError) as e:
