@@ -22,7 +22,7 @@ from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_a
                          resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
 from sqtool.core.optim import check_training_numbers
-from sqtool.core.runs import FORCE_HELP, note_run, shell_command
+from sqtool.core.runs import FORCE_HELP, as_launched, note_run, saved_yaml, shell_command
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -173,11 +173,12 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
     print(f"pairs: {cfg.pair_mode} ({'two augmented views of each good window' if cfg.pair_mode == 'augment' else 'as mined'}); "
           f"corpus: {m.get('real_pairs')} real pairs, {syn} with a synthetic partner")
     loss = "n/a (no step trained)" if m.get("first_loss") is None else \
-        f"{m['first_loss']:.4f} -> {m['final_loss']:.4f}"
+        f"{m['first_loss']:.4f} -> {m['final_loss']:.4f} (first and last epoch's mean)"
     print(f"pretrained {cfg.model} ({m.get('status')}, {m.get('epochs_done')} of {cfg.epochs} epochs): loss {loss}, "
           f"{_val_text(cfg, m)} -> {run_dir}/model.pt")
     if m.get("status") != "done":                     # one next: line, the resume; model.pt is usable already
-        resume = shell_command("train", "pretrain", "--resume", run_dir, "--max-steps", 0)
+        resume = as_launched(saved_yaml(run_dir), shell_command("train", "pretrain", "--resume", run_dir,
+                                                                "--max-steps", 0))     # under torchrun: its form
         print(f"next: {resume}   (train the remaining steps; "
               "its model.pt can already be fine-tuned)")
     else:
@@ -225,7 +226,6 @@ def _pairs_data(pairs: str) -> str | None:
     """The --data a pair folder was mined from (its config.yaml: resolved, else as typed), None if unknown."""
     if not pairs or pairs == "synthetic":
         return None
-    from sqtool.core.runs import saved_yaml
     saved = saved_yaml(pairs)
     for section in (saved.get("resolved") or {}, saved.get("config") or {}):
         if not isinstance(section, dict):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sqtool.cli import main
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, save_config
 from sqtool.train import loop
 from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
 from sqtool.train.pretrain import ArrayPairs, PretrainConfig, ShardPairs, run_pretrain
@@ -422,7 +422,23 @@ def test_the_loss_headline_compares_the_first_and_the_last_epochs_means(tmp_path
     assert m["first_loss"] == pytest.approx(np.mean(losses[:n]), abs=1e-12) and m["first_step_loss"] == losses[0]
     assert m["final_loss"] == pytest.approx(np.mean(losses[-n:]), abs=1e-12)
     assert m["first_loss"] != losses[0]
-    assert f"loss {m['first_loss']:.4f} -> {m['final_loss']:.4f}," in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"loss {m['first_loss']:.4f} -> {m['final_loss']:.4f} (first and last epoch's mean)," in out
+
+
+def test_a_stopped_torchrun_run_offers_its_torchrun_form(tmp_path, capsys):
+    """A run stopped by --max-steps under torchrun (config.yaml: world_size 2) is offered the torchrun command that
+    continues it bit for bit, not the one-process line (which continues it on one process, not bit for bit)."""
+    from sqtool.core.runs import save_resolved
+    from sqtool.train.cli import _print_pretrain
+    from sqtool.train.pretrain import PretrainConfig
+    cfg = PretrainConfig(**TINY)
+    save_config(tmp_path, cfg)
+    save_resolved(tmp_path, world_size=2, nproc_per_node=2)
+    _print_pretrain(cfg, tmp_path, {"status": "stopped", "first_loss": None, "epochs_done": 0})
+    nxt = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next:")]
+    assert len(nxt) == 1 and nxt[0].startswith("next: torchrun --standalone --nproc_per_node 2 -m sqtool.cli train "
+                                               f"pretrain --resume {tmp_path} --max-steps 0"), nxt
 
 
 @pytest.mark.parametrize("subjects, noted", [(1, True), (2, True), (3, False)])
