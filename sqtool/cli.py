@@ -174,7 +174,9 @@ def _watch_sigterm(seen: list[int]):
     default action killed the process on the spot, leaving a folder a retry refused). Installed only in the main
     thread over the default action (a handler someone else set is left alone); returns the one to restore, or None.
     A process forked from this one (data pairs' worker pool, which Pool.terminate() ends with a SIGTERM) inherits the
-    handler: there the default action still applies, instead of a 'Process ForkPoolWorker-N:' traceback each."""
+    handler: there the default action still applies, instead of a 'Process ForkPoolWorker-N:' traceback each. Only
+    the first SIGTERM raises: one arriving while the command writes its 'terminated' line and cleans up is recorded.
+    """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         return None
     owner = os.getpid()
@@ -185,7 +187,8 @@ def _watch_sigterm(seen: list[int]):
             os.kill(os.getpid(), signum)
             return
         seen.append(signum)
-        raise KeyboardInterrupt
+        if seen.count(signal.SIGTERM) == 1:         # a second one (torchrun signals every rank again when one has
+            raise KeyboardInterrupt                 # ended) is recorded only: it would cut the last line short
     return signal.signal(signal.SIGTERM, on_sigterm)
 
 

@@ -121,3 +121,27 @@ def test_a_forked_worker_ended_by_sigterm_dies_quietly():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-c", _POOL], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr.strip() == "terminated", r.stderr
+
+
+def test_only_the_first_sigterm_raises():
+    """The first SIGTERM becomes KeyboardInterrupt (the command stops and says how to resume); a second one, which
+    torchrun sends every rank again when one has ended, arrives while the 'terminated' line is written: it is
+    recorded, not raised (it cut that line short with a traceback)."""
+    import pytest
+
+    from sqtool.cli import _watch_sigterm
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        pytest.skip("SIGTERM already handled in this process")
+    seen: list[int] = []
+    previous = _watch_sigterm(seen)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):                        # the handler runs between bytecodes
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)            # the second: recorded only
+        for _ in range(100):
+            pass
+        assert seen == [signal.SIGTERM, signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
