@@ -643,7 +643,8 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
              "exact %: int8 logits equal to the reference's (double rounding vs TFLite Micro, single rounding vs "
              "Brevitas; LiteRT's default XNNPACK kernels round once, so they may differ from TFLite Micro by 1-2 LSB); "
              "c_pipeline: every result field equal to the Python integer reference, per hop.",
-             "MAE CI: 95 % bootstrap interval; loa95: bias +- 1.96 SD (Bland-Altman limits of agreement).",
+             "MAE CI: 95 %, by the method the line under the table names (3 or more subjects: the t-interval over "
+             "the subjects); loa95: bias +- 1.96 SD (Bland-Altman limits of agreement).",
              f"in interval %: windows whose truth lies in the decoder's interval (lo..hi +- 0.5 BPM; nominal mass "
              f"{float(dec.get('interval', 0.9)):g}, calibrated for 90 % on the training subjects); top-80% conf MAE %: "
              "the MAE of the 80 % most confident windows (the decoder's conf output) relative to all windows' "

@@ -66,6 +66,7 @@ def test_bench_spectral_on_troika(spec_export_dir, data_root, tmp_path, capsys):
     md = (out / "bench.md").read_text()
     assert "MAE per subject" in md and "troika:01" in md and "c_pipeline" in md and "in interval %" in md
     assert "MAE 95% CI: batch means over windows, batches of about 30 (1 subject, 1 recording)." in md   # 8 s / 2 s
+    assert "bootstrap" not in md.split("## Notes")[1].split("MAE CI:")[1].split("\n")[0]      # the note agrees with the line
     # progress: one line per runtime as it finishes
     assert sum(ln.startswith("bench: ") and ": ok," in ln for ln in cap.err.splitlines()) == len(rows)   # stderr
 
