@@ -48,19 +48,23 @@ def test_quality_trivial_is_each_sources_training_base_rate():
     assert np.abs(tr_mean[src == "mw_ppg"] - 100).max() < 1 and np.abs(tr_mean[src == "but_ppg"]).max() < 1
 
 
+def _five_patients_two_without_af():
+    """(groups, y, folds, rng, a model's logits (200, 1)): 5 patients of 40 windows, p1 and p3 without AF."""
+    from sqtool.data.tasks import subject_folds
+    g = np.repeat(np.array(["p1", "p2", "p3", "p4", "p5"]), 40)
+    y = np.zeros(200)
+    y[40:55], y[120:150], y[160:170] = 1, 1, 1                         # p1 and p3 have no AF
+    rng = np.random.default_rng(0)
+    return g, y, subject_folds(g, 0), rng, (2 * y - 1 + rng.normal(0, 1.0, 200))[:, None]
+
+
 def test_af_by_patient_counts_the_patients_without_af():
     """A patient without AF has no AUROC: its false-positive rate at the operating threshold (logit > 0) is
     counted, per patient and pooled; the mean of the per-patient AUROCs gets a t-interval (wider than the
     percentile bootstrap over so few); the report prints both."""
     b = load_benchmark("downstream_skill")
     from sqtool.core.metrics import t_interval
-    from sqtool.data.tasks import subject_folds
-    g = np.repeat(np.array(["p1", "p2", "p3", "p4", "p5"]), 40)
-    y = np.zeros(200)
-    y[40:55], y[120:150], y[160:170] = 1, 1, 1                         # p1 and p3 have no AF
-    folds = subject_folds(g, 0)
-    rng = np.random.default_rng(0)
-    p = (2 * y - 1 + rng.normal(0, 1.0, 200))[:, None]
+    g, y, folds, rng, p = _five_patients_two_without_af()
     per_fold, by = b.af_by_patient(y, g, folds, {"m": p, "trivial": np.full((200, 1), -1.0)}, 500)
     fp1, fp3 = int((p[:40, 0] > 0).sum()), int((p[80:120, 0] > 0).sum())
     assert [r["m"]["called_af"] for r in per_fold if r["af_windows"] == 0] == [fp1, fp3]
@@ -99,13 +103,7 @@ def test_rows_kept_from_an_earlier_results_file_with_null_aurocs_render_and_merg
     from sqtool.core import write_metrics
     from sqtool.core.io import read_json
     b = load_benchmark("downstream_skill")
-    from sqtool.data.tasks import subject_folds
-    g = np.repeat(np.array(["p1", "p2", "p3", "p4", "p5"]), 40)
-    y = np.zeros(200)
-    y[40:55], y[120:150], y[160:170] = 1, 1, 1                         # p1 and p3 have no AF
-    folds = subject_folds(g, 0)
-    rng = np.random.default_rng(0)
-    p = (2 * y - 1 + rng.normal(0, 1.0, 200))[:, None]
+    g, y, folds, rng, p = _five_patients_two_without_af()
     deep = (2 * y - 1 + rng.normal(0, 2.0, 200))[:, None]
     per_fold, by = b.af_by_patient(y, g, folds, {"m": p, "deep": deep}, 200)
     assert np.isnan(per_fold[0]["m"]["auroc"])

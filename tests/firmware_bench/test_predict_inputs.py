@@ -27,6 +27,24 @@ def _half_rate_acc(src, dst):
     return dst
 
 
+def _bench_a_half_rate_file(model, runtime, tmp_path, capsys, ppg2: bool):
+    """`sqtool bench` of one recording whose accelerometer runs at half the PPG's rate: its resampling note (in
+    bench.json and bench.md, asserted here), the run's stderr, and (the data folder, the full-rate file)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    full = write_wrist_npz(tmp_path / "full.npz", seconds=30, ppg2=ppg2)
+    _half_rate_acc(full, data / "half.npz")
+    out = tmp_path / "b"
+    rc = main(["bench", "--model", str(model), "--data", str(data), "--runtime", runtime, "--no-progress",
+               "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    res = json.loads((out / "bench.json").read_text())
+    note = next(n for n in res["notes"] if n.startswith("note: 1 recording with channels at another rate"))
+    assert note.endswith("e.g. half: acc_x, acc_y, acc_z 62.5 Hz -> 125 Hz") and note in (out / "bench.md").read_text()
+    return note, cap.err, (data, full)
+
+
 def _csv_rows(path) -> list[dict]:
     with open(path) as f:
         return list(csv.DictReader(f))
@@ -92,18 +110,8 @@ def test_the_progress_flags_are_the_same_in_predict(spec_export_dir, tmp_path, c
 def test_the_time_domain_bench_resamples_and_says_so(export_dir, tmp_path, capsys):
     """The time-domain stream (`stream.replay` -> `record.channel_matrix`) takes the half-rate accelerometer too,
     and bench.json / bench.md carry the note."""
-    data = tmp_path / "data"
-    data.mkdir()
-    _half_rate_acc(write_wrist_npz(tmp_path / "full.npz", seconds=30), data / "half.npz")
-    out = tmp_path / "b"
-    rc = main(["bench", "--model", str(export_dir), "--data", str(data), "--runtime", "litert_int8",
-               "--no-progress", "--out", str(out)])
-    cap = capsys.readouterr()
-    assert rc == 0, cap.err
-    res = json.loads((out / "bench.json").read_text())
-    note = next(n for n in res["notes"] if n.startswith("note: 1 recording with channels at another rate"))
-    assert note.endswith("e.g. half: acc_x, acc_y, acc_z 62.5 Hz -> 125 Hz") and note in cap.err
-    assert note in (out / "bench.md").read_text()
+    note, err, _ = _bench_a_half_rate_file(export_dir, "litert_int8", tmp_path, capsys, ppg2=False)
+    assert note in err
 
 
 def test_the_api_without_acc_fs_names_it(spec_export_dir, tmp_path):
@@ -132,18 +140,7 @@ def test_the_spectral_bench_resamples_says_so_and_its_baseline_reads_the_acceler
     too (it read acc only at the PPG's rate, so ran without motion subtraction on such a file)."""
     from sqtool.data.readers import read_dataset
     from sqtool.firmware_bench.baseline import record_windows
-    data = tmp_path / "data"
-    data.mkdir()
-    full = write_wrist_npz(tmp_path / "full.npz", seconds=30, ppg2=True)
-    _half_rate_acc(full, data / "half.npz")
-    out = tmp_path / "b"
-    rc = main(["bench", "--model", str(spec_export_dir), "--data", str(data), "--runtime", "c_pipeline",
-               "--no-progress", "--out", str(out)])
-    cap = capsys.readouterr()
-    assert rc == 0, cap.err
-    res = json.loads((out / "bench.json").read_text())
-    note = next(n for n in res["notes"] if n.startswith("note: 1 recording with channels at another rate"))
-    assert note.endswith("e.g. half: acc_x, acc_y, acc_z 62.5 Hz -> 125 Hz") and note in (out / "bench.md").read_text()
+    _, _, (data, full) = _bench_a_half_rate_file(spec_export_dir, "c_pipeline", tmp_path, capsys, ppg2=True)
     rec = next(iter(read_dataset(data)))
     ref = next(iter(read_dataset(full)))
     t0 = np.arange(0, 20, 2.0)
