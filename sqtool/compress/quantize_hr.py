@@ -176,7 +176,7 @@ def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
     teacher that held none out (--heldout-fraction 0), or one from before they were recorded, leaves the choice to
     the shared rule (`data.heldout`: --heldout-subjects, the dataset file's split, the last --heldout-fraction):
     the teacher trained on them (True), or may have (None)."""
-    from sqtool.data.heldout import file_split, heldout_keys
+    from sqtool.data.heldout import HELDOUT_FRACTION, file_split, heldout_keys
     keys = sorted({r.key for r in corpus})
     recorded = (ck.get("train_cfg") or {}).get("heldout_subjects")        # None: a teacher from before the record
     if recorded:
@@ -184,21 +184,27 @@ def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
         if not mine:
             raise SqtoolError(f"teacher {ck['path']} held out {', '.join(map(str, recorded))}: none of them is in the "
                               f"data ({', '.join(keys)})")
-        if not cfg.heldout_subjects:
-            return set(mine), False
-        asked, _ = heldout_keys(keys, names=cfg.heldout_subjects)
-        seen = sorted(set(asked) - set(mine))
-        if seen:
-            raise SqtoolError(f"--heldout-subjects {', '.join(seen)}: teacher {ck['path']} was fine-tuned on "
-                              f"{'it' if len(seen) == 1 else 'them'} (it held out {', '.join(mine)}); name some of "
-                              "those, or fine-tune a teacher holding yours out (train finetune --heldout-subjects)")
-        return set(asked), False
-    held, _ = heldout_keys(keys, names=cfg.heldout_subjects, split=file_split(ds, corpus),
-                           dataset=ds.name if ds else None, default=cfg.heldout_fraction)
-    if not held or len(held) >= len(keys):
+        held = set(mine)
+        if float(cfg.heldout_fraction) != HELDOUT_FRACTION:
+            raise SqtoolError(f"--heldout-fraction {cfg.heldout_fraction:g}: teacher {ck['path']} held out "
+                              f"{', '.join(mine)}, which quantize evaluates on; name some of them with "
+                              "--heldout-subjects, or fine-tune a teacher holding out others")
+        if cfg.heldout_subjects:
+            asked, _ = heldout_keys(keys, names=cfg.heldout_subjects)
+            seen = sorted(set(asked) - set(mine))
+            if seen:
+                raise SqtoolError(f"--heldout-subjects {', '.join(seen)}: teacher {ck['path']} was fine-tuned on "
+                                  f"{'it' if len(seen) == 1 else 'them'} (it held out {', '.join(mine)}); name some "
+                                  "of those, or fine-tune a teacher holding yours out (train finetune "
+                                  "--heldout-subjects)")
+            held = set(asked)
+    else:
+        held = set(heldout_keys(keys, names=cfg.heldout_subjects, split=file_split(ds, corpus),
+                                dataset=ds.name if ds else None, default=cfg.heldout_fraction)[0])
+    if not held or len(held) >= len(keys):      # (a corpus other than the teacher's can hold no training subject)
         raise SqtoolError(f"quantize needs held-out subjects and training subjects: {len(held)} of the "
-                          f"{len(keys)} subjects held out")
-    return set(held), (None if recorded is None else True)
+                          f"{len(keys)} subjects held out ({', '.join(sorted(held)) or 'none'})")
+    return held, (False if recorded else None if recorded is None else True)
 
 
 def heldout_note(in_teacher: bool | None, teacher: str) -> str | None:

@@ -13,7 +13,10 @@ held-out subjects, so they are in neither the teacher's nor the student's traini
 3. `split` (the dataset file's `split: test:` or `split: heldout_fraction:`): its test subjects, by subject;
    built-in datasets trained beside the file are never held out by it;
 4. the last round(fraction x n) of the n sorted subject keys (at least 1, at most n - 1), with `fraction`, else
-   `default` (HELDOUT_FRACTION, quantize's --heldout-fraction default).
+   `default` (HELDOUT_FRACTION, quantize's --heldout-fraction default); with a dataset file (`dataset`: a team's
+   own, trained beside built-ins) of 2 or more subjects, of that file's subjects only, so that the held-out
+   subjects are those of the device shipped on whatever its name sorts as (a file named apple_watch beside troika
+   held out SP Cup subjects).
 """
 from __future__ import annotations
 
@@ -73,8 +76,11 @@ def heldout_keys(keys, *, names=(), split: list[str] | None = None, dataset: str
     f = float(default if fraction is None else fraction)
     if not 0.0 < f < 1.0:
         raise SqtoolError(f"--heldout-fraction must be in (0, 1) here, got {f:g}")
-    n = min(len(keys) - 1, max(1, int(round(f * len(keys)))))
-    return (keys[-n:] if n > 0 else []), f"the last {f:g} of the sorted subjects (--heldout-fraction)"
+    own = [k for k in keys if dataset is not None and k.split(":", 1)[0] == dataset]
+    pool = own if len(own) >= 2 else keys                                    # (K,) the subjects to hold out from
+    n = min(len(pool) - 1, max(1, int(round(f * len(pool)))))
+    where = f" of {dataset}'s subjects" if pool is own else " of the sorted subjects"
+    return (pool[-n:] if n > 0 else []), f"the last {f:g}{where} (--heldout-fraction)"
 
 
 __all__ = ["HELDOUT_FRACTION", "file_split", "heldout_keys"]

@@ -23,6 +23,31 @@ def test_names_then_zero_then_the_files_split_then_the_fraction():
     assert heldout_keys(["s1", "s2", "s3"], names=["s1"])[0] == ["s1"]   # bare ids (a time-domain task's groups)
 
 
+def test_without_a_split_a_dataset_files_own_subjects_are_held_out_whatever_its_name_sorts_as():
+    """A team's file beside SP Cup without a split: the fraction is of ITS subjects (the device shipped on), not
+    of the sorted keys, where a name sorting before 'troika' (apple_watch) held out SP Cup subjects only."""
+    keys = [f"apple_watch:s0{i}" for i in range(1, 6)] + [f"troika:{i:02d}" for i in range(1, 13)]
+    held, how = heldout_keys(keys, dataset="apple_watch")
+    assert held == ["apple_watch:s05"] and "of apple_watch's subjects" in how       # round(0.2 x 5) = 1
+    assert heldout_keys(keys)[0] == sorted(keys)[-3:]                  # no file: the sorted keys, as before
+    one = ["apple_watch:s01"] + [f"troika:{i:02d}" for i in range(1, 6)]
+    assert heldout_keys(one, dataset="apple_watch")[0] == ["troika:05"]   # one own subject: from every subject
+
+
+def test_quantize_refuses_a_corpus_left_without_a_training_subject():
+    """A teacher that recorded its held-out subjects, and a quantize corpus holding only those (another --data or
+    --max-records): one line, not an empty training set failing later."""
+    from sqtool.compress.quantize_hr import heldout_of
+    cfg = NS(heldout_subjects=[], heldout_fraction=HELDOUT_FRACTION)
+    ck = {"path": "t/model.pt", "train_cfg": {"heldout_subjects": ["synthetic:syn003"]}}
+    with pytest.raises(SqtoolError, match="quantize needs held-out subjects and training subjects: 1 of the 1"):
+        heldout_of(cfg, ck, [NS(key="synthetic:syn003")], None)
+    corpus = [NS(key=f"synthetic:syn00{i}") for i in range(4)]
+    assert heldout_of(cfg, ck, corpus, None) == ({"synthetic:syn003"}, False)
+    with pytest.raises(SqtoolError, match="--heldout-fraction 0.5: teacher t/model.pt held out synthetic:syn003"):
+        heldout_of(NS(heldout_subjects=[], heldout_fraction=0.5), ck, corpus, None)
+
+
 @pytest.mark.parametrize("kw, says", [
     (dict(names=["s09"]), "--heldout-subjects s09 not in the data"),
     (dict(names=["01"], keys=["troika:01", "wrist_exercise:01"]), "01 is a subject of troika, wrist_exercise: name it"),
