@@ -141,15 +141,19 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float, axis: int = -1) -> np.n
 
 def resample_keeping_gaps(x: np.ndarray, fs_in: float, fs_out: float, where: str = "signal") -> np.ndarray:
     """`resample` of one channel (N,) whose NaN/Inf samples are gaps: filled (`fill_gaps`) so the FIR does not
-    spread them, resampled, then NaN again at every output sample whose last input sample (at or before its time)
-    was a gap, so a stream still sees (and holds) the same gap, at the new rate."""
+    spread them, resampled, then NaN again at every output sample whose input since the previous output sample
+    (upsampling: its last input sample at or before its time; downsampling: every input sample after the previous
+    output's, up to its own) held a gap, so a stream still sees (and holds) the same gap, at the new rate: a
+    one-sample gap of a faster accelerometer is not interpolated away between two outputs."""
     x = np.asarray(x, dtype=np.float64)
     gap = ~np.isfinite(x)
     y = resample(fill_gaps(x, where) if gap.any() else x, fs_in, fs_out)
-    if gap.any():                                     # each output sample: the last input sample at or before it
+    if gap.any():
         src = np.minimum(np.floor(np.arange(len(y)) * float(fs_in) / float(fs_out) + 1e-9).astype(np.int64),
-                         len(x) - 1)
-        y[gap[src]] = np.nan                                               # (N',) the gaps at the new rate
+                         len(x) - 1)                                       # (N',) last input at or before each
+        lo = np.minimum(np.concatenate([[0], src[:-1] + 1]), src)          # (N',) first input since the previous
+        seen = np.concatenate([[0], np.cumsum(gap)])                       # (N + 1,) gaps before each input
+        y[seen[src + 1] - seen[lo] > 0] = np.nan                           # (N',) the gaps at the new rate
     return y
 
 

@@ -43,6 +43,23 @@ def test_a_gap_stays_a_gap_at_the_new_rate():
     assert np.array_equal(gap, np.arange(800, 850)) and np.isfinite(x[[0, 1, 3]]).all()   # 16.0..17.0 s
 
 
+@pytest.mark.parametrize("fs_in, fs_out", [(100.0, 64.0), (128.0, 25.0), (25.0, 64.0)])
+def test_every_one_sample_gap_survives_the_rate_change(fs_in, fs_out):
+    """A faster accelerometer brought down to the PPG's rate (100 -> 64 Hz): a one-sample gap between two output
+    samples' sources was interpolated away (gaps at inputs 2, 5, 8, 11 of 1..11 lost); every one now marks the output
+    sample after it, and none marks more than the outputs up to the next input (upsampling 25 -> 64 Hz as before)."""
+    from sqtool.data.preprocess import resample_keeping_gaps
+    n = int(fs_in * 4)
+    for i in range(1, 40):
+        x = np.sin(np.arange(n) / 7.0)
+        x[i] = np.nan
+        y = resample_keeping_gaps(x, fs_in, fs_out)
+        hit = np.flatnonzero(np.isnan(y))
+        assert hit.size >= 1, i                                        # the gap is still a gap
+        t_hit = hit / fs_out
+        assert (t_hit >= i / fs_in - 1e-9).all() and (t_hit < (i + 1) / fs_in + 1 / fs_out).all(), (i, hit)
+
+
 def test_a_ratio_no_polyphase_filter_takes_is_one_line_with_the_fix():
     """A ratio whose fraction (denominator <= 1000) needs up-sampling by over 10,000 (`resample_ratio` refuses it):
     the line says which channel, both rates and what to do."""
