@@ -12,7 +12,8 @@ SiamQuality-pretrained encoders (`--pretrain false`: from scratch); pairs are mi
 without labels, so the teacher's out-of-fold figures are transductive in that one respect
 (the repository's heart-rate benchmark pretrains per outer fold without the held-out subject).
 The fine-tune holds out the subjects `quantize` evaluates on (`data.heldout`: a dataset file's split, else the last
-0.2 of the sorted subjects; with --data ../shared/data wrist_exercise s4-s6): neither network trains on them.
+0.2 of the sorted subjects; with --data ../shared/data wrist_exercise s4-s6): neither network is fine-tuned on
+them (their unlabelled PPG may be in the pretraining pairs, as above).
 
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
@@ -95,6 +96,9 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
     synthetic = cfg.data_root == "synthetic"
     if synthetic and cfg.datasets:
         raise SqtoolError("--datasets names real datasets to train on: give --data a dataset file or a data root")
+    if synthetic and cfg.subjects < 3:      # 1 held out (0.2 x n, at least 1); subject folds need 2 more
+        raise SqtoolError(f"--subjects {cfg.subjects}: the synthetic demo needs 3 or more (one is held out of "
+                          "fine-tuning and quantize, and the teacher's subject folds need 2 others)")
     own = not synthetic and dataset_of(cfg.data_root) is not None      # a dataset.yaml or a built-in name
     bench_data = cfg.bench_data or ("synthetic" if synthetic else cfg.data_root if own
                                     else str(Path(cfg.data_root) / "troika"))

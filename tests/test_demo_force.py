@@ -22,3 +22,12 @@ def test_every_demo_step_takes_force(tmp_path):
         for _, argv in steps(DemoCfg(data_root=data, force=True), Path(tmp_path / "demo")):
             ns = parser.parse_args(argv + ["--force"])
             assert getattr(ns, "force", None) in (True, "true", 1), argv[:2]
+
+
+def test_a_synthetic_demo_of_too_few_subjects_is_refused_before_any_step(tmp_path, capsys):
+    """One subject is held out of fine-tuning and quantize, and the teacher's subject folds need 2 more: 2 synthetic
+    subjects failed at the fine-tune step, after the pairs and two pretrainings. Now one line and no step."""
+    assert main(["demo", "--subjects", "2", "--out", str(tmp_path / "d")]) != 0
+    err = capsys.readouterr().err
+    assert "--subjects 2: the synthetic demo needs 3 or more" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d" / "pairs").exists()
