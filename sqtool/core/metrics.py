@@ -211,7 +211,8 @@ def paired_mae_test(y, pred_a, pred_b, groups, n_perm: int = 10_000, seed: int =
     share = mean_s * n_s / n_s.sum()                                         # (S,) each subject's share of obs
     swaps, exact = _patterns(S, 12, n_perm, seed)                          # (P, S)
     null = np.abs(np.where(swaps, -share, share).sum(axis=1))              # (P,) every pattern's |difference|
-    out["p"] = _perm_p(int((null >= abs(obs) - 1e-12).sum()), len(swaps), exact)
+    tie = 1e-12 + 1e-9 * abs(obs)                  # obs and a pattern's sum round differently (4.9e-13 at 2e6 windows)
+    out["p"] = _perm_p(int((null >= abs(obs) - tie).sum()), len(swaps), exact)
     return out
 
 

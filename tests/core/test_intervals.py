@@ -120,6 +120,19 @@ def test_paired_mae_test_swaps_within_subjects():
     assert np.isnan(one["p"]) and np.isnan(one["ci95"]).all()
 
 
+def test_paired_mae_test_counts_the_observed_pattern_at_large_errors():
+    """Worse on all 5 subjects gives p = 2/32 (the observed pattern and its mirror), however large the errors: the
+    observed difference and the identity pattern's sum round differently, by more than an absolute 1e-12 at errors
+    of 3e5 BPM over 1e5+ windows (20 of 50 such draws gave 1/32, a p below what 5 subjects can show)."""
+    from sqtool.core.metrics import paired_mae_test
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        g = np.repeat(np.arange(5), rng.integers(1000, 200_000, 5))
+        y = rng.normal(0, 1, g.size)
+        r = paired_mae_test(y, y + rng.normal(3e5, 1e5, g.size), y + rng.normal(0, 1, g.size), g)
+        assert r["p"] == pytest.approx(2 / 32)
+
+
 @pytest.mark.parametrize("S, k", [(5, 1), (9, 2), (15, 1)])
 def test_paired_mae_test_is_the_brute_force_swap_test(S, k):
     """The signed sum of subject shares equals swapping each subject's predictions and recomputing both pooled MAEs,
