@@ -154,10 +154,7 @@ def loss(*a):
     return real(*a)
 loop.simsiam_loss = loss
 from sqtool.cli import main
-rc = main(sys.argv[1:])
-if how == "rank 1" and rank == "1":
-    time.sleep(3)       # torchrun ends the other ranks when one exits: its SIGTERM must not race rank 0's last line
-sys.exit(rc)
+sys.exit(main(sys.argv[1:]))     # rank 1 may end first: torchrun's SIGTERM to rank 0 then races its last line
 """
 
 
