@@ -59,6 +59,9 @@ def test_the_data_figures_are_the_benchmarks():
     assert set(paired) <= set(names), paired
     assert (f"{real['pairs']} real pairs from `../shared/data` ("
             + ", ".join(f"{names[k]} {n}" for k, n in paired.items())) in section
+    b = real["datasets"]["bidmc"]
+    assert (f"BIDMC's {b['pairs']} come from {b['subjects_with_pairs']} of its {b['subjects']} patients (ICU PPG is "
+            f"almost all good: {b['poor']} poor windows of {b['windows']})") in section
     fallback = sum(d["pairs"] for d in PAIRS["real_synthetic_fallback"].values())
     assert f"with `--synthetic-partners` {fallback:,}" in section
     bench_md = (ROOT / "benchmarks/results/data_quality_pairs.md").read_text()
