@@ -107,7 +107,8 @@ def _deep(task, data, work, epochs, folds, boot, log):
     run_dir = Path(work) / f"{task}-tiny-scratch-e{epochs}"
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = FinetuneConfig(task=task, model="resnet1d_siamq_tiny", data_root=str(data), epochs=epochs,
-                         folds=folds, final_fit=False, progress=False, bootstrap=boot)
+                         folds=folds, final_fit=False, progress=False, bootstrap=boot,
+                         heldout_fraction=0)          # every subject in the folds: this benchmark's protocol
     t = time.perf_counter()
     m = run_finetune(cfg, run_dir, resume=True)
     z = np.load(run_dir / "oof_predictions.npz")

@@ -284,7 +284,8 @@ def main() -> int:
                 d.mkdir(parents=True, exist_ok=True)
                 cfg = FinetuneConfig(task=task, init=str(pre_dir) if init == "pretrained" else "none",
                                      model=a.model, mode="full", epochs=a.epochs, lr=a.lr, label_fraction=frac,
-                                     final_fit=False, seed=a.seed, progress=False, data_root=str(data))
+                                     final_fit=False, seed=a.seed, progress=False, data_root=str(data),
+                                     heldout_fraction=0)    # every subject in the folds: this protocol's
                 m = None
                 if (d / "metrics.json").is_file() and (d / "oof_predictions.npz").is_file():
                     m = read_json(d / "metrics.json")                     # finished earlier in this --work dir

@@ -8,8 +8,11 @@ The pipeline, in order (every check runs before anything is written):
 1. load the teacher (kind teacher_task) and refuse another task, sampling rate or window;
 2. build the student's cfg from the teacher's task contract (+ accelerometer channels, + quality
    output) and check it against its budget (int8 weights, MACs per window);
-3. load the task's windows for the student's channels; split by subject (held-out subjects fixed,
-   written into config.yaml);
+3. load the task's windows for the student's channels; split by subject: the teacher's own held-out subjects
+   (`train finetune` records them: its folds and model.pt never saw them; --heldout-subjects may name some of
+   them only), else, for a teacher that held none out or from before the record, the shared rule
+   (`data.heldout`) with a WARNING line and metrics.json `heldout_in_teacher` true / null (written into
+   config.yaml);
 4. teacher outputs for every window, cached in teacher_cache.npz;
 5. train the float student (distillation + labels + quality head) -> student_float.pt;
 6. fold BN into the Brevitas twin, calibrate activation ranges, QAT at a lower lr -> model.pt;
@@ -33,7 +36,7 @@ from sqtool.core.io import NPZ_ERRORS, read_json
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
 from sqtool.core.runs import FORCE_HELP, at_cfg_threads, load_run_npz, releases_run_dirs, shell_command
-from sqtool.data.heldout import HELDOUT_FRACTION
+from sqtool.data.heldout import HELDOUT_FRACTION, file_split, heldout_note, recorded_heldout, teacher_heldout
 from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
                                       train_option)
 
@@ -129,8 +132,8 @@ class QuantizeConfig:
     qat_lr: float = field(default=3e-4, metadata={"help": "QAT peak learning rate"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     heldout_subjects: list[str] = field(default_factory=list,
-                                        metadata={"help": "held-out subject ids, comma separated (default: a "
-                                                          "spectral teacher's own held-out subjects, else the dataset "
+                                        metadata={"help": "held-out subject ids, comma separated (default: the "
+                                                          "teacher's own held-out subjects, else the dataset "
                                                           "file's split, else the last heldout_fraction of sorted "
                                                           "subjects; data.heldout)"})
     heldout_fraction: float = field(default=HELDOUT_FRACTION, metadata={
@@ -256,7 +259,7 @@ def print_results(run_dir, metrics: dict) -> None:
     """On stdout: the result line of the run's `metrics` (as written to its metrics.json), where the results
     are (`report:`) and the next command."""
     run_dir = Path(run_dir)
-    if metrics.get("heldout_note"):                   # spectral: held-out subjects the teacher may have trained on
+    if metrics.get("heldout_note"):                   # held-out subjects the teacher trained on, or may have
         print(f"WARNING: {metrics['heldout_note']}")
     print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
@@ -329,17 +332,13 @@ def check_budget(scfg, cfg: QuantizeConfig, log=None) -> dict:
     return {"static": b, "checks": checks, "over": over}
 
 
-def split_subjects(groups: np.ndarray, cfg: QuantizeConfig) -> list[str]:
-    """The held-out subjects of a time-domain student: --heldout-subjects (a dataset file's split is put there by
-    quantize_run), else the last heldout_fraction of the sorted subjects (`data.heldout`, the spectral one's rule)."""
-    from sqtool.data.heldout import heldout_keys
-    subjects = sorted(str(s) for s in np.unique(groups).tolist())
-    if not cfg.heldout_subjects and len(subjects) < 2:
-        raise SqtoolError(f"need at least 2 subjects to hold one out, got {len(subjects)}")
-    held, _ = heldout_keys(subjects, names=cfg.heldout_subjects, default=cfg.heldout_fraction)
-    if len(held) >= len(subjects):
-        raise SqtoolError("every subject is held out: nothing left to train on")
-    return held
+def split_subjects(groups: np.ndarray, cfg: QuantizeConfig, teacher, t_path, ds) -> tuple[list[str], bool | None]:
+    """(the held-out subjects of a time-domain student, whether its teacher trained on them: False / True / None =
+    may have): `data.heldout.teacher_heldout`, the spectral quantize's rule, on the teacher's recorded set
+    (`train finetune` holds them out), --heldout-subjects, the dataset file `ds`'s split and --heldout-fraction."""
+    recorded = recorded_heldout(getattr(teacher, "sq_train_cfg", None))
+    return teacher_heldout(np.unique(groups).tolist(), recorded, str(t_path), names=cfg.heldout_subjects,
+                           split=file_split(ds), fraction=cfg.heldout_fraction)
 
 
 # why a one-class held-out set measures no skill: the tail of heldout_one_class's warning, which the result line omits
@@ -507,6 +506,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     ch_idx = D.channel_index(scfg, tcfg)
 
     # 3. data and subject split ---------------------------------------------------------------------
+    ds = None                                          # the dataset file --data names (its split), if any
     if data is None:
         from sqtool.core import resolve_data_root
         from sqtool.data.tasks import load_task
@@ -516,8 +516,6 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
             cfg = dataclasses.replace(cfg, data_root=seen or None)
         ds = dataset_of(cfg.data_root)                 # a dataset.yaml or a built-in name
         root = cfg.data_root if cfg.data_root == "synthetic" or ds else resolve_data_root(cfg.data_root)
-        if ds is not None and not cfg.heldout_subjects and (ds.split.test or ds.split.heldout_fraction):
-            cfg.heldout_subjects = sorted(ds.split_subjects(ds.records())[1])    # the file's split, by subject
         say(f"loading task '{cfg.task}' from {root or 'synthetic'} ...")
         data = load_task(cfg.task, root, scfg, max_records=cfg.max_records, seed=cfg.seed)
     x_all = np.asarray(data.x, np.float32)
@@ -531,7 +529,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         raise SqtoolError(f"task windows have shape {x_all.shape[1:]}; the student expects {tuple(scfg.input_shape)}")
     y_all = np.asarray(data.y, np.float32).reshape(len(x_all), -1)
     groups = np.asarray(data.groups).astype(str)
-    held = split_subjects(groups, cfg)
+    held, in_teacher = split_subjects(groups, cfg, teacher, t_path, ds)
     test = np.isin(groups, held)
     tr, te = np.flatnonzero(~test), np.flatnonzero(test)
     synthetic = str((getattr(data, "meta", {}) or {}).get("data_root", "")) == "synthetic"
@@ -621,14 +619,15 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     m_t = R.evaluate(cfg.task, out_t, y_all[te], spec)
     t_oof = teacher_out_of_fold(t_path, data, te, cfg.task, spec)
     t_train = getattr(teacher, "sq_train_cfg", {}) or {}
-    teacher_notes = []
-    if t_train.get("final_fit") and not t_train.get("max_records"):
-        teacher_notes.append("the teacher's model.pt was fitted on all subjects of its task data, held-out subjects "
-                             "included: its held-out metric is optimistic and the student's is not independent of "
-                             "them; for an honest comparison use per-fold teachers (benchmarks/compress_hr.py)"
-                             + (" or the teacher's out-of-fold metric reported next to it" if t_oof else ""))
-        for n in teacher_notes:
-            say("warning: " + n)
+    note = heldout_note(in_teacher, str(t_path))           # a WARNING line on stdout by the CLI (print_results)
+    teacher_notes = [note] if note else []
+    if in_teacher is not False and t_train.get("final_fit") and not t_train.get("max_records"):
+        fitted = ("the teacher's model.pt was fitted on all subjects of its task data, held-out subjects included: "
+                  "its held-out metric is optimistic and the student's is not independent of them; for an honest "
+                  "comparison use per-fold teachers (benchmarks/compress_hr.py)"
+                  + (" or the teacher's out-of-fold metric reported next to it" if t_oof else ""))
+        say("warning: " + fitted)
+        teacher_notes.append(fitted)
     m_f = R.evaluate(cfg.task, out_f, y_all[te], spec)
     m_q = R.evaluate(cfg.task, out_q, y_all[te], spec)
     agree = np.abs(D.denormalise(out_q, spec) - D.denormalise(out_f, spec))
@@ -636,6 +635,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     metrics = {
         "task": cfg.task, "primary_metric": metric, "preset": cfg.preset, "synthetic": synthetic,
         "heldout_subjects": held, "heldout_windows": int(len(te)), "train_windows": int(len(tr)),
+        "heldout_in_teacher": in_teacher, "heldout_note": note, "teacher_heldout_subjects": recorded_heldout(t_train),
         "heldout_one_class": one_class,
         "teacher": {"name": tcfg.name, "path": str(t_path), "sha256": t_sha, "metrics": m_t,
                     "out_of_fold": t_oof,

@@ -63,6 +63,7 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_r
 from sqtool.core.io import dumps_json, read_json
 from sqtool.core.metrics import uncertainty_scores
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
+from sqtool.data.heldout import heldout_note
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
@@ -170,54 +171,14 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
 
 
 def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
-    """(the held-out subject keys, whether the teacher trained on them: False / True / None = not known). A teacher
-    that recorded its held-out subjects (`train_cfg["heldout_subjects"]`, `train finetune` since it holds them out)
-    gives them: --heldout-subjects may name some of them only, another is one line (the teacher trained on it). A
-    teacher that held none out (--heldout-fraction 0), or one from before they were recorded, leaves the choice to
-    the shared rule (`data.heldout`: --heldout-subjects, the dataset file's split, the last --heldout-fraction):
-    the teacher trained on them (True), or may have (None)."""
-    from sqtool.data.heldout import HELDOUT_FRACTION, file_split, heldout_keys
-    keys = sorted({r.key for r in corpus})
-    recorded = (ck.get("train_cfg") or {}).get("heldout_subjects")        # None: a teacher from before the record
-    if recorded:
-        mine = sorted(set(map(str, recorded)) & set(keys))
-        if not mine:
-            raise SqtoolError(f"teacher {ck['path']} held out {', '.join(map(str, recorded))}: none of them is in the "
-                              f"data ({', '.join(keys)})")
-        held = set(mine)
-        if float(cfg.heldout_fraction) != HELDOUT_FRACTION:
-            raise SqtoolError(f"--heldout-fraction {cfg.heldout_fraction:g}: teacher {ck['path']} held out "
-                              f"{', '.join(mine)}, which quantize evaluates on; name some of them with "
-                              "--heldout-subjects, or fine-tune a teacher holding out others")
-        if cfg.heldout_subjects:
-            asked, _ = heldout_keys(keys, names=cfg.heldout_subjects)
-            seen = sorted(set(asked) - set(mine))
-            if seen:
-                raise SqtoolError(f"--heldout-subjects {', '.join(seen)}: teacher {ck['path']} was fine-tuned on "
-                                  f"{'it' if len(seen) == 1 else 'them'} (it held out {', '.join(mine)}); name some "
-                                  "of those, or fine-tune a teacher holding yours out (train finetune "
-                                  "--heldout-subjects)")
-            held = set(asked)
-    else:
-        held = set(heldout_keys(keys, names=cfg.heldout_subjects, split=file_split(ds, corpus),
-                                dataset=ds.name if ds else None, default=cfg.heldout_fraction)[0])
-    if not held or len(held) >= len(keys):      # (a corpus other than the teacher's can hold no training subject)
-        raise SqtoolError(f"quantize needs held-out subjects and training subjects: {len(held)} of the "
-                          f"{len(keys)} subjects held out ({', '.join(sorted(held)) or 'none'})")
-    return held, (False if recorded else None if recorded is None else True)
-
-
-def heldout_note(in_teacher: bool | None, teacher: str) -> str | None:
-    """The warning when the held-out subjects are not known to be out of the teacher's fine-tuning; None when
-    the teacher recorded that it held them out."""
-    if in_teacher is None:
-        return (f"teacher {teacher} recorded no held-out subjects (fine-tuned before sqtool held them out of the "
-                "fine-tune): its folds and model.pt may have trained on the held-out subjects; fine-tune it again for "
-                "figures on subjects neither model saw")
-    if in_teacher:
-        return (f"teacher {teacher} held no subject out (--heldout-fraction 0): it was fine-tuned on the held-out "
-                "subjects, so its figures on them are not held out and the student learnt from a teacher that saw them")
-    return None
+    """(the held-out subject keys of the spectral `corpus`, whether the teacher trained on them: False / True /
+    None = not known): `data.heldout.teacher_heldout` (the time-domain quantize's rule too) on the teacher's
+    recorded set, --heldout-subjects, the dataset file's split and --heldout-fraction."""
+    from sqtool.data.heldout import file_split, recorded_heldout, teacher_heldout
+    held, in_teacher = teacher_heldout({r.key for r in corpus}, recorded_heldout(ck.get("train_cfg")), str(ck["path"]),
+                                       names=cfg.heldout_subjects, split=file_split(ds, corpus),
+                                       dataset=ds.name if ds else None, fraction=cfg.heldout_fraction)
+    return set(held), in_teacher
 
 
 def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:

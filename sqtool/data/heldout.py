@@ -1,12 +1,14 @@
-"""Which subjects a run holds out: the one rule of `sqtool train finetune --task hr` and `sqtool quantize`.
+"""Which subjects a run holds out: the one rule of `sqtool train finetune` and `sqtool quantize`.
 
     split = file_split(ds, records)                   # the dataset file's test subjects, None without a split
     held, how = heldout_keys(keys, names=cfg.heldout_subjects, split=split, dataset=ds.name,
                              fraction=cfg.heldout_fraction)
+    held, in_teacher = teacher_heldout(keys, recorded_heldout(ck["train_cfg"]), ck["path"], ...)   # quantize
 
-The spectral heart-rate fine-tune leaves the subjects this returns out of everything it fits (its folds, the
-decoder's choice, the skill test, the final model) and records them; `quantize` then evaluates on the teacher's
-held-out subjects, so they are in neither the teacher's nor the student's training. In order:
+The fine-tune (spectral heart rate and time-domain alike) leaves the subjects this returns out of everything it
+fits (its folds, the decoder's choice, the skill test, the final model) and records them in model.pt's
+train_cfg; `quantize` then evaluates on the teacher's held-out subjects (`teacher_heldout`), so they are in neither
+the teacher's nor the student's training. In order:
 
 1. `names` (--heldout-subjects): those subjects, each a key ("dataset:subject") or a subject id of one dataset;
 2. `fraction` 0 (--heldout-fraction 0): none, every subject is trained on;
@@ -25,12 +27,21 @@ from sqtool.core import SqtoolError
 HELDOUT_FRACTION = 0.2          # the share of subjects held out when neither a list nor the dataset file says
 
 
-def file_split(ds, records) -> list[str] | None:
+def check_fraction(fraction: float | None) -> None:
+    """--heldout-fraction: None (not given) or in [0, 1); else one line (the fine-tune checks it before its run
+    folder is made)."""
+    if fraction is not None and not 0.0 <= float(fraction) < 1.0:
+        raise SqtoolError(f"--heldout-fraction must be in [0, 1) (0 = hold none out), got {fraction}")
+
+
+def file_split(ds, records=None) -> list[str] | None:
     """The dataset file `ds`'s test subjects (their ids in the file, sorted) among `records` (objects with
-    .dataset, .record_id, .subject: recordings, their spectra), or None when `ds` is None or declares no test side
-    (no `split.test`, no `split.heldout_fraction`: a train list alone holds nobody out)."""
+    .dataset, .record_id, .subject: recordings, their spectra; None: the file's recordings, read only when it
+    declares a test side), or None when `ds` is None or declares no test side (no `split.test`, no
+    `split.heldout_fraction`: a train list alone holds nobody out)."""
     if ds is None or not (ds.split.test or ds.split.heldout_fraction):
         return None
+    records = ds.records() if records is None else records
     return sorted(ds.split_subjects([r for r in records if getattr(r, "dataset", ds.name) == ds.name])[1])
 
 
@@ -64,8 +75,7 @@ def heldout_keys(keys, *, names=(), split: list[str] | None = None, dataset: str
     keys = sorted(map(str, keys))
     if names:
         return _resolve(names, keys, None, "--heldout-subjects"), "--heldout-subjects"
-    if fraction is not None and not 0.0 <= float(fraction) < 1.0:
-        raise SqtoolError(f"--heldout-fraction must be in [0, 1) (0 = hold none out), got {fraction}")
+    check_fraction(fraction)
     if fraction is not None and float(fraction) == 0.0:
         return [], "--heldout-fraction 0: none"
     if split is not None:
@@ -83,4 +93,66 @@ def heldout_keys(keys, *, names=(), split: list[str] | None = None, dataset: str
     return (pool[-n:] if n > 0 else []), f"the last {f:g}{where} (--heldout-fraction)"
 
 
-__all__ = ["HELDOUT_FRACTION", "file_split", "heldout_keys"]
+def recorded_heldout(train_cfg: dict | None) -> list[str] | None:
+    """The held-out subjects a teacher's fine-tune recorded (model.pt's train_cfg "heldout_subjects"; [] = it held
+    none out, --heldout-fraction 0), or None when it recorded none: a fine-tune from before sqtool held subjects out
+    of it (a time-domain one of that time carries the option's empty default, with neither "heldout_rule" nor a
+    --heldout-fraction beside it)."""
+    tc = train_cfg or {}
+    held = tc.get("heldout_subjects")
+    if held is None or (not held and tc.get("heldout_fraction") is None and not tc.get("heldout_rule")):
+        return None
+    return [str(h) for h in held]
+
+
+def teacher_heldout(keys, recorded: list[str] | None, teacher: str, *, names=(), split: list[str] | None = None,
+                    dataset: str | None = None, fraction: float = HELDOUT_FRACTION) -> tuple[list[str], bool | None]:
+    """quantize's held-out subjects among `keys` (sorted) and whether the teacher trained on them: False / True /
+    None = not known. A teacher that `recorded` its held-out subjects (`recorded_heldout`) gives them: `names`
+    (--heldout-subjects) may name some of them only, another is one line (the teacher trained on it), and so is a
+    `fraction` (--heldout-fraction) other than the default. A teacher that held none out ([]) or from before the
+    record (None) leaves the choice to `heldout_keys` (names, the dataset file's `split`, the last `fraction`): the
+    teacher trained on them (True), or may have (None). Either way a held-out set that is empty or leaves no
+    training subject is one line."""
+    keys = sorted(map(str, keys))
+    if recorded:
+        mine = sorted(set(map(str, recorded)) & set(keys))
+        if not mine:
+            raise SqtoolError(f"teacher {teacher} held out {', '.join(map(str, recorded))}: none of them is in the "
+                              f"data ({', '.join(keys)})")
+        held = mine
+        if float(fraction) != HELDOUT_FRACTION:
+            raise SqtoolError(f"--heldout-fraction {fraction:g}: teacher {teacher} held out {', '.join(mine)}, which "
+                              "quantize evaluates on; name some of them with --heldout-subjects, or fine-tune a "
+                              "teacher holding out others")
+        if names:
+            held = heldout_keys(keys, names=names)[0]
+            seen = sorted(set(held) - set(mine))
+            if seen:
+                raise SqtoolError(f"--heldout-subjects {', '.join(seen)}: teacher {teacher} was fine-tuned on "
+                                  f"{'it' if len(seen) == 1 else 'them'} (it held out {', '.join(mine)}); name some "
+                                  "of those, or fine-tune a teacher holding yours out (train finetune "
+                                  "--heldout-subjects)")
+    else:
+        held = heldout_keys(keys, names=names, split=split, dataset=dataset, default=fraction)[0]
+    if not held or len(held) >= len(keys):      # (a corpus other than the teacher's can hold no training subject)
+        raise SqtoolError(f"quantize needs held-out subjects and training subjects: {len(held)} of the "
+                          f"{len(keys)} subjects held out ({', '.join(held) or 'none'})")
+    return held, (False if recorded else None if recorded is None else True)
+
+
+def heldout_note(in_teacher: bool | None, teacher: str) -> str | None:
+    """quantize's warning when its held-out subjects are not known to be out of the teacher's fine-tuning
+    (`teacher_heldout`'s in_teacher); None when the teacher recorded that it held them out."""
+    if in_teacher is None:
+        return (f"teacher {teacher} recorded no held-out subjects (fine-tuned before sqtool held them out of the "
+                "fine-tune): its folds and model.pt may have trained on the held-out subjects; fine-tune it again for "
+                "figures on subjects neither model saw")
+    if in_teacher:
+        return (f"teacher {teacher} held no subject out (--heldout-fraction 0): it was fine-tuned on the held-out "
+                "subjects, so its figures on them are not held out and the student learnt from a teacher that saw them")
+    return None
+
+
+__all__ = ["HELDOUT_FRACTION", "check_fraction", "file_split", "heldout_keys", "heldout_note", "recorded_heldout",
+           "teacher_heldout"]

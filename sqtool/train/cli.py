@@ -99,14 +99,13 @@ def _precheck_finetune(cfg):
     """Cheap checks before a run directory is made; returns (cfg, the --init checkpoint): cfg prepared as the
     library entries prepare it (`prepare_finetune`: model=RUN -> init=RUN, validated), the checkpoint read once
     (by that, else here for a time-domain model), for the fine-tune to use as is."""
-    from sqtool.train.finetune import check_mode, load_init, prepare_finetune, refuse_hr_only
+    from sqtool.train.finetune import check_mode, load_init, prepare_finetune
     cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "
                               "reads every dataset of --data")
-        refuse_hr_only(cfg)
         init_ck, name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     check_mode(cfg.mode, name)
     from sqtool.data.dataset_tasks import dataset_of
@@ -269,6 +268,7 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
           f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{each}{_resumed_text(m)} -> {run_dir}")
     if m.get("per_subject_mean"):
         print(_per_subject_line(cfg.task, m["per_subject_mean"], outs, run_dir))
+    print(heldout_line(m["heldout_subjects"], m["heldout_rule"]))
     print(quantize_next(cfg, run_dir))
     _print_skill(cfg.task, m)
 
@@ -313,7 +313,7 @@ def quantize_next(cfg, run_dir: Path) -> str:
 
 
 def heldout_line(held: list[str], how: str) -> str:
-    """The spectral fine-tune's line naming the subjects it held out (`data.heldout`) and what that means."""
+    """The fine-tune's line naming the subjects it held out (`data.heldout`) and what that means."""
     if not held:
         return (f"held out: none ({how}): every subject is in the teacher, so quantize's held-out figures are on "
                 "subjects the teacher trained on")

@@ -3,9 +3,14 @@
     sqtool train finetune --task hr --init runs/train/pretrain/<run> --mode full
 
 1. Load the task's windows preprocessed per the model cfg (`sqtool.data.tasks.load_task`).
-2. Subject folds: leave-one-subject-out for hr (12 TROIKA recordings), k folds of subjects otherwise.
+   Held-out subjects (`data.heldout`, the rule of the spectral fine-tune and of `sqtool quantize`:
+   --heldout-subjects, else --heldout-fraction 0 = none, else the dataset file's split, else the last
+   --heldout-fraction (0.2) of the sorted subjects) are dropped here: every step below sees the training
+   subjects only. The run records them (metrics.json and model.pt's train_cfg `heldout_subjects`) and quantize
+   evaluates its student on them, so neither model trained on them.
+2. Subject folds (of the training subjects): leave-one-subject-out for hr, k folds of subjects otherwise.
    For each fold: a fresh model, the pretrained encoder weights (or none), a linear head; train on the
-   other subjects, predict the held-out subject(s). Out-of-fold predictions of every window are pooled.
+   other subjects, predict the fold's subject(s). Out-of-fold predictions of every window are pooled.
 3. Metrics on the pooled out-of-fold predictions: MAE per output (regression), weighted F1 and AUROC
    (classification), with 95 % bootstrap intervals over SUBJECTS; beside them (`metrics["skill"]`,
    `sqtool.train.skill.skill_report`) the trivial predictor (training-fold mean / base rate, on the
@@ -19,14 +24,15 @@
    (classification; a subject whose windows hold one class only has none and says which class), their mean
    over subjects with a 95 % t-interval over them (`metrics["per_subject"]`, `metrics["per_subject_mean"]`,
    and the table `per_subject.csv`): the pooled headline weighs a subject by its window count, this does not.
-4. A final model on all subjects -> model.pt (kind "teacher_task": model_cfg carries task, outputs, units,
-   fs, window, channels, norm, and the target mean/std the head was trained on), which the compress
+4. A final model on all training subjects -> model.pt (kind "teacher_task": model_cfg carries task, outputs,
+   units, fs, window, channels, norm, and the target mean/std the head was trained on), which the compress
    stage distils from; `oof_predictions.npz` (groups, t0, y, pred, record_ids, fold) lets it reuse the
    teacher's honest out-of-fold predictions.
 
 Resume (fold level): each completed fold's out-of-fold predictions are written atomically to
-`folds/fold_<k>.npz` (with a key: the sha256 of the config fields that shape training, the task data and
-the fold split). `run_finetune(..., resume=True)` (`sqtool train finetune --resume RUN`) reuses every fold
+`folds/fold_<k>.npz` (with a key: the sha256 of the config fields that shape training, the training
+subjects' task data and the fold split; the held-out options enter through the data they leave).
+`run_finetune(..., resume=True)` (`sqtool train finetune --resume RUN`) reuses every fold
 whose file carries the same key and trains only the rest, then the final model: the metrics, predictions
 and model.pt equal an uninterrupted run's bit for bit (every fold and the final fit seed themselves).
 A fold file with another key is refused (one line), never silently mixed in.
@@ -80,13 +86,13 @@ class FinetuneConfig:
     folds: int = field(default=-1, metadata={"help": "subject folds: 0 = leave-one-subject-out, -1 = task default "
                                                      "(LOSO for hr, 5 otherwise)"})
     heldout_subjects: list[str] = field(default_factory=list, metadata={
-        "help": "spectral hr models: subjects held out of the whole fine-tune (folds, decoder, final model) for "
-                "quantize to evaluate on, 'dataset:subject' or an id, comma separated (default: the dataset file's "
-                "split, else the last --heldout-fraction of the sorted subjects; data.heldout)"})
+        "help": "subjects held out of the whole fine-tune (folds, decoder, final model) for quantize to evaluate "
+                "on, 'dataset:subject' or an id, comma separated (default: the dataset file's split, else the last "
+                "--heldout-fraction of the sorted subjects; data.heldout)"})
     heldout_fraction: float | None = field(default=None, metadata={
-        "help": "spectral hr models: fraction of the sorted subjects held out when none is listed and no dataset "
-                "file's split says (default 0.2, quantize's); 0 = none: every subject in the teacher, whose held-out "
-                "figures in quantize are then not held out"})
+        "help": "fraction of the sorted subjects held out when none is listed and no dataset file's split says "
+                "(default 0.2, quantize's); 0 = none: every subject in the teacher, whose held-out figures in "
+                "quantize are then not held out"})
     epochs: int = field(default=10, metadata={"help": "training epochs per fold"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
@@ -109,8 +115,10 @@ class FinetuneConfig:
     def validate(self, command: str = "train finetune") -> "FinetuneConfig":
         """The value checks `sqtool train finetune` and the library entries (run_finetune, run_finetune_hr) share,
         one line each naming the option, before a folder is made or data read: a known task, the training numbers
-        (lr, weight decay, epochs >= 1, batch size >= 2), and fs / window_s / hop_s in bounds (0 = the default)."""
+        (lr, weight decay, epochs >= 1, batch size >= 2), fs / window_s / hop_s in bounds (0 = the default) and
+        --heldout-fraction in [0, 1)."""
         from sqtool.core import check_fs, check_window_s
+        from sqtool.data.heldout import check_fraction
         from sqtool.data.tasks import TASK_SPECS
         if self.task not in TASK_SPECS:
             raise SqtoolError(f"unknown task '{self.task}' (known: {', '.join(TASK_SPECS)})")
@@ -119,6 +127,7 @@ class FinetuneConfig:
             v = getattr(self, k)
             if v:
                 (check_fs if k == "fs" else check_window_s)(v, f"{command} --{k.replace('_', '-')}")
+        check_fraction(self.heldout_fraction)
         return self
 
 
@@ -339,24 +348,17 @@ def per_subject_csv(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- fold files (resume)
 
 _NOT_IN_KEY = ("progress", "bootstrap", "final_fit", "calibrate_on")   # do not change a fold's predictions
-HR_ONLY = ("heldout_subjects", "heldout_fraction")   # spectral hr fine-tunes only: refused, and not hashed, elsewhere
-
-
-def refuse_hr_only(cfg: FinetuneConfig) -> None:
-    """One line when a time-domain fine-tune is given an option of the spectral heart-rate fine-tune only: its
-    folds and final model span every subject of --data (`sqtool quantize` holds subjects out of the student)."""
-    given = [f"--{k.replace('_', '-')}" for k in HR_ONLY if getattr(cfg, k) not in (None, [], ())]
-    if given:
-        raise SqtoolError(f"{' and '.join(given)}: for the spectral heart-rate models (spec_*); a time-domain "
-                          f"fine-tune folds over every subject of --data and its model.pt is fitted on them all")
+HELDOUT_OPTIONS = ("heldout_subjects", "heldout_fraction")   # hashed through the training data they leave
 
 
 def fold_key(cfg: FinetuneConfig, td, folds) -> str:
-    """sha256 of what a fold's predictions depend on: the training config, the task data, the split."""
+    """sha256 of what a fold's predictions depend on: the training config, the task data (the training subjects'),
+    the split. The held-out options are not hashed: the data they leave is, so that a run holding none out
+    (--heldout-fraction 0, the benchmarks') has the key it had before subjects were held out."""
     import hashlib
     import json
     h = hashlib.sha256()
-    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HR_ONLY}   # HR_ONLY: never set here
+    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HELDOUT_OPTIONS}
     h.update(json.dumps(c, sort_keys=True, default=str).encode())
     for a in (td.x, td.y, np.asarray(td.groups).astype(str)):
         a = np.ascontiguousarray(a)
@@ -391,6 +393,29 @@ def load_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray) -> np.ndarr
     return pred
 
 
+# ----------------------------------------------------------------------------- held-out subjects
+
+def hold_out(cfg: FinetuneConfig, td, data) -> tuple:
+    """(the training subjects' task data, the held-out subject ids, how they were chosen): `data.heldout`'s rule
+    over the subjects of `td` (the dataset file `data` names: its split, read only when it declares a test side,
+    among the subjects loaded). Fewer than 2 training subjects left beside held-out ones: one line."""
+    from sqtool.data.dataset_tasks import dataset_of
+    from sqtool.data.heldout import file_split, heldout_keys
+    groups = np.asarray(td.groups).astype(str)
+    present = sorted(set(groups.tolist()))
+    split = file_split(dataset_of(data))
+    held, how = heldout_keys(present, names=cfg.heldout_subjects, fraction=cfg.heldout_fraction,
+                             split=None if split is None else [s for s in split if s in present])
+    if not held:
+        return td, held, how
+    td = td.subset(np.flatnonzero(~np.isin(groups, held)))
+    if len(td.subjects) < 2:
+        raise SqtoolError(f"subject folds need >= 2 training subjects, the data has {len(td.subjects)} beside the "
+                          f"{len(held)} held out ({', '.join(held)}: {how}); hold out fewer (--heldout-subjects, "
+                          "--heldout-fraction 0)")
+    return td, held, how
+
+
 # ----------------------------------------------------------------------------- the command
 
 def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resume: bool = False,
@@ -412,7 +437,6 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         cfg, init_ck = prepare_finetune(cfg, init_ck)    # model=RUN -> init=RUN, checked, as the CLI does
     if not 0 < cfg.label_fraction <= 1:
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
-    refuse_hr_only(cfg)
     spec = TASK_SPECS[cfg.task]
     kind = spec["kind"]
     dev = loop.pick_device(cfg.device)
@@ -426,17 +450,19 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
                                window_s=cfg.window_s or None, hop_s=cfg.hop_s or None)
     input_shape = model_cfg.input_shape         # (C, T): fs * window_s not whole -> one line, before any data is read
 
+    root = cfg.data_root
     if task_data is None:
         root = cfg.data_root or resolve_data_root(None) or "synthetic"
         task_data = load_task(cfg.task, root, model_cfg, max_records=cfg.max_records or None, seed=cfg.seed)
-    td = task_data
-    if tuple(td.x.shape[1:]) != tuple(input_shape):
-        raise SqtoolError(f"task windows have shape {td.x.shape[1:]} but the model expects {input_shape}")
+    if tuple(task_data.x.shape[1:]) != tuple(input_shape):
+        raise SqtoolError(f"task windows have shape {task_data.x.shape[1:]} but the model expects {input_shape}")
+    td, held, held_how = hold_out(cfg, task_data, root)         # from here on: the training subjects only
     k = cfg.folds if cfg.folds >= 0 else (0 if cfg.task == "hr" else 5)
     folds = subject_folds(td.groups, k or None, seed=cfg.seed)
     save_resolved(run_dir, model=model_name, init=ck["path"] if ck else "none", fs=model_cfg.fs,
                   window_s=model_cfg.window_s, hop_s=model_cfg.hop_s, channels=list(model_cfg.channels),
-                  data_root=td.meta.get("data_root"), dataset=td.meta.get("dataset"), folds=len(folds))
+                  data_root=td.meta.get("data_root"), dataset=td.meta.get("dataset"), folds=len(folds),
+                  heldout_subjects=held)
 
     def new_model(y_train):
         from sqtool.core import set_seed
@@ -514,7 +540,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     metrics = {
         "task": cfg.task, "kind": kind, "init": cfg.init, "pretrained": ck is not None, "mode": cfg.mode,
         "model": model_name, "data_root": td.meta.get("data_root"), "dataset": td.meta.get("dataset"),
-        "windows": int(len(td)), "subjects": int(len(td.subjects)),
+        "windows": int(len(td)), "subjects": int(len(td.subjects)), "heldout_subjects": held,
+        "heldout_rule": held_how,
         "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",
         "n_folds": len(folds), "label_fraction": cfg.label_fraction, "epochs": cfg.epochs,
         "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
@@ -528,7 +555,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     }
     if cfg.final_fit:
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(), state_dict=state,
-                        train_cfg=to_dict(cfg),
+                        train_cfg={**to_dict(cfg), "heldout_subjects": held, "heldout_rule": held_how},
                         metrics={k_: v for k_, v in metrics.items() if k_ not in ("per_fold", "per_subject")},
                         init_checkpoint=ck["path"] if ck else None)
     training_curve(run_dir, curves, ylabel="training loss (normalised targets)" if kind == "regression"

@@ -48,6 +48,24 @@ def test_quantize_refuses_a_corpus_left_without_a_training_subject():
         heldout_of(NS(heldout_subjects=[], heldout_fraction=0.5), ck, corpus, None)
 
 
+def test_what_a_teacher_recorded_and_the_time_domain_quantize_shares_the_rule():
+    """recorded_heldout reads a teacher's train_cfg: its held-out list, [] when it held none out (--heldout-fraction
+    0), None when it recorded none (no key, or a time-domain fine-tune of before: the options' empty defaults);
+    teacher_heldout on bare ids (a time-domain task's groups) as on keys."""
+    from sqtool.data.heldout import recorded_heldout, teacher_heldout
+    assert recorded_heldout(None) is None and recorded_heldout({"seed": 0}) is None
+    assert recorded_heldout({"heldout_subjects": [], "heldout_fraction": None}) is None
+    assert recorded_heldout({"heldout_subjects": [], "heldout_fraction": 0.0}) == []
+    assert recorded_heldout({"heldout_subjects": [], "heldout_rule": "the dataset file's split"}) == []
+    assert recorded_heldout({"heldout_subjects": ["s3"]}) == ["s3"]
+    ids = ["s0", "s1", "s2", "s3"]
+    assert teacher_heldout(ids, ["s3"], "t") == (["s3"], False)
+    assert teacher_heldout(ids, [], "t") == (["s3"], True)                       # 0.2 x 4: the last one
+    assert teacher_heldout(ids, None, "t", split=["s1"]) == (["s1"], None)      # the dataset file's split
+    with pytest.raises(SqtoolError, match="--heldout-subjects s0: teacher t was fine-tuned on it"):
+        teacher_heldout(ids, ["s3"], "t", names=["s0"])
+
+
 @pytest.mark.parametrize("kw, says", [
     (dict(names=["s09"]), "--heldout-subjects s09 not in the data"),
     (dict(names=["01"], keys=["troika:01", "wrist_exercise:01"]), "01 is a subject of troika, wrist_exercise: name it"),

@@ -116,8 +116,8 @@ def test_a_teacher_holding_none_out_or_older_ones_are_said_to_have_trained_on_th
 
 
 def test_the_held_out_options_are_checked_before_any_folder(tmp_path, capsys):
-    """Bad held-out options are one line before a run folder: an unknown subject, a fraction out of range, and
-    either option on a time-domain fine-tune (its folds span every subject); too few training subjects left."""
+    """Bad held-out options are one line before a run folder: an unknown subject, a fraction out of range (a
+    time-domain fine-tune's too: it holds subjects out by the same rule); too few training subjects left."""
     for extra, says in ((["--heldout-subjects", "nobody"], "--heldout-subjects nobody not in the data"),
                         (["--heldout-fraction", "1"], "--heldout-fraction must be in [0, 1)"),
                         (["--heldout-subjects", "syn000,syn001,syn002"], "subject folds need >= 2 training subjects")):
@@ -125,9 +125,9 @@ def test_the_held_out_options_are_checked_before_any_folder(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0], err
     assert main(["train", "finetune", "--task", "af", "--model", "cnn1d_student_xs", "--data", "synthetic",
-                 "--heldout-fraction", "0", "--out", str(tmp_path / "b")]) == 1
+                 "--heldout-fraction", "1.5", "--out", str(tmp_path / "b")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--heldout-fraction: for the spectral heart-rate models (spec_*)" in err[0]
+    assert len(err) == 1 and "--heldout-fraction must be in [0, 1) (0 = hold none out), got 1.5" in err[0]
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 

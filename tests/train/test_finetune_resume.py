@@ -78,3 +78,33 @@ def test_resume_needs_a_finetune_run(tmp_path, capsys):
     FT.fold_path(tmp_path, 0).write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(SqtoolError, match="fold_000.npz is unreadable"):
         FT.load_fold(tmp_path, 0, "k", np.arange(3))
+
+
+def test_a_run_interrupted_before_subjects_were_held_out_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """A time-domain fine-tune holds its held-out subjects out of every fold, so a run killed before that change
+    (its config says nothing of them, its fold files span every subject) cannot be resumed into the new rule: the
+    first fold file's key (the training subjects' data) is refused in one line, never mixed in."""
+    from sqtool.core.runs import saved_yaml
+    import yaml
+    _counting_fit(monkeypatch, kill_at=2)
+    run = tmp_path / "old"
+    assert main(ARGS + ["--heldout-fraction", "0", "--out", str(run)]) == 130     # folds over all 6 subjects
+    saved = saved_yaml(run)
+    saved["config"]["heldout_fraction"] = None                     # what a run from before the rule recorded
+    (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    capsys.readouterr()
+    assert main(["train", "finetune", "--resume", str(run), "--progress", "false"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fold_000.npz was made with another config, data or split; start a new run" in err[0]
+
+
+def test_the_fold_key_hashes_the_data_the_held_out_options_leave_not_the_options():
+    """Holding none out (--heldout-fraction 0, what the benchmarks pass) keys a fold as before the options existed,
+    so their --work folders' finished folds are still reused; another held-out set changes the data, so the key."""
+    from types import SimpleNamespace as NS
+    td = NS(x=np.zeros((4, 1, 8), np.float32), y=np.zeros((4, 1), np.float32), groups=np.array(["a", "a", "b", "c"]))
+    folds = [(np.array([0, 1]), np.array([2, 3]))]
+    cfg = FT.FinetuneConfig(task="af", heldout_fraction=0)
+    assert FT.fold_key(cfg, td, folds) == FT.fold_key(FT.FinetuneConfig(task="af"), td, folds)
+    fewer = NS(x=td.x[:3], y=td.y[:3], groups=td.groups[:3])
+    assert FT.fold_key(cfg, fewer, folds) != FT.fold_key(cfg, td, folds)

@@ -1,0 +1,97 @@
+"""The time-domain chain holds its evaluation subjects out of the teacher, as the spectral one does: `train finetune`
+(resnet1d, any task) leaves the held-out subjects (`data.heldout`'s rule) out of its folds and final fit and records
+them; `sqtool quantize` evaluates on the teacher's recorded set by default, refuses one the teacher trained on, and
+warns for a teacher that held none out or recorded nothing (tiny synthetic runs)."""
+import json
+
+import numpy as np
+import pytest
+
+import sqtool.train.finetune as FT
+from sqtool.cli import main
+from sqtool.core.checkpoint import load_checkpoint, save_checkpoint
+
+TINY = ["train", "finetune", "--task", "hr", "--model", "resnet1d_siamq_tiny", "--data", "synthetic", "--folds", "2",
+        "--epochs", "1", "--batch-size", "16", "--max-records", "4", "--bootstrap", "20", "--progress", "false"]
+QUANTIZE = ["quantize", "--epochs", "1", "--qat-epochs", "1", "--batch-size", "16", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """(run folder, stdout, {fit: windows}) of a tiny time-domain hr teacher on 4 synthetic subjects: the last
+    (0.2 x 4, rounded) held out, 3 in its folds and final fit."""
+    import contextlib
+    import io
+    d, said, seen = tmp_path_factory.mktemp("td") / "teacher", io.StringIO(), {}
+    real = FT._fit
+    FT._fit = lambda m, x, *a, **kw: seen.setdefault(kw.get("desc"), len(x)) and real(m, x, *a, **kw)
+    try:
+        with contextlib.redirect_stdout(said):
+            assert main(TINY + ["--out", str(d)]) == 0
+    finally:
+        FT._fit = real
+    return d, said.getvalue(), seen
+
+
+def test_the_fine_tune_leaves_its_held_out_subjects_out_of_every_fit_and_records_them(teacher):
+    d, out, seen = teacher
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["heldout_subjects"] == ["syn003"] and "--heldout-fraction" in m["heldout_rule"] and m["subjects"] == 3
+    assert "syn003" not in {r["subject"] for r in m["per_subject"]}
+    with np.load(d / "oof_predictions.npz") as z:
+        assert "syn003" not in set(z["groups"].tolist()) and len(z["groups"]) == m["windows"]
+    assert seen["hr final"] == m["windows"] and max(seen.values()) == m["windows"]   # training windows only
+    assert load_checkpoint(d / "model.pt")["train_cfg"]["heldout_subjects"] == ["syn003"]
+    assert [ln for ln in out.splitlines() if "held out" in ln] == [
+        "held out of every fold and of model.pt (the last 0.2 of the sorted subjects (--heldout-fraction)): syn003; "
+        "quantize evaluates on them, never trained on"]
+
+
+def test_quantize_takes_the_teachers_held_out_subjects_and_says_they_are_held_out(teacher, tmp_path, capsys):
+    from sqtool.export.kit import teacher_saw
+    d = teacher[0]
+    capsys.readouterr()
+    assert main(QUANTIZE + ["--model", str(d), "--out", str(tmp_path / "q")]) == 0
+    assert "WARNING" not in capsys.readouterr().out
+    q = json.loads((tmp_path / "q" / "metrics.json").read_text())
+    assert q["heldout_subjects"] == ["syn003"] and q["heldout_in_teacher"] is False and q["heldout_note"] is None
+    assert q["teacher_heldout_subjects"] == ["syn003"] and not q["warnings"]      # no 'optimistic' teacher note
+    assert q["teacher"]["out_of_fold"] is None            # the teacher's folds never predicted them: model.pt did
+    assert teacher_saw(q) is None                         # the card: never in fine-tuning or quantization
+    assert "Warnings" not in (tmp_path / "q" / "report.md").read_text()
+    student = load_checkpoint(tmp_path / "q" / "model.pt")
+    assert student["heldout_subjects"] == ["synthetic:syn003"] and "synthetic:syn003" not in student["train_subjects"]
+
+    assert main(QUANTIZE + ["--model", str(d), "--heldout-subjects", "syn000", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--heldout-subjects syn000: teacher" in err[0]
+    assert "was fine-tuned on it (it held out syn003)" in err[0] and not (tmp_path / "r").exists()
+
+
+def test_a_teacher_holding_none_out_or_an_older_one_is_said_to_have_trained_on_them(tmp_path, capsys):
+    """--heldout-fraction 0: every subject in the teacher (said in its line), quantize holds out by the shared rule
+    with a WARNING (heldout_in_teacher true); a teacher fine-tuned before the time-domain fine-tune held subjects
+    out (its train_cfg: the options' defaults, no rule) 'may have' (null), as the spectral chain says."""
+    all_in = tmp_path / "all_in"
+    assert main(TINY + ["--heldout-fraction", "0", "--out", str(all_in)]) == 0
+    assert "held out: none (--heldout-fraction 0: none)" in capsys.readouterr().out
+    assert json.loads((all_in / "metrics.json").read_text())["subjects"] == 4
+    assert main(QUANTIZE + ["--model", str(all_in), "--out", str(tmp_path / "q1")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("WARNING: teacher ") and "held no subject out (--heldout-fraction 0)" in out[0]
+    q = json.loads((tmp_path / "q1" / "metrics.json").read_text())
+    assert q["heldout_in_teacher"] is True and q["heldout_note"] in q["warnings"]
+    assert q["heldout_subjects"] == ["syn006", "syn007"]     # the rule on quantize's data: 0.2 of all 8 subjects
+
+    old = tmp_path / "old"                              # a teacher from before: the options' defaults, no record
+    old.mkdir()
+    ck = load_checkpoint(all_in / "model.pt")
+    tcfg = {**{k: v for k, v in ck["train_cfg"].items() if k != "heldout_rule"}, "heldout_subjects": [],
+            "heldout_fraction": None}
+    save_checkpoint(old / "model.pt", kind="teacher_task", model_cfg=ck["model_cfg"], state_dict=ck["state_dict"],
+                    train_cfg=tcfg)
+    assert main(QUANTIZE + ["--model", str(old), "--out", str(tmp_path / "q2")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("WARNING: teacher ") and "recorded no held-out subjects" in out[0]
+    q = json.loads((tmp_path / "q2" / "metrics.json").read_text())
+    assert q["heldout_in_teacher"] is None and q["heldout_note"] in q["warnings"]
