@@ -125,11 +125,12 @@ def _fmt(v, nd=3):
 def write_report_md(m: dict) -> str:
     """Render metrics.json as report.md."""
     task, metric = m["task"], m["primary_metric"]
+    also = "; held out of the teacher's fine-tuning too" if m.get("heldout_in_teacher") is False else ""
     lines = [f"# sqtool quantize: {m['student']['name']} ({m['preset']})", "",
              f"Task **{task}**, {m['student']['fs']:g} Hz, {m['student']['window_s']:g} s windows; teacher "
              f"`{m['teacher']['name']}` ({m['teacher']['params']:,} parameters, sha256 "
              f"`{m['teacher']['sha256'][:12]}`). Held-out subjects: {', '.join(m['heldout_subjects'])} "
-             f"({m['heldout_windows']} windows{', synthetic' if m.get('synthetic') else ''}). "
+             f"({m['heldout_windows']} windows{', synthetic' if m.get('synthetic') else ''}{also}). "
              f"Distillation: {'off (labels only)' if not m['distill']['enabled'] else 'alpha ' + _fmt(m['distill']['alpha'], 2)}.",
              *(["", f"**Not a measure of skill: {m['heldout_one_class']}.**"] if m.get("heldout_one_class") else []),
              "", "## Task metric on the held-out subjects", "",

@@ -58,7 +58,8 @@ def test_quantize_takes_the_teachers_held_out_subjects_and_says_they_are_held_ou
     assert q["teacher_heldout_subjects"] == ["syn003"] and not q["warnings"]      # no 'optimistic' teacher note
     assert q["teacher"]["out_of_fold"] is None            # the teacher's folds never predicted them: model.pt did
     assert teacher_saw(q) is None                         # the card: never in fine-tuning or quantization
-    assert "Warnings" not in (tmp_path / "q" / "report.md").read_text()
+    report = (tmp_path / "q" / "report.md").read_text()
+    assert "Warnings" not in report and "synthetic; held out of the teacher's fine-tuning too)" in report
     student = load_checkpoint(tmp_path / "q" / "model.pt")
     assert student["heldout_subjects"] == ["synthetic:syn003"] and "synthetic:syn003" not in student["train_subjects"]
 
@@ -81,6 +82,7 @@ def test_a_teacher_holding_none_out_or_an_older_one_is_said_to_have_trained_on_t
     assert out[0].startswith("WARNING: teacher ") and "held no subject out (--heldout-fraction 0)" in out[0]
     q = json.loads((tmp_path / "q1" / "metrics.json").read_text())
     assert q["heldout_in_teacher"] is True and q["heldout_note"] in q["warnings"]
+    assert "held out of the teacher's fine-tuning too" not in (tmp_path / "q1" / "report.md").read_text()
     assert q["heldout_subjects"] == ["syn006", "syn007"]     # the rule on quantize's data: 0.2 of all 8 subjects
 
     old = tmp_path / "old"                              # a teacher from before: the options' defaults, no record
