@@ -114,8 +114,8 @@ def main() -> int:
            "note": "instructions executed between the sq_bench_begin/end markers (QEMU TCG plugin), not cycles"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from sqtool.core.io import atomic_write_text, dumps_json
-    atomic_write_text(out.with_suffix(".json"), dumps_json(res, indent=2) + "\n")
+    from sqtool.core.io import atomic_write_text, write_metrics
+    write_metrics(out.parent, res, out.with_suffix(".json").name)
     lines = [f"# C firmware kernels: {md['model']} on Cortex-M (QEMU, instructions per inference)", "",
              f"{graph.macs:,} MACs per 8 s window; {len(xq)} held-out windows of `{run}`; budget <= "
              f"{BUDGET['insns']:,} instructions, flash <= 64 KB, RAM <= 32 KB. Instructions, not cycles.", "",

@@ -178,8 +178,8 @@ def main() -> int:
                    "the decoder is not included"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from sqtool.core.io import atomic_write_text, dumps_json
-    atomic_write_text(out.with_suffix(".json"), dumps_json(res, indent=2) + "\n")
+    from sqtool.core.io import atomic_write_text, write_metrics
+    write_metrics(out.parent, res, out.with_suffix(".json").name)
     lines = [f"# C kernels of the spectral model and front end on Cortex-M (QEMU, instructions, not cycles)", "",
              f"spec_student_s at F = {graph.input_shape[0]} bins ({BINS[0]:g}..{BINS[1]:g} BPM, step {BINS[2]:g}): "
              f"{graph.macs:,} MACs per window (= per 2 s hop). SMLAD floor {FLOOR} instructions/MAC, goal <= {GOAL} "

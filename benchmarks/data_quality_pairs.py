@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqtool.core.io import atomic_write_text, dumps_json  # noqa: E402
+from sqtool.core.io import atomic_write_text, write_metrics  # noqa: E402
 from sqtool.data.preprocess import resample, sliding_windows, window_starts  # noqa: E402
 from sqtool.data.quality import quality_indices  # noqa: E402
 
@@ -231,7 +231,7 @@ def main() -> int:
     from sqtool.data.pairs import peak_rss_mb
     res["peak_rss_mb_self"] = round(peak_rss_mb(), 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / "data_quality_pairs.json", dumps_json(res, indent=2) + "\n")
+    write_metrics(RESULTS, res, "data_quality_pairs.json")
     atomic_write_text(RESULTS / "data_quality_pairs.md", _md(res))
     print(f"wrote {RESULTS / 'data_quality_pairs.md'}")
     return 0

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sqtool.core import atomic_write_text, set_seed  # noqa: E402
-from sqtool.core.io import dumps_json  # noqa: E402
+from sqtool.core.io import write_metrics  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.train import loop  # noqa: E402
 from sqtool.train.pretrain import PretrainConfig  # noqa: E402
@@ -343,7 +343,7 @@ def write(res: dict, out: str) -> str:
                   f"{mark(res['peak_tflops_assumed'], 'g')} TFLOP/s (H200 bf16 dense).", *res["notes"], ""]
     table = "\n".join(lines)
     Path(out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(out) / "gpu_pretrain.json", dumps_json(res, indent=2) + "\n")
+    write_metrics(out, res, "gpu_pretrain.json")
     atomic_write_text(Path(out) / "gpu_pretrain.md", table)
     return table
 

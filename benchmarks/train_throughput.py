@@ -127,8 +127,8 @@ def main() -> int:
                            "multi_gpu_scaling_efficiency": 0.9, "epochs": 1,
                            "data_loading": "not the bottleneck (float16 shards, mmap)"}}
     OUT.mkdir(parents=True, exist_ok=True)
-    from sqtool.core.io import atomic_write_text, dumps_json
-    atomic_write_text(OUT / "train_throughput.json", dumps_json(res, indent=2) + "\n")
+    from sqtool.core.io import atomic_write_text, write_metrics
+    write_metrics(OUT, res, "train_throughput.json")
     lines = [f"# Pretraining throughput ({cpu['cpu']}, 1 thread, torch {cpu['torch']})", "",
              f"SimSiam step (2 views fwd+bwd + SGD), batch {a.batch}, 30 s / 40 Hz windows; median of {a.steps} steps.", "",
              "| model | encoder params (M) | MMAC / window | pairs/s | windows/s | peak RSS MB (baseline) | "

@@ -63,7 +63,7 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_r
 from sqtool.core.io import dumps_json, read_json
 from sqtool.core.metrics import uncertainty_scores
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
-from sqtool.data.heldout import heldout_note
+from sqtool.data.heldout import heldout_note, recorded_heldout
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
@@ -174,7 +174,7 @@ def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
     """(the held-out subject keys of the spectral `corpus`, whether the teacher trained on them: False / True /
     None = not known): `data.heldout.teacher_heldout` (the time-domain quantize's rule too) on the teacher's
     recorded set, --heldout-subjects, the dataset file's split and --heldout-fraction."""
-    from sqtool.data.heldout import file_split, recorded_heldout, teacher_heldout
+    from sqtool.data.heldout import file_split, teacher_heldout
     held, in_teacher = teacher_heldout({r.key for r in corpus}, recorded_heldout(ck.get("train_cfg")), str(ck["path"]),
                                        names=cfg.heldout_subjects, split=file_split(ds, corpus),
                                        dataset=ds.name if ds else None, fraction=cfg.heldout_fraction)
@@ -275,7 +275,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     oof = load_run_npz(oof_path) if oof_path.is_file() else {}
     t_logits = {r.record_id: oof[r.record_id] if r.record_id in oof else predict_logits(teacher, as_model_input(r.x))
                 for r in corpus}
-    t_held = (ck.get("train_cfg") or {}).get("heldout_subjects")          # what the teacher's fits never saw
+    t_held = recorded_heldout(ck.get("train_cfg"))                      # what the teacher's fits never saw
     honest = all(r.record_id in oof or r.key in (t_held or ()) for r in train)
     say(f"teacher logits: {'out-of-fold (from ' + str(oof_path) + ')' if honest else 'final teacher (in-sample)'}"
         + ("; on the held-out subjects, its model.pt's (they were in none of its fits)" if in_teacher is False else ""))

@@ -257,8 +257,6 @@ def _load_inputs(cfg: ExportConfig):
             raise SqtoolError(f"float targets of an int8 run need {fpath} (the float student), not found")
     mcfg = ckpt["model_cfg"]
     spectral = mcfg.get("family") == SPECTRAL_FAMILY
-    if spectral:
-        from sqtool.data.hr_spectra import ppg_sensors
     c_expect, t_expect = expected_input_shape(mcfg)
     hpath = Path(cfg.heldout) if cfg.heldout else path.parent / "heldout.npz"
     notes = []
@@ -297,9 +295,11 @@ def _load_inputs(cfg: ExportConfig):
         notes.append(f"float artifacts skipped: {path.parent / 'student_float.pt'} not found")
     if is_int8 is False and "auto" in prec:
         notes.append(f"{kind} checkpoint: float artifacts only (int8 needs a student_int8 from `sqtool quantize`)")
+    from sqtool.core.checkpoint import datasets_of
+    from sqtool.data.hr_spectra import ppg_sensors
     sensors = ppg_sensors(mcfg) if spectral else []
     if "c" in targets and int(cfg.ppg_sensors) == 0 and len(sensors) > 1:   # the default: the model's count
-        held_ds = sorted({str(h).split(":")[0] for h in ckpt.get("heldout_subjects") or () if ":" in str(h)})
+        held_ds = datasets_of(ckpt.get("heldout_subjects"))
         notes.append(f"the C kit reads {len(sensors)} PPG sensors per sample ({', '.join(sensors)}: "
                      "the most a training recording had); a device with one PPG sensor"
                      + (f" (as {', '.join(held_ds)}'s recordings may be)" if held_ds else "")

@@ -192,13 +192,10 @@ def record_windows(record, t0: np.ndarray, window_s: float, sensors: tuple[str, 
         return np.where(full[:, None], np.asarray(v, dtype=np.float64)[idx], np.nan)
     ppg = np.stack([take(record.signals[c]) for c in chans], axis=1)                # (W, S, T)
     acc = None
-    if all(a in record.signals for a in ACC):      # a slower accelerometer: resampled to the PPG's rate, as the
-        from sqtool.data.preprocess import resample_keeping_gaps                     # model's stream does
-        at_fs = [np.asarray(record.signals[a], dtype=np.float64) if float(record.fs[a]) == fs else
-                 resample_keeping_gaps(np.asarray(record.signals[a], dtype=np.float64), float(record.fs[a]), fs,
-                                       f"{record.record_id}: channel '{a}'") for a in ACC]
-        n = len(x)                                                                   # the PPG's samples
-        acc = np.stack([take(np.pad(v[:n], (0, max(0, n - len(v))), constant_values=np.nan)) for v in at_fs],
+    if all(a in record.signals for a in ACC):      # at the PPG's rate, as the model's stream reads them
+        from sqtool.data.record import channel_matrix
+        m = channel_matrix(record, (chans[0], *ACC))[0][1:]                         # (3, <= N) at fs
+        acc = np.stack([take(np.pad(v, (0, len(x) - len(v)), constant_values=np.nan)) for v in m],
                        axis=1)                                                       # (W, 3, T)
     return ppg, acc, fs, full
 

@@ -57,13 +57,14 @@ import numpy as np
 from sqtool.core import SqtoolError, from_dict, resume_config, to_dict, write_metrics
 from sqtool.core.config import refuse_resume
 from sqtool.core.optim import check_training_numbers
+from sqtool.data.pairs import PRETRAIN_DEFAULT
 
 RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
 
 
 @dataclass
 class PretrainConfig:
-    model: str = field(default="resnet1d_siamq_tiny", metadata={
+    model: str = field(default=PRETRAIN_DEFAULT, metadata={
         "help": "encoder from the registry; tiny (0.18 M parameters) finishes on a laptop, the paper's is "
                 "resnet1d_siamq_152 (21.6 M encoder, 27 M with the SimSiam heads)"})
     pairs: str = field(default="synthetic", metadata={

@@ -26,9 +26,9 @@ POSITIVE = {"rhythm": ("AF", "other"), "quality": ("good", "poor")}  # label -> 
 #   (through Label.positive: a dataset file's af / good classes, as the data spells them)
 
 
-def windows_with_value(rec, lab, grid: tuple[float, float] | None = None) -> tuple[int, int]:
+def windows_with_value(rec, name: str, lab, grid: tuple[float, float] | None = None) -> tuple[int, int]:
     """(windows with a finite value, windows) of `rec`'s windows (every hop_s, fully inside its PPG) for a per-window
-    label `lab`: its value at each window's centre, as both heart-rate paths take it (`hr_spectra.window_truth`).
+    label `lab` (named `name` in rec.labels): its value at each window's centre, as both heart-rate paths take it (`hr_spectra.window_truth`).
     grid: (window_s, hop_s), the dataset file's; None: the label's own window and row spacing."""
     from sqtool.data.dataset_reader import row_step
     from sqtool.data.ecg import window_starts
@@ -38,7 +38,7 @@ def windows_with_value(rec, lab, grid: tuple[float, float] | None = None) -> tup
     if w <= 0 or h <= 0:
         return 0, 0
     t0 = window_starts(len(rec.signals[ch]), float(rec.fs[ch]), w, h)
-    y = window_truth(rec, t0, w, label=next(k for k, v in rec.labels.items() if v is lab))
+    y = window_truth(rec, t0, w, label=name)
     return int(np.isfinite(y).sum()), len(t0)
 
 
@@ -100,7 +100,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
             s["records"] += 1
             s["values"] += len(lab) if lab.times is not None or lab.kind == "flags" else 1
             if lab.kind == "window" and lab.times is not None:
-                ok, of = windows_with_value(rec, lab, windows)
+                ok, of = windows_with_value(rec, name, lab, windows)
                 win = s.setdefault("windows", {"with_value": 0, "of": 0})
                 win["with_value"], win["of"] = win["with_value"] + ok, win["of"] + of
             if lab.kind in ("window", "value"):                             # NaN = no/doubtful truth
