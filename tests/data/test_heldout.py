@@ -85,14 +85,15 @@ def test_the_files_split_counts_only_when_it_names_a_test_side():
     recs = [NS(dataset="my_watch", record_id=f"s0{i}_walk", subject=f"s0{i}") for i in range(1, 5)]
     recs += [NS(dataset="troika", record_id="DATA_01", subject="01")]
 
+    from sqtool.data.dataset_file import DatasetFile
+
     def ds(**split):
         sp = NS(**{"train": [], "test": [], "heldout_fraction": None, "seed": 0, **split})
-        mine = {r.subject for r in recs if r.dataset == "my_watch"}
+        file = NS(split=sp, path="my_watch/dataset.yaml")
 
-        def split_subjects(rs):
+        def split_subjects(rs):                                           # the dataset file's own rule
             assert all(r.dataset == "my_watch" for r in rs)               # built-ins beside it are not its subjects
-            test = set(sp.test) if sp.test else {"s04"} if sp.heldout_fraction else set()
-            return mine - test, test
+            return DatasetFile.split_subjects(file, rs)
         return NS(name="my_watch", split=sp, split_subjects=split_subjects)
     assert file_split(None, recs) is None
     assert file_split(ds(train=["s01"]), recs) is None                # a train list alone holds nobody out
