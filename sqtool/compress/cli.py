@@ -332,13 +332,14 @@ def check_budget(scfg, cfg: QuantizeConfig, log=None) -> dict:
     return {"static": b, "checks": checks, "over": over}
 
 
-def split_subjects(groups: np.ndarray, cfg: QuantizeConfig, teacher, t_path, ds) -> tuple[list[str], bool | None]:
+def split_subjects(groups: np.ndarray, cfg: QuantizeConfig, teacher, t_path, split) -> tuple[list[str], bool | None]:
     """(the held-out subjects of a time-domain student, whether its teacher trained on them: False / True / None =
     may have): `data.heldout.teacher_heldout`, the spectral quantize's rule, on the teacher's recorded set
-    (`train finetune` holds them out), --heldout-subjects, the dataset file `ds`'s split and --heldout-fraction."""
+    (`train finetune` holds them out), --heldout-subjects, the dataset file's `split` (its test subjects, None
+    without one: `data.heldout.file_split`) and --heldout-fraction."""
     recorded = recorded_heldout(getattr(teacher, "sq_train_cfg", None))
     return teacher_heldout(np.unique(groups).tolist(), recorded, str(t_path), names=cfg.heldout_subjects,
-                           split=file_split(ds), fraction=cfg.heldout_fraction)
+                           split=split, fraction=cfg.heldout_fraction)
 
 
 # why a one-class held-out set measures no skill: the tail of heldout_one_class's warning, which the result line omits
@@ -529,7 +530,9 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         raise SqtoolError(f"task windows have shape {x_all.shape[1:]}; the student expects {tuple(scfg.input_shape)}")
     y_all = np.asarray(data.y, np.float32).reshape(len(x_all), -1)
     groups = np.asarray(data.groups).astype(str)
-    held, in_teacher = split_subjects(groups, cfg, teacher, t_path, ds)
+    meta = getattr(data, "meta", None) or {}
+    split = meta["split_test"] if "split_test" in meta else file_split(ds)     # read with the task data, once
+    held, in_teacher = split_subjects(groups, cfg, teacher, t_path, split)
     test = np.isin(groups, held)
     tr, te = np.flatnonzero(~test), np.flatnonzero(test)
     synthetic = str((getattr(data, "meta", {}) or {}).get("data_root", "")) == "synthetic"

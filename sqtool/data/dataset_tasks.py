@@ -80,8 +80,10 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
         warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target "
              "(NaN in the label: an empty cell, no row in its label file, no or doubtful truth): left out of training "
              "and scoring")
+    from sqtool.data.heldout import file_split
     return load.acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
-                          excluded=dict(ds.report.get("excluded") or {}), **extra)
+                          excluded=dict(ds.report.get("excluded") or {}),
+                          split_test=file_split(ds, recs), **extra)   # the file's test subjects, from these recordings
 
 
 # ----------------------------------------------------------------------------- one loader per task

@@ -162,6 +162,10 @@ def test_nan_samples_leave_their_windows_out_of_training(tmp_path, capsys):
     cfg = task_model_cfg("hr", ModelCfg(name="t", family="resnet1d"))
     td = load_task_from_dataset("hr", ds, cfg)
     assert td.meta["nonfinite_windows"] == 4 and np.isfinite(td.x).all()       # 8 s windows starting 14..20 s
+    assert td.meta["split_test"] is None                                        # no split: the fine-tune's rule
+    ds.split.test = ["s2"]                                                      # a test side: its subjects, from
+    assert load_task_from_dataset("hr", ds, cfg).meta["split_test"] == ["s2"]   # the recordings read for the task
+    ds.split.test = []
     assert (td.record_ids == "s1_a").sum() == 27 - 4 and (td.record_ids == "s2_b").sum() == 27
     assert not set(td.t0[td.record_ids == "s1_a"]) & {14.0, 16.0, 18.0, 20.0}
     assert "4 windows of 1 recording(s) hold NaN/Inf samples (gaps): left out" in capsys.readouterr().err

@@ -97,3 +97,18 @@ def test_a_teacher_holding_none_out_or_an_older_one_is_said_to_have_trained_on_t
     assert out[0].startswith("WARNING: teacher ") and "recorded no held-out subjects" in out[0]
     q = json.loads((tmp_path / "q2" / "metrics.json").read_text())
     assert q["heldout_in_teacher"] is None and q["heldout_note"] in q["warnings"]
+
+
+def test_hold_out_takes_the_files_split_read_with_the_task_data(monkeypatch):
+    """A dataset file's test subjects come with the task data (`split_test`, from the recordings its loader read):
+    the fine-tune does not read every recording of the file a second time to learn them."""
+    from types import SimpleNamespace as NS
+
+    from sqtool.data.tasks import TaskData
+    g = np.repeat([f"s0{i}" for i in range(1, 5)], 3)
+    td = TaskData(np.zeros((12, 1, 4), np.float32), np.zeros((12, 1), np.float32), g, np.zeros(12), g, "hr",
+                  {"split_test": ["s04"]})
+    monkeypatch.setattr("sqtool.data.dataset_tasks.dataset_of",
+                        lambda data: pytest.fail(f"{data} read again for its split"))
+    kept, held, how = FT.hold_out(NS(heldout_subjects=[], heldout_fraction=None), td, "my_watch/dataset.yaml")
+    assert held == ["s04"] and "split" in how and sorted(kept.subjects) == ["s01", "s02", "s03"]
