@@ -646,8 +646,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 st["elapsed_s"] = time.perf_counter() - t_start
                 save_last()
             bar.close()
-            st["elapsed_s"] = time.perf_counter() - t_start
-            save_last()
+            if stopped:                            # a finished epoch wrote last.pt at its end, above
+                st["elapsed_s"] = time.perf_counter() - t_start
+                save_last()
             if stopped and term.stop and d.is_main:
                 from sqtool.core.progress import item
                 item(f"SIGTERM: stopped after global step {st['global_step']} (epoch {st['epoch'] + 1}, step "
