@@ -436,7 +436,6 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     spectral model; `sqtool.load_model(...).predict` runs the same two on arrays. tables: the front end's tables
     per input rate (`spectral.prepare`'s cache), shared by the recordings and kept there when given. left: the
     reasons of recordings already left out (files off the wrist throughout), said first in "short"."""
-    from sqtool.data.hr_spectra import stream_channels
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
@@ -446,7 +445,7 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
                               float(md["window_s"]), cfg.data or "records", left=left)
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
-    streams = [(r.record, stream_channels(r.record, md["model_cfg"])[0]) for r in recs]    # what each streamed
+    streams = [(r.record, r.channels) for r in recs]                   # what each streamed
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short,
             "streams": streams}
 

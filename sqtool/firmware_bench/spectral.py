@@ -140,6 +140,7 @@ class SpecRec:
     truth: np.ndarray              # (W,) BPM, NaN = none
     n_ppg: int = 1                 # PPG sensors replayed (rows 0 .. n_ppg-1 of x16): the export's count
     sensors_recorded: int = 1      # PPG sensors the recording itself has
+    channels: tuple = ()           # the recording's channels streamed (`hr_spectra.stream_channels`)
 
     @property
     def record_id(self) -> str:
@@ -210,7 +211,7 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
         raise too_short(where, n / fs_in, float(mc["window_s"]))
     fq = flagged_q15(fe, gap, n, tables=tab)
     return SpecRec(record, x16, gap, fs_in, codes, t0, fq, scores(fq, quiet),
-                   window_truth(record, t0, fe.window_s), n_ppg, recorded)
+                   window_truth(record, t0, fe.window_s), n_ppg, recorded, tuple(chans))
 
 
 def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:
@@ -485,7 +486,6 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
 def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict."""
     from sqtool.core import make_run_dir, save_config, write_metrics
-    from sqtool.data.hr_spectra import stream_channels
     from sqtool.data.record import resampled_note
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     from sqtool.firmware_bench import baseline as B
@@ -658,7 +658,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     if skipped:
         notes.append(left_out_note(skipped))
-    resampled = resampled_note((r.record, stream_channels(r.record, md["model_cfg"])[0]) for r in recs)
+    resampled = resampled_note((r.record, r.channels) for r in recs)
     if resampled:
         notes.append(resampled)
         log(resampled)
