@@ -16,7 +16,9 @@ task (`TASK_LOADERS`; an unknown task is one line listing them), as `data.tasks`
     hr, rr   kind "window": the value at the window centre (exact when windows coincide); NaN (doubtful
              ECG reference, no truth) is left out. rr kind "events" (breath times): breaths/min in the window.
              A window whose label is NaN (hr, rr, bp: an empty cell, no row in its label file, no or doubtful
-             truth) is left out and counted: meta["missing_target_windows"], one warning line.
+             truth; or, when the task's windows differ from the file's, a window centred before the first or
+             after the last label window's centre) is left out and counted: meta["missing_target_windows"], one
+             warning line.
     af       label "rhythm" (class): 1 when the class is one of the file's `af` classes; per recording, or
              per segment (a window inside [start_s, end_s)); segments shorter than the window are tiled.
     bp       labels "sbp", "dbp": one window per recording (tiled when shorter than the window).
@@ -78,8 +80,9 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
     if untrue["windows"]:
         extra["missing_target_windows"] = ds.report["missing_target_windows"] = untrue["windows"]
         warn(f"{ds.name}: {untrue['windows']} windows of {untrue['records']} recording(s) have no {task} target "
-             "(NaN in the label: an empty cell, no row in its label file, no or doubtful truth): left out of training "
-             "and scoring")
+             "(NaN in the label: an empty cell, no row in its label file, no or doubtful truth; or a centre outside "
+             "the label windows' first..last centre, when the task's windows differ from the file's): left out of "
+             "training and scoring")
     from sqtool.data.heldout import file_split
     return load.acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
                           excluded=dict(ds.report.get("excluded") or {}),
@@ -115,8 +118,9 @@ def _left_out(counter: dict, n) -> None:
 
 
 def _hr_rr(rec, load: _TaskLoad) -> None:
-    """hr, rr: kind "window", the value at each window's centre (a NaN label left out, counted); rr kind "events"
-    (breath times): breaths/min in the window (under 3 breaths: left out)."""
+    """hr, rr: kind "window", the value at each window's centre (a NaN label, or a centre before the first / after
+    the last label window's centre: left out, counted); rr kind "events" (breath times): breaths/min in the window
+    (under 3 breaths: left out)."""
     lab = rec.labels.get(load.task)
     if lab is None:
         return
@@ -127,8 +131,8 @@ def _hr_rr(rec, load: _TaskLoad) -> None:
         y = np.array([T.breaths_per_min(bt, t, load.cfg.window_s) for t in w.t0])
         ok = np.isfinite(y)                     # NaN: under 3 breaths in the window
     else:
-        y, ok = T._label_at_centres(lab, w.t0, load.cfg.window_s)
-        _left_out(load.untrue, np.sum(ok & ~np.isfinite(y)))
+        y, ok = T._label_at_centres(lab, w.t0, load.cfg.window_s)   # ok: centre within the label windows' centres
+        _left_out(load.untrue, np.sum(~(ok & np.isfinite(y))))      # NaN, or before the first / after the last
         ok &= np.isfinite(y)
     load.acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
 
