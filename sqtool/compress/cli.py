@@ -1,11 +1,12 @@
 """`sqtool quantize`: distil a fine-tuned teacher into a compact student, then quantize it (Brevitas QAT).
 
     sqtool quantize --model runs/train/<run> [--student cnn1d_student_s] [--preset ...] [--no-distill]
-                    [--data DIR|synthetic] [--task hr] [--epochs 30] [--qat-epochs 10] [--out DIR]
+                    [--data DIR|synthetic] [--task TASK] [--epochs 30] [--qat-epochs 10] [--out DIR]
 
 The pipeline, in order (every check runs before anything is written):
 
-1. load the teacher (kind teacher_task) and refuse another task, sampling rate or window;
+1. load the teacher (kind teacher_task); the task is the teacher's (--task, when given, must be it), and another
+   sampling rate or window is refused;
 2. build the student's cfg from the teacher's task contract (+ accelerometer channels, + quality
    output) and check it against its budget (int8 weights, MACs per window);
 3. load the task's windows for the student's channels; split by subject: the teacher's own held-out subjects
@@ -16,8 +17,11 @@ The pipeline, in order (every check runs before anything is written):
 4. teacher outputs for every window, cached in teacher_cache.npz;
 5. train the float student (distillation + labels + quality head) -> student_float.pt;
 6. fold BN into the Brevitas twin, calibrate activation ranges, QAT at a lower lr -> model.pt;
-7. evaluate teacher / student float / student int8 on the same held-out windows, per-layer SQNR,
-   coverage of the quality gate -> heldout.npz, metrics.json, report.md, config.yaml.
+7. evaluate teacher / student float / student int8 on the same held-out windows, beside the trivial predictor
+   fitted on the training subjects (their mean / base rate), with each model's prediction spread and its skill
+   test against the trivial predictor (`report.heldout_skill`; "no skill" flagged in the table, metrics.json
+   `skill` / `flag` and the command's last line), per-layer SQNR, coverage of the quality gate -> heldout.npz,
+   metrics.json, report.md, config.yaml.
 
 The export stage reads only the run directory.
 """
@@ -57,7 +61,8 @@ class QuantizeConfig:
     preset: str = field(default="int8_w_per_channel_a_per_tensor",
                         metadata={"help": "quantization preset (int8_w_per_channel_a_per_tensor | "
                                           "int8_w_per_tensor_a_per_tensor)"})
-    task: str = field(default="hr", metadata={"help": "task the teacher was fine-tuned for"})
+    task: str | None = field(default=None, metadata={
+        "help": "task the teacher was fine-tuned for (default: the teacher's own task; another one is refused)"})
     data_root: str | None = field(default=None, metadata={
         "help": "task data: a data root folder, a dataset file (dataset.yaml; its split holds subjects out), or "
                 "'synthetic' (default: the data the teacher was fine-tuned on; "
@@ -207,7 +212,7 @@ def run(args) -> int:
     ck = _spectral_teacher(cfg)
     if ck is not None:
         from sqtool.compress.quantize_hr import quantize_hr_run
-        run_dir, metrics = quantize_hr_run(cfg, ck, log=log)
+        run_dir, metrics = quantize_hr_run(with_teacher_task(cfg, ck), ck, log=log)
     elif cfg.student_init:
         raise SqtoolError("--student-init applies to spectral heart-rate students (a spec_* teacher); a time-domain "
                           "student is distilled from scratch")
@@ -233,7 +238,7 @@ def _resume(args) -> int:
         run_dir, metrics = quantize_run(cfg, log=log, resume_dir=cfg.out)
     else:
         from sqtool.compress.quantize_hr import quantize_hr_run
-        run_dir, metrics = quantize_hr_run(cfg, ck, log=log, run_dir=cfg.out)
+        run_dir, metrics = quantize_hr_run(with_teacher_task(cfg, ck), ck, log=log, run_dir=cfg.out)
     print_results(run_dir, metrics)
     return 0
 
@@ -257,13 +262,17 @@ def result_line(metrics: dict) -> str:
 
 def print_results(run_dir, metrics: dict) -> None:
     """On stdout: the result line of the run's `metrics` (as written to its metrics.json), where the results
-    are (`report:`) and the next command."""
+    are (`report:`) and the next command; then, for a time-domain student, the trivial and classic rows with the
+    prediction spread and the skill verdicts, the int8 student's last (`report.skill_lines`: NO SKILL flagged)."""
+    from sqtool.compress.report import skill_lines
     run_dir = Path(run_dir)
     if metrics.get("heldout_note"):                   # held-out subjects the teacher trained on, or may have
         print(f"WARNING: {metrics['heldout_note']}")
     print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
     print(f"next: {shell_command('export', '--model', run_dir, '--target', 'onnx,tflite,c')}")
+    for line in skill_lines(metrics["task"], metrics["skill"]) if metrics.get("skill") else ():
+        print(line)
 
 
 def _spectral_teacher(cfg):
@@ -278,8 +287,19 @@ def _spectral_teacher(cfg):
 
 # ----------------------------------------------------------------------------- checks
 
+def with_teacher_task(cfg: QuantizeConfig, ck: dict) -> QuantizeConfig:
+    """`cfg` with its task the teacher checkpoint's (`ck`, as load_checkpoint returns it): --task left out (None)
+    takes it; another --task is refused in one line."""
+    task = ck["model_cfg"].get("task")
+    if cfg.task is not None and cfg.task != task:
+        raise SqtoolError(f"teacher {ck['path']} was fine-tuned for task '{task}', not '{cfg.task}' "
+                          f"(pass --task {task}, or leave --task out, or a teacher for {cfg.task})")
+    return dataclasses.replace(cfg, task=task)
+
+
 def load_teacher(cfg: QuantizeConfig):
-    """The teacher checkpoint, model and cfg; refuses another kind, task, sampling rate or window."""
+    """The teacher checkpoint, model and cfg, and `cfg` with the teacher's task (`with_teacher_task`); refuses
+    another kind, task, sampling rate or window."""
     from sqtool.data.tasks import TASK_SPECS
     from sqtool.core.checkpoint import file_sha256, load_checkpoint
     from sqtool.models import ModelCfg, load_model
@@ -289,9 +309,7 @@ def load_teacher(cfg: QuantizeConfig):
     ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task")
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     where = f"teacher {ck['path']}"
-    if tcfg.task != cfg.task:
-        raise SqtoolError(f"{where} was fine-tuned for task '{tcfg.task}', not '{cfg.task}' "
-                          f"(pass --task {tcfg.task} or a teacher for {cfg.task})")
+    cfg = with_teacher_task(cfg, ck)
     if abs(tcfg.fs - cfg.fs) > 1e-6:
         raise SqtoolError(f"{where} runs at {tcfg.fs:g} Hz; the student is built for {cfg.fs:g} Hz "
                           f"(fine-tune the teacher at {cfg.fs:g} Hz, or pass --fs {tcfg.fs:g})")
@@ -301,7 +319,7 @@ def load_teacher(cfg: QuantizeConfig):
                           f"{spec['window_s']:g} s window (SP Cup BPM0)")
     teacher = load_model(ck)
     teacher.sq_train_cfg = dict(ck.get("train_cfg") or {})
-    return teacher, tcfg, file_sha256(ck["path"]), ck["path"]
+    return teacher, tcfg, file_sha256(ck["path"]), ck["path"], cfg
 
 
 def check_budget(scfg, cfg: QuantizeConfig, log=None) -> dict:
@@ -497,7 +515,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         raise SqtoolError(f"--alpha must be in [0, 1], got {cfg.alpha}")
 
     # 1-2. teacher, student cfg, budget -------------------------------------------------------------
-    teacher, tcfg, t_sha, t_path = load_teacher(cfg)
+    teacher, tcfg, t_sha, t_path, cfg = load_teacher(cfg)              # cfg.task: the teacher's
     regression_task = any(u not in D.CLASS_UNITS for u in tcfg.units[:len(tcfg.outputs)])
     scfg = D.student_cfg_from_teacher(tcfg, cfg.student, tuple(cfg.channels) or tuple(tcfg.channels),
                                       quality_head=cfg.quality_head and regression_task,
@@ -633,6 +651,11 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         teacher_notes.append(fitted)
     m_f = R.evaluate(cfg.task, out_f, y_all[te], spec)
     m_q = R.evaluate(cfg.task, out_q, y_all[te], spec)
+    outputs = spec.names[:spec.n_task]
+    skill = R.heldout_skill(cfg.task, y_all[tr][:, :spec.n_task], y_all[te][:, :spec.n_task], groups[te],
+                            {k: D.denormalise(o, spec) for k, o in (("teacher", out_t), ("student_float", out_f),
+                                                                     ("student_int8", out_q))},
+                            outputs, seed=cfg.seed)
     agree = np.abs(D.denormalise(out_q, spec) - D.denormalise(out_f, spec))
     rel = None if not m_t.get(metric) else (m_f[metric] - m_t[metric]) / m_t[metric]
     metrics = {
@@ -640,6 +663,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         "heldout_subjects": held, "heldout_windows": int(len(te)), "train_windows": int(len(tr)),
         "heldout_in_teacher": in_teacher, "heldout_note": note, "teacher_heldout_subjects": recorded_heldout(t_train),
         "heldout_one_class": one_class,
+        "skill": skill, "flag": skill["flag"],
         "teacher": {"name": tcfg.name, "path": str(t_path), "sha256": t_sha, "metrics": m_t,
                     "out_of_fold": t_oof,
                     **R.teacher_size(teacher), "cache": {"key": tc["key"], "reused": tc["reused"]}},

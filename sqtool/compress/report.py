@@ -7,6 +7,9 @@
   range is well used sits near 35-45 dB; a layer far below its neighbours has a badly fitted scale.
 - `coverage_curve`: the HR error when the device keeps only windows whose quality score passes a
   threshold, against the fraction of windows kept.
+- `heldout_skill`: the fine-tune's skill block (`train.skill.skill_report`) for quantize's fixed split: the trivial
+  predictor fitted on the run's training subjects, the classic method's row, each model's prediction spread and
+  its paired test over the held-out subjects against the trivial predictor ("no skill" flag).
 - `write_report_md`: the human-readable summary next to metrics.json.
 """
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.compress.distill import OutputSpec, denormalise, predict
-from sqtool.core.metrics import sigmoid, task_metrics
+from sqtool.core.metrics import (CLASSIFICATION_TASKS, bootstrap_ci, prediction_spread, sigmoid, skill_line, skill_metric, skill_test,
+                                 task_metrics, trivial_predictions)
 
 
 def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dict:
@@ -22,6 +26,60 @@ def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dic
     pred = denormalise(out, spec)
     names = spec.names[:spec.n_task]
     return task_metrics(task, np.asarray(y, np.float32)[:, :spec.n_task], pred, names)
+
+
+# the classic methods are `train.skill.classic_oof`, a later stage than compress (tests/test_layering.py)
+NO_CLASSIC_HERE = ("not computed by quantize: the classic methods (train.skill.classic_oof) are in the train stage, "
+                   "which compress may not import; see the teacher's fine-tune report for its classic row")
+MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("student_int8", "student int8"))
+
+
+def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndarray, preds: dict, outputs=(),
+                  n_boot: int = 1000, seed: int = 0, classic: tuple = (None, NO_CLASSIC_HERE)) -> dict:
+    """Model vs trivial (vs classic) on the held-out windows: `metrics.json["skill"]` of a quantize run.
+
+    `y_train` (N_tr, k): the run's TRAINING subjects' targets, the only ones the trivial predictor sees
+    (`core.metrics.trivial_predictions`: their mean per output, or their base rate as a constant logit); `y`
+    (N, k), `groups` (N,): the held-out windows; `preds`: {"teacher" | "student_float" | "student_int8": (N, k)
+    outputs in units (logits for classification)}; `classic`: (its (N, k) predictions, name) or (None, why).
+
+    {trivial: metrics, trivial_ci95, trivial_fit: {windows}, classic: {name, metrics, ci95} or {name: None, why},
+     models: {name: {skill: `core.metrics.skill_test` vs the trivial predictor, spread: `prediction_spread`}},
+     flag: the int8 student's "" or "no skill"}"""
+    y = np.asarray(y, float)
+    triv = trivial_predictions(task, y_train, len(y))                               # (N, k)
+    out = {"trivial": task_metrics(task, y, triv, outputs),
+           "trivial_ci95": bootstrap_ci(task, y, triv, groups, outputs, n_boot=n_boot, seed=seed),
+           "trivial_fit": {"windows": int(len(y_train)), "on": "the training subjects"},
+           "models": {k: {"skill": skill_test(task, y, p, triv, groups, outputs, n_boot=n_boot, seed=seed),
+                          "spread": prediction_spread(task, p, y)} for k, p in preds.items()}}
+    c, name = classic
+    out["classic"] = {"name": None, "why": name} if c is None else {
+        "name": name, "metrics": task_metrics(task, y, c, outputs),
+        "ci95": bootstrap_ci(task, y, c, groups, outputs, n_boot=n_boot, seed=seed)}
+    out["flag"] = out["models"]["student_int8"]["skill"]["flag"] if "student_int8" in preds else ""
+    return out
+
+
+def skill_lines(task: str, sk: dict) -> list[str]:
+    """A quantize run's closing lines: the trivial and classic rows with each model's prediction spread, then the
+    skill verdict of the teacher and the float student, and last the int8 student's (`core.metrics.skill_line`,
+    flagged NO SKILL)."""
+    metric = sk["models"]["student_int8"]["skill"]["metric"]
+    c = sk["classic"]
+    spread = ", ".join(f"{label} {_stds(sk['models'][k]['spread'])}" for k, label in MODELS if k in sk["models"])
+    target = sk["models"]["student_int8"]["spread"].get("target_std")
+    lines = [f"{task}: trivial {metric} {sk['trivial'][metric]:.3f} (fitted on {sk['trivial_fit']['windows']} "
+             f"training windows); classic " + (f"{metric} {c['metrics'][metric]:.3f} ({c['name']})" if c.get("name")
+                                               else "n/a") + f"; prediction std: {spread}"
+             + (f" (targets' {', '.join(f'{v:.3g}' for v in target)})" if target else "")]
+    lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}") for k, label in MODELS
+              if k in sk["models"]]
+    return lines
+
+
+def _stds(spread: dict) -> str:
+    return ", ".join(f"{v:.3g}" for v in spread["pred_std"])
 
 
 def per_layer_sqnr(float_student, q_student, x: np.ndarray, max_windows: int = 512) -> list[dict]:
@@ -125,6 +183,7 @@ def _fmt(v, nd=3):
 def write_report_md(m: dict) -> str:
     """Render metrics.json as report.md."""
     task, metric = m["task"], m["primary_metric"]
+    sk, sk_metric = m.get("skill") or {}, skill_metric(task)[0]        # (a run from before the skill block: none)
     also = "; held out of the teacher's fine-tuning too" if m.get("heldout_in_teacher") is False else ""
     lines = [f"# sqtool quantize: {m['student']['name']} ({m['preset']})", "",
              f"Task **{task}**, {m['student']['fs']:g} Hz, {m['student']['window_s']:g} s windows; teacher "
@@ -134,23 +193,49 @@ def write_report_md(m: dict) -> str:
              f"Distillation: {'off (labels only)' if not m['distill']['enabled'] else 'alpha ' + _fmt(m['distill']['alpha'], 2)}.",
              *(["", f"**Not a measure of skill: {m['heldout_one_class']}.**"] if m.get("heldout_one_class") else []),
              "", "## Task metric on the held-out subjects", "",
-             f"| model | {metric} | params | int8 weight bytes | MACs / window |", "|---|---|---|---|---|"]
+             f"| model | {metric} | vs trivial ({sk_metric}; 95 % CI over subjects, p) | prediction std | params | "
+             "int8 weight bytes | MACs / window |", "|---|---|---|---|---|---|---|"]
     s = m["size"]
-    lines.append(f"| teacher float | {_fmt(m['teacher']['metrics'].get(metric))} | {m['teacher']['params']:,} | - | - |")
+
+    def verdict(k):                                   # the table's skill cells of model k (- without a skill block)
+        if k not in sk.get("models", {}):
+            return "- | -"
+        t, sp = sk["models"][k]["skill"], sk["models"][k]["spread"]
+        lo, hi = t["diff_ci95"]
+        return (f"{_fmt(t['diff'])} [{_fmt(lo)}, {_fmt(hi)}], p {_fmt(t['p'])}: "
+                f"{'skill' if t['skill'] else '**NO SKILL**'} | {_stds(sp)}")
+
+    if sk:
+        c = sk["classic"]
+        lines.append(f"| trivial: the training subjects' {'base rate' if task in CLASSIFICATION_TASKS else 'mean'} "
+                     f"({sk['trivial_fit']['windows']} windows) | {_fmt(sk['trivial'].get(metric))} | - | 0 | - | - | - |")
+        lines.append(f"| classic: {c['name'] or 'n/a'} | "
+                     f"{_fmt(c['metrics'].get(metric)) if c.get('name') else '-'} | - | - | - | - | - |")
+    lines.append(f"| teacher float | {_fmt(m['teacher']['metrics'].get(metric))} | {verdict('teacher')} | "
+                 f"{m['teacher']['params']:,} | - | - |")
     if m["teacher"].get("out_of_fold"):
         lines.append(f"| teacher float, out-of-fold (fine-tuning CV) | "
-                     f"{_fmt(m['teacher']['out_of_fold']['metrics'].get(metric))} | {m['teacher']['params']:,} | - | - |")
-    lines.append(f"| student float | {_fmt(m['student_float']['metrics'].get(metric))} | {s['params']:,} | - | "
-                 f"{s['macs_per_window']:,} |")
+                     f"{_fmt(m['teacher']['out_of_fold']['metrics'].get(metric))} | - | - | {m['teacher']['params']:,} "
+                     "| - | - |")
+    lines.append(f"| student float | {_fmt(m['student_float']['metrics'].get(metric))} | {verdict('student_float')} | "
+                 f"{s['params']:,} | - | {s['macs_per_window']:,} |")
     if m.get("student_int8_calibrated"):
         lines.append(f"| student int8, calibrated, before QAT | "
-                     f"{_fmt(m['student_int8_calibrated']['metrics'].get(metric))} | {s['params']:,} | "
+                     f"{_fmt(m['student_int8_calibrated']['metrics'].get(metric))} | - | - | {s['params']:,} | "
                      f"{s['int8_weight_bytes']:,} | {s['macs_per_window']:,} |")
     lines.append(f"| student int8 (fake-quant) | {_fmt(m['student_int8']['metrics'].get(metric))} | "
-                 f"{s['params']:,} | {s['int8_weight_bytes']:,} | {s['macs_per_window']:,} |")
+                 f"{verdict('student_int8')} | {s['params']:,} | {s['int8_weight_bytes']:,} | {s['macs_per_window']:,} |")
+    if sk:
+        target = sk["models"]["student_int8"]["spread"].get("target_std")
+        lines += ["", f"Skill: each model against the trivial predictor (fitted on the training subjects only) on the "
+                      f"held-out windows; the targets' std is {', '.join(_fmt(v) for v in target or [])}"
+                      + (f"; classic: {sk['classic']['why']}" if not sk["classic"].get("name") else "") + ".", ""]
+        lines += [f"- {line}" for line in skill_lines(task, sk)[1:]]
     d = m["deltas"]
     lines += ["", f"int8 - float: {_fmt(d['int8_minus_float'])}; student float vs teacher: "
-                  f"{_fmt(d['float_vs_teacher_rel'] * 100 if d['float_vs_teacher_rel'] is not None else None, 1)} %",
+                  f"{_fmt(d['float_vs_teacher_rel'] * 100 if d['float_vs_teacher_rel'] is not None else None, 1)} %"
+              + (" (a relative gain means nothing where the models show no skill over the trivial predictor)"
+                 if sk.get("flag") else ""),
               "", "## Budget", ""]
     for k, v in m["budget"]["checks"].items():
         lines.append(f"- {k}: {v['value']:,} of {v['limit']:,} ({'ok' if v['ok'] else 'OVER'})")

@@ -19,6 +19,8 @@ torch.set_num_threads(1)
 
 HR_TEACHER = dict(task="hr", window_s=8.0, hop_s=2.0, outputs=("hr_bpm",), units=("bpm",),
                   target_mean=(90.0,), target_std=(30.0,))
+RR_TEACHER = dict(task="rr", window_s=30.0, hop_s=10.0, outputs=("rr_bpm",), units=("breaths/min",),
+                  target_mean=(15.0,), target_std=(4.0,), band=(0.05, 8.0), channels=("ppg",))
 TINY_STUDENT = [[8, 8, 2], [8, 6, 2], [12, 4, 2], [12, 4, 2]]
 
 
@@ -37,6 +39,24 @@ def synthetic_hr_task(n_subjects: int = 6, duration_s: float = 120.0, seed: int 
         rids += [rec.record_id] * n
     return TaskData(np.concatenate(xs), np.concatenate(ys), np.array(gs), np.concatenate(t0s), np.array(rids),
                     "hr", {"data_root": "synthetic", "channels": list(channels)})
+
+
+def synthetic_rr_task(n_subjects: int = 6, duration_s: float = 150.0, seed: int = 0) -> TaskData:
+    """The rr task's 30 s PPG windows (10 s hop, 0.05-8 Hz) of synthetic subjects (13 windows each), labelled with
+    the recording's breathing rate at the window's centre (breaths/min)."""
+    xs, ys, gs, t0s, rids = [], [], [], [], []
+    for rec in synth_corpus(n_subjects=n_subjects, duration_s=duration_s, seed=seed, af_fraction=0.0):
+        w = make_windows(rec, channels=("ppg",), fs=40.0, window_s=30.0, hop_s=10.0, norm="minmax",
+                         band=RR_TEACHER["band"])
+        lab = rec.labels["rr"]
+        centre = np.asarray(lab.times) + lab.window_s / 2
+        xs.append(w.x)
+        ys.append(np.interp(w.t0 + 15.0, centre, lab.values).astype(np.float32)[:, None])
+        gs += [rec.subject] * len(w.x)
+        t0s.append(w.t0)
+        rids += [rec.record_id] * len(w.x)
+    return TaskData(np.concatenate(xs), np.concatenate(ys), np.array(gs), np.concatenate(t0s), np.array(rids),
+                    "rr", {"data_root": "synthetic", "channels": ["ppg"]})
 
 
 def make_teacher(path, task_data: TaskData | None = None, steps: int = 60, seed: int = 0,

@@ -104,8 +104,8 @@ def test_over_budget_says_which_budget_and_by_how_much(hr_teacher, hr_task, tmp_
 ])
 def test_wrong_teacher_is_refused(tmp_path, hr_task, bad, match):
     t = make_teacher(tmp_path / "t.pt", None, **bad)
-    with pytest.raises(SqtoolError, match=match):
-        quantize(QuantizeConfig(teacher=str(t), out=str(tmp_path / "o"), **FAST), data=hr_task)
+    with pytest.raises(SqtoolError, match=match):                   # --task hr given: the af teacher is refused
+        quantize(QuantizeConfig(teacher=str(t), task="hr", out=str(tmp_path / "o"), **FAST), data=hr_task)
     assert not (tmp_path / "o").exists()
 
 
