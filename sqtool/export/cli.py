@@ -5,7 +5,8 @@
 
 The export dir (shared contract): metadata.json, model_float.onnx, model_int8.onnx,
 model_float.tflite, model_int8.tflite, c/sq_model.h + c/sq_model.c, heldout.npz (copied),
-export_report.json/.md, config.yaml, and last manifest.json (core.manifest: every file written, the source
+export_report.json/.md, config.yaml, for a spectral int8 model (any target) MODEL_CARD.md and INTEGRATION.md (what
+must run around the network: `kit.write_docs`; metadata.json's frontend / gating / decoder_spec), and last manifest.json (core.manifest: every file written, the source
 checkpoints and the parity verdict, by relative path and sha256; what bench and predict read). A
 student_int8 checkpoint gives float AND int8 artifacts (the float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
 artifacts only. Spectral models (model_cfg family "spec_cnn", `models.spectral.SpecNet`) export the
@@ -405,7 +406,9 @@ def _export(cfg: ExportConfig) -> dict:
         from sqtool.export.intgraph import brevitas_int_outputs, extract_int_graph
         qmodel = load_model(ckpt)
         graph = extract_int_graph(qmodel)
-    md = build_metadata(ckpt, inp["sha"], graph, inp["names"], cfg.subjects)
+    spectral = graph_spectral(ckpt)
+    md = build_metadata(ckpt, inp["sha"], graph, inp["names"], cfg.subjects, fs_in=cfg.device_fs or None,
+                        n_ppg=device_ppg(cfg, ckpt["model_cfg"]) if spectral else None)
     fmodel = load_model(inp["float_ckpt"]) if inp["want_float"] else None
     if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in ("Student", "SpecNet"):
         raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
@@ -534,6 +537,12 @@ def _export(cfg: ExportConfig) -> dict:
             done("c/sq_model.c")
             if kit:
                 _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
+    if spectral and graph is not None and not kit:           # the kit wrote them with the C
+        from sqtool.export.kit import write_docs
+        for p in write_docs(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None,
+                            n_ppg=device_ppg(cfg, ckpt["model_cfg"]), run_dir=Path(inp["path"]).parent,
+                            names=inp["names"]):
+            done(str(p.relative_to(out)))
 
     for f, a in artifacts.items():
         a["bytes"] = (out / f).stat().st_size

@@ -14,6 +14,8 @@ Layout of out_dir (next to the export's metadata.json / export_report.*):
                                 vectors.json, check.cmake, <prefix>_vectors.h (the recording and the
                                 expected results as C arrays, for example/selftest.c)
     MODEL_CARD.md               task, training data and licences, split, held-out metrics, limitations
+    INTEGRATION.md              for an integrator without sqtool (phone, host): front end, gating and decoder as
+                                equations (`write_docs`; every spectral int8 export writes it and the card)
 
 `check_kit(out_dir)` builds the example on the host with the kit's Makefile and runs the test vectors in
 several chunkings: the export's parity row for the pipeline. The kit never contains subject data: the
@@ -484,7 +486,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     lines += [f"- Trained and evaluated on the data above only{lab}; not validated for clinical use, arrhythmia "
               "(AF), children, or skin tones / sensors outside the training data.",
               f"- The device must sample at {fe_cfg.fs_in:g} Hz (re-export with `--device-fs` for another rate) and "
-              "deliver PPG with the scaling in README.md; saturation and dropouts should be flagged as gaps.",
+              "deliver PPG with the scaling in INTEGRATION.md; saturation and dropouts should be flagged as gaps.",
               f"- A window whose every PPG sensor is quiet (its samples within {QUIET} counts over the window: a sensor "
               "that is off, stuck, railed or reads all zeros) is not scored: valid=0, as for a window more than "
               "half flagged. Pure noise is NOT detected: a sensor off the skin that reads noise, or a partly "
@@ -555,10 +557,37 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
         files.append(out / name)
     files += [out / "test_vectors" / n for n in ("recording.bin", "expected.txt", "vectors.json", "check.cmake",
                                                  f"{prefix}_vectors.h")]
-    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, rp["fe_cfg"], rp["dec_cfg"], run_dir,
-                                                           names))
-    files.append(out / "MODEL_CARD.md")
+    files += write_docs(out, mc, graph, md, fe.fs_in, fe.n_ppg, run_dir, names, rp["dec_cfg"])
     return {"files": files, "ref": ref, "vectors": vec, "fe_cfg": rp["fe_cfg"], "dec_cfg": rp["dec_cfg"]}
+
+
+def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, n_ppg: int = 1,
+               run_dir=None, names: dict | None = None, decoder=None) -> list[Path]:
+    """MODEL_CARD.md and INTEGRATION.md (templates/INTEGRATION.md: what must run around the network, for an
+    integrator without sqtool, filled from the metadata's spectral contract) of a spectral int8 model, for every
+    export target. Returns their paths."""
+    from sqtool.export.pipeline import decoder_config, frontend_config
+    out = Path(out_dir)
+    mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+    fe, dec = frontend_config(mc, fs_in, n_ppg), decoder_config(mc, graph, decoder)
+    spec, gating, fec = md.get("decoder_spec"), md.get("gating"), md.get("frontend") or {}
+    if not spec or not gating or "steps" not in fec:
+        raise SqtoolError(f"export of {mc.get('name')}: the metadata lacks the spectral contract (frontend steps, "
+                          "gating, decoder_spec) the integration document is written from")
+    lo, hi, step = dec.bins_bpm
+    values = {"MODEL": mc["name"], "VERSION": md.get("sqtool_version", "?"), "MODEL_SHA": md.get("model_sha256"),
+              "NBINS": dec.n_bins, "FS_IN": f"{fe.fs_in:g}", "FS": f"{fe.fs:g}", "INPUTS": ", ".join(input_channels(fe)),
+              "WINDOW_S": f"{fe.window_s:g}", "HOP_S": f"{fe.hop_s:g}", "NCH": fe.n_channels,
+              "CHANNELS": ", ".join(mc["channels"]), "BIN_LO": f"{lo:g}", "BIN_HI": f"{hi:g}", "BIN_STEP": f"{step:g}",
+              "OUT_SCALE": f"{float(graph.output_scale):.9g}", "INT8_SCALE": f"{spec['int8_logit_scale']:.9g}",
+              "TEMPERATURE": f"{spec['temperature']:g}",
+              "FRONTEND_STEPS": "\n".join(f"{i}. {t}" for i, t in enumerate(fec["steps"], 1)),
+              "GATING_RULE": gating["rule"], "FLAGGED": gating["flagged"],
+              "DECODER_SPEC": "\n".join(f"- {k}: {v}" for k, v in spec.items() if isinstance(v, str) and k != "format"),
+              "CONF_TEXT": dec.conf_text + conf_range_text(dec)}
+    atomic_write_text(out / "INTEGRATION.md", _fill((TEMPLATES / "INTEGRATION.md").read_text(), values))
+    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, fe, dec, run_dir, names))
+    return [out / "MODEL_CARD.md", out / "INTEGRATION.md"]
 
 
 def _state_bytes(c_dir: Path, prefix: str) -> str:
@@ -612,4 +641,4 @@ def _check_kit(out: Path, build: Path, chunkings, make: str) -> dict:
     return {"ok": ok, "n": int(len(want["index"])), "chunkings": res, "max_abs_diff": worst, "error": None}
 
 
-__all__ = ["write_kit", "check_kit", "synthetic_recording", "write_test_vectors", "model_card", "CHUNKINGS"]
+__all__ = ["write_kit", "write_docs", "check_kit", "synthetic_recording", "write_test_vectors", "model_card", "CHUNKINGS"]

@@ -108,10 +108,12 @@ SHORT_RECORDS_NOTE = ("a recording shorter than one window: 'tile' = repeated en
 
 
 def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, str] | None = None,
-                   subjects_mode: str = "names") -> dict:
+                   subjects_mode: str = "names", fs_in: float | None = None, n_ppg: int | None = None) -> dict:
     """metadata.json content: model_cfg + quantization scheme + edges' scales/zero points + provenance
     (model_sha256 of `ckpt`, source_sha256 = the hash of the checkpoint file it was read from, git_sha).
-    `names` (`export.subjects.subject_names` under `subjects_mode`): the subjects written as pseudonyms."""
+    `names` (`export.subjects.subject_names` under `subjects_mode`): the subjects written as pseudonyms.
+    Spectral models: `fs_in` / `n_ppg` are the device's rate and PPG sensors (None: the model's training rate and
+    its ppg_sensors count) the front-end contract is resolved for (`spectral_contract`)."""
     cfg = ckpt["model_cfg"]
     check_model_cfg(cfg, f"checkpoint {ckpt.get('path', '')}".strip())
     quant = cfg.get("quant")
@@ -168,6 +170,9 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
     md["short_records_note"] = SHORT_RECORDS_NOTE
     md["frontend"] = dict(cfg.get("frontend") or {})
     md["decoder"] = dict(cfg.get("decoder") or {})
+    if (cfg.get("frontend") or {}).get("type") == "spectrum":          # what must run around the network
+        md.pop("n_samples")                                 # the network reads spectra, not T samples
+        md.update(spectral_contract(cfg, graph, fs_in, n_ppg))
     if ckpt.get("teacher_skill"):                           # the fine-tune's verdict against the trivial predictor
         md["teacher_skill"] = dict(ckpt["teacher_skill"])
     train, held = list(ckpt.get("train_subjects") or []), list(ckpt.get("heldout_subjects") or [])
@@ -188,6 +193,157 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
         md["macs"] = graph.macs
         md["weight_bytes"] = graph.weight_bytes
     return md
+
+
+# ----------------------------------------------------------------------------- spectral models: what runs around it
+
+FS_NOTE = ("fs is the front end's MODEL rate: the device signal is resampled to it and the spectra are computed from "
+           "windows of it. It is not the network's input rate: the network reads one (C, F) spectrum per hop_s "
+           "(`input`); the device's sampling rate is frontend.fs_in")
+TAPS_RULE = ("taps_per_phase 0 = auto: P = min(256, ceil(3 M / L)) = ceil(3 fs_in / fs) (24 at 125 Hz, 48 at 256 Hz); "
+             "the value here is resolved for fs_in")
+DECODER_INT8_ONLY = ("int8_logit_scale",)
+LOGIT_SCALE_NOTE = ("decoder.logit_scale is not read by sqtool (the model's training-time value): the likelihood is "
+                    "exp((z_k - max z) / temperature) over REAL-valued logits z: the float ONNX / TFLite and int8 ONNX "
+                    "outputs as they come, and for int8 codes (TFLite int8, C) z = code x quantization.output_scale "
+                    "(int8_logit_scale = output_scale / temperature per code; c/<prefix>_decoder_tables.h's "
+                    "logit_scale). Raw int8 codes with logit_scale 1 make the decoder over-confident")
+
+
+def spectral_contract(cfg: dict, graph=None, fs_in: float | None = None, n_ppg: int | None = None) -> dict:
+    """The metadata of a spectral model that says what must run around its network, for an integrator without
+    sqtool: `fs_in`, `fs_note`, `input`, `frontend` (the model's frontend keys + the full front-end contract
+    resolved at the device rate: every FrontEndCfg field, taps_per_phase resolved, and its steps in words),
+    `gating` (when a window is not scored) and `decoder_spec` (the HMM decoder's equations and numbers). The
+    numbers come from the same objects the C kit is rendered from (`export.pipeline.frontend_config`,
+    `data.frontend.design`, `models.decoder.DecoderCfg`)."""
+    from sqtool.data.frontend import QUIET, design, taps_per_phase
+    from sqtool.data.hr_spectra import ppg_sensors
+    from sqtool.export.pipeline import MAX_FLAGGED_Q15, frontend_config
+    fe = frontend_config(cfg, fs_in, int(n_ppg or len(ppg_sensors(cfg))))
+    tab = design(fe)
+    C, F = fe.n_channels, tab.n_bins
+    contract = {**dict(cfg.get("frontend") or {}), **fe.to_dict(), "taps_per_phase": taps_per_phase(fe),
+                "taps_per_phase_rule": TAPS_RULE, "up_L": tab.up, "down_M": tab.down, "window_samples_T": tab.T,
+                "hop_samples": tab.hop, "quiet_counts": QUIET, "steps": frontend_steps(fe, tab)}
+    gating = {"max_flagged_q15": MAX_FLAGGED_Q15, "quiet_counts": QUIET, "rule": (
+        f"a window is scored (valid = 1) when flagged_q15 <= {MAX_FLAGGED_Q15} (at most half of its inputs flagged) "
+        f"and not every PPG sensor is quiet (its resampled samples over the window span <= {QUIET} counts: stuck, "
+        "railed, all zero, absent); otherwise the network is not run, the decoder only predicts (likelihood 1 in "
+        "every bin) and the result has valid = 0 (show the last valid HR)"),
+        "flagged": ("model sample m owns the inputs (n_{m-1}, n_m] (n_m = floor(m M / L), n_{-1} = -1); of a window's "
+                    "T model samples, cnt inputs in all, nf of them flagged: flagged_q15 = (32768 nf + cnt // 2) // "
+                    "cnt, its flagged fraction in Q15")}
+    inp = {"kind": "spectra", "shape_float": [1, C, F], "shape_tflite": [1, 1, F, C],
+           "values": ("the front end's int8 codes (-127..127), one per bin and channel "
+                      f"({', '.join(cfg['channels'])}); float ONNX / TFLite and int8 ONNX take codes / 127 as float32 "
+                      "(1, C, F) channels-first (TFLite float: (1, 1, F, C)); TFLite int8 takes the codes themselves "
+                      "(1, 1, F, C), input scale 1/127, zero point 0"),
+           "rate": f"one spectrum per hop_s = {float(cfg['hop_s']):g} s per stream, each of the last "
+                   f"window_s = {float(cfg['window_s']):g} s of signal"}
+    return {"fs_in": float(fe.fs_in), "fs_note": FS_NOTE, "input": inp, "frontend": contract, "gating": gating,
+            "decoder_spec": decoder_spec(cfg, graph)}
+
+
+def frontend_steps(fe, tab) -> list[str]:
+    """The front end's steps in words with this export's numbers (the integer reference: sqtool.data.frontend;
+    a float implementation of these steps matches its codes up to rounding)."""
+    from sqtool.data.frontend import QUIET
+    L, M, P = tab.up, tab.down, tab.fir.shape[1]
+    sensors = ("the PPG sensor's power P itself" if fe.n_ppg == 1 else
+               f"the sum over the {fe.n_ppg} PPG sensors of P_s / max_b P_s (each sensor normalised to its own "
+               "maximum; a silent sensor adds 0)")
+    acc = {1: "no accelerometer channel", 4: "acc_x, acc_y, acc_z: each axis its own channel, its own power",
+           2: "one acc channel: the three axes' powers summed on one scale, |X|^2 + |Y|^2 + |Z|^2"}[fe.n_channels]
+    return [
+        f"inputs: int16 counts at fs_in = {fe.fs_in:g} Hz, rows {', '.join(fe.to_dict()['inputs'])}; PPG "
+        f"{fe.gain_ppg:g} counts per unit of an AC-coupled wrist PPG (TROIKA units), accelerometer {fe.gain_acc:g} "
+        "counts per g; one gap flag per time step (dropout, saturation, FIFO overrun: never drop a sample)",
+        "gaps: a flagged time step holds every row's last good sample (0 before any)",
+        f"resample fs_in -> fs = {fe.fs:g} Hz: polyphase FIR, L / M = {L} / {M} (fs / fs_in reduced), prototype "
+        f"h = scipy.signal.firwin({L * P}, {fe.fir_cutoff_hz:g}, window=('kaiser', {fe.kaiser_beta:g}), "
+        f"fs={L} * fs_in) x {L} (L x P taps, P = taps_per_phase = {P}); output m (time m / fs) = sum_i h[p + i L] "
+        "x[n_m - i], n_m = floor(m M / L), p = m M mod L, x[<0] = 0 (= scipy.signal.upfirdn(h, x, L, M)); "
+        "integer: each phase's taps Q15 with a DC gain of exactly 32768, y = sat16((acc + 2^14) >> 15)",
+        f"band-pass: causal Butterworth scipy.signal.butter({fe.filter_order}, {list(fe.band)}, 'bandpass', "
+        f"fs={fe.fs:g}, output='sos'), run forward from zero state at the stream's start (sosfilt, never "
+        f"filtfilt); integer: Q{fe.iir_frac_bits} Direct Form I biquads",
+        f"windows: T = {tab.T} model samples ({fe.window_s:g} s), hop {tab.hop} ({fe.hop_s:g} s); window i = model "
+        "samples [i hop, i hop + T) since the stream's start, emitted when its last sample is computed",
+        f"silence: a row whose RESAMPLED samples (the band-pass's input) span <= {QUIET} counts (max - min) over "
+        "the window is coded as all-zero: power 0 in every bin",
+        f"spectrum per window and row: periodic Hann w[n] = 0.5 - 0.5 cos(2 pi n / T) (scipy.signal.get_window"
+        "('hann', T), not the symmetric numpy.hanning), DFT at the bin frequencies only, X_b = sum_n x[n] w[n] "
+        "exp(-2 pi i (bpm_b / 60) n / fs), bpm_b = the bins_bpm centres; POWER P_b = |X_b|^2 (not the magnitude); "
+        f"integer: block floating point to |x| <= {tab.xmax}, Q15 Hann, Q{fe.cos_frac_bits} cos table of N = "
+        f"{tab.N}, re and im rounded >> {fe.power_shift} before squaring",
+        f"channels: ppg = {sensors}; {acc}",
+        "codes per window and channel: code_b = floor(254 P_b / Pmax + 1/2) - 127 (round half up), Pmax = max_b P_b: "
+        "-127..127, the strongest bin 127 (NOT 127 P / Pmax, 0..127); Pmax = 0 -> every code -127; integer: q = "
+        "max(0, bitlen(Pmax) - 22), Pb = P >> q, Pm = Pmax >> q, code = (508 Pb + Pm) // (2 Pm) - 127",
+        f"network input: the codes (F = {tab.n_bins}, C = {fe.n_channels}) channels-last, as `input` says",
+    ]
+
+
+def decoder_spec(cfg: dict, graph=None) -> dict:
+    """The HMM decoder of a spectral model as equations and numbers (`sqtool.models.decoder`: `forward` /
+    `summarise` in float, `IntDecoder` and c/<prefix>_decoder.c in fixed point, bit-exact with each other)."""
+    from sqtool.models.decoder import decoder_cfg, transition_taps
+    d = dict(cfg.get("decoder") or {})
+    d.setdefault("bins_bpm", list((cfg.get("arch") or {}).get("bins_bpm") or (cfg.get("frontend") or {})["bins_bpm"]))
+    dec = decoder_cfg(d)
+    temperature = float(d.get("temperature", 1.0))
+    lo, _, step = dec.bins_bpm
+    F, R = dec.n_bins, dec.radius
+    start = ("uniform: pi_k = 1 / F (start_bpm and start_sigma_bpm are not used)" if dec.start == "uniform" else
+             f"gaussian: pi_k proportional to exp(-0.5 ((b_k - {dec.start_bpm:g}) / {dec.start_sigma_bpm:g})^2), "
+             "normalised")
+    like = "L_k = exp((z_k - max_j z_j) / temperature)"
+    if dec.uses_evidence:
+        like += (f" x ((eps + n_k / 254) / (1 + eps))^mu, mu = evidence_weight = {dec.evidence_weight:g}, eps = "
+                 f"evidence_floor = {dec.evidence_floor:g}, n_k = clip(ppg code_k - max over the acc channels of "
+                 "code_k, 0, 254) from the window's front-end codes")
+    if dec.emission_floor > 0:
+        like += f", then L_k = (L_k + kappa) / (1 + kappa), kappa = emission_floor = {dec.emission_floor:g}"
+    if dec.conf_measure == "width":
+        raw = f"raw = max(0, 1 - (hi - lo) / span), span = step F = {dec.span_bpm:g} BPM"
+    else:
+        raw = (f"raw = sum of p_k over k = a - W .. a + W (clipped to the grid), W = floor(conf_halfwidth_bpm / step) "
+               f"= {dec.conf_bins}")
+    cal = ("conf = raw (no calibration knots)" if not dec.conf_calib_x else
+           "conf = y(32768 raw) / 32768: y = piecewise-linear interpolation through the knots (conf_calib_x, "
+           "conf_calib_y), both Q15, constant outside them (numpy.interp); expected |error| = (1 - conf) x "
+           f"{dec.span_bpm:g} BPM")
+    spec = {
+        "format": "sqtool.decoder/v1",
+        "grid": f"F = {F} bins, centres b_k = {lo:g} + {step:g} k BPM, k = 0..{F - 1}",
+        "logits": "z_k, real-valued: " + LOGIT_SCALE_NOTE,
+        "temperature": temperature,
+        "start": f"posterior before the first window: pi, {start}",
+        "first_window": "no transition before the first window after a reset: p = normalise(pi x L)",
+        "transition_radius_bins": R,
+        "transition_kernel": [float(v) for v in transition_taps(dec)[R:]],
+        "transition": (f"g_d = exp(-0.5 (d step / sigma_bpm)^2) for d = -R..R, R = min(ceil(3 sigma_bpm / step), F - 1)"
+                       f" = {R} (sigma_bpm = {dec.sigma_bpm:g}), normalised so that sum_d g_d = 1 (transition_kernel:"
+                       f" g_0..g_R, symmetric); prior_j = (1 - floor) sum_d g_d p_(j-d) + floor / F, floor = "
+                       f"{dec.floor:g}, p_(j-d) = 0 off the grid (mass carried off the grid is dropped)"),
+        "likelihood": like,
+        "update": ("p_k = prior_k L_k / sum_j prior_j L_j; a window not scored (gating, valid = 0): L_k = 1, "
+                   "p = normalise(prior)"),
+        "hr": (f"a = argmax_k p_k (the first on ties); hr = b_a + step sum_k (k - a) p_k / sum_k p_k over k = a - r .. "
+               f"a + r clipped to 0..F-1, r = refine_bins = {dec.refine_bins}"),
+        "interval": (f"lo, hi = the quantiles q_lo = (1 - interval) / 2, q_hi = (1 + interval) / 2 (interval = "
+                     f"{dec.interval:g}) of p, each bin's mass spread uniformly over [b_k - step/2, b_k + step/2]: "
+                     "k = the first bin with CDF_k >= q (CDF_k = sum_(j<=k) p_j), value = b_k - step / 2 + step "
+                     "(q - CDF_(k-1)) / p_k"),
+        "confidence": f"{raw}; {cal}",
+        "fixed_point": ("c/<prefix>_decoder.c (C kit) is bit-exact with sqtool.models.decoder.IntDecoder: Q20 "
+                        "posterior, Q15 taps, Q24 likelihood table; a float implementation of these equations reads "
+                        "the same HR to about 0.01 BPM on average (see that module's docstring)"),
+    }
+    if graph is not None:
+        spec["int8_logit_scale"] = float(graph.output_scale) / temperature
+    return spec
 
 
 INT8_ONLY = ("quantization", "int8_layers", "macs", "weight_bytes", "output_quantization")
@@ -266,6 +422,8 @@ def float_metadata(md: dict) -> dict:
     """The metadata a float artifact carries: no int8 scales / zero points / layer table, quant_scheme float32
     (what it is), and `int8_twin` naming the int8 scheme it was exported next to, when there is one."""
     out = {k: v for k, v in md.items() if k not in INT8_ONLY}
+    if "decoder_spec" in out:                               # its int8 line is for int8 codes only
+        out["decoder_spec"] = {k: v for k, v in out["decoder_spec"].items() if k not in DECODER_INT8_ONLY}
     if md.get("quant_scheme") not in (None, "float32"):
         out["int8_twin"] = md["quant_scheme"]
     out.update(quant_scheme="float32", quant_description="float32", precision="float")

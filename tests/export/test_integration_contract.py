@@ -1,0 +1,116 @@
+"""Every export of a spectral int8 model says what must run around its network, for an integrator without sqtool:
+metadata.json (and each model file's embedded metadata) carries the front end's full contract at the device rate,
+the gating rule and the decoder's specification; MODEL_CARD.md and INTEGRATION.md are written for every target.
+The spec's numbers are checked against the model_cfg and against the C kit's generated tables (nothing re-implemented)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from export_fixtures import make_spec_int8_run
+
+TARGETS = ("onnx", "tflite", "c")
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """{target: export folder} of one small spectral int8 run, one export per target."""
+    from sqtool.export.cli import ExportConfig, export
+    base = tmp_path_factory.mktemp("integ")
+    run = make_spec_int8_run(base / "run", n_heldout=8)
+    out = {}
+    for t in TARGETS:
+        res = export(ExportConfig(model=str(run), target=[t], out=str(base / t), progress=False))
+        assert not res["failed"], res["summary"]
+        out[t] = Path(res["out"])
+    return run, out
+
+
+def _md(folder: Path) -> dict:
+    return json.loads((folder / "metadata.json").read_text())
+
+
+def _defines(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^#define (SQ_\w+)\s+(\S+)", text, re.M))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_ships_the_contract_the_card_and_the_integration_doc(exports, target):
+    from dataclasses import fields
+    from sqtool.data.frontend import FrontEndCfg
+    folder = exports[1][target]
+    md = _md(folder)
+    fe = md["frontend"]
+    assert {f.name for f in fields(FrontEndCfg)} <= set(fe)                 # every field of the front end
+    assert fe["type"] == "spectrum" and fe["fs_in"] == md["fs_in"] == 125.0 and fe["fs"] == md["fs"]
+    assert fe["taps_per_phase"] == 24 and "ceil(3 fs_in / fs)" in fe["taps_per_phase_rule"]   # resolved, rule stated
+    steps = " ".join(fe["steps"])
+    for must in ("254 P_b / Pmax", "-127..127", "|X_b|^2", "periodic Hann", "upfirdn", "sosfilt"):
+        assert must in steps
+    assert "n_samples" not in md and "not the network's input rate" in md["fs_note"]
+    assert md["input"]["kind"] == "spectra" and md["input"]["shape_float"] == [1, len(md["channels"]), md["n_bins"]]
+    assert md["gating"]["max_flagged_q15"] == 16384 and md["gating"]["quiet_counts"] == 4
+    spec = md["decoder_spec"]
+    for k in ("transition", "likelihood", "update", "hr", "interval", "confidence", "start", "first_window"):
+        assert spec[k]
+    assert "not read by sqtool" in spec["logits"]
+    doc = (folder / "INTEGRATION.md").read_text()
+    assert not re.search(r"@[A-Z_]+@", doc)                                  # every placeholder filled
+    assert all(s in doc for s in fe["steps"]) and md["gating"]["rule"] in doc
+    assert all(v in doc for v in spec.values() if isinstance(v, str) and not v.startswith("sqtool."))
+    assert f"{spec['int8_logit_scale']:.9g}" in doc
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card") and "INTEGRATION.md" in card
+
+
+def test_model_files_embed_the_same_contract(exports):
+    import onnx
+    from sqtool.export import tflite as TF
+    onnx_dir, tfl_dir = exports[1]["onnx"], exports[1]["tflite"]
+    md = _md(onnx_dir)
+    props = {p.key: p.value for p in onnx.load(str(onnx_dir / "model_int8.onnx")).metadata_props}
+    assert json.loads(props["frontend"]) == md["frontend"] and json.loads(props["decoder_spec"]) == md["decoder_spec"]
+    tmd = TF.read_metadata(tfl_dir / "model_int8.tflite")
+    assert tmd["frontend"] == md["frontend"] and tmd["gating"] == md["gating"]
+    fmd = TF.read_metadata(tfl_dir / "model_float.tflite")                  # a float model: no int8 scale
+    assert "int8_logit_scale" not in fmd["decoder_spec"] and fmd["decoder_spec"]["hr"] == md["decoder_spec"]["hr"]
+
+
+def test_spec_numbers_match_the_model_cfg_and_the_c_tables(exports):
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.export.metadata import model_sha256
+    from sqtool.models.decoder import decoder_cfg, transition_taps
+    run, out = exports
+    c = out["c"]
+    md = _md(c)
+    assert md["model_sha256"] == model_sha256(load_checkpoint(run / "model.pt"))   # the contract is not hashed
+    fe_h = (c / "c" / "sq_frontend_tables.h").read_text()
+    d = _defines(fe_h)
+    fe = md["frontend"]
+    assert (int(d["SQ_FE_TAPS"]), int(d["SQ_FE_UP"]), int(d["SQ_FE_DOWN"])) == (fe["taps_per_phase"], fe["up_L"],
+                                                                               fe["down_M"])
+    assert (int(d["SQ_FE_T"]), int(d["SQ_FE_HOP"]), int(d["SQ_FE_N_PPG"])) == (fe["window_samples_T"],
+                                                                             fe["hop_samples"], fe["n_ppg"])
+    header = json.loads(re.search(r"Contract \(also in sqtool/data/frontend.py\): (\{.*?\})\n", fe_h).group(1))
+    assert header["taps_per_phase"] == 0                                     # the header keeps the auto rule
+    assert {k: v for k, v in fe.items() if k in header and k not in ("taps_per_phase", "resampler")} == \
+        {k: v for k, v in header.items() if k not in ("taps_per_phase", "resampler")}
+    dec_h = (c / "c" / "sq_decoder_tables.h").read_text()
+    dd = _defines(dec_h)
+    spec = md["decoder_spec"]
+    tables = json.loads(re.search(r"decoder config: (\{.*?\}) \*/", dec_h).group(1))
+    assert spec["int8_logit_scale"] == pytest.approx(tables["logit_scale"], rel=1e-12)
+    assert spec["int8_logit_scale"] == pytest.approx(md["quantization"]["output_scale"] / spec["temperature"])
+    R = int(dd["SQ_DEC_RADIUS"])
+    assert spec["transition_radius_bins"] == R and len(spec["transition_kernel"]) == R + 1
+    assert spec["transition_kernel"] == pytest.approx(list(transition_taps(decoder_cfg({"bins_bpm": md["bins_bpm"], **md["decoder"]}))[R:]))
+    taps = [int(v.strip().rstrip("u")) for v in re.search(r"sq_dec_taps\[[^]]*\] = \{([^}]*)\}", dec_h).group(1).split(",")]
+    assert taps[1:] == [int(g * 32768 + 0.5) for g in spec["transition_kernel"][1:]]    # Q15 of the same kernel
+    assert f"r = refine_bins = {dd['SQ_DEC_REFINE']}" in spec["hr"] and f"= {R} (sigma_bpm" in spec["transition"]
+    dec = decoder_cfg({"bins_bpm": md["bins_bpm"], **md["decoder"]})      # the model's settings (defaults filled)
+    assert int(dd["SQ_DEC_Q_LO"].rstrip("u")) == int((1 - dec.interval) / 2 * 2**20 + 0.5)
+    assert f"interval = {dec.interval:g}" in spec["interval"] and f"floor = {dec.floor:g}" in spec["transition"]
+    assert int(dd["SQ_DEC_NBINS"]) == md["n_bins"] and f"F = {md['n_bins']} bins" in spec["grid"]
