@@ -38,6 +38,9 @@ number of processes continues with the same batches but not bit for bit, and say
 metrics.json's `first_loss` and `final_loss` are the mean SimSiam loss of the first and of the last epoch's
 worth of steps (`first_step_loss`: step 1's batch alone), so the summary's `loss A -> B` compares like with like.
 `val_fraction` holds out whole subjects when the pairs name 3 or more, else random pairs, with a note line.
+A collapsed run (the last validation's z std under 0.2 x the healthy 1/sqrt(d), `train.collapse`) prints one
+WARNING line saying what that means and what to try; `collapsed` is in metrics.json and in model.pt's metrics,
+where a fine-tune from it reads it (`collapse.init_collapse_warning`).
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ from sqtool.core import SqtoolError, from_dict, resume_config, to_dict, write_me
 from sqtool.core.config import refuse_resume
 from sqtool.core.optim import check_training_numbers
 from sqtool.data.pairs import PRETRAIN_DEFAULT
+from sqtool.train.collapse import collapse_warning, is_collapsed
 
 RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
 
@@ -670,7 +674,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 "first_step_loss": hist[0]["loss"] if hist else None,
                 "val_loss": v["val_loss"] if v else None, "val_z_std": v["z_std"] if v else None,
                 "z_std_healthy": 1 / math.sqrt(d_proj),
-                "collapsed": bool(v and v["z_std"] is not None and v["z_std"] < 0.2 / math.sqrt(d_proj)),
+                "collapsed": bool(v and is_collapsed(v["z_std"], d_proj)),     # also in model.pt: finetune --init
                 "elapsed_s": st["elapsed_s"],
                 "pairs_per_s": st["global_step"] * cfg.batch_size / max(st["elapsed_s"], 1e-9),
                 "history": hist, "val_history": st["val"],
@@ -679,6 +683,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                             state_dict=model.state_dict(), train_cfg=to_dict(cfg),
                             metrics={k: v for k, v in metrics.items() if k not in ("history", "val_history")})
             write_metrics(run_dir, metrics)
+            if (line := collapse_warning(metrics, cfg.lr)) is not None:
+                print(line, file=sys.stderr)                      # as this module's other notes
             from sqtool.core.progress import training_curve
             per_ep = {}                                           # mean SimSiam loss per epoch
             for h in hist:
