@@ -315,7 +315,7 @@ def run_finetuned(task, data, args, log):
     from sqtool.core.metrics import oof_trivial
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
     from sqtool.models import get_model_cfg
-    from sqtool.train.skill import classic_oof
+    from sqtool.data.classic import classic_oof
     mc = task_model_cfg(task, get_model_cfg("resnet1d_siamq_tiny"), channels=("ppg",))
     td = load_task(task, data, mc)
     folds = subject_folds(td.groups, 5, seed=0)

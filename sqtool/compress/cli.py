@@ -652,10 +652,12 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     m_f = R.evaluate(cfg.task, out_f, y_all[te], spec)
     m_q = R.evaluate(cfg.task, out_q, y_all[te], spec)
     outputs = spec.names[:spec.n_task]
+    from sqtool.data.classic import classic_oof
+    c_out, c_name = classic_oof(cfg.task, data, [(tr, te)])  # its one fitted threshold (af) on the training subjects
     skill = R.heldout_skill(cfg.task, y_all[tr][:, :spec.n_task], y_all[te][:, :spec.n_task], groups[te],
                             {k: D.denormalise(o, spec) for k, o in (("teacher", out_t), ("student_float", out_f),
                                                                      ("student_int8", out_q))},
-                            outputs, seed=cfg.seed)
+                            outputs, seed=cfg.seed, classic=(None if c_out is None else c_out[te], c_name))
     agree = np.abs(D.denormalise(out_q, spec) - D.denormalise(out_f, spec))
     rel = None if not m_t.get(metric) else (m_f[metric] - m_t[metric]) / m_t[metric]
     metrics = {

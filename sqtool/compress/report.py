@@ -8,8 +8,10 @@
 - `coverage_curve`: the HR error when the device keeps only windows whose quality score passes a
   threshold, against the fraction of windows kept.
 - `heldout_skill`: the fine-tune's skill block (`train.skill.skill_report`) for quantize's fixed split: the trivial
-  predictor fitted on the run's training subjects, the classic method's row, each model's prediction spread and
-  its paired test over the held-out subjects against the trivial predictor ("no skill" flag).
+  predictor fitted on the run's training subjects, the classic method's row (`data.classic.classic_oof`, its one
+  fitted threshold, af's, on the training subjects), each model's prediction spread and its paired tests over the
+  held-out subjects against the trivial predictor ("no skill" flag) and the classic method ("worse than the
+  classic method").
 - `write_report_md`: the human-readable summary next to metrics.json.
 """
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.compress.distill import OutputSpec, denormalise, predict
-from sqtool.core.metrics import (CLASSIFICATION_TASKS, bootstrap_ci, prediction_spread, sigmoid, skill_line, skill_metric, skill_test,
-                                 task_metrics, trivial_predictions)
+from sqtool.core.metrics import (CLASSIFICATION_TASKS, bootstrap_ci, classic_flag, classic_text, prediction_spread,
+                                 sigmoid, skill_line, skill_metric, skill_test, task_metrics, trivial_predictions)
 
 
 def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dict:
@@ -28,14 +30,11 @@ def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dic
     return task_metrics(task, np.asarray(y, np.float32)[:, :spec.n_task], pred, names)
 
 
-# the classic methods are `train.skill.classic_oof`, a later stage than compress (tests/test_layering.py)
-NO_CLASSIC_HERE = ("not computed by quantize: the classic methods (train.skill.classic_oof) are in the train stage, "
-                   "which compress may not import; see the teacher's fine-tune report for its classic row")
 MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("student_int8", "student int8"))
 
 
 def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndarray, preds: dict, outputs=(),
-                  n_boot: int = 1000, seed: int = 0, classic: tuple = (None, NO_CLASSIC_HERE)) -> dict:
+                  n_boot: int = 1000, seed: int = 0, classic: tuple = (None, "not computed")) -> dict:
     """Model vs trivial (vs classic) on the held-out windows: `metrics.json["skill"]` of a quantize run.
 
     `y_train` (N_tr, k): the run's TRAINING subjects' targets, the only ones the trivial predictor sees
@@ -44,8 +43,9 @@ def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndar
     outputs in units (logits for classification)}; `classic`: (its (N, k) predictions, name) or (None, why).
 
     {trivial: metrics, trivial_ci95, trivial_fit: {windows}, classic: {name, metrics, ci95} or {name: None, why},
-     models: {name: {skill: `core.metrics.skill_test` vs the trivial predictor, spread: `prediction_spread`}},
-     flag: the int8 student's "" or "no skill"}"""
+     models: {name: {skill: `core.metrics.skill_test` vs the trivial predictor, spread: `prediction_spread`,
+     vs_classic: the same test against the classic method (absent without one)}}, flag: the int8 student's "" or
+     "no skill", classic_flag: the int8 student's "" or "worse than the classic method" (`classic_flag`)}"""
     y = np.asarray(y, float)
     triv = trivial_predictions(task, y_train, len(y))                               # (N, k)
     out = {"trivial": task_metrics(task, y, triv, outputs),
@@ -57,7 +57,12 @@ def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndar
     out["classic"] = {"name": None, "why": name} if c is None else {
         "name": name, "metrics": task_metrics(task, y, c, outputs),
         "ci95": bootstrap_ci(task, y, c, groups, outputs, n_boot=n_boot, seed=seed)}
-    out["flag"] = out["models"]["student_int8"]["skill"]["flag"] if "student_int8" in preds else ""
+    if c is not None:
+        for k, p in preds.items():
+            out["models"][k]["vs_classic"] = skill_test(task, y, p, c, groups, outputs, n_boot=n_boot, seed=seed)
+    int8 = out["models"].get("student_int8", {})
+    out["flag"] = int8["skill"]["flag"] if int8 else ""
+    out["classic_flag"] = classic_flag(int8.get("vs_classic"))
     return out
 
 
@@ -73,8 +78,10 @@ def skill_lines(task: str, sk: dict) -> list[str]:
              f"training windows); classic " + (f"{metric} {c['metrics'][metric]:.3f} ({c['name']})" if c.get("name")
                                                else "n/a") + f"; prediction std: {spread}"
              + (f" (targets' {', '.join(f'{v:.3g}' for v in target)})" if target else "")]
-    lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}") for k, label in MODELS
-              if k in sk["models"]]
+    lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}")
+              + classic_text({"classic_flag": classic_flag(sk["models"][k].get("vs_classic")),
+                              "vs_classic": sk["models"][k].get("vs_classic")}, f"{label} {metric}")
+              for k, label in MODELS if k in sk["models"]]
     return lines
 
 

@@ -4,7 +4,7 @@ Skill: `trivial_predictions` / `oof_trivial` (training-fold mean, or base rate a
 `skill_test` (model - trivial in MAE or AUROC, `skill_metric`, its t-interval and p over the subjects,
 `paired_metric_test`; "no skill" unless the model is better, the CI excludes zero and p < 0.05),
 `prediction_spread`, `skill_line` (a command's last line).
-The classic predictors per task are in `sqtool.train.skill` (`classic_oof`, `skill_report`).
+`classic_flag` / `classic_text`: the model against a task's classic method (`sqtool.data.classic.classic_oof`).
 
 Regression: mean absolute error per output (in the output's unit). Classification (binary): weighted F1
 at threshold 0.5 on the probability, and AUROC (rank statistic, ties averaged). Confidence intervals
@@ -449,7 +449,7 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
 def swap_test_cannot_show(metric: str, subjects: int | None, alpha: float = 0.05) -> bool:
     """True where MAE's within-subject swap test cannot give p < alpha however large the difference (its smallest
     p is 2 / 2^S: 5 subjects or fewer at 0.05), and the t(S - 1) interval spans zero whatever the model does: a
-    verdict there rests on the point value, and says so (`skill_line`, `train.skill.classic_flag`)."""
+    verdict there rests on the point value, and says so (`skill_line`, `classic_flag`)."""
     return metric == "mae" and subjects is not None and 2 / 2 ** subjects >= alpha
 
 
@@ -468,3 +468,49 @@ def skill_line(task: str, s: dict, label: str = "") -> str:
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
     return (f"{task}: {label or s['metric']} model {model:.3f} vs trivial {ref:.3f} (difference "
             f"{diff:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}{p}): {verdict}")
+
+
+WORSE_THAN_CLASSIC = "worse than the classic method"
+
+
+def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
+    """"" or WORSE_THAN_CLASSIC from the paired test model vs classic (`skill_test`'s dict, None when there is no
+    classic): flagged when the model is worse, the 95 % CI of the difference over subjects excludes zero and the
+    paired p over the subjects is below alpha (the same evidence `skill_test` asks of skill). A worse point value
+    is still flagged, saying so, where the subjects cannot give a CI (one subject: "... (point comparison, no CI)")
+    or cannot give a p below alpha (MAE's within-subject swap on 5 subjects or fewer: "... (point comparison: 4
+    subjects cannot show it)"): a warning should not vanish because the test set is small."""
+    if not vs or not np.isfinite(vs["diff"]):
+        return ""
+    lower = vs["better"] == "lower"
+    if not (vs["diff"] > 0 if lower else vs["diff"] < 0):
+        return ""
+    lo, hi = vs["diff_ci95"]
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{WORSE_THAN_CLASSIC} (point comparison, no CI)"
+    p, n = vs.get("p"), vs.get("subjects")
+    if swap_test_cannot_show(vs.get("metric"), n, alpha):                     # before the CI: t(1..4) is wide
+        return f"{WORSE_THAN_CLASSIC} (point comparison: {n} subjects cannot show it)"
+    if not (lo > 0 if lower else hi < 0):
+        return ""
+    return WORSE_THAN_CLASSIC if p is None or not np.isfinite(p) or p < alpha else ""
+
+
+def classic_text(sk: dict, label: str = "") -> str:
+    """The model-vs-classic verdict to append to a command's last line (`skill_line`): "" unless
+    the skill block is flagged (`classic_flag`), else '; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs classic 0.775
+    (difference -0.180, 95 % CI -0.300, -0.050, p 0.004)', the flag's qualifier kept where it has one ('; WORSE THAN
+    THE CLASSIC METHOD (point comparison: 4 subjects cannot show it): mae ...'; no CI at all: '(difference ..., a
+    point comparison: no CI over subjects)')."""
+    flag, vs = sk.get("classic_flag", ""), sk.get("vs_classic")
+    if not flag or not vs:
+        return ""
+    lo, hi = vs["diff_ci95"]
+    p = vs.get("p")
+    if np.isfinite(lo) and np.isfinite(hi):
+        ci = f"95 % CI {lo:+.3f}, {hi:+.3f}" + (f", p {p:.3g}" if p is not None and np.isfinite(p) else "")
+        qual = flag[len(WORSE_THAN_CLASSIC):]                      # "" or " (point comparison: ...)"
+    else:
+        ci, qual = "a point comparison: no CI over subjects", ""
+    return (f"; {WORSE_THAN_CLASSIC.upper()}{qual}: {label or vs['metric']} {vs['model']:.3f} vs classic "
+            f"{vs['reference']:.3f} (difference {vs['diff']:+.3f}, {ci})")

@@ -328,11 +328,11 @@ def _resumed_text(m: dict) -> str:
 
 def _print_skill(task: str, m: dict, pooled: bool = False) -> None:
     """The trivial / classic rows and, last, the skill verdict (flagged NO SKILL when it has none, and WORSE THAN THE
-    CLASSIC METHOD when the model loses to it: `train.skill.classic_flag`, in both lines). The skill
+    CLASSIC METHOD when the model loses to it: `core.metrics.classic_flag`, in both lines). The skill
     test scores pooled windows: `pooled` says so when the headline above reports another average (the spectral
     fine-tune's mean of subjects); the time-domain headline is the same pooled metric."""
     from sqtool.core.metrics import skill_line
-    from sqtool.train.skill import classic_text
+    from sqtool.core.metrics import classic_text
     sk = m["skill"]
     pm = sk["skill"]["metric"]
     outs = [o for o in _outputs(m) if f"{pm}_{o}" in sk["trivial"]]      # bp: SBP and DBP beside their mean

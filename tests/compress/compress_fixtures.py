@@ -56,7 +56,7 @@ def synthetic_rr_task(n_subjects: int = 6, duration_s: float = 150.0, seed: int 
         t0s.append(w.t0)
         rids += [rec.record_id] * len(w.x)
     return TaskData(np.concatenate(xs), np.concatenate(ys), np.array(gs), np.concatenate(t0s), np.array(rids),
-                    "rr", {"data_root": "synthetic", "channels": ["ppg"]})
+                    "rr", {"data_root": "synthetic", "channels": ["ppg"], "fs": 40.0, "band": list(RR_TEACHER["band"])})
 
 
 def make_teacher(path, task_data: TaskData | None = None, steps: int = 60, seed: int = 0,

@@ -61,7 +61,10 @@ def test_the_trivial_predictor_is_the_training_subjects_mean(rr_run, rr_task):
     sk = m["skill"]
     assert sk["trivial"]["mae"] == pytest.approx(np.mean(np.abs(y_te - y_tr.mean())), rel=1e-6)
     assert sk["trivial_fit"]["windows"] == int((~held).sum())
-    assert sk["classic"]["name"] is None and "train.skill.classic_oof" in sk["classic"]["why"]
+    from sqtool.data.classic import classic_oof
+    c, name = classic_oof("rr", rr_task, [(np.flatnonzero(~held), np.flatnonzero(held))])
+    assert sk["classic"]["name"] == name and name.startswith("RIIV")           # the fine-tune's classic method
+    assert sk["classic"]["metrics"]["mae"] == pytest.approx(np.mean(np.abs(c[held, 0] - y_te)), rel=1e-6)
     for k in ("teacher", "student_float", "student_int8"):
         t, sp = sk["models"][k]["skill"], sk["models"][k]["spread"]
         assert t["model"] == pytest.approx(m[k]["metrics"]["mae"], rel=1e-5)      # the same windows as the table
@@ -69,6 +72,7 @@ def test_the_trivial_predictor_is_the_training_subjects_mean(rr_run, rr_task):
         assert t["subjects"] == 2 and not t["skill"] and t["flag"] == "no skill"    # 2 subjects cannot show skill
         assert sp["target_std"][0] == pytest.approx(y_te.std(), rel=1e-5)
         assert sp["ratio"][0] == pytest.approx(sp["pred_std"][0] / sp["target_std"][0])
+        assert sk["models"][k]["vs_classic"]["reference"] == pytest.approx(sk["classic"]["metrics"]["mae"])
     assert m["flag"] == "no skill"
 
 
@@ -77,7 +81,8 @@ def test_report_and_last_line_carry_the_verdict(rr_run, capsys):
     report = (rr_run / "report.md").read_text()
     triv = m["skill"]["trivial"]["mae"]
     assert f"| trivial: the training subjects' mean ({m['train_windows']} windows) | {triv:.3f} |" in report
-    assert "| classic: n/a |" in report
+    classic = m["skill"]["classic"]
+    assert f"| classic: {classic['name']} | {classic['metrics']['mae']:.3f} |" in report
     int8_row = next(r for r in report.splitlines() if r.startswith("| student int8 (fake-quant) |"))
     assert "**NO SKILL**" in int8_row
     print_results(rr_run, m)
@@ -85,7 +90,10 @@ def test_report_and_last_line_carry_the_verdict(rr_run, capsys):
     assert out[-1].startswith(f"rr: student int8 mae model {m['student_int8']['metrics']['mae']:.3f} vs trivial "
                               f"{triv:.3f}") and "NO SKILL" in out[-1]
     assert out[-4].startswith(f"rr: trivial mae {triv:.3f} (fitted on {m['train_windows']} training windows); "
-                              "classic n/a; prediction std: teacher float ")
+                              f"classic mae {classic['metrics']['mae']:.3f} ({classic['name']}); prediction std: "
+                              "teacher float ")
+    worse = m["skill"]["models"]["student_int8"]["vs_classic"]
+    assert ("WORSE THAN THE CLASSIC METHOD" in out[-1]) == (worse["diff"] > 0)  # 2 subjects: flagged on the point
 
 
 def test_heldout_skill_fits_the_trivial_predictor_on_training_targets_only():

@@ -55,7 +55,7 @@ def test_interval_features_and_af_rule_separate_regular_from_irregular():
 
 def test_classic_oof_on_synthetic_tasks():
     from sqtool.data.tasks import load_task, subject_folds
-    from sqtool.train.skill import classic_oof
+    from sqtool.data.classic import classic_oof
     td = load_task("af", "synthetic", max_records=4)
     folds = subject_folds(td.groups, 2)
     pred, name = classic_oof("af", td, folds)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from types import SimpleNamespace
 
+from sqtool.core import metrics as M
 from sqtool.train import skill as S
 
 
@@ -52,24 +53,24 @@ def test_no_flag_when_the_model_beats_the_classic_or_the_ci_includes_zero(monkey
 def test_without_a_ci_the_flag_says_it_is_a_point_comparison():
     vs = {"metric": "auroc", "better": "higher", "model": 0.595, "reference": 0.775, "diff": -0.18,
           "diff_ci95": [float("nan"), float("nan")], "skill": False, "flag": "no skill"}
-    assert S.classic_flag(vs) == "worse than the classic method (point comparison, no CI)"
-    text = S.classic_text({"classic_flag": S.classic_flag(vs), "vs_classic": vs})
+    assert M.classic_flag(vs) == "worse than the classic method (point comparison, no CI)"
+    text = M.classic_text({"classic_flag": M.classic_flag(vs), "vs_classic": vs})
     assert text == ("; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs classic 0.775 (difference -0.180, "
                     "a point comparison: no CI over subjects)")
-    assert S.classic_flag({**vs, "diff_ci95": [-0.3, -0.05]}) == "worse than the classic method"
-    assert S.classic_flag({**vs, "diff_ci95": [-0.3, 0.05]}) == ""
+    assert M.classic_flag({**vs, "diff_ci95": [-0.3, -0.05]}) == "worse than the classic method"
+    assert M.classic_flag({**vs, "diff_ci95": [-0.3, 0.05]}) == ""
     # the CI excludes zero but the paired p does not (12 subjects): not flagged; 4 subjects of MAE cannot reach
     # p < 0.05 by swaps: flagged on the point value, saying so
-    assert S.classic_flag({**vs, "diff_ci95": [-0.3, -0.05], "p": 0.08, "subjects": 12}) == ""
+    assert M.classic_flag({**vs, "diff_ci95": [-0.3, -0.05], "p": 0.08, "subjects": 12}) == ""
     shown = {**vs, "diff_ci95": [-0.3, -0.05], "p": 0.01, "subjects": 12}
-    assert S.classic_flag(shown) == "worse than the classic method"
+    assert M.classic_flag(shown) == "worse than the classic method"
     mae_vs = {**vs, "metric": "mae", "better": "lower", "diff": 0.5, "diff_ci95": [0.1, 0.9], "p": 0.125, "subjects": 4}
-    assert S.classic_flag(mae_vs) == "worse than the classic method (point comparison: 4 subjects cannot show it)"
-    assert S.classic_flag({**mae_vs, "subjects": 8, "p": 0.3}) == ""
+    assert M.classic_flag(mae_vs) == "worse than the classic method (point comparison: 4 subjects cannot show it)"
+    assert M.classic_flag({**mae_vs, "subjects": 8, "p": 0.3}) == ""
     # 2-3 subjects: t(1..2) intervals span zero whatever the model does; the worse point value is still flagged
     wide = {**mae_vs, "diff_ci95": [-0.94, 3.84], "p": 0.5, "subjects": 2}
-    assert S.classic_flag(wide) == "worse than the classic method (point comparison: 2 subjects cannot show it)"
-    text = S.classic_text({"classic_flag": S.classic_flag(wide), "vs_classic": wide})
+    assert M.classic_flag(wide) == "worse than the classic method (point comparison: 2 subjects cannot show it)"
+    text = M.classic_text({"classic_flag": M.classic_flag(wide), "vs_classic": wide})
     assert text.startswith("; WORSE THAN THE CLASSIC METHOD (point comparison: 2 subjects cannot show it): mae ")
     assert text.endswith("(difference +0.500, 95 % CI -0.940, +3.840, p 0.5)")
-    assert S.classic_flag(None) == "" and S.classic_text({"classic_flag": ""}) == ""
+    assert M.classic_flag(None) == "" and M.classic_text({"classic_flag": ""}) == ""

@@ -1,0 +1,63 @@
+"""The classic (non-learned or one-threshold) predictor of each downstream task, out of fold, on a TaskData: the
+row every fine-tune (`train.skill.skill_report`) and quantize report puts beside the model and the trivial
+predictor.
+
+    pred, name = classic_oof("rr", td, folds)     # (N, k) in the task's units / logits, or (None, reason)
+
+What a practitioner would ship without a deep model, computed on the SAME windows the model sees
+(`TaskData.x` at `td.meta["fs"]`), so every report can put it beside the model and the trivial predictor:
+
+    hr       none here: the project's spectral baseline (`firmware_bench.baseline`, spectrum peak with
+             accelerometer suppression and peak tracking) is a later stage that data may not import
+             (tests/test_layering.py); it is the `baseline` row of `sqtool bench` on the same windows.
+    rr       `sqtool.data.resp.classic_rr`: peak of the fused baseline-wander + RIIV spectrum in 0.1-0.7 Hz.
+             No training. Needs a band reaching below 0.1 Hz (the rr task's 0.05-8 Hz) and windows >= 10 s.
+    af       normalised RMSSD of the beat intervals (`sqtool.data.beats`) above a threshold chosen on the
+             training folds (Youden's J); the score log(nrmssd / threshold) is used as the logit.
+    quality  the project's signal quality index (`sqtool.data.quality.quality_score`, > 0.5 good) as the
+             score, logit = 10 (sqi - 0.5). No training. NOTE: the TROIKA windows of the quality task are
+             LABELLED by this index (on the raw 125 Hz signals, with the accelerometer), so on that source
+             the classic is close to circular (here it sees the model's normalised 40 Hz PPG windows only).
+    bp       none: no classic cuffless-BP estimator without a per-subject calibration; (None, reason).
+
+numpy/scipy only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sqtool.core import SqtoolError
+
+
+def classic_oof(task: str, td, folds) -> tuple[np.ndarray | None, str]:
+    """(out-of-fold classic predictions (N, k), the method's name) or (None, why there is none)."""
+    fs = float(td.meta.get("fs", 40.0))
+    x = td.x
+    if task == "rr":
+        from sqtool.data.resp import classic_rr, resp_spectra
+        band = td.meta.get("band")
+        if band is not None and band[0] is not None and band[0] > 0.1:
+            return None, f"input band starts at {band[0]:g} Hz: the respiratory modulation is filtered out"
+        if x.shape[-1] < 10 * fs:
+            return None, "windows shorter than 10 s"
+        return classic_rr(resp_spectra(x[:, 0], fs))[:, None], "RIIV + baseline spectral fusion, 0.1-0.7 Hz peak"
+    if task == "af":
+        from sqtool.data.beats import af_rule_score, fit_af_rule, interval_features
+        F = interval_features(x[:, 0], fs)
+        out = np.full((len(td), 1), np.nan)
+        for tr, te in folds:
+            try:
+                rule = fit_af_rule(F[tr], td.y[tr, 0])
+            except SqtoolError:
+                return None, "a training fold lacks AF or non-AF windows"
+            out[te, 0] = af_rule_score(F[te], rule)
+        return out, "normalised RMSSD of beat intervals > threshold (Youden on training folds)"
+    if task == "hr":
+        return None, "the spectral baseline is the baseline row of sqtool bench (firmware_bench.baseline)"
+    if task == "quality":
+        from sqtool.data.quality import quality_score
+        q = quality_score(x[:, 0].astype(np.float64), fs)
+        return (10.0 * (np.asarray(q, float) - 0.5))[:, None], "signal quality index (data.quality, > 0.5 good)"
+    if task == "bp":
+        return None, "no classic cuffless BP estimator without per-subject calibration"
+    raise SqtoolError(f"classic_oof: unknown task '{task}'")
