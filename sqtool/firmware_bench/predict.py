@@ -45,7 +45,10 @@ model's band-pass, resampling and normalisation per window) and run by `c` (the 
 host), tflite, tflm, onnx, torch or mcu; its CSV holds one column per model output, a logit as its
 class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a heart-rate model also hr_tracked_bpm
 (the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged (1 = 10 % or more of the
-window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds).
+window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds). A regression model of another
+task gets truth_<output> where the recording has its label (rr: truth_rr_bpm; bp: truth_sbp, truth_dbp;
+`window_targets`, as training takes them) and its MAE per recording (`target_scores`); a class label (af's rhythm,
+quality) is not scored, said in one note line (truth_not_compared).
 
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
 take, is a one-line error naming the recording and the channel / rate. Channels at another rate than the PPG (an
@@ -124,11 +127,12 @@ def print_results(res: dict) -> None:
     and the next command."""
     for w in res["warnings"] + res.get("notes", []):
         print(w)
-    for w in res["warnings"]:                           # and where a CI log keeps what went wrong, as bench does
-        print(w, file=sys.stderr)
+    if not _one_stream():                               # and where a CI log keeps what went wrong, as bench does;
+        for w in res["warnings"]:                       # a terminal (or 2>&1) shows both streams: said once there
+            print(w, file=sys.stderr)
     for r in res["recordings"]:
         m = r.get("metrics") or {}
-        acc = (f", MAE {m['mae']:.2f} BPM vs truth over {m['n']} windows" +
+        acc = (f", MAE {_mae_text(m, res.get('truth_units') or {})} vs truth over {m['n']} windows" +
                (f" ({r['flagged_windows']} flagged included, as sqtool bench scores)" if r["flagged_windows"] else "")
                if m.get("mae") is not None else "")
         what = ("every window flagged: nothing scored" if not r["scored_windows"] else
@@ -152,6 +156,25 @@ def print_results(res: dict) -> None:
     else:                                              # bench scores heart rate; another task's model ships as is
         print(f"next: build {res['model_dir']}/c/*.c into the firmware (API in sq_model.h; its accuracy: the "
               "quantize run's report.md)")
+
+
+def _one_stream() -> bool:
+    """True when stdout and stderr are the same file (one terminal, or `2>&1`): a line printed on both shows twice."""
+    import os
+    try:
+        a, b = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):           # a stream without a file (captured, io.StringIO)
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _mae_text(m: dict, units: dict) -> str:
+    """'2.31 BPM' (heart rate), '1.80 breaths/min' (one output), 'sbp 8.10, dbp 5.20 mmHg' (more)."""
+    outs = [k[len("mae_"):] for k in m if k.startswith("mae_") and f"n_{k[len('mae_'):]}" in m]   # target_scores
+    if not outs:
+        return f"{m['mae']:.2f} BPM"
+    unit = units.get(outs[0], "")
+    return ", ".join(f"{k} " * (len(outs) > 1) + f"{m['mae_' + k]:.2f}" for k in outs) + (f" {unit}" if unit else "")
 
 
 def _safe(name: str) -> str:
@@ -180,6 +203,11 @@ METRICS_NOTE = ("metrics (MAE, RMSE, bias, ...) vs truth_bpm: over every window 
                 "samples (time-domain); the medians leave flagged windows out")
 
 
+TARGETS_NOTE = ("metrics (mae_<output>, mae = their mean, n = windows with truth) vs the truth_<output> columns: over "
+                "every window with truth, flagged windows included, as heart rate's; the medians leave flagged "
+                "windows out")
+
+
 TIME_NOTE = ("end of the window, ISO 8601 wall-clock time: the recording's start_time (its time column's first "
              "row: the input's UTC offset, Z for epoch numbers, none for naive local times) + time_s")
 
@@ -195,8 +223,9 @@ def wall_clock(start: str, t: np.ndarray) -> list[str]:
 
 
 def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None, runtime: str,
-          columns: dict, start: str | None = None) -> None:
-    """Heart rate (with the decoder's interval, or the tracked HR) and the truth; another task's outputs over time."""
+          columns: dict, start: str | None = None, targets: dict | None = None) -> None:
+    """Heart rate (with the decoder's interval, or the tracked HR) and the truth; another task's outputs over time,
+    each with its truth (`targets`) where the recording has one."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -218,6 +247,8 @@ def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None
         for k in columns:
             if k in o:
                 ax.plot(t, o[k], lw=1.2, label=f"{k} ({runtime})")
+            if k in (targets or {}):
+                ax.plot(t, targets[k], "k--", lw=1.0, label=f"{k} truth")
         ax.set_ylabel(", ".join(k for k in columns if k in o))
     ax.set_xlabel(f"time (s from {start}, end of window)" if start else "time (s, end of window)")
     ax.set_title(rid, fontsize=10)
@@ -310,11 +341,14 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                       enabled=cfg.progress, unit="rec"):
         t = r.t0 + win
         truth = r.truth if r.truth is not None and np.isfinite(r.truth).any() else None
+        targets = getattr(r, "targets", None) or {}                     # another regression task's truth
         start = (getattr(r.record, "meta", None) or {}).get("start_time")      # the input's wall clock, if any
         cols = {"time_s": t, **({"time": wall_clock(start, t)} if start else {}),
                 **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"]}
         if truth is not None:
             cols["truth_bpm"] = truth
+        cols.update({f"truth_{k}": y for k, y in targets.items()})
+        if truth is not None or targets:
             scored.add(r.subject)
         lines = [",".join(cols)]
         for i in range(len(t)):
@@ -322,16 +356,20 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                    str(int(v[i])) if k == "flagged" else f"{float(v[i]):.3f}")
                                   for k, v in cols.items()))
         atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n")
-        _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns, start)
+        _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns, start, targets)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              **({"start_time": start} if start else {}),
              "fs_in": r.fs_in, **resampled_from(r.record, chans), "seconds": r.seconds, "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
-             "truth": truth is not None, **window_summary(o, columns)}
+             "truth": truth is not None or bool(targets), **window_summary(o, columns)}
         if getattr(r, "tiled_from_s", None) is not None:                 # shorter than the window: tiled to it
             d["tiled_from_s"] = r.tiled_from_s
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
+        elif targets:
+            d["metrics"] = target_scores(o, targets)
+        elif (label := UNCOMPARED.get(md.get("task"))) in r.record.labels:
+            d["truth_not_compared"] = label
         rows.append(d)
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
@@ -348,9 +386,13 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                        "(held at the last good sample)" +
                                        ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "") +
                                        "; the medians leave these windows out"),
-                           "truth_bpm": "reference HR (labelled data only)"}}
+                           "truth_bpm": "reference HR (labelled data only)",
+                           **{f"truth_{k}": f"reference {k} (labelled data only: the recording's '{lab}' label per "
+                                            "window, as the model's training takes it)"
+                              for k, lab in TRUTH_LABELS.get(md.get("task"), {}).items()}}}
     if any(d["truth"] for d in rows):
-        summary["metrics_note"] = METRICS_NOTE
+        summary["metrics_note"] = METRICS_NOTE if md.get("task", "hr") == "hr" or spectral else TARGETS_NOTE
+        summary["truth_units"] = dict(zip(md.get("outputs") or [], md.get("units") or []))
     if spectral:
         summary["decoder"] = prepared["decoder_note"]
     if md.get("training_data"):                                           # what the model saw (export metadata)
@@ -361,6 +403,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["skipped_records"] = prepared["short"]
     tiled = [d for d in rows if "tiled_from_s" in d]
     notes = [tiled_line(tiled, win)] if tiled else []
+    notes += [uncompared_line(rows, md.get("task"))] if any("truth_not_compared" in d for d in rows) else []
     notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
     if notes:
         summary["notes"] = notes
@@ -368,6 +411,14 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
     return summary
+
+
+def uncompared_line(rows: list[dict], task: str) -> str:
+    """The note on a class task's labels the recordings have and predict does not score."""
+    n = sum("truth_not_compared" in d for d in rows)
+    return (f"note: {n} of {len(rows)} recordings have a '{UNCOMPARED[task]}' label, not compared with the {task} "
+            "model's probability (predict scores regression truth only; the model's AUROC on held-out subjects: its "
+            "quantize run's report.md)")
 
 
 def resampled_from(record, channels) -> dict:
@@ -513,8 +564,9 @@ class _TdRec:
     x: np.ndarray                  # (W, C, T) model inputs
     t0: np.ndarray                 # (W,) window starts, s
     flagged: np.ndarray            # (W,) dropout share
-    truth: np.ndarray | None       # (W,) BPM (NaN where none)
+    truth: np.ndarray | None       # (W,) BPM (NaN where none): a heart-rate model's
     tiled_from_s: float | None = None   # shorter than the window: its own length, tiled to one window
+    targets: dict | None = None    # another regression task's truth: {output: (W,) its label (NaN where none)}
 
 
 def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) -> dict:
@@ -539,14 +591,57 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
         if tile:                               # shorter than the window: repeated end to end to fill it, one window
             r = tile_record(r, spec.window_s)
         rp = replay(r, spec)                   # truth: the heart rate of the windows (an hr model's); TooShort
+        hr = md.get("task") == "hr"
         return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
-                      seconds, rp.x, rp.t0, rp.flagged,
-                      rp.truth if md.get("task") == "hr" else None, r.meta.get("tiled_from_s"))
+                      seconds, rp.x, rp.t0, rp.flagged, rp.truth if hr else None, r.meta.get("tiled_from_s"),
+                      None if hr else window_targets(r, md.get("task"), rp.t0, spec.window_s))
     recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
                               cfg.data or "records", left=left)
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short,
             "streams": [(r.record, list(spec.channels)) for r in recs]}
+
+
+TRUTH_LABELS = {"rr": {"rr_bpm": "rr"}, "bp": {"sbp": "sbp", "dbp": "dbp"}}   # task -> {output: record label}
+UNCOMPARED = {"af": "rhythm", "quality": "quality"}       # class tasks: their label, not scored by predict
+
+
+def window_targets(record, task: str | None, t0: np.ndarray, window_s: float) -> dict | None:
+    """A regression task's truth per window [t0, t0 + window_s) (heart rate: `replay`'s), as its training takes it
+    (`data.dataset_tasks`): {output: (W,) values, NaN where none}; None when the record has none of its labels.
+    A windowed label at the window's centre (`stream.window_truth`), breath times as breaths/min in the window
+    (`tasks.breaths_per_min`, NaN under 3 breaths), a whole-record value (bp's sbp, dbp) on every window."""
+    from sqtool.data.tasks import breaths_per_min
+    from sqtool.firmware_bench.stream import window_truth
+    out = {}
+    for output, name in TRUTH_LABELS.get(task, {}).items():
+        lab = record.labels.get(name)
+        if lab is None:
+            continue
+        if lab.times is None:                                     # one value for the whole recording
+            y = np.full(len(t0), float(np.atleast_1d(lab.values)[0]))
+        elif lab.kind == "events":                                # breath marks
+            bt = np.sort(np.asarray(lab.times, float))
+            y = np.array([breaths_per_min(bt, t, window_s) for t in t0])
+        else:
+            y = window_truth(record, t0, window_s, name)
+        if y is not None and np.isfinite(y).any():
+            out[output] = np.asarray(y, np.float64)
+    return out or None
+
+
+def target_scores(o: dict, targets: dict) -> dict:
+    """MAE per output over the windows with truth (flagged ones included, as heart rate's), `core.metrics`:
+    mae (the mean over the outputs, bp's SBP and DBP), mae_<output>, n_<output>, n (windows with every truth)."""
+    from sqtool.core.metrics import mae
+    d = {}
+    for k, y in targets.items():
+        ok = np.isfinite(y) & np.isfinite(o[k])
+        d[f"mae_{k}"], d[f"n_{k}"] = (mae(y[ok], o[k][ok]) if ok.any() else None), int(ok.sum())
+    each = [d[f"mae_{k}"] for k in targets]
+    d["mae"] = float(np.mean(each)) if None not in each else None
+    d["n"] = min(d[f"n_{k}"] for k in targets)
+    return d
 
 
 def output_columns(outputs, units) -> list[tuple[str, str, bool]]:

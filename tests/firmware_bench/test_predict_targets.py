@@ -1,0 +1,125 @@
+"""predict compares a time-domain model of any regression task with the truth its recordings carry (audit: an rr
+model on BIDMC-like recordings with rr labels wrote "truth": false for every one), says which class labels it does
+not compare, and prints each WARNING once where stdout and stderr are one terminal."""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqtool.data.record import Label, Record
+from sqtool.firmware_bench.predict import PredictConfig, predict, print_results
+
+
+def _export(root: Path, task: str) -> Path:
+    from export_fixtures import make_int8_run
+
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.export.cli import ExportConfig, export
+    from sqtool.models import get_model_cfg
+    mc = task_model_cfg(task, get_model_cfg("cnn1d_student_xs"), channels=("ppg",))
+    if task == "bp":
+        mc = mc.replace(target_mean=(120.0, 80.0), target_std=(15.0, 10.0))
+    run = make_int8_run(root / "quantize", mc, n_heldout=4, seed=1)   # af at seed 0: an untrained student off by
+    exp = export(ExportConfig(model=str(run), target=["c"], out=str(root / "export")))     # 5 LSB, double rounding
+    assert exp["failed"] == [], exp["summary"]
+    return Path(exp["out"])
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("targets")
+    return {t: _export(root / t, t) for t in ("rr", "bp", "af")}
+
+
+def _record(seconds: float, labels: dict, rid: str = "p01_icu") -> Record:
+    t = np.arange(int(seconds * 40)) / 40.0
+    ppg = np.sin(2 * np.pi * 1.2 * t) + 0.3 * np.sin(2 * np.pi * 0.25 * t) \
+        + 0.05 * np.random.default_rng(0).standard_normal(len(t))
+    return Record("icu", "p01", rid, {"ppg": ppg}, {"ppg": 40.0}, labels=labels)
+
+
+def _csv(path: Path) -> dict[str, np.ndarray]:
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in rows[0]}
+
+
+def test_an_rr_model_writes_the_truth_and_its_mae(exports, tmp_path, capsys):
+    rr = np.array([12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0])           # per 30 s label window, 10 s hop
+    rec = _record(90, {"rr": Label(rr, times=np.arange(7) * 10.0, unit="breaths/min", kind="window", window_s=30.0)})
+    res = predict(PredictConfig(model=str(exports["rr"]), data="icu", out=str(tmp_path / "p"), progress=False),
+                  records=[rec])
+    r = res["recordings"][0]
+    assert r["truth"] is True and r["windows"] == 7
+    col = _csv(tmp_path / "p" / r["csv"])
+    np.testing.assert_allclose(col["truth_rr_bpm"], rr)                # the label at each window's centre
+    m = r["metrics"]
+    assert m["n"] == m["n_rr_bpm"] == 7 and set(m) == {"mae", "mae_rr_bpm", "n", "n_rr_bpm"}
+    assert m["mae"] == m["mae_rr_bpm"] == pytest.approx(np.abs(col["rr_bpm"] - rr).mean(), abs=1e-3)
+    assert "truth_rr_bpm" in res["columns"] and res["truth_units"]["rr_bpm"] == "breaths/min"
+    assert res["metrics_note"].startswith("metrics (mae_<output>")
+    print_results(res)
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("p01_icu:"))
+    assert f", MAE {m['mae']:.2f} breaths/min vs truth over 7 windows -> " in line
+
+
+def test_breath_marks_are_breaths_per_minute_in_the_window(exports, tmp_path):
+    """rr as breath times (kind events, BIDMC's annotations): 60 (n - 1) / span per window, as training takes it."""
+    breaths = np.arange(0.0, 90.0, 4.0)                                 # one breath every 4 s: 15 breaths/min
+    rec = _record(90, {"rr": Label(np.ones(len(breaths)), times=breaths, unit="breaths/min", kind="events")})
+    res = predict(PredictConfig(model=str(exports["rr"]), data="icu", out=str(tmp_path / "p"), progress=False),
+                  records=[rec])
+    np.testing.assert_allclose(_csv(tmp_path / "p" / res["recordings"][0]["csv"])["truth_rr_bpm"], 15.0)
+
+
+def test_a_bp_model_scores_sbp_and_dbp(exports, tmp_path, capsys):
+    rec = _record(16, {"sbp": Label(np.array(130.0), unit="mmHg"), "dbp": Label(np.array(85.0), unit="mmHg")})
+    res = predict(PredictConfig(model=str(exports["bp"]), data="icu", out=str(tmp_path / "p"), progress=False),
+                  records=[rec])
+    r = res["recordings"][0]
+    col = _csv(tmp_path / "p" / r["csv"])
+    assert list(col) == ["time_s", "sbp", "dbp", "flagged", "truth_sbp", "truth_dbp"]
+    assert (col["truth_sbp"] == 130.0).all() and (col["truth_dbp"] == 85.0).all()
+    m = r["metrics"]
+    assert m["mae_sbp"] == pytest.approx(np.abs(col["sbp"] - 130).mean(), abs=1e-3)
+    assert m["mae"] == pytest.approx((m["mae_sbp"] + m["mae_dbp"]) / 2)
+    print_results(res)
+    assert f"MAE sbp {m['mae_sbp']:.2f}, dbp {m['mae_dbp']:.2f} mmHg vs truth over 2 windows" in capsys.readouterr().out
+
+
+def test_a_class_label_is_said_not_compared(exports, tmp_path):
+    rec = _record(20, {"rhythm": Label(np.array(0), kind="class", classes=("AF",))})
+    res = predict(PredictConfig(model=str(exports["af"]), data="icu", out=str(tmp_path / "p"), progress=False),
+                  records=[rec, _record(20, {}, rid="p01_b")])
+    a, b = res["recordings"]
+    assert a["truth"] is False and a["truth_not_compared"] == "rhythm" and "truth_not_compared" not in b
+    assert ("note: 1 of 2 recordings have a 'rhythm' label, not compared with the af model's probability "
+            "(predict scores regression truth only") in res["notes"][0]
+
+
+def _res(tmp_path) -> dict:
+    return {"warnings": ["WARNING: this model's teacher in fine-tuning: NO SKILL"], "recordings": [],
+            "runtime": "c_host_single", "run_dir": str(tmp_path), "model_dir": "EXPORT", "data": "x", "task": "rr"}
+
+
+def test_a_warning_shows_once_where_both_streams_are_one(tmp_path, monkeypatch):
+    """A terminal (or 2>&1) shows stdout and stderr together: the NO SKILL line was there twice."""
+    with open(tmp_path / "both.txt", "w") as f:
+        monkeypatch.setattr(sys, "stdout", f)
+        monkeypatch.setattr(sys, "stderr", f)
+        print_results(_res(tmp_path))
+    assert (tmp_path / "both.txt").read_text().count("NO SKILL") == 1
+    with open(tmp_path / "out.txt", "w") as o, open(tmp_path / "err.txt", "w") as e:   # a CI log of stderr keeps it
+        monkeypatch.setattr(sys, "stdout", o)
+        monkeypatch.setattr(sys, "stderr", e)
+        print_results(_res(tmp_path))
+    assert [(tmp_path / n).read_text().count("NO SKILL") for n in ("out.txt", "err.txt")] == [1, 1]
+    monkeypatch.setattr(sys, "stdout", io.StringIO())                   # no file behind it: both, as before
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    print_results(_res(tmp_path))
+    assert sys.stdout.getvalue().count("NO SKILL") == sys.stderr.getvalue().count("NO SKILL") == 1
