@@ -48,6 +48,7 @@ PPG-only one.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
 from sqtool.core.optim import check_training_numbers, one_cycle
 from sqtool.models.hr_options import MAX_RECORDS_HELP, calibrate_on_option, train_option
+from sqtool.train.collapse import init_collapse_warning
 
 
 @dataclass
@@ -443,6 +445,9 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
 
     ck, model_name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     check_mode(cfg.mode, model_name)
+    collapsed = init_collapse_warning(ck)                # a collapsed SimSiam init: one WARNING line
+    if collapsed:
+        print(collapsed, file=sys.stderr)
     base = get_model_cfg(model_name) if ck is None else _cfg_from(ck)
     if cfg.fs:
         base = base.replace(fs=float(cfg.fs))
@@ -538,7 +543,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
              history=curves["final fit"])
         state = m.state_dict()
     metrics = {
-        "task": cfg.task, "kind": kind, "init": cfg.init, "pretrained": ck is not None, "mode": cfg.mode,
+        "task": cfg.task, "kind": kind, "init": cfg.init, "pretrained": ck is not None,
+        "init_collapsed": bool(collapsed), "mode": cfg.mode,
         "model": model_name, "data_root": td.meta.get("data_root"), "dataset": td.meta.get("dataset"),
         "windows": int(len(td)), "subjects": int(len(td.subjects)), "heldout_subjects": held,
         "heldout_rule": held_how,

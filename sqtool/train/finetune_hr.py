@@ -38,6 +38,7 @@ file with another key is refused (one line), never mixed in.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from sqtool.core.metrics import block_windows, mae_batch_ci
 from sqtool.data.heldout import file_split, heldout_keys
 from sqtool.data.hr_spectra import HR_DATASETS, as_model_input, hr_corpus
 from sqtool.data.tasks import subject_folds
+from sqtool.train.collapse import init_collapse_warning
 
 HR_BINS_METRICS = ("mae_bpm", "mae_raw_bpm")
 
@@ -162,6 +164,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         if ck_init is None or ck_init["kind"] != "teacher_pretrain":    # another kind: refused in one line
             from sqtool.core.checkpoint import load_checkpoint
             ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain")
+    collapsed = init_collapse_warning(ck_init)          # a collapsed SimSiam init: one WARNING line
+    if collapsed:
+        print(collapsed, file=sys.stderr)
     from sqtool.data.dataset_file import builtin_exclude, builtin_names
     from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
@@ -254,7 +259,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         errs.append(e)
         errs_raw.append(er)
     metrics = {"task": "hr", "model": cfg.model, "datasets": list(datasets), "subjects": len(keys),
-               "heldout_subjects": heldout, "heldout_rule": held_how,
+               "heldout_subjects": heldout, "heldout_rule": held_how, "init_collapsed": bool(collapsed),
                "windows": int(sum(np.isfinite(r.y).sum() for r in corpus)),
                "folds": "leave-one-subject-out" if len(groups) == len(keys) else f"{len(groups)} subject folds",
                "primary_metric": "mae_bpm",

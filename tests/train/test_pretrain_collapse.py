@@ -34,6 +34,13 @@ def test_a_collapsed_run_warns_once_and_its_model_pt_says_so(tmp_path, capsys):
     init = init_collapse_warning(ck)                                # what fine-tune --init prints
     assert init.startswith(f"WARNING: --init {run / 'model.pt'}: its SimSiam pretraining collapsed (val z std ")
     assert line.split(" collapsed ", 1)[1] == init.split(" collapsed ", 1)[1]    # the same advice
+    ft = tmp_path / "ft"                                            # a fine-tune from it says so, once, and records it
+    assert main(["train", "finetune", "--task", "hr", "--init", str(run), "--data", "synthetic", "--folds", "2",
+                 "--epochs", "1", "--mode", "linear", "--bootstrap", "10", "--max-records", "3", "--no-progress",
+                 "--out", str(ft)]) == 0
+    said = capsys.readouterr()
+    assert warnings_in(said.err) + warnings_in(said.out) == [init]
+    assert json.loads((ft / "metrics.json").read_text())["init_collapsed"] is True
 
 
 def test_a_healthy_run_says_nothing(tmp_path, capsys):
