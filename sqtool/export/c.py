@@ -182,7 +182,11 @@ def _header(graph: IntGraph, md: dict) -> str:
         "sqtool_version": md["sqtool_version"], "model": md["model"], "family": cfg.get("family", "-"),
         "task": md["task"], "source_sha256": md["source_sha256"], "fs": fs, "window_s": window_s,
         "model_sha256": md.get("model_sha256") or "not recorded", "git_sha": md.get("git_sha") or "unknown",
-        "n_samples": int(round(fs * window_s)), "hop_s": md["hop_s"], "band_text": band_text,
+        "rate_text": (f"{fs} Hz inside the front end (the device's rate: SQ_FE_FS_IN, sq_frontend_tables.h), window "
+                      f"{window_s} s, hop {md['hop_s']} s; the network reads {md.get('n_bins')} spectrum bins, not "
+                      "samples" if spectral else
+                      f"{fs} Hz, window {window_s} s ({int(round(fs * window_s))} samples), hop {md['hop_s']} s"),
+        "hop_s": md["hop_s"], "band_text": band_text,
         "channels": ", ".join(md["channels"]), "row": "f" if spectral else "t", "in_channels": C,
         "input_text": input_text, "norm": md["norm"], "norm_text": norm_text,
         "outputs": ", ".join(md["outputs"]), "units": ", ".join(md["units"]), "output_text": output_text,

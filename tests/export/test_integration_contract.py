@@ -94,6 +94,9 @@ def test_spec_numbers_match_the_model_cfg_and_the_c_tables(exports):
                                                                                fe["down_M"])
     assert (int(d["SQ_FE_T"]), int(d["SQ_FE_HOP"]), int(d["SQ_FE_N_PPG"])) == (fe["window_samples_T"],
                                                                              fe["hop_samples"], fe["n_ppg"])
+    rate = re.search(r"^ \* sampling rate +(.*)$", (c / "c" / "sq_model.h").read_text(), re.M).group(1)
+    assert rate.startswith(f"{md['fs']} Hz inside the front end (the device's rate: SQ_FE_FS_IN") \
+        and f"reads {md['n_bins']} spectrum bins, not samples" in rate    # it read '(128 samples)' for a (4, F) input
     header = json.loads(re.search(r"Contract \(also in sqtool/data/frontend.py\): (\{.*?\})\n", fe_h).group(1))
     assert header["taps_per_phase"] == 0                                     # the header keeps the auto rule
     assert {k: v for k, v in fe.items() if k in header and k not in ("taps_per_phase", "resampler")} == \
