@@ -254,9 +254,10 @@ def result_line(metrics: dict) -> str:
                 f"int8 {m['int8']:.2f} BPM")
     task, pm = metrics["task"], metrics["primary_metric"]
     one_class = metrics.get("heldout_one_class")
-    return (f"held-out {task}: teacher {metric_text(task, pm, metrics['teacher']['metrics'].get(pm))} | student "
-            f"float {metric_text(task, pm, metrics['student_float']['metrics'].get(pm))} | int8 "
-            f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm))}"
+    unit = ((metrics.get("student") or {}).get("units") or [None])[0]     # a custom label's (built-in: metric_text's)
+    return (f"held-out {task}: teacher {metric_text(task, pm, metrics['teacher']['metrics'].get(pm), unit)} | student "
+            f"float {metric_text(task, pm, metrics['student_float']['metrics'].get(pm), unit)} | int8 "
+            f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm), unit)}"
             + (f" (NOT A MEASURE OF SKILL: {one_class.removesuffix(': ' + ONE_CLASS_WHY)})" if one_class else ""))
 
 
@@ -300,7 +301,7 @@ def with_teacher_task(cfg: QuantizeConfig, ck: dict) -> QuantizeConfig:
 def load_teacher(cfg: QuantizeConfig):
     """The teacher checkpoint, model and cfg, and `cfg` with the teacher's task (`with_teacher_task`); refuses
     another kind, task, sampling rate or window."""
-    from sqtool.data.tasks import TASK_SPECS
+    from sqtool.data.tasks import task_spec
     from sqtool.core.checkpoint import file_sha256, load_checkpoint
     from sqtool.models import ModelCfg, load_model
 
@@ -313,8 +314,8 @@ def load_teacher(cfg: QuantizeConfig):
     if abs(tcfg.fs - cfg.fs) > 1e-6:
         raise SqtoolError(f"{where} runs at {tcfg.fs:g} Hz; the student is built for {cfg.fs:g} Hz "
                           f"(fine-tune the teacher at {cfg.fs:g} Hz, or pass --fs {tcfg.fs:g})")
-    spec = TASK_SPECS.get(cfg.task)
-    if spec is not None and cfg.task == "hr" and abs(tcfg.window_s - spec["window_s"]) > 1e-6:
+    spec = task_spec(cfg.task, model_cfg=tcfg)          # a built-in task's, or the checkpoint's own label's
+    if cfg.task == "hr" and abs(tcfg.window_s - spec["window_s"]) > 1e-6:
         raise SqtoolError(f"{where} takes {tcfg.window_s:g} s windows; task 'hr' is labelled per "
                           f"{spec['window_s']:g} s window (SP Cup BPM0)")
     teacher = load_model(ck)
@@ -670,7 +671,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                     "out_of_fold": t_oof,
                     **R.teacher_size(teacher), "cache": {"key": tc["key"], "reused": tc["reused"]}},
         "student": {"name": scfg.name, "fs": scfg.fs, "window_s": scfg.window_s, "channels": list(scfg.channels),
-                    "outputs": list(scfg.outputs), "arch": scfg.arch},
+                    "outputs": list(scfg.outputs), "units": list(scfg.units[:len(scfg.outputs)]), "arch": scfg.arch},
         "student_float": {"metrics": m_f, "history": f_hist["history"]},
         "student_int8_calibrated": {"metrics": m_ptq, "note": "BN folded + calibrated, before QAT"},
         "student_int8": {"metrics": m_q, "history": q_hist["history"],

@@ -76,7 +76,7 @@ def skill_lines(task: str, sk: dict) -> list[str]:
     target = sk["models"]["student_int8"]["spread"].get("target_std")
     lines = [f"{task}: trivial {metric} {sk['trivial'][metric]:.3f} (fitted on {sk['trivial_fit']['windows']} "
              f"training windows); classic " + (f"{metric} {c['metrics'][metric]:.3f} ({c['name']})" if c.get("name")
-                                               else "n/a") + f"; prediction std: {spread}"
+                                               else f"n/a ({c['why']})") + f"; prediction std: {spread}"
              + (f" (targets' {', '.join(f'{v:.3g}' for v in target)})" if target else "")]
     lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}")
               + classic_text({"classic_flag": classic_flag(sk["models"][k].get("vs_classic")),
@@ -191,6 +191,8 @@ def write_report_md(m: dict) -> str:
     """Render metrics.json as report.md."""
     task, metric = m["task"], m["primary_metric"]
     sk, sk_metric = m.get("skill") or {}, skill_metric(task)[0]        # (a run from before the skill block: none)
+    units = sorted(set(m["student"].get("units") or []) - {"logit"})     # the regression outputs' units, e.g. %
+    in_units = f" ({', '.join(units)})" if units and metric == "mae" else ""
     also = "; held out of the teacher's fine-tuning too" if m.get("heldout_in_teacher") is False else ""
     lines = [f"# sqtool quantize: {m['student']['name']} ({m['preset']})", "",
              f"Task **{task}**, {m['student']['fs']:g} Hz, {m['student']['window_s']:g} s windows; teacher "
@@ -200,7 +202,7 @@ def write_report_md(m: dict) -> str:
              f"Distillation: {'off (labels only)' if not m['distill']['enabled'] else 'alpha ' + _fmt(m['distill']['alpha'], 2)}.",
              *(["", f"**Not a measure of skill: {m['heldout_one_class']}.**"] if m.get("heldout_one_class") else []),
              "", "## Task metric on the held-out subjects", "",
-             f"| model | {metric} | vs trivial ({sk_metric}; 95 % CI over subjects, p) | prediction std | params | "
+             f"| model | {metric}{in_units} | vs trivial ({sk_metric}; 95 % CI over subjects, p) | prediction std | params | "
              "int8 weight bytes | MACs / window |", "|---|---|---|---|---|---|---|"]
     s = m["size"]
 

@@ -102,13 +102,13 @@ _NAMES = {"mae": "MAE", "rmse": "RMSE", "bias": "bias", "auroc": "AUROC", "f1_we
           "auprc": "AUPRC", "accuracy": "accuracy"}
 
 
-def metric_text(task: str, metric: str, value) -> str:
+def metric_text(task: str, metric: str, value, unit: str | None = None) -> str:
     """A headline number with its name and unit: ('hr', 'mae', 8.108) -> 'MAE 8.11 BPM';
-    ('quality', 'auroc', 0.91234) -> 'AUROC 0.912' (scores are unitless)."""
+    ('quality', 'auroc', 0.91234) -> 'AUROC 0.912' (scores are unitless); `unit`: a custom label's (its spec's)."""
     name = _NAMES.get(metric, metric)
     if value is None:
         return f"{name} -"
-    unit = _UNITS.get(task) if metric in ("mae", "rmse", "bias") else None
+    unit = (_UNITS.get(task) or unit) if metric in ("mae", "rmse", "bias") else None
     return f"{name} {float(value):.2f} {unit}" if unit else f"{name} {float(value):.3f}"
 
 

@@ -19,6 +19,7 @@ What a practitioner would ship without a deep model, computed on the SAME window
              LABELLED by this index (on the raw 125 Hz signals, with the accelerometer), so on that source
              the classic is close to circular (here it sees the model's normalised 40 Hz PPG windows only).
     bp       none: no classic cuffless-BP estimator without a per-subject calibration; (None, reason).
+    custom   a dataset file's own regression label (`data.tasks.task_spec`): none; (None, reason).
 
 numpy/scipy only.
 """
@@ -60,4 +61,4 @@ def classic_oof(task: str, td, folds) -> tuple[np.ndarray | None, str]:
         return (10.0 * (np.asarray(q, float) - 0.5))[:, None], "signal quality index (data.quality, > 0.5 good)"
     if task == "bp":
         return None, "no classic cuffless BP estimator without per-subject calibration"
-    raise SqtoolError(f"classic_oof: unknown task '{task}'")
+    return None, "no classic method for a custom label"      # a dataset file's own label (data.tasks.task_spec)

@@ -35,6 +35,10 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
       bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)
       quality: {column: artifact} # per-sample flags (1 = artifact); or {table: q.csv}: recording,quality, each
                                   #   value one of good: [good, 1] or poor: [poor, bad, 0] (the defaults)
+      spo2: {column: spo2, unit: "%", range: [50, 100]}   # a label of your own (any other name): a per-window
+                                  #   regression target, as hr (column or file); unit: required; range: values
+                                  #   outside are refused as hr's are; band: [lo, hi] Hz of the model input
+                                  #   (default 0.5-8); `train finetune --task spo2` (data.tasks.task_spec)
     exclude: {RECORD_ID: reason}  # recordings left out, each reported with its reason
     split:                        # by subject, never by window; declared ...
       test: [s5, s6]              #   subjects or record ids (train: the rest, or `train:` given too)
@@ -129,6 +133,9 @@ class LabelSource:
     af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
     good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
     poor: list = field(default_factory=lambda: ["poor", "bad", "0", "0.0"])   # quality table: poor classes
+    unit: str | None = None         # a custom label (a name not built in): its unit, e.g. "%" (required)
+    range: list | None = None       # a custom label: [lo, hi] plausible values (outside: one error line, as hr's)
+    band: list | None = None        # a custom label: the model input's band-pass [lo, hi] Hz (default 0.5-8)
 
 
 @dataclass
@@ -175,6 +182,11 @@ class DatasetFile:
 
     def has_label(self, task: str) -> bool:
         return TASK_LABELS.get(task, task) in self.labels
+
+    @property
+    def custom_labels(self) -> list[str]:
+        """The file's own regression labels (declared with unit:), each a fine-tuning task of its name."""
+        return [n for n in self.labels if n not in TASK_LABELS.values()]
 
     def require_label(self, task: str) -> None:
         lab = TASK_LABELS.get(task, task)
@@ -393,9 +405,9 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
             raise SqtoolError(f"{path}: windows.{k}: must be in [{LABEL_WINDOW_MIN_S:g}, {WINDOW_S_MAX:g}] s, got {v:g}")
         setattr(ds.windows, k, v)
     for name, src in _mapping(d, "labels", path).items():
-        if name not in TASK_LABELS.values():
-            raise SqtoolError(f"{path}: unknown label '{name}' in labels (known: {', '.join(TASK_LABELS.values())})")
         key = f"labels.{name}"
+        if name not in TASK_LABELS.values():
+            _check_custom_label(str(name), src, path)
         ls = _strict(LabelSource, src, key, path) if isinstance(src, dict) else \
             LabelSource(column=_column(src, key, path, optional=True))
         ls.column = _column(ls.column, f"{key}.column", path, optional=True)
@@ -418,10 +430,21 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
                               "a recording's time column takes the top-level time_unit")
         if ls.ecg is not None and name != "hr":
             raise SqtoolError(f"{path}: {key}: 'ecg' derives heart rate only (labels.hr)")
-        if ls.reader is None and given[0] not in LABEL_SOURCES[name]:
-            raise SqtoolError(f"{path}: {key}: the {name} label is read from a {' or '.join(LABEL_SOURCES[name])}, "
+        sources = LABEL_SOURCES.get(name, CUSTOM_SOURCES)
+        if ls.reader is None and given[0] not in sources:
+            raise SqtoolError(f"{path}: {key}: the {name} label is read from a {' or '.join(sources)}, "
                               f"not a {given[0]} ({given[0]}: {getattr(ls, given[0])!r}; e.g. "
-                              f"{name}: {{{LABEL_SOURCES[name][0]}: ...}})")
+                              f"{name}: {{{sources[0]}: ...}})")
+        if name in TASK_LABELS.values():
+            for k in CUSTOM_KEYS:
+                if getattr(ls, k) is not None:
+                    raise SqtoolError(f"{path}: {key}.{k}: the built-in {name} label has its own unit, range and "
+                                      f"band; {k}: is for a custom label (a name of your own)")
+        else:
+            ls.unit = _text(ls.unit, f"{key}.unit", path)
+            for k in ("range", "band"):
+                if getattr(ls, k) is not None:
+                    setattr(ls, k, _interval(getattr(ls, k), f"{key}.{k}", path, positive=k == "band"))
         if ls.ecg is not None and ls.ecg not in ds.channels:
             raise SqtoolError(f"{path}: labels.hr.ecg names channel '{ls.ecg}', not in channels "
                               f"({', '.join(ds.channels)})")
@@ -448,6 +471,38 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
     if sp.heldout_fraction is not None and not 0 < sp.heldout_fraction < 1:
         raise SqtoolError(f"{path}: split.heldout_fraction must be in (0, 1)")
     return ds
+
+
+CUSTOM_SOURCES = ("column", "file")      # a custom label: a per-window value, as hr and rr
+CUSTOM_KEYS = ("unit", "range", "band")  # what a custom label declares (unit required)
+RESERVED_LABELS = ("sbp", "dbp", "artifact", "pretrain")   # names a custom label may not take (besides tasks')
+
+
+def _check_custom_label(name: str, src, path: Path) -> None:
+    """A label whose name is not built in is the researcher's own regression label: it declares `unit:`, is read
+    from a column or a file, and takes no task's name; else one line saying what is supported."""
+    key, what = f"labels.{name}", ("custom labels are per-window regression targets only: "
+                                   f"{name}: {{column: COLUMN, unit: UNIT}} or {{file: ..., unit: ...}}, optional "
+                                   "range: [lo, hi] and band: [lo, hi] Hz")
+    if name in TASK_LABELS or name in RESERVED_LABELS:
+        raise SqtoolError(f"{path}: {key}: '{name}' is a built-in task or label name (labels: "
+                          f"{', '.join(TASK_LABELS.values())}); name your own label otherwise ({what})")
+    if not isinstance(src, dict) or src.get("unit") is None:
+        raise SqtoolError(f"{path}: {key}: unknown label '{name}' (built in: {', '.join(TASK_LABELS.values())}); "
+                          f"a label of your own needs unit: ({what})")
+    asks = [k for k in ("table", "ecg", "reader", "af", "good", "poor") if k in src]
+    if asks:
+        raise SqtoolError(f"{path}: {key}.{asks[0]}: {what}; class labels are rhythm and quality")
+
+
+def _interval(v, key: str, path: Path, positive: bool = False) -> list[float]:
+    """[lo, hi], two finite numbers with lo < hi (`positive`: lo > 0, as a band's)."""
+    if not isinstance(v, list) or len(v) != 2:
+        raise _bad(path, key, "a list [lo, hi]", v)
+    lo, hi = (_number(x, key, path) for x in v)
+    if not lo < hi or (positive and lo <= 0):
+        raise SqtoolError(f"{path}: {key}: expected lo < hi{' and lo > 0' if positive else ''}, got [{lo:g}, {hi:g}]")
+    return [lo, hi]
 
 
 def _resolve_path(p: str, yaml_path: Path, data_root, must_exist: bool = True) -> Path:

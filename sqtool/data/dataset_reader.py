@@ -11,7 +11,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                time column's clock are NaN samples in every column read, a gap: `_common.time_grid`); acc_* channels
                converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit)
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
-    labels     hr, rr: kind "window" (times = window starts every hop_s, window_s long, windows fully inside)
+    labels     hr, rr, a custom label (its unit, its range): kind "window" (times = window starts every hop_s,
+                 window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
                  missing, for the windows holding them only); file -> rows (start in s, or in the label's
                  time_unit; value), Inf -> NaN,
@@ -407,12 +408,12 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
                   where: str, grid: TimeGrid | None = None) -> Label | None:
     from sqtool.data.ecg import window_starts
     src = ds.labels[name]
-    unit = "bpm" if name == "hr" else "breaths/min"
+    unit = "bpm" if name == "hr" else "breaths/min" if name == "rr" else src.unit   # else: a custom label's
     w, h = float(ds.windows.window_s), float(ds.windows.hop_s)
     if src.column is not None:
         col, v = _pick(cols, names, src.column, where, f"label '{name}'")
         x = _numeric(v, col, where, grid)
-        check_plausible(name, x, f"{where}: column '{col}'")
+        _plausible(ds, name, x, f"{where}: column '{col}'")
         starts = window_starts(len(x), row_fs, w, h)
         a = np.round(starts * row_fs).astype(int)
         b = a + int(round(w * row_fs))
@@ -434,7 +435,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         if tcol is None or vcol is None:
             raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
         v = numeric_column(df, vcol, str(f))
-        check_plausible(name, v, f"{f}: column '{vcol}'")
+        _plausible(ds, name, v, f"{f}: column '{vcol}'")
         t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit]          # (rows,) s
         t, v = rows_inside(t, v, ds, name, rec, f)
         t = on_window_grid(t, ds, f, name)
@@ -450,6 +451,13 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
                         hr_source=f"ECG channel '{src.ecg}' ({info.get('detector', 'neurokit2')})")
         return Label(values=np.where(flags, np.nan, hr), times=starts, unit="bpm", kind="window", window_s=w)
     return None
+
+
+def _plausible(ds: DatasetFile, name: str, values, where: str) -> None:
+    """hr, rr inside PLAUSIBLE; a custom label inside its range: (none given: any finite value); else one line."""
+    src = ds.labels[name]
+    if name in ("hr", "rr") or src.range:
+        check_plausible(name, values, where, bounds=None if name in ("hr", "rr") else (*src.range, src.unit))
 
 
 def row_step(t: np.ndarray) -> float:
@@ -742,7 +750,7 @@ class LabelTable:
 
 def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str, where: str, tables: dict,
             grid: TimeGrid | None = None) -> None:
-    for name in ("hr", "rr"):
+    for name in ("hr", "rr", *ds.custom_labels):      # per-window values (a custom label's as rr's)
         if name in ds.labels:
             lab = _window_label(ds, name, rec, cols, names, row_fs, stem, where, grid)
             if lab is not None:

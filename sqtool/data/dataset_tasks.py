@@ -13,8 +13,9 @@ A task needs its label (`DatasetFile.require_label`: one line naming it); record
 for are one warning line (and meta["no_label_row"]). Targets per window, from the label's kind, one loader per
 task (`TASK_LOADERS`; an unknown task is one line listing them), as `data.tasks` does for the built-in loaders:
 
-    hr, rr   kind "window": the value at the window centre (exact when windows coincide); NaN (doubtful
-             ECG reference, no truth) is left out. rr kind "events" (breath times): breaths/min in the window.
+    hr, rr   kind "window" (a custom label of the file too, `task_loader`): the value at the window centre (exact
+             when windows coincide); NaN (doubtful ECG reference, no truth) is left out. rr kind "events" (breath
+             times): breaths/min in the window.
              A window whose label is NaN (hr, rr, bp: an empty cell, no row in its label file, no or doubtful
              truth; or, when the task's windows differ from the file's, a window centred before the first or
              after the last label window's centre) is left out and counted: meta["missing_target_windows"], one
@@ -58,20 +59,19 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
     max_records keeps the first max_records SUBJECTS in record order (every recording of each: segments of one
     patient stay together)."""
     from sqtool.data.dataset_file import TASK_LABELS
-    if task not in TASK_LOADERS:
-        raise SqtoolError(f"unknown task '{task}' (known: {', '.join(TASK_LOADERS)})")
+    loader = task_loader(task, ds)
     ds.require_label(task)
     load = _TaskLoad(task, ds, cfg, T._Acc(task))
     recs = ds.records()                          # fills ds.report (no_label_row) read next
     extra = {}
-    if u := (ds.report.get("no_label_row") or {}).get(TASK_LABELS[task]):     # recordings its table has no row for
+    if u := (ds.report.get("no_label_row") or {}).get(TASK_LABELS.get(task, task)):     # recordings its table has no row for
         extra["no_label_row"] = u["records"]
         warn(f"{ds.name}: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. {u['example']}: "
              "left out")
     for rec in recs:
         if max_records and str(rec.subject) not in load.acc.subjects and len(load.acc.subjects) >= max_records:
             continue
-        TASK_LOADERS[task](rec, load)
+        loader(rec, load)
     gaps, untrue = load.gaps, load.untrue
     if gaps["windows"]:
         extra["nonfinite_windows"] = ds.report["nonfinite_windows"] = gaps["windows"]
@@ -118,7 +118,7 @@ def _left_out(counter: dict, n) -> None:
 
 
 def _hr_rr(rec, load: _TaskLoad) -> None:
-    """hr, rr: kind "window", the value at each window's centre (a NaN label, or a centre before the first / after
+    """hr, rr, a custom label: kind "window", the value at each window's centre (a NaN label, or a centre before the first / after
     the last label window's centre: left out, counted); rr kind "events" (breath times): breaths/min in the window
     (under 3 breaths: left out)."""
     lab = rec.labels.get(load.task)
@@ -197,6 +197,16 @@ def _quality(rec, load: _TaskLoad) -> None:
 
 # task -> its loader: one recording's windows and targets into load.acc (hr and rr read a label the same way)
 TASK_LOADERS = {"hr": _hr_rr, "rr": _hr_rr, "af": _af, "bp": _bp, "quality": _quality}
+
+
+def task_loader(task: str, ds):
+    """The loader of `task` on dataset file `ds`: TASK_LOADERS', or for a custom label of the file (declared with
+    unit:) hr's and rr's, its per-window value; else one line naming the tasks."""
+    if task in TASK_LOADERS:
+        return TASK_LOADERS[task]
+    if task in ds.custom_labels:
+        return _hr_rr
+    raise SqtoolError(f"unknown task '{task}' (known: {', '.join(TASK_LOADERS)}; {T.CUSTOM_HINT})")
 
 
 def warn(msg: str) -> None:

@@ -106,12 +106,13 @@ class TaskData:
         return np.unique(self.groups)
 
 
-def task_model_cfg(task: str, cfg, channels=None, window_s=None, hop_s=None, band="task"):
+def task_model_cfg(task: str, cfg, channels=None, window_s=None, hop_s=None, band="task", spec: dict | None = None):
     """The model cfg for a task: task, outputs, units, the task's window unless given, and the band-pass:
-    band="task" -> the task's band (TASK_SPECS: 0.05-8 Hz for rr, 0.5-8 Hz otherwise; the task defines
-    what the input must contain, so it overrides the band of the cfg it starts from, e.g. a pretrained
-    checkpoint's); a (lo, hi) tuple or None (no filter) sets it explicitly."""
-    spec = _spec(task)
+    band="task" -> the task's band (TASK_SPECS: 0.05-8 Hz for rr, 0.5-8 Hz otherwise; a custom label's `band:`; the
+    task defines what the input must contain, so it overrides the band of the cfg it starts from, e.g. a pretrained
+    checkpoint's); a (lo, hi) tuple or None (no filter) sets it explicitly. `spec`: the task's (`task_spec`), for a
+    custom label; default: the built-in task's."""
+    spec = spec or task_spec(task)
     kw = dict(task=task, outputs=spec["outputs"], units=spec["units"],
               window_s=float(window_s or spec["window_s"]), hop_s=float(hop_s or spec["hop_s"]))
     if channels:
@@ -125,10 +126,32 @@ def task_model_cfg(task: str, cfg, channels=None, window_s=None, hop_s=None, ban
     return cfg.replace(**kw)
 
 
-def _spec(task: str) -> dict:
-    if task not in TASK_SPECS:
-        raise SqtoolError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
-    return TASK_SPECS[task]
+CUSTOM_HINT = "or a custom regression label of the --data dataset file, declared with unit:"
+
+
+def task_spec(task: str, model_cfg=None, dataset=None) -> dict:
+    """THE spec of a task (TASK_SPECS' keys: outputs, units, kind, window_s, hop_s, datasets, band, label;
+    custom: True for a researcher's own label), every stage's one lookup:
+
+        a built-in task (hr, rr, af, bp, quality)   TASK_SPECS[task]
+        a model cfg fine-tuned on a custom label     from the cfg (task, outputs, units, window, hop, band):
+                                                     the checkpoint describes itself, no dataset file needed
+        a custom label of `dataset` (a DatasetFile)  from the file: outputs (NAME,), units (its unit:),
+                                                     regression, the file's windows, its band: (default 0.5-8 Hz)
+
+    Anything else is one line naming the known tasks."""
+    if task in TASK_SPECS:
+        return dict(TASK_SPECS[task], custom=False)
+    if model_cfg is not None and getattr(model_cfg, "task", None) == task and tuple(model_cfg.outputs)[:1] == (task,):
+        return dict(outputs=(task,), units=tuple(model_cfg.units[:1]), kind="regression",     # (a student: + quality)
+                    window_s=float(model_cfg.window_s), hop_s=float(model_cfg.hop_s), datasets=(),
+                    band=model_band(model_cfg), label=f"custom label '{task}' ({model_cfg.units[0]})", custom=True)
+    src = (getattr(dataset, "labels", None) or {}).get(task)
+    if src is not None and src.unit is not None:
+        return dict(outputs=(task,), units=(src.unit,), kind="regression", window_s=float(dataset.windows.window_s),
+                    hop_s=float(dataset.windows.hop_s), datasets=(), band=tuple(src.band) if src.band else DEFAULT_BAND,
+                    label=f"custom label '{task}' ({src.unit}) from {dataset.path}", custom=True)
+    raise SqtoolError(f"unknown task '{task}' (known: {', '.join(TASKS)}; {CUSTOM_HINT})")
 
 
 # ----------------------------------------------------------------------------- folds
@@ -170,11 +193,14 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
     Segments shorter than the window (PPG-BP's 2.1 s) are tiled to it (`tile_record`): counted in
     meta["tiled_segments"] and said in one warning line. A classification task left with one class is refused.
     """
-    spec = _spec(task)
-    if model_cfg is None:
-        model_cfg = task_model_cfg(task, ModelCfg(name="default", family="resnet1d"))
     from sqtool.data.dataset_tasks import dataset_of, load_task_from_dataset
     ds = dataset_of(data_root)                  # a dataset.yaml or a built-in name: the dataset-file path
+    spec = task_spec(task, model_cfg, ds)
+    if model_cfg is None:
+        model_cfg = task_model_cfg(task, ModelCfg(name="default", family="resnet1d"), spec=spec)
+    if spec["custom"] and (ds is None or task not in ds.labels):
+        raise SqtoolError(f"task '{task}' is a custom label: give --data the dataset file that declares it "
+                          f"(labels: {{{task}: {{column: ..., unit: ...}}}}), not {data_root or 'synthetic'}")
     if data_root is None or str(data_root) == "synthetic":
         td = _synthetic(task, model_cfg, max_records, seed)
     elif ds is not None:

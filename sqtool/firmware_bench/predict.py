@@ -46,7 +46,8 @@ host), tflite, tflm, onnx, torch or mcu; its CSV holds one column per model outp
 class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a heart-rate model also hr_tracked_bpm
 (the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged (1 = 10 % or more of the
 window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds). A regression model of another
-task gets truth_<output> where the recording has its label (rr: truth_rr_bpm; bp: truth_sbp, truth_dbp;
+task gets truth_<output> where the recording has its label (rr: truth_rr_bpm; bp: truth_sbp, truth_dbp; a custom
+label NAME of a dataset file, `--data` that file: truth_NAME;
 `window_targets`, as training takes them) and its MAE per recording (`target_scores`); a class label (af's rhythm,
 quality) is not scored, said in one note line (truth_not_compared).
 
@@ -389,7 +390,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                            "truth_bpm": "reference HR (labelled data only)",
                            **{f"truth_{k}": f"reference {k} (labelled data only: the recording's '{lab}' label per "
                                             "window, as the model's training takes it)"
-                              for k, lab in TRUTH_LABELS.get(md.get("task"), {}).items()}}}
+                              for k, lab in truth_labels(md).items()}}}
     if any(d["truth"] for d in rows):
         summary["metrics_note"] = METRICS_NOTE if md.get("task", "hr") == "hr" or spectral else TARGETS_NOTE
         summary["truth_units"] = dict(zip(md.get("outputs") or [], md.get("units") or []))
@@ -594,7 +595,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
         hr = md.get("task") == "hr"
         return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
                       seconds, rp.x, rp.t0, rp.flagged, rp.truth if hr else None, r.meta.get("tiled_from_s"),
-                      None if hr else window_targets(r, md.get("task"), rp.t0, spec.window_s))
+                      None if hr else window_targets(r, truth_labels(md), rp.t0, spec.window_s))
     recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
                               cfg.data or "records", left=left)
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
@@ -606,7 +607,17 @@ TRUTH_LABELS = {"rr": {"rr_bpm": "rr"}, "bp": {"sbp": "sbp", "dbp": "dbp"}}   # 
 UNCOMPARED = {"af": "rhythm", "quality": "quality"}       # class tasks: their label, not scored by predict
 
 
-def window_targets(record, task: str | None, t0: np.ndarray, window_s: float) -> dict | None:
+def truth_labels(md: dict) -> dict:
+    """{output: record label} whose truth predict compares: a built-in task's (TRUTH_LABELS), or a custom label's
+    (`data.tasks.task_spec`: a model fine-tuned on its dataset file's label NAME outputs NAME, from that label)."""
+    from sqtool.data.tasks import TASKS
+    task = md.get("task")
+    if task in TASKS or task is None:
+        return TRUTH_LABELS.get(task, {})
+    return {task: task} if (md.get("outputs") or [None])[0] == task else {}      # (a student adds quality_logit)
+
+
+def window_targets(record, truth: dict, t0: np.ndarray, window_s: float) -> dict | None:
     """A regression task's truth per window [t0, t0 + window_s) (heart rate: `replay`'s), as its training takes it
     (`data.dataset_tasks`): {output: (W,) values, NaN where none}; None when the record has none of its labels.
     A windowed label at the window's centre (`stream.window_truth`), breath times as breaths/min in the window
@@ -614,7 +625,7 @@ def window_targets(record, task: str | None, t0: np.ndarray, window_s: float) ->
     from sqtool.data.tasks import breaths_per_min
     from sqtool.firmware_bench.stream import window_truth
     out = {}
-    for output, name in TRUTH_LABELS.get(task, {}).items():
+    for output, name in truth.items():                             # truth_labels(md)
         lab = record.labels.get(name)
         if lab is None:
             continue

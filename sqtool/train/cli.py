@@ -261,19 +261,20 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
     pm = m["primary_metric"]
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
     outs = _outputs(m)                                      # bp: the headline MAE is the mean of SBP and DBP
+    unit = (m.get("units") or [None])[0]                    # a custom label's unit (built-in tasks': metric_text's)
     each = "".join(f"; {o.upper()} {metric_text(cfg.task, pm, m['metrics'][pm + '_' + o])} [95 % CI "
                    + ", ".join(f"{v:.3g}" for v in m["ci95"].get(f"{pm}_{o}", [float("nan")] * 2)) + "]"
                    for o in outs)
     print(f"{cfg.task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): {_mean_of(outs)}"
-          f"{metric_text(cfg.task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{each}{_resumed_text(m)} -> {run_dir}")
+          f"{metric_text(cfg.task, pm, m[pm], unit)} [95 % CI {lo:.3g}, {hi:.3g}]{each}{_resumed_text(m)} -> {run_dir}")
     if m.get("per_subject_mean"):
-        print(_per_subject_line(cfg.task, m["per_subject_mean"], outs, run_dir))
+        print(_per_subject_line(cfg.task, m["per_subject_mean"], outs, run_dir, unit))
     print(heldout_line(m["heldout_subjects"], m["heldout_rule"]))
     print(quantize_next(cfg, run_dir))
     _print_skill(cfg.task, m)
 
 
-def _per_subject_line(task: str, ps: dict, outs: list[str], run_dir: Path) -> str:
+def _per_subject_line(task: str, ps: dict, outs: list[str], run_dir: Path, unit: str | None = None) -> str:
     """'per subject: mean of 5 subjects' MAE 2.80 breaths/min [95 % CI 2.1, 3.5] (rows: RUN/per_subject.csv)';
     classification adds the subjects left out for holding one class only (their AUROC is undefined)."""
     metric, ci = ps["metric"], ps.get("ci95")
@@ -288,7 +289,7 @@ def _per_subject_line(task: str, ps: dict, outs: list[str], run_dir: Path) -> st
     n = ps["subjects"]
     interval = f"[95 % CI {ci[0]:.3g}, {ci[1]:.3g}]" if ci else "(no CI: one subject)"
     whose = f"mean of {n} subjects'" if n > 1 else "one subject's"
-    return f"per subject: {whose} {metric_text(task, metric, ps[metric])} {interval}{each}{left}{rows}"
+    return f"per subject: {whose} {metric_text(task, metric, ps[metric], unit)} {interval}{each}{left}{rows}"
 
 
 def _outputs(m: dict) -> list[str]:

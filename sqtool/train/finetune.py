@@ -114,6 +114,13 @@ class FinetuneConfig:
     seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 
+    def spec(self) -> dict:
+        """The task's spec (`data.tasks.task_spec`): a built-in task's, or a custom label's of the --data dataset
+        file; an unknown task is one line."""
+        from sqtool.data.dataset_tasks import dataset_of
+        from sqtool.data.tasks import TASK_SPECS, task_spec
+        return task_spec(self.task, dataset=None if self.task in TASK_SPECS else dataset_of(self.data_root))
+
     def validate(self, command: str = "train finetune") -> "FinetuneConfig":
         """The value checks `sqtool train finetune` and the library entries (run_finetune, run_finetune_hr) share,
         one line each naming the option, before a folder is made or data read: a known task, the training numbers
@@ -121,9 +128,7 @@ class FinetuneConfig:
         --heldout-fraction in [0, 1)."""
         from sqtool.core import check_fs, check_window_s
         from sqtool.data.heldout import check_fraction
-        from sqtool.data.tasks import TASK_SPECS
-        if self.task not in TASK_SPECS:
-            raise SqtoolError(f"unknown task '{self.task}' (known: {', '.join(TASK_SPECS)})")
+        self.spec()                                     # a built-in task, or a custom label of --data
         check_training_numbers(self, command)
         for k in ("fs", "window_s", "hop_s"):
             v = getattr(self, k)
@@ -428,7 +433,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     are what `prepare_finetune` returned (the CLI prepares before it makes the run folder), not prepared again."""
     import torch
 
-    from sqtool.data.tasks import TASK_SPECS, load_task, subject_folds, task_model_cfg
+    from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
     from sqtool.models import create_model, get_model_cfg
     from sqtool.train import loop
     from sqtool.core.checkpoint import save_checkpoint
@@ -439,7 +444,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         cfg, init_ck = prepare_finetune(cfg, init_ck)    # model=RUN -> init=RUN, checked, as the CLI does
     if not 0 < cfg.label_fraction <= 1:
         raise SqtoolError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
-    spec = TASK_SPECS[cfg.task]
+    spec = cfg.spec()                                   # built in, or a custom label of the dataset file
     kind = spec["kind"]
     dev = loop.pick_device(cfg.device)
 
@@ -452,7 +457,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     if cfg.fs:
         base = base.replace(fs=float(cfg.fs))
     model_cfg = task_model_cfg(cfg.task, base, channels=cfg.channels or ("ppg",),
-                               window_s=cfg.window_s or None, hop_s=cfg.hop_s or None)
+                               window_s=cfg.window_s or None, hop_s=cfg.hop_s or None, spec=spec)
     input_shape = model_cfg.input_shape         # (C, T): fs * window_s not whole -> one line, before any data is read
 
     root = cfg.data_root
@@ -521,7 +526,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
                          "train_windows": int(len(tr)), **fm})
         item(f"{cfg.task} fold {f + 1}/{len(folds)} ({', '.join(per_fold[-1]['test_subjects'][:3])}"
              f"{', ...' if len(per_fold[-1]['test_subjects']) > 3 else ''}): "
-             f"{metric_text(cfg.task, primary_metric(cfg.task), fm.get(primary_metric(cfg.task)))} on {len(te)} "
+             f"{metric_text(cfg.task, primary_metric(cfg.task), fm.get(primary_metric(cfg.task)), spec['units'][0])} "
+             f"on {len(te)} "
              f"held-out windows{' (resumed)' if done is not None else ''}")
 
     outputs = spec["outputs"]

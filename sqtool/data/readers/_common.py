@@ -416,10 +416,11 @@ PLAUSIBLE = {"hr": (20.0, 300.0, "BPM"), "rr": (2.0, 80.0, "breaths/min"), "sbp"
              "dbp": (10.0, 200.0, "mmHg")}
 
 
-def check_plausible(name: str, values, where: str, row=lambda i: f"row {i + 1}") -> None:
-    """One line naming `where`, the label, how many of its finite values lie outside PLAUSIBLE[name] and the
-    first of them (`row(i)` says where it is); NaN / Inf are missing, not implausible."""
-    lo, hi, unit = PLAUSIBLE[name]
+def check_plausible(name: str, values, where: str, row=lambda i: f"row {i + 1}", bounds=None) -> None:
+    """One line naming `where`, the label, how many of its finite values lie outside PLAUSIBLE[name] (or `bounds`,
+    (lo, hi, unit): a custom label's range) and the first of them (`row(i)` says where it is); NaN / Inf are
+    missing, not implausible."""
+    lo, hi, unit = bounds or PLAUSIBLE[name]
     v = np.asarray(values, float).ravel()
     with np.errstate(invalid="ignore"):
         bad = np.flatnonzero(np.isfinite(v) & ((v < lo) | (v > hi)))
