@@ -16,6 +16,9 @@ and the run-directory locks it took are released when it returns. An interrupted
 (a CI cancel, `timeout`, a container's stop) ends the same way and exits 143. A Ctrl-C
 is that whatever exception it turns into: the KeyboardInterrupt raised inside an import (torch, sympy) can surface
 as an AttributeError of a half-imported module, so any error after a SIGINT arrived is reported as the interrupt.
+An interrupted run that cannot resume but stays in its folder (export, bench, predict, demo) names the command line
+with --force that redoes it. A stdout whose reader went away (`sqtool data quality ... | head -2`) ends the command
+quietly with exit 141 (128 + SIGPIPE, as a shell reports it).
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from sqtool import __version__
 from sqtool.core import SqtoolError, help_formatter, releases_run_dirs
 from sqtool.core.errors import oserror_line
 from sqtool.core.noise import quiet_library_warnings
-from sqtool.core.runs import discard_empty_runs, interrupted_hint, run_dirs_made, runs_noted
+from sqtool.core.runs import (PROJECT_ROOT, discard_empty_runs, git_sha, interrupted_hint, run_dirs_made, runs_noted,
+                               shell_command, unfinished_noted)
 
 # (command, module owning it, one-line help)
 COMMANDS = [
@@ -79,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sqtool",
         description="SiamQuality PPG foundation model: train, compress, export and benchmark on a wrist MCU.",
     )
-    parser.add_argument("--version", action="version", version=f"sqtool {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version (and the git commit of a "
+                                                                    "checkout) and exit")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks instead of one-line errors (anywhere on the line; or SQTOOL_DEBUG=1 / true)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -106,27 +111,20 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         rc = args.func(args)
+        sys.stdout.flush()                          # here, not at exit: a closed pipe is then a BrokenPipeError below
         ok = True
         return int(rc or 0)
     except KeyboardInterrupt:
-        return _interrupted(made, noted, sigints)
+        return _interrupted(made, noted, sigints, argv)
+    except BrokenPipeError:
+        if not _stdout_broken():                    # another pipe: an error as any OSError (below)
+            return _failed(made, noted, sigints, argv, debug)
+        ok = True                                   # `sqtool ... | head`: the reader has what it wanted
+        return _stdout_closed()
     except SystemExit:
         raise
-    except Exception as e:  # noqa: BLE001 - the CLI promise: one line, never a traceback
-        if debug:
-            raise
-        if sigints and not (isinstance(e, SqtoolError) and e.code == 130):   # (130: a step that said so, demo)
-            return _interrupted(made, noted, sigints)   # what a Ctrl-C turned into (e.g. a half-imported module)
-        if isinstance(e, SqtoolError):
-            print(f"sqtool: error: {e}", file=sys.stderr)
-            return e.code
-        if isinstance(e, OSError):      # (disk full, ...): what was saved is intact (atomic writes): as Ctrl-C
-            print(f"sqtool: error: {oserror_line(e)}" + _continue_with(made, noted), file=sys.stderr)
-            return 1
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
-              file=sys.stderr)
-        return 1
+    except Exception:  # noqa: BLE001 - the CLI promise: one line, never a traceback
+        return _failed(made, noted, sigints, argv, debug)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -136,21 +134,89 @@ def main(argv: list[str] | None = None) -> int:
             discard_empty_runs(since=made)
 
 
-def _interrupted(made: int, noted: int, signals: list[int] = ()) -> int:
+def _failed(made: int, noted: int, sigints: list[int], argv: list[str], debug: bool) -> int:
+    """The end of a command that raised (called in its `except`): one line on stderr and the exit status."""
+    e = sys.exc_info()[1]
+    if debug:
+        raise                                   # the traceback asked for
+    if sigints and not (isinstance(e, SqtoolError) and e.code in _SIGNAL_CODES):   # (a step that said so, demo)
+        return _interrupted(made, noted, sigints, argv)   # what a Ctrl-C turned into (a half-imported module)
+    if isinstance(e, SqtoolError) and e.code in _SIGNAL_CODES:     # an interrupted step said so (demo): no error
+        print(f"sqtool: {e}", file=sys.stderr)
+        return e.code
+    if isinstance(e, SqtoolError):
+        print(f"sqtool: error: {e}", file=sys.stderr)
+        return e.code
+    if isinstance(e, OSError):      # (disk full, ...): what was saved is intact (atomic writes): as Ctrl-C
+        print(f"sqtool: error: {oserror_line(e)}" + _continue_with(made, noted, argv), file=sys.stderr)
+        return 1
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
+          file=sys.stderr)
+    return 1
+
+
+_SIGNAL_CODES = (130, 143)      # 128 + SIGINT, 128 + SIGTERM: an interrupted command's exit status
+
+
+class _Version(argparse.Action):
+    """`--version`: `sqtool 0.1.0`, and `(git 5468abc1e3e4)` when the package runs from a git checkout (its
+    commit, core.git_sha; `-dirty` with uncommitted changes). The commit is read only when asked."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sha = git_sha() if (PROJECT_ROOT / ".git").exists() else "unknown"   # an installed package: no commit
+        print(f"sqtool {__version__}" + (f" (git {sha})" if sha != "unknown" else ""))
+        parser.exit()
+
+
+def _stdout_broken() -> bool:
+    """Whether stdout is a pipe whose reader has gone (`sqtool ... | head`): its write end polls as an error."""
+    import select
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poll.poll(0))
+    except (AttributeError, OSError, ValueError):       # no file behind stdout (captured): not a closed pipe
+        return False
+
+
+def _stdout_closed() -> int:
+    """The end of a command whose stdout's reader went away (`| head` read its lines): quietly, exit 141 (128 +
+    SIGPIPE, as a shell reports a program the closed pipe ended). stdout is pointed at /dev/null first, so the
+    interpreter's flush at exit has nowhere to fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):                   # no file behind stdout (captured): nothing to flush at exit
+        pass
+    return 141
+
+
+def _interrupted(made: int, noted: int, signals: list[int] = (), argv: list[str] = ()) -> int:
     """The end of an interrupted command: `sqtool: interrupted` (with the command that continues its run), 130;
     after a SIGTERM `sqtool: terminated`, 143 (128 + the signal, as the shell reports a process it ended)."""
     if signal.SIGTERM in signals:
-        print("sqtool: terminated (SIGTERM)" + _continue_with(made, noted), file=sys.stderr)
+        print("sqtool: terminated (SIGTERM)" + _continue_with(made, noted, argv), file=sys.stderr)
         return 143
-    print("sqtool: interrupted" + _continue_with(made, noted), file=sys.stderr)
+    print("sqtool: interrupted" + _continue_with(made, noted, argv), file=sys.stderr)
     return 130
 
 
-def _continue_with(made: int, noted: int) -> str:
-    """`; continue with: sqtool ... --resume RUN` for the latest resumable run this command noted, else ""."""
+def _continue_with(made: int, noted: int, argv: list[str] = ()) -> str:
+    """`; continue with: sqtool ... --resume RUN` for the latest resumable run this command noted; for one that
+    cannot resume and is left unfinished in its folder (export, bench, predict, demo), `; DIR holds the unfinished
+    run: redo it with: sqtool ARGV --force` (`argv`: this command's line; a rerun without --force is refused
+    there); else ""."""
     discard_empty_runs(since=made)                  # first: a run left with only its config.yaml is gone
     hint = interrupted_hint(since=noted)
-    return f"; continue with: {hint}" if hint else ""
+    if hint:
+        return f"; continue with: {hint}"
+    left = unfinished_noted(since=noted)
+    if left is None or not argv:
+        return ""
+    redo = shell_command(*argv, *([] if "--force" in argv else ["--force"]))
+    return f"; {left} holds the unfinished run: redo it with: {redo}"
 
 
 def _watch_sigint(seen: list[int]):

@@ -252,8 +252,11 @@ def as_launched(saved: dict, line: str) -> str:
     return f"{start} -m sqtool.cli {line.removeprefix('sqtool ')}"
 
 
-# The file a command writes last, once its run is complete (metrics.json unless named here).
-RESULT = {"export": "manifest.json", "data_pairs": "index.json"}
+# The file a command writes last, once its run is complete (metrics.json unless named here; a tuple: any of them,
+# bench --compare writing compare.json where a bench writes metrics.json). Every make_run_dir command is one of
+# train/pretrain, train/finetune, quantize, data_pairs, export, bench, predict, demo (tests/test_cli_audit.py).
+RESULT = {"export": "manifest.json", "data_pairs": "index.json", "predict": "summary.json",
+          "bench": ("metrics.json", "compare.json")}
 
 
 def unfinished_run(d: str | os.PathLike, missing: str) -> str | None:
@@ -308,6 +311,25 @@ def interrupted_hint(since: int = 0) -> str | None:
         if hint:
             return hint
     return None
+
+
+def unfinished_noted(since: int = 0) -> Path | None:
+    """After an interrupt: the folder of the latest run noted since `since` that is still there and unfinished (its
+    RESULT file not written) but cannot be resumed, so a rerun into it is refused without --force; else None."""
+    for d, command in reversed(_NOTED[since:]):
+        if d.is_dir() and resume_command(d, command) is None and not _finished(d, command):
+            return d
+    return None
+
+
+def export_first_hint(d: str | os.PathLike) -> str | None:
+    """`export it first: sqtool export --model D --target onnx,tflite,c` when folder `d` (given where an export
+    folder is read: bench, predict) holds a run of a command whose checkpoint is exported (quantize, a fine-tune);
+    None otherwise."""
+    d = Path(d)
+    if not d.is_dir() or run_command(d) not in ("quantize", "train/finetune"):
+        return None
+    return f"export it first: {shell_command('export', '--model', d, '--target', 'onnx,tflite,c')}"
 
 
 def check_run_name(name: str) -> str:
@@ -426,6 +448,18 @@ def check_out_dir(command: str, out: str | os.PathLike, force: bool = False) -> 
     return d
 
 
+def check_required(command: str, cfg) -> None:
+    """The first field of dataclass config `cfg` marked "required" (core.config metadata) left empty: a usage error
+    (exit 2), one line `export: --model RUN is required (HELP) (see sqtool export --help)`. The command calls it
+    once its --config file and flags are read (a file may give a required value), before it reads anything."""
+    from sqtool.core.config import flag_of
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("required") and getattr(cfg, f.name) in (None, "", [], ()):
+            what = f"{flag_of(type(cfg), f.name)} {f.metadata.get('metavar', f.name.upper())}"
+            raise SqtoolError(f"{command}: {what} is required ({f.metadata.get('help', '')}) "
+                              f"(see sqtool {command} --help)", code=2)
+
+
 def _check_writable(d: Path) -> None:
     """The OSError that making or writing run folder `d` would raise, raised now (nothing is created): a file on
     its path (ENOTDIR), a read-only file system (EROFS) or no permission (EACCES) on the nearest existing folder."""
@@ -443,8 +477,9 @@ def _finished(d: Path, command: str) -> bool:
     """Whether the `command` run in `d` ended: the file it writes last (RESULT) is there and, for a metrics.json,
     its `status` (train pretrain: "stopped (max_steps)" can go on with --resume) is "done" where it has one and it
     names no `failed_step` (a failed demo)."""
-    result = d / RESULT.get(command, "metrics.json")
-    if not result.is_file():
+    names = RESULT.get(command, "metrics.json")
+    result = next((d / n for n in ((names,) if isinstance(names, str) else names) if (d / n).is_file()), None)
+    if result is None:
         return False
     if result.name != "metrics.json":
         return True
