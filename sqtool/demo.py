@@ -46,7 +46,7 @@ class DemoCfg:
                                                                   "built-in name (every step reads it), or a data root "
                                                                   "folder (the bench step then streams DATA/troika)",
                                                           "flag": "--data", "aliases": ("--data-root",),
-                                                          "metavar": "DATA"})
+                                                          "metavar": "DATA", "path": True})
     bench_data: str | None = field(default=None, metadata={    # old --bench-data (BenchDataAlias) or a --config key
         "help": "recordings streamed by the bench step (default: synthetic wrist recordings, "
                 "or DATA_ROOT/troika with a real data root)", "cli": False})
@@ -180,7 +180,8 @@ def run(args) -> int:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     d = Path(cfg.out) if cfg.out else DEMO_ROOT / stamp
     check_out_dir("demo", d, cfg.force)                   # non-empty without --force, another command's run: refused
-    todo = steps(cfg, d)                                  # a bad combination is refused before any folder
+    todo = steps(cfg, Path(os.path.abspath(d)))           # (refused before any folder: a bad combination) absolute
+                                                          # paths, links kept: a step's config.yaml works from anywhere
     d.mkdir(parents=True, exist_ok=True)
     lock_run_dir(d)
     note_run(d, "demo")                                   # config.yaml names the command (command: demo)
@@ -197,6 +198,10 @@ def run(args) -> int:
         timings[what] = round(time.time() - t0, 1)
         if rc != 0:
             write_metrics(d, {"failed_step": what, "exit_code": rc, "seconds": timings})
+            if rc in (130, 143):                          # Ctrl-C / SIGTERM: the step said what it kept
+                again = shell_command("demo", "--config", d / "config.yaml", "--out", d, "--force")
+                raise SqtoolError(f"demo interrupted at step {i} ({what}), exit {rc}; what it made is in {d}; the "
+                                  f"demo has no --resume: run it again (every step) with: {again}", code=rc)
             raise SqtoolError(f"demo step {i} ({what}) failed with exit code {rc}; its output is in {d}", code=rc)
     write_metrics(d, {"seconds": timings, "total_s": round(time.time() - t_all, 1)})
     latest = update_latest(d)

@@ -109,6 +109,9 @@ def _resolve_path(path: str, data_root: str | None) -> Path:
     root = resolve_data_root(data_root)
     if root is not None and (root / path).exists():
         return root / path
+    from sqtool.data.dataset_file import builtin_names, resolve_data
+    if path not in builtin_names():
+        resolve_data(path, data_root)       # raises the one line every --data gives, naming the built-in datasets
     return p
 
 

@@ -30,7 +30,8 @@ from pathlib import Path, PurePath
 from sqtool.core import (SqtoolError, add_config_args, atomic_save_npz, atomic_write_text, resolve_config,
                          write_metrics)
 from sqtool.core.progress import bar, item, size_text
-from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command, torch_threads
+from sqtool.core.runs import (FORCE_HELP, check_out_dir, check_required, releases_run_dirs, shell_command,
+                               torch_threads)
 from sqtool.export.subjects import PSEUDONYM_FORM, PSEUDONYM_IDS, pseudonymised, renamed, subject_names
 
 TARGETS = ("onnx", "tflite", "c")
@@ -39,7 +40,7 @@ TARGETS = ("onnx", "tflite", "c")
 @dataclass
 class ExportConfig:
     model: str = field(default="", metadata={"help": "what to export: a `sqtool quantize` run folder (its model.pt) "
-                                                     "or a checkpoint file", "required": True, "metavar": "RUN"})
+                                                     "or a checkpoint file", "required": True, "metavar": "RUN", "path": True})
     target: list[str] = field(default_factory=lambda: list(TARGETS),
                               metadata={"help": "comma-separated: onnx, tflite, c"})
     precision: str = field(default="auto", metadata={"help": "auto (int8 and float when the checkpoint allows) | "
@@ -50,7 +51,7 @@ class ExportConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar over the targets on stderr (the "
                                                            "one line per artifact is always printed)"})
     heldout: str | None = field(default=None, metadata={"help": "held-out windows .npz for the parity checks "
-                                                                "(default: RUN/heldout.npz)"})
+                                                                "(default: RUN/heldout.npz)", "path": True})
     max_windows: int = field(default=0, metadata={"help": "use at most this many held-out windows (0 = all)"})
     random_windows: int = field(default=-1, metadata={
         "help": "spectral models: random int8 code windows added to the parity set (-1 = 32 without a held-out "
@@ -88,6 +89,7 @@ def register(sub, name: str, helptext: str) -> None:
 
 def run(args) -> int:
     cfg = resolve_config(ExportConfig, args)
+    check_required("export", cfg)                   # a usage error (exit 2), before anything is read
     res = export(cfg)
     print(res["summary"])
     if res.get("explain_text"):
@@ -224,7 +226,8 @@ def _load_inputs(cfg: ExportConfig):
     import numpy as np
     from sqtool.core.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint_path
     if not cfg.model:
-        raise SqtoolError("export: --model RUN (a compress run dir or checkpoint) is required")
+        raise SqtoolError("export: --model RUN is required (a quantize run folder or checkpoint) "
+                          "(see sqtool export --help)", code=2)
     targets = [t.strip().lower() for t in cfg.target if t.strip()]
     bad = [t for t in targets if t not in TARGETS]
     if bad or not targets:
@@ -278,7 +281,9 @@ def _load_inputs(cfg: ExportConfig):
             x = x[:cfg.max_windows]
             y = None if y is None else y[:cfg.max_windows]
     elif cfg.heldout or not spectral:
-        raise SqtoolError(f"held-out windows {hpath} not found: parity needs them (pass --heldout FILE.npz)")
+        raise SqtoolError(f"held-out windows {hpath} not found: parity needs them (`sqtool quantize` writes "
+                          "them into its run folder: export a quantize run, or pass --heldout FILE.npz, e.g. the "
+                          "heldout.npz of a quantize run of the same model)")
     else:
         hpath = None
     n_random = cfg.random_windows if cfg.random_windows >= 0 else (0 if x is not None else 32)
@@ -305,6 +310,10 @@ def _load_inputs(cfg: ExportConfig):
                      "the most a training recording had); a device with one PPG sensor"
                      + (f" (as {', '.join(held_ds)}'s recordings may be)" if held_ds else "")
                      + " needs --ppg-sensors 1")
+    if cfg.device_fs and not spectral:      # a note, not a refusal: a script passing it for every model still runs
+        notes.append(f"--device-fs {cfg.device_fs:g} is for spectral models (their C front end); this time-domain "
+                     f"model's network reads windows at its own rate, {float(mcfg['fs']):g} Hz: resample to it on "
+                     "the device")
     if names:
         notes.append(f"subjects of {', '.join(pseudonymised(names))} written as pseudonyms ({PSEUDONYM_FORM}; "
                      f"--subjects {cfg.subjects}; source run {path}): {PSEUDONYM_IDS}")
@@ -399,6 +408,8 @@ def _export(cfg: ExportConfig) -> dict:
     from sqtool.export import parity as P
     from sqtool.export.metadata import build_metadata, float_metadata
     from sqtool.models import load_model
+    if cfg.out:
+        check_out_dir("export", cfg.out, cfg.force)     # a taken or unwritable --out: before any checkpoint is read
     inp = _load_inputs(cfg)
     ckpt, x, y = inp["ckpt"], inp["x"], inp["y"]
     graph = qmodel = brev = None

@@ -52,7 +52,8 @@ import numpy as np
 from sqtool.core import SqtoolError, add_config_args, make_run_dir, resolve_config, save_config, write_metrics
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
-from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
+from sqtool.core.runs import FORCE_HELP, check_required, releases_run_dirs, shell_command
+from sqtool.core.say import also_on_stderr
 from sqtool.firmware_bench.report import SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
@@ -60,10 +61,10 @@ from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_o
 @dataclass
 class BenchConfig:
     model: str = field(default="", metadata={"help": "what to benchmark: a `sqtool export` folder (its manifest.json "
-                                                     "lists the artifacts)", "required": True, "metavar": "EXPORT"})
+                                                     "lists the artifacts)", "required": True, "metavar": "EXPORT", "path": True})
     data: str = field(default="", metadata={"help": "recordings: a dataset dir or file (e.g. troika/Training_data), "
                                                     "or 'synthetic' (embedded wrist PPG with known HR)",
-                                            "required": True})
+                                            "required": True, "path": True})
     runtime: list[str] = field(default_factory=list, metadata={"help": "comma-separated runtimes or groups (torch, "
                                                                        "onnx, litert, tflm, c, mcu, all); default: "
                                                                        "all that the artifacts allow"})
@@ -76,13 +77,13 @@ class BenchConfig:
     compare: list[str] = field(default_factory=list, metadata={
         "help": "instead of a bench: two bench runs (folders or bench.json) of the same recordings: per-subject MAE "
                 "of A and B, B - A with its 95 % t-interval and sign-flip p over the subjects (compare.md, "
-                "compare.json; --runtime: the one runtime compared, else A's primary)", "metavar": "A,B"})
+                "compare.json; --runtime: the one runtime compared, else A's primary)", "metavar": "A,B", "path": True})
     teacher: str = field(default="", metadata={"help": "teacher checkpoint / run dir (default: found via the "
-                                                       "export's provenance)"})
+                                                       "export's provenance)", "path": True})
     student_float: str = field(default="", metadata={"help": "float student checkpoint (default: found via the "
-                                                             "export's provenance)"})
+                                                             "export's provenance)", "path": True})
     student_int8: str = field(default="", metadata={"help": "QAT student checkpoint (default: found via the export's "
-                                                            "provenance)"})
+                                                            "provenance)", "path": True})
     chunk: int = field(default=25, metadata={"help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
     filter: str = field(default="window", metadata={"help": "stream band-pass: window | causal | none"})
     quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality_logit "
@@ -128,7 +129,9 @@ def run(args) -> int:
         print(compare_tables(c))
         print(f"\ncompare -> {c['run_dir']}\nreport: {Path(c['run_dir']) / 'compare.md'}\n{next_line(c)}")
         return 0
-    res = run_bench(data_from_flags(cfg))
+    cfg = data_from_flags(cfg)
+    check_required("bench", cfg)                      # a usage error (exit 2), before anything is read
+    res = run_bench(cfg)
     if res.get("kind") == "spectral":
         from sqtool.firmware_bench.spectral import tables
     else:
@@ -401,9 +404,12 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                           f"(its outputs: {', '.join(map(str, outputs)) or 'none'})")
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         from sqtool.firmware_bench.spectral import run_spectral_bench
-        res = run_spectral_bench(cfg, art, records, log=item)
+        res = run_spectral_bench(cfg, art, records, log=item, warn_line=also_on_stderr)
         _save_resolved(res)
         return res
+    if cfg.max_seconds:       # a note, not a refusal: a --config or script that sets it for both kinds still runs
+        item(f"note: --max-seconds {cfg.max_seconds:g} cuts recordings for spectral models only; this time-domain "
+             "export is benchmarked on whole recordings (--max-records limits how many)")
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = art.metadata
     if md.get("task") != "hr":
@@ -587,7 +593,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                                                          set(subj.tolist()))
     for warn in reversed(warns):                              # in the table and the notes, as the spectral bench
         res["notes"].insert(0, warn)
-        item(warn)
+        also_on_stderr(warn)                                  # stdout has it in the tables: here once, 2>&1 or not
     res["floor"] = floor_res = check_floors(rows, floors, res["seen_in_training"], cfg.floor_on_seen)
     for s in res["series"]["records"]:
         s["key"] = subject_key(s.get("dataset", ""), s["subject"])

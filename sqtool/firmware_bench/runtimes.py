@@ -115,7 +115,14 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed
     skipped runtime: the benches let TamperedArtifact through. `checkpoints` (key -> path, empty = none) are
     checkpoints the user named explicitly (the manifest's are then not read)."""
     over = {k: Path(v) for k, v in (checkpoints or {}).items() if v}
-    m = read_manifest(path)
+    try:
+        m = read_manifest(path)
+    except SqtoolError as e:
+        from sqtool.core.runs import export_first_hint
+        hint = export_first_hint(path)               # a quantize or fine-tune run given where its export goes
+        if hint is None:
+            raise
+        raise SqtoolError(f"{e} ({hint})") from None
     m.require_parity(allow_failed_parity, flag)
     m.check_unchanged()
     mp = m.file("metadata.json")

@@ -483,8 +483,9 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     return recs, skipped, data
 
 
-def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
-    """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict."""
+def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dict:
+    """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict. `log` gets
+    each progress line, `warn_line` (default: `log`) each WARNING line, which `tables` also shows."""
     from sqtool.core import make_run_dir, save_config, write_metrics
     from sqtool.data.record import resampled_note
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
@@ -683,7 +684,7 @@ def run_spectral_bench(cfg, art, records=None, log=print) -> dict:
     res["seen_in_training"] = seen
     for warn in reversed(warns):
         notes.insert(0, warn)
-        log(warn)
+        (warn_line or log)(warn)
     write_spectral_report(run_dir, res, recs, hrs)
     write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in ("status", "metrics", "uncertainty",
                                                                                "exact_pct",
@@ -792,9 +793,7 @@ def tables(res: dict) -> str:
            f"front end {p['frontend']}"]
     if not res["labelled"]:
         out.append(f"NOTE: {NOT_MEASURED}")
-    seen = set(res.get("seen_in_training") or ())
-    if seen:
-        out.append(next(n for n in res["notes"] if n.startswith("WARNING")))
+    out += [n for n in res["notes"] if n.startswith("WARNING")]       # every one, here on stdout
     out.append("")
     rows = []
     for r in res["runtimes"] + [res["baseline"]]:
