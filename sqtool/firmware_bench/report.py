@@ -135,8 +135,9 @@ def tables(res: dict) -> str:
     out = provenance_lines(res["provenance"])
     if not labelled:
         out.append(f"NOTE: {res.get('accuracy') or 'accuracy not measured'}; cost and fidelity only")
+    seen = set(res.get("seen_in_training") or ())
     warnings = [n for n in res.get("notes") or [] if n.startswith("WARNING")]   # every one, here on stdout
-    if res.get("seen_in_training") and not warnings:   # scored subjects the student was trained on: optimistic MAE
+    if seen and not warnings:   # scored subjects the student was trained on: optimistic MAE
         warnings = ["WARNING: scored subjects were seen in training"]
     out += warnings
     out += ["", "accuracy (BPM, windows with ECG truth)" if labelled else "accuracy: not measured (no truth)"]

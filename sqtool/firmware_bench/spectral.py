@@ -793,6 +793,7 @@ def tables(res: dict) -> str:
            f"front end {p['frontend']}"]
     if not res["labelled"]:
         out.append(f"NOTE: {NOT_MEASURED}")
+    seen = set(res.get("seen_in_training") or ())
     out += [n for n in res["notes"] if n.startswith("WARNING")]       # every one, here on stdout
     out.append("")
     rows = []
