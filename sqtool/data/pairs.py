@@ -73,6 +73,7 @@ from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, ad
 from sqtool.core.io import dumps_json
 from sqtool.core.progress import bar as progress_bar, item as progress_line
 from sqtool.core.runs import FORCE_HELP, note_run, releases_run_dirs, shell_command
+from sqtool.data.record import subject_key
 
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -110,6 +111,12 @@ class PairsConfig:
     on_error: str = field(default="raise", metadata={"help": "a bad file: raise | skip (listed in metrics)"})
     synthetic_subjects: int = field(default=8, metadata={"help": "subjects of the synthetic default corpus"})
     synthetic_duration_s: float = field(default=600.0, metadata={"help": "record length of the synthetic corpus, s"})
+    exclude_subjects: list[str] = field(default_factory=list, metadata={
+        "help": "subjects never mined, comma-separated: 'dataset:subject' keys (as train finetune --heldout-subjects "
+                "and quantize write them) or a bare subject id (left out of every dataset that has it); a dataset "
+                "file's split.test subjects are added unless --keep-test-subjects"})
+    keep_test_subjects: bool = field(default=False, metadata={
+        "help": "mine a dataset file's split.test subjects too (default: left out, as fine-tuning holds them out)"})
     seed: int = field(default=0, metadata={"help": "random seed (synthetic data and fallback artifacts)"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
     name: str = field(default="pairs", metadata={"help": "run name (run directory suffix)"})
@@ -337,11 +344,39 @@ def _work(args) -> dict:
     unit, cfg, seed = args
     try:
         recs, excluded = _read_unit(unit)
+        held = [subject_key(r.dataset, r.subject) for r in recs if held_out(r, cfg.exclude_subjects)]
+        recs = [r for r in recs if not held_out(r, cfg.exclude_subjects)]
         rng = np.random.default_rng(seed)
         out = [record_pairs(r, cfg, rng) for r in recs]
-        return {"ok": out, "excluded": excluded, "rss_mb": peak_rss_mb()}
+        return {"ok": out, "excluded": excluded, "held": held, "rss_mb": peak_rss_mb()}
     except SqtoolError as e:
         return {"error": str(e)}
+
+
+def held_out(rec, names) -> bool:
+    """True when recording `rec`'s subject is one of `names` (--exclude-subjects): its key 'dataset:subject', or
+    its bare subject id."""
+    return bool(names) and (subject_key(rec.dataset, rec.subject) in names or str(rec.subject) in names)
+
+
+def with_test_subjects(cfg: PairsConfig, inputs) -> PairsConfig:
+    """cfg with every input dataset file's split.test subjects added to exclude_subjects (as 'name:subject' keys,
+    the keys fine-tuning holds out), unless keep_test_subjects; a split by heldout_fraction, whose subjects are
+    known only once every recording is read, is said in one note line instead."""
+    if cfg.keep_test_subjects:
+        return cfg
+    names = list(cfg.exclude_subjects)
+    for _, units in inputs:
+        ds = units[0][1] if units and units[0][0] == "dsfile" else None
+        if ds is None:
+            continue
+        if ds.split.test:
+            names += [subject_key(ds.name, s) for s in ds.split.test]
+        elif ds.split.heldout_fraction:
+            print(f"sqtool: note: {ds.path}: its split (heldout_fraction {ds.split.heldout_fraction:g}) names no "
+                  "subject before every recording is read, so its test subjects are mined too; name them with "
+                  "--exclude-subjects to keep them out of pretraining", file=sys.stderr)
+    return replace(cfg, exclude_subjects=sorted(set(map(str, names))))
 
 
 def _ignore_sigint() -> None:
@@ -483,7 +518,8 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True, resume: bool = False) ->
     else:
         run_dir = make_run_dir("data_pairs", cfg.name, cfg.out, force=cfg.force)
     try:
-        return _mine(cfg, inputs, run_dir, progress, ShardWriter, clock, resume)
+        return _mine(with_test_subjects(cfg, inputs), inputs, run_dir, progress, ShardWriter, clock, resume,
+                     asked=cfg)                                 # config.yaml: as asked (a resume resolves it again)
     except KeyboardInterrupt:
         raise                                   # the flushed shards stay: `data pairs --resume RUN` continues
     except BaseException:
@@ -601,8 +637,7 @@ class _Progress:
             f = f"{RESUME_DIR}/gaps-{len(writer.shards) - 1:05d}.npz"
             atomic_save_npz(self.dir.parent / f, **gaps)
             self.gap_files.append(f)
-        tallies = {name: {**{k: v for k, v in d.items() if k not in ("q_gap", "t_gap", "subjects", "subjects_with_pairs")},
-                          "subjects": sorted(d["subjects"]), "subjects_with_pairs": sorted(d["subjects_with_pairs"])}
+        tallies = {name: {k: sorted(v) if k in TALLY_SETS else v for k, v in d.items() if k not in ("q_gap", "t_gap")}
                    for name, d in self.per_ds.items()}
         state = {"format": RESUME_FORMAT, "units": self.n_units, "units_sha": self.units_sha,
                  "next_unit": self.unit, "skip_pairs": writer.total - self.before, "writer": writer.state(),
@@ -632,8 +667,7 @@ class _Progress:
         writer.restore(st["writer"])
         for name, t in st["tallies"].items():
             d = self.per_ds[name] = new_tally()
-            d.update({k: v for k, v in t.items() if k not in ("subjects", "subjects_with_pairs")},
-                     subjects=set(t["subjects"]), subjects_with_pairs=set(t["subjects_with_pairs"]))
+            d.update({k: set(v) if k in TALLY_SETS else v for k, v in t.items()})
         names = list(self.per_ds)
         for f in st["gap_files"]:
             with np.load(self.dir.parent / f) as z:
@@ -654,14 +688,14 @@ class _Progress:
 
 
 def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[float, float] | None = None,
-          resume: bool = False) -> dict:
+          resume: bool = False, asked: PairsConfig | None = None) -> dict:
     import multiprocessing as mp
 
     import scipy.signal  # noqa: F401  (imported once here, so forked workers do not each pay for it)
 
     from sqtool.data import readers  # noqa: F401
 
-    save_config(run_dir, cfg, resumed=resume, seed=cfg.seed)
+    save_config(run_dir, asked or cfg, resumed=resume, seed=cfg.seed)
     workers = cfg.workers or os.cpu_count() or 1
     header = {"fs": cfg.fs, "window_s": cfg.window_s, "hop_s": cfg.hop_s or cfg.window_s,
               "channels": list(cfg.channels), "norm": cfg.norm, "band": [cfg.band_lo, cfg.band_hi],
@@ -722,6 +756,10 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
                                synthetic=rec["synth"][k:])
             for rec in r["ok"]:
                 tally(per_ds.setdefault(name, new_tally()), rec)
+            if r["held"]:                             # recordings of --exclude-subjects: counted, never mined
+                d = per_ds.setdefault(name, new_tally())
+                d["heldout_records"] += len(r["held"])
+                d["heldout_subjects"].update(r["held"])
             excluded.setdefault(name, set()).update(r["excluded"])
             bar.set_postfix(pairs=writer.count)
             beat(i + 1, writer.count)
@@ -751,6 +789,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
                                                                 f"{v['poor']} poor" for k, v in datasets.items())
                           + " (pass --synthetic-partners to pair good windows with corrupted copies)")
     _warn_unknown_excluded(inputs, excluded)
+    _warn_unmatched_subjects(cfg.exclude_subjects, per_ds)
     for k, v in datasets.items():
         if v["pairs"] == 0 and progress:
             print(f"sqtool: warning: {k} gives no pair ({v['no_pairs_reason']})", file=sys.stderr)
@@ -758,6 +797,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
                           "synthetic_pairs": total["synthetic_pairs"]})
     write_pair_stats(run_dir, datasets, total, bool(cfg.synthetic_fallback))
     metrics = {**total, "synthetic_partners": bool(cfg.synthetic_fallback), "datasets": datasets,
+               "exclude_subjects": list(cfg.exclude_subjects),
                "shards": len(index["shards"]),
                "bytes": int(sum(s["bytes"] for s in index["shards"])), "workers": workers,
                "wall_s": round(wall, 3), "windows_per_s": round(total["windows"] / max(wall, 1e-9), 1),
@@ -784,6 +824,16 @@ def _warn_unknown_excluded(inputs, excluded: dict[str, set]) -> None:
                  "for it)")
 
 
+def _warn_unmatched_subjects(names, per_ds: dict) -> None:
+    """One line for each --exclude-subjects name (or dataset-file test subject) that matched no recording."""
+    from sqtool.data.dataset_tasks import warn
+    keys = set().union(*(d["heldout_subjects"] for d in per_ds.values())) if per_ds else set()
+    bare = {k.split(":", 1)[1] for k in keys}
+    if unknown := [n for n in names if n not in keys and n not in bare]:
+        warn(f"--exclude-subjects {', '.join(unknown)}: no recording of that subject in the data (nothing left out "
+             "for it)")
+
+
 # ----------------------------------------------------------------------------- pair statistics
 
 def new_tally() -> dict:
@@ -792,7 +842,11 @@ def new_tally() -> dict:
     their means as float64 running sums."""
     return {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic_pairs": 0,
             "poor_used": 0, "short_records": 0, "unusable_records": 0, "nonfinite_windows": 0,
-            "subjects_with_pairs": set(), "q_gap": [], "t_gap": [], "gap_sums": [0, 0.0, 0.0]}
+            "subjects_with_pairs": set(), "q_gap": [], "t_gap": [], "gap_sums": [0, 0.0, 0.0],
+            "heldout_records": 0, "heldout_subjects": set()}
+
+
+TALLY_SETS = ("subjects", "subjects_with_pairs", "heldout_subjects")      # a tally's sets (saved as sorted lists)
 
 
 def tally(d: dict, rec: dict) -> None:
@@ -825,15 +879,18 @@ def dataset_stats(d: dict) -> dict:
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.float32)   # noqa: E731
     qg, tg = cat(d["q_gap"]), cat(d["t_gap"])
     n, q_sum, t_sum = d["gap_sums"]
-    out = {k: v for k, v in d.items() if k not in ("q_gap", "t_gap", "gap_sums", "subjects", "subjects_with_pairs")}
+    out = {k: v for k, v in d.items() if k not in ("q_gap", "t_gap", "gap_sums", *TALLY_SETS)}
     out.update(subjects=len(d["subjects"]), subjects_with_pairs=len(d["subjects_with_pairs"]),
+               heldout_subjects=sorted(d["heldout_subjects"]),
                real_pairs=int(d["pairs"] - d["synthetic_pairs"]),
                quality_gap_mean=q_sum / n if n else None,
                quality_gap_median=float(np.median(qg)) if qg.size else None,
                time_gap_s_mean=t_sum / n if n else None,
                time_gap_s_median=float(np.median(tg)) if tg.size else None)
     if d["pairs"] == 0:
-        out["no_pairs_reason"] = ("no record has the model's channels" if d.get("unusable_records") == d["records"]
+        out["no_pairs_reason"] = ("every recording's subject is left out (--exclude-subjects, the dataset file's split)"
+                                  if d["records"] == 0 and d["heldout_records"] else
+                                  "no record has the model's channels" if d.get("unusable_records") == d["records"]
                                   else "no window as long as the pair window" if d["windows"] == 0 else
                                   "no poor window (every window scored good)" if d["poor"] == 0 else
                                   "no good window (every window scored poor)" if d["good"] == 0 else
@@ -863,6 +920,11 @@ def write_pair_stats(run_dir: Path, datasets: dict, total: dict, synthetic_partn
                  f"{total['subjects_with_pairs']} | {total['windows']} | {total['good']} | {total['poor']} | "
                  f"{total['real_pairs']} | "
                  f"{total['synthetic_pairs']} | - | - | - |")
+    held = {k: v["heldout_subjects"] for k, v in datasets.items() if v.get("heldout_subjects")}
+    if held:
+        lines += ["", "Left out, never mined (--exclude-subjects, a dataset file's split.test): "
+                  + "; ".join(f"{k}: {len(v)} subjects ({datasets[k]['heldout_records']} recordings): "
+                              f"{', '.join(v)}" for k, v in held.items())]
     atomic_write_text(run_dir / "pair_stats.md", "\n".join(lines) + "\n")
     atomic_write_text(run_dir / "pair_stats.json", dumps_json(
         {"synthetic_partners": synthetic_partners, "datasets": datasets, "total": total}, indent=1) + "\n")
@@ -945,6 +1007,10 @@ def _print_pairs(cfg: PairsConfig, args) -> int:
         print(f"  {name:<16} records {d['records']:>5}  subjects {d['subjects']:>4}  windows {d['windows']:>7}  "
               f"good {d['good']:>7}  poor {d['poor']:>6}  pairs {d['pairs']:>7}  quality gap {gap}  "
               f"(short records {d['short_records']})")
+    held = sorted(k for d in m["datasets"].values() for k in d["heldout_subjects"])
+    if held:
+        print(f"left out, never mined: {len(held)} subject(s) (--exclude-subjects, a dataset file's split.test): "
+              f"{', '.join(held)}")
     if m["nonfinite_windows"]:
         print(f"left out {m['nonfinite_windows']} windows holding NaN/Inf samples (gaps; metrics.json "
               "nonfinite_windows per dataset)")

@@ -1,0 +1,80 @@
+"""Subjects kept out of pretraining: `data pairs --exclude-subjects` and a dataset file's split.test subjects (left out
+by default, as fine-tuning holds them out) are never mined, counted per dataset, said in the summary, and survive a
+resume; a name that matches no recording is one warning line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sqtool.cli import main
+from sqtool.data.pairs import PairsConfig, mine_pairs
+from sqtool.data.shards import read_index
+
+from test_pairs import _interrupt_after_shard, _own_corpus, _same_run
+
+
+def _subjects(out) -> set[str]:
+    return set(read_index(out)[1]["subjects"])
+
+
+def test_excluded_subjects_are_never_mined_and_counted(tmp_path, capsys):
+    ds = _own_corpus(tmp_path, "icu", 4)
+    m = mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p"), workers=1, max_gap_s=120,
+                               exclude_subjects=["icu:p02", "p04", "p09"]), progress=False)
+    assert _subjects(tmp_path / "p") == {"icu/p01", "icu/p03"}                   # a key and a bare id both work
+    d = m["datasets"]["icu"]
+    assert d["records"] == 2 and d["heldout_records"] == 2 and d["heldout_subjects"] == ["icu:p02", "icu:p04"]
+    err = capsys.readouterr().err
+    assert "--exclude-subjects p09: no recording of that subject in the data" in err
+    assert "icu: 2 subjects (2 recordings): icu:p02, icu:p04" in (tmp_path / "p" / "pair_stats.md").read_text()
+
+
+def test_a_dataset_files_test_subjects_stay_out_unless_kept(tmp_path, capsys):
+    """The file's split.test subjects are the ones fine-tune and quantize hold out: their recordings were mined into
+    the pretraining pairs (an own-data audit); now left out by default, --keep-test-subjects mines them."""
+    ds = _own_corpus(tmp_path, "icu", 4)
+    ds.write_text(ds.read_text() + "split: {test: [p03, p04]}\n")
+    out = tmp_path / "p"
+    assert main(["data", "pairs", "--data", str(ds), "--workers", "1", "--max-gap-s", "120", "--no-progress",
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert _subjects(out) == {"icu/p01", "icu/p02"}
+    assert "left out, never mined: 2 subject(s) (--exclude-subjects, a dataset file's split.test): icu:p03, icu:p04" \
+        in said
+    assert json.loads((out / "metrics.json").read_text())["exclude_subjects"] == ["icu:p03", "icu:p04"]
+    assert main(["data", "pairs", "--data", str(ds), "--workers", "1", "--max-gap-s", "120", "--no-progress",
+                 "--keep-test-subjects", "--out", str(tmp_path / "all")]) == 0
+    assert _subjects(tmp_path / "all") == {f"icu/p0{i}" for i in range(1, 5)}
+
+
+def test_a_heldout_fraction_split_is_said_not_applied(tmp_path, capsys):
+    ds = _own_corpus(tmp_path, "icu", 4)
+    ds.write_text(ds.read_text() + "split: {heldout_fraction: 0.25}\n")
+    mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p"), workers=1, max_gap_s=120), progress=False)
+    assert "its split (heldout_fraction 0.25) names no subject before every recording is read" in \
+        capsys.readouterr().err
+    assert len(_subjects(tmp_path / "p")) == 4
+
+
+def test_every_subject_left_out_says_why(tmp_path):
+    ds = _own_corpus(tmp_path, "icu", 2)
+    from sqtool.core import SqtoolError
+    with pytest.raises(SqtoolError, match="no .*pair"):
+        mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p"), workers=1, exclude_subjects=["p01", "p02"]),
+                   progress=False)
+
+
+def test_a_resumed_run_keeps_its_left_out_subjects(tmp_path, monkeypatch):
+    ds = _own_corpus(tmp_path, "icu", 6)
+    ds.write_text(ds.read_text() + "split: {test: [p02]}\n")
+    base = dict(input=[str(ds)], workers=1, shard_mb=0.02, max_gap_s=120, exclude_subjects=["p05"])
+    full = mine_pairs(PairsConfig(out=str(tmp_path / "full"), **base), progress=False)
+    out = tmp_path / "cut"
+    _interrupt_after_shard(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        mine_pairs(PairsConfig(out=str(out), **base), progress=False)
+    m = mine_pairs(PairsConfig(out=str(out), **base), progress=False, resume=True)
+    _same_run(tmp_path / "full", out)
+    assert m["datasets"]["icu"]["heldout_subjects"] == full["datasets"]["icu"]["heldout_subjects"] == \
+        ["icu:p02", "icu:p05"]
