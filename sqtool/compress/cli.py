@@ -40,6 +40,7 @@ from sqtool.core.io import NPZ_ERRORS, read_json
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
 from sqtool.core.runs import FORCE_HELP, at_cfg_threads, load_run_npz, releases_run_dirs, shell_command
+from sqtool.core.say import also_on_stderr
 from sqtool.data.heldout import HELDOUT_FRACTION, file_split, heldout_note, recorded_heldout, teacher_heldout
 from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
                                       train_option)
@@ -203,15 +204,44 @@ def _precheck(cfg) -> None:
     get_preset(cfg.preset)                                               # unknown preset -> error first
 
 
+# Options of the time-domain students only: a spectral student is a fixed registry model (its channels, rate,
+# width and depth are the teacher's grid's) trained on the bins (models.hr_bins), so these would be recorded in
+# config.yaml and ignored; refused on a spectral teacher when they differ from their defaults.
+TIME_DOMAIN_ONLY = ("fs", "channels", "width_mult", "depth_delta", "quality_head", "feature_weight", "quality_weight",
+                    "quality_label", "quality_err", "stretch")
+
+
+def check_spectral_options(cfg: QuantizeConfig, ck: dict) -> None:
+    """One line naming the time-domain-only options (`TIME_DOMAIN_ONLY`) `cfg` sets for the spectral teacher `ck`."""
+    from sqtool.core.config import flag_of
+    defaults = QuantizeConfig()
+    given = [flag_of(QuantizeConfig, k) for k in TIME_DOMAIN_ONLY
+             if list_or_value(getattr(cfg, k)) != list_or_value(getattr(defaults, k))]
+    if given:
+        raise SqtoolError(f"{', '.join(given)}: time-domain students only; teacher {ck['path']} is spectral (its "
+                          f"student, e.g. spec_student_s, has the teacher's channels, rate and size: choose it with "
+                          "--student)")
+
+
+def list_or_value(v):
+    """A list option read from a file or the command line (a tuple or a list) compared as a list."""
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
 def run(args) -> int:
+    from sqtool.core.runs import check_out_dir, check_required
     if getattr(args, "resume", None):
         return _resume(args)
     cfg = resolve_config(QuantizeConfig, args)
+    check_required("quantize", cfg)                  # a usage error (exit 2), before anything is read
     _precheck(cfg)
+    if cfg.out:
+        check_out_dir("quantize", cfg.out, cfg.force)   # before the teacher and the data are read
     log = _log(args)
     ck = _spectral_teacher(cfg)
     if ck is not None:
         from sqtool.compress.quantize_hr import quantize_hr_run
+        check_spectral_options(cfg, ck)
         run_dir, metrics = quantize_hr_run(with_teacher_task(cfg, ck), ck, log=log)
     elif cfg.student_init:
         raise SqtoolError("--student-init applies to spectral heart-rate students (a spec_* teacher); a time-domain "
@@ -269,6 +299,7 @@ def print_results(run_dir, metrics: dict) -> None:
     run_dir = Path(run_dir)
     if metrics.get("heldout_note"):                   # held-out subjects the teacher trained on, or may have
         print(f"WARNING: {metrics['heldout_note']}")
+        also_on_stderr(f"WARNING: {metrics['heldout_note']}")   # where a CI log keeps it, as bench and predict do
     print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
     print(f"next: {shell_command('export', '--model', run_dir, '--target', 'onnx,tflite,c')}")

@@ -99,6 +99,15 @@ def _looks_like_torch_file(p: Path) -> bool:
     return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
+def _finetune_first(path) -> str:
+    from sqtool.core.runs import shell_command
+    return f"fine-tune it first: {shell_command('train', 'finetune', '--init', path, '--task', 'TASK')}"
+
+
+# (the checkpoint's kind, a kind the command expects) -> what to do, given the path the command was handed
+KIND_HINTS = {("teacher_pretrain", "teacher_task"): _finetune_first}
+
+
 def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] | None = None,
                     name: str = "model.pt") -> dict:
     """Load and validate a checkpoint (tensors and plain data only); every problem is one SqtoolError line."""
@@ -120,6 +129,8 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
     if expect_kind is not None:
         kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
         if ckpt["kind"] not in kinds:
-            raise SqtoolError(f"checkpoint {p} is a {ckpt['kind']} checkpoint; expected {' or '.join(kinds)}")
+            hint = next((h for (got, want), h in KIND_HINTS.items() if got == ckpt["kind"] and want in kinds), None)
+            raise SqtoolError(f"checkpoint {p} is a {ckpt['kind']} checkpoint; expected {' or '.join(kinds)}"
+                              + (": " + hint(path) if hint else ""))
     ckpt["path"] = str(p)
     return ckpt

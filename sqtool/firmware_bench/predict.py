@@ -67,7 +67,6 @@ recording is left. (`sqtool.load_model(...).predict`, handed arrays, returns a f
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +76,7 @@ from sqtool.core import SqtoolError
 from sqtool.core.metrics import sigmoid
 from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
+from sqtool.core.say import also_on_stderr
 from sqtool.data.record import resampled_note, stream_rate
 from sqtool.firmware_bench.report import left_out_lines, long_enough
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
@@ -95,8 +95,9 @@ class PredictConfig:
     data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
                                                     "EDF, a dataset folder or name), or 'synthetic' (the embedded "
                                                     "wrist PPG with known HR that bench reads)", "required": True})
-    runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite | onnx | torch | mcu (Cortex-M4 "
-                                                       "on QEMU) (default: the C pipeline when available, else c)"})
+    runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx | torch | "
+                                                       "mcu (Cortex-M4 on QEMU), or a bench runtime name (e.g. "
+                                                       "mcu_m33) (default: the C pipeline when available, else c)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
     data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data); without "
@@ -119,7 +120,10 @@ def register(sub, name: str, helptext: str) -> None:
 def run(args) -> int:
     from sqtool.core import resolve_config
     from sqtool.firmware_bench.cli import data_from_flags
-    print_results(predict(data_from_flags(resolve_config(PredictConfig, args))))   # --data-root alone: --data
+    from sqtool.core.runs import check_required
+    cfg = data_from_flags(resolve_config(PredictConfig, args))   # --data-root alone: --data
+    check_required("predict", cfg)                    # a usage error (exit 2), before anything is read
+    print_results(predict(cfg))
     return 0
 
 
@@ -128,9 +132,8 @@ def print_results(res: dict) -> None:
     and the next command."""
     for w in res["warnings"] + res.get("notes", []):
         print(w)
-    if not _one_stream():                               # and where a CI log keeps what went wrong, as bench does;
-        for w in res["warnings"]:                       # a terminal (or 2>&1) shows both streams: said once there
-            print(w, file=sys.stderr)
+    for w in res["warnings"]:                           # and where a CI log keeps what went wrong, as bench does
+        also_on_stderr(w)
     for r in res["recordings"]:
         m = r.get("metrics") or {}
         acc = (f", MAE {_mae_text(m, res.get('truth_units') or {})} vs truth over {m['n']} windows" +
@@ -157,16 +160,6 @@ def print_results(res: dict) -> None:
     else:                                              # bench scores heart rate; another task's model ships as is
         print(f"next: build {res['model_dir']}/c/*.c into the firmware (API in sq_model.h; its accuracy: the "
               "quantize run's report.md)")
-
-
-def _one_stream() -> bool:
-    """True when stdout and stderr are the same file (one terminal, or `2>&1`): a line printed on both shows twice."""
-    import os
-    try:
-        a, b = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
-    except (AttributeError, OSError, ValueError):           # a stream without a file (captured, io.StringIO)
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _mae_text(m: dict, units: dict) -> str:
@@ -265,8 +258,8 @@ def spectral_runtime(runtime: str, where: str = "--runtime") -> str:
     from sqtool.firmware_bench.spectral import RUNTIMES
     name = CHOICES.get(runtime, runtime) if runtime else ""
     if name and name not in RUNTIMES:
-        raise SqtoolError(f"{where} {runtime}: unknown (choose c_pipeline, c, tflite, onnx, torch or mcu; "
-                          "none = the default)")
+        raise SqtoolError(f"{where} {runtime}: unknown (choose c_pipeline, c, tflite (litert), tflm, onnx, torch "
+                          "or mcu; none = the default)")
     return name
 
 
@@ -307,7 +300,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         from sqtool.core.runs import check_out_dir
         check_out_dir("predict", cfg.out, cfg.force)      # before the data and the front end
     if not cfg.model:
-        raise SqtoolError("--model is required (an `sqtool export` dir of a heart-rate model)")
+        raise SqtoolError("predict: --model EXPORT is required (an `sqtool export` folder (any task's model)) "
+                          "(see sqtool predict --help)", code=2)
     art = R.load_artifacts(cfg.model)              # the exported files; a source only if a runtime reads it
     md = art.metadata
     if R.is_spectral(md) and md.get("task") != "hr":
@@ -580,8 +574,8 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     spec = StreamSpec.from_model_cfg(md)
     name = TIME_DOMAIN.get(cfg.runtime, cfg.runtime) if cfg.runtime else "c_host_single"
     if name not in R.RUNTIMES:
-        raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite, tflm, onnx, "
-                          "torch or mcu; the C pipeline is the spectral models')")
+        raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite (litert), "
+                          "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")
     tile = md.get("short_records") == "tile"           # as the model's training data (export metadata)
     def one(r) -> _TdRec:
         miss = [c for c in spec.channels if c not in r.signals]

@@ -22,7 +22,7 @@ from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_a
                          resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
 from sqtool.core.optim import check_training_numbers
-from sqtool.core.runs import FORCE_HELP, as_launched, note_run, saved_yaml, shell_command
+from sqtool.core.runs import FORCE_HELP, as_launched, check_out_dir, note_run, saved_yaml, shell_command
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -128,6 +128,8 @@ def run_pretrain_cmd(args) -> int:
         m = run_pretrain(cfg, run_dir, resume=True, resume_ck=ck)     # last.pt read once
     else:
         cfg = resolve_config(PretrainConfig, args)
+        if args.out and rank == 0:                        # rank 0 makes it (the others write into it)
+            check_out_dir("train/pretrain", args.out, args.force)   # before the pairs are opened
         _precheck_pretrain(cfg)
         if cfg.pairs == "synthetic" and rank == 0:
             print(f"sqtool: note: pretraining {cfg.model} on {cfg.synthetic_pairs} synthetic pairs (a smoke run); "
@@ -243,7 +245,10 @@ def run_finetune_cmd(args) -> int:
 
     if getattr(args, "resume", None):
         return _resume_finetune(args)
-    cfg, init_ck = _precheck_finetune(resolve_config(FinetuneConfig, args))   # the --init checkpoint, read once
+    cfg = resolve_config(FinetuneConfig, args)
+    if args.out:
+        check_out_dir("train/finetune", args.out, args.force)   # before the --init checkpoint and the data are read
+    cfg, init_ck = _precheck_finetune(cfg)          # the --init checkpoint, read once
     if _is_spectral(cfg.model):
         run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
         save_config(run_dir, cfg)
