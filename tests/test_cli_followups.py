@@ -129,3 +129,36 @@ def test_train_pretrain_checks_out_before_opening_pairs(tmp_path, capsys):
                  "--out", str(out)]) == 1
     err = _one_line(capsys)
     assert "exists and is not empty" in err and "no_pairs" not in err
+
+
+# ----------------------------------------------------------------------------- export
+
+def test_export_parity_failed_on_double_rounding_alone_says_why(tmp_path):
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.export.cli import ExportConfig, export
+    from tests.export.export_fixtures import make_int8_run
+    mc = task_model_cfg("af", get_model_cfg("cnn1d_student_xs"), channels=("ppg",))
+    run = make_int8_run(tmp_path / "quantize", mc, n_heldout=4, seed=0)      # untrained: 5 LSB off, double rounding
+    exp = export(ExportConfig(model=str(run), target=["c"], out=str(tmp_path / "export")))
+    assert exp["failed"] == ["numpy reference (double rounding)", "C double rounding (host gcc)"], exp["summary"]
+    last = exp["summary"].splitlines()[-1]
+    assert last.startswith("PARITY FAILED: numpy reference (double rounding), C double rounding (host gcc)")
+    assert last.endswith(". These runtimes round twice (TFLite's reference kernels, TFLM, the C kit's "
+                         "SQ_SINGLE_ROUNDING 0) and differ from the QAT model's single rounding by up to 5 LSB on "
+                         "this model; the C kit with SQ_SINGLE_ROUNDING 1 and onnxruntime match it; `--tol-lsb 5` "
+                         "accepts it")
+
+
+@pytest.mark.parametrize("single_lsb, twin_pct, failed", [
+    (1, 100.0, ["TFLite Micro"]),                                    # a single-rounding row is not exact
+    (0, 75.0, ["TFLite Micro"]),                                     # off its numpy twin: not the rounding
+    (0, 100.0, ["TFLite Micro", "ONNX int8 (onnxruntime integer kernels)"]),    # a single-rounding runtime failed
+])
+def test_export_double_rounding_note_only_where_it_is_the_whole_story(single_lsb, twin_pct, failed):
+    from sqtool.export.cli import double_rounding_note
+    rows = [{"artifact": "C single rounding (host gcc)", "max_lsb": single_lsb},
+            {"artifact": "TFLite Micro", "max_lsb": 4, "exact_vs_pct": twin_pct, "delta_mae_bpm": None},
+            {"artifact": "ONNX int8 (onnxruntime integer kernels)", "max_lsb": 4}]
+    assert double_rounding_note(rows, failed, 0.1) == ""
+    assert "`--tol-lsb 4` accepts it" in double_rounding_note(
+        [dict(rows[0], max_lsb=0), dict(rows[1], exact_vs_pct=100.0)], ["TFLite Micro"], 0.1)
