@@ -8,12 +8,13 @@
 
 The heart-rate chain is the spectral one (`models.spectral`): the fixed-point firmware front end feeds
 a network over heart-rate bins and the decoder tracks the posterior. Both networks start from their
-SiamQuality-pretrained encoders (`--pretrain false`: from scratch); pairs are mined over all recordings
-without labels, so the teacher's out-of-fold figures are transductive in that one respect
-(the repository's heart-rate benchmark pretrains per outer fold without the held-out subject).
+SiamQuality-pretrained encoders (`--pretrain false`: from scratch); pairs are mined over the recordings without
+labels, so the teacher's out-of-fold figures are transductive in that one respect (the repository's heart-rate
+benchmark pretrains per outer fold without the held-out subject).
 The fine-tune holds out the subjects `quantize` evaluates on (`data.heldout`: a dataset file's split, else the last
 0.2 of the sorted subjects; with --data ../shared/data wrist_exercise s4-s6): neither network is fine-tuned on
-them (their unlabelled PPG may be in the pretraining pairs, as above).
+them, and the pairs step leaves them out too (`heldout_before_pairs`: the same rule, applied before any step runs),
+so no step sees their PPG; the model card says so from the pairs' own record.
 
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
@@ -91,7 +92,41 @@ def register(sub, name: str, helptext: str) -> None:
     p.set_defaults(func=run)
 
 
-def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
+def heldout_before_pairs(cfg: DemoCfg) -> list[str]:
+    """The subjects the fine-tune will hold out (`data.heldout.heldout_keys` on the heart-rate recordings' subject
+    keys: a dataset file's split, else the last 0.2 of the sorted subjects), found before the first step so that
+    the pairs step leaves them out of pretraining too. [] when the recordings cannot be listed here (the step that
+    reads them then says why); the fine-tune applies the rule itself, and the model card reads what the pairs held."""
+    from sqtool.core import resolve_data_root
+    from sqtool.data.dataset_file import load_builtin
+    from sqtool.data.dataset_tasks import dataset_of
+    from sqtool.data.heldout import file_split, heldout_keys
+    from sqtool.data.hr_spectra import HR_DATASETS, SYNTHETIC_HR_SUBJECTS
+    from sqtool.data.record import subject_key
+    from sqtool.data.synthetic import synth_corpus_specs
+
+    def keys_of(name, root) -> list[str]:             # one key per subject, in record order
+        if name == "synthetic":
+            return [subject_key("synthetic", s["subject"]) for s in synth_corpus_specs(SYNTHETIC_HR_SUBJECTS)]
+        return list(dict.fromkeys(subject_key(r.dataset, r.subject) for r in load_builtin(name, root).records()))
+    try:
+        if cfg.data_root == "synthetic":                  # the fine-tune's first --subjects of its synthetic corpus
+            keys = keys_of("synthetic", None)[:cfg.subjects]
+            return heldout_keys(keys)[0]
+        ds = dataset_of(cfg.data_root)
+        if ds is None:
+            root = Path(cfg.data_root)
+            return heldout_keys([k for n in (cfg.datasets or [d for d in HR_DATASETS if (root / d).is_dir()])
+                                 for k in keys_of(n, root)])[0]
+        recs = ds.records()
+        beside = [k for n in cfg.datasets for k in keys_of(n, resolve_data_root(None))]
+        return heldout_keys(sorted({subject_key(r.dataset, r.subject) for r in recs} | set(beside)),
+                            split=file_split(ds, recs), dataset=ds.name)[0]
+    except SqtoolError:
+        return []
+
+
+def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:
     from sqtool.data.dataset_tasks import dataset_of
     synthetic = cfg.data_root == "synthetic"
     if synthetic and cfg.datasets:
@@ -106,6 +141,7 @@ def steps(cfg: DemoCfg, d: Path) -> list[tuple[str, list[str]]]:
              "--no-progress"]
     pairs += (["--data", "synthetic", "--synthetic-subjects", str(cfg.subjects),
                "--synthetic-duration-s", "600"] if synthetic else ["--data", cfg.data_root, "--on-error", "skip"])
+    pairs += ["--exclude-subjects", ",".join(exclude)] if exclude else []
     runtimes = "torch,onnx,litert,tflm,c,pipeline" + (",mcu" if cfg.mcu else "")
 
     def pretrain(model, out):
@@ -180,8 +216,11 @@ def run(args) -> int:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     d = Path(cfg.out) if cfg.out else DEMO_ROOT / stamp
     check_out_dir("demo", d, cfg.force)                   # non-empty without --force, another command's run: refused
-    todo = steps(cfg, Path(os.path.abspath(d)))           # (refused before any folder: a bad combination) absolute
+    held = heldout_before_pairs(cfg) if cfg.pretrain else []
+    todo = steps(cfg, Path(os.path.abspath(d)), held)     # (refused before any folder: a bad combination) absolute
                                                           # paths, links kept: a step's config.yaml works from anywhere
+    if held:
+        print(f"demo: held out of every step (pairs, fine-tuning, quantization): {', '.join(held)}")
     d.mkdir(parents=True, exist_ok=True)
     lock_run_dir(d)
     note_run(d, "demo")                                   # config.yaml names the command (command: demo)

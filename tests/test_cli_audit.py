@@ -95,7 +95,7 @@ def test_an_interrupted_demo_step_says_so_and_how_to_run_it_again(tmp_path, monk
     def interrupted(args):
         raise KeyboardInterrupt
     monkeypatch.setattr(data_cli, "run_download", interrupted)
-    monkeypatch.setattr(demo, "steps", lambda cfg, d: [("list", ["data", "download", "--list"])])
+    monkeypatch.setattr(demo, "steps", lambda cfg, d, exclude=(): [("list", ["data", "download", "--list"])])
     assert main(["demo", "--out", str(tmp_path / "d")]) == 130
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("sqtool: demo interrupted at step 1 (list), exit 130") and "error" not in last

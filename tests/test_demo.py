@@ -24,6 +24,13 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert all(s == "ok" for s in status.values()), status
     printed = capsys.readouterr().out
     assert "mcu_m4" in printed and "baseline" in printed
+    # the subjects the fine-tune held out were left out of the pretraining pairs too (found before any step ran;
+    # they were mined into the pairs, disclosed)
+    held = json.loads((out / "finetune" / "metrics.json").read_text())["heldout_subjects"]
+    assert held and json.loads((out / "pairs" / "metrics.json").read_text())["exclude_subjects"] == held
+    mined = set(json.loads((out / "pairs" / "index.json").read_text())["subjects"])
+    assert mined and not mined & {h.replace(":", "/") for h in held}
+    assert f"demo: held out of every step (pairs, fine-tuning, quantization): {', '.join(held)}" in printed
 
 
 def test_demo_trains_your_dataset_beside_the_built_ins_it_names(tmp_path, monkeypatch, capsys):

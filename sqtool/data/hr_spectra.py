@@ -39,6 +39,7 @@ from sqtool.core.model_cfg import ACC_AXES, ACC_SUM
 from sqtool.data.frontend import MAX_PPG, FrontEndCfg, design, spectra, to_int16
 
 HR_DATASETS = ("troika", "wrist_exercise")
+SYNTHETIC_HR_SUBJECTS = 8           # the synthetic heart-rate corpus's subjects (hr_corpus "synthetic")
 
 
 def _troika_excluded() -> tuple[str, ...]:
@@ -189,7 +190,8 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
 
 
 def hr_corpus(data_root, datasets=HR_DATASETS, model_cfg: ModelCfg | dict | None = None,
-              exclude=(), log=None, synthetic_subjects: int = 8, seed: int = 0) -> list[HrRecording]:
+              exclude=(), log=None, synthetic_subjects: int = SYNTHETIC_HR_SUBJECTS,
+              seed: int = 0) -> list[HrRecording]:
     """Every labelled recording of `datasets` under data_root, as front-end spectra, each dataset read through
     its shipped dataset file (its `exclude` left out and reported; `exclude` here: further record ids to
     leave out). data_root "synthetic" (asked for explicitly, never a fallback) is the embedded generator:
