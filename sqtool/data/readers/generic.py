@@ -236,8 +236,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
                               f"wrong sampling rate")
         fs = fs or fs_t
     if fs is None:
-        raise SqtoolError(f"{where}: no sampling rate (no time column): give it as fs: in a dataset.yaml "
-                          "(or --fs HZ where the command has one)")
+        raise SqtoolError(f"{where}: no sampling rate (no time column): give it as fs: in a dataset.yaml beside the "
+                          "recordings (`sqtool data inspect --data FILE --fs HZ` tries a rate)")
 
     if channels:
         miss = [c for c in channels if c not in df.columns]
