@@ -126,6 +126,18 @@ def heldout_before_pairs(cfg: DemoCfg) -> list[str]:
         return []
 
 
+def mined_heldout(d: Path) -> list[str]:
+    """The fine-tune's held-out subjects (d/finetune/metrics.json) whose recordings the pairs step mined
+    (d/pairs/index.json subjects "dataset/subject"); [] when none, or when either step did not run."""
+    import json
+    try:
+        held = json.loads((d / "finetune" / "metrics.json").read_text())["heldout_subjects"]
+        mined = set(json.loads((d / "pairs" / "index.json").read_text())["subjects"])
+    except (OSError, ValueError, KeyError):
+        return []
+    return [h for h in held if h.replace(":", "/", 1) in mined]
+
+
 def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:
     from sqtool.data.dataset_tasks import dataset_of
     synthetic = cfg.data_root == "synthetic"
@@ -221,6 +233,9 @@ def run(args) -> int:
                                                           # paths, links kept: a step's config.yaml works from anywhere
     if held:
         print(f"demo: held out of every step (pairs, fine-tuning, quantization): {', '.join(held)}")
+    elif cfg.pretrain:
+        print("demo: note: the subjects the fine-tune holds out could not be listed before the pairs step: the pairs "
+              "are mined over every subject (the model card says which held-out subjects they hold)")
     d.mkdir(parents=True, exist_ok=True)
     lock_run_dir(d)
     note_run(d, "demo")                                   # config.yaml names the command (command: demo)
@@ -242,6 +257,9 @@ def run(args) -> int:
                 raise SqtoolError(f"demo interrupted at step {i} ({what}), exit {rc}; what it made is in {d}; the "
                                   f"demo has no --resume: run it again (every step) with: {again}", code=rc)
             raise SqtoolError(f"demo step {i} ({what}) failed with exit code {rc}; its output is in {d}", code=rc)
+    if mined := mined_heldout(d):
+        print(f"WARNING: held-out subject(s) {', '.join(mined)} of the fine-tune were mined into the pretraining pairs "
+              "(their unlabelled PPG; the model card says so)")
     write_metrics(d, {"seconds": timings, "total_s": round(time.time() - t_all, 1)})
     latest = update_latest(d)
     report = d / "bench" / "bench.md"

@@ -30,6 +30,11 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert held and json.loads((out / "pairs" / "metrics.json").read_text())["exclude_subjects"] == held
     mined = set(json.loads((out / "pairs" / "index.json").read_text())["subjects"])
     assert mined and not mined & {h.replace(":", "/") for h in held}
+    from sqtool.demo import mined_heldout
+    assert mined_heldout(out) == [] and "WARNING: held-out subject" not in printed
+    idx = json.loads((out / "pairs" / "index.json").read_text())             # had they been mined: said
+    (out / "pairs" / "index.json").write_text(json.dumps({**idx, "subjects": idx["subjects"] + [held[0].replace(":", "/")]}))
+    assert mined_heldout(out) == [held[0]]
     assert f"demo: held out of every step (pairs, fine-tuning, quantization): {', '.join(held)}" in printed
 
 

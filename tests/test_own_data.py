@@ -186,7 +186,10 @@ def test_demo_on_a_dataset_file(watch_project, monkeypatch, capsys):
                  "--finetune-epochs", "1", "--student-epochs", "1", "--qat-epochs", "1", "--mcu", "false"]) == 0
     out = watch_project / "demo"
     printed = capsys.readouterr().out
-    assert "--data my_watch/dataset.yaml" in printed and "records     4  subjects    4" in printed
+    data = watch_project / "my_watch" / "dataset.yaml"                    # each step's paths are absolute (ed5cd31)
+    assert f"--data {data}" in printed and "records     3  subjects    3" in printed      # s04 is not mined
+    assert "demo: held out of every step (pairs, fine-tuning, quantization): my_watch:s04" in printed
+    assert json.loads((out / "pairs" / "metrics.json").read_text())["exclude_subjects"] == ["my_watch:s04"]
     ft = json.loads((out / "finetune" / "metrics.json").read_text())
     assert ft["datasets"] == ["my_watch"] and ft["subjects"] == 3 and ft["heldout_subjects"] == ["my_watch:s04"]
     assert json.loads((out / "quantize" / "metrics.json").read_text())["heldout_subjects"] == ["my_watch:s04"]

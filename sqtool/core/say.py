@@ -1,7 +1,8 @@
 """Lines a command shows on stdout (its report) and on stderr too (where a CI log keeps what went wrong).
 
 When stdout and stderr are one file (a terminal, `2>&1`), the stderr copy would show every such line twice:
-`also_on_stderr` writes it there only when the two are different files. bench's WARNING lines use it.
+`also_on_stderr` writes it there only when the two are different files; bench, predict and quantize use it for
+their WARNING lines.
 """
 from __future__ import annotations
 

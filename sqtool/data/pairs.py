@@ -113,8 +113,9 @@ class PairsConfig:
     synthetic_duration_s: float = field(default=600.0, metadata={"help": "record length of the synthetic corpus, s"})
     exclude_subjects: list[str] = field(default_factory=list, metadata={
         "help": "subjects never mined, comma-separated: 'dataset:subject' keys (as train finetune --heldout-subjects "
-                "and quantize write them) or a bare subject id (left out of every dataset that has it); a dataset "
-                "file's split.test subjects are added unless --keep-test-subjects"})
+                "and quantize write them), a bare subject id (left out of every dataset that has it) or a "
+                "'dataset:recording' id; a dataset file's split.test subjects (or recordings) are added unless "
+                "--keep-test-subjects"})
     keep_test_subjects: bool = field(default=False, metadata={
         "help": "mine a dataset file's split.test subjects too (default: left out, as fine-tuning holds them out)"})
     seed: int = field(default=0, metadata={"help": "random seed (synthetic data and fallback artifacts)"})
@@ -344,19 +345,23 @@ def _work(args) -> dict:
     unit, cfg, seed = args
     try:
         recs, excluded = _read_unit(unit)
-        held = [subject_key(r.dataset, r.subject) for r in recs if held_out(r, cfg.exclude_subjects)]
-        recs = [r for r in recs if not held_out(r, cfg.exclude_subjects)]
+        why = [held_names(r, cfg.exclude_subjects) for r in recs]
+        held = [subject_key(r.dataset, r.subject) for r, w in zip(recs, why) if w]
+        recs = [r for r, w in zip(recs, why) if not w]
         rng = np.random.default_rng(seed)
         out = [record_pairs(r, cfg, rng) for r in recs]
-        return {"ok": out, "excluded": excluded, "held": held, "rss_mb": peak_rss_mb()}
+        return {"ok": out, "excluded": excluded, "held": held, "matched": sorted({n for w in why for n in w}),
+                "rss_mb": peak_rss_mb()}
     except SqtoolError as e:
         return {"error": str(e)}
 
 
-def held_out(rec, names) -> bool:
-    """True when recording `rec`'s subject is one of `names` (--exclude-subjects): its key 'dataset:subject', or
-    its bare subject id."""
-    return bool(names) and (subject_key(rec.dataset, rec.subject) in names or str(rec.subject) in names)
+def held_names(rec, names) -> list[str]:
+    """The names of `names` (--exclude-subjects) that leave recording `rec` out: its subject's key
+    'dataset:subject' or bare id, or its own 'dataset:recording' key (a dataset file's split.test may name
+    recordings); [] = mined."""
+    mine = (subject_key(rec.dataset, rec.subject), str(rec.subject), subject_key(rec.dataset, rec.record_id))
+    return [n for n in mine if n in names] if names else []
 
 
 def with_test_subjects(cfg: PairsConfig, inputs) -> PairsConfig:
@@ -760,6 +765,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
                 d = per_ds.setdefault(name, new_tally())
                 d["heldout_records"] += len(r["held"])
                 d["heldout_subjects"].update(r["held"])
+                d["heldout_matched"].update(r["matched"])
             excluded.setdefault(name, set()).update(r["excluded"])
             bar.set_postfix(pairs=writer.count)
             beat(i + 1, writer.count)
@@ -825,13 +831,19 @@ def _warn_unknown_excluded(inputs, excluded: dict[str, set]) -> None:
 
 
 def _warn_unmatched_subjects(names, per_ds: dict) -> None:
-    """One line for each --exclude-subjects name (or dataset-file test subject) that matched no recording."""
+    """One line for each --exclude-subjects name (or dataset-file test subject or recording) that matched no
+    recording, and one when a subject left out by one recording's name (a split.test naming recordings) had other
+    recordings mined: name the subject to keep them all out."""
     from sqtool.data.dataset_tasks import warn
-    keys = set().union(*(d["heldout_subjects"] for d in per_ds.values())) if per_ds else set()
-    bare = {k.split(":", 1)[1] for k in keys}
-    if unknown := [n for n in names if n not in keys and n not in bare]:
+    matched = set().union(*(d["heldout_matched"] for d in per_ds.values())) if per_ds else set()
+    if unknown := [n for n in names if n not in matched]:
         warn(f"--exclude-subjects {', '.join(unknown)}: no recording of that subject in the data (nothing left out "
              "for it)")
+    both = sorted(k for name, d in per_ds.items() for k in d["heldout_subjects"]
+                  if k.split(":", 1)[1] in d["subjects"])
+    if both:
+        warn(f"{', '.join(both)}: left out by a recording's name, but other recordings of the subject were mined; "
+             "name the subject (split.test or --exclude-subjects) to keep every recording out")
 
 
 # ----------------------------------------------------------------------------- pair statistics
@@ -843,10 +855,10 @@ def new_tally() -> dict:
     return {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic_pairs": 0,
             "poor_used": 0, "short_records": 0, "unusable_records": 0, "nonfinite_windows": 0,
             "subjects_with_pairs": set(), "q_gap": [], "t_gap": [], "gap_sums": [0, 0.0, 0.0],
-            "heldout_records": 0, "heldout_subjects": set()}
+            "heldout_records": 0, "heldout_subjects": set(), "heldout_matched": set()}
 
 
-TALLY_SETS = ("subjects", "subjects_with_pairs", "heldout_subjects")      # a tally's sets (saved as sorted lists)
+TALLY_SETS = ("subjects", "subjects_with_pairs", "heldout_subjects", "heldout_matched")   # saved as sorted lists
 
 
 def tally(d: dict, rec: dict) -> None:

@@ -299,10 +299,10 @@ def decoder_spec(cfg: dict, graph=None) -> dict:
              f"gaussian: pi_k proportional to exp(-0.5 ((b_k - {dec.start_bpm:g}) / {dec.start_sigma_bpm:g})^2), "
              "normalised")
     like = "L_k = exp((z_k - max_j z_j) / temperature)"
-    if dec.uses_evidence:
-        like += (f" x ((eps + n_k / 254) / (1 + eps))^mu, mu = evidence_weight = {dec.evidence_weight:g}, eps = "
-                 f"evidence_floor = {dec.evidence_floor:g}, n_k = clip(ppg code_k - max over the acc channels of "
-                 "code_k, 0, 254) from the window's front-end codes")
+    if dec.uses_evidence:                              # normalised by the max of the SUM (matters with the floor)
+        like = ("L_k = exp(x_k - max_j x_j), x_k = z_k / temperature + mu ln((eps + n_k / 254) / (1 + eps)), mu = "
+                f"evidence_weight = {dec.evidence_weight:g}, eps = evidence_floor = {dec.evidence_floor:g}, n_k = "
+                "clip(ppg code_k - max over the acc channels of code_k, 0, 254) from the window's front-end codes")
     if dec.emission_floor > 0:
         like += f", then L_k = (L_k + kappa) / (1 + kappa), kappa = emission_floor = {dec.emission_floor:g}"
     if dec.conf_measure == "width":

@@ -615,7 +615,8 @@ def window_targets(record, truth: dict, t0: np.ndarray, window_s: float) -> dict
     """A regression task's truth per window [t0, t0 + window_s) (heart rate: `replay`'s), as its training takes it
     (`data.dataset_tasks`): {output: (W,) values, NaN where none}; None when the record has none of its labels.
     A windowed label at the window's centre (`stream.window_truth`), breath times as breaths/min in the window
-    (`tasks.breaths_per_min`, NaN under 3 breaths), a whole-record value (bp's sbp, dbp) on every window."""
+    (`tasks.breaths_per_min`, NaN under 3 breaths), a whole-record value (bp's sbp, dbp) on the first window only,
+    the one window per recording that bp's training and quantize's held-out table score (`dataset_tasks._bp`)."""
     from sqtool.data.tasks import breaths_per_min
     from sqtool.firmware_bench.stream import window_truth
     out = {}
@@ -624,7 +625,8 @@ def window_targets(record, truth: dict, t0: np.ndarray, window_s: float) -> dict
         if lab is None:
             continue
         if lab.times is None:                                     # one value for the whole recording
-            y = np.full(len(t0), float(np.atleast_1d(lab.values)[0]))
+            y = np.full(len(t0), np.nan)
+            y[:1] = float(np.atleast_1d(lab.values)[0])
         elif lab.kind == "events":                                # breath marks
             bt = np.sort(np.asarray(lab.times, float))
             y = np.array([breaths_per_min(bt, t, window_s) for t in t0])

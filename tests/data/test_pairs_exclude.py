@@ -48,6 +48,25 @@ def test_a_dataset_files_test_subjects_stay_out_unless_kept(tmp_path, capsys):
     assert _subjects(tmp_path / "all") == {f"icu/p0{i}" for i in range(1, 5)}
 
 
+def test_a_split_naming_recordings_leaves_them_out(tmp_path, capsys):
+    """split.test may name recordings (split_subjects maps them to their subjects): p03_icu and p04_icu were mined,
+    with a warning that no subject p03_icu exists (the review). A subject left out by one recording's name while
+    another recording of it is mined is one warning line."""
+    ds = _own_corpus(tmp_path, "icu", 4)
+    ds.write_text(ds.read_text() + "split: {test: [p03_icu, p04_icu]}\n")
+    m = mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p"), workers=1, max_gap_s=120), progress=False)
+    assert _subjects(tmp_path / "p") == {"icu/p01", "icu/p02"}
+    assert m["datasets"]["icu"]["heldout_subjects"] == ["icu:p03", "icu:p04"]
+    assert "warning" not in capsys.readouterr().err
+    from sqtool.data.synthetic import synth_record
+    import numpy as np
+    r = synth_record(300, artifacts=0.3, seed=7)                      # a second recording of subject p03
+    np.savez(ds.parent / "recordings" / "p03_day2.npz", ppg=r.signals["ppg"], fs=np.array(r.fs["ppg"]))
+    mine_pairs(PairsConfig(input=[str(ds)], out=str(tmp_path / "p2"), workers=1, max_gap_s=120), progress=False)
+    assert "icu:p03: left out by a recording's name, but other recordings of the subject were mined" in \
+        capsys.readouterr().err
+
+
 def test_a_heldout_fraction_split_is_said_not_applied(tmp_path, capsys):
     ds = _own_corpus(tmp_path, "icu", 4)
     ds.write_text(ds.read_text() + "split: {heldout_fraction: 0.25}\n")
