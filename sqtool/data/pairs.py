@@ -435,10 +435,12 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
         from sqtool.data.synthetic import synth_corpus_specs
         specs = synth_corpus_specs(cfg.synthetic_subjects, duration_s=cfg.synthetic_duration_s, seed=cfg.seed)
         return [("synthetic", [("synthetic", s) for s in specs])]
+    from sqtool.data.dataset_file import builtin_names, load_builtin
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            out.append((d.name, list_units(d, cfg.kind)))
+        try:                                             # a built-in's shipped file: its exclude list applies (troika's
+            src = load_builtin(d.name, root) if d.name in builtin_names() and not cfg.kind else d    # DATA_S04_T01)
+            out.append((d.name, list_units(src, cfg.kind)))
         except SqtoolError as e:
             print(f"sqtool: skipping {d}: {e}", file=sys.stderr)
     if not out:

@@ -97,3 +97,17 @@ def test_a_resumed_run_keeps_its_left_out_subjects(tmp_path, monkeypatch):
     _same_run(tmp_path / "full", out)
     assert m["datasets"]["icu"]["heldout_subjects"] == full["datasets"]["icu"]["heldout_subjects"] == \
         ["icu:p02", "icu:p05"]
+
+
+@pytest.mark.realdata
+def test_a_data_roots_builtin_folders_keep_their_shipped_exclusions(data_root, tmp_path):
+    """Mined over a data root, a built-in folder is read through its shipped dataset file, so its exclude list
+    applies as in training: TROIKA's DATA_S04_T01 (likely SP Cup test subject S04, kept out of every model's
+    training) was mined into the pretraining pairs of `sqtool demo --data ../shared/data`."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "troika").symlink_to(data_root / "troika")
+    m = mine_pairs(PairsConfig(data_root=str(root), model="spec_teacher_m", out=str(tmp_path / "p"), workers=1),
+                   progress=False)
+    assert m["datasets"]["troika"]["records"] == 12
+    assert not any(s.upper().endswith("S04") for s in _subjects(tmp_path / "p"))
