@@ -79,6 +79,8 @@ def test_quantize_checks_out_before_reading_the_teacher(tmp_path, capsys):
     (["--no-quality-head"], "--quality-head"), (["--feature-weight", "0.1"], "--feature-weight"),
     (["--quality-weight", "0.5"], "--quality-weight"), (["--quality-label", "sqi"], "--quality-label"),
     (["--quality-err", "5"], "--quality-err"),
+    (["--lr", "0.01", "--qat-lr", "0.001"], "--lr, --qat-lr"), (["--weight-decay", "0"], "--weight-decay"),
+    (["--allow-over-budget"], "--allow-over-budget"), (["--max-macs", "100"], "--max-macs"),
 ])
 def test_quantize_refuses_time_domain_options_on_a_spectral_teacher(tmp_path, capsys, flags, named):
     ck = _ckpt(tmp_path / "teacher.pt", "teacher_task", "spec_teacher_m")

@@ -132,10 +132,10 @@ class QuantizeConfig:
                                                            "(0 = half the float student's)"})
     epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "
                                                      "60 for spectral ones)"})
-    lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle)"})
-    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay (float and QAT)"})
+    lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle; time-domain students)"})
+    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay (float and QAT; time-domain students)"})
     qat_epochs: int = field(default=8, metadata={"help": "quantization-aware training epochs"})
-    qat_lr: float = field(default=3e-4, metadata={"help": "QAT peak learning rate"})
+    qat_lr: float = field(default=3e-4, metadata={"help": "QAT peak learning rate (time-domain students)"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     heldout_subjects: list[str] = field(default_factory=list,
                                         metadata={"help": "held-out subject ids, comma separated (default: the "
@@ -151,7 +151,7 @@ class QuantizeConfig:
     teacher_cache: str | None = field(default=None,
                                       metadata={"help": "teacher-output cache to reuse/write "
                                                         "(default: <run>/teacher_cache.npz)", "path": True})
-    allow_over_budget: bool = field(default=False, metadata={"help": "warn instead of failing over budget"})
+    allow_over_budget: bool = field(default=False, metadata={"help": "warn instead of failing over budget (time-domain students; a spectral student's budget is reported)"})
     max_int8_weights: int | None = field(default=None, metadata={"help": "override the int8 weight budget "
                                                                           "(default: the student's own)"})
     max_macs: int | None = field(default=None, metadata={"help": "override the MACs-per-window budget "
@@ -208,7 +208,9 @@ def _precheck(cfg) -> None:
 # width and depth are the teacher's grid's) trained on the bins (models.hr_bins), so these would be recorded in
 # config.yaml and ignored; refused on a spectral teacher when they differ from their defaults.
 TIME_DOMAIN_ONLY = ("fs", "channels", "width_mult", "depth_delta", "quality_head", "feature_weight", "quality_weight",
-                    "quality_label", "quality_err", "stretch")
+                    "quality_label", "quality_err", "stretch",           # the spectral path (quantize_hr) reads none:
+                    "lr", "weight_decay", "qat_lr", "calib_npz", "teacher_cache",   # its schedule is hr_bins.BinTrainCfg's,
+                    "allow_over_budget", "max_int8_weights", "max_macs")           # its budget spectral_budget's (reported)
 
 
 def check_spectral_options(cfg: QuantizeConfig, ck: dict) -> None:
