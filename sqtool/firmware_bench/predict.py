@@ -31,7 +31,8 @@ expected_err_bpm = that expected error when the confidence is calibrated; flagge
 score the window: more than half its samples were dropouts, or its PPG is quiet (off the wrist, a flat line);
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
 truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the
-model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`).
+model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`;
+per recording channels_fed: which of its channels fed each model input row, `FED_NOTE`).
 Every window has its row. On a flagged window hr_bpm, its interval and confidence are the decoder's prediction
 only, no reading: the last heart rate held for a few minutes, then drifting to the middle of the grid (about 129
 BPM at confidence 0.80 after an hour off the wrist); filter the CSV on flagged == 0. The summary (hr_median,
@@ -197,6 +198,12 @@ METRICS_NOTE = ("metrics (MAE, RMSE, bias, ...) vs truth_bpm: over every window 
                 "samples (time-domain); the medians leave flagged windows out")
 
 
+FED_NOTE = ("channels_fed, per recording: {model input row: the recording's channel fed to it}; a spectral model's "
+            "ppg rows read the model's frontend ppg_sensors the recording has, in that order, at the export's PPG "
+            "sensor count (an extra sensor left out, a missing second repeating the first); the other rows the "
+            "recording's channels of their names (acc_x, acc_y, acc_z as its reader names them)")
+
+
 TARGETS_NOTE = ("metrics (mae_<output>, mae = their mean, n = windows with truth) vs the truth_<output> columns: over "
                 "every window with truth, flagged windows included, as heart rate's; the medians leave flagged "
                 "windows out")
@@ -332,8 +339,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
 
     win = float(md["window_s"])
     rows, scored = [], set()
-    for r, o, stem, (_, chans) in bar(list(zip(recs, outs, _stems(recs), prepared["streams"])), desc="files",
-                                      enabled=cfg.progress, unit="rec"):
+    for r, o, stem, (_, chans), fed in bar(list(zip(recs, outs, _stems(recs), prepared["streams"], prepared["fed"])),
+                                           desc="files", enabled=cfg.progress, unit="rec"):
         t = r.t0 + win
         truth = r.truth if r.truth is not None and np.isfinite(r.truth).any() else None
         targets = getattr(r, "targets", None) or {}                     # another regression task's truth
@@ -354,7 +361,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns, start, targets)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              **({"start_time": start} if start else {}),
-             "fs_in": r.fs_in, **resampled_from(r.record, chans), "seconds": r.seconds, "windows": len(t),
+             "fs_in": r.fs_in, "channels_fed": fed, **resampled_from(r.record, chans), "seconds": r.seconds,
+             "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
              "truth": truth is not None or bool(targets), **window_summary(o, columns)}
         if getattr(r, "tiled_from_s", None) is not None:                 # shorter than the window: tiled to it
@@ -369,7 +377,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
                "provenance": model_provenance(art), "runtime": name,
-               "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows,
+               "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows, "channels_fed": FED_NOTE,
                "columns": {"time_s": "end of the window (s from the recording start)",
                            **({"time": TIME_NOTE} if any("start_time" in d for d in rows) else {}), **columns,
                            "flagged": ("1 = not scored (over half the window's samples were dropouts, or its PPG "
@@ -493,7 +501,20 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     dec, note = S.decoder_dict(md)
     streams = [(r.record, r.channels) for r in recs]                   # what each streamed
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short,
-            "streams": streams}
+            "streams": streams, "fed": [fed_channels(r) for r in recs]}
+
+
+def fed_channels(rec) -> dict:
+    """{front-end input row: the recording's channel fed to it} of a `spectral.prepare` result: the model's
+    ppg_sensors the recording has, in that order, fitted to the device's sensor count as `spectral.fit_sensors`
+    fits the samples (rows ppg, ppg2: an extra sensor left out, a missing second repeating the first), then the
+    recording's channels of the model's other rows by their names (acc_x, acc_y, acc_z)."""
+    from sqtool.data.frontend import input_channels, FrontEndCfg
+    have = rec.channels[:rec.sensors_recorded]
+    rows = input_channels(FrontEndCfg(n_channels=1, n_ppg=rec.n_ppg))            # ppg (, ppg2)
+    fed = {row: have[min(i, len(have) - 1)] for i, row in enumerate(rows)}
+    fed.update({c: c for c in rec.channels[rec.sensors_recorded:]})
+    return fed
 
 
 def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tuple[list[dict], dict | None, dict]:
@@ -594,7 +615,8 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
                               cfg.data or "records", left=left)
     why = "asked for" if cfg.runtime else "default: the export's network C on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short,
-            "streams": [(r.record, list(spec.channels)) for r in recs]}
+            "streams": [(r.record, list(spec.channels)) for r in recs],
+            "fed": [{c: c for c in spec.channels} for _ in recs]}
 
 
 TRUTH_LABELS = {"rr": {"rr_bpm": "rr"}, "bp": {"sbp": "sbp", "dbp": "dbp"}}   # task -> {output: record label}
