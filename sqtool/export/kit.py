@@ -584,10 +584,25 @@ def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = 
               "FRONTEND_STEPS": "\n".join(f"{i}. {t}" for i, t in enumerate(fec["steps"], 1)),
               "GATING_RULE": gating["rule"], "FLAGGED": gating["flagged"],
               "DECODER_SPEC": "\n".join(f"- {k}: {v}" for k, v in spec.items() if isinstance(v, str) and k != "format"),
-              "CONF_TEXT": dec.conf_text + conf_range_text(dec)}
+              "CONF_TEXT": dec.conf_text + conf_range_text(dec), **replay_values(mc, fe)}
     atomic_write_text(out / "INTEGRATION.md", _fill((TEMPLATES / "INTEGRATION.md").read_text(), values))
     atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, fe, dec, run_dir, names))
     return [out / "MODEL_CARD.md", out / "INTEGRATION.md"]
+
+
+def replay_values(mc: dict, fe) -> dict:
+    """INTEGRATION.md's words on how `sqtool predict` replays a float recording for this model
+    (`data.hr_spectra.stream_channels`, `device_stream`): the PPG sensors it reads, the accelerometer channels,
+    how the accelerometer rows get their gains."""
+    from sqtool.data.hr_spectra import ppg_sensors, shared_acc_gain
+    acc = fe.n_channels > 1
+    return {"PPG_SENSORS": ", ".join(ppg_sensors(mc)), "N_PPG": fe.n_ppg,
+            "ACC_FED": ("the acc_x, acc_y, acc_z rows are the recording's channels of those names, as sqtool's "
+                        "readers name them (wrist_exercise: its low-noise accelerometer, m/s^2 / 9.80665; its "
+                        "wide-range one is not read)" if acc else "the model reads no accelerometer"),
+            "GAIN_SHARE": ("the three accelerometer rows share one gain, from the largest of their three "
+                           "percentiles, as the model reads their summed power" if acc and shared_acc_gain(mc) else
+                           "each row its own gain, each accelerometer axis too")}
 
 
 def _state_bytes(c_dir: Path, prefix: str) -> str:

@@ -117,3 +117,27 @@ def test_spec_numbers_match_the_model_cfg_and_the_c_tables(exports):
     assert int(dd["SQ_DEC_Q_LO"].rstrip("u")) == int((1 - dec.interval) / 2 * 2**20 + 0.5)
     assert f"interval = {dec.interval:g}" in spec["interval"] and f"floor = {dec.floor:g}" in spec["transition"]
     assert int(dd["SQ_DEC_NBINS"]) == md["n_bins"] and f"F = {md['n_bins']} bins" in spec["grid"]
+
+
+def test_the_doc_states_the_taps_rule_and_how_predict_replays_a_recording(exports):
+    """INTEGRATION.md's numbers on another device rate, on the decoder's one-bin ties and on predict's replay (which
+    PPG sensors, the first window) are this model's (an audit read 'P = taps_per_phase = 24' as fixed at any rate)."""
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.data.hr_spectra import ppg_sensors
+    from sqtool.export.metadata import spectral_contract
+    run, out = exports
+    md = _md(out["c"])
+    flat = " ".join((out["c"] / "INTEGRATION.md").read_text().split())
+    fe = md["frontend"]
+    assert f"P = min(256, ceil(3 fs_in / fs)) = {fe['taps_per_phase']} here: another device rate changes L, M and " \
+        "P" in fe["steps"][2] and fe["steps"][2] in flat
+    cfg = load_checkpoint(run / "model.pt")["model_cfg"]
+    at256 = spectral_contract(cfg, None, 256.0)["frontend"]
+    assert at256["taps_per_phase"] == 48 and "ceil(3 fs_in / fs)) = 48 here" in at256["steps"][2] \
+        and "firwin(48," in at256["steps"][2]
+    step = md["bins_bpm"][2]
+    assert f"may differ by up to one bin ({step:g} BPM) where two bins nearly tie" in md["decoder_spec"]["fixed_point"]
+    assert f"`frontend.ppg_sensors` ({', '.join(ppg_sensors(md['model_cfg']))}), in that order, at most " \
+        f"`frontend.n_ppg` = {fe['n_ppg']} of them" in flat
+    assert f"its CSV's first row (time_s = {md['window_s']:g} s) is that window" in flat
+    assert "`channels_fed`" in flat and "each row its own gain" in flat and "numpy.percentile(|x_c - med_c|, 99.9)" in flat
