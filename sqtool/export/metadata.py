@@ -260,7 +260,9 @@ def frontend_steps(fe, tab) -> list[str]:
     return [
         f"inputs: int16 counts at fs_in = {fe.fs_in:g} Hz, rows {', '.join(fe.to_dict()['inputs'])}; PPG "
         f"{fe.gain_ppg:g} counts per unit of an AC-coupled wrist PPG (TROIKA units), accelerometer {fe.gain_acc:g} "
-        "counts per g; one gap flag per time step (dropout, saturation, FIFO overrun: never drop a sample)",
+        "counts per g (a device's fixed gains; sqtool predict and bench replay a float recording with robust gains "
+        "per recording and row instead: INTEGRATION.md, 'Check your implementation'); one gap flag per time step "
+        "(dropout, saturation, FIFO overrun: never drop a sample)",
         "gaps: a flagged time step holds every row's last good sample (0 before any)",
         f"resample fs_in -> fs = {fe.fs:g} Hz: polyphase FIR, L / M = {L} / {M} (fs / fs_in reduced), prototype "
         f"h = scipy.signal.firwin({L * P}, {fe.fir_cutoff_hz:g}, window=('kaiser', {fe.kaiser_beta:g}), "
