@@ -127,8 +127,7 @@ def _hr_rr(rec, load: _TaskLoad) -> None:
     T._require_channels(rec, load.cfg, load.task)
     w = load.windows(rec)
     if lab.kind == "events":
-        bt = np.sort(np.asarray(lab.times, float))
-        y = np.array([T.breaths_per_min(bt, t, load.cfg.window_s) for t in w.t0])
+        y = T.breaths_per_min_windows(lab.times, w.t0, load.cfg.window_s)
         ok = np.isfinite(y)                     # NaN: under 3 breaths in the window
     else:
         y, ok = T._label_at_centres(lab, w.t0, load.cfg.window_s)   # ok: centre within the label windows' centres

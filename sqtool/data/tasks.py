@@ -312,12 +312,25 @@ def _label_at_centres(lab, t0, window_s):
     return np.interp(centre, lab_centre, vals), inside
 
 
+def breaths_per_min_windows(breath_times: np.ndarray, t0: np.ndarray, window_s: float) -> np.ndarray:
+    """(W,) breaths/min of windows [t0, t0 + window_s): 60 (n - 1) / (t_last - t_first) over the n breaths inside
+    each, NaN where n < 3 (or the breaths share one time); the rr loaders' truth and predict's (one rule)."""
+    bt = np.sort(np.asarray(breath_times, np.float64))                  # (B,) NaN sorted last, never inside
+    t0 = np.atleast_1d(np.asarray(t0, np.float64))                      # (W,)
+    lo = np.searchsorted(bt, t0, side="left")                           # (W,) first breath >= t0
+    hi = np.searchsorted(bt, t0 + window_s, side="left")                # (W,) first breath >= t0 + window_s
+    n = hi - lo
+    ok = n >= 3
+    first = bt[np.where(ok, lo, 0)] if len(bt) else np.zeros(len(t0))
+    last = bt[np.where(ok, hi - 1, 0)] if len(bt) else np.zeros(len(t0))
+    ok &= last > first
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, 60.0 * (n - 1) / (last - first), np.nan)
+
+
 def breaths_per_min(breath_times: np.ndarray, t0: float, window_s: float) -> float:
-    """60 (n - 1) / (t_last - t_first) over the breaths inside [t0, t0 + window_s); NaN if n < 3."""
-    b = breath_times[(breath_times >= t0) & (breath_times < t0 + window_s)]
-    if len(b) < 3 or b[-1] <= b[0]:
-        return float("nan")
-    return 60.0 * (len(b) - 1) / (b[-1] - b[0])
+    """One window's breaths/min (`breaths_per_min_windows`)."""
+    return float(breaths_per_min_windows(breath_times, np.array([t0]), window_s)[0])
 
 
 def _builtin(name: str, root: Path):

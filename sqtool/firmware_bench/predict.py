@@ -510,9 +510,10 @@ def fed_channels(rec) -> dict:
     fits the samples (rows ppg, ppg2: an extra sensor left out, a missing second repeating the first), then the
     recording's channels of the model's other rows by their names (acc_x, acc_y, acc_z)."""
     from sqtool.data.frontend import input_channels, FrontEndCfg
+    from sqtool.firmware_bench.spectral import sensor_rows
     have = rec.channels[:rec.sensors_recorded]
     rows = input_channels(FrontEndCfg(n_channels=1, n_ppg=rec.n_ppg))            # ppg (, ppg2)
-    fed = {row: have[min(i, len(have) - 1)] for i, row in enumerate(rows)}
+    fed = {row: have[j] for row, j in zip(rows, sensor_rows(len(have), len(rows)))}
     fed.update({c: c for c in rec.channels[rec.sensors_recorded:]})
     return fed
 
@@ -637,9 +638,10 @@ def window_targets(record, truth: dict, t0: np.ndarray, window_s: float) -> dict
     """A regression task's truth per window [t0, t0 + window_s) (heart rate: `replay`'s), as its training takes it
     (`data.dataset_tasks`): {output: (W,) values, NaN where none}; None when the record has none of its labels.
     A windowed label at the window's centre (`stream.window_truth`), breath times as breaths/min in the window
-    (`tasks.breaths_per_min`, NaN under 3 breaths), a whole-record value (bp's sbp, dbp) on the first window only,
-    the one window per recording that bp's training and quantize's held-out table score (`dataset_tasks._bp`)."""
-    from sqtool.data.tasks import breaths_per_min
+    (`tasks.breaths_per_min_windows`, NaN under 3 breaths), a whole-record value (bp's sbp, dbp) on the first
+    window only, the one window per recording that bp's training and quantize's held-out table score
+    (`dataset_tasks._bp`)."""
+    from sqtool.data.tasks import breaths_per_min_windows
     from sqtool.firmware_bench.stream import window_truth
     out = {}
     for output, name in truth.items():                             # truth_labels(md)
@@ -650,8 +652,7 @@ def window_targets(record, truth: dict, t0: np.ndarray, window_s: float) -> dict
             y = np.full(len(t0), np.nan)
             y[:1] = float(np.atleast_1d(lab.values)[0])
         elif lab.kind == "events":                                # breath marks
-            bt = np.sort(np.asarray(lab.times, float))
-            y = np.array([breaths_per_min(bt, t, window_s) for t in t0])
+            y = breaths_per_min_windows(lab.times, t0, window_s)
         else:
             y = window_truth(record, t0, window_s, name)
         if y is not None and np.isfinite(y).any():

@@ -183,8 +183,14 @@ def fit_sensors(x16: np.ndarray, n_have: int, n_want: int | None) -> tuple[np.nd
     one rounding step). Rows: n_have sensors, then the other channels."""
     if not n_want or n_want == n_have:
         return x16, n_have
-    sensors = [x16[min(i, n_have - 1)] for i in range(n_want)]
+    sensors = [x16[j] for j in sensor_rows(n_have, n_want)]
     return np.ascontiguousarray(np.vstack([*sensors, x16[n_have:]])), n_want
+
+
+def sensor_rows(n_have: int, n_want: int) -> list[int]:
+    """The recorded PPG sensor (0-based) each of a device's n_want sensor inputs reads: sensor i, the last one
+    recorded where the recording has fewer (`fit_sensors`' samples, predict's channels_fed)."""
+    return [min(i, n_have - 1) for i in range(n_want)]
 
 
 def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None = None) -> SpecRec:
