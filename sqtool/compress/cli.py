@@ -305,8 +305,9 @@ def print_results(run_dir, metrics: dict) -> None:
     print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
     print(f"next: {shell_command('export', '--model', run_dir, '--target', 'onnx,tflite,c')}")
-    for line in skill_lines(metrics["task"], metrics["skill"]) if metrics.get("skill") else ():
-        print(line)
+    if metrics.get("skill"):                          # a time-domain student's (a run from before "units": its student's)
+        for line in skill_lines(metrics["task"], metrics["skill"], metrics.get("units") or metrics["student"]["units"]):
+            print(line)
 
 
 def _spectral_teacher(cfg):
@@ -698,7 +699,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         "task": cfg.task, "primary_metric": metric, "preset": cfg.preset, "synthetic": synthetic,
         "heldout_subjects": held, "heldout_windows": int(len(te)), "train_windows": int(len(tr)),
         "heldout_in_teacher": in_teacher, "heldout_note": note, "teacher_heldout_subjects": recorded_heldout(t_train),
-        "heldout_one_class": one_class,
+        "heldout_one_class": one_class, "units": list(scfg.units[:spec.n_task]),     # the task outputs' (finetune's too)
         "skill": skill, "flag": skill["flag"],
         "teacher": {"name": tcfg.name, "path": str(t_path), "sha256": t_sha, "metrics": m_t,
                     "out_of_fold": t_oof,

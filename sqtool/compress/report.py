@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.compress.distill import OutputSpec, denormalise, predict
-from sqtool.core.metrics import (CLASSIFICATION_TASKS, bootstrap_ci, classic_flag, classic_text, prediction_spread,
-                                 sigmoid, skill_line, skill_metric, skill_test, task_metrics, trivial_predictions)
+from sqtool.core.metrics import (CLASSIFICATION_TASKS, classic_text, sigmoid, skill_block, skill_line, skill_metric,
+                                 skill_unit, task_metrics, trivial_predictions)
 
 
 def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dict:
@@ -35,52 +35,50 @@ MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("st
 
 def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndarray, preds: dict, outputs=(),
                   n_boot: int = 1000, seed: int = 0, classic: tuple = (None, "not computed")) -> dict:
-    """Model vs trivial (vs classic) on the held-out windows: `metrics.json["skill"]` of a quantize run.
+    """Model vs trivial (vs classic) on the held-out windows: `metrics.json["skill"]` of a quantize run, one
+    `core.metrics.skill_block` per model (the fine-tune's block, `train.skill.skill_report`, on a fixed split).
 
     `y_train` (N_tr, k): the run's TRAINING subjects' targets, the only ones the trivial predictor sees
     (`core.metrics.trivial_predictions`: their mean per output, or their base rate as a constant logit); `y`
     (N, k), `groups` (N,): the held-out windows; `preds`: {"teacher" | "student_float" | "student_int8": (N, k)
-    outputs in units (logits for classification)}; `classic`: (its (N, k) predictions, name) or (None, why).
+    outputs in units (logits for classification)}, at least one; `classic`: (its (N, k) predictions, name) or
+    (None, why).
 
     {trivial: metrics, trivial_ci95, trivial_fit: {windows}, classic: {name, metrics, ci95} or {name: None, why},
      models: {name: {skill: `core.metrics.skill_test` vs the trivial predictor, spread: `prediction_spread`,
      vs_classic: the same test against the classic method (absent without one)}}, flag: the int8 student's "" or
      "no skill", classic_flag: the int8 student's "" or "worse than the classic method" (`classic_flag`)}"""
-    y = np.asarray(y, float)
     triv = trivial_predictions(task, y_train, len(y))                               # (N, k)
-    out = {"trivial": task_metrics(task, y, triv, outputs),
-           "trivial_ci95": bootstrap_ci(task, y, triv, groups, outputs, n_boot=n_boot, seed=seed),
+    blocks = {k: skill_block(task, y, groups, p, triv, classic, outputs, n_boot=n_boot, seed=seed)
+              for k, p in preds.items()}
+    first = next(iter(blocks.values()))                      # the trivial and classic rows: the same in every block
+    out = {"trivial": first["trivial"], "trivial_ci95": first["trivial_ci95"],
            "trivial_fit": {"windows": int(len(y_train)), "on": "the training subjects"},
-           "models": {k: {"skill": skill_test(task, y, p, triv, groups, outputs, n_boot=n_boot, seed=seed),
-                          "spread": prediction_spread(task, p, y)} for k, p in preds.items()}}
-    c, name = classic
-    out["classic"] = {"name": None, "why": name} if c is None else {
-        "name": name, "metrics": task_metrics(task, y, c, outputs),
-        "ci95": bootstrap_ci(task, y, c, groups, outputs, n_boot=n_boot, seed=seed)}
-    if c is not None:
-        for k, p in preds.items():
-            out["models"][k]["vs_classic"] = skill_test(task, y, p, c, groups, outputs, n_boot=n_boot, seed=seed)
-    int8 = out["models"].get("student_int8", {})
-    out["flag"] = int8["skill"]["flag"] if int8 else ""
-    out["classic_flag"] = classic_flag(int8.get("vs_classic"))
+           "models": {k: {key: b[key] for key in ("skill", "spread", "vs_classic") if key in b}
+                      for k, b in blocks.items()},
+           "classic": first["classic"]}
+    int8 = blocks.get("student_int8", {})
+    out["flag"] = int8.get("flag", "")
+    out["classic_flag"] = int8.get("classic_flag", "")
     return out
 
 
-def skill_lines(task: str, sk: dict) -> list[str]:
+def skill_lines(task: str, sk: dict, units=()) -> list[str]:
     """A quantize run's closing lines: the trivial and classic rows with each model's prediction spread, then the
     skill verdict of the teacher and the float student, and last the int8 student's (`core.metrics.skill_line`,
-    flagged NO SKILL)."""
+    flagged NO SKILL); `units`: the student's output units (metrics.json's "units"), MAE's unit after its values."""
     metric = sk["models"]["student_int8"]["skill"]["metric"]
+    u = skill_unit(metric, units)
+    unit = f" {u}" if u else ""
     c = sk["classic"]
     spread = ", ".join(f"{label} {_stds(sk['models'][k]['spread'])}" for k, label in MODELS if k in sk["models"])
     target = sk["models"]["student_int8"]["spread"].get("target_std")
-    lines = [f"{task}: trivial {metric} {sk['trivial'][metric]:.3f} (fitted on {sk['trivial_fit']['windows']} "
-             f"training windows); classic " + (f"{metric} {c['metrics'][metric]:.3f} ({c['name']})" if c.get("name")
-                                               else f"n/a ({c['why']})") + f"; prediction std: {spread}"
+    lines = [f"{task}: trivial {metric} {sk['trivial'][metric]:.3f}{unit} (fitted on {sk['trivial_fit']['windows']} "
+             f"training windows); classic " + (f"{metric} {c['metrics'][metric]:.3f}{unit} ({c['name']})"
+                                               if c.get("name") else f"n/a ({c['why']})") + f"; prediction std: {spread}"
              + (f" (targets' {', '.join(f'{v:.3g}' for v in target)})" if target else "")]
-    lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}")
-              + classic_text({"classic_flag": classic_flag(sk["models"][k].get("vs_classic")),
-                              "vs_classic": sk["models"][k].get("vs_classic")}, f"{label} {metric}")
+    lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}", u)
+              + classic_text(sk["models"][k].get("vs_classic"), f"{label} {metric}", unit=u)
               for k, label in MODELS if k in sk["models"]]
     return lines
 
@@ -187,12 +185,24 @@ def _fmt(v, nd=3):
     return str(v)
 
 
+def _relative(metric: str, rel) -> str:
+    """The float student's metric against the teacher's, worded by its sign (rel = (student - teacher) / teacher):
+    'student float MAE 73.1 % above the teacher's' (an MAE above is worse, an AUROC above better)."""
+    name = "MAE" if metric == "mae" else metric
+    if rel is None:
+        return f"student float {name} vs the teacher's: -"
+    if rel == 0:
+        return f"student float {name} equal to the teacher's"
+    return f"student float {name} {abs(rel) * 100:.1f} % {'above' if rel > 0 else 'below'} the teacher's"
+
+
 def write_report_md(m: dict) -> str:
     """Render metrics.json as report.md."""
     task, metric = m["task"], m["primary_metric"]
     sk, sk_metric = m.get("skill") or {}, skill_metric(task)[0]        # (a run from before the skill block: none)
     units = sorted(set(m["student"].get("units") or []) - {"logit"})     # the regression outputs' units, e.g. %
     in_units = f" ({', '.join(units)})" if units and metric == "mae" else ""
+    in_unit = f" {units[0]}" if len(units) == 1 and metric == "mae" else ""     # after a value (one unit only)
     also = "; held out of the teacher's fine-tuning too" if m.get("heldout_in_teacher") is False else ""
     lines = [f"# sqtool quantize: {m['student']['name']} ({m['preset']})", "",
              f"Task **{task}**, {m['student']['fs']:g} Hz, {m['student']['window_s']:g} s windows; teacher "
@@ -239,11 +249,10 @@ def write_report_md(m: dict) -> str:
         lines += ["", f"Skill: each model against the trivial predictor (fitted on the training subjects only) on the "
                       f"held-out windows; the targets' std is {', '.join(_fmt(v) for v in target or [])}"
                       + (f"; classic: {sk['classic']['why']}" if not sk["classic"].get("name") else "") + ".", ""]
-        lines += [f"- {line}" for line in skill_lines(task, sk)[1:]]
+        lines += [f"- {line}" for line in skill_lines(task, sk, m.get("units") or m["student"].get("units"))[1:]]
     d = m["deltas"]
-    lines += ["", f"int8 - float: {_fmt(d['int8_minus_float'])}; student float vs teacher: "
-                  f"{_fmt(d['float_vs_teacher_rel'] * 100 if d['float_vs_teacher_rel'] is not None else None, 1)} %"
-              + (" (a relative gain means nothing where the models show no skill over the trivial predictor)"
+    lines += ["", f"int8 - float: {_fmt(d['int8_minus_float'])}{in_unit}; {_relative(metric, d['float_vs_teacher_rel'])}"
+              + (" (a relative difference means nothing where the models show no skill over the trivial predictor)"
                  if sk.get("flag") else ""),
               "", "## Budget", ""]
     for k, v in m["budget"]["checks"].items():

@@ -3,7 +3,8 @@
 Skill: `trivial_predictions` / `oof_trivial` (training-fold mean, or base rate as a constant logit),
 `skill_test` (model - trivial in MAE or AUROC, `skill_metric`, its t-interval and p over the subjects,
 `paired_metric_test`; "no skill" unless the model is better, the CI excludes zero and p < 0.05),
-`prediction_spread`, `skill_line` (a command's last line).
+`prediction_spread`, `skill_block` (one model beside the trivial and classic predictors: the skill block of a
+fine-tune's and, per model, of a quantize run's metrics.json), `skill_unit`, `skill_line` (a command's last line).
 `classic_flag` / `classic_text`: the model against a task's classic method (`sqtool.data.classic.classic_oof`).
 
 Regression: mean absolute error per output (in the output's unit). Classification (binary): weighted F1
@@ -446,6 +447,44 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
             "skill": skill, "flag": "" if skill else "no skill"}
 
 
+def skill_block(task: str, y: np.ndarray, groups: np.ndarray, pred: np.ndarray, trivial: np.ndarray,
+                classic: tuple = (None, "not computed"), outputs=(), n_boot: int = 1000, seed: int = 0) -> dict:
+    """One model beside the trivial predictor and the task's classic method on the same windows: the skill block of
+    a fine-tune's metrics.json (out of fold, `train.skill.skill_report`) and, per model, of a quantize run's
+    (held out, `compress.report.heldout_skill`).
+
+    `y` (N, k) targets, `groups` (N,) subjects, `pred` / `trivial` (N, k) in units (logits for classification),
+    `classic`: (its (N, k) predictions, name) or (None, why).
+    {trivial: metrics, spread: `prediction_spread`, skill: `skill_test` (model vs trivial; flag "no skill"),
+     trivial_ci95, classic: {name, metrics, ci95} or {name: None, why}, vs_classic: the same paired test against
+     the classic predictor (absent without one), flag: "" or "no skill", classic_flag: "" or "worse than the
+     classic method" (`classic_flag`)}."""
+    y = np.asarray(y, float)
+    out = {"trivial": task_metrics(task, y, trivial, outputs), "spread": prediction_spread(task, pred, y),
+           "skill": skill_test(task, y, pred, trivial, groups, outputs, n_boot=n_boot, seed=seed),
+           "trivial_ci95": bootstrap_ci(task, y, trivial, groups, outputs, n_boot=n_boot, seed=seed)}
+    c, name = classic
+    if c is None:
+        out["classic"] = {"name": None, "why": name}
+    else:
+        out["classic"] = {"name": name, "metrics": task_metrics(task, y, c, outputs),
+                          "ci95": bootstrap_ci(task, y, c, groups, outputs, n_boot=n_boot, seed=seed)}
+        out["vs_classic"] = skill_test(task, y, pred, c, groups, outputs, n_boot=n_boot, seed=seed)
+    out["flag"] = out["skill"]["flag"]
+    out["classic_flag"] = classic_flag(out.get("vs_classic"))
+    return out
+
+
+def skill_unit(metric: str, units=()) -> str:
+    """The unit of a skill metric of a model with output `units` (metrics.json's "units"): MAE is in its outputs'
+    unit (one unit shared by every regression output: "%", "bpm", "mmHg"; "" where they differ or there is none);
+    AUROC and F1 have none."""
+    if metric != "mae":
+        return ""
+    found = {str(u) for u in (units or ()) if u and u != "logit"}
+    return found.pop() if len(found) == 1 else ""
+
+
 def swap_test_cannot_show(metric: str, subjects: int | None, alpha: float = 0.05) -> bool:
     """True where MAE's within-subject swap test cannot give p < alpha however large the difference (its smallest
     p is 2 / 2^S: 5 subjects or fewer at 0.05), and the t(S - 1) interval spans zero whatever the model does: a
@@ -453,21 +492,26 @@ def swap_test_cannot_show(metric: str, subjects: int | None, alpha: float = 0.05
     return metric == "mae" and subjects is not None and 2 / 2 ** subjects >= alpha
 
 
-def skill_line(task: str, s: dict, label: str = "") -> str:
+def skill_line(task: str, s: dict, label: str = "", unit: str = "") -> str:
     """One line for a command's end: the model against the trivial predictor, flagged 'NO SKILL'. `label`
     names the metric when the command's headline reports it another way (e.g. 'pooled mae': skill_test pools
-    the windows, a headline may average subjects); default: the metric's name. `s` as skill_test returns it, or
-    read back from a metrics.json or an export's metadata, where a NaN is null (None): the same line either way."""
+    the windows, a headline may average subjects); default: the metric's name. `unit` (`skill_unit`: MAE's, e.g.
+    "%") follows the model's, the trivial's and the difference's value. `s` as skill_test returns it, or read back
+    from a metrics.json or an export's metadata, where a NaN is null (None): the same line either way. Where the
+    subjects are too few to show skill the verdict says to add subjects: "bench more" for heart rate (`sqtool
+    bench` measures it on more recordings), "hold out more subjects" for the other tasks."""
     model, ref, diff, lo, hi = (nan_if_none(v) for v in (s["model"], s["reference"], s["diff"], *s["diff_ci95"]))
     n = s.get("subjects")
     better = np.isfinite(diff) and (diff < 0 if s.get("better", "lower") == "lower" else diff > 0)
+    more = "bench more" if task == "hr" else "hold out more subjects"
     verdict = ("skill" if s["skill"] else
-               f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: bench more)"
+               f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: {more})"
                if better and swap_test_cannot_show(s.get("metric"), n)
                else "NO SKILL (does not beat the trivial predictor)")
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
-    return (f"{task}: {label or s['metric']} model {model:.3f} vs trivial {ref:.3f} (difference "
-            f"{diff:+.3f}, 95 % CI {lo:+.3f}, {hi:+.3f}{p}): {verdict}")
+    u = f" {unit}" if unit else ""
+    return (f"{task}: {label or s['metric']} model {model:.3f}{u} vs trivial {ref:.3f}{u} (difference "
+            f"{diff:+.3f}{u}, 95 % CI {lo:+.3f}, {hi:+.3f}{u}{p}): {verdict}")
 
 
 WORSE_THAN_CLASSIC = "worse than the classic method"
@@ -496,21 +540,24 @@ def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
     return WORSE_THAN_CLASSIC if p is None or not np.isfinite(p) or p < alpha else ""
 
 
-def classic_text(sk: dict, label: str = "") -> str:
-    """The model-vs-classic verdict to append to a command's last line (`skill_line`): "" unless
-    the skill block is flagged (`classic_flag`), else '; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs classic 0.775
-    (difference -0.180, 95 % CI -0.300, -0.050, p 0.004)', the flag's qualifier kept where it has one ('; WORSE THAN
-    THE CLASSIC METHOD (point comparison: 4 subjects cannot show it): mae ...'; no CI at all: '(difference ..., a
-    point comparison: no CI over subjects)')."""
-    flag, vs = sk.get("classic_flag", ""), sk.get("vs_classic")
+def classic_text(vs: dict | None, label: str = "", flag: str | None = None, unit: str = "") -> str:
+    """The model-vs-classic verdict to append to a command's last line (`skill_line`), from the paired test
+    against the classic method (`vs`: a skill block's "vs_classic", None without a classic) and its flag (None:
+    `classic_flag(vs)`; a metrics.json's stored "classic_flag" where its NaNs were read back as null): "" unless
+    flagged, else '; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs classic 0.775 (difference -0.180, 95 % CI -0.300,
+    -0.050, p 0.004)', the flag's qualifier kept where it has one ('; WORSE THAN THE CLASSIC METHOD (point
+    comparison: 4 subjects cannot show it): mae ...'; no CI at all: '(difference ..., a point comparison: no CI over
+    subjects)'); `unit` (`skill_unit`) follows the values as in `skill_line`."""
+    flag = classic_flag(vs) if flag is None else flag
     if not flag or not vs:
         return ""
     lo, hi = vs["diff_ci95"]
     p = vs.get("p")
+    u = f" {unit}" if unit else ""
     if np.isfinite(lo) and np.isfinite(hi):
-        ci = f"95 % CI {lo:+.3f}, {hi:+.3f}" + (f", p {p:.3g}" if p is not None and np.isfinite(p) else "")
+        ci = f"95 % CI {lo:+.3f}, {hi:+.3f}{u}" + (f", p {p:.3g}" if p is not None and np.isfinite(p) else "")
         qual = flag[len(WORSE_THAN_CLASSIC):]                      # "" or " (point comparison: ...)"
     else:
         ci, qual = "a point comparison: no CI over subjects", ""
-    return (f"; {WORSE_THAN_CLASSIC.upper()}{qual}: {label or vs['metric']} {vs['model']:.3f} vs classic "
-            f"{vs['reference']:.3f} (difference {vs['diff']:+.3f}, {ci})")
+    return (f"; {WORSE_THAN_CLASSIC.upper()}{qual}: {label or vs['metric']} {vs['model']:.3f}{u} vs classic "
+            f"{vs['reference']:.3f}{u} (difference {vs['diff']:+.3f}{u}, {ci})")

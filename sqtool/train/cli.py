@@ -338,7 +338,7 @@ def _print_skill(task: str, m: dict, pooled: bool = False) -> None:
     test scores pooled windows: `pooled` says so when the headline above reports another average (the spectral
     fine-tune's mean of subjects); the time-domain headline is the same pooled metric."""
     from sqtool.core.metrics import skill_line
-    from sqtool.core.metrics import classic_text
+    from sqtool.core.metrics import classic_text, skill_unit
     sk = m["skill"]
     pm = sk["skill"]["metric"]
     outs = [o for o in _outputs(m) if f"{pm}_{o}" in sk["trivial"]]      # bp: SBP and DBP beside their mean
@@ -353,7 +353,8 @@ def _print_skill(task: str, m: dict, pooled: bool = False) -> None:
           + f"; prediction std {', '.join(f'{v:.3g}' for v in sk['spread']['pred_std'])}")
     each = ("; per output, model vs trivial: " + ", ".join(f"{o} {pm} {model[o]:.3f} vs {triv[o]:.3f}" for o in triv)
             if outs else "")
-    print(skill_line(task, sk["skill"], label) + each + classic_text(sk, label))
+    print(skill_line(task, sk["skill"], label, skill_unit(pm, m.get("units"))) + each
+          + classic_text(sk.get("vs_classic"), label, sk.get("classic_flag"), skill_unit(pm, m.get("units"))))
 
 
 def _resume_finetune(args) -> int:

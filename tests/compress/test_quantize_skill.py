@@ -87,10 +87,11 @@ def test_report_and_last_line_carry_the_verdict(rr_run, capsys):
     assert "**NO SKILL**" in int8_row
     print_results(rr_run, m)
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1].startswith(f"rr: student int8 mae model {m['student_int8']['metrics']['mae']:.3f} vs trivial "
-                              f"{triv:.3f}") and "NO SKILL" in out[-1]
-    assert out[-4].startswith(f"rr: trivial mae {triv:.3f} (fitted on {m['train_windows']} training windows); "
-                              f"classic mae {classic['metrics']['mae']:.3f} ({classic['name']}); prediction std: "
+    assert out[-1].startswith(f"rr: student int8 mae model {m['student_int8']['metrics']['mae']:.3f} breaths/min "
+                              f"vs trivial {triv:.3f} breaths/min") and "NO SKILL" in out[-1]
+    assert out[-4].startswith(f"rr: trivial mae {triv:.3f} breaths/min (fitted on {m['train_windows']} training "
+                              f"windows); classic mae {classic['metrics']['mae']:.3f} breaths/min ({classic['name']}); "
+                              "prediction std: "
                               "teacher float ")
     worse = m["skill"]["models"]["student_int8"]["vs_classic"]
     assert ("WORSE THAN THE CLASSIC METHOD" in out[-1]) == (worse["diff"] > 0)  # 2 subjects: flagged on the point

@@ -54,7 +54,7 @@ def test_without_a_ci_the_flag_says_it_is_a_point_comparison():
     vs = {"metric": "auroc", "better": "higher", "model": 0.595, "reference": 0.775, "diff": -0.18,
           "diff_ci95": [float("nan"), float("nan")], "skill": False, "flag": "no skill"}
     assert M.classic_flag(vs) == "worse than the classic method (point comparison, no CI)"
-    text = M.classic_text({"classic_flag": M.classic_flag(vs), "vs_classic": vs})
+    text = M.classic_text(vs)                                # the flag: classic_flag(vs) unless given
     assert text == ("; WORSE THAN THE CLASSIC METHOD: auroc 0.595 vs classic 0.775 (difference -0.180, "
                     "a point comparison: no CI over subjects)")
     assert M.classic_flag({**vs, "diff_ci95": [-0.3, -0.05]}) == "worse than the classic method"
@@ -70,7 +70,7 @@ def test_without_a_ci_the_flag_says_it_is_a_point_comparison():
     # 2-3 subjects: t(1..2) intervals span zero whatever the model does; the worse point value is still flagged
     wide = {**mae_vs, "diff_ci95": [-0.94, 3.84], "p": 0.5, "subjects": 2}
     assert M.classic_flag(wide) == "worse than the classic method (point comparison: 2 subjects cannot show it)"
-    text = M.classic_text({"classic_flag": M.classic_flag(wide), "vs_classic": wide})
+    text = M.classic_text(wide, flag=M.classic_flag(wide))
     assert text.startswith("; WORSE THAN THE CLASSIC METHOD (point comparison: 2 subjects cannot show it): mae ")
     assert text.endswith("(difference +0.500, 95 % CI -0.940, +3.840, p 0.5)")
-    assert M.classic_flag(None) == "" and M.classic_text({"classic_flag": ""}) == ""
+    assert M.classic_flag(None) == "" and M.classic_text(None) == "" and M.classic_text(wide, flag="") == ""
