@@ -302,6 +302,10 @@ def print_results(run_dir, metrics: dict) -> None:
     if metrics.get("heldout_note"):                   # held-out subjects the teacher trained on, or may have
         print(f"WARNING: {metrics['heldout_note']}")
         also_on_stderr(f"WARNING: {metrics['heldout_note']}")   # where a CI log keeps it, as bench and predict do
+    if metrics.get("student_choice"):                # the default student did not fit: which one stands in, and why
+        budget_of = (metrics.get("budget") or {}).get("of")
+        print(f"student: {metrics['student_choice']}"
+              + (f" (held to {budget_of}'s budget)" if budget_of and budget_of != metrics["student"]["name"] else ""))
     print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
     print(f"next: {shell_command('export', '--model', run_dir, '--target', 'onnx,tflite,c')}")
@@ -357,12 +361,16 @@ def load_teacher(cfg: QuantizeConfig):
     return teacher, tcfg, file_sha256(ck["path"]), ck["path"], cfg
 
 
-def check_budget(scfg, cfg: QuantizeConfig, log=None) -> dict:
-    """Compare the student's static size/cost with its budget; over budget -> error naming it."""
+def check_budget(scfg, cfg: QuantizeConfig, log=None, budget_of: str | None = None) -> dict:
+    """Compare the student's static size/cost with its budget; over budget -> error naming it. A student without
+    a registered budget that stands in for the default (`budget_of`: `distill.stand_in`'s, e.g. cnn1d_student_xs for
+    cnn1d_student_s) is held to the default's budget. Returns {static, checks, over, of: whose budget (None: the
+    options' limits or none)}."""
     from sqtool.models.student import STUDENT_BUDGETS, student_budget
 
     b = student_budget(scfg)
-    limits = dict(STUDENT_BUDGETS.get(scfg.name, {}))
+    of = scfg.name if scfg.name in STUDENT_BUDGETS else budget_of if budget_of in STUDENT_BUDGETS else None
+    limits = dict(STUDENT_BUDGETS.get(of, {}))
     if cfg.max_int8_weights is not None:
         limits["int8_weights"] = cfg.max_int8_weights
     if cfg.max_macs is not None:
@@ -376,13 +384,14 @@ def check_budget(scfg, cfg: QuantizeConfig, log=None) -> dict:
             what = "int8 weights" if key == "int8_weights" else "MACs per window"
             over.append(f"{what} {v:,} > {limit:,} (+{v - limit:,}, {100 * (v - limit) / limit:.1f} % over)")
     if over:
-        msg = (f"{scfg.name} ({scfg.in_channels} ch x {scfg.n_samples} samples) does not fit its budget: "
+        whose = "its" if of in (None, scfg.name) else f"the default {of}'s"
+        msg = (f"{scfg.name} ({scfg.in_channels} ch x {scfg.n_samples} samples) does not fit {whose} budget: "
                + "; ".join(over))
         if not cfg.allow_over_budget:
             raise SqtoolError(msg + " (shrink --width-mult/--depth-delta or pass --allow-over-budget)")
         if log:
             log("warning: " + msg)
-    return {"static": b, "checks": checks, "over": over}
+    return {"static": b, "checks": checks, "over": over, "of": of}
 
 
 def split_subjects(groups: np.ndarray, cfg: QuantizeConfig, teacher, t_path, split) -> tuple[list[str], bool | None]:
@@ -555,7 +564,11 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     scfg = D.student_cfg_from_teacher(tcfg, cfg.student, tuple(cfg.channels) or tuple(tcfg.channels),
                                       quality_head=cfg.quality_head and regression_task,
                                       width_mult=cfg.width_mult, depth_delta=cfg.depth_delta)
-    budget = check_budget(scfg, cfg, say)
+    instead = D.stand_in(tcfg, cfg.student)            # (the default, why not) when another student stands in
+    choice = f"{scfg.name}, not the default {instead[0]}: {instead[1]}" if instead else None
+    if choice:
+        say(f"student {choice}")
+    budget = check_budget(scfg, cfg, say, budget_of=instead[0] if instead else None)
     spec = D.output_spec(scfg)
     ch_idx = D.channel_index(scfg, tcfg)
 
@@ -700,6 +713,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         "heldout_subjects": held, "heldout_windows": int(len(te)), "train_windows": int(len(tr)),
         "heldout_in_teacher": in_teacher, "heldout_note": note, "teacher_heldout_subjects": recorded_heldout(t_train),
         "heldout_one_class": one_class, "units": list(scfg.units[:spec.n_task]),     # the task outputs' (finetune's too)
+        "student_choice": choice,
         "skill": skill, "flag": skill["flag"],
         "teacher": {"name": tcfg.name, "path": str(t_path), "sha256": t_sha, "metrics": m_t,
                     "out_of_fold": t_oof,
@@ -716,7 +730,8 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                    "calibrated_int8_minus_float": m_ptq[metric] - m_f[metric], "float_minus_teacher": m_f[metric] - m_t[metric],
                    "float_vs_teacher_rel": rel},
         "size": R.size_and_cost(scfg, budget["static"]),
-        "budget": {"checks": budget["checks"], "over": budget["over"], "layers": budget["static"]["layers"]},
+        "budget": {"checks": budget["checks"], "over": budget["over"], "of": budget["of"],
+                   "layers": budget["static"]["layers"]},
         "sqnr": R.per_layer_sqnr(student, q, x_all[te]),
         "coverage": R.coverage_curve(out_q, y_all[te], spec),
         "coverage_float": R.coverage_curve(out_f, y_all[te], spec),

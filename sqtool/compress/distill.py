@@ -95,6 +95,28 @@ def fitting_students(teacher_cfg: ModelCfg) -> list[str]:
             if reads_as_teacher(get_model_cfg(n))]
 
 
+def preferred_student(teacher_cfg: ModelCfg) -> str:
+    """Its family's `_s`: the student `default_student` takes wherever it fits the teacher."""
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    return "spec_student_s" if teacher_cfg.family == SPECTRAL_FAMILY else "cnn1d_student_s"
+
+
+def stand_in(teacher_cfg: ModelCfg, student: str = "") -> tuple[str, str] | None:
+    """(the preferred student, why it does not fit) where no `student` is asked and `default_student` takes
+    another (cnn1d_student_xs for a 30 s window at 50 Hz: cnn1d_student_s's total stride 32 does not divide 1500
+    samples); None where the student was asked or the preferred one fits."""
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    from sqtool.models.student import stride_of
+    preferred = preferred_student(teacher_cfg)
+    if student or default_student(teacher_cfg) == preferred:
+        return None
+    t = teacher_cfg
+    if t.family == SPECTRAL_FAMILY:
+        return preferred, "it does not read the teacher's channels, rate, window, hop, band and HR bins"
+    return preferred, (f"its total stride {stride_of(get_model_cfg(preferred).arch['convs'])} does not divide the "
+                       f"window's {t.n_samples} samples ({t.window_s:g} s at {t.fs:g} Hz)")
+
+
 def default_student(teacher_cfg: ModelCfg, fits: list[str] | None = None, where: str = "") -> str:
     """The student of a teacher when none is asked, the one rule (quantize's default; the fine-tunes' next lines
     name no --student, so they get it too): its family's `_s` (spec_student_s for a spectral heart-rate teacher,
@@ -105,7 +127,7 @@ def default_student(teacher_cfg: ModelCfg, fits: list[str] | None = None, where:
     from sqtool.models.spectral import SPECTRAL_FAMILY
     from sqtool.models.student import STUDENT_FAMILY, stride_of
     spectral = teacher_cfg.family == SPECTRAL_FAMILY
-    preferred = "spec_student_s" if spectral else "cnn1d_student_s"
+    preferred = preferred_student(teacher_cfg)
     fits = fitting_students(teacher_cfg) if fits is None else fits
     if fits:
         return preferred if preferred in fits else fits[0]

@@ -255,6 +255,11 @@ def write_report_md(m: dict) -> str:
               + (" (a relative difference means nothing where the models show no skill over the trivial predictor)"
                  if sk.get("flag") else ""),
               "", "## Budget", ""]
+    of = m["budget"].get("of")
+    if m.get("student_choice"):
+        lines.append(f"Student {m['student_choice']}"
+                     + (f"; held to {of}'s budget." if of and of != m["student"]["name"] else "."))
+        lines.append("")
     for k, v in m["budget"]["checks"].items():
         lines.append(f"- {k}: {v['value']:,} of {v['limit']:,} ({'ok' if v['ok'] else 'OVER'})")
     if not m["budget"]["checks"]:
