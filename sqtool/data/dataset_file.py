@@ -484,12 +484,21 @@ def _check_custom_label(name: str, src, path: Path) -> None:
     key, what = f"labels.{name}", ("custom labels are per-window regression targets only: "
                                    f"{name}: {{column: COLUMN, unit: UNIT}} or {{file: ..., unit: ...}}, optional "
                                    "range: [lo, hi] and band: [lo, hi] Hz")
+    from sqtool.data.tasks import PREDICT_PREFIXES, reserved_output
     if name in TASK_LABELS or name in RESERVED_LABELS:
         raise SqtoolError(f"{path}: {key}: '{name}' is a built-in task or label name (labels: "
                           f"{', '.join(TASK_LABELS.values())}); name your own label otherwise ({what})")
+    if reserved_output(name):
+        raise SqtoolError(f"{path}: {key}: '{name}' is a model output or a column sqtool predict writes (flagged, "
+                          f"time_s, hr_bpm, quality_logit, ..., or starts with {' / '.join(PREDICT_PREFIXES)}): "
+                          f"its model would output '{name}'; name your label otherwise, e.g. my_{name}")
     if not isinstance(src, dict) or src.get("unit") is None:
         raise SqtoolError(f"{path}: {key}: unknown label '{name}' (built in: {', '.join(TASK_LABELS.values())}); "
                           f"a label of your own needs unit: ({what})")
+    if not isinstance(src["unit"], str) or not src["unit"].strip() or src["unit"].strip().lower() == "logit":
+        raise SqtoolError(f"{path}: {key}.unit: {src['unit']!r}: a custom label's unit is required text, the unit "
+                          f"its values are in (e.g. \"%\", BPM; not logit: a regression target), as predict, bench "
+                          "and the model card print it")
     asks = [k for k in ("table", "ecg", "reader", "af", "good", "poor") if k in src]
     if asks:
         raise SqtoolError(f"{path}: {key}.{asks[0]}: {what}; class labels are rhythm and quality")

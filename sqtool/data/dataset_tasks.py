@@ -205,7 +205,7 @@ def task_loader(task: str, ds):
         return TASK_LOADERS[task]
     if task in ds.custom_labels:
         return _hr_rr
-    raise SqtoolError(f"unknown task '{task}' (known: {', '.join(TASK_LOADERS)}; {T.CUSTOM_HINT})")
+    raise T.unknown_task(task, tuple(TASK_LOADERS), ds)
 
 
 def warn(msg: str) -> None:

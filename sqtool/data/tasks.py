@@ -67,6 +67,23 @@ TASK_SPECS = {
                     hop_s=10.0, datasets=("but_ppg", "mw_ppg", "troika"), band=DEFAULT_BAND),
 }
 
+# The names a model's outputs and `sqtool predict`'s CSV columns take, beside the tasks' outputs: a model fine-tuned
+# on a custom label outputs the label's name (a student adds QUALITY_OUTPUT), so the label may take none of them
+# (`dataset_file`'s check), else predict's own column would overwrite the prediction. predict writes time_s (time),
+# flagged, a heart-rate model's decoder or tracker columns, and per output p_<class> (a logit's probability) and
+# truth_<output>.
+QUALITY_OUTPUT = "quality_logit"           # the quality head a student adds to a regression task (models.student)
+PREDICT_COLUMNS = ("time_s", "time", "flagged", "lo_bpm", "hi_bpm", "confidence", "expected_err_bpm",
+                   "hr_tracked_bpm", "truth_bpm")
+PREDICT_PREFIXES = ("p_", "truth_")        # a logit output's probability, an output's truth
+
+
+def reserved_output(name: str) -> bool:
+    """Whether `name` is taken as a model output or a predict column (a custom label may not take it)."""
+    outputs = {o for s in TASK_SPECS.values() for o in s["outputs"]}
+    return name in outputs or name in PREDICT_COLUMNS or name == QUALITY_OUTPUT or name.startswith(PREDICT_PREFIXES)
+
+
 # What a task's loaders do with a recording shorter than one window: "tile" (af, bp, quality: `_Acc.filled`, one
 # window of the segment repeated end to end, `tile_record`), "refuse" (hr, rr: no window is cut from it). Part of
 # the model's input contract: `sqtool export` writes it into metadata.json (short_records), and `sqtool predict`
@@ -151,7 +168,19 @@ def task_spec(task: str, model_cfg=None, dataset=None) -> dict:
         return dict(outputs=(task,), units=(src.unit,), kind="regression", window_s=float(dataset.windows.window_s),
                     hop_s=float(dataset.windows.hop_s), datasets=(), band=tuple(src.band) if src.band else DEFAULT_BAND,
                     label=f"custom label '{task}' ({src.unit}) from {dataset.path}", custom=True)
-    raise SqtoolError(f"unknown task '{task}' (known: {', '.join(TASKS)}; {CUSTOM_HINT})")
+    raise unknown_task(task, TASKS, dataset)
+
+
+def unknown_task(task: str, known, dataset=None) -> SqtoolError:
+    """The one line for a task neither built in nor a custom label of `dataset` (a DatasetFile or None): the known
+    tasks, the file's own labels (its parsed custom_labels only: nothing is read) and a near spelling."""
+    import difflib
+    own = list(getattr(dataset, "custom_labels", None) or []) if dataset is not None else []
+    near = {n.lower(): n for n in (*known, *own)}
+    close = difflib.get_close_matches(str(task).lower(), list(near), n=1, cutoff=0.6)
+    return SqtoolError(f"unknown task '{task}' (known: {', '.join(known)}; {CUSTOM_HINT}"
+                       + (f"; the file's own: {', '.join(own)}" if own else "")
+                       + (f"; did you mean {near[close[0]]}?" if close else "") + ")")
 
 
 # ----------------------------------------------------------------------------- folds

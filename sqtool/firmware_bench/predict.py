@@ -13,7 +13,9 @@ frontend ppg_sensors the recording has, whose spectra the front end averages int
                 host, one sq_pipeline_push per recording (all its PPG sensors, e.g. ppg and ppg2 of SP Cup,
                 interleaved): front end, network, decoder in C, integer only;
     c           (the default otherwise) the Python integer front end, the export's network C on the host
-                (single rounding, as the pipeline), the fixed-point decoder (`decode_int`);
+                (single rounding, as the pipeline), the fixed-point decoder (`decode_int`); an export without C
+                (`export --target onnx,tflite`) runs on tflite by default, else onnx (`default_runtime`, said in
+                one note line);
     tflite / onnx / torch   the same with LiteRT int8 / onnxruntime int8 / the PyTorch float student
                 (`decode_float`);
     mcu         the same with the export's network C built for a Cortex-M4 and run on QEMU (single rounding,
@@ -43,7 +45,7 @@ recording) is sqtool bench's: over every window with truth, flagged ones include
 A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp or
 quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
 model's band-pass, resampling and normalisation per window) and run by `c` (the default: the network's C on the
-host), tflite, tflm, onnx, torch or mcu; its CSV holds one column per model output, a logit as its
+host; an export without C: tflite, else onnx), tflite, tflm, onnx, torch or mcu; its CSV holds one column per model output, a logit as its
 class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a heart-rate model also hr_tracked_bpm
 (the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged (1 = 10 % or more of the
 window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds). A regression model of another
@@ -78,6 +80,7 @@ from sqtool.core.metrics import sigmoid
 from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
+from sqtool.data.tasks import PREDICT_COLUMNS
 from sqtool.data.record import resampled_note, stream_rate
 from sqtool.firmware_bench.report import left_out_lines, long_enough
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
@@ -98,7 +101,8 @@ class PredictConfig:
                                                     "wrist PPG with known HR that bench reads)", "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx | torch | "
                                                        "mcu (Cortex-M4 on QEMU), or a bench runtime name (e.g. "
-                                                       "mcu_m33) (default: the C pipeline when available, else c)"})
+                                                       "mcu_m33) (default: the C pipeline when available, else c, else "
+                                                       "tflite (int8), else onnx: what the export has)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
     data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data); without "
@@ -158,9 +162,12 @@ def print_results(res: dict) -> None:
         bench = shell_command("bench", "--model", res["model_dir"], "--data", res["data"])
         print(f"next: {bench}   (the same recordings on every "
               "runtime: accuracy, latency, memory)")
-    else:                                              # bench scores heart rate; another task's model ships as is
+    elif "c/sq_model.c" in res.get("network_files", ["c/sq_model.c"]):   # another task's model ships as is
         print(f"next: build {res['model_dir']}/c/*.c into the firmware (API in sq_model.h; its accuracy: the "
               "quantize run's report.md)")
+    else:                                              # an export without C: its int8 files, or a C export
+        print(f"next: deploy {' or '.join(str(Path(res['model_dir']) / f) for f in res['network_files'])}, or "
+              "export with --target c for the firmware's C (its accuracy: the quantize run's report.md)")
 
 
 def _mae_text(m: dict, units: dict) -> str:
@@ -276,7 +283,8 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
     if cfg.runtime:
         return spectral_runtime(cfg.runtime), "asked for"
     if not art.has("c/sq_pipeline.c"):
-        return "c_host_single", "the export has no C pipeline (c/sq_pipeline.c): C network + Python front end/decoder"
+        name, what = default_runtime(art)
+        return name, f"the export has no C pipeline (c/sq_pipeline.c): {what} + Python front end/decoder"
     if shutil.which("gcc") is None:
         return "c_host_single", "no gcc"
     m = re.search(r"SQ_PL_FS_IN_MHZ\s+(\d+)", art.file("c/sq_pipeline_cfg.h").read_text()) \
@@ -288,6 +296,21 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
             return "c_host_single", (f"{other[0].record_id} is at {other[0].fs_in:g} Hz, the C pipeline was exported "
                                      f"for {fs:g} Hz: C network + Python front end/decoder")
     return "c_pipeline", "default"
+
+
+NETWORK_DEFAULTS = (("c_host_single", "c/sq_model.c", "C network"),
+                    ("litert_int8", "model_int8.tflite", "LiteRT int8 network (no C in the export)"),
+                    ("onnx_int8", "model_int8.onnx", "onnxruntime int8 network (no C, no TFLite in the export)"))
+
+
+def default_runtime(art) -> tuple[str, str]:
+    """(runtime, what it is) the network runs on when --runtime is not given and the C pipeline is not used: the
+    first of `NETWORK_DEFAULTS` the export's manifest has (c, tflite int8, onnx int8); else one line."""
+    for name, f, what in NETWORK_DEFAULTS:
+        if art.has(f):
+            return name, what
+    raise SqtoolError(f"export {art.export_dir} has none of {', '.join(f for _, f, _ in NETWORK_DEFAULTS)} (its "
+                      "manifest.json): export with --target c, tflite or onnx")
 
 
 @releases_run_dirs
@@ -338,7 +361,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])
-    rows, scored = [], set()
+    rows, scored, written = [], set(), set()                  # written: the CSVs' columns
     for r, o, stem, (_, chans), fed in bar(list(zip(recs, outs, _stems(recs), prepared["streams"], prepared["fed"])),
                                            desc="files", enabled=cfg.progress, unit="rec"):
         t = r.t0 + win
@@ -352,6 +375,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         cols.update({f"truth_{k}": y for k, y in targets.items()})
         if truth is not None or targets:
             scored.add(r.subject)
+        written.update(cols)
         lines = [",".join(cols)]
         for i in range(len(t)):
             lines.append(",".join((v[i] if k == "time" else "" if not np.isfinite(v[i]) else
@@ -393,9 +417,13 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                            **{f"truth_{k}": f"reference {k} (labelled data only: the recording's '{lab}' label per "
                                             "window, as the model's training takes it)"
                               for k, lab in truth_labels(md).items()}}}
+    summary["columns"] = {k: v for k, v in summary["columns"].items() if k in written}    # what the CSVs have
+    summary["network_files"] = [f for _, f, _ in NETWORK_DEFAULTS if art.has(f)]      # what the export ships
     if any(d["truth"] for d in rows):
         summary["metrics_note"] = METRICS_NOTE if md.get("task", "hr") == "hr" or spectral else TARGETS_NOTE
-        summary["truth_units"] = dict(zip(md.get("outputs") or [], md.get("units") or []))
+        truths = {k[len("truth_"):] for k in written if k.startswith("truth_")}
+        summary["truth_units"] = {k: u for k, u in zip(md.get("outputs") or [], md.get("units") or [])
+                                  if k in truths or (k == "hr_bpm" and "truth_bpm" in written)}
     if spectral:
         summary["decoder"] = prepared["decoder_note"]
     if md.get("training_data"):                                           # what the model saw (export metadata)
@@ -406,6 +434,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["skipped_records"] = prepared["short"]
     tiled = [d for d in rows if "tiled_from_s" in d]
     notes = [tiled_line(tiled, win)] if tiled else []
+    if not spectral and why.startswith("default") and name != "c_host_single":      # the export has no C
+        notes.append(f"runtime {name}: {why}")
     notes += [uncompared_line(rows, md.get("task"))] if any("truth_not_compared" in d for d in rows) else []
     notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
     if notes:
@@ -594,7 +624,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     from sqtool.firmware_bench.stream import StreamSpec, replay
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md)
-    name = TIME_DOMAIN.get(cfg.runtime, cfg.runtime) if cfg.runtime else "c_host_single"
+    name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else default_runtime(art)
     if name not in R.RUNTIMES:
         raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite (litert), "
                           "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")
@@ -614,7 +644,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
                       None if hr else window_targets(r, truth_labels(md), rp.t0, spec.window_s))
     recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
                               cfg.data or "records", left=left)
-    why = "asked for" if cfg.runtime else "default: the export's network C on the host"
+    why = "asked for" if cfg.runtime else f"default: the export's {what} on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short,
             "streams": [(r.record, list(spec.channels)) for r in recs],
             "fed": [{c: c for c in spec.channels} for _ in recs]}
@@ -684,6 +714,12 @@ def output_columns(outputs, units) -> list[tuple[str, str, bool]]:
             cols.append((f"p_{base}", f"probability of '{base}' (sigmoid of the model's {n})", True))
         else:
             cols.append((n, f"{n} ({u})" if u else n, False))
+    names = [c for c, _, _ in cols]
+    clash = [c for i, c in enumerate(names) if c in PREDICT_COLUMNS or c.startswith("truth_") or c in names[:i]]
+    if clash:
+        raise SqtoolError(f"the model's output '{clash[0]}' is also a column sqtool predict writes (outputs "
+                          f"{', '.join(names)}): one would overwrite the other in its CSV; fine-tune on a label "
+                          f"of another name (e.g. my_{clash[0]})")
     return cols
 
 

@@ -211,7 +211,8 @@ def pretrain_next(cfg, run_dir) -> str:
 
 def _task_of(data: str | None, model: str) -> str:
     """The task to fine-tune a pretrained encoder on: heart rate for a spectral encoder or data of unknown labels,
-    else the first task whose label the dataset file declares (an rr-only corpus is not offered --task hr)."""
+    else the first task whose label the dataset file declares, else its first custom label (an rr-only corpus is
+    not offered --task hr, nor a file of spo2 and hr_monitor labels)."""
     from sqtool.data.dataset_file import TASK_LABELS
     from sqtool.data.dataset_tasks import dataset_of
     if not data or _is_spectral(model):
@@ -220,7 +221,9 @@ def _task_of(data: str | None, model: str) -> str:
         ds = dataset_of(data)
     except SqtoolError:
         return "hr"
-    return next((t for t, lab in TASK_LABELS.items() if ds is not None and lab in ds.labels), "hr")
+    if ds is None:
+        return "hr"
+    return next((t for t, lab in TASK_LABELS.items() if lab in ds.labels), next(iter(ds.custom_labels), "hr"))
 
 
 def _pairs_data(pairs: str) -> str | None:

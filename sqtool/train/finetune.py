@@ -65,7 +65,8 @@ from sqtool.train.collapse import init_collapse_warning
 
 @dataclass
 class FinetuneConfig:
-    task: str = field(default="hr", metadata={"help": "hr | rr | af | bp | quality"})
+    task: str = field(default="hr", metadata={"help": "hr | rr | af | bp | quality, or a custom regression label "
+                                                      "of the --data dataset file"})
     init: str = field(default="none", metadata={"help": "pretrained checkpoint (file or run dir), or 'none' = scratch",
                                                 "path": True})
     model: str = field(default="", metadata={
