@@ -340,24 +340,25 @@ def _print_skill(task: str, m: dict, pooled: bool = False) -> None:
     CLASSIC METHOD when the model loses to it: `core.metrics.classic_flag`, in both lines). The skill
     test scores pooled windows: `pooled` says so when the headline above reports another average (the spectral
     fine-tune's mean of subjects); the time-domain headline is the same pooled metric."""
-    from sqtool.core.metrics import skill_line
-    from sqtool.core.metrics import classic_text, skill_unit
+    from sqtool.core.metrics import classic_text, skill_line, skill_unit
     sk = m["skill"]
     pm = sk["skill"]["metric"]
+    unit = skill_unit(pm, m.get("units"))              # MAE's unit (the outputs'), "" for AUROC / F1
+    u = f" {unit}" if unit else ""
     outs = [o for o in _outputs(m) if f"{pm}_{o}" in sk["trivial"]]      # bp: SBP and DBP beside their mean
     label = _mean_of(outs) + (f"pooled {pm}" if pooled else pm)
     c = sk["classic"]
     worse = f", the model is {sk['classic_flag']}" if sk.get("classic_flag") else ""
     triv = {o.upper(): sk["trivial"][f"{pm}_{o}"] for o in outs}
     model = {o.upper(): m["metrics"][f"{pm}_{o}"] for o in outs}
-    triv_each = " (" + ", ".join(f"{o} {v:.3f}" for o, v in triv.items()) + ")" if outs else ""
-    print(f"{task}: trivial {label} {sk['trivial'][pm]:.3f}{triv_each}; classic "
-          + (f"{label} {c['metrics'][pm]:.3f} ({c['name']}{worse})" if c.get("name") else f"n/a ({c['why']})")
+    triv_each = " (" + ", ".join(f"{o} {v:.3f}{u}" for o, v in triv.items()) + ")" if outs else ""
+    print(f"{task}: trivial {label} {sk['trivial'][pm]:.3f}{u}{triv_each}; classic "
+          + (f"{label} {c['metrics'][pm]:.3f}{u} ({c['name']}{worse})" if c.get("name") else f"n/a ({c['why']})")
           + f"; prediction std {', '.join(f'{v:.3g}' for v in sk['spread']['pred_std'])}")
-    each = ("; per output, model vs trivial: " + ", ".join(f"{o} {pm} {model[o]:.3f} vs {triv[o]:.3f}" for o in triv)
-            if outs else "")
-    print(skill_line(task, sk["skill"], label, skill_unit(pm, m.get("units"))) + each
-          + classic_text(sk.get("vs_classic"), label, sk.get("classic_flag"), skill_unit(pm, m.get("units"))))
+    each = ("; per output, model vs trivial: " + ", ".join(f"{o} {pm} {model[o]:.3f}{u} vs {triv[o]:.3f}{u}"
+                                                          for o in triv) if outs else "")
+    print(skill_line(task, sk["skill"], label, unit) + each + classic_text(sk.get("vs_classic"), label,
+                                                                      sk.get("classic_flag"), unit))
 
 
 def _resume_finetune(args) -> int:

@@ -51,6 +51,8 @@ def test_the_last_lines_carry_the_labels_unit(spo2_runs):
     last = ft_out.strip().splitlines()[-1]
     assert re.match(r"spo2: mae model \d+\.\d{3} % vs trivial \d+\.\d{3} % \(difference [-+]\d+\.\d{3} %, "
                     r"95 % CI [-+]\d+\.\d{3}, [-+]\d+\.\d{3} %", last), last
+    triv = ft_out.strip().splitlines()[-2]                                      # the fine-tune's trivial row too
+    assert re.match(r"spo2: trivial mae \d+\.\d{3} %; classic n/a", triv), triv
     m = json.loads((q_dir / "metrics.json").read_text())
     assert m["units"] == ["%"]                                                   # as finetune's metrics.json
     lines = q_out.strip().splitlines()
