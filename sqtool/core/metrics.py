@@ -499,11 +499,12 @@ def skill_line(task: str, s: dict, label: str = "", unit: str = "") -> str:
     "%") follows the model's, the trivial's and the difference's value. `s` as skill_test returns it, or read back
     from a metrics.json or an export's metadata, where a NaN is null (None): the same line either way. Where the
     subjects are too few to show skill the verdict says to add subjects: "bench more" for heart rate (`sqtool
-    bench` measures it on more recordings), "hold out more subjects" for the other tasks."""
+    bench` measures it on more recordings), "more subjects" for the other tasks (a fine-tune's test is out of fold
+    over every subject, quantize's over the held-out ones)."""
     model, ref, diff, lo, hi = (nan_if_none(v) for v in (s["model"], s["reference"], s["diff"], *s["diff_ci95"]))
     n = s.get("subjects")
     better = np.isfinite(diff) and (diff < 0 if s.get("better", "lower") == "lower" else diff > 0)
-    more = "bench more" if task == "hr" else "hold out more subjects"
+    more = "bench more" if task == "hr" else "more subjects"
     verdict = ("skill" if s["skill"] else
                f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: {more})"
                if better and swap_test_cannot_show(s.get("metric"), n)

@@ -439,7 +439,8 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:                                             # a built-in's shipped file: its exclude list applies (troika's
-            src = load_builtin(d.name, root) if d.name in builtin_names() and not cfg.kind else d    # DATA_S04_T01)
+            shipped = d.name in builtin_names() and not cfg.kind and not (d / "dataset.yaml").is_file()
+            src = load_builtin(d.name, root) if shipped else d       # DATA_S04_T01; a folder's own dataset.yaml wins
             out.append((d.name, list_units(src, cfg.kind)))
         except SqtoolError as e:
             print(f"sqtool: skipping {d}: {e}", file=sys.stderr)

@@ -119,12 +119,13 @@ def no_skill_warning(metadata: dict) -> str | None:
     "teacher_skill", from the quantize run, time-domain and spectral alike): its outputs may sit near one constant
     whatever the recording. A spectral model's test pools the windows (its fine-tune's headline averages subjects):
     the line says 'pooled mae', as the fine-tune's own verdict line does."""
-    from sqtool.core.metrics import skill_line
+    from sqtool.core.metrics import skill_line, skill_unit
     s = metadata.get("teacher_skill") or {}
     if s.get("skill") is not False:
         return None
     label = f"pooled {s.get('metric')}" if metadata.get("bins_bpm") else ""
-    verdict = skill_line(str(metadata.get("task", "model")), s, label)
+    verdict = skill_line(str(metadata.get("task", "model")), s, label,
+                         skill_unit(s.get("metric"), metadata.get("units")))
     return (f"WARNING: this model's teacher in fine-tuning: {verdict}; its outputs may be near one constant whatever "
             "the recording")
 

@@ -95,10 +95,10 @@ def test_few_subjects_cannot_show_skill_and_the_line_says_why():
         assert s["p"] == pytest.approx(2 / 2 ** n_subj)
         line = skill_line("rr", s)
         assert (f"p {s['p']:.3g}" in line) and (line.endswith("skill") if shown else
-                                                 line.endswith("NO SKILL shown (4 subjects cannot show it: hold out more subjects)"))
+                                                 line.endswith("NO SKILL shown (4 subjects cannot show it: more subjects)"))
     y, groups, rng = _data(n_subj=2)                    # 2 subjects: t(1) spans zero, the point value still better
     s = skill_test("rr", y, y + 0.5 * rng.standard_normal(y.shape), np.full_like(y, y.mean()), groups, n_boot=200)
-    assert s["diff"] < 0 and skill_line("rr", s).endswith("NO SKILL shown (2 subjects cannot show it: hold out more "
+    assert s["diff"] < 0 and skill_line("rr", s).endswith("NO SKILL shown (2 subjects cannot show it: more "
                                                           "subjects)")     # rr: `sqtool bench` runs heart rate only
     assert skill_line("hr", s).endswith("NO SKILL shown (2 subjects cannot show it: bench more)")
     y = (np.random.default_rng(3).random((80, 1)) < 0.4).astype(float)     # AUROC: the clustered DeLong p

@@ -111,3 +111,13 @@ def test_a_data_roots_builtin_folders_keep_their_shipped_exclusions(data_root, t
                    progress=False)
     assert m["datasets"]["troika"]["records"] == 12
     assert not any(s.upper().endswith("S04") for s in _subjects(tmp_path / "p"))
+
+
+def test_a_folder_named_like_a_builtin_with_its_own_dataset_file_is_read_through_it(tmp_path):
+    """A data root's folder named `bidmc` that holds its own dataset.yaml (a team's export under that name) is read
+    through that file, not the shipped bidmc layout (the review of bc888b6)."""
+    root = tmp_path / "root"
+    _own_corpus(root, "bidmc", 3)
+    m = mine_pairs(PairsConfig(data_root=str(root), out=str(tmp_path / "p"), workers=1, max_gap_s=120),
+                   progress=False)
+    assert m["datasets"]["bidmc"]["records"] == 3 and m["pairs"] > 0
