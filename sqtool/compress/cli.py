@@ -154,10 +154,10 @@ class QuantizeConfig:
     allow_over_budget: bool = field(default=False, metadata={"help": "warn instead of failing over budget (time-domain students; a spectral student's budget is reported)"})
     max_int8_weights: int | None = field(default=None, metadata={"help": "override the int8 weight budget "
                                                                           "(default: the student's own; a stand-in "
-                                                                          "for the default: the default's)"})
+                                                                          "student: that of the one it replaces)"})
     max_macs: int | None = field(default=None, metadata={"help": "override the MACs-per-window budget "
-                                                                  "(default: the student's own; a stand-in for "
-                                                                  "the default: the default's)"})
+                                                                  "(default: the student's own; a stand-in "
+                                                                  "student: that of the one it replaces)"})
     max_records: int | None = field(default=None, metadata={
         "help": MAX_RECORDS_HELP + "; default (or 0): all, for a spectral teacher the teacher's own --max-records"})
     seed: int = field(default=0, metadata={"help": "random seed"})
