@@ -25,6 +25,13 @@ def write_project(root: Path, subjects=("s01", "s02", "s03", "s04"), label: str 
         ppg = np.sin(2 * np.pi * (1.1 + 0.1 * i) * t) + 0.05 * np.random.default_rng(i).standard_normal(len(t))
         np.savetxt(rec / f"{s}_rest.csv", np.column_stack([t, ppg, spo2(i, t)]), delimiter=",",
                    header="time,ppg,spo2", comments="", fmt="%.5f")
+    return dataset_yaml(root, label, subject='subject:\n  pattern: "^(?P<subject>s\\\\d+)_"\n',
+                        split=f"split:\n  test: [{subjects[-1]}]\n")
+
+
+def dataset_yaml(root: Path, label: str, subject: str = "", split: str = "") -> Path:
+    """root/dataset.yaml of CSVs `time,ppg,...` under root/recordings, `label` under labels (a subject and a split
+    block as given)."""
     f = root / "dataset.yaml"
     f.write_text(f"""name: ox
 format: csv
@@ -33,14 +40,10 @@ files: "*.csv"
 time_column: time
 channels:
   ppg: ppg
-subject:
-  pattern: "^(?P<subject>s\\\\d+)_"
-windows: {{window_s: 8, hop_s: 8}}
+{subject}windows: {{window_s: 8, hop_s: 8}}
 labels:
   {label}
-split:
-  test: [{subjects[-1]}]
-""")
+{split}""")
     return f
 
 

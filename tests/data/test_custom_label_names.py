@@ -11,22 +11,12 @@ from sqtool.core import SqtoolError
 from sqtool.data.dataset_file import load_dataset_file
 from sqtool.data.tasks import PREDICT_COLUMNS, QUALITY_OUTPUT, TASK_SPECS, reserved_output
 
+from test_custom_label import dataset_yaml
+
 
 def _file(root: Path, label: str) -> Path:
     (root / "recordings").mkdir(parents=True, exist_ok=True)
-    f = root / "dataset.yaml"
-    f.write_text(f"""name: ox
-format: csv
-root: recordings
-files: "*.csv"
-time_column: time
-channels:
-  ppg: ppg
-windows: {{window_s: 8, hop_s: 8}}
-labels:
-  {label}
-""")
-    return f
+    return dataset_yaml(root, label)
 
 
 @pytest.mark.parametrize("name", ["flagged", "time_s", "time", "hr_bpm", "rr_bpm", "lo_bpm", "confidence",
