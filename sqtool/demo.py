@@ -13,8 +13,9 @@ labels, so the teacher's out-of-fold figures are transductive in that one respec
 benchmark pretrains per outer fold without the held-out subject).
 The fine-tune holds out the subjects `quantize` evaluates on (`data.heldout`: a dataset file's split, else the last
 0.2 of the sorted subjects; with --data ../shared/data wrist_exercise s4-s6): neither network is fine-tuned on
-them, and the pairs step leaves them out too (`heldout_before_pairs`: the same rule, applied before any step runs),
-so no step sees their PPG; the model card says so from the pairs' own record.
+them, and the pairs step leaves them out too (`heldout_before_pairs`: the rule, applied once before any step runs; the
+pairs step and the fine-tune are given its subjects, `--exclude-subjects` / `--heldout-subjects`, and quantize takes
+the teacher's), so no step sees their PPG; the model card says so from the pairs' own record.
 
 Each step is the same command a user would type (printed before it runs), each writes its own run
 directory under `runs/demo/<timestamp>/`, and `runs/demo/latest` points at the newest complete demo,
@@ -96,7 +97,7 @@ def heldout_before_pairs(cfg: DemoCfg) -> list[str]:
     """The subjects the fine-tune will hold out (`data.heldout.heldout_keys` on the heart-rate recordings' subject
     keys: a dataset file's split, else the last 0.2 of the sorted subjects), found before the first step so that
     the pairs step leaves them out of pretraining too. [] when the recordings cannot be listed here (the step that
-    reads them then says why); the fine-tune applies the rule itself, and the model card reads what the pairs held."""
+    reads them then says why, and the fine-tune applies the rule itself); the model card reads what the pairs held."""
     from sqtool.core import resolve_data_root
     from sqtool.data.dataset_file import load_builtin
     from sqtool.data.dataset_tasks import dataset_of
@@ -169,6 +170,7 @@ def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:
             "train", "finetune", "--task", "hr", "--model", cfg.teacher, "--data", cfg.data_root,
             "--folds", str(cfg.folds), "--epochs", str(cfg.finetune_epochs), "--seed", str(cfg.seed),
             "--progress", "false", "--out", str(d / "finetune")]
+         + (["--heldout-subjects", ",".join(exclude)] if exclude else [])
          + (["--max-records", str(cfg.subjects)] if synthetic else [])
          + (["--datasets", ",".join(cfg.datasets)] if cfg.datasets else [])
          + (["--init", str(d / "pretrain" / "model.pt")] if cfg.pretrain else [])),

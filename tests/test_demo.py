@@ -26,7 +26,9 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert "mcu_m4" in printed and "baseline" in printed
     # the subjects the fine-tune held out were left out of the pretraining pairs too (found before any step ran;
     # they were mined into the pairs, disclosed)
-    held = json.loads((out / "finetune" / "metrics.json").read_text())["heldout_subjects"]
+    ft = json.loads((out / "finetune" / "metrics.json").read_text())
+    held = ft["heldout_subjects"]
+    assert ft["heldout_rule"] == "--heldout-subjects"                # given the pairs' list: derived once, up front
     assert held and json.loads((out / "pairs" / "metrics.json").read_text())["exclude_subjects"] == held
     mined = set(json.loads((out / "pairs" / "index.json").read_text())["subjects"])
     assert mined and not mined & {h.replace(":", "/") for h in held}
