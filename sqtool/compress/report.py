@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.compress.distill import OutputSpec, denormalise, predict
-from sqtool.core.metrics import (CLASSIFICATION_TASKS, classic_text, sigmoid, skill_block, skill_line, skill_metric,
-                                 skill_unit, task_metrics, trivial_predictions)
+from sqtool.core.metrics import (CLASSIFICATION_TASKS, classic_text, model_block, reference_block, sigmoid,
+                                 skill_line, skill_metric, skill_unit, task_metrics, trivial_predictions)
 
 
 def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dict:
@@ -36,7 +36,7 @@ MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("st
 def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndarray, preds: dict, outputs=(),
                   n_boot: int = 1000, seed: int = 0, classic: tuple = (None, "not computed")) -> dict:
     """Model vs trivial (vs classic) on the held-out windows: `metrics.json["skill"]` of a quantize run, one
-    `core.metrics.skill_block` per model (the fine-tune's block, `train.skill.skill_report`, on a fixed split).
+    `core.metrics.reference_block` once and `model_block` per model (the parts of the fine-tune's `skill_block`).
 
     `y_train` (N_tr, k): the run's TRAINING subjects' targets, the only ones the trivial predictor sees
     (`core.metrics.trivial_predictions`: their mean per output, or their base rate as a constant logit); `y`
@@ -49,14 +49,14 @@ def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndar
      vs_classic: the same test against the classic method (absent without one)}}, flag: the int8 student's "" or
      "no skill", classic_flag: the int8 student's "" or "worse than the classic method" (`classic_flag`)}"""
     triv = trivial_predictions(task, y_train, len(y))                               # (N, k)
-    blocks = {k: skill_block(task, y, groups, p, triv, classic, outputs, n_boot=n_boot, seed=seed)
+    ref = reference_block(task, y, groups, triv, classic, outputs, n_boot=n_boot, seed=seed)   # once for every model
+    blocks = {k: model_block(task, y, groups, p, triv, classic[0], outputs, n_boot=n_boot, seed=seed)
               for k, p in preds.items()}
-    first = next(iter(blocks.values()))                      # the trivial and classic rows: the same in every block
-    out = {"trivial": first["trivial"], "trivial_ci95": first["trivial_ci95"],
+    out = {"trivial": ref["trivial"], "trivial_ci95": ref["trivial_ci95"],
            "trivial_fit": {"windows": int(len(y_train)), "on": "the training subjects"},
            "models": {k: {key: b[key] for key in ("skill", "spread", "vs_classic") if key in b}
                       for k, b in blocks.items()},
-           "classic": first["classic"]}
+           "classic": ref["classic"]}
     int8 = blocks.get("student_int8", {})
     out["flag"] = int8.get("flag", "")
     out["classic_flag"] = int8.get("classic_flag", "")
@@ -202,7 +202,8 @@ def write_report_md(m: dict) -> str:
     sk, sk_metric = m.get("skill") or {}, skill_metric(task)[0]        # (a run from before the skill block: none)
     units = sorted(set(m["student"].get("units") or []) - {"logit"})     # the regression outputs' units, e.g. %
     in_units = f" ({', '.join(units)})" if units and metric == "mae" else ""
-    in_unit = f" {units[0]}" if len(units) == 1 and metric == "mae" else ""     # after a value (one unit only)
+    unit = skill_unit(metric, units)
+    in_unit = f" {unit}" if unit else ""                                # after a value (one unit only)
     also = "; held out of the teacher's fine-tuning too" if m.get("heldout_in_teacher") is False else ""
     lines = [f"# sqtool quantize: {m['student']['name']} ({m['preset']})", "",
              f"Task **{task}**, {m['student']['fs']:g} Hz, {m['student']['window_s']:g} s windows; teacher "

@@ -459,17 +459,35 @@ def skill_block(task: str, y: np.ndarray, groups: np.ndarray, pred: np.ndarray, 
      trivial_ci95, classic: {name, metrics, ci95} or {name: None, why}, vs_classic: the same paired test against
      the classic predictor (absent without one), flag: "" or "no skill", classic_flag: "" or "worse than the
      classic method" (`classic_flag`)}."""
+    ref = reference_block(task, y, groups, trivial, classic, outputs, n_boot=n_boot, seed=seed)
+    mod = model_block(task, y, groups, pred, trivial, classic[0], outputs, n_boot=n_boot, seed=seed)
+    return {"trivial": ref["trivial"], "spread": mod["spread"], "skill": mod["skill"],
+            "trivial_ci95": ref["trivial_ci95"], "classic": ref["classic"],
+            **{k: mod[k] for k in ("vs_classic", "flag", "classic_flag") if k in mod}}
+
+
+def reference_block(task: str, y: np.ndarray, groups: np.ndarray, trivial: np.ndarray,
+                    classic: tuple = (None, "not computed"), outputs=(), n_boot: int = 1000, seed: int = 0) -> dict:
+    """What every model scored on the same windows is compared with (`skill_block`): {trivial: metrics,
+    trivial_ci95, classic: {name, metrics, ci95} or {name: None, why}}; computed once for several models."""
     y = np.asarray(y, float)
-    out = {"trivial": task_metrics(task, y, trivial, outputs), "spread": prediction_spread(task, pred, y),
-           "skill": skill_test(task, y, pred, trivial, groups, outputs, n_boot=n_boot, seed=seed),
-           "trivial_ci95": bootstrap_ci(task, y, trivial, groups, outputs, n_boot=n_boot, seed=seed)}
     c, name = classic
-    if c is None:
-        out["classic"] = {"name": None, "why": name}
-    else:
-        out["classic"] = {"name": name, "metrics": task_metrics(task, y, c, outputs),
-                          "ci95": bootstrap_ci(task, y, c, groups, outputs, n_boot=n_boot, seed=seed)}
-        out["vs_classic"] = skill_test(task, y, pred, c, groups, outputs, n_boot=n_boot, seed=seed)
+    return {"trivial": task_metrics(task, y, trivial, outputs),
+            "trivial_ci95": bootstrap_ci(task, y, trivial, groups, outputs, n_boot=n_boot, seed=seed),
+            "classic": {"name": None, "why": name} if c is None else {
+                "name": name, "metrics": task_metrics(task, y, c, outputs),
+                "ci95": bootstrap_ci(task, y, c, groups, outputs, n_boot=n_boot, seed=seed)}}
+
+
+def model_block(task: str, y: np.ndarray, groups: np.ndarray, pred: np.ndarray, trivial: np.ndarray,
+                classic_pred: np.ndarray | None = None, outputs=(), n_boot: int = 1000, seed: int = 0) -> dict:
+    """One model's part of `skill_block`: {spread, skill (vs the trivial predictor), vs_classic (with a classic
+    method), flag, classic_flag}."""
+    y = np.asarray(y, float)
+    out = {"spread": prediction_spread(task, pred, y),
+           "skill": skill_test(task, y, pred, trivial, groups, outputs, n_boot=n_boot, seed=seed)}
+    if classic_pred is not None:
+        out["vs_classic"] = skill_test(task, y, pred, classic_pred, groups, outputs, n_boot=n_boot, seed=seed)
     out["flag"] = out["skill"]["flag"]
     out["classic_flag"] = classic_flag(out.get("vs_classic"))
     return out
