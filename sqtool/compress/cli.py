@@ -599,7 +599,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     y_all = np.asarray(data.y, np.float32).reshape(len(x_all), -1)
     groups = np.asarray(data.groups).astype(str)
     meta = getattr(data, "meta", None) or {}
-    split = meta["split_test"] if "split_test" in meta else file_split(ds)     # read with the task data, once
+    split = file_split(ds, meta=meta)                  # read with the task data, once
     held, in_teacher = split_subjects(groups, cfg, teacher, t_path, split)
     test = np.isin(groups, held)
     tr, te = np.flatnonzero(~test), np.flatnonzero(test)

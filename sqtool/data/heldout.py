@@ -34,11 +34,14 @@ def check_fraction(fraction: float | None) -> None:
         raise SqtoolError(f"--heldout-fraction must be in [0, 1) (0 = hold none out), got {fraction}")
 
 
-def file_split(ds, records=None) -> list[str] | None:
+def file_split(ds, records=None, meta: dict | None = None) -> list[str] | None:
     """The dataset file `ds`'s test subjects (their ids in the file, sorted) among `records` (objects with
     .dataset, .record_id, .subject: recordings, their spectra; None: the file's recordings, read only when it
     declares a test side), or None when `ds` is None or declares no test side (no `split.test`, no
-    `split.heldout_fraction`: a train list alone holds nobody out)."""
+    `split.heldout_fraction`: a train list alone holds nobody out). `meta`: a TaskData's, whose "split_test" (read
+    with the task's recordings) is the answer when present."""
+    if meta and "split_test" in meta:
+        return meta["split_test"]
     if ds is None or not (ds.split.test or ds.split.heldout_fraction):
         return None
     records = ds.records() if records is None else records

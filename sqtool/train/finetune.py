@@ -411,7 +411,7 @@ def hold_out(cfg: FinetuneConfig, td, data) -> tuple:
     from sqtool.data.heldout import file_split, heldout_keys
     groups = np.asarray(td.groups).astype(str)
     present = sorted(set(groups.tolist()))
-    split = td.meta["split_test"] if "split_test" in td.meta else file_split(dataset_of(data))   # (read with td)
+    split = file_split(None if "split_test" in td.meta else dataset_of(data), meta=td.meta)  # (read with td: no parse)
     held, how = heldout_keys(present, names=cfg.heldout_subjects, fraction=cfg.heldout_fraction,
                              split=None if split is None else [s for s in split if s in present])
     if not held:
