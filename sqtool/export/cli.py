@@ -441,17 +441,16 @@ def _export(cfg: ExportConfig) -> dict:
         qmodel = load_model(ckpt)
         graph = extract_int_graph(qmodel)
     spectral = graph_spectral(ckpt)
+    n_ppg = device_ppg(cfg, ckpt["model_cfg"]) if spectral else None
     md = build_metadata(ckpt, inp["sha"], graph, inp["names"], cfg.subjects, fs_in=cfg.device_fs or None,
-                        n_ppg=device_ppg(cfg, ckpt["model_cfg"]) if spectral else None)
+                        n_ppg=n_ppg)     # a spectral model's: designs its front end, so a bad --device-fs is refused here
     fmodel = load_model(inp["float_ckpt"]) if inp["want_float"] else None
     if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in ("Student", "SpecNet"):
         raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
                           "supported by sqtool's TFLite writer; export it with --target onnx")
-    if "c" in inp["targets"] and graph is not None and graph.spectral:    # refuse a bad device rate / prefix early
-        from sqtool.data.frontend import design
-        from sqtool.export.pipeline import check_prefix, decoder_config, frontend_config
+    if "c" in inp["targets"] and graph is not None and graph.spectral:    # refuse a bad prefix / decoder early
+        from sqtool.export.pipeline import check_prefix, decoder_config
         check_prefix(cfg.prefix)
-        design(frontend_config(ckpt["model_cfg"], cfg.device_fs or None, device_ppg(cfg, ckpt["model_cfg"])))
         decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     from sqtool.core.manifest import begin_export, write_manifest
@@ -574,7 +573,7 @@ def _export(cfg: ExportConfig) -> dict:
     if spectral and graph is not None and not kit:           # the kit wrote them with the C
         from sqtool.export.kit import write_docs
         for p in write_docs(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None,
-                            n_ppg=device_ppg(cfg, ckpt["model_cfg"]), run_dir=Path(inp["path"]).parent,
+                            n_ppg=n_ppg, run_dir=Path(inp["path"]).parent,
                             names=inp["names"]):
             done(str(p.relative_to(out)))
 
