@@ -102,7 +102,7 @@ def heldout_before_pairs(cfg: DemoCfg) -> list[str]:
     from sqtool.data.dataset_file import load_builtin
     from sqtool.data.dataset_tasks import dataset_of
     from sqtool.data.heldout import file_split, heldout_keys
-    from sqtool.data.hr_spectra import HR_DATASETS, SYNTHETIC_HR_SUBJECTS
+    from sqtool.data.hr_spectra import SYNTHETIC_HR_SUBJECTS, default_datasets
     from sqtool.data.record import subject_key
     from sqtool.data.synthetic import synth_corpus_specs
 
@@ -117,7 +117,7 @@ def heldout_before_pairs(cfg: DemoCfg) -> list[str]:
         ds = dataset_of(cfg.data_root)
         if ds is None:
             root = Path(cfg.data_root)
-            return heldout_keys([k for n in (cfg.datasets or [d for d in HR_DATASETS if (root / d).is_dir()])
+            return heldout_keys([k for n in (cfg.datasets or default_datasets(root))
                                  for k in keys_of(n, root)])[0]
         recs = ds.records()
         beside = [k for n in cfg.datasets for k in keys_of(n, resolve_data_root(None))]

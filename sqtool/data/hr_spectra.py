@@ -42,6 +42,12 @@ HR_DATASETS = ("troika", "wrist_exercise")
 SYNTHETIC_HR_SUBJECTS = 8           # the synthetic heart-rate corpus's subjects (hr_corpus "synthetic")
 
 
+def default_datasets(root) -> tuple[str, ...]:
+    """The heart-rate datasets (HR_DATASETS) present under data root `root`: what the fine-tune trains on, and the
+    demo lists held-out subjects of, without --datasets."""
+    return tuple(d for d in HR_DATASETS if (Path(root) / d).is_dir())
+
+
 def _troika_excluded() -> tuple[str, ...]:
     from sqtool.data.dataset_file import builtin_exclude
     return tuple(builtin_exclude("troika"))

@@ -47,15 +47,11 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
 from sqtool.core.metrics import block_windows, mae_batch_ci
 from sqtool.data.heldout import file_split, heldout_keys
-from sqtool.data.hr_spectra import HR_DATASETS, as_model_input, hr_corpus
+from sqtool.data.hr_spectra import as_model_input, default_datasets, hr_corpus
 from sqtool.data.tasks import subject_folds
 from sqtool.train.collapse import init_collapse_warning
 
 HR_BINS_METRICS = ("mae_bpm", "mae_raw_bpm")
-
-
-def default_datasets(root: Path) -> tuple[str, ...]:
-    return tuple(d for d in HR_DATASETS if (Path(root) / d).is_dir())
 
 
 def mae_ci(err: np.ndarray, block: int = 1, groups=None) -> tuple[float, float, float]:
