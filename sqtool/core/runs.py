@@ -255,7 +255,7 @@ def as_launched(saved: dict, line: str) -> str:
 # The file a command writes last, once its run is complete (metrics.json unless named here; a tuple: any of them,
 # bench --compare writing compare.json where a bench writes metrics.json). Every make_run_dir command is one of
 # train/pretrain, train/finetune, quantize, data_pairs, export, bench, predict, demo (tests/test_cli_audit.py).
-RESULT = {"export": "manifest.json", "data_pairs": "index.json", "predict": "summary.json",
+RESULT = {"export": ("manifest.json",), "data_pairs": ("index.json",), "predict": ("summary.json",),
           "bench": ("metrics.json", "compare.json")}
 
 
@@ -477,8 +477,7 @@ def _finished(d: Path, command: str) -> bool:
     """Whether the `command` run in `d` ended: the file it writes last (RESULT) is there and, for a metrics.json,
     its `status` (train pretrain: "stopped (max_steps)" can go on with --resume) is "done" where it has one and it
     names no `failed_step` (a failed demo)."""
-    names = RESULT.get(command, "metrics.json")
-    result = next((d / n for n in ((names,) if isinstance(names, str) else names) if (d / n).is_file()), None)
+    result = next((d / n for n in RESULT.get(command, ("metrics.json",)) if (d / n).is_file()), None)
     if result is None:
         return False
     if result.name != "metrics.json":

@@ -435,11 +435,11 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
         from sqtool.data.synthetic import synth_corpus_specs
         specs = synth_corpus_specs(cfg.synthetic_subjects, duration_s=cfg.synthetic_duration_s, seed=cfg.seed)
         return [("synthetic", [("synthetic", s) for s in specs])]
-    from sqtool.data.dataset_file import builtin_names, load_builtin
+    from sqtool.data.dataset_file import builtin_names, is_dataset_file, load_builtin
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:                                             # a built-in's shipped file: its exclude list applies (troika's
-            shipped = d.name in builtin_names() and not cfg.kind and not (d / "dataset.yaml").is_file()
+            shipped = d.name in builtin_names() and not cfg.kind and not is_dataset_file(d)
             src = load_builtin(d.name, root) if shipped else d       # DATA_S04_T01; a folder's own dataset.yaml wins
             out.append((d.name, list_units(src, cfg.kind)))
         except SqtoolError as e:
