@@ -3,12 +3,12 @@ shorter than the others (refused, never cut to), an accelerometer at half the PP
 host, one note line), the progress flags every command takes."""
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
 import pytest
 from fwb_helpers import write_wrist_npz
+from test_api import _csv_rows
 
 import sqtool
 from sqtool.cli import main
@@ -43,11 +43,6 @@ def _bench_a_half_rate_file(model, runtime, tmp_path, capsys, ppg2: bool):
     note = next(n for n in res["notes"] if n.startswith("note: 1 recording with channels at another rate"))
     assert note.endswith("e.g. half: acc_x, acc_y, acc_z 62.5 Hz -> 125 Hz") and note in (out / "bench.md").read_text()
     return note, cap.err, (data, full)
-
-
-def _csv_rows(path) -> list[dict]:
-    with open(path) as f:
-        return list(csv.DictReader(f))
 
 
 def test_predict_refuses_a_file_whose_accelerometer_is_shorter(spec_export_dir, tmp_path, capsys):

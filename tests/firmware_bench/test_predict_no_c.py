@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_predict_targets import export_student
 
 from sqtool.core import SqtoolError
 from sqtool.data.record import Label, Record
@@ -16,18 +17,12 @@ from sqtool.firmware_bench.predict import PredictConfig, output_columns, predict
 
 
 def _export(root: Path, targets: list[str]) -> Path:
-    from export_fixtures import make_int8_run
-
     from sqtool.data.tasks import task_model_cfg
-    from sqtool.export.cli import ExportConfig, export
     from sqtool.models import get_model_cfg
     mc = task_model_cfg("rr", get_model_cfg("cnn1d_student_xs"), channels=("ppg",))
     mc = mc.replace(outputs=("rr_bpm", "quality_logit"), units=("breaths/min", "logit"),     # the quality head
                     target_mean=(15.0, 0.0), target_std=(5.0, 1.0))
-    run = make_int8_run(root / "quantize", mc, n_heldout=4, seed=1)
-    exp = export(ExportConfig(model=str(run), target=targets, out=str(root / "export")))
-    assert exp["failed"] == [], exp["summary"]
-    return Path(exp["out"])
+    return export_student(root, mc, targets)
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,21 @@ from sqtool.firmware_bench.predict import PredictConfig, predict, print_results
 
 
 def _export(root: Path, task: str) -> Path:
-    from export_fixtures import make_int8_run
-
     from sqtool.data.tasks import task_model_cfg
-    from sqtool.export.cli import ExportConfig, export
     from sqtool.models import get_model_cfg
     mc = task_model_cfg(task, get_model_cfg("cnn1d_student_xs"), channels=("ppg",))
     if task == "bp":
         mc = mc.replace(target_mean=(120.0, 80.0), target_std=(15.0, 10.0))
+    return export_student(root, mc, ["c"])
+
+
+def export_student(root: Path, mc, targets: list[str]) -> Path:
+    """An untrained int8 student of model cfg `mc` (a quantize-like run) exported to `targets`, parity passed."""
+    from export_fixtures import make_int8_run
+
+    from sqtool.export.cli import ExportConfig, export
     run = make_int8_run(root / "quantize", mc, n_heldout=4, seed=1)   # af at seed 0: an untrained student off by
-    exp = export(ExportConfig(model=str(run), target=["c"], out=str(root / "export")))     # 5 LSB, double rounding
+    exp = export(ExportConfig(model=str(run), target=targets, out=str(root / "export")))   # 5 LSB, double rounding
     assert exp["failed"] == [], exp["summary"]
     return Path(exp["out"])
 
