@@ -35,7 +35,7 @@ MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("st
 
 def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndarray, preds: dict, outputs=(),
                   n_boot: int = 1000, seed: int = 0, classic: tuple = (None, "not computed")) -> dict:
-    """Model vs trivial (vs classic) on the held-out windows: `metrics.json["skill"]` of a quantize run, one
+    """Model vs trivial (vs classic) on the held-out windows: `metrics.json["skill"]` of a quantize run:
     `core.metrics.reference_block` once and `model_block` per model (the parts of the fine-tune's `skill_block`).
 
     `y_train` (N_tr, k): the run's TRAINING subjects' targets, the only ones the trivial predictor sees
