@@ -13,11 +13,19 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
                "--finetune-epochs", "1", "--student-epochs", "2", "--qat-epochs", "1"])
     assert rc == 0
     out = tmp_path / "demo"
-    for step in ("pairs", "pretrain", "pretrain_student", "finetune", "quantize", "export", "bench"):
+    for step in ("pairs", "pretrain", "pretrain_student", "finetune", "quantize", "final_finetune", "final_quantize",
+                 "export", "bench"):
         assert (out / step / "config.yaml").is_file(), step
     # the networks start from their pretrained encoders: the runs name them
     assert "demo/pretrain/model.pt" in (out / "finetune" / "config.yaml").read_text()
     assert "demo/pretrain_student/model.pt" in (out / "quantize" / "config.yaml").read_text()
+    # the shipped model is the final fit on every subject; the evaluation's held-out figures are its estimate
+    final = json.loads((out / "final_quantize" / "metrics.json").read_text())
+    evaluated = json.loads((out / "quantize" / "metrics.json").read_text())
+    assert final["final_fit"] and final["estimate"]["metrics"]["mae_bpm"] == evaluated["mae_bpm"]
+    assert evaluated["heldout_subjects"] and set(evaluated["heldout_subjects"]) < set(final["train_subjects"])
+    assert "final_quantize" in (out / "export" / "config.yaml").read_text()
+    assert "## Held-out estimate (the same recipe" in (out / "export" / "MODEL_CARD.md").read_text()
     bench = json.loads((out / "bench" / "bench.json").read_text())
     status = {r["runtime"]: r["status"] for r in bench["runtimes"]}
     assert {"mcu_m4", "tflm_int8", "c_host", "onnx_int8", "litert_int8"} <= set(status)

@@ -143,7 +143,13 @@ class QuantizeConfig:
                                                           "file's split, else the last heldout_fraction of sorted "
                                                           "subjects; data.heldout)"})
     heldout_fraction: float = field(default=HELDOUT_FRACTION, metadata={
-        "help": "fraction of subjects held out when not listed (and neither the teacher nor the dataset file says)"})
+        "help": "fraction of subjects held out when not listed (and neither the teacher nor the dataset file says); "
+                "0: none, a final fit on every subject for shipping, spectral heart-rate students (its figures: "
+                "--estimate-from, the run of the same recipe that held subjects out)"})
+    estimate_from: str | None = field(default=None, metadata={
+        "help": "with --heldout-fraction 0: the quantize run of the same recipe that held subjects out; its held-out "
+                "figures go into this run's report and the export's model card as the final fit's estimate",
+        "metavar": "RUN", "path": True})
     calib_windows: int = field(default=1024, metadata={"help": "max training windows used to calibrate"})
     calib_npz: str | None = field(default=None,
                                   metadata={"help": "calibration windows from an .npz file (x (N,C,T), fs, window_s) "
@@ -253,6 +259,9 @@ def run(args) -> int:
     elif cfg.calibrate_on:
         raise SqtoolError("--calibrate-on sets the heart-rate decoder's interval of spectral students (a spec_* "
                           "teacher); a time-domain student has no decoder")
+    elif cfg.estimate_from:
+        raise SqtoolError("--estimate-from goes with --heldout-fraction 0, a final fit of a spectral heart-rate "
+                          "student (a spec_* teacher)")
     else:
         run_dir, metrics = quantize_run(cfg, log=log)
     print_results(run_dir, metrics)
@@ -282,6 +291,13 @@ def result_line(metrics: dict) -> str:
     int8 student, in units (spectral students: decoded MAE, mean of subjects); a one-class held-out set's warning
     as its short reason (the warning less its ONE_CLASS_WHY tail; one without that tail whole)."""
     from sqtool.core.progress import metric_text
+    if metrics.get("final_fit"):                                         # a spectral student on every subject
+        est = metrics.get("estimate") or {}
+        m = (est.get("metrics") or {}).get("mae_bpm") or {}
+        return (f"final fit on every subject ({len(metrics.get('train_subjects') or [])}): no held-out figure; "
+                + (f"held-out estimate (from {est['run']}): teacher {m['teacher']:.2f}, float {m['float']:.2f}, int8 "
+                   f"{m['int8']:.2f} BPM" if m else "quote the held-out figures of this recipe's run that held "
+                   "subjects out (--estimate-from RUN)"))
     if isinstance(metrics.get("mae_bpm"), dict):                         # a spectral heart-rate student
         m = metrics["mae_bpm"]
         return (f"held-out MAE (mean of subjects): teacher {m['teacher']:.2f}, float {m['float']:.2f}, "
@@ -546,6 +562,10 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
 
     say = log or (lambda s: None)
     get_preset(cfg.preset)                                               # unknown preset -> error now
+    if float(cfg.heldout_fraction) == 0.0:
+        raise SqtoolError("--heldout-fraction 0 (a final fit on every subject) is for spectral heart-rate students; "
+                          "a time-domain student is evaluated on held-out subjects and its export's parity checks "
+                          "read their windows: keep some held out")
     cfg = dataclasses.replace(cfg, epochs=cfg.epochs or 20,              # 0 / None = the time-domain defaults
                               alpha=TIME_KD if cfg.alpha is None else cfg.alpha)
     for k in ("epochs", "batch_size"):

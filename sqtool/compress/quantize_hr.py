@@ -90,7 +90,8 @@ def _subject_mae(rows: list[dict], key: str) -> dict:
 # config fields that do not change the float student (QAT, export budget, bookkeeping)
 _NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_npz", "teacher", "teacher_cache",
                      "allow_over_budget", "max_int8_weights", "max_macs", "out", "force",
-                     "decoder_on", "decoder_rule", "inner_folds", "inner_epochs", "evidence", "calibrate_on")
+                     "decoder_on", "decoder_rule", "inner_folds", "inner_epochs", "evidence", "calibrate_on",
+                     "estimate_from")
 
 
 def float_key(cfg, t_sha: str, arrays) -> str:
@@ -181,6 +182,54 @@ def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
     return set(held), in_teacher
 
 
+# the options that make a recipe: a final fit's --estimate-from run must match it in each (data, held-out subjects,
+# calibration datasets, threads and folders may differ; the teacher is the final fit's own)
+RECIPE = ("student", "preset", "student_init", "distill", "alpha", "temperature", "kd_gate_bpm", "freq_stretch",
+          "motion_frac", "motion_axis_drop", "lr_schedule", "decoder_on", "evidence", "decoder_rule",
+          "calibration_students", "inner_folds", "inner_epochs", "epochs", "qat_epochs", "batch_size", "calib_windows",
+          "seed")
+ESTIMATE_KEYS = ("heldout_subjects", "heldout_in_teacher", "mae_bpm", "per_subject", "int8_minus_float_bpm",
+                 "uncertainty_int8", "heldout_truth")       # what a final fit carries of its estimate run's metrics
+
+
+def load_estimate(cfg, student: str) -> dict | None:
+    """A final fit's (--heldout-fraction 0) held-out estimate: {run, calibrate_on, metrics} of the --estimate-from
+    quantize run, a spectral one of `student` with held-out subjects whose recipe (`RECIPE`, its config.yaml) is
+    this run's; None without --estimate-from. Anything else is one line: the figures would estimate another model."""
+    import yaml
+    if not cfg.estimate_from:
+        return None
+    run = Path(cfg.estimate_from)
+    run = run.parent if run.is_file() else run
+    try:
+        m = read_json(run / "metrics.json")
+        c = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("config") or {}
+    except (OSError, ValueError, AttributeError, yaml.YAMLError) as e:
+        raise SqtoolError(f"--estimate-from {run}: not a quantize run folder (metrics.json, config.yaml: "
+                          f"{type(e).__name__})")
+    if not isinstance(m.get("mae_bpm"), dict) or not m.get("heldout_subjects"):
+        raise SqtoolError(f"--estimate-from {run}: not a spectral heart-rate quantize run with held-out subjects")
+    if m.get("student") != student:
+        raise SqtoolError(f"--estimate-from {run}: its student is {m.get('student')}, this run's {student}")
+    mine = {**vars(cfg), "student": student}
+    diff = [f"{k} {c.get(k)!r} there, {mine.get(k)!r} here" for k in RECIPE
+            if k in c and k != "student" and not _same(c.get(k), mine.get(k), k)]
+    if diff:
+        raise SqtoolError(f"--estimate-from {run}: another recipe ({'; '.join(diff)}): its held-out figures would not "
+                          "estimate this model")
+    return {"run": str(run.resolve()), "calibrate_on": list(c.get("calibrate_on") or []),
+            "metrics": {k: m.get(k) for k in ESTIMATE_KEYS}}
+
+
+def _same(a, b, key: str) -> bool:
+    """Two config values equal as config.yaml holds them (a path option compared by where it points)."""
+    if key == "student_init":
+        return (a is None) == (b is None) and (a is None or Path(a).name == Path(b).name)
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return list(a or []) == list(b or [])
+    return a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b))
+
+
 def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:
     """Run the whole spectral stage (`quantize_hr_run`); returns the run dir."""
     return quantize_hr_run(cfg, ck, log, run_dir)[0]
@@ -225,8 +274,13 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                           f"{cfg.inner_folds} and {cfg.inner_epochs}")
     if not cfg.kd_gate_bpm >= 0.0:
         raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
+    final = float(cfg.heldout_fraction) == 0.0              # a final fit: every subject trained on, none evaluated
+    if cfg.estimate_from and not final:
+        raise SqtoolError("--estimate-from goes with --heldout-fraction 0 (a final fit on every subject): a run that "
+                          "holds subjects out measures its own held-out figures")
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     student = student_for(tcfg, cfg.student, where=f"teacher {ck['path']}")     # '' = the one reading its channels
+    estimate = load_estimate(cfg, student)                # refused here, before any data is read
     scfg = get_model_cfg(student)
     for k in ("channels", "fs", "window_s", "hop_s", "band"):
         if getattr(scfg, k) != getattr(tcfg, k):
@@ -264,9 +318,17 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     held, in_teacher = heldout_of(cfg, ck, corpus, ds)
     train = [r for r in corpus if r.key not in held]
     test = [r for r in corpus if r.key in held]
-    say(f"{len(train)} training recordings, held out: {', '.join(sorted(held))}")
-    cfg = replace(cfg, calibrate_on=heldout_calibration(cfg.calibrate_on, {r.dataset for r in train},
-                                                        {r.dataset for r in test}))      # saved resolved below
+    if final:
+        say(f"final fit: {len(train)} training recordings of every subject ({len(keys)}), none held out"
+            + (f"; held-out estimate from {estimate['run']}" if estimate else ""))
+        ship = set(estimate["calibrate_on"]) if estimate else {ds.name} if ds is not None else set()
+        cal_default = sorted(ship) if estimate and not cfg.calibrate_on else cfg.calibrate_on
+    else:
+        say(f"{len(train)} training recordings, held out: {', '.join(sorted(held))}")
+        ship, cal_default = {r.dataset for r in test}, cfg.calibrate_on
+    # the device shipped on calibrates the interval: the held-out subjects' dataset, a final fit's estimate run's
+    # choice, or its own dataset file's (beside built-ins)
+    cfg = replace(cfg, calibrate_on=heldout_calibration(cal_default, {r.dataset for r in train}, ship))
     cal = calibration_subjects(train, cfg.calibrate_on)   # refused here, before any network is trained
 
     oof_path = Path(ck["path"]).parent / "oof_logits.npz"
@@ -279,7 +341,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     honest = all(r.record_id in oof or r.key in (t_held or ()) for r in train)
     say(f"teacher logits: {'out-of-fold (from ' + str(oof_path) + ')' if honest else 'final teacher (in-sample)'}"
         + ("; on the held-out subjects, its model.pt's (they were in none of its fits)" if in_teacher is False else ""))
-    note = heldout_note(in_teacher, str(ck["path"]))       # on stdout by the CLI (compress.cli.print_results)
+    note = None if final else heldout_note(in_teacher, str(ck["path"]))   # on stdout by the CLI (print_results)
 
     resume = run_dir is not None
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
@@ -345,6 +407,9 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                     teacher_sha256=t_sha, teacher_skill=teacher_skill(ck["path"]),
                     heldout_subjects=sorted(held), train_subjects=sorted(set(keys) - held))
 
+    if final:
+        return run_dir, final_fit_report(run_dir, cfg, scfg, tcfg, student, ck, q, fstudent, hist, kd, whose, keys,
+                                         train, Y, estimate, budget=spectral_budget(scfg), t0=t0)
     rows = []
     for r in test:
         x = as_model_input(r.x)
@@ -407,6 +472,44 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     if hint:                               # the held-out line itself is the CLI's, on stdout (`print_results`)
         say(hint)
     return run_dir, metrics
+
+
+def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, fstudent, hist, kd, whose: str,
+                     keys, train: list, Y, estimate: dict | None, budget: dict, t0: float) -> dict:
+    """A final fit's metrics.json and report.md (no held-out subject: its figures are the --estimate-from run's,
+    said as such) and its training curve; returns the metrics."""
+    from sqtool.compress.hr_qat import int8_logits
+    from sqtool.core.progress import training_curve
+    scale = int8_logits(q, as_model_input(train[0].x[:1]))[1]
+    m = estimate["metrics"] if estimate else {}
+    metrics = {"task": "hr", "student": student, "teacher": str(ck["path"]), "final_fit": True,
+               "heldout_subjects": [], "train_subjects": list(keys), "heldout_in_teacher": None, "heldout_note": None,
+               "teacher_heldout_subjects": recorded_heldout(ck.get("train_cfg")), "mae_bpm": None,
+               "per_subject": {}, "estimate": estimate, "budget": budget, "logit_scale": float(scale),
+               "decoder": scfg.decoder, "decoder_on": whose, "training_truth": truth_summary(Y),
+               "wall_s": time.time() - t0}
+    write_metrics(run_dir, metrics)
+    training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
+                   ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")
+    lines = [f"# quantize {student} from {tcfg.name}: a final fit", "",
+             f"Trained on every subject ({len(keys)}: {', '.join(keys)}; `--heldout-fraction 0`), so this run "
+             "measures no held-out figure."]
+    if estimate:
+        mae, unc = m.get("mae_bpm") or {}, m.get("uncertainty_int8") or {}
+        lines += ["", f"Held-out estimate, from {estimate['run']} (the same recipe with "
+                      f"{', '.join(m['heldout_subjects'])} held out of its fine-tuning and quantization; measured on "
+                      "that run's models, not on this one): int8 decoded MAE "
+                      f"**{mae.get('int8', float('nan')):.2f} BPM** (mean of subjects; float student "
+                      f"{mae.get('float', float('nan')):.2f}, teacher {mae.get('teacher', float('nan')):.2f})"
+                      + (f", truth in the 90 % interval on {100 * unc['interval_coverage']:.1f} % of the windows"
+                         if unc.get("interval_coverage") is not None else "") + "."]
+    else:
+        lines += ["", "No held-out estimate given (`--estimate-from RUN`: the quantize run of this recipe that held "
+                      "subjects out): quote that run's figures for this model."]
+    lines += ["", f"{budget['int8_weights']} int8 weights, {budget['macs']} MACs per window; decoder chosen on the "
+                  f"{whose}'s out-of-fold logits of the training subjects."]
+    atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    return metrics
 
 
 __all__ = ["quantize_hr", "quantize_hr_run"]

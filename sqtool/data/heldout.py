@@ -116,8 +116,14 @@ def teacher_heldout(keys, recorded: list[str] | None, teacher: str, *, names=(),
     `fraction` (--heldout-fraction) other than the default. A teacher that held none out ([]) or from before the
     record (None) leaves the choice to `heldout_keys` (names, the dataset file's `split`, the last `fraction`): the
     teacher trained on them (True), or may have (None). Either way a held-out set that is empty or leaves no
-    training subject is one line."""
+    training subject is one line. `fraction` 0 (--heldout-fraction 0, a final fit): none, ([], None), the student
+    trains on every subject; beside --heldout-subjects it is one line."""
     keys = sorted(map(str, keys))
+    if float(fraction) == 0.0:
+        if names:
+            raise SqtoolError("--heldout-fraction 0 trains on every subject (a final fit): give it without "
+                              "--heldout-subjects")
+        return [], None
     if recorded:
         mine = sorted(set(map(str, recorded)) & set(keys))
         if not mine:

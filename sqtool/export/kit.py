@@ -267,6 +267,8 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
     its settings in a section of their own; every other numeric value in a last table (nothing is dropped).
     `held`: the held-out subjects as the export's metadata names them (model_card passes them); None: the
     metrics' own `heldout_subjects`."""
+    if metrics.get("final_fit"):
+        return final_fit_sections(metrics)
     flat = _flat_metrics(metrics)
     if not flat:
         return ["## Held-out metrics", "", "- no metrics.json in the source run: none reported here."]
@@ -338,7 +340,7 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
                     red = 1 - flat["uncertainty_int8.mae_top"] / flat["uncertainty_int8.mae_all"]
                 lines.append(f"- keeping the {100 * keep:.0f} % most confident windows: MAE "
                              f"{flat['uncertainty_int8.mae_all']:.2f} -> {take('uncertainty_int8.mae_top'):.2f} BPM "
-                             f"(pooled; {100 * red:.1f} % lower)")
+                             f"(pooled; {100 * abs(red):.1f} % {'lower' if red >= 0 else 'higher'})")
     dec = sorted(k for k in flat if k.startswith("decoder.") and k not in used)
     if dec:
         lines += ["", "## Decoder calibration on the training subjects (not held-out) and settings", "",
@@ -353,9 +355,38 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
     return lines
 
 
+def final_fit_sections(metrics: dict) -> list[str]:
+    """A final fit's (`quantize --heldout-fraction 0`) metric sections: no held-out figure of its own; the held-out
+    figures of its --estimate-from run (the same recipe with subjects held out) as an estimate, said to be one;
+    then its own decoder settings and values."""
+    est = metrics.get("estimate") or {}
+    own = metrics_sections({k: v for k, v in metrics.items() if k not in ("final_fit", "estimate")}, [])
+    if not est.get("metrics"):
+        return ["## Held-out metrics", "", "- none: this model is a final fit on every subject (`sqtool quantize "
+                "--heldout-fraction 0`) and no run of its recipe with held-out subjects was given (`--estimate-from`)",
+                ""] + own
+    m = est["metrics"]
+    sec = metrics_sections(m, [str(h) for h in m.get("heldout_subjects") or []])
+    intro = (f"This model was trained on every subject, these too. The figures below were measured by `{est['run']}`, "
+             "the same recipe run with them held out of its fine-tuning and quantization: an estimate of this model's "
+             "error on new subjects, not a measurement of it.")
+    sec = [ln.replace("int8 (the shipped model)", "int8 (that run's student, this model's recipe)") for ln in sec]
+    return ["## Held-out estimate (the same recipe, run with subjects held out)", "", intro] + sec[1:] + [""] + own
+
+
 def n_subjects(n: int) -> str:
     """'1 subject', '3 subjects'."""
     return f"{n} subject{'' if n == 1 else 's'}"
+
+
+def pretraining_line(pre: dict) -> str:
+    """The card's line on the self-supervised pretraining upstream (`core.runs.pretraining_of`): its subjects per
+    dataset, or generated pairs."""
+    per = {d: sum(k.split(":")[0] == d for k in pre["subjects"]) for d in pre["datasets"] if d != "synthetic"}
+    return ("- self-supervised pretraining of the encoders (SimSiam on pairs of unlabelled PPG windows): "
+            + (f"{n_subjects(len(pre['subjects']))} ({', '.join(f'{d} {n}' for d, n in per.items())})"
+               if per else "generated (synthetic) pairs only")
+            + (" and generated pairs" if per and "synthetic" in pre["datasets"] else ""))
 
 
 def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, names: dict | None = None) -> str:
@@ -433,8 +464,16 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
                         if tt.get("bpm_p1") is not None else ""))
     lines += ["", "## Subject split", ""]
     split = train.get("split") or metrics.get("split")
+    est_held = [str(h) for h in ((metrics.get("estimate") or {}).get("metrics") or {}).get("heldout_subjects") or []]
     if split:
         lines.append(f"- {json.dumps(split)}")
+    elif seen and metrics.get("final_fit"):
+        lines.append(f"- trained on {n_subjects(len(seen))}, every subject (a final fit: `sqtool quantize "
+                     f"--heldout-fraction 0`): {', '.join(map(str, seen))}")
+        lines.append(f"- none held out: the held-out estimate below is of the same recipe with {', '.join(est_held)} "
+                     "held out" if est_held else "- none held out, and no held-out estimate recorded")
+        if pre is not None and pre["runs"]:
+            lines.append(pretraining_line(pre))
     elif seen:
         names = lambda ks: f"{n_subjects(len(ks))}{': ' + ', '.join(map(str, ks)) if ks else ''}"  # noqa: E731
         lines.append(f"- trained on {n_subjects(len(seen))}: {', '.join(map(str, seen))}")
@@ -455,11 +494,7 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
                             "; the self-supervised pretraining pairs were generated recordings, none of the "
                             "held-out recordings" if held and all(map(generated, held)) else
                             "; none of them was in the self-supervised pretraining pairs"))
-            per = {d: sum(k.split(":")[0] == d for k in pre["subjects"]) for d in pre["datasets"] if d != "synthetic"}
-            lines.append("- self-supervised pretraining of the encoders (SimSiam on pairs of unlabelled PPG windows): "
-                         + (f"{n_subjects(len(pre['subjects']))} ({', '.join(f'{d} {n}' for d, n in per.items())})"
-                            if per else "generated (synthetic) pairs only")
-                         + (" and generated pairs" if per and "synthetic" in pre["datasets"] else ""))
+            lines.append(pretraining_line(pre))
     else:
         lines.append("- not recorded in the source run. sqtool evaluates by subject (leave-one-subject-out); "
                      "TROIKA's DATA_S04_T01 is excluded (likely an SP Cup test subject).")
@@ -476,8 +511,11 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     lab = ""
     if seen and not synthetic_only:                       # who the model saw, from the checkpoint's subjects
         per = Counter(str(k).split(":")[0] for k in seen)                       # first-seen order
-        lab = (f" (fine-tuned on {n_subjects(len(seen))}: {', '.join(f'{d} {n}' for d, n in per.items())}; evaluated "
-               f"on {len(held)} held-out subject{'' if len(held) == 1 else 's'}; "
+        evaluated = (f"evaluated on {len(held)} held-out subject{'' if len(held) == 1 else 's'}" if held else
+                     f"a final fit, its recipe evaluated on {len(est_held)} subject{'' if len(est_held) == 1 else 's'} "
+                     "held out of another run" if est_held else "not evaluated on held-out subjects (a final fit)")
+        lab = (f" (fine-tuned on {n_subjects(len(seen))}: {', '.join(f'{d} {n}' for d, n in per.items())}; "
+               f"{evaluated}; "
                + (f"trained on heart rates of {tt['bpm_p1']:g}-{tt['bpm_p99']:g} BPM (1st-99th percentile): "
                   "outside them it has seen few or no examples" if tt.get("bpm_p1") is not None else
                   "the training heart-rate range is not recorded with the model")

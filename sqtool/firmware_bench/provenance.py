@@ -96,7 +96,8 @@ def seen_warning(scored: set[str] | list[str], seen: set[str] | None) -> tuple[l
         return [], None
     return both, (f"WARNING: {len(both)} of {len(set(scored))} scored subjects were seen in training "
                   f"({', '.join(both[:6])}{', ...' if len(both) > 6 else ''}): their MAE is optimistic; score "
-                  "held-out subjects only (see the quantize run's heldout_subjects)")
+                  "held-out subjects only (the quantize run's heldout_subjects; a final fit trained on every subject: "
+                  "its model card quotes its recipe's held-out estimate)")
 
 
 def synthetic_warning(run: set[str] | list[str], seen: set[str] | None) -> str | None:

@@ -324,8 +324,10 @@ def quantize_next(cfg, run_dir: Path) -> str:
 def heldout_line(held: list[str], how: str) -> str:
     """The fine-tune's line naming the subjects it held out (`data.heldout`) and what that means."""
     if not held:
-        return (f"held out: none ({how}): every subject is in the teacher, so quantize's held-out figures are on "
-                "subjects the teacher trained on")
+        return (f"held out: none ({how}): every subject is in the teacher; a final fit for shipping: `quantize "
+                "--heldout-fraction 0 --estimate-from RUN` trains the student on every subject too (RUN: the quantize "
+                "run of this recipe that held subjects out); quantize without it evaluates on subjects this teacher "
+                "trained on")
     return (f"held out of every fold and of model.pt ({how}): {', '.join(held)}; quantize evaluates on them, "
             "never trained on")
 

@@ -64,6 +64,10 @@ def test_what_a_teacher_recorded_and_the_time_domain_quantize_shares_the_rule():
     assert teacher_heldout(ids, None, "t", split=["s1"]) == (["s1"], None)      # the dataset file's split
     with pytest.raises(SqtoolError, match="--heldout-subjects s0: teacher t was fine-tuned on it"):
         teacher_heldout(ids, ["s3"], "t", names=["s0"])
+    for recorded in ([], ["s3"], None):                  # --heldout-fraction 0, a final fit: none, whatever it held
+        assert teacher_heldout(ids, recorded, "t", fraction=0.0) == ([], None)
+    with pytest.raises(SqtoolError, match="give it without --heldout-subjects"):
+        teacher_heldout(ids, [], "t", names=["s0"], fraction=0.0)
 
 
 @pytest.mark.parametrize("kw, says", [

@@ -84,6 +84,10 @@ def test_a_teacher_holding_none_out_or_an_older_one_is_said_to_have_trained_on_t
     assert q["heldout_in_teacher"] is True and q["heldout_note"] in q["warnings"]
     assert "held out of the teacher's fine-tuning too" not in (tmp_path / "q1" / "report.md").read_text()
     assert q["heldout_subjects"] == ["syn006", "syn007"]     # the rule on quantize's data: 0.2 of all 8 subjects
+    assert main(QUANTIZE + ["--model", str(all_in), "--heldout-fraction", "0", "--out", str(tmp_path / "q0")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()          # a final fit: spectral students only, one line
+    assert len(err) == 1 and "--heldout-fraction 0 (a final fit on every subject) is for spectral" in err[0]
+    assert not (tmp_path / "q0").exists()
 
     old = tmp_path / "old"                              # a teacher from before: the options' defaults, no record
     old.mkdir()

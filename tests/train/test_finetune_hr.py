@@ -86,8 +86,9 @@ def test_a_teacher_holding_none_out_or_older_ones_are_said_to_have_trained_on_th
     all_in = tmp_path / "all_in"
     assert main(TINY + ["--heldout-fraction", "0", "--out", str(all_in)]) == 0
     out = capsys.readouterr().out
-    assert ("held out: none (--heldout-fraction 0: none): every subject is in the teacher, so quantize's held-out "
-            "figures are on subjects the teacher trained on") in out
+    assert ("held out: none (--heldout-fraction 0: none): every subject is in the teacher; a final fit for shipping: "
+            "`quantize --heldout-fraction 0 --estimate-from RUN`") in out
+    assert "quantize without it evaluates on subjects this teacher trained on" in out
     m = json.loads((all_in / "metrics.json").read_text())
     assert m["subjects"] == 4 and m["heldout_subjects"] == []
     q = ["quantize", "--student", "spec_student_xs", "--epochs", "1", "--qat-epochs", "1", "--decoder-on", "teacher",

@@ -1,0 +1,85 @@
+"""A final fit for shipping (`sqtool quantize --heldout-fraction 0 --estimate-from RUN`): the spectral student trains on
+every subject, measures no held-out figure of its own, and carries the held-out figures of the run of the same recipe
+that held subjects out as an estimate, said to be one in its report, its last line and the export's model card.
+Options that would make the estimate another model's are refused in one line before any folder is made (tiny
+synthetic runs)."""
+import json
+
+import pytest
+
+from sqtool.cli import main
+from sqtool.core.checkpoint import load_checkpoint
+
+FINETUNE = ["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds", "2",
+            "--epochs", "1", "--max-records", "4", "--progress", "false"]
+QUANTIZE = ["quantize", "--student", "spec_student_xs", "--data", "synthetic", "--epochs", "1", "--qat-epochs", "1",
+            "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """{eval_teacher, all_teacher, eval}: a teacher holding the last subject out and its quantize run, and a teacher
+    fine-tuned on every subject (--heldout-fraction 0)."""
+    d = tmp_path_factory.mktemp("final")
+    assert main(FINETUNE + ["--out", str(d / "t_eval")]) == 0
+    assert main(FINETUNE + ["--heldout-fraction", "0", "--out", str(d / "t_all")]) == 0
+    assert main(QUANTIZE + ["--model", str(d / "t_eval"), "--out", str(d / "q_eval")]) == 0
+    return {"eval_teacher": d / "t_eval", "all_teacher": d / "t_all", "eval": d / "q_eval"}
+
+
+def test_a_final_fit_trains_on_every_subject_and_quotes_its_estimate(runs, tmp_path, capsys):
+    capsys.readouterr()
+    q = tmp_path / "q_all"
+    assert main(QUANTIZE + ["--model", str(runs["all_teacher"]), "--heldout-fraction", "0",
+                            "--estimate-from", str(runs["eval"]), "--out", str(q)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    ev = json.loads((runs["eval"] / "metrics.json").read_text())
+    e = ev["mae_bpm"]
+    assert out[-3] == (f"final fit on every subject (4): no held-out figure; held-out estimate (from "
+                       f"{runs['eval'].resolve()}): teacher {e['teacher']:.2f}, float {e['float']:.2f}, int8 "
+                       f"{e['int8']:.2f} BPM -> {q}")
+    ck = load_checkpoint(q / "model.pt")
+    keys = [f"synthetic:syn00{i}" for i in range(4)]
+    assert ck["heldout_subjects"] == [] and ck["train_subjects"] == keys
+    m = json.loads((q / "metrics.json").read_text())
+    assert m["final_fit"] is True and m["mae_bpm"] is None and m["heldout_subjects"] == []
+    assert m["estimate"]["metrics"]["mae_bpm"] == e and m["estimate"]["metrics"]["heldout_subjects"] == ["synthetic:syn003"]
+    assert m["heldout_note"] is None and not (q / "heldout.npz").exists()      # no held-out window to write
+    report = (q / "report.md").read_text()
+    assert "a final fit" in report and f"int8 decoded MAE **{e['int8']:.2f} BPM**" in report
+    assert "measured on that run's models, not on this one" in report
+
+    assert main(["export", "--model", str(q), "--target", "onnx", "--out", str(tmp_path / "e")]) == 0
+    card = (tmp_path / "e" / "MODEL_CARD.md").read_text()
+    assert "- trained on 4 subjects, every subject (a final fit" in card
+    assert "## Held-out estimate (the same recipe, run with subjects held out)" in card
+    assert "an estimate of this model's error on new subjects, not a measurement of it" in card
+    assert f"int8 (that run's student, this model's recipe), decoded: MAE {e['int8']:.2f} BPM" in card
+    assert "the shipped model" not in card and "## Held-out metrics" not in card
+
+
+def test_a_final_fit_without_an_estimate_says_it_measured_none(runs, tmp_path, capsys):
+    q = tmp_path / "q"
+    capsys.readouterr()
+    assert main(QUANTIZE + ["--model", str(runs["all_teacher"]), "--heldout-fraction", "0", "--out", str(q)]) == 0
+    assert "quote the held-out figures of this recipe's run that held subjects out (--estimate-from RUN)" in \
+        capsys.readouterr().out
+    assert "No held-out estimate given" in (q / "report.md").read_text()
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--estimate-from", "EVAL"], "--estimate-from goes with --heldout-fraction 0"),
+    (["--heldout-fraction", "0", "--estimate-from", "EVAL", "--qat-epochs", "2"],
+     "another recipe (qat_epochs 1 there, 2 here)"),
+    (["--heldout-fraction", "0", "--estimate-from", "TEACHER"], "not a spectral heart-rate quantize run"),
+    (["--heldout-fraction", "0", "--estimate-from", "NOWHERE"], "not a quantize run folder"),
+    (["--heldout-fraction", "0", "--heldout-subjects", "syn000"], "give it without --heldout-subjects"),
+])
+def test_options_that_would_estimate_another_model_are_one_line(runs, tmp_path, capsys, extra, says):
+    where = {"EVAL": str(runs["eval"]), "TEACHER": str(runs["eval_teacher"]), "NOWHERE": str(tmp_path / "nowhere")}
+    extra = [where.get(a, a) for a in extra]
+    capsys.readouterr()
+    assert main(QUANTIZE + ["--model", str(runs["all_teacher"]), *extra, "--out", str(tmp_path / "q")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
+    assert not (tmp_path / "q").exists()
