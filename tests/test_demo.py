@@ -10,21 +10,21 @@ from sqtool.cli import main
 def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rc = main(["demo", "--out", "demo", "--subjects", "4", "--batch-size", "8", "--pretrain-epochs", "1",
-               "--finetune-epochs", "1", "--student-epochs", "2", "--qat-epochs", "1"])
+               "--finetune-epochs", "1", "--student-epochs", "2", "--qat-epochs", "1", "--refit-all", "true"])
     assert rc == 0
     out = tmp_path / "demo"
-    for step in ("pairs", "pretrain", "pretrain_student", "finetune", "quantize", "final_finetune", "final_quantize",
+    for step in ("pairs", "pretrain", "pretrain_student", "finetune", "quantize", "refit_finetune", "refit_quantize",
                  "export", "bench"):
         assert (out / step / "config.yaml").is_file(), step
     # the networks start from their pretrained encoders: the runs name them
     assert "demo/pretrain/model.pt" in (out / "finetune" / "config.yaml").read_text()
     assert "demo/pretrain_student/model.pt" in (out / "quantize" / "config.yaml").read_text()
-    # the shipped model is the final fit on every subject; the evaluation's held-out figures are its estimate
-    final = json.loads((out / "final_quantize" / "metrics.json").read_text())
+    # --refit-all: the exported model is the final fit on every subject; the evaluation's figures are its estimate
+    final = json.loads((out / "refit_quantize" / "metrics.json").read_text())
     evaluated = json.loads((out / "quantize" / "metrics.json").read_text())
     assert final["final_fit"] and final["estimate"]["metrics"]["mae_bpm"] == evaluated["mae_bpm"]
     assert evaluated["heldout_subjects"] and set(evaluated["heldout_subjects"]) < set(final["train_subjects"])
-    assert "final_quantize" in (out / "export" / "config.yaml").read_text()
+    assert "refit_quantize" in (out / "export" / "config.yaml").read_text()
     assert "## Held-out estimate (the same recipe" in (out / "export" / "MODEL_CARD.md").read_text()
     bench = json.loads((out / "bench" / "bench.json").read_text())
     status = {r["runtime"]: r["status"] for r in bench["runtimes"]}
@@ -45,7 +45,8 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     idx = json.loads((out / "pairs" / "index.json").read_text())             # had they been mined: said
     (out / "pairs" / "index.json").write_text(json.dumps({**idx, "subjects": idx["subjects"] + [held[0].replace(":", "/")]}))
     assert mined_heldout(out) == [held[0]]
-    assert f"demo: held out of every step (pairs, fine-tuning, quantization): {', '.join(held)}" in printed
+    assert (f"demo: held out of the evaluation (pairs, fine-tuning, quantization): {', '.join(held)}; the final fit "
+            "(refit_finetune, refit_quantize: the exported model) trains on them too") in printed
 
 
 def test_demo_trains_your_dataset_beside_the_built_ins_it_names(tmp_path, monkeypatch, capsys):

@@ -196,6 +196,7 @@ def test_demo_on_a_dataset_file(watch_project, monkeypatch, capsys):
     bench = json.loads((out / "bench" / "bench.json").read_text())
     assert bench["labelled"] and bench["provenance"]["records"] == 4
     assert bench["seen_in_training"] == ["my_watch:s01", "my_watch:s02", "my_watch:s03"]
+    assert not (out / "refit_quantize").exists()                # the evaluated model is exported by default
     assert all(r["status"] in ("ok", "skipped") for r in bench["runtimes"])
     assert {r["runtime"] for r in bench["runtimes"] if r["status"] == "ok"} >= {"c_pipeline", "c_host_single"}
 
