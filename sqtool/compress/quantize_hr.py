@@ -68,6 +68,7 @@ from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
 SPEC_KD = 0.5           # distillation weight (of the gated windows) when --alpha is not given
+PARITY_WINDOWS = 2048   # a final fit's parity.npz: training windows for export's parity checks (it holds none out)
 
 
 def truth_summary(y) -> dict:
@@ -491,6 +492,10 @@ def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, 
     write_metrics(run_dir, metrics)
     training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
                    ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")
+    x = np.concatenate([as_model_input(r.x) for r in train])                           # (N, C, F)
+    y = np.concatenate([r.y for r in train]).astype(np.float32)
+    pick = np.sort(np.random.default_rng(cfg.seed).choice(len(x), min(len(x), PARITY_WINDOWS), replace=False))
+    atomic_save_npz(run_dir / "parity.npz", x=x[pick], y=y[pick])    # export's parity windows: no subject ids
     lines = [f"# quantize {student} from {tcfg.name}: a final fit", "",
              f"Trained on every subject ({len(keys)}: {', '.join(keys)}; `--heldout-fraction 0`), so this run "
              "measures no held-out figure."]

@@ -11,8 +11,9 @@ checkpoints and the parity verdict, by relative path and sha256; what bench and 
 student_int8 checkpoint gives float AND int8 artifacts (the float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
 artifacts only. Spectral models (model_cfg family "spec_cnn", `models.spectral.SpecNet`) export the
 same way from the same checkpoint kinds; their inputs are int8 spectrum codes / 127 (N, C, F): the
-run's heldout.npz when it has one, plus `--random-windows` random code windows (32 when there is no
-held-out set), so parity never depends on having held-out spectra. Every artifact is checked against its source before the command reports success; a
+run's heldout.npz when it has one (a final fit, which holds none out: its parity.npz of training windows), plus
+`--random-windows` random code windows (32 when there is neither), so parity never depends on having held-out
+spectra. Every artifact is checked against its source before the command reports success; a
 missed tolerance keeps the report, writes `<artifact>.FAILED` next to the artifact, and exits with code 3.
 
 The export folder is what ships. `--subjects` (export.subjects) decides how it names the training and held-out
@@ -287,6 +288,9 @@ def _load_inputs(cfg: ExportConfig):
     c_expect, t_expect = expected_input_shape(mcfg)
     hpath = Path(cfg.heldout) if cfg.heldout else path.parent / "heldout.npz"
     notes = []
+    if not cfg.heldout and not hpath.is_file() and (path.parent / "parity.npz").is_file():    # a final fit's
+        hpath = path.parent / "parity.npz"
+        notes.append("parity windows: parity.npz, training windows of a final fit (it held no subject out)")
     x = y = None
     if hpath.is_file():
         try:
@@ -461,7 +465,8 @@ def _export(cfg: ExportConfig) -> dict:
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
     if inp["hpath"] is not None and not kit:
-        copy_heldout(inp["hpath"], out / "heldout.npz", inp["names"])
+        copy_heldout(inp["hpath"], out / ("parity.npz" if inp["hpath"].name == "parity.npz" else "heldout.npz"),
+                     inp["names"])
     if any("random int8 code windows" in n for n in inp["notes"]) and not (kit and inp["hpath"] is not None):
         np.savez(out / "parity_windows.npz", x=x)                    # the exact parity inputs (held-out + random)
 

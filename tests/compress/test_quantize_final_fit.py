@@ -45,11 +45,17 @@ def test_a_final_fit_trains_on_every_subject_and_quotes_its_estimate(runs, tmp_p
     assert m["final_fit"] is True and m["mae_bpm"] is None and m["heldout_subjects"] == []
     assert m["estimate"]["metrics"]["mae_bpm"] == e and m["estimate"]["metrics"]["heldout_subjects"] == ["synthetic:syn003"]
     assert m["heldout_note"] is None and not (q / "heldout.npz").exists()      # no held-out window to write
+    import numpy as np
+    with np.load(q / "parity.npz") as z:                   # export's parity windows: training ones, no subject ids
+        assert sorted(z.files) == ["x", "y"] and len(z["x"]) == len(z["y"]) > 0
     report = (q / "report.md").read_text()
     assert "a final fit" in report and f"int8 decoded MAE **{e['int8']:.2f} BPM**" in report
     assert "measured on that run's models, not on this one" in report
 
     assert main(["export", "--model", str(q), "--target", "onnx", "--out", str(tmp_path / "e")]) == 0
+    assert "parity windows: parity.npz, training windows of a final fit" in capsys.readouterr().out
+    rep = json.loads((tmp_path / "e" / "export_report.json").read_text())
+    assert any(r.get("mae_bpm") is not None for r in rep["rows"])           # parity on windows with a truth
     card = (tmp_path / "e" / "MODEL_CARD.md").read_text()
     assert "- trained on 4 subjects, every subject (a final fit" in card
     assert "## Held-out estimate (the same recipe, run with subjects held out)" in card
