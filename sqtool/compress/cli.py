@@ -177,7 +177,8 @@ def register(sub, name: str, helptext: str) -> None:
     p = sub.add_parser(name, help=helptext, description=(
         "Distil a fine-tuned teacher (kind teacher_task) into a compact 1-D CNN student, fold BN, calibrate "
         "and quantize it to int8 with Brevitas QAT. Writes model.pt (student_int8), student_float.pt, "
-        "heldout.npz, metrics.json, report.md, config.yaml into the run directory."))
+        "heldout.npz, metrics.json, report.md, config.yaml into the run directory (a spectral final fit, "
+        "--heldout-fraction 0: parity.npz of training windows instead of heldout.npz)."))
     add_config_args(p, QuantizeConfig)
     add_bool_flag(p, "--progress", "progress", "print a line per step and epoch on stderr", default=True)
     p.add_argument("--resume", default=None, metavar="RUN",

@@ -37,6 +37,11 @@
    twin, decoded by the student's decoder (float forward filter; fixed-point decoder for int8, exactly the
    firmware's). model.pt (student_int8, model_cfg with the decoder), student_float.pt, heldout.npz
    (x = codes / 127 (N, C, F), y, groups), metrics.json, report.md.
+6. A final fit for shipping (`--heldout-fraction 0`, from a teacher fine-tuned on every subject): steps 1-4 on every
+   subject, no held-out figure; `--estimate-from RUN` (a quantize run of the same recipe, `RECIPE` and the teacher's
+   `TEACHER_RECIPE`, whose held-out subjects were out of its teacher too: `load_estimate`) carries RUN's held-out
+   figures as the estimate into metrics.json, report.md and the export's model card, and its --calibrate-on;
+   parity.npz (seeded training windows, no subject ids) replaces heldout.npz for export's parity checks.
 
 Library use: `quantize_hr(cfg, teacher_ck)` returns the run dir, `quantize_hr_run(...)` the run dir and its
 metrics (as `compress.cli.quantize` / `quantize_run` for time-domain students).
@@ -184,48 +189,86 @@ def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
 
 
 # the options that make a recipe: a final fit's --estimate-from run must match it in each (data, held-out subjects,
-# calibration datasets, threads and folders may differ; the teacher is the final fit's own)
+# threads and folders may differ; --student-init by whether there is one: the pretrained weights are the data's, as
+# the teacher's are, whose fine-tune is compared by TEACHER_RECIPE)
 RECIPE = ("student", "preset", "student_init", "distill", "alpha", "temperature", "kd_gate_bpm", "freq_stretch",
           "motion_frac", "motion_axis_drop", "lr_schedule", "decoder_on", "evidence", "decoder_rule",
           "calibration_students", "inner_folds", "inner_epochs", "epochs", "qat_epochs", "batch_size", "calib_windows",
-          "seed")
+          "seed", "max_records")
+TEACHER_RECIPE = ("task", "model", "mode", "channels", "fs", "window_s", "hop_s", "epochs", "batch_size", "lr",
+                  "weight_decay", "folds", "seed", "datasets", "max_records", "label_fraction", "calibrate_on",
+                  "freq_stretch", "motion_frac", "motion_axis_drop", "lr_schedule", "final_fit", "init")
+PATHS = ("student_init", "init")            # compared by whether one is given (`_same`)
 ESTIMATE_KEYS = ("heldout_subjects", "heldout_in_teacher", "mae_bpm", "per_subject", "int8_minus_float_bpm",
                  "uncertainty_int8", "heldout_truth")       # what a final fit carries of its estimate run's metrics
 
 
-def load_estimate(cfg, student: str) -> dict | None:
+def load_estimate(cfg, student: str, ck: dict) -> dict | None:
     """A final fit's (--heldout-fraction 0) held-out estimate: {run, calibrate_on, metrics} of the --estimate-from
-    quantize run, a spectral one of `student` with held-out subjects whose recipe (`RECIPE`, its config.yaml) is
-    this run's; None without --estimate-from. Anything else is one line: the figures would estimate another model."""
+    quantize run: a spectral one of `student` whose held-out subjects were out of its teacher too and have a measured
+    MAE, whose recipe (`RECIPE`, its config.yaml) is this run's and whose teacher was fine-tuned as this run's
+    teacher `ck` (`TEACHER_RECIPE`, the checkpoints' train_cfg); None without --estimate-from. Anything else is one
+    line: the figures would estimate another model, or nothing."""
     import yaml
+
+    from sqtool.core.checkpoint import load_checkpoint
     if not cfg.estimate_from:
         return None
     run = Path(cfg.estimate_from)
     run = run.parent if run.is_file() else run
+    where = f"--estimate-from {run}"
     try:
         m = read_json(run / "metrics.json")
         c = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("config") or {}
     except (OSError, ValueError, AttributeError, yaml.YAMLError) as e:
-        raise SqtoolError(f"--estimate-from {run}: not a quantize run folder (metrics.json, config.yaml: "
-                          f"{type(e).__name__})")
-    if not isinstance(m.get("mae_bpm"), dict) or not m.get("heldout_subjects"):
-        raise SqtoolError(f"--estimate-from {run}: not a spectral heart-rate quantize run with held-out subjects")
+        raise SqtoolError(f"{where}: not a quantize run folder (metrics.json, config.yaml: {type(e).__name__})")
+    mae = m.get("mae_bpm")
+    if not isinstance(mae, dict) or not m.get("heldout_subjects"):
+        raise SqtoolError(f"{where}: not a spectral heart-rate quantize run with held-out subjects")
+    if m.get("heldout_in_teacher") is not False:
+        raise SqtoolError(f"{where}: its held-out subjects were not held out of its teacher's fine-tuning too (a "
+                          "teacher that held none out, or from before they were recorded): its figures are not "
+                          "held-out; fine-tune the teacher holding them out (train finetune's default) and quantize it")
+    if any(mae.get(k) is None for k in ("teacher", "float", "int8")):
+        raise SqtoolError(f"{where}: its held-out MAE was not measured (no held-out window with a reference heart "
+                          "rate): there is no estimate to carry")
     if m.get("student") != student:
-        raise SqtoolError(f"--estimate-from {run}: its student is {m.get('student')}, this run's {student}")
-    mine = {**vars(cfg), "student": student}
-    diff = [f"{k} {c.get(k)!r} there, {mine.get(k)!r} here" for k in RECIPE
-            if k in c and k != "student" and not _same(c.get(k), mine.get(k), k)]
+        raise SqtoolError(f"{where}: its student is {m.get('student')}, this run's {student}")
+    there, here = _resolved(c), _resolved({**vars(cfg), "student": student})
+    diff = [f"{k} {there.get(k)!r} there, {here.get(k)!r} here" for k in RECIPE
+            if k in there and k != "student" and not _same(there.get(k), here.get(k), path=k in PATHS)]
+    try:
+        theirs = (load_checkpoint(m["teacher"], expect_kind="teacher_task").get("train_cfg") or {})
+    except (SqtoolError, KeyError, TypeError) as e:
+        raise SqtoolError(f"{where}: its teacher {m.get('teacher')} cannot be read to compare the fine-tune's recipe "
+                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+    mine = ck.get("train_cfg") or {}
+    diff += [f"teacher {k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in TEACHER_RECIPE
+             if (k in theirs or k in mine) and not _same(theirs.get(k), mine.get(k), path=k in PATHS)]
     if diff:
-        raise SqtoolError(f"--estimate-from {run}: another recipe ({'; '.join(diff)}): its held-out figures would not "
-                          "estimate this model")
+        raise SqtoolError(f"{where}: another recipe ({'; '.join(diff)}): its held-out figures would not estimate "
+                          "this model")
     return {"run": str(run.resolve()), "calibrate_on": list(c.get("calibrate_on") or []),
             "metrics": {k: m.get(k) for k in ESTIMATE_KEYS}}
 
 
-def _same(a, b, key: str) -> bool:
-    """Two config values equal as config.yaml holds them (a path option compared by where it points)."""
-    if key == "student_init":
-        return (a is None) == (b is None) and (a is None or Path(a).name == Path(b).name)
+def _resolved(c: dict) -> dict:
+    """A quantize config's recipe values as the run used them (the defaults 0 / None resolved: --epochs 60 and the
+    default are one recipe)."""
+    c = dict(c)
+    c["epochs"] = int(c.get("epochs") or SPEC_EPOCHS)
+    c["alpha"] = SPEC_KD if c.get("alpha") is None else float(c["alpha"])
+    c["inner_epochs"] = int(c.get("inner_epochs") or max(1, c["epochs"] // 2))
+    c["max_records"] = int(c.get("max_records") or 0)
+    return c
+
+
+def _same(a, b, path: bool = False) -> bool:
+    """Two config values equal as config.yaml and train_cfg hold them; a `path` (a pretrained init) by whether one
+    is given: the pretrained weights are data, as a teacher's are."""
+    if path:
+        given = lambda v: v not in (None, "", "none")                   # noqa: E731 - finetune's 'none': scratch
+        return given(a) == given(b)
     if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
         return list(a or []) == list(b or [])
     return a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b))
@@ -255,7 +298,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     from sqtool.models.hr_bins import (SELECTION_RULES, BinTrainCfg, calibration_folds, evidence_args, kd_gate,
                                       predict_logits, train_bins)
     from sqtool.models.hr_options import (calibration_hint, calibration_subjects, check_calibration_students,
-                                          check_train_options, heldout_calibration)
+                                          check_train_options, heldout_calibration, named_datasets)
 
     say = log or (lambda s: None)
     t0 = time.time()
@@ -281,7 +324,15 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                           "holds subjects out measures its own held-out figures")
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     student = student_for(tcfg, cfg.student, where=f"teacher {ck['path']}")     # '' = the one reading its channels
-    estimate = load_estimate(cfg, student)                # refused here, before any data is read
+    if final and recorded_heldout(ck.get("train_cfg")):
+        raise SqtoolError(f"--heldout-fraction 0 (a final fit on every subject): teacher {ck['path']} held out "
+                          f"{', '.join(recorded_heldout(ck.get('train_cfg')))}; fine-tune it on every subject too "
+                          "(train finetune --heldout-fraction 0)")
+    estimate = load_estimate(cfg, student, ck)            # refused here, before any data is read
+    if estimate and cfg.calibrate_on and sorted(named_datasets(cfg.calibrate_on)) != sorted(estimate["calibrate_on"]):
+        raise SqtoolError(f"--calibrate-on {','.join(cfg.calibrate_on)}: the --estimate-from run calibrated on "
+                          f"{','.join(estimate['calibrate_on']) or 'every training subject'}; its figures would "
+                          "estimate another interval (leave --calibrate-on out: the final fit takes the run's)")
     scfg = get_model_cfg(student)
     for k in ("channels", "fs", "window_s", "hop_s", "band"):
         if getattr(scfg, k) != getattr(tcfg, k):
@@ -319,6 +370,10 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     held, in_teacher = heldout_of(cfg, ck, corpus, ds)
     train = [r for r in corpus if r.key not in held]
     test = [r for r in corpus if r.key in held]
+    missing = sorted(set(map(str, (estimate or {}).get("metrics", {}).get("heldout_subjects") or [])) - set(keys))
+    if missing:
+        raise SqtoolError(f"--estimate-from {estimate['run']}: its held-out subjects {', '.join(missing)} are not in "
+                          "this run's data: the final fit would not have trained on them")
     if final:
         say(f"final fit: {len(train)} training recordings of every subject ({len(keys)}), none held out"
             + (f"; held-out estimate from {estimate['run']}" if estimate else ""))

@@ -27,7 +27,7 @@ import json
 import shutil
 from collections import Counter
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -367,7 +367,8 @@ def final_fit_sections(metrics: dict) -> list[str]:
                 ""] + own
     m = est["metrics"]
     sec = metrics_sections(m, [str(h) for h in m.get("heldout_subjects") or []])
-    intro = (f"This model was trained on every subject, these too. The figures below were measured by `{est['run']}`, "
+    intro = (f"This model was trained on every subject, these too. The figures below were measured by the quantize "
+             f"run `{PurePath(str(est['run'])).name}` (its folder name: a shipped card holds no path), "
              "the same recipe run with them held out of its fine-tuning and quantization: an estimate of this model's "
              "error on new subjects, not a measurement of it.")
     sec = [ln.replace("int8 (the shipped model)", "int8 (that run's student, this model's recipe)") for ln in sec]
@@ -534,8 +535,9 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
               "detect no-contact, saturation and dropouts itself and flag them as gaps.",
               "- Reported HR is a tracker output: after a long dropout or a lock-on to a motion harmonic it "
               "needs a few hops to re-acquire. `conf_q15` states an expected error calibrated on the training "
-              "subjects; on held-out subjects it can be optimistic (see Held-out metrics), and it says nothing "
-              "about a faulty sensor.",
+              "subjects; on held-out subjects it can be optimistic (see Held-out "
+              + ("estimate" if metrics.get("final_fit") else "metrics") + "), and it says nothing about a faulty "
+              "sensor.",
               f"- Bins outside {dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM cannot be reported.",
               "- The export folder holds no subject data: the test vectors are synthetic.", ""]
     return "\n".join(lines)

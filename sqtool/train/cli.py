@@ -321,13 +321,17 @@ def quantize_next(cfg, run_dir: Path) -> str:
     return "next: " + shell_command("quantize", "--model", run_dir, *(["--task", cfg.task] if cfg.task != "hr" else []))
 
 
-def heldout_line(held: list[str], how: str) -> str:
-    """The fine-tune's line naming the subjects it held out (`data.heldout`) and what that means."""
-    if not held:
+def heldout_line(held: list[str], how: str, spectral: bool = False) -> str:
+    """The fine-tune's line naming the subjects it held out (`data.heldout`) and what that means (for a `spectral`
+    heart-rate teacher that held none out, also the final fit quantize can make from it)."""
+    if not held and spectral:
         return (f"held out: none ({how}): every subject is in the teacher; a final fit for shipping: `quantize "
                 "--heldout-fraction 0 --estimate-from RUN` trains the student on every subject too (RUN: the quantize "
                 "run of this recipe that held subjects out); quantize without it evaluates on subjects this teacher "
                 "trained on")
+    if not held:
+        return (f"held out: none ({how}): every subject is in the teacher, so quantize's held-out figures are on "
+                "subjects the teacher trained on")
     return (f"held out of every fold and of model.pt ({how}): {', '.join(held)}; quantize evaluates on them, "
             "never trained on")
 
@@ -403,7 +407,7 @@ def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None 
         ci = f", 95 % CI {v['ci95'][0]:.2f}-{v['ci95'][1]:.2f}" if v.get("ci95") else ""
         print(f"  {d} ({v['subjects']} subject{'s' if v['subjects'] > 1 else ''}): decoded MAE {v['mae_bpm']:.2f} BPM "
               f"(mean of subjects{ci}; per-window argmax {v['mae_raw_bpm']:.2f})")
-    print(heldout_line(m["heldout_subjects"], m["heldout_rule"]))
+    print(heldout_line(m["heldout_subjects"], m["heldout_rule"], spectral=True))
     print(quantize_next(cfg, run_dir))       # its student: the one that reads the teacher's channels
     _print_skill("hr", m, pooled=True)                # its skill test pools windows; the line above averages subjects
     return 0

@@ -18,13 +18,18 @@ QUANTIZE = ["quantize", "--student", "spec_student_xs", "--data", "synthetic", "
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """{eval_teacher, all_teacher, eval}: a teacher holding the last subject out and its quantize run, and a teacher
-    fine-tuned on every subject (--heldout-fraction 0)."""
+    """A teacher holding the last subject out (eval_teacher) and its quantize run (eval); teachers fine-tuned on every
+    subject (--heldout-fraction 0) for 1 epoch (all_teacher) and for 2 (all_teacher_2ep: another recipe); a quantize
+    run of all_teacher (leaky: its held-out subjects were in its teacher)."""
     d = tmp_path_factory.mktemp("final")
     assert main(FINETUNE + ["--out", str(d / "t_eval")]) == 0
     assert main(FINETUNE + ["--heldout-fraction", "0", "--out", str(d / "t_all")]) == 0
     assert main(QUANTIZE + ["--model", str(d / "t_eval"), "--out", str(d / "q_eval")]) == 0
-    return {"eval_teacher": d / "t_eval", "all_teacher": d / "t_all", "eval": d / "q_eval"}
+    assert main([*FINETUNE[:FINETUNE.index("--epochs") + 1], "2", *FINETUNE[FINETUNE.index("--epochs") + 2:],
+                 "--heldout-fraction", "0", "--out", str(d / "t_all_2ep")]) == 0
+    assert main(QUANTIZE + ["--model", str(d / "t_all"), "--out", str(d / "q_leaky")]) == 0   # its teacher saw them
+    return {"eval_teacher": d / "t_eval", "all_teacher": d / "t_all", "eval": d / "q_eval",
+            "all_teacher_2ep": d / "t_all_2ep", "leaky": d / "q_leaky"}
 
 
 def test_a_final_fit_trains_on_every_subject_and_quotes_its_estimate(runs, tmp_path, capsys):
@@ -61,7 +66,8 @@ def test_a_final_fit_trains_on_every_subject_and_quotes_its_estimate(runs, tmp_p
     assert "## Held-out estimate (the same recipe, run with subjects held out)" in card
     assert "an estimate of this model's error on new subjects, not a measurement of it" in card
     assert f"int8 (that run's student, this model's recipe), decoded: MAE {e['int8']:.2f} BPM" in card
-    assert "the shipped model" not in card and "## Held-out metrics" not in card
+    assert "the shipped model" not in card and "## Held-out metrics" not in card and "see Held-out metrics" not in card
+    assert "measured by the quantize run `q_eval` (its folder name" in card and str(runs["eval"]) not in card
 
 
 def test_a_final_fit_without_an_estimate_says_it_measured_none(runs, tmp_path, capsys):
@@ -80,12 +86,40 @@ def test_a_final_fit_without_an_estimate_says_it_measured_none(runs, tmp_path, c
     (["--heldout-fraction", "0", "--estimate-from", "TEACHER"], "not a spectral heart-rate quantize run"),
     (["--heldout-fraction", "0", "--estimate-from", "NOWHERE"], "not a quantize run folder"),
     (["--heldout-fraction", "0", "--heldout-subjects", "syn000"], "give it without --heldout-subjects"),
+    (["--heldout-fraction", "0", "--estimate-from", "EVAL", "--calibrate-on", "synthetic"],
+     "the --estimate-from run calibrated on every training subject"),
+    (["--heldout-fraction", "0", "--estimate-from", "LEAKY"], "were not held out of its teacher's fine-tuning too"),
+    (["--heldout-fraction", "0", "--estimate-from", "OTHER_TEACHER"], "another recipe (teacher epochs 1 there, 2 here)"),
+    (["--heldout-fraction", "0", "--max-records", "3", "--estimate-from", "EVAL"], "another recipe (max_records 0 "
+                                                                                  "there, 3 here"),
 ])
 def test_options_that_would_estimate_another_model_are_one_line(runs, tmp_path, capsys, extra, says):
-    where = {"EVAL": str(runs["eval"]), "TEACHER": str(runs["eval_teacher"]), "NOWHERE": str(tmp_path / "nowhere")}
+    where = {"EVAL": str(runs["eval"]), "TEACHER": str(runs["eval_teacher"]), "NOWHERE": str(tmp_path / "nowhere"),
+             "LEAKY": str(runs["leaky"]), "OTHER_TEACHER": str(runs["eval"])}
+    teacher = runs["all_teacher_2ep"] if "OTHER_TEACHER" in extra else runs["all_teacher"]
     extra = [where.get(a, a) for a in extra]
     capsys.readouterr()
-    assert main(QUANTIZE + ["--model", str(runs["all_teacher"]), *extra, "--out", str(tmp_path / "q")]) == 1
+    assert main(QUANTIZE + ["--model", str(teacher), *extra, "--out", str(tmp_path / "q")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
     assert not (tmp_path / "q").exists()
+
+
+def test_a_final_fit_of_a_teacher_that_held_subjects_out_is_one_line(runs, tmp_path, capsys):
+    """--heldout-fraction 0 on a teacher that held subjects out would train the student on subjects its teacher never
+    saw and call the model a fit on every subject: refused, naming the fine-tune to run."""
+    capsys.readouterr()
+    assert main(QUANTIZE + ["--model", str(runs["eval_teacher"]), "--heldout-fraction", "0", "--out",
+                            str(tmp_path / "q")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "held out synthetic:syn003; fine-tune it on every subject too" in err[0], err
+    assert not (tmp_path / "q").exists()
+
+
+def test_options_given_at_their_defaults_are_the_same_recipe(runs, tmp_path):
+    """--alpha 0.5 and --epochs 1 spelled out where the estimate run took them by default (or the reverse) are one
+    recipe: accepted."""
+    q = tmp_path / "q"
+    assert main(QUANTIZE + ["--model", str(runs["all_teacher"]), "--heldout-fraction", "0", "--alpha", "0.5",
+                            "--inner-epochs", "1", "--estimate-from", str(runs["eval"]), "--out", str(q)]) == 0
+    assert json.loads((q / "metrics.json").read_text())["estimate"]["run"] == str(runs["eval"].resolve())
