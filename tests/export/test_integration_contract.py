@@ -62,6 +62,8 @@ def test_every_target_ships_the_contract_the_card_and_the_integration_doc(export
     assert all(s in doc for s in fe["steps"]) and md["gating"]["rule"] in doc
     assert all(v in doc for v in spec.values() if isinstance(v, str) and not v.startswith("sqtool."))
     assert f"{spec['int8_logit_scale']:.9g}" in doc
+    from sqtool.export.kit import ACC_RATE_TEXT                 # a slower accelerometer: hold its latest sample
+    assert ("acc_x" in md["channels"]) == (f"| accelerometer rate | {ACC_RATE_TEXT} |" in doc)
     card = (folder / "MODEL_CARD.md").read_text()
     assert card.startswith("# Model card") and "INTEGRATION.md" in card
 
