@@ -424,7 +424,7 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
         from sqtool.data.dataset_tasks import dataset_of
         out, seen = [], {}
         for p in cfg.input:
-            src = dataset_of(p) or p                      # a dataset file is parsed once, here
+            src = dataset_of(p) or builtin_folder(p, cfg.kind) or p     # a dataset file is parsed once, here
             name = _input_name(src)
             seen[name] = seen.get(name, 0) + 1            # two inputs of one name: subjects kept apart
             out.append((name if seen[name] == 1 else f"{name}_{seen[name]}",
@@ -447,6 +447,28 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
     if not out:
         raise SqtoolError(f"{root}: no dataset folder recognised")
     return out
+
+
+def builtin_folder(path, kind: str | None):
+    """A built-in dataset's folder given by path (../shared/data/troika, without a dataset.yaml of its own, read as
+    that dataset: its detected kind or --kind is its name): its shipped dataset file, whose exclude list (TROIKA's
+    DATA_S04_T01, a likely SP Cup test subject) pretraining pairs must honour as a data root's do; None otherwise
+    (any other folder or file is read raw). Said in one note line on stderr."""
+    from sqtool.data import readers
+    from sqtool.data.dataset_file import builtin_exclude, builtin_names, is_dataset_file, load_builtin
+    d = Path(path)
+    if not d.is_dir() or d.name not in builtin_names() or is_dataset_file(d):
+        return None
+    try:
+        if (kind or readers.detect_kind(d)) != d.name:
+            return None
+    except SqtoolError:
+        return None
+    ex = builtin_exclude(d.name)
+    if ex:
+        print(f"sqtool: note: {d} read as the built-in dataset {d.name}: its shipped dataset file leaves out "
+              f"{', '.join(ex)} ({'; '.join(ex.values())})", file=sys.stderr)
+    return load_builtin(d.name, d.parent)
 
 
 def _cpu_s() -> float:

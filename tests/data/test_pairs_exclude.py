@@ -121,3 +121,19 @@ def test_a_folder_named_like_a_builtin_with_its_own_dataset_file_is_read_through
     m = mine_pairs(PairsConfig(data_root=str(root), out=str(tmp_path / "p"), workers=1, max_gap_s=120),
                    progress=False)
     assert m["datasets"]["bidmc"]["records"] == 3 and m["pairs"] > 0
+
+
+@pytest.mark.parametrize("kind", [None, "troika"])
+def test_a_built_in_datasets_folder_by_path_keeps_its_exclusions(data_root, tmp_path, capsys, kind):
+    """`data pairs --data ../shared/data/troika` (the folder, not the data root or the name) mined DATA_S04_T01, the
+    likely SP Cup test subject every model keeps out; now the folder is read through its shipped dataset file, with
+    --kind troika too, said in one note line. Another folder of that layout is still read as it is."""
+    out = tmp_path / "p"
+    assert main(["data", "pairs", "--data", str(data_root / "troika"), "--model", "spec_teacher_m", "--no-progress",
+                 "--out", str(out)] + (["--kind", kind] if kind else [])) == 0
+    subjects = _subjects(out)
+    assert len(subjects) == 12 and "troika/S04" not in subjects
+    assert "read as the built-in dataset troika: its shipped dataset file leaves out DATA_S04_T01" in \
+        capsys.readouterr().err
+    from sqtool.data.pairs import builtin_folder
+    assert builtin_folder(tmp_path, None) is None and builtin_folder(data_root / "troika" / "nope", None) is None
