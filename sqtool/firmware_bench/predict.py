@@ -150,6 +150,10 @@ def print_results(res: dict) -> None:
         left = " (left out of the medians)" if r["flagged_windows"] and r["scored_windows"] else ""
         print(f"{r['record_id']}: {r['windows']} windows, {what}, {r['flagged_windows']} flagged{left}{acc} "
               f"-> {r['csv']}")
+    pool = res.get("pooled")
+    if pool:
+        print(f"all {pool['recordings']} recordings with truth: MAE {_mae_text(pool['pooled'], res.get('truth_units') or {})} "
+              f"pooled over {pool['windows']} windows (mean of recordings {_mae_text(pool['mean_of_recordings'], res.get('truth_units') or {})})")
     fw = res.get("firmware")
     if fw:
         print(f"firmware ({fw.get('cpu')}): {fw.get('instructions_per_inference', 0):,.0f} instructions / window, "
@@ -428,6 +432,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["decoder"] = prepared["decoder_note"]
     if md.get("training_data"):                                           # what the model saw (export metadata)
         summary["model_training_data"] = md["training_data"]
+    pool = pooled_scores([d.get("metrics") or {} for d in rows])
+    if pool:
+        summary["pooled"] = pool
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})
     summary["seen_in_training"], summary["warnings"] = seen, left_out_lines(prepared["short"]) + warns
     if prepared["short"]:
@@ -688,6 +695,25 @@ def window_targets(record, truth: dict, t0: np.ndarray, window_s: float) -> dict
         if y is not None and np.isfinite(y).any():
             out[output] = np.asarray(y, np.float64)
     return out or None
+
+
+def pooled_scores(per: list[dict]) -> dict | None:
+    """Over the recordings whose metrics (`hr_scores` / `target_scores`) have a MAE: {recordings, windows, pooled:
+    each MAE weighted by its windows, mean_of_recordings: their plain mean}, in the metrics' own keys (mae, n,
+    mae_<output>, n_<output>); None for fewer than 2 such recordings (the one line above says it)."""
+    have = [m for m in per if m.get("mae") is not None and m.get("n")]
+    if len(have) < 2:
+        return None
+    keys = ["mae"] + [k for k in have[0] if k.startswith("mae_") and f"n_{k[4:]}" in have[0]]
+    pooled, mean = {}, {}
+    for k in keys:
+        n_key = "n" if k == "mae" else f"n_{k[4:]}"
+        got = [(m[k], m[n_key]) for m in have if m.get(k) is not None and m.get(n_key)]
+        pooled[k] = float(sum(v * n for v, n in got) / sum(n for _, n in got))
+        mean[k] = float(np.mean([v for v, _ in got]))
+        pooled[n_key] = mean[n_key] = int(sum(n for _, n in got))
+    return {"recordings": len(have), "windows": int(sum(m["n"] for m in have)), "pooled": pooled,
+            "mean_of_recordings": mean}
 
 
 def target_scores(o: dict, targets: dict) -> dict:

@@ -54,3 +54,27 @@ def test_predicts_mae_is_the_benchs_and_says_it_includes_flagged_windows(which, 
     line = next(ln for ln in out.getvalue().splitlines() if ln.startswith("gap1: "))
     assert (f"MAE {r['metrics']['mae']:.2f} BPM vs truth over {r['metrics']['n']} windows "
             f"({r['flagged_windows']} flagged included, as sqtool bench scores)") in line
+
+
+def test_predict_pools_the_recordings_mae_over_windows(spec_export_dir, tmp_path):
+    """Several labelled recordings: one line and summary.json `pooled` give the MAE over every window with truth
+    (each recording's MAE weighted by its windows) beside the plain mean of the recordings' MAEs; one recording: none."""
+    import dataclasses
+    recs = [_labelled_with_a_gap(seconds=120.0, hr=80.0),
+            dataclasses.replace(_labelled_with_a_gap(seconds=60.0, hr=110.0), record_id="gap2", subject="s2")]
+    recs[1].labels["hr"] = Label(values=np.full(27, 110.0), times=np.arange(27) * 2.0, unit="bpm", kind="window",
+                                 window_s=8.0)
+    res = predict(PredictConfig(model=str(spec_export_dir), runtime="c", out=str(tmp_path / "p")), records=recs)
+    ms = [r["metrics"] for r in res["recordings"]]
+    pool = res["pooled"]
+    assert pool["recordings"] == 2 and pool["windows"] == ms[0]["n"] + ms[1]["n"]
+    assert pool["pooled"]["mae"] == pytest.approx((ms[0]["mae"] * ms[0]["n"] + ms[1]["mae"] * ms[1]["n"])
+                                                  / pool["windows"])
+    assert pool["mean_of_recordings"]["mae"] == pytest.approx((ms[0]["mae"] + ms[1]["mae"]) / 2)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_results(res)
+    assert (f"all 2 recordings with truth: MAE {pool['pooled']['mae']:.2f} BPM pooled over {pool['windows']} windows "
+            f"(mean of recordings {pool['mean_of_recordings']['mae']:.2f} BPM)") in out.getvalue()
+    one = predict(PredictConfig(model=str(spec_export_dir), runtime="c", out=str(tmp_path / "q")), records=recs[:1])
+    assert "pooled" not in one
