@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from bench_scripts import load_benchmark
+from tests.strict_json import strict_loads
 
 
 def test_af_per_rhythm_reads_the_rhythm_of_every_window(data_root):
@@ -115,7 +116,7 @@ def test_rows_kept_from_an_earlier_results_file_with_null_aurocs_render_and_merg
     res = {"tasks": [task], "wall_s": 1.0, "command": "x"}
     write_metrics(tmp_path, res, "downstream_skill.json")
     text = (tmp_path / "downstream_skill.json").read_text()
-    back = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in downstream_skill.json"))
+    back = strict_loads(text, "downstream_skill.json")
     assert back["tasks"][0]["per_fold"][0]["m"]["auroc"] is None
     assert b.report_md(read_json(tmp_path / "downstream_skill.json")) == b.report_md(res)
     (tmp_path / "old").mkdir()

@@ -9,6 +9,7 @@ from sqtool.compress.cli import QuantizeConfig
 from sqtool.compress.quantize_hr import SPEC_EPOCHS, SPEC_KD
 from sqtool.train.finetune import FinetuneConfig
 from bench_scripts import load_benchmark
+from tests.strict_json import strict_loads
 
 
 def bench_defaults() -> argparse.Namespace:
@@ -721,11 +722,6 @@ def test_the_baseline_notch_and_ppg_sensors_are_chosen_together_by_training_mae(
     assert "01 3, ppg+ppg2 / 4.00, 1e-03, 1; 02 3, ppg / 4.00" in mod.markdown(summ)
 
 
-def _strict(text: str):
-    import json
-    return json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in a file the benchmark wrote"))
-
-
 def test_rows_and_comparisons_with_nan_are_strict_json_and_old_files_with_nan_tokens_still_merge(tmp_path):
     """A window without truth (NaN) is null in a --rows-out file, read back as NaN; a file an older run wrote with
     the bare NaN token merges the same. A --compare JSON whose subject has no scored window (a null difference,
@@ -743,7 +739,7 @@ def test_rows_and_comparisons_with_nan_are_strict_json_and_old_files_with_nan_to
                 "evidence_weight": 0.0, "recipe": "fixed", "recipe_scores": {"fixed": np.float32(np.nan)}}
     mod.dump_rows({"loso": [row("01", np.array([90.0, np.nan, 93.0]))]}, tmp_path / "a.json", 1.0,
                   mod.recipe_args(args))
-    d = _strict((tmp_path / "a.json").read_text())
+    d = strict_loads((tmp_path / "a.json").read_text())
     assert d["runs"]["loso"][0]["y"] == [90.0, None, 93.0] and d["runs"]["loso"][0]["recipe_scores"] == {"fixed": None}
     runs, _, _ = mod.load_rows(tmp_path / "a.json")
     assert np.array_equal(runs["loso"][0]["y"], [90.0, np.nan, 93.0], equal_nan=True)
@@ -756,7 +752,7 @@ def test_rows_and_comparisons_with_nan_are_strict_json_and_old_files_with_nan_to
                                    "merge": f"{tmp_path / 'a.json'},{tmp_path / 'old.json'}", "folds": "",
                                    "parts": "", "rows_out": ""})
     mod.merge(merged, [])
-    res = _strict((tmp_path / "out" / "hr_spectral_spcup.json").read_text())
+    res = strict_loads((tmp_path / "out" / "hr_spectral_spcup.json").read_text())
     assert {s["subject"]: s["int8"] for s in res["loso"]["subjects"]} == {"troika:01": 0.5, "troika:02": None}
 
     per = {"wrist_exercise:s1": -1.0, "wrist_exercise:s2": float("nan"), "wrist_exercise:s3": -2.0,
@@ -767,10 +763,10 @@ def test_rows_and_comparisons_with_nan_are_strict_json_and_old_files_with_nan_to
     (tmp_path / "nan").mkdir()
     (tmp_path / "nan" / "c.json").write_text(json.dumps(cmp))                            # NaN tokens
     mod.write_compare(cmp, tmp_path / "null", "c")                                       # null, as written now
-    assert _strict((tmp_path / "null" / "c.json").read_text())["loso"]["int8"]["per_subject"]["wrist_exercise:s2"] \
+    assert strict_loads((tmp_path / "null" / "c.json").read_text())["loso"]["int8"]["per_subject"]["wrist_exercise:s2"] \
         is None
     for src in ("nan", "null"):
         mod.main(["--restate", str(tmp_path / src / "c.json"), "--out", str(tmp_path / f"re_{src}")])
-        _strict((tmp_path / f"re_{src}" / "c.json").read_text())
+        strict_loads((tmp_path / f"re_{src}" / "c.json").read_text())
     assert (tmp_path / "re_nan" / "c.md").read_text() == (tmp_path / "re_null" / "c.md").read_text()
     assert "| int8 | nan | 3.00 | -1.50 [" in (tmp_path / "re_null" / "c.md").read_text()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.strict_json import strict_loads
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,7 +140,7 @@ def test_a_difference_without_interval_or_p_is_no_claim_whether_nan_or_null():
     rows = [{"task": "hr", "source": "w", "labels": "100 %", "protocol": "linear", "subjects": 1, "cells": cells}]
     assert b.adjust(rows) == ([], [])
     assert np.isnan(cells["siamq"]["minus_scratch_p_holm"])
-    back = json.loads(dumps_json(rows), parse_constant=lambda token: pytest.fail(f"{token} in the results JSON"))
+    back = strict_loads(dumps_json(rows), "the results JSON")
     null = back[0]["cells"]["augment"]
     assert null["minus_scratch_ci95"] == [None, None] and null["minus_scratch_p"] is null["minus_scratch_p_holm"] is None
     for c in (cells["augment"], null):

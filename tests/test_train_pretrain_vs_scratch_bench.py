@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bench_scripts import load_benchmark
+from tests.strict_json import strict_loads
 
 
 def _oof(rng, n=240):
@@ -106,8 +107,7 @@ def test_a_difference_without_interval_or_p_renders_the_same_from_the_run_and_fr
     md = b.report_md(res)
     assert "| -3.200, p - | no difference shown |" in md and "SimSiam loss nan -> -0.900" in md
     write_metrics(tmp_path, res, "train_pretrain_vs_scratch.json")
-    back = json.loads((tmp_path / "train_pretrain_vs_scratch.json").read_text(),
-                      parse_constant=lambda token: pytest.fail(f"{token} in the results JSON"))
+    back = strict_loads((tmp_path / "train_pretrain_vs_scratch.json").read_text(), "the results JSON")
     assert back["rows"][0]["delta_ci95"] == [None, None] and back["rows"][0]["delta_p"] is None
     assert b.report_md(read_json(tmp_path / "train_pretrain_vs_scratch.json")) == md
     monkeypatch.setattr(sys, "argv", ["train_pretrain_vs_scratch.py", "--restate", "--out", str(tmp_path)])

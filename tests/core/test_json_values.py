@@ -3,7 +3,6 @@ strict parsers (JavaScript's JSON.parse, Go, serde_json) reject; files written b
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -12,13 +11,7 @@ import pytest
 
 from sqtool.core import write_metrics
 from sqtool.core.io import dumps_json, finite_number, finite_or_none, nan_if_none, read_json
-
-
-def strict_loads(text: str):
-    """json.loads that refuses NaN / Infinity / -Infinity, as a strict parser does."""
-    def refuse(token):
-        raise ValueError(f"not RFC 8259 JSON: {token}")
-    return json.loads(text, parse_constant=refuse)
+from tests.strict_json import strict_loads
 
 
 @dataclasses.dataclass

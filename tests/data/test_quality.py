@@ -11,6 +11,7 @@ from sqtool.core import SqtoolError
 from sqtool.data.preprocess import resample, sliding_windows, window_starts
 from sqtool.data.quality import THRESHOLD, quality_score, record_quality, register_cli
 from sqtool.data.synthetic import synth_corpus, synth_record
+from tests.strict_json import strict_loads
 
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -138,7 +139,7 @@ def test_windows_holding_a_gap_have_no_score(tmp_path, capsys):
     args = parser.parse_args(["quality", "--data", str(tmp_path / "a.npz"), "--json", "--no-progress"])
     assert args.func(args) == 0
     text = capsys.readouterr().out
-    out = json.loads(text, parse_constant=lambda t: pytest.fail(f"bare {t} in --json output"))
+    out = strict_loads(text, "--json output")
     assert out["windows"] == 0 and out["per_record"][0]["mean_score"] is None
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import pytest
 
 from export_fixtures import make_int8_run, make_spec_int8_run
+from tests.strict_json import strict_loads
 
 FIELDS = {
     "student": ("fs", "window_s", "hop_s", "channels", "norm", "band", "task", "outputs", "units",
@@ -200,9 +201,7 @@ def test_onnx_metadata_props_are_strict_json_with_a_nan_inside():
     import json
 
     from sqtool.export.metadata import flat_props
-
-    def strict(s):
-        return json.loads(s, parse_constant=lambda t: (_ for _ in ()).throw(ValueError(t)))
+    strict = strict_loads
     props = flat_props({"name": "m", "teacher_skill": {"diff": float("nan"), "p": float("inf"), "n": 1}})
     assert strict(props["teacher_skill"]) == {"diff": None, "p": None, "n": 1}
     assert strict(props["sqtool_metadata"])["teacher_skill"]["diff"] is None and props["name"] == "m"
