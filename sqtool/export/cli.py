@@ -5,7 +5,7 @@
 
 The export dir (shared contract): metadata.json, model_float.onnx, model_int8.onnx,
 model_float.tflite, model_int8.tflite, c/sq_model.h + c/sq_model.c, heldout.npz (copied),
-export_report.json/.md, config.yaml, for a spectral int8 model (any target) MODEL_CARD.md and INTEGRATION.md (what
+export_report.json/.md, config.yaml, for a spectral model (any target, int8 or float) MODEL_CARD.md and INTEGRATION.md (what
 must run around the network: `kit.write_docs`; metadata.json's frontend / gating / decoder_spec), and last manifest.json (core.manifest: every file written, the source
 checkpoints and the parity verdict, by relative path and sha256; what bench and predict read). A
 student_int8 checkpoint gives float AND int8 artifacts (the float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
@@ -575,7 +575,7 @@ def _export(cfg: ExportConfig) -> dict:
             done("c/sq_model.c")
             if kit:
                 _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
-    if spectral and graph is not None and not kit:           # the kit wrote them with the C
+    if spectral and not kit:                                 # the kit wrote them with the C; graph None: float only
         from sqtool.export.kit import write_docs
         for p in write_docs(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None,
                             n_ppg=n_ppg, run_dir=Path(inp["path"]).parent,

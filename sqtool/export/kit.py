@@ -15,7 +15,7 @@ Layout of out_dir (next to the export's metadata.json / export_report.*):
                                 expected results as C arrays, for example/selftest.c)
     MODEL_CARD.md               task, training data and licences, split, held-out metrics, limitations
     INTEGRATION.md              for an integrator without sqtool (phone, host): front end, gating and decoder as
-                                equations (`write_docs`; every spectral int8 export writes it and the card)
+                                equations (`write_docs`; every spectral export, int8 or float, writes it and the card)
 
 `check_kit(out_dir)` builds the example on the host with the kit's Makefile and runs the test vectors in
 several chunkings: the export's parity row for the pipeline. The kit never contains subject data: the
@@ -27,6 +27,7 @@ import json
 import shutil
 from collections import Counter
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -466,8 +467,15 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     lines += ["", "## Subject split", ""]
     split = train.get("split") or metrics.get("split")
     est_held = [str(h) for h in ((metrics.get("estimate") or {}).get("metrics") or {}).get("heldout_subjects") or []]
+    folds = [str(r["subject"]) for r in metrics.get("per_subject") or [] if isinstance(r, dict) and "subject" in r]
     if split:
         lines.append(f"- {json.dumps(split)}")
+    elif not seen and folds:                           # a fine-tune's float model (a teacher): its run's subjects
+        fheld = [str(h) for h in metrics.get("heldout_subjects") or []]
+        lines.append(f"- fine-tuned on {n_subjects(len(folds))}: {', '.join(folds)} (each also scored out of fold: "
+                     "the metrics below)")
+        lines.append(f"- held out of the fine-tuning: {', '.join(fheld)} (`sqtool quantize` evaluates on them)" if fheld
+                     else "- held out of the fine-tuning: none (`--heldout-fraction 0`)")
     elif seen and metrics.get("final_fit"):
         lines.append(f"- trained on {n_subjects(len(seen))}, every subject (a final fit: `sqtool quantize "
                      f"--heldout-fraction 0`): {', '.join(map(str, seen))}")
@@ -602,14 +610,37 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
     return {"files": files, "ref": ref, "vectors": vec, "fe_cfg": rp["fe_cfg"], "dec_cfg": rp["dec_cfg"]}
 
 
+@dataclass(frozen=True)
+class FloatNet:
+    """What the documents read of a network that has no int8 graph (a float-only export: a teacher, a float
+    student): its bins and size; its logits are real-valued (output_scale 1: the decoder's temperature alone)."""
+    output_size: int
+    macs: int
+    weight_bytes: int
+    output_scale: float = 1.0
+    int8: bool = False
+
+
+def float_net(model_cfg: dict) -> FloatNet:
+    """FloatNet of a spectral model config (`models.spectral.spectral_budget`: float32 weights and biases)."""
+    from sqtool.models import ModelCfg
+    from sqtool.models.spectral import bin_grid, spectral_budget
+    cfg = ModelCfg.from_dict(model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg))
+    b = spectral_budget(cfg)
+    return FloatNet(output_size=len(bin_grid(cfg)), macs=int(b["macs"]), weight_bytes=4 * int(b["params"]))
+
+
 def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, n_ppg: int = 1,
                run_dir=None, names: dict | None = None, decoder=None) -> list[Path]:
     """MODEL_CARD.md and INTEGRATION.md (templates/INTEGRATION.md: what must run around the network, for an
-    integrator without sqtool, filled from the metadata's spectral contract) of a spectral int8 model, for every
-    export target. Returns their paths."""
+    integrator without sqtool, filled from the metadata's spectral contract) of a spectral model, for every
+    export target; `graph` None: a float-only export (its int8 lines say there is no int8 model). Returns their
+    paths."""
     from sqtool.export.pipeline import decoder_config, frontend_config
     out = Path(out_dir)
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+    graph = float_net(mc) if graph is None else graph
+    no_int8 = "(no int8 model in this export: its float models' logits are read as they are)"
     fe, dec = frontend_config(mc, fs_in, n_ppg), decoder_config(mc, graph, decoder)
     spec, gating, fec = md.get("decoder_spec"), md.get("gating"), md.get("frontend") or {}
     if not spec or not gating or "steps" not in fec:
@@ -620,7 +651,9 @@ def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = 
               "NBINS": dec.n_bins, "FS_IN": f"{fe.fs_in:g}", "FS": f"{fe.fs:g}", "INPUTS": ", ".join(input_channels(fe)),
               "WINDOW_S": f"{fe.window_s:g}", "HOP_S": f"{fe.hop_s:g}", "NCH": fe.n_channels,
               "CHANNELS": ", ".join(mc["channels"]), "BIN_LO": f"{lo:g}", "BIN_HI": f"{hi:g}", "BIN_STEP": f"{step:g}",
-              "OUT_SCALE": f"{float(graph.output_scale):.9g}", "INT8_SCALE": f"{spec['int8_logit_scale']:.9g}",
+              "OUT_SCALE": (f"{float(graph.output_scale):.9g}" if getattr(graph, "int8", True) else no_int8),
+              "INT8_SCALE": (f"{spec['int8_logit_scale']:.9g}" if spec.get("int8_logit_scale") is not None
+                             else no_int8),
               "TEMPERATURE": f"{spec['temperature']:g}",
               "FRONTEND_STEPS": "\n".join(f"{i}. {t}" for i, t in enumerate(fec["steps"], 1)),
               "GATING_RULE": gating["rule"], "FLAGGED": gating["flagged"],

@@ -143,3 +143,24 @@ def test_the_doc_states_the_taps_rule_and_how_predict_replays_a_recording(export
         f"`frontend.n_ppg` = {fe['n_ppg']} of them" in flat
     assert f"its CSV's first row (time_s = {md['window_s']:g} s) is that window" in flat
     assert "`channels_fed`" in flat and "each row its own gain" in flat and "numpy.percentile(|x_c - med_c|, 99.9)" in flat
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+def test_a_float_only_export_ships_the_card_and_the_integration_doc_too(exports, tmp_path, target):
+    """A float spectral model (a teacher, or the float student alone, e.g. for a phone app that runs float ONNX)
+    used to ship the contract in metadata.json but neither MODEL_CARD.md nor INTEGRATION.md: now both, every
+    placeholder filled, the int8 lines saying there is no int8 model, the float model's size in the card."""
+    from sqtool.export.cli import ExportConfig, export
+    from sqtool.export.kit import float_net
+    run = exports[0]
+    res = export(ExportConfig(model=str(run / "student_float.pt"), target=[target], out=str(tmp_path / "e"),
+                              progress=False))
+    assert not res["failed"], res["summary"]
+    folder = Path(res["out"])
+    doc, card = (folder / "INTEGRATION.md").read_text(), (folder / "MODEL_CARD.md").read_text()
+    assert not re.search(r"@[A-Z_]+@", doc) and "no int8 model in this export" in doc
+    md = _md(folder)
+    assert all(s in doc for s in md["frontend"]["steps"]) and md["gating"]["rule"] in doc
+    net = float_net(md["model_cfg"])
+    assert f"- {net.macs} MACs per window, {net.weight_bytes} bytes of weights and biases" in card
+    assert card.startswith("# Model card") and "quantization `float32`" in card
