@@ -87,7 +87,6 @@ def test_delta_test_is_the_within_subject_permutation_p():
 def test_a_difference_without_interval_or_p_renders_the_same_from_the_run_and_from_its_json(tmp_path, monkeypatch):
     """One subject: the difference has no t-interval and no p (NaN in the run, null in the JSON); the row reads
     'no difference shown' and --restate re-renders the report the run wrote, from strict JSON."""
-    import json
     import sys
 
     from sqtool.core import write_metrics

@@ -439,7 +439,7 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:                                             # a built-in's shipped file: its exclude list applies (troika's
-            shipped = d.name in builtin_names() and not cfg.kind and not is_dataset_file(d)
+            shipped = d.name in builtin_names() and cfg.kind in (None, d.name) and not is_dataset_file(d)
             src = load_builtin(d.name, root) if shipped else d       # DATA_S04_T01; a folder's own dataset.yaml wins
             out.append((d.name, list_units(src, cfg.kind)))
         except SqtoolError as e:
@@ -456,7 +456,7 @@ def builtin_folder(path, kind: str | None):
     (any other folder or file is read raw). Said in one note line on stderr."""
     from sqtool.data import readers
     from sqtool.data.dataset_file import builtin_exclude, builtin_names, is_dataset_file, load_builtin
-    d = Path(path)
+    d = Path(path).resolve()                               # `--data .` inside the folder, or a link to it
     if not d.is_dir() or d.name not in builtin_names() or is_dataset_file(d):
         return None
     try:

@@ -182,6 +182,22 @@ def shipped_config(out: Path, saved: dict, **resolved) -> None:
     atomic_write_text(out / "config.yaml", yaml.safe_dump(d, sort_keys=False))
 
 
+def source_subjects(ckpt: dict, path: Path) -> list[str]:
+    """Every subject key the export may write (card, metadata, heldout.npz): the checkpoint's training and held-out
+    subjects (a quantize run's), a fine-tune's held-out ones (its train_cfg) and the subjects its run scored out of
+    fold (metrics.json per_subject: a teacher's checkpoint lists none of its own), so that each gets its pseudonym."""
+    from sqtool.core.io import read_json
+    keys = [*(ckpt.get("train_subjects") or ()), *(ckpt.get("heldout_subjects") or ()),
+            *((ckpt.get("train_cfg") or {}).get("heldout_subjects") or ())]
+    try:
+        m = read_json(Path(path).parent / "metrics.json")
+    except (OSError, ValueError):
+        return keys
+    rows = m.get("per_subject") if isinstance(m, dict) else None
+    keys += [str(r["subject"]) for r in rows or [] if isinstance(r, dict) and "subject" in r]
+    return keys + [str(h) for h in (m.get("heldout_subjects") or [])]
+
+
 def copy_heldout(src: Path, dst: Path, names: dict[str, str]) -> None:
     """The parity windows' heldout.npz into the export: as it is when every subject is named; else its `groups`
     (one subject key per window) written as pseudonyms and its `record_ids` (recording names) left out."""
@@ -258,7 +274,7 @@ def _load_inputs(cfg: ExportConfig):
         raise SqtoolError(f"export: unknown target {', '.join(bad) or '(none)'} (known: {', '.join(TARGETS)})")
     path = resolve_checkpoint_path(cfg.model)
     ckpt = load_checkpoint(path)
-    names = subject_names([*(ckpt.get("train_subjects") or ()), *(ckpt.get("heldout_subjects") or ())], cfg.subjects)
+    names = subject_names(source_subjects(ckpt, path), cfg.subjects)
     from sqtool.export.metadata import check_model_cfg
     check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")
     kind = ckpt["kind"]
@@ -595,7 +611,7 @@ def _export(cfg: ExportConfig) -> dict:
     ex = ex_text = None
     if cfg.explain and graph is not None:
         ex = P.explain(graph, brev, tfl_layers)
-        ex_text = "per-layer |LSB| (max | histogram) on held-out windows\n" + P.explain_text(ex)
+        ex_text = "per-layer |LSB| (max | histogram) on the parity windows\n" + P.explain_text(ex)
     failed = P.write_report(out, md, rows, artifacts, "\n\n".join(extra), ex)
     from sqtool import __version__
     manifest = write_manifest(out, model=md["model"], sources=_sources(inp), failed=failed,

@@ -114,7 +114,8 @@ def report_markdown(md: dict, rows: list[dict], artifacts: dict, extra: str = ""
     if any(r.get("mae_bpm") is not None for r in rows):
         lines += ["", "HR MAE (BPM): " + ("each window's softmax-mean heart rate over the bins, no decoder" if
                                          md.get("bins_bpm") else "the model's heart-rate output per window")
-                  + ", on the export's held-out windows: a parity check between the artifacts (its delta is what "
+                  + ", on the export's parity windows (the source run's held-out windows; a final fit's training "
+                  "windows, parity.npz): a parity check between the artifacts (its delta is what "
                   "the tolerance bounds), not the product's accuracy" + (" (the decoded heart rate the device reports: "
                   "MODEL_CARD.md's held-out metrics)" if md.get("bins_bpm") else "") + "."]
     lines += ["", "## Artifacts", "", "| file | bytes | status |", "|---|---|---|"]

@@ -152,7 +152,7 @@ def print_results(res: dict) -> None:
               f"-> {r['csv']}")
     pool = res.get("pooled")
     if pool:
-        print(f"all {pool['recordings']} recordings with truth: MAE {_mae_text(pool['pooled'], res.get('truth_units') or {})} "
+        print(f"all {pool['recordings']} recordings with a MAE: MAE {_mae_text(pool['pooled'], res.get('truth_units') or {})} "
               f"pooled over {pool['windows']} windows (mean of recordings {_mae_text(pool['mean_of_recordings'], res.get('truth_units') or {})})")
     fw = res.get("firmware")
     if fw:
@@ -699,21 +699,28 @@ def window_targets(record, truth: dict, t0: np.ndarray, window_s: float) -> dict
 
 def pooled_scores(per: list[dict]) -> dict | None:
     """Over the recordings whose metrics (`hr_scores` / `target_scores`) have a MAE: {recordings, windows, pooled:
-    each MAE weighted by its windows, mean_of_recordings: their plain mean}, in the metrics' own keys (mae, n,
-    mae_<output>, n_<output>); None for fewer than 2 such recordings (the one line above says it)."""
-    have = [m for m in per if m.get("mae") is not None and m.get("n")]
-    if len(have) < 2:
+    each MAE weighted by its windows, mean_of_recordings: their plain mean}, in the metrics' own keys: heart rate's
+    mae / n; a target model's mae_<output> / n_<output> per output (each over the recordings that scored it) and mae,
+    the mean of its outputs' (as each recording's), n the fewest windows of an output. None for fewer than 2 such
+    recordings (the one line above says it)."""
+    outs = list(dict.fromkeys(k[4:] for m in per for k in m if k.startswith("mae_") and f"n_{k[4:]}" in m))
+    keys = [(f"mae_{o}", f"n_{o}") for o in outs] or [("mae", "n")]
+    pooled, mean, used = {}, {}, set()
+    for k, n_key in keys:
+        got = [(i, m[k], m[n_key]) for i, m in enumerate(per) if m.get(k) is not None and m.get(n_key)]
+        if got:
+            used |= {i for i, _, _ in got}
+            pooled[k] = float(sum(v * n for _, v, n in got) / sum(n for _, _, n in got))
+            mean[k] = float(np.mean([v for _, v, _ in got]))
+            pooled[n_key] = mean[n_key] = int(sum(n for _, _, n in got))
+    if len(used) < 2 or not pooled:
         return None
-    keys = ["mae"] + [k for k in have[0] if k.startswith("mae_") and f"n_{k[4:]}" in have[0]]
-    pooled, mean = {}, {}
-    for k in keys:
-        n_key = "n" if k == "mae" else f"n_{k[4:]}"
-        got = [(m[k], m[n_key]) for m in have if m.get(k) is not None and m.get(n_key)]
-        pooled[k] = float(sum(v * n for v, n in got) / sum(n for _, n in got))
-        mean[k] = float(np.mean([v for v, _ in got]))
-        pooled[n_key] = mean[n_key] = int(sum(n for _, n in got))
-    return {"recordings": len(have), "windows": int(sum(m["n"] for m in have)), "pooled": pooled,
-            "mean_of_recordings": mean}
+    if outs:                                                   # a recording's own mae is its outputs' mean
+        done = [o for o in outs if f"mae_{o}" in pooled]
+        for d in (pooled, mean):
+            d["mae"] = float(np.mean([d[f"mae_{o}"] for o in done]))
+            d["n"] = min(d[f"n_{o}"] for o in done)
+    return {"recordings": len(used), "windows": int(pooled["n"]), "pooled": pooled, "mean_of_recordings": mean}
 
 
 def target_scores(o: dict, targets: dict) -> dict:

@@ -225,7 +225,8 @@ def test_pairs_on_real_troika(data_root, tmp_path):
     out = tmp_path / "troika"
     m = mine_pairs(PairsConfig(input=[str(data_root / "troika")], out=str(out), workers=2), progress=False)
     d = m["datasets"]["troika"]
-    assert d["records"] == 13 and d["windows"] > 100 and d["poor"] > d["good"]   # treadmill running
+    assert d["records"] == 12 and d["windows"] > 100 and d["poor"] > d["good"]   # treadmill running; DATA_S04_T01
+    assert "troika/S04" not in read_index(out)[1]["subjects"]         # out, by the shipped file (test_pairs_exclude)
     assert m["pairs"] == d["pairs"] > 0
     root, index = read_index(out)
     subjects = index["subjects"]

@@ -137,3 +137,15 @@ def test_a_built_in_datasets_folder_by_path_keeps_its_exclusions(data_root, tmp_
         capsys.readouterr().err
     from sqtool.data.pairs import builtin_folder
     assert builtin_folder(tmp_path, None) is None and builtin_folder(data_root / "troika" / "nope", None) is None
+    assert builtin_folder(data_root / "troika", "wrist_exercise") is None           # another layout: read raw
+
+
+def test_the_built_in_folder_given_as_dot_or_under_a_data_root_with_kind_keeps_its_exclusions(data_root, tmp_path,
+                                                                                             monkeypatch):
+    """`--data .` inside ../shared/data/troika, and a data root read with --kind troika, leave DATA_S04_T01 out too."""
+    from sqtool.data.pairs import builtin_folder
+    monkeypatch.chdir(data_root / "troika")
+    assert builtin_folder(".", None) is not None
+    m = mine_pairs(PairsConfig(data_root=str(data_root), kind="troika", out=str(tmp_path / "p"), workers=1,
+                               model="spec_teacher_m"), progress=False)
+    assert m["datasets"]["troika"]["records"] == 12 and "troika/S04" not in _subjects(tmp_path / "p")

@@ -380,7 +380,7 @@ def test_kit_example_builds_with_its_makefile(twin, tmp_path):
     assert info["vectors"]["synthetic"] and info["vectors"]["invalid_windows"] >= 1
     readme = (kit / "README.md").read_text()
     assert "hr3_pipeline_push" in readme and "@" + "ACC_RATE@" not in readme
-    assert ("holding its latest sample" in readme) == ("acc_x" in mc["channels"])   # a slower accelerometer
+    assert ("holding the latest sample" in readme) == (len(mc["channels"]) > 1)     # a slower accelerometer
     r = subprocess.run(["make", "-s", "-C", str(kit), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.count("bit-exact") == 5, r.stdout + r.stderr

@@ -198,10 +198,7 @@ def test_student_export_really_carries_the_changed_values(exports):
 def test_onnx_metadata_props_are_strict_json_with_a_nan_inside():
     """A one-subject fine-tune's teacher_skill holds NaN (no p): the ONNX metadata_props carry it as null, which
     strict parsers (JSON.parse, serde_json) read; Python's bare NaN token would not."""
-    import json
-
     from sqtool.export.metadata import flat_props
-    strict = strict_loads
     props = flat_props({"name": "m", "teacher_skill": {"diff": float("nan"), "p": float("inf"), "n": 1}})
-    assert strict(props["teacher_skill"]) == {"diff": None, "p": None, "n": 1}
-    assert strict(props["sqtool_metadata"])["teacher_skill"]["diff"] is None and props["name"] == "m"
+    assert strict_loads(props["teacher_skill"]) == {"diff": None, "p": None, "n": 1}
+    assert strict_loads(props["sqtool_metadata"])["teacher_skill"]["diff"] is None and props["name"] == "m"

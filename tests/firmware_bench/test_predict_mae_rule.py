@@ -74,7 +74,7 @@ def test_predict_pools_the_recordings_mae_over_windows(spec_export_dir, tmp_path
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         print_results(res)
-    assert (f"all 2 recordings with truth: MAE {pool['pooled']['mae']:.2f} BPM pooled over {pool['windows']} windows "
+    assert (f"all 2 recordings with a MAE: MAE {pool['pooled']['mae']:.2f} BPM pooled over {pool['windows']} windows "
             f"(mean of recordings {pool['mean_of_recordings']['mae']:.2f} BPM)") in out.getvalue()
     one = predict(PredictConfig(model=str(spec_export_dir), runtime="c", out=str(tmp_path / "q")), records=recs[:1])
     assert "pooled" not in one

@@ -97,6 +97,20 @@ def test_a_bp_model_scores_sbp_and_dbp(exports, tmp_path, capsys):
     print_results(res)
     assert f"MAE sbp {m['mae_sbp']:.2f}, dbp {m['mae_dbp']:.2f} mmHg vs truth over 1 windows" in capsys.readouterr().out
 
+    two = [rec, _record(16, {"sbp": Label(np.array(110.0), unit="mmHg")}, rid="p02_icu"),   # no dbp truth
+           _record(16, {"sbp": Label(np.array(150.0), unit="mmHg"), "dbp": Label(np.array(95.0), unit="mmHg")},
+                   rid="p03_icu")]
+    res = predict(PredictConfig(model=str(exports["bp"]), data="icu", out=str(tmp_path / "q"), progress=False),
+                  records=two)
+    ms, pool = [r["metrics"] for r in res["recordings"]], res["pooled"]
+    assert pool["recordings"] == 3 and pool["pooled"]["n_sbp"] == 3 and pool["pooled"]["n_dbp"] == 2   # per output
+    assert pool["pooled"]["mae_sbp"] == pytest.approx(np.mean([x["mae_sbp"] for x in ms]))
+    assert pool["pooled"]["mae_dbp"] == pytest.approx(np.mean([ms[0]["mae_dbp"], ms[2]["mae_dbp"]]))
+    assert pool["pooled"]["mae"] == pytest.approx((pool["pooled"]["mae_sbp"] + pool["pooled"]["mae_dbp"]) / 2)
+    print_results(res)
+    assert (f"all 3 recordings with a MAE: MAE sbp {pool['pooled']['mae_sbp']:.2f}, dbp {pool['pooled']['mae_dbp']:.2f} "
+            "mmHg pooled over 2 windows") in capsys.readouterr().out
+
 
 def test_a_class_label_is_said_not_compared(exports, tmp_path):
     rec = _record(20, {"rhythm": Label(np.array(0), kind="class", classes=("AF",))})
