@@ -22,6 +22,9 @@ The pipeline, in order (every check runs before anything is written):
    test against the trivial predictor (`report.heldout_skill`; "no skill" flagged in the table, metrics.json
    `skill` / `flag` and the command's last line), per-layer SQNR, coverage of the quality gate -> heldout.npz,
    metrics.json, report.md, config.yaml.
+   A final fit (`--heldout-fraction 0`, from a teacher fine-tuned on every subject): steps 1-6 on every subject and,
+   instead of step 7, the --estimate-from run's held-out figures as its estimate and parity.npz
+   (`compress.final_fit`, shared with the spectral students).
 
 The export stage reads only the run directory.
 """
@@ -144,8 +147,8 @@ class QuantizeConfig:
                                                           "subjects; data.heldout)"})
     heldout_fraction: float = field(default=HELDOUT_FRACTION, metadata={
         "help": "fraction of subjects held out when not listed (and neither the teacher nor the dataset file says); "
-                "0: none, a final fit on every subject for shipping, spectral heart-rate students (its figures: "
-                "--estimate-from, the run of the same recipe that held subjects out)"})
+                "0: none, a final fit on every subject for shipping, from a teacher fine-tuned on every subject "
+                "(its figures: --estimate-from, the run of the same recipe that held subjects out)"})
     estimate_from: str | None = field(default=None, metadata={
         "help": "with --heldout-fraction 0: the quantize run of the same recipe that held subjects out; its held-out "
                 "figures go into this run's report and the export's model card as the final fit's estimate",
@@ -177,7 +180,7 @@ def register(sub, name: str, helptext: str) -> None:
     p = sub.add_parser(name, help=helptext, description=(
         "Distil a fine-tuned teacher (kind teacher_task) into a compact 1-D CNN student, fold BN, calibrate "
         "and quantize it to int8 with Brevitas QAT. Writes model.pt (student_int8), student_float.pt, "
-        "heldout.npz, metrics.json, report.md, config.yaml into the run directory (a spectral final fit, "
+        "heldout.npz, metrics.json, report.md, config.yaml into the run directory (a final fit, "
         "--heldout-fraction 0: parity.npz of training windows instead of heldout.npz)."))
     add_config_args(p, QuantizeConfig)
     add_bool_flag(p, "--progress", "progress", "print a line per step and epoch on stderr", default=True)
@@ -260,9 +263,6 @@ def run(args) -> int:
     elif cfg.calibrate_on:
         raise SqtoolError("--calibrate-on sets the heart-rate decoder's interval of spectral students (a spec_* "
                           "teacher); a time-domain student has no decoder")
-    elif cfg.estimate_from:
-        raise SqtoolError("--estimate-from goes with --heldout-fraction 0, a final fit of a spectral heart-rate "
-                          "student (a spec_* teacher)")
     else:
         run_dir, metrics = quantize_run(cfg, log=log)
     print_results(run_dir, metrics)
@@ -292,13 +292,20 @@ def result_line(metrics: dict) -> str:
     int8 student, in units (spectral students: decoded MAE, mean of subjects); a one-class held-out set's warning
     as its short reason (the warning less its ONE_CLASS_WHY tail; one without that tail whole)."""
     from sqtool.core.progress import metric_text
-    if metrics.get("final_fit"):                                         # a spectral student on every subject
+    if metrics.get("final_fit"):                                         # a student on every subject
         est = metrics.get("estimate") or {}
-        m = (est.get("metrics") or {}).get("mae_bpm") or {}
-        return (f"final fit on every subject ({len(metrics.get('train_subjects') or [])}): no held-out figure; "
-                + (f"held-out estimate (from {est['run']}): teacher {m['teacher']:.2f}, float {m['float']:.2f}, int8 "
-                   f"{m['int8']:.2f} BPM" if m else "quote the held-out figures of this recipe's run that held "
-                   "subjects out (--estimate-from RUN)"))
+        em = est.get("metrics") or {}
+        head = f"final fit on every subject ({len(metrics.get('train_subjects') or [])}): no held-out figure; "
+        if not em:
+            return head + "quote the held-out figures of this recipe's run that held subjects out (--estimate-from RUN)"
+        if isinstance(em.get("mae_bpm"), dict):                          # spectral heart rate
+            m = em["mae_bpm"]
+            return (head + f"held-out estimate (from {est['run']}): teacher {m['teacher']:.2f}, float {m['float']:.2f}, "
+                    f"int8 {m['int8']:.2f} BPM")
+        pm, unit = em["primary_metric"], (metrics.get("units") or [None])[0]
+        return (head + f"held-out estimate (from {est['run']}): " + " | ".join(
+            f"{w} {metric_text(em['task'], pm, em[k]['metrics'].get(pm), unit)}"
+            for w, k in (("teacher", "teacher"), ("student float", "student_float"), ("int8", "student_int8"))))
     if isinstance(metrics.get("mae_bpm"), dict):                         # a spectral heart-rate student
         m = metrics["mae_bpm"]
         return (f"held-out MAE (mean of subjects): teacher {m['teacher']:.2f}, float {m['float']:.2f}, "
@@ -563,10 +570,10 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
 
     say = log or (lambda s: None)
     get_preset(cfg.preset)                                               # unknown preset -> error now
-    if float(cfg.heldout_fraction) == 0.0:
-        raise SqtoolError("--heldout-fraction 0 (a final fit on every subject) is for spectral heart-rate students; "
-                          "a time-domain student is evaluated on held-out subjects and its export's parity checks "
-                          "read their windows: keep some held out")
+    final = float(cfg.heldout_fraction) == 0.0          # a final fit: every subject trained on, none evaluated
+    if cfg.estimate_from and not final:
+        raise SqtoolError("--estimate-from goes with --heldout-fraction 0 (a final fit on every subject): a run that "
+                          "holds subjects out measures its own held-out figures")
     cfg = dataclasses.replace(cfg, epochs=cfg.epochs or 20,              # 0 / None = the time-domain defaults
                               alpha=TIME_KD if cfg.alpha is None else cfg.alpha)
     for k in ("epochs", "batch_size"):
@@ -594,6 +601,13 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     budget = check_budget(scfg, cfg, say, budget_of=instead[0] if instead else None)
     spec = D.output_spec(scfg)
     ch_idx = D.channel_index(scfg, tcfg)
+    t_recorded = recorded_heldout(getattr(teacher, "sq_train_cfg", None))
+    if final and t_recorded:
+        raise SqtoolError(f"--heldout-fraction 0 (a final fit on every subject): teacher {t_path} held out "
+                          f"{', '.join(t_recorded)}; fine-tune it on every subject too (train finetune "
+                          "--heldout-fraction 0)")
+    from sqtool.compress.final_fit import load_estimate
+    estimate = load_estimate(cfg, scfg.name, getattr(teacher, "sq_train_cfg", None) or {}, spectral=False)
 
     # 3. data and subject split ---------------------------------------------------------------------
     ds = None                                          # the dataset file --data names (its split), if any
@@ -626,7 +640,13 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     tr, te = np.flatnonzero(~test), np.flatnonzero(test)
     synthetic = str((getattr(data, "meta", {}) or {}).get("data_root", "")) == "synthetic"
     x_cal, cal_warnings = load_calibration(cfg, scfg, x_all[tr], say)
-    say(f"{len(tr)} training windows, {len(te)} held-out windows (subjects {', '.join(held)})")
+    say(f"{len(tr)} training windows, {len(te)} held-out windows (subjects {', '.join(held)})" if not final else
+        f"final fit: {len(tr)} training windows of every subject ({len(set(groups))}), none held out")
+    missing = sorted(set(map(str, ((estimate or {}).get("metrics") or {}).get("heldout_subjects") or []))
+                     - set(groups.tolist()))
+    if missing:
+        raise SqtoolError(f"--estimate-from {estimate['run']}: its held-out subjects {', '.join(missing)} are not in "
+                          "this run's data: the final fit would not have trained on them")
     one_class = heldout_one_class(cfg.task, y_all[te])
     if one_class:
         say("warning: " + one_class)
@@ -689,7 +709,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     # 6. fold BN, calibrate, QAT --------------------------------------------------------------------
     q = Q.quant_twin(student, cfg.preset)
     Q.calibrate(q, x_cal, cfg.batch_size)
-    m_ptq = R.evaluate(cfg.task, R.predict_all(q, x_all[te]), y_all[te], spec)   # before QAT: pure quantization
+    m_ptq = None if final else R.evaluate(cfg.task, R.predict_all(q, x_all[te]), y_all[te], spec)   # before QAT
     say(f"calibrated {len(x_cal)} windows; QAT {cfg.qat_epochs} epochs at lr {cfg.qat_lr:g}")
     q_cfg = dataclasses.replace(fit_cfg, epochs=cfg.qat_epochs, lr=cfg.qat_lr, feature_weight=0.0)
     q_hist = D.fit(q, x_all[tr], y_norm[tr], spec, q_cfg, tc["out"][tr] if cfg.distill else None, None,
@@ -702,6 +722,10 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                     history=q_hist["history"], float_checkpoint="student_float.pt",
                     heldout_subjects=sorted(subject_key(ds_name, s) for s in held),
                     train_subjects=sorted({subject_key(ds_name, s) for s in groups[tr]}), **common)
+
+    if final:                                          # no held-out window: the estimate run's figures instead
+        return run_dir, time_final_fit(run_dir, cfg, scfg, tcfg, t_path, t_sha, data, groups, x_all, y_all, estimate,
+                                       budget, f_hist, q_hist, choice, ds_name, synthetic)
 
     # 7. evaluate on the same held-out windows ------------------------------------------------------
     metric = primary_metric(cfg.task)
@@ -785,6 +809,52 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                    ylabel="training loss" + (" (label + distillation)" if cfg.distill else ""),
                    title=f"quantize {scfg.name}")
     return run_dir, metrics                         # its result line: print_results (stdout)
+
+
+def time_final_fit(run_dir: Path, cfg, scfg, tcfg, t_path, t_sha, data, groups, x_all, y_all, estimate, budget,
+                   f_hist, q_hist, choice, ds_name: str, synthetic: bool) -> dict:
+    """A time-domain final fit's metrics.json, report.md, parity.npz (`final_fit.parity_sample`), config and
+    training curve: no held-out figure of its own; the --estimate-from run's (said to be an estimate). Returns the
+    metrics."""
+    from sqtool.compress.final_fit import parity_sample
+    from sqtool.core.progress import metric_text, training_curve
+    from sqtool.core.runs import save_resolved
+    from sqtool.data.record import subject_key
+    keys = sorted({subject_key(ds_name, s) for s in groups})
+    metrics = {"task": cfg.task, "final_fit": True, "estimate": estimate, "heldout_subjects": [],
+               "train_subjects": keys, "train_windows": int(len(x_all)), "heldout_in_teacher": None,
+               "heldout_note": None, "synthetic": synthetic, "student_choice": choice, "preset": cfg.preset,
+               "teacher": {"name": tcfg.name, "path": str(t_path), "sha256": t_sha},
+               "student": {"name": scfg.name, "fs": scfg.fs, "window_s": scfg.window_s, "channels": list(scfg.channels),
+                           "outputs": list(scfg.outputs), "units": list(scfg.units[:len(scfg.outputs)]),
+                           "arch": scfg.arch},
+               "units": list(scfg.units[:len(scfg.outputs)]), "size": None,
+               "budget": {"checks": budget["checks"], "over": budget["over"], "of": budget["of"]},
+               "warnings": [f"over budget: {o}" for o in budget["over"]]}
+    parity_sample(run_dir, x_all, y_all, cfg.seed)
+    write_metrics(run_dir, metrics)
+    lines = [f"# quantize {scfg.name} from {tcfg.name}: a final fit", "",
+             f"Trained on every subject ({len(keys)}; `--heldout-fraction 0`), so this run measures no held-out figure."]
+    if estimate:
+        m, unit = estimate["metrics"], (metrics["units"] or [None])[0]
+        pm = m["primary_metric"]
+        lines += ["", f"Held-out estimate, from {estimate['run']} (the same recipe with {', '.join(m['heldout_subjects'])} "
+                      "held out of its fine-tuning and quantization; measured on that run's models, not on this one): "
+                      + ", ".join(f"{k.replace('_', ' ')} {metric_text(cfg.task, pm, m[k]['metrics'].get(pm), unit)}"
+                                  for k in ("teacher", "student_float", "student_int8")) + "."]
+    else:
+        lines += ["", "No held-out estimate given (`--estimate-from RUN`: the quantize run of this recipe that held "
+                      "subjects out): quote that run's figures for this model."]
+    atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    save_config(run_dir, cfg, command="quantize", heldout_subjects=[], student_model_cfg=scfg.to_dict(),
+                teacher_sha256=t_sha)
+    save_resolved(run_dir, student=scfg.name, teacher=str(t_path), heldout_subjects=[], channels=list(scfg.channels),
+                  fs=scfg.fs, data_root=str((getattr(data, "meta", {}) or {}).get("data_root", "")))
+    training_curve(run_dir, {"float student": [h["loss"] for h in f_hist["history"]],
+                             "QAT (int8 twin)": [h["loss"] for h in q_hist["history"]]},
+                   ylabel="training loss" + (" (label + distillation)" if cfg.distill else ""),
+                   title=f"quantize {scfg.name}")
+    return metrics
 
 
 def _save_heldout(path: Path, data, te, x_all, y_all, groups, synthetic: bool) -> None:

@@ -38,8 +38,8 @@
    firmware's). model.pt (student_int8, model_cfg with the decoder), student_float.pt, heldout.npz
    (x = codes / 127 (N, C, F), y, groups), metrics.json, report.md.
 6. A final fit for shipping (`--heldout-fraction 0`, from a teacher fine-tuned on every subject): steps 1-4 on every
-   subject, no held-out figure; `--estimate-from RUN` (a quantize run of the same recipe, `RECIPE` and the teacher's
-   `TEACHER_RECIPE`, whose held-out subjects were out of its teacher too: `load_estimate`) carries RUN's held-out
+   subject, no held-out figure; `--estimate-from RUN` (a quantize run of the same recipe whose held-out subjects were
+   out of its teacher too: `compress.final_fit.load_estimate`) carries RUN's held-out
    figures as the estimate into metrics.json, report.md and the export's model card, and its --calibrate-on;
    parity.npz (seeded training windows, no subject ids) replaces heldout.npz for export's parity checks.
 
@@ -67,13 +67,13 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_r
                          write_metrics)
 from sqtool.core.io import dumps_json, read_json
 from sqtool.core.metrics import uncertainty_scores
+from sqtool.compress.final_fit import load_estimate, parity_sample
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
 from sqtool.data.heldout import heldout_note, recorded_heldout
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
 SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
 SPEC_KD = 0.5           # distillation weight (of the gated windows) when --alpha is not given
-PARITY_WINDOWS = 2048   # a final fit's parity.npz: training windows for export's parity checks (it holds none out)
 
 
 def truth_summary(y) -> dict:
@@ -188,92 +188,6 @@ def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
     return set(held), in_teacher
 
 
-# the options that make a recipe: a final fit's --estimate-from run must match it in each (data, held-out subjects,
-# threads and folders may differ; --student-init by whether there is one: the pretrained weights are the data's, as
-# the teacher's are, whose fine-tune is compared by TEACHER_RECIPE)
-RECIPE = ("student", "preset", "student_init", "distill", "alpha", "temperature", "kd_gate_bpm", "freq_stretch",
-          "motion_frac", "motion_axis_drop", "lr_schedule", "decoder_on", "evidence", "decoder_rule",
-          "calibration_students", "inner_folds", "inner_epochs", "epochs", "qat_epochs", "batch_size", "calib_windows",
-          "seed", "max_records")
-TEACHER_RECIPE = ("task", "model", "mode", "channels", "fs", "window_s", "hop_s", "epochs", "batch_size", "lr",
-                  "weight_decay", "folds", "seed", "datasets", "max_records", "label_fraction", "calibrate_on",
-                  "freq_stretch", "motion_frac", "motion_axis_drop", "lr_schedule", "final_fit", "init")
-PATHS = ("student_init", "init")            # compared by whether one is given (`_same`)
-ESTIMATE_KEYS = ("heldout_subjects", "heldout_in_teacher", "mae_bpm", "per_subject", "int8_minus_float_bpm",
-                 "uncertainty_int8", "heldout_truth")       # what a final fit carries of its estimate run's metrics
-
-
-def load_estimate(cfg, student: str, ck: dict) -> dict | None:
-    """A final fit's (--heldout-fraction 0) held-out estimate: {run, calibrate_on, metrics} of the --estimate-from
-    quantize run: a spectral one of `student` whose held-out subjects were out of its teacher too and have a measured
-    MAE, whose recipe (`RECIPE`, its config.yaml) is this run's and whose teacher was fine-tuned as this run's
-    teacher `ck` (`TEACHER_RECIPE`, the checkpoints' train_cfg); None without --estimate-from. Anything else is one
-    line: the figures would estimate another model, or nothing."""
-    import yaml
-
-    from sqtool.core.checkpoint import load_checkpoint
-    if not cfg.estimate_from:
-        return None
-    run = Path(cfg.estimate_from)
-    run = run.parent if run.is_file() else run
-    where = f"--estimate-from {run}"
-    try:
-        m = read_json(run / "metrics.json")
-        c = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("config") or {}
-    except (OSError, ValueError, AttributeError, yaml.YAMLError) as e:
-        raise SqtoolError(f"{where}: not a quantize run folder (metrics.json, config.yaml: {type(e).__name__})")
-    mae = m.get("mae_bpm")
-    if not isinstance(mae, dict) or not m.get("heldout_subjects"):
-        raise SqtoolError(f"{where}: not a spectral heart-rate quantize run with held-out subjects")
-    if m.get("heldout_in_teacher") is not False:
-        raise SqtoolError(f"{where}: its held-out subjects were not held out of its teacher's fine-tuning too (a "
-                          "teacher that held none out, or from before they were recorded): its figures are not "
-                          "held-out; fine-tune the teacher holding them out (train finetune's default) and quantize it")
-    if any(mae.get(k) is None for k in ("teacher", "float", "int8")):
-        raise SqtoolError(f"{where}: its held-out MAE was not measured (no held-out window with a reference heart "
-                          "rate): there is no estimate to carry")
-    if m.get("student") != student:
-        raise SqtoolError(f"{where}: its student is {m.get('student')}, this run's {student}")
-    there, here = _resolved(c), _resolved({**vars(cfg), "student": student})
-    diff = [f"{k} {there.get(k)!r} there, {here.get(k)!r} here" for k in RECIPE
-            if k in there and k != "student" and not _same(there.get(k), here.get(k), path=k in PATHS)]
-    try:
-        theirs = (load_checkpoint(m["teacher"], expect_kind="teacher_task").get("train_cfg") or {})
-    except (SqtoolError, KeyError, TypeError) as e:
-        raise SqtoolError(f"{where}: its teacher {m.get('teacher')} cannot be read to compare the fine-tune's recipe "
-                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")
-    mine = ck.get("train_cfg") or {}
-    diff += [f"teacher {k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in TEACHER_RECIPE
-             if (k in theirs or k in mine) and not _same(theirs.get(k), mine.get(k), path=k in PATHS)]
-    if diff:
-        raise SqtoolError(f"{where}: another recipe ({'; '.join(diff)}): its held-out figures would not estimate "
-                          "this model")
-    return {"run": str(run.resolve()), "calibrate_on": list(c.get("calibrate_on") or []),
-            "metrics": {k: m.get(k) for k in ESTIMATE_KEYS}}
-
-
-def _resolved(c: dict) -> dict:
-    """A quantize config's recipe values as the run used them (the defaults 0 / None resolved: --epochs 60 and the
-    default are one recipe)."""
-    c = dict(c)
-    c["epochs"] = int(c.get("epochs") or SPEC_EPOCHS)
-    c["alpha"] = SPEC_KD if c.get("alpha") is None else float(c["alpha"])
-    c["inner_epochs"] = int(c.get("inner_epochs") or max(1, c["epochs"] // 2))
-    c["max_records"] = int(c.get("max_records") or 0)
-    return c
-
-
-def _same(a, b, path: bool = False) -> bool:
-    """Two config values equal as config.yaml and train_cfg hold them; a `path` (a pretrained init) by whether one
-    is given: the pretrained weights are data, as a teacher's are."""
-    if path:
-        given = lambda v: v not in (None, "", "none")                   # noqa: E731 - finetune's 'none': scratch
-        return given(a) == given(b)
-    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
-        return list(a or []) == list(b or [])
-    return a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b))
-
-
 def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> Path:
     """Run the whole spectral stage (`quantize_hr_run`); returns the run dir."""
     return quantize_hr_run(cfg, ck, log, run_dir)[0]
@@ -328,7 +242,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         raise SqtoolError(f"--heldout-fraction 0 (a final fit on every subject): teacher {ck['path']} held out "
                           f"{', '.join(recorded_heldout(ck.get('train_cfg')))}; fine-tune it on every subject too "
                           "(train finetune --heldout-fraction 0)")
-    estimate = load_estimate(cfg, student, ck)            # refused here, before any data is read
+    estimate = load_estimate(cfg, student, ck.get("train_cfg") or {}, spectral=True)   # before any data
     if estimate and cfg.calibrate_on and sorted(named_datasets(cfg.calibrate_on)) != sorted(estimate["calibrate_on"]):
         raise SqtoolError(f"--calibrate-on {','.join(cfg.calibrate_on)}: the --estimate-from run calibrated on "
                           f"{','.join(estimate['calibrate_on']) or 'every training subject'}; its figures would "
@@ -547,10 +461,8 @@ def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, 
     write_metrics(run_dir, metrics)
     training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
                    ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")
-    x = np.concatenate([as_model_input(r.x) for r in train])                           # (N, C, F)
-    y = np.concatenate([r.y for r in train]).astype(np.float32)
-    pick = np.sort(np.random.default_rng(cfg.seed).choice(len(x), min(len(x), PARITY_WINDOWS), replace=False))
-    atomic_save_npz(run_dir / "parity.npz", x=x[pick], y=y[pick])    # export's parity windows: no subject ids
+    parity_sample(run_dir, np.concatenate([as_model_input(r.x) for r in train]),              # (N, C, F)
+                  np.concatenate([r.y for r in train]), cfg.seed)
     lines = [f"# quantize {student} from {tcfg.name}: a final fit", "",
              f"Trained on every subject ({len(keys)}: {', '.join(keys)}; `--heldout-fraction 0`), so this run "
              "measures no held-out figure."]

@@ -94,8 +94,9 @@ class FinetuneConfig:
                 "--heldout-fraction of the sorted subjects; data.heldout)"})
     heldout_fraction: float | None = field(default=None, metadata={
         "help": "fraction of the sorted subjects held out when none is listed and no dataset file's split says "
-                "(default 0.2, quantize's); 0 = none: every subject in the teacher, whose held-out figures in "
-                "quantize are then not held out"})
+                "(default 0.2, quantize's); 0 = none: every subject in the teacher, for a final fit (quantize "
+                "--heldout-fraction 0 --estimate-from RUN: the student on every subject too); quantize without it "
+                "evaluates on subjects this teacher trained on"})
     epochs: int = field(default=10, metadata={"help": "training epochs per fold"})
     batch_size: int = field(default=64, metadata={"help": "batch size"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})

@@ -84,10 +84,6 @@ def test_a_teacher_holding_none_out_or_an_older_one_is_said_to_have_trained_on_t
     assert q["heldout_in_teacher"] is True and q["heldout_note"] in q["warnings"]
     assert "held out of the teacher's fine-tuning too" not in (tmp_path / "q1" / "report.md").read_text()
     assert q["heldout_subjects"] == ["syn006", "syn007"]     # the rule on quantize's data: 0.2 of all 8 subjects
-    assert main(QUANTIZE + ["--model", str(all_in), "--heldout-fraction", "0", "--out", str(tmp_path / "q0")]) == 1
-    err = capsys.readouterr().err.strip().splitlines()          # a final fit: spectral students only, one line
-    assert len(err) == 1 and "--heldout-fraction 0 (a final fit on every subject) is for spectral" in err[0]
-    assert not (tmp_path / "q0").exists()
 
     old = tmp_path / "old"                              # a teacher from before: the options' defaults, no record
     old.mkdir()
@@ -116,3 +112,37 @@ def test_hold_out_takes_the_files_split_read_with_the_task_data(monkeypatch):
                         lambda data: pytest.fail(f"{data} read again for its split"))
     kept, held, how = FT.hold_out(NS(heldout_subjects=[], heldout_fraction=None), td, "my_watch/dataset.yaml")
     assert held == ["s04"] and "split" in how and sorted(kept.subjects) == ["s01", "s02", "s03"]
+
+
+def test_a_time_domain_final_fit_trains_on_every_subject_and_quotes_its_estimate(teacher, tmp_path, capsys):
+    """`quantize --heldout-fraction 0 --estimate-from RUN` for a time-domain student, as for a spectral one: every
+    subject in the student, no held-out figure of its own, RUN's held-out figures as its stated estimate, parity.npz
+    for export; a teacher that held subjects out, or an estimate run whose own teacher saw them, is one line."""
+    d = teacher[0]
+    assert main(QUANTIZE + ["--model", str(d), "--out", str(tmp_path / "q_eval")]) == 0
+    all_in = tmp_path / "all_in"
+    assert main(TINY + ["--heldout-fraction", "0", "--out", str(all_in)]) == 0
+    capsys.readouterr()
+    q = tmp_path / "q_all"
+    assert main(QUANTIZE + ["--model", str(all_in), "--heldout-fraction", "0", "--estimate-from",
+                            str(tmp_path / "q_eval"), "--out", str(q)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    ev = json.loads((tmp_path / "q_eval" / "metrics.json").read_text())
+    m = json.loads((q / "metrics.json").read_text())
+    assert m["final_fit"] and m["heldout_subjects"] == [] and len(m["train_subjects"]) == 8
+    assert m["estimate"]["metrics"]["student_int8"]["metrics"] == ev["student_int8"]["metrics"]
+    mae = ev["student_int8"]["metrics"]["mae"]
+    assert out[-3].startswith("final fit on every subject (8): no held-out figure; held-out estimate (from ")
+    assert f"| int8 MAE {mae:.2f} BPM -> {q}" in out[-3]
+    assert load_checkpoint(q / "model.pt")["heldout_subjects"] == [] and (q / "parity.npz").is_file()
+    assert "measured on that run's models, not on this one" in (q / "report.md").read_text()
+    assert main(["export", "--model", str(q), "--target", "onnx", "--out", str(tmp_path / "e")]) == 0
+    assert "parity windows: parity.npz" in capsys.readouterr().out
+
+    for model, est, says in ((d, None, "held out syn003; fine-tune it on every subject too"),
+                             (all_in, q, "not a time-domain hr quantize run with held-out subjects")):
+        args = QUANTIZE + ["--model", str(model), "--heldout-fraction", "0", "--out", str(tmp_path / "no")]
+        assert main(args + (["--estimate-from", str(est)] if est else [])) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+        assert not (tmp_path / "no").exists()
