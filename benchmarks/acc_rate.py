@@ -1,6 +1,6 @@
 """An accelerometer sampled at its own rate: what the monitor loses when the device brings it to the PPG's rate.
 
-    nice .venv/bin/python benchmarks/acc_rate.py --model runs/demo/latest/quantize        # ~1 min on 2 cores
+    nice .venv/bin/python benchmarks/acc_rate.py --model runs/demo/latest/quantize        # ~3 min on 2 cores
 
 The C pipeline takes one accelerometer sample per PPG sample (`sq_pipeline_push(&p, ppg, acc, gap, n, ...)`), at the
 exported device rate. A watch whose accelerometer runs slower (25 or 50 Hz beside a 125 Hz PPG) must bring it to
@@ -17,6 +17,8 @@ costs against the recorded accelerometer at the PPG's rate:
        anti-aliasing above is zero-phase too),
      - polyphase: `resample_poly` back up (what `sqtool predict` does on the host with a recording whose channels
        have different rates),
+     - kit: the C kit's integer resampler (`sqtool export --device-acc-fs`; its reference
+       `data.acc_resampler`, bit-exact with the C),
    rounded to int16.
 3. The whole monitor (`export.pipeline.PipelineRef`, the C pipeline's bit-exact integer reference: front end,
    int8 network, fixed-point decoder) on each, from a fresh state; and the classic baseline (`firmware_bench.
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqtool.core import DATA_ROOT_HELP, SqtoolError, atomic_write_text, data_root_or_exit, write_metrics  # noqa: E402
 
-WAYS = ("hold", "linear", "polyphase")
+WAYS = ("hold", "linear", "polyphase", "kit")
 
 
 def down(x: np.ndarray, fs: float, fa: float) -> np.ndarray:
@@ -61,8 +63,13 @@ def back(xa: np.ndarray, fa: float, fs: float, n: int, way: str) -> np.ndarray:
     if way == "linear":
         ta = np.arange(xa.shape[1]) / fa
         return np.stack([np.interp(t, ta, row) for row in xa])
-    r = Fraction(fs / fa).limit_denominator(1000)
-    y = resample_poly(xa, r.numerator, r.denominator, axis=1)
+    if way == "kit":                                             # the C kit's integer resampler (its reference)
+        from sqtool.data.acc_resampler import resample_acc
+        z = np.zeros(xa.shape[1], np.int16)                      # per axis: the filter treats each alike
+        y = np.stack([resample_acc(np.stack([to16(row), z, z], 1), fa, fs)[:, 0] for row in xa]).astype(float)
+    else:
+        r = Fraction(fs / fa).limit_denominator(1000)
+        y = resample_poly(xa, r.numerator, r.denominator, axis=1)
     return y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])), mode="edge")
 
 

@@ -32,7 +32,7 @@ def test_acc_rate_writes_per_recording_rows_beside_the_baseline(data_root, tmp_p
     assert A.main(["--model", str(run), "--data", str(data_root / "troika"), "--max-records", "1",
                    "--acc-rates", "25", "--out", str(tmp_path / "o")]) == 0
     res = json.loads((tmp_path / "o" / "acc_rate.json").read_text())
-    assert res["variants"] == ["recorded", "25 Hz hold", "25 Hz linear", "25 Hz polyphase"]
+    assert res["variants"] == ["recorded", "25 Hz hold", "25 Hz linear", "25 Hz polyphase", "25 Hz kit"]
     (row,) = res["rows"]
     assert row["dhr"]["recorded"] == 0.0 and row["windows"] > 0 and not row["seen_in_training"]
     assert all(np.isfinite(row[k][n]) for k in ("model", "baseline") for n in res["variants"])

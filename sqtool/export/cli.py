@@ -70,6 +70,10 @@ class ExportConfig:
     device_fs: float = field(default=0.0, metadata={
         "help": "spectral models, C target: the device sampling rate in Hz the pipeline is built for (0 = the rate "
                 "the model was trained for, e.g. 125)"})
+    device_acc_fs: float = field(default=0.0, metadata={
+        "help": "spectral models reading the accelerometer, C target: its rate in Hz when it differs from the device "
+                "rate (--device-fs): the kit adds c/<prefix>_acc_resampler.{h,c}, an integer filter bringing it to "
+                "the device rate before the push (0 = the same rate, none)"})
     prefix: str = field(default="sq", metadata={
         "help": "spectral models, C target: symbol prefix of the pipeline sources (two prefixes link into one image)"})
     subjects: str = field(default="auto", metadata={
@@ -241,7 +245,8 @@ def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: d
     the network's C (sqtool.export.kit), checked on the host against the Python integer reference."""
     from sqtool.export.kit import check_kit, write_kit
     info = write_kit(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None, prefix=cfg.prefix,
-                     run_dir=Path(inp["path"]).parent, n_ppg=device_ppg(cfg, ckpt["model_cfg"]), names=inp["names"])
+                     run_dir=Path(inp["path"]).parent, n_ppg=device_ppg(cfg, ckpt["model_cfg"]), names=inp["names"],
+                     acc_fs=cfg.device_acc_fs or None)
     if cfg.prefix != "sq":                     # the kit's network is <prefix>_model.*: drop the sq_ copy
         for f in ("c/sq_model.h", "c/sq_model.c"):
             (out / f).unlink(missing_ok=True)
@@ -353,6 +358,13 @@ def _load_inputs(cfg: ExportConfig):
                      "the most a training recording had); a device with one PPG sensor"
                      + (f" (as {', '.join(held_ds)}'s recordings may be)" if held_ds else "")
                      + " needs --ppg-sensors 1")
+    if cfg.device_acc_fs:                   # refused before any folder: the kit could not honour it
+        if not spectral or "c" not in targets or len(mcfg.get("channels") or []) < 2:
+            raise SqtoolError(f"--device-acc-fs {cfg.device_acc_fs:g}: for the C target of a spectral model that reads "
+                              "the accelerometer (it adds the kit's accelerometer resampler)")
+        from sqtool.data.acc_resampler import design_acc
+        from sqtool.export.pipeline import device_fs
+        design_acc(cfg.device_acc_fs, cfg.device_fs or device_fs(mcfg))            # an awkward ratio: one line
     if cfg.device_fs and not spectral:      # a note, not a refusal: a script passing it for every model still runs
         notes.append(f"--device-fs {cfg.device_fs:g} is for spectral models (their C front end); this time-domain "
                      f"model's network reads windows at its own rate, {float(mcfg['fs']):g} Hz: resample to it on "
@@ -478,6 +490,13 @@ def _export(cfg: ExportConfig) -> dict:
     saved = save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     shipped_config(out, saved, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
                    parity_windows=int(len(x)), float_artifacts=inp["want_float"], int8_artifacts=inp["want_int8"])
+    if cfg.device_acc_fs:                          # the kit's accelerometer resampler (checked in _load_inputs)
+        from sqtool.data.acc_resampler import design_acc
+        tab = design_acc(cfg.device_acc_fs, float(md["fs_in"]))
+        md["acc_resampler"] = {"fs_acc_in": float(cfg.device_acc_fs), "fs_in": float(md["fs_in"]), "up": tab.up,
+                               "down": tab.down, "taps_per_phase": tab.taps,
+                               "files": f"c/{cfg.prefix}_acc_resampler.h, .c",
+                               "reference": "sqtool.data.acc_resampler (bit-exact)"}
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
     if inp["hpath"] is not None and not kit:
