@@ -113,3 +113,13 @@ def test_device_acc_fs_that_cannot_be_honoured_is_one_line(spec_run, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc")
+@pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m0plus"])
+def test_it_builds_for_the_microcontrollers_without_warnings(cpu, tmp_path):
+    paths = render_acc_resampler(25.0, 125.0, tmp_path / "c")
+    src = [p for p in paths if p.suffix == ".c"][0]
+    r = subprocess.run(["arm-none-eabi-gcc", *FLAGS, f"-mcpu={cpu}", "-mthumb", "-c", str(src), "-o",
+                        str(tmp_path / "ar.o")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
