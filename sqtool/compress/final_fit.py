@@ -38,7 +38,7 @@ TEACHER_RECIPE = ("task", "model", "mode", "channels", "fs", "window_s", "hop_s"
                   "freq_stretch", "motion_frac", "motion_axis_drop", "lr_schedule", "final_fit", "init")
 PATHS = ("student_init", "init")            # compared by whether one is given (`_same`)
 SPEC_DEFAULTS = {"epochs": 60, "alpha": 0.5}     # quantize_hr's SPEC_EPOCHS / SPEC_KD: what 0 / None resolve to
-TIME_DEFAULTS = {"epochs": 20, "alpha": 0.5}     # compress.cli's time-domain defaults (epochs 20, TIME_KD)
+TIME_DEFAULTS = {"epochs": 20, "alpha": 0.7}     # compress.cli's time-domain defaults (epochs 20, TIME_KD)
 SPECTRAL_KEYS = ("heldout_subjects", "heldout_in_teacher", "mae_bpm", "per_subject", "int8_minus_float_bpm",
                  "uncertainty_int8", "heldout_truth")       # what a spectral final fit carries of its estimate run
 TIME_KEYS = ("task", "primary_metric", "heldout_subjects", "heldout_in_teacher", "heldout_windows", "units", "flag")

@@ -123,3 +123,13 @@ def test_options_given_at_their_defaults_are_the_same_recipe(runs, tmp_path):
     assert main(QUANTIZE + ["--model", str(runs["all_teacher"]), "--heldout-fraction", "0", "--alpha", "0.5",
                             "--inner-epochs", "1", "--estimate-from", str(runs["eval"]), "--out", str(q)]) == 0
     assert json.loads((q / "metrics.json").read_text())["estimate"]["run"] == str(runs["eval"].resolve())
+
+
+def test_the_recipe_check_resolves_each_kinds_own_defaults():
+    """final_fit resolves --epochs 0 / --alpha None to each quantize path's own defaults (kept beside them)."""
+    from sqtool.compress import final_fit as F
+    from sqtool.compress.cli import TIME_KD
+    from sqtool.compress.quantize_hr import SPEC_EPOCHS, SPEC_KD
+    assert F.SPEC_DEFAULTS == {"epochs": SPEC_EPOCHS, "alpha": SPEC_KD}
+    assert F.TIME_DEFAULTS == {"epochs": 20, "alpha": TIME_KD}
+    assert F._resolved({"epochs": 0, "alpha": None}, F.TIME_DEFAULTS)["alpha"] == TIME_KD
