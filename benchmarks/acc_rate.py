@@ -53,8 +53,10 @@ def down(x: np.ndarray, fs: float, fa: float) -> np.ndarray:
     return resample_poly(x, r.numerator, r.denominator, axis=1)
 
 
-def back(xa: np.ndarray, fa: float, fs: float, n: int, way: str) -> np.ndarray:
-    """(C, M) at fa -> (C, n) at fs by `way` (module docstring, step 2)."""
+def back(xa: np.ndarray, fa: float, fs: float, n: int, way: str, codes: bool = True) -> np.ndarray:
+    """(C, M) at fa -> (C, n) at fs by `way` (module docstring, step 2). `codes`: xa is in device counts (the
+    monitor's input: the kit's resampler takes them rounded, as the sensor gives them); else in physical units (the
+    baseline's g), scaled to counts for the kit's integer filter and back."""
     from scipy.signal import resample_poly
     t = np.arange(n) / fs                                        # the PPG samples' times
     if way == "hold":
@@ -66,16 +68,18 @@ def back(xa: np.ndarray, fa: float, fs: float, n: int, way: str) -> np.ndarray:
     if way == "kit":                                             # the C kit's integer resampler (its reference)
         from sqtool.data.acc_resampler import resample_acc
         z = np.zeros(xa.shape[1], np.int16)                      # per axis: the filter treats each alike
-        y = np.stack([resample_acc(np.stack([to16(row), z, z], 1), fa, fs)[:, 0] for row in xa]).astype(float)
+        gain = [1.0 if codes else 16384.0 / max(float(np.abs(row).max()), 1e-12) for row in xa]
+        y = np.stack([resample_acc(np.stack([to16(row * g), z, z], 1), fa, fs)[:, 0] / g
+                      for row, g in zip(xa, gain)])
     else:
         r = Fraction(fs / fa).limit_denominator(1000)
         y = resample_poly(xa, r.numerator, r.denominator, axis=1)
     return y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])), mode="edge")
 
 
-def variant(x: np.ndarray, fs: float, fa: float | None, way: str | None) -> np.ndarray:
+def variant(x: np.ndarray, fs: float, fa: float | None, way: str | None, codes: bool = True) -> np.ndarray:
     """x (C, n) with its rows brought to fa and back by way; None: as recorded."""
-    return x if fa is None else back(down(x, fs, fa), fa, fs, x.shape[1], way)
+    return x if fa is None else back(down(x, fs, fa), fa, fs, x.shape[1], way, codes)
 
 
 def to16(x: np.ndarray) -> np.ndarray:
@@ -142,7 +146,8 @@ def run(args) -> int:
                 row["dhr"][name] = float(np.mean(np.abs(hr - hr0)))
                 fs_acc = float(rec.fs[ch[0]])
                 sig = np.stack([rec.signals[c] for c in ch])
-                frec = dataclasses.replace(rec, signals={**rec.signals, **dict(zip(ch, variant(sig, fs_acc, fa, way)))})
+                moved = variant(sig, fs_acc, fa, way, codes=False)                  # in g: the float record's
+                frec = dataclasses.replace(rec, signals={**rec.signals, **dict(zip(ch, moved))})
                 bl = B.baseline_hr(frec, r.t0, float(mc["window_s"]), B.BaselineCfg(ppg_sensors=sensors))["hr"]
                 row["baseline"][name] = float(np.nanmean(np.abs(bl[ok] - r.truth[ok])))
             rows.append(row)

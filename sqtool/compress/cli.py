@@ -151,7 +151,8 @@ class QuantizeConfig:
                 "(its figures: --estimate-from, the run of the same recipe that held subjects out)"})
     estimate_from: str | None = field(default=None, metadata={
         "help": "with --heldout-fraction 0: the quantize run of the same recipe that held subjects out; its held-out "
-                "figures go into this run's report and the export's model card as the final fit's estimate",
+                "figures go into this run's report and last line (and a spectral export's model card) as the final "
+                "fit's estimate",
         "metavar": "RUN", "path": True})
     calib_windows: int = field(default=1024, metadata={"help": "max training windows used to calibrate"})
     calib_npz: str | None = field(default=None,
@@ -305,7 +306,8 @@ def result_line(metrics: dict) -> str:
         pm, unit = em["primary_metric"], (metrics.get("units") or [None])[0]
         return (head + f"held-out estimate (from {est['run']}): " + " | ".join(
             f"{w} {metric_text(em['task'], pm, em[k]['metrics'].get(pm), unit)}"
-            for w, k in (("teacher", "teacher"), ("student float", "student_float"), ("int8", "student_int8"))))
+            for w, k in (("teacher", "teacher"), ("student float", "student_float"), ("int8", "student_int8")))
+            + estimate_flag(em))
     if isinstance(metrics.get("mae_bpm"), dict):                         # a spectral heart-rate student
         m = metrics["mae_bpm"]
         return (f"held-out MAE (mean of subjects): teacher {m['teacher']:.2f}, float {m['float']:.2f}, "
@@ -317,6 +319,14 @@ def result_line(metrics: dict) -> str:
             f"float {metric_text(task, pm, metrics['student_float']['metrics'].get(pm), unit)} | int8 "
             f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm), unit)}"
             + (f" (NOT A MEASURE OF SKILL: {one_class.removesuffix(': ' + ONE_CLASS_WHY)})" if one_class else ""))
+
+
+def estimate_flag(em: dict) -> str:
+    """' (NO SKILL in that run)' and the like when a final fit's estimate run flagged its int8 student, else ''."""
+    flag = em.get("flag")
+    if isinstance(flag, dict):
+        flag = flag.get("student_int8") or flag.get("int8")
+    return f" ({flag.upper()} in that run)" if isinstance(flag, str) and flag else ""
 
 
 def print_results(run_dir, metrics: dict) -> None:
@@ -725,7 +735,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
 
     if final:                                          # no held-out window: the estimate run's figures instead
         return run_dir, time_final_fit(run_dir, cfg, scfg, tcfg, t_path, t_sha, data, groups, x_all, y_all, estimate,
-                                       budget, f_hist, q_hist, choice, ds_name, synthetic)
+                                       budget, f_hist, q_hist, choice, ds_name, synthetic, cal_warnings)
 
     # 7. evaluate on the same held-out windows ------------------------------------------------------
     metric = primary_metric(cfg.task)
@@ -812,7 +822,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
 
 
 def time_final_fit(run_dir: Path, cfg, scfg, tcfg, t_path, t_sha, data, groups, x_all, y_all, estimate, budget,
-                   f_hist, q_hist, choice, ds_name: str, synthetic: bool) -> dict:
+                   f_hist, q_hist, choice, ds_name: str, synthetic: bool, cal_warnings=()) -> dict:
     """A time-domain final fit's metrics.json, report.md, parity.npz (`final_fit.parity_sample`), config and
     training curve: no held-out figure of its own; the --estimate-from run's (said to be an estimate). Returns the
     metrics."""
@@ -830,7 +840,7 @@ def time_final_fit(run_dir: Path, cfg, scfg, tcfg, t_path, t_sha, data, groups, 
                            "arch": scfg.arch},
                "units": list(scfg.units[:len(scfg.outputs)]), "size": None,
                "budget": {"checks": budget["checks"], "over": budget["over"], "of": budget["of"]},
-               "warnings": [f"over budget: {o}" for o in budget["over"]]}
+               "warnings": list(cal_warnings) + [f"over budget: {o}" for o in budget["over"]]}
     parity_sample(run_dir, x_all, y_all, cfg.seed)
     write_metrics(run_dir, metrics)
     lines = [f"# quantize {scfg.name} from {tcfg.name}: a final fit", "",
@@ -841,7 +851,7 @@ def time_final_fit(run_dir: Path, cfg, scfg, tcfg, t_path, t_sha, data, groups, 
         lines += ["", f"Held-out estimate, from {estimate['run']} (the same recipe with {', '.join(m['heldout_subjects'])} "
                       "held out of its fine-tuning and quantization; measured on that run's models, not on this one): "
                       + ", ".join(f"{k.replace('_', ' ')} {metric_text(cfg.task, pm, m[k]['metrics'].get(pm), unit)}"
-                                  for k in ("teacher", "student_float", "student_int8")) + "."]
+                                  for k in ("teacher", "student_float", "student_int8")) + estimate_flag(m) + "."]
     else:
         lines += ["", "No held-out estimate given (`--estimate-from RUN`: the quantize run of this recipe that held "
                       "subjects out): quote that run's figures for this model."]

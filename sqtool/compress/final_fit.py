@@ -41,7 +41,8 @@ SPEC_DEFAULTS = {"epochs": 60, "alpha": 0.5}     # quantize_hr's SPEC_EPOCHS / S
 TIME_DEFAULTS = {"epochs": 20, "alpha": 0.7}     # compress.cli's time-domain defaults (epochs 20, TIME_KD)
 SPECTRAL_KEYS = ("heldout_subjects", "heldout_in_teacher", "mae_bpm", "per_subject", "int8_minus_float_bpm",
                  "uncertainty_int8", "heldout_truth")       # what a spectral final fit carries of its estimate run
-TIME_KEYS = ("task", "primary_metric", "heldout_subjects", "heldout_in_teacher", "heldout_windows", "units", "flag")
+TIME_KEYS = ("task", "primary_metric", "heldout_subjects", "heldout_in_teacher", "heldout_windows", "units", "flag",
+             "heldout_one_class")
 
 
 def load_estimate(cfg, student: str, teacher_train_cfg: dict, spectral: bool) -> dict | None:
@@ -68,6 +69,9 @@ def load_estimate(cfg, student: str, teacher_train_cfg: dict, spectral: bool) ->
         raise SqtoolError(f"{where}: its held-out subjects were not held out of its teacher's fine-tuning too (a "
                           "teacher that held none out, or from before they were recorded): its figures are not "
                           "held-out; fine-tune the teacher holding them out (train finetune's default) and quantize it")
+    if m.get("heldout_one_class"):
+        raise SqtoolError(f"{where}: its held-out figures are not a measure of skill ({m['heldout_one_class']}): "
+                          "there is no estimate to carry")
     if not _measured(m, spectral):
         raise SqtoolError(f"{where}: its held-out figure was not measured (no held-out window with a reference): "
                           "there is no estimate to carry")

@@ -13,8 +13,9 @@ sample is as good as a filter, from 25 Hz it is not (+0.19 BPM pooled on unseen 
 - the rate ratio fs_in / fs_acc = L / M in lowest terms (L, M <= MAX_PHASES): up-sampling (L > M), down-sampling
   (L < M) or both;
 - a linear-phase low-pass prototype at L fs_acc (scipy.signal.firwin, Kaiser beta 8, cutoff 0.45 min(fs_acc,
-  fs_in), TAPS_PER_PHASE x L taps), split into L phases of TAPS_PER_PHASE taps, each scaled by L and rounded to Q15
-  with its sum set to exactly 32768 (a constant input comes out unchanged);
+  fs_in), P L taps), split into L phases of P = TAPS_PER_PHASE ceil(M / L) taps (down-sampling keeps the filter's
+  span in seconds, and its stop band), each scaled by L and rounded to Q15 with its sum set to exactly 32768 (a
+  constant input comes out unchanged);
 - output j (at time j / fs_in) is due when input n = floor(j M / L) has arrived; it is
   sat16((sum_i g[(j M) mod L][i] x[n - i] + 2^14) >> 15), x[< 0] = 0, the three axes alike (the state counts
   with a phase and a countdown, never j itself, so a stream may run for ever).
@@ -31,7 +32,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 
-TAPS_PER_PHASE = 8            # taps per output: 8 input samples (0.32 s at 25 Hz)
+TAPS_PER_PHASE = 8            # taps per output when up-sampling: 8 input samples (0.32 s at 25 Hz)
 MAX_PHASES = 256              # L and M at most this (25 -> 125 Hz: 5 / 1; 25 -> 256 Hz: 256 / 25, 4 KB of taps)
 KAISER_BETA = 8.0
 CUTOFF = 0.45                 # x min(fs_acc, fs_in): below both Nyquist rates
@@ -69,7 +70,7 @@ def design_acc(fs_acc: float, fs_in: float) -> AccRateTables:
     """The resampler's tables for an accelerometer at fs_acc beside a device rate fs_in (module docstring)."""
     from scipy import signal as sps
     L, M = ratio(fs_acc, fs_in)
-    P = TAPS_PER_PHASE
+    P = TAPS_PER_PHASE * -(-M // L)                                       # down-sampling: the same span in seconds
     h = sps.firwin(L * P, CUTOFF * min(fs_acc, fs_in), window=("kaiser", KAISER_BETA), fs=L * float(fs_acc))
     ph = (L * h).reshape(P, L).T                                          # (L, P): ph[p, i] = L h[p + i L]
     g = np.round(ph * 32768.0).astype(np.int64)

@@ -490,7 +490,7 @@ def _export(cfg: ExportConfig) -> dict:
     saved = save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     shipped_config(out, saved, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
                    parity_windows=int(len(x)), float_artifacts=inp["want_float"], int8_artifacts=inp["want_int8"])
-    if cfg.device_acc_fs:                          # the kit's accelerometer resampler (checked in _load_inputs)
+    if cfg.device_acc_fs and float(cfg.device_acc_fs) != float(md["fs_in"]):   # the kit's accelerometer resampler
         from sqtool.data.acc_resampler import design_acc
         tab = design_acc(cfg.device_acc_fs, float(md["fs_in"]))
         md["acc_resampler"] = {"fs_acc_in": float(cfg.device_acc_fs), "fs_in": float(md["fs_in"]), "up": tab.up,

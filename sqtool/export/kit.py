@@ -689,19 +689,21 @@ ACC_RATE_TEXT = ("one accelerometer sample per PPG sample: an accelerometer that
                  "for every PPG sample (no arithmetic) changed the MAE by +0.04 BPM pooled (+0.17 on one recording); "
                  "from 25 Hz by +0.19 pooled (+1.0 on one recording), where an interpolating polyphase filter "
                  "(scipy.signal.resample_poly's, what sqtool predict does) cost +0.04, the C kit's integer one "
-                 "(`sqtool export --target c --device-acc-fs HZ`) +0.02, and linear interpolation +0.73. "
+                 "(`sqtool export --target c --device-acc-fs HZ`) +0.02 (comparable), linear interpolation +0.73. "
                  "An accelerometer that runs faster: take its sample nearest each PPG sample or average those since "
                  "the last one")
 
 
 def acc_resampler_text(acc_fs: float, fs_in: float, prefix: str) -> str:
     """The kit README's words on its accelerometer resampler (exported with --device-acc-fs)."""
-    return (f"at {fs_in:g} Hz: your accelerometer's {acc_fs:g} Hz samples go through `{prefix}_acc_rs_push` "
-            f"(`c/{prefix}_acc_resampler.h`, an integer polyphase filter, bit-exact with sqtool's "
-            "`data/acc_resampler.py`) first, and its outputs are pushed beside the PPG samples, one per PPG sample "
-            "(measured by sqtool's benchmarks/acc_rate.py from 25 Hz on the 7 recordings its demo model never "
-            "trained on: +0.02 BPM pooled against the recorded accelerometer, +0.20 on one recording, where holding "
-            "the latest sample cost +0.19 and +1.02)")
+    how = (f"at {fs_in:g} Hz: your accelerometer's {acc_fs:g} Hz samples go through `{prefix}_acc_rs_push` "
+           f"(`c/{prefix}_acc_resampler.h`, an integer polyphase filter, bit-exact with sqtool's "
+           "`data/acc_resampler.py`) first, and its outputs are pushed beside the PPG samples, one per PPG sample")
+    if acc_fs > fs_in:                                  # down-sampling: a low-pass, not measured by acc_rate
+        return how + f" (down-sampling: it low-passes at {0.45 * fs_in:g} Hz first; not measured on recordings)"
+    return how + (" (measured by sqtool's benchmarks/acc_rate.py from 25 Hz on the 7 recordings its demo model never "
+                  "trained on: +0.02 BPM pooled against the recorded accelerometer, +0.20 on one recording, "
+                  "comparable to a float polyphase filter's +0.04; holding the latest sample cost +0.19 and +1.02)")
 
 
 def replay_values(mc: dict, fe) -> dict:

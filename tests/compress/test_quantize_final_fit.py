@@ -133,3 +133,20 @@ def test_the_recipe_check_resolves_each_kinds_own_defaults():
     assert F.SPEC_DEFAULTS == {"epochs": SPEC_EPOCHS, "alpha": SPEC_KD}
     assert F.TIME_DEFAULTS == {"epochs": 20, "alpha": TIME_KD}
     assert F._resolved({"epochs": 0, "alpha": None}, F.TIME_DEFAULTS)["alpha"] == TIME_KD
+
+
+def test_an_estimate_that_is_not_a_measure_of_skill_is_one_line(tmp_path):
+    """A time-domain estimate run whose held-out windows hold one class (its figures flagged NOT A MEASURE OF
+    SKILL) is refused, naming why, before anything else is compared."""
+    from types import SimpleNamespace as NS
+
+    from sqtool.compress.final_fit import load_estimate
+    from sqtool.core import SqtoolError
+    run = tmp_path / "q_eval"
+    run.mkdir()
+    (run / "config.yaml").write_text("config: {epochs: 1}\n")
+    (run / "metrics.json").write_text(json.dumps({
+        "task": "af", "primary_metric": "f1", "heldout_subjects": ["p01"], "heldout_in_teacher": False,
+        "heldout_one_class": "the held-out windows hold one class only (0 of 12 AF)", "student_int8": {"metrics": {}}}))
+    with pytest.raises(SqtoolError, match=r"not a measure of skill \(the held-out windows hold one class only"):
+        load_estimate(NS(estimate_from=str(run), task="af"), "cnn1d_student_s", {}, spectral=False)

@@ -2,6 +2,7 @@
  * z interleaved); stdout = every output sample (3 int16), in order. Exit 2 on a push error. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sq_acc_resampler.h"
 
@@ -18,6 +19,7 @@ int main(void)
     if (!chunks || !in || !out) return 1;
     if (fread(chunks, 4, (size_t)nc, stdin) != (size_t)nc || fread(in, 2, 3u * (size_t)m, stdin) != 3u * (size_t)m)
         return 1;
+    memset(&s, 0xA5, sizeof s);                                              /* garbage, as RAM left as it was */
     if (sq_acc_rs_push(&s, in, 1, out, 8) != SQ_AR_ERR_STATE) return 3;     /* never initialised: refused */
     s.magic = 0;
     if (sq_acc_rs_push(&s, in, 1, out, 8) != SQ_AR_ERR_STATE) return 3;

@@ -133,7 +133,8 @@ def test_a_time_domain_final_fit_trains_on_every_subject_and_quotes_its_estimate
     assert m["estimate"]["metrics"]["student_int8"]["metrics"] == ev["student_int8"]["metrics"]
     mae = ev["student_int8"]["metrics"]["mae"]
     assert out[-3].startswith("final fit on every subject (8): no held-out figure; held-out estimate (from ")
-    assert f"| int8 MAE {mae:.2f} BPM -> {q}" in out[-3]
+    flag = f" ({ev['flag'].upper()} in that run)" if ev.get("flag") else ""     # the estimate run's verdict, carried
+    assert f"| int8 MAE {mae:.2f} BPM{flag} -> {q}" in out[-3]
     assert load_checkpoint(q / "model.pt")["heldout_subjects"] == [] and (q / "parity.npz").is_file()
     assert "measured on that run's models, not on this one" in (q / "report.md").read_text()
     assert main(["export", "--model", str(q), "--target", "onnx", "--out", str(tmp_path / "e")]) == 0

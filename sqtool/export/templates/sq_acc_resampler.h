@@ -37,7 +37,7 @@ extern "C" {
 
 #define SQ_AR_MAGIC 0x53514152u   /* "SQAR" */
 
-/* the most outputs a push of m inputs makes, from any state */
+/* the most outputs a push of m inputs makes, from any state (m UP must fit an int: push at most a few seconds) */
 #define SQ_AR_MAX_OUT(m) ((((m) * SQ_AR_UP) + SQ_AR_DOWN - 1) / SQ_AR_DOWN + 1)
 
 typedef struct {
