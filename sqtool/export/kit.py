@@ -599,8 +599,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
               "NBINS": graph.output_size, "CONF_TEXT": rp["dec_cfg"].conf_text + conf_range_text(rp["dec_cfg"]),
               "EMISSION_TEXT": rp["dec_cfg"].emission_text,
               "QUIET": QUIET, "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}",
-              "ACC_RATE": (acc_resampler_text(float(acc_fs), fe.fs_in, prefix) if acc_fs and float(acc_fs) != fe.fs_in
-                           else ACC_RATE_TEXT if fe.n_channels > 1 else "the model reads no accelerometer")}
+              **acc_values(float(acc_fs) if acc_fs and float(acc_fs) != fe.fs_in else None, fe, prefix)}
     from sqtool.export.c import arena_plan
     values["ARENA"] = sum(arena_plan(graph))
     values["STATE_BYTES"] = _state_bytes(out / "c", prefix)
@@ -694,16 +693,50 @@ ACC_RATE_TEXT = ("one accelerometer sample per PPG sample: an accelerometer that
                  "the last one")
 
 
-def acc_resampler_text(acc_fs: float, fs_in: float, prefix: str) -> str:
-    """The kit README's words on its accelerometer resampler (exported with --device-acc-fs)."""
-    how = (f"at {fs_in:g} Hz: your accelerometer's {acc_fs:g} Hz samples go through `{prefix}_acc_rs_push` "
-           f"(`c/{prefix}_acc_resampler.h`, an integer polyphase filter, bit-exact with sqtool's "
-           "`data/acc_resampler.py`) first, and its outputs are pushed beside the PPG samples, one per PPG sample")
-    if acc_fs > fs_in:                                  # down-sampling: a low-pass, not measured by acc_rate
-        return how + f" (down-sampling: it low-passes at {0.45 * fs_in:g} Hz first; not measured on recordings)"
-    return how + (" (measured by sqtool's benchmarks/acc_rate.py from 25 Hz on the 7 recordings its demo model never "
-                  "trained on: +0.02 BPM pooled against the recorded accelerometer, +0.20 on one recording, "
-                  "comparable to a float polyphase filter's +0.04; holding the latest sample cost +0.19 and +1.02)")
+def acc_values(acc_fs: float | None, fe, prefix: str) -> dict:
+    """The kit README's accelerometer words: its table row, the `acc` bullet (ACC_RATE), and, with the resampler
+    (`acc_fs`: the accelerometer's own rate, exported with --device-acc-fs), its file row and a section on feeding two
+    FIFOs."""
+    if fe.n_channels < 2:
+        return {"ACC_ROW": "none (the model reads no accelerometer)", "ACC_RATE": "the model reads no accelerometer",
+                "ACC_SECTION": "", "ACC_FILES": ""}
+    if acc_fs is None:
+        return {"ACC_ROW": f"at the device rate, one sample per PPG sample (another rate: re-export with "
+                           f"`--device-acc-fs HZ` for the kit's resampler)", "ACC_RATE": ACC_RATE_TEXT,
+                "ACC_SECTION": "", "ACC_FILES": ""}
+    from sqtool.data.acc_resampler import design_acc
+    tab = design_acc(acc_fs, fe.fs_in)
+    per = (f"every input sample gives exactly {tab.up} outputs" if tab.down == 1 else
+           f"every {tab.down} input samples give {tab.up} outputs (`{prefix}_acc_rs_count(&ars, m)` says how many "
+           "a push of m makes)")
+    measured = ("" if acc_fs > fe.fs_in else
+                " Measured by sqtool's benchmarks/acc_rate.py from 25 Hz on the 7 recordings its demo model never "
+                "trained on: +0.02 BPM pooled against the recorded accelerometer, +0.20 on one recording (comparable "
+                "to a float polyphase filter's +0.04); holding the latest sample cost +0.19 and +1.02.")
+    section = f"""## Accelerometer at its own rate (`c/{prefix}_acc_resampler.h`)
+
+The pipeline takes one accelerometer sample per PPG sample at {fe.fs_in:g} Hz; your accelerometer runs at {acc_fs:g} Hz.
+Pass each accelerometer FIFO read through `{prefix}_acc_rs_push(&ars, acc_in, m, acc_out, max_out)` ({per}, from the
+first call on; `{prefix.upper()}_AR_MAX_OUT(m)` bounds it) and queue its outputs; queue the PPG samples apart. After each
+interrupt push n = min(queued PPG, queued accelerometer) time steps to `{prefix}_pipeline_push` and keep the rest: the
+pipeline does not care about chunk sizes. Initialise both (`{prefix}_pipeline_init_device`, `{prefix}_acc_rs_init`)
+together, before the first samples of either. Queue sizes: with PPG FIFO reads of P samples and accelerometer reads
+giving A outputs, each queue holds at most max(P, A) time steps when you push after every interrupt (P + A when you
+push in fixed chunks of P). The two sensors' clocks drift apart: a queue that keeps growing means one runs fast;
+repeat or drop one accelerometer sample to correct it (never drop PPG samples: push them as gaps). At the end of a
+recording push the last partial PPG read too. The resampled accelerometer lags the PPG by
+`{prefix.upper()}_AR_DELAY_US` ({round(1e6 * (tab.up * tab.taps - 1) / (2 * tab.up * acc_fs)) / 1000:g} ms): the power
+spectra over {fe.window_s:g} s windows do not see it. Cost: {2 * tab.up * tab.taps} B of taps, `sizeof({prefix}_acc_rs_t)`
+of state, {3 * tab.taps} multiply-adds per output sample.{measured}
+
+"""
+    return {"ACC_ROW": f"**{acc_fs:g} Hz**, brought to {fe.fs_in:g} Hz by `c/{prefix}_acc_resampler.h` (see "
+                       "\"Accelerometer at its own rate\")",
+            "ACC_RATE": f"at {fe.fs_in:g} Hz, one sample per PPG sample: pass your {acc_fs:g} Hz samples through "
+                        f"`{prefix}_acc_rs_push` first (see \"Accelerometer at its own rate\")",
+            "ACC_SECTION": section,
+            "ACC_FILES": (f"\n| `c/{prefix}_acc_resampler.{{h,c}}`, `c/{prefix}_acc_resampler_tables.h` | the accelerometer "
+                          f"from {acc_fs:g} Hz to {fe.fs_in:g} Hz (integer polyphase filter) |")}
 
 
 def replay_values(mc: dict, fe) -> dict:

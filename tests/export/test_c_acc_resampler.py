@@ -96,7 +96,11 @@ def test_export_with_device_acc_fs_ships_the_resampler_in_the_kit(spec_run, tmp_
     md = json.loads((out / "metadata.json").read_text())
     assert md["acc_resampler"]["fs_acc_in"] == 25.0 and md["acc_resampler"]["up"] == 5
     readme = (out / "README.md").read_text()
-    assert "`hr2_acc_rs_push`" in readme and "25 Hz samples go through" in readme
+    assert "pass your 25 Hz samples through `hr2_acc_rs_push` first" in readme
+    assert "## Accelerometer at its own rate (`c/hr2_acc_resampler.h`)" in readme
+    assert "every input sample gives exactly 5 outputs" in readme and "156 ms" in readme
+    assert not __import__("re").search(r"@[A-Z_]+@", readme)
+    assert "| `c/hr2_acc_resampler.{h,c}`, `c/hr2_acc_resampler_tables.h` |" in readme
     r = subprocess.run(["make", "-s", "-C", str(out), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and "bit-exact" in r.stdout, r.stdout + r.stderr
