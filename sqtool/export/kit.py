@@ -580,6 +580,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
     if acc_fs and float(acc_fs) != float(fe.fs_in):
         from sqtool.export.c_acc import render_acc_resampler
         files += render_acc_resampler(float(acc_fs), fe.fs_in, out / "c", prefix)
+        files += write_acc_vectors(out, float(acc_fs), fe.fs_in, prefix)
     ex = out / "example"
     (ex / "board").mkdir(parents=True, exist_ok=True)
     atomic_write_text(ex / "main.c", rename((TEMPLATES / "kit_main.c").read_text(), prefix))
@@ -693,6 +694,26 @@ ACC_RATE_TEXT = ("one accelerometer sample per PPG sample: an accelerometer that
                  "the last one")
 
 
+def write_acc_vectors(out: Path, acc_fs: float, fs_in: float, prefix: str) -> list[Path]:
+    """The accelerometer resampler's check: example/acc_check.c and test_vectors/acc_in.bin (10 s of a synthetic
+    accelerometer at acc_fs: an arm swing, gravity, noise, a railed stretch; int16 LE x, y, z triples) with
+    acc_expected.bin (the reference's outputs at fs_in), which `make check` compares for several chunkings."""
+    from sqtool.data.acc_resampler import resample_acc
+    rng = np.random.default_rng(0)
+    t = np.arange(int(round(10 * acc_fs))) / acc_fs
+    x = np.stack([12000 * np.sin(2 * np.pi * 1.7 * t), 4096 + 3000 * np.sin(2 * np.pi * 0.4 * t + 1.0),
+                  rng.normal(0, 2500, t.size)], axis=1)
+    x[len(t) // 3: len(t) // 3 + max(2, len(t) // 20), 0] = 32767
+    x16 = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    vec = out / "test_vectors"
+    vec.mkdir(parents=True, exist_ok=True)
+    x16.astype("<i2").tofile(vec / "acc_in.bin")
+    resample_acc(x16, acc_fs, fs_in).astype("<i2").tofile(vec / "acc_expected.bin")
+    (out / "example").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "example" / "acc_check.c", rename((TEMPLATES / "kit_acc_check.c").read_text(), prefix))
+    return [vec / "acc_in.bin", vec / "acc_expected.bin", out / "example" / "acc_check.c"]
+
+
 def acc_values(acc_fs: float | None, fe, prefix: str) -> dict:
     """The kit README's accelerometer words: its table row, the `acc` bullet (ACC_RATE), and, with the resampler
     (`acc_fs`: the accelerometer's own rate, exported with --device-acc-fs), its file row and a section on feeding two
@@ -727,7 +748,9 @@ repeat or drop one accelerometer sample to correct it (never drop PPG samples: p
 recording push the last partial PPG read too. The resampled accelerometer lags the PPG by
 `{prefix.upper()}_AR_DELAY_US` ({round(1e6 * (tab.up * tab.taps - 1) / (2 * tab.up * acc_fs)) / 1000:g} ms): the power
 spectra over {fe.window_s:g} s windows do not see it. Cost: {2 * tab.up * tab.taps} B of taps, `sizeof({prefix}_acc_rs_t)`
-of state, {3 * tab.taps} multiply-adds per output sample.{measured}
+of state, {3 * tab.taps} multiply-adds per output sample. `make check` also runs `example/acc_check.c`: the resampler
+against sqtool's reference (`test_vectors/acc_in.bin` -> `acc_expected.bin`, int16 x, y, z triples) in several chunk
+sizes; port it to check the resampler on your board.{measured}
 
 """
     return {"ACC_ROW": f"**{acc_fs:g} Hz**, brought to {fe.fs_in:g} Hz by `c/{prefix}_acc_resampler.h` (see "
@@ -736,7 +759,9 @@ of state, {3 * tab.taps} multiply-adds per output sample.{measured}
                         f"`{prefix}_acc_rs_push` first (see \"Accelerometer at its own rate\")",
             "ACC_SECTION": section,
             "ACC_FILES": (f"\n| `c/{prefix}_acc_resampler.{{h,c}}`, `c/{prefix}_acc_resampler_tables.h` | the accelerometer "
-                          f"from {acc_fs:g} Hz to {fe.fs_in:g} Hz (integer polyphase filter) |")}
+                          f"from {acc_fs:g} Hz to {fe.fs_in:g} Hz (integer polyphase filter) |\n| `example/acc_check.c`, "
+                          "`test_vectors/acc_in.bin`, `acc_expected.bin` | its check against sqtool's reference "
+                          "(`make check`) |")}
 
 
 def replay_values(mc: dict, fe) -> dict:

@@ -104,6 +104,15 @@ def test_export_with_device_acc_fs_ships_the_resampler_in_the_kit(spec_run, tmp_
     r = subprocess.run(["make", "-s", "-C", str(out), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and "bit-exact" in r.stdout, r.stdout + r.stderr
+    for c in (1, 5, 7, 64):                                 # the kit checks its resampler against the reference
+        assert f"acc resampler chunks {c}: bit-exact (1250 outputs)" in r.stdout, r.stdout
+    bad = out / "test_vectors" / "acc_expected.bin"
+    b = bytearray(bad.read_bytes())
+    b[300] ^= 1
+    bad.write_bytes(bytes(b))
+    r = subprocess.run(["make", "-s", "-C", str(out), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "acc resampler chunks 1: MISMATCH at output 50" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("extra, says", [
