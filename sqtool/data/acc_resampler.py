@@ -50,6 +50,15 @@ class AccRateTables:
     def taps(self) -> int:
         return int(self.fir.shape[1])
 
+    @property
+    def delay_us(self) -> int:
+        """The filter's group delay, (P L - 1) / (2 L fs_acc) s, in microseconds."""
+        return int(round(1e6 * (self.up * self.taps - 1) / (2 * self.up * self.fs_acc)))
+
+    @property
+    def table_bytes(self) -> int:
+        return 2 * self.up * self.taps
+
 
 def ratio(fs_acc: float, fs_in: float) -> tuple[int, int]:
     """(L, M): fs_in / fs_acc in lowest terms; one line for a rate that is not a positive number of milli-Hz or an

@@ -21,7 +21,6 @@ TEMPLATES = ("sq_acc_resampler.h", "sq_acc_resampler.c")
 def tables_header(fs_acc: float, fs_in: float) -> str:
     tab = design_acc(fs_acc, fs_in)
     L, M, P = tab.up, tab.down, tab.taps
-    delay_us = int(round(1e6 * (L * P - 1) / (2 * L * fs_acc)))
     info = {"fs_acc_hz": float(fs_acc), "fs_in_hz": float(fs_in), "up": L, "down": M, "taps_per_phase": P,
             "kaiser_beta": KAISER_BETA, "cutoff_hz": CUTOFF * min(fs_acc, fs_in)}
     defines = [("SQ_AR_FS_ACC", _num(fs_acc), "accelerometer rate (Hz): the input"),
@@ -30,8 +29,8 @@ def tables_header(fs_acc: float, fs_in: float) -> str:
                ("SQ_AR_UP", L, "fs_in / fs_acc = UP / DOWN, reduced"),
                ("SQ_AR_DOWN", M, ""),
                ("SQ_AR_TAPS", P, "taps per phase"),
-               ("SQ_AR_DELAY_US", delay_us, "group delay of the filter (microseconds)"),
-               ("SQ_AR_TABLE_BYTES", 2 * L * P, "const taps (flash)")]
+               ("SQ_AR_DELAY_US", tab.delay_us, "group delay of the filter (microseconds)"),
+               ("SQ_AR_TABLE_BYTES", tab.table_bytes, "const taps (flash)")]
     w = max(len(d[0]) for d in defines)
     body = "\n".join(f"#define {n:<{w}} {v}" + (f"   /* {c} */" if c else "") for n, v, c in defines)
     fir = _arr("int16_t", f"sq_ar_fir[{L}][{P}]", tab.fir)

@@ -5,6 +5,8 @@
 Layout of out_dir (next to the export's metadata.json / export_report.*):
 
     c/<prefix>_{pipeline,frontend,model,decoder}.{h,c} + tables   (render_pipeline)
+    c/<prefix>_acc_resampler.{h,c} + tables, example/acc_check.c, test_vectors/acc_{in,expected}.bin
+                                with acc_fs (--device-acc-fs): the accelerometer resampler and its check
     example/main.c              streams a recording file through the pipeline, one line per result
     example/selftest.c          <prefix>_selftest(): the test vectors compiled in, no stdio (a board without files)
     example/board/              startup.c, sq_bench.h, mps2_an386.ld: the project's MPS2 AN386 board support
@@ -581,6 +583,10 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
         from sqtool.export.c_acc import render_acc_resampler
         files += render_acc_resampler(float(acc_fs), fe.fs_in, out / "c", prefix)
         files += write_acc_vectors(out, float(acc_fs), fe.fs_in, prefix)
+    else:                                      # a re-export (--force) without it: no stale resampler or its check
+        for f in [*(out / "c").glob(f"{prefix}_acc_resampler*"), out / "example" / "acc_check.c",
+                  out / "test_vectors" / "acc_in.bin", out / "test_vectors" / "acc_expected.bin"]:
+            f.unlink(missing_ok=True)
     ex = out / "example"
     (ex / "board").mkdir(parents=True, exist_ok=True)
     atomic_write_text(ex / "main.c", rename((TEMPLATES / "kit_main.c").read_text(), prefix))
@@ -690,8 +696,8 @@ ACC_RATE_TEXT = ("one accelerometer sample per PPG sample: an accelerometer that
                  "from 25 Hz by +0.19 pooled (+1.0 on one recording), where an interpolating polyphase filter "
                  "(scipy.signal.resample_poly's, what sqtool predict does) cost +0.04, the C kit's integer one "
                  "(`sqtool export --target c --device-acc-fs HZ`) +0.02 (comparable), linear interpolation +0.73. "
-                 "An accelerometer that runs faster: take its sample nearest each PPG sample or average those since "
-                 "the last one")
+                 "An accelerometer that runs faster: low-pass it below half the device rate and take one sample per "
+                 "PPG sample (the C kit's resampler does both; not measured)")
 
 
 def write_acc_vectors(out: Path, acc_fs: float, fs_in: float, prefix: str) -> list[Path]:
@@ -728,9 +734,10 @@ def acc_values(acc_fs: float | None, fe, prefix: str) -> dict:
     from sqtool.data.acc_resampler import design_acc
     tab = design_acc(acc_fs, fe.fs_in)
     per = (f"every input sample gives exactly {tab.up} outputs" if tab.down == 1 else
-           f"every {tab.down} input samples give {tab.up} outputs (`{prefix}_acc_rs_count(&ars, m)` says how many "
-           "a push of m makes)")
-    measured = ("" if acc_fs > fe.fs_in else
+           f"every {tab.down} input samples give {tab.up} output{'s' * (tab.up > 1)}; `{prefix}_acc_rs_count(&ars, m)` "
+           "says how many a push of m makes")
+    measured = (f" Down-sampling: it low-passes at {0.45 * fe.fs_in:g} Hz first; not measured on recordings."
+                if acc_fs > fe.fs_in else
                 " Measured by sqtool's benchmarks/acc_rate.py from 25 Hz on the 7 recordings its demo model never "
                 "trained on: +0.02 BPM pooled against the recorded accelerometer, +0.20 on one recording (comparable "
                 "to a float polyphase filter's +0.04); holding the latest sample cost +0.19 and +1.02.")
@@ -741,13 +748,13 @@ Pass each accelerometer FIFO read through `{prefix}_acc_rs_push(&ars, acc_in, m,
 first call on; `{prefix.upper()}_AR_MAX_OUT(m)` bounds it) and queue its outputs; queue the PPG samples apart. After each
 interrupt push n = min(queued PPG, queued accelerometer) time steps to `{prefix}_pipeline_push` and keep the rest: the
 pipeline does not care about chunk sizes. Initialise both (`{prefix}_pipeline_init_device`, `{prefix}_acc_rs_init`)
-together, before the first samples of either. Queue sizes: with PPG FIFO reads of P samples and accelerometer reads
-giving A outputs, each queue holds at most max(P, A) time steps when you push after every interrupt (P + A when you
-push in fixed chunks of P). The two sensors' clocks drift apart: a queue that keeps growing means one runs fast;
-repeat or drop one accelerometer sample to correct it (never drop PPG samples: push them as gaps). At the end of a
-recording push the last partial PPG read too. The resampled accelerometer lags the PPG by
-`{prefix.upper()}_AR_DELAY_US` ({round(1e6 * (tab.up * tab.taps - 1) / (2 * tab.up * acc_fs)) / 1000:g} ms): the power
-spectra over {fe.window_s:g} s windows do not see it. Cost: {2 * tab.up * tab.taps} B of taps, `sizeof({prefix}_acc_rs_t)`
+together, before the first samples of either. Queue sizes: with PPG FIFO reads of P samples and accelerometer reads of
+m samples, each queue holds at most P + A time steps, A = `{prefix.upper()}_AR_MAX_OUT(m)`, whether you push after
+every interrupt or in fixed chunks of P. The two sensors' clocks drift apart: a queue that keeps growing means one
+runs fast; repeat or drop one accelerometer sample to correct it (never drop PPG samples: push them as gaps). At the
+end of a recording read the last partial FIFOs of both, then push the min. The resampled accelerometer lags the PPG by
+`{prefix.upper()}_AR_DELAY_US` ({tab.delay_us / 1000:g} ms): the power
+spectra over {fe.window_s:g} s windows do not see it. Cost: {tab.table_bytes} B of taps, `sizeof({prefix}_acc_rs_t)`
 of state, {3 * tab.taps} multiply-adds per output sample. `make check` also runs `example/acc_check.c`: the resampler
 against sqtool's reference (`test_vectors/acc_in.bin` -> `acc_expected.bin`, int16 x, y, z triples) in several chunk
 sizes; port it to check the resampler on your board.{measured}

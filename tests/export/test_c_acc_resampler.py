@@ -113,6 +113,24 @@ def test_export_with_device_acc_fs_ships_the_resampler_in_the_kit(spec_run, tmp_
     r = subprocess.run(["make", "-s", "-C", str(out), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode != 0 and "acc resampler chunks 1: MISMATCH at output 50" in r.stdout, r.stdout
+    bad.unlink()                                            # a missing vector file is an error, not "0 outputs"
+    (out / "test_vectors" / "acc_in.bin").unlink()
+    r = subprocess.run(["make", "-s", "-C", str(out), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "acc_check: cannot read the test vectors" in r.stderr, r.stdout + r.stderr
+    assert main(["export", "--model", str(spec_run), "--target", "c", "--prefix", "hr2", "--force",
+                 "--out", str(out)]) == 0                  # re-exported without the resampler: none of it left
+    assert not list((out / "c").glob("hr2_acc_resampler*")) and not (out / "example" / "acc_check.c").exists()
+
+
+def test_a_faster_accelerometer_is_low_passed_and_said_to_be_unmeasured(spec_run, tmp_path):
+    from sqtool.cli import main
+    out = tmp_path / "e"
+    assert main(["export", "--model", str(spec_run), "--target", "c", "--device-acc-fs", "250", "--out", str(out)]) == 0
+    readme = (out / "README.md").read_text()
+    assert "every 2 input samples give 1 output;" in readme
+    assert "Down-sampling: it low-passes at 56.25 Hz first; not measured on recordings." in readme
+    assert "Measured by sqtool's benchmarks/acc_rate.py" not in readme
 
 
 @pytest.mark.parametrize("extra, says", [

@@ -33,9 +33,14 @@ int main(int argc, char **argv)
     unsigned c;
     sq_acc_rs_t s;
     if (argc != 3) { fprintf(stderr, "usage: acc_check acc_in.bin acc_expected.bin\n"); return 2; }
-    n_in = sq_read_all(argv[1], &in) / 3;
-    n_want = sq_read_all(argv[2], &want) / 3;
-    if (n_in < 0 || n_want < 0) { fprintf(stderr, "acc_check: cannot read the test vectors\n"); return 2; }
+    n_in = sq_read_all(argv[1], &in);
+    n_want = sq_read_all(argv[2], &want);
+    if (n_in <= 0 || n_want <= 0 || n_in % 3 || n_want % 3) {
+        fprintf(stderr, "acc_check: cannot read the test vectors (missing, empty or not x, y, z triples)\n");
+        return 2;
+    }
+    n_in /= 3;
+    n_want /= 3;
     for (c = 0; c < sizeof chunks / sizeof chunks[0]; ++c) {
         sq_acc_rs_init(&s);
         for (at = 0, k = 0; at < n_in; at += chunks[c]) {
