@@ -106,6 +106,13 @@ def test_export_with_device_acc_fs_ships_the_resampler_in_the_kit(spec_run, tmp_
     assert r.returncode == 0 and "bit-exact" in r.stdout, r.stdout + r.stderr
     for c in (1, 5, 7, 64):                                 # the kit checks its resampler against the reference
         assert f"acc resampler chunks {c}: bit-exact (1250 outputs)" in r.stdout, r.stdout
+    if shutil.which("cmake") and shutil.which("ctest"):     # and so does its CMake build's ctest
+        b = tmp_path / "cm"
+        for cmd in (["cmake", "-S", str(out), "-B", str(b)], ["cmake", "--build", str(b), "--target", "acc_check"],
+                    ["ctest", "--test-dir", str(b), "-R", "acc_resampler", "--output-on-failure"]):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stdout + r.stderr
+        assert "100% tests passed, 0 tests failed out of 1" in r.stdout, r.stdout
     bad = out / "test_vectors" / "acc_expected.bin"
     b = bytearray(bad.read_bytes())
     b[300] ^= 1
