@@ -44,12 +44,14 @@ from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
 from sqtool.core.runs import FORCE_HELP, at_cfg_threads, load_run_npz, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
+from sqtool.compress.final_fit import TIME_DEFAULTS, check_covers, final_fit, load_estimate
 from sqtool.data.heldout import HELDOUT_FRACTION, file_split, heldout_note, recorded_heldout, teacher_heldout
 from sqtool.models.hr_options import (MAX_RECORDS_HELP, calibrate_on_option, calibration_students_option,
                                       train_option)
 
 
-TIME_KD = 0.7           # distillation weight of time-domain students when --alpha is not given
+TIME_KD = TIME_DEFAULTS["alpha"]        # distillation weight of time-domain students when --alpha is not given
+TIME_EPOCHS = TIME_DEFAULTS["epochs"]   # their float epochs when --epochs is not given (0)
 
 
 @dataclass
@@ -323,10 +325,8 @@ def result_line(metrics: dict) -> str:
 
 def estimate_flag(em: dict) -> str:
     """' (NO SKILL in that run)' and the like when a final fit's estimate run flagged its int8 student, else ''."""
-    flag = em.get("flag")
-    if isinstance(flag, dict):
-        flag = flag.get("student_int8") or flag.get("int8")
-    return f" ({flag.upper()} in that run)" if isinstance(flag, str) and flag else ""
+    flag = em.get("flag") or ""                      # the run's skill verdict (report.heldout_skill), a string
+    return f" ({flag.upper()} in that run)" if flag else ""
 
 
 def print_results(run_dir, metrics: dict) -> None:
@@ -580,11 +580,9 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
 
     say = log or (lambda s: None)
     get_preset(cfg.preset)                                               # unknown preset -> error now
-    final = float(cfg.heldout_fraction) == 0.0          # a final fit: every subject trained on, none evaluated
-    if cfg.estimate_from and not final:
-        raise SqtoolError("--estimate-from goes with --heldout-fraction 0 (a final fit on every subject): a run that "
-                          "holds subjects out measures its own held-out figures")
-    cfg = dataclasses.replace(cfg, epochs=cfg.epochs or 20,              # 0 / None = the time-domain defaults
+    if cfg.estimate_from and float(cfg.heldout_fraction) != 0.0:
+        final_fit(cfg, "", None)                                          # its one line, before the teacher is read
+    cfg = dataclasses.replace(cfg, epochs=cfg.epochs or TIME_EPOCHS,     # 0 / None = the time-domain defaults
                               alpha=TIME_KD if cfg.alpha is None else cfg.alpha)
     for k in ("epochs", "batch_size"):
         if getattr(cfg, k) < 1:
@@ -611,12 +609,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     budget = check_budget(scfg, cfg, say, budget_of=instead[0] if instead else None)
     spec = D.output_spec(scfg)
     ch_idx = D.channel_index(scfg, tcfg)
-    t_recorded = recorded_heldout(getattr(teacher, "sq_train_cfg", None))
-    if final and t_recorded:
-        raise SqtoolError(f"--heldout-fraction 0 (a final fit on every subject): teacher {t_path} held out "
-                          f"{', '.join(t_recorded)}; fine-tune it on every subject too (train finetune "
-                          "--heldout-fraction 0)")
-    from sqtool.compress.final_fit import load_estimate
+    final = final_fit(cfg, str(t_path), getattr(teacher, "sq_train_cfg", None))   # every subject, none evaluated
     estimate = load_estimate(cfg, scfg.name, getattr(teacher, "sq_train_cfg", None) or {}, spectral=False)
 
     # 3. data and subject split ---------------------------------------------------------------------
@@ -652,11 +645,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     x_cal, cal_warnings = load_calibration(cfg, scfg, x_all[tr], say)
     say(f"{len(tr)} training windows, {len(te)} held-out windows (subjects {', '.join(held)})" if not final else
         f"final fit: {len(tr)} training windows of every subject ({len(set(groups))}), none held out")
-    missing = sorted(set(map(str, ((estimate or {}).get("metrics") or {}).get("heldout_subjects") or []))
-                     - set(groups.tolist()))
-    if missing:
-        raise SqtoolError(f"--estimate-from {estimate['run']}: its held-out subjects {', '.join(missing)} are not in "
-                          "this run's data: the final fit would not have trained on them")
+    check_covers(estimate, groups.tolist())
     one_class = heldout_one_class(cfg.task, y_all[te])
     if one_class:
         say("warning: " + one_class)

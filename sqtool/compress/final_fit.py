@@ -37,12 +37,38 @@ TEACHER_RECIPE = ("task", "model", "mode", "channels", "fs", "window_s", "hop_s"
                   "weight_decay", "folds", "seed", "datasets", "max_records", "label_fraction", "calibrate_on",
                   "freq_stretch", "motion_frac", "motion_axis_drop", "lr_schedule", "final_fit", "init")
 PATHS = ("student_init", "init")            # compared by whether one is given (`_same`)
-SPEC_DEFAULTS = {"epochs": 60, "alpha": 0.5}     # quantize_hr's SPEC_EPOCHS / SPEC_KD: what 0 / None resolve to
-TIME_DEFAULTS = {"epochs": 20, "alpha": 0.7}     # compress.cli's time-domain defaults (epochs 20, TIME_KD)
+# what --epochs 0 / --alpha None resolve to on each quantize path: the one place they are set (quantize_hr's SPEC_EPOCHS
+# / SPEC_KD and compress.cli's TIME_EPOCHS / TIME_KD read them), so the recipe check resolves as the paths do
+SPEC_DEFAULTS = {"epochs": 60, "alpha": 0.5}
+TIME_DEFAULTS = {"epochs": 20, "alpha": 0.7}
 SPECTRAL_KEYS = ("heldout_subjects", "heldout_in_teacher", "mae_bpm", "per_subject", "int8_minus_float_bpm",
                  "uncertainty_int8", "heldout_truth")       # what a spectral final fit carries of its estimate run
 TIME_KEYS = ("task", "primary_metric", "heldout_subjects", "heldout_in_teacher", "heldout_windows", "units", "flag",
              "heldout_one_class")
+
+
+def final_fit(cfg, teacher: str, teacher_train_cfg: dict | None) -> bool:
+    """Whether `cfg` asks for a final fit (--heldout-fraction 0); one line for --estimate-from without it, and for a
+    final fit from a teacher that held subjects out (its student would train on subjects the teacher never saw)."""
+    from sqtool.data.heldout import recorded_heldout
+    final = float(cfg.heldout_fraction) == 0.0
+    if cfg.estimate_from and not final:
+        raise SqtoolError("--estimate-from goes with --heldout-fraction 0 (a final fit on every subject): a run that "
+                          "holds subjects out measures its own held-out figures")
+    held = recorded_heldout(teacher_train_cfg) if final else None
+    if held:
+        raise SqtoolError(f"--heldout-fraction 0 (a final fit on every subject): teacher {teacher} held out "
+                          f"{', '.join(held)}; fine-tune it on every subject too (train finetune --heldout-fraction 0)")
+    return final
+
+
+def check_covers(estimate: dict | None, keys) -> None:
+    """One line when the estimate run's held-out subjects are not all among `keys`, this run's subjects."""
+    missing = sorted(set(map(str, ((estimate or {}).get("metrics") or {}).get("heldout_subjects") or []))
+                     - set(map(str, keys)))
+    if missing:
+        raise SqtoolError(f"--estimate-from {estimate['run']}: its held-out subjects {', '.join(missing)} are not in "
+                          "this run's data: the final fit would not have trained on them")
 
 
 def load_estimate(cfg, student: str, teacher_train_cfg: dict, spectral: bool) -> dict | None:
@@ -78,8 +104,8 @@ def load_estimate(cfg, student: str, teacher_train_cfg: dict, spectral: bool) ->
     theirs_name = m.get("student") if spectral else (m.get("student") or {}).get("name")
     if theirs_name != student:
         raise SqtoolError(f"{where}: its student is {theirs_name}, this run's {student}")
-    defaults = SPEC_DEFAULTS if spectral else TIME_DEFAULTS
-    there, here = _resolved(c, defaults), _resolved({**vars(cfg), "student": student}, defaults)
+    dflt = SPEC_DEFAULTS if spectral else TIME_DEFAULTS
+    there, here = _resolved(c, dflt), _resolved({**vars(cfg), "student": student}, dflt)
     diff = [f"{k} {there.get(k)!r} there, {here.get(k)!r} here" for k in (RECIPE if spectral else TIME_RECIPE)
             if k in there and k != "student" and not _same(there.get(k), here.get(k), path=k in PATHS)]
     t_path = m.get("teacher") if spectral else (m.get("teacher") or {}).get("path")
@@ -140,4 +166,4 @@ def parity_sample(run_dir: Path, x: np.ndarray, y: np.ndarray, seed: int) -> Pat
     return path
 
 
-__all__ = ["load_estimate", "parity_sample", "PARITY_WINDOWS", "RECIPE", "TIME_RECIPE", "TEACHER_RECIPE"]
+__all__ = ["final_fit", "check_covers", "load_estimate", "parity_sample", "PARITY_WINDOWS", "RECIPE", "TIME_RECIPE", "TEACHER_RECIPE"]

@@ -67,13 +67,13 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_r
                          write_metrics)
 from sqtool.core.io import dumps_json, read_json
 from sqtool.core.metrics import uncertainty_scores
-from sqtool.compress.final_fit import load_estimate, parity_sample
+from sqtool.compress.final_fit import SPEC_DEFAULTS, check_covers, final_fit, load_estimate, parity_sample
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
 from sqtool.data.heldout import heldout_note, recorded_heldout
 from sqtool.data.hr_spectra import as_model_input, hr_corpus
 
-SPEC_EPOCHS = 60        # float student epochs when --epochs is not given
-SPEC_KD = 0.5           # distillation weight (of the gated windows) when --alpha is not given
+SPEC_EPOCHS = SPEC_DEFAULTS["epochs"]   # float student epochs when --epochs is not given
+SPEC_KD = SPEC_DEFAULTS["alpha"]        # distillation weight (of the gated windows) when --alpha is not given
 
 
 def truth_summary(y) -> dict:
@@ -232,16 +232,9 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                           f"{cfg.inner_folds} and {cfg.inner_epochs}")
     if not cfg.kd_gate_bpm >= 0.0:
         raise SqtoolError(f"--kd-gate-bpm must be >= 0 BPM (0 = distil every window), got {cfg.kd_gate_bpm}")
-    final = float(cfg.heldout_fraction) == 0.0              # a final fit: every subject trained on, none evaluated
-    if cfg.estimate_from and not final:
-        raise SqtoolError("--estimate-from goes with --heldout-fraction 0 (a final fit on every subject): a run that "
-                          "holds subjects out measures its own held-out figures")
+    final = final_fit(cfg, ck["path"], ck.get("train_cfg"))   # every subject trained on, none evaluated
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     student = student_for(tcfg, cfg.student, where=f"teacher {ck['path']}")     # '' = the one reading its channels
-    if final and recorded_heldout(ck.get("train_cfg")):
-        raise SqtoolError(f"--heldout-fraction 0 (a final fit on every subject): teacher {ck['path']} held out "
-                          f"{', '.join(recorded_heldout(ck.get('train_cfg')))}; fine-tune it on every subject too "
-                          "(train finetune --heldout-fraction 0)")
     estimate = load_estimate(cfg, student, ck.get("train_cfg") or {}, spectral=True)   # before any data
     if estimate and cfg.calibrate_on and sorted(named_datasets(cfg.calibrate_on)) != sorted(estimate["calibrate_on"]):
         raise SqtoolError(f"--calibrate-on {','.join(cfg.calibrate_on)}: the --estimate-from run calibrated on "
@@ -284,10 +277,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     held, in_teacher = heldout_of(cfg, ck, corpus, ds)
     train = [r for r in corpus if r.key not in held]
     test = [r for r in corpus if r.key in held]
-    missing = sorted(set(map(str, (estimate or {}).get("metrics", {}).get("heldout_subjects") or [])) - set(keys))
-    if missing:
-        raise SqtoolError(f"--estimate-from {estimate['run']}: its held-out subjects {', '.join(missing)} are not in "
-                          "this run's data: the final fit would not have trained on them")
+    check_covers(estimate, keys)
     if final:
         say(f"final fit: {len(train)} training recordings of every subject ({len(keys)}), none held out"
             + (f"; held-out estimate from {estimate['run']}" if estimate else ""))
@@ -467,12 +457,12 @@ def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, 
              f"Trained on every subject ({len(keys)}: {', '.join(keys)}; `--heldout-fraction 0`), so this run "
              "measures no held-out figure."]
     if estimate:
-        mae, unc = m.get("mae_bpm") or {}, m.get("uncertainty_int8") or {}
+        mae, unc = m["mae_bpm"], m.get("uncertainty_int8") or {}        # measured: load_estimate checked
         lines += ["", f"Held-out estimate, from {estimate['run']} (the same recipe with "
                       f"{', '.join(m['heldout_subjects'])} held out of its fine-tuning and quantization; measured on "
                       "that run's models, not on this one): int8 decoded MAE "
-                      f"**{mae.get('int8', float('nan')):.2f} BPM** (mean of subjects; float student "
-                      f"{mae.get('float', float('nan')):.2f}, teacher {mae.get('teacher', float('nan')):.2f})"
+                      f"**{mae['int8']:.2f} BPM** (mean of subjects; float student {mae['float']:.2f}, teacher "
+                      f"{mae['teacher']:.2f})"
                       + (f", truth in the 90 % interval on {100 * unc['interval_coverage']:.1f} % of the windows"
                          if unc.get("interval_coverage") is not None else "") + "."]
     else:
