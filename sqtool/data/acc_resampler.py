@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from functools import lru_cache
+
 import numpy as np
 
 from sqtool.core import SqtoolError
@@ -75,8 +77,10 @@ def ratio(fs_acc: float, fs_in: float) -> tuple[int, int]:
     return L, M
 
 
+@lru_cache(maxsize=16)
 def design_acc(fs_acc: float, fs_in: float) -> AccRateTables:
-    """The resampler's tables for an accelerometer at fs_acc beside a device rate fs_in (module docstring)."""
+    """The resampler's tables for an accelerometer at fs_acc beside a device rate fs_in (module docstring); designed
+    once per rate pair (export checks, renders, documents and tests them: the tables are never changed)."""
     from scipy import signal as sps
     L, M = ratio(fs_acc, fs_in)
     P = TAPS_PER_PHASE * -(-M // L)                                       # down-sampling: the same span in seconds
@@ -90,7 +94,9 @@ def design_acc(fs_acc: float, fs_in: float) -> AccRateTables:
             g[p, order[j % P]] += 1 if r > 0 else -1
     if np.abs(g).max() > 32767 or np.abs(g).sum(axis=1).max() > 65535:
         raise SqtoolError(f"acc resampler: {fs_acc:g} -> {fs_in:g} Hz: a tap or a phase's gain does not fit Q15")
-    return AccRateTables(float(fs_acc), float(fs_in), L, M, g.astype(np.int16))
+    fir = g.astype(np.int16)
+    fir.setflags(write=False)                                             # shared by the cache: read only
+    return AccRateTables(float(fs_acc), float(fs_in), L, M, fir)
 
 
 class AccResampler:

@@ -579,13 +579,13 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
     ref = PipelineRef(mc, graph, rp["dec_cfg"], rp["fe_cfg"].fs_in, n_ppg)
     fe = rp["fe_cfg"]
     files = list(rp["files"])
-    if acc_fs and float(acc_fs) != float(fe.fs_in):
+    acc_fs = float(acc_fs) if acc_fs and float(acc_fs) != float(fe.fs_in) else None   # None: the device rate
+    if acc_fs:
         from sqtool.export.c_acc import render_acc_resampler
-        files += render_acc_resampler(float(acc_fs), fe.fs_in, out / "c", prefix)
-        files += write_acc_vectors(out, float(acc_fs), fe.fs_in, prefix)
+        files += render_acc_resampler(acc_fs, fe.fs_in, out / "c", prefix)
+        files += write_acc_vectors(out, acc_fs, fe.fs_in, prefix)
     else:                                      # a re-export (--force) without it: no stale resampler or its check
-        for f in [*(out / "c").glob(f"{prefix}_acc_resampler*"), out / "example" / "acc_check.c",
-                  out / "test_vectors" / "acc_in.bin", out / "test_vectors" / "acc_expected.bin"]:
+        for f in [*(out / "c").glob(f"{prefix}_acc_resampler*"), *(out / k for k in ACC_CHECK_FILES)]:
             f.unlink(missing_ok=True)
     ex = out / "example"
     (ex / "board").mkdir(parents=True, exist_ok=True)
@@ -606,7 +606,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
               "NBINS": graph.output_size, "CONF_TEXT": rp["dec_cfg"].conf_text + conf_range_text(rp["dec_cfg"]),
               "EMISSION_TEXT": rp["dec_cfg"].emission_text,
               "QUIET": QUIET, "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}",
-              **acc_values(float(acc_fs) if acc_fs and float(acc_fs) != fe.fs_in else None, fe, prefix)}
+              **acc_values(acc_fs, fe, prefix)}
     from sqtool.export.c import arena_plan
     values["ARENA"] = sum(arena_plan(graph))
     values["STATE_BYTES"] = _state_bytes(out / "c", prefix)
@@ -700,6 +700,9 @@ ACC_RATE_TEXT = ("one accelerometer sample per PPG sample: an accelerometer that
                  "PPG sample (the C kit's resampler does both; not measured)")
 
 
+ACC_CHECK_FILES = ("example/acc_check.c", "test_vectors/acc_in.bin", "test_vectors/acc_expected.bin")
+
+
 def write_acc_vectors(out: Path, acc_fs: float, fs_in: float, prefix: str) -> list[Path]:
     """The accelerometer resampler's check: example/acc_check.c and test_vectors/acc_in.bin (10 s of a synthetic
     accelerometer at acc_fs: an arm swing, gravity, noise, a railed stretch; int16 LE x, y, z triples) with
@@ -713,11 +716,12 @@ def write_acc_vectors(out: Path, acc_fs: float, fs_in: float, prefix: str) -> li
     x16 = np.clip(np.round(x), -32768, 32767).astype(np.int16)
     vec = out / "test_vectors"
     vec.mkdir(parents=True, exist_ok=True)
-    x16.astype("<i2").tofile(vec / "acc_in.bin")
-    resample_acc(x16, acc_fs, fs_in).astype("<i2").tofile(vec / "acc_expected.bin")
-    (out / "example").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "example" / "acc_check.c", rename((TEMPLATES / "kit_acc_check.c").read_text(), prefix))
-    return [vec / "acc_in.bin", vec / "acc_expected.bin", out / "example" / "acc_check.c"]
+    check, given, want = (out / k for k in ACC_CHECK_FILES)
+    x16.astype("<i2").tofile(given)
+    resample_acc(x16, acc_fs, fs_in).astype("<i2").tofile(want)
+    check.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(check, rename((TEMPLATES / "kit_acc_check.c").read_text(), prefix))
+    return [given, want, check]
 
 
 def acc_values(acc_fs: float | None, fe, prefix: str) -> dict:
@@ -731,12 +735,13 @@ def acc_values(acc_fs: float | None, fe, prefix: str) -> dict:
         return {"ACC_ROW": f"at the device rate, one sample per PPG sample (another rate: re-export with "
                            f"`--device-acc-fs HZ` for the kit's resampler)", "ACC_RATE": ACC_RATE_TEXT,
                 "ACC_SECTION": "", "ACC_FILES": ""}
-    from sqtool.data.acc_resampler import design_acc
+    from sqtool.data.acc_resampler import CUTOFF, design_acc
     tab = design_acc(acc_fs, fe.fs_in)
     per = (f"every input sample gives exactly {tab.up} outputs" if tab.down == 1 else
            f"every {tab.down} input samples give {tab.up} output{'s' * (tab.up > 1)}; `{prefix}_acc_rs_count(&ars, m)` "
            "says how many a push of m makes")
-    measured = (f" Down-sampling: it low-passes at {0.45 * fe.fs_in:g} Hz first; not measured on recordings."
+    measured = (f" Down-sampling: it low-passes at {CUTOFF * min(acc_fs, fe.fs_in):g} Hz first; not measured on "
+                "recordings."
                 if acc_fs > fe.fs_in else
                 " Measured by sqtool's benchmarks/acc_rate.py from 25 Hz on the 7 recordings its demo model never "
                 "trained on: +0.02 BPM pooled against the recorded accelerometer, +0.20 on one recording (comparable "

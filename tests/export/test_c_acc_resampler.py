@@ -4,6 +4,8 @@ awkward ratios, another prefix); a sine keeps its frequency and a constant its l
 initialised are refused (ar_harness.c checks the C's error codes)."""
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import struct
 import subprocess
@@ -15,6 +17,7 @@ import pytest
 from sqtool.core import SqtoolError
 from sqtool.data.acc_resampler import AccResampler, design_acc, resample_acc
 from sqtool.export.c_acc import render_acc_resampler
+from tests.export.export_fixtures import make_spec_int8_run
 
 HERE = Path(__file__).resolve().parent
 FLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2"]
@@ -46,8 +49,8 @@ def test_c_equals_the_reference_for_every_chunking(fs_acc, fs_in, prefix, tmp_pa
     x = rng.integers(-32768, 32768, (700, 3)).astype(np.int16)            # full scale: saturation exercised
     x[100:140] = 32767
     want = resample_acc(x, fs_acc, fs_in)
-    for chunks in ([1], [7, 0, 13, 250], [700]):
-        got = _run_c(fs_acc, fs_in, x, chunks, tmp_path / f"c{len(chunks)}", prefix)
+    for i, chunks in enumerate(([1], [7, 0, 13, 250], [700])):
+        got = _run_c(fs_acc, fs_in, x, chunks, tmp_path / f"c{i}", prefix)
         assert np.array_equal(got, want), (chunks, np.abs(got.astype(int) - want).max())
     rs = AccResampler(design_acc(fs_acc, fs_in))
     parts = [rs.push(x[a:b]) for a, b in ((0, 3), (3, 3), (3, 400), (400, 700))]
@@ -75,9 +78,6 @@ def test_bad_rates_are_one_line(fs_acc, fs_in, says):
 
 @pytest.fixture(scope="module")
 def spec_run(tmp_path_factory):
-    import sys
-    sys.path.insert(0, str(HERE))
-    from export_fixtures import make_spec_int8_run
     return make_spec_int8_run(tmp_path_factory.mktemp("ar") / "run", "spec_student_xs", n_heldout=8)
 
 
@@ -92,14 +92,13 @@ def test_export_with_device_acc_fs_ships_the_resampler_in_the_kit(spec_run, tmp_
                  "--out", str(out)]) == 0
     for f in ("hr2_acc_resampler.h", "hr2_acc_resampler.c", "hr2_acc_resampler_tables.h"):
         assert (out / "c" / f).is_file(), f
-    import json
     md = json.loads((out / "metadata.json").read_text())
     assert md["acc_resampler"]["fs_acc_in"] == 25.0 and md["acc_resampler"]["up"] == 5
     readme = (out / "README.md").read_text()
     assert "pass your 25 Hz samples through `hr2_acc_rs_push` first" in readme
     assert "## Accelerometer at its own rate (`c/hr2_acc_resampler.h`)" in readme
     assert "every input sample gives exactly 5 outputs" in readme and "156 ms" in readme
-    assert not __import__("re").search(r"@[A-Z_]+@", readme)
+    assert not re.search(r"@[A-Z_]+@", readme)
     assert "| `c/hr2_acc_resampler.{h,c}`, `c/hr2_acc_resampler_tables.h` |" in readme
     r = subprocess.run(["make", "-s", "-C", str(out), f"BUILD={tmp_path / 'b'}", "check"], capture_output=True,
                        text=True, timeout=300)
