@@ -5,8 +5,9 @@
 
 The export dir (shared contract): metadata.json, model_float.onnx, model_int8.onnx,
 model_float.tflite, model_int8.tflite, c/sq_model.h + c/sq_model.c, heldout.npz (copied),
-export_report.json/.md, config.yaml, for a spectral model (any target, int8 or float) MODEL_CARD.md and INTEGRATION.md (what
-must run around the network: `kit.write_docs`; metadata.json's frontend / gating / decoder_spec), and last manifest.json (core.manifest: every file written, the source
+export_report.json/.md, config.yaml, MODEL_CARD.md and INTEGRATION.md (what must run around the network, every model
+and target: a spectral model's front end and decoder, `kit.write_docs`, from metadata.json's frontend / gating /
+decoder_spec; a time-domain model's preprocessing and outputs, `time_docs.write_time_docs`), and last manifest.json (core.manifest: every file written, the source
 checkpoints and the parity verdict, by relative path and sha256; what bench and predict read). A
 student_int8 checkpoint gives float AND int8 artifacts (the float ones from the run's student_float.pt); a float checkpoint (teacher, float student) gives float
 artifacts only. Spectral models (model_cfg family "spec_cnn", `models.spectral.SpecNet`) export the
@@ -610,12 +611,17 @@ def _export(cfg: ExportConfig) -> dict:
             done("c/sq_model.c")
             if kit:
                 _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
+    docs = []                                                # MODEL_CARD.md, INTEGRATION.md
     if spectral and not kit:                                 # the kit wrote them with the C; graph None: float only
         from sqtool.export.kit import write_docs
-        for p in write_docs(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None,
-                            n_ppg=n_ppg, run_dir=Path(inp["path"]).parent,
-                            names=inp["names"]):
-            done(str(p.relative_to(out)))
+        docs = write_docs(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None, n_ppg=n_ppg,
+                          run_dir=Path(inp["path"]).parent, names=inp["names"])
+    elif not spectral:                                       # a time-domain model: its preprocessing is the reader's
+        from sqtool.export.time_docs import write_time_docs
+        docs = write_time_docs(out, ckpt["model_cfg"], graph, md, run_dir=Path(inp["path"]).parent,
+                               names=inp["names"])
+    for p in docs:
+        done(str(p.relative_to(out)))
 
     for f, a in artifacts.items():
         a["bytes"] = (out / f).stat().st_size

@@ -50,9 +50,19 @@ DATASET_LICENCES = {
                       "as far as known",
     "synthetic": "sqtool's embedded synthetic PPG + accelerometer generator (`sqtool.data.synthetic`): no subject "
                  "data, no licence restriction",
+    # the other tasks' built-ins (time-domain models' cards, `export.time_docs`), from each MANIFEST.md
+    "bidmc": "PhysioNet 'BIDMC PPG and Respiration' (Pimentel et al. 2017): open access, ODC-By 1.0",
+    "ppg_arrhythmia": "Liu et al. 2022 (JAHA) arrhythmia PPG, 12-patient subset: no licence stated, research use "
+                      "with citation; redistribution rights not granted",
+    "ppg_bp": "PPG-BP (Liang et al. 2018, Scientific Data): CC BY 4.0 as listed on figshare (to be confirmed there)",
+    "but_ppg": "PhysioNet 'BUT PPG' (Nemcova et al. 2021): open access, CC BY 4.0 as listed on PhysioNet (to be "
+               "confirmed there)",
+    "mw_ppg": "multi-wavelength PPG (Baciu et al. 2023; recordings of the CardioWorks team, Guilin): no data licence "
+              "stated (the repository's code is GPL-3.0), research use with citation",
 }
-# what a built-in heart-rate dataset holds (activities, device) and where its reference HR comes from: the card's
-# reader judges from them whether the model has seen wearers like theirs (the datasets' MANIFESTs)
+# what a built-in dataset holds (activities, device) and where its labels come from (the heart-rate datasets: the
+# reference heart rate): the card's reader judges from them whether the model has seen wearers like theirs (the
+# datasets' MANIFESTs)
 DATASET_CONTENT = {
     "troika": ("12 subjects on a treadmill (SP Cup 2015 training set): rest 30 s, then running at 8 and 15 km/h "
                "(6 and 12 km/h in TYPE02) in 1-minute bouts, rest 30 s; two green wrist PPG channels + 3-axis "
@@ -63,7 +73,21 @@ DATASET_CONTENT = {
                        "`sqtool.data.ecg`), cross-checked against the shipped beat annotations; windows where the "
                        "reference is doubtful hold no truth and were neither trained on nor scored"),
     "synthetic": ("generated PPG + accelerometer with known heart rate, motion and artifacts", "the generator's own"),
+    "bidmc": ("53 adult ICU patients, 8 min each, at rest in bed: fingertip PPG, impedance respiration and ECG at "
+              "125 Hz", "respiratory rate from the breaths two annotators marked on the impedance signal; heart rate "
+              "and SpO2 from the bedside monitor (1 Hz)"),
+    "ppg_arrhythmia": ("12 patients undergoing radiofrequency ablation for arrhythmias, 2,295 fingertip PPG segments "
+                       "of 10 s at 100 Hz (min-max normalised)", "the rhythm of each segment (sinus, PVC, PAC, VT, "
+                       "SVT, AF) by two cardiologists from a simultaneous ECG"),
+    "ppg_bp": ("219 adults (normotensive to stage 2 hypertension, some with diabetes or cerebrovascular disease), "
+               "three fingertip PPG segments of 2.1 s at 1000 Hz", "one blood pressure per subject (systolic / "
+               "diastolic, 80-182 / 42-107 mmHg), demographics and diagnoses"),
+    "but_ppg": ("51 smartphone-camera PPG recordings of 10 s at 30 Hz (finger or earlobe; rest, walking, talking "
+                "and other disturbances)", "quality good / poor by annotators; reference heart rate from an ECG"),
+    "mw_ppg": ("78 subjects, 60 s of finger PPG at three wavelengths (660, 730, 850 nm) at 200 Hz, raw ADC counts",
+               "per-sample, per-channel artifact flags (Baciu et al. 2023)"),
 }
+HR_DATASETS = ("troika", "wrist_exercise", "synthetic")    # the spectral heart-rate models' (their labels: a reference HR)
 SEE_MANIFEST = "licence: see the dataset MANIFEST"     # a dataset sqtool does not know
 # the unlabelled PPG sources (../shared/data/unlabeled/<source>/MANIFEST.md each; there is no MANIFEST at the top),
 # named by the prefix of a pretraining subject key `unlabeled:<source>_<recording>`
@@ -393,14 +417,40 @@ def pretraining_line(pre: dict) -> str:
             + (" and generated pairs" if per and "synthetic" in pre["datasets"] else ""))
 
 
-def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, names: dict | None = None) -> str:
-    """MODEL_CARD.md. The export metadata's `training_data` (the datasets and subjects the source checkpoint was
-    trained and held out on, which `sqtool quantize` records) says what the model saw; the source run's
-    train_info.json / metrics.json 'datasets' and 'split' take precedence where recorded. The self-supervised
-    pretraining upstream of the run (`core.runs.pretraining_of`: its pairs' subjects) says whether the held-out
-    subjects' unlabelled PPG was seen; where that chain cannot be read, they are 'held out of supervised
-    training', never 'never trained on'. `names` (`export.subjects.subject_names`): the subjects written as
-    pseudonyms, in the lists, the split and the per-subject table alike (md's training_data is already so)."""
+def identity_lines(md: dict, content: str = "weights and model config, front end and decoder tables included"
+                   ) -> list[str]:
+    """The card's lines naming the model by its content (`content`: what model_sha256 covers) and its source file
+    (metadata's model_sha256 / source_sha256, version, git)."""
+    return [f"- model sha256 `{md.get('model_sha256') or 'not recorded'}`: its content ({content}), the same for "
+            "every rebuild of this model",
+            f"- source checkpoint file sha256 `{md.get('source_sha256')}` (the file holds its creation time and "
+            f"paths: it changes with every run), exported by sqtool {md.get('sqtool_version')}, git "
+            f"`{md.get('git_sha') or 'unknown'}`" + (" (-dirty: built with uncommitted changes)"
+                                                    if str(md.get('git_sha') or '').endswith("-dirty") else "")]
+
+
+@dataclass
+class CardData:
+    """What data_sections read, for the rest of a card: the source run's metrics.json, the subjects the model was
+    trained and held out on (as the export's metadata names them), an estimate run's held-out subjects, the
+    training subjects' reference-HR summary (spectral runs), whether the data were generated only."""
+    metrics: dict
+    seen: list
+    held: list
+    est_held: list
+    training_truth: dict
+    synthetic_only: bool
+
+
+def data_sections(md: dict, run_dir=None, names: dict | None = None) -> tuple[list[str], CardData]:
+    """A model card's "Training data and licences" and "Subject split" sections, for every model kind (the spectral
+    card below, `export.time_docs`'s). The export metadata's `training_data` (the datasets and subjects the source
+    checkpoint was trained and held out on, which `sqtool quantize` records) says what the model saw; the source
+    run's train_info.json / metrics.json 'datasets' and 'split' take precedence where recorded. The
+    self-supervised pretraining upstream of the run (`core.runs.pretraining_of`: its pairs' subjects) says whether
+    the held-out subjects' unlabelled PPG was seen; where that chain cannot be read, they are 'held out of
+    supervised training', never 'never trained on'. `names` (`export.subjects.subject_names`): the subjects written
+    as pseudonyms, in the lists and the split alike (md's training_data is already so)."""
     from sqtool.core.runs import pretraining_of
     from sqtool.export.subjects import PSEUDONYM_FORM, renamed
     info = renamed(_run_info(run_dir), names or {})
@@ -413,42 +463,13 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     seen = list(seen_by.get("train_subjects") or [])
     held = list(seen_by.get("heldout_subjects") or [])       # as export's build_metadata wrote them (pseudonyms)
     datasets = train.get("datasets") or metrics.get("datasets") or list(seen_by.get("datasets") or [])
-    synthetic_only = datasets == ["synthetic"]
-    mdec = model_cfg.get("decoder") or {}
-    cal = mdec.get("inner_calibration_datasets") or []                   # the training subjects' dataset(s)
-    n_cal = mdec.get("inner_calibration_windows")
-    cov = (metrics.get("uncertainty_int8") or {}).get("interval_coverage")
-    cal_text = (f"calibrated by sqtool on{f' {n_cal}' if n_cal else ''} out-of-fold windows of the training subjects"
-                f"{' of ' + ', '.join(cal) if cal else ''} to hold the truth on 90 % of them"
-                + (f"; on the held-out subjects it held it on {100 * cov:.1f} %" if cov is not None else ""))
-    lines = [f"# Model card: {model_cfg['name']} (heart rate from wrist PPG + accelerometer)", "",
-             "## Task", "",
-             f"Heart rate (BPM) every {model_cfg['hop_s']:g} s from {model_cfg['window_s']:g} s windows of wrist "
-             f"{', '.join(model_cfg['channels'])} at {fe_cfg.fs_in:g} Hz. The network scores {graph.output_size} "
-             f"heart-rate bins ({dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM, step {dec_cfg.bins_bpm[2]:g}) "
-             "from int8 power spectra; an HMM decoder (transition std "
-             f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks "
-             f"{dec_cfg.emission_text} and reports the estimate, an interval (central posterior mass "
-             f"{100 * dec_cfg.interval:.4g} %, {cal_text}) and a confidence "
-             f"({dec_cfg.conf_text}).", "",
-             "## Model", "",
-             f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
-             f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}",
-             f"- {graph.macs} MACs per window, {graph.weight_bytes} bytes of weights and biases",
-             f"- model sha256 `{md.get('model_sha256') or 'not recorded'}`: its content (weights and model config, "
-             "front end and decoder tables included), the same for every rebuild of this model",
-             f"- source checkpoint file sha256 `{md.get('source_sha256')}` (the file holds its creation time and "
-             f"paths: it changes with every run), exported by sqtool {md.get('sqtool_version')}, git "
-             f"`{md.get('git_sha') or 'unknown'}`" + (" (-dirty: built with uncommitted changes)"
-                                                     if str(md.get('git_sha') or '').endswith("-dirty") else ""),
-             "",
-             "## Training data and licences", ""]
+    lines = ["## Training data and licences", ""]
     if datasets:
         for ds in datasets:
             lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, SEE_MANIFEST)}")
             if ds in DATASET_CONTENT:
                 what, ref = DATASET_CONTENT[ds]
-                lines.append(f"  - recorded: {what}; reference heart rate: {ref}")
+                lines.append(f"  - recorded: {what}; {'reference heart rate' if ds in HR_DATASETS else 'labels'}: {ref}")
             else:
                 lines.append("  - activities, device and reference method: not known to sqtool (see the "
                              "dataset's own description)")
@@ -512,15 +533,48 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     if seen_by.get("pseudonymised"):
         lines.append(f"- the subjects of {', '.join(f'`{d}`' for d in seen_by['pseudonymised'])} are pseudonyms "
                      f"({PSEUDONYM_FORM}); their ids stay with the developer")
+    ctx = CardData(metrics=metrics, seen=seen, held=held, est_held=est_held,
+                   training_truth=metrics.get("training_truth") or {}, synthetic_only=datasets == ["synthetic"])
+    return lines, ctx
+
+
+def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, names: dict | None = None) -> str:
+    """MODEL_CARD.md of a spectral heart-rate model: its task and decoder, the model, `data_sections` (training data,
+    licences, subject split), `metrics_sections` (held-out figures, or a final fit's estimate) and its limitations.
+    `names` (`export.subjects.subject_names`): the subjects written as pseudonyms, the per-subject table too."""
+    data, ctx = data_sections(md, run_dir, names)
+    metrics, seen, held, est_held, tt = ctx.metrics, ctx.seen, ctx.held, ctx.est_held, ctx.training_truth
+    mdec = model_cfg.get("decoder") or {}
+    cal = mdec.get("inner_calibration_datasets") or []                   # the training subjects' dataset(s)
+    n_cal = mdec.get("inner_calibration_windows")
+    cov = (metrics.get("uncertainty_int8") or {}).get("interval_coverage")
+    cal_text = (f"calibrated by sqtool on{f' {n_cal}' if n_cal else ''} out-of-fold windows of the training subjects"
+                f"{' of ' + ', '.join(cal) if cal else ''} to hold the truth on 90 % of them"
+                + (f"; on the held-out subjects it held it on {100 * cov:.1f} %" if cov is not None else ""))
+    lines = [f"# Model card: {model_cfg['name']} (heart rate from wrist PPG + accelerometer)", "",
+             "## Task", "",
+             f"Heart rate (BPM) every {model_cfg['hop_s']:g} s from {model_cfg['window_s']:g} s windows of wrist "
+             f"{', '.join(model_cfg['channels'])} at {fe_cfg.fs_in:g} Hz. The network scores {graph.output_size} "
+             f"heart-rate bins ({dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM, step {dec_cfg.bins_bpm[2]:g}) "
+             "from int8 power spectra; an HMM decoder (transition std "
+             f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks "
+             f"{dec_cfg.emission_text} and reports the estimate, an interval (central posterior mass "
+             f"{100 * dec_cfg.interval:.4g} %, {cal_text}) and a confidence "
+             f"({dec_cfg.conf_text}).", "",
+             "## Model", "",
+             f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
+             f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}",
+             f"- {graph.macs} MACs per window, {graph.weight_bytes} bytes of weights and biases",
+             *identity_lines(md), ""] + data
     lines += [""] + metrics_sections(metrics, held if "training_data" in md else None)
     lines += ["", "## Limitations", ""]
-    if synthetic_only:
+    if ctx.synthetic_only:
         lines.append("- **Trained on synthetic PPG only** (`sqtool demo`'s embedded default): its heart rates, "
                      "intervals and confidences on real recordings are not validated and can be confidently wrong. "
                      "Train on real recordings (`sqtool demo --data ../shared/data`, or your dataset file) before "
                      "using it on a wrist.")
     lab = ""
-    if seen and not synthetic_only:                       # who the model saw, from the checkpoint's subjects
+    if seen and not ctx.synthetic_only:                   # who the model saw, from the checkpoint's subjects
         per = Counter(str(k).split(":")[0] for k in seen)                       # first-seen order
         evaluated = (f"evaluated on {len(held)} held-out subject{'' if len(held) == 1 else 's'}" if held else
                      f"a final fit, its recipe evaluated on {len(est_held)} subject{'' if len(est_held) == 1 else 's'} "

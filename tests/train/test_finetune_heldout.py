@@ -139,6 +139,10 @@ def test_a_time_domain_final_fit_trains_on_every_subject_and_quotes_its_estimate
     assert "measured on that run's models, not on this one" in (q / "report.md").read_text()
     assert main(["export", "--model", str(q), "--target", "onnx", "--out", str(tmp_path / "e")]) == 0
     assert "parity windows: parity.npz" in capsys.readouterr().out
+    card = (tmp_path / "e" / "MODEL_CARD.md").read_text()      # the shipped card quotes the estimate, said to be one
+    assert "## Held-out estimate (the same recipe, run with subjects held out)" in card
+    assert "quantize run `q_eval`" in card and f" {mae:.3f} " in card and "(that run's; this model's recipe)" in card
+    assert "`parity.npz` here holds input windows" in (tmp_path / "e" / "INTEGRATION.md").read_text()
 
     for model, est, says in ((d, None, "held out syn003; fine-tune it on every subject too"),
                              (all_in, q, "not a time-domain hr quantize run with held-out subjects")):

@@ -1,0 +1,358 @@
+"""MODEL_CARD.md and INTEGRATION.md of a time-domain model: windows of samples, any task.
+
+    paths = write_time_docs(out_dir, model_cfg, graph, md, run_dir=None, names=None)
+
+Time-domain models (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp, quality or a label
+of your dataset file) read a window of resampled, band-passed, normalised samples. Unlike the spectral heart-rate
+models (`export.kit.write_docs`: their front end and decoder ship in C), their preprocessing runs outside the
+network in floating point, on the integrator's side. INTEGRATION.md (templates/INTEGRATION_time.md) states it step
+by step with this model's numbers resolved: the streaming path `sqtool predict` and `sqtool bench` run
+(`firmware_bench.stream.WindowStream`, filter "window"), which equals training's whole-recording windows away from
+a recording's ends; then the input tensors (names, layouts, the int8 input quantization) and how to read each
+output (units, int8 codes, a logit's probability and the threshold the metrics used).
+
+MODEL_CARD.md: the task, the model, `kit.data_sections` (training data, licences, subject split; shared with the
+spectral card), the held-out figures of the source run: a quantize run's table of every model beside the trivial
+predictor and the task's classic method with the skill verdicts (`core.metrics.skill_line` / `classic_text`: NO
+SKILL said where it holds), a final fit's estimate run said to be an estimate, a fine-tune's out-of-fold figures
+said to be out of fold; then the limitations.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePath
+
+import numpy as np
+
+from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS, classic_text, skill_line, skill_unit
+from sqtool.data.tasks import QUALITY_OUTPUT
+from sqtool.export.kit import TEMPLATES, _fill, data_sections, identity_lines, n_subjects, teacher_saw
+
+TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
+             "rr": "respiratory rate in breaths/min per window (regression)",
+             "af": "atrial fibrillation against every other rhythm, per window (a logit)",
+             "bp": "systolic and diastolic blood pressure in mmHg per window (regression)",
+             "quality": "signal quality, good against poor, per window (a logit)",
+             "pretrain": "an encoder's embedding per window (self-supervised; no task head)"}
+STREAM_TOL = 0.03                    # tests/firmware_bench/test_stream.py: "window" stream vs make_windows
+FLAGGED = 0.10                       # firmware_bench.tracker.MAX_FLAGGED: predict's `flagged` column
+MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("student_int8", "student int8"))
+
+
+def task_text(md: dict) -> str:
+    task = md["task"]
+    if task in TASK_TEXT:
+        return TASK_TEXT[task]
+    unit = (md.get("units") or ["?"])[0]
+    return f"{task} in {unit} per window (regression on a label of the training dataset file)"
+
+
+# ----------------------------------------------------------------------------- INTEGRATION.md
+
+def stream_context(band) -> tuple[float, float]:
+    """The "window" filter's history / look-ahead in s (`firmware_bench.stream.StreamSpec.from_model_cfg`)."""
+    lo = band[0] if band else None
+    return (max(8.0, 3.0 / lo), max(4.0, 1.5 / lo)) if lo else (8.0, 4.0)
+
+
+def _filter_call(band, fs: float) -> tuple[str, int]:
+    """scipy's design call of the model's Butterworth and sosfiltfilt's padlen for it."""
+    from sqtool.data.preprocess import _sos
+    lo, hi = band
+    sos = _sos(fs, lo, hi, 2)
+    kind, arg = (("bandpass", f"[{lo:g}, {hi:g}]") if lo and hi else ("highpass", f"{lo:g}") if lo
+                 else ("lowpass", f"{hi:g}"))
+    return f'scipy.signal.butter(2, {arg}, "{kind}", fs={fs:g}, output="sos")', 3 * (2 * len(sos) + 1)
+
+
+def preprocessing_steps(md: dict) -> list[str]:
+    """INTEGRATION.md's steps 1-7, this model's numbers resolved (the order `firmware_bench.stream` runs them)."""
+    fs, win, hop = float(md["fs"]), float(md["window_s"]), float(md["hop_s"])
+    T, H = int(round(fs * win)), int(round(fs * hop))
+    band, norm = md.get("band"), md.get("norm", "minmax")
+    steps = [
+        "**Gaps.** A missing or non-finite sample takes the channel's last good value (0 before the first); the "
+        "window it falls in counts it (predict's `flagged`: 10 % or more of a window's samples). Training left out "
+        "every window that held a gap.",
+        "**Offset.** Subtract the channel's first sample from every sample before step 3 and add it back after (the "
+        "resampler is linear: this only keeps a large DC level, raw ADC counts, from ringing at the start). Training "
+        "took the whole recording's mean instead.",
+        f"**Resample to {fs:g} Hz.** The polyphase FIR of `scipy.signal.resample_poly(x, up, down)` with its defaults "
+        "(Kaiser window, beta 5, 20 max(up, down) + 1 taps) and up / down = the reduced fraction of "
+        f"{fs:g} / fs_device (e.g. 125 Hz: {_ratio(125.0, fs)}, 256 Hz: {_ratio(256.0, fs)}, 100 Hz: "
+        f"{_ratio(100.0, fs)}); output sample m lies at time m / {fs:g} s. Streamed, it needs the FIR's half "
+        "length of look-ahead; over a whole recording resample_poly itself gives the same samples.",
+    ]
+    if band:
+        call, padlen = _filter_call(band, fs)
+        pre, post = stream_context(band)
+        steps.append(
+            f"**Band-pass {band[0] or 0:g}-{band[1] or fs / 2:g} Hz.** `sos = {call}`, run forward and backward "
+            f"(zero phase): `scipy.signal.sosfiltfilt(sos, seg, padlen=min({padlen}, len(seg) - 1))` over the "
+            f"window plus the {pre:g} s of signal before it (fewer at the recording's start) and the {post:g} s "
+            f"after it, then cropped to the window. The look-ahead delays each result by {post:g} s.")
+    else:
+        steps.append("**No band-pass** (`band` null): the resampled samples go on as they are.")
+    steps += [
+        f"**Windows.** Window i = model-rate samples [{H} i, {H} i + {T}), i.e. seconds [{hop:g} i, {hop:g} i + "
+        f"{win:g}) of the recording.",
+        {"minmax": "**Normalise** each window and channel: x' = (x - min) / (max - min), in [0, 1]; a flat window "
+                   "(max - min < 1e-8) is 0.5 everywhere.",
+         "zscore": "**Normalise** each window and channel: x' = (x - mean) / std (numpy's std, ddof 0); a flat window "
+                   "(std < 1e-8) is 0 everywhere.",
+         "none": "**No normalisation** (`norm` none): the window's values go in as they are, so the device's "
+                 "scale must be the training data's."}.get(norm, f"**Normalise**: `{norm}` (sqtool.data.preprocess)"),
+        ("**A recording shorter than one window** is repeated end to end until it fills one "
+         "(`sqtool.data.record.tile_record`), as training filled the task's short segments; one window."
+         if md.get("short_records") == "tile" else
+         "**A recording shorter than one window** gives no result (training left such recordings out)."),
+    ]
+    return [f"{i}. {t}" for i, t in enumerate(steps, 1)]
+
+
+def _ratio(fs_in: float, fs: float) -> str:
+    from sqtool.data.preprocess import resample_ratio
+    try:
+        up, down = resample_ratio(fs_in, fs)
+    except SqtoolError:
+        return "not representable"
+    return f"{up} / {down}"
+
+
+def input_text(md: dict, int8: bool) -> str:
+    C, T = len(md["channels"]), int(round(float(md["fs"]) * float(md["window_s"])))
+    text = (f"float32 x' of step 6: float ONNX (and int8 ONNX, which quantizes inside) `x` ({1}, {C}, {T}) "
+            f"channels-first; TFLite float `input` (1, 1, {T}, {C}) channels-last")
+    if not int8:
+        return text + " (this export holds float models only: no int8 input)"
+    q = md["quantization"]
+    return (text + f"; TFLite int8 `input` (1, 1, {T}, {C}) and C `in[t * {C} + c]` take int8 codes q = clip(round(x' "
+            f"/ {q['input_scale']:.9g}) + {q['input_zero_point']}, -128, 127) (`quantization.input_scale`, "
+            "`input_zero_point`; round half to even, as the training's quantizer)")
+
+
+def output_text(md: dict) -> str:
+    names = md.get("outputs") or ["embedding"]
+    return (", ".join(f"`{n}` ({u})" for n, u in zip(names, md.get("units") or [""] * len(names)))
+            + ": one tensor per name, shape (1, 1) (ONNX / TFLite float: in units; TFLite int8 / C: int8 codes, "
+              "below)")
+
+
+def output_lines(md: dict) -> list[str]:
+    """How to read each output: its unit, an int8 code's affine, a logit's probability and threshold."""
+    quant = {o["name"]: o for o in md.get("output_quantization") or []}
+    out = []
+    for name, unit in zip(md.get("outputs") or [], md.get("units") or []):
+        q = quant.get(name)
+        code = (f"; from an int8 code (TFLite int8, C): value = {q['scale']:.9g} x (code - {q['zero_point']:.6g})"
+                if q else "")
+        if name == QUALITY_OUTPUT:                  # a regression student's quality head
+            out.append(f"- `{name}`: a logit; p(good) = 1 / (1 + exp(-logit)){code}: how far this window's "
+                       f"`{md['outputs'][0]}` can be trusted, as the student learned it (a training window was poor "
+                       "where the teacher erred by more than quantize's --quality-err and / or its signal-quality "
+                       "index was low). `sqtool predict`'s hr_tracked_bpm (and `sqtool bench --quality-gate`) hold their tracker "
+                       "where p <= 0.5.")
+        elif unit == "logit":
+            neg, pos = CLASS_NAMES.get(md["task"], ("negative", "positive"))
+            out.append(f"- `{name}`: a logit; p({pos}) = 1 / (1 + exp(-logit)){code}. sqtool's metrics (F1, "
+                       f"accuracy) call a window {pos} where p > 0.5 (logit > 0), {neg} otherwise; AUROC needs no "
+                       "threshold. Choose your operating point on data of your own device.")
+        else:
+            out.append(f"- `{name}`: in {unit} (ONNX and TFLite float give it so; int8 ONNX too){code}.")
+    if md.get("task") == "pretrain" or not out:
+        out.append("- `embedding`: the encoder's features, no unit: a task head is yours to train on them.")
+    return out
+
+
+def write_integration(out: Path, model_cfg: dict, md: dict, int8: bool, parity_file: str | None) -> Path:
+    values = {"MODEL": model_cfg["name"], "VERSION": md.get("sqtool_version", "?"), "MODEL_SHA": md.get("model_sha256"),
+              "TASK": md["task"], "TASK_TEXT": task_text(md), "FS": f"{float(md['fs']):g}",
+              "WINDOW_S": f"{float(md['window_s']):g}", "HOP_S": f"{float(md['hop_s']):g}",
+              "T": int(round(float(md["fs"]) * float(md["window_s"]))), "NCH": len(md["channels"]),
+              "CHANNELS": ", ".join(md["channels"]), "INPUT_TEXT": input_text(md, int8), "OUTPUT_TEXT": output_text(md),
+              "STEPS": "\n".join(preprocessing_steps(md)), "OUTPUTS": "\n".join(output_lines(md)),
+              "PARITY": (f"`{parity_file}` here holds input windows after step 6 (`x`, (N, {len(md['channels'])}, "
+                         f"{int(round(float(md['fs']) * float(md['window_s'])))}) float32, made by training's "
+                         "whole-recording path) and their labels (`y`): fed to your runtime, they check the network "
+                         "and the output reading (the export's parity rows in `export_report.md` were measured on "
+                         "them), not your steps 1-6." if parity_file else
+                         "This folder holds no parity windows (the export was given none): `sqtool predict` above is "
+                         "the check."),
+              "PROB_COLUMNS": " (a logit as its probability, e.g. `p_af`)" if any(
+                  u == "logit" for u in md.get("units") or []) else "",
+              "CAUSAL_TEXT": ("A causal filter instead of step 4 (`scipy.signal.sosfilt`, no look-ahead, what a "
+                              "sample-by-sample device runs) feeds the network another input, with a phase lag: "
+                              "`sqtool bench --filter causal` measures what it costs on your recordings."
+                              if md.get("band") else "")}
+    path = out / "INTEGRATION.md"
+    atomic_write_text(path, _fill((TEMPLATES / "INTEGRATION_time.md").read_text(), values))
+    return path
+
+
+# ----------------------------------------------------------------------------- MODEL_CARD.md
+
+def _cell(v, fmt: str = ".3f") -> str:
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
+
+
+def _test(t: dict | None) -> dict | None:
+    """A paired test's dict (`core.metrics.skill_test`) read back from a metrics.json, its NaNs (written as null)
+    NaN again, as the verdict functions take it."""
+    if not t:
+        return t
+    nan = lambda v: float("nan") if v is None else v                                      # noqa: E731
+    return {**t, **{k: nan(t.get(k)) for k in ("model", "reference", "diff", "p")},
+            "diff_ci95": [nan(v) for v in t.get("diff_ci95") or [None, None]]}
+
+
+def _metric_names(task: str, sample: dict) -> list[str]:
+    if task in CLASSIFICATION_TASKS:
+        return [k for k in ("auroc", "f1_weighted", "accuracy") if k in sample]
+    return [k for k in sample if k.startswith("mae")] or ["mae"]
+
+
+def quantize_sections(m: dict, held: list[str], shipped: str) -> list[str]:
+    """A time-domain quantize run's held-out table: trivial, classic, teacher, float and int8 student, each with
+    its task metrics, its skill against the trivial predictor and its prediction spread; then the verdict lines.
+    `shipped`: the model this export carries ("student_int8" or "student_float")."""
+    task, sk = m["task"], m.get("skill") or {}
+    units = m.get("units") or []
+    models = [(k, label) for k, label in MODELS if isinstance(m.get(k), dict) and m[k].get("metrics")]
+    names = _metric_names(task, m[models[-1][0]]["metrics"] if models else {})
+    saw = teacher_saw(m)
+    lines = ["## Held-out metrics", "",
+             f"Held-out subjects ({len(held)}: {', '.join(held)}; {m.get('heldout_windows', '?')} windows), "
+             + (f"never in quantization; {saw}." if saw else "never in fine-tuning or quantization.")
+             + " Each model's task metrics on their windows; \"vs trivial\": its "
+             f"{(sk.get('models', {}).get('student_int8', {}).get('skill') or {}).get('metric', 'metric')} minus the "
+             "trivial predictor's (fitted on the training subjects only), the 95 % t-interval over the held-out "
+             "subjects and the paired p."
+             + (f" **These figures are no measure of skill: {m['heldout_one_class']}.**" if m.get("heldout_one_class")
+                else ""), "",
+             "| model | " + " | ".join(names) + " | vs trivial (95 % CI, p) | prediction std |",
+             "|---|" + "---|" * (len(names) + 2)]
+    triv, classic = sk.get("trivial") or {}, sk.get("classic") or {}
+    lines.append(f"| trivial predictor (the training subjects' {'base rate' if task in CLASSIFICATION_TASKS else 'mean'}) | "
+                 + " | ".join(_cell(triv.get(n)) for n in names) + " | - | 0 |")
+    if classic.get("name"):
+        lines.append(f"| classic: {classic['name']} | " + " | ".join(_cell(classic["metrics"].get(n)) for n in names)
+                     + " | - | - |")
+    for k, label in models:
+        s = (sk.get("models", {}).get(k) or {})
+        t = _test(s.get("skill")) or {}
+        vs = ("-" if not t else "not measurable" if not np.isfinite(t["diff"]) else
+              f"{_cell(t['diff'], '+.3f')} [{_cell(t['diff_ci95'][0], '+.3f')}, {_cell(t['diff_ci95'][1], '+.3f')}], "
+              f"p {_cell(t['p'], '.3g')}: " + ("skill" if t.get("skill") else "**NO SKILL**"))
+        std = ", ".join(f"{v:.3g}" for v in (s.get("spread") or {}).get("pred_std") or []) or "-"
+        name = f"**{label} (this export)**" if k == shipped else label
+        lines.append(f"| {name} | " + " | ".join(_cell(m[k]["metrics"].get(n)) for n in names) + f" | {vs} | {std} |")
+    lines.append("")
+    for k, label in models:
+        s = sk.get("models", {}).get(k) or {}
+        if s.get("skill"):
+            t, u = _test(s["skill"]), skill_unit(s["skill"]["metric"], units)
+            lines.append(f"- {skill_line(task, t, f'{label} ' + t['metric'], u)}"
+                         + classic_text(_test(s.get("vs_classic")), f"{label} {t['metric']}", unit=u))
+    return lines
+
+
+def finetune_sections(m: dict) -> list[str]:
+    """A fine-tune's figures (a teacher's export): out of fold over its training subjects, said so, with its skill
+    verdict; its held-out subjects are scored by `sqtool quantize`, not here."""
+    task, pm = m["task"], m.get("primary_metric")
+    names = _metric_names(task, m.get("metrics") or {})
+    held = [str(h) for h in m.get("heldout_subjects") or []]
+    lines = ["## Out-of-fold metrics (the training subjects)", "",
+             f"{m.get('folds', 'subject folds')} over the {m.get('subjects', '?')} training subjects "
+             f"({m.get('windows', '?')} windows): each window scored by the fold model that did not train on its "
+             "subject. " + (f"The subjects held out of the fine-tuning ({', '.join(held)}) are scored by `sqtool "
+                            "quantize`, beside its students." if held else ""), "",
+             "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
+             "| model (out of fold) | " + " | ".join(_cell((m.get("metrics") or {}).get(n)) for n in names) + " |"]
+    sk = m.get("skill") or {}
+    if sk.get("trivial"):
+        lines.append("| trivial predictor | " + " | ".join(_cell(sk["trivial"].get(n)) for n in names) + " |")
+    if (sk.get("classic") or {}).get("name"):
+        lines.append(f"| classic: {sk['classic']['name']} | "
+                     + " | ".join(_cell(sk["classic"]["metrics"].get(n)) for n in names) + " |")
+    if sk.get("skill"):
+        u = skill_unit(sk["skill"]["metric"], m.get("units") or [])
+        lines += ["", f"- {skill_line(task, _test(sk['skill']), unit=u)}" + classic_text(_test(sk.get("vs_classic")),
+                                                                                         unit=u)]
+    if pm:
+        lines.append(f"- primary metric {pm} (95 % CI over subjects: "
+                     f"{', '.join(_cell(v) for v in (m.get('ci95') or {}).get(pm) or [])})")
+    return lines
+
+
+def metric_sections(m: dict, held: list[str], shipped: str) -> list[str]:
+    """The card's figures from the source run's metrics.json, by what the run was."""
+    if m.get("final_fit"):
+        est = m.get("estimate") or {}
+        if not est.get("metrics"):
+            return ["## Held-out metrics", "", "- none: this model is a final fit on every subject (`sqtool quantize "
+                    "--heldout-fraction 0`) and no run of its recipe with held-out subjects was given "
+                    "(`--estimate-from`)"]
+        e = est["metrics"]
+        sec = quantize_sections(e, [str(h) for h in e.get("heldout_subjects") or []], shipped)
+        sec = [ln.replace(" (this export)**", " (that run's; this model's recipe)**") for ln in sec]
+        return (["## Held-out estimate (the same recipe, run with subjects held out)", "",
+                 f"This model was trained on every subject, these too. The figures below were measured by the "
+                 f"quantize run `{PurePath(str(est['run'])).name}` (its folder name), the same recipe run with them "
+                 "held out: an estimate of this model's error on new subjects, not a measurement of it."] + sec[1:])
+    if isinstance(m.get("student_int8"), dict):
+        return quantize_sections(m, held, shipped)
+    if m.get("metrics") and m.get("task"):
+        return finetune_sections(m)
+    return ["## Held-out metrics", "", "- no metrics.json of a quantize or fine-tune run beside the source "
+            "checkpoint: none reported here."]
+
+
+def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict | None = None) -> str:
+    data, ctx = data_sections(md, run_dir, names)
+    held = [str(h) for h in (ctx.held if "training_data" in md else ctx.metrics.get("heldout_subjects") or [])]
+    int8 = graph is not None
+    shipped = "student_int8" if int8 else "student_float"
+    size = (f"- {graph.macs} MACs per window, {graph.weight_bytes} bytes of int8 weights and int32 biases" if int8
+            else "- float32 weights (a float-only export: no int8 model)")
+    lines = [f"# Model card: {model_cfg['name']} ({md['task']}: {task_text(md)})", "",
+             "## Task", "",
+             f"{task_text(md)[0].upper()}{task_text(md)[1:]}, from {float(md['window_s']):g} s windows of "
+             f"{', '.join(md['channels'])} resampled to {float(md['fs']):g} Hz, one every {float(md['hop_s']):g} s "
+             "(INTEGRATION.md: the preprocessing that must run before the network, and how to read its outputs).", "",
+             "## Model", "",
+             f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
+             f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}", size,
+             *identity_lines(md, "weights and model config with its preprocessing contract"), ""] + data
+    lines += [""] + metric_sections(ctx.metrics, held, shipped)
+    lines += ["", "## Limitations", ""]
+    if ctx.synthetic_only:
+        lines.append("- **Trained on synthetic PPG only**: its outputs on real recordings are not validated. Train on "
+                     "real recordings before using it.")
+    seen = ctx.seen
+    who = (f" (trained on {n_subjects(len(seen))}; age, sex and skin tone are not recorded in sqtool's datasets, "
+           "so the card cannot say which groups they cover)" if seen else "")
+    lines += [f"- Trained and evaluated on the data above only{who}; not validated for clinical use or diagnosis, "
+              "nor on sensors, body sites or populations outside the training data.",
+              f"- The input contract is INTEGRATION.md's: {float(md['fs']):g} Hz after resampling, "
+              f"{float(md['window_s']):g} s windows, band-pass {md.get('band')}, `{md.get('norm')}` normalisation; "
+              "another preprocessing gives another input and unmeasured results.",
+              "- No signal-quality gate is part of this model: a window of noise or of a sensor off the skin still "
+              "gives an output. Gaps are the integrator's to flag (INTEGRATION.md step 1).",
+              "- The export folder's parity windows are the held-out (or, for a final fit, training) subjects' "
+              "preprocessed windows: subject data, pseudonymised where `--subjects` says so.", ""]
+    return "\n".join(lines)
+
+
+def write_time_docs(out_dir, model_cfg: dict, graph, md: dict, run_dir=None, names: dict | None = None) -> list[Path]:
+    """MODEL_CARD.md and INTEGRATION.md of a time-domain model, for every export target; `graph` None: a float-only
+    export. Returns their paths."""
+    out = Path(out_dir)
+    mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+    if "fs" not in md or "channels" not in md:
+        raise SqtoolError(f"export of {mc.get('name')}: the metadata lacks the input contract (fs, channels) the "
+                          "integration document is written from")
+    parity = next((f for f in ("heldout.npz", "parity.npz") if (out / f).is_file()), None)
+    atomic_write_text(out / "MODEL_CARD.md", time_model_card(mc, md, graph, run_dir, names))
+    return [out / "MODEL_CARD.md", write_integration(out, mc, md, graph is not None, parity)]
