@@ -207,9 +207,18 @@ def _test(t: dict | None) -> dict | None:
 
 
 def _metric_names(task: str, sample: dict) -> list[str]:
+    """The table's metric columns: a classifier's AUROC, F1, accuracy; a regression's MAE, per output where it has
+    several (bp: sbp, dbp and their mean)."""
     if task in CLASSIFICATION_TASKS:
         return [k for k in ("auroc", "f1_weighted", "accuracy") if k in sample]
-    return [k for k in sample if k.startswith("mae")] or ["mae"]
+    per = [k for k in sample if k.startswith("mae_")]
+    return per + ["mae"] if len(per) > 1 else ["mae"]
+
+
+def _header(names: list[str], units) -> str:
+    """Column heads, a MAE with its unit (`skill_unit`: one shared by every output)."""
+    u = skill_unit("mae", units)
+    return " | ".join(f"{n} ({u})" if n.startswith("mae") and u else n for n in names)
 
 
 def quantize_sections(m: dict, held: list[str], shipped: str) -> list[str]:
@@ -230,7 +239,7 @@ def quantize_sections(m: dict, held: list[str], shipped: str) -> list[str]:
              "subjects and the paired p."
              + (f" **These figures are no measure of skill: {m['heldout_one_class']}.**" if m.get("heldout_one_class")
                 else ""), "",
-             "| model | " + " | ".join(names) + " | vs trivial (95 % CI, p) | prediction std |",
+             "| model | " + _header(names, units) + " | vs trivial (95 % CI, p) | prediction std |",
              "|---|" + "---|" * (len(names) + 2)]
     triv, classic = sk.get("trivial") or {}, sk.get("classic") or {}
     lines.append(f"| trivial predictor (the training subjects' {'base rate' if task in CLASSIFICATION_TASKS else 'mean'}) | "
@@ -268,7 +277,7 @@ def finetune_sections(m: dict) -> list[str]:
              f"({m.get('windows', '?')} windows): each window scored by the fold model that did not train on its "
              "subject. " + (f"The subjects held out of the fine-tuning ({', '.join(held)}) are scored by `sqtool "
                             "quantize`, beside its students." if held else ""), "",
-             "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
+             "| | " + _header(names, m.get("units") or []) + " |", "|---|" + "---|" * len(names),
              "| model (out of fold) | " + " | ".join(_cell((m.get("metrics") or {}).get(n)) for n in names) + " |"]
     sk = m.get("skill") or {}
     if sk.get("trivial"):
