@@ -49,6 +49,8 @@ def subject_names(keys, mode: str) -> dict[str, str]:
         return {}
     keys = sorted({str(k) for k in keys or ()})
     public = public_datasets() if mode == "auto" else set()
+    qualified = {k.split(":", 1)[1] for k in keys if ":" in k}
+    keys = [k for k in keys if ":" in k or k not in qualified]     # a bare name of a dataset's subject: mapped below
     out: dict[str, str] = {}
     for ds in sorted({_dataset(k) for k in keys} - public):
         mine = [k for k in keys if _dataset(k) == ds]

@@ -99,7 +99,8 @@ class PredictConfig:
     data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
                                                     "EDF, a dataset folder or name), or 'synthetic' (the embedded "
                                                     "wrist PPG with known HR that bench reads)", "required": True})
-    runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx | torch | "
+    runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx (int8; "
+                                                       "onnx_float: the float ONNX) | torch | "
                                                        "mcu (Cortex-M4 on QEMU), or a bench runtime name (e.g. "
                                                        "mcu_m33) (default: the C pipeline when available, else c, else "
                                                        "tflite (int8), else onnx: what the export has)"})
@@ -304,12 +305,15 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
 
 NETWORK_DEFAULTS = (("c_host_single", "c/sq_model.c", "C network"),
                     ("litert_int8", "model_int8.tflite", "LiteRT int8 network (no C in the export)"),
-                    ("onnx_int8", "model_int8.onnx", "onnxruntime int8 network (no C, no TFLite in the export)"))
+                    ("onnx_int8", "model_int8.onnx", "onnxruntime int8 network (no C, no TFLite in the export)"),
+                    ("litert_float", "model_float.tflite", "LiteRT float network (a float-only export)"),
+                    ("onnx_float", "model_float.onnx", "onnxruntime float network (a float-only export)"))
 
 
 def default_runtime(art) -> tuple[str, str]:
     """(runtime, what it is) the network runs on when --runtime is not given and the C pipeline is not used: the
-    first of `NETWORK_DEFAULTS` the export's manifest has (c, tflite int8, onnx int8); else one line."""
+    first of `NETWORK_DEFAULTS` the export's manifest has (c, tflite int8, onnx int8, then a float-only export's
+    tflite, onnx); else one line."""
     for name, f, what in NETWORK_DEFAULTS:
         if art.has(f):
             return name, what

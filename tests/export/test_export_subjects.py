@@ -105,3 +105,15 @@ def test_names_on_request_and_a_bad_mode_is_one_line(hospital, tmp_path):
     assert not any("pseudonym" in n for n in res["summary"].splitlines())
     with pytest.raises(SqtoolError, match=r"--subjects 'hashed': use one of auto, names, pseudonyms"):
         export(ExportConfig(model=str(run), target=["onnx"], subjects="hashed", out=str(tmp_path / "h")))
+
+
+def test_a_bare_subject_name_follows_its_datasets_rule():
+    """A run's metrics.json names its subjects bare ("MPA_200714204601", "s04"), its checkpoint as keys: a bare name
+    of a public dataset's subject stays as it is (an audit found a public af export's heldout.npz groups renamed
+    subject-01 while its card named the ids), one of a private dataset's takes its key's pseudonym, and a bare name
+    no key explains is a pseudonym of its own."""
+    from sqtool.export.subjects import subject_names
+    assert subject_names(["ppg_arrhythmia:MPA_1", "MPA_1", "bidmc:bidmc43", "bidmc43"], "auto") == {}
+    assert subject_names(["my_watch:s04", "s04"], "auto") == {"my_watch:s04": "my_watch:subject-01",
+                                                              "s04": "subject-01"}
+    assert subject_names(["bidmc:bidmc43", "x9"], "auto") == {"x9": "subject-01"}

@@ -16,13 +16,16 @@ from sqtool.data.record import Label, Record
 from sqtool.firmware_bench.predict import PredictConfig, output_columns, predict, print_results
 
 
-def _export(root: Path, targets: list[str]) -> Path:
+def _rr_cfg():
     from sqtool.data.tasks import task_model_cfg
     from sqtool.models import get_model_cfg
     mc = task_model_cfg("rr", get_model_cfg("cnn1d_student_xs"), channels=("ppg",))
-    mc = mc.replace(outputs=("rr_bpm", "quality_logit"), units=("breaths/min", "logit"),     # the quality head
-                    target_mean=(15.0, 0.0), target_std=(5.0, 1.0))
-    return export_student(root, mc, targets)
+    return mc.replace(outputs=("rr_bpm", "quality_logit"), units=("breaths/min", "logit"),     # the quality head
+                      target_mean=(15.0, 0.0), target_std=(5.0, 1.0))
+
+
+def _export(root: Path, targets: list[str]) -> Path:
+    return export_student(root, _rr_cfg(), targets)
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +70,20 @@ def test_a_model_output_named_as_a_predict_column_is_one_line():
     for outputs in (["flagged", "quality_logit"], ["time_s"], ["truth_x"], ["p_quality", "quality_logit"]):
         with pytest.raises(SqtoolError, match=f"the model's output '{outputs[0]}' is also a column sqtool predict"):
             output_columns(outputs, ["%", "logit"][:len(outputs)])
+
+
+def test_a_float_only_export_runs_on_its_float_network(tmp_path):
+    """An export of float models only (a teacher, `--precision float`): the default runtime is its float network
+    (an audit: it failed 'has none of c/sq_model.c, model_int8.tflite, model_int8.onnx', where INTEGRATION.md sends
+    the integrator to predict to check an implementation)."""
+    from export_fixtures import make_int8_run
+
+    from sqtool.export.cli import ExportConfig, export
+    run = make_int8_run(tmp_path / "q", _rr_cfg(), n_heldout=4, seed=1)
+    exp = export(ExportConfig(model=str(run), target=["onnx"], precision="float", out=str(tmp_path / "e")))
+    assert exp["failed"] == [] and not (tmp_path / "e" / "model_int8.onnx").exists()
+    res = predict(PredictConfig(model=str(exp["out"]), data="icu", out=str(tmp_path / "p"), progress=False),
+                  records=[_record()])
+    assert res["runtime"] == "onnx_float" and res["recordings"][0]["windows"] == 7
+    assert [n for n in res["notes"] if n.startswith("runtime onnx_float: default: ")
+            and "onnxruntime float network (a float-only export)" in n], res["notes"]

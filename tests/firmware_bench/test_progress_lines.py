@@ -30,10 +30,11 @@ def test_export_then_bench_print_a_line_per_item_and_the_next_command(int8_run, 
     lines = [ln for ln in cap.err.splitlines() if ln.startswith("export: ")]
     files = [re.match(r"export: (\S+)  ", ln).group(1) for ln in lines]
     assert files == [str(exp / f) for f in ("model_float.onnx", "model_float_batch.onnx", "model_int8.onnx",
-                                           "model_float.tflite", "model_int8.tflite")], cap.err
+                                           "model_float.tflite", "model_int8.tflite", "MODEL_CARD.md",
+                                           "INTEGRATION.md")], cap.err
     for ln, f in zip(lines, files):
         size = (Path(f).stat().st_size / 1024)
-        assert re.search(rf"  {size:.1f} KB  parity ok \(", ln), ln
+        assert re.search(rf"  {size:.1f} KB  " + (r"written$" if f.endswith(".md") else r"parity ok \("), ln), ln
     assert "max " in lines[2] and "LSB" in lines[2] and "L2 rel err" in lines[0]
     import yaml
     r = yaml.safe_load((exp / "config.yaml").read_text())["resolved"]            # what the run used
