@@ -44,7 +44,7 @@ TIME_DEFAULTS = {"epochs": 20, "alpha": 0.7}
 SPECTRAL_KEYS = ("heldout_subjects", "heldout_in_teacher", "mae_bpm", "per_subject", "int8_minus_float_bpm",
                  "uncertainty_int8", "heldout_truth")       # what a spectral final fit carries of its estimate run
 TIME_KEYS = ("task", "primary_metric", "heldout_subjects", "heldout_in_teacher", "heldout_windows", "units", "flag",
-             "heldout_one_class")
+             "heldout_one_class", "skill", "coverage", "quality_head")    # what the export's model card quotes
 
 
 def final_fit(cfg, teacher: str, teacher_train_cfg: dict | None) -> bool:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.compress.distill import OutputSpec, denormalise, predict
-from sqtool.core.metrics import (CLASSIFICATION_TASKS, classic_text, model_block, reference_block, sigmoid,
-                                 skill_line, skill_metric, skill_unit, task_metrics, trivial_predictions)
+from sqtool.core.metrics import (CLASSIFICATION_TASKS, QUANTIZE_MODELS, classic_text, model_block, reference_block,
+                                 sigmoid, skill_line, skill_metric, skill_unit, task_metrics, trivial_predictions)
 
 
 def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dict:
@@ -28,9 +28,6 @@ def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dic
     pred = denormalise(out, spec)
     names = spec.names[:spec.n_task]
     return task_metrics(task, np.asarray(y, np.float32)[:, :spec.n_task], pred, names)
-
-
-MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("student_int8", "student int8"))
 
 
 def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndarray, preds: dict, outputs=(),
@@ -71,7 +68,8 @@ def skill_lines(task: str, sk: dict, units=()) -> list[str]:
     u = skill_unit(metric, units)
     unit = f" {u}" if u else ""
     c = sk["classic"]
-    spread = ", ".join(f"{label} {_stds(sk['models'][k]['spread'])}" for k, label in MODELS if k in sk["models"])
+    spread = ", ".join(f"{label} {_stds(sk['models'][k]['spread'])}" for k, label in QUANTIZE_MODELS
+                       if k in sk["models"])
     target = sk["models"]["student_int8"]["spread"].get("target_std")
     lines = [f"{task}: trivial {metric} {sk['trivial'][metric]:.3f}{unit} (fitted on {sk['trivial_fit']['windows']} "
              f"training windows); classic " + (f"{metric} {c['metrics'][metric]:.3f}{unit} ({c['name']})"
@@ -79,7 +77,7 @@ def skill_lines(task: str, sk: dict, units=()) -> list[str]:
              + (f" (targets' {', '.join(f'{v:.3g}' for v in target)})" if target else "")]
     lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}", u)
               + classic_text(sk["models"][k].get("vs_classic"), f"{label} {metric}", unit=u)
-              for k, label in MODELS if k in sk["models"]]
+              for k, label in QUANTIZE_MODELS if k in sk["models"]]
     return lines
 
 

@@ -23,6 +23,8 @@ import numpy as np
 from sqtool.core.io import nan_if_none
 
 REGRESSION_TASKS = ("hr", "rr", "bp")
+# the models a quantize run scores on its held-out subjects (its metrics.json keys) and how every report names them
+QUANTIZE_MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("student_int8", "student int8"))
 CLASSIFICATION_TASKS = ("af", "quality")
 CLASS_NAMES = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}    # (label 0, label 1)
 

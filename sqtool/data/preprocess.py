@@ -74,10 +74,21 @@ def bandpass(x: np.ndarray, fs: float, lo: float | None = DEFAULT_BAND[0], hi: f
         return x.copy()
     if causal:
         return signal.sosfilt(sos, x, axis=axis)
-    n = x.shape[axis]
-    # default padlen is 3 * (2 * n_sections + 1); shorten it for short inputs instead of failing
-    padlen = min(3 * (2 * len(sos) + 1), max(n - 1, 0))
-    return signal.sosfiltfilt(sos, x, axis=axis, padlen=padlen)
+    return signal.sosfiltfilt(sos, x, axis=axis, padlen=filtfilt_padlen(sos, x.shape[axis]))
+
+
+def filtfilt_padlen(sos, n: int) -> int:
+    """sosfiltfilt's padding for n samples: scipy's default 3 (2 n_sections + 1), shortened for a short input
+    instead of failing (the one rule of the whole-record filter and the stream's window filter)."""
+    return min(3 * (2 * len(sos) + 1), max(n - 1, 0))
+
+
+def zero_phase_context(band) -> tuple[float, float]:
+    """Seconds of history and look-ahead a stream's zero-phase filter of one window takes around it, so that the
+    window comes out as the whole-record filter's: (8, 4) s, longer for a low cut-off lo, (max(8, 3 / lo),
+    max(4, 1.5 / lo)) (a 0.05 Hz respiratory band: 60 s / 30 s)."""
+    lo = band[0] if band else None
+    return (max(8.0, 3.0 / lo), max(4.0, 1.5 / lo)) if lo else (8.0, 4.0)
 
 
 class StreamingBandpass:
@@ -350,7 +361,7 @@ def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 
                    dataset=record.dataset, window_s=float(window_s), hop_s=float(hop_s), meta=meta)
 
 
-__all__ = ["bandpass", "StreamingBandpass", "resample", "resample_ratio", "resampled_length", "normalise",
+__all__ = ["bandpass", "filtfilt_padlen", "zero_phase_context", "StreamingBandpass", "resample", "resample_ratio", "resampled_length", "normalise",
            "window_starts", "sliding_windows", "record_signals", "record_duration", "windows_in_record", "make_windows", "Windows", "NORMS",
            "fill_gaps", "nonfinite_windows",
            "DEFAULT_BAND"]

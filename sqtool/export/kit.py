@@ -60,9 +60,9 @@ DATASET_LICENCES = {
     "mw_ppg": "multi-wavelength PPG (Baciu et al. 2023; recordings of the CardioWorks team, Guilin): no data licence "
               "stated (the repository's code is GPL-3.0), research use with citation",
 }
-# what a built-in dataset holds (activities, device) and where its labels come from (the heart-rate datasets: the
-# reference heart rate): the card's reader judges from them whether the model has seen wearers like theirs (the
-# datasets' MANIFESTs)
+# what a built-in dataset holds (activities, device) and where its labels come from (a heart-rate model's card calls
+# them its reference heart rate): the card's reader judges from them whether the model has seen wearers like theirs
+# (the datasets' MANIFESTs)
 DATASET_CONTENT = {
     "troika": ("12 subjects on a treadmill (SP Cup 2015 training set): rest 30 s, then running at 8 and 15 km/h "
                "(6 and 12 km/h in TYPE02) in 1-minute bouts, rest 30 s; two green wrist PPG channels + 3-axis "
@@ -87,7 +87,6 @@ DATASET_CONTENT = {
     "mw_ppg": ("78 subjects, 60 s of finger PPG at three wavelengths (660, 730, 850 nm) at 200 Hz, raw ADC counts",
                "per-sample, per-channel artifact flags (Baciu et al. 2023)"),
 }
-HR_DATASETS = ("troika", "wrist_exercise", "synthetic")    # the spectral heart-rate models' (their labels: a reference HR)
 SEE_MANIFEST = "licence: see the dataset MANIFEST"     # a dataset sqtool does not know
 # the unlabelled PPG sources (../shared/data/unlabeled/<source>/MANIFEST.md each; there is no MANIFEST at the top),
 # named by the prefix of a pretraining subject key `unlabeled:<source>_<recording>`
@@ -442,7 +441,8 @@ class CardData:
     synthetic_only: bool
 
 
-def data_sections(md: dict, run_dir=None, names: dict | None = None) -> tuple[list[str], CardData]:
+def data_sections(md: dict, run_dir=None, names: dict | None = None, label_word: str = "reference heart rate"
+                  ) -> tuple[list[str], CardData]:
     """A model card's "Training data and licences" and "Subject split" sections, for every model kind (the spectral
     card below, `export.time_docs`'s). The export metadata's `training_data` (the datasets and subjects the source
     checkpoint was trained and held out on, which `sqtool quantize` records) says what the model saw; the source
@@ -450,7 +450,8 @@ def data_sections(md: dict, run_dir=None, names: dict | None = None) -> tuple[li
     self-supervised pretraining upstream of the run (`core.runs.pretraining_of`: its pairs' subjects) says whether
     the held-out subjects' unlabelled PPG was seen; where that chain cannot be read, they are 'held out of
     supervised training', never 'never trained on'. `names` (`export.subjects.subject_names`): the subjects written
-    as pseudonyms, in the lists and the split alike (md's training_data is already so)."""
+    as pseudonyms, in the lists and the split alike (md's training_data is already so). `label_word`: what a
+    dataset's labels are called for this model's task (DATASET_CONTENT's second part)."""
     from sqtool.core.runs import pretraining_of
     from sqtool.export.subjects import PSEUDONYM_FORM, renamed
     info = renamed(_run_info(run_dir), names or {})
@@ -469,7 +470,7 @@ def data_sections(md: dict, run_dir=None, names: dict | None = None) -> tuple[li
             lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, SEE_MANIFEST)}")
             if ds in DATASET_CONTENT:
                 what, ref = DATASET_CONTENT[ds]
-                lines.append(f"  - recorded: {what}; {'reference heart rate' if ds in HR_DATASETS else 'labels'}: {ref}")
+                lines.append(f"  - recorded: {what}; {label_word}: {ref}")
             else:
                 lines.append("  - activities, device and reference method: not known to sqtool (see the "
                              "dataset's own description)")

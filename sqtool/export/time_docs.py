@@ -25,9 +25,12 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text
-from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS, classic_text, skill_line, skill_unit
+from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, QUANTIZE_MODELS, classic_text, skill_line,
+                                 skill_unit)
+from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
 from sqtool.data.tasks import QUALITY_OUTPUT
-from sqtool.export.kit import TEMPLATES, _fill, data_sections, identity_lines, n_subjects, teacher_saw
+from sqtool.export.kit import (DATASET_LICENCES, TEMPLATES, _fill, data_sections, identity_lines, n_subjects,
+                               teacher_saw)
 
 TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "rr": "respiratory rate in breaths/min per window (regression)",
@@ -37,7 +40,7 @@ TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "pretrain": "an encoder's embedding per window (self-supervised; no task head)"}
 STREAM_TOL = 0.03                    # tests/firmware_bench/test_stream.py: "window" stream vs make_windows
 FLAGGED = 0.10                       # firmware_bench.tracker.MAX_FLAGGED: predict's `flagged` column
-MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("student_int8", "student int8"))
+FEW_SUBJECTS = 5                     # fewer held-out subjects: a verdict over subjects is "not shown", said so
 
 
 def task_text(md: dict) -> str:
@@ -50,20 +53,13 @@ def task_text(md: dict) -> str:
 
 # ----------------------------------------------------------------------------- INTEGRATION.md
 
-def stream_context(band) -> tuple[float, float]:
-    """The "window" filter's history / look-ahead in s (`firmware_bench.stream.StreamSpec.from_model_cfg`)."""
-    lo = band[0] if band else None
-    return (max(8.0, 3.0 / lo), max(4.0, 1.5 / lo)) if lo else (8.0, 4.0)
-
-
 def _filter_call(band, fs: float) -> tuple[str, int]:
-    """scipy's design call of the model's Butterworth and sosfiltfilt's padlen for it."""
-    from sqtool.data.preprocess import _sos
+    """scipy's design call of the model's Butterworth and sosfiltfilt's padding for it."""
     lo, hi = band
     sos = _sos(fs, lo, hi, 2)
     kind, arg = (("bandpass", f"[{lo:g}, {hi:g}]") if lo and hi else ("highpass", f"{lo:g}") if lo
                  else ("lowpass", f"{hi:g}"))
-    return f'scipy.signal.butter(2, {arg}, "{kind}", fs={fs:g}, output="sos")', 3 * (2 * len(sos) + 1)
+    return f'scipy.signal.butter(2, {arg}, "{kind}", fs={fs:g}, output="sos")', filtfilt_padlen(sos, 1 << 30)
 
 
 def preprocessing_steps(md: dict) -> list[str]:
@@ -73,11 +69,13 @@ def preprocessing_steps(md: dict) -> list[str]:
     band, norm = md.get("band"), md.get("norm", "minmax")
     steps = [
         "**Gaps.** A missing or non-finite sample takes the channel's last good value (0 before the first); the "
-        "window it falls in counts it (predict's `flagged`: 10 % or more of a window's samples). Training left out "
+        f"window it falls in counts it (predict's `flagged`: {100 * FLAGGED:g} % or more of a window's samples). "
+        "Training left out "
         "every window that held a gap.",
-        "**Offset.** Subtract the channel's first sample from every sample before step 3 and add it back after (the "
-        "resampler is linear: this only keeps a large DC level, raw ADC counts, from ringing at the start). Training "
-        "took the whole recording's mean instead.",
+        "**Offset.** Subtract the channel's first sample from every sample before step 3 and add it back after (a "
+        "large DC level, raw ADC counts, would otherwise ring at the start). Training took the whole recording's "
+        "mean instead: with the resampler's zero padding at a recording's ends, the two differ in the windows "
+        "nearest its start and end (below).",
         f"**Resample to {fs:g} Hz.** The polyphase FIR of `scipy.signal.resample_poly(x, up, down)` with its defaults "
         "(Kaiser window, beta 5, 20 max(up, down) + 1 taps) and up / down = the reduced fraction of "
         f"{fs:g} / fs_device (e.g. 125 Hz: {_ratio(125.0, fs)}, 256 Hz: {_ratio(256.0, fs)}, 100 Hz: "
@@ -86,12 +84,14 @@ def preprocessing_steps(md: dict) -> list[str]:
     ]
     if band:
         call, padlen = _filter_call(band, fs)
-        pre, post = stream_context(band)
+        pre, post = zero_phase_context(band)
         steps.append(
             f"**Band-pass {band[0] or 0:g}-{band[1] or fs / 2:g} Hz.** `sos = {call}`, run forward and backward "
             f"(zero phase): `scipy.signal.sosfiltfilt(sos, seg, padlen=min({padlen}, len(seg) - 1))` over the "
-            f"window plus the {pre:g} s of signal before it (fewer at the recording's start) and the {post:g} s "
-            f"after it, then cropped to the window. The look-ahead delays each result by {post:g} s.")
+            f"window plus the {int(round(pre * fs))} samples ({pre:g} s) before it and the {int(round(post * fs))} "
+            f"samples ({post:g} s) after it, then cropped to the window; near the recording's start and end with "
+            "what there is (the last windows are filtered when the recording ends). The look-ahead delays each "
+            f"result by {post:g} s, plus the resampler's look-ahead (step 3).")
     else:
         steps.append("**No band-pass** (`band` null): the resampled samples go on as they are.")
     steps += [
@@ -103,8 +103,9 @@ def preprocessing_steps(md: dict) -> list[str]:
                    "(std < 1e-8) is 0 everywhere.",
          "none": "**No normalisation** (`norm` none): the window's values go in as they are, so the device's "
                  "scale must be the training data's."}.get(norm, f"**Normalise**: `{norm}` (sqtool.data.preprocess)"),
-        ("**A recording shorter than one window** is repeated end to end until it fills one "
-         "(`sqtool.data.record.tile_record`), as training filled the task's short segments; one window."
+        ("**A recording shorter than one window** is repeated end to end at the device rate (numpy.tile of its "
+         f"samples, cut to ceil({win:g} x fs_device) + 1 samples: `sqtool.data.record.tile_record`), as training "
+         "filled the task's short segments, then goes through steps 1-6 as any recording: one window."
          if md.get("short_records") == "tile" else
          "**A recording shorter than one window** gives no result (training left such recordings out)."),
     ]
@@ -112,7 +113,6 @@ def preprocessing_steps(md: dict) -> list[str]:
 
 
 def _ratio(fs_in: float, fs: float) -> str:
-    from sqtool.data.preprocess import resample_ratio
     try:
         up, down = resample_ratio(fs_in, fs)
     except SqtoolError:
@@ -120,16 +120,23 @@ def _ratio(fs_in: float, fs: float) -> str:
     return f"{up} / {down}"
 
 
-def input_text(md: dict, int8: bool) -> str:
+def input_text(md: dict, files: set[str]) -> str:
+    """The network input row: the tensors of the model files this folder holds, the int8 ones with their codes."""
     C, T = len(md["channels"]), int(round(float(md["fs"]) * float(md["window_s"])))
-    text = (f"float32 x' of step 6: float ONNX (and int8 ONNX, which quantizes inside) `x` ({1}, {C}, {T}) "
-            f"channels-first; TFLite float `input` (1, 1, {T}, {C}) channels-last")
+    parts = [f"{' and '.join(f for f in ('model_float.onnx', 'model_int8.onnx') if f in files)} `x` (1, {C}, {T}) "
+             "channels-first float32" + (" (the int8 ONNX quantizes inside)" if "model_int8.onnx" in files else "")
+             if {"model_float.onnx", "model_int8.onnx"} & files else "",
+             f"model_float.tflite `input` (1, 1, {T}, {C}) channels-last float32" if "model_float.tflite" in files
+             else ""]
+    int8 = [f for f, there in (("model_int8.tflite `input` (1, 1, %d, %d)" % (T, C), "model_int8.tflite" in files),
+                               (f"C (c/sq_model.h) `in[t * {C} + c]`", "c/sq_model.h" in files)) if there]
+    text = "x' of step 6: " + "; ".join(t for t in parts if t)
     if not int8:
-        return text + " (this export holds float models only: no int8 input)"
+        return text
     q = md["quantization"]
-    return (text + f"; TFLite int8 `input` (1, 1, {T}, {C}) and C `in[t * {C} + c]` take int8 codes q = clip(round(x' "
-            f"/ {q['input_scale']:.9g}) + {q['input_zero_point']}, -128, 127) (`quantization.input_scale`, "
-            "`input_zero_point`; round half to even, as the training's quantizer)")
+    return (text + f"; {' and '.join(int8)} take int8 codes q = clip(round(x' / {q['input_scale']:.9g}) + "
+            f"{q['input_zero_point']}, -128, 127) (`quantization.input_scale`, `input_zero_point`; round half to even, "
+            "as training's quantizer)")
 
 
 def output_text(md: dict) -> str:
@@ -139,20 +146,32 @@ def output_text(md: dict) -> str:
               "below)")
 
 
+def code_range(q: dict) -> tuple[float, float]:
+    """The values an int8 output code can take: scale x (code - zero_point) at code -128 and 127."""
+    return q["scale"] * (-128 - q["zero_point"]), q["scale"] * (127 - q["zero_point"])
+
+
 def output_lines(md: dict) -> list[str]:
-    """How to read each output: its unit, an int8 code's affine, a logit's probability and threshold."""
+    """How to read each output: its unit, an int8 code's affine and the range the codes span (a value beyond it
+    saturates), a logit's probability and threshold; then why the TFLite tensors' own quantization parameters are
+    not the unit's where the model learned normalised targets."""
     quant = {o["name"]: o for o in md.get("output_quantization") or []}
     out = []
     for name, unit in zip(md.get("outputs") or [], md.get("units") or []):
         q = quant.get(name)
-        code = (f"; from an int8 code (TFLite int8, C): value = {q['scale']:.9g} x (code - {q['zero_point']:.6g})"
-                if q else "")
+        code = ""
+        if q:
+            lo, hi = code_range(q)
+            code = (f"; from an int8 code (TFLite int8, C): value = {q['scale']:.9g} x (code - {q['zero_point']:.6g}), "
+                    f"so the int8 model can report {lo:.4g} to {hi:.4g}{'' if unit == 'logit' else ' ' + unit} only "
+                    "(a value beyond saturates there)")
         if name == QUALITY_OUTPUT:                  # a regression student's quality head
             out.append(f"- `{name}`: a logit; p(good) = 1 / (1 + exp(-logit)){code}: how far this window's "
                        f"`{md['outputs'][0]}` can be trusted, as the student learned it (a training window was poor "
                        "where the teacher erred by more than quantize's --quality-err and / or its signal-quality "
-                       "index was low). `sqtool predict`'s hr_tracked_bpm (and `sqtool bench --quality-gate`) hold their tracker "
-                       "where p <= 0.5.")
+                       "index was low); MODEL_CARD.md says what it did on the held-out windows."
+                       + (" `sqtool predict`'s hr_tracked_bpm (and `sqtool bench --quality-gate`) hold their tracker "
+                          "where p <= 0.5." if md["task"] == "hr" else ""))
         elif unit == "logit":
             neg, pos = CLASS_NAMES.get(md["task"], ("negative", "positive"))
             out.append(f"- `{name}`: a logit; p({pos}) = 1 / (1 + exp(-logit)){code}. sqtool's metrics (F1, "
@@ -162,21 +181,49 @@ def output_lines(md: dict) -> list[str]:
             out.append(f"- `{name}`: in {unit} (ONNX and TFLite float give it so; int8 ONNX too){code}.")
     if md.get("task") == "pretrain" or not out:
         out.append("- `embedding`: the encoder's features, no unit: a task head is yours to train on them.")
+    folded = [n for n, m, sd in zip(md.get("outputs") or [], md.get("target_mean") or [], md.get("target_std") or [])
+              if (m, sd) != (0.0, 1.0) and n in quant]
+    if folded:
+        out.append(f"- The int8 TFLite's output tensors carry the network's own quantization (scale, integer zero "
+                   f"point), which reads {', '.join(f'`{n}`' for n in folded)} as the network learned it, (value - "
+                   "target_mean) / target_std (`metadata.json`), not in the unit: read the codes with the affine "
+                   "above (`output_quantization`), whose zero point is fractional and may lie outside -128..127.")
     return out
 
 
-def write_integration(out: Path, model_cfg: dict, md: dict, int8: bool, parity_file: str | None) -> Path:
+def edge_text(md: dict) -> str:
+    """What the document says of the streamed windows against training's whole-recording ones."""
+    band = tuple(md["band"]) if md.get("band") else None
+    pre, post = zero_phase_context(band)
+    tested = (f"within {STREAM_TOL:g} normalised units farther than {pre:g} s from them, tested for this default "
+              f"{DEFAULT_BAND[0]:g}-{DEFAULT_BAND[1]:g} Hz band" if band == tuple(DEFAULT_BAND) else
+              f"farther than the filter's context, {pre:g} s / {post:g} s, from them; the {STREAM_TOL:g} normalised "
+              f"units tested for the default {DEFAULT_BAND[0]:g}-{DEFAULT_BAND[1]:g} Hz band are not measured for "
+              "this one")
+    return (f"Away from a recording's ends its windows equal the streamed ones above ({tested}). Nearer its ends "
+            "they differ, and a recording not much longer than one window is all ends: on 10 s arrhythmia segments "
+            "read by a 10 s model, an audit of one af model measured up to 0.1 normalised units, p(AF) up to 0.10 "
+            "apart, one patient's AUROC 0.845 (training's windows) against 0.828 (streamed). Windows beside a gap "
+            "differ too (training interpolates across a gap before it filters, and scores no window that holds one). "
+            "The held-out figures in MODEL_CARD.md are of training's windows.")
+
+
+def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], parity_file: str | None) -> Path:
+    """INTEGRATION.md (templates/INTEGRATION_time.md) filled for this model and the model files `files` it ships."""
+    T = int(round(float(md["fs"]) * float(md["window_s"])))
+    runtimes = [(r, f) for r, f in (("onnx_float", "model_float.onnx"), ("onnx", "model_int8.onnx"),
+                                    ("tflite", "model_int8.tflite"), ("c", "c/sq_model.h")) if f in files]
     values = {"MODEL": model_cfg["name"], "VERSION": md.get("sqtool_version", "?"), "MODEL_SHA": md.get("model_sha256"),
               "TASK": md["task"], "TASK_TEXT": task_text(md), "FS": f"{float(md['fs']):g}",
-              "WINDOW_S": f"{float(md['window_s']):g}", "HOP_S": f"{float(md['hop_s']):g}",
-              "T": int(round(float(md["fs"]) * float(md["window_s"]))), "NCH": len(md["channels"]),
-              "CHANNELS": ", ".join(md["channels"]), "INPUT_TEXT": input_text(md, int8), "OUTPUT_TEXT": output_text(md),
+              "WINDOW_S": f"{float(md['window_s']):g}", "HOP_S": f"{float(md['hop_s']):g}", "T": T,
+              "CHANNELS": ", ".join(md["channels"]), "INPUT_TEXT": input_text(md, files), "OUTPUT_TEXT": output_text(md),
               "STEPS": "\n".join(preprocessing_steps(md)), "OUTPUTS": "\n".join(output_lines(md)),
+              "EDGES": edge_text(md), "FLAGGED": f"{100 * FLAGGED:g}",
+              "RUNTIMES": ", ".join(f"`--runtime {r}` ({f})" for r, f in runtimes) or "its default runtime",
               "PARITY": (f"`{parity_file}` here holds input windows after step 6 (`x`, (N, {len(md['channels'])}, "
-                         f"{int(round(float(md['fs']) * float(md['window_s'])))}) float32, made by training's "
-                         "whole-recording path) and their labels (`y`): fed to your runtime, they check the network "
-                         "and the output reading (the export's parity rows in `export_report.md` were measured on "
-                         "them), not your steps 1-6." if parity_file else
+                         f"{T}) float32, made by training's whole-recording path) and their labels (`y`): fed to your "
+                         "runtime, they check the network and the output reading (the export's parity rows in "
+                         "`export_report.md` were measured on them), not your steps 1-6." if parity_file else
                          "This folder holds no parity windows (the export was given none): `sqtool predict` above is "
                          "the check."),
               "PROB_COLUMNS": " (a logit as its probability, e.g. `p_af`)" if any(
@@ -221,49 +268,101 @@ def _header(names: list[str], units) -> str:
     return " | ".join(f"{n} ({u})" if n.startswith("mae") and u else n for n in names)
 
 
-def quantize_sections(m: dict, held: list[str], shipped: str) -> list[str]:
+def _row_files(key: str, kind: str | None, files: set[str]) -> str:
+    """The model files of this folder a quantize run's row is: the int8 student's and the float student's (an int8
+    export ships both), or none ("")."""
+    if key == "student_int8" and kind == "student_int8":
+        mine = [f for f in files if "int8" in f or f.startswith("c/")]
+    elif key == "student_float" and kind in ("student_int8", "student_float"):
+        mine = [f for f in files if "float" in f]
+    else:
+        return ""
+    return ", ".join(sorted(mine))
+
+
+def quantize_sections(m: dict, held: list[str], md: dict, files: set[str], estimate: bool = False) -> list[str]:
     """A time-domain quantize run's held-out table: trivial, classic, teacher, float and int8 student, each with
-    its task metrics, its skill against the trivial predictor and its prediction spread; then the verdict lines.
-    `shipped`: the model this export carries ("student_int8" or "student_float")."""
+    its task metrics (pooled over the held-out windows), its skill against the trivial predictor (over subjects)
+    and its prediction spread; the rows this folder's files are marked; the verdict lines; what the fine-tune said of
+    the teacher; the quality head's effect. `estimate`: the run is a final fit's estimate run (its rows are that
+    run's models, of this model's recipe)."""
     task, sk = m["task"], m.get("skill") or {}
     units = m.get("units") or []
-    models = [(k, label) for k, label in MODELS if isinstance(m.get(k), dict) and m[k].get("metrics")]
+    models = [(k, label) for k, label in QUANTIZE_MODELS if isinstance(m.get(k), dict) and m[k].get("metrics")]
     names = _metric_names(task, m[models[-1][0]]["metrics"] if models else {})
+    tests = {k: _test((sk.get("models", {}).get(k) or {}).get("skill")) for k, _ in models}
+    n_subj = next((t.get("subjects") for t in tests.values() if t and t.get("subjects")), len(held))
+    metric = next((t["metric"] for t in tests.values() if t), "metric")
+    spread = (sk.get("models", {}).get("student_int8") or {}).get("spread") or {}
     saw = teacher_saw(m)
     lines = ["## Held-out metrics", "",
              f"Held-out subjects ({len(held)}: {', '.join(held)}; {m.get('heldout_windows', '?')} windows), "
              + (f"never in quantization; {saw}." if saw else "never in fine-tuning or quantization.")
-             + " Each model's task metrics on their windows; \"vs trivial\": its "
-             f"{(sk.get('models', {}).get('student_int8', {}).get('skill') or {}).get('metric', 'metric')} minus the "
-             "trivial predictor's (fitted on the training subjects only), the 95 % t-interval over the held-out "
-             "subjects and the paired p."
+             + " The task metrics are pooled over their windows; \"vs trivial\" is each model's "
+             f"{metric} minus the trivial predictor's (fitted on the training subjects only), its 95 % t-interval and "
+             "paired p over the held-out subjects"
+             + (f" (the targets' std on these windows: {', '.join(_cell(v, '.3g') for v in spread['target_std'])})"
+                if spread.get("target_std") else "") + "."
+             + (f" With {n_subj} held-out subject{'' if n_subj == 1 else 's'} that interval is wide: NO SKILL below "
+                "means skill was not shown, not that the model has none; hold out more subjects to know."
+                if n_subj and n_subj < FEW_SUBJECTS else "")
              + (f" **These figures are no measure of skill: {m['heldout_one_class']}.**" if m.get("heldout_one_class")
                 else ""), "",
              "| model | " + _header(names, units) + " | vs trivial (95 % CI, p) | prediction std |",
              "|---|" + "---|" * (len(names) + 2)]
     triv, classic = sk.get("trivial") or {}, sk.get("classic") or {}
-    lines.append(f"| trivial predictor (the training subjects' {'base rate' if task in CLASSIFICATION_TASKS else 'mean'}) | "
-                 + " | ".join(_cell(triv.get(n)) for n in names) + " | - | 0 |")
+    lines.append(f"| trivial predictor (the training subjects' {'base rate' if task in CLASSIFICATION_TASKS else 'mean'})"
+                 " | " + " | ".join(_cell(triv.get(n)) for n in names) + " | - | 0 |")
     if classic.get("name"):
-        lines.append(f"| classic: {classic['name']} | " + " | ".join(_cell(classic["metrics"].get(n)) for n in names)
-                     + " | - | - |")
+        lines.append(f"| classic: {classic['name']} | "
+                     + " | ".join(_cell((classic.get("metrics") or {}).get(n)) for n in names) + " | - | - |")
     for k, label in models:
-        s = (sk.get("models", {}).get(k) or {})
-        t = _test(s.get("skill")) or {}
+        t = tests[k] or {}
         vs = ("-" if not t else "not measurable" if not np.isfinite(t["diff"]) else
               f"{_cell(t['diff'], '+.3f')} [{_cell(t['diff_ci95'][0], '+.3f')}, {_cell(t['diff_ci95'][1], '+.3f')}], "
               f"p {_cell(t['p'], '.3g')}: " + ("skill" if t.get("skill") else "**NO SKILL**"))
-        std = ", ".join(f"{v:.3g}" for v in (s.get("spread") or {}).get("pred_std") or []) or "-"
-        name = f"**{label} (this export)**" if k == shipped else label
-        lines.append(f"| {name} | " + " | ".join(_cell(m[k]["metrics"].get(n)) for n in names) + f" | {vs} | {std} |")
+        std = ", ".join(_cell(v, ".3g") for v in ((sk.get("models", {}).get(k) or {}).get("spread") or {})
+                        .get("pred_std") or []) or "-"
+        mine = _row_files(k, md.get("checkpoint_kind"), files)
+        name = (f"**{label}** (that run's; this model's recipe)" if estimate and k != "teacher" and mine else
+                f"**{label}** (this folder: {mine})" if mine else label)
+        lines.append(f"| {name} | " + " | ".join(_cell((m[k]["metrics"] or {}).get(n)) for n in names)
+                     + f" | {vs} | {std} |")
     lines.append("")
     for k, label in models:
-        s = sk.get("models", {}).get(k) or {}
-        if s.get("skill"):
-            t, u = _test(s["skill"]), skill_unit(s["skill"]["metric"], units)
-            lines.append(f"- {skill_line(task, t, f'{label} ' + t['metric'], u)}"
-                         + classic_text(_test(s.get("vs_classic")), f"{label} {t['metric']}", unit=u))
+        if tests[k]:
+            u = skill_unit(tests[k]["metric"], units)
+            lines.append(f"- {skill_line(task, tests[k], f'{label} ' + tests[k]['metric'], u)}"
+                         + classic_text(_test((sk['models'][k] or {}).get('vs_classic')), f"{label} {metric}", unit=u))
+    ts = _test(md.get("teacher_skill")) if not estimate else None
+    if ts and np.isfinite(ts.get("model", float("nan"))):
+        lines.append(f"- The teacher's own fine-tune scored it out of fold over its {ts.get('subjects', '?')} training "
+                     f"subjects (`metadata.json` teacher_skill): {ts['metric']} {ts['model']:.3f} against the trivial "
+                     f"{ts['reference']:.3f}, {'skill' if ts.get('skill') else 'NO SKILL'}; the teacher row above is "
+                     "the same teacher on the held-out subjects.")
+    lines += quality_lines(m, md)
     return lines
+
+
+def quality_lines(m: dict, md: dict) -> list[str]:
+    """What a regression student's quality head did on the held-out windows (quantize's `coverage`: the int8
+    student's error keeping the windows it trusts most, and at p > 0.5), and the rule it was trained on."""
+    cov, qh = m.get("coverage") or {}, m.get("quality_head") or {}
+    if QUALITY_OUTPUT not in (md.get("outputs") or []) or not cov.get("by_coverage"):
+        return []
+    unit = (md.get("units") or [""])[0]
+    by = {round(r["coverage"], 2): r["mae"] for r in cov["by_coverage"] if r.get("mae") is not None}
+    at = next((r for r in cov.get("by_threshold") or [] if abs(r.get("threshold", 0) - 0.5) < 1e-9), None)
+    rule = {"both": "the teacher's error above {e:g} {u} or a signal-quality index <= 0.5 (where the data has one)",
+            "teacher_error": "the teacher's error above {e:g} {u}", "sqi": "a signal-quality index <= 0.5"}.get(
+        qh.get("label"), "quantize's --quality-label rule").format(e=qh.get("teacher_err_threshold") or 0, u=unit)
+    return ["", f"The int8 student's `{QUALITY_OUTPUT}` (trained to call a window poor on {rule}; "
+            f"{100 * (qh.get('poor_fraction_train') or 0):.1f} % of the training windows were) on the held-out "
+            f"windows, its `{md['outputs'][0]}` MAE keeping the windows it trusts most: "
+            + ", ".join(f"{100 * c:.0f} % {by[c]:.3g}" for c in sorted(by, reverse=True))
+            + (f" {unit}; at p(good) > 0.5 it keeps {100 * at['coverage']:.0f} % (MAE {at['mae']:.3g} {unit})"
+               if at and at.get("mae") is not None else f" {unit}")
+            + ". A head whose kept windows are no better than all of them tells nothing."]
 
 
 def finetune_sections(m: dict) -> list[str]:
@@ -273,10 +372,11 @@ def finetune_sections(m: dict) -> list[str]:
     names = _metric_names(task, m.get("metrics") or {})
     held = [str(h) for h in m.get("heldout_subjects") or []]
     lines = ["## Out-of-fold metrics (the training subjects)", "",
-             f"{m.get('folds', 'subject folds')} over the {m.get('subjects', '?')} training subjects "
-             f"({m.get('windows', '?')} windows): each window scored by the fold model that did not train on its "
-             "subject. " + (f"The subjects held out of the fine-tuning ({', '.join(held)}) are scored by `sqtool "
-                            "quantize`, beside its students." if held else ""), "",
+             f"This folder's model is the fine-tune's final fit on its {m.get('subjects', '?')} training subjects; "
+             f"the figures are of its fold models ({m.get('folds', 'subject folds')}, {m.get('windows', '?')} "
+             "windows): each window scored by the fold model that did not train on its subject, pooled. "
+             + (f"The subjects held out of the fine-tuning ({', '.join(held)}) are scored by `sqtool quantize`, "
+                "beside its students." if held else ""), "",
              "| | " + _header(names, m.get("units") or []) + " |", "|---|" + "---|" * len(names),
              "| model (out of fold) | " + " | ".join(_cell((m.get("metrics") or {}).get(n)) for n in names) + " |"]
     sk = m.get("skill") or {}
@@ -284,7 +384,7 @@ def finetune_sections(m: dict) -> list[str]:
         lines.append("| trivial predictor | " + " | ".join(_cell(sk["trivial"].get(n)) for n in names) + " |")
     if (sk.get("classic") or {}).get("name"):
         lines.append(f"| classic: {sk['classic']['name']} | "
-                     + " | ".join(_cell(sk["classic"]["metrics"].get(n)) for n in names) + " |")
+                     + " | ".join(_cell((sk["classic"].get("metrics") or {}).get(n)) for n in names) + " |")
     if sk.get("skill"):
         u = skill_unit(sk["skill"]["metric"], m.get("units") or [])
         lines += ["", f"- {skill_line(task, _test(sk['skill']), unit=u)}" + classic_text(_test(sk.get("vs_classic")),
@@ -295,7 +395,7 @@ def finetune_sections(m: dict) -> list[str]:
     return lines
 
 
-def metric_sections(m: dict, held: list[str], shipped: str) -> list[str]:
+def metric_sections(m: dict, held: list[str], md: dict, files: set[str]) -> list[str]:
     """The card's figures from the source run's metrics.json, by what the run was."""
     if m.get("final_fit"):
         est = m.get("estimate") or {}
@@ -304,25 +404,30 @@ def metric_sections(m: dict, held: list[str], shipped: str) -> list[str]:
                     "--heldout-fraction 0`) and no run of its recipe with held-out subjects was given "
                     "(`--estimate-from`)"]
         e = est["metrics"]
-        sec = quantize_sections(e, [str(h) for h in e.get("heldout_subjects") or []], shipped)
-        sec = [ln.replace(" (this export)**", " (that run's; this model's recipe)**") for ln in sec]
+        sec = quantize_sections(e, [str(h) for h in e.get("heldout_subjects") or []], md, files, estimate=True)
         return (["## Held-out estimate (the same recipe, run with subjects held out)", "",
                  f"This model was trained on every subject, these too. The figures below were measured by the "
                  f"quantize run `{PurePath(str(est['run'])).name}` (its folder name), the same recipe run with them "
                  "held out: an estimate of this model's error on new subjects, not a measurement of it."] + sec[1:])
     if isinstance(m.get("student_int8"), dict):
-        return quantize_sections(m, held, shipped)
+        return quantize_sections(m, held, md, files)
     if m.get("metrics") and m.get("task"):
         return finetune_sections(m)
     return ["## Held-out metrics", "", "- no metrics.json of a quantize or fine-tune run beside the source "
             "checkpoint: none reported here."]
 
 
-def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict | None = None) -> str:
-    data, ctx = data_sections(md, run_dir, names)
+# a licence that does not grant redistribution (DATASET_LICENCES' wording): the folder's parity windows are its data
+NO_REDISTRIBUTION = ("not granted", "no data licence", "no licence stated")
+
+
+def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict | None = None,
+                    files: set[str] = frozenset(), parity: str | None = None) -> str:
+    """MODEL_CARD.md of a time-domain model (module docstring); `files`: the model files of the folder, `parity`:
+    its parity windows' file name (None: none)."""
+    data, ctx = data_sections(md, run_dir, names, "reference heart rate" if md["task"] == "hr" else "labels")
     held = [str(h) for h in (ctx.held if "training_data" in md else ctx.metrics.get("heldout_subjects") or [])]
     int8 = graph is not None
-    shipped = "student_int8" if int8 else "student_float"
     size = (f"- {graph.macs} MACs per window, {graph.weight_bytes} bytes of int8 weights and int32 biases" if int8
             else "- float32 weights (a float-only export: no int8 model)")
     lines = [f"# Model card: {model_cfg['name']} ({md['task']}: {task_text(md)})", "",
@@ -334,34 +439,54 @@ def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict 
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
              f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}", size,
              *identity_lines(md, "weights and model config with its preprocessing contract"), ""] + data
-    lines += [""] + metric_sections(ctx.metrics, held, shipped)
+    lines += [""] + metric_sections(ctx.metrics, held, md, files)
     lines += ["", "## Limitations", ""]
     if ctx.synthetic_only:
         lines.append("- **Trained on synthetic PPG only**: its outputs on real recordings are not validated. Train on "
                      "real recordings before using it.")
-    seen = ctx.seen
-    who = (f" (trained on {n_subjects(len(seen))}; age, sex and skin tone are not recorded in sqtool's datasets, "
-           "so the card cannot say which groups they cover)" if seen else "")
+    who = (f" (trained on {n_subjects(len(ctx.seen))}; age, sex and skin tone are not recorded in sqtool's datasets, "
+           "so the card cannot say which groups they cover)" if ctx.seen else "")
+    quality = QUALITY_OUTPUT in (md.get("outputs") or [])
     lines += [f"- Trained and evaluated on the data above only{who}; not validated for clinical use or diagnosis, "
               "nor on sensors, body sites or populations outside the training data.",
               f"- The input contract is INTEGRATION.md's: {float(md['fs']):g} Hz after resampling, "
               f"{float(md['window_s']):g} s windows, band-pass {md.get('band')}, `{md.get('norm')}` normalisation; "
               "another preprocessing gives another input and unmeasured results.",
-              "- No signal-quality gate is part of this model: a window of noise or of a sensor off the skin still "
-              "gives an output. Gaps are the integrator's to flag (INTEGRATION.md step 1).",
-              "- The export folder's parity windows are the held-out (or, for a final fit, training) subjects' "
-              "preprocessed windows: subject data, pseudonymised where `--subjects` says so.", ""]
+              (f"- Its `{QUALITY_OUTPUT}` is the student's own guess of how far a window's `{md['outputs'][0]}` can be "
+               "trusted (above: what it did on the held-out windows), not a detector of noise or of a sensor off "
+               "the skin: such windows still give an output." if quality else
+               "- No signal-quality gate is part of this model: a window of noise or of a sensor off the skin still "
+               "gives an output.") + " Gaps are the integrator's to flag (INTEGRATION.md step 1)."]
+    for r in md.get("output_quantization") or [] if int8 else []:
+        if r.get("unit") != "logit":
+            lo, hi = code_range(r)
+            lines.append(f"- The int8 model reports `{r['name']}` between {lo:.4g} and {hi:.4g} {r.get('unit', '')} "
+                         "only (its output codes' range): a value beyond saturates there.")
+    if parity:
+        lines.append(f"- This folder's `{parity}` holds preprocessed windows of the "
+                     + ("training" if parity == "parity.npz" else "held-out") + " subjects (subject data, "
+                     "pseudonymised where `--subjects` says so), for the parity check.")
+        bound = [d for d in (md.get("training_data") or {}).get("datasets") or []
+                 if any(w in DATASET_LICENCES.get(d, "") for w in NO_REDISTRIBUTION)]
+        if bound:
+            lines.append(f"  Its terms: {', '.join(f'`{d}`' for d in bound)} grant{'s' if len(bound) == 1 else ''} no "
+                         "redistribution (above): check them before this folder leaves your organisation.")
+    lines.append("")
     return "\n".join(lines)
 
 
+MODEL_FILES = ("model_float.onnx", "model_int8.onnx", "model_float.tflite", "model_int8.tflite", "c/sq_model.h")
+
+
 def write_time_docs(out_dir, model_cfg: dict, graph, md: dict, run_dir=None, names: dict | None = None) -> list[Path]:
-    """MODEL_CARD.md and INTEGRATION.md of a time-domain model, for every export target; `graph` None: a float-only
-    export. Returns their paths."""
+    """MODEL_CARD.md and INTEGRATION.md of a time-domain model, for every export target, after its model files are
+    written (the documents name those the folder holds); `graph` None: a float-only export. Returns their paths."""
     out = Path(out_dir)
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
     if "fs" not in md or "channels" not in md:
         raise SqtoolError(f"export of {mc.get('name')}: the metadata lacks the input contract (fs, channels) the "
                           "integration document is written from")
     parity = next((f for f in ("heldout.npz", "parity.npz") if (out / f).is_file()), None)
-    atomic_write_text(out / "MODEL_CARD.md", time_model_card(mc, md, graph, run_dir, names))
-    return [out / "MODEL_CARD.md", write_integration(out, mc, md, graph is not None, parity)]
+    files = {f for f in MODEL_FILES if (out / f).is_file()}
+    atomic_write_text(out / "MODEL_CARD.md", time_model_card(mc, md, graph, run_dir, names, files, parity))
+    return [out / "MODEL_CARD.md", write_integration(out, mc, md, files, parity)]

@@ -43,7 +43,8 @@ from typing import Sequence
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.data.preprocess import DEFAULT_BAND, StreamingBandpass, _sos, normalise, resample_ratio
+from sqtool.data.preprocess import (DEFAULT_BAND, StreamingBandpass, _sos, filtfilt_padlen, normalise,
+                                    resample_ratio, zero_phase_context)
 from sqtool.firmware_bench.report import too_short
 
 FILTERS = ("window", "causal", "none")
@@ -66,8 +67,8 @@ class StreamSpec:
         """The stream for a model contract (ModelCfg, its dict, or an export's metadata.json).
 
         band="model" takes the contract's band-pass (older files without one: DEFAULT_BAND). The
-        "window" filter's history/look-ahead grows with a low cut-off: (max(8, 3/lo), max(4, 1.5/lo)) s,
-        so a 0.05 Hz respiratory band is filtered like the offline whole-record filter (60 s / 30 s)."""
+        "window" filter's history/look-ahead grows with a low cut-off (`preprocess.zero_phase_context`), so a
+        0.05 Hz respiratory band is filtered like the offline whole-record filter (60 s / 30 s)."""
         g = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
         if isinstance(band, str) and band == "model":
             band = g("band", None)
@@ -76,8 +77,7 @@ class StreamSpec:
             elif band is None and not (isinstance(cfg, dict) and "band" in cfg):
                 band = DEFAULT_BAND
         band = tuple(band) if band is not None else None
-        lo = band[0] if band else None
-        context = (max(8.0, 3.0 / lo), max(4.0, 1.5 / lo)) if lo else (8.0, 4.0)
+        context = zero_phase_context(band)
         return cls(fs=float(g("fs")), window_s=float(g("window_s")), hop_s=float(g("hop_s")),
                    channels=tuple(g("channels")), norm=str(g("norm", "minmax")), band=band, filter=filter,
                    context_s=context)
@@ -229,8 +229,7 @@ class WindowStream:
         from scipy import signal
         if self._sos is None:
             self._sos = _sos(self.spec.fs, self.spec.band[0], self.spec.band[1], 2)
-        padlen = min(3 * (2 * len(self._sos) + 1), max(x.shape[-1] - 1, 0))
-        return signal.sosfiltfilt(self._sos, x, axis=-1, padlen=padlen)
+        return signal.sosfiltfilt(self._sos, x, axis=-1, padlen=filtfilt_padlen(self._sos, x.shape[-1]))
 
     @property
     def latency_s(self) -> float:

@@ -45,13 +45,18 @@ def test_every_time_domain_export_ships_its_card_and_integration_document(runs):
            f"{oq['scale']:.9g} x (code - {oq['zero_point']:.6g})" in doc
     assert "@" not in doc.replace("`@", "")                                      # every placeholder filled
     teacher_doc = (runs / "et" / "INTEGRATION.md").read_text()
-    assert "this export holds float models only: no int8 input" in teacher_doc and "from an int8 code" not in teacher_doc
+    assert "model_float.onnx `x` (1, 1, 400) channels-first float32" in teacher_doc   # the files it holds: onnx
+    for absent in ("model_int8", "model_float.tflite", "int8 codes q =", "from an int8 code", "`--runtime onnx`"):
+        assert absent not in teacher_doc, absent
+    assert "with `--runtime onnx_float` (model_float.onnx) (the model files this folder holds)" in " ".join(
+        teacher_doc.split())
 
 
 def test_the_card_quotes_the_quantize_runs_table_and_verdicts(runs):
     m = json.loads((runs / "q" / "metrics.json").read_text())
     card = (runs / "e" / "MODEL_CARD.md").read_text()
-    row = next(ln for ln in card.splitlines() if ln.startswith("| **student int8 (this export)**"))
+    row = next(ln for ln in card.splitlines() if ln.startswith("| **student int8** (this folder: c/sq_model.h, "
+                                                                "model_int8.onnx, model_int8.tflite) |"))
     f1 = m["student_int8"]["metrics"]["f1_weighted"]
     assert f" {f1:.3f} " in row
     assert "| trivial predictor (the training subjects' base rate) |" in card
@@ -63,6 +68,7 @@ def test_the_card_quotes_the_quantize_runs_table_and_verdicts(runs):
     teacher_card = (runs / "et" / "MODEL_CARD.md").read_text()
     assert "## Out-of-fold metrics (the training subjects)" in teacher_card and "scored by `sqtool quantize`" in teacher_card
     assert "float32 weights (a float-only export: no int8 model)" in teacher_card
+    assert "labels: the generator's own" in card and "reference heart rate" not in card       # an af model's labels
 
 
 def _stated(doc: str, pattern: str) -> str:
@@ -71,39 +77,65 @@ def _stated(doc: str, pattern: str) -> str:
     return found.group(1)
 
 
-def test_the_documents_steps_give_the_windows_predict_feeds(runs):
-    """An integrator's implementation of INTEGRATION.md's steps 1-6, its filter and resampler calls and numbers read
-    from the document's text, gives the windows `sqtool predict` / `bench` feed the network
-    (`firmware_bench.stream.replay`) on a 125 Hz recording with a dropout, to float rounding."""
-    from sqtool.data.record import Record
-    from sqtool.firmware_bench.stream import StreamSpec, replay
-    md = json.loads((runs / "e" / "metadata.json").read_text())
-    doc = (runs / "e" / "INTEGRATION.md").read_text()
-    sos = eval(_stated(doc, r"`sos = (scipy\.signal\.butter\([^`]*\))`"), {"scipy": scipy})   # noqa: S307
-    padlen = int(_stated(doc, r"padlen=min\((\d+), len\(seg\) - 1\)"))
-    pre, post = (float(_stated(doc, p)) for p in (r"plus the ([\d.]+) s of signal before it",
-                                                 r"and the ([\d.]+) s\s+after it"))
-    up, down = (int(v) for v in _stated(doc, r"125 Hz: (\d+ / \d+)").split(" / "))
-    H, T = (int(v) for v in re.search(r"model-rate samples \[(\d+) i, \d+ i \+ (\d+)\)", doc).groups())
+def doc_windows(doc: str, x: np.ndarray, fs_dev: float, n: int) -> np.ndarray:
+    """An integrator's steps 1-7 of INTEGRATION.md for one channel at fs_dev Hz: every call and number read from the
+    document's text (the butter call, padlen, context in samples, resample ratio, window indices, normalisation,
+    the tiling length), windows 0..n-1."""
     fs = float(_stated(doc, r"\*\*Resample to ([\d.]+) Hz"))
-
-    rng = np.random.default_rng(3)
-    t = np.arange(int(125 * 75)) / 125.0
-    x = 900 + 40 * np.sin(2 * np.pi * 1.3 * t) + 12 * np.sin(2 * np.pi * 0.2 * t) + rng.normal(0, 2, t.size)
-    x[3000:3100] = np.nan                                                    # a 0.8 s dropout
-    got = replay(Record("mine", "r1", "s1", {"ppg": x}, {"ppg": 125.0}), StreamSpec.from_model_cfg(md)).x[:, 0]
-
+    H, T = (int(v) for v in re.search(r"model-rate samples \[(\d+) i, \d+ i \+ (\d+)\)", doc).groups())
+    if "is repeated end to end at the device rate" in doc and len(x) < T / fs * fs_dev:   # step 7
+        win = float(_stated(doc, r"cut to ceil\(([\d.]+) x fs_device\) \+ 1 samples"))
+        need = int(np.ceil(win * fs_dev)) + 1
+        x = np.tile(x, -(-need // len(x)))[:need]
     held = x.copy()                                                          # step 1: hold the last good value
     for i in np.flatnonzero(~np.isfinite(held)):
         held[i] = held[i - 1] if i else 0.0
+    up, down = (int(v) for v in _stated(doc, rf"{fs_dev:g} Hz: (\d+ / \d+)").split(" / "))
     y = scipy.signal.resample_poly(held - held[0], up, down) + held[0]       # steps 2-3
-    mine = []
-    for i in range(len(got)):
-        a, b = max(0, H * i - int(round(pre * fs))), min(len(y), H * i + T + int(round(post * fs)))
-        seg = scipy.signal.sosfiltfilt(sos, y[a:b], padlen=min(padlen, b - a - 1))   # step 4
+    sos = eval(_stated(doc, r"`sos = (scipy\.signal\.butter\([^`]*\))`"), {"scipy": scipy})   # noqa: S307
+    padlen = int(_stated(doc, r"padlen=min\((\d+), len\(seg\) - 1\)"))
+    pre, post = (int(_stated(doc, p)) for p in (r"plus the (\d+) samples \([\d.]+ s\) before it",
+                                               r"and the (\d+) samples \([\d.]+ s\) after it"))
+    out = []
+    for i in range(n):
+        a, b = max(0, H * i - pre), min(len(y), H * i + T + post)
+        seg = scipy.signal.sosfiltfilt(sos, y[a:b], padlen=min(padlen, b - a - 1))     # step 4
         w = seg[H * i - a: H * i - a + T]                                     # step 5
-        mine.append((w - w.min()) / (w.max() - w.min()))                      # step 6 (minmax)
-    assert len(got) == 7 and np.abs(np.array(mine) - got).max() < 1e-5
+        if "x' = (x - min) / (max - min)" in doc:                            # step 6
+            out.append((w - w.min()) / (w.max() - w.min()))
+        else:
+            assert "x' = (x - mean) / std (numpy's std, ddof 0)" in doc
+            out.append((w - w.mean()) / w.std())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("case", ["af export", "rr-like: 0.1-2 Hz at 10 Hz, zscore", "a short recording, tiled"])
+def test_the_documents_steps_give_the_windows_predict_feeds(runs, tmp_path, case):
+    """An integrator's implementation of INTEGRATION.md (`doc_windows`: its calls and numbers read from the
+    document's text) gives the windows `sqtool predict` / `bench` feed the network (`firmware_bench.stream.replay`,
+    after predict's `tile_record` for a short recording), to float rounding: the af export's document on a 125 Hz
+    recording with a dropout; a document written for a low band (a longer filter context), zscore and another rate;
+    a recording shorter than the window."""
+    from sqtool.data.record import Record, tile_record
+    from sqtool.export.time_docs import write_integration
+    from sqtool.firmware_bench.stream import StreamSpec, replay
+    md = json.loads((runs / "e" / "metadata.json").read_text())
+    rng = np.random.default_rng(3)
+    fs_dev, seconds = (125.0, 75.0) if case != "a short recording, tiled" else (100.0, 7.3)
+    if case.startswith("rr-like"):
+        md.update(band=[0.1, 2.0], fs=10.0, window_s=30.0, hop_s=10.0, norm="zscore", short_records="refuse")
+    t = np.arange(int(fs_dev * seconds)) / fs_dev
+    x = 900 + 40 * np.sin(2 * np.pi * 1.3 * t) + 12 * np.sin(2 * np.pi * 0.2 * t) + rng.normal(0, 2, t.size)
+    if case == "af export":
+        x[3000:3100] = np.nan                                                # a 0.8 s dropout
+    rec = Record("mine", "s1", "r1", {"ppg": x}, {"ppg": fs_dev})
+    if case == "a short recording, tiled":
+        rec = tile_record(rec, float(md["window_s"]))                         # as predict fills it
+    got = replay(rec, StreamSpec.from_model_cfg(md)).x[:, 0]
+    doc = write_integration(tmp_path, md["model_cfg"], md, set(), None).read_text()
+    mine = doc_windows(doc, x, fs_dev, len(got))
+    assert len(got) == {"af export": 7, "a short recording, tiled": 1}.get(case, 5)
+    assert np.abs(mine - got).max() < 1e-5
 
 
 @pytest.mark.parametrize("task", ["hr", "rr", "af", "bp", "quality", "spo2"])
@@ -128,3 +160,64 @@ def test_each_output_is_read_in_its_unit_or_as_a_probability(task):
             assert f"p({'AF' if task == 'af' else 'good'}) = 1 / (1 + exp(-logit))" in line and "p > 0.5" in line
         else:
             assert f"in {unit} " in line
+
+
+def _skill(diff, lo, hi, p, n, model, ref, better="lower", metric="mae"):
+    return {"metric": metric, "better": better, "model": model, "reference": ref, "diff": diff,
+            "diff_ci95": [lo, hi], "p": p, "subjects": n, "skill": p < 0.05 and hi < 0, "flag": ""}
+
+
+def test_the_card_of_a_bp_student_says_what_its_figures_can_and_cannot_show(tmp_path):
+    """A quantize run of a two-output regression (bp) on 3 held-out subjects, its quality head, an int8 output range
+    narrower than the labels, a dataset whose terms grant no redistribution: the card's MAE per output in its unit,
+    the verdicts (skill where shown, NO SKILL said to mean 'not shown' with 3 subjects), the fine-tune's own
+    verdict on the teacher, the quality head's kept-window MAEs, the range the int8 codes can report and the terms
+    of the parity windows it ships."""
+    from types import SimpleNamespace
+
+    from sqtool.export.time_docs import time_model_card
+    sk = {"trivial": {"mae_sbp": 14.0, "mae_dbp": 9.0, "mae": 11.5},
+          "classic": {"name": None, "why": "no classic method for bp"},
+          "models": {"teacher": {"skill": _skill(-1.0, -2.0, -0.1, 0.04, 3, 10.5, 11.5),
+                                 "spread": {"pred_std": [8.0, 5.0], "target_std": [15.0, 9.0]}},
+                     "student_float": {"skill": _skill(0.5, -3.0, 4.0, 0.6, 3, 12.0, 11.5),
+                                       "spread": {"pred_std": [None, 4.0], "target_std": [15.0, 9.0]}},
+                     "student_int8": {"skill": _skill(0.7, -3.1, 4.5, 0.62, 3, 12.2, 11.5),
+                                      "spread": {"pred_std": [6.0, 4.1], "target_std": [15.0, 9.0]}}}}
+    m = {"task": "bp", "primary_metric": "mae", "heldout_subjects": ["a", "b", "c"], "heldout_windows": 9,
+         "heldout_in_teacher": False, "units": ["mmHg", "mmHg"], "skill": sk,
+         **{k: {"metrics": {"mae_sbp": 14.0 + i, "mae_dbp": 8.0 + i, "mae": 11.0 + i}}
+            for i, k in enumerate(("teacher", "student_float", "student_int8"))},
+         "coverage": {"by_coverage": [{"coverage": 1.0, "mae": 13.0}, {"coverage": 0.8, "mae": 11.0}],
+                      "by_threshold": [{"threshold": 0.5, "coverage": 0.9, "mae": 12.0}]},
+         "quality_head": {"label": "teacher_error", "teacher_err_threshold": 10.0, "poor_fraction_train": 0.2}}
+    (tmp_path / "metrics.json").write_text(json.dumps(m))
+    md = {"task": "bp", "fs": 40.0, "window_s": 8.0, "hop_s": 8.0, "channels": ["ppg"], "band": [0.5, 8.0],
+          "norm": "minmax", "outputs": ["sbp", "dbp", "quality_logit"], "units": ["mmHg", "mmHg", "logit"],
+          "checkpoint_kind": "student_int8", "quant_scheme": "int8", "quant_description": "int8",
+          "teacher_skill": _skill(2.0, 1.0, 3.0, 0.01, 40, 13.5, 11.5),
+          "training_data": {"datasets": ["ppg_arrhythmia"], "train_subjects": ["ppg_arrhythmia:x"],
+                            "heldout_subjects": ["ppg_arrhythmia:a", "ppg_arrhythmia:b", "ppg_arrhythmia:c"]},
+          "output_quantization": [{"name": "sbp", "unit": "mmHg", "scale": 0.5, "zero_point": -240.0},
+                                  {"name": "dbp", "unit": "mmHg", "scale": 0.4, "zero_point": -200.0},
+                                  {"name": "quality_logit", "unit": "logit", "scale": 0.05, "zero_point": 0.0}]}
+    card = time_model_card({"name": "s", "family": "cnn1d_student", "arch": {}}, md,
+                           SimpleNamespace(macs=1, weight_bytes=2), tmp_path, None,
+                           {"model_int8.onnx", "model_float.onnx"}, "heldout.npz")
+    flat = " ".join(card.split())
+    assert "| model | mae_sbp (mmHg) | mae_dbp (mmHg) | mae (mmHg) | vs trivial (95 % CI, p) | prediction std |" in card
+    assert "| teacher float | 14.000 | 8.000 | 11.000 | -1.000 [-2.000, -0.100], p 0.04: skill | 8, 5 |" in card
+    assert "| **student int8** (this folder: model_int8.onnx) | 16.000 | 10.000 | 13.000 | +0.700 [-3.100, +4.500], " \
+           "p 0.62: **NO SKILL** | 6, 4.1 |" in card
+    assert "| **student float** (this folder: model_float.onnx) |" in card and "| -, 4 |" in card   # a NaN spread
+    assert "With 3 held-out subjects that interval is wide: NO SKILL below means skill was not shown" in flat
+    assert "(the targets' std on these windows: 15, 9)" in flat
+    assert "out of fold over its 40 training subjects (`metadata.json` teacher_skill): mae 13.500 against the " \
+           "trivial 11.500, NO SKILL" in flat
+    assert "trained to call a window poor on the teacher's error above 10 mmHg; 20.0 % of the training windows " \
+           "were) on the held-out windows, its `sbp` MAE keeping the windows it trusts most: 100 % 13, 80 % 11 mmHg; " \
+           "at p(good) > 0.5 it keeps 90 % (MAE 12 mmHg)" in flat
+    assert "The int8 model reports `sbp` between 56 and 183.5 mmHg only" in flat
+    assert "`dbp` between 28.8 and 130.8 mmHg" in flat and "`quality_logit` between" not in flat
+    assert "`ppg_arrhythmia` grants no redistribution (above): check them before this folder leaves" in flat
+    assert "labels: the rhythm of each segment" in flat
