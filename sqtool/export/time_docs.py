@@ -200,10 +200,11 @@ def edge_text(md: dict) -> str:
               f"farther than the filter's context, {pre:g} s / {post:g} s, from them; the {STREAM_TOL:g} normalised "
               f"units tested for the default {DEFAULT_BAND[0]:g}-{DEFAULT_BAND[1]:g} Hz band are not measured for "
               "this one")
+    example = (" For example, on 10 s arrhythmia segments read by a 10 s model, an audit of one af model measured "
+               "up to 0.1 normalised units, p(AF) up to 0.10 apart, one patient's AUROC 0.845 (training's windows) "
+               "against 0.828 (streamed)." if md.get("short_records") == "tile" else "")
     return (f"Away from a recording's ends its windows equal the streamed ones above ({tested}). Nearer its ends "
-            "they differ, and a recording not much longer than one window is all ends: on 10 s arrhythmia segments "
-            "read by a 10 s model, an audit of one af model measured up to 0.1 normalised units, p(AF) up to 0.10 "
-            "apart, one patient's AUROC 0.845 (training's windows) against 0.828 (streamed). Windows beside a gap "
+            f"they differ, and a recording not much longer than one window is all ends.{example} Windows beside a gap "
             "differ too (training interpolates across a gap before it filters, and scores no window that holds one). "
             "The held-out figures in MODEL_CARD.md are of training's windows.")
 
@@ -211,8 +212,9 @@ def edge_text(md: dict) -> str:
 def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], parity_file: str | None) -> Path:
     """INTEGRATION.md (templates/INTEGRATION_time.md) filled for this model and the model files `files` it ships."""
     T = int(round(float(md["fs"]) * float(md["window_s"])))
-    runtimes = [(r, f) for r, f in (("onnx_float", "model_float.onnx"), ("onnx", "model_int8.onnx"),
-                                    ("tflite", "model_int8.tflite"), ("c", "c/sq_model.h")) if f in files]
+    runtimes = [(r, f) for r, f in (("onnx_float", "model_float.onnx"), ("litert_float", "model_float.tflite"),
+                                    ("onnx", "model_int8.onnx"), ("tflite", "model_int8.tflite"),
+                                    ("c", "c/sq_model.h")) if f in files]
     values = {"MODEL": model_cfg["name"], "VERSION": md.get("sqtool_version", "?"), "MODEL_SHA": md.get("model_sha256"),
               "TASK": md["task"], "TASK_TEXT": task_text(md), "FS": f"{float(md['fs']):g}",
               "WINDOW_S": f"{float(md['window_s']):g}", "HOP_S": f"{float(md['hop_s']):g}", "T": T,
@@ -230,7 +232,9 @@ def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], par
                   u == "logit" for u in md.get("units") or []) else "",
               "CAUSAL_TEXT": ("A causal filter instead of step 4 (`scipy.signal.sosfilt`, no look-ahead, what a "
                               "sample-by-sample device runs) feeds the network another input, with a phase lag: "
-                              "`sqtool bench --filter causal` measures what it costs on your recordings."
+                              "`sqtool predict --filter causal` beside the default `--filter window` on your labelled "
+                              "recordings measures what it costs (outputs window by window; a regression label's MAE "
+                              "per recording)."
                               if md.get("band") else "")}
     path = out / "INTEGRATION.md"
     atomic_write_text(path, _fill((TEMPLATES / "INTEGRATION_time.md").read_text(), values))
@@ -251,6 +255,19 @@ def _test(t: dict | None) -> dict | None:
     nan = lambda v: float("nan") if v is None else v                                      # noqa: E731
     return {**t, **{k: nan(t.get(k)) for k in ("model", "reference", "diff", "p")},
             "diff_ci95": [nan(v) for v in t.get("diff_ci95") or [None, None]]}
+
+
+def _better(t: dict) -> bool:
+    """The model's point value beats the reference's (a test dict's direction)."""
+    d = t.get("diff", float("nan"))
+    return bool(np.isfinite(d) and (d < 0 if t.get("better", "lower") == "lower" else d > 0))
+
+
+def _worse(t: dict) -> bool:
+    """The difference's 95 % CI lies wholly on the worse side."""
+    lo, hi = t.get("diff_ci95") or [float("nan")] * 2
+    lower = t.get("better", "lower") == "lower"
+    return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 if lower else hi < 0))
 
 
 def _metric_names(task: str, sample: dict) -> list[str]:
@@ -332,14 +349,31 @@ def quantize_sections(m: dict, held: list[str], md: dict, files: set[str], estim
     for k, label in models:
         if tests[k]:
             u = skill_unit(tests[k]["metric"], units)
-            lines.append(f"- {skill_line(task, tests[k], f'{label} ' + tests[k]['metric'], u)}"
-                         + classic_text(_test((sk['models'][k] or {}).get('vs_classic')), f"{label} {metric}", unit=u))
+            line = skill_line(task, tests[k], f"{label} " + tests[k]["metric"], u)
+            if n_subj and n_subj < FEW_SUBJECTS and _better(tests[k]):
+                line = line.replace("NO SKILL (does not beat the trivial predictor)",
+                                    f"NO SKILL shown (better on the point value; {n_subj} held-out subjects cannot "
+                                    "show it)")
+            lines.append(f"- {line}" + classic_text(_test((sk['models'][k] or {}).get('vs_classic')),
+                                                     f"{label} {metric}", unit=u))
+    f1 = {k: (m[k]["metrics"] or {}).get("f1_weighted") for k, _ in models}
+    if task in CLASSIFICATION_TASKS and f1.get("student_int8") is not None and triv.get("f1_weighted") is not None \
+            and f1["student_int8"] <= triv["f1_weighted"] + 1e-9 and ((m["student_int8"]["metrics"] or {}).get(
+                "auroc") or 0) > 0.5:
+        lines.append(f"- **At the p > 0.5 threshold the int8 student's F1 ({f1['student_int8']:.3f}) is no better than "
+                     f"the trivial predictor's ({triv['f1_weighted']:.3f})** although its AUROC is "
+                     f"{m['student_int8']['metrics']['auroc']:.3f}: its probabilities are not centred on 0.5. Do not "
+                     "ship it with that threshold; choose one on data of your own device.")
     ts = _test(md.get("teacher_skill")) if not estimate else None
     if ts and np.isfinite(ts.get("model", float("nan"))):
-        lines.append(f"- The teacher's own fine-tune scored it out of fold over its {ts.get('subjects', '?')} training "
-                     f"subjects (`metadata.json` teacher_skill): {ts['metric']} {ts['model']:.3f} against the trivial "
-                     f"{ts['reference']:.3f}, {'skill' if ts.get('skill') else 'NO SKILL'}; the teacher row above is "
-                     "the same teacher on the held-out subjects.")
+        worse = not ts.get("skill") and _worse(ts)
+        lines.append(f"- The teacher's fine-tune scored its fold models out of fold over its {ts.get('subjects', '?')} "
+                     f"training subjects (`metadata.json` teacher_skill): {ts['metric']} {ts['model']:.3f} against the "
+                     f"trivial {ts['reference']:.3f}, "
+                     + ("skill" if ts.get("skill") else "**worse than the trivial predictor** (the 95 % CI of the "
+                        "difference excludes 0)" if worse else "NO SKILL")
+                     + "; the teacher row above is its final model on the held-out subjects: two measurements on "
+                     "different subjects, each with its own interval.")
     lines += quality_lines(m, md)
     return lines
 
@@ -362,7 +396,9 @@ def quality_lines(m: dict, md: dict) -> list[str]:
             + ", ".join(f"{100 * c:.0f} % {by[c]:.3g}" for c in sorted(by, reverse=True))
             + (f" {unit}; at p(good) > 0.5 it keeps {100 * at['coverage']:.0f} % (MAE {at['mae']:.3g} {unit})"
                if at and at.get("mae") is not None else f" {unit}")
-            + ". A head whose kept windows are no better than all of them tells nothing."]
+            + (". **Here the windows it trusts most are no better than all of them: do not gate on it.**"
+               if by.get(0.8, float("inf")) >= by.get(1.0, float("-inf")) else
+               ". Keeping the windows it trusts most lowers the error here.")]
 
 
 def finetune_sections(m: dict) -> list[str]:
@@ -439,7 +475,11 @@ def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict 
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
              f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}", size,
              *identity_lines(md, "weights and model config with its preprocessing contract"), ""] + data
-    lines += [""] + metric_sections(ctx.metrics, held, md, files)
+    try:                                               # a metrics.json of another layout never fails the export
+        lines += [""] + metric_sections(ctx.metrics, held, md, files)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        lines += ["", "## Held-out metrics", "", f"- the source run's metrics.json could not be read as a quantize or "
+                  f"fine-tune run's ({type(e).__name__}: {e}): none reported here; see that run's report.md."]
     lines += ["", "## Limitations", ""]
     if ctx.synthetic_only:
         lines.append("- **Trained on synthetic PPG only**: its outputs on real recordings are not validated. Train on "
@@ -463,9 +503,12 @@ def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict 
             lines.append(f"- The int8 model reports `{r['name']}` between {lo:.4g} and {hi:.4g} {r.get('unit', '')} "
                          "only (its output codes' range): a value beyond saturates there.")
     if parity:
+        hidden = (md.get("training_data") or {}).get("pseudonymised") or []
         lines.append(f"- This folder's `{parity}` holds preprocessed windows of the "
-                     + ("training" if parity == "parity.npz" else "held-out") + " subjects (subject data, "
-                     "pseudonymised where `--subjects` says so), for the parity check.")
+                     + ("training" if parity == "parity.npz" else "held-out") + " subjects, for the parity check: "
+                     "subject data, " + (f"the subjects of {', '.join(hidden)} under pseudonyms (`--subjects`)" if hidden
+                                         else "named by their ids as above (public datasets; `export --subjects "
+                                              "pseudonyms` writes pseudonyms)") + ".")
         bound = [d for d in (md.get("training_data") or {}).get("datasets") or []
                  if any(w in DATASET_LICENCES.get(d, "") for w in NO_REDISTRIBUTION)]
         if bound:

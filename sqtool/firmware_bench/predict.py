@@ -105,6 +105,10 @@ class PredictConfig:
                                                        "mcu_m33) (default: the C pipeline when available, else c, else "
                                                        "tflite (int8), else onnx: what the export has)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
+    filter: str = field(default="window", metadata={
+        "help": "a time-domain model's band-pass as the stream runs it: window (zero phase over the window with its "
+                "history and look-ahead: training's filter) | causal (what a sample-by-sample device runs; run "
+                "both to see what it costs) | none; a spectral model's front end is fixed (window only)"})
     data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data); without "
                                                          "--data, read as --data (its old spelling, as in train)"})
@@ -340,8 +344,14 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if not cfg.model:
         raise SqtoolError("predict: --model EXPORT is required (an `sqtool export` folder (any task's model)) "
                           "(see sqtool predict --help)", code=2)
+    from sqtool.firmware_bench.stream import FILTERS
+    if cfg.filter not in FILTERS:
+        raise SqtoolError(f"--filter {cfg.filter}: choose one of {', '.join(FILTERS)}", code=2)
     art = R.load_artifacts(cfg.model)              # the exported files; a source only if a runtime reads it
     md = art.metadata
+    if R.is_spectral(md) and cfg.filter != "window":
+        raise SqtoolError(f"--filter {cfg.filter}: {art.export_dir} is a spectral model, whose fixed-point front end "
+                          "(its causal band-pass included) is part of the model: --filter is for time-domain models")
     if R.is_spectral(md) and md.get("task") != "hr":
         raise SqtoolError(f"{art.export_dir} is a spectral '{md.get('task')}' model: sqtool predict reads heart "
                           "rate from spectral models")
@@ -409,6 +419,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
                "provenance": model_provenance(art), "runtime": name,
+               **({} if R.is_spectral(md) else {"filter": cfg.filter}),
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows, "channels_fed": FED_NOTE,
                "columns": {"time_s": "end of the window (s from the recording start)",
                            **({"time": TIME_NOTE} if any("start_time" in d for d in rows) else {}), **columns,
@@ -634,7 +645,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.stream import StreamSpec, replay
     md = art.metadata
-    spec = StreamSpec.from_model_cfg(md)
+    spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else default_runtime(art)
     if name not in R.RUNTIMES:
         raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite (litert), "

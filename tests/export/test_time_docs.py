@@ -212,12 +212,50 @@ def test_the_card_of_a_bp_student_says_what_its_figures_can_and_cannot_show(tmp_
     assert "| **student float** (this folder: model_float.onnx) |" in card and "| -, 4 |" in card   # a NaN spread
     assert "With 3 held-out subjects that interval is wide: NO SKILL below means skill was not shown" in flat
     assert "(the targets' std on these windows: 15, 9)" in flat
-    assert "out of fold over its 40 training subjects (`metadata.json` teacher_skill): mae 13.500 against the " \
-           "trivial 11.500, NO SKILL" in flat
+    assert "scored its fold models out of fold over its 40 training subjects (`metadata.json` teacher_skill): mae " \
+           "13.500 against the trivial 11.500, **worse than the trivial predictor** (the 95 % CI of the difference " \
+           "excludes 0); the teacher row above is its final model on the held-out subjects" in flat
     assert "trained to call a window poor on the teacher's error above 10 mmHg; 20.0 % of the training windows " \
            "were) on the held-out windows, its `sbp` MAE keeping the windows it trusts most: 100 % 13, 80 % 11 mmHg; " \
            "at p(good) > 0.5 it keeps 90 % (MAE 12 mmHg)" in flat
+    assert "**Here the windows it trusts most are no better than all of them" not in flat     # 13 -> 11: they are
+    assert "Keeping the windows it trusts most lowers the error here." in flat
+    assert "named by their ids as above (public datasets;" in flat
     assert "The int8 model reports `sbp` between 56 and 183.5 mmHg only" in flat
     assert "`dbp` between 28.8 and 130.8 mmHg" in flat and "`quality_logit` between" not in flat
     assert "`ppg_arrhythmia` grants no redistribution (above): check them before this folder leaves" in flat
     assert "labels: the rhythm of each segment" in flat
+
+
+@pytest.mark.parametrize("metrics", [{"student_int8": {"metrics": {"mae": 1.0}}},            # no task
+                                     {"task": "rr", "student_int8": {"metrics": None}, "skill": []},
+                                     {"task": "af", "metrics": {"auroc": 0.5}, "skill": {"skill": {"metric": 1}}}])
+def test_a_metrics_file_of_another_layout_gives_a_card_not_a_failed_export(tmp_path, metrics):
+    from sqtool.export.time_docs import time_model_card
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    md = {"task": "rr", "fs": 40.0, "window_s": 30.0, "hop_s": 10.0, "channels": ["ppg"], "band": [0.5, 8.0],
+          "norm": "minmax", "outputs": ["rr_bpm"], "units": ["breaths/min"]}
+    card = time_model_card({"name": "s", "family": "cnn1d_student", "arch": {}}, md, None, tmp_path)
+    assert "## Limitations" in card
+    assert "## Held-out metrics" in card or "## Out-of-fold metrics" in card
+
+
+def test_an_af_card_says_when_its_threshold_is_unusable_and_skill_is_not_shown(tmp_path):
+    """2 held-out subjects, an int8 student better than the trivial predictor on AUROC but with the trivial F1 at
+    p > 0.5 (an audit: it called AF on 0.2 % of windows against 67 % true AF): its verdict reads 'not shown', and
+    the card says not to ship the 0.5 threshold."""
+    from sqtool.export.time_docs import time_model_card
+    good = _skill(0.306, -0.369, 0.981, 0.109, 2, 0.806, 0.5, better="higher", metric="auroc")
+    m = {"task": "af", "heldout_subjects": ["a", "b"], "heldout_windows": 474, "heldout_in_teacher": False,
+         "units": ["logit"], "student_int8": {"metrics": {"auroc": 0.806, "f1_weighted": 0.159, "accuracy": 0.32}},
+         "skill": {"trivial": {"auroc": 0.5, "f1_weighted": 0.159, "accuracy": 0.325},
+                   "models": {"student_int8": {"skill": good, "spread": {"pred_std": [0.1]}}}}}
+    (tmp_path / "metrics.json").write_text(json.dumps(m))
+    md = {"task": "af", "fs": 40.0, "window_s": 10.0, "hop_s": 10.0, "channels": ["ppg"], "band": [0.5, 8.0],
+          "norm": "minmax", "outputs": ["logit_af"], "units": ["logit"], "checkpoint_kind": "student_int8"}
+    flat = " ".join(time_model_card({"name": "s", "family": "cnn1d_student", "arch": {}}, md, None, tmp_path,
+                                    files={"model_int8.onnx"}).split())
+    assert "af: student int8 auroc model 0.806 vs trivial 0.500 (difference +0.306, 95 % CI -0.369, +0.981, " \
+           "p 0.109): NO SKILL shown (better on the point value; 2 held-out subjects cannot show it)" in flat
+    assert "**At the p > 0.5 threshold the int8 student's F1 (0.159) is no better than the trivial predictor's " \
+           "(0.159)** although its AUROC is 0.806" in flat and "Do not ship it with that threshold" in flat

@@ -87,3 +87,30 @@ def test_a_float_only_export_runs_on_its_float_network(tmp_path):
     assert res["runtime"] == "onnx_float" and res["recordings"][0]["windows"] == 7
     assert [n for n in res["notes"] if n.startswith("runtime onnx_float: default: ")
             and "onnxruntime float network (a float-only export)" in n], res["notes"]
+
+
+def test_the_filter_a_device_runs_is_an_option(no_c, tmp_path):
+    """`--filter causal` runs a time-domain model's band-pass as a sample-by-sample device does (INTEGRATION.md sends
+    the integrator to it to see what that costs): other outputs, recorded in summary.json; a value it does not know,
+    or any but the default for a spectral model (its front end is the model's), is one line."""
+    runs = {f: predict(PredictConfig(model=str(no_c["onnx"]), data="icu", filter=f, out=str(tmp_path / f),
+                                     progress=False), records=[_record()]) for f in ("window", "causal")}
+    assert [runs[f]["filter"] for f in runs] == ["window", "causal"]
+    rows = {f: list(csv.DictReader(open(tmp_path / f / r["recordings"][0]["csv"]))) for f, r in runs.items()}
+    assert len(rows["window"]) == len(rows["causal"]) == 7
+    assert any(a["rr_bpm"] != b["rr_bpm"] for a, b in zip(rows["window"], rows["causal"]))
+    with pytest.raises(SqtoolError, match="--filter sideways: choose one of window, causal, none"):
+        predict(PredictConfig(model=str(no_c["onnx"]), data="icu", filter="sideways", out=str(tmp_path / "x"),
+                              progress=False), records=[_record()])
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_spectral_model_takes_no_filter(tmp_path):
+    from export_fixtures import make_spec_int8_run
+
+    from sqtool.export.cli import ExportConfig, export
+    run = make_spec_int8_run(tmp_path / "q", "spec_student_xs")
+    exp = export(ExportConfig(model=str(run), target=["onnx"], out=str(tmp_path / "e"), progress=False))
+    with pytest.raises(SqtoolError, match="is a spectral model, whose fixed-point front end"):
+        predict(PredictConfig(model=str(exp["out"]), data="synthetic", filter="causal", out=str(tmp_path / "p"),
+                              progress=False))
