@@ -1,0 +1,70 @@
+"""`sqtool-torchrun`: torchrun itself (`torch.distributed.run`, the same options), whose failure is one line.
+
+    sqtool-torchrun --standalone --nproc_per_node 4 -m sqtool.cli train pretrain --pairs PAIRS --out runs/pt-ddp
+    sqtool-torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29500 --rdzv-id sq152 \
+        -m sqtool.cli train pretrain ...
+
+A distributed run is started by torch's elastic launcher either way; this entry point only changes how a failure
+reads. Under `torchrun`, a worker that stops with sqtool's one-line error (a missing pairs folder, a bad option)
+is followed by torchrun's own ChildFailedError traceback, some 40 lines; here the launcher's error log is kept quiet
+and the failure is one line naming the ranks and their exit codes (the workers' own lines stay above it), and the
+command exits with the first failed rank's exit code (a signal's as 128 + its number). A SIGTERM / SIGINT to the
+launcher (a preemption) stops the workers as torchrun does (each saves its step, `train.loop`) and is one line too,
+exit 128 + the signal.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+LOGGERS = ("torch.distributed.elastic", "torch.distributed.launcher")   # not torch.distributed.run: its banner
+
+
+def failure_line(err) -> tuple[str, int]:
+    """(one line, exit code) of torchrun's ChildFailedError: the ranks that failed on their own (an exit code: their
+    sqtool line is above), then those the launcher stopped after them (a signal); the first failed rank's exit code
+    (all stopped by a signal: 128 + its number)."""
+    import signal
+
+    def code_text(f) -> str:
+        if f.exitcode >= 0:
+            return f"exit {f.exitcode}"
+        try:
+            return signal.Signals(-f.exitcode).name
+        except ValueError:
+            return f"signal {-f.exitcode}"
+
+    def ranks(group) -> str:
+        return f"rank{'s' if len(group) > 1 else ''} {', '.join(str(r) for r, _ in group)} " \
+               f"({', '.join(code_text(f) for _, f in group)})"
+    fails = sorted(err.failures.items())
+    cause = [(r, f) for r, f in fails if f.exitcode > 0] or fails
+    stopped = [rf for rf in fails if rf not in cause]
+    first = cause[0][1].exitcode
+    line = (f"sqtool-torchrun: {err.name} failed on {ranks(cause)}: the reason is on its line{'s' * (len(cause) > 1)} "
+            "above" + (f"; the launcher then stopped {ranks(stopped)}" if stopped else ""))
+    return line, first if first > 0 else 128 + (-first if first < 0 else 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    for name in LOGGERS:                             # its ERROR record repeats the failure the one line says
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        run(args)
+    except ChildFailedError as e:
+        line, code = failure_line(e)
+        print(line, file=sys.stderr)
+        return code
+    except SignalException as e:
+        print(f"sqtool-torchrun: stopped by {e.sigval.name}: the workers were told to stop (each saves its step "
+              "and names the command that continues it, above)", file=sys.stderr)
+        return 128 + int(e.sigval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
