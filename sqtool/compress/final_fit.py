@@ -23,6 +23,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_save_npz
 from sqtool.core.io import read_json
+from sqtool.core.metrics import QUANTIZE_MODELS
 
 PARITY_WINDOWS = 2048   # parity.npz: training windows for export's parity checks (a final fit holds none out)
 # the options that make a recipe: the --estimate-from run must match it in each (data, held-out subjects,
@@ -122,8 +123,7 @@ def load_estimate(cfg, student: str, teacher_train_cfg: dict, spectral: bool) ->
                           "this model")
     keep = {k: m.get(k) for k in (SPECTRAL_KEYS if spectral else TIME_KEYS)}
     if not spectral:                      # each model's held-out metrics, as its report has them
-        keep.update({k: {"metrics": (m.get(k) or {}).get("metrics")} for k in ("teacher", "student_float",
-                                                                              "student_int8")})
+        keep.update({k: {"metrics": (m.get(k) or {}).get("metrics")} for k, _ in QUANTIZE_MODELS})
     return {"run": str(run.resolve()), "calibrate_on": list(c.get("calibrate_on") or []), "metrics": keep}
 
 

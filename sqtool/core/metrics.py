@@ -23,6 +23,7 @@ import numpy as np
 from sqtool.core.io import nan_if_none
 
 REGRESSION_TASKS = ("hr", "rr", "bp")
+FEW_SUBJECTS = 5            # fewer held-out subjects: a verdict over subjects says skill is "not shown" (skill_line)
 # the models a quantize run scores on its held-out subjects (its metrics.json keys) and how every report names them
 QUANTIZE_MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("student_int8", "student int8"))
 CLASSIFICATION_TASKS = ("af", "quality")
@@ -512,7 +513,7 @@ def swap_test_cannot_show(metric: str, subjects: int | None, alpha: float = 0.05
     return metric == "mae" and subjects is not None and 2 / 2 ** subjects >= alpha
 
 
-def skill_line(task: str, s: dict, label: str = "", unit: str = "") -> str:
+def skill_line(task: str, s: dict, label: str = "", unit: str = "", few: int = 0) -> str:
     """One line for a command's end: the model against the trivial predictor, flagged 'NO SKILL'. `label`
     names the metric when the command's headline reports it another way (e.g. 'pooled mae': skill_test pools
     the windows, a headline may average subjects); default: the metric's name. `unit` (`skill_unit`: MAE's, e.g.
@@ -520,14 +521,16 @@ def skill_line(task: str, s: dict, label: str = "", unit: str = "") -> str:
     from a metrics.json or an export's metadata, where a NaN is null (None): the same line either way. Where the
     subjects are too few to show skill the verdict says to add subjects: "bench more" for heart rate (`sqtool
     bench` measures it on more recordings), "more subjects" for the other tasks (a fine-tune's test is out of fold
-    over every subject, quantize's over the held-out ones)."""
+    over every subject, quantize's over the held-out ones). `few`: fewer subjects than this cannot show skill in any
+    metric either (a model card's held-out table, `FEW_SUBJECTS`: a t-interval on 1-3 degrees of freedom), said the
+    same way; 0: only MAE's swap test's limit."""
     model, ref, diff, lo, hi = (nan_if_none(v) for v in (s["model"], s["reference"], s["diff"], *s["diff_ci95"]))
     n = s.get("subjects")
     better = np.isfinite(diff) and (diff < 0 if s.get("better", "lower") == "lower" else diff > 0)
     more = "bench more" if task == "hr" else "more subjects"
     verdict = ("skill" if s["skill"] else
                f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: {more})"
-               if better and swap_test_cannot_show(s.get("metric"), n)
+               if better and (swap_test_cannot_show(s.get("metric"), n) or (n is not None and n < few))
                else "NO SKILL (does not beat the trivial predictor)")
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
     u = f" {unit}" if unit else ""

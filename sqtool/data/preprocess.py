@@ -77,10 +77,12 @@ def bandpass(x: np.ndarray, fs: float, lo: float | None = DEFAULT_BAND[0], hi: f
     return signal.sosfiltfilt(sos, x, axis=axis, padlen=filtfilt_padlen(sos, x.shape[axis]))
 
 
-def filtfilt_padlen(sos, n: int) -> int:
+def filtfilt_padlen(sos, n: int | None = None) -> int:
     """sosfiltfilt's padding for n samples: scipy's default 3 (2 n_sections + 1), shortened for a short input
-    instead of failing (the one rule of the whole-record filter and the stream's window filter)."""
-    return min(3 * (2 * len(sos) + 1), max(n - 1, 0))
+    instead of failing (the one rule of the whole-record filter and the stream's window filter); n None: the
+    default itself."""
+    full = 3 * (2 * len(sos) + 1)
+    return full if n is None else min(full, max(n - 1, 0))
 
 
 def zero_phase_context(band) -> tuple[float, float]:
@@ -361,7 +363,8 @@ def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 
                    dataset=record.dataset, window_s=float(window_s), hop_s=float(hop_s), meta=meta)
 
 
-__all__ = ["bandpass", "filtfilt_padlen", "zero_phase_context", "StreamingBandpass", "resample", "resample_ratio", "resampled_length", "normalise",
+__all__ = ["bandpass", "filtfilt_padlen", "zero_phase_context", "StreamingBandpass", "resample", "resample_ratio",
+           "resampled_length", "normalise",
            "window_starts", "sliding_windows", "record_signals", "record_duration", "windows_in_record", "make_windows", "Windows", "NORMS",
            "fill_gaps", "nonfinite_windows",
            "DEFAULT_BAND"]

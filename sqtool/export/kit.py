@@ -88,6 +88,8 @@ DATASET_CONTENT = {
                "per-sample, per-channel artifact flags (Baciu et al. 2023)"),
 }
 SEE_MANIFEST = "licence: see the dataset MANIFEST"     # a dataset sqtool does not know
+# the built-ins whose terms (above) grant no redistribution: a card warns where its folder ships their windows
+NO_REDISTRIBUTION = ("troika", "ppg_arrhythmia", "mw_ppg")
 # the unlabelled PPG sources (../shared/data/unlabeled/<source>/MANIFEST.md each; there is no MANIFEST at the top),
 # named by the prefix of a pretraining subject key `unlabeled:<source>_<recording>`
 UNLABELED_LICENCES = {

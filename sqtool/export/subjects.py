@@ -49,8 +49,13 @@ def subject_names(keys, mode: str) -> dict[str, str]:
         return {}
     keys = sorted({str(k) for k in keys or ()})
     public = public_datasets() if mode == "auto" else set()
-    qualified = {k.split(":", 1)[1] for k in keys if ":" in k}
-    keys = [k for k in keys if ":" in k or k not in qualified]     # a bare name of a dataset's subject: mapped below
+    owners: dict[str, set[str]] = {}                   # a bare name -> the datasets whose subject it names
+    for k in keys:
+        if ":" in k:
+            owners.setdefault(k.split(":", 1)[1], set()).add(_dataset(k))
+    # a bare name of public datasets' subjects stays as it is, one of a single private dataset's subject takes that
+    # key's pseudonym (below); an unknown one, or one several private datasets share, is numbered as its own
+    keys = [k for k in keys if ":" in k or k not in owners or len(owners[k] - public) > 1]
     out: dict[str, str] = {}
     for ds in sorted({_dataset(k) for k in keys} - public):
         mine = [k for k in keys if _dataset(k) == ds]

@@ -25,12 +25,14 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text
-from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, QUANTIZE_MODELS, classic_text, skill_line,
-                                 skill_unit)
+from sqtool.core.io import nan_if_none
+from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, FEW_SUBJECTS, QUANTIZE_MODELS, classic_text,
+                                 skill_line, skill_unit, swap_test_cannot_show)
 from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
 from sqtool.data.tasks import QUALITY_OUTPUT
-from sqtool.export.kit import (DATASET_LICENCES, TEMPLATES, _fill, data_sections, identity_lines, n_subjects,
+from sqtool.export.kit import (NO_REDISTRIBUTION, TEMPLATES, _fill, data_sections, identity_lines, n_subjects,
                                teacher_saw)
+from sqtool.export.subjects import public_datasets
 
 TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "rr": "respiratory rate in breaths/min per window (regression)",
@@ -39,8 +41,7 @@ TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "quality": "signal quality, good against poor, per window (a logit)",
              "pretrain": "an encoder's embedding per window (self-supervised; no task head)"}
 STREAM_TOL = 0.03                    # tests/firmware_bench/test_stream.py: "window" stream vs make_windows
-FLAGGED = 0.10                       # firmware_bench.tracker.MAX_FLAGGED: predict's `flagged` column
-FEW_SUBJECTS = 5                     # fewer held-out subjects: a verdict over subjects is "not shown", said so
+FLAGGED = 0.10                       # = firmware_bench.tracker.MAX_FLAGGED (export may not import it; tested equal)
 
 
 def task_text(md: dict) -> str:
@@ -59,7 +60,7 @@ def _filter_call(band, fs: float) -> tuple[str, int]:
     sos = _sos(fs, lo, hi, 2)
     kind, arg = (("bandpass", f"[{lo:g}, {hi:g}]") if lo and hi else ("highpass", f"{lo:g}") if lo
                  else ("lowpass", f"{hi:g}"))
-    return f'scipy.signal.butter(2, {arg}, "{kind}", fs={fs:g}, output="sos")', filtfilt_padlen(sos, 1 << 30)
+    return f'scipy.signal.butter(2, {arg}, "{kind}", fs={fs:g}, output="sos")', filtfilt_padlen(sos)
 
 
 def preprocessing_steps(md: dict) -> list[str]:
@@ -128,7 +129,7 @@ def input_text(md: dict, files: set[str]) -> str:
              if {"model_float.onnx", "model_int8.onnx"} & files else "",
              f"model_float.tflite `input` (1, 1, {T}, {C}) channels-last float32" if "model_float.tflite" in files
              else ""]
-    int8 = [f for f, there in (("model_int8.tflite `input` (1, 1, %d, %d)" % (T, C), "model_int8.tflite" in files),
+    int8 = [f for f, there in ((f"model_int8.tflite `input` (1, 1, {T}, {C})", "model_int8.tflite" in files),
                                (f"C (c/sq_model.h) `in[t * {C} + c]`", "c/sq_model.h" in files)) if there]
     text = "x' of step 6: " + "; ".join(t for t in parts if t)
     if not int8:
@@ -252,15 +253,8 @@ def _test(t: dict | None) -> dict | None:
     NaN again, as the verdict functions take it."""
     if not t:
         return t
-    nan = lambda v: float("nan") if v is None else v                                      # noqa: E731
-    return {**t, **{k: nan(t.get(k)) for k in ("model", "reference", "diff", "p")},
-            "diff_ci95": [nan(v) for v in t.get("diff_ci95") or [None, None]]}
-
-
-def _better(t: dict) -> bool:
-    """The model's point value beats the reference's (a test dict's direction)."""
-    d = t.get("diff", float("nan"))
-    return bool(np.isfinite(d) and (d < 0 if t.get("better", "lower") == "lower" else d > 0))
+    return {**t, **{k: nan_if_none(t.get(k)) for k in ("model", "reference", "diff", "p")},
+            "diff_ci95": [nan_if_none(v) for v in t.get("diff_ci95") or [None, None]]}
 
 
 def _worse(t: dict) -> bool:
@@ -320,9 +314,9 @@ def quantize_sections(m: dict, held: list[str], md: dict, files: set[str], estim
              "paired p over the held-out subjects"
              + (f" (the targets' std on these windows: {', '.join(_cell(v, '.3g') for v in spread['target_std'])})"
                 if spread.get("target_std") else "") + "."
-             + (f" With {n_subj} held-out subject{'' if n_subj == 1 else 's'} that interval is wide: NO SKILL below "
-                "means skill was not shown, not that the model has none; hold out more subjects to know."
-                if n_subj and n_subj < FEW_SUBJECTS else "")
+             + (f" With {n_subjects(n_subj)} held out that interval is wide: NO SKILL below means skill was not "
+                "shown, not that the model has none; hold out more subjects to know."
+                if n_subj and (n_subj < FEW_SUBJECTS or swap_test_cannot_show(metric, n_subj)) else "")
              + (f" **These figures are no measure of skill: {m['heldout_one_class']}.**" if m.get("heldout_one_class")
                 else ""), "",
              "| model | " + _header(names, units) + " | vs trivial (95 % CI, p) | prediction std |",
@@ -349,13 +343,8 @@ def quantize_sections(m: dict, held: list[str], md: dict, files: set[str], estim
     for k, label in models:
         if tests[k]:
             u = skill_unit(tests[k]["metric"], units)
-            line = skill_line(task, tests[k], f"{label} " + tests[k]["metric"], u)
-            if n_subj and n_subj < FEW_SUBJECTS and _better(tests[k]):
-                line = line.replace("NO SKILL (does not beat the trivial predictor)",
-                                    f"NO SKILL shown (better on the point value; {n_subj} held-out subjects cannot "
-                                    "show it)")
-            lines.append(f"- {line}" + classic_text(_test((sk['models'][k] or {}).get('vs_classic')),
-                                                     f"{label} {metric}", unit=u))
+            lines.append(f"- {skill_line(task, tests[k], f'{label} ' + tests[k]['metric'], u, few=FEW_SUBJECTS)}"
+                         + classic_text(_test((sk['models'][k] or {}).get('vs_classic')), f"{label} {metric}", unit=u))
     f1 = {k: (m[k]["metrics"] or {}).get("f1_weighted") for k, _ in models}
     if task in CLASSIFICATION_TASKS and f1.get("student_int8") is not None and triv.get("f1_weighted") is not None \
             and f1["student_int8"] <= triv["f1_weighted"] + 1e-9 and ((m["student_int8"]["metrics"] or {}).get(
@@ -390,15 +379,16 @@ def quality_lines(m: dict, md: dict) -> list[str]:
     rule = {"both": "the teacher's error above {e:g} {u} or a signal-quality index <= 0.5 (where the data has one)",
             "teacher_error": "the teacher's error above {e:g} {u}", "sqi": "a signal-quality index <= 0.5"}.get(
         qh.get("label"), "quantize's --quality-label rule").format(e=qh.get("teacher_err_threshold") or 0, u=unit)
+    poor = qh.get("poor_fraction_train")
+    verdict = ("" if by.get(0.8) is None or by.get(1.0) is None else
+               ". **Here the windows it trusts most are no better than all of them: do not gate on it.**"
+               if by[0.8] >= by[1.0] else ". Keeping the windows it trusts most lowers the error here.")
     return ["", f"The int8 student's `{QUALITY_OUTPUT}` (trained to call a window poor on {rule}; "
-            f"{100 * (qh.get('poor_fraction_train') or 0):.1f} % of the training windows were) on the held-out "
-            f"windows, its `{md['outputs'][0]}` MAE keeping the windows it trusts most: "
-            + ", ".join(f"{100 * c:.0f} % {by[c]:.3g}" for c in sorted(by, reverse=True))
+            + (f"{100 * poor:.1f} % of the training windows were" if poor is not None else "how many were: not "
+               "recorded") + f") on the held-out windows, its `{md['outputs'][0]}` MAE keeping the windows it trusts "
+            "most: " + ", ".join(f"{100 * c:.0f} % {by[c]:.3g}" for c in sorted(by, reverse=True))
             + (f" {unit}; at p(good) > 0.5 it keeps {100 * at['coverage']:.0f} % (MAE {at['mae']:.3g} {unit})"
-               if at and at.get("mae") is not None else f" {unit}")
-            + (". **Here the windows it trusts most are no better than all of them: do not gate on it.**"
-               if by.get(0.8, float("inf")) >= by.get(1.0, float("-inf")) else
-               ". Keeping the windows it trusts most lowers the error here.")]
+               if at and at.get("mae") is not None else f" {unit}") + (verdict or ".")]
 
 
 def finetune_sections(m: dict) -> list[str]:
@@ -453,10 +443,6 @@ def metric_sections(m: dict, held: list[str], md: dict, files: set[str]) -> list
             "checkpoint: none reported here."]
 
 
-# a licence that does not grant redistribution (DATASET_LICENCES' wording): the folder's parity windows are its data
-NO_REDISTRIBUTION = ("not granted", "no data licence", "no licence stated")
-
-
 def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict | None = None,
                     files: set[str] = frozenset(), parity: str | None = None) -> str:
     """MODEL_CARD.md of a time-domain model (module docstring); `files`: the model files of the folder, `parity`:
@@ -503,14 +489,20 @@ def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict 
             lines.append(f"- The int8 model reports `{r['name']}` between {lo:.4g} and {hi:.4g} {r.get('unit', '')} "
                          "only (its output codes' range): a value beyond saturates there.")
     if parity:
-        hidden = (md.get("training_data") or {}).get("pseudonymised") or []
+        td = md.get("training_data") or {}
+        hidden, named = td.get("pseudonymised") or [], [d for d in td.get("datasets") or []
+                                                        if d not in (td.get("pseudonymised") or [])]
+        private = [d for d in named if d not in public_datasets()]
         lines.append(f"- This folder's `{parity}` holds preprocessed windows of the "
                      + ("training" if parity == "parity.npz" else "held-out") + " subjects, for the parity check: "
-                     "subject data, " + (f"the subjects of {', '.join(hidden)} under pseudonyms (`--subjects`)" if hidden
-                                         else "named by their ids as above (public datasets; `export --subjects "
-                                              "pseudonyms` writes pseudonyms)") + ".")
-        bound = [d for d in (md.get("training_data") or {}).get("datasets") or []
-                 if any(w in DATASET_LICENCES.get(d, "") for w in NO_REDISTRIBUTION)]
+                     "subject data; " + "; ".join(
+                         ([f"{', '.join(hidden)}: pseudonyms (`--subjects`)"] if hidden else [])
+                         + ([f"{', '.join(private)}: the subjects' own ids, as you exported them (`--subjects "
+                             "names`)"] if private else [])
+                         + ([f"{', '.join(d for d in named if d not in private)}: public ids (`export --subjects "
+                             "pseudonyms` writes pseudonyms)"] if len(private) < len(named) else [])
+                         or ["subjects as listed above"]) + ".")
+        bound = [d for d in td.get("datasets") or [] if d in NO_REDISTRIBUTION]
         if bound:
             lines.append(f"  Its terms: {', '.join(f'`{d}`' for d in bound)} grant{'s' if len(bound) == 1 else ''} no "
                          "redistribution (above): check them before this folder leaves your organisation.")

@@ -6,8 +6,8 @@
 
 A distributed run is started by torch's elastic launcher either way; this entry point only changes how a failure
 reads. Under `torchrun`, a worker that stops with sqtool's one-line error (a missing pairs folder, a bad option)
-is followed by torchrun's own ChildFailedError traceback, some 40 lines; here the launcher's error log is kept quiet
-and the failure is one line naming the ranks and their exit codes (the workers' own lines stay above it), and the
+is followed by torchrun's own ChildFailedError traceback, some 40 lines; here the elastic agent's log (its warnings
+and its error record, which the line below says again) is kept quiet and the failure is one line naming the ranks and their exit codes (the workers' own lines stay above it), and the
 command exits with the first failed rank's exit code (a signal's as 128 + its number). A SIGTERM / SIGINT to the
 launcher (a preemption) stops the workers as torchrun does (each saves its step, `train.loop`) and is one line too,
 exit 128 + the signal.
@@ -41,9 +41,10 @@ def failure_line(err) -> tuple[str, int]:
     cause = [(r, f) for r, f in fails if f.exitcode > 0] or fails
     stopped = [rf for rf in fails if rf not in cause]
     first = cause[0][1].exitcode
-    line = (f"sqtool-torchrun: {err.name} failed on {ranks(cause)}: the reason is on its line{'s' * (len(cause) > 1)} "
-            "above" + (f"; the launcher then stopped {ranks(stopped)}" if stopped else ""))
-    return line, first if first > 0 else 128 + (-first if first < 0 else 1)
+    line = (f"sqtool-torchrun: {err.name} failed on {ranks(cause)}: the reason is on "
+            + ("their lines" if len(cause) > 1 else "its line") + " above"
+            + (f"; the launcher then stopped {ranks(stopped)}" if stopped else ""))
+    return line, first if first > 0 else 128 - first if first < 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:

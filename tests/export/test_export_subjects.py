@@ -117,3 +117,5 @@ def test_a_bare_subject_name_follows_its_datasets_rule():
     assert subject_names(["my_watch:s04", "s04"], "auto") == {"my_watch:s04": "my_watch:subject-01",
                                                               "s04": "subject-01"}
     assert subject_names(["bidmc:bidmc43", "x9"], "auto") == {"x9": "subject-01"}
+    shared = subject_names(["a:p1", "b:p1", "p1"], "auto")       # two private datasets' p1: the bare name hidden too
+    assert shared == {"a:p1": "a:subject-01", "b:p1": "b:subject-01", "p1": "subject-01"}

@@ -210,7 +210,7 @@ def test_the_card_of_a_bp_student_says_what_its_figures_can_and_cannot_show(tmp_
     assert "| **student int8** (this folder: model_int8.onnx) | 16.000 | 10.000 | 13.000 | +0.700 [-3.100, +4.500], " \
            "p 0.62: **NO SKILL** | 6, 4.1 |" in card
     assert "| **student float** (this folder: model_float.onnx) |" in card and "| -, 4 |" in card   # a NaN spread
-    assert "With 3 held-out subjects that interval is wide: NO SKILL below means skill was not shown" in flat
+    assert "With 3 subjects held out that interval is wide: NO SKILL below means skill was not shown" in flat
     assert "(the targets' std on these windows: 15, 9)" in flat
     assert "scored its fold models out of fold over its 40 training subjects (`metadata.json` teacher_skill): mae " \
            "13.500 against the trivial 11.500, **worse than the trivial predictor** (the 95 % CI of the difference " \
@@ -220,7 +220,7 @@ def test_the_card_of_a_bp_student_says_what_its_figures_can_and_cannot_show(tmp_
            "at p(good) > 0.5 it keeps 90 % (MAE 12 mmHg)" in flat
     assert "**Here the windows it trusts most are no better than all of them" not in flat     # 13 -> 11: they are
     assert "Keeping the windows it trusts most lowers the error here." in flat
-    assert "named by their ids as above (public datasets;" in flat
+    assert "subject data; ppg_arrhythmia: public ids (`export --subjects pseudonyms` writes pseudonyms)." in flat
     assert "The int8 model reports `sbp` between 56 and 183.5 mmHg only" in flat
     assert "`dbp` between 28.8 and 130.8 mmHg" in flat and "`quality_logit` between" not in flat
     assert "`ppg_arrhythmia` grants no redistribution (above): check them before this folder leaves" in flat
@@ -256,6 +256,32 @@ def test_an_af_card_says_when_its_threshold_is_unusable_and_skill_is_not_shown(t
     flat = " ".join(time_model_card({"name": "s", "family": "cnn1d_student", "arch": {}}, md, None, tmp_path,
                                     files={"model_int8.onnx"}).split())
     assert "af: student int8 auroc model 0.806 vs trivial 0.500 (difference +0.306, 95 % CI -0.369, +0.981, " \
-           "p 0.109): NO SKILL shown (better on the point value; 2 held-out subjects cannot show it)" in flat
+           "p 0.109): NO SKILL shown (2 subjects cannot show it: more subjects)" in flat
+    assert "With 2 subjects held out that interval is wide: NO SKILL below means skill was not shown" in flat
     assert "**At the p > 0.5 threshold the int8 student's F1 (0.159) is no better than the trivial predictor's " \
            "(0.159)** although its AUROC is 0.806" in flat and "Do not ship it with that threshold" in flat
+
+
+def test_the_cards_other_branches(tmp_path):
+    """A final fit without an estimate run; a quality head whose most-trusted windows are worse (do not gate on it)
+    and one whose coverage lacks a value (no verdict, no crash); a private dataset's windows shipped under its ids
+    (`--subjects names`); predict's flagged share is the bench tracker's."""
+    from sqtool.export.time_docs import FLAGGED, quality_lines, time_model_card
+    from sqtool.firmware_bench.tracker import MAX_FLAGGED
+    assert FLAGGED == MAX_FLAGGED
+    md = {"task": "rr", "fs": 40.0, "window_s": 30.0, "hop_s": 10.0, "channels": ["ppg"], "band": [0.5, 8.0],
+          "norm": "minmax", "outputs": ["rr_bpm", "quality_logit"], "units": ["breaths/min", "logit"],
+          "training_data": {"datasets": ["my_icu"], "train_subjects": ["my_icu:p1"], "heldout_subjects": []}}
+    (tmp_path / "metrics.json").write_text(json.dumps({"task": "rr", "final_fit": True, "estimate": None}))
+    flat = " ".join(time_model_card({"name": "s", "family": "cnn1d_student", "arch": {}}, md, None, tmp_path,
+                                    parity="parity.npz").split())
+    assert "- none: this model is a final fit on every subject" in flat
+    assert "holds preprocessed windows of the training subjects, for the parity check: subject data; my_icu: the " \
+           "subjects' own ids, as you exported them (`--subjects names`)." in flat
+    worse = {"coverage": {"by_coverage": [{"coverage": 1.0, "mae": 2.2}, {"coverage": 0.8, "mae": 2.3}]},
+             "quality_head": None}
+    line = " ".join(quality_lines(worse, md))
+    assert "do not gate on it" in line and "how many were: not recorded" in line
+    gap = {"coverage": {"by_coverage": [{"coverage": 1.0, "mae": 2.2}, {"coverage": 0.8, "mae": None}]}}
+    line = " ".join(quality_lines(gap, md))
+    assert "100 % 2.2 breaths/min." in line and "gate" not in line and "lowers" not in line

@@ -72,7 +72,8 @@ def test_a_model_output_named_as_a_predict_column_is_one_line():
             output_columns(outputs, ["%", "logit"][:len(outputs)])
 
 
-def test_a_float_only_export_runs_on_its_float_network(tmp_path):
+@pytest.mark.parametrize("targets,runtime", [(["onnx"], "onnx_float"), (["onnx", "tflite"], "litert_float")])
+def test_a_float_only_export_runs_on_its_float_network(tmp_path, targets, runtime):
     """An export of float models only (a teacher, `--precision float`): the default runtime is its float network
     (an audit: it failed 'has none of c/sq_model.c, model_int8.tflite, model_int8.onnx', where INTEGRATION.md sends
     the integrator to predict to check an implementation)."""
@@ -80,13 +81,13 @@ def test_a_float_only_export_runs_on_its_float_network(tmp_path):
 
     from sqtool.export.cli import ExportConfig, export
     run = make_int8_run(tmp_path / "q", _rr_cfg(), n_heldout=4, seed=1)
-    exp = export(ExportConfig(model=str(run), target=["onnx"], precision="float", out=str(tmp_path / "e")))
+    exp = export(ExportConfig(model=str(run), target=targets, precision="float", out=str(tmp_path / "e")))
     assert exp["failed"] == [] and not (tmp_path / "e" / "model_int8.onnx").exists()
     res = predict(PredictConfig(model=str(exp["out"]), data="icu", out=str(tmp_path / "p"), progress=False),
                   records=[_record()])
-    assert res["runtime"] == "onnx_float" and res["recordings"][0]["windows"] == 7
-    assert [n for n in res["notes"] if n.startswith("runtime onnx_float: default: ")
-            and "onnxruntime float network (a float-only export)" in n], res["notes"]
+    assert res["runtime"] == runtime and res["recordings"][0]["windows"] == 7
+    assert [n for n in res["notes"] if n.startswith(f"runtime {runtime}: default: ")
+            and "float network (a float-only export)" in n], res["notes"]
 
 
 def test_the_filter_a_device_runs_is_an_option(no_c, tmp_path):
@@ -94,11 +95,11 @@ def test_the_filter_a_device_runs_is_an_option(no_c, tmp_path):
     the integrator to it to see what that costs): other outputs, recorded in summary.json; a value it does not know,
     or any but the default for a spectral model (its front end is the model's), is one line."""
     runs = {f: predict(PredictConfig(model=str(no_c["onnx"]), data="icu", filter=f, out=str(tmp_path / f),
-                                     progress=False), records=[_record()]) for f in ("window", "causal")}
-    assert [runs[f]["filter"] for f in runs] == ["window", "causal"]
-    rows = {f: list(csv.DictReader(open(tmp_path / f / r["recordings"][0]["csv"]))) for f, r in runs.items()}
-    assert len(rows["window"]) == len(rows["causal"]) == 7
-    assert any(a["rr_bpm"] != b["rr_bpm"] for a, b in zip(rows["window"], rows["causal"]))
+                                     progress=False), records=[_record()]) for f in ("window", "causal", "none")}
+    assert [runs[f]["filter"] for f in runs] == ["window", "causal", "none"]
+    rows = {f: [r["rr_bpm"] for r in csv.DictReader(open(tmp_path / f / res["recordings"][0]["csv"]))]
+            for f, res in runs.items()}
+    assert [len(v) for v in rows.values()] == [7, 7, 7] and rows["causal"] != rows["window"]
     with pytest.raises(SqtoolError, match="--filter sideways: choose one of window, causal, none"):
         predict(PredictConfig(model=str(no_c["onnx"]), data="icu", filter="sideways", out=str(tmp_path / "x"),
                               progress=False), records=[_record()])

@@ -158,6 +158,22 @@ sys.exit(main(sys.argv[1:]))     # rank 1 may end first: torchrun's SIGTERM to r
 """
 
 
+def sigterm_at_step_2(cmd: list[str], env: dict, mark) -> tuple[int, str]:
+    """Start a launcher running PREEMPTED (slowed steps), SIGTERM it once rank 0 runs its 2nd step (`mark` appears):
+    (its exit code, its stderr)."""
+    import signal
+    import time
+    p = subprocess.Popen(cmd, env={**env, "PREEMPT": f"launcher {mark}"}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.monotonic()
+    while not mark.exists():
+        assert p.poll() is None and time.monotonic() - t0 < 240, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    return p.returncode, err
+
+
 def test_a_sigterm_stops_every_rank_at_one_step_and_the_torchrun_resume_is_bit_exact(tmp_path, capsys):
     """A SIGTERM (a preemption): to one rank of two, both ranks stop after the same step (the one after: the mark
     travels with that step's loss all-reduce), rank 0 writes last.pt there, both end as terminated, and the resume
@@ -166,8 +182,6 @@ def test_a_sigterm_stops_every_rank_at_one_step_and_the_torchrun_resume_is_bit_e
     uninterrupted 2-process run; on one process it continues with one WARNING line."""
     import shlex
     import shutil
-    import signal
-    import time
     args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
             "--batch-size", "16", "--lr", "0.05", "--val-fraction", "0", "--device", "cpu", "--progress", "false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -201,15 +215,7 @@ def test_a_sigterm_stops_every_rank_at_one_step_and_the_torchrun_resume_is_bit_e
     resumed_equals_full(run, hint)
 
     run = tmp_path / "launcher"                                 # torchrun's own SIGTERM, passed on to both ranks
-    mark = tmp_path / "step2"
-    p = subprocess.Popen(torchrun + [str(script), *args, "--out", str(run)], env={**env, "PREEMPT": f"launcher {mark}"},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    t0 = time.monotonic()
-    while not mark.exists():
-        assert p.poll() is None and time.monotonic() - t0 < 240, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=120)
+    _, err = sigterm_at_step_2(torchrun + [str(script), *args, "--out", str(run)], env, tmp_path / "step2")
     hint = f"torchrun --standalone --nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"
     assert f"sqtool: terminated (SIGTERM); continue with: {hint}\n" in err, err[-3000:]
     assert "Connection closed" not in err and "sqtool: error" not in err, err[-3000:]
