@@ -541,7 +541,35 @@ def data_sections(md: dict, run_dir=None, names: dict | None = None, label_word:
     return lines, ctx
 
 
-def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, names: dict | None = None) -> str:
+def parity_lines(md: dict, parity: str | None) -> list[str]:
+    """A card's limitation lines on the parity windows its folder ships (`parity`: heldout.npz / parity.npz, None:
+    none): whose windows they are, how their subjects are named (pseudonyms, a private dataset's own ids, public
+    ids), and the datasets whose terms grant no redistribution (NO_REDISTRIBUTION)."""
+    from sqtool.export.subjects import public_datasets
+    if not parity:
+        return []
+    td = md.get("training_data") or {}
+    hidden = td.get("pseudonymised") or []
+    named = [d for d in td.get("datasets") or [] if d not in hidden]
+    private = [d for d in named if d not in public_datasets()]
+    lines = [f"- This folder's `{parity}` holds preprocessed windows of the "
+             + ("training" if parity == "parity.npz" else "held-out") + " subjects, for the parity check: subject "
+             "data; " + "; ".join(
+                 ([f"{', '.join(hidden)}: pseudonyms (`--subjects`)"] if hidden else [])
+                 + ([f"{', '.join(private)}: the subjects' own ids, as you exported them (`--subjects names`)"]
+                    if private else [])
+                 + ([f"{', '.join(d for d in named if d not in private)}: public ids (`export --subjects pseudonyms` "
+                     "writes pseudonyms)"] if len(private) < len(named) else [])
+                 or ["subjects as listed above"]) + "."]
+    bound = [d for d in td.get("datasets") or [] if d in NO_REDISTRIBUTION]
+    if bound:
+        lines.append(f"  Its terms: {', '.join(f'`{d}`' for d in bound)} grant{'s' if len(bound) == 1 else ''} no "
+                     "redistribution (above): check them before this folder leaves your organisation.")
+    return lines
+
+
+def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, names: dict | None = None,
+               parity: str | None = None) -> str:
     """MODEL_CARD.md of a spectral heart-rate model: its task and decoder, the model, `data_sections` (training data,
     licences, subject split), `metrics_sections` (held-out figures, or a final fit's estimate) and its limitations.
     `names` (`export.subjects.subject_names`): the subjects written as pseudonyms, the per-subject table too."""
@@ -606,7 +634,8 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
               + ("estimate" if metrics.get("final_fit") else "metrics") + "), and it says nothing about a faulty "
               "sensor.",
               f"- Bins outside {dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM cannot be reported.",
-              "- The export folder holds no subject data: the test vectors are synthetic.", ""]
+              *(parity_lines(md, parity) or ["- The export folder holds no subject data: the test vectors are "
+                                               "synthetic."]), ""]
     return "\n".join(lines)
 
 
@@ -740,7 +769,8 @@ def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = 
               "DECODER_SPEC": "\n".join(f"- {k}: {v}" for k, v in spec.items() if isinstance(v, str) and k != "format"),
               "CONF_TEXT": dec.conf_text + conf_range_text(dec), **replay_values(mc, fe)}
     atomic_write_text(out / "INTEGRATION.md", _fill((TEMPLATES / "INTEGRATION.md").read_text(), values))
-    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, fe, dec, run_dir, names))
+    parity = next((f for f in ("heldout.npz", "parity.npz") if (out / f).is_file()), None)   # an export without C
+    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, fe, dec, run_dir, names, parity))
     return [out / "MODEL_CARD.md", out / "INTEGRATION.md"]
 
 

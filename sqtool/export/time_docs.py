@@ -30,9 +30,8 @@ from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, FEW_SUBJECTS
                                  skill_line, skill_unit, swap_test_cannot_show)
 from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
 from sqtool.data.tasks import QUALITY_OUTPUT
-from sqtool.export.kit import (NO_REDISTRIBUTION, TEMPLATES, _fill, data_sections, identity_lines, n_subjects,
+from sqtool.export.kit import (TEMPLATES, _fill, data_sections, identity_lines, n_subjects, parity_lines,
                                teacher_saw)
-from sqtool.export.subjects import public_datasets
 
 TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "rr": "respiratory rate in breaths/min per window (regression)",
@@ -488,24 +487,7 @@ def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict 
             lo, hi = code_range(r)
             lines.append(f"- The int8 model reports `{r['name']}` between {lo:.4g} and {hi:.4g} {r.get('unit', '')} "
                          "only (its output codes' range): a value beyond saturates there.")
-    if parity:
-        td = md.get("training_data") or {}
-        hidden, named = td.get("pseudonymised") or [], [d for d in td.get("datasets") or []
-                                                        if d not in (td.get("pseudonymised") or [])]
-        private = [d for d in named if d not in public_datasets()]
-        lines.append(f"- This folder's `{parity}` holds preprocessed windows of the "
-                     + ("training" if parity == "parity.npz" else "held-out") + " subjects, for the parity check: "
-                     "subject data; " + "; ".join(
-                         ([f"{', '.join(hidden)}: pseudonyms (`--subjects`)"] if hidden else [])
-                         + ([f"{', '.join(private)}: the subjects' own ids, as you exported them (`--subjects "
-                             "names`)"] if private else [])
-                         + ([f"{', '.join(d for d in named if d not in private)}: public ids (`export --subjects "
-                             "pseudonyms` writes pseudonyms)"] if len(private) < len(named) else [])
-                         or ["subjects as listed above"]) + ".")
-        bound = [d for d in td.get("datasets") or [] if d in NO_REDISTRIBUTION]
-        if bound:
-            lines.append(f"  Its terms: {', '.join(f'`{d}`' for d in bound)} grant{'s' if len(bound) == 1 else ''} no "
-                         "redistribution (above): check them before this folder leaves your organisation.")
+    lines += parity_lines(md, parity)
     lines.append("")
     return "\n".join(lines)
 

@@ -218,3 +218,17 @@ def test_the_card_claims_never_in_fine_tuning_only_when_the_teacher_held_them_ou
     assert held_says in _section(card, "Held-out metrics")
     assert split_says in _section(card, "Subject split")
     assert ("never in fine-tuning" in card) == (in_teacher is False)
+
+
+def test_a_card_says_whose_windows_its_folder_ships(twin, tmp_path):
+    """A spectral export without the C kit ships the held-out windows (heldout.npz): its card says so, how their
+    subjects are named and that TROIKA's terms grant no redistribution (it said 'The export folder holds no subject
+    data', true of a kit's synthetic test vectors only); a kit's card still says that."""
+    from sqtool.export.kit import model_card
+    mc, g, meta, fe, dec = twin
+    shipped = " ".join(model_card(mc, meta, g, fe, dec, None, None, "heldout.npz").split())
+    assert "This folder's `heldout.npz` holds preprocessed windows of the held-out subjects, for the parity check: " \
+           "subject data; troika, wrist_exercise: public ids" in shipped
+    assert "`troika` grants no redistribution (above)" in shipped and "holds no subject data" not in shipped
+    assert "The export folder holds no subject data: the test vectors are synthetic." in model_card(mc, meta, g, fe,
+                                                                                                   dec)
