@@ -237,7 +237,8 @@ def as_launched(saved: dict, line: str) -> str:
     process; for a run of W processes (`resolved: world_size`, `nproc_per_node`: train pretrain under torchrun)
     in the README's torchrun spelling, `torchrun --standalone --nproc_per_node W -m sqtool.cli ...` on one node,
     `torchrun --nnodes N --nproc_per_node L --rdzv-backend c10d --rdzv-endpoint HOST0:29500 -m sqtool.cli ...` on
-    N nodes (HOST0: the first node's address, to fill in; run on every node)."""
+    N nodes (HOST0: the first node's address, to fill in; run on every node); `sqtool-torchrun` where the run was
+    started by it (`resolved: launcher`, `train.launch`)."""
     res = saved.get("resolved") if isinstance(saved.get("resolved"), dict) else {}
     try:
         world = int(res.get("world_size") or saved.get("world_size") or 1)
@@ -247,8 +248,9 @@ def as_launched(saved: dict, line: str) -> str:
     if world <= 1:
         return line
     nodes = world // per_node if per_node > 0 and world % per_node == 0 else 1
-    start = f"torchrun --standalone --nproc_per_node {world}" if nodes == 1 else \
-        f"torchrun --nnodes {nodes} --nproc_per_node {per_node} --rdzv-backend c10d --rdzv-endpoint HOST0:29500"
+    run = "sqtool-torchrun" if res.get("launcher") == "sqtool-torchrun" else "torchrun"
+    start = f"{run} --standalone --nproc_per_node {world}" if nodes == 1 else \
+        f"{run} --nnodes {nodes} --nproc_per_node {per_node} --rdzv-backend c10d --rdzv-endpoint HOST0:29500"
     return f"{start} -m sqtool.cli {line.removeprefix('sqtool ')}"
 
 

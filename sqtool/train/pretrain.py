@@ -62,6 +62,7 @@ from sqtool.core.config import refuse_resume
 from sqtool.core.optim import check_training_numbers
 from sqtool.data.pairs import PRETRAIN_DEFAULT
 from sqtool.train.collapse import collapse_warning, is_collapsed
+from sqtool.train.launch import LAUNCHER_ENV
 
 RESUME_MAY_CHANGE = ("max_steps", "progress", "device")
 
@@ -527,6 +528,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             save_resolved(run_dir, model=cfg.model, corpus=pairs.desc, fs=model_cfg.fs, window_s=model_cfg.window_s,
                           channels=list(model_cfg.channels), device=str(dev), world_size=d.world,
                           nproc_per_node=int(os.environ.get("LOCAL_WORLD_SIZE", d.world)),   # runs.resume_command
+                          **({"launcher": os.environ.get(LAUNCHER_ENV, "torchrun")} if d.enabled else {}),
                           amp=str(adt).replace("torch.", "") if adt else "off", dtype=cfg.dtype,
                           train_pairs=len(train_idx), val_pairs=len(val_idx), steps_per_epoch=steps_per_epoch)
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))

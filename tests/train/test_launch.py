@@ -1,7 +1,7 @@
 """`sqtool-torchrun` is torchrun (torch.distributed.run, the same options) whose failure is one line: a worker's
 bad input gives the workers' own sqtool lines and one launcher line naming the ranks, no traceback, the worker's
 exit code; a run that succeeds is torchrun's; a SIGTERM to the launcher stops the workers as torchrun does (each
-saves its step and says how to resume) and is one line, exit 143 (2 gloo processes on CPU)."""
+saves its step and says how to resume, with sqtool-torchrun) and is one line, exit 143 (2 gloo processes on CPU)."""
 import os
 import subprocess
 import sys
@@ -46,7 +46,9 @@ def test_a_sigterm_to_the_launcher_stops_the_workers_and_is_one_line(tmp_path):
             "--batch-size", "16", "--lr", "0.05", "--val-fraction", "0", "--device", "cpu", "--progress", "false"]
     rc, err = sigterm_at_step_2(LAUNCH + [str(script), *args, "--out", str(run)], ENV, mark)
     assert rc == 143 and "Traceback" not in err, err[-3000:]
-    assert "sqtool: terminated (SIGTERM); continue with: " in err and (run / "last.pt").is_file(), err[-3000:]
+    hint = f"sqtool-torchrun --standalone --nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"
+    assert f"sqtool: terminated (SIGTERM); continue with: {hint}\n" in err, err[-3000:]   # the launcher it ran on
+    assert (run / "last.pt").is_file()
     assert [ln for ln in err.splitlines() if ln.startswith("sqtool-torchrun")] == [
         "sqtool-torchrun: stopped by SIGTERM: the workers were told to stop (each saves its step and names the "
         "command that continues it, above)"], err[-3000:]
