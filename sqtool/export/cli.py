@@ -120,7 +120,12 @@ def next_step(res: dict) -> str:
             lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'RECORDINGS')}   (recordings with HR truth"
                          + (f"; held out from its training: {', '.join(held)})" if held else ")"))
     elif (out / "c").is_dir():
-        lines.append(f"next: build {out / 'c'}/*.c into the firmware (API in sq_model.h)")
+        lines.append(f"next: build {out / 'c'}/*.c into the firmware (API in sq_model.h)"
+                     + (f"; the preprocessing it needs before it: {out / 'INTEGRATION.md'}"
+                        if (out / "INTEGRATION.md").is_file() else ""))
+    elif (out / "INTEGRATION.md").is_file():           # a time-domain export without C: an app runs it
+        lines.append(f"next: run it as {out / 'INTEGRATION.md'} says, and check your implementation against "
+                     f"{shell_command('predict', '--model', out, '--data', 'RECORDINGS')}")
     return "\n".join(lines)
 
 

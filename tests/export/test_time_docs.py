@@ -285,3 +285,16 @@ def test_the_cards_other_branches(tmp_path):
     gap = {"coverage": {"by_coverage": [{"coverage": 1.0, "mae": 2.2}, {"coverage": 0.8, "mae": None}]}}
     line = " ".join(quality_lines(gap, md))
     assert "100 % 2.2 breaths/min." in line and "gate" not in line and "lowers" not in line
+
+
+def test_the_exports_last_line_points_at_the_integration_document(runs):
+    """A time-domain export's `next:` line names INTEGRATION.md: beside its C (the preprocessing the network needs
+    before it) and, for an export without C, with the predict command that checks an implementation."""
+    from sqtool.export.cli import next_step
+    for e, says in (("e", f"/c/*.c into the firmware (API in sq_model.h); the preprocessing it needs before it: "
+                          f"{runs / 'e' / 'INTEGRATION.md'}"),
+                    ("et", f"next: run it as {runs / 'et' / 'INTEGRATION.md'} says, and check your implementation "
+                           f"against sqtool predict --model {runs / 'et'} --data RECORDINGS")):
+        md = json.loads((runs / e / "metadata.json").read_text())
+        last = next_step({"out": runs / e, "failed": [], "metadata": md}).splitlines()[-1]
+        assert says in last, last
