@@ -559,9 +559,17 @@ def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
     p, n = vs.get("p"), vs.get("subjects")
     if swap_test_cannot_show(vs.get("metric"), n, alpha):                     # before the CI: t(1..4) is wide
         return f"{WORSE_THAN_CLASSIC} (point comparison: {n} subjects cannot show it)"
-    if not (lo > 0 if lower else hi < 0):
+    if not worse_by_ci(vs):
         return ""
     return WORSE_THAN_CLASSIC if p is None or not np.isfinite(p) or p < alpha else ""
+
+
+def worse_by_ci(t: dict) -> bool:
+    """The paired test `t` (`skill_test`'s dict) says worse: its difference's 95 % CI lies wholly on the worse side
+    (above 0 where lower is better, below where higher is)."""
+    lo, hi = (nan_if_none(v) for v in t.get("diff_ci95") or [None, None])
+    lower = t.get("better", "lower") == "lower"
+    return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 if lower else hi < 0))
 
 
 def classic_text(vs: dict | None, label: str = "", flag: str | None = None, unit: str = "") -> str:

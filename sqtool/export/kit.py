@@ -433,13 +433,12 @@ def identity_lines(md: dict, content: str = "weights and model config, front end
 @dataclass
 class CardData:
     """What data_sections read, for the rest of a card: the source run's metrics.json, the subjects the model was
-    trained and held out on (as the export's metadata names them), an estimate run's held-out subjects, the
-    training subjects' reference-HR summary (spectral runs), whether the data were generated only."""
+    trained and held out on (as the export's metadata names them), an estimate run's held-out subjects, whether the
+    data were generated only."""
     metrics: dict
     seen: list
     held: list
     est_held: list
-    training_truth: dict
     synthetic_only: bool
 
 
@@ -536,9 +535,13 @@ def data_sections(md: dict, run_dir=None, names: dict | None = None, label_word:
     if seen_by.get("pseudonymised"):
         lines.append(f"- the subjects of {', '.join(f'`{d}`' for d in seen_by['pseudonymised'])} are pseudonyms "
                      f"({PSEUDONYM_FORM}); their ids stay with the developer")
-    ctx = CardData(metrics=metrics, seen=seen, held=held, est_held=est_held,
-                   training_truth=metrics.get("training_truth") or {}, synthetic_only=datasets == ["synthetic"])
+    ctx = CardData(metrics=metrics, seen=seen, held=held, est_held=est_held, synthetic_only=datasets == ["synthetic"])
     return lines, ctx
+
+
+def shipped_parity(out) -> str | None:
+    """The parity windows' file an export folder ships (a C kit's folder ships none: synthetic test vectors only)."""
+    return next((f for f in ("heldout.npz", "parity.npz") if (Path(out) / f).is_file()), None)
 
 
 def parity_lines(md: dict, parity: str | None) -> list[str]:
@@ -574,7 +577,8 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     licences, subject split), `metrics_sections` (held-out figures, or a final fit's estimate) and its limitations.
     `names` (`export.subjects.subject_names`): the subjects written as pseudonyms, the per-subject table too."""
     data, ctx = data_sections(md, run_dir, names)
-    metrics, seen, held, est_held, tt = ctx.metrics, ctx.seen, ctx.held, ctx.est_held, ctx.training_truth
+    metrics, seen, held, est_held = ctx.metrics, ctx.seen, ctx.held, ctx.est_held
+    tt = metrics.get("training_truth") or {}
     mdec = model_cfg.get("decoder") or {}
     cal = mdec.get("inner_calibration_datasets") or []                   # the training subjects' dataset(s)
     n_cal = mdec.get("inner_calibration_windows")
@@ -769,8 +773,7 @@ def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = 
               "DECODER_SPEC": "\n".join(f"- {k}: {v}" for k, v in spec.items() if isinstance(v, str) and k != "format"),
               "CONF_TEXT": dec.conf_text + conf_range_text(dec), **replay_values(mc, fe)}
     atomic_write_text(out / "INTEGRATION.md", _fill((TEMPLATES / "INTEGRATION.md").read_text(), values))
-    parity = next((f for f in ("heldout.npz", "parity.npz") if (out / f).is_file()), None)   # an export without C
-    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, fe, dec, run_dir, names, parity))
+    atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, fe, dec, run_dir, names, shipped_parity(out)))
     return [out / "MODEL_CARD.md", out / "INTEGRATION.md"]
 
 

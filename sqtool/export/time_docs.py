@@ -27,11 +27,11 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_write_text
 from sqtool.core.io import nan_if_none
 from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, FEW_SUBJECTS, QUANTIZE_MODELS, classic_text,
-                                 skill_line, skill_unit, swap_test_cannot_show)
+                                 skill_line, skill_unit, swap_test_cannot_show, worse_by_ci)
 from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
 from sqtool.data.tasks import QUALITY_OUTPUT
 from sqtool.export.kit import (TEMPLATES, _fill, data_sections, identity_lines, n_subjects, parity_lines,
-                               teacher_saw)
+                               shipped_parity, teacher_saw)
 
 TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "rr": "respiratory rate in breaths/min per window (regression)",
@@ -41,6 +41,11 @@ TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "pretrain": "an encoder's embedding per window (self-supervised; no task head)"}
 STREAM_TOL = 0.03                    # tests/firmware_bench/test_stream.py: "window" stream vs make_windows
 FLAGGED = 0.10                       # = firmware_bench.tracker.MAX_FLAGGED (export may not import it; tested equal)
+
+
+def window_samples(md: dict) -> int:
+    """T: samples per channel of the model's window (fs x window_s)."""
+    return int(round(float(md["fs"]) * float(md["window_s"])))
 
 
 def task_text(md: dict) -> str:
@@ -65,7 +70,7 @@ def _filter_call(band, fs: float) -> tuple[str, int]:
 def preprocessing_steps(md: dict) -> list[str]:
     """INTEGRATION.md's steps 1-7, this model's numbers resolved (the order `firmware_bench.stream` runs them)."""
     fs, win, hop = float(md["fs"]), float(md["window_s"]), float(md["hop_s"])
-    T, H = int(round(fs * win)), int(round(fs * hop))
+    T, H = window_samples(md), int(round(fs * hop))
     band, norm = md.get("band"), md.get("norm", "minmax")
     steps = [
         "**Gaps.** A missing or non-finite sample takes the channel's last good value (0 before the first); the "
@@ -122,7 +127,7 @@ def _ratio(fs_in: float, fs: float) -> str:
 
 def input_text(md: dict, files: set[str]) -> str:
     """The network input row: the tensors of the model files this folder holds, the int8 ones with their codes."""
-    C, T = len(md["channels"]), int(round(float(md["fs"]) * float(md["window_s"])))
+    C, T = len(md["channels"]), window_samples(md)
     parts = [f"{' and '.join(f for f in ('model_float.onnx', 'model_int8.onnx') if f in files)} `x` (1, {C}, {T}) "
              "channels-first float32" + (" (the int8 ONNX quantizes inside)" if "model_int8.onnx" in files else "")
              if {"model_float.onnx", "model_int8.onnx"} & files else "",
@@ -211,7 +216,7 @@ def edge_text(md: dict) -> str:
 
 def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], parity_file: str | None) -> Path:
     """INTEGRATION.md (templates/INTEGRATION_time.md) filled for this model and the model files `files` it ships."""
-    T = int(round(float(md["fs"]) * float(md["window_s"])))
+    T = window_samples(md)
     runtimes = [(r, f) for r, f in (("onnx_float", "model_float.onnx"), ("litert_float", "model_float.tflite"),
                                     ("onnx", "model_int8.onnx"), ("tflite", "model_int8.tflite"),
                                     ("c", "c/sq_model.h")) if f in files]
@@ -254,13 +259,6 @@ def _test(t: dict | None) -> dict | None:
         return t
     return {**t, **{k: nan_if_none(t.get(k)) for k in ("model", "reference", "diff", "p")},
             "diff_ci95": [nan_if_none(v) for v in t.get("diff_ci95") or [None, None]]}
-
-
-def _worse(t: dict) -> bool:
-    """The difference's 95 % CI lies wholly on the worse side."""
-    lo, hi = t.get("diff_ci95") or [float("nan")] * 2
-    lower = t.get("better", "lower") == "lower"
-    return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 if lower else hi < 0))
 
 
 def _metric_names(task: str, sample: dict) -> list[str]:
@@ -354,7 +352,7 @@ def quantize_sections(m: dict, held: list[str], md: dict, files: set[str], estim
                      "ship it with that threshold; choose one on data of your own device.")
     ts = _test(md.get("teacher_skill")) if not estimate else None
     if ts and np.isfinite(ts.get("model", float("nan"))):
-        worse = not ts.get("skill") and _worse(ts)
+        worse = not ts.get("skill") and worse_by_ci(ts)
         lines.append(f"- The teacher's fine-tune scored its fold models out of fold over its {ts.get('subjects', '?')} "
                      f"training subjects (`metadata.json` teacher_skill): {ts['metric']} {ts['model']:.3f} against the "
                      f"trivial {ts['reference']:.3f}, "
@@ -503,7 +501,7 @@ def write_time_docs(out_dir, model_cfg: dict, graph, md: dict, run_dir=None, nam
     if "fs" not in md or "channels" not in md:
         raise SqtoolError(f"export of {mc.get('name')}: the metadata lacks the input contract (fs, channels) the "
                           "integration document is written from")
-    parity = next((f for f in ("heldout.npz", "parity.npz") if (out / f).is_file()), None)
+    parity = shipped_parity(out)
     files = {f for f in MODEL_FILES if (out / f).is_file()}
     atomic_write_text(out / "MODEL_CARD.md", time_model_card(mc, md, graph, run_dir, names, files, parity))
     return [out / "MODEL_CARD.md", write_integration(out, mc, md, files, parity)]

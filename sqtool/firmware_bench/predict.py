@@ -349,10 +349,11 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         raise SqtoolError(f"--filter {cfg.filter}: choose one of {', '.join(FILTERS)}", code=2)
     art = R.load_artifacts(cfg.model)              # the exported files; a source only if a runtime reads it
     md = art.metadata
-    if R.is_spectral(md) and cfg.filter != "window":
+    spectral = R.is_spectral(md)
+    if spectral and cfg.filter != "window":
         raise SqtoolError(f"--filter {cfg.filter}: {art.export_dir} is a spectral model, whose fixed-point front end "
                           "(its causal band-pass included) is part of the model: --filter is for time-domain models")
-    if R.is_spectral(md) and md.get("task") != "hr":
+    if spectral and md.get("task") != "hr":
         raise SqtoolError(f"{art.export_dir} is a spectral '{md.get('task')}' model: sqtool predict reads heart "
                           "rate from spectral models")
     if md.get("task") == "pretrain":
@@ -370,7 +371,6 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             data = str(getattr(path, "path", path))
     else:                                          # made in code: checked here, as a reader checks its own
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
-    spectral = R.is_spectral(md)
     prepared = (prepare_spectral(cfg, art, records, left=off_wrist) if spectral else
                 _prepare_time_domain(cfg, art, records, left=off_wrist))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
@@ -419,7 +419,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
                "provenance": model_provenance(art), "runtime": name,
-               **({} if R.is_spectral(md) else {"filter": cfg.filter}),
+               **({} if spectral else {"filter": cfg.filter}),
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows, "channels_fed": FED_NOTE,
                "columns": {"time_s": "end of the window (s from the recording start)",
                            **({"time": TIME_NOTE} if any("start_time" in d for d in rows) else {}), **columns,

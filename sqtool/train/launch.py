@@ -15,6 +15,7 @@ exit 128 + the signal.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 LAUNCHER_ENV = "SQTOOL_LAUNCHER"     # set for the workers: a run's resume line names the launcher it was started by
@@ -52,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
-    import os
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ[LAUNCHER_ENV] = "sqtool-torchrun"     # the workers inherit it (pretrain's config.yaml: launcher)
     for name in LOGGERS:                             # its ERROR record repeats the failure the one line says
