@@ -708,6 +708,11 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     # 6. fold BN, calibrate, QAT --------------------------------------------------------------------
     q = Q.quant_twin(student, cfg.preset)
     Q.calibrate(q, x_cal, cfg.batch_size)
+    out_range = Q.widen_output_range(q, spec, y_norm[tr])
+    if out_range["threshold"] > out_range["calibrated_threshold"]:
+        say(f"int8 output range widened from +-{out_range['calibrated_threshold']:.2f} to "
+            f"+-{out_range['threshold']:.2f} (normalised units) to cover the training labels and a logit of "
+            f"+-{Q.LOGIT_REACH:g}; held during QAT")
     m_ptq = None if final else R.evaluate(cfg.task, R.predict_all(q, x_all[te]), y_all[te], spec)   # before QAT
     say(f"calibrated {len(x_cal)} windows; QAT {cfg.qat_epochs} epochs at lr {cfg.qat_lr:g}")
     q_cfg = dataclasses.replace(fit_cfg, epochs=cfg.qat_epochs, lr=cfg.qat_lr, feature_weight=0.0)
@@ -771,7 +776,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         "student_int8": {"metrics": m_q, "history": q_hist["history"],
                          "max_abs_diff_vs_float": [float(v) for v in agree.max(axis=0)],
                          "mean_abs_diff_vs_float": [float(v) for v in agree.mean(axis=0)],
-                         "activation_scales": Q.activation_scales(q)},
+                         "activation_scales": Q.activation_scales(q), "output_range": out_range},
         "deltas": {"int8_minus_float": m_q[metric] - m_f[metric],
                    "calibrated_int8_minus_float": m_ptq[metric] - m_f[metric], "float_minus_teacher": m_f[metric] - m_t[metric],
                    "float_vs_teacher_rel": rel},

@@ -395,7 +395,8 @@ def fit(model, x: np.ndarray, y_norm: np.ndarray, spec: OutputSpec, cfg: FitCfg,
     tt = torch.as_tensor(np.asarray(teacher_out, np.float32)[:, :spec.n_task]) if use_distill else None
     ft = torch.as_tensor(np.asarray(teacher_feat, np.float32)) if use_feat else None
     qt = torch.as_tensor(np.asarray(quality_target, np.float32)) if use_quality else None
-    params = list(model.parameters()) + (list(projector.parameters()) if use_feat else [])
+    params = [p for p in list(model.parameters()) + (list(projector.parameters()) if use_feat else [])
+              if p.requires_grad]      # a frozen output range stays out of the optimiser
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = max(1, cfg.epochs * ((n + cfg.batch_size - 1) // cfg.batch_size))
     sched = one_cycle(opt, cfg.lr, steps, pct_start=0.15)

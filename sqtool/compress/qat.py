@@ -6,6 +6,8 @@
          after ReLU, int8 input and output
       -> `calibrate`: activation scales from the statistics of a calibration set
          (`brevitas.graph.calibrate.calibration_mode`), checked first by `check_calibration_set`
+      -> `widen_output_range` (time-domain students): the int8 output's one per-tensor scale covers
+         the training labels and a confident logit, and is held there during QAT
       -> `sqtool.compress.distill.fit` at a lower learning rate: the scales are learned parameters
          from here on, weights are fake-quantized with straight-through gradients.
 
@@ -20,6 +22,8 @@ from sqtool.core import SqtoolError
 from sqtool.models.registry import ModelCfg
 
 MIN_CALIBRATION_WINDOWS = 300   # fewer than this: activation ranges are noisy (warned)
+LABEL_HEADROOM = 1.25           # the int8 output reaches this many times the largest training label
+LOGIT_REACH = 4.0               # ... and a logit of +-4 (probability 0.018 / 0.982) at least
 
 
 def check_calibration_set(x: np.ndarray, cfg: ModelCfg, batch_size: int, fs: float | None = None,
@@ -98,3 +102,38 @@ def activation_scales(q) -> dict[str, float]:
             key = name.split(".act_quant")[0].split(".output_quant")[0]
             out[key] = float(mod.value.detach().abs())
     return out
+
+
+def widen_output_range(q, spec, y_norm) -> dict:
+    """Make the int8 output able to say every answer its labels need, and keep it so during QAT.
+
+    A time-domain student's outputs (the normalised regression targets, a class logit, the quality
+    logit) share the final layer's ONE per-tensor int8 scale. Calibration sets it from the float
+    student's outputs, which regress toward the mean: a respiratory-rate student calibrated to +-1.9
+    standard deviations could only report 11-23 br/min on labels of 6-29, and its quality logit sat at
+    that ceiling (probability 0.86) on a third of the windows. The threshold is raised to cover
+    LABEL_HEADROOM x the largest |normalised training label| and a logit of LOGIT_REACH, never lowered,
+    and frozen (QAT would otherwise learn it back down: the loss rarely sees the clipped tails).
+    `y_norm` (N, k): the training labels as `distill.normalise_targets` gives them. Returns the record
+    for the report: calibrated and final thresholds and what each column needed.
+    """
+    import torch
+
+    (name, param), = [(n, p) for n, p in q.named_parameters()
+                      if n.startswith("fc.output_quant") and n.endswith("scaling_impl.value")]
+    y = np.asarray(y_norm, np.float64)
+    need = {}
+    for i in spec.regression:
+        col = y[:, i][np.isfinite(y[:, i])]
+        if len(col):
+            need[spec.names[i]] = LABEL_HEADROOM * float(np.max(np.abs(col)))
+    for i in list(spec.binary) + ([spec.quality] if spec.quality is not None else []):
+        need[spec.names[i]] = LOGIT_REACH
+    calibrated = float(param.detach().abs())
+    # Int8ActPerTensorFloat: scale = threshold / 128, so the largest positive output is 127/128 of it
+    threshold = max([calibrated] + [v * 128 / 127 for v in need.values()])
+    with torch.no_grad():
+        param.fill_(threshold)
+    param.requires_grad_(False)
+    return {"parameter": name, "calibrated_threshold": calibrated, "threshold": threshold,
+            "scale": threshold / 128, "needed": need, "frozen": True}

@@ -51,6 +51,39 @@ def test_int8_twin_agrees_with_float_student(trained, hr_task, preset):
     assert len(scales) == len(s.blocks) + 3 and all(np.isfinite(v) and v > 0 for v in scales.values())
 
 
+def test_the_int8_output_reaches_the_labels_and_a_confident_logit_and_qat_keeps_it(trained, hr_task):
+    """Calibration on a float student's outputs (which regress toward the mean) leaves the one shared
+    output scale too narrow to say the extreme labels or a confident quality logit; widened, the int8
+    twin says them, and QAT does not learn the range back down."""
+    s, spec, y, q_t = trained
+    q = Q.quant_twin(s, "int8_w_per_channel_a_per_tensor")
+    Q.calibrate(q, hr_task.x, 32)
+    calibrated = Q.activation_scales(q)["fc"]
+    want = 1.25 * float(np.abs(y[:, 0]).max())
+    assert calibrated < max(want, Q.LOGIT_REACH)          # what this test is about: calibration alone falls short
+    r = Q.widen_output_range(q, spec, y)
+    assert r["calibrated_threshold"] == pytest.approx(calibrated)
+    assert 127 * r["scale"] >= max(want, Q.LOGIT_REACH) - 1e-6
+    # a window whose quality logit should be +3.9 (p 0.98) and whose HR should be the top label: said, not clipped
+    top = float(y[np.argmax(np.abs(y[:, 0])), 0])
+    with torch.no_grad():                                 # features 0: the output is the bias (int32, fine scale)
+        q.fc.weight.fill_(0.01)
+        q.fc.bias.copy_(torch.tensor([top, 3.9]))
+        out = q.fc(q.pool_q(torch.zeros(1, s.out_features))).value[0].numpy()
+    assert out[0] == pytest.approx(top, abs=r["scale"]) and out[1] == pytest.approx(3.9, abs=r["scale"])
+    # never narrowed: a calibrated range wider than needed is kept
+    q2 = Q.quant_twin(s, "int8_w_per_channel_a_per_tensor")
+    Q.calibrate(q2, hr_task.x * 50, 32)
+    wide = Q.activation_scales(q2)["fc"]
+    assert Q.widen_output_range(q2, spec, y * 0.01)["threshold"] == pytest.approx(max(wide, 4.0 * 128 / 127))
+    # QAT leaves it where it was put
+    q3 = Q.quant_twin(s, "int8_w_per_channel_a_per_tensor")
+    Q.calibrate(q3, hr_task.x, 32)
+    r3 = Q.widen_output_range(q3, spec, y)
+    D.fit(q3, hr_task.x, y, spec, D.FitCfg(epochs=1, lr=3e-3, batch_size=32), quality_target=q_t)
+    assert Q.activation_scales(q3)["fc"] == pytest.approx(r3["threshold"], rel=1e-6)
+
+
 def test_int8_state_dict_reloads_strictly_and_reproduces(trained, hr_task):
     s, *_ = trained
     q = Q.quant_twin(s, "int8_w_per_channel_a_per_tensor")

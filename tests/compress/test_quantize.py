@@ -8,6 +8,7 @@ import yaml
 from sqtool.cli import main
 from sqtool.compress.cli import QuantizeConfig, check_budget, quantize
 from sqtool.compress import distill as D
+from sqtool.compress import qat as Q
 from sqtool.core import SqtoolError
 from sqtool.models import ModelCfg, create_model, get_model_cfg
 from sqtool.core.checkpoint import load_checkpoint
@@ -66,6 +67,13 @@ def test_run_dir_is_what_the_export_stage_reads(run_dir, hr_task):
     assert ck["heldout_subjects"] == ["synthetic:syn005"]
     assert ck["train_subjects"] == sorted(f"synthetic:{s}" for s in set(hr_task.groups.tolist()) - {"syn005"})
     assert "| student int8" in (run_dir / "report.md").read_text()
+    # the int8 output reaches every training label (with headroom) and a confident quality logit
+    r = m["student_int8"]["output_range"]
+    top = 127 * r["scale"]
+    y_tr = D.normalise_targets(hr_task.y[hr_task.groups != "syn005"], spec)
+    assert top >= 1.25 * float(np.abs(y_tr[:, 0]).max()) - 1e-6 and top >= 4.0 - 1e-6
+    assert r["threshold"] >= r["calibrated_threshold"]
+    assert abs(Q.activation_scales(q)["fc"] - r["threshold"]) < 1e-5 * r["threshold"]     # held through QAT
 
 
 def test_teacher_cache_reused_across_runs(run_dir, hr_teacher, hr_task, tmp_path):
