@@ -174,7 +174,7 @@ def student_cfg_from_teacher(teacher_cfg: ModelCfg, student: str, channels: tupl
     target_mean/std. The student may add input channels (default: the registry student's channels, which must
     include the teacher's) and the quality output.
     """
-    from sqtool.models.student import widen
+    from sqtool.models.student import check_window, widen
 
     base = get_model_cfg(student_for(teacher_cfg, student))
     chans = tuple(channels) if channels else tuple(base.channels)
@@ -199,6 +199,7 @@ def student_cfg_from_teacher(teacher_cfg: ModelCfg, student: str, channels: tupl
                        units=tuple(units), target_mean=tuple(mean), target_std=tuple(std), quant=None)
     if width_mult != 1.0 or depth_delta:
         cfg = widen(cfg, width_mult, depth_delta)
+    check_window(cfg)                                   # before any data is read or a run directory made
     return cfg
 
 

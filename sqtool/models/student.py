@@ -64,13 +64,7 @@ class Student(nn.Module):
         n_out = len(cfg.outputs)
         if n_out == 0:
             raise SqtoolError(f"{cfg.name}: a student needs at least one output (cfg.outputs)")
-        total_stride = stride_of(convs)
-        if cfg.n_samples % total_stride:
-            fits = students_fitting(cfg.n_samples)
-            raise SqtoolError(f"{cfg.name}: window of {cfg.n_samples} samples is not divisible by the "
-                              f"total stride {total_stride}; "
-                              + (f"--student {' or '.join(fits)} fits it" if fits else
-                                 f"no registry student fits it: a window of a multiple of {total_stride} samples"))
+        check_window(cfg)
         self.preset = None
         if cfg.quant:
             from sqtool.models.quant import get_preset
@@ -176,6 +170,18 @@ for _name, _convs in STUDENT_ARCHS.items():
 def stride_of(convs) -> int:
     """The total stride of a student's convs [(out_channels, kernel, stride), ...]: its window must be a multiple."""
     return math.prod(int(s) for _, _, s in convs)
+
+
+def check_window(cfg: ModelCfg) -> None:
+    """One line where a student's total stride does not divide its window's samples (its convs as built, after
+    any width/depth knob), naming the registry students that fit it."""
+    total_stride = stride_of(cfg.arch["convs"])
+    if cfg.n_samples % total_stride:
+        fits = students_fitting(cfg.n_samples)
+        raise SqtoolError(f"{cfg.name}: window of {cfg.n_samples} samples is not divisible by the "
+                          f"total stride {total_stride}; "
+                          + (f"--student {' or '.join(fits)} fits it" if fits else
+                             f"no registry student fits it: a window of a multiple of {total_stride} samples"))
 
 
 def students_fitting(n_samples: int) -> list[str]:

@@ -292,3 +292,27 @@ def test_max_records_help_is_one_text_that_says_subjects():
     assert helps["quantize"].startswith(MAX_RECORDS_HELP) and helps["train finetune"].startswith(MAX_RECORDS_HELP)
     assert "the first N subjects, every recording of each" in MAX_RECORDS_HELP
     assert "spectral heart-rate model: the first N recordings" in MAX_RECORDS_HELP
+
+
+def test_a_student_that_cannot_take_the_teachers_window_is_refused_before_any_data_is_read(hr_teacher, tmp_path,
+                                                                                           capsys, monkeypatch):
+    """--student cnn1d_student_s for an 8 s teacher at 50 Hz (400 samples, its stride 32): one line naming the
+    student that fits, before the task is loaded, the teacher run over it or a run directory made (it was refused
+    only when the student was built, after a minute of loading and teacher outputs, leaving a run directory)."""
+    import torch
+    ck = torch.load(hr_teacher / "model.pt" if hr_teacher.is_dir() else hr_teacher, weights_only=False)
+    ck["model_cfg"]["fs"] = 50.0
+    t = tmp_path / "teacher50.pt"
+    torch.save(ck, t)
+    import sqtool.data.tasks as tasks
+    monkeypatch.setattr(tasks, "load_task", lambda *a, **k: pytest.fail("the task was loaded"))
+    assert main(["quantize", "--model", str(t), "--student", "cnn1d_student_s", "--fs", "50", "--data", "synthetic",
+                 "--out", str(tmp_path / "q")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["sqtool: error: cnn1d_student_s: window of 400 samples is not divisible by the total stride 32; "
+                   "--student cnn1d_student_xs fits it"], err
+    assert not (tmp_path / "q").exists()
+    teacher = ModelCfg.from_dict(ck["model_cfg"])
+    assert D.student_cfg_from_teacher(teacher, "").name == "cnn1d_student_xs"          # the default takes it
+    with pytest.raises(SqtoolError, match="window of 400 samples is not divisible by the total stride 32"):
+        D.student_cfg_from_teacher(teacher, "cnn1d_student_s")
