@@ -69,12 +69,27 @@ def twin(request):
 
 
 def test_intgraph_equals_brevitas_integers(twin):
+    """Single rounding is Brevitas's arithmetic in exact integers; Brevitas computes it in float32, so the two may
+    round a value lying on a .5 tie apart. Each layer fed Brevitas's own input: every difference is 1 LSB at a
+    value within 1e-3 LSB of the tie (float32 noise, never a wrong scale, zero point or tap). Chained, such a flip
+    may travel downstream by 1 LSB (a fraction of layers' outputs that depends on the machine's float kernels: 0.2 %
+    of cnn1d_student_m's blocks.4 on one CPU); without one the chain is exact."""
     name, q, g, brev, _ = twin
     ref = R.run(g, brev["input"], "single")                       # single rounding = Brevitas's arithmetic
-    for layer in g.layers:
-        d = np.abs(ref[layer.name].astype(np.int32) - brev[layer.name].reshape(ref[layer.name].shape))
-        assert d.max() <= 1 and np.mean(d == 0) >= 0.999, (name, layer.name)    # float32 tie noise only
     isolated = R.run(g, brev["input"], "single", inputs=brev)
+    prev, flips = "input", 0
+    for layer in g.layers:
+        b = brev[layer.name].reshape(isolated[layer.name].shape)
+        flip = isolated[layer.name] != b
+        if flip.any():
+            v = R.exact_requant_input(layer, brev[prev]).reshape(b.shape)
+            tie = np.abs(v[flip] - np.floor(v[flip]) - 0.5)
+            d = np.abs(isolated[layer.name].astype(np.int32) - b)
+            assert d.max() == 1 and tie.max() < 1e-3, (name, layer.name, d.max(), tie.max())
+            flips += int(flip.sum())
+        chained = np.abs(ref[layer.name].astype(np.int32) - b)
+        assert chained.max() <= (1 if flips else 0), (name, layer.name, flips)
+        prev = layer.name
     assert np.array_equal(isolated[g.layers[0].name], brev[g.layers[0].name].reshape(isolated[g.layers[0].name].shape))
     if spectral(name):
         cfg = q.cfg
