@@ -13,6 +13,13 @@ firmware's int8 outputs bit for bit (double rounding vs TFLite Micro, single rou
 measure instructions per inference (QEMU plugin / callgrind), flash, RAM and stack. Writes
 bench.json, bench.md and plots into the run dir and prints the tables.
 
+A time-domain model of another task (`report.Target`, `bench_target`): an rr, bp or custom-label model's first output
+is scored, window by window without a tracker, against the label its recordings carry (as predict compares it), beside
+the task's classic method on the same windows (`data.classic`: rr's respiratory spectral fusion; bp and a custom label
+have none) and the trivial predictor (the training labels' mean, metadata target_mean); the last line is the skill
+verdict of the primary runtime on the subjects the model was not trained on (`core.metrics.skill_test`, paired over
+subjects, NO SKILL flagged). An af or quality model (a class's logit) is benchmarked for cost and fidelity only.
+
 A recording the bench cannot score is left out with one `bench: left out <recording>: <why>` line (bench.json
 provenance.skipped_records, bench.md's notes) and the rest benchmarked: shorter than one window, without the model's
 channels, or a file of a --data folder off the wrist throughout (`core.NoSignal`: PPG a flat line, a channel with
@@ -44,7 +51,7 @@ from __future__ import annotations
 import sys
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +61,8 @@ from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP, check_required, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
-from sqtool.firmware_bench.report import SAME_HR_BPM, left_out_lines, long_enough, primary_runtime
+from sqtool.firmware_bench.report import (HEART_RATE, SAME_HR_BPM, Target, left_out_lines, long_enough,
+                                          primary_runtime)
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
 
@@ -158,7 +166,9 @@ def next_step(res: dict) -> str:
         lines.append(f"next: build {export_dir / 'c'}/sq_model.c into the firmware (API in sq_model.h)")
     if res.get("labelled") is False:                  # label-free data: the last line says what was not measured
         from sqtool.firmware_bench.spectral import NOT_MEASURED
-        lines.append(f"{NOT_MEASURED}; cost and fidelity only")
+        lines.append(f"{res.get('accuracy') or NOT_MEASURED}; cost and fidelity only")
+    elif (res.get("skill") or {}).get("line"):        # another regression task: skill, or NO SKILL, said last
+        lines.append(res["skill"]["line"])
     return "\n".join(lines)
 
 
@@ -337,17 +347,162 @@ def hr_fidelity(hr: np.ndarray, ref_hr: np.ndarray) -> dict:
             "hr_equal_pct": float(100 * (d <= SAME_HR_BPM).mean())}
 
 
-def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.ndarray) -> dict:
+def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.ndarray,
+                   target: Target = HEART_RATE) -> dict:
     """Per scored subject ("dataset:subject"): the spectral bench's per-subject scores (`spectral.hr_scores`: n,
-    MAE, RMSE, bias, > 10 BPM %, ...) plus mae_tracked / n_tracked after the tracker; the time-domain bench's rows'
-    per_subject, pooled by the accuracy floors as the spectral bench's."""
+    MAE, RMSE, bias, > 10 BPM %, ...) plus mae_tracked / n_tracked after the tracker (heart rate; another target
+    has neither a tracker nor a > 10 BPM %); the time-domain bench's rows' per_subject, pooled by the accuracy
+    floors as the spectral bench's."""
     from sqtool.firmware_bench.spectral import hr_scores
     out = {}
     for k in dict.fromkeys(keys.tolist()):
         m = keys == k
-        t = hr_scores(trk[m], truth[m])
-        out[str(k)] = {**hr_scores(hr[m], truth[m]), "mae_tracked": t["mae"], "n_tracked": t["n"]}
+        d = hr_scores(hr[m], truth[m])
+        if target.tracked:
+            t = hr_scores(trk[m], truth[m])
+            d.update(mae_tracked=t["mae"], n_tracked=t["n"])
+        else:
+            d["gt10_pct"] = None
+        out[str(k)] = d
     return out
+
+
+# ----------------------------------------------------------------------------- what a time-domain bench scores
+
+def bench_target(md: dict) -> Target:
+    """The Target of a time-domain export (its metadata.json): heart rate for a task 'hr' model (its hr_bpm output,
+    one line when it has none); a regression task's first output against the recording's label predict compares
+    (`predict.truth_labels`: rr_bpm from the breath marks, sbp, a dataset file's label); a class task's logit (af,
+    quality) for cost and fidelity only."""
+    from sqtool.firmware_bench import runtimes as R
+    from sqtool.firmware_bench.predict import truth_labels
+    task = md.get("task")
+    window_s = float(md.get("window_s") or 8.0)
+    if task == "hr":
+        R.hr_column(md)                                    # one line when it has no hr_bpm output
+        return replace(HEART_RATE, window_s=window_s)
+    outputs = [o for o in (md.get("outputs") or []) if o != QUALITY_OUTPUT]
+    units = list(md.get("units") or [])
+    if not outputs:
+        raise SqtoolError(f"the model has no task output to benchmark (its outputs: "
+                          f"{', '.join(map(str, md.get('outputs') or [])) or 'none'})")
+    truth = truth_labels(md)
+    out = next((o for o in outputs if o in truth), outputs[0])
+    unit = units[list(md.get("outputs") or []).index(out)] if len(units) == len(md.get("outputs") or []) else ""
+    if out in truth:
+        return Target(out, unit or "units", out, f"the '{truth[out]}' label", window_s=window_s)
+    return Target(out, unit or "logit", out, "no truth", scored=False, window_s=window_s)
+
+
+def target_truth(target: Target, md: dict, rec, rp, window_s: float) -> np.ndarray:
+    """(W,) the truth of one streamed recording's windows: its heart rate (`replay`'s), its label per window
+    (`predict.window_targets`, as predict compares it), or NaN (no truth, or a class task)."""
+    none = np.full(len(rp), np.nan)
+    if target.tracked:
+        return rp.truth if rp.truth is not None else none
+    if not target.scored:
+        return none
+    from sqtool.firmware_bench.predict import truth_labels, window_targets
+    got = window_targets(rec, truth_labels(md), rp.t0, window_s) or {}
+    return np.asarray(got.get(target.output, none), np.float64)
+
+
+def not_measured_line(target: Target, md: dict) -> str:
+    """Why accuracy is not measured, when it is not: no recording carries the truth, or the task is a class."""
+    if target.tracked:
+        from sqtool.firmware_bench.spectral import NOT_MEASURED
+        return NOT_MEASURED
+    if not target.scored:
+        return (f"accuracy not measured: '{md.get('task')}' is a class, its {target.output} is benchmarked for cost "
+                "and fidelity (its held-out AUROC and F1: the quantize run's report, the export's MODEL_CARD.md)")
+    return f"accuracy not measured: no recording has {target.truth}"
+
+
+def trivial_row(target: Target, md: dict, truth: np.ndarray) -> dict | None:
+    """A regression target's trivial predictor, the training labels' mean (metadata.json's target_mean, the
+    normalisation the model was trained with) on every window: {'_row': its accuracy-table row, 'pred'}. None for
+    heart rate (its classic baseline is the reference) and a class."""
+    from sqtool.firmware_bench.report import hr_metrics
+    if target.tracked or not target.scored:
+        return None
+    i = list(md.get("outputs") or []).index(target.output)
+    means = list(md.get("target_mean") or [])
+    if i >= len(means) or means[i] is None:
+        return None
+    pred = np.full(len(truth), float(means[i]))
+    return {"pred": pred, "_row": {"runtime": "trivial", "status": "ok", "precision": "-",
+                                   "method": f"the training labels' mean, {float(means[i]):.4g} {target.unit} "
+                                             "(metadata.json target_mean)",
+                                   "metrics": hr_metrics(pred, truth, target.gt)}}
+
+
+def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.ndarray, classic, truth: np.ndarray,
+             subj: np.ndarray) -> dict:
+    """The primary runtime against the trivial predictor and the classic method, as a fine-tune's and quantize's
+    reports test it (`core.metrics.skill_test`: paired over subjects), on the windows with truth of the subjects the
+    model was not trained on: {line (NO SKILL flagged), vs_trivial, vs_classic, subjects}; the line says why it is
+    not measured (no truth, no held-out subject)."""
+    from sqtool.core.metrics import classic_flag, skill_line, skill_test
+    task = str(md.get("task"))
+    name = res.get("primary")
+    seen = set(res.get("seen_in_training") or ())
+    keep = np.isfinite(truth) & ~np.isin(subj, list(seen))
+    if name is None or name not in estimates:
+        return {"line": f"skill: not measured (no runtime scored every window with {target.truth})"}
+    pred = estimates[name]
+    keep &= np.isfinite(pred)
+    if not keep.any():
+        why = "every scored subject was seen in training" if np.isfinite(truth).any() else "no truth"
+        return {"line": f"skill: not measured ({why})"}
+    y, g = truth[keep][:, None], subj[keep]
+    vs = skill_test(task, y, pred[keep][:, None], trivial[keep][:, None], g, (target.output,))
+    out = {"runtime": name, "subjects": int(len(set(g.tolist()))), "vs_trivial": vs,
+           "line": f"{name} on held-out subjects: " + skill_line(task, vs, label=f"pooled mae of {target.output}",
+                                                                 unit=target.unit)}
+    if classic is not None and np.isfinite(classic[keep]).any():
+        vc = skill_test(task, y, pred[keep][:, None], np.asarray(classic)[keep][:, None], g, (target.output,))
+        out["vs_classic"] = vc
+        if flag := classic_flag(vc):
+            out["line"] += (f"; {flag}: mae {vc['model']:.3f} vs classic {vc['reference']:.3f} {target.unit}")
+    return out
+
+
+def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.ndarray, signal_s: float,
+                spec) -> dict:
+    """The baseline row: the classic method on the same windows. Heart rate: the spectral baseline with
+    accelerometer subtraction and peak tracking (`baseline.baseline_hr`, on the recordings); another task: the
+    fine-tunes' classic (`data.classic.classic_oof`, on the streamed windows: rr's respiratory spectral fusion;
+    none for bp or a dataset file's label: status 'none', its reason as the method). `_pred`: (raw, tracked)
+    per-window estimates for the series, popped by the caller."""
+    from sqtool.firmware_bench import baseline as B
+    from sqtool.firmware_bench.report import hr_metrics
+    t = time.perf_counter()
+    if target.tracked:
+        bl_hr, bl_raw = [], []
+        for rec, rp in zip(recs, reps):
+            o = B.baseline_hr(rec, rp.t0, spec.window_s)
+            bl_hr.append(o["hr"])
+            bl_raw.append(o["raw"])
+        bl_hr, bl_raw = np.concatenate(bl_hr), np.concatenate(bl_raw)
+        method = "spectral + acc subtraction + peak tracking (TROIKA-like)"
+        metrics, tracked = hr_metrics(bl_raw, truth), hr_metrics(bl_hr, truth)
+    else:
+        from types import SimpleNamespace
+        from sqtool.data.classic import classic_oof
+        pred, method = (None, "none: a class is not scored here") if not target.scored else classic_oof(
+            str(md.get("task")), SimpleNamespace(x=X, meta={"fs": spec.fs, "band": md.get("band")}), ())
+        if pred is None:
+            return {"runtime": "baseline", "status": "none", "precision": "-", "method": method,
+                    "error": f"no classic method: {method}"}
+        bl_raw = bl_hr = np.asarray(pred, np.float64)[:, 0]
+        metrics, tracked = hr_metrics(bl_raw, truth, target.gt), None
+    seconds = time.perf_counter() - t
+    base = {"runtime": "baseline", "status": "ok", "precision": "float64", "method": method, "metrics": metrics,
+            "realtime_factor": float(signal_s / (seconds + 1e-12)), "seconds": seconds, "_pred": (bl_raw, bl_hr)}
+    if tracked is not None:
+        base["metrics_tracked"] = tracked
+    base["gt10_pct"] = None if metrics["gt10"] is None else 100 * metrics["gt10"]
+    return base
 
 
 def _save_resolved(res: dict) -> None:
@@ -378,7 +533,6 @@ def check_counts(cfg, command: str) -> None:
 @releases_run_dirs
 def run_bench(cfg: BenchConfig, records=None) -> dict:
     """The benchmark behind `sqtool bench`; `records` (a list of Record) replaces --data when given."""
-    from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
@@ -399,6 +553,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                                         "student_int8": cfg.student_int8},
                            allow_failed_parity=cfg.allow_failed_parity, flag="--allow-failed-parity")
     outputs = list(art.metadata.get("outputs") or [])
+    if cfg.quality_gate and art.metadata.get("task") != "hr":
+        raise SqtoolError(f"--quality-gate holds the heart-rate tracker; {art.export_dir} is a "
+                          f"'{art.metadata.get('task')}' model, scored window by window without one")
     if cfg.quality_gate and QUALITY_OUTPUT not in outputs:     # else the gate would silently gate nothing
         raise SqtoolError(f"--quality-gate reads the model's {QUALITY_OUTPUT} output; {art.export_dir} has none "
                           f"(its outputs: {', '.join(map(str, outputs)) or 'none'})")
@@ -412,32 +569,35 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
              "export is benchmarked on whole recordings (--max-records limits how many)")
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = art.metadata
-    if md.get("task") != "hr":
-        raise SqtoolError(f"sqtool bench scores heart rate; the model's task is '{md.get('task')}'")
-    R.hr_column(md)                                        # one line now when it has no hr_bpm output
+    target = bench_target(md)                              # heart rate, another task's output, or a class's logit
+    column = list(md.get("outputs") or []).index(target.output)
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     recs, skipped = _records(cfg, list(spec.channels), records)
+    from sqtool.data.record import tile_record
+    tile = md.get("short_records") == "tile"               # shorter than a window: filled as training did (predict)
 
     # 1. stream every recording (timed: part of the host pipeline's real-time factor)
     t = time.perf_counter()
-    pairs, skipped = long_enough(bar(recs, desc="stream", enabled=cfg.progress, unit="rec"),
-                                 lambda r: (r, replay(r, spec, chunk=cfg.chunk)), spec.window_s,
+    def streamed(r):
+        r = tile_record(r, spec.window_s) if tile else r
+        return r, replay(r, spec, chunk=cfg.chunk)
+    pairs, skipped = long_enough(bar(recs, desc="stream", enabled=cfg.progress, unit="rec"), streamed, spec.window_s,
                                  cfg.data or "records", left=skipped)   # left out and listed, after _records' own
     recs, reps = [r for r, _ in pairs], [rp for _, rp in pairs]
     stream_s = time.perf_counter() - t
     for line in left_out_lines(skipped, "bench"):
         item(line)
     X = np.concatenate([rp.x for rp in reps])                                 # (N, C, T)
-    truth = np.concatenate([rp.truth if rp.truth is not None else np.full(len(rp), np.nan) for rp in reps])
+    truth = np.concatenate([target_truth(target, md, rec, rp, spec.window_s) for rec, rp in zip(recs, reps)])
     flagged = np.concatenate([rp.flagged for rp in reps])
     bounds = np.cumsum([0] + [len(rp) for rp in reps])
     from sqtool.data.record import subject_key
     subj = np.concatenate([[subject_key(rec.dataset, rec.subject)] * len(rp) for rec, rp in zip(recs, reps)])
     signal_s = float(sum(r.duration(spec.channels[0]) for r in recs))
     labelled = bool(np.isfinite(truth).any())         # False: cost and fidelity only (accuracy not measured)
+    not_measured = not_measured_line(target, md)
     if not labelled:
-        from sqtool.firmware_bench.spectral import NOT_MEASURED
-        item(f"bench: {len(recs)} recordings, {len(X)} windows; {NOT_MEASURED}")
+        item(f"bench: {len(recs)} recordings, {len(X)} windows; {not_measured}")
 
     run_dir = make_run_dir("bench", str(md.get("model", "model")), cfg.out, cfg.force)
     save_config(run_dir, cfg)
@@ -451,7 +611,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     def finished(row: dict, t_rt: float) -> None:           # one progress line per runtime as it finishes
         row["seconds"] = time.perf_counter() - t_rt
         rows.append(row)
-        item(runtime_line(row))
+        item(runtime_line(row, target.unit))
 
     for name in names:
         row = {"runtime": name, "status": "ok"}
@@ -477,11 +637,14 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             finished(row, t_rt)
             continue
         row.update(rt.info())
-        hr = np.full(len(X), np.nan)
-        hr[:len(y)] = R.decode_hr(y, md)
-        trk = per_record_track(hr, tracker_ok(y, flagged, outputs, cfg.quality_gate))
-        row["metrics"] = hr_metrics(hr[:len(y)], truth[:len(y)])
-        row["metrics_tracked"] = hr_metrics(trk[:len(y)], truth[:len(y)])
+        hr = np.full(len(X), np.nan)                      # the target's estimate per window (heart rate: BPM)
+        hr[:len(y)] = np.asarray(y, np.float64).reshape(len(y), -1)[:, column]
+        trk = per_record_track(hr, tracker_ok(y, flagged, outputs, cfg.quality_gate)) if target.tracked else hr
+        row["metrics"] = hr_metrics(hr[:len(y)], truth[:len(y)], target.gt)
+        if target.tracked:
+            row["metrics_tracked"] = hr_metrics(trk[:len(y)], truth[:len(y)])
+        if len(y) < len(X) and row["metrics"]["coverage"]:  # an --mcu-windows subset: of every labelled window
+            row["metrics"]["coverage"] *= row["metrics"]["n"] / max(1, int(np.isfinite(truth).sum()))
         row["windows"] = int(len(y))
         if row["metrics"]["gt10"] is not None:
             row["gt10_pct"] = 100 * row["metrics"]["gt10"]
@@ -507,7 +670,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                 row["callgrind_error"] = str(e)
         if name.startswith("mcu_"):
             row["instructions_tool"] = "QEMU TCG plugin insn_count (between sq_bench_begin/end)"
-        row["per_subject"] = subject_scores(hr[:len(y)], trk[:len(y)], truth[:len(y)], subj[:len(y)])
+        row["per_subject"] = subject_scores(hr[:len(y)], trk[:len(y)], truth[:len(y)], subj[:len(y)], target)
         hrs[name] = hr
         series_pred[name] = [hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk[name] = [trk[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
@@ -535,23 +698,14 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                 r["fidelity"]["exact_pct"] = r["exact_pct"]
 
     # 3. the classic baseline on the same windows
-    t = time.perf_counter()
-    bl_hr, bl_raw = [], []
-    for rec, rp in zip(recs, reps):
-        o = B.baseline_hr(rec, rp.t0, spec.window_s)
-        bl_hr.append(o["hr"])
-        bl_raw.append(o["raw"])
-    bl_s = time.perf_counter() - t
-    bl_hr, bl_raw = np.concatenate(bl_hr), np.concatenate(bl_raw)
-    base = {"runtime": "baseline", "status": "ok", "precision": "float64",
-            "method": "spectral + acc subtraction + peak tracking (TROIKA-like)",
-            "metrics": hr_metrics(bl_raw, truth), "metrics_tracked": hr_metrics(bl_hr, truth),
-            "realtime_factor": float(signal_s / (bl_s + 1e-12))}
-    base["gt10_pct"] = None if base["metrics"]["gt10"] is None else 100 * base["metrics"]["gt10"]
-    base["seconds"] = bl_s
-    item(runtime_line(base))
-    series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
-    series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+    base = classic_row(target, md, recs, reps, X, truth, signal_s, spec)
+    item(runtime_line(base, target.unit))
+    bl_raw = None
+    if base.get("_pred") is not None:
+        bl_raw, bl_hr = base.pop("_pred")
+        series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+        series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+    trivial = trivial_row(target, md, truth)           # another regression task: the training labels' mean
 
     prov = {**model_provenance(art, model_file), "tools": mcu.tool_versions(), "data": str(cfg.data),
             "records": len(recs), "windows": int(len(X)), "signal_hours": signal_s / 3600, "skipped_records": skipped,
@@ -559,26 +713,30 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                       f"chunks of {cfg.chunk}, filter {spec.filter}, latency {reps[0].latency_s:.2f} s",
             "stream_seconds": stream_s}
     res = {"provenance": prov, "runtimes": rows, "baseline": base, "run_dir": str(run_dir),
-           "notes": ["MAE over windows with ECG truth; 'tracked' = after the causal tracker "
-                     f"(quality gate {'on' if cfg.quality_gate else 'off'}, windows with {100 * MAX_FLAGGED:g} % "
-                     "or more of their samples flagged as dropouts held).",
+           "target": asdict(target),
+           "notes": [("MAE over windows with ECG truth; 'tracked' = after the causal tracker "
+                      f"(quality gate {'on' if cfg.quality_gate else 'off'}, windows with {100 * MAX_FLAGGED:g} % "
+                      "or more of their samples flagged as dropouts held).") if target.tracked else
+                     (f"MAE of {target.output} ({target.unit}) over windows with {target.truth}, each window on its "
+                      "own (no tracker)." if target.scored else not_measured + "."),
                      "Instruction counts are executed instructions (QEMU plugin on the MCU, callgrind on the "
                      "host), never cycles.",
                      "bit-exact %: windows whose int8 outputs equal the reference's exactly (double rounding "
                      "vs TFLite Micro, single rounding vs Brevitas).",
-                     "fidelity: decoded heart rate (before the tracker) against the reference runtime's, over "
-                     "the windows both ran: mean / max |difference| (BPM) and % of windows with the same HR "
-                     f"(within {SAME_HR_BPM:g} BPM)."],
+                     (f"fidelity: decoded heart rate (before the tracker) against the reference runtime's, over "
+                      "the windows both ran: mean / max |difference| (BPM) and % of windows with the same HR "
+                      f"(within {SAME_HR_BPM:g} BPM).") if target.tracked else
+                     (f"fidelity: {target.output} against the reference runtime's, over the windows both ran: mean "
+                      f"/ max |difference| ({target.unit}) and % of windows within {SAME_HR_BPM:g} {target.unit}.")],
            "series": {"records": [{"record_id": rp.record_id, "subject": str(rec.subject), "dataset": str(rec.dataset),
-                                   "t0": rp.t0.tolist(),
-                                   "truth": (rp.truth if rp.truth is not None else np.full(len(rp), np.nan)).tolist()}
-                                  for rec, rp in zip(recs, reps)],
+                                   "t0": rp.t0.tolist(), "truth": truth[a:b].tolist()}
+                                  for rec, rp, a, b in zip(recs, reps, bounds[:-1], bounds[1:])],
                       "pred": series_pred, "pred_tracked": series_trk, "latency_ms": lat}}
     res["labelled"] = labelled
     if not labelled:
-        from sqtool.firmware_bench.spectral import NOT_MEASURED
-        res["accuracy"] = NOT_MEASURED
-        res["notes"].insert(0, NOT_MEASURED + "; cost and fidelity only.")
+        res["accuracy"] = not_measured
+        if target.scored:
+            res["notes"].insert(0, not_measured + "; cost and fidelity only.")
     else:
         res["accuracy"] = "measured"
     if skipped:
@@ -594,6 +752,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     for warn in reversed(warns):                              # in the table and the notes, as the spectral bench
         res["notes"].insert(0, warn)
         also_on_stderr(warn)                                  # stdout has it in the tables: here once, 2>&1 or not
+    if trivial is not None:
+        res["trivial"] = trivial.pop("_row")
+        res["skill"] = skill_vs(target, md, res, hrs, trivial["pred"], bl_raw, truth, subj)
+        res["notes"].append(res["skill"]["line"])
     res["floor"] = floor_res = check_floors(rows, floors, res["seen_in_training"], cfg.floor_on_seen)
     for s in res["series"]["records"]:
         s["key"] = subject_key(s.get("dataset", ""), s["subject"])
@@ -603,7 +765,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                                                          "fidelity", "instructions_per_inference", "flash_bytes",
                                                          "ram_bytes", "latency_ms_p50", "latency_ms_p99")}
                                          for r in rows},
-                            "baseline": base["metrics"], "labelled": labelled, "accuracy": res["accuracy"],
+                            "baseline": base.get("metrics"), "labelled": labelled, "accuracy": res["accuracy"],
                             "floor": floor_res})
     _save_resolved(res)
     failed = [r for r in rows if r["status"] == "error"]

@@ -14,6 +14,7 @@ runtime's decoded HR against its reference runtime's) and the cost tables carry 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,35 @@ GT = 10.0    # BPM: a window is "wrong" beyond this error
 SAME_HR_BPM = 0.05   # BPM: two runtimes' decoded heart rates this close are the same HR (float outputs differ in bits)
 
 
-def hr_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
+@dataclass(frozen=True)
+class Target:
+    """What a time-domain bench scores, from the export's metadata (`bench_target`): heart rate (hr_bpm against
+    the ECG truth, > 10 BPM %, the causal tracker), another regression task's first output against the
+    recording's own label (rr: breaths/min from the breath marks; bp: the recording's value on its first window;
+    a dataset file's label), or a class's logit (af, quality), benchmarked for cost and fidelity only."""
+    output: str                      # the scored output (metadata.json's outputs)
+    unit: str                        # BPM, breaths/min, mmHg, logit
+    what: str                        # how the tables name the quantity
+    truth: str                       # how they name its reference
+    gt: float | None = None          # a window is "wrong" beyond this error (heart rate only)
+    tracked: bool = False            # the causal heart-rate tracker runs on it
+    scored: bool = True              # compared with a truth (False: a class's logit)
+    window_s: float = 8.0            # plots put each estimate at its window's centre
+
+
+HEART_RATE = Target("hr_bpm", "BPM", "heart rate", "ECG truth", gt=GT, tracked=True)
+
+
+def target_of(res: dict) -> Target:
+    """The Target of a bench result (bench.json's `target`; heart rate for a result written before it had one)."""
+    t = res.get("target")
+    return Target(**t) if t else HEART_RATE
+
+
+def hr_metrics(pred: np.ndarray, truth: np.ndarray, gt: float | None = GT) -> dict:
     """Error statistics over windows with a truth value; windows without a prediction count as misses
-    in `coverage` and are left out of the error statistics."""
+    in `coverage` and are left out of the error statistics. gt10: the fraction beyond `gt` (heart rate's 10 BPM;
+    None for a quantity without one)."""
     pred, truth = np.asarray(pred, float), np.asarray(truth, float)
     has = np.isfinite(truth)
     ok = has & np.isfinite(pred)
@@ -35,7 +62,8 @@ def hr_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
         return {"n": int(has.sum()), "coverage": 0.0, "mae": None, "rmse": None, "bias": None, "gt10": None}
     e = pred[ok] - truth[ok]
     return {"n": int(has.sum()), "coverage": float(ok.sum() / max(1, has.sum())), "mae": float(np.abs(e).mean()),
-            "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()), "gt10": float((np.abs(e) > GT).mean())}
+            "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
+            "gt10": None if gt is None else float((np.abs(e) > gt).mean())}
 
 
 def _f(v, fmt="{:.2f}", none="-"):
@@ -76,13 +104,13 @@ def provenance_lines(p: dict) -> list[str]:
             f"gcc: {t.get('gcc')} | arm: {t.get('arm_none_eabi_gcc')} | {t.get('qemu')} | {t.get('valgrind')}"]
 
 
-def runtime_line(row: dict) -> str:
+def runtime_line(row: dict, unit: str = "BPM") -> str:
     """`bench: tflm_int8: ok, 412 windows, MAE 7.91 BPM, 0.081 ms/window (3.2 s)`: the progress line printed
-    as each runtime (and the baseline) finishes."""
+    as each runtime (and the baseline) finishes (`unit`: the scored output's, `Target.unit`)."""
     if row.get("status") != "ok":
         return f"bench: {row['runtime']}: {row.get('status')}: {row.get('error')}"
     m = row.get("metrics") or {}
-    mae = f"MAE {m['mae']:.2f} BPM" if m.get("mae") is not None else "accuracy not measured"
+    mae = f"MAE {m['mae']:.2f} {unit}" if m.get("mae") is not None else "accuracy not measured"
     n = f"{row['windows']} windows, " if row.get("windows") is not None else ""
     lat = f", {row['latency_ms_mean']:.3f} ms/window" if row.get("latency_ms_mean") is not None else ""
     sec = f" ({row['seconds']:.1f} s)" if row.get("seconds") is not None else ""
@@ -97,8 +125,9 @@ def _file(r: dict) -> str:
 
 
 def per_subject(res: dict) -> list[dict]:
-    """Per subject: recordings, windows with truth, and MAE / RMSE / bias (BPM) of the primary runtime and the
-    baseline, from the per-window predictions (before the tracker)."""
+    """Per subject: recordings, windows with truth, and MAE / RMSE / bias (in the target's unit) of the primary
+    runtime and the baseline, from the per-window predictions (before the tracker)."""
+    gt = target_of(res).gt
     series = res.get("series") or {}
     recs = series.get("records") or []
     cols = [k for k in (res.get("primary"), "baseline") if k and k in (series.get("pred") or {})]
@@ -112,22 +141,29 @@ def per_subject(res: dict) -> list[dict]:
                "windows": int(np.isfinite(truth).sum())}
         for k in cols:
             pred = np.concatenate([np.asarray(series["pred"][k][i], float) for i in idx])
-            row[k] = hr_metrics(pred, truth)
+            row[k] = hr_metrics(pred, truth, gt)
         out.append(row)
     return out
 
 
 def tables(res: dict) -> str:
     """Accuracy (one row per runtime, the baseline last), speed and size, per subject, then the firmware
-    table. One meaning per column; every number's unit in its header."""
-    allrows = res["runtimes"] + [res["baseline"]]
+    table. One meaning per column; every number's unit in its header (the target's: BPM for heart rate,
+    breaths/min for rr, ...; > 10 BPM % and the tracked MAE for heart rate only)."""
+    tg = target_of(res)
+    u = tg.unit
+    allrows = res["runtimes"] + [res["baseline"]] + ([res["trivial"]] if res.get("trivial") else [])
     labelled = res.get("labelled", True)
     acc, speed = [], []
     for r in allrows:
         m, mt = r.get("metrics") or {}, r.get("metrics_tracked") or {}
         acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")), _f(m.get("rmse")),
-                    _f(m.get("bias"), "{:+.2f}"), _f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}"),
-                    _f(mt.get("mae")), _f(None if m.get("n") is None or not labelled else m["n"], "{:d}")])
+                    _f(m.get("bias"), "{:+.2f}")]
+                   + ([_f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}")] if tg.gt is not None else [])
+                   + ([_f(mt.get("mae"))] if tg.tracked else [])
+                   + [_f(None if m.get("n") is None or not labelled else m["n"], "{:d}")])
+        if r["runtime"] == "trivial":                 # a constant: accuracy only
+            continue
         speed.append([r["runtime"], _file(r) if r["runtime"] != "baseline" else "-", _kb(r.get("size_bytes")),
                       _f(r.get("latency_ms_p50"), "{:.3f}"), _f(r.get("latency_ms_p99"), "{:.3f}"),
                       _f(r.get("exact_pct"), "{:.1f}"), r.get("exact_ref") or "-",
@@ -140,17 +176,21 @@ def tables(res: dict) -> str:
     if seen and not warnings:   # scored subjects the student was trained on: optimistic MAE
         warnings = ["WARNING: scored subjects were seen in training"]
     out += warnings
-    out += ["", "accuracy (BPM, windows with ECG truth)" if labelled else "accuracy: not measured (no truth)"]
-    out += _table(["runtime", "status", "precision", "MAE BPM", "RMSE BPM", "bias BPM", ">10 BPM %",
-                   "MAE tracked BPM", "windows"], acc)
+    out += ["", f"accuracy ({u}, windows with {tg.truth})" if labelled else
+            "accuracy: not measured (no truth)"]
+    out += _table(["runtime", "status", "precision", f"MAE {u}", f"RMSE {u}", f"bias {u}"]
+                  + ([f">{tg.gt:g} {u} %"] if tg.gt is not None else [])
+                  + ([f"MAE tracked {u}"] if tg.tracked else []) + ["windows"], acc)
     out += ["", "speed and size (host, one thread)"]
     out += _table(["runtime", "file loaded", "file KB", "p50 ms", "p99 ms", "bit-exact %", "exact vs",
                    "x real time"], speed)
     fid = [r for r in res["runtimes"] if r.get("fidelity")]
     if fid:
-        out += ["", "fidelity (decoded HR vs the reference runtime's, before the tracker)"]
-        out += _table(["runtime", "vs", "windows", "HR diff mean BPM", "HR diff max BPM",
-                       f"same HR % (<= {SAME_HR_BPM:g} BPM)", "bit-exact %"],
+        short = "HR" if tg.tracked else tg.output
+        out += ["", f"fidelity ({'decoded HR' if tg.tracked else tg.output} vs the reference runtime's"
+                    f"{', before the tracker' if tg.tracked else ''})"]
+        out += _table(["runtime", "vs", "windows", f"{short} diff mean {u}", f"{short} diff max {u}",
+                       f"same {short} % (<= {SAME_HR_BPM:g} {u})", "bit-exact %"],
                       [[r["runtime"], r["fidelity"]["ref"], str(r["fidelity"]["windows"]),
                         _f(r["fidelity"]["hr_diff_mean"], "{:.3f}"), _f(r["fidelity"]["hr_diff_max"], "{:.3f}"),
                         _f(r["fidelity"]["hr_equal_pct"], "{:.1f}"), _f(r["fidelity"].get("exact_pct"), "{:.1f}")]
@@ -162,9 +202,9 @@ def tables(res: dict) -> str:
                   str(s["windows"])]
                  + sum(([_f(s[k]["mae"]), _f(s[k]["rmse"]), _f(s[k]["bias"], "{:+.2f}")] for k in cols), [])
                  for s in subj]
-        out += ["", "per subject (BPM, per-window estimates before the tracker)"]
+        out += ["", f"per subject ({u}, per-window estimates{' before the tracker' if tg.tracked else ''})"]
         out += _table(["subject", "recordings", "windows"]
-                      + sum(([f"{k} MAE BPM", f"{k} RMSE BPM", f"{k} bias BPM"] for k in cols), []), srows)
+                      + sum(([f"{k} MAE {u}", f"{k} RMSE {u}", f"{k} bias {u}"] for k in cols), []), srows)
     fw = [r for r in res["runtimes"] if r["runtime"].startswith(("mcu_", "c_host")) and r["status"] == "ok"]
     if fw:
         out += ["", "firmware (instructions are executed instructions, not cycles)"]
@@ -194,6 +234,8 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
     import matplotlib.pyplot as plt
 
     made = []
+    tg = target_of(res)
+    u = tg.unit
     series = res.get("series") or {}
     primary = res.get("primary")
     recs = series.get("records", [])
@@ -212,15 +254,15 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
                 b, sd = diff.mean(), diff.std()
                 for v, ls in ((b, "-"), (b + 1.96 * sd, "--"), (b - 1.96 * sd, "--")):
                     ax.axhline(v, color="k", ls=ls, lw=0.8)
-                ax.set_title(f"{k}: MAE {np.abs(diff).mean():.2f} BPM, bias {b:+.2f} BPM, "
-                             f"LoA +-{1.96 * sd:.1f} BPM", fontsize=9)
-            ax.set_xlabel("mean of estimate and ECG truth (BPM)")
-        axes[0][0].set_ylabel("estimate - truth (BPM)")
+                ax.set_title(f"{k}: MAE {np.abs(diff).mean():.2f} {u}, bias {b:+.2f} {u}, "
+                             f"LoA +-{1.96 * sd:.1f} {u}", fontsize=9)
+            ax.set_xlabel(f"mean of estimate and {tg.truth} ({u})")
+        axes[0][0].set_ylabel(f"estimate - truth ({u})")
         fig.tight_layout()
         fig.savefig(run_dir / "bland_altman.png", dpi=110)
         plt.close(fig)
         made.append("bland_altman.png")
-    # heart rate over time (tracked estimates vs ECG truth), one panel per recording, shared BPM axis
+    # heart rate (or the target) over time (tracked estimates vs ECG truth), one panel per recording, shared axis
     if recs:
         n = len(recs)
         ncol = 3 if n > 4 else n
@@ -228,25 +270,27 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
         fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.6 * nrow), squeeze=False, sharey=True)
         for i, r in enumerate(recs):
             ax = axes[i // ncol][i % ncol]
-            t = np.asarray(r["t0"], float) + 4.0
-            ax.plot(t, r["truth"], "k-", lw=1.2, label="ECG truth")
+            t = np.asarray(r["t0"], float) + tg.window_s / 2
+            ax.plot(t, r["truth"], "k-", lw=1.2, label=tg.truth)
             maes = []
             for k in cols:
                 ax.plot(t, series["pred_tracked"][k][i], lw=0.9, label=k)
                 maes.append(f"{k} {_f(_mae(series['pred_tracked'][k][i], r['truth']))}")
             has_truth = bool(np.isfinite(np.asarray(r["truth"], float)).any())
-            ax.set_title(f"{r['record_id']}: tracked MAE " + ", ".join(maes) + " BPM" if has_truth
-                         else f"{r['record_id']}: tracked HR (no truth)", fontsize=8)
+            tracked = "tracked " if tg.tracked else ""
+            ax.set_title(f"{r['record_id']}: {tracked}MAE " + ", ".join(maes) + f" {u}" if has_truth
+                         else f"{r['record_id']}: {tracked}{tg.what} (no truth)", fontsize=8)
             ax.set_xlabel("time (s)")
             if i % ncol == 0:
-                ax.set_ylabel("heart rate (BPM)")
+                ax.set_ylabel(f"{tg.what} ({u})")
         for j in range(n, nrow * ncol):
             axes[j // ncol][j % ncol].axis("off")
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(run_dir / "hr_over_time.png", dpi=100)
+        name = f"{'hr' if tg.tracked else tg.output}_over_time.png"
+        fig.savefig(run_dir / name, dpi=100)
         plt.close(fig)
-        made.append("hr_over_time.png")
+        made.append(name)
     # latency: one bar per runtime (median, p99 whisker), sorted fastest first
     lat = {k: np.asarray(v, float) for k, v in (series.get("latency_ms") or {}).items() if len(v)}
     if lat:

@@ -1,0 +1,117 @@
+"""`sqtool bench` of a time-domain model of another task (it refused every task but heart rate, "sqtool bench scores
+heart rate", so an rr or af student's MCU cost and runtime agreement had no command): a regression model is scored
+against the label its recordings carry, as predict compares it, beside the task's classic method and the trivial
+predictor (the training labels' mean), with the skill verdict on held-out subjects as the last line; a class model
+(af, quality) is benchmarked for cost and fidelity only, said so. Heart rate's tables are unchanged."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_predict_targets import _export
+
+from sqtool.core import SqtoolError
+from sqtool.data.record import Label, Record
+from sqtool.firmware_bench.cli import BenchConfig, next_step, run_bench
+from sqtool.firmware_bench.predict import PredictConfig, predict
+from sqtool.firmware_bench.report import tables
+
+RUNTIMES = ["c_host", "c_host_single", "brevitas_int8", "torch_student"]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench_tasks")
+    return {t: _export(root / t, t) for t in ("rr", "af")}
+
+
+def _record(subject: str, rr: np.ndarray | None, seconds: float = 90.0, seed: int = 0) -> Record:
+    """PPG at 40 Hz (a 72 /min pulse, a breathing wander at 0.25 Hz) with an rr label per 30 s window, 10 s hop."""
+    t = np.arange(int(seconds * 40)) / 40.0
+    ppg = (np.sin(2 * np.pi * 1.2 * t) + 0.3 * np.sin(2 * np.pi * 0.25 * t)
+           + 0.05 * np.random.default_rng(seed).standard_normal(len(t)))
+    labels = {} if rr is None else {"rr": Label(rr, times=np.arange(len(rr)) * 10.0, unit="breaths/min",
+                                                kind="window", window_s=30.0)}
+    return Record("icu", subject, f"{subject}_icu", {"ppg": ppg}, {"ppg": 40.0}, labels=labels)
+
+
+def _bench(export: Path, out: Path, records, **kw) -> dict:
+    return run_bench(BenchConfig(model=str(export), data="icu", runtime=kw.pop("runtime", RUNTIMES),
+                                 callgrind_windows=0, progress=False, out=str(out), **kw), records=records)
+
+
+def test_an_rr_model_is_scored_on_its_label_beside_the_classic_and_the_trivial_predictor(exports, tmp_path):
+    recs = [_record(f"p0{i}", np.array([12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0]) + i, seed=i) for i in range(3)]
+    res = _bench(exports["rr"], tmp_path / "b", recs)
+    assert res["target"]["output"] == "rr_bpm" and res["target"]["unit"] == "breaths/min"
+    assert res["labelled"] is True and res["provenance"]["windows"] == 21
+    rows = {r["runtime"]: r for r in res["runtimes"]}
+    assert {r["status"] for r in rows.values()} == {"ok"}
+    # the MAE is predict's, on the same recordings and the same C (predict's `c`: single rounding)
+    p = predict(PredictConfig(model=str(exports["rr"]), data="icu", runtime="c", out=str(tmp_path / "p"),
+                              progress=False), records=recs)
+    assert rows["c_host_single"]["metrics"]["mae"] == pytest.approx(p["pooled"]["pooled"]["mae_rr_bpm"], abs=1e-6)
+    assert rows["c_host"]["metrics"]["n"] == 21 and rows["c_host"]["metrics"]["gt10"] is None
+    assert "metrics_tracked" not in rows["c_host"]                             # no heart-rate tracker
+    assert rows["c_host_single"]["exact_pct"] == 100.0                         # Brevitas' arithmetic, bit for bit
+    # the trivial predictor: the training labels' mean on every window
+    import json
+    md = json.loads((exports["rr"] / "metadata.json").read_text())
+    truth = np.concatenate([np.array([12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0]) + i for i in range(3)])
+    assert res["trivial"]["metrics"]["mae"] == pytest.approx(np.abs(truth - md["target_mean"][0]).mean())
+    # the classic respiratory estimator on the same windows: 0.25 Hz wander -> 15 breaths/min
+    base = res["baseline"]
+    assert base["status"] == "ok" and "RIIV" in base["method"]
+    assert base["metrics"]["mae"] == pytest.approx(np.abs(truth - 15.0).mean(), abs=0.6)
+    # the verdict on held-out subjects (3 cannot show skill), the command's last line
+    line = res["skill"]["line"]
+    assert line.startswith(f"{res['primary']} on held-out subjects: rr: pooled mae of rr_bpm model ")
+    assert "NO SKILL" in line and res["skill"]["subjects"] == 3
+    assert next_step(res).splitlines()[-1] == line
+    text = tables(res)
+    assert "accuracy (breaths/min, windows with the 'rr' label)" in text and "MAE breaths/min" in text
+    assert "BPM" not in text and "tracked" not in text
+    assert "| trivial " in text and "per subject (breaths/min, per-window estimates)" in text
+    assert "rr_bpm_over_time.png" in (tmp_path / "b" / "bench.md").read_text()
+
+
+def test_a_recording_without_the_label_is_benchmarked_with_accuracy_not_measured(exports, tmp_path):
+    res = _bench(exports["rr"], tmp_path / "b", [_record("p01", None)])
+    assert res["labelled"] is False
+    assert res["accuracy"] == "accuracy not measured: no recording has the 'rr' label"
+    assert next_step(res).splitlines()[-1] == "accuracy not measured: no recording has the 'rr' label; cost and " \
+                                              "fidelity only"
+
+
+def test_a_class_model_is_benchmarked_for_cost_and_fidelity_only(exports, tmp_path):
+    """af: its logit runs on every runtime and the C agrees with Brevitas bit for bit; no accuracy (its AUROC is the
+    quantize run's), no classic row, said in the last line."""
+    res = _bench(exports["af"], tmp_path / "b", [_record("p01", None, seconds=30)])
+    assert res["target"]["output"] == "logit_af" and res["target"]["scored"] is False
+    assert res["labelled"] is False and res["accuracy"].startswith("accuracy not measured: 'af' is a class")
+    rows = {r["runtime"]: r for r in res["runtimes"]}
+    assert rows["c_host_single"]["exact_pct"] == 100.0 and rows["c_host_single"]["fidelity"]["windows"] == res["provenance"]["windows"] >= 2
+    assert res["baseline"]["status"] == "none" and "trivial" not in res
+    assert next_step(res).splitlines()[-1].startswith("accuracy not measured: 'af' is a class")
+
+
+def test_the_quality_gate_of_a_model_without_the_tracker_is_one_line(exports, tmp_path):
+    with pytest.raises(SqtoolError, match=r"^--quality-gate holds the heart-rate tracker; .* is a 'rr' model, "
+                                          r"scored window by window without one$"):
+        _bench(exports["rr"], tmp_path / "b", [_record("p01", None)], quality_gate=True)
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.mcu
+def test_an_mcu_subset_is_never_the_primary_runtime(export_dir, cross_tools, tmp_path):
+    """--mcu-windows runs the emulated MCU on a few windows: its row says it covered part of the labelled windows,
+    and the per-subject table and the verdicts read a runtime that scored them all (the M4 was taken as primary with
+    its 4 windows, every other subject's cells empty)."""
+    from sqtool.firmware_bench.spectral import synthetic_records
+    res = run_bench(BenchConfig(model=str(export_dir), data="synthetic", runtime=["tflm_int8", "mcu_m4"],
+                                mcu_windows=4, callgrind_windows=0, progress=False, out=str(tmp_path / "b")),
+                    records=synthetic_records()[:2])
+    m4 = {r["runtime"]: r for r in res["runtimes"]}["mcu_m4"]
+    assert m4["windows"] == 4 and m4["metrics"]["coverage"] < 0.5
+    assert res["primary"] == "tflm_int8"
