@@ -105,7 +105,7 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
     out_q, out_f = D.predict(q, x), D.predict(f, x)
     out_t = D.predict(teacher, x[:, :1])
     return {
-        "held_out": held, "windows": int(len(te)), "train_windows": int(len(tr)),
+        "held_out": held, "windows": int(len(te)), "train_windows": int(len(tr)), "student": ck_q["model_cfg"]["name"],
         "metrics": {k: m[k]["metrics"] for k in ("teacher", "student_float", "student_int8", "student_int8_calibrated")
                     if k in m},
         "sqnr": m["sqnr"], "coverage": m.get("coverage"),
@@ -173,11 +173,14 @@ def _t(v, nd=2):
 
 def markdown(r: dict) -> str:
     a = r["args"]
+    used = {k: r[k]["folds"][0].get("student") for k in ("hr", "af") if r.get(k) and r[k].get("folds")}
+    students = ", ".join(f"{n} ({'heart rate' if k == 'hr' else r['af'].get('task', k)})"
+                         for k, n in used.items() if n) or a["student"] or "quantize's default"
     L = ["# Compress benchmark: teacher -> student float -> student int8 (Brevitas QAT)", "",
          f"Machine: {r['machine']}; 1 torch thread; run {r['started']} ({r['elapsed_min']:.1f} min).",
          f"Command: `{r['command']}`", "",
          f"Teacher: resnet1d_siamq_tiny ({r.get('teacher_params', 0):,} params), PPG only, fine-tuned from scratch "
-         f"per fold ({a['teacher_epochs']} epochs, lr {a['teacher_lr']}). Student: {a['student']} "
+         f"per fold ({a['teacher_epochs']} epochs, lr {a['teacher_lr']}). Student: {students} "
          f"({a['preset']}), {'HR: channels ' + a['channels'] + ' + quality head; classification: ppg' if r.get('hr') else 'channels ppg'}, {a['epochs']} float epochs (distillation alpha "
          f"{a['alpha'] if not a['no_distill'] else 0}), BN folded, calibrated, {a['qat_epochs']} QAT epochs.", ""]
     hr = r.get("hr")
@@ -266,7 +269,9 @@ def main(argv=None) -> int:
     ap.add_argument("--subjects", default="", help="comma-separated subjects to hold out (overrides --folds)")
     ap.add_argument("--teacher-epochs", type=int, default=20)
     ap.add_argument("--teacher-lr", type=float, default=3e-3)
-    ap.add_argument("--student", default="cnn1d_student_s")
+    ap.add_argument("--student", default="", help="registry student (default: quantize's, the one that fits the "
+                                                  "teacher's window: cnn1d_student_s for hr's 8 s, cnn1d_student_xs "
+                                                  "for af's and quality's 10 s at 40 Hz)")
     ap.add_argument("--preset", default="int8_w_per_channel_a_per_tensor")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--qat-epochs", type=int, default=8)
@@ -306,7 +311,8 @@ def main(argv=None) -> int:
         results["notes"] += [n for n in old.get("notes", []) if n.startswith("HR")]
     work = Path(tempfile.mkdtemp(prefix="sq_compress_bench_"))
     if not args.skip_hr:
-        scfg = task_model_cfg("hr", get_model_cfg(args.student), channels=args.channels.split(","))   # 40 Hz, 8 s / 2 s
+        scfg = task_model_cfg("hr", get_model_cfg(args.student or "cnn1d_student_s"),      # 40 Hz, 8 s / 2 s
+                              channels=args.channels.split(","))
         td = load_task("hr", args.data_root, scfg)
         subjects = sorted(np.unique(td.groups).tolist())
         held = [s for s in args.subjects.split(",") if s] or subjects[:args.folds]
@@ -331,7 +337,7 @@ def main(argv=None) -> int:
                                     f"figures cover subjects {', '.join(held)}.")
     if not args.skip_af:
         task = args.cls_task
-        acfg = task_model_cfg(task, get_model_cfg(args.student), channels=("ppg",))
+        acfg = task_model_cfg(task, get_model_cfg(args.student or "cnn1d_student_s"), channels=("ppg",))
         td = load_task(task, args.data_root, acfg)
         subjects = sorted(np.unique(td.groups).tolist())
         rng = np.random.default_rng(args.seed)
