@@ -6,7 +6,8 @@
 Both runs must have scored the same recordings: the same recordings (id, subject, seconds, windows, windows
 with truth), the same windows in all, the same --max-seconds, and the runtime compared (--runtime, default A's
 primary) must have run in both; anything else is refused in one line naming what differs. Written into the run
-folder: compare.md and compare.json with, per subject, the MAE of A and of B (BPM) and the paired difference
+folder: compare.md and compare.json with, per subject, the MAE of A and of B (BPM, or the unit of the output another
+task's bench scored; two runs of different outputs are refused) and the paired difference
 B - A; then the mean over subjects with a 95 % t-interval of the mean difference and a sign-flip permutation p
 over the subjects (core.metrics.paired_subject_test: a percentile bootstrap is too narrow for a few subjects), and
 which run is better only where p < 0.05 and the interval excludes zero. Subjects either model was trained on (bench.json `seen_in_training`) are marked and left out of
@@ -78,10 +79,16 @@ def _row(res: dict, runtime: str) -> dict | None:
 def compare(a: dict, b: dict, runtime: str | None = None, names: tuple[str, str] = ("A", "B"),
             seed: int = 0) -> dict:
     """The paired comparison of bench results `a` and `b` (bench.json dicts) on `runtime` (default: a's primary)."""
+    from sqtool.firmware_bench.report import target_of
     check_same(a, b, names)
+    ta, tb = target_of(a), target_of(b)
+    if ta.output != tb.output:
+        raise SqtoolError(f"--compare: {names[0]} scored {ta.output} and {names[1]} {tb.output}: compare two runs "
+                          "of models of the same task")
     if a.get("labelled") is False or b.get("labelled") is False:
-        raise SqtoolError(f"--compare: {names[0] if a.get('labelled') is False else names[1]} has no heart-rate "
-                          "truth (accuracy not measured): nothing to compare")
+        raise SqtoolError(f"--compare: {names[0] if a.get('labelled') is False else names[1]} has no "
+                          f"{'heart-rate truth' if ta.tracked else 'truth (' + ta.truth + ')'} (accuracy not "
+                          "measured): nothing to compare")
     runtime = runtime or a.get("primary")
     ra, rb = _row(a, runtime), _row(b, runtime)
     if ra is None or rb is None:
@@ -113,7 +120,8 @@ def compare(a: dict, b: dict, runtime: str | None = None, names: tuple[str, str]
         mean.update(diff_ci95=t["ci95"], p=t["p"], shown=t["shown"],
                     ci_method=f"t-interval over {len(diffs)} subjects, sign-flip permutation p")
     return {"runtime": runtime, "a": _side(a, names[0]), "b": _side(b, names[1]), "data": recordings(a),
-            "subjects": subjects, "mean": mean, "verdict": verdict(mean)}
+            "output": ta.output, "unit": ta.unit, "subjects": subjects, "mean": mean,
+            "verdict": verdict(mean, ta.unit)}
 
 
 def _mean(v) -> float | None:
@@ -127,12 +135,12 @@ def _side(res: dict, name: str) -> dict:
             "sqtool_version": p.get("sqtool_version"), "git_sha": p.get("git_sha")}
 
 
-def verdict(mean: dict) -> str:
+def verdict(mean: dict, unit: str = "BPM") -> str:
     """Which run has the lower MAE, said only where the CI of the mean difference B - A excludes zero."""
     ci = mean.get("diff_ci95")
     if ci is None:
         return f"no verdict: {mean['subjects']} paired subject(s), too few for a CI"
-    said = f"B - A MAE {mean['diff']:+.2f} BPM, 95 % CI {ci[0]:+.2f} to {ci[1]:+.2f}, p {mean['p']:.3f}"
+    said = f"B - A MAE {mean['diff']:+.2f} {unit}, 95 % CI {ci[0]:+.2f} to {ci[1]:+.2f}, p {mean['p']:.3f}"
     if mean["shown"]:
         return f"{'A' if mean['diff'] > 0 else 'B'} is better: {said}"
     why = "includes 0" if ci[0] <= 0 <= ci[1] else "p >= 0.05"
@@ -161,7 +169,8 @@ def tables(c: dict) -> str:
     from sqtool.firmware_bench.report import _f, _table
     out = [f"{k.upper()}: {c[k]['bench']} (model {c[k]['model']} model_sha256 {str(c[k]['model_sha256'])[:16]})"
            for k in ("a", "b")]
-    out += [f"runtime {c['runtime']}; {c['data']['windows']} windows; MAE in BPM per subject (windows with truth)", ""]
+    out += [f"runtime {c['runtime']}; {c['data']['windows']} windows; MAE{' of ' + c['output'] if c.get('output', 'hr_bpm') != 'hr_bpm' else ''} "
+            f"in {c.get('unit', 'BPM')} per subject (windows with truth)", ""]
     rows = [[s["subject"] + (f" (seen in training by {' and '.join(s['seen_in_training'])})"
                              if s["seen_in_training"] else ""), _f(s["windows"], "{:d}"), _f(s["mae_a"]),
              _f(s["mae_b"]), _f(s["diff"], "{:+.2f}")] for s in c["subjects"]]

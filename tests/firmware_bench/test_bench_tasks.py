@@ -115,3 +115,17 @@ def test_an_mcu_subset_is_never_the_primary_runtime(export_dir, cross_tools, tmp
     m4 = {r["runtime"]: r for r in res["runtimes"]}["mcu_m4"]
     assert m4["windows"] == 4 and m4["metrics"]["coverage"] < 0.5
     assert res["primary"] == "tflm_int8"
+
+
+def test_two_rr_runs_compare_in_breaths_per_minute_and_a_heart_rate_run_is_not_their_peer(exports, tmp_path):
+    from sqtool.firmware_bench.compare import compare, tables as compare_tables
+    recs = [_record(f"p0{i}", np.full(7, 14.0 + i), seed=i) for i in range(3)]
+    a = _bench(exports["rr"], tmp_path / "a", recs, runtime=["c_host"])
+    b = _bench(exports["rr"], tmp_path / "b", recs, runtime=["c_host"])
+    c = compare(a, b)
+    assert c["unit"] == "breaths/min" and c["output"] == "rr_bpm" and len(c["subjects"]) == 3
+    assert "MAE of rr_bpm in breaths/min per subject" in compare_tables(c) and "BPM" not in c["verdict"]
+    hr = dict(a, target=None)                                  # a heart-rate bench.json (written before `target`)
+    with pytest.raises(SqtoolError, match=r"^--compare: A scored rr_bpm and B hr_bpm: compare two runs of models "
+                                          r"of the same task$"):
+        compare(a, hr)
