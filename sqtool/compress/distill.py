@@ -103,7 +103,7 @@ def preferred_student(teacher_cfg: ModelCfg) -> str:
 
 def stand_in(teacher_cfg: ModelCfg, student: str = "") -> tuple[str, str] | None:
     """(the preferred student, why it does not fit) where no `student` is asked and `default_student` takes
-    another (cnn1d_student_xs for a 30 s window at 50 Hz: cnn1d_student_s's total stride 32 does not divide 1500
+    another (cnn1d_student_s16 for a 10 s window at 40 Hz: cnn1d_student_s's total stride 32 does not divide 400
     samples); None where the student was asked or the preferred one fits."""
     from sqtool.models.spectral import SPECTRAL_FAMILY
     from sqtool.models.student import stride_of
@@ -117,20 +117,42 @@ def stand_in(teacher_cfg: ModelCfg, student: str = "") -> tuple[str, str] | None
                        f"window's {t.n_samples} samples ({t.window_s:g} s at {t.fs:g} Hz)")
 
 
+def within_budget(teacher_cfg: ModelCfg, names: list[str], preferred: str) -> list[str]:
+    """Of the time-domain students `names`, those whose int8 weights and MACs per window, on the teacher's window
+    and channels, keep within the `preferred` student's budget (`STUDENT_BUDGETS`), smallest first (by weights)."""
+    from sqtool.models.student import STUDENT_BUDGETS, student_budget
+    limits = STUDENT_BUDGETS.get(preferred, {})
+    sized = []
+    for n in names:
+        c = get_model_cfg(n).replace(fs=teacher_cfg.fs, window_s=teacher_cfg.window_s,
+                                     channels=tuple(teacher_cfg.channels),
+                                     outputs=tuple(o for o in teacher_cfg.outputs if o != QUALITY_OUTPUT)
+                                     + (QUALITY_OUTPUT,))
+        b = student_budget(c)
+        if all(b[k] <= v for k, v in limits.items()):
+            sized.append((b["int8_weights"], n))
+    return [n for _, n in sorted(sized)]
+
+
 def default_student(teacher_cfg: ModelCfg, fits: list[str] | None = None, where: str = "") -> str:
     """The student of a teacher when none is asked, the one rule (quantize's default; the fine-tunes' next lines
     name no --student, so they get it too): its family's `_s` (spec_student_s for a spectral heart-rate teacher,
-    cnn1d_student_s for a time-domain one) when it fits the teacher (`fitting_students`), else the first registry
-    student that does (spec_student_s_accsum for a teacher reading the summed accelerometer; cnn1d_student_xs for
-    a 10 s window at 40 Hz). None fitting is one line naming the teacher's window and rate (`where`: how to name
-    the teacher, default its model name)."""
+    cnn1d_student_s for a time-domain one) when it fits the teacher (`fitting_students`); else, time-domain, the
+    largest fitting student within `_s`'s budget on the teacher's window (`within_budget`: cnn1d_student_s16 for a
+    10 s window at 40 Hz, cnn1d_student_xs for 30 s, where s16 would need 1.7 M MACs); else the first registry
+    student that fits (spec_student_s_accsum for a teacher reading the summed accelerometer). None fitting is one
+    line naming the teacher's window and rate (`where`: how to name the teacher, default its model name)."""
     from sqtool.models.spectral import SPECTRAL_FAMILY
     from sqtool.models.student import STUDENT_FAMILY, stride_of
     spectral = teacher_cfg.family == SPECTRAL_FAMILY
     preferred = preferred_student(teacher_cfg)
     fits = fitting_students(teacher_cfg) if fits is None else fits
     if fits:
-        return preferred if preferred in fits else fits[0]
+        if preferred in fits:
+            return preferred
+        if not spectral and (within := within_budget(teacher_cfg, fits, preferred)):
+            return within[-1]
+        return fits[0]
     t = teacher_cfg
     if spectral:
         took = f"channels {', '.join(t.channels)}"

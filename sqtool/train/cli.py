@@ -314,7 +314,7 @@ def _mean_of(outs: list[str]) -> str:
 def quantize_next(cfg, run_dir: Path) -> str:
     """Fine-tune's next line (time-domain and spectral alike): quantize this run. It names no --student:
     quantize's default is the registry student that fits the teacher (compress.distill.default_student, e.g.
-    cnn1d_student_xs for a 10 s window at 40 Hz, which cnn1d_student_s's stride 32 does not divide), and its
+    cnn1d_student_s16 for a 10 s window at 40 Hz, which cnn1d_student_s's stride 32 does not divide), and its
     config.yaml's resolved: says which; quantize reads the teacher's own data by default)."""
     if not (Path(run_dir) / "model.pt").is_file():                 # --final-fit false: no model to quantize
         return "next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)"

@@ -221,10 +221,10 @@ def test_quantize_reads_the_teachers_own_data_by_default(hr_teacher, tmp_path, c
 def test_a_window_the_default_student_cannot_take_names_one_that_can():
     from sqtool.models import create_model
     with pytest.raises(SqtoolError, match="400 samples is not divisible by the total stride 32; "
-                                          "--student cnn1d_student_xs fits it"):
+                                          "--student cnn1d_student_xs or cnn1d_student_s16 fits it"):
         create_model("cnn1d_student_s", window_s=10.0)                     # 10 s at 40 Hz
     teacher = get_model_cfg("resnet1d_siamq_tiny", task="hr")
-    assert D.default_student(teacher.replace(window_s=10.0)) == "cnn1d_student_xs"
+    assert D.default_student(teacher.replace(window_s=10.0)) == "cnn1d_student_s16"
     assert D.default_student(teacher.replace(window_s=8.0)) == "cnn1d_student_s"
 
 
@@ -246,7 +246,7 @@ def test_no_registry_student_fitting_the_teacher_is_one_line_naming_its_window_a
 
 def test_finetunes_next_line_names_no_student_as_the_spectral_one(tmp_path):
     """`train finetune`'s next line names no --student, as the spectral fine-tune's: quantize's default is the
-    student that fits the teacher's window (cnn1d_student_xs for 10 s at 40 Hz, whose stride error the printed
+    student that fits the teacher's window (cnn1d_student_s16 for 10 s at 40 Hz, whose stride error the printed
     `--student cnn1d_student_s` once ran into), one rule, `compress.distill.default_student`."""
     from types import SimpleNamespace
     from sqtool.train.cli import quantize_next
@@ -268,8 +268,8 @@ def test_a_student_of_the_other_family_is_one_line_naming_the_family_and_the_stu
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(
         "is a time-domain model (resnet1d): --student spec_student_s (spec_cnn) is not a student for it, a "
-        "cnn1d_student model is; students that fit it: cnn1d_student_xs, cnn1d_student_s, cnn1d_student_m (default "
-        "cnn1d_student_s)"), err
+        "cnn1d_student model is; students that fit it: cnn1d_student_xs, cnn1d_student_s16, cnn1d_student_s, "
+        "cnn1d_student_m (default cnn1d_student_s)"), err
     assert not (tmp_path / "q").exists()
     tcfg = ModelCfg.from_dict(load_checkpoint(hr_teacher)["model_cfg"])
     assert D.student_cfg_from_teacher(tcfg, "").name == "cnn1d_student_s"                 # the library default
@@ -277,9 +277,17 @@ def test_a_student_of_the_other_family_is_one_line_naming_the_family_and_the_stu
 
 def test_the_default_student_fits_the_teachers_window():
     """No --student for a 10 s teacher at 40 Hz: cnn1d_student_s's stride 32 does not divide 400 samples, so the
-    default is the first registry student that does (as `train finetune`'s next line already names)."""
-    assert D.student_for(get_model_cfg("resnet1d_siamq_tiny", task="hr", window_s=10.0)) == "cnn1d_student_xs"
-    assert D.student_for(get_model_cfg("resnet1d_siamq_tiny", task="hr", window_s=8.0)) == "cnn1d_student_s"
+    default is the largest registry student that does within cnn1d_student_s's budget: cnn1d_student_s16 (578 k
+    MACs); at 30 s its 1.7 M MACs are over the budget, so cnn1d_student_xs (404 k). Not the first that fits: xs has
+    a sixth of the weights (the af student's held-out AUROC 0.557 against s16's 0.864)."""
+    teacher = get_model_cfg("resnet1d_siamq_tiny", task="hr")
+    assert D.student_for(teacher.replace(window_s=10.0)) == "cnn1d_student_s16"
+    assert D.student_for(teacher.replace(window_s=8.0)) == "cnn1d_student_s"
+    assert D.student_for(teacher.replace(window_s=30.0)) == "cnn1d_student_xs"
+    assert D.within_budget(teacher.replace(window_s=30.0), ["cnn1d_student_xs", "cnn1d_student_s16"],
+                           "cnn1d_student_s") == ["cnn1d_student_xs"]
+    assert D.stand_in(teacher.replace(window_s=10.0)) == (
+        "cnn1d_student_s", "its total stride 32 does not divide the window's 400 samples (10 s at 40 Hz)")
 
 
 def test_max_records_help_is_one_text_that_says_subjects():
@@ -310,9 +318,9 @@ def test_a_student_that_cannot_take_the_teachers_window_is_refused_before_any_da
                  "--out", str(tmp_path / "q")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["sqtool: error: cnn1d_student_s: window of 400 samples is not divisible by the total stride 32; "
-                   "--student cnn1d_student_xs fits it"], err
+                   "--student cnn1d_student_xs or cnn1d_student_s16 fits it"], err
     assert not (tmp_path / "q").exists()
     teacher = ModelCfg.from_dict(ck["model_cfg"])
-    assert D.student_cfg_from_teacher(teacher, "").name == "cnn1d_student_xs"          # the default takes it
+    assert D.student_cfg_from_teacher(teacher, "").name == "cnn1d_student_s16"         # the default takes it
     with pytest.raises(SqtoolError, match="window of 400 samples is not divisible by the total stride 32"):
         D.student_cfg_from_teacher(teacher, "cnn1d_student_s")

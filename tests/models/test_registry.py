@@ -81,7 +81,8 @@ def test_a_family_in_a_new_module_is_found_and_a_new_student_fits(tmp_path, monk
         assert "cnn1d_student_probe" in list_models("cnn1d_student")
         assert create_model("cnn1d_student_probe").cfg.arch == {"convs": [[4, 3, 1]]}
         assert students_fitting(401) == ["cnn1d_student_probe"]              # stride 1: fits any window
-        assert students_fitting(320)[:3] == ["cnn1d_student_xs", "cnn1d_student_s", "cnn1d_student_m"]
+        assert students_fitting(320)[:4] == ["cnn1d_student_xs", "cnn1d_student_s16", "cnn1d_student_s",
+                                             "cnn1d_student_m"]
     finally:
         sys.modules.pop(f"sqtool.models.{name}", None)
 
