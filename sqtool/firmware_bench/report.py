@@ -176,11 +176,15 @@ def tables(res: dict) -> str:
     if seen and not warnings:   # scored subjects the student was trained on: optimistic MAE
         warnings = ["WARNING: scored subjects were seen in training"]
     out += warnings
-    out += ["", f"accuracy ({u}, windows with {tg.truth})" if labelled else
-            "accuracy: not measured (no truth)"]
-    out += _table(["runtime", "status", "precision", f"MAE {u}", f"RMSE {u}", f"bias {u}"]
-                  + ([f">{tg.gt:g} {u} %"] if tg.gt is not None else [])
-                  + ([f"MAE tracked {u}"] if tg.tracked else []) + ["windows"], acc)
+    if tg.scored:
+        out += ["", f"accuracy ({u}, windows with {tg.truth})" if labelled else
+                "accuracy: not measured (no truth)"]
+        out += _table(["runtime", "status", "precision", f"MAE {u}", f"RMSE {u}", f"bias {u}"]
+                      + ([f">{tg.gt:g} {u} %"] if tg.gt is not None else [])
+                      + ([f"MAE tracked {u}"] if tg.tracked else []) + ["windows"], acc)
+    else:                                             # a class's logit: no MAE to tabulate, each runtime's status
+        out += ["", f"accuracy: not measured ({tg.output} is a class's logit)"]
+        out += _table(["runtime", "status", "precision"], [a[:3] for a in acc if a[0] != "baseline"])
     out += ["", "speed and size (host, one thread)"]
     out += _table(["runtime", "file loaded", "file KB", "p50 ms", "p99 ms", "bit-exact %", "exact vs",
                    "x real time"], speed)

@@ -94,6 +94,8 @@ def test_a_class_model_is_benchmarked_for_cost_and_fidelity_only(exports, tmp_pa
     assert rows["c_host_single"]["exact_pct"] == 100.0 and rows["c_host_single"]["fidelity"]["windows"] == res["provenance"]["windows"] >= 2
     assert res["baseline"]["status"] == "none" and "trivial" not in res
     assert next_step(res).splitlines()[-1].startswith("accuracy not measured: 'af' is a class")
+    text = tables(res)
+    assert "accuracy: not measured (logit_af is a class's logit)" in text and "MAE" not in text
 
 
 def test_the_quality_gate_of_a_model_without_the_tracker_is_one_line(exports, tmp_path):
