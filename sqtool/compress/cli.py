@@ -712,7 +712,9 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     if out_range["threshold"] > out_range["calibrated_threshold"]:
         say(f"int8 output range widened from +-{out_range['calibrated_threshold']:.2f} to "
             f"+-{out_range['threshold']:.2f} (normalised units) to cover the training labels and a logit of "
-            f"+-{Q.LOGIT_REACH:g}; held during QAT")
+            f"+-{Q.LOGIT_REACH:g}; held during QAT"
+            + "".join(f"; one int8 step = {v:.3g} {u} of {k}" for (k, v), u in
+                      zip(out_range["step"].items(), [spec.units[i] for i in spec.regression])))
     m_ptq = None if final else R.evaluate(cfg.task, R.predict_all(q, x_all[te]), y_all[te], spec)   # before QAT
     say(f"calibrated {len(x_cal)} windows; QAT {cfg.qat_epochs} epochs at lr {cfg.qat_lr:g}")
     q_cfg = dataclasses.replace(fit_cfg, epochs=cfg.qat_epochs, lr=cfg.qat_lr, feature_weight=0.0)

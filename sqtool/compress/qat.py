@@ -22,7 +22,9 @@ from sqtool.core import SqtoolError
 from sqtool.models.registry import ModelCfg
 
 MIN_CALIBRATION_WINDOWS = 300   # fewer than this: activation ranges are noisy (warned)
-LABEL_HEADROOM = 1.25           # the int8 output reaches this many times the largest training label
+LABEL_HEADROOM = 1.25           # the int8 output reaches this many times the largest training label ...
+LABEL_QUANTILE = 0.999          # ... its 0.999 quantile, a label it holds (below 1,000 windows: the second largest),
+#                                 so one bad label does not coarsen every window's step
 LOGIT_REACH = 4.0               # ... and a logit of +-4 (probability 0.018 / 0.982) at least
 
 
@@ -112,10 +114,12 @@ def widen_output_range(q, spec, y_norm) -> dict:
     student's outputs, which regress toward the mean: a respiratory-rate student calibrated to +-1.9
     standard deviations could only report 11-23 br/min on labels of 6-29, and its quality logit sat at
     that ceiling (probability 0.86) on a third of the windows. The threshold is raised to cover
-    LABEL_HEADROOM x the largest |normalised training label| and a logit of LOGIT_REACH, never lowered,
-    and frozen (QAT would otherwise learn it back down: the loss rarely sees the clipped tails).
+    LABEL_HEADROOM x the largest |normalised training label| (its LABEL_QUANTILE quantile: a single label 40
+    standard deviations out would otherwise make every window's int8 step 0.4 std) and a logit of LOGIT_REACH,
+    never lowered, and frozen (QAT would otherwise learn it back down: the loss rarely sees the clipped tails).
     `y_norm` (N, k): the training labels as `distill.normalise_targets` gives them. Returns the record
-    for the report: calibrated and final thresholds and what each column needed.
+    for the report: calibrated and final thresholds, what each column needed, and one int8 step of each
+    regression output in its units (`step`).
     """
     import torch
 
@@ -126,7 +130,7 @@ def widen_output_range(q, spec, y_norm) -> dict:
     for i in spec.regression:
         col = y[:, i][np.isfinite(y[:, i])]
         if len(col):
-            need[spec.names[i]] = LABEL_HEADROOM * float(np.max(np.abs(col)))
+            need[spec.names[i]] = LABEL_HEADROOM * float(np.quantile(np.abs(col), LABEL_QUANTILE, method="lower"))
     for i in list(spec.binary) + ([spec.quality] if spec.quality is not None else []):
         need[spec.names[i]] = LOGIT_REACH
     calibrated = float(param.detach().abs())
@@ -135,5 +139,6 @@ def widen_output_range(q, spec, y_norm) -> dict:
     with torch.no_grad():
         param.fill_(threshold)
     param.requires_grad_(False)
+    step = {spec.names[i]: threshold / 128 * float(spec.std[i]) for i in spec.regression}
     return {"parameter": name, "calibrated_threshold": calibrated, "threshold": threshold,
-            "scale": threshold / 128, "needed": need, "frozen": True}
+            "scale": threshold / 128, "needed": need, "step": step, "frozen": True}

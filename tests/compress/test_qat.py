@@ -59,11 +59,12 @@ def test_the_int8_output_reaches_the_labels_and_a_confident_logit_and_qat_keeps_
     q = Q.quant_twin(s, "int8_w_per_channel_a_per_tensor")
     Q.calibrate(q, hr_task.x, 32)
     calibrated = Q.activation_scales(q)["fc"]
-    want = 1.25 * float(np.abs(y[:, 0]).max())
+    want = Q.LABEL_HEADROOM * float(np.quantile(np.abs(y[:, 0]), Q.LABEL_QUANTILE, method="lower"))
     assert calibrated < max(want, Q.LOGIT_REACH)          # what this test is about: calibration alone falls short
     r = Q.widen_output_range(q, spec, y)
     assert r["calibrated_threshold"] == pytest.approx(calibrated)
     assert 127 * r["scale"] >= max(want, Q.LOGIT_REACH) - 1e-6
+    assert r["step"] == {spec.names[0]: pytest.approx(r["scale"] * float(spec.std[0]))}      # in BPM
     # a window whose quality logit should be +3.9 (p 0.98) and whose HR should be the top label: said, not clipped
     top = float(y[np.argmax(np.abs(y[:, 0])), 0])
     with torch.no_grad():                                 # features 0: the output is the bias (int32, fine scale)
@@ -76,6 +77,12 @@ def test_the_int8_output_reaches_the_labels_and_a_confident_logit_and_qat_keeps_
     Q.calibrate(q2, hr_task.x * 50, 32)
     wide = Q.activation_scales(q2)["fc"]
     assert Q.widen_output_range(q2, spec, y * 0.01)["threshold"] == pytest.approx(max(wide, 4.0 * 128 / 127))
+    # one absurd label (40 standard deviations out) does not set the range: every window's step would be 0.3 std
+    odd = y.copy()
+    odd[0, 0] = 40.0
+    q4 = Q.quant_twin(s, "int8_w_per_channel_a_per_tensor")
+    Q.calibrate(q4, hr_task.x, 32)
+    assert Q.widen_output_range(q4, spec, odd)["threshold"] == pytest.approx(r["threshold"], rel=0.05)
     # QAT leaves it where it was put
     q3 = Q.quant_twin(s, "int8_w_per_channel_a_per_tensor")
     Q.calibrate(q3, hr_task.x, 32)
