@@ -369,11 +369,12 @@ def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.
 
 # ----------------------------------------------------------------------------- what a time-domain bench scores
 
-def bench_target(md: dict) -> Target:
+def bench_target(md: dict, records=None) -> Target:
     """The Target of a time-domain export (its metadata.json): heart rate for a task 'hr' model (its hr_bpm output,
-    one line when it has none); a regression task's first output against the recording's label predict compares
-    (`predict.truth_labels`: rr_bpm from the breath marks, sbp, a dataset file's label); a class task's logit (af,
-    quality) for cost and fidelity only."""
+    one line when it has none); a class task's logit (af, quality, or any output in unit logit) for cost and
+    fidelity only; else a regression output against the recording's label predict compares (`predict.truth_labels`:
+    rr_bpm from the breath marks, sbp / dbp, a dataset file's label): the first output whose label one of `records`
+    carries (bp recordings with dbp only: dbp), else the first such output (accuracy then not measured, said)."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.predict import truth_labels
     task = md.get("task")
@@ -381,17 +382,20 @@ def bench_target(md: dict) -> Target:
     if task == "hr":
         R.hr_column(md)                                    # one line when it has no hr_bpm output
         return replace(HEART_RATE, window_s=window_s)
-    outputs = [o for o in (md.get("outputs") or []) if o != QUALITY_OUTPUT]
+    names = list(md.get("outputs") or [])
     units = list(md.get("units") or [])
+    unit_of = dict(zip(names, units)) if len(units) == len(names) else {}
+    outputs = [o for o in names if o != QUALITY_OUTPUT]
     if not outputs:
-        raise SqtoolError(f"the model has no task output to benchmark (its outputs: "
-                          f"{', '.join(map(str, md.get('outputs') or [])) or 'none'})")
+        raise SqtoolError(f"the model has no task output to benchmark (its outputs: {', '.join(map(str, names)) or 'none'})")
+    if task in ("af", "quality") or unit_of.get(outputs[0]) == "logit":
+        return Target(outputs[0], "logit", outputs[0], "no truth", scored=False, window_s=window_s)
     truth = truth_labels(md)
-    out = next((o for o in outputs if o in truth), outputs[0])
-    unit = units[list(md.get("outputs") or []).index(out)] if len(units) == len(md.get("outputs") or []) else ""
-    if out in truth:
-        return Target(out, unit or "units", out, f"the '{truth[out]}' label", window_s=window_s)
-    return Target(out, unit or "logit", out, "no truth", scored=False, window_s=window_s)
+    carried = {k for r in (records or ()) for k in (getattr(r, "labels", None) or {})}
+    out = next((o for o in outputs if o in truth and truth[o] in carried),
+               next((o for o in outputs if o in truth), outputs[0]))
+    label = f"the '{truth[out]}' label" if out in truth else f"a label for {out}"
+    return Target(out, unit_of.get(out) or "units", out, label, window_s=window_s)
 
 
 def target_truth(target: Target, md: dict, rec, rp, window_s: float) -> np.ndarray:
@@ -413,8 +417,8 @@ def not_measured_line(target: Target, md: dict) -> str:
         from sqtool.firmware_bench.spectral import NOT_MEASURED
         return NOT_MEASURED
     if not target.scored:
-        return (f"accuracy not measured: '{md.get('task')}' is a class, its {target.output} is benchmarked for cost "
-                "and fidelity (its held-out AUROC and F1: the quantize run's report, the export's MODEL_CARD.md)")
+        return (f"accuracy not measured: '{md.get('task')}' is a class, its {target.output} a logit (its held-out "
+                "AUROC and F1: the quantize run's report, the export's MODEL_CARD.md)")
     return f"accuracy not measured: no recording has {target.truth}"
 
 
@@ -447,6 +451,8 @@ def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.n
     name = res.get("primary")
     seen = set(res.get("seen_in_training") or ())
     keep = np.isfinite(truth) & ~np.isin(subj, list(seen))
+    if not np.isfinite(truth).any():
+        return {"line": f"skill: not measured (no recording has {target.truth})"}
     if name is None or name not in estimates:
         return {"line": f"skill: not measured (no runtime scored every window with {target.truth})"}
     pred = estimates[name]
@@ -569,10 +575,14 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
              "export is benchmarked on whole recordings (--max-records limits how many)")
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = art.metadata
-    target = bench_target(md)                              # heart rate, another task's output, or a class's logit
-    column = list(md.get("outputs") or []).index(target.output)
+    bench_target(md)                                       # a model without the output it is read by: one line now
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     recs, skipped = _records(cfg, list(spec.channels), records)
+    target = bench_target(md, recs)                        # heart rate, another task's output, or a class's logit
+    column = list(md.get("outputs") or []).index(target.output)
+    if not target.tracked and (asked := [m for _, m, _ in floors if m in ("mae_tracked", "gt10")]):
+        raise SqtoolError(f"--floor {asked[0]}: heart rate's (the tracker, > 10 BPM); {art.export_dir} is a "
+                          f"'{md.get('task')}' model: its floors are mae, exact, insns, flash_kb, ram_kb")
     from sqtool.data.record import tile_record
     tile = md.get("short_records") == "tile"               # shorter than a window: filled as training did (predict)
 
@@ -593,7 +603,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     bounds = np.cumsum([0] + [len(rp) for rp in reps])
     from sqtool.data.record import subject_key
     subj = np.concatenate([[subject_key(rec.dataset, rec.subject)] * len(rp) for rec, rp in zip(recs, reps)])
-    signal_s = float(sum(r.duration(spec.channels[0]) for r in recs))
+    signal_s = float(sum(r.meta.get("tiled_from_s") or r.duration(spec.channels[0]) for r in recs))   # not tiled
     labelled = bool(np.isfinite(truth).any())         # False: cost and fidelity only (accuracy not measured)
     not_measured = not_measured_line(target, md)
     if not labelled:
@@ -755,6 +765,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if trivial is not None:
         res["trivial"] = trivial.pop("_row")
         res["skill"] = skill_vs(target, md, res, hrs, trivial["pred"], bl_raw, truth, subj)
+        res["notes"].append(res["skill"]["line"])
+    elif target.scored and not target.tracked and labelled:
+        res["skill"] = {"line": f"skill: not measured (metadata.json has no target_mean for {target.output}: no "
+                                "trivial predictor)"}
         res["notes"].append(res["skill"]["line"])
     res["floor"] = floor_res = check_floors(rows, floors, res["seen_in_training"], cfg.floor_on_seen)
     for s in res["series"]["records"]:

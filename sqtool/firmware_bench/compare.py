@@ -87,9 +87,12 @@ def compare(a: dict, b: dict, runtime: str | None = None, names: tuple[str, str]
                           "of models of the same task")
     if a.get("labelled") is False or b.get("labelled") is False:
         raise SqtoolError(f"--compare: {names[0] if a.get('labelled') is False else names[1]} has no "
-                          f"{'heart-rate truth' if ta.tracked else 'truth (' + ta.truth + ')'} (accuracy not "
-                          "measured): nothing to compare")
+                          f"{'heart-rate truth' if ta.tracked else 'truth' if not ta.scored else ta.truth} (accuracy "
+                          "not measured): nothing to compare")
     runtime = runtime or a.get("primary")
+    if runtime is None:
+        raise SqtoolError(f"--compare: {names[0]} has no primary runtime (none scored every window, e.g. only an "
+                          "--mcu-windows subset ran): name one with --runtime")
     ra, rb = _row(a, runtime), _row(b, runtime)
     if ra is None or rb is None:
         both = [r["runtime"] for r in a["runtimes"] if r.get("status") == "ok" and _row(b, r["runtime"])]

@@ -194,7 +194,7 @@ def check_window(cfg: ModelCfg) -> None:
 
 def students_fitting(n_samples: int) -> list[str]:
     """The registry students (family cnn1d_student, role student) whose total stride divides a window of
-    `n_samples`, in the order they are registered (xs, s, m). The default among them is quantize's
+    `n_samples`, in the order they are registered (xs, s16, s, m). The default among them is quantize's
     (`compress.distill.default_student`)."""
     return [n for n in list_models(STUDENT_FAMILY, registered_order=True, role="student")
             if n_samples % stride_of(get_model_cfg(n).arch["convs"]) == 0]

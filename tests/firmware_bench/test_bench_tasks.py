@@ -23,7 +23,7 @@ RUNTIMES = ["c_host", "c_host_single", "brevitas_int8", "torch_student"]
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench_tasks")
-    return {t: _export(root / t, t) for t in ("rr", "af")}
+    return {t: _export(root / t, t) for t in ("rr", "af", "bp")}
 
 
 def _record(subject: str, rr: np.ndarray | None, seconds: float = 90.0, seed: int = 0) -> Record:
@@ -131,3 +131,19 @@ def test_two_rr_runs_compare_in_breaths_per_minute_and_a_heart_rate_run_is_not_t
     with pytest.raises(SqtoolError, match=r"^--compare: A scored rr_bpm and B hr_bpm: compare two runs of models "
                                           r"of the same task$"):
         compare(a, hr)
+
+
+def test_a_bp_model_scores_the_output_its_recordings_label_and_refuses_heart_rates_floors(exports, tmp_path):
+    """bp's two outputs: the recordings carry dbp only, so dbp is scored (sbp, the first, would be 'not measured'),
+    on the first window of each recording (bp's training takes one), the real-time figure of the 2.1 s recording
+    before it was tiled to the window; a heart-rate floor (the tracker's, > 10 BPM) is one line."""
+    recs = [_record(f"p0{i}", None, seconds=2.1, seed=i) for i in range(3)]
+    for i, r in enumerate(recs):
+        r.labels["dbp"] = Label(np.array(70.0 + 5 * i), unit="mmHg")
+    res = _bench(exports["bp"], tmp_path / "b", recs, runtime=["c_host"])
+    assert res["target"]["output"] == "dbp" and res["target"]["unit"] == "mmHg" and res["labelled"] is True
+    assert res["provenance"]["windows"] == 3 and res["runtimes"][0]["metrics"]["n"] == 3
+    assert res["provenance"]["signal_hours"] == pytest.approx(3 * 2.1 / 3600, rel=0.02)
+    assert res["skill"]["line"].startswith("c_host on held-out subjects: bp: pooled mae of dbp model ")
+    with pytest.raises(SqtoolError, match=r"^--floor gt10: heart rate's .* is a 'bp' model: its floors are mae, "):
+        _bench(exports["bp"], tmp_path / "f", recs, runtime=["c_host"], floor=["gt10=5"])
