@@ -162,8 +162,14 @@ def next_step(res: dict) -> str:
         predict = shell_command("predict", "--model", export_dir, "--data", "RECORDING")
         lines.append(f"next: {predict}   (heart rate of your own "
                      f"recordings; firmware kit: {export_dir / 'c'})")
-    else:
-        lines.append(f"next: build {export_dir / 'c'}/sq_model.c into the firmware (API in sq_model.h)")
+    elif (export_dir / "c").is_dir():
+        doc = export_dir / "INTEGRATION.md"
+        lines.append(f"next: build {export_dir / 'c'}/sq_model.c into the firmware (API in sq_model.h)"
+                     + (f"; the preprocessing it needs before it: {doc}" if doc.is_file() else ""))
+    else:                                             # an export without C (--target onnx,tflite): an app runs it
+        predict = shell_command("predict", "--model", export_dir, "--data", "RECORDING")
+        lines.append(f"next: {predict}   (its outputs per recording; the preprocessing an app runs before the "
+                     f"network: {export_dir / 'INTEGRATION.md'})")
     if res.get("labelled") is False:                  # label-free data: the last line says what was not measured
         from sqtool.firmware_bench.spectral import NOT_MEASURED
         lines.append(f"{res.get('accuracy') or NOT_MEASURED}; cost and fidelity only")

@@ -147,3 +147,22 @@ def test_a_bp_model_scores_the_output_its_recordings_label_and_refuses_heart_rat
     assert res["skill"]["line"].startswith("c_host on held-out subjects: bp: pooled mae of dbp model ")
     with pytest.raises(SqtoolError, match=r"^--floor gt10: heart rate's .* is a 'bp' model: its floors are mae, "):
         _bench(exports["bp"], tmp_path / "f", recs, runtime=["c_host"], floor=["gt10=5"])
+
+
+def test_the_next_line_names_what_the_export_holds(exports, tmp_path):
+    """With C: build it, and the preprocessing document beside it; without C (--target onnx): predict, never a c/
+    folder that is not there (the bench's line named EXPORT/c/sq_model.c for every time-domain export)."""
+    from test_predict_targets import export_student
+
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.models import get_model_cfg
+    recs = [_record("p01", np.full(7, 15.0))]
+    res = _bench(exports["rr"], tmp_path / "b", recs, runtime=["c_host"])
+    nxt = next_step(res).splitlines()[1]
+    assert nxt == (f"next: build {exports['rr'] / 'c'}/sq_model.c into the firmware (API in sq_model.h); the "
+                   f"preprocessing it needs before it: {exports['rr'] / 'INTEGRATION.md'}")
+    onnx = export_student(tmp_path / "o", task_model_cfg("rr", get_model_cfg("cnn1d_student_xs"), channels=("ppg",)),
+                          ["onnx"])
+    res = _bench(onnx, tmp_path / "c", recs, runtime=["onnx_int8"])
+    nxt = next_step(res).splitlines()[1]
+    assert nxt.startswith("next: sqtool predict --model ") and "/c/" not in nxt and "INTEGRATION.md" in nxt
