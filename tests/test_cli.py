@@ -311,7 +311,9 @@ def test_export_and_bench_end_with_the_next_command(tmp_path):
     assert b.splitlines() == [f"report: {tmp_path / 'b' / 'bench.md'}",
                               "next: sqtool predict --model exp --data RECORDING   (heart rate of your own "
                               "recordings; firmware kit: exp/c)"]
-    assert "sq_model.c" in bench_next({"run_dir": "b", "provenance": {"model_dir": "exp"}})
+    (tmp_path / "exp" / "c").mkdir(parents=True)                 # a time-domain export with its C: build it
+    assert "sq_model.c" in bench_next({"run_dir": "b", "provenance": {"model_dir": str(tmp_path / "exp")}})
+    assert "next: sqtool predict" in bench_next({"run_dir": "b", "provenance": {"model_dir": "exp"}})   # no C there
 
 
 @pytest.mark.parametrize("argv, line", [
