@@ -363,12 +363,10 @@ def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.
     out = {}
     for k in dict.fromkeys(keys.tolist()):
         m = keys == k
-        d = hr_scores(hr[m], truth[m])
+        d = hr_scores(hr[m], truth[m], gt=target.gt)
         if target.tracked:
             t = hr_scores(trk[m], truth[m])
             d.update(mae_tracked=t["mae"], n_tracked=t["n"])
-        else:
-            d["gt10_pct"] = None
         out[str(k)] = d
     return out
 
@@ -428,10 +426,10 @@ def not_measured_line(target: Target, md: dict) -> str:
     return f"accuracy not measured: no recording has {target.truth}"
 
 
-def trivial_row(target: Target, md: dict, truth: np.ndarray) -> dict | None:
+def trivial_row(target: Target, md: dict, truth: np.ndarray) -> tuple[dict, np.ndarray] | None:
     """A regression target's trivial predictor, the training labels' mean (metadata.json's target_mean, the
-    normalisation the model was trained with) on every window: {'_row': its accuracy-table row, 'pred'}. None for
-    heart rate (its classic baseline is the reference) and a class."""
+    normalisation the model was trained with) on every window: (its accuracy-table row, its (N,) predictions). None
+    for heart rate (its classic baseline is the reference), a class, or metadata without target_mean."""
     from sqtool.firmware_bench.report import hr_metrics
     if target.tracked or not target.scored:
         return None
@@ -440,10 +438,9 @@ def trivial_row(target: Target, md: dict, truth: np.ndarray) -> dict | None:
     if i >= len(means) or means[i] is None:
         return None
     pred = np.full(len(truth), float(means[i]))
-    return {"pred": pred, "_row": {"runtime": "trivial", "status": "ok", "precision": "-",
-                                   "method": f"the training labels' mean, {float(means[i]):.4g} {target.unit} "
-                                             "(metadata.json target_mean)",
-                                   "metrics": hr_metrics(pred, truth, target.gt)}}
+    return {"runtime": "trivial", "status": "ok", "precision": "-",
+            "method": f"the training labels' mean, {float(means[i]):.4g} {target.unit} (metadata.json target_mean)",
+            "metrics": hr_metrics(pred, truth, target.gt)}, pred
 
 
 def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.ndarray, classic, truth: np.ndarray,
@@ -455,17 +452,14 @@ def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.n
     from sqtool.core.metrics import classic_flag, skill_line, skill_test
     task = str(md.get("task"))
     name = res.get("primary")
-    seen = set(res.get("seen_in_training") or ())
-    keep = np.isfinite(truth) & ~np.isin(subj, list(seen))
     if not np.isfinite(truth).any():
         return {"line": f"skill: not measured (no recording has {target.truth})"}
     if name is None or name not in estimates:
         return {"line": f"skill: not measured (no runtime scored every window with {target.truth})"}
     pred = estimates[name]
-    keep &= np.isfinite(pred)
+    keep = np.isfinite(truth) & np.isfinite(pred) & ~np.isin(subj, list(res.get("seen_in_training") or ()))
     if not keep.any():
-        why = "every scored subject was seen in training" if np.isfinite(truth).any() else "no truth"
-        return {"line": f"skill: not measured ({why})"}
+        return {"line": "skill: not measured (every scored subject was seen in training)"}
     y, g = truth[keep][:, None], subj[keep]
     vs = skill_test(task, y, pred[keep][:, None], trivial[keep][:, None], g, (target.output,))
     out = {"runtime": name, "subjects": int(len(set(g.tolist()))), "vs_trivial": vs,
@@ -480,12 +474,12 @@ def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.n
 
 
 def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.ndarray, signal_s: float,
-                spec) -> dict:
+                spec) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
     """The baseline row: the classic method on the same windows. Heart rate: the spectral baseline with
     accelerometer subtraction and peak tracking (`baseline.baseline_hr`, on the recordings); another task: the
     fine-tunes' classic (`data.classic.classic_oof`, on the streamed windows: rr's respiratory spectral fusion;
-    none for bp or a dataset file's label: status 'none', its reason as the method). `_pred`: (raw, tracked)
-    per-window estimates for the series, popped by the caller."""
+    none for bp or a dataset file's label: status 'none', its reason as the method), and its (raw, tracked)
+    per-window estimates for the series (None without a method)."""
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench.report import hr_metrics
     t = time.perf_counter()
@@ -501,20 +495,20 @@ def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.n
     else:
         from types import SimpleNamespace
         from sqtool.data.classic import classic_oof
-        pred, method = (None, "none: a class is not scored here") if not target.scored else classic_oof(
+        pred, method = (None, "a class is not scored here") if not target.scored else classic_oof(
             str(md.get("task")), SimpleNamespace(x=X, meta={"fs": spec.fs, "band": md.get("band")}), ())
         if pred is None:
             return {"runtime": "baseline", "status": "none", "precision": "-", "method": method,
-                    "error": f"no classic method: {method}"}
+                    "error": f"no classic method: {method}"}, None
         bl_raw = bl_hr = np.asarray(pred, np.float64)[:, 0]
         metrics, tracked = hr_metrics(bl_raw, truth, target.gt), None
     seconds = time.perf_counter() - t
     base = {"runtime": "baseline", "status": "ok", "precision": "float64", "method": method, "metrics": metrics,
-            "realtime_factor": float(signal_s / (seconds + 1e-12)), "seconds": seconds, "_pred": (bl_raw, bl_hr)}
+            "realtime_factor": float(signal_s / (seconds + 1e-12)), "seconds": seconds}
     if tracked is not None:
         base["metrics_tracked"] = tracked
     base["gt10_pct"] = None if metrics["gt10"] is None else 100 * metrics["gt10"]
-    return base
+    return base, (bl_raw, bl_hr)
 
 
 def _save_resolved(res: dict) -> None:
@@ -714,11 +708,11 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                 r["fidelity"]["exact_pct"] = r["exact_pct"]
 
     # 3. the classic baseline on the same windows
-    base = classic_row(target, md, recs, reps, X, truth, signal_s, spec)
+    base, bl = classic_row(target, md, recs, reps, X, truth, signal_s, spec)
     item(runtime_line(base, target.unit))
     bl_raw = None
-    if base.get("_pred") is not None:
-        bl_raw, bl_hr = base.pop("_pred")
+    if bl is not None:
+        bl_raw, bl_hr = bl
         series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     trivial = trivial_row(target, md, truth)           # another regression task: the training labels' mean
@@ -769,8 +763,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         res["notes"].insert(0, warn)
         also_on_stderr(warn)                                  # stdout has it in the tables: here once, 2>&1 or not
     if trivial is not None:
-        res["trivial"] = trivial.pop("_row")
-        res["skill"] = skill_vs(target, md, res, hrs, trivial["pred"], bl_raw, truth, subj)
+        res["trivial"], trivial_pred = trivial
+        res["skill"] = skill_vs(target, md, res, hrs, trivial_pred, bl_raw, truth, subj)
         res["notes"].append(res["skill"]["line"])
     elif target.scored and not target.tracked and labelled:
         res["skill"] = {"line": f"skill: not measured (metadata.json has no target_mean for {target.output}: no "

@@ -409,9 +409,10 @@ def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block
 
 
 def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None = None,
-              recordings: np.ndarray | None = None, block: int = 1) -> dict:
-    """MAE, RMSE, bias, 95 % limits of agreement, > 10 BPM %, n, coverage; with each window's subject and recording,
-    the 95 % CI of the MAE (`_mae_ci`: over subjects, or batches of `block` windows when they are few)."""
+              recordings: np.ndarray | None = None, block: int = 1, gt: float | None = GT) -> dict:
+    """MAE, RMSE, bias, 95 % limits of agreement, > 10 BPM % (beyond `gt`; None for a quantity without one), n,
+    coverage; with each window's subject and recording, the 95 % CI of the MAE (`_mae_ci`: over subjects, or batches
+    of `block` windows when they are few)."""
     pred, truth = np.asarray(pred, float), np.asarray(truth, float)
     has = np.isfinite(truth)
     ok = has & np.isfinite(pred)
@@ -425,7 +426,7 @@ def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None =
          "mae": float(np.abs(e).mean()),
          "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
          "loa95": [float(e.mean() - 1.96 * sd), float(e.mean() + 1.96 * sd)],
-         "gt10_pct": float(100 * (np.abs(e) > GT).mean())}
+         "gt10_pct": None if gt is None else float(100 * (np.abs(e) > gt).mean())}
     if subjects is not None:
         d["mae_ci95"], d["mae_ci95_method"] = _mae_ci(pred - truth, np.asarray(subjects),
                                                       np.asarray(subjects if recordings is None else recordings), block)

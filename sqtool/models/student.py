@@ -168,8 +168,8 @@ STUDENT_ARCHS = {
     "cnn1d_student_s": [[8, 16, 2], [16, 12, 2], [24, 8, 2], [28, 6, 2], [32, 4, 2], [32, 3, 1]],
     "cnn1d_student_m": [[24, 8, 2], [32, 6, 2], [48, 4, 2], [64, 4, 2], [64, 3, 1], [96, 4, 2]],
 }
-STUDENT_BUDGETS = {"cnn1d_student_s": {"int8_weights": 16_000, "macs": 1_000_000},
-                   "cnn1d_student_s16": {"int8_weights": 16_000, "macs": 1_000_000}}
+STUDENT_BUDGETS = {name: {"int8_weights": 16_000, "macs": 1_000_000}     # s16 is held to s's own budget
+                   for name in ("cnn1d_student_s", "cnn1d_student_s16")}
 
 for _name, _convs in STUDENT_ARCHS.items():
     register_model(ModelCfg(name=_name, arch={"convs": _convs}, **HR_DEFAULTS), role="student")(Student)
