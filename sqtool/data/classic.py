@@ -45,7 +45,7 @@ def classic_oof(task: str, td, folds) -> tuple[np.ndarray | None, str]:
     if task == "af":
         from sqtool.data.beats import af_rule_score, fit_af_rule, interval_features
         F = interval_features(x[:, 0], fs)
-        out = np.full((len(td), 1), np.nan)
+        out = np.full((len(x), 1), np.nan)
         for tr, te in folds:
             try:
                 rule = fit_af_rule(F[tr], td.y[tr, 0])

@@ -136,25 +136,53 @@ def _hr_rr(rec, load: _TaskLoad) -> None:
     load.acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
 
 
+def class_truth(task: str, rec, t0: np.ndarray, window_s: float, positive=None) -> np.ndarray | None:
+    """(W,) a class task's truth per window [t0, t0 + window_s) of `rec`, as its training takes it: 1.0, 0.0, or NaN
+    where the window has none; None when the recording has no such label. `positive`: the classes that count as 1
+    where the label names none itself (`Label.positive`, set by a dataset file): af's `af` list, quality's `good`
+    list (default: the dataset file's defaults, `LabelSource`).
+
+    af       label "rhythm": 1 when its class is an AF class; per recording, or per segment (a window wholly
+             inside one [start_s, end_s), else NaN).
+    quality  label "quality": per-sample flags, 1 (good) when none of the window is flagged, 0 (poor) when more
+             than 10 %, else NaN; a per-recording class or value (> 0 good) on every window."""
+    from sqtool.data.dataset_file import LabelSource
+    t0 = np.asarray(t0, np.float64)
+    if task == "af":
+        lab = rec.labels.get("rhythm")
+        if lab is None:
+            return None
+        pos = set(lab.positive or positive or LabelSource().af)      # as the data spells them
+        names = lab.classes or ()
+        hit = np.array([(names[int(v)] if names else str(int(v))) in pos for v in np.atleast_1d(lab.values)])
+        if lab.times is None:
+            return np.full(len(t0), float(hit[0]))
+        starts, ends = np.asarray(lab.times, float), np.asarray(rec.meta.get("rhythm_end_s"), float)
+        seg = [np.flatnonzero((starts <= t + 1e-9) & (t + window_s <= ends + 1e-9))[:1] for t in t0]
+        return np.array([float(hit[s[0]]) if len(s) else np.nan for s in seg])
+    if task == "quality":
+        lab = rec.labels.get("quality")
+        if lab is None:
+            return None
+        if lab.kind == "flags":
+            frac = T.flagged_fraction(lab.values, lab.fs, t0, window_s)
+            return np.where(frac <= T.GOOD_FLAGGED, 1.0, np.where(frac > T.POOR_FLAGGED, 0.0, np.nan))
+        v = np.atleast_1d(lab.values)[0]
+        good = (lab.classes[int(v)] in (lab.positive or positive or LabelSource().good) if lab.classes
+                else float(v) > 0)
+        return np.full(len(t0), float(good))
+    raise SqtoolError(f"class_truth: '{task}' is not a class task (af, quality)")
+
+
 def _af(rec, load: _TaskLoad) -> None:
-    """af: 1 when the "rhythm" class is one of the file's af classes; per recording, or per segment (a window
-    inside [start_s, end_s)); a recording shorter than the window is tiled."""
-    lab = rec.labels.get("rhythm")
-    if lab is None:
+    """af: 1 when the "rhythm" class is one of the file's af classes (`class_truth`); per recording, or per segment
+    (a window inside [start_s, end_s)); a recording shorter than the window is tiled."""
+    if rec.labels.get("rhythm") is None:
         return
     T._require_channels(rec, load.cfg, load.task)
-    af = set(load.ds.labels["rhythm"].af if lab.positive is None else lab.positive)   # as the data spells them
-    names = lab.classes or ()
-    is_af = np.array([(names[int(v)] if names else str(int(v))) in af for v in np.atleast_1d(lab.values)])
     w = load.windows(load.acc.filled(rec, load.cfg.window_s))
-    if lab.times is None:
-        y, ok = np.full(len(w), float(is_af[0])), np.ones(len(w), bool)
-    else:
-        starts, ends = np.asarray(lab.times, float), np.asarray(rec.meta.get("rhythm_end_s"), float)
-        seg = np.array([np.flatnonzero((starts <= t + 1e-9) & (t + load.cfg.window_s <= ends + 1e-9))[:1]
-                        for t in w.t0], dtype=object)
-        ok = np.array([len(s) > 0 for s in seg], bool)
-        y = np.array([float(is_af[s[0]]) if len(s) else np.nan for s in seg])
+    y = class_truth("af", rec, w.t0, load.cfg.window_s, load.ds.labels["rhythm"].af)
+    ok = np.isfinite(y)
     load.acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
 
 
@@ -176,21 +204,13 @@ def _bp(rec, load: _TaskLoad) -> None:
 
 def _quality(rec, load: _TaskLoad) -> None:
     """quality: per-sample flags, poor when > 10 % of the window is flagged, good when none, else left out; a
-    per-recording value / class: every window of the recording (tiled when shorter than the window)."""
-    lab = rec.labels.get("quality")
-    if lab is None:
+    per-recording value / class: every window of the recording (tiled when shorter than the window); `class_truth`."""
+    if rec.labels.get("quality") is None:
         return
     T._require_channels(rec, load.cfg, load.task)
     w = load.windows(load.acc.filled(rec, load.cfg.window_s))
-    if lab.kind == "flags":
-        frac = T.flagged_fraction(lab.values, lab.fs, w.t0, load.cfg.window_s)
-        ok = (frac <= T.GOOD_FLAGGED) | (frac > T.POOR_FLAGGED)
-        y = (frac <= T.GOOD_FLAGGED).astype(float)
-    else:
-        v = np.atleast_1d(lab.values)[0]
-        good = lab.classes[int(v)] in (load.ds.labels["quality"].good if lab.positive is None else lab.positive) \
-            if lab.classes else float(v) > 0
-        y, ok = np.full(len(w), float(good)), np.ones(len(w), bool)
+    y = class_truth("quality", rec, w.t0, load.cfg.window_s, load.ds.labels["quality"].good)
+    ok = np.isfinite(y)
     load.acc.add(w.x[ok], y[ok], rec.subject, w.t0[ok], rec.record_id)
 
 

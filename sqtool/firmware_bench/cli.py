@@ -18,7 +18,11 @@ is scored, window by window without a tracker, against the label its recordings 
 the task's classic method on the same windows (`data.classic`: rr's respiratory spectral fusion; bp and a custom label
 have none) and the trivial predictor (the training labels' mean, metadata target_mean); the last line is the skill
 verdict of the primary runtime on the subjects the model was not trained on (`core.metrics.skill_test`, paired over
-subjects, NO SKILL flagged). An af or quality model (a class's logit) is benchmarked for cost and fidelity only.
+subjects, NO SKILL flagged). An af or quality model's logit is scored against the recordings' class label, as its
+training reads it (`data.dataset_tasks.class_truth`: 1 = AF / good): AUROC, weighted F1 and accuracy at p 0.5 per
+runtime, AUROC by subject (the subjects whose windows hold both classes), beside the classic method (af: the
+beat-interval irregularity rule, its threshold fitted on the other subjects; quality: the signal quality index) and a
+constant score (AUROC 0.5), with roc.png and the AUROC skill verdict last (`--floor auroc=0.85` gates on it).
 
 A recording the bench cannot score is left out with one `bench: left out <recording>: <why>` line (bench.json
 provenance.skipped_records, bench.md's notes) and the rest benchmarked: shorter than one window, without the model's
@@ -38,10 +42,10 @@ one, or whose parity failed (unless --allow-failed-parity), is refused. A runtim
 group that cannot run is an error (after the report is written); `all` and the default skip what the
 export does not allow.
 
-`--floor metric=value[,...]` (metric: mae, mae_tracked, gt10 (%), exact (%), insns, flash_kb, ram_kb;
+`--floor metric=value[,...]` (metric: mae, mae_tracked, gt10 (%), auroc (a class), exact (%), insns, flash_kb, ram_kb;
 prefix `runtime:` to restrict to one runtime) makes the command exit with status 3 when a metric
 misses its floor, or when no runtime that ran measured it (accuracy on unlabelled data, `exact` without its
-reference runtime): a CI gate fails closed. An accuracy floor (mae, mae_tracked, gt10) is checked on the scored
+reference runtime): a CI gate fails closed. An accuracy floor (mae, mae_tracked, gt10, auroc) is checked on the scored
 subjects the model was not trained on (bench.json `seen_in_training` names the others; the floor line says
 "held-out N of M subjects"), and counts as not measured when every scored subject was seen in training, unless
 `--floor-on-seen` lets it gate on them.
@@ -181,7 +185,7 @@ def next_step(res: dict) -> str:
 # ----------------------------------------------------------------------------- floors
 
 _FLOOR = {"mae": ("metrics.mae", "max"), "mae_tracked": ("metrics_tracked.mae", "max"),
-          "gt10": ("gt10_pct", "max"), "exact": ("exact_pct", "min"),
+          "gt10": ("gt10_pct", "max"), "auroc": ("metrics.auroc", "min"), "exact": ("exact_pct", "min"),
           "insns": ("instructions_per_inference", "max"), "flash_kb": ("flash_kb", "max"),
           "ram_kb": ("ram_kb", "max")}
 
@@ -211,6 +215,21 @@ def _get(row: dict, path: str):
 
 # accuracy floors depend on which subjects are scored: metric -> (per_subject value, its window count)
 _SUBJECT_FLOOR = {"mae": ("mae", "n"), "mae_tracked": ("mae_tracked", "n_tracked"), "gt10": ("gt10_pct", "n")}
+# ... and those that do not pool from subjects' values (an AUROC ranks windows across subjects): the row's metric over
+# the held-out subjects' windows, which run_bench writes
+_HELD_OUT_FLOOR = {"auroc": "metrics_held_out.auroc"}
+
+
+def check_floor_metrics(floors, target: Target, what: str) -> None:
+    """One line for a --floor the target cannot measure: heart rate's (the tracker, > 10 BPM) on another task, an
+    MAE on a class's logit, an AUROC on a regression output."""
+    own = ("mae", "mae_tracked", "gt10") if target.tracked else ("auroc",) if target.kind == "class" else ("mae",)
+    cost = ("exact", "insns", "flash_kb", "ram_kb")
+    for _, m, _ in floors:
+        if m not in own + cost:
+            whose = ("heart rate's (the tracker, > 10 BPM)" if m in ("mae_tracked", "gt10") else
+                     "a class's (its logit's ranking)" if m == "auroc" else "a regression output's")
+            raise SqtoolError(f"--floor {m}: {whose}; {what}: its floors are {', '.join(own + cost)}")
 
 
 def _held_out_value(row: dict, metric: str, seen: set[str]) -> float | None:
@@ -240,7 +259,7 @@ def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> li
     for rt, metric, limit in floors:
         path, op = _FLOOR[metric]
         scope = None
-        if seen and metric in _SUBJECT_FLOOR:
+        if seen and (metric in _SUBJECT_FLOOR or metric in _HELD_OUT_FLOOR):
             n_held = len(scored - seen)
             scope = (f"{len(seen)} of {len(scored)} scored subjects seen in training, counted (--floor-on-seen)"
                      if on_seen else f"held-out {n_held} of {len(scored)} subjects" if n_held else
@@ -250,7 +269,8 @@ def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> li
                 continue
             v = _get(r, path)
             if scope is not None and not on_seen and v is not None:
-                v = _held_out_value(r, metric, seen)
+                v = (_get(r, _HELD_OUT_FLOOR[metric]) if metric in _HELD_OUT_FLOOR else
+                     _held_out_value(r, metric, seen))
             if v is None and rt is None:
                 continue                                  # metric not measured by this runtime
             ok = r["status"] == "ok" and v is not None and (v <= limit if op == "max" else v >= limit)
@@ -359,11 +379,12 @@ def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.
     MAE, RMSE, bias, > 10 BPM %, ...) plus mae_tracked / n_tracked after the tracker (heart rate; another target
     has neither a tracker nor a > 10 BPM %); the time-domain bench's rows' per_subject, pooled by the accuracy
     floors as the spectral bench's."""
+    from sqtool.firmware_bench.report import class_metrics
     from sqtool.firmware_bench.spectral import hr_scores
     out = {}
     for k in dict.fromkeys(keys.tolist()):
         m = keys == k
-        d = hr_scores(hr[m], truth[m], gt=target.gt)
+        d = class_metrics(hr[m], truth[m]) if target.kind == "class" else hr_scores(hr[m], truth[m], gt=target.gt)
         if target.tracked:
             t = hr_scores(trk[m], truth[m])
             d.update(mae_tracked=t["mae"], n_tracked=t["n"])
@@ -375,12 +396,12 @@ def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.
 
 def bench_target(md: dict, records=None) -> Target:
     """The Target of a time-domain export (its metadata.json): heart rate for a task 'hr' model (its hr_bpm output,
-    one line when it has none); a class task's logit (af, quality, or any output in unit logit) for cost and
-    fidelity only; else a regression output against the recording's label predict compares (`predict.truth_labels`:
-    rr_bpm from the breath marks, sbp / dbp, a dataset file's label): the first output whose label one of `records`
+    one line when it has none); a class task's logit (af, quality) against the recordings' class label (AUROC, F1;
+    `data.dataset_tasks.class_truth`); another output in unit logit for cost and fidelity only; else a regression
+    output against the recording's label predict compares (`predict.truth_labels`: rr_bpm from the breath marks, sbp / dbp, a dataset file's label): the first output whose label one of `records`
     carries (bp recordings with dbp only: dbp), else the first such output (accuracy then not measured, said)."""
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.predict import truth_labels
+    from sqtool.firmware_bench.predict import CLASS_TRUTH, truth_labels
     task = md.get("task")
     window_s = float(md.get("window_s") or 8.0)
     if task == "hr":
@@ -392,7 +413,11 @@ def bench_target(md: dict, records=None) -> Target:
     outputs = [o for o in names if o != QUALITY_OUTPUT]
     if not outputs:
         raise SqtoolError(f"the model has no task output to benchmark (its outputs: {', '.join(map(str, names)) or 'none'})")
-    if task in ("af", "quality") or unit_of.get(outputs[0]) == "logit":
+    if task in CLASS_TRUTH:                               # AUROC / F1 against the recordings' class label
+        from sqtool.core.metrics import CLASS_NAMES
+        return Target(outputs[0], "logit", f"{task} ({CLASS_NAMES[task][1]} = 1)",
+                      f"the '{CLASS_TRUTH[task]}' label", window_s=window_s, kind="class")
+    if unit_of.get(outputs[0]) == "logit":                 # a logit without a class label to read: cost only
         return Target(outputs[0], "logit", outputs[0], "no truth", scored=False, window_s=window_s)
     truth = truth_labels(md)
     carried = {k for r in (records or ()) for k in (getattr(r, "labels", None) or {})}
@@ -404,12 +429,17 @@ def bench_target(md: dict, records=None) -> Target:
 
 def target_truth(target: Target, md: dict, rec, rp, window_s: float) -> np.ndarray:
     """(W,) the truth of one streamed recording's windows: its heart rate (`replay`'s), its label per window
-    (`predict.window_targets`, as predict compares it), or NaN (no truth, or a class task)."""
+    (`predict.window_targets`, as predict compares it), a class's 1 / 0 (`dataset_tasks.class_truth`, as training
+    reads it), or NaN (no truth)."""
     none = np.full(len(rp), np.nan)
     if target.tracked:
         return rp.truth if rp.truth is not None else none
     if not target.scored:
         return none
+    if target.kind == "class":
+        from sqtool.data.dataset_tasks import class_truth
+        got = class_truth(str(md.get("task")), rec, rp.t0, window_s)
+        return none if got is None else got
     from sqtool.firmware_bench.predict import truth_labels, window_targets
     got = window_targets(rec, truth_labels(md), rp.t0, window_s) or {}
     return np.asarray(got.get(target.output, none), np.float64)
@@ -428,11 +458,18 @@ def not_measured_line(target: Target, md: dict) -> str:
 
 def trivial_row(target: Target, md: dict, truth: np.ndarray) -> tuple[dict, np.ndarray] | None:
     """A regression target's trivial predictor, the training labels' mean (metadata.json's target_mean, the
-    normalisation the model was trained with) on every window: (its accuracy-table row, its (N,) predictions). None
-    for heart rate (its classic baseline is the reference), a class, or metadata without target_mean."""
-    from sqtool.firmware_bench.report import hr_metrics
+    normalisation the model was trained with) on every window; a class's, one constant score (AUROC 0.5 whatever
+    the constant; its F1 and accuracy depend on which, so they are not shown): (its accuracy-table row, its (N,)
+    predictions). None for heart rate (its classic baseline is the reference), a logit without a class label, or
+    metadata without target_mean."""
+    from sqtool.firmware_bench.report import class_metrics, hr_metrics
     if target.tracked or not target.scored:
         return None
+    if target.kind == "class":
+        pred = np.zeros(len(truth))
+        return {"runtime": "trivial", "status": "ok", "precision": "-",
+                "method": "one constant score for every window (AUROC 0.5 whatever the constant)",
+                "metrics": {**class_metrics(pred, truth), "f1": None, "accuracy": None}}, pred
     i = list(md.get("outputs") or []).index(target.output)
     means = list(md.get("target_mean") or [])
     if i >= len(means) or means[i] is None:
@@ -463,25 +500,35 @@ def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.n
     y, g = truth[keep][:, None], subj[keep]
     vs = skill_test(task, y, pred[keep][:, None], trivial[keep][:, None], g, (target.output,))
     out = {"runtime": name, "subjects": int(len(set(g.tolist()))), "vs_trivial": vs,
-           "line": f"{name} on held-out subjects: " + skill_line(task, vs, label=f"pooled mae of {target.output}",
-                                                                 unit=target.unit)}
+           "line": f"{name} on held-out subjects: " + skill_line(
+               task, vs, label=f"pooled {vs['metric']} of {target.output}",
+               unit="" if target.kind == "class" else target.unit)}
     if classic is not None and np.isfinite(classic[keep]).any():
         vc = skill_test(task, y, pred[keep][:, None], np.asarray(classic)[keep][:, None], g, (target.output,))
         out["vs_classic"] = vc
         if flag := classic_flag(vc):
-            out["line"] += (f"; {flag}: mae {vc['model']:.3f} vs classic {vc['reference']:.3f} {target.unit}")
+            u = "" if target.kind == "class" else f" {target.unit}"
+            out["line"] += f"; {flag}: {vc['metric']} {vc['model']:.3f} vs classic {vc['reference']:.3f}{u}"
     return out
 
 
-def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.ndarray, signal_s: float,
-                spec) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
+def subject_folds(subj: np.ndarray, truth: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave one subject out over the windows: per subject with truth, (the other subjects' windows with truth, its
+    windows): where a classic method fits a threshold (af), it is fitted on the subjects it does not score."""
+    has = np.isfinite(truth)
+    return [(np.flatnonzero(has & (subj != s)), np.flatnonzero(subj == s)) for s in dict.fromkeys(subj[has].tolist())]
+
+
+def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.ndarray, subj: np.ndarray,
+                signal_s: float, spec) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
     """The baseline row: the classic method on the same windows. Heart rate: the spectral baseline with
     accelerometer subtraction and peak tracking (`baseline.baseline_hr`, on the recordings); another task: the
-    fine-tunes' classic (`data.classic.classic_oof`, on the streamed windows: rr's respiratory spectral fusion;
-    none for bp or a dataset file's label: status 'none', its reason as the method), and its (raw, tracked)
-    per-window estimates for the series (None without a method)."""
+    fine-tunes' classic (`data.classic.classic_oof`, on the streamed windows: rr's respiratory spectral fusion, af's
+    beat-interval irregularity rule with its threshold fitted on the other subjects (`subject_folds`), quality's
+    signal quality index; none for bp or a dataset file's label: status 'none', its reason as the method), and its
+    (raw, tracked) per-window estimates for the series (None without a method)."""
     from sqtool.firmware_bench import baseline as B
-    from sqtool.firmware_bench.report import hr_metrics
+    from sqtool.firmware_bench.report import hr_metrics, target_metrics
     t = time.perf_counter()
     if target.tracked:
         bl_hr, bl_raw = [], []
@@ -495,13 +542,14 @@ def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.n
     else:
         from types import SimpleNamespace
         from sqtool.data.classic import classic_oof
-        pred, method = (None, "a class is not scored here") if not target.scored else classic_oof(
-            str(md.get("task")), SimpleNamespace(x=X, meta={"fs": spec.fs, "band": md.get("band")}), ())
+        pred, method = (None, "a logit without a class label is not scored") if not target.scored else classic_oof(
+            str(md.get("task")), SimpleNamespace(x=X, y=truth[:, None], meta={"fs": spec.fs, "band": md.get("band")}),
+            subject_folds(subj, truth))
         if pred is None:
             return {"runtime": "baseline", "status": "none", "precision": "-", "method": method,
                     "error": f"no classic method: {method}"}, None
         bl_raw = bl_hr = np.asarray(pred, np.float64)[:, 0]
-        metrics, tracked = hr_metrics(bl_raw, truth, target.gt), None
+        metrics, tracked = target_metrics(target, bl_raw, truth), None
     seconds = time.perf_counter() - t
     base = {"runtime": "baseline", "status": "ok", "precision": "float64", "method": method, "metrics": metrics,
             "realtime_factor": float(signal_s / (seconds + 1e-12)), "seconds": seconds}
@@ -542,7 +590,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
-    from sqtool.firmware_bench.report import hr_metrics, runtime_line, write_report
+    from sqtool.firmware_bench.report import (class_metrics, hr_metrics, runtime_line, subjects_auroc,
+                                              target_metrics, write_report)
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
     from sqtool.firmware_bench.tracker import track
 
@@ -580,9 +629,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     recs, skipped = _records(cfg, list(spec.channels), records)
     target = bench_target(md, recs)                        # heart rate, another task's output, or a class's logit
     column = list(md.get("outputs") or []).index(target.output)
-    if not target.tracked and (asked := [m for _, m, _ in floors if m in ("mae_tracked", "gt10")]):
-        raise SqtoolError(f"--floor {asked[0]}: heart rate's (the tracker, > 10 BPM); {art.export_dir} is a "
-                          f"'{md.get('task')}' model: its floors are mae, exact, insns, flash_kb, ram_kb")
+    check_floor_metrics(floors, target, f"{art.export_dir} is a '{md.get('task')}' model")
     from sqtool.data.record import tile_record
     tile = md.get("short_records") == "tile"               # shorter than a window: filled as training did (predict)
 
@@ -650,7 +697,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         hr = np.full(len(X), np.nan)                      # the target's estimate per window (heart rate: BPM)
         hr[:len(y)] = np.asarray(y, np.float64).reshape(len(y), -1)[:, column]
         trk = per_record_track(hr, tracker_ok(y, flagged, outputs, cfg.quality_gate)) if target.tracked else hr
-        row["metrics"] = hr_metrics(hr[:len(y)], truth[:len(y)], target.gt)
+        row["metrics"] = target_metrics(target, hr[:len(y)], truth[:len(y)])
         if target.tracked:
             row["metrics_tracked"] = hr_metrics(trk[:len(y)], truth[:len(y)])
         if len(y) < len(X) and row["metrics"]["coverage"]:  # an --mcu-windows subset: of every labelled window
@@ -681,6 +728,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         if name.startswith("mcu_"):
             row["instructions_tool"] = "QEMU TCG plugin insn_count (between sq_bench_begin/end)"
         row["per_subject"] = subject_scores(hr[:len(y)], trk[:len(y)], truth[:len(y)], subj[:len(y)], target)
+        if target.kind == "class":
+            row["by_subject"] = subjects_auroc(row["per_subject"])
         hrs[name] = hr
         series_pred[name] = [hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk[name] = [trk[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
@@ -708,11 +757,13 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                 r["fidelity"]["exact_pct"] = r["exact_pct"]
 
     # 3. the classic baseline on the same windows
-    base, bl = classic_row(target, md, recs, reps, X, truth, signal_s, spec)
+    base, bl = classic_row(target, md, recs, reps, X, truth, subj, signal_s, spec)
     item(runtime_line(base, target.unit))
     bl_raw = None
     if bl is not None:
         bl_raw, bl_hr = bl
+        if target.kind == "class":
+            base["by_subject"] = subjects_auroc(subject_scores(bl_raw, bl_hr, truth, subj, target))
         series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     trivial = trivial_row(target, md, truth)           # another regression task: the training labels' mean
@@ -727,7 +778,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
            "notes": [("MAE over windows with ECG truth; 'tracked' = after the causal tracker "
                       f"(quality gate {'on' if cfg.quality_gate else 'off'}, windows with {100 * MAX_FLAGGED:g} % "
                       "or more of their samples flagged as dropouts held).") if target.tracked else
-                     (f"MAE of {target.output} ({target.unit}) over windows with {target.truth}, each window on its "
+                     (f"AUROC of {target.output} over windows with {target.truth} (1: {target.what.split(' (')[0]} "
+                      "classes), each window on its own; F1 (weighted) and accuracy at logit 0 (p 0.5); AUROC by "
+                      "subject over the subjects whose windows hold both classes." if target.kind == "class" else
+                      f"MAE of {target.output} ({target.unit}) over windows with {target.truth}, each window on its "
                       "own (no tracker)." if target.scored else not_measured + "."),
                      "Instruction counts are executed instructions (QEMU plugin on the MCU, callgrind on the "
                      "host), never cycles.",
@@ -770,6 +824,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         res["skill"] = {"line": f"skill: not measured (metadata.json has no target_mean for {target.output}: no "
                                 "trivial predictor)"}
         res["notes"].append(res["skill"]["line"])
+    held = ~np.isin(subj, list(res["seen_in_training"] or ()))
+    for r in rows:                          # a class's AUROC over the held-out subjects' windows (its --floor auroc)
+        if target.kind == "class" and r["runtime"] in hrs:
+            r["metrics_held_out"] = class_metrics(np.where(held, hrs[r["runtime"]], np.nan), truth)
     res["floor"] = floor_res = check_floors(rows, floors, res["seen_in_training"], cfg.floor_on_seen)
     for s in res["series"]["records"]:
         s["key"] = subject_key(s.get("dataset", ""), s["subject"])

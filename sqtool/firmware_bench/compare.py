@@ -85,6 +85,9 @@ def compare(a: dict, b: dict, runtime: str | None = None, names: tuple[str, str]
     if ta.output != tb.output:
         raise SqtoolError(f"--compare: {names[0]} scored {ta.output} and {names[1]} {tb.output}: compare two runs "
                           "of models of the same task")
+    if ta.kind == "class":
+        raise SqtoolError(f"--compare pairs per-subject MAE; {names[0]} and {names[1]} scored {ta.output}, a class's "
+                          "logit (an AUROC ranks windows across subjects): compare their bench.md tables")
     if a.get("labelled") is False or b.get("labelled") is False:
         raise SqtoolError(f"--compare: {names[0] if a.get('labelled') is False else names[1]} has no "
                           f"{'heart-rate truth' if ta.tracked else 'truth' if not ta.scored else ta.truth} (accuracy "

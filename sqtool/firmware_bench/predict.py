@@ -51,8 +51,10 @@ class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a hea
 window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds). A regression model of another
 task gets truth_<output> where the recording has its label (rr: truth_rr_bpm; bp: truth_sbp, truth_dbp; a custom
 label NAME of a dataset file, `--data` that file: truth_NAME;
-`window_targets`, as training takes them) and its MAE per recording (`target_scores`); a class label (af's rhythm,
-quality) is not scored, said in one note line (truth_not_compared).
+`window_targets`, as training takes them) and its MAE per recording (`target_scores`); a class model (af, quality) gets
+truth_af / truth_good (1 / 0, `data.dataset_tasks.class_truth`, as training reads the rhythm or quality label) and
+per recording its accuracy at p 0.5 (`report.class_metrics`), the AUROC and F1 over every window with truth and by
+subject in summary.json pooled_class and one printed line.
 
 A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
 take, is a one-line error naming the recording and the channel / rate. Channels at another rate than the PPG (an
@@ -76,13 +78,13 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.core.metrics import sigmoid
+from sqtool.core.metrics import CLASS_NAMES, sigmoid
 from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
 from sqtool.data.record import resampled_note, stream_rate
-from sqtool.firmware_bench.report import left_out_lines, long_enough
+from sqtool.firmware_bench.report import class_metrics, left_out_lines, long_enough, subjects_auroc
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
 
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
@@ -148,7 +150,9 @@ def print_results(res: dict) -> None:
         m = r.get("metrics") or {}
         acc = (f", MAE {_mae_text(m, res.get('truth_units') or {})} vs truth over {m['n']} windows" +
                (f" ({r['flagged_windows']} flagged included, as sqtool bench scores)" if r["flagged_windows"] else "")
-               if m.get("mae") is not None else "")
+               if m.get("mae") is not None else
+               f", {m['positives']} of {m['n']} windows {(res.get('pooled_class') or {}).get('positive')} by the "
+               f"label, {100 * m['accuracy']:.1f} % right at p 0.5" if m.get("accuracy") is not None else "")
         what = ("every window flagged: nothing scored" if not r["scored_windows"] else
                 f"HR {r['hr_median']:.1f} BPM median" if r.get("hr_median") is not None else
                 ", ".join(f"{k} {v:.3g} median" for k, v in r["medians"].items()))
@@ -159,6 +163,14 @@ def print_results(res: dict) -> None:
     if pool:
         print(f"all {pool['recordings']} recordings with a MAE: MAE {_mae_text(pool['pooled'], res.get('truth_units') or {})} "
               f"pooled over {pool['windows']} windows (mean of recordings {_mae_text(pool['mean_of_recordings'], res.get('truth_units') or {})})")
+    pc = res.get("pooled_class")
+    if pc:
+        by = pc.get("by_subject") or {}
+        print(f"all {pc['recordings']} recordings with a '{pc['label']}' label: AUROC "
+              f"{'-' if pc['auroc'] is None else format(pc['auroc'], '.3f')}, F1 {pc['f1']:.3f}, accuracy "
+              f"{100 * pc['accuracy']:.1f} % over {pc['n']} windows ({pc['positives']} {pc['positive']})"
+              + (f"; AUROC by subject {by['mean']:.3f} over the {by['subjects']} of {by['of']} subjects with both "
+                 "classes" if by else ""))
     fw = res.get("firmware")
     if fw:
         print(f"firmware ({fw.get('cpu')}): {fw.get('instructions_per_inference', 0):,.0f} instructions / window, "
@@ -223,6 +235,10 @@ FED_NOTE = ("channels_fed, per recording: {model input row: the recording's chan
 TARGETS_NOTE = ("metrics (mae_<output>, mae = their mean, n = windows with truth) vs the truth_<output> columns: over "
                 "every window with truth, flagged windows included, as heart rate's; the medians leave flagged "
                 "windows out")
+
+CLASS_NOTE = ("metrics (a class: n = windows with truth, positives, accuracy and F1 at p 0.5, auroc where the "
+              "recording's windows hold both classes) vs the truth_<class> column; pooled_class: over every window "
+              "with truth, AUROC by subject over the subjects with both classes")
 
 
 TIME_NOTE = ("end of the window, ISO 8601 wall-clock time: the recording's start_time (its time column's first "
@@ -379,18 +395,24 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])
-    rows, scored, written = [], set(), set()                  # written: the CSVs' columns
+    rows, scored, written, class_windows = [], set(), set(), []     # written: the CSVs' columns
     for r, o, stem, (_, chans), fed in bar(list(zip(recs, outs, _stems(recs), prepared["streams"], prepared["fed"])),
                                            desc="files", enabled=cfg.progress, unit="rec"):
         t = r.t0 + win
         truth = r.truth if r.truth is not None and np.isfinite(r.truth).any() else None
         targets = getattr(r, "targets", None) or {}                     # another regression task's truth
+        classes = getattr(r, "classes", None)                           # a class task's 1 / 0 truth
+        if classes is not None and not np.isfinite(classes).any():
+            classes = None
+        if classes is not None:                      # its probability column (p_af) beside truth_af, plotted with it
+            prob = next(iter(columns))
+            targets = {prob: classes}
         start = (getattr(r.record, "meta", None) or {}).get("start_time")      # the input's wall clock, if any
         cols = {"time_s": t, **({"time": wall_clock(start, t)} if start else {}),
                 **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"]}
         if truth is not None:
             cols["truth_bpm"] = truth
-        cols.update({f"truth_{k}": y for k, y in targets.items()})
+        cols.update({f"truth_{k[len('p_'):] if classes is not None else k}": y for k, y in targets.items()})
         if truth is not None or targets:
             scored.add(r.subject)
         written.update(cols)
@@ -411,10 +433,11 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             d["tiled_from_s"] = r.tiled_from_s
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
+        elif classes is not None:             # p - 0.5: a score ordered as p, its sign the class at p 0.5
+            d["metrics"] = class_metrics(o[prob] - 0.5, classes)
+            class_windows.append((d["subject"], o[prob] - 0.5, classes))
         elif targets:
             d["metrics"] = target_scores(o, targets)
-        elif (label := UNCOMPARED.get(md.get("task"))) in r.record.labels:
-            d["truth_not_compared"] = label
         rows.append(d)
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
@@ -435,11 +458,17 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                            "truth_bpm": "reference HR (labelled data only)",
                            **{f"truth_{k}": f"reference {k} (labelled data only: the recording's '{lab}' label per "
                                             "window, as the model's training takes it)"
-                              for k, lab in truth_labels(md).items()}}}
+                              for k, lab in truth_labels(md).items()},
+                           **({f"truth_{next(iter(columns))[len('p_'):]}":
+                               f"reference class (labelled data only: 1 = {CLASS_NAMES[md['task']][1]}, 0 = "
+                               f"{CLASS_NAMES[md['task']][0]}, from the recording's '{CLASS_TRUTH[md['task']]}' label "
+                               "per window, as the model's training takes it)"}
+                              if md.get("task") in CLASS_TRUTH else {})}}
     summary["columns"] = {k: v for k, v in summary["columns"].items() if k in written}    # what the CSVs have
     summary["network_files"] = [f for _, f, _ in NETWORK_DEFAULTS if art.has(f)]      # what the export ships
     if any(d["truth"] for d in rows):
-        summary["metrics_note"] = METRICS_NOTE if md.get("task", "hr") == "hr" or spectral else TARGETS_NOTE
+        summary["metrics_note"] = (METRICS_NOTE if md.get("task", "hr") == "hr" or spectral else
+                                   CLASS_NOTE if md.get("task") in CLASS_TRUTH else TARGETS_NOTE)
         truths = {k[len("truth_"):] for k in written if k.startswith("truth_")}
         summary["truth_units"] = {k: u for k, u in zip(md.get("outputs") or [], md.get("units") or [])
                                   if k in truths or (k == "hr_bpm" and "truth_bpm" in written)}
@@ -450,6 +479,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     pool = pooled_scores([d.get("metrics") or {} for d in rows])
     if pool:
         summary["pooled"] = pool
+    if class_windows:                         # a class: AUROC over every window with truth, and by subject
+        summary["pooled_class"] = pooled_class(class_windows, md["task"])
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})
     summary["seen_in_training"], summary["warnings"] = seen, left_out_lines(prepared["short"]) + warns
     if prepared["short"]:
@@ -458,7 +489,6 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     notes = [tiled_line(tiled, win)] if tiled else []
     if not spectral and why.startswith("default") and name != "c_host_single":      # the export has no C
         notes.append(f"runtime {name}: {why}")
-    notes += [uncompared_line(rows, md.get("task"))] if any("truth_not_compared" in d for d in rows) else []
     notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
     if notes:
         summary["notes"] = notes
@@ -468,12 +498,14 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     return summary
 
 
-def uncompared_line(rows: list[dict], task: str) -> str:
-    """The note on a class task's labels the recordings have and predict does not score."""
-    n = sum("truth_not_compared" in d for d in rows)
-    return (f"note: {n} of {len(rows)} recordings have a '{UNCOMPARED[task]}' label, not compared with the {task} "
-            "model's probability (predict scores regression truth only; the model's AUROC on held-out subjects: its "
-            "quantize run's report.md)")
+def pooled_class(parts: list[tuple[str, np.ndarray, np.ndarray]], task: str) -> dict:
+    """A class model over the recordings with its label, `parts` (subject, (W,) score, (W,) 1 / 0 truth) each:
+    `report.class_metrics` over every window, and AUROC by subject (`report.subjects_auroc`), the label named."""
+    subj = np.concatenate([[s] * len(y) for s, _, y in parts])
+    score, y = np.concatenate([p for _, p, _ in parts]), np.concatenate([y for _, _, y in parts])
+    per = {s: class_metrics(score[subj == s], y[subj == s]) for s in dict.fromkeys(subj.tolist())}
+    return {"recordings": len(parts), "label": CLASS_TRUTH[task], "positive": CLASS_NAMES[task][1],
+            **class_metrics(score, y), "by_subject": subjects_auroc(per)}
 
 
 def resampled_from(record, channels) -> dict:
@@ -636,11 +668,13 @@ class _TdRec:
     truth: np.ndarray | None       # (W,) BPM (NaN where none): a heart-rate model's
     tiled_from_s: float | None = None   # shorter than the window: its own length, tiled to one window
     targets: dict | None = None    # another regression task's truth: {output: (W,) its label (NaN where none)}
+    classes: np.ndarray | None = None   # a class task's truth: (W,) 1 (AF / good), 0, NaN where none
 
 
 def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ()) -> dict:
     """Replay each recording through the model's stream (`firmware_bench.stream`, as `sqtool bench`); a missing
     channel is one line naming it; left: as prepare_spectral's."""
+    from sqtool.data.dataset_tasks import class_truth
     from sqtool.data.record import subject_key, tile_record
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.stream import StreamSpec, replay
@@ -660,10 +694,11 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
         if tile:                               # shorter than the window: repeated end to end to fill it, one window
             r = tile_record(r, spec.window_s)
         rp = replay(r, spec)                   # truth: the heart rate of the windows (an hr model's); TooShort
-        hr = md.get("task") == "hr"
+        hr, task = md.get("task") == "hr", md.get("task")
         return _TdRec(r, r.record_id, subject_key(r.dataset, r.subject), rp.fs_in,
                       seconds, rp.x, rp.t0, rp.flagged, rp.truth if hr else None, r.meta.get("tiled_from_s"),
-                      None if hr else window_targets(r, truth_labels(md), rp.t0, spec.window_s))
+                      None if hr else window_targets(r, truth_labels(md), rp.t0, spec.window_s),
+                      class_truth(task, r, rp.t0, spec.window_s) if task in CLASS_TRUTH else None)
     recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
                               cfg.data or "records", left=left)
     why = "asked for" if cfg.runtime else f"default: the export's {what} on the host"
@@ -673,7 +708,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
 
 
 TRUTH_LABELS = {"rr": {"rr_bpm": "rr"}, "bp": {"sbp": "sbp", "dbp": "dbp"}}   # task -> {output: record label}
-UNCOMPARED = {"af": "rhythm", "quality": "quality"}       # class tasks: their label, not scored by predict
+CLASS_TRUTH = {"af": "rhythm", "quality": "quality"}      # class task -> the record label its truth is read from
 
 
 def truth_labels(md: dict) -> dict:

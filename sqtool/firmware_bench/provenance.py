@@ -95,7 +95,7 @@ def seen_warning(scored: set[str] | list[str], seen: set[str] | None) -> tuple[l
     if not both:
         return [], None
     return both, (f"WARNING: {len(both)} of {len(set(scored))} scored subjects were seen in training "
-                  f"({', '.join(both[:6])}{', ...' if len(both) > 6 else ''}): their MAE is optimistic; score "
+                  f"({', '.join(both[:6])}{', ...' if len(both) > 6 else ''}): their accuracy is optimistic; score "
                   "held-out subjects only (the quantize run's heldout_subjects; a final fit trained on every subject: "
                   "its model card quotes its recipe's held-out estimate)")
 

@@ -31,7 +31,8 @@ class Target:
     """What a time-domain bench scores, from the export's metadata (`bench_target`): heart rate (hr_bpm against
     the ECG truth, > 10 BPM %, the causal tracker), another regression task's first output against the
     recording's own label (rr: breaths/min from the breath marks; bp: the recording's value on its first window;
-    a dataset file's label), or a class's logit (af, quality), benchmarked for cost and fidelity only."""
+    a dataset file's label), or a class's logit (af, quality: kind "class", AUROC and F1 against the recording's
+    class label, 1 = AF / good)."""
     output: str                      # the scored output (metadata.json's outputs)
     unit: str                        # BPM, breaths/min, mmHg, logit
     what: str                        # how the tables name the quantity
@@ -40,6 +41,7 @@ class Target:
     tracked: bool = False            # the causal heart-rate tracker runs on it
     scored: bool = True              # compared with a truth (False: a class's logit)
     window_s: float = 8.0            # plots put each estimate at its window's centre
+    kind: str = "value"              # "value" (MAE) | "class" (a logit: AUROC, F1, accuracy; `class_metrics`)
 
 
 HEART_RATE = Target("hr_bpm", "BPM", "heart rate", "ECG truth", gt=GT, tracked=True)
@@ -64,6 +66,37 @@ def hr_metrics(pred: np.ndarray, truth: np.ndarray, gt: float | None = GT) -> di
     return {"n": int(has.sum()), "coverage": float(ok.sum() / max(1, has.sum())), "mae": float(np.abs(e).mean()),
             "rmse": float(np.sqrt((e ** 2).mean())), "bias": float(e.mean()),
             "gt10": None if gt is None else float((np.abs(e) > gt).mean())}
+
+
+def class_metrics(logit: np.ndarray, truth: np.ndarray) -> dict:
+    """A class logit against its 0 / 1 truth, over windows with both (`coverage` as `hr_metrics`'s): AUROC (None with
+    one class only), weighted F1 and accuracy at p 0.5 (logit 0), the windows with truth (n) and the positives among
+    them; mae, rmse, bias and gt10 are None, so a class row reads as not having them."""
+    from sqtool.core.metrics import auroc, f1_weighted
+    logit, truth = np.asarray(logit, float), np.asarray(truth, float)
+    has = np.isfinite(truth)
+    ok = has & np.isfinite(logit)
+    out = {"n": int(has.sum()), "coverage": float(ok.sum() / max(1, has.sum())), "positives": int((truth[ok] > 0.5).sum()),
+           "auroc": None, "f1": None, "accuracy": None, "mae": None, "rmse": None, "bias": None, "gt10": None}
+    if ok.any():
+        y, yhat = truth[ok] > 0.5, logit[ok] > 0.0
+        a = auroc(y, logit[ok])
+        out.update(auroc=float(a) if np.isfinite(a) else None, f1=f1_weighted(y, yhat),
+                   accuracy=float((y == yhat).mean()))
+    return out
+
+
+def target_metrics(target: Target, pred: np.ndarray, truth: np.ndarray) -> dict:
+    """A runtime's (or a reference's) accuracy on `target`: `class_metrics` for a class, else `hr_metrics` (with
+    heart rate's > 10 BPM fraction where the target has one)."""
+    return class_metrics(pred, truth) if target.kind == "class" else hr_metrics(pred, truth, target.gt)
+
+
+def subjects_auroc(per_subject: dict) -> dict:
+    """AUROC by subject: the mean over the subjects whose windows hold both classes (per_subject: subject ->
+    `class_metrics`), their count and the count of subjects scored; {} when none holds both."""
+    v = [s["auroc"] for s in per_subject.values() if s.get("auroc") is not None]
+    return {"mean": float(np.mean(v)), "subjects": len(v), "of": len(per_subject)} if v else {}
 
 
 def _f(v, fmt="{:.2f}", none="-"):
@@ -110,7 +143,9 @@ def runtime_line(row: dict, unit: str = "BPM") -> str:
     if row.get("status") != "ok":
         return f"bench: {row['runtime']}: {row.get('status')}: {row.get('error')}"
     m = row.get("metrics") or {}
-    mae = f"MAE {m['mae']:.2f} {unit}" if m.get("mae") is not None else "accuracy not measured"
+    mae = (f"MAE {m['mae']:.2f} {unit}" if m.get("mae") is not None else
+           f"AUROC {m['auroc']:.3f}" if m.get("auroc") is not None else
+           "AUROC not measured (one class)" if m.get("f1") is not None else "accuracy not measured")
     n = f"{row['windows']} windows, " if row.get("windows") is not None else ""
     lat = f", {row['latency_ms_mean']:.3f} ms/window" if row.get("latency_ms_mean") is not None else ""
     sec = f" ({row['seconds']:.1f} s)" if row.get("seconds") is not None else ""
@@ -125,9 +160,9 @@ def _file(r: dict) -> str:
 
 
 def per_subject(res: dict) -> list[dict]:
-    """Per subject: recordings, windows with truth, and MAE / RMSE / bias (in the target's unit) of the primary
-    runtime and the baseline, from the per-window predictions (before the tracker)."""
-    gt = target_of(res).gt
+    """Per subject: recordings, windows with truth, and MAE / RMSE / bias (in the target's unit; a class's
+    `class_metrics`) of the primary runtime and the baseline, from the per-window predictions (before the tracker)."""
+    tg = target_of(res)
     series = res.get("series") or {}
     recs = series.get("records") or []
     cols = [k for k in (res.get("primary"), "baseline") if k and k in (series.get("pred") or {})]
@@ -141,7 +176,7 @@ def per_subject(res: dict) -> list[dict]:
                "windows": int(np.isfinite(truth).sum())}
         for k in cols:
             pred = np.concatenate([np.asarray(series["pred"][k][i], float) for i in idx])
-            row[k] = hr_metrics(pred, truth, gt)
+            row[k] = target_metrics(tg, pred, truth)
         out.append(row)
     return out
 
@@ -155,13 +190,20 @@ def tables(res: dict) -> str:
     allrows = res["runtimes"] + [res["baseline"]] + ([res["trivial"]] if res.get("trivial") else [])
     labelled = res.get("labelled", True)
     acc, speed = [], []
+    cls = tg.kind == "class"
     for r in allrows:
         m, mt = r.get("metrics") or {}, r.get("metrics_tracked") or {}
-        acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")), _f(m.get("rmse")),
-                    _f(m.get("bias"), "{:+.2f}")]
-                   + ([_f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}")] if tg.gt is not None else [])
-                   + ([_f(mt.get("mae"))] if tg.tracked else [])
-                   + [_f(None if m.get("n") is None or not labelled else m["n"], "{:d}")])
+        n = [_f(None if m.get("n") is None or not labelled else m["n"], "{:d}")]
+        if cls:                                       # a class's logit: AUROC, F1, accuracy at logit 0
+            acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("auroc"), "{:.3f}"),
+                        _f(m.get("f1"), "{:.3f}"), _f(None if m.get("accuracy") is None else 100 * m["accuracy"],
+                                                       "{:.1f}"), _f(m.get("positives"), "{:d}")] + n)
+        else:
+            acc.append([r["runtime"], r["status"], r.get("precision", ""), _f(m.get("mae")), _f(m.get("rmse")),
+                        _f(m.get("bias"), "{:+.2f}")]
+                       + ([_f(None if m.get("gt10") is None else 100 * m["gt10"], "{:.1f}")] if tg.gt is not None
+                          else [])
+                       + ([_f(mt.get("mae"))] if tg.tracked else []) + n)
         if r["runtime"] == "trivial":                 # a constant: accuracy only
             continue
         speed.append([r["runtime"], _file(r) if r["runtime"] != "baseline" else "-", _kb(r.get("size_bytes")),
@@ -176,7 +218,16 @@ def tables(res: dict) -> str:
     if seen and not warnings:   # scored subjects the student was trained on: optimistic MAE
         warnings = ["WARNING: scored subjects were seen in training"]
     out += warnings
-    if tg.scored:
+    if cls:
+        out += ["", f"accuracy ({tg.what}, windows with {tg.truth}; F1 weighted and accuracy at p 0.5)" if labelled
+                else f"accuracy: not measured (no recording has {tg.truth})"]
+        out += _table(["runtime", "status", "precision", "AUROC", "F1", "accuracy %", "positives", "windows"], acc)
+        by = [(k, r["by_subject"]) for k in (res.get("primary"), "baseline") for r in allrows
+              if r["runtime"] == k and r.get("by_subject")]
+        if labelled and by:
+            out += ["AUROC by subject (mean over the subjects whose windows hold both classes): " + "; ".join(
+                f"{k} {b['mean']:.3f} over {b['subjects']} of {b['of']}" for k, b in by)]
+    elif tg.scored:
         out += ["", f"accuracy ({u}, windows with {tg.truth})" if labelled else
                 "accuracy: not measured (no truth)"]
         out += _table(["runtime", "status", "precision", f"MAE {u}", f"RMSE {u}", f"bias {u}"]
@@ -200,7 +251,16 @@ def tables(res: dict) -> str:
                         _f(r["fidelity"]["hr_equal_pct"], "{:.1f}"), _f(r["fidelity"].get("exact_pct"), "{:.1f}")]
                        for r in fid])
     subj = per_subject(res) if labelled else []
-    if subj:
+    if subj and cls:
+        cols = [k for k in (res.get("primary"), "baseline") if k and k in subj[0]]
+        srows = [[s["subject"] + (" (seen in training)" if s.get("key") in seen else ""), str(s["recordings"]),
+                  str(s["windows"]), _f(s[cols[0]]["positives"] if cols else None, "{:d}")]
+                 + sum(([_f(s[k]["auroc"], "{:.3f}"), _f(s[k]["f1"], "{:.3f}")] for k in cols), [])
+                 for s in subj]
+        out += ["", f"per subject ({tg.what}; AUROC '-' where the subject's windows hold one class)"]
+        out += _table(["subject", "recordings", "windows", "positives"]
+                      + sum(([f"{k} AUROC", f"{k} F1"] for k in cols), []), srows)
+    elif subj:
         cols = [k for k in (res.get("primary"), "baseline") if k and k in subj[0]]
         srows = [[s["subject"] + (" (seen in training)" if s.get("key") in seen else ""), str(s["recordings"]),
                   str(s["windows"])]
@@ -244,6 +304,10 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
     primary = res.get("primary")
     recs = series.get("records", [])
     cols = [k for k in (primary, "baseline") if k and k in series.get("pred", {})]
+    if tg.kind == "class":                            # a class's logit: its ROC curves instead of the value plots
+        if cols and recs and res.get("labelled", True):
+            made.append(_roc_plot(run_dir, tg, series, cols, recs))
+        recs = []
     # Bland-Altman: primary runtime and the baseline, on shared axes (needs truth)
     if cols and recs and res.get("labelled", True):
         fig, axes = plt.subplots(1, len(cols), figsize=(5.5 * len(cols), 4.2), squeeze=False, sharex=True,
@@ -317,6 +381,32 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
     return made
 
 
+def _roc_plot(run_dir: Path, tg: Target, series: dict, cols: list[str], recs: list[dict]) -> str:
+    """roc.png: the ROC curve of each of `cols` (the primary runtime, the baseline) over the windows with truth."""
+    import matplotlib.pyplot as plt
+    truth = np.concatenate([np.asarray(r["truth"], float) for r in recs])
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    for k in cols:
+        score = np.concatenate([np.asarray(p, float) for p in series["pred"][k]])
+        ok = np.isfinite(score) & np.isfinite(truth)
+        y, sc = truth[ok] > 0.5, score[ok]
+        if y.all() or not y.any():
+            continue
+        order = np.argsort(-sc, kind="stable")
+        tpr = np.concatenate([[0.0], np.cumsum(y[order]) / y.sum()])
+        fpr = np.concatenate([[0.0], np.cumsum(~y[order]) / (~y).sum()])
+        ax.plot(fpr, tpr, lw=1.2, label=f"{k} (AUROC {class_metrics(sc, y.astype(float))['auroc']:.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"{tg.what}: ROC over windows with {tg.truth}", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(run_dir / "roc.png", dpi=110)
+    plt.close(fig)
+    return "roc.png"
+
+
 def write_report(run_dir, res: dict) -> list[str]:
     """bench.json (everything but the bulky series), bench.md (tables + plots), the plots."""
     run_dir = Path(run_dir)
@@ -338,9 +428,10 @@ def write_report(run_dir, res: dict) -> list[str]:
 
 def primary_runtime(rows: list[dict], order: tuple[str, ...], labelled: bool = True) -> str | None:
     """The runtime a bench reports first: the first of `order` that ran, covers every window (`covers_all`: not an
-    --mcu-windows subset) and, on labelled data, measured an MAE."""
+    --mcu-windows subset) and, on labelled data, measured its accuracy (an MAE; a class's F1, which it has where its
+    AUROC is not defined)."""
     ok = {r["runtime"] for r in rows if r["status"] == "ok" and covers_all(r)
-          and (not labelled or (r.get("metrics") or {}).get("mae") is not None)}
+          and (not labelled or any((r.get("metrics") or {}).get(k) is not None for k in ("mae", "f1")))}
     return next((k for k in order if k in ok), None)
 
 

@@ -51,7 +51,7 @@ import numpy as np
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
 from sqtool.core.metrics import block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
-from sqtool.firmware_bench.report import (_f, _table, as_markdown, covers_all,  # one table format for both
+from sqtool.firmware_bench.report import (HEART_RATE, _f, _table, as_markdown, covers_all,  # one table format
                                           floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
                                           too_short)
 
@@ -499,10 +499,11 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     from sqtool.firmware_bench import baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.cli import check_floors, hr_reference, parse_floors
+    from sqtool.firmware_bench.cli import check_floor_metrics, check_floors, hr_reference, parse_floors
 
     md = art.metadata
     floors = parse_floors(cfg.floor)
+    check_floor_metrics(floors, HEART_RATE, f"{art.export_dir} is a heart-rate model")
     names, explicit = _select(cfg.runtime)
     dec, dec_note = decoder_dict(md)
     bins = bins_of(dec)

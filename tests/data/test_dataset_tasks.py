@@ -21,3 +21,31 @@ def test_an_unknown_task_is_one_line_listing_the_tasks_before_the_dataset_is_rea
     with pytest.raises(SqtoolError) as e:
         load_task_from_dataset("spo2", Untouchable(), cfg=None)
     assert str(e.value).startswith("unknown task 'spo2' (known: hr, rr, af, bp, quality; or a custom regression label")
+
+
+def test_class_truth_reads_a_class_label_per_window_as_training_does():
+    """The af / quality truth of each window, which `sqtool bench` scores a class model's logit against: af per
+    recording or per rhythm segment (a window straddling two segments has none), quality from per-sample flags
+    (good when none flagged, poor above 10 %, none in between) or a per-recording class; None without the label."""
+    import numpy as np
+
+    from sqtool.data.dataset_tasks import class_truth
+    from sqtool.data.record import Label, Record
+    t0 = np.array([0.0, 10.0, 20.0])
+    rec = Record("x", "s1", "s1_a", {"ppg": np.zeros(1200)}, {"ppg": 40.0})
+    assert class_truth("af", rec, t0, 10.0) is None and class_truth("quality", rec, t0, 10.0) is None
+    rec.labels["rhythm"] = Label(np.array(1), unit="class", kind="class", classes=("sinus", "AF"))
+    assert class_truth("af", rec, t0, 10.0).tolist() == [1.0, 1.0, 1.0]
+    rec.labels["rhythm"] = Label(np.array([0, 1]), times=np.array([0.0, 15.0]), unit="class", kind="class",
+                                 classes=("sinus", "AFIB"), positive=("AFIB",))
+    rec.meta["rhythm_end_s"] = np.array([15.0, 30.0])
+    np.testing.assert_array_equal(class_truth("af", rec, t0, 10.0), [0.0, np.nan, 1.0])
+    flags = np.zeros(1200)
+    flags[400:402] = 1                                      # 0.5 % of the second window: neither good nor poor
+    flags[800:900] = 1                                      # 25 % of the third: poor
+    rec.labels["quality"] = Label(flags, unit="flag", kind="flags", fs=40.0)
+    np.testing.assert_array_equal(class_truth("quality", rec, t0, 10.0), [1.0, np.nan, 0.0])
+    rec.labels["quality"] = Label(np.array(0), unit="class", kind="class", classes=("good", "poor"))
+    assert class_truth("quality", rec, t0, 10.0).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(SqtoolError, match="^class_truth: 'rr' is not a class task"):
+        class_truth("rr", rec, t0, 10.0)

@@ -2,7 +2,8 @@
 heart rate", so an rr or af student's MCU cost and runtime agreement had no command): a regression model is scored
 against the label its recordings carry, as predict compares it, beside the task's classic method and the trivial
 predictor (the training labels' mean), with the skill verdict on held-out subjects as the last line; a class model
-(af, quality) is benchmarked for cost and fidelity only, said so. Heart rate's tables are unchanged."""
+(af, quality) is scored by AUROC against the recordings' class label beside its classic rule and a constant score.
+Heart rate's tables are unchanged."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -84,18 +85,86 @@ def test_a_recording_without_the_label_is_benchmarked_with_accuracy_not_measured
                                               "fidelity only"
 
 
-def test_a_class_model_is_benchmarked_for_cost_and_fidelity_only(exports, tmp_path):
-    """af: its logit runs on every runtime and the C agrees with Brevitas bit for bit; no accuracy (its AUROC is the
-    quantize run's), no classic row, said in the last line."""
+def _beats(subject: str, af: bool, seconds: float = 30.0, seed: int = 0) -> Record:
+    """PPG at 40 Hz with a pulse per beat: irregular intervals (0.45-1.15 s) under AF, a steady 0.8 s under sinus
+    rhythm; its 'rhythm' label as the ppg_arrhythmia reader writes it (a class index into its six classes)."""
+    from sqtool.data.readers.ppg_arrhythmia import CLASSES
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 40)) / 40.0
+    beats = np.cumsum(rng.uniform(0.45, 1.15, 80) if af else np.full(80, 0.8))
+    ppg = sum(np.exp(-0.5 * ((t - b) / 0.08) ** 2) for b in beats[beats < seconds + 1])
+    ppg = ppg + 0.02 * rng.standard_normal(len(t))
+    lab = Label(np.array(CLASSES.index("AF" if af else "sinus")), unit="class", kind="class", classes=CLASSES)
+    return Record("arr", subject, f"{subject}_{'af' if af else 'sr'}{seed}", {"ppg": ppg}, {"ppg": 40.0},
+                  labels={"rhythm": lab})
+
+
+@pytest.fixture(scope="module")
+def af_bench(exports, tmp_path_factory):
+    recs = [_beats(f"p0{i}", af, seed=10 * i + j) for i in range(4) for j, af in enumerate((True, False, False))]
+    out = tmp_path_factory.mktemp("af_bench")
+    return _bench(exports["af"], out / "b", recs, runtime=["c_host", "c_host_single", "brevitas_int8"],
+                  floor=["auroc=0", "c_host:auroc=1.01"]), recs, out / "b"
+
+
+def test_a_class_model_is_scored_by_auroc_against_the_rhythm_label(af_bench):
+    """af: every window's logit against the recording's rhythm class (AF = 1) as training reads it: the AUROC of the
+    logits the runtime wrote, by subject too; the beat-interval rule beside it (its threshold fitted on the other
+    subjects) and a constant score (0.5); the AUROC verdict is the last line; the C agrees with Brevitas bit for bit."""
+    from sqtool.core.metrics import auroc
+    res, recs, run_dir = af_bench
+    assert res["target"]["output"] == "logit_af" and res["target"]["kind"] == "class" and res["labelled"] is True
+    truth = np.concatenate([[1.0 if r.record_id.split("_")[1].startswith("af") else 0.0] * 3 for r in recs])
+    assert res["provenance"]["windows"] == len(truth) == 36
+    rows = {r["runtime"]: r for r in res["runtimes"]}
+    logits = np.concatenate(res["series"]["pred"]["c_host"])
+    m = rows["c_host"]["metrics"]
+    assert m["auroc"] == pytest.approx(auroc(truth, logits)) and m["positives"] == 12 and m["n"] == 36
+    assert m["mae"] is None and m["accuracy"] == pytest.approx(np.mean((logits > 0) == (truth > 0.5)))
+    assert rows["c_host_single"]["exact_pct"] == 100.0
+    per = rows["c_host"]["per_subject"]
+    assert set(per) == {f"arr:p0{i}" for i in range(4)} and all(s["positives"] == 3 for s in per.values())
+    assert rows["c_host"]["by_subject"]["subjects"] == 4
+    assert rows["c_host"]["by_subject"]["mean"] == pytest.approx(np.mean([s["auroc"] for s in per.values()]))
+    # the classic rule separates the irregular beats; a constant score is 0.5 whatever it is
+    base = res["baseline"]
+    assert base["status"] == "ok" and "RMSSD" in base["method"] and base["metrics"]["auroc"] > 0.9
+    assert res["trivial"]["metrics"]["auroc"] == 0.5 and res["trivial"]["metrics"]["f1"] is None
+    line = res["skill"]["line"]
+    assert line.startswith(f"{res['primary']} on held-out subjects: af: pooled auroc of logit_af model ")
+    assert next_step(res).splitlines()[-1] == line
+    assert [(f["runtime"], f["ok"]) for f in res["floor"]] == [("c_host", True), ("c_host_single", True),
+                                                               ("brevitas_int8", True), ("c_host", False)]
+    text = tables(res)
+    assert "| runtime" in text and "| AUROC" in text and "MAE" not in text and "AUROC by subject" in text
+    assert "per subject (af (AF = 1); AUROC '-' where the subject's windows hold one class)" in text
+    assert (run_dir / "roc.png").is_file() and not (run_dir / "bland_altman.png").exists()
+
+
+def test_a_class_floor_of_another_kind_and_a_compare_are_one_line(af_bench, exports, tmp_path):
+    from sqtool.firmware_bench.compare import compare
+    res, recs, _ = af_bench
+    with pytest.raises(SqtoolError, match=r"^--floor mae: a regression output's; .* is a 'af' model: its floors are "
+                                          r"auroc, exact, insns, flash_kb, ram_kb$"):
+        _bench(exports["af"], tmp_path / "f", recs[:3], runtime=["c_host"], floor=["mae=3"])
+    with pytest.raises(SqtoolError, match=r"^--floor auroc: a class's .* is a 'rr' model: its floors are mae, "):
+        _bench(exports["rr"], tmp_path / "g", [_record("p01", None)], runtime=["c_host"], floor=["auroc=0.8"])
+    with pytest.raises(SqtoolError, match=r"^--compare pairs per-subject MAE; A and B scored logit_af, a class's "):
+        compare(res, res)
+
+
+def test_a_class_model_without_its_label_is_benchmarked_for_cost_and_fidelity_only(exports, tmp_path):
+    """af recordings without a rhythm label: its logit runs on every runtime and the C agrees with Brevitas bit for
+    bit; accuracy not measured, said in the last line."""
     res = _bench(exports["af"], tmp_path / "b", [_record("p01", None, seconds=30)])
-    assert res["target"]["output"] == "logit_af" and res["target"]["scored"] is False
-    assert res["labelled"] is False and res["accuracy"].startswith("accuracy not measured: 'af' is a class")
+    assert res["target"]["output"] == "logit_af" and res["labelled"] is False
+    assert res["accuracy"] == "accuracy not measured: no recording has the 'rhythm' label"
     rows = {r["runtime"]: r for r in res["runtimes"]}
     assert rows["c_host_single"]["exact_pct"] == 100.0 and rows["c_host_single"]["fidelity"]["windows"] == res["provenance"]["windows"] >= 2
-    assert res["baseline"]["status"] == "none" and "trivial" not in res
-    assert next_step(res).splitlines()[-1].startswith("accuracy not measured: 'af' is a class")
+    assert next_step(res).splitlines()[-1] == "accuracy not measured: no recording has the 'rhythm' label; cost " \
+                                              "and fidelity only"
     text = tables(res)
-    assert "accuracy: not measured (logit_af is a class's logit)" in text and "MAE" not in text
+    assert "accuracy: not measured (no recording has the 'rhythm' label)" in text and "MAE" not in text
 
 
 def test_the_quality_gate_of_a_model_without_the_tracker_is_one_line(exports, tmp_path):

@@ -112,14 +112,30 @@ def test_a_bp_model_scores_sbp_and_dbp(exports, tmp_path, capsys):
             "mmHg pooled over 2 windows") in capsys.readouterr().out
 
 
-def test_a_class_label_is_said_not_compared(exports, tmp_path):
-    rec = _record(20, {"rhythm": Label(np.array(0), kind="class", classes=("AF",))})
+def test_a_class_model_is_scored_against_its_label(exports, tmp_path, capsys):
+    """af: truth_af (1 / 0, as training reads the rhythm label) beside p_af per window, the accuracy per recording,
+    and the AUROC over every window with truth and by subject; a recording without the label has neither."""
+    from sqtool.core.metrics import auroc
+    recs = [_record(20, {"rhythm": Label(np.array(i % 2), kind="class", classes=("sinus", "AF"))},
+                    rid=f"p0{i}_icu") for i in range(4)]
+    for i, r in enumerate(recs):
+        r.subject = f"p{i // 2}"
+        r.signals["ppg"] = r.signals["ppg"] + 0.3 * np.random.default_rng(i).standard_normal(len(r.signals["ppg"]))
     res = predict(PredictConfig(model=str(exports["af"]), data="icu", out=str(tmp_path / "p"), progress=False),
-                  records=[rec, _record(20, {}, rid="p01_b")])
-    a, b = res["recordings"]
-    assert a["truth"] is False and a["truth_not_compared"] == "rhythm" and "truth_not_compared" not in b
-    assert ("note: 1 of 2 recordings have a 'rhythm' label, not compared with the af model's probability "
-            "(predict scores regression truth only") in res["notes"][0]
+                  records=recs + [_record(20, {}, rid="p09_b")])
+    rows = res["recordings"]
+    assert [r["truth"] for r in rows] == [True] * 4 + [False] and "metrics" not in rows[4]
+    csv = [np.genfromtxt(tmp_path / "p" / r["csv"], delimiter=",", names=True) for r in rows[:4]]
+    assert all(c["truth_af"].tolist() == [float(i % 2)] * len(c) for i, c in enumerate(csv))
+    p, y = np.concatenate([c["p_af"] for c in csv]), np.concatenate([c["truth_af"] for c in csv])
+    pc = res["pooled_class"]
+    assert pc["n"] == len(y) and pc["positives"] == int(y.sum()) and pc["label"] == "rhythm"
+    assert pc["auroc"] == pytest.approx(auroc(y, p), abs=0.02)              # the CSV rounds p to 3 decimals
+    assert pc["by_subject"]["subjects"] == 2 and rows[0]["metrics"]["auroc"] is None   # one class per recording
+    assert rows[1]["metrics"]["accuracy"] == pytest.approx(np.mean(csv[1]["p_af"] > 0.5))
+    assert "truth_af" in res["columns"] and "truth_not_compared" not in rows[0]
+    print_results(res)
+    assert f"all 4 recordings with a 'rhythm' label: AUROC {pc['auroc']:.3f}" in capsys.readouterr().out
 
 
 def _res(tmp_path) -> dict:
