@@ -96,6 +96,9 @@ class BenchConfig:
                                                              "export's provenance)", "path": True})
     student_int8: str = field(default="", metadata={"help": "QAT student checkpoint (default: found via the export's "
                                                             "provenance)", "path": True})
+    output: str = field(default="", metadata={
+        "help": "a time-domain model with several outputs (bp: sbp, dbp): the one scored (default: the first whose "
+                "label the recordings carry)"})
     chunk: int = field(default=25, metadata={"help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
     filter: str = field(default="window", metadata={"help": "stream band-pass: window | causal | none"})
     quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality_logit "
@@ -394,18 +397,22 @@ def subject_scores(hr: np.ndarray, trk: np.ndarray, truth: np.ndarray, keys: np.
 
 # ----------------------------------------------------------------------------- what a time-domain bench scores
 
-def bench_target(md: dict, records=None) -> Target:
+def bench_target(md: dict, records=None, output: str = "") -> Target:
     """The Target of a time-domain export (its metadata.json): heart rate for a task 'hr' model (its hr_bpm output,
     one line when it has none); a class task's logit (af, quality) against the recordings' class label (AUROC, F1;
     `data.dataset_tasks.class_truth`); another output in unit logit for cost and fidelity only; else a regression
-    output against the recording's label predict compares (`predict.truth_labels`: rr_bpm from the breath marks, sbp / dbp, a dataset file's label): the first output whose label one of `records`
-    carries (bp recordings with dbp only: dbp), else the first such output (accuracy then not measured, said)."""
+    output against the recording's label predict compares (`predict.truth_labels`: rr_bpm from the breath marks,
+    sbp / dbp, a dataset file's label): `output` (--output) when given, a name the model does not output or the
+    quality head being one line; else the first output whose label one of `records` carries (bp recordings with dbp
+    only: dbp), else the first such output (accuracy then not measured, said)."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.predict import CLASS_TRUTH, truth_labels
     task = md.get("task")
     window_s = float(md.get("window_s") or 8.0)
     if task == "hr":
         R.hr_column(md)                                    # one line when it has no hr_bpm output
+        if output not in ("", HEART_RATE.output):
+            raise SqtoolError(f"--output {output}: a heart-rate model is scored on its {HEART_RATE.output}")
         return replace(HEART_RATE, window_s=window_s)
     names = list(md.get("outputs") or [])
     units = list(md.get("units") or [])
@@ -413,6 +420,10 @@ def bench_target(md: dict, records=None) -> Target:
     outputs = [o for o in names if o != QUALITY_OUTPUT]
     if not outputs:
         raise SqtoolError(f"the model has no task output to benchmark (its outputs: {', '.join(map(str, names)) or 'none'})")
+    if output and output not in outputs:
+        why = ("the quality head steers the heart-rate tracker and has no truth to score" if output == QUALITY_OUTPUT
+               else "not an output of the model")
+        raise SqtoolError(f"--output {output}: {why} (the outputs bench scores: {', '.join(outputs)})")
     if task in CLASS_TRUTH:                               # AUROC / F1 against the recordings' class label
         from sqtool.core.metrics import CLASS_NAMES
         return Target(outputs[0], "logit", f"{task} ({CLASS_NAMES[task][1]} = 1)",
@@ -421,8 +432,8 @@ def bench_target(md: dict, records=None) -> Target:
         return Target(outputs[0], "logit", outputs[0], "no truth", scored=False, window_s=window_s)
     truth = truth_labels(md)
     carried = {k for r in (records or ()) for k in (getattr(r, "labels", None) or {})}
-    out = next((o for o in outputs if o in truth and truth[o] in carried),
-               next((o for o in outputs if o in truth), outputs[0]))
+    out = output or next((o for o in outputs if o in truth and truth[o] in carried),
+                         next((o for o in outputs if o in truth), outputs[0]))
     label = f"the '{truth[out]}' label" if out in truth else f"a label for {out}"
     return Target(out, unit_of.get(out) or "units", out, label, window_s=window_s)
 
@@ -615,6 +626,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         raise SqtoolError(f"--quality-gate reads the model's {QUALITY_OUTPUT} output; {art.export_dir} has none "
                           f"(its outputs: {', '.join(map(str, outputs)) or 'none'})")
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
+        bench_target({"task": "hr", "outputs": [HEART_RATE.output]}, output=cfg.output)   # --output: hr_bpm only
         from sqtool.firmware_bench.spectral import run_spectral_bench
         res = run_spectral_bench(cfg, art, records, log=item, warn_line=also_on_stderr)
         _save_resolved(res)
@@ -624,10 +636,10 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
              "export is benchmarked on whole recordings (--max-records limits how many)")
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = art.metadata
-    bench_target(md)                                       # a model without the output it is read by: one line now
+    bench_target(md, output=cfg.output)                    # a model without the output it is read by: one line now
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     recs, skipped = _records(cfg, list(spec.channels), records)
-    target = bench_target(md, recs)                        # heart rate, another task's output, or a class's logit
+    target = bench_target(md, recs, cfg.output)            # heart rate, another task's output, or a class's logit
     column = list(md.get("outputs") or []).index(target.output)
     check_floor_metrics(floors, target, f"{art.export_dir} is a '{md.get('task')}' model")
     from sqtool.data.record import tile_record

@@ -218,6 +218,25 @@ def test_a_bp_model_scores_the_output_its_recordings_label_and_refuses_heart_rat
         _bench(exports["bp"], tmp_path / "f", recs, runtime=["c_host"], floor=["gt10=5"])
 
 
+def test_output_chooses_which_of_several_outputs_is_scored(exports, tmp_path):
+    """bp recordings with both labels: sbp by default (the first), dbp with --output dbp, each against its own label;
+    a name the model does not output is one line naming those it does."""
+    recs = [_record(f"p0{i}", None, seconds=2.1, seed=i) for i in range(3)]
+    for i, r in enumerate(recs):
+        r.labels["sbp"], r.labels["dbp"] = Label(np.array(120.0 + 9 * i), unit="mmHg"), Label(np.array(70.0 + 5 * i),
+                                                                                              unit="mmHg")
+    a = _bench(exports["bp"], tmp_path / "a", recs, runtime=["c_host"])
+    b = _bench(exports["bp"], tmp_path / "b", recs, runtime=["c_host"], output="dbp")
+    assert a["target"]["output"] == "sbp" and b["target"]["output"] == "dbp"
+    for res, k, truth in ((a, "sbp", [120.0, 129.0, 138.0]), (b, "dbp", [70.0, 75.0, 80.0])):
+        pred = np.concatenate(res["series"]["pred"]["c_host"])
+        assert res["runtimes"][0]["metrics"]["mae"] == pytest.approx(np.abs(pred - truth).mean())
+    with pytest.raises(SqtoolError, match=r"^--output map: not an output of the model \(the outputs bench scores: "
+                                          r"sbp, dbp\)$"):
+        _bench(exports["bp"], tmp_path / "c", recs, runtime=["c_host"], output="map")
+    assert not (tmp_path / "c").exists()
+
+
 def test_the_next_line_names_what_the_export_holds(exports, tmp_path):
     """With C: build it, and the preprocessing document beside it; without C (--target onnx): predict, never a c/
     folder that is not there (the bench's line named EXPORT/c/sq_model.c for every time-domain export)."""
