@@ -133,6 +133,26 @@ def resample_ratio(fs_in: float, fs_out: float, max_denominator: int = 1000,
     return frac.numerator, frac.denominator
 
 
+def polyphase_design(up: int, down: int) -> tuple[np.ndarray, int]:
+    """The polyphase branches of `scipy.signal.resample_poly(x, up, down)`'s default filter (Kaiser window, beta 5,
+    half length 10 max(up, down) taps, gain up) and its alignment: (poly (up, K), n_pre_remove), where output m =
+    sum_k poly[p, k] x[i - k] with j = (m + n_pre_remove) down, i = j // up, p = j mod up (x = 0 outside the
+    signal). The streaming resampler (`firmware_bench.stream.StreamingResampler`) and the time-domain C front end
+    (`export.c_window`) use this one design. up == down: ([[1]], 0)."""
+    from scipy.signal import firwin
+    if up == down:
+        return np.ones((1, 1)), 0
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    h = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
+    n_pre_pad = down - half_len % down
+    n_pre_remove = (half_len + n_pre_pad) // down
+    h = np.concatenate([np.zeros(n_pre_pad), h])
+    k = -(-len(h) // up)                                         # taps per polyphase branch
+    h = np.concatenate([h, np.zeros(k * up - len(h))])
+    return h.reshape(k, up).T.copy(), n_pre_remove              # poly[p, k] = h[p + k up]
+
+
 def resampled_length(n: int, fs_in: float, fs_out: float) -> int:
     up, down = resample_ratio(fs_in, fs_out)
     return -(-n * up // down)  # ceil(n * up / down), what resample_poly returns

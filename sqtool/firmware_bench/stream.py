@@ -44,7 +44,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.data.preprocess import (DEFAULT_BAND, StreamingBandpass, _sos, filtfilt_padlen, normalise,
-                                    resample_ratio, zero_phase_context)
+                                    polyphase_design, resample_ratio, zero_phase_context)
 from sqtool.firmware_bench.report import too_short
 
 FILTERS = ("window", "causal", "none")
@@ -103,8 +103,6 @@ class StreamingResampler:
     of look-ahead."""
 
     def __init__(self, fs_in: float, fs_out: float, n_channels: int):
-        from scipy.signal import firwin
-
         self.up, self.down = resample_ratio(fs_in, fs_out)
         up, down = self.up, self.down
         self.identity = up == down
@@ -113,16 +111,8 @@ class StreamingResampler:
         if self.identity:                                            # same rate: a pass-through
             self.latency_in, self.n_pre_remove, self.K = 0.0, 0, 1
             return
-        max_rate = max(up, down)
-        half_len = 10 * max_rate
-        h = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
-        n_pre_pad = down - half_len % down
-        self.n_pre_remove = (half_len + n_pre_pad) // down
-        h = np.concatenate([np.zeros(n_pre_pad), h])
-        self.K = -(-len(h) // up)                                    # taps per polyphase branch
-        h = np.concatenate([h, np.zeros(self.K * up - len(h))])
-        self.poly = h.reshape(self.K, up).T.copy()                   # (up, K): poly[p, k] = h[p + k up]
-        self.C = n_channels
+        self.poly, self.n_pre_remove = polyphase_design(up, down)    # (up, K): poly[p, k] = h[p + k up]
+        self.K = self.poly.shape[1]                                  # taps per polyphase branch
         self.hist = np.zeros((n_channels, 0))                        # last inputs, absolute index base..
         self.base = 0                                                # absolute index of hist[:, 0]
         self.n_in = 0                                                # inputs received

@@ -1,0 +1,154 @@
+"""The time-domain C front end (sq_window.{h,c} + tables, `export.c_window`) against the stream predict and bench run
+(`firmware_bench.stream.replay`, filter "window", then `runtimes.quantize`): the same windows, the same dropout
+shares, and the network's int8 input codes equal but where float32 and float64 round a value to either side of a
+code boundary (never more than one code apart), on synthetic streams (device rates that down- and up-sample and
+the model's own, dropouts, one and four channels, the respiratory band, z-score, no band) and on real recordings
+(arrhythmia segments, BIDMC, TROIKA with its accelerometer); rates and shapes the stream refuses are one line;
+the Cortex-M4 build needs no double-precision helpers."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqtool.core import SqtoolError
+from sqtool.data.record import Record
+from sqtool.export.c_decoder import C_FLAGS
+from sqtool.export.c_render import TEMPLATES_DIR
+from sqtool.export.c_window import render_window, window_design
+from sqtool.firmware_bench.runtimes import quantize
+from sqtool.firmware_bench.stream import StreamSpec, replay
+
+MINMAX_SCALE = 0.007827997207641602           # an exported af student's input scale (minmax windows in [0, 1])
+# Codes equal at least this often (measured 2026-12-02: 100 % at 0.5-8 Hz but 0.01 % of the 4-channel 8 s / 2 s ones,
+# 99.87 % with the respiratory band, whose 0.05 Hz poles sit close to 1 and amplify float32's rounding; one LSB apart
+# at most, 1/128 of a min-max window, where the streamed and training windows differ by up to 4)
+EQUAL = 0.995
+
+
+def _md(window_s=10.0, hop_s=10.0, channels=("ppg",), band=(0.5, 8.0), norm="minmax", scale=MINMAX_SCALE) -> dict:
+    return {"fs": 40.0, "window_s": window_s, "hop_s": hop_s, "channels": list(channels),
+            "band": None if band is None else list(band), "norm": norm,
+            "quantization": {"input_scale": scale, "input_zero_point": 0}}
+
+
+def build(md: dict, fs_in: float, work: Path) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc missing")
+    src = work / "c"
+    render_window(md, fs_in, src)
+    shutil.copy(TEMPLATES_DIR / "sq_window_harness.c", src)
+    exe = work / "harness"
+    r = subprocess.run(["gcc", *C_FLAGS, "-I", str(src), str(src / "sq_window.c"), str(src / "sq_window_harness.c"),
+                        "-lm", "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return exe
+
+
+def run_c(exe: Path, x: np.ndarray, work: Path, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x (C, N) device samples -> (index (W,), flagged (W,), codes (W, T * C)) from the harness."""
+    c, n = x.shape
+    (work / "in.bin").write_bytes(np.array([n, c], np.int32).tobytes() + x.T.astype(np.float32).tobytes())
+    r = subprocess.run([str(exe), str(work / "in.bin"), str(work / "out.bin")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rec = np.dtype([("index", "<i4"), ("flagged", "<f4"), ("codes", "i1", (T * c,))])
+    out = np.frombuffer((work / "out.bin").read_bytes(), rec)
+    return out["index"], out["flagged"], out["codes"]
+
+
+def check(md: dict, rec: Record, work: Path, chunk: int = 25) -> dict:
+    """The C front end and the stream on `rec`: equal windows and shares, codes at most one apart; the stats."""
+    fs_in = next(iter(rec.fs.values()))
+    exe = build(md, fs_in, work)
+    spec = StreamSpec.from_model_cfg(md)
+    rp = replay(rec, spec, chunk=chunk)
+    ref = quantize(rp.x, md["quantization"]["input_scale"], md["quantization"]["input_zero_point"])
+    x = np.stack([rec.signals[ch] for ch in md["channels"]])
+    index, flagged, codes = run_c(exe, x, work, spec.n_samples)
+    assert index.tolist() == list(range(len(rp)))
+    np.testing.assert_allclose(flagged, rp.flagged, atol=1e-6)
+    d = np.abs(codes.astype(int) - ref.astype(int))
+    assert d.max() <= 1, f"codes {d.max()} apart"
+    return {"equal": float((d == 0).mean()), "windows": len(rp), "exact_windows": float((d.max(1) == 0).mean())}
+
+
+def _ppg(fs: float, seconds: float, seed: int = 0, level: float = 2000.0, n_ch: int = 1) -> np.ndarray:
+    """(n_ch, N) a pulse at 78 /min with a breathing wander on a large ADC level, noise, channel by channel."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(fs * seconds))) / fs
+    x = [level + 300 * np.sin(2 * np.pi * 1.3 * t + k) + 80 * np.sin(2 * np.pi * 0.22 * t)
+         + 10 * rng.standard_normal(len(t)) for k in range(n_ch)]
+    return np.stack(x)
+
+
+CASES = {   # name: (metadata, device rate, seconds)
+    "af_100hz": (_md(), 100.0, 95.3),
+    "af_125hz": (_md(), 125.0, 61.0),
+    "af_model_rate": (_md(), 40.0, 43.0),
+    "af_upsampled_25hz": (_md(), 25.0, 52.0),
+    "hr_4ch_8s_2s": (_md(8.0, 2.0, ("ppg", "acc_x", "acc_y", "acc_z")), 125.0, 40.0),
+    "rr_band_30s_10s": (_md(30.0, 10.0, band=(0.05, 8.0)), 125.0, 150.0),
+    "zscore": (_md(norm="zscore", scale=0.03), 64.0, 44.0),
+    "no_band": (_md(band=None), 100.0, 33.0),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_c_front_end_makes_the_streams_windows(name, tmp_path):
+    md, fs_in, seconds = CASES[name]
+    x = _ppg(fs_in, seconds, seed=len(name), n_ch=len(md["channels"]))
+    x[:, int(fs_in * 3.1): int(fs_in * 3.4)] = np.nan           # a dropout, held and counted
+    x[0, int(fs_in * 12.0)] = np.inf
+    rec = Record("syn", "s1", "s1_a", dict(zip(md["channels"], x)), {ch: fs_in for ch in md["channels"]})
+    got = check(md, rec, tmp_path)
+    assert got["equal"] >= EQUAL and got["windows"] >= 3
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 250])
+def test_the_stream_chunking_does_not_change_what_the_c_matches(chunk, tmp_path):
+    """The C takes one sample at a time; the stream, chunks of any size: the same windows either way."""
+    md, fs_in, seconds = CASES["af_125hz"]
+    rec = Record("syn", "s1", "s1_a", {"ppg": _ppg(fs_in, seconds)[0]}, {"ppg": fs_in})
+    assert check(md, rec, tmp_path, chunk=chunk)["equal"] >= EQUAL
+
+
+def test_real_recordings(data_root, tmp_path):
+    """Arrhythmia segments (10 s at 100 Hz, the af model's), a BIDMC recording (rr's 30 s / 10 s at 125 Hz, 0.05 Hz
+    band) and a TROIKA recording (PPG + accelerometer, 8 s / 2 s at 125 Hz)."""
+    from sqtool.data.readers import read_dataset
+    arr = read_dataset(data_root / "ppg_arrhythmia", max_items=1)[:20]
+    stats = [check(_md(), r, tmp_path / f"a{i}") for i, r in enumerate(arr)]
+    assert np.mean([s["equal"] for s in stats]) >= EQUAL
+    bidmc = read_dataset(data_root / "bidmc", max_items=1)[0]
+    assert check(_md(30.0, 10.0, band=(0.05, 8.0)), bidmc, tmp_path / "b")["equal"] >= EQUAL
+    troika = read_dataset(data_root / "troika", max_items=1)[0]
+    md = _md(8.0, 2.0, ("ppg", "acc_x", "acc_y", "acc_z"))
+    assert check(md, troika, tmp_path / "t")["equal"] >= EQUAL
+
+
+def test_rates_and_shapes_the_stream_refuses_are_one_line():
+    with pytest.raises(SqtoolError, match=r"^--device-fs 12: its Nyquist frequency 6 Hz is below the model's band"):
+        window_design(_md(), 12.0)
+    with pytest.raises(SqtoolError, match=r"^C front end: the window at 33.35 Hz is 333.5 samples, not a whole number"):
+        window_design(_md(), 33.35)
+    with pytest.raises(SqtoolError, match=r"^C front end: metadata.json has no int8 input quantization"):
+        window_design({**_md(), "quantization": {}}, 100.0)
+
+
+def test_the_cortex_m4_build_uses_the_fpu_only(tmp_path):
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc missing")
+    for name in ("af_100hz", "hr_4ch_8s_2s", "zscore", "no_band"):
+        md, fs_in, _ = CASES[name]
+        src = tmp_path / name
+        render_window(md, fs_in, src)
+        r = subprocess.run(["arm-none-eabi-gcc", *C_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                            "-mfpu=fpv4-sp-d16", "-c", str(src / "sq_window.c"), "-o", str(src / "m4.o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        if shutil.which("arm-none-eabi-nm"):
+            syms = subprocess.run(["arm-none-eabi-nm", str(src / "m4.o")], capture_output=True, text=True).stdout
+            assert "__aeabi_d" not in syms and "malloc" not in syms          # float32 on the FPU, no heap
