@@ -100,7 +100,7 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
     spec = D.output_spec(q.cfg)
     tspec = D.output_spec(teacher.cfg)
     with np.load(run_dir / "heldout.npz") as z:
-        x, y = z["x"], z["y"]
+        x, y, groups = z["x"], z["y"], z["groups"]
     assert len(x) == len(te)
     out_q, out_f = D.predict(q, x), D.predict(f, x)
     out_t = D.predict(teacher, x[:, :1])
@@ -111,7 +111,7 @@ def run_fold(td, held: list[str], task: str, args, work: Path, tag: str, student
         "sqnr": m["sqnr"], "coverage": m.get("coverage"),
         "timing": {**m["timing"], "teacher_s_per_epoch": t_epoch_s, "quantize_wall_s": wall},
         "size": m["size"], "budget": m["budget"]["checks"], "teacher_params": m["teacher"]["params"],
-        "pred": {"y": y, "teacher": D.denormalise(out_t, tspec), "float": D.denormalise(out_f, spec),
+        "pred": {"y": y, "groups": groups, "teacher": D.denormalise(out_t, tspec), "float": D.denormalise(out_f, spec),
                  "int8": D.denormalise(out_q, spec),
                  "quality_int8": out_q[:, spec.quality] if spec.quality is not None else None},
     }
@@ -151,9 +151,30 @@ def pooled_classification(folds, task) -> dict:
     for k in ("teacher", "float", "int8"):
         p = np.concatenate([f["pred"][k] for f in folds])
         res[k] = task_metrics(task, y, p)
+    g = np.concatenate([np.asarray(f["pred"]["groups"]) for f in folds])
+    for k in ("teacher", "float", "int8"):               # AUROC by subject: those whose windows hold both classes
+        p = np.concatenate([f["pred"][k] for f in folds])[:, 0]
+        per = {str(s): task_metrics(task, y[g == s], p[g == s])["auroc"] for s in np.unique(g)}
+        vals = [v for v in per.values() if np.isfinite(v)]
+        res[k]["auroc_by_subject"] = float(np.mean(vals)) if vals else None
+        res[k]["subjects_both_classes"] = len(vals)
+        res[k]["auroc_per_subject"] = {s: (float(v) if np.isfinite(v) else None) for s, v in per.items()}
     res["int8_minus_float_f1"] = res["int8"]["f1_weighted"] - res["float"]["f1_weighted"]
     res["int8_minus_float_auroc"] = res["int8"]["auroc"] - res["float"]["auroc"]
     return res
+
+
+def class_folds(subjects, pos, neg, k: int, rng) -> list[list[str]]:
+    """k groups of held-out subjects covering every subject once (seeded): the subjects with positive windows dealt
+    round-robin first, then the rest, so each fold's held-out windows hold both classes where the data allow."""
+    pos_set = set(pos)
+    a = [str(v) for v in rng.permutation([s for s in subjects if s in pos_set])]
+    b = [str(v) for v in rng.permutation([s for s in subjects if s not in pos_set])]
+    k = max(1, min(k, len(subjects)))
+    out = [[] for _ in range(k)]
+    for i, s in enumerate(a + b):
+        out[(i % k) if i < len(a) else (k - 1 - (i - len(a)) % k)].append(s)
+    return [sorted(f) for f in out if f]
 
 
 def strip(fold):
@@ -240,16 +261,28 @@ def markdown(r: dict) -> str:
         p = af["pooled"]
         title = {"af": "AF vs other rhythms (PPG arrhythmia set, 12 patients)",
                  "quality": "signal quality good vs poor (BUT PPG, multi-wavelength PPG human labels; TROIKA windows by the quality index)"}[af.get("task", "af")]
-        L += ["", f"## {title}: held-out subjects {', '.join(af['folds'][0]['held_out'])} "
-                  f"({af['folds'][0]['windows']} windows; trained on {af['folds'][0]['train_windows']})",
-              "", "| model | weighted F1 | AUROC | accuracy |", "|---|---|---|---|"]
+        fl = af["folds"]
+        n_sub = sum(len(f["held_out"]) for f in fl)
+        L += ["", f"## {title}: {len(fl)} folds{'' if len(fl) == af.get('folds_planned', len(fl)) else ' of ' + str(af['folds_planned']) + ' (cut short)'}, "
+                  f"every subject held out once ({n_sub} of {af['subjects']} subjects, "
+                  f"{sum(f['windows'] for f in fl)} windows), each fold's models trained on the other subjects",
+              "", "Pooled over the folds' held-out windows; AUROC by subject: the mean over the subjects whose windows "
+                  "hold both classes.", "",
+              "| model | weighted F1 | AUROC | AUROC by subject | accuracy |", "|---|---|---|---|---|"]
         for k, name in (("teacher", "teacher float"), ("float", "student float"), ("int8", "student int8")):
-            L.append(f"| {name} | {_t(p[k]['f1_weighted'], 3)} | {_t(p[k]['auroc'], 3)} | {_t(p[k]['accuracy'], 3)} |")
+            L.append(f"| {name} | {_t(p[k]['f1_weighted'], 3)} | {_t(p[k]['auroc'], 3)} | "
+                     f"{_t(p[k].get('auroc_by_subject'), 3)} ({p[k].get('subjects_both_classes', '-')}) | "
+                     f"{_t(p[k]['accuracy'], 3)} |")
         L += ["", f"- int8 - float: weighted F1 {p['int8_minus_float_f1']:+.4f}, AUROC {p['int8_minus_float_auroc']:+.4f}"]
-        cal = af["folds"][0]["metrics"].get("student_int8_calibrated")
-        if cal:
-            L.append(f"- int8 after BN folding + calibration only (before QAT): weighted F1 {cal['f1_weighted']:.3f}, "
-                     f"AUROC {cal['auroc']:.3f}")
+        cal = [f["metrics"].get("student_int8_calibrated") for f in fl]
+        if all(cal):
+            L.append("- int8 after BN folding + calibration only (before QAT), per fold: AUROC "
+                     + ", ".join(_t(c["auroc"], 3) for c in cal))
+        L += ["", "| fold | held out | windows | teacher AUROC | float AUROC | int8 AUROC |", "|---|---|---|---|---|---|"]
+        for i, f in enumerate(fl):
+            m = f["metrics"]
+            L.append(f"| {i + 1} | {', '.join(f['held_out'])} | {f['windows']} | {_t(m['teacher'].get('auroc'), 3)} | "
+                     f"{_t(m['student_float'].get('auroc'), 3)} | {_t(m['student_int8'].get('auroc'), 3)} |")
     t = r.get("timing")
     if t:
         L += ["", "## Training time per epoch (same runs, 1 thread)", "",
@@ -285,6 +318,8 @@ def main(argv=None) -> int:
                                                                              "float -> int8 delta")
     ap.add_argument("--skip-hr", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cls-folds", type=int, default=4, help="classification: folds of held-out subjects, every "
+                                                             "subject held out once (seeded)")
     ap.add_argument("--results-name", default="compress_hr", help="benchmarks/results/<name>.{json,md}")
     args = ap.parse_args(argv)
     args.data_root = data_root_or_exit(args.data_root, ap.error)
@@ -343,18 +378,20 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(args.seed)
         pos = sorted({str(g) for g, yy in zip(td.groups, td.y[:, 0]) if yy > 0.5})
         neg = sorted({str(g) for g, yy in zip(td.groups, td.y[:, 0]) if yy <= 0.5})
-        n_held = 3 if task == "af" else max(3, len(subjects) // 4)
-        for _ in range(100):     # held-out subjects (seeded) whose windows hold both classes
-            pick = sorted(str(v) for v in rng.choice(subjects, n_held, replace=False))
-            if set(pick) & set(pos) and set(pick) & set(neg):
-                break
-        f = run_fold(td, pick, task, args, work, task, ("ppg",))
-        results["teacher_params"] = f["teacher_params"]
-        results["af"] = {"task": task, "folds": [strip(f)], "pooled": pooled_classification([f], task),
-                         "windows": int(len(td)), "subjects": len(subjects)}
-        print(f"[{task}] held out {pick}: F1 teacher {results['af']['pooled']['teacher']['f1_weighted']:.3f} float "
-              f"{results['af']['pooled']['float']['f1_weighted']:.3f} int8 "
-              f"{results['af']['pooled']['int8']['f1_weighted']:.3f}", flush=True)
+        folds_cls = class_folds(subjects, pos, neg, args.cls_folds, rng)
+        done = []
+        for i, pick in enumerate(folds_cls):
+            f = run_fold(td, pick, task, args, work, f"{task}{i}", ("ppg",))
+            done.append(f)
+            results["teacher_params"] = f["teacher_params"]
+            results["af"] = {"task": task, "folds": [strip(x) for x in done],
+                             "pooled": pooled_classification(done, task), "windows": int(len(td)),
+                             "subjects": len(subjects), "folds_planned": len(folds_cls)}
+            write(results)
+            a = pooled_classification([f], task)
+            print(f"[{task}] fold {i + 1}/{len(folds_cls)} held out {len(pick)} subjects: AUROC teacher "
+                  f"{a['teacher']['auroc']:.3f} float {a['float']['auroc']:.3f} int8 {a['int8']['auroc']:.3f}",
+                  flush=True)
     results["elapsed_min"] = (time.perf_counter() - t_start) / 60
     write(results)
     print(RESULTS / f"{args.results_name}.md")
