@@ -41,25 +41,36 @@ def _whole(v: float, what: str) -> int:
     return int(round(v))
 
 
-def window_design(md: dict, fs_in: float) -> dict:
-    """The numbers of the C front end for `md` (an export's metadata.json: fs, window_s, hop_s, channels, band,
-    norm, quantization) at device rate fs_in (Hz): rates, sizes, tables; one line for a rate the stream refuses."""
+def check_device_rate(md: dict, fs_in: float) -> tuple[int, int, int, int]:
+    """(up, down, window, hop in device samples) of a device rate for the model `md` (metadata.json or its model
+    cfg: fs, window_s, hop_s, band), or one line: a rate whose Nyquist frequency is below the band, a ratio no
+    fraction holds, a window or hop that is not whole samples at that rate (as the stream refuses them)."""
     fs, fs_in = float(md["fs"]), float(fs_in)
-    band = tuple(md["band"]) if md.get("band") is not None else None
+    band = md.get("band")
+    if not (np.isfinite(fs_in) and fs_in > 0):
+        raise SqtoolError(f"--device-fs {fs_in:g}: a device rate must be a positive number of Hz")
     if band and band[1] and fs_in / 2 < band[1]:
         raise SqtoolError(f"--device-fs {fs_in:g}: its Nyquist frequency {fs_in / 2:g} Hz is below the model's band "
                           f"({band[1]:g} Hz); the signal the model expects is not in the device's samples")
+    up, down = resample_ratio(fs_in, fs)
+    return (up, down, _whole(fs_in * float(md["window_s"]), f"the window at {fs_in:g} Hz"),
+            _whole(fs_in * float(md["hop_s"]), f"the hop at {fs_in:g} Hz"))
+
+
+def window_design(md: dict, fs_in: float) -> dict:
+    """The numbers of the C front end for `md` (an export's metadata.json: fs, window_s, hop_s, channels, band,
+    norm, quantization) at device rate fs_in (Hz): rates, sizes, tables; one line for a rate the stream refuses."""
+    up, down, t_dev, hop_dev = check_device_rate(md, fs_in)
+    fs, fs_in = float(md["fs"]), float(fs_in)
+    band = tuple(md["band"]) if md.get("band") is not None else None
     norm = str(md.get("norm") or "minmax")
     if norm not in NORMS:
         raise SqtoolError(f"C front end: normalisation '{norm}' has no C (known: {', '.join(NORMS)})")
     q = md.get("quantization") or {}
     if "input_scale" not in q:
         raise SqtoolError("C front end: metadata.json has no int8 input quantization (a float-only export)")
-    up, down = resample_ratio(fs_in, fs)
     poly, npr = polyphase_design(up, down)
     T, hop = _whole(fs * float(md["window_s"]), "the window"), _whole(fs * float(md["hop_s"]), "the hop")
-    t_dev = _whole(fs_in * float(md["window_s"]), f"the window at {fs_in:g} Hz")
-    hop_dev = _whole(fs_in * float(md["hop_s"]), f"the hop at {fs_in:g} Hz")
     sos = _sos(fs, band[0], band[1], 2) if band else None
     zero_phase = sos is not None
     if zero_phase:
@@ -76,7 +87,7 @@ def window_design(md: dict, fs_in: float) -> dict:
     dr = max(t_dev, -(-(T + ctx_post + npr + per + 2) * down // up)) + hop_dev + 4
     work = ctx_pre + T + ctx_post + 2 * padlen if zero_phase else T
     n_ch = len(md["channels"])
-    ram = 4 * n_ch * ((K + 1) + mb) + dr + 4 * work + 8 * n_ch + 32
+    ram = 4 * n_ch * (2 * (K + 1) + mb) + dr + 4 * work + 8 * n_ch + 48
     return {"fs_in": fs_in, "fs": fs, "up": up, "down": down, "K": K, "npr": npr, "poly": poly, "T": T, "hop": hop,
             "t_dev": t_dev, "hop_dev": hop_dev, "nch": n_ch, "channels": list(md["channels"]), "band": band,
             "sos": sos, "zi": zi, "ctx_pre": ctx_pre, "ctx_post": ctx_post, "padlen": padlen, "hin": K + 1, "mb": mb,
@@ -155,4 +166,4 @@ def render_window(md: dict, fs_in: float, out_dir, prefix: str = "sq") -> list[P
     return write_sources(files, out_dir, prefix)
 
 
-__all__ = ["render_window", "tables_header", "window_design"]
+__all__ = ["check_device_rate", "render_window", "tables_header", "window_design"]

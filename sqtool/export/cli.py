@@ -69,8 +69,9 @@ class ExportConfig:
                 "default: not checked)"})
     cc: str = field(default="gcc", metadata={"help": "host C compiler for the C parity check"})
     device_fs: float = field(default=0.0, metadata={
-        "help": "spectral models, C target: the device sampling rate in Hz the pipeline is built for (0 = the rate "
-                "the model was trained for, e.g. 125)"})
+        "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the rate "
+                "the model was trained for, e.g. 125). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
+                "(resampling, band-pass, normalisation, int8 input) from that rate in C (0 = none: the network only)"})
     device_acc_fs: float = field(default=0.0, metadata={
         "help": "spectral models reading the accelerometer, C target: its rate in Hz when it differs from the device "
                 "rate (--device-fs): the kit adds c/<prefix>_acc_resampler.{h,c}, an integer filter bringing it to "
@@ -119,6 +120,10 @@ def next_step(res: dict) -> str:
             held = seen.get("heldout_subjects") or []
             lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'RECORDINGS')}   (recordings with HR truth"
                          + (f"; held out from its training: {', '.join(held)})" if held else ")"))
+    elif (out / "c" / "sq_window.c").is_file():        # a time-domain model with its front end in C
+        lines.append(f"next: build {out / 'c'}/*.c into the firmware (device samples -> sq_window_push -> "
+                     f"sq_model_run: the loop in sq_window.h), then check both on your recordings: "
+                     f"{shell_command('bench', '--model', out, '--data', 'RECORDINGS', '--runtime', 'c_window,c_host')}")
     elif (out / "c").is_dir():
         lines.append(f"next: build {out / 'c'}/*.c into the firmware (API in sq_model.h)"
                      + (f"; the preprocessing it needs before it: {out / 'INTEGRATION.md'}"
@@ -135,7 +140,9 @@ def artifact_line(out: Path, f: str, rows: list[dict]) -> str:
     size = size_text(p.stat().st_size) if p.is_file() else "-"
     mine = [r for r in rows if r.get("file") == f]
     if not mine:
-        verdict = "written (checked with the C build)" if f.endswith(".h") else "written"
+        verdict = ("written (checked with the C build)" if f.endswith(".h") and "_window" not in f else
+                   "written (checked against the stream by sqtool bench, runtime c_window)" if "_window" in f else
+                   "written")
     else:
         bad = [r for r in mine if r["status"] != "ok"]
         worst = ", ".join((f"{r['artifact']}: max {r['max_lsb']} LSB" if "max_lsb" in r
@@ -371,10 +378,12 @@ def _load_inputs(cfg: ExportConfig):
         from sqtool.data.acc_resampler import design_acc
         from sqtool.export.pipeline import device_fs
         design_acc(cfg.device_acc_fs, cfg.device_fs or device_fs(mcfg))            # an awkward ratio: one line
-    if cfg.device_fs and not spectral:      # a note, not a refusal: a script passing it for every model still runs
-        notes.append(f"--device-fs {cfg.device_fs:g} is for spectral models (their C front end); this time-domain "
-                     f"model's network reads windows at its own rate, {float(mcfg['fs']):g} Hz: resample to it on "
-                     "the device")
+    if cfg.device_fs and not spectral and "c" in targets:      # refused before any folder, in one line
+        from sqtool.export.c_window import check_device_rate
+        check_device_rate(mcfg, cfg.device_fs)
+    if cfg.device_fs and not spectral and "c" not in targets:   # a note: a script passing it for every model runs
+        notes.append(f"--device-fs {cfg.device_fs:g} builds the C front end (c/sq_window.c) of the C target, which "
+                     "this export does not write (--target c)")
     if names:
         notes.append(f"subjects of {', '.join(pseudonymised(names))} written as pseudonyms ({PSEUDONYM_FORM}; "
                      f"--subjects {cfg.subjects}; source run {path}): {PSEUDONYM_IDS}")
@@ -614,6 +623,21 @@ def _export(cfg: ExportConfig) -> dict:
                 shutil.rmtree(build, ignore_errors=True)
             done("c/sq_model.h")
             done("c/sq_model.c")
+            if not spectral and cfg.device_fs:                 # the preprocessing in C, from the device's rate
+                from sqtool.export.c_window import render_window, window_design
+                wd = window_design(md, cfg.device_fs)
+                for p in render_window(md, cfg.device_fs, out / "c"):
+                    done(str(p.relative_to(out)))
+                extra.append(f"C front end (c/sq_window.c): {wd['fs_in']:g} Hz device samples -> {wd['fs']:g} Hz "
+                             f"windows of {wd['T']} x {wd['nch']}, every {wd['hop_s']:g} s, "
+                             f"{wd['latency_s']:.2f} s after a window's last sample; state about {wd['ram_bytes']} B "
+                             f"RAM, tables {wd['table_bytes']} B; checked against the stream by sqtool bench "
+                             "(runtime c_window) on recordings at that rate")
+                if wd["ram_bytes"] > 32 * 1024:           # a low band-pass cut-off: a long history to filter
+                    extra.append(f"C front end: its {wd['ram_bytes'] / 1024:.0f} KB of state are more than a 32 KB "
+                                 f"RAM budget: the band's low cut-off ({wd['band'][0]:g} Hz) takes "
+                                 f"{wd['ctx_pre'] / wd['fs']:g} s of history and {wd['ctx_post'] / wd['fs']:g} s of "
+                                 "look-ahead around each window")
             if kit:
                 _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
     docs = []                                                # MODEL_CARD.md, INTEGRATION.md

@@ -214,6 +214,23 @@ def edge_text(md: dict) -> str:
             "The held-out figures in MODEL_CARD.md are of training's windows.")
 
 
+def c_front_end_text(out: Path) -> str:
+    """What the C of this folder holds: the network only, or (`--device-fs HZ`) the preprocessing too."""
+    tables = out / "c" / "sq_window_tables.h"
+    if not tables.is_file():
+        return ("A C export (`--target c`) holds the network only: run the preprocessing on the device yourself, in "
+                "floating point, or export with `--device-fs HZ` (your sensor's rate) for `c/sq_window.{h,c}`, which "
+                "runs steps 1-6 in C.")
+    import re
+    m = re.search(r"#define SQ_WF_FS_IN\s+([0-9.e+-]+)f", tables.read_text())
+    rate = f"{float(m.group(1)):g} Hz" if m else "the --device-fs rate"
+    return (f"This C export holds them too: `c/sq_window.{{h,c}}` (with `c/sq_window_tables.h`) runs steps 1-6 below "
+            f"on the device from {rate} samples, in float32, and hands `sq_model_run` its int8 input every hop (the "
+            "header shows the loop). Its codes equal sqtool's stream but where float32 and float64 round a value to "
+            "either side of a code (one code apart at most); `sqtool bench` runs it as runtime `c_window` on "
+            f"recordings at {rate}. The steps are written out below for any other runtime.")
+
+
 def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], parity_file: str | None) -> Path:
     """INTEGRATION.md (templates/INTEGRATION_time.md) filled for this model and the model files `files` it ships."""
     T = window_samples(md)
@@ -233,6 +250,7 @@ def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], par
                          "`export_report.md` were measured on them), not your steps 1-6." if parity_file else
                          "This folder holds no parity windows (the export was given none): `sqtool predict` above is "
                          "the check."),
+              "C_FRONT_END": c_front_end_text(out),
               "PROB_COLUMNS": " (a logit as its probability, e.g. `p_af`)" if any(
                   u == "logit" for u in md.get("units") or []) else "",
               "CAUSAL_TEXT": ("A causal filter instead of step 4 (`scipy.signal.sosfilt`, no look-ahead, what a "

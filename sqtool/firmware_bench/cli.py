@@ -24,6 +24,11 @@ runtime, AUROC by subject (the subjects whose windows hold both classes), beside
 beat-interval irregularity rule, its threshold fitted on the other subjects; quality: the signal quality index) and a
 constant score (AUROC 0.5), with roc.png and the AUROC skill verdict last (`--floor auroc=0.85` gates on it).
 
+An export built with `--device-fs HZ` holds its preprocessing in C (c/sq_window.c): runtime `c_window` streams each
+recording's device samples through it into the C network on the host, `mcu_m4_window` runs that whole loop on the
+emulated Cortex-M4 (instructions per window for the front end and the network, flash, RAM); both are compared with
+the stream's int8 inputs (the "C front end" line) and skipped by default for recordings at another rate.
+
 A recording the bench cannot score is left out with one `bench: left out <recording>: <why>` line (bench.json
 provenance.skipped_records, bench.md's notes) and the rest benchmarked: shorter than one window, without the model's
 channels, or a file of a --data folder off the wrist throughout (`core.NoSignal`: PPG a flat line, a channel with
@@ -169,6 +174,9 @@ def next_step(res: dict) -> str:
         predict = shell_command("predict", "--model", export_dir, "--data", "RECORDING")
         lines.append(f"next: {predict}   (heart rate of your own "
                      f"recordings; firmware kit: {export_dir / 'c'})")
+    elif (export_dir / "c" / "sq_window.c").is_file():     # the front end in C too: the whole loop on the device
+        lines.append(f"next: build {export_dir / 'c'}/*.c into the firmware: device samples -> sq_window_push -> "
+                     "sq_model_run (the loop in sq_window.h)")
     elif (export_dir / "c").is_dir():
         doc = export_dir / "INTEGRATION.md"
         lines.append(f"next: build {export_dir / 'c'}/sq_model.c into the firmware (API in sq_model.h)"
@@ -351,7 +359,7 @@ def hr_reference(name: str, present, bit_exact: bool = False) -> str | None:
     own way). None: a reference itself (or none present)."""
     from sqtool.firmware_bench.runtimes import rounding_mode
     mode = rounding_mode(name)
-    if bit_exact and mode is None:
+    if bit_exact and mode is None and name != "mcu_m4_window":
         return None
     if mode == "single":
         cands = ("brevitas_int8", "c_host_single")
@@ -359,10 +367,26 @@ def hr_reference(name: str, present, bit_exact: bool = False) -> str | None:
         cands = ("tflm_int8", "c_host")
     elif name in ("onnx_float", "litert_float"):
         cands = ("torch_student",)
+    elif name == "c_window":                          # the same C network on the C front end's inputs
+        cands = ("c_host", "tflm_int8")
+    elif name == "mcu_m4_window":                     # c_window's float32 and integer arithmetic on the M4
+        cands = ("c_window",)
     else:                                             # torch_teacher / torch_student: references
         cands = ()
     ref = next((c for c in cands[:1 if bit_exact else None] if c in present), None)
     return None if ref == name else ref
+
+
+def front_end_fidelity(codes: np.ndarray, ref: np.ndarray, fs_in: float) -> dict:
+    """The C front end's int8 input codes (W, T C) against the stream's, quantized as every int8 runtime is: its
+    windows (a count that differs is one line), the % of codes and of windows equal, the largest difference."""
+    if codes.shape != ref.shape:
+        raise SqtoolError(f"c_window: the C front end made {len(codes)} windows of {codes.shape[1]} codes, the stream "
+                          f"{len(ref)} of {ref.shape[1]}")
+    d = np.abs(codes.astype(np.int16) - ref.astype(np.int16))
+    return {"fs_in": fs_in, "windows": int(len(d)), "codes_equal_pct": float(100 * (d == 0).mean()) if d.size else None,
+            "windows_equal_pct": float(100 * (d.max(axis=1) == 0).mean()) if d.size else None,
+            "max_lsb": int(d.max()) if d.size else None}
 
 
 def hr_fidelity(hr: np.ndarray, ref_hr: np.ndarray) -> dict:
@@ -603,7 +627,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     from sqtool.firmware_bench.report import (class_metrics, hr_metrics, runtime_line, subjects_auroc,
                                               target_metrics, write_report)
-    from sqtool.firmware_bench.stream import FILTERS, StreamSpec, replay
+    from sqtool.firmware_bench.stream import FILTERS, StreamSpec, record_matrix, replay
     from sqtool.firmware_bench.tracker import track
 
     check_counts(cfg, "bench")
@@ -687,6 +711,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         t_rt = time.perf_counter()
         try:
             rt = R.make_runtime(name, art, work)
+            if getattr(rt, "fed_records", False):         # built for one device rate: the recordings' or skipped
+                rt.check_rates([(rp.record_id, rp.fs_in) for rp in reps])
         except TamperedArtifact:
             raise                                         # a changed file stops the bench: never a skipped runtime
         except SqtoolError as e:
@@ -699,7 +725,11 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
             if name.startswith("mcu_"):
                 rt.timeout_s = cfg.timeout
             t = time.perf_counter()
-            y = rt.run_batch(xs)
+            if getattr(rt, "fed_records", False):         # the C front end on the recordings' device samples
+                y, codes = rt.run_records([record_matrix(rec, spec.channels)[0] for rec in recs], spec.n_samples)
+                row["front_end"] = front_end_fidelity(codes, R.quantize(X, *art.input_qparams), rt.fs_in)
+            else:
+                y = rt.run_batch(xs)
             run_s = time.perf_counter() - t
         except SqtoolError as e:
             row.update(status="error", error=str(e), **rt.info())

@@ -160,9 +160,10 @@ def model_io_sizes(c_dir: Path) -> tuple[int, int]:
 def _model_sources(c_dir: Path) -> list[Path]:
     if not (Path(c_dir) / "sq_model.c").is_file():
         raise SqtoolError(f"{c_dir}: no sq_model.c (export the model with `sqtool export --target c`)")
-    # the network alone: a spectral export's c/ also holds the pipeline kit (front end, decoder, pipeline)
+    # the network alone: a spectral export's c/ also holds the pipeline kit (front end, decoder, pipeline), a
+    # time-domain one built with --device-fs its window front end
     return sorted(p for p in Path(c_dir).glob("*.c")
-                  if not p.name.endswith(("_pipeline.c", "_frontend.c", "_decoder.c")))
+                  if not p.name.endswith(("_pipeline.c", "_frontend.c", "_decoder.c", "_window.c")))
 
 
 # ----------------------------------------------------------------------------- builds
@@ -181,6 +182,36 @@ def build_host(c_dir, work, defines: tuple[str, ...] = (), cc: str = "gcc") -> F
           "-o", str(exe)], f"host build of {c_dir}")
     i, o = model_io_sizes(c_dir)
     return Firmware(exe, None, c_dir, obj, tuple(defines), i, o)
+
+
+def build_window_host(c_dir, work, cc: str = "gcc") -> Path:
+    """window_host.c + the export's C front end (c/sq_window.c, `sqtool export --device-fs`) for the host: the
+    executable that streams a recording's device samples through it (IN.bin -> OUT.bin, see window_host.c)."""
+    from sqtool.export.c_decoder import C_FLAGS
+    require_tools(cc)
+    c_dir, work = Path(c_dir), Path(work)
+    if not (c_dir / "sq_window.c").is_file():
+        raise SqtoolError(f"{c_dir}: no C front end, sq_window.c (export the model with `sqtool export --target c "
+                          "--device-fs HZ`, HZ your device's sampling rate)")
+    work.mkdir(parents=True, exist_ok=True)
+    exe = work / "sq_window_host"
+    _run([cc, *C_FLAGS, f"-I{c_dir}", str(c_dir / "sq_window.c"), str(MCU_DIR / "window_host.c"), "-lm", "-o",
+          str(exe)], f"host build of {c_dir / 'sq_window.c'}")
+    return exe
+
+
+def run_window_host(exe: Path, x: np.ndarray, T: int, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x (C, N) device samples through the front end: (window index (W,), dropout share (W,), int8 codes (W, T C),
+    channels-last), every window it made, those of sq_window_finish last."""
+    c, n = x.shape
+    inp, out = Path(work) / "window_in.bin", Path(work) / "window_out.bin"
+    inp.write_bytes(np.array([n, c], np.int32).tobytes() + np.ascontiguousarray(x.T, np.float32).tobytes())
+    r = subprocess.run([str(exe), str(inp), str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SqtoolError(f"C front end {exe.name} exited {r.returncode}: {r.stderr.strip()[:200]}")
+    rec = np.dtype([("index", "<i4"), ("flagged", "<f4"), ("codes", "i1", (T * c,))])
+    got = np.frombuffer(out.read_bytes(), rec)
+    return got["index"].copy(), got["flagged"].copy(), got["codes"].copy()
 
 
 def build_firmware(c_dir, target: str, work, defines: tuple[str, ...] = (), opt: str = "-O2") -> Firmware:
@@ -259,6 +290,58 @@ def symbol_address(elf: Path, name: str) -> int:
     raise FirmwareError(f"{elf.name}: symbol {name} not found")
 
 
+def cross_build(srcs: dict, harness: Path, target: str, flags: list[str], work: Path, tag: str,
+                link: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """A harness firmware for `target`: each of `srcs` ({part: .c}) compiled on its own with `flags` (its object, for
+    section sizes), then linked with startup.c and `harness` (plain C99 + GNU asm: no -pedantic) against picolibc with
+    semihosting, unused sections dropped. (ELF path, {part: object})."""
+    t = TARGETS[target]
+    cc = "arm-none-eabi-gcc"
+    flags = [*t.cflags, *flags, "--specs=picolibc.specs"]
+    objs = {}
+    for part, src in srcs.items():
+        obj = work / f"{Path(src).stem}_{tag}.o"
+        _run([cc, *flags, "-c", str(src), "-o", str(obj)], f"{t.cpu} compile of {Path(src).name}")
+        objs[part] = obj
+    elf = work / f"{harness.stem}_{tag}.elf"
+    _run([cc, *[f for f in flags if f != "-pedantic"], "--oslib=semihost", "--crt0=hosted", f"-L{MCU_DIR}", "-T",
+          t.ld, str(MCU_DIR / "startup.c"), str(harness), *map(str, objs.values()), *link, "-Wl,--gc-sections",
+          "-o", str(elf)], f"{t.cpu} link of {harness.name}")
+    return elf, objs
+
+
+def run_harness(elf: Path, target: Target | None, work: Path, timeout: float, what: str,
+                count: bool = True) -> tuple[subprocess.CompletedProcess, dict, np.ndarray | None]:
+    """A harness in `work` (its files there): `elf` under qemu-system-arm with semihosting and, when `count`, the
+    instruction-counting plugin between sq_bench_begin / sq_bench_end; target None: a host executable, uncounted.
+    (the process, sq_stats.txt, the counts or None). A hang or a fault is one FirmwareError line; the exit status
+    is the caller's to read."""
+    if target is None:
+        cmd, count = [str(Path(elf).resolve())], False
+    else:
+        require_tools("qemu-system-arm")
+        cmd = ["qemu-system-arm", "-M", target.machine, "-display", "none", "-monitor", "none",
+               "-serial", "none", "-semihosting-config", "enable=on,target=native"]
+    if count:
+        so = build_plugin(elf.parent).resolve()
+        b, e = symbol_address(elf, "sq_bench_begin"), symbol_address(elf, "sq_bench_end")
+        cmd += ["-plugin", f"{so},begin={b:#x},end={e:#x},out={work / 'counts.txt'}"]
+    if target is not None:
+        cmd += ["-kernel", str(elf.resolve())]
+    try:
+        r = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FirmwareError(f"{what}: no result within {timeout:.0f} s (hang?); QEMU was killed")
+    if r.returncode in FAULTS and target is not None:
+        raise FirmwareError(f"{what}: {FAULTS[r.returncode]} (the firmware faulted)")
+    counts = None
+    if count and r.returncode == 0:
+        lines = [ln for ln in (work / "counts.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+        counts = np.array([int(x) for x in lines], dtype=np.int64)
+    return r, _read_stats(work / "sq_stats.txt"), counts
+
+
 def run_firmware(fw: Firmware, q_windows: np.ndarray, timeout: float = 120.0, count: bool = True,
                  work=None) -> RunResult:
     """Run the ELF under qemu-system-arm with semihosting; optionally count instructions per window."""
@@ -272,32 +355,15 @@ def run_firmware(fw: Firmware, q_windows: np.ndarray, timeout: float = 120.0, co
     for f in ("sq_in.bin", "sq_out.bin", "sq_stats.txt", "counts.txt"):
         (work / f).unlink(missing_ok=True)
     q.tofile(work / "sq_in.bin")
-    cmd = ["qemu-system-arm", "-M", fw.target.machine, "-display", "none", "-monitor", "none",
-           "-serial", "none", "-semihosting-config", "enable=on,target=native"]
-    if count:
-        so = build_plugin(fw.path.parent).resolve()
-        b, e = symbol_address(fw.path, "sq_bench_begin"), symbol_address(fw.path, "sq_bench_end")
-        cmd += ["-plugin", f"{so},begin={b:#x},end={e:#x},out={work / 'counts.txt'}"]
-    cmd += ["-kernel", str(fw.path.resolve())]
     what = f"{fw.target.cpu} firmware {fw.path.name} on qemu {fw.target.machine}"
-    try:
-        r = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise FirmwareError(f"{what}: no result within {timeout:.0f} s (hang?); QEMU was killed")
-    if r.returncode in FAULTS:
-        raise FirmwareError(f"{what}: {FAULTS[r.returncode]} (the firmware faulted)")
-    stats = _read_stats(work / "sq_stats.txt")
+    r, stats, insns = run_harness(fw.path, fw.target, work, timeout, what, count)
     if r.returncode == 3:
         raise FirmwareError(f"{what}: sq_model_run returned status {stats.get('status', '?')}")
     if r.returncode != 0:
         msg = (r.stderr.strip().splitlines() or [""])[0]
         raise FirmwareError(f"{what}: exit status {r.returncode} {msg}".strip())
     y = _read_outputs(work / "sq_out.bin", len(q), fw.output_size, what)
-    insns = None
     if count:
-        lines = [ln for ln in (work / "counts.txt").read_text().splitlines() if ln and not ln.startswith("#")]
-        insns = np.array([int(x) for x in lines], dtype=np.int64)
         if len(insns) != len(q):
             raise FirmwareError(f"{what}: the plugin counted {len(insns)} inferences for {len(q)} windows")
     return RunResult(y, insns, stats.get("stack_high_water"), stats.get("status", 0), stats)

@@ -17,7 +17,6 @@ Instruction counts are instructions executed, not cycles (QEMU models no timing)
 """
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError
 from sqtool.firmware_bench import mcu
-from sqtool.firmware_bench.mcu import FAULTS, MCU_DIR, TARGETS, FirmwareError
+from sqtool.firmware_bench.mcu import MCU_DIR, TARGETS, FirmwareError
 
 STAGES = ("frontend_stream", "network", "decoder", "frontend_window")    # stage ids 0..3 of sq_pipeline.c
 HARNESS = MCU_DIR / "pipeline_bench.c"
@@ -82,19 +81,8 @@ def build_pipeline(c_dir, target: str, work, staged: bool = False, chunk: int = 
     if target not in TARGETS:
         raise SqtoolError(f"unknown MCU target '{target}' (known: host, {', '.join(TARGETS)})")
     mcu.require_tools("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm")
-    t = TARGETS[target]
-    cc = "arm-none-eabi-gcc"
-    flags = [*t.cflags, *common, "--specs=picolibc.specs"]
-    for s, src in zip(("frontend", "network", "decoder", "pipeline"), srcs):
-        o = work / f"{src.stem}_{tag}.o"
-        mcu._run([cc, *flags, "-c", str(src), "-o", str(o)], f"{t.cpu} compile of {src.name}")
-        objs[s] = o
-    # the bench harness and startup are plain C99 + GNU asm: no -pedantic for them
-    hflags = [f for f in flags if f != "-pedantic"]
-    elf = work / f"pl_bench_{tag}.elf"
-    mcu._run([cc, *hflags, "--oslib=semihost", "--crt0=hosted", f"-L{MCU_DIR}", "-T", t.ld,
-              str(MCU_DIR / "startup.c"), str(HARNESS), *map(str, objs.values()), "-Wl,--gc-sections",
-              "-o", str(elf)], f"{t.cpu} link of the pipeline")
+    elf, objs = mcu.cross_build(dict(zip(("frontend", "network", "decoder", "pipeline"), srcs)), HARNESS, target,
+                                common, work, tag)
     return PipelineFirmware(elf, target, c_dir, staged, chunk, objs)
 
 
@@ -112,29 +100,9 @@ def run_pipeline(fw: PipelineFirmware, x16: np.ndarray, gap=None, timeout: float
     for f in ("sq_rec.bin", "sq_results.txt", "sq_stats.txt", "sq_stages.bin", "counts.txt"):
         (work / f).unlink(missing_ok=True)
     _write_recording(work, x16, gap)
-    if fw.target == "host":
-        cmd, what = [str(fw.path)], f"host pipeline {fw.path.name}"
-        count = False
-    else:
-        mcu.require_tools("qemu-system-arm")
-        t = TARGETS[fw.target]
-        cmd = ["qemu-system-arm", "-M", t.machine, "-display", "none", "-monitor", "none", "-serial", "none",
-               "-semihosting-config", "enable=on,target=native"]
-        if count:
-            so = mcu.build_plugin(fw.path.parent).resolve()
-            b = mcu.symbol_address(fw.path, "sq_bench_begin")
-            e = mcu.symbol_address(fw.path, "sq_bench_end")
-            cmd += ["-plugin", f"{so},begin={b:#x},end={e:#x},out={work / 'counts.txt'}"]
-        cmd += ["-kernel", str(fw.path)]
-        what = f"{t.cpu} pipeline firmware {fw.path.name} on qemu {t.machine}"
-    try:
-        r = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise FirmwareError(f"{what}: no result within {timeout:.0f} s (hang?); killed")
-    if r.returncode in FAULTS and fw.target != "host":
-        raise FirmwareError(f"{what}: {FAULTS[r.returncode]} (the firmware faulted)")
-    stats = mcu._read_stats(work / "sq_stats.txt")
+    t = TARGETS.get(fw.target)                                  # None: the host build
+    what = f"{t.cpu} pipeline firmware {fw.path.name} on qemu {t.machine}" if t else f"host pipeline {fw.path.name}"
+    r, stats, counts = mcu.run_harness(fw.path, t, work.resolve(), timeout, what, count)
     if r.returncode != 0:
         msg = (r.stderr.strip().splitlines() or [""])[0]
         raise FirmwareError(f"{what}: exit status {r.returncode} (pipeline status {stats.get('status', '?')}) "
@@ -144,9 +112,8 @@ def run_pipeline(fw: PipelineFirmware, x16: np.ndarray, gap=None, timeout: float
     res = parse_results((work / "sq_results.txt").read_text())
     run = PipelineRun(res, stats=stats, stack_high_water=stats.get("stack_high_water") if fw.target != "host"
                       else None)
-    if count:
-        lines = [ln for ln in (work / "counts.txt").read_text().splitlines() if ln and not ln.startswith("#")]
-        run.counts = np.array([int(x) for x in lines], dtype=np.int64)
+    if counts is not None:
+        run.counts = counts
         if fw.staged:
             tags = np.fromfile(work / "sq_stages.bin", dtype=np.uint8)
             if len(tags) != len(run.counts) or stats.get("stages") != len(tags):

@@ -250,6 +250,11 @@ def tables(res: dict) -> str:
                         _f(r["fidelity"]["hr_diff_mean"], "{:.3f}"), _f(r["fidelity"]["hr_diff_max"], "{:.3f}"),
                         _f(r["fidelity"]["hr_equal_pct"], "{:.1f}"), _f(r["fidelity"].get("exact_pct"), "{:.1f}")]
                        for r in fid])
+    for r in res["runtimes"]:
+        if fe := r.get("front_end"):
+            out += ["", f"C front end ({r['runtime']}: c/sq_window.c, {fe['fs_in']:g} Hz device samples) against the "
+                        f"stream's int8 inputs: {fe['windows']} windows, codes equal {_f(fe['codes_equal_pct'], '{:.3f}')} "
+                        f"%, windows equal {_f(fe['windows_equal_pct'], '{:.1f}')} %, at most {fe['max_lsb']} LSB apart"]
     subj = per_subject(res) if labelled else []
     if subj and cls:
         cols = [k for k in (res.get("primary"), "baseline") if k and k in subj[0]]
@@ -281,6 +286,12 @@ def tables(res: dict) -> str:
                           _kb(r.get("model_const_bytes")), _kb(r.get("arena_bytes"))])
         out += _table(["firmware", "cpu", "instructions / inference", "flash KB", "RAM KB", "stack B",
                        "model const KB", "arena KB"], frows)
+        for r in fw:
+            if r.get("front_end_instructions_per_window") is not None:
+                out.append(f"{r['runtime']}: the whole loop per window, front end (c/sq_window.c) "
+                           f"{r['front_end_instructions_per_window']:,.0f} + network "
+                           f"{r['network_instructions_per_window']:,.0f} instructions; front-end state "
+                           f"{r.get('front_end_state_bytes') or 0:,} B of the RAM")
     if res.get("floor"):
         out += ["", floors_line(res["floor"])]
     return "\n".join(out)

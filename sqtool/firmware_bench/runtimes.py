@@ -38,8 +38,8 @@ from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import Manifest, read_manifest
 
 RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8", "litert_float",
-            "litert_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33", "mcu_m55",
-            "mcu_m4_single")
+            "litert_int8", "tflm_int8", "c_host", "c_host_single", "c_window", "mcu_m4", "mcu_m33", "mcu_m55",
+            "mcu_m4_single", "mcu_m4_window")
 # group names accepted by --runtime (members that cannot run are skipped, not errors)
 ALIASES = {"torch": ("torch_teacher", "torch_student", "brevitas_int8"), "pytorch": ("torch_teacher", "torch_student",
                                                                                     "brevitas_int8"),
@@ -48,7 +48,8 @@ ALIASES = {"torch": ("torch_teacher", "torch_student", "brevitas_int8"), "pytorc
            "tflm": ("tflm_int8",), "c": ("c_host", "c_host_single"), "mcu": ("mcu_m4", "mcu_m33"),
            "all": RUNTIMES}
 DEFAULT_RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8",
-                    "litert_float", "litert_int8", "tflm_int8", "c_host", "c_host_single", "mcu_m4", "mcu_m33")
+                    "litert_float", "litert_int8", "tflm_int8", "c_host", "c_host_single", "c_window", "mcu_m4",
+                    "mcu_m33", "mcu_m4_window")
 
 
 # ----------------------------------------------------------------------------- artifacts
@@ -485,6 +486,88 @@ class CHostSingle(CHost):
     name, single = "c_host_single", True
 
 
+class CWindow(CHost):
+    """The export's C front end (c/sq_window.c, `export --device-fs HZ`) feeding the C network (double rounding) on
+    the host: a recording's device samples in, the outputs of each window out, what a device running both computes.
+    Fed recordings, not windows (`run_records`); bench compares its int8 input codes with the stream's."""
+    name, single = "c_window", False
+    fed_records = True
+
+    def load(self):
+        from sqtool.firmware_bench import mcu
+        self.window_exe = mcu.build_window_host(self.art.c_dir(), self.work / "c_window")   # one line without it
+        super().load()
+        self.file = str(self.art.c_dir() / "sq_window.c")
+        self.size_bytes += sum((self.art.c_dir() / f).stat().st_size
+                               for f in ("sq_window.c", "sq_window.h", "sq_window_tables.h"))
+        import re
+        m = re.search(r"#define SQ_WF_FS_IN\s+([0-9.e+-]+)f", (self.art.c_dir() / "sq_window_tables.h").read_text())
+        self.fs_in = float(m.group(1))
+        self.front_end_s = 0.0                         # the front end's wall time (a process per recording)
+        return self
+
+    def check_rates(self, rates: list[tuple[str, float]]) -> None:
+        """One line when a recording (record id, its rate) is not at the rate the front end was built for."""
+        for rid, fs in rates:
+            if abs(fs - self.fs_in) > 1e-6 * self.fs_in:
+                raise SqtoolError(f"{self.name}: {rid} is sampled at {fs:g} Hz, the C front end was built for "
+                                  f"{self.fs_in:g} Hz (export --device-fs {fs:g} for this device)")
+
+    def run_records(self, streams: list[np.ndarray], T: int) -> tuple[np.ndarray, np.ndarray]:
+        """streams: each recording's (C, N) device samples at the rate `check_rates` checked -> (outputs in units
+        (W, k), int8 input codes (W, T C)), the windows of every recording in order."""
+        from sqtool.firmware_bench import mcu
+        codes = []
+        for x in streams:
+            t = time.perf_counter()
+            codes.append(mcu.run_window_host(self.window_exe, x, T, self.work / "c_window")[2])
+            self.front_end_s += time.perf_counter() - t
+        q = np.concatenate(codes)
+        yq = self._run_int8(q)
+        self.int8_outputs = yq
+        from sqtool.export.metadata import codes_to_units
+        return codes_to_units(yq, self.art.metadata), q
+
+
+class McuWindow(CWindow):
+    """The whole device loop, front end (c/sq_window.c) and network, on the emulated Cortex-M4
+    (`window_fw`): recordings' device samples in under QEMU, instructions per window (front end + network), flash,
+    RAM and stack of the image. Its arithmetic is c_window's, float32 and integer alike (compared bit for bit)."""
+    name, target = "mcu_m4_window", "m4"
+    timeout_s = 600.0
+
+    def load(self):
+        from sqtool.firmware_bench import mcu
+        from sqtool.firmware_bench.window_fw import build_window_fw
+        mcu.require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+        c_dir = self.art.c_dir()
+        self.fw = build_window_fw(c_dir, self.target, self.work / "mcu_window")
+        import re
+        m = re.search(r"#define SQ_WF_FS_IN\s+([0-9.e+-]+)f", (c_dir / "sq_window_tables.h").read_text())
+        self.fs_in = float(m.group(1))
+        self.file = str(self.fw.path)
+        self.size_bytes = self.fw.path.stat().st_size
+        self.extra.update({"board": mcu.TARGETS[self.target].machine, "cpu": mcu.TARGETS[self.target].cpu})
+        return self
+
+    def run_records(self, streams: list[np.ndarray], T: int) -> tuple[np.ndarray, np.ndarray]:
+        from sqtool.firmware_bench.window_fw import run_window_fw, window_sizes
+        r = run_window_fw(self.fw, streams, timeout=self.timeout_s)
+        size = window_sizes(self.fw, r.stack_high_water)
+        self.extra.update({k: v for k, v in size.items() if k not in ("sections", "objects")})
+        self.size_bytes = size["flash_bytes"]
+        n = max(1, r.windows_counted)
+        self.extra.update({"instructions_per_inference": (r.stage_insns["front_end"] + r.stage_insns["network"]) / n,
+                           "front_end_instructions_per_window": r.stage_insns["front_end"] / n,
+                           "network_instructions_per_window": r.stage_insns["network"] / n,
+                           "front_end_state_bytes": r.stats.get("front_end_state_bytes"),
+                           "model_const_bytes": size["objects"]["network"]["const"],
+                           "arena_bytes": size["objects"]["network"]["rw"]})
+        self.int8_outputs = r.outputs
+        from sqtool.export.metadata import codes_to_units
+        return codes_to_units(r.outputs, self.art.metadata), r.codes
+
+
 class Mcu(_Int8):
     """The generated C on an emulated Cortex-M (whole batch in one QEMU run)."""
     name, target, single = "mcu_m4", "m4", False
@@ -518,7 +601,7 @@ def _mcu(name, target, single=False):
 
 
 _CLASSES = {c.name: c for c in (TorchTeacher, TorchStudent, BrevitasInt8, OnnxFloat, OnnxInt8, LiteRtFloat,
-                                LiteRtInt8, TflmInt8, CHost, CHostSingle)}
+                                LiteRtInt8, TflmInt8, CHost, CHostSingle, CWindow, McuWindow)}
 _CLASSES.update({"mcu_m4": _mcu("mcu_m4", "m4"), "mcu_m33": _mcu("mcu_m33", "m33"),
                  "mcu_m55": _mcu("mcu_m55", "m55"), "mcu_m4_single": _mcu("mcu_m4_single", "m4", True)})
 

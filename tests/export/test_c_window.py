@@ -17,8 +17,8 @@ import pytest
 from sqtool.core import SqtoolError
 from sqtool.data.record import Record
 from sqtool.export.c_decoder import C_FLAGS
-from sqtool.export.c_render import TEMPLATES_DIR
 from sqtool.export.c_window import render_window, window_design
+from sqtool.firmware_bench.mcu import build_window_host
 from sqtool.firmware_bench.runtimes import quantize
 from sqtool.firmware_bench.stream import StreamSpec, replay
 
@@ -40,12 +40,7 @@ def build(md: dict, fs_in: float, work: Path) -> Path:
         pytest.skip("gcc missing")
     src = work / "c"
     render_window(md, fs_in, src)
-    shutil.copy(TEMPLATES_DIR / "sq_window_harness.c", src)
-    exe = work / "harness"
-    r = subprocess.run(["gcc", *C_FLAGS, "-I", str(src), str(src / "sq_window.c"), str(src / "sq_window_harness.c"),
-                        "-lm", "-o", str(exe)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return exe
+    return build_window_host(src, work)
 
 
 def run_c(exe: Path, x: np.ndarray, work: Path, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

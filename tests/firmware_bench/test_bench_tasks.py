@@ -153,6 +153,59 @@ def test_a_class_floor_of_another_kind_and_a_compare_are_one_line(af_bench, expo
         compare(res, res)
 
 
+def test_the_c_front_end_runs_the_whole_window_path_in_c(tmp_path, monkeypatch):
+    """An af export with --device-fs 40 holds c/sq_window.c: bench's c_window runtime streams each recording's
+    device samples through it into the C network; its int8 inputs equal the stream's but a few codes one apart, so
+    its AUROC is c_host's; the last lines name the loop; recordings at another rate skip it (named: an error)."""
+    from test_predict_targets import export_student
+
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.models import get_model_cfg
+    mc = task_model_cfg("af", get_model_cfg("cnn1d_student_xs"), channels=("ppg",))
+    exp = export_student(tmp_path / "e", mc, ["c"], device_fs=40.0)
+    assert (exp / "c" / "sq_window.c").is_file() and "c/sq_window.{h,c}" in (exp / "INTEGRATION.md").read_text()
+    recs = [_beats(f"p0{i}", af, seed=10 * i + j) for i in range(2) for j, af in enumerate((True, False))]
+    res = _bench(exp, tmp_path / "b", recs, runtime=["c_host", "c_window"])
+    rows = {r["runtime"]: r for r in res["runtimes"]}
+    fe = rows["c_window"]["front_end"]
+    assert rows["c_window"]["status"] == "ok" and fe["windows"] == 12 and fe["max_lsb"] <= 1
+    assert fe["codes_equal_pct"] >= 99.5 and rows["c_window"]["fidelity"]["ref"] == "c_host"
+    assert rows["c_window"]["metrics"]["auroc"] == pytest.approx(rows["c_host"]["metrics"]["auroc"], abs=0.05)
+    assert "C front end (c_window: c/sq_window.c, 40 Hz device samples)" in tables(res)
+    assert "sq_window_push -> sq_model_run" in next_step(res).splitlines()[1]
+    fast = [Record("arr", r.subject, r.record_id, {"ppg": np.repeat(r.signals["ppg"], 2)}, {"ppg": 80.0},
+                   labels=r.labels) for r in recs[:2]]
+    from sqtool.firmware_bench import runtimes as R
+    monkeypatch.setattr(R, "DEFAULT_RUNTIMES", ("c_host", "c_window"))      # the default list, less the slow ones
+    res = _bench(exp, tmp_path / "c", fast, runtime=[])
+    assert {r["runtime"]: r["status"] for r in res["runtimes"]} == {"c_host": "ok", "c_window": "skipped"}
+    with pytest.raises(SqtoolError, match=r"^runtime c_window cannot run: c_window: p00_af0 is sampled at 80 Hz, "
+                                          r"the C front end was built for 40 Hz \(export --device-fs 80 for this "):
+        _bench(exp, tmp_path / "d", fast, runtime=["c_window"])
+
+
+@pytest.mark.mcu
+def test_the_whole_window_loop_runs_on_the_cortex_m4(tmp_path):
+    """mcu_m4_window: the front end and the network on the emulated M4, fed the recordings' device samples: its int8
+    outputs equal c_window's bit for bit (the same float32 and integer arithmetic), and the firmware table counts the
+    instructions of both per window and the image's flash and RAM."""
+    from test_predict_targets import export_student
+
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.models import get_model_cfg
+    mc = task_model_cfg("af", get_model_cfg("cnn1d_student_xs"), channels=("ppg",))
+    exp = export_student(tmp_path / "e", mc, ["c"], device_fs=40.0)
+    recs = [_beats(f"p0{i}", af, seed=10 * i + j) for i in range(2) for j, af in enumerate((True, False))]
+    res = _bench(exp, tmp_path / "b", recs, runtime=["c_window", "mcu_m4_window"])
+    m4 = {r["runtime"]: r for r in res["runtimes"]}["mcu_m4_window"]
+    assert m4["status"] == "ok" and m4["exact_ref"] == "c_window" and m4["exact_pct"] == 100.0
+    assert m4["front_end"]["max_lsb"] <= 1 and m4["windows"] == 12
+    fe, net = m4["front_end_instructions_per_window"], m4["network_instructions_per_window"]
+    assert fe > 0 and net > 0 and m4["instructions_per_inference"] == pytest.approx(fe + net)
+    assert m4["flash_kb"] > 0 and m4["ram_kb"] * 1024 > m4["front_end_state_bytes"] > 0
+    assert "mcu_m4_window: the whole loop per window, front end (c/sq_window.c)" in tables(res)
+
+
 def test_a_class_model_without_its_label_is_benchmarked_for_cost_and_fidelity_only(exports, tmp_path):
     """af recordings without a rhythm label: its logit runs on every runtime and the C agrees with Brevitas bit for
     bit; accuracy not measured, said in the last line."""

@@ -24,13 +24,14 @@ def _export(root: Path, task: str) -> Path:
     return export_student(root, mc, ["c"])
 
 
-def export_student(root: Path, mc, targets: list[str]) -> Path:
-    """An untrained int8 student of model cfg `mc` (a quantize-like run) exported to `targets`, parity passed."""
+def export_student(root: Path, mc, targets: list[str], **kw) -> Path:
+    """An untrained int8 student of model cfg `mc` (a quantize-like run) exported to `targets` (`kw`: more
+    ExportConfig, e.g. device_fs), parity passed."""
     from export_fixtures import make_int8_run
 
     from sqtool.export.cli import ExportConfig, export
     run = make_int8_run(root / "quantize", mc, n_heldout=4, seed=1)   # af at seed 0: an untrained student off by
-    exp = export(ExportConfig(model=str(run), target=targets, out=str(root / "export")))   # 5 LSB, double rounding
+    exp = export(ExportConfig(model=str(run), target=targets, out=str(root / "export"), **kw))  # 5 LSB, double rounding
     assert exp["failed"] == [], exp["summary"]
     return Path(exp["out"])
 

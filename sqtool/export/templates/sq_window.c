@@ -13,52 +13,47 @@ int sq_window_init(sq_window_t *s)
     int c, i;
     if (!s) return SQ_WF_ERR_NULL;
     for (c = 0; c < SQ_WF_NCH; ++c) {
-        for (i = 0; i < SQ_WF_HIN; ++i) s->hist[c][i] = 0.0f;
+        for (i = 0; i < 2 * SQ_WF_HIN; ++i) s->hist[c][i] = 0.0f;
         for (i = 0; i < SQ_WF_MB; ++i) s->model[c][i] = 0.0f;
         s->last[c] = 0.0f;
         s->offset[c] = 0.0f;
     }
     for (i = 0; i < SQ_WF_DR; ++i) s->flags[i] = 0;
     s->n_in = s->n_model = s->next = s->index = 0;
+    s->ri = (uint32_t)SQ_WF_NPR * SQ_WF_DOWN / SQ_WF_UP;         /* output 0: (0 + NPR) DOWN = ri UP + rp */
+    s->rp = (uint32_t)SQ_WF_NPR * SQ_WF_DOWN % SQ_WF_UP;
     s->flagged = 0.0f;
     s->final = 0;
     s->magic = SQ_WF_MAGIC;
     return SQ_WF_OK;
 }
 
-/* Model-rate samples up to (not including) m_end: output m = sum_k poly[p][k] x[i - k], j = (m + NPR) DOWN,
- * i = j / UP, p = j mod UP; inputs before the first or from n_in on are zero (resample_poly's padding). */
-static void sq_wf_resample(sq_window_t *s, uint32_t m_end)
+/* One model-rate sample per channel, the next: output m = sum_k poly[p][k] x[i - k] with (m + NPR) DOWN = i UP + p
+ * (s->ri, s->rp, advanced by DOWN per output). Streaming, every x[i - k] it reads has arrived (i < n_in) or lies
+ * before the first (zero: the ring's slots not yet written); the ring holds each input twice, so the taps read one
+ * run of memory. At the end (tail != 0) inputs from n_in on are zero, resample_poly's padding. */
+static void sq_wf_output(sq_window_t *s, int tail)
 {
-    uint32_t m;
+    const float *h = sq_wf_poly[s->rp];
+    uint32_t pos = s->ri % SQ_WF_HIN;
     int c, k;
-    for (m = s->n_model; m < m_end; ++m) {
-        uint64_t j = ((uint64_t)m + SQ_WF_NPR) * SQ_WF_DOWN;
-        uint64_t i = j / SQ_WF_UP;
-        const float *h = sq_wf_poly[(int)(j - i * SQ_WF_UP)];
-        for (c = 0; c < SQ_WF_NCH; ++c) {
-            float acc = 0.0f;
-            for (k = 0; k < SQ_WF_K && (uint64_t)k <= i; ++k) {
-                uint64_t idx = i - (uint64_t)k;
-                if (idx < s->n_in) acc += h[k] * s->hist[c][idx % SQ_WF_HIN];
-            }
-            s->model[c][m % SQ_WF_MB] = acc;
+    for (c = 0; c < SQ_WF_NCH; ++c) {
+        const float *x = &s->hist[c][pos + SQ_WF_HIN];       /* x[0] = input ri, x[-k] = input ri - k */
+        float acc = 0.0f;
+        if (!tail) {
+            for (k = 0; k < SQ_WF_K; ++k) acc += h[k] * x[-k];
+        } else {
+            for (k = 0; k < SQ_WF_K && (uint32_t)k <= s->ri; ++k)
+                if (s->ri - (uint32_t)k < s->n_in) acc += h[k] * x[-k];
         }
+        s->model[c][s->n_model % SQ_WF_MB] = acc;
     }
-    s->n_model = m_end;
-}
-
-/* The model-rate length of n_in inputs, ceil(n_in UP / DOWN) (resample_poly's output length). */
-static uint32_t sq_wf_total(uint32_t n_in)
-{
-    return (uint32_t)(((uint64_t)n_in * SQ_WF_UP + SQ_WF_DOWN - 1) / SQ_WF_DOWN);
-}
-
-/* Outputs computable from n_in inputs: the largest count with i(m) < n_in, the total less NPR of look-ahead. */
-static uint32_t sq_wf_ready(uint32_t n_in)
-{
-    uint32_t r = sq_wf_total(n_in);
-    return r > SQ_WF_NPR ? r - SQ_WF_NPR : 0u;
+    s->n_model++;
+    s->rp += SQ_WF_DOWN;
+    while (s->rp >= SQ_WF_UP) {
+        s->rp -= SQ_WF_UP;
+        s->ri++;
+    }
 }
 
 #if SQ_WF_ZERO_PHASE
@@ -91,7 +86,7 @@ static void sq_wf_sosfilt(float *w, int n, int backward)
 /* Window s->next into out: the band-passed, normalised, quantised channels; its dropout share in s->flagged. */
 static void sq_wf_emit(sq_window_t *s, int8_t *out)
 {
-    uint32_t m0 = s->next * (uint32_t)SQ_WF_HOP, d0 = s->next * (uint32_t)SQ_WF_HOP_DEV, d;
+    uint32_t m0 = s->next * (uint32_t)SQ_WF_HOP, d0 = s->next * (uint32_t)SQ_WF_HOP_DEV, d, pos;
     uint32_t nflag = 0;
     int c, t;
 #if SQ_WF_ZERO_PHASE
@@ -107,8 +102,14 @@ static void sq_wf_emit(sq_window_t *s, int8_t *out)
 #if SQ_WF_ZERO_PHASE
         float *w = s->work;
         const float *ring = s->model[c];
-        float first = ring[a % SQ_WF_MB], end = ring[(e - 1) % SQ_WF_MB];
-        for (t = 0; t < n; ++t) w[pad + t] = ring[(a + (uint32_t)t) % SQ_WF_MB];
+        float first, end;
+        pos = a % SQ_WF_MB;
+        for (t = 0; t < n; ++t) {
+            w[pad + t] = ring[pos];
+            if (++pos == SQ_WF_MB) pos = 0;
+        }
+        first = w[pad];
+        end = w[pad + n - 1];
         for (t = 0; t < pad; ++t) {                   /* odd extension: 2 x[0] - x[pad - t], 2 x[n-1] - x[n-2-t] */
             w[t] = 2.0f * first - w[pad + pad - t];
             w[pad + n + t] = 2.0f * end - w[pad + n - 2 - t];
@@ -118,7 +119,11 @@ static void sq_wf_emit(sq_window_t *s, int8_t *out)
         x = w + crop;
 #else
         float *w = s->work;
-        for (t = 0; t < SQ_WF_T; ++t) w[t] = s->model[c][(m0 + (uint32_t)t) % SQ_WF_MB];
+        pos = m0 % SQ_WF_MB;
+        for (t = 0; t < SQ_WF_T; ++t) {
+            w[t] = s->model[c][pos];
+            if (++pos == SQ_WF_MB) pos = 0;
+        }
         x = w;
 #endif
 #if SQ_WF_NORM == 1                                   /* minmax: (x - min) / (max - min); flat: 0.5 */
@@ -143,12 +148,18 @@ static void sq_wf_emit(sq_window_t *s, int8_t *out)
 #endif
         for (t = 0; t < SQ_WF_T; ++t) {               /* round half away from zero, then saturate */
             float v = x[t] / SQ_WF_IN_SCALE;
-            float r = v >= 0.0f ? floorf(v + 0.5f) : -floorf(-v + 0.5f);
-            int32_t q = (int32_t)r + SQ_WF_IN_ZP;
+            int32_t q;
+            if (v > 1e6f) v = 1e6f;                   /* far past saturation: keeps the conversion defined */
+            if (v < -1e6f) v = -1e6f;
+            q = (v >= 0.0f ? (int32_t)(v + 0.5f) : -(int32_t)(0.5f - v)) + SQ_WF_IN_ZP;   /* truncation = floor */
             out[t * SQ_WF_NCH + c] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
         }
     }
-    for (d = d0; d < d0 + SQ_WF_T_DEV; ++d) nflag += s->flags[d % SQ_WF_DR];
+    pos = d0 % SQ_WF_DR;
+    for (d = 0; d < SQ_WF_T_DEV; ++d) {
+        nflag += s->flags[pos];
+        if (++pos == SQ_WF_DR) pos = 0;
+    }
     s->flagged = (float)nflag / (float)SQ_WF_T_DEV;
     s->index = s->next++;
 }
@@ -174,11 +185,11 @@ int sq_window_push(sq_window_t *s, const float *sample, int8_t *out)
         }
         s->last[c] = v;
         if (s->n_in == 0) s->offset[c] = v;
-        s->hist[c][s->n_in % SQ_WF_HIN] = v - s->offset[c];
+        s->hist[c][s->n_in % SQ_WF_HIN] = s->hist[c][s->n_in % SQ_WF_HIN + SQ_WF_HIN] = v - s->offset[c];
     }
     s->flags[s->n_in % SQ_WF_DR] = (uint8_t)bad;
     s->n_in++;
-    sq_wf_resample(s, sq_wf_ready(s->n_in));
+    while (s->ri < s->n_in) sq_wf_output(s, 0);       /* every output whose last input has arrived */
     if (!sq_wf_due(s)) return 0;
     sq_wf_emit(s, out);
     return 1;
@@ -186,12 +197,14 @@ int sq_window_push(sq_window_t *s, const float *sample, int8_t *out)
 
 int sq_window_finish(sq_window_t *s, int8_t *out)
 {
+    uint32_t total;
     if (!s || !out) return SQ_WF_ERR_NULL;
     if (s->magic != SQ_WF_MAGIC) return SQ_WF_ERR_STATE;
     if (!s->final) {
         s->final = 1;
         if (s->n_in == 0) return 0;
-        if (sq_wf_total(s->n_in) > s->n_model) sq_wf_resample(s, sq_wf_total(s->n_in));   /* the zero-padded tail */
+        total = (uint32_t)(((uint64_t)s->n_in * SQ_WF_UP + SQ_WF_DOWN - 1) / SQ_WF_DOWN);  /* resample_poly's length */
+        while (s->n_model < total) sq_wf_output(s, 1);   /* the zero-padded tail */
     }
     if (s->n_in == 0 || !sq_wf_due(s)) return 0;
     sq_wf_emit(s, out);

@@ -47,7 +47,8 @@ extern "C" {
 #define SQ_WF_MAGIC 0x53515746u  /* "SQWF" */
 
 typedef struct {
-    float hist[SQ_WF_NCH][SQ_WF_HIN];      /* the resampler's last inputs (offset removed), ring by input index */
+    float hist[SQ_WF_NCH][2 * SQ_WF_HIN];  /* the resampler's last inputs (offset removed), ring by input index,
+                                              each twice (at i mod HIN and HIN later) */
     float model[SQ_WF_NCH][SQ_WF_MB];      /* model-rate samples, ring by sample index */
     uint8_t flags[SQ_WF_DR];               /* device-rate dropout flags, ring by sample index */
     float work[SQ_WF_WORK];                /* one channel's filter segment with its odd extensions */
@@ -55,6 +56,7 @@ typedef struct {
     float offset[SQ_WF_NCH];               /* the first sample, removed before resampling */
     uint32_t n_in;                         /* device samples received */
     uint32_t n_model;                      /* model-rate samples made */
+    uint32_t ri, rp;                       /* the next one's last input and polyphase branch */
     uint32_t next;                         /* the next window's index */
     uint32_t index;                        /* the window just returned */
     float flagged;                         /* its share of dropout samples */

@@ -1,4 +1,4 @@
-/* sq_window_harness.c: host test/benchmark driver for sq_window (not firmware).
+/* window_host.c: host driver of an export's C front end, c/sq_window.c (sqtool bench runtime c_window; tests).
  *
  *     harness IN.bin OUT.bin
  *
