@@ -51,7 +51,7 @@ import numpy as np
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
 from sqtool.core.metrics import block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
-from sqtool.firmware_bench.report import (HEART_RATE, _f, _table, as_markdown, covers_all,  # one table format
+from sqtool.firmware_bench.report import (GT, HEART_RATE, _f, _table, as_markdown, covers_all,  # one table format
                                           floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
                                           too_short)
 
@@ -64,7 +64,6 @@ DEFAULT = ("torch_student", "brevitas_int8", "onnx_int8", "litert_int8", "tflm_i
 ALIASES = {"torch": ("torch_student", "brevitas_int8"), "pytorch": ("torch_student", "brevitas_int8"),
            "onnx": ("onnx_int8",), "litert": ("litert_int8",), "tflite": ("litert_int8",), "tflm": ("tflm_int8",),
            "c": ("c_host", "c_host_single"), "mcu": ("mcu_m4",), "pipeline": ("c_pipeline",), "all": RUNTIMES}
-GT = 10.0                                  # BPM: a window is "wrong" beyond this error
 NOT_MEASURED = "accuracy not measured: no recording has heart-rate truth (labels['hr'])"
 
 
