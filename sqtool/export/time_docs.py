@@ -228,7 +228,9 @@ def c_front_end_text(out: Path) -> str:
             f"on the device from {rate} samples, in float32, and hands `sq_model_run` its int8 input every hop (the "
             "header shows the loop). Its codes equal sqtool's stream but where float32 and float64 round a value to "
             "either side of a code (one code apart at most); `sqtool bench` runs it as runtime `c_window` on "
-            f"recordings at {rate}. The steps are written out below for any other runtime.")
+            f"recordings at {rate} and compares its inputs with the stream's, and `sqtool predict --runtime c_window` "
+            "writes its outputs per window, to check your device's against. The steps are written out below for any "
+            "other runtime.")
 
 
 def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], parity_file: str | None) -> Path:

@@ -104,8 +104,10 @@ class PredictConfig:
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx (int8; "
                                                        "onnx_float: the float ONNX) | torch | "
                                                        "mcu (Cortex-M4 on QEMU), or a bench runtime name (e.g. "
-                                                       "mcu_m33) (default: the C pipeline when available, else c, else "
-                                                       "tflite (int8), else onnx: what the export has)"})
+                                                       "mcu_m33; c_window / mcu_m4_window: a time-domain export's C "
+                                                       "front end too, from the device samples) (default: the C "
+                                                       "pipeline when available, else c, else tflite (int8), else "
+                                                       "onnx: what the export has)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
     filter: str = field(default="window", metadata={
         "help": "a time-domain model's band-pass as the stream runs it: window (zero phase over the window with its "
@@ -173,7 +175,9 @@ def print_results(res: dict) -> None:
                  "classes" if by else ""))
     fw = res.get("firmware")
     if fw:
-        print(f"firmware ({fw.get('cpu')}): {fw.get('instructions_per_inference', 0):,.0f} instructions / window, "
+        fe = fw.get("front_end_instructions_per_window")
+        print(f"firmware ({fw.get('cpu')}): {fw.get('instructions_per_inference', 0):,.0f} instructions / window"
+              + (f" (front end {fe:,.0f})" if fe is not None else "") + ", "
               f"flash {fw.get('flash_bytes', 0) / 1024:.1f} KB, RAM {fw.get('ram_bytes', 0) / 1024:.1f} KB")
     print(f"\npredict ({res['runtime']}) -> {res['run_dir']}")
     if "decoder" in res and res["runtime"] != "c_pipeline" and res.get("runtime_choice") != "asked for":
@@ -183,6 +187,9 @@ def print_results(res: dict) -> None:
         bench = shell_command("bench", "--model", res["model_dir"], "--data", res["data"])
         print(f"next: {bench}   (the same recordings on every "
               "runtime: accuracy, latency, memory)")
+    elif (Path(res["model_dir"]) / "c" / "sq_window.c").is_file():   # its front end in C too: the whole loop
+        print(f"next: build {res['model_dir']}/c/*.c into the firmware: device samples -> sq_window_push -> "
+              "sq_model_run (the loop in sq_window.h)")
     elif "c/sq_model.c" in res.get("network_files", ["c/sq_model.c"]):   # another task's model ships as is
         print(f"next: build {res['model_dir']}/c/*.c into the firmware (API in sq_model.h; its accuracy: the "
               "quantize run's report.md)")
@@ -558,12 +565,13 @@ def checked_record(record):
 
 
 def _firmware(rt, name: str) -> dict | None:
-    """What the network costs on the device (mcu runtimes), from the runtime's info."""
+    """What the network costs on the device (mcu runtimes; mcu_m4_window: with its C front end), from the runtime's
+    info."""
     if not name.startswith("mcu_"):
         return None
     info = rt.info()
-    return {k: info[k] for k in ("cpu", "board", "instructions_per_inference", "flash_bytes", "ram_bytes",
-                                 "stack_high_water_bytes") if info.get(k) is not None}
+    return {k: info[k] for k in ("cpu", "board", "instructions_per_inference", "front_end_instructions_per_window",
+                                 "flash_bytes", "ram_bytes", "stack_high_water_bytes") if info.get(k) is not None}
 
 
 # ----------------------------------------------------------------------------- spectral models
@@ -813,7 +821,13 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     md = art.metadata
     recs, name = prep["recs"], prep["runtime"]
     rt = R.make_runtime(name, art, work)
-    y = np.asarray(rt.run_batch(np.concatenate([r.x for r in recs])), np.float64)
+    if getattr(rt, "fed_records", False):          # the export's C front end on each recording's device samples
+        from sqtool.firmware_bench.stream import record_matrix
+        rt.check_rates([(r.record_id, r.fs_in) for r in recs])
+        y, _ = rt.run_records([record_matrix(r.record, list(md["channels"]))[0] for r in recs], recs[0].x.shape[-1])
+    else:
+        y = rt.run_batch(np.concatenate([r.x for r in recs]))
+    y = np.asarray(y, np.float64)
     y = y.reshape(len(y), -1)                                               # (N, outputs) in units
     outputs = list(md.get("outputs") or [])
     cols = output_columns(outputs, list(md.get("units") or []))

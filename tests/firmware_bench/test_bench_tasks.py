@@ -173,6 +173,12 @@ def test_the_c_front_end_runs_the_whole_window_path_in_c(tmp_path, monkeypatch):
     assert rows["c_window"]["metrics"]["auroc"] == pytest.approx(rows["c_host"]["metrics"]["auroc"], abs=0.05)
     assert "C front end (c_window: c/sq_window.c, 40 Hz device samples)" in tables(res)
     assert "sq_window_push -> sq_model_run" in next_step(res).splitlines()[1]
+    p = predict(PredictConfig(model=str(exp), data="arr", runtime="c_window", out=str(tmp_path / "p"),
+                              progress=False), records=recs)       # predict runs it too: the same windows' outputs
+    csv = np.concatenate([np.genfromtxt(tmp_path / "p" / r["csv"], delimiter=",", names=True)["p_af"]
+                          for r in p["recordings"]])
+    bench_p = 1 / (1 + np.exp(-np.concatenate(res["series"]["pred"]["c_window"])))
+    np.testing.assert_allclose(csv, bench_p, atol=6e-4)              # the CSV's 3 decimals
     fast = [Record("arr", r.subject, r.record_id, {"ppg": np.repeat(r.signals["ppg"], 2)}, {"ppg": 80.0},
                    labels=r.labels) for r in recs[:2]]
     from sqtool.firmware_bench import runtimes as R
