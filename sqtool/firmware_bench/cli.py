@@ -115,7 +115,8 @@ class BenchConfig:
     data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data); without "
                                                          "--data, read as --data (its old spelling, as in train)"})
-    mcu_windows: int = field(default=0, metadata={"help": "windows run on each emulated MCU (0 = all)"})
+    mcu_windows: int = field(default=0, metadata={"help": "windows run on each emulated MCU (0 = all; the network-only "
+                                                           "mcu_* runtimes: mcu_m4_window streams whole recordings)"})
     callgrind_windows: int = field(default=4, metadata={"help": "windows counted under valgrind (0 = skip)"})
     timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/bench/<stamp>-<model>)",
@@ -356,7 +357,9 @@ def hr_reference(name: str, present, bit_exact: bool = False) -> str | None:
     runtimes vs the PyTorch student; for the decoded heart rate (and, in the spectral bench, the int8 logits).
     bit_exact: the int8 outputs of the time-domain bench, against the arithmetic's own reference only (TFLite
     Micro, Brevitas: no fallback), for the runtimes that implement one (LiteRT / ONNX int8 kernels round their
-    own way). None: a reference itself (or none present)."""
+    own way). c_window (the C front end's inputs into c_host's network) is compared with c_host, not bit for bit;
+    mcu_m4_window bit for bit with c_window, whose float32 and integer arithmetic it runs. None: a reference itself
+    (or none present)."""
     from sqtool.firmware_bench.runtimes import rounding_mode
     mode = rounding_mode(name)
     if bit_exact and mode is None and name != "mcu_m4_window":

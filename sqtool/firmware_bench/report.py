@@ -39,7 +39,7 @@ class Target:
     truth: str                       # how they name its reference
     gt: float | None = None          # a window is "wrong" beyond this error (heart rate only)
     tracked: bool = False            # the causal heart-rate tracker runs on it
-    scored: bool = True              # compared with a truth (False: a class's logit)
+    scored: bool = True              # compared with a truth (False: a logit no class label reads)
     window_s: float = 8.0            # plots put each estimate at its window's centre
     kind: str = "value"              # "value" (MAE) | "class" (a logit: AUROC, F1, accuracy; `class_metrics`)
 
