@@ -358,11 +358,12 @@ def hr_reference(name: str, present, bit_exact: bool = False) -> str | None:
     bit_exact: the int8 outputs of the time-domain bench, against the arithmetic's own reference only (TFLite
     Micro, Brevitas: no fallback), for the runtimes that implement one (LiteRT / ONNX int8 kernels round their
     own way). c_window (the C front end's inputs into c_host's network) is compared with c_host, not bit for bit;
-    mcu_m4_window bit for bit with c_window, whose float32 and integer arithmetic it runs. None: a reference itself
+    mcu_m4_window (and the M33's, M55's) bit for bit with c_window, whose float32 and integer arithmetic it runs. None: a reference itself
     (or none present)."""
     from sqtool.firmware_bench.runtimes import rounding_mode
     mode = rounding_mode(name)
-    if bit_exact and mode is None and name != "mcu_m4_window":
+    window_mcu = name.startswith("mcu_") and name.endswith("_window")
+    if bit_exact and mode is None and not window_mcu:
         return None
     if mode == "single":
         cands = ("brevitas_int8", "c_host_single")
@@ -372,7 +373,7 @@ def hr_reference(name: str, present, bit_exact: bool = False) -> str | None:
         cands = ("torch_student",)
     elif name == "c_window":                          # the same C network on the C front end's inputs
         cands = ("c_host", "tflm_int8")
-    elif name == "mcu_m4_window":                     # c_window's float32 and integer arithmetic on the M4
+    elif window_mcu:                                  # c_window's float32 and integer arithmetic on the MCU
         cands = ("c_window",)
     else:                                             # torch_teacher / torch_student: references
         cands = ()

@@ -39,7 +39,7 @@ from sqtool.core.manifest import Manifest, read_manifest
 
 RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8", "litert_float",
             "litert_int8", "tflm_int8", "c_host", "c_host_single", "c_window", "mcu_m4", "mcu_m33", "mcu_m55",
-            "mcu_m4_single", "mcu_m4_window")
+            "mcu_m4_single", "mcu_m4_window", "mcu_m33_window", "mcu_m55_window")
 # group names accepted by --runtime (members that cannot run are skipped, not errors)
 ALIASES = {"torch": ("torch_teacher", "torch_student", "brevitas_int8"), "pytorch": ("torch_teacher", "torch_student",
                                                                                     "brevitas_int8"),
@@ -530,8 +530,8 @@ class CWindow(CHost):
 
 
 class McuWindow(CWindow):
-    """The whole device loop, front end (c/sq_window.c) and network, on the emulated Cortex-M4
-    (`window_fw`): recordings' device samples in under QEMU, instructions per window (front end + network), flash,
+    """The whole device loop, front end (c/sq_window.c) and network, on an emulated Cortex-M (M4; mcu_m33_window,
+    mcu_m55_window the others) (`window_fw`): recordings' device samples in under QEMU, instructions per window (front end + network), flash,
     RAM and stack of the image. Its arithmetic is c_window's, float32 and integer alike (compared bit for bit)."""
     name, target = "mcu_m4_window", "m4"
     timeout_s = 600.0
@@ -602,6 +602,8 @@ def _mcu(name, target, single=False):
 
 _CLASSES = {c.name: c for c in (TorchTeacher, TorchStudent, BrevitasInt8, OnnxFloat, OnnxInt8, LiteRtFloat,
                                 LiteRtInt8, TflmInt8, CHost, CHostSingle, CWindow, McuWindow)}
+_CLASSES.update({f"mcu_{t}_window": type(f"McuWindow_{t}", (McuWindow,), {"name": f"mcu_{t}_window", "target": t})
+                 for t in ("m33", "m55")})
 _CLASSES.update({"mcu_m4": _mcu("mcu_m4", "m4"), "mcu_m33": _mcu("mcu_m33", "m33"),
                  "mcu_m55": _mcu("mcu_m55", "m55"), "mcu_m4_single": _mcu("mcu_m4_single", "m4", True)})
 
