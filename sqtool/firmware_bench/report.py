@@ -14,6 +14,7 @@ runtime's decoded HR against its reference runtime's) and the cost tables carry 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,11 +251,15 @@ def tables(res: dict) -> str:
                         _f(r["fidelity"]["hr_diff_mean"], "{:.3f}"), _f(r["fidelity"]["hr_diff_max"], "{:.3f}"),
                         _f(r["fidelity"]["hr_equal_pct"], "{:.1f}"), _f(r["fidelity"].get("exact_pct"), "{:.1f}")]
                        for r in fid])
+    same: dict[str, list[str]] = {}                   # the runtimes whose C front end made the same inputs: one line
     for r in res["runtimes"]:
         if fe := r.get("front_end"):
-            out += ["", f"C front end ({r['runtime']}: c/sq_window.c, {fe['fs_in']:g} Hz device samples) against the "
-                        f"stream's int8 inputs: {fe['windows']} windows, codes equal {_f(fe['codes_equal_pct'], '{:.3f}')} "
-                        f"%, windows equal {_f(fe['windows_equal_pct'], '{:.1f}')} %, at most {fe['max_lsb']} LSB apart"]
+            same.setdefault(json.dumps(fe, sort_keys=True), []).append(r["runtime"])
+    for key, names in same.items():
+        fe = json.loads(key)
+        out += ["", f"C front end ({', '.join(names)}: c/sq_window.c, {fe['fs_in']:g} Hz device samples) against the "
+                    f"stream's int8 inputs: {fe['windows']} windows, codes equal {_f(fe['codes_equal_pct'], '{:.3f}')} "
+                    f"%, windows equal {_f(fe['windows_equal_pct'], '{:.1f}')} %, at most {fe['max_lsb']} LSB apart"]
     subj = per_subject(res) if labelled else []
     if subj and cls:
         cols = [k for k in (res.get("primary"), "baseline") if k and k in subj[0]]
