@@ -57,9 +57,16 @@ def check_device_rate(md: dict, fs_in: float) -> tuple[int, int, int, int]:
             _whole(fs_in * float(md["hop_s"]), f"the hop at {fs_in:g} Hz"))
 
 
-def window_design(md: dict, fs_in: float) -> dict:
+FILTERS = ("window", "causal")             # the stream's band-pass modes the C has (`firmware_bench.stream.FILTERS`)
+
+
+def window_design(md: dict, fs_in: float, filter: str = "window") -> dict:
     """The numbers of the C front end for `md` (an export's metadata.json: fs, window_s, hop_s, channels, band,
-    norm, quantization) at device rate fs_in (Hz): rates, sizes, tables; one line for a rate the stream refuses."""
+    norm, quantization) at device rate fs_in (Hz) with the stream's band-pass `filter` ("window": zero phase over
+    the window and its context, sqtool's default; "causal": one running filter from rest): rates, sizes, tables;
+    one line for a rate the stream refuses."""
+    if filter not in FILTERS:
+        raise SqtoolError(f"--device-filter {filter}: choose one of {', '.join(FILTERS)}")
     up, down, t_dev, hop_dev = check_device_rate(md, fs_in)
     fs, fs_in = float(md["fs"]), float(fs_in)
     band = tuple(md["band"]) if md.get("band") is not None else None
@@ -72,7 +79,7 @@ def window_design(md: dict, fs_in: float) -> dict:
     poly, npr = polyphase_design(up, down)
     T, hop = _whole(fs * float(md["window_s"]), "the window"), _whole(fs * float(md["hop_s"]), "the hop")
     sos = _sos(fs, band[0], band[1], 2) if band else None
-    zero_phase = sos is not None
+    zero_phase = sos is not None and filter == "window"
     if zero_phase:
         from scipy.signal import sosfilt_zi
         pre_s, post_s = zero_phase_context(band)
@@ -87,14 +94,16 @@ def window_design(md: dict, fs_in: float) -> dict:
     dr = max(t_dev, -(-(T + ctx_post + npr + per + 2) * down // up)) + hop_dev + 4
     work = ctx_pre + T + ctx_post + 2 * padlen if zero_phase else T
     n_ch = len(md["channels"])
-    ram = 4 * n_ch * (2 * (K + 1) + mb) + dr + 4 * work + 8 * n_ch + 48
+    causal = sos is not None and not zero_phase
+    ram = 4 * n_ch * (2 * (K + 1) + mb) + dr + 4 * work + 8 * n_ch + 48 + (8 * n_ch * len(sos) if causal else 0)
     return {"fs_in": fs_in, "fs": fs, "up": up, "down": down, "K": K, "npr": npr, "poly": poly, "T": T, "hop": hop,
             "t_dev": t_dev, "hop_dev": hop_dev, "nch": n_ch, "channels": list(md["channels"]), "band": band,
-            "sos": sos, "zi": zi, "ctx_pre": ctx_pre, "ctx_post": ctx_post, "padlen": padlen, "hin": K + 1, "mb": mb,
+            "sos": sos, "zi": zi, "filter": filter if sos is not None else "none", "causal": causal,
+            "ctx_pre": ctx_pre, "ctx_post": ctx_post, "padlen": padlen, "hin": K + 1, "mb": mb,
             "dr": dr, "work": work, "norm": norm, "in_scale": float(q["input_scale"]),
             "in_zp": int(q["input_zero_point"]), "window_s": float(md["window_s"]), "hop_s": float(md["hop_s"]),
             "latency_s": npr * down / up / fs_in + ctx_post / fs, "ram_bytes": int(ram),
-            "table_bytes": int(4 * (poly.size + (0 if sos is None else sos.size + zi.size)))}
+            "table_bytes": int(4 * (poly.size + (0 if sos is None else sos.size) + (0 if zi is None else zi.size)))}
 
 
 def _table(name: str, a: np.ndarray) -> str:
@@ -103,7 +112,7 @@ def _table(name: str, a: np.ndarray) -> str:
 
 
 def tables_header(d: dict) -> str:
-    info = {k: d[k] for k in ("fs_in", "fs", "up", "down", "channels", "band", "norm", "window_s", "hop_s")}
+    info = {k: d[k] for k in ("fs_in", "fs", "up", "down", "channels", "band", "filter", "norm", "window_s", "hop_s")}
     defines = [("SQ_WF_FS_IN", _f32(d["fs_in"]), "device rate (Hz): the input"),
                ("SQ_WF_FS", _f32(d["fs"]), "model rate (Hz)"),
                ("SQ_WF_NCH", d["nch"], f"channels: {', '.join(d['channels'])}"),
@@ -117,7 +126,8 @@ def tables_header(d: dict) -> str:
                ("SQ_WF_HOP_DEV", d["hop_dev"], "hop, device samples"),
                ("SQ_WF_WINDOW_S", _f32(d["window_s"]), ""),
                ("SQ_WF_HOP_S", _f32(d["hop_s"]), ""),
-               ("SQ_WF_ZERO_PHASE", int(d["sos"] is not None), "1: sosfiltfilt band-pass over the window + context"),
+               ("SQ_WF_ZERO_PHASE", int(d["zi"] is not None), "1: sosfiltfilt band-pass over the window + context"),
+               ("SQ_WF_CAUSAL", int(d["causal"]), "1: a running causal band-pass from rest (--device-filter causal)"),
                ("SQ_WF_NSOS", 0 if d["sos"] is None else len(d["sos"]), "band-pass sections"),
                ("SQ_WF_PADLEN", d["padlen"], "sosfiltfilt's odd extension (shorter for a short segment)"),
                ("SQ_WF_CTX_PRE", d["ctx_pre"], "model-rate samples of history the band-pass sees"),
@@ -135,8 +145,9 @@ def tables_header(d: dict) -> str:
     body = "\n".join(f"#define {n:<{w}} {v}" + (f"   /* {c} */" if c else "") for n, v, c in defines)
     tables = _table(f"sq_wf_poly[{d['up']}][{d['K']}]", d["poly"])
     if d["sos"] is not None:
-        tables += ("/* b0 b1 b2 a0 a1 a2 per section (a0 = 1) and sosfilt_zi, the steady state of a unit step */\n"
-                   + _table(f"sq_wf_sos[{len(d['sos'])}][6]", d["sos"])
+        tables += ("/* b0 b1 b2 a0 a1 a2 per section (a0 = 1) */\n" + _table(f"sq_wf_sos[{len(d['sos'])}][6]", d["sos"]))
+    if d["zi"] is not None:
+        tables += ("/* sosfilt_zi: each section's steady state under a unit step (sosfiltfilt's start) */\n"
                    + _table(f"sq_wf_zi[{len(d['sos'])}][2]", d["zi"]))
     return f"""/*
  * sq_window_tables.h - generated by sqtool.export.c_window; do not edit.
@@ -158,10 +169,10 @@ def tables_header(d: dict) -> str:
 """
 
 
-def render_window(md: dict, fs_in: float, out_dir, prefix: str = "sq") -> list[Path]:
+def render_window(md: dict, fs_in: float, out_dir, prefix: str = "sq", filter: str = "window") -> list[Path]:
     """Write <prefix>_window_tables.h, <prefix>_window.h, <prefix>_window.c into out_dir."""
     check_prefix(prefix)
-    files = {"sq_window_tables.h": tables_header(window_design(md, fs_in))}
+    files = {"sq_window_tables.h": tables_header(window_design(md, fs_in, filter))}
     files.update({name: template(name) for name in TEMPLATES})
     return write_sources(files, out_dir, prefix)
 

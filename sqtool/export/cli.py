@@ -72,6 +72,11 @@ class ExportConfig:
         "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the rate "
                 "the model was trained for, e.g. 125). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
                 "(resampling, band-pass, normalisation, int8 input) from that rate in C (0 = none: the network only)"})
+    device_filter: str = field(default="window", metadata={
+        "help": "time-domain models, C target with --device-fs: the band-pass of c/sq_window.c: window (zero phase over "
+                "the window and its context, as training and sqtool's default stream: a few seconds of look-ahead, "
+                "more RAM) | causal (a running filter, no look-ahead, little RAM; a phase lag the network was not "
+                "trained with: sqtool predict --filter causal measures it)"})
     device_acc_fs: float = field(default=0.0, metadata={
         "help": "spectral models reading the accelerometer, C target: its rate in Hz when it differs from the device "
                 "rate (--device-fs): the kit adds c/<prefix>_acc_resampler.{h,c}, an integer filter bringing it to "
@@ -379,8 +384,10 @@ def _load_inputs(cfg: ExportConfig):
         from sqtool.export.pipeline import device_fs
         design_acc(cfg.device_acc_fs, cfg.device_fs or device_fs(mcfg))            # an awkward ratio: one line
     if cfg.device_fs and not spectral and "c" in targets:      # refused before any folder, in one line
-        from sqtool.export.c_window import check_device_rate
+        from sqtool.export.c_window import FILTERS, check_device_rate
         check_device_rate(mcfg, cfg.device_fs)
+        if cfg.device_filter not in FILTERS:
+            raise SqtoolError(f"--device-filter {cfg.device_filter}: choose one of {', '.join(FILTERS)}")
     if cfg.device_fs and not spectral and "c" not in targets:   # a note: a script passing it for every model runs
         notes.append(f"--device-fs {cfg.device_fs:g} builds the C front end (c/sq_window.c) of the C target, which "
                      "this export does not write (--target c)")
@@ -625,19 +632,21 @@ def _export(cfg: ExportConfig) -> dict:
             done("c/sq_model.c")
             if not spectral and cfg.device_fs:                 # the preprocessing in C, from the device's rate
                 from sqtool.export.c_window import render_window, window_design
-                wd = window_design(md, cfg.device_fs)
-                for p in render_window(md, cfg.device_fs, out / "c"):
+                wd = window_design(md, cfg.device_fs, cfg.device_filter)
+                for p in render_window(md, cfg.device_fs, out / "c", filter=cfg.device_filter):
                     done(str(p.relative_to(out)))
                 extra.append(f"C front end (c/sq_window.c): {wd['fs_in']:g} Hz device samples -> {wd['fs']:g} Hz "
-                             f"windows of {wd['T']} x {wd['nch']}, every {wd['hop_s']:g} s, "
+                             f"windows of {wd['T']} x {wd['nch']}, band-pass {wd['filter']}, every {wd['hop_s']:g} s, "
                              f"{wd['latency_s']:.2f} s after a window's last sample; state about {wd['ram_bytes']} B "
                              f"RAM, tables {wd['table_bytes']} B; checked against the stream by sqtool bench "
                              "(runtime c_window) on recordings at that rate")
                 if wd["ram_bytes"] > 32 * 1024:           # a low band-pass cut-off: a long history to filter
+                    small = window_design(md, cfg.device_fs, "causal")["ram_bytes"]
                     extra.append(f"C front end: its {wd['ram_bytes'] / 1024:.0f} KB of state are more than a 32 KB "
                                  f"RAM budget: the band's low cut-off ({wd['band'][0]:g} Hz) takes "
                                  f"{wd['ctx_pre'] / wd['fs']:g} s of history and {wd['ctx_post'] / wd['fs']:g} s of "
-                                 "look-ahead around each window")
+                                 f"look-ahead around each window; --device-filter causal needs {small / 1024:.0f} KB "
+                                 "(sqtool predict --filter causal measures what its phase lag costs)")
             if kit:
                 _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
     docs = []                                                # MODEL_CARD.md, INTEGRATION.md

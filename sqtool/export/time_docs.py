@@ -222,11 +222,16 @@ def c_front_end_text(out: Path) -> str:
                 "floating point, or export with `--device-fs HZ` (your sensor's rate) for `c/sq_window.{h,c}`, which "
                 "runs steps 1-6 in C.")
     import re
-    m = re.search(r"#define SQ_WF_FS_IN\s+([0-9.e+-]+)f", tables.read_text())
+    text = tables.read_text()
+    m = re.search(r"#define SQ_WF_FS_IN\s+([0-9.e+-]+)f", text)
     rate = f"{float(m.group(1)):g} Hz" if m else "the --device-fs rate"
+    causal = re.search(r"#define SQ_WF_CAUSAL\s+1\b", text) is not None
+    how = (" with the causal band-pass of step 4's last paragraph (`--device-filter causal`: no look-ahead, little "
+           "RAM, a phase lag the network was not trained with; `sqtool predict --filter causal` measures it)"
+           if causal else "")
     return (f"This C export holds them too: `c/sq_window.{{h,c}}` (with `c/sq_window_tables.h`) runs steps 1-6 below "
-            f"on the device from {rate} samples, in float32, and hands `sq_model_run` its int8 input every hop (the "
-            "header shows the loop). Its codes equal sqtool's stream but where float32 and float64 round a value to "
+            f"on the device from {rate} samples{how}, in float32, and hands `sq_model_run` its int8 input every hop "
+            "(the header shows the loop). Its codes equal sqtool's stream but where float32 and float64 round a value to "
             "either side of a code (one code apart at most); `sqtool bench` runs it as runtime `c_window` on "
             f"recordings at {rate} and compares its inputs with the stream's, and `sqtool predict --runtime c_window` "
             "writes its outputs per window, to check your device's against. The steps are written out below for any "

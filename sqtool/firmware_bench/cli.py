@@ -715,8 +715,8 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         t_rt = time.perf_counter()
         try:
             rt = R.make_runtime(name, art, work)
-            if getattr(rt, "fed_records", False):         # built for one device rate: the recordings' or skipped
-                rt.check_rates([(rp.record_id, rp.fs_in) for rp in reps])
+            if getattr(rt, "fed_records", False):         # built for one device rate and filter, or skipped
+                rt.check_stream([(rp.record_id, rp.fs_in) for rp in reps], spec.filter if spec.band else "none")
         except TamperedArtifact:
             raise                                         # a changed file stops the bench: never a skipped runtime
         except SqtoolError as e:

@@ -710,7 +710,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
                               cfg.data or "records", left=left)
     why = "asked for" if cfg.runtime else f"default: the export's {what} on the host"
-    return {"recs": recs, "runtime": name, "why": why, "short": short,
+    return {"recs": recs, "runtime": name, "why": why, "short": short, "filter": cfg.filter,
             "streams": [(r.record, list(spec.channels)) for r in recs],
             "fed": [{c: c for c in spec.channels} for _ in recs]}
 
@@ -822,8 +822,9 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     recs, name = prep["recs"], prep["runtime"]
     rt = R.make_runtime(name, art, work)
     if getattr(rt, "fed_records", False):          # the export's C front end on each recording's device samples
-        from sqtool.firmware_bench.stream import record_matrix
-        rt.check_rates([(r.record_id, r.fs_in) for r in recs])
+        from sqtool.firmware_bench.stream import StreamSpec, record_matrix
+        spec = StreamSpec.from_model_cfg(md, filter=prep["filter"])
+        rt.check_stream([(r.record_id, r.fs_in) for r in recs], spec.filter if spec.band else "none")
         y, _ = rt.run_records([record_matrix(r.record, list(md["channels"]))[0] for r in recs], recs[0].x.shape[-1])
     else:
         y = rt.run_batch(np.concatenate([r.x for r in recs]))

@@ -486,6 +486,16 @@ class CHostSingle(CHost):
     name, single = "c_host_single", True
 
 
+def front_end_build(c_dir: Path) -> tuple[float, str]:
+    """(device rate, band-pass "window" | "causal" | "none") an export's C front end was built for, from its
+    generated sq_window_tables.h."""
+    import re
+    text = (Path(c_dir) / "sq_window_tables.h").read_text()
+    d = dict(re.findall(r"#define (SQ_WF_\w+)\s+(\S+)", text))
+    mode = "window" if d.get("SQ_WF_ZERO_PHASE") == "1" else "causal" if d.get("SQ_WF_CAUSAL") == "1" else "none"
+    return float(d["SQ_WF_FS_IN"].rstrip("f")), mode
+
+
 class CWindow(CHost):
     """The export's C front end (c/sq_window.c, `export --device-fs HZ`) feeding the C network (double rounding) on
     the host: a recording's device samples in, the outputs of each window out, what a device running both computes.
@@ -500,21 +510,23 @@ class CWindow(CHost):
         self.file = str(self.art.c_dir() / "sq_window.c")
         self.size_bytes += sum((self.art.c_dir() / f).stat().st_size
                                for f in ("sq_window.c", "sq_window.h", "sq_window_tables.h"))
-        import re
-        m = re.search(r"#define SQ_WF_FS_IN\s+([0-9.e+-]+)f", (self.art.c_dir() / "sq_window_tables.h").read_text())
-        self.fs_in = float(m.group(1))
+        self.fs_in, self.filter = front_end_build(self.art.c_dir())
         self.front_end_s = 0.0                         # the front end's wall time (a process per recording)
         return self
 
-    def check_rates(self, rates: list[tuple[str, float]]) -> None:
-        """One line when a recording (record id, its rate) is not at the rate the front end was built for."""
+    def check_stream(self, rates: list[tuple[str, float]], stream_filter: str) -> None:
+        """One line when a recording (record id, its rate) is not at the rate the front end was built for, or the
+        stream it is compared with band-passes another way ("window", "causal"; "none" without a band)."""
         for rid, fs in rates:
             if abs(fs - self.fs_in) > 1e-6 * self.fs_in:
                 raise SqtoolError(f"{self.name}: {rid} is sampled at {fs:g} Hz, the C front end was built for "
                                   f"{self.fs_in:g} Hz (export --device-fs {fs:g} for this device)")
+        if stream_filter != self.filter:
+            raise SqtoolError(f"{self.name}: the C front end band-passes '{self.filter}' (export --device-filter), "
+                              f"this stream '{stream_filter}': run with --filter {self.filter} to compare them")
 
     def run_records(self, streams: list[np.ndarray], T: int) -> tuple[np.ndarray, np.ndarray]:
-        """streams: each recording's (C, N) device samples at the rate `check_rates` checked -> (outputs in units
+        """streams: each recording's (C, N) device samples at the rate `check_stream` checked -> (outputs in units
         (W, k), int8 input codes (W, T C)), the windows of every recording in order."""
         from sqtool.firmware_bench import mcu
         codes = []
@@ -542,9 +554,7 @@ class McuWindow(CWindow):
         mcu.require_tools("arm-none-eabi-gcc", "qemu-system-arm")
         c_dir = self.art.c_dir()
         self.fw = build_window_fw(c_dir, self.target, self.work / "mcu_window")
-        import re
-        m = re.search(r"#define SQ_WF_FS_IN\s+([0-9.e+-]+)f", (c_dir / "sq_window_tables.h").read_text())
-        self.fs_in = float(m.group(1))
+        self.fs_in, self.filter = front_end_build(c_dir)
         self.file = str(self.fw.path)
         self.size_bytes = self.fw.path.stat().st_size
         self.extra.update({"board": mcu.TARGETS[self.target].machine, "cpu": mcu.TARGETS[self.target].cpu})

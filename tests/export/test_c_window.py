@@ -27,6 +27,7 @@ MINMAX_SCALE = 0.007827997207641602           # an exported af student's input s
 # 99.87 % with the respiratory band, whose 0.05 Hz poles sit close to 1 and amplify float32's rounding; one LSB apart
 # at most, 1/128 of a min-max window, where the streamed and training windows differ by up to 4)
 EQUAL = 0.995
+EQUAL_LOW_CUT = 0.99    # the respiratory band's causal filter: 99.23 % (its start from rest carries the ADC level)
 
 
 def _md(window_s=10.0, hop_s=10.0, channels=("ppg",), band=(0.5, 8.0), norm="minmax", scale=MINMAX_SCALE) -> dict:
@@ -35,11 +36,11 @@ def _md(window_s=10.0, hop_s=10.0, channels=("ppg",), band=(0.5, 8.0), norm="min
             "quantization": {"input_scale": scale, "input_zero_point": 0}}
 
 
-def build(md: dict, fs_in: float, work: Path) -> Path:
+def build(md: dict, fs_in: float, work: Path, filter: str = "window") -> Path:
     if shutil.which("gcc") is None:
         pytest.skip("gcc missing")
     src = work / "c"
-    render_window(md, fs_in, src)
+    render_window(md, fs_in, src, filter=filter)
     return build_window_host(src, work)
 
 
@@ -54,11 +55,12 @@ def run_c(exe: Path, x: np.ndarray, work: Path, T: int) -> tuple[np.ndarray, np.
     return out["index"], out["flagged"], out["codes"]
 
 
-def check(md: dict, rec: Record, work: Path, chunk: int = 25) -> dict:
-    """The C front end and the stream on `rec`: equal windows and shares, codes at most one apart; the stats."""
+def check(md: dict, rec: Record, work: Path, chunk: int = 25, filter: str = "window") -> dict:
+    """The C front end and the stream on `rec` (both with `filter`): equal windows and shares, codes at most one
+    apart; the stats."""
     fs_in = next(iter(rec.fs.values()))
-    exe = build(md, fs_in, work)
-    spec = StreamSpec.from_model_cfg(md)
+    exe = build(md, fs_in, work, filter)
+    spec = StreamSpec.from_model_cfg(md, filter=filter)
     rp = replay(rec, spec, chunk=chunk)
     ref = quantize(rp.x, md["quantization"]["input_scale"], md["quantization"]["input_zero_point"])
     x = np.stack([rec.signals[ch] for ch in md["channels"]])
@@ -91,15 +93,30 @@ CASES = {   # name: (metadata, device rate, seconds)
 }
 
 
+@pytest.mark.parametrize("filter", ["window", "causal"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_the_c_front_end_makes_the_streams_windows(name, tmp_path):
+def test_the_c_front_end_makes_the_streams_windows(name, filter, tmp_path):
+    """Both band-pass modes of the stream: zero phase over the window and its context (the default), and the running
+    causal filter from rest (--device-filter causal, `predict --filter causal`)."""
     md, fs_in, seconds = CASES[name]
     x = _ppg(fs_in, seconds, seed=len(name), n_ch=len(md["channels"]))
     x[:, int(fs_in * 3.1): int(fs_in * 3.4)] = np.nan           # a dropout, held and counted
     x[0, int(fs_in * 12.0)] = np.inf
     rec = Record("syn", "s1", "s1_a", dict(zip(md["channels"], x)), {ch: fs_in for ch in md["channels"]})
-    got = check(md, rec, tmp_path)
-    assert got["equal"] >= EQUAL and got["windows"] >= 3
+    got = check(md, rec, tmp_path, filter=filter)
+    assert got["equal"] >= (EQUAL_LOW_CUT if md["band"] and md["band"][0] < 0.5 else EQUAL) and got["windows"] >= 3
+
+
+def test_the_causal_front_end_needs_no_context():
+    """The running filter keeps no history and waits for no look-ahead: rr's state fits a 32 KB device (the
+    zero-phase one, 60 s / 30 s around each 30 s window, does not), and a window is ready the resampler's delay
+    after its last sample."""
+    md = CASES["rr_band_30s_10s"][0]
+    zero, causal = window_design(md, 125.0), window_design(md, 125.0, "causal")
+    assert zero["ram_bytes"] > 32 * 1024 > causal["ram_bytes"]
+    assert causal["latency_s"] < 0.5 < 30.0 <= zero["latency_s"]
+    with pytest.raises(SqtoolError, match=r"^--device-filter none: choose one of window, causal$"):
+        window_design(md, 125.0, "none")
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 250])

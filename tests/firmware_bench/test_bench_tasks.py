@@ -188,6 +188,13 @@ def test_the_c_front_end_runs_the_whole_window_path_in_c(tmp_path, monkeypatch):
     with pytest.raises(SqtoolError, match=r"^runtime c_window cannot run: c_window: p00_af0 is sampled at 80 Hz, "
                                           r"the C front end was built for 40 Hz \(export --device-fs 80 for this "):
         _bench(exp, tmp_path / "d", fast, runtime=["c_window"])
+    with pytest.raises(SqtoolError, match=r"^runtime c_window cannot run: c_window: the C front end band-passes "
+                                          r"'window' \(export --device-filter\), this stream 'causal': run with "):
+        _bench(exp, tmp_path / "f", recs, runtime=["c_window"], filter="causal")
+    causal = export_student(tmp_path / "k", mc, ["c"], device_fs=40.0, device_filter="causal")
+    res = _bench(causal, tmp_path / "g", recs, runtime=["c_window"], filter="causal")      # its own stream
+    fe = res["runtimes"][0]["front_end"]
+    assert fe["max_lsb"] <= 1 and fe["codes_equal_pct"] >= 99.5
 
 
 @pytest.mark.mcu

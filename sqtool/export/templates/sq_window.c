@@ -15,6 +15,9 @@ int sq_window_init(sq_window_t *s)
     for (c = 0; c < SQ_WF_NCH; ++c) {
         for (i = 0; i < 2 * SQ_WF_HIN; ++i) s->hist[c][i] = 0.0f;
         for (i = 0; i < SQ_WF_MB; ++i) s->model[c][i] = 0.0f;
+#if SQ_WF_CAUSAL
+        for (i = 0; i < SQ_WF_NSOS; ++i) s->z[c][i][0] = s->z[c][i][1] = 0.0f;   /* at rest, as the stream's */
+#endif
         s->last[c] = 0.0f;
         s->offset[c] = 0.0f;
     }
@@ -27,6 +30,22 @@ int sq_window_init(sq_window_t *s)
     s->magic = SQ_WF_MAGIC;
     return SQ_WF_OK;
 }
+
+#if SQ_WF_NSOS > 0
+/* One sample through the sections in direct form II transposed, their state z (b0 b1 b2 1 a1 a2 per section). */
+static float sq_wf_biquads(float z[][2], float v)
+{
+    int sct;
+    for (sct = 0; sct < SQ_WF_NSOS; ++sct) {
+        const float *q = sq_wf_sos[sct];
+        float y = q[0] * v + z[sct][0];
+        z[sct][0] = q[1] * v - q[4] * y + z[sct][1];
+        z[sct][1] = q[2] * v - q[5] * y;
+        v = y;
+    }
+    return v;
+}
+#endif
 
 /* One model-rate sample per channel, the next: output m = sum_k poly[p][k] x[i - k] with (m + NPR) DOWN = i UP + p
  * (s->ri, s->rp, advanced by DOWN per output). Streaming, every x[i - k] it reads has arrived (i < n_in) or lies
@@ -46,6 +65,9 @@ static void sq_wf_output(sq_window_t *s, int tail)
             for (k = 0; k < SQ_WF_K && (uint32_t)k <= s->ri; ++k)
                 if (s->ri - (uint32_t)k < s->n_in) acc += h[k] * x[-k];
         }
+#if SQ_WF_CAUSAL
+        acc = sq_wf_biquads(s->z[c], acc + s->offset[c]);   /* the running filter sees the level, as the stream's */
+#endif
         s->model[c][s->n_model % SQ_WF_MB] = acc;
     }
     s->n_model++;
@@ -70,15 +92,7 @@ static void sq_wf_sosfilt(float *w, int n, int backward)
     }
     for (t = 0; t < n; ++t) {
         int at = backward ? n - 1 - t : t;
-        float v = w[at];
-        for (sct = 0; sct < SQ_WF_NSOS; ++sct) {
-            const float *q = sq_wf_sos[sct];          /* b0 b1 b2 1 a1 a2 */
-            float y = q[0] * v + z[sct][0];
-            z[sct][0] = q[1] * v - q[4] * y + z[sct][1];
-            z[sct][1] = q[2] * v - q[5] * y;
-            v = y;
-        }
-        w[at] = v;
+        w[at] = sq_wf_biquads(z, w[at]);
     }
 }
 #endif

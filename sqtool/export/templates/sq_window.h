@@ -7,10 +7,14 @@
  *   1. a non-finite sample (NaN / Inf: a dropout) holds the channel's last good value and is counted in its window;
  *   2. the channel's first sample is subtracted (the resampler's zero padding then rings on nothing);
  *   3. polyphase resampling to the model rate, scipy.signal.resample_poly's filter and alignment;
- *   4. the zero-phase Butterworth band-pass (sosfiltfilt: odd extension, steady-state start, forward and back)
- *      over the window plus SQ_WF_CTX_PRE samples before it and SQ_WF_CTX_POST after, cropped to the window;
- *   5. per window and channel normalisation (min-max or z-score, SQ_WF_NORM), shift-invariant, so step 2's offset
- *      is never added back (in float32 a large ADC level would cost the pulse its precision);
+ *   4. the Butterworth band-pass: zero phase (SQ_WF_ZERO_PHASE, sqtool's default "window" filter: sosfiltfilt's odd
+ *      extension, steady-state start, forward and back, over the window plus SQ_WF_CTX_PRE samples before it and
+ *      SQ_WF_CTX_POST after, cropped to the window), or causal (SQ_WF_CAUSAL, `export --device-filter causal`,
+ *      sqtool's "causal" filter: one running filter from rest, no look-ahead, a phase lag the network was not
+ *      trained with: `sqtool predict --filter causal` measures what it costs);
+ *   5. per window and channel normalisation (min-max or z-score, SQ_WF_NORM), shift-invariant, so the zero-phase
+ *      path never adds step 2's offset back (in float32 a large ADC level would cost the pulse its precision); the
+ *      causal filter does, as the stream's does, so that its start from rest rings the same;
  *   6. the int8 input codes of the network: q = clip(round(x / SQ_WF_IN_SCALE) + SQ_WF_IN_ZP), round half away
  *      from zero, channels-last (out[t * SQ_WF_NCH + c]), what sq_model_run takes.
  *
@@ -57,6 +61,9 @@ typedef struct {
     uint32_t n_in;                         /* device samples received */
     uint32_t n_model;                      /* model-rate samples made */
     uint32_t ri, rp;                       /* the next one's last input and polyphase branch */
+#if SQ_WF_CAUSAL
+    float z[SQ_WF_NCH][SQ_WF_NSOS][2];     /* the running band-pass's state */
+#endif
     uint32_t next;                         /* the next window's index */
     uint32_t index;                        /* the window just returned */
     float flagged;                         /* its share of dropout samples */
