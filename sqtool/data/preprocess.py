@@ -64,8 +64,9 @@ def _sos(fs: float, lo: float | None, hi: float | None, order: int):
 def bandpass(x: np.ndarray, fs: float, lo: float | None = DEFAULT_BAND[0], hi: float | None = DEFAULT_BAND[1],
              order: int = 2, causal: bool = False, axis: int = -1) -> np.ndarray:
     """Butterworth band-pass along `axis`. Zero-phase (sosfiltfilt, effective order 2*order) by
-    default; `causal=True` uses sosfilt (what a streaming device can run; adds group delay).
-    lo=None -> low-pass only, hi=None -> high-pass only, both None -> copy as float64."""
+    default; `causal=True` uses sosfilt (what a streaming device can run; adds group delay), started in the steady
+    state of the first sample (`sosfilt_zi` times it, as sosfiltfilt starts), so that a signal's level does not ring
+    through the first seconds. lo=None -> low-pass only, hi=None -> high-pass only, both None -> copy as float64."""
     from scipy import signal
 
     x = np.asarray(x, dtype=np.float64)
@@ -73,7 +74,10 @@ def bandpass(x: np.ndarray, fs: float, lo: float | None = DEFAULT_BAND[0], hi: f
     if sos is None:
         return x.copy()
     if causal:
-        return signal.sosfilt(sos, x, axis=axis)
+        x0 = np.moveaxis(x, axis, -1)[..., :1]                              # (..., 1) the first sample
+        zi = signal.sosfilt_zi(sos)[:, None, :] * x0.reshape(1, -1, 1)      # (sections, rows, 2)
+        y, _ = signal.sosfilt(sos, np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis]), axis=-1, zi=zi)
+        return np.moveaxis(y.reshape(np.moveaxis(x, axis, -1).shape), -1, axis)
     return signal.sosfiltfilt(sos, x, axis=axis, padlen=filtfilt_padlen(sos, x.shape[axis]))
 
 
@@ -95,12 +99,13 @@ def zero_phase_context(band) -> tuple[float, float]:
 
 class StreamingBandpass:
     """Causal band-pass that keeps its state between chunks: feeding a signal in pieces gives the same
-    output as `bandpass(x, causal=True)` on the whole signal (the firmware's streaming filter)."""
+    output as `bandpass(x, causal=True)` on the whole signal (the firmware's streaming filter), started in the steady
+    state of its first sample."""
 
     def __init__(self, fs: float, lo: float | None = DEFAULT_BAND[0], hi: float | None = DEFAULT_BAND[1],
                  order: int = 2):
         self.sos = _sos(fs, lo, hi, order)
-        self.zi = None if self.sos is None else np.zeros((len(self.sos), 2))
+        self.zi, self.started = None, False
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         from scipy import signal
@@ -108,6 +113,10 @@ class StreamingBandpass:
         chunk = np.asarray(chunk, dtype=np.float64)
         if self.sos is None:
             return chunk.copy()
+        if self.zi is None or not self.started:
+            if not chunk.size:
+                return chunk.copy()
+            self.zi, self.started = signal.sosfilt_zi(self.sos) * chunk[0], True     # steady at the first sample
         y, self.zi = signal.sosfilt(self.sos, chunk, zi=self.zi)
         return y
 

@@ -58,7 +58,9 @@ def test_streamed_windows_equal_offline(rec, mode, band):
     assert res.x.shape == off.shape and res.x.dtype == np.float32
     np.testing.assert_array_equal(res.t0, np.arange(len(off)) * 2.0)
     d = np.abs(res.x - off).max(axis=(1, 2))
-    inner = d[1:-1] if mode != "window" else d[4:-4]        # record edges: see stream.py docstring
+    # record edges: see stream.py docstring; the causal filter starts in its first sample's steady state, and the
+    # offline first sample (whole-record mean removed, zero padded) is not the stream's: 1.6e-3 apart 2 s later
+    inner = d[1:-1] if mode == "none" else d[2:-1] if mode == "causal" else d[4:-4]
     assert inner.max() < (1e-4 if mode != "window" else 3e-2), inner.max()
 
 

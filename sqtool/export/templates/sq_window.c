@@ -16,7 +16,7 @@ int sq_window_init(sq_window_t *s)
         for (i = 0; i < 2 * SQ_WF_HIN; ++i) s->hist[c][i] = 0.0f;
         for (i = 0; i < SQ_WF_MB; ++i) s->model[c][i] = 0.0f;
 #if SQ_WF_CAUSAL
-        for (i = 0; i < SQ_WF_NSOS; ++i) s->z[c][i][0] = s->z[c][i][1] = 0.0f;   /* at rest, as the stream's */
+        for (i = 0; i < SQ_WF_NSOS; ++i) s->z[c][i][0] = s->z[c][i][1] = 0.0f;   /* set by the first sample */
 #endif
         s->last[c] = 0.0f;
         s->offset[c] = 0.0f;
@@ -66,7 +66,14 @@ static void sq_wf_output(sq_window_t *s, int tail)
                 if (s->ri - (uint32_t)k < s->n_in) acc += h[k] * x[-k];
         }
 #if SQ_WF_CAUSAL
-        acc = sq_wf_biquads(s->z[c], acc + s->offset[c]);   /* the running filter sees the level, as the stream's */
+        if (s->n_model == 0) {                        /* started in the first sample's steady state, as the stream's */
+            int sct;
+            for (sct = 0; sct < SQ_WF_NSOS; ++sct) {
+                s->z[c][sct][0] = sq_wf_zi[sct][0] * acc;
+                s->z[c][sct][1] = sq_wf_zi[sct][1] * acc;
+            }
+        }
+        acc = sq_wf_biquads(s->z[c], acc);
 #endif
         s->model[c][s->n_model % SQ_WF_MB] = acc;
     }

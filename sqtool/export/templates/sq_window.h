@@ -10,11 +10,11 @@
  *   4. the Butterworth band-pass: zero phase (SQ_WF_ZERO_PHASE, sqtool's default "window" filter: sosfiltfilt's odd
  *      extension, steady-state start, forward and back, over the window plus SQ_WF_CTX_PRE samples before it and
  *      SQ_WF_CTX_POST after, cropped to the window), or causal (SQ_WF_CAUSAL, `export --device-filter causal`,
- *      sqtool's "causal" filter: one running filter from rest, no look-ahead, a phase lag the network was not
- *      trained with: `sqtool predict --filter causal` measures what it costs);
- *   5. per window and channel normalisation (min-max or z-score, SQ_WF_NORM), shift-invariant, so the zero-phase
- *      path never adds step 2's offset back (in float32 a large ADC level would cost the pulse its precision); the
- *      causal filter does, as the stream's does, so that its start from rest rings the same;
+ *      sqtool's "causal" filter: one running filter started in its first sample's steady state, no look-ahead, a
+ *      phase lag the network was not trained with: `sqtool predict --filter causal` measures what it costs);
+ *   5. per window and channel normalisation (min-max or z-score, SQ_WF_NORM), shift-invariant, so step 2's offset
+ *      is never added back (in float32 a large ADC level would cost the pulse its precision; the band-pass of a
+ *      constant started in its steady state is that steady state);
  *   6. the int8 input codes of the network: q = clip(round(x / SQ_WF_IN_SCALE) + SQ_WF_IN_ZP), round half away
  *      from zero, channels-last (out[t * SQ_WF_NCH + c]), what sq_model_run takes.
  *
