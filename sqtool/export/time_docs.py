@@ -260,8 +260,10 @@ def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], par
               "C_FRONT_END": c_front_end_text(out),
               "PROB_COLUMNS": " (a logit as its probability, e.g. `p_af`)" if any(
                   u == "logit" for u in md.get("units") or []) else "",
-              "CAUSAL_TEXT": ("A causal filter instead of step 4 (`scipy.signal.sosfilt`, no look-ahead, what a "
-                              "sample-by-sample device runs) feeds the network another input, with a phase lag: "
+              "CAUSAL_TEXT": ("A causal filter instead of step 4 (one running `scipy.signal.sosfilt` over the "
+                              "model-rate stream, started in its first sample's steady state, `zi = sosfilt_zi(sos) "
+                              "* x[0]`; no look-ahead, what a sample-by-sample device runs; `export --device-filter "
+                              "causal` writes it in C) feeds the network another input, with a phase lag: "
                               "`sqtool predict --filter causal` beside the default `--filter window` on your labelled "
                               "recordings measures what it costs (outputs window by window; a regression label's MAE "
                               "per recording)."
