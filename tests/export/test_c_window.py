@@ -164,3 +164,28 @@ def test_the_cortex_m4_build_uses_the_fpu_only(tmp_path):
         if shutil.which("arm-none-eabi-nm"):
             syms = subprocess.run(["arm-none-eabi-nm", str(src / "m4.o")], capture_output=True, text=True).stdout
             assert "__aeabi_d" not in syms and "malloc" not in syms          # float32 on the FPU, no heap
+
+
+SAN = ["-O1", "-g", "-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
+       "-fno-omit-frame-pointer"]
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.mark.parametrize("name", ["af_100hz", "hr_4ch_8s_2s"])
+@pytest.mark.parametrize("filter", ["window", "causal"])
+def test_bad_input_and_extreme_samples_under_the_sanitizers(name, filter, tmp_path):
+    """wf_api_test.c: NULL pointers, states never initialised, a push after finish, an empty stream; +-1e30,
+    +-FLT_MAX, Inf, NaN and denormal samples make the same defined windows in two states (ASan + UBSan, float-cast
+    overflow included); a re-init restarts the index."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc missing")
+    md, fs_in, _ = CASES[name]
+    src = tmp_path / "c"
+    render_window(md, fs_in, src, filter=filter)
+    exe = tmp_path / "api"
+    r = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *SAN, "-I", str(src), str(src / "sq_window.c"),
+                        str(TESTS / "wf_api_test.c"), "-lm", "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.stdout + r.stderr)[-3000:]
+

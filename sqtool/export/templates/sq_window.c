@@ -170,8 +170,8 @@ static void sq_wf_emit(sq_window_t *s, int8_t *out)
         for (t = 0; t < SQ_WF_T; ++t) {               /* round half away from zero, then saturate */
             float v = x[t] / SQ_WF_IN_SCALE;
             int32_t q;
-            if (v > 1e6f) v = 1e6f;                   /* far past saturation: keeps the conversion defined */
-            if (v < -1e6f) v = -1e6f;
+            if (!(v >= -1e6f)) v = -1e6f;             /* far past saturation (or NaN, from an input near */
+            if (!(v <= 1e6f)) v = 1e6f;               /* FLT_MAX): the conversion stays defined */
             q = (v >= 0.0f ? (int32_t)(v + 0.5f) : -(int32_t)(0.5f - v)) + SQ_WF_IN_ZP;   /* truncation = floor */
             out[t * SQ_WF_NCH + c] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
         }
