@@ -148,6 +148,30 @@ def test_rates_and_shapes_the_stream_refuses_are_one_line():
         window_design(_md(), 33.35)
     with pytest.raises(SqtoolError, match=r"^C front end: metadata.json has no int8 input quantization"):
         window_design({**_md(), "quantization": {}}, 100.0)
+    with pytest.raises(SqtoolError, match=r"^--device-fs -5: a device rate must be a positive number of Hz$"):
+        window_design(_md(), -5.0)
+
+
+def test_a_device_rate_the_stream_refuses_is_one_line_before_any_folder(tmp_path):
+    """export --target c --device-fs 12 of an af student (0.5-8 Hz band): refused in one line, nothing written; the
+    same rate for a non-C target is a note, the export written."""
+    from export_fixtures import make_int8_run
+
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.export.cli import ExportConfig, export
+    from sqtool.models import get_model_cfg
+    run = make_int8_run(tmp_path / "q", task_model_cfg("af", get_model_cfg("cnn1d_student_xs"), channels=("ppg",)),
+                        n_heldout=4, seed=1)
+    with pytest.raises(SqtoolError, match=r"^--device-fs 12: its Nyquist frequency 6 Hz is below the model's band "):
+        export(ExportConfig(model=str(run), target=["c"], device_fs=12.0, out=str(tmp_path / "e")))
+    assert not (tmp_path / "e").exists()
+    with pytest.raises(SqtoolError, match=r"^--device-filter none: choose one of window, causal$"):
+        export(ExportConfig(model=str(run), target=["c"], device_fs=40.0, device_filter="none",
+                            out=str(tmp_path / "e")))
+    assert not (tmp_path / "e").exists()
+    res = export(ExportConfig(model=str(run), target=["onnx"], device_fs=40.0, out=str(tmp_path / "o")))
+    assert "--device-fs 40 builds the C front end (c/sq_window.c) of the C target" in res["summary"]
+    assert not (tmp_path / "o" / "c").exists()
 
 
 def test_the_cortex_m4_build_uses_the_fpu_only(tmp_path):
