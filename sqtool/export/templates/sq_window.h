@@ -2,7 +2,7 @@
  * sq_window.h - the preprocessing of a time-domain model (af, rr, quality, bp, hr students and teachers) on the
  * device: device-rate samples in, the network's int8 input window out, every hop. C99, float32 (a Cortex-M4F's
  * FPU), no malloc. The steps of INTEGRATION.md, as sqtool predict and bench run them (sqtool/firmware_bench/stream.py,
- * filter "window"):
+ * filter "window", or "causal" below):
  *
  *   1. a non-finite sample (NaN / Inf: a dropout) holds the channel's last good value and is counted in its window;
  *   2. the channel's first sample is subtracted (the resampler's zero padding then rings on nothing);
