@@ -808,8 +808,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     bl_raw = None
     if bl is not None:
         bl_raw, bl_hr = bl
-        if target.kind == "class":
-            base["by_subject"] = subjects_auroc(subject_scores(bl_raw, bl_hr, truth, subj, target))
+        if target.kind == "class":                        # per patient, as the runtimes' rows
+            base["per_subject"] = subject_scores(bl_raw, bl_hr, truth, subj, target)
+            base["by_subject"] = subjects_auroc(base["per_subject"])
         series_pred["baseline"] = [bl_raw[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
         series_trk["baseline"] = [bl_hr[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     trivial = trivial_row(target, md, truth)           # another regression task: the training labels' mean
