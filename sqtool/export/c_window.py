@@ -113,7 +113,8 @@ def _table(name: str, a: np.ndarray) -> str:
 
 
 def tables_header(d: dict) -> str:
-    info = {k: d[k] for k in ("fs_in", "fs", "up", "down", "channels", "band", "filter", "norm", "window_s", "hop_s")}
+    info = {k: d[k] for k in ("fs_in", "fs", "up", "down", "channels", "band", "filter", "norm", "window_s", "hop_s",
+                              "T")}
     defines = [("SQ_WF_FS_IN", _f32(d["fs_in"]), "device rate (Hz): the input"),
                ("SQ_WF_FS", _f32(d["fs"]), "model rate (Hz)"),
                ("SQ_WF_NCH", d["nch"], f"channels: {', '.join(d['channels'])}"),
@@ -171,6 +172,23 @@ def tables_header(d: dict) -> str:
 """
 
 
+def front_end_info(c_dir) -> dict | None:
+    """What an export's C front end was built for (the JSON line `tables_header` writes into sq_window_tables.h:
+    fs_in, filter "window" | "causal" | "none", channels, T, ...); None when c_dir holds none."""
+    tables = Path(c_dir) / "sq_window_tables.h"
+    if not tables.is_file():
+        return None
+    lines = tables.read_text().splitlines()
+    try:
+        info = json.loads(lines[2].lstrip(" *"))                 # " * {json}", under the generated-by line
+    except (IndexError, ValueError):
+        info = {}
+    if not {"fs_in", "filter", "channels", "T"} <= set(info):
+        raise SqtoolError(f"{tables}: not a C front end this sqtool reads (no build line with fs_in, filter, "
+                          "channels, T): export the model again")
+    return info
+
+
 def render_window(md: dict, fs_in: float, out_dir, prefix: str = "sq", filter: str = "window") -> list[Path]:
     """Write <prefix>_window_tables.h, <prefix>_window.h, <prefix>_window.c into out_dir."""
     check_prefix(prefix)
@@ -179,4 +197,4 @@ def render_window(md: dict, fs_in: float, out_dir, prefix: str = "sq", filter: s
     return write_sources(files, out_dir, prefix)
 
 
-__all__ = ["check_device_rate", "render_window", "tables_header", "window_design"]
+__all__ = ["check_device_rate", "front_end_info", "render_window", "tables_header", "window_design"]

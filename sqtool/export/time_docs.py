@@ -216,16 +216,14 @@ def edge_text(md: dict) -> str:
 
 def c_front_end_text(out: Path) -> str:
     """What the C of this folder holds: the network only, or (`--device-fs HZ`) the preprocessing too."""
-    tables = out / "c" / "sq_window_tables.h"
-    if not tables.is_file():
+    from sqtool.export.c_window import front_end_info
+    info = front_end_info(out / "c")
+    if info is None:
         return ("A C export (`--target c`) holds the network only: run the preprocessing on the device yourself, in "
                 "floating point, or export with `--device-fs HZ` (your sensor's rate) for `c/sq_window.{h,c}`, which "
                 "runs steps 1-6 in C.")
-    import re
-    text = tables.read_text()
-    m = re.search(r"#define SQ_WF_FS_IN\s+([0-9.e+-]+)f", text)
-    rate = f"{float(m.group(1)):g} Hz" if m else "the --device-fs rate"
-    causal = re.search(r"#define SQ_WF_CAUSAL\s+1\b", text) is not None
+    rate = f"{info['fs_in']:g} Hz"
+    causal = info["filter"] == "causal"
     how = (" with the causal band-pass of step 4's last paragraph (`--device-filter causal`: no look-ahead, little "
            "RAM, a phase lag the network was not trained with; `sqtool predict --filter causal` measures it)"
            if causal else "")

@@ -184,36 +184,6 @@ def build_host(c_dir, work, defines: tuple[str, ...] = (), cc: str = "gcc") -> F
     return Firmware(exe, None, c_dir, obj, tuple(defines), i, o)
 
 
-def build_window_host(c_dir, work, cc: str = "gcc") -> Path:
-    """window_host.c + the export's C front end (c/sq_window.c, `sqtool export --device-fs`) for the host: the
-    executable that streams a recording's device samples through it (IN.bin -> OUT.bin, see window_host.c)."""
-    from sqtool.export.c_decoder import C_FLAGS
-    require_tools(cc)
-    c_dir, work = Path(c_dir), Path(work)
-    if not (c_dir / "sq_window.c").is_file():
-        raise SqtoolError(f"{c_dir}: no C front end, sq_window.c (export the model with `sqtool export --target c "
-                          "--device-fs HZ`, HZ your device's sampling rate)")
-    work.mkdir(parents=True, exist_ok=True)
-    exe = work / "sq_window_host"
-    _run([cc, *C_FLAGS, f"-I{c_dir}", str(c_dir / "sq_window.c"), str(MCU_DIR / "window_host.c"), "-lm", "-o",
-          str(exe)], f"host build of {c_dir / 'sq_window.c'}")
-    return exe
-
-
-def run_window_host(exe: Path, x: np.ndarray, T: int, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x (C, N) device samples through the front end: (window index (W,), dropout share (W,), int8 codes (W, T C),
-    channels-last), every window it made, those of sq_window_finish last."""
-    c, n = x.shape
-    inp, out = Path(work) / "window_in.bin", Path(work) / "window_out.bin"
-    inp.write_bytes(np.array([n, c], np.int32).tobytes() + np.ascontiguousarray(x.T, np.float32).tobytes())
-    r = subprocess.run([str(exe), str(inp), str(out)], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SqtoolError(f"C front end {exe.name} exited {r.returncode}: {r.stderr.strip()[:200]}")
-    rec = np.dtype([("index", "<i4"), ("flagged", "<f4"), ("codes", "i1", (T * c,))])
-    got = np.frombuffer(out.read_bytes(), rec)
-    return got["index"].copy(), got["flagged"].copy(), got["codes"].copy()
-
-
 def build_firmware(c_dir, target: str, work, defines: tuple[str, ...] = (), opt: str = "-O2") -> Firmware:
     """Cross-compile harness + startup + model for a Cortex-M board with picolibc + semihosting
     (`opt`: the optimisation flag, -O2 by default; -O3 / -Os for size/speed sweeps)."""
@@ -413,6 +383,17 @@ def section_sizes(path: Path, tool: str = "arm-none-eabi-size") -> dict[str, int
         parts = line.split()
         if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
             out[parts[0]] = out.get(parts[0], 0) + int(parts[1])
+    return out
+
+
+def object_sizes(objects: dict) -> dict:
+    """{part: {code, const, rw} bytes} of each object file (`section_sizes`): what a part adds to the image."""
+    out = {}
+    for part, obj in objects.items():
+        s = section_sizes(obj)
+        out[part] = {"code": sum(v for k, v in s.items() if k.startswith(".text")),
+                     "const": sum(v for k, v in s.items() if k.startswith(".rodata")),
+                     "rw": sum(v for k, v in s.items() if k.startswith((".bss", ".data")))}
     return out
 
 

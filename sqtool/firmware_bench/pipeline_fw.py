@@ -132,15 +132,7 @@ def pipeline_sizes(fw: PipelineFirmware, stack_high_water: int | None = None) ->
     if fw.target == "host":
         raise SqtoolError("pipeline_sizes needs an MCU build")
     fwm = mcu.Firmware(fw.path, TARGETS[fw.target], fw.c_dir, fw.objects.get("network", fw.path))
-    d = mcu.image_size(fwm, stack_high_water)
-    parts = {}
-    for stage, obj in fw.objects.items():
-        s = mcu.section_sizes(obj)
-        parts[stage] = {"code": sum(v for k, v in s.items() if k.startswith(".text")),
-                        "const": sum(v for k, v in s.items() if k.startswith(".rodata")),
-                        "rw": sum(v for k, v in s.items() if k.startswith((".bss", ".data")))}
-    d["objects"] = parts
-    return d
+    return {**mcu.image_size(fwm, stack_high_water), "objects": mcu.object_sizes(fw.objects)}
 
 
 __all__ = ["build_pipeline", "run_pipeline", "pipeline_sizes", "PipelineFirmware", "PipelineRun", "STAGES"]

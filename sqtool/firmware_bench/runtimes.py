@@ -486,32 +486,33 @@ class CHostSingle(CHost):
     name, single = "c_host_single", True
 
 
-def front_end_build(c_dir: Path) -> tuple[float, str]:
-    """(device rate, band-pass "window" | "causal" | "none") an export's C front end was built for, from its
-    generated sq_window_tables.h."""
-    import re
-    text = (Path(c_dir) / "sq_window_tables.h").read_text()
-    d = dict(re.findall(r"#define (SQ_WF_\w+)\s+(\S+)", text))
-    mode = "window" if d.get("SQ_WF_ZERO_PHASE") == "1" else "causal" if d.get("SQ_WF_CAUSAL") == "1" else "none"
-    return float(d["SQ_WF_FS_IN"].rstrip("f")), mode
-
-
-class CWindow(CHost):
-    """The export's C front end (c/sq_window.c, `export --device-fs HZ`) feeding the C network (double rounding) on
-    the host: a recording's device samples in, the outputs of each window out, what a device running both computes.
-    Fed recordings, not windows (`run_records`); bench compares its int8 input codes with the stream's."""
-    name, single = "c_window", False
+class WindowLoop(_Int8):
+    """A time-domain export's whole device loop: its C front end (c/sq_window.c, `export --device-fs HZ`) feeding
+    its C network, one process for every recording (`window_fw`, mcu/window_bench.c): c_window on the host,
+    mcu_m4_window (mcu_m33_window, mcu_m55_window) under QEMU with instructions per window for the front end and the
+    network, and the image's flash, RAM and stack. Fed recordings' device samples, not windows (`run_records`);
+    bench compares the int8 input codes it made with the stream's. The network is the header's default arithmetic
+    (double rounding, c_host's), float32 and integer alike on every core (compared bit for bit with c_window)."""
+    name, target = "c_window", "host"
     fed_records = True
+    timeout_s = 600.0
 
     def load(self):
+        from sqtool.export.c_window import front_end_info
         from sqtool.firmware_bench import mcu
-        self.window_exe = mcu.build_window_host(self.art.c_dir(), self.work / "c_window")   # one line without it
-        super().load()
-        self.file = str(self.art.c_dir() / "sq_window.c")
-        self.size_bytes += sum((self.art.c_dir() / f).stat().st_size
-                               for f in ("sq_window.c", "sq_window.h", "sq_window_tables.h"))
-        self.fs_in, self.filter = front_end_build(self.art.c_dir())
-        self.front_end_s = 0.0                         # the front end's wall time (a process per recording)
+        from sqtool.firmware_bench.window_fw import build_window_fw
+        c_dir = self.art.c_dir()
+        if self.target != "host":
+            mcu.require_tools("arm-none-eabi-gcc", "qemu-system-arm")
+        self.fw = build_window_fw(c_dir, self.target, self.work / "window_loop")       # one line without sq_window.c
+        info = front_end_info(c_dir)
+        self.fs_in, self.filter = float(info["fs_in"]), info["filter"]
+        self.file = str(c_dir / "sq_window.c" if self.target == "host" else self.fw.path)
+        self.size_bytes = (sum((c_dir / f).stat().st_size for f in ("sq_window.c", "sq_window.h", "sq_window_tables.h",
+                                                                     "sq_model.c", "sq_model.h"))
+                           if self.target == "host" else self.fw.path.stat().st_size)
+        if self.target != "host":
+            self.extra.update({"board": mcu.TARGETS[self.target].machine, "cpu": mcu.TARGETS[self.target].cpu})
         return self
 
     def check_stream(self, rates: list[tuple[str, float]], stream_filter: str) -> None:
@@ -528,51 +529,20 @@ class CWindow(CHost):
     def run_records(self, streams: list[np.ndarray], T: int) -> tuple[np.ndarray, np.ndarray]:
         """streams: each recording's (C, N) device samples at the rate `check_stream` checked -> (outputs in units
         (W, k), int8 input codes (W, T C)), the windows of every recording in order."""
-        from sqtool.firmware_bench import mcu
-        codes = []
-        for x in streams:
-            t = time.perf_counter()
-            codes.append(mcu.run_window_host(self.window_exe, x, T, self.work / "c_window")[2])
-            self.front_end_s += time.perf_counter() - t
-        q = np.concatenate(codes)
-        yq = self._run_int8(q)
-        self.int8_outputs = yq
-        from sqtool.export.metadata import codes_to_units
-        return codes_to_units(yq, self.art.metadata), q
-
-
-class McuWindow(CWindow):
-    """The whole device loop, front end (c/sq_window.c) and network, on an emulated Cortex-M (M4; mcu_m33_window,
-    mcu_m55_window the others) (`window_fw`): recordings' device samples in under QEMU, instructions per window (front end + network), flash,
-    RAM and stack of the image. Its arithmetic is c_window's, float32 and integer alike (compared bit for bit)."""
-    name, target = "mcu_m4_window", "m4"
-    timeout_s = 600.0
-
-    def load(self):
-        from sqtool.firmware_bench import mcu
-        from sqtool.firmware_bench.window_fw import build_window_fw
-        mcu.require_tools("arm-none-eabi-gcc", "qemu-system-arm")
-        c_dir = self.art.c_dir()
-        self.fw = build_window_fw(c_dir, self.target, self.work / "mcu_window")
-        self.fs_in, self.filter = front_end_build(c_dir)
-        self.file = str(self.fw.path)
-        self.size_bytes = self.fw.path.stat().st_size
-        self.extra.update({"board": mcu.TARGETS[self.target].machine, "cpu": mcu.TARGETS[self.target].cpu})
-        return self
-
-    def run_records(self, streams: list[np.ndarray], T: int) -> tuple[np.ndarray, np.ndarray]:
         from sqtool.firmware_bench.window_fw import run_window_fw, window_sizes
         r = run_window_fw(self.fw, streams, timeout=self.timeout_s)
-        size = window_sizes(self.fw, r.stack_high_water)
-        self.extra.update({k: v for k, v in size.items() if k not in ("sections", "objects")})
-        self.size_bytes = size["flash_bytes"]
-        n = max(1, r.windows_counted)
-        self.extra.update({"instructions_per_inference": (r.stage_insns["front_end"] + r.stage_insns["network"]) / n,
-                           "front_end_instructions_per_window": r.stage_insns["front_end"] / n,
-                           "network_instructions_per_window": r.stage_insns["network"] / n,
-                           "front_end_state_bytes": r.stats.get("front_end_state_bytes"),
-                           "model_const_bytes": size["objects"]["network"]["const"],
-                           "arena_bytes": size["objects"]["network"]["rw"]})
+        if self.target != "host":
+            size = window_sizes(self.fw, r.stack_high_water)
+            self.extra.update({k: v for k, v in size.items() if k not in ("sections", "objects")})
+            self.size_bytes = size["flash_bytes"]
+            n = max(1, r.windows_counted)
+            self.extra.update({
+                "instructions_per_inference": (r.stage_insns["front_end"] + r.stage_insns["network"]) / n,
+                "front_end_instructions_per_window": r.stage_insns["front_end"] / n,
+                "network_instructions_per_window": r.stage_insns["network"] / n,
+                "front_end_state_bytes": r.stats.get("front_end_state_bytes"),
+                "model_const_bytes": size["objects"]["network"]["const"],
+                "arena_bytes": size["objects"]["network"]["rw"]})
         self.int8_outputs = r.outputs
         from sqtool.export.metadata import codes_to_units
         return codes_to_units(r.outputs, self.art.metadata), r.codes
@@ -611,9 +581,9 @@ def _mcu(name, target, single=False):
 
 
 _CLASSES = {c.name: c for c in (TorchTeacher, TorchStudent, BrevitasInt8, OnnxFloat, OnnxInt8, LiteRtFloat,
-                                LiteRtInt8, TflmInt8, CHost, CHostSingle, CWindow, McuWindow)}
-_CLASSES.update({f"mcu_{t}_window": type(f"McuWindow_{t}", (McuWindow,), {"name": f"mcu_{t}_window", "target": t})
-                 for t in ("m33", "m55")})
+                                LiteRtInt8, TflmInt8, CHost, CHostSingle, WindowLoop)}
+_CLASSES.update({f"mcu_{t}_window": type(f"WindowLoop_{t}", (WindowLoop,), {"name": f"mcu_{t}_window", "target": t})
+                 for t in ("m4", "m33", "m55")})
 _CLASSES.update({"mcu_m4": _mcu("mcu_m4", "m4"), "mcu_m33": _mcu("mcu_m33", "m33"),
                  "mcu_m55": _mcu("mcu_m55", "m55"), "mcu_m4_single": _mcu("mcu_m4_single", "m4", True)})
 

@@ -51,25 +51,32 @@ class WindowRun:
     stats: dict = field(default_factory=dict)
 
 
-def _sources(c_dir: Path) -> list[Path]:
-    srcs = [c_dir / "sq_window.c", c_dir / "sq_model.c"]
+def _sources(c_dir: Path, front_end_only: bool) -> list[Path]:
+    srcs = [c_dir / "sq_window.c"] + ([] if front_end_only else [c_dir / "sq_model.c"])
     if not srcs[0].is_file():
         raise SqtoolError(f"{c_dir}: no C front end, sq_window.c (export the model with `sqtool export --target c "
                           "--device-fs HZ`)")
-    if not srcs[1].is_file():
+    if not srcs[-1].is_file():
         raise SqtoolError(f"{c_dir}: no sq_model.c (export the model with `sqtool export --target c`)")
     return srcs
 
 
-def build_window_fw(c_dir, target: str, work, chunk: int = 100, opt: str = "-O2") -> WindowFirmware:
-    """The harness + front end + network for `target` ("host" or an mcu.TARGETS key), warnings as errors."""
+def build_window_fw(c_dir, target: str, work, chunk: int = 100, opt: str = "-O2",
+                    front_end_only: bool = False) -> WindowFirmware:
+    """The harness + front end + network for `target` ("host" or an mcu.TARGETS key), warnings as errors;
+    `front_end_only`: without the network (-DSQ_WF_ONLY: its outputs one zero byte per window)."""
     c_dir, work = Path(c_dir).resolve(), Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    srcs = _sources(c_dir)
-    i, o = mcu.model_io_sizes(c_dir)
+    srcs = _sources(c_dir, front_end_only)
+    if front_end_only:
+        from sqtool.export.c_window import front_end_info
+        info = front_end_info(c_dir)
+        i, o = info["T"] * len(info["channels"]), 1
+    else:
+        i, o = mcu.model_io_sizes(c_dir)
     common = [*C_FLAGS, opt, "-ffunction-sections", "-fdata-sections", f"-I{MCU_DIR}", f"-I{c_dir}",
-              f"-DSQ_BENCH_CHUNK={int(chunk)}"]
-    tag = f"{target}_c{chunk}{opt.replace('-', '_')}"
+              f"-DSQ_BENCH_CHUNK={int(chunk)}", *(["-DSQ_WF_ONLY"] if front_end_only else [])]
+    tag = f"{target}_c{chunk}{opt.replace('-', '_')}{'_fe' if front_end_only else ''}"
     if target == "host":
         mcu.require_tools("gcc")
         exe = work / f"win_bench_{tag}"
@@ -126,14 +133,7 @@ def window_sizes(fw: WindowFirmware, stack_high_water: int | None = None) -> dic
     if fw.target == "host":
         raise SqtoolError("window_sizes needs an MCU build")
     fwm = mcu.Firmware(fw.path, TARGETS[fw.target], fw.c_dir, fw.objects["network"])
-    d = mcu.image_size(fwm, stack_high_water)
-    d["objects"] = {}
-    for stage, obj in fw.objects.items():
-        s = mcu.section_sizes(obj)
-        d["objects"][stage] = {"code": sum(v for k, v in s.items() if k.startswith(".text")),
-                               "const": sum(v for k, v in s.items() if k.startswith(".rodata")),
-                               "rw": sum(v for k, v in s.items() if k.startswith((".bss", ".data")))}
-    return d
+    return {**mcu.image_size(fwm, stack_high_water), "objects": mcu.object_sizes(fw.objects)}
 
 
 __all__ = ["build_window_fw", "run_window_fw", "window_sizes", "WindowFirmware", "WindowRun", "STAGES"]

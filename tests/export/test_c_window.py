@@ -18,7 +18,7 @@ from sqtool.core import SqtoolError
 from sqtool.data.record import Record
 from sqtool.export.c_decoder import C_FLAGS
 from sqtool.export.c_window import render_window, window_design
-from sqtool.firmware_bench.mcu import build_window_host
+from sqtool.firmware_bench.window_fw import build_window_fw, run_window_fw
 from sqtool.firmware_bench.runtimes import quantize
 from sqtool.firmware_bench.stream import StreamSpec, replay
 
@@ -36,35 +36,32 @@ def _md(window_s=10.0, hop_s=10.0, channels=("ppg",), band=(0.5, 8.0), norm="min
             "quantization": {"input_scale": scale, "input_zero_point": 0}}
 
 
-def build(md: dict, fs_in: float, work: Path, filter: str = "window") -> Path:
+def build(md: dict, fs_in: float, work: Path, filter: str = "window"):
+    """The front end alone on the host: bench's window harness built without a network (`window_fw`)."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc missing")
     src = work / "c"
     render_window(md, fs_in, src, filter=filter)
-    return build_window_host(src, work)
+    return build_window_fw(src, "host", work, front_end_only=True)
 
 
-def run_c(exe: Path, x: np.ndarray, work: Path, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_c(fw, x: np.ndarray, work: Path, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x (C, N) device samples -> (index (W,), flagged (W,), codes (W, T * C)) from the harness."""
-    c, n = x.shape
-    (work / "in.bin").write_bytes(np.array([n, c], np.int32).tobytes() + x.T.astype(np.float32).tobytes())
-    r = subprocess.run([str(exe), str(work / "in.bin"), str(work / "out.bin")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    rec = np.dtype([("index", "<i4"), ("flagged", "<f4"), ("codes", "i1", (T * c,))])
-    out = np.frombuffer((work / "out.bin").read_bytes(), rec)
-    return out["index"], out["flagged"], out["codes"]
+    r = run_window_fw(fw, [x])
+    assert r.codes.shape[1] == T * x.shape[0]
+    return r.index, r.flagged, r.codes
 
 
 def check(md: dict, rec: Record, work: Path, chunk: int = 25, filter: str = "window") -> dict:
     """The C front end and the stream on `rec` (both with `filter`): equal windows and shares, codes at most one
     apart; the stats."""
     fs_in = next(iter(rec.fs.values()))
-    exe = build(md, fs_in, work, filter)
+    fw = build(md, fs_in, work, filter)
     spec = StreamSpec.from_model_cfg(md, filter=filter)
     rp = replay(rec, spec, chunk=chunk)
     ref = quantize(rp.x, md["quantization"]["input_scale"], md["quantization"]["input_zero_point"])
     x = np.stack([rec.signals[ch] for ch in md["channels"]])
-    index, flagged, codes = run_c(exe, x, work, spec.n_samples)
+    index, flagged, codes = run_c(fw, x, work, spec.n_samples)
     assert index.tolist() == list(range(len(rp)))
     np.testing.assert_allclose(flagged, rp.flagged, atol=1e-6)
     d = np.abs(codes.astype(int) - ref.astype(int))
