@@ -192,7 +192,7 @@ def student_cfg_from_teacher(teacher_cfg: ModelCfg, student: str, channels: tupl
                              depth_delta: int = 0) -> ModelCfg:
     """The student's ModelCfg: the registry architecture + the teacher's task contract.
 
-    `student` '' is the default (`student_for`). Inherited: fs, window_s, hop_s, band, norm, task, outputs, units,
+    `student` '' is the default (`student_for`). Inherited: fs, window_s, hop_s, band, band_phase, norm, task, outputs, units,
     target_mean/std. The student may add input channels (default: the registry student's channels, which must
     include the teacher's) and the quality output.
     """
@@ -217,7 +217,8 @@ def student_cfg_from_teacher(teacher_cfg: ModelCfg, student: str, channels: tupl
         mean.append(0.0)
         std.append(1.0)
     cfg = base.replace(fs=teacher_cfg.fs, window_s=teacher_cfg.window_s, hop_s=teacher_cfg.hop_s,
-                       band=teacher_cfg.band, norm=teacher_cfg.norm, task=teacher_cfg.task, channels=chans, outputs=tuple(outputs),
+                       band=teacher_cfg.band, band_phase=getattr(teacher_cfg, "band_phase", "zero"),
+                       norm=teacher_cfg.norm, task=teacher_cfg.task, channels=chans, outputs=tuple(outputs),
                        units=tuple(units), target_mean=tuple(mean), target_std=tuple(std), quant=None)
     if width_mult != 1.0 or depth_delta:
         cfg = widen(cfg, width_mult, depth_delta)

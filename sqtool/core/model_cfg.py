@@ -16,6 +16,21 @@ DEFAULT_BAND = (0.5, 8.0)   # Hz: the one definition of the default band-pass of
 FS_MAX_HZ = 10_000.0        # highest sampling rate accepted anywhere (PPG is 25-1000 Hz)
 WINDOW_S_MAX = 600.0        # longest window / hop accepted anywhere, s
 MIN_RECORD_SAMPLES = 2      # a record needs at least this many samples per channel
+BAND_PHASES = ("zero", "causal")   # ModelCfg.band_phase
+
+
+def stream_filter(cfg) -> str:
+    """The stream's band-pass mode (`firmware_bench.stream.FILTERS`, export's --device-filter) that reproduces a
+    model's training windows: "causal" for a model trained with band_phase "causal", else "window" (zero-phase over
+    the window and its context). `cfg`: a ModelCfg, its dict, or an export's metadata (its model_cfg inside);
+    files older than the field mean "zero"."""
+    if isinstance(cfg, dict):
+        phase = cfg.get("band_phase", (cfg.get("model_cfg") or {}).get("band_phase", "zero"))
+    else:
+        phase = getattr(cfg, "band_phase", "zero")
+    if phase not in BAND_PHASES:
+        raise SqtoolError(f"band_phase {phase!r}: choose one of {', '.join(BAND_PHASES)}")
+    return "causal" if phase == "causal" else "window"
 
 
 ACC_SUM = "acc"             # a network channel: the accelerometer's power summed over its three axes
@@ -74,6 +89,10 @@ class ModelCfg:
                                                # front end scales each spectrum to its own max)
     band: tuple[float | None, float | None] | None = DEFAULT_BAND  # Butterworth band-pass (lo, hi) Hz at fs
                                                # before windowing; None = no filter, lo/hi None = low/high-pass
+    band_phase: str = "zero"                   # time-domain models: how the band-pass runs (BAND_PHASES): "zero"
+                                               # (zero-phase over the window and its context) | "causal" (one
+                                               # running filter from the recording's start, what a sample-by-sample
+                                               # device runs); training, the stream and the C front end all follow it
     task: str = "pretrain"                     # "pretrain" | "hr" | "rr" | "af" | "bp" | "quality"
     outputs: tuple[str, ...] = ()              # output names, e.g. ("hr_bpm",), ("sbp", "dbp"), ("logit_af",)
     units: tuple[str, ...] = ()                # one per output: "bpm", "mmHg", "logit", ...
@@ -88,6 +107,9 @@ class ModelCfg:
         check_fs(self.fs, f"model {self.name} fs")
         check_window_s(self.window_s, f"model {self.name} window_s")
         check_window_s(self.hop_s, f"model {self.name} hop_s")
+        if self.band_phase not in BAND_PHASES:
+            raise SqtoolError(f"model {self.name} band_phase: choose one of {', '.join(BAND_PHASES)}, "
+                              f"got {self.band_phase!r}")
 
     @property
     def n_samples(self) -> int:

@@ -361,8 +361,10 @@ def windows_in_record(starts: np.ndarray, fs: float, win: int, duration_s: float
 def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 40.0,
                  window_s: float = 30.0, hop_s: float | None = None, norm: str = "minmax",
                  band: tuple[float | None, float | None] | None = DEFAULT_BAND,
-                 dtype=np.float32) -> Windows:
+                 dtype=np.float32, causal: bool = False) -> Windows:
     """Cut a record into model windows: resample whole channels to `fs`, band-pass, window, normalise.
+    `causal`: the band-pass runs as one causal filter from the record's start (a model whose band_phase is
+    "causal": what the stream's "causal" filter and a sample-by-sample device compute), else zero-phase.
 
     Raises SqtoolError for a missing channel, a bad rate, or a record shorter than one window. The windows
     holding a NaN/Inf sample (a gap) are left out, their number in `meta["nonfinite_windows"]`.
@@ -370,7 +372,7 @@ def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 
     if norm not in NORMS:
         raise SqtoolError(f"unknown normalisation '{norm}' (known: {', '.join(NORMS)})")
     hop_s = window_s if hop_s is None else hop_s
-    sig, f = record_signals(record, channels, fs, band)                   # (C, N)
+    sig, f = record_signals(record, channels, fs, band, causal=causal)    # (C, N)
     win = _samples(window_s, f, "window length")
     hop = _samples(hop_s, f, "hop")
     n = sig.shape[1]

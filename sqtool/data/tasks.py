@@ -280,7 +280,8 @@ def model_band(cfg):
 def _windows(rec, cfg):
     from sqtool.data.preprocess import make_windows
     return make_windows(rec, channels=list(cfg.channels), fs=cfg.fs, window_s=cfg.window_s,
-                        hop_s=cfg.hop_s, norm=cfg.norm, band=model_band(cfg))
+                        hop_s=cfg.hop_s, norm=cfg.norm, band=model_band(cfg),
+                        causal=getattr(cfg, "band_phase", "zero") == "causal")
 
 
 def _require_channels(rec, cfg, task):

@@ -29,7 +29,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from sqtool.core import (SqtoolError, add_config_args, atomic_save_npz, atomic_write_text, resolve_config,
+from sqtool.core import (SqtoolError, add_config_args, stream_filter, atomic_save_npz, atomic_write_text, resolve_config,
                          write_metrics)
 from sqtool.core.progress import bar, item, size_text
 from sqtool.core.runs import (FORCE_HELP, check_out_dir, check_required, releases_run_dirs, shell_command,
@@ -72,11 +72,11 @@ class ExportConfig:
         "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the rate "
                 "the model was trained for, e.g. 125). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
                 "(resampling, band-pass, normalisation, int8 input) from that rate in C (0 = none: the network only)"})
-    device_filter: str = field(default="window", metadata={
+    device_filter: str = field(default="", metadata={
         "help": "time-domain models, C target with --device-fs: the band-pass of c/sq_window.c: window (zero phase over "
-                "the window and its context, as training and sqtool's default stream: a few seconds of look-ahead, "
-                "more RAM) | causal (a running filter, no look-ahead, little RAM; a phase lag the network was not "
-                "trained with: sqtool predict --filter causal measures it)"})
+                "the window and its context: a few seconds of look-ahead, more RAM) | causal (a running filter, no "
+                "look-ahead, little RAM) (default: the one the model was trained with, its band_phase; train "
+                "finetune --band-phase causal trains for the causal one)"})
     device_acc_fs: float = field(default=0.0, metadata={
         "help": "spectral models reading the accelerometer, C target: its rate in Hz when it differs from the device "
                 "rate (--device-fs): the kit adds c/<prefix>_acc_resampler.{h,c}, an integer filter bringing it to "
@@ -386,8 +386,15 @@ def _load_inputs(cfg: ExportConfig):
     if cfg.device_fs and not spectral and "c" in targets:      # refused before any folder, in one line
         from sqtool.export.c_window import FILTERS, check_device_rate
         check_device_rate(mcfg, cfg.device_fs)
-        if cfg.device_filter not in FILTERS:
+        if cfg.device_filter and cfg.device_filter not in FILTERS:
             raise SqtoolError(f"--device-filter {cfg.device_filter}: choose one of {', '.join(FILTERS)}")
+        trained = stream_filter(mcfg)
+        cfg.device_filter = cfg.device_filter or trained
+        if cfg.device_filter != trained:
+            notes.append(f"--device-filter {cfg.device_filter}: the network was trained with the {trained} band-pass "
+                         f"(band_phase {mcfg.get('band_phase', 'zero')}); the C front end feeds it another input, with "
+                         f"another phase (sqtool predict --filter {cfg.device_filter} measures what it costs; train "
+                         f"finetune --band-phase {'causal' if cfg.device_filter == 'causal' else 'zero'} trains for it)")
     if cfg.device_fs and not spectral and "c" not in targets:   # a note: a script passing it for every model runs
         notes.append(f"--device-fs {cfg.device_fs:g} builds the C front end (c/sq_window.c) of the C target, which "
                      "this export does not write (--target c)")
@@ -640,13 +647,13 @@ def _export(cfg: ExportConfig) -> dict:
                              f"{wd['latency_s']:.2f} s after a window's last sample; state about {wd['ram_bytes']} B "
                              f"RAM, tables {wd['table_bytes']} B; checked against the stream by sqtool bench "
                              "(runtime c_window) on recordings at that rate")
-                if wd["ram_bytes"] > 32 * 1024:           # a low band-pass cut-off: a long history to filter
+                if wd["ram_bytes"] > 32 * 1024 and wd["filter"] == "window":   # a low cut-off: a long history
                     small = window_design(md, cfg.device_fs, "causal")["ram_bytes"]
                     extra.append(f"C front end: its {wd['ram_bytes'] / 1024:.0f} KB of state are more than a 32 KB "
                                  f"RAM budget: the band's low cut-off ({wd['band'][0]:g} Hz) takes "
                                  f"{wd['ctx_pre'] / wd['fs']:g} s of history and {wd['ctx_post'] / wd['fs']:g} s of "
-                                 f"look-ahead around each window; --device-filter causal needs {small / 1024:.0f} KB "
-                                 "(sqtool predict --filter causal measures what its phase lag costs)")
+                                 f"look-ahead around each window; the causal filter needs {small / 1024:.0f} KB "
+                                 "(train finetune --band-phase causal trains a model for it)")
             if kit:
                 _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
     docs = []                                                # MODEL_CARD.md, INTEGRATION.md

@@ -38,7 +38,7 @@ import json
 import numpy as np
 
 from sqtool import __version__
-from sqtool.core import SqtoolError, git_sha
+from sqtool.core import SqtoolError, git_sha, stream_filter
 from sqtool.core.io import created_stamp, dumps_json
 
 REQUIRED = ("name", "fs", "window_s", "hop_s", "channels", "norm", "task")
@@ -100,7 +100,7 @@ def check_model_cfg(cfg: dict, where: str) -> None:
     band = cfg["band"]
     if band is not None and (not isinstance(band, (list, tuple)) or len(band) != 2):
         raise SqtoolError(f"{where}: model_cfg band must be [lo, hi] Hz or null, got {band!r}")
-
+    stream_filter(cfg)                            # a band_phase other than zero / causal: one line
 
 SHORT_RECORDS_NOTE = ("a recording shorter than one window: 'tile' = repeated end to end to fill the window "
                       "(sqtool.data.record.tile_record), one window, as the task's training data were; 'refuse' = "
@@ -136,6 +136,7 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
                          "tflite": "(1, 1, T, C) channels-last", "c": "in[t * C + c] channels-last"},
         "norm": cfg["norm"],
         "band": None if cfg["band"] is None else list(cfg["band"]),
+        "band_phase": str(cfg.get("band_phase", "zero")),   # how training ran the band-pass (core.stream_filter)
         "outputs": outputs,
         "units": list(cfg.get("units") or []),
         "target_mean": list(cfg.get("target_mean") or []),

@@ -39,6 +39,7 @@ TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "bp": "systolic and diastolic blood pressure in mmHg per window (regression)",
              "quality": "signal quality, good against poor, per window (a logit)",
              "pretrain": "an encoder's embedding per window (self-supervised; no task head)"}
+CAUSAL_TOL = 0.002                  # tests/train/test_band_phase.py: a causal model's windows vs the causal stream
 STREAM_TOL = 0.03                    # tests/firmware_bench/test_stream.py: "window" stream vs make_windows
 FLAGGED = 0.10                       # = firmware_bench.tracker.MAX_FLAGGED (export may not import it; tested equal)
 
@@ -87,7 +88,14 @@ def preprocessing_steps(md: dict) -> list[str]:
         f"{_ratio(100.0, fs)}); output sample m lies at time m / {fs:g} s. Streamed, it needs the FIR's half "
         "length of look-ahead; over a whole recording resample_poly itself gives the same samples.",
     ]
-    if band:
+    if band and md.get("band_phase") == "causal":
+        call, _ = _filter_call(band, fs)
+        steps.append(
+            f"**Band-pass {band[0] or 0:g}-{band[1] or fs / 2:g} Hz, causal** (the model was trained so: "
+            f"`band_phase` causal). `sos = {call}`, one running `scipy.signal.sosfilt(sos, x, zi=sosfilt_zi(sos) * "
+            "x[0])` over the model-rate stream from the recording's first sample (started in that sample's steady "
+            "state), its state carried from one sample to the next: no look-ahead, no extra delay.")
+    elif band:
         call, padlen = _filter_call(band, fs)
         pre, post = zero_phase_context(band)
         steps.append(
@@ -196,9 +204,23 @@ def output_lines(md: dict) -> list[str]:
     return out
 
 
+ZERO_PHASE_TEXT = ("This model was trained with the causal band-pass of step 4. A zero-phase one instead (sqtool's "
+                   "default for models trained with `band_phase` zero: `scipy.signal.sosfiltfilt` over the window and "
+                   "its context, seconds of look-ahead, more RAM; `export --device-filter window` writes it in C) "
+                   "feeds the network an input it did not see: `sqtool predict --filter window` beside the default "
+                   "on your labelled recordings measures what it costs.")
+
+
 def edge_text(md: dict) -> str:
     """What the document says of the streamed windows against training's whole-recording ones."""
     band = tuple(md["band"]) if md.get("band") else None
+    if band and md.get("band_phase") == "causal":
+        return (f"Its windows equal the streamed ones above within {CAUSAL_TOL:g} normalised units but near a "
+                "recording's start and end, where training's resampler removed the whole recording's mean and "
+                "zero-padded (step 2), for as long as the filter remembers them (seconds; some 30 s with a 0.05 Hz "
+                "cut-off). Windows "
+                "beside a gap differ (training interpolates across a gap before it filters, and scores no window "
+                "that holds one). The held-out figures in MODEL_CARD.md are of training's windows.")
     pre, post = zero_phase_context(band)
     tested = (f"within {STREAM_TOL:g} normalised units farther than {pre:g} s from them, tested for this default "
               f"{DEFAULT_BAND[0]:g}-{DEFAULT_BAND[1]:g} Hz band" if band == tuple(DEFAULT_BAND) else
@@ -214,7 +236,7 @@ def edge_text(md: dict) -> str:
             "The held-out figures in MODEL_CARD.md are of training's windows.")
 
 
-def c_front_end_text(out: Path) -> str:
+def c_front_end_text(out: Path, md: dict) -> str:
     """What the C of this folder holds: the network only, or (`--device-fs HZ`) the preprocessing too."""
     from sqtool.export.c_window import front_end_info
     info = front_end_info(out / "c")
@@ -224,9 +246,13 @@ def c_front_end_text(out: Path) -> str:
                 "runs steps 1-6 in C.")
     rate = f"{info['fs_in']:g} Hz"
     causal = info["filter"] == "causal"
-    how = (" with the causal band-pass of step 4's last paragraph (`--device-filter causal`: no look-ahead, little "
+    trained_causal = md.get("band_phase") == "causal"
+    how = ("" if causal == trained_causal else
+           " with the causal band-pass of step 4's last paragraph (`--device-filter causal`: no look-ahead, little "
            "RAM, a phase lag the network was not trained with; `sqtool predict --filter causal` measures it)"
-           if causal else "")
+           if causal else
+           " with the zero-phase band-pass of step 4's last paragraph (`--device-filter window`: look-ahead and more "
+           "RAM, an input the causal-trained network did not see; `sqtool predict --filter window` measures it)")
     return (f"This C export holds them too: `c/sq_window.{{h,c}}` (with `c/sq_window_tables.h`) runs steps 1-6 below "
             f"on the device from {rate} samples{how}, in float32, and hands `sq_model_run` its int8 input every hop "
             "(the header shows the loop). Its codes equal sqtool's stream but where float32 and float64 round a value to "
@@ -255,10 +281,11 @@ def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], par
                          "`export_report.md` were measured on them), not your steps 1-6." if parity_file else
                          "This folder holds no parity windows (the export was given none): `sqtool predict` above is "
                          "the check."),
-              "C_FRONT_END": c_front_end_text(out),
+              "C_FRONT_END": c_front_end_text(out, md),
               "PROB_COLUMNS": " (a logit as its probability, e.g. `p_af`)" if any(
                   u == "logit" for u in md.get("units") or []) else "",
-              "CAUSAL_TEXT": ("A causal filter instead of step 4 (one running `scipy.signal.sosfilt` over the "
+              "CAUSAL_TEXT": (ZERO_PHASE_TEXT if md.get("band_phase") == "causal" and md.get("band") else
+                              "A causal filter instead of step 4 (one running `scipy.signal.sosfilt` over the "
                               "model-rate stream, started in its first sample's steady state, `zi = sosfilt_zi(sos) "
                               "* x[0]`; no look-ahead, what a sample-by-sample device runs; `export --device-filter "
                               "causal` writes it in C) feeds the network another input, with a phase lag: "

@@ -65,7 +65,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, add_config_args, make_run_dir, resolve_config, save_config, write_metrics
+from sqtool.core import (SqtoolError, add_config_args, make_run_dir, resolve_config, save_config, stream_filter,
+                         write_metrics)
 from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP, check_required, releases_run_dirs, shell_command
@@ -105,7 +106,10 @@ class BenchConfig:
         "help": "a time-domain model with several outputs (bp: sbp, dbp): the one scored (default: the first whose "
                 "label the recordings carry)"})
     chunk: int = field(default=25, metadata={"help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
-    filter: str = field(default="window", metadata={"help": "stream band-pass: window | causal | none"})
+    filter: str = field(default="", metadata={
+        "help": "a time-domain model's stream band-pass: window (zero phase over the window and its context) | causal "
+                "(one running filter, what a sample-by-sample device runs) | none (default: the one the model was "
+                "trained with, its band_phase)"})
     quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality_logit "
                                                                 "output says poor (a model without one is "
                                                                 "refused)"})
@@ -640,12 +644,13 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         check_out_dir("bench", cfg.out, cfg.force)        # before the data and the front end
     if not cfg.model:
         raise SqtoolError("--model is required (an `sqtool export` dir, holding manifest.json)")
-    if cfg.filter not in FILTERS:
+    if cfg.filter and cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter must be one of {', '.join(FILTERS)}")
     floors = parse_floors(cfg.floor)
     art = R.load_artifacts(cfg.model, {"teacher": cfg.teacher, "student_float": cfg.student_float,
                                         "student_int8": cfg.student_int8},
                            allow_failed_parity=cfg.allow_failed_parity, flag="--allow-failed-parity")
+    cfg.filter = cfg.filter or stream_filter(art.metadata)   # default: as the model was trained
     outputs = list(art.metadata.get("outputs") or [])
     if cfg.quality_gate and art.metadata.get("task") != "hr":
         raise SqtoolError(f"--quality-gate holds the heart-rate tracker; {art.export_dir} is a "

@@ -77,7 +77,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, stream_filter
 from sqtool.core.metrics import CLASS_NAMES, sigmoid
 from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
@@ -109,10 +109,11 @@ class PredictConfig:
                                                        "pipeline when available, else c, else tflite (int8), else "
                                                        "onnx: what the export has)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
-    filter: str = field(default="window", metadata={
+    filter: str = field(default="", metadata={
         "help": "a time-domain model's band-pass as the stream runs it: window (zero phase over the window with its "
-                "history and look-ahead: training's filter) | causal (what a sample-by-sample device runs; run "
-                "both to see what it costs) | none; a spectral model's front end is fixed (window only)"})
+                "history and look-ahead) | causal (what a sample-by-sample device runs; run both to see what it "
+                "costs) | none (default: the one the model was trained with, its band_phase); a spectral model's "
+                "front end is fixed (window only)"})
     data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data); without "
                                                          "--data, read as --data (its old spelling, as in train)"})
@@ -368,10 +369,11 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         raise SqtoolError("predict: --model EXPORT is required (an `sqtool export` folder (any task's model)) "
                           "(see sqtool predict --help)", code=2)
     from sqtool.firmware_bench.stream import FILTERS
-    if cfg.filter not in FILTERS:
+    if cfg.filter and cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter {cfg.filter}: choose one of {', '.join(FILTERS)}", code=2)
     art = R.load_artifacts(cfg.model)              # the exported files; a source only if a runtime reads it
     md = art.metadata
+    cfg.filter = cfg.filter or stream_filter(md)  # default: as the model was trained
     spectral = R.is_spectral(md)
     if spectral and cfg.filter != "window":
         raise SqtoolError(f"--filter {cfg.filter}: {art.export_dir} is a spectral model, whose fixed-point front end "

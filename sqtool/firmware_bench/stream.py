@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sqtool.core import SqtoolError
+from sqtool.core import SqtoolError, stream_filter
 from sqtool.data.preprocess import (DEFAULT_BAND, StreamingBandpass, _sos, filtfilt_padlen, normalise,
                                     polyphase_design, resample_ratio, zero_phase_context)
 from sqtool.firmware_bench.report import too_short
@@ -63,9 +63,11 @@ class StreamSpec:
     context_s: tuple[float, float] = (8.0, 4.0)   # "window" filter: seconds of history / look-ahead
 
     @classmethod
-    def from_model_cfg(cls, cfg, filter: str = "window", band="model") -> "StreamSpec":
+    def from_model_cfg(cls, cfg, filter: str = "", band="model") -> "StreamSpec":
         """The stream for a model contract (ModelCfg, its dict, or an export's metadata.json).
 
+        filter "" = the band-pass the model was trained with (`core.stream_filter`: "causal" for band_phase causal,
+        else "window").
         band="model" takes the contract's band-pass (older files without one: DEFAULT_BAND). The
         "window" filter's history/look-ahead grows with a low cut-off (`preprocess.zero_phase_context`), so a
         0.05 Hz respiratory band is filtered like the offline whole-record filter (60 s / 30 s)."""
@@ -77,6 +79,7 @@ class StreamSpec:
             elif band is None and not (isinstance(cfg, dict) and "band" in cfg):
                 band = DEFAULT_BAND
         band = tuple(band) if band is not None else None
+        filter = filter or stream_filter(cfg)
         context = zero_phase_context(band)
         return cls(fs=float(g("fs")), window_s=float(g("window_s")), hop_s=float(g("hop_s")),
                    channels=tuple(g("channels")), norm=str(g("norm", "minmax")), band=band, filter=filter,

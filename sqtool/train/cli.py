@@ -102,6 +102,9 @@ def _precheck_finetune(cfg):
     from sqtool.train.finetune import check_mode, load_init, prepare_finetune
     cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
+    if _is_spectral(cfg.model) and cfg.band_phase != "zero":
+        raise SqtoolError(f"--band-phase {cfg.band_phase}: {cfg.model} is a spectral model, whose fixed-point front "
+                          "end runs a causal band-pass already; --band-phase is for time-domain models")
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "

@@ -55,7 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_save_npz, atomic_write_text, resolve_data_root, to_dict, write_metrics
+from sqtool.core import (BAND_PHASES, SqtoolError, atomic_save_npz, atomic_write_text, resolve_data_root, to_dict,
+                         write_metrics)
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
 from sqtool.core.optim import check_training_numbers, one_cycle
@@ -85,6 +86,10 @@ class FinetuneConfig:
     fs: float = field(default=0.0, metadata={"help": "model input rate Hz (0 = the model's / checkpoint's, 40)"})
     window_s: float = field(default=0.0, metadata={"help": "window length s (0 = the task's default)"})
     hop_s: float = field(default=0.0, metadata={"help": "hop s (0 = the task's default)"})
+    band_phase: str = field(default="zero", metadata={
+        "help": "time-domain models: zero (the band-pass zero-phase over each window and its context) | causal (one "
+                "running filter from the recording's start: what a sample-by-sample device runs, a few KB of "
+                "state; export --target c --device-fs HZ then builds that filter, predict and bench stream it)"})
     mode: str = field(default="full", metadata={"help": "full | linear (frozen encoder, head only)"})
     folds: int = field(default=-1, metadata={"help": "subject folds: 0 = leave-one-subject-out, -1 = task default "
                                                      "(LOSO for hr, 5 otherwise)"})
@@ -137,6 +142,9 @@ class FinetuneConfig:
             if v:
                 (check_fs if k == "fs" else check_window_s)(v, f"{command} --{k.replace('_', '-')}")
         check_fraction(self.heldout_fraction)
+        if self.band_phase not in BAND_PHASES:
+            raise SqtoolError(f"{command} --band-phase {self.band_phase}: choose one of {', '.join(BAND_PHASES)}",
+                              code=2)
         return self
 
 
@@ -459,7 +467,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     if cfg.fs:
         base = base.replace(fs=float(cfg.fs))
     model_cfg = task_model_cfg(cfg.task, base, channels=cfg.channels or ("ppg",),
-                               window_s=cfg.window_s or None, hop_s=cfg.hop_s or None, spec=spec)
+                               window_s=cfg.window_s or None, hop_s=cfg.hop_s or None, spec=spec).replace(
+                                   band_phase=cfg.band_phase)
     input_shape = model_cfg.input_shape         # (C, T): fs * window_s not whole -> one line, before any data is read
 
     root = cfg.data_root
