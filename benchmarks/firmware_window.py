@@ -1,21 +1,27 @@
 """A time-domain model whole on the device: an af student through the user's commands, its preprocessing in C
-(`export --device-fs`), on the host and the emulated Cortex-M4, with both band-pass filters, on held-out patients.
+(`export --device-fs`), on the host and the emulated Cortex-M4, with both band-pass filters, on held-out patients,
+and a second student trained with the causal band-pass (`train finetune --band-phase causal`).
 
-    nice .venv/bin/python benchmarks/firmware_window.py                       # ~4 min on 2 cores
-    nice .venv/bin/python benchmarks/firmware_window.py --run runs/my_af_quantize --device-fs 100
+    nice .venv/bin/python benchmarks/firmware_window.py                       # ~5 min on 2 cores per seed
+    nice .venv/bin/python benchmarks/firmware_window.py --seeds 0,1,2
+    nice .venv/bin/python benchmarks/firmware_window.py --run runs/my_af_quantize --causal-run runs/my_causal_quantize
 
-1. Unless --run names a quantize run: `sqtool train finetune --task af --model resnet1d_siamq_tiny` (--epochs, no
-   folds: a teacher on the training patients) and `sqtool quantize` (the default student, cnn1d_student_s16, and
-   quantize's own held-out patients, the last --heldout-fraction of them sorted).
-2. For each band-pass filter of the C front end (window: zero phase, as training; causal: no look-ahead):
-   `sqtool export --target c --device-fs HZ --device-filter F`, then `sqtool bench` on the run's held-out patients'
-   recordings (a folder of links to their ppg_arrhythmia files, at the arrhythmia set's 100 Hz) with `--filter F`:
-   c_host (the network on the stream's inputs), c_window (the C front end + the network on the host),
+1. Per seed, unless --run / --causal-run name quantize runs: `sqtool train finetune --task af --model
+   resnet1d_siamq_tiny --seed S` (--epochs, 2 folds: a teacher on the training patients), once as is (band_phase
+   zero) and once with `--band-phase causal`, each followed by `sqtool quantize --seed S` (the default student,
+   cnn1d_student_s16, and the teacher's held-out patients, the last --heldout-fraction of them sorted: the same
+   patients for every seed and arm).
+2. Three arms, each `sqtool export --target c --device-fs HZ [--device-filter F]` then `sqtool bench` on the
+   held-out patients' recordings (a folder of links to their ppg_arrhythmia files, at the arrhythmia set's 100 Hz):
+     window          the zero-phase student, zero-phase C front end (as it was trained)
+     causal          the zero-phase student, causal C front end (no look-ahead: an input it was not trained on)
+     causal_trained  the causal student, causal C front end (its default: as it was trained)
+   runtimes c_host (the network on the stream's inputs), c_window (the C front end + the network on the host),
    mcu_m4_window (both on the emulated Cortex-M4), beside the classic RMSSD rule and a constant score.
 
-Side by side in one run, per filter: AUROC, F1, AUROC by patient, per-patient rows, the C front end's codes against
-the stream's, instructions per window (front end, network), flash and RAM. Instructions are INSTRUCTIONS (QEMU TCG
-plugin), not cycles. Writes benchmarks/results/firmware_window.json and .md.
+Side by side in one run, per arm: AUROC, F1, AUROC by patient, per-patient rows, the C front end's codes against
+the stream's, instructions per window (front end, network), flash and RAM; over seeds, each arm's M4 AUROC.
+Instructions are INSTRUCTIONS (QEMU TCG plugin), not cycles. Writes benchmarks/results/firmware_window.json and .md.
 """
 from __future__ import annotations
 
@@ -66,6 +72,15 @@ def held_out_folder(run: Path, data_root: Path, work: Path) -> tuple[Path, list[
     return out, held
 
 
+ARMS = {   # name: (which student, the C front end's --device-filter; None = the export's default, the model's)
+    "window": ("zero", "window"),
+    "causal": ("zero", "causal"),
+    "causal_trained": ("causal", None),
+}
+ARM_TEXT = {"window": "zero-phase student, zero-phase front end", "causal": "zero-phase student, causal front end",
+            "causal_trained": "causal student (--band-phase causal), causal front end"}
+
+
 def summary(bench: dict) -> dict:
     """What the tables need of one bench.json."""
     rows = {r["runtime"]: r for r in bench["runtimes"]}
@@ -75,24 +90,27 @@ def summary(bench: dict) -> dict:
     return {"runtimes": {k: {f: r.get(f) for f in keep if f in r} for k, r in rows.items()},
             "baseline": {f: bench["baseline"].get(f) for f in ("method", "metrics", "by_subject")},
             "baseline_per_subject": bench["baseline"].get("per_subject") or {},
-            "trivial": (bench.get("trivial") or {}).get("metrics"), "skill": (bench.get("skill") or {}).get("line")}
+            "trivial": (bench.get("trivial") or {}).get("metrics"), "skill": (bench.get("skill") or {}).get("line"),
+            "stream": bench["provenance"].get("stream")}
 
 
 def _t(v, nd=3):
     return "-" if v is None else f"{v:.{nd}f}"
 
 
-def markdown(res: dict) -> str:
-    a = res["args"]
-    L = ["# A time-domain model whole on the device: af student, C front end, host and Cortex-M4", "",
-         f"Machine: 2 shared CPU cores; run {res['date']} ({res['elapsed_min']:.1f} min). Command: "
-         f"`python benchmarks/firmware_window.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`", "",
-         f"Model: {res['model']} from quantize run `{res['run']}`; device rate {a['device_fs']:g} Hz; held-out "
-         f"patients {', '.join(res['heldout'])} ({res['windows']} windows of 10 s, the arrhythmia set's segments).",
-         "", "| filter | runtime | AUROC | F1 | AUROC by patient | codes equal to the stream's % | max LSB | "
-             "instructions / window (front end + network) | front end | flash KB | RAM KB |",
+def _m4(s: dict, key: str = "auroc"):
+    r = s["runtimes"].get("mcu_m4_window") or {}
+    return (r.get("by_subject") or {}).get("mean") if key == "by_patient" else (r.get("metrics") or {}).get(key)
+
+
+def seed_tables(res: dict, seed: str) -> list[str]:
+    arms = res["seeds"][seed]["arms"]
+    L = [f"## Seed {seed}", "", f"Models: zero-phase `{res['seeds'][seed]['runs']['zero']}`, causal "
+         f"`{res['seeds'][seed]['runs']['causal']}`.", "",
+         "| arm | runtime | AUROC | F1 | AUROC by patient | codes equal to the stream's % | max LSB | "
+         "instructions / window (front end + network) | front end | flash KB | RAM KB |",
          "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for f, s in res["filters"].items():
+    for f, s in arms.items():
         for k, r in s["runtimes"].items():
             m, fe, by = r.get("metrics") or {}, r.get("front_end") or {}, r.get("by_subject") or {}
             L.append(f"| {f} | {k} | {_t(m.get('auroc'))} | {_t(m.get('f1'))} | {_t(by.get('mean'))} | "
@@ -104,59 +122,101 @@ def markdown(res: dict) -> str:
         L.append(f"| {f} | classic: {b['method']} | {_t((b.get('metrics') or {}).get('auroc'))} | "
                  f"{_t((b.get('metrics') or {}).get('f1'))} | {_t(by.get('mean'))} | | | | | | |")
         L.append(f"| {f} | trivial: a constant score | {_t((s.get('trivial') or {}).get('auroc'))} | | | | | | | | |")
-    L += ["", "Per patient (AUROC; '-' where the patient's windows hold one class):", "",
-          "| patient | windows | AF windows | " + " | ".join(f"{f} mcu_m4_window" for f in res["filters"]) +
-          " | " + " | ".join(f"{f} classic" for f in res["filters"]) + " |",
-          "|---|---|---|" + "---|" * (2 * len(res["filters"]))]
-    first = next(iter(res["filters"].values()))
+    L += ["", "Per patient (AUROC, mcu_m4_window; '-' where the patient's windows hold one class):", "",
+          "| patient | windows | AF windows | " + " | ".join(arms) + " | classic |",
+          "|---|---|---|" + "---|" * (len(arms) + 1)]
+    first = next(iter(arms.values()))
     for key, p in (first["runtimes"]["mcu_m4_window"].get("per_subject") or {}).items():
         cells = [_t((s["runtimes"]["mcu_m4_window"].get("per_subject") or {}).get(key, {}).get("auroc"))
-                 for s in res["filters"].values()]
-        cells += [_t((s.get("baseline_per_subject") or {}).get(key, {}).get("auroc")) for s in res["filters"].values()]
+                 for s in arms.values()]
+        cells.append(_t((first.get("baseline_per_subject") or {}).get(key, {}).get("auroc")))
         L.append(f"| {key} | {p.get('n')} | {p.get('positives')} | " + " | ".join(cells) + " |")
     L += ["", "Skill verdicts (the primary runtime on held-out patients, AUROC against a constant score):", ""]
-    L += [f"- {f}: {s['skill']}" for f, s in res["filters"].items()]
-    L += ["", "- `window` is the zero-phase band-pass training used; `causal` runs with no look-ahead and little RAM, "
-              "started in its first sample's steady state, an input the network was not trained on: on 10 s "
-              "segments its start and phase lag cover the whole window.",
+    L += [f"- {f}: {s['skill']}" for f, s in arms.items()]
+    return L + [""]
+
+
+def markdown(res: dict) -> str:
+    a = res["args"]
+    seeds = list(res["seeds"])
+    L = ["# A time-domain model whole on the device: af student, C front end, host and Cortex-M4", "",
+         f"Machine: 2 shared CPU cores; run {res['date']} ({res['elapsed_min']:.1f} min). Command: "
+         f"`python benchmarks/firmware_window.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`", "",
+         f"Model: {res['model']}; device rate {a['device_fs']:g} Hz; held-out patients {', '.join(res['heldout'])} "
+         f"({res['windows']} windows of 10 s, the arrhythmia set's segments); seeds {', '.join(seeds)}.", "",
+         "Emulated Cortex-M4 (mcu_m4_window: C front end + network), AUROC pooled / by patient, per seed:", "",
+         "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " | mean pooled | mean by patient |",
+         "|---|" + "---|" * (len(seeds) + 2)]
+    for arm in ARMS:
+        pooled = [_m4(res["seeds"][s]["arms"][arm]) for s in seeds]
+        by = [_m4(res["seeds"][s]["arms"][arm], "by_patient") for s in seeds]
+        mean = lambda v: None if any(x is None for x in v) else sum(v) / len(v)   # noqa: E731
+        L.append(f"| {arm}: {ARM_TEXT[arm]} | " + " | ".join(f"{_t(p)} / {_t(b)}" for p, b in zip(pooled, by))
+                 + f" | {_t(mean(pooled))} | {_t(mean(by))} |")
+    L += [""]
+    for s in seeds:
+        L += seed_tables(res, s)
+    L += ["- `window` is the zero-phase band-pass; `causal` runs with no look-ahead and little RAM, started in its "
+          "first sample's steady state: on 10 s segments its start and phase lag cover the whole window, an input "
+          "the zero-phase student was not trained on; `causal_trained` is a student trained on exactly that input.",
           "- Instructions are executed instructions (QEMU plugin), not cycles; flash / RAM of the whole image "
           "(the harness's buffers included)."]
     return "\n".join(L) + "\n"
 
 
+def train(data_root: Path, work: Path, seed: int, epochs: int, phase: str) -> Path:
+    """Step 1 for one seed and band phase: a teacher, then quantize; the quantize run."""
+    teacher, run = work / f"teacher_{phase}_s{seed}", work / f"quantize_{phase}_s{seed}"
+    sqtool("train", "finetune", "--task", "af", "--model", "resnet1d_siamq_tiny", "--data", data_root,
+           "--epochs", epochs, "--folds", 2, "--seed", seed, "--band-phase", phase, "--out", teacher)
+    sqtool("quantize", "--model", teacher, "--seed", seed, "--out", run)
+    return run
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
-    ap.add_argument("--run", default="", help="a quantize run of an af model (default: train one, step 1)")
+    ap.add_argument("--run", default="", help="a quantize run of a zero-phase af model (default: train one, step 1)")
+    ap.add_argument("--causal-run", default="", help="a quantize run of an af model trained with --band-phase causal "
+                                                     "(default: train one, step 1)")
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds (step 1; one with --run)")
     ap.add_argument("--epochs", type=int, default=20, help="teacher epochs (step 1)")
     ap.add_argument("--device-fs", type=float, default=100.0, help="the device rate the C front end is built for")
     ap.add_argument("--results-name", default="firmware_window")
     args = ap.parse_args()
     data_root = Path(data_root_or_exit(args.data_root, ap.error))
+    seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    if (args.run or args.causal_run) and len(seeds) != 1:
+        ap.error("--run / --causal-run name one model each: give one --seeds")
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="sq_firmware_window_"))
-    run = Path(args.run) if args.run else None
-    if run is None:
-        sqtool("train", "finetune", "--task", "af", "--model", "resnet1d_siamq_tiny", "--data", data_root,
-               "--epochs", args.epochs, "--folds", 2, "--out", work / "teacher")
-        sqtool("quantize", "--model", work / "teacher", "--out", work / "quantize")
-        run = work / "quantize"
-    folder, held = held_out_folder(run, data_root, work)
-    res = {"args": vars(args), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "run": str(run),
-           "heldout": held, "filters": {}}
-    for f in ("window", "causal"):
-        exp, out = work / f"export_{f}", work / f"bench_{f}"
-        sqtool("export", "--model", run, "--target", "c", "--device-fs", args.device_fs, "--device-filter", f,
-               "--out", exp)
-        sqtool("bench", "--model", exp, "--data", folder, "--filter", f, "--runtime", ",".join(RUNTIMES),
-               "--callgrind-windows", 0, "--out", out)
-        bench = json.loads((out / "bench.json").read_text())
-        s = summary(bench)
-        res["filters"][f] = s
-        res["model"] = bench["provenance"].get("model")
-        res["windows"] = bench["provenance"].get("windows")
-        log(f"{f}: " + ", ".join(f"{k} AUROC {_t((r.get('metrics') or {}).get('auroc'))}"
-                                  for k, r in s["runtimes"].items()))
+    res = {"args": vars(args), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seeds": {}}
+    for seed in seeds:
+        runs = {"zero": Path(args.run) if args.run else train(data_root, work, seed, args.epochs, "zero"),
+                "causal": (Path(args.causal_run) if args.causal_run
+                           else train(data_root, work, seed, args.epochs, "causal"))}
+        folder, held = held_out_folder(runs["zero"], data_root, work)
+        if held_out_folder(runs["causal"], data_root, work / "causal")[1] != held:
+            sys.exit("firmware_window: the two quantize runs hold out different patients")
+        res["heldout"] = held
+        arms = {}
+        for arm, (phase, filt) in ARMS.items():
+            exp, out = work / f"export_{arm}_s{seed}", work / f"bench_{arm}_s{seed}"
+            sqtool("export", "--model", runs[phase], "--target", "c", "--device-fs", args.device_fs,
+                   *(["--device-filter", filt] if filt else []), "--out", exp)
+            sqtool("bench", "--model", exp, "--data", folder, "--runtime", ",".join(RUNTIMES),
+                   *(["--filter", filt] if filt else []),               # none: the model's own
+                   "--callgrind-windows", 0, "--out", out)
+            bench = json.loads((out / "bench.json").read_text())
+            s = summary(bench)
+            if filt and f"filter {filt}" not in (s["stream"] or ""):    # bench streamed what the C front end runs
+                sys.exit(f"firmware_window: {arm}: bench streamed '{s['stream']}', the C front end runs {filt}")
+            arms[arm] = s
+            res["model"] = bench["provenance"].get("model")
+            res["windows"] = bench["provenance"].get("windows")
+            log(f"seed {seed} {arm}: " + ", ".join(f"{k} AUROC {_t((r.get('metrics') or {}).get('auroc'))}"
+                                                   for k, r in s["runtimes"].items()))
+        res["seeds"][str(seed)] = {"runs": {k: str(v) for k, v in runs.items()}, "arms": arms}
     res["elapsed_min"] = (time.perf_counter() - t0) / 60
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_metrics(RESULTS, res, f"{args.results_name}.json")

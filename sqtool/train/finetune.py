@@ -573,7 +573,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         "units": list(spec["units"]), "input": {"fs": model_cfg.fs, "window_s": model_cfg.window_s,
                                                 "hop_s": model_cfg.hop_s, "channels": list(model_cfg.channels),
                                                 "norm": model_cfg.norm,
-                                                "band": None if model_cfg.band is None else list(model_cfg.band)},
+                                                "band": None if model_cfg.band is None else list(model_cfg.band),
+                                                "band_phase": model_cfg.band_phase},
         "elapsed_s": time.perf_counter() - t_start, "resumed_folds": resumed,
     }
     if cfg.final_fit:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 
 import numpy as np
 import pytest
@@ -65,6 +66,8 @@ def test_train_finetune_band_phase_causal_writes_it_into_the_checkpoint_and_its_
     ck = load_checkpoint(tmp_path / "ft" / "model.pt", expect_kind="teacher_task")
     teacher = ModelCfg.from_dict(ck["model_cfg"])
     assert teacher.band_phase == "causal"
+    metrics = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert metrics["input"]["band_phase"] == "causal"
     assert student_cfg_from_teacher(teacher, "").band_phase == "causal"
 
 
