@@ -837,6 +837,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                       "own (no tracker)." if target.scored else not_measured + "."),
                      "Instruction counts are executed instructions (QEMU plugin on the MCU, callgrind on the "
                      "host), never cycles.",
+                     *(["Latency (host, one thread): each runtime's call per window from Python; c_window's timed "
+                        "inside its C process (the window's network call + the front end's time per window), "
+                        "without that call overhead."] if "c_window" in lat else []),
                      "bit-exact %: windows whose int8 outputs equal the reference's exactly (double rounding "
                      "vs TFLite Micro, single rounding vs Brevitas).",
                      (f"fidelity: decoded heart rate (before the tracker) against the reference runtime's, over "

@@ -531,6 +531,8 @@ class WindowLoop(_Int8):
         (W, k), int8 input codes (W, T C)), the windows of every recording in order."""
         from sqtool.firmware_bench.window_fw import run_window_fw, window_sizes
         r = run_window_fw(self.fw, streams, timeout=self.timeout_s)
+        if r.latency_s is not None:                 # the host build's wall time per window (front end + network)
+            self.latencies_s = [float(v) for v in r.latency_s]
         if self.target != "host":
             size = window_sizes(self.fw, r.stack_high_water)
             self.extra.update({k: v for k, v in size.items() if k not in ("sections", "objects")})

@@ -6,6 +6,7 @@ instructions counted per stage, flash, RAM and stack measured.
     r = run_window_fw(fw, [x0, x1, ...])             # (C, N) float device samples per recording
     r.codes, r.outputs, r.index, r.recording, r.flagged   per window (every recording's, in order)
     r.stage_insns {"front_end", "network"}: instructions, r.windows_counted, r.stack_high_water
+    r.latency_s (host build): per window, its network call's wall time + the front end's per window
 
 The harness (mcu/window_bench.c) pushes SQ_BENCH_CHUNK samples per counted bracket (the windows they complete
 included), brackets each network call and each sq_window_finish call (a short recording's windows all come at its
@@ -49,6 +50,9 @@ class WindowRun:
     windows_counted: int = 0                        # the windows whose network call was counted
     stack_high_water: int | None = None
     stats: dict = field(default_factory=dict)
+    stage_seconds: dict = field(default_factory=dict)   # host build: wall time per stage, s
+    latency_s: np.ndarray | None = None             # host build: (W,) the window's network call + the front end's
+                                                    # time per window (its pushes and finishes over the windows)
 
 
 def _sources(c_dir: Path, front_end_only: bool) -> list[Path]:
@@ -96,7 +100,7 @@ def run_window_fw(fw: WindowFirmware, streams: list[np.ndarray], timeout: float 
     """Every recording's (C, N) device samples through the firmware; its windows and measurements."""
     work = fw.path.parent / f"run_{fw.path.stem}"
     work.mkdir(parents=True, exist_ok=True)
-    for f in ("sq_win_in.bin", "sq_win_out.bin", "sq_stats.txt", "sq_stages.bin", "counts.txt"):
+    for f in ("sq_win_in.bin", "sq_win_out.bin", "sq_stats.txt", "sq_stages.bin", "sq_times.bin", "counts.txt"):
         (work / f).unlink(missing_ok=True)
     n_ch = streams[0].shape[0] if streams else 0
     with open(work / "sq_win_in.bin", "wb") as f:
@@ -117,6 +121,14 @@ def run_window_fw(fw: WindowFirmware, streams: list[np.ndarray], timeout: float 
     run = WindowRun(got["recording"].copy(), got["index"].copy(), got["flagged"].copy(), got["codes"].copy(),
                     got["outputs"].copy(), stats=stats,
                     stack_high_water=stats.get("stack_high_water") if fw.target != "host" else None)
+    if fw.target == "host":
+        tags, secs = np.fromfile(work / "sq_stages.bin", dtype=np.uint8), np.fromfile(work / "sq_times.bin", "<f8")
+        if len(tags) != len(secs) or stats.get("stages") != len(tags):
+            raise FirmwareError(f"{what}: {len(secs)} times for {len(tags)} stage tags")
+        run.stage_seconds = {s: float(secs[tags == i].sum()) for i, s in enumerate(STAGES)}
+        net = secs[tags == 1]                                    # one per window, in the windows' order
+        front = (run.stage_seconds["front_end"] + run.stage_seconds["front_end_end"]) / max(1, len(net))
+        run.latency_s = net + front
     if counts is not None:
         tags = np.fromfile(work / "sq_stages.bin", dtype=np.uint8)
         if len(tags) != len(counts) or stats.get("stages") != len(tags):

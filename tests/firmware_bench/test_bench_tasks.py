@@ -171,6 +171,10 @@ def test_the_c_front_end_runs_the_whole_window_path_in_c(tmp_path, monkeypatch):
     assert rows["c_window"]["status"] == "ok" and fe["windows"] == 12 and fe["max_lsb"] <= 1
     assert fe["codes_equal_pct"] >= 99.5 and rows["c_window"]["fidelity"]["ref"] == "c_host"
     assert rows["c_window"]["metrics"]["auroc"] == pytest.approx(rows["c_host"]["metrics"]["auroc"], abs=0.05)
+    # its latency is timed inside the C process, one figure per window, and the note says so
+    assert len(res["series"]["latency_ms"]["c_window"]) == 12 and rows["c_window"]["latency_ms_p50"] > 0
+    assert any(n.startswith("Latency (host, one thread)") and "c_window's timed inside its C process" in n
+               for n in res["notes"])
     assert "C front end (c_window: c/sq_window.c, 40 Hz device samples)" in tables(res)
     assert "sq_window_push -> sq_model_run" in next_step(res).splitlines()[1]
     p = predict(PredictConfig(model=str(exp), data="arr", runtime="c_window", out=str(tmp_path / "p"),

@@ -11,10 +11,16 @@
  *           made included), 1 the network (one window), 2 one sq_window_finish call (a window made at a recording's
  *           end), in the order the plugin writes its counts (written in blocks: the harness keeps little RAM)
  *           sq_stats.txt: recordings=, windows=, stages=, status=, stack_high_water=, front_end_state_bytes=
+ *           sq_times.bin (host build only): one float64 per counted bracket, its wall time in seconds
+ *           (CLOCK_MONOTONIC), in the order of sq_stages.bin
  * -DSQ_WF_ONLY builds the front end alone (no sq_model.c: its windows' codes, one zero byte for the outputs), what
  * tests/export/test_c_window.py compares with the Python stream.
  * Exit status: 0 ok, 2 I/O error, 3 the front end or the network returned an error.
  */
+#ifdef SQ_HOST
+#define _POSIX_C_SOURCE 199309L        /* clock_gettime */
+#include <time.h>
+#endif
 #include <stdint.h>
 #include <stdio.h>
 
@@ -50,10 +56,39 @@ static uint8_t tags[TAG_BLOCK];
 static uint32_t n_stages;
 static FILE *ftags;
 
-static void tag(int stage)                 /* outside the brackets: the plugin counts none of this */
+#ifdef SQ_HOST                           /* the host build times each bracket too */
+static double times[TAG_BLOCK];
+static struct timespec t_begin;
+static FILE *ftimes;
+#endif
+
+/* A counted bracket of `stage`: tagged, then begun; outside the markers, so the plugin counts none of this. */
+static void begin(int stage)
 {
     tags[n_stages % TAG_BLOCK] = (uint8_t)stage;
-    if (++n_stages % TAG_BLOCK == 0) fwrite(tags, 1, TAG_BLOCK, ftags);
+#ifdef SQ_HOST
+    clock_gettime(CLOCK_MONOTONIC, &t_begin);
+#endif
+    sq_bench_begin();
+}
+
+static void end(void)
+{
+    sq_bench_end();
+#ifdef SQ_HOST
+    {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        times[n_stages % TAG_BLOCK] = (double)(t.tv_sec - t_begin.tv_sec)
+                                      + 1e-9 * (double)(t.tv_nsec - t_begin.tv_nsec);
+    }
+#endif
+    if (++n_stages % TAG_BLOCK == 0) {
+        fwrite(tags, 1, TAG_BLOCK, ftags);
+#ifdef SQ_HOST
+        fwrite(times, sizeof(double), TAG_BLOCK, ftimes);
+#endif
+    }
 }
 
 /* The network on one window (counted), then the window and its outputs written. */
@@ -61,10 +96,9 @@ static int run_window(FILE *fout, int32_t rec, uint32_t index, float flagged, co
 {
     int32_t idx = (int32_t)index;
     int rc;
-    tag(1);
-    sq_bench_begin();
+    begin(1);
     rc = sq_model_run(x, result);
-    sq_bench_end();
+    end();
     if (fwrite(&rec, sizeof rec, 1, fout) != 1 || fwrite(&idx, sizeof idx, 1, fout) != 1
         || fwrite(&flagged, sizeof flagged, 1, fout) != 1 || fwrite(x, 1, SQ_INPUT_SIZE, fout) != SQ_INPUT_SIZE
         || fwrite(result, 1, SQ_OUTPUT_SIZE, fout) != SQ_OUTPUT_SIZE)
@@ -86,6 +120,13 @@ int main(void)
         fprintf(stderr, "window_bench: cannot open sq_win_in.bin, sq_win_out.bin or sq_stages.bin\n");
         return 2;
     }
+#ifdef SQ_HOST
+    ftimes = fopen("sq_times.bin", "wb");
+    if (!ftimes) {
+        fprintf(stderr, "window_bench: cannot open sq_times.bin\n");
+        return 2;
+    }
+#endif
     if (fread(hdr, sizeof(int32_t), 2, fin) != 2 || hdr[1] != SQ_WF_NCH) return 2;
     sq_stack_paint();
     for (r = 0; r < hdr[0] && status == 0; ++r) {
@@ -95,8 +136,7 @@ int main(void)
         while (done < n && status == 0) {
             int m = n - done < SQ_BENCH_CHUNK ? (int)(n - done) : SQ_BENCH_CHUNK, j, k = 0;
             if (fread(samples, sizeof(float) * SQ_WF_NCH, (size_t)m, fin) != (size_t)m) return 2;
-            tag(0);
-            sq_bench_begin();
+            begin(0);
             for (j = 0; j < m; ++j) {
                 int got = sq_window_push(&fe, &samples[j * SQ_WF_NCH], ready[k < MAX_READY ? k : MAX_READY - 1]);
                 if (got < 0) status = 3;
@@ -106,16 +146,15 @@ int main(void)
                     k++;
                 }
             }
-            sq_bench_end();
+            end();
             for (j = 0; j < k && status == 0; ++j, ++windows)
                 status = run_window(fout, r, ready_index[j], ready_flagged[j], ready[j]);
             done += m;
         }
         while (status == 0) {                     /* the recording's end: its last windows, each counted */
-            tag(2);
-            sq_bench_begin();
+            begin(2);
             got = sq_window_finish(&fe, ready[0]);
-            sq_bench_end();
+            end();
             if (got <= 0) {
                 if (got < 0) status = 3;
                 break;
@@ -128,6 +167,10 @@ int main(void)
     fclose(fout);
     if (n_stages % TAG_BLOCK) fwrite(tags, 1, n_stages % TAG_BLOCK, ftags);
     fclose(ftags);
+#ifdef SQ_HOST
+    if (n_stages % TAG_BLOCK) fwrite(times, sizeof(double), n_stages % TAG_BLOCK, ftimes);
+    fclose(ftimes);
+#endif
     fs = fopen("sq_stats.txt", "w");
     if (!fs) return 2;
     fprintf(fs, "recordings=%ld\nwindows=%ld\nstages=%lu\nstatus=%d\nstack_high_water=%lu\n"
