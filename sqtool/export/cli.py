@@ -642,11 +642,21 @@ def _export(cfg: ExportConfig) -> dict:
                 wd = window_design(md, cfg.device_fs, cfg.device_filter)
                 for p in render_window(md, cfg.device_fs, out / "c", filter=cfg.device_filter):
                     done(str(p.relative_to(out)))
+                from sqtool.export.window_kit import write_window_kit
+                kit_info = write_window_kit(out, md, cfg.device_fs)      # example, Makefile, test vectors
+                for p in kit_info["files"]:
+                    done(str(p.relative_to(out)))
                 extra.append(f"C front end (c/sq_window.c): {wd['fs_in']:g} Hz device samples -> {wd['fs']:g} Hz "
                              f"windows of {wd['T']} x {wd['nch']}, band-pass {wd['filter']}, every {wd['hop_s']:g} s, "
                              f"{wd['latency_s']:.2f} s after a window's last sample; state about {wd['ram_bytes']} B "
                              f"RAM, tables {wd['table_bytes']} B; checked against the stream by sqtool bench "
                              "(runtime c_window) on recordings at that rate")
+                vec = kit_info["vectors"]
+                extra.append(f"C device-loop kit: example/main.c, Makefile (host, check, mps2, check-mps2), "
+                             f"test_vectors/ (a synthetic {vec['seconds']:g} s recording; " + (
+                                 f"expected.txt: the host build's {vec['windows']} windows, which `make check` on "
+                                 "your target must reproduce exactly)" if vec["windows"] is not None else
+                                 f"expected.txt {vec['expected']})"))
                 if wd["ram_bytes"] > 32 * 1024 and wd["filter"] == "window":   # a low cut-off: a long history
                     small = window_design(md, cfg.device_fs, "causal")["ram_bytes"]
                     extra.append(f"C front end: its {wd['ram_bytes'] / 1024:.0f} KB of state are more than a 32 KB "

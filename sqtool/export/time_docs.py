@@ -258,8 +258,12 @@ def c_front_end_text(out: Path, md: dict) -> str:
             "(the header shows the loop). Its codes equal sqtool's stream but where float32 and float64 round a value to "
             "either side of a code (one code apart at most); `sqtool bench` runs it as runtime `c_window` on "
             f"recordings at {rate} and compares its inputs with the stream's, and `sqtool predict --runtime c_window` "
-            "writes its outputs per window, to check your device's against. The steps are written out below for any "
-            "other runtime.")
+            "writes its outputs per window, to check your device's against. The folder's `Makefile` builds the loop "
+            "with `example/main.c` (a recording file in, one line per window out) on the host (`make check`) and for "
+            "the MPS2 AN386 Cortex-M4 board (`make check-mps2`, under QEMU), each compared with "
+            "`test_vectors/expected.txt` (a synthetic recording, no subject data): built in ISO C99 (no fused or "
+            "reordered float operations), a port must reproduce it bit for bit. The steps are written out below for "
+            "any other runtime.")
 
 
 def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], parity_file: str | None) -> Path:

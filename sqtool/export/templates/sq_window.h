@@ -7,11 +7,12 @@
  *   1. a non-finite sample (NaN / Inf: a dropout) holds the channel's last good value and is counted in its window;
  *   2. the channel's first sample is subtracted (the resampler's zero padding then rings on nothing);
  *   3. polyphase resampling to the model rate, scipy.signal.resample_poly's filter and alignment;
- *   4. the Butterworth band-pass: zero phase (SQ_WF_ZERO_PHASE, sqtool's default "window" filter: sosfiltfilt's odd
- *      extension, steady-state start, forward and back, over the window plus SQ_WF_CTX_PRE samples before it and
- *      SQ_WF_CTX_POST after, cropped to the window), or causal (SQ_WF_CAUSAL, `export --device-filter causal`,
- *      sqtool's "causal" filter: one running filter started in its first sample's steady state, no look-ahead, a
- *      phase lag the network was not trained with: `sqtool predict --filter causal` measures what it costs);
+ *   4. the Butterworth band-pass: zero phase (SQ_WF_ZERO_PHASE, sqtool's "window" filter, a zero-phase model's:
+ *      sosfiltfilt's odd extension, steady-state start, forward and back, over the window plus SQ_WF_CTX_PRE samples
+ *      before it and SQ_WF_CTX_POST after, cropped to the window), or causal (SQ_WF_CAUSAL, sqtool's "causal" filter: one running
+ *      filter started in its first sample's steady state, no look-ahead; what a model trained with `sqtool train
+ *      finetune --band-phase causal` was trained on, and export's default for it; for a zero-phase model, a phase lag
+ *      it was not trained with: `sqtool predict --filter causal` measures what it costs);
  *   5. per window and channel normalisation (min-max or z-score, SQ_WF_NORM), shift-invariant, so step 2's offset
  *      is never added back (in float32 a large ADC level would cost the pulse its precision; the band-pass of a
  *      constant started in its steady state is that steady state);

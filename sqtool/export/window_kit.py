@@ -1,0 +1,162 @@
+"""The integration kit of a time-domain model's device loop, written beside its C front end by `sqtool export --target
+c --device-fs HZ` (c/sq_window.{h,c} + tables, `export.c_window`; c/sq_model.{h,c}, `export.c`).
+
+    info = write_window_kit(out_dir, md, fs_in)     # example/, Makefile, test_vectors/; expected.txt from the host
+    chk = check_window_kit(out_dir)                 # `make check` in a scratch build folder: {"ok", "n", "error"}
+
+Without make or a host C compiler on the exporting machine the kit is written without expected.txt (said in
+vectors.json and the export report).
+
+Layout of out_dir:
+
+    example/main.c               a recording file through sq_window_push + sq_model_run, one line per window
+    example/board/               startup.c, sq_bench.h, mps2_an386.ld: the project's MPS2 AN386 board support
+    Makefile                     host, check, mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc), check-mps2 (QEMU)
+    test_vectors/recording.bin   SYNTHETIC device samples, no subject data: int32 C, int32 N, N x C float32, NaN =
+                                 a dropout (a pulse, a breathing wander, wrist motion on the accelerometer axes, noise,
+                                 a large ADC level, a dropout, a saturated stretch, a silent one)
+    test_vectors/expected.txt    example/main.c's output on it, built on the host (gcc -std=c99 -O2)
+    test_vectors/vectors.json    what the recording holds
+
+The front end is float32. In ISO C (-std=c99: no fused multiply-add, no reordering) its operations round the same
+on every IEEE-754 target, so a port's `make check` must reproduce expected.txt exactly: the project's Cortex-M4,
+M33 and M55 builds do (sqtool bench: mcu_m4_window against c_window). Whether the host's codes are sqtool's is what
+`sqtool bench --runtime c_window` measures against sqtool's stream (and tests/export/test_window_kit.py on these
+vectors: never more than one code apart).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sqtool.core import SqtoolError, atomic_write_bytes, atomic_write_text
+from sqtool.core.io import dumps_json
+from sqtool.export.kit import BOARD_DIR, TEMPLATES, _fill
+
+KIT_FILES = ("example/main.c", "example/board/startup.c", "example/board/sq_bench.h", "example/board/mps2_an386.ld",
+             "Makefile", "test_vectors/recording.bin", "test_vectors/expected.txt", "test_vectors/vectors.json")
+ACC = ("acc_x", "acc_y", "acc_z")
+
+
+def synthetic_device_recording(md: dict, fs_in: float, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """(C, N) float32 device samples for the model's channels, no subject data, and their description: long enough
+    for the front end's context and several windows. PPG-like channels: a pulse of drifting rate (70 -> 130 BPM)
+    with a harmonic and a 0.25 Hz breathing wander on an ADC level of 2000; accelerometer axes: arm motion at 78
+    per minute on gravity; every channel: noise, a dropout (NaN) at 20-24 % of the recording, a saturated stretch
+    (+-32767, alternating) at 45-47 % and a silent one (0) at 70-73 %."""
+    from sqtool.data.preprocess import zero_phase_context
+    band = tuple(md["band"]) if md.get("band") else None
+    pre, post = zero_phase_context(band)
+    seconds = max(60.0, 4 * float(md["window_s"]) + pre + post)
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fs_in))
+    t = np.arange(n) / fs_in
+    ph = 2 * np.pi * np.cumsum((70 + 60 * t / seconds) / 60.0) / fs_in
+    rows = []
+    for k, ch in enumerate(md["channels"]):
+        if ch in ACC:
+            x = 1200 * np.sin(2 * np.pi * 1.3 * t + k) + 4096 * (ch == "acc_z")
+        else:
+            x = 2000 + 300 * np.sin(ph + k) + 90 * np.sin(2 * ph + 0.6 + k) + 80 * np.sin(2 * np.pi * 0.25 * t)
+        rows.append(x + 10 * rng.standard_normal(n))
+    x = np.stack(rows)
+    s = lambda f: int(round(f * n))                                         # noqa: E731
+    x[:, s(0.20):s(0.24)] = np.nan
+    x[:, s(0.45):s(0.47)] = np.where(np.arange(s(0.47) - s(0.45)) % 2, 32767.0, -32768.0)
+    x[:, s(0.70):s(0.73)] = 0.0
+    desc = {"synthetic": True, "seconds": seconds, "fs_in_hz": fs_in, "channels": list(md["channels"]),
+            "content": "pulse 70 -> 130 BPM with a harmonic and a 0.25 Hz wander on an ADC level of 2000 (non-acc "
+                       "channels), arm motion at 78 /min on gravity (acc axes), noise; NaN (a dropout) at 20-24 % "
+                       "of the recording, saturated +-32767 at 45-47 %, zeros at 70-73 %", "seed": seed,
+            "layout": "int32 C, int32 N, then N x C float32, sample-major, little-endian"}
+    return x.astype(np.float32), desc
+
+
+def recording_bytes(x: np.ndarray) -> bytes:
+    """recording.bin's bytes for (C, N) float32 device samples."""
+    x = np.asarray(x, np.float32)
+    return np.array(x.shape, "<i4").tobytes() + np.ascontiguousarray(x.T).astype("<f4").tobytes()
+
+
+def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dict:
+    """The kit (module docstring) into out_dir, whose c/ holds the front end and the network; expected.txt is the
+    host build's output on the synthetic recording. Returns {"files", "windows", "vectors"}; the host build failing
+    is one SqtoolError line."""
+    out = Path(out_dir)
+    for f in ("sq_window.c", "sq_model.c"):
+        if not (out / "c" / f).is_file():
+            raise SqtoolError(f"{out / 'c'}: no {f}: the kit needs the C front end and the network")
+    (out / "example" / "board").mkdir(parents=True, exist_ok=True)
+    (out / "test_vectors").mkdir(exist_ok=True)
+    atomic_write_text(out / "example" / "main.c", (TEMPLATES / "wkit_main.c").read_text())
+    for name in ("startup.c", "sq_bench.h", "mps2_an386.ld"):
+        shutil.copyfile(BOARD_DIR / name, out / "example" / "board" / name)
+    atomic_write_text(out / "Makefile", _fill((TEMPLATES / "wkit_Makefile").read_text(), {"FS_IN": f"{fs_in:g}"}))
+    x, desc = synthetic_device_recording(md, fs_in)
+    atomic_write_bytes(out / "test_vectors" / "recording.bin", recording_bytes(x))
+    files = [out / f for f in KIT_FILES]
+    missing = [t for t in (make, os.environ.get("CC", "cc")) if shutil.which(t) is None]
+    if missing:                                  # no host toolchain here: the kit without its expected results
+        (out / "test_vectors" / "expected.txt").unlink(missing_ok=True)
+        files.remove(out / "test_vectors" / "expected.txt")
+        desc.update(windows=None, expected=f"not written: no {' or '.join(missing)} on the exporting machine")
+        lines = []
+    else:
+        lines = run_example(out, make)
+        atomic_write_text(out / "test_vectors" / "expected.txt", "".join(ln + "\n" for ln in lines))
+        desc.update(windows=len(lines), expected="example/main.c built on the host (cc -std=c99 -O2): per window "
+                    "index, dropout share in permille, FNV-1a of the int8 input codes, the int8 output codes")
+    atomic_write_text(out / "test_vectors" / "vectors.json", dumps_json(desc))
+    return {"files": files, "windows": desc["windows"], "vectors": desc}
+
+
+def run_example(out: Path, make: str = "make", codes: bool = False) -> list[str]:
+    """The kit's host example (built with its Makefile in a scratch folder) on test_vectors/recording.bin: its
+    output lines (with `codes`, each window's line followed by its codes' line)."""
+    with tempfile.TemporaryDirectory() as build:
+        try:
+            r = subprocess.run([make, "-s", "-C", str(out), f"BUILD={build}", "host"], capture_output=True,
+                               text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise SqtoolError(f"{out}: the kit's host build did not run ({type(e).__name__}: {e})")
+        if r.returncode != 0:
+            msg = next((ln for ln in (r.stderr or r.stdout).splitlines() if "error" in ln.lower()), r.stderr[-200:])
+            raise SqtoolError(f"{out}: the kit's host build failed: {msg.strip()}")
+        p = subprocess.run([str(Path(build) / "host" / "example"), str(out / "test_vectors" / "recording.bin"),
+                            *(["codes"] if codes else [])], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise SqtoolError(f"{out}: the kit's example exited {p.returncode}: {p.stderr.strip()[:200]}")
+    return p.stdout.splitlines()
+
+
+def parse_lines(lines: list[str]) -> dict:
+    """example/main.c's window lines (codes lines, when there, apart) -> index, flagged_permille, fnv (W,) and
+    outputs (W, K) int arrays, codes (W, T C) int8 or None."""
+    win = [ln.split() for ln in lines if not ln.startswith("codes")]
+    codes = [ln.split()[1:] for ln in lines if ln.startswith("codes")]
+    a = np.array(win, dtype=np.int64).reshape(len(win), -1)
+    return {"index": a[:, 0], "flagged_permille": a[:, 1], "fnv": a[:, 2], "outputs": a[:, 3:],
+            "codes": np.array(codes, dtype=np.int64).astype(np.int8) if codes else None}
+
+
+def check_window_kit(out_dir, make: str = "make") -> dict:
+    """`make check` of the kit in a scratch build folder: {"ok", "n" (windows in expected.txt), "error"}."""
+    out = Path(out_dir)
+    n = len((out / "test_vectors" / "expected.txt").read_text().splitlines())
+    with tempfile.TemporaryDirectory() as build:
+        try:
+            r = subprocess.run([make, "-s", "-C", str(out), f"BUILD={build}", "check"], capture_output=True,
+                               text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as e:
+            return {"ok": False, "n": n, "error": f"make failed to run ({type(e).__name__})"}
+    said = (r.stdout + r.stderr).strip().splitlines()
+    return {"ok": r.returncode == 0, "n": n, "error": None if r.returncode == 0 else (said[-1] if said else "failed")}
+
+
+__all__ = ["write_window_kit", "check_window_kit", "run_example", "parse_lines", "synthetic_device_recording",
+           "recording_bytes", "KIT_FILES"]

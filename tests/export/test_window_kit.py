@@ -1,0 +1,112 @@
+"""The device-loop kit of a time-domain export (`export --target c --device-fs HZ`, `export.window_kit`): its
+example streams a synthetic recording through the C front end and the network; `make check` reproduces
+test_vectors/expected.txt and a wrong one is a MISMATCH; the example's input codes are sqtool's stream's (never more
+than one code apart) and its outputs the project's own window harness's, bit for bit; the MPS2 AN386 build under
+QEMU reproduces the host's lines; a recording of another channel count is one line and exit status 2."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware_bench"))
+from test_predict_targets import export_student  # noqa: E402
+
+from sqtool.data.record import Record  # noqa: E402
+from sqtool.data.tasks import task_model_cfg  # noqa: E402
+from sqtool.export.window_kit import KIT_FILES, parse_lines, recording_bytes, run_example  # noqa: E402
+from sqtool.firmware_bench.runtimes import quantize  # noqa: E402
+from sqtool.firmware_bench.stream import StreamSpec, replay  # noqa: E402
+from sqtool.firmware_bench.window_fw import build_window_fw, run_window_fw  # noqa: E402
+from sqtool.models import get_model_cfg  # noqa: E402
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None or shutil.which("cc") is None, reason="make / cc missing")
+
+MODELS = {   # name: (task, channels, device rate Hz, band phase)
+    "af_ppg_100hz": ("af", ("ppg",), 100.0, "zero"),
+    "hr_acc_125hz_causal": ("hr", ("ppg", "acc_x", "acc_y", "acc_z"), 125.0, "causal"),
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def kit(request, tmp_path_factory) -> Path:
+    task, chans, fs_in, phase = MODELS[request.param]
+    mc = task_model_cfg(task, get_model_cfg("cnn1d_student_xs"), channels=chans).replace(band_phase=phase)
+    return export_student(tmp_path_factory.mktemp(request.param), mc, ["c"], device_fs=fs_in)
+
+
+def _recording(out: Path) -> np.ndarray:
+    raw = (out / "test_vectors" / "recording.bin").read_bytes()
+    c, n = np.frombuffer(raw[:8], "<i4")
+    return np.frombuffer(raw[8:], "<f4").reshape(n, c).T.copy()             # (C, N)
+
+
+def _make(out: Path, target: str, build: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", "-C", str(out), f"BUILD={build}", target], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_the_kit_checks_itself_and_a_wrong_expected_file_is_a_mismatch(kit, tmp_path):
+    import json
+    assert all((kit / f).is_file() for f in KIT_FILES)
+    assert {f["path"] for f in json.loads((kit / "manifest.json").read_text())["files"]} >= set(KIT_FILES)
+    vec = json.loads((kit / "test_vectors" / "vectors.json").read_text())
+    assert vec["synthetic"] is True and vec["windows"] == len((kit / "test_vectors" / "expected.txt").read_text()
+                                                              .splitlines()) >= 4
+    r = _make(kit, "check", tmp_path / "b")
+    assert r.returncode == 0 and "every window bit-exact" in r.stdout, r.stdout + r.stderr
+    bad = tmp_path / "kit"
+    shutil.copytree(kit, bad)
+    lines = (bad / "test_vectors" / "expected.txt").read_text().splitlines()
+    last = lines[1].split()
+    lines[1] = " ".join(last[:-1] + [str(int(last[-1]) + 1)])               # one output code off
+    (bad / "test_vectors" / "expected.txt").write_text("\n".join(lines) + "\n")
+    r = _make(bad, "check", tmp_path / "c")
+    assert r.returncode != 0 and "MISMATCH with test_vectors/expected.txt" in r.stdout
+
+
+def test_its_codes_are_the_streams_and_its_outputs_the_window_harness(kit, tmp_path):
+    """What expected.txt says is checked against sqtool itself: the stream's windows (the model's filter) and the
+    window harness bench runs as c_window, on the kit's own recording."""
+    import json
+    md = json.loads((kit / "metadata.json").read_text())
+    x = _recording(kit)
+    fs_in = json.loads((kit / "test_vectors" / "vectors.json").read_text())["fs_in_hz"]
+    got = parse_lines(run_example(kit, codes=True))
+    want = parse_lines((kit / "test_vectors" / "expected.txt").read_text().splitlines())
+    for k in ("index", "flagged_permille", "fnv", "outputs"):
+        np.testing.assert_array_equal(got[k], want[k])
+    rec = Record("kit", "syn", "recording", dict(zip(md["channels"], x)), {ch: fs_in for ch in md["channels"]})
+    rp = replay(rec, StreamSpec.from_model_cfg(md), chunk=50)
+    ref = quantize(rp.x, md["quantization"]["input_scale"], md["quantization"]["input_zero_point"])
+    assert got["index"].tolist() == list(range(len(rp)))
+    np.testing.assert_allclose(got["flagged_permille"], np.round(1000 * rp.flagged), atol=1)
+    d = np.abs(got["codes"].astype(int) - ref.reshape(len(ref), -1).astype(int))
+    assert d.max() <= 1 and (d == 0).mean() >= 0.99
+    assert np.count_nonzero(got["flagged_permille"]) >= 1                     # the dropout is in a window
+    r = run_window_fw(build_window_fw(kit / "c", "host", tmp_path / "h"), [x])
+    np.testing.assert_array_equal(r.codes, got["codes"])
+    np.testing.assert_array_equal(r.outputs.astype(int), got["outputs"])
+
+
+def test_a_recording_of_another_channel_count_is_one_line(kit, tmp_path):
+    import json
+    md = json.loads((kit / "metadata.json").read_text())
+    wrong = tmp_path / "wrong.bin"
+    wrong.write_bytes(recording_bytes(np.zeros((len(md["channels"]) + 1, 100), np.float32)))
+    subprocess.run(["make", "-s", "-C", str(kit), f"BUILD={tmp_path / 'b'}", "host"], check=True, timeout=300)
+    p = subprocess.run([str(tmp_path / "b" / "host" / "example"), str(wrong)], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip() == f"{wrong}: cannot read it, or not {len(md['channels'])} channels"
+
+
+@pytest.mark.mcu
+def test_the_cortex_m4_build_reproduces_the_host(kit, tmp_path):
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
+    r = _make(kit, "check-mps2", tmp_path / "m")
+    assert r.returncode == 0 and "MPS2 AN386 (Cortex-M4): every window bit-exact" in r.stdout, r.stdout + r.stderr
