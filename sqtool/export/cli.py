@@ -652,7 +652,8 @@ def _export(cfg: ExportConfig) -> dict:
                              f"RAM, tables {wd['table_bytes']} B; checked against the stream by sqtool bench "
                              "(runtime c_window) on recordings at that rate")
                 vec = kit_info["vectors"]
-                extra.append(f"C device-loop kit: example/main.c, Makefile (host, check, mps2, check-mps2), "
+                extra.append(f"C device-loop kit: example/main.c and selftest.c, Makefile (host, check, selftest, "
+                             "mps2, check-mps2), "
                              f"test_vectors/ (a synthetic {vec['seconds']:g} s recording; " + (
                                  f"expected.txt: the host build's {vec['windows']} windows, which `make check` on "
                                  "your target must reproduce exactly)" if vec["windows"] is not None else

@@ -211,6 +211,17 @@ ZERO_PHASE_TEXT = ("This model was trained with the causal band-pass of step 4. 
                    "on your labelled recordings measures what it costs.")
 
 
+def band_text(md: dict) -> str:
+    """The model card's words for its band-pass and the phase it was trained with."""
+    band = md.get("band")
+    if not band:
+        return "not band-passed"
+    lo, hi = band
+    what = f"band-passed {lo or 0:g}-{hi or float(md['fs']) / 2:g} Hz"
+    return what + (" causally (one running filter, as a sample-by-sample device runs it: `band_phase` causal)"
+                   if md.get("band_phase") == "causal" else " zero-phase")
+
+
 def edge_text(md: dict) -> str:
     """What the document says of the streamed windows against training's whole-recording ones."""
     band = tuple(md["band"]) if md.get("band") else None
@@ -259,7 +270,8 @@ def c_front_end_text(out: Path, md: dict) -> str:
             "either side of a code (one code apart at most); `sqtool bench` runs it as runtime `c_window` on "
             f"recordings at {rate} and compares its inputs with the stream's, and `sqtool predict --runtime c_window` "
             "writes its outputs per window, to check your device's against. The folder's `Makefile` builds the loop "
-            "with `example/main.c` (a recording file in, one line per window out) on the host (`make check`) and for "
+            "with `example/main.c` (a recording file in, one line per window out) on the host (`make check`), as "
+            "`example/selftest.c` with the vectors compiled in for a board without files (`make selftest`), and for "
             "the MPS2 AN386 Cortex-M4 board (`make check-mps2`, under QEMU), each compared with "
             "`test_vectors/expected.txt` (a synthetic recording, no subject data): built in ISO C99 (no fused or "
             "reordered float operations), a port must reproduce it bit for bit. The steps are written out below for "
@@ -508,8 +520,9 @@ def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict 
     lines = [f"# Model card: {model_cfg['name']} ({md['task']}: {task_text(md)})", "",
              "## Task", "",
              f"{task_text(md)[0].upper()}{task_text(md)[1:]}, from {float(md['window_s']):g} s windows of "
-             f"{', '.join(md['channels'])} resampled to {float(md['fs']):g} Hz, one every {float(md['hop_s']):g} s "
-             "(INTEGRATION.md: the preprocessing that must run before the network, and how to read its outputs).", "",
+             f"{', '.join(md['channels'])} resampled to {float(md['fs']):g} Hz and {band_text(md)}, one every "
+             f"{float(md['hop_s']):g} s (INTEGRATION.md: the preprocessing that must run before the network, and how "
+             "to read its outputs).", "",
              "## Model", "",
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",
              f"- quantization `{md.get('quant_scheme')}`: {md.get('quant_description')}", size,

@@ -10,6 +10,7 @@ vectors.json and the export report).
 Layout of out_dir:
 
     example/main.c               a recording file through sq_window_push + sq_model_run, one line per window
+    example/selftest.c           sq_window_selftest(): the test vectors compiled in, no stdio (a board without files)
     example/board/               startup.c, sq_bench.h, mps2_an386.ld: the project's MPS2 AN386 board support
     Makefile                     host, check, mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc), check-mps2 (QEMU)
     test_vectors/recording.bin   SYNTHETIC device samples, no subject data: int32 C, int32 N, N x C float32, NaN =
@@ -17,6 +18,8 @@ Layout of out_dir:
                                  a large ADC level, a dropout, a saturated stretch, a silent one)
     test_vectors/expected.txt    example/main.c's output on it, built on the host (gcc -std=c99 -O2)
     test_vectors/vectors.json    what the recording holds
+    test_vectors/sq_wvectors.h   the recording (int16 ADC counts, its dropout a sample range) and expected.txt as
+                                 C arrays, for example/selftest.c
 
 The front end is float32. In ISO C (-std=c99: no fused multiply-add, no reordering) its operations round the same
 on every IEEE-754 target, so a port's `make check` must reproduce expected.txt exactly: the project's Cortex-M4,
@@ -38,8 +41,10 @@ from sqtool.core import SqtoolError, atomic_write_bytes, atomic_write_text
 from sqtool.core.io import dumps_json
 from sqtool.export.kit import BOARD_DIR, TEMPLATES, _fill
 
-KIT_FILES = ("example/main.c", "example/board/startup.c", "example/board/sq_bench.h", "example/board/mps2_an386.ld",
-             "Makefile", "test_vectors/recording.bin", "test_vectors/expected.txt", "test_vectors/vectors.json")
+KIT_FILES = ("example/main.c", "example/selftest.c", "example/board/startup.c", "example/board/sq_bench.h",
+             "example/board/mps2_an386.ld", "Makefile", "test_vectors/recording.bin", "test_vectors/expected.txt",
+             "test_vectors/vectors.json", "test_vectors/sq_wvectors.h")
+EXPECTED_FILES = ("test_vectors/expected.txt", "test_vectors/sq_wvectors.h")   # need the host build
 ACC = ("acc_x", "acc_y", "acc_z")
 
 
@@ -64,7 +69,7 @@ def synthetic_device_recording(md: dict, fs_in: float, seed: int = 0) -> tuple[n
         else:
             x = 2000 + 300 * np.sin(ph + k) + 90 * np.sin(2 * ph + 0.6 + k) + 80 * np.sin(2 * np.pi * 0.25 * t)
         rows.append(x + 10 * rng.standard_normal(n))
-    x = np.stack(rows)
+    x = np.round(np.stack(rows))                                            # ADC counts: int16 in the C vectors
     s = lambda f: int(round(f * n))                                         # noqa: E731
     x[:, s(0.20):s(0.24)] = np.nan
     x[:, s(0.45):s(0.47)] = np.where(np.arange(s(0.47) - s(0.45)) % 2, 32767.0, -32768.0)
@@ -94,6 +99,7 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
     (out / "example" / "board").mkdir(parents=True, exist_ok=True)
     (out / "test_vectors").mkdir(exist_ok=True)
     atomic_write_text(out / "example" / "main.c", (TEMPLATES / "wkit_main.c").read_text())
+    atomic_write_text(out / "example" / "selftest.c", (TEMPLATES / "wkit_selftest.c").read_text())
     for name in ("startup.c", "sq_bench.h", "mps2_an386.ld"):
         shutil.copyfile(BOARD_DIR / name, out / "example" / "board" / name)
     atomic_write_text(out / "Makefile", _fill((TEMPLATES / "wkit_Makefile").read_text(), {"FS_IN": f"{fs_in:g}"}))
@@ -102,17 +108,55 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
     files = [out / f for f in KIT_FILES]
     missing = [t for t in (make, os.environ.get("CC", "cc")) if shutil.which(t) is None]
     if missing:                                  # no host toolchain here: the kit without its expected results
-        (out / "test_vectors" / "expected.txt").unlink(missing_ok=True)
-        files.remove(out / "test_vectors" / "expected.txt")
+        for f in EXPECTED_FILES:
+            (out / f).unlink(missing_ok=True)
+            files.remove(out / f)
         desc.update(windows=None, expected=f"not written: no {' or '.join(missing)} on the exporting machine")
         lines = []
     else:
         lines = run_example(out, make)
         atomic_write_text(out / "test_vectors" / "expected.txt", "".join(ln + "\n" for ln in lines))
+        header, flash = vectors_header(x, parse_lines(lines))
+        atomic_write_text(out / "test_vectors" / "sq_wvectors.h", header)
+        desc["selftest_flash_bytes"] = flash
         desc.update(windows=len(lines), expected="example/main.c built on the host (cc -std=c99 -O2): per window "
                     "index, dropout share in permille, FNV-1a of the int8 input codes, the int8 output codes")
     atomic_write_text(out / "test_vectors" / "vectors.json", dumps_json(desc))
     return {"files": files, "windows": desc["windows"], "vectors": desc}
+
+
+def vectors_header(x: np.ndarray, res: dict) -> tuple[str, int]:
+    """test_vectors/sq_wvectors.h for (C, N) integer-valued float32 samples with one NaN range (the dropout) and
+    the expected lines (`parse_lines`); and the flash its arrays take."""
+    gap = ~np.isfinite(x).all(axis=0)
+    where = np.flatnonzero(gap)
+    if len(where) and not np.array_equal(where, np.arange(where[0], where[-1] + 1)):
+        raise SqtoolError("the kit's recording must hold one dropout range for its C vectors")
+    a, b = (int(where[0]), int(where[-1]) + 1) if len(where) else (0, 0)
+    x16 = np.where(np.isfinite(x), x, 0.0)
+    if np.any(x16 != np.round(x16)) or x16.min() < -32768 or x16.max() > 32767:
+        raise SqtoolError("the kit's recording must be int16 ADC counts for its C vectors")
+    x16 = x16.astype(np.int16).T.ravel()                                   # sample-major
+    lines = np.column_stack([res["index"], res["flagged_permille"], res["outputs"]]).astype(np.int64)
+
+    def rows(values, per_line, suffix=""):
+        return ",\n".join("    " + ", ".join(f"{int(v)}{suffix}" for v in values[i:i + per_line])
+                          for i in range(0, len(values), per_line))
+    text = "\n".join([
+        "/* test_vectors/sq_wvectors.h - the kit's test recording and expected results as C arrays, for",
+        " * example/selftest.c (generated by sqtool export; synthetic signal, no subject data). */",
+        "#ifndef SQ_WVECTORS_H", "#define SQ_WVECTORS_H", "#include <stdint.h>", "",
+        f"#define SQ_WVEC_NCH {x.shape[0]}", f"#define SQ_WVEC_N {x.shape[1]}",
+        f"#define SQ_WVEC_GAP_FROM {a}    /* samples [FROM, TO) are a dropout (NaN) */", f"#define SQ_WVEC_GAP_TO {b}",
+        f"#define SQ_WVEC_N_WINDOWS {len(lines)}", f"#define SQ_WVEC_N_OUT {res['outputs'].shape[1]}", "",
+        f"static const int16_t sq_wvec_recording[{len(x16)}] = {{", rows(x16, 16), "};", "",
+        "/* per window: index, dropout share in permille, the int8 output codes */",
+        f"static const int32_t sq_wvec_lines[{len(lines)}][{lines.shape[1]}] = {{",
+        ",\n".join("    {" + ", ".join(str(int(v)) for v in r) + "}" for r in lines), "};", "",
+        "/* per window: FNV-1a of its int8 input codes */",
+        f"static const uint32_t sq_wvec_fnv[{len(lines)}] = {{", rows(np.asarray(res["fnv"]), 6, "u"), "};", "",
+        "#endif", ""])
+    return text, int(2 * len(x16) + 4 * lines.size + 4 * len(lines))
 
 
 def run_example(out: Path, make: str = "make", codes: bool = False) -> list[str]:
@@ -159,4 +203,4 @@ def check_window_kit(out_dir, make: str = "make") -> dict:
 
 
 __all__ = ["write_window_kit", "check_window_kit", "run_example", "parse_lines", "synthetic_device_recording",
-           "recording_bytes", "KIT_FILES"]
+           "recording_bytes", "vectors_header", "KIT_FILES"]

@@ -69,6 +69,25 @@ def test_the_kit_checks_itself_and_a_wrong_expected_file_is_a_mismatch(kit, tmp_
     assert r.returncode != 0 and "MISMATCH with test_vectors/expected.txt" in r.stdout
 
 
+def test_the_selftest_holds_the_vectors_and_a_wrong_one_names_its_window(kit, tmp_path):
+    """example/selftest.c, for a board without files: the recording and the expected lines compiled in; exit status 0
+    when every window is equal, else the first bad window + 1."""
+    r = _make(kit, "selftest", tmp_path / "b")
+    assert r.returncode == 0 and "every window equal" in r.stdout, r.stdout + r.stderr
+    bad = tmp_path / "kit"
+    shutil.copytree(kit, bad)
+    h = (bad / "test_vectors" / "sq_wvectors.h").read_text()
+    at = h.index("sq_wvec_fnv[")
+    fnv = h[at:]
+    second = fnv[fnv.index("{") + 1:].split(",")[1].strip()                   # window 1's input hash
+    h = h[:at] + fnv.replace(second, f"{(int(second.rstrip('u')) + 1) % 2**32}u", 1)
+    (bad / "test_vectors" / "sq_wvectors.h").write_text(h)
+    r = _make(bad, "selftest", tmp_path / "c")
+    assert r.returncode != 0 and "selftest: MISMATCH" in r.stdout
+    p = subprocess.run([str(tmp_path / "c" / "host" / "selftest")])
+    assert p.returncode == 2                                                   # window 1 + 1
+
+
 def test_its_codes_are_the_streams_and_its_outputs_the_window_harness(kit, tmp_path):
     """What expected.txt says is checked against sqtool itself: the stream's windows (the model's filter) and the
     window harness bench runs as c_window, on the kit's own recording."""

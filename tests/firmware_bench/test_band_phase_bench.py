@@ -36,6 +36,7 @@ def test_the_export_carries_the_phase_and_builds_the_causal_c_front_end(causal_e
     text = (causal_export / "INTEGRATION.md").read_text()
     assert "**Band-pass 0.5-8 Hz, causal** (the model was trained so" in text
     assert "sosfiltfilt(sos, seg" not in text                                  # not the zero-phase recipe
+    assert "band-passed 0.5-8 Hz causally" in (causal_export / "MODEL_CARD.md").read_text()
 
 
 def test_bench_and_predict_stream_it_causally_and_the_c_front_end_agrees(causal_export, tmp_path):
