@@ -12,12 +12,15 @@ Layout of out_dir:
     example/main.c               a recording file through sq_window_push + sq_model_run, one line per window
     example/selftest.c           sq_window_selftest(): the test vectors compiled in, no stdio (a board without files)
     example/board/               startup.c, sq_bench.h, mps2_an386.ld: the project's MPS2 AN386 board support
-    Makefile                     host, check, mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc), check-mps2 (QEMU)
+    Makefile                     host, check, selftest, mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc), check-mps2
+    CMakeLists.txt               the same with CMake (ctest: parity, selftest; -DSQ_MPS2=ON), or add_subdirectory()
+                                 in your firmware for the library sq_window_loop alone
     test_vectors/recording.bin   SYNTHETIC device samples, no subject data: int32 C, int32 N, N x C float32, NaN =
                                  a dropout (a pulse, a breathing wander, wrist motion on the accelerometer axes, noise,
                                  a large ADC level, a dropout, a saturated stretch, a silent one)
     test_vectors/expected.txt    example/main.c's output on it, built on the host (gcc -std=c99 -O2)
     test_vectors/vectors.json    what the recording holds
+    test_vectors/check.cmake     ctest's comparison of the example's lines with expected.txt
     test_vectors/sq_wvectors.h   the recording (int16 ADC counts, its dropout a sample range) and expected.txt as
                                  C arrays, for example/selftest.c
 
@@ -42,8 +45,9 @@ from sqtool.core.io import dumps_json
 from sqtool.export.kit import BOARD_DIR, TEMPLATES, _fill
 
 KIT_FILES = ("example/main.c", "example/selftest.c", "example/board/startup.c", "example/board/sq_bench.h",
-             "example/board/mps2_an386.ld", "Makefile", "test_vectors/recording.bin", "test_vectors/expected.txt",
-             "test_vectors/vectors.json", "test_vectors/sq_wvectors.h")
+             "example/board/mps2_an386.ld", "Makefile", "CMakeLists.txt", "test_vectors/recording.bin",
+             "test_vectors/expected.txt", "test_vectors/vectors.json", "test_vectors/check.cmake",
+             "test_vectors/sq_wvectors.h")
 EXPECTED_FILES = ("test_vectors/expected.txt", "test_vectors/sq_wvectors.h")   # need the host build
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -102,7 +106,9 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
     atomic_write_text(out / "example" / "selftest.c", (TEMPLATES / "wkit_selftest.c").read_text())
     for name in ("startup.c", "sq_bench.h", "mps2_an386.ld"):
         shutil.copyfile(BOARD_DIR / name, out / "example" / "board" / name)
-    atomic_write_text(out / "Makefile", _fill((TEMPLATES / "wkit_Makefile").read_text(), {"FS_IN": f"{fs_in:g}"}))
+    for tmpl, name in (("wkit_Makefile", "Makefile"), ("wkit_CMakeLists.txt", "CMakeLists.txt"),
+                       ("wkit_check.cmake", "test_vectors/check.cmake")):
+        atomic_write_text(out / name, _fill((TEMPLATES / tmpl).read_text(), {"FS_IN": f"{fs_in:g}"}))
     x, desc = synthetic_device_recording(md, fs_in)
     atomic_write_bytes(out / "test_vectors" / "recording.bin", recording_bytes(x))
     files = [out / f for f in KIT_FILES]

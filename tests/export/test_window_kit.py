@@ -112,6 +112,29 @@ def test_its_codes_are_the_streams_and_its_outputs_the_window_harness(kit, tmp_p
     np.testing.assert_array_equal(r.outputs.astype(int), got["outputs"])
 
 
+def test_its_cmake_build_runs_both_checks_and_a_firmware_links_the_library_alone(kit, tmp_path):
+    if shutil.which("cmake") is None or shutil.which("ctest") is None:
+        pytest.skip("cmake / ctest missing")
+    b = tmp_path / "cmake"
+    for cmd in (["cmake", "-S", str(kit), "-B", str(b)], ["cmake", "--build", str(b)],
+                ["ctest", "--test-dir", str(b), "--output-on-failure"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "100% tests passed, 0 tests failed out of 2" in r.stdout
+    fw = tmp_path / "firmware"                                   # a firmware project: add_subdirectory(kit)
+    fw.mkdir()
+    (fw / "main.c").write_text('#include "sq_window.h"\nstatic sq_window_t w;\n'
+                               "int main(void) { return sq_window_init(&w); }\n")
+    (fw / "CMakeLists.txt").write_text("cmake_minimum_required(VERSION 3.13)\nproject(fw C)\n"
+                                       f'add_subdirectory("{kit}" kit)\nadd_executable(fw main.c)\n'
+                                       "target_link_libraries(fw PRIVATE sq_window_loop)\n")
+    for cmd in (["cmake", "-S", str(fw), "-B", str(fw / "b")], ["cmake", "--build", str(fw / "b")]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert subprocess.run([str(fw / "b" / "fw")]).returncode == 0
+    assert not (fw / "b" / "kit" / "example").exists()                # the kit's own example is not built
+
+
 def test_a_recording_of_another_channel_count_is_one_line(kit, tmp_path):
     import json
     md = json.loads((kit / "metadata.json").read_text())
