@@ -71,7 +71,8 @@ class ExportConfig:
     device_fs: float = field(default=0.0, metadata={
         "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the rate "
                 "the model was trained for, e.g. 125). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
-                "(resampling, band-pass, normalisation, int8 input) from that rate in C (0 = none: the network only)"})
+                "(resampling, band-pass, normalisation, int8 input) from that rate in C, and its kit (example/, "
+                "Makefile, CMakeLists.txt, test_vectors/) (0 = none: the network only)"})
     device_filter: str = field(default="", metadata={
         "help": "time-domain models, C target with --device-fs: the band-pass of c/sq_window.c: window (zero phase over "
                 "the window and its context: a few seconds of look-ahead, more RAM) | causal (a running filter, no "
@@ -665,6 +666,9 @@ def _export(cfg: ExportConfig) -> dict:
                                  f"{wd['ctx_pre'] / wd['fs']:g} s of history and {wd['ctx_post'] / wd['fs']:g} s of "
                                  f"look-ahead around each window; the causal filter needs {small / 1024:.0f} KB "
                                  "(train finetune --band-phase causal trains a model for it)")
+            elif not spectral:                                 # a re-export (--force) without it: none left behind
+                from sqtool.export.window_kit import remove_window_kit
+                remove_window_kit(out)
             if kit:
                 _write_kit(cfg, out, ckpt, graph, md, inp, rows, artifacts, extra)
     docs = []                                                # MODEL_CARD.md, INTEGRATION.md

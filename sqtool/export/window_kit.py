@@ -131,6 +131,17 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
     return {"files": files, "windows": desc["windows"], "vectors": desc}
 
 
+def remove_window_kit(out_dir) -> None:
+    """The C front end and its kit out of an export folder (a re-export with --force and without --device-fs):
+    left behind, they would run an older model's preprocessing."""
+    out = Path(out_dir)
+    for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window.h", "c/sq_window_tables.h"):
+        (out / f).unlink(missing_ok=True)
+    for d in ("example/board", "example", "test_vectors"):
+        if (out / d).is_dir() and not any((out / d).iterdir()):
+            (out / d).rmdir()
+
+
 def vectors_header(x: np.ndarray, res: dict) -> tuple[str, int]:
     """test_vectors/sq_wvectors.h for (C, N) integer-valued float32 samples with one NaN range (the dropout) and
     the expected lines (`parse_lines`); and the flash its arrays take."""
@@ -209,4 +220,4 @@ def check_window_kit(out_dir, make: str = "make") -> dict:
 
 
 __all__ = ["write_window_kit", "check_window_kit", "run_example", "parse_lines", "synthetic_device_recording",
-           "recording_bytes", "vectors_header", "KIT_FILES"]
+           "recording_bytes", "vectors_header", "remove_window_kit", "KIT_FILES"]

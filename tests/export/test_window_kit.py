@@ -152,3 +152,14 @@ def test_the_cortex_m4_build_reproduces_the_host(kit, tmp_path):
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
     r = _make(kit, "check-mps2", tmp_path / "m")
     assert r.returncode == 0 and "MPS2 AN386 (Cortex-M4): every window bit-exact" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_re_export_without_device_fs_leaves_no_front_end_or_kit_behind(kit, tmp_path):
+    """--force into the folder of an export with --device-fs: an older model's preprocessing must not stay there."""
+    from sqtool.export.cli import ExportConfig, export
+    folder = tmp_path / "again"
+    shutil.copytree(kit, folder)
+    exp = export(ExportConfig(model=str(kit.parent / "quantize"), target=["c"], out=str(folder), force=True))
+    assert exp["failed"] == []
+    left = [f for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window_tables.h") if (folder / f).exists()]
+    assert left == [] and not (folder / "example").exists() and (folder / "c" / "sq_model.c").is_file()
