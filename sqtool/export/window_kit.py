@@ -118,7 +118,6 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
             (out / f).unlink(missing_ok=True)
             files.remove(out / f)
         desc.update(windows=None, expected=f"not written: no {' or '.join(missing)} on the exporting machine")
-        lines = []
     else:
         lines = run_example(out, make)
         atomic_write_text(out / "test_vectors" / "expected.txt", "".join(ln + "\n" for ln in lines))

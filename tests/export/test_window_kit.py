@@ -163,3 +163,23 @@ def test_a_re_export_without_device_fs_leaves_no_front_end_or_kit_behind(kit, tm
     assert exp["failed"] == []
     left = [f for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window_tables.h") if (folder / f).exists()]
     assert left == [] and not (folder / "example").exists() and (folder / "c" / "sq_model.c").is_file()
+
+
+def test_without_make_the_kit_is_written_without_its_expected_results(kit, tmp_path, monkeypatch):
+    """An exporting machine with no make (or no C compiler): the sources, the example and the recording, and
+    vectors.json saying why expected.txt and the C vectors are not there."""
+    import json
+
+    from sqtool.export import window_kit as WK
+    folder = tmp_path / "k"
+    shutil.copytree(kit, folder)
+    for f in WK.EXPECTED_FILES:
+        (folder / f).unlink()
+    real = shutil.which
+    monkeypatch.setattr(WK.shutil, "which", lambda t: None if t == "make" else real(t))
+    md = json.loads((folder / "metadata.json").read_text())
+    info = WK.write_window_kit(folder, md, json.loads((kit / "test_vectors" / "vectors.json").read_text())["fs_in_hz"])
+    assert info["windows"] is None and info["vectors"]["expected"] == "not written: no make on the exporting machine"
+    assert not any((folder / f).exists() for f in WK.EXPECTED_FILES)
+    assert all(p.is_file() for p in info["files"]) and (folder / "example" / "main.c").is_file()
+    assert json.loads((folder / "test_vectors" / "vectors.json").read_text())["windows"] is None
