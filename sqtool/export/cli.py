@@ -25,6 +25,7 @@ and sha256 (core.manifest).
 """
 from __future__ import annotations
 
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -127,8 +128,10 @@ def next_step(res: dict) -> str:
             lines.append(f"next: {shell_command('bench', '--model', out, '--data', 'RECORDINGS')}   (recordings with HR truth"
                          + (f"; held out from its training: {', '.join(held)})" if held else ")"))
     elif (out / "c" / "sq_window.c").is_file():        # a time-domain model with its front end in C
+        kit = (f"; check the port with the kit: make -C {shlex.quote(str(out))} check selftest"
+               if (out / "Makefile").is_file() and (out / "test_vectors" / "expected.txt").is_file() else "")
         lines.append(f"next: build {out / 'c'}/*.c into the firmware (device samples -> sq_window_push -> "
-                     f"sq_model_run: the loop in sq_window.h), then check both on your recordings: "
+                     f"sq_model_run: the loop in sq_window.h{kit}), then check both on your recordings: "
                      f"{shell_command('bench', '--model', out, '--data', 'RECORDINGS', '--runtime', 'c_window,c_host')}")
     elif (out / "c").is_dir():
         lines.append(f"next: build {out / 'c'}/*.c into the firmware (API in sq_model.h)"

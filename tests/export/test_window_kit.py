@@ -163,6 +163,10 @@ def test_a_re_export_without_device_fs_leaves_no_front_end_or_kit_behind(kit, tm
     assert exp["failed"] == []
     left = [f for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window_tables.h") if (folder / f).exists()]
     assert left == [] and not (folder / "example").exists() and (folder / "c" / "sq_model.c").is_file()
+    from sqtool.export.cli import next_step                   # the last line names the kit only where there is one
+    assert "make -C" not in next_step(exp)
+    if exp["metadata"]["task"] != "hr":                        # (a heart-rate model's next step is sqtool bench)
+        assert f"check the port with the kit: make -C {kit} check selftest" in next_step({**exp, "out": str(kit)})
 
 
 def test_without_make_the_kit_is_written_without_its_expected_results(kit, tmp_path, monkeypatch):
