@@ -272,7 +272,8 @@ def c_front_end_text(out: Path, md: dict) -> str:
             "writes its outputs per window, to check your device's against. The folder's `Makefile` builds the loop "
             "with `example/main.c` (a recording file in, one line per window out) on the host (`make check`), as "
             "`example/selftest.c` with the vectors compiled in for a board without files (`make selftest`), and for "
-            "the MPS2 AN386 Cortex-M4 board (`make check-mps2`, under QEMU), each compared with "
+            "the MPS2 AN386 Cortex-M4 board (`make check-mps2`, under QEMU; `check-an505` and `check-an547` for the "
+            "Cortex-M33 and M55 boards), each compared with "
             "`test_vectors/expected.txt` (a synthetic recording, no subject data): built in ISO C99 (no fused or "
             "reordered float operations), a port must reproduce it bit for bit. The steps are written out below for "
             "any other runtime.")

@@ -11,8 +11,10 @@ Layout of out_dir:
 
     example/main.c               a recording file through sq_window_push + sq_model_run, one line per window
     example/selftest.c           sq_window_selftest(): the test vectors compiled in, no stdio (a board without files)
-    example/board/               startup.c, sq_bench.h, mps2_an386.ld: the project's MPS2 AN386 board support
-    Makefile                     host, check, selftest, mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc), check-mps2
+    example/board/               startup.c, sq_bench.h and the linker scripts of the boards QEMU emulates (MPS2
+                                 AN386 Cortex-M4, AN505 Cortex-M33, MPS3 AN547 Cortex-M55): the project's own
+    Makefile                     host, check, selftest, mps2 / check-mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc,
+                                 QEMU), check-an505 (M33), check-an547 (M55)
     CMakeLists.txt               the same with CMake (ctest: parity, selftest; -DSQ_MPS2=ON), or add_subdirectory()
                                  in your firmware for the library sq_window_loop alone
     test_vectors/recording.bin   SYNTHETIC device samples, no subject data: int32 C, int32 N, N x C float32, NaN =
@@ -44,9 +46,9 @@ from sqtool.core import SqtoolError, atomic_write_bytes, atomic_write_text
 from sqtool.core.io import dumps_json
 from sqtool.export.kit import BOARD_DIR, TEMPLATES, _fill
 
-KIT_FILES = ("example/main.c", "example/selftest.c", "example/board/startup.c", "example/board/sq_bench.h",
-             "example/board/mps2_an386.ld", "Makefile", "CMakeLists.txt", "test_vectors/recording.bin",
-             "test_vectors/expected.txt", "test_vectors/vectors.json", "test_vectors/check.cmake",
+BOARD_FILES = ("startup.c", "sq_bench.h", "mps2_an386.ld", "mps2_an505.ld", "mps3_an547.ld")
+KIT_FILES = ("example/main.c", "example/selftest.c", *(f"example/board/{f}" for f in BOARD_FILES), "Makefile",
+             "CMakeLists.txt", "test_vectors/recording.bin", "test_vectors/expected.txt", "test_vectors/vectors.json", "test_vectors/check.cmake",
              "test_vectors/sq_wvectors.h")
 EXPECTED_FILES = ("test_vectors/expected.txt", "test_vectors/sq_wvectors.h")   # need the host build
 ACC = ("acc_x", "acc_y", "acc_z")
@@ -104,7 +106,7 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
     (out / "test_vectors").mkdir(exist_ok=True)
     atomic_write_text(out / "example" / "main.c", (TEMPLATES / "wkit_main.c").read_text())
     atomic_write_text(out / "example" / "selftest.c", (TEMPLATES / "wkit_selftest.c").read_text())
-    for name in ("startup.c", "sq_bench.h", "mps2_an386.ld"):
+    for name in BOARD_FILES:
         shutil.copyfile(BOARD_DIR / name, out / "example" / "board" / name)
     for tmpl, name in (("wkit_Makefile", "Makefile"), ("wkit_CMakeLists.txt", "CMakeLists.txt"),
                        ("wkit_check.cmake", "test_vectors/check.cmake")):

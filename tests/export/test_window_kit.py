@@ -1,8 +1,9 @@
 """The device-loop kit of a time-domain export (`export --target c --device-fs HZ`, `export.window_kit`): its
 example streams a synthetic recording through the C front end and the network; `make check` reproduces
 test_vectors/expected.txt and a wrong one is a MISMATCH; the example's input codes are sqtool's stream's (never more
-than one code apart) and its outputs the project's own window harness's, bit for bit; the MPS2 AN386 build under
-QEMU reproduces the host's lines; a recording of another channel count is one line and exit status 2."""
+than one code apart) and its outputs the project's own window harness's, bit for bit; the MPS2 AN386 (M4), AN505
+(M33) and MPS3 AN547 (M55) builds under QEMU reproduce the host's lines; a recording of another channel count is one
+line and exit status 2."""
 from __future__ import annotations
 
 import shutil
@@ -147,11 +148,14 @@ def test_a_recording_of_another_channel_count_is_one_line(kit, tmp_path):
 
 
 @pytest.mark.mcu
-def test_the_cortex_m4_build_reproduces_the_host(kit, tmp_path):
+@pytest.mark.parametrize("target, board", [("check-mps2", "MPS2 AN386 (Cortex-M4)"),
+                                           ("check-an505", "MPS2 AN505 (Cortex-M33)"),
+                                           ("check-an547", "MPS3 AN547 (Cortex-M55)")])
+def test_each_emulated_cortex_m_build_reproduces_the_host(kit, tmp_path, target, board):
     if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
-    r = _make(kit, "check-mps2", tmp_path / "m")
-    assert r.returncode == 0 and "MPS2 AN386 (Cortex-M4): every window bit-exact" in r.stdout, r.stdout + r.stderr
+    r = _make(kit, target, tmp_path / "m")
+    assert r.returncode == 0 and f"{board}: every window bit-exact" in r.stdout, r.stdout + r.stderr
 
 
 def test_a_re_export_without_device_fs_leaves_no_front_end_or_kit_behind(kit, tmp_path):
