@@ -45,7 +45,8 @@ recording) is sqtool bench's: over every window with truth, flagged ones include
 A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers fine-tuned on hr, rr, af, bp or
 quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
 model's band-pass, resampling and normalisation per window) and run by `c` (the default: the network's C on the
-host; an export without C: tflite, else onnx), tflite, tflm, onnx, torch or mcu; its CSV holds one column per model output, a logit as its
+host, rounding twice as the export's sq_model.h does by default, so the outputs are a firmware's built from it; an
+export without C: tflite, else onnx), tflite, tflm, onnx, torch or mcu (the same C on an emulated Cortex-M4); its CSV holds one column per model output, a logit as its
 class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a heart-rate model also hr_tracked_bpm
 (the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged (1 = 10 % or more of the
 window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds). A regression model of another
@@ -103,7 +104,10 @@ class PredictConfig:
                                                     "wrist PPG with known HR that bench reads)", "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx (int8; "
                                                        "onnx_float: the float ONNX) | torch | "
-                                                       "mcu (Cortex-M4 on QEMU), or a bench runtime name (e.g. "
+                                                       "mcu (Cortex-M4 on QEMU; c and mcu round as the export's "
+                                                       "C is built by default: a spectral export's pipeline once, a "
+                                                       "time-domain export's sq_model.h twice), or a bench runtime "
+                                                       "name (e.g. "
                                                        "mcu_m33; c_window / mcu_m4_window: a time-domain export's C "
                                                        "front end too, from the device samples) (default: the C "
                                                        "pipeline when available, else c, else tflite (int8), else "
@@ -496,7 +500,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["skipped_records"] = prepared["short"]
     tiled = [d for d in rows if "tiled_from_s" in d]
     notes = [tiled_line(tiled, win)] if tiled else []
-    if not spectral and why.startswith("default") and name != "c_host_single":      # the export has no C
+    if not spectral and why.startswith("default") and name != TIME_DOMAIN["c"]:      # the export has no C
         notes.append(f"runtime {name}: {why}")
     notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
     if notes:
@@ -660,8 +664,10 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
 
 # ----------------------------------------------------------------------------- time-domain models
 
-TIME_DOMAIN = {"c": "c_host_single", "tflite": "litert_int8", "litert": "litert_int8", "tflm": "tflm_int8",
-               "onnx": "onnx_int8", "torch": "torch_student", "mcu": "mcu_m4_single"}
+# c and mcu round twice, as the export's sq_model.h does by default (SQ_SINGLE_ROUNDING 0, TFLite's arithmetic),
+# so the CSV is what a firmware built from the export's C computes (the spectral path's pipeline rounds once)
+TIME_DOMAIN = {"c": "c_host", "tflite": "litert_int8", "litert": "litert_int8", "tflm": "tflm_int8",
+               "onnx": "onnx_int8", "torch": "torch_student", "mcu": "mcu_m4"}
 
 
 @dataclass
@@ -691,6 +697,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else default_runtime(art)
+    name = TIME_DOMAIN["c"] if name == "c_host_single" and not cfg.runtime else name   # the export's C, as built
     if name not in R.RUNTIMES:
         raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite (litert), "
                           "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")

@@ -121,15 +121,16 @@ def test_predict_bad_recordings(spec_export_dir, tmp_path, capsys):
 
 def test_predict_a_time_domain_model(export_dir, tmp_path, capsys):
     """A time-domain student's export (windows of samples, hr_bpm + quality_logit): predict replays it as the bench
-    does, the network's C on the host by default; the CSV holds the network's HR, the tracked HR and the quality
-    probability, the same HR as the LiteRT int8 runtime; a missing channel and the C pipeline are one line each."""
+    does, the network's C on the host by default (as built: double rounding); the CSV holds the network's HR, the
+    tracked HR and the quality probability, the HR of the LiteRT int8 runtime to one code; a missing channel and the C
+    pipeline are one line each."""
     import math
     rec = write_wrist_npz(tmp_path / "w.npz", seconds=40)
     rc = main(["predict", "--model", str(export_dir), "--data", str(rec), "--out", str(tmp_path / "c")])
     out = capsys.readouterr().out
     assert rc == 0 and "w: " in out
     s = json.loads((tmp_path / "c" / "summary.json").read_text())
-    assert s["runtime"] == "c_host_single" and s["recordings"][0]["windows"] > 10
+    assert s["runtime"] == "c_host" and s["recordings"][0]["windows"] > 10
     assert set(s["columns"]) >= {"hr_bpm", "hr_tracked_bpm", "p_quality", "flagged"} and "decoder" not in s
     with open(tmp_path / "c" / "w.csv") as f:
         rows = list(csv.reader(f))
@@ -140,7 +141,9 @@ def test_predict_a_time_domain_model(export_dir, tmp_path, capsys):
     res = predict(PredictConfig(model=str(export_dir), data=str(rec), runtime="tflite", out=str(tmp_path / "t")))
     with open(tmp_path / "t" / "w.csv") as f:
         y = np.array([[float(v) if v else math.nan for v in r] for r in list(csv.reader(f))[1:]])
-    assert res["runtime"] == "litert_int8" and np.abs(y[:, 1] - x[:, 1]).max() < 0.5      # int8 on both
+    lsb = json.loads((export_dir / "metadata.json").read_text())["output_quantization"][0]["scale"]   # BPM / code
+    # int8 on both: LiteRT's optimized kernels and the C (TFLite's reference arithmetic) one code apart at most
+    assert res["runtime"] == "litert_int8" and np.abs(y[:, 1] - x[:, 1]).max() <= lsb + 0.01    # CSV: 2 decimals
     from sqtool.data.synthetic import synth_record
     noppg = synth_record(duration_s=30.0, fs=125.0, hr_bpm=80.0, seed=0, subject="a")
     noppg.signals.pop("ppg")

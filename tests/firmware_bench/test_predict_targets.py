@@ -160,3 +160,20 @@ def test_a_warning_shows_once_where_both_streams_are_one(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     print_results(_res(tmp_path))
     assert sys.stdout.getvalue().count("NO SKILL") == sys.stderr.getvalue().count("NO SKILL") == 1
+
+
+def test_a_time_domain_models_c_rounds_as_its_export_builds_it(tmp_path):
+    """predict's default runtime of a time-domain export (`c`) is the export's C as sq_model.h builds it by default
+    (double rounding, TFLite's arithmetic): its outputs are TFLite Micro's, bit for bit, what a firmware computes."""
+    from sqtool.data.tasks import task_model_cfg
+    from sqtool.models import get_model_cfg
+    mc = task_model_cfg("af", get_model_cfg("cnn1d_student_xs"), channels=("ppg",))
+    model = export_student(tmp_path / "e", mc, ["c", "tflite"])
+    rec = _record(120, {})
+    outs = {}
+    for rt in ("", "tflm"):
+        res = predict(PredictConfig(model=str(model), data="icu", runtime=rt, out=str(tmp_path / f"p{rt}"),
+                                    progress=False), records=[rec])
+        outs[res["runtime"]] = _csv(tmp_path / f"p{rt}" / res["recordings"][0]["csv"])["p_af"]
+    assert set(outs) == {"c_host", "tflm_int8"}
+    np.testing.assert_array_equal(outs["c_host"], outs["tflm_int8"])
