@@ -33,6 +33,16 @@ def stream_filter(cfg) -> str:
     return "causal" if phase == "causal" else "window"
 
 
+def check_band_phase(phase: str, command: str, model: str = "", spectral: bool = False) -> None:
+    """A command's --band-phase: one of BAND_PHASES (else one line, exit status 2); only "zero" for a spectral
+    `model`, whose fixed-point front end has its own causal band-pass."""
+    if phase not in BAND_PHASES:
+        raise SqtoolError(f"{command} --band-phase {phase}: choose one of {', '.join(BAND_PHASES)}", code=2)
+    if spectral and phase != "zero":
+        raise SqtoolError(f"{command} --band-phase {phase}: {model} is a spectral model, whose fixed-point front end "
+                          "runs a causal band-pass already; --band-phase is for time-domain models")
+
+
 ACC_SUM = "acc"             # a network channel: the accelerometer's power summed over its three axes
 ACC_AXES = ("acc_x", "acc_y", "acc_z")
 

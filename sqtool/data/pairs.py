@@ -67,8 +67,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (DEFAULT_BAND, SqtoolError, check_fs, check_window_s, add_bool_flag, add_config_args,
-                         add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config, resolve_data_root,
+from sqtool.core import (DEFAULT_BAND, SqtoolError, check_band_phase, check_fs, check_window_s, add_bool_flag,
+                         add_config_args, add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config, resolve_data_root,
                          signal_channels, save_config, write_metrics)
 from sqtool.core.io import dumps_json
 from sqtool.core.progress import bar as progress_bar, item as progress_line
@@ -100,6 +100,9 @@ class PairsConfig:
     norm: str = field(default="minmax", metadata={"help": "per-window normalisation: minmax | zscore"})
     band_lo: float = field(default=DEFAULT_BAND[0], metadata={"help": "band-pass low cut-off, Hz"})
     band_hi: float = field(default=DEFAULT_BAND[1], metadata={"help": "band-pass high cut-off, Hz"})
+    band_phase: str = field(default="zero", metadata={
+        "help": "zero: the band-pass zero-phase over the recording | causal: one running filter from its start, as "
+                "a model pretrained or fine-tuned with --band-phase causal and its device see the signal"})
     threshold: float = field(default=0.5, metadata={"help": "quality threshold: good if score > threshold"})
     synthetic_fallback: bool = field(default=False, metadata={
         "help": "ALSO pair good windows without a real poor partner with a synthetically corrupted copy "
@@ -213,7 +216,8 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
                nonfinite=int(gap.sum()))
     synth = np.zeros(gi.size, dtype=bool)
 
-    model = bandpass(raw[[need.index(c) for c in chans]], fs, cfg.band_lo, cfg.band_hi)   # (C, N)
+    model = bandpass(raw[[need.index(c) for c in chans]], fs, cfg.band_lo, cfg.band_hi,   # (C, N)
+                     causal=cfg.band_phase == "causal")
     wm = sliding_windows(model, win, hop)[:, :keep]                               # (C, W, T) view
     x_good = normalise(np.moveaxis(wm[:, gi], 0, 1), cfg.norm)                    # (P, C, T)
     x_poor = normalise(np.moveaxis(wm[:, pi], 0, 1), cfg.norm)
@@ -491,7 +495,8 @@ def peak_rss_mb() -> float:
 
 
 def apply_model_contract(cfg: PairsConfig) -> PairsConfig:
-    """cfg with fs, window_s, hop_s (default), channels, norm and band taken from cfg.model (if set)."""
+    """cfg with fs, window_s, hop_s (default), channels, norm and band taken from cfg.model (if set), and its
+    band_phase unless cfg asks for a causal one (a registered model is zero-phase; `train pretrain --band-phase`)."""
     import dataclasses
 
     if not cfg.model:
@@ -506,7 +511,8 @@ def apply_model_contract(cfg: PairsConfig) -> PairsConfig:
                           "windows; a spectral model's pairs are real only (drop --synthetic-partners)")
     band = mc.band if mc.band is not None else (None, None)
     return dataclasses.replace(cfg, fs=float(mc.fs), window_s=float(mc.window_s), hop_s=cfg.hop_s or float(mc.hop_s),
-                               channels=list(mc.channels), norm=mc.norm, band_lo=band[0], band_hi=band[1])
+                               channels=list(mc.channels), norm=mc.norm, band_lo=band[0], band_hi=band[1],
+                               band_phase=cfg.band_phase if cfg.band_phase != "zero" else mc.band_phase)
 
 
 @releases_run_dirs
@@ -531,6 +537,7 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True, resume: bool = False) ->
     if not cfg.channels:
         raise SqtoolError("no channels given")
     _sos(cfg.fs, cfg.band_lo, cfg.band_hi, 2)                          # refuse a band the rate cannot hold
+    check_band_phase(cfg.band_phase, "data pairs")
     T = cfg.window_s * cfg.fs
     if abs(T - round(T)) > 1e-6:
         raise SqtoolError(f"window_s x fs = {T:g} is not a whole number of samples")
@@ -729,6 +736,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     workers = cfg.workers or os.cpu_count() or 1
     header = {"fs": cfg.fs, "window_s": cfg.window_s, "hop_s": cfg.hop_s or cfg.window_s,
               "channels": list(cfg.channels), "norm": cfg.norm, "band": [cfg.band_lo, cfg.band_hi],
+              "band_phase": cfg.band_phase,
               "threshold": cfg.threshold, "max_gap_s": cfg.max_gap_s,
               "synthetic_partners": bool(cfg.synthetic_fallback), "model": cfg.model}
     spec = spectral_model(cfg)
@@ -1062,18 +1070,20 @@ def _print_pairs(cfg: PairsConfig, args) -> int:
 
 # ----------------------------------------------------------------------------- which model reads the pairs
 
-PAIRS_CONTRACT = ("fs", "window_s", "channels", "norm", "band")   # index.json keys = the ModelCfg fields they match
+PAIRS_CONTRACT = ("fs", "window_s", "channels", "norm", "band", "band_phase")   # index.json keys = ModelCfg fields
 PRETRAIN_DEFAULT = "resnet1d_siamq_tiny"                          # `train pretrain`'s --model when none is given
-_FLAGS = {"fs": "--fs", "window_s": "--window-s", "channels": "--channels", "norm": "--norm"}   # band: --band-lo/-hi
+_FLAGS = {"fs": "--fs", "window_s": "--window-s", "channels": "--channels", "norm": "--norm",
+          "band_phase": "--band-phase"}                           # band: --band-lo/-hi
 
 
 def pair_contract(src) -> dict:
-    """{fs, window_s, channels, norm, band} of a pairs folder's index.json (a dict) or of a ModelCfg, comparable."""
+    """{fs, window_s, channels, norm, band, band_phase} of a pairs folder's index.json (a dict) or of a ModelCfg,
+    comparable; an index.json from before band_phase was recorded has zero-phase windows (all pairs were)."""
     get = src.get if isinstance(src, dict) else lambda k: getattr(src, k)
     band = get("band")
     band = None if band is None else tuple(None if b is None else float(b) for b in band)
     return {"fs": float(get("fs")), "window_s": float(get("window_s")), "channels": list(get("channels")),
-            "norm": get("norm"), "band": band}
+            "norm": get("norm"), "band": band, "band_phase": get("band_phase") or "zero"}
 
 
 def contract_diff(theirs: dict, mine: dict) -> list[str]:
@@ -1107,6 +1117,7 @@ def models_reading(index: dict) -> list[str]:
     from sqtool import models          # the registry: pairs.py reads its models' contracts (tests/test_layering.py)
     c = pair_contract(index)
     shape = tuple(index["pair_shape"][1:]) if index.get("pair_shape") else None
+    c["band_phase"] = "zero"                         # any phase: `train pretrain --band-phase` sets the model's
     return [n for n in models.list_models(registered_order=True) if models.pretrains(n)
             and not contract_diff(c, pair_contract(mc := models.get_model_cfg(n)))
             and shape in (None, tuple(mc.input_shape))]
@@ -1117,16 +1128,17 @@ def pairs_next(cfg: PairsConfig, out) -> str:
     pretrain's default when it reads them, else the first registered model that does; when none does, which flags
     make pairs that its default reads (a printed command that fails on its window contract helps no one)."""
     from sqtool.data.shards import read_index
+    phase = ["--band-phase", cfg.band_phase] if cfg.band_phase != "zero" else []
     if cfg.model:
-        return "next: " + shell_command("train", "pretrain", "--pairs", out, "--model", cfg.model)
+        return "next: " + shell_command("train", "pretrain", "--pairs", out, "--model", cfg.model, *phase)
     _, index = read_index(out)
     readers = models_reading(index)
     if readers:
         model = [] if PRETRAIN_DEFAULT in readers else ["--model", readers[0]]
-        return "next: " + shell_command("train", "pretrain", "--pairs", out, *model)
+        return "next: " + shell_command("train", "pretrain", "--pairs", out, *model, *phase)
     from sqtool import models
     c, want = pair_contract(index), pair_contract(models.get_model_cfg(PRETRAIN_DEFAULT))
-    diff = contract_diff(c, want)
+    diff = [k for k in contract_diff(c, want) if k != "band_phase"]
     flags = " ".join(f"{_FLAGS[k]} {_fmt(want[k])}" if k in _FLAGS else
                      f"--band-lo {_fmt(want[k][0])} --band-hi {_fmt(want[k][1])}" for k in diff)
     remake = f"{flags} (the windows of {PRETRAIN_DEFAULT}, its default), or --model NAME" if flags else "--model NAME"

@@ -105,7 +105,7 @@ class PredictConfig:
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx (int8; "
                                                        "onnx_float: the float ONNX) | torch | "
                                                        "mcu (Cortex-M4 on QEMU; c and mcu round as the export's "
-                                                       "C is built by default: a spectral export's pipeline once, a "
+                                                       "C as shipped: a spectral export's pipeline once, a "
                                                        "time-domain export's sq_model.h twice), or a bench runtime "
                                                        "name (e.g. "
                                                        "mcu_m33; c_window / mcu_m4_window: a time-domain export's C "

@@ -18,8 +18,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_args, lock_run_dir, make_run_dir,
-                         resolve_config, resume_config, save_config)
+from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_args, check_band_phase, lock_run_dir,
+                         make_run_dir, resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.runs import FORCE_HELP, as_launched, check_out_dir, note_run, saved_yaml, shell_command
@@ -75,15 +75,13 @@ PAPER_SCALE = """paper scale (SiamQuality: 21.6 M encoder parameters, 27 M with 
 
 def _precheck_pretrain(cfg) -> None:
     """Cheap checks before a run directory is made (so a bad input leaves nothing behind)."""
-    from sqtool.models import get_model_cfg
     from sqtool.train.finetune import is_checkpoint_path
-    from sqtool.train.pretrain import check_pretrains
+    from sqtool.train.pretrain import pretrain_model_cfg
     if is_checkpoint_path(cfg.model):
         raise SqtoolError(f"train pretrain --model {cfg.model}: pretraining starts from a registry name (e.g. "
                           f"resnet1d_siamq_tiny); to continue a run use --resume RUN")
     check_training_numbers(cfg, "train pretrain")
-    model_cfg = get_model_cfg(cfg.model)
-    check_pretrains(cfg.model)                               # before the pairs are opened
+    model_cfg = pretrain_model_cfg(cfg)                      # a model that pretrains; before the pairs are opened
     from sqtool.train.pretrain import PAIR_MODES
     if cfg.pair_mode not in PAIR_MODES:
         raise SqtoolError(f"train pretrain --pair-mode must be one of {', '.join(PAIR_MODES)}, got '{cfg.pair_mode}'")
@@ -102,9 +100,7 @@ def _precheck_finetune(cfg):
     from sqtool.train.finetune import check_mode, load_init, prepare_finetune
     cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
-    if _is_spectral(cfg.model) and cfg.band_phase != "zero":
-        raise SqtoolError(f"--band-phase {cfg.band_phase}: {cfg.model} is a spectral model, whose fixed-point front "
-                          "end runs a causal band-pass already; --band-phase is for time-domain models")
+    check_band_phase(cfg.band_phase, "train finetune", cfg.model, _is_spectral(cfg.model))
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, from_dict, resume_config, to_dict, write_metrics
+from sqtool.core import SqtoolError, check_band_phase, from_dict, resume_config, to_dict, write_metrics
 from sqtool.core.config import refuse_resume
 from sqtool.core.optim import check_training_numbers
 from sqtool.data.pairs import PRETRAIN_DEFAULT
@@ -79,6 +79,10 @@ class PretrainConfig:
     pair_mode: str = field(default="real", metadata={
         "help": "real: the (good, poor) pairs as mined (SiamQuality) | augment: two augmented views (crop, "
                 "scale, noise, wander) of each pair's good window (standard SimSiam)"})
+    band_phase: str = field(default="zero", metadata={
+        "help": "time-domain models: zero (zero-phase band-pass) | causal (one running filter from the recording's "
+                "start, as a device runs it; pairs made with `data pairs --band-phase causal`, then `train finetune "
+                "--band-phase causal`): the encoder learns the front end it will be fed"})
     epochs: int = field(default=30, metadata={"help": "passes over the training pairs"})
     batch_size: int = field(default=256, metadata={"help": "GLOBAL batch (split over ranks)"})
     lr: float = field(default=1e-4, metadata={"help": "SGD learning rate"})
@@ -149,7 +153,7 @@ def synthetic_pairs(n_pairs: int, model_cfg, seed: int = 0) -> ArrayPairs:
         poor = dataclasses.replace(rec, signals={"ppg": bad}, fs={"ppg": fs})
         good = dataclasses.replace(rec, signals={"ppg": raw}, fs={"ppg": fs})
         kw = dict(channels=["ppg"], fs=model_cfg.fs, window_s=win_s, hop_s=win_s, norm=model_cfg.norm,
-                  band=model_cfg.band)
+                  band=model_cfg.band, causal=model_cfg.band_phase == "causal")
         a, b = make_windows(good, **kw).x, make_windows(poor, **kw).x
         x1.append(a)
         x2.append(b)
@@ -211,12 +215,17 @@ class ShardPairs:
         the checkpoint records the model's contract, so training on other windows would make it lie."""
         from sqtool.data.pairs import PAIRS_CONTRACT, contract_diff, contract_text, pair_contract
         where = self.root / "index.json"
-        missing = [k for k in PAIRS_CONTRACT if k not in self.index]
+        missing = [k for k in PAIRS_CONTRACT if k not in self.index and k != "band_phase"]   # older: zero-phase
         if missing:
             raise SqtoolError(f"{where} lacks {', '.join(missing)}: cannot tell how the pairs were made "
                               "(remake them with `sqtool data pairs`)")
         theirs, mine = pair_contract(self.index), pair_contract(model_cfg)
         diff = contract_diff(theirs, mine)
+        if diff == ["band_phase"]:
+            raise SqtoolError(f"pairs {self.root} were made with band_phase {theirs['band_phase']} but {model_cfg.name} "
+                              f"is pretrained with band_phase {mine['band_phase']}: train pretrain --band-phase "
+                              f"{theirs['band_phase']} for these pairs, or remake them with data pairs --band-phase "
+                              f"{mine['band_phase']}")
         if diff:
             raise SqtoolError(f"pairs {self.root} were made with {contract_text(theirs, diff)} but {model_cfg.name} "
                               f"expects {contract_text(mine, diff)} ({self._remedy(model_cfg)})")
@@ -229,10 +238,13 @@ class ShardPairs:
         readers = models_reading(self.index)
         take = f"these pairs are read by {', '.join(readers)}: give one as --model, or " if readers else \
             "no registered model reads these pairs: "
-        if contract_diff(pair_contract(get_model_cfg(model_cfg.name)), pair_contract(model_cfg)):   # a derived cfg
-            return take + "remake the pairs with matching --fs/--window-s/--channels/--norm/--band-lo/--band-hi"
+        derived = contract_diff(pair_contract(get_model_cfg(model_cfg.name)), pair_contract(model_cfg))
+        if [k for k in derived if k != "band_phase"]:                   # a derived cfg (--band-phase: a flag)
+            return take + ("remake the pairs with matching --fs/--window-s/--channels/--norm/--band-lo/--band-hi/"
+                           "--band-phase")
         name = model_cfg.name
-        return take + f"remake them for {name} from their data with `sqtool data pairs --model {name}`"
+        phase = f" --band-phase {model_cfg.band_phase}" if model_cfg.band_phase != "zero" else ""
+        return take + f"remake them for {name} from their data with `sqtool data pairs --model {name}{phase}`"
 
     def get(self, idx):
         idx = np.asarray(idx, dtype=np.int64)
@@ -422,6 +434,18 @@ def other_world_warning(run_dir, saved: int, now: int) -> str:
 
 # ----------------------------------------------------------------------------- training
 
+def pretrain_model_cfg(cfg: PretrainConfig, model_cfg=None):
+    """The ModelCfg pretraining trains and saves: `model_cfg` (else the registry's cfg.model) as a pretrain model (a
+    task model, e.g. spectral HR: its encoder + SimSiam heads) with cfg.band_phase where it is not "zero"."""
+    from sqtool.models import get_model_cfg
+    model_cfg = model_cfg or get_model_cfg(cfg.model)
+    if model_cfg.name != cfg.model:
+        raise SqtoolError(f"model_cfg {model_cfg.name} is not the model {cfg.model} of the config")
+    check_pretrains(cfg.model)
+    check_band_phase(cfg.band_phase, "train pretrain", cfg.model, (model_cfg.frontend or {}).get("type") == "spectrum")
+    return model_cfg.replace(task="pretrain", **({"band_phase": cfg.band_phase} if cfg.band_phase != "zero" else {}))
+
+
 def check_pretrains(name: str) -> None:
     """Refuse, in one line and before any data is read, a model without a SimSiam encoder (the registry says)."""
     from sqtool.models import no_simsiam_reason, pretrains
@@ -453,12 +477,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                               f"{d.world} ranks")
         check_training_numbers(cfg, "train pretrain")
         local_b = cfg.batch_size // d.world
-        model_cfg = model_cfg or get_model_cfg(cfg.model)
-        if model_cfg.name != cfg.model:
-            raise SqtoolError(f"model_cfg {model_cfg.name} is not the model {cfg.model} of the config")
-        check_pretrains(cfg.model)
-        if model_cfg.task != "pretrain":               # a task model (spectral HR): its encoder + SimSiam heads
-            model_cfg = model_cfg.replace(task="pretrain")
+        model_cfg = pretrain_model_cfg(cfg, model_cfg)
         if (model_cfg.frontend or {}).get("type") == "spectrum" and pairs is None and cfg.pairs == "synthetic":
             raise SqtoolError(f"{cfg.model} reads spectra: make its pairs with `sqtool data pairs --model {cfg.model} "
                               "--data synthetic` (or your data) and pass --pairs DIR")
