@@ -41,9 +41,10 @@ def test_predicts_mae_is_the_benchs_and_says_it_includes_flagged_windows(which, 
     res = predict(PredictConfig(model=str(model), runtime="c", out=str(tmp_path / "p")), records=[rec])
     r = res["recordings"][0]
     assert r["flagged_windows"] >= 10 and r["truth"] and r["metrics"]["mae"] is not None
-    bench = run_bench(BenchConfig(model=str(model), data="records", runtime=["c_host_single"], callgrind_windows=0,
+    assert res["runtime"] == ("c_host_single" if which == "spectral" else "c_host")     # c: the export's C as built
+    bench = run_bench(BenchConfig(model=str(model), data="records", runtime=[res["runtime"]], callgrind_windows=0,
                                   progress=False, out=str(tmp_path / "b")), records=[rec])
-    row = next(x for x in bench["runtimes"] if x["runtime"] == "c_host_single")
+    row = next(x for x in bench["runtimes"] if x["runtime"] == res["runtime"])
     ref = row["per_record"]["gap1"] if which == "spectral" else row["per_subject"][subject_key("synthetic", "s1")]
     assert r["metrics"]["mae"] == pytest.approx(ref["mae"], abs=1e-9) and r["metrics"]["n"] == ref["n"]
     assert r["metrics"]["n"] > r["scored_windows"]                        # the flagged windows with truth counted

@@ -231,3 +231,14 @@ int sq_window_finish(sq_window_t *s, int8_t *out)
     sq_wf_emit(s, out);
     return 1;
 }
+
+uint32_t sq_window_hash(const int8_t *x)
+{
+    uint32_t h = 2166136261u;
+    int32_t i;
+    for (i = 0; i < SQ_WF_T * SQ_WF_NCH; ++i) {
+        h ^= (uint8_t)x[i];
+        h *= 16777619u;
+    }
+    return h;
+}

@@ -9,8 +9,8 @@
  *   3. polyphase resampling to the model rate, scipy.signal.resample_poly's filter and alignment;
  *   4. the Butterworth band-pass: zero phase (SQ_WF_ZERO_PHASE, sqtool's "window" filter, a zero-phase model's:
  *      sosfiltfilt's odd extension, steady-state start, forward and back, over the window plus SQ_WF_CTX_PRE samples
- *      before it and SQ_WF_CTX_POST after, cropped to the window), or causal (SQ_WF_CAUSAL, sqtool's "causal" filter: one running
- *      filter started in its first sample's steady state, no look-ahead; what a model trained with `sqtool train
+ *      before it and SQ_WF_CTX_POST after, cropped to the window), or causal (SQ_WF_CAUSAL, sqtool's "causal" filter:
+ *      one running filter started in its first sample's steady state, no look-ahead; what a model trained with `sqtool train
  *      finetune --band-phase causal` was trained on, and export's default for it; for a zero-phase model, a phase lag
  *      it was not trained with: `sqtool predict --filter causal` measures what it costs);
  *   5. per window and channel normalisation (min-max or z-score, SQ_WF_NORM), shift-invariant, so step 2's offset
@@ -78,6 +78,9 @@ int sq_window_init(sq_window_t *s);
 int sq_window_push(sq_window_t *s, const float *sample, int8_t *out);
 /* End of the recording: the windows still pending, one per call (1, out filled), then 0. No push after it. */
 int sq_window_finish(sq_window_t *s, int8_t *out);
+/* FNV-1a (32 bit) of a window's SQ_WF_T * SQ_WF_NCH input codes: the third field of each line of the kit's
+ * test_vectors/expected.txt, to compare a port's inputs with sqtool's window by window without printing them. */
+uint32_t sq_window_hash(const int8_t *x);
 
 #ifdef __cplusplus
 }

@@ -8,10 +8,10 @@
  * RECORDING.bin: int32 C (= SQ_WF_NCH), int32 N, then N samples of C float32 each (sample-major, the channels in
  * metadata.json "channels" order, at SQ_WF_FS_IN Hz; NaN = a dropout), little-endian.
  * Output, per window: "index flagged_permille input_fnv1a out_0 ... out_K-1" (the window's index, its share of
- * dropout samples in permille, the FNV-1a hash of its SQ_WF_T x SQ_WF_NCH int8 input codes, its int8 output codes;
- * value = scale * (code - zero_point) with metadata.json's output_quantization); with "codes", a second line per
- * window: "codes c_0 ... c_n-1", the input codes themselves. test_vectors/expected.txt is this program's output on
- * test_vectors/recording.bin built on the host: `make check` compares yours with it.
+ * dropout samples in permille, the FNV-1a of its SQ_WF_T x SQ_WF_NCH input codes (sq_window_hash), its int8 output
+ * codes; value = scale * (code - zero_point) with metadata.json's output_quantization); with "codes", a second
+ * line per window: "codes c_0 ... c_n-1", the input codes themselves. test_vectors/expected.txt is this program's
+ * output on test_vectors/recording.bin built on the host: `make check` compares yours with it.
  * Exit status: 0 ok, 1 usage, 2 I/O or a recording for another channel count, 3 the front end or the network failed.
  */
 #include <stdint.h>
@@ -28,17 +28,6 @@ static float samples[CHUNK * SQ_WF_NCH];
 static int8_t x[SQ_WF_T * SQ_WF_NCH];
 static int8_t y[SQ_OUTPUT_SIZE];
 
-static uint32_t fnv1a(const int8_t *p, int32_t n)
-{
-    uint32_t h = 2166136261u;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        h ^= (uint8_t)p[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* The network on the window in x, its line (and its codes' line). */
 static int window_line(int with_codes)
 {
@@ -47,7 +36,7 @@ static int window_line(int with_codes)
         return 3;
     }
     printf("%lu %ld %lu", (unsigned long)fe.index, (long)(fe.flagged * 1000.0f + 0.5f),
-           (unsigned long)fnv1a(x, SQ_WF_T * SQ_WF_NCH));
+           (unsigned long)sq_window_hash(x));
     for (i = 0; i < SQ_OUTPUT_SIZE; ++i) {
         printf(" %d", (int)y[i]);
     }

@@ -30,17 +30,6 @@ static sq_window_t sq_st_fe;
 static int8_t sq_st_x[SQ_WF_T * SQ_WF_NCH];
 static int8_t sq_st_y[SQ_OUTPUT_SIZE];
 
-static uint32_t sq_st_fnv1a(const int8_t *p, int32_t n)
-{
-    uint32_t h = 2166136261u;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        h ^= (uint8_t)p[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* The network on the window in sq_st_x; 1 when it and its outputs are expected window w. */
 static int sq_st_same(int32_t w)
 {
@@ -50,7 +39,7 @@ static int sq_st_same(int32_t w)
         return -1;
     }
     if ((int32_t)sq_st_fe.index != e[0] || (int32_t)(sq_st_fe.flagged * 1000.0f + 0.5f) != e[1] ||
-        sq_st_fnv1a(sq_st_x, SQ_WF_T * SQ_WF_NCH) != sq_wvec_fnv[w]) {
+        sq_window_hash(sq_st_x) != sq_wvec_fnv[w]) {
         return 0;
     }
     for (i = 0; i < SQ_OUTPUT_SIZE; ++i) {
