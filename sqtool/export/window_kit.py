@@ -15,8 +15,8 @@ Layout of out_dir:
                                  AN386 Cortex-M4, AN505 Cortex-M33, MPS3 AN547 Cortex-M55): the project's own
     Makefile                     host, check, selftest, mps2 / check-mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc,
                                  QEMU), check-an505 (M33), check-an547 (M55)
-    CMakeLists.txt               the same with CMake (ctest: parity, selftest; -DSQ_MPS2=ON), or add_subdirectory()
-                                 in your firmware for the library sq_window_loop alone
+    CMakeLists.txt               the same with CMake (ctest: parity, selftest; -DSQ_MPS2=ON [-DSQ_BOARD=an505|an547]),
+                                 or add_subdirectory() in your firmware for the library sq_window_loop alone
     test_vectors/recording.bin   SYNTHETIC device samples, no subject data: int32 C, int32 N, N x C float32, NaN =
                                  a dropout (a pulse, a breathing wander, wrist motion on the accelerometer axes, noise,
                                  a large ADC level, a dropout, a saturated stretch, a silent one)
@@ -107,7 +107,7 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
     atomic_write_text(out / "example" / "main.c", (TEMPLATES / "wkit_main.c").read_text())
     atomic_write_text(out / "example" / "selftest.c", (TEMPLATES / "wkit_selftest.c").read_text())
     for name in BOARD_FILES:
-        shutil.copyfile(BOARD_DIR / name, out / "example" / "board" / name)
+        atomic_write_bytes(out / "example" / "board" / name, (BOARD_DIR / name).read_bytes())
     for tmpl, name in (("wkit_Makefile", "Makefile"), ("wkit_CMakeLists.txt", "CMakeLists.txt"),
                        ("wkit_check.cmake", "test_vectors/check.cmake")):
         atomic_write_text(out / name, _fill((TEMPLATES / tmpl).read_text(), {"FS_IN": f"{fs_in:g}"}))

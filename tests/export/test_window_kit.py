@@ -158,6 +158,29 @@ def test_each_emulated_cortex_m_build_reproduces_the_host(kit, tmp_path, target,
     assert r.returncode == 0 and f"{board}: every window bit-exact" in r.stdout, r.stdout + r.stderr
 
 
+@pytest.mark.mcu
+@pytest.mark.parametrize("board, machine", [(None, "mps2-an386"), ("an547", "mps3-an547")])
+def test_its_cmake_cortex_m_build_reproduces_the_host(kit, tmp_path, board, machine):
+    """CMakeLists.txt with -DSQ_MPS2=ON (and -DSQ_BOARD): the same lines as expected.txt under QEMU; an unknown
+    board is a configure error naming the choices."""
+    for tool in ("cmake", "arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} missing")
+    b = tmp_path / "mps2"
+    conf = ["cmake", "-S", str(kit), "-B", str(b), "-DSQ_MPS2=ON", *([f"-DSQ_BOARD={board}"] if board else [])]
+    for cmd in (conf, ["cmake", "--build", str(b)]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    shutil.copyfile(kit / "test_vectors" / "recording.bin", b / "recording.bin")
+    r = subprocess.run(["qemu-system-arm", "-M", machine, "-display", "none", "-monitor", "none", "-serial", "none",
+                        "-semihosting-config", "enable=on,target=native", "-kernel", "example.elf"], cwd=b,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stderr == (kit / "test_vectors" / "expected.txt").read_text(), r.stderr[-500:]
+    r = subprocess.run(["cmake", "-S", str(kit), "-B", str(tmp_path / "bad"), "-DSQ_MPS2=ON", "-DSQ_BOARD=an999"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "SQ_BOARD an999: choose an386, an505 or an547" in r.stderr
+
+
 def test_a_re_export_without_device_fs_leaves_no_front_end_or_kit_behind(kit, tmp_path):
     """--force into the folder of an export with --device-fs: an older model's preprocessing must not stay there."""
     from sqtool.export.cli import ExportConfig, export
