@@ -537,7 +537,7 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True, resume: bool = False) ->
     if not cfg.channels:
         raise SqtoolError("no channels given")
     _sos(cfg.fs, cfg.band_lo, cfg.band_hi, 2)                          # refuse a band the rate cannot hold
-    check_band_phase(cfg.band_phase, "data pairs")
+    check_band_phase(cfg.band_phase, "data pairs", cfg.model or "", spectral_model(cfg) is not None)
     T = cfg.window_s * cfg.fs
     if abs(T - round(T)) > 1e-6:
         raise SqtoolError(f"window_s x fs = {T:g} is not a whole number of samples")

@@ -106,3 +106,7 @@ def test_a_bad_band_phase_is_one_line_before_any_folder(tmp_path, capsys, argv, 
     assert main(["data", "pairs", "--data", "synthetic", "--band-phase", "acausal", "--out",
                  str(tmp_path / "q")]) == 2
     assert "data pairs --band-phase acausal: choose one of zero, causal" in capsys.readouterr().err
+    assert main(["data", "pairs", "--data", "synthetic", "--model", "spec_student_s", "--band-phase", "causal",
+                 "--out", str(tmp_path / "s")]) == 1                   # its pairs are spectra of its own front end
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "spec_student_s is a spectral model" in err[0] and not (tmp_path / "s").exists()
