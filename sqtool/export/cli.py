@@ -657,7 +657,7 @@ def _export(cfg: ExportConfig) -> dict:
                              "(runtime c_window) on recordings at that rate")
                 vec = kit_info["vectors"]
                 extra.append(f"C device-loop kit: example/main.c and selftest.c, Makefile (host, check, selftest, "
-                             "mps2, check-mps2 (M4), check-an505 (M33), check-an547 (M55)), "
+                             "mps2, check-mps2 (M4), check-an505 (M33), check-an547 (M55), selftest-an386 ...), "
                              f"test_vectors/ (a synthetic {vec['seconds']:g} s recording; " + (
                                  f"expected.txt: the host build's {vec['windows']} windows, which `make check` on "
                                  "your target must reproduce exactly)" if vec["windows"] is not None else

@@ -14,7 +14,8 @@ Layout of out_dir:
     example/board/               startup.c, sq_bench.h and the linker scripts of the boards QEMU emulates (MPS2
                                  AN386 Cortex-M4, AN505 Cortex-M33, MPS3 AN547 Cortex-M55): the project's own
     Makefile                     host, check, selftest, mps2 / check-mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc,
-                                 QEMU), check-an505 (M33), check-an547 (M55)
+                                 QEMU), check-an505 (M33), check-an547 (M55); selftest-an386 / -an505 / -an547 (the
+                                 self-test built for the board, its exit status QEMU's)
     CMakeLists.txt               the same with CMake (ctest: parity, selftest; -DSQ_MPS2=ON [-DSQ_BOARD=an505|an547]),
                                  or add_subdirectory() in your firmware for the library sq_window_loop alone
     test_vectors/recording.bin   SYNTHETIC device samples, no subject data: int32 C, int32 N, N x C float32, NaN =

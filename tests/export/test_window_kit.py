@@ -87,6 +87,9 @@ def test_the_selftest_holds_the_vectors_and_a_wrong_one_names_its_window(kit, tm
     assert r.returncode != 0 and "selftest: MISMATCH" in r.stdout
     p = subprocess.run([str(tmp_path / "c" / "host" / "selftest")])
     assert p.returncode == 2                                                   # window 1 + 1
+    if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):  # the board's exit status too
+        r = _make(bad, "selftest-an386", tmp_path / "d")
+        assert r.returncode != 0 and "selftest (MPS2 AN386 (Cortex-M4)): MISMATCH" in r.stdout, r.stdout + r.stderr
 
 
 def test_its_codes_are_the_streams_and_its_outputs_the_window_harness(kit, tmp_path):
@@ -156,6 +159,9 @@ def test_each_emulated_cortex_m_build_reproduces_the_host(kit, tmp_path, target,
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
     r = _make(kit, target, tmp_path / "m")
     assert r.returncode == 0 and f"{board}: every window bit-exact" in r.stdout, r.stdout + r.stderr
+    r = _make(kit, target.replace("check-mps2", "check-an386").replace("check", "selftest"), tmp_path / "m")
+    assert r.returncode == 0 and f"selftest ({board}, vectors compiled in): every window equal" in r.stdout, \
+        r.stdout + r.stderr
 
 
 @pytest.mark.mcu
