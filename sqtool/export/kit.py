@@ -9,8 +9,10 @@ Layout of out_dir (next to the export's metadata.json / export_report.*):
                                 with acc_fs (--device-acc-fs): the accelerometer resampler and its check
     example/main.c              streams a recording file through the pipeline, one line per result
     example/selftest.c          <prefix>_selftest(): the test vectors compiled in, no stdio (a board without files)
-    example/board/              startup.c, sq_bench.h, mps2_an386.ld: the project's MPS2 AN386 board support
-    Makefile, CMakeLists.txt    host and MPS2 AN386 (Cortex-M4) builds; `make check` / ctest: parity
+    example/board/              startup.c, sq_bench.h, the linker scripts and boards.mk of the boards QEMU emulates
+                                (MPS2 AN386 Cortex-M4, AN505 Cortex-M33, MPS3 AN547 Cortex-M55)
+    Makefile, CMakeLists.txt    host and board builds (check-mps2 / check-an505 / check-an547, selftest-an386 ...;
+                                CMake -DSQ_MPS2=ON -DSQ_BOARD=...); `make check` / ctest: parity
     README.md                   for the firmware engineer: API, units, memory placement, parity check
     test_vectors/               recording.bin (SYNTHETIC: no subject data), expected.txt (PipelineRef),
                                 vectors.json, check.cmake, <prefix>_vectors.h (the recording and the
@@ -26,7 +28,6 @@ test recording is generated (a pulse with harmonics, wrist motion, a dropout, sa
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 import subprocess
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_write_text
+from sqtool.core import SqtoolError, atomic_write_bytes, atomic_write_text
 from sqtool.core.io import dumps_json, read_json
 from sqtool.export.pipeline import (MAX_FLAGGED_Q15, RESULT_KEYS, ROUNDING, PipelineRef, format_results,
                                     parse_results, render_pipeline, write_recording)
@@ -43,6 +44,11 @@ from sqtool.data.frontend import QUIET, input_channels
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BOARD_DIR = Path(__file__).resolve().parents[1] / "firmware_bench" / "mcu"
+# example/board/ of a kit: the project's startup, bench header and linker scripts of the boards QEMU emulates (MPS2
+# AN386 Cortex-M4, AN505 Cortex-M33, MPS3 AN547 Cortex-M55), boards.mk and boards.cmake (templates/kit_boards.*) for
+# the Makefile and CMakeLists.txt
+BOARD_FILES = ("startup.c", "sq_bench.h", "mps2_an386.ld", "mps2_an505.ld", "mps3_an547.ld", "boards.mk",
+               "boards.cmake")
 CHUNKINGS = ("1", "7", "25", "125", "1,7,0,125,300")
 DATASET_LICENCES = {
     "troika": "IEEE SP Cup 2015 (TROIKA, Zhang et al. 2015): academic use with citation, no open licence",
@@ -203,7 +209,7 @@ def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq") -> dict:
     atomic_write_text(vdir / "expected.txt", format_results(res))
     header, flash_bytes = vectors_header(x16, gap, res, ref.C_in, prefix)
     atomic_write_text(vdir / f"{prefix}_vectors.h", header)
-    shutil.copyfile(TEMPLATES / "kit_check.cmake", vdir / "check.cmake")
+    atomic_write_bytes(vdir / "check.cmake", (TEMPLATES / "kit_check.cmake").read_bytes())
     info = {**desc, "frame": f"{ref.C_in} int16 samples ({', '.join(input_channels(ref.fe_cfg))}) + 1 int16 gap flag, "
                              "little endian", "n_samples": int(x16.shape[1]), "results": int(len(res["index"])),
             "invalid_windows": int((res["valid"] == 0).sum()), "chunkings_checked": list(CHUNKINGS),
@@ -657,6 +663,15 @@ def conf_range_text(dec) -> str:
             "choose a threshold inside that range")
 
 
+def write_board(folder: Path) -> list[Path]:
+    """A kit's example/board/ (BOARD_FILES) into `folder`, atomically; the paths written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in BOARD_FILES:
+        src = TEMPLATES / f"kit_{name}" if name.startswith("boards.") else BOARD_DIR / name
+        atomic_write_bytes(folder / name, src.read_bytes())
+    return [folder / name for name in BOARD_FILES]
+
+
 def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, prefix: str = "sq",
               decoder=None, run_dir=None, n_ppg: int = 1, names: dict | None = None,
               acc_fs: float | None = None) -> dict:
@@ -682,9 +697,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
     atomic_write_text(ex / "main.c", rename((TEMPLATES / "kit_main.c").read_text(), prefix))
     atomic_write_text(ex / "selftest.c", rename((TEMPLATES / "kit_selftest.c").read_text(), prefix))
     files += [ex / "main.c", ex / "selftest.c"]
-    for name in ("startup.c", "sq_bench.h", "mps2_an386.ld"):
-        shutil.copyfile(BOARD_DIR / name, ex / "board" / name)
-        files.append(ex / "board" / name)
+    files += write_board(ex / "board")
     values = {"PREFIX": prefix, "PREFIX_UP": prefix.upper(), "MODEL": mc["name"],
               "VERSION": md.get("sqtool_version", "?"), "FS_IN": f"{rp['fe_cfg'].fs_in:g}",
               "CHANNELS": ", ".join(mc["channels"]), "NCH": len(mc["channels"]), "N_PPG": fe.n_ppg,

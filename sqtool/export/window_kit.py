@@ -11,8 +11,8 @@ Layout of out_dir:
 
     example/main.c               a recording file through sq_window_push + sq_model_run, one line per window
     example/selftest.c           sq_window_selftest(): the test vectors compiled in, no stdio (a board without files)
-    example/board/               startup.c, sq_bench.h and the linker scripts of the boards QEMU emulates (MPS2
-                                 AN386 Cortex-M4, AN505 Cortex-M33, MPS3 AN547 Cortex-M55): the project's own
+    example/board/               startup.c, sq_bench.h, the linker scripts and boards.mk of the boards QEMU emulates
+                                 (MPS2 AN386 Cortex-M4, AN505 Cortex-M33, MPS3 AN547 Cortex-M55): the project's own
     Makefile                     host, check, selftest, mps2 / check-mps2 (Cortex-M4F, arm-none-eabi-gcc + picolibc,
                                  QEMU), check-an505 (M33), check-an547 (M55); selftest-an386 / -an505 / -an547 (the
                                  self-test built for the board, its exit status QEMU's)
@@ -45,9 +45,8 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_bytes, atomic_write_text
 from sqtool.core.io import dumps_json
-from sqtool.export.kit import BOARD_DIR, TEMPLATES, _fill
+from sqtool.export.kit import BOARD_FILES, TEMPLATES, _fill, write_board
 
-BOARD_FILES = ("startup.c", "sq_bench.h", "mps2_an386.ld", "mps2_an505.ld", "mps3_an547.ld")
 KIT_FILES = ("example/main.c", "example/selftest.c", *(f"example/board/{f}" for f in BOARD_FILES), "Makefile",
              "CMakeLists.txt", "test_vectors/recording.bin", "test_vectors/expected.txt", "test_vectors/vectors.json", "test_vectors/check.cmake",
              "test_vectors/sq_wvectors.h")
@@ -103,12 +102,10 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
     for f in ("sq_window.c", "sq_model.c"):
         if not (out / "c" / f).is_file():
             raise SqtoolError(f"{out / 'c'}: no {f}: the kit needs the C front end and the network")
-    (out / "example" / "board").mkdir(parents=True, exist_ok=True)
+    write_board(out / "example" / "board")
     (out / "test_vectors").mkdir(exist_ok=True)
     atomic_write_text(out / "example" / "main.c", (TEMPLATES / "wkit_main.c").read_text())
     atomic_write_text(out / "example" / "selftest.c", (TEMPLATES / "wkit_selftest.c").read_text())
-    for name in BOARD_FILES:
-        atomic_write_bytes(out / "example" / "board" / name, (BOARD_DIR / name).read_bytes())
     for tmpl, name in (("wkit_Makefile", "Makefile"), ("wkit_CMakeLists.txt", "CMakeLists.txt"),
                        ("wkit_check.cmake", "test_vectors/check.cmake")):
         atomic_write_text(out / name, _fill((TEMPLATES / tmpl).read_text(), {"FS_IN": f"{fs_in:g}"}))

@@ -563,18 +563,50 @@ def test_decoder_temperature_folds_into_the_logit_scale_once():
     assert decoder_config(mc, g, d) is d                   # resolved: unchanged, not divided again
 
 
-@pytest.mark.mcu
-def test_kit_example_runs_bit_exact_on_cortex_m4_with_its_makefile(twin, tmp_path):
-    """What the firmware engineer runs: the kit's own `make check-mps2` builds example/main.c for the MPS2
-    AN386 (Cortex-M4) board and diffs the QEMU output with the exported test vectors."""
+@pytest.fixture(scope="module")
+def mcu_kit(twin, tmp_path_factory):
     from sqtool.export.kit import write_kit
     if not (shutil.which("make") and shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
         pytest.skip("make / arm-none-eabi-gcc / qemu-system-arm missing")
     mc, g, md = twin
-    write_kit(tmp_path / "kit", mc, g, md)
-    r = subprocess.run(["make", "-s", "-C", str(tmp_path / "kit"), f"BUILD={tmp_path / 'b'}", "check-mps2"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
+    kit = tmp_path_factory.mktemp("mcu_kit") / "kit"
+    write_kit(kit, mc, g, md)
+    return kit
+
+
+@pytest.mark.mcu
+@pytest.mark.parametrize("board, name", [("mps2", "MPS2 AN386 (Cortex-M4)"), ("an505", "MPS2 AN505 (Cortex-M33)"),
+                                         ("an547", "MPS3 AN547 (Cortex-M55)")])
+def test_kit_example_runs_bit_exact_on_each_emulated_cortex_m_with_its_makefile(mcu_kit, tmp_path, board, name):
+    """What the firmware engineer runs: the kit's own `make check-mps2` (check-an505, check-an547) builds
+    example/main.c for the board and diffs the QEMU output with the exported test vectors; `make selftest-<board>`
+    runs the self-test with the vectors compiled in on it, and a wrong vector is its MISMATCH."""
+    def make(kit, target):
+        return subprocess.run(["make", "-s", "-C", str(kit), f"BUILD={tmp_path / 'b'}", target],
+                              capture_output=True, text=True, timeout=600)
+    r = make(mcu_kit, f"check-{board}")
+    assert r.returncode == 0 and f"{name}: bit-exact" in r.stdout, r.stdout + r.stderr
+    st = "selftest-an386" if board == "mps2" else f"selftest-{board}"
+    r = make(mcu_kit, st)
+    assert r.returncode == 0 and f"selftest ({name}, vectors compiled in): every result equal" in r.stdout, \
+        r.stdout + r.stderr
+    if board == "an505" and shutil.which("cmake"):               # CMakeLists.txt -DSQ_MPS2=ON -DSQ_BOARD: the same
+        b = tmp_path / "cm"
+        for cmd in (["cmake", "-S", str(mcu_kit), "-B", str(b), "-DSQ_MPS2=ON", "-DSQ_BOARD=an505"],
+                    ["cmake", "--build", str(b)]):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        shutil.copyfile(mcu_kit / "test_vectors" / "recording.bin", b / "recording.bin")
+        r = subprocess.run(["qemu-system-arm", "-M", "mps2-an505", "-display", "none", "-monitor", "none", "-serial",
+                            "none", "-semihosting-config", "enable=on,target=native", "-kernel", "example.elf"],
+                           cwd=b, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0 and r.stderr == (mcu_kit / "test_vectors" / "expected.txt").read_text()
+    if board == "mps2":                                          # a wrong expected line: the board says so
+        bad = tmp_path / "bad"
+        shutil.copytree(mcu_kit, bad)
+        (bad / "test_vectors" / "expected.txt").write_text("0 0 0 0 0 0 0\n")
+        r = make(bad, "check-an386")
+        assert r.returncode != 0 and "MISMATCH with test_vectors/expected.txt (an386)" in r.stdout
 
 
 # ----------------------------------------------------------------------------- two PPG sensors (SQ_FE_N_PPG = 2)

@@ -49,10 +49,11 @@ def test_an_rr_model_is_scored_on_its_label_beside_the_classic_and_the_trivial_p
     assert res["labelled"] is True and res["provenance"]["windows"] == 21
     rows = {r["runtime"]: r for r in res["runtimes"]}
     assert {r["status"] for r in rows.values()} == {"ok"}
-    # the MAE is predict's, on the same recordings and the same C (predict's `c`: single rounding)
+    # the MAE is predict's, on the same recordings and the same C (predict's `c`: double rounding, as exported)
     p = predict(PredictConfig(model=str(exports["rr"]), data="icu", runtime="c", out=str(tmp_path / "p"),
                               progress=False), records=recs)
-    assert rows["c_host_single"]["metrics"]["mae"] == pytest.approx(p["pooled"]["pooled"]["mae_rr_bpm"], abs=1e-6)
+    assert p["runtime"] == "c_host"
+    assert rows["c_host"]["metrics"]["mae"] == pytest.approx(p["pooled"]["pooled"]["mae_rr_bpm"], abs=1e-6)
     assert rows["c_host"]["metrics"]["n"] == 21 and rows["c_host"]["metrics"]["gt10"] is None
     assert "metrics_tracked" not in rows["c_host"]                             # no heart-rate tracker
     assert rows["c_host_single"]["exact_pct"] == 100.0                         # Brevitas' arithmetic, bit for bit
