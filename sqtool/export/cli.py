@@ -646,6 +646,12 @@ def _export(cfg: ExportConfig) -> dict:
                 wd = window_design(md, cfg.device_fs, cfg.device_filter)
                 for p in render_window(md, cfg.device_fs, out / "c", filter=cfg.device_filter):
                     done(str(p.relative_to(out)))
+                from sqtool.export.c_tracker import has_tracker, render_tracker
+                tracked = has_tracker(md)                      # a heart-rate model: bench's tracker in C too
+                for p in render_tracker(md, out / "c") if tracked else []:
+                    done(str(p.relative_to(out)))
+                for f in [] if tracked else ("sq_tracker.c", "sq_tracker.h", "sq_tracker_cfg.h"):
+                    (out / "c" / f).unlink(missing_ok=True)    # a re-export (--force) of another task's model
                 from sqtool.export.window_kit import write_window_kit
                 kit_info = write_window_kit(out, md, cfg.device_fs)      # example, Makefile, test vectors
                 for p in kit_info["files"]:
@@ -655,6 +661,10 @@ def _export(cfg: ExportConfig) -> dict:
                              f"{wd['latency_s']:.2f} s after a window's last sample; state about {wd['ram_bytes']} B "
                              f"RAM, tables {wd['table_bytes']} B; checked against the stream by sqtool bench "
                              "(runtime c_window) on recordings at that rate")
+                if tracked:
+                    extra.append("C tracker (c/sq_tracker.c): the heart-rate tracker sqtool bench scores and predict "
+                                 "writes as hr_tracked_bpm, on the int8 hr_bpm (and quality) outputs, float64, bit "
+                                 "for bit; the kit's example ends each line with it")
                 vec = kit_info["vectors"]
                 extra.append(f"C device-loop kit: example/main.c and selftest.c, Makefile (host, check, selftest, "
                              "mps2, check-mps2 (M4), check-an505 (M33), check-an547 (M55), selftest-an386 ...), "

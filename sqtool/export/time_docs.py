@@ -26,6 +26,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text
 from sqtool.core.io import nan_if_none
+from sqtool.core.tracking import MAX_FLAGGED
 from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, FEW_SUBJECTS, QUANTIZE_MODELS, classic_text,
                                  skill_line, skill_unit, swap_test_cannot_show, worse_by_ci)
 from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
@@ -41,7 +42,7 @@ TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
              "pretrain": "an encoder's embedding per window (self-supervised; no task head)"}
 CAUSAL_TOL = 0.002                  # tests/train/test_band_phase.py: a causal model's windows vs the causal stream
 STREAM_TOL = 0.03                    # tests/firmware_bench/test_stream.py: "window" stream vs make_windows
-FLAGGED = 0.10                       # = firmware_bench.tracker.MAX_FLAGGED (export may not import it; tested equal)
+FLAGGED = MAX_FLAGGED                # the tracker's rule (core.tracking), predict's `flagged`
 
 
 def window_samples(md: dict) -> int:
@@ -276,7 +277,12 @@ def c_front_end_text(out: Path, md: dict) -> str:
             "Cortex-M33 and M55 boards), each compared with "
             "`test_vectors/expected.txt` (a synthetic recording, no subject data): built in ISO C99 (no fused or "
             "reordered float operations), a port must reproduce it bit for bit. The steps are written out below for "
-            "any other runtime.")
+            "any other runtime." + (
+                " A heart-rate model's folder adds `c/sq_tracker.{h,c}`: the tracker `sqtool predict` writes as "
+                "hr_tracked_bpm and `sqtool bench` scores, on the int8 hr_bpm (and quality) outputs and the window's "
+                "dropout share, float64 in the same order, so bit for bit (`sq_tracker_push(&trk, y, w.flagged)` "
+                "after each `sq_model_run`); the example ends each line with it."
+                if (out / "c" / "sq_tracker.c").is_file() else ""))
 
 
 def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], parity_file: str | None) -> Path:

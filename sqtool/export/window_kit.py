@@ -104,7 +104,9 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
             raise SqtoolError(f"{out / 'c'}: no {f}: the kit needs the C front end and the network")
     write_board(out / "example" / "board")
     (out / "test_vectors").mkdir(exist_ok=True)
-    atomic_write_text(out / "example" / "main.c", (TEMPLATES / "wkit_main.c").read_text())
+    tracker = (out / "c" / "sq_tracker.c").is_file()          # a heart-rate model's: its tracked HR on each line
+    atomic_write_text(out / "example" / "main.c", _fill((TEMPLATES / "wkit_main.c").read_text(),
+                                                        {"TRACKER": int(tracker)}))
     atomic_write_text(out / "example" / "selftest.c", (TEMPLATES / "wkit_selftest.c").read_text())
     for tmpl, name in (("wkit_Makefile", "Makefile"), ("wkit_CMakeLists.txt", "CMakeLists.txt"),
                        ("wkit_check.cmake", "test_vectors/check.cmake")):
@@ -125,7 +127,9 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
         atomic_write_text(out / "test_vectors" / "sq_wvectors.h", header)
         desc["selftest_flash_bytes"] = flash
         desc.update(windows=len(lines), expected="example/main.c built on the host (cc -std=c99 -O2): per window "
-                    "index, dropout share in permille, FNV-1a of the int8 input codes, the int8 output codes")
+                    "index, dropout share in permille, FNV-1a of the int8 input codes, the int8 output codes" + (
+                        "; after ' | ', the tracked heart rate in milli-BPM (c/sq_tracker.c; -1 before its first "
+                        "accepted window)" if tracker else ""))
     atomic_write_text(out / "test_vectors" / "vectors.json", dumps_json(desc))
     return {"files": files, "windows": desc["windows"], "vectors": desc}
 
@@ -134,7 +138,8 @@ def remove_window_kit(out_dir) -> None:
     """The C front end and its kit out of an export folder (a re-export with --force and without --device-fs):
     left behind, they would run an older model's preprocessing."""
     out = Path(out_dir)
-    for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window.h", "c/sq_window_tables.h"):
+    for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window.h", "c/sq_window_tables.h", "c/sq_tracker.c",
+              "c/sq_tracker.h", "c/sq_tracker_cfg.h"):
         (out / f).unlink(missing_ok=True)
     for d in ("example/board", "example", "test_vectors"):
         if (out / d).is_dir() and not any((out / d).iterdir()):
@@ -196,12 +201,14 @@ def run_example(out: Path, make: str = "make", codes: bool = False) -> list[str]
 
 def parse_lines(lines: list[str]) -> dict:
     """example/main.c's window lines (codes lines, when there, apart) -> index, flagged_permille, fnv (W,) and
-    outputs (W, K) int arrays, codes (W, T C) int8 or None."""
-    win = [ln.split() for ln in lines if not ln.startswith("codes")]
+    outputs (W, K) int arrays, codes (W, T C) int8 or None, tracked_mbpm (W,) (a heart-rate model's tracked HR in
+    milli-BPM, -1 before its first; the field after " | ") or None."""
+    win = [ln.split(" | ") for ln in lines if not ln.startswith("codes")]
     codes = [ln.split()[1:] for ln in lines if ln.startswith("codes")]
-    a = np.array(win, dtype=np.int64).reshape(len(win), -1)
+    a = np.array([w[0].split() for w in win], dtype=np.int64).reshape(len(win), -1)
+    tracked = np.array([int(w[1]) for w in win], dtype=np.int64) if win and len(win[0]) > 1 else None
     return {"index": a[:, 0], "flagged_permille": a[:, 1], "fnv": a[:, 2], "outputs": a[:, 3:],
-            "codes": np.array(codes, dtype=np.int64).astype(np.int8) if codes else None}
+            "codes": np.array(codes, dtype=np.int64).astype(np.int8) if codes else None, "tracked_mbpm": tracked}
 
 
 def check_window_kit(out_dir, make: str = "make") -> dict:

@@ -10,7 +10,9 @@ tracker keeps one state, the last reported HR, and for every new window:
     - after `reset_after` consecutive rejected/limited windows that all disagree with the state in
       the same direction, re-acquire (the state was wrong, not the estimates).
 
-Causal: the output for window i uses windows <= i only, so it runs on the device as is.
+Causal: the output for window i uses windows <= i only, so it runs on the device as is: an export with the C
+front end ships it for a heart-rate model (`export.c_tracker`, sq_tracker.c, bit for bit this in float64). Its
+numbers (`TrackerCfg`) and MAX_FLAGGED live in `core.tracking`, which both read.
 
 Which windows a time-domain model's tracker may move on is one rule, `tracker_ok`, for `sqtool bench` and
 `sqtool predict` alike: fewer than MAX_FLAGGED of the window's samples flagged as dropouts and, with the quality
@@ -18,13 +20,10 @@ gate, the model's QUALITY_OUTPUT logit > 0 (a spectral model's decoder tracks th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-QUALITY_OUTPUT = "quality_logit"     # the model output the quality gate reads: a logit > 0 says good
-MAX_FLAGGED = 0.1                    # a window with this fraction of its samples flagged (dropouts) or more is held
+from sqtool.core.tracking import MAX_FLAGGED, TrackerCfg
+from sqtool.data.tasks import QUALITY_OUTPUT      # the model output the quality gate reads: a logit > 0 says good
 
 
 def tracker_ok(y: np.ndarray, flagged: np.ndarray, outputs: list[str], quality_gate: bool) -> np.ndarray:
@@ -35,15 +34,6 @@ def tracker_ok(y: np.ndarray, flagged: np.ndarray, outputs: list[str], quality_g
     if quality_gate and QUALITY_OUTPUT in outputs:
         ok[:len(y)] &= y[:, list(outputs).index(QUALITY_OUTPUT)] > 0.0
     return ok
-
-
-@dataclass
-class TrackerCfg:
-    max_step_bpm: float = 8.0      # largest change per hop (2 s): 4 BPM/s covers exercise onsets
-    alpha: float = 0.6             # weight of the (slew-limited) new estimate
-    reset_after: int = 5           # re-acquire after this many same-sign limited steps in a row
-    lo_bpm: float = 30.0
-    hi_bpm: float = 240.0
 
 
 class HrTracker:

@@ -20,7 +20,9 @@ from test_predict_targets import export_student  # noqa: E402
 from sqtool.data.record import Record  # noqa: E402
 from sqtool.data.tasks import task_model_cfg  # noqa: E402
 from sqtool.export.window_kit import KIT_FILES, parse_lines, recording_bytes, run_example  # noqa: E402
+from sqtool.export.metadata import codes_to_units  # noqa: E402
 from sqtool.firmware_bench.runtimes import quantize  # noqa: E402
+from sqtool.firmware_bench.tracker import track, tracker_ok  # noqa: E402
 from sqtool.firmware_bench.stream import StreamSpec, replay  # noqa: E402
 from sqtool.firmware_bench.window_fw import build_window_fw, run_window_fw  # noqa: E402
 from sqtool.models import get_model_cfg  # noqa: E402
@@ -114,6 +116,17 @@ def test_its_codes_are_the_streams_and_its_outputs_the_window_harness(kit, tmp_p
     r = run_window_fw(build_window_fw(kit / "c", "host", tmp_path / "h"), [x])
     np.testing.assert_array_equal(r.codes, got["codes"])
     np.testing.assert_array_equal(r.outputs.astype(int), got["outputs"])
+    if "hr_bpm" not in md["outputs"]:                               # no tracker for another task's model
+        assert got["tracked_mbpm"] is None and not (kit / "c" / "sq_tracker.c").exists()
+        assert "sq_tracker" not in (kit / "INTEGRATION.md").read_text()
+        return
+    # a heart-rate model: the line ends with c/sq_tracker.c's tracked HR, bench's tracker on the kit's outputs
+    y = codes_to_units(got["outputs"], md)
+    hr = track(y[:, md["outputs"].index("hr_bpm")], tracker_ok(y, rp.flagged, md["outputs"], quality_gate=True))
+    np.testing.assert_array_equal(got["tracked_mbpm"], np.where(np.isnan(hr), -1, np.floor(hr * 1000 + 0.5)))
+    np.testing.assert_array_equal(want["tracked_mbpm"], got["tracked_mbpm"])
+    assert (got["tracked_mbpm"] > 0).sum() >= len(hr) // 2
+    assert "adds `c/sq_tracker.{h,c}`" in (kit / "INTEGRATION.md").read_text()
 
 
 def test_its_cmake_build_runs_both_checks_and_a_firmware_links_the_library_alone(kit, tmp_path):
@@ -194,7 +207,8 @@ def test_a_re_export_without_device_fs_leaves_no_front_end_or_kit_behind(kit, tm
     shutil.copytree(kit, folder)
     exp = export(ExportConfig(model=str(kit.parent / "quantize"), target=["c"], out=str(folder), force=True))
     assert exp["failed"] == []
-    left = [f for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window_tables.h") if (folder / f).exists()]
+    left = [f for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window_tables.h", "c/sq_tracker.c", "c/sq_tracker_cfg.h")
+            if (folder / f).exists()]
     assert left == [] and not (folder / "example").exists() and (folder / "c" / "sq_model.c").is_file()
     from sqtool.export.cli import next_step                   # the last line names the kit only where there is one
     assert "make -C" not in next_step(exp)

@@ -12,14 +12,23 @@
  * codes; value = scale * (code - zero_point) with metadata.json's output_quantization); with "codes", a second
  * line per window: "codes c_0 ... c_n-1", the input codes themselves. test_vectors/expected.txt is this program's
  * output on test_vectors/recording.bin built on the host: `make check` compares yours with it.
+ * A heart-rate model (SQ_KIT_TRACKER 1) ends each window line with " | hr_tracked_mbpm": c/sq_tracker.c's tracked
+ * heart rate in milli-BPM, rounded half up (-1 until its first accepted window), the whole loop to its last output.
  * Exit status: 0 ok, 1 usage, 2 I/O or a recording for another channel count, 3 the front end or the network failed.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "sq_model.h"
 #include "sq_window.h"
+
+#define SQ_KIT_TRACKER @TRACKER@        /* 1: a heart-rate model, whose export ships c/sq_tracker.c */
+#if SQ_KIT_TRACKER
+#include "sq_tracker.h"
+static sq_tracker_t trk;
+#endif
 
 #define CHUNK 256                                   /* samples read per fread */
 
@@ -40,6 +49,12 @@ static int window_line(int with_codes)
     for (i = 0; i < SQ_OUTPUT_SIZE; ++i) {
         printf(" %d", (int)y[i]);
     }
+#if SQ_KIT_TRACKER
+    {
+        const double hr = sq_tracker_push(&trk, y, fe.flagged);
+        printf(" | %ld", isnan(hr) ? -1L : (long)floor(hr * 1000.0 + 0.5));
+    }
+#endif
     printf("\n");
     if (with_codes) {
         printf("codes");
@@ -70,6 +85,9 @@ int main(int argc, char **argv)
     if (sq_window_init(&fe) != SQ_WF_OK) {
         return 3;
     }
+#if SQ_KIT_TRACKER
+    sq_tracker_init(&trk);
+#endif
     while (done < hdr[1] && rc == 0) {
         const int32_t m = hdr[1] - done < CHUNK ? hdr[1] - done : CHUNK;
         int32_t j;
