@@ -72,8 +72,9 @@ class ExportConfig:
     device_fs: float = field(default=0.0, metadata={
         "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the rate "
                 "the model was trained for, e.g. 125). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
-                "(resampling, band-pass, normalisation, int8 input) from that rate in C, and its kit (example/, "
-                "Makefile, CMakeLists.txt, test_vectors/) (0 = none: the network only)"})
+                "(resampling, band-pass, normalisation, int8 input) from that rate in C, for a heart-rate model "
+                "c/sq_tracker.{h,c} (the tracker predict and bench run), and its kit (example/, Makefile, "
+                "CMakeLists.txt, test_vectors/) (0 = none: the network only)"})
     device_filter: str = field(default="", metadata={
         "help": "time-domain models, C target with --device-fs: the band-pass of c/sq_window.c: window (zero phase over "
                 "the window and its context: a few seconds of look-ahead, more RAM) | causal (a running filter, no "
