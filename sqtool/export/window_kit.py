@@ -48,8 +48,8 @@ from sqtool.core.io import dumps_json
 from sqtool.export.kit import BOARD_FILES, TEMPLATES, _fill, write_board
 
 KIT_FILES = ("example/main.c", "example/selftest.c", *(f"example/board/{f}" for f in BOARD_FILES), "Makefile",
-             "CMakeLists.txt", "test_vectors/recording.bin", "test_vectors/expected.txt", "test_vectors/vectors.json", "test_vectors/check.cmake",
-             "test_vectors/sq_wvectors.h")
+             "CMakeLists.txt", "test_vectors/recording.bin", "test_vectors/expected.txt", "test_vectors/vectors.json",
+             "test_vectors/check.cmake", "test_vectors/sq_wvectors.h")
 EXPECTED_FILES = ("test_vectors/expected.txt", "test_vectors/sq_wvectors.h")   # need the host build
 ACC = ("acc_x", "acc_y", "acc_z")
 
@@ -109,7 +109,7 @@ def write_window_kit(out_dir, md: dict, fs_in: float, make: str = "make") -> dic
                                                         {"TRACKER": int(tracker)}))
     atomic_write_text(out / "example" / "selftest.c", (TEMPLATES / "wkit_selftest.c").read_text())
     for tmpl, name in (("wkit_Makefile", "Makefile"), ("wkit_CMakeLists.txt", "CMakeLists.txt"),
-                       ("wkit_check.cmake", "test_vectors/check.cmake")):
+                       ("kit_check.cmake", "test_vectors/check.cmake")):           # shared with the HR kit
         atomic_write_text(out / name, _fill((TEMPLATES / tmpl).read_text(), {"FS_IN": f"{fs_in:g}"}))
     x, desc = synthetic_device_recording(md, fs_in)
     atomic_write_bytes(out / "test_vectors" / "recording.bin", recording_bytes(x))

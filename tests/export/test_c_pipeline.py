@@ -7,6 +7,7 @@ two prefixes in one binary, on Cortex-M4 under QEMU, and through the kit's own M
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -561,6 +562,27 @@ def test_decoder_temperature_folds_into_the_logit_scale_once():
     d = decoder_config(mc, g)
     assert abs(d.logit_scale - 0.04) < 1e-12
     assert decoder_config(mc, g, d) is d                   # resolved: unchanged, not divided again
+
+
+def test_kit_cmake_build_runs_its_parity_checks_in_every_chunking_and_the_selftest(twin, tmp_path):
+    """CMakeLists.txt on the host: ctest runs test_vectors/check.cmake once per chunking and the self-test; a wrong
+    expected.txt fails every parity test, each naming its chunking."""
+    from sqtool.export.kit import write_kit
+    if not (shutil.which("cmake") and shutil.which("ctest")):
+        pytest.skip("cmake / ctest missing")
+    mc, g, md = twin
+    kit, b = tmp_path / "kit", tmp_path / "b"
+    write_kit(kit, mc, g, md)
+    for cmd in (["cmake", "-S", str(kit), "-B", str(b)], ["cmake", "--build", str(b)],
+                ["ctest", "--test-dir", str(b), "--output-on-failure"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    n = int(re.search(r"tests passed, 0 tests failed out of (\d+)", r.stdout).group(1))
+    assert n >= 6 and "parity_5" in r.stdout and "selftest" in r.stdout
+    (kit / "test_vectors" / "expected.txt").write_text("0 0 0 0 0 0 0\n")
+    r = subprocess.run(["ctest", "--test-dir", str(b), "-R", "parity", "--output-on-failure"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode != 0 and "results differ from test_vectors/expected.txt (chunks 1,7,0,125,300)" in r.stdout
 
 
 @pytest.fixture(scope="module")
