@@ -176,8 +176,17 @@ def vectors_header(x: np.ndarray, res: dict) -> tuple[str, int]:
         ",\n".join("    {" + ", ".join(str(int(v)) for v in r) + "}" for r in lines), "};", "",
         "/* per window: FNV-1a of its int8 input codes */",
         f"static const uint32_t sq_wvec_fnv[{len(lines)}] = {{", rows(np.asarray(res["fnv"]), 6, "u"), "};", "",
-        "#endif", ""])
-    return text, int(2 * len(x16) + 4 * lines.size + 4 * len(lines))
+        *tracked_lines(res.get("tracked_mbpm"), rows), "#endif", ""])
+    n_trk = 0 if res.get("tracked_mbpm") is None else len(res["tracked_mbpm"])
+    return text, int(2 * len(x16) + 4 * lines.size + 4 * len(lines) + 4 * n_trk)
+
+
+def tracked_lines(tracked, rows) -> list[str]:
+    """sq_wvectors.h's SQ_WVEC_TRACKED and, for a heart-rate model, each window's tracked HR in milli-BPM."""
+    if tracked is None:
+        return ["#define SQ_WVEC_TRACKED 0", ""]
+    return ["#define SQ_WVEC_TRACKED 1", "/* per window: c/sq_tracker.c's tracked heart rate, milli-BPM (-1: none yet) */",
+            f"static const int32_t sq_wvec_tracked[{len(tracked)}] = {{", rows(np.asarray(tracked), 10), "};", ""]
 
 
 def run_example(out: Path, make: str = "make", codes: bool = False) -> list[str]:

@@ -92,6 +92,16 @@ def test_the_selftest_holds_the_vectors_and_a_wrong_one_names_its_window(kit, tm
     if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):  # the board's exit status too
         r = _make(bad, "selftest-an386", tmp_path / "d")
         assert r.returncode != 0 and "selftest (MPS2 AN386 (Cortex-M4)): MISMATCH" in r.stdout, r.stdout + r.stderr
+    h = (kit / "test_vectors" / "sq_wvectors.h").read_text()
+    if "#define SQ_WVEC_TRACKED 1" not in h:                                   # another task: no tracker to check
+        assert "#define SQ_WVEC_TRACKED 0" in h
+        return
+    at = h.index("{", h.index("sq_wvec_tracked[")) + 1                        # a heart-rate model: its tracked HR
+    vals = h[at:].split(",")
+    vals[2] = vals[2].replace(vals[2].strip(), str(int(vals[2]) + 1))           # window 2's
+    (bad / "test_vectors" / "sq_wvectors.h").write_text(h[:at] + ",".join(vals))
+    r = _make(bad, "selftest", tmp_path / "e")
+    assert r.returncode != 0 and subprocess.run([str(tmp_path / "e" / "host" / "selftest")]).returncode == 3
 
 
 def test_its_codes_are_the_streams_and_its_outputs_the_window_harness(kit, tmp_path):

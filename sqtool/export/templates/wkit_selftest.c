@@ -6,7 +6,8 @@
  * Streams the test recording of test_vectors/sq_wvectors.h (recording.bin as a C array of int16 ADC counts, its
  * dropout as a sample range: synthetic signal, no subject data) through sq_window_push and sq_model_run and
  * compares every window with the expected lines (expected.txt as a C array): its index, its dropout share in
- * permille, the FNV-1a hash of its int8 input codes and its int8 outputs.
+ * permille, the FNV-1a hash of its int8 input codes and its int8 outputs; for a heart-rate model (SQ_WVEC_TRACKED)
+ * also the tracked heart rate of c/sq_tracker.c in milli-BPM.
  * Returns 0 when all are equal; k > 0: window k - 1 is the first that differs (or is missing, or is one too many);
  * -1: the front end or the network returned an error. Uses no stdio, no malloc.
  *
@@ -24,6 +25,11 @@
 
 #if SQ_WVEC_NCH != SQ_WF_NCH || SQ_WVEC_N_OUT != SQ_OUTPUT_SIZE
 #error "test_vectors/sq_wvectors.h is for another channel count or model than c/: export them together"
+#endif
+
+#if SQ_WVEC_TRACKED
+#include "sq_tracker.h"
+static sq_tracker_t sq_st_trk;
 #endif
 
 static sq_window_t sq_st_fe;
@@ -47,6 +53,14 @@ static int sq_st_same(int32_t w)
             return 0;
         }
     }
+#if SQ_WVEC_TRACKED
+    {
+        const double hr = sq_tracker_push(&sq_st_trk, sq_st_y, sq_st_fe.flagged);
+        if ((isnan(hr) ? -1L : (long)floor(hr * 1000.0 + 0.5)) != (long)sq_wvec_tracked[w]) {
+            return 0;
+        }
+    }
+#endif
     return 1;
 }
 
@@ -58,6 +72,9 @@ int sq_window_selftest(void)
     if (sq_window_init(&sq_st_fe) != SQ_WF_OK) {
         return -1;
     }
+#if SQ_WVEC_TRACKED
+    sq_tracker_init(&sq_st_trk);
+#endif
     for (n = 0; n <= SQ_WVEC_N; ++n) {
         if (n < SQ_WVEC_N) {
             const int gap = n >= SQ_WVEC_GAP_FROM && n < SQ_WVEC_GAP_TO;
