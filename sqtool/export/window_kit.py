@@ -185,7 +185,8 @@ def tracked_lines(tracked, rows) -> list[str]:
     """sq_wvectors.h's SQ_WVEC_TRACKED and, for a heart-rate model, each window's tracked HR in milli-BPM."""
     if tracked is None:
         return ["#define SQ_WVEC_TRACKED 0", ""]
-    return ["#define SQ_WVEC_TRACKED 1", "/* per window: c/sq_tracker.c's tracked heart rate, milli-BPM (-1: none yet) */",
+    return ["#define SQ_WVEC_TRACKED 1",
+            "/* per window: c/sq_tracker.c's tracked heart rate, milli-BPM (-1: none yet) */",
             f"static const int32_t sq_wvec_tracked[{len(tracked)}] = {{", rows(np.asarray(tracked), 10), "};", ""]
 
 
