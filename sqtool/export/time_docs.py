@@ -26,7 +26,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text
 from sqtool.core.io import nan_if_none
-from sqtool.core.tracking import MAX_FLAGGED
+from sqtool.core.tracking import MAX_FLAGGED, TrackerCfg
 from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, FEW_SUBJECTS, QUANTIZE_MODELS, classic_text,
                                  skill_line, skill_unit, swap_test_cannot_show, worse_by_ci)
 from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
@@ -285,6 +285,31 @@ def c_front_end_text(out: Path, md: dict) -> str:
                 if (out / "c" / "sq_tracker.c").is_file() else ""))
 
 
+def tracking_text(out: Path, md: dict) -> str:
+    """INTEGRATION.md's tracker section for a heart-rate model (hr_bpm): the steps of `firmware_bench.tracker`, with
+    `core.tracking`'s numbers, for a runtime other than the C (whose c/sq_tracker.c runs them); "" otherwise."""
+    outputs = list(md.get("outputs") or [])
+    if "hr_bpm" not in outputs:
+        return ""
+    c, gate = TrackerCfg(), (f" and its `{QUALITY_OUTPUT}` is > 0" if QUALITY_OUTPUT in outputs else "")
+    in_c = ("`c/sq_tracker.{h,c}` runs them in C, float64, bit for bit with sqtool's (`sq_tracker_push` per window)."
+            if (out / "c" / "sq_tracker.c").is_file() else
+            "With `--target c --device-fs HZ` the export ships them in C (`c/sq_tracker.{h,c}`).")
+    return "\n".join([
+        "", "## Tracking (`hr_tracked_bpm`)", "",
+        "What `sqtool predict` writes as hr_tracked_bpm and `sqtool bench` scores: a causal, slew-limited tracker over "
+        "a recording's windows in order, in float64. State: the tracked rate s (none at the recording's start) and a "
+        "signed count k = 0. Per window, with est = its `hr_bpm`:", "",
+        f"1. ok: fewer than {100 * MAX_FLAGGED:g} % of the window's samples were gaps (step 1){gate}; finite: est is a "
+        f"number within {c.lo_bpm:g}-{c.hi_bpm:g} BPM.",
+        "2. Not (ok and finite): report s unchanged; before any state, report est if finite, else nothing.",
+        "3. No state yet: s = est, report it.",
+        f"4. d = est - s. If |d| > {c.max_step_bpm:g}: g = the sign of d; k = k + g if k has g's sign, else k = g; if "
+        f"|k| >= {c.reset_after}, s = est and k = 0 (re-acquired), report s; otherwise d = {c.max_step_bpm:g} g. "
+        "If |d| <= that, k = 0.",
+        f"5. s = s + {c.alpha:g} d, report s.", "", in_c, ""])
+
+
 def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], parity_file: str | None) -> Path:
     """INTEGRATION.md (templates/INTEGRATION_time.md) filled for this model and the model files `files` it ships."""
     T = window_samples(md)
@@ -304,7 +329,7 @@ def write_integration(out: Path, model_cfg: dict, md: dict, files: set[str], par
                          "`export_report.md` were measured on them), not your steps 1-6." if parity_file else
                          "This folder holds no parity windows (the export was given none): `sqtool predict` above is "
                          "the check."),
-              "C_FRONT_END": c_front_end_text(out, md),
+              "C_FRONT_END": c_front_end_text(out, md), "TRACKING": tracking_text(out, md),
               "PROB_COLUMNS": " (a logit as its probability, e.g. `p_af`)" if any(
                   u == "logit" for u in md.get("units") or []) else "",
               "CAUSAL_TEXT": (ZERO_PHASE_TEXT if md.get("band_phase") == "causal" and md.get("band") else

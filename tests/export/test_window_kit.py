@@ -128,7 +128,8 @@ def test_its_codes_are_the_streams_and_its_outputs_the_window_harness(kit, tmp_p
     np.testing.assert_array_equal(r.outputs.astype(int), got["outputs"])
     if "hr_bpm" not in md["outputs"]:                               # no tracker for another task's model
         assert got["tracked_mbpm"] is None and not (kit / "c" / "sq_tracker.c").exists()
-        assert "sq_tracker" not in (kit / "INTEGRATION.md").read_text()
+        assert "sq_tracker" not in (kit / "INTEGRATION.md").read_text() and "## Tracking" not in \
+            (kit / "INTEGRATION.md").read_text()
         return
     # a heart-rate model: the line ends with c/sq_tracker.c's tracked HR, bench's tracker on the kit's outputs
     y = codes_to_units(got["outputs"], md)
@@ -136,7 +137,9 @@ def test_its_codes_are_the_streams_and_its_outputs_the_window_harness(kit, tmp_p
     np.testing.assert_array_equal(got["tracked_mbpm"], np.where(np.isnan(hr), -1, np.floor(hr * 1000 + 0.5)))
     np.testing.assert_array_equal(want["tracked_mbpm"], got["tracked_mbpm"])
     assert (got["tracked_mbpm"] > 0).sum() >= len(hr) // 2
-    assert "adds `c/sq_tracker.{h,c}`" in (kit / "INTEGRATION.md").read_text()
+    doc = (kit / "INTEGRATION.md").read_text()
+    assert "adds `c/sq_tracker.{h,c}`" in doc and "## Tracking (`hr_tracked_bpm`)" in doc
+    assert "within 30-240 BPM" in doc and "|d| > 8:" in doc and "s = s + 0.6 d" in doc
 
 
 def test_its_cmake_build_runs_both_checks_and_a_firmware_links_the_library_alone(kit, tmp_path):
