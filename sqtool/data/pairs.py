@@ -68,8 +68,8 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import (DEFAULT_BAND, SqtoolError, check_band_phase, check_fs, check_window_s, add_bool_flag,
-                         add_config_args, add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config, resolve_data_root,
-                         signal_channels, save_config, write_metrics)
+                         add_config_args, add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config,
+                         resolve_data_root, signal_channels, save_config, write_metrics)
 from sqtool.core.io import dumps_json
 from sqtool.core.progress import bar as progress_bar, item as progress_line
 from sqtool.core.runs import FORCE_HELP, note_run, releases_run_dirs, shell_command
@@ -1070,20 +1070,25 @@ def _print_pairs(cfg: PairsConfig, args) -> int:
 
 # ----------------------------------------------------------------------------- which model reads the pairs
 
-PAIRS_CONTRACT = ("fs", "window_s", "channels", "norm", "band", "band_phase")   # index.json keys = ModelCfg fields
+PAIRS_CONTRACT = ("fs", "window_s", "channels", "norm", "band")   # index.json keys = the ModelCfg fields they match
 PRETRAIN_DEFAULT = "resnet1d_siamq_tiny"                          # `train pretrain`'s --model when none is given
-_FLAGS = {"fs": "--fs", "window_s": "--window-s", "channels": "--channels", "norm": "--norm",
-          "band_phase": "--band-phase"}                           # band: --band-lo/-hi
+_FLAGS = {"fs": "--fs", "window_s": "--window-s", "channels": "--channels", "norm": "--norm"}   # band: --band-lo/-hi
+# band_phase is not in the contract a registered model is matched on (`train pretrain --band-phase` sets the model's):
+# `pairs_phase` reads it, and ShardPairs.check_contract compares it on its own
 
 
 def pair_contract(src) -> dict:
-    """{fs, window_s, channels, norm, band, band_phase} of a pairs folder's index.json (a dict) or of a ModelCfg,
-    comparable; an index.json from before band_phase was recorded has zero-phase windows (all pairs were)."""
+    """{fs, window_s, channels, norm, band} of a pairs folder's index.json (a dict) or of a ModelCfg, comparable."""
     get = src.get if isinstance(src, dict) else lambda k: getattr(src, k)
     band = get("band")
     band = None if band is None else tuple(None if b is None else float(b) for b in band)
     return {"fs": float(get("fs")), "window_s": float(get("window_s")), "channels": list(get("channels")),
-            "norm": get("norm"), "band": band, "band_phase": get("band_phase") or "zero"}
+            "norm": get("norm"), "band": band}
+
+
+def pairs_phase(index: dict) -> str:
+    """The band-pass phase a pairs folder's windows were cut with (index.json); older folders: "zero", as all were."""
+    return index.get("band_phase") or "zero"
 
 
 def contract_diff(theirs: dict, mine: dict) -> list[str]:
@@ -1117,7 +1122,6 @@ def models_reading(index: dict) -> list[str]:
     from sqtool import models          # the registry: pairs.py reads its models' contracts (tests/test_layering.py)
     c = pair_contract(index)
     shape = tuple(index["pair_shape"][1:]) if index.get("pair_shape") else None
-    c["band_phase"] = "zero"                         # any phase: `train pretrain --band-phase` sets the model's
     return [n for n in models.list_models(registered_order=True) if models.pretrains(n)
             and not contract_diff(c, pair_contract(mc := models.get_model_cfg(n)))
             and shape in (None, tuple(mc.input_shape))]
@@ -1138,7 +1142,7 @@ def pairs_next(cfg: PairsConfig, out) -> str:
         return "next: " + shell_command("train", "pretrain", "--pairs", out, *model, *phase)
     from sqtool import models
     c, want = pair_contract(index), pair_contract(models.get_model_cfg(PRETRAIN_DEFAULT))
-    diff = [k for k in contract_diff(c, want) if k != "band_phase"]
+    diff = contract_diff(c, want)
     flags = " ".join(f"{_FLAGS[k]} {_fmt(want[k])}" if k in _FLAGS else
                      f"--band-lo {_fmt(want[k][0])} --band-hi {_fmt(want[k][1])}" for k in diff)
     remake = f"{flags} (the windows of {PRETRAIN_DEFAULT}, its default), or --model NAME" if flags else "--model NAME"
@@ -1148,4 +1152,4 @@ def pairs_next(cfg: PairsConfig, out) -> str:
 
 __all__ = ["PairsConfig", "mine_pairs", "match_pairs", "record_pairs", "list_units", "register_cli",
            "apply_model_contract", "dataset_stats", "write_pair_stats", "pair_contract", "contract_diff",
-           "contract_text", "models_reading", "PAIRS_CONTRACT"]
+           "contract_text", "models_reading", "pairs_phase", "PAIRS_CONTRACT"]

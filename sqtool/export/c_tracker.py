@@ -20,6 +20,7 @@ from sqtool.export.c_render import template, write_sources
 
 TRACKED_OUTPUT = "hr_bpm"
 TEMPLATES = ("sq_tracker.h", "sq_tracker.c")
+FILES = ("sq_tracker_cfg.h", *TEMPLATES)          # what render_tracker writes into c/
 
 
 def has_tracker(md: dict) -> bool:
@@ -70,6 +71,12 @@ def cfg_header(md: dict, cfg: TrackerCfg | None = None) -> str:
 """
 
 
+def remove_tracker(c_dir) -> None:
+    """The tracker out of an export's c/ (a re-export, --force, of a model that gets none)."""
+    for f in FILES:
+        (Path(c_dir) / f).unlink(missing_ok=True)
+
+
 def render_tracker(md: dict, out_dir, prefix: str = "sq") -> list[Path]:
     """Write <prefix>_tracker_cfg.h, <prefix>_tracker.h, <prefix>_tracker.c into out_dir."""
     files = {"sq_tracker_cfg.h": cfg_header(md)}
@@ -77,4 +84,4 @@ def render_tracker(md: dict, out_dir, prefix: str = "sq") -> list[Path]:
     return write_sources(files, out_dir, prefix)
 
 
-__all__ = ["has_tracker", "cfg_header", "render_tracker", "TRACKED_OUTPUT"]
+__all__ = ["has_tracker", "cfg_header", "render_tracker", "remove_tracker", "TRACKED_OUTPUT", "FILES"]

@@ -647,12 +647,13 @@ def _export(cfg: ExportConfig) -> dict:
                 wd = window_design(md, cfg.device_fs, cfg.device_filter)
                 for p in render_window(md, cfg.device_fs, out / "c", filter=cfg.device_filter):
                     done(str(p.relative_to(out)))
-                from sqtool.export.c_tracker import has_tracker, render_tracker
+                from sqtool.export.c_tracker import has_tracker, remove_tracker, render_tracker
                 tracked = has_tracker(md)                      # a heart-rate model: bench's tracker in C too
-                for p in render_tracker(md, out / "c") if tracked else []:
-                    done(str(p.relative_to(out)))
-                for f in [] if tracked else ("sq_tracker.c", "sq_tracker.h", "sq_tracker_cfg.h"):
-                    (out / "c" / f).unlink(missing_ok=True)    # a re-export (--force) of another task's model
+                if tracked:
+                    for p in render_tracker(md, out / "c"):
+                        done(str(p.relative_to(out)))
+                else:                                          # a re-export (--force) of another task's model
+                    remove_tracker(out / "c")
                 from sqtool.export.window_kit import write_window_kit
                 kit_info = write_window_kit(out, md, cfg.device_fs)      # example, Makefile, test vectors
                 for p in kit_info["files"]:

@@ -27,6 +27,7 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_write_text
 from sqtool.core.io import nan_if_none
 from sqtool.core.tracking import MAX_FLAGGED, TrackerCfg
+from sqtool.export.c_tracker import TRACKED_OUTPUT
 from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, FEW_SUBJECTS, QUANTIZE_MODELS, classic_text,
                                  skill_line, skill_unit, swap_test_cannot_show, worse_by_ci)
 from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
@@ -289,7 +290,7 @@ def tracking_text(out: Path, md: dict) -> str:
     """INTEGRATION.md's tracker section for a heart-rate model (hr_bpm): the steps of `firmware_bench.tracker`, with
     `core.tracking`'s numbers, for a runtime other than the C (whose c/sq_tracker.c runs them); "" otherwise."""
     outputs = list(md.get("outputs") or [])
-    if "hr_bpm" not in outputs:
+    if TRACKED_OUTPUT not in outputs:
         return ""
     c, gate = TrackerCfg(), (f" and its `{QUALITY_OUTPUT}` is > 0" if QUALITY_OUTPUT in outputs else "")
     in_c = ("`c/sq_tracker.{h,c}` runs them in C, float64, bit for bit with sqtool's (`sq_tracker_push` per window)."
@@ -299,7 +300,7 @@ def tracking_text(out: Path, md: dict) -> str:
         "", "## Tracking (`hr_tracked_bpm`)", "",
         "What `sqtool predict` writes as hr_tracked_bpm and `sqtool bench` scores: a causal, slew-limited tracker over "
         "a recording's windows in order, in float64. State: the tracked rate s (none at the recording's start) and a "
-        "signed count k = 0. Per window, with est = its `hr_bpm`:", "",
+        f"signed count k = 0. Per window, with est = its `{TRACKED_OUTPUT}`:", "",
         f"1. ok: fewer than {100 * MAX_FLAGGED:g} % of the window's samples were gaps (step 1){gate}; finite: est is a "
         f"number within {c.lo_bpm:g}-{c.hi_bpm:g} BPM.",
         "2. Not (ok and finite): report s unchanged; before any state, report est if finite, else nothing.",

@@ -45,6 +45,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_bytes, atomic_write_text
 from sqtool.core.io import dumps_json
+from sqtool.export.c_tracker import remove_tracker
 from sqtool.export.kit import BOARD_FILES, TEMPLATES, _fill, write_board
 
 KIT_FILES = ("example/main.c", "example/selftest.c", *(f"example/board/{f}" for f in BOARD_FILES), "Makefile",
@@ -138,9 +139,9 @@ def remove_window_kit(out_dir) -> None:
     """The C front end and its kit out of an export folder (a re-export with --force and without --device-fs):
     left behind, they would run an older model's preprocessing."""
     out = Path(out_dir)
-    for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window.h", "c/sq_window_tables.h", "c/sq_tracker.c",
-              "c/sq_tracker.h", "c/sq_tracker_cfg.h"):
+    for f in (*KIT_FILES, "c/sq_window.c", "c/sq_window.h", "c/sq_window_tables.h"):
         (out / f).unlink(missing_ok=True)
+    remove_tracker(out / "c")
     for d in ("example/board", "example", "test_vectors"):
         if (out / d).is_dir() and not any((out / d).iterdir()):
             (out / d).rmdir()

@@ -46,12 +46,13 @@ A time-domain model of any task (students `cnn1d_student_*`, resnet1d teachers f
 quality: windows of samples) is replayed through its stream as `sqtool bench` does (`firmware_bench.stream`: the
 model's band-pass, resampling and normalisation per window) and run by `c` (the default: the network's C on the
 host, rounding twice as the export's sq_model.h does by default, so the outputs are a firmware's built from it; an
-export without C: tflite, else onnx), tflite, tflm, onnx, torch or mcu (the same C on an emulated Cortex-M4); its CSV holds one column per model output, a logit as its
-class probability (hr_bpm, p_quality; rr_bpm; p_af; sbp, dbp; p_good), for a heart-rate model also hr_tracked_bpm
-(the bench's tracker over the windows its quality output calls good) and truth_bpm, and flagged (1 = 10 % or more of the
-window's samples were dropouts, `tracker.MAX_FLAGGED`: where the bench's tracker holds). A regression model of another
-task gets truth_<output> where the recording has its label (rr: truth_rr_bpm; bp: truth_sbp, truth_dbp; a custom
-label NAME of a dataset file, `--data` that file: truth_NAME;
+export without C: tflite, else onnx), tflite, tflm, onnx, torch or mcu (the same C on an emulated Cortex-M4);
+its CSV holds one column per model output, a logit as its class probability (hr_bpm, p_quality; rr_bpm; p_af;
+sbp, dbp; p_good), for a heart-rate model also hr_tracked_bpm (the bench's tracker over the windows its quality
+output calls good) and truth_bpm, and flagged (1 = 10 % or more of the window's samples were dropouts,
+`tracker.MAX_FLAGGED`: where the bench's tracker holds). A regression model of another task gets truth_<output>
+where the recording has its label (rr: truth_rr_bpm; bp: truth_sbp, truth_dbp; a custom label NAME of a dataset
+file, `--data` that file: truth_NAME;
 `window_targets`, as training takes them) and its MAE per recording (`target_scores`); a class model (af, quality) gets
 truth_af / truth_good (1 / 0, `data.dataset_tasks.class_truth`, as training reads the rhythm or quality label) and
 per recording its accuracy at p 0.5 (`report.class_metrics`), the AUROC and F1 over every window with truth and by
@@ -342,13 +343,13 @@ NETWORK_DEFAULTS = (("c_host_single", "c/sq_model.c", "C network"),
                     ("onnx_float", "model_float.onnx", "onnxruntime float network (a float-only export)"))
 
 
-def default_runtime(art) -> tuple[str, str]:
+def default_runtime(art, c: str = "c_host_single") -> tuple[str, str]:
     """(runtime, what it is) the network runs on when --runtime is not given and the C pipeline is not used: the
     first of `NETWORK_DEFAULTS` the export's manifest has (c, tflite int8, onnx int8, then a float-only export's
-    tflite, onnx); else one line."""
+    tflite, onnx); else one line. `c`: the runtime of the export's C (a time-domain export's rounds twice)."""
     for name, f, what in NETWORK_DEFAULTS:
         if art.has(f):
-            return name, what
+            return (c if f == "c/sq_model.c" else name), what
     raise SqtoolError(f"export {art.export_dir} has none of {', '.join(f for _, f, _ in NETWORK_DEFAULTS)} (its "
                       "manifest.json): export with --target c, tflite or onnx")
 
@@ -696,8 +697,8 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     from sqtool.firmware_bench.stream import StreamSpec, replay
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
-    name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else default_runtime(art)
-    name = TIME_DOMAIN["c"] if name == "c_host_single" and not cfg.runtime else name   # the export's C, as built
+    name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else \
+        default_runtime(art, TIME_DOMAIN["c"])
     if name not in R.RUNTIMES:
         raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite (litert), "
                           "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, check_band_phase, atomic_save_npz, atomic_write_text, resolve_data_root, to_dict,
+from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, to_dict,
                          write_metrics)
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
@@ -468,8 +468,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
                                window_s=cfg.window_s or None, hop_s=cfg.hop_s or None, spec=spec).replace(
                                    band_phase=cfg.band_phase)
     input_shape = model_cfg.input_shape         # (C, T): fs * window_s not whole -> one line, before any data is read
-    seen = (ck or {}).get("model_cfg", {}).get("band_phase") or "zero"
-    if ck is not None and seen != cfg.band_phase:
+    seen = ck["model_cfg"].get("band_phase") or "zero" if ck is not None else cfg.band_phase   # older: zero
+    if seen != cfg.band_phase:
         print(f"note: the --init encoder was pretrained on {seen}-phase band-passed windows and this fine-tune feeds "
               f"it {cfg.band_phase}-phase ones (the same front end: pretrain with --band-phase {cfg.band_phase})",
               file=sys.stderr)

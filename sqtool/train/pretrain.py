@@ -213,22 +213,22 @@ class ShardPairs:
     def check_contract(self, model_cfg) -> None:
         """Refuse pairs made at another rate, window, channel list, normalisation or band than the model's:
         the checkpoint records the model's contract, so training on other windows would make it lie."""
-        from sqtool.data.pairs import PAIRS_CONTRACT, contract_diff, contract_text, pair_contract
+        from sqtool.data.pairs import PAIRS_CONTRACT, contract_diff, contract_text, pair_contract, pairs_phase
         where = self.root / "index.json"
-        missing = [k for k in PAIRS_CONTRACT if k not in self.index and k != "band_phase"]   # older: zero-phase
+        missing = [k for k in PAIRS_CONTRACT if k not in self.index]
         if missing:
             raise SqtoolError(f"{where} lacks {', '.join(missing)}: cannot tell how the pairs were made "
                               "(remake them with `sqtool data pairs`)")
         theirs, mine = pair_contract(self.index), pair_contract(model_cfg)
         diff = contract_diff(theirs, mine)
-        if diff == ["band_phase"]:
-            raise SqtoolError(f"pairs {self.root} were made with band_phase {theirs['band_phase']} but {model_cfg.name} "
-                              f"is pretrained with band_phase {mine['band_phase']}: train pretrain --band-phase "
-                              f"{theirs['band_phase']} for these pairs, or remake them with data pairs --band-phase "
-                              f"{mine['band_phase']}")
         if diff:
             raise SqtoolError(f"pairs {self.root} were made with {contract_text(theirs, diff)} but {model_cfg.name} "
                               f"expects {contract_text(mine, diff)} ({self._remedy(model_cfg)})")
+        phase = pairs_phase(self.index)
+        if phase != model_cfg.band_phase:
+            raise SqtoolError(f"pairs {self.root} were made with band_phase {phase} but {model_cfg.name} is pretrained "
+                              f"with band_phase {model_cfg.band_phase}: train pretrain --band-phase {phase} for these "
+                              f"pairs, or remake them with data pairs --band-phase {model_cfg.band_phase}")
 
     def _remedy(self, model_cfg) -> str:
         """What makes pairs and model match: the registered models that read these pairs (as --model), and pairs
@@ -238,10 +238,8 @@ class ShardPairs:
         readers = models_reading(self.index)
         take = f"these pairs are read by {', '.join(readers)}: give one as --model, or " if readers else \
             "no registered model reads these pairs: "
-        derived = contract_diff(pair_contract(get_model_cfg(model_cfg.name)), pair_contract(model_cfg))
-        if [k for k in derived if k != "band_phase"]:                   # a derived cfg (--band-phase: a flag)
-            return take + ("remake the pairs with matching --fs/--window-s/--channels/--norm/--band-lo/--band-hi/"
-                           "--band-phase")
+        if contract_diff(pair_contract(get_model_cfg(model_cfg.name)), pair_contract(model_cfg)):   # a derived cfg
+            return take + "remake the pairs with matching --fs/--window-s/--channels/--norm/--band-lo/--band-hi"
         name = model_cfg.name
         phase = f" --band-phase {model_cfg.band_phase}" if model_cfg.band_phase != "zero" else ""
         return take + f"remake them for {name} from their data with `sqtool data pairs --model {name}{phase}`"
