@@ -116,12 +116,18 @@ def _deep(task, data, work, epochs, folds, boot, log):
     return z["pred"], z["groups"], z["y"], m
 
 
+# the fixed a-priori recipe of the rr_spec row (every fold seed 0); `sqtool train finetune --task rr --model rr_spec`
+# trains with train finetune's own numbers (--epochs 10, --lr 1e-3, --weight-decay 1e-4) and seeds fold k with k
+RR_RECIPE = dict(epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-3)
+
+
 def run_rr(data, args, log):
     from sqtool.core import ModelCfg
     from sqtool.core.metrics import oof_trivial
     from sqtool.data.resp import classic_rr, resp_spectra
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
-    from sqtool.models.rr_spec import RrSpecCfg, fit_rr_spec, predict_rr_spec
+    from sqtool.models import get_model_cfg
+    from sqtool.train.finetune_rr import fit_rr, predict_rr
     import torch
     torch.set_num_threads(1)
     cfg = task_model_cfg("rr", ModelCfg(name="default", family="resnet1d"))
@@ -132,11 +138,11 @@ def run_rr(data, args, log):
     triv = oof_trivial("rr", y, folds)
     cl = classic_rr(S)[:, None]
     pred = np.zeros_like(y)
-    rc = RrSpecCfg()
+    mc = get_model_cfg("rr_spec")
     for f, (tr, te) in enumerate(folds):
         t = time.perf_counter()
-        net = fit_rr_spec(S[tr], y[tr, 0], rc)
-        pred[te, 0] = predict_rr_spec(net, S[te], rc)
+        net = fit_rr(S[tr], y[tr, 0], mc, seed=0, **RR_RECIPE)
+        pred[te, 0] = predict_rr(net, S[te])
         log(f"  rr_spec fold {f + 1}/5: MAE {np.abs(pred[te] - y[te]).mean():.2f} ({time.perf_counter() - t:.0f} s)")
     out = ("rr_bpm",)
     rows = [_row("rr", "rr_spec (resp spectra -> FCN over bins)", "model", y, pred, g, triv, out, args.boot,
@@ -147,7 +153,7 @@ def run_rr(data, args, log):
                  _per_subject_mae(y, triv, g))]
     from sqtool.core.metrics import skill_test
     rows[0]["vs_classic"] = skill_test("rr", y, pred, cl, g, out, n_boot=args.boot)
-    rows[0]["rr_spec_cfg"] = vars(rc) if hasattr(rc, "__dict__") else {}
+    rows[0]["rr_spec_cfg"] = {**mc.arch, **RR_RECIPE, "seed": 0}
     return {"task": "rr", "dataset": "bidmc", "windows": int(len(y)), "subjects": int(len(td.subjects)),
             "folds": "5-fold by subject (seed 0)", "input": "40 Hz, 30 s windows, 10 s hop, band 0.05-8 Hz",
             "rows": rows, "note": deep_rr_note(Path(args.out) / "train_pretrain_vs_scratch.json")}

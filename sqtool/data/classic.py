@@ -35,12 +35,12 @@ def classic_oof(task: str, td, folds) -> tuple[np.ndarray | None, str]:
     fs = float(td.meta.get("fs", 40.0))
     x = td.x
     if task == "rr":
-        from sqtool.data.resp import classic_rr, resp_spectra
+        from sqtool.data.resp import MIN_WINDOW_S, classic_rr, resp_spectra
         band = td.meta.get("band")
         if band is not None and band[0] is not None and band[0] > 0.1:
             return None, f"input band starts at {band[0]:g} Hz: the respiratory modulation is filtered out"
-        if x.shape[-1] < 10 * fs:
-            return None, "windows shorter than 10 s"
+        if x.shape[-1] < MIN_WINDOW_S * fs:
+            return None, f"windows shorter than {MIN_WINDOW_S:g} s"
         return classic_rr(resp_spectra(x[:, 0], fs))[:, None], "RIIV + baseline spectral fusion, 0.1-0.7 Hz peak"
     if task == "af":
         from sqtool.data.beats import af_rule_score, fit_af_rule, interval_features

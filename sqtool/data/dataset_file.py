@@ -605,6 +605,18 @@ def load_builtin(name: str, data_root: str | os.PathLike | None = None) -> Datas
     return load_dataset_file(f, data_root)
 
 
+def builtin_label(name: str, label: str) -> list[str]:
+    """The reader labels the shipped file of built-in dataset `name` reads its label `label` from (`labels: {label:
+    {reader: ...}}`, e.g. bidmc's rr: annotator 1's breath marks, not the monitor's numerics `rr`), read without a
+    data root; [] when `name` is no built-in dataset or its file names no reader label for `label`."""
+    f = builtin_dir() / f"{name}.yaml"
+    if not f.is_file():
+        return []
+    spec = ((_load_yaml(f) or {}).get("labels") or {}).get(label)
+    reader = spec.get("reader") if isinstance(spec, dict) else None
+    return [reader] if isinstance(reader, str) else [str(r) for r in reader or []]
+
+
 def builtin_exclude(name: str) -> dict[str, str]:
     """{record id: reason} that the shipped file of `name` leaves out (read without a data root): the one
     place a built-in exclusion lives (e.g. TROIKA's DATA_S04_T01)."""

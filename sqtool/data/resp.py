@@ -28,6 +28,7 @@ from sqtool.core import SqtoolError
 RR_BINS = np.arange(4.0, 40.0 + 1e-9, 0.5)          # breaths/min, F = 73 bins
 RESP_CHANNELS = ("baseline", "riiv", "riav", "rifv")
 RESAMPLE_HZ = 4.0
+MIN_WINDOW_S = 10.0                                  # shortest window the spectra are computed for (a few breaths)
 CLASSIC_BAND_BPM = (6.0, 42.0)                       # 0.1-0.7 Hz
 
 
@@ -96,8 +97,9 @@ def resp_spectra(x: np.ndarray, fs: float, bins_bpm: np.ndarray = RR_BINS) -> np
         if x.shape[1] != 1:
             raise SqtoolError(f"resp_spectra: expects one PPG channel, got windows of shape {x.shape}")
         x = x[:, 0]
-    if x.ndim != 2 or x.shape[1] < 10 * fs:
-        raise SqtoolError(f"resp_spectra: windows must be (N, T) with T >= 10 s at {fs:g} Hz, got {x.shape}")
+    if x.ndim != 2 or x.shape[1] < MIN_WINDOW_S * fs:
+        raise SqtoolError(f"resp_spectra: windows must be (N, T) with T >= {MIN_WINDOW_S:g} s at {fs:g} Hz, got "
+                          f"{x.shape}")
     return np.stack([resp_window(w, fs, bins_bpm) for w in x]).astype(np.float32) if len(x) else \
         np.zeros((0, len(RESP_CHANNELS), len(bins_bpm)), np.float32)
 

@@ -306,6 +306,13 @@ def _load_inputs(cfg: ExportConfig):
     from sqtool.export.metadata import check_model_cfg
     check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")
     kind = ckpt["kind"]
+    from sqtool.models.rr_spec import check_frontend, is_resp_spec
+    if is_resp_spec(ckpt["model_cfg"]):
+        check_frontend(ckpt["model_cfg"], f"checkpoint {path}")
+        if "c" in targets or "int8" in cfg.precision:
+            raise SqtoolError(f"checkpoint {path} is {ckpt['model_cfg']['name']}, a float model over respiratory "
+                              "spectra with no int8 twin and no C front end: export it with --target onnx,tflite "
+                              "--precision float (INTEGRATION.md says what must run before and after it)")
     prec = {p.strip() for p in cfg.precision.split(",") if p.strip()}
     if not prec or not prec <= {"auto", "float", "int8"}:
         raise SqtoolError(f"export: --precision {cfg.precision!r}: use auto, float, int8 or float,int8")
@@ -458,18 +465,22 @@ SPECTRAL_FAMILY = "spec_cnn"
 
 
 def graph_spectral(ckpt: dict) -> bool:
-    """Whether a checkpoint is a spectral model (its outputs are bin logits, never de-normalised)."""
+    """Whether a checkpoint is a spectral heart-rate model (front end, decoder and kit of `export.kit`)."""
     return (ckpt.get("model_cfg") or {}).get("family") == SPECTRAL_FAMILY
 
 
+def bin_logits(ckpt: dict) -> bool:
+    """Whether a checkpoint's outputs are logits over bins, never de-normalised: a spectral heart-rate model or a
+    respiratory-spectrum one (rr_spec)."""
+    from sqtool.models.rr_spec import is_resp_spec
+    return graph_spectral(ckpt) or is_resp_spec(ckpt.get("model_cfg"))
+
+
 def expected_input_shape(model_cfg: dict) -> tuple[int, int]:
-    """(C, T) of a model's float input: T = fs * window_s samples, or F bins for a spectral model."""
-    c = len(model_cfg["channels"])
-    if model_cfg.get("family") == SPECTRAL_FAMILY:
-        from sqtool.models import ModelCfg
-        from sqtool.models.spectral import bin_grid
-        return c, len(bin_grid(ModelCfg.from_dict(model_cfg)))
-    return c, int(round(float(model_cfg["fs"]) * float(model_cfg["window_s"])))
+    """(C, T) of a model's float input: T = fs * window_s samples, or (C, F) spectra for a spectral model
+    (`ModelCfg.input_shape`)."""
+    from sqtool.models import ModelCfg
+    return tuple(ModelCfg.from_dict(model_cfg).input_shape)
 
 
 def random_code_windows(n: int, c: int, f: int, seed: int = 0):
@@ -507,11 +518,13 @@ def _export(cfg: ExportConfig) -> dict:
         qmodel = load_model(ckpt)
         graph = extract_int_graph(qmodel)
     spectral = graph_spectral(ckpt)
+    resp = bin_logits(ckpt) and not spectral
     n_ppg = device_ppg(cfg, ckpt["model_cfg"]) if spectral else None
     md = build_metadata(ckpt, inp["sha"], graph, inp["names"], cfg.subjects, fs_in=cfg.device_fs or None,
                         n_ppg=n_ppg)     # a spectral model's: designs its front end, so a bad --device-fs is refused here
     fmodel = load_model(inp["float_ckpt"]) if inp["want_float"] else None
-    if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in ("Student", "SpecNet"):
+    from sqtool.export.tflite import FLOAT_WRITABLE
+    if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in FLOAT_WRITABLE:
         raise SqtoolError(f"tflite export: layer 'encoder' op {type(fmodel).__name__} (residual ResNet) is not "
                           "supported by sqtool's TFLite writer; export it with --target onnx")
     if "c" in inp["targets"] and graph is not None and graph.spectral:    # refuse a bad prefix / decoder early
@@ -549,7 +562,7 @@ def _export(cfg: ExportConfig) -> dict:
     if fmodel is not None:                                   # in units, as the exported float models emit
         with torch.no_grad():
             y_float = fmodel(torch.as_tensor(x)).numpy()
-        if not graph_spectral(ckpt):
+        if not bin_logits(ckpt):
             y_float = to_units(y_float, md)
     deq = None
     if graph is not None:
@@ -691,6 +704,9 @@ def _export(cfg: ExportConfig) -> dict:
         from sqtool.export.kit import write_docs
         docs = write_docs(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None, n_ppg=n_ppg,
                           run_dir=Path(inp["path"]).parent, names=inp["names"])
+    elif resp:                                               # rr_spec: its window, respiratory front end, decoding
+        from sqtool.export.resp_docs import write_resp_docs
+        docs = write_resp_docs(out, ckpt["model_cfg"], md, run_dir=Path(inp["path"]).parent, names=inp["names"])
     elif not spectral:                                       # a time-domain model: its preprocessing is the reader's
         from sqtool.export.time_docs import write_time_docs
         docs = write_time_docs(out, ckpt["model_cfg"], graph, md, run_dir=Path(inp["path"]).parent,

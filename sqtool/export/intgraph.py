@@ -234,9 +234,9 @@ def _bias(qt, n: int, where: str) -> np.ndarray:
 
 
 def input_shape(model) -> tuple[int, int]:
-    """(C, T) of a model's float input: T samples for students, F bins for spectral models."""
-    n = getattr(model, "n_bins", None)
-    return (model.cfg.in_channels, int(n) if n is not None else model.cfg.n_samples)
+    """(C, T) of a model's float input: T samples for students, (C, F) spectra for spectral models (the
+    respiratory ones: one row per front-end channel; `ModelCfg.input_shape`)."""
+    return tuple(int(v) for v in model.cfg.input_shape)
 
 
 def extract_int_graph(model) -> IntGraph:

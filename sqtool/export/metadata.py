@@ -166,6 +166,19 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
                              "c": "in[f * C + c] channels-last"},
             "output_note": f"{n_bins} logits, one per heart-rate bin lo + i * step BPM (bins_bpm); "
                            "tflite output tensor 'hr_logits' (1, F)"})
+    if cfg.get("family") == "resp_spec":                    # respiratory spectra (B, 4, F) -> breaths/min logits
+        from sqtool.models.rr_spec import rr_grid
+        fe, bins = cfg.get("frontend") or {}, rr_grid(cfg)
+        md.update({
+            "bins_rpm": list(fe.get("bins_rpm") or []), "n_bins": int(len(bins)),
+            "input_channels": list(fe.get("channels") or []),
+            "input_layout": {"float": f"(B, {len(fe.get('channels') or [])}, F) respiratory spectra (rows: "
+                                      f"{', '.join(fe.get('channels') or [])}; each scaled to max 1), channels-first "
+                                      "(ONNX, PyTorch), tensor 'spectra'",
+                             "tflite": "(1, 1, F, 4) channels-last, tensor 'spectra'"},
+            "output_note": f"{len(bins)} logits, one per breaths/min bin lo + i * step (bins_rpm); the rate: the "
+                           f"softmax-weighted mean of the bins within +-{cfg['arch'].get('local_rpm', 3.0):g} breaths/min "
+                           "of the arg-max (arch.local_rpm; INTEGRATION.md); output tensor 'rr_logits' (B, F)"})
     from sqtool.data.tasks import short_records
     md["short_records"] = short_records(cfg["task"])         # as training filled a recording shorter than a window
     md["short_records_note"] = SHORT_RECORDS_NOTE

@@ -53,10 +53,10 @@ def _tmp_path(path: Path) -> Path:
 
 
 def io_names(model, md: dict | None = None) -> tuple[str, list[str]]:
-    """ONNX input name and output names: ("spectra", ["hr_logits"]) for spectral models, ("x", md's outputs,
-    e.g. ["hr_bpm", "quality_logit"]) for time-domain models."""
+    """ONNX input name and output names: ("spectra", [its logits: "hr_logits", rr_spec's "rr_logits"]) for spectral
+    models, ("x", md's outputs, e.g. ["hr_bpm", "quality_logit"]) for time-domain models."""
     if hasattr(model, "n_bins"):
-        return "spectra", ["hr_logits"]
+        return "spectra", [model.cfg.outputs[0] if model.cfg.outputs else "hr_logits"]
     return "x", list((md or {}).get("outputs") or []) or ["y"]
 
 

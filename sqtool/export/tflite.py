@@ -342,11 +342,14 @@ def int8_bytes(graph, md: dict) -> bytes:
     return w.finish([inp], outs, md, _INT8_VERSIONS)
 
 
+FLOAT_WRITABLE = ("Student", "SpecNet", "RrSpecNet")      # what float_bytes writes: conv blocks, then an FC or a head
+
+
 def _folded_float_state(model) -> dict:
     kind = type(model).__name__
-    if kind not in ("Student", "SpecNet") or getattr(model, "preset", None) is not None:
+    if kind not in FLOAT_WRITABLE or getattr(model, "preset", None) is not None:
         raise SqtoolError(f"tflite float export: model {kind} is not a float student or spectral model")
-    if kind == "SpecNet":
+    if kind in ("SpecNet", "RrSpecNet"):                   # the same conv blocks and 1 x 1 head
         from sqtool.models.spectral import fold_bn_state
     else:
         from sqtool.models.student import fold_bn_state
@@ -357,11 +360,11 @@ def float_bytes(model, md: dict) -> bytes:
     """float32 flatbuffer of a float student or spectral model (BN folded into each conv; a student's outputs
     in units, the de-normalisation folded into its FC)."""
     sd = _folded_float_state(model)
-    spectral = type(model).__name__ == "SpecNet"
+    spectral = hasattr(model, "n_bins")                                    # SpecNet, RrSpecNet: logits per bin
     w = _Writer()
     S = w.S
     F32 = S.TensorType.FLOAT32
-    C, T = model.cfg.in_channels, (model.n_bins if spectral else model.cfg.n_samples)
+    C, T = model.cfg.input_shape                                           # (C, T) samples or (C, F) spectra
     x = w.tensor(SPECTRAL_INPUT if spectral else "input", [1, 1, T, C], F32)
     inp = x
     t, c = T, C
@@ -381,7 +384,7 @@ def float_bytes(model, md: dict) -> bytes:
         bt = w.tensor("head/bias", [1], F32, sd["head.bias"])
         y = w.tensor("head", [1, 1, t, 1], F32)
         w.op(S.BuiltinOperator.CONV_2D, [x, wtt, bt], [y], *w.conv_options(1, False))
-        x = _reshape(w, y, SPECTRAL_OUTPUT, [1, t], F32, {})
+        x = _reshape(w, y, (model.cfg.outputs or (SPECTRAL_OUTPUT,))[0], [1, t], F32, {})     # hr_logits, rr_logits
         return w.finish([inp], [x], md, {})
     x = _mean_tail(w, x, t, c, F32, {}, {})
     from sqtool.export.metadata import output_affine

@@ -499,8 +499,7 @@ def finetune_sections(m: dict) -> list[str]:
              f"This folder's model is the fine-tune's final fit on its {m.get('subjects', '?')} training subjects; "
              f"the figures are of its fold models ({m.get('folds', 'subject folds')}, {m.get('windows', '?')} "
              "windows): each window scored by the fold model that did not train on its subject, pooled. "
-             + (f"The subjects held out of the fine-tuning ({', '.join(held)}) are scored by `sqtool quantize`, "
-                "beside its students." if held else ""), "",
+             + (heldout_text(m, held) if held else ""), "",
              "| | " + _header(names, m.get("units") or []) + " |", "|---|" + "---|" * len(names),
              "| model (out of fold) | " + " | ".join(_cell((m.get("metrics") or {}).get(n)) for n in names) + " |"]
     sk = m.get("skill") or {}
@@ -517,6 +516,18 @@ def finetune_sections(m: dict) -> list[str]:
         lines.append(f"- primary metric {pm} (95 % CI over subjects: "
                      f"{', '.join(_cell(v) for v in (m.get('ci95') or {}).get(pm) or [])})")
     return lines
+
+
+def heldout_text(m: dict, held: list[str]) -> str:
+    """The card's sentence on a fine-tune's held-out subjects: scored by its final model (a model that ships from
+    the fine-tune, rr_spec: metrics["heldout"]), else by `sqtool quantize` beside its students."""
+    h = m.get("heldout")
+    if isinstance(h, dict) and h.get("mae") is not None:
+        ci = h.get("ci95") or []
+        return (f"The subjects held out of the fine-tuning ({', '.join(held)}), scored by this model (never trained on "
+                f"them): MAE {h['mae']:.3f} over {h.get('windows', '?')} windows"
+                + (f" (95 % CI over subjects {ci[0]:.3f}, {ci[1]:.3f})." if len(ci) == 2 else "."))
+    return f"The subjects held out of the fine-tuning ({', '.join(held)}) are scored by `sqtool quantize`, beside its students."
 
 
 def metric_sections(m: dict, held: list[str], md: dict, files: set[str]) -> list[str]:

@@ -199,6 +199,9 @@ def print_results(res: dict) -> None:
     elif "c/sq_model.c" in res.get("network_files", ["c/sq_model.c"]):   # another task's model ships as is
         print(f"next: build {res['model_dir']}/c/*.c into the firmware (API in sq_model.h; its accuracy: the "
               "quantize run's report.md)")
+    elif res.get("model_family") == "resp_spec":      # float network over spectra: its front end is the app's
+        print(f"next: deploy {' or '.join(str(Path(res['model_dir']) / f) for f in res['network_files'])} with the "
+              f"respiratory front end and decoding of {Path(res['model_dir']) / 'INTEGRATION.md'} (steps 8-10)")
     else:                                              # an export without C: its int8 files, or a C export
         print(f"next: deploy {' or '.join(str(Path(res['model_dir']) / f) for f in res['network_files'])}, or "
               "export with --target c for the firmware's C (its accuracy: the quantize run's report.md)")
@@ -454,7 +457,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             d["metrics"] = target_scores(o, targets)
         rows.append(d)
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
-    summary = {"model": md.get("model"), "task": md.get("task", "hr"), "model_dir": str(art.export_dir), "data": data,
+    summary = {"model": md.get("model"), "task": md.get("task", "hr"),
+               "model_family": (md.get("model_cfg") or {}).get("family"), "model_dir": str(art.export_dir), "data": data,
                "provenance": model_provenance(art), "runtime": name,
                **({} if spectral else {"filter": cfg.filter}),
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows, "channels_fed": FED_NOTE,
@@ -697,8 +701,11 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     from sqtool.firmware_bench.stream import StreamSpec, replay
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
-    name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else \
-        default_runtime(art, TIME_DOMAIN["c"])
+    if R.is_resp(md):                                  # rr_spec: a float network over the respiratory spectra
+        name, what = resp_runtime(cfg.runtime, art)
+    else:
+        name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else \
+            default_runtime(art, TIME_DOMAIN["c"])
     if name not in R.RUNTIMES:
         raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite (litert), "
                           "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")
@@ -725,6 +732,48 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
             "fed": [{c: c for c in spec.channels} for _ in recs]}
 
 
+RESP_RUNTIMES = {"tflite": "litert_float", "litert": "litert_float", "litert_float": "litert_float",
+                 "onnx": "onnx_float", "onnx_float": "onnx_float", "torch": "torch_teacher",
+                 "torch_teacher": "torch_teacher"}
+
+
+def resp_runtime(asked: str, art) -> tuple[str, str]:
+    """(runtime, what it is) of a respiratory-spectrum export (float only): --runtime tflite / onnx / torch, else
+    the export's default (`default_runtime`: its float TFLite, else its float ONNX); any other one line."""
+    if not asked:
+        return default_runtime(art)
+    if asked not in RESP_RUNTIMES:
+        raise SqtoolError(f"--runtime {asked}: {art.export_dir} is {art.metadata.get('model')}, a float network over "
+                          "respiratory spectra (no int8, no C): choose tflite, onnx or torch")
+    return RESP_RUNTIMES[asked], ""
+
+
+def resp_outputs(md: dict, x: np.ndarray, rt) -> np.ndarray:
+    """(N,) breaths/min of windows x (N, 1, T) of a respiratory-spectrum export: the front end (`data.resp`, with the
+    export's bins), the runtime's network, the decoding (`models.rr_spec.decode`, the export's local_rpm)."""
+    from sqtool.data.resp import resp_spectra
+    from sqtool.models.rr_spec import check_frontend, decode, rr_grid
+    check_frontend(md.get("model_cfg") or md, f"export of {md.get('model')}")
+    bins = rr_grid(md.get("model_cfg") or md)
+    S = resp_spectra(x, float(md["fs"]), bins)                              # (N, 4, F)
+    z = rt.run_batch(S) if len(S) else np.zeros((0, len(bins)))              # (N, F) logits
+    return decode(z, bins, float((md.get("arch") or {}).get("local_rpm", 3.0))) if len(z) else np.zeros(0)
+
+
+def _run_resp(md: dict, recs, rt, name: str) -> tuple[list[dict], dict | None, dict]:
+    """`_run_time_domain` for a respiratory-spectrum export: one rr_bpm column (and flagged) per recording."""
+    rr = resp_outputs(md, np.concatenate([r.x for r in recs]), rt)
+    outs, a = [], 0
+    for r in recs:
+        b = a + len(r.t0)
+        outs.append({"rr_bpm": rr[a:b], "flagged": (np.asarray(r.flagged) >= MAX_FLAGGED).astype(int)})
+        a = b
+    local = float((md.get("arch") or {}).get("local_rpm", 3.0))
+    return outs, _firmware(rt, name), {"rr_bpm": f"respiratory rate (breaths/min): the network's rr_logits over the "
+                                                 f"respiratory spectra of the window, decoded (softmax mean within "
+                                                 f"+-{local:g} breaths/min of the top bin)"}
+
+
 TRUTH_LABELS = {"rr": {"rr_bpm": "rr"}, "bp": {"sbp": "sbp", "dbp": "dbp"}}   # task -> {output: record label}
 CLASS_TRUTH = {"af": "rhythm", "quality": "quality"}      # class task -> the record label its truth is read from
 
@@ -742,14 +791,18 @@ def truth_labels(md: dict) -> dict:
 def window_targets(record, truth: dict, t0: np.ndarray, window_s: float) -> dict | None:
     """A regression task's truth per window [t0, t0 + window_s) (heart rate: `replay`'s), as its training takes it
     (`data.dataset_tasks`): {output: (W,) values, NaN where none}; None when the record has none of its labels.
-    A windowed label at the window's centre (`stream.window_truth`), breath times as breaths/min in the window
+    A built-in dataset's label is the reader label its shipped file names (`dataset_file.builtin_label`: bidmc's rr
+    is annotator 1's breath marks, as training reads it, not the monitor's numerics rr). A windowed label at the window's centre (`stream.window_truth`), breath times as breaths/min in the window
     (`tasks.breaths_per_min_windows`, NaN under 3 breaths), a whole-record value (bp's sbp, dbp) on the first
     window only, the one window per recording that bp's training and quantize's held-out table score
     (`dataset_tasks._bp`)."""
+    from sqtool.data.dataset_file import builtin_label
     from sqtool.data.tasks import breaths_per_min_windows
     from sqtool.firmware_bench.stream import window_truth
     out = {}
     for output, name in truth.items():                             # truth_labels(md)
+        # a built-in dataset's label as its shipped file reads it (bidmc's rr: annotator 1's breaths, as training)
+        name = next((n for n in builtin_label(str(getattr(record, "dataset", "")), name) if n in record.labels), name)
         lab = record.labels.get(name)
         if lab is None:
             continue
@@ -831,6 +884,8 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     md = art.metadata
     recs, name = prep["recs"], prep["runtime"]
     rt = R.make_runtime(name, art, work)
+    if R.is_resp(md):                              # rr_spec: spectra -> network -> breaths/min
+        return _run_resp(md, recs, rt, name)
     if getattr(rt, "fed_records", False):          # the export's C front end on each recording's device samples
         from sqtool.firmware_bench.stream import StreamSpec, record_matrix
         spec = StreamSpec.from_model_cfg(md, filter=prep["filter"])

@@ -144,8 +144,18 @@ def is_spectral(md: dict) -> bool:
     return mc.get("family") == "spec_cnn" or (mc.get("frontend") or {}).get("type") == "spectrum"
 
 
+def is_resp(md: dict) -> bool:
+    """A respiratory-spectrum export (rr_spec, family resp_spec): windows are (4, F) respiratory spectra
+    (`data.resp`), outputs F breaths/min logits."""
+    return (md.get("model_cfg") or md).get("family") == "resp_spec"
+
+
 def window_shape(md: dict) -> tuple[int, int]:
-    """(C, L) of one float model window: L = samples (fs * window_s), or bins for a spectral model."""
+    """(C, L) of one float model window: L = samples (fs * window_s), or bins for a spectral model (a respiratory
+    one: C = its front end's rows)."""
+    if is_resp(md):
+        from sqtool.core import ModelCfg
+        return tuple(ModelCfg.from_dict(md.get("model_cfg") or md).input_shape)
     C = len((md.get("model_cfg") or md)["channels"])
     if is_spectral(md):
         return C, int(md.get("n_bins") or (md.get("model_cfg") or {}).get("n_bins") or 0)
@@ -286,6 +296,8 @@ class TorchRuntime(_Timed):
         if missing:
             raise SqtoolError(f"checkpoint {p} needs channel(s) {', '.join(missing)} the export's windows lack")
         self.ch_idx = [list(mine["channels"]).index(c) for c in cfg.channels]   # e.g. a PPG-only teacher
+        if is_resp(mine):                                       # every row of the respiratory spectra
+            self.ch_idx = list(range(window_shape(self.art.metadata)[0]))
         self.model = load_model(ck)
         self.units_md = ck["model_cfg"]                         # its own target_std / target_mean
         self.file, self.size_bytes = str(p), Path(ck["path"]).stat().st_size

@@ -1,137 +1,106 @@
 """Respiratory rate as a distribution over breaths/min bins: a small fully-convolutional network over the
 respiratory spectra of `sqtool.data.resp` (the HR recipe of `models.spectral`, applied to breathing).
 
-    net = fit_rr_spec(S_train, rr_train)          # S (N, 4, F) on RR_BINS, rr (N,) breaths/min
-    rr = predict_rr_spec(net, S_test)             # (N,) breaths/min
+    net = create_model("rr_spec")                 # registry model, family "resp_spec"; float only
+    z = net(S)                                    # S (B, 4, F) spectra on the cfg's bins -> (B, F) logits
+    rr = decode(z.numpy(), rr_grid(net.cfg))      # (B,) breaths/min
 
-    input  (B, 4, F)  baseline / RIIV / RIAV / RIFV power on RR_BINS (4..40 breaths/min, 0.5 step), max 1
+    input  (B, 4, F)  baseline / RIIV / RIAV / RIFV power on the bins (4..40 breaths/min, 0.5 step), max 1:
+                      the front end `data.resp.resp_spectra` of 30 s PPG windows (40 Hz, band 0.05-8 Hz)
     blocks [Conv1d(k=7, dilation d, 'same') + BN + ReLU] x 4, d = 1, 2, 4, 8, 32 channels
     head   Conv1d(k=1) -> (B, F) logits, one per breaths/min bin
 
-Training: cross-entropy against a Gaussian-smoothed target (sigma `RrSpecCfg.sigma_bpm` around the
-reference rate), shift augmentation (input and target moved together by up to +-`shift_bpm` along the
-bins, zero fill: the network learns to read WHERE the respiratory peaks agree, not the training set's
-rates), AdamW + one-cycle. Prediction: the softmax-weighted mean of the bins within +-`local_bpm` of the
-argmax. Every hyperparameter is fixed here a priori (not tuned on the test subjects).
-
-Not in the model registry: it has no time-domain input contract (ModelCfg fs/window describe the
-PPG windows; this net sees derived spectra), so it lives beside the registry as a plain module.
+The model's cfg carries the whole contract: the PPG window (fs, window_s, hop_s, band, norm) the front end
+reads, the front end itself (`frontend`: type "resp_spectrum", its bins, channels and resampling rate) and the
+decoding (`arch["local_rpm"]`). Training (`sqtool train finetune --task rr --model rr_spec`,
+`train.finetune_rr`): cross-entropy against a Gaussian-smoothed target (sigma `arch["sigma_rpm"]` around the
+reference rate), shift augmentation (input and target moved together by up to +-`arch["shift_rpm"]` along the
+bins, zero fill: the network learns to read WHERE the respiratory peaks agree, not the training set's rates).
+Prediction: the softmax-weighted mean of the bins within +-`local_rpm` of the argmax. Every hyperparameter is
+fixed here a priori (not tuned on the test subjects).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from sqtool.core import SqtoolError
-from sqtool.core.optim import one_cycle
+from sqtool.core import ModelCfg, SqtoolError
+from sqtool.data.resp import MIN_WINDOW_S, RESAMPLE_HZ, RESP_CHANNELS, RR_BINS
+from sqtool.models.registry import register_model
+from sqtool.models.student import ConvBlock
 
-RR_BINS = np.arange(4.0, 40.0 + 1e-9, 0.5)      # breaths/min; the same grid as sqtool.data.resp.RR_BINS
+RR_FAMILY = "resp_spec"
+BINS_RPM = (float(RR_BINS[0]), float(RR_BINS[-1]), float(RR_BINS[1] - RR_BINS[0]))   # breaths/min: lo, hi, step
+FRONTEND = {"type": "resp_spectrum", "bins_rpm": list(BINS_RPM), "channels": list(RESP_CHANNELS),
+            "resample_hz": RESAMPLE_HZ, "min_window_s": MIN_WINDOW_S}
 
 
-@dataclass
-class RrSpecCfg:
-    width: int = 32
-    kernel: int = 7
-    dilations: tuple[int, ...] = (1, 2, 4, 8)
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-3
-    sigma_bpm: float = 1.0
-    shift_bpm: float = 4.0
-    local_bpm: float = 3.0
-    seed: int = 0
+def rr_grid(cfg: ModelCfg | dict) -> np.ndarray:
+    """The breaths/min bins of a resp_spec model's cfg (or its dict, e.g. an export's model_cfg)."""
+    fe = cfg.get("frontend") if isinstance(cfg, dict) else cfg.frontend
+    lo, hi, step = (float(v) for v in (fe or {}).get("bins_rpm", ()))
+    return np.arange(lo, hi + 1e-9, step)
+
+
+def check_frontend(cfg: ModelCfg | dict, where: str) -> None:
+    """A resp_spec model's front end must be the one `data.resp` computes (its channels, resampling rate): a file
+    made by another front end is refused in one line naming `where`."""
+    fe = (cfg.get("frontend") if isinstance(cfg, dict) else cfg.frontend) or {}
+    if (fe.get("type") != "resp_spectrum" or list(fe.get("channels") or []) != list(RESP_CHANNELS)
+            or float(fe.get("resample_hz", 0)) != RESAMPLE_HZ):
+        raise SqtoolError(f"{where}: its respiratory front end ({fe.get('type')}, channels {fe.get('channels')}, "
+                          f"{fe.get('resample_hz')} Hz) is not this sqtool's (resp_spectrum, {list(RESP_CHANNELS)}, "
+                          f"{RESAMPLE_HZ:g} Hz)")
+
+
+def is_resp_spec(cfg: ModelCfg | dict | None) -> bool:
+    """Whether a model cfg (or its dict) is a respiratory-spectrum model (its input: `data.resp` spectra)."""
+    if cfg is None:
+        return False
+    fam = cfg.get("family") if isinstance(cfg, dict) else cfg.family
+    return fam == RR_FAMILY
 
 
 class RrSpecNet(nn.Module):
-    def __init__(self, in_ch: int, cfg: RrSpecCfg):
-        super().__init__()
-        layers, c = [], in_ch
-        for d in cfg.dilations:
-            layers += [nn.Conv1d(c, cfg.width, cfg.kernel, padding="same", dilation=d, bias=False),
-                       nn.BatchNorm1d(cfg.width), nn.ReLU()]
-            c = cfg.width
-        self.blocks = nn.Sequential(*layers)
-        self.head = nn.Conv1d(c, 1, 1)
+    """The conv blocks of the spectral HR network (`models.student.ConvBlock`: Conv1d + BN + ReLU, 'same' padding)
+    and a 1 x 1 head; `n_bins` and the block layout are what the float ONNX / TFLite writers read."""
 
-    def forward(self, x):                                   # (B, C, F)
+    def __init__(self, cfg: ModelCfg):
+        super().__init__()
+        if cfg.quant:
+            raise SqtoolError(f"{cfg.name} is float only (a {cfg.family} model has no int8 twin)")
+        self.cfg = cfg
+        a = cfg.arch
+        cin, self.n_bins = cfg.input_shape
+        blocks = []
+        for i, d in enumerate(a["dilations"]):
+            blocks.append(ConvBlock(cin, a["width"], a["kernel"], 1, None, where=f"{cfg.name} conv {i}", d=d))
+            cin = a["width"]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Conv1d(cin, 1, 1)
+
+    def forward(self, x):                                   # (B, 4, F)
+        if x.shape[-2:] != (self.blocks[0].conv.in_channels, self.n_bins):
+            raise SqtoolError(f"{self.cfg.name} expects respiratory spectra of shape (B, "
+                              f"{self.blocks[0].conv.in_channels}, {self.n_bins}), got {tuple(x.shape)}")
         return self.head(self.blocks(x))[:, 0]              # (B, F) logits
 
 
-def _target(rr: np.ndarray, bins: np.ndarray, sigma: float) -> np.ndarray:
-    t = np.exp(-0.5 * ((bins[None, :] - np.asarray(rr, float)[:, None]) / sigma) ** 2)
-    return (t / t.sum(1, keepdims=True)).astype(np.float32)
-
-
-def _shift(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Move along the last axis by k bins (positive = up), zero fill."""
-    if k == 0:
-        return x
-    out = torch.zeros_like(x)
-    if k > 0:
-        out[..., k:] = x[..., :-k]
-    else:
-        out[..., :k] = x[..., -k:]
-    return out
-
-
-def fit_rr_spec(S: np.ndarray, rr: np.ndarray, cfg: RrSpecCfg | None = None,
-                bins: np.ndarray = RR_BINS) -> RrSpecNet:
-    """Train a RrSpecNet on spectra S (N, C, F) and reference rates rr (N,) breaths/min."""
-    cfg = cfg or RrSpecCfg()
-    S = np.asarray(S, np.float32)
-    rr = np.asarray(rr, float).reshape(-1)
-    if S.ndim != 3 or S.shape[2] != len(bins) or len(S) != len(rr) or len(S) < 2:
-        raise SqtoolError(f"fit_rr_spec: spectra must be (N >= 2, C, {len(bins)}) with one rate each, got "
-                          f"{S.shape} and {rr.shape}")
-    torch.manual_seed(cfg.seed)
-    g = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    net = RrSpecNet(S.shape[1], cfg)
-    xs, ts = torch.from_numpy(S), torch.from_numpy(_target(rr, bins, cfg.sigma_bpm))
-    n = len(S)
-    steps = cfg.epochs * int(np.ceil(n / cfg.batch_size))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = one_cycle(opt, cfg.lr, steps, pct_start=0.1)
-    step_bpm = float(bins[1] - bins[0])
-    kmax = int(round(cfg.shift_bpm / step_bpm))
-    net.train()
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            if len(idx) < 2:
-                continue
-            k = int(rng.integers(-kmax, kmax + 1))
-            xb, tb = _shift(xs[idx], k), _shift(ts[idx], k)
-            keep = tb.sum(1) > 0.5                           # the target still on the grid
-            if keep.sum() < 2:
-                continue
-            xb, tb = xb[keep], tb[keep] / tb[keep].sum(1, keepdim=True)
-            loss = -(tb * F.log_softmax(net(xb), dim=1)).sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return net.eval()
-
-
-def decode(logits: np.ndarray, bins: np.ndarray = RR_BINS, local_bpm: float = 3.0) -> np.ndarray:
-    """(N, F) logits -> (N,) breaths/min: softmax-weighted mean within +-local_bpm of the argmax."""
+def decode(logits: np.ndarray, bins: np.ndarray = RR_BINS, local_rpm: float = 3.0) -> np.ndarray:
+    """(N, F) logits -> (N,) breaths/min: softmax-weighted mean within +-local_rpm of the argmax."""
     z = np.asarray(logits, float)
+    if z.ndim != 2 or z.shape[1] != len(bins):
+        raise SqtoolError(f"rr decode: logits must be (N, {len(bins)}), got {z.shape}")
     p = np.exp(z - z.max(1, keepdims=True))
     top = bins[np.argmax(p, 1)]
-    p = p * (np.abs(bins[None, :] - top[:, None]) <= local_bpm)
+    p = p * (np.abs(bins[None, :] - top[:, None]) <= local_rpm)
     return (p * bins[None, :]).sum(1) / p.sum(1)
 
 
-def predict_rr_spec(net: RrSpecNet, S: np.ndarray, cfg: RrSpecCfg | None = None,
-                    bins: np.ndarray = RR_BINS) -> np.ndarray:
-    cfg = cfg or RrSpecCfg()
-    with torch.no_grad():
-        z = net(torch.from_numpy(np.asarray(S, np.float32))).numpy()
-    return decode(z, bins, cfg.local_bpm)
+# ----------------------------------------------------------------------------- registry
+
+register_model(ModelCfg(name="rr_spec", family=RR_FAMILY, fs=40.0, window_s=30.0, hop_s=10.0, channels=("ppg",),
+                        norm="minmax", band=(0.05, 8.0), task="rr", outputs=("rr_logits",), units=("logit",),
+                        arch={"width": 32, "kernel": 7, "dilations": [1, 2, 4, 8], "sigma_rpm": 1.0,
+                              "shift_rpm": 4.0, "local_rpm": 3.0},
+                        frontend=dict(FRONTEND)), role="teacher")(RrSpecNet)

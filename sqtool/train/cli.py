@@ -100,6 +100,10 @@ def _precheck_finetune(cfg):
     from sqtool.train.finetune import check_mode, load_init, prepare_finetune
     cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
+    if _is_resp(cfg.model):                         # rr_spec: its own refusals (no --init, --mode, ...), one line
+        from sqtool.train.finetune_rr import check_rr_config
+        check_rr_config(cfg)
+        return _data_checked(cfg), None
     check_band_phase(cfg.band_phase, "train finetune", cfg.model, _is_spectral(cfg.model))
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
@@ -107,12 +111,17 @@ def _precheck_finetune(cfg):
                               "reads every dataset of --data")
         init_ck, name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     check_mode(cfg.mode, name)
+    return _data_checked(cfg), init_ck
+
+
+def _data_checked(cfg):
+    """cfg, once its --data is a dataset file / built-in name (parsed and checked here) or a folder."""
     from sqtool.data.dataset_tasks import dataset_of
-    if dataset_of(cfg.data_root) is not None:        # a dataset.yaml / built-in name: parsed and checked here
-        return cfg, init_ck
+    if dataset_of(cfg.data_root) is not None:
+        return cfg
     if cfg.data_root and cfg.data_root != "synthetic" and not Path(cfg.data_root).is_dir():
         raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
-    return cfg, init_ck
+    return cfg
 
 
 # ----------------------------------------------------------------------------- train pretrain
@@ -255,6 +264,10 @@ def run_finetune_cmd(args) -> int:
         run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
         save_config(run_dir, cfg)
         return _finetune_hr(cfg, run_dir, init_ck=init_ck)
+    if _is_resp(cfg.model):
+        run_dir = make_run_dir("train/finetune", f"rr-{cfg.model}", args.out, args.force)
+        save_config(run_dir, cfg)
+        return _finetune_rr(cfg, run_dir)
     run_dir = make_run_dir("train/finetune", f"{cfg.task}-{'pretrained' if cfg.init != 'none' else 'scratch'}",
                            args.out, args.force)
     save_config(run_dir, cfg)
@@ -381,6 +394,8 @@ def _resume_finetune(args) -> int:
     save_config(run_dir, cfg, resumed=True)
     if _is_spectral(cfg.model):
         return _finetune_hr(cfg, run_dir, resume=True)
+    if _is_resp(cfg.model):
+        return _finetune_rr(cfg, run_dir, resume=True)
     m = run_finetune(cfg, run_dir, resume=True, init_ck=init_ck, prepared=True)
     _print_finetune(cfg, run_dir, m)
     return 0
@@ -390,6 +405,41 @@ def _is_spectral(model: str) -> bool:
     from sqtool.models import get_model_cfg
     from sqtool.models.spectral import SPECTRAL_FAMILY
     return bool(model) and get_model_cfg(model).family == SPECTRAL_FAMILY
+
+
+def _is_resp(model: str) -> bool:
+    from sqtool.models import get_model_cfg
+    from sqtool.models.rr_spec import is_resp_spec
+    return bool(model) and is_resp_spec(get_model_cfg(model))
+
+
+def _finetune_rr(cfg, run_dir: Path, resume: bool = False) -> int:
+    """An rr_spec fine-tune (fresh or resumed) into `run_dir`: the time-domain summary lines (pooled MAE, per
+    subject, held-out subjects, skill), the held-out subjects' MAE of the final model, and the next command: export
+    (rr_spec ships as it is, float; no student to distil into)."""
+    from sqtool.train.finetune_rr import run_finetune_rr
+    m = run_finetune_rr(cfg, run_dir, log=item, resume=resume, prepared=True)
+    pm = m["primary_metric"]
+    lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
+    print(f"rr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
+          f"{metric_text('rr', pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{_resumed_text(m)} -> {run_dir}")
+    if m.get("per_subject_mean"):
+        print(_per_subject_line("rr", m["per_subject_mean"], [], run_dir))
+    h = m.get("heldout")
+    if h:
+        ci = h.get("ci95") or [float("nan")] * 2
+        print(f"held out of every fold and of model.pt ({m['heldout_rule']}): {', '.join(h['subjects'])}; the final "
+              f"model on them: {metric_text('rr', 'mae', h['mae'])} [95 % CI {ci[0]:.3g}, {ci[1]:.3g}] over "
+              f"{h['windows']} windows")
+    else:
+        print(f"held out: none ({m['heldout_rule']}): model.pt trained on every subject; the subject folds above "
+              "are its estimate")
+    if (Path(run_dir) / "model.pt").is_file():
+        print("next: " + shell_command("export", "--model", run_dir, "--target", "onnx,tflite"))
+    else:
+        print("next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)")
+    _print_skill("rr", m)
+    return 0
 
 
 def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None = None) -> int:

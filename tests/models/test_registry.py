@@ -9,7 +9,8 @@ SMALL = [n for n in list_models() if n not in ("resnet1d_siamq_101", "resnet1d_s
 # Every family is one of two kinds: with a Brevitas int8 twin (cfg.quant = a preset; its BN-folding map), or float
 # only (cfg.quant not read). A new family fails test_every_family_is_twinned_or_float_only until it is listed.
 TWIN_FOLD = {"cnn1d_student": student.fold_bn_state, spectral.SPECTRAL_FAMILY: spectral.fold_bn_state}
-FLOAT_ONLY = {"resnet1d": "the time-domain teachers: quantized through a student, never themselves"}
+FLOAT_ONLY = {"resnet1d": "the time-domain teachers: quantized through a student, never themselves",
+              "resp_spec": "rr_spec: a 4 x 73 spectral network shipped float, as it is"}
 TWINNED = [n for n in list_models() if get_model_cfg(n).family in TWIN_FOLD]
 
 
