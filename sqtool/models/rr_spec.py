@@ -25,12 +25,17 @@ import numpy as np
 import torch.nn as nn
 
 from sqtool.core import ModelCfg, SqtoolError
-from sqtool.data.resp import MIN_WINDOW_S, RESAMPLE_HZ, RESP_CHANNELS, RR_BINS
 from sqtool.models.registry import register_model
 from sqtool.models.student import ConvBlock
 
 RR_FAMILY = "resp_spec"
-BINS_RPM = (float(RR_BINS[0]), float(RR_BINS[-1]), float(RR_BINS[1] - RR_BINS[0]))   # breaths/min: lo, hi, step
+# The front end's numbers, those of `sqtool.data.resp` (models import core only; tests/models/test_rr_spec.py
+# checks that the two agree): breaths/min bins lo, hi, step; its rows; the series' resampling rate; the shortest window.
+BINS_RPM = (4.0, 40.0, 0.5)
+RR_BINS = np.arange(BINS_RPM[0], BINS_RPM[1] + 1e-9, BINS_RPM[2])
+RESP_CHANNELS = ("baseline", "riiv", "riav", "rifv")
+RESAMPLE_HZ = 4.0
+MIN_WINDOW_S = 10.0
 FRONTEND = {"type": "resp_spectrum", "bins_rpm": list(BINS_RPM), "channels": list(RESP_CHANNELS),
             "resample_hz": RESAMPLE_HZ, "min_window_s": MIN_WINDOW_S}
 

@@ -54,6 +54,9 @@ def test_cfg_carries_the_front_end():
     """The bins, channels and input shape come from the cfg, and agree with data.resp's front end; another front
     end (e.g. a file written by a later sqtool with other channels) is refused in one line."""
     from sqtool.data import resp
+    from sqtool.models import rr_spec
+    assert np.array_equal(rr_spec.RR_BINS, resp.RR_BINS) and rr_spec.RESP_CHANNELS == resp.RESP_CHANNELS
+    assert (rr_spec.RESAMPLE_HZ, rr_spec.MIN_WINDOW_S) == (resp.RESAMPLE_HZ, resp.MIN_WINDOW_S)
     mc = get_model_cfg("rr_spec")
     assert np.array_equal(rr_grid(mc), resp.RR_BINS) and np.array_equal(rr_grid(mc.to_dict()), resp.RR_BINS)
     assert mc.input_shape == (len(resp.RESP_CHANNELS), len(resp.RR_BINS))
