@@ -179,6 +179,8 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
             "output_note": f"{len(bins)} logits, one per breaths/min bin lo + i * step (bins_rpm); the rate: the "
                            f"softmax-weighted mean of the bins within +-{cfg['arch'].get('local_rpm', 3.0):g} breaths/min "
                            "of the arg-max (arch.local_rpm; INTEGRATION.md); output tensor 'rr_logits' (B, F)"})
+        if ckpt.get("train_target_mean"):                   # the training rates' mean: the trivial predictor
+            md["train_target_mean"] = [float(v) for v in ckpt["train_target_mean"]]
     from sqtool.data.tasks import short_records
     md["short_records"] = short_records(cfg["task"])         # as training filled a recording shorter than a window
     md["short_records_note"] = SHORT_RECORDS_NOTE

@@ -651,7 +651,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
                                         "student_int8": cfg.student_int8},
                            allow_failed_parity=cfg.allow_failed_parity, flag="--allow-failed-parity")
     cfg.filter = cfg.filter or stream_filter(art.metadata)   # default: as the model was trained
-    outputs = list(art.metadata.get("outputs") or [])
+    outputs = list(R.resp_view(art.metadata).get("outputs") or [])   # rr_spec: its decoded rr_bpm
     if cfg.quality_gate and art.metadata.get("task") != "hr":
         raise SqtoolError(f"--quality-gate holds the heart-rate tracker; {art.export_dir} is a "
                           f"'{art.metadata.get('task')}' model, scored window by window without one")
@@ -668,7 +668,9 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         item(f"note: --max-seconds {cfg.max_seconds:g} cuts recordings for spectral models only; this time-domain "
              "export is benchmarked on whole recordings (--max-records limits how many)")
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
-    md = art.metadata
+    md = R.resp_view(art.metadata)                         # rr_spec: scored as its decoded rr_bpm (R.RespRate)
+    if R.is_resp(md):                                      # a float network: the runtimes that run it
+        names = [n for n in names if n in R.RESP_RUNTIMES or n in explicit]
     bench_target(md, output=cfg.output)                    # a model without the output it is read by: one line now
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     recs, skipped = _records(cfg, list(spec.channels), records)

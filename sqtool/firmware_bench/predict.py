@@ -380,7 +380,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if cfg.filter and cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter {cfg.filter}: choose one of {', '.join(FILTERS)}", code=2)
     art = R.load_artifacts(cfg.model)              # the exported files; a source only if a runtime reads it
-    md = art.metadata
+    md = R.resp_view(art.metadata)                 # rr_spec: read as its decoded rr_bpm (runtimes.RespRate)
     cfg.filter = cfg.filter or stream_filter(md)  # default: as the model was trained
     spectral = R.is_spectral(md)
     if spectral and cfg.filter != "window":
@@ -748,32 +748,6 @@ def resp_runtime(asked: str, art) -> tuple[str, str]:
     return RESP_RUNTIMES[asked], ""
 
 
-def resp_outputs(md: dict, x: np.ndarray, rt) -> np.ndarray:
-    """(N,) breaths/min of windows x (N, 1, T) of a respiratory-spectrum export: the front end (`data.resp`, with the
-    export's bins), the runtime's network, the decoding (`models.rr_spec.decode`, the export's local_rpm)."""
-    from sqtool.data.resp import resp_spectra
-    from sqtool.models.rr_spec import check_frontend, decode, rr_grid
-    check_frontend(md.get("model_cfg") or md, f"export of {md.get('model')}")
-    bins = rr_grid(md.get("model_cfg") or md)
-    S = resp_spectra(x, float(md["fs"]), bins)                              # (N, 4, F)
-    z = rt.run_batch(S) if len(S) else np.zeros((0, len(bins)))              # (N, F) logits
-    return decode(z, bins, float((md.get("arch") or {}).get("local_rpm", 3.0))) if len(z) else np.zeros(0)
-
-
-def _run_resp(md: dict, recs, rt, name: str) -> tuple[list[dict], dict | None, dict]:
-    """`_run_time_domain` for a respiratory-spectrum export: one rr_bpm column (and flagged) per recording."""
-    rr = resp_outputs(md, np.concatenate([r.x for r in recs]), rt)
-    outs, a = [], 0
-    for r in recs:
-        b = a + len(r.t0)
-        outs.append({"rr_bpm": rr[a:b], "flagged": (np.asarray(r.flagged) >= MAX_FLAGGED).astype(int)})
-        a = b
-    local = float((md.get("arch") or {}).get("local_rpm", 3.0))
-    return outs, _firmware(rt, name), {"rr_bpm": f"respiratory rate (breaths/min): the network's rr_logits over the "
-                                                 f"respiratory spectra of the window, decoded (softmax mean within "
-                                                 f"+-{local:g} breaths/min of the top bin)"}
-
-
 TRUTH_LABELS = {"rr": {"rr_bpm": "rr"}, "bp": {"sbp": "sbp", "dbp": "dbp"}}   # task -> {output: record label}
 CLASS_TRUTH = {"af": "rhythm", "quality": "quality"}      # class task -> the record label its truth is read from
 
@@ -881,11 +855,9 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     """Per recording one column per model output (`output_columns`), for a heart-rate model hr_tracked_bpm too
     (the bench's tracker over the windows its quality output calls good), and flagged; firmware, column notes."""
     from sqtool.firmware_bench import runtimes as R
-    md = art.metadata
+    md = R.resp_view(art.metadata)                  # rr_spec: its decoded rr_bpm (runtimes.RespRate)
     recs, name = prep["recs"], prep["runtime"]
     rt = R.make_runtime(name, art, work)
-    if R.is_resp(md):                              # rr_spec: spectra -> network -> breaths/min
-        return _run_resp(md, recs, rt, name)
     if getattr(rt, "fed_records", False):          # the export's C front end on each recording's device samples
         from sqtool.firmware_bench.stream import StreamSpec, record_matrix
         spec = StreamSpec.from_model_cfg(md, filter=prep["filter"])

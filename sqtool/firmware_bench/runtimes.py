@@ -602,9 +602,62 @@ _CLASSES.update({"mcu_m4": _mcu("mcu_m4", "m4"), "mcu_m33": _mcu("mcu_m33", "m33
                  "mcu_m55": _mcu("mcu_m55", "m55"), "mcu_m4_single": _mcu("mcu_m4_single", "m4", True)})
 
 
+RESP_RUNTIMES = ("torch_teacher", "onnx_float", "litert_float")    # what a respiratory-spectrum export runs on
+
+
+def resp_view(md: dict) -> dict:
+    """A respiratory-spectrum export's metadata as the time-domain rr model bench and predict score: its output the
+    decoded rate `rr_bpm` in breaths/min (`RespRate`), not the network's rr_logits, and the training rates' mean
+    (`train_target_mean`, bench's trivial predictor) as its target_mean; other exports unchanged."""
+    if not is_resp(md):
+        return md
+    return {**md, "outputs": ["rr_bpm"], "units": ["breaths/min"], "target_mean": list(md.get("train_target_mean") or [])}
+
+
+class RespRate(Runtime):
+    """A respiratory-spectrum export (rr_spec) run as a time-domain rr model: windows (N, 1, T) of the stream ->
+    the respiratory front end (`data.resp.resp_spectra`, the export's bins) -> the export's network on `inner`
+    (torch_teacher, onnx_float, litert_float) -> breaths/min (`models.rr_spec.decode`, the export's local_rpm),
+    (N, 1). A window's latency is its front end's plus its network's."""
+    precision = "float"
+
+    def __init__(self, inner: Runtime):
+        super().__init__(inner.art, inner.work)
+        self.inner, self.name = inner, inner.name
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        from sqtool.data.resp import resp_spectra
+        from sqtool.models.rr_spec import check_frontend, decode, rr_grid
+        md = self.art.metadata
+        check_frontend(md.get("model_cfg") or md, f"export {self.art.export_dir}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        T = int(round(float(md["fs"]) * float(md["window_s"])))
+        if x.ndim != 3 or x.shape[1:] != (1, T):
+            raise SqtoolError(f"{self.name}: windows must be (N, 1, {T}) PPG samples, got {x.shape}")
+        bins, spectra, fe_s = rr_grid(md.get("model_cfg") or md), [], []
+        for xi in x:                                                    # timed per window, as the network
+            t = time.perf_counter()
+            spectra.append(resp_spectra(xi[None], float(md["fs"]), bins)[0])       # (4, F)
+            fe_s.append(time.perf_counter() - t)
+        start = len(self.inner.latencies_s)
+        z = self.inner.run_batch(np.stack(spectra)) if len(x) else np.zeros((0, len(bins)))   # (N, F) logits
+        net_s = self.inner.latencies_s[start:]
+        self.latencies_s += [a + b for a, b in zip(fe_s, net_s)] if len(net_s) == len(fe_s) else []
+        local = float((md.get("arch") or {}).get("local_rpm", 3.0))
+        return (decode(z, bins, local) if len(z) else np.zeros(0))[:, None]      # (N, 1) breaths/min
+
+    def info(self) -> dict:
+        return {**self.inner.info(), "runtime": self.name, "resp_front_end": "data.resp (Python, float64)"}
+
+
 def make_runtime(name: str, art: Artifacts, work) -> Runtime:
     if name not in _CLASSES:
         raise SqtoolError(f"unknown runtime '{name}' (known: {', '.join(RUNTIMES)})")
+    if is_resp(art.metadata):                       # rr_spec: front end + float network + decoding
+        if name not in RESP_RUNTIMES:
+            raise SqtoolError(f"runtime {name}: {art.metadata.get('model')} is a float network over respiratory "
+                              f"spectra (no int8, no C): {', '.join(RESP_RUNTIMES)}")
+        return RespRate(_CLASSES[name](art, Path(work)).load())
     return _CLASSES[name](art, Path(work)).load()
 
 

@@ -250,6 +250,7 @@ def run_finetune_rr(cfg, run_dir: str | Path, log=item, resume: bool = False, ta
                         train_cfg={**to_dict(cfg), "heldout_subjects": held, "heldout_rule": held_how},
                         metrics={k_: v for k_, v in metrics.items() if k_ not in ("per_fold", "per_subject")},
                         init_checkpoint=None, heldout_subjects=[subject_key(ds, h) for h in held],
+                        train_target_mean=[float(np.mean(y[:, 0]))],     # bench's trivial predictor (resp_view)
                         train_subjects=[subject_key(ds, s) for s in sorted(set(np.asarray(td.groups).astype(str)))])
     training_curve(run_dir, curves, ylabel="training loss (cross-entropy over the bins)",
                    title="fine-tune rr (rr_spec): loss per epoch")

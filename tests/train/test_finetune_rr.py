@@ -19,6 +19,7 @@ import torch
 
 import sqtool.train.finetune_rr as FR
 from sqtool.cli import main
+from sqtool.core import SqtoolError
 from sqtool.core.checkpoint import load_checkpoint
 
 ARGS = ["train", "finetune", "--task", "rr", "--model", "rr_spec", "--data", "synthetic", "--epochs", "2",
@@ -161,7 +162,7 @@ def test_predict_every_runtime_equals_the_checkpoint(rr_run, rr_export, tmp_path
         assert all("truth_rr_bpm" in r.dtype.names for r in rows) and all(d["metrics"]["mae"] is not None
                                                                              for d in res["recordings"])
         np.testing.assert_allclose(got[rt], want, rtol=0, atol=2e-3)       # the CSV's 3 decimals
-    assert res["columns"]["rr_bpm"].startswith("respiratory rate")
+    assert res["columns"]["rr_bpm"] == "rr_bpm (breaths/min)"
 
 
 def test_predict_refuses_an_int8_runtime(rr_export, tmp_path, capsys):
@@ -192,3 +193,23 @@ def test_predict_truth_is_trainings_on_bidmc(data_root):
     from sqtool.firmware_bench.stream import window_truth
     numerics = window_truth(rec, td.t0[m], cfg.window_s, "rr")    # the monitor's rr, what predict read before
     assert np.nanmean(np.abs(numerics - td.y[m, 0])) > 2
+
+
+def test_bench_scores_every_runtime_beside_the_classic_and_trivial(rr_export, tmp_path):
+    """`sqtool bench` of the rr_spec export: its three float runtimes (front end + network + decoding) read the same
+    rates, beside the classic estimator and the training rates' mean (metadata's train_target_mean); the int8 and C
+    runtimes are not offered, and asking for one is refused in one line."""
+    from sqtool.data.synthetic import synth_corpus
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    recs = synth_corpus(n_subjects=2, duration_s=90, seed=11)
+    res = run_bench(BenchConfig(model=str(rr_export), out=str(tmp_path / "b"), progress=False), records=recs)
+    rows = {r["runtime"]: r for r in res["runtimes"]}
+    assert set(rows) == {"torch_teacher", "onnx_float", "litert_float"}
+    maes = [rows[n]["metrics"]["mae"] for n in rows]
+    assert all(r["status"] == "ok" for r in rows.values()) and max(maes) - min(maes) < 1e-3
+    assert res["baseline"]["status"] == "ok" and np.isfinite(res["baseline"]["metrics"]["mae"])
+    with pytest.raises(SqtoolError, match="no int8, no C"):
+        run_bench(BenchConfig(model=str(rr_export), out=str(tmp_path / "c"), progress=False, runtime=["c_host"]),
+                  records=recs)
+    md = json.loads((rr_export / "metadata.json").read_text())
+    assert res["trivial"]["method"].startswith(f"the training labels' mean, {md['train_target_mean'][0]:.4g}")
