@@ -89,7 +89,8 @@ def check_window_s(window_s, where: str = "window_s") -> float:
 @dataclass
 class ModelCfg:
     name: str                                  # registry name, e.g. "resnet1d_siamq_18"
-    family: str                                # "resnet1d" | "cnn1d_student" | "spec_cnn" | "resp_spec" (the registry's)
+    family: str                                # "resnet1d" | "cnn1d_student" | "spec_cnn" | "resp_spec" | "beat_trees"
+                                               # (the registry's)
     fs: float = 40.0                           # model input sampling rate, Hz
     window_s: float = 30.0                     # window length, s
     hop_s: float = 30.0                        # hop between consecutive windows, s
@@ -111,7 +112,8 @@ class ModelCfg:
     arch: dict = field(default_factory=dict)   # family-specific hyper-parameters
     quant: str | None = None                   # quantization preset name (students), None = float
     frontend: dict = field(default_factory=dict)  # spectral models: the fixed-point front end (data.frontend);
-                                               # respiratory ones ("resp_spectrum"): data.resp's spectra
+                                               # respiratory ones ("resp_spectrum"): data.resp's spectra;
+                                               # "beat_features": data.beats' named features
     decoder: dict = field(default_factory=dict)   # HR-bin models: the HMM decoder (models.decoder), set by training
 
     def __post_init__(self):
@@ -151,6 +153,8 @@ class ModelCfg:
         fe = self.frontend or {}
         if fe.get("type") == "spectrum":
             return (self.in_channels, self.n_bins)
+        if fe.get("type") == "beat_features":              # one row of named features (data.beats)
+            return (1, len(fe["features"]))
         if fe.get("type") == "resp_spectrum":
             lo, hi, step = (float(v) for v in fe["bins_rpm"])
             return (len(fe["channels"]), int(round((hi - lo) / step)) + 1)

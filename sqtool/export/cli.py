@@ -306,7 +306,12 @@ def _load_inputs(cfg: ExportConfig):
     from sqtool.export.metadata import check_model_cfg
     check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")
     kind = ckpt["kind"]
+    from sqtool.models.af_trees import is_beat_trees
     from sqtool.models.rr_spec import check_frontend, is_resp_spec
+    if is_beat_trees(ckpt["model_cfg"]) and (set(targets) != {"onnx"} or "int8" in cfg.precision):
+        raise SqtoolError(f"checkpoint {path} is {ckpt['model_cfg']['name']}, boosted trees over beat features: export "
+                          "it with --target onnx --precision float (no TFLite tree writer, no int8, no C; "
+                          "INTEGRATION.md says what must run before it)")
     if is_resp_spec(ckpt["model_cfg"]):
         check_frontend(ckpt["model_cfg"], f"checkpoint {path}")
         if "c" in targets or "int8" in cfg.precision:
@@ -346,14 +351,14 @@ def _load_inputs(cfg: ExportConfig):
     if hpath.is_file():
         try:
             with np.load(hpath, allow_pickle=False) as z:
-                x = np.asarray(z["x"], np.float32)
+                x = np.asarray(z["x"], np.float64 if is_beat_trees(mcfg) else np.float32)   # trees: features f64
                 y = np.asarray(z["y"], np.float32) if "y" in z.files else None
         except Exception as e:  # noqa: BLE001 - missing key, corrupt archive
             raise SqtoolError(f"held-out windows {hpath} unreadable or lacking 'x' ({type(e).__name__})")
         if x.ndim != 3 or x.shape[1:] != (c_expect, t_expect) or len(x) == 0:
             raise SqtoolError(f"held-out windows {hpath} have shape {x.shape}; the model expects (N, {c_expect}, "
                               f"{t_expect})")
-        if not np.isfinite(x).all():
+        if np.isinf(x).any() or (np.isnan(x).any() and not is_beat_trees(mcfg)):   # a feature may be undefined
             raise SqtoolError(f"held-out windows {hpath} contain NaN or Inf")
         if cfg.max_windows and len(x) > cfg.max_windows:
             x = x[:cfg.max_windows]
@@ -518,7 +523,8 @@ def _export(cfg: ExportConfig) -> dict:
         qmodel = load_model(ckpt)
         graph = extract_int_graph(qmodel)
     spectral = graph_spectral(ckpt)
-    resp = bin_logits(ckpt) and not spectral
+    from sqtool.models.af_trees import is_beat_trees
+    front = (bin_logits(ckpt) and not spectral) or is_beat_trees(ckpt["model_cfg"])   # its front end: numpy / scipy
     n_ppg = device_ppg(cfg, ckpt["model_cfg"]) if spectral else None
     md = build_metadata(ckpt, inp["sha"], graph, inp["names"], cfg.subjects, fs_in=cfg.device_fs or None,
                         n_ppg=n_ppg)     # a spectral model's: designs its front end, so a bad --device-fs is refused here
@@ -704,9 +710,9 @@ def _export(cfg: ExportConfig) -> dict:
         from sqtool.export.kit import write_docs
         docs = write_docs(out, ckpt["model_cfg"], graph, md, fs_in=cfg.device_fs or None, n_ppg=n_ppg,
                           run_dir=Path(inp["path"]).parent, names=inp["names"])
-    elif resp:                                               # rr_spec: its window, respiratory front end, decoding
-        from sqtool.export.resp_docs import write_resp_docs
-        docs = write_resp_docs(out, ckpt["model_cfg"], md, run_dir=Path(inp["path"]).parent, names=inp["names"])
+    elif front:                                              # rr_spec, af_beats: window, front end, reading
+        from sqtool.export.front_docs import write_front_docs
+        docs = write_front_docs(out, ckpt["model_cfg"], md, run_dir=Path(inp["path"]).parent, names=inp["names"])
     elif not spectral:                                       # a time-domain model: its preprocessing is the reader's
         from sqtool.export.time_docs import write_time_docs
         docs = write_time_docs(out, ckpt["model_cfg"], graph, md, run_dir=Path(inp["path"]).parent,

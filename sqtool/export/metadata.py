@@ -181,6 +181,13 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
                            "of the arg-max (arch.local_rpm; INTEGRATION.md); output tensor 'rr_logits' (B, F)"})
         if ckpt.get("train_target_mean"):                   # the training rates' mean: the trivial predictor
             md["train_target_mean"] = [float(v) for v in ckpt["train_target_mean"]]
+    if cfg.get("family") == "beat_trees":                   # beat features (B, 1, K) -> the logit of AF
+        names = list((cfg.get("frontend") or {}).get("features") or [])
+        md.update({
+            "input_features": names, "n_features": len(names),
+            "input_layout": {"float": f"(B, 1, {len(names)}) float64 features in input_features' order "
+                                      "(sqtool.data.beats; NaN where a feature is undefined), tensor 'features'"},
+            "output_note": "logit_af (B, 1): the log-odds of AF; p(AF) = 1 / (1 + exp(-logit))"})
     from sqtool.data.tasks import short_records
     md["short_records"] = short_records(cfg["task"])         # as training filled a recording shorter than a window
     md["short_records_note"] = SHORT_RECORDS_NOTE

@@ -57,6 +57,8 @@ def io_names(model, md: dict | None = None) -> tuple[str, list[str]]:
     models, ("x", md's outputs, e.g. ["hr_bpm", "quality_logit"]) for time-domain models."""
     if hasattr(model, "n_bins"):
         return "spectra", [model.cfg.outputs[0] if model.cfg.outputs else "hr_logits"]
+    if hasattr(model, "input_name"):                                   # af_beats: "features"
+        return model.input_name, list(model.cfg.outputs)
     return "x", list((md or {}).get("outputs") or []) or ["y"]
 
 
@@ -118,7 +120,7 @@ def units_head(model, md: dict, fold: bool):
 def _dummy_input(model):
     import torch
     from sqtool.export.intgraph import input_shape
-    return torch.zeros(1, *input_shape(model))                       # (1, C, T) or (1, C, F)
+    return torch.zeros(1, *input_shape(model), dtype=getattr(model, "input_dtype", torch.float32))   # (1, C, T|F)
 
 
 @contextlib.contextmanager
@@ -256,7 +258,8 @@ def run(path, x: np.ndarray, batch: int = 1, optimize: bool = True) -> np.ndarra
     the graph's outputs concatenated in order: (N, k) (time-domain: in units), spectral (N, F)."""
     s = session(path, optimize=optimize)
     name = s.get_inputs()[0].name
-    outs = [join_outputs(s.run(None, {name: np.ascontiguousarray(x[i:i + batch], np.float32)}))
+    dtype = np.float64 if s.get_inputs()[0].type == "tensor(double)" else np.float32     # af_beats' features: double
+    outs = [join_outputs(s.run(None, {name: np.ascontiguousarray(x[i:i + batch], dtype)}))
             for i in range(0, len(x), batch)]
     return np.concatenate(outs)
 

@@ -522,10 +522,10 @@ def heldout_text(m: dict, held: list[str]) -> str:
     """The card's sentence on a fine-tune's held-out subjects: scored by its final model (a model that ships from
     the fine-tune, rr_spec: metrics["heldout"]), else by `sqtool quantize` beside its students."""
     h = m.get("heldout")
-    if isinstance(h, dict) and h.get("mae") is not None:
+    if isinstance(h, dict) and h.get(h.get("metric", "")) is not None:
         ci = h.get("ci95") or []
         return (f"The subjects held out of the fine-tuning ({', '.join(held)}), scored by this model (never trained on "
-                f"them): MAE {h['mae']:.3f} over {h.get('windows', '?')} windows"
+                f"them): {h['metric'].upper()} {h[h['metric']]:.3f} over {h.get('windows', '?')} windows"
                 + (f" (95 % CI over subjects {ci[0]:.3f}, {ci[1]:.3f})." if len(ci) == 2 else "."))
     return f"The subjects held out of the fine-tuning ({', '.join(held)}) are scored by `sqtool quantize`, beside its students."
 

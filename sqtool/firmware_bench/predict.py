@@ -199,9 +199,9 @@ def print_results(res: dict) -> None:
     elif "c/sq_model.c" in res.get("network_files", ["c/sq_model.c"]):   # another task's model ships as is
         print(f"next: build {res['model_dir']}/c/*.c into the firmware (API in sq_model.h; its accuracy: the "
               "quantize run's report.md)")
-    elif res.get("model_family") == "resp_spec":      # float network over spectra: its front end is the app's
+    elif res.get("model_family") in ("resp_spec", "beat_trees"):   # a Python front end: the app's to port
         print(f"next: deploy {' or '.join(str(Path(res['model_dir']) / f) for f in res['network_files'])} with the "
-              f"respiratory front end and decoding of {Path(res['model_dir']) / 'INTEGRATION.md'} (steps 8-10)")
+              f"front end and output reading of {Path(res['model_dir']) / 'INTEGRATION.md'} (steps 8-10)")
     else:                                              # an export without C: its int8 files, or a C export
         print(f"next: deploy {' or '.join(str(Path(res['model_dir']) / f) for f in res['network_files'])}, or "
               "export with --target c for the firmware's C (its accuracy: the quantize run's report.md)")
@@ -380,7 +380,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if cfg.filter and cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter {cfg.filter}: choose one of {', '.join(FILTERS)}", code=2)
     art = R.load_artifacts(cfg.model)              # the exported files; a source only if a runtime reads it
-    md = R.resp_view(art.metadata)                 # rr_spec: read as its decoded rr_bpm (runtimes.RespRate)
+    md = R.resp_view(art.metadata)                 # rr_spec: read as its decoded rr_bpm (runtimes.FrontEnd)
     cfg.filter = cfg.filter or stream_filter(md)  # default: as the model was trained
     spectral = R.is_spectral(md)
     if spectral and cfg.filter != "window":
@@ -701,8 +701,8 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     from sqtool.firmware_bench.stream import StreamSpec, replay
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
-    if R.is_resp(md):                                  # rr_spec: a float network over the respiratory spectra
-        name, what = resp_runtime(cfg.runtime, art)
+    if R.front_family(md):                             # rr_spec, af_beats: a float model over a Python front end
+        name, what = front_runtime(cfg.runtime, art)
     else:
         name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else \
             default_runtime(art, TIME_DOMAIN["c"])
@@ -732,20 +732,23 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
             "fed": [{c: c for c in spec.channels} for _ in recs]}
 
 
-RESP_RUNTIMES = {"tflite": "litert_float", "litert": "litert_float", "litert_float": "litert_float",
-                 "onnx": "onnx_float", "onnx_float": "onnx_float", "torch": "torch_teacher",
-                 "torch_teacher": "torch_teacher"}
+FRONT_CHOICES = {"tflite": "litert_float", "litert": "litert_float", "onnx": "onnx_float", "torch": "torch_teacher"}
 
 
-def resp_runtime(asked: str, art) -> tuple[str, str]:
-    """(runtime, what it is) of a respiratory-spectrum export (float only): --runtime tflite / onnx / torch, else
-    the export's default (`default_runtime`: its float TFLite, else its float ONNX); any other one line."""
+def front_runtime(asked: str, art) -> tuple[str, str]:
+    """(runtime, what it is) of a front-end export (rr_spec, af_beats; float only): --runtime tflite / onnx / torch
+    (or a bench name of `runtimes.FRONT_RUNTIMES`), else the export's default (`default_runtime`: its float TFLite,
+    else its float ONNX); any other one line."""
+    from sqtool.firmware_bench.runtimes import FRONT_RUNTIMES, front_family
     if not asked:
         return default_runtime(art)
-    if asked not in RESP_RUNTIMES:
-        raise SqtoolError(f"--runtime {asked}: {art.export_dir} is {art.metadata.get('model')}, a float network over "
-                          "respiratory spectra (no int8, no C): choose tflite, onnx or torch")
-    return RESP_RUNTIMES[asked], ""
+    ok = FRONT_RUNTIMES[front_family(art.metadata)]
+    name = FRONT_CHOICES.get(asked, asked)
+    if name not in ok:
+        raise SqtoolError(f"--runtime {asked}: {art.export_dir} is {art.metadata.get('model')}, a float model over a "
+                          f"Python front end (no int8, no C): choose "
+                          f"{', '.join(k for k, v in FRONT_CHOICES.items() if v in ok and k != 'litert')}")
+    return name, ""
 
 
 TRUTH_LABELS = {"rr": {"rr_bpm": "rr"}, "bp": {"sbp": "sbp", "dbp": "dbp"}}   # task -> {output: record label}
@@ -855,7 +858,7 @@ def _run_time_domain(art, prep: dict, work: Path) -> tuple[list[dict], dict | No
     """Per recording one column per model output (`output_columns`), for a heart-rate model hr_tracked_bpm too
     (the bench's tracker over the windows its quality output calls good), and flagged; firmware, column notes."""
     from sqtool.firmware_bench import runtimes as R
-    md = R.resp_view(art.metadata)                  # rr_spec: its decoded rr_bpm (runtimes.RespRate)
+    md = R.resp_view(art.metadata)                  # rr_spec: its decoded rr_bpm (runtimes.FrontEnd)
     recs, name = prep["recs"], prep["runtime"]
     rt = R.make_runtime(name, art, work)
     if getattr(rt, "fed_records", False):          # the export's C front end on each recording's device samples

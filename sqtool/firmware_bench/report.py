@@ -416,7 +416,8 @@ def _roc_plot(run_dir: Path, tg: Target, series: dict, cols: list[str], recs: li
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(f"{tg.what}: ROC over windows with {tg.truth}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:                   # none when the windows hold one class only
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(run_dir / "roc.png", dpi=110)
     plt.close(fig)

@@ -151,9 +151,9 @@ def is_resp(md: dict) -> bool:
 
 
 def window_shape(md: dict) -> tuple[int, int]:
-    """(C, L) of one float model window: L = samples (fs * window_s), or bins for a spectral model (a respiratory
-    one: C = its front end's rows)."""
-    if is_resp(md):
+    """(C, L) of one float model window: L = samples (fs * window_s), or bins for a spectral model (a front-end
+    model's: its network input, rr_spec's (4, F) spectra, af_beats' (1, K) features)."""
+    if front_family(md):
         from sqtool.core import ModelCfg
         return tuple(ModelCfg.from_dict(md.get("model_cfg") or md).input_shape)
     C = len((md.get("model_cfg") or md)["channels"])
@@ -215,7 +215,7 @@ class Runtime:
         return self.run_batch(np.asarray(x)[None])[0]
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float64 if front_family(self.art.metadata) == "beat_trees" else np.float32)
         C, T = window_shape(self.art.metadata)
         if x.ndim != 3 or x.shape[1:] != (C, T):
             raise SqtoolError(f"{self.name}: windows must be (N, {C}, {T}), got {x.shape}")
@@ -602,23 +602,56 @@ _CLASSES.update({"mcu_m4": _mcu("mcu_m4", "m4"), "mcu_m33": _mcu("mcu_m33", "m33
                  "mcu_m55": _mcu("mcu_m55", "m55"), "mcu_m4_single": _mcu("mcu_m4_single", "m4", True)})
 
 
-RESP_RUNTIMES = ("torch_teacher", "onnx_float", "litert_float")    # what a respiratory-spectrum export runs on
+# what a front-end export runs on, per family: a float network (rr_spec) or trees (af_beats: ONNX, no TFLite)
+FRONT_RUNTIMES = {"resp_spec": ("torch_teacher", "onnx_float", "litert_float"),
+                  "beat_trees": ("torch_teacher", "onnx_float")}
+
+
+def front_family(md: dict) -> str | None:
+    """"resp_spec" (rr_spec) or "beat_trees" (af_beats) for an export whose network reads a fixed front end of the
+    PPG window (`FrontEnd`), else None."""
+    fam = (md.get("model_cfg") or md).get("family")
+    return fam if fam in FRONT_RUNTIMES else None
 
 
 def resp_view(md: dict) -> dict:
     """A respiratory-spectrum export's metadata as the time-domain rr model bench and predict score: its output the
-    decoded rate `rr_bpm` in breaths/min (`RespRate`), not the network's rr_logits, and the training rates' mean
-    (`train_target_mean`, bench's trivial predictor) as its target_mean; other exports unchanged."""
+    decoded rate `rr_bpm` in breaths/min (`FrontEnd`), not the network's rr_logits, and the training rates' mean
+    (`train_target_mean`, bench's trivial predictor) as its target_mean; other exports unchanged (af_beats' output
+    is its logit_af already)."""
     if not is_resp(md):
         return md
     return {**md, "outputs": ["rr_bpm"], "units": ["breaths/min"], "target_mean": list(md.get("train_target_mean") or [])}
 
 
-class RespRate(Runtime):
-    """A respiratory-spectrum export (rr_spec) run as a time-domain rr model: windows (N, 1, T) of the stream ->
-    the respiratory front end (`data.resp.resp_spectra`, the export's bins) -> the export's network on `inner`
-    (torch_teacher, onnx_float, litert_float) -> breaths/min (`models.rr_spec.decode`, the export's local_rpm),
-    (N, 1). A window's latency is its front end's plus its network's."""
+def _front_inputs(md: dict, x: np.ndarray) -> np.ndarray:
+    """One window (1, 1, T) -> the network's input: rr_spec's respiratory spectra (1, 4, F) on its bins, af_beats'
+    features (1, 1, K) in its order (float64: the trees split on them)."""
+    mc = md.get("model_cfg") or md
+    if is_resp(md):
+        from sqtool.data.resp import resp_spectra
+        from sqtool.models.rr_spec import rr_grid
+        return resp_spectra(x, float(md["fs"]), rr_grid(mc))
+    from sqtool.data.beats import FEATURES, interval_features
+    cols = [FEATURES.index(f) for f in mc["frontend"]["features"]]
+    return interval_features(x[:, 0], float(md["fs"]))[:, None, cols]
+
+
+def _front_read(md: dict, z: np.ndarray) -> np.ndarray:
+    """The network's outputs -> (N, 1) in the view's unit: rr_spec's logits decoded to breaths/min; a logit as is."""
+    if not is_resp(md):
+        return np.asarray(z, np.float64).reshape(len(z), 1)
+    from sqtool.models.rr_spec import decode, rr_grid
+    bins = rr_grid(md.get("model_cfg") or md)
+    local = float((md.get("arch") or {}).get("local_rpm", 3.0))
+    return (decode(z, bins, local) if len(z) else np.zeros(0))[:, None]
+
+
+class FrontEnd(Runtime):
+    """An export whose network reads a fixed front end of the PPG window, run as a time-domain model: windows
+    (N, 1, T) of the stream -> the front end (`_front_inputs`: rr_spec's `data.resp` spectra, af_beats'
+    `data.beats` features) -> the export's network on `inner` (`FRONT_RUNTIMES`) -> (N, 1) (`_front_read`:
+    breaths/min decoded, or the logit of AF). A window's latency is its front end's plus its network's."""
     precision = "float"
 
     def __init__(self, inner: Runtime):
@@ -626,38 +659,40 @@ class RespRate(Runtime):
         self.inner, self.name = inner, inner.name
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
-        from sqtool.data.resp import resp_spectra
-        from sqtool.models.rr_spec import check_frontend, decode, rr_grid
         md = self.art.metadata
-        check_frontend(md.get("model_cfg") or md, f"export {self.art.export_dir}")
+        if is_resp(md):
+            from sqtool.models.rr_spec import check_frontend
+            check_frontend(md.get("model_cfg") or md, f"export {self.art.export_dir}")
         x = np.ascontiguousarray(x, dtype=np.float32)
         T = int(round(float(md["fs"]) * float(md["window_s"])))
         if x.ndim != 3 or x.shape[1:] != (1, T):
             raise SqtoolError(f"{self.name}: windows must be (N, 1, {T}) PPG samples, got {x.shape}")
-        bins, spectra, fe_s = rr_grid(md.get("model_cfg") or md), [], []
+        inputs, fe_s = [], []
         for xi in x:                                                    # timed per window, as the network
             t = time.perf_counter()
-            spectra.append(resp_spectra(xi[None], float(md["fs"]), bins)[0])       # (4, F)
+            inputs.append(_front_inputs(md, xi[None])[0])
             fe_s.append(time.perf_counter() - t)
         start = len(self.inner.latencies_s)
-        z = self.inner.run_batch(np.stack(spectra)) if len(x) else np.zeros((0, len(bins)))   # (N, F) logits
+        z = self.inner.run_batch(np.stack(inputs)) if len(x) else np.zeros((0, window_shape(md)[1]))
         net_s = self.inner.latencies_s[start:]
         self.latencies_s += [a + b for a, b in zip(fe_s, net_s)] if len(net_s) == len(fe_s) else []
-        local = float((md.get("arch") or {}).get("local_rpm", 3.0))
-        return (decode(z, bins, local) if len(z) else np.zeros(0))[:, None]      # (N, 1) breaths/min
+        return _front_read(md, z)
 
     def info(self) -> dict:
-        return {**self.inner.info(), "runtime": self.name, "resp_front_end": "data.resp (Python, float64)"}
+        return {**self.inner.info(), "runtime": self.name,
+                "front_end_impl": "data.resp (Python, float64)" if is_resp(self.art.metadata) else
+                "data.beats (Python, float64)"}
 
 
 def make_runtime(name: str, art: Artifacts, work) -> Runtime:
     if name not in _CLASSES:
         raise SqtoolError(f"unknown runtime '{name}' (known: {', '.join(RUNTIMES)})")
-    if is_resp(art.metadata):                       # rr_spec: front end + float network + decoding
-        if name not in RESP_RUNTIMES:
-            raise SqtoolError(f"runtime {name}: {art.metadata.get('model')} is a float network over respiratory "
-                              f"spectra (no int8, no C): {', '.join(RESP_RUNTIMES)}")
-        return RespRate(_CLASSES[name](art, Path(work)).load())
+    fam = front_family(art.metadata)
+    if fam:                                         # rr_spec, af_beats: front end + float network + reading
+        if name not in FRONT_RUNTIMES[fam]:
+            raise SqtoolError(f"runtime {name}: {art.metadata.get('model')} is a float model over a Python front end "
+                              f"(no int8, no C): {', '.join(FRONT_RUNTIMES[fam])}")
+        return FrontEnd(_CLASSES[name](art, Path(work)).load())
     return _CLASSES[name](art, Path(work)).load()
 
 

@@ -107,3 +107,38 @@ def select_af_beats(F: np.ndarray, y: np.ndarray, groups: np.ndarray, grid=GRID,
         table.append({"cfg": asdict(cfg), "auroc": auroc(y[ok], s[ok])})
     best = int(np.nanargmax([t["auroc"] for t in table]))       # first of the maxima = earlier entry
     return replace(grid[best]), table
+
+
+def tree_arrays(model: AfBeatsModel) -> dict:
+    """A fitted ensemble as plain arrays for `models.af_trees.BeatTrees` (a checkpoint holds tensors and plain data,
+    never a pickled estimator): per tree (T trees, padded to M nodes) its nodes' feature (index into the model's
+    own columns), threshold, left / right child, leaf flag, where a missing value goes and the leaf value; the
+    baseline log-odds; the deepest leaf's depth. Padding nodes are leaves of value 0 that no path reaches."""
+    trees = [p[0].nodes for p in model.clf._predictors]               # binary: one predictor per iteration
+    if any(np.any(n["is_categorical"]) for n in trees):
+        raise SqtoolError("af_beats: a categorical split cannot be exported (the features are all numerical)")
+    T, M = len(trees), max(len(n) for n in trees)
+    out = {"feature": np.zeros((T, M), np.int64), "threshold": np.zeros((T, M)), "left": np.zeros((T, M), np.int64),
+           "right": np.zeros((T, M), np.int64), "leaf": np.ones((T, M), bool), "missing_left": np.zeros((T, M), bool),
+           "value": np.zeros((T, M))}
+    for t, n in enumerate(trees):
+        k = len(n)
+        out["feature"][t, :k] = n["feature_idx"]
+        out["threshold"][t, :k] = n["num_threshold"]
+        out["left"][t, :k], out["right"][t, :k] = n["left"], n["right"]
+        out["leaf"][t, :k] = n["is_leaf"].astype(bool)
+        out["missing_left"][t, :k] = n["missing_go_to_left"].astype(bool)
+        out["value"][t, :k] = np.where(n["is_leaf"], n["value"], 0.0)
+    out["baseline"] = np.asarray(model.clf._baseline_prediction, np.float64).reshape(1)
+    out["depth"] = int(max(int(n["depth"].max()) for n in trees))
+    return out
+
+
+def trees_model_cfg(base, model: AfBeatsModel, arrays: dict):
+    """The registry cfg (`af_beats`, `base` with the task's window) of a fitted ensemble: its feature names in input
+    order (frontend), its shape and the AfBeatsCfg it was fitted with (arch)."""
+    from sqtool.data.beats import FEATURES
+    names = [FEATURES[i] for i in model.cfg.columns()]
+    T, M = arrays["feature"].shape
+    return base.replace(frontend={"type": "beat_features", "features": names},
+                        arch={"trees": T, "nodes": M, "depth": arrays["depth"], "trees_cfg": asdict(model.cfg)})

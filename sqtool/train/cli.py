@@ -100,9 +100,8 @@ def _precheck_finetune(cfg):
     from sqtool.train.finetune import check_mode, load_init, prepare_finetune
     cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
-    if _is_resp(cfg.model):                         # rr_spec: its own refusals (no --init, --mode, ...), one line
-        from sqtool.train.finetune_rr import check_rr_config
-        check_rr_config(cfg)
+    if _front_module(cfg.model):                    # rr_spec, af_beats: their own refusals (no --init, ...), one line
+        _front_module(cfg.model).check_config(cfg)
         return _data_checked(cfg), None
     check_band_phase(cfg.band_phase, "train finetune", cfg.model, _is_spectral(cfg.model))
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
@@ -264,10 +263,10 @@ def run_finetune_cmd(args) -> int:
         run_dir = make_run_dir("train/finetune", f"hr-{cfg.model}", args.out, args.force)
         save_config(run_dir, cfg)
         return _finetune_hr(cfg, run_dir, init_ck=init_ck)
-    if _is_resp(cfg.model):
-        run_dir = make_run_dir("train/finetune", f"rr-{cfg.model}", args.out, args.force)
+    if _front_module(cfg.model):
+        run_dir = make_run_dir("train/finetune", f"{cfg.task}-{cfg.model}", args.out, args.force)
         save_config(run_dir, cfg)
-        return _finetune_rr(cfg, run_dir)
+        return _finetune_front(cfg, run_dir)
     run_dir = make_run_dir("train/finetune", f"{cfg.task}-{'pretrained' if cfg.init != 'none' else 'scratch'}",
                            args.out, args.force)
     save_config(run_dir, cfg)
@@ -394,8 +393,8 @@ def _resume_finetune(args) -> int:
     save_config(run_dir, cfg, resumed=True)
     if _is_spectral(cfg.model):
         return _finetune_hr(cfg, run_dir, resume=True)
-    if _is_resp(cfg.model):
-        return _finetune_rr(cfg, run_dir, resume=True)
+    if _front_module(cfg.model):
+        return _finetune_front(cfg, run_dir, resume=True)
     m = run_finetune(cfg, run_dir, resume=True, init_ck=init_ck, prepared=True)
     _print_finetune(cfg, run_dir, m)
     return 0
@@ -407,38 +406,58 @@ def _is_spectral(model: str) -> bool:
     return bool(model) and get_model_cfg(model).family == SPECTRAL_FAMILY
 
 
-def _is_resp(model: str) -> bool:
+FRONT_FAMILIES = {"resp_spec": "sqtool.train.finetune_rr", "beat_trees": "sqtool.train.finetune_af"}
+
+
+def _front_module(model: str):
+    """The fine-tune module of a model whose input a fixed front end computes (rr_spec, af_beats:
+    `train.finetune_front`), None for any other model."""
+    import importlib
+
     from sqtool.models import get_model_cfg
-    from sqtool.models.rr_spec import is_resp_spec
-    return bool(model) and is_resp_spec(get_model_cfg(model))
+    if not model or _is_path(model):
+        return None
+    mod = FRONT_FAMILIES.get(get_model_cfg(model).family)
+    return importlib.import_module(mod) if mod else None
 
 
-def _finetune_rr(cfg, run_dir: Path, resume: bool = False) -> int:
-    """An rr_spec fine-tune (fresh or resumed) into `run_dir`: the time-domain summary lines (pooled MAE, per
-    subject, held-out subjects, skill), the held-out subjects' MAE of the final model, and the next command: export
-    (rr_spec ships as it is, float; no student to distil into)."""
-    from sqtool.train.finetune_rr import run_finetune_rr
-    m = run_finetune_rr(cfg, run_dir, log=item, resume=resume, prepared=True)
+def _finite(v) -> bool:
+    import math
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _is_path(model: str) -> bool:
+    from sqtool.train.finetune import is_checkpoint_path
+    return is_checkpoint_path(model)
+
+
+def _finetune_front(cfg, run_dir: Path, resume: bool = False) -> int:
+    """A front-end model's fine-tune (rr_spec, af_beats; fresh or resumed) into `run_dir`: the summary lines of a
+    time-domain fine-tune (pooled metric, per subject, skill), the held-out subjects scored by the final model, and
+    the next command: export (the model ships as it is, float; no student to distil into)."""
+    task = cfg.task
+    m = _front_module(cfg.model).run(cfg, run_dir, log=item, resume=resume, prepared=True)
     pm = m["primary_metric"]
     lo, hi = m["ci95"].get(pm, [float("nan")] * 2)
-    print(f"rr ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
-          f"{metric_text('rr', pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{_resumed_text(m)} -> {run_dir}")
+    print(f"{task} ({m['folds']}, {m['subjects']} subjects, {m['windows']} windows): "
+          f"{metric_text(task, pm, m[pm])} [95 % CI {lo:.3g}, {hi:.3g}]{_resumed_text(m)} -> {run_dir}")
     if m.get("per_subject_mean"):
-        print(_per_subject_line("rr", m["per_subject_mean"], [], run_dir))
+        print(_per_subject_line(task, m["per_subject_mean"], [], run_dir))
     h = m.get("heldout")
     if h:
         ci = h.get("ci95") or [float("nan")] * 2
         print(f"held out of every fold and of model.pt ({m['heldout_rule']}): {', '.join(h['subjects'])}; the final "
-              f"model on them: {metric_text('rr', 'mae', h['mae'])} [95 % CI {ci[0]:.3g}, {ci[1]:.3g}] over "
-              f"{h['windows']} windows")
+              f"model on them: {metric_text(task, h['metric'], h[h['metric']])} [95 % CI {ci[0]:.3g}, {ci[1]:.3g}] "
+              f"over {h['windows']} windows"
+              + (f", AUROC {h['metrics']['auroc']:.3f}" if _finite((h.get("metrics") or {}).get("auroc")) else ""))
     else:
         print(f"held out: none ({m['heldout_rule']}): model.pt trained on every subject; the subject folds above "
               "are its estimate")
     if (Path(run_dir) / "model.pt").is_file():
-        print("next: " + shell_command("export", "--model", run_dir, "--target", "onnx,tflite"))
+        print("next: " + shell_command("export", "--model", run_dir, "--target", _front_module(cfg.model).TARGETS))
     else:
         print("next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)")
-    _print_skill("rr", m)
+    _print_skill(task, m)
     return 0
 
 

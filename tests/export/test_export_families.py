@@ -29,7 +29,8 @@ from sqtool.models.spectral import SPECTRAL_FAMILY
 
 INT8_FAMILIES = ("cnn1d_student", SPECTRAL_FAMILY)
 FLOAT_ONLY = {"resnet1d": "time-domain teachers: exported as float, quantized through a student",
-              "resp_spec": "rr_spec: exported float as it is (tests/export/test_export_rr.py)"}
+              "resp_spec": "rr_spec: exported float as it is (tests/train/test_finetune_rr.py)",
+              "beat_trees": "af_beats: ONNX only, float64 features (tests/train/test_finetune_af.py)"}
 # The spectral family also holds its teacher (spec_teacher_m*, the same network): a teacher is exported float, and
 # only its name says it is one.
 NAMES = [n for n in list_models() if get_model_cfg(n).family in INT8_FAMILIES and "teacher" not in n]

@@ -127,7 +127,7 @@ def test_export_float_parity_and_docs(rr_run, rr_export):
     assert md["bins_rpm"] == [4.0, 40.0, 0.5] and md["n_bins"] == 73 and md["outputs"] == ["rr_logits"]
     assert md["input_channels"] == ["baseline", "riiv", "riav", "rifv"]
     text = (rr_export / "INTEGRATION.md").read_text()
-    for s in ("Respiratory front end", "find_peaks(xf, distance=13", "numpy.hanning(n)", "<= 3 breaths/min",
+    for s in ("## Front end (`sqtool.data.resp.resp_window`", "find_peaks(xf, distance=13", "numpy.hanning(n)", "<= 3 breaths/min",
               "Band-pass 0.05-8 Hz", "`spectra` (1, 4, 73)"):
         assert s in text, s
     assert "@" not in text.replace("@VERSION", "")                     # every placeholder filled
@@ -169,7 +169,7 @@ def test_predict_refuses_an_int8_runtime(rr_export, tmp_path, capsys):
     assert main(["predict", "--model", str(rr_export), "--data", "synthetic", "--runtime", "c",
                  "--out", str(tmp_path / "p"), "--progress", "false"]) != 0
     err = capsys.readouterr().err.strip()
-    assert "choose tflite, onnx or torch" in err and len(err.splitlines()) == 1
+    assert "choose tflite, onnx, torch" in err and len(err.splitlines()) == 1
 
 
 def test_predict_truth_is_trainings_on_bidmc(data_root):

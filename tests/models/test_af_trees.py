@@ -1,0 +1,68 @@
+"""af_beats' BeatTrees (registry family beat_trees) evaluates scikit-learn's fitted ensemble exactly: the same logit
+on random features with NaN (every tree at once, float64), in torch and in its ONNX graph, after a checkpoint round
+trip; its cfg names the features it reads; a categorical split or an untrained cfg is one line."""
+import numpy as np
+import pytest
+import torch
+
+from sqtool.core import SqtoolError
+from sqtool.data.beats import FEATURES
+from sqtool.models import create_model, get_model_cfg, load_model
+from sqtool.models.af_trees import tree_state
+from sqtool.train.af_beats import AfBeatsCfg, fit_af_beats, predict_af_beats, tree_arrays, trees_model_cfg
+
+
+def _data(seed=0, n=500):
+    rng = np.random.default_rng(seed)
+    F = rng.normal(size=(n, len(FEATURES)))
+    F[rng.random(F.shape) < 0.15] = np.nan                             # undefined features: the trees' missing path
+    y = (np.nan_to_num(F[:, 2]) + 0.7 * np.nan_to_num(F[:, 40]) + 0.3 * rng.normal(size=n) > 0).astype(int)
+    return F, y
+
+
+def _net(model):
+    arrays = tree_arrays(model)
+    net = create_model(trees_model_cfg(get_model_cfg("af_beats"), model, arrays))
+    net.load_state_dict(tree_state(arrays))
+    return net.eval()
+
+
+@pytest.mark.parametrize("cfg", [AfBeatsCfg(), AfBeatsCfg(features="all", max_leaf_nodes=4, min_samples_leaf=100),
+                                 AfBeatsCfg(features="ectopy", max_iter=30)])
+def test_equals_scikit_learn(cfg):
+    F, y = _data()
+    model = fit_af_beats(F, y, cfg=cfg)
+    net = _net(model)
+    names = net.cfg.frontend["features"]
+    assert names == [FEATURES[i] for i in cfg.columns()] and net.cfg.input_shape == (1, len(names))
+    X = F[:, cfg.columns()]
+    with torch.no_grad():
+        z = net(torch.from_numpy(X[:, None])).numpy()[:, 0]
+    np.testing.assert_allclose(z, model.clf._raw_predict(X)[:, 0], rtol=0, atol=1e-12)
+    ok = np.abs(z) < 13                                                # predict_af_beats clips p to [1e-6, 1 - 1e-6]
+    np.testing.assert_allclose(z[ok], predict_af_beats(model, F)[ok], rtol=0, atol=1e-9)
+
+
+def test_checkpoint_round_trip_and_onnx(tmp_path):
+    from sqtool.core.checkpoint import save_checkpoint
+    from sqtool.export.onnx import export_float, run
+    F, y = _data(1)
+    model = fit_af_beats(F, y)
+    net = _net(model)
+    save_checkpoint(tmp_path / "model.pt", kind="teacher_task", model_cfg=net.cfg.to_dict(), state_dict=net.state_dict())
+    back = load_model(tmp_path / "model.pt").eval()
+    X = F[:, model.cfg.columns()][:, None]
+    with torch.no_grad():
+        a, b = net(torch.from_numpy(X)).numpy(), back(torch.from_numpy(X)).numpy()
+    assert np.array_equal(a, b)
+    md = {"outputs": ["logit_af"], "units": ["logit"], "task": "af", "model": "af_beats", "sqtool_version": "test",
+          "source_sha256": "0" * 64, "quant_scheme": "float32", "quant_description": "float32"}
+    export_float(net, md, tmp_path / "m.onnx", dynamic_batch=True)
+    np.testing.assert_allclose(run(tmp_path / "m.onnx", X, batch=len(X)), a, rtol=0, atol=1e-12)
+
+
+def test_errors():
+    with pytest.raises(SqtoolError, match="untrained ensemble"):
+        create_model("af_beats", arch={"trees": 0})
+    with pytest.raises(SqtoolError, match="float only"):
+        create_model("af_beats", quant="int8_w_per_channel_a_per_tensor")

@@ -1,0 +1,138 @@
+"""`sqtool train finetune --task af --model af_beats` -> `sqtool export --target onnx` -> `sqtool predict` / `bench`:
+the AF model with skill (benchmarks/downstream_skill.py's nested af_beats) as a command, on the embedded synthetic
+recordings (their rhythm label is known).
+
+- the fine-tune: subject folds with the trees' cfg chosen inside each fold's training subjects, the skill block,
+  the held-out subjects scored by the final model, model.pt (family beat_trees: the features it reads, by name),
+  heldout.npz of float64 features; its refusals are one line each;
+- the export: ONNX only (float64 features in), equal to the checkpoint; TFLite, int8 and C refused in one line;
+- predict and bench: the stream's windows -> data.beats features -> the ONNX / torch trees -> p_af, the same on
+  both runtimes and equal to the checkpoint on those features.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import sqtool.train.finetune_af as FA
+from sqtool.cli import main
+from sqtool.core import SqtoolError
+from sqtool.core.checkpoint import load_checkpoint
+from sqtool.models import load_model
+
+ARGS = ["train", "finetune", "--task", "af", "--model", "af_beats", "--data", "synthetic", "--max-records", "10",
+        "--folds", "3", "--bootstrap", "20", "--progress", "false"]
+
+
+@pytest.fixture(scope="module")
+def af_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("af") / "run"
+    assert main(ARGS + ["--out", str(run)]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def af_export(af_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("af_exp") / "exp"
+    assert main(["export", "--model", str(af_run), "--target", "onnx", "--out", str(out), "--progress", "false"]) == 0
+    return out
+
+
+def test_finetune_is_nested_and_ships_its_features(af_run, monkeypatch):
+    m = json.loads((af_run / "metrics.json").read_text())
+    assert m["task"] == "af" and m["model"] == "af_beats" and m["n_folds"] == 3 and m["subjects"] == 8
+    assert m["skill"]["classic"]["name"].startswith("normalised RMSSD") and "auroc" in m["metrics"]
+    h = m["heldout"]
+    assert h["subjects"] == m["heldout_subjects"] and h["metric"] == "f1_weighted" and "auroc" in h["metrics"] and h["windows"] > 0
+    ck = load_checkpoint(af_run)
+    mc = ck["model_cfg"]
+    assert mc["family"] == "beat_trees" and mc["frontend"]["type"] == "beat_features"
+    assert (mc["fs"], mc["window_s"]) == (100.0, 10.0) and mc["arch"]["trees_cfg"]["max_iter"] == 200
+    with np.load(af_run / "heldout.npz") as z:
+        x, pred = z["x"], z["pred"]
+    assert x.dtype == np.float64 and x.shape[1:] == (1, len(mc["frontend"]["features"]))
+    with torch.no_grad():
+        np.testing.assert_allclose(load_model(ck)(torch.from_numpy(x)).numpy(), pred, rtol=0, atol=1e-5)
+
+
+def test_each_fold_chooses_on_its_training_subjects_only(monkeypatch, tmp_path):
+    """select_af_beats sees exactly the fold's training subjects (and, for the final model, every training subject),
+    never a subject the fold scores."""
+    import sqtool.train.af_beats as AB
+    seen, real = [], AB.select_af_beats
+
+    def spy(F, y, groups, *a, **kw):
+        seen.append(set(np.asarray(groups).tolist()))
+        return real(F, y, groups, *a, **kw)
+    monkeypatch.setattr(AB, "select_af_beats", spy)
+    assert main(ARGS + ["--out", str(tmp_path / "r")]) == 0
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    every = {r["subject"] for r in m["per_subject"]}
+    assert len(seen) == 4 and seen[-1] == every                         # 3 folds + the final model
+    for fold, s in zip(m["per_fold"], seen):
+        assert s == every - set(fold["test_subjects"])
+    assert not set(m["heldout_subjects"]) & set().union(*seen)
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--init", "runs/x"], "no pretrained encoder"),
+    (["--mode", "linear"], "no encoder to freeze"),
+    (["--band-phase", "causal"], "zero-phase windows"),
+    (["--channels", "ppg,acc_x"], "one PPG channel"),
+    (["--fs", "10"], "at least 20 Hz"),
+])
+def test_refusals_are_one_line_before_a_folder(tmp_path, capsys, extra, match):
+    out = tmp_path / "never"
+    assert main(ARGS + extra + ["--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_export_onnx_equals_the_checkpoint(af_run, af_export):
+    rep = json.loads((af_export / "export_report.json").read_text())
+    assert {r["artifact"] for r in rep["rows"]} == {"ONNX float", "ONNX float (batch axis)"}
+    assert all(r["status"] == "ok" and r["l2_rel_err"] < 1e-12 for r in rep["rows"])
+    md = json.loads((af_export / "metadata.json").read_text())
+    assert md["input_features"] == load_checkpoint(af_run)["model_cfg"]["frontend"]["features"]
+    text = (af_export / "INTEGRATION.md").read_text()
+    for s in ("`sqtool.data.beats.interval_features(x', 100)`", "`features` (1, 1,", "p(AF) = 1 / (1 + exp(-logit_af))",
+              "keep it NaN"):
+        assert s in text, s
+    assert "@" not in text.replace("@VERSION", "")
+
+
+@pytest.mark.parametrize("extra", [["--target", "tflite"], ["--target", "c"], ["--target", "onnx", "--precision",
+                                                                               "int8"]])
+def test_export_refuses_tflite_int8_and_c(af_run, tmp_path, capsys, extra):
+    assert main(["export", "--model", str(af_run), *extra, "--out", str(tmp_path / "e")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "boosted trees over beat features" in err and len(err.splitlines()) == 1 and not (tmp_path / "e").exists()
+
+
+def test_predict_and_bench_read_the_trees(af_run, af_export, tmp_path):
+    from sqtool.data.beats import FEATURES, interval_features
+    from sqtool.data.synthetic import synth_corpus
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    from sqtool.firmware_bench.predict import PredictConfig, predict
+    from sqtool.firmware_bench.stream import StreamSpec, replay
+    recs = synth_corpus(n_subjects=2, duration_s=60, seed=5, af_fraction=0.5)
+    md = json.loads((af_export / "metadata.json").read_text())
+    spec = StreamSpec.from_model_cfg(md, filter="window")
+    x = np.concatenate([replay(r, spec).x for r in recs])
+    F = interval_features(x[:, 0], 100.0)[:, None, [FEATURES.index(f) for f in md["input_features"]]]
+    with torch.no_grad():
+        want = torch.sigmoid(load_model(load_checkpoint(af_run))(torch.from_numpy(F))).numpy()[:, 0]
+    for rt in ("onnx", "torch"):
+        res = predict(PredictConfig(model=str(af_export), data="records", runtime=rt, progress=False,
+                                    out=str(tmp_path / rt)), records=recs)
+        got = np.concatenate([np.genfromtxt(tmp_path / rt / d["csv"], delimiter=",", names=True)["p_af"]
+                              for d in res["recordings"]])
+        np.testing.assert_allclose(got, want, rtol=0, atol=6e-4)       # the CSV's 3 decimals
+    b = run_bench(BenchConfig(model=str(af_export), out=str(tmp_path / "b"), progress=False), records=recs)
+    assert {r["runtime"] for r in b["runtimes"]} == {"torch_teacher", "onnx_float"}
+    assert all(r["status"] == "ok" for r in b["runtimes"])
+    with pytest.raises(SqtoolError, match="no int8, no C"):
+        run_bench(BenchConfig(model=str(af_export), out=str(tmp_path / "c"), progress=False,
+                              runtime=["litert_float"]), records=recs)
