@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from sqtool.core import ModelCfg, SqtoolError
-from sqtool.models.registry import register_model
+from sqtool.models.registry import float_only, register_model
 
 AF_FAMILY = "beat_trees"
 FIELDS = ("feature", "threshold", "left", "right", "leaf", "missing_left", "value")   # (T, M) each
@@ -39,9 +39,7 @@ class BeatTrees(nn.Module):
 
     def __init__(self, cfg: ModelCfg):
         super().__init__()
-        if cfg.quant:
-            raise SqtoolError(f"{cfg.name} is float only (a {cfg.family} model has no int8 twin)")
-        self.cfg = cfg
+        self.cfg = float_only(cfg)
         a = cfg.arch
         T, M, K = int(a["trees"]), int(a["nodes"]), cfg.input_shape[1]
         if T < 1 or M < 1 or K < 1:

@@ -74,6 +74,13 @@ def list_models(family: str | None = None, registered_order: bool = False, role:
     return names if registered_order else sorted(names)
 
 
+def float_only(cfg: ModelCfg) -> ModelCfg:
+    """`cfg` of a family without an int8 twin (rr_spec, af_beats); a cfg asking for a quantization preset is one line."""
+    if cfg.quant:
+        raise SqtoolError(f"{cfg.name} is float only (a {cfg.family} model has no int8 twin)")
+    return cfg
+
+
 def pretrains(name: str) -> bool:
     """Whether `sqtool train pretrain` can train `name`: its builder has SimSiam heads (`simsiam(x1, x2)`)."""
     get_model_cfg(name)                                 # an unknown name: one line

@@ -25,7 +25,7 @@ import numpy as np
 import torch.nn as nn
 
 from sqtool.core import ModelCfg, SqtoolError
-from sqtool.models.registry import register_model
+from sqtool.models.registry import float_only, register_model
 from sqtool.models.student import ConvBlock
 
 RR_FAMILY = "resp_spec"
@@ -72,9 +72,7 @@ class RrSpecNet(nn.Module):
 
     def __init__(self, cfg: ModelCfg):
         super().__init__()
-        if cfg.quant:
-            raise SqtoolError(f"{cfg.name} is float only (a {cfg.family} model has no int8 twin)")
-        self.cfg = cfg
+        self.cfg = float_only(cfg)
         a = cfg.arch
         cin, self.n_bins = cfg.input_shape
         blocks = []

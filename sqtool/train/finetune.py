@@ -431,6 +431,18 @@ def hold_out(cfg: FinetuneConfig, td, data) -> tuple:
     return td, held, how
 
 
+def folds_summary(cfg, td, held, held_how, k, folds, pm, pooled, ci, per_fold, subj_rows, subj_mean) -> dict:
+    """The metrics.json entries every fold run writes alike (`run_finetune`, `finetune_front.run_front_finetune`):
+    the data, the held-out subjects and their rule, the folds, the pooled metric with its CI, per fold, per subject."""
+    return {"data_root": td.meta.get("data_root"), "dataset": td.meta.get("dataset"),
+            "windows": int(len(td)), "subjects": int(len(td.subjects)), "heldout_subjects": held,
+            "heldout_rule": held_how,
+            "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",
+            "n_folds": len(folds), "label_fraction": cfg.label_fraction, "epochs": cfg.epochs,
+            "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
+            "per_subject": subj_rows, "per_subject_mean": subj_mean}
+
+
 # ----------------------------------------------------------------------------- the command
 
 def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resume: bool = False,
@@ -565,13 +577,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     metrics = {
         "task": cfg.task, "kind": kind, "init": cfg.init, "pretrained": ck is not None,
         "init_collapsed": bool(collapsed), "mode": cfg.mode,
-        "model": model_name, "data_root": td.meta.get("data_root"), "dataset": td.meta.get("dataset"),
-        "windows": int(len(td)), "subjects": int(len(td.subjects)), "heldout_subjects": held,
-        "heldout_rule": held_how,
-        "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",
-        "n_folds": len(folds), "label_fraction": cfg.label_fraction, "epochs": cfg.epochs,
-        "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
-        "per_subject": subj_rows, "per_subject_mean": subj_mean,
+        "model": model_name, **folds_summary(cfg, td, held, held_how, k, folds, pm, pooled, ci, per_fold, subj_rows,
+                                             subj_mean),
         "skill": skill, "flag": skill["flag"], "classic_flag": skill["classic_flag"],
         "units": list(spec["units"]), "input": {"fs": model_cfg.fs, "window_s": model_cfg.window_s,
                                                 "hop_s": model_cfg.hop_s, "channels": list(model_cfg.channels),

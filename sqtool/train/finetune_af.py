@@ -70,21 +70,8 @@ def recipe(cfg, log=item):
 
 def check_config(cfg, command: str = "train finetune") -> None:
     """What an af_beats fine-tune refuses, in one line each, before a folder is made or data read."""
-    where = f"{command} --model {cfg.model}"
-    if cfg.task != "af":
-        raise SqtoolError(f"{where}: an AF model; use --task af (not {cfg.task})")
-    if cfg.init not in ("", "none"):
-        raise SqtoolError(f"{where}: boosted trees over beat features have no pretrained encoder to start from (--init "
-                          f"{cfg.init}); leave --init out")
-    if cfg.mode != "full":
-        raise SqtoolError(f"{where}: --mode {cfg.mode}: it has no encoder to freeze; use --mode full")
-    if cfg.band_phase != "zero":
-        raise SqtoolError(f"{where}: --band-phase {cfg.band_phase}: its features are computed on zero-phase windows; "
-                          "leave --band-phase out")
-    if cfg.channels and list(cfg.channels) != ["ppg"]:
-        raise SqtoolError(f"{where}: reads one PPG channel, not --channels {','.join(cfg.channels)}")
-    if cfg.datasets:
-        raise SqtoolError(f"{where}: --datasets is for the spectral heart-rate models (spec_*); it reads --data")
+    from sqtool.train.finetune_front import check_front_config
+    where = check_front_config(cfg, "af", "boosted trees over beat features", command)
     if cfg.fs and cfg.fs < 20.0:
         raise SqtoolError(f"{where}: --fs {cfg.fs:g}: the beat features need at least 20 Hz")
 

@@ -49,6 +49,29 @@ class FrontRecipe:
     checkpoint_extra: Callable | None = None     # (y of the training subjects) -> extra checkpoint keys
 
 
+def check_front_config(cfg, task: str, what: str, command: str = "train finetune") -> str:
+    """The refusals every front-end model's fine-tune shares, one line each naming `cfg.model`, before a folder is
+    made or data read: another task, --init (no pretrained encoder), --mode linear, --band-phase causal (its front end
+    reads zero-phase windows), channels other than the PPG, --datasets. Returns the lines' prefix for the model's own
+    checks. what: the model in a few words ("boosted trees over beat features")."""
+    where = f"{command} --model {cfg.model}"
+    if cfg.task != task:
+        raise SqtoolError(f"{where}: {what}; use --task {task} (not {cfg.task})")
+    if cfg.init not in ("", "none"):
+        raise SqtoolError(f"{where}: {what} have no pretrained encoder to start from (--init {cfg.init}); leave --init "
+                          "out")
+    if cfg.mode != "full":
+        raise SqtoolError(f"{where}: --mode {cfg.mode}: it has no encoder to freeze; use --mode full")
+    if cfg.band_phase != "zero":
+        raise SqtoolError(f"{where}: --band-phase {cfg.band_phase}: its front end reads zero-phase windows; leave "
+                          "--band-phase out")
+    if cfg.channels and list(cfg.channels) != ["ppg"]:
+        raise SqtoolError(f"{where}: reads one PPG channel, not --channels {','.join(cfg.channels)}")
+    if cfg.datasets:
+        raise SqtoolError(f"{where}: --datasets is for the spectral heart-rate models (spec_*); it reads --data")
+    return where
+
+
 def predict_front(recipe: FrontRecipe, net, A: np.ndarray) -> np.ndarray:
     """(N, k) outputs of a fitted model on front-end values A."""
     import torch
@@ -67,7 +90,8 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     from sqtool.data.record import subject_key
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
     from sqtool.models import get_model_cfg
-    from sqtool.train.finetune import fold_key, hold_out, load_fold, per_subject_csv, per_subject_metrics, save_fold
+    from sqtool.train.finetune import (fold_key, folds_summary, hold_out, load_fold, per_subject_csv,
+                                       per_subject_metrics, save_fold)
     from sqtool.train.skill import skill_report
 
     run_dir, task, outputs = Path(run_dir), recipe.task, recipe.outputs
@@ -140,13 +164,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     metrics = {
         "task": task, "kind": "classification" if recipe.units == ("logit",) else "regression", "init": "none",
         "pretrained": False, "init_collapsed": False, "mode": "full", "model": cfg.model,
-        "data_root": td.meta.get("data_root"), "dataset": td.meta.get("dataset"),
-        "windows": int(len(td)), "subjects": int(len(td.subjects)), "heldout_subjects": held,
-        "heldout_rule": held_how,
-        "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",
-        "n_folds": len(folds), "label_fraction": cfg.label_fraction, "epochs": cfg.epochs,
-        "primary_metric": pm, pm: pooled[pm], "ci95": ci, "metrics": pooled, "per_fold": per_fold,
-        "per_subject": subj_rows, "per_subject_mean": subj_mean,
+        **folds_summary(cfg, td, held, held_how, k, folds, pm, pooled, ci, per_fold, subj_rows, subj_mean),
         "skill": skill, "flag": skill["flag"], "classic_flag": skill["classic_flag"], "units": list(recipe.units),
         "outputs": list(outputs), "heldout": heldout,
         "input": {"fs": final_cfg.fs, "window_s": final_cfg.window_s, "hop_s": final_cfg.hop_s,

@@ -102,22 +102,9 @@ def predict_rr(net, S: np.ndarray) -> np.ndarray:
 
 def check_config(cfg, command: str = "train finetune") -> None:
     """What an rr_spec fine-tune refuses, in one line each, before a folder is made or data read."""
-    where = f"{command} --model {cfg.model}"
-    if cfg.task != "rr":
-        raise SqtoolError(f"{where}: a respiratory-rate model; use --task rr (not {cfg.task})")
-    if cfg.init not in ("", "none"):
-        raise SqtoolError(f"{where}: trained from scratch over the respiratory spectra, it has no pretrained encoder "
-                          f"to start from (--init {cfg.init}); leave --init out")
-    if cfg.mode != "full":
-        raise SqtoolError(f"{where}: --mode {cfg.mode}: it has no encoder to freeze; use --mode full")
-    if cfg.band_phase != "zero":
-        raise SqtoolError(f"{where}: --band-phase {cfg.band_phase}: its front end (data.resp) runs on zero-phase "
-                          "windows; leave --band-phase out")
-    if cfg.channels and list(cfg.channels) != ["ppg"]:
-        raise SqtoolError(f"{where}: reads one PPG channel, not --channels {','.join(cfg.channels)}")
-    if cfg.datasets:
-        raise SqtoolError(f"{where}: --datasets is for the spectral heart-rate models (spec_*); it reads --data")
     from sqtool.models.rr_spec import MIN_WINDOW_S
+    from sqtool.train.finetune_front import check_front_config
+    where = check_front_config(cfg, "rr", "respiratory-rate networks over respiratory spectra", command)
     if cfg.window_s and cfg.window_s < MIN_WINDOW_S:
         raise SqtoolError(f"{where}: --window-s {cfg.window_s:g}: the respiratory front end needs windows of at "
                           f"least {MIN_WINDOW_S:g} s (a few breaths)")
