@@ -290,6 +290,9 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
         print(_per_subject_line(cfg.task, m["per_subject_mean"], outs, run_dir, unit))
     print(heldout_line(m["heldout_subjects"], m["heldout_rule"]))
     print(quantize_next(cfg, run_dir))
+    if cfg.task in FRONT_MODELS and (m.get("flag") or m.get("classic_flag")):     # the task's model with skill
+        print(f"hint: --model {FRONT_MODELS[cfg.task]} is sqtool's {cfg.task} model over a fixed front end (README, "
+              f"'Skill, or say so'): sqtool train finetune --task {cfg.task} --model {FRONT_MODELS[cfg.task]}")
     _print_skill(cfg.task, m)
 
 
@@ -407,6 +410,7 @@ def _is_spectral(model: str) -> bool:
 
 
 FRONT_FAMILIES = {"resp_spec": "sqtool.train.finetune_rr", "beat_trees": "sqtool.train.finetune_af"}
+FRONT_MODELS = {"rr": "rr_spec", "af": "af_beats"}          # the task's registry model over a fixed front end
 
 
 def _front_module(model: str):

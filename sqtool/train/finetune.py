@@ -72,7 +72,8 @@ class FinetuneConfig:
                                                 "path": True})
     model: str = field(default="", metadata={
         "help": "registry name, or a pretrained run folder / checkpoint file (then the same as --init) "
-                "(default: the --init checkpoint's model, else resnet1d_siamq_18)", "path": True})
+                "(default: the --init checkpoint's model, else resnet1d_siamq_18); rr_spec (--task rr) and af_beats "
+                "(--task af): models over a fixed front end, float, exported as they are", "path": True})
     data_root: str = field(default="", metadata={"help": "data root folder holding the datasets, or 'synthetic' "
                                                            "(default: $SQTOOL_DATA or ../shared/data, else synthetic)",
                                                    "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA",

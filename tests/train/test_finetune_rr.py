@@ -213,3 +213,16 @@ def test_bench_scores_every_runtime_beside_the_classic_and_trivial(rr_export, tm
                   records=recs)
     md = json.loads((rr_export / "metadata.json").read_text())
     assert res["trivial"]["method"].startswith(f"the training labels' mean, {md['train_target_mean'][0]:.4g}")
+
+
+def test_a_deep_rr_fine_tune_without_skill_names_rr_spec(tmp_path, capsys):
+    """The deep model's rr fine-tune, flagged no skill (or worse than the classic), names the rr model with skill in
+    a hint line before its verdict; with skill it says nothing more. The verdict stays the last line."""
+    args = ["train", "finetune", "--task", "rr", "--model", "resnet1d_siamq_tiny", "--data", "synthetic", "--epochs",
+            "1", "--max-records", "6", "--folds", "2", "--bootstrap", "20", "--progress", "false"]
+    assert main(args + ["--out", str(tmp_path / "deep")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    m = json.loads((tmp_path / "deep" / "metrics.json").read_text())
+    hinted = [line for line in out if line.startswith("hint: --model rr_spec")]
+    assert bool(hinted) == bool(m["flag"] or m["classic_flag"])
+    assert out[-1].startswith("rr: mae model")
