@@ -226,3 +226,38 @@ def test_a_deep_rr_fine_tune_without_skill_names_rr_spec(tmp_path, capsys):
     hinted = [line for line in out if line.startswith("hint: --model rr_spec")]
     assert bool(hinted) == bool(m["flag"] or m["classic_flag"])
     assert out[-1].startswith("rr: mae model")
+
+
+def test_a_teams_own_dataset_file(tmp_path):
+    """A ward's own recordings (CSV at 125 Hz) and rr labels (one file of window starts and rates per recording),
+    described by a dataset.yaml: rr_spec trains on it, the export names its subjects by pseudonym (in-house ids
+    never leave), and predict reads the file's rr label as the truth column."""
+    from sqtool.data.synthetic import synth_corpus
+    root = tmp_path / "ward"
+    (root / "rec").mkdir(parents=True)
+    (root / "rr").mkdir()
+    for r in synth_corpus(n_subjects=6, duration_s=120, seed=3):
+        t = np.arange(len(r.signals["ppg"])) / 125.0
+        np.savetxt(root / "rec" / f"{r.subject}_a.csv", np.c_[t, r.signals["ppg"]], delimiter=",", header="time,ppg",
+                   comments="")
+        lab = r.labels["rr"]
+        np.savetxt(root / "rr" / f"{r.subject}_a.csv", np.c_[lab.times, lab.values], delimiter=",", header="start,rr",
+                   comments="")
+    (root / "dataset.yaml").write_text(
+        "name: ward\nformat: csv\nfiles: \"rec/*.csv\"\nfs: 125\ntime_column: time\nchannels: {ppg: ppg}\n"
+        "subject: {pattern: \"^rec/(?P<subject>[^_]+)_\"}\nwindows: {window_s: 8, hop_s: 2}\n"
+        "labels:\n  rr: {file: \"rr/{stem}.csv\"}\n")
+    yaml, run, exp = str(root / "dataset.yaml"), tmp_path / "run", tmp_path / "exp"
+    assert main(["train", "finetune", "--task", "rr", "--model", "rr_spec", "--data", yaml, "--epochs", "2", "--folds",
+                 "2", "--bootstrap", "20", "--progress", "false", "--out", str(run)]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["dataset"] == "ward" and m["subjects"] + len(m["heldout_subjects"]) == 6
+    assert all(s.startswith("ward:syn") for s in load_checkpoint(run)["train_subjects"])
+    assert main(["export", "--model", str(run), "--target", "onnx", "--out", str(exp), "--progress", "false"]) == 0
+    md = json.loads((exp / "metadata.json").read_text())
+    assert all(s.startswith("ward:subject-") for s in md["training_data"]["train_subjects"])
+    assert "syn00" not in (exp / "MODEL_CARD.md").read_text() + (exp / "metadata.json").read_text()
+    assert main(["predict", "--model", str(exp), "--data", yaml, "--out", str(tmp_path / "p"),
+                 "--progress", "false"]) == 0
+    s = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert all(d["truth"] and d["metrics"]["mae"] is not None for d in s["recordings"])
