@@ -82,4 +82,5 @@ def tree_state(trees: dict) -> dict:
 register_model(ModelCfg(name="af_beats", family=AF_FAMILY, fs=100.0, window_s=10.0, hop_s=10.0, channels=("ppg",),
                         norm="minmax", task="af", outputs=("logit_af",), units=("logit",),
                         arch={"trees": 1, "nodes": 1, "depth": 0, "trees_cfg": {}},
-                        frontend={"type": "beat_features", "features": ["nrmssd"]}), role="teacher")(BeatTrees)
+                        frontend={"type": "beat_features", "features": ["nrmssd"]}), role="teacher",
+               export_targets="onnx")(BeatTrees)                 # no TFLite tree writer, no int8, no C

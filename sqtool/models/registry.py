@@ -27,13 +27,16 @@ from sqtool.core import ModelCfg, SqtoolError
 _BUILDERS: dict[str, Callable] = {}
 _CFGS: dict[str, ModelCfg] = {}
 _ROLES: dict[str, str] = {}
+_TARGETS: dict[str, str] = {}       # name -> export targets of a model shipped as it is over a fixed front end
 ROLES = ("teacher", "student")      # teacher: pretrained / fine-tuned, distilled from; student: what quantize
                                     # distils into and export ships
 
 
-def register_model(cfg: ModelCfg, role: str):
+def register_model(cfg: ModelCfg, role: str, export_targets: str | None = None):
     """Decorator: register `builder(cfg) -> nn.Module` under cfg.name with its default cfg and its `role` (ROLES,
-    required: a student without one would never be offered by quantize's fitting students nor be its default)."""
+    required: a student without one would never be offered by quantize's fitting students nor be its default).
+    `export_targets`: a model over a fixed front end that ships as it is, float (rr_spec, af_beats), names the
+    targets `sqtool export` writes of it (`front_export_targets`); no student distils from it."""
     if role not in ROLES:
         raise ValueError(f"model {cfg.name}: role must be one of {', '.join(ROLES)}, got '{role}'")
 
@@ -43,6 +46,8 @@ def register_model(cfg: ModelCfg, role: str):
         _BUILDERS[cfg.name] = builder
         _CFGS[cfg.name] = cfg
         _ROLES[cfg.name] = role
+        if export_targets:
+            _TARGETS[cfg.name] = export_targets
         return builder
     return deco
 
@@ -79,6 +84,16 @@ def float_only(cfg: ModelCfg) -> ModelCfg:
     if cfg.quant:
         raise SqtoolError(f"{cfg.name} is float only (a {cfg.family} model has no int8 twin)")
     return cfg
+
+
+def front_export_targets(name_or_cfg) -> str | None:
+    """The export targets a model over a fixed front end ships as (rr_spec: "onnx,tflite", af_beats: "onnx"; given at
+    registration), None for any other model. Takes a registry name or a model_cfg dict."""
+    if isinstance(name_or_cfg, dict):
+        _ensure_families_loaded()
+        return _TARGETS.get(name_or_cfg.get("name"))
+    get_model_cfg(name_or_cfg)                          # an unknown name: one line
+    return _TARGETS.get(name_or_cfg)
 
 
 def pretrains(name: str) -> bool:

@@ -106,4 +106,5 @@ register_model(ModelCfg(name="rr_spec", family=RR_FAMILY, fs=40.0, window_s=30.0
                         norm="minmax", band=(0.05, 8.0), task="rr", outputs=("rr_logits",), units=("logit",),
                         arch={"width": 32, "kernel": 7, "dilations": [1, 2, 4, 8], "sigma_rpm": 1.0,
                               "shift_rpm": 4.0, "local_rpm": 3.0},
-                        frontend=dict(FRONTEND)), role="teacher")(RrSpecNet)
+                        frontend=dict(FRONTEND)), role="teacher",
+               export_targets="onnx,tflite")(RrSpecNet)          # float only: no int8 twin, no C front end

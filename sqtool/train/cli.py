@@ -458,7 +458,8 @@ def _finetune_front(cfg, run_dir: Path, resume: bool = False) -> int:
         print(f"held out: none ({m['heldout_rule']}): model.pt trained on every subject; the subject folds above "
               "are its estimate")
     if (Path(run_dir) / "model.pt").is_file():
-        print("next: " + shell_command("export", "--model", run_dir, "--target", _front_module(cfg.model).TARGETS))
+        from sqtool.models import front_export_targets
+        print("next: " + shell_command("export", "--model", run_dir, "--target", front_export_targets(cfg.model)))
     else:
         print("next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)")
     _print_skill(task, m)

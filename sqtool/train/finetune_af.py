@@ -26,7 +26,6 @@ from sqtool.core import SqtoolError
 from sqtool.core.progress import item
 
 OUTPUTS = ("logit_af",)
-TARGETS = "onnx"                       # what export writes of it (no TFLite tree writer, no int8, no C)
 
 
 def _front(x: np.ndarray, model_cfg) -> np.ndarray:

@@ -24,7 +24,6 @@ from sqtool.core import SqtoolError
 from sqtool.core.progress import item
 
 OUTPUTS = ("rr_bpm",)                  # what the decoded model reports (the rr task's output)
-TARGETS = "onnx,tflite"                # what export writes of it (float; no int8, no C)
 
 
 def fit_rr(S: np.ndarray, rr: np.ndarray, model_cfg, epochs: int, batch_size: int, lr: float, weight_decay: float,

@@ -261,3 +261,11 @@ def test_a_teams_own_dataset_file(tmp_path):
                  "--progress", "false"]) == 0
     s = json.loads((tmp_path / "p" / "summary.json").read_text())
     assert all(d["truth"] and d["metrics"]["mae"] is not None for d in s["recordings"])
+
+
+def test_quantize_refuses_it_naming_the_export(rr_run, tmp_path, capsys):
+    """rr_spec ships as it is: quantize refuses its run in one line naming the export command, before a folder."""
+    assert main(["quantize", "--model", str(rr_run), "--out", str(tmp_path / "q")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert f"sqtool export --model {rr_run} --target onnx,tflite" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "q").exists()
