@@ -560,7 +560,8 @@ def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict 
     held = [str(h) for h in (ctx.held if "training_data" in md else ctx.metrics.get("heldout_subjects") or [])]
     int8 = graph is not None
     size = (f"- {graph.macs} MACs per window, {graph.weight_bytes} bytes of int8 weights and int32 biases" if int8
-            else "- float32 weights (a float-only export: no int8 model)")
+            else "- float64 tree thresholds and leaf values (a float-only export: no int8 model)"
+            if model_cfg.get("family") == "beat_trees" else "- float32 weights (a float-only export: no int8 model)")
     lines = [f"# Model card: {model_cfg['name']} ({md['task']}: {task_text(md)})", "",
              "## Task", "",
              f"{task_text(md)[0].upper()}{task_text(md)[1:]}, from {float(md['window_s']):g} s windows of "

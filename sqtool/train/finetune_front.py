@@ -167,6 +167,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
         **folds_summary(cfg, td, held, held_how, k, folds, pm, pooled, ci, per_fold, subj_rows, subj_mean),
         "skill": skill, "flag": skill["flag"], "classic_flag": skill["classic_flag"], "units": list(recipe.units),
         "outputs": list(outputs), "heldout": heldout,
+        "heldout_in_teacher": False,         # the shipped model is this fine-tune's: it never trained on them
         "input": {"fs": final_cfg.fs, "window_s": final_cfg.window_s, "hop_s": final_cfg.hop_s,
                   "channels": list(final_cfg.channels), "norm": final_cfg.norm,
                   "band": None if final_cfg.band is None else list(final_cfg.band), "band_phase": "zero",

@@ -101,6 +101,8 @@ def test_export_onnx_equals_the_checkpoint(af_run, af_export):
               "keep it NaN"):
         assert s in text, s
     assert "@" not in text.replace("@VERSION", "")
+    card = (af_export / "MODEL_CARD.md").read_text()
+    assert "- held out (never trained on; the metrics below): 2 subjects" in card and "float64 tree thresholds" in card
 
 
 @pytest.mark.parametrize("extra", [["--target", "tflite"], ["--target", "c"], ["--target", "onnx", "--precision",

@@ -132,7 +132,7 @@ def test_export_float_parity_and_docs(rr_run, rr_export):
         assert s in text, s
     assert "@" not in text.replace("@VERSION", "")                     # every placeholder filled
     card = (rr_export / "MODEL_CARD.md").read_text()
-    assert "scored by this model (never trained on them)" in card
+    assert "scored by this model (never trained on them)" in card and "- held out (never trained on;" in card
 
 
 @pytest.mark.parametrize("extra", [["--target", "c"], ["--target", "onnx", "--precision", "int8"]])
