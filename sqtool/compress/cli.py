@@ -357,12 +357,12 @@ def _spectral_teacher(cfg):
     if not cfg.teacher:
         return None
     ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task")
-    from sqtool.models import front_export_targets
-    targets = front_export_targets(ck["model_cfg"])
-    if targets:                                        # rr_spec, af_beats: shipped as they are
+    from sqtool.models import shipped_as
+    shipped = shipped_as(ck["model_cfg"])
+    if shipped:                                        # rr_spec, af_beats: shipped as they are
         raise SqtoolError(f"quantize: teacher {ck['path']} is {ck['model_cfg']['name']}, a float model over a fixed "
-                          f"front end that ships as it is: sqtool export --model {cfg.teacher} --target {targets} "
-                          "(no student distils from it)")
+                          f"front end that ships as it is: sqtool export --model {cfg.teacher} --target "
+                          f"{shipped.targets} (no student distils from it)")
     return ck if ck["model_cfg"].get("family") == SPECTRAL_FAMILY else None
 
 

@@ -30,8 +30,10 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 
-def classic_oof(task: str, td, folds) -> tuple[np.ndarray | None, str]:
-    """(out-of-fold classic predictions (N, k), the method's name) or (None, why there is none)."""
+def classic_oof(task: str, td, folds, front: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
+    """(out-of-fold classic predictions (N, k), the method's name) or (None, why there is none). `front`: what the
+    classic reads, when the caller has it for these windows already (rr: `resp.resp_spectra` on `resp.RR_BINS`, af:
+    `beats.interval_features`; a model over that front end has), not computed again."""
     fs = float(td.meta.get("fs", 40.0))
     x = td.x
     if task == "rr":
@@ -41,10 +43,11 @@ def classic_oof(task: str, td, folds) -> tuple[np.ndarray | None, str]:
             return None, f"input band starts at {band[0]:g} Hz: the respiratory modulation is filtered out"
         if x.shape[-1] < MIN_WINDOW_S * fs:
             return None, f"windows shorter than {MIN_WINDOW_S:g} s"
-        return classic_rr(resp_spectra(x[:, 0], fs))[:, None], "RIIV + baseline spectral fusion, 0.1-0.7 Hz peak"
+        S = front if front is not None else resp_spectra(x[:, 0], fs)
+        return classic_rr(S)[:, None], "RIIV + baseline spectral fusion, 0.1-0.7 Hz peak"
     if task == "af":
         from sqtool.data.beats import af_rule_score, fit_af_rule, interval_features
-        F = interval_features(x[:, 0], fs)
+        F = front if front is not None else interval_features(x[:, 0], fs)
         out = np.full((len(x), 1), np.nan)
         for tr, te in folds:
             try:

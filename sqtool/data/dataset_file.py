@@ -608,13 +608,19 @@ def load_builtin(name: str, data_root: str | os.PathLike | None = None) -> Datas
 def builtin_label(name: str, label: str) -> list[str]:
     """The reader labels the shipped file of built-in dataset `name` reads its label `label` from (`labels: {label:
     {reader: ...}}`, e.g. bidmc's rr: annotator 1's breath marks, not the monitor's numerics `rr`), read without a
-    data root; [] when `name` is no built-in dataset or its file names no reader label for `label`."""
+    data root; [] when `name` is no built-in dataset or its file names no reader label for `label`. The shipped file
+    is read once per process (predict asks for every recording)."""
+    return list(_builtin_readers(name, label))
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_readers(name: str, label: str) -> tuple[str, ...]:
     f = builtin_dir() / f"{name}.yaml"
     if not f.is_file():
-        return []
+        return ()
     spec = ((_load_yaml(f) or {}).get("labels") or {}).get(label)
     reader = spec.get("reader") if isinstance(spec, dict) else None
-    return [reader] if isinstance(reader, str) else [str(r) for r in reader or []]
+    return (reader,) if isinstance(reader, str) else tuple(str(r) for r in reader or [])
 
 
 def builtin_exclude(name: str) -> dict[str, str]:

@@ -306,18 +306,16 @@ def _load_inputs(cfg: ExportConfig):
     from sqtool.export.metadata import check_model_cfg
     check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")
     kind = ckpt["kind"]
+    from sqtool.models import shipped_as
     from sqtool.models.af_trees import is_beat_trees
     from sqtool.models.rr_spec import check_frontend, is_resp_spec
-    if is_beat_trees(ckpt["model_cfg"]) and (set(targets) != {"onnx"} or "int8" in cfg.precision):
-        raise SqtoolError(f"checkpoint {path} is {ckpt['model_cfg']['name']}, boosted trees over beat features: export "
-                          "it with --target onnx --precision float (no TFLite tree writer, no int8, no C; "
-                          "INTEGRATION.md says what must run before it)")
     if is_resp_spec(ckpt["model_cfg"]):
         check_frontend(ckpt["model_cfg"], f"checkpoint {path}")
-        if "c" in targets or "int8" in cfg.precision:
-            raise SqtoolError(f"checkpoint {path} is {ckpt['model_cfg']['name']}, a float model over respiratory "
-                              "spectra with no int8 twin and no C front end: export it with --target onnx,tflite "
-                              "--precision float (INTEGRATION.md says what must run before and after it)")
+    shipped = shipped_as(ckpt["model_cfg"])            # rr_spec, af_beats: the float targets it ships as, only
+    if shipped and (set(targets) - set(shipped.targets.split(",")) or "int8" in cfg.precision):
+        raise SqtoolError(f"checkpoint {path} is {ckpt['model_cfg']['name']}, {shipped.what} with no int8 twin and no "
+                          f"C front end: export it with --target {shipped.targets} --precision float (INTEGRATION.md "
+                          "says what must run around it)")
     prec = {p.strip() for p in cfg.precision.split(",") if p.strip()}
     if not prec or not prec <= {"auto", "float", "int8"}:
         raise SqtoolError(f"export: --precision {cfg.precision!r}: use auto, float, int8 or float,int8")
@@ -474,13 +472,6 @@ def graph_spectral(ckpt: dict) -> bool:
     return (ckpt.get("model_cfg") or {}).get("family") == SPECTRAL_FAMILY
 
 
-def bin_logits(ckpt: dict) -> bool:
-    """Whether a checkpoint's outputs are logits over bins, never de-normalised: a spectral heart-rate model or a
-    respiratory-spectrum one (rr_spec)."""
-    from sqtool.models.rr_spec import is_resp_spec
-    return graph_spectral(ckpt) or is_resp_spec(ckpt.get("model_cfg"))
-
-
 def expected_input_shape(model_cfg: dict) -> tuple[int, int]:
     """(C, T) of a model's float input: T = fs * window_s samples, or (C, F) spectra for a spectral model
     (`ModelCfg.input_shape`)."""
@@ -523,8 +514,8 @@ def _export(cfg: ExportConfig) -> dict:
         qmodel = load_model(ckpt)
         graph = extract_int_graph(qmodel)
     spectral = graph_spectral(ckpt)
-    from sqtool.models.af_trees import is_beat_trees
-    front = (bin_logits(ckpt) and not spectral) or is_beat_trees(ckpt["model_cfg"])   # its front end: numpy / scipy
+    from sqtool.models import shipped_as
+    front = shipped_as(ckpt["model_cfg"]) is not None   # rr_spec, af_beats: its front end is numpy / scipy
     n_ppg = device_ppg(cfg, ckpt["model_cfg"]) if spectral else None
     md = build_metadata(ckpt, inp["sha"], graph, inp["names"], cfg.subjects, fs_in=cfg.device_fs or None,
                         n_ppg=n_ppg)     # a spectral model's: designs its front end, so a bad --device-fs is refused here
@@ -568,7 +559,7 @@ def _export(cfg: ExportConfig) -> dict:
     if fmodel is not None:                                   # in units, as the exported float models emit
         with torch.no_grad():
             y_float = fmodel(torch.as_tensor(x)).numpy()
-        if not bin_logits(ckpt):
+        if not graph_spectral(ckpt):                         # (no target_mean, as rr_spec's logits: unchanged)
             y_float = to_units(y_float, md)
     deq = None
     if graph is not None:

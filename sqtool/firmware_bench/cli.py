@@ -670,7 +670,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = R.resp_view(art.metadata)                         # rr_spec: scored as its decoded rr_bpm (R.FrontEnd)
     if R.front_family(md):                                 # a float model: the runtimes that run it
-        names = [n for n in names if n in R.FRONT_RUNTIMES[R.front_family(md)] or n in explicit]
+        names = [n for n in names if n in R.front_runtimes(md) or n in explicit]
     bench_target(md, output=cfg.output)                    # a model without the output it is read by: one line now
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     recs, skipped = _records(cfg, list(spec.channels), records)

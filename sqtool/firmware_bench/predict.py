@@ -737,12 +737,12 @@ FRONT_CHOICES = {"tflite": "litert_float", "litert": "litert_float", "onnx": "on
 
 def front_runtime(asked: str, art) -> tuple[str, str]:
     """(runtime, what it is) of a front-end export (rr_spec, af_beats; float only): --runtime tflite / onnx / torch
-    (or a bench name of `runtimes.FRONT_RUNTIMES`), else the export's default (`default_runtime`: its float TFLite,
+    (or a bench name of `runtimes.front_runtimes`), else the export's default (`default_runtime`: its float TFLite,
     else its float ONNX); any other one line."""
-    from sqtool.firmware_bench.runtimes import FRONT_RUNTIMES, front_family
+    from sqtool.firmware_bench.runtimes import front_runtimes
     if not asked:
         return default_runtime(art)
-    ok = FRONT_RUNTIMES[front_family(art.metadata)]
+    ok = front_runtimes(art.metadata)
     name = FRONT_CHOICES.get(asked, asked)
     if name not in ok:
         raise SqtoolError(f"--runtime {asked}: {art.export_dir} is {art.metadata.get('model')}, a float model over a "

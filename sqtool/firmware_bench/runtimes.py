@@ -145,9 +145,10 @@ def is_spectral(md: dict) -> bool:
 
 
 def is_resp(md: dict) -> bool:
-    """A respiratory-spectrum export (rr_spec, family resp_spec): windows are (4, F) respiratory spectra
-    (`data.resp`), outputs F breaths/min logits."""
-    return (md.get("model_cfg") or md).get("family") == "resp_spec"
+    """A respiratory-spectrum export (rr_spec, `models.rr_spec.is_resp_spec` of its model_cfg): windows are (4, F)
+    respiratory spectra (`data.resp`), outputs F breaths/min logits."""
+    from sqtool.models.rr_spec import is_resp_spec
+    return is_resp_spec(md.get("model_cfg") or md)
 
 
 def window_shape(md: dict) -> tuple[int, int]:
@@ -602,16 +603,20 @@ _CLASSES.update({"mcu_m4": _mcu("mcu_m4", "m4"), "mcu_m33": _mcu("mcu_m33", "m33
                  "mcu_m55": _mcu("mcu_m55", "m55"), "mcu_m4_single": _mcu("mcu_m4_single", "m4", True)})
 
 
-# what a front-end export runs on, per family: a float network (rr_spec) or trees (af_beats: ONNX, no TFLite)
-FRONT_RUNTIMES = {"resp_spec": ("torch_teacher", "onnx_float", "litert_float"),
-                  "beat_trees": ("torch_teacher", "onnx_float")}
-
-
 def front_family(md: dict) -> str | None:
-    """"resp_spec" (rr_spec) or "beat_trees" (af_beats) for an export whose network reads a fixed front end of the
-    PPG window (`FrontEnd`), else None."""
-    fam = (md.get("model_cfg") or md).get("family")
-    return fam if fam in FRONT_RUNTIMES else None
+    """The family ("resp_spec": rr_spec, "beat_trees": af_beats) of an export whose network reads a fixed front end
+    of the PPG window (registered `models.shipped_as`; run by `FrontEnd`), else None."""
+    from sqtool.models import shipped_as
+    mc = md.get("model_cfg") or md
+    return mc.get("family") if shipped_as(mc) else None
+
+
+def front_runtimes(md: dict) -> tuple[str, ...]:
+    """The runtimes a front-end export runs on: PyTorch, and the float files it ships as (`shipped_as`: rr_spec's
+    ONNX and TFLite, af_beats' ONNX)."""
+    from sqtool.models import shipped_as
+    targets = shipped_as(md.get("model_cfg") or md).targets.split(",")
+    return ("torch_teacher", *(rt for rt, t in (("onnx_float", "onnx"), ("litert_float", "tflite")) if t in targets))
 
 
 def resp_view(md: dict) -> dict:
@@ -650,7 +655,7 @@ def _front_read(md: dict, z: np.ndarray) -> np.ndarray:
 class FrontEnd(Runtime):
     """An export whose network reads a fixed front end of the PPG window, run as a time-domain model: windows
     (N, 1, T) of the stream -> the front end (`_front_inputs`: rr_spec's `data.resp` spectra, af_beats'
-    `data.beats` features) -> the export's network on `inner` (`FRONT_RUNTIMES`) -> (N, 1) (`_front_read`:
+    `data.beats` features) -> the export's network on `inner` (`front_runtimes`) -> (N, 1) (`_front_read`:
     breaths/min decoded, or the logit of AF). A window's latency is its front end's plus its network's."""
     precision = "float"
 
@@ -687,11 +692,11 @@ class FrontEnd(Runtime):
 def make_runtime(name: str, art: Artifacts, work) -> Runtime:
     if name not in _CLASSES:
         raise SqtoolError(f"unknown runtime '{name}' (known: {', '.join(RUNTIMES)})")
-    fam = front_family(art.metadata)
-    if fam:                                         # rr_spec, af_beats: front end + float network + reading
-        if name not in FRONT_RUNTIMES[fam]:
+    if front_family(art.metadata):                  # rr_spec, af_beats: front end + float network + reading
+        ok = front_runtimes(art.metadata)
+        if name not in ok:
             raise SqtoolError(f"runtime {name}: {art.metadata.get('model')} is a float model over a Python front end "
-                              f"(no int8, no C): {', '.join(FRONT_RUNTIMES[fam])}")
+                              f"(no int8, no C): {', '.join(ok)}")
         return FrontEnd(_CLASSES[name](art, Path(work)).load())
     return _CLASSES[name](art, Path(work)).load()
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from sqtool.core import ModelCfg, SqtoolError
-from sqtool.models.registry import float_only, register_model
+from sqtool.models.registry import Shipped, float_only, register_model
 
 AF_FAMILY = "beat_trees"
 FIELDS = ("feature", "threshold", "left", "right", "leaf", "missing_left", "value")   # (T, M) each
@@ -83,4 +83,4 @@ register_model(ModelCfg(name="af_beats", family=AF_FAMILY, fs=100.0, window_s=10
                         norm="minmax", task="af", outputs=("logit_af",), units=("logit",),
                         arch={"trees": 1, "nodes": 1, "depth": 0, "trees_cfg": {}},
                         frontend={"type": "beat_features", "features": ["nrmssd"]}), role="teacher",
-               export_targets="onnx")(BeatTrees)                 # no TFLite tree writer, no int8, no C
+               shipped=Shipped("onnx", "boosted trees over beat features"))(BeatTrees)   # no TFLite tree writer

@@ -19,7 +19,7 @@ do not fit it, is one SqtoolError line naming the file.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from sqtool.core import ModelCfg, SqtoolError
 
@@ -27,16 +27,22 @@ from sqtool.core import ModelCfg, SqtoolError
 _BUILDERS: dict[str, Callable] = {}
 _CFGS: dict[str, ModelCfg] = {}
 _ROLES: dict[str, str] = {}
-_TARGETS: dict[str, str] = {}       # name -> export targets of a model shipped as it is over a fixed front end
+_SHIPPED: dict[str, "Shipped"] = {}   # name -> how a model over a fixed front end ships (export targets, what it is)
 ROLES = ("teacher", "student")      # teacher: pretrained / fine-tuned, distilled from; student: what quantize
                                     # distils into and export ships
 
 
-def register_model(cfg: ModelCfg, role: str, export_targets: str | None = None):
+class Shipped(NamedTuple):
+    targets: str                    # what `sqtool export` writes of it, e.g. "onnx,tflite"
+    what: str                       # the model in a few words, for its one-line refusals
+
+
+def register_model(cfg: ModelCfg, role: str, shipped: Shipped | None = None):
     """Decorator: register `builder(cfg) -> nn.Module` under cfg.name with its default cfg and its `role` (ROLES,
     required: a student without one would never be offered by quantize's fitting students nor be its default).
-    `export_targets`: a model over a fixed front end that ships as it is, float (rr_spec, af_beats), names the
-    targets `sqtool export` writes of it (`front_export_targets`); no student distils from it."""
+    `shipped`: a model over a fixed front end that ships as it is, float (rr_spec, af_beats): the targets `sqtool
+    export` writes of it and what it is (`shipped_as`); no student distils from it, its fine-tune is
+    `train.finetune_<its task>`."""
     if role not in ROLES:
         raise ValueError(f"model {cfg.name}: role must be one of {', '.join(ROLES)}, got '{role}'")
 
@@ -46,8 +52,8 @@ def register_model(cfg: ModelCfg, role: str, export_targets: str | None = None):
         _BUILDERS[cfg.name] = builder
         _CFGS[cfg.name] = cfg
         _ROLES[cfg.name] = role
-        if export_targets:
-            _TARGETS[cfg.name] = export_targets
+        if shipped is not None:
+            _SHIPPED[cfg.name] = shipped
         return builder
     return deco
 
@@ -86,14 +92,20 @@ def float_only(cfg: ModelCfg) -> ModelCfg:
     return cfg
 
 
-def front_export_targets(name_or_cfg) -> str | None:
-    """The export targets a model over a fixed front end ships as (rr_spec: "onnx,tflite", af_beats: "onnx"; given at
-    registration), None for any other model. Takes a registry name or a model_cfg dict."""
-    if isinstance(name_or_cfg, dict):
-        _ensure_families_loaded()
-        return _TARGETS.get(name_or_cfg.get("name"))
-    get_model_cfg(name_or_cfg)                          # an unknown name: one line
-    return _TARGETS.get(name_or_cfg)
+def shipped_as(name_or_cfg) -> Shipped | None:
+    """How a model over a fixed front end ships (rr_spec: onnx,tflite; af_beats: onnx; given at registration), None
+    for any other model. Takes a registry name, a ModelCfg or a model_cfg dict (a checkpoint's, an export's)."""
+    name = name_or_cfg.get("name") if isinstance(name_or_cfg, dict) else getattr(name_or_cfg, "name", name_or_cfg)
+    if isinstance(name_or_cfg, str):
+        get_model_cfg(name)                             # an unknown name: one line
+    _ensure_families_loaded()
+    return _SHIPPED.get(name)
+
+
+def front_model(task: str) -> str | None:
+    """The registry model over a fixed front end that a task has (rr: rr_spec, af: af_beats), None for another."""
+    _ensure_families_loaded()
+    return next((n for n in _SHIPPED if _CFGS[n].task == task), None)
 
 
 def pretrains(name: str) -> bool:

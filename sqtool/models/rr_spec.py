@@ -25,7 +25,7 @@ import numpy as np
 import torch.nn as nn
 
 from sqtool.core import ModelCfg, SqtoolError
-from sqtool.models.registry import float_only, register_model
+from sqtool.models.registry import Shipped, float_only, register_model
 from sqtool.models.student import ConvBlock
 
 RR_FAMILY = "resp_spec"
@@ -107,4 +107,4 @@ register_model(ModelCfg(name="rr_spec", family=RR_FAMILY, fs=40.0, window_s=30.0
                         arch={"width": 32, "kernel": 7, "dilations": [1, 2, 4, 8], "sigma_rpm": 1.0,
                               "shift_rpm": 4.0, "local_rpm": 3.0},
                         frontend=dict(FRONTEND)), role="teacher",
-               export_targets="onnx,tflite")(RrSpecNet)          # float only: no int8 twin, no C front end
+               shipped=Shipped("onnx,tflite", "a float network over respiratory spectra"))(RrSpecNet)

@@ -100,8 +100,9 @@ def _precheck_finetune(cfg):
     from sqtool.train.finetune import check_mode, load_init, prepare_finetune
     cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
-    if _front_module(cfg.model):                    # rr_spec, af_beats: their own refusals (no --init, ...), one line
-        _front_module(cfg.model).check_config(cfg)
+    front = _front_module(cfg.model)
+    if front:                                       # rr_spec, af_beats: their own refusals (no --init, ...), one line
+        front.check_config(cfg)
         return _data_checked(cfg), None
     check_band_phase(cfg.band_phase, "train finetune", cfg.model, _is_spectral(cfg.model))
     if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
@@ -290,9 +291,11 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
         print(_per_subject_line(cfg.task, m["per_subject_mean"], outs, run_dir, unit))
     print(heldout_line(m["heldout_subjects"], m["heldout_rule"]))
     print(quantize_next(cfg, run_dir))
-    if cfg.task in FRONT_MODELS and (m.get("flag") or m.get("classic_flag")):     # the task's model with skill
-        print(f"hint: --model {FRONT_MODELS[cfg.task]} is sqtool's {cfg.task} model over a fixed front end (README, "
-              f"'Skill, or say so'): sqtool train finetune --task {cfg.task} --model {FRONT_MODELS[cfg.task]}")
+    from sqtool.models import front_model
+    better = front_model(cfg.task)                  # the task's model over a fixed front end, which has skill
+    if better and (m.get("flag") or m.get("classic_flag")):
+        print(f"hint: --model {better} is sqtool's {cfg.task} model over a fixed front end (README, 'Skill, or say "
+              f"so'): sqtool train finetune --task {cfg.task} --model {better}")
     _print_skill(cfg.task, m)
 
 
@@ -409,20 +412,15 @@ def _is_spectral(model: str) -> bool:
     return bool(model) and get_model_cfg(model).family == SPECTRAL_FAMILY
 
 
-FRONT_FAMILIES = {"resp_spec": "sqtool.train.finetune_rr", "beat_trees": "sqtool.train.finetune_af"}
-FRONT_MODELS = {"rr": "rr_spec", "af": "af_beats"}          # the task's registry model over a fixed front end
-
-
 def _front_module(model: str):
-    """The fine-tune module of a model whose input a fixed front end computes (rr_spec, af_beats:
-    `train.finetune_front`), None for any other model."""
+    """The fine-tune module of a model whose input a fixed front end computes (registered `shipped`: rr_spec,
+    af_beats; `train.finetune_<its task>` over `train.finetune_front`), None for any other model."""
     import importlib
 
-    from sqtool.models import get_model_cfg
-    if not model or _is_path(model):
+    from sqtool.models import get_model_cfg, shipped_as
+    if not model or _is_path(model) or not shipped_as(model):
         return None
-    mod = FRONT_FAMILIES.get(get_model_cfg(model).family)
-    return importlib.import_module(mod) if mod else None
+    return importlib.import_module(f"sqtool.train.finetune_{get_model_cfg(model).task}")
 
 
 def _finite(v) -> bool:
@@ -458,8 +456,8 @@ def _finetune_front(cfg, run_dir: Path, resume: bool = False) -> int:
         print(f"held out: none ({m['heldout_rule']}): model.pt trained on every subject; the subject folds above "
               "are its estimate")
     if (Path(run_dir) / "model.pt").is_file():
-        from sqtool.models import front_export_targets
-        print("next: " + shell_command("export", "--model", run_dir, "--target", front_export_targets(cfg.model)))
+        from sqtool.models import shipped_as
+        print("next: " + shell_command("export", "--model", run_dir, "--target", shipped_as(cfg.model).targets))
     else:
         print("next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)")
     _print_skill(task, m)

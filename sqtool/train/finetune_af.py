@@ -64,13 +64,14 @@ def recipe(cfg, log=item):
         task="af", outputs=OUTPUTS, units=("logit",), what="beat features",
         front=_front, fit=lambda A, y, groups, mc, seed, history: fit_trees(A, y, groups, mc, seed, log),
         net_input=lambda net, A: np.asarray(A, np.float64)[:, None, _columns(net)],      # (N, 1, K) its features
-        read=lambda net, z: np.asarray(z, np.float64).reshape(len(z), 1))
+        read=lambda net, z: np.asarray(z, np.float64).reshape(len(z), 1),
+        classic_front=lambda F, mc: F)                    # every beat feature: the classic rule's nrmssd among them
 
 
 def check_config(cfg, command: str = "train finetune") -> None:
     """What an af_beats fine-tune refuses, in one line each, before a folder is made or data read."""
     from sqtool.train.finetune_front import check_front_config
-    where = check_front_config(cfg, "af", "boosted trees over beat features", command)
+    where = check_front_config(cfg, command)
     if cfg.fs and cfg.fs < 20.0:
         raise SqtoolError(f"{where}: --fs {cfg.fs:g}: the beat features need at least 20 Hz")
 

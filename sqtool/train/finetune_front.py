@@ -45,21 +45,24 @@ class FrontRecipe:
     fit: Callable                      # (A, y (N, k), groups (N,), model_cfg, seed, history list) -> net
     net_input: Callable                # (net, A) -> the network's own input (N, C, F) float
     read: Callable                     # (net, network outputs (N, ...)) -> (N, k) in the outputs' units
-    curve: str = "training loss"       # the training curve's y label (None-free: a recipe without one plots nothing)
+    curve: str = "training loss"       # the training curve's y label (a fit that records no loss plots nothing)
     checkpoint_extra: Callable | None = None     # (y of the training subjects) -> extra checkpoint keys
+    classic_front: Callable | None = None        # (A, model_cfg) -> what the task's classic method reads, when A is
+                                                 # it (data.classic.classic_oof's front), else None: computed once
 
 
-def check_front_config(cfg, task: str, what: str, command: str = "train finetune") -> str:
-    """The refusals every front-end model's fine-tune shares, one line each naming `cfg.model`, before a folder is
-    made or data read: another task, --init (no pretrained encoder), --mode linear, --band-phase causal (its front end
-    reads zero-phase windows), channels other than the PPG, --datasets. Returns the lines' prefix for the model's own
-    checks. what: the model in a few words ("boosted trees over beat features")."""
-    where = f"{command} --model {cfg.model}"
+def check_front_config(cfg, command: str = "train finetune") -> str:
+    """The refusals every front-end model's fine-tune shares, one line each naming `cfg.model` and what it is (its
+    registered `shipped_as`), before a folder is made or data read: another task than the model's, --init (no
+    pretrained encoder), --mode linear, --band-phase causal (its front end reads zero-phase windows), channels other
+    than the PPG, --datasets. Returns the lines' prefix for the model's own checks."""
+    from sqtool.models import get_model_cfg, shipped_as
+    where, task, what = f"{command} --model {cfg.model}", get_model_cfg(cfg.model).task, shipped_as(cfg.model).what
     if cfg.task != task:
         raise SqtoolError(f"{where}: {what}; use --task {task} (not {cfg.task})")
     if cfg.init not in ("", "none"):
-        raise SqtoolError(f"{where}: {what} have no pretrained encoder to start from (--init {cfg.init}); leave --init "
-                          "out")
+        raise SqtoolError(f"{where}: {what}, it has no pretrained encoder to start from (--init {cfg.init}); leave "
+                          "--init out")
     if cfg.mode != "full":
         raise SqtoolError(f"{where}: --mode {cfg.mode}: it has no encoder to freeze; use --mode full")
     if cfg.band_phase != "zero":
@@ -146,7 +149,8 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
 
     pooled = task_metrics(task, y, oof, outputs)
     ci = bootstrap_ci(task, y, oof, td.groups, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
-    skill = skill_report(task, td, oof, folds, outputs, n_boot=cfg.bootstrap, seed=cfg.seed)
+    skill = skill_report(task, td, oof, folds, outputs, n_boot=cfg.bootstrap, seed=cfg.seed,
+                         classic_front=recipe.classic_front(A, model_cfg) if recipe.classic_front else None)
     subj_rows, subj_mean = per_subject_metrics(task, y, oof, td.groups, outputs)
     atomic_write_text(run_dir / "per_subject.csv", per_subject_csv(subj_rows))
     atomic_save_npz(run_dir / "oof_predictions.npz", groups=td.groups, t0=td.t0, y=y, pred=oof,

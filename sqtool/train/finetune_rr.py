@@ -103,7 +103,7 @@ def check_config(cfg, command: str = "train finetune") -> None:
     """What an rr_spec fine-tune refuses, in one line each, before a folder is made or data read."""
     from sqtool.models.rr_spec import MIN_WINDOW_S
     from sqtool.train.finetune_front import check_front_config
-    where = check_front_config(cfg, "rr", "respiratory-rate networks over respiratory spectra", command)
+    where = check_front_config(cfg, command)
     if cfg.window_s and cfg.window_s < MIN_WINDOW_S:
         raise SqtoolError(f"{where}: --window-s {cfg.window_s:g}: the respiratory front end needs windows of at "
                           f"least {MIN_WINDOW_S:g} s (a few breaths)")
@@ -132,7 +132,15 @@ def recipe(cfg):
         fit=lambda A, y, groups, mc, seed, history: fit_rr(A, y[:, 0], mc, seed=seed, history=history, **fit),
         net_input=lambda net, A: np.asarray(A, np.float32), read=_read,
         curve="training loss (cross-entropy over the bins)",
-        checkpoint_extra=lambda y: {"train_target_mean": [float(np.mean(y[:, 0]))]})   # bench's trivial predictor
+        checkpoint_extra=lambda y: {"train_target_mean": [float(np.mean(y[:, 0]))]},   # bench's trivial predictor
+        classic_front=_classic_front)
+
+
+def _classic_front(S: np.ndarray, model_cfg) -> np.ndarray | None:
+    """The spectra are the classic estimator's input when the model's bins are data.resp's (the default)."""
+    from sqtool.data.resp import RR_BINS
+    from sqtool.models.rr_spec import rr_grid
+    return S if np.array_equal(rr_grid(model_cfg), RR_BINS) else None
 
 
 def run(cfg, run_dir: str | Path, log=item, resume: bool = False, task_data=None, *, prepared: bool = False) -> dict:

@@ -10,7 +10,7 @@ from sqtool.data.classic import classic_oof
 
 
 def skill_report(task: str, td, pred: np.ndarray, folds, outputs=(), n_boot: int = 1000, seed: int = 0,
-                 classic: bool = True) -> dict:
+                 classic: bool = True, classic_front: np.ndarray | None = None) -> dict:
     """Model vs trivial vs classic on the same out-of-fold windows: the block every fine-tune report
     carries (`metrics.json["skill"]`): `core.metrics.skill_block` with the out-of-fold trivial predictor
     (`oof_trivial`: each fold's training mean or base rate) and the out-of-fold classic method.
@@ -19,6 +19,6 @@ def skill_report(task: str, td, pred: np.ndarray, folds, outputs=(), n_boot: int
      skill: `core.metrics.skill_test` (model vs trivial; flag "no skill"), vs_classic: the same paired test
      against the classic predictor (skill = the model beats it), flag: "" or "no skill", classic_flag: "" or
      "worse than the classic method" (`classic_flag`)}."""
-    classic_pred = classic_oof(task, td, folds) if classic else (None, "not computed")
+    classic_pred = classic_oof(task, td, folds, front=classic_front) if classic else (None, "not computed")
     return skill_block(task, td.y, td.groups, pred, oof_trivial(task, td.y, folds), classic_pred, outputs,
                        n_boot=n_boot, seed=seed)
