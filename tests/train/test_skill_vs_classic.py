@@ -18,7 +18,7 @@ def _task(n_subjects=8, per=20, seed=0):
 
 
 def _report(monkeypatch, td, folds, pred, classic):
-    monkeypatch.setattr(S, "classic_oof", lambda task, td_, folds_: (classic, "oracle-ish"))
+    monkeypatch.setattr(S, "classic_oof", lambda task, td_, folds_, front=None: (classic, "oracle-ish"))
     return S.skill_report("rr", td, pred, folds, ("rr_bpm",), n_boot=200)
 
 
