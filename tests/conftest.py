@@ -26,6 +26,19 @@ def have_data(name: str) -> bool:
 requires_data = pytest.mark.skipif(not _DATA.is_dir(), reason="../shared/data absent")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _subprocess_tmpdir(tmp_path_factory):
+    """The suite's subprocesses make their temporary files inside pytest's own temporary tree (pruned to its last
+    runs), not in the machine's /tmp: every torchrun leaves a torchelastic_* folder there (about 200 per suite)."""
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("subprocess_tmp"))
+    yield
+    if before is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before
+
+
 @pytest.fixture(scope="session")
 def af_finetune(tmp_path_factory):
     """(run folder, stdout) of one small af fine-tune on the synthetic default (2 folds, 1 epoch, every one of the

@@ -332,7 +332,9 @@ def test_data_inspect_ends_with_the_next_command():
     assert inspect_next("w/dataset.yaml", ["hr"], acc=True) == \
         "next: sqtool train finetune --task hr --model spec_teacher_m --data w/dataset.yaml --folds 0"
     assert inspect_next("bidmc", ["hr", "rr"]) == "next: sqtool train finetune --task hr --data bidmc"   # no acc
-    assert inspect_next("arr", ["rhythm"]) == "next: sqtool train finetune --task af --data arr"
+    assert inspect_next("arr", ["rhythm"]) == "next: sqtool train finetune --task af --model af_beats --data arr"
+    assert inspect_next("ward", ["rr"]) == "next: sqtool train finetune --task rr --model rr_spec --data ward"
+    assert inspect_next("cuff", ["bp"]) == "next: sqtool train finetune --task bp --data cuff"   # no front model
     assert inspect_next("raw", []).startswith("next: sqtool data pairs --data raw ")
 
 

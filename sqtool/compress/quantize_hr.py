@@ -137,7 +137,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     On --resume a decoder.json with the same key is reused, else each inner / calibration student whose logits
     were saved under the same key (decoder_inner/, decoder_calibration/) is read back, not trained."""
     from sqtool.data.tasks import subject_folds
-    from sqtool.models.decoder import conf_text
+    from sqtool.models.decoder import conf_text, interval_text
     from sqtool.models.hr_bins import (calibration_folds, evidence_args, fit_decoder, out_of_fold_logits,
                                        select_decoder)
     from sqtool.models.hr_options import calibration_text
@@ -170,7 +170,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
         f"{dec['sigma_bpm']:.2f} BPM, temperature {dec['temperature']:g}, emission floor "
         f"{dec.get('emission_floor', 0.0):g}, motion-subtracted PPG weight "
-        f"{dec.get('evidence_weight', 0.0):g}, interval {dec['interval']:.3f} (inner "
+        f"{dec.get('evidence_weight', 0.0):g}, interval {interval_text(dec)} (inner "
         f"coverage {dec['inner_coverage']:.3f} on {dec['inner_calibration_windows']} windows"
         f"{calibration_text(cfg.calibrate_on)}), confidence: {conf_text(dec)}, "
         f"inner MAE {dec['inner_mae']:.2f} (rule {cfg.decoder_rule}; the lowest {dec['inner_mae_min']:.2f})")

@@ -528,14 +528,20 @@ def skill_line(task: str, s: dict, label: str = "", unit: str = "", few: int = 0
     n = s.get("subjects")
     better = np.isfinite(diff) and (diff < 0 if s.get("better", "lower") == "lower" else diff > 0)
     more = "bench more" if task == "hr" else "more subjects"
-    verdict = ("skill" if s["skill"] else
-               f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: {more})"
-               if better and (swap_test_cannot_show(s.get("metric"), n) or (n is not None and n < few))
-               else "NO SKILL (does not beat the trivial predictor)")
+    if s["skill"]:
+        verdict = "skill"
+    elif not np.isfinite(diff):                                  # e.g. AUROC over windows of one class
+        verdict = f"NO SKILL shown (its {s.get('metric')} is undefined on these windows)"
+    elif better and (swap_test_cannot_show(s.get("metric"), n) or (n is not None and n < max(few, 2))):
+        verdict = f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: {more})"
+    else:
+        verdict = "NO SKILL (does not beat the trivial predictor)"
     p = f", p {s['p']:.3g}" if s.get("p") is not None and np.isfinite(s["p"]) else ""
     u = f" {unit}" if unit else ""
+    ci = (f"95 % CI {lo:+.3f}, {hi:+.3f}{u}" if np.isfinite(lo) and np.isfinite(hi) else
+          "no CI: one subject" if n == 1 else "no CI")
     return (f"{task}: {label or s['metric']} model {model:.3f}{u} vs trivial {ref:.3f}{u} (difference "
-            f"{diff:+.3f}{u}, 95 % CI {lo:+.3f}, {hi:+.3f}{u}{p}): {verdict}")
+            f"{diff:+.3f}{u}, {ci}{p}): {verdict}")
 
 
 WORSE_THAN_CLASSIC = "worse than the classic method"

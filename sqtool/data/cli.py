@@ -203,7 +203,10 @@ def inspect_next(data: str, labels: list[str], acc: bool = False) -> str:
         return "next: " + shell_command("train", "finetune", "--task", "hr", "--model", "spec_teacher_m",
                                         "--data", data, "--folds", 0)
     if task:
-        return "next: " + shell_command("train", "finetune", "--task", task, "--data", data)
+        from sqtool.models import front_model
+        model = front_model(task)                    # rr, af: the model over a fixed front end (the one with skill)
+        return "next: " + shell_command("train", "finetune", "--task", task, *(("--model", model) if model else ()),
+                                        "--data", data)
     return f"next: {shell_command('data', 'pairs', '--data', data)}   (real (good, poor) pairs for pretraining)"
 
 

@@ -381,7 +381,11 @@ def _load_inputs(cfg: ExportConfig):
     if want_float and float_ckpt is None:
         notes.append(f"float artifacts skipped: {path.parent / 'student_float.pt'} not found")
     if is_int8 is False and "auto" in prec:
-        notes.append(f"{kind} checkpoint: float artifacts only (int8 needs a student_int8 from `sqtool quantize`)")
+        from sqtool.models import shipped_as
+        shipped = shipped_as(mcfg)
+        notes.append(f"{kind} checkpoint: float artifacts only ("
+                     + (f"{mcfg.get('name')} ships as it is: {shipped.targets}, no int8" if shipped else
+                        "int8 needs a student_int8 from `sqtool quantize`") + ")")
     from sqtool.core.checkpoint import datasets_of
     from sqtool.data.hr_spectra import ppg_sensors
     sensors = ppg_sensors(mcfg) if spectral else []

@@ -265,6 +265,9 @@ METRIC_UNITS = {
     "fraction of windows, before calibration", "decoder.inner_gating": "fraction of MAE removed (top 80 %)",
     "decoder.inner_gating_mass": "fraction of MAE removed (top 80 %)",
     "decoder.inner_gating_width": "fraction of MAE removed (top 80 %)",
+    "decoder.spread_shift": "S's weight 2^-shift per window", "decoder.spread_c_bpm": "BPM", "decoder.spread_k": "x S",
+    "decoder.inner_interval_dev.posterior": "mean |a subject's coverage - 0.9|",
+    "decoder.inner_interval_dev.spread": "mean |a subject's coverage - 0.9|",
     "budget.int8_weights": "int8 weights", "budget.int32_biases": "int32 biases", "budget.params": "parameters",
     "budget.macs": "MACs per window", "logit_scale": "x", "int8_minus_float_bpm": "BPM", "wall_s": "s",
     "uncertainty_int8.n": "windows", "uncertainty_int8.keep": "fraction kept",
@@ -523,7 +526,8 @@ def data_sections(md: dict, run_dir=None, names: dict | None = None, label_word:
             lines.append(only_q or f"- held out of supervised training (fine-tuning and quantization; the metrics "
                                    f"below): {names(held)}")
         elif not pre["runs"]:                          # no pretraining upstream: nothing saw them
-            lines.append(only_q or f"- held out (never trained on; the metrics below): {names(held)}")
+            below = ("its own sentence below" if isinstance(metrics.get("heldout"), dict) else "the metrics below")
+            lines.append(only_q or f"- held out (never trained on; {below}): {names(held)}")
         else:
             generated = lambda k: str(k).split(":")[0] == "synthetic"              # noqa: E731
             # a generated recording is matched by its id only: the pairs' synthetic:syn003 is another recording
@@ -599,8 +603,8 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
              f"heart-rate bins ({dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM, step {dec_cfg.bins_bpm[2]:g}) "
              "from int8 power spectra; an HMM decoder (transition std "
              f"{dec_cfg.sigma_bpm:.3g} BPM per hop, jump floor {dec_cfg.floor:.3g}) tracks "
-             f"{dec_cfg.emission_text} and reports the estimate, an interval (central posterior mass "
-             f"{100 * dec_cfg.interval:.4g} %, {cal_text}) and a confidence "
+             f"{dec_cfg.emission_text} and reports the estimate, an interval ({dec_cfg.interval_text}, "
+             f"{cal_text}) and a confidence "
              f"({dec_cfg.conf_text}).", "",
              "## Model", "",
              f"- family `{model_cfg.get('family')}`, arch `{json.dumps(model_cfg.get('arch'))}`",

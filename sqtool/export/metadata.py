@@ -182,10 +182,10 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
         if ckpt.get("train_target_mean"):                   # the training rates' mean: the trivial predictor
             md["train_target_mean"] = [float(v) for v in ckpt["train_target_mean"]]
     if cfg.get("family") == "beat_trees":                   # beat features (B, 1, K) -> the logit of AF
-        names = list((cfg.get("frontend") or {}).get("features") or [])
+        features = list((cfg.get("frontend") or {}).get("features") or [])   # not `names`: the pseudonym map
         md.update({
-            "input_features": names, "n_features": len(names),
-            "input_layout": {"float": f"(B, 1, {len(names)}) float64 features in input_features' order "
+            "input_features": features, "n_features": len(features),
+            "input_layout": {"float": f"(B, 1, {len(features)}) float64 features in input_features' order "
                                       "(sqtool.data.beats; NaN where a feature is undefined), tensor 'features'"},
             "output_note": "logit_af (B, 1): the log-odds of AF; p(AF) = 1 / (1 + exp(-logit))"})
     from sqtool.data.tasks import short_records
@@ -359,10 +359,17 @@ def decoder_spec(cfg: dict, graph=None) -> dict:
                    "p = normalise(prior)"),
         "hr": (f"a = argmax_k p_k (the first on ties); hr = b_a + step sum_k (k - a) p_k / sum_k p_k over k = a - r .. "
                f"a + r clipped to 0..F-1, r = refine_bins = {dec.refine_bins}"),
-        "interval": (f"lo, hi = the quantiles q_lo = (1 - interval) / 2, q_hi = (1 + interval) / 2 (interval = "
-                     f"{dec.interval:g}) of p, each bin's mass spread uniformly over [b_k - step/2, b_k + step/2]: "
-                     "k = the first bin with CDF_k >= q (CDF_k = sum_(j<=k) p_j), value = b_k - step / 2 + step "
-                     "(q - CDF_(k-1)) / p_k"),
+        ("interval" if dec.interval_mode == "posterior" else "posterior_interval"): (
+            f"lo, hi = the quantiles q_lo = (1 - interval) / 2, q_hi = (1 + interval) / 2 (interval = "
+            f"{dec.interval:g}) of p, each bin's mass spread uniformly over [b_k - step/2, b_k + step/2]: "
+            "k = the first bin with CDF_k >= q (CDF_k = sum_(j<=k) p_j), value = b_k - step / 2 + step "
+            "(q - CDF_(k-1)) / p_k" + ("" if dec.interval_mode == "posterior" else
+                                       " (not reported: the width confidence reads it)")),
+        **({} if dec.interval_mode == "posterior" else {"interval": (
+            f"lo, hi = hr -+ h, lo >= 0, h = {dec.spread_c_bpm:g} + {dec.spread_k:g} S BPM; S = the recent distance "
+            f"of the network's own reading from hr: on each scored window (valid = 1) d = |b_n - hr| with n the first "
+            f"argmax of the window's logits z (not of p), S = d on the first scored window after a reset, else "
+            f"S = S + (d - S) / {1 << dec.spread_shift}; held on a window not scored, 0 before the first one")}),
         "confidence": f"{raw}; {cal}",
         "fixed_point": ("c/<prefix>_decoder.c (C kit) is bit-exact with sqtool.models.decoder.IntDecoder: Q20 "
                         "posterior, Q15 taps, Q24 likelihood table; a float implementation of these equations reads "

@@ -670,7 +670,13 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     names, explicit = select_runtimes(cfg.runtime, R.RUNTIMES, R.ALIASES, R.DEFAULT_RUNTIMES)
     md = R.resp_view(art.metadata)                         # rr_spec: scored as its decoded rr_bpm (R.FrontEnd)
     if R.front_family(md):                                 # a float model: the runtimes that run it
-        names = [n for n in names if n in R.front_runtimes(md) or n in explicit]
+        R.check_front_filter(md, cfg.filter, art.export_dir)
+        front, named = R.front_runtimes(md), {n for n in cfg.runtime if n in R.RUNTIMES}
+        names = [n for n in names if n in front or n in named]          # a group (onnx, torch): its members it ships
+        explicit = {n for n in explicit if n in front or n in named}    # a runtime named alone must run
+        if not names:
+            raise SqtoolError(f"--runtime {','.join(cfg.runtime)}: this float {md.get('model')} export runs on "
+                              f"{', '.join(front)} only")
     bench_target(md, output=cfg.output)                    # a model without the output it is read by: one line now
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     recs, skipped = _records(cfg, list(spec.channels), records)

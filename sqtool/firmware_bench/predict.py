@@ -26,8 +26,8 @@ frontend ppg_sensors the recording has, whose spectra the front end averages int
 Writes into the run dir, per recording, `<record>.csv` (time_s = end of the window, i.e. when the device
 reports it, in s from the recording's first sample; time = the same as an ISO 8601 wall-clock time, when the input
 has one: an epoch / ISO time column, an NPZ's start_time; its UTC offset, Z for epoch numbers; summary.json gives
-the recording's start_time); hr_bpm; lo_bpm, hi_bpm = the central posterior interval (nominal mass calibrated to 90 % coverage
-on inner out-of-fold windows); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
+the recording's start_time); hr_bpm; lo_bpm, hi_bpm = the decoder's interval, calibrated to 90 % coverage on inner out-of-fold windows (the
+central posterior interval, or hr -+ (c + k S) with S the recent |network's own argmax - hr|: `DecoderCfg.interval_text`); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
 `sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
 expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when the network did not
 score the window: more than half its samples were dropouts, or its PPG is quiet (off the wrist, a flat line);
@@ -386,6 +386,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if spectral and cfg.filter != "window":
         raise SqtoolError(f"--filter {cfg.filter}: {art.export_dir} is a spectral model, whose fixed-point front end "
                           "(its causal band-pass included) is part of the model: --filter is for time-domain models")
+    R.check_front_filter(md, cfg.filter, art.export_dir)
     if spectral and md.get("task") != "hr":
         raise SqtoolError(f"{art.export_dir} is a spectral '{md.get('task')}' model: sqtool predict reads heart "
                           "rate from spectral models")
@@ -659,7 +660,8 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
     for o in outs:
         if dcfg.conf_error_span:
             o["expected_err_bpm"] = (1 - np.asarray(o["confidence"], np.float64)) * dcfg.conf_error_span
-    interval = f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated nominal mass)"
+    interval = (f"central {100 * dcfg.interval:.1f} % posterior interval (calibrated nominal mass)"
+                if dcfg.interval_mode == "posterior" else f"interval {dcfg.interval_text}")
     columns = {"hr_bpm": "heart rate", "lo_bpm": f"lower end of the {interval}",
                "hi_bpm": f"upper end of the {interval}", "confidence": dcfg.conf_text}
     if dcfg.conf_error_span:

@@ -61,15 +61,29 @@ def training_subjects(art) -> set[str] | None:
         return subs
     print(f"note: the export names its training subjects of {', '.join(sorted(hidden))} by pseudonym and its source "
           "checkpoint is not beside it: cannot tell whether these recordings' subjects were seen in training "
-          "(pass --student-int8 CHECKPOINT, or export with --subjects names)", file=sys.stderr)
+          f"(pass --{_source_key(art).replace('_', '-')} CHECKPOINT, or export with --subjects names)", file=sys.stderr)
     return {str(s) for s in recorded.get("train_subjects") or () if str(s).split(":")[0] not in hidden} or None
 
 
+def _source_key(art) -> str:
+    """The source checkpoint the exported model is: the int8 student of a quantized model; for a float-only export
+    (a front-end model's fine-tune, rr_spec / af_beats: its teacher_task checkpoint), the source whose sha256 is
+    metadata.json's source_sha256."""
+    sources = (getattr(getattr(art, "manifest", None), "data", None) or {}).get("sources") or {}
+    if "student_int8" in sources or "student_int8" in getattr(art, "overrides", {}):
+        return "student_int8"
+    sha = (getattr(art, "metadata", None) or {}).get("source_sha256")
+    for key in ("student_float", "teacher"):
+        if sha and (sources.get(key) or {}).get("sha256") == sha:
+            return key
+    return "student_int8"
+
+
 def _checkpoint_subjects(art) -> set[str] | None:
-    """The int8 student checkpoint's train_subjects (in-house: found beside the export through its manifest, or
-    given with --student-int8), or None."""
+    """The exported model's checkpoint's train_subjects (`_source_key`: in-house, found beside the export through
+    its manifest, or given with --student-int8 / --teacher), or None."""
     try:
-        p = art.checkpoint("student_int8")                     # --student-int8, else the manifest's
+        p = art.checkpoint(_source_key(art))                   # the option naming it, else the manifest's
     except TamperedArtifact as e:
         print(f"note: {e}; the subjects it was trained on are unknown, so no 'seen in training' check",
               file=sys.stderr)
@@ -96,7 +110,7 @@ def seen_warning(scored: set[str] | list[str], seen: set[str] | None) -> tuple[l
         return [], None
     return both, (f"WARNING: {len(both)} of {len(set(scored))} scored subjects were seen in training "
                   f"({', '.join(both[:6])}{', ...' if len(both) > 6 else ''}): their accuracy is optimistic; score "
-                  "held-out subjects only (the quantize run's heldout_subjects; a final fit trained on every subject: "
+                  "held-out subjects only (metadata.json's training_data.heldout_subjects; a final fit trained on every subject: "
                   "its model card quotes its recipe's held-out estimate)")
 
 

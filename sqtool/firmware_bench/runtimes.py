@@ -619,6 +619,16 @@ def front_runtimes(md: dict) -> tuple[str, ...]:
     return ("torch_teacher", *(rt for rt, t in (("onnx_float", "onnx"), ("litert_float", "tflite")) if t in targets))
 
 
+def check_front_filter(md: dict, filt: str, export_dir) -> None:
+    """A front-end model (rr_spec, af_beats) reads the windows its fine-tune cut (zero-phase over the window and
+    its context): another --filter feeds its front end windows it never saw (rr_spec's rate moved by up to 7
+    breaths/min with --filter causal). One line; other models pass."""
+    from sqtool.core import stream_filter
+    if front_family(md) and filt != stream_filter(md):
+        raise SqtoolError(f"--filter {filt}: {export_dir} is {md.get('model')}, whose front end reads the windows its "
+                          f"fine-tune cut (--filter {stream_filter(md)}): --filter is for time-domain models")
+
+
 def resp_view(md: dict) -> dict:
     """A respiratory-spectrum export's metadata as the time-domain rr model bench and predict score: its output the
     decoded rate `rr_bpm` in breaths/min (`FrontEnd`), not the network's rr_logits, and the training rates' mean

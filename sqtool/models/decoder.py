@@ -37,8 +37,16 @@ Float decoders (numpy float64): `forward` (causal filtering, what runs on the de
 Read-out of a posterior p (the same in float and in fixed point):
     hr      the argmax bin a (first one on ties) refined by the posterior mean over bins
             a - refine_bins .. a + refine_bins (clipped to the grid): hr = b_a + step * sum((k - a) p_k) / sum(p_k)
-    lo, hi  the central `interval` (0.9) of the posterior, reading its CDF as piecewise linear, each bin's
-            mass spread uniformly over [b_k - step/2, b_k + step/2]
+    lo, hi  by `interval_mode`: "posterior" the central `interval` (0.9) of the posterior, reading its CDF as
+            piecewise linear, each bin's mass spread uniformly over [b_k - step/2, b_k + step/2]; "spread"
+            hr -+ (c + k S_t), lo >= 0, where S_t is the exponential mean (weight 2^-spread_shift per window,
+            the first valid window's value at the start, held over invalid windows) of |b_n - hr| with n the
+            network's own argmax of the window (first largest logit): how far the network has recently been
+            from the track. A posterior that is sharp but wrong (a wearer whose pulse the network misreads for
+            minutes) is as narrow as a right one; the network arguing with the track is what such minutes show,
+            and an interval that widens with it holds the truth about as often for every wearer (the posterior's
+            calibrated mass holds it on 90 % of the windows pooled, but on 63-99 % of a wearer's). c, k and the
+            shift are chosen on inner out-of-fold windows (`hr_bins.select_decoder`)
     conf    the quality output, by `conf_measure`: "mass" (default) the posterior mass of the bins whose
             centres lie within +-conf_halfwidth_bpm of b_a (1 = the decoder is sure within +-5 BPM); "width"
             1 - (hi - lo) / span, span = step * F the grid's extent (1 = a zero-width interval); then, with
@@ -83,8 +91,13 @@ No float anywhere in a step; all tables are computed at export time by `decoder_
                 den = sum p_k over the refine window (den >= p_a >= 1); |STEP_MBPM num| <= 5000 * 3 * 2^20.
     lo/hi_mbpm  T = round(q 2^20) for q = (1 -+ interval) / 2; k = first bin with CDF_k >= T, prev = CDF_{k-1};
                 BIN_LO_MBPM + STEP_MBPM k + div_round(STEP_MBPM (2 (T - prev) - p_k), 2 p_k).
+    spread      (interval_mode "spread", after the posterior's lo/hi, which conf "width" reads) on a valid
+                window: D = |BIN_LO_MBPM + STEP_MBPM n - hr_mbpm| << 8 (n = first largest int8 logit; D < 2^23 << 8
+                = 2^31 for F <= 1024, STEP <= 5 BPM), S = D on the first valid window, else
+                S = S - (S >> SHIFT) + (D >> SHIFT) (uint32, S <= max D); H = C_MBPM + ((K_Q8 S + 2^15) >> 16)
+                (uint64: K_Q8 = round(256 k) <= 2^14), lo_mbpm = max(0, hr_mbpm - H), hi_mbpm = hr_mbpm + H.
     conf_q15    "mass": (sum of p over a - W .. a + W + 16) >> 5, W = floor(conf_halfwidth / step): 0..32768
-                (uint16). "width": w = max(0, hi_mbpm - lo_mbpm), CONF_INV = round(2^31 / (STEP_MBPM F)),
+                (uint16). "width": w = max(0, hi_mbpm - lo_mbpm) of the posterior's interval, CONF_INV = round(2^31 / (STEP_MBPM F)),
                 32768 - min(32768, (w CONF_INV + 2^15) >> 16) (uint64; w <= STEP_MBPM F so w CONF_INV <~ 2^31).
     calibrated  with knots (conf_calib_x, conf_calib_y, Q15, at most 16): conf_q15 -> y_0 below x_0, y_K above
                 x_K, else y_k + ((y_{k+1} - y_k) (conf_q15 - x_k) + dx / 2) / dx, dx = x_{k+1} - x_k (uint32).
@@ -128,6 +141,11 @@ MAX_BINS = 1024
 MAX_EVIDENCE_WEIGHT = 8.0
 MAX_EMISSION_FLOOR = 0.5     # a window whose every bin keeps half the peak says almost nothing
 EVIDENCE_MAX = 254            # evidence codes n_k are 0..254 (int8 spectra: ppg - acc)
+INTERVAL_MODES = ("posterior", "spread")
+MAX_SPREAD_SHIFT = 8          # S's weight per window 2^-shift: 1/2 .. 1/256 (~1 s .. ~8.5 min at a 2 s hop)
+MAX_SPREAD_K = 64.0           # K_Q8 = round(256 k) <= 2^14
+SPREAD_FRAC = 8               # S is held in milli-BPM x 2^8
+SPREAD_KEYS = ("interval_mode", "spread_shift", "spread_c_bpm", "spread_k")
 
 
 # ----------------------------------------------------------------------------- config
@@ -150,6 +168,10 @@ class DecoderCfg:
     emission_floor: float = 0.0        # kappa: every bin's likelihood is at least kappa x the window's peak
     conf_calib_x: tuple[int, ...] = ()  # calibration knots: the measure's raw conf, Q15, strictly increasing
     conf_calib_y: tuple[int, ...] = ()  # ... -> conf = 1 - expected |error| / span, Q15, non-decreasing (() = raw)
+    interval_mode: str = "posterior"   # (lo, hi): "posterior" the central `interval` | "spread": hr -+ (c + k S)
+    spread_shift: int = 4              # S: the recent |network argmax - hr|, exponential, weight 2^-shift per window
+    spread_c_bpm: float = 0.0          # c, BPM
+    spread_k: float = 0.0              # k (rounded to 1/256 in fixed point)
 
     def __post_init__(self):
         self.bins_bpm = tuple(float(v) for v in self.bins_bpm)
@@ -199,6 +221,18 @@ class DecoderCfg:
         if not (math.isfinite(self.emission_floor) and 0 <= self.emission_floor <= MAX_EMISSION_FLOOR):
             raise SqtoolError(f"decoder emission_floor must be in [0, {MAX_EMISSION_FLOOR}], got {self.emission_floor}")
         self.conf_calib_x, self.conf_calib_y = _calib_knots(self.conf_calib_x, self.conf_calib_y)
+        if self.interval_mode not in INTERVAL_MODES:
+            raise SqtoolError(f"decoder interval_mode must be one of {', '.join(INTERVAL_MODES)}, "
+                              f"got {self.interval_mode!r}")
+        if isinstance(self.spread_shift, bool) or int(self.spread_shift) != self.spread_shift \
+                or not 1 <= self.spread_shift <= MAX_SPREAD_SHIFT:
+            raise SqtoolError(f"decoder spread_shift must be an integer in 1..{MAX_SPREAD_SHIFT}, got {self.spread_shift}")
+        self.spread_shift = int(self.spread_shift)
+        if not (math.isfinite(self.spread_c_bpm) and 0 <= self.spread_c_bpm <= self.span_bpm):
+            raise SqtoolError(f"decoder spread_c_bpm must be in [0, {self.span_bpm:g}] BPM (the grid's extent), "
+                              f"got {self.spread_c_bpm}")
+        if not (math.isfinite(self.spread_k) and 0 <= self.spread_k <= MAX_SPREAD_K):
+            raise SqtoolError(f"decoder spread_k must be in [0, {MAX_SPREAD_K:g}], got {self.spread_k}")
 
     # grid
     @property
@@ -247,8 +281,15 @@ class DecoderCfg:
         return text
 
     @property
+    def interval_text(self) -> str:                   # what (lo, hi) is, for logs and the firmware kit
+        if self.interval_mode == "posterior":
+            return f"central posterior mass {100 * self.interval:.4g} %"
+        return (f"hr -+ ({self.spread_c_bpm:g} + {self.spread_k:g} S) BPM, S = the recent |network's own argmax - hr| "
+                f"(exponential, weight 1/{1 << self.spread_shift} per window)")
+
+    @property
     def conf_text(self) -> str:                       # what conf means, for logs and the firmware kit
-        raw = (f"1 - the interval's width / the grid's {self.span_bpm:g} BPM" if self.conf_measure == "width"
+        raw = (f"1 - the posterior interval's width / the grid's {self.span_bpm:g} BPM" if self.conf_measure == "width"
                else f"posterior mass within +-{self.conf_halfwidth_bpm:g} BPM of the estimate")
         if not self.conf_calib_x:
             return raw
@@ -263,8 +304,13 @@ class DecoderCfg:
         return np.interp(np.asarray(raw, np.float64) * 32768.0, self.conf_calib_x, self.conf_calib_y) / 32768.0
 
     def to_dict(self) -> dict:
+        """The fields, without the spread interval's when it is off (a posterior-interval decoder's dict, and so
+        its metadata and C tables, is the one it was before the spread interval existed)."""
         d = dataclasses.asdict(self)
         d["bins_bpm"] = list(self.bins_bpm)
+        if self.interval_mode == "posterior":
+            for k in SPREAD_KEYS:
+                d.pop(k)
         return d
 
     @classmethod
@@ -468,6 +514,75 @@ def summarise(post: np.ndarray, cfg: DecoderCfg) -> dict[str, np.ndarray]:
     return out
 
 
+def spread_track(hr: np.ndarray, net_argmax: np.ndarray, valid: np.ndarray | None, shift: int) -> np.ndarray:
+    """(W,) S_t: the exponential mean, weight 2^-shift per valid window, of |network's own argmax - hr| (BPM),
+    the first valid window's value at the start, held over invalid windows (0 before the first valid one). The
+    float twin of the fixed-point state (which truncates each update to 1/256 milli-BPM)."""
+    a = 2.0 ** -int(shift)
+    d = np.abs(np.asarray(net_argmax, np.float64) - np.asarray(hr, np.float64))
+    v = np.ones(len(d), bool) if valid is None else np.asarray(valid, bool)
+    out, m, started = np.zeros(len(d)), 0.0, False
+    for t in range(len(d)):
+        if v[t]:
+            m, started = (m + a * (d[t] - m), True) if started else (float(d[t]), True)
+        out[t] = m
+    return out
+
+
+def spread_interval(out: dict, logits: np.ndarray, valid: np.ndarray | None, cfg: DecoderCfg) -> dict:
+    """A float read-out (`summarise`'s dict) with interval_mode "spread": lo, hi = hr -+ (c + k S), lo >= 0
+    (`spread_track`, the network's own argmax of `logits` (W, F)); "posterior": unchanged."""
+    if cfg.interval_mode != "spread":
+        return out
+    am = cfg.centres[np.argmax(np.asarray(logits), axis=1)]
+    h = cfg.spread_c_bpm + cfg.spread_k * spread_track(out["hr"], am, valid, cfg.spread_shift)
+    return {**out, "lo": np.maximum(out["hr"] - h, 0.0), "hi": out["hr"] + h}
+
+
+SPREAD_SHIFTS = (2, 3, 4, 5, 6)                       # S's weight per window 1/4 .. 1/64 (~8 s .. ~2 min at 2 s)
+SPREAD_C_BPM = tuple(np.round(np.arange(0.0, 8.001, 0.25), 2))
+
+
+def fit_spread_interval(hr: list[np.ndarray], net_argmax_bpm: list[np.ndarray], truth: list[np.ndarray],
+                        groups: list[str], coverage: float = 0.9, slack_bpm: float = 0.5,
+                        shifts=SPREAD_SHIFTS, cs=SPREAD_C_BPM) -> dict:
+    """The spread interval (hr -+ (c + k S), `spread_track`) that holds the truth (+-slack_bpm) on `coverage` of
+    the windows pooled AND comes closest to it for every subject: for each shift and c, the least k (on the
+    fixed point's 1/256 grid) whose pooled coverage reaches `coverage`; among those, the lowest mean over subjects
+    of |a subject's coverage - coverage| (ties: the narrower mean interval). Per recording (one list entry each):
+    the decoded hr, the network's own argmax (BPM) and the truth (NaN: not scored), all (W,); `groups` its
+    subject. Returns {"spread_shift", "spread_c_bpm", "spread_k", "dev" (that mean), "coverage" (pooled),
+    "per_subject" {subject: coverage}}; None when no candidate reaches `coverage` (k over MAX_SPREAD_K)."""
+    best = None
+    if not any(np.isfinite(np.asarray(y, np.float64)).any() for y in truth):
+        return None
+    for shift in shifts:
+        S, e, g = [], [], []
+        for h, a, y, grp in zip(hr, net_argmax_bpm, truth, groups):
+            ok = np.isfinite(y)
+            S.append(spread_track(h, a, None, shift)[ok])
+            e.append(np.abs(np.asarray(h, np.float64)[ok] - np.asarray(y, np.float64)[ok]) - slack_bpm)
+            g += [grp] * int(ok.sum())
+        S, e, g = np.concatenate(S), np.concatenate(e), np.array(g)
+        subjects = sorted(set(g.tolist()))
+        for c in cs:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kw = np.where(e <= c, 0.0, np.where(S > 0, (e - c) / S, np.inf))       # (N,) least k covering it
+            k = float(np.quantile(kw, coverage, method="higher"))
+            if not math.isfinite(k):
+                continue
+            k = math.ceil(k * 256 - 1e-9) / 256
+            if k > MAX_SPREAD_K:
+                continue
+            cov = {s: float(np.mean(kw[g == s] <= k)) for s in subjects}
+            dev = float(np.mean([abs(v - coverage) for v in cov.values()]))
+            width = float(np.mean(c + k * S))
+            if best is None or (dev, width) < (best["dev"], best["width"]):
+                best = {"spread_shift": int(shift), "spread_c_bpm": float(c), "spread_k": k, "dev": dev,
+                        "width": width, "coverage": float(np.mean(kw <= k)), "per_subject": cov}
+    return best
+
+
 def needed_mass(post: np.ndarray, y: np.ndarray, cfg: DecoderCfg, slack_bpm: float = 0.5) -> np.ndarray:
     """(W, F) posteriors, (W,) truth -> (W,) the smallest central mass whose interval (read as `summarise`
     reads lo/hi: piecewise-linear CDF) reaches [y - slack, y + slack]. A central interval of mass m covers y
@@ -518,7 +633,7 @@ def forward(logits: np.ndarray, valid: np.ndarray | None = None, cfg: DecoderCfg
             q = lik[t].copy()
         p = q / q.sum()
         post[t] = p
-    return {**summarise(post, cfg), "post": post}
+    return {**spread_interval(summarise(post, cfg), logits, valid, cfg), "post": post}
 
 
 def forward_backward(logits: np.ndarray, valid: np.ndarray | None = None,
@@ -536,7 +651,7 @@ def forward_backward(logits: np.ndarray, valid: np.ndarray | None = None,
         beta[t] = b / b.max()
     post = alpha * beta
     post /= post.sum(axis=1, keepdims=True)
-    return {**summarise(post, cfg), "post": post}
+    return {**spread_interval(summarise(post, cfg), logits, valid, cfg), "post": post}
 
 
 def viterbi(logits: np.ndarray, valid: np.ndarray | None = None, cfg: DecoderCfg | None = None,
@@ -643,6 +758,8 @@ def decoder_tables(cfg: DecoderCfg) -> dict[str, np.ndarray]:
         "conf_inv": sc(int(math.floor((1 << 31) / (_mbpm(cfg.bins_bpm[2]) * f) + 0.5))),
         "calib_x": np.array(cfg.conf_calib_x, dtype=np.uint16), "calib_y": np.array(cfg.conf_calib_y, dtype=np.uint16),
         "sigma_mbpm": sc(_mbpm(cfg.sigma_bpm)), "floor_ppm": sc(int(round(cfg.floor * 1e6))),
+        "spread": sc(int(cfg.interval_mode == "spread")), "spread_shift": sc(cfg.spread_shift),
+        "spread_c_mbpm": sc(_mbpm(cfg.spread_c_bpm)), "spread_k_q8": sc(int(math.floor(cfg.spread_k * 256 + 0.5))),
     }
 
 
@@ -691,11 +808,14 @@ class IntDecoder:
         self.conf_width, self.conf_inv = bool(t["conf_width"]), int(t["conf_inv"])
         self.evidence, self.pen = bool(t["evidence"]), t["pen"].astype(np.int64)
         self.calib_x, self.calib_y = [int(v) for v in t["calib_x"]], [int(v) for v in t["calib_y"]]
+        self.spread, self.spread_shift = bool(t["spread"]), int(t["spread_shift"])
+        self.spread_c, self.spread_k = int(t["spread_c_mbpm"]), int(t["spread_k_q8"])
         self.reset()
 
     def reset(self) -> None:
         self.post = self.start.copy()                                      # (F,) int64 holding uint32 values
         self.started = False
+        self.s_spread, self.spread_started = 0, False                      # S, milli-BPM x 2^8 (uint32)
 
     def step(self, logits: np.ndarray, valid: bool = True, evidence: np.ndarray | None = None) -> IntDecoderOut:
         """One window: int8 logits (F,), and with evidence its (F,) evidence codes 0..254 (`evidence_codes`)."""
@@ -733,7 +853,22 @@ class IntDecoder:
              >> np.uint64(NORM_SHIFT)).astype(np.int64)                    # <= 2^63 + 2^42 before the shift
         p[int(np.argmax(p))] += POST_ONE - int(p.sum())                    # |deficit| <= F/2 + 2
         self.post = p
-        return self._readout(p, bool(valid))
+        out = self._readout(p, bool(valid))
+        if self.spread:
+            self._spread(out, int(np.argmax(x)) if valid else -1)
+        return out
+
+    def _spread(self, out: "IntDecoderOut", net_arg: int) -> None:
+        """interval_mode "spread": update S on a valid window (net_arg >= 0, the first largest int8 logit), then
+        lo, hi = hr -+ H, H = C + ((K_Q8 S + 2^15) >> 16), lo >= 0 (formats in the module docstring)."""
+        if net_arg >= 0:
+            d = abs(self.lo_mbpm + self.step_mbpm * net_arg - out.hr_mbpm) << SPREAD_FRAC
+            if self.spread_started:
+                self.s_spread = self.s_spread - (self.s_spread >> self.spread_shift) + (d >> self.spread_shift)
+            else:
+                self.s_spread, self.spread_started = d, True
+        h = self.spread_c + ((self.spread_k * self.s_spread + (1 << 15)) >> 16)
+        out.lo_mbpm, out.hi_mbpm = max(0, out.hr_mbpm - h), out.hr_mbpm + h
 
     def _readout(self, p: np.ndarray, valid: bool) -> IntDecoderOut:
         f, step = self.f, self.step_mbpm
@@ -834,6 +969,11 @@ def uncalibrated(dec: dict) -> dict:
 def conf_text(dec: dict) -> str:
     """What a decoder dict's `conf` output means (DecoderCfg.conf_text)."""
     return decoder_cfg(dec).conf_text
+
+
+def interval_text(dec: dict) -> str:
+    """What a decoder dict's (lo, hi) is (DecoderCfg.interval_text)."""
+    return decoder_cfg(dec).interval_text
 
 
 def _evidence_of(spec, cfg: DecoderCfg):

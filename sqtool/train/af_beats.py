@@ -105,7 +105,10 @@ def select_af_beats(F: np.ndarray, y: np.ndarray, groups: np.ndarray, grid=GRID,
             s[te] = predict_af_beats(fit_af_beats(F[tr], y[tr], seed, cfg), F[te])
         ok = np.isfinite(s)
         table.append({"cfg": asdict(cfg), "auroc": auroc(y[ok], s[ok])})
-    best = int(np.nanargmax([t["auroc"] for t in table]))       # first of the maxima = earlier entry
+    scores = [t["auroc"] for t in table]
+    if not np.isfinite(scores).any():                # the inner folds' scored windows hold one class only
+        raise SqtoolError("select_af_beats: the windows the inner folds score hold one class only (no AUROC)")
+    best = int(np.nanargmax(scores))                 # first of the maxima = earlier entry
     return replace(grid[best]), table
 
 

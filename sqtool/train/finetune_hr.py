@@ -133,7 +133,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     from sqtool.core import resolve_data_root, set_seed
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.models import create_model, get_model_cfg
-    from sqtool.models.decoder import conf_text, decode_float
+    from sqtool.models.decoder import conf_text, decode_float, interval_text
     from sqtool.models.spectral import bin_grid, check_encoder, load_encoder
     from sqtool.models.hr_bins import (BinTrainCfg, fit_decoder, predict_logits, select_decoder,
                                       train_bins)
@@ -238,8 +238,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
                          calibrate_groups=cal)
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
-        f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, interval mass {dec['interval']:.3f} (out-of-fold coverage "
-        f"{dec['inner_coverage']:.3f}, {dec['inner_coverage_nominal']:.3f} at 0.9, on "
+        f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, interval {interval_text(dec)} (out-of-fold coverage "
+        f"{dec['inner_coverage']:.3f}; the posterior's {dec['inner_coverage_nominal']:.3f} at mass 0.9, on "
         f"{dec['inner_calibration_windows']} windows{calibration_text(cfg.calibrate_on)}), "
         f"confidence: {conf_text(dec)}")
     hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.flagged < 0.5, r.x)["hr"] for r in corpus}  # once

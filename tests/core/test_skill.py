@@ -123,4 +123,17 @@ def test_the_skill_line_of_a_verdict_read_back_from_json_is_the_line_of_the_run(
     back = read_json(tmp_path / "metrics.json")["skill"]
     assert back["diff_ci95"] == [None, None] and back["p"] is None
     assert skill_line("rr", back) == skill_line("rr", s)
-    assert "95 % CI +nan, +nan): NO SKILL shown (1 subject cannot show it" in skill_line("rr", back)
+    assert "no CI: one subject): NO SKILL shown (1 subject cannot show it" in skill_line("rr", back)
+
+
+def test_the_skill_line_of_one_subject_or_an_undefined_metric_does_not_say_the_model_lost():
+    """One held-out patient with an AUROC well above 0.5 cannot show skill (no interval): 'NO SKILL shown (1 subject
+    cannot show it', whatever the metric; an AUROC over windows of one class is undefined: said so, never 'does not
+    beat the trivial predictor' (both once printed that, with '95 % CI +nan, +nan')."""
+    one = {"metric": "auroc", "better": "higher", "model": 0.982, "reference": 0.5, "diff": 0.482,
+           "diff_ci95": [float("nan"), float("nan")], "p": float("nan"), "subjects": 1, "skill": False}
+    line = skill_line("af", one)
+    assert line.endswith("NO SKILL shown (1 subject cannot show it: more subjects)") and "no CI: one subject" in line
+    undefined = {**one, "model": float("nan"), "reference": float("nan"), "diff": float("nan")}
+    assert skill_line("af", undefined).endswith("NO SKILL shown (its auroc is undefined on these windows)")
+    assert "nan, +nan" not in skill_line("af", undefined)

@@ -84,6 +84,16 @@ CFGS = {
                                                   31500, 32000, 32400, 32600, 32700, 32768)),
     "conf_knots_width": D.DecoderCfg(logit_scale=0.125, sigma_bpm=4.0, interval=0.7, conf_measure="width",
                                      conf_calib_x=(20000, 32000), conf_calib_y=(31000, 32500)),
+    # the spread interval (select_decoder's interval_mode "spread"): hr -+ (c + k S), S the recent |network argmax
+    # - hr|; with the width conf (which reads the posterior's interval, not this one), evidence, the largest k and
+    # shift, and a half-BPM grid with invalid windows first (S held at 0 until the first valid one)
+    "spread": D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.6, interval_mode="spread", spread_shift=4,
+                           spread_c_bpm=1.25, spread_k=1.7),
+    "spread_width_conf_evidence": D.DecoderCfg(logit_scale=0.125, sigma_bpm=4.0, interval=0.5, conf_measure="width",
+                                               evidence_weight=0.5, interval_mode="spread", spread_shift=1,
+                                               spread_c_bpm=0.0, spread_k=D.MAX_SPREAD_K),
+    "spread_half_grid_slow": D.DecoderCfg(bins_bpm=(40.0, 200.0, 0.5), sigma_bpm=3.0, interval_mode="spread",
+                                          spread_shift=D.MAX_SPREAD_SHIFT, spread_c_bpm=160.5, spread_k=0.0039),
 }
 
 

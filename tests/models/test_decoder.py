@@ -118,6 +118,10 @@ def test_estimate_transition_recovers_sigma_of_random_walks():
     ({"start": "median"}, "start"), ({"interval": 1.0}, "interval"), ({"refine_bins": 9}, "refine_bins"),
     ({"conf_measure": "entropy"}, "conf_measure"), ({"emission_floor": -0.01}, "emission_floor"),
     ({"emission_floor": 0.6}, "emission_floor"), ({"emission_floor": float("nan")}, "emission_floor"),
+    ({"interval_mode": "conformal"}, "interval_mode"), ({"spread_shift": 0}, "spread_shift"),
+    ({"spread_shift": 9}, "spread_shift"), ({"spread_shift": 2.5}, "spread_shift"), ({"spread_k": -0.1}, "spread_k"),
+    ({"spread_k": float("nan")}, "spread_k"), ({"spread_k": 65.0}, "spread_k"), ({"spread_c_bpm": -1.0}, "spread_c_bpm"),
+    ({"spread_c_bpm": 500.0}, "spread_c_bpm"),
 ])
 def test_bad_configs_are_refused_in_one_line(kw, match):
     with pytest.raises(SqtoolError, match=match) as e:
@@ -394,3 +398,89 @@ def test_emission_floor_lut_is_the_floored_likelihood():
     assert np.max(np.abs(lut - want)) <= 0.5 / D.LUT_ONE
     assert lut[-1] >= 0.05 / 1.05 - 1e-6                                   # no bin below the floor
     assert "emission floor" in cfg.emission_text and "emission floor" not in D.DecoderCfg().emission_text
+
+
+# ----------------------------------------------------------------------------- the spread interval
+
+SPREAD = dict(interval_mode="spread", spread_shift=3, spread_c_bpm=1.5, spread_k=2.25)
+
+
+def test_spread_track_starts_at_the_first_scored_window_and_holds_over_the_others():
+    hr = np.array([80.0, 80.0, 80.0, 80.0, 80.0])
+    am = np.array([90.0, 100.0, 60.0, 60.0, 84.0])
+    valid = np.array([False, True, False, True, True])
+    s = D.spread_track(hr, am, valid, shift=1)                              # weight 1/2
+    np.testing.assert_allclose(s, [0.0, 20.0, 20.0, 20.0, 12.0])         # 0 before; 20; held; (20+20)/2; (20+4)/2
+
+
+def test_spread_interval_is_hr_plus_minus_c_plus_k_s_in_float_and_fixed_point():
+    """lo, hi = hr -+ (c + k S): the float read-out from its definition, the fixed point within 0.01 BPM of it on
+    network-like logits with gaps; the posterior interval's decoder gives the same hr (the interval does not feed
+    back), and the width confidence still reads the posterior's interval."""
+    cfg = D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.6, conf_measure="width", **SPREAD)
+    post_cfg = D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.6, conf_measure="width")
+    rng = np.random.default_rng(3)
+    q, _ = D.synthetic_logits(rng, 300, cfg)
+    valid = rng.random(300) > 0.15
+    valid[:3] = False
+    f = D.forward(q.astype(np.float64) * cfg.logit_scale, valid, cfg)
+    fp = D.forward(q.astype(np.float64) * cfg.logit_scale, valid, post_cfg)
+    np.testing.assert_array_equal(f["hr"], fp["hr"])
+    np.testing.assert_array_equal(f["conf"], fp["conf"])
+    s = D.spread_track(f["hr"], cfg.centres[q.argmax(1)], valid, cfg.spread_shift)
+    np.testing.assert_allclose(f["hi"] - f["hr"], 1.5 + 2.25 * s)
+    np.testing.assert_allclose(f["lo"], np.maximum(f["hr"] - 1.5 - 2.25 * s, 0.0))
+    assert (s[:3] == 0).all() and s.max() > 5                               # held at 0 until the first scored window
+    r = D.IntDecoder(cfg).run(q, valid)
+    rp = D.IntDecoder(post_cfg).run(q, valid)
+    for k in ("hr_mbpm", "conf_q15", "argmax"):
+        np.testing.assert_array_equal(r[k], rp[k])
+    assert not np.array_equal(r["hi_mbpm"], rp["hi_mbpm"])
+    pos = r["lo_mbpm"] > 0
+    assert pos.mean() > 0.9
+    np.testing.assert_array_equal((r["hi_mbpm"] - r["hr_mbpm"])[pos], (r["hr_mbpm"] - r["lo_mbpm"])[pos])
+    d = np.abs(r["hi_mbpm"] / 1000 - f["hi"])                             # a near-tie window may take another bin
+    assert np.median(d) < 0.002 and d.mean() < 0.05
+
+
+def test_a_posterior_decoders_dict_has_no_spread_keys_and_a_spread_one_round_trips():
+    post = D.DecoderCfg(sigma_bpm=3.0)
+    assert not set(D.SPREAD_KEYS) & set(post.to_dict())                   # its metadata and tables text unchanged
+    assert D.DecoderCfg.from_dict(post.to_dict()) == post
+    sp = D.DecoderCfg(sigma_bpm=3.0, **SPREAD)
+    assert D.DecoderCfg.from_dict(sp.to_dict()) == sp and sp.to_dict()["interval_mode"] == "spread"
+    t = D.decoder_tables(sp)
+    assert (int(t["spread"]), int(t["spread_shift"]), int(t["spread_c_mbpm"]), int(t["spread_k_q8"])) == (1, 3, 1500, 576)
+    assert "2.25 S" in sp.interval_text and "central posterior mass 90 %" == post.interval_text
+
+
+def _two_wearers(rng, n=400):
+    """Two subjects' decoded tracks: A's errors small and the network agreeing with the track, B's errors large
+    in stretches where the network argues with it."""
+    hr, am, ys, gs = [], [], [], []
+    for subject, (err_sd, argue) in {"a": (0.8, 0.5), "b": (4.0, 6.0)}.items():
+        for rec in range(2):
+            y = 90 + np.cumsum(rng.normal(0, 1, n))
+            h = y + rng.normal(0, err_sd, n)
+            hr.append(h)
+            am.append(h + rng.normal(0, argue, n))
+            ys.append(y)
+            gs.append(subject)
+    return hr, am, ys, gs
+
+
+def test_fit_spread_interval_holds_the_coverage_for_each_wearer_where_one_width_cannot():
+    rng = np.random.default_rng(0)
+    hr, am, ys, gs = _two_wearers(rng)
+    fit = D.fit_spread_interval(hr, am, ys, gs, coverage=0.9)
+    assert fit["coverage"] >= 0.9 and fit["spread_k"] > 0
+    assert all(abs(v - 0.9) < 0.04 for v in fit["per_subject"].values()), fit["per_subject"]
+    # one constant width (k = 0) reaching 90 % pooled over-covers A and under-covers B
+    e = np.abs(np.concatenate(hr) - np.concatenate(ys)) - 0.5
+    c = np.quantile(e, 0.9)
+    g = np.concatenate([[s] * len(h) for s, h in zip(gs, hr)])
+    assert np.mean(e[g == "a"] <= c) > 0.97 and np.mean(e[g == "b"] <= c) < 0.83
+    assert fit["dev"] < 0.5 * np.mean([abs(np.mean(e[g == s] <= c) - 0.9) for s in "ab"])
+    # the fitted k is on the fixed point's grid
+    assert fit["spread_k"] * 256 == int(fit["spread_k"] * 256)
+    assert D.fit_spread_interval([], [], [], []) is None

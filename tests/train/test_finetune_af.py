@@ -102,7 +102,7 @@ def test_export_onnx_equals_the_checkpoint(af_run, af_export):
         assert s in text, s
     assert "@" not in text.replace("@VERSION", "")
     card = (af_export / "MODEL_CARD.md").read_text()
-    assert "- held out (never trained on; the metrics below): 2 subjects" in card and "float64 tree thresholds" in card
+    assert "- held out (never trained on; its own sentence below): 2 subjects" in card and "float64 tree thresholds" in card
 
 
 @pytest.mark.parametrize("extra", [["--target", "tflite"], ["--target", "c"], ["--target", "onnx", "--precision",
@@ -138,3 +138,51 @@ def test_predict_and_bench_read_the_trees(af_run, af_export, tmp_path):
     with pytest.raises(SqtoolError, match="no int8, no C"):
         run_bench(BenchConfig(model=str(af_export), out=str(tmp_path / "c"), progress=False,
                               runtime=["litert_float"]), records=recs)
+
+
+def test_export_writes_the_subjects_as_pseudonyms_when_asked(af_run, tmp_path):
+    """--subjects pseudonyms: no subject id of the run in metadata.json, the card or the ONNX's metadata (the
+    feature list once took the pseudonym map's name in build_metadata, and every id was written as it was)."""
+    ck = load_checkpoint(af_run)
+    ids = {s.split(":", 1)[1] for s in ck["train_subjects"] + ck["heldout_subjects"]}
+    out = tmp_path / "exp"
+    assert main(["export", "--model", str(af_run), "--target", "onnx", "--subjects", "pseudonyms", "--out", str(out),
+                 "--progress", "false"]) == 0
+    md = json.loads((out / "metadata.json").read_text())
+    assert md["training_data"]["pseudonymised"] and md["input_features"] == ck["model_cfg"]["frontend"]["features"]
+    assert all(":subject-" in s for s in md["training_data"]["train_subjects"] + md["training_data"]["heldout_subjects"])
+    shipped = (out / "metadata.json").read_text() + (out / "MODEL_CARD.md").read_text() + (out / "model_float.onnx").read_bytes().decode("latin-1")
+    assert ids and not [i for i in ids if i in shipped]
+
+
+def test_few_patients_fall_back_to_the_a_priori_trees_with_a_note(tmp_path, capsys):
+    """The default synthetic recordings in 2 folds: an inner CV whose scored windows hold one class gives no AUROC;
+    that fold takes the a-priori cfg with a note, as one without enough subjects does (it ended in
+    'ValueError: All-NaN slice encountered' after the first fold)."""
+    import sqtool.train.af_beats as AB
+    from sqtool.data.beats import FEATURES
+    F = np.random.default_rng(0).normal(size=(40, len(FEATURES)))
+    y, g = np.r_[np.zeros(30), np.ones(10)], np.repeat(np.arange(4), 10)     # subject 3 alone holds the AF windows
+    with pytest.raises(SqtoolError, match="one class only"):
+        AB.select_af_beats(F, y, g, k=4)
+    run = tmp_path / "r"
+    assert main(["train", "finetune", "--task", "af", "--model", "af_beats", "--data", "synthetic", "--folds", "2",
+                 "--bootstrap", "20", "--progress", "false", "--out", str(run)]) == 0
+    said = capsys.readouterr()
+    assert "inner CV not possible" in said.out + said.err
+    assert json.loads((run / "metrics.json").read_text())["n_folds"] == 2
+
+
+def test_bench_runtime_groups_run_what_the_float_export_ships(af_export, tmp_path):
+    """--runtime onnx / torch (groups) run the export's own members (onnx_float, torch_teacher), not the int8 ones it
+    has none of (they failed the bench after it had run); a group with none of them is one line."""
+    from sqtool.data.synthetic import synth_corpus
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    recs = synth_corpus(n_subjects=2, duration_s=40, seed=5, af_fraction=0.5)
+    for group, want in (("onnx", {"onnx_float"}), ("torch", {"torch_teacher"})):
+        b = run_bench(BenchConfig(model=str(af_export), out=str(tmp_path / group), progress=False, runtime=[group]),
+                      records=recs)
+        assert {r["runtime"] for r in b["runtimes"]} == want and all(r["status"] == "ok" for r in b["runtimes"])
+    with pytest.raises(SqtoolError, match="runs on torch_teacher, onnx_float only"):
+        run_bench(BenchConfig(model=str(af_export), out=str(tmp_path / "c"), progress=False, runtime=["c"]),
+                  records=recs)

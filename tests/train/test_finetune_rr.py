@@ -261,6 +261,11 @@ def test_a_teams_own_dataset_file(tmp_path):
                  "--progress", "false"]) == 0
     s = json.loads((tmp_path / "p" / "summary.json").read_text())
     assert all(d["truth"] and d["metrics"]["mae"] is not None for d in s["recordings"])
+    # bench on every recording of the file: the training subjects are found through the export's source checkpoint
+    # (its fine-tune's model.pt: the export itself writes them as pseudonyms) and left out of the held-out verdict
+    from sqtool.firmware_bench.cli import BenchConfig, run_bench
+    b = run_bench(BenchConfig(model=str(exp), data=yaml, out=str(tmp_path / "b"), progress=False))
+    assert set(b["seen_in_training"]) == set(load_checkpoint(run)["train_subjects"])
 
 
 def test_quantize_refuses_it_naming_the_export(rr_run, tmp_path, capsys):
@@ -269,3 +274,13 @@ def test_quantize_refuses_it_naming_the_export(rr_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert f"sqtool export --model {rr_run} --target onnx,tflite" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "bench"])
+def test_another_stream_filter_is_refused_in_one_line(rr_export, tmp_path, capsys, command):
+    """rr_spec's front end reads the zero-phase windows its fine-tune cut: predict / bench --filter causal fed it
+    others silently (its rate moved by breaths/min); now one line before any output."""
+    assert main([command, "--model", str(rr_export), "--data", "synthetic", "--filter", "causal", "--out",
+                 str(tmp_path / "o"), "--progress", "false"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "whose front end reads the windows its fine-tune cut (--filter window)" in err and len(err.splitlines()) == 1

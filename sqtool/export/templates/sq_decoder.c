@@ -4,7 +4,8 @@
  * add the uniform floor, multiply by the likelihood LUT[min(255, max(e) - e[k])] (Q24) of the emission
  * e[k] = logits[k] (- PEN[clip(ppg_k - max acc_k, 0, 254)] with SQ_DEC_EVIDENCE), normalise to a
  * sum of exactly 2^20 with one 64-bit division, then read out the refined argmax, the central interval
- * and the confidence (calibrated through SQ_DEC_CONF_KNOTS knots when the model has them). Formats and
+ * and the confidence (calibrated through SQ_DEC_CONF_KNOTS knots when the model has them); with SQ_DEC_SPREAD
+ * the reported interval is hr -+ (C + K S) instead, S the recent |network's own argmax - hr|. Formats and
  * overflow bounds: see the Python module's docstring.
  */
 #define SQ_DEC_DEFINE_TABLES
@@ -36,6 +37,8 @@ int sq_decoder_init(sq_decoder_t *s)
         s->prior[k] = 0u;
     }
     s->started = 0u;
+    s->spread = 0u;
+    s->spread_started = 0u;
     return SQ_DEC_OK;
 }
 
@@ -223,6 +226,40 @@ static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
     out->argmax = (int16_t)a;
 }
 
+#if SQ_DEC_SPREAD
+/* interval hr -+ H, H = C + K S: S, the exponential mean (weight 2^-SHIFT) of |network argmax - hr|, milli-BPM x 2^8,
+ * updated on a valid window (net_arg >= 0: the first largest int8 logit), held otherwise */
+static void sq_dec_spread(sq_decoder_t *s, int net_arg, sq_decoder_out_t *out)
+{
+    uint32_t h;
+    if (net_arg >= 0) {
+        int32_t e = SQ_DEC_BIN_LO_MBPM + SQ_DEC_BIN_STEP_MBPM * net_arg - out->hr_mbpm;
+        uint32_t d = (uint32_t)(e < 0 ? -e : e) << 8;
+        if (s->spread_started) {
+            s->spread = s->spread - (s->spread >> SQ_DEC_SPREAD_SHIFT) + (d >> SQ_DEC_SPREAD_SHIFT);
+        } else {
+            s->spread = d;
+            s->spread_started = 1u;
+        }
+    }
+    h = SQ_DEC_SPREAD_C_MBPM + (uint32_t)(((uint64_t)SQ_DEC_SPREAD_K_Q8 * s->spread + 32768u) >> 16);
+    out->lo_mbpm = out->hr_mbpm > (int32_t)h ? out->hr_mbpm - (int32_t)h : 0;
+    out->hi_mbpm = out->hr_mbpm + (int32_t)h;
+}
+
+/* the first largest of the network's own int8 logits */
+static int sq_dec_net_argmax(const int8_t *logits)
+{
+    int k, a = 0;
+    for (k = 1; k < SQ_DEC_NBINS; k++) {
+        if (logits[k] > logits[a]) {
+            a = k;
+        }
+    }
+    return a;
+}
+#endif
+
 int sq_decoder_step_spec(sq_decoder_t *s, const int8_t *logits, const int8_t *spec, int n_ch, int valid,
                          sq_decoder_out_t *out)
 {
@@ -237,6 +274,9 @@ int sq_decoder_step_spec(sq_decoder_t *s, const int8_t *logits, const int8_t *sp
     s->started = 1u;
     sq_dec_update(s, logits, spec, n_ch, valid);
     sq_dec_readout(s, out);
+#if SQ_DEC_SPREAD
+    sq_dec_spread(s, valid ? sq_dec_net_argmax(logits) : -1, out);
+#endif
     out->valid = (uint8_t)valid;
     return SQ_DEC_OK;
 }

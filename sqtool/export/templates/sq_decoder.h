@@ -32,12 +32,14 @@ typedef struct {
     uint32_t post[SQ_DEC_NBINS + 2 * SQ_DEC_RADIUS];  /* Q20 posterior (sum 2^20), SQ_DEC_RADIUS zero pads each side */
     uint32_t prior[SQ_DEC_NBINS];                     /* scratch: prior of the current window */
     int16_t emit[SQ_DEC_NBINS];                       /* scratch: logits - evidence penalty, logit units */
+    uint32_t spread;                                  /* S of the spread interval, milli-BPM x 2^8 (SQ_DEC_SPREAD) */
     uint8_t started;                                  /* 0 until the first window: it is not predicted */
+    uint8_t spread_started;                           /* 0 until the first valid window (SQ_DEC_SPREAD) */
 } sq_decoder_t;
 
 typedef struct {
     int32_t hr_mbpm;      /* reported heart rate, milli-BPM */
-    int32_t lo_mbpm;      /* central interval (SQ_DEC_Q_LO .. SQ_DEC_Q_HI of the posterior), milli-BPM */
+    int32_t lo_mbpm;      /* interval, milli-BPM: SQ_DEC_Q_LO .. SQ_DEC_Q_HI of the posterior, or (SQ_DEC_SPREAD) hr -+ (C + K S) */
     int32_t hi_mbpm;
     uint16_t conf_q15;    /* posterior mass within +-SQ_DEC_CONF_BINS bins of the argmax (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1; with SQ_DEC_CONF_KNOTS calibrated to 1 - expected abs error / grid extent */
     int16_t argmax;       /* bin index of the posterior's (first) maximum */
