@@ -127,6 +127,26 @@ def dump_paths(ap: argparse.ArgumentParser, args) -> list[Path]:
     return dumps
 
 
+def dumps_with_records(ap: argparse.ArgumentParser, args) -> tuple[dict, dict]:
+    """The dumps of --dumps ({file name: `load_dump`}) and the front-end recordings they name ({"dataset/record_id":
+    HrRecording}, `hr_corpus` under --data-root with --student's front end); a bad dump is refused before the data
+    root is needed, each problem as the parser's one-line error (for a study with --data-root and --student)."""
+    try:
+        loaded = {p.name: load_dump(p) for p in dump_paths(ap, args)}
+    except SqtoolError as e:
+        ap.error(str(e))
+    from sqtool.core import data_root_or_exit
+    from sqtool.data.hr_spectra import hr_corpus
+    from sqtool.models import get_model_cfg
+    root = data_root_or_exit(args.data_root, ap.error)
+    try:
+        datasets = sorted({d["id"].split("/")[0] for dump in loaded.values() for d in dump["oof"] + dump["test"]})
+        corpus = hr_corpus(root, tuple(datasets), get_model_cfg(args.student))
+    except SqtoolError as e:
+        ap.error(str(e))
+    return loaded, {f"{r.dataset}/{r.record_id}": r for r in corpus}
+
+
 def abs_err(hr: np.ndarray, y: np.ndarray) -> np.ndarray:
     ok = np.isfinite(y)
     return np.abs(hr[ok] - y[ok])

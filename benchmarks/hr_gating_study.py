@@ -49,9 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hr_decoder_study import dump_args, dump_paths, load_dump  # noqa: E402
+from hr_decoder_study import dump_args, dumps_with_records, load_dump  # noqa: E402, F401 (load_dump: tests)
 
-from sqtool.core import DATA_ROOT_HELP, SqtoolError, atomic_write_text, data_root_or_exit  # noqa: E402
+from sqtool.core import DATA_ROOT_HELP, SqtoolError, atomic_write_text  # noqa: E402
 from sqtool.core.io import dumps_json  # noqa: E402
 from sqtool.models.decoder import decode_float, decode_int, decoder_cfg  # noqa: E402
 
@@ -265,19 +265,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ap.add_argument("--student", default="spec_student_s", help="the registry model whose front end the dumps read")
     args = ap.parse_args(argv)
-    dumps = dump_paths(ap, args)
     t0 = time.time()
-    try:                                # a bad dump is refused before the data root is needed or any reading
-        loaded = {p.name: load_dump(p) for p in dumps}
-    except SqtoolError as e:
-        ap.error(str(e))
-    root = data_root_or_exit(args.data_root, ap.error)
-    from sqtool.data.hr_spectra import hr_corpus
-    from sqtool.models import get_model_cfg
+    loaded, records = dumps_with_records(ap, args)
     try:
-        datasets = sorted({d["id"].split("/")[0] for dump in loaded.values() for d in dump["oof"] + dump["test"]})
-        corpus = hr_corpus(root, tuple(datasets), get_model_cfg(args.student))
-        records = {f"{r.dataset}/{r.record_id}": r for r in corpus}
         res = study([fold_windows(dump, records, name) for name, dump in loaded.items()])
     except SqtoolError as e:
         ap.error(str(e))
