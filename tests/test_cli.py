@@ -335,6 +335,10 @@ def test_data_inspect_ends_with_the_next_command():
     assert inspect_next("arr", ["rhythm"]) == "next: sqtool train finetune --task af --model af_beats --data arr"
     assert inspect_next("ward", ["rr"]) == "next: sqtool train finetune --task rr --model rr_spec --data ward"
     assert inspect_next("cuff", ["bp"]) == "next: sqtool train finetune --task bp --data cuff"   # no front model
+    from sqtool.data.cli import FRONT_MODELS
+    from sqtool.data.dataset_file import TASK_LABELS
+    from sqtool.models import front_model
+    assert FRONT_MODELS == {t: front_model(t) for t in TASK_LABELS if front_model(t)}   # the registry's, by name
     assert inspect_next("raw", []).startswith("next: sqtool data pairs --data raw ")
 
 

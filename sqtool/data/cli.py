@@ -194,6 +194,11 @@ def trainable_labels(summary: dict) -> list[str]:
     return [k for k in found if all((labels.get(k, {}).get("binary") or {"": 1}).values())]   # every count > 0
 
 
+# the registry's models over a fixed front end, by task (models.front_model; data does not import models: a test
+# checks these names against the registry)
+FRONT_MODELS = {"rr": "rr_spec", "af": "af_beats"}
+
+
 def inspect_next(data: str, labels: list[str], acc: bool = False) -> str:
     """`data inspect`'s last line: fine-tune on a label the data has (heart rate first: the spectral monitor when
     the recordings have an accelerometer), else mine pairs."""
@@ -203,8 +208,7 @@ def inspect_next(data: str, labels: list[str], acc: bool = False) -> str:
         return "next: " + shell_command("train", "finetune", "--task", "hr", "--model", "spec_teacher_m",
                                         "--data", data, "--folds", 0)
     if task:
-        from sqtool.models import front_model
-        model = front_model(task)                    # rr, af: the model over a fixed front end (the one with skill)
+        model = FRONT_MODELS.get(task)               # rr, af: the model over a fixed front end (the one with skill)
         return "next: " + shell_command("train", "finetune", "--task", task, *(("--model", model) if model else ()),
                                         "--data", data)
     return f"next: {shell_command('data', 'pairs', '--data', data)}   (real (good, poor) pairs for pretraining)"
