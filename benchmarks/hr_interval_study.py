@@ -14,7 +14,8 @@ Per outer fold of a `benchmarks/hr_spectral.py --logits-out DIR` dump, c, k and 
 with the fold's decoder): pooled coverage 90 %, and the smallest mean over the inner subjects of |a subject's
 coverage - 90 %|. The held-out subject's int8 logits are then decoded in fixed point (`decoder.decode_int`, as
 the firmware) with the fold's decoder, once with its posterior interval (as shipped in the dump) and once with the
-spread interval; its windows' coverage (truth within lo..hi +- 0.5 BPM, the benchmark's rule) and median width
+spread interval (the posterior interval at the mass the benchmark calibrated, whichever interval the run's
+decoder chose); its windows' coverage (truth within lo..hi +- 0.5 BPM, the benchmark's rule) and median width
 are reported per subject. The heart rate itself is the same in both (the interval does not feed back).
 
 Differences from the full benchmark: `hr_bins.select_decoder` fits the interval on the calibration students'
@@ -69,6 +70,7 @@ def fold(dump: dict, records: dict, name: str) -> dict:
     fit = fit_spread_interval(hr, am, ys, gs, COVERAGE, SLACK_BPM)
     if fit is None:
         raise SqtoolError(f"{name}: no spread interval reaches {COVERAGE:.0%} on the inner windows")
+    posterior = {**dec, "interval_mode": "posterior"}      # a dump of a decoder that chose the spread interval too
     spread = {**dec, "interval_mode": "spread", **{k: fit[k] for k in ("spread_shift", "spread_c_bpm", "spread_k")}}
     subjects = {}
     for d in dump["test"]:
@@ -78,7 +80,7 @@ def fold(dump: dict, records: dict, name: str) -> dict:
         ok = np.isfinite(y)
         s = subjects.setdefault(d["key"], {"covered": {"posterior": [], "spread": []},
                                            "width": {"posterior": [], "spread": []}, "err": []})
-        for mode, dd in (("posterior", dec), ("spread", spread)):
+        for mode, dd in (("posterior", posterior), ("spread", spread)):
             out = decode_int(d["logits"], dd, scale, valid, r.x)
             s["covered"][mode].append(covered(out, y))
             s["width"][mode].append((out["hi"] - out["lo"])[ok])

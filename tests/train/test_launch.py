@@ -12,7 +12,9 @@ from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, P
 from sqtool.train.launch import failure_line
 
 LAUNCH = [sys.executable, "-m", "sqtool.train.launch", "--standalone", "--nproc_per_node", "2"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+def env() -> dict:
+    """The launcher's environment, read when a test runs (conftest points TMPDIR into pytest's tree by then)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def test_the_failure_line_names_the_failed_ranks_and_the_stopped_ones():
@@ -29,14 +31,14 @@ def test_the_failure_line_names_the_failed_ranks_and_the_stopped_ones():
 
 def test_a_workers_bad_input_is_its_line_and_one_launcher_line(tmp_path):
     r = subprocess.run(LAUNCH + ["-m", "sqtool.cli", "train", "pretrain", "--pairs", str(tmp_path / "none"),
-                                 "--out", str(tmp_path / "o")], env=ENV, capture_output=True, text=True, timeout=300)
+                                 "--out", str(tmp_path / "o")], env=env(), capture_output=True, text=True, timeout=300)
     # torch's OMP_NUM_THREADS banner left out, and the empty line two ranks writing into one pipe at once can leave
     # (their lines run together, one newline after the other)
     lines = [ln for ln in r.stderr.splitlines() if ln and not ln.startswith("W")]
     assert r.returncode == 1 and "Traceback" not in r.stderr and "ChildFailedError" not in r.stderr, r.stderr
     assert lines[-1].startswith("sqtool-torchrun: sqtool.cli failed on rank"), lines   # rank 0 or 1, or both
     assert all(ln.startswith("sqtool: error: pair shards ") for ln in lines[:-1]) and lines[:-1], lines
-    ok = subprocess.run(LAUNCH + ["-m", "sqtool.cli", "--version"], env=ENV, capture_output=True, text=True,
+    ok = subprocess.run(LAUNCH + ["-m", "sqtool.cli", "--version"], env=env(), capture_output=True, text=True,
                         timeout=300)
     assert ok.returncode == 0 and ok.stdout.count("sqtool ") == 2 and "sqtool-torchrun" not in ok.stderr
 
@@ -46,7 +48,7 @@ def test_a_sigterm_to_the_launcher_stops_the_workers_and_is_one_line(tmp_path):
     script.write_text(PREEMPTED)
     args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "1",
             "--batch-size", "16", "--lr", "0.05", "--val-fraction", "0", "--device", "cpu", "--progress", "false"]
-    rc, err = sigterm_at_step_2(LAUNCH + [str(script), *args, "--out", str(run)], ENV, mark)
+    rc, err = sigterm_at_step_2(LAUNCH + [str(script), *args, "--out", str(run)], env(), mark)
     assert rc == 143 and "Traceback" not in err, err[-3000:]
     hint = f"sqtool-torchrun --standalone --nproc_per_node 2 -m sqtool.cli train pretrain --resume {run}"
     assert f"sqtool: terminated (SIGTERM); continue with: {hint}\n" in err, err[-3000:]   # the launcher it ran on
