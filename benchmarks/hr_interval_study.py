@@ -10,8 +10,9 @@ network's own argmax - the decoded hr| over recent windows (`decoder.spread_trac
 the C, `decoder.IntDecoder`).
 
 Per outer fold of a `benchmarks/hr_spectral.py --logits-out DIR` dump, c, k and S's weight are chosen by
-`decoder.fit_spread_interval` on the inner out-of-fold windows of the fold's training subjects (decoded in float
-with the fold's decoder): pooled coverage 90 %, and the smallest mean over the inner subjects of |a subject's
+`decoder.fit_spread_interval` on the inner out-of-fold windows of the fold's training subjects of the held-out
+subject's dataset (the benchmark's default calibration, `--calibrate-on dataset`: wrist_exercise's other subjects for
+a wrist_exercise fold, not SP Cup's; decoded in float with the fold's decoder): pooled coverage 90 %, and the smallest mean over the inner subjects of |a subject's
 coverage - 90 %|. The held-out subject's int8 logits are then decoded in fixed point (`decoder.decode_int`, as
 the firmware) with the fold's decoder, once with its posterior interval (as shipped in the dump) and once with the
 spread interval (the posterior interval at the mass the benchmark calibrated, whichever interval the run's
@@ -59,7 +60,10 @@ def fold(dump: dict, records: dict, name: str) -> dict:
     dec, scale = dump["decoder"], dump["scale"]
     centres = decoder_cfg(dec).centres
     hr, am, ys, gs = [], [], [], []
+    held_datasets = {d["id"].split("/")[0] for d in dump["test"]}
     for d in dump["oof"]:
+        if d["id"].split("/")[0] not in held_datasets:   # calibrated on the held-out dataset's training subjects,
+            continue                                      # as the benchmark's default (--calibrate-on dataset)
         if d["id"] not in records:
             raise SqtoolError(f"{name}: recording {d['id']} is not under the data root (--data-root)")
         r = records[d["id"]]

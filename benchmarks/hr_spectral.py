@@ -98,7 +98,7 @@ from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, recor
 from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
-from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg  # noqa: E402
+from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg, interval_text  # noqa: E402
 from sqtool.models.spectral import SPECTRAL_FAMILY, bin_grid  # noqa: E402
 from sqtool.models.hr_options import (CALIBRATION_STUDENTS, LR_SCHEDULES, TRAIN_OPTIONS,  # noqa: E402
                                       calibration_subjects, heldout_calibration)
@@ -346,7 +346,7 @@ def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner
         f"subjects): sigma {dec['sigma_bpm']:.2f} BPM (truth {base['sigma_bpm']:.2f}), floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, evidence weight "
         f"{dec.get('evidence_weight', 0.0):g} (inner MAE without "
-        f"{dec.get('inner_mae_no_evidence', float('nan')):.2f}), interval {dec['interval']:.3f} (inner coverage "
+        f"{dec.get('inner_mae_no_evidence', float('nan')):.2f}), interval {interval_text(dec)} (inner coverage "
         f"{dec.get('inner_coverage', float('nan')):.3f} on {dec.get('inner_calibration_windows', 0)} windows of "
         f"{len(cal) if cal else len({r.key for r in train})} subjects), conf: {conf_text(dec)} "
         f"(inner gating {-100 * dec['inner_gating_mass']:+.0f} % by mass, {-100 * dec['inner_gating_width']:+.0f} % by "
@@ -563,6 +563,7 @@ def run_fold(train, test, args, records, log):
                "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
                "emission_floor": float(dec.get("emission_floor", 0.0)),
                "interval": dec["interval"], "inner_coverage": dec["inner_coverage"],
+               "interval_mode": dec.get("interval_mode", "posterior"),
                "conf_halfwidth_bpm": dec["conf_halfwidth_bpm"], "conf_measure": dec.get("conf_measure", "mass"),
                "evidence_weight": float(dec.get("evidence_weight", 0.0)), "evidence_mode": args.evidence,
                "decoder_rule": args.decoder_rule,
@@ -679,6 +680,8 @@ def summarise(rows, title, span: float | None = None, hop_s: float | None = None
     u = uncertainty_scores(hr, lo, hi, conf, yy, span=span if calibrated else None)   # conf: the device's conf_q15
     summ["interval_coverage"] = u["interval_coverage"]
     summ["interval_mass"] = sorted({float(r["interval"]) for r in rows})
+    summ["interval_spread_folds"] = len({(r["dataset"], r["subject"]) for r in rows
+                                         if r.get("interval_mode") == "spread"})    # rows before it: posterior
     summ["inner_coverage"] = sorted({float(r["inner_coverage"]) for r in rows})
     summ["conf_halfwidth_bpm"] = sorted({float(r["conf_halfwidth_bpm"]) for r in rows})
     summ["conf_measure_folds"] = {m: len({(r["dataset"], r["subject"]) for r in rows if r.get("conf_measure", "mass") == m})
@@ -783,7 +786,9 @@ def markdown(summ) -> str:
     L += ["", f"int8 better than the nested-tuned baseline on {summ['int8_wins_vs_baseline']} of {summ['n_subjects']} "
           f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "
           f"calibrated interval (nominal mass {_span(summ['interval_mass'], '.3f')} chosen per fold on inner "
-          f"out-of-fold windows, inner coverage {_span(summ['inner_coverage'], '.3f')}; goal 90 %): coverage "
+          f"out-of-fold windows, inner coverage {_span(summ['inner_coverage'], '.3f')}; the spread interval "
+          f"hr -+ (c + k S) instead, chosen on the inner windows, on {summ.get('interval_spread_folds', 0)} of the held-out "
+          f"subjects; goal 90 %): coverage "
           f"{100 * summ['interval_coverage']:.1f} %; keeping the 80 % most confident windows (device conf chosen "
           f"on the inner windows: mass within +-{_span(summ['conf_halfwidth_bpm'], 'g')} BPM on "
           f"{summ['conf_measure_folds']['mass']}, the interval's width on {summ['conf_measure_folds']['width']} of "
