@@ -111,12 +111,18 @@ def load_dump(path: Path) -> dict:
             "test": [rec(k[5:], "test") for k in z.files if k.startswith("test/")]}
 
 
-def dump_args(ap: argparse.ArgumentParser, name: str) -> None:
-    """The options of a study of --logits-out dumps: --dumps, --out, --name (default `name`), --label."""
+def dump_args(ap: argparse.ArgumentParser, name: str, records: bool = False) -> None:
+    """The options of a study of --logits-out dumps: --dumps, --out, --name (default `name`), --label; with
+    `records` (a study that reads the recordings' front end, `dumps_with_records`) also --data-root and --student."""
     ap.add_argument("--dumps", required=True, help="folders of --logits-out .npz files, comma-separated")
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--name", default=name)
     ap.add_argument("--label", default="", help="what the dumps are, for the report (default: their folders)")
+    if records:
+        from sqtool.core import DATA_ROOT_HELP
+        ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+        ap.add_argument("--student", default="spec_student_s",
+                        help="the registry model whose front end the dumps read")
 
 
 def dump_paths(ap: argparse.ArgumentParser, args) -> list[Path]:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hr_decoder_study import dump_args, dumps_with_records, load_dump  # noqa: E402, F401 (load_dump: tests)
 
-from sqtool.core import DATA_ROOT_HELP, SqtoolError, atomic_write_text  # noqa: E402
+from sqtool.core import SqtoolError, atomic_write_text  # noqa: E402
 from sqtool.core.io import dumps_json  # noqa: E402
 from sqtool.models.decoder import decode_float, decode_int, decoder_cfg  # noqa: E402
 
@@ -261,9 +261,7 @@ def report(res: dict, label: str, seconds: float) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    dump_args(ap, "hr_gating_study")
-    ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
-    ap.add_argument("--student", default="spec_student_s", help="the registry model whose front end the dumps read")
+    dump_args(ap, "hr_gating_study", records=True)
     args = ap.parse_args(argv)
     t0 = time.time()
     loaded, records = dumps_with_records(ap, args)

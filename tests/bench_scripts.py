@@ -55,3 +55,17 @@ def assert_bad_dumps_refused(mod, tmp_path, capsys, *extra: str) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert "not a --logits-out dump" in err[-1]
     assert not (tmp_path / "refused").exists()
+
+
+def assert_bad_root_refused(mod, fold_fn, tmp_path, capsys) -> None:
+    """A dump study that reads the recordings: a missing --data-root is one line, a dump naming a recording not
+    under the root is refused by `fold_fn(dump, records, name)`, and nothing is written."""
+    import pytest
+    write_dump(tmp_path / "d")
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "d"), "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert "nope" in capsys.readouterr().err
+    dump = mod.load_dump(next((tmp_path / "d").glob("*.npz")))
+    with pytest.raises(Exception, match="not under the data root"):
+        fold_fn(dump, {}, "fold")
+    assert not (tmp_path / "o").exists()

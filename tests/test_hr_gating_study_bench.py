@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench_scripts import assert_bad_dumps_refused, load_benchmark, write_dump
+from bench_scripts import assert_bad_dumps_refused, assert_bad_root_refused, load_benchmark, write_dump
 
 
 def records_of(folder, n_bins, seed=0):
@@ -79,11 +79,4 @@ def test_pulse_visibility_reads_the_ppg_code_at_the_truth():
 def test_bad_dumps_and_roots_are_one_line(tmp_path, capsys):
     mod = load_benchmark("hr_gating_study")
     assert_bad_dumps_refused(mod, tmp_path, capsys)
-    write_dump(tmp_path / "d")
-    with pytest.raises(SystemExit):
-        mod.main(["--dumps", str(tmp_path / "d"), "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
-    assert "nope" in capsys.readouterr().err
-    dump = mod.load_dump(next((tmp_path / "d").glob("*.npz")))
-    with pytest.raises(Exception, match="not under the data root"):
-        mod.fold_windows(dump, {}, "fold")
-    assert not (tmp_path / "o").exists()
+    assert_bad_root_refused(mod, mod.fold_windows, tmp_path, capsys)

@@ -3,7 +3,7 @@ spread interval fitted on the inner windows only."""
 import numpy as np
 import pytest
 
-from bench_scripts import assert_bad_dumps_refused, load_benchmark, write_dump
+from bench_scripts import assert_bad_dumps_refused, assert_bad_root_refused, load_benchmark, write_dump
 from test_hr_gating_study_bench import records_of
 
 
@@ -40,11 +40,4 @@ def test_each_fold_fits_on_its_inner_windows_and_scores_both_intervals_on_the_he
 def test_bad_dumps_and_roots_are_one_line(tmp_path, capsys):
     mod = load_benchmark("hr_interval_study")
     assert_bad_dumps_refused(mod, tmp_path, capsys)
-    write_dump(tmp_path / "d")
-    with pytest.raises(SystemExit):
-        mod.main(["--dumps", str(tmp_path / "d"), "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
-    assert "nope" in capsys.readouterr().err
-    dump = mod.load_dump(next((tmp_path / "d").glob("*.npz")))
-    with pytest.raises(Exception, match="not under the data root"):
-        mod.fold(dump, {}, "fold")
-    assert not (tmp_path / "o").exists()
+    assert_bad_root_refused(mod, mod.fold, tmp_path, capsys)
