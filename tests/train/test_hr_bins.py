@@ -619,3 +619,8 @@ def test_select_decoder_reports_the_spread_interval_where_it_holds_the_coverage_
     assert not any(g in json.dumps(dec) for g in groups)                  # no subject id in the shipped dict
     with pytest.raises(SqtoolError, match="interval_modes"):
         select_decoder(logits, truth, groups, base, interval_modes=("conformal",), **kw)
+    # two calibration subjects: no per-subject spread to fit, the posterior interval (the real-data demo's case)
+    two = [i for i, g in enumerate(groups) if g in ("calm0", "rough0")]
+    pick = lambda seq: [seq[i] for i in two]                                     # noqa: E731
+    dec2 = select_decoder(pick(logits), pick(truth), pick(groups), base, **kw)
+    assert dec2["interval_mode"] == "posterior" and set(dec2["inner_interval_dev"]) == {"posterior"}
