@@ -118,7 +118,9 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
     check_model_cfg(cfg, f"checkpoint {ckpt.get('path', '')}".strip())
     quant = cfg.get("quant")
     desc = "float32"
-    if quant:
+    if not quant and cfg.get("family") == "beat_trees":     # float64 features and thresholds end to end
+        quant = desc = "float64"
+    if quant and quant != "float64":
         from sqtool.models.quant import get_preset
         desc = get_preset(quant).description
     outputs = list(cfg.get("outputs") or []) or ["embedding"]
@@ -457,13 +459,14 @@ def codes_to_units(q: np.ndarray, md: dict) -> np.ndarray:
 
 def float_metadata(md: dict) -> dict:
     """The metadata a float artifact carries: no int8 scales / zero points / layer table, quant_scheme float32
-    (what it is), and `int8_twin` naming the int8 scheme it was exported next to, when there is one."""
+    (what it is; float64 for a float64 model, af_beats), and `int8_twin` naming the int8 scheme it was exported next to, when there is one."""
     out = {k: v for k, v in md.items() if k not in INT8_ONLY}
     if "decoder_spec" in out:                               # its int8 line is for int8 codes only
         out["decoder_spec"] = {k: v for k, v in out["decoder_spec"].items() if k not in DECODER_INT8_ONLY}
-    if md.get("quant_scheme") not in (None, "float32"):
+    if md.get("quant_scheme") not in (None, "float32", "float64"):
         out["int8_twin"] = md["quant_scheme"]
-    out.update(quant_scheme="float32", quant_description="float32", precision="float")
+    scheme = "float64" if md.get("quant_scheme") == "float64" else "float32"    # af_beats' trees: float64
+    out.update(quant_scheme=scheme, quant_description=scheme, precision="float")
     return out
 
 

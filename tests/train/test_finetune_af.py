@@ -96,6 +96,7 @@ def test_export_onnx_equals_the_checkpoint(af_run, af_export):
     assert all(r["status"] == "ok" and r["l2_rel_err"] < 1e-12 for r in rep["rows"])
     md = json.loads((af_export / "metadata.json").read_text())
     assert md["input_features"] == load_checkpoint(af_run)["model_cfg"]["frontend"]["features"]
+    assert md["quant_scheme"] == "float64" and "int8_twin" not in md            # its trees, end to end
     text = (af_export / "INTEGRATION.md").read_text()
     for s in ("`sqtool.data.beats.interval_features(x', 100)`", "`features` (1, 1,", "p(AF) = 1 / (1 + exp(-logit_af))",
               "keep it NaN"):
