@@ -110,7 +110,7 @@ def summary(folds: list[dict]) -> dict:
                   "mean_of_subjects": float(cov.mean()), "min": float(cov.min()), "max": float(cov.max()),
                   "in_band": int(((cov >= BAND[0]) & (cov <= BAND[1])).sum()),
                   "mean_abs_dev": float(np.mean(np.abs(cov - COVERAGE))),
-                  "median_width": float(np.median(np.concatenate([[v[f"width_{m}"]] for v in subj.values()])))}
+                  "median_width": float(np.median([v[f"width_{m}"] for v in subj.values()]))}
     return out
 
 

@@ -787,7 +787,7 @@ def markdown(summ) -> str:
           f"subjects; int8 - float student {summ['int8_minus_float_student']:+.3f} BPM (mean of subjects); "
           f"calibrated interval (nominal mass {_span(summ['interval_mass'], '.3f')} chosen per fold on inner "
           f"out-of-fold windows, inner coverage {_span(summ['inner_coverage'], '.3f')}; the spread interval "
-          f"hr -+ (c + k S) instead, chosen on the inner windows, on {summ.get('interval_spread_folds', 0)} of the held-out "
+          f"hr -+ (c + k S) instead, chosen on the inner windows, on {summ['interval_spread_folds']} of the held-out "
           f"subjects; goal 90 %): coverage "
           f"{100 * summ['interval_coverage']:.1f} %; keeping the 80 % most confident windows (device conf chosen "
           f"on the inner windows: mass within +-{_span(summ['conf_halfwidth_bpm'], 'g')} BPM on "

@@ -673,7 +673,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
         R.check_front_filter(md, cfg.filter, art.export_dir)
         front, named = R.front_runtimes(md), {n for n in cfg.runtime if n in R.RUNTIMES}
         names = [n for n in names if n in front or n in named]          # a group (onnx, torch): its members it ships
-        explicit = {n for n in explicit if n in front or n in named}    # a runtime named alone must run
+        explicit &= set(names)                                          # a runtime named alone must run
         if not names:
             raise SqtoolError(f"--runtime {','.join(cfg.runtime)}: this float {md.get('model')} export runs on "
                               f"{', '.join(front)} only")

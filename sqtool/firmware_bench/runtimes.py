@@ -624,9 +624,10 @@ def check_front_filter(md: dict, filt: str, export_dir) -> None:
     its context): another --filter feeds its front end windows it never saw (rr_spec's rate moved by up to 7
     breaths/min with --filter causal). One line; other models pass."""
     from sqtool.core import stream_filter
-    if front_family(md) and filt != stream_filter(md):
+    trained = stream_filter(md)
+    if front_family(md) and filt != trained:
         raise SqtoolError(f"--filter {filt}: {export_dir} is {md.get('model')}, whose front end reads the windows its "
-                          f"fine-tune cut (--filter {stream_filter(md)}): --filter is for time-domain models")
+                          f"fine-tune cut (--filter {trained}): --filter is for time-domain models")
 
 
 def resp_view(md: dict) -> dict:
