@@ -45,8 +45,12 @@ def _coerce(value: Any, tp, key: str):
 
 
 def _convert(value: Any, tp):
-    """`value` as type `tp` (bool from true/false/1/0/yes/no/on/off, lists from "a,b"), or _Uncoercible."""
+    """`value` as type `tp` (bool from true/false/1/0/yes/no/on/off, lists from "a,b"), or _Uncoercible. None
+    only for an Optional (or untyped) field, a number never from a bool (`epochs: true` is a mistake)."""
     if value is None:
+        if _unwrap_optional(tp) is tp and tp in (bool, int, float, str, list, tuple, dict) \
+                or typing.get_origin(tp) in (list, tuple, dict):
+            raise _Uncoercible(value, tp)
         return None
     tp = _unwrap_optional(tp)
     origin = typing.get_origin(tp)
@@ -61,6 +65,8 @@ def _convert(value: Any, tp):
                 return False
             raise ValueError(value)
         if tp in (int, float, str):
+            if tp is not str and isinstance(value, bool):
+                raise ValueError(value)
             if tp is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             return tp(value)

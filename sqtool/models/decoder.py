@@ -138,6 +138,7 @@ NORM_SHIFT = 63 - POST_BITS            # p = ((prod >> s) * floor(2^63 / T) + 2^
 MAX_STEP_MBPM = 5000          # read-out bounds (see the docstring)
 MAX_REFINE = 3
 MAX_BINS = 1024
+MAX_GRID_BPM = 10000.0        # a grid's top: hr + c + k S stays below 2^31 mBPM (hr, c <= 1e7, 64 S <= 6.4e8)
 MAX_EVIDENCE_WEIGHT = 8.0
 MAX_EMISSION_FLOOR = 0.5     # a window whose every bin keeps half the peak says almost nothing
 EVIDENCE_MAX = 254            # evidence codes n_k are 0..254 (int8 spectra: ppg - acc)
@@ -180,6 +181,9 @@ class DecoderCfg:
         lo, hi, step = self.bins_bpm
         if not step > 0 or not hi > lo or lo < 0:
             raise SqtoolError(f"decoder bins_bpm {self.bins_bpm}: need 0 <= lo < hi and step > 0")
+        if hi > MAX_GRID_BPM:
+            raise SqtoolError(f"decoder bins_bpm {self.bins_bpm}: the grid's top {hi:g} is over {MAX_GRID_BPM:g} "
+                              "per minute (the fixed-point limit)")
         n = (hi - lo) / step
         if abs(n - round(n)) > 1e-6:
             raise SqtoolError(f"decoder bins_bpm {self.bins_bpm}: (hi - lo) / step = {n:g} is not a whole number of bins")
@@ -233,6 +237,10 @@ class DecoderCfg:
                               f"got {self.spread_c_bpm}")
         if not (math.isfinite(self.spread_k) and 0 <= self.spread_k <= MAX_SPREAD_K):
             raise SqtoolError(f"decoder spread_k must be in [0, {MAX_SPREAD_K:g}], got {self.spread_k}")
+        if self.interval_mode == "posterior":       # no spread interval: its fields at their defaults, so that a
+            for f in dataclasses.fields(self):        # decoder equals itself read back from its dict (to_dict)
+                if f.name in SPREAD_KEYS[1:]:
+                    setattr(self, f.name, f.default)
 
     # grid
     @property
@@ -568,7 +576,7 @@ def fit_spread_interval(hr: list[np.ndarray], net_argmax_bpm: list[np.ndarray], 
         for c in cs:
             with np.errstate(divide="ignore", invalid="ignore"):
                 kw = np.where(e <= c, 0.0, np.where(S > 0, (e - c) / S, np.inf))       # (N,) least k covering it
-            k = float(np.quantile(kw, coverage, method="higher"))
+            k = float(np.quantile(kw, coverage, method="inverted_cdf"))        # the least k covering `coverage`
             if not math.isfinite(k):
                 continue
             k = math.ceil(k * 256 - 1e-9) / 256

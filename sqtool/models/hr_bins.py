@@ -577,7 +577,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     post = np.concatenate([o["post"] for o in outs])[ok]                   # (N, F)
     err = np.abs(np.concatenate([o["hr"] for o in outs])[ok] - y[ok])
     need = needed_mass(post, y[ok], cfg, slack_bpm)
-    mass = float(np.clip(np.quantile(need, coverage, method="higher"), 0.05, 0.9999))
+    mass = float(np.clip(np.quantile(need, coverage, method="inverted_cdf"), 0.05, 0.9999))
     mass = float(np.round(mass, 6))
     subj = np.concatenate([[g] * len(t) for g, t in zip(grp, truth)])[ok]
     by_subject = {g: float(np.mean(need[subj == g] <= mass)) for g in sorted(set(subj.tolist()))}

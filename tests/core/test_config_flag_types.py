@@ -49,3 +49,13 @@ def test_a_list_flag_names_the_bad_element():
     assert (str(e.value), e.value.code) == ("thing: --sizes: expected int, got 'x' in '1,x,3' "
                                             "(see sqtool thing --help)", 2)
     assert resolve_config(BenchConfig, argparse.Namespace(chunk="7")).chunk == 7      # a good value: as before
+
+
+def test_a_config_files_null_or_boolean_number_names_its_key(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for text, line in (("seed:\n", "config key 'seed': cannot use None as int"),
+                       ("seed: true\n", "config key 'seed': cannot use True as int")):
+        (tmp_path / "c.yaml").write_text(text)
+        assert main(["demo", "--config", str(tmp_path / "c.yaml")]) == 1
+        assert capsys.readouterr().err.strip() == f"sqtool: error: {line}"
+    assert not (tmp_path / "runs").exists()

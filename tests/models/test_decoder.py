@@ -121,12 +121,23 @@ def test_estimate_transition_recovers_sigma_of_random_walks():
     ({"interval_mode": "conformal"}, "interval_mode"), ({"spread_shift": 0}, "spread_shift"),
     ({"spread_shift": 9}, "spread_shift"), ({"spread_shift": 2.5}, "spread_shift"), ({"spread_k": -0.1}, "spread_k"),
     ({"spread_k": float("nan")}, "spread_k"), ({"spread_k": 65.0}, "spread_k"), ({"spread_c_bpm": -1.0}, "spread_c_bpm"),
-    ({"spread_c_bpm": 500.0}, "spread_c_bpm"),
+    ({"spread_c_bpm": 500.0}, "spread_c_bpm"), ({"bins_bpm": (1.9e6, 1.905115e6, 5.0)}, "fixed-point limit"),
 ])
 def test_bad_configs_are_refused_in_one_line(kw, match):
     with pytest.raises(SqtoolError, match=match) as e:
         D.DecoderCfg(**kw)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("kw, line", [
+    ({"interval_mode": "spread", "spread_k": None}, "config key 'spread_k': cannot use None as float"),
+    ({"sigma_bpm": None}, "config key 'sigma_bpm': cannot use None as float"),
+    ({"spread_shift": True}, "config key 'spread_shift': cannot use True as int"),
+])
+def test_a_model_files_null_or_boolean_decoder_value_is_one_line_naming_its_key(kw, line):
+    with pytest.raises(SqtoolError) as e:
+        D.DecoderCfg.from_dict({**D.DecoderCfg().to_dict(), **kw})
+    assert str(e.value) == f"decoder config: {line}" or str(e.value) == line
 
 
 def test_config_round_trip_and_unknown_key():
@@ -447,6 +458,9 @@ def test_a_posterior_decoders_dict_has_no_spread_keys_and_a_spread_one_round_tri
     post = D.DecoderCfg(sigma_bpm=3.0)
     assert not set(D.SPREAD_KEYS) & set(post.to_dict())                   # its metadata and tables text unchanged
     assert D.DecoderCfg.from_dict(post.to_dict()) == post
+    off = D.DecoderCfg(sigma_bpm=3.0, spread_shift=6, spread_k=2.0)        # spread fields with no spread interval
+    assert off == post and D.DecoderCfg.from_dict(off.to_dict()) == off
+    assert D.decoder_tables(off)["spread_shift"] == D.decoder_tables(post)["spread_shift"]
     sp = D.DecoderCfg(sigma_bpm=3.0, **SPREAD)
     assert D.DecoderCfg.from_dict(sp.to_dict()) == sp and sp.to_dict()["interval_mode"] == "spread"
     t = D.decoder_tables(sp)
@@ -484,3 +498,14 @@ def test_fit_spread_interval_holds_the_coverage_for_each_wearer_where_one_width_
     # the fitted k is on the fixed point's grid
     assert fit["spread_k"] * 256 == int(fit["spread_k"] * 256)
     assert D.fit_spread_interval([], [], [], []) is None
+
+
+@pytest.mark.parametrize("n", [10, 30, 1000])
+def test_fit_spread_interval_takes_the_least_k_that_reaches_the_coverage(n):
+    # the network argues by 1 BPM everywhere (S = 1), the track errs by (i + 1) / n x 10 BPM on window i: with
+    # c = 0 the least k holding 90 % is the 90 % point itself, one window more is not needed
+    hr = np.full(n, 100.0)
+    y = hr + 10.0 * (np.arange(n) + 1) / n
+    fit = D.fit_spread_interval([hr], [hr + 1.0], [y], ["s"], coverage=0.9, slack_bpm=0.0, shifts=(4,), cs=(0.0,))
+    assert fit["coverage"] == pytest.approx(0.9)
+    assert fit["spread_k"] == math.ceil(9.0 * 256 - 1e-9) / 256
