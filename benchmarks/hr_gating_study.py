@@ -192,7 +192,7 @@ def study(folds: list[dict]) -> dict:
             train_gating[n].append(max(up, down))
             scores[n].append(sign * Fte[:, j])
         scores["learned / all"].append(-error_model(Ftr[:, :N_FIRST], etr).predict(np.nan_to_num(Fte[:, :N_FIRST])))
-        scores["learned / all, 24 read-outs"].append(-error_model(Ftr, etr).predict(np.nan_to_num(Fte)))
+        scores[LEARNED[2]].append(-error_model(Ftr, etr).predict(np.nan_to_num(Fte)))
         same = np.isin(dtr, np.unique(dte))
         scores["learned / same dataset"].append(-error_model(Ftr[same][:, :N_FIRST], etr[same]).predict(
             np.nan_to_num(Fte[:, :N_FIRST])))
