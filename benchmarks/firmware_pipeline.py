@@ -7,7 +7,9 @@
    front-end spectra of TROIKA + wrist_exercise (`hr_corpus`), the two evaluation recordings' subjects
    left out, then `qat_bins` (--qat-epochs); decoder (sigma, floor) fitted on the training truth, its
    logit scale = the int graph's output scale, and the motion-subtracted PPG spectrum weighed into its
-   emission when --evidence-weight > 0 (0 by default, as shipped; > 0 costs one more pass over the codes). Accuracy is NOT the point here (see hr_spectral.py); the
+   emission when --evidence-weight > 0 (0 by default, as shipped; > 0 costs one more pass over the codes), its
+   90 % interval the spread one (--interval; fitted on the training windows, as the benchmarks' folds ship it;
+   the confidence's 16 calibration knots likewise). Accuracy is NOT the point here (see hr_spectral.py); the
    MAE printed is a sanity check only.
 2. `render_pipeline` at the recording's device rate and PPG sensor count (TROIKA 125 Hz with ppg + ppg2,
    wrist_exercise 256 Hz with one), the Python integer reference `PipelineRef` on the whole recording
@@ -47,7 +49,7 @@ from sqtool.firmware_bench import mcu  # noqa: E402
 from sqtool.firmware_bench import pipeline_fw as PF  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.spectral import bin_grid  # noqa: E402
-from sqtool.models.decoder import decoder_cfg, fit_conf_calibration  # noqa: E402
+from sqtool.models.decoder import decoder_cfg, fit_conf_calibration, fit_spread_interval  # noqa: E402
 from sqtool.models.hr_bins import BinTrainCfg, decode_int, fit_decoder, train_bins  # noqa: E402
 
 EVAL = (("troika", "DATA_01_TYPE01"), ("wrist_exercise", None))      # None: the first labelled recording
@@ -84,20 +86,28 @@ def train_model(corpus, held, args):
     graph = extract_int_graph(q)
     dec = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s, float(graph.output_scale))
     dec["evidence_weight"] = float(args.evidence_weight)      # > 0: the costlier emission, spectra read per bin
-    if args.conf_calibration == "on":       # knots as a shipped model has them (fitted here on training windows:
-        raw, err = [], []                   # this benchmark measures cost, not the confidence's quality)
-        for r in train:
-            lq, scale = int8_logits(q, as_model_input(r.x))
-            d = decode_int(lq, dec, scale, r.flagged < 0.5, r.x)
-            ok = np.isfinite(r.y)
-            raw.append(d["conf"][ok])
-            err.append(np.abs(d["hr"][ok] - r.y[ok]))
+    raw, err, hr, net, truth = [], [], [], [], []     # the training windows decoded: the conf calibration's and
+    for r in train:                                   # the spread interval's fit (this benchmark measures cost, not
+        lq, scale = int8_logits(q, as_model_input(r.x))   # the confidence's or the interval's quality)
+        d = decode_int(lq, dec, scale, r.flagged < 0.5, r.x)
+        ok = np.isfinite(r.y)
+        raw.append(d["conf"][ok])
+        err.append(np.abs(d["hr"][ok] - r.y[ok]))
+        hr.append(d["hr"])
+        net.append(decoder_cfg(dec).centres[np.argmax(lq, axis=1)])
+        truth.append(r.y)
+    if args.conf_calibration == "on":       # knots as a shipped model has them
         dec.update(fit_conf_calibration(np.concatenate(raw), np.concatenate(err), decoder_cfg(dec).span_bpm))
+    if args.interval == "spread":           # hr -+ (c + k S), as sqtool quantize ships it from 3 subjects on
+        fit = fit_spread_interval(hr, net, truth, [r.key for r in train])
+        if fit is None:
+            raise SystemExit("no spread interval reaches 90 % on the training windows: run with --interval posterior")
+        dec.update({"interval_mode": "spread", **{k: fit[k] for k in ("spread_shift", "spread_c_bpm", "spread_k")}})
     mc = q.cfg.to_dict()
     mc["decoder"] = dec
     log(f"trained {args.model} on {len(train)} recordings ({len(X)} windows) in {time.time() - t0:.0f} s; "
         f"decoder sigma {dec['sigma_bpm']:.2f} BPM floor {dec['floor']:.2g} evidence weight {dec['evidence_weight']:g} "
-        f"conf calibration knots {len(dec.get('conf_calib_x', []))}")
+        f"conf calibration knots {len(dec.get('conf_calib_x', []))}; interval {decoder_cfg(dec).interval_text}")
     return q, graph, mc, len(train)
 
 
@@ -176,7 +186,7 @@ def write_markdown(res: dict, path: Path) -> None:
          f"Model: `{res['model']}` quick-trained ({res['epochs']} epochs + {res['qat_epochs']} QAT epochs, "
          f"{res['train_recordings']} training recordings, evaluation subjects held out), {res['macs']} MACs per "
          f"window; decoder weight of the motion-subtracted PPG spectrum {res.get('evidence_weight', 0.0):g}; "
-         f"conf calibration knots {res.get('conf_calib_knots', 0)}; rounding "
+         f"conf calibration knots {res.get('conf_calib_knots', 0)}; interval {res.get('interval', 'posterior')}; rounding "
          f"`{PL.ROUNDING}`; -O2, arm-none-eabi-gcc + picolibc; QEMU {res['tools'].get('qemu')}.",
          "Instruction counts are instructions executed (QEMU TCG plugin), not cycles.", "",
          "## Bit-exactness (every result field, every hop, vs the Python integer reference)", "",
@@ -232,6 +242,9 @@ def main() -> int:
                          "costs one pass over the window's codes per hop)")
     ap.add_argument("--conf-calibration", choices=("on", "off"), default="on",
                     help="on: the decoder carries 16 conf calibration knots, as a model from sqtool quantize does")
+    ap.add_argument("--interval", choices=("spread", "posterior"), default="spread",
+                    help="the decoder's 90 %% interval: spread (hr -+ (c + k S), what the benchmarks' folds ship) or "
+                         "the posterior's central mass")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     args = ap.parse_args()
@@ -251,6 +264,7 @@ def main() -> int:
            "macs": graph.macs, "targets": args.targets, "rounding": PL.ROUNDING, "tools": mcu.tool_versions(),
            "evidence_weight": float(mc["decoder"]["evidence_weight"]),
            "conf_calib_knots": len(mc["decoder"].get("conf_calib_x", [])),
+           "interval": decoder_cfg(mc["decoder"]).interval_text,
            "sanity_mae_bpm": {}, "recordings": [],
            "command": "nice .venv/bin/python benchmarks/firmware_pipeline.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
