@@ -152,7 +152,7 @@ def fit(train, scfg, bins, epochs: int, seed: int):
 def inner_decoder(train, scfg, bins, args) -> dict:
     """Decoder chosen on out-of-fold logits of the training subjects (as benchmarks/hr_spectral.py)."""
     rkeys = np.array([r.key for r in train])
-    lg, ys, gs = [], [], []
+    lg, ys, gs, vs = [], [], [], []
     for _, te in subject_folds(rkeys, args.inner_folds, args.seed):
         g = set(rkeys[te])
         m = fit([r for r in train if r.key not in g], scfg, bins, args.inner_epochs, args.seed)
@@ -161,8 +161,9 @@ def inner_decoder(train, scfg, bins, args) -> dict:
                 lg.append(predict_logits(m, as_model_input(r.x)))
                 ys.append(r.y)
                 gs.append(r.key)
+                vs.append(r.flagged < 0.5)
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
-    return select_decoder(lg, ys, gs, base)
+    return select_decoder(lg, ys, gs, base, valid=vs)
 
 
 def run_fold(train, test, scfg, args) -> tuple[list[dict], dict]:

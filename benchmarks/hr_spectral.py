@@ -339,6 +339,7 @@ def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
                          rule=rule, calibrate_groups=cal, emission_floors=emission_floors,
+                         valid=[r.flagged < 0.5 for r in train],
                          calibration_logits=(None if cal_logits is None else
                                              [cal_logits.get(r.record_id) for r in train]),
                          **evidence_args(evidence, [r.x for r in train]))

@@ -553,22 +553,23 @@ SPREAD_C_BPM = tuple(np.round(np.arange(0.0, 8.001, 0.25), 2))
 
 def fit_spread_interval(hr: list[np.ndarray], net_argmax_bpm: list[np.ndarray], truth: list[np.ndarray],
                         groups: list[str], coverage: float = 0.9, slack_bpm: float = 0.5,
-                        shifts=SPREAD_SHIFTS, cs=SPREAD_C_BPM) -> dict:
+                        shifts=SPREAD_SHIFTS, cs=SPREAD_C_BPM, valid: list[np.ndarray] | None = None) -> dict:
     """The spread interval (hr -+ (c + k S), `spread_track`) that holds the truth (+-slack_bpm) on `coverage` of
     the windows pooled AND comes closest to it for every subject: for each shift and c, the least k (on the
     fixed point's 1/256 grid) whose pooled coverage reaches `coverage`; among those, the lowest mean over subjects
     of |a subject's coverage - coverage| (ties: the narrower mean interval). Per recording (one list entry each):
     the decoded hr, the network's own argmax (BPM) and the truth (NaN: not scored), all (W,); `groups` its
-    subject. Returns {"spread_shift", "spread_c_bpm", "spread_k", "dev" (that mean), "coverage" (pooled),
+    subject; `valid` (W,) bool each (None: every window): the windows the device scores, S held over the others
+    as the device holds it, and only those scored. Returns {"spread_shift", "spread_c_bpm", "spread_k", "dev" (that mean), "coverage" (pooled),
     "per_subject" {subject: coverage}}; None when no candidate reaches `coverage` (k over MAX_SPREAD_K)."""
     best = None
     if not any(np.isfinite(np.asarray(y, np.float64)).any() for y in truth):
         return None
     for shift in shifts:
         S, e, g = [], [], []
-        for h, a, y, grp in zip(hr, net_argmax_bpm, truth, groups):
-            ok = np.isfinite(y)
-            S.append(spread_track(h, a, None, shift)[ok])
+        for h, a, y, grp, v in zip(hr, net_argmax_bpm, truth, groups, valid or [None] * len(hr)):
+            ok = np.isfinite(y) & (True if v is None else np.asarray(v, bool))     # scored windows with truth
+            S.append(spread_track(h, a, v, shift)[ok])
             e.append(np.abs(np.asarray(h, np.float64)[ok] - np.asarray(y, np.float64)[ok]) - slack_bpm)
             g += [grp] * int(ok.sum())
         S, e, g = np.concatenate(S), np.concatenate(e), np.array(g)

@@ -449,7 +449,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                    evidence_required: bool = False, calibrate: bool = True, rule: str = "min",
                    calibrate_groups: set[str] | None = None,
                    calibration_logits: list[np.ndarray | None] | None = None,
-                   interval_modes=("posterior", "spread")) -> dict:
+                   interval_modes=("posterior", "spread"), valid: list[np.ndarray] | None = None) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor, logit temperature and emission floor (each bin's likelihood at least that
@@ -502,6 +502,9 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     e.g. of students that each left out only one calibration subject and so err as the shipped model does
     (inner-fold students that never saw several of the device's subjects err more, and the interval comes out
     too wide).
+    `valid` (one (W,) bool per recording; None: every window): the windows the device scores (front-end flagged
+    < 0.5). Every candidate is decoded as the device decodes, holding its belief and S over the others, and only
+    scored windows with truth count in steps 1-4 (a recording with dropouts is fitted on the stream it runs on).
     Returns the decoder dict with "temperature", evidence_weight, interval, interval_mode (and the spread_*
     keys when "spread") and conf_halfwidth_bpm set, and the bookkeeping inner_mae, inner_mae_no_evidence (step
     1's), inner_coverage (of the chosen interval, pooled), inner_coverage_subjects (per inner subject, in the
@@ -518,6 +521,12 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                           f"got {interval_modes}")
     base = {k: v for k, v in uncalibrated(base).items() if k not in SPREAD_KEYS}   # knots and the interval: refitted
     sp = spectra if spectra is not None else [None] * len(logits)
+    if valid is None:
+        valid = [np.ones(len(lg), bool) for lg in logits]
+    if len(valid) != len(logits) or any(len(v) != len(lg) for v, lg in zip(valid, logits)):
+        raise SqtoolError("select_decoder: valid needs one (W,) mask per recording, as long as its logits")
+    valid = [np.asarray(v, bool) for v in valid]
+    truth = [np.where(v, np.asarray(y, np.float64), np.nan) for v, y in zip(valid, truth)]   # scored windows only
 
     if rule not in SELECTION_RULES:
         raise SqtoolError(f"select_decoder: rule must be one of {', '.join(SELECTION_RULES)}, got {rule!r}")
@@ -532,9 +541,9 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
         key = repr(sorted((k, v) for k, v in dec.items() if not k.startswith("inner_")))
         if key not in scored:
             per = {}
-            for lg, y, g, x in zip(logits, truth, groups, sp):
+            for lg, y, g, x, v in zip(logits, truth, groups, sp, valid):
                 ok = np.isfinite(y)
-                per.setdefault(g, []).append(np.abs(decode_float(lg, dec, spec=x)["hr"][ok] - y[ok]))
+                per.setdefault(g, []).append(np.abs(decode_float(lg, dec, v, spec=x)["hr"][ok] - y[ok]))
             scored[key] = np.array([np.concatenate(per[g]).mean() for g in sorted(per)])
         return scored[key]
 
@@ -570,8 +579,8 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
         if len(calibration_logits) != len(logits) or any(c and lg is None for lg, c in zip(calibration_logits, cal)):
             raise SqtoolError("select_decoder: calibration_logits needs one array per calibration recording")
         logits = [lg if c else None for lg, c in zip(calibration_logits, cal)]
-    logits, truth, sp, grp = ([v for v, c in zip(seq, cal) if c] for seq in (logits, truth, sp, groups))
-    outs = [decode_float(lg, best, spec=x) for lg, x in zip(logits, sp)]     # steps 2-4's windows
+    logits, truth, sp, grp, valid = ([v for v, c in zip(seq, cal) if c] for seq in (logits, truth, sp, groups, valid))
+    outs = [decode_float(lg, best, v, spec=x) for lg, x, v in zip(logits, sp, valid)]     # steps 2-4's windows
     y = np.concatenate([np.asarray(t, np.float64) for t in truth])
     ok = np.isfinite(y)
     post = np.concatenate([o["post"] for o in outs])[ok]                   # (N, F)
@@ -585,7 +594,8 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
         "posterior": float(np.mean([abs(v - coverage) for v in by_subject.values()]))}}
     few = len(by_subject) < MIN_SPREAD_SUBJECTS and "posterior" in interval_modes   # no per-subject spread to fit
     spread = (fit_spread_interval([o["hr"] for o in outs], [cfg.centres[np.argmax(lg, axis=1)] for lg in logits],
-                                  truth, grp, coverage, slack_bpm) if "spread" in interval_modes and not few else None)
+                                  truth, grp, coverage, slack_bpm, valid=valid)
+              if "spread" in interval_modes and not few else None)
     if spread is not None:
         interval["inner_interval_dev"]["spread"] = spread["dev"]
     if spread is not None and ("posterior" not in interval_modes or spread["dev"] < interval["inner_interval_dev"]["posterior"]):
@@ -601,8 +611,8 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     masses = {float(h): conf_mass(post, h, cfg) for h in conf_halfwidths if h >= cfg.bins_bpm[2]}
     gains = {h: gating(m) for h, m in masses.items()}
     hw = max(gains, key=gains.get)                                         # first best on ties
-    widths = np.concatenate([decode_float(lg, {**best, "interval": mass, "conf_measure": "width"}, spec=x)["conf"]
-                             for lg, x in zip(logits, sp)])[ok]            # the device's width read-out, raw
+    widths = np.concatenate([decode_float(lg, {**best, "interval": mass, "conf_measure": "width"}, v, spec=x)["conf"]
+                             for lg, x, v in zip(logits, sp, valid)])[ok]  # the device's width read-out, raw
     g_width = gating(widths)
     measure = "width" if "width" in conf_measures and ("mass" not in conf_measures or g_width > gains[hw]) else "mass"
     raw = widths if measure == "width" else masses[hw]

@@ -236,7 +236,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
             f"argmax, before decoding) on {int(np.isfinite(raw).sum())} held-out windows ({time.time() - t_fold:.0f} s)")
     base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
-                         calibrate_groups=cal)
+                         calibrate_groups=cal, valid=[r.flagged < 0.5 for r in corpus])
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, interval {interval_text(dec)} (out-of-fold coverage "
         f"{dec['inner_coverage']:.3f}; the posterior's {dec['inner_coverage_nominal']:.3f} at mass 0.9, on "

@@ -624,3 +624,38 @@ def test_select_decoder_reports_the_spread_interval_where_it_holds_the_coverage_
     pick = lambda seq: [seq[i] for i in two]                                     # noqa: E731
     dec2 = select_decoder(pick(logits), pick(truth), pick(groups), base, **kw)
     assert dec2["interval_mode"] == "posterior" and set(dec2["inner_interval_dev"]) == {"posterior"}
+
+
+def test_select_decoder_fits_on_the_stream_the_device_runs_holding_over_its_unscored_windows():
+    """A third of every recording is a dropout stretch (front end flagged: the device holds its belief and S
+    there) whose network output is junk, a peak at 220 BPM. Given `valid`, every candidate is decoded as the
+    device decodes and only scored windows count: the per-subject coverage reported is the one the device's
+    read-out gives on its scored windows. Without it, the fit read the junk as pulses."""
+    logits, truth, groups = _calm_and_rough_wearers()
+    valid = []
+    for lg in logits:
+        v = np.ones(len(lg), bool)
+        v[40:80] = False
+        lg[40:80] = -0.5 * ((BINS[None, :] - 220.0) / 1.5) ** 2
+        valid.append(v)
+    base = {"bins_bpm": [30.0, 230.0, 1.0], "sigma_bpm": 2.0, "floor": 1e-3, "logit_scale": 1.0}
+    kw = dict(sigmas=(2.0,), floors=(1e-3,), temperatures=(1.0,))
+
+    def device_coverage(dec):
+        per = []
+        for g in sorted(set(groups)):
+            cov = []
+            for lg, y, v, gg in zip(logits, truth, valid, groups):
+                if gg == g:
+                    o = decode_float(lg, dec, v)
+                    cov.append((np.abs(o["hi"] - o["hr"]) + 0.5 >= np.abs(o["hr"] - y))[v])
+            per.append(float(np.mean(np.concatenate(cov))))
+        return per
+
+    dec = select_decoder(logits, truth, groups, base, valid=valid, **kw)
+    assert dec["inner_coverage_subjects"] == pytest.approx(device_coverage(dec), abs=1e-9)
+    assert dec["inner_calibration_windows"] == sum(int(v.sum()) for v in valid)
+    blind = select_decoder(logits, truth, groups, base, **kw)                # the junk read as pulses
+    assert blind["inner_coverage_subjects"] != pytest.approx(device_coverage(blind), abs=1e-3)
+    with pytest.raises(SqtoolError, match="valid"):
+        select_decoder(logits, truth, groups, base, valid=[v[:-1] for v in valid], **kw)
