@@ -26,6 +26,7 @@ from sqtool.core import SqtoolError
 from sqtool.core.progress import item
 
 OUTPUTS = ("logit_af",)
+MIN_WINDOW_S = 8.0          # the beat-interval statistics need a few intervals (NaN under 4 beats)
 
 
 def _front(x: np.ndarray, model_cfg) -> np.ndarray:
@@ -74,6 +75,9 @@ def check_config(cfg, command: str = "train finetune") -> None:
     where = check_front_config(cfg, command)
     if cfg.fs and cfg.fs < 20.0:
         raise SqtoolError(f"{where}: --fs {cfg.fs:g}: the beat features need at least 20 Hz")
+    if cfg.window_s and cfg.window_s < MIN_WINDOW_S:
+        raise SqtoolError(f"{where}: --window-s {cfg.window_s:g}: the beat-interval features need windows of at "
+                          f"least {MIN_WINDOW_S:g} s (8 beats at 60 BPM; the model is validated on 10 s)")
 
 
 def run(cfg, run_dir: str | Path, log=item, resume: bool = False, task_data=None, *, prepared: bool = False) -> dict:

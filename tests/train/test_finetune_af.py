@@ -82,6 +82,7 @@ def test_each_fold_chooses_on_its_training_subjects_only(monkeypatch, tmp_path):
     (["--band-phase", "causal"], "zero-phase windows"),
     (["--channels", "ppg,acc_x"], "one PPG channel"),
     (["--fs", "10"], "at least 20 Hz"),
+    (["--window-s", "3"], "windows of at least 8 s"),
 ])
 def test_refusals_are_one_line_before_a_folder(tmp_path, capsys, extra, match):
     out = tmp_path / "never"
