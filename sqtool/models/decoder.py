@@ -560,8 +560,9 @@ def fit_spread_interval(hr: list[np.ndarray], net_argmax_bpm: list[np.ndarray], 
     of |a subject's coverage - coverage| (ties: the narrower mean interval). Per recording (one list entry each):
     the decoded hr, the network's own argmax (BPM) and the truth (NaN: not scored), all (W,); `groups` its
     subject; `valid` (W,) bool each (None: every window): the windows the device scores, S held over the others
-    as the device holds it, and only those scored. Returns {"spread_shift", "spread_c_bpm", "spread_k", "dev" (that mean), "coverage" (pooled),
-    "per_subject" {subject: coverage}}; None when no candidate reaches `coverage` (k over MAX_SPREAD_K)."""
+    as the device holds it, and only those scored. Returns {"spread_shift", "spread_c_bpm", "spread_k", "dev"
+    (that mean), "coverage" (pooled), "per_subject" {subject: coverage}}; None when no candidate reaches
+    `coverage` (k over MAX_SPREAD_K)."""
     best = None
     if not any(np.isfinite(np.asarray(y, np.float64)).any() for y in truth):
         return None
