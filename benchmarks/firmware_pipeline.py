@@ -86,20 +86,21 @@ def train_model(corpus, held, args):
     graph = extract_int_graph(q)
     dec = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s, float(graph.output_scale))
     dec["evidence_weight"] = float(args.evidence_weight)      # > 0: the costlier emission, spectra read per bin
+    centres = decoder_cfg(dec).centres
     raw, err, hr, net, truth = [], [], [], [], []     # the training windows decoded: the conf calibration's and
     for r in train:                                   # the spread interval's fit (this benchmark measures cost, not
         lq, scale = int8_logits(q, as_model_input(r.x))   # the confidence's or the interval's quality)
-        d = decode_int(lq, dec, scale, r.flagged < 0.5, r.x)
+        d = decode_int(lq, dec, scale, r.valid, r.x)
         ok = np.isfinite(r.y)
         raw.append(d["conf"][ok])
         err.append(np.abs(d["hr"][ok] - r.y[ok]))
         hr.append(d["hr"])
-        net.append(decoder_cfg(dec).centres[np.argmax(lq, axis=1)])
+        net.append(centres[np.argmax(lq, axis=1)])
         truth.append(r.y)
     if args.conf_calibration == "on":       # knots as a shipped model has them
         dec.update(fit_conf_calibration(np.concatenate(raw), np.concatenate(err), decoder_cfg(dec).span_bpm))
     if args.interval == "spread":           # hr -+ (c + k S), as sqtool quantize ships it from 3 subjects on
-        fit = fit_spread_interval(hr, net, truth, [r.key for r in train])
+        fit = fit_spread_interval(hr, net, truth, [r.key for r in train], valid=[r.valid for r in train])
         if fit is None:
             raise SystemExit("no spread interval reaches 90 % on the training windows: run with --interval posterior")
         dec.update({"interval_mode": "spread", **{k: fit[k] for k in ("spread_shift", "spread_c_bpm", "spread_k")}})
@@ -113,7 +114,7 @@ def train_model(corpus, held, args):
 
 def sanity_mae(q, mc, graph, r):
     lq, scale = int8_logits(q, as_model_input(r.x))
-    d = decode_int(lq, mc["decoder"], scale, r.flagged < 0.5, r.x)
+    d = decode_int(lq, mc["decoder"], scale, r.valid, r.x)
     ok = np.isfinite(r.y)
     return float(np.abs(d["hr"][ok] - r.y[ok]).mean())
 

@@ -161,7 +161,7 @@ def inner_decoder(train, scfg, bins, args) -> dict:
                 lg.append(predict_logits(m, as_model_input(r.x)))
                 ys.append(r.y)
                 gs.append(r.key)
-                vs.append(r.flagged < 0.5)
+                vs.append(r.valid)
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
     return select_decoder(lg, ys, gs, base, valid=vs)
 
@@ -174,7 +174,7 @@ def run_fold(train, test, scfg, args) -> tuple[list[dict], dict]:
     for r in test:
         lg = predict_logits(m, as_model_input(r.x))
         rows.append({"subject": r.key, "record": r.record_id, "y": r.y,
-                     "hr": decode_float(lg, dec, r.flagged < 0.5, r.x)["hr"], "raw": bins[lg.argmax(1)]})
+                     "hr": decode_float(lg, dec, r.valid, r.x)["hr"], "raw": bins[lg.argmax(1)]})
     return rows, {k: dec[k] for k in ("sigma_bpm", "floor", "temperature", "inner_mae")}
 
 

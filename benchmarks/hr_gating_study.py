@@ -143,7 +143,7 @@ def fold_windows(dump: dict, records: dict, name: str = "") -> dict:
             if d["id"] not in records:
                 raise SqtoolError(f"{name}: recording {d['id']} is not under the data root (--data-root)")
             r = records[d["id"]]
-            valid = r.flagged < 0.5
+            valid = r.valid
             if part == "train":
                 lg = d["logits"].astype(np.float64)
                 out = decode_float(lg, dec, valid, r.x)

@@ -59,7 +59,7 @@ def fold(dump: dict, records: dict, name: str) -> dict:
     widths of both intervals."""
     dec, scale = dump["decoder"], dump["scale"]
     centres = decoder_cfg(dec).centres
-    hr, am, ys, gs = [], [], [], []
+    hr, am, ys, gs, vs = [], [], [], [], []
     held_datasets = {d["id"].split("/")[0] for d in dump["test"]}
     for d in dump["oof"]:
         if d["id"].split("/")[0] not in held_datasets:   # calibrated on the held-out dataset's training subjects,
@@ -67,11 +67,12 @@ def fold(dump: dict, records: dict, name: str) -> dict:
         if d["id"] not in records:
             raise SqtoolError(f"{name}: recording {d['id']} is not under the data root (--data-root)")
         r = records[d["id"]]
-        hr.append(decode_float(d["logits"].astype(np.float64), dec, None, r.x)["hr"])
+        hr.append(decode_float(d["logits"].astype(np.float64), dec, r.valid, r.x)["hr"])   # as select_decoder
         am.append(centres[np.argmax(d["logits"], axis=1)])
         ys.append(np.asarray(r.y, np.float64))
         gs.append(d["key"])
-    fit = fit_spread_interval(hr, am, ys, gs, COVERAGE, SLACK_BPM)
+        vs.append(r.valid)
+    fit = fit_spread_interval(hr, am, ys, gs, COVERAGE, SLACK_BPM, valid=vs)
     if fit is None:
         raise SqtoolError(f"{name}: no spread interval reaches {COVERAGE:.0%} on the inner windows")
     posterior = {**dec, "interval_mode": "posterior"}      # a dump of a decoder that chose the spread interval too
@@ -79,13 +80,12 @@ def fold(dump: dict, records: dict, name: str) -> dict:
     subjects = {}
     for d in dump["test"]:
         r = records[d["id"]]
-        valid = r.flagged < 0.5
         y = np.asarray(r.y, np.float64)
         ok = np.isfinite(y)
         s = subjects.setdefault(d["key"], {"covered": {"posterior": [], "spread": []},
                                            "width": {"posterior": [], "spread": []}, "err": []})
         for mode, dd in (("posterior", posterior), ("spread", spread)):
-            out = decode_int(d["logits"], dd, scale, valid, r.x)
+            out = decode_int(d["logits"], dd, scale, r.valid, r.x)
             s["covered"][mode].append(covered(out, y))
             s["width"][mode].append((out["hi"] - out["lo"])[ok])
         s["err"].append(np.abs(out["hr"][ok] - y[ok]))

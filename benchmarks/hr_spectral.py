@@ -339,7 +339,7 @@ def decoder_on(logits: dict, train, cfg, whose: str, log, evidence: str = "inner
     base = fit_decoder([r.y for r in train], cfg.arch["bins_bpm"], cfg.hop_s)
     dec = select_decoder([logits[r.record_id] for r in train], [r.y for r in train], [r.key for r in train], base,
                          rule=rule, calibrate_groups=cal, emission_floors=emission_floors,
-                         valid=[r.flagged < 0.5 for r in train],
+                         valid=[r.valid for r in train],
                          calibration_logits=(None if cal_logits is None else
                                              [cal_logits.get(r.record_id) for r in train]),
                          **evidence_args(evidence, [r.x for r in train]))
@@ -408,7 +408,7 @@ def choose_recipe(train, groups, oof, dec, bins, args, log, encoders) -> tuple[s
         soofs[name] = student_oof(train, groups, oof, bins, student_args(args, name), encoders)
         per: dict = {}                                              # inner subject -> errors
         for r in train:
-            hr = decode_float(soofs[name][r.record_id], dec, r.flagged < 0.5, r.x)["hr"]
+            hr = decode_float(soofs[name][r.record_id], dec, r.valid, r.x)["hr"]
             per.setdefault(r.key, []).append(np.abs(hr - r.y))
         scores[name] = float(np.mean([np.nanmean(np.concatenate(v)) for v in per.values()]))
     best = min(scores, key=scores.get)
@@ -548,7 +548,7 @@ def run_fold(train, test, args, records, log):
     out, dump = [], {}
     for r in test:
         x = as_model_input(r.x)
-        valid = r.flagged < 0.5
+        valid = r.valid
         lt, ls = predict_logits(teacher, teacher_x(r, tcfg, records)), predict_logits(student, x)
         lq, scale = int8_logits(q, x)
         dq = decode_int(lq, dec, scale, valid, r.x)

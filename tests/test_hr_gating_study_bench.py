@@ -18,7 +18,7 @@ def records_of(folder, n_bins, seed=0):
                 rid = k[2:]
                 y = z[k]
                 out[rid] = SimpleNamespace(dataset=rid.split("/")[0], record_id=rid.split("/")[1], y=y,
-                                           flagged=np.zeros(len(y)),
+                                           flagged=np.zeros(len(y)), valid=np.ones(len(y), bool),
                                            x=rng.integers(0, 127, (len(y), n_bins, 4)).astype(np.int8))
     return out
 

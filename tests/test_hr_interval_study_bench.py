@@ -27,7 +27,7 @@ def test_each_fold_fits_on_its_inner_windows_and_scores_both_intervals_on_the_he
     # the posterior column is the dump's own decoder, as the firmware decodes it
     from sqtool.models.decoder import decode_int
     r = records_of(tmp_path / "d", n_bins)["synthetic/r0"]
-    out = decode_int(dump["test"][0]["logits"], dump["decoder"], dump["scale"], r.flagged < 0.5, r.x)
+    out = decode_int(dump["test"][0]["logits"], dump["decoder"], dump["scale"], r.valid, r.x)
     ok = np.isfinite(r.y)
     cov = (out["lo"][ok] <= r.y[ok] + 0.5) & (out["hi"][ok] >= r.y[ok] - 0.5)
     assert row["coverage_posterior"] == pytest.approx(cov.mean())

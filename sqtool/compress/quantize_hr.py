@@ -165,7 +165,7 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
             "training subject but its own")
     base = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
     dec = select_decoder(logits, ys, list(keys), base, rule=cfg.decoder_rule, calibrate_groups=cal,
-                         valid=[r.flagged < 0.5 for r in train],
+                         valid=[r.valid for r in train],
                          calibration_logits=cal_logits, **evidence_args(cfg.evidence, [r.x for r in train]))
     atomic_write_text(dpath, dumps_json({"key": dkey, "decoder": dec}, indent=1) + "\n")
     say(f"decoder on the students' out-of-fold logits ({len(folds)} inner folds x {icfg.epochs} epochs): sigma "
@@ -374,7 +374,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     rows = []
     for r in test:
         x = as_model_input(r.x)
-        valid = r.flagged < 0.5
+        valid = r.valid
         lq, scale = int8_logits(q, x)
         d8 = decode_int(lq, scfg.decoder, scale, valid, r.x)
         rows.append({"subject": r.key, "record": r.record_id, "y": r.y,

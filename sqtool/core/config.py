@@ -47,9 +47,8 @@ def _coerce(value: Any, tp, key: str):
 def _convert(value: Any, tp):
     """`value` as type `tp` (bool from true/false/1/0/yes/no/on/off, lists from "a,b"), or _Uncoercible. None
     only for an Optional (or untyped) field, a number never from a bool (`epochs: true` is a mistake)."""
-    if value is None:
-        if _unwrap_optional(tp) is tp and tp in (bool, int, float, str, list, tuple, dict) \
-                or typing.get_origin(tp) in (list, tuple, dict):
+    if value is None:                  # an Optional field is a Union: neither a plain type nor a list / dict
+        if tp in (bool, int, float, str, list, tuple, dict) or typing.get_origin(tp) in (list, tuple, dict):
             raise _Uncoercible(value, tp)
         return None
     tp = _unwrap_optional(tp)

@@ -72,6 +72,12 @@ class HrRecording:
         """Subject id unique across datasets (folds are by subject)."""
         return f"{self.dataset}:{self.subject}"
 
+    @property
+    def valid(self) -> np.ndarray:
+        """(W,) bool: the windows the device scores (its front end flagged under half the window: the network
+        runs); the decoder holds its belief over the others."""
+        return self.flagged < 0.5
+
 
 def ppg_sensors(model_cfg: ModelCfg | dict) -> list[str]:
     """The PPG sensors a spectral model averages when a recording has them: frontend["ppg_sensors"], else

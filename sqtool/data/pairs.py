@@ -288,7 +288,7 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     hr = record_spectra(at_nominal_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)
     q = record_quality(rec, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s)
     score = values_at(q["t0"], q["score"], hr.t0, model_cfg.hop_s / 2)         # (W,) same window, up to the hop grid
-    score = np.where(hr.flagged < 0.5, score, np.nan)                           # NaN: no score
+    score = np.where(hr.valid, score, np.nan)                           # NaN: no score
     gap = nonfinite_windows(rec, reads, hr.t0, model_cfg.window_s)              # (W,) holding a NaN/Inf sample
     if gap.any():
         score = np.where(gap, np.nan, score)                                     # left out, counted

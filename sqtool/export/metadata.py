@@ -118,11 +118,11 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
     check_model_cfg(cfg, f"checkpoint {ckpt.get('path', '')}".strip())
     quant = cfg.get("quant")
     desc = "float32"
-    if not quant and cfg.get("family") == "beat_trees":     # float64 features and thresholds end to end
-        quant = desc = "float64"
-    if quant and quant != "float64":
+    if quant:
         from sqtool.models.quant import get_preset
         desc = get_preset(quant).description
+    elif cfg.get("family") == "beat_trees":                  # float64 features and thresholds end to end
+        quant = desc = "float64"
     outputs = list(cfg.get("outputs") or []) or ["embedding"]
     md = {
         "format": "sqtool-export/1",

@@ -236,13 +236,13 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
             f"argmax, before decoding) on {int(np.isfinite(raw).sum())} held-out windows ({time.time() - t_fold:.0f} s)")
     base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
-                         calibrate_groups=cal, valid=[r.flagged < 0.5 for r in corpus])
+                         calibrate_groups=cal, valid=[r.valid for r in corpus])
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, interval {interval_text(dec)} (out-of-fold coverage "
         f"{dec['inner_coverage']:.3f}; the posterior's {dec['inner_coverage_nominal']:.3f} at mass 0.9, on "
         f"{dec['inner_calibration_windows']} windows{calibration_text(cfg.calibrate_on)}), "
         f"confidence: {conf_text(dec)}")
-    hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.flagged < 0.5, r.x)["hr"] for r in corpus}  # once
+    hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.valid, r.x)["hr"] for r in corpus}  # once
     per_subject, errs, errs_raw = [], [], []
     for s in keys:
         rs = [r for r in corpus if r.key == s]
