@@ -581,6 +581,12 @@ def parity_lines(md: dict, parity: str | None) -> list[str]:
     return lines
 
 
+def interval_calibrated(mdec: dict) -> bool:
+    """Whether a model cfg's decoder dict records the inner calibration of its interval (select_decoder's
+    bookkeeping); a decoder written by hand, or left at its defaults, has none."""
+    return "inner_calibration_windows" in mdec
+
+
 def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, names: dict | None = None,
                parity: str | None = None) -> str:
     """MODEL_CARD.md of a spectral heart-rate model: its task and decoder, the model, `data_sections` (training data,
@@ -593,9 +599,11 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
     cal = mdec.get("inner_calibration_datasets") or []                   # the training subjects' dataset(s)
     n_cal = mdec.get("inner_calibration_windows")
     cov = (metrics.get("uncertainty_int8") or {}).get("interval_coverage")
-    cal_text = (f"calibrated by sqtool on{f' {n_cal}' if n_cal else ''} out-of-fold windows of the training subjects"
-                f"{' of ' + ', '.join(cal) if cal else ''} to hold the truth on 90 % of them"
-                + (f"; on the held-out subjects it held it on {100 * cov:.1f} %" if cov is not None else ""))
+    cal_text = ((f"calibrated by sqtool on{f' {n_cal}' if n_cal else ''} out-of-fold windows of the training "
+                 f"subjects{' of ' + ', '.join(cal) if cal else ''} to hold the truth on 90 % of them")
+                if interval_calibrated(mdec) else "not calibrated: no inner calibration is on record for this model, "
+                "so it may hold the truth on more or fewer windows than its nominal share")
+    cal_text += f"; on the held-out subjects it held it on {100 * cov:.1f} %" if cov is not None else ""
     lines = [f"# Model card: {model_cfg['name']} (heart rate from wrist PPG + accelerometer)", "",
              "## Task", "",
              f"Heart rate (BPM) every {model_cfg['hop_s']:g} s from {model_cfg['window_s']:g} s windows of wrist "
@@ -643,10 +651,13 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
               "average). Otherwise `valid` only repeats the gap flags the integrator passes in: the device must "
               "detect no-contact, saturation and dropouts itself and flag them as gaps.",
               "- Reported HR is a tracker output: after a long dropout or a lock-on to a motion harmonic it "
-              "needs a few hops to re-acquire. `conf_q15` states an expected error calibrated on the training "
-              "subjects; on held-out subjects it can be optimistic (see Held-out "
-              + ("estimate" if metrics.get("final_fit") else "metrics") + "), and it says nothing about a faulty "
-              "sensor.",
+              "needs a few hops to re-acquire. "
+              + ("`conf_q15` states an expected error calibrated on the training subjects; on held-out subjects it "
+                 "can be optimistic (see Held-out " + ("estimate" if metrics.get("final_fit") else "metrics") + ")"
+                 if dec_cfg.conf_calib_x else
+                 "`conf_q15` is the decoder's raw measure, not calibrated to an expected error (this model has no "
+                 "calibration knots): it ranks windows, its value is not an error")
+              + ", and it says nothing about a faulty sensor.",
               f"- Bins outside {dec_cfg.bins_bpm[0]:g}..{dec_cfg.bins_bpm[1]:g} BPM cannot be reported.",
               *(parity_lines(md, parity) or ["- The export folder holds no subject data: the test vectors are "
                                                "synthetic."]), ""]
@@ -712,6 +723,9 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
               "STATE_BYTES": "see sizeof", "ARENA": "?", "MACS": graph.macs, "WEIGHT_BYTES": graph.weight_bytes,
               "NBINS": graph.output_size, "CONF_TEXT": rp["dec_cfg"].conf_text + conf_range_text(rp["dec_cfg"]),
               "EMISSION_TEXT": rp["dec_cfg"].emission_text,
+              "INTERVAL_NOTE": ("calibrated to hold the truth on 90 % of the training subjects' windows"
+                                if interval_calibrated(mc.get("decoder") or {}) else
+                                "(not calibrated: no inner calibration on record, see MODEL_CARD.md)"),
               "QUIET": QUIET, "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}",
               **acc_values(acc_fs, fe, prefix)}
     from sqtool.export.c import arena_plan

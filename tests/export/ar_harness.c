@@ -25,6 +25,8 @@ int main(void)
     if (sq_acc_rs_push(&s, in, 1, out, 8) != SQ_AR_ERR_STATE) return 3;
     sq_acc_rs_init(&s);
     if (sq_acc_rs_push(&s, in, 1, out, -1) != SQ_AR_ERR_ARG) return 3;
+    if (sq_acc_rs_count(&s, SQ_AR_MAX_PUSH + 1) != SQ_AR_ERR_ARG) return 3;     /* its outputs would overflow an int */
+    if (sq_acc_rs_push(&s, in, SQ_AR_MAX_PUSH + 1, out, 8) != SQ_AR_ERR_ARG) return 3;
     for (i = 0; at < m; i = (i + 1) % (nc > 0 ? nc : 1)) {
         int n = chunks[i] < m - at ? chunks[i] : m - at;
         int want = sq_acc_rs_count(&s, n), k;

@@ -64,10 +64,12 @@ def _pipeline_srcs(d: Path, prefix: str = "sq"):
 
 @pytest.fixture(scope="module")
 def example(c_dir, tmp_path_factory):
-    """The kit's example main on the host (chunks up to 8192 samples)."""
+    """The kit's example main on the host (chunks up to 8192 samples), built with link-time optimisation: -Werror
+    then sees across files (a quantile bound only set inside a loop once read as maybe-uninitialized)."""
     w = tmp_path_factory.mktemp("pl_ex")
     shutil.copyfile(TEMPLATES / "kit_main.c", w / "main.c")
-    return _cc(w / "example", [w / "main.c", *_pipeline_srcs(c_dir)], [c_dir], ["-DSQ_EXAMPLE_MAX_CHUNK=8192"])
+    return _cc(w / "example", [w / "main.c", *_pipeline_srcs(c_dir)], [c_dir],
+               ["-DSQ_EXAMPLE_MAX_CHUNK=8192", "-flto"])
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,21 @@ def _run_example(exe: Path, rec: Path, chunks: str) -> dict:
 
 def _same(a: dict, b: dict) -> bool:
     return len(a["index"]) == len(b["index"]) and all(np.array_equal(a[k], b[k]) for k in PL.RESULT_KEYS)
+
+
+def test_the_example_refuses_a_recording_cut_inside_a_frame(example, troika60, tmp_path):
+    """A recording.bin whose size is not a whole number of frames (a copy cut short) is exit 2 and one line, not
+    a silent drop of its last samples; the same file cut at a frame's end runs."""
+    x16, gap = troika60
+    rec = PL.write_recording(tmp_path / "rec.bin", x16[:, :1500], gap[:1500])
+    data = rec.read_bytes()
+    frame = len(data) // 1500
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(data[:-1])
+    r = subprocess.run([str(example), str(cut), "25"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "ends inside a frame" in r.stderr
+    cut.write_bytes(data[:-frame])
+    assert len(_run_example(example, cut, "25")["index"]) == len(_run_example(example, rec, "25")["index"])
 
 
 # ----------------------------------------------------------------------------- reference

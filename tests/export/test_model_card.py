@@ -118,6 +118,22 @@ def test_the_interval_sentence_names_the_training_windows_and_the_held_out_cover
     assert f"an interval (central posterior mass {mass:.4g} %," in card and 50 < mass < 100
 
 
+def test_an_uncalibrated_decoder_is_not_called_calibrated(twin, tmp_path):
+    """A model whose decoder records no inner calibration (written by hand, or left at its defaults) has an interval
+    and a confidence the card must not call calibrated; one that records both (select_decoder's bookkeeping and
+    calibration knots) is."""
+    from dataclasses import replace
+    card = _card(twin, tmp_path / "raw")
+    assert "not calibrated: no inner calibration is on record" in card and "calibrated by sqtool" not in card
+    lim = _section(card, "Limitations")
+    assert "`conf_q15` is the decoder's raw measure, not calibrated" in lim and "expected error calibrated" not in lim
+    mc = {**twin[0], "decoder": {"inner_calibration_windows": 500}}
+    dec = replace(twin[4], conf_calib_x=(0, 32768), conf_calib_y=(16384, 32768))
+    card = _card((mc, twin[1], twin[2], twin[3], dec), tmp_path / "cal")
+    assert "calibrated by sqtool on 500 out-of-fold windows" in card and "not calibrated" not in card
+    assert "`conf_q15` states an expected error calibrated on the training subjects" in _section(card, "Limitations")
+
+
 def test_the_unlabeled_licence_names_its_source():
     from sqtool.export.kit import _pretraining_licence
     assert "e2epyppg" in _pretraining_licence("unlabeled", ["troika:01", "unlabeled:e2epyppg_201902020222_Data"])

@@ -85,7 +85,15 @@ int main(int argc, char **argv)
     if (sq_pipeline_init_device(&pipe_state, SQ_PL_FS_IN_MHZ, SQ_FE_N_PPG) != SQ_PL_OK) return 3;
     for (;;) {
         const int want = sizes[turn++ % n_sizes];
-        int n = (int)fread(frames, sizeof(int16_t) * SQ_EX_FRAME, (size_t)want, f), k, j;
+        const size_t frame_bytes = sizeof(int16_t) * SQ_EX_FRAME;
+        const size_t got = fread(frames, 1, frame_bytes * (size_t)want, f);
+        int n = (int)(got / frame_bytes), k, j;
+        if (ferror(f) || got % frame_bytes != 0) {       /* a read error, or a file cut inside a frame */
+            fprintf(stderr, "example: %s: %s\n", path, ferror(f) ? "read error"
+                    : "ends inside a frame (its size is not a whole number of frames: truncated?)");
+            fclose(f);
+            return 2;
+        }
         for (j = 0; j < n * SQ_EX_FRAME && swap; ++j) {
             const uint16_t u = (uint16_t)frames[j];
             frames[j] = (int16_t)(uint16_t)((u >> 8) | (u << 8));

@@ -28,7 +28,7 @@ int sq_acc_rs_count(const sq_acc_rs_t *s, int m)
     int32_t phase, due;
     int i, k = 0;
     if (!s) return SQ_AR_ERR_NULL;
-    if (m < 0) return SQ_AR_ERR_ARG;
+    if (m < 0 || m > SQ_AR_MAX_PUSH) return SQ_AR_ERR_ARG;
     if (!sq_ar_state_ok(s)) return SQ_AR_ERR_STATE;
     phase = s->phase;
     due = s->due;
@@ -48,7 +48,7 @@ int sq_acc_rs_push(sq_acc_rs_t *s, const int16_t *in, int m, int16_t *out, int m
 {
     int i, c, j, k = 0, need;
     if (!s) return SQ_AR_ERR_NULL;
-    if (m < 0 || max_out < 0) return SQ_AR_ERR_ARG;
+    if (m < 0 || m > SQ_AR_MAX_PUSH || max_out < 0) return SQ_AR_ERR_ARG;
     if (!sq_ar_state_ok(s)) return SQ_AR_ERR_STATE;
     if (m > 0 && !in) return SQ_AR_ERR_NULL;
     need = sq_acc_rs_count(s, m);

@@ -31,13 +31,15 @@ extern "C" {
 
 #define SQ_AR_OK             0
 #define SQ_AR_ERR_NULL     (-1)   /* NULL state, NULL input when m > 0, NULL output when the push makes any */
-#define SQ_AR_ERR_ARG      (-2)   /* m < 0 or max_out < 0 */
+#define SQ_AR_ERR_ARG      (-2)   /* m < 0, m > SQ_AR_MAX_PUSH or max_out < 0 */
 #define SQ_AR_ERR_OVERFLOW (-3)   /* the push would make more than max_out samples (nothing consumed) */
 #define SQ_AR_ERR_STATE    (-7)   /* not initialised (sq_acc_rs_init) */
 
 #define SQ_AR_MAGIC 0x53514152u   /* "SQAR" */
 
-/* the most outputs a push of m inputs makes, from any state (m UP must fit an int: push at most a few seconds) */
+/* the most inputs one push (or count) takes: 3 x its outputs fit an int (hours of samples; push a few seconds) */
+#define SQ_AR_MAX_PUSH ((0x7FFFFFFF - 3) / (3 * SQ_AR_UP))
+/* the most outputs a push of m inputs makes, from any state (m <= SQ_AR_MAX_PUSH) */
 #define SQ_AR_MAX_OUT(m) ((((m) * SQ_AR_UP) + SQ_AR_DOWN - 1) / SQ_AR_DOWN + 1)
 
 typedef struct {

@@ -185,6 +185,10 @@ static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
     }
     out->hr_mbpm = SQ_DEC_BIN_LO_MBPM + SQ_DEC_BIN_STEP_MBPM * a
                    + sq_dec_div_round((int64_t)SQ_DEC_BIN_STEP_MBPM * num, den);
+    /* the grid's ends: the loop below always replaces both (the posterior sums to 2^20 >= either quantile); set
+       here so that no compiler (-flto -Werror=maybe-uninitialized) reads them as possibly unset */
+    out->lo_mbpm = SQ_DEC_BIN_LO_MBPM;
+    out->hi_mbpm = SQ_DEC_BIN_LO_MBPM + SQ_DEC_BIN_STEP_MBPM * (SQ_DEC_NBINS - 1);
 
     for (k = 0; k < SQ_DEC_NBINS; k++) {
         uint32_t prev = cum;

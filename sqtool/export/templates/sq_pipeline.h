@@ -85,7 +85,7 @@ extern "C" {
 typedef struct {
     uint32_t index;        /* window index: covers [index * HOP_S, index * HOP_S + WINDOW_S) s */
     int32_t hr_mbpm;       /* heart rate, milli-BPM */
-    int32_t lo_mbpm;       /* interval calibrated to hold the truth on 90 % of windows, milli-BPM */
+    int32_t lo_mbpm;       /* interval, milli-BPM (its calibration, if any: MODEL_CARD.md, README.md) */
     int32_t hi_mbpm;
     uint16_t conf_q15;     /* posterior mass within +-SQ_DEC_CONF_BINS bins of the estimate (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1; with SQ_DEC_CONF_KNOTS calibrated to 1 - expected abs error / grid extent */
     uint16_t flagged_q15;  /* fraction of the window's input samples flagged as gaps, 32768 = 1 */
