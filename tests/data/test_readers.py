@@ -683,6 +683,24 @@ def test_a_clock_off_its_rate_is_not_snapped():
     assert rate_from_times(np.arange(1000) * 0.008, "t") == 125.0           # exact rates stay exact
 
 
+def test_host_stamped_rows_give_the_nominal_rate():
+    """Rows a host stamps when it receives them (integer ms, +-4 ms of jitter) measured 50.0035 Hz over 100 s,
+    one duplicated row 50.01 and three rows dropped at once 49.97, which the front end refused ('cannot take 50.0035 Hz')
+    though the sensor ran at 50 Hz. The nominal rate moves no row further than the stamps already scatter: it
+    is taken. A clock 0.5 % off stays as measured however its rows scatter (beyond 0.1 %: not the stamps)."""
+    from sqtool.data.readers._common import rate_from_times
+    rng = np.random.default_rng(0)
+    t = np.arange(5000) / 50.0
+    jitter = np.round((t + rng.uniform(-0.004, 0.004, t.size)) * 1000) / 1000
+    jitter[1:] = np.maximum.accumulate(jitter[1:])                       # never backwards
+    assert rate_from_times(jitter, "t") == 50.0
+    assert rate_from_times(np.insert(t, 2500, t[2500]), "t") == 50.0      # a row written twice
+    assert rate_from_times(np.delete(t, [2000, 2001, 2002]), "t") == 50.0  # three rows lost (an 80 ms step)
+    assert rate_from_times(np.arange(5000) / 50.25, "t") == pytest.approx(50.25, abs=1e-4)
+    off = np.arange(5000) / 50.25 + rng.uniform(-0.004, 0.004, 5000)
+    assert rate_from_times(np.maximum.accumulate(off), "t") == pytest.approx(50.25, rel=2e-4)   # not 50
+
+
 def _iso_csv(path: Path, times: list[str], fs: float) -> Path:
     x = np.sin(2 * np.pi * 1.2 * np.arange(len(times)) / fs)
     path.write_text("time,ppg\n" + "".join(f"{a},{b:.6f}\n" for a, b in zip(times, x)))

@@ -251,13 +251,17 @@ def time_quantum(t: np.ndarray, ends: int = 64) -> float:
     return q
 
 
-def nominal_rate(fs: float, q: float, span: float) -> float | None:
+def nominal_rate(fs: float, q: float, span: float, scatter: float = 0.0) -> float | None:
     """The nominal rate behind a rate measured from timestamps rounded to `q` seconds over `span` seconds, or
     None. Rounding moves each end of the span by up to q / 2, so the measured rate is off by up to
     fs q / span: a whole-Hz rate (else a tenth of a Hz) within that is what the clock ran at (64 Hz with
-    integer-ms timestamps measures 64.0002 over 130 s). Beyond 0.1 % it is not rounding but a clock that
-    runs off its rate (19.58 Hz for a nominal 20), which stays as measured."""
-    tol = min(1.05 * q / span, 1e-3)
+    integer-ms timestamps measures 64.0002 over 130 s). Timestamps a host writes when it receives the rows
+    scatter about the grid (`scatter`: the range of their offsets from it, s; a few ms of jitter, a duplicated
+    or a dropped row): a nominal rate that moves no row further from its timestamp than they already scatter
+    (50 Hz for 50.0035 measured over 100 s with +-4 ms of jitter) is taken too. Beyond 0.1 % it is not rounding
+    but a clock that runs off its rate (19.58 Hz for a nominal 20), which stays as measured; so does a clock
+    50 ppm off whose timestamps are regular (its drift over the span is more than they scatter)."""
+    tol = min(1.05 * max(q, scatter) / span, 1e-3)
     for f in (float(round(fs)), round(fs * 10) / 10):
         if f > 0 and abs(fs - f) <= tol * f:
             return float(f)
@@ -312,7 +316,8 @@ def _on_grid(t, dt, span: float, q: float, jump: np.ndarray):
     covered = span - float(dt[jump].sum()) if jump.size else span     # s spanned by steps with no row missing
     step = covered / (dt.size - jump.size)
     fs = round(1.0 / step, 6)
-    snapped = nominal_rate(1.0 / step, q, covered) if q > 0 else None
+    off = np.concatenate([[0.0], np.cumsum(np.delete(dt, jump) - step)])   # each row's offset from the grid, s
+    snapped = nominal_rate(1.0 / step, q, covered, float(off.max() - off.min()))
     fs = snapped if snapped is not None else fs
     if not jump.size:
         return fs, step, np.arange(t.size), np.zeros(0), 0.0
