@@ -70,8 +70,9 @@ class ExportConfig:
                 "default: not checked)"})
     cc: str = field(default="gcc", metadata={"help": "host C compiler for the C parity check"})
     device_fs: float = field(default=0.0, metadata={
-        "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the rate "
-                "the model was trained for, e.g. 125). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
+        "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the "
+                "model config's frontend.fs_in, 125 Hz for the registry's models whatever rate the training recordings "
+                "had; the export says which it took). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
                 "(resampling, band-pass, normalisation, int8 input) from that rate in C, for a heart-rate model "
                 "c/sq_tracker.{h,c} (the tracker predict and bench run), and its kit (example/, Makefile, "
                 "CMakeLists.txt, test_vectors/) (0 = none: the network only)"})
@@ -395,6 +396,10 @@ def _load_inputs(cfg: ExportConfig):
                      "the most a training recording had); a device with one PPG sensor"
                      + (f" (as {', '.join(held_ds)}'s recordings may be)" if held_ds else "")
                      + " needs --ppg-sensors 1")
+    if spectral and not cfg.device_fs:      # the front end resamples any rate: which one the files are built for
+        from sqtool.export.pipeline import device_fs
+        notes.append(f"built for a {device_fs(mcfg):g} Hz device (the model config's frontend.fs_in; the network reads "
+                     "spectra, so the training recordings' rate does not set it): --device-fs HZ builds for yours")
     if cfg.device_acc_fs:                   # refused before any folder: the kit could not honour it
         if not spectral or "c" not in targets or len(mcfg.get("channels") or []) < 2:
             raise SqtoolError(f"--device-acc-fs {cfg.device_acc_fs:g}: for the C target of a spectral model that reads "

@@ -34,6 +34,8 @@ def test_export_console_has_no_library_noise(spec_run, tmp_path):
     lines = r.stdout.strip().splitlines()
     assert lines[-2] == f"report: {out / 'export_report.md'}"
     assert lines[-1].startswith(f"next: sqtool bench --model {out} --data ")
+    # the device rate a spectral export is built for is said when --device-fs did not choose it
+    assert "note: built for a 125 Hz device (the model config's frontend.fs_in" in r.stdout
 
 
 def test_quiet_fd2_keeps_other_lines(capfd):
