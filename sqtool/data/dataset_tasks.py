@@ -238,9 +238,10 @@ def warn(msg: str) -> None:
 def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=frozenset()) -> list:
     """The recordings of `ds` with heart-rate truth through the device front end (`hr_spectra.record_spectra`),
     in record order; those without truth (and record ids in `skip`) are reported, never silent. May be empty."""
-    from sqtool.data.hr_spectra import record_spectra
+    from sqtool.data.hr_spectra import record_spectra, stream_channels
+    from sqtool.data.record import resampled_note
     ds.require_label("hr")
-    out, cache = [], ({} if cache is None else cache)
+    out, cache, streamed = [], ({} if cache is None else cache), []
     for rec in ds.records(log=log):
         if str(rec.record_id) in skip:
             if log:
@@ -251,10 +252,13 @@ def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=fro
                 log(f"{ds.name}/{rec.record_id}: no heart-rate truth, left out")
             continue
         out.append(record_spectra(rec, model_cfg, cache))
+        streamed.append((rec, stream_channels(rec, model_cfg)[0]))
         if (k := out[-1].meta.get("nonfinite_windows", 0)) and log:
             log(f"{ds.name}/{rec.record_id}: {k} windows hold NaN/Inf samples (gaps): not trained on or scored")
     if gaps := sum(r.meta.get("nonfinite_windows", 0) for r in out):
         ds.report["nonfinite_windows"] = gaps
+    if log and (note := resampled_note(streamed)):        # a slower accelerometer brought to the PPG's rate: once
+        log(note)
     return out
 
 

@@ -105,7 +105,10 @@ def _precheck_finetune(cfg):
         front.check_config(cfg)
         return _data_checked(cfg), None
     check_band_phase(cfg.band_phase, "train finetune", cfg.model, _is_spectral(cfg.model))
-    if not _is_spectral(cfg.model):                 # a spectral model's --init is checked by finetune_hr
+    if _is_spectral(cfg.model):                     # its front end reads its own channels, rate, window and hop
+        from sqtool.train.finetune_hr import check_spectral_options
+        check_spectral_options(cfg)
+    else:                                           # a spectral model's --init is checked by finetune_hr
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "
                               "reads every dataset of --data")

@@ -9,6 +9,10 @@
    file's split, else the last --heldout-fraction (0.2) of the sorted subjects; --heldout-fraction 0: none) are
    left out of every step below; the run records them (metrics.json and model.pt's train_cfg
    `heldout_subjects`) and quantize evaluates the student on them, so neither model ever trained on them.
+   A training recording without a window that has truth (shorter than one window; every window a gap or without a
+   label value) is left out with one `note: left out <recording>: <why>` line and is no subject (`with_truth`);
+   none left: one error line. The front end reads the model's own channels, rate, window and hop: --channels,
+   --fs, --window-s, --hop-s other than those are one line before any work (`check_spectral_options`).
 2. Subject folds (0 = leave one subject out) of the training subjects: per fold a fresh model trained on the others
    (`hr_bins.train_bins`: Gaussian-target cross-entropy on the bins; `freq_stretch` of the windows
    frequency-stretched, the rest shifted; `motion_frac` with an added arm-motion peak away from the truth),
@@ -108,6 +112,52 @@ def load_fold_hr(run_dir: str | Path, f: int, key: str, ids: list[str]) -> dict[
     return logits
 
 
+def check_spectral_options(cfg, command: str = "train finetune") -> None:
+    """--channels, --fs, --window-s and --hop-s are the time-domain models' input: a spectral model's fixed-point front
+    end reads its own (the registry's channels, rate, window and hop), so a value other than the model's is one line
+    naming the option and the model's value, before any data is read (none given, or the model's own: silent), as
+    --band-phase is (core.check_band_phase). A PPG-only --channels names a spectral model that reads PPG only, if the
+    registry has one."""
+    from sqtool.core.model_cfg import signal_channels
+    from sqtool.models import get_model_cfg, list_models
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    mcfg = get_model_cfg(cfg.model)
+    given = []                                                       # (the option as given, the model's value)
+    for opt, v, own, unit in (("fs", cfg.fs, mcfg.fs, " Hz"), ("window-s", cfg.window_s, mcfg.window_s, " s windows"),
+                              ("hop-s", cfg.hop_s, mcfg.hop_s, " s hops")):
+        if v and abs(float(v) - float(own)) > 1e-9:
+            given.append((f"--{opt} {float(v):g}", f"{float(own):g}{unit}"))
+    channels, hint = list(cfg.channels or ()), ""
+    if channels and channels not in (list(mcfg.channels), signal_channels(mcfg.channels)):
+        given.append((f"--channels {','.join(channels)}", f"channels {','.join(mcfg.channels)}"))
+        if channels == ["ppg"]:
+            ppg_only = [n for n in list_models() if get_model_cfg(n).family == SPECTRAL_FAMILY
+                        and list(get_model_cfg(n).channels) == ["ppg"]]
+            hint = (f"; {ppg_only[0]} reads PPG only" if ppg_only else
+                    "; the spectral heart-rate models need the accelerometer")
+    if given:
+        raise SqtoolError(f"{command} {' '.join(g for g, _ in given)}: {cfg.model} is a spectral model, whose "
+                          f"fixed-point front end reads {', '.join(v for _, v in given)}{hint}; "
+                          + ("it is for time-domain models: leave it out" if len(given) == 1 else
+                             "they are for time-domain models: leave them out"))
+
+
+def with_truth(corpus, window_s: float) -> tuple[list, list[str]]:
+    """(the recordings with a window that has heart-rate truth, in order; why each other one is left out): shorter
+    than one model window (no window at all), or every window without truth (a gap, no label value). A recording
+    with none is neither trained on nor a subject of the folds."""
+    kept, left = [], []
+    for r in corpus:
+        if np.isfinite(r.y).any():
+            kept.append(r)
+        elif len(r.y) == 0:
+            left.append(f"{r.dataset}/{r.record_id}: shorter than one {window_s:g} s window")
+        else:
+            left.append(f"{r.dataset}/{r.record_id}: none of its {len(r.y)} windows has heart-rate truth (gaps or "
+                        "no label value)")
+    return kept, left
+
+
 def sensors_seen(mcfg, corpus, log=print):
     """The model's PPG sensors cut to as many as its training recordings had: a model trained on one-sensor
     recordings (a team's own watch, the synthetic default) should not ask its firmware for two (the exported
@@ -150,6 +200,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     if cfg.task != "hr":
         raise SqtoolError(f"model {cfg.model} is a heart-rate model: --task must be hr, got '{cfg.task}'")
     check_train_options(cfg)                           # before any data is read
+    check_spectral_options(cfg)                        # --channels, --fs, --window-s, --hop-s: the model's own
     check_mode(cfg.mode, cfg.model)                    # a spectral model has no encoder + head split to probe
     twice = sorted({d for d in cfg.datasets if list(cfg.datasets).count(d) > 1})
     if twice:
@@ -192,6 +243,12 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     heldout, held_how = heldout_keys({r.key for r in corpus}, names=cfg.heldout_subjects, split=file_split(ds, corpus),
                                      dataset=ds.name if ds else None, fraction=cfg.heldout_fraction)
     corpus = [r for r in corpus if r.key not in heldout]          # from here on: the training subjects only
+    corpus, left = with_truth(corpus, mcfg.window_s)              # no window to train on: left out, said once each
+    if left and not corpus:
+        raise SqtoolError(f"--data {root}: no training recording has a window with heart-rate truth ({len(left)} "
+                          f"left out, e.g. {'; '.join(left[:3])})")
+    for why in left:
+        log(f"note: left out {why}")
     keys = sorted({r.key for r in corpus})
     if len(keys) < 2:
         raise SqtoolError(f"subject folds need >= 2 training subjects, the data has {len(keys)} beside the "
@@ -281,7 +338,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                         state_dict=final.state_dict(),
                         train_cfg={**vars(cfg), "datasets": list(datasets), "data_root": str(root),
                                    "beside_root": str(beside_root or ""), "heldout_subjects": heldout},
-                        metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")})
+                        metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")},
+                        heldout_subjects=list(heldout), train_subjects=keys)   # what an export's card names
         metrics["model"] = str(run_dir / "model.pt")
     metrics["wall_s"] = time.time() - t0
     from sqtool.core.progress import training_curve

@@ -78,3 +78,32 @@ def test_the_note_names_the_recordings_and_rates():
     assert resampled_note([(one, CH), (mixed, CH)]) == (
         "note: 1 recording with channels at another rate than the PPG: resampled to the PPG's rate on the host "
         "(polyphase, as a device upsamples a slower accelerometer), e.g. r1: acc_x, acc_y, acc_z 25 Hz -> 50 Hz")
+
+
+def test_training_says_it_once_for_a_dataset_of_such_recordings():
+    """A fine-tune (and quantize) reads a dataset's heart-rate recordings through `dataset_spectra`: a slower
+    accelerometer brought to the PPG's rate is one note line for the whole dataset, as predict and bench say it
+    (the README's promise; training said nothing)."""
+    from sqtool.data.dataset_tasks import dataset_spectra
+    from sqtool.data.record import Label
+    from sqtool.models import get_model_cfg
+
+    class _Ds:                                                   # the part of a DatasetFile dataset_spectra reads
+        name, report = "mine", {}
+
+        def require_label(self, label):
+            pass
+
+        def records(self, log=None):
+            for i in range(2):
+                rec = _record(25.0)
+                rec.record_id, rec.subject = f"r{i}", f"s{i}"
+                rec.labels["hr"] = Label(np.full(16, 90.0), np.arange(16) * 2.0 + 4.0, "bpm")
+                yield rec
+
+    lines = []
+    out = dataset_spectra(_Ds(), get_model_cfg("spec_student_xs"), log=lines.append)
+    assert len(out) == 2
+    assert [ln for ln in lines if "another rate than the PPG" in ln] == [
+        "note: 2 recordings with channels at another rate than the PPG: resampled to the PPG's rate on the host "
+        "(polyphase, as a device upsamples a slower accelerometer), e.g. r0: acc_x, acc_y, acc_z 25 Hz -> 50 Hz"]

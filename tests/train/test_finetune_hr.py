@@ -42,7 +42,11 @@ def test_finetune_holds_out_the_subjects_quantize_evaluates_on(teacher_run, tmp_
     assert m["heldout_subjects"] == held and "--heldout-fraction" in m["heldout_rule"]
     assert held[0] not in {p["subject"] for p in m["per_subject"]} and m["skill"]["skill"]["subjects"] == 3
     assert not any("syn003" in f for f in np.load(teacher_run / "oof_logits.npz").files)
-    assert load_checkpoint(teacher_run / "model.pt")["train_cfg"]["heldout_subjects"] == held
+    teacher = load_checkpoint(teacher_run / "model.pt")
+    assert teacher["train_cfg"]["heldout_subjects"] == held
+    # at the top level too, where an export of the float teacher reads what it saw (its card's training_data)
+    assert teacher["heldout_subjects"] == held and teacher["train_subjects"] == [
+        p["subject"] for p in sorted(m["per_subject"], key=lambda p: p["subject"])]
 
     seen, real = [], HB.train_bins                                       # the windows each fit trains on
     monkeypatch.setattr(HB, "train_bins", lambda m_, x, y, *a, **k: seen.append(len(y)) or real(m_, x, y, *a, **k))
