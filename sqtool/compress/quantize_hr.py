@@ -70,7 +70,7 @@ from sqtool.core.metrics import uncertainty_scores
 from sqtool.compress.final_fit import SPEC_DEFAULTS, check_covers, final_fit, load_estimate, parity_sample
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
 from sqtool.data.heldout import heldout_note, recorded_heldout
-from sqtool.data.hr_spectra import as_model_input, hr_corpus
+from sqtool.data.hr_spectra import as_model_input, hr_corpus, with_truth
 
 SPEC_EPOCHS = SPEC_DEFAULTS["epochs"]   # float student epochs when --epochs is not given
 SPEC_KD = SPEC_DEFAULTS["alpha"]        # distillation weight (of the gated windows) when --alpha is not given
@@ -276,8 +276,11 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         corpus = corpus[:max_records]
     keys = sorted({r.key for r in corpus})
     held, in_teacher = heldout_of(cfg, ck, corpus, ds)
-    train = [r for r in corpus if r.key not in held]
+    train, left = with_truth([r for r in corpus if r.key not in held], scfg.window_s)   # as the fine-tune leaves
+    for why in left:                                                                      # them out: no subject
+        say(f"note: left out {why}")
     test = [r for r in corpus if r.key in held]
+    corpus, keys = train + test, sorted({r.key for r in train + test})
     check_covers(estimate, keys)
     if final:
         say(f"final fit: {len(train)} training recordings of every subject ({len(keys)}), none held out"

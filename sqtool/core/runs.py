@@ -325,13 +325,30 @@ def unfinished_noted(since: int = 0) -> Path | None:
 
 
 def export_first_hint(d: str | os.PathLike) -> str | None:
-    """`export it first: sqtool export --model D --target onnx,tflite,c` when folder `d` (given where an export
-    folder is read: bench, predict) holds a run of a command whose checkpoint is exported (quantize, a fine-tune);
-    None otherwise."""
+    """`export it first: sqtool export --model D --target ...` when folder `d` (given where an export folder is
+    read: bench, predict) holds a run of a command whose checkpoint is exported (quantize, a fine-tune), with the
+    targets its checkpoint takes: an int8 student (quantize's) onnx,tflite,c; a float model (a fine-tune's
+    teacher) onnx,tflite, the C target being int8 only (`sqtool quantize` first); None otherwise."""
     d = Path(d)
-    if not d.is_dir() or run_command(d) not in ("quantize", "train/finetune"):
+    command = run_command(d) if d.is_dir() else None
+    if command not in ("quantize", "train/finetune"):
         return None
-    return f"export it first: {shell_command('export', '--model', d, '--target', 'onnx,tflite,c')}"
+    kind = checkpoint_kind(d) or ("student_int8" if command == "quantize" else "teacher_task")
+    if kind == "student_int8":
+        return f"export it first: {shell_command('export', '--model', d, '--target', 'onnx,tflite,c')}"
+    return (f"export it first: {shell_command('export', '--model', d, '--target', 'onnx,tflite')} (a float "
+            f"{kind} checkpoint; the C target is int8 only: {shell_command('quantize', '--model', d)} first, then "
+            "export that run)")
+
+
+def checkpoint_kind(d: str | os.PathLike) -> str | None:
+    """The kind of run folder `d`'s model.pt (`core.checkpoint.KINDS`: student_int8, teacher_task, ...); None when it
+    cannot be read (missing, unfinished, not a checkpoint)."""
+    from sqtool.core.checkpoint import load_checkpoint    # core.checkpoint reads this module: imported here
+    try:
+        return str(load_checkpoint(d)["kind"])
+    except SqtoolError:
+        return None
 
 
 def check_run_name(name: str) -> str:

@@ -44,7 +44,9 @@ def register(sub, name: str = "data", helptext: str = "inspect, score, pair and 
         description="Read every record of --data (lazily) and print the dataset kind, number of records and "
                     "subjects, channels with their sampling rates, total duration, and each label with its "
                     "kind and counts (class histograms for class labels). A folder holding several datasets "
-                    "(e.g. the whole data root) is summarised per sub-folder. Bad input is one error line.")
+                    "(e.g. the whole data root) is summarised per sub-folder. A file of a folder (or of a dataset "
+                    "file) that fails a check is listed with why after the summary, every file read first, and "
+                    "the command then exits 1 (--skip-bad: 0); other bad input is one error line.")
     pi.add_argument("--data", default=None, metavar="PATH",
                     help="dataset folder or a single recording file; a bare name such as 'troika' is "
                          "looked up under the data root (required)")
@@ -63,7 +65,8 @@ def register(sub, name: str = "data", helptext: str = "inspect, score, pair and 
                     help="refuse records whose PPG has more than this fraction (0..1) of samples at its "
                          "max or min, i.e. saturated (default: off; the summary counts records > 0.25)")
     pi.add_argument("--skip-bad", action="store_true",
-                    help="skip unreadable/bad files (listed in the summary) instead of stopping at the first")
+                    help="exit 0 over a folder's unreadable/bad files, listed either way (default: exit 1 "
+                         "after listing them)")
     add_bool_flag(pi, "--progress", "progress", "show a progress bar on stderr (records read)", default=True,
                   stored_default=True)
     pi.set_defaults(func=run_inspect)
@@ -131,7 +134,8 @@ def _data_arg(args) -> str:
 
 
 def run_inspect(args) -> int:
-    from sqtool.data.readers import inspect_path
+    """Summarise --data; a folder's (a dataset file's) files failing a check are each listed with why, every file
+    read first; any such file (without --skip-bad) then exits 1, its last line saying so."""
     from sqtool.data.readers.summary import format_summary
 
     opts = {"min_duration_s": args.min_duration_s, "progress": args.progress}
@@ -141,34 +145,28 @@ def run_inspect(args) -> int:
         opts["max_clip_fraction"] = args.max_clip_fraction
     if args.fs is not None:
         opts["fs"] = check_fs(args.fs, "data inspect --fs")
-    if args.skip_bad:
-        opts["on_error"] = "skip"
     from sqtool.data.dataset_tasks import dataset_of
     data = _data_arg(args)                                 # once: a deprecated spelling is noted once
     ds = dataset_of(data, args.data_root)                  # a dataset.yaml or a built-in name
-    if ds is not None:
-        from sqtool.data.readers.summary import summarise
-        recs = ds.records(on_error="skip" if args.skip_bad else "raise")
-        s = summarise(ds.path, records=recs, progress=args.progress,
-                      windows=(float(ds.windows.window_s), float(ds.windows.hop_s)))     # its windows' grid
-        s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
-                             **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
-        if ds.split.test:                               # what quantize reads (compress/cli, quantize_hr)
-            train, test = ds.split_subjects(recs)       # the check quantize makes: an unknown name is one line
-            s["dataset_file"]["split"] = {"train": sorted(train), "test": sorted(test)}
-        elif ds.split.heldout_fraction:                 # quantize draws it: time-domain from every labelled subject
-                                                        # of the file, spectral from those --max-records keeps
-            s["dataset_file"]["split"] = {"heldout_fraction": float(ds.split.heldout_fraction)}
-        elif ds.split.train:                            # a train list alone: quantize holds out by its default
-            s["dataset_file"]["split"] = {"train_only": [str(n) for n in ds.split.train]}
-        if ds.report.get("skipped"):
-            s["skipped"] = ds.report["skipped"]
-    else:
-        s = inspect_path(_resolve_path(data, args.data_root), args.kind, **opts)
+    path = None if ds is not None else _resolve_path(data, args.data_root)
+    refused: list[str] = []        # a folder's (or dataset file's) files failing a check: every one read, then listed
+    if args.skip_bad or path is None or path.is_dir():
+        opts.update(on_error="skip", skipped=refused)     # a single file keeps its own one-line error
+    try:
+        s = _summary(ds, path, args, opts, refused)
+    except SqtoolError as e:                               # none usable: each said, then why
+        if not refused:
+            raise
+        if not args.json:
+            print(skipped_lines(refused))
+        raise SqtoolError(f"{e} ({len(refused)} unusable file{'s' if len(refused) > 1 else ''}, each listed "
+                          f"above; first: {refused[0]})") from None
     if args.json:
         print(json.dumps(s, indent=2, default=str))
     else:
-        print(format_summary(s))
+        print(format_summary({**s, "skipped": []}))    # each said below, not the first alone
+        if refused:
+            print(skipped_lines(refused))
         for rid, why in (s.get("dataset_file") or {}).get("excluded", {}).items():
             print(f"  excluded: {rid} ({why})")
         split = (s.get("dataset_file") or {}).get("split") or {}
@@ -183,7 +181,47 @@ def run_inspect(args) -> int:
             print("  split (by subject): " + "; ".join(f"{side} {', '.join(names) or '-'} ({len(names)})"
                                                        for side, names in split.items()))
         print(inspect_next(data, trainable_labels(s), "acc_x" in (s.get("channels") or {})))
+    if refused and not args.skip_bad:                      # after the inventory: the exit status says it
+        raise SqtoolError(f"{data}: {len(refused)} unusable file{'s' if len(refused) > 1 else ''} (each listed "
+                          f"above; first: {refused[0]}): training stops on one; predict and bench leave out only a file "
+                          "off the wrist (a flat line, no finite sample); --skip-bad: exit 0")
     return 0
+
+
+def _summary(ds, path: Path | None, args, opts: dict, refused: list[str]) -> dict:
+    """`data inspect`'s summary of a dataset file (`ds`) or of `path`; with opts on_error "skip", every file failing
+    a check is left out and its line appended to `refused` (a dataset file's too), so that all are listed."""
+    from sqtool.data.readers import inspect_path
+    if ds is not None:
+        from sqtool.data.readers.summary import summarise
+        try:
+            recs = ds.records(on_error=opts.get("on_error", "raise"))
+        finally:                                           # its bad files, also when none is left
+            refused.extend(ds.report.get("skipped", []))
+        s = summarise(ds.path, records=recs, progress=args.progress,
+                      windows=(float(ds.windows.window_s), float(ds.windows.hop_s)))     # its windows' grid
+        s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
+                             **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
+        if ds.split.test:                               # what quantize reads (compress/cli, quantize_hr)
+            train, test = ds.split_subjects(recs)       # the check quantize makes: an unknown name is one line
+            s["dataset_file"]["split"] = {"train": sorted(train), "test": sorted(test)}
+        elif ds.split.heldout_fraction:                 # quantize draws it: time-domain from every labelled subject
+                                                        # of the file, spectral from those --max-records keeps
+            s["dataset_file"]["split"] = {"heldout_fraction": float(ds.split.heldout_fraction)}
+        elif ds.split.train:                            # a train list alone: quantize holds out by its default
+            s["dataset_file"]["split"] = {"train_only": [str(n) for n in ds.split.train]}
+    else:
+        s = inspect_path(path, args.kind, **opts)
+    if refused:                                            # all of them (a folder of datasets: each one's too)
+        s["skipped"] = list(refused)
+        for sub in s.get("datasets", ()):
+            sub.pop("skipped", None)
+    return s
+
+
+def skipped_lines(refused: list[str]) -> str:
+    """The inventory's lines of the files left out: 'skipped N bad item(s):', then one line each, saying why."""
+    return "\n".join([f"  skipped {len(refused)} bad item(s):", *(f"    {why}" for why in refused)])
 
 
 def trainable_labels(summary: dict) -> list[str]:

@@ -437,6 +437,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         v = numeric_column(df, vcol, str(f))
         _plausible(ds, name, v, f"{f}: column '{vcol}'")
         t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit]          # (rows,) s
+        not_before_start(t, ds, name, rec, f, tcol)
         t, v = rows_inside(t, v, ds, name, rec, f)
         t = on_window_grid(t, ds, f, name)
         lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
@@ -477,6 +478,24 @@ def ms_fix(ds: DatasetFile, name: str) -> str:
     """How to say a label file's times are in milliseconds."""
     return (f"label-file times are read in seconds (the top-level time_unit is the recordings' time column's): say "
             f"time_unit: ms in labels.{name} of {ds.path.name}")
+
+
+def not_before_start(t: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path, tcol: str) -> None:
+    """Label file `f`'s row starts `t` (s) are seconds from the recording's first sample: a row before it (beyond
+    on_window_grid's snap, GRID_TOL of hop_s) is one line naming the file, its first such row and time (it was a
+    label span 'labels do not match the signal length' naming the recording); a recording with a wall clock (a time
+    column) is told its label times do not count from that clock's start."""
+    tol = max(GRID_TOL * float(ds.windows.hop_s), 1e-6)
+    neg = np.flatnonzero(np.isfinite(t) & (t < -tol))
+    if not neg.size:
+        return
+    i = int(neg[0])
+    start = rec.meta.get("start_time")
+    raise SqtoolError(f"{f}: label '{name}' row {i + 1} starts at {t[i]:g} s (column '{tcol}'; {len(neg)} row"
+                      f"{'s' if len(neg) > 1 else ''} before 0 s): label-file times are seconds from recording "
+                      f"{rec.record_id}'s first sample" + (f" ({start}, its time column's first row)" if start else "")
+                      + ", so a negative one is before the recording; if they count from another start, shift them "
+                      "by its offset")
 
 
 def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path):
@@ -529,26 +548,29 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
     return starts[out]
 
 
-SPAN_RATIO_TOL = 0.05   # a recording lasting 2 (or 0.5) x its label file's span within 5 %: its rate said twice too
-#   low (high). The file's end (last row + window_s) is within one window of the signal's true end (rows_inside),
-#   8 s of 5 min: 2.7 %; a label file that merely stops early lands within 5 % of exactly half by chance only.
+SPAN_RATIO_TOL = 0.05   # a recording lasting k x its label file's span within 5 % (k a ROUND_FACTORS): its rate said
+#   1/k times off. The file's end (last row + window_s) is within one window of the signal's true end (rows_inside),
+#   8 s of 5 min: 2.7 %; a label file that merely stops early lands within 5 % of a round factor by chance only.
+ROUND_FACTORS = tuple(f for k in (2.0, 4.0, 5.0, 10.0, 100.0, 1000.0) for f in (k, 1 / k))
+#   the rate said 2x or 0.5x off (25 for 50 Hz), 4x (32 for 128), 5x (500 for 100), 10x (500 for 50), 100x, 1000x
+#   (kHz for Hz); not 2.5x: a label file covering 40 % of its recording is far likelier than 125 said for 50 Hz
 
 
 def rate_hint(rec: Record, dur: float, label_end: float) -> str:
-    """'the recording lasts about 2x (0.5x) its label rows' span (`label_end`: the last row + window_s): <the rate
-    said> may be wrong, <the rate that fits> would fit ...' when `rec`'s rate was said (rec.meta["rate_said"]: fs: in
-    the dataset file, a channel's fs, the file's stored rate), not measured by a time column, and dur / label_end
-    is within SPAN_RATIO_TOL of 2 or 0.5; else ''."""
+    """'the recording lasts about k x its label rows' span (`label_end`: the last row + window_s): <the rate said>
+    may be wrong, <the rate that fits> would fit ...' when `rec`'s rate was said (rec.meta["rate_said"]: fs: in the
+    dataset file, a channel's fs, the file's stored rate), not measured by a time column, and dur / label_end is
+    within SPAN_RATIO_TOL of a round factor k (ROUND_FACTORS: 2, 0.5, 10, 0.1, 1000, ...: the nearest); else ''."""
     said = rec.meta.get("rate_said")
-    if not said or label_end <= 0:
+    if not said or label_end <= 0 or dur <= 0:
         return ""
     ratio = dur / label_end
-    k = next((k for k in (2.0, 0.5) if abs(ratio / k - 1) <= SPAN_RATIO_TOL), None)
-    if k is None:
+    k = min(ROUND_FACTORS, key=lambda k: abs(np.log(ratio / k)))
+    if abs(ratio / k - 1) > SPAN_RATIO_TOL:
         return ""
     fs = float(rec.fs[rec.primary_channel()])
     return (f"the recording lasts {ratio:.2f}x its label rows' span (0..{label_end:.0f} s): {said} may be wrong, "
-            f"{fs * k:g} Hz would fit (x{k:g}; a time column would measure it)")
+            f"{fs * k:.6g} Hz would fit (x{k:g}; a time column would measure it)")
 
 
 GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's

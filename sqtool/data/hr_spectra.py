@@ -170,6 +170,22 @@ def window_truth(record, t0: np.ndarray, window_s: float | None = None, label: s
     return np.where(inside, y, np.nan)
 
 
+def with_truth(corpus, window_s: float) -> tuple[list, list[str]]:
+    """(the recordings with a window that has heart-rate truth, in order; why each other one is left out): shorter
+    than one model window (no window at all), or every window without truth (a gap, no label value). A recording
+    with none is neither trained on nor a subject of the folds."""
+    kept, left = [], []
+    for r in corpus:
+        if np.isfinite(r.y).any():
+            kept.append(r)
+        elif len(r.y) == 0:
+            left.append(f"{r.dataset}/{r.record_id}: shorter than one {window_s:g} s window")
+        else:
+            left.append(f"{r.dataset}/{r.record_id}: none of its {len(r.y)} windows has heart-rate truth (gaps or "
+                        "no label value)")
+    return kept, left
+
+
 def design_at_rate(fe: FrontEndCfg, where: str):
     """The front end's tables for fe's device rate, or one line naming `where` (a file) and a rate that works."""
     try:

@@ -58,9 +58,10 @@ truth_af / truth_good (1 / 0, `data.dataset_tasks.class_truth`, as training read
 per recording its accuracy at p 0.5 (`report.class_metrics`), the AUROC and F1 over every window with truth and by
 subject in summary.json pooled_class and one printed line.
 
-A recording without the model's channels (e.g. no accelerometer), or at a sampling rate the front end cannot
-take, is a one-line error naming the recording and the channel / rate. Channels at another rate than the PPG (an
-accelerometer sampled slower, as many wrist devices do) are resampled to the PPG's rate on the host, polyphase, as the
+A recording at a sampling rate the front end cannot take is a one-line error naming the recording and the rate; one
+without the model's channels (e.g. no accelerometer) is left out as `sqtool bench` leaves it out (`MissingChannel`:
+one WARNING line naming it and the channels, summary.json skipped_records) and the others go on. Channels at
+another rate than the PPG (an accelerometer sampled slower, as many wrist devices do) are resampled to the PPG's rate on the host, polyphase, as the
 device would upsample them (`data.record.channel_matrix`; one note line, summary.json resampled_from_hz); channels
 of a file that do not span the same time (one more than a sample short) are refused (`Record.check_spans`). NaN/Inf samples (an empty CSV cell) are
 dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`). A recording
@@ -69,7 +70,8 @@ metadata says short_records "tile" (af, bp, quality: as its training data were; 
 line); otherwise (hr, rr, exports from before that key) it, and a file of a folder off the wrist throughout (its
 PPG a flat line, or a channel without one finite sample: an hour on the charger; the readers refuse it,
 `core.NoSignal`), is left out with one WARNING line naming it and why (summary.json: warnings, skipped_records); an error, that line, only when no
-recording is left. (`sqtool.load_model(...).predict`, handed arrays, returns a flat line's windows, all flagged.)
+recording is left (more than one left out: their count and the first reasons). (`sqtool.load_model(...).predict`,
+handed arrays, returns a flat line's windows, all flagged.)
 """
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
-from sqtool.data.record import resampled_note, stream_rate
+from sqtool.data.record import TooShort, resampled_note, stream_rate
 from sqtool.firmware_bench.report import class_metrics, left_out_lines, long_enough, subjects_auroc
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
 
@@ -598,14 +600,41 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
     tables = {} if tables is None else tables
-    recs, short = long_enough(bar(records, desc="front end", enabled=cfg.progress, unit="rec"),
-                              lambda r: S.prepare(r, md["model_cfg"], tables, n_sensors),
-                              float(md["window_s"]), cfg.data or "records", left=left)
+    def one(r):
+        has_channels(r, spectral_channels(r, md["model_cfg"]))        # else left out, as the bench leaves it out
+        return S.prepare(r, md["model_cfg"], tables, n_sensors)
+    recs, short = long_enough(bar(records, desc="front end", enabled=cfg.progress, unit="rec"), one,
+                              float(md["window_s"]), cfg.data or "records", skip=(TooShort, MissingChannel),
+                              left=left)
     name, why = _choose(cfg, art, recs)
     dec, note = S.decoder_dict(md)
     streams = [(r.record, r.channels) for r in recs]                   # what each streamed
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short,
             "streams": streams, "fed": [fed_channels(r) for r in recs]}
+
+
+class MissingChannel(SqtoolError):
+    """A recording without a channel the model reads: left out of predict with its reason, as `sqtool bench` leaves
+    it out (`report.long_enough`), an error only when no recording is left."""
+
+
+def spectral_channels(record, model_cfg: dict) -> list[str]:
+    """The recording's channels a spectral model streams (`hr_spectra.stream_channels`: its ppg_sensors the
+    recording has, then the model's other channels); none of its PPG sensors: MissingChannel, that line."""
+    from sqtool.data.hr_spectra import stream_channels
+    try:
+        return stream_channels(record, model_cfg)[0]
+    except SqtoolError as e:
+        raise MissingChannel(str(e)) from None
+
+
+def has_channels(record, channels, where: str = "") -> None:
+    """MissingChannel naming the recording (`where`, else dataset/record_id) and the channels it lacks, and those
+    it has; the line `data.record.channel_matrix` stops on."""
+    miss = [c for c in channels if c not in record.signals]
+    if miss:
+        raise MissingChannel(f"{where or f'{record.dataset}/{record.record_id}'}: the model needs channel(s) "
+                             f"{', '.join(miss)}; the recording has {', '.join(record.signals) or 'none'}")
 
 
 def fed_channels(rec) -> dict:
@@ -713,10 +742,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
                           "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")
     tile = md.get("short_records") == "tile"           # as the model's training data (export metadata)
     def one(r) -> _TdRec:
-        miss = [c for c in spec.channels if c not in r.signals]
-        if miss:
-            raise SqtoolError(f"{r.record_id}: the model needs channel(s) {', '.join(miss)}; the recording has "
-                              f"{', '.join(r.signals)}")
+        has_channels(r, spec.channels, r.record_id)       # else left out, as the bench leaves it out
         seconds = r.duration(spec.channels[0])
         if tile:                               # shorter than the window: repeated end to end to fill it, one window
             r = tile_record(r, spec.window_s)
@@ -727,7 +753,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
                       None if hr else window_targets(r, truth_labels(md), rp.t0, spec.window_s),
                       class_truth(task, r, rp.t0, spec.window_s) if task in CLASS_TRUTH else None)
     recs, short = long_enough(bar(records, desc="stream", enabled=cfg.progress, unit="rec"), one, spec.window_s,
-                              cfg.data or "records", left=left)
+                              cfg.data or "records", skip=(TooShort, MissingChannel), left=left)
     why = "asked for" if cfg.runtime else f"default: the export's {what} on the host"
     return {"recs": recs, "runtime": name, "why": why, "short": short, "filter": cfg.filter,
             "streams": [(r.record, list(spec.channels)) for r in recs],

@@ -10,7 +10,7 @@
    left out of every step below; the run records them (metrics.json and model.pt's train_cfg
    `heldout_subjects`) and quantize evaluates the student on them, so neither model ever trained on them.
    A training recording without a window that has truth (shorter than one window; every window a gap or without a
-   label value) is left out with one `note: left out <recording>: <why>` line and is no subject (`with_truth`);
+   label value) is left out with one `note: left out <recording>: <why>` line and is no subject (`data.hr_spectra.with_truth`);
    none left: one error line. The front end reads the model's own channels, rate, window and hop: --channels,
    --fs, --window-s, --hop-s other than those are one line before any work (`check_spectral_options`).
 2. Subject folds (0 = leave one subject out) of the training subjects: per fold a fresh model trained on the others
@@ -51,7 +51,7 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
 from sqtool.core.metrics import block_windows, mae_batch_ci
 from sqtool.data.heldout import file_split, heldout_keys
-from sqtool.data.hr_spectra import as_model_input, default_datasets, hr_corpus
+from sqtool.data.hr_spectra import as_model_input, default_datasets, hr_corpus, with_truth
 from sqtool.data.tasks import subject_folds
 from sqtool.train.collapse import init_collapse_warning
 
@@ -140,22 +140,6 @@ def check_spectral_options(cfg, command: str = "train finetune") -> None:
                           f"fixed-point front end reads {', '.join(v for _, v in given)}{hint}; "
                           + ("it is for time-domain models: leave it out" if len(given) == 1 else
                              "they are for time-domain models: leave them out"))
-
-
-def with_truth(corpus, window_s: float) -> tuple[list, list[str]]:
-    """(the recordings with a window that has heart-rate truth, in order; why each other one is left out): shorter
-    than one model window (no window at all), or every window without truth (a gap, no label value). A recording
-    with none is neither trained on nor a subject of the folds."""
-    kept, left = [], []
-    for r in corpus:
-        if np.isfinite(r.y).any():
-            kept.append(r)
-        elif len(r.y) == 0:
-            left.append(f"{r.dataset}/{r.record_id}: shorter than one {window_s:g} s window")
-        else:
-            left.append(f"{r.dataset}/{r.record_id}: none of its {len(r.y)} windows has heart-rate truth (gaps or "
-                        "no label value)")
-    return kept, left
 
 
 def sensors_seen(mcfg, corpus, log=print):

@@ -217,3 +217,34 @@ def test_windows_centred_outside_the_label_windows_are_counted_when_the_tasks_wi
     assert len(td) == 2 * 26 and td.meta["missing_target_windows"] == 4        # 28 windows each, 2 outside
     assert not np.isin(td.t0, [0.0, 54.0]).any()
     assert "4 windows of 2 recording(s) have no rr target" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fs_said, seconds, fits", [(500.0, 300.0, "50 Hz would fit (x0.1"),
+                                                    (5.0, 120.0, "50 Hz would fit (x10")])
+def test_a_rate_said_ten_times_off_is_named_too(tmp_path, capsys, fs_said, seconds, fits):
+    """fs: 500 said for 50 Hz samples (the audit's fs_typo2.yaml): the recording reads 30 s, its rows run to 292 s;
+    the line asked only 'the label file of another recording?', the rate being looked for at x2 and x0.5 alone. Any
+    round factor (x10, x0.1, ..., x1000) is now named, with the rate that fits; fs: 5 the other way round (a
+    warning: the label rows cover a tenth of the recording)."""
+    p = _no_time_recording(tmp_path, fs_said, seconds=seconds)
+    if fs_said > 50:
+        m = one_line_error(p)
+        assert "more than one 8 s window past the end of the 30.00 s signal" in m
+    else:
+        load_dataset_file(p).records()
+        m = next(ln for ln in capsys.readouterr().err.splitlines() if "sqtool: warning:" in ln)
+    assert f"fs: {fs_said:g} (Hz) in dataset.yaml may be wrong, {fits}" in m
+
+
+def test_negative_label_times_are_one_line_naming_the_label_file(tmp_path):
+    """Label rows at -4 and -2 s (the audit's lab_neg.yaml): the line named the recording ('record p1_icu: label
+    'rr' spans -4.00..60.00 s but the signal is 60.00 s; labels do not match the signal length'), not the label
+    file, nor that the times were negative. Now: the file, its first negative row and time, and that label-file
+    times count from the recording's first sample."""
+    recordings(tmp_path)
+    label_file(tmp_path, "p1_icu", np.arange(-4.0, 53.0, 2.0), head="start,rr")
+    label_file(tmp_path, "p2_icu", np.arange(0.0, 53.0, 2.0))
+    m = one_line_error(dataset(tmp_path))
+    assert m.startswith(f"{tmp_path / 'rr' / 'p1_icu.csv'}: label 'rr' row 1 starts at -4 s (column 'start'; 2 rows "
+                        "before 0 s): label-file times are seconds from recording p1_icu's first sample")
+    assert "signal length" not in m

@@ -1,0 +1,72 @@
+"""`data inspect` of a folder lists every file: an audit saw it stop (exit 1) on the first file failing a check
+(`messy/flat.csv: channel 'ppg' is a flat line`), so a folder could not be inventoried. Each such file is now a line
+saying why, after the summary of the rest, and only then the exit status (1, its last line saying so; --skip-bad:
+0). A single bad file is still its own one error line."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from sqtool.cli import main
+
+
+def _csv(path, ppg):
+    t = np.arange(len(ppg)) / 64.0
+    path.write_text("time,ppg\n" + "".join(f"{a:.5f},{b}\n" for a, b in zip(t, ppg)))
+
+
+def _folder(root):
+    n = 64 * 20
+    root.mkdir()
+    _csv(root / "a_flat.csv", np.zeros(n))
+    _csv(root / "b_ok.csv", np.sin(2 * np.pi * 1.2 * np.arange(n) / 64.0))
+    (root / "c_bad.csv").write_text("time,ppg\n0,1\n0.5,x\n")
+    _csv(root / "d_ok.csv", np.cos(2 * np.pi * 1.5 * np.arange(n) / 64.0))
+    return root
+
+
+def test_inspect_lists_every_bad_file_then_exits_1(tmp_path, capsys):
+    root = _folder(tmp_path / "mixed")
+    assert main(["data", "inspect", "--data", str(root), "--no-progress"]) == 1
+    said = capsys.readouterr()
+    out = said.out.splitlines()
+    assert "  records 2, subjects 2" in "\n".join(out)                    # the usable two, summarised
+    at = out.index("  skipped 2 bad item(s):")
+    assert "a_flat.csv" in out[at + 1] and "is a flat line" in out[at + 1]
+    assert "c_bad.csv" in out[at + 2] and "not a number" in out[at + 2]
+    err = said.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sqtool: error: {root}: 2 unusable files (each listed above")
+    assert main(["data", "inspect", "--data", str(root), "--no-progress", "--skip-bad"]) == 0
+    said = capsys.readouterr()
+    assert "  skipped 2 bad item(s):" in said.out and not said.err
+    assert main(["data", "inspect", "--data", str(root), "--json"]) == 1
+    s = json.loads(capsys.readouterr().out)
+    assert s["records"] == 2 and len(s["skipped"]) == 2
+
+
+def test_a_folder_of_bad_files_lists_them_all_and_a_single_file_keeps_its_line(tmp_path, capsys):
+    root = tmp_path / "bad"
+    root.mkdir()
+    _csv(root / "a_flat.csv", np.zeros(64 * 20))
+    (root / "c_bad.csv").write_text("time,ppg\n0,1\n0.5,x\n")
+    assert main(["data", "inspect", "--data", str(root), "--no-progress"]) == 1
+    said = capsys.readouterr()
+    assert said.out.splitlines()[0] == "  skipped 2 bad item(s):" and len(said.out.splitlines()) == 3
+    assert said.err.count("\n") == 1 and "no usable records (2 unusable files, each listed above" in said.err
+    assert main(["data", "inspect", "--data", str(root / "a_flat.csv"), "--no-progress"]) == 1
+    said = capsys.readouterr()
+    assert not said.out and said.err.count("\n") == 1
+    assert said.err.startswith(f"sqtool: error: {root / 'a_flat.csv'}: ") and "is a flat line" in said.err
+
+
+def test_a_dataset_files_bad_recordings_are_listed_too(tmp_path, capsys):
+    root = _folder(tmp_path / "rec")
+    y = tmp_path / "dataset.yaml"
+    y.write_text("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels: {ppg: ppg}\n")
+    assert main(["data", "inspect", "--data", str(y), "--no-progress"]) == 1
+    said = capsys.readouterr()
+    out = said.out.splitlines()
+    at = out.index("  skipped 2 bad item(s):")
+    assert str(root / "a_flat.csv") in out[at + 1] and str(root / "c_bad.csv") in out[at + 2]
+    assert said.err.startswith(f"sqtool: error: {y}: 2 unusable files (each listed above")

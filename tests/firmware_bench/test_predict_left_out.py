@@ -1,0 +1,62 @@
+"""predict leaves a recording without the model's channels out of a folder, as `sqtool bench` does (README "Your
+own data": "left out as predict leaves it out"): an audit saw `sqtool predict --data folder` stop on one file
+without an accelerometer (`csv/no_acc: the model needs channel(s) acc_x, acc_y, acc_z; the recording has ppg`,
+exit 1) where the bench left it out and went on. One WARNING line names it and why, summary.json lists it in
+skipped_records, the others are predicted; none left: one error line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from fwb_helpers import write_wrist_npz
+
+from sqtool.cli import main
+from sqtool.core import SqtoolError
+from sqtool.firmware_bench.predict import PredictConfig, predict
+
+
+def test_a_folder_goes_on_without_the_recording_lacking_channels(spec_export_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_wrist_npz(data / "good.npz", seconds=30, ppg2=True)
+    write_wrist_npz(data / "noacc.npz", seconds=30, acc=False, seed=1)
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--runtime", "torch",
+               "--out", str(tmp_path / "p"), "--progress", "false"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    left = [line for line in out if "noacc" in line]
+    assert left == ["WARNING: left out npz/noacc: the model needs channel(s) acc_x, acc_y, acc_z; the recording "
+                    "has ppg"]
+    s = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert [r["record_id"] for r in s["recordings"]] == ["good"]
+    assert s["skipped_records"] == [left[0][len("WARNING: left out "):]] and left[0] in s["warnings"]
+
+
+def test_no_recording_with_the_channels_is_one_error_line(spec_export_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        write_wrist_npz(data / f"noacc{i}.npz", seconds=30, acc=False, seed=i)
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(data), "--out", str(tmp_path / "p"),
+               "--progress", "false"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "no recording the model can use (2 recordings" in err[0]
+    assert "noacc0: the model needs channel(s) acc_x, acc_y, acc_z" in err[0]
+    assert not (tmp_path / "p" / "summary.json").exists()
+
+
+def test_a_time_domain_model_leaves_out_a_recording_without_its_channel(export_dir, tmp_path):
+    from sqtool.data.synthetic import synth_record
+    good = synth_record(duration_s=30.0, fs=125.0, hr_bpm=80.0, seed=0, subject="a")
+    noppg = synth_record(duration_s=30.0, fs=125.0, hr_bpm=80.0, seed=1, subject="b")
+    noppg.record_id += "_noppg"
+    noppg.signals.pop("ppg")
+    noppg.fs.pop("ppg", None)
+    res = predict(PredictConfig(model=str(export_dir), data="unused", out=str(tmp_path / "n"), progress=False),
+                  records=[good, noppg])
+    assert [r["record_id"] for r in res["recordings"]] == [good.record_id]
+    assert res["skipped_records"] == [f"{noppg.record_id}: the model needs channel(s) ppg; the recording has "
+                                      f"{', '.join(noppg.signals)}"]
+    with pytest.raises(SqtoolError, match=r"needs channel\(s\) ppg; the recording has acc_x"):
+        predict(PredictConfig(model=str(export_dir), data="unused", out=str(tmp_path / "m"), progress=False),
+                records=[noppg])
