@@ -104,8 +104,17 @@ class _TaskLoad:
     untrue: dict = field(default_factory=lambda: {"windows": 0, "records": 0})
 
     def windows(self, rec):
-        """The recording's model windows (tasks._windows); those holding a NaN/Inf sample are counted in gaps."""
-        w = T._windows(rec, self.cfg)
+        """The recording's model windows (tasks._windows); those holding a NaN/Inf sample are counted in gaps. A
+        recording shorter than one window (a task that does not tile it: hr, rr) has none: left out, one warning
+        line, as the spectral fine-tune, predict and bench leave it out."""
+        from sqtool.data.preprocess import Windows
+        from sqtool.data.record import TooShort
+        try:
+            w = T._windows(rec, self.cfg)
+        except TooShort as e:
+            warn(f"left out {e}")
+            return Windows(x=np.zeros((0, len(self.cfg.channels), 1), np.float32), t0=np.zeros(0),
+                           subject=str(rec.subject), record_id=str(rec.record_id), fs=float(self.cfg.fs))
         _left_out(self.gaps, w.meta.get("nonfinite_windows", 0))
         return w
 
@@ -126,6 +135,8 @@ def _hr_rr(rec, load: _TaskLoad) -> None:
         return
     T._require_channels(rec, load.cfg, load.task)
     w = load.windows(rec)
+    if len(w.t0) == 0:                          # shorter than one window: left out (said by load.windows)
+        return
     if lab.kind == "events":
         y = T.breaths_per_min_windows(lab.times, w.t0, load.cfg.window_s)
         ok = np.isfinite(y)                     # NaN: under 3 breaths in the window

@@ -378,8 +378,9 @@ def make_windows(record, channels: Sequence[str] = ("ppg",), fs: float | None = 
     n = sig.shape[1]
     dur = record_duration(record, channels)
     if n < win or windows_in_record(np.zeros(1, np.int64), f, win, dur) == 0:
-        raise SqtoolError(f"{record.dataset}/{record.record_id}: record is {dur:.2f} s "
-                          f"long, shorter than one {window_s:g} s window")
+        from sqtool.data.record import TooShort                         # record imports this module
+        raise TooShort(f"{record.dataset}/{record.record_id}: record is {dur:.2f} s "
+                       f"long, shorter than one {window_s:g} s window")
     starts = window_starts(n, win, hop)
     keep = windows_in_record(starts, f, win, dur)
     w = sliding_windows(sig, win, hop)[:, :keep]                           # (C, W, T) view

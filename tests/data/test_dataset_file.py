@@ -380,3 +380,22 @@ def test_read_dataset_takes_a_dataset_file_and_gives_its_records(tmp_path):
         read_dataset(p, channels=["acc_y"])
     with pytest.raises(SqtoolError, match="names its own format and reading options; drop kind, fs"):
         read_dataset(p, kind="csv", fs=125.0)
+
+
+def test_a_recording_shorter_than_one_window_is_left_out_of_a_time_domain_task(tmp_path, capsys):
+    """A 5 s recording beside 20 s ones (8 s windows): the time-domain heart-rate task leaves it out with one
+    warning line naming it, as the spectral fine-tune, predict and bench do (it stopped the whole fine-tune:
+    'record is 5.00 s long, shorter than one 8 s window'); the others' windows are as before."""
+    from sqtool.core import ModelCfg
+    from sqtool.data.dataset_tasks import load_task_from_dataset
+    from sqtool.data.tasks import task_model_cfg
+    p = yaml(tmp_path, BASE + "windows: {window_s: 8, hop_s: 2}\nlabels: {hr: {column: 3}}\n")
+    cfg = task_model_cfg("hr", ModelCfg(name="t", family="resnet1d", window_s=8.0, hop_s=2.0, channels=("ppg",)))
+    before = load_task_from_dataset("hr", load_dataset_file(p), cfg)
+    write(tmp_path / "rec", "s3_c.csv", seconds=5.0, seed=2)
+    capsys.readouterr()
+    td = load_task_from_dataset("hr", load_dataset_file(p), cfg)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "s3_c" in ln]
+    assert len(err) == 1 and err[0].startswith("sqtool: warning: left out ") and err[0].endswith(
+        "s3_c: record is 5.00 s long, shorter than one 8 s window")
+    assert "s3" not in set(td.groups) and np.array_equal(td.x, before.x) and np.array_equal(td.y, before.y)
