@@ -130,6 +130,8 @@ class LabelSource:
     table: str | None = None        # one table for all recordings (column `recording`)
     reader: str | list | None = None  # built-in layouts: the reader's label name(s)
     time_unit: str = "s"            # file: the unit of its start times (TIME_UNITS), not the time column's
+    start_column: str | None = None  # file: its start-time column (default: start, start_s, time or t)
+    value_column: str | None = None  # file: its value column (default: the label's name, bpm, value or rr)
     af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
     good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
     poor: list = field(default_factory=lambda: ["poor", "bad", "0", "0.0"])   # quality table: poor classes
@@ -428,6 +430,11 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         if ls.time_unit != "s" and ls.file is None:
             raise SqtoolError(f"{path}: {key}: time_unit is for a label file's times ({key}.file); "
                               "a recording's time column takes the top-level time_unit")
+        for k in ("start_column", "value_column"):
+            setattr(ls, k, _text(getattr(ls, k), f"{key}.{k}", path, optional=True))
+            if getattr(ls, k) is not None and ls.file is None:
+                raise SqtoolError(f"{path}: {key}: {k} names a column of a label file ({key}.file); a column of "
+                                  f"the recording is {key}.column")
         if ls.ecg is not None and name != "hr":
             raise SqtoolError(f"{path}: {key}: 'ecg' derives heart rate only (labels.hr)")
         sources = LABEL_SOURCES.get(name, CUSTOM_SOURCES)

@@ -430,10 +430,13 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         from sqtool.data.readers._common import numeric_column, read_csv
         df = read_csv(f)
         df.columns = [str(c).strip().lower() for c in df.columns]
-        tcol = next((c for c in ("start", "start_s", "time", "t") if c in df.columns), None)
-        vcol = next((c for c in (name, "bpm", "value", "rr") if c in df.columns), None)
+        tcol, vcol = (next((c for c in ((own.strip().lower(),) if own else auto) if c in df.columns), None)
+                      for own, auto in ((src.start_column, ("start", "start_s", "time", "t")),
+                                        (src.value_column, (name, "bpm", "value", "rr"))))
         if tcol is None or vcol is None:
-            raise SqtoolError(f"{f}: label file needs a start column (start/time) and a value column ({name})")
+            raise SqtoolError(f"{f}: label file needs a start column ({src.start_column or 'start/time'}) and a value "
+                              f"column ({src.value_column or name}); it has {', '.join(df.columns)} (name yours: "
+                              f"{name}: {{file: ..., start_column: ..., value_column: ...}})")
         v = numeric_column(df, vcol, str(f))
         _plausible(ds, name, v, f"{f}: column '{vcol}'")
         t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit]          # (rows,) s

@@ -248,3 +248,20 @@ def test_negative_label_times_are_one_line_naming_the_label_file(tmp_path):
     assert m.startswith(f"{tmp_path / 'rr' / 'p1_icu.csv'}: label 'rr' row 1 starts at -4 s (column 'start'; 2 rows "
                         "before 0 s): label-file times are seconds from recording p1_icu's first sample")
     assert "signal length" not in m
+
+
+def test_a_label_files_own_column_names_are_given_in_the_dataset_file(tmp_path):
+    """A team's label files headed `t_s,breaths` (no start/time, no rr column): one line listing the file's columns
+    and how to name them; start_column / value_column read them; either given without a file is one line."""
+    recordings(tmp_path)
+    for stem in ("p1_icu", "p2_icu"):
+        label_file(tmp_path, stem, np.arange(0.0, 53.0, 2.0), head="t_s,breaths")
+    m = one_line_error(dataset(tmp_path))
+    assert "label file needs a start column (start/time) and a value column (rr); it has t_s, breaths" in m
+    assert "start_column: ..., value_column: ..." in m
+    named = YAML.replace("{file: 'rr/{stem}.csv'}", "{file: 'rr/{stem}.csv', start_column: T_S, value_column: breaths}")
+    assert named != YAML
+    rec = load_dataset_file(dataset(tmp_path, yaml=named)).records()[0]
+    assert np.array_equal(rec.labels["rr"].values[:3], [16, 17, 18])
+    bad = YAML.replace("{file: 'rr/{stem}.csv'}", "{column: ppg, value_column: breaths}")
+    assert "value_column names a column of a label file (labels.rr.file)" in one_line_error(dataset(tmp_path, yaml=bad))
