@@ -294,8 +294,10 @@ def load_config_file(path: str | os.PathLike) -> dict:
     config.yaml (its `config:` section without where that run went, RUN_LOCATION_KEYS, so that feeding it back
     makes a new run instead of overwriting it; the bookkeeping around it, `resolved:` included, is not config)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise SqtoolError(f"config file {p} not found")
+    if p.is_dir():
+        raise SqtoolError(f"config file {p} is a folder; give a YAML file (a run's config.yaml: {p / 'config.yaml'})")
     import yaml                         # lazy: importing sqtool.core needs only the stdlib
     try:
         loaded = yaml.safe_load(p.read_text()) or {}

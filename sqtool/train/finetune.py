@@ -205,6 +205,19 @@ def load_init(init: str, model_name: str, fs: float | None, ck: dict | None = No
     return ck, mc["name"]
 
 
+def init_line(ck: dict) -> str:
+    """`init: <model.pt> (<model>, <kind>, <steps>, <pairs>, <status>, made <when>)`: the encoder a fine-tune
+    starts from, as its console says it (the same is in config.yaml's resolved init)."""
+    m = ck.get("metrics") or {}
+    what = [str(ck["model_cfg"].get("name")), str(ck.get("kind"))]
+    if m.get("global_step") is not None:
+        what.append(f"{m['global_step']} steps over {m.get('epochs_done', '?')} epochs")
+    if m.get("real_pairs") is not None:
+        what.append(f"{m['real_pairs']} real + {m.get('synthetic_pairs') or 0} synthetic-partner pairs")
+    what += [str(v) for v in (m.get("status"),) if v] + ([f"made {ck['created']}"] if ck.get("created") else [])
+    return f"init: {ck['path']} ({', '.join(what)})"
+
+
 def check_mode(mode: str, model_name: str) -> None:
     """--mode full, or linear for a model with an encoder to freeze and a head to fit
     (models.registry.probes_linearly); one line, before any data is read."""
@@ -471,6 +484,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
 
     ck, model_name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     check_mode(cfg.mode, model_name)
+    if ck is not None:                                   # which encoder this fine-tune starts from, in one line
+        print(init_line(ck), file=sys.stderr)
     collapsed = init_collapse_warning(ck)                # a collapsed SimSiam init: one WARNING line
     if collapsed:
         print(collapsed, file=sys.stderr)

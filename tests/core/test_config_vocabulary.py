@@ -142,3 +142,15 @@ def test_pretrain_resume_names_fewer_epochs_and_other_changes_in_one_refusal():
                                           r"may change") as e:
         resumed_config(saved, PretrainConfig(epochs=1, lr=0.1), "run", epochs_done=2)
     assert len(str(e.value).splitlines()) == 1
+
+
+def test_a_config_path_that_exists_is_never_called_not_found(tmp_path):
+    """`--config /dev/null` (a file that is not a regular one) said 'not found'; it is read (empty: no value). A
+    folder is one line pointing at the run's config.yaml inside it; a missing path is 'not found'."""
+    from sqtool.core import SqtoolError
+    from sqtool.core.config import load_config_file
+    assert load_config_file("/dev/null") == {}
+    with pytest.raises(SqtoolError, match=r"is a folder; give a YAML file \(a run's config.yaml: "):
+        load_config_file(tmp_path)
+    with pytest.raises(SqtoolError, match="not found"):
+        load_config_file(tmp_path / "nope.yaml")

@@ -15,11 +15,13 @@ from sqtool.train.finetune import FinetuneConfig, init_encoder, run_finetune
 FAST = dict(model="", epochs=1, batch_size=64, progress=False, bootstrap=100)
 
 
-def test_finetune_hr_on_troika_from_pretrained(tmp_path, data_root, tiny_pretrained):
+def test_finetune_hr_on_troika_from_pretrained(tmp_path, data_root, tiny_pretrained, capsys):
     rc = main(["train", "finetune", "--task", "hr", "--init", str(tiny_pretrained), "--data", str(data_root),
                "--epochs", "1", "--max-records", "3", "--bootstrap", "100", "--progress", "false",
                "--out", str(tmp_path)])
     assert rc == 0
+    said = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("init: ")]   # the encoder it starts from
+    assert len(said) == 1 and str(tiny_pretrained) in said[0] and "teacher_pretrain" in said[0] and " steps over " in said[0]
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["task"] == "hr" and m["pretrained"] and m["folds"] == "leave-one-subject-out" and m["n_folds"] == 2
     assert m["heldout_subjects"] == ["03"] and m["subjects"] == 2         # the last 0.2 of 3: out of every fit
