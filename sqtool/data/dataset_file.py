@@ -655,9 +655,23 @@ def is_dataset_file(p: Path) -> bool:
     return (p.is_file() and p.suffix.lower() in (".yaml", ".yml")) or (p.is_dir() and (p / "dataset.yaml").is_file())
 
 
-def _is_data_root(p: Path) -> bool:
+def dataset_folders(p: Path) -> list[Path]:
+    """The sub-folders of folder `p` that hold their own dataset.yaml (sorted, hidden ones skipped); [] when `p` is
+    itself a dataset folder (its dataset.yaml) or no folder."""
+    if not p.is_dir() or is_dataset_file(p):
+        return []
+    return sorted(d for d in p.iterdir()
+                  if d.is_dir() and not d.name.startswith(".") and (d / "dataset.yaml").is_file())
+
+
+def is_data_root(p: Path, builtins: int = 2) -> bool:
+    """A folder of dataset folders: one holding a sub-folder with its own dataset.yaml (optionally beside built-in
+    dataset folders), or at least `builtins` built-in dataset folders (../shared/data). Each dataset in it is read on
+    its own (through its dataset.yaml where it has one), never as one folder of files."""
     from sqtool.data.readers import DATASETS
-    return p.is_dir() and sum((p / k).is_dir() for k in DATASETS) >= 2
+    if not p.is_dir() or is_dataset_file(p):
+        return False
+    return bool(dataset_folders(p)) or sum((p / k).is_dir() for k in DATASETS) >= builtins
 
 
 def resolve_data(data, data_root: str | os.PathLike | None = None) -> DataRef:
@@ -677,7 +691,7 @@ def resolve_data(data, data_root: str | os.PathLike | None = None) -> DataRef:
             return DataRef("dataset", p.resolve(), load_dataset_file(p, data_root))
         if p.is_dir() and not any(p.iterdir()):
             raise SqtoolError(f"{p}: folder is empty")
-        return DataRef("root" if _is_data_root(p) else "path", p.resolve())
+        return DataRef("root" if is_data_root(p) else "path", p.resolve())
     if s in builtin_names():
         return DataRef("dataset", None, load_builtin(s, data_root))
     if s.endswith((".yaml", ".yml")):
@@ -698,4 +712,5 @@ def data_records(ref: DataRef, log=None, **kw) -> list:
 
 
 __all__ = ["DatasetFile", "Channel", "Subject", "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
-           "load_dataset_file", "load_builtin", "builtin_exclude", "builtin_names", "resolve_data", "data_records", "TASK_LABELS"]
+           "load_dataset_file", "load_builtin", "builtin_exclude", "builtin_names", "resolve_data", "data_records",
+           "TASK_LABELS", "dataset_folders", "is_data_root"]

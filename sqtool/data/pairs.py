@@ -5,15 +5,21 @@
                       [--synthetic-partners]
     sqtool data pairs --resume DIR             # continue a killed or interrupted run
 
-`--data` is a data root (a folder of dataset folders such as ../shared/data: every dataset in it is
-mined), one or more dataset folders or recording files, or 'synthetic' (the embedded synthetic corpus,
-also the default when no data root is found). `--data-root DIR` and `--input PATH ...` are the old,
+`--data` is a data root (a folder of dataset folders such as ../shared/data, or of one's own dataset folders each
+with its dataset.yaml: every dataset in it is mined, a dataset.yaml's through it), one or more dataset folders or
+recording files, or 'synthetic' (the embedded synthetic corpus, also the default when no data root is found). Two
+--data entries that reach the same recording file (a dataset.yaml and its own folder, the same path twice) are one
+line: its pairs would be mined twice, as two datasets. `--data-root DIR` and `--input PATH ...` are the old,
 deprecated spellings.
 
 For every record: resample the whole record to the model rate, cut windows (window_s, hop_s), score each
 RAW window with the signal quality index (`quality.py`, with the accelerometer when the record has
 one), and pair every good window (score > threshold) with the nearest-in-time poor window (score <=
-threshold) of the same record whose start is at most `max_gap_s` away (ties: the earlier one). A poor
+threshold) of the same record whose start is at most `max_gap_s` away and that does not overlap it (ties: the
+earlier one). Not overlapping: |t_good - t_poor| >= window_s, since with `--hop-s` shorter than the window the
+nearest poor window may share most of its samples (`overlap_rejected` in pair_stats counts such nearest partners
+rejected; the default hop, the window, rejects none; the spectral pairs, `spectral_record_pairs`, keep the nearest
+poor window as the heart-rate benchmarks measured them). A poor
 window may serve several good ones; a good window is used once. The pair is stored as model input:
 band-passed (0.5-8 Hz) and normalised per window and channel (min-max by default), float16.
 
@@ -26,8 +32,10 @@ Without that flag a corpus holds real pairs only; index.json and metrics.json sa
 (`synthetic_partners`, `real_pairs`, `synthetic_pairs`). A corpus that yields no pair at all (e.g. a
 dataset whose windows are all good) is one SqtoolError line naming each dataset's good / poor counts.
 
-`--model NAME` takes the window contract (fs, window_s, channels, norm, band) from a registered model, so
-windows shorter than 30 s are made exactly where a model config asks for them (resnet1d_siamq_tiny_10s).
+Without --model, a window contract (--fs, --window-s, --channels, --norm, band) that no registered model reads is
+refused before anything is mined, in the words of the `next:` line; `--own-model` mines it anyway (pairs for a
+model of one's own). `--model NAME` takes the window contract (fs, window_s, channels, norm, band) from a registered
+model, so windows shorter than 30 s are made exactly where a model config asks for them (resnet1d_siamq_tiny_10s).
 A spectral model (`spec_teacher_m`, ...) gets pairs of what it reads: each record goes through the model's
 fixed-point front end (`hr_spectra.record_spectra`: PPG + accelerometer spectra, its window and hop) and each
 front-end window is scored by the same quality index on the raw window at the same start (with the
@@ -35,9 +43,9 @@ accelerometer); a pair is (C, F) model input (codes / 127). Records without the 
 accelerometer) are counted as `unusable_records`, not an error; synthetic partners do not apply.
 
 Pair statistics per dataset (records, subjects, subjects with pairs, windows, good, poor, real and
-synthetic pairs, distinct poor windows used, the quality gap q_good - q_poor and the time gap
-|t_good - t_poor| of the real pairs: mean and median) are written to OUT/pair_stats.json and
-OUT/pair_stats.md, and under "datasets" in metrics.json.
+synthetic pairs, distinct poor windows used, nearest partners rejected for overlapping, the quality gap
+q_good - q_poor and the time gap |t_good - t_poor| of the real pairs: mean and median) are written to
+OUT/pair_stats.json and OUT/pair_stats.md, and under "datasets" in metrics.json.
 
 Scale: the main process lists the dataset's files (cheap; a dataset file's too: its label tables and exclude
 list are checked there, no recording read); worker processes (multiprocessing Pool,
@@ -121,6 +129,10 @@ class PairsConfig:
                 "--keep-test-subjects"})
     keep_test_subjects: bool = field(default=False, metadata={
         "help": "mine a dataset file's split.test subjects too (default: left out, as fine-tuning holds them out)"})
+    own_model: bool = field(default=False, metadata={
+        "help": "mine pairs that no registered model reads (--fs / --window-s / --channels / --norm / band of a model "
+                "of one's own, trained on shards.PairShardDataset); default: such a window contract is refused "
+                "before mining"})
     seed: int = field(default=0, metadata={"help": "random seed (synthetic data and fallback artifacts)"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
     name: str = field(default="pairs", metadata={"help": "run name (run directory suffix)"})
@@ -128,11 +140,13 @@ class PairsConfig:
 
 # ----------------------------------------------------------------------------- pairing (pure)
 
-def match_pairs(t0: np.ndarray, good: np.ndarray, max_gap_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pair each good window with the nearest poor window within max_gap_s (ties -> the earlier).
+def match_pairs(t0: np.ndarray, good: np.ndarray, max_gap_s: float,
+                window_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pair each good window with the nearest poor window within max_gap_s (ties -> the earlier) that does not
+    overlap it: |t_good - t_poor| >= window_s (the windows' length; 0: windows as points, no overlap rule).
 
     t0 (W,) window start times, good (W,) bool. Returns (gi, pi) index arrays into the windows, one
-    entry per good window that has a poor window within reach, in order of gi."""
+    entry per good window that has such a poor window, in order of gi."""
     t0 = np.asarray(t0, dtype=np.float64)
     good = np.asarray(good, dtype=bool)
     gi = np.flatnonzero(good)
@@ -142,15 +156,28 @@ def match_pairs(t0: np.ndarray, good: np.ndarray, max_gap_s: float) -> tuple[np.
     order = np.argsort(t0[poor], kind="stable")
     poor, tp = poor[order], t0[poor][order]
     tg = t0[gi]
-    j = np.searchsorted(tp, tg)                                   # first poor at or after each good
-    left = np.clip(j - 1, 0, tp.size - 1)
-    right = np.clip(j, 0, tp.size - 1)
-    dl = np.where(j > 0, tg - tp[left], np.inf)
-    dr = np.where(j < tp.size, tp[right] - tg, np.inf)
+    apart = max(float(window_s) - OVERLAP_TOL_S, 0.0)              # adjacent windows (hop = window) do not overlap
+    j = np.searchsorted(tp, tg - apart, side="right") - 1          # last poor starting at least `apart` before
+    k = np.searchsorted(tp, tg + apart, side="left")               # first poor starting at least `apart` after
+    left = np.clip(j, 0, tp.size - 1)
+    right = np.clip(k, 0, tp.size - 1)
+    dl = np.where(j >= 0, tg - tp[left], np.inf)
+    dr = np.where(k < tp.size, tp[right] - tg, np.inf)
     pick = np.where(dl <= dr, left, right)
     dist = np.minimum(dl, dr)
     ok = dist <= max_gap_s
     return gi[ok], poor[pick[ok]]
+
+
+OVERLAP_TOL_S = 1e-6       # s: window starts are sample counts / fs; adjacent ones are window_s apart up to rounding
+
+
+def overlap_rejected(t0: np.ndarray, good: np.ndarray, max_gap_s: float, window_s: float) -> int:
+    """The good windows whose nearest poor window within max_gap_s overlaps them (|t_good - t_poor| < window_s):
+    that candidate is rejected by `match_pairs`, which takes the nearest one that does not overlap, if in reach."""
+    t0 = np.asarray(t0, dtype=np.float64)
+    gi, pi = match_pairs(t0, good, max_gap_s)
+    return int(np.sum(np.abs(t0[gi] - t0[pi]) < window_s - OVERLAP_TOL_S))
 
 
 # ----------------------------------------------------------------------------- one record
@@ -170,7 +197,7 @@ def _no_pairs(rec) -> dict:
     """The per-record counts before any window is scored (what an unusable or short record returns)."""
     return {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
             "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0,
-            "unusable": 0, "nonfinite": 0}
+            "unusable": 0, "nonfinite": 0, "overlap_rejected": 0}
 
 
 def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) -> dict:
@@ -210,10 +237,11 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
     gap = nonfinite_windows(rec, need, t0, cfg.window_s)                          # (W,) holding a NaN/Inf sample
     ok = np.flatnonzero(~gap)                                                     # gaps: neither good nor poor
     good &= ~gap
-    gi, pi = match_pairs(t0[ok], good[ok], cfg.max_gap_s)
+    gi, pi = match_pairs(t0[ok], good[ok], cfg.max_gap_s, win / fs)              # partners never overlap
     gi, pi = ok[gi], ok[pi]                                                       # (P,) indices into the windows
     res.update(windows=int((~gap).sum()), good=int(good.sum()), poor=int((~good & ~gap).sum()),
-               nonfinite=int(gap.sum()))
+               nonfinite=int(gap.sum()),
+               overlap_rejected=overlap_rejected(t0[ok], good[ok], cfg.max_gap_s, win / fs))
     synth = np.zeros(gi.size, dtype=bool)
 
     model = bandpass(raw[[need.index(c) for c in chans]], fs, cfg.band_lo, cfg.band_hi,   # (C, N)
@@ -294,12 +322,15 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
         score = np.where(gap, np.nan, score)                                     # left out, counted
     scored = np.flatnonzero(np.isfinite(score))                                  # windows with a score
     good = score > cfg.threshold
+    # the spectral recipe keeps the nearest poor window, overlapping or not (8 s windows every 2 s: neighbours share
+    # 6 s): the heart-rate benchmarks and the demo measured it so; the overlap rule here is a change to re-measure
     gi, pi = match_pairs(hr.t0[scored], good[scored], cfg.max_gap_s)
     gi, pi = scored[gi], scored[pi]
     x = as_model_input(hr.x)                                                     # (W, C, F)
     dt = np.dtype(cfg.dtype)
     res.update(windows=int(scored.size), good=int(good[scored].sum()), poor=int((~good[scored]).sum()),
                nonfinite=int(gap.sum()),
+               overlap_rejected=0,
                pairs=int(gi.size), poor_used=int(np.unique(pi).size), x_good=x[gi].astype(dt),
                x_poor=x[pi].astype(dt), t_good=hr.t0[gi], t_poor=hr.t0[pi], q_good=score[gi], q_poor=score[pi],
                synth=np.zeros(gi.size, bool), channels=list(model_cfg.channels), T=x.shape[-1])
@@ -433,6 +464,7 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
             seen[name] = seen.get(name, 0) + 1            # two inputs of one name: subjects kept apart
             out.append((name if seen[name] == 1 else f"{name}_{seen[name]}",
                         list_units(src, cfg.kind)))
+        _refuse_twice(out, cfg.input)
         return out
     root = None if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
     if root is None:
@@ -450,7 +482,29 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
             print(f"sqtool: skipping {d}: {e}", file=sys.stderr)
     if not out:
         raise SqtoolError(f"{root}: no dataset folder recognised")
+    _refuse_twice(out, [str(root / name) for name, _ in out])
     return out
+
+
+def _unit_file(unit) -> Path | None:
+    """The recording file a unit of work reads (resolved), None for a synthetic record's spec."""
+    return Path(unit[2]).resolve() if unit[0] in ("dsfile", "item") else None
+
+
+def _refuse_twice(inputs, given: list[str]) -> None:
+    """One line when two inputs (`given`: what --data named, one per input) reach the same recording file (resolved
+    path: a dataset file and its own folder, a link, the same path twice): its pairs would be mined twice, as two
+    datasets, and pretraining's subject split could hold out one copy and train on the other."""
+    first: dict[Path, int] = {}
+    for i, (_, units) in enumerate(inputs):
+        for u in units:
+            f = _unit_file(u)
+            if f is None:
+                continue
+            j = first.setdefault(f, i)
+            if j != i:
+                raise SqtoolError(f"--data {given[j]} and --data {given[i]} both reach {f}: the same recordings would "
+                                  "be mined twice (as two datasets); give each once")
 
 
 def builtin_folder(path, kind: str | None):
@@ -541,6 +595,8 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True, resume: bool = False) ->
     T = cfg.window_s * cfg.fs
     if abs(T - round(T)) > 1e-6:
         raise SqtoolError(f"window_s x fs = {T:g} is not a whole number of samples")
+    if not resume and not cfg.model and not cfg.own_model:
+        _refuse_unread(cfg)
     random.seed(cfg.seed)                    # (not config.set_seed: it imports torch, ~180 MB per process)
     np.random.seed(cfg.seed % 2**32)
     if resume:
@@ -588,7 +644,7 @@ def _heartbeat(progress: bool, total: int, first: int = 0):
 
 RESUME_DIR = "resume"               # OUT/resume/: state.json + gaps-NNNNN.npz, while the run is unfinished
 RESUME_FORMAT = "sqtool-pairs-resume-v1"
-MAY_CHANGE_ON_RESUME = ("workers", "chunksize", "out", "force")      # change no pair
+MAY_CHANGE_ON_RESUME = ("workers", "chunksize", "out", "force", "own_model")      # change no pair
 
 
 def _refuse_unfinished(out: Path) -> None:
@@ -816,7 +872,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     datasets = {k: dataset_stats(v) for k, v in per_ds.items()}
     total = {k: sum(d[k] for d in datasets.values()) for k in
              ("records", "subjects", "windows", "good", "poor", "pairs", "real_pairs", "synthetic_pairs",
-              "short_records", "unusable_records", "subjects_with_pairs", "nonfinite_windows")}
+              "short_records", "unusable_records", "subjects_with_pairs", "nonfinite_windows", "overlap_rejected")}
     if total["windows"] == 0 and total["unusable_records"]:
         raise SqtoolError(f"{total['unusable_records']} of {total['records']} records lack the channels of "
                           f"--model {cfg.model} ({', '.join(cfg.channels)}); nothing to pair")
@@ -886,7 +942,7 @@ def new_tally() -> dict:
     time gaps are kept for their medians as float32 chunks (8 bytes a pair, where Python lists took about 80),
     their means as float64 running sums."""
     return {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic_pairs": 0,
-            "poor_used": 0, "short_records": 0, "unusable_records": 0, "nonfinite_windows": 0,
+            "poor_used": 0, "short_records": 0, "unusable_records": 0, "nonfinite_windows": 0, "overlap_rejected": 0,
             "subjects_with_pairs": set(), "q_gap": [], "t_gap": [], "gap_sums": [0, 0.0, 0.0],
             "heldout_records": 0, "heldout_subjects": set(), "heldout_matched": set()}
 
@@ -901,7 +957,7 @@ def tally(d: dict, rec: dict) -> None:
     d["short_records"] += rec["short"]
     d["unusable_records"] += rec["unusable"]
     d["nonfinite_windows"] += rec["nonfinite"]
-    for k in ("windows", "good", "poor", "pairs", "poor_used"):
+    for k in ("windows", "good", "poor", "pairs", "poor_used", "overlap_rejected"):
         d[k] += rec[k]
     d["synthetic_pairs"] += rec["synthetic"]
     if rec["pairs"]:
@@ -939,7 +995,8 @@ def dataset_stats(d: dict) -> dict:
                                   else "no window as long as the pair window" if d["windows"] == 0 else
                                   "no poor window (every window scored good)" if d["poor"] == 0 else
                                   "no good window (every window scored poor)" if d["good"] == 0 else
-                                  "no poor window within --max-gap-s of a good one in the same record")
+                                  "no poor window within --max-gap-s of a good one, and not overlapping it, in the "
+                                  "same record")
     return out
 
 
@@ -965,6 +1022,9 @@ def write_pair_stats(run_dir: Path, datasets: dict, total: dict, synthetic_partn
                  f"{total['subjects_with_pairs']} | {total['windows']} | {total['good']} | {total['poor']} | "
                  f"{total['real_pairs']} | "
                  f"{total['synthetic_pairs']} | - | - | - |")
+    lines += ["", "A partner never overlaps its good window (|t_good - t_poor| >= window_s); nearest poor windows "
+              f"rejected for overlapping (--hop-s shorter than the window): {total.get('overlap_rejected', 0)}"
+              + "".join(f"; {k} {v.get('overlap_rejected', 0)}" for k, v in datasets.items())]
     held = {k: v["heldout_subjects"] for k, v in datasets.items() if v.get("heldout_subjects")}
     if held:
         lines += ["", "Left out, never mined (--exclude-subjects, a dataset file's split.test): "
@@ -982,7 +1042,8 @@ def register_cli(sub) -> None:
     p = sub.add_parser("pairs", help="mine (good, poor) window pairs of the same subject into shards",
                        description=__doc__.split("\n\n")[0].split("\n")[0])
     p.add_argument("--data", nargs="+", default=None, metavar="PATH",
-                   help="a data root (every dataset folder in it), dataset folders or recording files, or "
+                   help="a data root (every dataset folder in it: built-in ones, or one's own with a dataset.yaml "
+                        "each), dataset folders or recording files, or "
                         "'synthetic' (default: $SQTOOL_DATA or ../shared/data; synthetic if none)")
     add_deprecated_alias(p, "--input", "--data", "input", nargs="+", metavar="PATH")
     add_config_args(p, PairsConfig, skip=("input",))
@@ -995,10 +1056,10 @@ def register_cli(sub) -> None:
 
 
 def _is_data_root(path: str, kind: str | None) -> bool:
-    """A folder of dataset folders (e.g. ../shared/data), as opposed to one dataset folder or a file."""
-    from sqtool.data.readers import DATASETS
-    p = Path(path)
-    return kind is None and p.is_dir() and any((p / k).is_dir() for k in DATASETS)
+    """A folder of dataset folders (e.g. ../shared/data, or one of one's own dataset folders, each with its
+    dataset.yaml), as opposed to one dataset folder or a file."""
+    from sqtool.data.dataset_file import is_data_root
+    return kind is None and is_data_root(Path(path), builtins=1)
 
 
 def _data_overrides(data: list[str] | None, kind: str | None) -> dict:
@@ -1140,16 +1201,42 @@ def pairs_next(cfg: PairsConfig, out) -> str:
     if readers:
         model = [] if PRETRAIN_DEFAULT in readers else ["--model", readers[0]]
         return "next: " + shell_command("train", "pretrain", "--pairs", out, *model, *phase)
+    return "next: " + no_reader_line(index)
+
+
+def _refuse_unread(cfg: PairsConfig) -> None:
+    """Before anything is mined: pairs of cfg's window contract (no --model) that no registered model reads are
+    refused in no_reader_line's words, unless --own-model (pairs for a model of one's own)."""
+    index = {"fs": cfg.fs, "window_s": cfg.window_s, "channels": list(cfg.channels), "norm": cfg.norm,
+             "band": [cfg.band_lo, cfg.band_hi]}                 # the index.json header these pairs would get
+    if not _models_reading_apart(index):
+        raise SqtoolError(f"data pairs: {no_reader_line(index, again=False)} (--own-model: mine them anyway, for a "
+                          "model of your own)")
+
+
+def _models_reading_apart(index: dict) -> list[str]:
+    """models_reading(index), in a short-lived child process unless torch is loaded here already: the registry imports
+    it (~190 MB, seconds), which the miner and its forked workers would otherwise carry (~110 MB a process without)."""
+    if "torch" in sys.modules:
+        return models_reading(index)
+    import multiprocessing as mp
+    with mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(1) as pool:
+        return pool.apply(models_reading, (index,))
+
+
+def no_reader_line(index: dict, again: bool = True) -> str:
+    """Why no registered model reads the pairs of `index` (their index.json, or the contract they would get), and
+    which flags make pairs that `train pretrain`'s default reads (again=False: said before they are mined)."""
     from sqtool import models
     c, want = pair_contract(index), pair_contract(models.get_model_cfg(PRETRAIN_DEFAULT))
     diff = contract_diff(c, want)
     flags = " ".join(f"{_FLAGS[k]} {_fmt(want[k])}" if k in _FLAGS else
                      f"--band-lo {_fmt(want[k][0])} --band-hi {_fmt(want[k][1])}" for k in diff)
     remake = f"{flags} (the windows of {PRETRAIN_DEFAULT}, its default), or --model NAME" if flags else "--model NAME"
-    return (f"next: none of the registry's models reads these pairs ({contract_text(c, diff or PAIRS_CONTRACT)}), so "
-            f"`sqtool train pretrain` cannot train on them: mine them again with {remake}")
+    return (f"none of the registry's models reads these pairs ({contract_text(c, diff or PAIRS_CONTRACT)}), so "
+            f"`sqtool train pretrain` cannot train on them: mine them{' again' if again else ''} with {remake}")
 
 
 __all__ = ["PairsConfig", "mine_pairs", "match_pairs", "record_pairs", "list_units", "register_cli",
            "apply_model_contract", "dataset_stats", "write_pair_stats", "pair_contract", "contract_diff",
-           "contract_text", "models_reading", "pairs_phase", "PAIRS_CONTRACT"]
+           "contract_text", "models_reading", "pairs_phase", "PAIRS_CONTRACT", "overlap_rejected", "no_reader_line"]

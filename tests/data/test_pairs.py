@@ -619,7 +619,10 @@ def test_the_next_line_names_a_model_that_reads_the_pairs(tmp_path, capsys):
     assert line == f"next: sqtool train pretrain --pairs {tmp_path / 'w10'} --model resnet1d_siamq_tiny_10s", line
     assert main(shlex.split(line.removeprefix("next: "))[1:] + ["--epochs", "1", "--batch-size", "4", "--max-steps",
                                                                  "1", "--no-progress", "--out", str(tmp_path / "pt")]) == 0
-    assert main(base + ["--window-s", "12", "--out", str(tmp_path / "w12")]) == 0
+    capsys.readouterr()
+    assert main(base + ["--window-s", "12", "--out", str(tmp_path / "w12")]) == 1       # refused before mining
+    assert "none of the registry's models reads these pairs (window_s 12)" in capsys.readouterr().err
+    assert main(base + ["--window-s", "12", "--own-model", "--out", str(tmp_path / "w12")]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line == ("next: none of the registry's models reads these pairs (window_s 12), so `sqtool train pretrain` "
                     "cannot train on them: mine them again with --window-s 30 (the windows of resnet1d_siamq_tiny, its "

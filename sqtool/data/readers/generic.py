@@ -56,10 +56,18 @@ def _is_csv(p: Path) -> bool:
 
 
 def detect(path: Path, files: list[Path]) -> str | None:
+    """The generic format of a folder's (or a file's) recordings; a folder holding both CSV and NPZ recordings is
+    one line (each format would be read alone, the other's files dropped), naming both counts."""
     exts = [p.name.lower() for p in files]
     if any(e.endswith(".hea") for e in exts):
         return "wfdb"
-    if any(e.endswith(".npz") for e in exts):
+    n_npz, n_csv = sum(e.endswith(".npz") for e in exts), sum(map(_is_csv, files))
+    if n_npz and n_csv:
+        raise SqtoolError(f"{path}: holds {n_csv} CSV and {n_npz} NPZ recordings, and a folder without a dataset.yaml "
+                          "is read in one format (the other's files would be dropped): give each format a sub-folder "
+                          "with its own dataset.yaml (the folder above them is then a data root: both are read), or "
+                          "keep one format here (or --kind csv / npz)")
+    if n_npz:
         return "npz"
     if any(_is_csv(p) for p in files):
         return "csv"

@@ -7,8 +7,9 @@ summarise(path) -> {kind, path, records, subjects, hours, channels {name: record
 `values` counts a label's values as its source holds them (a label file's rows: per window or per second alike);
 `windows` (per-window labels) {"with_value", "of"}: the recordings' windows (every hop_s, fully inside the PPG) and
 those with a finite value, as the heart-rate tasks read it (`windows_with_value`), the one count to compare.
-A folder holding several datasets (e.g. the whole data root) gives {"kind": "multiple", "datasets": [...]},
-one summary per sub-folder that is a dataset. `binary`: a dataset file's rhythm / quality classes as the af and
+A folder holding several datasets (e.g. the whole data root, or a folder of dataset folders each with its own
+dataset.yaml) gives {"kind": "multiple", "datasets": [...]}, one summary per sub-folder that is a dataset (one with
+a dataset.yaml read through it). `binary`: a dataset file's rhythm / quality classes as the af and
 quality tasks read them ({"AF": n, "other": n} through its af list, {"good": n, "poor": n} through its good list).
 """
 from __future__ import annotations
@@ -49,17 +50,25 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     from sqtool.core.progress import bar
     from sqtool.data.readers import clip_fraction, detect_kind, iter_records
 
+    from sqtool.data.dataset_file import dataset_folders, load_dataset_file
+
     path = Path(path)
     if records is None and kind is None and path.is_dir():
         try:
-            kind = detect_kind(path)
+            kind = None if dataset_folders(path) else detect_kind(path)     # dataset folders: a data root
         except SqtoolError as e:
             if "several datasets" not in str(e):
                 raise
+        if kind is None:
             subs = []
             for d in sorted(q for q in path.iterdir() if q.is_dir() and not q.name.startswith(".")):
                 try:
-                    subs.append(summarise(d, progress=progress, **kw))
+                    if (d / "dataset.yaml").is_file():        # read through its dataset.yaml, never as raw files
+                        ds = load_dataset_file(d)
+                        subs.append(summarise(ds.path, progress=progress,
+                                              windows=(float(ds.windows.window_s), float(ds.windows.hop_s)), **kw))
+                    else:
+                        subs.append(summarise(d, progress=progress, **kw))
                 except SqtoolError as sub_e:
                     if "no dataset recognised" not in str(sub_e):
                         raise
