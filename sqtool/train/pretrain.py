@@ -21,7 +21,10 @@ with the same batches. `last.pt` holds everything else a bit-exact continuation 
 statistics, optimizer momentum, scheduler, grad scaler, the python/numpy/torch RNG states, the loss
 history. A changed config on resume is refused, except `max_steps`, `progress`, `device` and `epochs` (not
 below the epochs done): the lr schedule steps every `lr_step_epochs` whatever the total and the data order
-depends only on (seed, epoch), so a run resumed with more epochs equals one started with them.
+depends only on (seed, epoch), so a run resumed with more epochs equals one started with them. last.pt also
+records the corpus (`corpus_identity`: pair count and a digest of index.json's shard sha256 values), so a resume
+on a pairs folder mined again into the same path is refused in one line (`check_same_corpus`), and the world size
+of each part of the run (`world_sizes` in config.yaml's resolved section and metrics.json; `world_size`: this part's).
 
 When last.pt is written: at each epoch end, every `--ckpt-every N` steps (0, the default: epoch ends only), at a
 `--max-steps` stop, and at a SIGTERM. A SIGTERM (a preemption: SLURM, Kubernetes, torchrun passing on its own)
@@ -37,7 +40,9 @@ number of processes continues with the same batches but not bit for bit, and say
 
 metrics.json's `first_loss` and `final_loss` are the mean SimSiam loss of the first and of the last epoch's
 worth of steps (`first_step_loss`: step 1's batch alone), so the summary's `loss A -> B` compares like with like.
-`val_fraction` holds out whole subjects when the pairs name 3 or more, else random pairs, with a note line.
+`val_fraction` holds out whole subjects when the pairs name 3 or more, chosen (per seed) so that their pairs come
+close to that share of the pairs (`split_pairs`), said in one line and recorded (`train_pairs`, `val_pairs`,
+`train_subjects`, `val_subjects`); else random pairs, with a note line.
 A collapsed run (the last validation's z std under 0.2 x the healthy 1/sqrt(d), `train.collapse`) prints one
 WARNING line saying what that means and what to try; `collapsed` is in metrics.json and in model.pt's metrics,
 where a fine-tune from it reads it (`collapse.init_collapse_warning`).
@@ -93,7 +98,8 @@ class PretrainConfig:
     lr_gamma: float = field(default=0.5, metadata={"help": "lr factor of each step"})
     grad_clip: float = field(default=10.0, metadata={"help": "max grad norm (0 = off)"})
     val_fraction: float = field(default=0.05, metadata={
-        "help": "pairs held out for validation (whole subjects when the pairs name 3 or more, else random pairs)"})
+        "help": "share of the pairs held out for validation (whole subjects, chosen so their pairs come closest to "
+                "it, when the pairs name 3 or more, else random pairs)"})
     val_every: int = field(default=0, metadata={"help": "validate every N steps (0 = at each epoch end)"})
     ckpt_every: int = field(default=0, metadata={
         "help": "write last.pt every N steps (0 = at each epoch end only); a SIGTERM writes it at the step it stops"})
@@ -346,14 +352,18 @@ def subject_codes(subject: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarr
 
 
 SUBJECT_SPLIT_MIN = 3          # distinct subjects that split_pairs needs to hold whole subjects out
+SPLIT_RULE = "pair_share"      # last.pt's `split`: how its run chose the held-out subjects (split_pairs' rule)
 
 
-def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: int):
+def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: int, rule: str = SPLIT_RULE):
     """(train_idx, val_idx): whole subjects held out when subject ids are known and there are SUBJECT_SPLIT_MIN or
     more, else random pairs (`random_split_note` says so).
 
     `groups` (N,): int codes (`subject_codes`; a code's order is its subject's sorted order) or any other ids.
-    The held-out subjects are the first of a permutation of the distinct ids in sorted order."""
+    The subjects are taken in a seeded permutation of the distinct ids in sorted order (the same on every rank)
+    and held out so that their PAIRS come close to val_fraction x N (`_held_subjects`): at least one subject, never
+    all of them. rule "subjects" is the rule of runs made before it (round(val_fraction x subjects) of them, whatever
+    their pairs: 4 % to 59 % of the pairs by seed on one corpus), kept for resuming such a run on the same split."""
     if not 0.0 <= val_fraction < 1.0:
         raise SqtoolError(f"val_fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng([seed, 12345])
@@ -362,15 +372,60 @@ def split_pairs(groups: np.ndarray | None, n: int, val_fraction: float, seed: in
     if groups is not None:
         codes, present = _subjects_present(groups)
         if len(present) >= SUBJECT_SPLIT_MIN:
-            subjects = rng.permutation(present)
-            n_val = max(1, int(round(val_fraction * len(subjects))))
+            order = present[rng.permutation(len(present))]
+            if rule == "subjects":
+                chosen = order[:max(1, int(round(val_fraction * len(order))))]
+            else:
+                chosen = _held_subjects(order, np.bincount(codes)[order], val_fraction * n)
             held = np.zeros(present[-1] + 1, bool)
-            held[subjects[:n_val]] = True
+            held[chosen] = True
             val = held[codes]                                         # (N,) bool
             return np.flatnonzero(~val), np.flatnonzero(val)
     perm = rng.permutation(n)
     n_val = max(1, int(round(val_fraction * n)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _held_subjects(order: np.ndarray, counts: np.ndarray, target: float) -> np.ndarray:
+    """The subjects of `order` (their pair `counts`) to hold out for `target` pairs: in that order each that still
+    fits under the target, then the one other subject that brings the total closest to it, when it is closer (the
+    one closest when none fits: at least one subject); one subject is always left for training."""
+    take = np.zeros(len(order), bool)
+    total, n_take = 0, 0
+    for i, c in enumerate(counts.tolist()):
+        if total + c <= target and n_take < len(order) - 1:
+            take[i], total, n_take = True, total + c, n_take + 1
+    rest = np.flatnonzero(~take)
+    if n_take < len(order) - 1:
+        i = rest[np.argmin(np.abs(total + counts[rest] - target))]          # the first such in order on ties
+        if not take.any() or abs(total + counts[i] - target) < abs(total - target):
+            take[i] = True
+    return order[take]
+
+
+def split_line(groups: np.ndarray | None, train_idx: np.ndarray, val_idx: np.ndarray,
+               val_fraction: float) -> str | None:
+    """The one line of a split by subject: validation and training pairs and subjects (None for a random split or
+    no validation: `random_split_note` speaks for the first)."""
+    if len(val_idx) == 0 or groups is None:
+        return None
+    if len(_subjects_present(groups)[1]) < SUBJECT_SPLIT_MIN:
+        return None
+    k = split_subjects(groups, train_idx, val_idx)
+    k_val, k_train = k["val_subjects"], k["train_subjects"]
+    n = len(val_idx) + len(train_idx)
+    return (f"validation: {len(val_idx)} pairs of {k_val} held-out subject{'s' if k_val != 1 else ''} "
+            f"({len(val_idx) / n:.1%} of {n}; val_fraction {val_fraction:g}), training: {len(train_idx)} pairs of "
+            f"{k_train} subject{'s' if k_train != 1 else ''}")
+
+
+def split_subjects(groups: np.ndarray | None, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
+    """{"train_subjects", "val_subjects"}: the distinct subjects on each side (None when the pairs name none)."""
+    if groups is None:
+        return {"train_subjects": None, "val_subjects": None}
+    codes = _subjects_present(groups)[0]
+    return {"train_subjects": int(np.count_nonzero(np.bincount(codes[train_idx]))),
+            "val_subjects": int(np.count_nonzero(np.bincount(codes[val_idx])))}
 
 
 def _subjects_present(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -420,6 +475,47 @@ def resumed_config(saved: dict, now, run_dir: str | Path, epochs_done: int = 0) 
         refused["epochs"] = (base.epochs, cfg.epochs)
     refuse_resume(PretrainConfig, run_dir, refused, may_change)
     return cfg
+
+
+def corpus_identity(pairs) -> dict:
+    """{"pairs", "digest"}: what a run trains on, recorded in its last.pt when it starts (`check_same_corpus`). A shard
+    folder's digest is the sha256 of its index.json's shard sha256 values and pair count (index.json only: no shard
+    is read; `verify_pairs` checks the shards against it); other sources (synthetic, in memory) have only the count."""
+    base = getattr(pairs, "base", pairs)
+    if not isinstance(base, ShardPairs):
+        return {"pairs": len(base), "digest": None}
+    import hashlib
+    h = hashlib.sha256(f"{len(base)}\n".encode())
+    for e in base.index["shards"]:
+        h.update(f"{e.get('sha256')}\n".encode())
+    return {"pairs": len(base), "digest": h.hexdigest()}
+
+
+def check_same_corpus(saved: dict | None, now: dict, run_dir, pairs_dir) -> None:
+    """Refuse, in one line, to resume `run_dir` on pairs other than it trained on (`corpus_identity` then, `saved`,
+    and now): a pairs folder mined again holds other pairs (and another validation split) under the same path.
+    `saved` None (a last.pt from before it was recorded): the pair count its config.yaml says, if any."""
+    if saved is None:
+        from sqtool.core.runs import saved_yaml
+        res = saved_yaml(run_dir).get("resolved") or {}
+        try:
+            saved = {"pairs": int(res["train_pairs"]) + int(res["val_pairs"]), "digest": None}
+        except (KeyError, TypeError, ValueError):
+            return                                  # nothing recorded to compare with
+    same_count = saved.get("pairs") == now["pairs"]
+    if same_count and (saved.get("digest") is None or saved.get("digest") == now["digest"]):
+        return
+    what = f"{saved.get('pairs')} pairs then, {now['pairs']} now" if not same_count else \
+        f"{now['pairs']} pairs then and now, other shards (index.json sha256 {str(saved['digest'])[:12]} -> " \
+        f"{str(now['digest'])[:12]})"
+    raise SqtoolError(f"cannot resume {run_dir}: its pairs folder {pairs_dir} no longer holds the pairs it was trained "
+                      f"on ({what}): start a new run on them (train pretrain --pairs {pairs_dir} --out NEW), or mine "
+                      f"back the same pairs into {pairs_dir} and resume")
+
+
+def step_text(st: dict, steps_per_epoch: int) -> str:
+    """Where a run is, as its progress lines count: "epoch E, step S of P", E from 1, S the steps done in epoch E."""
+    return f"epoch {st['epoch'] + 1}, step {st['step_in_epoch']} of {steps_per_epoch}"
 
 
 def other_world_warning(run_dir, saved: int, now: int) -> str:
@@ -491,10 +587,21 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             raise SqtoolError(f"pairs have windows of shape {tuple(pairs.input_shape)} (C, T) but {cfg.model} "
                               f"expects {model_cfg.input_shape} ({model_cfg.fs:g} Hz x {model_cfg.window_s:g} s, "
                               f"channels {', '.join(model_cfg.channels)})")
+        last = run_dir / "last.pt"
+        ck = None
+        corpus = corpus_identity(pairs)
+        if resume:                                  # before the shards are hashed: a changed corpus costs no reading
+            ck = resume_ck if resume_ck is not None else load_checkpoint(last, expect_kind="teacher_pretrain")
+            resumed_config(ck.get("train_cfg", {}), cfg, run_dir, epochs_done=int(ck["train_state"]["epoch"]))
+            check_same_corpus(ck.get("corpus"), corpus, run_dir, getattr(getattr(pairs, "base", pairs), "root",
+                                                                         cfg.pairs))
         if opened and isinstance(src := getattr(pairs, "base", pairs), ShardPairs):
             verify_pairs(src, d, cfg.progress)
-        train_idx, val_idx = split_pairs(getattr(pairs, "groups", None), len(pairs), cfg.val_fraction, cfg.seed)
-        if d.is_main and (note := random_split_note(getattr(pairs, "groups", None), len(val_idx))):
+        groups = getattr(pairs, "groups", None)
+        split_rule = ck.get("split", "subjects") if ck is not None else SPLIT_RULE    # a resume: its run's split
+        train_idx, val_idx = split_pairs(groups, len(pairs), cfg.val_fraction, cfg.seed, split_rule)
+        if d.is_main and (note := random_split_note(groups, len(val_idx)) or
+                          split_line(groups, train_idx, val_idx, cfg.val_fraction)):
             print(note, file=sys.stderr)
         steps_per_epoch = len(train_idx) // cfg.batch_size
         if steps_per_epoch < 1:
@@ -522,21 +629,20 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         adt = None if fdt == torch.float64 else loop.amp_dtype(dev, cfg.amp)
         scaler = loop.make_scaler(dev, adt)
 
-        st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "val": [], "elapsed_s": 0.0}
-        last = run_dir / "last.pt"
+        st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "val": [], "elapsed_s": 0.0,
+              "world_sizes": [d.world]}           # one per part of the run: started, then each resume
         if resume:
-            ck = resume_ck if resume_ck is not None else load_checkpoint(last, expect_kind="teacher_pretrain")
-            resumed_config(ck.get("train_cfg", {}), cfg, run_dir, epochs_done=int(ck["train_state"]["epoch"]))
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             scaler.load_state_dict(ck["scaler"])
             st = ck["train_state"]
+            st["world_sizes"] = list(st.get("world_sizes") or [int(ck.get("world", d.world))]) + [d.world]
             loop.set_rng_state(ck["rng"])
             if d.is_main:
                 from sqtool.core.progress import item
-                item(f"resumed {run_dir} at epoch {st['epoch']} step {st['step_in_epoch']} "
-                     f"(global step {st['global_step']})")
+                item(f"resumed {run_dir} after global step {st['global_step']} "
+                     f"({step_text(st, steps_per_epoch)})")
                 if ck.get("world", d.world) != d.world:
                     print(other_world_warning(run_dir, int(ck["world"]), d.world), file=sys.stderr)
 
@@ -544,10 +650,12 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             from sqtool.core.runs import save_resolved
             save_resolved(run_dir, model=cfg.model, corpus=pairs.desc, fs=model_cfg.fs, window_s=model_cfg.window_s,
                           channels=list(model_cfg.channels), device=str(dev), world_size=d.world,
+                          world_sizes=st["world_sizes"], pairs_digest=corpus["digest"],
                           nproc_per_node=int(os.environ.get("LOCAL_WORLD_SIZE", d.world)),   # runs.resume_command
                           **({"launcher": os.environ.get(LAUNCHER_ENV, "torchrun")} if d.enabled else {}),
                           amp=str(adt).replace("torch.", "") if adt else "off", dtype=cfg.dtype,
-                          train_pairs=len(train_idx), val_pairs=len(val_idx), steps_per_epoch=steps_per_epoch)
+                          train_pairs=len(train_idx), val_pairs=len(val_idx),
+                          **split_subjects(groups, train_idx, val_idx), steps_per_epoch=steps_per_epoch)
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
         wrote_last = resume         # this run's last.pt exists (a --force'd folder may hold an earlier run's)
@@ -560,7 +668,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                                 state_dict=model.state_dict(), train_cfg=to_dict(cfg),
                                 optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                                 scaler=scaler.state_dict(), train_state=st, rng=loop.get_rng_state(),
-                                world=d.world)
+                                world=d.world, corpus=corpus, split=split_rule)
             loop.barrier(d)
 
         def validate():
@@ -674,8 +782,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 save_last()
             if stopped and term.stop and d.is_main:
                 from sqtool.core.progress import item
-                item(f"SIGTERM: stopped after global step {st['global_step']} (epoch {st['epoch'] + 1}, step "
-                     f"{st['step_in_epoch']} of {steps_per_epoch}); {last} saved")
+                item(f"SIGTERM: stopped after global step {st['global_step']} ({step_text(st, steps_per_epoch)}); "
+                     f"{last} saved")
 
         metrics = {}
         if d.is_main:
@@ -685,8 +793,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             metrics = {
                 "status": "done" if done else "stopped (SIGTERM)" if term.stop else "stopped (max_steps)",
                 "model": cfg.model, "pairs": pairs.desc, "pair_mode": cfg.pair_mode, **pair_counts(pairs),
-                "train_pairs": len(train_idx), "val_pairs": len(val_idx),
-                "world_size": d.world, "device": str(dev), "amp": str(adt).replace("torch.", "") if adt else "off",
+                "train_pairs": len(train_idx), "val_pairs": len(val_idx), **split_subjects(groups, train_idx, val_idx),
+                "world_size": d.world, "world_sizes": st["world_sizes"],      # this part's; every part's, in order
+                "device": str(dev), "amp": str(adt).replace("torch.", "") if adt else "off",
                 "epochs_done": st["epoch"], "global_step": st["global_step"], "steps_per_epoch": steps_per_epoch,
                 "first_loss": float(np.mean([h["loss"] for h in hist[:steps_per_epoch]])) if hist else None,
                 "final_loss": float(np.mean([h["loss"] for h in hist[-steps_per_epoch:]])) if hist else None,

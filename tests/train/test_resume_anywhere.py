@@ -51,7 +51,7 @@ def test_pretrain_resumes_from_another_directory(tmp_path, monkeypatch, capsys):
     lines = io.out.strip().splitlines()
     assert lines[-2].startswith("pretrained resnet1d_siamq_tiny (done, 2 of 2 epochs): loss "), lines
     assert lines[-1] == f"next: sqtool train finetune --task hr --model {run}"
-    assert f"resumed {run} at epoch" in io.err                                        # progress: stderr
+    assert f"resumed {run} after global step 3 (epoch 1, step 3 of 4)" in io.err        # progress: stderr
     saved = _config(run)
     assert saved["config"]["max_steps"] == 0 and len(saved["resumed"]) == 1         # what the last part ran with
     assert saved["config"]["pairs"] == str(proj / "pairs") and saved["resolved"]["device"] == "cpu"
