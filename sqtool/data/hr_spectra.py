@@ -37,6 +37,7 @@ import numpy as np
 from sqtool.core import ModelCfg, SqtoolError, signal_channels
 from sqtool.core.model_cfg import ACC_AXES, ACC_SUM
 from sqtool.data.frontend import MAX_PPG, FrontEndCfg, design, spectra, to_int16
+from sqtool.data.record import MissingChannel
 
 HR_DATASETS = ("troika", "wrist_exercise")
 SYNTHETIC_HR_SUBJECTS = 8           # the synthetic heart-rate corpus's subjects (hr_corpus "synthetic")
@@ -110,12 +111,12 @@ def frontend_cfg(model_cfg: ModelCfg | dict, fs_in: float, n_ppg: int = 1) -> Fr
 
 def stream_channels(record, model_cfg: ModelCfg | dict) -> tuple[list[str], int]:
     """(the record's channels in front-end input order, n_ppg): the model's ppg_sensors the record has
-    (in their order), then the model's other channels. One clear error when it has none of them."""
+    (in their order), then the model's other channels. None of its PPG sensors: MissingChannel, one line."""
     mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
     sensors = ppg_sensors(mc)
     present = [c for c in sensors if c in record.signals]
     if not present:
-        raise SqtoolError(f"{record.dataset}/{record.record_id}: the model needs a PPG channel "
+        raise MissingChannel(f"{record.dataset}/{record.record_id}: the model needs a PPG channel "
                           f"({' or '.join(sensors)}); the recording has {', '.join(record.signals) or 'none'} "
                           f"(name yours in a dataset.yaml, e.g. channels: {{{sensors[0]}: <column>}}, and give "
                           "that file as --data)")

@@ -26,6 +26,19 @@ class TooShort(SqtoolError):
     predict on a folder) leaves it out with a warning and goes on with the rest."""
 
 
+class MissingChannel(SqtoolError):
+    """A recording without a channel the model reads: an error for one recording; a command that reads many (sqtool
+    predict on a folder, as the bench) leaves it out with a warning and goes on with the rest, as a TooShort one."""
+
+
+def require_channels(record, channels, where: str = "") -> None:
+    """MissingChannel naming the recording (`where`, else dataset/record_id), the channels it lacks and those it has."""
+    miss = [c for c in channels if c not in record.signals]
+    if miss:
+        raise MissingChannel(f"{where or f'{record.dataset}/{record.record_id}'}: the model needs channel(s) "
+                             f"{', '.join(miss)}; the recording has {', '.join(record.signals) or 'none'}")
+
+
 def subject_key(dataset: str, subject) -> str:
     """"dataset:subject", the subject id unique across datasets (kept as is when it already names its
     dataset, e.g. the quality task's "but_ppg:12"). Training provenance and the bench compare these."""

@@ -87,7 +87,7 @@ from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
-from sqtool.data.record import TooShort, resampled_note, stream_rate
+from sqtool.data.record import MissingChannel, TooShort, require_channels, resampled_note, stream_rate
 from sqtool.firmware_bench.report import class_metrics, left_out_lines, long_enough, subjects_auroc
 from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
 
@@ -596,12 +596,13 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     spectral model; `sqtool.load_model(...).predict` runs the same two on arrays. tables: the front end's tables
     per input rate (`spectral.prepare`'s cache), shared by the recordings and kept there when given. left: the
     reasons of recordings already left out (files off the wrist throughout), said first in "short"."""
+    from sqtool.data.hr_spectra import stream_channels
     from sqtool.firmware_bench import spectral as S
     md = art.metadata
     n_sensors = S.export_ppg_sensors(art)                              # replay on the exported device's sensors
     tables = {} if tables is None else tables
-    def one(r):
-        has_channels(r, spectral_channels(r, md["model_cfg"]))        # else left out, as the bench leaves it out
+    def one(r):                                                        # without the model's channels: left out,
+        require_channels(r, stream_channels(r, md["model_cfg"])[0])    # as the bench leaves it out
         return S.prepare(r, md["model_cfg"], tables, n_sensors)
     recs, short = long_enough(bar(records, desc="front end", enabled=cfg.progress, unit="rec"), one,
                               float(md["window_s"]), cfg.data or "records", skip=(TooShort, MissingChannel),
@@ -611,30 +612,6 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     streams = [(r.record, r.channels) for r in recs]                   # what each streamed
     return {"recs": recs, "runtime": name, "why": why, "decoder": dec, "decoder_note": note, "short": short,
             "streams": streams, "fed": [fed_channels(r) for r in recs]}
-
-
-class MissingChannel(SqtoolError):
-    """A recording without a channel the model reads: left out of predict with its reason, as `sqtool bench` leaves
-    it out (`report.long_enough`), an error only when no recording is left."""
-
-
-def spectral_channels(record, model_cfg: dict) -> list[str]:
-    """The recording's channels a spectral model streams (`hr_spectra.stream_channels`: its ppg_sensors the
-    recording has, then the model's other channels); none of its PPG sensors: MissingChannel, that line."""
-    from sqtool.data.hr_spectra import stream_channels
-    try:
-        return stream_channels(record, model_cfg)[0]
-    except SqtoolError as e:
-        raise MissingChannel(str(e)) from None
-
-
-def has_channels(record, channels, where: str = "") -> None:
-    """MissingChannel naming the recording (`where`, else dataset/record_id) and the channels it lacks, and those
-    it has; the line `data.record.channel_matrix` stops on."""
-    miss = [c for c in channels if c not in record.signals]
-    if miss:
-        raise MissingChannel(f"{where or f'{record.dataset}/{record.record_id}'}: the model needs channel(s) "
-                             f"{', '.join(miss)}; the recording has {', '.join(record.signals) or 'none'}")
 
 
 def fed_channels(rec) -> dict:
@@ -742,7 +719,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
                           "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")
     tile = md.get("short_records") == "tile"           # as the model's training data (export metadata)
     def one(r) -> _TdRec:
-        has_channels(r, spec.channels, r.record_id)       # else left out, as the bench leaves it out
+        require_channels(r, spec.channels, r.record_id)   # else left out, as the bench leaves it out
         seconds = r.duration(spec.channels[0])
         if tile:                               # shorter than the window: repeated end to end to fill it, one window
             r = tile_record(r, spec.window_s)

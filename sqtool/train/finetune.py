@@ -214,7 +214,10 @@ def init_line(ck: dict) -> str:
         what.append(f"{m['global_step']} steps over {m.get('epochs_done', '?')} epochs")
     if m.get("real_pairs") is not None:
         what.append(f"{m['real_pairs']} real + {m.get('synthetic_pairs') or 0} synthetic-partner pairs")
-    what += [str(v) for v in (m.get("status"),) if v] + ([f"made {ck['created']}"] if ck.get("created") else [])
+    if m.get("status"):
+        what.append(str(m["status"]))
+    if ck.get("created"):
+        what.append(f"made {ck['created']}")
     return f"init: {ck['path']} ({', '.join(what)})"
 
 

@@ -403,16 +403,12 @@ def _held_subjects(order: np.ndarray, counts: np.ndarray, target: float) -> np.n
     return order[take]
 
 
-def split_line(groups: np.ndarray | None, train_idx: np.ndarray, val_idx: np.ndarray,
-               val_fraction: float) -> str | None:
-    """The one line of a split by subject: validation and training pairs and subjects (None for a random split or
-    no validation: `random_split_note` speaks for the first)."""
-    if len(val_idx) == 0 or groups is None:
+def split_line(sides: dict, train_idx: np.ndarray, val_idx: np.ndarray, val_fraction: float) -> str | None:
+    """The one line of a split by subject (`sides`: its `split_subjects`): validation and training pairs and
+    subjects (None without validation or subjects; a random split is `random_split_note`'s, said instead)."""
+    k_val, k_train = sides["val_subjects"], sides["train_subjects"]
+    if len(val_idx) == 0 or k_val is None:
         return None
-    if len(_subjects_present(groups)[1]) < SUBJECT_SPLIT_MIN:
-        return None
-    k = split_subjects(groups, train_idx, val_idx)
-    k_val, k_train = k["val_subjects"], k["train_subjects"]
     n = len(val_idx) + len(train_idx)
     return (f"validation: {len(val_idx)} pairs of {k_val} held-out subject{'s' if k_val != 1 else ''} "
             f"({len(val_idx) / n:.1%} of {n}; val_fraction {val_fraction:g}), training: {len(train_idx)} pairs of "
@@ -600,8 +596,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         groups = getattr(pairs, "groups", None)
         split_rule = ck.get("split", "subjects") if ck is not None else SPLIT_RULE    # a resume: its run's split
         train_idx, val_idx = split_pairs(groups, len(pairs), cfg.val_fraction, cfg.seed, split_rule)
+        sides = split_subjects(groups, train_idx, val_idx)              # distinct subjects on each side
         if d.is_main and (note := random_split_note(groups, len(val_idx)) or
-                          split_line(groups, train_idx, val_idx, cfg.val_fraction)):
+                          split_line(sides, train_idx, val_idx, cfg.val_fraction)):
             print(note, file=sys.stderr)
         steps_per_epoch = len(train_idx) // cfg.batch_size
         if steps_per_epoch < 1:
@@ -655,7 +652,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                           **({"launcher": os.environ.get(LAUNCHER_ENV, "torchrun")} if d.enabled else {}),
                           amp=str(adt).replace("torch.", "") if adt else "off", dtype=cfg.dtype,
                           train_pairs=len(train_idx), val_pairs=len(val_idx),
-                          **split_subjects(groups, train_idx, val_idx), steps_per_epoch=steps_per_epoch)
+                          **sides, steps_per_epoch=steps_per_epoch)
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
         wrote_last = resume         # this run's last.pt exists (a --force'd folder may hold an earlier run's)
@@ -793,7 +790,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             metrics = {
                 "status": "done" if done else "stopped (SIGTERM)" if term.stop else "stopped (max_steps)",
                 "model": cfg.model, "pairs": pairs.desc, "pair_mode": cfg.pair_mode, **pair_counts(pairs),
-                "train_pairs": len(train_idx), "val_pairs": len(val_idx), **split_subjects(groups, train_idx, val_idx),
+                "train_pairs": len(train_idx), "val_pairs": len(val_idx), **sides,
                 "world_size": d.world, "world_sizes": st["world_sizes"],      # this part's; every part's, in order
                 "device": str(dev), "amp": str(adt).replace("torch.", "") if adt else "off",
                 "epochs_done": st["epoch"], "global_step": st["global_step"], "steps_per_epoch": steps_per_epoch,
