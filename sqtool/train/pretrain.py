@@ -6,8 +6,9 @@ f = 1-D ResNet encoder, g = projector, h = predictor, sg = stop-gradient; no aug
 partner is the augmentation). `pair_mode` chooses what (x1, x2) is, on the same corpus:
 
     real      (good, poor) pairs as mined (SiamQuality). The corpus says whether any poor partner is a
-              synthetic corrupted copy (`data pairs --synthetic-partners`); metrics.json reports
-              `real_pairs` and `synthetic_pairs` so a run never hides it.
+              synthetic corrupted copy (`data pairs --synthetic-partners`); the run's first line gives the
+              pairs per dataset, with a warning when most partners are synthetic, and metrics.json reports
+              `real_pairs`, `synthetic_pairs` and `pairs_by_dataset` so a run never hides it.
     augment   two standard augmented views (crop, scale, noise, baseline wander; `train.augment`) of
               the GOOD window of each pair: SimSiam as usually done, the ablation's control.
  Optimiser as in the paper: SGD Nesterov 0.9, lr 1e-4, weight decay 1e-4,
@@ -322,16 +323,48 @@ def with_pair_mode(src, pair_mode: str, model_cfg, seed: int = 0):
 
 
 def pair_counts(src) -> dict:
-    """{"real_pairs", "synthetic_pairs"} of a pair source as far as it knows (None = unknown)."""
+    """{"real_pairs", "synthetic_pairs", "synthetic_partners", "pairs_by_dataset"} of a pair source as far as it
+    knows (None = unknown). `pairs_by_dataset`: per dataset its pairs, and of them real and synthetic-partner ones
+    (the shards count each dataset's pairs; the index, as `data pairs` writes it, the synthetic ones)."""
     base = getattr(src, "base", src)
     if isinstance(base, ShardPairs):
-        syn = int(base.index.get("synthetic_pairs", sum(int(c.get("synthetic_pairs", 0))
-                                                        for c in base.index.get("counts", {}).values())))
+        counts = base.index.get("counts", {})
+        syn = int(base.index.get("synthetic_pairs", sum(int(c.get("synthetic_pairs", 0)) for c in counts.values())))
+        per_ds = {}
+        for shard in base.index["shards"]:
+            for k, n in (shard.get("datasets") or {}).items():
+                per_ds[k] = per_ds.get(k, 0) + int(n)
+        by_ds = {}
+        for k, n in per_ds.items():
+            s = counts.get(k, {}).get("synthetic_pairs")
+            by_ds[k] = {"pairs": n, "real_pairs": None if s is None else n - int(s),
+                        "synthetic_pairs": None if s is None else int(s),
+                        "subjects_with_pairs": counts.get(k, {}).get("subjects_with_pairs")}
         return {"real_pairs": len(base) - syn, "synthetic_pairs": syn,
-                "synthetic_partners": bool(base.index.get("synthetic_partners", syn > 0))}
+                "synthetic_partners": bool(base.index.get("synthetic_partners", syn > 0)),
+                "pairs_by_dataset": by_ds or None}
     if "synthetic" in getattr(base, "desc", ""):
-        return {"real_pairs": 0, "synthetic_pairs": len(base), "synthetic_partners": True}
-    return {"real_pairs": None, "synthetic_pairs": None, "synthetic_partners": None}
+        return {"real_pairs": 0, "synthetic_pairs": len(base), "synthetic_partners": True,
+                "pairs_by_dataset": None}
+    return {"real_pairs": None, "synthetic_pairs": None, "synthetic_partners": None, "pairs_by_dataset": None}
+
+
+def corpus_lines(counts: dict) -> list[str]:
+    """The corpus a run trains on, per dataset (one line), and a warning line when most of its pairs have a
+    synthetic poor partner (the run then learns to undo `synthetic.corrupt`, not real artifacts); [] unknown."""
+    by_ds = counts.get("pairs_by_dataset")
+    if not by_ds:
+        return []
+    part = lambda v: (f"{v['pairs']:,}" if not v["synthetic_pairs"] else           # noqa: E731
+                      f"{v['pairs']:,} ({v['synthetic_pairs']:,} with a synthetic partner)")
+    n, syn = sum(v["pairs"] for v in by_ds.values()), counts.get("synthetic_pairs") or 0
+    lines = [f"pairs: {n:,} ({n - syn:,} real, {syn:,} with a synthetic partner): "
+             + ", ".join(f"{k} {part(v)}" for k, v in by_ds.items())]
+    if syn * 2 > n:
+        lines.append(f"sqtool: warning: {syn:,} of {n:,} pairs ({syn / n:.0%}) have a synthetic poor partner "
+                     "(--synthetic-partners): this run learns to see through generated artifacts more than real "
+                     "ones; say so beside its results")
+    return lines
 
 
 def subject_codes(subject: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarray]:
@@ -593,6 +626,9 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                                                                          cfg.pairs))
         if opened and isinstance(src := getattr(pairs, "base", pairs), ShardPairs):
             verify_pairs(src, d, cfg.progress)
+        if d.is_main and not resume and cfg.pair_mode == "real":
+            for line in corpus_lines(pair_counts(pairs)):
+                print(line, file=sys.stderr)
         groups = getattr(pairs, "groups", None)
         split_rule = ck.get("split", "subjects") if ck is not None else SPLIT_RULE    # a resume: its run's split
         train_idx, val_idx = split_pairs(groups, len(pairs), cfg.val_fraction, cfg.seed, split_rule)

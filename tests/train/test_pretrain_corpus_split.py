@@ -166,3 +166,32 @@ def test_every_rank_computes_the_same_split(seed):
     g = _groups(np.random.default_rng(1).integers(1, 30, size=25))
     shuffled_names = np.array([f"d/{i:03d}" for i in range(25)])[g]          # names instead of codes: the same
     assert np.array_equal(split_pairs(g, len(g), 0.05, seed)[1], split_pairs(shuffled_names, len(g), 0.05, seed)[1])
+
+
+def test_a_run_says_and_records_its_pairs_per_dataset(tmp_path, capsys):
+    from sqtool.data.pairs import PairsConfig, mine_pairs
+    pairs, run = tmp_path / "pairs", tmp_path / "run"
+    m = mine_pairs(PairsConfig(data_root="synthetic", synthetic_subjects=4, synthetic_duration_s=600, out=str(pairs),
+                               model="resnet1d_siamq_tiny", workers=1, max_gap_s=30, threshold=0.2,
+                               synthetic_fallback=True), progress=False)
+    assert m["pairs"] > m["synthetic_pairs"] > m["pairs"] / 2 > 0     # mostly synthetic partners: the run warns
+    capsys.readouterr()
+    assert main(PT + ["--model", "resnet1d_siamq_tiny", "--pairs", str(pairs), "--val-fraction", "0",
+                      "--max-steps", "1", "--out", str(run)]) == 0
+    err = capsys.readouterr().err
+    n, syn = m["pairs"], m["synthetic_pairs"]
+    assert f"pairs: {n:,} ({n - syn:,} real, {syn:,} with a synthetic partner): synthetic {n:,} ({syn:,} with a " \
+           "synthetic partner)" in err, err
+    assert f"warning: {syn:,} of {n:,} pairs" in err and "synthetic poor partner" in err
+    got = json.loads((run / "metrics.json").read_text())["pairs_by_dataset"]
+    assert got == {"synthetic": {"pairs": n, "real_pairs": n - syn, "synthetic_pairs": syn,
+                                 "subjects_with_pairs": m["datasets"]["synthetic"]["subjects_with_pairs"]}}
+    assert load_checkpoint(run)["metrics"]["pairs_by_dataset"] == got
+
+    _pairs(tmp_path / "bare", EVEN)                 # shards without the miner's counts: pairs known, split unknown
+    assert main(PT + ["--pairs", str(tmp_path / "bare"), "--val-fraction", "0", "--max-steps", "1",
+                      "--out", str(tmp_path / "run2")]) == 0
+    assert "pairs: 64 (64 real, 0 with a synthetic partner): test 64" in capsys.readouterr().err
+    m2 = json.loads((tmp_path / "run2" / "metrics.json").read_text())
+    assert m2["pairs_by_dataset"] == {"test": {"pairs": 64, "real_pairs": None, "synthetic_pairs": None,
+                                               "subjects_with_pairs": None}}
