@@ -173,6 +173,21 @@ def test_export_refuses_bad_contracts(twin, tmp_path):
         PL.PipelineRef({**mc, "frontend": {}}, g)
 
 
+def test_a_single_file_unity_build_links(c_dir, tmp_path):
+    """Some firmware builds #include every .c into one translation unit: the kit's sources (with the accelerometer
+    resampler a slower accelerometer adds, and the example main) then share one namespace of statics and macros."""
+    from sqtool.export.c_acc import render_acc_resampler
+    kit = tmp_path / "kit"
+    shutil.copytree(c_dir, kit)
+    render_acc_resampler(25.0, 125.0, kit)
+    shutil.copyfile(TEMPLATES / "kit_main.c", kit / "main.c")
+    unity = tmp_path / "unity.c"
+    unity.write_text("".join(f'#include "{f}"\n' for f in
+                             ["sq_frontend.c", "sq_model.c", "sq_decoder.c", "sq_pipeline.c", "sq_acc_resampler.c",
+                              "main.c"]))
+    _cc(tmp_path / "unity", [unity], [kit])
+
+
 # ----------------------------------------------------------------------------- host C == reference
 
 def test_host_c_equals_reference_on_troika_any_chunking(twin, troika60, example, tmp_path):
