@@ -324,18 +324,24 @@ def unfinished_noted(since: int = 0) -> Path | None:
     return None
 
 
-def export_first_hint(d: str | os.PathLike) -> str | None:
+def export_first_hint(d: str | os.PathLike, shipped_targets=None) -> str | None:
     """`export it first: sqtool export --model D --target ...` when folder `d` (given where an export folder is
     read: bench, predict) holds a run of a command whose checkpoint is exported (quantize, a fine-tune), with the
     targets its checkpoint takes: an int8 student (quantize's) onnx,tflite,c; a float model (a fine-tune's
-    teacher) onnx,tflite, the C target being int8 only (`sqtool quantize` first); None otherwise."""
+    teacher) onnx,tflite, the C target being int8 only (`sqtool quantize` first); a model over a fixed front end
+    that ships float as it is (rr_spec, af_beats) its own targets, which `shipped_targets(model_cfg) -> str | None`
+    (the models' registry, passed by the caller: core imports no stage) names; None otherwise."""
     d = Path(d)
     command = run_command(d) if d.is_dir() else None
     if command not in ("quantize", "train/finetune"):
         return None
-    kind = checkpoint_kind(d) or ("student_int8" if command == "quantize" else "teacher_task")
+    kind, model_cfg = _checkpoint_head(d)
+    kind = kind or ("student_int8" if command == "quantize" else "teacher_task")
     if kind == "student_int8":
         return f"export it first: {shell_command('export', '--model', d, '--target', 'onnx,tflite,c')}"
+    if model_cfg is not None and shipped_targets is not None and (own := shipped_targets(model_cfg)):
+        return (f"export it first: {shell_command('export', '--model', d, '--target', own, '--precision', 'float')} "
+                f"({model_cfg.get('name')} ships float, as {own} only)")
     return (f"export it first: {shell_command('export', '--model', d, '--target', 'onnx,tflite')} (a float "
             f"{kind} checkpoint; the C target is int8 only: {shell_command('quantize', '--model', d)} first, then "
             "export that run)")
@@ -344,11 +350,18 @@ def export_first_hint(d: str | os.PathLike) -> str | None:
 def checkpoint_kind(d: str | os.PathLike) -> str | None:
     """The kind of run folder `d`'s model.pt (`core.checkpoint.KINDS`: student_int8, teacher_task, ...); None when it
     cannot be read (missing, unfinished, not a checkpoint)."""
+    return _checkpoint_head(d)[0]
+
+
+def _checkpoint_head(d: str | os.PathLike) -> tuple[str | None, dict | None]:
+    """(kind, model_cfg) of run folder `d`'s model.pt; (None, None) when it cannot be read."""
     from sqtool.core.checkpoint import load_checkpoint    # core.checkpoint reads this module: imported here
     try:
-        return str(load_checkpoint(d)["kind"])
+        ck = load_checkpoint(d)
     except SqtoolError:
-        return None
+        return None, None
+    mc = ck.get("model_cfg")
+    return str(ck["kind"]), (mc if isinstance(mc, dict) else None)
 
 
 def check_run_name(name: str) -> str:

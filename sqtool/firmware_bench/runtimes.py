@@ -120,7 +120,9 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed
         m = read_manifest(path)
     except SqtoolError as e:
         from sqtool.core.runs import export_first_hint
-        hint = export_first_hint(path)               # a quantize or fine-tune run given where its export goes
+        from sqtool.models import shipped_as
+        # a quantize or fine-tune run given where its export goes: the targets its checkpoint takes
+        hint = export_first_hint(path, lambda mc: getattr(shipped_as(mc), "targets", None))
         if hint is None:
             raise
         raise SqtoolError(f"{e} ({hint})") from None

@@ -42,3 +42,16 @@ def test_an_int8_run_keeps_the_c_target(tmp_path):
     assert export_first_hint(unread).endswith("--target onnx,tflite,c")
     assert "--target onnx,tflite (a float" in export_first_hint(_run(tmp_path / "f", "train/finetune", None))
     assert export_first_hint(_run(tmp_path / "b", "bench", None)) is None
+
+
+def test_a_model_over_a_fixed_front_end_is_told_its_own_targets(tmp_path, capsys):
+    """af_beats ships float ONNX only: its hint used to name onnx,tflite, which export then refused."""
+    from sqtool.models import get_model_cfg
+    ft = tmp_path / "af"
+    _run(ft, "train/finetune", None)
+    save_checkpoint(ft / "model.pt", kind="teacher_task", model_cfg=get_model_cfg("af_beats").to_dict(),
+                    state_dict={"w": torch.zeros(2)})
+    assert main(["predict", "--model", str(ft), "--data", "synthetic", "--out", str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err
+    assert f"export it first: sqtool export --model {ft} --target onnx --precision float (af_beats ships float, " \
+           "as onnx only)" in err, err
