@@ -493,9 +493,11 @@ def _unit_file(unit) -> Path | None:
 
 def _refuse_twice(inputs, given: list[str]) -> None:
     """One line when two inputs (`given`: what --data named, one per input) reach the same recording file (resolved
-    path: a dataset file and its own folder, a link, the same path twice): its pairs would be mined twice, as two
-    datasets, and pretraining's subject split could hold out one copy and train on the other."""
+    path: a dataset file and its own folder, a link, the same path twice) or hold byte-identical copies of one (a
+    copied folder): its pairs would be mined twice, as two datasets, and pretraining's subject split could hold out
+    one copy and train on the other. Only files of equal size in different inputs are hashed."""
     first: dict[Path, int] = {}
+    by_size: dict[int, list[tuple[int, Path]]] = {}
     for i, (_, units) in enumerate(inputs):
         for u in units:
             f = _unit_file(u)
@@ -505,6 +507,27 @@ def _refuse_twice(inputs, given: list[str]) -> None:
             if j != i:
                 raise SqtoolError(f"--data {given[j]} and --data {given[i]} both reach {f}: the same recordings would "
                                   "be mined twice (as two datasets); give each once")
+            if (size := _size(f)) and (i, f) not in by_size.get(size, []):
+                by_size.setdefault(size, []).append((i, f))
+    from sqtool.core.io import sha256_file
+    for group in by_size.values():
+        if len({i for i, _ in group}) < 2:
+            continue
+        seen: dict[str, tuple[int, Path]] = {}
+        for i, f in group:
+            j, g = seen.setdefault(sha256_file(f), (i, f))
+            if j != i:
+                raise SqtoolError(f"--data {given[j]} and --data {given[i]} hold the same recording ({g} and {f} are "
+                                  "byte for byte alike, a copy): it would be mined twice (as two datasets); give "
+                                  "each once")
+
+
+def _size(f: Path) -> int:
+    """f's size in bytes, 0 when it cannot be read (the reader says why, later)."""
+    try:
+        return f.stat().st_size
+    except OSError:
+        return 0
 
 
 def builtin_folder(path, kind: str | None):

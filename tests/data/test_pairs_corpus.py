@@ -83,6 +83,24 @@ def test_the_same_recordings_given_twice_are_refused(tmp_path, second):
     assert not (tmp_path / "p").exists()
 
 
+def test_a_copied_folder_is_refused_as_the_same_recordings(tmp_path):
+    """A copy of a dataset folder beside it (another path, the same bytes) was mined as a second dataset: the
+    resolved-path check missed it. Files of equal size in two inputs are now compared by sha256."""
+    import shutil
+    root = _corpus(tmp_path)
+    shutil.copytree(root / "wrist", root / "wrist_copy")
+    with pytest.raises(SqtoolError, match=r"--data .*wrist and --data .*wrist_copy hold the same recording "
+                                          r"\(.*p01_x\.npz and .*wrist_copy.*p01_x\.npz are byte for byte alike"):
+        mine_pairs(PairsConfig(data_root=str(root), out=str(tmp_path / "p"), workers=1), progress=False)
+    assert not (tmp_path / "p").exists()
+    for f in (root / "wrist_copy").rglob("*.npz"):           # the same names, other recordings: mined as before
+        d = dict(np.load(f))
+        d["ppg"] = d["ppg"][::-1].copy()
+        np.savez(f, **d)
+    m = mine_pairs(PairsConfig(data_root=str(root), out=str(tmp_path / "p"), workers=1), progress=False)
+    assert "wrist_copy" in m["datasets"]
+
+
 def test_a_partner_never_overlaps_its_good_window():
     """With windows every 5 s, the nearest poor window (5 s after a 30 s good one) shares 83 % of its samples: the
     partner is the nearest one at least window_s away; windows as points (window_s 0) keep the old rule."""
