@@ -410,6 +410,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     prepared = (prepare_spectral(cfg, art, records, left=off_wrist) if spectral else
                 _prepare_time_domain(cfg, art, records, left=off_wrist))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
+    earlier = earlier_outputs(run_dir)             # a --force'd folder's earlier predict: its CSVs and plots
     save_config(run_dir, cfg)
     outs, firmware, columns = (run_spectral if spectral else _run_time_domain)(art, prepared, run_dir / "build")
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
@@ -511,12 +512,31 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if not spectral and why.startswith("default") and name != TIME_DOMAIN["c"]:      # the export has no C
         notes.append(f"runtime {name}: {why}")
     notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
+    stale = sorted(earlier - {f for d in rows for f in (d["csv"], d["plot"])})
+    if stale:
+        notes.append(f"removed {len(stale)} file{'s' if len(stale) != 1 else ''} of the earlier predict run in "
+                     f"{run_dir} that this one did not rewrite ({', '.join(stale[:4])}{', ...' if len(stale) > 4 else ''})"
+                     ": every CSV there is this run's")
     if notes:
         summary["notes"] = notes
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
+    for f in stale:                                # after the new summary: a kill before leaves the old one whole
+        (run_dir / f).unlink(missing_ok=True)
     return summary
+
+
+def earlier_outputs(run_dir: Path) -> set[str]:
+    """The per-recording files (CSV, plot) an earlier predict run's summary.json in `run_dir` lists, plain file names
+    inside it only; empty without one (a new folder, another tool's files, an unreadable summary: nothing removed)."""
+    import json
+    try:
+        rows = json.loads((run_dir / "summary.json").read_text()).get("recordings") or []
+    except (OSError, ValueError, AttributeError):
+        return set()
+    names = {str(d.get(k)) for d in rows if isinstance(d, dict) for k in ("csv", "plot") if d.get(k)}
+    return {n for n in names if Path(n).name == n and n not in (".", "..") and n.endswith((".csv", ".png"))}
 
 
 def pooled_class(parts: list[tuple[str, np.ndarray, np.ndarray]], task: str) -> dict:

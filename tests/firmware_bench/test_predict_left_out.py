@@ -60,3 +60,23 @@ def test_a_time_domain_model_leaves_out_a_recording_without_its_channel(export_d
     with pytest.raises(SqtoolError, match=r"needs channel\(s\) ppg; the recording has acc_x"):
         predict(PredictConfig(model=str(export_dir), data="unused", out=str(tmp_path / "m"), progress=False),
                 records=[noppg])
+
+
+def test_a_forced_rerun_removes_the_earlier_runs_csvs_it_did_not_rewrite(spec_export_dir, tmp_path, capsys):
+    """`predict --force` into an earlier predict's folder kept that run's CSVs of recordings this run did not read,
+    beside a summary.json that no longer listed them: a glob of *.csv mixed two runs. They are now removed (after
+    the new summary is written) with one note line; other files in the folder are left alone."""
+    data, out = tmp_path / "data", tmp_path / "p"
+    data.mkdir()
+    write_wrist_npz(data / "a.npz", seconds=30)
+    write_wrist_npz(data / "b.npz", seconds=30, seed=1)
+    args = ["predict", "--model", str(spec_export_dir), "--runtime", "torch", "--out", str(out), "--progress", "false"]
+    assert main(args + ["--data", str(data)]) == 0
+    assert {p.name for p in out.glob("*.csv")} == {"a.csv", "b.csv"}
+    (out / "mine.csv").write_text("kept\n")                          # not the earlier run's: never removed
+    (data / "b.npz").unlink()
+    capsys.readouterr()
+    assert main(args + ["--data", str(data), "--force"]) == 0
+    assert {p.name for p in out.glob("*.csv")} == {"a.csv", "mine.csv"} and not (out / "b.png").exists()
+    assert f"removed 2 files of the earlier predict run in {out} that this one did not rewrite (b.csv, b.png)" \
+        in capsys.readouterr().out
