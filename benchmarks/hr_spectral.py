@@ -195,7 +195,8 @@ def pretrained_encoders(train, args, records, log, tcfg) -> dict:
     for rec in raw:
         k = (rec.dataset, str(rec.record_id))
         if k not in _PAIRS:
-            _PAIRS[k] = spectral_record_pairs(rec, PairsConfig(model=args.student, dtype="float32"), scfg)
+            _PAIRS[k] = spectral_record_pairs(rec, PairsConfig(model=args.student, dtype="float32",
+                                                               spectral_overlap=args.pair_overlap == "allow"), scfg)
         p = _PAIRS[k]
         if p["pairs"]:
             spec[0].append(p["x_good"])
@@ -748,7 +749,10 @@ def pretrain_corpus_text(args) -> str:
     n = getattr(args, "pretrain_unlabeled", None)
     if n is None or args.pretrain == "none":
         return ""
-    return f" (pairs of the training recordings{f' and {n} unlabeled smartwatch recordings' if n else ' only'})"
+    overlap = {"allow": "; a partner may overlap its good window",
+               "reject": "; no partner overlaps its good window"}.get(getattr(args, "pair_overlap", None), "")
+    return (f" (pairs of the training recordings{f' and {n} unlabeled smartwatch recordings' if n else ' only'}"
+            f"{overlap})")
 
 
 def markdown(summ) -> str:
@@ -900,6 +904,10 @@ def add_training_args(ap) -> None:
     ap.add_argument("--pretrain", choices=("none", "real"), default="real",
                     help="real (default, as sqtool demo): SiamQuality pretraining per outer fold on real (good, poor) "
                          "spectral pairs of the training recordings; none: networks from scratch")
+    ap.add_argument("--pair-overlap", choices=("allow", "reject"), default="allow",
+                    help="the pretraining pairs: allow (the recipe measured so far): each good window's nearest poor "
+                         "window, often overlapping it (8 s windows every 2 s); reject: the nearest at least a window "
+                         "away (`data pairs --no-spectral-overlap`), as the time-domain pairs always are")
     ap.add_argument("--time-teacher-pretrain", choices=("none", "real"), default="real",
                     help="a time-domain --teacher: real (with --pretrain real): SiamQuality pretraining on the same "
                          "real pairs' time-domain windows, as the spectral encoders; none: from scratch")
@@ -1014,7 +1022,7 @@ def part_tag(args, parts) -> str:
 # what may differ between a run's processes
 PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge", "logits_out", "data_root")
 # recipe keys that rows files written before them lack: compared only between files that both keep them
-LATER_RECIPE_KEYS = ("pretrain_unlabeled",)
+LATER_RECIPE_KEYS = ("pretrain_unlabeled", "pair_overlap")
 
 
 def recipe_args(args) -> dict:

@@ -536,7 +536,8 @@ def test_yours_only_needs_no_data_root_and_names_its_pretraining_corpus(tmp_path
     with pytest.raises(KeyboardInterrupt):
         mod.main(["--protocol", "wrist", "--target", ds, "--train-also", "", "--folds", "s01",
                   "--out", str(tmp_path / "o"), *TINY[:-2]])
-    assert seen == [(["my_watch:s02", "my_watch:s03"], "", " (pairs of the training recordings only)")]
+    assert seen == [(["my_watch:s02", "my_watch:s03"], "", " (pairs of the training recordings only; a partner may "
+                                                           "overlap its good window)")]
     scfg = get_model_cfg("spec_student_xs")
     recs = synth_corpus(n_subjects=3, duration_s=240.0, seed=0, af_fraction=0.0)
     train = [record_spectra(r, scfg) for r in recs[:2]]

@@ -133,6 +133,10 @@ class PairsConfig:
         "help": "mine pairs that no registered model reads (--fs / --window-s / --channels / --norm / band of a model "
                 "of one's own, trained on shards.PairShardDataset); default: such a window contract is refused "
                 "before mining"})
+    spectral_overlap: bool = field(default=True, metadata={
+        "help": "a spectral model's pairs (8 s windows every 2 s): keep the nearest poor window even when it "
+                "overlaps the good one (the recipe the heart-rate benchmarks measured); --no-spectral-overlap: the nearest at least "
+                "a window away, as the time-domain pairs always are"})
     seed: int = field(default=0, metadata={"help": "random seed (synthetic data and fallback artifacts)"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
     name: str = field(default="pairs", metadata={"help": "run name (run directory suffix)"})
@@ -323,14 +327,19 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     scored = np.flatnonzero(np.isfinite(score))                                  # windows with a score
     good = score > cfg.threshold
     # the spectral recipe keeps the nearest poor window, overlapping or not (8 s windows every 2 s: neighbours share
-    # 6 s): the heart-rate benchmarks and the demo measured it so; the overlap rule here is a change to re-measure
-    gi, pi = match_pairs(hr.t0[scored], good[scored], cfg.max_gap_s)
+    # 6 s) unless spectral_overlap is false: the heart-rate benchmarks and the demo measured it so
+    apart = 0.0 if cfg.spectral_overlap else model_cfg.window_s
+    gi, pi = match_pairs(hr.t0[scored], good[scored], cfg.max_gap_s, window_s=apart)
+    rejected = 0
+    if apart:                                                    # nearest partners given up for overlapping
+        gi0, pi0 = match_pairs(hr.t0[scored], good[scored], cfg.max_gap_s)
+        rejected = int(np.count_nonzero(np.abs(hr.t0[scored][gi0] - hr.t0[scored][pi0]) < apart - OVERLAP_TOL_S))
     gi, pi = scored[gi], scored[pi]
     x = as_model_input(hr.x)                                                     # (W, C, F)
     dt = np.dtype(cfg.dtype)
     res.update(windows=int(scored.size), good=int(good[scored].sum()), poor=int((~good[scored]).sum()),
                nonfinite=int(gap.sum()),
-               overlap_rejected=0,
+               overlap_rejected=rejected,
                pairs=int(gi.size), poor_used=int(np.unique(pi).size), x_good=x[gi].astype(dt),
                x_poor=x[pi].astype(dt), t_good=hr.t0[gi], t_poor=hr.t0[pi], q_good=score[gi], q_poor=score[pi],
                synth=np.zeros(gi.size, bool), channels=list(model_cfg.channels), T=x.shape[-1])

@@ -38,6 +38,19 @@ def test_spectral_pairs_are_front_end_windows_of_one_record_good_with_poor(rec):
     assert q["t0"][i] == p["t_good"][0] and q["score"][i] == pytest.approx(p["q_good"][0])
 
 
+def test_spectral_overlap_false_gives_partners_at_least_a_window_away(rec):
+    """8 s windows every 2 s: the nearest poor window mostly overlaps the good one (the recipe the benchmarks
+    measured); spectral_overlap=False takes the nearest one at least a window away and counts those given up."""
+    mc = get_model_cfg(MODEL)
+    near = spectral_record_pairs(rec, PairsConfig(model=MODEL, max_gap_s=120), mc)
+    apart = spectral_record_pairs(rec, PairsConfig(model=MODEL, max_gap_s=120, spectral_overlap=False), mc)
+    gap_near, gap_apart = (np.abs(p["t_good"] - p["t_poor"]) for p in (near, apart))
+    assert (gap_near < mc.window_s).any() and near["overlap_rejected"] == 0
+    assert apart["pairs"] > 0 and np.all(gap_apart >= mc.window_s - 1e-6)
+    assert apart["overlap_rejected"] == int(np.count_nonzero(gap_near < mc.window_s)) > 0
+    assert set(apart["t_good"]) <= set(near["t_good"])                  # the same good windows, farther partners
+
+
 def test_a_record_without_the_accelerometer_is_unusable_not_an_error(rec):
     import dataclasses
     ppg_only = dataclasses.replace(rec, signals={"ppg": rec.signals["ppg"]}, fs={"ppg": rec.fs["ppg"]})
