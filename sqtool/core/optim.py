@@ -19,7 +19,10 @@ def one_cycle(opt, max_lr: float, steps: int, pct_start: float):
 
 TRAINING_NUMBERS = (("lr", "> 0", lambda v: v > 0), ("qat_lr", "> 0", lambda v: v > 0),
                     ("weight_decay", ">= 0", lambda v: v >= 0), ("epochs", ">= 1", lambda v: v >= 1),
-                    ("batch_size", ">= 2", lambda v: v >= 2))
+                    ("batch_size", ">= 2", lambda v: v >= 2), ("momentum", "in [0, 1)", lambda v: 0 <= v < 1),
+                    ("max_steps", ">= 0 (0: every epoch)", lambda v: v >= 0), ("seed", ">= 0", lambda v: v >= 0),
+                    ("folds", ">= -1 (0: leave-one-subject-out, -1: the task's default)", lambda v: v >= -1),
+                    ("label_fraction", "in (0, 1]", lambda v: 0 < v <= 1))
 
 
 def check_training_numbers(cfg, command: str, skip: tuple[str, ...] = ()) -> None:

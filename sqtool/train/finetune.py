@@ -419,7 +419,7 @@ def load_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray) -> np.ndarr
         with np.load(p, allow_pickle=False) as z:
             k, te_saved, pred = str(z["key"]), z["te"], z["pred"]
     except Exception as e:  # noqa: BLE001 - truncated / not an npz / missing key
-        raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f}")
+        raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f + 1}")
     if k != key or not np.array_equal(te_saved, te) or len(pred) != len(te):
         raise SqtoolError(f"cannot resume: {p} was made with another config, data or split; start a new run")
     return pred

@@ -106,7 +106,7 @@ def load_fold_hr(run_dir: str | Path, f: int, key: str, ids: list[str]) -> dict[
             k, saved = str(z["key"]), [str(i) for i in z["ids"]]
             logits = {r: z[f"logits_{i}"] for i, r in enumerate(saved)}
     except Exception as e:  # noqa: BLE001 - truncated / not an npz / missing key
-        raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f}")
+        raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f + 1}")
     if k != key or saved != sorted(ids):
         raise SqtoolError(f"cannot resume: {p} was made with another config, data or split; start a new run")
     return logits
@@ -267,8 +267,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         t_fold = time.time()
         tr = [r for r in corpus if r.key not in g]
         m = new_model()
-        curves[f"fold {i + 1}"] = train_bins(m, np.concatenate([as_model_input(r.x) for r in tr]),
-                                             np.concatenate([r.y for r in tr]), bins, tcfg)
+        curves[f"fold {i + 1}"] = train_bins(m, *labelled(tr, cfg, i), bins, tcfg)
         for r in held:
             oof[r.record_id] = predict_logits(m, as_model_input(r.x))
         save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held})
@@ -315,8 +314,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     if cfg.final_fit:
         set_seed(cfg.seed)
         final = new_model()
-        curves["final fit"] = train_bins(final, np.concatenate([as_model_input(r.x) for r in corpus]),
-                                         np.concatenate([r.y for r in corpus]), bins, tcfg)
+        curves["final fit"] = train_bins(final, *labelled(corpus, cfg, len(groups)), bins, tcfg)
         final_cfg = mcfg.replace(decoder=dec)
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
                         state_dict=final.state_dict(),
@@ -331,6 +329,20 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                    title=f"fine-tune hr {cfg.model}: loss per epoch")
     write_metrics(run_dir, metrics)
     return metrics
+
+
+def labelled(recs, cfg, fit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x (N, C, F), y (N,)) of the training recordings' windows, --label-fraction of them when below 1 (a random
+    subset, at least one batch, drawn per fit `fit`: a fold's index, or the final fit's), as the time-domain
+    fine-tune subsamples its training windows."""
+    x = np.concatenate([as_model_input(r.x) for r in recs])
+    y = np.concatenate([r.y for r in recs])
+    if cfg.label_fraction < 1 and len(y) > cfg.batch_size:
+        rng = np.random.default_rng([cfg.seed, fit])
+        keep = np.sort(rng.choice(len(y), max(cfg.batch_size, int(round(cfg.label_fraction * len(y)))),
+                                  replace=False))
+        x, y = x[keep], y[keep]
+    return x, y
 
 
 def per_dataset(per_subject: list[dict], corpus, datasets) -> dict:

@@ -14,6 +14,15 @@ PT = ["train", "pretrain", "--epochs", "2", "--batch-size", "16", "--lr", "0.05"
     (["train", "pretrain", "--lr", "-1"], "train pretrain --lr must be > 0, got -1"),
     (["train", "pretrain", "--epochs", "0"], "train pretrain --epochs must be >= 1, got 0"),
     (["quantize", "--model", "runs/t", "--qat-lr", "-0.5"], "quantize --qat-lr must be > 0, got -0.5"),
+    # an audit: --max-steps -5 saved an untrained model (exit 0), --seed -1 was numpy's ValueError, --momentum 2
+    # and --folds -2 ran, and the spectral fine-tune took --label-fraction 0
+    (["train", "pretrain", "--max-steps", "-5"], "train pretrain --max-steps must be >= 0 (0: every epoch), got -5"),
+    (["train", "pretrain", "--seed", "-1"], "train pretrain --seed must be >= 0, got -1"),
+    (["train", "pretrain", "--momentum", "2"], "train pretrain --momentum must be in [0, 1), got 2"),
+    (["train", "finetune", "--data", "synthetic", "--folds", "-2"],
+     "train finetune --folds must be >= -1 (0: leave-one-subject-out, -1: the task's default), got -2"),
+    (["train", "finetune", "--task", "hr", "--model", "spec_teacher_m", "--data", "synthetic", "--label-fraction",
+      "0"], "train finetune --label-fraction must be in (0, 1], got 0"),
 ])
 def test_bad_training_numbers_are_one_option_line(argv, what, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path / "o")]) == 1
@@ -48,3 +57,18 @@ def test_pretrains_next_line_fine_tunes_a_task_the_data_has(tmp_path):
     assert _task_of(str(tmp_path / "dataset.yaml"), "resnet1d_siamq_tiny") == "rr"
     assert _task_of(str(tmp_path / "dataset.yaml"), "spec_teacher_m") == "hr"
     assert _task_of(None, "resnet1d_siamq_tiny") == "hr"
+
+
+def test_an_unreadable_fold_file_names_the_fold_as_the_progress_lines_do(tmp_path):
+    """fold_001.npz is the second fold, which the progress lines call `fold 2/N`: the error said `redo fold 1`."""
+    import numpy as np
+    from sqtool.core import SqtoolError
+    from sqtool.train.finetune import fold_path, load_fold
+    from sqtool.train.finetune_hr import load_fold_hr
+    p = fold_path(tmp_path, 1)
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"PK\x03\x04 cut")
+    with pytest.raises(SqtoolError, match=r"fold_001\.npz is unreadable \(BadZipFile\); delete it to redo fold 2$"):
+        load_fold(tmp_path, 1, "k", np.arange(3))
+    with pytest.raises(SqtoolError, match=r"delete it to redo fold 2$"):
+        load_fold_hr(tmp_path, 1, "k", ["a"])

@@ -275,3 +275,19 @@ def test_a_subjects_mae_ci_is_batch_means_inside_each_recording():
     assert mae_ci(e, 30, rec) == pytest.approx((3.0, max(0.0, lo), hi)) and lo < 0     # clipped at 0
     assert mae_ci(np.r_[e[:75], e[90:], e[75:90]], 30)[1:] != mae_ci(e, 30, rec)[1:]   # one recording: mixed
     assert mae_ci([5.0, 6.0, 7.5])[1:] == pytest.approx(t_interval([5.0, 6.0, 7.5]))
+
+
+def test_label_fraction_trains_the_spectral_model_on_that_share_of_its_windows():
+    """An audit: the spectral fine-tune ignored --label-fraction (0.1 and 1 gave the same folds) while config.yaml
+    recorded it. Each fit now takes a random subset of its training windows, at least one batch, seeded per fit."""
+    from types import SimpleNamespace
+    from sqtool.train.finetune_hr import labelled
+    recs = [SimpleNamespace(x=np.full((100, 20, 3), i, np.int8), y=np.arange(100.0) + 1000 * i) for i in range(3)]
+    full = labelled(recs, SimpleNamespace(label_fraction=1.0, batch_size=16, seed=0), 0)
+    assert full[0].shape == (300, 3, 20) and full[1].size == 300
+    x, y = labelled(recs, SimpleNamespace(label_fraction=0.1, batch_size=16, seed=0), 0)
+    assert len(x) == len(y) == 30 and len(set(y)) == 30 and set(y) <= set(full[1])
+    assert np.all(np.round(x[:, 0, 0] * 127) == (y // 1000))                # each window keeps its own label
+    other = labelled(recs, SimpleNamespace(label_fraction=0.1, batch_size=16, seed=0), 1)[1]
+    assert not np.array_equal(other, y)                                     # another fit, another subset
+    assert len(labelled(recs, SimpleNamespace(label_fraction=0.01, batch_size=16, seed=0), 0)[1]) == 16
