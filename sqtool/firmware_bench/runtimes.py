@@ -346,7 +346,13 @@ class OnnxRuntime(_Timed):
     def load(self):
         from sqtool.export.onnx import session
         p = self.art.file(self.fname)                              # one line when not exported
-        self.sess = session(p, threads=1)
+        try:
+            self.sess = session(p, threads=1)
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own error types: a file that is no ONNX model
+            raise SqtoolError(f"{p}: not a readable ONNX model ({first_line(e)}); export it again") from None
+        if self.precision == "int8" and not quantized_onnx(p):
+            raise SqtoolError(f"{p}: holds no quantize / dequantize operator, so it is no int8 model (a float "
+                              "model in the int8 file?); export it again")
         self.inp = self.sess.get_inputs()[0].name
         self.file, self.size_bytes = str(p), p.stat().st_size
         return self
@@ -379,8 +385,15 @@ class LiteRtFloat(_Timed):
     def load(self):
         from sqtool.export.tflite import litert_interpreter
         p = self.art.file(self.fname)                              # one line when not exported
-        self.it = litert_interpreter(p)                  # tensors allocated, XNNPACK INFO line dropped
+        try:
+            self.it = litert_interpreter(p)              # tensors allocated, XNNPACK INFO line dropped
+        except (ValueError, RuntimeError) as e:
+            raise SqtoolError(f"{p}: not a readable TFLite model ({first_line(e)}); export it again") from None
         self.i_in = self.it.get_input_details()[0]
+        want = np.int8 if self.precision == "int8" else np.float32
+        if self.i_in["dtype"] != want:
+            raise SqtoolError(f"{p}: its input is {np.dtype(self.i_in['dtype']).name}, a {self.precision} model's is "
+                              f"{np.dtype(want).name} (the other precision's model in this file?); export it again")
         self.i_outs = [d["index"] for d in self.it.get_output_details()]        # one per output name, in order
         self.file, self.size_bytes = str(p), p.stat().st_size
         return self
@@ -403,6 +416,20 @@ class LiteRtInt8(_Int8):
         self.it.set_tensor(self.i_in["index"], q.reshape(1, 1, T, -1))
         self.it.invoke()
         return np.concatenate([self.it.get_tensor(i).reshape(-1) for i in self.i_outs])
+
+
+def first_line(e: BaseException) -> str:
+    """A runtime library's error in one line (their messages run over several, with C++ source locations)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+def quantized_onnx(path) -> bool:
+    """Whether the ONNX graph at `path` quantizes (a QCDQ int8 export has QuantizeLinear / DequantizeLinear; integer
+    kernels QLinear* / *Integer): a float model has none."""
+    import onnx
+    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    return bool(ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+                       "MatMulInteger", "DynamicQuantizeLinear"})
 
 
 def tflm_arena_bytes(model: bytes, arena_size: int) -> int | None:

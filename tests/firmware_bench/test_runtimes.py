@@ -135,3 +135,38 @@ def test_bad_model_dirs(tmp_path, export_dir):
         R.make_runtime("tpu", R.load_artifacts(export_dir), tmp_path)
     with pytest.raises(SqtoolError, match="records no teacher checkpoint"):
         R.make_runtime("torch_teacher", R.load_artifacts(export_dir), tmp_path)
+
+
+def _swapped(export_dir, tmp_path, name: str, content: bytes):
+    """A copy of the export whose file `name` holds `content`, its manifest re-hashed (as a hand-edited folder)."""
+    import hashlib
+    import json
+    import shutil
+    d = tmp_path / "swapped"
+    shutil.copytree(export_dir, d)
+    (d / name).write_bytes(content)
+    m = json.loads((d / "manifest.json").read_text())
+    for f in m["files"]:
+        if f["path"] == name:
+            f["sha256"], f["bytes"] = hashlib.sha256(content).hexdigest(), len(content)
+    (d / "manifest.json").write_text(json.dumps(m))
+    return d
+
+
+@pytest.mark.parametrize("runtime, name, content", [
+    ("onnx_int8", "model_int8.onnx", "model_float.onnx"),            # a float model in the int8 slot: it ran
+    ("onnx_int8", "model_int8.onnx", b"\x08\x07 cut"),
+    ("litert_int8", "model_int8.tflite", "model_float.tflite"),      # was TFLite's 'Cannot set tensor' line
+    ("litert_int8", "model_int8.tflite", b""),                        # was 'mmap of size 0 requested'
+    ("litert_float", "model_float.tflite", b"TFL3 not a flatbuffer"),
+])
+def test_a_corrupt_or_swapped_model_file_is_one_line_naming_it(spec_export_dir, tmp_path, runtime, name, content):
+    """An audit (manifest re-hashed by hand, so the sha256 check passes): LiteRT's and onnxruntime's own messages
+    named no file, and a float ONNX in the int8 slot ran and was reported as onnx_int8."""
+    from sqtool.firmware_bench.runtimes import load_artifacts, make_runtime
+    data = (spec_export_dir / content).read_bytes() if isinstance(content, str) else content
+    d = _swapped(spec_export_dir, tmp_path, name, data)
+    with pytest.raises(SqtoolError) as e:
+        make_runtime(runtime, load_artifacts(d), tmp_path / "w")
+    msg = str(e.value)
+    assert msg.startswith(f"{d / name}: ") and "export it again" in msg and "\n" not in msg, msg
