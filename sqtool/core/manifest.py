@@ -72,6 +72,38 @@ def _walk(out: Path):
             yield rel, p
 
 
+def earlier_export(out_dir: str | os.PathLike) -> dict[str, str]:
+    """{relative path: sha256} of the files a previous export's manifest.json in out_dir lists ({} without a readable
+    one): what `remove_leftovers` may take away after a --force'd re-export."""
+    try:
+        m = json.loads((Path(out_dir) / MANIFEST).read_text())
+        return {str(f["path"]): str(f["sha256"]) for f in m.get("files", []) if isinstance(f, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def remove_leftovers(out_dir: str | os.PathLike, earlier: dict[str, str], manifest: dict) -> list[str]:
+    """After a re-export into a --force'd folder: remove the files the previous export wrote (`earlier`) that this
+    one did not (not in `manifest`), each only while it is still byte for byte what that export wrote and inside
+    the folder; a file of the user's own (never in a manifest) or edited since is kept. Folders left empty go
+    too. Returns the relative paths removed, sorted."""
+    out = Path(out_dir).resolve()
+    now = {f["path"] for f in manifest["files"]}
+    gone = []
+    for rel, sha in sorted(earlier.items()):
+        p = (out / rel).resolve()
+        if rel in now or rel == MANIFEST or not p.is_relative_to(out) or not p.is_file() or p.is_symlink():
+            continue
+        if sha256_file(p) == sha:
+            p.unlink()
+            gone.append(rel)
+            for d in p.parents:                                   # its folders, up to the export's, when empty
+                if d == out or any(d.iterdir()):
+                    break
+                d.rmdir()
+    return gone
+
+
 def begin_export(out_dir: str | os.PathLike) -> dict[str, tuple]:
     """Before an export writes into out_dir: drop a previous export's manifest.json (an interrupted export
     then has none, so readers refuse it) and snapshot what is there, so the new manifest lists only the

@@ -538,7 +538,8 @@ def _export(cfg: ExportConfig) -> dict:
         check_prefix(cfg.prefix)
         decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
-    from sqtool.core.manifest import begin_export, write_manifest
+    from sqtool.core.manifest import begin_export, earlier_export, remove_leftovers, write_manifest
+    earlier = earlier_export(out)                  # a --force'd folder: the previous export's files
     before = begin_export(out)                     # no manifest until this export has passed through
     saved = save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     shipped_config(out, saved, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
@@ -738,6 +739,11 @@ def _export(cfg: ExportConfig) -> dict:
     from sqtool import __version__
     manifest = write_manifest(out, model=md["model"], sources=_sources(inp), failed=failed,
                               sqtool_version=__version__, before=before)    # last: it hashes every file above
+    gone = remove_leftovers(out, earlier, manifest)         # the previous export's files this one did not write
+    if gone:
+        inp["notes"].append(f"removed {len(gone)} file{'s' if len(gone) != 1 else ''} of the previous export in "
+                            f"{out} that this one did not write ({', '.join(gone[:4])}{', ...' if len(gone) > 4 else ''})"
+                            ": the folder holds one model")
     lines = [f"export -> {out}"] + [f"  note: {n}" for n in inp["notes"]]
     for r in rows:
         key = (f"max LSB {r['max_lsb']}, exact {r['exact_windows_pct']:.1f} %" if "max_lsb" in r

@@ -89,6 +89,28 @@ def test_existing_output_dir_needs_force(int8_run, tmp_path, capsys):
     assert rc == 0 and (out / "c" / "sq_model.c").is_file()
 
 
+def test_a_forced_re_export_removes_the_previous_exports_files_it_did_not_write(int8_run, tmp_path, capsys):
+    """An audit re-exported another model into a folder with --force (--target onnx): the earlier model's TFLite, C
+    and kit stayed beside the new metadata and card (readers refused them, but the folder ships two models). They
+    are now removed after the new manifest, with one note line; a file of the user's own or one edited since is
+    kept."""
+    import json
+    out = tmp_path / "out"
+    rc, _ = _cli(capsys, "--model", str(int8_run), "--target", "tflite,c", "--out", str(out), "--max-windows", "4")
+    assert rc == 0 and (out / "model_int8.tflite").is_file() and (out / "c" / "sq_model.c").is_file()
+    (out / "mine.txt").write_text("x")                       # never in a manifest: kept
+    (out / "c" / "sq_model.h").write_text("/* edited */")    # edited since that export: kept
+    rc = main(["export", "--model", str(int8_run), "--target", "onnx", "--out", str(out), "--force",
+               "--max-windows", "4"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert not (out / "model_int8.tflite").exists() and not (out / "c" / "sq_model.c").exists()
+    assert (out / "mine.txt").is_file() and (out / "c" / "sq_model.h").read_text() == "/* edited */"
+    assert "note: removed " in text and "of the previous export in" in text and "model_int8.tflite" in text
+    listed = {f["path"] for f in json.loads((out / "manifest.json").read_text())["files"]}
+    assert all((out / rel).is_file() for rel in listed) and "model_int8.onnx" in listed
+
+
 def test_parity_failure_exits_nonzero_and_keeps_report(int8_run, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["export", "--model", str(int8_run), "--target", "onnx", "--precision", "float", "--out", str(out),
