@@ -105,6 +105,9 @@ def read_npz_arrays(path: str | os.PathLike, keep) -> dict[str, np.ndarray]:
                         shape, _, dtype = header(f)
                         if not keep(name, shape, dtype):
                             continue
+                        if dtype.hasobject:            # its bytes are a pickle: never unpickled, said as such
+                            raise SqtoolError(f"{p}: member '{name}' is an object (pickled) array; save it as a "
+                                              "numeric array (np.asarray(x, dtype=float))")
                         if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
                             raise SqtoolError(f"{p}: corrupt or truncated .npz (member '{name}' claims shape "
                                               f"{shape}, more than its {info.file_size} bytes)")
