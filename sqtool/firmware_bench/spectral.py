@@ -432,6 +432,25 @@ def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None =
     return d
 
 
+def held_out_scores(hr: np.ndarray, truth_held: np.ndarray, subj_key: np.ndarray, rec_key: np.ndarray, block: int,
+                    unc: tuple | None, span: float | None) -> dict:
+    """A runtime's scores over the subjects the model was not trained on only (`truth_held`: NaN on the others'
+    windows): pooled hr_scores, the mean of the subjects' MAEs, per subject, and the interval and confidence."""
+    per = {k: v for k, v in grouped(hr, truth_held, subj_key).items() if v.get("mae") is not None}
+    out = {"subjects": len(per), "metrics": hr_scores(hr, truth_held, subj_key, rec_key, block),
+           "mae_mean_of_subjects": float(np.mean([v["mae"] for v in per.values()])) if per else None,
+           "per_subject": per}
+    if unc is not None:
+        out["uncertainty"] = uncertainty_scores(hr, *unc, truth_held, span=span)
+    return out
+
+
+def _wins(model: dict, base: dict) -> list[int]:
+    """[subjects where the model's MAE is below the baseline's, subjects both have]."""
+    both = [s for s in model if s in base and base[s].get("mae") is not None]
+    return [sum(model[s]["mae"] < base[s]["mae"] for s in both), len(both)]
+
+
 def grouped(pred: np.ndarray, truth: np.ndarray, keys: np.ndarray) -> dict:
     return {str(k): hr_scores(pred[keys == k], truth[keys == k]) for k in dict.fromkeys(keys.tolist())}
 
@@ -534,7 +553,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     save_config(run_dir, cfg)
     work = run_dir / "build"
 
-    rows, logits, hrs = [], {}, {}
+    rows, logits, hrs, uncs = [], {}, {}, {}          # uncs: each decoded runtime's (lo, hi, conf)
     for name in names:
         row = {"runtime": name, "status": "ok", "windows": N}
         t_start = time.perf_counter()
@@ -587,7 +606,8 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
             hr = hrs[name]
             row["metrics"] = hr_scores(hr, truth, subj_key, rec_key, block)
             if "_unc" in row:                                  # the decoder's interval and confidence vs the truth
-                row["uncertainty"] = uncertainty_scores(hr, *row.pop("_unc"), truth, span=calib_span)
+                uncs[name] = row.pop("_unc")
+                row["uncertainty"] = uncertainty_scores(hr, *uncs[name], truth, span=calib_span)
             row["gt10_pct"] = row["metrics"]["gt10_pct"]                 # top level, for --floor gt10
             row["per_subject"] = grouped(hr, truth, subj_key)
             row["per_record"] = grouped(hr, truth, rec_key)
@@ -689,6 +709,18 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
                         "unscored_windows": int((~r.valid).sum())} for r in recs]}
     res["primary"] = primary_runtime(rows, PRIMARY_ORDER)
     res["seen_in_training"] = seen
+    if seen and scored - set(seen):          # a headline over both would mix them: the held-out subjects apart
+        held = ~np.isin(subj_key, list(seen))
+        truth_held = np.where(held, truth, np.nan)
+        for r in rows + [base]:
+            if r["status"] == "ok" and r["runtime"] in hrs:
+                r["held_out"] = held_out_scores(hrs[r["runtime"]], truth_held, subj_key, rec_key, block,
+                                                uncs.get(r["runtime"]), calib_span)
+        if base.get("held_out"):
+            for r in rows:
+                if r.get("held_out"):
+                    r["held_out"]["better_than_baseline"] = _wins(r["held_out"]["per_subject"],
+                                                                  base["held_out"]["per_subject"])
     for warn in reversed(warns):
         notes.insert(0, warn)
         (warn_line or log)(warn)
@@ -783,7 +815,8 @@ def _progress(row: dict) -> str:
     if row["status"] != "ok":
         return f"bench: {row['runtime']}: {row['status']}: {row.get('error')}"
     m = row.get("metrics") or {}
-    mae = f"MAE {m['mae']:.2f} BPM" if m.get("mae") is not None else "accuracy not measured"
+    mae = (f"MAE {m['mae']:.2f} BPM on {m['n']} windows with truth" if m.get("mae") is not None
+           else "accuracy not measured")
     ex = f", exact {row['exact_pct']:.1f} %" if row.get("exact_pct") is not None else ""
     lat = f", {row['latency_ms_mean']:.3f} ms/window" if row.get("latency_ms_mean") is not None else ""
     return f"bench: {row['runtime']}: ok, {row['windows']} windows, {mae}{ex}{lat} ({row['seconds']:.1f} s)"
@@ -826,6 +859,24 @@ def tables(res: dict) -> str:
                 if (r.get("metrics") or {}).get("mae_ci95_method")), None)
     if how:
         out.append(f"MAE 95% CI: {how}.")
+    held = [r for r in res["runtimes"] + [res["baseline"]] if r.get("held_out")]
+    if held:
+        h0 = held[0]["held_out"]
+        out += ["", f"held-out subjects only ({h0['subjects']} subjects the model was not trained on, "
+                    f"{h0['metrics']['n']} windows: the figures to ship on; the table above also scores "
+                    f"{len(seen)} seen in training)"]
+        hrows = []
+        for r in held:
+            h, m = r["held_out"], r["held_out"]["metrics"]
+            u, ci, w = h.get("uncertainty") or {}, m.get("mae_ci95"), h.get("better_than_baseline")
+            cov, gate = u.get("interval_coverage"), u.get("gating_reduction")
+            hrows.append([r["runtime"], _f(m.get("mae")), _f(h.get("mae_mean_of_subjects")),
+                          "-" if not ci else f"{ci[0]:.2f}-{ci[1]:.2f}", _f(m.get("bias")),
+                          _f(None if cov is None else 100 * cov, "{:.1f}"),
+                          _f(None if gate is None else -100 * gate, "{:+.0f}"), _f(u.get("expected_error_stated")),
+                          "-" if not w else f"{w[0]} of {w[1]}"])
+        out += _table(["runtime", "MAE pooled", "MAE mean of subjects", "MAE 95% CI", "bias", "in interval %",
+                       "top-80% conf MAE %", "stated err", "subjects better than baseline"], hrows)
     errs = [r for r in res["runtimes"] + [res["baseline"]] if r["status"] != "ok"]
     for r in errs:
         out.append(f"  {r['runtime']}: {r['status']}: {r.get('error')}")
