@@ -396,6 +396,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         raise SqtoolError(f"{art.export_dir} is a pretrained encoder (task pretrain, no outputs): fine-tune it on a "
                           "task first (sqtool train finetune)")
     off_wrist: list[str] = []                      # files off the wrist throughout: left out, as a short one
+    excluded: list[str] = []                       # a dataset file's exclude list (TROIKA's DATA_S04_T01): said
     if records is None:
         if not cfg.data:                           # as run_bench: --data-root only looks a --data name up
             raise SqtoolError("--data is required (a recording file or a folder of recordings)")
@@ -403,7 +404,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             records, data = [S.cut(r, cfg.max_seconds) for r in S.synthetic_records()], "synthetic"
         else:
             path = S.resolve_data(cfg.data, cfg.data_root)
-            records = S.load_records(path, 0, cfg.max_seconds, off_wrist=off_wrist)
+            records = S.load_records(path, 0, cfg.max_seconds, log=excluded.append, off_wrist=off_wrist)
             data = str(getattr(path, "path", path))
     else:                                          # made in code: checked here, as a reader checks its own
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
@@ -512,6 +513,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if not spectral and why.startswith("default") and name != TIME_DOMAIN["c"]:      # the export has no C
         notes.append(f"runtime {name}: {why}")
     notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
+    notes += [f"{line}; its dataset file's exclude list, for training: give the recording's file as --data to "
+              "predict it" for line in excluded]
     stale = sorted(earlier - {f for d in rows for f in (d["csv"], d["plot"])})
     if stale:
         notes.append(f"removed {len(stale)} file{'s' if len(stale) != 1 else ''} of the earlier predict run in "

@@ -80,3 +80,20 @@ def test_a_forced_rerun_removes_the_earlier_runs_csvs_it_did_not_rewrite(spec_ex
     assert {p.name for p in out.glob("*.csv")} == {"a.csv", "mine.csv"} and not (out / "b.png").exists()
     assert f"removed 2 files of the earlier predict run in {out} that this one did not rewrite (b.csv, b.png)" \
         in capsys.readouterr().out
+
+
+def test_a_recording_the_dataset_file_excludes_is_said(spec_export_dir, tmp_path, capsys):
+    """An audit: `predict --data troika` left out DATA_S04_T01 (the dataset file's exclude list, kept out of
+    training) without a word, where bench said it. predict now says it in one note line and summary.json notes."""
+    data = tmp_path / "ds"
+    (data / "rec").mkdir(parents=True)
+    write_wrist_npz(data / "rec" / "a.npz", seconds=30)
+    write_wrist_npz(data / "rec" / "b.npz", seconds=30, seed=1)
+    (data / "dataset.yaml").write_text("name: mine\nformat: npz\nroot: rec\nchannels: {ppg: ppg, acc_x: acc_x, "
+                                       "acc_y: acc_y, acc_z: acc_z}\nexclude: {b: test subject}\n")
+    assert main(["predict", "--model", str(spec_export_dir), "--data", str(data / "dataset.yaml"), "--runtime",
+                 "torch", "--out", str(tmp_path / "p"), "--progress", "false"]) == 0
+    out = capsys.readouterr().out
+    assert "mine/b: excluded, left out (test subject); its dataset file's exclude list" in out, out
+    s = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert [r["record_id"] for r in s["recordings"]] == ["a"] and any("mine/b: excluded" in n for n in s["notes"])
