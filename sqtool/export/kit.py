@@ -360,6 +360,12 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
                     key = f"per_subject.{k}.{h}"
                     cells.append(f"{take(key):.2f}" if key in flat else "-")
                 lines.append(f"| {h} | " + " | ".join(cells) + " |")
+        if held:
+            lines += ["", "Not in this table: the classic spectral baseline (spectrum peak with accelerometer "
+                          "suppression and tracking), which needs the raw recordings. Its row for these subjects, "
+                          "beside the model's, is `sqtool bench --model <this folder> --data <their recordings>` "
+                          "(bench.md's per-subject and held-out tables); on a held-out subject it can be the better "
+                          "of the two."]
         if "uncertainty_int8.interval_coverage" in flat:
             lines += ["", "Uncertainty of the int8 model on the held-out windows:", "",
                       f"- interval: holds the reference HR on {100 * take('uncertainty_int8.interval_coverage'):.1f} "

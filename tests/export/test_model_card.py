@@ -38,6 +38,8 @@ def test_held_out_section_shows_the_uncertainty_results_and_keeps_training_figur
     assert "MAE 14.12 BPM, mean of the 3 subjects' MAEs" in held and "14.72 BPM pooled over the 805 windows" in held
     assert "per-window argmax bin (no decoder): MAE 24.58 BPM" in held
     assert "| wrist_exercise:s5 | 24.66 | 23.66 | 22.66 | 25.66 |" in held            # int8, float, teacher, argmax
+    # an audit: the classic baseline was missing without a word (on held-out s4 it beat the model)
+    assert "Not in this table: the classic spectral baseline" in held and "sqtool bench --model <this folder>" in held
     assert "holds the reference HR on 84.3 % of the windows (target 90 %" in held
     assert "states averages 13.48 BPM; the error made was 14.72 BPM" in held
     assert "MAE 14.72 -> 13.71 BPM (pooled; 6.8 % lower)" in held
