@@ -173,6 +173,12 @@ def print_results(res: dict) -> None:
     if pool:
         print(f"all {pool['recordings']} recordings with a MAE: MAE {_mae_text(pool['pooled'], res.get('truth_units') or {})} "
               f"pooled over {pool['windows']} windows (mean of recordings {_mae_text(pool['mean_of_recordings'], res.get('truth_units') or {})})")
+    held = res.get("pooled_held_out")
+    if held:
+        units = res.get("truth_units") or {}
+        print(f"held-out subjects only ({held['recordings']} recordings of subjects not seen in training): MAE "
+              f"{_mae_text(held['pooled'], units)} pooled over {held['windows']} windows (mean of recordings "
+              f"{_mae_text(held['mean_of_recordings'], units)}): the figure to judge the model by")
     pc = res.get("pooled_class")
     if pc:
         by = pc.get("by_subject") or {}
@@ -506,6 +512,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         summary["pooled_class"] = pooled_class(class_windows, md["task"])
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})
     summary["seen_in_training"], summary["warnings"] = seen, left_out_lines(prepared["short"]) + warns
+    if seen and pool and (held := pooled_scores([d.get("metrics") or {} for d in rows if d["subject"] not in seen])):
+        summary["pooled_held_out"] = held                  # the pool above mixes in subjects seen in training
     if prepared["short"]:
         summary["skipped_records"] = prepared["short"]
     tiled = [d for d in rows if "tiled_from_s" in d]
