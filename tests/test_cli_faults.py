@@ -7,6 +7,7 @@ import tempfile
 import pytest
 
 from sqtool.cli import main
+from sqtool.core import SqtoolError
 
 PAIRS = ["data", "pairs", "--data", "synthetic", "--synthetic-subjects", "2", "--synthetic-duration-s",
          "120", "--workers", "1"]
@@ -15,9 +16,14 @@ PAIRS = ["data", "pairs", "--data", "synthetic", "--synthetic-subjects", "2", "-
 def test_failed_command_leaves_no_config_yaml(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "ft"
-    argv = ["train", "finetune", "--data", "synthetic", "--label-fraction", "2"]   # refused inside the run
+    import sqtool.data.tasks as tasks
+
+    def refused(*a, **k):
+        raise SqtoolError("refused inside the run")
+    monkeypatch.setattr(tasks, "load_task", refused)                       # after the run folder was made
+    argv = ["train", "finetune", "--data", "synthetic"]
     assert main(argv + ["--out", str(out)]) == 1
-    assert "label_fraction" in capsys.readouterr().err
+    assert "refused inside the run" in capsys.readouterr().err
     assert not out.exists()
     assert main(argv) == 1                                                 # default runs/train/finetune/...
     assert not list(tmp_path.rglob("config.yaml"))

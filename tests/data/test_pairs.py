@@ -589,7 +589,7 @@ def test_a_run_interrupted_after_several_files_resumes_their_statistics_too(tmp_
     """Interrupted late (shard 7 of two inputs: both datasets tallied, several resume/gaps files), the resumed run
     restores every dataset's tally and real-pair gaps from resume/, so pair_stats.json equals an uninterrupted
     run's (the shard-1 test above stops inside the first file, before anything is tallied)."""
-    ds, ds2 = _own_corpus(tmp_path, "res", 3), _own_corpus(tmp_path, "abc", 3)
+    ds, ds2 = _own_corpus(tmp_path, "res", 3), _own_corpus(tmp_path, "abc", 3, seed=10)   # other recordings
     base = dict(input=[str(ds), str(ds2)], workers=1, shard_mb=0.02, max_gap_s=120)   # 4 pairs a shard
     mine_pairs(PairsConfig(out=str(tmp_path / "full"), **base), progress=False)
     out = tmp_path / "cut"
