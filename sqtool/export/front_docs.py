@@ -91,8 +91,13 @@ def front_values(md: dict, files: set[str]) -> dict:
                 "INPUT_TEXT": f"model_float.onnx `features` (1, 1, {K}) float64, the features of step 8 in order",
                 "OUTPUT_TEXT": "`logit_af` (1, 1): the log-odds of AF",
                 "NETWORK": f"The features of step 8 as one (1, 1, {K}) float64 tensor -> `logit_af`: "
-                           f"{trees.get('trees', '?')} boosted trees (scikit-learn's, `arch.trees_cfg`) summed onto "
-                           "a baseline, as ONNX Gather / Where operations (no tree operator needed).",
+                           + (f"a forest of {trees.get('trees', '?')} trees (scikit-learn's, `arch.trees_cfg`) whose "
+                              "leaves' AF shares are averaged into p(AF), clipped to [1e-6, 1 - 1e-6] and turned "
+                              "into the log-odds"
+                              if trees.get("combine") == "mean_probability" else
+                              f"{trees.get('trees', '?')} boosted trees (scikit-learn's, `arch.trees_cfg`) summed onto "
+                              "a baseline")
+                           + ", as ONNX Gather / Where operations (no tree operator needed).",
                 "READ": "p(AF) = 1 / (1 + exp(-logit_af)). sqtool's metrics (F1, accuracy) call a window AF where p > "
                         "0.5 (logit > 0); AUROC needs no threshold. Choose your operating point on data of your own "
                         "device.",

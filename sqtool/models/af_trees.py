@@ -6,7 +6,9 @@
 The trees are fitted by scikit-learn (`train.af_beats`: HistGradientBoostingClassifier over
 `data.beats.interval_features`, the feature set and tree size chosen by inner CV over the training patients);
 this module holds the fitted ensemble as tensors and evaluates it in torch, every tree at once: node indices
-(B, trees), `depth` steps of gather / compare / where, the leaves' values summed onto the baseline. A feature that
+(B, trees), `depth` steps of gather / compare / where, the leaves' values summed onto the baseline: the log-odds
+of boosted trees, or a forest's probability (`arch.combine` "mean_probability": each leaf holds its AF share / T),
+clipped to [1e-6, 1 - 1e-6] as `train.af_beats.predict_af_beats` does and turned into the log-odds. A feature that
 is NaN goes where the split sent missing values in training. float64 throughout, so the logit is scikit-learn's
 (`tests/models/test_af_trees.py`), and the same graph exports to ONNX (Gather, Where: no tree operator needed).
 
@@ -25,6 +27,7 @@ from sqtool.models.registry import Shipped, float_only, register_model
 
 AF_FAMILY = "beat_trees"
 FIELDS = ("feature", "threshold", "left", "right", "leaf", "missing_left", "value")   # (T, M) each
+COMBINE = ("sum_logit", "mean_probability")                  # boosted trees' log-odds; a forest's probability
 
 
 def is_beat_trees(cfg: ModelCfg | dict | None) -> bool:
@@ -46,6 +49,9 @@ class BeatTrees(nn.Module):
             raise SqtoolError(f"{cfg.name}: an untrained ensemble ({T} trees, {M} nodes, {K} features); train it with "
                               "sqtool train finetune --task af --model af_beats")
         self.depth = int(a["depth"])
+        self.combine = a.get("combine", "sum_logit")            # checkpoints before forests: boosted trees
+        if self.combine not in COMBINE:
+            raise SqtoolError(f"{cfg.name}: arch.combine must be one of {', '.join(COMBINE)}, got '{self.combine}'")
         self.register_buffer("feature", torch.zeros(T, M, dtype=torch.int64))
         self.register_buffer("threshold", torch.zeros(T, M, dtype=torch.float64))
         self.register_buffer("left", torch.zeros(T, M, dtype=torch.int64))
@@ -66,7 +72,11 @@ class BeatTrees(nn.Module):
             go_left = (nan & self.missing_left.reshape(-1)[at]) | (~nan & (v <= self.threshold.reshape(-1)[at]))
             nxt = first + torch.where(go_left, self.left.reshape(-1)[at], self.right.reshape(-1)[at])
             at = torch.where(self.leaf.reshape(-1)[at], at, nxt)    # a leaf stays
-        return (self.baseline + self.value.reshape(-1)[at].sum(1)).unsqueeze(1)   # (B, 1) logit
+        s = (self.baseline + self.value.reshape(-1)[at].sum(1)).unsqueeze(1)      # (B, 1)
+        if self.combine == "mean_probability":                      # a forest: s is the probability of AF
+            s = s.clamp(1e-6, 1 - 1e-6)
+            s = torch.log(s / (1 - s))
+        return s                                                    # (B, 1) logit
 
 
 def tree_state(trees: dict) -> dict:
@@ -81,6 +91,6 @@ def tree_state(trees: dict) -> dict:
 # the default cfg: its arch and frontend are set when the ensemble is fitted (train.finetune_af)
 register_model(ModelCfg(name="af_beats", family=AF_FAMILY, fs=100.0, window_s=10.0, hop_s=10.0, channels=("ppg",),
                         norm="minmax", task="af", outputs=("logit_af",), units=("logit",),
-                        arch={"trees": 1, "nodes": 1, "depth": 0, "trees_cfg": {}},
+                        arch={"trees": 1, "nodes": 1, "depth": 0, "combine": "sum_logit", "trees_cfg": {}},
                         frontend={"type": "beat_features", "features": ["nrmssd"]}), role="teacher",
                shipped=Shipped("onnx", "boosted trees over beat features"))(BeatTrees)   # no TFLite tree writer

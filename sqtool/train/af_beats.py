@@ -1,15 +1,19 @@
-"""AF from beat-interval and waveform-regularity features (`sqtool.data.beats.FEATURES`) with a small
-gradient-boosted tree model (scikit-learn HistGradientBoostingClassifier, NaN-aware).
+"""AF from beat-interval and waveform-regularity features (`sqtool.data.beats.FEATURES`) with a small tree
+ensemble (scikit-learn, NaN-aware): gradient-boosted trees (HistGradientBoostingClassifier) or a forest of
+averaged trees (ExtraTreesClassifier / RandomForestClassifier).
 
     clf = fit_af_beats(F_train, y_train)                 # F (N, len(FEATURES)), y (N,) 1 = AF; AfBeatsCfg()
     logit = predict_af_beats(clf, F_test)                # (N,) log-odds of AF
     cfg, table = select_af_beats(F_train, y_train, groups_train)   # inner CV over the training subjects
     clf = fit_af_beats(F_train, y_train, cfg=cfg)
 
-`AfBeatsCfg` fixes the trees (iterations, learning rate, leaves, minimum leaf size) and the feature set:
+`AfBeatsCfg` fixes the ensemble (kind, trees, learning rate, leaves, minimum leaf size) and the feature set:
 "base" (the 27 interval / waveform features, `beats.BASE_FEATURES`), "ectopy" (+ the ectopy-aware ones,
 `beats.ECTOPY_FEATURES`) or "all" (+ the pulse-shape ones too, `beats.MORPH_FEATURES`). The default cfg is the
-fixed a-priori model (base features, 200 trees, learning rate 0.05, 15 leaves, seed 0).
+fixed a-priori model (base features, 200 boosted trees, learning rate 0.05, 15 leaves, seed 0). kind "boosted"
+sums its trees' leaves into a log-odds; "extra_trees" (randomised thresholds) and "random_forest" (bootstrap
+samples, best thresholds) average their trees' class shares into a probability (their trees grown until a leaf
+holds `min_samples_leaf` windows: `max_leaf_nodes` 0 = no limit; learning_rate unused).
 
 `select_af_beats` chooses one cfg of `GRID` by grouped K-fold over the SUBJECTS it is given (K = 4, a
 seeded permutation of the subjects, every inner fold needs both classes in its training part): the cfg with
@@ -26,13 +30,21 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 
+KINDS = ("boosted", "extra_trees", "random_forest")
+
+
 @dataclass(frozen=True)
 class AfBeatsCfg:
     features: str = "base"          # "base" (27), "ectopy" (+ beats.ECTOPY_FEATURES), "all" (+ MORPH_FEATURES)
-    max_iter: int = 200
-    learning_rate: float = 0.05
-    max_leaf_nodes: int = 15
+    max_iter: int = 200             # trees (boosting iterations, or the forest's size)
+    learning_rate: float = 0.05     # boosted only
+    max_leaf_nodes: int = 15        # 0: no limit (forests)
     min_samples_leaf: int = 20
+    kind: str = "boosted"           # one of KINDS
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise SqtoolError(f"AfBeatsCfg.kind must be one of {', '.join(KINDS)}, got '{self.kind}'")
 
     def columns(self) -> np.ndarray:
         from sqtool.data.beats import BASE_FEATURES, ECTOPY_FEATURES, FEATURES
@@ -42,9 +54,12 @@ class AfBeatsCfg:
         return np.array([FEATURES.index(f) for f in sets[self.features]])
 
 
-# the inner-CV grid: feature set x tree size x minimum leaf (200 trees, learning rate 0.05 throughout)
-GRID = tuple(AfBeatsCfg(features=fs, max_leaf_nodes=lv, min_samples_leaf=ml)
-             for fs in ("base", "ectopy", "all") for lv in (4, 15) for ml in (20, 100))
+# the inner-CV grid: boosted trees, feature set x tree size x minimum leaf (200 trees, learning rate 0.05), then
+# forests of 200 fully grown trees over every feature (they sample features themselves) x kind x minimum leaf
+GRID = (*(AfBeatsCfg(features=fs, max_leaf_nodes=lv, min_samples_leaf=ml)
+          for fs in ("base", "ectopy", "all") for lv in (4, 15) for ml in (20, 100)),
+        *(AfBeatsCfg(features="all", max_leaf_nodes=0, min_samples_leaf=ml, kind=kind)
+          for kind in ("extra_trees", "random_forest") for ml in (5, 20)))
 
 
 @dataclass
@@ -63,18 +78,24 @@ def _xy(F, y=None):
 
 
 def fit_af_beats(F: np.ndarray, y: np.ndarray, seed: int = 0, cfg: AfBeatsCfg | None = None) -> AfBeatsModel:
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
     cfg = cfg or AfBeatsCfg()
     F, y = _xy(F, y)
     if len(np.unique(y)) < 2:
         raise SqtoolError("fit_af_beats: the training windows need both AF and non-AF")
-    clf = HistGradientBoostingClassifier(max_iter=cfg.max_iter, learning_rate=cfg.learning_rate,
-                                         max_leaf_nodes=cfg.max_leaf_nodes, min_samples_leaf=cfg.min_samples_leaf,
-                                         random_state=seed)
+    if cfg.kind == "boosted":
+        clf = HistGradientBoostingClassifier(max_iter=cfg.max_iter, learning_rate=cfg.learning_rate,
+                                             max_leaf_nodes=cfg.max_leaf_nodes, min_samples_leaf=cfg.min_samples_leaf,
+                                             random_state=seed)
+    else:
+        forest = ExtraTreesClassifier if cfg.kind == "extra_trees" else RandomForestClassifier
+        clf = forest(n_estimators=cfg.max_iter, min_samples_leaf=cfg.min_samples_leaf,
+                     max_leaf_nodes=cfg.max_leaf_nodes or None, random_state=seed)
     return AfBeatsModel(clf.fit(F[:, cfg.columns()], y), cfg)
 
 
 def predict_af_beats(model: AfBeatsModel, F: np.ndarray) -> np.ndarray:
+    """(N,) log-odds of AF; the probability clipped to [1e-6, 1 - 1e-6] first (BeatTrees does the same)."""
     F = _xy(F)
     p = np.clip(model.clf.predict_proba(F[:, model.cfg.columns()])[:, 1], 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
@@ -116,7 +137,11 @@ def tree_arrays(model: AfBeatsModel) -> dict:
     """A fitted ensemble as plain arrays for `models.af_trees.BeatTrees` (a checkpoint holds tensors and plain data,
     never a pickled estimator): per tree (T trees, padded to M nodes) its nodes' feature (index into the model's
     own columns), threshold, left / right child, leaf flag, where a missing value goes and the leaf value; the
-    baseline log-odds; the deepest leaf's depth. Padding nodes are leaves of value 0 that no path reaches."""
+    baseline; the deepest leaf's depth; how the leaves combine ("sum_logit": boosted, leaves and baseline summed
+    into the log-odds; "mean_probability": a forest, each leaf's AF share / T summed into the probability, baseline
+    0). Padding nodes are leaves of value 0 that no path reaches."""
+    if model.cfg.kind != "boosted":
+        return _forest_arrays(model)
     trees = [p[0].nodes for p in model.clf._predictors]               # binary: one predictor per iteration
     if any(np.any(n["is_categorical"]) for n in trees):
         raise SqtoolError("af_beats: a categorical split cannot be exported (the features are all numerical)")
@@ -134,6 +159,30 @@ def tree_arrays(model: AfBeatsModel) -> dict:
         out["value"][t, :k] = np.where(n["is_leaf"], n["value"], 0.0)
     out["baseline"] = np.asarray(model.clf._baseline_prediction, np.float64).reshape(1)
     out["depth"] = int(max(int(n["depth"].max()) for n in trees))
+    out["combine"] = "sum_logit"
+    return out
+
+
+def _forest_arrays(model: AfBeatsModel) -> dict:
+    """`tree_arrays` of a forest: scikit-learn's trees (children -1 at a leaf, `value` the leaf's class shares)."""
+    trees = [e.tree_ for e in model.clf.estimators_]
+    af = list(model.clf.classes_).index(1)
+    T, M = len(trees), max(t.node_count for t in trees)
+    out = {"feature": np.zeros((T, M), np.int64), "threshold": np.zeros((T, M)), "left": np.zeros((T, M), np.int64),
+           "right": np.zeros((T, M), np.int64), "leaf": np.ones((T, M), bool), "missing_left": np.zeros((T, M), bool),
+           "value": np.zeros((T, M))}
+    for i, t in enumerate(trees):
+        k, leaf = t.node_count, t.children_left == -1
+        out["feature"][i, :k] = np.where(leaf, 0, t.feature)
+        out["threshold"][i, :k] = np.where(leaf, 0.0, t.threshold)
+        out["left"][i, :k], out["right"][i, :k] = np.where(leaf, 0, t.children_left), np.where(leaf, 0, t.children_right)
+        out["leaf"][i, :k] = leaf
+        out["missing_left"][i, :k] = np.asarray(t.missing_go_to_left, bool)
+        share = t.value[:, 0, af] / t.value[:, 0, :].sum(1)                   # the leaf's AF share
+        out["value"][i, :k] = np.where(leaf, share / T, 0.0)
+    out["baseline"] = np.zeros(1)
+    out["depth"] = int(max(t.max_depth for t in trees))
+    out["combine"] = "mean_probability"
     return out
 
 
@@ -144,4 +193,5 @@ def trees_model_cfg(base, model: AfBeatsModel, arrays: dict):
     names = [FEATURES[i] for i in model.cfg.columns()]
     T, M = arrays["feature"].shape
     return base.replace(frontend={"type": "beat_features", "features": names},
-                        arch={"trees": T, "nodes": M, "depth": arrays["depth"], "trees_cfg": asdict(model.cfg)})
+                        arch={"trees": T, "nodes": M, "depth": arrays["depth"], "combine": arrays["combine"],
+                              "trees_cfg": asdict(model.cfg)})

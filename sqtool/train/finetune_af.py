@@ -1,4 +1,4 @@
-"""Fine-tune the AF model `af_beats` (`models.af_trees`): beat features -> boosted trees, nested, as a command.
+"""Fine-tune the AF model `af_beats` (`models.af_trees`): beat features -> a tree ensemble, nested, as a command.
 
     sqtool train finetune --task af --model af_beats [--data ../shared/data] [--folds 0]
 
@@ -6,14 +6,15 @@ The run is `train.finetune_front`'s (subject folds, skill beside the trivial bas
 RMSSD rule, per-subject AUROC, the held-out subjects scored by the final model, model.pt, heldout.npz / parity.npz,
 resume) with this recipe: the af task's PPG windows (10 s at 100 Hz, band 0.5-8 Hz) -> every feature of
 `data.beats.interval_features` (beat intervals, waveform regularity, ectopy, pulse shape) -> in each fold, the
-feature set and tree size chosen by `select_af_beats` (grouped 4-fold CV over that fold's training subjects only),
+ensemble's kind (boosted trees, extra trees or a random forest), feature set and tree size chosen by
+`select_af_beats` (grouped 4-fold CV over that fold's training subjects only, said in one log line),
 then `fit_af_beats` on all of them -> the ensemble as a `BeatTrees` (`tree_arrays`: its cfg names the features it
 reads, in order). The final model chooses the same way over every training subject. Nothing is tuned on a subject it
 is scored on. A fold whose training subjects are too few for the inner CV (under 2, or no inner fold with both
 classes) fits the a-priori cfg (`AfBeatsCfg()`), said in the log.
 
-Training numbers (--epochs, --lr, ...) do not apply: the trees' grid is `train.af_beats.GRID` (200 trees, learning
-rate 0.05 throughout). The ensemble exports to ONNX only (float64 features in, the logit of AF out; its Gather /
+Training numbers (--epochs, --lr, ...) do not apply: the trees' grid is `train.af_beats.GRID` (200 trees
+throughout; learning rate 0.05 for the boosted ones). The ensemble exports to ONNX only (float64 features in, the logit of AF out; its Gather /
 Where graph equals scikit-learn's trees); no TFLite, no int8, no C.
 """
 from __future__ import annotations
@@ -46,7 +47,12 @@ def fit_trees(F: np.ndarray, y: np.ndarray, groups: np.ndarray, model_cfg, seed:
     from sqtool.models.af_trees import tree_state
     from sqtool.train.af_beats import AfBeatsCfg, fit_af_beats, select_af_beats, tree_arrays, trees_model_cfg
     try:
-        best, _ = select_af_beats(F, y[:, 0], groups, seed=0)
+        best, table = select_af_beats(F, y[:, 0], groups, seed=0)
+        if log is not None:
+            size = f"of <= {best.max_leaf_nodes} leaves, " if best.max_leaf_nodes else "grown until "
+            log(f"af_beats: the inner CV over {len(np.unique(groups))} training subjects chose "
+                f"{best.kind.replace('_', ' ')}, {best.features} features ({len(best.columns())}), {best.max_iter} trees "
+                f"{size}>= {best.min_samples_leaf} windows a leaf (inner AUROC {max(t['auroc'] for t in table):.3f})")
     except SqtoolError as e:                                       # too few subjects / classes for the inner CV
         best = AfBeatsCfg()
         if log is not None:

@@ -43,11 +43,33 @@ def test_equals_scikit_learn(cfg):
     np.testing.assert_allclose(z[ok], predict_af_beats(model, F)[ok], rtol=0, atol=1e-9)
 
 
-def test_checkpoint_round_trip_and_onnx(tmp_path):
+@pytest.mark.parametrize("cfg", [AfBeatsCfg(features="all", max_iter=40, max_leaf_nodes=0, min_samples_leaf=5,
+                                            kind="extra_trees"),
+                                 AfBeatsCfg(features="base", max_iter=40, max_leaf_nodes=0, min_samples_leaf=20,
+                                            kind="random_forest")])
+def test_a_forest_equals_scikit_learn(cfg):
+    """A forest (leaves' AF shares averaged into a probability) gives scikit-learn's probability, NaN included, and
+    predict_af_beats' clipped log-odds; its cfg says how the leaves combine."""
+    F, y = _data(2)
+    model = fit_af_beats(F, y, cfg=cfg)
+    net = _net(model)
+    assert net.cfg.arch["combine"] == "mean_probability" and net.cfg.arch["trees"] == 40
+    X = F[:, cfg.columns()]
+    with torch.no_grad():
+        z = net(torch.from_numpy(X[:, None])).numpy()[:, 0]
+    p = model.clf.predict_proba(X)[:, 1]
+    assert np.mean(np.isnan(X).any(1)) > 0.5 and p.min() < 0.3 and p.max() > 0.7     # NaN paths, both classes
+    np.testing.assert_allclose(1 / (1 + np.exp(-z)), np.clip(p, 1e-6, 1 - 1e-6), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(z, predict_af_beats(model, F), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("cfg", [AfBeatsCfg(), AfBeatsCfg(features="all", max_iter=30, max_leaf_nodes=0,
+                                                           min_samples_leaf=5, kind="extra_trees")])
+def test_checkpoint_round_trip_and_onnx(tmp_path, cfg):
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.export.onnx import export_float, run
     F, y = _data(1)
-    model = fit_af_beats(F, y)
+    model = fit_af_beats(F, y, cfg=cfg)
     net = _net(model)
     save_checkpoint(tmp_path / "model.pt", kind="teacher_task", model_cfg=net.cfg.to_dict(), state_dict=net.state_dict())
     back = load_model(tmp_path / "model.pt").eval()
@@ -64,5 +86,9 @@ def test_checkpoint_round_trip_and_onnx(tmp_path):
 def test_errors():
     with pytest.raises(SqtoolError, match="untrained ensemble"):
         create_model("af_beats", arch={"trees": 0})
+    with pytest.raises(SqtoolError, match="arch.combine must be one of"):
+        create_model("af_beats", arch={"trees": 1, "nodes": 1, "depth": 0, "combine": "vote"})
+    with pytest.raises(SqtoolError, match="AfBeatsCfg.kind must be one of"):
+        AfBeatsCfg(kind="svm")
     with pytest.raises(SqtoolError, match="float only"):
         create_model("af_beats", quant="int8_w_per_channel_a_per_tensor")

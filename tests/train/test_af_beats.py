@@ -32,7 +32,8 @@ def test_select_af_beats_uses_only_the_given_subjects():
     grid = (AfBeatsCfg(features="base", max_iter=30), AfBeatsCfg(features="ectopy", max_iter=30))
     cfg, table = select_af_beats(F, y, groups, grid=grid, k=3)
     assert cfg.features == "ectopy" and len(table) == 2 and table[1]["auroc"] > 0.9 > table[0]["auroc"]
-    assert len(GRID) == 12 and len({(c.features, c.max_leaf_nodes, c.min_samples_leaf) for c in GRID}) == 12
+    assert len(GRID) == 16 and len({(c.kind, c.features, c.max_leaf_nodes, c.min_samples_leaf) for c in GRID}) == 16
+    assert {c.kind for c in GRID} == {"boosted", "extra_trees", "random_forest"} and GRID[0].kind == "boosted"
     with pytest.raises(SqtoolError):
         select_af_beats(F, y, np.zeros(n), grid=grid)
     with pytest.raises(SqtoolError):
