@@ -239,3 +239,16 @@ def test_inspect_counts_windows_without_a_value(tmp_path, capsys):
     f.write_text("\n".join(r if i not in (3, 4, 5) else r.split(",")[0] + "," for i, r in enumerate(rows)) + "\n")
     lab = _inspect_json(capsys, "--data", str(ds))["labels"]["hr"]
     assert lab["values"] == 47 and lab["nan"] == 3 and lab["windows"] == {"with_value": 44, "of": 47}
+
+
+@pytest.mark.parametrize("step_s, shown, warned", [(1e6, "ppg @ 1e-06 Hz", True), (1 / 4, "ppg @ 4 Hz", True),
+                                                   (1 / 64, "ppg @ 64 Hz", False)])
+def test_inspect_shows_a_slow_rate_as_it_is_and_warns(tmp_path, capsys, step_s, shown, warned):
+    """A time column in microseconds read as seconds gives 1e-06 Hz: shown so (it read '0 Hz'), with a warning naming
+    the channel and the time_unit remedy; a real PPG rate gets no warning."""
+    t = np.arange(400) * step_s
+    rows = "\n".join(f"{a:.10g},{b:.4f}" for a, b in zip(t, np.sin(np.arange(400) / 5)))
+    (tmp_path / "rec.csv").write_text("time,ppg\n" + rows + "\n")
+    assert main(["data", "inspect", "--data", str(tmp_path / "rec.csv")]) == 0
+    out = capsys.readouterr().out
+    assert shown in out and ("warning: ppg at" in out and "time_unit" in out) == warned

@@ -23,6 +23,7 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
+SLOW_HZ = 8.0           # below this a channel cannot carry a pulse of 230 BPM (3.8 Hz) or the motion beside it
 POSITIVE = {"rhythm": ("AF", "other"), "quality": ("good", "poor")}  # label -> its two names as the task reads it
 #   (through Label.positive: a dataset file's af / good classes, as the data spells them)
 
@@ -103,7 +104,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
         dmin, dmax = min(dmin, d), max(dmax, d)
         for c in rec.signals:
             channels[c] += 1
-            rates[c].add(round(float(rec.fs[c]), 3))
+            rates[c].add(float(f"{float(rec.fs[c]):.6g}"))             # 6 significant digits: 1e-06 stays 1e-06
         for name, lab in rec.labels.items():
             s = labels.setdefault(name, {"kind": lab.kind, "unit": lab.unit, "records": 0, "values": 0})
             s["records"] += 1
@@ -160,6 +161,11 @@ def format_summary(s: dict, indent: str = "") -> str:
                    + (f" ({k}/{s['records']})" if k != s["records"] else "")
                    for c, k in s["channels"].items())
     lines.append(f"{indent}  channels: {ch}")
+    slow = {c: min(r) for c, r in s["rates"].items() if r and min(r) < SLOW_HZ}
+    if slow:
+        lines.append(f"{indent}  warning: " + ", ".join(f"{c} at {r:g} Hz" for c, r in slow.items())
+                     + f": under {SLOW_HZ:g} Hz no model here can read a pulse (230 BPM is 3.8 Hz); if the time "
+                     "column is not in seconds, say its unit in a dataset file (time_unit)")
     if s["labels"]:
         lines.append(f"{indent}  labels:")
         for name, l in s["labels"].items():
