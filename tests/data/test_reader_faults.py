@@ -45,3 +45,24 @@ def test_troika_record_without_bpm_file_is_reported(tmp_path, capsys):
     assert main(["data", "inspect", "--data", str(root), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert [u["record"].endswith("DATA_02_TYPE01.mat") for u in s["unlabelled"]] == [True]
+
+
+def test_a_csv_cut_inside_its_last_row_loses_that_row_with_a_note(tmp_path, capsys):
+    """A CSV that ends inside a row (no final newline, fields missing: still being written, or copied short) is read
+    without that row and says so once; it was read as a gap (one NaN sample). A whole last row, or a last row whose
+    fields are all there, is kept."""
+    from sqtool.data.readers import read_csv
+    rows = [f"{i / 64:.6f},{np.sin(i / 5):.5f},0.100" for i in range(640)]
+    whole = "time,ppg,acc_x\n" + "\n".join(rows)
+    (tmp_path / "cut.csv").write_text(whole + "\n10.000000,0.12")
+    (tmp_path / "whole.csv").write_text(whole)                     # no final newline, but the last row is whole
+    cut = read_csv(tmp_path / "cut.csv")
+    assert len(cut.signals["ppg"]) == 640 and np.isfinite(cut.signals["ppg"]).all()
+    err = capsys.readouterr().err
+    assert err.count("its last row is cut (2 of 3 fields") == 1 and "left out" in err
+    read_csv(tmp_path / "cut.csv")                                 # said once per file
+    assert "cut" not in capsys.readouterr().err
+    kept = read_csv(tmp_path / "whole.csv")
+    assert len(kept.signals["ppg"]) == 640 and "cut" not in capsys.readouterr().err
+    assert main(["data", "inspect", "--data", str(tmp_path / "cut.csv")]) == 0
+    assert "gaps" not in capsys.readouterr().out

@@ -178,8 +178,13 @@ def npz_rates(arrays: dict, names: Iterable[str], said: Callable[[str, str | Non
     return out
 
 
+_CUT_NOTED: set[str] = set()            # files whose cut last row was already said (one note per file and process)
+
+
 def read_csv(path: str | os.PathLike, **kw):
-    """pandas.read_csv with one-line errors (empty, malformed, truncated gzip)."""
+    """pandas.read_csv with one-line errors (empty, malformed, truncated gzip). A plain file that ends inside its
+    last row (no final newline, that row short of fields the row before has: a file still being written, or copied
+    short) loses that row, said in one note line; it would otherwise be read as a gap (NaN samples)."""
     import pandas as pd
 
     p = require_file(path)
@@ -187,9 +192,28 @@ def read_csv(path: str | os.PathLike, **kw):
         df = pd.read_csv(p, **kw)
     except Exception as e:  # noqa: BLE001 - ParserError, EmptyDataError, EOFError, BadGzipFile, UnicodeError
         raise SqtoolError(f"{p}: corrupt or truncated CSV ({first_line(e)})")
+    if len(df) >= 2 and _ends_inside_a_row(p) and df.iloc[-1].isna().any() and not df.iloc[-2].isna().any():
+        if str(p) not in _CUT_NOTED:
+            from sqtool.core.progress import item
+            _CUT_NOTED.add(str(p))
+            item(f"note: {p}: its last row is cut ({int(df.iloc[-1].notna().sum())} of {df.shape[1]} fields, no final "
+                 "newline: a file still being written, or copied short?); left out")
+        df = df.iloc[:-1]
     if len(df) == 0:
         raise SqtoolError(f"{p}: CSV has no data rows")
     return df
+
+
+def _ends_inside_a_row(p: Path) -> bool:
+    """Whether a plain (uncompressed) file's last byte is not a newline."""
+    if p.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"):
+        return False
+    with open(p, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) not in (b"\n", b"\r")
 
 
 def read_excel(path: str | os.PathLike, **kw):
