@@ -492,6 +492,55 @@ def test_an_interrupted_run_keeps_its_shards_and_resumes_to_the_same_pairs(tmp_p
     assert m["pairs"] == full["pairs"] and m["records"] == full["records"] == 6 and not (out / "resume").exists()
 
 
+# `sqtool data pairs` in a child process that SIGKILLs itself (no handler runs, nothing is flushed) at a point of
+# the second shard: "written" = its .npy and .meta.npz are on disk but not in the index or resume state yet
+# (ShardWriter.flush hashing the shard), "recorded" = the resume state saved with it (after flush)
+_KILL_CHILD = """
+import os, signal, sys
+import sqtool.data.shards as S
+where, argv = sys.argv[1], sys.argv[2:]
+if where == "written":
+    digest = S.sha256_file
+    def sha(p, *a, **k):
+        if os.path.basename(str(p)) == "pairs-00001.npy":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return digest(p, *a, **k)
+    S.sha256_file = sha
+else:
+    flush = S.ShardWriter.flush
+    def flushed(self):
+        flush(self)
+        if len(self.shards) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    S.ShardWriter.flush = flushed
+from sqtool.cli import main
+sys.exit(main(argv))
+"""
+
+
+@pytest.mark.parametrize("where", ["written", "recorded"])
+def test_a_sigkilled_run_resumes_to_the_same_pairs(tmp_path, where):
+    """kill -9 of `sqtool data pairs` (OOM killer, a preempted node: no handler runs) while a shard is being written
+    or right after it is recorded; `--resume` then finishes the run with the same index, shards and statistics as
+    an uninterrupted run (a shard on disk that the state does not list is written again, not trusted)."""
+    import subprocess
+    import sys
+    from sqtool.cli import main
+    ds = _own_corpus(tmp_path, "res", 6)
+    out = tmp_path / "cut"
+    cmd = ["data", "pairs", "--data", str(ds), "--out", str(out), "--workers", "1", "--shard-mb", "0.02",
+           "--max-gap-s", "120", "--no-progress"]
+    assert main([*cmd[:4], "--out", str(tmp_path / "full"), *cmd[6:]]) == 0
+    r = subprocess.run([sys.executable, "-c", _KILL_CHILD, where, *cmd], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == -9 and (out / "shards" / "pairs-00001.npy").is_file() and not (out / "index.json").exists()
+    state = json.loads((out / "resume" / "state.json").read_text())
+    assert len(state["writer"]["shards"]) == (1 if where == "written" else 2)
+    assert main(["data", "pairs", "--resume", str(out), "--no-progress"]) == 0
+    _same_run(tmp_path / "full", out)
+    assert not (out / "resume").exists() and not list((out / "shards").glob(".*tmp*"))
+
+
 def test_a_file_rewritten_since_the_kill_refuses_the_resume(tmp_path, monkeypatch):
     """The resume fingerprint covers each file's size and modification time, not only its name: a recording
     rewritten between the kill and --resume would be mined again into other pairs than the first run's."""
