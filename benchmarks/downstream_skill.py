@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/downstream_skill.py [--data ../shared/data]
         [--tasks rr,af,bp,quality] [--deep-epochs 5] [--no-deep] [--boot 1000] [--work /tmp/skill_work]
+        [--af-inner-seed 0] [--out DIR]
 
 Per task, on the same subject-held-out folds (5-fold by subject, seed 0; af: leave-one-patient-out):
     rr       BIDMC (53 patients, 30 s windows, 10 s hop, reference = annotator 1's breaths).
@@ -211,7 +212,7 @@ def run_af(data, args, log):
     for f, (tr, te) in enumerate(folds):
         t = time.perf_counter()
         fixed[te, 0] = predict_af_beats(fit_af_beats(F[tr], y[tr]), F[te])      # a-priori cfg, base features
-        best, table = select_af_beats(F[tr], y[tr], g[tr])                       # inner CV, training patients only
+        best, table = select_af_beats(F[tr], y[tr], g[tr], seed=args.af_inner_seed)   # inner CV, training patients
         pred[te, 0] = predict_af_beats(fit_af_beats(F[tr], y[tr], cfg=best), F[te])
         cl[te, 0] = af_rule_score(F[te], fit_af_rule(F[tr], y[tr]))
         chosen.append({"patient": str(g[te][0]), "cfg": asdict(best), "inner": table})
@@ -242,6 +243,7 @@ def run_af(data, args, log):
     return {"task": "af", "dataset": "ppg_arrhythmia", "windows": int(len(y)), "subjects": int(len(td.subjects)),
             "folds": "leave-one-patient-out", "input": "100 Hz, 10 s segments", "rows": rows, "per_fold": per_fold,
             "by_patient": by_patient, "per_rhythm": per_rhythm, "chosen": chosen, "grid": [asdict(c) for c in GRID],
+            "inner_seed": args.af_inner_seed,
             "features": {"base": list(BASE_FEATURES), "ectopy": [*BASE_FEATURES, *ECTOPY_FEATURES],
                          "all": list(FEATURES)},
             "note": "af_beats nested: in each leave-one-patient-out fold, select_af_beats picks one of "
@@ -506,6 +508,8 @@ def main(argv=None) -> int:
     ap.add_argument("--deep-epochs", type=int, default=5)
     ap.add_argument("--no-deep", action="store_true")
     ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--af-inner-seed", type=int, default=0,
+                    help="af: the seed of the inner CV's subject split (select_af_beats; the spread over seeds)")
     ap.add_argument("--work", default="/tmp/skill_work")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
