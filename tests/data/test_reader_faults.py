@@ -66,3 +66,15 @@ def test_a_csv_cut_inside_its_last_row_loses_that_row_with_a_note(tmp_path, caps
     assert len(kept.signals["ppg"]) == 640 and "cut" not in capsys.readouterr().err
     assert main(["data", "inspect", "--data", str(tmp_path / "cut.csv")]) == 0
     assert "gaps" not in capsys.readouterr().out
+
+
+def test_a_last_row_with_every_field_is_kept_even_without_a_newline(tmp_path, capsys):
+    """A last row whose fields are all there (one an explicit NaN: no truth for that window) and no final newline is
+    a whole row: kept, no note."""
+    from sqtool.data.readers._common import read_csv
+    (tmp_path / "hr.csv").write_text("t,hr\n0,80.0\n2,81.0\n4,NaN")
+    df = read_csv(tmp_path / "hr.csv")
+    assert len(df) == 3 and np.isnan(df["hr"].iloc[-1]) and "cut" not in capsys.readouterr().err
+    (tmp_path / "sp.txt").write_text("0 80.0\n2 81.0\n4")                  # whitespace-separated, cut
+    df = read_csv(tmp_path / "sp.txt", sep=r"\s+", header=None, engine="python")
+    assert len(df) == 2 and "1 of 2 fields" in capsys.readouterr().err

@@ -192,28 +192,37 @@ def read_csv(path: str | os.PathLike, **kw):
         df = pd.read_csv(p, **kw)
     except Exception as e:  # noqa: BLE001 - ParserError, EmptyDataError, EOFError, BadGzipFile, UnicodeError
         raise SqtoolError(f"{p}: corrupt or truncated CSV ({first_line(e)})")
-    if len(df) >= 2 and _ends_inside_a_row(p) and df.iloc[-1].isna().any() and not df.iloc[-2].isna().any():
+    fields = _fields_of_an_unended_last_row(p, kw.get("sep", ","))
+    if len(df) >= 2 and fields is not None and fields < df.shape[1]:
         if str(p) not in _CUT_NOTED:
             from sqtool.core.progress import item
             _CUT_NOTED.add(str(p))
-            item(f"note: {p}: its last row is cut ({int(df.iloc[-1].notna().sum())} of {df.shape[1]} fields, no final "
-                 "newline: a file still being written, or copied short?); left out")
+            item(f"note: {p}: its last row is cut ({fields} of {df.shape[1]} fields, no final newline: a file still "
+                 "being written, or copied short?); left out")
         df = df.iloc[:-1]
     if len(df) == 0:
         raise SqtoolError(f"{p}: CSV has no data rows")
     return df
 
 
-def _ends_inside_a_row(p: Path) -> bool:
-    """Whether a plain (uncompressed) file's last byte is not a newline."""
+def _fields_of_an_unended_last_row(p: Path, sep) -> int | None:
+    """The number of fields of a plain (uncompressed) file's last row when the file does not end with a newline
+    (a row written in full ends with one, or is the whole last line of a file written without: then its fields
+    are all there); None when it ends with a newline or cannot be told. An explicit NaN or empty field counts."""
     if p.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"):
-        return False
+        return None
     with open(p, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() == 0:
-            return False
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) not in (b"\n", b"\r")
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return None
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    if tail.endswith((b"\n", b"\r")):
+        return None
+    last = tail.splitlines()[-1].decode("utf-8", "replace")
+    if sep is None or sep == r"\s+" or sep == " ":
+        return len(last.split())
+    return last.count(sep) + 1 if len(sep) == 1 else None
 
 
 def read_excel(path: str | os.PathLike, **kw):
