@@ -86,18 +86,17 @@ def front_values(md: dict, files: set[str]) -> dict:
     if fam == "beat_trees":
         K = len(md.get("input_features") or [])
         trees = (md.get("arch") or {})
+        n = trees.get("trees", "?")
+        ensemble = (f"a forest of {n} trees (scikit-learn's, `arch.trees_cfg`) whose leaves' AF shares are averaged "
+                    "into p(AF), clipped to [1e-6, 1 - 1e-6] and turned into the log-odds"
+                    if trees.get("combine") == "mean_probability" else
+                    f"{n} boosted trees (scikit-learn's, `arch.trees_cfg`) summed onto a baseline")
         return {"READS": "a vector of beat features of a PPG window", "FRONT_REF": "`sqtool.data.beats`",
                 "FRONT_END": beats_front_text(md),
                 "INPUT_TEXT": f"model_float.onnx `features` (1, 1, {K}) float64, the features of step 8 in order",
                 "OUTPUT_TEXT": "`logit_af` (1, 1): the log-odds of AF",
-                "NETWORK": f"The features of step 8 as one (1, 1, {K}) float64 tensor -> `logit_af`: "
-                           + (f"a forest of {trees.get('trees', '?')} trees (scikit-learn's, `arch.trees_cfg`) whose "
-                              "leaves' AF shares are averaged into p(AF), clipped to [1e-6, 1 - 1e-6] and turned "
-                              "into the log-odds"
-                              if trees.get("combine") == "mean_probability" else
-                              f"{trees.get('trees', '?')} boosted trees (scikit-learn's, `arch.trees_cfg`) summed onto "
-                              "a baseline")
-                           + ", as ONNX Gather / Where operations (no tree operator needed).",
+                "NETWORK": f"The features of step 8 as one (1, 1, {K}) float64 tensor -> `logit_af`: {ensemble}, as "
+                           "ONNX Gather / Where operations (no tree operator needed).",
                 "READ": "p(AF) = 1 / (1 + exp(-logit_af)). sqtool's metrics (F1, accuracy) call a window AF where p > "
                         "0.5 (logit > 0); AUROC needs no threshold. Choose your operating point on data of your own "
                         "device.",

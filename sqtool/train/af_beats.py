@@ -137,53 +137,53 @@ def tree_arrays(model: AfBeatsModel) -> dict:
     """A fitted ensemble as plain arrays for `models.af_trees.BeatTrees` (a checkpoint holds tensors and plain data,
     never a pickled estimator): per tree (T trees, padded to M nodes) its nodes' feature (index into the model's
     own columns), threshold, left / right child, leaf flag, where a missing value goes and the leaf value; the
-    baseline; the deepest leaf's depth; how the leaves combine ("sum_logit": boosted, leaves and baseline summed
-    into the log-odds; "mean_probability": a forest, each leaf's AF share / T summed into the probability, baseline
-    0). Padding nodes are leaves of value 0 that no path reaches."""
-    if model.cfg.kind != "boosted":
-        return _forest_arrays(model)
-    trees = [p[0].nodes for p in model.clf._predictors]               # binary: one predictor per iteration
-    if any(np.any(n["is_categorical"]) for n in trees):
-        raise SqtoolError("af_beats: a categorical split cannot be exported (the features are all numerical)")
-    T, M = len(trees), max(len(n) for n in trees)
-    out = {"feature": np.zeros((T, M), np.int64), "threshold": np.zeros((T, M)), "left": np.zeros((T, M), np.int64),
-           "right": np.zeros((T, M), np.int64), "leaf": np.ones((T, M), bool), "missing_left": np.zeros((T, M), bool),
-           "value": np.zeros((T, M))}
+    baseline; the deepest leaf's depth. Boosted trees: leaf values and baseline sum to the log-odds; a forest: each
+    leaf's AF share / T, baseline 0, sum to the probability (`combine`). Padding nodes are leaves of value 0 that no
+    path reaches."""
+    from sqtool.models.af_trees import FIELDS
+    trees, baseline = (_boosted_trees if model.cfg.kind == "boosted" else _forest_trees)(model)
+    T, M = len(trees), max(len(n["leaf"]) for n in trees)
+    out = {k: np.zeros((T, M), {"feature": np.int64, "left": np.int64, "right": np.int64, "leaf": bool,
+                                "missing_left": bool}.get(k, np.float64)) for k in FIELDS}
+    out["leaf"][:] = True
     for t, n in enumerate(trees):
-        k = len(n)
-        out["feature"][t, :k] = n["feature_idx"]
-        out["threshold"][t, :k] = n["num_threshold"]
-        out["left"][t, :k], out["right"][t, :k] = n["left"], n["right"]
-        out["leaf"][t, :k] = n["is_leaf"].astype(bool)
-        out["missing_left"][t, :k] = n["missing_go_to_left"].astype(bool)
-        out["value"][t, :k] = np.where(n["is_leaf"], n["value"], 0.0)
-    out["baseline"] = np.asarray(model.clf._baseline_prediction, np.float64).reshape(1)
-    out["depth"] = int(max(int(n["depth"].max()) for n in trees))
-    out["combine"] = "sum_logit"
+        for k in FIELDS:
+            out[k][t, :len(n[k])] = n[k]
+    out["baseline"] = np.asarray(baseline, np.float64).reshape(1)
+    out["depth"] = int(max(n["depth"] for n in trees))
     return out
 
 
-def _forest_arrays(model: AfBeatsModel) -> dict:
-    """`tree_arrays` of a forest: scikit-learn's trees (children -1 at a leaf, `value` the leaf's class shares)."""
-    trees = [e.tree_ for e in model.clf.estimators_]
+def combine(cfg: AfBeatsCfg) -> str:
+    """How BeatTrees turns the summed leaves into the logit (`models.af_trees.COMBINE`)."""
+    return "sum_logit" if cfg.kind == "boosted" else "mean_probability"
+
+
+def _boosted_trees(model: AfBeatsModel) -> tuple[list[dict], float]:
+    """(per tree {FIELDS..., depth}, baseline log-odds) of HistGradientBoostingClassifier's predictors."""
+    nodes = [p[0].nodes for p in model.clf._predictors]               # binary: one predictor per iteration
+    if any(np.any(n["is_categorical"]) for n in nodes):
+        raise SqtoolError("af_beats: a categorical split cannot be exported (the features are all numerical)")
+    trees = [{"feature": n["feature_idx"], "threshold": n["num_threshold"], "left": n["left"], "right": n["right"],
+              "leaf": n["is_leaf"].astype(bool), "missing_left": n["missing_go_to_left"].astype(bool),
+              "value": np.where(n["is_leaf"], n["value"], 0.0), "depth": int(n["depth"].max())} for n in nodes]
+    return trees, model.clf._baseline_prediction
+
+
+def _forest_trees(model: AfBeatsModel) -> tuple[list[dict], float]:
+    """(per tree {FIELDS..., depth}, 0) of a forest: scikit-learn's trees (children -1 at a leaf, `value` the leaf's
+    class shares), each leaf holding its AF share / T."""
+    est = [e.tree_ for e in model.clf.estimators_]
     af = list(model.clf.classes_).index(1)
-    T, M = len(trees), max(t.node_count for t in trees)
-    out = {"feature": np.zeros((T, M), np.int64), "threshold": np.zeros((T, M)), "left": np.zeros((T, M), np.int64),
-           "right": np.zeros((T, M), np.int64), "leaf": np.ones((T, M), bool), "missing_left": np.zeros((T, M), bool),
-           "value": np.zeros((T, M))}
-    for i, t in enumerate(trees):
-        k, leaf = t.node_count, t.children_left == -1
-        out["feature"][i, :k] = np.where(leaf, 0, t.feature)
-        out["threshold"][i, :k] = np.where(leaf, 0.0, t.threshold)
-        out["left"][i, :k], out["right"][i, :k] = np.where(leaf, 0, t.children_left), np.where(leaf, 0, t.children_right)
-        out["leaf"][i, :k] = leaf
-        out["missing_left"][i, :k] = np.asarray(t.missing_go_to_left, bool)
+    trees = []
+    for t in est:
+        leaf = t.children_left == -1
         share = t.value[:, 0, af] / t.value[:, 0, :].sum(1)                   # the leaf's AF share
-        out["value"][i, :k] = np.where(leaf, share / T, 0.0)
-    out["baseline"] = np.zeros(1)
-    out["depth"] = int(max(t.max_depth for t in trees))
-    out["combine"] = "mean_probability"
-    return out
+        trees.append({"feature": np.where(leaf, 0, t.feature), "threshold": np.where(leaf, 0.0, t.threshold),
+                      "left": np.where(leaf, 0, t.children_left), "right": np.where(leaf, 0, t.children_right),
+                      "leaf": leaf, "missing_left": np.asarray(t.missing_go_to_left, bool),
+                      "value": np.where(leaf, share / len(est), 0.0), "depth": int(t.max_depth)})
+    return trees, 0.0
 
 
 def trees_model_cfg(base, model: AfBeatsModel, arrays: dict):
@@ -193,5 +193,5 @@ def trees_model_cfg(base, model: AfBeatsModel, arrays: dict):
     names = [FEATURES[i] for i in model.cfg.columns()]
     T, M = arrays["feature"].shape
     return base.replace(frontend={"type": "beat_features", "features": names},
-                        arch={"trees": T, "nodes": M, "depth": arrays["depth"], "combine": arrays["combine"],
+                        arch={"trees": T, "nodes": M, "depth": arrays["depth"], "combine": combine(model.cfg),
                               "trees_cfg": asdict(model.cfg)})

@@ -192,8 +192,8 @@ def read_csv(path: str | os.PathLike, **kw):
         df = pd.read_csv(p, **kw)
     except Exception as e:  # noqa: BLE001 - ParserError, EmptyDataError, EOFError, BadGzipFile, UnicodeError
         raise SqtoolError(f"{p}: corrupt or truncated CSV ({first_line(e)})")
-    fields = _fields_of_an_unended_last_row(p, kw.get("sep", ","))
-    if len(df) >= 2 and fields is not None and fields < df.shape[1]:
+    fields = _fields_of_an_unended_last_row(p, kw.get("sep", ",")) if len(df) >= 2 else None
+    if fields is not None and fields < df.shape[1]:
         if str(p) not in _CUT_NOTED:
             from sqtool.core.progress import item
             _CUT_NOTED.add(str(p))
