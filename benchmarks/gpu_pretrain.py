@@ -13,14 +13,17 @@ goes through `DistributedDataParallel` over nccl with world size 1 (env://, 127.
 the project's synced-BN conversion (`loop.convert_sync_bn`, as multi-rank pretraining uses it); its
 per-step losses must equal the plain run's within `--ddp-tol`. With `--compile`, runs with a
 `torch.compile`d encoder (> 99 % of the FLOPs; one graph serves both views) follow at `--compile-batches`;
-a watchdog thread ends the script with what it has once `--budget-s` (since start) is spent.
+a watchdog thread ends the script with what it has once `--budget-s` (since start) is spent. With `--nhwc`,
+each batch also runs with the encoder as 2-D convolutions in channels-last memory (`EncoderNHWC`: cuDNN's
+1-D convolutions transpose NCHW <-> NHWC around every call); its losses must follow the 1-D run's within
+`--nhwc-tol` at the first batch.
 
 Pairs: `pretrain.synthetic_pairs` (needs scipy); without scipy, uniform random windows x1 and
 x2 = x1 + N(0, 0.1) of the same (1, 1200) shape, and the JSON says which. FLOPs per pair = 2 views x
 3 (fwd + bwd) x 2 FLOP/MAC x MACs per window (Conv1d + Linear, counted with hooks); MFU divides by an
 ASSUMED H200 bf16 dense peak of 989 TFLOP/s (`--peak-tflops`). `--cpu-smoke`: `resnet1d_siamq_tiny`,
 batch 4, 1 + 2 steps, bf16 autocast on CPU, gloo. Writes benchmarks/results/gpu_pretrain.{json,md} (or --out).
-Exit status: 0, 1 when the DDP losses do not match, 2 without CUDA (one line) or on bad arguments.
+Exit status: 0, 1 when the DDP (or --nhwc) losses do not match, 2 without CUDA (one line) or on bad arguments.
 """
 from __future__ import annotations
 
@@ -79,21 +82,56 @@ def make_pairs(name: str, n: int, seed: int, dev):
     return torch.from_numpy(x1).to(dev), torch.from_numpy(x2).to(dev), desc      # (N, C, T) each
 
 
+class EncoderNHWC(torch.nn.Module):
+    """A `ResNet1d` encoder run as 2-D convolutions over (B, C, 1, T) in channels-last memory (NHWC): the same
+    weights (a Conv1d kernel (O, I, k) becomes (O, I, 1, k), BatchNorm1d becomes BatchNorm2d), the same maths,
+    but cuDNN needs no NCHW <-> NHWC transposes around each convolution and batch norm runs its channels-last
+    kernels. forward: (B, C, T) -> (B, D), as the 1-D encoder."""
+
+    def __init__(self, enc):
+        super().__init__()
+        import copy
+        self.enc = copy.deepcopy(enc)
+        for parent in list(self.enc.modules()):
+            for name, m in list(parent.named_children()):
+                if isinstance(m, torch.nn.Conv1d):
+                    c = torch.nn.Conv2d(m.in_channels, m.out_channels, (1, m.kernel_size[0]), (1, m.stride[0]),
+                                        (0, m.padding[0]), (1, m.dilation[0]), m.groups, m.bias is not None)
+                    c.weight.data.copy_(m.weight.data.unsqueeze(2))
+                    if m.bias is not None:
+                        c.bias.data.copy_(m.bias.data)
+                    setattr(parent, name, c)
+                elif isinstance(m, torch.nn.BatchNorm1d):
+                    b = torch.nn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+                    b.load_state_dict(m.state_dict())
+                    setattr(parent, name, b)
+        self.enc.to(memory_format=torch.channels_last)
+
+    def forward(self, x):                                   # (B, C, T)
+        x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)   # (B, C, 1, T) NHWC
+        x = self.enc.stages(self.enc.stem(x))               # (B, D, 1, T')
+        return x.mean(dim=(2, 3))                           # (B, D)
+
+
 def sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
 
 
-def train(a, name, batch, dev, pool, compile_mode=None, ddp=False, profile_steps=0) -> dict:
+def train(a, name, batch, dev, pool, compile_mode=None, ddp=False, profile_steps=0, layout="ncl") -> dict:
     """`warmup + steps` SimSiam steps exactly as pretrain.run_pretrain takes them; timing after warm-up.
-    With `profile_steps`, that many more steps run under torch.profiler (`where_time_goes`)."""
+    With `profile_steps`, that many more steps run under torch.profiler (`where_time_goes`). layout "nhwc": the
+    encoder as `EncoderNHWC` (same initial weights, so the losses follow the 1-D run's within bf16 rounding)."""
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
     cfg = PretrainConfig(model=name, batch_size=batch, lr=a.lr)           # the paper's hyper-parameters
     set_seed(a.seed)
-    model = create_model(name).to(dev)
+    model = create_model(name)
+    if layout == "nhwc":
+        model.encoder = EncoderNHWC(model.encoder)
+    model = model.to(dev)
     if ddp:
         model = loop.convert_sync_bn(model, dev)
     step_mod = loop.SimSiamStep(model)
@@ -132,7 +170,8 @@ def train(a, name, batch, dev, pool, compile_mode=None, ddp=False, profile_steps
         losses.append(one_step(s))
     sync(dev)
     dt, losses = time.perf_counter() - t_timed, torch.stack(losses).float().cpu().tolist()
-    r = {"batch": batch, "mode": "ddp" if ddp else (f"compile:{compile_mode}" if compile_mode else "eager"),
+    mode = "ddp" if ddp else (f"compile:{compile_mode}" if compile_mode else "eager")
+    r = {"batch": batch, "mode": mode if layout == "ncl" else f"{mode}+nhwc",
          "amp": str(adt).replace("torch.", "") if adt else "off", "steps_timed": a.steps,
          "warmup_steps": a.warmup, "warmup_s": t_timed - t_start, "step_ms": 1e3 * dt / a.steps,
          "pairs_per_s": batch * a.steps / dt,
@@ -213,6 +252,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ddp-tol", type=float, default=2e-2, help="max |loss_ddp - loss| per step (bf16)")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="ASSUMED bf16 dense peak (H200 SXM)")
+    ap.add_argument("--nhwc", action="store_true",
+                    help="also run every batch with the encoder as 2-D channels-last convolutions (EncoderNHWC)")
+    ap.add_argument("--nhwc-tol", type=float, default=5e-2,
+                    help="max |loss_nhwc - loss| per step at the first batch (bf16 rounding differs)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="profile N more steps at the largest batch (eager): where a step's time goes")
     ap.add_argument("--out", help="default benchmarks/results (a temp dir with --cpu-smoke)")
@@ -261,7 +304,14 @@ def main() -> int:
 
     for b in batches:
         add(train(a, name, b, dev, pool[:2], profile_steps=a.profile if b == max(batches) else 0))
+        if a.nhwc:
+            add(train(a, name, b, dev, pool[:2], layout="nhwc", profile_steps=a.profile if b == max(batches) else 0))
     ref = res["runs"][0]
+    if a.nhwc:
+        nh = next(r for r in res["runs"] if r["mode"] == "eager+nhwc" and r["batch"] == ref["batch"])
+        diff = float(np.max(np.abs(np.array(nh["losses"]) - np.array(ref["losses"]))))
+        res["nhwc"] = {"batch": ref["batch"], "max_abs_loss_diff": diff, "tol": a.nhwc_tol,
+                       "match": bool(diff <= a.nhwc_tol and nh["finite"])}
     d = rate(ddp_run(a, name, batches[0], dev, pool[:2]))
     diff = float(np.max(np.abs(np.array(d["losses"]) - np.array(ref["losses"]))))
     res["ddp"] = {**d, "reference": "eager run at the same batch, seed and steps", "max_abs_loss_diff": diff,
@@ -302,7 +352,7 @@ def finish(res: dict, a) -> int:
     res["best_mode_per_batch"] = {str(b): r["mode"] for b, r in best.items()}
     res["elapsed_s"] = time.perf_counter() - T0
     print(write(res, a.out) + f"wrote {Path(a.out) / 'gpu_pretrain'}.{{json,md}}", flush=True)
-    return 0 if res["ddp"]["match"] else 1
+    return 0 if res["ddp"]["match"] and res.get("nhwc", {"match": True})["match"] else 1
 
 
 def write(res: dict, out: str) -> str:
@@ -324,6 +374,11 @@ def write(res: dict, out: str) -> str:
         lines += ["", f"DDP ({d['backend']}, world size 1, synced BN) vs the eager run at batch {d['batch']}: "
                       f"max |loss difference| over {len(d['losses'])} steps {d['max_abs_loss_diff']:.2e} "
                       f"(tol {d['tol']:g}): {'MATCH' if d['match'] else 'MISMATCH'}."]
+    if res.get("nhwc"):
+        n = res["nhwc"]
+        lines += ["", f"The encoder as 2-D channels-last convolutions (`--nhwc`, same initial weights) vs the 1-D "
+                      f"run at batch {n['batch']}: max |loss difference| {n['max_abs_loss_diff']:.2e} "
+                      f"(tol {n['tol']:g}): {'MATCH' if n['match'] else 'MISMATCH'}."]
     for r in res["runs"]:
         if r.get("profile"):
             f = r["profile"]
