@@ -14,9 +14,9 @@ the project's synced-BN conversion (`loop.convert_sync_bn`, as multi-rank pretra
 per-step losses must equal the plain run's within `--ddp-tol`. With `--compile`, runs with a
 `torch.compile`d encoder (> 99 % of the FLOPs; one graph serves both views) follow at `--compile-batches`;
 a watchdog thread ends the script with what it has once `--budget-s` (since start) is spent. With `--nhwc`,
-each batch also runs with the encoder as 2-D convolutions in channels-last memory (`EncoderNHWC`: cuDNN's
-1-D convolutions transpose NCHW <-> NHWC around every call); its losses must follow the 1-D run's within
-`--nhwc-tol` at the first batch.
+each batch also runs with the encoder as 2-D convolutions in channels-last memory (`ResNet1d.channels_last_2d`, what `sqtool train pretrain` runs on CUDA: cuDNN's 1-D convolutions
+transpose NCHW <-> NHWC around every call); its losses must follow the 1-D run's within `--nhwc-tol` at the
+first batch, and the DDP check runs in that layout too.
 
 Pairs: `pretrain.synthetic_pairs` (needs scipy); without scipy, uniform random windows x1 and
 x2 = x1 + N(0, 0.1) of the same (1, 1200) shape, and the JSON says which. FLOPs per pair = 2 views x
@@ -82,37 +82,6 @@ def make_pairs(name: str, n: int, seed: int, dev):
     return torch.from_numpy(x1).to(dev), torch.from_numpy(x2).to(dev), desc      # (N, C, T) each
 
 
-class EncoderNHWC(torch.nn.Module):
-    """A `ResNet1d` encoder run as 2-D convolutions over (B, C, 1, T) in channels-last memory (NHWC): the same
-    weights (a Conv1d kernel (O, I, k) becomes (O, I, 1, k), BatchNorm1d becomes BatchNorm2d), the same maths,
-    but cuDNN needs no NCHW <-> NHWC transposes around each convolution and batch norm runs its channels-last
-    kernels. forward: (B, C, T) -> (B, D), as the 1-D encoder."""
-
-    def __init__(self, enc):
-        super().__init__()
-        import copy
-        self.enc = copy.deepcopy(enc)
-        for parent in list(self.enc.modules()):
-            for name, m in list(parent.named_children()):
-                if isinstance(m, torch.nn.Conv1d):
-                    c = torch.nn.Conv2d(m.in_channels, m.out_channels, (1, m.kernel_size[0]), (1, m.stride[0]),
-                                        (0, m.padding[0]), (1, m.dilation[0]), m.groups, m.bias is not None)
-                    c.weight.data.copy_(m.weight.data.unsqueeze(2))
-                    if m.bias is not None:
-                        c.bias.data.copy_(m.bias.data)
-                    setattr(parent, name, c)
-                elif isinstance(m, torch.nn.BatchNorm1d):
-                    b = torch.nn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
-                    b.load_state_dict(m.state_dict())
-                    setattr(parent, name, b)
-        self.enc.to(memory_format=torch.channels_last)
-
-    def forward(self, x):                                   # (B, C, T)
-        x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)   # (B, C, 1, T) NHWC
-        x = self.enc.stages(self.enc.stem(x))               # (B, D, 1, T')
-        return x.mean(dim=(2, 3))                           # (B, D)
-
-
 def sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -121,7 +90,7 @@ def sync(dev):
 def train(a, name, batch, dev, pool, compile_mode=None, ddp=False, profile_steps=0, layout="ncl") -> dict:
     """`warmup + steps` SimSiam steps exactly as pretrain.run_pretrain takes them; timing after warm-up.
     With `profile_steps`, that many more steps run under torch.profiler (`where_time_goes`). layout "nhwc": the
-    encoder as `EncoderNHWC` (same initial weights, so the losses follow the 1-D run's within bf16 rounding)."""
+    encoder as 2-D channels-last convolutions (`ResNet1d.channels_last_2d`, same initial weights, so the losses follow the 1-D run's within bf16 rounding)."""
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()
@@ -129,9 +98,9 @@ def train(a, name, batch, dev, pool, compile_mode=None, ddp=False, profile_steps
     cfg = PretrainConfig(model=name, batch_size=batch, lr=a.lr)           # the paper's hyper-parameters
     set_seed(a.seed)
     model = create_model(name)
-    if layout == "nhwc":
-        model.encoder = EncoderNHWC(model.encoder)
     model = model.to(dev)
+    if layout == "nhwc":
+        model.encoder.channels_last_2d()                 # as `train pretrain --layout nhwc` (auto on CUDA)
     if ddp:
         model = loop.convert_sync_bn(model, dev)
     step_mod = loop.SimSiamStep(model)
@@ -216,7 +185,7 @@ def where_time_goes(one_step, first: int, n: int, dev, top: int = 8) -> dict:
                     for e in avg[:top]]}
 
 
-def ddp_run(a, name, batch, dev, pool) -> dict:
+def ddp_run(a, name, batch, dev, pool, layout="ncl") -> dict:
     """World size 1 over nccl (gloo on CPU), initialised through env:// like torchrun would."""
     import torch.distributed as dist
     with socket.socket() as s:
@@ -228,7 +197,7 @@ def ddp_run(a, name, batch, dev, pool) -> dict:
         torch.cuda.set_device(dev)
     dist.init_process_group(backend, init_method="env://", rank=0, world_size=1)
     try:
-        r = train(a, name, batch, dev, pool, ddp=True)
+        r = train(a, name, batch, dev, pool, ddp=True, layout=layout)
     finally:
         import gc
         gc.collect()                          # train's DDP wrapper sits in a cycle: freed while the group is alive
@@ -253,7 +222,7 @@ def main() -> int:
     ap.add_argument("--ddp-tol", type=float, default=2e-2, help="max |loss_ddp - loss| per step (bf16)")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="ASSUMED bf16 dense peak (H200 SXM)")
     ap.add_argument("--nhwc", action="store_true",
-                    help="also run every batch with the encoder as 2-D channels-last convolutions (EncoderNHWC)")
+                    help="also run every batch with the encoder as 2-D channels-last convolutions, and DDP so")
     ap.add_argument("--nhwc-tol", type=float, default=5e-2,
                     help="max |loss_nhwc - loss| per step at the first batch (bf16 rounding differs)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
@@ -312,9 +281,11 @@ def main() -> int:
         diff = float(np.max(np.abs(np.array(nh["losses"]) - np.array(ref["losses"]))))
         res["nhwc"] = {"batch": ref["batch"], "max_abs_loss_diff": diff, "tol": a.nhwc_tol,
                        "match": bool(diff <= a.nhwc_tol and nh["finite"])}
-    d = rate(ddp_run(a, name, batches[0], dev, pool[:2]))
+    if a.nhwc:                                      # DDP as the real runs take it on CUDA: channels-last
+        ref = nh
+    d = rate(ddp_run(a, name, batches[0], dev, pool[:2], layout="nhwc" if a.nhwc else "ncl"))
     diff = float(np.max(np.abs(np.array(d["losses"]) - np.array(ref["losses"]))))
-    res["ddp"] = {**d, "reference": "eager run at the same batch, seed and steps", "max_abs_loss_diff": diff,
+    res["ddp"] = {**d, "reference": f"{ref['mode']} run at the same batch, seed and steps", "max_abs_loss_diff": diff,
                   "tol": a.ddp_tol, "match": bool(diff <= a.ddp_tol and d["finite"])}
     write(res, a.out)
     if a.compile:
@@ -334,7 +305,7 @@ def main() -> int:
             dog.daemon = True
             dog.start()
             try:
-                add(train(a, name, b, dev, pool[:2], compile_mode=a.compile_mode))
+                add(train(a, name, b, dev, pool[:2], compile_mode=a.compile_mode, layout="nhwc" if a.nhwc else "ncl"))
             except Exception as e:                      # no triton, no C compiler, ...: eager figures stand
                 res["notes"].append(f"compile at batch {b} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
                 break
@@ -371,7 +342,7 @@ def write(res: dict, out: str) -> str:
                      f"{mark(r.get('tflops'), '.2f')} | {mark(r.get('mfu'), '.1%')} |")
     if res["ddp"]:
         d = res["ddp"]
-        lines += ["", f"DDP ({d['backend']}, world size 1, synced BN) vs the eager run at batch {d['batch']}: "
+        lines += ["", f"DDP ({d['backend']}, world size 1, synced BN) vs the {d['reference'].split()[0]} run at batch {d['batch']}: "
                       f"max |loss difference| over {len(d['losses'])} steps {d['max_abs_loss_diff']:.2e} "
                       f"(tol {d['tol']:g}): {'MATCH' if d['match'] else 'MISMATCH'}."]
     if res.get("nhwc"):

@@ -250,6 +250,19 @@ def paper_optimizer(params, lr: float = 1e-4, momentum: float = 0.9, weight_deca
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
+def fit_optimizer_state(opt: torch.optim.Optimizer) -> None:
+    """After load_state_dict: each per-parameter state tensor of the parameter's size (SGD's momentum) given the
+    parameter's shape and memory format, so a checkpoint of a 1-D (O, I, k) kernel resumes into its channels-last
+    (O, I, 1, k) twin and back."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.numel() == p.numel() and v.shape != p.shape:
+                    fmt = torch.channels_last if p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) \
+                        else torch.contiguous_format
+                    opt.state[p][k] = v.reshape(p.shape).contiguous(memory_format=fmt)
+
+
 def step_decay(opt, every_epochs: int = 10, gamma: float = 0.5):
     """lr x gamma every `every_epochs` epochs (stepped once per epoch)."""
     return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, every_epochs), gamma=gamma)
