@@ -89,6 +89,9 @@ def test_the_channels_last_encoder_keeps_dtype_state_and_outputs(dtype):
     b.load_state_dict(a.state_dict())
     b.encoder.channels_last_2d()
     assert all(p.dtype == dtype for p in b.parameters()) and b.encoder.layout == "nhwc"
+    stem = b.encoder.stem[0].weight                            # (12, 1, 1, 80): the strides its gradient has
+    assert stem.stride() == torch.empty(stem.shape).stride()
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in b.encoder.parameters() if p.dim() == 4)
     assert {k: v.shape for k, v in b.state_dict().items()} == {k: v.shape for k, v in a.state_dict().items()}
     x = torch.randn(3, 1, 1200, dtype=dtype)                   # (B, C, T)
     for train in (True, False):
