@@ -131,10 +131,9 @@ class ResNet1d(nn.Module):
                     b.load_state_dict(m.state_dict())
                     setattr(parent, name, b)
         self.to(memory_format=torch.channels_last)
-        for prm in self.parameters():       # the stem's (48, 1, 1, 80) is both layouts: keep the strides its
-            plain = torch.empty(prm.shape, dtype=prm.dtype, device=prm.device).copy_(prm.data)
-            if prm.dim() == 4 and plain.is_contiguous(memory_format=torch.channels_last):
-                prm.data = plain            # gradient comes with, or DDP's buckets warn and copy every step
+        for prm in self.parameters():       # the stem's (48, 1, 1, 80) is both layouts: cuDNN gives its gradient
+            if prm.dim() == 4 and prm.shape[1] == 1:        # plain strides (DDP's bucket warns and copies else)
+                prm.data = torch.empty(prm.shape, dtype=prm.dtype, device=prm.device).copy_(prm.data)
         self.layout = "nhwc"
         self._register_state_dict_hook(_kernels_1d)
         self._register_load_state_dict_pre_hook(_kernels_2d, with_module=True)

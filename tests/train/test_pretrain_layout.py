@@ -91,6 +91,8 @@ def test_the_channels_last_encoder_keeps_dtype_state_and_outputs(dtype):
     assert all(p.dtype == dtype for p in b.parameters()) and b.encoder.layout == "nhwc"
     stem = b.encoder.stem[0].weight                            # (12, 1, 1, 80): the strides its gradient has
     assert stem.stride() == torch.empty(stem.shape).stride()
+    one = b.encoder.stages[1][0].down[0].weight                # (O, I, 1, 1): channels-last strides, as its gradient
+    assert one.shape[2:] == (1, 1) and one.stride() == (one.shape[1], 1, one.shape[1], one.shape[1])
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in b.encoder.parameters() if p.dim() == 4)
     assert {k: v.shape for k, v in b.state_dict().items()} == {k: v.shape for k, v in a.state_dict().items()}
     x = torch.randn(3, 1, 1200, dtype=dtype)                   # (B, C, T)
