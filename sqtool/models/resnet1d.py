@@ -130,6 +130,11 @@ class ResNet1d(nn.Module):
                                        device=like.device, dtype=like.dtype)
                     b.load_state_dict(m.state_dict())
                     setattr(parent, name, b)
+                else:
+                    continue
+                getattr(parent, name).train(m.training)
+                for (_, new_p), (_, old_p) in zip(getattr(parent, name).named_parameters(), m.named_parameters()):
+                    new_p.requires_grad_(old_p.requires_grad)           # a frozen encoder (linear probe) stays so
         self.to(memory_format=torch.channels_last)
         for prm in self.parameters():       # the stem's (48, 1, 1, 80) is both layouts: cuDNN gives its gradient
             if prm.dim() == 4 and prm.shape[1] == 1:        # plain strides (DDP's bucket warns and copies else)

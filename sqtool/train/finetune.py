@@ -59,7 +59,7 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_
                          write_metrics)
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
-from sqtool.core.optim import check_training_numbers, one_cycle
+from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout, one_cycle
 from sqtool.models.hr_options import MAX_RECORDS_HELP, calibrate_on_option, train_option
 from sqtool.train.collapse import init_collapse_warning
 
@@ -119,6 +119,7 @@ class FinetuneConfig:
     max_records: int = field(default=0, metadata={"help": MAX_RECORDS_HELP + "; 0 = all"})
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of subjects for the 95%% CI"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
+    layout: str = field(default="auto", metadata={"help": LAYOUT_HELP})
     seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 
@@ -379,7 +380,8 @@ def per_subject_csv(rows: list[dict]) -> str:
 
 # ----------------------------------------------------------------------------- fold files (resume)
 
-_NOT_IN_KEY = ("progress", "bootstrap", "final_fit", "calibrate_on")   # do not change a fold's predictions
+_NOT_IN_KEY = ("progress", "bootstrap", "final_fit", "calibrate_on",   # do not change a fold's predictions
+               "layout")                                                # (the same maths in either layout)
 HELDOUT_OPTIONS = ("heldout_subjects", "heldout_fraction")   # hashed through the training data they leave
 
 
@@ -533,7 +535,10 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
         if cfg.mode == "linear":
             for p in m.encoder.parameters():
                 p.requires_grad_(False)
-        return m.to(dev), mc
+        m = m.to(dev)
+        if encoder_layout(cfg.layout, m, dev, model_name) == "nhwc":
+            m.encoder.channels_last_2d()                # before the optimizer: it makes new parameters
+        return m, mc
 
     def norm_y(y, mc):
         if kind != "regression":

@@ -65,13 +65,12 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_band_phase, from_dict, resume_config, to_dict, write_metrics
 from sqtool.core.config import refuse_resume
-from sqtool.core.optim import check_training_numbers
+from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout
 from sqtool.data.pairs import PRETRAIN_DEFAULT
 from sqtool.train.collapse import collapse_warning, is_collapsed
 from sqtool.train.launch import LAUNCHER_ENV
 
 RESUME_MAY_CHANGE = ("max_steps", "progress", "device", "layout")
-LAYOUTS = ("auto", "ncl", "nhwc")
 
 
 @dataclass
@@ -109,10 +108,7 @@ class PretrainConfig:
     amp: str = field(default="auto", metadata={"help": "auto (fp16 on CUDA, off on CPU) | off | bf16 | fp16"})
     dtype: str = field(default="float32", metadata={"help": "float32 | float64 (float64: numerical verification)"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
-    layout: str = field(default="auto", metadata={
-        "help": "the encoder's memory layout: auto (nhwc on CUDA, ncl on CPU) | ncl (1-D convolutions) | nhwc (the "
-                "same convolutions as 2-D over channels-last memory: 2.5x the pairs/s of ncl for "
-                "resnet1d_siamq_152 at batch 1,024 on an H200); the weights and checkpoints are the same either way"})
+    layout: str = field(default="auto", metadata={"help": LAYOUT_HELP})
     seed: int = field(default=0, metadata={"help": "random seed (data order, initialisation, synthetic pairs)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
 
@@ -590,19 +586,6 @@ def steady_rate(steady: dict, batch: int) -> float | None:
     if steady["t"] is None or steady["step"] == steady["step0"]:
         return None
     return (steady["step"] - steady["step0"]) * batch / max(steady["t"] - steady["t0"], 1e-9)
-
-
-def encoder_layout(layout: str, model, dev, name: str) -> str:
-    """The memory layout the run's encoder trains in: `layout` as asked ('auto': nhwc on CUDA where the encoder
-    can run channels-last, else ncl)."""
-    if layout not in LAYOUTS:
-        raise SqtoolError(f"layout must be one of {', '.join(LAYOUTS)} (got '{layout}')")
-    can = hasattr(getattr(model, "encoder", None), "channels_last_2d")
-    if layout == "nhwc" and not can:
-        raise SqtoolError(f"layout nhwc: {name}'s encoder has only the 1-D layout (use --layout ncl or auto)")
-    if layout == "auto":
-        return "nhwc" if can and dev.type == "cuda" else "ncl"
-    return layout
 
 
 def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, pairs=None,

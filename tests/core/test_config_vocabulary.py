@@ -138,7 +138,7 @@ def test_pretrain_resume_names_fewer_epochs_and_other_changes_in_one_refusal():
     from sqtool.train.pretrain import PretrainConfig, resumed_config
     saved = to_dict(PretrainConfig(epochs=4))
     with pytest.raises(SqtoolError, match=r"changed config \(lr: 0.0001 -> 0.1, epochs: 4 -> 1\): on resume only "
-                                          r"--max-steps, --progress, --device and --epochs \(not below the 2 done\) "
+                                          r"--max-steps, --progress, --device, --layout and --epochs \(not below the 2 done\) "
                                           r"may change") as e:
         resumed_config(saved, PretrainConfig(epochs=1, lr=0.1), "run", epochs_done=2)
     assert len(str(e.value).splitlines()) == 1

@@ -12,7 +12,7 @@ from sqtool.cli import main
 from sqtool.core import SqtoolError
 from sqtool.core.checkpoint import load_checkpoint
 from sqtool.models import create_model
-from sqtool.train.pretrain import encoder_layout
+from sqtool.core.optim import encoder_layout
 
 ARGS = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "96", "--epochs", "2",
         "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0", "--progress", "false", "--dtype", "float64"]
@@ -78,7 +78,8 @@ def test_the_layout_is_resolved_or_refused_in_one_line(tmp_path, capsys):
         encoder_layout("nhwc", NoEncoder(), torch.device("cpu"), "spec_x")
     assert main(ARGS + ["--layout", "nchw", "--out", str(tmp_path / "bad")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert "layout must be one of auto, ncl, nhwc" in err[-1] and "Traceback" not in "\n".join(err)
+    assert "--layout must be one of auto, ncl, nhwc, got 'nchw'" in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "bad").exists()                     # refused before a run folder is made
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -114,3 +115,26 @@ def test_the_steady_pace_leaves_the_warm_up_out(tmp_path):
     assert main(ARGS + ["--synthetic-pairs", "320", "--out", str(tmp_path / "b")]) == 0     # 20 steps
     m = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert m["global_step"] > WARM_STEPS + 2 and m["steady_pairs_per_s"] > 0
+
+
+@pytest.mark.parametrize("mode", ["linear", "full"])
+def test_a_fine_tune_in_nhwc_predicts_as_in_ncl(tmp_path, tiny_pretrained, mode):
+    import numpy as np
+    from sqtool.train.finetune import FinetuneConfig, run_finetune
+    kw = dict(task="af", init=str(tiny_pretrained), mode=mode, data_root="synthetic", folds=2, epochs=2,
+              batch_size=32, max_records=12, bootstrap=10, progress=False)
+    preds = {}
+    for layout in ("ncl", "nhwc"):
+        run_finetune(FinetuneConfig(**kw, layout=layout), tmp_path / layout)
+        with np.load(tmp_path / layout / "oof_predictions.npz") as z:
+            preds[layout] = z["pred"]
+    # float32 training: the layouts sum in other orders, so a few steps part them by ~1e-3 (float64 pretraining,
+    # above, agrees within 1e-9); a wrong kernel, stride or frozen flag would part them by the logits' own scale
+    assert np.abs(preds["ncl"]).max() > 0.05
+    np.testing.assert_allclose(preds["nhwc"], preds["ncl"], rtol=1e-2, atol=3e-3)
+    a = load_checkpoint(tmp_path / "ncl", expect_kind="teacher_task")["state_dict"]
+    b = load_checkpoint(tmp_path / "nhwc", expect_kind="teacher_task")["state_dict"]
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}     # 1-D kernels saved
+    if mode == "linear":                                       # the frozen encoder stays frozen when converted
+        pre = load_checkpoint(tiny_pretrained)["state_dict"]
+        assert all(torch.equal(b[k], v) for k, v in pre.items() if k.startswith("encoder.") and "num_batches" not in k)
