@@ -44,7 +44,7 @@ def register(sub, name: str, helptext: str) -> None:
     add_bool_flag(pp, "--force", "force", FORCE_HELP)
     pp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN from its last.pt, bit for bit, with its saved config; only "
-                         "--max-steps, --progress, --device and --epochs (to train longer: the lr steps every "
+                         "--max-steps, --progress, --device, --layout and --epochs (to train longer: the lr steps every "
                          "--lr-step-epochs whatever the total) may be given; any other change is refused")
     pp.set_defaults(func=run_pretrain_cmd)
 
