@@ -10,7 +10,7 @@ SimSiam: projector 1536 -> 1536 -> 1536 -> 256 (BN after each, the last without 
 
 Memory layout: `ResNet1d.channels_last_2d()` runs the same encoder as 2-D convolutions over (B, C, 1, T) in
 channels-last (NHWC) memory. cuDNN's 1-D convolutions transpose NCHW <-> NHWC around every call and batch
-norm then runs its slow NCL kernels: on an H200, resnet1d_siamq_152 pretrains 2.5x faster at batch 1,024 so
+norm then runs its slow NCL kernels: on an H200, resnet1d_siamq_152 pretrains 2.6x faster at batch 1,024 so
 (benchmarks/gpu_pretrain.py --nhwc). Its state dict is the 1-D one (kernels (O, I, k)), whatever the layout.
 """
 from __future__ import annotations
@@ -96,8 +96,7 @@ class ResNet1d(nn.Module):
             layers.append(nn.Sequential(*stage))
         self.stages = nn.Sequential(*layers)
         self.out_dim = cin
-
-        self.layout = "ncl"
+        self.layout = "ncl"                                 # "nhwc" after channels_last_2d()
 
     def forward(self, x):                                   # (B, C, T)
         if self.layout == "nhwc":
