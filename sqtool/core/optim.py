@@ -39,19 +39,21 @@ def check_training_numbers(cfg, command: str, skip: tuple[str, ...] = ()) -> Non
 
 
 LAYOUTS = ("auto", "ncl", "nhwc")
+CHANNELS_LAST_FAMILIES = ("resnet1d",)          # models whose encoder has channels_last_2d()
 LAYOUT_HELP = ("the encoder's memory layout: auto (nhwc on CUDA, ncl on CPU) | ncl (1-D convolutions) | nhwc (the "
                "same convolutions as 2-D over channels-last memory: 2.6x the pairs/s of ncl for resnet1d_siamq_152 "
                "at batch 1,024 on an H200); the weights and checkpoints are the same either way")
 
 
-def encoder_layout(layout: str, model, dev, name: str) -> str:
-    """The memory layout the run's encoder trains in: `layout` as asked ('auto': nhwc on CUDA where the encoder
-    can run channels-last, else ncl)."""
+def encoder_layout(layout: str, family: str, dev, name: str) -> str:
+    """The memory layout a run's encoder trains in: `layout` as asked ('auto': nhwc on CUDA where the model's
+    family can run channels-last, the 1-D ResNet's, else ncl); nhwc for another family is one line."""
     if layout not in LAYOUTS:
         raise SqtoolError(f"layout must be one of {', '.join(LAYOUTS)} (got '{layout}')")
-    can = hasattr(getattr(model, "encoder", None), "channels_last_2d")
+    can = family in CHANNELS_LAST_FAMILIES
     if layout == "nhwc" and not can:
-        raise SqtoolError(f"layout nhwc: {name}'s encoder has only the 1-D layout (use --layout ncl or auto)")
+        raise SqtoolError(f"--layout nhwc: {name} ({family}) has no channels-last encoder; only the ResNet encoders "
+                          "(resnet1d_siamq_*) have one (use --layout auto or ncl)")
     if layout == "auto":
         return "nhwc" if can and dev.type == "cuda" else "ncl"
     return layout

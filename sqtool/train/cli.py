@@ -103,6 +103,7 @@ def _precheck_finetune(cfg):
     front = _front_module(cfg.model)
     if front:                                       # rr_spec, af_beats: their own refusals (no --init, ...), one line
         front.check_config(cfg)
+        _check_layout(cfg, name, None)
         return _data_checked(cfg), None
     check_band_phase(cfg.band_phase, "train finetune", cfg.model, _is_spectral(cfg.model))
     if _is_spectral(cfg.model):                     # its front end reads its own channels, rate, window and hop
@@ -114,7 +115,18 @@ def _precheck_finetune(cfg):
                               "reads every dataset of --data")
         init_ck, name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     check_mode(cfg.mode, name)
+    _check_layout(cfg, name, init_ck)
     return _data_checked(cfg), init_ck
+
+
+def _check_layout(cfg, name: str, init_ck: dict | None) -> None:
+    """--layout nhwc for a model without a channels-last encoder (spectral, front-end): one line, before a run
+    folder is made (auto and ncl fit every model)."""
+    if cfg.layout == "nhwc":
+        from sqtool.core.optim import encoder_layout
+        from sqtool.models import get_model_cfg
+        family = (init_ck or {}).get("model_cfg", {}).get("family") or get_model_cfg(name).family
+        encoder_layout(cfg.layout, family, None, name)
 
 
 def _data_checked(cfg):

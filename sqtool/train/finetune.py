@@ -500,6 +500,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     model_cfg = task_model_cfg(cfg.task, base, channels=cfg.channels or ("ppg",),
                                window_s=cfg.window_s or None, hop_s=cfg.hop_s or None, spec=spec).replace(
                                    band_phase=cfg.band_phase)
+    layout = encoder_layout(cfg.layout, model_cfg.family, dev, model_name)     # before any data is read
     input_shape = model_cfg.input_shape         # (C, T): fs * window_s not whole -> one line, before any data is read
     seen = ck["model_cfg"].get("band_phase") or "zero" if ck is not None else cfg.band_phase   # older: zero
     if seen != cfg.band_phase:
@@ -536,7 +537,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
             for p in m.encoder.parameters():
                 p.requires_grad_(False)
         m = m.to(dev)
-        if encoder_layout(cfg.layout, m, dev, model_name) == "nhwc":
+        if layout == "nhwc":
             m.encoder.channels_last_2d()                # before the optimizer: it makes new parameters
         return m, mc
 

@@ -613,6 +613,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         check_training_numbers(cfg, "train pretrain")
         local_b = cfg.batch_size // d.world
         model_cfg = pretrain_model_cfg(cfg, model_cfg)
+        layout = encoder_layout(cfg.layout, model_cfg.family, dev, cfg.model)     # before any pair is read
         if (model_cfg.frontend or {}).get("type") == "spectrum" and pairs is None and cfg.pairs == "synthetic":
             raise SqtoolError(f"{cfg.model} reads spectra: make its pairs with `sqtool data pairs --model {cfg.model} "
                               "--data synthetic` (or your data) and pass --pairs DIR")
@@ -663,7 +664,6 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         if fdt == torch.float64 and cfg.amp not in ("off", "auto"):
             raise SqtoolError("dtype float64 cannot be combined with mixed precision (use --amp off)")
         model = create_model(model_cfg).to(device=dev, dtype=fdt)
-        layout = encoder_layout(cfg.layout, model, dev, cfg.model)
         if layout == "nhwc":
             model.encoder.channels_last_2d()
         if d.enabled:

@@ -66,20 +66,29 @@ def test_two_process_ddp_in_nhwc_matches_one_process(tmp_path):
 
 
 def test_the_layout_is_resolved_or_refused_in_one_line(tmp_path, capsys):
-    m = create_model("resnet1d_siamq_tiny")
-    assert encoder_layout("auto", m, torch.device("cpu"), "x") == "ncl"
-    assert encoder_layout("auto", m, torch.device("cuda", 0), "x") == "nhwc"      # resolved only, nothing runs
-    assert encoder_layout("nhwc", m, torch.device("cpu"), "x") == "nhwc"
-
-    class NoEncoder(torch.nn.Module):
-        encoder = torch.nn.Linear(2, 2)
-    assert encoder_layout("auto", NoEncoder(), torch.device("cuda", 0), "x") == "ncl"
-    with pytest.raises(SqtoolError, match="only the 1-D layout"):
-        encoder_layout("nhwc", NoEncoder(), torch.device("cpu"), "spec_x")
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)         # resolved only, nothing runs on the GPU
+    assert encoder_layout("auto", "resnet1d", cpu, "x") == "ncl"
+    assert encoder_layout("auto", "resnet1d", gpu, "x") == "nhwc"
+    assert encoder_layout("nhwc", "resnet1d", cpu, "x") == "nhwc"
+    assert encoder_layout("auto", "spec_cnn", gpu, "x") == "ncl"      # a model without the ResNet encoder
+    with pytest.raises(SqtoolError, match="no channels-last encoder"):
+        encoder_layout("nhwc", "spec_cnn", cpu, "spec_x")
     assert main(ARGS + ["--layout", "nchw", "--out", str(tmp_path / "bad")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert "--layout must be one of auto, ncl, nhwc, got 'nchw'" in err[-1] and "Traceback" not in "\n".join(err)
     assert not (tmp_path / "bad").exists()                     # refused before a run folder is made
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "pretrain", "--model", "spec_teacher_m"],
+    ["train", "finetune", "--task", "hr", "--model", "spec_student_s", "--data", "synthetic"],
+    ["train", "finetune", "--task", "af", "--model", "af_beats", "--data", "synthetic"],
+])
+def test_nhwc_for_a_model_without_a_resnet_encoder_is_one_line_before_any_work(args, tmp_path, capsys):
+    assert main(args + ["--layout", "nhwc", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "has no channels-last encoder" in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
