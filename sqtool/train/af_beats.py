@@ -13,7 +13,8 @@ averaged trees (ExtraTreesClassifier / RandomForestClassifier).
 fixed a-priori model (base features, 200 boosted trees, learning rate 0.05, 15 leaves, seed 0). kind "boosted"
 sums its trees' leaves into a log-odds; "extra_trees" (randomised thresholds) and "random_forest" (bootstrap
 samples, best thresholds) average their trees' class shares into a probability (their trees grown until a leaf
-holds `min_samples_leaf` windows: `max_leaf_nodes` 0 = no limit; learning_rate unused).
+holds `min_samples_leaf` windows: `max_leaf_nodes` 0 = no limit; learning_rate unused, and left out of
+`as_dict`, the model card's `trees_cfg`).
 
 `select_af_beats` chooses one cfg of `GRID` by grouped K-fold over the SUBJECTS it is given (K = 4, a
 seeded permutation of the subjects, every inner fold needs both classes in its training part): the cfg with
@@ -45,6 +46,13 @@ class AfBeatsCfg:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise SqtoolError(f"AfBeatsCfg.kind must be one of {', '.join(KINDS)}, got '{self.kind}'")
+
+    def as_dict(self) -> dict:
+        """The fields that shape this ensemble: a forest's without the learning rate it does not use."""
+        d = asdict(self)
+        if self.kind != "boosted":
+            d.pop("learning_rate")
+        return d
 
     def columns(self) -> np.ndarray:
         from sqtool.data.beats import BASE_FEATURES, ECTOPY_FEATURES, FEATURES
@@ -125,7 +133,7 @@ def select_af_beats(F: np.ndarray, y: np.ndarray, groups: np.ndarray, grid=GRID,
         for tr, te in inner:
             s[te] = predict_af_beats(fit_af_beats(F[tr], y[tr], seed, cfg), F[te])
         ok = np.isfinite(s)
-        table.append({"cfg": asdict(cfg), "auroc": auroc(y[ok], s[ok])})
+        table.append({"cfg": cfg.as_dict(), "auroc": auroc(y[ok], s[ok])})
     scores = [t["auroc"] for t in table]
     if not np.isfinite(scores).any():                # the inner folds' scored windows hold one class only
         raise SqtoolError("select_af_beats: the windows the inner folds score hold one class only (no AUROC)")
@@ -194,4 +202,4 @@ def trees_model_cfg(base, model: AfBeatsModel, arrays: dict):
     T, M = arrays["feature"].shape
     return base.replace(frontend={"type": "beat_features", "features": names},
                         arch={"trees": T, "nodes": M, "depth": arrays["depth"], "combine": combine(model.cfg),
-                              "trees_cfg": asdict(model.cfg)})
+                              "trees_cfg": model.cfg.as_dict()})

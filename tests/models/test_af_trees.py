@@ -54,6 +54,8 @@ def test_a_forest_equals_scikit_learn(cfg):
     model = fit_af_beats(F, y, cfg=cfg)
     net = _net(model)
     assert net.cfg.arch["combine"] == "mean_probability" and net.cfg.arch["trees"] == 40
+    assert "learning_rate" not in net.cfg.arch["trees_cfg"]               # a forest has none to show
+    assert AfBeatsCfg(**net.cfg.arch["trees_cfg"]) == cfg                 # the cfg back from the model's
     X = F[:, cfg.columns()]
     with torch.no_grad():
         z = net(torch.from_numpy(X[:, None])).numpy()[:, 0]
@@ -71,6 +73,7 @@ def test_checkpoint_round_trip_and_onnx(tmp_path, cfg):
     F, y = _data(1)
     model = fit_af_beats(F, y, cfg=cfg)
     net = _net(model)
+    assert ("learning_rate" in net.cfg.arch["trees_cfg"]) == (cfg.kind == "boosted")
     save_checkpoint(tmp_path / "model.pt", kind="teacher_task", model_cfg=net.cfg.to_dict(), state_dict=net.state_dict())
     back = load_model(tmp_path / "model.pt").eval()
     X = F[:, model.cfg.columns()][:, None]
