@@ -198,8 +198,10 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
           f"corpus: {m.get('real_pairs')} real pairs, {syn} with a synthetic partner")
     loss = "n/a (no step trained)" if m.get("first_loss") is None else \
         f"{m['first_loss']:.4f} -> {m['final_loss']:.4f} (first and last epoch's mean)"
+    pace = f"; {m['steady_pairs_per_s']:,.0f} pairs/s ({m.get('device')}, {m.get('layout')})" \
+        if m.get("steady_pairs_per_s") else ""           # after the warm-up steps: what a longer run will keep
     print(f"pretrained {cfg.model} ({m.get('status')}, {m.get('epochs_done')} of {cfg.epochs} epochs): loss {loss}, "
-          f"{_val_text(cfg, m)} -> {run_dir}/model.pt")
+          f"{_val_text(cfg, m)}{pace} -> {run_dir}/model.pt")
     if m.get("status") != "done":                     # one next: line, the resume; model.pt is usable already
         resume = as_launched(saved_yaml(run_dir), shell_command("train", "pretrain", "--resume", run_dir,
                                                                 "--max-steps", 0))     # under torchrun: its form

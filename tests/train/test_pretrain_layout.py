@@ -114,16 +114,19 @@ def test_the_channels_last_encoder_keeps_dtype_state_and_outputs(dtype):
     assert b.encoder.channels_last_2d() is b.encoder           # a second call changes nothing
 
 
-def test_the_steady_pace_leaves_the_warm_up_out(tmp_path):
+def test_the_steady_pace_leaves_the_warm_up_out(tmp_path, capsys):
     from sqtool.train.pretrain import WARM_STEPS, steady_rate
     assert steady_rate({"t": None}, 32) is None
     assert steady_rate({"t0": 1.0, "step0": 6, "t": 3.0, "step": 10}, 32) == 64.0
     short = ARGS[:ARGS.index("--epochs")] + ["--epochs", "1", *ARGS[ARGS.index("--epochs") + 2:]]
     assert main(short + ["--out", str(tmp_path / "a")]) == 0                   # 3 steps: no steady pace
     assert json.loads((tmp_path / "a" / "metrics.json").read_text())["steady_pairs_per_s"] is None
+    assert "pairs/s" not in capsys.readouterr().out
     assert main(ARGS + ["--synthetic-pairs", "320", "--out", str(tmp_path / "b")]) == 0     # 20 steps
     m = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert m["global_step"] > WARM_STEPS + 2 and m["steady_pairs_per_s"] > 0
+    summary = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pretrained ")]
+    assert f"; {m['steady_pairs_per_s']:,.0f} pairs/s (cpu, ncl) -> " in summary[0]     # the pace a run keeps
 
 
 @pytest.mark.parametrize("mode", ["linear", "full"])
@@ -147,3 +150,12 @@ def test_a_fine_tune_in_nhwc_predicts_as_in_ncl(tmp_path, tiny_pretrained, mode)
     if mode == "linear":                                       # the frozen encoder stays frozen when converted
         pre = load_checkpoint(tiny_pretrained)["state_dict"]
         assert all(torch.equal(b[k], v) for k, v in pre.items() if k.startswith("encoder.") and "num_batches" not in k)
+
+
+def test_validation_in_nhwc_scores_as_in_ncl(tmp_path):
+    val = ["--val-fraction", "0.25", "--epochs", "1"]
+    for layout in ("ncl", "nhwc"):
+        assert main(ARGS + val + ["--layout", layout, "--out", str(tmp_path / layout)]) == 0
+    a, b = (json.loads((tmp_path / x / "metrics.json").read_text()) for x in ("ncl", "nhwc"))
+    assert a["val_loss"] is not None and abs(a["val_loss"] - b["val_loss"]) < 1e-9
+    assert abs(a["val_z_std"] - b["val_z_std"]) < 1e-9
