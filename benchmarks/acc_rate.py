@@ -115,7 +115,7 @@ def run(args) -> int:
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.pipeline import PipelineRef
-    from sqtool.firmware_bench import baseline as B
+    from sqtool.data import hr_baseline as B
     from sqtool.firmware_bench.spectral import baseline_sensors, load_records, prepare
     from sqtool.models import load_model
 

@@ -64,7 +64,7 @@ class _FoldArgs(argparse.Namespace):
 
 def baseline_all(train_dir: Path) -> dict:
     from sqtool.data.readers import read_dataset
-    from sqtool.firmware_bench.baseline import baseline_hr
+    from sqtool.data.hr_baseline import baseline_hr
     from sqtool.firmware_bench.report import hr_metrics
     recs = sorted((r for r in read_dataset(train_dir, kind="troika") if "hr" in r.labels), key=lambda r: r.record_id)
     per, errs = {}, []
@@ -251,7 +251,7 @@ def markdown(r: dict) -> str:
     ba = r.get("baseline_all")
     if ba:
         L += ["## Classic baseline on all 12 SP Cup training recordings", "",
-              "Spectral HR + accelerometer spectral subtraction + peak tracking (sqtool.firmware_bench.baseline), "
+              "Spectral HR + accelerometer spectral subtraction + peak tracking (sqtool.data.hr_baseline), "
               "8 s windows every 2 s at 125 Hz.", "",
               f"- pooled MAE **{ba['pooled_mae']:.2f} BPM**, mean of subjects {ba['mean_of_subjects']:.2f} BPM, "
               f"{100 * ba['pooled_gt10']:.1f} % of windows off by > 10 BPM",

@@ -36,7 +36,7 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       or on every training subject (--calibrate-on all); when a few subjects calibrate (wrist LOSO), through one
       student per such subject trained on every other training subject (--calibration-students subjects, the
       default, as `sqtool quantize`; inner: the decoder's inner-fold students);
-    - classic baseline (firmware_bench.baseline): its notch width (among NOTCHES) and PPG sensors (the student's
+    - classic baseline (data.hr_baseline): its notch width (among NOTCHES) and PPG sensors (the student's
       first sensor alone, or the mean of its frontend ppg_sensors' normalised spectra, as the models read SP Cup's
       ppg and ppg2) chosen together by the training subjects' mean MAE (nested, `choose_baseline`), then run on
       the held-out subject.
@@ -95,7 +95,7 @@ from sqtool.core.metrics import (block_windows, mae_batch_ci, paired_subject_tes
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_spectra, record_waveforms  # noqa: E402
-from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr  # noqa: E402
+from sqtool.data.hr_baseline import BaselineCfg, baseline_hr  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg, interval_text  # noqa: E402

@@ -1,4 +1,4 @@
-"""The heart-rate tracker's contract, shared by the Python tracker (`firmware_bench.tracker`, what bench and predict
+"""The heart-rate tracker's contract, shared by the Python tracker (`data.hr_tracker`, what bench and predict
 run) and the C one an export ships (`export.c_tracker`, templates/sq_tracker.{h,c}): its numbers and the rule of
 which windows it may move on, so that the two cannot drift apart."""
 from __future__ import annotations

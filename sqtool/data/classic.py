@@ -7,7 +7,7 @@ predictor.
 What a practitioner would ship without a deep model, computed on the SAME windows the model sees
 (`TaskData.x` at `td.meta["fs"]`), so every report can put it beside the model and the trivial predictor:
 
-    hr       none here: the project's spectral baseline (`firmware_bench.baseline`, spectrum peak with
+    hr       none here: the project's spectral baseline (`data.hr_baseline`, spectrum peak with
              accelerometer suppression and peak tracking) is a later stage that data may not import
              (tests/test_layering.py); it is the `baseline` row of `sqtool bench` on the same windows.
     rr       `sqtool.data.resp.classic_rr`: peak of the fused baseline-wander + RIIV spectrum in 0.1-0.7 Hz.
@@ -57,7 +57,7 @@ def classic_oof(task: str, td, folds, front: np.ndarray | None = None) -> tuple[
             out[te, 0] = af_rule_score(F[te], rule)
         return out, "normalised RMSSD of beat intervals > threshold (Youden on training folds)"
     if task == "hr":
-        return None, "the spectral baseline is the baseline row of sqtool bench (firmware_bench.baseline)"
+        return None, "the spectral baseline is the baseline row of sqtool bench (data.hr_baseline)"
     if task == "quality":
         from sqtool.data.quality import quality_score
         q = quality_score(x[:, 0].astype(np.float64), fs)

@@ -4,7 +4,7 @@ templates.
     paths = render_tracker(md, out_dir)        # an export's metadata.json dict with hr_bpm and output_quantization
 
 With the C front end (`export --target c --device-fs HZ`), a model whose outputs include hr_bpm gets the tracker
-that `sqtool bench` scores and `sqtool predict` writes as hr_tracked_bpm (`firmware_bench.tracker`): per window the
+that `sqtool bench` scores and `sqtool predict` writes as hr_tracked_bpm (`data.hr_tracker`): per window the
 network's hr_bpm and, where the model has one, its quality logit, both read from the int8 outputs with
 metadata.json's output_quantization, and the window's dropout share. float64 in the Python tracker's order, so the
 two agree to the bit (tests/export/test_c_tracker.py); the numbers are `core.tracking`'s.

@@ -287,7 +287,7 @@ def c_front_end_text(out: Path, md: dict) -> str:
 
 
 def tracking_text(out: Path, md: dict) -> str:
-    """INTEGRATION.md's tracker section for a heart-rate model (hr_bpm): the steps of `firmware_bench.tracker`, with
+    """INTEGRATION.md's tracker section for a heart-rate model (hr_bpm): the steps of `data.hr_tracker`, with
     `core.tracking`'s numbers, for a runtime other than the C (whose c/sq_tracker.c runs them); "" otherwise."""
     outputs = list(md.get("outputs") or [])
     if TRACKED_OUTPUT not in outputs:

@@ -73,7 +73,7 @@ from sqtool.core.runs import FORCE_HELP, check_required, releases_run_dirs, shel
 from sqtool.core.say import also_on_stderr
 from sqtool.firmware_bench.report import (HEART_RATE, SAME_HR_BPM, Target, left_out_lines, long_enough,
                                           primary_runtime)
-from sqtool.firmware_bench.tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
+from sqtool.data.hr_tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
 
 @dataclass
@@ -570,7 +570,7 @@ def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.n
     beat-interval irregularity rule with its threshold fitted on the other subjects (`subject_folds`), quality's
     signal quality index; none for bp or a dataset file's label: status 'none', its reason as the method), and its
     (raw, tracked) per-window estimates for the series (None without a method)."""
-    from sqtool.firmware_bench import baseline as B
+    from sqtool.data import hr_baseline as B
     from sqtool.firmware_bench.report import hr_metrics, target_metrics
     t = time.perf_counter()
     if target.tracked:
@@ -636,7 +636,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench.report import (class_metrics, hr_metrics, runtime_line, subjects_auroc,
                                               target_metrics, write_report)
     from sqtool.firmware_bench.stream import FILTERS, StreamSpec, record_matrix, replay
-    from sqtool.firmware_bench.tracker import track
+    from sqtool.data.hr_tracker import track
 
     check_counts(cfg, "bench")
     if cfg.out:

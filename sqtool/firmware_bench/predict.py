@@ -89,7 +89,7 @@ from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
 from sqtool.data.record import MissingChannel, TooShort, require_channels, resampled_note, stream_rate
 from sqtool.firmware_bench.report import class_metrics, left_out_lines, long_enough, subjects_auroc
-from sqtool.firmware_bench.tracker import MAX_FLAGGED, track, tracker_ok
+from sqtool.data.hr_tracker import MAX_FLAGGED, track, tracker_ok
 
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
            "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",

@@ -514,7 +514,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     from sqtool.core import make_run_dir, save_config, write_metrics
     from sqtool.data.record import resampled_note
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
-    from sqtool.firmware_bench import baseline as B
+    from sqtool.data import hr_baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.cli import check_floor_metrics, check_floors, hr_reference, parse_floors

@@ -1,5 +1,5 @@
 """The C heart-rate tracker an export ships for a time-domain heart-rate model (`export.c_tracker`, sq_tracker.c)
-is sqtool's tracker (`firmware_bench.tracker`, what bench scores and predict writes) to the bit: on random
+is sqtool's tracker (`data.hr_tracker`, what bench scores and predict writes) to the bit: on random
 sequences with NaN, out-of-range and gated estimates and jumps that trigger its re-acquisition, and on the int8
 outputs themselves (hr_bpm and the quality logit through metadata's output_quantization, the dropout share)."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from sqtool.core import SqtoolError
 from sqtool.core.tracking import MAX_FLAGGED
 from sqtool.export.c_tracker import cfg_header, has_tracker, render_tracker
-from sqtool.firmware_bench.tracker import track, tracker_ok
+from sqtool.data.hr_tracker import track, tracker_ok
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
 

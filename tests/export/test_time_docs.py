@@ -267,7 +267,7 @@ def test_the_cards_other_branches(tmp_path):
     and one whose coverage lacks a value (no verdict, no crash); a private dataset's windows shipped under its ids
     (`--subjects names`); predict's flagged share is the bench tracker's."""
     from sqtool.export.time_docs import FLAGGED, quality_lines, time_model_card
-    from sqtool.firmware_bench.tracker import MAX_FLAGGED
+    from sqtool.data.hr_tracker import MAX_FLAGGED
     assert FLAGGED == MAX_FLAGGED
     md = {"task": "rr", "fs": 40.0, "window_s": 30.0, "hop_s": 10.0, "channels": ["ppg"], "band": [0.5, 8.0],
           "norm": "minmax", "outputs": ["rr_bpm", "quality_logit"], "units": ["breaths/min", "logit"],

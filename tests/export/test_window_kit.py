@@ -22,7 +22,7 @@ from sqtool.data.tasks import task_model_cfg  # noqa: E402
 from sqtool.export.window_kit import KIT_FILES, parse_lines, recording_bytes, run_example  # noqa: E402
 from sqtool.export.metadata import codes_to_units  # noqa: E402
 from sqtool.firmware_bench.runtimes import quantize  # noqa: E402
-from sqtool.firmware_bench.tracker import track, tracker_ok  # noqa: E402
+from sqtool.data.hr_tracker import track, tracker_ok  # noqa: E402
 from sqtool.firmware_bench.stream import StreamSpec, replay  # noqa: E402
 from sqtool.firmware_bench.window_fw import build_window_fw, run_window_fw  # noqa: E402
 from sqtool.models import get_model_cfg  # noqa: E402

@@ -27,7 +27,7 @@ def _two_sensor_record(seconds: float = 60.0, hr: float = 90.0) -> Record:
 
 def test_baseline_reads_the_sensors_the_model_averages(spec_export_dir, tmp_path):
     from sqtool.firmware_bench import spectral
-    from sqtool.firmware_bench.baseline import BaselineCfg, baseline_hr
+    from sqtool.data.hr_baseline import BaselineCfg, baseline_hr
     from sqtool.firmware_bench.runtimes import load_artifacts
     rec = _two_sensor_record()
     art = load_artifacts(spec_export_dir)

@@ -164,7 +164,7 @@ def test_predict_tracks_a_time_domain_model_as_the_bench_does(export_dir, tmp_pa
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.cli import BenchConfig, run_bench
     from sqtool.firmware_bench.stream import StreamSpec, replay
-    from sqtool.firmware_bench.tracker import MAX_FLAGGED, track
+    from sqtool.data.hr_tracker import MAX_FLAGGED, track
 
     class Jumpy:                                  # outputs in the export's order: hr_bpm, quality_logit
         precision, latencies_s, int8_outputs = "float32", [], None

@@ -134,7 +134,7 @@ def test_the_spectral_bench_resamples_says_so_and_its_baseline_reads_the_acceler
     says so in bench.json / bench.md as the time-domain bench does; its classic baseline reads that accelerometer
     too (it read acc only at the PPG's rate, so ran without motion subtraction on such a file)."""
     from sqtool.data.readers import read_dataset
-    from sqtool.firmware_bench.baseline import record_windows
+    from sqtool.data.hr_baseline import record_windows
     _, _, (data, full) = _bench_a_half_rate_file(spec_export_dir, "c_pipeline", tmp_path, capsys, ppg2=True)
     rec = next(iter(read_dataset(data)))
     ref = next(iter(read_dataset(full)))

@@ -8,9 +8,9 @@ import pytest
 
 from sqtool.core import SqtoolError
 from sqtool.data.synthetic import synth_record
-from sqtool.firmware_bench.baseline import baseline_hr, estimate
+from sqtool.data.hr_baseline import baseline_hr, estimate
 from sqtool.firmware_bench.report import hr_metrics
-from sqtool.firmware_bench.tracker import HrTracker, TrackerCfg, track
+from sqtool.data.hr_tracker import HrTracker, TrackerCfg, track
 
 FS = 125.0
 
@@ -126,7 +126,7 @@ def test_baseline_averages_the_ppg_sensors_normalised_spectra_when_asked():
     import dataclasses
 
     from sqtool.data.record import Record
-    from sqtool.firmware_bench.baseline import BaselineCfg
+    from sqtool.data.hr_baseline import BaselineCfg
     n = int(40 * FS)
     t = np.arange(n) / FS
     rng = np.random.default_rng(1)

@@ -1,6 +1,6 @@
 /*
  * sq_tracker.h - the heart-rate tracker of a time-domain heart-rate model on the device: sqtool's slew-limited
- * tracker (sqtool/firmware_bench/tracker.py, what `sqtool bench` scores and `sqtool predict` writes as
+ * tracker (sqtool/data/hr_tracker.py, what `sqtool bench` scores and `sqtool predict` writes as
  * hr_tracked_bpm), bit for bit: float64 arithmetic in the same order (a Cortex-M4F computes it in software, a few
  * hundred cycles per 2 s hop). Per window, after sq_model_run:
  *

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.firmware_bench.tracker import HrTracker, TrackerCfg
+from sqtool.data.hr_tracker import HrTracker, TrackerCfg
 
 ACC = ("acc_x", "acc_y", "acc_z")
 
