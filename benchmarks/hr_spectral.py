@@ -95,7 +95,7 @@ from sqtool.core.metrics import (block_windows, mae_batch_ci, paired_subject_tes
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_spectra, record_waveforms  # noqa: E402
-from sqtool.data.hr_baseline import BaselineCfg, baseline_hr  # noqa: E402
+from sqtool.data.hr_baseline import NOTCHES, BaselineCfg, baseline_hr, sensor_options  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg, interval_text  # noqa: E402
@@ -106,7 +106,6 @@ from sqtool.models.hr_bins import (BinTrainCfg, calibration_folds, decode_float,
                                   fit_decoder, kd_gate, SELECTION_RULES, out_of_fold_logits, predict_logits,
                                   select_decoder, train_bins)
 
-NOTCHES = (0.0, 3.0, 6.0, 9.0, 12.0)     # 6 was the edge the folds chose (11 of 12 SP Cup folds): the grid goes on
 DATA = ROOT.parent / "shared" / "data"          # main() (and hr_synthetic_pulse) set it from --data-root / $SQTOOL_DATA
 WRIST = "wrist_exercise"                # the wrist protocol's default --target
 
@@ -137,18 +136,16 @@ def baseline_for(records, corpus_recs, notch, sensors=("ppg",)):
 
 
 def baseline_sensor_options(model_cfg) -> list[tuple[str, ...]]:
-    """The baseline's PPG sensor choices for a model: its first sensor alone, and (when it lists more) the mean of
-    its frontend ppg_sensors' normalised spectra, as the model's front end averages them."""
-    sensors = tuple(ppg_sensors(model_cfg))
-    return [sensors[:1]] + ([sensors] if len(sensors) > 1 else [])
+    """The baseline's PPG sensor choices for a model (`hr_baseline.sensor_options` of its front end's sensors)."""
+    return sensor_options(ppg_sensors(model_cfg))
 
 
-def choose_baseline(records, train, sensor_options) -> tuple[float, tuple[str, ...], dict]:
+def choose_baseline(records, train, options) -> tuple[float, tuple[str, ...], dict]:
     """The baseline's (notch, PPG sensors) with the lowest mean of the TRAINING recordings' MAE (the first such in
-    NOTCHES x sensor_options order on a tie), and every pair's score {(notch, sensors): MAE}."""
+    NOTCHES x options order on a tie), and every pair's score {(notch, sensors): MAE}."""
     scores = {}
     for notch in NOTCHES:
-        for sensors in sensor_options:
+        for sensors in options:
             hb = baseline_for(records, train, notch, sensors)
             scores[(notch, tuple(sensors))] = float(np.mean([mae(hb[r.record_id], r.y) for r in train]))
     notch, sensors = min(scores, key=scores.get)

@@ -313,7 +313,8 @@ def result_line(metrics: dict) -> str:
     if isinstance(metrics.get("mae_bpm"), dict):                         # a spectral heart-rate student
         m = metrics["mae_bpm"]
         return (f"held-out MAE (mean of subjects): teacher {m['teacher']:.2f}, float {m['float']:.2f}, "
-                f"int8 {m['int8']:.2f} BPM")
+                f"int8 {m['int8']:.2f} BPM" + (f"; classic baseline (no learned model) {m['classic']:.2f} BPM"
+                                               if m.get("classic") is not None else ""))
     task, pm = metrics["task"], metrics["primary_metric"]
     one_class = metrics.get("heldout_one_class")
     unit = ((metrics.get("student") or {}).get("units") or [None])[0]     # a custom label's (built-in: metric_text's)

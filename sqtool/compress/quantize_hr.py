@@ -86,6 +86,23 @@ def truth_summary(y) -> dict:
             **{k: (None if v is None else round(float(v), 1)) for k, v in zip(("bpm_p1", "bpm_median", "bpm_p99"), q)}}
 
 
+def classic_on_heldout(train: list, test: list, scfg) -> dict | None:
+    """The classic spectral baseline (`data.hr_baseline`) on the held-out recordings, its notch width and PPG sensors
+    chosen on the training recordings (`NestedBaseline.choose`): {hr: {record id: (W,) BPM, the training mean HR
+    where it has no peak yet}, notch_bpm, ppg_sensors, name}; None without held-out recordings or raw records."""
+    from sqtool.data.hr_baseline import NestedBaseline, sensor_options
+    from sqtool.data.hr_spectra import ppg_sensors
+    if not test or any(r.source is None for r in train + test):
+        return None
+    nb = NestedBaseline(sensor_options(ppg_sensors(scfg)), scfg.window_s)
+    notch, sensors, _ = nb.choose(train)
+    mean = float(np.nanmean(np.concatenate([r.y for r in train])))
+    hr = {r.record_id: np.where(np.isfinite(h := nb.hr(r, notch, sensors)), h, mean) for r in test}
+    return {"hr": hr, "notch_bpm": notch, "ppg_sensors": list(sensors),
+            "name": "spectral peak with accelerometer subtraction and tracking (data.hr_baseline), notch and sensors "
+                    "chosen on the training subjects"}
+
+
 def _subject_mae(rows: list[dict], key: str) -> dict:
     per = {}
     for r in rows:
@@ -385,7 +402,10 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                      "float": decode_float(predict_logits(fstudent, x), scfg.decoder, valid, r.x)["hr"],
                      "int8": d8["hr"], "int8_lo": d8["lo"], "int8_hi": d8["hi"], "int8_conf": d8["conf"],
                      "int8_raw": bins[lq.argmax(1)]})
-    per = {k: _subject_mae(rows, k) for k in ("teacher", "float", "int8", "int8_raw")}
+    classic = classic_on_heldout(train, test, scfg)
+    for row in rows if classic else ():
+        row["classic"] = classic["hr"][row["record"]]
+    per = {k: _subject_mae(rows, k) for k in ("teacher", "float", "int8", "int8_raw") + (("classic",) if classic else ())}
     mean = {k: float(np.mean(list(v.values()))) for k, v in per.items()}
     cat = lambda k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0)  # noqa: E731
     unc = uncertainty_scores(cat("int8"), cat("int8_lo"), cat("int8_hi"), cat("int8_conf"), cat("y"),
@@ -397,6 +417,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                "teacher_heldout_subjects": t_held,
                "mae_bpm": {k: v for k, v in mean.items()}, "per_subject": per,
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
+               "classic_baseline": {k: v for k, v in classic.items() if k != "hr"} if classic else None,
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "decoder_on": whose,
                "uncertainty_int8": unc, "training_truth": truth_summary(Y), "heldout_truth": truth_summary(cat("y")),
                "wall_s": time.time() - t0}
@@ -410,13 +431,17 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     lines = [f"# quantize {student} from {tcfg.name}", "",
              f"Held-out subjects: {', '.join(sorted(held))} (teacher logits {metrics['teacher_logits']}; "
              + ("held out of the teacher's fine-tuning too)." if note is None else f"WARNING: {note})."), "",
-             "| subject | teacher (float) | student float | student int8 (firmware decoder) | int8 per-window argmax |",
-             "|---|---|---|---|---|"]
+             "| subject | teacher (float) | student float | student int8 (firmware decoder) | int8 per-window argmax |"
+             + (" classic baseline |" if classic else ""),
+             "|---|---|---|---|---|" + ("---|" if classic else "")]
     for s in per["int8"]:
         lines.append(f"| {s} | {per['teacher'][s]:.2f} | {per['float'][s]:.2f} | {per['int8'][s]:.2f} | "
-                     f"{per['int8_raw'][s]:.2f} |")
+                     f"{per['int8_raw'][s]:.2f} |" + (f" {per['classic'][s]:.2f} |" if classic else ""))
     lines.append(f"| **mean of subjects (BPM)** | {mean['teacher']:.2f} | {mean['float']:.2f} | "
-                 f"**{mean['int8']:.2f}** | {mean['int8_raw']:.2f} |")
+                 f"**{mean['int8']:.2f}** | {mean['int8_raw']:.2f} |" + (f" {mean['classic']:.2f} |" if classic else ""))
+    if classic:
+        lines += ["", f"Classic baseline: {classic['name']} (notch +-{classic['notch_bpm']:g} BPM, PPG sensors "
+                      f"{', '.join(classic['ppg_sensors'])})."]
     lines += ["", f"int8 - float {metrics['int8_minus_float_bpm']:+.3f} BPM; {budget['int8_weights']} int8 weights, "
               f"{budget['macs']} MACs per window."]
     if unc["interval_coverage"] is not None:

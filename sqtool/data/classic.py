@@ -7,9 +7,11 @@ predictor.
 What a practitioner would ship without a deep model, computed on the SAME windows the model sees
 (`TaskData.x` at `td.meta["fs"]`), so every report can put it beside the model and the trivial predictor:
 
-    hr       none here: the project's spectral baseline (`data.hr_baseline`, spectrum peak with
-             accelerometer suppression and peak tracking) is a later stage that data may not import
-             (tests/test_layering.py); it is the `baseline` row of `sqtool bench` on the same windows.
+    hr       none on these windows (8-40 Hz PPG-only TaskData windows, no accelerometer, no order): the project's
+             spectral baseline (`data.hr_baseline`, spectrum peak with accelerometer suppression and peak tracking)
+             reads whole raw recordings; the spectral heart-rate fine-tune and quantize put it beside the model
+             (its notch chosen on the training subjects, `hr_baseline.NestedBaseline`), and `sqtool bench` has it
+             as its baseline row.
     rr       `sqtool.data.resp.classic_rr`: peak of the fused baseline-wander + RIIV spectrum in 0.1-0.7 Hz.
              No training. Needs a band reaching below 0.1 Hz (the rr task's 0.05-8 Hz) and windows >= 10 s.
     af       normalised RMSSD of the beat intervals (`sqtool.data.beats`) above a threshold chosen on the
@@ -57,7 +59,8 @@ def classic_oof(task: str, td, folds, front: np.ndarray | None = None) -> tuple[
             out[te, 0] = af_rule_score(F[te], rule)
         return out, "normalised RMSSD of beat intervals > threshold (Youden on training folds)"
     if task == "hr":
-        return None, "the spectral baseline is the baseline row of sqtool bench (data.hr_baseline)"
+        return None, ("the spectral baseline reads raw recordings with the accelerometer: the spectral HR models' "
+                      "fine-tune has it, and sqtool bench's baseline row")
     if task == "quality":
         from sqtool.data.quality import quality_score
         q = quality_score(x[:, 0].astype(np.float64), fs)

@@ -26,7 +26,7 @@ Causal at the window level: window i uses samples up to its own end and the stat
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -102,6 +102,13 @@ def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCf
     None, fs in Hz (a number above twice the band's top) -> {"hr": tracked (W,), "raw": per-window pick (W,),
     "suppressed": whether motion subtraction was applied (W,)}. Other shapes or rates: one SqtoolError."""
     cfg = cfg or BaselineCfg()
+    ppg, acc, fs = _checked(ppg, acc, fs, cfg)
+    return track(*spectra(ppg, acc, fs, cfg), cfg, tracker)
+
+
+def _checked(ppg, acc, fs, cfg: BaselineCfg):
+    """ppg (W, T) / (W, S, T) and acc (W, 3, T) or None as float64 (non-finite samples 0), fs as a number; other
+    shapes or rates: one SqtoolError."""
     if isinstance(fs, (str, bytes, bool)):                      # check_fs would parse '125'; a caller's slip here
         raise SqtoolError(f"baseline: fs must be the sampling rate in Hz as a number, got {fs!r}")
     fs = check_fs(fs, "baseline: fs")
@@ -121,8 +128,15 @@ def estimate(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCf
             raise SqtoolError(f"baseline: acc windows must be (W, 3, T) = {want} to match ppg {ppg.shape}, "
                               f"got {acc.shape}")
         acc = np.where(np.isfinite(acc), acc, 0.0)
-    bpm, P, A, motion = spectra(ppg, acc, fs, cfg)
-    W = len(ppg)
+    return ppg, acc, fs
+
+
+def track(bpm: np.ndarray, P: np.ndarray, A: np.ndarray | None, motion: np.ndarray, cfg: BaselineCfg | None = None,
+          tracker: TrackerCfg | None = None) -> dict:
+    """Steps 3-5 over one recording's window spectra (`spectra`): suppression, peak tracking, the slew-rate tracker.
+    Only these read the notch, so a grid of notches shares one `spectra` (`baseline_grid`)."""
+    cfg = cfg or BaselineCfg()
+    W = len(P)
     raw = np.full(W, np.nan)
     suppressed = np.zeros(W, dtype=bool)
     prev, lost, doubt = None, 0, 0
@@ -203,12 +217,81 @@ def record_windows(record, t0: np.ndarray, window_s: float, sensors: tuple[str, 
 def baseline_hr(record, t0: np.ndarray, window_s: float = 8.0, cfg: BaselineCfg | None = None) -> dict:
     """`estimate` over the windows of one recording starting at t0; a window the recording does not hold in full
     (see `record_windows`) gets NaN (its truth is NaN too: the label has no such window)."""
-    ppg, acc, fs, full = record_windows(record, t0, window_s, (cfg or BaselineCfg()).ppg_sensors)
-    if full.all():
-        return estimate(ppg, acc, fs, cfg)
-    out = {"hr": np.full(len(full), np.nan), "raw": np.full(len(full), np.nan), "suppressed": np.zeros(len(full), bool)}
+    cfg = cfg or BaselineCfg()
+    return baseline_grid(record, t0, window_s, (cfg.notch_bpm,), cfg)[cfg.notch_bpm]
+
+
+def baseline_grid(record, t0: np.ndarray, window_s: float, notches, cfg: BaselineCfg | None = None) -> dict:
+    """{notch: `baseline_hr` at that notch width (BPM), cfg's other settings}: the windows read and their spectra
+    computed once for every notch."""
+    cfg = cfg or BaselineCfg()
+    ppg, acc, fs, full = record_windows(record, t0, window_s, cfg.ppg_sensors)
+    out = {}
     if full.any():                      # the windows held in full, in order (tracking skips the others)
-        o = estimate(ppg[full], None if acc is None else acc[full], fs, cfg)
-        for k in out:
-            out[k][full] = o[k]
+        ppg, acc, fs = _checked(ppg[full], None if acc is None else acc[full], fs, cfg)
+        spec = spectra(ppg, acc, fs, cfg)
+    for notch in notches:
+        res = {"hr": np.full(len(full), np.nan), "raw": np.full(len(full), np.nan),
+               "suppressed": np.zeros(len(full), bool)}
+        if full.any():
+            for k, v in track(*spec, replace(cfg, notch_bpm=float(notch))).items():
+                res[k][full] = v
+        out[notch] = res
     return out
+
+
+# ----------------------------------------------------------------------------- nested choice (classic rows)
+
+NOTCHES = (0.0, 3.0, 6.0, 9.0, 12.0)    # BPM; the SP Cup folds chose 6 from 0-6 (its edge), so the grid goes on
+
+
+def sensor_options(sensors) -> list[tuple[str, ...]]:
+    """The baseline's PPG sensor choices for a model reading `sensors` (its front end's ppg_sensors): the first alone,
+    and, when it lists more, the mean of their spectra as the model's front end averages them."""
+    sensors = tuple(sensors)
+    return [sensors[:1]] + ([sensors] if len(sensors) > 1 else [])
+
+
+def _mae(a, y) -> float:
+    ok = np.isfinite(y) & np.isfinite(a)
+    return float(np.abs(a[ok] - y[ok]).mean()) if ok.any() else float("nan")
+
+
+class NestedBaseline:
+    """The classic baseline with its notch width (NOTCHES) and PPG sensors chosen on training recordings only, as
+    a learned model's settings are: `choose(train)` -> the pair with the lowest mean of the training recordings'
+    MAE (the first in NOTCHES x options order on a tie), `hr(rec, notch, sensors)` -> its HR on a recording's
+    windows. Recordings are `hr_spectra.HrRecording`s (their raw record in `.source`, windows at `.t0`, truth
+    `.y`); every (recording, sensors) is read and transformed once, all notches tracked from those spectra."""
+
+    def __init__(self, options, window_s: float = 8.0, notches=NOTCHES):
+        self.options, self.window_s, self.notches = [tuple(o) for o in options], float(window_s), tuple(notches)
+        self._hr: dict = {}
+
+    def hr(self, rec, notch: float, sensors) -> np.ndarray:
+        key = (rec.dataset, rec.record_id, tuple(sensors))
+        if key not in self._hr:
+            if rec.source is None:
+                raise SqtoolError(f"{rec.dataset}/{rec.record_id}: no raw recording kept for the classic baseline")
+            grid = baseline_grid(rec.source, rec.t0, self.window_s, self.notches,
+                                 BaselineCfg(ppg_sensors=tuple(sensors)))
+            self._hr[key] = {n: g["hr"] for n, g in grid.items()}
+        return self._hr[key][notch]
+
+    def choose(self, train) -> tuple[float, tuple[str, ...], dict]:
+        """(notch, sensors, {(notch, sensors): mean of the training recordings' MAE})."""
+        scores = {(n, s): float(np.nanmean([_mae(self.hr(r, n, s), r.y) for r in train]))
+                  for n in self.notches for s in self.options}
+        best = min(scores, key=lambda k: (not np.isfinite(scores[k]), scores[k]))
+        return best[0], best[1], scores
+
+    def out_of_fold(self, corpus, groups) -> tuple[dict, list[dict]]:
+        """({record id: HR} of every recording of `corpus`, scored with the setting its fold's OTHER subjects
+        chose; per fold {subjects, notch_bpm, ppg_sensors}). `groups`: the folds' held-out subject keys."""
+        out, chosen = {}, []
+        for g in groups:
+            notch, sensors, _ = self.choose([r for r in corpus if r.key not in g])
+            for r in (r for r in corpus if r.key in g):
+                out[r.record_id] = self.hr(r, notch, sensors)
+            chosen.append({"subjects": sorted(g), "notch_bpm": notch, "ppg_sensors": list(sensors)})
+        return out, chosen

@@ -29,7 +29,7 @@ results stay comparable with published test-set figures, and its exclusion is re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,7 @@ class HrRecording:
     t0: np.ndarray          # (W,) s
     flagged: np.ndarray     # (W,)
     meta: dict
+    source: object = field(default=None, repr=False, compare=False)   # the raw Record (the classic baseline reads it)
 
     @property
     def key(self) -> str:
@@ -215,7 +216,8 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
         from sqtool.data.preprocess import nonfinite_windows               # no truth, never trained on or scored
         bad = nonfinite_windows(record, chans, t0, fe.window_s)
         y, meta["nonfinite_windows"] = np.where(bad, np.nan, y), int(bad.sum())
-    return HrRecording(record.dataset, str(record.subject), str(record.record_id), codes, y, t0, flagged, meta)
+    return HrRecording(record.dataset, str(record.subject), str(record.record_id), codes, y, t0, flagged, meta,
+                       source=record)
 
 
 def hr_corpus(data_root, datasets=HR_DATASETS, model_cfg: ModelCfg | dict | None = None,

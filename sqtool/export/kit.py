@@ -340,17 +340,18 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
                      + (f"; {take('uncertainty_int8.mae_all'):.2f} BPM pooled over the {n} windows"
                         if "uncertainty_int8.mae_all" in flat else ""))
         labels = {"float": "float student, decoded", "teacher": "float teacher, decoded",
-                  "int8_raw": "int8, per-window argmax bin (no decoder)"}
+                  "int8_raw": "int8, per-window argmax bin (no decoder)",
+                  "classic": "classic spectral baseline (no learned model; notch chosen on the training subjects)"}
         for k, text in labels.items():
             if f"mae_bpm.{k}" in flat:
                 lines.append(f"- {text}: MAE {take(f'mae_bpm.{k}'):.2f} BPM, mean of subjects")
         if "int8_minus_float_bpm" in flat:
             lines.append(f"- int8 minus float (decoded, mean of subjects): {take('int8_minus_float_bpm'):+.3f} BPM")
         per = metrics.get("per_subject") or {}
-        kinds = [k for k in ("int8", "float", "teacher", "int8_raw") if isinstance(per.get(k), dict)]
+        kinds = [k for k in ("int8", "float", "teacher", "int8_raw", "classic") if isinstance(per.get(k), dict)]
         if kinds and held:
             names = {"int8": "int8 decoded", "float": "float decoded", "teacher": "teacher decoded",
-                     "int8_raw": "int8 argmax (no decoder)"}
+                     "int8_raw": "int8 argmax (no decoder)", "classic": "classic baseline"}
             lines += ["", "Per subject (MAE, BPM):", "",
                       "| subject | " + " | ".join(names[k] for k in kinds) + " |",
                       "|---|" + "---|" * len(kinds)]
@@ -360,7 +361,13 @@ def metrics_sections(metrics: dict, held: list[str] | None = None) -> list[str]:
                     key = f"per_subject.{k}.{h}"
                     cells.append(f"{take(key):.2f}" if key in flat else "-")
                 lines.append(f"| {h} | " + " | ".join(cells) + " |")
-        if held:
+        cb = metrics.get("classic_baseline") or {}
+        if held and "classic" in kinds:
+            lines += ["", f"Classic baseline: {cb.get('name', 'the spectral baseline')}: notch "
+                          f"+-{cb.get('notch_bpm', float('nan')):g} BPM, PPG sensors {', '.join(cb.get('ppg_sensors', []))}; "
+                          "on the same held-out windows, scored as the model is. It is what a team ships without a "
+                          "learned model: where its column is lower, that subject is better served by it."]
+        elif held:
             lines += ["", "Not in this table: the classic spectral baseline (spectrum peak with accelerometer "
                           "suppression and tracking), which needs the raw recordings. Its row for these subjects, "
                           "beside the model's, is `sqtool bench --model <this folder> --data <their recordings>` "

@@ -308,7 +308,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                "excluded_records": ([f"{ds.name}/{k} ({v})" for k, v in ds.report.get("excluded", {}).items()] if ds
                                     else []) + [f"{n}/{k} ({v})" for n in (beside if ds else datasets)
                                                 if n in builtin_names() for k, v in builtin_exclude(n).items()]}
-    metrics["skill"] = _skill_hr(corpus, groups, hr_oof, cfg)
+    metrics["skill"] = _skill_hr(corpus, groups, hr_oof, cfg, mcfg)
     metrics["flag"] = metrics["skill"]["flag"]
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
     if cfg.final_fit:
@@ -361,26 +361,34 @@ def per_dataset(per_subject: list[dict], corpus, datasets) -> dict:
     return out
 
 
-def _skill_hr(corpus, groups, hr_oof: dict, cfg) -> dict:
-    """Trivial predictor (training folds' mean HR), spread of the decoded out-of-fold HR (`hr_oof`, per
-    record) and the skill test over subjects (`core.metrics.skill_test`, pooled windows). The classic spectral
-    baseline needs the raw records and accelerometer: it is the `baseline` row of `sqtool bench`."""
-    from sqtool.core.metrics import prediction_spread, skill_test, task_metrics
-    y, pred, triv, grp = [], [], [], []
+def _skill_hr(corpus, groups, hr_oof: dict, cfg, mcfg) -> dict:
+    """The decoded out-of-fold HR (`hr_oof`, per record) beside the trivial predictor (each fold's training mean
+    HR) and the classic spectral baseline (`data.hr_baseline`: its notch width and PPG sensors chosen on each
+    fold's training subjects, `NestedBaseline.out_of_fold`), on the same windows: `core.metrics.skill_block`
+    (skill and vs_classic over subjects, flags), plus the baseline's setting per fold."""
+    from sqtool.core.metrics import skill_block
+    from sqtool.data.hr_baseline import NestedBaseline, sensor_options
+    from sqtool.data.hr_spectra import ppg_sensors
+    classic, chosen, why = None, [], None
+    if all(r.source is not None for r in corpus):
+        classic, chosen = NestedBaseline(sensor_options(ppg_sensors(mcfg)), mcfg.window_s).out_of_fold(corpus, groups)
+    else:
+        why = "the raw recordings were not kept (a corpus made elsewhere): see the baseline row of sqtool bench"
+    y, pred, triv, cl, grp = [], [], [], [], []
     for g in groups:
-        tr_y = np.concatenate([r.y for r in corpus if r.key not in g])
-        mean = float(np.nanmean(tr_y))
+        mean = float(np.nanmean(np.concatenate([r.y for r in corpus if r.key not in g])))
         for r in (r for r in corpus if r.key in g):
             ok = np.isfinite(r.y)
             y.append(r.y[ok])
             pred.append(hr_oof[r.record_id][ok])
             triv.append(np.full(int(ok.sum()), mean))
+            c = classic[r.record_id][ok] if classic is not None else np.zeros(int(ok.sum()))
+            cl.append(np.where(np.isfinite(c), c, mean))     # no peak yet on a recording's first windows: the mean
             grp += [r.key] * int(ok.sum())
-    y, pred, triv = (np.concatenate(a)[:, None] for a in (y, pred, triv))
-    grp = np.array(grp)
-    return {"trivial": task_metrics("hr", y, triv), "spread": prediction_spread("hr", pred, y),
-            "classic": {"name": None, "why": "the spectral baseline runs on raw records: see the baseline row "
-                                              "of sqtool bench (firmware_bench)"},
-            "skill": (sk := skill_test("hr", y, pred, triv, grp, n_boot=cfg.bootstrap, seed=cfg.seed)),
-            "flag": sk["flag"]}
-
+    y, pred, triv, cl = (np.concatenate(a)[:, None] for a in (y, pred, triv, cl))
+    name = "spectral peak with accelerometer subtraction and tracking, notch chosen on each fold's training subjects"
+    block = skill_block("hr", y, np.array(grp), pred, triv, (cl, name) if classic is not None else (None, why),
+                        n_boot=cfg.bootstrap, seed=cfg.seed)
+    if chosen:
+        block["classic"]["per_fold"] = chosen
+    return block

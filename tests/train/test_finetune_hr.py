@@ -146,7 +146,14 @@ def test_quantize_a_spectral_teacher(teacher_run, tmp_path):
     h = np.load(out / "heldout.npz")
     assert h["x"].shape[1:] == (4, 134) and len(h["y"]) == len(h["x"]) == len(h["groups"])
     m = json.loads((out / "metrics.json").read_text())
-    assert m["teacher_logits"] == "out-of-fold" and set(m["mae_bpm"]) == {"teacher", "float", "int8", "int8_raw"}
+    assert m["teacher_logits"] == "out-of-fold"
+    assert set(m["mae_bpm"]) == {"teacher", "float", "int8", "int8_raw", "classic"}
+    # the classic baseline on the same held-out windows, its notch chosen on the training recordings alone
+    from sqtool.data.hr_baseline import NOTCHES
+    cb = m["classic_baseline"]
+    assert cb["notch_bpm"] in NOTCHES and cb["ppg_sensors"] == ["ppg"] and "hr" not in cb
+    assert set(m["per_subject"]["classic"]) == set(m["heldout_subjects"])
+    assert m["mae_bpm"]["classic"] == pytest.approx(np.mean(list(m["per_subject"]["classic"].values())))
 
 
 def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(teacher_run, tmp_path, capsys):
@@ -236,6 +243,11 @@ def test_the_skill_verdict_says_its_mae_is_pooled(tmp_path, capsys):
     assert any(ln.startswith("hr (") and "(mean of subjects" in ln for ln in out)
     assert any(ln.startswith("hr: trivial pooled mae ") for ln in out)
     assert out[-1].startswith(f"hr: pooled mae model {m['mae_bpm_pooled']:.3f} vs trivial "), out[-1]
+    c = m["skill"]["classic"]                          # the classic baseline's row, out of fold like the model
+    row = next(ln for ln in out if ln.startswith("hr: trivial pooled mae "))
+    assert f"classic pooled mae {c['metrics']['mae']:.3f} (spectral peak" in row
+    assert len(c["per_fold"]) == m["n_folds"] and all(f["notch_bpm"] >= 0 for f in c["per_fold"])
+    assert m["skill"]["vs_classic"]["reference"] == pytest.approx(c["metrics"]["mae"])
 
 
 def test_the_skill_rows_label_the_classic_value_pooled_too(capsys):

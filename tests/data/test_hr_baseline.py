@@ -140,3 +140,50 @@ def test_baseline_averages_the_ppg_sensors_normalised_spectra_when_asked():
     assert np.abs(first - 80).max() < 2.0 and np.abs(both - 120).max() < 2.0
     one = dataclasses.replace(rec, signals={"ppg": sig["ppg"]}, fs={"ppg": FS})
     assert np.array_equal(baseline_hr(one, t0, 8.0, BaselineCfg(ppg_sensors=("ppg", "ppg2")))["raw"], first)
+
+
+@pytest.fixture(scope="module")
+def synthetic_corpus():
+    from sqtool.data.hr_spectra import hr_corpus
+    from sqtool.models import get_model_cfg
+    return hr_corpus("synthetic", ("synthetic",), get_model_cfg("spec_student_xs"), synthetic_subjects=4, seed=0)
+
+
+def test_a_notch_grid_is_each_notch_alone(synthetic_corpus):
+    from sqtool.data.hr_baseline import NOTCHES, BaselineCfg, baseline_grid
+    r = synthetic_corpus[0]
+    grid = baseline_grid(r.source, r.t0, 8.0, NOTCHES)
+    for n in NOTCHES:                                  # one read and one set of spectra: the same numbers
+        one = baseline_hr(r.source, r.t0, 8.0, BaselineCfg(notch_bpm=n))
+        for k in one:
+            np.testing.assert_array_equal(grid[n][k], one[k])
+
+
+def test_the_nested_baseline_chooses_on_training_recordings_only(synthetic_corpus):
+    from sqtool.data.hr_baseline import NOTCHES, BaselineCfg, NestedBaseline
+    corpus = synthetic_corpus
+    keys = sorted({r.key for r in corpus})
+    groups = [{k} for k in keys]                       # leave one subject out
+    nb = NestedBaseline([("ppg",)], 8.0)
+    oof, chosen = nb.out_of_fold(corpus, groups)
+    assert set(oof) == {r.record_id for r in corpus} and len(chosen) == len(keys)
+
+    def mae(r, n):
+        h = baseline_hr(r.source, r.t0, 8.0, BaselineCfg(notch_bpm=n))["hr"]
+        ok = np.isfinite(h) & np.isfinite(r.y)
+        return np.abs(h[ok] - r.y[ok]).mean()
+    for g, c in zip(groups, chosen):
+        train = [r for r in corpus if r.key not in g]
+        scores = {n: np.mean([mae(r, n) for r in train]) for n in NOTCHES}     # computed here, independently
+        assert c["subjects"] == sorted(g) and c["notch_bpm"] == min(scores, key=scores.get)
+        for r in (r for r in corpus if r.key in g):   # the held-out subject read at the others' choice
+            np.testing.assert_array_equal(
+                oof[r.record_id], baseline_hr(r.source, r.t0, 8.0, BaselineCfg(notch_bpm=c["notch_bpm"]))["hr"])
+
+
+def test_a_recording_without_its_raw_record_is_one_line(synthetic_corpus):
+    import dataclasses
+    from sqtool.data.hr_baseline import NestedBaseline
+    r = dataclasses.replace(synthetic_corpus[0], source=None)
+    with pytest.raises(SqtoolError, match="no raw recording kept"):
+        NestedBaseline([("ppg",)]).hr(r, 0.0, ("ppg",))
