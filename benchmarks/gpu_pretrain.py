@@ -281,8 +281,7 @@ def main() -> int:
         diff = float(np.max(np.abs(np.array(nh["losses"]) - np.array(ref["losses"]))))
         res["nhwc"] = {"batch": ref["batch"], "max_abs_loss_diff": diff, "tol": a.nhwc_tol,
                        "match": bool(diff <= a.nhwc_tol and nh["finite"])}
-    if a.nhwc:                                      # DDP as the real runs take it on CUDA: channels-last
-        ref = nh
+        ref = nh                                    # DDP as the real runs take it on CUDA: channels-last
     d = rate(ddp_run(a, name, batches[0], dev, pool[:2], layout="nhwc" if a.nhwc else "ncl"))
     diff = float(np.max(np.abs(np.array(d["losses"]) - np.array(ref["losses"]))))
     res["ddp"] = {**d, "reference": f"{ref['mode']} run at the same batch, seed and steps", "max_abs_loss_diff": diff,

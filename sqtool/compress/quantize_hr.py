@@ -94,10 +94,7 @@ def classic_on_heldout(train: list, test: list, scfg) -> dict | None:
     from sqtool.data.hr_spectra import ppg_sensors
     if not test or any(r.source is None for r in train + test):
         return None
-    nb = NestedBaseline(sensor_options(ppg_sensors(scfg)), scfg.window_s)
-    notch, sensors, _ = nb.choose(train)
-    mean = float(np.nanmean(np.concatenate([r.y for r in train])))
-    hr = {r.record_id: np.where(np.isfinite(h := nb.hr(r, notch, sensors)), h, mean) for r in test}
+    hr, notch, sensors = NestedBaseline(sensor_options(ppg_sensors(scfg)), scfg.window_s).fit_predict(train, test)
     return {"hr": hr, "notch_bpm": notch, "ppg_sensors": list(sensors),
             "name": "spectral peak with accelerometer subtraction and tracking (data.hr_baseline), notch and sensors "
                     "chosen on the training subjects"}

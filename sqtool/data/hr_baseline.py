@@ -285,13 +285,21 @@ class NestedBaseline:
         best = min(scores, key=lambda k: (not np.isfinite(scores[k]), scores[k]))
         return best[0], best[1], scores
 
+    def fit_predict(self, train, test) -> tuple[dict, float, tuple[str, ...]]:
+        """({record id: HR} of the `test` recordings at the setting the `train` recordings choose, the training mean
+        HR where the baseline has no peak yet (a recording's first windows), notch, sensors)."""
+        notch, sensors, _ = self.choose(train)
+        mean = float(np.nanmean(np.concatenate([r.y for r in train])))
+        out = {r.record_id: np.where(np.isfinite(h := self.hr(r, notch, sensors)), h, mean) for r in test}
+        return out, notch, sensors
+
     def out_of_fold(self, corpus, groups) -> tuple[dict, list[dict]]:
         """({record id: HR} of every recording of `corpus`, scored with the setting its fold's OTHER subjects
-        chose; per fold {subjects, notch_bpm, ppg_sensors}). `groups`: the folds' held-out subject keys."""
+        chose (`fit_predict`); per fold {subjects, notch_bpm, ppg_sensors}). `groups`: the folds' held-out
+        subject keys."""
         out, chosen = {}, []
         for g in groups:
-            notch, sensors, _ = self.choose([r for r in corpus if r.key not in g])
-            for r in (r for r in corpus if r.key in g):
-                out[r.record_id] = self.hr(r, notch, sensors)
+            hr, notch, sensors = self.fit_predict([r for r in corpus if r.key not in g], [r for r in corpus if r.key in g])
+            out.update(hr)
             chosen.append({"subjects": sorted(g), "notch_bpm": notch, "ppg_sensors": list(sensors)})
         return out, chosen

@@ -382,8 +382,7 @@ def _skill_hr(corpus, groups, hr_oof: dict, cfg, mcfg) -> dict:
             y.append(r.y[ok])
             pred.append(hr_oof[r.record_id][ok])
             triv.append(np.full(int(ok.sum()), mean))
-            c = classic[r.record_id][ok] if classic is not None else np.zeros(int(ok.sum()))
-            cl.append(np.where(np.isfinite(c), c, mean))     # no peak yet on a recording's first windows: the mean
+            cl.append(classic[r.record_id][ok] if classic is not None else np.zeros(int(ok.sum())))
             grp += [r.key] * int(ok.sum())
     y, pred, triv, cl = (np.concatenate(a)[:, None] for a in (y, pred, triv, cl))
     name = "spectral peak with accelerometer subtraction and tracking, notch chosen on each fold's training subjects"
