@@ -7,11 +7,12 @@ predictor.
 What a practitioner would ship without a deep model, computed on the SAME windows the model sees
 (`TaskData.x` at `td.meta["fs"]`), so every report can put it beside the model and the trivial predictor:
 
-    hr       none on these windows (8-40 Hz PPG-only TaskData windows, no accelerometer, no order): the project's
-             spectral baseline (`data.hr_baseline`, spectrum peak with accelerometer suppression and peak tracking)
-             reads whole raw recordings; the spectral heart-rate fine-tune and quantize put it beside the model
-             (its notch chosen on the training subjects, `hr_baseline.NestedBaseline`), and `sqtool bench` has it
-             as its baseline row.
+    hr       the project's spectral baseline (`data.hr_baseline`) as far as these windows allow: the PPG spectrum's
+             peak in 40-210 BPM with its peak tracking, each recording's windows in time order (`td.record_ids`,
+             `td.t0`; without them each window alone, its own peak). No accelerometer subtraction: the TaskData
+             windows are the PPG a time-domain model reads. No training. The spectral heart-rate fine-tune and
+             quantize put the full baseline (accelerometer notch chosen on the training subjects,
+             `hr_baseline.NestedBaseline`) beside the model, and `sqtool bench` has it as its baseline row.
     rr       `sqtool.data.resp.classic_rr`: peak of the fused baseline-wander + RIIV spectrum in 0.1-0.7 Hz.
              No training. Needs a band reaching below 0.1 Hz (the rr task's 0.05-8 Hz) and windows >= 10 s.
     af       normalised RMSSD of the beat intervals (`sqtool.data.beats`) above a threshold chosen on the
@@ -59,8 +60,7 @@ def classic_oof(task: str, td, folds, front: np.ndarray | None = None) -> tuple[
             out[te, 0] = af_rule_score(F[te], rule)
         return out, "normalised RMSSD of beat intervals > threshold (Youden on training folds)"
     if task == "hr":
-        return None, ("the spectral baseline reads raw recordings with the accelerometer: the spectral HR models' "
-                      "fine-tune has it, and sqtool bench's baseline row")
+        return _ppg_spectral_hr(x[:, 0], fs, getattr(td, "record_ids", None), getattr(td, "t0", None))
     if task == "quality":
         from sqtool.data.quality import quality_score
         q = quality_score(x[:, 0].astype(np.float64), fs)
@@ -68,3 +68,27 @@ def classic_oof(task: str, td, folds, front: np.ndarray | None = None) -> tuple[
     if task == "bp":
         return None, "no classic cuffless BP estimator without per-subject calibration"
     return None, "no classic method for a custom label"      # a dataset file's own label (data.tasks.task_spec)
+
+
+def _ppg_spectral_hr(ppg: np.ndarray, fs: float, record_ids, t0) -> tuple[np.ndarray | None, str]:
+    """ppg (N, T) windows at fs -> (the baseline's tracked HR (N, 1), its name), or (None, why) when the rate or
+    the window length cannot carry the baseline's 0.5-4 Hz band. Each recording's windows are tracked in time
+    order (the tracker is causal over them); windows of no known recording or start each stand alone."""
+    from sqtool.data.hr_baseline import BaselineCfg, estimate
+    cfg = BaselineCfg()
+    if fs <= 2 * cfg.band[1]:
+        return None, f"windows at {fs:g} Hz: the spectral baseline's {cfg.band[1]:g} Hz band edge needs more"
+    if ppg.shape[-1] < 2 * fs:
+        return None, "windows shorter than 2 s"
+    n = len(ppg)
+    out = np.full((n, 1), np.nan)
+    if record_ids is None or t0 is None or len(record_ids) != n or len(t0) != n:
+        for i in range(n):                                       # no order known: each window is its own record
+            out[i, 0] = estimate(ppg[i:i + 1], None, fs, cfg)["raw"][0]
+        return out, "PPG spectral peak 40-210 BPM per window (data.hr_baseline without accelerometer)"
+    rid, t0 = np.asarray(record_ids).astype(str), np.asarray(t0, np.float64)
+    for r in dict.fromkeys(rid.tolist()):
+        idx = np.flatnonzero(rid == r)
+        idx = idx[np.argsort(t0[idx], kind="stable")]            # (W,) this recording's windows in time order
+        out[idx, 0] = estimate(ppg[idx], None, fs, cfg)["hr"]
+    return out, "PPG spectral peak 40-210 BPM + peak tracking (data.hr_baseline without accelerometer)"

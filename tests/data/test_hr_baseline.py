@@ -187,3 +187,41 @@ def test_a_recording_without_its_raw_record_is_one_line(synthetic_corpus):
     r = dataclasses.replace(synthetic_corpus[0], source=None)
     with pytest.raises(SqtoolError, match="no raw recording kept"):
         NestedBaseline([("ppg",)]).hr(r, 0.0, ("ppg",))
+
+
+def _classic_task_windows(fs=40.0, hr=75.0, burst_bpm=132.0, n=30, seed=0):
+    """A TaskData-like set of one recording's 8 s PPG windows every 2 s at `hr`, a stronger sine at `burst_bpm` for
+    6 s in the middle (what a per-window peak takes and the tracker must hold through), windows SHUFFLED."""
+    from types import SimpleNamespace
+    rng = np.random.default_rng(seed)
+    t = np.arange(int((8 + 2 * (n - 1)) * fs)) / fs
+    x = np.sin(2 * np.pi * hr / 60 * t) + 0.05 * rng.standard_normal(t.size)
+    burst = (t >= 30) & (t < 36)
+    x[burst] += 1.4 * np.sin(2 * np.pi * burst_bpm / 60 * t[burst])
+    t0 = 2.0 * np.arange(n)
+    w = np.stack([x[int(s * fs):int(s * fs) + int(8 * fs)] for s in t0])[:, None]     # (n, 1, T)
+    order = rng.permutation(n)
+    return SimpleNamespace(x=w[order], y=np.full((n, 1), hr), t0=t0[order], record_ids=np.array(["r"] * n),
+                           meta={"fs": fs}), order
+
+
+def test_hr_classic_on_task_windows_tracks_each_recording_in_time_order():
+    """The hr task's classic row (`data.classic.classic_oof`): the baseline's spectral peak and tracking over each
+    recording's PPG windows in time order, whatever order the TaskData holds them in; without record ids / starts,
+    each window's own peak, which the burst captures."""
+    from types import SimpleNamespace
+    from sqtool.data.classic import classic_oof
+    td, order = _classic_task_windows()
+    pred, name = classic_oof("hr", td, [])
+    assert pred.shape == (30, 1) and "tracking" in name
+    assert np.abs(pred[:, 0] - 75.0).max() < 3.0                    # held through the burst
+    alone, name1 = classic_oof("hr", SimpleNamespace(x=td.x, y=td.y, meta=td.meta), [])
+    assert "per window" in name1 and np.abs(alone[:, 0] - 132.0).min() < 3.0     # some window took the burst
+    two = SimpleNamespace(x=np.concatenate([td.x, td.x]), y=np.concatenate([td.y, td.y]), meta=td.meta,
+                          t0=np.concatenate([td.t0, td.t0]), record_ids=np.array(["a"] * 30 + ["b"] * 30))
+    both, _ = classic_oof("hr", two, [])                            # two recordings, each tracked on its own
+    np.testing.assert_array_equal(both[:30], pred)
+    np.testing.assert_array_equal(both[30:], pred)
+    slow = SimpleNamespace(x=td.x[:, :, ::8], y=td.y, t0=td.t0, record_ids=td.record_ids, meta={"fs": 5.0})
+    none, why = classic_oof("hr", slow, [])
+    assert none is None and "5 Hz" in why

@@ -27,6 +27,8 @@ def test_finetune_hr_on_troika_from_pretrained(tmp_path, data_root, tiny_pretrai
     assert m["heldout_subjects"] == ["03"] and m["subjects"] == 2         # the last 0.2 of 3: out of every fit
     lo, hi = m["ci95"]["mae"]
     assert 0 < lo <= m["mae"] <= hi and m["dataset"] == "troika"
+    cl = m["skill"]["classic"]                                            # the spectral baseline on these windows
+    assert cl["name"].startswith("PPG spectral peak") and 0 < cl["metrics"]["mae"] < 100
     ck = load_checkpoint(tmp_path, expect_kind="teacher_task")
     mc = ck["model_cfg"]
     assert (mc["task"], mc["fs"], mc["window_s"], mc["hop_s"], mc["channels"]) == ("hr", 40.0, 8.0, 2.0, ["ppg"])
