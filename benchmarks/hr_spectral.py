@@ -38,7 +38,7 @@ Per outer fold (one held-out subject), everything is fitted on the training subj
       default, as `sqtool quantize`; inner: the decoder's inner-fold students);
     - classic baseline (data.hr_baseline): its notch width (among NOTCHES) and PPG sensors (the student's
       first sensor alone, or the mean of its frontend ppg_sensors' normalised spectra, as the models read SP Cup's
-      ppg and ppg2) chosen together by the training subjects' mean MAE (nested, `choose_baseline`), then run on
+      ppg and ppg2) chosen together by the training subjects' mean MAE (nested, `hr_baseline.NestedBaseline`), then run on
       the held-out subject.
     - --pretrain real (issue 9, item 4; the default, --pretrain none = scratch): before any of the above, SiamQuality
       pretraining per outer fold: SimSiam on real (good, poor) pairs of front-end spectra mined in the TRAINING
@@ -95,7 +95,7 @@ from sqtool.core.metrics import (block_windows, mae_batch_ci, paired_subject_tes
 from sqtool.core.model_cfg import ACC_AXES  # noqa: E402
 from sqtool.data.tasks import subject_folds  # noqa: E402
 from sqtool.data.hr_spectra import as_model_input, hr_corpus, ppg_sensors, record_spectra, record_waveforms  # noqa: E402
-from sqtool.data.hr_baseline import NOTCHES, BaselineCfg, baseline_hr, sensor_options  # noqa: E402
+from sqtool.data.hr_baseline import NestedBaseline, sensor_options  # noqa: E402
 from sqtool.train.augment import stretch_windows  # noqa: E402
 from sqtool.models import create_model, get_model_cfg  # noqa: E402
 from sqtool.models.decoder import MAX_EMISSION_FLOOR, conf_text, decoder_cfg, interval_text  # noqa: E402
@@ -120,19 +120,8 @@ def load_records(datasets):
     return out
 
 
-_BASELINE: dict = {}        # (dataset, record, notch, sensors) -> HR: a training record recurs in every fold
-
-
-def baseline_for(records, corpus_recs, notch, sensors=("ppg",)):
-    """{record id: the classic baseline's HR over its windows} at this notch (BPM) and these PPG sensors."""
-    out, sensors = {}, tuple(sensors)
-    for r in corpus_recs:
-        key = (r.dataset, r.record_id, notch, sensors)
-        if key not in _BASELINE:
-            _BASELINE[key] = baseline_hr(records[(r.dataset, r.record_id)], r.t0, 8.0,
-                                         BaselineCfg(notch_bpm=notch, ppg_sensors=sensors))["hr"]
-        out[r.record_id] = _BASELINE[key]
-    return out
+_CLASSIC: dict = {}         # PPG sensor options -> its NestedBaseline: a training record recurs in every fold, its
+                            # spectra computed once for every notch
 
 
 def baseline_sensor_options(model_cfg) -> list[tuple[str, ...]]:
@@ -140,16 +129,14 @@ def baseline_sensor_options(model_cfg) -> list[tuple[str, ...]]:
     return sensor_options(ppg_sensors(model_cfg))
 
 
-def choose_baseline(records, train, options) -> tuple[float, tuple[str, ...], dict]:
-    """The baseline's (notch, PPG sensors) with the lowest mean of the TRAINING recordings' MAE (the first such in
-    NOTCHES x options order on a tie), and every pair's score {(notch, sensors): MAE}."""
-    scores = {}
-    for notch in NOTCHES:
-        for sensors in options:
-            hb = baseline_for(records, train, notch, sensors)
-            scores[(notch, tuple(sensors))] = float(np.mean([mae(hb[r.record_id], r.y) for r in train]))
-    notch, sensors = min(scores, key=scores.get)
-    return notch, sensors, scores
+def nested_baseline(model_cfg) -> NestedBaseline:
+    """The classic baseline of the fine-tune and quantize (`hr_baseline.NestedBaseline`: notch among NOTCHES and PPG
+    sensors chosen on the training recordings, each read from its raw record `.source`, rotated copies included) for
+    a student's sensors, one per process."""
+    options = tuple(baseline_sensor_options(model_cfg))
+    if options not in _CLASSIC:
+        _CLASSIC[options] = NestedBaseline(options, 8.0)
+    return _CLASSIC[options]
 
 
 def mae(a, y):
@@ -537,7 +524,8 @@ def run_fold(train, test, args, records, log):
     train_bins(student, X, Y, bins, scfg_kd, t_oof if a.kd and a.kd_float else None)   # float: labels (+ KL)
     q = qat_bins(student, X, Y, bins, qat_cfg(scfg_kd, a.qat_epochs), t_oof if a.kd else None)
     # baseline notch and PPG sensors chosen on the training subjects
-    notch, sensors, _ = choose_baseline(records, train, baseline_sensor_options(scfg))
+    classic = nested_baseline(scfg)
+    notch, sensors, _ = classic.choose(train)
     # beside the chosen decoder: the HMM fitted on the training truth alone (sigma, floor), logits untempered, no
     # evidence: what the inner-CV choice of sigma / floor / temperature / evidence does to the held-out subject
     fit = fit_decoder([r.y for r in train], scfg.arch["bins_bpm"], scfg.hop_s)
@@ -557,7 +545,7 @@ def run_fold(train, test, args, records, log):
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
                "int8_truth_hmm": decode_int(lq, truth_hmm, scale, valid)["hr"],
                "truth_hmm": {"sigma_bpm": float(fit["sigma_bpm"]), "floor": float(fit["floor"])},
-               "baseline": baseline_for(records, [r], notch, sensors)[r.record_id],
+               "baseline": classic.hr(r, notch, sensors),
                "notch": notch, "baseline_ppg": "+".join(sensors),
                "sigma": dec["sigma_bpm"], "floor": dec["floor"], "temperature": dec["temperature"],
                "emission_floor": float(dec.get("emission_floor", 0.0)),
