@@ -262,6 +262,21 @@ def trivial(td, plan) -> dict:
             for frac in dict.fromkeys(fr for _, fr, _, _ in plan)}
 
 
+def classic(td, plan) -> tuple[dict | None, str]:
+    """({label fraction: (N, k) out-of-fold predictions of the task's classic method}, its name), or (None, why
+    there is none): `data.classic.classic_oof` on the same windows, folds and label subsets as the arms (hr: the
+    spectral baseline's PPG peak tracked over each recording's windows; rr: the respiratory spectral fusion; af: the
+    RMSSD rule, its threshold fitted on each fold's labelled windows; quality: the signal quality index; bp: none)."""
+    from sqtool.data.classic import classic_oof
+    out, name = {}, ""
+    for frac in dict.fromkeys(fr for _, fr, _, _ in plan):
+        pred, name = classic_oof(td.task, td, [(tr, te) for _, fr, tr, te in plan if fr == frac])
+        if pred is None:
+            return None, name
+        out[frac] = pred
+    return out, name
+
+
 # ----------------------------------------------------------------------------- statistics
 
 def metric(task, y, p) -> float:
@@ -324,7 +339,7 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
     res = {n: {"value": metric(task, y, preds[n]), "ci95": ci(boot_metric(task, y, preds[n], subject, counts))}
            for n in names}
     for n in names:
-        if n in ("scratch", "trivial"):
+        if n in ("scratch", "trivial", "classic"):
             continue
         t = vs(n, "scratch")
         res[n].update(minus_scratch=res[n]["value"] - res["scratch"]["value"], minus_scratch_ci95=t["ci95"],
@@ -332,6 +347,8 @@ def paired_stats(task, y, preds: dict, groups, n_boot: int, n_perm: int, seed: i
     for n in names:
         if n != "trivial":
             res[n]["minus_trivial_ci95"] = vs(n, "trivial")["ci95"]
+        if n in ARMS and "classic" in preds:
+            res[n]["minus_classic_ci95"] = vs(n, "classic")["ci95"]
     return res
 
 
@@ -404,12 +421,14 @@ def report(res: dict) -> str:
              "sources of 13 subjects or fewer). An arm's CI: subject bootstrap; a difference's CI: the t-interval "
              "over the subjects that goes with its p (MAE: the subjects' window-weighted differences; AUROC: the clustered "
              "DeLong standard error). Trivial: the training folds' mean of the "
-             "window's source, or one constant base-rate logit per source (AUROC 0.5).")
+             "window's source, or one constant base-rate logit per source (AUROC 0.5). Classic (no deep model, "
+             "the same windows and folds; 'worse than the classic': the arm's t-interval against it excludes zero): "
+             + "; ".join(f"{t}: {n}" for t, n in res.get("classic", {}).items()) + ".")
     L.append("")
-    L.append("| task | source (windows / subjects) | metric | labels | protocol | trivial | scratch [95 % CI] | "
-             "augment [CI] | augment - scratch [CI], p (Holm) | siamq [CI] | siamq - scratch [CI], p (Holm) | "
-             "verdict |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| task | source (windows / subjects) | metric | labels | protocol | trivial | classic [CI] | "
+             "scratch [95 % CI] | augment [CI] | augment - scratch [CI], p (Holm) | siamq [CI] | "
+             "siamq - scratch [CI], p (Holm) | verdict |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in res["rows"]:
         c = r["cells"]
         verdict = []
@@ -422,9 +441,14 @@ def report(res: dict) -> str:
         for arm in ARMS:
             if better(r["task"], c[arm]["minus_trivial_ci95"]) != "better":
                 verdict.append(f"{arm}: no skill")
+        worse = [arm for arm in ARMS if "minus_classic_ci95" in c[arm]
+                 and better(r["task"], c[arm]["minus_classic_ci95"]) == "worse"]
+        if worse:
+            verdict.append(f"{', '.join(worse)}: worse than the classic")
         L.append(f"| {r['task']} | {r['source']} ({r['windows']} / {r['subjects']}) | "
                  f"{r['metric']} ({'lower' if LOWER_BETTER[r['task']] else 'higher'} better) | {r['labels']} | "
-                 f"{r['protocol']} | {_f(c['trivial']['value'])} | {_vci(c['scratch'])} | {_vci(c['augment'])} | "
+                 f"{r['protocol']} | {_f(c['trivial']['value'])} | "
+                 f"{_vci(c['classic']) if 'classic' in c else 'none'} | {_vci(c['scratch'])} | {_vci(c['augment'])} | "
                  f"{_diff(c['augment'])} | {_vci(c['siamq'])} | {_diff(c['siamq'])} | "
                  f"{'; '.join(verdict) or 'no difference shown'} |")
     L += ["", f"Claims (Holm-adjusted permutation p < 0.05 and CI excluding zero, {res['tests']} tests): "
@@ -495,12 +519,13 @@ def main(argv=None) -> int:
     tds = load_tasks(a.data, tasks, a.max_windows, a.seed)
     cks = {arm: encoder_init(arm, {k: v["run"] for k, v in pre.items()}) for arm in ARMS}
     fractions = (1.0, 0.1)
-    rows = []
+    rows, classic_names = [], {}
     for task in tasks:
         td = tds[task]
         k = a.folds if len(td.subjects) > a.folds else 0
         plan = fold_plan(td, k, fractions, a.seed)
         triv = trivial(td, plan)
+        clas, classic_names[task] = classic(td, plan)
         for mode in ("linear", "full"):
             preds = {arm: run_cell(td, plan, arm, cks[arm], mode, a.epochs, a.lr, a.seed) for arm in ARMS}
             for frac in fractions:
@@ -508,6 +533,8 @@ def main(argv=None) -> int:
                 for src in srcs:
                     sel = td.meta["source"] == src
                     P = {arm: preds[arm][frac][sel] for arm in ARMS} | {"trivial": triv[frac][sel]}
+                    if clas is not None:
+                        P["classic"] = clas[frac][sel]
                     cells = paired_stats(task, td.y[sel], P, td.groups[sel], a.boot, a.perm, a.seed)
                     row = {"task": task, "source": str(src), "labels": f"{int(frac * 100)} %", "protocol": mode,
                            "metric": METRIC[task], "windows": int(sel.sum()),
@@ -538,7 +565,7 @@ def main(argv=None) -> int:
                      "bootstrap": f"{a.boot} subject resamples (each arm's CI); differences: t-interval over subjects",
                      "permutations": a.perm,
                      "threads": torch.get_num_threads()},
-        "rows": rows, "tests": 2 * len(rows),
+        "classic": classic_names, "rows": rows, "tests": 2 * len(rows),
         "multiplicity": "Holm (family-wise error 5 %) over rows x 2 arms, on the paired permutation p",
         "summary": "; ".join(summary) or "no difference to scratch survives Holm's adjustment",
         "summary_unadjusted": "; ".join(unadjusted),

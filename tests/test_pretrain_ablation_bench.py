@@ -111,8 +111,13 @@ def test_smoke_run_writes_the_table(tmp_path):
                       for p in ("linear", "full")}
     for r in res["rows"]:
         c = r["cells"]
-        assert set(c) == {"scratch", "augment", "siamq", "trivial"}
+        assert set(c) == {"scratch", "augment", "siamq", "trivial", "classic"}         # each task has one here
         assert "minus_scratch_ci95" in c["siamq"] and "minus_scratch_ci95" in c["augment"]
+        assert "minus_scratch_ci95" not in c["classic"] and "minus_classic_ci95" in c["siamq"]
+        worse = any(b.better(r["task"], c[arm]["minus_classic_ci95"]) == "worse" for arm in ("scratch", "augment", "siamq"))
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {r['task']} | {r['source']} (")
+                    and f"| {r['labels']} | {r['protocol']} |" in ln)
+        assert worse == line.rstrip(" |").endswith("worse than the classic"), line
         for arm in ("augment", "siamq"):                   # a claim only where Holm's adjusted p and the CI say so
             said = f"{arm}/{r['labels']}/{r['protocol']}"
             q = c[arm]["minus_scratch_p_holm"]
@@ -126,6 +131,8 @@ def test_smoke_run_writes_the_table(tmp_path):
     assert "| task | source (windows / subjects) |" in md and res["tests"] == 2 * len(res["rows"])
     assert f"Claims (Holm-adjusted permutation p < 0.05 and CI excluding zero, {res['tests']} tests)" in md
     assert "paired permutation p" in md and "8.1 %" in md
+    assert set(res["classic"]) == {"hr", "rr", "af", "quality"} and "hr: PPG spectral peak" in md
+    assert "| trivial | classic [CI] | scratch [95 % CI] |" in md
 
 
 def test_a_difference_without_interval_or_p_is_no_claim_whether_nan_or_null():
