@@ -10,7 +10,8 @@ What a practitioner would ship without a deep model, computed on the SAME window
     hr       the project's spectral baseline (`data.hr_baseline`) as far as these windows allow: the PPG spectrum's
              peak in 40-210 BPM with its peak tracking, each recording's windows in time order (`td.record_ids`,
              `td.t0`; without them each window alone, its own peak). No accelerometer subtraction: the TaskData
-             windows are the PPG a time-domain model reads. No training. The spectral heart-rate fine-tune and
+             windows are the PPG a time-domain model reads. No training; a window before the recording's first
+             peak (flat PPG) takes its fold's training mean, as `NestedBaseline` does. The spectral heart-rate fine-tune and
              quantize put the full baseline (accelerometer notch chosen on the training subjects,
              `hr_baseline.NestedBaseline`) beside the model, and `sqtool bench` has it as its baseline row.
     rr       `sqtool.data.resp.classic_rr`: peak of the fused baseline-wander + RIIV spectrum in 0.1-0.7 Hz.
@@ -60,7 +61,12 @@ def classic_oof(task: str, td, folds, front: np.ndarray | None = None) -> tuple[
             out[te, 0] = af_rule_score(F[te], rule)
         return out, "normalised RMSSD of beat intervals > threshold (Youden on training folds)"
     if task == "hr":
-        return _ppg_spectral_hr(x[:, 0], fs, getattr(td, "record_ids", None), getattr(td, "t0", None))
+        pred, name = _ppg_spectral_hr(x[:, 0], fs, getattr(td, "record_ids", None), getattr(td, "t0", None))
+        if pred is not None:                 # no peak yet (a recording's first flat windows): the training mean
+            for tr, te in folds:
+                te = np.asarray(te)[np.isnan(pred[te, 0])]
+                pred[te, 0] = np.nanmean(td.y[tr, 0]) if len(tr) else np.nan
+        return pred, name
     if task == "quality":
         from sqtool.data.quality import quality_score
         q = quality_score(x[:, 0].astype(np.float64), fs)

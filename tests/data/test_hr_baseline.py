@@ -222,6 +222,14 @@ def test_hr_classic_on_task_windows_tracks_each_recording_in_time_order():
     both, _ = classic_oof("hr", two, [])                            # two recordings, each tracked on its own
     np.testing.assert_array_equal(both[:30], pred)
     np.testing.assert_array_equal(both[30:], pred)
+    flat = SimpleNamespace(**{**vars(td), "x": np.where(td.t0[:, None, None] < 1, 0.0, td.x),
+                              "y": np.arange(30.0)[:, None]})                  # the first window: no peak yet
+    first = int(np.argmin(td.t0))
+    raw, _ = classic_oof("hr", flat, [])
+    assert np.isnan(raw[first, 0]) and np.isfinite(np.delete(raw[:, 0], first)).all()
+    tr = np.delete(np.arange(30), first)[:20]
+    filled, _ = classic_oof("hr", flat, [(tr, np.array([first]))])             # its fold's training mean
+    assert filled[first, 0] == pytest.approx(tr.mean())
     slow = SimpleNamespace(x=td.x[:, :, ::8], y=td.y, t0=td.t0, record_ids=td.record_ids, meta={"fs": 5.0})
     none, why = classic_oof("hr", slow, [])
     assert none is None and "5 Hz" in why
