@@ -169,7 +169,8 @@ def pretrained_encoders(train, args, records, log, tcfg) -> dict:
     import tempfile
 
     from sqtool.core.checkpoint import load_checkpoint
-    from sqtool.data.pairs import PairsConfig, at_nominal_rate, spectral_record_pairs
+    from sqtool.data.pairs import PairsConfig, spectral_record_pairs
+    from sqtool.data.preprocess import at_whole_hz
     from sqtool.train.pretrain import ArrayPairs, PretrainConfig, run_pretrain
     scfg = get_model_cfg(args.student)
     time_teacher = tcfg.family != SPECTRAL_FAMILY and args.time_teacher_pretrain == "real"
@@ -188,7 +189,7 @@ def pretrained_encoders(train, args, records, log, tcfg) -> dict:
             groups += [f"{rec.dataset}:{rec.subject}"] * p["pairs"]
             if time_teacher:
                 if k not in _WAVE_PAIRS:
-                    _WAVE_PAIRS[k] = [record_waveforms(at_nominal_rate(rec), p[t], tcfg) for t in ("t_good", "t_poor")]
+                    _WAVE_PAIRS[k] = [record_waveforms(at_whole_hz(rec), p[t], tcfg) for t in ("t_good", "t_poor")]
                 wave[0].append(_WAVE_PAIRS[k][0])
                 wave[1].append(_WAVE_PAIRS[k][1])
     pairs = {"spectra": ArrayPairs(np.concatenate(spec[0]), np.concatenate(spec[1]), np.array(groups),

@@ -244,6 +244,16 @@ def _ratio(cfg: FrontEndCfg) -> tuple[int, int]:
     return L, M
 
 
+def takes_rate(cfg: FrontEndCfg) -> bool:
+    """Whether the front end can resample from cfg.fs_in to its model rate (`_ratio`: a down-sampling ratio L/M with
+    few enough phases and taps); the other checks of `design` still apply."""
+    try:
+        _ratio(cfg)
+    except SqtoolError:
+        return False
+    return True
+
+
 def taps_per_phase(cfg: FrontEndCfg) -> int:
     """P: cfg.taps_per_phase, or (0 = auto) ceil(3 M / L), a span of 3 model-rate periods (24 taps at
     125 -> 16 Hz, 48 at 256 -> 16 Hz), capped at 256."""

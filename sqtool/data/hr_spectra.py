@@ -197,12 +197,27 @@ def design_at_rate(fe: FrontEndCfg, where: str):
                           "rate such as 25, 50, 64, 100, 125 or 256 Hz") from None
 
 
+def at_front_end_rate(record, model_cfg: ModelCfg | dict):
+    """`record` as the device front end takes it: itself, or, when the front end cannot resample from its PPG's rate
+    and that rate is off a whole number of Hz whose rate it can (a clock measured from a file's timestamps: 19.58 Hz
+    for a nominal 20), `preprocess.at_whole_hz(record)`. Any other rate stays, for `design_at_rate` to refuse."""
+    from sqtool.data.frontend import takes_rate
+    from sqtool.data.preprocess import at_whole_hz
+    mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
+    fs = float(record.fs[stream_channels(record, mc)[0][0]])
+    whole = float(round(fs))
+    if whole == fs or whole <= 0 or takes_rate(frontend_cfg(mc, fs)) or not takes_rate(frontend_cfg(mc, whole)):
+        return record
+    return at_whole_hz(record)
+
+
 def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None = None) -> HrRecording:
     """One recording through the front end (its PPG sensors of the model's ppg_sensors averaged, see
     `stream_channels`); NaN/Inf samples are the device's gaps, and the windows holding one get no truth (y NaN:
     left out of training and scoring, counted in meta["nonfinite_windows"]). `tables_cache` ({device rate: tables}, for ONE model config)
     saves designing the front end again for every recording at the same rate."""
     mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
+    record = at_front_end_rate(record, mc)                                 # a clock off its whole-Hz rate
     chans, n_ppg = stream_channels(record, mc)
     x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc))   # (C_in, N): sensors, then acc
     fe = frontend_cfg(mc, fs_in, n_ppg)

@@ -286,26 +286,11 @@ def spectral_model(cfg: PairsConfig):
     return mc if (mc.frontend or {}).get("type") == "spectrum" else None
 
 
-def at_nominal_rate(rec):
-    """rec itself, or (a rate the front end cannot resample from, e.g. 19.58 Hz measured from a smartwatch's
-    timestamps) rec resampled to its whole-Hz rate, as the device's nominal clock would have sampled it."""
-    import dataclasses
-
-    from sqtool.data.preprocess import fill_gaps, resample
-    rates = {float(f) for f in rec.fs.values()}
-    if all(abs(f - round(f)) < 1e-9 for f in rates):
-        return rec
-    # NaN/Inf gaps filled first (a whole-record resampler would spread them); their windows are left out by the caller
-    return dataclasses.replace(rec, signals={c: resample(fill_gaps(v), rec.fs[c], float(round(rec.fs[c])))
-                                             for c, v in rec.signals.items()},
-                               fs={c: float(round(f)) for c, f in rec.fs.items()})
-
-
 def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     """Pairs of front-end spectra of one record: the windows the spectral model reads, scored on the raw
     window with the same start (quality index, with the accelerometer), paired as `match_pairs` does."""
     from sqtool.data.hr_spectra import as_model_input, record_spectra
-    from sqtool.data.preprocess import nonfinite_windows
+    from sqtool.data.preprocess import at_whole_hz, nonfinite_windows
     from sqtool.data.quality import record_quality
     from sqtool.data.record import values_at
 
@@ -317,7 +302,7 @@ def spectral_record_pairs(rec, cfg: PairsConfig, model_cfg) -> dict:
     if min(len(v) / rec.fs[c] for c, v in rec.signals.items() if c in reads) < model_cfg.window_s:
         res["short"] = 1
         return res
-    hr = record_spectra(at_nominal_rate(rec), model_cfg)       # codes (W, F, C), t0 (W,)
+    hr = record_spectra(at_whole_hz(rec), model_cfg)           # codes (W, F, C), t0 (W,)
     q = record_quality(rec, window_s=model_cfg.window_s, hop_s=model_cfg.hop_s)
     score = values_at(q["t0"], q["score"], hr.t0, model_cfg.hop_s / 2)         # (W,) same window, up to the hop grid
     score = np.where(hr.valid, score, np.nan)                           # NaN: no score

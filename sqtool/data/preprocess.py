@@ -199,6 +199,34 @@ def resample_keeping_gaps(x: np.ndarray, fs_in: float, fs_out: float, where: str
     return y
 
 
+def at_whole_hz(rec):
+    """`rec` itself when every channel's rate is a whole number of Hz; else a copy with each other channel resampled
+    to its nearest whole-Hz rate (`resample_keeping_gaps`: the time base kept, NaN/Inf gaps still gaps) and
+    meta["resampled_from_hz"] = {channel: its measured rate}: what the device's nominal clock would have sampled (a
+    smartwatch's timestamps give 19.58 Hz for its nominal 20, a rate the fixed-point front end cannot resample from)."""
+    import dataclasses
+    off = {c: float(f) for c, f in rec.fs.items() if abs(float(f) - round(float(f))) > 1e-9}
+    if not off:
+        return rec
+    where = f"{rec.dataset}/{rec.record_id}"
+    signals = {c: (resample_keeping_gaps(v, off[c], float(round(off[c])), f"{where} {c}") if c in off else v)
+               for c, v in rec.signals.items()}
+    return dataclasses.replace(rec, signals=signals, fs={c: float(round(float(f))) for c, f in rec.fs.items()},
+                               meta={**rec.meta, "resampled_from_hz": off})
+
+
+def whole_hz_note(records) -> str | None:
+    """One note line on the recordings `at_whole_hz` resampled (meta["resampled_from_hz"]); None when none was."""
+    hits = [r for r in records if r.meta.get("resampled_from_hz")]
+    if not hits:
+        return None
+    r, off = hits[0], hits[0].meta["resampled_from_hz"]
+    rates = "; ".join(f"{', '.join(c for c in off if off[c] == f)} {f:g} -> {round(f)} Hz"    # ppg, acc_x 19.58 -> 20 Hz
+                      for f in dict.fromkeys(off.values()))
+    return (f"note: {len(hits)} recording{'s' if len(hits) > 1 else ''} sampled off a whole-Hz rate (a device clock "
+            f"measured from its timestamps) resampled to it for the front end, e.g. {r.record_id}: {rates}")
+
+
 # ----------------------------------------------------------------------------- normalisation
 
 def normalise(w: np.ndarray, method: str = "minmax", axis: int = -1) -> np.ndarray:

@@ -88,6 +88,7 @@ from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
 from sqtool.data.record import MissingChannel, TooShort, require_channels, resampled_note, stream_rate
+from sqtool.data.preprocess import whole_hz_note
 from sqtool.firmware_bench.report import class_metrics, left_out_lines, long_enough, subjects_auroc
 from sqtool.data.hr_tracker import MAX_FLAGGED, track, tracker_ok
 
@@ -521,6 +522,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if not spectral and why.startswith("default") and name != TIME_DOMAIN["c"]:      # the export has no C
         notes.append(f"runtime {name}: {why}")
     notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
+    notes += [n for n in [whole_hz_note([r for r, _ in prepared.get("streams", [])])] if n]  # a clock off its rate
     notes += [f"{line}; its dataset file's exclude list, for training: give the recording's file as --data to "
               "predict it" for line in excluded]
     stale = sorted(earlier - {f for d in rows for f in (d["csv"], d["plot"])})

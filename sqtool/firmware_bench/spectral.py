@@ -198,9 +198,10 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     import dataclasses
 
     from sqtool.data.frontend import flagged_q15, spectra
-    from sqtool.data.hr_spectra import device_stream, shared_acc_gain, stream_channels, window_truth
+    from sqtool.data.hr_spectra import at_front_end_rate, device_stream, shared_acc_gain, stream_channels, window_truth
     from sqtool.export.pipeline import scores
     where = f"{record.dataset}/{record.record_id}"
+    record = at_front_end_rate(record, mc)                              # a clock off its whole-Hz rate
     chans, n_ppg = stream_channels(record, mc)
     x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc))  # (C_in, N) int16, gaps held
     recorded = n_ppg

@@ -76,13 +76,50 @@ def test_a_rate_the_front_end_cannot_take_names_the_recording():
     """A recording at a rate the polyphase resampler cannot take (125.37 Hz) is one line naming its file and the
     rates that work (it named no file: the benchmark's own-data run died there without saying which)."""
     from sqtool.data.hr_spectra import record_spectra
-    n = int(125.37 * 20)
+    n = int(8000.37 * 20)               # 8000 Hz would not do either (ceil(8000 / 16) taps per phase > 255)
     rec = _rec({c: np.random.default_rng(1).standard_normal(n) for c in ("ppg", "acc_x", "acc_y", "acc_z")})
-    rec.fs = {c: 125.37 for c in rec.signals}
+    rec.fs = {c: 8000.37 for c in rec.signals}
     rec.source = "my_watch/recordings/s01_walk.csv"
-    with pytest.raises(SqtoolError, match=r"^my_watch/recordings/s01_walk.csv: the front end cannot take 125.37 Hz "
+    with pytest.raises(SqtoolError, match=r"^my_watch/recordings/s01_walk.csv: the front end cannot take 8000.37 Hz "
                                           r"\(frontend: resampling ratio .* too awkward.*\); resample the recording"):
         record_spectra(rec, get_model_cfg("spec_student_xs"))
+
+
+@pytest.mark.parametrize("fs", (19.581367, 125.37))
+def test_a_clock_off_its_whole_hz_rate_is_resampled_to_it_and_read_as_before(fs):
+    """A rate measured from a file's timestamps (a smartwatch's 19.58 Hz for its nominal 20; 125.37 for 125): the
+    front end cannot resample from it, so the recording is resampled to the whole-Hz rate (time kept, said in its
+    meta and in predict's note) and its pulse read at the same heart rate; a rate the front end takes stays as is."""
+    import dataclasses
+
+    from sqtool.data.frontend import bin_bpm
+    from sqtool.data.hr_spectra import at_front_end_rate, record_spectra
+    from sqtool.data.preprocess import at_whole_hz, whole_hz_note
+    from sqtool.data.record import Record
+    rng = np.random.default_rng(0)
+    t = np.arange(int(fs * 40)) / fs
+    sig = {"ppg": np.sin(2 * np.pi * 1.5 * t) + 0.05 * rng.standard_normal(t.size),
+           **{a: 0.1 * rng.standard_normal(t.size) for a in ("acc_x", "acc_y", "acc_z")}}
+    rec = Record("watch", "s1", "s1_walk", sig, {c: fs for c in sig})
+    cfg = get_model_cfg("spec_student_xs")
+    whole = at_front_end_rate(rec, cfg)
+    assert whole.fs == {c: float(round(fs)) for c in sig} and whole.meta["resampled_from_hz"] == {c: fs for c in sig}
+    assert abs(len(whole.signals["ppg"]) / round(fs) - 40.0) < 0.1                   # the same 40 s
+    r = record_spectra(rec, cfg)
+    assert r.meta["resampled_from_hz"]["ppg"] == fs and np.allclose(np.diff(r.t0), 2.0)
+    bins = bin_bpm(frontend_cfg(cfg, float(round(fs))))
+    assert np.all(np.abs(bins[r.x[..., 0].argmax(axis=1)] - 90.0) <= 1.5)             # the pulse, every window
+    note = whole_hz_note([whole, rec])
+    assert note == (f"note: 1 recording sampled off a whole-Hz rate (a device clock measured from its timestamps) "
+                    f"resampled to it for the front end, e.g. s1_walk: ppg, acc_x, acc_y, acc_z {fs:g} -> "
+                    f"{round(fs)} Hz") and whole_hz_note([rec]) is None
+    for ok in (float(round(fs)), 25.6):                        # whole, or a rate the front end takes (16 / 25.6 = 5 / 8)
+        same = dataclasses.replace(rec, fs={c: ok for c in sig})
+        assert at_front_end_rate(same, cfg) is same
+    gap = dataclasses.replace(rec, signals={**sig, "ppg": np.where((t > 10) & (t < 11), np.nan, sig["ppg"])})
+    held = at_whole_hz(gap).signals["ppg"]                     # a gap stays a gap at the new rate
+    tw = np.arange(len(held)) / round(fs)
+    assert np.isnan(held[(tw > 10.1) & (tw < 10.9)]).all() and np.isfinite(held[(tw < 9.5) | (tw > 11.5)]).all()
 
 
 @needs_data

@@ -47,3 +47,21 @@ def test_a_one_sensor_export_reads_the_first_of_the_models_sensors(spec_export_d
     one = S.prepare(rec, mc, n_sensors=1)
     assert fed_channels(one) == {"ppg": "ppg", **{f"acc_{x}": f"acc_{x}" for x in "xyz"}}
     assert np.array_equal(one.x16[0], to_int16(rec.signals["ppg"][None], "robust")[0])     # the row it names
+
+
+def test_a_recording_off_its_whole_hz_clock_is_predicted_with_a_note(spec_export_dir, tmp_path):
+    """A smartwatch's timestamps give 19.58 Hz for its nominal 20: the front end cannot resample from that rate,
+    so predict resamples the recording to 20 Hz (time kept), reads its pulse and says so in one note line (it was
+    refused, and the user had to resample the file by hand)."""
+    def record(rid, fs):                               # the same 60 s of pulse and arm swing, sampled at fs
+        t = np.arange(int(60 * fs)) / fs
+        sig = {"ppg": np.sin(2 * np.pi * 1.5 * t) + 0.3 * np.sin(2 * np.pi * 0.9 * t + 1.0),
+               **{f"acc_{x}": (0.1 + 0.05 * i) * np.sin(2 * np.pi * 0.9 * t + i) for i, x in enumerate("xyz")}}
+        return Record("mine", "s1", rid, sig, {c: fs for c in sig})
+    res = predict(PredictConfig(model=str(spec_export_dir), runtime="torch", out=str(tmp_path / "p"),
+                                progress=False), records=[record("watch", 19.581367), record("nominal", 20.0)])
+    assert [n for n in res["notes"] if "whole-Hz" in n] == [
+        "note: 1 recording sampled off a whole-Hz rate (a device clock measured from its timestamps) resampled to it "
+        "for the front end, e.g. watch: ppg, acc_x, acc_y, acc_z 19.5814 -> 20 Hz"]
+    off, nominal = res["recordings"]
+    assert off["windows"] == nominal["windows"] and abs(off["hr_median"] - nominal["hr_median"]) <= 1.5
