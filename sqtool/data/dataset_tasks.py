@@ -250,6 +250,7 @@ def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=fro
     """The recordings of `ds` with heart-rate truth through the device front end (`hr_spectra.record_spectra`),
     in record order; those without truth (and record ids in `skip`) are reported, never silent. May be empty."""
     from sqtool.data.hr_spectra import record_spectra, stream_channels
+    from sqtool.data.preprocess import whole_hz_note
     from sqtool.data.record import resampled_note
     ds.require_label("hr")
     out, cache, streamed = [], ({} if cache is None else cache), []
@@ -269,6 +270,8 @@ def dataset_spectra(ds, model_cfg, log=None, cache: dict | None = None, skip=fro
     if gaps := sum(r.meta.get("nonfinite_windows", 0) for r in out):
         ds.report["nonfinite_windows"] = gaps
     if log and (note := resampled_note(streamed)):        # a slower accelerometer brought to the PPG's rate: once
+        log(note)
+    if log and (note := whole_hz_note(out)):              # a clock off its whole-Hz rate: once
         log(note)
     return out
 

@@ -513,6 +513,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict. `log` gets
     each progress line, `warn_line` (default: `log`) each WARNING line, which `tables` also shows."""
     from sqtool.core import make_run_dir, save_config, write_metrics
+    from sqtool.data.preprocess import whole_hz_note
     from sqtool.data.record import resampled_note
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     from sqtool.data import hr_baseline as B
@@ -687,10 +688,10 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     if skipped:
         notes.append(left_out_note(skipped))
-    resampled = resampled_note((r.record, r.channels) for r in recs)
-    if resampled:
-        notes.append(resampled)
-        log(resampled)
+    for resampled in (resampled_note((r.record, r.channels) for r in recs), whole_hz_note([r.record for r in recs])):
+        if resampled:                               # a slower accelerometer; a clock off its whole-Hz rate
+            notes.append(resampled)
+            log(resampled)
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     scored = {r.subject for r in recs if np.isfinite(r.truth).any()}
     seen, warns = provenance_warnings(art, scored, {r.subject for r in recs})     # accuracy floors: on the others

@@ -73,8 +73,9 @@ def test_ppg_sensors_come_from_the_recording_within_the_model_contract():
 
 
 def test_a_rate_the_front_end_cannot_take_names_the_recording():
-    """A recording at a rate the polyphase resampler cannot take (125.37 Hz) is one line naming its file and the
-    rates that work (it named no file: the benchmark's own-data run died there without saying which)."""
+    """A recording at a rate the polyphase resampler cannot take (8000.37 Hz, nor its whole-Hz neighbour) is one
+    line naming its file and the rates that work (it named no file: the benchmark's own-data run died there without
+    saying which)."""
     from sqtool.data.hr_spectra import record_spectra
     n = int(8000.37 * 20)               # 8000 Hz would not do either (ceil(8000 / 16) taps per phase > 255)
     rec = _rec({c: np.random.default_rng(1).standard_normal(n) for c in ("ppg", "acc_x", "acc_y", "acc_z")})

@@ -674,7 +674,7 @@ def test_significant_digit_timestamps_give_the_nominal_rate(tmp_path):
 
 def test_a_clock_off_its_rate_is_not_snapped():
     """Only the rounding's own error is snapped: a clock 50 ppm fast with full-precision or 1 ms timestamps, a
-    smartwatch at 19.58 Hz for a nominal 20, stay as measured (the front end then names the rate)."""
+    smartwatch at 19.58 Hz for a nominal 20, stay as measured (the front end then resamples it to 20 Hz)."""
     from sqtool.data.readers._common import rate_from_times
     t = np.arange(130 * 64) / 64.0032
     assert rate_from_times(t, "t") == pytest.approx(64.0032, abs=1e-5)

@@ -103,9 +103,15 @@ def test_bench_spectral_bad_recordings(spec_export_dir, tmp_path, capsys):
     rc = main(["bench", "--model", str(spec_export_dir), "--data", str(slow), "--out", str(tmp_path / "b2")])
     err = capsys.readouterr().err.strip()
     assert rc != 0 and len(err.splitlines()) == 1 and "6 Hz, below 2x the model band's top 4 Hz" in err
-    odd = write_wrist_npz(tmp_path / "odd.npz", seconds=20, fs=125.37)
-    with pytest.raises(SqtoolError, match="front end cannot take 125.37 Hz.*resample the recording to a rate such as"):
+    odd = write_wrist_npz(tmp_path / "odd.npz", seconds=20, fs=8000.37)     # nor could it take 8000 Hz
+    with pytest.raises(SqtoolError, match="front end cannot take 8000.37 Hz.*resample the recording to a rate such as"):
         run_bench(BenchConfig(model=str(spec_export_dir), data=str(odd), runtime=["c"], out=str(tmp_path / "b3")))
+    off = write_wrist_npz(tmp_path / "off.npz", seconds=20, fs=125.37)       # a clock off 125 Hz: resampled to it
+    run_bench(BenchConfig(model=str(spec_export_dir), data=str(off), runtime=["c"], out=str(tmp_path / "b4")))
+    res = json.loads((tmp_path / "b4" / "bench.json").read_text())
+    assert _rows(res)["c_host"]["status"] == "ok"
+    assert any(n.startswith("note: 1 recording sampled off a whole-Hz rate") and "125.37 -> 125 Hz" in n
+               for n in res["notes"]), res["notes"]
 
 
 def test_asked_runtime_that_cannot_run_is_an_error(spec_export_dir, tmp_path):
