@@ -635,7 +635,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     from sqtool.firmware_bench.report import (class_metrics, hr_metrics, runtime_line, subjects_auroc,
                                               target_metrics, write_report)
-    from sqtool.firmware_bench.stream import FILTERS, StreamSpec, record_matrix, replay
+    from sqtool.firmware_bench.stream import FILTERS, StreamSpec, at_stream_rate, record_matrix, replay
     from sqtool.data.hr_tracker import track
 
     check_counts(cfg, "bench")
@@ -689,6 +689,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     # 1. stream every recording (timed: part of the host pipeline's real-time factor)
     t = time.perf_counter()
     def streamed(r):
+        r = at_stream_rate(r, spec)                        # a clock off its whole-Hz rate: resampled to it
         r = tile_record(r, spec.window_s) if tile else r
         return r, replay(r, spec, chunk=cfg.chunk)
     pairs, skipped = long_enough(bar(recs, desc="stream", enabled=cfg.progress, unit="rec"), streamed, spec.window_s,
@@ -869,10 +870,12 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if skipped:
         from sqtool.firmware_bench.report import left_out_note
         res["notes"].append(left_out_note(skipped))
+    from sqtool.data.preprocess import whole_hz_note
     from sqtool.data.record import resampled_note
-    if note := resampled_note((r, list(spec.channels)) for r in recs):      # acc slower than the PPG: resampled
-        res["notes"].append(note)
-        item(note)
+    for note in (resampled_note((r, list(spec.channels)) for r in recs), whole_hz_note(recs)):
+        if note:                                            # acc slower than the PPG; a clock off its whole-Hz rate
+            res["notes"].append(note)
+            item(note)
     res["primary"] = primary_runtime(rows, PRIMARY_ORDER, labelled)
     res["seen_in_training"], warns = provenance_warnings(art, set(subj[np.isfinite(truth)].tolist()),
                                                          set(subj.tolist()))

@@ -739,7 +739,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     from sqtool.data.dataset_tasks import class_truth
     from sqtool.data.record import subject_key, tile_record
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.stream import StreamSpec, replay
+    from sqtool.firmware_bench.stream import StreamSpec, at_stream_rate, replay
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
     if R.front_family(md):                             # rr_spec, af_beats: a float model over a Python front end
@@ -753,6 +753,7 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     tile = md.get("short_records") == "tile"           # as the model's training data (export metadata)
     def one(r) -> _TdRec:
         require_channels(r, spec.channels, r.record_id)   # else left out, as the bench leaves it out
+        r = at_stream_rate(r, spec)            # a clock off its whole-Hz rate: resampled to it
         seconds = r.duration(spec.channels[0])
         if tile:                               # shorter than the window: repeated end to end to fill it, one window
             r = tile_record(r, spec.window_s)

@@ -196,7 +196,7 @@ class WindowStream:
                               f"({spec.band[1]:g} Hz); the signal the model expects is not in the recording")
         self.rs = StreamingResampler(fs_in, spec.fs, self.C)            # raises for impossible rates
         win_dev, hop_dev = spec.window_s * fs_in, spec.hop_s * fs_in
-        if abs(win_dev - round(win_dev)) > 1e-6 or abs(hop_dev - round(hop_dev)) > 1e-6:
+        if not whole_samples(spec, fs_in):
             raise SqtoolError(f"stream: {spec.window_s:g} s / {spec.hop_s:g} s windows are not whole numbers "
                               f"of samples at the device rate {fs_in:g} Hz")
         self.T_dev, self.hop_dev = int(round(win_dev)), int(round(hop_dev))
@@ -344,6 +344,23 @@ def window_truth(record, t0: np.ndarray, window_s: float | None = None, label: s
         return None
     from sqtool.data.hr_spectra import window_truth as label_at_centres
     return label_at_centres(record, t0, window_s, label)
+
+
+def whole_samples(spec: StreamSpec, fs_in: float) -> bool:
+    """Whether the spec's window and hop are whole numbers of samples at the device rate fs_in (a stream counts
+    whole samples; `WindowStream` refuses another rate)."""
+    return all(abs(v * fs_in - round(v * fs_in)) <= 1e-6 for v in (spec.window_s, spec.hop_s))
+
+
+def at_stream_rate(record, spec: StreamSpec):
+    """`record` as a device stream takes it: itself, or, when its first channel's rate is off a whole number of Hz
+    and a window or hop is not a whole number of its samples (a clock measured from a file's timestamps: 19.58 Hz
+    for a nominal 20), `preprocess.at_whole_hz(record)` (the time base kept, meta["resampled_from_hz"])."""
+    from sqtool.data.preprocess import at_whole_hz
+    fs = record.fs.get(spec.channels[0]) if spec.channels else None
+    if fs is None or float(fs) == round(float(fs)) or whole_samples(spec, float(fs)):
+        return record
+    return at_whole_hz(record) if whole_samples(spec, float(round(float(fs)))) and round(float(fs)) > 0 else record
 
 
 def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = 1, gaps: dict[int, int] | None = None,

@@ -109,6 +109,31 @@ def test_impossible_rate_is_refused():
         WindowStream(StreamSpec(channels=("ppg",)), fs_in=125.0 * np.sqrt(2))
 
 
+def test_a_clock_off_its_whole_hz_rate_streams_at_that_rate():
+    """A smartwatch's timestamps give 19.58 Hz: an 8 s window is no whole number of its samples, which a device
+    stream refuses; `at_stream_rate` resamples the recording to 20 Hz (time kept), whose windows are the ones the
+    same signal sampled at 20 Hz gives; a whole rate, or one whose windows are whole samples, stays as it is."""
+    from sqtool.firmware_bench.stream import at_stream_rate
+
+    def rec(fs):
+        t = np.arange(int(60 * fs)) / fs
+        return Record("x", "s", "r", {"ppg": np.sin(2 * np.pi * 1.3 * t) + 0.4 * np.sin(2 * np.pi * 0.25 * t)},
+                      {"ppg": fs})
+    spec = StreamSpec(channels=("ppg",))
+    off, nominal = rec(19.581367), rec(20.0)
+    with pytest.raises(SqtoolError, match="not whole numbers of samples at the device rate 19.5814 Hz"):
+        replay(off, spec)
+    whole = at_stream_rate(off, spec)
+    assert whole.fs == {"ppg": 20.0} and whole.meta["resampled_from_hz"] == {"ppg": 19.581367}
+    a, b = replay(whole, spec), replay(nominal, spec)
+    np.testing.assert_array_equal(a.t0, b.t0)
+    inner = slice(2, -2)                                   # the resampler's edges aside
+    assert np.abs(a.x[inner] - b.x[inner]).max() < 0.02
+    assert at_stream_rate(nominal, spec) is nominal
+    half = rec(12.5)                                       # 8 s and 2 s are whole samples at 12.5 Hz: left as is
+    assert at_stream_rate(half, spec) is half
+
+
 def test_flat_and_saturated_streams_give_defined_windows():
     n = 125 * 20
     for sig in (np.zeros(n), np.full(n, 4095.0)):
