@@ -216,15 +216,19 @@ def at_whole_hz(rec):
 
 
 def whole_hz_note(records) -> str | None:
-    """One note line on the recordings `at_whole_hz` resampled (meta["resampled_from_hz"]); None when none was."""
+    """One note line on the recordings `at_whole_hz` resampled (meta["resampled_from_hz"]), with what a device that
+    takes the clock for its whole-Hz rate would read (the host's heart rates keep the measured time base; a
+    firmware configured for the nominal rate does not); None when none was."""
     hits = [r for r in records if r.meta.get("resampled_from_hz")]
     if not hits:
         return None
     r, off = hits[0], hits[0].meta["resampled_from_hz"]
     rates = "; ".join(f"{', '.join(c for c in off if off[c] == f)} {f:g} -> {round(f)} Hz"    # ppg, acc_x 19.58 -> 20 Hz
                       for f in dict.fromkeys(off.values()))
+    f = next(iter(off.values()))
     return (f"note: {len(hits)} recording{'s' if len(hits) > 1 else ''} sampled off a whole-Hz rate (a device clock "
-            f"measured from its timestamps) resampled to it for the front end, e.g. {r.record_id}: {rates}")
+            f"measured from its timestamps) resampled to it for the front end, e.g. {r.record_id}: {rates}; firmware "
+            f"that takes that clock for {round(f)} Hz reads heart rates {100 * (round(f) / f - 1):+.1f} % off")
 
 
 # ----------------------------------------------------------------------------- normalisation

@@ -113,7 +113,8 @@ def test_a_clock_off_its_whole_hz_rate_is_resampled_to_it_and_read_as_before(fs)
     note = whole_hz_note([whole, rec])
     assert note == (f"note: 1 recording sampled off a whole-Hz rate (a device clock measured from its timestamps) "
                     f"resampled to it for the front end, e.g. s1_walk: ppg, acc_x, acc_y, acc_z {fs:g} -> "
-                    f"{round(fs)} Hz") and whole_hz_note([rec]) is None
+                    f"{round(fs)} Hz; firmware that takes that clock for {round(fs)} Hz reads heart rates "
+                    f"{100 * (round(fs) / fs - 1):+.1f} % off") and whole_hz_note([rec]) is None
     for ok in (float(round(fs)), 25.6):                        # whole, or a rate the front end takes (16 / 25.6 = 5 / 8)
         same = dataclasses.replace(rec, fs={c: ok for c in sig})
         assert at_front_end_rate(same, cfg) is same

@@ -62,6 +62,7 @@ def test_a_recording_off_its_whole_hz_clock_is_predicted_with_a_note(spec_export
                                 progress=False), records=[record("watch", 19.581367), record("nominal", 20.0)])
     assert [n for n in res["notes"] if "whole-Hz" in n] == [
         "note: 1 recording sampled off a whole-Hz rate (a device clock measured from its timestamps) resampled to it "
-        "for the front end, e.g. watch: ppg, acc_x, acc_y, acc_z 19.5814 -> 20 Hz"]
+        "for the front end, e.g. watch: ppg, acc_x, acc_y, acc_z 19.5814 -> 20 Hz; firmware that takes that clock "
+        "for 20 Hz reads heart rates +2.1 % off"]
     off, nominal = res["recordings"]
     assert off["windows"] == nominal["windows"] and abs(off["hr_median"] - nominal["hr_median"]) <= 1.5
