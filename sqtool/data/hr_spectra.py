@@ -202,13 +202,10 @@ def at_front_end_rate(record, model_cfg: ModelCfg | dict):
     and that rate is off a whole number of Hz whose rate it can (a clock measured from a file's timestamps: 19.58 Hz
     for a nominal 20), `preprocess.at_whole_hz(record)`. Any other rate stays, for `design_at_rate` to refuse."""
     from sqtool.data.frontend import takes_rate
-    from sqtool.data.preprocess import at_whole_hz
+    from sqtool.data.preprocess import at_whole_hz_where
     mc = model_cfg.to_dict() if isinstance(model_cfg, ModelCfg) else dict(model_cfg)
     fs = float(record.fs[stream_channels(record, mc)[0][0]])
-    whole = float(round(fs))
-    if whole == fs or whole <= 0 or takes_rate(frontend_cfg(mc, fs)) or not takes_rate(frontend_cfg(mc, whole)):
-        return record
-    return at_whole_hz(record)
+    return at_whole_hz_where(record, fs, lambda f: takes_rate(frontend_cfg(mc, f)))
 
 
 def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None = None) -> HrRecording:

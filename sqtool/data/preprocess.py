@@ -215,6 +215,15 @@ def at_whole_hz(rec):
                                meta={**rec.meta, "resampled_from_hz": off})
 
 
+def at_whole_hz_where(rec, fs: float, usable):
+    """`at_whole_hz(rec)` when its rate fs is off a whole number of Hz, `usable(fs)` is False and `usable` holds for
+    that whole-Hz rate (a device stream that cannot take a measured clock but can take its nominal rate); else rec."""
+    whole = float(round(fs))
+    if whole == fs or whole <= 0 or usable(fs) or not usable(whole):
+        return rec
+    return at_whole_hz(rec)
+
+
 def whole_hz_note(records) -> str | None:
     """One note line on the recordings `at_whole_hz` resampled (meta["resampled_from_hz"]), with what a device that
     takes the clock for its whole-Hz rate would read (the host's heart rates keep the measured time base; a

@@ -356,11 +356,9 @@ def at_stream_rate(record, spec: StreamSpec):
     """`record` as a device stream takes it: itself, or, when its first channel's rate is off a whole number of Hz
     and a window or hop is not a whole number of its samples (a clock measured from a file's timestamps: 19.58 Hz
     for a nominal 20), `preprocess.at_whole_hz(record)` (the time base kept, meta["resampled_from_hz"])."""
-    from sqtool.data.preprocess import at_whole_hz
+    from sqtool.data.preprocess import at_whole_hz_where
     fs = record.fs.get(spec.channels[0]) if spec.channels else None
-    if fs is None or float(fs) == round(float(fs)) or whole_samples(spec, float(fs)):
-        return record
-    return at_whole_hz(record) if whole_samples(spec, float(round(float(fs)))) and round(float(fs)) > 0 else record
+    return record if fs is None else at_whole_hz_where(record, float(fs), lambda f: whole_samples(spec, f))
 
 
 def replay(record, spec: StreamSpec, chunk: int | Sequence[int] = 1, gaps: dict[int, int] | None = None,
