@@ -24,8 +24,13 @@ transition sigma, jump floor and logit temperature are chosen on the inner out-o
                    like sigma / floor / temperature (0 = the default's emission): what "read the pulse, not the
                    prior" asks of the decoder; float reference
     prior0.5 / mean  the same with alpha fixed at 0.5, what the inner subjects would not choose
+    sum / check    (synthetic dumps with --check-seeds) the default's filter, choosing first the candidate that
+                   misses the fewest 10-BPM bands (> 3 BPM, fixed point) on further synthetic sets the same
+                   networks scored (`hr_synthetic_pulse.py --check-seeds`), then the lowest inner mean: can a
+                   check set of the generator, never the evaluated recordings, steer the decoder to read the pulse?
 
     python benchmarks/hr_decoder_study.py --dumps DIR[,DIR...] --out benchmarks/results [--name NAME] [--label TEXT]
+                                          [--check-seeds 4000,5000]
 
 Real dumps report each held-out subject's MAE and the mean of subjects; synthetic ones (every recording at one
 fixed heart rate) the 10-BPM bands within 3 BPM, as `hr_synthetic_pulse.py` does. Writes <name>.json and .md.
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -51,7 +57,8 @@ from sqtool.models.hr_bins import fit_decoder, select_decoder  # noqa: E402
 
 _GMEAN = lambda v: float(np.exp(np.mean(np.log(np.maximum(v, 1e-9)))))  # noqa: E731
 RULES = {"mean": ("mae", np.mean), "gmean": ("mae", _GMEAN), "median": ("mae", np.median),   # rule -> (per-window
-         "logscore": ("logscore", np.mean)}                                  # score, its mean over subjects by)
+         "logscore": ("logscore", np.mean),                                  # score, its mean over subjects by)
+         "check": ("mae", np.mean)}        # first the fewest check-set bands missed, then the mean (--check-seeds)
 VARIANTS = (("sum", "mean"), ("sum", "gmean"), ("sum", "median"), ("sum", "logscore"), ("max", "mean"),
             ("prior", "mean"), ("prior0.5", "mean"))
 PRIOR_ALPHAS = (0.0, 0.5, 1.0)      # "prior": the exponent of the learned prior divided out of the emission
@@ -171,12 +178,13 @@ def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
     per-window score, the decoded |error| or the log score, averaged per inner subject, then over subjects by the
     rule's mean)."""
     kind, over_subjects = RULES[rule]
+    misses = (lambda d: check_misses(dump, d)) if rule == "check" else (lambda d: 0)      # noqa: E731
     score_of = log_score if kind == "logscore" else (
         lambda lg, d, y: abs_err(forward_hr(lg, d, product, dump.get("log_prior")), y))
     alphas = {"prior": PRIOR_ALPHAS, "prior0.5": (0.5,)}.get(product, (None,))
     dec0 = dump["decoder"]
     base = fit_decoder([r["y"] for r in dump["oof"]], dec0["bins_bpm"], 2.0)
-    best, best_score = None, np.inf
+    best, best_score = None, (np.inf, np.inf)
     for sg in sorted({float(base["sigma_bpm"]), *SIGMAS}):
         for fl in sorted({float(base["floor"]), *FLOORS}):
             for T, a in ((T, a) for T in TEMPERATURES for a in alphas):
@@ -188,24 +196,58 @@ def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
                     for r in dump["oof"]:
                         per.setdefault(r["key"], []).append(score_of(r["logits"], dec, r["y"]))
                     cache[key] = np.array([np.concatenate(v).mean() for _, v in sorted(per.items())])
-                score = float(over_subjects(cache[key]))
+                score = (misses(dec), float(over_subjects(cache[key])))
                 if score < best_score:
                     best, best_score = dec, score
-    return {**best, "inner_score": best_score}
+    return {**best, "inner_score": best_score[1], **({"inner_check_misses": best_score[0]} if rule == "check" else {})}
 
 
-def study(dumps: list[Path]) -> dict:
-    """{variant: {"folds": [...], "subjects": {key: MAE}, "recordings": {id: (MAE, truth median)}}}."""
-    out = {f"{p}/{r}": {"folds": [], "subjects": {}, "recordings": {}} for p, r in VARIANTS}
+CHECK_SPAN = 320        # a synthetic set seeded from B holds the records seeded B .. B + CHECK_SPAN - 1 (= hr_synthetic_pulse.SET_SPAN)
+
+
+def record_seed(record_id: str) -> int | None:
+    """The seed of a synthetic recording ("synthetic/hr055_s3021" -> 3021), None for any other id."""
+    m = re.search(r"hr\d+_s(\d+)$", record_id)
+    return int(m.group(1)) if m else None
+
+
+def split_check(dump: dict, check_seeds: tuple[int, ...]) -> dict:
+    """Moves the held-out recordings of the sets seeded from `check_seeds` into dump["check"]; the rest stay the
+    scored ones. A check seed that names no recording of the dump is one clear line."""
+    inside = lambda r: any(b <= (record_seed(r["id"]) or -1) < b + CHECK_SPAN for b in check_seeds)  # noqa: E731
+    check = [r for r in dump["test"] if inside(r)]
+    if not check or len(check) == len(dump["test"]):
+        raise SqtoolError(f"--check-seeds {','.join(map(str, check_seeds))}: the dump needs recordings of those "
+                          "synthetic sets and of another (hr_synthetic_pulse.py --check-seeds ... --logits-out DIR)")
+    return {**dump, "test": [r for r in dump["test"] if not inside(r)], "check": check}
+
+
+def check_misses(dump: dict, dec: dict) -> int:
+    """How many 10-BPM bands of the check recordings decode (fixed point, as the firmware) more than 3 BPM off."""
+    rec = {}
+    for r in dump["check"]:
+        rec[r["id"]] = (float(abs_err(decode_int(r["logits"], dec, dump["scale"])["hr"], r["y"]).mean()),
+                        float(np.nanmedian(r["y"])))
+    return int(sum(v > 3.0 for v in bands(rec).values()))
+
+
+def study(dumps: list[Path], check_seeds: tuple[int, ...] = ()) -> dict:
+    """{variant: {"folds": [...], "subjects": {key: MAE}, "recordings": {id: (MAE, truth median)}}}; with
+    `check_seeds` the variant sum/check too, and every variant scored on the other recordings only."""
+    variants = VARIANTS + ((("sum", "check"),) if check_seeds else ())
+    out = {f"{p}/{r}": {"folds": [], "subjects": {}, "recordings": {}} for p, r in variants}
     for path in dumps:
         dump, cache = load_dump(path), {}
+        if check_seeds:
+            dump = split_check(dump, check_seeds)
         dump["log_prior"] = training_log_prior(dump)                    # (F,) what the network learned to expect
-        for product, rule in VARIANTS:
+        for product, rule in variants:
             dec = choose(dump, product, rule, cache)
             v = out[f"{product}/{rule}"]
             v["folds"].append({"dump": path.name, "sigma_bpm": dec["sigma_bpm"], "floor": dec["floor"],
                                "temperature": dec["temperature"], "inner_score": dec["inner_score"],
-                               **({"prior_alpha": dec["prior_alpha"]} if "prior_alpha" in dec else {})})
+                               **({"prior_alpha": dec["prior_alpha"]} if "prior_alpha" in dec else {}),
+                               **({"check_misses": dec["inner_check_misses"]} if "inner_check_misses" in dec else {})})
             per = {}
             for r in dump["test"]:
                 hr = (decode_int(r["logits"], dec, dump["scale"])["hr"] if product == "sum"
@@ -225,12 +267,16 @@ def bands(recordings: dict) -> dict[int, float]:
     return {k: float(np.mean(v)) for k, v in sorted(b.items())}
 
 
-def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label: str = "") -> str:
+def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label: str = "",
+           check_seeds: tuple[int, ...] = ()) -> str:
     where = label or ", ".join(sorted({str(p.parent) for p in dumps}))
+    check = (f" The synthetic sets seeded from {', '.join(map(str, check_seeds))} are the check sets of sum/check "
+             "and are not scored: every variant's table reads the other recordings." if check_seeds else "")
     lines = ["# Decoder variants on saved logits (`benchmarks/hr_decoder_study.py`)", "",
              f"Dumps: {where} ({len(dumps)} outer folds). Per fold the "
              "sigma / floor / temperature are chosen on the inner out-of-fold logits by each variant's rule; "
-             "`sum` decodes in fixed point (the firmware), `max` and `prior` in float (no firmware version).", ""]
+             "`sum` decodes in fixed point (the firmware), `max` and `prior` in float (no firmware version)." + check,
+             ""]
     names = list(res)
     if synthetic:
         lines += ["| variant | 10-BPM bands within 3 BPM | worst band (BPM) | recordings > 3 BPM | choices |",
@@ -239,7 +285,9 @@ def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label:
             b, rec = bands(res[n]["recordings"]), res[n]["recordings"]
             bad = ", ".join(f"{k.split('/')[-1]} {m:.1f}" for k, (m, _) in sorted(rec.items()) if m > 3) or "-"
             ch = "; ".join(f"sigma {f['sigma_bpm']:g} T {f['temperature']:g}"
-                           + (f" alpha {f['prior_alpha']:g}" if "prior_alpha" in f else "") for f in res[n]["folds"])
+                           + (f" alpha {f['prior_alpha']:g}" if "prior_alpha" in f else "")
+                           + (f", check bands missed {f['check_misses']}" if "check_misses" in f else "")
+                           for f in res[n]["folds"])
             met = sum(v <= 3 for v in b.values())
             lines.append(f"| {n} | {met} of {len(b)} | {max(b.values()):.2f} | {bad} | {ch} |")
     else:
@@ -260,17 +308,23 @@ def report(res: dict, dumps: list[Path], synthetic: bool, seconds: float, label:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     dump_args(ap, "hr_decoder_study")
+    ap.add_argument("--check-seeds", default="", help="synthetic dumps: the seeds of the sets scored as a check "
+                    "(hr_synthetic_pulse.py --check-seeds), comma-separated; adds the variant sum/check")
     args = ap.parse_args(argv)
+    try:
+        check_seeds = tuple(int(v) for v in args.check_seeds.split(",") if v.strip())
+    except ValueError:
+        ap.error(f"--check-seeds must be comma-separated integers, got '{args.check_seeds}'")
     dumps = dump_paths(ap, args)
     t0 = time.time()
     try:
-        res = study(dumps)
+        res = study(dumps, check_seeds)
     except SqtoolError as e:
         ap.error(str(e))
     synthetic = all(k.startswith("synthetic") for n in res for k in res[n]["subjects"])
     Path(args.out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.out) / f"{args.name}.json", dumps_json(res, indent=1))
-    md = report(res, dumps, synthetic, time.time() - t0, args.label)
+    md = report(res, dumps, synthetic, time.time() - t0, args.label, check_seeds)
     atomic_write_text(Path(args.out) / f"{args.name}.md", md)
     print(md)
     return 0

@@ -544,6 +544,8 @@ def run_fold(train, test, args, records, log):
                "int8_conf_raw": dq["conf_raw"], "conf_calibrated": bool(dec.get("conf_calib_x")),
                "student": decode_float(ls, dec, valid, r.x)["hr"], "teacher": decode_float(lt, dec_t, valid, r.x)["hr"],
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
+               "int8_mass_truth": mass_near(lq, scale / dec["temperature"], bins, r.y),
+               "int8_mass_decoded": mass_near(lq, scale / dec["temperature"], bins, dq["hr"]),
                "int8_truth_hmm": decode_int(lq, truth_hmm, scale, valid)["hr"],
                "truth_hmm": {"sigma_bpm": float(fit["sigma_bpm"]), "floor": float(fit["floor"])},
                "baseline": classic.hr(r, notch, sensors),
@@ -565,6 +567,21 @@ def run_fold(train, test, args, records, log):
     if args.logits_out:
         save_logits(args.logits_out, test, train, dump, soof, dec, scale)
     return out
+
+
+MASS_BPM = 5.0      # mass_near: the half-width (BPM) around a heart rate
+
+
+def mass_near(lq: np.ndarray, scale: float, bins: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """(W,) the share of each window's emission (softmax of the int8 logits x `scale`: the decoder's, tempered)
+    within +-MASS_BPM of `hr` (W,) (NaN where `hr` is): a network whose argmax is the pulse can still put most of
+    its mass elsewhere, and a filter that sums mass follows the mass."""
+    z = lq.astype(np.float64) * scale                                          # (W, F)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    hr = np.asarray(hr, np.float64)
+    near = np.abs(bins[None, :] - np.nan_to_num(hr, nan=-1e9)[:, None]) <= MASS_BPM + 1e-9
+    return np.where(np.isfinite(hr), (p * near).sum(axis=1), np.nan)
 
 
 def save_logits(out_dir: str, test, train, held_out: dict, soof: dict | None, dec: dict, scale: float) -> None:

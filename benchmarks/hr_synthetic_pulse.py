@@ -72,9 +72,13 @@ def recording_row(row: dict, rec) -> dict:
             **{k: float(np.nanmean(np.abs(np.asarray(row[k], float) - y)))
                for k in ("int8", "student", "teacher", "baseline", "int8_truth_hmm")},
             "int8_raw_mode": mode, "int8_raw_share": float(counts.max() / counts.sum()) if len(vals) else 0.0,
-            "int8_raw_is": near[0] if near else "?", "stillest_axis": float(min(rec.meta["swing_axes"]))}
+            "int8_raw_is": near[0] if near else "?", "stillest_axis": float(min(rec.meta["swing_axes"])),
+            "int8_mass_truth": float(np.nanmean(row["int8_mass_truth"])),
+            "int8_mass_decoded": float(np.nanmean(row["int8_mass_decoded"]))}
 
 
+HRS = np.arange(45, 201, 5.0)       # the fixed heart rates; recording k of rate i is seeded seed + 10 i + k
+SET_SPAN = 10 * len(HRS)            # a set seeded from S holds the seeds S .. S + SET_SPAN - 1 (--per-hr <= 10)
 BAND_METHODS = ("int8", "baseline", "student", "int8_truth_hmm")   # the band table's columns
 STILL_AXIS = 0.15       # an axis whose share of the (unit) swing direction is below this barely sees the swing
 
@@ -90,16 +94,39 @@ def still_axis_line(per_rec: list[dict]) -> str:
             f"of the other {len(other)}: {miss(other)}.")
 
 
+def check_sets(ap: argparse.ArgumentParser, text: str, record_seed: int, span: int) -> tuple[int, ...]:
+    """--check-seeds -> the seeds of the check sets; a non-integer, or a set whose seeds (seed .. seed + span - 1)
+    meet the evaluated set's or another check set's, is the parser's one-line error."""
+    try:
+        seeds = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        ap.error(f"--check-seeds must be comma-separated integers, got '{text}'")
+    every = (record_seed, *seeds)
+    for i, a in enumerate(every):
+        for b in every[i + 1:]:
+            if abs(a - b) < span:
+                ap.error(f"--check-seeds: the sets seeded from {a} and {b} share recordings (each holds the seeds "
+                         f"from its own to {span - 1} above it): take seeds at least {span} apart")
+    return seeds
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_training_args(ap)
-    ap.add_argument("--per-hr", type=int, default=2, help="recordings per fixed heart rate")
+    ap.add_argument("--per-hr", type=int, default=2, choices=range(1, 11), metavar="1..10",
+                    help="recordings per fixed heart rate")
     ap.add_argument("--record-seed", type=int, default=1000,
                     help="seed of the synthetic recordings (recording i of HR step k: seed + 10 k + i); 1000 = the "
                          "set the augmentation was diagnosed on (hr_synthetic_pulse_diagnosis.md), another = fresh")
+    ap.add_argument("--check-seeds", default="",
+                    help="seeds of further synthetic sets the same networks score, left out of the band table "
+                         "(comma-separated; with --logits-out DIR for hr_decoder_study.py --check-seeds: can a "
+                         "synthetic check set choose the decoder?)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     args = ap.parse_args(argv)
+    hrs = HRS
+    check_seeds = check_sets(ap, args.check_seeds, args.record_seed, SET_SPAN)
     check_models(args)
     hr_spectral.DATA = Path(data_root_or_exit(args.data_root, ap.error))     # load_records reads it there
     import torch
@@ -109,12 +136,13 @@ def main(argv=None):
     scfg = get_model_cfg(args.student)
     train = hr_corpus(hr_spectral.DATA, ("troika", "wrist_exercise"), scfg, log=log)
     records = load_records(("troika", "wrist_exercise"))
-    hrs = np.arange(45, 201, 5.0)
-    syn = [moving_record(h, args.record_seed + 10 * i + k) for i, h in enumerate(hrs) for k in range(args.per_hr)]
-    for r in syn:
+    sets = [[moving_record(h, s + 10 * i + k) for i, h in enumerate(hrs) for k in range(args.per_hr)]
+            for s in (args.record_seed, *check_seeds)]
+    syn, check = sets[0], [r for s in sets[1:] for r in s]
+    for r in syn + check:
         records[("synthetic", r.record_id)] = r
-    test = [record_spectra(r, scfg) for r in syn]
-    rows = run_fold(train, test, args, records, log)
+    test = [record_spectra(r, scfg) for r in syn + check]
+    rows = run_fold(train, test, args, records, log)[:len(syn)]          # the check sets: in --logits-out only
     bands = {}
     for r, rec in zip(rows, syn):
         h = float(np.nanmedian(r["y"]))
@@ -169,13 +197,18 @@ def main(argv=None):
            "the JSON): decoded MAE, and the int8 network's per-window argmax (mode, 3-BPM bins, and its share of the "
            "windows) named as the heart rate (HR), the cadence (cad), 2 HR, HR / 2, 2 cad or none (?) within 4 BPM.", "",
            "| recording | HR | cadence | stillest axis' share of the swing | int8 | float student | float teacher | "
-           "baseline | int8 per-window argmax | int8, the truth's HMM |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "baseline | int8 per-window argmax | int8 mass at the pulse / at the decoded rate | int8, the truth's HMM |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     md += [f"| {d['record']} | {d['hr']:.0f} | {d['cadence']:.1f} | {d['stillest_axis']:.2f} | {d['int8']:.2f} | "
            f"{d['student']:.2f} | "
            f"{d['teacher']:.2f} | {d['baseline']:.2f} | {d['int8_raw_mode']:.0f} {d['int8_raw_is']} "
-           f"{100 * d['int8_raw_share']:.0f} % | {d['int8_truth_hmm']:.2f} |" for d in bad]
-    md += ["", still_axis_line(per_rec)]
+           f"{100 * d['int8_raw_share']:.0f} % | {100 * d['int8_mass_truth']:.0f} / {100 * d['int8_mass_decoded']:.0f} % | "
+           f"{d['int8_truth_hmm']:.2f} |" for d in bad]
+    md += ["", f"Mass: the mean share of a window's emission (the int8 softmax at the chosen temperature, what the "
+           f"decoder multiplies in) within {hr_spectral.MASS_BPM:g} BPM of the pulse, and of the decoded heart rate. "
+           "The forward filter sums mass: a recording whose argmax is the pulse on most windows but whose mass "
+           "sits elsewhere (a broad plateau over the training subjects' heart rates) is decoded where the mass is.",
+           "", still_axis_line(per_rec)]
     atomic_write_text(out / "hr_synthetic_pulse.md", "\n".join(md) + "\n")
     log("\n".join(md))
 

@@ -68,3 +68,58 @@ def test_the_prior_variant_divides_the_learned_prior_out_of_the_emission():
     assert np.allclose(mod.forward_hr(logits, {**dec, "prior_alpha": 0.0}, "prior", lp), s, atol=1e-9)
     assert np.all(np.abs(s - 120.0) < 2.0)
     assert np.all(np.abs(mod.forward_hr(logits, {**dec, "prior_alpha": 1.0}, "prior", lp) - 50.0) < 2.0)
+
+
+def _with_check_sets(mod, tmp_path):
+    """A written dump whose held-out recordings are two synthetic sets: 'evaluated' (seeds 2000...) and 'check'
+    (seeds 4000...), each at 55 and 120 BPM: a narrow peak at the truth and a broad plateau at 90-130 BPM."""
+    from sqtool.models.decoder import DecoderCfg
+    write_dump(tmp_path / "d")
+    dump = mod.load_dump(next((tmp_path / "d").glob("*.npz")))
+    b = DecoderCfg().centres
+    test = []
+    for base in (2000, 4000):
+        for i, hr in enumerate((55.0, 120.0)):
+            row = np.where(np.abs(b - hr) < 0.6, 70, np.where((b >= 90) & (b <= 130), 52, -60))
+            test.append({"logits": np.tile(row, (40, 1)).astype(np.int8), "y": np.full(40, hr),
+                         "key": f"synthetic:hr{int(hr):03d}", "id": f"synthetic/hr{int(hr):03d}_s{base + 10 * i}"})
+    return {**dump, "test": test}
+
+
+def test_a_check_set_chooses_the_fewest_missed_bands_then_the_inner_mean_and_is_never_scored(tmp_path):
+    mod = load_benchmark("hr_decoder_study")
+    dump = mod.split_check(_with_check_sets(mod, tmp_path), (4000,))
+    assert [r["id"][-5:] for r in dump["test"]] == ["s2000", "s2010"]
+    assert [r["id"][-5:] for r in dump["check"]] == ["s4000", "s4010"]
+    got = mod.choose(dump, "sum", "check", {})
+    mean = mod.choose(dump, "sum", "mean", {})
+
+    def inner(dec):                                   # mean over the inner subjects of their decoded MAE
+        per = {}
+        for r in dump["oof"]:
+            per.setdefault(r["key"], []).append(mod.abs_err(decode_float(r["logits"], dec)["hr"], r["y"]))
+        return float(np.mean([np.concatenate(v).mean() for v in per.values()]))
+
+    # brute force over the same grid: (bands missed on the check set, inner mean), the lowest pair
+    base = mod.fit_decoder([r["y"] for r in dump["oof"]], dump["decoder"]["bins_bpm"], 2.0)
+    cands = [{**mean, "sigma_bpm": sg, "floor": fl, "temperature": T}
+             for sg in {float(base["sigma_bpm"]), *mod.SIGMAS} for fl in {float(base["floor"]), *mod.FLOORS}
+             for T in mod.TEMPERATURES]
+    scored = [(mod.check_misses(dump, d), inner(d)) for d in cands]
+    assert (got["inner_check_misses"], got["inner_score"]) == pytest.approx(min(scored))
+    assert len({m for m, _ in scored}) > 1           # the plateau wins at some candidates: the check set tells
+    assert got["inner_score"] >= mean["inner_score"] - 1e-12
+
+
+def test_check_seeds_are_refused_where_they_name_no_recording_or_every_one(tmp_path, capsys):
+    mod = load_benchmark("hr_decoder_study")
+    dump = _with_check_sets(mod, tmp_path)
+    with pytest.raises(Exception, match="needs recordings of those synthetic sets"):
+        mod.split_check(dump, (7000,))
+    with pytest.raises(Exception, match="needs recordings of those synthetic sets"):
+        mod.split_check(dump, (2000, 4000))
+    assert mod.record_seed("synthetic/hr055_s3021") == 3021 and mod.record_seed("troika/DATA_01_TYPE01") is None
+    with pytest.raises(SystemExit):
+        mod.main(["--dumps", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--check-seeds", "4k"])
+    assert "--check-seeds must be comma-separated integers" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
