@@ -544,8 +544,9 @@ def run_fold(train, test, args, records, log):
                "int8_conf_raw": dq["conf_raw"], "conf_calibrated": bool(dec.get("conf_calib_x")),
                "student": decode_float(ls, dec, valid, r.x)["hr"], "teacher": decode_float(lt, dec_t, valid, r.x)["hr"],
                "int8_raw": bins[lq.argmax(1)], "student_raw": bins[ls.argmax(1)],
-               "int8_mass_truth": mass_near(lq, scale / dec["temperature"], bins, r.y),
-               "int8_mass_decoded": mass_near(lq, scale / dec["temperature"], bins, dq["hr"]),
+               "int8_mass_truth": mass_near(lq, scale / dec["temperature"], bins, r.y, MASS_SIGMAS * dec["sigma_bpm"]),
+               "int8_mass_decoded": mass_near(lq, scale / dec["temperature"], bins, dq["hr"],
+                                              MASS_SIGMAS * dec["sigma_bpm"]),
                "int8_truth_hmm": decode_int(lq, truth_hmm, scale, valid)["hr"],
                "truth_hmm": {"sigma_bpm": float(fit["sigma_bpm"]), "floor": float(fit["floor"])},
                "baseline": classic.hr(r, notch, sensors),
@@ -569,18 +570,18 @@ def run_fold(train, test, args, records, log):
     return out
 
 
-MASS_BPM = 5.0      # mass_near: the half-width (BPM) around a heart rate
+MASS_SIGMAS = 2.0    # the rows' int8_mass_*: within this many of the chosen transition's sigmas (the filter's reach)
 
 
-def mass_near(lq: np.ndarray, scale: float, bins: np.ndarray, hr: np.ndarray) -> np.ndarray:
+def mass_near(lq: np.ndarray, scale: float, bins: np.ndarray, hr: np.ndarray, half_bpm: float) -> np.ndarray:
     """(W,) the share of each window's emission (softmax of the int8 logits x `scale`: the decoder's, tempered)
-    within +-MASS_BPM of `hr` (W,) (NaN where `hr` is): a network whose argmax is the pulse can still put most of
-    its mass elsewhere, and a filter that sums mass follows the mass."""
+    within +-`half_bpm` of `hr` (W,) (NaN where `hr` is): a network whose argmax is the pulse can still put most of
+    its mass elsewhere, and a filter that sums mass over its transition's reach follows the mass."""
     z = lq.astype(np.float64) * scale                                          # (W, F)
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     hr = np.asarray(hr, np.float64)
-    near = np.abs(bins[None, :] - np.nan_to_num(hr, nan=-1e9)[:, None]) <= MASS_BPM + 1e-9
+    near = np.abs(bins[None, :] - np.nan_to_num(hr, nan=-1e9)[:, None]) <= half_bpm + 1e-9
     return np.where(np.isfinite(hr), (p * near).sum(axis=1), np.nan)
 
 

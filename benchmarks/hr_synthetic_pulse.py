@@ -204,8 +204,10 @@ def main(argv=None):
            f"{d['teacher']:.2f} | {d['baseline']:.2f} | {d['int8_raw_mode']:.0f} {d['int8_raw_is']} "
            f"{100 * d['int8_raw_share']:.0f} % | {100 * d['int8_mass_truth']:.0f} / {100 * d['int8_mass_decoded']:.0f} % | "
            f"{d['int8_truth_hmm']:.2f} |" for d in bad]
+    reach = hr_spectral.MASS_SIGMAS * rows[0]["sigma"] if rows else float("nan")
     md += ["", f"Mass: the mean share of a window's emission (the int8 softmax at the chosen temperature, what the "
-           f"decoder multiplies in) within {hr_spectral.MASS_BPM:g} BPM of the pulse, and of the decoded heart rate. "
+           f"decoder multiplies in) within {reach:g} BPM ({hr_spectral.MASS_SIGMAS:g} transition sigmas, the "
+           "filter's reach) of the pulse, and of the decoded heart rate. "
            "The forward filter sums mass: a recording whose argmax is the pulse on most windows but whose mass "
            "sits elsewhere (a broad plateau over the training subjects' heart rates) is decoded where the mass is.",
            "", still_axis_line(per_rec)]

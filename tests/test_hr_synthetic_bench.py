@@ -33,17 +33,18 @@ def test_mass_near_is_the_tempered_emissions_share_around_a_rate_not_its_argmax(
     bins = np.arange(30.0, 231.0, 1.0)                                               # (F,)
     # a narrow peak at 55 (the argmax) and a broad, lower plateau over 90-130: the plateau holds more mass
     lq = np.full((3, len(bins)), -100, np.int8)
-    lq[:, bins == 55] = 60
-    lq[:, (bins >= 90) & (bins <= 130)] = 50
+    lq[:, bins == 55] = 70
+    lq[:, (bins >= 90) & (bins <= 130)] = 45
     scale = 0.1
-    at_pulse = spectral.mass_near(lq, scale, bins, np.array([55.0, 55.0, np.nan]))
+    at_pulse = spectral.mass_near(lq, scale, bins, np.array([55.0, 55.0, np.nan]), 5.0)
     z = lq[0].astype(float) * scale
     p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-    assert np.isclose(at_pulse[0], p[np.abs(bins - 55) <= spectral.MASS_BPM].sum()) and np.isnan(at_pulse[2])
-    assert int(np.argmax(lq[0])) == int(np.flatnonzero(bins == 55)[0]) and at_pulse[0] < 0.2
-    assert spectral.mass_near(lq, scale, bins, np.full(3, 110.0))[0] > 3 * at_pulse[0]
+    assert np.isclose(at_pulse[0], p[np.abs(bins - 55) <= 5.0].sum()) and np.isnan(at_pulse[2])
+    assert int(np.argmax(lq[0])) == int(np.flatnonzero(bins == 55)[0]) and at_pulse[0] < 0.25
+    assert spectral.mass_near(lq, scale, bins, np.full(3, 110.0), 5.0)[0] < at_pulse[0]      # no wider than the peak
+    assert spectral.mass_near(lq, scale, bins, np.full(3, 110.0), 20.0)[0] > 3 * at_pulse[0]  # over the reach: more
     # a colder temperature (a larger scale) moves the mass back to the peak
-    assert spectral.mass_near(lq, 1.0, bins, np.full(3, 55.0))[0] > 0.5
+    assert spectral.mass_near(lq, 1.0, bins, np.full(3, 55.0), 5.0)[0] > 0.5
 
 
 def test_check_sets_must_not_share_a_recording_with_the_evaluated_set_or_each_other(capsys):
