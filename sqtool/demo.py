@@ -64,13 +64,13 @@ class DemoCfg:
                 "(read under $SQTOOL_DATA, else ../shared/data); with a data root: its datasets to train on"})
     teacher: str = field(default="spec_teacher_m", metadata={"help": "heart-rate teacher from the registry"})
     student: str = field(default="spec_student_s", metadata={"help": "heart-rate student from the registry"})
-    folds: int = field(default=4, metadata={"help": "subject folds of the teacher's fine-tuning"})
-    subjects: int = field(default=8, metadata={"help": "synthetic subjects"})
-    batch_size: int = field(default=64, metadata={"help": "pretraining batch size"})
-    pretrain_epochs: int = field(default=10, metadata={"help": "SimSiam epochs"})
-    finetune_epochs: int = field(default=30, metadata={"help": "teacher fine-tuning epochs"})
-    student_epochs: int = field(default=60, metadata={"help": "float student epochs"})
-    qat_epochs: int = field(default=6, metadata={"help": "QAT epochs"})
+    folds: int = field(default=4, metadata={"min": 2, "help": "subject folds of the teacher's fine-tuning"})
+    subjects: int = field(default=8, metadata={"min": 2, "help": "synthetic subjects"})
+    batch_size: int = field(default=64, metadata={"min": 1, "help": "pretraining batch size"})
+    pretrain_epochs: int = field(default=10, metadata={"min": 1, "help": "SimSiam epochs"})
+    finetune_epochs: int = field(default=30, metadata={"min": 1, "help": "teacher fine-tuning epochs"})
+    student_epochs: int = field(default=60, metadata={"min": 1, "help": "float student epochs"})
+    qat_epochs: int = field(default=6, metadata={"min": 0, "help": "QAT epochs"})
     refit_all: bool = field(default=False, metadata={
         "help": "after the held-out evaluation, fine-tune and quantize the same recipe again on every subject and "
                 "export that model (its model card quotes the evaluation as its held-out estimate); default: "
@@ -78,7 +78,7 @@ class DemoCfg:
     mcu: bool = field(default=True, metadata={"help": "include the Cortex-M4 QEMU firmware in the bench"})
     out: str | None = field(default=None, metadata={"help": "demo directory (default: runs/demo/<timestamp>)",
                                                     "metavar": "DIR"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
+    seed: int = field(default=0, metadata={"min": 0, "help": "random seed"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})   # and each step gets --force for its own folder
 
 

@@ -74,37 +74,40 @@ class QuantizeConfig:
                 "'synthetic' (default: the data the teacher was fine-tuned on; "
                 "else $SQTOOL_DATA or ../shared/data)",
         "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA", "path": True})
-    fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})
+    fs: float = field(default=40.0, metadata={"above": 0,
+                                              "help": "the student's sampling rate, Hz (the teacher must match)"})
     channels: list[str] = field(default_factory=list,
                                 metadata={"help": "student input channels, comma separated, e.g. ppg,acc_x,acc_y,"
                                                   "acc_z (default: the teacher's channels, which it must include)"})
-    width_mult: float = field(default=1.0, metadata={"help": "student width multiplier (the knob)"})
+    width_mult: float = field(default=1.0, metadata={"above": 0, "help": "student width multiplier (the knob)"})
     depth_delta: int = field(default=0, metadata={"help": "drop (<0) or add (>0) convolutions at the end"})
     quality_head: bool = field(default=True, metadata={"help": "add the quality_logit output (regression tasks)"})
     distill: bool = field(default=True, metadata={"help": "learn from the teacher (--no-distill: labels only)"})
     alpha: float | None = field(default=None, metadata={
         "help": "weight of the distillation loss vs the labels (default: 0.7 for time-domain students, 0.5 for "
                 "spectral hr students)"})
-    temperature: float = field(default=2.0, metadata={"help": "distillation temperature for logits"})
+    temperature: float = field(default=2.0, metadata={"above": 0, "help": "distillation temperature for logits"})
     kd_gate_bpm: float = field(default=10.0,
-                               metadata={"help": "spectral hr students: distil only the windows whose teacher "
+                               metadata={"min": 0,
+                                         "help": "spectral hr students: distil only the windows whose teacher "
                                                  "argmax is within this many BPM of the truth (labels alone "
                                                  "elsewhere); 0 = distil every window (models.hr_bins)"})
     feature_weight: float = field(default=0.0,
-                                  metadata={"help": "weight of the cosine loss between projected student "
+                                  metadata={"min": 0, "help": "weight of the cosine loss between projected student "
                                                     "features and the teacher's representation"})
-    quality_weight: float = field(default=0.3, metadata={"help": "weight of the quality-head loss"})
+    quality_weight: float = field(default=0.3, metadata={"min": 0, "help": "weight of the quality-head loss"})
     quality_label: str = field(default="both",
                                metadata={"help": "what labels a window poor for the quality head: "
                                                  "teacher_error | sqi | both"})
     quality_err: float = field(default=10.0,
-                               metadata={"help": "a window whose teacher error exceeds this (output units) "
+                               metadata={"above": 0, "help": "a window whose teacher error exceeds this (output units) "
                                                  "is labelled poor for the quality head"})
     stretch: float = field(default=0.0,
-                           metadata={"help": "time-stretch augmentation for rate outputs (HR, RR): slow half "
+                           metadata={"min": 0, "help": "time-stretch augmentation for rate outputs (HR, RR): slow half "
                                              "the training windows by up to this fraction, label scaled alike"})
     freq_stretch: float = field(default=0.5,
-                                metadata={"help": "spectral hr students: fraction of training windows frequency-"
+                                metadata={"min": 0, "max": 1,
+                                          "help": "spectral hr students: fraction of training windows frequency-"
                                                   "stretched (truth x s; teacher logits stretched alike), the "
                                                   "rest shifted; 0 = shift only (models.hr_bins)"})
     motion_frac: float = train_option("motion_frac")
@@ -131,17 +134,20 @@ class QuantizeConfig:
     calibrate_on: list[str] = calibrate_on_option("the held-out subjects' dataset when the training data spans "
                                                   "several and it has training subjects; else every training subject")
     calibration_students: str = calibration_students_option()
-    inner_folds: int = field(default=3, metadata={"help": "--decoder-on student: inner folds of the training "
+    inner_folds: int = field(default=3, metadata={"min": 2, "help": "--decoder-on student: inner folds of the training "
                                                           "subjects"})
-    inner_epochs: int = field(default=0, metadata={"help": "--decoder-on student: epochs of each inner student "
+    inner_epochs: int = field(default=0, metadata={"min": 0,
+                                                   "help": "--decoder-on student: epochs of each inner student "
                                                            "(0 = half the float student's)"})
-    epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "
+    epochs: int = field(default=0, metadata={"min": 0, "help": "float student epochs (0 = 20 for time-domain students, "
                                                      "60 for spectral ones)"})
-    lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle; time-domain students)"})
-    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay (float and QAT; time-domain students)"})
-    qat_epochs: int = field(default=8, metadata={"help": "quantization-aware training epochs"})
-    qat_lr: float = field(default=3e-4, metadata={"help": "QAT peak learning rate (time-domain students)"})
-    batch_size: int = field(default=64, metadata={"help": "batch size"})
+    lr: float = field(default=3e-3, metadata={
+        "above": 0, "help": "float student peak learning rate (one-cycle; time-domain students)"})
+    weight_decay: float = field(default=1e-2, metadata={
+        "min": 0, "help": "AdamW weight decay (float and QAT; time-domain students)"})
+    qat_epochs: int = field(default=8, metadata={"min": 0, "help": "quantization-aware training epochs"})
+    qat_lr: float = field(default=3e-4, metadata={"above": 0, "help": "QAT peak learning rate (time-domain students)"})
+    batch_size: int = field(default=64, metadata={"min": 1, "help": "batch size"})
     heldout_subjects: list[str] = field(default_factory=list,
                                         metadata={"help": "held-out subject ids, comma separated (default: the "
                                                           "teacher's own held-out subjects, else the dataset "
@@ -156,7 +162,7 @@ class QuantizeConfig:
                 "figures go into this run's report and last line (and a spectral export's model card) as the final "
                 "fit's estimate",
         "metavar": "RUN", "path": True})
-    calib_windows: int = field(default=1024, metadata={"help": "max training windows used to calibrate"})
+    calib_windows: int = field(default=1024, metadata={"min": 1, "help": "max training windows used to calibrate"})
     calib_npz: str | None = field(default=None,
                                   metadata={"help": "calibration windows from an .npz file (x (N,C,T), fs, window_s) "
                                                     "instead of the training windows", "path": True})
@@ -164,16 +170,16 @@ class QuantizeConfig:
                                       metadata={"help": "teacher-output cache to reuse/write "
                                                         "(default: <run>/teacher_cache.npz)", "path": True})
     allow_over_budget: bool = field(default=False, metadata={"help": "warn instead of failing over budget (time-domain students; a spectral student's budget is reported)"})
-    max_int8_weights: int | None = field(default=None, metadata={"help": "override the int8 weight budget "
+    max_int8_weights: int | None = field(default=None, metadata={"min": 1, "help": "override the int8 weight budget "
                                                                           "(default: the student's own; a stand-in "
                                                                           "student: that of the one it replaces)"})
-    max_macs: int | None = field(default=None, metadata={"help": "override the MACs-per-window budget "
+    max_macs: int | None = field(default=None, metadata={"min": 1, "help": "override the MACs-per-window budget "
                                                                   "(default: the student's own; a stand-in "
                                                                   "student: that of the one it replaces)"})
     max_records: int | None = field(default=None, metadata={
         "help": MAX_RECORDS_HELP + "; default (or 0): all, for a spectral teacher the teacher's own --max-records"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
-    threads: int = field(default=1, metadata={"help": "torch threads"})
+    seed: int = field(default=0, metadata={"min": 0, "help": "random seed"})
+    threads: int = field(default=1, metadata={"min": 1, "help": "torch threads"})
     out: str | None = field(default=None, metadata={"help": "run directory (default: runs/quantize/<stamp>-<student>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})

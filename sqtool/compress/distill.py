@@ -293,17 +293,24 @@ def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[in
     """Teacher's normalised outputs (N, k) and representation (N, D) for every window, cached.
 
     The cache is reused only when it was made by the same checkpoint (sha256) on the same windows
-    (hash of the teacher's input: x's teacher channels); otherwise it is recomputed and rewritten.
+    (hash of the teacher's input: x's teacher channels); otherwise it is recomputed and rewritten. A file there
+    that is no teacher cache at all (no `key` / `teacher_sha256` arrays: someone's data) is never overwritten: one
+    line, before the teacher runs.
     """
     xt = np.ascontiguousarray(x[:, ch_idx])                                 # (N, C_teacher, T)
     key = hashlib.sha256(f"{teacher_sha256}:{data_hash(xt)}".encode()).hexdigest()
-    if cache_path is not None and Path(cache_path).is_file():
+    if cache_path is not None and Path(cache_path).exists():
+        ours = False
         try:
             with np.load(cache_path, allow_pickle=False) as z:
-                if str(z["key"]) == key:
+                ours = {"key", "teacher_sha256"} <= set(z.files)
+                if ours and str(z["key"]) == key:
                     return {"out": z["out"], "feat": z["feat"], "key": key, "reused": True}
         except NPZ_ERRORS:
-            pass  # unreadable, torn or foreign cache: recompute
+            ours = _torn_cache(cache_path)  # unreadable: a cache torn by a kill is rewritten, anything else kept
+        if not ours:
+            raise SqtoolError(f"--teacher-cache {cache_path} exists and is not a teacher cache (a .npz with key and "
+                              "teacher_sha256): it would be overwritten; give a new path or remove it")
     if teacher.head is None:
         raise SqtoolError("the teacher has no task head (a pretraining checkpoint?)")
     t0 = time.perf_counter()
@@ -315,6 +322,17 @@ def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[in
         np.savez(buf, key=np.asarray(key), out=out, feat=feat, teacher_sha256=np.asarray(teacher_sha256))
         atomic_write_bytes(cache_path, buf.getvalue())
     return {"out": out, "feat": feat, "key": key, "reused": False, "seconds": seconds}
+
+
+def _torn_cache(path) -> bool:
+    """An unreadable file at the cache path that a killed write left behind: empty, or a zip archive (np.savez)
+    cut short. atomic_write_bytes never leaves one, so this is only ever an old tool's or a copy's."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with open(p, "rb") as f:
+        head = f.read(2)
+    return head in (b"", b"PK")
 
 
 # ----------------------------------------------------------------------------- training

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import re
 import sys
@@ -122,7 +123,25 @@ def from_dict(cls, data: dict, where: str = "config"):
                 kwargs[f.name] = from_dict(inner, data[f.name], f"{where}.{f.name}")
             else:
                 kwargs[f.name] = _coerce(data[f.name], tp, f.name)
+                _check_range(cls, f, kwargs[f.name], where)
     return cls(**kwargs)
+
+
+def _check_range(cls, f: dataclasses.Field, value, where: str) -> None:
+    """A number given for field `f`: finite (NaN and inf are never a setting), and inside the field's declared range,
+    metadata "min" / "max" (inclusive) and "above" (exclusive: a rate, a temperature, a learning rate), else a usage
+    error (exit 2) naming the flag (a config file's key is the flag's name), e.g. `--epochs must be >= 0, got -1`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    m = f.metadata
+    name = flag_of(cls, f.name) if m.get("cli") is not False else f.name
+    prefix = "" if where == "config" else f"{where}: "
+    if not math.isfinite(value):
+        raise SqtoolError(f"{prefix}{name} must be a finite number, got {value}", code=2)
+    for key, bad, word in (("min", lambda v, b: v < b, ">="), ("above", lambda v, b: v <= b, ">"),
+                           ("max", lambda v, b: v > b, "<=")):
+        if key in m and bad(value, m[key]):
+            raise SqtoolError(f"{prefix}{name} must be {word} {m[key]:g}, got {value:g}", code=2)
 
 
 def to_dict(cfg) -> dict:

@@ -99,29 +99,32 @@ class PairsConfig:
                                                     "metavar": "DIR"})
     model: str | None = field(default=None, metadata={
         "help": "take fs, window_s, channels, norm and band from this registered model (overrides those flags)"})
-    max_gap_s: float = field(default=300.0, metadata={"help": "max |t_good - t_poor| in seconds"})
-    window_s: float = field(default=30.0, metadata={"help": "window length, s"})
-    hop_s: float | None = field(default=None, metadata={"help": "hop between windows, s (default = window_s)"})
-    fs: float = field(default=40.0, metadata={"help": "model sampling rate, Hz"})
+    max_gap_s: float = field(default=300.0, metadata={"above": 0, "help": "max |t_good - t_poor| in seconds"})
+    window_s: float = field(default=30.0, metadata={"above": 0, "help": "window length, s"})
+    hop_s: float | None = field(default=None, metadata={"above": 0,
+                                                        "help": "hop between windows, s (default = window_s)"})
+    fs: float = field(default=40.0, metadata={"above": 0, "help": "model sampling rate, Hz"})
     channels: list[str] = field(default_factory=lambda: ["ppg"], metadata={
         "help": "model input channels, comma-separated ('ppg' = the record's primary PPG)"})
     norm: str = field(default="minmax", metadata={"help": "per-window normalisation: minmax | zscore"})
-    band_lo: float = field(default=DEFAULT_BAND[0], metadata={"help": "band-pass low cut-off, Hz"})
-    band_hi: float = field(default=DEFAULT_BAND[1], metadata={"help": "band-pass high cut-off, Hz"})
+    band_lo: float = field(default=DEFAULT_BAND[0], metadata={"above": 0, "help": "band-pass low cut-off, Hz"})
+    band_hi: float = field(default=DEFAULT_BAND[1], metadata={"above": 0, "help": "band-pass high cut-off, Hz"})
     band_phase: str = field(default="zero", metadata={
         "help": "zero: the band-pass zero-phase over the recording | causal: one running filter from its start, as "
                 "a model pretrained or fine-tuned with --band-phase causal and its device see the signal"})
-    threshold: float = field(default=0.5, metadata={"help": "quality threshold: good if score > threshold"})
+    threshold: float = field(default=0.5, metadata={"min": 0, "max": 1,
+                                                    "help": "quality threshold: good if score > threshold"})
     synthetic_fallback: bool = field(default=False, metadata={
         "help": "ALSO pair good windows without a real poor partner with a synthetically corrupted copy "
                 "(off: real pairs only)", "flag": "--synthetic-partners", "aliases": ("--synthetic-fallback",)})
-    workers: int = field(default=0, metadata={"help": "worker processes (0 = all cores, 1 = in-process)"})
-    chunksize: int = field(default=1, metadata={"help": "files per worker task (imap chunksize)"})
-    shard_mb: float = field(default=256.0, metadata={"help": "maximum shard size, MB"})
+    workers: int = field(default=0, metadata={"min": 0, "help": "worker processes (0 = all cores, 1 = in-process)"})
+    chunksize: int = field(default=1, metadata={"min": 1, "help": "files per worker task (imap chunksize)"})
+    shard_mb: float = field(default=256.0, metadata={"above": 0, "help": "maximum shard size, MB"})
     dtype: str = field(default="float16", metadata={"help": "stored dtype: float16 | float32"})
     on_error: str = field(default="raise", metadata={"help": "a bad file: raise | skip (listed in metrics)"})
-    synthetic_subjects: int = field(default=8, metadata={"help": "subjects of the synthetic default corpus"})
-    synthetic_duration_s: float = field(default=600.0, metadata={"help": "record length of the synthetic corpus, s"})
+    synthetic_subjects: int = field(default=8, metadata={"min": 1, "help": "subjects of the synthetic default corpus"})
+    synthetic_duration_s: float = field(default=600.0, metadata={"above": 0,
+                                                                 "help": "record length of the synthetic corpus, s"})
     exclude_subjects: list[str] = field(default_factory=list, metadata={
         "help": "subjects never mined, comma-separated: 'dataset:subject' keys (as train finetune --heldout-subjects "
                 "and quantize write them), a bare subject id (left out of every dataset that has it) or a "
@@ -137,7 +140,7 @@ class PairsConfig:
         "help": "a spectral model's pairs (8 s windows every 2 s): keep the nearest poor window even when it "
                 "overlaps the good one (the recipe the heart-rate benchmarks measured); --no-spectral-overlap: the nearest at least "
                 "a window away, as the time-domain pairs always are"})
-    seed: int = field(default=0, metadata={"help": "random seed (synthetic data and fallback artifacts)"})
+    seed: int = field(default=0, metadata={"min": 0, "help": "random seed (synthetic data and fallback artifacts)"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
     name: str = field(default="pairs", metadata={"help": "run name (run directory suffix)"})
 
@@ -608,6 +611,7 @@ def mine_pairs(cfg: PairsConfig, progress: bool = True, resume: bool = False) ->
         raise SqtoolError(f"on_error must be raise or skip, got '{cfg.on_error}'")
     if not cfg.channels:
         raise SqtoolError("no channels given")
+    worker_count(cfg.workers)
     _sos(cfg.fs, cfg.band_lo, cfg.band_hi, 2)                          # refuse a band the rate cannot hold
     check_band_phase(cfg.band_phase, "data pairs", cfg.model or "", spectral_model(cfg) is not None)
     T = cfg.window_s * cfg.fs
@@ -798,6 +802,19 @@ class _Progress:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+WORKERS_PER_CPU = 4      # --workers above this many per core: a typo (100000), not a setting
+
+
+def worker_count(workers: int) -> int:
+    """--workers -> the worker processes (0 = one per core); more than WORKERS_PER_CPU per core is one line, before
+    any process starts (each worker holds a recording and the front end: 100,000 of them exhaust any machine)."""
+    cpus = os.cpu_count() or 1
+    if workers > WORKERS_PER_CPU * cpus:
+        raise SqtoolError(f"--workers {workers}: this machine has {cpus} cores; at most {WORKERS_PER_CPU * cpus} "
+                          "(0 = one per core)", code=2)
+    return workers or cpus
+
+
 def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[float, float] | None = None,
           resume: bool = False, asked: PairsConfig | None = None) -> dict:
     import multiprocessing as mp
@@ -807,7 +824,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     from sqtool.data import readers  # noqa: F401
 
     save_config(run_dir, asked or cfg, resumed=resume, seed=cfg.seed)
-    workers = cfg.workers or os.cpu_count() or 1
+    workers = worker_count(cfg.workers)
     header = {"fs": cfg.fs, "window_s": cfg.window_s, "hop_s": cfg.hop_s or cfg.window_s,
               "channels": list(cfg.channels), "norm": cfg.norm, "band": [cfg.band_lo, cfg.band_hi],
               "band_phase": cfg.band_phase,

@@ -55,21 +55,23 @@ class ExportConfig:
                                                            "one line per artifact is always printed)"})
     heldout: str | None = field(default=None, metadata={"help": "held-out windows .npz for the parity checks "
                                                                 "(default: RUN/heldout.npz)", "path": True})
-    max_windows: int = field(default=0, metadata={"help": "use at most this many held-out windows (0 = all)"})
-    random_windows: int = field(default=-1, metadata={
+    max_windows: int = field(default=0, metadata={"min": 0, "help": "use at most this many held-out windows (0 = all)"})
+    random_windows: int = field(default=-1, metadata={"min": -1, 
         "help": "spectral models: random int8 code windows added to the parity set (-1 = 32 without a held-out "
                 "set, 0 with one)"})
-    seed: int = field(default=0, metadata={"help": "seed of the random parity windows"})
+    seed: int = field(default=0, metadata={"min": 0, "help": "seed of the random parity windows"})
     explain: bool = field(default=False, metadata={"help": "print per-layer LSB differences (ref vs Brevitas vs TFLite)"})
-    tol_float_l2: float = field(default=1e-4, metadata={"help": "float artifacts: max L2 relative error"})
-    tol_lsb: int = field(default=3, metadata={"help": "int8 artifacts: max |LSB| difference vs Brevitas at the output"})
-    tol_mae_bpm: float = field(default=0.1, metadata={"help": "int8/float artifacts: max |HR MAE delta| (BPM)"})
-    min_single_exact_pct: float | None = field(default=None, metadata={
+    tol_float_l2: float = field(default=1e-4, metadata={"min": 0, "help": "float artifacts: max L2 relative error"})
+    tol_lsb: int = field(default=3, metadata={"min": 0,
+                                              "help": "int8 artifacts: max |LSB| difference vs Brevitas at the output"})
+    tol_mae_bpm: float = field(default=0.1, metadata={"min": 0,
+                                                      "help": "int8/float artifacts: max |HR MAE delta| (BPM)"})
+    min_single_exact_pct: float | None = field(default=None, metadata={"min": 0, "max": 100, 
         "help": "if set, C single rounding must equal Brevitas on at least this percentage of windows (Brevitas's own "
                 "float32 arithmetic flips ~1e-5 of elements that lie within 1e-4 LSB of a rounding tie; "
                 "default: not checked)"})
     cc: str = field(default="gcc", metadata={"help": "host C compiler for the C parity check"})
-    device_fs: float = field(default=0.0, metadata={
+    device_fs: float = field(default=0.0, metadata={"min": 0, 
         "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the "
                 "model config's frontend.fs_in, 125 Hz for the registry's models whatever rate the training recordings "
                 "had; the export says which it took). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
@@ -81,7 +83,7 @@ class ExportConfig:
                 "the window and its context: a few seconds of look-ahead, more RAM) | causal (a running filter, no "
                 "look-ahead, little RAM) (default: the one the model was trained with, its band_phase; train "
                 "finetune --band-phase causal trains for the causal one)"})
-    device_acc_fs: float = field(default=0.0, metadata={
+    device_acc_fs: float = field(default=0.0, metadata={"min": 0, 
         "help": "spectral models reading the accelerometer, C target: its rate in Hz when it differs from the device "
                 "rate (--device-fs): the kit adds c/<prefix>_acc_resampler.{h,c}, an integer filter bringing it to "
                 "the device rate before the push (0 = the same rate, none)"})
@@ -91,7 +93,7 @@ class ExportConfig:
         "help": "how the card and the metadata of every artifact name the training / held-out subjects: names (their "
                 f"ids: dataset.yaml subject values or file names), pseudonyms ({PSEUDONYM_FORM}), auto = names for "
                 "sqtool's built-in public datasets, pseudonyms for any other"})
-    ppg_sensors: int = field(default=0, metadata={
+    ppg_sensors: int = field(default=0, metadata={"min": 0, 
         "help": "spectral models, C target: PPG sensors on the device, 1 or 2 (their spectra are averaged into the "
                 "ppg channel; compile-time SQ_FE_N_PPG). 0 = as many as the model's frontend ppg_sensors lists "
                 "(as many as its training recordings had: 2 beside SP Cup / TROIKA, 1 for one-sensor data)"})
@@ -294,6 +296,7 @@ def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: d
 def _load_inputs(cfg: ExportConfig):
     import numpy as np
     from sqtool.core.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint_path
+    from sqtool.core.runs import unfinished_run
     if not cfg.model:
         raise SqtoolError("export: --model RUN is required (a quantize run folder or checkpoint) "
                           "(see sqtool export --help)", code=2)
@@ -302,6 +305,8 @@ def _load_inputs(cfg: ExportConfig):
     if bad or not targets:
         raise SqtoolError(f"export: unknown target {', '.join(bad) or '(none)'} (known: {', '.join(TARGETS)})")
     path = resolve_checkpoint_path(cfg.model)
+    if unfinished := unfinished_run(path.parent, "metrics.json"):     # killed after model.pt: no held-out check yet
+        raise SqtoolError(unfinished)
     ckpt = load_checkpoint(path)
     names = subject_names(source_subjects(ckpt, path), cfg.subjects)
     from sqtool.export.metadata import check_model_cfg

@@ -105,7 +105,8 @@ class BenchConfig:
     output: str = field(default="", metadata={
         "help": "a time-domain model with several outputs (bp: sbp, dbp): the one scored (default: the first whose "
                 "label the recordings carry)"})
-    chunk: int = field(default=25, metadata={"help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
+    chunk: int = field(default=25, metadata={"min": 1,
+                                             "help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
     filter: str = field(default="", metadata={
         "help": "a time-domain model's stream band-pass: window (zero phase over the window and its context) | causal "
                 "(one running filter, what a sample-by-sample device runs) | none (default: the one the model was "
@@ -113,16 +114,18 @@ class BenchConfig:
     quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality_logit "
                                                                 "output says poor (a model without one is "
                                                                 "refused)"})
-    max_records: int = field(default=0, metadata={"help": "use at most this many recordings (0 = all)"})
-    max_seconds: float = field(default=0.0, metadata={"help": "spectral models: use only the first seconds of each "
+    max_records: int = field(default=0, metadata={"min": 0, "help": "use at most this many recordings (0 = all)"})
+    max_seconds: float = field(default=0.0, metadata={"min": 0,
+                                                      "help": "spectral models: use only the first seconds of each "
                                                               "recording (0 = all)"})
     data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data); without "
                                                          "--data, read as --data (its old spelling, as in train)"})
-    mcu_windows: int = field(default=0, metadata={"help": "windows run on each emulated MCU (0 = all; the network-only "
+    mcu_windows: int = field(default=0, metadata={"min": 0,
+                                                  "help": "windows run on each emulated MCU (0 = all; the network-only "
                                                            "mcu_* runtimes: mcu_m4_window streams whole recordings)"})
-    callgrind_windows: int = field(default=4, metadata={"help": "windows counted under valgrind (0 = skip)"})
-    timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
+    callgrind_windows: int = field(default=4, metadata={"min": 0, "help": "windows counted under valgrind (0 = skip)"})
+    timeout: float = field(default=900.0, metadata={"above": 0, "help": "seconds before a firmware run counts as hung"})
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/bench/<stamp>-<model>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})

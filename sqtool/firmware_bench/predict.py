@@ -116,7 +116,8 @@ class PredictConfig:
                                                        "front end too, from the device samples) (default: the C "
                                                        "pipeline when available, else c, else tflite (int8), else "
                                                        "onnx: what the export has)"})
-    max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
+    max_seconds: float = field(default=0.0, metadata={"min": 0,
+                                                      "help": "use only the first seconds of each recording (0 = all)"})
     filter: str = field(default="", metadata={
         "help": "a time-domain model's band-pass as the stream runs it: window (zero phase over the window with its "
                 "history and look-ahead) | causal (what a sample-by-sample device runs; run both to see what it "

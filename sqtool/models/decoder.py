@@ -90,7 +90,10 @@ No float anywhere in a step; all tables are computed at export time by `decoder_
     hr_mbpm     BIN_LO_MBPM + STEP_MBPM a + div_round(STEP_MBPM num, den), num = sum (k - a) p_k,
                 den = sum p_k over the refine window (den >= p_a >= 1); |STEP_MBPM num| <= 5000 * 3 * 2^20.
     lo/hi_mbpm  T = round(q 2^20) for q = (1 -+ interval) / 2; k = first bin with CDF_k >= T, prev = CDF_{k-1};
-                BIN_LO_MBPM + STEP_MBPM k + div_round(STEP_MBPM (2 (T - prev) - p_k), 2 p_k).
+                BIN_LO_MBPM + STEP_MBPM k + div_round(STEP_MBPM (2 (T - prev) - p_k), 2 p_k); then
+                lo_mbpm = min(lo_mbpm, hr_mbpm), hi_mbpm = max(hi_mbpm, hr_mbpm): the equal-tailed interval of a
+                two-peaked posterior can leave out its own largest peak (hr), and a device must never report a
+                heart rate outside its own interval (the width, conf "width", grows with it: less certain).
     spread      (interval_mode "spread", after the posterior's lo/hi, which conf "width" reads) on a valid
                 window: D = |BIN_LO_MBPM + STEP_MBPM n - hr_mbpm| << 8 (n = first largest int8 logit; D < 2^23 << 8
                 = 2^31 for F <= 1024, STEP <= 5 BPM), S = D on the first valid window, else
@@ -512,6 +515,7 @@ def summarise(post: np.ndarray, cfg: DecoderCfg) -> dict[str, np.ndarray]:
             j = min(int(np.searchsorted(c, q * c[-1], side="left")), f - 1)
             prev = c[j - 1] if j > 0 else 0.0
             out[name][t] = b[j] + step * ((q * c[-1] - prev) / p[j] - 0.5) if p[j] > 0 else b[j]
+        out["lo"][t], out["hi"][t] = min(out["lo"][t], out["hr"][t]), max(out["hi"][t], out["hr"][t])
         if cfg.conf_measure == "width":
             out["conf"][t] = max(0.0, 1.0 - (out["hi"][t] - out["lo"][t]) / cfg.span_bpm)
         else:
@@ -593,10 +597,13 @@ def fit_spread_interval(hr: list[np.ndarray], net_argmax_bpm: list[np.ndarray], 
     return best
 
 
-def needed_mass(post: np.ndarray, y: np.ndarray, cfg: DecoderCfg, slack_bpm: float = 0.5) -> np.ndarray:
+def needed_mass(post: np.ndarray, y: np.ndarray, cfg: DecoderCfg, slack_bpm: float = 0.5,
+                hr: np.ndarray | None = None) -> np.ndarray:
     """(W, F) posteriors, (W,) truth -> (W,) the smallest central mass whose interval (read as `summarise`
     reads lo/hi: piecewise-linear CDF) reaches [y - slack, y + slack]. A central interval of mass m covers y
-    iff m >= this, so the q-quantile of it over windows is the mass whose coverage is q (NaN truth -> NaN)."""
+    iff m >= this, so the q-quantile of it over windows is the mass whose coverage is q (NaN truth -> NaN).
+    `hr` (W,), the read-out the interval is stretched to hold (`summarise`): a side that the reported hr already
+    reaches needs no mass."""
     post = np.atleast_2d(np.asarray(post, np.float64))
     post = post / post.sum(axis=1, keepdims=True)
     lo, _, step = cfg.bins_bpm
@@ -611,7 +618,13 @@ def needed_mass(post: np.ndarray, y: np.ndarray, cfg: DecoderCfg, slack_bpm: flo
 
     y = np.asarray(y, np.float64)
     yy = np.where(np.isfinite(y), y, lo)
-    m = np.maximum(np.maximum(1 - 2 * cdf(yy + slack_bpm), 2 * cdf(yy - slack_bpm) - 1), 0.0)
+    need_lo = 1 - 2 * cdf(yy + slack_bpm)              # lo <= y + slack iff the mass is at least this
+    need_hi = 2 * cdf(yy - slack_bpm) - 1              # hi >= y - slack iff ...
+    if hr is not None:
+        hr = np.asarray(hr, np.float64)
+        need_lo = np.where(hr <= yy + slack_bpm, 0.0, need_lo)
+        need_hi = np.where(hr >= yy - slack_bpm, 0.0, need_hi)
+    m = np.maximum(np.maximum(need_hi, need_lo), 0.0)
     return np.where(np.isfinite(y), m, np.nan)
 
 
@@ -894,6 +907,7 @@ class IntDecoder:
             prev = int(cum[k - 1]) if k > 0 else 0
             pk = int(p[k])
             qs.append(self.lo_mbpm + step * k + _div_round(step * (2 * (tq - prev) - pk), 2 * pk))
+        qs = [min(qs[0], hr), max(qs[1], hr)]                        # the interval holds the reported hr
         if self.conf_width:
             w = max(0, qs[1] - qs[0])
             conf_q15 = (1 << 15) - min(1 << 15, (w * self.conf_inv + (1 << 15)) >> 16)

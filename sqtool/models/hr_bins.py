@@ -586,7 +586,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     ok = np.isfinite(y)
     post = np.concatenate([o["post"] for o in outs])[ok]                   # (N, F)
     err = np.abs(np.concatenate([o["hr"] for o in outs])[ok] - y[ok])
-    need = needed_mass(post, y[ok], cfg, slack_bpm)
+    need = needed_mass(post, y[ok], cfg, slack_bpm, hr=np.concatenate([o["hr"] for o in outs])[ok])
     mass = float(np.clip(np.quantile(need, coverage, method="inverted_cdf"), 0.05, 0.9999))
     mass = float(np.round(mass, 6))
     subj = np.concatenate([[g] * len(t) for g, t in zip(grp, truth)])[ok]

@@ -90,6 +90,22 @@ def test_teacher_cache_is_keyed_by_checkpoint_and_data(tmp_path, hr_task):
     assert not D.teacher_outputs(t, "sha-b", x[:39], [0], cache)["reused"]
 
 
+@pytest.mark.parametrize("foreign", ["npz", "text", "folder"])
+def test_a_file_at_the_cache_path_that_is_no_teacher_cache_is_never_overwritten(tmp_path, hr_task, foreign):
+    t = create_model("resnet1d_siamq_tiny", **HR_TEACHER).eval()
+    path = tmp_path / "mine.npz"
+    if foreign == "npz":
+        np.savez(path, x=np.arange(3))                                            # someone's data
+    elif foreign == "text":
+        path.write_text("subject,hr\n1,60\n")
+    else:
+        path.mkdir()
+    before = path.read_bytes() if path.is_file() else None
+    with pytest.raises(SqtoolError, match="is not a teacher cache"):
+        D.teacher_outputs(t, "sha-a", hr_task.x[:8], [0], path)
+    assert (path.read_bytes() if path.is_file() else None) == before
+
+
 def test_normalise_roundtrip():
     _, scfg = _student_cfg(quality_head=True)
     spec = D.output_spec(scfg)

@@ -237,12 +237,26 @@ def test_needed_mass_matches_the_read_out_interval_and_conf_mass_the_read_out_co
     post = rng.random((200, cfg.n_bins)) ** 8
     post /= post.sum(axis=1, keepdims=True)
     y = rng.uniform(35, 225, 200)
-    need = needed_mass(post, y, cfg, 0.5)
+    hr = summarise(post, cfg)["hr"]                                   # the read-out: the same at every mass
+    need = needed_mass(post, y, cfg, 0.5, hr=hr)
+    stretched = 0
     for m in (0.5, 0.8, 0.9, 0.97):
         out = summarise(post, DecoderCfg(logit_scale=1.0, interval=m))
+        assert np.all((out["lo"] <= out["hr"]) & (out["hr"] <= out["hi"]))   # the interval holds the reported hr
         cov = (y >= out["lo"] - 0.5 - 1e-6) & (y <= out["hi"] + 0.5 + 1e-6)
         assert np.mean(cov == (need <= m + 1e-9)) >= 0.99
+        central = summarise_central(post, m, cfg)                      # before the stretch to hold hr
+        stretched += int(np.sum((central[0] > hr) | (central[1] < hr)))
+    assert stretched > 0                                               # these two-peaked posteriors do leave hr out
     assert np.allclose(conf_mass(post, 5.0, cfg), summarise(post, cfg)["conf"])
+
+
+def summarise_central(post, m, cfg):
+    """The equal-tailed interval of mass m alone (piecewise-linear CDF), without the stretch to the read-out."""
+    lo, _, step = cfg.bins_bpm
+    c = np.concatenate([np.zeros((len(post), 1)), np.cumsum(post, axis=1)], axis=1)       # (W, F + 1)
+    edges = lo - step / 2 + step * np.arange(post.shape[1] + 1)
+    return tuple(np.array([np.interp(q, c[i], edges) for i in range(len(post))]) for q in ((1 - m) / 2, (1 + m) / 2))
 
 
 def _recordings(width_bpm, offset_sd, n_rec=6, w=80, seed=0):

@@ -208,6 +208,12 @@ static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
             break;
         }
     }
+    if (out->lo_mbpm > out->hr_mbpm) {         /* the interval holds the reported hr (a two-peaked posterior's */
+        out->lo_mbpm = out->hr_mbpm;           /* equal-tailed interval can leave its largest peak out) */
+    }
+    if (out->hi_mbpm < out->hr_mbpm) {
+        out->hi_mbpm = out->hr_mbpm;
+    }
 
 #if SQ_DEC_CONF_WIDTH
     {                                          /* conf = 1 - (hi - lo) / grid extent, Q15 */
