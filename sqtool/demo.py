@@ -37,6 +37,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_config, save_config, write_metrics
@@ -48,6 +49,10 @@ DEMO_ROOT = Path("runs") / "demo"        # default demo folders: DEMO_ROOT/<time
 
 @dataclass
 class DemoCfg:
+    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    RANGES: ClassVar[dict] = {"folds": {"min": 2}, "subjects": {"min": 2}, "batch_size": {"min": 1},
+        "pretrain_epochs": {"min": 1}, "finetune_epochs": {"min": 1}, "student_epochs": {"min": 1},
+        "qat_epochs": {"min": 0}, "seed": {"min": 0}}
     data_root: str = field(default="synthetic", metadata={"help": "'synthetic' (embedded default), a dataset.yaml or "
                                                                   "built-in name (every step reads it), or a data root "
                                                                   "folder (the bench step then streams DATA/troika)",
@@ -64,13 +69,13 @@ class DemoCfg:
                 "(read under $SQTOOL_DATA, else ../shared/data); with a data root: its datasets to train on"})
     teacher: str = field(default="spec_teacher_m", metadata={"help": "heart-rate teacher from the registry"})
     student: str = field(default="spec_student_s", metadata={"help": "heart-rate student from the registry"})
-    folds: int = field(default=4, metadata={"min": 2, "help": "subject folds of the teacher's fine-tuning"})
-    subjects: int = field(default=8, metadata={"min": 2, "help": "synthetic subjects"})
-    batch_size: int = field(default=64, metadata={"min": 1, "help": "pretraining batch size"})
-    pretrain_epochs: int = field(default=10, metadata={"min": 1, "help": "SimSiam epochs"})
-    finetune_epochs: int = field(default=30, metadata={"min": 1, "help": "teacher fine-tuning epochs"})
-    student_epochs: int = field(default=60, metadata={"min": 1, "help": "float student epochs"})
-    qat_epochs: int = field(default=6, metadata={"min": 0, "help": "QAT epochs"})
+    folds: int = field(default=4, metadata={"help": "subject folds of the teacher's fine-tuning"})
+    subjects: int = field(default=8, metadata={"help": "synthetic subjects"})
+    batch_size: int = field(default=64, metadata={"help": "pretraining batch size"})
+    pretrain_epochs: int = field(default=10, metadata={"help": "SimSiam epochs"})
+    finetune_epochs: int = field(default=30, metadata={"help": "teacher fine-tuning epochs"})
+    student_epochs: int = field(default=60, metadata={"help": "float student epochs"})
+    qat_epochs: int = field(default=6, metadata={"help": "QAT epochs"})
     refit_all: bool = field(default=False, metadata={
         "help": "after the held-out evaluation, fine-tune and quantize the same recipe again on every subject and "
                 "export that model (its model card quotes the evaluation as its held-out estimate); default: "
@@ -78,7 +83,7 @@ class DemoCfg:
     mcu: bool = field(default=True, metadata={"help": "include the Cortex-M4 QEMU firmware in the bench"})
     out: str | None = field(default=None, metadata={"help": "demo directory (default: runs/demo/<timestamp>)",
                                                     "metavar": "DIR"})
-    seed: int = field(default=0, metadata={"min": 0, "help": "random seed"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})   # and each step gets --force for its own folder
 
 
@@ -199,11 +204,29 @@ def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:
         *(final if cfg.refit_all else []),
         ("export ONNX, TFLite and C (each checked)", [
             "export", "--model", str(d / ("refit_quantize" if cfg.refit_all else "quantize")), "--target",
-            "onnx,tflite,c", "--device-fs", "125", "--out", str(d / "export")]),
+            "onnx,tflite,c", "--device-fs", f"{device_rate(cfg):g}", "--out", str(d / "export")]),
         ("stream + benchmark every runtime", [
             "bench", "--model", str(d / "export"), "--data", bench_data, "--runtime", runtimes,
             "--out", str(d / "bench")]),
     ]
+
+
+DEMO_DEVICE_FS = 125.0      # the synthetic default's and the shipped wrist datasets' rate (TROIKA: 125 Hz)
+
+
+def device_rate(cfg: DemoCfg) -> float:
+    """The rate the demo's firmware is built for: the PPG's of a dataset file of your own (its `fs`, the ppg
+    channel's own, else its first recording's: the bench streams that data into the pipeline), else 125 Hz."""
+    from sqtool.data.dataset_tasks import dataset_of
+    ds = None if cfg.data_root == "synthetic" else dataset_of(cfg.data_root)
+    if ds is None or ds.builtin:
+        return DEMO_DEVICE_FS
+    ppg = ds.channels.get("ppg")
+    fs = (ppg.fs if ppg is not None else None) or ds.fs
+    if not fs:
+        recs = ds.records(max_records=1)
+        fs = recs[0].fs.get("ppg") if recs else None
+    return float(fs) if fs else DEMO_DEVICE_FS
 
 
 def _fit_batch(argv: list[str], pairs_metrics: Path) -> list[str]:
@@ -279,7 +302,10 @@ def run(args) -> int:
                 again = shell_command("demo", "--config", d / "config.yaml", "--out", d, "--force")
                 raise SqtoolError(f"demo interrupted at step {i} ({what}), exit {rc}; what it made is in {d}; the "
                                   f"demo has no --resume: run it again (every step) with: {again}", code=rc)
-            raise SqtoolError(f"demo step {i} ({what}) failed with exit code {rc}; its output is in {d}", code=rc)
+            hint = ("; the demo does not mine synthetic partners: without real (good, poor) pairs in your data, "
+                    "run it with --no-pretrain" if argv[:2] == ["data", "pairs"] else "")
+            raise SqtoolError(f"demo step {i} ({what}) failed with exit code {rc}; its output is in {d}{hint}",
+                              code=rc)
     if mined := mined_heldout(d):
         print(f"WARNING: held-out subject(s) {', '.join(mined)} of the fine-tune were mined into the pretraining pairs "
               "(their unlabelled PPG; the model card says so)")

@@ -4,6 +4,8 @@ Run from a relative output directory, as `make demo` does (runs/demo/<stamp>): e
 """
 import json
 
+import numpy as np
+
 from sqtool.cli import main
 
 
@@ -97,3 +99,25 @@ def test_bench_data_says_what_data_would_change_and_what_to_use(tmp_path, capsys
     bench = todo["stream + benchmark every runtime"]
     assert bench[bench.index("--data") + 1] == "recs"
     assert all(a[a.index("--data") + 1] == "synthetic" for w, a in todo.items() if "--data" in a and a is not bench)
+
+
+def test_the_demo_builds_the_firmware_for_your_datasets_rate(tmp_path):
+    """The export step's --device-fs is the rate of a dataset file of your own (its fs, or the time column of
+    its first recording), so that the bench can stream that data into the pipeline; 125 Hz otherwise."""
+    from sqtool.demo import DEMO_DEVICE_FS, DemoCfg, device_rate, steps
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    t = np.arange(0, 30, 1 / 50.0)                                                      # 50 Hz, 30 s
+    np.savetxt(rec / "p01_walk.csv", np.column_stack([t, np.sin(2 * np.pi * 1.2 * t)]), delimiter=",",
+               header="time,ppg", comments="", fmt="%.5f")
+    timed = tmp_path / "timed.yaml"
+    timed.write_text("format: csv\nroot: rec\nfiles: '*.csv'\ntime_column: time\nchannels:\n  ppg: ppg\n"
+                     "subject:\n  pattern: '^(?P<subject>p\\d+)_'\n")
+    declared = tmp_path / "declared.yaml"
+    declared.write_text("format: csv\nroot: rec\nfiles: '*.csv'\nfs: 64\nchannels:\n  ppg: ppg\n")
+    assert device_rate(DemoCfg(data_root=str(timed))) == 50.0
+    assert device_rate(DemoCfg(data_root=str(declared))) == 64.0
+    assert device_rate(DemoCfg(data_root="synthetic")) == DEMO_DEVICE_FS == 125.0
+    todo = dict(steps(DemoCfg(data_root=str(timed)), tmp_path / "d"))
+    export = next(v for k, v in todo.items() if k.startswith("export"))
+    assert export[export.index("--device-fs") + 1] == "50"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,14 @@ TIME_EPOCHS = TIME_DEFAULTS["epochs"]   # their float epochs when --epochs is no
 
 @dataclass
 class QuantizeConfig:
+    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    RANGES: ClassVar[dict] = {"fs": {"above": 0}, "width_mult": {"above": 0}, "temperature": {"above": 0},
+        "kd_gate_bpm": {"min": 0}, "feature_weight": {"min": 0}, "quality_weight": {"min": 0},
+        "quality_err": {"above": 0}, "stretch": {"min": 0}, "inner_folds": {"min": 2}, "inner_epochs": {"min": 0},
+        "epochs": {"min": 0}, "lr": {"above": 0}, "weight_decay": {"min": 0}, "qat_epochs": {"min": 0},
+        "qat_lr": {"above": 0}, "batch_size": {"min": 1}, "heldout_fraction": {"min": 0, "max": 1},
+        "calib_windows": {"min": 1}, "max_int8_weights": {"min": 1}, "max_macs": {"min": 1}, "seed": {"min": 0},
+        "threads": {"min": 1}}
     teacher: str = field(default="", metadata={
         "help": "the fine-tuned teacher this stage distils: a `train finetune` run folder or its model.pt",
         "flag": "--model", "aliases": ("--teacher",), "required": True, "metavar": "RUN", "path": True})
@@ -74,40 +83,37 @@ class QuantizeConfig:
                 "'synthetic' (default: the data the teacher was fine-tuned on; "
                 "else $SQTOOL_DATA or ../shared/data)",
         "flag": "--data", "aliases": ("--data-root",), "metavar": "DATA", "path": True})
-    fs: float = field(default=40.0, metadata={"above": 0,
-                                              "help": "the student's sampling rate, Hz (the teacher must match)"})
+    fs: float = field(default=40.0, metadata={"help": "the student's sampling rate, Hz (the teacher must match)"})
     channels: list[str] = field(default_factory=list,
                                 metadata={"help": "student input channels, comma separated, e.g. ppg,acc_x,acc_y,"
                                                   "acc_z (default: the teacher's channels, which it must include)"})
-    width_mult: float = field(default=1.0, metadata={"above": 0, "help": "student width multiplier (the knob)"})
+    width_mult: float = field(default=1.0, metadata={"help": "student width multiplier (the knob)"})
     depth_delta: int = field(default=0, metadata={"help": "drop (<0) or add (>0) convolutions at the end"})
     quality_head: bool = field(default=True, metadata={"help": "add the quality_logit output (regression tasks)"})
     distill: bool = field(default=True, metadata={"help": "learn from the teacher (--no-distill: labels only)"})
     alpha: float | None = field(default=None, metadata={
         "help": "weight of the distillation loss vs the labels (default: 0.7 for time-domain students, 0.5 for "
                 "spectral hr students)"})
-    temperature: float = field(default=2.0, metadata={"above": 0, "help": "distillation temperature for logits"})
+    temperature: float = field(default=2.0, metadata={"help": "distillation temperature for logits"})
     kd_gate_bpm: float = field(default=10.0,
-                               metadata={"min": 0,
-                                         "help": "spectral hr students: distil only the windows whose teacher "
+                               metadata={"help": "spectral hr students: distil only the windows whose teacher "
                                                  "argmax is within this many BPM of the truth (labels alone "
                                                  "elsewhere); 0 = distil every window (models.hr_bins)"})
     feature_weight: float = field(default=0.0,
-                                  metadata={"min": 0, "help": "weight of the cosine loss between projected student "
+                                  metadata={"help": "weight of the cosine loss between projected student "
                                                     "features and the teacher's representation"})
-    quality_weight: float = field(default=0.3, metadata={"min": 0, "help": "weight of the quality-head loss"})
+    quality_weight: float = field(default=0.3, metadata={"help": "weight of the quality-head loss"})
     quality_label: str = field(default="both",
                                metadata={"help": "what labels a window poor for the quality head: "
                                                  "teacher_error | sqi | both"})
     quality_err: float = field(default=10.0,
-                               metadata={"above": 0, "help": "a window whose teacher error exceeds this (output units) "
+                               metadata={"help": "a window whose teacher error exceeds this (output units) "
                                                  "is labelled poor for the quality head"})
     stretch: float = field(default=0.0,
-                           metadata={"min": 0, "help": "time-stretch augmentation for rate outputs (HR, RR): slow half "
+                           metadata={"help": "time-stretch augmentation for rate outputs (HR, RR): slow half "
                                              "the training windows by up to this fraction, label scaled alike"})
     freq_stretch: float = field(default=0.5,
-                                metadata={"min": 0, "max": 1,
-                                          "help": "spectral hr students: fraction of training windows frequency-"
+                                metadata={"help": "spectral hr students: fraction of training windows frequency-"
                                                   "stretched (truth x s; teacher logits stretched alike), the "
                                                   "rest shifted; 0 = shift only (models.hr_bins)"})
     motion_frac: float = train_option("motion_frac")
@@ -134,20 +140,17 @@ class QuantizeConfig:
     calibrate_on: list[str] = calibrate_on_option("the held-out subjects' dataset when the training data spans "
                                                   "several and it has training subjects; else every training subject")
     calibration_students: str = calibration_students_option()
-    inner_folds: int = field(default=3, metadata={"min": 2, "help": "--decoder-on student: inner folds of the training "
+    inner_folds: int = field(default=3, metadata={"help": "--decoder-on student: inner folds of the training "
                                                           "subjects"})
-    inner_epochs: int = field(default=0, metadata={"min": 0,
-                                                   "help": "--decoder-on student: epochs of each inner student "
+    inner_epochs: int = field(default=0, metadata={"help": "--decoder-on student: epochs of each inner student "
                                                            "(0 = half the float student's)"})
-    epochs: int = field(default=0, metadata={"min": 0, "help": "float student epochs (0 = 20 for time-domain students, "
+    epochs: int = field(default=0, metadata={"help": "float student epochs (0 = 20 for time-domain students, "
                                                      "60 for spectral ones)"})
-    lr: float = field(default=3e-3, metadata={
-        "above": 0, "help": "float student peak learning rate (one-cycle; time-domain students)"})
-    weight_decay: float = field(default=1e-2, metadata={
-        "min": 0, "help": "AdamW weight decay (float and QAT; time-domain students)"})
-    qat_epochs: int = field(default=8, metadata={"min": 0, "help": "quantization-aware training epochs"})
-    qat_lr: float = field(default=3e-4, metadata={"above": 0, "help": "QAT peak learning rate (time-domain students)"})
-    batch_size: int = field(default=64, metadata={"min": 1, "help": "batch size"})
+    lr: float = field(default=3e-3, metadata={"help": "float student peak learning rate (one-cycle; time-domain students)"})
+    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay (float and QAT; time-domain students)"})
+    qat_epochs: int = field(default=8, metadata={"help": "quantization-aware training epochs"})
+    qat_lr: float = field(default=3e-4, metadata={"help": "QAT peak learning rate (time-domain students)"})
+    batch_size: int = field(default=64, metadata={"help": "batch size"})
     heldout_subjects: list[str] = field(default_factory=list,
                                         metadata={"help": "held-out subject ids, comma separated (default: the "
                                                           "teacher's own held-out subjects, else the dataset "
@@ -162,7 +165,7 @@ class QuantizeConfig:
                 "figures go into this run's report and last line (and a spectral export's model card) as the final "
                 "fit's estimate",
         "metavar": "RUN", "path": True})
-    calib_windows: int = field(default=1024, metadata={"min": 1, "help": "max training windows used to calibrate"})
+    calib_windows: int = field(default=1024, metadata={"help": "max training windows used to calibrate"})
     calib_npz: str | None = field(default=None,
                                   metadata={"help": "calibration windows from an .npz file (x (N,C,T), fs, window_s) "
                                                     "instead of the training windows", "path": True})
@@ -170,16 +173,16 @@ class QuantizeConfig:
                                       metadata={"help": "teacher-output cache to reuse/write "
                                                         "(default: <run>/teacher_cache.npz)", "path": True})
     allow_over_budget: bool = field(default=False, metadata={"help": "warn instead of failing over budget (time-domain students; a spectral student's budget is reported)"})
-    max_int8_weights: int | None = field(default=None, metadata={"min": 1, "help": "override the int8 weight budget "
+    max_int8_weights: int | None = field(default=None, metadata={"help": "override the int8 weight budget "
                                                                           "(default: the student's own; a stand-in "
                                                                           "student: that of the one it replaces)"})
-    max_macs: int | None = field(default=None, metadata={"min": 1, "help": "override the MACs-per-window budget "
+    max_macs: int | None = field(default=None, metadata={"help": "override the MACs-per-window budget "
                                                                   "(default: the student's own; a stand-in "
                                                                   "student: that of the one it replaces)"})
     max_records: int | None = field(default=None, metadata={
         "help": MAX_RECORDS_HELP + "; default (or 0): all, for a spectral teacher the teacher's own --max-records"})
-    seed: int = field(default=0, metadata={"min": 0, "help": "random seed"})
-    threads: int = field(default=1, metadata={"min": 1, "help": "torch threads"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    threads: int = field(default=1, metadata={"help": "torch threads"})
     out: str | None = field(default=None, metadata={"help": "run directory (default: runs/quantize/<stamp>-<student>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
@@ -214,8 +217,20 @@ def _resume_config(args) -> QuantizeConfig:
 
 
 def _log(args):
-    """The per-item progress lines (core.progress.item, on stderr) unless --no-progress."""
-    return None if getattr(args, "progress", None) is False else item
+    """The per-item lines (core.progress.item, on stderr: each step's summary, the decoder chosen), always; the
+    per-epoch lines go with them unless --no-progress (README: --no-progress never turns the per-item lines off)."""
+    quiet = getattr(args, "progress", None) is False
+    return item if not quiet else _PerItemOnly(item)
+
+
+class _PerItemOnly:
+    """A log whose per-epoch lines (`log.epochs`: None) are off: `quantize_run` reads `getattr(log, "epochs", log)`."""
+
+    def __init__(self, log):
+        self.log, self.epochs = log, None
+
+    def __call__(self, msg: str) -> None:
+        self.log(msg)
 
 
 def _precheck(cfg) -> None:
@@ -592,6 +607,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     from sqtool.core.metrics import primary_metric
 
     say = log or (lambda s: None)
+    per_epoch = getattr(log, "epochs", log)             # None under --no-progress: the item lines stay
     get_preset(cfg.preset)                                               # unknown preset -> error now
     if cfg.estimate_from and float(cfg.heldout_fraction) != 0.0:
         final_fit(cfg, "", None)                                          # its one line, before the teacher is read
@@ -712,7 +728,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         say(f"float student {scfg.name}: {budget['static']['params']:,} params, "
             f"{budget['static']['macs']:,} MACs/window")
         f_hist = D.fit(student, x_all[tr], y_norm[tr], spec, fit_cfg, tc["out"][tr] if cfg.distill else None,
-                       tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, say)
+                       tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, per_epoch)
         save_checkpoint(fpath, kind="student_float", model_cfg=scfg.to_dict(),
                         state_dict=student.state_dict(), history=f_hist["history"], float_key=fkey,
                         seconds_per_epoch=f_hist.get("seconds_per_epoch"), **common)
@@ -732,7 +748,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     say(f"calibrated {len(x_cal)} windows; QAT {cfg.qat_epochs} epochs at lr {cfg.qat_lr:g}")
     q_cfg = dataclasses.replace(fit_cfg, epochs=cfg.qat_epochs, lr=cfg.qat_lr, feature_weight=0.0)
     q_hist = D.fit(q, x_all[tr], y_norm[tr], spec, q_cfg, tc["out"][tr] if cfg.distill else None, None,
-                   q_target[tr] if q_target is not None else None, None, say) if cfg.qat_epochs else \
+                   q_target[tr] if q_target is not None else None, None, per_epoch) if cfg.qat_epochs else \
         {"history": [], "seconds_per_epoch": None}
     qcfg = q.cfg
     from sqtool.data.record import subject_key         # provenance for the bench's seen-subjects warning

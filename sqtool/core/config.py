@@ -129,11 +129,12 @@ def from_dict(cls, data: dict, where: str = "config"):
 
 def _check_range(cls, f: dataclasses.Field, value, where: str) -> None:
     """A number given for field `f`: finite (NaN and inf are never a setting), and inside the field's declared range,
-    metadata "min" / "max" (inclusive) and "above" (exclusive: a rate, a temperature, a learning rate), else a usage
-    error (exit 2) naming the flag (a config file's key is the flag's name), e.g. `--epochs must be >= 0, got -1`."""
+    "min" / "max" (inclusive) and "above" (exclusive: a rate, a temperature, a learning rate), from the class's
+    `RANGES` ({field: {"min": 0}}, a ClassVar beside the fields) or the field's metadata, else a usage error (exit 2)
+    naming the flag (a config file's key is the flag's name), e.g. `--epochs must be >= 0, got -1`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
-    m = f.metadata
+    m = {**f.metadata, **getattr(cls, "RANGES", {}).get(f.name, {})}
     name = flag_of(cls, f.name) if m.get("cli") is not False else f.name
     prefix = "" if where == "config" else f"{where}: "
     if not math.isfinite(value):

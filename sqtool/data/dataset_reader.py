@@ -66,6 +66,7 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
         raise SqtoolError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     bad: list[str] = []                             # one-line errors of the files left out
     gone: set[str] = set()                          # record ids of skipped files
+    unread: set[str] = set()                        # record ids of excluded files (generic formats: not read)
     tables: dict[str, LabelTable] = {}              # label -> its table (generic formats)
     if ds.builtin:
         recs = _builtin_records(ds, on_error, bad)
@@ -74,6 +75,9 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
         files = _files(ds)
         tables = _tables(ds, files)
         for p in files:
+            if _record_id(ds, p) in ds.exclude:     # never read: an excluded file may be the broken one
+                unread.add(_record_id(ds, p))
+                continue
             try:
                 recs.append(_read_one(ds, p, tables))
             except SqtoolError as e:
@@ -85,13 +89,13 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
         ds.report["skipped"] = bad
         for e in bad:                       # a built-in layout's too (its reader skipped them)
             say(f"{ds.name}: skipped a bad file: {e}")
-    excluded = [r for r in recs if str(r.record_id) in ds.exclude]
-    unknown = sorted(set(ds.exclude) - {str(r.record_id) for r in excluded} - gone)
+    excluded = sorted({str(r.record_id) for r in recs if str(r.record_id) in ds.exclude} | unread)
+    unknown = sorted(set(ds.exclude) - set(excluded) - gone)
     if unknown and not ds.shipped:          # a shipped file's exclusion may name a file a partial copy lacks
         raise SqtoolError(f"{ds.path}: exclude names {', '.join(unknown)}, not a recording under {ds.root}")
-    for r in excluded:
-        say(f"{ds.name}/{r.record_id}: excluded, left out ({ds.exclude[str(r.record_id)]})")
-    ds.report["excluded"] = {str(r.record_id): ds.exclude[str(r.record_id)] for r in excluded}
+    for rid in excluded:
+        say(f"{ds.name}/{rid}: excluded, left out ({ds.exclude[rid]})")
+    ds.report["excluded"] = {rid: ds.exclude[rid] for rid in excluded}
     recs = [r for r in recs if str(r.record_id) not in ds.exclude]
     if not ds.builtin:                      # built-in layouts keep their reader's order (the loaders' order)
         recs = sorted(recs, key=lambda r: str(r.record_id))

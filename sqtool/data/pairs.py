@@ -71,6 +71,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,11 @@ ACC = ("acc_x", "acc_y", "acc_z")
 
 @dataclass
 class PairsConfig:
+    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    RANGES: ClassVar[dict] = {"max_gap_s": {"above": 0}, "window_s": {"above": 0}, "hop_s": {"above": 0},
+        "fs": {"above": 0}, "band_lo": {"above": 0}, "band_hi": {"above": 0}, "threshold": {"min": 0, "max": 1},
+        "workers": {"min": 0}, "chunksize": {"min": 1}, "shard_mb": {"above": 0}, "synthetic_subjects": {"min": 1},
+        "synthetic_duration_s": {"above": 0}, "seed": {"min": 0}}
     input: list[str] = field(default_factory=list, metadata={"help": "dataset folders or files", "cli": False,
                                                               "aliases": ("--data",), "path": True})
     data_root: str | None = field(default=None, metadata={
@@ -99,32 +105,29 @@ class PairsConfig:
                                                     "metavar": "DIR"})
     model: str | None = field(default=None, metadata={
         "help": "take fs, window_s, channels, norm and band from this registered model (overrides those flags)"})
-    max_gap_s: float = field(default=300.0, metadata={"above": 0, "help": "max |t_good - t_poor| in seconds"})
-    window_s: float = field(default=30.0, metadata={"above": 0, "help": "window length, s"})
-    hop_s: float | None = field(default=None, metadata={"above": 0,
-                                                        "help": "hop between windows, s (default = window_s)"})
-    fs: float = field(default=40.0, metadata={"above": 0, "help": "model sampling rate, Hz"})
+    max_gap_s: float = field(default=300.0, metadata={"help": "max |t_good - t_poor| in seconds"})
+    window_s: float = field(default=30.0, metadata={"help": "window length, s"})
+    hop_s: float | None = field(default=None, metadata={"help": "hop between windows, s (default = window_s)"})
+    fs: float = field(default=40.0, metadata={"help": "model sampling rate, Hz"})
     channels: list[str] = field(default_factory=lambda: ["ppg"], metadata={
         "help": "model input channels, comma-separated ('ppg' = the record's primary PPG)"})
     norm: str = field(default="minmax", metadata={"help": "per-window normalisation: minmax | zscore"})
-    band_lo: float = field(default=DEFAULT_BAND[0], metadata={"above": 0, "help": "band-pass low cut-off, Hz"})
-    band_hi: float = field(default=DEFAULT_BAND[1], metadata={"above": 0, "help": "band-pass high cut-off, Hz"})
+    band_lo: float = field(default=DEFAULT_BAND[0], metadata={"help": "band-pass low cut-off, Hz"})
+    band_hi: float = field(default=DEFAULT_BAND[1], metadata={"help": "band-pass high cut-off, Hz"})
     band_phase: str = field(default="zero", metadata={
         "help": "zero: the band-pass zero-phase over the recording | causal: one running filter from its start, as "
                 "a model pretrained or fine-tuned with --band-phase causal and its device see the signal"})
-    threshold: float = field(default=0.5, metadata={"min": 0, "max": 1,
-                                                    "help": "quality threshold: good if score > threshold"})
+    threshold: float = field(default=0.5, metadata={"help": "quality threshold: good if score > threshold"})
     synthetic_fallback: bool = field(default=False, metadata={
         "help": "ALSO pair good windows without a real poor partner with a synthetically corrupted copy "
                 "(off: real pairs only)", "flag": "--synthetic-partners", "aliases": ("--synthetic-fallback",)})
-    workers: int = field(default=0, metadata={"min": 0, "help": "worker processes (0 = all cores, 1 = in-process)"})
-    chunksize: int = field(default=1, metadata={"min": 1, "help": "files per worker task (imap chunksize)"})
-    shard_mb: float = field(default=256.0, metadata={"above": 0, "help": "maximum shard size, MB"})
+    workers: int = field(default=0, metadata={"help": "worker processes (0 = all cores, 1 = in-process)"})
+    chunksize: int = field(default=1, metadata={"help": "files per worker task (imap chunksize)"})
+    shard_mb: float = field(default=256.0, metadata={"help": "maximum shard size, MB"})
     dtype: str = field(default="float16", metadata={"help": "stored dtype: float16 | float32"})
     on_error: str = field(default="raise", metadata={"help": "a bad file: raise | skip (listed in metrics)"})
-    synthetic_subjects: int = field(default=8, metadata={"min": 1, "help": "subjects of the synthetic default corpus"})
-    synthetic_duration_s: float = field(default=600.0, metadata={"above": 0,
-                                                                 "help": "record length of the synthetic corpus, s"})
+    synthetic_subjects: int = field(default=8, metadata={"help": "subjects of the synthetic default corpus"})
+    synthetic_duration_s: float = field(default=600.0, metadata={"help": "record length of the synthetic corpus, s"})
     exclude_subjects: list[str] = field(default_factory=list, metadata={
         "help": "subjects never mined, comma-separated: 'dataset:subject' keys (as train finetune --heldout-subjects "
                 "and quantize write them), a bare subject id (left out of every dataset that has it) or a "
@@ -140,7 +143,7 @@ class PairsConfig:
         "help": "a spectral model's pairs (8 s windows every 2 s): keep the nearest poor window even when it "
                 "overlaps the good one (the recipe the heart-rate benchmarks measured); --no-spectral-overlap: the nearest at least "
                 "a window away, as the time-domain pairs always are"})
-    seed: int = field(default=0, metadata={"min": 0, "help": "random seed (synthetic data and fallback artifacts)"})
+    seed: int = field(default=0, metadata={"help": "random seed (synthetic data and fallback artifacts)"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
     name: str = field(default="pairs", metadata={"help": "run name (run directory suffix)"})
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import shlex
 import shutil
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path, PurePath
 
 from sqtool.core import (SqtoolError, add_config_args, stream_filter, atomic_save_npz, atomic_write_text, resolve_config,
@@ -42,6 +43,11 @@ TARGETS = ("onnx", "tflite", "c")
 
 @dataclass
 class ExportConfig:
+    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    RANGES: ClassVar[dict] = {"max_windows": {"min": 0}, "random_windows": {"min": -1}, "seed": {"min": 0},
+        "tol_float_l2": {"min": 0}, "tol_lsb": {"min": 0}, "tol_mae_bpm": {"min": 0},
+        "min_single_exact_pct": {"min": 0, "max": 100}, "device_fs": {"min": 0}, "device_acc_fs": {"min": 0},
+        "ppg_sensors": {"min": 0}}
     model: str = field(default="", metadata={"help": "what to export: a `sqtool quantize` run folder (its model.pt) "
                                                      "or a checkpoint file", "required": True, "metavar": "RUN", "path": True})
     target: list[str] = field(default_factory=lambda: list(TARGETS),
@@ -55,23 +61,21 @@ class ExportConfig:
                                                            "one line per artifact is always printed)"})
     heldout: str | None = field(default=None, metadata={"help": "held-out windows .npz for the parity checks "
                                                                 "(default: RUN/heldout.npz)", "path": True})
-    max_windows: int = field(default=0, metadata={"min": 0, "help": "use at most this many held-out windows (0 = all)"})
-    random_windows: int = field(default=-1, metadata={"min": -1, 
+    max_windows: int = field(default=0, metadata={"help": "use at most this many held-out windows (0 = all)"})
+    random_windows: int = field(default=-1, metadata={
         "help": "spectral models: random int8 code windows added to the parity set (-1 = 32 without a held-out "
                 "set, 0 with one)"})
-    seed: int = field(default=0, metadata={"min": 0, "help": "seed of the random parity windows"})
+    seed: int = field(default=0, metadata={"help": "seed of the random parity windows"})
     explain: bool = field(default=False, metadata={"help": "print per-layer LSB differences (ref vs Brevitas vs TFLite)"})
-    tol_float_l2: float = field(default=1e-4, metadata={"min": 0, "help": "float artifacts: max L2 relative error"})
-    tol_lsb: int = field(default=3, metadata={"min": 0,
-                                              "help": "int8 artifacts: max |LSB| difference vs Brevitas at the output"})
-    tol_mae_bpm: float = field(default=0.1, metadata={"min": 0,
-                                                      "help": "int8/float artifacts: max |HR MAE delta| (BPM)"})
-    min_single_exact_pct: float | None = field(default=None, metadata={"min": 0, "max": 100, 
+    tol_float_l2: float = field(default=1e-4, metadata={"help": "float artifacts: max L2 relative error"})
+    tol_lsb: int = field(default=3, metadata={"help": "int8 artifacts: max |LSB| difference vs Brevitas at the output"})
+    tol_mae_bpm: float = field(default=0.1, metadata={"help": "int8/float artifacts: max |HR MAE delta| (BPM)"})
+    min_single_exact_pct: float | None = field(default=None, metadata={
         "help": "if set, C single rounding must equal Brevitas on at least this percentage of windows (Brevitas's own "
                 "float32 arithmetic flips ~1e-5 of elements that lie within 1e-4 LSB of a rounding tie; "
                 "default: not checked)"})
     cc: str = field(default="gcc", metadata={"help": "host C compiler for the C parity check"})
-    device_fs: float = field(default=0.0, metadata={"min": 0, 
+    device_fs: float = field(default=0.0, metadata={
         "help": "C target: the device sampling rate in Hz. Spectral models: the pipeline is built for it (0 = the "
                 "model config's frontend.fs_in, 125 Hz for the registry's models whatever rate the training recordings "
                 "had; the export says which it took). Time-domain models: adds c/sq_window.{h,c}, the preprocessing "
@@ -83,7 +87,7 @@ class ExportConfig:
                 "the window and its context: a few seconds of look-ahead, more RAM) | causal (a running filter, no "
                 "look-ahead, little RAM) (default: the one the model was trained with, its band_phase; train "
                 "finetune --band-phase causal trains for the causal one)"})
-    device_acc_fs: float = field(default=0.0, metadata={"min": 0, 
+    device_acc_fs: float = field(default=0.0, metadata={
         "help": "spectral models reading the accelerometer, C target: its rate in Hz when it differs from the device "
                 "rate (--device-fs): the kit adds c/<prefix>_acc_resampler.{h,c}, an integer filter bringing it to "
                 "the device rate before the push (0 = the same rate, none)"})
@@ -93,7 +97,7 @@ class ExportConfig:
         "help": "how the card and the metadata of every artifact name the training / held-out subjects: names (their "
                 f"ids: dataset.yaml subject values or file names), pseudonyms ({PSEUDONYM_FORM}), auto = names for "
                 "sqtool's built-in public datasets, pseudonyms for any other"})
-    ppg_sensors: int = field(default=0, metadata={"min": 0, 
+    ppg_sensors: int = field(default=0, metadata={
         "help": "spectral models, C target: PPG sensors on the device, 1 or 2 (their spectra are averaged into the "
                 "ppg channel; compile-time SQ_FE_N_PPG). 0 = as many as the model's frontend ppg_sensors lists "
                 "(as many as its training recordings had: 2 beside SP Cup / TROIKA, 1 for one-sensor data)"})
@@ -304,6 +308,8 @@ def _load_inputs(cfg: ExportConfig):
     bad = [t for t in targets if t not in TARGETS]
     if bad or not targets:
         raise SqtoolError(f"export: unknown target {', '.join(bad) or '(none)'} (known: {', '.join(TARGETS)})")
+    if "c" in targets and shutil.which(cfg.cc) is None:       # before any folder: the C parity check compiles
+        raise SqtoolError(f"--cc {cfg.cc}: no such compiler (the C target's parity check builds the model with it)")
     path = resolve_checkpoint_path(cfg.model)
     if unfinished := unfinished_run(path.parent, "metrics.json"):     # killed after model.pt: no held-out check yet
         raise SqtoolError(unfinished)

@@ -61,6 +61,7 @@ import sys
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,9 @@ from sqtool.data.hr_tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 
 @dataclass
 class BenchConfig:
+    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    RANGES: ClassVar[dict] = {"chunk": {"min": 1}, "max_records": {"min": 0}, "max_seconds": {"min": 0},
+        "mcu_windows": {"min": 0}, "callgrind_windows": {"min": 0}, "timeout": {"above": 0}}
     model: str = field(default="", metadata={"help": "what to benchmark: a `sqtool export` folder (its manifest.json "
                                                      "lists the artifacts)", "required": True, "metavar": "EXPORT", "path": True})
     data: str = field(default="", metadata={"help": "recordings: a dataset dir or file (e.g. troika/Training_data), "
@@ -105,8 +109,7 @@ class BenchConfig:
     output: str = field(default="", metadata={
         "help": "a time-domain model with several outputs (bp: sbp, dbp): the one scored (default: the first whose "
                 "label the recordings carry)"})
-    chunk: int = field(default=25, metadata={"min": 1,
-                                             "help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
+    chunk: int = field(default=25, metadata={"help": "device samples per stream chunk (25 = 0.2 s at 125 Hz)"})
     filter: str = field(default="", metadata={
         "help": "a time-domain model's stream band-pass: window (zero phase over the window and its context) | causal "
                 "(one running filter, what a sample-by-sample device runs) | none (default: the one the model was "
@@ -114,18 +117,16 @@ class BenchConfig:
     quality_gate: bool = field(default=False, metadata={"help": "hold the tracker when the model's quality_logit "
                                                                 "output says poor (a model without one is "
                                                                 "refused)"})
-    max_records: int = field(default=0, metadata={"min": 0, "help": "use at most this many recordings (0 = all)"})
-    max_seconds: float = field(default=0.0, metadata={"min": 0,
-                                                      "help": "spectral models: use only the first seconds of each "
+    max_records: int = field(default=0, metadata={"help": "use at most this many recordings (0 = all)"})
+    max_seconds: float = field(default=0.0, metadata={"help": "spectral models: use only the first seconds of each "
                                                               "recording (0 = all)"})
     data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data); without "
                                                          "--data, read as --data (its old spelling, as in train)"})
-    mcu_windows: int = field(default=0, metadata={"min": 0,
-                                                  "help": "windows run on each emulated MCU (0 = all; the network-only "
+    mcu_windows: int = field(default=0, metadata={"help": "windows run on each emulated MCU (0 = all; the network-only "
                                                            "mcu_* runtimes: mcu_m4_window streams whole recordings)"})
-    callgrind_windows: int = field(default=4, metadata={"min": 0, "help": "windows counted under valgrind (0 = skip)"})
-    timeout: float = field(default=900.0, metadata={"above": 0, "help": "seconds before a firmware run counts as hung"})
+    callgrind_windows: int = field(default=4, metadata={"help": "windows counted under valgrind (0 = skip)"})
+    timeout: float = field(default=900.0, metadata={"help": "seconds before a firmware run counts as hung"})
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/bench/<stamp>-<model>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})

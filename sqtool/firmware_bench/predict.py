@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,8 @@ CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_si
 
 @dataclass
 class PredictConfig:
+    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    RANGES: ClassVar[dict] = {"max_seconds": {"min": 0}}
     model: str = field(default="", metadata={"help": "a `sqtool export` folder (metadata.json): a spectral "
                                                      "heart-rate model, or a time-domain model of any task",
                                              "required": True,
@@ -116,8 +119,7 @@ class PredictConfig:
                                                        "front end too, from the device samples) (default: the C "
                                                        "pipeline when available, else c, else tflite (int8), else "
                                                        "onnx: what the export has)"})
-    max_seconds: float = field(default=0.0, metadata={"min": 0,
-                                                      "help": "use only the first seconds of each recording (0 = all)"})
+    max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
     filter: str = field(default="", metadata={
         "help": "a time-domain model's band-pass as the stream runs it: window (zero phase over the window with its "
                 "history and look-ahead) | causal (what a sample-by-sample device runs; run both to see what it "

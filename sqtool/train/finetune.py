@@ -51,6 +51,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,11 @@ from sqtool.train.collapse import init_collapse_warning
 
 @dataclass
 class FinetuneConfig:
+    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    RANGES: ClassVar[dict] = {"fs": {"min": 0}, "window_s": {"min": 0}, "hop_s": {"min": 0}, "folds": {"min": -1},
+        "heldout_fraction": {"min": 0, "max": 1}, "epochs": {"min": 0}, "batch_size": {"min": 1}, "lr": {"above": 0},
+        "weight_decay": {"min": 0}, "label_fraction": {"above": 0, "max": 1}, "max_records": {"min": 0},
+        "bootstrap": {"min": 0}, "seed": {"min": 0}}
     task: str = field(default="hr", metadata={"help": "hr | rr | af | bp | quality, or a custom regression label "
                                                       "of the --data dataset file"})
     init: str = field(default="none", metadata={"help": "pretrained checkpoint (file or run dir), or 'none' = scratch",
@@ -84,46 +90,43 @@ class FinetuneConfig:
                 "$SQTOOL_DATA, else ../shared/data)"})
     channels: list[str] = field(default_factory=list, metadata={"help": "input channels, e.g. ppg,acc_x,acc_y,acc_z "
                                                                           "(default: ppg)"})
-    fs: float = field(default=0.0, metadata={"min": 0,
-                                             "help": "model input rate Hz (0 = the model's / checkpoint's, 40)"})
-    window_s: float = field(default=0.0, metadata={"min": 0, "help": "window length s (0 = the task's default)"})
-    hop_s: float = field(default=0.0, metadata={"min": 0, "help": "hop s (0 = the task's default)"})
+    fs: float = field(default=0.0, metadata={"help": "model input rate Hz (0 = the model's / checkpoint's, 40)"})
+    window_s: float = field(default=0.0, metadata={"help": "window length s (0 = the task's default)"})
+    hop_s: float = field(default=0.0, metadata={"help": "hop s (0 = the task's default)"})
     band_phase: str = field(default="zero", metadata={
         "help": "time-domain models: zero (the band-pass zero-phase over each window and its context) | causal (one "
                 "running filter from the recording's start: what a sample-by-sample device runs, a few KB of "
                 "state; export --target c --device-fs HZ then builds that filter, predict and bench stream it)"})
     mode: str = field(default="full", metadata={"help": "full | linear (frozen encoder, head only)"})
-    folds: int = field(default=-1, metadata={"min": -1,
-                                             "help": "subject folds: 0 = leave-one-subject-out, -1 = task default "
+    folds: int = field(default=-1, metadata={"help": "subject folds: 0 = leave-one-subject-out, -1 = task default "
                                                      "(LOSO for hr, 5 otherwise)"})
     heldout_subjects: list[str] = field(default_factory=list, metadata={
         "help": "subjects held out of the whole fine-tune (folds, decoder, final model) for quantize to evaluate "
                 "on, 'dataset:subject' or an id, comma separated (default: the dataset file's split, else the last "
                 "--heldout-fraction of the sorted subjects; data.heldout)"})
-    heldout_fraction: float | None = field(default=None, metadata={"min": 0, "max": 1, 
+    heldout_fraction: float | None = field(default=None, metadata={
         "help": "fraction of the sorted subjects held out when none is listed and no dataset file's split says "
                 "(default 0.2, quantize's); 0 = none: every subject in the teacher, for a final fit (quantize "
                 "--heldout-fraction 0 --estimate-from RUN: the student on every subject too); quantize without it "
                 "evaluates on subjects this teacher trained on"})
-    epochs: int = field(default=10, metadata={"min": 0, "help": "training epochs per fold"})
-    batch_size: int = field(default=64, metadata={"min": 1, "help": "batch size"})
-    lr: float = field(default=1e-3, metadata={"above": 0, "help": "peak learning rate"})
-    weight_decay: float = field(default=1e-4, metadata={"min": 0, "help": "weight decay"})
-    freq_stretch: float = field(default=0.5, metadata={"min": 0, "max": 1, 
+    epochs: int = field(default=10, metadata={"help": "training epochs per fold"})
+    batch_size: int = field(default=64, metadata={"help": "batch size"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "weight decay"})
+    freq_stretch: float = field(default=0.5, metadata={
         "help": "spectral hr models: fraction of training windows frequency-stretched (truth x s, harmonics "
                 "scale alike), the rest shifted by up to 15 bins; 0 = shift only (models.hr_bins)"})
     motion_frac: float = train_option("motion_frac")
     motion_axis_drop: float = train_option("motion_axis_drop")
     lr_schedule: str = train_option("lr_schedule")
     calibrate_on: list[str] = calibrate_on_option()
-    label_fraction: float = field(default=1.0, metadata={"above": 0, "max": 1,
-                                                         "help": "fraction of training windows with labels (per fold)"})
+    label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
-    max_records: int = field(default=0, metadata={"min": 0, "help": MAX_RECORDS_HELP + "; 0 = all"})
-    bootstrap: int = field(default=1000, metadata={"min": 0, "help": "bootstrap resamples of subjects for the 95%% CI"})
+    max_records: int = field(default=0, metadata={"help": MAX_RECORDS_HELP + "; 0 = all"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of subjects for the 95%% CI"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
     layout: str = field(default="auto", metadata={"help": LAYOUT_HELP})
-    seed: int = field(default=0, metadata={"min": 0, "help": "random seed (folds, initialisation, synthetic data)"})
+    seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr"})
 
     def spec(self) -> dict:

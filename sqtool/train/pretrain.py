@@ -59,6 +59,7 @@ import traceback
 import warnings
 import zipfile
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -75,13 +76,19 @@ RESUME_MAY_CHANGE = ("max_steps", "progress", "device", "layout")
 
 @dataclass
 class PretrainConfig:
+    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    RANGES: ClassVar[dict] = {"synthetic_pairs": {"min": 1}, "epochs": {"min": 1}, "batch_size": {"min": 1},
+        "lr": {"above": 0}, "momentum": {"min": 0, "max": 1}, "weight_decay": {"min": 0},
+        "lr_step_epochs": {"min": 1}, "lr_gamma": {"above": 0}, "grad_clip": {"min": 0},
+        "val_fraction": {"min": 0, "max": 1}, "val_every": {"min": 0}, "ckpt_every": {"min": 0},
+        "max_steps": {"min": 0}, "seed": {"min": 0}}
     model: str = field(default=PRETRAIN_DEFAULT, metadata={
         "help": "encoder from the registry; tiny (0.18 M parameters) finishes on a laptop, the paper's is "
                 "resnet1d_siamq_152 (21.6 M encoder, 27 M with the SimSiam heads)"})
     pairs: str = field(default="synthetic", metadata={
         "help": "pair shard folder (from `sqtool data pairs`), or 'synthetic' (a smoke run on generated pairs)",
         "path": True})
-    synthetic_pairs: int = field(default=1024, metadata={"min": 1, "help": "number of pairs when pairs = synthetic"})
+    synthetic_pairs: int = field(default=1024, metadata={"help": "number of pairs when pairs = synthetic"})
     pair_mode: str = field(default="real", metadata={
         "help": "real: the (good, poor) pairs as mined (SiamQuality) | augment: two augmented views (crop, "
                 "scale, noise, wander) of each pair's good window (standard SimSiam)"})
@@ -89,30 +96,27 @@ class PretrainConfig:
         "help": "time-domain models: zero (zero-phase band-pass) | causal (one running filter from the recording's "
                 "start, as a device runs it; pairs made with `data pairs --band-phase causal`, then `train finetune "
                 "--band-phase causal`): the encoder learns the front end it will be fed"})
-    epochs: int = field(default=30, metadata={"min": 1, "help": "passes over the training pairs"})
-    batch_size: int = field(default=256, metadata={"min": 1, "help": "GLOBAL batch (split over ranks)"})
-    lr: float = field(default=1e-4, metadata={"above": 0, "help": "SGD learning rate"})
-    momentum: float = field(default=0.9, metadata={"min": 0, "max": 1, "help": "SGD momentum"})
+    epochs: int = field(default=30, metadata={"help": "passes over the training pairs"})
+    batch_size: int = field(default=256, metadata={"help": "GLOBAL batch (split over ranks)"})
+    lr: float = field(default=1e-4, metadata={"help": "SGD learning rate"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
     nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum"})
-    weight_decay: float = field(default=1e-4, metadata={"min": 0, "help": "SGD weight decay"})
-    lr_step_epochs: int = field(default=10, metadata={"min": 1,
-                                                      "help": "multiply the lr by lr_gamma every this many epochs"})
-    lr_gamma: float = field(default=0.5, metadata={"above": 0, "help": "lr factor of each step"})
-    grad_clip: float = field(default=10.0, metadata={"min": 0, "help": "max grad norm (0 = off)"})
-    val_fraction: float = field(default=0.05, metadata={"min": 0, "max": 1, 
+    weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay"})
+    lr_step_epochs: int = field(default=10, metadata={"help": "multiply the lr by lr_gamma every this many epochs"})
+    lr_gamma: float = field(default=0.5, metadata={"help": "lr factor of each step"})
+    grad_clip: float = field(default=10.0, metadata={"help": "max grad norm (0 = off)"})
+    val_fraction: float = field(default=0.05, metadata={
         "help": "share of the pairs held out for validation (whole subjects, chosen so their pairs come closest to "
                 "it, when the pairs name 3 or more, else random pairs)"})
-    val_every: int = field(default=0, metadata={"min": 0, "help": "validate every N steps (0 = at each epoch end)"})
-    ckpt_every: int = field(default=0, metadata={"min": 0, 
+    val_every: int = field(default=0, metadata={"help": "validate every N steps (0 = at each epoch end)"})
+    ckpt_every: int = field(default=0, metadata={
         "help": "write last.pt every N steps (0 = at each epoch end only); a SIGTERM writes it at the step it stops"})
-    max_steps: int = field(default=0, metadata={"min": 0,
-                                                "help": "stop after this many steps in total (0 = all epochs)"})
+    max_steps: int = field(default=0, metadata={"help": "stop after this many steps in total (0 = all epochs)"})
     amp: str = field(default="auto", metadata={"help": "auto (fp16 on CUDA, off on CPU) | off | bf16 | fp16"})
     dtype: str = field(default="float32", metadata={"help": "float32 | float64 (float64: numerical verification)"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
     layout: str = field(default="auto", metadata={"help": LAYOUT_HELP})
-    seed: int = field(default=0, metadata={"min": 0,
-                                           "help": "random seed (data order, initialisation, synthetic pairs)"})
+    seed: int = field(default=0, metadata={"help": "random seed (data order, initialisation, synthetic pairs)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
 
 

@@ -324,3 +324,14 @@ def test_a_student_that_cannot_take_the_teachers_window_is_refused_before_any_da
     assert D.student_cfg_from_teacher(teacher, "").name == "cnn1d_student_s16"         # the default takes it
     with pytest.raises(SqtoolError, match="window of 400 samples is not divisible by the total stride 32"):
         D.student_cfg_from_teacher(teacher, "cnn1d_student_s")
+
+
+def test_no_progress_keeps_quantizes_per_item_lines_and_drops_only_the_epochs(capsys):
+    """README: --no-progress turns off the per-epoch lines, never the per-item ones (each step's summary, the
+    decoder chosen)."""
+    import argparse
+    from sqtool.compress.cli import _log
+    quiet, loud = _log(argparse.Namespace(progress=False)), _log(argparse.Namespace(progress=True))
+    quiet("decoder on the students' out-of-fold logits: sigma 4")
+    assert "decoder on the students' out-of-fold logits" in capsys.readouterr().err
+    assert getattr(quiet, "epochs", quiet) is None and getattr(loud, "epochs", loud) is loud

@@ -399,3 +399,18 @@ def test_a_recording_shorter_than_one_window_is_left_out_of_a_time_domain_task(t
     assert len(err) == 1 and err[0].startswith("sqtool: warning: left out ") and err[0].endswith(
         "s3_c: record is 5.00 s long, shorter than one 8 s window")
     assert "s3" not in set(td.groups) and np.array_equal(td.x, before.x) and np.array_equal(td.y, before.y)
+
+
+def test_an_excluded_file_is_never_read_so_a_broken_one_can_be_left_out(tmp_path, capsys):
+    """`exclude:` names the recording whose file is empty (or unreadable): it is left out before reading, reported
+    with its reason, where every command used to stop on `CSV has no data rows`."""
+    p = yaml(tmp_path, BASE)
+    (tmp_path / "rec" / "s3_c.csv").write_text("")                                  # an empty file
+    with pytest.raises(SqtoolError, match="s3_c"):
+        load_dataset_file(p).records()
+    p.write_text(BASE + "exclude: {s3_c: sensor off}\n")
+    ds = load_dataset_file(p)
+    recs = ds.records(log=print)
+    assert sorted(r.record_id for r in recs) == ["s1_a", "s2_b"]
+    assert ds.report["excluded"] == {"s3_c": "sensor off"}
+    assert "s3_c: excluded, left out (sensor off)" in capsys.readouterr().out
