@@ -49,7 +49,7 @@ DEMO_ROOT = Path("runs") / "demo"        # default demo folders: DEMO_ROOT/<time
 
 @dataclass
 class DemoCfg:
-    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    # what each number may be (core.config: a value outside is one line, before any work)
     RANGES: ClassVar[dict] = {"folds": {"min": 2}, "subjects": {"min": 2}, "batch_size": {"min": 1},
         "pretrain_epochs": {"min": 1}, "finetune_epochs": {"min": 1}, "student_epochs": {"min": 1},
         "qat_epochs": {"min": 0}, "seed": {"min": 0}}

@@ -114,3 +114,25 @@ def test_an_error_after_a_ctrl_c_is_the_interrupt(monkeypatch, capsys, error, si
     monkeypatch.setattr(sqtool.demo, "run", fails)
     assert main(["demo"]) == 1
     assert capsys.readouterr().err.startswith("sqtool: error: ")
+
+
+
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["quantize", "--model", "runs/t", "--temperature", "nan"], "--temperature must be a finite number, got nan"),
+    (["quantize", "--model", "runs/t", "--width-mult", "0"], "--width-mult must be > 0, got 0"),
+    (["train", "pretrain", "--lr-gamma", "-1"], "--lr-gamma must be > 0, got -1"),
+    (["data", "pairs", "--data", "synthetic", "--chunksize", "0"], "--chunksize must be >= 1, got 0"),
+    (["data", "pairs", "--data", "synthetic", "--workers", "100000"], "--workers 100000: this machine has"),
+    (["export", "--model", "runs/q", "--tol-float-l2", "nan"], "--tol-float-l2 must be a finite number, got nan"),
+    (["demo", "--folds", "1"], "--folds must be >= 2, got 1"),
+    (["bench", "--model", "runs/e", "--chunk", "0"], "--chunk must be >= 1, got 0"),
+])
+def test_numbers_outside_their_declared_range_are_one_line_before_any_folder(argv, says, tmp_path, capsys):
+    """Each config class's RANGES (core.config): NaN, a zero temperature, a fork of 100,000 workers (which took a
+    24 GB machine down) are refused before anything is read or made."""
+    from sqtool.cli import main
+    assert main(argv + ["--out", str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0] and not (tmp_path / "o").exists()

@@ -57,14 +57,12 @@ TIME_EPOCHS = TIME_DEFAULTS["epochs"]   # their float epochs when --epochs is no
 
 @dataclass
 class QuantizeConfig:
-    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    # what each number may be (core.config: a value outside is one line, before any work)
     RANGES: ClassVar[dict] = {"fs": {"above": 0}, "width_mult": {"above": 0}, "temperature": {"above": 0},
         "kd_gate_bpm": {"min": 0}, "feature_weight": {"min": 0}, "quality_weight": {"min": 0},
         "quality_err": {"above": 0}, "stretch": {"min": 0}, "inner_folds": {"min": 2}, "inner_epochs": {"min": 0},
-        "epochs": {"min": 0}, "lr": {"above": 0}, "weight_decay": {"min": 0}, "qat_epochs": {"min": 0},
-        "qat_lr": {"above": 0}, "batch_size": {"min": 1}, "heldout_fraction": {"min": 0, "max": 1},
-        "calib_windows": {"min": 1}, "max_int8_weights": {"min": 1}, "max_macs": {"min": 1}, "seed": {"min": 0},
-        "threads": {"min": 1}}
+        "qat_epochs": {"min": 0}, "calib_windows": {"min": 1},
+        "max_int8_weights": {"min": 1}, "max_macs": {"min": 1}, "threads": {"min": 1}}
     teacher: str = field(default="", metadata={
         "help": "the fine-tuned teacher this stage distils: a `train finetune` run folder or its model.pt",
         "flag": "--model", "aliases": ("--teacher",), "required": True, "metavar": "RUN", "path": True})

@@ -132,17 +132,17 @@ def _check_range(cls, f: dataclasses.Field, value, where: str) -> None:
     "min" / "max" (inclusive) and "above" (exclusive: a rate, a temperature, a learning rate), from the class's
     `RANGES` ({field: {"min": 0}}, a ClassVar beside the fields) or the field's metadata, else a usage error (exit 2)
     naming the flag (a config file's key is the flag's name), e.g. `--epochs must be >= 0, got -1`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
     m = {**f.metadata, **getattr(cls, "RANGES", {}).get(f.name, {})}
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not {"min", "max", "above"} & set(m):
+        return                                     # (the training numbers: core.optim.check_training_numbers)
     name = flag_of(cls, f.name) if m.get("cli") is not False else f.name
     prefix = "" if where == "config" else f"{where}: "
     if not math.isfinite(value):
-        raise SqtoolError(f"{prefix}{name} must be a finite number, got {value}", code=2)
+        raise SqtoolError(f"{prefix}{name} must be a finite number, got {value}")
     for key, bad, word in (("min", lambda v, b: v < b, ">="), ("above", lambda v, b: v <= b, ">"),
                            ("max", lambda v, b: v > b, "<=")):
         if key in m and bad(value, m[key]):
-            raise SqtoolError(f"{prefix}{name} must be {word} {m[key]:g}, got {value:g}", code=2)
+            raise SqtoolError(f"{prefix}{name} must be {word} {m[key]:g}, got {value:g}")
 
 
 def to_dict(cfg) -> dict:
@@ -347,7 +347,7 @@ def _given(cls, args=None, config_file: str | None = None) -> tuple[dict, str | 
 
 
 def _check_flag_value(cls, args, name: str, tp) -> None:
-    """A value typed on the command line that is not of its field's type: a usage error (exit 2) naming the flag,
+    """A value typed on the command line that is not of its field's type: a usage error naming the flag,
     `demo: --seed: expected int, got 'abc' (see sqtool demo --help)`, as argparse's own; a --config file's
     value is named by its key instead (from_dict). `tp`: the field's type hint."""
     value = getattr(args, name, None)

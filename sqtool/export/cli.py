@@ -43,7 +43,7 @@ TARGETS = ("onnx", "tflite", "c")
 
 @dataclass
 class ExportConfig:
-    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    # what each number may be (core.config: a value outside is one line, before any work)
     RANGES: ClassVar[dict] = {"max_windows": {"min": 0}, "random_windows": {"min": -1}, "seed": {"min": 0},
         "tol_float_l2": {"min": 0}, "tol_lsb": {"min": 0}, "tol_mae_bpm": {"min": 0},
         "min_single_exact_pct": {"min": 0, "max": 100}, "device_fs": {"min": 0}, "device_acc_fs": {"min": 0},

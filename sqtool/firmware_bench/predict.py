@@ -100,7 +100,7 @@ CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_si
 
 @dataclass
 class PredictConfig:
-    # what each number may be (core.config: a value outside is one line, exit 2, before any work)
+    # what each number may be (core.config: a value outside is one line, before any work)
     RANGES: ClassVar[dict] = {"max_seconds": {"min": 0}}
     model: str = field(default="", metadata={"help": "a `sqtool export` folder (metadata.json): a spectral "
                                                      "heart-rate model, or a time-domain model of any task",

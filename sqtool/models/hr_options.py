@@ -50,8 +50,7 @@ TRAIN_OPTIONS = {
 def train_option(name: str):
     """A fresh dataclass field for the shared option `name` (its default, help and metavar)."""
     default, text, metavar = TRAIN_OPTIONS[name]
-    return field(default=default, metadata={"help": text, **({"metavar": metavar} if metavar else {}),
-                                            **({"min": 0, "max": 1} if name in AUGMENT_FRACTIONS else {})})
+    return field(default=default, metadata={"help": text, **({"metavar": metavar} if metavar else {})})
 
 
 def check_train_options(cfg, names=AUGMENT_FRACTIONS) -> None:

@@ -209,8 +209,9 @@ def test_quantize_chooses_the_decoder_on_its_own_students_out_of_fold_logits(tea
                       (["--lr-schedule", "step"], "--lr-schedule must be one of constant, cosine"),
                       (["--calibrate-on", "wrist_exercise"], "--calibrate-on: no training recording of wrist_exercise")):
         assert main(common + bad + ["--out", str(tmp_path / "bad")]) == 1
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and says in err[0]
+        err = capsys.readouterr().err.strip().splitlines()          # (--no-progress keeps the per-item lines)
+        assert err[-1].startswith("sqtool: error:") and says in err[-1]
+        assert sum(line.startswith("sqtool: error:") for line in err) == 1
     assert not (tmp_path / "bad").exists()                               # refused before any run folder
 
 
