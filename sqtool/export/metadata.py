@@ -365,7 +365,8 @@ def decoder_spec(cfg: dict, graph=None) -> dict:
             f"lo, hi = the quantiles q_lo = (1 - interval) / 2, q_hi = (1 + interval) / 2 (interval = "
             f"{dec.interval:g}) of p, each bin's mass spread uniformly over [b_k - step/2, b_k + step/2]: "
             "k = the first bin with CDF_k >= q (CDF_k = sum_(j<=k) p_j), value = b_k - step / 2 + step "
-            "(q - CDF_(k-1)) / p_k" + ("" if dec.interval_mode == "posterior" else
+            "(q - CDF_(k-1)) / p_k; then lo = min(lo, hr), hi = max(hi, hr) (the interval holds the reported hr)"
+            + ("" if dec.interval_mode == "posterior" else
                                        " (not reported: the width confidence reads it)")),
         **({} if dec.interval_mode == "posterior" else {"interval": (
             f"lo, hi = hr -+ h, lo >= 0, h = {dec.spread_c_bpm:g} + {dec.spread_k:g} S BPM; S = the recent distance "
