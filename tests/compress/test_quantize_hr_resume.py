@@ -194,9 +194,10 @@ def test_a_torn_teacher_oof_logits_is_one_line_naming_it(teacher_run, tmp_path, 
     oof.write_bytes(oof.read_bytes()[:oof.stat().st_size // 2])
     capsys.readouterr()
     assert main(_args(teacher, tmp_path / "q")) == 1
-    err = capsys.readouterr().err
-    assert err == (f"sqtool: error: {oof} is corrupt or not an .npz archive (BadZipFile): write it again with "
-                   f"`sqtool train finetune --resume '{teacher}'`\n")
+    err = capsys.readouterr().err.splitlines()                  # (--no-progress keeps the per-item lines)
+    assert [ln for ln in err if ln.startswith("sqtool: error:")] == [err[-1]]
+    assert err[-1] == (f"sqtool: error: {oof} is corrupt or not an .npz archive (BadZipFile): write it again with "
+                       f"`sqtool train finetune --resume '{teacher}'`")
     assert not (tmp_path / "q").exists()
 
 
