@@ -50,9 +50,8 @@ DEMO_ROOT = Path("runs") / "demo"        # default demo folders: DEMO_ROOT/<time
 @dataclass
 class DemoCfg:
     # what each number may be (core.config: a value outside is one line, before any work)
-    RANGES: ClassVar[dict] = {"folds": {"min": 2}, "subjects": {"min": 2}, "batch_size": {"min": 1},
-        "pretrain_epochs": {"min": 1}, "finetune_epochs": {"min": 1}, "student_epochs": {"min": 1},
-        "qat_epochs": {"min": 0}, "seed": {"min": 0}}
+    RANGES: ClassVar[dict] = {"batch_size": {"min": 1}, "pretrain_epochs": {"min": 1}, "finetune_epochs": {"min": 1},
+        "student_epochs": {"min": 1}, "qat_epochs": {"min": 0}, "seed": {"min": 0}}
     data_root: str = field(default="synthetic", metadata={"help": "'synthetic' (embedded default), a dataset.yaml or "
                                                                   "built-in name (every step reads it), or a data root "
                                                                   "folder (the bench step then streams DATA/troika)",
@@ -160,7 +159,8 @@ def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:
     if synthetic and cfg.subjects < 3:      # 1 held out (0.2 x n, at least 1); subject folds need 2 more
         raise SqtoolError(f"--subjects {cfg.subjects}: the synthetic demo needs 3 or more (one is held out of "
                           "fine-tuning and quantize, and the teacher's subject folds need 2 others)")
-    own = not synthetic and dataset_of(cfg.data_root) is not None      # a dataset.yaml or a built-in name
+    ds = None if synthetic else dataset_of(cfg.data_root)             # a dataset.yaml or a built-in name
+    own = ds is not None
     bench_data = cfg.bench_data or ("synthetic" if synthetic else cfg.data_root if own
                                     else str(Path(cfg.data_root) / "troika"))
     pairs = ["data", "pairs", "--model", cfg.teacher, "--out", str(d / "pairs"), "--seed", str(cfg.seed),
@@ -204,7 +204,7 @@ def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:
         *(final if cfg.refit_all else []),
         ("export ONNX, TFLite and C (each checked)", [
             "export", "--model", str(d / ("refit_quantize" if cfg.refit_all else "quantize")), "--target",
-            "onnx,tflite,c", "--device-fs", f"{device_rate(cfg):g}", "--out", str(d / "export")]),
+            "onnx,tflite,c", "--device-fs", f"{device_rate(ds):g}", "--out", str(d / "export")]),
         ("stream + benchmark every runtime", [
             "bench", "--model", str(d / "export"), "--data", bench_data, "--runtime", runtimes,
             "--out", str(d / "bench")]),
@@ -214,11 +214,10 @@ def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:
 DEMO_DEVICE_FS = 125.0      # the synthetic default's and the shipped wrist datasets' rate (TROIKA: 125 Hz)
 
 
-def device_rate(cfg: DemoCfg) -> float:
-    """The rate the demo's firmware is built for: the PPG's of a dataset file of your own (its `fs`, the ppg
-    channel's own, else its first recording's: the bench streams that data into the pipeline), else 125 Hz."""
-    from sqtool.data.dataset_tasks import dataset_of
-    ds = None if cfg.data_root == "synthetic" else dataset_of(cfg.data_root)
+def device_rate(ds) -> float:
+    """The rate the demo's firmware is built for: the PPG's of `ds`, a dataset file of your own (its `fs`, the ppg
+    channel's own, else its first recording's: the bench streams that data into the pipeline), else (no dataset
+    file, or a built-in layout) DEMO_DEVICE_FS."""
     if ds is None or ds.builtin:
         return DEMO_DEVICE_FS
     ppg = ds.channels.get("ppg")

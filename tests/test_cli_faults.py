@@ -126,7 +126,7 @@ def test_an_error_after_a_ctrl_c_is_the_interrupt(monkeypatch, capsys, error, si
     (["data", "pairs", "--data", "synthetic", "--chunksize", "0"], "--chunksize must be >= 1, got 0"),
     (["data", "pairs", "--data", "synthetic", "--workers", "100000"], "--workers 100000: this machine has"),
     (["export", "--model", "runs/q", "--tol-float-l2", "nan"], "--tol-float-l2 must be a finite number, got nan"),
-    (["demo", "--folds", "1"], "--folds must be >= 2, got 1"),
+    (["demo", "--student-epochs", "0"], "--student-epochs must be >= 1, got 0"),
     (["bench", "--model", "runs/e", "--chunk", "0"], "--chunk must be >= 1, got 0"),
 ])
 def test_numbers_outside_their_declared_range_are_one_line_before_any_folder(argv, says, tmp_path, capsys):

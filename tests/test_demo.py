@@ -104,6 +104,7 @@ def test_bench_data_says_what_data_would_change_and_what_to_use(tmp_path, capsys
 def test_the_demo_builds_the_firmware_for_your_datasets_rate(tmp_path):
     """The export step's --device-fs is the rate of a dataset file of your own (its fs, or the time column of
     its first recording), so that the bench can stream that data into the pipeline; 125 Hz otherwise."""
+    from sqtool.data.dataset_tasks import dataset_of
     from sqtool.demo import DEMO_DEVICE_FS, DemoCfg, device_rate, steps
     rec = tmp_path / "rec"
     rec.mkdir()
@@ -115,9 +116,9 @@ def test_the_demo_builds_the_firmware_for_your_datasets_rate(tmp_path):
                      "subject:\n  pattern: '^(?P<subject>p\\d+)_'\n")
     declared = tmp_path / "declared.yaml"
     declared.write_text("format: csv\nroot: rec\nfiles: '*.csv'\nfs: 64\nchannels:\n  ppg: ppg\n")
-    assert device_rate(DemoCfg(data_root=str(timed))) == 50.0
-    assert device_rate(DemoCfg(data_root=str(declared))) == 64.0
-    assert device_rate(DemoCfg(data_root="synthetic")) == DEMO_DEVICE_FS == 125.0
+    assert device_rate(dataset_of(str(timed))) == 50.0
+    assert device_rate(dataset_of(str(declared))) == 64.0
+    assert device_rate(dataset_of("synthetic")) == DEMO_DEVICE_FS == 125.0
     todo = dict(steps(DemoCfg(data_root=str(timed)), tmp_path / "d"))
     export = next(v for k, v in todo.items() if k.startswith("export"))
     assert export[export.index("--device-fs") + 1] == "50"

@@ -215,20 +215,14 @@ def _resume_config(args) -> QuantizeConfig:
 
 
 def _log(args):
-    """The per-item lines (core.progress.item, on stderr: each step's summary, the decoder chosen), always; the
-    per-epoch lines go with them unless --no-progress (README: --no-progress never turns the per-item lines off)."""
-    quiet = getattr(args, "progress", None) is False
-    return item if not quiet else _PerItemOnly(item)
+    """The per-item lines (core.progress.item, on stderr: each step's summary, the decoder chosen): always, as
+    README says of --no-progress (`_epoch_lines` says whether the per-epoch lines go with them)."""
+    return item
 
 
-class _PerItemOnly:
-    """A log whose per-epoch lines (`log.epochs`: None) are off: `quantize_run` reads `getattr(log, "epochs", log)`."""
-
-    def __init__(self, log):
-        self.log, self.epochs = log, None
-
-    def __call__(self, msg: str) -> None:
-        self.log(msg)
+def _epoch_lines(args) -> bool:
+    """The per-epoch lines of the float student and QAT: on unless --no-progress."""
+    return getattr(args, "progress", None) is not False
 
 
 def _precheck(cfg) -> None:
@@ -286,7 +280,7 @@ def run(args) -> int:
         raise SqtoolError("--calibrate-on sets the heart-rate decoder's interval of spectral students (a spec_* "
                           "teacher); a time-domain student has no decoder")
     else:
-        run_dir, metrics = quantize_run(cfg, log=log)
+        run_dir, metrics = quantize_run(cfg, log=log, epoch_lines=_epoch_lines(args))
     print_results(run_dir, metrics)
     return 0
 
@@ -301,7 +295,7 @@ def _resume(args) -> int:
     lock_run_dir(cfg.out)                       # a second resume of the same run is refused
     note_run(cfg.out, "quantize")
     if ck is None:
-        run_dir, metrics = quantize_run(cfg, log=log, resume_dir=cfg.out)
+        run_dir, metrics = quantize_run(cfg, log=log, resume_dir=cfg.out, epoch_lines=_epoch_lines(args))
     else:
         from sqtool.compress.quantize_hr import quantize_hr_run
         run_dir, metrics = quantize_hr_run(with_teacher_task(cfg, ck), ck, log=log, run_dir=cfg.out)
@@ -589,9 +583,10 @@ def quantize(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | 
 
 @releases_run_dirs
 @at_cfg_threads          # at cfg.threads; the caller's torch thread count comes back
-def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | None = None) -> tuple[Path, dict]:
+def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Path | None = None,
+                 epoch_lines: bool = True) -> tuple[Path, dict]:
     """Run the whole stage; `data` (a TaskData) overrides loading (tests, benchmarks). Returns the run dir and
-    its metrics (metrics.json). `resume_dir`: continue that run after a kill: its student_float.pt is reused
+    its metrics (metrics.json). `epoch_lines`: the float student's and QAT's per-epoch lines through `log` too. `resume_dir`: continue that run after a kill: its student_float.pt is reused
     when its key (config, teacher, training data) matches, and calibration + QAT are redone (QAT is seeded on
     its own, so the result equals an uninterrupted run's)."""
     import torch
@@ -605,7 +600,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     from sqtool.core.metrics import primary_metric
 
     say = log or (lambda s: None)
-    per_epoch = getattr(log, "epochs", log)             # None under --no-progress: the item lines stay
+    per_epoch = log if epoch_lines else None
     get_preset(cfg.preset)                                               # unknown preset -> error now
     if cfg.estimate_from and float(cfg.heldout_fraction) != 0.0:
         final_fit(cfg, "", None)                                          # its one line, before the teacher is read

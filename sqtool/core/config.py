@@ -128,14 +128,14 @@ def from_dict(cls, data: dict, where: str = "config"):
 
 
 def _check_range(cls, f: dataclasses.Field, value, where: str) -> None:
-    """A number given for field `f`: finite (NaN and inf are never a setting), and inside the field's declared range,
-    "min" / "max" (inclusive) and "above" (exclusive: a rate, a temperature, a learning rate), from the class's
-    `RANGES` ({field: {"min": 0}}, a ClassVar beside the fields) or the field's metadata, else a usage error (exit 2)
-    naming the flag (a config file's key is the flag's name), e.g. `--epochs must be >= 0, got -1`."""
-    m = {**f.metadata, **getattr(cls, "RANGES", {}).get(f.name, {})}
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not {"min", "max", "above"} & set(m):
-        return                                     # (the training numbers: core.optim.check_training_numbers)
-    name = flag_of(cls, f.name) if m.get("cli") is not False else f.name
+    """A number given for a field the class's `RANGES` names ({field: {"min": 0}}, a ClassVar beside the fields):
+    finite (NaN and inf are never a setting) and inside "min" / "max" (inclusive) and "above" (exclusive: a rate, a
+    temperature), else one line naming the flag (a config file's key is the flag's name), e.g. `--chunk must be >= 1,
+    got 0`. The training numbers (learning rates, epochs, seed...) are core.optim.check_training_numbers'."""
+    m = getattr(cls, "RANGES", {}).get(f.name)
+    if not m or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    name = flag_of(cls, f.name) if f.metadata.get("cli") is not False else f.name
     prefix = "" if where == "config" else f"{where}: "
     if not math.isfinite(value):
         raise SqtoolError(f"{prefix}{name} must be a finite number, got {value}")
@@ -347,7 +347,7 @@ def _given(cls, args=None, config_file: str | None = None) -> tuple[dict, str | 
 
 
 def _check_flag_value(cls, args, name: str, tp) -> None:
-    """A value typed on the command line that is not of its field's type: a usage error naming the flag,
+    """A value typed on the command line that is not of its field's type: a usage error (exit 2) naming the flag,
     `demo: --seed: expected int, got 'abc' (see sqtool demo --help)`, as argparse's own; a --config file's
     value is named by its key instead (from_dict). `tp`: the field's type hint."""
     value = getattr(args, name, None)

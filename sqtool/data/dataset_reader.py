@@ -75,8 +75,8 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
         files = _files(ds)
         tables = _tables(ds, files)
         for p in files:
-            if _record_id(ds, p) in ds.exclude:     # never read: an excluded file may be the broken one
-                unread.add(_record_id(ds, p))
+            if (rid := _record_id(ds, p)) in ds.exclude:     # never read: an excluded file may be the broken one
+                unread.add(rid)
                 continue
             try:
                 recs.append(_read_one(ds, p, tables))

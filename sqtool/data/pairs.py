@@ -90,9 +90,8 @@ ACC = ("acc_x", "acc_y", "acc_z")
 @dataclass
 class PairsConfig:
     # what each number may be (core.config: a value outside is one line, before any work)
-    RANGES: ClassVar[dict] = {"max_gap_s": {"above": 0}, "window_s": {"above": 0}, "hop_s": {"above": 0},
-        "fs": {"above": 0}, "band_lo": {"above": 0}, "band_hi": {"above": 0}, "threshold": {"min": 0, "max": 1},
-        "workers": {"min": 0}, "chunksize": {"min": 1}, "shard_mb": {"above": 0}, "synthetic_subjects": {"min": 1},
+    RANGES: ClassVar[dict] = {"band_lo": {"above": 0}, "band_hi": {"above": 0}, "threshold": {"min": 0, "max": 1},
+        "workers": {"min": 0}, "chunksize": {"min": 1}, "synthetic_subjects": {"min": 1},
         "synthetic_duration_s": {"above": 0}, "seed": {"min": 0}}
     input: list[str] = field(default_factory=list, metadata={"help": "dataset folders or files", "cli": False,
                                                               "aliases": ("--data",), "path": True})

@@ -330,8 +330,8 @@ def test_no_progress_keeps_quantizes_per_item_lines_and_drops_only_the_epochs(ca
     """README: --no-progress turns off the per-epoch lines, never the per-item ones (each step's summary, the
     decoder chosen)."""
     import argparse
-    from sqtool.compress.cli import _log
-    quiet, loud = _log(argparse.Namespace(progress=False)), _log(argparse.Namespace(progress=True))
-    quiet("decoder on the students' out-of-fold logits: sigma 4")
+    from sqtool.compress.cli import _epoch_lines, _log
+    off, on = argparse.Namespace(progress=False), argparse.Namespace(progress=True)
+    _log(off)("decoder on the students' out-of-fold logits: sigma 4")
     assert "decoder on the students' out-of-fold logits" in capsys.readouterr().err
-    assert getattr(quiet, "epochs", quiet) is None and getattr(loud, "epochs", loud) is loud
+    assert not _epoch_lines(off) and _epoch_lines(on)
