@@ -214,7 +214,9 @@ def record_seed(record_id: str) -> int | None:
 def split_check(dump: dict, check_seeds: tuple[int, ...]) -> dict:
     """Moves the held-out recordings of the sets seeded from `check_seeds` into dump["check"]; the rest stay the
     scored ones. A check seed that names no recording of the dump is one clear line."""
-    inside = lambda r: any(b <= (record_seed(r["id"]) or -1) < b + CHECK_SPAN for b in check_seeds)  # noqa: E731
+    def inside(r) -> bool:
+        seed = record_seed(r["id"])
+        return seed is not None and any(b <= seed < b + CHECK_SPAN for b in check_seeds)
     check = [r for r in dump["test"] if inside(r)]
     if not check or len(check) == len(dump["test"]):
         raise SqtoolError(f"--check-seeds {','.join(map(str, check_seeds))}: the dump needs recordings of those "

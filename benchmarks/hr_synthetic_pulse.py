@@ -125,7 +125,6 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     args = ap.parse_args(argv)
-    hrs = HRS
     check_seeds = check_sets(ap, args.check_seeds, args.record_seed, SET_SPAN)
     check_models(args)
     hr_spectral.DATA = Path(data_root_or_exit(args.data_root, ap.error))     # load_records reads it there
@@ -136,7 +135,7 @@ def main(argv=None):
     scfg = get_model_cfg(args.student)
     train = hr_corpus(hr_spectral.DATA, ("troika", "wrist_exercise"), scfg, log=log)
     records = load_records(("troika", "wrist_exercise"))
-    sets = [[moving_record(h, s + 10 * i + k) for i, h in enumerate(hrs) for k in range(args.per_hr)]
+    sets = [[moving_record(h, s + 10 * i + k) for i, h in enumerate(HRS) for k in range(args.per_hr)]
             for s in (args.record_seed, *check_seeds)]
     syn, check = sets[0], [r for s in sets[1:] for r in s]
     for r in syn + check:
