@@ -29,6 +29,17 @@ def _unwrap_optional(tp):
     return tp
 
 
+def yaml_error_text(e: Exception) -> str:
+    """A PyYAML error as one line naming where it is: "line 4, column 6: expected ',' or '}', but got ':'
+    (while parsing a flow mapping opened at line 3)" (1-based marks; PyYAML's own message spans lines)."""
+    problem, context = getattr(e, "problem", None), getattr(e, "context", None)
+    mark, opened = getattr(e, "problem_mark", None), getattr(e, "context_mark", None)
+    if not problem or mark is None:
+        return (str(e).splitlines() or [type(e).__name__])[0]
+    where = f" opened at line {opened.line + 1}" if opened is not None and opened.line != mark.line else ""
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context}{where})" if context else "")
+
+
 class _Uncoercible(ValueError):
     """A value (or one element of a list) that is not of the type it must be."""
 
@@ -322,7 +333,7 @@ def load_config_file(path: str | os.PathLike) -> dict:
     try:
         loaded = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise SqtoolError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}")
+        raise SqtoolError(f"config file {p} is not valid YAML: {yaml_error_text(e)}")
     except (OSError, UnicodeDecodeError) as e:
         raise SqtoolError(f"config file {p} cannot be read ({type(e).__name__})")
     if not isinstance(loaded, dict):

@@ -78,6 +78,7 @@ from typing import Any
 import numpy as np
 
 from sqtool.core import WINDOW_S_MAX, SqtoolError, check_fs
+from sqtool.core.config import yaml_error_text
 from sqtool.data.readers._common import TIME_UNITS
 
 GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf")
@@ -584,7 +585,7 @@ def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | No
     try:
         d = _load_yaml(p)
     except yaml.YAMLError as e:
-        raise SqtoolError(f"{p}: not valid YAML ({str(e).splitlines()[0]})")
+        raise SqtoolError(f"{p}: not valid YAML ({yaml_error_text(e)})")
     except UnicodeDecodeError as e:                      # a binary file, or text in another encoding
         raise SqtoolError(f"{p}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): a dataset file "
                           "is a UTF-8 YAML file")

@@ -97,12 +97,13 @@ def _precheck_finetune(cfg):
     """Cheap checks before a run directory is made; returns (cfg, the --init checkpoint): cfg prepared as the
     library entries prepare it (`prepare_finetune`: model=RUN -> init=RUN, validated), the checkpoint read once
     (by that, else here for a time-domain model), for the fine-tune to use as is."""
-    from sqtool.train.finetune import check_mode, load_init, prepare_finetune
+    from sqtool.train.finetune import check_mode, load_init, prepare_finetune, refuse_spectral_only
     cfg, init_ck = prepare_finetune(cfg)            # task, training numbers, rates and windows
     name = cfg.model
     front = _front_module(cfg.model)
     if front:                                       # rr_spec, af_beats: their own refusals (no --init, ...), one line
         front.check_config(cfg)
+        refuse_spectral_only(cfg, f"train finetune --model {cfg.model}")
         _check_layout(cfg, name, None)
         return _data_checked(cfg), None
     check_band_phase(cfg.band_phase, "train finetune", cfg.model, _is_spectral(cfg.model))
@@ -113,6 +114,7 @@ def _precheck_finetune(cfg):
         if cfg.datasets:
             raise SqtoolError(f"--datasets is for the spectral heart-rate models (spec_*); {cfg.model or 'this model'} "
                               "reads every dataset of --data")
+        refuse_spectral_only(cfg, f"train finetune --model {cfg.model or 'resnet1d_siamq_18'}")
         init_ck, name = load_init(cfg.init, cfg.model, cfg.fs or None, ck=init_ck)
     check_mode(cfg.mode, name)
     _check_layout(cfg, name, init_ck)
@@ -148,6 +150,8 @@ def run_pretrain_cmd(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
     if args.resume:
         run_dir, cfg, ck = _resume_pretrain(args, rank, world)
+        if ck is None:                                    # finished already: nothing rewritten
+            return 0
         m = run_pretrain(cfg, run_dir, resume=True, resume_ck=ck)     # last.pt read once
     else:
         cfg = resolve_config(PretrainConfig, args)
@@ -171,8 +175,9 @@ def run_pretrain_cmd(args) -> int:
 
 
 def _resume_pretrain(args, rank: int, world: int):
-    """(run_dir, cfg) of `train pretrain --resume RUN`: the config saved in its last.pt with the options given
-    now over it, refused (before anything is written) when one that may not change does."""
+    """(run_dir, cfg, last.pt) of `train pretrain --resume RUN`: the config saved in its last.pt with the options
+    given now over it, refused (before anything is written) when one that may not change does; last.pt None when
+    the run has trained all its epochs (said in one note, nothing written)."""
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.train.pretrain import resumed_config
     run_dir = Path(args.resume)
@@ -186,6 +191,13 @@ def _resume_pretrain(args, rank: int, world: int):
     cfg = resumed_config(ck.get("train_cfg", {}), args, run_dir,
                          epochs_done=int((ck.get("train_state") or {}).get("epoch", 0)))
     check_training_numbers(cfg, "train pretrain")
+    done = int((ck.get("train_state") or {}).get("epoch", 0))
+    if done >= cfg.epochs and (run_dir / "model.pt").is_file():      # a finished run: model.pt stays as it is
+        if rank == 0:
+            print(f"sqtool: note: {run_dir} has trained all its {done} epochs; nothing to resume (give --epochs "
+                  f"N above {done} to train further)", file=sys.stderr)
+            print(pretrain_next(cfg, run_dir))
+        return run_dir, cfg, None
     if rank == 0:
         save_config(run_dir, cfg, resumed=True, world_size=world)     # config.yaml says what this part runs with
     return run_dir, cfg, ck

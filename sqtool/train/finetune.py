@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
@@ -149,6 +150,23 @@ class FinetuneConfig:
         check_fraction(self.heldout_fraction)
         check_band_phase(self.band_phase, command)
         return self
+
+
+SPECTRAL_ONLY = ("freq_stretch", "motion_frac", "motion_axis_drop", "lr_schedule", "calibrate_on")   # + datasets
+
+
+def refuse_spectral_only(cfg: FinetuneConfig, where: str) -> None:
+    """One line when a model that is no spectral hr model (a time-domain encoder, rr_spec, af_beats) is given a
+    training option only the spectral hr fine-tune reads (its augmentations, schedule, interval calibration):
+    silently ignored, a user would believe it had an effect."""
+    defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                for f in dataclasses.fields(FinetuneConfig)}
+    given = [k for k in SPECTRAL_ONLY if getattr(cfg, k) != defaults[k]]
+    if given:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+        raise SqtoolError(f"{where}: {flags} {'is' if len(given) == 1 else 'are'} for the spectral heart-rate models "
+                          f"(spec_*) only; this model would ignore {'it' if len(given) == 1 else 'them'}: leave "
+                          f"{'it' if len(given) == 1 else 'them'} out")
 
 
 # ----------------------------------------------------------------------------- init checkpoint
