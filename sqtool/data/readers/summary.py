@@ -3,6 +3,7 @@
 summarise(path) -> {kind, path, records, subjects, hours, channels {name: records}, rates {name: [Hz]},
                     labels {name: {kind, unit, records, values, windows?, classes?, binary?}},
                     duration_s {total, min, max}, clipped_records, unlabelled? [{record, expected}],
+                    shorter_than? {window s: records shorter} (8 and 30 s, or the dataset file's window),
                     unread_arrays? {"name (shape)": files}}
 `values` counts a label's values as its source holds them (a label file's rows: per window or per second alike);
 `windows` (per-window labels) {"with_value", "of"}: the recordings' windows (every hop_s, fully inside the PPG) and
@@ -23,6 +24,7 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
+SHORT_S = (8.0, 30.0)   # windows a record must hold: the heart-rate models' 8 s, pairs' and the time-domain tasks' 30 s
 SLOW_HZ = 8.0           # below this a channel cannot carry a pulse of 230 BPM (3.8 Hz) or the motion beside it
 POSITIVE = {"rhythm": ("AF", "other"), "quality": ("good", "poor")}  # label -> its two names as the task reads it
 #   (through Label.positive: a dataset file's af / good classes, as the data spells them)
@@ -82,6 +84,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     rates: dict = defaultdict(set)
     labels: dict = {}
     total_s, dmin, dmax = 0.0, float("inf"), 0.0
+    lengths = (float(windows[0]),) if windows is not None else SHORT_S
+    short = dict.fromkeys(lengths, 0)                       # records shorter than each window length
     kinds_seen: Counter = Counter()
     clipped = 0
     gaps = {"samples": 0, "records": 0}                      # NaN/Inf samples (gaps)
@@ -102,6 +106,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
         d = rec.duration()
         total_s += d
         dmin, dmax = min(dmin, d), max(dmax, d)
+        for w in short:
+            short[w] += d < w
         for c in rec.signals:
             channels[c] += 1
             rates[c].add(float(f"{float(rec.fs[c]):.6g}"))             # 6 significant digits: 1e-06 stays 1e-06
@@ -135,6 +141,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
            "duration_s": {"total": total_s, "min": dmin, "max": dmax},
            "channels": dict(channels), "rates": {c: sorted(v) for c, v in rates.items()}, "labels": labels,
            "clipped_records": int(clipped)}
+    if any(short.values()):
+        out["shorter_than"] = {f"{w:g}": k for w, k in short.items()}
     if gaps["samples"]:
         out["nonfinite"] = gaps
     if skipped:
@@ -187,6 +195,11 @@ def format_summary(s: dict, indent: str = "") -> str:
     for label, u in ((s.get("dataset_file") or {}).get("no_label_row") or {}).items():
         lines.append(f"{indent}  warning: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. "
                      f"{u['example']}: no {label} label (left out of the {label} task)")
+    if s.get("shorter_than"):
+        what = {"8": "heart-rate", "30": "pairs' and the time-domain tasks' default"}
+        short = [f"{n} of {s['records']} record(s) shorter than {w} s hold no {what.get(w, 'dataset file')} window"
+                 for w, n in s["shorter_than"].items() if n]
+        lines.append(f"{indent}  note: " + "; ".join(short) + " (a task reads them only with a --window-s that fits)")
     if s.get("clipped_records"):
         lines.append(f"{indent}  clipped: {s['clipped_records']} record(s) with > {100 * CLIPPED:.0f}% of PPG "
                      f"samples at the max/min (saturation)")
