@@ -151,8 +151,25 @@ def mined_heldout(d: Path) -> list[str]:
     return [h for h in held if h.replace(":", "/", 1) in mined]
 
 
+def check_models(cfg: DemoCfg) -> None:
+    """--teacher / --student: heart-rate models over the spectral front end from the registry, refused in one
+    line before the first step (the pairs, pretraining and fine-tune steps would otherwise run first)."""
+    from sqtool.models import get_model_cfg
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    for flag, name in (("--teacher", cfg.teacher), ("--student", cfg.student)):
+        try:
+            mc = get_model_cfg(name)
+        except SqtoolError as e:                            # an unknown name: the known ones listed
+            raise SqtoolError(f"demo {flag}: {e}") from None
+        if mc.family != SPECTRAL_FAMILY or mc.task != "hr":
+            raise SqtoolError(f"demo {flag} {name}: the demo builds the spectral heart-rate monitor, give a spec_* "
+                              f"model (e.g. spec_teacher_m, spec_student_s); run the steps one by one for another "
+                              f"model (README 'The pipeline, command by command')")
+
+
 def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:
     from sqtool.data.dataset_tasks import dataset_of
+    check_models(cfg)
     synthetic = cfg.data_root == "synthetic"
     if synthetic and cfg.datasets:
         raise SqtoolError("--datasets names real datasets to train on: give --data a dataset file or a data root")

@@ -99,3 +99,31 @@ def test_inspect_notes_recordings_too_short_for_a_window(tmp_path, capsys):
             "fits)") in out.splitlines(), out
     assert main(["data", "inspect", "--data", str(root / "long.csv"), "--no-progress"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task, model", [("hr", ""), ("rr", "rr_spec")])
+def test_a_recording_file_as_training_data_root_says_how_to_use_it(tmp_path, capsys, task, model):
+    f = tmp_path / "w.csv"
+    f.write_text("time,ppg\n0,1\n0.015625,2\n")
+    argv = ["train", "finetune", "--task", task, "--data", str(f), "--out", str(tmp_path / "ft")]
+    assert main(argv + (["--model", model] if model else [])) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"sqtool: error: --data {f} is a file: this command reads a folder of datasets, or a dataset file "
+        f"(dataset.yaml) that names your recordings and their labels (README 'Your own data'; sqtool data inspect "
+        f"--data {f} shows what the file holds)")
+    assert not (tmp_path / "ft").exists()
+
+
+@pytest.mark.parametrize("flag, name, says", [
+    ("--teacher", "bogus", "demo --teacher: unknown model 'bogus' (known: "),
+    ("--teacher", "resnet1d_siamq_18", "demo --teacher resnet1d_siamq_18: the demo builds the spectral heart-rate "
+                                       "monitor, give a spec_* model"),
+    ("--student", "rr_spec", "demo --student rr_spec: the demo builds the spectral heart-rate monitor"),
+])
+def test_the_demo_refuses_a_model_it_cannot_build_before_its_first_step(tmp_path, capsys, flag, name, says):
+    out = tmp_path / "demo"
+    assert main(["demo", flag, name, "--out", str(out)]) == 1
+    io = capsys.readouterr()
+    err = io.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sqtool: error: {says}"), err
+    assert "===" not in io.out and not out.exists()                  # no step ran, no folder made

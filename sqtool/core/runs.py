@@ -24,6 +24,17 @@ from sqtool.core.io import atomic_write_text, created_stamp
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+def data_root_error(p: str | os.PathLike, flag: str = "--data") -> SqtoolError:
+    """The one line for a data root that is no folder: missing, or a single recording file (which a command that
+    trains reads only through a dataset file naming its labels)."""
+    p = Path(p).expanduser()
+    if p.is_file():
+        return SqtoolError(f"{flag} {p} is a file: this command reads a folder of datasets, or a dataset file "
+                           f"(dataset.yaml) that names your recordings and their labels (README 'Your own data'; "
+                           f"sqtool data inspect --data {p} shows what the file holds)")
+    return SqtoolError(f"data root {p} does not exist or is not a directory")
+
+
 def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = False,
                       flag: str = "--data") -> Path | None:
     """`arg` (a data root given to the command), else $SQTOOL_DATA, else ../shared/data (next to the project or
@@ -31,7 +42,7 @@ def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = Fal
     if arg:
         p = Path(arg).expanduser()
         if not p.is_dir():
-            raise SqtoolError(f"data root {p} does not exist or is not a directory")
+            raise data_root_error(p, flag)
         return p.resolve()                 # absolute: it is recorded in run dirs and read from other cwds
     env = os.environ.get("SQTOOL_DATA")
     if env:

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import DEFAULT_BAND, ModelCfg, SqtoolError
+from sqtool.core.runs import data_root_error
 from sqtool.data.record import tile_record
 
 TASKS = ("hr", "rr", "af", "bp", "quality")
@@ -238,7 +239,7 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
     else:                                       # a data root: each built-in folder through its shipped yaml
         root = Path(data_root)
         if not root.is_dir():
-            raise SqtoolError(f"data root {root} does not exist or is not a directory")
+            raise data_root_error(root)
         need = spec["datasets"] if task != "quality" else ("but_ppg", "mw_ppg")
         for ds in need:
             if not (root / ds).is_dir():

@@ -22,7 +22,8 @@ from sqtool.core import (SqtoolError, absolute_path, add_bool_flag, add_config_a
                          make_run_dir, resolve_config, resume_config, save_config)
 from sqtool.core.progress import item, metric_text
 from sqtool.core.optim import check_training_numbers
-from sqtool.core.runs import FORCE_HELP, as_launched, check_out_dir, note_run, saved_yaml, shell_command
+from sqtool.core.runs import (FORCE_HELP, as_launched, check_out_dir, data_root_error, note_run, saved_yaml,
+                              shell_command)
 
 
 def register(sub, name: str, helptext: str) -> None:
@@ -137,7 +138,7 @@ def _data_checked(cfg):
     if dataset_of(cfg.data_root) is not None:
         return cfg
     if cfg.data_root and cfg.data_root != "synthetic" and not Path(cfg.data_root).is_dir():
-        raise SqtoolError(f"data root {cfg.data_root} does not exist or is not a directory")
+        raise data_root_error(cfg.data_root)
     return cfg
 
 
