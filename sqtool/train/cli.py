@@ -189,10 +189,9 @@ def _resume_pretrain(args, rank: int, world: int):
         lock_run_dir(run_dir)               # a second resume of the same run is refused
         note_run(run_dir, "train/pretrain")
     ck = load_checkpoint(run_dir / "last.pt", expect_kind="teacher_pretrain")
-    cfg = resumed_config(ck.get("train_cfg", {}), args, run_dir,
-                         epochs_done=int((ck.get("train_state") or {}).get("epoch", 0)))
+    done = int((ck.get("train_state") or {}).get("epoch", 0))          # epochs it has trained
+    cfg = resumed_config(ck.get("train_cfg", {}), args, run_dir, epochs_done=done)
     check_training_numbers(cfg, "train pretrain")
-    done = int((ck.get("train_state") or {}).get("epoch", 0))
     if done >= cfg.epochs and (run_dir / "model.pt").is_file():      # a finished run: model.pt stays as it is
         if rank == 0:
             print(f"sqtool: note: {run_dir} has trained all its {done} epochs; nothing to resume (give --epochs "

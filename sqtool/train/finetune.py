@@ -47,10 +47,10 @@ PPG-only one.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
