@@ -47,7 +47,6 @@ PPG-only one.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -159,9 +158,8 @@ def refuse_spectral_only(cfg: FinetuneConfig, where: str) -> None:
     """One line when a model that is no spectral hr model (a time-domain encoder, rr_spec, af_beats) is given a
     training option only the spectral hr fine-tune reads (its augmentations, schedule, interval calibration):
     silently ignored, a user would believe it had an effect."""
-    defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
-                for f in dataclasses.fields(FinetuneConfig)}
-    given = [k for k in SPECTRAL_ONLY if getattr(cfg, k) != defaults[k]]
+    default = FinetuneConfig()
+    given = [k for k in SPECTRAL_ONLY if getattr(cfg, k) != getattr(default, k)]
     if given:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
         raise SqtoolError(f"{where}: {flags} {'is' if len(given) == 1 else 'are'} for the spectral heart-rate models "

@@ -24,7 +24,7 @@ import numpy as np
 from sqtool.core import SqtoolError
 
 CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
-SHORT_S = (8.0, 30.0)   # windows a record must hold: the heart-rate models' 8 s, pairs' and the time-domain tasks' 30 s
+SHORT_S = {8.0: "heart-rate", 30.0: "pairs' and the time-domain tasks' default"}   # window lengths (s) a record holds
 SLOW_HZ = 8.0           # below this a channel cannot carry a pulse of 230 BPM (3.8 Hz) or the motion beside it
 POSITIVE = {"rhythm": ("AF", "other"), "quality": ("good", "poor")}  # label -> its two names as the task reads it
 #   (through Label.positive: a dataset file's af / good classes, as the data spells them)
@@ -84,8 +84,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     rates: dict = defaultdict(set)
     labels: dict = {}
     total_s, dmin, dmax = 0.0, float("inf"), 0.0
-    lengths = (float(windows[0]),) if windows is not None else SHORT_S
-    short = dict.fromkeys(lengths, 0)                       # records shorter than each window length
+    short = dict.fromkeys((float(windows[0]),) if windows is not None else SHORT_S, 0)   # records shorter than each
     kinds_seen: Counter = Counter()
     clipped = 0
     gaps = {"samples": 0, "records": 0}                      # NaN/Inf samples (gaps)
@@ -196,8 +195,8 @@ def format_summary(s: dict, indent: str = "") -> str:
         lines.append(f"{indent}  warning: {u['records']} of {u['of']} recordings have no row in {u['table']}, e.g. "
                      f"{u['example']}: no {label} label (left out of the {label} task)")
     if s.get("shorter_than"):
-        what = {"8": "heart-rate", "30": "pairs' and the time-domain tasks' default"}
-        short = [f"{n} of {s['records']} record(s) shorter than {w} s hold no {what.get(w, 'dataset file')} window"
+        short = [f"{n} of {s['records']} record(s) shorter than {w} s hold no "
+                 f"{SHORT_S.get(float(w), 'dataset file')} window"
                  for w, n in s["shorter_than"].items() if n]
         lines.append(f"{indent}  note: " + "; ".join(short) + " (a task reads them only with a --window-s that fits)")
     if s.get("clipped_records"):
