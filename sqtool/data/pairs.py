@@ -440,6 +440,26 @@ def _bounded(iterable, sem: threading.Semaphore, stop: threading.Event):
         yield item
 
 
+def _wind_down(pool, results, grace_s: float = 10.0) -> None:
+    """Shut the pool once the main loop has ended (done, or an error / Ctrl-C with `stop` set, so no new file is
+    handed out): collect the files still in flight (<= the semaphore's count), then close and join it; only past
+    `grace_s` (or a second Ctrl-C) terminate it. Pool.terminate() kills workers wherever they are: one killed while
+    writing its result holds the result queue's lock forever, and the pool's task handler, which puts its last
+    sentinel there, then never ends (terminate() hung in its join)."""
+    import multiprocessing as mp
+    deadline = time.monotonic() + grace_s
+    try:
+        while True:
+            results.next(timeout=max(0.0, deadline - time.monotonic()))   # the last ones in flight, discarded
+    except StopIteration:
+        pool.close()
+        pool.join()
+        return
+    except (mp.TimeoutError, KeyboardInterrupt):
+        pass
+    pool.terminate()
+
+
 # ----------------------------------------------------------------------------- the run
 
 def _input_name(path) -> str:
@@ -897,14 +917,11 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
             beat(i + 1, writer.count)
         done.unit, done.before = n_units, writer.count
         beat(n_units, writer.count, last=True)
-        if pool is not None:
-            pool.close()
-            pool.join()
     finally:
         stop.set()
         bar.close()
         if pool is not None:
-            pool.terminate()
+            _wind_down(pool, results)
     wall, cpu = time.perf_counter() - t_start, _cpu_s() - cpu_start
     datasets = {k: dataset_stats(v) for k, v in per_ds.items()}
     total = {k: sum(d[k] for d in datasets.values()) for k in
