@@ -205,6 +205,23 @@ def choose(dump: dict, product: str, rule: str, cache: dict) -> dict:
 CHECK_SPAN = 320        # a synthetic set seeded from B holds the records seeded B .. B + CHECK_SPAN - 1 (= hr_synthetic_pulse.SET_SPAN)
 
 
+def check_sets(ap: argparse.ArgumentParser, text: str, record_seed: int | None = None,
+               span: int = CHECK_SPAN) -> tuple[int, ...]:
+    """--check-seeds -> the seeds of the check sets; a non-integer, or a set whose seeds (seed .. seed + span - 1)
+    meet the evaluated set's (`record_seed`, where given) or another check set's, is the parser's one-line error."""
+    try:
+        seeds = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        ap.error(f"--check-seeds must be comma-separated integers, got '{text}'")
+    every = seeds if record_seed is None else (record_seed, *seeds)
+    for i, a in enumerate(every):
+        for b in every[i + 1:]:
+            if abs(a - b) < span:
+                ap.error(f"--check-seeds: the sets seeded from {a} and {b} share recordings (each holds the seeds "
+                         f"from its own to {span - 1} above it): take seeds at least {span} apart")
+    return seeds
+
+
 def record_seed(record_id: str) -> int | None:
     """The seed of a synthetic recording ("synthetic/hr055_s3021" -> 3021), None for any other id."""
     m = re.search(r"hr\d+_s(\d+)$", record_id)
@@ -313,10 +330,7 @@ def main(argv=None) -> int:
     ap.add_argument("--check-seeds", default="", help="synthetic dumps: the seeds of the sets scored as a check "
                     "(hr_synthetic_pulse.py --check-seeds), comma-separated; adds the variant sum/check")
     args = ap.parse_args(argv)
-    try:
-        check_seeds = tuple(int(v) for v in args.check_seeds.split(",") if v.strip())
-    except ValueError:
-        ap.error(f"--check-seeds must be comma-separated integers, got '{args.check_seeds}'")
+    check_seeds = check_sets(ap, args.check_seeds)
     dumps = dump_paths(ap, args)
     t0 = time.time()
     try:

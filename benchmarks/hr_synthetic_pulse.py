@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import hr_spectral  # noqa: E402
 from hr_spectral import add_training_args, check_models, load_records, motion_on_truth_text, run_fold  # noqa: E402
+from hr_decoder_study import check_sets  # noqa: E402
 
 from sqtool.core import DATA_ROOT_HELP, atomic_write_text, data_root_or_exit, write_metrics  # noqa: E402
 from sqtool.data.hr_spectra import hr_corpus, record_spectra  # noqa: E402
@@ -92,22 +93,6 @@ def still_axis_line(per_rec: list[dict]) -> str:
     return (f"Recordings whose swing leaves one accelerometer axis near still (its share of the swing < "
             f"{STILL_AXIS:g}): {len(still)} of {len(per_rec)}, of which the int8 network misses {miss(still)}; "
             f"of the other {len(other)}: {miss(other)}.")
-
-
-def check_sets(ap: argparse.ArgumentParser, text: str, record_seed: int, span: int) -> tuple[int, ...]:
-    """--check-seeds -> the seeds of the check sets; a non-integer, or a set whose seeds (seed .. seed + span - 1)
-    meet the evaluated set's or another check set's, is the parser's one-line error."""
-    try:
-        seeds = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        ap.error(f"--check-seeds must be comma-separated integers, got '{text}'")
-    every = (record_seed, *seeds)
-    for i, a in enumerate(every):
-        for b in every[i + 1:]:
-            if abs(a - b) < span:
-                ap.error(f"--check-seeds: the sets seeded from {a} and {b} share recordings (each holds the seeds "
-                         f"from its own to {span - 1} above it): take seeds at least {span} apart")
-    return seeds
 
 
 def main(argv=None):

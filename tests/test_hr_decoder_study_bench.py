@@ -123,3 +123,7 @@ def test_check_seeds_are_refused_where_they_name_no_recording_or_every_one(tmp_p
         mod.main(["--dumps", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--check-seeds", "4k"])
     assert "--check-seeds must be comma-separated integers" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    with pytest.raises(SystemExit):                         # two check sets sharing recordings: the same parser
+        mod.main(["--dumps", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--check-seeds", "4000,4100"])
+    assert "the sets seeded from 4000 and 4100 share recordings" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
