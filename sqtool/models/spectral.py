@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from sqtool.core import ModelCfg, SqtoolError
 from sqtool.models.registry import register_model
-from sqtool.models.student import ConvBlock, value
+from sqtool.models.student import ConvBlock, quant_input, value
 
 SPECTRAL_FAMILY = "spec_cnn"
 
@@ -58,16 +58,8 @@ class SpecNet(nn.Module):
         super().__init__()
         convs = [tuple(c) for c in cfg.arch["convs"]]           # (out_channels, kernel, dilation)
         self.n_bins = len(bin_grid(cfg))
-        self.preset = None
-        if cfg.quant:
-            from sqtool.models.quant import get_preset
-            self.preset = get_preset(cfg.quant)
+        self.preset, self.inp = quant_input(cfg, _input_quant() if cfg.quant else None)
         p = self.preset
-        if p is None:
-            self.inp = nn.Identity()
-        else:
-            import brevitas.nn as qnn
-            self.inp = qnn.QuantIdentity(act_quant=_input_quant(), return_quant_tensor=True)
         blocks, cin = [], cfg.in_channels
         for i, (cout, k, d) in enumerate(convs):
             blocks.append(ConvBlock(cin, cout, k, 1, p, where=f"{cfg.name} conv {i}", d=d))

@@ -57,6 +57,17 @@ class ConvBlock(nn.Module):
         return self.act(self.bn(self.conv(x)))              # (B, Cout, T / s)
 
 
+def quant_input(cfg: ModelCfg, act_quant=None) -> tuple:
+    """A model's quantization preset (None: float) and its input layer: identity in float; in the Brevitas twin
+    a QuantIdentity with `act_quant` (default: the preset's io_act) that hands the blocks a QuantTensor."""
+    if not cfg.quant:
+        return None, nn.Identity()
+    import brevitas.nn as qnn
+    from sqtool.models.quant import get_preset
+    p = get_preset(cfg.quant)
+    return p, qnn.QuantIdentity(act_quant=p.io_act if act_quant is None else act_quant, return_quant_tensor=True)
+
+
 class Student(nn.Module):
     def __init__(self, cfg: ModelCfg):
         super().__init__()
@@ -65,16 +76,8 @@ class Student(nn.Module):
         if n_out == 0:
             raise SqtoolError(f"{cfg.name}: a student needs at least one output (cfg.outputs)")
         check_window(cfg)
-        self.preset = None
-        if cfg.quant:
-            from sqtool.models.quant import get_preset
-            self.preset = get_preset(cfg.quant)
+        self.preset, self.inp = quant_input(cfg)
         p = self.preset
-        if p is None:
-            self.inp = nn.Identity()
-        else:
-            import brevitas.nn as qnn
-            self.inp = qnn.QuantIdentity(act_quant=p.io_act, return_quant_tensor=True)
         blocks, cin = [], cfg.in_channels
         for i, (cout, k, s) in enumerate(convs):
             blocks.append(ConvBlock(cin, cout, k, s, p, where=f"{cfg.name} conv {i}"))
