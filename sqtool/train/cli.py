@@ -357,6 +357,15 @@ def _mean_of(outs: list[str]) -> str:
     return f"mean of {' and '.join(o.upper() for o in outs)} " if outs else ""
 
 
+def _finetune_next(cfg, run_dir: Path) -> str:
+    """A fine-tune's next line: export a front-end model (rr_spec, af_beats: shipped as trained), quantize any
+    other (`quantize_next`)."""
+    if not _front_module(cfg.model) or not (Path(run_dir) / "model.pt").is_file():
+        return quantize_next(cfg, run_dir)
+    from sqtool.models import shipped_as
+    return "next: " + shell_command("export", "--model", run_dir, "--target", shipped_as(cfg.model).targets)
+
+
 def quantize_next(cfg, run_dir: Path) -> str:
     """Fine-tune's next line (time-domain and spectral alike): quantize this run. It names no --student:
     quantize's default is the registry student that fits the teacher (compress.distill.default_student, e.g.
@@ -420,8 +429,14 @@ def _resume_finetune(args) -> int:
     from sqtool.train.finetune import _NOT_IN_KEY, FinetuneConfig, run_finetune
     run_dir = Path(args.resume)
     base = saved_config(FinetuneConfig, run_dir, "finetune")
-    cfg, _ = resume_config(FinetuneConfig, base, args, run_dir=run_dir, may_change=_NOT_IN_KEY,
-                           why="its finished folds were trained with the saved one")
+    cfg, changed = resume_config(FinetuneConfig, base, args, run_dir=run_dir, may_change=_NOT_IN_KEY,
+                                 why="its finished folds were trained with the saved one")
+    if not changed and (run_dir / "metrics.json").is_file():      # finished (written last): nothing to redo
+        print(f"sqtool: note: {run_dir} has finished all its folds; nothing to resume (its results: "
+              f"{run_dir / 'metrics.json'}; --bootstrap, --final-fit or --calibrate-on given now re-report it)",
+              file=sys.stderr)
+        print(_finetune_next(cfg, run_dir))
+        return 0
     cfg, init_ck = _precheck_finetune(cfg)
     lock_run_dir(run_dir)                       # a second resume of the same run is refused
     note_run(run_dir, "train/finetune")
@@ -486,11 +501,7 @@ def _finetune_front(cfg, run_dir: Path, resume: bool = False) -> int:
     else:
         print(f"held out: none ({m['heldout_rule']}): model.pt trained on every subject; the subject folds above "
               "are its estimate")
-    if (Path(run_dir) / "model.pt").is_file():
-        from sqtool.models import shipped_as
-        print("next: " + shell_command("export", "--model", run_dir, "--target", shipped_as(cfg.model).targets))
-    else:
-        print("next: sqtool train finetune ... --final-fit true   (this run kept the folds' predictions only)")
+    print(_finetune_next(cfg, run_dir))
     _print_skill(task, m)
     return 0
 

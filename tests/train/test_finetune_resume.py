@@ -108,3 +108,22 @@ def test_the_fold_key_hashes_the_data_the_held_out_options_leave_not_the_options
     assert FT.fold_key(cfg, td, folds) == FT.fold_key(FT.FinetuneConfig(task="af"), td, folds)
     fewer = NS(x=td.x[:3], y=td.y[:3], groups=td.groups[:3])
     assert FT.fold_key(cfg, fewer, folds) != FT.fold_key(cfg, td, folds)
+
+
+def test_resuming_a_finished_finetune_writes_nothing_unless_a_reporting_option_changes(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "done"
+    assert main(ARGS + ["--out", str(run)]) == 0
+    capsys.readouterr()
+    files = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    calls = _counting_fit(monkeypatch)
+    assert main(["train", "finetune", "--resume", str(run), "--progress", "false"]) == 0
+    out, err = capsys.readouterr()
+    assert calls == []                                                # no fold read or trained again
+    assert "has finished all its folds; nothing to resume" in err
+    assert out.strip().splitlines()[-1].startswith("next: sqtool quantize --model")
+    now = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert now == files                                               # config.yaml, metrics, model untouched
+
+    calls = _counting_fit(monkeypatch)                                # a changed reporting option re-reports
+    assert main(["train", "finetune", "--resume", str(run), "--bootstrap", "30", "--progress", "false"]) == 0
+    assert calls == ["af final"]                                      # the folds reused, the final model again
