@@ -129,3 +129,15 @@ def test_a_dataset_files_npz_with_a_shorter_channel_is_one_line(tmp_path):
     (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nfiles: '*.npz'\nchannels: {ppg: ppg, acc_x: acc_x}\n")
     m = _one_line(lambda: load_dataset_file(tmp_path / "dataset.yaml").records())
     assert m.startswith(f"{p}: channels of unequal length: 'ppg' has 3000 samples at 50 Hz (60 s), 'acc_x' 2900")
+
+
+def test_a_2d_ppg_is_one_line_saying_how_to_store_it(tmp_path):
+    """Two PPG sensors stacked into one 'ppg' matrix read as "no PPG channel"; the error names the array's shape
+    and the layout the reader takes. A matrix under another name (a gyro) is still left unread, as above."""
+    p = tmp_path / "two.npz"
+    np.savez(p, ppg=np.stack([_ppg(), _ppg()]), acc=_acc(), fs=FS)
+    assert "'ppg' has the shape (2, 3000): store one 1-D array per channel (ppg, ppg2, acc_x, ...)" in \
+        _one_line(lambda: read_npz(p))
+    q = tmp_path / "gyro.npz"
+    np.savez(q, ppg=_ppg(), acc=_acc(), gyro=_acc(), fs=FS)
+    assert list(read_npz(q).signals)[0] == "ppg"

@@ -295,6 +295,11 @@ def read_npz(path, fs: float | None = None) -> Record:
         if x.ndim != 2 or len(names) != x.shape[0]:
             raise SqtoolError(f"{where}: 'signals' must be (C, N) with C names in 'channels'")
         data.update({n: x[i] for i, n in enumerate(names)})
+    for u in unread:                             # a sensor stored as a matrix would read as "no PPG channel"
+        k, shape = u.split(" ", 1)
+        if re.fullmatch(r"ppg\w*|acc(_[xyz])?", canonical(k)):
+            raise SqtoolError(f"{where}: '{k}' has the shape {shape}: store one 1-D array per channel (ppg, "
+                              "ppg2, acc_x, ...) or a (C, N) 'signals' with its 'channels' names")
     arrays = {k: v for k, v in data.items() if v.ndim == 1 and np.issubdtype(v.dtype, np.number)}  # the channels
     unread += [f"{k} {v.shape}" for k, v in data.items() if k not in arrays]       # text, scalars: no channel
     rates = npz_rates(stored, arrays, lambda k, key: f"{where}: channel '{k}'", default=fs)
