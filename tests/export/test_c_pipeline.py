@@ -596,7 +596,7 @@ def test_cli_refuses_a_bad_device_rate_before_writing(tmp_path):
     from sqtool.export.cli import ExportConfig, export
     from export_fixtures import make_spec_int8_run
     run = make_spec_int8_run(tmp_path / "run", "spec_student_xs", n_heldout=0, n_calib=8)
-    for kw, match in (({"device_fs": 7.0}, "only down-sampling"), ({"prefix": "2x"}, "prefix")):
+    for kw, match in (({"device_fs": 7.0}, "--device-fs 7: below the 16 Hz the network reads"), ({"prefix": "2x"}, "prefix")):
         with pytest.raises(SqtoolError, match=match):
             export(ExportConfig(model=str(run), target=["c"], out=str(tmp_path / "out"), **kw))
         assert not (tmp_path / "out").exists()
