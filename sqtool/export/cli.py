@@ -421,9 +421,10 @@ def _load_inputs(cfg: ExportConfig):
     if spectral and cfg.device_fs:                           # the front end resamples down, never up
         from sqtool.export.pipeline import frontend_config
         net_fs = float(frontend_config(mcfg).fs)
-    if spectral and cfg.device_fs and cfg.device_fs < net_fs:
-        raise SqtoolError(f"--device-fs {cfg.device_fs:g}: below the {net_fs:g} Hz the network reads; the device's "
-                          f"PPG must be sampled at {net_fs:g} Hz or faster (the front end resamples down, never up)")
+        if cfg.device_fs < net_fs:
+            raise SqtoolError(f"--device-fs {cfg.device_fs:g}: below the {net_fs:g} Hz the network reads; the "
+                              f"device's PPG must be sampled at {net_fs:g} Hz or faster (the front end resamples "
+                              "down, never up)")
     if cfg.device_fs and not spectral and "c" in targets:      # refused before any folder, in one line
         from sqtool.export.c_window import FILTERS, check_device_rate
         check_device_rate(mcfg, cfg.device_fs)

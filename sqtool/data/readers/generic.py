@@ -296,7 +296,8 @@ def read_npz(path, fs: float | None = None) -> Record:
             raise SqtoolError(f"{where}: 'signals' must be (C, N) with C names in 'channels'")
         data.update({n: x[i] for i, n in enumerate(names)})
     for u in unread:                             # a sensor stored as a matrix would read as "no PPG channel"
-        k, shape = u.split(" ", 1)
+        k, shape = u.rsplit(" (", 1)             # "name (shape)": a name may hold spaces, the shape is last
+        shape = "(" + shape
         if re.fullmatch(r"ppg\w*|acc(_[xyz])?", canonical(k)):
             raise SqtoolError(f"{where}: '{k}' has the shape {shape}: store one 1-D array per channel (ppg, "
                               "ppg2, acc_x, ...) or a (C, N) 'signals' with its 'channels' names")
