@@ -144,3 +144,25 @@ def test_the_spectral_bench_resamples_says_so_and_its_baseline_reads_the_acceler
     assert fs == 125.0 and acc is not None and acc.shape == acc_ref.shape == (10, 3, 1000) and full_ok.all()
     inner = (slice(None), slice(None), slice(50, -50))                  # away from the resampler's edges
     assert np.corrcoef(acc[inner].ravel(), acc_ref[inner].ravel())[0, 1] > 0.95
+
+
+def test_predict_reads_a_watch_exports_lone_green_column_as_its_ppg(spec_export_dir, tmp_path, capsys):
+    """A watch's CSV names its only optical channel "PPG Green": `data inspect` showed it, predict refused it ('the
+    model needs a PPG channel (ppg or ppg2)'). Now it is the ppg: the same windows and HR as the file named ppg."""
+    z = np.load(write_wrist_npz(tmp_path / "w.npz", seconds=20))
+    t = np.arange(z["ppg"].size) / float(z["fs"])
+    rows = ["time,PPG Green,acc_x,acc_y,acc_z"] + [
+        f"{t[i]:.4f},{z['ppg'][i]:.4f},{z['acc_x'][i]:.5f},{z['acc_y'][i]:.5f},{z['acc_z'][i]:.5f}"
+        for i in range(t.size)]
+    green = tmp_path / "green.csv"
+    green.write_text("\n".join(rows) + "\n")
+    (tmp_path / "plain.csv").write_text("\n".join([rows[0].replace("PPG Green", "ppg"), *rows[1:]]) + "\n")
+    hr = {}
+    for name in ("green", "plain"):
+        rc = main(["predict", "--model", str(spec_export_dir), "--data", str(tmp_path / f"{name}.csv"),
+                   "--out", str(tmp_path / f"p_{name}"), "--no-progress"])
+        cap = capsys.readouterr()
+        assert rc == 0, cap.err
+        s = json.loads((tmp_path / f"p_{name}" / "summary.json").read_text())
+        hr[name] = [r["hr_bpm"] for r in _csv_rows(tmp_path / f"p_{name}" / s["recordings"][0]["csv"])]
+    assert len(hr["green"]) > 0 and hr["green"] == hr["plain"]

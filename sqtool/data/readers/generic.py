@@ -10,7 +10,9 @@ CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace
       warning line); a jump of no whole periods is refused. Every other numeric
       column becomes a channel, with common names mapped to the canonical ones (PLETH/BVP -> ppg,
       RED/IR -> ppg_red/ppg_ir, accx -> acc_x, ...); `channels={"csv column": "channel"}` picks and
-      renames columns explicitly. A header-less single column is "ppg".
+      renames columns explicitly. A header-less single column is "ppg"; a file whose only PPG is one wavelength
+      ("PPG Green", ppg_ir) with no plain ppg reads that column as its ppg (`Record.meta["ppg_from"]`, named by
+      `data inspect`); with several wavelengths the choice is the user's (a dataset.yaml's channels).
 NPZ   1-D arrays by channel name plus `fs` (scalar, all channels) or `fs_<channel>`; or a 2-D `signals`
       (C, N) with a `channels` name array; a 2-D `acc` (N, 3), or (3, N), is acc_x, acc_y, acc_z (its rate `fs_acc`
       or `fs`; `_common.read_npz_channels`). Channels must span the same time within one sample of the slower
@@ -97,6 +99,14 @@ def read_item(kind: str, p: Path, **options) -> list[Record]:
 def _ppg_first(signals: dict) -> dict:
     """The channels reordered so PPG channels come first (stable otherwise)."""
     return dict(sorted(signals.items(), key=lambda kv: not kv[0].startswith("ppg")))
+
+
+def _lone_wavelength(names) -> str | None:
+    """The one PPG wavelength channel (ppg_green, ppg_red or ppg_ir) of a file with no plain `ppg`, as a watch's
+    export names its only optical channel ("PPG Green"): read as the file's ppg. None when the file has a ppg, or
+    no or several wavelengths (which one a model reads is then the user's choice, in a dataset.yaml)."""
+    waves = [n for n in names if n in ("ppg_green", "ppg_red", "ppg_ir")]
+    return waves[0] if len(waves) == 1 and "ppg" not in names else None
 
 
 def _check_fs(fs, where: str) -> float:
@@ -252,9 +262,9 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         if miss:
             raise SqtoolError(f"{where}: channel column(s) {', '.join(miss)} missing "
                               f"(has {', '.join(df.columns)})")
-        pick = dict(channels)
+        pick, ppg_from = dict(channels), None
     else:
-        pick = {}
+        pick, ppg_from = {}, None
         for c in df.columns:
             if c == tcol:
                 continue
@@ -262,6 +272,9 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
             while ch in pick.values():
                 ch += "_"
             pick[c] = ch
+        if wave := _lone_wavelength(pick.values()):
+            ppg_from = next(c for c, ch in pick.items() if ch == wave)
+            pick[ppg_from] = "ppg"
     signals = {}
     for col, ch in pick.items():
         x = numeric_column(df, col, where)
@@ -273,7 +286,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     name = p.name.split(".")[0]
     return Record(dataset=dataset, subject=subject or name, record_id=record_id or name, signals=signals,
                   fs={c: fs for c in signals}, meta={"time_column": tcol, "columns": list(df.columns),
-                                                     **({"start_time": start} if start else {})},
+                                                     **({"start_time": start} if start else {}),
+                                                     **({"ppg_from": ppg_from} if ppg_from else {})},
                   source=where)
 
 
@@ -305,8 +319,10 @@ def read_npz(path, fs: float | None = None) -> Record:
     unread += [f"{k} {v.shape}" for k, v in data.items() if k not in arrays]       # text, scalars: no channel
     rates = npz_rates(stored, arrays, lambda k, key: f"{where}: channel '{k}'", default=fs)
     signals, fsd = {}, {}
+    wave = _lone_wavelength([canonical(k) for k in arrays])
+    ppg_from = next((k for k in arrays if canonical(k) == wave), None)
     for k, v in arrays.items():
-        ch = canonical(k)
+        ch = "ppg" if k == ppg_from else canonical(k)
         signals[ch] = v.astype(np.float64)
         if k not in rates:
             raise SqtoolError(f"{where}: no sampling rate for channel '{k}' (store 'fs' or 'fs_{k}', or pass fs)")
@@ -319,7 +335,8 @@ def read_npz(path, fs: float | None = None) -> Record:
                           (f" (not read: {', '.join(unread)})" if unread else ""))
     signals = _ppg_first(signals)
     name = p.stem
-    meta_out = {**({"start_time": start} if start else {}), **({"unread_arrays": unread} if unread else {})}
+    meta_out = {**({"start_time": start} if start else {}), **({"unread_arrays": unread} if unread else {}),
+                **({"ppg_from": ppg_from} if ppg_from else {})}
     return Record(dataset=meta.get("dataset", "npz"), subject=meta.get("subject", name),
                   record_id=meta.get("record_id", name), signals=signals, fs={c: fsd[c] for c in signals},
                   meta=meta_out, source=where).check_spans(slack=1)   # a channel's lost tail: one line, not a cut

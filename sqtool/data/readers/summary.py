@@ -90,6 +90,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     gaps = {"samples": 0, "records": 0}                      # NaN/Inf samples (gaps)
     unlabelled: list[dict] = []
     unread: Counter = Counter()                              # NPZ members the reader did not read
+    ppg_from: Counter = Counter()                            # a lone wavelength column read as the ppg
     for rec in bar(records if records is not None else iter_records(path, kind, skipped=skipped, **kw),
                    desc=f"inspect {path.name}", enabled=progress, unit="rec"):
         n += 1
@@ -97,6 +98,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
             unlabelled.append({"record": rec.source or rec.record_id, "expected": rec.meta.get("truth_expected")})
         kinds_seen[rec.dataset] += 1
         unread.update(rec.meta.get("unread_arrays", ()))
+        if rec.meta.get("ppg_from"):
+            ppg_from[rec.meta["ppg_from"]] += 1
         subjects.add(rec.subject)
         clipped += clip_fraction(rec.signals[rec.primary_channel()]) > CLIPPED     # of its finite samples
         if k := rec.nonfinite_samples():
@@ -150,6 +153,8 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
         out["unlabelled"] = unlabelled
     if unread:
         out["unread_arrays"] = dict(unread)
+    if ppg_from:
+        out["ppg_from"] = dict(ppg_from)
     return out
 
 
@@ -215,6 +220,14 @@ def format_summary(s: dict, indent: str = "") -> str:
         lines.append(f"{indent}  note: not read: " + ", ".join(f"{a} ({k} file{'s' if k > 1 else ''})"
                                                            for a, k in u.items())
                      + " (an NPZ's channels: 1-D arrays, a 2-D acc (N, 3), signals (C, N) + channels)")
+    if s.get("ppg_from"):
+        lines.append(f"{indent}  note: ppg read from " + ", ".join(f"'{c}' ({k}/{s['records']})"
+                                                              for c, k in s["ppg_from"].items())
+                     + ", the recording's one PPG wavelength")
+    waves = [c for c in s["channels"] if c in ("ppg_green", "ppg_red", "ppg_ir")]
+    if waves and "ppg" not in s["channels"]:
+        lines.append(f"{indent}  warning: no ppg channel but {len(waves)} PPG wavelengths ({', '.join(waves)}): a model "
+                     f"reads one; name it in a dataset.yaml beside the recordings (channels: {{ppg: <column>}})")
     if s.get("skipped"):
         lines.append(f"{indent}  skipped {len(s['skipped'])} bad item(s), e.g. {s['skipped'][0]}")
     return "\n".join(lines)
