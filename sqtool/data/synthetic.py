@@ -30,6 +30,7 @@ Labels (the TROIKA conventions, so every consumer reads synthetic and real data 
 """
 from __future__ import annotations
 
+import zlib
 from typing import Sequence
 
 import numpy as np
@@ -238,12 +239,14 @@ def synth_record(duration_s: float = 300.0, fs: float = 125.0, hr_bpm: float | S
 
 def synth_corpus_specs(n_subjects: int = 8, duration_s: float = 300.0, seed: int = 0, fs: float = 125.0,
                        af_fraction: float = 0.25, artifacts: float | tuple[float, float] = (0.05, 0.35),
-                       records_per_subject: int = 1, **kw) -> list[dict]:
+                       records_per_subject: int = 1, prefix: str = "syn", **kw) -> list[dict]:
     """The `synth_record` keyword arguments of every record of `synth_corpus` (cheap: nothing generated),
-    so that workers can generate records lazily, one at a time."""
+    so that workers can generate records lazily, one at a time. Subjects are `prefix` + 000, 001, ...; a prefix
+    other than "syn" also draws from its own random stream (seeded by seed and the prefix), so its subjects are
+    neither named nor generated as any "syn" corpus's (the embedded recordings of bench and predict, eval000...)."""
     if n_subjects < 1 or records_per_subject < 1:
         raise SqtoolError("synthetic: need at least one subject and one record per subject")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if prefix == "syn" else [seed, zlib.crc32(prefix.encode())])
     n_af = int(round(af_fraction * n_subjects))
     if af_fraction > 0 and n_subjects >= 2:
         n_af = max(n_af, 1)
@@ -251,7 +254,7 @@ def synth_corpus_specs(n_subjects: int = 8, duration_s: float = 300.0, seed: int
     af[rng.permutation(n_subjects)[:n_af]] = True
     specs = []
     for i in range(n_subjects):
-        subject = f"syn{i:03d}"
+        subject = f"{prefix}{i:03d}"
         hr0 = float(rng.uniform(55, 95))
         rr0 = float(rng.uniform(10, 22))
         for j in range(records_per_subject):
@@ -267,12 +270,12 @@ def synth_corpus_specs(n_subjects: int = 8, duration_s: float = 300.0, seed: int
 
 def synth_corpus(n_subjects: int = 8, duration_s: float = 300.0, seed: int = 0, fs: float = 125.0,
                  af_fraction: float = 0.25, artifacts: float | tuple[float, float] = (0.05, 0.35),
-                 records_per_subject: int = 1, **kw) -> list[Record]:
+                 records_per_subject: int = 1, prefix: str = "syn", **kw) -> list[Record]:
     """A small corpus: each subject gets its own resting HR (55-95 bpm, drifting +-15 bpm), RR
     (10-22 breaths/min, drifting), rhythm (AF with probability af_fraction, at least one AF subject when
     n_subjects >= 2 and af_fraction > 0) and artifact level (uniform in `artifacts` if a range)."""
     return [synth_record(**s) for s in synth_corpus_specs(n_subjects, duration_s, seed, fs, af_fraction, artifacts,
-                                                          records_per_subject, **kw)]
+                                                          records_per_subject, prefix, **kw)]
 
 
 __all__ = ["synth_record", "synth_corpus", "synth_corpus_specs", "corrupt", "motion_signal", "RHYTHMS"]

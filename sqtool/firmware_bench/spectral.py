@@ -79,9 +79,13 @@ def resolve_data(data: str, data_root: str | None = None):
 
 def synthetic_records() -> list:
     """`--data synthetic`, the embedded default of bench and predict: 4 generated subjects, 120 s each of wrist PPG
-    + accelerometer with known heart rate (`data.synthetic.synth_corpus`, seed 0)."""
+    + accelerometer with known heart rate (`data.synthetic.synth_corpus`, seed 0), named eval000-eval003 and drawn
+    from their own random stream: no training corpus of the generator (syn000, syn001, ...) holds them, so a model
+    trained on generated PPG (sqtool demo's default) is scored on subjects it never saw, and bench's "seen in
+    training" check, which compares subject names, is true of them (the training corpus's syn000 was another
+    recording of the same name)."""
     from sqtool.data.synthetic import synth_corpus
-    return synth_corpus(n_subjects=4, duration_s=120.0, seed=0, af_fraction=0.0)
+    return synth_corpus(n_subjects=4, duration_s=120.0, seed=0, af_fraction=0.0, prefix="eval")
 
 
 def cut(record, max_seconds: float):

@@ -23,6 +23,20 @@ def test_deterministic_by_seed():
         np.testing.assert_array_equal(ra.signals["ppg"], rb.signals["ppg"])
 
 
+def test_the_embedded_bench_recordings_are_no_training_corpus_subjects():
+    """`bench --data synthetic` scored syn000-syn003 of a 4-subject corpus, other recordings than the demo's training
+    syn000-syn003 under the same names: the bench called them "seen in training". Its recordings are now eval000...,
+    from their own random stream: no name and no signal of a training corpus (any size, seeds 0-2)."""
+    from sqtool.firmware_bench.spectral import synthetic_records
+    ev = synthetic_records()
+    assert [r.subject for r in ev] == ["eval000", "eval001", "eval002", "eval003"]
+    for seed in range(3):
+        for n in (4, 8):
+            train = synth_corpus(n, 120.0, seed=seed, af_fraction=0.0)
+            assert not {r.subject for r in train} & {r.subject for r in ev}
+            assert not any(np.allclose(a.signals["ppg"], b.signals["ppg"]) for a in train for b in ev)
+
+
 def test_record_structure_and_label_conventions():
     dur, fs = 100.0, 125.0
     r = synth_record(dur, fs=fs, seed=0)
