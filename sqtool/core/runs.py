@@ -384,19 +384,31 @@ def check_run_name(name: str) -> str:
 
 
 def lock_run_dir(d: str | os.PathLike) -> Path:
-    """Take an exclusive flock on `d/.lock`, held until this process exits (or release_run_dirs()).
-    A second process writing into the same directory is refused with one line."""
+    """Take an exclusive flock on `d/.lock`, held until this process exits (or release_run_dirs(), which removes the
+    file: a finished folder, an export shipped to a customer, holds no .lock). A second process writing into the same
+    directory is refused with one line. The lock taken is the file now at `d/.lock` (a releasing writer may have
+    removed the one opened: then again), so two processes never both hold `d`."""
     d = Path(d)
     key = str(d.resolve())
     if key in _LOCKS:                                   # this process already holds it
         return d
-    earlier = (d / ".lock").exists()                    # an earlier run wrote here
-    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise SqtoolError(f"output directory {d} is in use by another sqtool run (locked: {d / '.lock'})")
+    lock = d / ".lock"
+    earlier = lock.exists() or (d / "config.yaml").exists()     # a run wrote here: killed (its .lock) or finished
+    for _ in range(100):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise SqtoolError(f"output directory {d} is in use by another sqtool run (locked: {lock})")
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)                                    # a file its releaser removed: take the new one
+    else:
+        raise SqtoolError(f"output directory {d}: could not take its lock ({lock} keeps being replaced)")
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     _LOCKS[key] = fd
@@ -449,6 +461,10 @@ def release_run_dirs(keep: set[str] | frozenset[str] = frozenset()) -> None:
     command ends, keeping those held before the command began)."""
     for key in [k for k in _LOCKS if k not in keep]:
         fd = _LOCKS.pop(key)
+        try:
+            os.unlink(os.path.join(key, ".lock"))       # while held: a process that opened it retries (lock_run_dir)
+        except OSError:                                 # gone, or a read-only folder: the flock is released below
+            pass
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:

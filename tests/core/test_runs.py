@@ -248,6 +248,66 @@ def test_every_stages_printed_commands_paste_as_they_are(tmp_path, monkeypatch, 
     assert n == 14                                  # every case above ran
 
 
+def _killed() -> None:
+    """What a killed writer leaves: its folders' .lock files, no longer held (the kernel closed their descriptors)."""
+    import os
+
+    from sqtool.core import runs
+    for fd in runs._LOCKS.values():
+        os.close(fd)
+    runs._LOCKS.clear()
+
+
+def test_a_finished_run_leaves_no_lock_file_and_a_killed_one_is_taken_over(tmp_path):
+    """A finished run's folder held its `.lock` for good (an export zipped for a customer shipped it); releasing
+    removes it. A killed writer's .lock stays, free: the next run takes it. A folder whose .lock is held is refused."""
+    import fcntl
+    import os
+    d = make_run_dir("export", "m", out=tmp_path / "e")
+    assert (d / ".lock").exists()
+    release_run_dirs()
+    assert not (d / ".lock").exists()
+    make_run_dir("export", "m", out=d, force=True)
+    _killed()
+    assert (d / ".lock").exists()
+    make_run_dir("export", "m", out=d, force=True)                              # taken over
+    release_run_dirs()
+    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT)                           # another process writing there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SqtoolError, match="is in use by another sqtool run"):
+            make_run_dir("export", "m", out=d, force=True)
+    finally:
+        os.close(fd)
+
+
+def test_a_lock_removed_by_its_releaser_is_not_taken(tmp_path, monkeypatch):
+    """A process that opened `.lock` just before its holder removed it and let go would flock a file no longer in the
+    folder, beside a third process's new one: lock_run_dir takes only the file at the path (here the first open is of
+    a file removed at once, as the releaser does)."""
+    import os
+
+    from sqtool.core import runs
+    d = tmp_path / "r"
+    d.mkdir()
+    opened = []
+    real_open = os.open
+
+    def racing_open(path, *a, **k):
+        fd = real_open(path, *a, **k)
+        if str(path).endswith(".lock") and not opened:
+            os.unlink(path)                                                     # the releaser's unlink
+        opened.append(fd)
+        return fd
+    monkeypatch.setattr(runs.os, "open", racing_open)
+    runs.lock_run_dir(d)
+    monkeypatch.undo()
+    try:
+        assert len(opened) == 2 and os.fstat(runs._LOCKS[str(d.resolve())]).st_ino == os.stat(d / ".lock").st_ino
+    finally:
+        release_run_dirs()
+
+
 def test_taking_over_a_dead_runs_folder_removes_its_temp_files(tmp_path):
     """A killed export / bench / predict leaves hidden temp files of its atomic writes; the next run that takes the
     folder's lock (a --force re-run, a --resume) removes them, in subfolders too, and nothing else: not another
@@ -259,7 +319,7 @@ def test_taking_over_a_dead_runs_folder_removes_its_temp_files(tmp_path):
     for rel in temps + kept:
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
         (d / rel).write_bytes(b"")
-    release_run_dirs()                                                          # the writer is gone
+    _killed()                                                                   # the writer is gone
     assert make_run_dir("export", "m", out=d, force=True) == d
     release_run_dirs()
     assert [rel for rel in temps if (d / rel).exists()] == []

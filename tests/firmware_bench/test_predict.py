@@ -444,9 +444,12 @@ def test_library_predict_releases_its_run_folder(spec_export_dir, tmp_path, monk
         out = tmp_path / "p"
         predict(PredictConfig(model=str(spec_export_dir), data=str(rec), out=str(out)))
         assert held_run_dirs() == before
-        fd = os.open(out / ".lock", os.O_RDWR)                     # another writer can take it now
+        assert (out / "summary.json").exists() and not (out / ".lock").exists()     # released: its lock file gone
+        assert (outer / ".lock").exists()                                         # the enclosing one still held
+        fd = os.open(outer / ".lock", os.O_RDWR)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with pytest.raises(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
         def boom(*a, **k):
@@ -454,7 +457,7 @@ def test_library_predict_releases_its_run_folder(spec_export_dir, tmp_path, monk
         monkeypatch.setattr(P, "run_spectral", boom)              # fails after the run folder is made
         with pytest.raises(SqtoolError, match="the runtime failed"):   # a failed call releases its folder too
             predict(PredictConfig(model=str(spec_export_dir), data=str(rec), out=str(tmp_path / "q")))
-        assert (tmp_path / "q" / ".lock").exists()
+        assert not (tmp_path / "q" / ".lock").exists()
         assert held_run_dirs() == before
     finally:
         release_run_dirs(keep=before - {str(outer.resolve())})
