@@ -103,7 +103,7 @@ def test_spectral_bench_scores_the_held_out_subjects_apart(spec_export_dir, tmp_
 
 def test_time_domain_bench_floor_on_training_subjects_exits_3(export_dir, tmp_path, monkeypatch, capsys):
     from sqtool.firmware_bench import provenance
-    monkeypatch.setattr(provenance, "training_subjects", lambda art: {f"synthetic:syn{i:03d}" for i in range(4)})
+    monkeypatch.setattr(provenance, "training_subjects", lambda art: {f"synthetic:eval{i:03d}" for i in range(4)})
     args = ["bench", "--model", str(export_dir), "--data", "synthetic", "--runtime", "c_host",
             "--callgrind-windows", "0", "--no-progress", "--floor", "mae=1000"]
     rc = main([*args, "--out", str(tmp_path / "b")])

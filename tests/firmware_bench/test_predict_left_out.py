@@ -105,12 +105,12 @@ def test_predict_pools_the_held_out_subjects_apart(spec_export_dir, tmp_path, mo
     held-out subjects alone."""
     import numpy as np
     from sqtool.firmware_bench import provenance
-    monkeypatch.setattr(provenance, "training_subjects", lambda art: {"synthetic:syn000", "synthetic:syn001"})
+    monkeypatch.setattr(provenance, "training_subjects", lambda art: {"synthetic:eval000", "synthetic:eval001"})
     assert main(["predict", "--model", str(spec_export_dir), "--data", "synthetic", "--runtime", "torch",
                  "--out", str(tmp_path / "p"), "--progress", "false"]) == 0
     out = capsys.readouterr().out
     s = json.loads((tmp_path / "p" / "summary.json").read_text())
-    held = [r for r in s["recordings"] if r["subject"] not in ("synthetic:syn000", "synthetic:syn001")]
+    held = [r for r in s["recordings"] if r["subject"] not in ("synthetic:eval000", "synthetic:eval001")]
     h = s["pooled_held_out"]
     assert h["recordings"] == len(held) == 2 and h["windows"] == sum(r["metrics"]["n"] for r in held)
     assert h["pooled"]["mae"] == pytest.approx(np.average([r["metrics"]["mae"] for r in held],
