@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,20 @@ def _finetune_first(path) -> str:
 KIND_HINTS = {("teacher_pretrain", "teacher_task"): _finetune_first}
 
 
+def _damaged_member(p: Path) -> str | None:
+    """The first member of a checkpoint (a zip, as torch.save writes it) whose bytes fail their stored CRC-32: a bit
+    flipped on disk or in a copy, which torch.load does not check (weights that load but are garbage); else None."""
+    try:
+        z = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError):            # torch.load read it, so a legacy (non-zip) file
+        return None
+    with z:
+        try:
+            return z.testzip()
+        except Exception as e:  # noqa: BLE001 - a member that does not inflate: damaged as well
+            return f"? ({type(e).__name__})"
+
+
 def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] | None = None,
                     name: str = "model.pt") -> dict:
     """Load and validate a checkpoint (tensors and plain data only); every problem is one SqtoolError line."""
@@ -126,6 +141,13 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
         raise SqtoolError(f"checkpoint {p} is corrupt or not a torch checkpoint ({type(e).__name__})")
     if not isinstance(ckpt, dict) or "model_cfg" not in ckpt or "state_dict" not in ckpt or "kind" not in ckpt:
         raise SqtoolError(f"checkpoint {p} lacks sqtool metadata (model_cfg/kind): not written by sqtool")
+    if bad := _damaged_member(p):
+        raise SqtoolError(f"checkpoint {p} is damaged: its member {bad} fails its CRC-32 (bytes changed on disk or in a "
+                          "copy); copy it again, or re-run the step that wrote it")
+    if bad := next((k for k, v in ckpt["state_dict"].items()
+                    if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())), None):
+        raise SqtoolError(f"checkpoint {p}: its weights '{bad}' hold NaN or Inf (a training that diverged, or a damaged "
+                          "file): re-run the step that wrote it")
     if expect_kind is not None:
         kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
         if ckpt["kind"] not in kinds:

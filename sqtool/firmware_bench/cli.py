@@ -31,9 +31,10 @@ the stream's int8 inputs (the "C front end" line) and skipped by default for rec
 
 A recording the bench cannot score is left out with one `bench: left out <recording>: <why>` line (bench.json
 provenance.skipped_records, bench.md's notes) and the rest benchmarked: shorter than one window, without the model's
-channels, or a file of a --data folder off the wrist throughout (`core.NoSignal`: PPG a flat line, a channel with
-no finite sample), as predict leaves it out: it has no window the network scores, so no accuracy or cost to add.
-None left is one error line; any other refusal (a corrupt file) stops the bench.
+channels, or a file of a --data folder the readers refuse (off the wrist throughout, `core.NoSignal`: PPG a flat
+line, a channel with no finite sample; no time column and no rate; a damaged file), as predict leaves it out: it has
+no window the network scores, so no accuracy or cost to add. None left is one error line; one file given alone is
+read or refused as it is.
 
 Recordings without heart-rate truth (labels['hr']) are benchmarked too: accuracy is then "not measured"
 (said in the tables, bench.md, bench.json `labelled: false` / `accuracy`, and the command's last line), and
@@ -305,7 +306,7 @@ def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> li
 # ----------------------------------------------------------------------------- the benchmark
 
 def _records(cfg: BenchConfig, channels, records=None):
-    off_wrist: list[str] = []
+    left_out: list[str] = []                   # a folder's files the readers refuse: left out
     if records is not None:
         recs = list(records)
     elif cfg.data == "synthetic":                      # the embedded default: wrist PPG + acc with known HR
@@ -318,10 +319,10 @@ def _records(cfg: BenchConfig, channels, records=None):
         from sqtool.data.dataset_file import data_records, resolve_data
         from sqtool.firmware_bench.spectral import load_records
         ref = resolve_data(cfg.data, getattr(cfg, "data_root", "") or None)            # the one resolver
-        recs = load_records(ref.path, off_wrist=off_wrist) if ref.kind == "path" else data_records(ref)
+        recs = load_records(ref.path, left_out=left_out) if ref.kind == "path" else data_records(ref)
     recs = sorted(recs, key=lambda r: r.record_id)
     p = cfg.data or "records"
-    usable, skipped = [], off_wrist             # a folder's files off the wrist throughout first (predict's rule)
+    usable, skipped = [], left_out              # a folder's files the readers refused first (predict's rule)
     for r in recs:
         miss = [c for c in channels if c not in r.signals]
         if miss:

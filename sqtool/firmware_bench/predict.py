@@ -67,10 +67,11 @@ of a file that do not span the same time (one more than a sample short) are refu
 dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`). A recording
 shorter than one window is tiled to one (repeated end to end, `data.record.tile_record`) for a model whose export
 metadata says short_records "tile" (af, bp, quality: as its training data were; summary.json tiled_from_s, one note
-line); otherwise (hr, rr, exports from before that key) it, and a file of a folder off the wrist throughout (its
-PPG a flat line, or a channel without one finite sample: an hour on the charger; the readers refuse it,
-`core.NoSignal`), is left out with one WARNING line naming it and why (summary.json: warnings, skipped_records); an error, that line, only when no
-recording is left (more than one left out: their count and the first reasons). (`sqtool.load_model(...).predict`,
+line); otherwise (hr, rr, exports from before that key) it, and a file of a folder the readers refuse (off the wrist
+throughout: its PPG a flat line, or a channel without one finite sample, an hour on the charger, `core.NoSignal`; no
+time column and no rate; a damaged file), is left out with one WARNING line naming it and why (summary.json: warnings,
+skipped_records); an error, that line, only when no recording is left (more than one left out: their count and the
+first reasons). One file given alone is read or refused as it is. (`sqtool.load_model(...).predict`,
 handed arrays, returns a flat line's windows, all flagged.)
 """
 from __future__ import annotations
@@ -406,7 +407,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if md.get("task") == "pretrain":
         raise SqtoolError(f"{art.export_dir} is a pretrained encoder (task pretrain, no outputs): fine-tune it on a "
                           "task first (sqtool train finetune)")
-    off_wrist: list[str] = []                      # files off the wrist throughout: left out, as a short one
+    left_out: list[str] = []                       # a folder's files the readers refuse: left out, as a short one
     excluded: list[str] = []                       # a dataset file's exclude list (TROIKA's DATA_S04_T01): said
     if records is None:
         if not cfg.data:                           # as run_bench: --data-root only looks a --data name up
@@ -415,12 +416,12 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             records, data = [S.cut(r, cfg.max_seconds) for r in S.synthetic_records()], "synthetic"
         else:
             path = S.resolve_data(cfg.data, cfg.data_root)
-            records = S.load_records(path, 0, cfg.max_seconds, log=excluded.append, off_wrist=off_wrist)
+            records = S.load_records(path, 0, cfg.max_seconds, log=excluded.append, left_out=left_out)
             data = str(getattr(path, "path", path))
     else:                                          # made in code: checked here, as a reader checks its own
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
-    prepared = (prepare_spectral(cfg, art, records, left=off_wrist) if spectral else
-                _prepare_time_domain(cfg, art, records, left=off_wrist))
+    prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
+                _prepare_time_domain(cfg, art, records, left=left_out))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
     earlier = earlier_outputs(run_dir)             # a --force'd folder's earlier predict: its CSVs and plots
     save_config(run_dir, cfg)
@@ -632,7 +633,7 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     one window is left out with a warning), the runtime. With run_spectral, what predict does per recording of a
     spectral model; `sqtool.load_model(...).predict` runs the same two on arrays. tables: the front end's tables
     per input rate (`spectral.prepare`'s cache), shared by the recordings and kept there when given. left: the
-    reasons of recordings already left out (files off the wrist throughout), said first in "short"."""
+    reasons of recordings already left out (a folder's files the readers refused), said first in "short"."""
     from sqtool.data.hr_spectra import stream_channels
     from sqtool.firmware_bench import spectral as S
     md = art.metadata

@@ -504,8 +504,8 @@ def long_enough(records, prepare, window_s: float, data: str = "records", skip=N
 
 def left_out_note(reasons: list[str], most: int = 10) -> str:
     """bench.md's note on the recordings left out (bench.json provenance.skipped_records lists them all): shorter
-    than one window, without the model's channels, or a file of the folder off the wrist throughout (its PPG a flat
-    line, or no finite sample: no window the network scores, so no accuracy or cost of its own)."""
+    than one window, without the model's channels, or a file of the folder the readers refused (off the wrist
+    throughout, no rate, damaged: no window the network scores, so no accuracy or cost of its own)."""
     more = f"; and {len(reasons) - most} more" if len(reasons) > most else ""
     return (f"left out {len(reasons)} recording{'s' if len(reasons) != 1 else ''} (bench.json "
             f"provenance.skipped_records): {'; '.join(reasons[:most])}{more}")

@@ -99,34 +99,39 @@ def cut(record, max_seconds: float):
 
 
 
-def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None, off_wrist: list | None = None) -> list:
-    """The recordings of a path, or of a DatasetFile (its exclusions reported through `log`). With `off_wrist` (a
-    list), a file the readers refuse as off the wrist throughout (core.NoSignal: a PPG flat line, a channel without
-    one finite sample: an hour on the charger in a folder of hourly files) is left out, its one-line reason
-    appended there, and none left is no error here (the caller says why); any other refusal still stops."""
+def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None, left_out: list | None = None) -> list:
+    """The recordings of a path, or of a DatasetFile (its exclusions reported through `log`). With `left_out` (a
+    list), a file of a folder the readers refuse is left out, its one-line reason appended there (`_readable`), and
+    none left is no error here (the caller says why)."""
     from sqtool.data.readers import iter_records
     out = []
     if hasattr(path, "records"):
         recs = path.records(log=log)
-    elif off_wrist is None:
+    elif left_out is None:
         recs = iter_records(path)
     else:
-        recs = _on_the_wrist(path, off_wrist)
+        recs = _readable(path, left_out)
     for r in recs:
         out.append(cut(r, max_seconds))
         if max_records and len(out) >= max_records:
             break
-    if not out and not off_wrist:
+    if not out and not left_out:
         raise SqtoolError(f"--data {path}: no usable recordings")
     return out
 
 
-def _on_the_wrist(path, off_wrist: list):
-    """iter_records(path), the files refused as off the wrist (core.NoSignal) left out, their reasons appended to
-    off_wrist; any other refusal raised, as iter_records would."""
+def _readable(path, left_out: list):
+    """iter_records(path), a folder's files the readers refuse left out, their reasons appended to left_out, as
+    predict and bench leave out a recording too short or without the model's channels: off the wrist throughout
+    (core.NoSignal: a PPG flat line, an hour on the charger in a folder of hourly files), no time column and no rate,
+    a damaged file. One file given alone: only NoSignal is left out (the caller's line says why); any other refusal
+    is raised, as iter_records would."""
+    from pathlib import Path
+
     from sqtool.core import NoSignal
     from sqtool.data.readers import iter_records
-    yield from iter_records(path, on_error="skip", skipped=off_wrist, skip_only=NoSignal)
+    skip = SqtoolError if Path(path).is_dir() else NoSignal
+    yield from iter_records(path, on_error="skip", skipped=left_out, skip_only=skip)
 
 
 @dataclass
@@ -497,19 +502,19 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     pipeline) so that every runtime, the C pipeline included, reads the same device stream."""
     mc = md["model_cfg"]
     data = "records"                                   # recordings handed in by the caller
-    off_wrist: list[str] = []                          # a folder's files off the wrist throughout: left out, listed
+    left_out: list[str] = []                           # a folder's files the readers refuse: left out, listed
     if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
         records, data = synthetic_records(), "synthetic"
     if records is None:
         path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
-        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log, off_wrist=off_wrist)
+        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log, left_out=left_out)
         data = str(getattr(path, "path", path))
     else:
         records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
     cache = {}
     recs, skipped = long_enough(sorted(records, key=lambda r: (r.dataset, r.record_id)),
                                 lambda r: prepare(r, mc, cache, n_sensors), float(mc["window_s"]), data,
-                                skip=SqtoolError, left=off_wrist)   # a recording without the model's channels too
+                                skip=SqtoolError, left=left_out)   # a recording without the model's channels too
     return recs, skipped, data
 
 

@@ -39,6 +39,28 @@ def test_corrupt_checkpoint_one_line(tmp_path):
     assert str(p) in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_bit_flipped_checkpoint_is_one_line_not_garbage_weights(tmp_path):
+    """Eight bytes of a quantize run's model.pt set to 0xff: torch.load read it, and export failed deep in Brevitas
+    ('RuntimeError: QuantTensor not valid'). The stored CRC-32 of each zip member is now checked: one line naming the
+    file and the member. Weights that hold NaN (a diverged training) are one line too."""
+    p = save_checkpoint(tmp_path / "m.pt", kind="student_int8", model_cfg={"name": "m"},
+                        state_dict={"w": torch.linspace(-1, 1, 4096), "b": torch.zeros(8)})
+    assert load_checkpoint(p)["kind"] == "student_int8"
+    raw = bytearray(p.read_bytes())
+    at = raw.find(torch.linspace(-1, 1, 4096).numpy().tobytes()[4000:4016])      # inside the weights' bytes
+    assert at > 0
+    raw[at:at + 8] = b"\xff" * 8
+    p.write_bytes(bytes(raw))
+    with pytest.raises(SqtoolError) as e:
+        load_checkpoint(p)
+    msg = str(e.value)
+    assert msg.startswith(f"checkpoint {p} is damaged: its member ") and "fails its CRC-32" in msg and "\n" not in msg
+    q = save_checkpoint(tmp_path / "nan.pt", kind="student_int8", model_cfg={"name": "m"},
+                        state_dict={"w": torch.tensor([1.0, float("nan")]), "n": torch.tensor(3)})
+    with pytest.raises(SqtoolError, match=r"its weights 'w' hold NaN or Inf \(a training that diverged"):
+        load_checkpoint(q)
+
+
 def test_round_trip_with_numpy_and_rng_state(tmp_path):
     from sqtool.train import loop
     random.seed(1), np.random.seed(2), torch.manual_seed(3)

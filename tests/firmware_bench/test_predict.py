@@ -547,7 +547,8 @@ def test_a_file_off_the_wrist_throughout_is_left_out_of_a_folder(spec_export_dir
     """A folder of hourly files stopped at the first hour spent on the charger (PPG a flat line) or with the sensor off
     (no finite sample): rc 1, nothing written for the other hours. Such a file is left out with one WARNING line
     naming it and why, as a short one is, and the others are predicted; a folder of such files only, or the one
-    file given alone, is one error line; any other refusal (a corrupt file) still stops. load_model(...).predict,
+    file given alone, is one error line. A damaged file of the folder stopped it too: now left out the same way (given
+    alone, its own line). load_model(...).predict,
     handed a flat line as arrays, returns its windows all flagged (arrays in code: every window asked for)."""
     import sqtool
     data = tmp_path / "hours"
@@ -569,12 +570,15 @@ def test_a_file_off_the_wrist_throughout_is_left_out_of_a_folder(spec_export_dir
     with pytest.raises(SqtoolError, match="h01.npz: record h01: channel 'ppg' is a flat line") as e:
         predict(PredictConfig(model=str(spec_export_dir), data=str(data / "h01.npz"), out=str(tmp_path / "one")))
     assert "\n" not in str(e.value)
+    (data / "h03.npz").write_bytes(b"not a zip")                  # a damaged file of the folder: left out too
+    res = predict(PredictConfig(model=str(spec_export_dir), data=str(data), out=str(tmp_path / "damaged")))
+    assert [r["record_id"] for r in res["recordings"]] == ["h00"] and len(res["skipped_records"]) == 3
+    assert "h03.npz: corrupt or truncated .npz" in res["skipped_records"][2]
+    with pytest.raises(SqtoolError, match="h03.npz: corrupt or truncated .npz"):        # given alone: its line
+        predict(PredictConfig(model=str(spec_export_dir), data=str(data / "h03.npz"), out=str(tmp_path / "bad")))
     (data / "h00.npz").unlink()
-    with pytest.raises(SqtoolError, match=r"no recording the model can use \(2 recordings, e.g. .*h01.npz"):
+    with pytest.raises(SqtoolError, match=r"no recording the model can use \(3 recordings, e.g. .*h01.npz"):
         predict(PredictConfig(model=str(spec_export_dir), data=str(data), out=str(tmp_path / "none")))
-    (data / "h03.npz").write_bytes(b"not a zip")
-    with pytest.raises(SqtoolError, match="h03.npz: corrupt or truncated .npz"):
-        predict(PredictConfig(model=str(spec_export_dir), data=str(data), out=str(tmp_path / "bad")))
     model = sqtool.load_model(spec_export_dir)
     res = model.predict(np.zeros(len(z["ppg"])), np.stack([z[f"acc_{a}"] for a in "xyz"], 1), fs=125.0)
     assert len(res) == 7 and (res.flagged == 1).all()
