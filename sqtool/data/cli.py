@@ -157,10 +157,11 @@ def run_inspect(args) -> int:
     except SqtoolError as e:                               # none usable: each said, then why
         if not refused:
             raise
+        if len(refused) == 1:                              # the error's line says it: not twice
+            raise SqtoolError(f"{e} (its one file: {refused[0]})") from None
         if not args.json:
             print(skipped_lines(refused))
-        raise SqtoolError(f"{e} ({len(refused)} unusable file{'s' if len(refused) > 1 else ''}, each listed "
-                          f"above; first: {refused[0]})") from None
+        raise SqtoolError(f"{e} ({len(refused)} unusable files, each listed above; first: {refused[0]})") from None
     if args.json:
         print(json.dumps(s, indent=2, default=str))
     else:
@@ -183,8 +184,8 @@ def run_inspect(args) -> int:
         print(inspect_next(data, trainable_labels(s), "acc_x" in (s.get("channels") or {})))
     if refused and not args.skip_bad:                      # after the inventory: the exit status says it
         raise SqtoolError(f"{data}: {len(refused)} unusable file{'s' if len(refused) > 1 else ''} (each listed "
-                          f"above; first: {refused[0]}): training stops on one; predict and bench leave out only a file "
-                          "off the wrist (a flat line, no finite sample); --skip-bad: exit 0")
+                          f"above; first: {refused[0]}): training stops on one; predict and bench leave it out of a folder "
+                          "(one WARNING line each); --skip-bad: exit 0")
     return 0
 
 

@@ -229,7 +229,9 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
                 raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
             t, start = read_times(df[ds.time_column], ds.time_column, where, ds.time_unit)
             grid = time_grid(t, f"{where}: column '{ds.time_column}'",
-                             ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None)
+                             ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None,
+                             unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {ds.path.name} "
+                                        "(the column is in seconds)") if ds.time_unit != "s" else None)
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
         from sqtool.data.readers._common import is_npz_rate as is_rate, npz_rates, read_npz_channels

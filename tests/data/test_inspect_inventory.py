@@ -70,3 +70,17 @@ def test_a_dataset_files_bad_recordings_are_listed_too(tmp_path, capsys):
     at = out.index("  skipped 2 bad item(s):")
     assert str(root / "a_flat.csv") in out[at + 1] and str(root / "c_bad.csv") in out[at + 2]
     assert said.err.startswith(f"sqtool: error: {y}: 2 unusable files (each listed above")
+
+
+def test_time_unit_ms_said_of_seconds_is_one_line_that_says_so(tmp_path, capsys):
+    """A dataset.yaml's `time_unit: ms` over a time column in seconds read as 50,000 Hz: 'sampling rate must be in
+    (0, 10000] Hz, got 50000', printed in the list of unusable files and again in the error. Now one line: the rate,
+    that the stamps look like seconds, and the fix."""
+    t = np.arange(3000) / 50.0
+    (tmp_path / "a.csv").write_text("time,ppg\n" + "".join(f"{a:.3f},{np.sin(2 * np.pi * 1.2 * a):.4f}\n" for a in t))
+    (tmp_path / "dataset.yaml").write_text("format: csv\ntime_column: time\ntime_unit: ms\nchannels:\n  ppg: ppg\n")
+    assert main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml"), "--no-progress"]) == 1
+    said = capsys.readouterr()
+    assert not said.out and said.err.count("\n") == 1
+    assert "(its one file: " in said.err and "the timestamps give 50000 Hz, no device's rate: they look like seconds " \
+        "(50 Hz); drop time_unit: ms from dataset.yaml (the column is in seconds)" in said.err

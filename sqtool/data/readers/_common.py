@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from sqtool.core import SqtoolError, check_fs
+from sqtool.core import FS_MAX_HZ, SqtoolError, check_fs
 
 RATE_TOL = 0.01      # a declared rate and the file's own (time column, stored fs) must agree within 1 %
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}     # time_unit -> seconds per unit (time columns, label files)
@@ -380,7 +380,8 @@ def _made_up(res: np.ndarray, jump: np.ndarray, whole: np.ndarray, step: float, 
     return late
 
 
-def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None = None) -> TimeGrid:
+def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None = None,
+              unit_hint: tuple[float, str] | None = None) -> TimeGrid:
     """The sampling grid of a time column in seconds: its rate, (N - 1) / (t_last - t_first) snapped to the
     nominal rate when the difference is within the timestamps' rounding (`nominal_rate`: 64 Hz from
     integer-ms timestamps, 256 Hz from `%.3f` s ones, not 64.0002 / 256.0006), and where each row lies on it.
@@ -394,7 +395,9 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     NaN (the gaps the front end flags and training leaves out), said in one warning line per file; without it
     a gap is one line naming it. Any timestamp more than 5 periods (or 50 ms, or 0.1 % of the span for slowly
     drifting clocks) off the grid is irregular sampling, refused. A rate under 1 Hz that would be 10-2000 Hz
-    in milliseconds is refused with `ms_hint` (how to say the unit), when given.
+    in milliseconds is refused with `ms_hint` (how to say the unit), when given; `unit_hint` (seconds per unit the
+    times were read in, how to unsay it): a rate over FS_MAX_HZ that would be 1-2000 Hz in seconds is refused with it
+    (`time_unit: ms` said of seconds).
     """
     t = np.asarray(t, dtype=np.float64)
     if t.size < 2:
@@ -430,6 +433,9 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     if abs(res[worst]) > max(5 * step, 0.05, 1e-3 * span):
         raise SqtoolError(f"{where}: irregular sampling (timestamp at row {worst + 2} is {res[worst]:+.3g} s off "
                           f"a uniform {1 / step:.4g} Hz grid); resample the recording onto a uniform grid first")
+    if unit_hint and fs > FS_MAX_HZ and 1.0 <= fs * unit_hint[0] <= 2000.0:
+        raise SqtoolError(f"{where}: the timestamps give {fs:.6g} Hz, no device's rate: they look like seconds "
+                          f"({fs * unit_hint[0]:.4g} Hz); {unit_hint[1]}")
     if ms_hint and fs < 1.0 and 10.0 <= fs * 1000 <= 2000.0:
         raise SqtoolError(f"{where}: the timestamps give {fs:.3g} Hz, no device's rate: they look like milliseconds "
                           f"({fs * 1000:.4g} Hz); {ms_hint}")
