@@ -52,6 +52,22 @@ DEFAULT_RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_flo
                     "mcu_m33", "mcu_m4_window")
 
 
+def off_rate(rates: list[tuple[str, float]], fs_built: float, who: str, built: str) -> str | None:
+    """One line when recordings ((record id, rate) pairs) are not at the rate a C front end was `built` for, else None:
+    one other rate names the --device-fs to export for it; several (a folder of devices) say that an export serves one
+    device rate, naming them all (the first file's alone would send the user to re-export for it, in vain)."""
+    off = [(rid, fs) for rid, fs in rates if abs(fs - fs_built) > 1e-6 * fs_built]
+    other = sorted({float(f"{fs:.6g}") for _, fs in off})
+    if len(other) == 1:
+        return (f"{who}{off[0][0]} is sampled at {other[0]:g} Hz, {built} {fs_built:g} Hz (export --device-fs "
+                f"{other[0]:g} for this device)")
+    if other:
+        return (f"{who}{len(off)} recordings are sampled at {len(other)} other rates ({', '.join(f'{f:g}' for f in other)}"
+                f" Hz; e.g. {off[0][0]}), {built} {fs_built:g} Hz: an export serves one device rate; bench each rate's "
+                "recordings against its own (export --device-fs RATE)")
+    return None
+
+
 # ----------------------------------------------------------------------------- artifacts
 
 @dataclass
@@ -560,10 +576,8 @@ class WindowLoop(_Int8):
     def check_stream(self, rates: list[tuple[str, float]], stream_filter: str) -> None:
         """One line when a recording (record id, its rate) is not at the rate the front end was built for, or the
         stream it is compared with band-passes another way ("window", "causal"; "none" without a band)."""
-        for rid, fs in rates:
-            if abs(fs - self.fs_in) > 1e-6 * self.fs_in:
-                raise SqtoolError(f"{self.name}: {rid} is sampled at {fs:g} Hz, the C front end was built for "
-                                  f"{self.fs_in:g} Hz (export --device-fs {fs:g} for this device)")
+        if why := off_rate(rates, self.fs_in, f"{self.name}: ", "the C front end was built for"):
+            raise SqtoolError(why)
         if stream_filter != self.filter:
             raise SqtoolError(f"{self.name}: the C front end band-passes '{self.filter}' (export --device-filter), "
                               f"this stream '{stream_filter}': run with --filter {self.filter} to compare them")

@@ -754,7 +754,11 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     the student_int8 checkpoint it is built from is there; without it (an export folder copied without its
     source run) the row keeps its accuracy and latency, and one line says the comparison is left out and why."""
     from sqtool.export.pipeline import PipelineRef
+    from sqtool.firmware_bench.runtimes import off_rate
     c = CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
+    if off := off_rate([(f"{r.record.dataset}/{r.record_id}", r.fs_in) for r in recs], c.fs_in, "c_pipeline: ",
+                       "the C pipeline was exported for"):
+        raise SqtoolError(off)
     why = "the export's manifest.json records no student_int8 checkpoint"
     try:
         p = art.checkpoint("student_int8")               # a changed one: TamperedArtifact, stops the bench

@@ -458,3 +458,18 @@ def test_bench_data_root_alone_is_read_as_data(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.count("deprecated: use --data instead of --data-root") == 1
     assert main(["bench", "--model", str(tmp_path), "--data", "troika", "--data-root", str(tmp_path)]) != 0
     assert seen[1] == ("troika", str(tmp_path))
+
+
+def test_recordings_at_several_other_rates_are_named_together():
+    """A folder of five devices' files benched against a 125 Hz export said 'export --device-fs 25' (the first file's
+    rate): re-exported for it, the other rates failed in turn. Several rates are one line naming them all; one other
+    rate still names its --device-fs; recordings at the built rate, none."""
+    from sqtool.firmware_bench.runtimes import off_rate
+    rates = [("a", 25.0), ("b", 50.0), ("c", 125.0), ("d", 50.0), ("e", 100.0)]
+    why = off_rate(rates, 125.0, "c_pipeline: ", "the C pipeline was exported for")
+    assert why == ("c_pipeline: 4 recordings are sampled at 3 other rates (25, 50, 100 Hz; e.g. a), the C pipeline was "
+                   "exported for 125 Hz: an export serves one device rate; bench each rate's recordings against its "
+                   "own (export --device-fs RATE)")
+    assert off_rate([("a", 64.0), ("c", 125.0)], 125.0, "c_host: ", "the C front end was built for") == (
+        "c_host: a is sampled at 64 Hz, the C front end was built for 125 Hz (export --device-fs 64 for this device)")
+    assert off_rate([("c", 125.0)], 125.0, "", "built for") is None
