@@ -234,9 +234,13 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
                                         "(the column is in seconds)") if ds.time_unit != "s" else None)
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
-        from sqtool.data.readers._common import is_npz_rate as is_rate, npz_rates, read_npz_channels
-        cols, _ = read_npz_channels(p, lambda name: is_rate(name) or name == "start_time")   # 1-D columns (a 2-D
-        #   acc as acc_x, acc_y, acc_z) and rates; size-checked, one at a time; the file's other members: not picked
+        from sqtool.data.readers._common import (is_npz_rate as is_rate, npz_rates, read_npz_channels,
+                                                 refuse_matrix_members)
+        cols, unread = read_npz_channels(p, lambda name: is_rate(name) or name == "start_time")   # 1-D columns (a
+        #   2-D acc as acc_x, acc_y, acc_z) and rates; size-checked, one at a time; the file's other members: not picked
+        named = {c.column for c in ds.channels.values()}
+        refuse_matrix_members(unread, named.__contains__, where,            # a named column stored as a matrix
+                              f"and name each in {ds.path.name}'s channels")
         rates = npz_rates(cols, [k for k in cols if not is_rate(k)],      # as read_npz: fs_<name>, else fs
                           lambda k, key: f"{where}: '{key}'")
         start = None

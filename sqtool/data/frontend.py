@@ -237,7 +237,8 @@ def _ratio(cfg: FrontEndCfg) -> tuple[int, int]:
     r = Fraction(str(float(cfg.fs))) / Fraction(str(float(cfg.fs_in)))
     L, M = r.numerator, r.denominator
     if M < L:
-        raise SqtoolError(f"frontend: fs={cfg.fs} above fs_in={cfg.fs_in}: only down-sampling is supported")
+        raise SqtoolError(f"frontend: input at {cfg.fs_in:g} Hz is below the {cfg.fs:g} Hz the network reads: "
+                          f"sample at {cfg.fs:g} Hz or faster (the front end resamples down, never up)")
     if L > 256 or (M + L - 1) // L > 255 or M > 1_000_000:
         raise SqtoolError(f"frontend: resampling ratio {L}/{M} (fs_in={cfg.fs_in} -> fs={cfg.fs}) too awkward "
                           "(need L <= 256 phases and ceil(M / L) <= 255)")

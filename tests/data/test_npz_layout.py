@@ -141,3 +141,14 @@ def test_a_2d_ppg_is_one_line_saying_how_to_store_it(tmp_path):
     q = tmp_path / "gyro.npz"
     np.savez(q, ppg=_ppg(), acc=_acc(), gyro=_acc(), fs=FS)
     assert list(read_npz(q).signals)[0] == "ppg"
+
+
+def test_a_dataset_files_npz_member_stored_as_a_matrix_says_its_shape(tmp_path, capsys):
+    """The plain NPZ reader said a stacked 'ppg' (2, N) was a matrix; read through a dataset.yaml (`format: npz`,
+    `channels: {ppg: ppg}`) the same file said "column 'ppg' missing (has )". Now the same line, with the file's fix."""
+    np.savez(tmp_path / "a.npz", ppg=np.stack([_ppg(), _ppg()]), fs=FS)
+    (tmp_path / "dataset.yaml").write_text("format: npz\nchannels:\n  ppg: ppg\n")
+    assert main(["data", "inspect", "--data", str(tmp_path / "dataset.yaml"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'a.npz'}: 'ppg' has the shape (2, 3000): store one 1-D array per " \
+        "channel and name each in dataset.yaml's channels" in err

@@ -167,7 +167,8 @@ def test_export_refuses_bad_contracts(twin, tmp_path):
     mc, g, md = twin
     with pytest.raises(SqtoolError, match="prefix"):
         PL.render_pipeline(mc, g, md, tmp_path, prefix="Bad-")
-    with pytest.raises(SqtoolError, match="only down-sampling"):
+    with pytest.raises(SqtoolError, match=r"input at 8 Hz is below the 16 Hz the network reads: sample at 16 Hz or "
+                                          r"faster \(the front end resamples down, never up\)"):
         PL.render_pipeline(mc, g, md, tmp_path, fs_in=8.0)                 # below the model rate
     with pytest.raises(SqtoolError, match="no spectral front end"):
         PL.PipelineRef({**mc, "frontend": {}}, g)

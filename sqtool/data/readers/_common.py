@@ -157,6 +157,17 @@ def read_npz_channels(path: str | os.PathLike, also: Callable[[str], bool]) -> t
     return data, unread
 
 
+def refuse_matrix_members(unread: list[str], wanted: Callable[[str], bool], where: str,
+                          fix: str = "(ppg, ppg2, acc_x, ...) or a (C, N) 'signals' with its 'channels' names") -> None:
+    """One line when a member `read_npz_channels` left unread ("name (shape)") is one the reader wants as a channel
+    (`wanted(name)`: a PPG or accelerometer name, a dataset file's named column): a sensor stored as a matrix, e.g.
+    two PPG sensors stacked (2, N), would otherwise read as a channel missing."""
+    for u in unread:
+        name, shape = u.rsplit(" (", 1)              # "name (shape)": a name may hold spaces, the shape is last
+        if wanted(name):
+            raise SqtoolError(f"{where}: '{name}' has the shape ({shape}: store one 1-D array per channel {fix}")
+
+
 def is_npz_rate(key: str) -> bool:
     """An .npz member that is a sampling rate (`fs`, `fs_<name>`), not a channel: a channel may be named 'fsr'."""
     return key == "fs" or key.startswith("fs_")

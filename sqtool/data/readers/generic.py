@@ -38,7 +38,8 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
-from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_channels, require_file
+from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_channels,
+                                         refuse_matrix_members, require_file)
 from sqtool.data.record import Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -309,12 +310,7 @@ def read_npz(path, fs: float | None = None) -> Record:
         if x.ndim != 2 or len(names) != x.shape[0]:
             raise SqtoolError(f"{where}: 'signals' must be (C, N) with C names in 'channels'")
         data.update({n: x[i] for i, n in enumerate(names)})
-    for u in unread:                             # a sensor stored as a matrix would read as "no PPG channel"
-        k, shape = u.rsplit(" (", 1)             # "name (shape)": a name may hold spaces, the shape is last
-        shape = "(" + shape
-        if re.fullmatch(r"ppg\w*|acc(_[xyz])?", canonical(k)):
-            raise SqtoolError(f"{where}: '{k}' has the shape {shape}: store one 1-D array per channel (ppg, "
-                              "ppg2, acc_x, ...) or a (C, N) 'signals' with its 'channels' names")
+    refuse_matrix_members(unread, lambda k: re.fullmatch(r"ppg\w*|acc(_[xyz])?", canonical(k)), where)
     arrays = {k: v for k, v in data.items() if v.ndim == 1 and np.issubdtype(v.dtype, np.number)}  # the channels
     unread += [f"{k} {v.shape}" for k, v in data.items() if k not in arrays]       # text, scalars: no channel
     rates = npz_rates(stored, arrays, lambda k, key: f"{where}: channel '{k}'", default=fs)
