@@ -144,10 +144,6 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
     if bad := _damaged_member(p):
         raise SqtoolError(f"checkpoint {p} is damaged: its member {bad} fails its CRC-32 (bytes changed on disk or in a "
                           "copy); copy it again, or re-run the step that wrote it")
-    if bad := next((k for k, v in ckpt["state_dict"].items()
-                    if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())), None):
-        raise SqtoolError(f"checkpoint {p}: its weights '{bad}' hold NaN or Inf (a training that diverged, or a damaged "
-                          "file): re-run the step that wrote it")
     if expect_kind is not None:
         kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
         if ckpt["kind"] not in kinds:

@@ -89,7 +89,7 @@ class BenchConfig:
                                                     "or 'synthetic' (embedded wrist PPG with known HR)",
                                             "required": True, "path": True})
     runtime: list[str] = field(default_factory=list, metadata={"help": "comma-separated runtimes or groups (torch, "
-                                                                       "onnx, litert, tflm, c, mcu, all); default: "
+                                                                       "brevitas, onnx, litert, tflm, c, mcu, all); default: "
                                                                        "all that the artifacts allow"})
     floor: list[str] = field(default_factory=list, metadata={"help": "metric=value floors, e.g. mae=8,exact=100; "
                                                                      "exit code 3 when one is missed or "

@@ -45,8 +45,8 @@ ALIASES = {"torch": ("torch_teacher", "torch_student", "brevitas_int8"), "pytorc
                                                                                     "brevitas_int8"),
            "onnx": ("onnx_float", "onnx_int8"), "onnxruntime": ("onnx_float", "onnx_int8"),
            "litert": ("litert_float", "litert_int8"), "tflite": ("litert_float", "litert_int8"),
-           "tflm": ("tflm_int8",), "c": ("c_host", "c_host_single"), "mcu": ("mcu_m4", "mcu_m33"),
-           "all": RUNTIMES}
+           "brevitas": ("brevitas_int8",), "tflm": ("tflm_int8",), "c": ("c_host", "c_host_single"),
+           "mcu": ("mcu_m4", "mcu_m33"), "all": RUNTIMES}
 DEFAULT_RUNTIMES = ("torch_teacher", "torch_student", "brevitas_int8", "onnx_float", "onnx_int8",
                     "litert_float", "litert_int8", "tflm_int8", "c_host", "c_host_single", "c_window", "mcu_m4",
                     "mcu_m33", "mcu_m4_window")

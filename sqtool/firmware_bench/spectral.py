@@ -62,7 +62,8 @@ RUNTIMES = FLOAT_RUNTIMES + INT8_RUNTIMES + ("c_pipeline",)
 DEFAULT = ("torch_student", "brevitas_int8", "onnx_int8", "litert_int8", "tflm_int8", "c_host", "c_host_single",
            "mcu_m4", "c_pipeline")
 ALIASES = {"torch": ("torch_student", "brevitas_int8"), "pytorch": ("torch_student", "brevitas_int8"),
-           "onnx": ("onnx_int8",), "litert": ("litert_int8",), "tflite": ("litert_int8",), "tflm": ("tflm_int8",),
+           "brevitas": ("brevitas_int8",), "onnx": ("onnx_int8",), "litert": ("litert_int8",),
+           "tflite": ("litert_int8",), "tflm": ("tflm_int8",),
            "c": ("c_host", "c_host_single"), "mcu": ("mcu_m4",), "pipeline": ("c_pipeline",), "all": RUNTIMES}
 NOT_MEASURED = "accuracy not measured: no recording has heart-rate truth (labels['hr'])"
 

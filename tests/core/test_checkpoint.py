@@ -42,7 +42,7 @@ def test_corrupt_checkpoint_one_line(tmp_path):
 def test_a_bit_flipped_checkpoint_is_one_line_not_garbage_weights(tmp_path):
     """Eight bytes of a quantize run's model.pt set to 0xff: torch.load read it, and export failed deep in Brevitas
     ('RuntimeError: QuantTensor not valid'). The stored CRC-32 of each zip member is now checked: one line naming the
-    file and the member. Weights that hold NaN (a diverged training) are one line too."""
+    file and the member (non-finite values are no sign of damage: an af tree's thresholds hold inf)."""
     p = save_checkpoint(tmp_path / "m.pt", kind="student_int8", model_cfg={"name": "m"},
                         state_dict={"w": torch.linspace(-1, 1, 4096), "b": torch.zeros(8)})
     assert load_checkpoint(p)["kind"] == "student_int8"
@@ -55,10 +55,6 @@ def test_a_bit_flipped_checkpoint_is_one_line_not_garbage_weights(tmp_path):
         load_checkpoint(p)
     msg = str(e.value)
     assert msg.startswith(f"checkpoint {p} is damaged: its member ") and "fails its CRC-32" in msg and "\n" not in msg
-    q = save_checkpoint(tmp_path / "nan.pt", kind="student_int8", model_cfg={"name": "m"},
-                        state_dict={"w": torch.tensor([1.0, float("nan")]), "n": torch.tensor(3)})
-    with pytest.raises(SqtoolError, match=r"its weights 'w' hold NaN or Inf \(a training that diverged"):
-        load_checkpoint(q)
 
 
 def test_round_trip_with_numpy_and_rng_state(tmp_path):
