@@ -154,6 +154,7 @@ def mined_heldout(d: Path) -> list[str]:
 def check_models(cfg: DemoCfg) -> None:
     """--teacher / --student: heart-rate models over the spectral front end from the registry, refused in one
     line before the first step (the pairs, pretraining and fine-tune steps would otherwise run first)."""
+    from sqtool.compress.distill import fitting_students
     from sqtool.models import get_model_cfg
     from sqtool.models.spectral import SPECTRAL_FAMILY
     for flag, name in (("--teacher", cfg.teacher), ("--student", cfg.student)):
@@ -165,6 +166,10 @@ def check_models(cfg: DemoCfg) -> None:
             raise SqtoolError(f"demo {flag} {name}: the demo builds the spectral heart-rate monitor, give a spec_* "
                               f"model (e.g. spec_teacher_m, spec_student_s); run the steps one by one for another "
                               f"model (README 'The pipeline, command by command')")
+    fits = fitting_students(get_model_cfg(cfg.teacher))     # what quantize takes: refused here, not after 3 steps
+    if cfg.student not in fits:
+        raise SqtoolError(f"demo --student {cfg.student} does not read the inputs of --teacher {cfg.teacher} (its "
+                          f"channels, rate, window or heart-rate bins): give {' or '.join(fits) or 'another teacher'}")
 
 
 def steps(cfg: DemoCfg, d: Path, exclude=()) -> list[tuple[str, list[str]]]:

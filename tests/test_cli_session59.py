@@ -119,6 +119,9 @@ def test_a_recording_file_as_training_data_root_says_how_to_use_it(tmp_path, cap
     ("--teacher", "resnet1d_siamq_18", "demo --teacher resnet1d_siamq_18: the demo builds the spectral heart-rate "
                                        "monitor, give a spec_* model"),
     ("--student", "rr_spec", "demo --student rr_spec: the demo builds the spectral heart-rate monitor"),
+    ("--student", "spec_student_s_accsum", "demo --student spec_student_s_accsum does not read the inputs of --teacher "
+                                           "spec_teacher_m (its channels, rate, window or heart-rate bins): give "
+                                           "spec_student_s or spec_student_xs"),     # it failed at step 3 of 7
 ])
 def test_the_demo_refuses_a_model_it_cannot_build_before_its_first_step(tmp_path, capsys, flag, name, says):
     out = tmp_path / "demo"
