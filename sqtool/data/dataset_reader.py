@@ -249,7 +249,8 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
             start = npz_start_time(cols.pop("start_time"), where)
         arrays = {k: v for k, v in cols.items() if np.ndim(v) == 1 and not is_rate(k)}
         n = max((len(v) for v in arrays.values()), default=0)
-        return arrays, list(arrays), rates, None, n, start
+        own = {"subject": cols["subject"]} if np.ndim(cols.get("subject", [])) == 0 else {}   # its subject id: no channel
+        return {**arrays, **own}, list(arrays), rates, None, n, start
     # wfdb / edf through the wfdb package
     from sqtool.data.readers._common import first_line, require_file
     import wfdb
@@ -409,6 +410,8 @@ def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> s
         if not m:
             raise SqtoolError(f"{where}: subject.pattern '{s.pattern}' does not match '{rel}'")
         return str(m.group("subject") if "subject" in m.re.groupindex else m.group(1 if m.re.groups else 0))
+    if "subject" in cols and "subject" not in names:     # an NPZ's own `subject` member, as read_npz reads it
+        return str(cols["subject"])
     return stem
 
 

@@ -66,6 +66,26 @@ def test_npz_channels_by_name_with_their_own_rates(tmp_path):
     assert lab.kind == "window" and np.allclose(np.diff(lab.times), 2.0) and abs(np.nanmedian(lab.values) - 80) < 2
 
 
+def test_an_npz_subject_member_names_its_subject(tmp_path):
+    """Two recordings of one person, each NPZ holding subject="P1": the plain NPZ reader read 1 subject, a dataset.yaml
+    over the same files 2 (their stems): a split could hold out p1_1 and train on p1_0, the same person, with no
+    word (`subject: {column: subject}` was 'column missing'). The member is the subject now, by default or named."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for k in range(2):
+        r, _, _ = wrist(k)
+        np.savez(rec / f"p1_{k}.npz", ppg=r.signals["ppg"], fs=float(FS), subject="P1")
+    np.savez(rec / "p2_0.npz", ppg=wrist(2)[0].signals["ppg"], fs=float(FS), subject="P2")
+    for rule in ("", "subject: {column: subject}\n"):
+        (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nchannels: {ppg: ppg}\n" + rule)
+        recs = load_dataset_file(tmp_path / "dataset.yaml").records()
+        assert [(r.record_id, r.subject) for r in recs] == [("p1_0", "P1"), ("p1_1", "P1"), ("p2_0", "P2")]
+        assert list(recs[0].signals) == ["ppg"]                              # the id is no channel
+    (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nchannels: {ppg: ppg}\n"
+                                           "subject: {pattern: '^(p\\d_\\d)'}\n")       # a rule given: it wins
+    assert [r.subject for r in load_dataset_file(tmp_path / "dataset.yaml").records()] == ["p1_0", "p1_1", "p2_0"]
+
+
 def test_wfdb_channels_by_position_gain_and_header_rate(tmp_path):
     import wfdb
     rec = tmp_path / "rec"
