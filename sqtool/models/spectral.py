@@ -75,6 +75,8 @@ class SpecNet(nn.Module):
             self.pred = predictor(self.proj_dim, int(a.get("pred_hidden", 32)))
         if p is None:
             self.head = nn.Conv1d(cin, 1, 1, bias=True)
+            if cfg.task == "pretrain":                          # SimSiam never reads it: no gradient, which DDP
+                self.head.requires_grad_(False)                 # (torchrun) refuses in a trained parameter
         else:
             import brevitas.nn as qnn
             self.head = qnn.QuantConv1d(cin, 1, 1, bias=True, weight_quant=p.fc_weight, bias_quant=p.bias,

@@ -36,6 +36,28 @@ def test_two_process_ddp_matches_one_process(tmp_path):
             assert torch.allclose(s1[k], s2[k], rtol=1e-7, atol=1e-9), k     # weights AND BN running stats
 
 
+def test_a_spectral_encoder_pretrains_under_torchrun(tmp_path):
+    """`sqtool-torchrun ... train pretrain --model spec_student_xs` stopped at its first step: "Expected to have
+    finished reduction in the prior iteration ... parameters that were not used" (the per-bin head, which SimSiam
+    never reads, had no gradient). Its head is frozen while pretraining: 2 processes = 1 process, as above."""
+    pairs = tmp_path / "pairs"
+    assert main(["data", "pairs", "--data", "synthetic", "--model", "spec_student_xs", "--synthetic-subjects", "3",
+                 "--workers", "1", "--no-progress", "--out", str(pairs)]) == 0
+    args = ["train", "pretrain", "--model", "spec_student_xs", "--pairs", str(pairs), "--epochs", "1",
+            "--batch-size", "16", "--lr", "0.05", "--val-fraction", "0", "--max-steps", "2", "--progress", "false",
+            "--dtype", "float64"]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "sqtool.cli", *args, "--out", str(tmp_path / "two")],
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    l1, l2 = ([h["loss"] for h in json.loads((tmp_path / d / "metrics.json").read_text())["history"]]
+              for d in ("one", "two"))
+    assert len(l1) == len(l2) == 2 and all(abs(a - b) < 1e-9 for a, b in zip(l1, l2)), (l1, l2)
+    s1, s2 = load_checkpoint(tmp_path / "one")["state_dict"], load_checkpoint(tmp_path / "two")["state_dict"]
+    assert all(torch.allclose(s1[k], s2[k], rtol=1e-7, atol=1e-9) for k in s1 if s1[k].is_floating_point())
+
+
 @pytest.mark.parametrize("fail", [False, True])
 def test_the_ddp_wrapper_is_freed_before_the_process_group_is_destroyed(tmp_path, fail):
     """At cleanup_distributed, no DistributedDataParallel object is left on either rank: a wrapper left alive past
