@@ -311,7 +311,7 @@ def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[in
         if not ours:
             raise SqtoolError(f"--teacher-cache {cache_path} exists and is not a teacher cache (a .npz with key and "
                               "teacher_sha256): it would be overwritten; give a new path or remove it")
-    if teacher.head is None:
+    if getattr(teacher, "head", getattr(teacher, "fc", None)) is None:     # a teacher's head, a student's fc
         raise SqtoolError("the teacher has no task head (a pretraining checkpoint?)")
     t0 = time.perf_counter()
     out, feat = predict(teacher, xt, batch_size, features=True)

@@ -73,6 +73,15 @@ def test_feature_distillation_aligns_the_projection(hr_task):
     assert h[-1]["quality"] > 0 and h[-1]["distill"] > 0
 
 
+def test_a_student_fine_tuned_directly_can_teach(hr_task):
+    """`train finetune --model cnn1d_student_xs` is a run quantize takes as its teacher: it stopped with
+    "AttributeError: 'Student' object has no attribute 'head'". A student's fc is its head: outputs and features."""
+    t = create_model("cnn1d_student_xs", **HR_TEACHER, channels=("ppg",)).eval()
+    out = D.teacher_outputs(t, "sha-s", hr_task.x[:16], [0])
+    assert out["out"].shape == (16, 1) and out["feat"].shape[0] == 16
+    assert np.allclose(out["out"], D.predict(t, hr_task.x[:16, :1]), atol=1e-6)
+
+
 def test_teacher_cache_is_keyed_by_checkpoint_and_data(tmp_path, hr_task):
     t = create_model("resnet1d_siamq_tiny", **HR_TEACHER).eval()
     x = hr_task.x[:40]
