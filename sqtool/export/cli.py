@@ -318,6 +318,11 @@ def _load_inputs(cfg: ExportConfig):
     from sqtool.export.metadata import check_model_cfg
     check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")
     kind = ckpt["kind"]
+    if kind == "teacher_pretrain" or ckpt["model_cfg"].get("task") == "pretrain":    # an encoder: no output to ship
+        task = "hr" if (ckpt["model_cfg"].get("frontend") or {}).get("type") == "spectrum" else "TASK"
+        raise SqtoolError(f"checkpoint {path} is a pretraining run (a SimSiam encoder, no task output): fine-tune it "
+                          f"first ({shell_command('train', 'finetune', '--task', task, '--init', path.parent, '--data', 'DATA')}"
+                          ", then sqtool quantize) and export that")
     from sqtool.models import shipped_as
     from sqtool.models.af_trees import is_beat_trees
     from sqtool.models.rr_spec import check_frontend, is_resp_spec

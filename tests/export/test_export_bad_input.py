@@ -34,6 +34,21 @@ def teacher_run(tmp_path_factory):
     return d
 
 
+@pytest.mark.parametrize("model, task", [("spec_student_xs", "hr"), ("resnet1d_siamq_tiny", "TASK")])
+def test_a_pretraining_run_is_refused_before_any_folder(tmp_path, capsys, model, task):
+    """A spectral SimSiam pretrain run exported with exit 0, its card saying "Heart rate (BPM) every 2 s", and then
+    predict, bench and load_model each refused it another way (a time-domain one: 'heldout.npz not found'). One line
+    now, naming the fine-tune to run first, and no folder."""
+    from sqtool.models import get_model_cfg
+    m = create_model(get_model_cfg(model).replace(task="pretrain"))
+    save_checkpoint(tmp_path / "pt" / "model.pt", kind="teacher_pretrain", model_cfg=m.cfg.to_dict(),
+                    state_dict=m.state_dict())
+    rc, err = _cli(capsys, "--model", str(tmp_path / "pt"), "--target", "onnx", "--out", str(tmp_path / "e"))
+    assert rc == 1 and len(err.splitlines()) == 1 and not (tmp_path / "e").exists()
+    assert "is a pretraining run (a SimSiam encoder, no task output): fine-tune it first (sqtool train finetune " \
+           f"--task {task} --init {tmp_path / 'pt'} --data DATA, then sqtool quantize) and export that" in err
+
+
 def test_checkpoint_without_metadata(tmp_path, capsys):
     torch.save({"state_dict": {}}, tmp_path / "model.pt")
     rc, err = _cli(capsys, "--model", str(tmp_path), "--target", "onnx")
