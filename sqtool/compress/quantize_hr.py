@@ -130,9 +130,10 @@ def float_key(cfg, t_sha: str, arrays) -> str:
     return h.hexdigest()
 
 
-def reusable_float_student(fpath: Path, fkey: str, resume: bool):
+def reusable_float_student(fpath: Path, fkey: str, resume: bool, load: bool = True):
     """On --resume: (model, checkpoint) of a student_float.pt whose key matches, None when there is none;
-    a student_float.pt made with another config, teacher or data is refused in one line."""
+    a student_float.pt made with another config, teacher or data is refused in one line (load False: that check
+    alone, no model built: no random number drawn)."""
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.models import load_model
     if not (resume and fpath.is_file()):
@@ -140,7 +141,7 @@ def reusable_float_student(fpath: Path, fkey: str, resume: bool):
     saved = load_checkpoint(fpath, expect_kind="student_float")
     if saved.get("float_key") != fkey:
         raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
-    return load_model(saved), saved
+    return (load_model(saved), saved) if load else None
 
 
 def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg, t_logits: dict | None, dpath: Path,
@@ -323,11 +324,6 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
 
     resume = run_dir is not None
     run_dir = Path(run_dir) if resume else make_run_dir("quantize", student, cfg.out, cfg.force)
-    save_config(run_dir, cfg)
-    from sqtool.core.runs import save_resolved
-    save_resolved(run_dir, student=student, teacher=str(ck["path"]), data_root=str(root),
-                  heldout_subjects=sorted(held), epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels),
-                  fs=scfg.fs, alpha=alpha if cfg.distill else 0.0)
     X = np.concatenate([as_model_input(r.x) for r in train])
     Y = np.concatenate([r.y for r in train])
     TL = np.concatenate([t_logits[r.record_id] for r in train])
@@ -343,6 +339,14 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                        motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop),
                        lr_schedule=cfg.lr_schedule)
     fkey = float_key(cfg, t_sha, (X, Y, TL))
+    fpath = run_dir / "student_float.pt"
+    if resume and fpath.is_file():                      # a changed teacher, config or data: refused before any write
+        reusable_float_student(fpath, fkey, resume, load=False)
+    save_config(run_dir, cfg)
+    from sqtool.core.runs import save_resolved
+    save_resolved(run_dir, student=student, teacher=str(ck["path"]), data_root=str(root),
+                  heldout_subjects=sorted(held), epochs=cfg.epochs or SPEC_EPOCHS, channels=list(scfg.channels),
+                  fs=scfg.fs, alpha=alpha if cfg.distill else 0.0)
 
     def make_student():
         m = create_model(scfg)
@@ -361,7 +365,6 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         if dec is not None:
             scfg, whose = scfg.replace(decoder=dec), "student"
     set_seed(cfg.seed)
-    fpath = run_dir / "student_float.pt"
     found = reusable_float_student(fpath, fkey, resume)
     reused = found is not None
     if reused:

@@ -214,3 +214,25 @@ def test_quantize_on_a_killed_finetune_says_it_is_unfinished(teacher_run, tmp_pa
     assert capsys.readouterr().err == (f"sqtool: error: {teacher} has no model.pt: an unfinished `sqtool train finetune` "
                                        f"run (killed?): continue it with `sqtool train finetune --resume '{teacher}'`\n")
     assert not (tmp_path / "q").exists()
+
+
+def test_a_resume_refused_for_another_teacher_writes_nothing(tmp_path, monkeypatch, capsys):
+    """Killed during QAT, its teacher then fine-tuned again into the same folder: `quantize --resume` trained the
+    decoder's inner students again and rewrote config.yaml, decoder_inner/ and decoder.json, and only then said
+    'student_float.pt was made with another config, teacher or data'; the folder mixed two teachers' files. The
+    check comes first now: one line, and every file of the run as it was."""
+    teacher = tmp_path / "teacher"
+    ft = ["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic", "--folds", "2",
+          "--max-records", "3", "--out", str(teacher)]
+    assert main(ft + ["--epochs", "1"]) == 0
+    monkeypatch.setattr(HQ, "qat_bins", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    run = tmp_path / "q"
+    assert main(_args(teacher, run)) == 130 and (run / "student_float.pt").is_file()
+    monkeypatch.undo()
+    assert main(ft + ["--epochs", "2", "--force"]) == 0                      # another teacher, same folder
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["quantize", "--resume", str(run), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "was made with another config, teacher or data; start a new run" in err[-1]
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file()} == before
