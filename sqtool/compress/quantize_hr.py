@@ -115,7 +115,8 @@ _NOT_IN_FLOAT_KEY = ("preset", "qat_epochs", "qat_lr", "calib_windows", "calib_n
 
 
 def float_key(cfg, t_sha: str, arrays) -> str:
-    """sha256 of what the float student depends on: the config, the teacher, the training data."""
+    """sha256 of what the float student depends on: the config, the teacher, the --student-init encoder (its file's
+    sha256: a pretraining re-run into the same folder changes it under the same path), the training data."""
     import hashlib
     import json
 
@@ -123,6 +124,9 @@ def float_key(cfg, t_sha: str, arrays) -> str:
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_FLOAT_KEY}
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + t_sha.encode())
+    if getattr(cfg, "student_init", None):               # its encoder's weights, not only its path
+        from sqtool.core.checkpoint import resolve_checkpoint_path
+        h.update(sha256_file(resolve_checkpoint_path(cfg.student_init)).encode())
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(str((a.dtype.str, a.shape)).encode())

@@ -56,8 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, to_dict,
-                         write_metrics)
+from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, sha256_file,
+                         to_dict, write_metrics)
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout, one_cycle
@@ -404,6 +404,18 @@ _NOT_IN_KEY = ("progress", "bootstrap", "final_fit", "calibrate_on",   # do not 
 HELDOUT_OPTIONS = ("heldout_subjects", "heldout_fraction")   # hashed through the training data they leave
 
 
+def init_identity(cfg) -> bytes:
+    """The sha256 of the --init checkpoint (b"" from scratch): a fold's start depends on its weights, which a
+    pretraining re-run into the same folder changes under the same path (a resume would mix two encoders)."""
+    if cfg.init in ("", "none"):
+        return b""
+    from sqtool.core.checkpoint import resolve_checkpoint_path
+    try:
+        return sha256_file(resolve_checkpoint_path(cfg.init)).encode()
+    except (OSError, SqtoolError):                  # gone: the run's own load says so
+        return b""
+
+
 def fold_key(cfg: FinetuneConfig, td, folds) -> str:
     """sha256 of what a fold's predictions depend on: the training config, the task data (the training subjects'),
     the split. The held-out options are not hashed: the data they leave is, so that a run holding none out
@@ -412,7 +424,7 @@ def fold_key(cfg: FinetuneConfig, td, folds) -> str:
     import json
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HELDOUT_OPTIONS}
-    h.update(json.dumps(c, sort_keys=True, default=str).encode())
+    h.update(json.dumps(c, sort_keys=True, default=str).encode() + init_identity(cfg))
     for a in (td.x, td.y, np.asarray(td.groups).astype(str)):
         a = np.ascontiguousarray(a)
         h.update(str((a.dtype.str, a.shape)).encode())
@@ -442,7 +454,8 @@ def load_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray) -> np.ndarr
     except Exception as e:  # noqa: BLE001 - truncated / not an npz / missing key
         raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f + 1}")
     if k != key or not np.array_equal(te_saved, te) or len(pred) != len(te):
-        raise SqtoolError(f"cannot resume: {p} was made with another config, data or split; start a new run")
+        raise SqtoolError(f"cannot resume: {p} was made with another config, --init checkpoint, data or split; start "
+                          "a new run")
     return pred
 
 

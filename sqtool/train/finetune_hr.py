@@ -73,10 +73,10 @@ def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:
     import json
 
     from sqtool.core import to_dict
-    from sqtool.train.finetune import _NOT_IN_KEY
+    from sqtool.train.finetune import _NOT_IN_KEY, init_identity
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY}
-    h.update(json.dumps(c, sort_keys=True, default=str).encode())
+    h.update(json.dumps(c, sort_keys=True, default=str).encode() + init_identity(cfg))
     for r in corpus:
         h.update(f"{r.record_id}|{r.key}|".encode())
         for a in (r.x, r.y, r.flagged):
@@ -108,7 +108,8 @@ def load_fold_hr(run_dir: str | Path, f: int, key: str, ids: list[str]) -> dict[
     except Exception as e:  # noqa: BLE001 - truncated / not an npz / missing key
         raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f + 1}")
     if k != key or saved != sorted(ids):
-        raise SqtoolError(f"cannot resume: {p} was made with another config, data or split; start a new run")
+        raise SqtoolError(f"cannot resume: {p} was made with another config, --init checkpoint, data or split; start "
+                          "a new run")
     return logits
 
 

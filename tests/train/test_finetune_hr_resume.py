@@ -59,3 +59,25 @@ def test_spectral_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch
     assert main(["train", "finetune", "--resume", str(run), "--lr", "0.01"]) == 1
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("sqtool:")]   # not progress
     assert len(err) == 1 and "changed config (lr: 0.001 -> 0.01)" in err[0]              # names the key
+
+
+def test_a_resume_after_its_init_encoder_was_retrained_is_refused(tmp_path, monkeypatch, capsys):
+    """Killed while training fold 2, its --init pretraining then run again into the same folder (--force): `--resume`
+    reused fold 1 (the old encoder's) and trained fold 2 and model.pt from the new one, exit 0. The fold files are
+    keyed by the --init checkpoint's sha256 too: one line, nothing mixed."""
+    pairs, pt = tmp_path / "pairs", tmp_path / "pt"
+    assert main(["data", "pairs", "--data", "synthetic", "--model", "spec_student_xs", "--synthetic-subjects", "3",
+                 "--workers", "1", "--no-progress", "--out", str(pairs)]) == 0
+    pre = ["train", "pretrain", "--model", "spec_student_xs", "--pairs", str(pairs), "--batch-size", "8",
+           "--val-fraction", "0", "--no-progress", "--out", str(pt)]
+    assert main(pre + ["--epochs", "1"]) == 0
+    _counting_train(monkeypatch, kill_at=2)
+    run = tmp_path / "ft"
+    assert main(ARGS + ["--init", str(pt), "--out", str(run)]) == 130
+    monkeypatch.undo()
+    assert main(pre + ["--epochs", "2", "--force"]) == 0                  # another encoder, the same path
+    capsys.readouterr()
+    assert main(["train", "finetune", "--resume", str(run)]) == 1
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("sqtool:")]
+    assert len(err) == 1 and "fold_000.npz was made with another config, --init checkpoint, data or split" in err[0]
+    assert not (run / "model.pt").exists()

@@ -95,7 +95,8 @@ def test_a_run_interrupted_before_subjects_were_held_out_is_refused_in_one_line(
     capsys.readouterr()
     assert main(["train", "finetune", "--resume", str(run), "--progress", "false"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "fold_000.npz was made with another config, data or split; start a new run" in err[0]
+    assert len(err) == 1 and ("fold_000.npz was made with another config, --init checkpoint, data or split; start "
+                              "a new run") in err[0]
 
 
 def test_the_fold_key_hashes_the_data_the_held_out_options_leave_not_the_options():
