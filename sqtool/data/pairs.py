@@ -933,10 +933,13 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     if total["windows"] == 0:
         raise SqtoolError(f"no record is as long as one {cfg.window_s:g} s window; nothing to pair")
     if total["pairs"] == 0:
-        raise SqtoolError("no (good, poor) pair of the same subject within --max-gap-s "
-                          f"{cfg.max_gap_s:g} s: " + "; ".join(f"{k} {v['windows']} windows, {v['good']} good, "
-                                                                f"{v['poor']} poor" for k, v in datasets.items())
-                          + " (pass --synthetic-partners to pair good windows with corrupted copies)")
+        spec = spectral_model(cfg) is not None          # its pairs: windows of one recording, real only
+        raise SqtoolError(f"no (good, poor) pair {'within one recording' if spec else 'of the same subject'} within "
+                          f"--max-gap-s {cfg.max_gap_s:g} s: " + "; ".join(
+                              f"{k} {v['windows']} windows, {v['good']} good, {v['poor']} poor" for k, v in datasets.items())
+                          + (" (a spectral model pairs the windows of one recording: each needs good and poor windows, "
+                             "e.g. rest and motion in one file)" if spec else
+                             " (pass --synthetic-partners to pair good windows with corrupted copies)"))
     _warn_unknown_excluded(inputs, excluded)
     _warn_unmatched_subjects(cfg.exclude_subjects, per_ds)
     for k, v in datasets.items():

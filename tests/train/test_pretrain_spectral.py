@@ -140,3 +140,25 @@ def test_cli_pairs_pretrain_finetune_quantize_from_the_pretrained_encoders(tmp_p
     err = capsys.readouterr().err
     assert "--student-init" in err and "convs" in err and "Traceback" not in err
     assert not (tmp_path / "bad2").exists()                                    # refused before a run folder
+
+
+def test_the_steady_pace_counts_each_step_once(tmp_path, monkeypatch):
+    """A 3-step run's headline said 119,481 pairs/s (metrics.json pairs_per_s 120): the read that flushes the last
+    step at an epoch's end follows the read before it at once, and was timed as a step done in no time. On a clock
+    that moves 1 s per step (and not otherwise), every run's steady pace is now exactly one batch per second."""
+    import sqtool.train.loop as L
+    import sqtool.train.pretrain as P
+    clock = [0.0]
+    real_loss = L.simsiam_loss
+
+    def one_second_step(*a):
+        clock[0] += 1.0
+        return real_loss(*a)
+    monkeypatch.setattr(L, "simsiam_loss", one_second_step)
+    monkeypatch.setattr(P.time, "perf_counter", lambda: clock[0])
+    x = np.random.default_rng(0).standard_normal((80, 4, 134)).astype(np.float32)
+    pairs = ArrayPairs(x, x[::-1].copy(), np.array(["s1"] * 80))
+    for epochs, batch, steps in ((1, 10, 8), (3, 20, 12)):        # 8 steps in one epoch; 4 in each of three
+        cfg = PretrainConfig(model=MODEL, epochs=epochs, batch_size=batch, lr=0.05, val_fraction=0.0, progress=False)
+        m = run_pretrain(cfg, tmp_path / f"pt{epochs}", pairs=pairs)
+        assert m["global_step"] == steps and m["steady_pairs_per_s"] == pytest.approx(cfg.batch_size), m
