@@ -305,3 +305,23 @@ def test_your_dataset_trains_beside_sp_cup(watch_project, data_root, tmp_path, m
     run("export", "--model", str(tmp_path / "q"), "--target", "c", "--device-fs", "125", "--out", str(tmp_path / "e"))
     card = (tmp_path / "e" / "MODEL_CARD.md").read_text()
     assert "out-of-fold windows of the training subjects of my_watch to hold the truth" in card
+
+
+def test_quantize_on_another_dataset_file_than_its_teachers_says_so(tmp_path, capsys):
+    """A teacher fine-tuned on my_watch, quantized with --data naming another dataset file: "--datasets my_watch beside
+    .../dataset.yaml: my_watch is not a built-in dataset", though no --datasets was given. Now one line saying what
+    the teacher was fine-tuned on and what --data is, before any data is read."""
+    for name in ("a", "b"):
+        write_csv_folder(tmp_path / name / "recordings", seconds=40.0)
+        (tmp_path / name / "dataset.yaml").write_text(readme_yaml().replace("name: my_watch", f"name: watch_{name}"))
+    teacher = tmp_path / "ft"
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data",
+                 str(tmp_path / "a" / "dataset.yaml"), "--folds", "2", "--epochs", "1", "--progress", "false",
+                 "--out", str(teacher)]) == 0
+    capsys.readouterr()
+    assert main(["quantize", "--model", str(teacher), "--data", str(tmp_path / "b" / "dataset.yaml"), "--epochs", "1",
+                 "--qat-epochs", "1", "--no-progress", "--out", str(tmp_path / "q")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sqtool: error: teacher {teacher / 'model.pt'} was fine-tuned on watch_a, and --data "
+                   f"{tmp_path / 'b' / 'dataset.yaml'} is watch_b: give the dataset file it was fine-tuned on, or "
+                   "fine-tune a teacher on watch_b first"] and not (tmp_path / "q").exists()

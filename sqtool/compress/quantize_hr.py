@@ -286,6 +286,12 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                           "does not hold them")
     from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
     ds = dataset_of(root)                              # the teacher's dataset.yaml / built-in name
+    if ds is not None:                                 # a teacher of another dataset file: not "beside" this one
+        from sqtool.data.dataset_file import builtin_names
+        if other := [d for d in datasets if d not in (ds.name, "synthetic", *builtin_names())]:
+            raise SqtoolError(f"teacher {ck['path']} was fine-tuned on {', '.join(other)}, and --data {root} is "
+                              f"{ds.name}: give the dataset file it was fine-tuned on, or fine-tune a teacher on "
+                              f"{ds.name} first")
     seed = int(train_cfg.get("seed", 0))
     corpus = hr_corpus_beside(ds, [d for d in datasets if d != ds.name], scfg, say, seed,
                               train_cfg.get("beside_root") or None)[0] if ds else \
