@@ -34,7 +34,7 @@ from sqtool import __version__
 from sqtool.core.errors import SqtoolError
 from sqtool.core.io import atomic_write_bytes, created_stamp
 from sqtool.core.io import sha256_file as file_sha256  # noqa: F401 - re-exported
-from sqtool.core.runs import unfinished_run
+from sqtool.core.runs import run_command, unfinished_run
 
 KINDS = ("teacher_pretrain", "teacher_task", "student_float", "student_int8")
 
@@ -83,6 +83,11 @@ def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> 
                               f"train run folder")
         if not (p / name).is_file() and (unfinished := unfinished_run(p, name)):   # a killed run: say so, and how on
             raise SqtoolError(unfinished)
+        if not (p / name).is_file() and (cmd := run_command(p)) in ("data_pairs", "bench", "predict"):
+            from sqtool.core.runs import shell_command
+            raise SqtoolError(f"{p} is a `sqtool {cmd.replace('_', ' ')}` folder, not a training run: " + (
+                f"pretrain on its pairs first ({shell_command('train', 'pretrain', '--pairs', p, '--model', 'MODEL')})"
+                " and give that run" if cmd == "data_pairs" else "give the run of the model it ran (train, quantize)"))
         p = p / name
     if not p.is_file():
         raise SqtoolError(f"checkpoint {p} not found")

@@ -80,3 +80,17 @@ def test_an_export_folder_given_as_a_checkpoint_says_what_it_is(tmp_path):
         load_checkpoint(tmp_path / "export")
     with pytest.raises(SqtoolError, match=r"checkpoint .*model.pt not found"):
         load_checkpoint(tmp_path)                                    # any other folder without model.pt
+
+
+@pytest.mark.parametrize("command, says", [
+    ("data_pairs", "is a `sqtool data pairs` folder, not a training run: pretrain on its pairs first (sqtool train "
+                   "pretrain --pairs {d} --model MODEL) and give that run"),
+    ("bench", "is a `sqtool bench` folder, not a training run: give the run of the model it ran (train, quantize)")])
+def test_a_pairs_or_bench_folder_given_as_a_checkpoint_says_what_it_is(tmp_path, command, says):
+    """`train finetune --init PAIRS_DIR` said 'checkpoint PAIRS_DIR/model.pt not found'."""
+    d = tmp_path / command
+    d.mkdir()
+    (d / "config.yaml").write_text(f"command: {command}\nconfig: {{}}\n")
+    with pytest.raises(SqtoolError) as e:
+        load_checkpoint(d)
+    assert str(e.value) == f"{d} " + says.format(d=d)
