@@ -91,6 +91,7 @@ def test_a_pairs_or_bench_folder_given_as_a_checkpoint_says_what_it_is(tmp_path,
     d = tmp_path / command
     d.mkdir()
     (d / "config.yaml").write_text(f"command: {command}\nconfig: {{}}\n")
+    (d / ("index.json" if command == "data_pairs" else "metrics.json")).write_text("{}")      # finished
     with pytest.raises(SqtoolError) as e:
         load_checkpoint(d)
     assert str(e.value) == f"{d} " + says.format(d=d)
