@@ -77,7 +77,13 @@ def heldout_keys(keys, *, names=(), split: list[str] | None = None, dataset: str
     beside a file's split, other than 0, it is one line (the file decides)."""
     keys = sorted(map(str, keys))
     if names:
-        return _resolve(names, keys, None, "--heldout-subjects"), "--heldout-subjects"
+        mine = _resolve(names, keys, None, "--heldout-subjects")
+        try:                                            # the file's split it replaces: trained on now, said
+            theirs = sorted(set(_resolve(split, keys, dataset, "split.test:")) - set(mine)) if split else []
+        except SqtoolError:
+            theirs = []
+        return mine, "--heldout-subjects" + (f"; the dataset file's split.test {', '.join(theirs)} is trained on"
+                                             if theirs else "")
     check_fraction(fraction)
     if fraction is not None and float(fraction) == 0.0:
         return [], "--heldout-fraction 0: none"

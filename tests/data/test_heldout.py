@@ -12,8 +12,8 @@ KEYS = ["my_watch:s01", "my_watch:s02", "my_watch:s03", "my_watch:s04"] + [f"tro
 
 
 def test_names_then_zero_then_the_files_split_then_the_fraction():
-    assert heldout_keys(KEYS, names=["s02", "troika:03"], split=["s04"]) == (["my_watch:s02", "troika:03"],
-                                                                              "--heldout-subjects")
+    assert heldout_keys(KEYS, names=["s02", "troika:03"], split=["s04"]) == (
+        ["my_watch:s02", "troika:03"], "--heldout-subjects; the dataset file's split.test my_watch:s04 is trained on")
     assert heldout_keys(KEYS, split=["s04"], fraction=0) == ([], "--heldout-fraction 0: none")
     assert heldout_keys(KEYS, split=["s04"], dataset="my_watch")[0] == ["my_watch:s04"]     # yours, never SP Cup's
     assert heldout_keys(KEYS)[0] == ["troika:05", "troika:06"]        # 0.2 x 10: the last 2 of the sorted keys
@@ -103,3 +103,15 @@ def test_the_files_split_counts_only_when_it_names_a_test_side():
     assert file_split(ds(train=["s01"]), recs) is None                # a train list alone holds nobody out
     assert file_split(ds(test=["s02"]), recs) == ["s02"]
     assert file_split(ds(heldout_fraction=0.25), recs) == ["s04"]
+
+
+def test_heldout_subjects_over_a_files_split_say_the_split_is_trained_on():
+    """`--heldout-subjects s04` on a dataset file whose split.test is s05: s05 was trained on, and the line said only
+    '(--heldout-subjects): my_watch:s04'. It says what it replaced; naming the file's own test subject says nothing."""
+    from sqtool.data.heldout import heldout_keys
+    keys = [f"my_watch:s0{i}" for i in range(1, 6)]
+    held, how = heldout_keys(keys, names=["s04"], split=["s05"], dataset="my_watch")
+    assert held == ["my_watch:s04"]
+    assert how == "--heldout-subjects; the dataset file's split.test my_watch:s05 is trained on"
+    assert heldout_keys(keys, names=["s05"], split=["s05"], dataset="my_watch") == (["my_watch:s05"], "--heldout-subjects")
+    assert heldout_keys(keys, names=["s04"]) == (["my_watch:s04"], "--heldout-subjects")
