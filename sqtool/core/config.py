@@ -382,10 +382,17 @@ def _set_field(known: dict[str, str], data: dict, name: str, value) -> None:
     data[name] = value
 
 
-def resolve_config(cls, args=None, config_file: str | None = None, **overrides):
+def resolve_config(cls, args=None, config_file: str | None = None, run_keys: tuple[str, ...] = (), **overrides):
     """defaults < YAML file < CLI flags (args namespace, None = not given) < explicit overrides.
-    Path fields (metadata "path") naming an existing file or folder come out absolute (`absolute_paths`)."""
+    Path fields (metadata "path") naming an existing file or folder come out absolute (`absolute_paths`).
+    run_keys: a command's flags beside its config (train's `out`, `force`): the file's keys of those names set
+    them on `args` where the command line did not, and are no config field."""
     data, config_file = _given(cls, args, config_file)
+    for k in run_keys:
+        if k in data:
+            v = data.pop(k)
+            if args is not None and getattr(args, k, None) in (None, False):
+                setattr(args, k, v if isinstance(v, bool) or v is None else str(v))
     known = key_names(cls)
     for k, v in overrides.items():
         _set_field(known, data, k, v)

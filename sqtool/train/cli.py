@@ -155,7 +155,7 @@ def run_pretrain_cmd(args) -> int:
             return 0
         m = run_pretrain(cfg, run_dir, resume=True, resume_ck=ck)     # last.pt read once
     else:
-        cfg = resolve_config(PretrainConfig, args)
+        cfg = resolve_config(PretrainConfig, args, run_keys=("out", "force"))
         if args.out and rank == 0:                        # rank 0 makes it (the others write into it)
             check_out_dir("train/pretrain", args.out, args.force)   # before the pairs are opened
         _precheck_pretrain(cfg)
@@ -285,7 +285,7 @@ def run_finetune_cmd(args) -> int:
 
     if getattr(args, "resume", None):
         return _resume_finetune(args)
-    cfg = resolve_config(FinetuneConfig, args)
+    cfg = resolve_config(FinetuneConfig, args, run_keys=("out", "force"))
     if args.out:
         check_out_dir("train/finetune", args.out, args.force)   # before the --init checkpoint and the data are read
     cfg, init_ck = _precheck_finetune(cfg)          # the --init checkpoint, read once

@@ -54,3 +54,19 @@ def test_spectral_finetune_and_quantize_write_curves_and_resolved_values(tmp_pat
     r = yaml.safe_load((q / "config.yaml").read_text())["resolved"]
     assert r["heldout_subjects"] and r["teacher"].endswith("model.pt") and r["epochs"] == 1
     assert (q / "training_curve.png").is_file()
+
+
+def test_out_and_force_are_keys_of_a_train_config_file(tmp_path, capsys):
+    """`out:` and `force:` in a --config file were "unknown key" in train pretrain / finetune, while quantize, export,
+    bench, predict, data pairs and demo took them (the README: a key is the flag's name). The flag still wins."""
+    cfg = tmp_path / "ft.yaml"
+    text = (f"task: hr\nmodel: spec_student_xs\ndata: synthetic\nmax_records: 3\nfolds: 2\nepochs: 1\n"
+            f"progress: false\nout: {tmp_path / 'run'}\n")
+    cfg.write_text(text)
+    assert main(["train", "finetune", "--config", str(cfg)]) == 0 and (tmp_path / "run" / "metrics.json").is_file()
+    assert main(["train", "finetune", "--config", str(cfg)]) == 1               # a finished run there: refused
+    assert "holds a finished train finetune run" in capsys.readouterr().err
+    cfg.write_text(text + "force: true\n")
+    assert main(["train", "finetune", "--config", str(cfg)]) == 0
+    assert main(["train", "finetune", "--config", str(cfg), "--out", str(tmp_path / "flag")]) == 0
+    assert (tmp_path / "flag" / "metrics.json").is_file()
