@@ -454,6 +454,13 @@ def flag_of(cls, name: str) -> str:
     return flag if isinstance(flag, str) else (list(f.metadata.get("aliases", ())) or ["--" + name.replace("_", "-")])[0]
 
 
+def check_resume_out(run_dir, out) -> None:
+    """`--resume RUN --out OTHER`: one line (the run goes on in its own folder; --out was ignored without a word)."""
+    if out and not same_path(str(run_dir), str(out)):
+        raise SqtoolError(f"--resume {run_dir} continues that run in its own folder: drop --out {out} (a run "
+                          "elsewhere is a new run, without --resume)")
+
+
 def resume_config(cls, saved, args=None, run_dir: str | os.PathLike | None = None,
                   may_change: tuple[str, ...] | dict[str, str] | None = None, why: str = ""):
     """(cfg, changed) for `--resume RUN`: `saved` (the run's config, a `cls`) with what the command line
@@ -469,8 +476,11 @@ def resume_config(cls, saved, args=None, run_dir: str | os.PathLike | None = Non
     in: resumed from another folder, that is one error saying where to resume it from, whatever path is
     given now (a path that merely ends like the saved one may be other data, and the finished folds' keys
     hash the saved spelling)."""
+    if args is not None and not dataclasses.is_dataclass(args) and run_dir is not None:
+        check_resume_out(run_dir, getattr(args, "out", None))
     given, config_file = _given(cls, args)
     given = {key_names(cls).get(k, k): v for k, v in given.items()}
+    given.pop("out", None)                       # the run's own folder, checked above
     typed = from_dict(cls, {**to_dict(saved), **given}, where=str(config_file) if config_file else "config")
     if run_dir is not None:
         _check_saved_paths(cls, saved, run_dir)

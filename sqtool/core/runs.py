@@ -680,6 +680,11 @@ def saved_config(cls, run_dir, what: str):
     p = run_dir / "config.yaml"
     if not p.is_file():
         raise SqtoolError(f"cannot resume: {p} not found (not a {what} run directory)")
+    other = run_command(run_dir)
+    if other is not None and _command_text(other) not in (what, f"train {what}"):      # another command's run
+        hint = resume_command(run_dir, other)
+        raise SqtoolError(f"cannot resume {run_dir} here: it is a `sqtool {_command_text(other)}` run"
+                          + (f"; continue it with `{hint}`" if hint else ""))
     try:
         saved = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
         return from_dict(cls, saved, where=f"{p}")

@@ -181,7 +181,8 @@ def run_inspect(args) -> int:
         elif split:
             print("  split (by subject): " + "; ".join(f"{side} {', '.join(names) or '-'} ({len(names)})"
                                                        for side, names in split.items()))
-        print(inspect_next(data, trainable_labels(s), "acc_x" in (s.get("channels") or {})))
+        if not refused or args.skip_bad:              # an exit 1 below: its line says what to do, no next step
+            print(inspect_next(data, trainable_labels(s), "acc_x" in (s.get("channels") or {})))
     if refused and not args.skip_bad:                      # after the inventory: the exit status says it
         raise SqtoolError(f"{data}: {len(refused)} unusable file{'s' if len(refused) > 1 else ''} (each listed "
                           f"above; first: {refused[0]}): training stops on one; predict and bench leave it out of a folder "

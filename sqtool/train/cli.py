@@ -180,8 +180,10 @@ def _resume_pretrain(args, rank: int, world: int):
     given now over it, refused (before anything is written) when one that may not change does; last.pt None when
     the run has trained all its epochs (said in one note, nothing written)."""
     from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.core.config import check_resume_out
     from sqtool.train.pretrain import resumed_config
     run_dir = Path(args.resume)
+    check_resume_out(run_dir, args.out)
     if not (run_dir / "last.pt").is_file():
         raise SqtoolError(f"cannot resume: {run_dir / 'last.pt'} not found (not a train pretrain run folder, or "
                           f"killed before its first checkpoint: start it again)")

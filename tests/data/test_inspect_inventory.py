@@ -37,9 +37,10 @@ def test_inspect_lists_every_bad_file_then_exits_1(tmp_path, capsys):
     assert "c_bad.csv" in out[at + 2] and "not a number" in out[at + 2]
     err = said.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"sqtool: error: {root}: 2 unusable files (each listed above")
+    assert not any(ln.startswith("next:") for ln in out)               # exit 1: no next step before its line
     assert main(["data", "inspect", "--data", str(root), "--no-progress", "--skip-bad"]) == 0
     said = capsys.readouterr()
-    assert "  skipped 2 bad item(s):" in said.out and not said.err
+    assert "  skipped 2 bad item(s):" in said.out and not said.err and "\nnext: " in said.out
     assert main(["data", "inspect", "--data", str(root), "--json"]) == 1
     s = json.loads(capsys.readouterr().out)
     assert s["records"] == 2 and len(s["skipped"]) == 2

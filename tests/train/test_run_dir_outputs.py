@@ -70,3 +70,20 @@ def test_out_and_force_are_keys_of_a_train_config_file(tmp_path, capsys):
     assert main(["train", "finetune", "--config", str(cfg)]) == 0
     assert main(["train", "finetune", "--config", str(cfg), "--out", str(tmp_path / "flag")]) == 0
     assert (tmp_path / "flag" / "metrics.json").is_file()
+
+
+def test_a_resume_says_whose_run_it_is_and_refuses_another_out(tmp_path, capsys):
+    """`train finetune --resume QUANTIZE_RUN` said "unknown key 'teacher'"; `--resume RUN --out OTHER` went on in RUN
+    and ignored --out without a word. Each is one line now."""
+    run = tmp_path / "ft"
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
+                 "--max-records", "3", "--folds", "2", "--epochs", "1", "--progress", "false", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", "finetune", "--resume", str(run), "--out", str(tmp_path / "other")]) == 1
+    assert capsys.readouterr().err.strip() == (f"sqtool: error: --resume {run} continues that run in its own folder: "
+                                               f"drop --out {tmp_path / 'other'} (a run elsewhere is a new run, "
+                                               "without --resume)")
+    assert not (tmp_path / "other").exists()
+    assert main(["quantize", "--resume", str(run)]) == 1
+    assert capsys.readouterr().err.strip() == (f"sqtool: error: cannot resume {run} here: it is a `sqtool train "
+                                               f"finetune` run; continue it with `sqtool train finetune --resume {run}`")
