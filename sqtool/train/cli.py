@@ -285,6 +285,9 @@ def _pairs_data(pairs: str) -> str | None:
 def run_finetune_cmd(args) -> int:
     from sqtool.train.finetune import FinetuneConfig, run_finetune
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:      # each rank would start the same run: "in use" on all but one
+        raise SqtoolError("train finetune runs in one process (its folds are small; torchrun is for train pretrain): "
+                          "run it without torchrun")
     if getattr(args, "resume", None):
         return _resume_finetune(args)
     cfg = resolve_config(FinetuneConfig, args, run_keys=("out", "force"))

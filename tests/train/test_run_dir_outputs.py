@@ -87,3 +87,14 @@ def test_a_resume_says_whose_run_it_is_and_refuses_another_out(tmp_path, capsys)
     assert main(["quantize", "--resume", str(run)]) == 1
     assert capsys.readouterr().err.strip() == (f"sqtool: error: cannot resume {run} here: it is a `sqtool train "
                                                f"finetune` run; continue it with `sqtool train finetune --resume {run}`")
+
+
+def test_finetune_under_torchrun_says_it_runs_in_one_process(tmp_path, capsys, monkeypatch):
+    """Under torchrun each rank started the same fine-tune: every rank but one said its folder was "in use by another
+    sqtool run". One line now, before any folder."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
+                 "--out", str(tmp_path / "ft")]) == 1
+    assert capsys.readouterr().err.strip() == ("sqtool: error: train finetune runs in one process (its folds are small; "
+                                               "torchrun is for train pretrain): run it without torchrun")
+    assert not (tmp_path / "ft").exists()
