@@ -81,6 +81,9 @@ def test_resume_config_refuses_what_may_not_change_naming_each_key():
     from sqtool.compress.cli import QuantizeConfig
     saved = QuantizeConfig(teacher="t", epochs=5, lr=1e-3)
     args = argparse.Namespace(epochs=6, lr=2e-3, qat_epochs=3, out="o", config_file=None)
+    with pytest.raises(SqtoolError, match=r"--resume runs/q continues that run in its own folder: drop --out o"):
+        resume_config(QuantizeConfig, saved, args, run_dir="runs/q")             # another folder: ignored before
+    args.out = "runs/q"                                                         # its own: no change
     with pytest.raises(SqtoolError) as e:
         resume_config(QuantizeConfig, saved, args, run_dir="runs/q", may_change=("qat_epochs", "out", "force"),
                       why="its float student was trained with the saved one")
