@@ -19,13 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from sqtool.core import SqtoolError, atomic_save_npz
-from sqtool.core.io import read_json
+from sqtool.core import SqtoolError
+from sqtool.core.io import PARITY_WINDOWS, parity_sample, read_json
 from sqtool.core.metrics import QUANTIZE_MODELS
 
-PARITY_WINDOWS = 2048   # parity.npz: training windows for export's parity checks (a final fit holds none out)
 # the options that make a recipe: the --estimate-from run must match it in each (data, held-out subjects,
 # calibration datasets, threads and folders may differ)
 COMMON = ("student", "preset", "distill", "alpha", "temperature", "epochs", "qat_epochs", "batch_size", "calib_windows",
@@ -155,15 +152,6 @@ def _same(a, b, path: bool = False) -> bool:
     if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
         return list(a or []) == list(b or [])
     return a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b))
-
-
-def parity_sample(run_dir: Path, x: np.ndarray, y: np.ndarray, seed: int) -> Path:
-    """run_dir/parity.npz: up to PARITY_WINDOWS training windows x (N, ...) with their truth y, seeded, in order; no
-    subject ids (export copies it into the shipped folder)."""
-    pick = np.sort(np.random.default_rng(seed).choice(len(x), min(len(x), PARITY_WINDOWS), replace=False))
-    path = Path(run_dir) / "parity.npz"
-    atomic_save_npz(path, x=np.asarray(x, np.float32)[pick], y=np.asarray(y, np.float32)[pick])
-    return path
 
 
 __all__ = ["final_fit", "check_covers", "load_estimate", "parity_sample", "PARITY_WINDOWS", "RECIPE", "TIME_RECIPE", "TEACHER_RECIPE"]

@@ -83,6 +83,20 @@ def atomic_save_npz(path: str | os.PathLike, **arrays) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+PARITY_WINDOWS = 2048   # parity.npz: training windows for export's parity checks (where a run holds none out)
+
+
+def parity_sample(run_dir: str | os.PathLike, x, y, seed: int) -> Path:
+    """run_dir/parity.npz: up to PARITY_WINDOWS training windows x (N, ...) with their truth y, seeded, in order; no
+    subject ids (export copies it into the shipped folder): the windows `sqtool export` checks its artifacts on when
+    the run wrote no heldout.npz (a final fit; a time-domain fine-tune, a float teacher exported as it is)."""
+    import numpy as np
+    pick = np.sort(np.random.default_rng(seed).choice(len(x), min(len(x), PARITY_WINDOWS), replace=False))
+    path = Path(run_dir) / "parity.npz"
+    atomic_save_npz(path, x=np.asarray(x, np.float32)[pick], y=np.asarray(y, np.float32)[pick])
+    return path
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

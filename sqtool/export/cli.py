@@ -361,7 +361,8 @@ def _load_inputs(cfg: ExportConfig):
     notes = []
     if not cfg.heldout and not hpath.is_file() and (path.parent / "parity.npz").is_file():    # a final fit's
         hpath = path.parent / "parity.npz"
-        notes.append("parity windows: parity.npz, training windows of a final fit (it held no subject out)")
+        notes.append("parity windows: parity.npz, training windows of the run (a final fit holds no subject out; a "
+                     "fine-tune keeps the held-out ones for quantize)")
     x = y = None
     if hpath.is_file():
         try:

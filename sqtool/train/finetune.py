@@ -58,6 +58,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, sha256_file,
                          to_dict, write_metrics)
+from sqtool.core.io import parity_sample
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout, one_cycle
@@ -649,6 +650,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
                         train_cfg={**to_dict(cfg), "heldout_subjects": held, "heldout_rule": held_how},
                         metrics={k_: v for k_, v in metrics.items() if k_ not in ("per_fold", "per_subject")},
                         init_checkpoint=ck["path"] if ck else None)
+        parity_sample(run_dir, td.x, td.y, cfg.seed)     # export checks a float teacher's artifacts on them
     training_curve(run_dir, curves, ylabel="training loss (normalised targets)" if kind == "regression"
                    else "training loss (BCE)", title=f"fine-tune {cfg.task}: loss per epoch")
     write_metrics(run_dir, metrics)

@@ -58,7 +58,7 @@ def test_a_final_fit_trains_on_every_subject_and_quotes_its_estimate(runs, tmp_p
     assert "measured on that run's models, not on this one" in report
 
     assert main(["export", "--model", str(q), "--target", "onnx", "--out", str(tmp_path / "e")]) == 0
-    assert "parity windows: parity.npz, training windows of a final fit" in capsys.readouterr().out
+    assert "parity windows: parity.npz, training windows of the run (a final fit holds no subject out" in capsys.readouterr().out
     rep = json.loads((tmp_path / "e" / "export_report.json").read_text())
     assert any(r.get("mae_bpm") is not None for r in rep["rows"])           # parity on windows with a truth
     card = (tmp_path / "e" / "MODEL_CARD.md").read_text()
