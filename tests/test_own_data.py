@@ -325,3 +325,17 @@ def test_quantize_on_another_dataset_file_than_its_teachers_says_so(tmp_path, ca
     assert err == [f"sqtool: error: teacher {teacher / 'model.pt'} was fine-tuned on watch_a, and --data "
                    f"{tmp_path / 'b' / 'dataset.yaml'} is watch_b: give the dataset file it was fine-tuned on, or "
                    "fine-tune a teacher on watch_b first"] and not (tmp_path / "q").exists()
+
+
+def test_max_records_that_cut_the_files_test_subject_say_so(tmp_path, capsys):
+    """`--max-records 2` kept recordings without the dataset file's split.test subject: "split.test names 's04',
+    neither a subject nor a recording of the data", though s04 is in the data. The line says --max-records cut it."""
+    write_csv_folder(tmp_path / "recordings", seconds=40.0)
+    (tmp_path / "dataset.yaml").write_text(readme_yaml())
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data",
+                 str(tmp_path / "dataset.yaml"), "--max-records", "2", "--folds", "2", "--epochs", "1",
+                 "--progress", "false", "--out", str(tmp_path / "ft")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("split.test names 's04', neither a subject nor a recording of the data: "
+                                             "among the 2 recordings --max-records 2 keeps (give more, or name the "
+                                             "held-out subjects with --heldout-subjects)"), err

@@ -225,7 +225,14 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                            else (hr_corpus(root, datasets, mcfg, log=log, seed=cfg.seed), None))
     if cfg.max_records:
         corpus = corpus[:cfg.max_records]
-    heldout, held_how = heldout_keys({r.key for r in corpus}, names=cfg.heldout_subjects, split=file_split(ds, corpus),
+    try:
+        split = file_split(ds, corpus)
+    except SqtoolError as e:                                      # its test subject among the recordings cut off
+        if not cfg.max_records:
+            raise
+        raise SqtoolError(f"{e}: among the {len(corpus)} recordings --max-records {cfg.max_records} keeps (give more, "
+                          "or name the held-out subjects with --heldout-subjects)") from None
+    heldout, held_how = heldout_keys({r.key for r in corpus}, names=cfg.heldout_subjects, split=split,
                                      dataset=ds.name if ds else None, fraction=cfg.heldout_fraction)
     corpus = [r for r in corpus if r.key not in heldout]          # from here on: the training subjects only
     corpus, left = with_truth(corpus, mcfg.window_s)              # no window to train on: left out, said once each
