@@ -186,6 +186,14 @@ def unknown_task(task: str, known, dataset=None) -> SqtoolError:
 
 # ----------------------------------------------------------------------------- folds
 
+def folds_note(k: int | None, n_folds: int) -> str | None:
+    """One note line when --folds k asked for more folds than the subjects make (leave-one-subject-out then)."""
+    if k and k > n_folds:
+        return (f"note: --folds {k} with {n_folds} training subjects: {n_folds} folds of one subject each "
+                "(leave-one-subject-out)")
+    return None
+
+
 def subject_folds(groups, k: int | None = None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train_idx, test_idx) per fold; every subject's windows are in exactly one test fold.
 

@@ -505,7 +505,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     are what `prepare_finetune` returned (the CLI prepares before it makes the run folder), not prepared again."""
     import torch
 
-    from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
+    from sqtool.data.tasks import folds_note, load_task, subject_folds, task_model_cfg
     from sqtool.models import create_model, get_model_cfg
     from sqtool.train import loop
     from sqtool.core.checkpoint import save_checkpoint
@@ -550,6 +550,8 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     td, held, held_how = hold_out(cfg, task_data, root)         # from here on: the training subjects only
     k = cfg.folds if cfg.folds >= 0 else (0 if cfg.task == "hr" else 5)
     folds = subject_folds(td.groups, k or None, seed=cfg.seed)
+    if note := folds_note(k, len(folds)):
+        print(note)
     save_resolved(run_dir, model=model_name, init=ck["path"] if ck else "none", fs=model_cfg.fs,
                   window_s=model_cfg.window_s, hop_s=model_cfg.hop_s, channels=list(model_cfg.channels),
                   data_root=td.meta.get("data_root"), dataset=td.meta.get("dataset"), folds=len(folds),

@@ -52,7 +52,7 @@ from sqtool.core import SqtoolError, atomic_save_npz, write_metrics
 from sqtool.core.metrics import block_windows, mae_batch_ci
 from sqtool.data.heldout import file_split, heldout_keys
 from sqtool.data.hr_spectra import as_model_input, default_datasets, hr_corpus, with_truth
-from sqtool.data.tasks import subject_folds
+from sqtool.data.tasks import folds_note, subject_folds
 from sqtool.train.collapse import init_collapse_warning
 
 HR_BINS_METRICS = ("mae_bpm", "mae_raw_bpm")
@@ -256,6 +256,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                        lr_schedule=cfg.lr_schedule)
     rkeys = np.array([r.key for r in corpus])                            # one subject key per recording
     groups = [set(rkeys[te]) for _, te in subject_folds(rkeys, max(cfg.folds, 0) or None, cfg.seed)]
+    if note := folds_note(cfg.folds, len(groups)):
+        log(note)
     oof: dict[str, np.ndarray] = {}
     from sqtool.core.runs import save_resolved
     save_resolved(run_dir, model=cfg.model, data_root=str(root), datasets=list(datasets), fs=mcfg.fs,

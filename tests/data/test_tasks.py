@@ -196,3 +196,13 @@ def test_a_classification_task_left_with_one_class_is_refused_whatever_the_data(
                                           r"a classifier needs windows of both$"):
         load_task("af", "synthetic", cfg("af"), max_records=1)
     assert len(np.unique(load_task("af", "synthetic", cfg("af"), max_records=2).y)) == 2
+
+
+def test_more_folds_than_subjects_is_a_note_not_silence():
+    """`--folds 9` with 4 subjects became leave-one-subject-out without a word (config folds 9, resolved 4)."""
+    from sqtool.data.tasks import folds_note, subject_folds
+    groups = np.repeat(["a", "b", "c", "d"], 3)
+    assert len(subject_folds(groups, 9)) == 4
+    assert folds_note(9, 4) == ("note: --folds 9 with 4 training subjects: 4 folds of one subject each "
+                                "(leave-one-subject-out)")
+    assert folds_note(4, 4) is None and folds_note(0, 4) is None and folds_note(None, 4) is None
