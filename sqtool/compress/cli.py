@@ -594,7 +594,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     from sqtool.compress import distill as D
     from sqtool.compress import qat as Q
     from sqtool.compress import report as R
-    from sqtool.models import create_model
+    from sqtool.models import create_model, load_model
     from sqtool.models.quant import get_preset
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.core.metrics import primary_metric
@@ -708,10 +708,10 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                   data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic},
                   teacher_skill=teacher_skill(t_path))
     fpath = run_dir / "student_float.pt"
-    found = reusable_float_student(fpath, fkey, resume)
-    reused = found is not None
+    saved = reusable_float_student(fpath, fkey, resume)
+    reused = saved is not None
     if reused:
-        student, saved = found
+        student = load_model(saved)
         f_hist = {"history": saved.get("history") or [], "seconds_per_epoch": saved.get("seconds_per_epoch")}
         say(f"float student reused from {fpath}")
     else:

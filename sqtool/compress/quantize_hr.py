@@ -125,8 +125,8 @@ def float_key(cfg, t_sha: str, arrays) -> str:
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_FLOAT_KEY}
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + t_sha.encode())
     if getattr(cfg, "student_init", None):               # its encoder's weights, not only its path
-        from sqtool.core.checkpoint import resolve_checkpoint_path
-        h.update(sha256_file(resolve_checkpoint_path(cfg.student_init)).encode())
+        from sqtool.core.checkpoint import checkpoint_sha256
+        h.update(checkpoint_sha256(cfg.student_init).encode())
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(str((a.dtype.str, a.shape)).encode())
@@ -134,18 +134,17 @@ def float_key(cfg, t_sha: str, arrays) -> str:
     return h.hexdigest()
 
 
-def reusable_float_student(fpath: Path, fkey: str, resume: bool, load: bool = True):
-    """On --resume: (model, checkpoint) of a student_float.pt whose key matches, None when there is none;
-    a student_float.pt made with another config, teacher or data is refused in one line (load False: that check
-    alone, no model built: no random number drawn)."""
+def reusable_float_student(fpath: Path, fkey: str, resume: bool) -> dict | None:
+    """On --resume: the checkpoint of a student_float.pt whose key matches (the caller builds the model from it when
+    it needs it: building draws random numbers), None when there is none; a student_float.pt made with another
+    config, teacher or data is refused in one line."""
     from sqtool.core.checkpoint import load_checkpoint
-    from sqtool.models import load_model
     if not (resume and fpath.is_file()):
         return None
     saved = load_checkpoint(fpath, expect_kind="student_float")
     if saved.get("float_key") != fkey:
         raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
-    return (load_model(saved), saved) if load else None
+    return saved
 
 
 def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg, t_logits: dict | None, dpath: Path,
@@ -350,8 +349,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                        lr_schedule=cfg.lr_schedule)
     fkey = float_key(cfg, t_sha, (X, Y, TL))
     fpath = run_dir / "student_float.pt"
-    if resume and fpath.is_file():                      # a changed teacher, config or data: refused before any write
-        reusable_float_student(fpath, fkey, resume, load=False)
+    saved = reusable_float_student(fpath, fkey, resume)  # a changed teacher, config or data: refused before any write
     save_config(run_dir, cfg)
     from sqtool.core.runs import save_resolved
     save_resolved(run_dir, student=student, teacher=str(ck["path"]), data_root=str(root),
@@ -375,10 +373,9 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         if dec is not None:
             scfg, whose = scfg.replace(decoder=dec), "student"
     set_seed(cfg.seed)
-    found = reusable_float_student(fpath, fkey, resume)
-    reused = found is not None
+    reused = saved is not None
     if reused:
-        fstudent, saved = found
+        fstudent = load_model(saved)
         hist = list(saved.get("history") or [])
         say(f"float student {student}: reused {fpath} [{time.time() - t0:.0f} s]")
     else:

@@ -32,7 +32,7 @@ import torch
 
 from sqtool import __version__
 from sqtool.core.errors import SqtoolError
-from sqtool.core.io import atomic_write_bytes, created_stamp
+from sqtool.core.io import atomic_write_bytes, created_stamp, file_version, sha256_file_cached
 from sqtool.core.io import sha256_file as file_sha256  # noqa: F401 - re-exported
 from sqtool.core.runs import run_command, unfinished_run
 
@@ -77,17 +77,18 @@ def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> 
     """Accept a run directory (-> its model.pt) or a checkpoint file."""
     p = Path(path)
     if p.is_dir():
-        if not (p / name).is_file() and (p / "manifest.json").is_file():
-            raise SqtoolError(f"{p} is an `sqtool export` folder (ONNX / TFLite / C), not a training run: give the "
-                              f"run it was exported from (its manifest.json names it), e.g. the quantize or "
-                              f"train run folder")
-        if not (p / name).is_file() and (unfinished := unfinished_run(p, name)):   # a killed run: say so, and how on
-            raise SqtoolError(unfinished)
-        if not (p / name).is_file() and (cmd := run_command(p)) in ("data_pairs", "bench", "predict"):
-            from sqtool.core.runs import shell_command
-            raise SqtoolError(f"{p} is a `sqtool {cmd.replace('_', ' ')}` folder, not a training run: " + (
-                f"pretrain on its pairs first ({shell_command('train', 'pretrain', '--pairs', p, '--model', 'MODEL')})"
-                " and give that run" if cmd == "data_pairs" else "give the run of the model it ran (train, quantize)"))
+        if not (p / name).is_file():                    # what the folder is instead, and what to give
+            if (p / "manifest.json").is_file():
+                raise SqtoolError(f"{p} is an `sqtool export` folder (ONNX / TFLite / C), not a training run: give "
+                                  f"the run it was exported from (its manifest.json names it), e.g. the quantize or "
+                                  f"train run folder")
+            if unfinished := unfinished_run(p, name):   # a killed run: say so, and how on
+                raise SqtoolError(unfinished)
+            if (cmd := run_command(p)) in ("data_pairs", "bench", "predict"):
+                from sqtool.core.runs import shell_command
+                raise SqtoolError(f"{p} is a `sqtool {cmd.replace('_', ' ')}` folder, not a training run: " + (
+                    f"pretrain on its pairs first ({shell_command('train', 'pretrain', '--pairs', p, '--model', 'MODEL')})"
+                    " and give that run" if cmd == "data_pairs" else "give the run of the model it ran (train, quantize)"))
         p = p / name
     if not p.is_file():
         raise SqtoolError(f"checkpoint {p} not found")
@@ -114,18 +115,35 @@ def _finetune_first(path) -> str:
 KIND_HINTS = {("teacher_pretrain", "teacher_task"): _finetune_first}
 
 
+_CRC_OK: set[tuple] = set()      # `file_version`s of checkpoints whose members passed their CRC-32 in this process
+
+
 def _damaged_member(p: Path) -> str | None:
     """The first member of a checkpoint (a zip, as torch.save writes it) whose bytes fail their stored CRC-32: a bit
-    flipped on disk or in a copy, which torch.load does not check (weights that load but are garbage); else None."""
+    flipped on disk or in a copy, which torch.load does not check (weights that load but are garbage); else None.
+    Checked once per process and version of the file (a command may load one checkpoint several times)."""
+    version = file_version(p)
+    if version in _CRC_OK:
+        return None
     try:
         z = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError):            # torch.load read it, so a legacy (non-zip) file
         return None
     with z:
         try:
-            return z.testzip()
+            bad = z.testzip()
         except Exception as e:  # noqa: BLE001 - a member that does not inflate: damaged as well
             return f"? ({type(e).__name__})"
+    if bad is None:
+        _CRC_OK.add(version)
+    return bad
+
+
+def checkpoint_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of the checkpoint a run folder or file names (`resolve_checkpoint_path`), hashed once per process
+    and version of the file: what a key of work started from it (a fine-tune's --init, quantize's --student-init)
+    hashes, since a pretraining re-run into the same folder changes the weights under the same path."""
+    return sha256_file_cached(resolve_checkpoint_path(path))
 
 
 def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] | None = None,

@@ -108,14 +108,20 @@ def sha256_file(path: str | os.PathLike) -> str:
 _SHA_CACHE: dict[tuple, str] = {}
 
 
-def sha256_file_cached(path: str | os.PathLike) -> str:
-    """sha256_file, memoised for this process by (path, size, mtime, ctime, inode): a file is hashed once
-    per run however often it is checked; any write to it (which changes mtime/ctime) forces a re-hash."""
+def file_version(path: str | os.PathLike) -> tuple:
+    """(path, size, mtime, ctime, inode): what a per-process memo of a file's content is keyed by; any write to the
+    file (which changes mtime/ctime) makes a new key."""
     p = Path(path).resolve()
     st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def sha256_file_cached(path: str | os.PathLike) -> str:
+    """sha256_file, memoised for this process by `file_version`: a file is hashed once per run however often it is
+    checked; any write to it forces a re-hash."""
+    key = file_version(path)
     if key not in _SHA_CACHE:
-        _SHA_CACHE[key] = sha256_file(p)
+        _SHA_CACHE[key] = sha256_file(key[0])
     return _SHA_CACHE[key]
 
 

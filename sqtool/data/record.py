@@ -21,6 +21,9 @@ import numpy as np
 from sqtool.core import MIN_RECORD_SAMPLES, NoSignal, SqtoolError, check_fs
 
 
+PPG_WAVELENGTHS = ("ppg_green", "ppg_red", "ppg_ir")    # a PPG channel named by its wavelength (no plain ppg)
+
+
 class TooShort(SqtoolError):
     """A recording shorter than one model window: an error for one recording; a command that reads many (sqtool
     predict on a folder) leaves it out with a warning and goes on with the rest."""

@@ -127,8 +127,6 @@ def _readable(path, left_out: list):
     (core.NoSignal: a PPG flat line, an hour on the charger in a folder of hourly files), no time column and no rate,
     a damaged file. One file given alone: only NoSignal is left out (the caller's line says why); any other refusal
     is raised, as iter_records would."""
-    from pathlib import Path
-
     from sqtool.core import NoSignal
     from sqtool.data.readers import iter_records
     skip = SqtoolError if Path(path).is_dir() else NoSignal

@@ -56,8 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, sha256_file,
-                         to_dict, write_metrics)
+from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_band_phase, resolve_data_root, to_dict,
+                         write_metrics)
 from sqtool.core.io import parity_sample
 from sqtool.core.progress import item, metric_text, training_curve
 from sqtool.core.runs import save_resolved
@@ -410,9 +410,9 @@ def init_identity(cfg) -> bytes:
     pretraining re-run into the same folder changes under the same path (a resume would mix two encoders)."""
     if cfg.init in ("", "none"):
         return b""
-    from sqtool.core.checkpoint import resolve_checkpoint_path
+    from sqtool.core.checkpoint import checkpoint_sha256
     try:
-        return sha256_file(resolve_checkpoint_path(cfg.init)).encode()
+        return checkpoint_sha256(cfg.init).encode()
     except (OSError, SqtoolError):                  # gone: the run's own load says so
         return b""
 

@@ -40,7 +40,7 @@ from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
 from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_channels,
                                          refuse_matrix_members, require_file)
-from sqtool.data.record import Label, Record
+from sqtool.data.record import PPG_WAVELENGTHS, Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 _ANN_EXT = ("atr", "breath", "qrs", "ann", "ecg", "beat", "resp", "ppg")
@@ -106,7 +106,7 @@ def _lone_wavelength(names) -> str | None:
     """The one PPG wavelength channel (ppg_green, ppg_red or ppg_ir) of a file with no plain `ppg`, as a watch's
     export names its only optical channel ("PPG Green"): read as the file's ppg. None when the file has a ppg, or
     no or several wavelengths (which one a model reads is then the user's choice, in a dataset.yaml)."""
-    waves = [n for n in names if n in ("ppg_green", "ppg_red", "ppg_ir")]
+    waves = [n for n in names if n in PPG_WAVELENGTHS]
     return waves[0] if len(waves) == 1 and "ppg" not in names else None
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.data.record import PPG_WAVELENGTHS
 
 CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
 SHORT_S = {8.0: "heart-rate", 30.0: "pairs' and the time-domain tasks' default"}   # window lengths (s) a record holds
@@ -224,7 +225,7 @@ def format_summary(s: dict, indent: str = "") -> str:
         lines.append(f"{indent}  note: ppg read from " + ", ".join(f"'{c}' ({k}/{s['records']})"
                                                               for c, k in s["ppg_from"].items())
                      + ", the recording's one PPG wavelength")
-    waves = [c for c in s["channels"] if c in ("ppg_green", "ppg_red", "ppg_ir")]
+    waves = [c for c in s["channels"] if c in PPG_WAVELENGTHS]
     if waves and "ppg" not in s["channels"]:
         lines.append(f"{indent}  warning: no ppg channel but {len(waves)} PPG wavelengths ({', '.join(waves)}): a model "
                      f"reads one; name it in a dataset.yaml beside the recordings (channels: {{ppg: <column>}})")
