@@ -198,11 +198,20 @@ def _resume_pretrain(args, rank: int, world: int):
         if rank == 0:
             print(f"sqtool: note: {run_dir} has trained all its {done} epochs; nothing to resume (give --epochs "
                   f"N above {done} to train further)", file=sys.stderr)
-            print(pretrain_next(cfg, run_dir))
+            print(pretrain_next(cfg, run_dir, _finished_metrics(run_dir)))
         return run_dir, cfg, None
     if rank == 0:
         save_config(run_dir, cfg, resumed=True, world_size=world)     # config.yaml says what this part runs with
     return run_dir, cfg, ck
+
+
+def _finished_metrics(run_dir: Path) -> dict:
+    """A finished run's metrics.json (what its next: line reads), {} when unreadable: the note stays a note."""
+    from sqtool.core.io import read_json
+    try:
+        return read_json(run_dir / "metrics.json")
+    except (OSError, ValueError):
+        return {}
 
 
 def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
@@ -222,7 +231,7 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
         print(f"next: {resume}   (train the remaining steps; "
               "its model.pt can already be fine-tuned)")
     else:
-        print(pretrain_next(cfg, run_dir))
+        print(pretrain_next(cfg, run_dir, m))
 
 
 def _val_text(cfg, m: dict) -> str:
@@ -239,10 +248,16 @@ def _val_text(cfg, m: dict) -> str:
     return f"val loss {round(m['val_loss'], 4)}, val z std {z} (healthy ~{m['z_std_healthy']:.3f})"
 
 
-def pretrain_next(cfg, run_dir) -> str:
+def pretrain_next(cfg, run_dir, m: dict | None = None) -> str:
     """`next: sqtool train finetune ...` for a pretraining run: its folder as --model (a spectral encoder is
     fine-tuned on heart rate as its own architecture), and --data = what its pairs were mined from, when
-    the pairs' run folder says so."""
+    the pairs' run folder says so. A run whose metrics `m` say SimSiam collapsed is offered more steps first
+    (its resume to 4x the epochs: too few steps is the first cause, `collapse.collapse_warning`), not a
+    fine-tune that would start from no useful features."""
+    if m and m.get("collapsed"):
+        more = as_launched(saved_yaml(run_dir), shell_command("train", "pretrain", "--resume", run_dir,
+                                                              "--epochs", 4 * max(int(cfg.epochs), 1)))
+        return f"next: {more}   (SimSiam collapsed: train further first; the WARNING above names the other fixes)"
     data = _pairs_data(cfg.pairs)
     return "next: " + shell_command("train", "finetune", "--task", _task_of(data, cfg.model), "--model", run_dir,
                                     *(["--data", data] if data else []))

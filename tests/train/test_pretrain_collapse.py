@@ -29,6 +29,9 @@ def test_a_collapsed_run_warns_once_and_its_model_pt_says_so(tmp_path, capsys):
     assert "nearly the same embedding" in line and "no better than --init none" in line
     assert "more steps (this run trained 3" in line and "a lower --lr (it was 0.0001)" in line
     assert "(its corpus: 0 real, 128 with a synthetic partner)" in line and line.endswith("or --pair-mode augment")
+    nxt = [ln for ln in said.out.splitlines() if ln.startswith("next: ")]
+    assert nxt == [f"next: sqtool train pretrain --resume {run} --epochs 4   (SimSiam collapsed: train further "
+                   "first; the WARNING above names the other fixes)"]          # not a fine-tune from no features
     ck = load_checkpoint(run, expect_kind="teacher_pretrain")
     assert ck["metrics"]["collapsed"] is True                       # model.pt carries the verdict
     init = init_collapse_warning(ck)                                # what fine-tune --init prints
@@ -43,11 +46,27 @@ def test_a_collapsed_run_warns_once_and_its_model_pt_says_so(tmp_path, capsys):
     assert json.loads((ft / "metrics.json").read_text())["init_collapsed"] is True
 
 
+def test_a_finished_collapsed_run_resumed_offers_more_steps_and_they_run(tmp_path, capsys):
+    """`--resume RUN` of a finished collapsed run says nothing is left and offers the resume to more epochs, which
+    trains (the line is a command that works)."""
+    run = tmp_path / "pre"
+    assert main(ARGS + ["--synthetic-pairs", "128", "--epochs", "1", "--lr", "0.0001", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", "pretrain", "--resume", str(run), "--progress", "false"]) == 0
+    said = capsys.readouterr()
+    assert "has trained all its 1 epochs" in said.err
+    nxt = [ln for ln in said.out.splitlines() if ln.startswith("next: ")]
+    assert len(nxt) == 1 and nxt[0].startswith(f"next: sqtool train pretrain --resume {run} --epochs 4   ("), nxt
+    assert main(nxt[0][len("next: "):].split("   (")[0].split()[1:] + ["--progress", "false"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["epochs_done"] == 4
+
+
 def test_a_healthy_run_says_nothing(tmp_path, capsys):
     run = tmp_path / "pre"
     assert main(ARGS + ["--synthetic-pairs", "192", "--epochs", "3", "--lr", "0.05", "--out", str(run)]) == 0
     said = capsys.readouterr()
     assert warnings_in(said.err) + warnings_in(said.out) == []
+    assert [ln for ln in said.out.splitlines() if ln.startswith("next: ")][0].startswith("next: sqtool train finetune")
     ck = load_checkpoint(run)
     assert ck["metrics"]["collapsed"] is False and init_collapse_warning(ck) is None
 
