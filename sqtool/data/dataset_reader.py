@@ -97,6 +97,9 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
         say(f"{ds.name}/{rid}: excluded, left out ({ds.exclude[rid]})")
     ds.report["excluded"] = {rid: ds.exclude[rid] for rid in excluded}
     recs = [r for r in recs if str(r.record_id) not in ds.exclude]
+    if not ds.builtin:                      # the records the default subject rule named (an NPZ's own member: not)
+        _check_default_subjects(ds, [str(r.record_id) for r in recs
+                                     if str(r.subject) == str(r.record_id).rpartition("/")[2].split(".")[0]])
     if not ds.builtin:                      # built-in layouts keep their reader's order (the loaders' order)
         recs = sorted(recs, key=lambda r: str(r.record_id))
     ds.report["no_label_row"] = {}
@@ -133,6 +136,8 @@ def dataset_units(ds: DatasetFile, ctx: dict | None = None) -> list:
     if unknown and not ds.shipped:
         raise SqtoolError(f"{ds.path}: exclude names {', '.join(unknown)}, not a recording under {ds.root}")
     keep = sorted((p for p in files if _record_id(ds, p) not in ds.exclude), key=lambda p: _record_id(ds, p))
+    if ds.format != "npz":                  # an NPZ may name its own subject: read_records checks what it read
+        _check_default_subjects(ds, [_record_id(ds, p) for p in keep])
     if not keep:
         raise SqtoolError(f"{ds.path}: no recordings left under {ds.root}")
     return keep
@@ -292,6 +297,15 @@ def _numeric(v, col: str, where: str, grid: TimeGrid | None = None) -> np.ndarra
         x = numeric_column(v.to_frame(col), col, where)
         return grid.spread(x) if grid is not None else x
     return np.asarray(v, np.float64)
+
+
+def _check_default_subjects(ds: DatasetFile, record_ids: list[str]) -> None:
+    """With no subject rule (value, column or pattern), refuse a file name that names recordings in two folders
+    (`readers._common.refuse_name_clash`: one subject of two folders' files, a possible leak)."""
+    from sqtool.data.readers._common import refuse_name_clash
+    s = ds.subject
+    if s.value is None and s.column is None and s.pattern is None:
+        refuse_name_clash(record_ids, str(ds.path), ds.path.name)
 
 
 def _record_id(ds: DatasetFile, p: Path) -> str:

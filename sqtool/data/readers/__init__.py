@@ -175,6 +175,10 @@ def list_items(path: str | os.PathLike, kind: str | None = None) -> tuple[str, l
         items = DATASETS[kind].list_items(files)
     elif kind in GENERIC:
         items = _generic().list_items(kind, files)
+        if kind != "npz" and path.is_dir():          # an NPZ may carry its own subject and record id
+            from sqtool.data.readers._common import refuse_name_clash
+            refuse_name_clash([p.relative_to(path).as_posix() for p in items], str(path),
+                              "a dataset.yaml beside the recordings (files: and format: as they are)")
     else:
         raise SqtoolError(f"unknown dataset kind '{kind}' (known: {', '.join(kinds())})")
     if not items:
