@@ -31,7 +31,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
       hr: {column: hr}            # per-window mean of a column; or {file: "hr/{stem}.csv"} (columns
                                   #   start,hr: one row per window start, every hop_s, else refused; starts in
                                   #   seconds from the recording's start, or say {file: ..., time_unit: ms}: the
-                                  #   top-level time_unit is the time column's only); or {ecg: ecg} (derived, below)
+                                  #   top-level time_unit is the time column's only; rows stamped at their
+                                  #   window's end or centre: stamp: end / centre); or {ecg: ecg} (derived, below)
       rr: {column: rr}            # breaths/min, as hr
       rhythm: {table: rhythm.csv, af: [AF]}  # columns recording,rhythm[,start_s,end_s]; af: AF classes
       bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)
@@ -125,6 +126,9 @@ class Subject:
     pattern: str | None = None      # regex on the path relative to root: group 'subject' or 1
 
 
+STAMPS = {"start": 0.0, "centre": 0.5, "center": 0.5, "end": 1.0}   # a label row's time, as a fraction of its window
+
+
 @dataclass
 class LabelSource:
     column: str | None = None       # a column of the recording (per sample)
@@ -135,6 +139,7 @@ class LabelSource:
     time_unit: str = "s"            # file: the unit of its start times (TIME_UNITS), not the time column's
     start_column: str | None = None  # file: its start-time column (default: start, start_s, time or t)
     value_column: str | None = None  # file: its value column (default: the label's name, bpm, value or rr)
+    stamp: str = "start"            # file: where in its window a row's time lies: start | centre | end (STAMPS)
     af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
     good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
     poor: list = field(default_factory=lambda: ["poor", "bad", "0", "0.0"])   # quality table: poor classes
@@ -433,6 +438,12 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         if ls.time_unit != "s" and ls.file is None:
             raise SqtoolError(f"{path}: {key}: time_unit is for a label file's times ({key}.file); "
                               "a recording's time column takes the top-level time_unit")
+        ls.stamp = _text(ls.stamp, f"{key}.stamp", path)
+        if ls.stamp not in STAMPS:
+            raise SqtoolError(f"{path}: {key}.stamp must be one of {', '.join(STAMPS)} (where in its window a row's "
+                              f"time lies), got {ls.stamp!r}")
+        if ls.stamp != "start" and ls.file is None:
+            raise SqtoolError(f"{path}: {key}: stamp is for a label file's rows ({key}.file)")
         for k in ("start_column", "value_column"):
             setattr(ls, k, _text(getattr(ls, k), f"{key}.{k}", path, optional=True))
             if getattr(ls, k) is not None and ls.file is None:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.dataset_file import ACC_UNITS, DatasetFile
+from sqtool.data.dataset_file import ACC_UNITS, STAMPS, DatasetFile
 from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, check_bp, check_plausible, check_plausible_labels
 from sqtool.data.record import Label, Record
 
@@ -109,6 +109,10 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
         ds.report["label_rows_past_end"] = int(past)         # rows whose window runs past their signal's end
     if lack := sum(sum(r.meta.get("label_windows_without_row", {}).values()) for r in recs):
         ds.report["label_windows_without_row"] = int(lack)   # windows outside their label file's rows (NaN)
+    for name in ds.labels:
+        if line := stamp_hint(ds, name, recs):
+            from sqtool.data.dataset_tasks import warn
+            warn(line)
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
     if ds.report["hr_doubtful"]:
         say(f"{ds.name}: {ds.report['hr_doubtful']} heart-rate windows with a doubtful ECG reference (not scored)")
@@ -466,9 +470,11 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
                               f"{name}: {{file: ..., start_column: ..., value_column: ...}})")
         v = numeric_column(df, vcol, str(f))
         _plausible(ds, name, v, f"{f}: column '{vcol}'")
-        t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit]          # (rows,) s
+        t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit] - STAMPS[src.stamp] * w   # (rows,) starts, s
         not_before_start(t, ds, name, rec, f, tcol)
         t, v = rows_inside(t, v, ds, name, rec, f)
+        if src.stamp == "start" and np.isfinite(t).any():          # what stamp_hint reads over the files
+            rec.meta.setdefault("label_first_row", {})[name] = float(np.nanmin(t))
         t = on_window_grid(t, ds, f, name)
         lack = windows_without_rows(t, ds, name, rec, f)           # no value: NaN, left out and counted
         t, v = np.concatenate([t, lack]), np.concatenate([np.asarray(v, np.float64), np.full(len(lack), np.nan)])
@@ -548,6 +554,27 @@ def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: R
     if past.any():
         rec.meta.setdefault("label_rows_past_end", {})[name] = int(past.sum())
     return t[~past], v[~past]
+
+
+def stamp_hint(ds: DatasetFile, name: str, recs: list[Record]) -> str:
+    """A warning line when label `name`'s files look stamped at their windows' end (or centre) but are read as
+    window starts (stamp: start): in most files the first row lies at window_s (window_s / 2) rather than near 0
+    and rows run past the signal's end, as a device that reports each window's value when it ends writes them.
+    Read as starts, every truth is a window late (8 s of a changing heart rate: the held-out MAE of a good model
+    doubled on a tester's data) with no other sign; '' otherwise."""
+    w, tol = float(ds.windows.window_s), max(GRID_TOL * float(ds.windows.hop_s), 1e-6)
+    firsts = [(r.meta.get("label_first_row", {}).get(name), r.meta.get("label_rows_past_end", {}).get(name, 0))
+              for r in recs if name in r.meta.get("label_first_row", {})]
+    if not firsts:
+        return ""
+    for frac, stamp in ((1.0, "end"), (0.5, "centre")):
+        late = sum(1 for t0, past in firsts if abs(t0 - frac * w) <= tol and past > 0)
+        if 2 * late > len(firsts):
+            return (f"{ds.path}: label '{name}' files look stamped at their window's {stamp}: in {late} of "
+                    f"{len(firsts)} files the first row is at {frac * w:g} s (window_s {w:g} x {frac:g}), not near 0, "
+                    f"and rows run past the recording's end; read as window starts, each value is {frac * w:g} s "
+                    f"late: if so, say stamp: {stamp} in labels.{name} of {ds.path.name}")
+    return ""
 
 
 def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path) -> np.ndarray:
@@ -631,11 +658,15 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
         step = row_step(t)
         ms = looks_ms(step, ds, name)
         step = step or h
+        off = grid_offset(t[fin], step, tol)
         raise SqtoolError(f"{f}: label rows are {step:g} s apart and {missing} of the {starts} window starts they "
                           f"span (0, {h:g}, {2 * h:g}, ... s: {ds.path.name}'s windows.hop_s {h:g}, window_s "
                           f"{float(ds.windows.window_s):g}) have no row: those windows' truth would only be "
                           "interpolated between rows. "
                           + (f"Its times look like milliseconds ({step / 1000:g} s apart): {ms_fix(ds, name)}" if ms
+                             else f"Every row lies {off:g} s after a multiple of {step:g} s, off the windows' grid: a "
+                             "row's time is its window's start in seconds from the recording's first sample; shift "
+                             f"the times by -{off:g} s" if off
                              else f"Set windows.hop_s (and window_s) to the label file's spacing ({step:g} s)"))
     if missing > 0:
         from sqtool.data.dataset_tasks import warn
@@ -643,6 +674,18 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
              "windows' truth is interpolated between the rows around their centres (not read from a row of their "
              "own)")
     return np.where(on, k * h, t)
+
+
+def grid_offset(t: np.ndarray, step: float, tol: float) -> float:
+    """The common offset (s) of row times `t` from the multiples of their spacing `step` (rows at 0.5, 1.5, 2.5 s:
+    0.5), 0 when the rows sit on those multiples or share no offset: a grid shifted as a whole is a phase to
+    subtract, which no choice of hop_s fixes."""
+    if step <= 0 or not t.size:
+        return 0.0
+    r = np.mod(t, step)
+    r0 = float(np.median(r))
+    same = np.abs((r - r0 + step / 2) % step - step / 2) <= tol
+    return round(r0, 6) if same.all() and tol < r0 < step - tol else 0.0
 
 
 TABLE_COLUMNS = {"rhythm": ("rhythm",), "bp": ("sbp", "dbp"), "quality": ("quality",)}   # besides `recording`

@@ -265,3 +265,50 @@ def test_a_label_files_own_column_names_are_given_in_the_dataset_file(tmp_path):
     assert np.array_equal(rec.labels["rr"].values[:3], [16, 17, 18])
     bad = YAML.replace("{file: 'rr/{stem}.csv'}", "{column: ppg, value_column: breaths}")
     assert "value_column names a column of a label file (labels.rr.file)" in one_line_error(dataset(tmp_path, yaml=bad))
+
+
+@pytest.mark.parametrize("stamp, late", [("end", 8.0), ("centre", 4.0)])
+def test_rows_stamped_at_their_windows_end_or_centre_are_warned_of_and_read_with_stamp(tmp_path, capsys, stamp, late):
+    """A device that writes each window's value when the window ends: rows at 8..60 s for windows starting 0..52 s.
+    Read as starts, every value is a window late with no other sign; the reader says so once, and `stamp: end`
+    reads the same values at the starts a start-stamped file gives."""
+    recordings(tmp_path)
+    for stem in ("p1_icu", "p2_icu"):
+        label_file(tmp_path, stem, [t + late for t in range(0, 53, 2)])
+    recs = load_dataset_file(dataset(tmp_path)).records()
+    err = capsys.readouterr().err
+    assert f"label 'rr' files look stamped at their window's {stamp}: in 2 of 2 files the first row is at {late:g} s" \
+        in err and f"say stamp: {stamp} in labels.rr of dataset.yaml" in err
+    assert recs[0].labels["rr"].times[~np.isnan(recs[0].labels["rr"].values)][0] == late    # read late
+    fixed = load_dataset_file(dataset(tmp_path, yaml=YAML.replace("'rr/{stem}.csv'}", f"'rr/{{stem}}.csv', stamp: "
+                                                                  f"{stamp}}}"))).records()
+    assert "stamped" not in capsys.readouterr().err
+    lab = fixed[0].labels["rr"]
+    assert list(lab.times) == list(range(0, 53, 2)) and np.isfinite(lab.values).all()
+    assert list(lab.values[:5]) == [16, 17, 18, 19, 20]                  # the first row is the first window's
+
+
+def test_start_stamped_rows_are_no_warning_and_a_bad_stamp_is_one_line(tmp_path, capsys):
+    recordings(tmp_path)
+    for stem in ("p1_icu", "p2_icu"):
+        label_file(tmp_path, stem, range(0, 53, 2))
+    load_dataset_file(dataset(tmp_path)).records()
+    assert "stamped" not in capsys.readouterr().err
+    bad = YAML.replace("'rr/{stem}.csv'}", "'rr/{stem}.csv', stamp: middle}")
+    with pytest.raises(SqtoolError, match=r"labels.rr.stamp must be one of start, centre, center, end .* got 'middle'"):
+        load_dataset_file(dataset(tmp_path, yaml=bad))
+    col = YAML.replace("{file: 'rr/{stem}.csv'}", "{column: ppg, stamp: end}")
+    with pytest.raises(SqtoolError, match=r"labels.rr: stamp is for a label file's rows \(labels.rr.file\)"):
+        load_dataset_file(dataset(tmp_path, yaml=col))
+
+
+def test_rows_off_the_window_grid_by_a_constant_phase_are_told_the_shift_not_another_hop(tmp_path):
+    """Per-second rows at 0.5, 1.5, ... s: no hop_s puts a window start on them; the error used to ask for hop_s
+    1 s, and at hop_s 1 s asked for it again."""
+    recordings(tmp_path)
+    for stem in ("p1_icu", "p2_icu"):
+        label_file(tmp_path, stem, [t + 0.5 for t in range(60)])
+    for hop in (2, 1):
+        msg = one_line_error(dataset(tmp_path, yaml=YAML.replace("hop_s: 2", f"hop_s: {hop}")))
+        assert "Every row lies 0.5 s after a multiple of 1 s, off the windows' grid" in msg
+        assert msg.endswith("shift the times by -0.5 s") and "Set windows.hop_s" not in msg
