@@ -42,9 +42,8 @@ Read-out of a posterior p (the same in float and in fixed point):
             hr -+ (c + k S_t) clamped to the grid's extent [b_0 - step/2, b_{F-1} + step/2] (which the posterior's
             interval never leaves: the truth the network reads lies within it; hr lies on the grid, so the interval
             still holds it), where S_t is the exponential mean (weight 2^-spread_shift per window, the first valid
-            window's value at the start, held over invalid windows) of |b_n - hr| with n the
-            network's own argmax of the window (first largest logit): how far the network has recently been
-            from the track. A posterior that is sharp but wrong (a wearer whose pulse the network misreads for
+            window's value at the start, held over invalid windows) of |b_n - hr| with n the network's own argmax
+            of the window (first largest logit): how far the network has recently been from the track. A posterior that is sharp but wrong (a wearer whose pulse the network misreads for
             minutes) is as narrow as a right one; the network arguing with the track is what such minutes show,
             and an interval that widens with it holds the truth about as often for every wearer (the posterior's
             calibrated mass holds it on 90 % of the windows pooled, but on 63-99 % of a wearer's). c, k and the

@@ -425,9 +425,9 @@ def test_spread_track_starts_at_the_first_scored_window_and_holds_over_the_other
 
 
 def test_spread_interval_is_hr_plus_minus_c_plus_k_s_in_float_and_fixed_point():
-    """lo, hi = hr -+ (c + k S) within the grid: the float read-out from its definition, the fixed point within 0.01 BPM of it on
-    network-like logits with gaps; the posterior interval's decoder gives the same hr (the interval does not feed
-    back), and the width confidence still reads the posterior's interval."""
+    """lo, hi = hr -+ (c + k S) within the grid: the float read-out from its definition, the fixed point within
+    0.01 BPM of it on network-like logits with gaps; the posterior interval's decoder gives the same hr (the
+    interval does not feed back), and the width confidence still reads the posterior's interval."""
     cfg = D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.6, conf_measure="width", **SPREAD)
     post_cfg = D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.6, conf_measure="width")
     rng = np.random.default_rng(3)
