@@ -369,7 +369,8 @@ def decoder_spec(cfg: dict, graph=None) -> dict:
             + ("" if dec.interval_mode == "posterior" else
                                        " (not reported: the width confidence reads it)")),
         **({} if dec.interval_mode == "posterior" else {"interval": (
-            f"lo, hi = hr -+ h, lo >= 0, h = {dec.spread_c_bpm:g} + {dec.spread_k:g} S BPM; S = the recent distance "
+            f"lo, hi = hr -+ h clamped to the grid's extent [b_0 - step/2, b_(F-1) + step/2] = [{dec.edges_bpm[0]:g}, "
+            f"{dec.edges_bpm[1]:g}] BPM, h = {dec.spread_c_bpm:g} + {dec.spread_k:g} S BPM; S = the recent distance "
             f"of the network's own reading from hr: on each scored window (valid = 1) d = |b_n - hr| with n the first "
             f"argmax of the window's logits z (not of p), S = d on the first scored window after a reset, else "
             f"S = S + (d - S) / {1 << dec.spread_shift}; held on a window not scored, 0 before the first one")}),

@@ -39,10 +39,11 @@ Read-out of a posterior p (the same in float and in fixed point):
             a - refine_bins .. a + refine_bins (clipped to the grid): hr = b_a + step * sum((k - a) p_k) / sum(p_k)
     lo, hi  by `interval_mode`: "posterior" the central `interval` (0.9) of the posterior, reading its CDF as
             piecewise linear, each bin's mass spread uniformly over [b_k - step/2, b_k + step/2]; "spread"
-            hr -+ (c + k S_t), lo >= 0, where S_t is the exponential mean (weight 2^-spread_shift per window,
-            the first valid window's value at the start, held over invalid windows) of |b_n - hr| with n the
-            network's own argmax of the window (first largest logit): how far the network has recently been
-            from the track. A posterior that is sharp but wrong (a wearer whose pulse the network misreads for
+            hr -+ (c + k S_t) clamped to the grid's extent [b_0 - step/2, b_{F-1} + step/2] (which the posterior's
+            interval never leaves: the truth the network reads lies within it; hr lies on the grid, so the interval
+            still holds it), where S_t is the exponential mean (weight 2^-spread_shift per window, the first valid
+            window's value at the start, held over invalid windows) of |b_n - hr| with n the network's own argmax
+            of the window (first largest logit): how far the network has recently been from the track. A posterior that is sharp but wrong (a wearer whose pulse the network misreads for
             minutes) is as narrow as a right one; the network arguing with the track is what such minutes show,
             and an interval that widens with it holds the truth about as often for every wearer (the posterior's
             calibrated mass holds it on 90 % of the windows pooled, but on 63-99 % of a wearer's). c, k and the
@@ -98,7 +99,9 @@ No float anywhere in a step; all tables are computed at export time by `decoder_
                 window: D = |BIN_LO_MBPM + STEP_MBPM n - hr_mbpm| << 8 (n = first largest int8 logit; D < 2^23 << 8
                 = 2^31 for F <= 1024, STEP <= 5 BPM), S = D on the first valid window, else
                 S = S - (S >> SHIFT) + (D >> SHIFT) (uint32, S <= max D); H = C_MBPM + ((K_Q8 S + 2^15) >> 16)
-                (uint64: K_Q8 = round(256 k) <= 2^14), lo_mbpm = max(0, hr_mbpm - H), hi_mbpm = hr_mbpm + H.
+                (uint64: K_Q8 = round(256 k) <= 2^14), lo_mbpm = max(EDGE_LO, hr_mbpm - H), hi_mbpm = min(EDGE_HI,
+                hr_mbpm + H): the grid's extent, EDGE_LO = BIN_LO_MBPM - E, EDGE_HI = BIN_LO_MBPM + STEP_MBPM (F - 1)
+                + E, E = (STEP_MBPM + 1) >> 1 (a half step rounded outwards; the posterior's lo/hi never leave it).
     conf_q15    "mass": (sum of p over a - W .. a + W + 16) >> 5, W = floor(conf_halfwidth / step): 0..32768
                 (uint16). "width": w = max(0, hi_mbpm - lo_mbpm) of the posterior's interval, CONF_INV = round(2^31 / (STEP_MBPM F)),
                 32768 - min(32768, (w CONF_INV + 2^15) >> 16) (uint64; w <= STEP_MBPM F so w CONF_INV <~ 2^31).
@@ -267,6 +270,11 @@ class DecoderCfg:
     @property
     def span_bpm(self) -> float:                      # the grid's extent, step * F (conf_measure "width")
         return self.bins_bpm[2] * self.n_bins
+
+    @property
+    def edges_bpm(self) -> tuple[float, float]:       # the grid's extent: b_0 - step/2 .. b_(F-1) + step/2
+        lo, hi, step = self.bins_bpm
+        return lo - step / 2, hi + step / 2
 
     @property
     def conf_error_span(self) -> float | None:        # calibrated: expected |error| = (1 - conf) x this; else None
@@ -542,13 +550,14 @@ def spread_track(hr: np.ndarray, net_argmax: np.ndarray, valid: np.ndarray | Non
 
 
 def spread_interval(out: dict, logits: np.ndarray, valid: np.ndarray | None, cfg: DecoderCfg) -> dict:
-    """A float read-out (`summarise`'s dict) with interval_mode "spread": lo, hi = hr -+ (c + k S), lo >= 0
-    (`spread_track`, the network's own argmax of `logits` (W, F)); "posterior": unchanged."""
+    """A float read-out (`summarise`'s dict) with interval_mode "spread": lo, hi = hr -+ (c + k S) clamped to
+    `DecoderCfg.edges_bpm` (`spread_track`, the network's own argmax of `logits` (W, F)); "posterior": unchanged."""
     if cfg.interval_mode != "spread":
         return out
     am = cfg.centres[np.argmax(np.asarray(logits), axis=1)]
     h = cfg.spread_c_bpm + cfg.spread_k * spread_track(out["hr"], am, valid, cfg.spread_shift)
-    return {**out, "lo": np.maximum(out["hr"] - h, 0.0), "hi": out["hr"] + h}
+    e0, e1 = cfg.edges_bpm
+    return {**out, "lo": np.maximum(out["hr"] - h, e0), "hi": np.minimum(out["hr"] + h, e1)}
 
 
 SPREAD_SHIFTS = (2, 3, 4, 5, 6)                       # S's weight per window 1/4 .. 1/64 (~8 s .. ~2 min at 2 s)
@@ -557,31 +566,37 @@ SPREAD_C_BPM = tuple(np.round(np.arange(0.0, 8.001, 0.25), 2))
 
 def fit_spread_interval(hr: list[np.ndarray], net_argmax_bpm: list[np.ndarray], truth: list[np.ndarray],
                         groups: list[str], coverage: float = 0.9, slack_bpm: float = 0.5,
-                        shifts=SPREAD_SHIFTS, cs=SPREAD_C_BPM, valid: list[np.ndarray] | None = None) -> dict:
+                        shifts=SPREAD_SHIFTS, cs=SPREAD_C_BPM, valid: list[np.ndarray] | None = None,
+                        edges_bpm: tuple[float, float] | None = None) -> dict:
     """The spread interval (hr -+ (c + k S), `spread_track`) that holds the truth (+-slack_bpm) on `coverage` of
     the windows pooled AND comes closest to it for every subject: for each shift and c, the least k (on the
     fixed point's 1/256 grid) whose pooled coverage reaches `coverage`; among those, the lowest mean over subjects
     of |a subject's coverage - coverage| (ties: the narrower mean interval). Per recording (one list entry each):
     the decoded hr, the network's own argmax (BPM) and the truth (NaN: not scored), all (W,); `groups` its
     subject; `valid` (W,) bool each (None: every window): the windows the device scores, S held over the others
-    as the device holds it, and only those scored. Returns {"spread_shift", "spread_c_bpm", "spread_k", "dev"
-    (that mean), "coverage" (pooled), "per_subject" {subject: coverage}}; None when no candidate reaches
-    `coverage` (k over MAX_SPREAD_K)."""
+    as the device holds it, and only those scored. `edges_bpm`: the grid's extent (`DecoderCfg.edges_bpm`) the
+    decoder clamps the interval to: a truth beyond it (+-slack_bpm) is never held, and the width is the clamped
+    one (None: no clamp). Returns {"spread_shift", "spread_c_bpm", "spread_k", "dev" (that mean), "coverage"
+    (pooled), "per_subject" {subject: coverage}}; None when no candidate reaches `coverage` (k over MAX_SPREAD_K)."""
     best = None
     if not any(np.isfinite(np.asarray(y, np.float64)).any() for y in truth):
         return None
     for shift in shifts:
-        S, e, g = [], [], []
+        S, e, g, H, Y = [], [], [], [], []
         for h, a, y, grp, v in zip(hr, net_argmax_bpm, truth, groups, valid or [None] * len(hr)):
             ok = np.isfinite(y) & (True if v is None else np.asarray(v, bool))     # scored windows with truth
             S.append(spread_track(h, a, v, shift)[ok])
-            e.append(np.abs(np.asarray(h, np.float64)[ok] - np.asarray(y, np.float64)[ok]) - slack_bpm)
+            H.append(np.asarray(h, np.float64)[ok])
+            Y.append(np.asarray(y, np.float64)[ok])
+            e.append(np.abs(H[-1] - Y[-1]) - slack_bpm)
             g += [grp] * int(ok.sum())
-        S, e, g = np.concatenate(S), np.concatenate(e), np.array(g)
+        S, e, g, H, Y = np.concatenate(S), np.concatenate(e), np.array(g), np.concatenate(H), np.concatenate(Y)
+        lo_e, hi_e = (-np.inf, np.inf) if edges_bpm is None else edges_bpm
+        off = (Y + slack_bpm < lo_e) | (Y - slack_bpm > hi_e)                # beyond the clamp: no k holds it
         subjects = sorted(set(g.tolist()))
         for c in cs:
             with np.errstate(divide="ignore", invalid="ignore"):
-                kw = np.where(e <= c, 0.0, np.where(S > 0, (e - c) / S, np.inf))       # (N,) least k covering it
+                kw = np.where(off, np.inf, np.where(e <= c, 0.0, np.where(S > 0, (e - c) / S, np.inf)))  # (N,) least k
             k = float(np.quantile(kw, coverage, method="inverted_cdf"))        # the least k covering `coverage`
             if not math.isfinite(k):
                 continue
@@ -590,7 +605,8 @@ def fit_spread_interval(hr: list[np.ndarray], net_argmax_bpm: list[np.ndarray], 
                 continue
             cov = {s: float(np.mean(kw[g == s] <= k)) for s in subjects}
             dev = float(np.mean([abs(v - coverage) for v in cov.values()]))
-            width = float(np.mean(c + k * S))
+            w = c + k * S                                                       # (N,) half-widths, then clamped
+            width = float(np.mean((np.minimum(w, H - lo_e) + np.minimum(w, hi_e - H)) / 2))
             if best is None or (dev, width) < (best["dev"], best["width"]):
                 best = {"spread_shift": int(shift), "spread_c_bpm": float(c), "spread_k": k, "dev": dev,
                         "width": width, "coverage": float(np.mean(kw <= k)), "per_subject": cov}
@@ -833,6 +849,8 @@ class IntDecoder:
         self.calib_x, self.calib_y = [int(v) for v in t["calib_x"]], [int(v) for v in t["calib_y"]]
         self.spread, self.spread_shift = bool(t["spread"]), int(t["spread_shift"])
         self.spread_c, self.spread_k = int(t["spread_c_mbpm"]), int(t["spread_k_q8"])
+        e = (self.step_mbpm + 1) >> 1                                      # the grid's extent, milli-BPM (outwards)
+        self.edge_lo, self.edge_hi = self.lo_mbpm - e, self.lo_mbpm + self.step_mbpm * (self.f - 1) + e
         self.reset()
 
     def reset(self) -> None:
@@ -883,7 +901,8 @@ class IntDecoder:
 
     def _spread(self, out: "IntDecoderOut", net_arg: int) -> None:
         """interval_mode "spread": update S on a valid window (net_arg >= 0, the first largest int8 logit), then
-        lo, hi = hr -+ H, H = C + ((K_Q8 S + 2^15) >> 16), lo >= 0 (formats in the module docstring)."""
+        lo, hi = hr -+ H, H = C + ((K_Q8 S + 2^15) >> 16), clamped to the grid's extent EDGE_LO..EDGE_HI (formats
+        in the module docstring)."""
         if net_arg >= 0:
             d = abs(self.lo_mbpm + self.step_mbpm * net_arg - out.hr_mbpm) << SPREAD_FRAC
             if self.spread_started:
@@ -891,7 +910,7 @@ class IntDecoder:
             else:
                 self.s_spread, self.spread_started = d, True
         h = self.spread_c + ((self.spread_k * self.s_spread + (1 << 15)) >> 16)
-        out.lo_mbpm, out.hi_mbpm = max(0, out.hr_mbpm - h), out.hr_mbpm + h
+        out.lo_mbpm, out.hi_mbpm = max(self.edge_lo, out.hr_mbpm - h), min(self.edge_hi, out.hr_mbpm + h)
 
     def _readout(self, p: np.ndarray, valid: bool) -> IntDecoderOut:
         f, step = self.f, self.step_mbpm

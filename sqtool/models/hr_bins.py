@@ -595,7 +595,7 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
         "posterior": float(np.mean([abs(v - coverage) for v in by_subject.values()]))}}
     few = len(by_subject) < MIN_SPREAD_SUBJECTS and "posterior" in interval_modes   # no per-subject spread to fit
     spread = (fit_spread_interval([o["hr"] for o in outs], [cfg.centres[np.argmax(lg, axis=1)] for lg in logits],
-                                  truth, grp, coverage, slack_bpm, valid=valid)
+                                  truth, grp, coverage, slack_bpm, valid=valid, edges_bpm=cfg.edges_bpm)
               if "spread" in interval_modes and not few else None)
     if spread is not None:
         interval["inner_interval_dev"]["spread"] = spread["dev"]

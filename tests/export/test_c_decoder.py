@@ -94,6 +94,12 @@ CFGS = {
                                                spread_c_bpm=0.0, spread_k=D.MAX_SPREAD_K),
     "spread_half_grid_slow": D.DecoderCfg(bins_bpm=(40.0, 200.0, 0.5), sigma_bpm=3.0, interval_mode="spread",
                                           spread_shift=D.MAX_SPREAD_SHIFT, spread_c_bpm=160.5, spread_k=0.0039),
+    # the spread interval cut at the grid's extent (hr -+ h past both edges on random logits) and on a grid whose
+    # step is an odd number of milli-BPM (edges a half step rounded outwards: 166.5 -> 167 mBPM)
+    "spread_past_both_edges": D.DecoderCfg(logit_scale=0.1, sigma_bpm=2.0, floor=1e-4, interval_mode="spread",
+                                           spread_shift=3, spread_c_bpm=1.5, spread_k=2.25),
+    "spread_odd_step_grid": D.DecoderCfg(bins_bpm=(40.0, 139.9, 0.333), logit_scale=0.1, sigma_bpm=2.0,
+                                         interval_mode="spread", spread_shift=2, spread_c_bpm=30.0, spread_k=1.0),
 }
 
 
@@ -123,6 +129,29 @@ def test_c_is_bit_exact_with_int_decoder(name, tmp_path):
             assert_bit_exact(cfg, exe, q, valid, f"{name} ppg-only seed {seed}", spec[:, :, :1].copy())
 
 
+@pytest.mark.parametrize("name", ["spread_past_both_edges", "spread_odd_step_grid"])
+def test_c_spread_interval_is_clamped_to_the_grid_like_the_reference(name, tmp_path):
+    """A railed or far-off network reading pushes hr -+ (C + K S) past both ends of the grid (a tester's C API: lo 0,
+    hi 255216 milli-BPM): the C cuts it at the grid's extent, bit-exact with IntDecoder, and still holds hr."""
+    cfg = CFGS[name]
+    exe = build(cfg, tmp_path)
+    f, step = cfg.n_bins, int(D.decoder_tables(cfg)["bin_step_mbpm"])
+    m0 = int(D.decoder_tables(cfg)["bin_lo_mbpm"]) - (step + 1) // 2
+    m1 = int(D.decoder_tables(cfg)["bin_lo_mbpm"]) + step * (f - 1) + (step + 1) // 2
+    q = np.full((80, f), -100, np.int8)
+    for t in range(80):                                                   # the track near one end, the network
+        home, far = (5, f - 1) if t < 40 else (f - 6, 0)                  # jumping to the other, railed windows
+        q[t, far if t % 4 == 3 else home] = 127
+        if t % 7 == 6:
+            q[t] = 0
+    valid = np.ones(80, bool)
+    valid[[10, 50]] = False
+    assert_bit_exact(cfg, exe, q, valid, f"{name} past both edges")
+    got = run_c(exe, q, valid)
+    assert got["lo_mbpm"].min() == m0 and got["hi_mbpm"].max() == m1
+    assert (got["lo_mbpm"] <= got["hr_mbpm"]).all() and (got["hr_mbpm"] <= got["hi_mbpm"]).all()
+
+
 def test_second_prefix_links_next_to_the_first(tmp_path):
     _need("gcc")
     a, b = CFGS["default"], CFGS["sharp_s2"]
@@ -141,7 +170,7 @@ def test_second_prefix_links_next_to_the_first(tmp_path):
 
 def test_cortex_m4_cross_compile_is_warning_free(tmp_path):
     _need("arm-none-eabi-gcc")
-    for name in ("default", "half_bpm_grid", "conf_width", "evidence", "conf_knots_mass"):
+    for name in ("default", "half_bpm_grid", "conf_width", "evidence", "conf_knots_mass", "spread_past_both_edges"):
         src = tmp_path / name
         CD.render_decoder(CFGS[name], src)
         r = subprocess.run(["arm-none-eabi-gcc", *CD.C_FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",

@@ -251,21 +251,24 @@ def test_host_c_equals_reference_with_a_calibrated_confidence(twin, troika60, tm
 def test_host_c_equals_reference_with_the_spread_interval(twin, troika60, tmp_path):
     """A decoder that reports the spread interval (hr -+ (c + k S), select_decoder's choice on the benchmarks'
     folds): the whole C pipeline equals the Python integer reference on real data, chunked, with the same heart
-    rate as the posterior interval's decoder and an interval symmetric about it (clamped at 0)."""
+    rate as the posterior interval's decoder and an interval symmetric about it unless cut at the grid's extent."""
     mc, g, _ = twin
     mc = {**mc, "decoder": {**mc["decoder"], "interval_mode": "spread", "spread_shift": 3, "spread_c_bpm": 1.5,
                             "spread_k": 1.75}}
     exe, d = _example_with_decoder(twin, mc, tmp_path)
     assert "#define SQ_DEC_SPREAD 1" in (d / "sq_decoder_tables.h").read_text()
     x16, gap = troika60
-    want = PL.PipelineRef(mc, g, None, 125.0).run(x16, gap)
+    ref = PL.PipelineRef(mc, g, None, 125.0)
+    want = ref.run(x16, gap)
     rec = PL.write_recording(tmp_path / "rec.bin", x16, gap)
     for chunks in ("125", "1,7,0,300"):
         assert _same(_run_example(exe, rec, chunks), want), chunks
     post = PL.PipelineRef(twin[0], g, None, 125.0).run(x16, gap)
     assert np.array_equal(want["hr_mbpm"], post["hr_mbpm"]) and not np.array_equal(want["hi_mbpm"], post["hi_mbpm"])
     hr, lo, hi = (want[k].astype(np.int64) for k in ("hr_mbpm", "lo_mbpm", "hi_mbpm"))
-    assert np.all(hi - hr >= 1500) and np.all((hi - hr == hr - lo) | (lo == 0))
+    e0, e1 = (int(round(1000 * e)) for e in ref.dec_cfg.edges_bpm)      # the grid's extent, whole mBPM here
+    assert lo.min() >= e0 and hi.max() <= e1 and np.all((lo <= hr) & (hr <= hi))
+    assert np.all((hi - hr >= 1500) | (hi == e1)) and np.all((hi - hr == hr - lo) | (lo == e0) | (hi == e1))
 
 
 def test_host_c_equals_reference_with_the_motion_subtracted_ppg_evidence(twin, troika60, tmp_path):

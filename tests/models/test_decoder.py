@@ -425,9 +425,9 @@ def test_spread_track_starts_at_the_first_scored_window_and_holds_over_the_other
 
 
 def test_spread_interval_is_hr_plus_minus_c_plus_k_s_in_float_and_fixed_point():
-    """lo, hi = hr -+ (c + k S): the float read-out from its definition, the fixed point within 0.01 BPM of it on
-    network-like logits with gaps; the posterior interval's decoder gives the same hr (the interval does not feed
-    back), and the width confidence still reads the posterior's interval."""
+    """lo, hi = hr -+ (c + k S) within the grid: the float read-out from its definition, the fixed point within
+    0.01 BPM of it on network-like logits with gaps; the posterior interval's decoder gives the same hr (the
+    interval does not feed back), and the width confidence still reads the posterior's interval."""
     cfg = D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.6, conf_measure="width", **SPREAD)
     post_cfg = D.DecoderCfg(logit_scale=0.1, sigma_bpm=4.0, interval=0.6, conf_measure="width")
     rng = np.random.default_rng(3)
@@ -439,19 +439,87 @@ def test_spread_interval_is_hr_plus_minus_c_plus_k_s_in_float_and_fixed_point():
     np.testing.assert_array_equal(f["hr"], fp["hr"])
     np.testing.assert_array_equal(f["conf"], fp["conf"])
     s = D.spread_track(f["hr"], cfg.centres[q.argmax(1)], valid, cfg.spread_shift)
-    np.testing.assert_allclose(f["hi"] - f["hr"], 1.5 + 2.25 * s)
-    np.testing.assert_allclose(f["lo"], np.maximum(f["hr"] - 1.5 - 2.25 * s, 0.0))
+    np.testing.assert_allclose(f["hi"], np.minimum(f["hr"] + 1.5 + 2.25 * s, 230.5))    # the grid's extent
+    np.testing.assert_allclose(f["lo"], np.maximum(f["hr"] - 1.5 - 2.25 * s, 29.5))
     assert (s[:3] == 0).all() and s.max() > 5                               # held at 0 until the first scored window
     r = D.IntDecoder(cfg).run(q, valid)
     rp = D.IntDecoder(post_cfg).run(q, valid)
     for k in ("hr_mbpm", "conf_q15", "argmax"):
         np.testing.assert_array_equal(r[k], rp[k])
     assert not np.array_equal(r["hi_mbpm"], rp["hi_mbpm"])
-    pos = r["lo_mbpm"] > 0
+    pos = (r["lo_mbpm"] > 29500) & (r["hi_mbpm"] < 230500)                # not clamped
     assert pos.mean() > 0.9
     np.testing.assert_array_equal((r["hi_mbpm"] - r["hr_mbpm"])[pos], (r["hr_mbpm"] - r["lo_mbpm"])[pos])
     d = np.abs(r["hi_mbpm"] / 1000 - f["hi"])                             # a near-tie window may take another bin
     assert np.median(d) < 0.002 and d.mean() < 0.05
+
+def _edge_logits(cfg: D.DecoderCfg, n: int = 80) -> np.ndarray:
+    """int8 (n, F) logits whose track sits on the grid's sixth bin, then on its sixth from the top, while the network's
+    own reading jumps to the far end every fourth window and a railed window (all logits equal: argmax bin 0) comes
+    every seventh: S grows, and hr -+ (c + k S) reaches past the grid's lower edge, then past its upper one."""
+    f = cfg.n_bins
+    q = np.full((n, f), -100, np.int8)
+    for t in range(n):
+        home, far = (5, f - 1) if t < n // 2 else (f - 6, 0)
+        q[t, far if t % 4 == 3 else home] = 127
+        if t % 7 == 6:
+            q[t] = 0                                                       # railed: a flat window
+    return q
+
+
+@pytest.mark.parametrize("bins", [(30.0, 230.0, 1.0), (40.0, 139.9, 0.333)])
+def test_spread_interval_is_clamped_to_the_grids_extent_in_float_and_fixed_point(bins):
+    """A spread interval that would reach past the grid (a tester's `sqtool predict` row: hr 199.5, [0, 965.5] BPM)
+    is cut at the grid's extent [b_0 - step/2, b_(F-1) + step/2], the edges of what the network reads, and still
+    holds hr; in fixed point the edges are whole milli-BPM, a half step rounded outwards (0.333 BPM: 166.5 -> 167)."""
+    cfg = D.DecoderCfg(bins_bpm=bins, logit_scale=0.1, sigma_bpm=2.0, floor=1e-4, **SPREAD)
+    e0, e1 = cfg.edges_bpm
+    assert (e0, e1) == pytest.approx((bins[0] - bins[2] / 2, bins[1] + bins[2] / 2))
+    m0, m1 = (29500, 230500) if bins[2] == 1.0 else (39833, 140067)
+    q = _edge_logits(cfg)
+    valid = np.ones(len(q), bool)
+    valid[[10, 50]] = False
+    f = D.forward(q.astype(np.float64) * cfg.logit_scale, valid, cfg)
+    h = 1.5 + 2.25 * D.spread_track(f["hr"], cfg.centres[q.argmax(1)], valid, cfg.spread_shift)
+    assert (f["hr"] - h < e0).any() and (f["hr"] + h > e1).any()           # the windows push past both edges
+    np.testing.assert_allclose(f["lo"], np.maximum(f["hr"] - h, e0))
+    np.testing.assert_allclose(f["hi"], np.minimum(f["hr"] + h, e1))
+    assert (f["lo"] == e0).any() and (f["hi"] == e1).any()
+    assert (f["lo"] <= f["hr"]).all() and (f["hr"] <= f["hi"]).all()
+    r = D.IntDecoder(cfg).run(q, valid)
+    lo, hr, hi = (r[k].astype(np.int64) for k in ("lo_mbpm", "hr_mbpm", "hi_mbpm"))
+    assert lo.min() == m0 and hi.max() == m1                               # each edge reached, never passed
+    assert (lo <= hr).all() and (hr <= hi).all()
+    free = (lo > m0) & (hi < m1)
+    assert free.any() and (hi - hr == hr - lo)[free].all()                 # centred on hr where not cut
+    assert ((hi - hr >= hr - lo) | (hi == m1))[lo == m0].all()             # a cut side is the shorter one
+    assert ((hr - lo >= hi - hr) | (lo == m0))[hi == m1].all()
+    post = D.DecoderCfg(**{**cfg.to_dict(), "interval_mode": "posterior"})
+    np.testing.assert_array_equal(r["hr_mbpm"], D.IntDecoder(post).run(q, valid)["hr_mbpm"])
+    assert np.median(np.abs(lo / 1000 - f["lo"])) < 0.002 and np.median(np.abs(hi / 1000 - f["hi"])) < 0.002
+    res = D.decode_int(q, cfg.to_dict(), cfg.logit_scale, valid)           # sqtool predict's fixed-point path
+    assert res["lo"].min() == m0 / 1000 and res["hi"].max() == m1 / 1000
+
+
+def test_the_posterior_interval_never_leaves_the_grid_and_fit_spread_interval_knows_the_clamp():
+    """The posterior interval reads its CDF within the bins' edges (float and fixed point, random logits and all of
+    the mass on the first or the last bin), so only the spread interval needed the clamp; the spread fit counts a
+    truth beyond the grid as not held, as the device's clamped interval does not hold it."""
+    cfg = D.DecoderCfg(logit_scale=0.3, sigma_bpm=2.0, floor=1e-4, interval=0.9999)
+    rng = np.random.default_rng(5)
+    q = rng.integers(-128, 128, (200, cfg.n_bins))
+    q[:40] = -128
+    q[:20, 0], q[20:40, -1] = 127, 127                                     # the posterior piled on an end bin
+    q = q.astype(np.int8)
+    f = D.forward(q.astype(np.float64) * cfg.logit_scale, None, cfg)
+    assert f["lo"].min() >= 29.5 and f["hi"].max() <= 230.5 and f["lo"].min() < 30 and f["hi"].max() > 230
+    r = D.IntDecoder(cfg).run(q)
+    assert r["lo_mbpm"].min() >= 29500 and r["hi_mbpm"].max() <= 230500
+    hr, truth = [np.full(50, 228.0)], [np.full(50, 240.0)]
+    fit = D.fit_spread_interval(hr, [hr[0] + 1.0], truth, ["s"], shifts=(4,), cs=(0.0,))
+    assert fit is not None and fit["coverage"] == 1.0                      # unclamped, k = 11.5 "holds" 240 BPM
+    assert D.fit_spread_interval(hr, [hr[0] + 1.0], truth, ["s"], shifts=(4,), cs=(0.0,),
+                                 edges_bpm=D.DecoderCfg().edges_bpm) is None
 
 
 def test_a_posterior_decoders_dict_has_no_spread_keys_and_a_spread_one_round_trips():

@@ -5,8 +5,8 @@
  * e[k] = logits[k] (- PEN[clip(ppg_k - max acc_k, 0, 254)] with SQ_DEC_EVIDENCE), normalise to a
  * sum of exactly 2^20 with one 64-bit division, then read out the refined argmax, the central interval
  * and the confidence (calibrated through SQ_DEC_CONF_KNOTS knots when the model has them); with SQ_DEC_SPREAD
- * the reported interval is hr -+ (C + K S) instead, S the recent |network's own argmax - hr|. Formats and
- * overflow bounds: see the Python module's docstring.
+ * the reported interval is hr -+ (C + K S) instead (clamped to the grid's extent), S the recent |network's own
+ * argmax - hr|. Formats and overflow bounds: see the Python module's docstring.
  */
 #define SQ_DEC_DEFINE_TABLES
 #include "sq_decoder.h"
@@ -15,6 +15,10 @@
 #define SQ_DEC_POST_ONE ((uint32_t)1 << SQ_DEC_POST_BITS)
 #define SQ_DEC_PRIOR_SHIFT 4        /* c <= 2^35 -> prior part <= 2^31 */
 #define SQ_DEC_NORM_SHIFT 43        /* p = ((prod >> s) * floor(2^63 / T) + 2^42) >> 43 */
+/* the grid's extent, milli-BPM: the outer edges of the first and the last bin (half a step, rounded outwards) */
+#define SQ_DEC_EDGE_LO_MBPM (SQ_DEC_BIN_LO_MBPM - (SQ_DEC_BIN_STEP_MBPM + 1) / 2)
+#define SQ_DEC_EDGE_HI_MBPM \
+    (SQ_DEC_BIN_LO_MBPM + SQ_DEC_BIN_STEP_MBPM * (SQ_DEC_NBINS - 1) + (SQ_DEC_BIN_STEP_MBPM + 1) / 2)
 
 /* num / den rounded half away from zero, den > 0 */
 static int32_t sq_dec_div_round(int64_t num, int32_t den)
@@ -238,7 +242,8 @@ static void sq_dec_readout(const sq_decoder_t *s, sq_decoder_out_t *out)
 
 #if SQ_DEC_SPREAD
 /* interval hr -+ H, H = C + K S: S, the exponential mean (weight 2^-SHIFT) of |network argmax - hr|, milli-BPM x 2^8,
- * updated on a valid window (net_arg >= 0: the first largest int8 logit), held otherwise */
+ * updated on a valid window (net_arg >= 0: the first largest int8 logit), held otherwise; clamped to the grid's
+ * extent (hr lies on the grid: EDGE_LO <= hr <= EDGE_HI, so the interval still holds it) */
 static void sq_dec_spread(sq_decoder_t *s, int net_arg, sq_decoder_out_t *out)
 {
     uint32_t h;
@@ -253,8 +258,10 @@ static void sq_dec_spread(sq_decoder_t *s, int net_arg, sq_decoder_out_t *out)
         }
     }
     h = SQ_DEC_SPREAD_C_MBPM + (uint32_t)(((uint64_t)SQ_DEC_SPREAD_K_Q8 * s->spread + 32768u) >> 16);
-    out->lo_mbpm = out->hr_mbpm > (int32_t)h ? out->hr_mbpm - (int32_t)h : 0;
-    out->hi_mbpm = out->hr_mbpm + (int32_t)h;
+    out->lo_mbpm = (uint32_t)(out->hr_mbpm - SQ_DEC_EDGE_LO_MBPM) > h ? out->hr_mbpm - (int32_t)h
+                                                                      : SQ_DEC_EDGE_LO_MBPM;
+    out->hi_mbpm = (uint32_t)(SQ_DEC_EDGE_HI_MBPM - out->hr_mbpm) > h ? out->hr_mbpm + (int32_t)h
+                                                                      : SQ_DEC_EDGE_HI_MBPM;
 }
 
 /* the first largest of the network's own int8 logits */

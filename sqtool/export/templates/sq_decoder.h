@@ -40,7 +40,8 @@ typedef struct {
 typedef struct {
     int32_t hr_mbpm;      /* reported heart rate, milli-BPM */
     int32_t lo_mbpm;      /* interval, milli-BPM: SQ_DEC_Q_LO .. SQ_DEC_Q_HI of the posterior, or (SQ_DEC_SPREAD) hr -+ (C + K S) */
-    int32_t hi_mbpm;
+    int32_t hi_mbpm;      /* lo <= hr <= hi, both within the grid's extent: BIN_LO_MBPM - STEP_MBPM / 2 .. BIN_LO_MBPM
+                             + STEP_MBPM (NBINS - 1) + STEP_MBPM / 2 (a half step rounded outwards to whole mBPM) */
     uint16_t conf_q15;    /* posterior mass within +-SQ_DEC_CONF_BINS bins of the argmax (or, SQ_DEC_CONF_WIDTH, 1 - interval width / grid extent), 32768 = 1; with SQ_DEC_CONF_KNOTS calibrated to 1 - expected abs error / grid extent */
     int16_t argmax;       /* bin index of the posterior's (first) maximum */
     uint8_t valid;        /* the window's likelihood was used (0: predicted only) */
