@@ -180,6 +180,8 @@ def model_as_init(cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
     a time-domain encoder with the model taken from the checkpoint (model ""), a pretrained spectral encoder as
     `model=<its architecture>, init=RUN`; the checkpoint read for it is passed on (read once). The CLI and the
     library entries translate it here, alike; a registry name comes back unchanged with None."""
+    if not cfg.model and cfg.init not in ("", "none"):      # --init RUN alone: the model is the checkpoint's,
+        return _init_model(cfg)                            # a spectral one's too (help: "default: --init's model")
     if not is_checkpoint_path(cfg.model):
         return cfg, None
     if cfg.init not in ("", "none") and cfg.init != cfg.model:
@@ -193,6 +195,18 @@ def model_as_init(cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
     mc = ck["model_cfg"]
     name = mc.get("name", "") if mc.get("family") == SPECTRAL_FAMILY else ""
     return dataclasses.replace(cfg, init=cfg.model, model=name), ck
+
+
+def _init_model(cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict]:
+    """(cfg, the --init checkpoint) for `--init RUN` without --model: a pretrained spectral encoder's architecture
+    as model (a time-domain one stays "", which load_init resolves to the checkpoint's)."""
+    import dataclasses
+
+    from sqtool.core.checkpoint import load_checkpoint
+    from sqtool.models.spectral import SPECTRAL_FAMILY
+    ck = load_checkpoint(cfg.init, expect_kind=("teacher_pretrain", "teacher_task"))
+    mc = ck["model_cfg"]
+    return (dataclasses.replace(cfg, model=mc.get("name", "")) if mc.get("family") == SPECTRAL_FAMILY else cfg), ck
 
 
 def prepare_finetune(cfg: FinetuneConfig, init_ck: dict | None = None) -> tuple[FinetuneConfig, dict | None]:

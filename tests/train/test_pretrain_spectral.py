@@ -123,9 +123,11 @@ def test_cli_pairs_pretrain_finetune_quantize_from_the_pretrained_encoders(tmp_p
     monkeypatch.setattr(C, "load_checkpoint", real)
     saved = yaml.safe_load((tmp_path / "ft_next" / "config.yaml").read_text())["config"]
     assert saved["model"] == MODEL and saved["init"] == str(pt)
-    assert main(["train", "finetune", "--task", "hr", "--model", MODEL, "--init", str(pt / "model.pt"), "--data",
+    # --init alone: the model is the checkpoint's (the help's default), a spectral encoder's too (was refused)
+    assert main(["train", "finetune", "--task", "hr", "--init", str(pt / "model.pt"), "--data",
                  "synthetic", "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(ft)]) == 0
     assert str(pt / "model.pt") in (ft / "config.yaml").read_text()           # the run says what it started from
+    assert yaml.safe_load((ft / "config.yaml").read_text())["config"]["model"] == MODEL
     assert main(["quantize", "--model", str(ft), "--student", MODEL, "--student-init", str(pt / "model.pt"),
                  "--data", "synthetic", "--epochs", "1", "--qat-epochs", "1", "--no-progress", "--out", str(q)]) == 0
     assert str(pt / "model.pt") in (q / "config.yaml").read_text()
