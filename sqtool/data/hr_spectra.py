@@ -182,6 +182,9 @@ def with_truth(corpus, window_s: float) -> tuple[list, list[str]]:
             kept.append(r)
         elif len(r.y) == 0:
             left.append(f"{r.dataset}/{r.record_id}: shorter than one {window_s:g} s window")
+        elif r.meta.get("nonfinite_windows", 0) == len(r.y):
+            left.append(f"{r.dataset}/{r.record_id}: every one of its {len(r.y)} windows holds NaN/Inf samples (gaps"
+                        + (f": {r.meta['gaps']}" if r.meta.get("gaps") else "") + "), so none has heart-rate truth")
         else:
             left.append(f"{r.dataset}/{r.record_id}: none of its {len(r.y)} windows has heart-rate truth (gaps or "
                         "no label value)")
@@ -228,6 +231,8 @@ def record_spectra(record, model_cfg: ModelCfg | dict, tables_cache: dict | None
         from sqtool.data.preprocess import nonfinite_windows               # no truth, never trained on or scored
         bad = nonfinite_windows(record, chans, t0, fe.window_s)
         y, meta["nonfinite_windows"] = np.where(bad, np.nan, y), int(bad.sum())
+        if bad.any():
+            meta["gaps"] = record.gap_text()                            # by channel, for with_truth's line
     return HrRecording(record.dataset, str(record.subject), str(record.record_id), codes, y, t0, flagged, meta,
                        source=record)
 

@@ -148,6 +148,25 @@ class Record:
         the pair miner leave out the windows that hold one)."""
         return int(sum(np.size(x) - np.count_nonzero(np.isfinite(x)) for x in self.signals.values()))
 
+    def gap_text(self) -> str:
+        """Where the gaps are, by channel: 'acc_x 7,587 of 15,175 samples, ...'; channels that hold a value every
+        k-th row only (k > 1, regular) are named as what they likely are, a slower stream written into the faster
+        rows of one file (blank cells between its values): every window then holds a gap, and training leaves
+        them all out. '' without gaps."""
+        parts, sparse = [], {}
+        for c, x in self.signals.items():
+            fin = np.isfinite(x)
+            if fin.all():
+                continue
+            parts.append(f"{c} {np.size(x) - np.count_nonzero(fin):,} of {np.size(x):,} samples")
+            steps = np.diff(np.flatnonzero(fin))
+            if steps.size > 1 and (k := int(np.median(steps))) > 1 and np.mean(steps == k) > 0.9:
+                sparse.setdefault((k, float(self.fs[c])), []).append(c)
+        for (k, fs), chans in sparse.items():
+            parts.append(f"{', '.join(chans)}: one value every {k} rows, a {fs / k:g} Hz stream in {fs:g} Hz rows? "
+                         f"fill the blanks, or give it its own file (channels.{chans[0]}.fs)")
+        return "; ".join(parts)
+
 
 def tile_record(rec: Record, min_s: float) -> Record:
     """A copy of `rec` whose signals are repeated periodically (end to end) until they last at least `min_s` seconds,

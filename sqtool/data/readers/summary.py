@@ -88,7 +88,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     short = dict.fromkeys((float(windows[0]),) if windows is not None else SHORT_S, 0)   # records shorter than each
     kinds_seen: Counter = Counter()
     clipped = 0
-    gaps = {"samples": 0, "records": 0}                      # NaN/Inf samples (gaps)
+    gaps = {"samples": 0, "records": 0, "example": ""}        # NaN/Inf samples (gaps); the first record's, by channel
     unlabelled: list[dict] = []
     unread: Counter = Counter()                              # NPZ members the reader did not read
     ppg_from: Counter = Counter()                            # a lone wavelength column read as the ppg
@@ -106,6 +106,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
         if k := rec.nonfinite_samples():
             gaps["samples"] += k
             gaps["records"] += 1
+            gaps["example"] = gaps["example"] or f"{rec.record_id}: {rec.gap_text()}"
         d = rec.duration()
         total_s += d
         dmin, dmax = min(dmin, d), max(dmax, d)
@@ -211,7 +212,8 @@ def format_summary(s: dict, indent: str = "") -> str:
     if s.get("nonfinite"):
         g = s["nonfinite"]
         lines.append(f"{indent}  gaps: {g['samples']} NaN/Inf samples in {g['records']} record(s) (predict and bench "
-                     "hold them as dropouts; training and pairs leave out the windows holding one)")
+                     "hold them as dropouts; training and pairs leave out the windows holding one)"
+                     + (f"; e.g. {g['example']}" if g.get("example") else ""))
     if s.get("unlabelled"):
         u = s["unlabelled"]
         lines.append(f"{indent}  warning: {len(u)} record(s) without their label file, read unlabelled, e.g. "
