@@ -32,7 +32,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   start,hr: one row per window start, every hop_s, else refused; starts in
                                   #   seconds from the recording's start, or say {file: ..., time_unit: ms}: the
                                   #   top-level time_unit is the time column's only; rows stamped at their
-                                  #   window's end or centre: stamp: end / centre); or {ecg: ecg} (derived, below)
+                                  #   window's end or centre: stamp: end / centre; wall-clock times on the
+                                  #   recording's clock: origin: clock); or {ecg: ecg} (derived, below)
       rr: {column: rr}            # breaths/min, as hr
       rhythm: {table: rhythm.csv, af: [AF]}  # columns recording,rhythm[,start_s,end_s]; af: AF classes
       bp: {table: bp.csv}         # columns recording,sbp,dbp (mmHg, one per recording)
@@ -140,6 +141,8 @@ class LabelSource:
     start_column: str | None = None  # file: its start-time column (default: start, start_s, time or t)
     value_column: str | None = None  # file: its value column (default: the label's name, bpm, value or rr)
     stamp: str = "start"            # file: where in its window a row's time lies: start | centre | end (STAMPS)
+    origin: str = "recording"       # file: its times count from the recording's first sample, or (clock) are
+                                    #   wall-clock times on the recording's own clock (its time column's / header's)
     af: list = field(default_factory=lambda: ["AF"])   # rhythm: the classes that count as AF
     good: list = field(default_factory=lambda: ["good", "1", "1.0"])   # quality table: good classes
     poor: list = field(default_factory=lambda: ["poor", "bad", "0", "0.0"])   # quality table: poor classes
@@ -444,6 +447,12 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
                               f"time lies), got {ls.stamp!r}")
         if ls.stamp != "start" and ls.file is None:
             raise SqtoolError(f"{path}: {key}: stamp is for a label file's rows ({key}.file)")
+        ls.origin = _text(ls.origin, f"{key}.origin", path)
+        if ls.origin not in ("recording", "clock"):
+            raise SqtoolError(f"{path}: {key}.origin must be recording (seconds from the first sample) or clock "
+                              f"(wall-clock times, as the recording's time column), got {ls.origin!r}")
+        if ls.origin != "recording" and ls.file is None:
+            raise SqtoolError(f"{path}: {key}: origin is for a label file's times ({key}.file)")
         for k in ("start_column", "value_column"):
             setattr(ls, k, _text(getattr(ls, k), f"{key}.{k}", path, optional=True))
             if getattr(ls, k) is not None and ls.file is None:

@@ -471,6 +471,8 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
         v = numeric_column(df, vcol, str(f))
         _plausible(ds, name, v, f"{f}: column '{vcol}'")
         t = numeric_column(df, tcol, str(f)) * TIME_UNITS[src.time_unit] - STAMPS[src.stamp] * w   # (rows,) starts, s
+        if src.origin == "clock":                                  # wall-clock times: from the recording's start
+            t = t - clock_start(rec, f, name)
         not_before_start(t, ds, name, rec, f, tcol)
         t, v = rows_inside(t, v, ds, name, rec, f)
         if src.stamp == "start" and np.isfinite(t).any():          # what stamp_hint reads over the files
@@ -545,9 +547,13 @@ def rows_inside(t: np.ndarray, v: np.ndarray, ds: DatasetFile, name: str, rec: R
     last = float(np.nanmax(t)) if np.isfinite(t).any() else None
     if last is not None and last > dur + w + tol:
         ms = looks_ms(row_step(t), ds, name) and last / 1000 <= dur + w + tol
+        clock = on_clock(t, rec, dur + w + tol)
         raise SqtoolError(f"{f}: label '{name}' rows run to {last:.2f} s, more than one {w:g} s window past the end "
                           f"of the {dur:.2f} s signal of {rec.source or rec.record_id}: "
-                          + (f"its times look like milliseconds (rows to {last / 1000:.2f} s); {ms_fix(ds, name)}"
+                          + (f"its times look like wall-clock times on the recording's clock ({clock}; label-file "
+                             f"times count from the first sample): say origin: clock in labels.{name} of "
+                             f"{ds.path.name}" if clock else
+                             f"its times look like milliseconds (rows to {last / 1000:.2f} s); {ms_fix(ds, name)}"
                              if ms else f"the label file of another recording, or {hint}" if (hint := rate_hint(
                                  rec, dur, last + w)) else "the label file of another recording?"))
     past = t + w > dur + tol                                    # NaN starts stay (on_window_grid / checks see them)
@@ -575,6 +581,36 @@ def stamp_hint(ds: DatasetFile, name: str, recs: list[Record]) -> str:
                     f"and rows run past the recording's end; read as window starts, each value is {frac * w:g} s "
                     f"late: if so, say stamp: {stamp} in labels.{name} of {ds.path.name}")
     return ""
+
+
+def clock_start(rec: Record, f: Path, name: str) -> float:
+    """The recording's first sample in seconds since 1970 (its start_time: a time column's first row, a header's
+    or an NPZ's), what `origin: clock` label times are counted from; one line when the recording has no clock."""
+    from datetime import datetime
+    start = rec.meta.get("start_time")
+    if not start:
+        raise SqtoolError(f"{f}: label '{name}' has origin: clock but recording {rec.record_id} has no wall clock "
+                          "(no time column of dates or epoch times, no header start): give its times in seconds from "
+                          "the first sample")
+    return datetime.fromisoformat(str(start).replace("Z", "+00:00")).timestamp()
+
+
+def on_clock(t: np.ndarray, rec: Record, span: float) -> str:
+    """'rows from <iso>, the recording starts <iso>' when label times `t` (s) read as seconds since 1970 fall
+    inside the recording's own clock span (start_time .. + `span`), else ''."""
+    from datetime import datetime, timezone
+    start = rec.meta.get("start_time")
+    fin = t[np.isfinite(t)]
+    if not start or not fin.size:
+        return ""
+    try:
+        t0 = datetime.fromisoformat(str(start).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return ""
+    if not (t0 - span <= fin.min() <= t0 + span):
+        return ""
+    return (f"rows from {datetime.fromtimestamp(float(fin.min()), timezone.utc).isoformat()}, the recording starts "
+            f"{start}")
 
 
 def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record, f: Path) -> np.ndarray:

@@ -312,3 +312,41 @@ def test_rows_off_the_window_grid_by_a_constant_phase_are_told_the_shift_not_ano
         msg = one_line_error(dataset(tmp_path, yaml=YAML.replace("hop_s: 2", f"hop_s: {hop}")))
         assert "Every row lies 0.5 s after a multiple of 1 s, off the windows' grid" in msg
         assert msg.endswith("shift the times by -0.5 s") and "Set windows.hop_s" not in msg
+
+
+EPOCH = 1772355600.0                # 2026-03-01T09:00:00Z
+
+
+def clock_recordings(tmp_path: Path) -> None:
+    """60 s CSVs whose time column is the watch's clock, seconds since 1970 (start_time from it)."""
+    (tmp_path / "rec").mkdir()
+    t = np.arange(int(SECONDS * FS)) / FS
+    for stem in ("p1_icu", "p2_icu"):
+        np.savetxt(tmp_path / "rec" / f"{stem}.csv", np.column_stack([EPOCH + t, np.sin(2 * np.pi * 1.1 * t)]),
+                   delimiter=",", header="time,ppg", comments="", fmt="%.5f")
+
+
+def test_label_times_on_the_recordings_clock_are_told_and_read_with_origin_clock(tmp_path):
+    """A label file exported with the watch's own wall-clock times (rows 0..52 s after its start): it was 'rows run
+    to 1772355652.00 s ... the label file of another recording?'; now the line names the clock and the key."""
+    clock_recordings(tmp_path)
+    (tmp_path / "rr").mkdir()
+    for stem in ("p1_icu", "p2_icu"):
+        (tmp_path / "rr" / f"{stem}.csv").write_text("time,rr\n" + "".join(
+            f"{EPOCH + t:.3f},{16 + (i % 5)}\n" for i, t in enumerate(range(0, 53, 2))))
+    msg = one_line_error(dataset(tmp_path))
+    assert "its times look like wall-clock times on the recording's clock (rows from 2026-03-01T09:00:00+00:00, " \
+           "the recording starts 2026-03-01T09:00:00" in msg and msg.endswith("say origin: clock in labels.rr of "
+                                                                             "dataset.yaml")
+    recs = load_dataset_file(dataset(tmp_path, yaml=YAML.replace("'rr/{stem}.csv'}", "'rr/{stem}.csv', origin: clock}"))
+                             ).records()
+    lab = recs[0].labels["rr"]
+    assert list(lab.times) == list(range(0, 53, 2)) and list(lab.values[:3]) == [16, 17, 18]
+
+
+def test_origin_clock_needs_a_recording_with_a_clock(tmp_path):
+    recordings(tmp_path)                                        # time column from 0 s: no wall clock
+    for stem in ("p1_icu", "p2_icu"):
+        label_file(tmp_path, stem, range(0, 53, 2))
+    msg = one_line_error(dataset(tmp_path, yaml=YAML.replace("'rr/{stem}.csv'}", "'rr/{stem}.csv', origin: clock}")))
+    assert "has origin: clock but recording p1_icu has no wall clock" in msg

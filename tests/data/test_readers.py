@@ -507,7 +507,7 @@ def test_nan_inf_samples_are_gaps(tmp_path, bad):
     from sqtool.data.readers import inspect_path
     from sqtool.data.readers.summary import format_summary
     s = inspect_path(tmp_path)
-    assert s["nonfinite"] == {"samples": 1, "records": 1} and "gaps: 1 NaN/Inf samples in 1 record(s)" in \
+    assert s["nonfinite"] == {"samples": 1, "records": 1, "example": "a: ppg 1 of 1,000 samples"} and "gaps: 1 NaN/Inf samples in 1 record(s)" in \
         format_summary(s)
     np.savez(tmp_path / "a.npz", ppg=np.full(1000, bad), fs=100.0)
     with pytest.raises(SqtoolError, match="channel 'ppg' has no finite sample") as e:
