@@ -29,9 +29,11 @@ the data root, or one file):
     agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3,
     > 10 BPM %), per subject and per recording; fidelity against a reference runtime (int8 logits: exact
     windows %, max LSB; decoded HR: mean / max difference); host latency per window; instructions / flash /
-    RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows and the same PPG sensors
+    RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows at the notch and PPG sensors
+    the model's quantize run chose on its training subjects (`baseline_setting`: metadata.json classic_baseline,
+    the model card's baseline; an export without it: the default notch) and the sensors the runtimes read
     (`baseline_sensors`: with two, the mean of their spectra, as the front end averages them; bench.md names
-    them). Without truth, accuracy is reported as not measured and cost and fidelity still are.
+    the setting and the sensors). Without truth, accuracy is reported as not measured and cost and fidelity still are.
 
 A runtime named in --runtime (by name or through a group such as `torch`) that cannot run is an error
 (reported after bench.json is written); a default runtime, or one of `all`, that cannot run is skipped with
@@ -234,6 +236,29 @@ def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:
     the first, i.e. the first alone)."""
     from sqtool.data.hr_spectra import ppg_sensors
     return tuple(c for c in ppg_sensors(model_cfg) if c in r.record.signals)[:r.n_ppg]
+
+
+def baseline_setting(md: dict) -> tuple[float, tuple[str, ...] | None, str]:
+    """(notch BPM, PPG sensors or None, the sentence saying so) of the classic baseline bench scores: the setting the
+    model's quantize run chose on its training subjects (metadata.json classic_baseline, which export carries from
+    the run's metrics.json), so bench's held-out comparison is against the baseline its model card quotes; an
+    export without it (older, a final fit, a fine-tune) keeps BaselineCfg's default notch and the model's sensors."""
+    from sqtool.data.hr_baseline import BaselineCfg
+    cb = md.get("classic_baseline") or {}
+    if cb.get("notch_bpm") is not None:
+        return (float(cb["notch_bpm"]), tuple(cb.get("ppg_sensors") or ()) or None,
+                f"classic baseline: notch +-{float(cb['notch_bpm']):g} BPM, chosen on the training subjects "
+                "(metadata.json classic_baseline; the model card's baseline)")
+    return (BaselineCfg.notch_bpm, None,
+            f"classic baseline: notch +-{BaselineCfg.notch_bpm:g} BPM, the default (this export's metadata.json has no "
+            "classic_baseline chosen on training subjects: the model card's baseline, if any, may differ)")
+
+
+def chosen_sensors(r: SpecRec, chosen: tuple[str, ...] | None, model_cfg: dict) -> tuple[str, ...]:
+    """The baseline's PPG sensors for r's recording: the chosen ones it has, the first r.n_ppg of them (as
+    `baseline_sensors`); none chosen, or none of them recorded: `baseline_sensors`."""
+    got = tuple(c for c in chosen or () if c in r.record.signals)[:r.n_ppg]
+    return got or baseline_sensors(r, model_cfg)
 
 
 def sensors_text(per_record: list[tuple[str, ...]]) -> str:
@@ -650,18 +675,20 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
             row["exact_ref"] = ref
     _pipeline_vs_single(rows, hrs)
 
-    # the classic baseline on the same windows (float record, its own tracker), reading the PPG sensors the
-    # runtimes read: the model's ppg_sensors the recording has, as many as the device replays (the mean of
-    # their spectra, each scaled to its max, as the front end averages them)
+    # the classic baseline on the same windows (float record, its own tracker) at the notch and PPG sensors the
+    # model's training chose (`baseline_setting`), else the default notch and the sensors the runtimes read: the
+    # model's ppg_sensors the recording has, as many as the device replays (the mean of their spectra, each
+    # scaled to its max, as the front end averages them)
     t = time.perf_counter()
-    bl_sensors = [baseline_sensors(r, md["model_cfg"]) for r in recs]
+    notch, chosen, bl_setting = baseline_setting(md)
+    bl_sensors = [chosen_sensors(r, chosen, md["model_cfg"]) for r in recs]
     try:
-        bl = [B.baseline_hr(r.record, r.t0, float(md["window_s"]), B.BaselineCfg(ppg_sensors=s))
+        bl = [B.baseline_hr(r.record, r.t0, float(md["window_s"]), B.BaselineCfg(ppg_sensors=s, notch_bpm=notch))
               for r, s in zip(recs, bl_sensors)]
         bl_hr, bl_raw = np.concatenate([o["hr"] for o in bl]), np.concatenate([o["raw"] for o in bl])
         base = {"runtime": "baseline", "status": "ok", "precision": "float64",
                 "method": "spectral + acc subtraction + peak tracking (TROIKA-like), tracked",
-                "ppg_sensors": sensors_text(bl_sensors),
+                "ppg_sensors": sensors_text(bl_sensors), "notch_bpm": notch, "setting": bl_setting,
                 "metrics": hr_scores(bl_hr, truth, subj_key, rec_key, block),
                 "metrics_untracked": hr_scores(bl_raw, truth),
                 "per_subject": grouped(bl_hr, truth, subj_key), "per_record": grouped(bl_hr, truth, rec_key),
@@ -693,8 +720,11 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
                                      f"; stated err: the expected error the calibrated conf states, (1 - conf) x "
                                      f"{calib_span:g} BPM, on average (beside MAE: calibration in the large)") + ".",
              "instructions are executed instructions (QEMU plugin / callgrind), never cycles.",
-             f"baseline: PPG sensors read: {sensors_text(bl_sensors)}, the sensors the model's front end reads "
-             "(two or more: the mean of their spectra, each scaled to its max, as the front end averages them)."]
+             f"{bl_setting}.",
+             f"baseline: PPG sensors read: {sensors_text(bl_sensors)}, "
+             + ("the sensors chosen with its notch that the recording has" if chosen else
+                "the sensors the model's front end reads")
+             + " (two or more: the mean of their spectra, each scaled to its max, as the front end averages them)."]
     if not labelled:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     if skipped:
