@@ -26,8 +26,8 @@ the data root, or one file):
     Every recording is replayed at the export's sensor count (SQ_FE_N_PPG, `fit_sensors`), for every runtime
     alike: an extra sensor is left out, a missing second one repeats the first (said in one note line).
  4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
-    agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3,
-    > 10 BPM %), per subject and per recording; fidelity against a reference runtime (int8 logits: exact
+    agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3 (no
+    interval from fewer than 3 batches), > 10 BPM %), per subject and per recording; fidelity against a reference runtime (int8 logits: exact
     windows %, max LSB; decoded HR: mean / max difference); host latency per window; instructions / flash /
     RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows at the notch and PPG sensors
     the model's quantize run chose on its training subjects (`baseline_setting`: metadata.json classic_baseline,
@@ -52,7 +52,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
-from sqtool.core.metrics import block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
+from sqtool.core.metrics import batch_means, block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
 from sqtool.firmware_bench.report import (GT, HEART_RATE, _f, _table, as_markdown, covers_all,  # one table format
                                           floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
                                           too_short)
@@ -418,12 +418,18 @@ def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 
 # ----------------------------------------------------------------------------- metrics
 
+MIN_BATCHES = 3        # batch means: fewer give no interval (see _mae_ci)
+
+
 def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block: int = 1):
     """95 % CI of the MAE: the t-interval over subjects' MAEs weighted by their windows, jackknife variance (3 or
     more subjects: the independent units), else batch means of each recording's windows in batches of `block`
     (block 1: single windows, as if independent: too narrow, said so). Over a few subjects whose MAEs are skewed
     (one subject's error far above the rest's) even this interval covers ~80 % rather than 95 % in simulation, less
-    where the worse subjects also have more windows: read it as a rough range."""
+    where the worse subjects also have more windows: read it as a rough range. The method text states the batches
+    the interval rests on (`core.metrics.batch_means` halves `block` for short recordings). Fewer than MIN_BATCHES
+    batches give no interval, said so: 2 batches leave 1 degree of freedom, t = 12.7, an interval ~13 standard
+    errors each side that says nothing (0-282 BPM on two minutes of TROIKA); 3 give t = 4.3, wide but readable."""
     err = np.abs(np.asarray(err, np.float64))
     ok = np.isfinite(err)
     if ok.sum() < 2:
@@ -436,9 +442,17 @@ def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block
         return [max(0.0, lo), hi], f"t-interval over {len(us)} subjects"
     n_rec = len(np.unique(recordings[ok]))
     recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"
-    how = (f"batch means over windows, batches of about {block} ({recs})" if block > 1 else
-           f"t-interval over single windows ({recs}; windows are correlated: too narrow)")
-    return list(mae_batch_ci(err, block, recordings)), how
+    if block <= 1:
+        return (list(mae_batch_ci(err, 1, recordings)),
+                f"t-interval over single windows ({recs}; windows are correlated: too narrow)")
+    _, sizes, used = batch_means(err, block, recordings)
+    n = len(sizes)
+    span = f"{min(sizes)}" + (f"-{max(sizes)}" if max(sizes) > min(sizes) else "")
+    batches = f"{n} batch{'es' if n != 1 else ''} of {span} windows"
+    detail = recs + (f"; batches of {block} halved to {used}: too few windows" if used < block else "")
+    if n < MIN_BATCHES:
+        return None, f"too few batches for an interval ({batches}; {detail})"
+    return list(mae_batch_ci(err, used, recordings)), f"batch means over windows, {batches} ({detail})"
 
 
 def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None = None,
