@@ -334,7 +334,15 @@ def batch_means_ci(values, block: int, groups=None, alpha: float = 0.05) -> tupl
     of a 5-minute recording undercovers too (~85 % for a nominal 95 % in simulation); the t over batch means holds
     ~92-95 % where errors are correlated over well under a minute (AR(1) up to phi 0.9 at one window per 2 s), less
     where they persist longer (phi 0.97: ~81 %; rare minute-long lock-ons: ~60 %: no interval from 150 windows
-    sees those). Fewer than 2 batches with a finite window: batches halved until there are 2 (or single windows)."""
+    sees those). Fewer than 2 batches with a finite window: batches halved until there are 2 (or single windows);
+    `batch_means` says which batches were used."""
+    means, sizes, _ = batch_means(values, block, groups)
+    return ratio_t_interval(means, sizes, alpha)
+
+
+def batch_means(values, block: int, groups=None) -> tuple[list[float], list[int], int]:
+    """(batch means, their finite windows, the batch length used) of `batch_means_ci`: the length is `block`, or
+    less where it was halved to give 2 batches, so a report can state the batches its interval really rests on."""
     v = np.asarray(values, np.float64).ravel()
     g = np.zeros(v.size, int) if groups is None else np.asarray(groups).ravel()
     if g.size != v.size:
@@ -349,10 +357,10 @@ def batch_means_ci(values, block: int, groups=None, alpha: float = 0.05) -> tupl
             for part in np.split(seg, np.arange(1, n_b) * b):           # the last batch takes the remainder
                 fin = part[np.isfinite(part)]
                 if fin.size:
-                    means.append(fin.mean())
-                    sizes.append(fin.size)
+                    means.append(float(fin.mean()))
+                    sizes.append(int(fin.size))
         if len(means) >= 2 or b == 1:
-            return ratio_t_interval(means, sizes, alpha)
+            return means, sizes, b
         b = max(1, b // 2)
 
 

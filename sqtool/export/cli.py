@@ -232,6 +232,23 @@ def source_subjects(ckpt: dict, path: Path) -> list[str]:
     return keys + [str(h) for h in (m.get("heldout_subjects") or [])]
 
 
+def classic_baseline_of(path: Path) -> dict | None:
+    """The classic baseline's settings the source quantize run chose on its training subjects (its metrics.json
+    classic_baseline: notch_bpm, ppg_sensors), for metadata.json: bench scores the baseline with them, so its
+    held-out comparison is against the baseline the run's report and the model card quote. None where the run
+    recorded none (a final fit or fine-tune, a run without raw recordings, a checkpoint outside its run)."""
+    from sqtool.core.io import read_json
+    try:
+        m = read_json(Path(path).parent / "metrics.json")
+    except (OSError, ValueError):
+        return None
+    cb = m.get("classic_baseline") if isinstance(m, dict) else None
+    if not isinstance(cb, dict) or cb.get("notch_bpm") is None or not cb.get("ppg_sensors"):
+        return None
+    return {"notch_bpm": float(cb["notch_bpm"]), "ppg_sensors": [str(s) for s in cb["ppg_sensors"]],
+            "chosen_on": "the training subjects (sqtool quantize, data.hr_baseline.NestedBaseline)"}
+
+
 def copy_heldout(src: Path, dst: Path, names: dict[str, str]) -> None:
     """The parity windows' heldout.npz into the export: as it is when every subject is named; else its `groups`
     (one subject key per window) written as pseudonyms and its `record_ids` (recording names) left out."""
@@ -552,6 +569,8 @@ def _export(cfg: ExportConfig) -> dict:
     n_ppg = device_ppg(cfg, ckpt["model_cfg"]) if spectral else None
     md = build_metadata(ckpt, inp["sha"], graph, inp["names"], cfg.subjects, fs_in=cfg.device_fs or None,
                         n_ppg=n_ppg)     # a spectral model's: designs its front end, so a bad --device-fs is refused here
+    if (classic := classic_baseline_of(inp["path"])) is not None:     # bench's baseline: the card's settings
+        md["classic_baseline"] = classic
     fmodel = load_model(inp["float_ckpt"]) if inp["want_float"] else None
     from sqtool.export.tflite import FLOAT_WRITABLE
     if "tflite" in inp["targets"] and fmodel is not None and type(fmodel).__name__ not in FLOAT_WRITABLE:

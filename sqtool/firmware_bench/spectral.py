@@ -26,12 +26,14 @@ the data root, or one file):
     Every recording is replayed at the export's sensor count (SQ_FE_N_PPG, `fit_sensors`), for every runtime
     alike: an extra sensor is left out, a missing second one repeats the first (said in one note line).
  4. scores per runtime: decoded HR and per-window argmax HR against truth (MAE, RMSE, bias, 95 % limits of
-    agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3,
-    > 10 BPM %), per subject and per recording; fidelity against a reference runtime (int8 logits: exact
+    agreement, 95 % CI of the MAE: a t-interval over subjects, or batch means of windows when fewer than 3 (no
+    interval from fewer than 3 batches), > 10 BPM %), per subject and per recording; fidelity against a reference runtime (int8 logits: exact
     windows %, max LSB; decoded HR: mean / max difference); host latency per window; instructions / flash /
-    RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows and the same PPG sensors
+    RAM on the emulated MCU; the classic baseline (`baseline.py`) on the same windows at the notch and PPG sensors
+    the model's quantize run chose on its training subjects (`baseline_setting`: metadata.json classic_baseline,
+    the model card's baseline; an export without it: the default notch) and the sensors the runtimes read
     (`baseline_sensors`: with two, the mean of their spectra, as the front end averages them; bench.md names
-    them). Without truth, accuracy is reported as not measured and cost and fidelity still are.
+    the setting and the sensors). Without truth, accuracy is reported as not measured and cost and fidelity still are.
 
 A runtime named in --runtime (by name or through a group such as `torch`) that cannot run is an error
 (reported after bench.json is written); a default runtime, or one of `all`, that cannot run is skipped with
@@ -50,7 +52,7 @@ import numpy as np
 
 from sqtool.core import SqtoolError, load_shared_lib
 from sqtool.core.manifest import MissingArtifact, TamperedArtifact
-from sqtool.core.metrics import block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
+from sqtool.core.metrics import batch_means, block_windows, mae_batch_ci, ratio_t_interval, uncertainty_scores
 from sqtool.firmware_bench.report import (GT, HEART_RATE, _f, _table, as_markdown, covers_all,  # one table format
                                           floors_line, left_out_lines, left_out_note, long_enough, primary_runtime,
                                           too_short)
@@ -236,6 +238,29 @@ def baseline_sensors(r: SpecRec, model_cfg: dict) -> tuple[str, ...]:
     return tuple(c for c in ppg_sensors(model_cfg) if c in r.record.signals)[:r.n_ppg]
 
 
+def baseline_setting(md: dict) -> tuple[float, tuple[str, ...] | None, str]:
+    """(notch BPM, PPG sensors or None, the sentence saying so) of the classic baseline bench scores: the setting the
+    model's quantize run chose on its training subjects (metadata.json classic_baseline, which export carries from
+    the run's metrics.json), so bench's held-out comparison is against the baseline its model card quotes; an
+    export without it (older, a final fit, a fine-tune) keeps BaselineCfg's default notch and the model's sensors."""
+    from sqtool.data.hr_baseline import BaselineCfg
+    cb = md.get("classic_baseline") or {}
+    if cb.get("notch_bpm") is not None:
+        return (float(cb["notch_bpm"]), tuple(cb.get("ppg_sensors") or ()) or None,
+                f"classic baseline: notch +-{float(cb['notch_bpm']):g} BPM, chosen on the training subjects "
+                "(metadata.json classic_baseline; the model card's baseline)")
+    return (BaselineCfg.notch_bpm, None,
+            f"classic baseline: notch +-{BaselineCfg.notch_bpm:g} BPM, the default (this export's metadata.json has no "
+            "classic_baseline chosen on training subjects: the model card's baseline, if any, may differ)")
+
+
+def chosen_sensors(r: SpecRec, chosen: tuple[str, ...] | None, model_cfg: dict) -> tuple[str, ...]:
+    """The baseline's PPG sensors for r's recording: the chosen ones it has, the first r.n_ppg of them (as
+    `baseline_sensors`); none chosen, or none of them recorded: `baseline_sensors`."""
+    got = tuple(c for c in chosen or () if c in r.record.signals)[:r.n_ppg]
+    return got or baseline_sensors(r, model_cfg)
+
+
 def sensors_text(per_record: list[tuple[str, ...]]) -> str:
     """'ppg + ppg2', or per set when the recordings differ: 'ppg + ppg2 (3 recordings), ppg (1 recording)'."""
     sets = Counter(per_record)                          # in first-seen order
@@ -393,12 +418,18 @@ def run_window_runtime(rt, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 
 # ----------------------------------------------------------------------------- metrics
 
+MIN_BATCHES = 3        # batch means: fewer give no interval (see _mae_ci)
+
+
 def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block: int = 1):
     """95 % CI of the MAE: the t-interval over subjects' MAEs weighted by their windows, jackknife variance (3 or
     more subjects: the independent units), else batch means of each recording's windows in batches of `block`
     (block 1: single windows, as if independent: too narrow, said so). Over a few subjects whose MAEs are skewed
     (one subject's error far above the rest's) even this interval covers ~80 % rather than 95 % in simulation, less
-    where the worse subjects also have more windows: read it as a rough range."""
+    where the worse subjects also have more windows: read it as a rough range. The method text states the batches
+    the interval rests on (`core.metrics.batch_means` halves `block` for short recordings). Fewer than MIN_BATCHES
+    batches give no interval, said so: 2 batches leave 1 degree of freedom, t = 12.7, an interval ~13 standard
+    errors each side that says nothing (0-282 BPM on two minutes of TROIKA); 3 give t = 4.3, wide but readable."""
     err = np.abs(np.asarray(err, np.float64))
     ok = np.isfinite(err)
     if ok.sum() < 2:
@@ -411,9 +442,17 @@ def _mae_ci(err: np.ndarray, subjects: np.ndarray, recordings: np.ndarray, block
         return [max(0.0, lo), hi], f"t-interval over {len(us)} subjects"
     n_rec = len(np.unique(recordings[ok]))
     recs = f"{len(us)} subject{'s' if len(us) > 1 else ''}, {n_rec} recording{'s' if n_rec > 1 else ''}"
-    how = (f"batch means over windows, batches of about {block} ({recs})" if block > 1 else
-           f"t-interval over single windows ({recs}; windows are correlated: too narrow)")
-    return list(mae_batch_ci(err, block, recordings)), how
+    if block <= 1:
+        return (list(mae_batch_ci(err, 1, recordings)),
+                f"t-interval over single windows ({recs}; windows are correlated: too narrow)")
+    _, sizes, used = batch_means(err, block, recordings)
+    n = len(sizes)
+    span = f"{min(sizes)}" + (f"-{max(sizes)}" if max(sizes) > min(sizes) else "")
+    batches = f"{n} batch{'es' if n != 1 else ''} of {span} windows"
+    detail = recs + (f"; batches of {block} halved to {used}: too few windows" if used < block else "")
+    if n < MIN_BATCHES:
+        return None, f"too few batches for an interval ({batches}; {detail})"
+    return list(mae_batch_ci(err, used, recordings)), f"batch means over windows, {batches} ({detail})"
 
 
 def hr_scores(pred: np.ndarray, truth: np.ndarray, subjects: np.ndarray | None = None,
@@ -650,18 +689,20 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
             row["exact_ref"] = ref
     _pipeline_vs_single(rows, hrs)
 
-    # the classic baseline on the same windows (float record, its own tracker), reading the PPG sensors the
-    # runtimes read: the model's ppg_sensors the recording has, as many as the device replays (the mean of
-    # their spectra, each scaled to its max, as the front end averages them)
+    # the classic baseline on the same windows (float record, its own tracker) at the notch and PPG sensors the
+    # model's training chose (`baseline_setting`), else the default notch and the sensors the runtimes read: the
+    # model's ppg_sensors the recording has, as many as the device replays (the mean of their spectra, each
+    # scaled to its max, as the front end averages them)
     t = time.perf_counter()
-    bl_sensors = [baseline_sensors(r, md["model_cfg"]) for r in recs]
+    notch, chosen, bl_setting = baseline_setting(md)
+    bl_sensors = [chosen_sensors(r, chosen, md["model_cfg"]) for r in recs]
     try:
-        bl = [B.baseline_hr(r.record, r.t0, float(md["window_s"]), B.BaselineCfg(ppg_sensors=s))
+        bl = [B.baseline_hr(r.record, r.t0, float(md["window_s"]), B.BaselineCfg(ppg_sensors=s, notch_bpm=notch))
               for r, s in zip(recs, bl_sensors)]
         bl_hr, bl_raw = np.concatenate([o["hr"] for o in bl]), np.concatenate([o["raw"] for o in bl])
         base = {"runtime": "baseline", "status": "ok", "precision": "float64",
                 "method": "spectral + acc subtraction + peak tracking (TROIKA-like), tracked",
-                "ppg_sensors": sensors_text(bl_sensors),
+                "ppg_sensors": sensors_text(bl_sensors), "notch_bpm": notch, "setting": bl_setting,
                 "metrics": hr_scores(bl_hr, truth, subj_key, rec_key, block),
                 "metrics_untracked": hr_scores(bl_raw, truth),
                 "per_subject": grouped(bl_hr, truth, subj_key), "per_record": grouped(bl_hr, truth, rec_key),
@@ -684,7 +725,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
              "window's many makes it inexact, so they match TFLite Micro on few windows and single rounding (c_host_single "
              "vs Brevitas) on nearly all; max dHR says what it moves. c_pipeline: every result field equal to the "
              "Python integer reference, per hop.",
-             "MAE CI: 95 %, by the method the line under the table names (3 or more subjects: the t-interval over "
+             "MAE CI: 95 %, by the method the line under each table names (3 or more subjects: the t-interval over "
              "the subjects); loa95: bias +- 1.96 SD (Bland-Altman limits of agreement).",
              f"in interval %: windows whose truth lies in the decoder's interval (lo..hi +- 0.5 BPM; nominal mass "
              f"{float(dec.get('interval', 0.9)):g}, calibrated for 90 % on the training subjects); top-80% conf MAE %: "
@@ -693,8 +734,11 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
                                      f"; stated err: the expected error the calibrated conf states, (1 - conf) x "
                                      f"{calib_span:g} BPM, on average (beside MAE: calibration in the large)") + ".",
              "instructions are executed instructions (QEMU plugin / callgrind), never cycles.",
-             f"baseline: PPG sensors read: {sensors_text(bl_sensors)}, the sensors the model's front end reads "
-             "(two or more: the mean of their spectra, each scaled to its max, as the front end averages them)."]
+             f"{bl_setting}.",
+             f"baseline: PPG sensors read: {sensors_text(bl_sensors)}, "
+             + ("the sensors chosen with its notch that the recording has" if chosen else
+                "the sensors the model's front end reads")
+             + " (two or more: the mean of their spectra, each scaled to its max, as the front end averages them)."]
     if not labelled:
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     if skipped:
@@ -872,10 +916,7 @@ def tables(res: dict) -> str:
     out += _table(["runtime", "status", "prec", "MAE BPM", "MAE 95% CI", "RMSE", "bias", ">10 BPM %",
                    "in interval %", "top-80% conf MAE %", "stated err", "argmax MAE", "exact %", "max LSB", "max dHR",
                    "ms/window"], rows)
-    how = next(((r.get("metrics") or {}).get("mae_ci95_method") for r in res["runtimes"] + [res["baseline"]]
-                if (r.get("metrics") or {}).get("mae_ci95_method")), None)
-    if how:
-        out.append(f"MAE 95% CI: {how}.")
+    out += _ci_method([(r["runtime"], r.get("metrics")) for r in res["runtimes"] + [res["baseline"]]])
     held = [r for r in res["runtimes"] + [res["baseline"]] if r.get("held_out")]
     if held:
         h0 = held[0]["held_out"]
@@ -894,6 +935,7 @@ def tables(res: dict) -> str:
                           "-" if not w else f"{w[0]} of {w[1]}"])
         out += _table(["runtime", "MAE pooled", "MAE mean of subjects", "MAE 95% CI", "bias", "in interval %",
                        "top-80% conf MAE %", "stated err", "subjects better than baseline"], hrows)
+        out += _ci_method([(r["runtime"], r["held_out"]["metrics"]) for r in held])
     errs = [r for r in res["runtimes"] + [res["baseline"]] if r["status"] != "ok"]
     for r in errs:
         out.append(f"  {r['runtime']}: {r['status']}: {r.get('error')}")
@@ -916,6 +958,18 @@ def tables(res: dict) -> str:
     if res.get("floor"):
         out += ["", floors_line(res["floor"])]
     return "\n".join(out)
+
+
+def _ci_method(rows: list[tuple[str, dict | None]]) -> list[str]:
+    """The line under a table naming how its MAE 95% CI column was computed (each table its own: the held-out
+    table's few subjects may give batch means where the table over every subject gives a t-interval over them);
+    per runtime where their methods differ."""
+    hows = {name: m["mae_ci95_method"] for name, m in rows if (m or {}).get("mae_ci95_method")}
+    if not hows:
+        return []
+    if len(set(hows.values())) == 1:
+        return [f"MAE 95% CI: {next(iter(hows.values()))}."]
+    return ["MAE 95% CI: " + "; ".join(f"{name}: {how}" for name, how in hows.items()) + "."]
 
 
 def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) -> None:

@@ -51,7 +51,7 @@ def register(sub, name: str, helptext: str) -> None:
 
     fp = tsub.add_parser("finetune", help="fine-tune on a task with subject folds (hr, rr, af, bp, quality)",
                          description="Fine-tune a pretrained (or scratch) SiamQuality encoder on a task; "
-                                     "metrics with subject-bootstrap 95 % CIs, teacher_task model.pt.")
+                                     "teacher_task model.pt. " + FINETUNE_CI_TEXT)
     add_config_args(fp, FinetuneConfig)
     fp.add_argument("--out", default=None, metavar="DIR",
                     help="run directory (default: runs/train/finetune/<time>-<task>)")
@@ -296,6 +296,14 @@ def _pairs_data(pairs: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- train finetune
+
+# what each fine-tune's printed 95 % CIs are (finetune.py / finetune_front.py: core.metrics.bootstrap_ci for the
+# pooled metric, t_interval for the mean of subjects; finetune_hr.py: mae_ci over the subjects' MAEs, no bootstrap)
+FINETUNE_CI_TEXT = ("95 % CIs: time-domain and front-end models (rr_spec, af_beats): the pooled metric's from a "
+                    "bootstrap of subjects (--bootstrap), the mean of subjects' a t-interval over them; spectral hr "
+                    "(spec_* models): the mean of subjects' decoded MAE, a t-interval over the subjects clipped at 0 "
+                    "(no bootstrap).")
+
 
 def run_finetune_cmd(args) -> int:
     from sqtool.train.finetune import FinetuneConfig, run_finetune

@@ -121,7 +121,10 @@ class FinetuneConfig:
     label_fraction: float = field(default=1.0, metadata={"help": "fraction of training windows with labels (per fold)"})
     final_fit: bool = field(default=True, metadata={"help": "also train on all subjects for model.pt"})
     max_records: int = field(default=0, metadata={"help": MAX_RECORDS_HELP + "; 0 = all"})
-    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples of subjects for the 95%% CI"})
+    bootstrap: int = field(default=1000, metadata={"help": (
+        "resamples of subjects for the bootstrap 95%% CIs: the pooled metric of a time-domain or front-end model, the "
+        "trivial and classic predictors' metrics; and the skill test's swap draws beyond 12 subjects. A spectral hr "
+        "fine-tune's headline CI is a t-interval over subjects, no bootstrap")})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when available) | cpu | cuda | cuda:N"})
     layout: str = field(default="auto", metadata={"help": LAYOUT_HELP})
     seed: int = field(default=0, metadata={"help": "random seed (folds, initialisation, synthetic data)"})

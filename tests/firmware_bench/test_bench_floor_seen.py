@@ -113,3 +113,21 @@ def test_time_domain_bench_floor_on_training_subjects_exits_3(export_dir, tmp_pa
     assert rc == 3 and "seen in training; --floor-on-seen counts them" in out
     rc = main([*args, "--floor-on-seen", "--out", str(tmp_path / "b2")])
     assert rc == 0 and "(--floor-on-seen)" in capsys.readouterr().out
+
+
+def test_each_bench_table_names_its_own_mae_ci_method(spec_export_dir, tmp_path, monkeypatch):
+    """bench.md's held-out table printed a MAE 95% CI without naming its method (batch means of the held-out
+    windows), while the only method line, under the table above, named that table's (a t-interval over every
+    scored subject): each table now has its own line."""
+    from sqtool.firmware_bench import provenance
+    monkeypatch.setattr(provenance, "training_subjects", lambda art: {"synthetic:w0"})
+    out = tmp_path / "b"
+    res = run_bench(BenchConfig(model=str(spec_export_dir), data="synthetic", runtime=["onnx_int8"],
+                                callgrind_windows=0, progress=False, out=str(out)), records=_recs(3))
+    row = next(r for r in res["runtimes"] if r["runtime"] == "onnx_int8")
+    top, held = row["metrics"]["mae_ci95_method"], row["held_out"]["metrics"]["mae_ci95_method"]
+    assert top == "t-interval over 3 subjects" and held != top
+    md = (out / "bench.md").read_text()
+    above, below = md.split("\nheld-out subjects only (", 1)
+    assert f"MAE 95% CI: {top}." in above and f"MAE 95% CI: {top}" not in below
+    assert f"MAE 95% CI: {held}." in below.split("MAE per subject", 1)[0]

@@ -48,7 +48,7 @@ def test_bench_spectral_on_troika(spec_export_dir, data_root, tmp_path, capsys):
     assert rows["c_host_single"]["max_lsb_diff"] <= 1
     for r in rows.values():
         m = r["metrics"]
-        assert m["n"] == n and len(m["loa95"]) == 2 and m["mae_ci95"][0] <= m["mae"] <= m["mae_ci95"][1]
+        assert m["n"] == n and len(m["loa95"]) == 2 and m["mae_ci95"] is None      # 2 batches: no interval
         assert list(r["per_subject"]) == ["troika:01"] and list(r["per_record"]) == ["DATA_01_TYPE01"]
         for k in ("n", "mae", "rmse", "bias", "gt10_pct"):              # one recording: the same windows
             assert r["per_record"]["DATA_01_TYPE01"][k] == pytest.approx(m[k]), k
@@ -65,7 +65,8 @@ def test_bench_spectral_on_troika(spec_export_dir, data_root, tmp_path, capsys):
     assert res["baseline"]["status"] == "ok" and res["baseline"]["metrics"]["n"] == n
     md = (out / "bench.md").read_text()
     assert "MAE per subject" in md and "troika:01" in md and "c_pipeline" in md and "in interval %" in md
-    assert "MAE 95% CI: batch means over windows, batches of about 30 (1 subject, 1 recording)." in md   # 8 s / 2 s
+    assert ("MAE 95% CI: too few batches for an interval (2 batches of 7-10 windows; 1 subject, 1 recording; "
+            "batches of 30 halved to 7: too few windows).") in md       # 8 s / 2 s: 30 windows a minute, 17 here
     assert "bootstrap" not in md.split("## Notes")[1].split("MAE CI:")[1].split("\n")[0]      # the note agrees with the line
     # progress: one line per runtime as it finishes
     assert sum(ln.startswith("bench: ") and ": ok," in ln for ln in cap.err.splitlines()) == len(rows)   # stderr
@@ -178,7 +179,7 @@ def test_the_mae_ci_is_over_subjects_from_three_on_else_batches_of_windows():
     ci, how = _mae_ci(err, one, recs)
     assert how == "t-interval over single windows (1 subject, 2 recordings; windows are correlated: too narrow)"
     ci_b, how = _mae_ci(err, one, recs, block=10)
-    assert how == "batch means over windows, batches of about 10 (1 subject, 2 recordings)"
+    assert how == "batch means over windows, 6 batches of 10 windows (1 subject, 2 recordings)"
     assert ci_b == list(mae_batch_ci(np.abs(err), 10, recs))
     assert ci[0] < ci[1] and ci_b[1] - ci_b[0] > 1.5 * (ci[1] - ci[0])   # the persisting errors widen it
     subj = np.repeat(["a", "b", "c"], [10, 20, 30])
@@ -190,6 +191,26 @@ def test_the_mae_ci_is_over_subjects_from_three_on_else_batches_of_windows():
     assert _mae_ci(np.r_[1.0, np.nan], one[:2], recs[:2]) == (None, "too few windows")
     y = np.full(60, 80.0)                                       # subjects without recordings: one each
     assert hr_scores(y + err, y, np.repeat(["a", "b"], 30))["mae_ci95_method"].startswith("t-interval over single")
+
+
+def test_the_mae_ci_method_states_the_batches_it_used_and_refuses_too_few():
+    """The method text named the requested batch length ('batches of about 30') where batch_means_ci had halved it
+    (a 26-window recording: batches of 7, 7, 12), and 2 batches gave a 1-degree-of-freedom interval (0-282 BPM)
+    with no caveat: it now states the batches used, and below MIN_BATCHES gives no interval and says why."""
+    from sqtool.core.metrics import mae_batch_ci
+    from sqtool.firmware_bench.spectral import MIN_BATCHES, _mae_ci
+    rng = np.random.default_rng(0)
+    err = rng.normal(size=26)
+    one, rec = np.repeat(["s1"], 26), np.repeat(["r1"], 26)
+    ci, how = _mae_ci(err, one, rec, block=30)                  # 30 -> 15 (1 batch) -> 7: 7, 7, 12
+    assert how == ("batch means over windows, 3 batches of 7-12 windows (1 subject, 1 recording; batches of 30 halved "
+                   "to 7: too few windows)")
+    assert ci == list(mae_batch_ci(np.abs(err), 30, rec))
+    assert MIN_BATCHES == 3
+    two = np.repeat(["a", "b"], 13)                             # two 13-window recordings: 2 batches of 13
+    ci, how = _mae_ci(err, one, two, block=30)
+    assert ci is None
+    assert how == "too few batches for an interval (2 batches of 13 windows; 1 subject, 2 recordings)"
 
 
 def test_a_copied_export_folder_benches_the_c_pipeline_as_in_place(spec_export_dir, tmp_path, capsys):
