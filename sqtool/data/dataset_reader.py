@@ -110,7 +110,7 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
     if lack := sum(sum(r.meta.get("label_windows_without_row", {}).values()) for r in recs):
         ds.report["label_windows_without_row"] = int(lack)   # windows outside their label file's rows (NaN)
     for name in ds.labels:
-        if line := stamp_hint(ds, name, recs):
+        if line := stamp_hint(ds, name, recs) or rate_note(ds, name, recs):
             from sqtool.data.dataset_tasks import warn
             warn(line)
     ds.report["hr_doubtful"] = int(sum(r.meta.get("hr_doubtful", 0) for r in recs))
@@ -629,6 +629,10 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
     if not out.any():
         return np.zeros(0)
     rec.meta.setdefault("label_windows_without_row", {})[name] = int(out.sum())
+    dur = len(rec.signals[c]) / rec.fs[c]                  # the rows end a window after the last (one per window)
+    if fin.size and out[-1] and 2 * out.sum() <= len(starts) and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s))  # or at it
+                                 or rate_hint(rec, dur, fin.max())):                        # (a 1 Hz series)
+        rec.meta.setdefault("label_rate_hint", {})[name] = hint          # rows stop early: rate_note, over the files
     if 2 * out.sum() > len(starts):
         from sqtool.data.dataset_tasks import warn
         cover = f"cover {fin.min():g}..{fin.max():g} s" if fin.size else "cover none"
@@ -658,12 +662,32 @@ def rate_hint(rec: Record, dur: float, label_end: float) -> str:
     if not said or label_end <= 0 or dur <= 0:
         return ""
     ratio = dur / label_end
-    k = min(ROUND_FACTORS, key=lambda k: abs(np.log(ratio / k)))
-    if abs(ratio / k - 1) > SPAN_RATIO_TOL:
-        return ""
     fs = float(rec.fs[rec.primary_channel()])
+    k = min(ROUND_FACTORS, key=lambda k: abs(np.log(ratio / k)))
+    if abs(ratio / k - 1) > SPAN_RATIO_TOL:                    # else a device rate the span fits (64 said as 50)
+        near = min(DEVICE_RATES, key=lambda r: abs(np.log(fs * ratio / r)))
+        if abs(ratio - 1) < 0.1 or abs(fs * ratio / near - 1) > SPAN_RATE_TOL or near == fs:
+            return ""
+        k = near / fs
     return (f"the recording lasts {ratio:.2f}x its label rows' span (0..{label_end:.0f} s): {said} may be wrong, "
             f"{fs * k:.6g} Hz would fit (x{k:g}; a time column would measure it)")
+
+
+DEVICE_RATES = (25.0, 32.0, 50.0, 64.0, 100.0, 125.0, 128.0, 200.0, 250.0, 256.0, 500.0, 512.0, 1000.0)
+SPAN_RATE_TOL = 0.015               # the label span's rate within 1.5 % of one of them (a file merely cut short
+#   lands on one by chance: the hint is a warning that says "may be", never a refusal)
+
+
+def rate_note(ds: DatasetFile, name: str, recs: list[Record]) -> str:
+    """One warning line when, in most of the files whose rate was said (no time column), the recording lasts the
+    same multiple of its label rows' span and a device rate fits it (`rate_hint`): a wrong fs: shifts every label
+    after the first (a tester's 64 Hz data said as 50 Hz read 431 s of signal for 336 s of labels with no word);
+    '' otherwise. Files each over half without rows were warned of already (windows_without_rows)."""
+    hints = [r.meta["label_rate_hint"][name] for r in recs if name in r.meta.get("label_rate_hint", {})]
+    said = sum(1 for r in recs if r.meta.get("rate_said") and name in r.labels)
+    if not hints or 2 * len(hints) <= said:
+        return ""
+    return f"{ds.path}: label '{name}': in {len(hints)} of {said} recordings {hints[0]}"
 
 
 GRID_TOL = 0.02                     # of hop_s: a label row this near a window start (k * hop_s) is that window's

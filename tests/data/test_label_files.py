@@ -350,3 +350,21 @@ def test_origin_clock_needs_a_recording_with_a_clock(tmp_path):
         label_file(tmp_path, stem, range(0, 53, 2))
     msg = one_line_error(dataset(tmp_path, yaml=YAML.replace("'rr/{stem}.csv'}", "'rr/{stem}.csv', origin: clock}")))
     assert "has origin: clock but recording p1_icu has no wall clock" in msg
+
+
+def test_a_said_rate_that_the_label_span_contradicts_is_one_warning(tmp_path, capsys):
+    """64 Hz recordings (no time column) said as fs: 50 read 1.28x longer than their per-second label series: every
+    label after the first sits at the wrong time, with no word; now one warning names the rate that fits."""
+    (tmp_path / "rec").mkdir()
+    t = np.arange(int(SECONDS * 64)) / 64
+    for stem in ("p1_icu", "p2_icu"):
+        np.savetxt(tmp_path / "rec" / f"{stem}.csv", np.sin(2 * np.pi * 1.1 * t)[:, None], header="ppg", comments="",
+                   fmt="%.5f")
+        label_file(tmp_path, stem, range(61))                   # 0..60 s, one row a second
+    plain = YAML.replace("time_column: time\n", "")
+    load_dataset_file(dataset(tmp_path, yaml=plain + "fs: 50\n")).records()
+    err = capsys.readouterr().err
+    assert "label 'rr': in 2 of 2 recordings the recording lasts 1.28x its label rows' span (0..60 s): fs: 50 (Hz) " \
+           "in dataset.yaml may be wrong, 64 Hz would fit" in err and err.count("warning") == 1
+    load_dataset_file(dataset(tmp_path, yaml=plain + "fs: 64\n")).records()
+    assert "may be wrong" not in capsys.readouterr().err
