@@ -196,14 +196,21 @@ def student_decoder(cfg, scfg, train: list, make_student, bins: np.ndarray, bcfg
     return dec
 
 
-def heldout_of(cfg, ck: dict, corpus: list, ds) -> tuple[set[str], bool | None]:
+def heldout_of(cfg, ck: dict, corpus: list, ds, say=lambda m: None) -> tuple[set[str], bool | None]:
     """(the held-out subject keys of the spectral `corpus`, whether the teacher trained on them: False / True /
     None = not known): `data.heldout.teacher_heldout` (the time-domain quantize's rule too) on the teacher's
-    recorded set, --heldout-subjects, the dataset file's split and --heldout-fraction."""
+    recorded set, --heldout-subjects, the dataset file's split and --heldout-fraction. A dataset file's split.test
+    other than the set the teacher held out is a note (`say`): the teacher's set wins, silently before."""
     from sqtool.data.heldout import file_split, teacher_heldout
-    held, in_teacher = teacher_heldout({r.key for r in corpus}, recorded_heldout(ck.get("train_cfg")), str(ck["path"]),
-                                       names=cfg.heldout_subjects, split=file_split(ds, corpus),
+    from sqtool.data.record import subject_key
+    split, recorded = file_split(ds, corpus), recorded_heldout(ck.get("train_cfg"))
+    held, in_teacher = teacher_heldout({r.key for r in corpus}, recorded, str(ck["path"]),
+                                       names=cfg.heldout_subjects, split=split,
                                        dataset=ds.name if ds else None, fraction=cfg.heldout_fraction)
+    if recorded and split is not None and {subject_key(ds.name, s) for s in split} != set(held):
+        say(f"note: {ds.path.name}'s split.test ({', '.join(split) or 'none'}) is not the held-out set: teacher "
+            f"{ck['path']} held out {', '.join(held)}, and quantize evaluates on those (on others it would score "
+            "subjects the teacher trained on)")
     return set(held), in_teacher
 
 
@@ -299,7 +306,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     if max_records:
         corpus = corpus[:max_records]
     keys = sorted({r.key for r in corpus})
-    held, in_teacher = heldout_of(cfg, ck, corpus, ds)
+    held, in_teacher = heldout_of(cfg, ck, corpus, ds, say)
     train, left = with_truth([r for r in corpus if r.key not in held], scfg.window_s)   # as the fine-tune leaves
     for why in left:                                                                      # them out: no subject
         say(f"note: left out {why}")

@@ -115,3 +115,27 @@ def test_heldout_subjects_over_a_files_split_say_the_split_is_trained_on():
     assert how == "--heldout-subjects; the dataset file's split.test my_watch:s05 is trained on"
     assert heldout_keys(keys, names=["s05"], split=["s05"], dataset="my_watch") == (["my_watch:s05"], "--heldout-subjects")
     assert heldout_keys(keys, names=["s04"]) == (["my_watch:s04"], "--heldout-subjects")
+
+
+def test_quantize_says_when_the_files_split_is_not_the_teachers_held_out_set():
+    """A dataset file whose split.test names P02 under a teacher that held out P05 and P06: quantize evaluates on
+    the teacher's (it trained on P02), and now says the file's split is not used (it was silent)."""
+    from pathlib import Path
+
+    from sqtool.compress.quantize_hr import heldout_of
+    subs = ["P02", "P03", "P04", "P05", "P06"]
+    corpus = [NS(key=f"mine:{s}", dataset="mine", subject=s, record_id=f"{s}/walk") for s in subs]
+    ck = {"path": "t/model.pt", "train_cfg": {"heldout_subjects": ["mine:P05", "mine:P06"]}}
+    cfg = NS(heldout_subjects=[], heldout_fraction=HELDOUT_FRACTION)
+
+    def ds(test):
+        return NS(name="mine", path=Path("team/split2.yaml"), split=NS(test=test, heldout_fraction=None),
+                  split_subjects=lambda recs: ({r.subject for r in recs} - set(test), set(test)))
+    said = []
+    assert heldout_of(cfg, ck, corpus, ds(["P02"]), said.append) == ({"mine:P05", "mine:P06"}, False)
+    assert said == ["note: split2.yaml's split.test (P02) is not the held-out set: teacher t/model.pt held out "
+                    "mine:P05, mine:P06, and quantize evaluates on those (on others it would score subjects the "
+                    "teacher trained on)"]
+    said.clear()
+    heldout_of(cfg, ck, corpus, ds(["P05", "P06"]), said.append)                  # the same set: nothing to say
+    assert said == []
