@@ -526,8 +526,13 @@ def random_code_windows(n: int, c: int, f: int, seed: int = 0):
 def export(cfg: ExportConfig) -> dict:
     """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}. Torch runs on
     one thread meanwhile (reproducible parity numbers); the caller's thread count is back when it returns."""
+    from sqtool.core.manifest import record_unfinished
     with torch_threads(1):
-        return _export(cfg)
+        try:
+            return _export(cfg)
+        except BaseException:            # what it wrote so far, so a --force re-run clears it (core.manifest)
+            record_unfinished()
+            raise
 
 
 def _export(cfg: ExportConfig) -> dict:
@@ -563,7 +568,9 @@ def _export(cfg: ExportConfig) -> dict:
         decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     from sqtool.core.manifest import begin_export, earlier_export, remove_leftovers, write_manifest
-    earlier = earlier_export(out)                  # a --force'd folder: the previous export's files
+    # a --force'd folder: the previous export's files go before this one writes or builds anything (the kit's
+    # Makefile compiles c/*.c), those edited since it wrote them stay
+    gone, _ = remove_leftovers(out, earlier_export(out))
     before = begin_export(out)                     # no manifest until this export has passed through
     saved = save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     shipped_config(out, saved, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
@@ -763,7 +770,8 @@ def _export(cfg: ExportConfig) -> dict:
     from sqtool import __version__
     manifest = write_manifest(out, model=md["model"], sources=_sources(inp), failed=failed,
                               sqtool_version=__version__, before=before)    # last: it hashes every file above
-    gone = remove_leftovers(out, earlier, manifest)         # the previous export's files this one did not write
+    now = {f["path"] for f in manifest["files"]}
+    gone = [f for f in gone if f not in now]                  # the previous export's files this one did not write
     if gone:
         inp["notes"].append(f"removed {len(gone)} file{'s' if len(gone) != 1 else ''} of the previous export in "
                             f"{out} that this one did not write ({', '.join(gone[:4])}{', ...' if len(gone) > 4 else ''})"

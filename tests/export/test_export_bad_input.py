@@ -107,8 +107,8 @@ def test_existing_output_dir_needs_force(int8_run, tmp_path, capsys):
 def test_a_forced_re_export_removes_the_previous_exports_files_it_did_not_write(int8_run, tmp_path, capsys):
     """An audit re-exported another model into a folder with --force (--target onnx): the earlier model's TFLite, C
     and kit stayed beside the new metadata and card (readers refused them, but the folder ships two models). They
-    are now removed after the new manifest, with one note line; a file of the user's own or one edited since is
-    kept."""
+    are now removed (before the new export writes anything), with one note line; a file of the user's own or one
+    edited since is kept."""
     import json
     out = tmp_path / "out"
     rc, _ = _cli(capsys, "--model", str(int8_run), "--target", "tflite,c", "--out", str(out), "--max-windows", "4")
