@@ -424,6 +424,9 @@ def _load_inputs(cfg: ExportConfig):
         from sqtool.data.acc_resampler import design_acc
         from sqtool.export.pipeline import device_fs
         design_acc(cfg.device_acc_fs, cfg.device_fs or device_fs(mcfg))            # an awkward ratio: one line
+    if cfg.prefix != "sq" and (not spectral or "c" not in targets):   # refused: config.yaml never records one unapplied
+        raise SqtoolError(f"--prefix {cfg.prefix}: for the C target of a spectral model (its pipeline's symbol prefix); "
+                          + ("a time-domain model's C keeps sq_*" if not spectral else "this export writes no C"))
     if spectral and cfg.device_fs:                           # the front end resamples down, never up
         from sqtool.export.pipeline import frontend_config
         net_fs = float(frontend_config(mcfg).fs)

@@ -150,3 +150,15 @@ def test_missing_or_malformed_heldout(int8_run, tmp_path):
 def test_unknown_target(int8_run, capsys):
     rc, err = _cli(capsys, "--model", str(int8_run), "--target", "coreml")
     assert rc != 0 and "unknown target coreml" in err
+
+
+@pytest.mark.parametrize("target", ["c", "onnx"])
+def test_a_prefix_for_a_time_domain_model_is_refused_before_any_folder(int8_run, tmp_path, capsys, target):
+    """`export --model q_td --target c --device-fs 64 --prefix hr2` exited 0 with sq_* symbols while config.yaml
+    recorded prefix hr2: --prefix renames a spectral model's C pipeline only, so it is one line now, no folder."""
+    out = tmp_path / "tdp"
+    rc, err = _cli(capsys, "--model", str(int8_run), "--target", target, "--device-fs", "64", "--prefix", "hr2",
+                   "--out", str(out))
+    assert rc == 1 and len(err.splitlines()) == 1 and not out.exists()
+    assert "--prefix hr2: for the C target of a spectral model (its pipeline's symbol prefix); a time-domain " \
+           "model's C keeps sq_*" in err

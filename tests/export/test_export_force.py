@@ -76,3 +76,12 @@ def test_an_unfinished_exports_files_go_with_the_next_forced_export(spec_run, in
     assert res["failed"] == [] and not list(out.glob(".unfinished*")) and (out / "mine.txt").is_file()
     left = [p.name for p in (out / "c").iterdir() if p.name.startswith(("sq_window", "sq_tracker"))]
     assert left == [] and all((out / rel).is_file() for rel in _listed(out))
+
+
+def test_a_prefix_without_the_c_target_is_refused_before_any_folder(spec_run, tmp_path):
+    """A spectral model's --prefix names its C pipeline: with no C target it would be recorded in config.yaml and
+    applied nowhere."""
+    with pytest.raises(SqtoolError, match=r"^--prefix hr2: for the C target of a spectral model \(its pipeline's "
+                                          r"symbol prefix\); this export writes no C$"):
+        export(ExportConfig(model=str(spec_run), target=["onnx"], prefix="hr2", out=str(tmp_path / "e")))
+    assert not (tmp_path / "e").exists()
