@@ -85,3 +85,14 @@ def test_a_prefix_without_the_c_target_is_refused_before_any_folder(spec_run, tm
                                           r"symbol prefix\); this export writes no C$"):
         export(ExportConfig(model=str(spec_run), target=["onnx"], prefix="hr2", out=str(tmp_path / "e")))
     assert not (tmp_path / "e").exists()
+
+
+def test_a_prefix_starting_with_a_digit_is_told_so(spec_run, tmp_path, capsys):
+    """`--prefix 2hr` was refused with 'must be lower-case letters and digits', which it is: the rule it breaks
+    (a C identifier starts with a letter) is said now."""
+    from sqtool.cli import main
+    assert main(["export", "--model", str(spec_run), "--target", "c", "--prefix", "2hr",
+                 "--out", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "C prefix '2hr' must be lower-case letters and digits, starting with a letter" in err[0]
+    assert not (tmp_path / "e").exists()
