@@ -525,6 +525,21 @@ def random_code_windows(n: int, c: int, f: int, seed: int = 0):
     return (codes / 127.0).astype(np.float32)
 
 
+def leftovers_note(out: Path, gone: list[str], edited: list[str]) -> str:
+    """The note on a --force'd folder: the previous export's files removed that this one did not write, and, each
+    named, those kept because they were edited since it wrote them (the user's now: no reader checks them, and a
+    kit's Makefile still compiles an edited c/*.c)."""
+    s = "s" if len(gone) != 1 else ""
+    text = (f"removed {len(gone)} file{s} of the previous export in {out} that this one did not write "
+            f"({', '.join(gone[:4])}{', ...' if len(gone) > 4 else ''})") if gone else ""
+    if not edited:
+        return text + ": the folder holds one model"
+    kept = (f"kept {len(edited)} file{'s' if len(edited) != 1 else ''} of the previous export"
+            f"{'' if gone else f' in {out}'} edited since it wrote {'it' if len(edited) == 1 else 'them'}: "
+            f"{', '.join(edited)} (yours now, not this model's)")
+    return f"{text}; {kept}" if text else kept
+
+
 @releases_run_dirs
 def export(cfg: ExportConfig) -> dict:
     """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}. Torch runs on
@@ -573,7 +588,7 @@ def _export(cfg: ExportConfig) -> dict:
     from sqtool.core.manifest import begin_export, earlier_export, remove_leftovers, write_manifest
     # a --force'd folder: the previous export's files go before this one writes or builds anything (the kit's
     # Makefile compiles c/*.c), those edited since it wrote them stay
-    gone, _ = remove_leftovers(out, earlier_export(out))
+    gone, edited = remove_leftovers(out, earlier_export(out))
     before = begin_export(out)                     # no manifest until this export has passed through
     saved = save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     shipped_config(out, saved, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
@@ -775,10 +790,9 @@ def _export(cfg: ExportConfig) -> dict:
                               sqtool_version=__version__, before=before)    # last: it hashes every file above
     now = {f["path"] for f in manifest["files"]}
     gone = [f for f in gone if f not in now]                  # the previous export's files this one did not write
-    if gone:
-        inp["notes"].append(f"removed {len(gone)} file{'s' if len(gone) != 1 else ''} of the previous export in "
-                            f"{out} that this one did not write ({', '.join(gone[:4])}{', ...' if len(gone) > 4 else ''})"
-                            ": the folder holds one model")
+    edited = [f for f in edited if f not in now]              # (one this export wrote again is this one's)
+    if gone or edited:
+        inp["notes"].append(leftovers_note(out, gone, edited))
     lines = [f"export -> {out}"] + [f"  note: {n}" for n in inp["notes"]]
     for r in rows:
         key = (f"max LSB {r['max_lsb']}, exact {r['exact_windows_pct']:.1f} %" if "max_lsb" in r

@@ -122,6 +122,8 @@ def test_a_forced_re_export_removes_the_previous_exports_files_it_did_not_write(
     assert not (out / "model_int8.tflite").exists() and not (out / "c" / "sq_model.c").exists()
     assert (out / "mine.txt").is_file() and (out / "c" / "sq_model.h").read_text() == "/* edited */"
     assert "note: removed " in text and "of the previous export in" in text and "model_int8.tflite" in text
+    assert "; kept 1 file of the previous export edited since it wrote it: c/sq_model.h (yours now, not this " \
+           "model's)" in text                              # named: it stays beside the new model
     listed = {f["path"] for f in json.loads((out / "manifest.json").read_text())["files"]}
     assert all((out / rel).is_file() for rel in listed) and "model_int8.onnx" in listed
 
