@@ -53,3 +53,12 @@ def test_export_and_bench_take_the_progress_flags(cmd):
     for flag, value in (("--no-progress", False), ("--progress", True)):
         assert sub.parse_args(["--model", "m", "--data", "d", flag] if cmd == "bench"
                               else ["--model", "m", flag]).progress is value
+
+
+def test_the_exit_status_paragraph_names_exports_parity_failure():
+    """export exits 3 on a parity failure (tests/export/test_export_bad_input.py), which the exit-status paragraph
+    listed for bench --floor only: a script reading it took an export's 3 for an unknown status."""
+    par = README[README.index("Exit status, the same for every command"):]
+    par = par[:par.index("**130**")]
+    three = " ".join(par[par.index("**3**"):].split())          # as read, whatever the line breaks
+    assert "`sqtool bench --floor`" in three and "`sqtool export` an artifact missed its parity check" in three

@@ -44,6 +44,9 @@ SOURCE_KEYS = ("student_int8", "student_float", "teacher")
 # where Manifest.source looks for a source checkpoint recorded by name, relative to the export folder, nearest first
 SOURCE_PLACES = ("..", "../*", "../../*/*")
 PARITY_REPORT = "export_report.json"
+# a failed export's files and their sha256 (record_unfinished), for the --force re-run that clears them; hidden
+UNFINISHED = ".unfinished_export.json"
+_BEGUN: dict[Path, dict[str, tuple]] = {}          # export folders begun and not yet manifested (begin_export)
 
 
 def file_kind(rel: str) -> str:
@@ -73,48 +76,80 @@ def _walk(out: Path):
 
 
 def earlier_export(out_dir: str | os.PathLike) -> dict[str, str]:
-    """{relative path: sha256} of the files a previous export's manifest.json in out_dir lists ({} without a readable
-    one): what `remove_leftovers` may take away after a --force'd re-export."""
-    try:
-        m = json.loads((Path(out_dir) / MANIFEST).read_text())
-        return {str(f["path"]): str(f["sha256"]) for f in m.get("files", []) if isinstance(f, dict)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+    """{relative path: sha256} of the files a previous export in out_dir wrote: its manifest.json's, or, for an
+    export that failed before writing one, its UNFINISHED record's ({} without either: a folder of no export, or
+    one killed mid-way); what `remove_leftovers` may take away before a --force'd re-export writes anything."""
+    for name in (MANIFEST, UNFINISHED):
+        try:
+            m = json.loads((Path(out_dir) / name).read_text())
+            return {str(f["path"]): str(f["sha256"]) for f in m.get("files", []) if isinstance(f, dict)}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return {}
 
 
-def remove_leftovers(out_dir: str | os.PathLike, earlier: dict[str, str], manifest: dict) -> list[str]:
-    """After a re-export into a --force'd folder: remove the files the previous export wrote (`earlier`) that this
-    one did not (not in `manifest`), each only while it is still byte for byte what that export wrote and inside
-    the folder; a file of the user's own (never in a manifest) or edited since is kept. Folders left empty go
-    too. Returns the relative paths removed, sorted."""
+def remove_leftovers(out_dir: str | os.PathLike, earlier: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Before a re-export writes into a --force'd folder: remove the files the previous export wrote (`earlier`),
+    each only while it is still byte for byte what that export wrote and inside the folder, so no build check of
+    this export compiles an older one's C (the kit's Makefile takes c/*.c) and the folder holds one run; a file of
+    the user's own (never in a manifest) or edited since is kept. Folders left empty go too. Returns the relative
+    paths (removed, kept because edited), each sorted."""
     out = Path(out_dir).resolve()
-    now = {f["path"] for f in manifest["files"]}
-    gone = []
+    gone, kept = [], []
     for rel, sha in sorted(earlier.items()):
         p = (out / rel).resolve()
-        if rel in now or rel == MANIFEST or not p.is_relative_to(out) or not p.is_file() or p.is_symlink():
+        if rel in (MANIFEST, UNFINISHED) or not p.is_relative_to(out) or not p.is_file() or p.is_symlink():
             continue
-        if sha256_file(p) == sha:
-            p.unlink()
-            gone.append(rel)
-            for d in p.parents:                                   # its folders, up to the export's, when empty
-                if d == out or any(d.iterdir()):
-                    break
-                d.rmdir()
-    return gone
+        if sha256_file(p) != sha:
+            kept.append(rel)
+            continue
+        p.unlink()
+        gone.append(rel)
+        for d in p.parents:                                   # its folders, up to the export's, when empty
+            if d == out or any(d.iterdir()):
+                break
+            d.rmdir()
+    return gone, kept
 
 
 def begin_export(out_dir: str | os.PathLike) -> dict[str, tuple]:
     """Before an export writes into out_dir: drop a previous export's manifest.json (an interrupted export
-    then has none, so readers refuse it) and snapshot what is there, so the new manifest lists only the
-    files this export writes (not a previous export's leftovers in a --force'd folder)."""
+    then has none, so readers refuse it) and UNFINISHED record, and snapshot what is there, so the new manifest
+    lists only the files this export writes (not a file of the user's own in a --force'd folder). Until
+    write_manifest, `record_unfinished` can say what it wrote."""
     out = Path(out_dir)
     (out / MANIFEST).unlink(missing_ok=True)
+    (out / UNFINISHED).unlink(missing_ok=True)
     snap = {}
     for rel, p in _walk(out):
         st = p.stat()
         snap[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    _BEGUN[out.resolve()] = snap
     return snap
+
+
+def _written(out: Path, before: dict[str, tuple] | None):
+    """(rel, path) of the files under out written or changed since `before` (begin_export's snapshot)."""
+    for rel, p in _walk(out):
+        st = p.stat()
+        if not (before and before.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino)):
+            yield rel, p
+
+
+def record_unfinished() -> None:
+    """After an export failed (raised) between begin_export and write_manifest: write UNFINISHED, the files it
+    wrote with their sha256, so a --force re-run removes them as it removes a finished export's (without it, an
+    older model's C would stay in c/ and be compiled by the next kit's Makefile). None when it wrote nothing but
+    config.yaml (core.runs.discard_empty_runs then removes the folder's run)."""
+    while _BEGUN:
+        out, before = _BEGUN.popitem()
+        try:
+            files = [{"path": rel, "sha256": sha256_file(p)} for rel, p in _written(out, before)
+                     if rel != "config.yaml"]
+            if files:
+                atomic_write_text(out / UNFINISHED, dumps_json({"files": files}, indent=2) + "\n")
+        except OSError:                                      # a full disk, a folder gone: nothing more to say
+            pass
 
 
 def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str, str | os.PathLike | None],
@@ -124,10 +159,7 @@ def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str,
     out = Path(out_dir)
     base = out.resolve()
     files = []
-    for rel, p in _walk(out):
-        st = p.stat()
-        if before and before.get(rel) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            continue                                         # not written by this export
+    for rel, p in _written(out, before):                     # not a file this export left as it was
         files.append({"path": rel, "kind": file_kind(rel), "sha256": sha256_file(p), "bytes": p.stat().st_size})
     src = {}
     for key in SOURCE_KEYS:
@@ -145,6 +177,7 @@ def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str,
          "parity": {"passed": not failed, "failed": list(failed), "report": PARITY_REPORT},
          "files": files, "sources": src}
     atomic_write_text(out / MANIFEST, dumps_json(m, indent=2) + "\n")
+    _BEGUN.pop(base, None)
     return m
 
 

@@ -441,6 +441,9 @@ def _load_inputs(cfg: ExportConfig):
         from sqtool.data.acc_resampler import design_acc
         from sqtool.export.pipeline import device_fs
         design_acc(cfg.device_acc_fs, cfg.device_fs or device_fs(mcfg))            # an awkward ratio: one line
+    if cfg.prefix != "sq" and (not spectral or "c" not in targets):   # refused: config.yaml never records one unapplied
+        raise SqtoolError(f"--prefix {cfg.prefix}: for the C target of a spectral model (its pipeline's symbol prefix); "
+                          + ("a time-domain model's C keeps sq_*" if not spectral else "this export writes no C"))
     if spectral and cfg.device_fs:                           # the front end resamples down, never up
         from sqtool.export.pipeline import frontend_config
         net_fs = float(frontend_config(mcfg).fs)
@@ -539,12 +542,32 @@ def random_code_windows(n: int, c: int, f: int, seed: int = 0):
     return (codes / 127.0).astype(np.float32)
 
 
+def leftovers_note(out: Path, gone: list[str], edited: list[str]) -> str:
+    """The note on a --force'd folder: the previous export's files removed that this one did not write, and, each
+    named, those kept because they were edited since it wrote them (the user's now: no reader checks them, and a
+    kit's Makefile still compiles an edited c/*.c)."""
+    s = "s" if len(gone) != 1 else ""
+    text = (f"removed {len(gone)} file{s} of the previous export in {out} that this one did not write "
+            f"({', '.join(gone[:4])}{', ...' if len(gone) > 4 else ''})") if gone else ""
+    if not edited:
+        return text + ": the folder holds one model"
+    kept = (f"kept {len(edited)} file{'s' if len(edited) != 1 else ''} of the previous export"
+            f"{'' if gone else f' in {out}'} edited since it wrote {'it' if len(edited) == 1 else 'them'}: "
+            f"{', '.join(edited)} (yours now, not this model's)")
+    return f"{text}; {kept}" if text else kept
+
+
 @releases_run_dirs
 def export(cfg: ExportConfig) -> dict:
     """Write and verify every requested artifact; returns {"out", "rows", "failed", "summary", ...}. Torch runs on
     one thread meanwhile (reproducible parity numbers); the caller's thread count is back when it returns."""
+    from sqtool.core.manifest import record_unfinished
     with torch_threads(1):
-        return _export(cfg)
+        try:
+            return _export(cfg)
+        except BaseException:            # what it wrote so far, so a --force re-run clears it (core.manifest)
+            record_unfinished()
+            raise
 
 
 def _export(cfg: ExportConfig) -> dict:
@@ -582,7 +605,9 @@ def _export(cfg: ExportConfig) -> dict:
         decoder_config(ckpt["model_cfg"], graph)
     out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
     from sqtool.core.manifest import begin_export, earlier_export, remove_leftovers, write_manifest
-    earlier = earlier_export(out)                  # a --force'd folder: the previous export's files
+    # a --force'd folder: the previous export's files go before this one writes or builds anything (the kit's
+    # Makefile compiles c/*.c), those edited since it wrote them stay
+    gone, edited = remove_leftovers(out, earlier_export(out))
     before = begin_export(out)                     # no manifest until this export has passed through
     saved = save_config(out, cfg, source=str(inp["path"]), source_sha256=inp["sha"])
     shipped_config(out, saved, model=str(inp["path"]), targets=inp["targets"], heldout=str(inp["hpath"] or ""),
@@ -782,11 +807,11 @@ def _export(cfg: ExportConfig) -> dict:
     from sqtool import __version__
     manifest = write_manifest(out, model=md["model"], sources=_sources(inp), failed=failed,
                               sqtool_version=__version__, before=before)    # last: it hashes every file above
-    gone = remove_leftovers(out, earlier, manifest)         # the previous export's files this one did not write
-    if gone:
-        inp["notes"].append(f"removed {len(gone)} file{'s' if len(gone) != 1 else ''} of the previous export in "
-                            f"{out} that this one did not write ({', '.join(gone[:4])}{', ...' if len(gone) > 4 else ''})"
-                            ": the folder holds one model")
+    now = {f["path"] for f in manifest["files"]}
+    gone = [f for f in gone if f not in now]                  # the previous export's files this one did not write
+    edited = [f for f in edited if f not in now]              # (one this export wrote again is this one's)
+    if gone or edited:
+        inp["notes"].append(leftovers_note(out, gone, edited))
     lines = [f"export -> {out}"] + [f"  note: {n}" for n in inp["notes"]]
     for r in rows:
         key = (f"max LSB {r['max_lsb']}, exact {r['exact_windows_pct']:.1f} %" if "max_lsb" in r

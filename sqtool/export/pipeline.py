@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
-from sqtool.export.c_render import template, write_sources
+from sqtool.export.c_render import check_prefix, template, write_sources
 from sqtool.data.frontend import FrontEnd, FrontEndCfg, design, flagged_q15, spectra
 from sqtool.models.decoder import decoder_only, DecoderCfg, IntDecoder, check_grid, evidence_codes
 
@@ -302,11 +302,6 @@ def _cfg_header(fe: FrontEndCfg, dec: DecoderCfg, graph, model_cfg: dict) -> str
             f"#define SQ_PL_ROUNDING {json.dumps(ROUNDING)}\n"
             f"#define SQ_PL_LOGIT_SCALE_UQ32 {int(round(float(graph.output_scale) * 2**32))}u   /* information */\n"
             "\n#endif /* SQ_PIPELINE_CFG_H */\n")
-
-
-def check_prefix(prefix: str) -> None:
-    if not re.fullmatch(r"[a-z][a-z0-9]*", prefix or ""):
-        raise SqtoolError(f"pipeline: C prefix {prefix!r} must be lower-case letters and digits (e.g. 'hr2')")
 
 
 def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | None = None, prefix: str = "sq",

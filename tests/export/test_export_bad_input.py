@@ -107,8 +107,8 @@ def test_existing_output_dir_needs_force(int8_run, tmp_path, capsys):
 def test_a_forced_re_export_removes_the_previous_exports_files_it_did_not_write(int8_run, tmp_path, capsys):
     """An audit re-exported another model into a folder with --force (--target onnx): the earlier model's TFLite, C
     and kit stayed beside the new metadata and card (readers refused them, but the folder ships two models). They
-    are now removed after the new manifest, with one note line; a file of the user's own or one edited since is
-    kept."""
+    are now removed (before the new export writes anything), with one note line; a file of the user's own or one
+    edited since is kept."""
     import json
     out = tmp_path / "out"
     rc, _ = _cli(capsys, "--model", str(int8_run), "--target", "tflite,c", "--out", str(out), "--max-windows", "4")
@@ -122,6 +122,8 @@ def test_a_forced_re_export_removes_the_previous_exports_files_it_did_not_write(
     assert not (out / "model_int8.tflite").exists() and not (out / "c" / "sq_model.c").exists()
     assert (out / "mine.txt").is_file() and (out / "c" / "sq_model.h").read_text() == "/* edited */"
     assert "note: removed " in text and "of the previous export in" in text and "model_int8.tflite" in text
+    assert "; kept 1 file of the previous export edited since it wrote it: c/sq_model.h (yours now, not this " \
+           "model's)" in text                              # named: it stays beside the new model
     listed = {f["path"] for f in json.loads((out / "manifest.json").read_text())["files"]}
     assert all((out / rel).is_file() for rel in listed) and "model_int8.onnx" in listed
 
@@ -150,3 +152,15 @@ def test_missing_or_malformed_heldout(int8_run, tmp_path):
 def test_unknown_target(int8_run, capsys):
     rc, err = _cli(capsys, "--model", str(int8_run), "--target", "coreml")
     assert rc != 0 and "unknown target coreml" in err
+
+
+@pytest.mark.parametrize("target", ["c", "onnx"])
+def test_a_prefix_for_a_time_domain_model_is_refused_before_any_folder(int8_run, tmp_path, capsys, target):
+    """`export --model q_td --target c --device-fs 64 --prefix hr2` exited 0 with sq_* symbols while config.yaml
+    recorded prefix hr2: --prefix renames a spectral model's C pipeline only, so it is one line now, no folder."""
+    out = tmp_path / "tdp"
+    rc, err = _cli(capsys, "--model", str(int8_run), "--target", target, "--device-fs", "64", "--prefix", "hr2",
+                   "--out", str(out))
+    assert rc == 1 and len(err.splitlines()) == 1 and not out.exists()
+    assert "--prefix hr2: for the C target of a spectral model (its pipeline's symbol prefix); a time-domain " \
+           "model's C keeps sq_*" in err

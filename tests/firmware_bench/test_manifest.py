@@ -205,8 +205,9 @@ def test_a_forced_re_export_lists_only_its_own_files(moved_export, tmp_path, mon
     res = export(cfg)
     listed = {f["path"] for f in res["manifest"]["files"]}
     assert "model_int8.onnx" in listed and "model_int8.tflite" not in listed
-    assert "model_float.onnx" not in listed                        # still on disk from the first export
-    assert (exp / "model_float.onnx").is_file()
+    assert "model_float.onnx" not in listed                        # the first export's, not written again:
+    assert not (exp / "model_float.onnx").exists()                 # gone with --force (the folder holds one model)
+    assert (exp / "model_int8.tflite").is_file()                   # edited since that export wrote it: kept
     _ = R.load_artifacts(exp)
 
 
