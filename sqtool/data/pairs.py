@@ -375,6 +375,11 @@ def _read_unit(unit) -> tuple[list, list[str]]:
     return readers.read_item(kind, item, root, _CTX.setdefault(str(root), {})), []
 
 
+def _work_chunk(chunk: list) -> list[dict]:
+    """Worker: `_work` over a chunk of units (--chunksize files per task), their results in order."""
+    return [_work(a) for a in chunk]
+
+
 def _work(args) -> dict:
     """Worker: read one unit (a file, or a synthetic record's spec) and mine its pairs."""
     unit, cfg, seed = args
@@ -879,15 +884,18 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     stop = threading.Event()
     try:
         if workers > 1 and n_units - first > 1:
-            sem = threading.Semaphore(2 * workers * max(1, cfg.chunksize))
+            cs = max(1, cfg.chunksize)                 # files per task: chunked here, not by imap (its chunked
+            chunks = [jobs[j:j + cs] for j in range(first, n_units, cs)]   # form is a generator: no next(timeout))
+            sem = threading.Semaphore(2 * workers)      # tasks (chunks) in flight
             pool = mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(workers, _ignore_sigint)
-            results = pool.imap(_work, _bounded(jobs[first:], sem, stop), chunksize=max(1, cfg.chunksize))
+            tasks = pool.imap(_work_chunk, _bounded(chunks, sem, stop))          # what _wind_down drains
+            results = (r for rs in tasks for r in rs)
         else:
-            sem = None
+            sem, cs, tasks = None, 1, None
             results = map(_work, jobs[first:])
         for i, name, r in zip(range(first, n_units), names[first:], results):
-            if sem is not None:
-                sem.release()
+            if sem is not None and ((i - first + 1) % cs == 0 or i == n_units - 1):
+                sem.release()                           # a chunk's last file: its task is done
             bar.update(1)
             if "error" in r:
                 if cfg.on_error == "raise":
@@ -921,7 +929,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
         stop.set()
         bar.close()
         if pool is not None:
-            _wind_down(pool, results)
+            _wind_down(pool, tasks)
     wall, cpu = time.perf_counter() - t_start, _cpu_s() - cpu_start
     datasets = {k: dataset_stats(v) for k, v in per_ds.items()}
     total = {k: sum(d[k] for d in datasets.values()) for k in

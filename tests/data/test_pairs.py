@@ -583,6 +583,19 @@ def test_pairs_cli_ctrl_c_names_resume_and_an_unfinished_folder_is_said(tmp_path
     assert "is finished" in capsys.readouterr().err
 
 
+def test_chunks_of_files_per_task_mine_the_same_pairs(tmp_path, capsys):
+    """--workers 2 --chunksize 2 (or 3, a last chunk of 2): the same run as one worker; it crashed at the end with
+    "'generator' object has no attribute 'next'" (imap's chunked form) and the fresh run's folder was gone."""
+    from sqtool.cli import main
+    ds = _own_corpus(tmp_path, "chunks", 5)
+    cmd = ["data", "pairs", "--data", str(ds), "--shard-mb", "0.02", "--max-gap-s", "120", "--no-progress"]
+    assert main([*cmd, "--out", str(tmp_path / "one"), "--workers", "1"]) == 0
+    for cs in (2, 3):
+        out = tmp_path / f"cs{cs}"
+        assert main([*cmd, "--out", str(out), "--workers", "2", "--chunksize", str(cs)]) == 0, capsys.readouterr()
+        _same_run(tmp_path / "one", out)
+
+
 def test_a_run_into_a_log_file_prints_plain_progress_lines(tmp_path, monkeypatch, capsys):
     """stderr no terminal (nohup, `2> log`, Slurm): no bar draws, so a plain line says how far the run is (files
     done / total, pairs, rate, ETA) at most every HEARTBEAT_S and once at the end; it printed nothing until the end.
