@@ -277,7 +277,8 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     except Exception as e:  # noqa: BLE001 - wfdb raises many kinds on bad files
         raise SqtoolError(f"{where}: corrupt or unreadable {ds.format.upper()} record ({first_line(e)})")
     names = [str(n).strip() for n in rec.sig_name]
-    sig = rec.p_signal
+    names = [f"{n}#{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]   # EDF labels cut to 16
+    sig = rec.p_signal                                   # characters repeat: one column each, by position
     cols = {n: np.asarray(sig[:, i], np.float64) for i, n in enumerate(names)}
     from sqtool.data.readers.generic import header_start_time
     return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], header_start_time(rec)
@@ -290,6 +291,10 @@ def _pick(cols: dict, names: list[str], column, where: str, what: str):
                               f"(0..{len(names) - 1})")
         column = names[column]
     if column not in cols:
+        same = [n.rpartition("#")[2] for n in names if n.rpartition("#")[0] == column]
+        if same:                                         # a repeated label (made unique by position above)
+            raise SqtoolError(f"{where}: {what}: column '{column}' names {len(same)} columns (positions "
+                              f"{', '.join(same)}); give the position instead, e.g. {{column: {same[0]}}}")
         raise SqtoolError(f"{where}: {what}: column '{column}' missing (has {', '.join(names)})")
     return column, cols[column]
 
