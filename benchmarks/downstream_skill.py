@@ -58,25 +58,6 @@ OUT = ROOT / "benchmarks" / "results"
 from sqtool.core.io import finite_number, nan_if_none, read_json  # noqa: E402
 
 
-def source_trivial(task: str, y: np.ndarray, source: np.ndarray, folds) -> np.ndarray:
-    """Out-of-fold trivial predictions that know each window's source: `core.metrics.oof_trivial` within each
-    source (classification: the source's training-fold base rate as ONE constant logit per source, the median
-    over folds; regression: the source's training-fold mean). Pooled over sources with different base rates a
-    score that knows only the source ranks windows by dataset (quality: AUROC ~0.93), so that, not 0.5, is the
-    floor of a pooled AUROC; within one source it is a constant (AUROC 0.5). A source missing from some fold's
-    training windows keeps the pooled `oof_trivial`. folds: [(train_idx, test_idx)] index arrays."""
-    from sqtool.core.metrics import oof_trivial
-    y, source = np.asarray(y, float), np.asarray(source)
-    out = oof_trivial(task, y, folds)
-    for s in np.unique(source):
-        m = source == s
-        pos = np.cumsum(m) - 1                                       # (N,) index among the source's windows
-        sub = [(pos[tr[m[tr]]], pos[te[m[te]]]) for tr, te in folds]
-        if all(len(tr) for tr, _ in sub):
-            out[m] = oof_trivial(task, y[m], sub)
-    return out
-
-
 def _row(task, name, kind, y, pred, groups, triv, outputs, boot, extra=None):
     from sqtool.core.metrics import (bootstrap_ci, prediction_spread, primary_metric, skill_test,
                                      task_metrics)
@@ -328,7 +309,7 @@ def af_per_rhythm(data, record_ids: np.ndarray, y: np.ndarray, preds: dict) -> d
 
 def run_finetuned(task, data, args, log):
     """bp / quality: the deep fine-tune vs trivial vs classic, per source."""
-    from sqtool.core.metrics import oof_trivial
+    from sqtool.core.metrics import source_trivial
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
     from sqtool.models import get_model_cfg
     from sqtool.data.classic import classic_oof
@@ -338,7 +319,7 @@ def run_finetuned(task, data, args, log):
     y, g = td.y, td.groups
     outputs = ("sbp", "dbp") if task == "bp" else ()
     src = td.meta.get("source")
-    triv = oof_trivial(task, y, folds) if src is None else source_trivial(task, y, src, folds)
+    triv = source_trivial(task, y, src, folds)
     cl, cname = classic_oof(task, td, folds)
     res = {"task": task, "dataset": td.meta.get("dataset"), "windows": int(len(y)),
            "subjects": int(len(td.subjects)), "folds": "5-fold by subject (seed 0)", "rows": []}

@@ -26,7 +26,7 @@ evenly to at most --max-windows per source; k subject folds (the same folds for 
                or L2 logistic regression (C 1) on them
     full       the whole network fine-tuned (`train.finetune._fit`, AdamW one-cycle, --epochs)
 
-A trivial predictor is scored on the same folds and label subsets: `downstream_skill.source_trivial`, i.e.
+A trivial predictor is scored on the same folds and label subsets: `core.metrics.source_trivial`, i.e.
 `core.metrics.oof_trivial` within each source (the source's training-fold mean target; for classes one
 constant base-rate logit per source, AUROC 0.5 within it; a per-fold majority-class logit ranked the
 windows by their fold's base rate, AUROC 0.44-0.53 instead of 0.5).
@@ -256,8 +256,8 @@ def _cpu():
 def trivial(td, plan) -> dict:
     """{label fraction: (N, k) trivial predictions} from the same label subsets as the arms: the training
     mean of the window's source (regression) or one constant base-rate logit per source (classes; AUROC 0.5
-    within a source), `downstream_skill.source_trivial`."""
-    from downstream_skill import source_trivial
+    within a source), `core.metrics.source_trivial`."""
+    from sqtool.core.metrics import source_trivial
     return {frac: source_trivial(td.task, td.y, td.meta["source"], [(tr, te) for _, fr, tr, te in plan if fr == frac])
             for frac in dict.fromkeys(fr for _, fr, _, _ in plan)}
 

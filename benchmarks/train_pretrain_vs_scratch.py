@@ -27,7 +27,7 @@ with the same budget, folds and seed, with all labels and with 10 % of them.
    subjects and no true difference its p fell below 0.05 in 8.1 % of simulated runs.
 4. Every row also carries the trivial predictor on the same folds (all training windows): the fold mean
    (regression), one constant base-rate logit (af, AUROC 0.5) or, for quality, each source's own training
-   base rate (`downstream_skill.source_trivial`: pooled over its three sources that alone reaches a high
+   base rate (`core.metrics.source_trivial`: pooled over its three sources that alone reaches a high
    AUROC), and each init's paired test against it ("no skill", `core.metrics.skill_test`). Quality also gets per-source
    AUROCs with CIs (the trivial is 0.5 within a source).
 Writes benchmarks/results/train_pretrain_vs_scratch.{json,md} (--out: elsewhere; --restate: only the Markdown,
@@ -60,8 +60,8 @@ def source_of(o) -> np.ndarray:
 
 def trivial_oof(task, o) -> np.ndarray:
     """The trivial predictor on a run's own folds (all training windows of each fold): fold mean, one constant
-    base-rate logit, or for quality each source's training base rate (`downstream_skill.source_trivial`)."""
-    from downstream_skill import source_trivial
+    base-rate logit, or for quality each source's training base rate (`core.metrics.source_trivial`)."""
+    from sqtool.core.metrics import source_trivial
     from sqtool.core.metrics import oof_trivial
     folds = [(np.flatnonzero(o["fold"] != f), np.flatnonzero(o["fold"] == f)) for f in np.unique(o["fold"])]
     if task == "quality":

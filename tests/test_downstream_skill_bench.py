@@ -27,8 +27,7 @@ def test_af_per_rhythm_reads_the_rhythm_of_every_window(data_root):
 def test_quality_trivial_is_each_sources_training_base_rate():
     """Pooled over sources with different base rates, a score that knows only the source ranks well: the trivial
     predictor of quality is that score (one constant logit per source, from its training folds), not 0.5."""
-    b = load_benchmark("downstream_skill")
-    from sqtool.core.metrics import auroc, oof_trivial
+    from sqtool.core.metrics import auroc, oof_trivial, source_trivial
     from sqtool.data.tasks import subject_folds
     rng = np.random.default_rng(0)
     src = np.repeat(np.array(["but_ppg", "mw_ppg", "troika_index"]), [60, 400, 120])
@@ -36,7 +35,7 @@ def test_quality_trivial_is_each_sources_training_base_rate():
     y = np.array([rng.random() < rate[s] for s in src], float)[:, None]
     groups = np.array([f"{s}:{i % 12}" for i, s in enumerate(src)])
     folds = subject_folds(groups, 5, seed=0)
-    t = b.source_trivial("quality", y, src, folds)
+    t = source_trivial("quality", y, src, folds)
     for s in rate:                                                     # one constant per source: AUROC 0.5 in it
         assert len(np.unique(t[src == s])) == 1 and auroc(y[src == s], t[src == s]) == 0.5
         fold_rates = [np.mean(y[tr][src[tr] == s]) for tr, _ in folds]
@@ -45,7 +44,7 @@ def test_quality_trivial_is_each_sources_training_base_rate():
     assert auroc(y, t) == auroc(y, base) > 0.85                        # pooled: knowing the source is most of it
     assert auroc(y, oof_trivial("quality", y, folds)) == 0.5
     yr = np.where(src == "mw_ppg", 100.0, 0.0)[:, None] + rng.normal(size=(len(src), 1))
-    tr_mean = b.source_trivial("bp", yr, src, folds)                   # regression: the source's training mean
+    tr_mean = source_trivial("bp", yr, src, folds)                   # regression: the source's training mean
     assert np.abs(tr_mean[src == "mw_ppg"] - 100).max() < 1 and np.abs(tr_mean[src == "but_ppg"]).max() < 1
 
 

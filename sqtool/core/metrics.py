@@ -408,6 +408,27 @@ def oof_trivial(task: str, y: np.ndarray, folds) -> np.ndarray:
     return out
 
 
+def source_trivial(task: str, y: np.ndarray, source: np.ndarray | None, folds) -> np.ndarray:
+    """Out-of-fold trivial predictions that know each window's source (`source`: (N,) dataset names; None: the
+    pooled `oof_trivial`): `oof_trivial` within each source (classification: the source's training-fold base rate
+    as ONE constant logit per source, the median over folds; regression: the source's training-fold mean). Pooled
+    over sources with different base rates a score that knows only the source ranks windows by dataset (quality:
+    AUROC ~0.93-0.96), so that, not 0.5, is the floor of a pooled AUROC; within one source it is a constant (AUROC
+    0.5). A source missing from some fold's training windows keeps the pooled `oof_trivial`. folds: [(train_idx,
+    test_idx)] index arrays."""
+    out = oof_trivial(task, y, folds)
+    if source is None:
+        return out
+    y, source = np.asarray(y, float), np.asarray(source)
+    for s in np.unique(source):
+        m = source == s
+        pos = np.cumsum(m) - 1                                       # (N,) index among the source's windows
+        sub = [(pos[np.asarray(tr)[m[tr]]], pos[np.asarray(te)[m[te]]]) for tr, te in folds]
+        if all(len(tr) for tr, _ in sub):
+            out[m] = oof_trivial(task, y[m], sub)
+    return out
+
+
 def skill_metric(task: str) -> tuple[str, str]:
     """(metric, 'lower' | 'higher') the skill test compares: MAE for regression, AUROC for classification.
     Not weighted F1 for classification: F1 of a constant (majority-class) predictor follows the base rate

@@ -74,3 +74,29 @@ def test_without_a_ci_the_flag_says_it_is_a_point_comparison():
     assert text.startswith("; WORSE THAN THE CLASSIC METHOD (point comparison: 2 subjects cannot show it): mae ")
     assert text.endswith("(difference +0.500, 95 % CI -0.940, +3.840, p 0.5)")
     assert M.classic_flag(None) == "" and M.classic_text(None) == "" and M.classic_text(wide, flag="") == ""
+
+
+def test_a_fine_tunes_quality_skill_is_judged_against_each_sources_base_rate():
+    """Quality windows pooled over sources with different base rates: a score that knows only the source reaches a
+    high pooled AUROC. The fine-tune's skill block scored the trivial predictor as one constant (AUROC 0.5), so a
+    model that merely learned the source was called 'skill' (a tester's 0.80 against a per-source floor of 0.96); it
+    now uses the per-source base rate, as README's skill section and the benchmark do."""
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    from sqtool.data.tasks import subject_folds
+    from sqtool.train.skill import skill_report
+    rng = np.random.default_rng(0)
+    src = np.repeat(np.array(["but_ppg", "mw_ppg", "troika_index"]), [120, 400, 160])
+    rate = {"but_ppg": 0.5, "mw_ppg": 0.95, "troika_index": 0.05}
+    y = np.array([rng.random() < rate[s] for s in src], float)[:, None]
+    groups = np.array([f"{s}:{i % 10}" for i, s in enumerate(src)])
+    folds = subject_folds(groups, 5, seed=0)
+    knows_source = np.log([rate[s] / (1 - rate[s]) for s in src])[:, None] + 0.01 * rng.standard_normal((len(y), 1))
+    td = NS(y=y, groups=groups, meta={"source": src})
+    block = skill_report("quality", td, knows_source, folds, n_boot=50, classic=False)
+    assert block["trivial"]["auroc"] > 0.85                           # the per-source floor, not 0.5
+    assert block["flag"] == "no skill"                                 # knowing the source is no skill
+    pooled = skill_report("quality", NS(y=y, groups=groups, meta={}), knows_source, folds, n_boot=50, classic=False)
+    assert pooled["trivial"]["auroc"] == 0.5                           # without sources: one constant
