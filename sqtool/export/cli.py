@@ -229,7 +229,9 @@ def source_subjects(ckpt: dict, path: Path) -> list[str]:
         return keys
     rows = m.get("per_subject") if isinstance(m, dict) else None
     keys += [str(r["subject"]) for r in rows or [] if isinstance(r, dict) and "subject" in r]
-    return keys + [str(h) for h in (m.get("heldout_subjects") or [])]
+    keys += [str(h) for h in (m.get("heldout_subjects") or [])]
+    ds = m.get("dataset") if isinstance(m, dict) else None      # a time-domain fine-tune: bare ids of one dataset,
+    return keys + ([f"{ds}:{k}" for k in keys if ":" not in str(k)] if ds else [])   # named as its keys are
 
 
 def classic_baseline_of(path: Path) -> dict | None:

@@ -486,7 +486,8 @@ def data_sections(md: dict, run_dir=None, names: dict | None = None, label_word:
     seen_by = md.get("training_data") or {}
     seen = list(seen_by.get("train_subjects") or [])
     held = list(seen_by.get("heldout_subjects") or [])       # as export's build_metadata wrote them (pseudonyms)
-    datasets = train.get("datasets") or metrics.get("datasets") or list(seen_by.get("datasets") or [])
+    datasets = (train.get("datasets") or metrics.get("datasets") or list(seen_by.get("datasets") or [])
+                or ([str(metrics["dataset"])] if metrics.get("dataset") else []))   # a time-domain fine-tune's one
     lines = ["## Training data and licences", ""]
     if datasets:
         for ds in datasets:

@@ -119,3 +119,25 @@ def test_a_bare_subject_name_follows_its_datasets_rule():
     assert subject_names(["bidmc:bidmc43", "x9"], "auto") == {"x9": "subject-01"}
     shared = subject_names(["a:p1", "b:p1", "p1"], "auto")       # two private datasets' p1: the bare name hidden too
     assert shared == {"a:p1": "a:subject-01", "b:p1": "b:subject-01", "p1": "subject-01"}
+
+
+def test_a_time_domain_fine_tunes_bare_ids_are_pseudonyms_of_its_dataset_and_its_card_names_it(tmp_path):
+    """A time-domain fine-tune records bare subject ids (MRN1040) and metrics.json 'dataset': its export's note said
+    'subjects of  written as pseudonyms', the pseudonyms lost their dataset, and the card said the training data
+    were 'not recorded in the source run' and listed every built-in licence."""
+    from sqtool.export.cli import source_subjects
+    from sqtool.export.kit import data_sections
+    from sqtool.export.subjects import pseudonymised, renamed, subject_names
+    run = tmp_path / "ft"
+    run.mkdir()
+    ids = [f"MRN10{i:02d}" for i in range(1, 7)]
+    (run / "metrics.json").write_text(json.dumps({"task": "rr", "dataset": "ward_icu", "heldout_subjects": ids[4:],
+                                                  "per_subject": [{"subject": s} for s in ids[:4]]}))
+    ck = {"train_cfg": {"heldout_subjects": ids[4:]}}
+    names = subject_names(source_subjects(ck, run / "model.pt"), "auto")
+    assert pseudonymised(names) == ["ward_icu"]
+    assert renamed(ids, names) == [f"subject-0{i}" for i in range(1, 7)]          # no MRN left
+    lines, _ = data_sections({}, run, names, label_word="reference respiratory rate")
+    text = "\n".join(lines)
+    assert "- `ward_icu`: licence: see the dataset MANIFEST" in text and "not recorded" not in text
+    assert "MRN" not in text
