@@ -346,7 +346,7 @@ def _print_finetune(cfg, run_dir: Path, m: dict) -> None:
           f"{metric_text(cfg.task, pm, m[pm], unit)} [95 % CI {lo:.3g}, {hi:.3g}]{each}{_resumed_text(m)} -> {run_dir}")
     if m.get("per_subject_mean"):
         print(_per_subject_line(cfg.task, m["per_subject_mean"], outs, run_dir, unit))
-    print(heldout_line(m["heldout_subjects"], m["heldout_rule"]))
+    print(heldout_line(m["heldout_subjects"], m["heldout_rule"], seen=_pretrained_on(run_dir, m)))
     print(quantize_next(cfg, run_dir))
     from sqtool.models import front_model
     better = front_model(cfg.task)                  # the task's model over a fixed front end, which has skill
@@ -404,9 +404,24 @@ def quantize_next(cfg, run_dir: Path) -> str:
     return "next: " + shell_command("quantize", "--model", run_dir, *(["--task", cfg.task] if cfg.task != "hr" else []))
 
 
-def heldout_line(held: list[str], how: str, spectral: bool = False) -> str:
+def _pretrained_on(run_dir: Path, m: dict) -> list[str] | None:
+    """The held-out subjects (m["heldout_subjects"]) whose unlabelled PPG was in the --init encoder's pretraining
+    pairs (`core.runs.pretraining_of`; a bare id of a time-domain run matched within its m["dataset"]); None when
+    that chain cannot be read (nothing is claimed either way)."""
+    from sqtool.core.runs import pretraining_of
+    pre = pretraining_of(run_dir)
+    if pre is None:
+        return None
+    subs, ds = set(pre["subjects"]), m.get("dataset")
+    return [str(h) for h in m.get("heldout_subjects") or [] if str(h) in subs or ":" not in str(h) and any(
+        k.partition(":")[2] == str(h) and (not ds or k.partition(":")[0] == ds) for k in subs)]
+
+
+def heldout_line(held: list[str], how: str, spectral: bool = False, seen: list[str] | None = []) -> str:
     """The fine-tune's line naming the subjects it held out (`data.heldout`) and what that means (for a `spectral`
-    heart-rate teacher that held none out, also the final fit quantize can make from it)."""
+    heart-rate teacher that held none out, also the final fit quantize can make from it). `seen`: those of them
+    whose unlabelled PPG the --init encoder's self-supervised pretraining had (`_pretrained_on`; None: not known):
+    held out of supervised training only, never 'never trained on'."""
     if not held and spectral:
         return (f"held out: none ({how}): every subject is in the teacher; a final fit for shipping: `quantize "
                 "--heldout-fraction 0 --estimate-from RUN` trains the student on every subject too (RUN: the quantize "
@@ -415,8 +430,14 @@ def heldout_line(held: list[str], how: str, spectral: bool = False) -> str:
     if not held:
         return (f"held out: none ({how}): every subject is in the teacher, so quantize's held-out figures are on "
                 "subjects the teacher trained on")
+    if seen:
+        return (f"held out of every fold and of model.pt ({how}): {', '.join(held)}; quantize evaluates on them, "
+                f"held out of supervised training only: the --init encoder's self-supervised pretraining had the "
+                f"unlabelled PPG of {', '.join(seen)} (mine pairs without them: `data pairs` leaves out a dataset "
+                "file's split.test; --exclude-subjects names others)")
     return (f"held out of every fold and of model.pt ({how}): {', '.join(held)}; quantize evaluates on them, "
-            "never trained on")
+            + ("never trained on" if seen is not None else "never fine-tuned on (whether the --init encoder's "
+               "pretraining pairs held them is not recorded)"))
 
 
 def _resumed_text(m: dict) -> str:
@@ -548,7 +569,7 @@ def _finetune_hr(cfg, run_dir: Path, resume: bool = False, init_ck: dict | None 
         ci = f", 95 % CI {v['ci95'][0]:.2f}-{v['ci95'][1]:.2f}" if v.get("ci95") else ""
         print(f"  {d} ({v['subjects']} subject{'s' if v['subjects'] > 1 else ''}): decoded MAE {v['mae_bpm']:.2f} BPM "
               f"(mean of subjects{ci}; per-window argmax {v['mae_raw_bpm']:.2f})")
-    print(heldout_line(m["heldout_subjects"], m["heldout_rule"], spectral=True))
+    print(heldout_line(m["heldout_subjects"], m["heldout_rule"], spectral=True, seen=_pretrained_on(run_dir, m)))
     print(quantize_next(cfg, run_dir))       # its student: the one that reads the teacher's channels
     _print_skill("hr", m, pooled=True)                # its skill test pools windows; the line above averages subjects
     return 0

@@ -151,3 +151,22 @@ def test_a_time_domain_final_fit_trains_on_every_subject_and_quotes_its_estimate
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0], err
         assert not (tmp_path / "no").exists()
+
+
+def test_held_out_subjects_whose_ppg_the_init_was_pretrained_on_are_not_called_never_trained_on(tmp_path, capsys):
+    """Pairs mined from every subject (syn003 too), an encoder pretrained on them, a fine-tune from it holding syn003
+    out: the line said 'never trained on' where the encoder had syn003's unlabelled PPG; it now says held out of
+    supervised training only, naming the subject, and how to mine pairs without it."""
+    pairs, pt = tmp_path / "pairs", tmp_path / "pt"
+    assert main(["data", "pairs", "--data", "synthetic", "--synthetic-subjects", "4", "--workers", "1",
+                 "--no-progress", "--out", str(pairs)]) == 0
+    assert "synthetic/syn003" in json.loads((pairs / "index.json").read_text())["subjects"]
+    assert main(["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--pairs", str(pairs), "--epochs", "1",
+                 "--batch-size", "8", "--val-fraction", "0", "--progress", "false", "--out", str(pt)]) == 0
+    capsys.readouterr()
+    assert main(TINY + ["--init", str(pt), "--out", str(tmp_path / "ft")]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("held out")]
+    assert line == ["held out of every fold and of model.pt (the last 0.2 of the sorted subjects (--heldout-fraction)): "
+                    "syn003; quantize evaluates on them, held out of supervised training only: the --init encoder's "
+                    "self-supervised pretraining had the unlabelled PPG of syn003 (mine pairs without them: `data "
+                    "pairs` leaves out a dataset file's split.test; --exclude-subjects names others)"]
