@@ -79,10 +79,13 @@ class ShardWriter:
                 "total": int(self.total)}
 
     def restore(self, state: dict) -> None:
-        """Continue after `state()` (an empty buffer): each shard it lists must still be there, at its size."""
+        """Continue after `state()` (an empty buffer): each shard it lists must still be there, at its size and its
+        sha256 (a shard damaged in place kept its size: the resume claimed success and pretraining refused the
+        folder)."""
         for e in state["shards"]:
             path = self.dir / e["file"]
-            if not path.is_file() or path.stat().st_size != e["bytes"] or not (self.dir / e["meta"]).is_file():
+            if not path.is_file() or path.stat().st_size != e["bytes"] or not (self.dir / e["meta"]).is_file() \
+                    or (e.get("sha256") and sha256_file(path) != e["sha256"]):
                 raise SqtoolError(f"{path}: shard missing or changed since it was written; cannot resume (start "
                                   "the run again with --force)")
         self.shards = list(state["shards"])

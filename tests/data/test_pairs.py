@@ -583,6 +583,25 @@ def test_pairs_cli_ctrl_c_names_resume_and_an_unfinished_folder_is_said(tmp_path
     assert "is finished" in capsys.readouterr().err
 
 
+def test_a_resume_refuses_a_shard_damaged_in_place(tmp_path, monkeypatch, capsys):
+    """A kept shard whose bytes changed at the same size: the resume reported success and pretraining then refused
+    the folder ('sha256 differs'); the resume now refuses it, naming the shard."""
+    from sqtool.cli import main
+    ds = _own_corpus(tmp_path, "dmg", 4)
+    out = tmp_path / "cut"
+    cmd = ["data", "pairs", "--data", str(ds), "--out", str(out), "--workers", "1", "--shard-mb", "0.02",
+           "--max-gap-s", "120", "--no-progress"]
+    _interrupt_after_shard(monkeypatch, 1)
+    assert main(cmd) == 130
+    shard = sorted((out / "shards").glob("pairs-*.npy"))[0]
+    b = bytearray(shard.read_bytes())
+    b[-64:] = bytes(64)
+    shard.write_bytes(bytes(b))
+    capsys.readouterr()
+    assert main(["data", "pairs", "--resume", str(out)]) == 1
+    assert f"{shard}: shard missing or changed since it was written; cannot resume" in capsys.readouterr().err
+
+
 def test_chunks_of_files_per_task_mine_the_same_pairs(tmp_path, capsys):
     """--workers 2 --chunksize 2 (or 3, a last chunk of 2): the same run as one worker; it crashed at the end with
     "'generator' object has no attribute 'next'" (imap's chunked form) and the fresh run's folder was gone."""
