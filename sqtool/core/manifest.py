@@ -270,10 +270,12 @@ class Manifest:
             raise MissingArtifact(f"{self.path}: source {key} {s['file']} with sha256 {s['sha256'][:12]}... not "
                                   f"found beside the export ({len(found)} files of that name in "
                                   f"{found[0].parent.parent}/*/, none with that sha256); name it explicitly "
-                                  f"(bench --{key.replace('_', '-')})")
+                                  f"(bench --{key.replace('_', '-')}); the export's own files need no checkpoint (--runtime onnx, "
+                                  "tflite, tflm or c)")
         raise MissingArtifact(f"{self.path}: source {key} {s['file']} not found beside the export (looked in "
                               f"{', '.join(p + '/' for p in SOURCE_PLACES)}); name it explicitly "
-                              f"(bench --{key.replace('_', '-')})")
+                              f"(bench --{key.replace('_', '-')}); the export's own files need no checkpoint (--runtime onnx, "
+                                  "tflite, tflm or c)")
 
     def _find(self, name: str) -> list[list[Path]]:
         """Per SOURCE_PLACES entry (nearest first) that holds any, the files called `name` there, outside the

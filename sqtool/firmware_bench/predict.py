@@ -327,8 +327,8 @@ def spectral_runtime(runtime: str, where: str = "--runtime") -> str:
     from sqtool.firmware_bench.spectral import RUNTIMES
     name = CHOICES.get(runtime, runtime) if runtime else ""
     if name and name not in RUNTIMES:
-        raise SqtoolError(f"{where} {runtime}: unknown (choose c_pipeline, c, tflite (litert), tflm, onnx, torch "
-                          "or mcu; none = the default)")
+        raise SqtoolError(f"{where} {runtime}: unknown (choose c_pipeline, c, tflite (litert), tflm, onnx, "
+                          "onnx_float, torch or mcu; none = the default)")
     return name
 
 

@@ -69,7 +69,7 @@ def detect(path: Path, files: list[Path]) -> str | None:
         raise SqtoolError(f"{path}: holds {n_csv} CSV and {n_npz} NPZ recordings, and a folder without a dataset.yaml "
                           "is read in one format (the other's files would be dropped): give each format a sub-folder "
                           "with its own dataset.yaml (the folder above them is then a data root: both are read), or "
-                          "keep one format here (or --kind csv / npz)")
+                          "keep one format here (data inspect / data quality: or --kind csv / npz)")
     if n_npz:
         return "npz"
     if any(_is_csv(p) for p in files):
