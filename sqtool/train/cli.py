@@ -258,9 +258,27 @@ def pretrain_next(cfg, run_dir, m: dict | None = None) -> str:
         more = as_launched(saved_yaml(run_dir), shell_command("train", "pretrain", "--resume", run_dir,
                                                               "--epochs", 4 * max(int(cfg.epochs), 1)))
         return f"next: {more}   (SimSiam collapsed: train further first; the WARNING above names the other fixes)"
-    data = _pairs_data(cfg.pairs)
+    data = _labelled_file(_pairs_data(cfg.pairs), cfg.model)
     return "next: " + shell_command("train", "finetune", "--task", _task_of(data, cfg.model), "--model", run_dir,
                                     *(["--data", data] if data else []))
+
+
+def _labelled_file(data: str | None, model: str) -> str | None:
+    """`data` as a fine-tune reads it: a data root of your own dataset folders (pairs mined from all of them) is
+    no fine-tune's --data (the time-domain tasks look for their built-in dataset there: 'task hr needs the troika
+    dataset'), so its first dataset.yaml that declares a task's label, in the folders' order; `data` itself
+    otherwise (a spectral encoder's heart-rate fine-tune reads a root's built-in folders)."""
+    from sqtool.data.dataset_file import TASK_LABELS, dataset_folders, is_data_root, load_dataset_file
+    if not data or _is_spectral(model) or not is_data_root(Path(data)):
+        return data
+    for d in dataset_folders(Path(data)):
+        try:
+            ds = load_dataset_file(d / "dataset.yaml")
+        except SqtoolError:
+            continue
+        if any(lab in ds.labels for lab in TASK_LABELS.values()) or ds.custom_labels:
+            return str(d / "dataset.yaml")
+    return data
 
 
 def _task_of(data: str | None, model: str) -> str:

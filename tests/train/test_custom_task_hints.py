@@ -34,6 +34,21 @@ def test_pretrains_next_line_offers_the_files_own_label(tmp_path):
     assert task_spec("spo2", dataset=load_dataset_file(f))["outputs"] == ("spo2",)     # a task the file can train
 
 
+def test_pairs_of_a_root_of_own_dataset_folders_offer_a_labelled_file_not_the_root(tmp_path):
+    """Pairs mined from a folder of dataset folders (one unlabelled, one with custom labels): the next line offered
+    `--task hr --data ROOT`, which failed 'task hr needs the troika dataset'; it now names the labelled file."""
+    from sqtool.train.cli import pretrain_next
+    root = tmp_path / "corpus"
+    f = _file(root / "icu")
+    (root / "ward").mkdir()
+    (root / "ward" / "dataset.yaml").write_text("name: ward\nformat: csv\nroot: .\nfs: 125\nchannels: {ppg: ppg}\n")
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "config.yaml").write_text(f"command: data_pairs\nconfig:\n  input: []\n  data_root: {root}\n")
+    line = pretrain_next(SimpleNamespace(pairs=str(pairs), model="resnet1d_siamq_tiny"), tmp_path / "pre")
+    assert "--task spo2 " in line and line.endswith(f"--data {f}")
+
+
 def test_finetune_help_names_custom_labels(capsys):
     from sqtool.cli import main
     with pytest.raises(SystemExit):
