@@ -360,6 +360,11 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         rec.meta["rate_said"] = said[rec.primary_channel()]
     if ds.format == "npz":                           # arrays of their own lengths: a shorter one is refused, as
         rec.check_spans(slack=1)                     # read_npz does, never cut to by the stream
+        used = {_pick(cols, names, c, where, "")[0] for c in [*(ch.column for ch in ds.channels.values()),
+                *(src.column for src in ds.labels.values() if src.column is not None),
+                *([ds.subject.column] if ds.subject.column is not None else [])]}
+        if unread := [f"{k} ({len(cols[k])},)" for k in names if k not in used]:   # as the bare reader names them
+            rec.meta["unread_arrays"] = unread                                     # (data inspect's note)
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)

@@ -152,3 +152,19 @@ def test_a_dataset_files_npz_member_stored_as_a_matrix_says_its_shape(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{tmp_path / 'a.npz'}: 'ppg' has the shape (2, 3000): store one 1-D array per " \
         "channel and name each in dataset.yaml's channels" in err
+
+
+def test_a_dataset_files_npz_member_no_key_names_is_named_by_inspect(tmp_path):
+    """README: an NPZ's other arrays are not read and `data inspect` names them; through a dataset.yaml it said
+    nothing of an `artifact` array its channels do not name."""
+    import numpy as np
+
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers.summary import format_summary, summarise
+    (tmp_path / "rec").mkdir()
+    t = np.arange(30 * 100) / 100
+    np.savez(tmp_path / "rec" / "s1.npz", pleth=np.sin(2 * np.pi * 1.2 * t), artifact=np.zeros(t.size), fs=100.0)
+    (tmp_path / "dataset.yaml").write_text("format: npz\nroot: rec\nfiles: '*.npz'\nchannels: {ppg: pleth}\n")
+    recs = load_dataset_file(tmp_path / "dataset.yaml").records()
+    assert recs[0].meta["unread_arrays"] == ["artifact (3000,)"] and list(recs[0].signals) == ["ppg"]
+    assert "note: not read: artifact (3000,) (1 file)" in format_summary(summarise("mine", records=recs))
