@@ -24,8 +24,9 @@ LOGGERS = ("torch.distributed.elastic", "torch.distributed.launcher")   # not to
 
 def failure_line(err) -> tuple[str, int]:
     """(one line, exit code) of torchrun's ChildFailedError: the ranks that failed on their own (an exit code: their
-    sqtool line is above), then those the launcher stopped after them (a signal); the first failed rank's exit code
-    (all stopped by a signal: 128 + its number)."""
+    sqtool line is above), then those the launcher stopped after them (a signal, or sqtool's own exit on it, 143 /
+    130: a rank still working when another failed); the first failed rank's exit code (all stopped by a signal: 128
+    + its number)."""
     import signal
 
     def code_text(f) -> str:
@@ -40,7 +41,9 @@ def failure_line(err) -> tuple[str, int]:
         return f"rank{'s' if len(group) > 1 else ''} {', '.join(str(r) for r, _ in group)} " \
                f"({', '.join(code_text(f) for _, f in group)})"
     fails = sorted(err.failures.items())
-    cause = [(r, f) for r, f in fails if f.exitcode > 0] or fails
+    stop = {128 + int(signal.SIGTERM), 128 + int(signal.SIGINT)}   # a worker that caught the launcher's stop
+    cause = ([(r, f) for r, f in fails if f.exitcode > 0 and f.exitcode not in stop]      # (sqtool exits 143 / 130
+             or [(r, f) for r, f in fails if f.exitcode > 0] or fails)                    # itself): not a cause
     stopped = [rf for rf in fails if rf not in cause]
     first = cause[0][1].exitcode
     line = (f"sqtool-torchrun: {err.name} failed on {ranks(cause)}: the reason is on "
