@@ -780,7 +780,8 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     skill = R.heldout_skill(cfg.task, y_all[tr][:, :spec.n_task], y_all[te][:, :spec.n_task], groups[te],
                             {k: D.denormalise(o, spec) for k, o in (("teacher", out_t), ("student_float", out_f),
                                                                      ("student_int8", out_q))},
-                            outputs, seed=cfg.seed, classic=(None if c_out is None else c_out[te], c_name))
+                            outputs, seed=cfg.seed, classic=(None if c_out is None else c_out[te], c_name),
+                            **_sources(data, tr, te))
     agree = np.abs(D.denormalise(out_q, spec) - D.denormalise(out_f, spec))
     rel = None if not m_t.get(metric) else (m_f[metric] - m_t[metric]) / m_t[metric]
     metrics = {
@@ -883,6 +884,14 @@ def time_final_fit(run_dir: Path, cfg, scfg, tcfg, t_path, t_sha, data, groups, 
                    ylabel="training loss" + (" (label + distillation)" if cfg.distill else ""),
                    title=f"quantize {scfg.name}")
     return metrics
+
+
+def _sources(data, tr, te) -> dict:
+    """{source_train, source}: each training / held-out window's dataset where the task data holds several (quality:
+    the trivial floor is each source's base rate, as the fine-tune's), else {}."""
+    src = (getattr(data, "meta", None) or {}).get("source")
+    src = src if isinstance(src, np.ndarray) and len(src) == len(data.y) else None
+    return {} if src is None else {"source_train": src[tr], "source": src[te]}
 
 
 def _save_heldout(path: Path, data, te, x_all, y_all, groups, synthetic: bool) -> None:

@@ -20,7 +20,8 @@ import numpy as np
 
 from sqtool.compress.distill import OutputSpec, denormalise, predict
 from sqtool.core.metrics import (CLASSIFICATION_TASKS, QUANTIZE_MODELS, classic_text, model_block, reference_block,
-                                 sigmoid, skill_line, skill_metric, skill_unit, task_metrics, trivial_predictions)
+                                 sigmoid, skill_line, skill_metric, skill_unit, source_trivial, task_metrics,
+                                 trivial_predictions)
 
 
 def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dict:
@@ -31,7 +32,8 @@ def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dic
 
 
 def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndarray, preds: dict, outputs=(),
-                  n_boot: int = 1000, seed: int = 0, classic: tuple = (None, "not computed")) -> dict:
+                  n_boot: int = 1000, seed: int = 0, classic: tuple = (None, "not computed"),
+                  source_train: np.ndarray | None = None, source: np.ndarray | None = None) -> dict:
     """Model vs trivial (vs classic) on the held-out windows: `metrics.json["skill"]` of a quantize run:
     `core.metrics.reference_block` once and `model_block` per model (the parts of the fine-tune's `skill_block`).
 
@@ -39,18 +41,27 @@ def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndar
     (`core.metrics.trivial_predictions`: their mean per output, or their base rate as a constant logit); `y`
     (N, k), `groups` (N,): the held-out windows; `preds`: {"teacher" | "student_float" | "student_int8": (N, k)
     outputs in units (logits for classification)}, at least one; `classic`: (its (N, k) predictions, name) or
-    (None, why).
+    (None, why); `source_train` (N_tr,), `source` (N,): each window's dataset, where the windows come from several
+    (quality): the trivial predictor is then each source's training base rate / mean (`core.metrics.source_trivial`,
+    as the fine-tune's skill block), the floor a score that knows only the source reaches, not one constant.
 
     {trivial: metrics, trivial_ci95, trivial_fit: {windows}, classic: {name, metrics, ci95} or {name: None, why},
      models: {name: {skill: `core.metrics.skill_test` vs the trivial predictor, spread: `prediction_spread`,
      vs_classic: the same test against the classic method (absent without one)}}, flag: the int8 student's "" or
      "no skill", classic_flag: the int8 student's "" or "worse than the classic method" (`classic_flag`)}"""
     triv = trivial_predictions(task, y_train, len(y))                               # (N, k)
+    by_source = source_train is not None and source is not None and len(np.unique(source)) > 1
+    if by_source:
+        n_tr = len(y_train)                                  # one fold: the training windows, then the held-out ones
+        both = np.concatenate([np.asarray(y_train, float), np.asarray(y, float)])
+        src = np.concatenate([np.asarray(source_train).astype(str), np.asarray(source).astype(str)])
+        triv = source_trivial(task, both, src, [(np.arange(n_tr), np.arange(n_tr, len(both)))])[n_tr:]
+    per_source = ", each source's own" if by_source else ""
     ref = reference_block(task, y, groups, triv, classic, outputs, n_boot=n_boot, seed=seed)   # once for every model
     blocks = {k: model_block(task, y, groups, p, triv, classic[0], outputs, n_boot=n_boot, seed=seed)
               for k, p in preds.items()}
     out = {"trivial": ref["trivial"], "trivial_ci95": ref["trivial_ci95"],
-           "trivial_fit": {"windows": int(len(y_train)), "on": "the training subjects"},
+           "trivial_fit": {"windows": int(len(y_train)), "on": "the training subjects" + per_source},
            "models": {k: {key: b[key] for key in ("skill", "spread", "vs_classic") if key in b}
                       for k, b in blocks.items()},
            "classic": ref["classic"]}
@@ -71,8 +82,9 @@ def skill_lines(task: str, sk: dict, units=()) -> list[str]:
     spread = ", ".join(f"{label} {_stds(sk['models'][k]['spread'])}" for k, label in QUANTIZE_MODELS
                        if k in sk["models"])
     target = sk["models"]["student_int8"]["spread"].get("target_std")
+    per_source = ", each source's base rate" if "source" in sk["trivial_fit"].get("on", "") else ""
     lines = [f"{task}: trivial {metric} {sk['trivial'][metric]:.3f}{unit} (fitted on {sk['trivial_fit']['windows']} "
-             f"training windows); classic " + (f"{metric} {c['metrics'][metric]:.3f}{unit} ({c['name']})"
+             f"training windows{per_source}); classic " + (f"{metric} {c['metrics'][metric]:.3f}{unit} ({c['name']})"
                                                if c.get("name") else f"n/a ({c['why']})") + f"; prediction std: {spread}"
              + (f" (targets' {', '.join(f'{v:.3g}' for v in target)})" if target else "")]
     lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}", u)

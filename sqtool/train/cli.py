@@ -58,7 +58,7 @@ def register(sub, name: str, helptext: str) -> None:
     add_bool_flag(fp, "--force", "force", FORCE_HELP)
     fp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN with its saved config, reusing its completed folds; only "
-                         "--progress, --bootstrap, --final-fit, --calibrate-on may be given (the folds were "
+                         "--progress, --bootstrap, --final-fit, --calibrate-on, --layout may be given (the folds were "
                          "trained with the rest); any other change is refused")
     fp.set_defaults(func=run_finetune_cmd)
 

@@ -110,3 +110,21 @@ def test_heldout_skill_fits_the_trivial_predictor_on_training_targets_only():
     classic = heldout_skill("rr", np.full((50, 1), 10.0), y, groups, {"student_int8": exact}, ("rr_bpm",),
                             n_boot=200, classic=(y + 2.0, "stand-in"))["classic"]
     assert classic["name"] == "stand-in" and classic["metrics"]["mae"] == pytest.approx(2.0)
+
+
+def test_held_out_quality_from_two_sources_is_judged_against_each_sources_base_rate():
+    """A sweep's quality run: held-out windows of two sources (94 % / 8 % good) scored by a model that knows only
+    the source read 'skill' against 0.5; the floor is each source's training base rate, as the fine-tune's."""
+    rng = np.random.default_rng(0)
+    src_tr = np.repeat(["mw_ppg", "troika"], 200)
+    y_tr = np.concatenate([rng.random(200) < 0.94, rng.random(200) < 0.08]).astype(float)[:, None]
+    src = np.repeat(["mw_ppg", "troika"], [60, 140])
+    y = np.concatenate([rng.random(60) < 0.94, rng.random(140) < 0.08]).astype(float)[:, None]
+    groups = np.concatenate([np.repeat([f"m{i}" for i in range(6)], 10), np.repeat([f"t{i}" for i in range(7)], 20)])
+    knows_source = np.where(src == "mw_ppg", 2.0, -2.0)[:, None] + 0.01 * rng.standard_normal((200, 1))
+    pooled = heldout_skill("quality", y_tr, y, groups, {"student_int8": knows_source}, ("p_good",), n_boot=200)
+    assert pooled["trivial"]["auroc"] == pytest.approx(0.5) and pooled["flag"] == ""     # one constant: 'skill'
+    sk = heldout_skill("quality", y_tr, y, groups, {"student_int8": knows_source}, ("p_good",), n_boot=200,
+                       source_train=src_tr, source=src)
+    assert sk["trivial"]["auroc"] > 0.8 and sk["flag"] == "no skill"
+    assert "source" in sk["trivial_fit"]["on"]

@@ -160,3 +160,13 @@ def test_it_builds_for_the_microcontrollers_without_warnings(cpu, tmp_path):
     r = subprocess.run(["arm-none-eabi-gcc", *FLAGS, f"-mcpu={cpu}", "-mthumb", "-c", str(src), "-o",
                         str(tmp_path / "ar.o")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@needs_gcc
+def test_the_tables_macro_given_on_the_command_line_still_builds_with_werror(tmp_path):
+    """A firmware engineer's -DSQ_AR_DEFINE_TABLES (the header's switch) was redefined by the .c: -Werror failed."""
+    paths = render_acc_resampler(25.0, 125.0, tmp_path / "c")
+    src = [p for p in paths if p.suffix == ".c"]
+    r = subprocess.run(["gcc", *FLAGS, "-DSQ_AR_DEFINE_TABLES", "-c", f"-I{tmp_path / 'c'}", str(src[0]),
+                        "-o", str(tmp_path / "ar.o")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[:2000]

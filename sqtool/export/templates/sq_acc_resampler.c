@@ -1,7 +1,9 @@
 /*
  * sq_acc_resampler.c - see sq_acc_resampler.h; the arithmetic of sqtool/data/acc_resampler.py, bit for bit.
  */
+#ifndef SQ_AR_DEFINE_TABLES
 #define SQ_AR_DEFINE_TABLES
+#endif
 #include "sq_acc_resampler.h"
 
 int sq_acc_rs_init(sq_acc_rs_t *s)
