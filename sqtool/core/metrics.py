@@ -80,6 +80,9 @@ def task_metrics(task: str, y: np.ndarray, pred: np.ndarray, outputs: tuple[str,
     return out
 
 
+MIN_BOOTSTRAP_SUBJECTS = 5      # below it a percentile bootstrap of subjects is their range: 2 give {A,A},{A,B},{B,B}
+
+
 def bootstrap_ci(task: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray, outputs=(),
                  n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
     """{metric: [lo, hi]} from resampling subjects (groups) with replacement."""

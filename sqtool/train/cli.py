@@ -560,7 +560,8 @@ def _finetune_front(cfg, run_dir: Path, resume: bool = False) -> int:
     if h:
         ci = h.get("ci95") or [float("nan")] * 2
         interval = (f"[95 % CI {ci[0]:.3g}, {ci[1]:.3g}]" if len(h["subjects"]) > 1 and _finite(ci[0])
-                    and _finite(ci[1]) else "(no CI: one subject)" if len(h["subjects"]) == 1 else "(no CI)")
+                    and _finite(ci[1]) else f"({h['ci_note']})" if h.get("ci_note")
+                    else "(no CI: one subject)" if len(h["subjects"]) == 1 else "(no CI)")
         print(f"held out of every fold and of model.pt ({m['heldout_rule']}): {', '.join(h['subjects'])}; the final "
               f"model on them: {metric_text(task, h['metric'], h[h['metric']])} {interval} "
               f"over {h['windows']} windows"

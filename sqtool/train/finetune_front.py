@@ -194,12 +194,13 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
 
 def _score_heldout(recipe: FrontRecipe, net, task_data, held: list[str], model_cfg, run_dir: Path,
                    n_boot: int) -> dict | None:
-    """The final model on the held-out subjects (never trained on): its primary metric with a subject-bootstrap CI,
-    and heldout.npz (their network inputs, labels, subjects, the model's outputs): the windows export checks its
+    """The final model on the held-out subjects (never trained on): its primary metric with a subject-bootstrap CI
+    (none with fewer than `MIN_BOOTSTRAP_SUBJECTS`: the percentile bootstrap of 2-4 subjects is their lowest to
+    highest subject's figure, not a 95 % interval; "ci_note" says so), and heldout.npz (their network inputs, labels, subjects, the model's outputs): the windows export checks its
     artifacts on. None when none is held out."""
     if not held:
         return None
-    from sqtool.core.metrics import bootstrap_ci, primary_metric, task_metrics
+    from sqtool.core.metrics import MIN_BOOTSTRAP_SUBJECTS, bootstrap_ci, primary_metric, task_metrics
     idx = np.flatnonzero(np.isin(np.asarray(task_data.groups).astype(str), held))
     A = recipe.front(task_data.x[idx], model_cfg)
     y, g = task_data.y[idx], np.asarray(task_data.groups)[idx]
@@ -207,6 +208,10 @@ def _score_heldout(recipe: FrontRecipe, net, task_data, held: list[str], model_c
     atomic_save_npz(run_dir / "heldout.npz", x=recipe.net_input(net, A), y=y, groups=g, pred=pred)
     pm = primary_metric(recipe.task)
     m = task_metrics(recipe.task, y, pred, recipe.outputs)
-    ci = bootstrap_ci(recipe.task, y, pred, g, recipe.outputs, n_boot=n_boot, seed=0)
-    return {"subjects": sorted(set(g.astype(str).tolist())), "windows": int(len(idx)), "metric": pm,
-            pm: m.get(pm), "ci95": ci.get(pm), "metrics": m}
+    subjects = sorted(set(g.astype(str).tolist()))
+    few = len(subjects) < MIN_BOOTSTRAP_SUBJECTS
+    ci = {} if few else bootstrap_ci(recipe.task, y, pred, g, recipe.outputs, n_boot=n_boot, seed=0)
+    return {"subjects": subjects, "windows": int(len(idx)), "metric": pm, pm: m.get(pm), "ci95": ci.get(pm),
+            "metrics": m, "ci_note": (f"no CI: {len(subjects)} subject{'s' if len(subjects) > 1 else ''} (a subject "
+                                      f"bootstrap over fewer than {MIN_BOOTSTRAP_SUBJECTS} spans their range)"
+                                      if few else "")}

@@ -46,6 +46,7 @@ def test_finetune_is_nested_and_ships_its_features(af_run, monkeypatch):
     assert m["skill"]["classic"]["name"].startswith("normalised RMSSD") and "auroc" in m["metrics"]
     h = m["heldout"]
     assert h["subjects"] == m["heldout_subjects"] and h["metric"] == "f1_weighted" and "auroc" in h["metrics"] and h["windows"] > 0
+    assert len(h["subjects"]) == 2 and h["ci95"] is None and "fewer than 5 spans their range" in h["ci_note"]  # was min-max
     ck = load_checkpoint(af_run)
     mc = ck["model_cfg"]
     assert mc["family"] == "beat_trees" and mc["frontend"]["type"] == "beat_features"
