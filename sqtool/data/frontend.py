@@ -240,9 +240,23 @@ def _ratio(cfg: FrontEndCfg) -> tuple[int, int]:
         raise SqtoolError(f"frontend: input at {cfg.fs_in:g} Hz is below the {cfg.fs:g} Hz the network reads: "
                           f"sample at {cfg.fs:g} Hz or faster (the front end resamples down, never up)")
     if L > 256 or (M + L - 1) // L > 255 or M > 1_000_000:
+        near = _near_rate(cfg)
         raise SqtoolError(f"frontend: resampling ratio {L}/{M} (fs_in={cfg.fs_in} -> fs={cfg.fs}) too awkward "
-                          "(need L <= 256 phases and ceil(M / L) <= 255)")
+                          "(need L <= 256 phases and ceil(M / L) <= 255)"
+                          + (f"; declare it as {near:g} Hz (a {abs(near / cfg.fs_in - 1):.3%}"
+                             f" rate error: heart rates read {abs(near / cfg.fs_in - 1):.3%} off)" if near else ""))
     return L, M
+
+
+def _near_rate(cfg: FrontEndCfg) -> float | None:
+    """The whole-Hz (else 0.1-Hz) rate within 0.5 % of cfg.fs_in that the front end takes, or None."""
+    for step in (1.0, 0.1):
+        near = round(round(float(cfg.fs_in) / step) * step, 1)
+        if near >= cfg.fs and abs(near / cfg.fs_in - 1) <= 0.005 and near != cfg.fs_in:
+            L, M = (Fraction(str(float(cfg.fs))) / Fraction(str(near))).as_integer_ratio()
+            if L <= 256 and (M + L - 1) // L <= 255 and M <= 1_000_000:
+                return near
+    return None
 
 
 def takes_rate(cfg: FrontEndCfg) -> bool:

@@ -201,3 +201,12 @@ def test_spectral_truth_is_the_label_at_the_window_centre_like_the_time_domain_p
     ds = load_dataset_file(label_16s_dataset(tmp_path))
     r, = dataset_spectra(ds, get_model_cfg("spec_student_s"))
     assert_truth_at_centres(r.t0, r.y, ds)
+
+
+@pytest.mark.parametrize("fs_in, near", [(64.0039, "64"), (32.7681, "32.8")])
+def test_an_awkward_rate_near_a_workable_one_is_told_which_to_declare(fs_in, near):
+    """A firmware engineer's 64.0039 Hz (a 32.768 kHz crystal's divider) was refused with no rate to use instead."""
+    from sqtool.data.frontend import FrontEndCfg, _ratio
+    with pytest.raises(SqtoolError, match=rf"too awkward .*; declare it as {near} Hz \(a 0\.\d+% rate error"):
+        _ratio(FrontEndCfg(fs_in=fs_in, fs=16.0))
+    assert _ratio(FrontEndCfg(fs_in=float(near), fs=16.0))                 # the rate it names is taken
