@@ -56,7 +56,8 @@ file, `--data` that file: truth_NAME;
 `window_targets`, as training takes them) and its MAE per recording (`target_scores`); a class model (af, quality) gets
 truth_af / truth_good (1 / 0, `data.dataset_tasks.class_truth`, as training reads the rhythm or quality label) and
 per recording its accuracy at p 0.5 (`report.class_metrics`), the AUROC and F1 over every window with truth and by
-subject in summary.json pooled_class and one printed line.
+subject in summary.json pooled_class and one printed line (and pooled_class_held_out, its own line, over the subjects
+the model was not trained on when some were, as pooled_held_out for a regression).
 
 A recording at a sampling rate the front end cannot take is a one-line error naming the recording and the rate; one
 without the model's channels (e.g. no accelerometer) is left out as `sqtool bench` leaves it out (`MissingChannel`:
@@ -187,12 +188,11 @@ def print_results(res: dict) -> None:
               f"{_mae_text(held['mean_of_recordings'], units)}): the figure to judge the model by")
     pc = res.get("pooled_class")
     if pc:
-        by = pc.get("by_subject") or {}
-        print(f"all {pc['recordings']} recordings with a '{pc['label']}' label: AUROC "
-              f"{'-' if pc['auroc'] is None else format(pc['auroc'], '.3f')}, F1 {pc['f1']:.3f}, accuracy "
-              f"{100 * pc['accuracy']:.1f} % over {pc['n']} windows ({pc['positives']} {pc['positive']})"
-              + (f"; AUROC by subject {by['mean']:.3f} over the {by['subjects']} of {by['of']} subjects with both "
-                 "classes" if by else ""))
+        print(f"all {pc['recordings']} recordings with a '{pc['label']}' label: " + _class_text(pc))
+    hc = res.get("pooled_class_held_out")
+    if hc:
+        print(f"held-out subjects only ({hc['recordings']} recordings of subjects not seen in training): "
+              + _class_text(hc) + ": the figure to judge the model by")
     fw = res.get("firmware")
     if fw:
         fe = fw.get("front_end_instructions_per_window")
@@ -268,7 +268,8 @@ TARGETS_NOTE = ("metrics (mae_<output>, mae = their mean, n = windows with truth
 
 CLASS_NOTE = ("metrics (a class: n = windows with truth, positives, accuracy and F1 at p 0.5, auroc where the "
               "recording's windows hold both classes) vs the truth_<class> column; pooled_class: over every window "
-              "with truth, AUROC by subject over the subjects with both classes")
+              "with truth, AUROC by subject over the subjects with both classes; pooled_class_held_out: the same over the "
+              "subjects not seen in training (when some scored subjects were)")
 
 
 TIME_NOTE = ("end of the window, ISO 8601 wall-clock time: the recording's start_time (its time column's first "
@@ -520,6 +521,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     summary["seen_in_training"], summary["warnings"] = seen, left_out_lines(prepared["short"]) + warns
     if seen and pool and (held := pooled_scores([d.get("metrics") or {} for d in rows if d["subject"] not in seen])):
         summary["pooled_held_out"] = held                  # the pool above mixes in subjects seen in training
+    if seen and class_windows and (held_c := [p for p in class_windows if p[0] not in seen]):
+        summary["pooled_class_held_out"] = pooled_class(held_c, md["task"])     # the same, for a class model
     if prepared["short"]:
         summary["skipped_records"] = prepared["short"]
     tiled = [d for d in rows if "tiled_from_s" in d]
@@ -555,6 +558,15 @@ def earlier_outputs(run_dir: Path) -> set[str]:
         return set()
     names = {str(d.get(k)) for d in rows if isinstance(d, dict) for k in ("csv", "plot") if d.get(k)}
     return {n for n in names if Path(n).name == n and n not in (".", "..") and n.endswith((".csv", ".png"))}
+
+
+def _class_text(pc: dict) -> str:
+    """'AUROC a, F1 f, accuracy p % over n windows (k AF); AUROC by subject ...' of a `pooled_class` block."""
+    by = pc.get("by_subject") or {}
+    return (f"AUROC {'-' if pc['auroc'] is None else format(pc['auroc'], '.3f')}, F1 {pc['f1']:.3f}, accuracy "
+            f"{100 * pc['accuracy']:.1f} % over {pc['n']} windows ({pc['positives']} {pc['positive']})"
+            + (f"; AUROC by subject {by['mean']:.3f} over the {by['subjects']} of {by['of']} subjects with both "
+               "classes" if by else ""))
 
 
 def pooled_class(parts: list[tuple[str, np.ndarray, np.ndarray]], task: str) -> dict:

@@ -177,3 +177,22 @@ def test_a_time_domain_models_c_rounds_as_its_export_builds_it(tmp_path):
         outs[res["runtime"]] = _csv(tmp_path / f"p{rt}" / res["recordings"][0]["csv"])["p_af"]
     assert set(outs) == {"c_host", "tflm_int8"}
     np.testing.assert_array_equal(outs["c_host"], outs["tflm_int8"])
+
+
+def test_a_class_model_on_subjects_it_trained_on_gets_a_held_out_only_line(exports, tmp_path, capsys, monkeypatch):
+    """As rr and bp do: the pool mixes in subjects seen in training, so the held-out subjects' AUROC is its own line
+    (a sweep's af predict printed one AUROC 0.991 over 10 trained-on and 2 held-out patients)."""
+    import sqtool.firmware_bench.provenance as P
+    monkeypatch.setattr(P, "provenance_warnings", lambda art, scored, subjects: (["icu:p0"], ["WARNING: icu:p0 seen"]))
+    recs = [_record(20, {"rhythm": Label(np.array(i % 2), kind="class", classes=("sinus", "AF"))},
+                    rid=f"p0{i}_icu") for i in range(4)]
+    for i, r in enumerate(recs):
+        r.subject = f"p{i // 2}"
+        r.signals["ppg"] = r.signals["ppg"] + 0.3 * np.random.default_rng(i).standard_normal(len(r.signals["ppg"]))
+    res = predict(PredictConfig(model=str(exports["af"]), data="icu", out=str(tmp_path / "p"), progress=False),
+                  records=recs)
+    pc, hc = res["pooled_class"], res["pooled_class_held_out"]
+    assert pc["recordings"] == 4 and hc["recordings"] == 2 and hc["n"] == pc["n"] // 2
+    print_results(res)
+    assert (f"held-out subjects only (2 recordings of subjects not seen in training): AUROC "
+            f"{'-' if hc['auroc'] is None else format(hc['auroc'], '.3f')}") in capsys.readouterr().out
