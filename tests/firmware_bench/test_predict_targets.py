@@ -49,6 +49,16 @@ def _record(seconds: float, labels: dict, rid: str = "p01_icu") -> Record:
     return Record("icu", "p01", rid, {"ppg": ppg}, {"ppg": 40.0}, labels=labels)
 
 
+def _af_records() -> list[Record]:
+    """Four noisy recordings of two subjects (p0, p1), alternately sinus and AF."""
+    recs = [_record(20, {"rhythm": Label(np.array(i % 2), kind="class", classes=("sinus", "AF"))},
+                    rid=f"p0{i}_icu") for i in range(4)]
+    for i, r in enumerate(recs):
+        r.subject = f"p{i // 2}"
+        r.signals["ppg"] = r.signals["ppg"] + 0.3 * np.random.default_rng(i).standard_normal(len(r.signals["ppg"]))
+    return recs
+
+
 def _csv(path: Path) -> dict[str, np.ndarray]:
     with open(path) as f:
         rows = list(csv.DictReader(f))
@@ -117,11 +127,7 @@ def test_a_class_model_is_scored_against_its_label(exports, tmp_path, capsys):
     """af: truth_af (1 / 0, as training reads the rhythm label) beside p_af per window, the accuracy per recording,
     and the AUROC over every window with truth and by subject; a recording without the label has neither."""
     from sqtool.core.metrics import auroc
-    recs = [_record(20, {"rhythm": Label(np.array(i % 2), kind="class", classes=("sinus", "AF"))},
-                    rid=f"p0{i}_icu") for i in range(4)]
-    for i, r in enumerate(recs):
-        r.subject = f"p{i // 2}"
-        r.signals["ppg"] = r.signals["ppg"] + 0.3 * np.random.default_rng(i).standard_normal(len(r.signals["ppg"]))
+    recs = _af_records()
     res = predict(PredictConfig(model=str(exports["af"]), data="icu", out=str(tmp_path / "p"), progress=False),
                   records=recs + [_record(20, {}, rid="p09_b")])
     rows = res["recordings"]
@@ -184,11 +190,7 @@ def test_a_class_model_on_subjects_it_trained_on_gets_a_held_out_only_line(expor
     (a sweep's af predict printed one AUROC 0.991 over 10 trained-on and 2 held-out patients)."""
     import sqtool.firmware_bench.provenance as P
     monkeypatch.setattr(P, "provenance_warnings", lambda art, scored, subjects: (["icu:p0"], ["WARNING: icu:p0 seen"]))
-    recs = [_record(20, {"rhythm": Label(np.array(i % 2), kind="class", classes=("sinus", "AF"))},
-                    rid=f"p0{i}_icu") for i in range(4)]
-    for i, r in enumerate(recs):
-        r.subject = f"p{i // 2}"
-        r.signals["ppg"] = r.signals["ppg"] + 0.3 * np.random.default_rng(i).standard_normal(len(r.signals["ppg"]))
+    recs = _af_records()
     res = predict(PredictConfig(model=str(exports["af"]), data="icu", out=str(tmp_path / "p"), progress=False),
                   records=recs)
     pc, hc = res["pooled_class"], res["pooled_class_held_out"]
