@@ -292,7 +292,16 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         f"{dec['inner_coverage']:.3f}; the posterior's {dec['inner_coverage_nominal']:.3f} at mass 0.9, on "
         f"{dec['inner_calibration_windows']} windows{calibration_text(cfg.calibrate_on)}), "
         f"confidence: {conf_text(dec)}")
-    hr_oof = {r.record_id: decode_float(oof[r.record_id], dec, r.valid, r.x)["hr"] for r in corpus}  # once
+    # the out-of-fold figures and the skill test decode each fold's subjects with a decoder chosen WITHOUT them (on
+    # the other folds' out-of-fold logits), as the classic baseline's notch is chosen per fold: `dec`, chosen on
+    # every subject's, is the final model's, but it has seen the truth of the subjects it would score
+    fold_dec = fold_decoders(corpus, groups, oof, mcfg, cal)
+    hr_oof = {r.record_id: decode_float(oof[r.record_id], d, r.valid, r.x)["hr"]
+              for g, d in zip(groups, fold_dec) for r in corpus if r.key in g}
+    sigmas = sorted({round(float(d["sigma_bpm"]), 2) for d in fold_dec})
+    temps = sorted({float(d["temperature"]) for d in fold_dec})
+    log(f"out-of-fold figures: each fold's subjects decoded with the decoder chosen on the other folds' out-of-fold "
+        f"logits (sigma {', '.join(f'{v:.2f}' for v in sigmas)} BPM, temperature {', '.join(f'{v:g}' for v in temps)})")
     per_subject, errs, errs_raw = [], [], []
     for s in keys:
         rs = [r for r in corpus if r.key == s]
@@ -339,6 +348,22 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                    title=f"fine-tune hr {cfg.model}: loss per epoch")
     write_metrics(run_dir, metrics)
     return metrics
+
+
+def fold_decoders(corpus, groups: list[set[str]], oof: dict, mcfg, cal: set | None) -> list[dict]:
+    """Per fold of `groups`, the decoder `hr_bins.select_decoder` chooses on the out-of-fold logits of the OTHER
+    folds' recordings only (their truth's HMM as its base; the interval and confidence calibrated on the calibration
+    subjects `cal` among them, every one of them where none is left): what decodes that fold's subjects for the
+    out-of-fold figures, so that no subject's truth chose the decoder it is scored with."""
+    from sqtool.models.hr_bins import fit_decoder, select_decoder
+    out = []
+    for g in groups:
+        tr = [r for r in corpus if r.key not in g]
+        base = fit_decoder([r.y for r in tr], mcfg.arch["bins_bpm"], mcfg.hop_s)
+        c = None if cal is None else (set(cal) - set(g)) or None
+        out.append(select_decoder([oof[r.record_id] for r in tr], [r.y for r in tr], [r.key for r in tr], base,
+                                  calibrate_groups=c, valid=[r.valid for r in tr]))
+    return out
 
 
 def labelled(recs, cfg, fit: int) -> tuple[np.ndarray, np.ndarray]:

@@ -304,3 +304,41 @@ def test_label_fraction_trains_the_spectral_model_on_that_share_of_its_windows()
     other = labelled(recs, SimpleNamespace(label_fraction=0.1, batch_size=16, seed=0), 1)[1]
     assert not np.array_equal(other, y)                                     # another fit, another subset
     assert len(labelled(recs, SimpleNamespace(label_fraction=0.01, batch_size=16, seed=0), 0)[1]) == 16
+
+
+def test_out_of_fold_figures_are_decoded_with_a_decoder_chosen_without_the_scored_subject(tmp_path, monkeypatch):
+    """A helper's sweep: the fine-tune chose its decoder (sigma, floor, temperature) on every subject's out-of-fold
+    logits and truth, then scored those same subjects with it (per-subject MAE, the skill test against the classic
+    baseline, whose notch IS chosen per fold on the other subjects). Each fold's subjects are now decoded with a
+    decoder chosen on the other folds' recordings only; the shipped decoder is still chosen on all of them."""
+    import sqtool.models.decoder as D
+    import sqtool.models.hr_bins as HB
+    chosen_on, inside, scored = {}, [False], []
+    real_sel, real_dec = HB.select_decoder, D.decode_float
+
+    def sel(logits, truth, groups, base, **kw):
+        inside[0] = True
+        try:
+            d = real_sel(logits, truth, groups, base, **kw)
+        finally:
+            inside[0] = False
+        chosen_on[id(d)] = set(groups)
+        return d
+
+    def dec(lg, d, *a, **k):
+        if not inside[0]:
+            scored.append((np.asarray(lg).copy(), id(d)))
+        return real_dec(lg, d, *a, **k)
+    monkeypatch.setattr(HB, "select_decoder", sel)
+    monkeypatch.setattr(D, "decode_float", dec)
+    assert main(TINY + ["--final-fit", "false", "--out", str(tmp_path / "ft")]) == 0
+    oof = np.load(tmp_path / "ft" / "oof_logits.npz")
+    subject = {rid: f"synthetic:{rid.split('_')[0]}" for rid in oof.files}   # syn000_r0: a recording of syn000
+    m = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert sorted(subject.values()) == sorted(p["subject"] for p in m["per_subject"])
+    seen = {}
+    for lg, d in scored:
+        rid = next(r for r in oof.files if oof[r].shape == lg.shape and np.array_equal(oof[r], lg))
+        seen[subject[rid]] = chosen_on[d]
+    assert set(seen) == set(subject.values())                         # every scored subject decoded once at least
+    assert all(s not in on for s, on in seen.items()), seen
