@@ -195,13 +195,20 @@ def _summary(ds, path: Path | None, args, opts: dict, refused: list[str]) -> dic
     a check is left out and its line appended to `refused` (a dataset file's too), so that all are listed."""
     from sqtool.data.readers import inspect_path
     if ds is not None:
+        from types import SimpleNamespace
+
         from sqtool.data.readers.summary import summarise
+        recs: list = []                                    # (record_id, subject) of each: the split's check
+
+        def each():                                        # one recording in memory at a time, not the dataset
+            for r in ds.iter_records(on_error=opts.get("on_error", "raise")):
+                recs.append(SimpleNamespace(record_id=r.record_id, subject=r.subject))
+                yield r
         try:
-            recs = ds.records(on_error=opts.get("on_error", "raise"))
+            s = summarise(ds.path, records=each(), progress=args.progress,
+                          windows=(float(ds.windows.window_s), float(ds.windows.hop_s)))     # its windows' grid
         finally:                                           # its bad files, also when none is left
             refused.extend(ds.report.get("skipped", []))
-        s = summarise(ds.path, records=recs, progress=args.progress,
-                      windows=(float(ds.windows.window_s), float(ds.windows.hop_s)))     # its windows' grid
         s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
                              **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
         if ds.split.test:                               # what quantize reads (compress/cli, quantize_hr)

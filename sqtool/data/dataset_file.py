@@ -2,6 +2,7 @@
 
     ds = load_dataset_file("my_watch/dataset.yaml")      # DatasetFile (typed, checked; nothing read yet)
     recs = ds.records(log=print)                          # list[Record]: checked, labels under task names
+    for rec in ds.iter_records():                         # the same, one recording in memory at a time
     train, test = ds.split_subjects(recs)                 # subject sets (declared or computed)
     ds.require_label("hr")                                # one line naming the missing label, else nothing
 
@@ -212,6 +213,12 @@ class DatasetFile:
         on_error="skip": a bad file is left out, its error in report["skipped"]."""
         from sqtool.data.dataset_reader import read_records
         return read_records(self, log=log, max_records=max_records, on_error=on_error)
+
+    def iter_records(self, log=None, on_error: str = "raise"):
+        """records(), one recording at a time (memory: one recording, not the dataset); the checks over all of
+        them, and report, come after the last one (dataset_reader.iter_read_records)."""
+        from sqtool.data.dataset_reader import iter_read_records
+        return iter_read_records(self, log=log, on_error=on_error)
 
     def split_subjects(self, records) -> tuple[set[str], set[str]]:
         """(train subjects, test subjects): the declared split (subjects or record ids), else computed from

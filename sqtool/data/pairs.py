@@ -59,7 +59,8 @@ which `sqtool train pretrain --pairs OUT` reads (`train.pretrain.ShardPairs`; `s
 streams it for a training loop of one's own). Lost work: with every shard flushed, what is done
 (the next file, the pairs of it the shards hold, the tallies) is saved atomically in OUT/resume/ (gone once
 index.json is written); Ctrl-C or a kill keeps the shards, and `--resume OUT` mines the rest, to the same
-index.json and shards as an uninterrupted run. A new run into an unfinished folder is refused, naming --resume.
+index.json and shards as an uninterrupted run. A new run into an unfinished folder is refused, naming --resume;
+one with --force starts by removing the earlier run's shards (OUT/shards/pairs-*).
 """
 from __future__ import annotations
 
@@ -869,6 +870,8 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     else:
         done.fresh()
         (run_dir / "index.json").unlink(missing_ok=True)            # a --force'd folder: unfinished until the end
+        for f in [*(run_dir / "shards").glob("pairs-*"), *(run_dir / "shards").glob(".pairs-*")]:
+            f.unlink()          # its earlier run's shards: those past this run's last stayed, listed nowhere
         first, skip = 0, 0
     per_ds, errors, excluded = done.per_ds, done.errors, done.excluded   # excluded: a dataset file's ids read
     t_start, cpu_start = t_start - done.clock[0], cpu_start - done.clock[1]

@@ -308,7 +308,7 @@ def _run_cli(args) -> int:
     from sqtool.data.dataset_tasks import dataset_of
     ds = dataset_of(args.path)             # a dataset.yaml or a built-in name
     rows = []
-    for rec in bar(ds.records() if ds is not None else iter_records(args.path, args.kind), desc="data quality",
+    for rec in bar(ds.iter_records() if ds is not None else iter_records(args.path, args.kind), desc="data quality",
                    enabled=args.progress, unit="rec"):
         q = record_quality(rec, args.window_s, args.hop_s, args.fs)
         s = q["score"]

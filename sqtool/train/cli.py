@@ -166,7 +166,8 @@ def run_pretrain_cmd(args) -> int:
             raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
         if rank == 0:
             run_dir = make_run_dir("train/pretrain", cfg.model, args.out, args.force)
-            save_config(run_dir, cfg, world_size=world)
+            (run_dir / "last.pt").unlink(missing_ok=True)    # a --force'd folder's: stopped before its first
+            save_config(run_dir, cfg, world_size=world)      # checkpoint, this run's --resume continued that run
         else:
             run_dir = Path(args.out)
         m = run_pretrain(cfg, run_dir)

@@ -28,7 +28,8 @@ on a pairs folder mined again into the same path is refused in one line (`check_
 of each part of the run (`world_sizes` in config.yaml's resolved section and metrics.json; `world_size`: this part's).
 
 When last.pt is written: at each epoch end, every `--ckpt-every N` steps (0, the default: epoch ends only), at a
-`--max-steps` stop, and at a SIGTERM. A SIGTERM (a preemption: SLURM, Kubernetes, torchrun passing on its own)
+`--max-steps` stop, and at a SIGTERM. `train pretrain --force` into a folder of an earlier run removes that run's
+last.pt as it starts: stopped before its own first checkpoint, its `--resume` continued the earlier run. A SIGTERM (a preemption: SLURM, Kubernetes, torchrun passing on its own)
 ends the step being trained and writes last.pt at that step (`loop.SigtermStop`: the ranks agree on the step
 through the loss all-reduce every step already makes, so they stop one step after the first rank got it; a rank
 inside a collective finishes it first); then the signal acts: the command says `sqtool: terminated (SIGTERM);

@@ -220,7 +220,8 @@ def _stage_commands(d: Path, capsys, monkeypatch):
     data_cli.run_download(NS(list=False, name="troika", out=d, mirror=None, base_url=None, retries=1, timeout=1,
                              progress=False))
     yield capsys.readouterr().out.splitlines()[-1], ["data", "inspect", "--data", d]
-    monkeypatch.setattr("sqtool.data.dataset_tasks.dataset_of", lambda data: NS(records=lambda: []))
+    monkeypatch.setattr("sqtool.data.dataset_tasks.dataset_of",
+                        lambda data: NS(records=lambda: [], iter_records=lambda: iter(())))
     quality._run_cli(NS(data=str(d), path=None, kind=None, window_s=10.0, hop_s=None, fs=None, threshold=0.25,
                         json=False, progress=False))
     yield capsys.readouterr().out.splitlines()[-1], ["data", "pairs", "--data", d, "--threshold", "0.25"]

@@ -708,3 +708,17 @@ def test_the_next_line_names_a_model_that_reads_the_pairs(tmp_path, capsys):
     assert line == ("next: none of the registry's models reads these pairs (window_s 12), so `sqtool train pretrain` "
                     "cannot train on them: mine them again with --window-s 30 (the windows of resnet1d_siamq_tiny, its "
                     "default), or --model NAME"), line
+
+
+def test_a_forced_run_leaves_none_of_the_earlier_runs_shards(tmp_path):
+    """`data pairs --force` into a folder of an earlier run rewrote shards 0..k-1 and kept the earlier run's shards
+    past them, listed by no index.json: a sweep's re-mine of 6,920 pairs at --shard-mb 256 into a folder mined at 4
+    left 7 of its 8 old shards, 32 MB -> 60 MB on disk (at the paper's 173 GB of pairs, as much again)."""
+    ds = _own_corpus(tmp_path, "frc", 4)
+    out = tmp_path / "pairs"
+    base = dict(input=[str(ds)], out=str(out), workers=1, max_gap_s=120)
+    mine_pairs(PairsConfig(**base, shard_mb=0.02), progress=False)
+    assert len(read_index(out)[1]["shards"]) > 1
+    mine_pairs(PairsConfig(**base, shard_mb=64, force=True), progress=False)
+    listed = {Path(e[k]).name for e in read_index(out)[1]["shards"] for k in ("file", "meta")}
+    assert len(listed) == 2 and {f.name for f in (out / "shards").iterdir()} == listed

@@ -494,3 +494,29 @@ def test_pairs_another_model_reads_are_refused_naming_the_models_that_read_them(
     _write_pairs(tmp_path / "odd", T=280)                                 # 7 s: no registered model
     with pytest.raises(SqtoolError, match=r"\(no registered model reads these pairs: remake them for "):
         run_pretrain(PretrainConfig(**{**TINY, "pairs": str(tmp_path / "odd")}), tmp_path / "r5")
+
+
+def test_a_forced_run_stopped_before_its_first_checkpoint_does_not_resume_the_earlier_run(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """`--force` into a folder holding an earlier run's last.pt, stopped before this run's first checkpoint (a
+    kill or Ctrl-C in its first epoch, hours at hospital scale with the default epoch-end checkpoints): `--resume`
+    continued the EARLIER run (a sweep asked for --lr 0.001 and got 5 more steps at the earlier run's 0.0001, from its
+    step 45, and config.yaml rewritten to say 0.0001), with no word. The earlier last.pt is not this run's: it goes
+    when the run starts, so the resume says there is nothing of this run to continue."""
+    out = str(tmp_path / "pt")
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "128", "--epochs", "1",
+            "--batch-size", "32", "--val-fraction", "0", "--no-progress", "--out", out]
+    assert main(args + ["--lr", "0.05"]) == 0                             # the earlier run, finished
+    real, calls = loop.simsiam_loss, {"n": 0}
+
+    def ctrl_c_at_step_2(*a):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a)
+    monkeypatch.setattr(loop, "simsiam_loss", ctrl_c_at_step_2)
+    assert main(args + ["--lr", "0.01", "--force"]) == 130               # stopped in its first epoch
+    monkeypatch.setattr(loop, "simsiam_loss", real)
+    capsys.readouterr()
+    assert main(["train", "pretrain", "--resume", out]) == 1
+    assert "last.pt not found" in capsys.readouterr().err

@@ -206,12 +206,13 @@ def iter_records(path: str | os.PathLike, kind: str | None = None, *, min_durati
     """Lazily yield the checked records of a dataset folder or file, one file read at a time.
 
     on_error="skip": a file refused with a `skip_only` error (any SqtoolError by default; e.g. NoSignal, a file off
-    the wrist throughout) is left out, its line appended to `skipped`; any other refusal is raised. A dataset file is
-    read whole: there `skip_only` narrower than SqtoolError reads as on_error="raise".
+    the wrist throughout) is left out, its line appended to `skipped`; any other refusal is raised. In a dataset
+    file, `skip_only` narrower than SqtoolError reads as on_error="raise".
 
     `options` go to the generic readers (e.g. fs=, time_column= for CSV; fs= for NPZ). A dataset file
     (`my_watch/dataset.yaml`, see data.dataset_file) gives the records `load_dataset_file(path).records()`
-    gives (read all at once, labels under task names); it names its format and reading options itself.
+    gives (labels under task names), one at a time (`iter_records`; a built-in layout's read whole); it names its
+    format and reading options itself.
     """
     if on_error not in ("raise", "skip"):
         raise SqtoolError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -249,18 +250,19 @@ def _dataset_file_records(path, kind, options, min_duration_s, channels, max_cli
                           f"(or pass the recordings folder instead)")
     from sqtool.data.dataset_file import load_dataset_file         # it reads through this module: import late
     ds = load_dataset_file(path)
-    recs = ds.records(on_error=on_error)
-    if skipped is not None:
-        skipped.extend(ds.report.get("skipped", []))
     extra = bool(min_duration_s) or bool(channels) or max_clip_fraction is not None   # records() ran the rest
-    for r in recs:
-        try:
-            yield check_record(r, min_duration_s, channels, max_clip_fraction) if extra else r
-        except SqtoolError as e:
-            if on_error == "raise":
-                raise
-            if skipped is not None:
-                skipped.append(str(e))
+    failed: list[str] = []                                 # said after the dataset file's own bad files
+    try:
+        for r in ds.iter_records(on_error=on_error):      # one recording in memory at a time
+            try:
+                yield check_record(r, min_duration_s, channels, max_clip_fraction) if extra else r
+            except SqtoolError as e:
+                if on_error == "raise":
+                    raise
+                failed.append(str(e))
+    finally:
+        if skipped is not None:
+            skipped.extend([*ds.report.get("skipped", []), *failed])
 
 
 def read_dataset(path: str | os.PathLike, kind: str | None = None, **kw) -> list[Record]:
