@@ -20,7 +20,9 @@ r-th B/W of each global batch (it loads only those pairs). So a run on W ranks s
 of a one-process run with the same global batch, and `--resume` only needs (epoch, step) to continue
 with the same batches. `last.pt` holds everything else a bit-exact continuation needs: weights, BN
 statistics, optimizer momentum, scheduler, grad scaler, the python/numpy/torch RNG states, the loss
-history. A changed config on resume is refused, except `max_steps`, `progress`, `device` and `epochs` (not
+history (each step's record up to HISTORY_CAP of them, then every 2nd, 4th, ... step's, `history_every` in
+metrics.json: a million-step run kept 320 MB of them on every rank and wrote 136 MB of metrics.json; the epochs'
+mean losses stay exact). A changed config on resume is refused, except `max_steps`, `progress`, `device` and `epochs` (not
 below the epochs done): the lr schedule steps every `lr_step_epochs` whatever the total and the data order
 depends only on (seed, epoch), so a run resumed with more epochs equals one started with them. last.pt also
 records the corpus (`corpus_identity`: pair count and a digest of index.json's shard sha256 values), so a resume
@@ -583,6 +585,28 @@ def check_pretrains(name: str) -> None:
         raise SqtoolError(f"train pretrain --model {name}: {no_simsiam_reason(name)}")
 
 
+HISTORY_CAP = 10_000   # per-step records kept (last.pt, metrics.json); beyond it every 2nd, 4th, ... step's
+
+
+def record_step(st: dict, entry: dict) -> None:
+    """Add one trained step's record ({"step", "epoch", "loss", ...}) to the run state `st`: its loss to its epoch's
+    sum (`epoch_loss`: epoch -> [sum, steps], exact at any length), the record to `history` when its step is a
+    multiple of `history_every`; a history past HISTORY_CAP keeps every other of its records, the stride doubled."""
+    tot = st["epoch_loss"].setdefault(entry["epoch"], [0.0, 0])
+    tot[0], tot[1] = tot[0] + entry["loss"], tot[1] + 1
+    st.setdefault("first_step_loss", entry["loss"])
+    if entry["step"] % st["history_every"] == 0:
+        st["history"].append(entry)
+    if len(st["history"]) > HISTORY_CAP:
+        st["history_every"] *= 2
+        st["history"] = [h for h in st["history"] if h["step"] % st["history_every"] == 0]
+
+
+def epoch_means(st: dict) -> list[float]:
+    """The mean training loss of each epoch trained, in order."""
+    return [s / n for _, (s, n) in sorted(st["epoch_loss"].items())]
+
+
 WARM_STEPS = 5      # steps of a run (or of a resumed part) before its pace counts: cuDNN's autotuning, allocator
 
 
@@ -684,7 +708,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
         scaler = loop.make_scaler(dev, adt)
 
         st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "val": [], "elapsed_s": 0.0,
-              "world_sizes": [d.world]}           # one per part of the run: started, then each resume
+              "world_sizes": [d.world],           # one per part of the run: started, then each resume
+              "epoch_loss": {}, "history_every": 1}                                  # record_step
         if resume:
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
@@ -692,6 +717,13 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             sched.load_state_dict(ck["scheduler"])
             scaler.load_state_dict(ck["scaler"])
             st = ck["train_state"]
+            if "epoch_loss" not in st:                 # a last.pt of before record_step: its history is whole
+                st["epoch_loss"], st["history_every"] = {}, 1
+                if st["history"]:
+                    st["first_step_loss"] = st["history"][0]["loss"]
+                for h in st["history"]:
+                    tot = st["epoch_loss"].setdefault(h["epoch"], [0.0, 0])
+                    tot[0], tot[1] = tot[0] + h["loss"], tot[1] + 1
             st["world_sizes"] = list(st.get("world_sizes") or [int(ck.get("world", d.world))]) + [d.world]
             loop.set_rng_state(ck["rng"])
             if d.is_main:
@@ -777,8 +809,8 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 raise SqtoolError(f"loss is {gloss} at epoch {rec['epoch']} step {rec['s']} (global step "
                                   f"{rec['step'] - 1}): training stopped; {have}. Lower --lr or check the pairs")
             z_std = None if rec["z_std"] is None else float(rec["z_std"])
-            st["history"].append({"step": rec["step"], "epoch": rec["epoch"], "loss": gloss, "lr": rec["lr"],
-                                  "grad_norm": float(rec["grad_norm"]), "z_std": z_std})
+            record_step(st, {"step": rec["step"], "epoch": rec["epoch"], "loss": gloss, "lr": rec["lr"],
+                             "grad_norm": float(rec["grad_norm"]), "z_std": z_std})
             if pace and rec["step"] >= steady["from"]:
                 if steady["t"] is None:
                     steady["t0"], steady["step0"] = time.perf_counter(), rec["step"]
@@ -849,7 +881,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
 
         metrics = {}
         if d.is_main:
-            hist = st["history"]
+            hist, means = st["history"], epoch_means(st)
             v = st["val"][-1] if st["val"] else None
             done = st["epoch"] >= cfg.epochs
             metrics = {
@@ -859,16 +891,15 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                 "world_size": d.world, "world_sizes": st["world_sizes"],      # this part's; every part's, in order
                 "device": str(dev), "amp": str(adt).replace("torch.", "") if adt else "off", "layout": layout,
                 "epochs_done": st["epoch"], "global_step": st["global_step"], "steps_per_epoch": steps_per_epoch,
-                "first_loss": float(np.mean([h["loss"] for h in hist[:steps_per_epoch]])) if hist else None,
-                "final_loss": float(np.mean([h["loss"] for h in hist[-steps_per_epoch:]])) if hist else None,
-                "first_step_loss": hist[0]["loss"] if hist else None,
+                "first_loss": means[0] if means else None, "final_loss": means[-1] if means else None,
+                "first_step_loss": st.get("first_step_loss"),
                 "val_loss": v["val_loss"] if v else None, "val_z_std": v["z_std"] if v else None,
                 "z_std_healthy": 1 / math.sqrt(d_proj),
                 "collapsed": bool(v and is_collapsed(v["z_std"], d_proj)),     # also in model.pt: finetune --init
                 "elapsed_s": st["elapsed_s"],
                 "pairs_per_s": st["global_step"] * cfg.batch_size / max(st["elapsed_s"], 1e-9),
                 "steady_pairs_per_s": steady_rate(steady, cfg.batch_size),
-                "history": hist, "val_history": st["val"],
+                "history": hist, "history_every": st["history_every"], "val_history": st["val"],
             }
             save_checkpoint(run_dir / "model.pt", kind="teacher_pretrain", model_cfg=model_cfg.to_dict(),
                             state_dict=model.state_dict(), train_cfg=to_dict(cfg),
@@ -877,10 +908,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             if (line := collapse_warning(metrics, cfg.lr)) is not None:
                 print(line, file=sys.stderr)                      # as this module's other notes
             from sqtool.core.progress import training_curve
-            per_ep = {}                                           # mean SimSiam loss per epoch
-            for h in hist:
-                per_ep.setdefault(h["epoch"], []).append(h["loss"])
-            training_curve(run_dir, {"train loss": [float(np.mean(v)) for _, v in sorted(per_ep.items())]},
+            training_curve(run_dir, {"train loss": means},                    # mean SimSiam loss per epoch
                            val={"val loss": [x["val_loss"] for x in st["val"]]} if not cfg.val_every else None,
                            ylabel="SimSiam loss (negative cosine, -1 = best)", title=f"pretrain {cfg.model}")
         loop.barrier(d)

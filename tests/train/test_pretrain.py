@@ -520,3 +520,40 @@ def test_a_forced_run_stopped_before_its_first_checkpoint_does_not_resume_the_ea
     capsys.readouterr()
     assert main(["train", "pretrain", "--resume", out]) == 1
     assert "last.pt not found" in capsys.readouterr().err
+
+
+def test_a_long_runs_step_history_is_thinned_and_its_epoch_means_stay_exact(tmp_path, monkeypatch):
+    """A million-step run kept every step's record on every rank, in last.pt and in metrics.json (320 MB, 136 MB):
+    past HISTORY_CAP records every other one is kept, the stride doubled (`history_every`), while the epochs' mean
+    losses (first_loss, final_loss, the curve) and step 1's loss are those of every step. Here the cap is 4 steps."""
+    import sqtool.train.pretrain as P
+    cfg = PretrainConfig(**{**TINY, "epochs": 3})                                  # 4 steps per epoch, 12 in all
+    full = run_pretrain(cfg, tmp_path / "full")
+    monkeypatch.setattr(P, "HISTORY_CAP", 4)
+    thin = run_pretrain(cfg, tmp_path / "thin")
+    losses, n = [h["loss"] for h in full["history"]], full["steps_per_epoch"]
+    assert len(losses) == 12 and n == 4 and full["history_every"] == 1
+    assert thin["history_every"] == 4 and [h["step"] for h in thin["history"]] == [4, 8, 12]
+    assert thin["history"] == [h for h in full["history"] if h["step"] % 4 == 0]
+    assert thin["first_loss"] == pytest.approx(np.mean(losses[:n]), abs=1e-12) == full["first_loss"]
+    assert thin["final_loss"] == pytest.approx(np.mean(losses[-n:]), abs=1e-12) == full["final_loss"]
+    assert thin["first_step_loss"] == losses[0] == full["first_step_loss"]
+    st = load_checkpoint(tmp_path / "thin", name="last.pt")["train_state"]
+    assert len(st["history"]) == 3 and st["epoch_loss"][2][1] == 4
+
+
+def test_a_last_pt_of_before_the_thinned_history_resumes_to_the_same_metrics(tmp_path):
+    """A last.pt written before record_step (its train_state holds the whole history, no epoch sums) resumes to the
+    epoch means and step-1 loss of an uninterrupted run."""
+    cfg = PretrainConfig(**{**TINY, "epochs": 2})
+    full = run_pretrain(cfg, tmp_path / "full")
+    run_pretrain(PretrainConfig(**{**TINY, "epochs": 2, "max_steps": 6}), tmp_path / "cut")
+    ck = load_checkpoint(tmp_path / "cut", name="last.pt")
+    for k in ("epoch_loss", "history_every", "first_step_loss"):
+        del ck["train_state"][k]
+    saved = {k: v for k, v in ck.items() if k not in ("sqtool_version", "path", "created")}   # load_checkpoint's
+    save_checkpoint(tmp_path / "cut" / "last.pt", **saved)
+    res = run_pretrain(cfg, tmp_path / "cut", resume=True)
+    assert res["global_step"] == 8 and res["history"] == full["history"]
+    assert (res["first_loss"], res["final_loss"], res["first_step_loss"]) == \
+        (full["first_loss"], full["final_loss"], full["first_step_loss"])
