@@ -328,6 +328,22 @@ def test_a_jump_of_no_whole_rows_is_refused(tmp_path):
         time_grid(np.r_[np.arange(100), np.arange(2000, 2100)] / 100.0, "x")
 
 
+def test_a_clock_that_goes_back_is_one_line_saying_how_far_and_what_to_do(tmp_path):
+    """A device clock reset, an NTP step back or naive local times falling back an hour (daylight saving) were
+    refused as 'time column goes backwards at row N': no size, no time, nothing to do about it. The line now says how
+    far back, where, and the two ways out (split the file there, or times with their UTC offset). Found by a
+    helper's sweep."""
+    from sqtool.data.readers import read_csv
+    t = np.arange(300 * 25) / 25
+    t[4000:] -= 30.0                                                     # stepped back 30 s at 160 s
+    f = _timed_csv(tmp_path / "rec", t)
+    with pytest.raises(SqtoolError) as e:
+        read_csv(f)
+    msg = str(e.value)
+    assert "goes backwards by 29.96 s at row 4001 (t=159.96 s)" in msg and "\n" not in msg
+    assert "split the file there" in msg and "UTC offset" in msg
+
+
 def test_rows_stamped_in_bursts_or_by_a_jittery_clock_keep_their_gaps_whole():
     """Rows stamped 4 at a time (a BLE packet's arrival) are no gaps between the packets; a clock jittering by up to
     3 ms at 125 Hz has its 10 s gap found whole, 3 ms off (over a quarter period, within its own jitter)."""

@@ -441,7 +441,10 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     dt = np.diff(t)
     if np.any(dt < 0):
         i = int(np.argmax(dt < 0))
-        raise SqtoolError(f"{where}: time column goes backwards at row {i + 2}")
+        raise SqtoolError(f"{where}: time column goes backwards by {-dt[i]:.6g} s at row {i + 2} (t={t[i] - t[0]:.6g} "
+                          "s): a clock reset or set back (naive local times falling back 3600 s: daylight saving); "
+                          "split the file there into recordings whose times only go forward, or write the times "
+                          "with their UTC offset")
     span = float(t[-1] - t[0])
     if span <= 0:
         raise SqtoolError(f"{where}: time column is constant; cannot infer the sampling rate")
