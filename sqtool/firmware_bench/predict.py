@@ -166,7 +166,8 @@ def print_results(res: dict) -> None:
     for r in res["recordings"]:
         m = r.get("metrics") or {}
         acc = (f", MAE {_mae_text(m, res.get('truth_units') or {})} vs truth over {m['n']} windows" +
-               (f" ({r['flagged_windows']} flagged included, as sqtool bench scores)" if r["flagged_windows"] else "")
+               (f" ({k} flagged included, as sqtool bench scores)" if (k := r.get("flagged_scored", r["flagged_windows"]))
+                else "")
                if m.get("mae") is not None else
                f", {m['positives']} of {m['n']} windows {(res.get('pooled_class') or {}).get('positive')} by the "
                f"label, {100 * m['accuracy']:.1f} % right at p 0.5" if m.get("accuracy") is not None else "")
@@ -468,6 +469,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             d["tiled_from_s"] = r.tiled_from_s
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
+            d["flagged_scored"] = int(np.sum(np.asarray(o["flagged"], bool) & np.isfinite(truth)))   # in the MAE
         elif classes is not None:             # p - 0.5: a score ordered as p, its sign the class at p 0.5
             d["metrics"] = class_metrics(o[prob] - 0.5, classes)
             class_windows.append((d["subject"], o[prob] - 0.5, classes))

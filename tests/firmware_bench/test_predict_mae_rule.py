@@ -79,3 +79,20 @@ def test_predict_pools_the_recordings_mae_over_windows(spec_export_dir, tmp_path
             f"(mean of recordings {pool['mean_of_recordings']['mae']:.2f} BPM)") in out.getvalue()
     one = predict(PredictConfig(model=str(spec_export_dir), runtime="c", out=str(tmp_path / "q")), records=recs[:1])
     assert "pooled" not in one
+
+
+def test_the_flagged_windows_said_included_are_those_with_truth(spec_export_dir, tmp_path):
+    """A day whose label file has no rows in its gaps: the line said 'MAE 2.94 BPM vs truth over 36500 windows (3900
+    flagged included ...)' when none of the 3900 flagged windows had truth. It counts the flagged windows with truth
+    (summary.json flagged_scored): none here, so no such words. Found by a helper's sweep."""
+    rec = _labelled_with_a_gap()
+    lab = rec.labels["hr"]
+    lab.values[(lab.times + 8.0 > 40.0) & (lab.times < 80.0)] = np.nan          # no truth where the gap is
+    res = predict(PredictConfig(model=str(spec_export_dir), runtime="c", out=str(tmp_path / "p")), records=[rec])
+    r = res["recordings"][0]
+    assert r["flagged_windows"] >= 10 and r["flagged_scored"] == 0 and r["metrics"]["n"] <= r["scored_windows"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_results(res)
+    line = next(ln for ln in out.getvalue().splitlines() if ln.startswith("gap1: "))
+    assert f"vs truth over {r['metrics']['n']} windows -> " in line and "flagged included" not in line
