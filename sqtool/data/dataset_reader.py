@@ -225,7 +225,7 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     where = str(p)
     if ds.format == "csv":
         from sqtool.data.readers._common import read_csv, time_grid
-        from sqtool.data.readers.generic import _sniff, read_times
+        from sqtool.data.readers.generic import _sniff, naive_local, read_times
         sep, header = _sniff(p)
         kw = {"sep": sep, "header": 0 if header else None}
         if sep == r"\s+":
@@ -241,7 +241,8 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
             grid = time_grid(t, f"{where}: column '{ds.time_column}'",
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None,
                              unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {ds.path.name} "
-                                        "(the column is in seconds)") if ds.time_unit != "s" else None)
+                                        "(the column is in seconds)") if ds.time_unit != "s" else None,
+                             local_clock=naive_local(start))
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
         from sqtool.data.readers._common import (is_npz_rate as is_rate, npz_rates, read_npz_channels,

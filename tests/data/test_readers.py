@@ -746,6 +746,31 @@ def test_iso_times_crossing_a_daylight_saving_change_are_instants(tmp_path):
         read_csv(_iso_csv(tmp_path / "mix.csv", local[:2] + naive[2:], fs))
 
 
+def test_naive_local_times_jumping_an_hour_say_it_may_be_daylight_saving(tmp_path, capsys):
+    """Naive local times across the spring daylight-saving change (02:00 -> 03:00, no row missing) read as an hour of
+    rows missing, the line saying only 'rows missing from the time column: 3600 s': 1800 windows flagged and nothing
+    to say why. The line now says a naive time jumping 1 h may be daylight saving and how to say so; an hour lost
+    from epoch times (a real gap) gets no such words. Found by a helper's sweep."""
+    import pandas as pd
+
+    from sqtool.data.readers import read_csv
+    fs, n = 25, 25 * 900                                                  # 15 min, 02:00 -> 03:00 after 8
+    utc = pd.Timestamp("2026-03-29 00:52", tz="UTC") + pd.to_timedelta(np.arange(n) / fs, unit="s")
+    naive = [x.tz_localize(None).isoformat(timespec="milliseconds") for x in utc.tz_convert("Europe/Berlin")]
+    capsys.readouterr()
+    r = read_csv(_iso_csv(tmp_path / "naive.csv", naive, fs))
+    said = capsys.readouterr().err
+    assert len(r.signals["ppg"]) == n + 3600 * fs and "rows missing from the time column: 3600 s" in said
+    assert "may be a daylight-saving change with no row missing: write the times with their UTC offset" in said
+    ms = (utc.asi8 // 1_000_000).copy()
+    ms[n // 2:] += 3_600_000
+    f = tmp_path / "epoch.csv"
+    pd.DataFrame({"time_ms": ms, "ppg": np.sin(np.arange(n))}).to_csv(f, index=False)
+    read_csv(f)
+    said = capsys.readouterr().err
+    assert "rows missing from the time column: 3600 s" in said and "daylight" not in said
+
+
 def test_the_first_samples_wall_clock_time_is_kept(tmp_path):
     """A time column's wall clock was lost (seconds from the first row only): hourly files could not be put back on
     a timeline. Record.meta["start_time"] keeps the first row's time, ISO 8601: epoch numbers (ms, s) in UTC with
