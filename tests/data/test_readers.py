@@ -771,6 +771,26 @@ def test_naive_local_times_jumping_an_hour_say_it_may_be_daylight_saving(tmp_pat
     assert "rows missing from the time column: 3600 s" in said and "daylight" not in said
 
 
+def test_a_text_cell_in_a_numeric_time_column_is_named_by_its_row(tmp_path):
+    """Two day logs joined with `cat` repeat the header mid-file: the time column was refused as 'neither numbers nor
+    date-times (Parsing "1780000000000" to datetime overflows)', blaming the good rows. The line names the row and
+    its text as the other columns' do, and a repeated header says the files were joined. Found by a helper's sweep."""
+    import pandas as pd
+
+    from sqtool.data.readers import read_csv
+    ms = 1780000000000 + np.arange(200) * 40
+    f = tmp_path / "joined.csv"
+    pd.DataFrame({"time_ms": ms, "ppg": np.sin(np.arange(200))}).to_csv(f, index=False)
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join(lines[:101] + lines[:1] + lines[101:]) + "\n")
+    with pytest.raises(SqtoolError) as e:
+        read_csv(f)
+    assert "time column 'time_ms' row 101 is not a number ('time_ms'); the header again: files joined" in str(e.value)
+    f.write_text("\n".join(lines[:51] + ["oops,0.5"] + lines[51:]) + "\n")
+    with pytest.raises(SqtoolError, match=r"time column 'time_ms' row 51 is not a number \('oops'\); remove the row"):
+        read_csv(f)
+
+
 def test_the_first_samples_wall_clock_time_is_kept(tmp_path):
     """A time column's wall clock was lost (seconds from the first row only): hourly files could not be put back on
     a timeline. Record.meta["start_time"] keeps the first row's time, ISO 8601: epoch numbers (ms, s) in UTC with

@@ -192,7 +192,17 @@ def read_times(col, name: str, where: str, unit: str | None = None) -> tuple[np.
     import pandas as pd
 
     if col.dtype == object or str(col.dtype).startswith(("str", "string")):
-        dt = _datetimes(col, name, where)
+        try:
+            dt = _datetimes(col, name, where)
+        except SqtoolError:
+            num = pd.to_numeric(col, errors="coerce")
+            if 2 * int(num.notna().sum()) <= len(col):
+                raise
+            i = int(np.argmax((num.isna() & col.notna()).to_numpy()))     # numbers with a few text cells: the first
+            again = str(col.iloc[i]).strip() == str(name)
+            raise SqtoolError(f"{where}: time column '{name}' row {i + 1} is not a number ({col.iloc[i]!r})"
+                              + ("; the header again: files joined one after the other? split the file there"
+                                 if again else "; remove the row")) from None
         if dt.isna().any():
             raise SqtoolError(f"{where}: time column '{name}' has empty or invalid date-times")
         first = pd.to_datetime(col.iloc[:1], format="mixed").iloc[0]        # with its own offset, if any
