@@ -791,6 +791,22 @@ def test_a_text_cell_in_a_numeric_time_column_is_named_by_its_row(tmp_path):
         read_csv(f)
 
 
+def test_an_empty_time_cell_is_named_by_its_row(tmp_path):
+    """A logger that wrote one row without its time: 'time column has NaN/Inf values', no row and nothing to do, in a
+    5-million-row day file. The line names the first such row, how many there are, and what to do. Found by a
+    helper's sweep."""
+    import pandas as pd
+
+    from sqtool.data.readers import read_csv
+    t = (1780000000000 + np.arange(300) * 40).astype(float)
+    t[[120, 200]] = np.nan
+    f = tmp_path / "holes.csv"
+    pd.DataFrame({"time_ms": t, "ppg": np.sin(np.arange(300))}).to_csv(f, index=False)
+    with pytest.raises(SqtoolError, match=r"time column has no time at row 121 \(empty, NaN or Inf; 2 such rows\): "
+                                          "remove those rows, or give them their times"):
+        read_csv(f)
+
+
 def test_the_first_samples_wall_clock_time_is_kept(tmp_path):
     """A time column's wall clock was lost (seconds from the first row only): hourly files could not be put back on
     a timeline. Record.meta["start_time"] keeps the first row's time, ISO 8601: epoch numbers (ms, s) in UTC with

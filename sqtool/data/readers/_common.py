@@ -438,7 +438,10 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     if t.size < 2:
         raise SqtoolError(f"{where}: need at least 2 timestamps to infer the sampling rate")
     if not np.all(np.isfinite(t)):
-        raise SqtoolError(f"{where}: time column has NaN/Inf values")
+        i = int(np.argmax(~np.isfinite(t)))
+        raise SqtoolError(f"{where}: time column has no time at row {i + 1} (empty, NaN or Inf"
+                          + (f"; {int(np.sum(~np.isfinite(t)))} such rows" if np.sum(~np.isfinite(t)) > 1 else "")
+                          + "): remove those rows, or give them their times")
     dt = np.diff(t)
     if np.any(dt < 0):
         i = int(np.argmax(dt < 0))
