@@ -224,7 +224,7 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     header's base date and time)."""
     where = str(p)
     if ds.format == "csv":
-        from sqtool.data.readers._common import read_csv, time_grid
+        from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
         from sqtool.data.readers.generic import _sniff, naive_local, read_times
         sep, header = _sniff(p)
         kw = {"sep": sep, "header": 0 if header else None}
@@ -238,6 +238,7 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
             if ds.time_column not in df.columns:
                 raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
             t, start = read_times(df[ds.time_column], ds.time_column, where, ds.time_unit)
+            df, t = drop_repeated_rows(df, t, where)
             grid = time_grid(t, f"{where}: column '{ds.time_column}'",
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None,
                              unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {ds.path.name} "

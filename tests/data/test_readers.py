@@ -807,6 +807,33 @@ def test_an_empty_time_cell_is_named_by_its_row(tmp_path):
         read_csv(f)
 
 
+def test_rows_written_twice_are_read_once(tmp_path, capsys):
+    """A 25 Hz watch log with every 50th row written twice (same time, same values) read as 25.5 Hz, every repeat a
+    sample: predict said the recording 'is at 25.5 Hz' and left the 25 Hz C pipeline for another runtime. A row that
+    repeats the one before exactly is read once now, one warning line with the count, through a plain CSV and a
+    dataset file alike; rows sharing a rounded time with other values stay samples. Found by a helper's sweep."""
+    import pandas as pd
+
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers import read_csv
+    n = 2500
+    t = np.arange(n) / 25.0
+    clean = _timed_csv(tmp_path / "rec", t)
+    want = read_csv(clean).signals["ppg"]
+    rows = np.sort(np.r_[np.arange(n), np.arange(0, n, 50)])
+    df = pd.read_csv(clean).iloc[rows]
+    df.to_csv(clean, index=False)
+    capsys.readouterr()
+    for r in (read_csv(clean), load_dataset_file(_timed_yaml(tmp_path)).records()[0]):
+        assert r.fs["ppg"] == 25.0 and np.array_equal(r.signals["ppg"], want)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "repeat the row before" in ln]
+    assert len(said) == 2 and "50 rows repeat the row before, time and values (the first: row 2): read once" in said[0]
+    f = tmp_path / "rounded.csv"                                          # 125 Hz stamped to 0.01 s: 100.02 twice
+    pd.DataFrame({"time": np.round(np.arange(1000) / 125, 2), "ppg": np.sin(np.arange(1000))}).to_csv(f, index=False)
+    r = read_csv(f)
+    assert len(r.signals["ppg"]) == 1000 and r.fs["ppg"] == pytest.approx(125, rel=1e-3)
+
+
 def test_the_first_samples_wall_clock_time_is_kept(tmp_path):
     """A time column's wall clock was lost (seconds from the first row only): hourly files could not be put back on
     a timeline. Record.meta["start_time"] keeps the first row's time, ISO 8601: epoch numbers (ms, s) in UTC with

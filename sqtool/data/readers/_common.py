@@ -259,6 +259,25 @@ def numeric_column(df, col: str, where: str) -> np.ndarray:
     return x
 
 
+def drop_repeated_rows(df, t: np.ndarray, where: str):
+    """(`df`, its times `t` in s) without the rows that repeat the row before exactly, time and every value (a logger
+    or a BLE link that wrote a row twice): one sample, not two (a 25 Hz sensor with 2 % of its rows written twice
+    read as 25.5 Hz); one warning line with the count. Only where the timestamps resolve the rows (written at least
+    twice as finely as the period): rounded coarser (100 Hz at 0.1 s, BIDMC's 125 Hz at 0.01 s) rows share a time
+    by design, and a railed or symmetric stretch repeats values too."""
+    dt = np.diff(t)
+    if not dt.size or not (dt == 0).any() or not (dt > 0).any() or time_quantum(t) > 0.5 * np.median(dt[dt > 0]):
+        return df, t
+    cand = np.flatnonzero(dt == 0) + 1
+    same = cand[(df.iloc[cand].to_numpy() == df.iloc[cand - 1].to_numpy()).all(axis=1)]
+    if not same.size:
+        return df, t
+    from sqtool.data.dataset_tasks import warn
+    warn(f"{where}: {same.size} row{'s' if same.size > 1 else ''} repeat the row before, time and values (the first: "
+         f"row {int(same[0]) + 1}): read once (row numbers below count them once)")
+    return df.drop(index=df.index[same]).reset_index(drop=True), np.delete(t, same)
+
+
 def walk_files(root: Path, max_files: int = 200_000) -> list[Path]:
     """All files under `root` (sorted, hidden files and folders skipped), bounded for safety."""
     out: list[Path] = []

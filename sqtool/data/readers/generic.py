@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
+from sqtool.data.readers._common import (drop_repeated_rows, first_line, numeric_column, read_csv as _read_csv,
+                                         time_grid)
 from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_channels,
                                          refuse_matrix_members, require_file)
 from sqtool.data.record import PPG_WAVELENGTHS, Label, Record
@@ -261,6 +262,7 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     grid, start = None, None
     if tcol is not None:
         t, start = read_times(df[tcol], tcol, where, time_unit)
+        df, t = drop_repeated_rows(df, t, where)
         read_as_s = time_unit is None and df[tcol].dtype.kind in "iuf"      # numbers, not named ms: seconds
         grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint="rename the column time_ms (or read the file "
                          "through a dataset.yaml with time_unit: ms)" if read_as_s else None,
