@@ -30,7 +30,7 @@ the recording's start_time); hr_bpm; lo_bpm, hi_bpm = the decoder's interval, ca
 central posterior interval, or hr -+ (c + k S) with S the recent |network's own argmax - hr|: `DecoderCfg.interval_text`); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
 `sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
 expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when the network did not
-score the window: more than half its samples were dropouts, or its PPG is quiet (off the wrist, a flat line);
+score the window: more than half its samples were dropouts, or its PPG is quiet (a flat line: stuck, railed, zero; off the wrist only where it reads no noise);
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
 truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the
 model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`;
