@@ -19,7 +19,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                  starts on the windows' grid (`on_window_grid`: another spacing than hop_s is refused); rows whose
                  window runs past the signal's end left out and counted, rows more than a window past it refused
                  (`rows_inside`: another recording's file); the recording's windows outside the file's first..last
-                 row get NaN, no value, counted (`windows_without_rows`; over half: one warning line);
+                 row get NaN, no value, counted (`windows_without_rows`; over half: one warning line), and so do
+                 those in a stretch without rows longer than a window (`label_holes`: off the wrist, a gap);
                  ecg (hr only) -> data.ecg.ecg_window_hr; doubtful windows hold NaN, counted in
                  meta["hr_doubtful"] and ds.report["hr_doubtful"]
                rhythm: table rows of this recording -> kind "class" (per recording, or per segment with
@@ -269,8 +270,8 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     header's base date and time)."""
     where = str(p)
     if ds.format == "csv":
-        from sqtool.data.readers._common import read_csv, time_grid
-        from sqtool.data.readers.generic import _sniff, read_times
+        from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
+        from sqtool.data.readers.generic import _sniff, naive_local, read_times
         sep, header = _sniff(p)
         kw = {"sep": sep, "header": 0 if header else None}
         if sep == r"\s+":
@@ -283,10 +284,12 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
             if ds.time_column not in df.columns:
                 raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
             t, start = read_times(df[ds.time_column], ds.time_column, where, ds.time_unit)
+            df, t = drop_repeated_rows(df, t, where)
             grid = time_grid(t, f"{where}: column '{ds.time_column}'",
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None,
                              unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {ds.path.name} "
-                                        "(the column is in seconds)") if ds.time_unit != "s" else None)
+                                        "(the column is in seconds)") if ds.time_unit != "s" else None,
+                             local_clock=naive_local(start))
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
         from sqtool.data.readers._common import (is_npz_rate as is_rate, npz_rates, read_npz_channels,
@@ -682,9 +685,15 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
     fin = t[np.isfinite(t)]
     out = np.ones(len(starts), bool) if not fin.size else \
         (starts < fin.min() - tol) | (starts > fin.max() + tol)
-    if not out.any():
+    holes = label_holes(t, float(ds.windows.window_s), float(ds.windows.hop_s))
+    if holes.size:
+        from sqtool.data.dataset_tasks import warn
+        warn(f"{f}: {holes.size} of its windows lie in {int(np.sum(np.diff(holes) > ds.windows.hop_s * 1.5)) + 1} "
+             f"stretch(es) without rows longer than a {float(ds.windows.window_s):g} s window (the first at "
+             f"{holes[0]:g} s): no {name} value there, left out and counted (not interpolated across the stretch)")
+    if not out.any() and not holes.size:
         return np.zeros(0)
-    rec.meta.setdefault("label_windows_without_row", {})[name] = int(out.sum())
+    rec.meta.setdefault("label_windows_without_row", {})[name] = int(out.sum()) + int(holes.size)
     dur = len(rec.signals[c]) / rec.fs[c]                  # the rows end a window after the last (one per window)
     if fin.size and out[-1] and 2 * out.sum() <= len(starts) and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s))  # or at it
                                  or rate_hint(rec, dur, fin.max())):                        # (a 1 Hz series)
@@ -698,7 +707,7 @@ def windows_without_rows(t: np.ndarray, ds: DatasetFile, name: str, rec: Record,
              "recording's label file, and all of it?)"
              + (f"; {hint}" if fin.size and (hint := rate_hint(rec, dur, fin.max() + float(ds.windows.window_s)))
                 else ""))
-    return starts[out]
+    return np.concatenate([starts[out], holes])
 
 
 SPAN_RATIO_TOL = 0.05   # a recording lasting k x its label file's span within 5 % (k a ROUND_FACTORS): its rate said
@@ -769,7 +778,8 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
         return t
     first, last = np.ceil(np.nanmin(t) / h - GRID_TOL), np.floor(np.nanmax(t) / h + GRID_TOL)
     starts = int(max(last - first + 1, 0))                       # window starts the file spans
-    missing = starts - len(np.unique(k[on]))
+    holes = label_holes(t, float(ds.windows.window_s), h)        # no value there (windows_without_rows), not
+    missing = starts - len(np.unique(k[on])) - len(holes)        # interpolated: not counted against the file
     if starts and missing * 4 > starts:                          # over a quarter of the windows: the file's hop
         step = row_step(t)
         ms = looks_ms(step, ds, name)
@@ -790,6 +800,21 @@ def on_window_grid(t: np.ndarray, ds: DatasetFile, f: Path, name: str) -> np.nda
              "windows' truth is interpolated between the rows around their centres (not read from a row of their "
              "own)")
     return np.where(on, k * h, t)
+
+
+def label_holes(t: np.ndarray, window_s: float, hop_s: float) -> np.ndarray:
+    """The window starts (multiples of hop_s) inside the stretches of label file rows `t` (starts, s) longer than a
+    window between two rows, in a file whose rows are otherwise at most a window apart: the watch off the wrist or a
+    gap in the recording, whose windows have no value (NaN, counted: `windows_without_rows`), not a value
+    interpolated between rows hours apart. A file whose rows are all further apart (its spacing, or its times in ms)
+    is `on_window_grid`'s to refuse."""
+    u = np.unique(t[np.isfinite(t)])
+    if u.size < 3 or np.median(np.diff(u)) > window_s:
+        return np.zeros(0)
+    tol = max(GRID_TOL * hop_s, 1e-6)
+    big = np.flatnonzero(np.diff(u) > window_s)
+    return np.concatenate([np.zeros(0)] + [np.arange(np.ceil((u[i] + tol) / hop_s), np.floor((u[i + 1] - tol) / hop_s)
+                                                     + 1) * hop_s for i in big])
 
 
 def grid_offset(t: np.ndarray, step: float, tol: float) -> float:

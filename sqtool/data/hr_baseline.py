@@ -34,6 +34,7 @@ from sqtool.core import SqtoolError, check_fs
 from sqtool.data.hr_tracker import HrTracker, TrackerCfg
 
 ACC = ("acc_x", "acc_y", "acc_z")
+SPECTRA_CHUNK = 256                 # windows whose zero-padded spectra `spectra` holds at once (memory, not results)
 
 
 @dataclass
@@ -70,22 +71,29 @@ def spectra(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg
     win = np.hanning(T)
     pad = min(3 * 5, T - 1)
 
-    def power(x):                                                  # (..., T) -> (..., F)
+    def power(x):                                                  # (..., T) -> (..., F) in the kept band
         xf = signal.sosfiltfilt(sos, x, axis=-1, padlen=pad)
         xf = xf - xf.mean(axis=-1, keepdims=True)
-        return np.abs(np.fft.rfft(xf * win, n=nfft, axis=-1)) ** 2, xf
+        return (np.abs(np.fft.rfft(xf * win, n=nfft, axis=-1)) ** 2)[..., keep], xf
 
-    P, _ = power(np.asarray(ppg, dtype=np.float64))               # (W, F) or (W, S, F)
-    P = P[..., keep]
-    if P.ndim == 3:                                                # (W, S, F) -> (W, F)
-        mx = P.max(axis=2, keepdims=True)                         # 0: a dead sensor, P all 0, adds nothing
-        P = (P / np.where(mx > 0, mx, 1.0)).mean(axis=1)
+    def block(ppg, acc):                                           # W' windows -> P (W', F), A (W', F), motion
+        P, _ = power(np.asarray(ppg, dtype=np.float64))           # (W', F) or (W', S, F)
+        if P.ndim == 3:                                            # (W', S, F) -> (W', F)
+            mx = P.max(axis=2, keepdims=True)                     # 0: a dead sensor, P all 0, adds nothing
+            P = (P / np.where(mx > 0, mx, 1.0)).mean(axis=1)
+        if acc is None:
+            return P, None, np.zeros(len(P))
+        A3, accf = power(np.asarray(acc, dtype=np.float64))        # (W', 3, F)
+        return P, A3.sum(axis=1), (accf ** 2).mean(axis=(1, 2))
+
+    # SPECTRA_CHUNK windows at a time: the whole zero-padded spectra of a day at 64 Hz (43,197 windows) took 15 GB
+    parts = [block(ppg[i:i + SPECTRA_CHUNK], None if acc is None else acc[i:i + SPECTRA_CHUNK])
+             for i in range(0, W, SPECTRA_CHUNK)] or [block(ppg, acc)]
+    P = np.concatenate([q[0] for q in parts])
+    motion = np.concatenate([q[2] for q in parts])
     if acc is None:
-        return bpm[keep], P, None, np.zeros(W)
-    A3, accf = power(np.asarray(acc, dtype=np.float64))            # (W, 3, F)
-    A = A3.sum(axis=1)[:, keep]
-    motion = (accf ** 2).mean(axis=(1, 2))
-    return bpm[keep], P, A, motion
+        return bpm[keep], P, None, motion
+    return bpm[keep], P, np.concatenate([q[1] for q in parts]), motion
 
 
 def _peaks(s: np.ndarray, rel: float) -> np.ndarray:

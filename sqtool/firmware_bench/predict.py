@@ -30,7 +30,7 @@ the recording's start_time); hr_bpm; lo_bpm, hi_bpm = the decoder's interval, ca
 central posterior interval, or hr -+ (c + k S) with S the recent |network's own argmax - hr|: `DecoderCfg.interval_text`); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
 `sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
 expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when the network did not
-score the window: more than half its samples were dropouts, or its PPG is quiet (off the wrist, a flat line);
+score the window: more than half its samples were dropouts, or its PPG is quiet (a flat line: stuck, railed, zero; off the wrist only where it reads no noise);
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
 truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the
 model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`;
@@ -166,7 +166,8 @@ def print_results(res: dict) -> None:
     for r in res["recordings"]:
         m = r.get("metrics") or {}
         acc = (f", MAE {_mae_text(m, res.get('truth_units') or {})} vs truth over {m['n']} windows" +
-               (f" ({r['flagged_windows']} flagged included, as sqtool bench scores)" if r["flagged_windows"] else "")
+               (f" ({k} flagged included, as sqtool bench scores)" if (k := r.get("flagged_scored", r["flagged_windows"]))
+                else "")
                if m.get("mae") is not None else
                f", {m['positives']} of {m['n']} windows {(res.get('pooled_class') or {}).get('positive')} by the "
                f"label, {100 * m['accuracy']:.1f} % right at p 0.5" if m.get("accuracy") is not None else "")
@@ -468,6 +469,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             d["tiled_from_s"] = r.tiled_from_s
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
+            d["flagged_scored"] = int(np.sum(np.asarray(o["flagged"], bool) & np.isfinite(truth)))   # in the MAE
         elif classes is not None:             # p - 0.5: a score ordered as p, its sign the class at p 0.5
             d["metrics"] = class_metrics(o[prob] - 0.5, classes)
             class_windows.append((d["subject"], o[prob] - 0.5, classes))

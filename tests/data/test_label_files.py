@@ -368,3 +368,27 @@ def test_a_said_rate_that_the_label_span_contradicts_is_one_warning(tmp_path, ca
            "in dataset.yaml may be wrong, 64 Hz would fit" in err and err.count("warning") == 1
     load_dataset_file(dataset(tmp_path, yaml=plain + "fs: 64\n")).records()
     assert "may be wrong" not in capsys.readouterr().err
+
+
+def test_a_stretch_without_rows_longer_than_a_window_is_no_value_not_interpolated(tmp_path, capsys):
+    """A day's label file with no rows while the watch was off the wrist or the recording had a gap: every window in
+    the hole got a truth interpolated between the rows on either side (two hours apart in a 24 h recording: 3,597
+    gap windows and 2,400 off-wrist ones scored against made-up truth, predict's MAE 7.05 BPM instead of 2.94).
+    Windows in a stretch without rows longer than a window have no value now (NaN, counted, one warning line); a
+    row or three missing in a row are still interpolated. Found by a helper's sweep."""
+    recordings(tmp_path)
+    times = [t for t in range(0, 53, 2) if not 10 <= t <= 30]               # rows at 0..8 and 32..52 s: 22 s hole
+    label_file(tmp_path, "p1_icu", times)
+    label_file(tmp_path, "p2_icu", [t for t in range(0, 53, 2) if t != 20])    # one row missing: 4 s apart
+    ds = load_dataset_file(dataset(tmp_path))
+    capsys.readouterr()
+    p1, p2 = (r.labels["rr"] for r in ds.records())
+    err = capsys.readouterr().err
+    assert np.array_equal(np.sort(p1.times[np.isnan(p1.values)]), np.arange(10, 31, 2))
+    assert ds.records()[0].meta["label_windows_without_row"] == {"rr": 11}
+    assert "11 of its windows lie in 1 stretch(es) without rows longer than a 8 s window (the first at 10 s)" in err
+    assert np.isfinite(p2.values).all()                                    # the one missing row: interpolated
+    from sqtool.data.tasks import _label_at_centres
+    y, ok = _label_at_centres(p1, np.arange(0.0, 53.0, 2.0), 8.0)
+    assert np.isnan(y[(np.arange(0, 53, 2) >= 10) & (np.arange(0, 53, 2) <= 30)]).all()
+    assert np.isfinite(y[np.arange(0, 53, 2) < 10]).all() and np.isfinite(y[np.arange(0, 53, 2) > 30]).all()

@@ -328,6 +328,22 @@ def test_a_jump_of_no_whole_rows_is_refused(tmp_path):
         time_grid(np.r_[np.arange(100), np.arange(2000, 2100)] / 100.0, "x")
 
 
+def test_a_clock_that_goes_back_is_one_line_saying_how_far_and_what_to_do(tmp_path):
+    """A device clock reset, an NTP step back or naive local times falling back an hour (daylight saving) were
+    refused as 'time column goes backwards at row N': no size, no time, nothing to do about it. The line now says how
+    far back, where, and the two ways out (split the file there, or times with their UTC offset). Found by a
+    helper's sweep."""
+    from sqtool.data.readers import read_csv
+    t = np.arange(300 * 25) / 25
+    t[4000:] -= 30.0                                                     # stepped back 30 s at 160 s
+    f = _timed_csv(tmp_path / "rec", t)
+    with pytest.raises(SqtoolError) as e:
+        read_csv(f)
+    msg = str(e.value)
+    assert "goes backwards by 29.96 s at row 4001 (t=159.96 s)" in msg and "\n" not in msg
+    assert "split the file there" in msg and "UTC offset" in msg
+
+
 def test_rows_stamped_in_bursts_or_by_a_jittery_clock_keep_their_gaps_whole():
     """Rows stamped 4 at a time (a BLE packet's arrival) are no gaps between the packets; a clock jittering by up to
     3 ms at 125 Hz has its 10 s gap found whole, 3 ms off (over a quarter period, within its own jitter)."""
@@ -728,6 +744,94 @@ def test_iso_times_crossing_a_daylight_saving_change_are_instants(tmp_path):
         assert r.fs["ppg"] == 64.0 and len(r.signals["ppg"]) == n
     with pytest.raises(SqtoolError, match=r"mixes date-times with and without a UTC offset \(row 3 has none\)"):
         read_csv(_iso_csv(tmp_path / "mix.csv", local[:2] + naive[2:], fs))
+
+
+def test_naive_local_times_jumping_an_hour_say_it_may_be_daylight_saving(tmp_path, capsys):
+    """Naive local times across the spring daylight-saving change (02:00 -> 03:00, no row missing) read as an hour of
+    rows missing, the line saying only 'rows missing from the time column: 3600 s': 1800 windows flagged and nothing
+    to say why. The line now says a naive time jumping 1 h may be daylight saving and how to say so; an hour lost
+    from epoch times (a real gap) gets no such words. Found by a helper's sweep."""
+    import pandas as pd
+
+    from sqtool.data.readers import read_csv
+    fs, n = 25, 25 * 900                                                  # 15 min, 02:00 -> 03:00 after 8
+    utc = pd.Timestamp("2026-03-29 00:52", tz="UTC") + pd.to_timedelta(np.arange(n) / fs, unit="s")
+    naive = [x.tz_localize(None).isoformat(timespec="milliseconds") for x in utc.tz_convert("Europe/Berlin")]
+    capsys.readouterr()
+    r = read_csv(_iso_csv(tmp_path / "naive.csv", naive, fs))
+    said = capsys.readouterr().err
+    assert len(r.signals["ppg"]) == n + 3600 * fs and "rows missing from the time column: 3600 s" in said
+    assert "may be a daylight-saving change with no row missing: write the times with their UTC offset" in said
+    ms = (utc.asi8 // 1_000_000).copy()
+    ms[n // 2:] += 3_600_000
+    f = tmp_path / "epoch.csv"
+    pd.DataFrame({"time_ms": ms, "ppg": np.sin(np.arange(n))}).to_csv(f, index=False)
+    read_csv(f)
+    said = capsys.readouterr().err
+    assert "rows missing from the time column: 3600 s" in said and "daylight" not in said
+
+
+def test_a_text_cell_in_a_numeric_time_column_is_named_by_its_row(tmp_path):
+    """Two day logs joined with `cat` repeat the header mid-file: the time column was refused as 'neither numbers nor
+    date-times (Parsing "1780000000000" to datetime overflows)', blaming the good rows. The line names the row and
+    its text as the other columns' do, and a repeated header says the files were joined. Found by a helper's sweep."""
+    import pandas as pd
+
+    from sqtool.data.readers import read_csv
+    ms = 1780000000000 + np.arange(200) * 40
+    f = tmp_path / "joined.csv"
+    pd.DataFrame({"time_ms": ms, "ppg": np.sin(np.arange(200))}).to_csv(f, index=False)
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join(lines[:101] + lines[:1] + lines[101:]) + "\n")
+    with pytest.raises(SqtoolError) as e:
+        read_csv(f)
+    assert "time column 'time_ms' row 101 is not a number ('time_ms'); the header again: files joined" in str(e.value)
+    f.write_text("\n".join(lines[:51] + ["oops,0.5"] + lines[51:]) + "\n")
+    with pytest.raises(SqtoolError, match=r"time column 'time_ms' row 51 is not a number \('oops'\); remove the row"):
+        read_csv(f)
+
+
+def test_an_empty_time_cell_is_named_by_its_row(tmp_path):
+    """A logger that wrote one row without its time: 'time column has NaN/Inf values', no row and nothing to do, in a
+    5-million-row day file. The line names the first such row, how many there are, and what to do. Found by a
+    helper's sweep."""
+    import pandas as pd
+
+    from sqtool.data.readers import read_csv
+    t = (1780000000000 + np.arange(300) * 40).astype(float)
+    t[[120, 200]] = np.nan
+    f = tmp_path / "holes.csv"
+    pd.DataFrame({"time_ms": t, "ppg": np.sin(np.arange(300))}).to_csv(f, index=False)
+    with pytest.raises(SqtoolError, match=r"time column has no time at row 121 \(empty, NaN or Inf; 2 such rows\): "
+                                          "remove those rows, or give them their times"):
+        read_csv(f)
+
+
+def test_rows_written_twice_are_read_once(tmp_path, capsys):
+    """A 25 Hz watch log with every 50th row written twice (same time, same values) read as 25.5 Hz, every repeat a
+    sample: predict said the recording 'is at 25.5 Hz' and left the 25 Hz C pipeline for another runtime. A row that
+    repeats the one before exactly is read once now, one warning line with the count, through a plain CSV and a
+    dataset file alike; rows sharing a rounded time with other values stay samples. Found by a helper's sweep."""
+    import pandas as pd
+
+    from sqtool.data.dataset_file import load_dataset_file
+    from sqtool.data.readers import read_csv
+    n = 2500
+    t = np.arange(n) / 25.0
+    clean = _timed_csv(tmp_path / "rec", t)
+    want = read_csv(clean).signals["ppg"]
+    rows = np.sort(np.r_[np.arange(n), np.arange(0, n, 50)])
+    df = pd.read_csv(clean).iloc[rows]
+    df.to_csv(clean, index=False)
+    capsys.readouterr()
+    for r in (read_csv(clean), load_dataset_file(_timed_yaml(tmp_path)).records()[0]):
+        assert r.fs["ppg"] == 25.0 and np.array_equal(r.signals["ppg"], want)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "repeat the row before" in ln]
+    assert len(said) == 2 and "50 rows repeat the row before, time and values (the first: row 2): read once" in said[0]
+    f = tmp_path / "rounded.csv"                                          # 125 Hz stamped to 0.01 s: 100.02 twice
+    pd.DataFrame({"time": np.round(np.arange(1000) / 125, 2), "ppg": np.sin(np.arange(1000))}).to_csv(f, index=False)
+    r = read_csv(f)
+    assert len(r.signals["ppg"]) == 1000 and r.fs["ppg"] == pytest.approx(125, rel=1e-3)
 
 
 def test_the_first_samples_wall_clock_time_is_kept(tmp_path):

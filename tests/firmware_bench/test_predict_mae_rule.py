@@ -79,3 +79,41 @@ def test_predict_pools_the_recordings_mae_over_windows(spec_export_dir, tmp_path
             f"(mean of recordings {pool['mean_of_recordings']['mae']:.2f} BPM)") in out.getvalue()
     one = predict(PredictConfig(model=str(spec_export_dir), runtime="c", out=str(tmp_path / "q")), records=recs[:1])
     assert "pooled" not in one
+
+
+def test_the_flagged_windows_said_included_are_those_with_truth(spec_export_dir, tmp_path):
+    """A day whose label file has no rows in its gaps: the line said 'MAE 2.94 BPM vs truth over 36500 windows (3900
+    flagged included ...)' when none of the 3900 flagged windows had truth. It counts the flagged windows with truth
+    (summary.json flagged_scored): none here, so no such words. Found by a helper's sweep."""
+    rec = _labelled_with_a_gap()
+    lab = rec.labels["hr"]
+    lab.values[(lab.times + 8.0 > 40.0) & (lab.times < 80.0)] = np.nan          # no truth where the gap is
+    res = predict(PredictConfig(model=str(spec_export_dir), runtime="c", out=str(tmp_path / "p")), records=[rec])
+    r = res["recordings"][0]
+    assert r["flagged_windows"] >= 10 and r["flagged_scored"] == 0 and r["metrics"]["n"] <= r["scored_windows"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_results(res)
+    line = next(ln for ln in out.getvalue().splitlines() if ln.startswith("gap1: "))
+    assert f"vs truth over {r['metrics']['n']} windows -> " in line and "flagged included" not in line
+
+
+def test_off_the_wrist_is_flagged_only_where_the_ppg_is_flat_and_the_readme_says_so(spec_export_dir, tmp_path):
+    """A day with 80 min off the wrist whose PPG read noise (1 % of the pulse) was scored, 56-177 BPM at confidence
+    0.85, flagged 0, while README said 'about 129 BPM ... after an hour off the wrist. Filter on flagged == 0' and
+    predict's docstring 'its PPG is quiet (off the wrist, a flat line)'. A flat stretch is flagged, a noisy one is
+    not: the README says so and to filter on the confidence too. Found by a helper's sweep."""
+    from pathlib import Path
+    rec = _labelled_with_a_gap()
+    rng = np.random.default_rng(1)
+    ppg = rec.signals["ppg"]
+    ppg[int(40 * FS):int(80 * FS)] = 3.0 + 1.0 * rng.standard_normal(int(40 * FS))   # off the wrist: noise
+    ppg[int(80 * FS):int(110 * FS)] = 3.0                                           # a flat line
+    o = predict(PredictConfig(model=str(spec_export_dir), runtime="c", out=str(tmp_path / "p")), records=[rec])
+    import pandas as pd
+    p = pd.read_csv(Path(o["run_dir"]) / o["recordings"][0]["csv"])
+    start = p.time_s - 8
+    assert (p.flagged[(start >= 40) & (p.time_s <= 80)] == 0).all()
+    assert (p.flagged[(start >= 82) & (p.time_s <= 110)] == 1).all()                  # past the filter's history
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "Off the wrist is flagged only where the PPG is quiet" in readme and "filter on the confidence too" in readme

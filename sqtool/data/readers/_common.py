@@ -259,6 +259,25 @@ def numeric_column(df, col: str, where: str) -> np.ndarray:
     return x
 
 
+def drop_repeated_rows(df, t: np.ndarray, where: str):
+    """(`df`, its times `t` in s) without the rows that repeat the row before exactly, time and every value (a logger
+    or a BLE link that wrote a row twice): one sample, not two (a 25 Hz sensor with 2 % of its rows written twice
+    read as 25.5 Hz); one warning line with the count. Only where the timestamps resolve the rows (written at least
+    twice as finely as the period): rounded coarser (100 Hz at 0.1 s, BIDMC's 125 Hz at 0.01 s) rows share a time
+    by design, and a railed or symmetric stretch repeats values too."""
+    dt = np.diff(t)
+    if not dt.size or not (dt == 0).any() or not (dt > 0).any() or time_quantum(t) > 0.5 * np.median(dt[dt > 0]):
+        return df, t
+    cand = np.flatnonzero(dt == 0) + 1
+    same = cand[(df.iloc[cand].to_numpy() == df.iloc[cand - 1].to_numpy()).all(axis=1)]
+    if not same.size:
+        return df, t
+    from sqtool.data.dataset_tasks import warn
+    warn(f"{where}: {same.size} row{'s' if same.size > 1 else ''} repeat the row before, time and values (the first: "
+         f"row {int(same[0]) + 1}): read once (row numbers below count them once)")
+    return df.drop(index=df.index[same]).reset_index(drop=True), np.delete(t, same)
+
+
 def walk_files(root: Path, max_files: int = 200_000) -> list[Path]:
     """All files under `root` (sorted, hidden files and folders skipped), bounded for safety."""
     out: list[Path] = []
@@ -415,7 +434,7 @@ def _made_up(res: np.ndarray, jump: np.ndarray, whole: np.ndarray, step: float, 
 
 
 def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None = None,
-              unit_hint: tuple[float, str] | None = None) -> TimeGrid:
+              unit_hint: tuple[float, str] | None = None, local_clock: bool = False) -> TimeGrid:
     """The sampling grid of a time column in seconds: its rate, (N - 1) / (t_last - t_first) snapped to the
     nominal rate when the difference is within the timestamps' rounding (`nominal_rate`: 64 Hz from
     integer-ms timestamps, 256 Hz from `%.3f` s ones, not 64.0002 / 256.0006), and where each row lies on it.
@@ -431,17 +450,24 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     drifting clocks) off the grid is irregular sampling, refused. A rate under 1 Hz that would be 10-2000 Hz
     in milliseconds is refused with `ms_hint` (how to say the unit), when given; `unit_hint` (seconds per unit the
     times were read in, how to unsay it): a rate over FS_MAX_HZ that would be 1-2000 Hz in seconds is refused with it
-    (`time_unit: ms` said of seconds).
+    (`time_unit: ms` said of seconds). `local_clock` (naive local date-times): a gap of one hour is said to be
+    maybe a daylight-saving change, no row missing.
     """
     t = np.asarray(t, dtype=np.float64)
     if t.size < 2:
         raise SqtoolError(f"{where}: need at least 2 timestamps to infer the sampling rate")
     if not np.all(np.isfinite(t)):
-        raise SqtoolError(f"{where}: time column has NaN/Inf values")
+        i = int(np.argmax(~np.isfinite(t)))
+        raise SqtoolError(f"{where}: time column has no time at row {i + 1} (empty, NaN or Inf"
+                          + (f"; {int(np.sum(~np.isfinite(t)))} such rows" if np.sum(~np.isfinite(t)) > 1 else "")
+                          + "): remove those rows, or give them their times")
     dt = np.diff(t)
     if np.any(dt < 0):
         i = int(np.argmax(dt < 0))
-        raise SqtoolError(f"{where}: time column goes backwards at row {i + 2}")
+        raise SqtoolError(f"{where}: time column goes backwards by {-dt[i]:.6g} s at row {i + 2} (t={t[i] - t[0]:.6g} "
+                          "s): a clock reset or set back (naive local times falling back 3600 s: daylight saving); "
+                          "split the file there into recordings whose times only go forward, or write the times "
+                          "with their UTC offset")
     span = float(t[-1] - t[0])
     if span <= 0:
         raise SqtoolError(f"{where}: time column is constant; cannot infer the sampling rate")
@@ -484,8 +510,10 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
         raise SqtoolError(f"{where}: {grid.said()}, over {MAX_FILL - 1}x the rows it holds; split the file at its "
                           "gaps")
     from sqtool.data.dataset_tasks import warn
+    dst = local_clock and any(abs(g[2] - 3600.0) <= max(1.5 * step, 0.5) for g in grid.gaps)
     warn(f"{where}: {grid.said()}: read as NaN samples, a gap (windows mostly in a gap are flagged; training leaves "
-         "out every window touching one)")
+         "out every window touching one)" + ("; a naive local time jumping 1 h may be a daylight-saving change with "
+                                             "no row missing: write the times with their UTC offset" if dst else ""))
     return grid
 
 

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.readers._common import first_line, numeric_column, read_csv as _read_csv, time_grid
+from sqtool.data.readers._common import (drop_repeated_rows, first_line, numeric_column, read_csv as _read_csv,
+                                         time_grid)
 from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_channels,
                                          refuse_matrix_members, require_file)
 from sqtool.data.record import PPG_WAVELENGTHS, Label, Record
@@ -192,7 +193,17 @@ def read_times(col, name: str, where: str, unit: str | None = None) -> tuple[np.
     import pandas as pd
 
     if col.dtype == object or str(col.dtype).startswith(("str", "string")):
-        dt = _datetimes(col, name, where)
+        try:
+            dt = _datetimes(col, name, where)
+        except SqtoolError:
+            num = pd.to_numeric(col, errors="coerce")
+            if 2 * int(num.notna().sum()) <= len(col):
+                raise
+            i = int(np.argmax((num.isna() & col.notna()).to_numpy()))     # numbers with a few text cells: the first
+            again = str(col.iloc[i]).strip() == str(name)
+            raise SqtoolError(f"{where}: time column '{name}' row {i + 1} is not a number ({col.iloc[i]!r})"
+                              + ("; the header again: files joined one after the other? split the file there"
+                                 if again else "; remove the row")) from None
         if dt.isna().any():
             raise SqtoolError(f"{where}: time column '{name}' has empty or invalid date-times")
         first = pd.to_datetime(col.iloc[:1], format="mixed").iloc[0]        # with its own offset, if any
@@ -213,6 +224,11 @@ def read_times(col, name: str, where: str, unit: str | None = None) -> tuple[np.
     start = (iso_time(pd.Timestamp(round(t0 * 1e6), unit="us", tz="UTC"))
              if np.isfinite(t0) and EPOCH_S[0] <= t0 <= EPOCH_S[1] else None)
     return (t - t[0]) * scale, start
+
+
+def naive_local(start: str | None) -> bool:
+    """Whether a time column's first time (`read_times`'s) is a naive local date-time: no 'Z', no UTC offset."""
+    return start is not None and re.search(r"(?:Z|[+-]\d\d:?\d\d)$", start) is None
 
 
 def times_in_seconds(col, name: str, where: str, unit: str | None = None) -> np.ndarray:
@@ -246,9 +262,11 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     grid, start = None, None
     if tcol is not None:
         t, start = read_times(df[tcol], tcol, where, time_unit)
+        df, t = drop_repeated_rows(df, t, where)
         read_as_s = time_unit is None and df[tcol].dtype.kind in "iuf"      # numbers, not named ms: seconds
         grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint="rename the column time_ms (or read the file "
-                         "through a dataset.yaml with time_unit: ms)" if read_as_s else None)
+                         "through a dataset.yaml with time_unit: ms)" if read_as_s else None,
+                         local_clock=naive_local(start))
         fs_t = grid.fs
         if fs is not None and abs(fs_t - fs) > RATE_TOL * fs:
             raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
