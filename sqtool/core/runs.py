@@ -35,6 +35,16 @@ def data_root_error(p: str | os.PathLike, flag: str = "--data") -> SqtoolError:
     return SqtoolError(f"data root {p} does not exist or is not a directory")
 
 
+def dataset_folder_hint(root: str | os.PathLike, names) -> str:
+    """'' or, when `root` is itself one of the built-in dataset folders `names` (--data ../shared/data/troika, where
+    the data root holding troika/ goes), the sentence saying what to give instead."""
+    p = Path(root).expanduser()
+    if p.name not in set(names) or (p / p.name).is_dir():
+        return ""
+    return (f": {p} is the {p.name} dataset's own folder, --data takes the data root holding it (--data {p.parent}) "
+            f"or the dataset's name (--data {p.name}, read under $SQTOOL_DATA)")
+
+
 def resolve_data_root(arg: str | os.PathLike | None = None, required: bool = False,
                       flag: str = "--data") -> Path | None:
     """`arg` (a data root given to the command), else $SQTOOL_DATA, else ../shared/data (next to the project or

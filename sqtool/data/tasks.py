@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import DEFAULT_BAND, ModelCfg, SqtoolError
-from sqtool.core.runs import data_root_error
+from sqtool.core.runs import data_root_error, dataset_folder_hint
 from sqtool.data.record import tile_record
 
 TASKS = ("hr", "rr", "af", "bp", "quality")
@@ -251,7 +251,9 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
         need = spec["datasets"] if task != "quality" else ("but_ppg", "mw_ppg")
         for ds in need:
             if not (root / ds).is_dir():
-                raise SqtoolError(f"task '{task}' needs the {ds} dataset: {root / ds} not found under the data root")
+                from sqtool.data.dataset_file import builtin_names
+                raise SqtoolError(f"task '{task}' needs the {ds} dataset: {root / ds} not found under the data root"
+                                  + dataset_folder_hint(root, builtin_names()))
         if task == "quality":
             td = _quality(root, model_cfg, max_records)
         else:

@@ -209,7 +209,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     datasets = ("synthetic",) if synthetic else ((ds.name, *beside) if ds else tuple(cfg.datasets)
                                                  or default_datasets(root))
     if not datasets:
-        raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}")
+        from sqtool.core.runs import dataset_folder_hint
+        raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}"
+                          + dataset_folder_hint(root, builtin_names()))
     mcfg = get_model_cfg(cfg.model)
     bins = bin_grid(mcfg)
 

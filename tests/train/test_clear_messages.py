@@ -72,3 +72,16 @@ def test_an_unreadable_fold_file_names_the_fold_as_the_progress_lines_do(tmp_pat
         load_fold(tmp_path, 1, "k", np.arange(3))
     with pytest.raises(SqtoolError, match=r"delete it to redo fold 2$"):
         load_fold_hr(tmp_path, 1, "k", ["a"])
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "spec_teacher_m"]])
+def test_a_datasets_own_folder_given_as_the_data_root_says_what_to_give(model, tmp_path, capsys):
+    """--data ../shared/data/troika said '.../troika/troika not found under the data root' (a time-domain hr model)
+    or 'no heart-rate dataset under .../troika' (a spectral one): it names the root holding it and the name."""
+    (tmp_path / "data" / "troika").mkdir(parents=True)
+    ds = tmp_path / "data" / "troika"
+    assert main(["train", "finetune", "--task", "hr", *model, "--data", str(ds), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        f": {ds} is the troika dataset's own folder, --data takes the data root holding it (--data {ds.parent}) or "
+        "the dataset's name (--data troika, read under $SQTOOL_DATA)")
