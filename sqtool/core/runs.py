@@ -668,14 +668,18 @@ def _same_dir(a, b) -> bool:
         return False
 
 
-def save_resolved(run_dir: str | os.PathLike, **values) -> dict:
+def save_resolved(run_dir: str | os.PathLike, drop: tuple[str, ...] = (), **values) -> dict:
     """Add what the run resolved its automatic options to (`fs: 0.0` -> the model's rate, `model: ''` -> the
     checkpoint's model, `data_root: ''` -> the folder read, ...) as the `resolved:` section of its config.yaml.
-    `config:` keeps what was asked (what `--resume` re-reads); `resolved:` is what was used."""
+    `config:` keeps what was asked (what `--resume` re-reads); `resolved:` is what was used. `drop`: keys an earlier
+    part of the run resolved that this part has not (a torchrun run's `launcher`, resumed in one process)."""
     import yaml
     p = Path(run_dir) / "config.yaml"
     d = (yaml.safe_load(p.read_text()) or {}) if p.is_file() else {}
-    d.setdefault("resolved", {}).update(json.loads(json.dumps(values, default=str)))
+    res = d.setdefault("resolved", {})
+    for k in drop:
+        res.pop(k, None)
+    res.update(json.loads(json.dumps(values, default=str)))
     atomic_write_text(p, yaml.safe_dump(d, sort_keys=False))
     return d
 

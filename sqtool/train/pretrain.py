@@ -740,6 +740,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                           world_sizes=st["world_sizes"], pairs_digest=corpus["digest"],
                           nproc_per_node=int(os.environ.get("LOCAL_WORLD_SIZE", d.world)),   # runs.resume_command
                           **({"launcher": os.environ.get(LAUNCHER_ENV, "torchrun")} if d.enabled else {}),
+                          drop=() if d.enabled else ("launcher",),     # a torchrun run resumed in one process
                           amp=str(adt).replace("torch.", "") if adt else "off", dtype=cfg.dtype, layout=layout,
                           train_pairs=len(train_idx), val_pairs=len(val_idx),
                           **sides, steps_per_epoch=steps_per_epoch)

@@ -557,3 +557,16 @@ def test_a_last_pt_of_before_the_thinned_history_resumes_to_the_same_metrics(tmp
     assert res["global_step"] == 8 and res["history"] == full["history"]
     assert (res["first_loss"], res["final_loss"], res["first_step_loss"]) == \
         (full["first_loss"], full["final_loss"], full["first_step_loss"])
+
+
+def test_a_torchrun_run_resumed_in_one_process_keeps_no_launcher_in_its_config(tmp_path):
+    """config.yaml's resolved `launcher: sqtool-torchrun` (what its next: and resume lines are spelled from) stayed after
+    a plain one-process resume, which resolved world_size 1: the file said two launches at once."""
+    import yaml
+
+    from sqtool.core.runs import save_resolved
+    run_pretrain(PretrainConfig(**{**TINY, "epochs": 2, "max_steps": 2}), tmp_path)
+    save_resolved(tmp_path, launcher="sqtool-torchrun", world_size=2, nproc_per_node=2)     # as a 2-rank part wrote
+    run_pretrain(PretrainConfig(**{**TINY, "epochs": 2}), tmp_path, resume=True)
+    res = yaml.safe_load((tmp_path / "config.yaml").read_text())["resolved"]
+    assert "launcher" not in res and res["world_size"] == 1 and res["nproc_per_node"] == 1
