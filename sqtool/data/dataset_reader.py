@@ -73,22 +73,31 @@ def read_records(ds: DatasetFile, log=None, max_records: int = 0, on_error: str 
     if ds.builtin:
         recs = _builtin_records(ds, on_error, bad)
     else:
-        recs = []
         files = _files(ds)
         tables = _tables(ds, files)
-        for p in files:
-            if (rid := _record_id(ds, p)) in ds.exclude:     # never read: an excluded file may be the broken one
-                unread.add(rid)
-                continue
-            try:
-                recs.append(_read_one(ds, p, tables))
-            except SqtoolError as e:
-                if on_error == "raise":
-                    raise
-                bad.append(str(e))
-                gone.add(_record_id(ds, p))                   # an excluded bad file is no unknown name
+        recs = list(_read_files(ds, files, tables, on_error, bad, gone, unread))
     recs = _whole_file_checks(ds, recs, tables, bad, gone, unread, on_error, say)
     return recs[:max_records or None]
+
+
+def _read_files(ds: DatasetFile, files: list[Path], tables: dict, on_error: str, bad: list[str], gone: set[str],
+                unread: set[str]):
+    """Yield the record of each file of `files` in turn (generic formats); an excluded one is never read (it may be
+    the broken one), its id added to `unread`; with on_error "skip" a bad one is left out, its line appended to
+    `bad` and its id to `gone` (an excluded bad file is no unknown name)."""
+    for p in files:
+        if (rid := _record_id(ds, p)) in ds.exclude:
+            unread.add(rid)
+            continue
+        try:
+            rec = _read_one(ds, p, tables)
+        except SqtoolError as e:
+            if on_error == "raise":
+                raise
+            bad.append(str(e))
+            gone.add(rid)
+            continue
+        yield rec
 
 
 def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise"):
@@ -109,18 +118,8 @@ def iter_read_records(ds: DatasetFile, log=None, on_error: str = "raise"):
     files = _files(ds)
     tables = _tables(ds, files)
     seen: list[Record] = []                         # each record read, less its signals
-    for p in sorted(files, key=lambda q: _record_id(ds, q)):     # read_records' order (a stable sort by id)
-        if (rid := _record_id(ds, p)) in ds.exclude:
-            unread.add(rid)
-            continue
-        try:
-            rec = _read_one(ds, p, tables)
-        except SqtoolError as e:
-            if on_error == "raise":
-                raise
-            bad.append(str(e))
-            gone.add(rid)
-            continue
+    in_order = sorted(files, key=lambda q: _record_id(ds, q))     # read_records' order (a stable sort by id)
+    for rec in _read_files(ds, in_order, tables, on_error, bad, gone, unread):
         yield rec
         seen.append(dataclasses.replace(rec, signals={}))
         del rec
@@ -271,7 +270,7 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     where = str(p)
     if ds.format == "csv":
         from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
-        from sqtool.data.readers.generic import _sniff, naive_local, read_times
+        from sqtool.data.readers.generic import _sniff, read_times
         sep, header = _sniff(p)
         kw = {"sep": sep, "header": 0 if header else None}
         if sep == r"\s+":
@@ -289,7 +288,7 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
                              ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None,
                              unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {ds.path.name} "
                                         "(the column is in seconds)") if ds.time_unit != "s" else None,
-                             local_clock=naive_local(start))
+                             start=start)
         return {c: df[c] for c in names}, names, {}, grid, len(df), start
     if ds.format == "npz":
         from sqtool.data.readers._common import (is_npz_rate as is_rate, npz_rates, read_npz_channels,

@@ -89,11 +89,8 @@ def spectra(ppg: np.ndarray, acc: np.ndarray | None, fs: float, cfg: BaselineCfg
     # SPECTRA_CHUNK windows at a time: the whole zero-padded spectra of a day at 64 Hz (43,197 windows) took 15 GB
     parts = [block(ppg[i:i + SPECTRA_CHUNK], None if acc is None else acc[i:i + SPECTRA_CHUNK])
              for i in range(0, W, SPECTRA_CHUNK)] or [block(ppg, acc)]
-    P = np.concatenate([q[0] for q in parts])
-    motion = np.concatenate([q[2] for q in parts])
-    if acc is None:
-        return bpm[keep], P, None, motion
-    return bpm[keep], P, np.concatenate([q[1] for q in parts]), motion
+    A = None if acc is None else np.concatenate([q[1] for q in parts])
+    return bpm[keep], np.concatenate([q[0] for q in parts]), A, np.concatenate([q[2] for q in parts])
 
 
 def _peaks(s: np.ndarray, rel: float) -> np.ndarray:

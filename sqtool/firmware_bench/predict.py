@@ -166,7 +166,7 @@ def print_results(res: dict) -> None:
     for r in res["recordings"]:
         m = r.get("metrics") or {}
         acc = (f", MAE {_mae_text(m, res.get('truth_units') or {})} vs truth over {m['n']} windows" +
-               (f" ({k} flagged included, as sqtool bench scores)" if (k := r.get("flagged_scored", r["flagged_windows"]))
+               (f" ({r['flagged_scored']} flagged included, as sqtool bench scores)" if r.get("flagged_scored")
                 else "")
                if m.get("mae") is not None else
                f", {m['positives']} of {m['n']} windows {(res.get('pooled_class') or {}).get('positive')} by the "
@@ -469,12 +469,14 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             d["tiled_from_s"] = r.tiled_from_s
         if truth is not None:
             d["metrics"] = S.hr_scores(o["hr_bpm"], truth)
-            d["flagged_scored"] = int(np.sum(np.asarray(o["flagged"], bool) & np.isfinite(truth)))   # in the MAE
         elif classes is not None:             # p - 0.5: a score ordered as p, its sign the class at p 0.5
             d["metrics"] = class_metrics(o[prob] - 0.5, classes)
             class_windows.append((d["subject"], o[prob] - 0.5, classes))
         elif targets:
             d["metrics"] = target_scores(o, targets)
+        if truth is not None or (targets and classes is None):          # the flagged windows the MAE counts
+            has = np.isfinite(truth) if truth is not None else np.any([np.isfinite(y) for y in targets.values()], 0)
+            d["flagged_scored"] = int(np.sum(np.asarray(o["flagged"], bool) & has))
         rows.append(d)
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     summary = {"model": md.get("model"), "task": md.get("task", "hr"),

@@ -717,13 +717,10 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
             sched.load_state_dict(ck["scheduler"])
             scaler.load_state_dict(ck["scaler"])
             st = ck["train_state"]
-            if "epoch_loss" not in st:                 # a last.pt of before record_step: its history is whole
-                st["epoch_loss"], st["history_every"] = {}, 1
-                if st["history"]:
-                    st["first_step_loss"] = st["history"][0]["loss"]
-                for h in st["history"]:
-                    tot = st["epoch_loss"].setdefault(h["epoch"], [0.0, 0])
-                    tot[0], tot[1] = tot[0] + h["loss"], tot[1] + 1
+            if "epoch_loss" not in st:                 # a last.pt of before record_step: its whole history, replayed
+                old, st["history"], st["epoch_loss"], st["history_every"] = st["history"], [], {}, 1
+                for h in old:
+                    record_step(st, h)
             st["world_sizes"] = list(st.get("world_sizes") or [int(ck.get("world", d.world))]) + [d.world]
             loop.set_rng_state(ck["rng"])
             if d.is_main:

@@ -434,7 +434,7 @@ def _made_up(res: np.ndarray, jump: np.ndarray, whole: np.ndarray, step: float, 
 
 
 def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None = None,
-              unit_hint: tuple[float, str] | None = None, local_clock: bool = False) -> TimeGrid:
+              unit_hint: tuple[float, str] | None = None, start: str | None = None) -> TimeGrid:
     """The sampling grid of a time column in seconds: its rate, (N - 1) / (t_last - t_first) snapped to the
     nominal rate when the difference is within the timestamps' rounding (`nominal_rate`: 64 Hz from
     integer-ms timestamps, 256 Hz from `%.3f` s ones, not 64.0002 / 256.0006), and where each row lies on it.
@@ -450,17 +450,18 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
     drifting clocks) off the grid is irregular sampling, refused. A rate under 1 Hz that would be 10-2000 Hz
     in milliseconds is refused with `ms_hint` (how to say the unit), when given; `unit_hint` (seconds per unit the
     times were read in, how to unsay it): a rate over FS_MAX_HZ that would be 1-2000 Hz in seconds is refused with it
-    (`time_unit: ms` said of seconds). `local_clock` (naive local date-times): a gap of one hour is said to be
-    maybe a daylight-saving change, no row missing.
+    (`time_unit: ms` said of seconds). `start`: the column's first time as read (`generic.read_times`); where it
+    is a naive local date-time (no 'Z', no UTC offset), a gap of one hour is said to be maybe a daylight-saving
+    change, no row missing.
     """
     t = np.asarray(t, dtype=np.float64)
     if t.size < 2:
         raise SqtoolError(f"{where}: need at least 2 timestamps to infer the sampling rate")
-    if not np.all(np.isfinite(t)):
+    if (n_bad := int(np.sum(~np.isfinite(t)))):
         i = int(np.argmax(~np.isfinite(t)))
         raise SqtoolError(f"{where}: time column has no time at row {i + 1} (empty, NaN or Inf"
-                          + (f"; {int(np.sum(~np.isfinite(t)))} such rows" if np.sum(~np.isfinite(t)) > 1 else "")
-                          + "): remove those rows, or give them their times")
+                          + (f"; {n_bad} such rows" if n_bad > 1 else "") + "): remove those rows, or give them "
+                          "their times")
     dt = np.diff(t)
     if np.any(dt < 0):
         i = int(np.argmax(dt < 0))
@@ -510,7 +511,8 @@ def time_grid(t: np.ndarray, where: str, fill: bool = True, ms_hint: str | None 
         raise SqtoolError(f"{where}: {grid.said()}, over {MAX_FILL - 1}x the rows it holds; split the file at its "
                           "gaps")
     from sqtool.data.dataset_tasks import warn
-    dst = local_clock and any(abs(g[2] - 3600.0) <= max(1.5 * step, 0.5) for g in grid.gaps)
+    naive = start is not None and re.search(r"(?:Z|[+-]\d\d:?\d\d)$", start) is None     # local clock time
+    dst = naive and any(abs(g[2] - 3600.0) <= max(1.5 * step, 0.5) for g in grid.gaps)
     warn(f"{where}: {grid.said()}: read as NaN samples, a gap (windows mostly in a gap are flagged; training leaves "
          "out every window touching one)" + ("; a naive local time jumping 1 h may be a daylight-saving change with "
                                              "no row missing: write the times with their UTC offset" if dst else ""))

@@ -226,11 +226,6 @@ def read_times(col, name: str, where: str, unit: str | None = None) -> tuple[np.
     return (t - t[0]) * scale, start
 
 
-def naive_local(start: str | None) -> bool:
-    """Whether a time column's first time (`read_times`'s) is a naive local date-time: no 'Z', no UTC offset."""
-    return start is not None and re.search(r"(?:Z|[+-]\d\d:?\d\d)$", start) is None
-
-
 def times_in_seconds(col, name: str, where: str, unit: str | None = None) -> np.ndarray:
     """A time column as seconds from its first value (numbers in s/ms/us, or date-time strings): `read_times`'s."""
     return read_times(col, name, where, unit)[0]
@@ -265,8 +260,7 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         df, t = drop_repeated_rows(df, t, where)
         read_as_s = time_unit is None and df[tcol].dtype.kind in "iuf"      # numbers, not named ms: seconds
         grid = time_grid(t, f"{where}: column '{tcol}'", ms_hint="rename the column time_ms (or read the file "
-                         "through a dataset.yaml with time_unit: ms)" if read_as_s else None,
-                         local_clock=naive_local(start))
+                         "through a dataset.yaml with time_unit: ms)" if read_as_s else None, start=start)
         fs_t = grid.fs
         if fs is not None and abs(fs_t - fs) > RATE_TOL * fs:
             raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
