@@ -4,6 +4,7 @@
  * `sqtool export --target c --device-fs HZ` (sqtool/export/c_window.py).
  */
 #include <math.h>
+#include <string.h>
 
 #define SQ_WF_DEFINE_TABLES
 #include "sq_window.h"
@@ -193,6 +194,17 @@ static int sq_wf_due(const sq_window_t *s)
     return need <= s->n_model && d0 + SQ_WF_T_DEV <= s->n_in;
 }
 
+/* 0 for NaN and +-Inf (a dropout), read from the float's bits: the exponent all ones. Not isfinite(): under
+ * -ffast-math / -ffinite-math-only (-Ofast) the compiler takes every float as finite and drops that test, and a
+ * dropout's NaN then went into the filters unflagged (the causal filter's state stayed NaN: every later window
+ * one constant output). */
+static int sq_wf_finite(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u & 0x7f800000u) != 0x7f800000u;
+}
+
 int sq_window_push(sq_window_t *s, const float *sample, int8_t *out)
 {
     int c, bad = 0;
@@ -200,7 +212,7 @@ int sq_window_push(sq_window_t *s, const float *sample, int8_t *out)
     if (s->magic != SQ_WF_MAGIC || s->final) return SQ_WF_ERR_STATE;
     for (c = 0; c < SQ_WF_NCH; ++c) {
         float v = sample[c];
-        if (!isfinite(v)) {                           /* a dropout: hold the last good value, count it */
+        if (!sq_wf_finite(v)) {                       /* a dropout: hold the last good value, count it */
             v = s->last[c];
             bad = 1;
         }
