@@ -141,6 +141,8 @@ def input_text(md: dict, files: set[str]) -> str:
     parts = [f"{' and '.join(f for f in ('model_float.onnx', 'model_int8.onnx') if f in files)} `x` (1, {C}, {T}) "
              "channels-first float32" + (" (the int8 ONNX quantizes inside)" if "model_int8.onnx" in files else "")
              if {"model_float.onnx", "model_int8.onnx"} & files else "",
+             f"model_float_batch.onnx `x` (B, {C}, {T}): the float ONNX with a batch axis, many windows per call"
+             if "model_float_batch.onnx" in files else "",
              f"model_float.tflite `input` (1, 1, {T}, {C}) channels-last float32" if "model_float.tflite" in files
              else ""]
     int8 = [f for f, there in ((f"model_int8.tflite `input` (1, 1, {T}, {C})", "model_int8.tflite" in files),
@@ -620,4 +622,5 @@ def write_time_docs(out_dir, model_cfg: dict, graph, md: dict, run_dir=None, nam
     parity = shipped_parity(out)
     files = {f for f in MODEL_FILES if (out / f).is_file()}
     atomic_write_text(out / "MODEL_CARD.md", time_model_card(mc, md, graph, run_dir, names, files, parity))
-    return [out / "MODEL_CARD.md", write_integration(out, mc, md, files, parity)]
+    batch = {"model_float_batch.onnx"} if (out / "model_float_batch.onnx").is_file() else set()   # named in the input row
+    return [out / "MODEL_CARD.md", write_integration(out, mc, md, files | batch, parity)]

@@ -62,6 +62,12 @@ def test_every_target_ships_the_contract_the_card_and_the_integration_doc(export
     assert all(s in doc for s in fe["steps"]) and md["gating"]["rule"] in doc
     assert all(v in doc for v in spec.values() if isinstance(v, str) and not v.startswith("sqtool."))
     assert f"{spec['int8_logit_scale']:.9g}" in doc
+    C, F = len(md["channels"]), md["n_bins"]             # the batch-axis float ONNX an onnx export ships, named
+    assert f"`model_float_batch.onnx`, the float ONNX with a batch axis: (B, {C}, {F})" in doc
+    if target == "onnx":
+        import onnx
+        dims = onnx.load(str(folder / "model_float_batch.onnx")).graph.input[0].type.tensor_type.shape.dim
+        assert [d.dim_param or d.dim_value for d in dims] == ["batch", C, F]
     from sqtool.export.kit import ACC_RATE_TEXT                 # a slower accelerometer: hold its latest sample
     assert (len(md["channels"]) > 1) == (f"| accelerometer rate | {ACC_RATE_TEXT} |" in doc)   # acc or accsum
     card = (folder / "MODEL_CARD.md").read_text()

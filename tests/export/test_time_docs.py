@@ -44,6 +44,8 @@ def test_every_time_domain_export_ships_its_card_and_integration_document(runs):
     assert f"`logit_af`: a logit; p(AF) = 1 / (1 + exp(-logit)); from an int8 code (TFLite int8, C): value = " \
            f"{oq['scale']:.9g} x (code - {oq['zero_point']:.6g})" in doc
     assert "@" not in doc.replace("`@", "")                                      # every placeholder filled
+    assert (runs / "e" / "model_float_batch.onnx").is_file() and \
+        "model_float_batch.onnx `x` (B, 1, 400): the float ONNX with a batch axis, many windows per call" in doc
     teacher_doc = (runs / "et" / "INTEGRATION.md").read_text()
     assert "model_float.onnx `x` (1, 1, 400) channels-first float32" in teacher_doc   # the files it holds: onnx
     for absent in ("model_int8", "model_float.tflite", "int8 codes q =", "from an int8 code", "`--runtime onnx`"):
