@@ -96,7 +96,7 @@ def window_design(md: dict, fs_in: float, filter: str = "window") -> dict:
     work = ctx_pre + T + ctx_post + 2 * padlen if zero_phase else T
     n_ch = len(md["channels"])
     causal = sos is not None and not zero_phase
-    ram = 4 * n_ch * (2 * (K + 1) + mb) + dr + 4 * work + 8 * n_ch + 48 + (8 * n_ch * len(sos) if causal else 0)
+    ram = 4 * n_ch * (2 * (K + 1) + mb) + dr + 4 * work + 8 * n_ch + 60 + (8 * n_ch * len(sos) if causal else 0)
     return {"fs_in": fs_in, "fs": fs, "up": up, "down": down, "K": K, "npr": npr, "poly": poly, "T": T, "hop": hop,
             "t_dev": t_dev, "hop_dev": hop_dev, "nch": n_ch, "channels": list(md["channels"]), "band": band,
             "sos": sos, "zi": zi, "filter": filter if sos is not None else "none", "causal": causal,

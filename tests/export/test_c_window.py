@@ -210,3 +210,31 @@ def test_bad_input_and_extreme_samples_under_the_sanitizers(name, filter, tmp_pa
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("ok"), (r.stdout + r.stderr)[-3000:]
 
+
+
+@pytest.mark.parametrize("counter", ["n_in", "n_model"])
+@pytest.mark.parametrize("filter", ["window", "causal"])
+@pytest.mark.parametrize("name", ["af_100hz", "af_upsampled_25hz"])
+def test_the_front_end_streams_on_across_the_2_32_wrap_of_its_sample_counters(name, filter, counter, tmp_path):
+    """wf_wrap_test.c: a state whose device-sample (or model-sample) counter wraps past 2^32 inside the stream, as on
+    a device streaming for months (2^32 samples: 194 days at 256 Hz, 497 at 100 Hz), makes the windows a fresh state
+    makes, index for index, the end of the recording's too (ASan + UBSan). Until the wrap was handled, the windows
+    stopped at it: the counters were compared as they were (a wrapped n_in is below every window's last sample) and
+    the rings were addressed by counter mod size (not continuous across 2^32)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc missing")
+    md, fs_in, _ = CASES[name]
+    d = window_design(md, fs_in, filter)
+    src = tmp_path / "c"
+    render_window(md, fs_in, src, filter=filter)
+    exe = tmp_path / "wrap"
+    r = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *SAN, "-I", str(src), str(src / "sq_window.c"),
+                        str(TESTS / "wf_wrap_test.c"), "-lm", "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    n = 30 * d["hop_dev"]                                        # 30 windows of the device's samples
+    unit, step = (d["hop_dev"], n // 3) if counter == "n_in" else (d["hop"], n // 3 * d["up"] // d["down"])
+    shift = (2**32 - step) // unit                               # the counter wraps a third of the way in
+    skip = d["ctx_pre"] // d["hop"] + 1                          # windows that see the stream's start differ
+    r = subprocess.run([str(exe), str(shift), str(n), str(skip)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.stdout + r.stderr)[-3000:]
+    assert int(r.stdout.split()[1]) >= 30 - skip - 2

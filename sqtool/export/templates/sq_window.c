@@ -9,6 +9,17 @@
 #define SQ_WF_DEFINE_TABLES
 #include "sq_window.h"
 
+/* The sample counters n_in, n_model and ri count modulo 2^32 (2^32 samples: 194 days at 256 Hz): they are only
+ * compared through their differences (a few windows at most, far inside int32), the rings are addressed by slots that
+ * advance with them (a counter mod a ring size is not continuous across 2^32), and the stream's start (the first
+ * sample's offset, the causal filter's first state) is the start of window 0 (next == 0, which lasts until that
+ * window is made, long before a counter can wrap). */
+#define SQ_WF_BEFORE(x, y) ((int32_t)((uint32_t)(x) - (uint32_t)(y)) < 0)    /* x < y, modulo 2^32 */
+
+#if SQ_WF_NPR * SQ_WF_DOWN / SQ_WF_UP >= SQ_WF_HIN
+#error "sq_window: the resampler's look-ahead must be shorter than its input ring (the tail addresses it so)"
+#endif
+
 int sq_window_init(sq_window_t *s)
 {
     int c, i;
@@ -26,10 +37,24 @@ int sq_window_init(sq_window_t *s)
     s->n_in = s->n_model = s->next = s->index = 0;
     s->ri = (uint32_t)SQ_WF_NPR * SQ_WF_DOWN / SQ_WF_UP;         /* output 0: (0 + NPR) DOWN = ri UP + rp */
     s->rp = (uint32_t)SQ_WF_NPR * SQ_WF_DOWN % SQ_WF_UP;
+    s->hpos = s->fpos = s->mpos = 0;
     s->flagged = 0.0f;
     s->final = 0;
     s->magic = SQ_WF_MAGIC;
     return SQ_WF_OK;
+}
+
+/* The slot of sample `at` in a ring of `size` slots whose sample `now` goes to slot `pos` (at, now: counters modulo
+ * 2^32, a few windows apart). */
+static uint32_t sq_wf_slot(uint32_t pos, uint32_t now, uint32_t at, uint32_t size)
+{
+    uint32_t d;
+    if (!SQ_WF_BEFORE(now, at)) {
+        d = (now - at) % size;
+        return pos >= d ? pos - d : pos + size - d;
+    }
+    d = (at - now) % size;
+    return pos + d < size ? pos + d : pos + d - size;
 }
 
 #if SQ_WF_NSOS > 0
@@ -55,7 +80,9 @@ static float sq_wf_biquads(float z[][2], float v)
 static void sq_wf_output(sq_window_t *s, int tail)
 {
     const float *h = sq_wf_poly[s->rp];
-    uint32_t pos = s->ri % SQ_WF_HIN;
+    /* input ri's slot: streaming ri is the newest input, n_in - 1; at the end it lies up to the look-ahead past it */
+    const uint32_t pos = !tail ? (s->hpos ? s->hpos : SQ_WF_HIN) - 1u
+                               : (uint32_t)((int32_t)(s->ri - s->n_in) + (int32_t)s->hpos + SQ_WF_HIN) % SQ_WF_HIN;
     int c, k;
     for (c = 0; c < SQ_WF_NCH; ++c) {
         const float *x = &s->hist[c][pos + SQ_WF_HIN];       /* x[0] = input ri, x[-k] = input ri - k */
@@ -63,11 +90,11 @@ static void sq_wf_output(sq_window_t *s, int tail)
         if (!tail) {
             for (k = 0; k < SQ_WF_K; ++k) acc += h[k] * x[-k];
         } else {
-            for (k = 0; k < SQ_WF_K && (uint32_t)k <= s->ri; ++k)
-                if (s->ri - (uint32_t)k < s->n_in) acc += h[k] * x[-k];
+            for (k = 0; k < SQ_WF_K; ++k)               /* (an input before the first: a slot never written, 0) */
+                if (SQ_WF_BEFORE(s->ri - (uint32_t)k, s->n_in)) acc += h[k] * x[-k];
         }
 #if SQ_WF_CAUSAL
-        if (s->n_model == 0) {                        /* started in the first sample's steady state, as the stream's */
+        if (s->n_model == 0 && s->next == 0) {        /* started in the first sample's steady state, as the stream's */
             int sct;
             for (sct = 0; sct < SQ_WF_NSOS; ++sct) {
                 s->z[c][sct][0] = sq_wf_zi[sct][0] * acc;
@@ -76,9 +103,10 @@ static void sq_wf_output(sq_window_t *s, int tail)
         }
         acc = sq_wf_biquads(s->z[c], acc);
 #endif
-        s->model[c][s->n_model % SQ_WF_MB] = acc;
+        s->model[c][s->mpos] = acc;
     }
     s->n_model++;
+    if (++s->mpos == SQ_WF_MB) s->mpos = 0;
     s->rp += SQ_WF_DOWN;
     while (s->rp >= SQ_WF_UP) {
         s->rp -= SQ_WF_UP;
@@ -111,9 +139,9 @@ static void sq_wf_emit(sq_window_t *s, int8_t *out)
     uint32_t m0 = s->next * (uint32_t)SQ_WF_HOP, d0 = s->next * (uint32_t)SQ_WF_HOP_DEV, d, pos;
     uint32_t nflag = 0;
     int c, t;
-#if SQ_WF_ZERO_PHASE
-    uint32_t a = m0 > SQ_WF_CTX_PRE ? m0 - SQ_WF_CTX_PRE : 0u;
-    uint32_t e = m0 + SQ_WF_T + SQ_WF_CTX_POST < s->n_model ? m0 + SQ_WF_T + SQ_WF_CTX_POST : s->n_model;
+#if SQ_WF_ZERO_PHASE                                  /* the context, cut at the stream's start (m0 as 64 bit) */
+    uint32_t a = (uint64_t)s->next * SQ_WF_HOP > SQ_WF_CTX_PRE ? m0 - SQ_WF_CTX_PRE : 0u;
+    uint32_t e = SQ_WF_BEFORE(m0 + SQ_WF_T + SQ_WF_CTX_POST, s->n_model) ? m0 + SQ_WF_T + SQ_WF_CTX_POST : s->n_model;
     int n = (int)(e - a);
     int pad = n - 1 < SQ_WF_PADLEN ? n - 1 : SQ_WF_PADLEN;
     int crop = pad + (int)(m0 - a);
@@ -125,7 +153,7 @@ static void sq_wf_emit(sq_window_t *s, int8_t *out)
         float *w = s->work;
         const float *ring = s->model[c];
         float first, end;
-        pos = a % SQ_WF_MB;
+        pos = sq_wf_slot(s->mpos, s->n_model, a, SQ_WF_MB);
         for (t = 0; t < n; ++t) {
             w[pad + t] = ring[pos];
             if (++pos == SQ_WF_MB) pos = 0;
@@ -141,7 +169,7 @@ static void sq_wf_emit(sq_window_t *s, int8_t *out)
         x = w + crop;
 #else
         float *w = s->work;
-        pos = m0 % SQ_WF_MB;
+        pos = sq_wf_slot(s->mpos, s->n_model, m0, SQ_WF_MB);
         for (t = 0; t < SQ_WF_T; ++t) {
             w[t] = s->model[c][pos];
             if (++pos == SQ_WF_MB) pos = 0;
@@ -177,7 +205,7 @@ static void sq_wf_emit(sq_window_t *s, int8_t *out)
             out[t * SQ_WF_NCH + c] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
         }
     }
-    pos = d0 % SQ_WF_DR;
+    pos = sq_wf_slot(s->fpos, s->n_in, d0, SQ_WF_DR);
     for (d = 0; d < SQ_WF_T_DEV; ++d) {
         nflag += s->flags[pos];
         if (++pos == SQ_WF_DR) pos = 0;
@@ -191,7 +219,7 @@ static int sq_wf_due(const sq_window_t *s)
 {
     uint32_t m0 = s->next * (uint32_t)SQ_WF_HOP, d0 = s->next * (uint32_t)SQ_WF_HOP_DEV;
     uint32_t need = m0 + SQ_WF_T + (s->final ? 0u : (uint32_t)SQ_WF_CTX_POST);
-    return need <= s->n_model && d0 + SQ_WF_T_DEV <= s->n_in;
+    return !SQ_WF_BEFORE(s->n_model, need) && !SQ_WF_BEFORE(s->n_in, d0 + SQ_WF_T_DEV);
 }
 
 /* 0 for NaN and +-Inf (a dropout), read from the float's bits: the exponent all ones. Not isfinite(): under
@@ -217,12 +245,14 @@ int sq_window_push(sq_window_t *s, const float *sample, int8_t *out)
             bad = 1;
         }
         s->last[c] = v;
-        if (s->n_in == 0) s->offset[c] = v;
-        s->hist[c][s->n_in % SQ_WF_HIN] = s->hist[c][s->n_in % SQ_WF_HIN + SQ_WF_HIN] = v - s->offset[c];
+        if (s->n_in == 0 && s->next == 0) s->offset[c] = v;   /* the stream's first sample */
+        s->hist[c][s->hpos] = s->hist[c][s->hpos + SQ_WF_HIN] = v - s->offset[c];
     }
-    s->flags[s->n_in % SQ_WF_DR] = (uint8_t)bad;
+    s->flags[s->fpos] = (uint8_t)bad;
     s->n_in++;
-    while (s->ri < s->n_in) sq_wf_output(s, 0);       /* every output whose last input has arrived */
+    if (++s->hpos == SQ_WF_HIN) s->hpos = 0;
+    if (++s->fpos == SQ_WF_DR) s->fpos = 0;
+    while (SQ_WF_BEFORE(s->ri, s->n_in)) sq_wf_output(s, 0);   /* every output whose last input has arrived */
     if (!sq_wf_due(s)) return 0;
     sq_wf_emit(s, out);
     return 1;
@@ -230,16 +260,18 @@ int sq_window_push(sq_window_t *s, const float *sample, int8_t *out)
 
 int sq_window_finish(sq_window_t *s, int8_t *out)
 {
-    uint32_t total;
+    const int empty = s && s->n_in == 0 && s->next == 0;    /* no sample pushed */
     if (!s || !out) return SQ_WF_ERR_NULL;
     if (s->magic != SQ_WF_MAGIC) return SQ_WF_ERR_STATE;
     if (!s->final) {
         s->final = 1;
-        if (s->n_in == 0) return 0;
-        total = (uint32_t)(((uint64_t)s->n_in * SQ_WF_UP + SQ_WF_DOWN - 1) / SQ_WF_DOWN);  /* resample_poly's length */
-        while (s->n_model < total) sq_wf_output(s, 1);   /* the zero-padded tail */
+        if (empty) return 0;
+        /* the zero-padded tail, to resample_poly's length ceil(n_in UP / DOWN): output m is in it while m DOWN <
+           n_in UP, where m DOWN = ri UP + rp - NPR DOWN (the counters' difference ri - n_in: a few samples) */
+        while ((int64_t)(int32_t)(s->ri - s->n_in) * SQ_WF_UP + (int64_t)s->rp < (int64_t)SQ_WF_NPR * SQ_WF_DOWN)
+            sq_wf_output(s, 1);
     }
-    if (s->n_in == 0 || !sq_wf_due(s)) return 0;
+    if (empty || !sq_wf_due(s)) return 0;
     sq_wf_emit(s, out);
     return 1;
 }

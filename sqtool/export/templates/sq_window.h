@@ -29,7 +29,9 @@
  *     }
  *
  * Window i covers seconds [i SQ_WF_HOP_S, i SQ_WF_HOP_S + SQ_WF_WINDOW_S) from the first sample and is ready
- * SQ_WF_LATENCY_S after its last sample (the resampler's and the band-pass's look-ahead). At the end of a recording
+ * SQ_WF_LATENCY_S after its last sample (the resampler's and the band-pass's look-ahead). The sample counters wrap
+ * past 2^32 (194 days at 256 Hz) without a break in the windows; the window index, uint32, wraps after 2^32
+ * windows (136 years at a 1 s hop): stream that long and re-init before. At the end of a recording
  * (not needed on a device that streams on) sq_window_finish returns the windows still pending, one per call, as
  * the sqtool stream does when a recording ends. The float arithmetic differs from sqtool's float64 in the last bits,
  * so an input code can differ by one where a value falls on a rounding boundary (tests/export/test_c_window.py).
@@ -59,9 +61,10 @@ typedef struct {
     float work[SQ_WF_WORK];                /* one channel's filter segment with its odd extensions */
     float last[SQ_WF_NCH];                 /* last good sample (dropout hold) */
     float offset[SQ_WF_NCH];               /* the first sample, removed before resampling */
-    uint32_t n_in;                         /* device samples received */
-    uint32_t n_model;                      /* model-rate samples made */
+    uint32_t n_in;                         /* device samples received, modulo 2^32 (like n_model and ri: */
+    uint32_t n_model;                      /* model-rate samples made   compared by their differences) */
     uint32_t ri, rp;                       /* the next one's last input and polyphase branch */
+    uint32_t hpos, fpos, mpos;             /* the ring slots of input n_in (hist, flags) and of model sample n_model */
 #if SQ_WF_CAUSAL
     float z[SQ_WF_NCH][SQ_WF_NSOS][2];     /* the running band-pass's state */
 #endif
