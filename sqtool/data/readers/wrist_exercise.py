@@ -13,14 +13,15 @@ values are of order 1000). Wide-range accelerometer, magnetometer and time colum
 
 There is no HR label in the database. labels["hr"] is the reference HR from the chest ECG, in TROIKA's
 form: kind "window", times = window START seconds every 2 s, window_s 8, windows [2 i, 2 i + 8) s all
-fully inside the record (W = floor((N / 256 - 8) / 2) + 1), value = 60 / median RR of the R peaks in the
-window (`sqtool.data.ecg.ecg_window_hr`: consensus of neurokit2 detectors). The annotations are only a
-cross-check (in s4_run and s5_* many sit off the R peaks): windows where the ECG value is doubtful (no
-clean R-peak train, detectors disagree, annotation HR missing or off by > max(5 BPM, 5 %); without a
-beat file also: only one detector clean) hold NaN, so scorers
-that ignore NaN truth leave them out. labels["hr_annot"] is the annotation HR of every window (NaN where
-it has < 2 beats). meta: hr_windows, hr_doubtful, hr_reasons {reason: windows}, hr_detector, beats (the
-beat file, or None: then the reference comes from the ECG alone and meta["hr_source"] says so).
+fully inside the record (W = floor((N / 256 - 8) / 2) + 1), value = 60 / mean RR of the R peaks in the
+window, as TROIKA's truth (`sqtool.data.ecg.ecg_window_hr`: consensus of neurokit2 detectors). The
+annotations are only a cross-check (in s4_run and s5_* many sit off the R peaks): windows where the ECG
+value is doubtful (no clean R-peak train, detectors disagree, annotation HR missing or off by > max(5 BPM,
+5 %); without a beat file also: only one detector clean) hold NaN, so scorers that ignore NaN truth leave
+them out. labels["hr_annot"] is the annotation HR of every window (60 / their median RR, robust to a
+missed annotation; NaN where it has < 2 beats). meta: hr_windows, hr_doubtful, hr_reasons {reason:
+windows}, hr_detector, beats (the beat file, or None: then the reference comes from the ECG alone and
+meta["hr_source"] says so).
 
 Bad input -> SqtoolError naming the file: fewer than 15 channels (and which are missing), a rate that is
 not 256 Hz, a beat file that does not belong to the recording (beats past its end, times that do not
