@@ -26,6 +26,9 @@
    heart-rate labels: a dataset.yaml with `labels: hr` over 8 s windows every 2 s, as BeliefPPG reads them;
    every `ppg*` channel, acc_x/y/z in g, each at a whole rate in Hz) -> `--out`/beliefppg_peer_<name>.{json,md},
    beside the per-subject table of `hr_spectral.py --protocol wrist --target FILE` on the same windows.
+7. `--rescore FILE`: a saved beliefppg_peer*.json's predictions (kept per truth window, to 0.01 BPM) scored
+   again against the truth the project's readers give now (e.g. after a change of the ECG-derived reference),
+   without TensorFlow or the runner; the same windows must exist, else it says which recording differs.
 """
 from __future__ import annotations
 
@@ -113,8 +116,9 @@ def sources(data_root: Path, names: list[str], data: str | None) -> list[tuple[s
         fail(str(e))
 
 
-def export(sets: list[tuple[str, list, tuple | None]], work: Path) -> list[dict]:
-    """One npz per recording from the project's readers; returns the recordings' truth and metadata."""
+def export(sets: list[tuple[str, list, tuple | None]], work: Path, write: bool = True) -> list[dict]:
+    """One npz per recording from the project's readers (write=False: none, for --rescore); returns the
+    recordings' truth and metadata."""
     recs = []
     for name, records, ppg_fixed in sets:
         (work / name).mkdir(parents=True, exist_ok=True)
@@ -137,7 +141,8 @@ def export(sets: list[tuple[str, list, tuple | None]], work: Path) -> list[dict]
             path = work / name / f"{r.record_id}.npz"
             ppg = np.stack([r.signals[c] for c in ppg_ch], axis=1)                   # (N, C)
             acc = np.stack([r.signals[f"acc_{a}"] for a in "xyz"], axis=1)         # (M, 3)
-            atomic_save_npz(path, ppg=ppg, acc=acc, fs=int(fs), acc_fs=int(acc_fs))
+            if write:
+                atomic_save_npz(path, ppg=ppg, acc=acc, fs=int(fs), acc_fs=int(acc_fs))
             recs.append(dict(dataset=name, subject=str(r.subject), record=str(r.record_id), npz=path,
                              n_samples=len(ppg), fs=int(fs), idx=idx,
                              truth=np.asarray(lab.values, float), ppg_channels=list(ppg_ch)))
@@ -161,19 +166,36 @@ def run_peer(py: Path, recs: list[dict], work: Path, seeds: int) -> float:
     return time.perf_counter() - t
 
 
-def align(rec: dict) -> dict:
-    """Truth-window predictions from BeliefPPG's outputs (documented windowing, see the docstring)."""
+def peer_outputs(rec: dict) -> tuple[np.ndarray, int, float]:
+    """BeliefPPG's outputs of one recording as truth-window predictions (documented windowing, see the
+    docstring): (pred (S, W) per draw and truth window, offset = n_frames - 1, its seconds)."""
     out = np.load(rec["npz"].with_suffix(".out.npz"))
     hr, off = np.atleast_2d(out["hr"]).astype(float), int(out["n_frames"]) - 1      # (S, K)
     n_win = int((rec["n_samples"] - WINDOW_S * rec["fs"]) // (HOP_S * rec["fs"])) + 1   # 8 s frames
     if hr.shape[1] != n_win - off:
         fail(f"{rec['record']}: {hr.shape[1]} outputs, expected {n_win} frames - {off}")
     pred = np.concatenate([np.repeat(hr[:, :1], off, axis=1), hr], axis=1)   # (S, n_win): i <- output i - off
-    p, y = pred[:, rec["idx"]], rec["truth"]
+    return pred[:, rec["idx"]], off, float(out["seconds"])
+
+
+def saved_outputs(rec: dict, saved: dict) -> tuple[np.ndarray, int, float]:
+    """The same from a saved run's recording entry (--rescore). Runs before the entries kept their offset
+    had the shipped model's 7 frames (offset 6, read from the model then)."""
+    p = np.array([[np.nan if v is None else v for v in row] for row in saved["pred"]], dtype=float)  # (S, W)
+    if p.ndim != 2 or p.shape[1] != len(rec["truth"]):
+        fail(f"{rec['record']}: the saved run has {p.shape[-1]} windows, the recording {len(rec['truth'])} now; "
+             "--rescore needs the same windows")
+    return p, int(saved.get("offset", 6)), float(saved["seconds"])
+
+
+def align(rec: dict) -> dict:
+    """Errors of one recording's truth-window predictions (rec["outputs"] when --rescore set them)."""
+    p, off, seconds = rec.get("outputs") or peer_outputs(rec)
+    y = rec["truth"]
     ok, err = np.isfinite(y), np.abs(p - y)                     # (S, W)
     covered = ok & (rec["idx"] >= off)
     return dict(err=err[:, ok], err_covered=err[:, covered], n_windows=len(y), n_doubtful=int((~ok).sum()),
-                n_scored=int(ok.sum()), offset=off, seconds=float(out["seconds"]), pred=p, truth=y)
+                n_scored=int(ok.sum()), offset=off, seconds=seconds, pred=p, truth=y)
 
 
 def mae(e) -> float | None:
@@ -194,7 +216,8 @@ def score(recs: list[dict]) -> dict:
     for name in dict.fromkeys(r["dataset"] for r in recs):
         rows = [(r, align(r)) for r in recs if r["dataset"] == name]
         per_rec = {r["record"]: dict(subject=r["subject"], mae=mae(a["err"]), mae_covered=mae(a["err_covered"]),
-                                     **{k: a[k] for k in ("n_windows", "n_scored", "n_doubtful", "seconds")},
+                                     **{k: a[k] for k in ("n_windows", "n_scored", "n_doubtful", "seconds",
+                                                          "offset")},
                                      pred=a["pred"].round(2).tolist(),   # (S, W); NaN truth -> null below
                                      truth=[None if np.isnan(v) else v for v in a["truth"]]) for r, a in rows}
         subs = {}
@@ -223,6 +246,8 @@ def render(res: dict) -> str:
          f"Machine: {os.uname().machine}, {os.cpu_count()} cores (shared); run {res['when']} "
          f"({res['wall_s']:.0f} s wall, of which BeliefPPG {res['peer_s']:.0f} s in one process).",
          f"Command: `{res['command']}`", "",
+         *([f"Re-scored {res['rescored']['when']} against the truth the readers give now, from the predictions of "
+            f"the run above (`{res['rescored']['command']}`; kept to 0.01 BPM).", ""] if res.get("rescored") else []),
          f"Model: pip `{PACKAGE}` (MIT), shipped PPG + accelerometer weights, `decoding=\"sumproduct\"` (causal "
          "belief propagation), in its own venv. Its LSTMs keep dropout on at inference (`training=True` in the "
          "shipped graph): each recording is run once per seed and every MAE below is the mean over draws.", "",
@@ -249,6 +274,19 @@ def render(res: dict) -> str:
     return "\n".join(L)
 
 
+def load_saved(path: Path) -> dict:
+    """A beliefppg_peer*.json with per-recording predictions (--rescore), or one line saying why not."""
+    import json
+    try:
+        saved = json.loads(path.read_text())
+        assert all("pred" in r for d in saved["datasets"].values() for r in d["recordings"].values())
+        return saved
+    except FileNotFoundError:
+        fail(f"--rescore {path}: no such file")
+    except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
+        fail(f"--rescore {path}: not a beliefppg_peer results file with per-recording predictions")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
@@ -258,19 +296,37 @@ def main(argv=None) -> None:
     ap.add_argument("--venv", type=Path, default=ROOT / ".venv-beliefppg")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for beliefppg_peer.{json,md}")
     ap.add_argument("--seeds", type=int, default=3, help="dropout draws per recording (seeds 0..N-1)")
+    ap.add_argument("--rescore", type=Path, default=None, metavar="JSON",
+                    help="score a saved beliefppg_peer*.json's predictions against the truth the readers give now "
+                    "(its datasets, or --data's); no TensorFlow")
     a = ap.parse_args(argv)
     if a.seeds < 1:
         fail("--seeds must be >= 1")
+    saved = load_saved(a.rescore) if a.rescore else None
+    if saved is not None and a.data is None:
+        a.datasets = [n for n in saved["datasets"] if n in DATASETS] or fail(
+            f"--rescore {a.rescore}: holds no built-in dataset ({', '.join(saved['datasets'])}); give its --data")
     if a.data is None or a.data_root:                  # own data needs a data root only to name a built-in
         a.data_root = Path(data_root_or_exit(a.data_root, fail))
     sets = sources(a.data_root, a.datasets, a.data)
-    t0, py = time.perf_counter(), ensure_venv(a.venv)
-    recs = export(sets, WORK)
-    peer_s = run_peer(py, recs, WORK, a.seeds)
-    res = dict(package=PACKAGE, decoding="sumproduct", seeds=a.seeds,
-               when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               command=" ".join(["python benchmarks/beliefppg_peer.py", *(sys.argv[1:] if argv is None else argv)]),
-               peer_s=peer_s, wall_s=time.perf_counter() - t0, datasets=score(recs))
+    command = " ".join(["python benchmarks/beliefppg_peer.py", *(sys.argv[1:] if argv is None else argv)])
+    if saved is None:
+        t0, py = time.perf_counter(), ensure_venv(a.venv)
+        recs = export(sets, WORK)
+        peer_s = run_peer(py, recs, WORK, a.seeds)
+        res = dict(package=PACKAGE, decoding="sumproduct", seeds=a.seeds,
+                   when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=command,
+                   peer_s=peer_s, wall_s=time.perf_counter() - t0, datasets=score(recs))
+    else:
+        recs = export(sets, WORK, write=False)
+        for r in recs:
+            entry = saved["datasets"].get(r["dataset"], {}).get("recordings", {}).get(r["record"])
+            if entry is None:
+                fail(f"--rescore {a.rescore}: no predictions of {r['dataset']}/{r['record']}")
+            r["outputs"] = saved_outputs(r, entry)
+        res = {**{k: saved[k] for k in ("package", "decoding", "seeds", "when", "command", "peer_s", "wall_s")},
+               "rescored": dict(when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=command),
+               "datasets": score(recs)}
     res["note"] = ("shipped weights may have seen SP Cup 2015 training data; SP Cup row is not held out"
                    if "troika" in res["datasets"] else "")       # as render's caution
     a.out.mkdir(parents=True, exist_ok=True)

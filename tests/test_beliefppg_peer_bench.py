@@ -79,3 +79,43 @@ def test_own_dataset_file_is_exported_for_the_peer(tmp_path):
         last = r.stderr.strip().splitlines()[-1]
         assert r.returncode != 0 and last.startswith("beliefppg_peer:") and says in last, r.stderr
         assert not (tmp_path / "venv").exists()
+
+
+def test_rescore_scores_saved_predictions_against_the_truth_read_now(tmp_path):
+    """--rescore JSON: a saved run's per-window predictions scored again against the truth the readers give now
+    (the ECG reference's definition changed once), with no environment made and no runner; a saved run whose
+    windows differ from the recording's now, and a file that is not a results file, are one line each."""
+    import json
+    import sys as _sys
+    _sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_hr_spectral_bench import watch_dataset
+    m = load()
+    yaml = watch_dataset(tmp_path / "my_watch", subjects=("s01", "s02"))
+    recs = m.export(m.sources(None, [], yaml), tmp_path / "work", write=False)
+    assert not (tmp_path / "work" / "my_watch").exists() or not any((tmp_path / "work" / "my_watch").iterdir())
+    shift = {"s01": 1.0, "s02": 3.0}
+    entries = {r["record"]: dict(subject=r["subject"], seconds=1.0, offset=6,   # what the saved run predicted
+                                 pred=[[None if np.isnan(v) else round(v + shift[r["subject"]] - 10.0, 2)
+                                        for v in r["truth"]]] * 2) for r in recs}
+    saved = dict(package=m.PACKAGE, decoding="sumproduct", seeds=2, when="then", command="python ...", peer_s=1.0,
+                 wall_s=2.0, datasets={"my_watch": dict(recordings=entries)})
+    (tmp_path / "saved.json").write_text(json.dumps(saved))
+    out = tmp_path / "o"
+    m.main(["--data", yaml, "--rescore", str(tmp_path / "saved.json"), "--out", str(out),
+            "--venv", str(tmp_path / "venv")])
+    res = json.loads((out / "beliefppg_peer_my_watch.json").read_text())
+    d = res["datasets"]["my_watch"]
+    # the saved predictions were 10 BPM under (truth + shift): scored against today's truth, |shift - 10|
+    assert np.isclose(d["subjects"]["s01"]["mae"], 9.0, atol=0.01) and np.isclose(d["subjects"]["s02"]["mae"], 7.0,
+                                                                                   atol=0.01)
+    assert res["when"] == "then" and str(tmp_path / "saved.json") in res["rescored"]["command"]
+    assert "Re-scored" in (out / "beliefppg_peer_my_watch.md").read_text() and not (tmp_path / "venv").exists()
+    first = next(iter(entries))
+    entries[first]["pred"] = [row[:-1] for row in entries[first]["pred"]]          # one window fewer than now
+    (tmp_path / "short.json").write_text(json.dumps(saved))
+    (tmp_path / "bad.json").write_text(json.dumps({"datasets": {"x": {"recordings": {"r": {}}}}}))
+    for f, says in (("short.json", "needs the same windows"), ("bad.json", "not a beliefppg_peer results file"),
+                    ("none.json", "no such file")):
+        r = run("--data", yaml, "--rescore", str(tmp_path / f), "--out", str(out))
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode != 0 and last.startswith("beliefppg_peer:") and says in last, r.stderr
