@@ -160,7 +160,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     if cfg.final_fit:
         curves["final fit"] = []
         net = recipe.fit(A, y, groups, model_cfg, cfg.seed + 1000, curves["final fit"])
-        heldout = _score_heldout(recipe, net, task_data, held, model_cfg, run_dir, cfg.bootstrap)
+        heldout = _score_heldout(recipe, net, task_data, held, model_cfg, run_dir, cfg.bootstrap, cfg.seed)
         if heldout is None:                          # none held out: export checks its artifacts on training windows
             pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(A))[:PARITY_WINDOWS])
             atomic_save_npz(run_dir / "parity.npz", x=recipe.net_input(net, A[pick]), y=y[pick], groups=td.groups[pick])
@@ -193,7 +193,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
 
 
 def _score_heldout(recipe: FrontRecipe, net, task_data, held: list[str], model_cfg, run_dir: Path,
-                   n_boot: int) -> dict | None:
+                   n_boot: int, seed: int) -> dict | None:
     """The final model on the held-out subjects (never trained on): its primary metric with a subject-bootstrap CI
     (none with fewer than `MIN_BOOTSTRAP_SUBJECTS`: the percentile bootstrap of 2-4 subjects is their lowest to
     highest subject's figure, not a 95 % interval; "ci_note" says so), and heldout.npz (their network inputs, labels, subjects, the model's outputs): the windows export checks its
@@ -210,7 +210,7 @@ def _score_heldout(recipe: FrontRecipe, net, task_data, held: list[str], model_c
     m = task_metrics(recipe.task, y, pred, recipe.outputs)
     subjects = sorted(set(g.astype(str).tolist()))
     few = len(subjects) < MIN_BOOTSTRAP_SUBJECTS
-    ci = {} if few else bootstrap_ci(recipe.task, y, pred, g, recipe.outputs, n_boot=n_boot, seed=0)
+    ci = {} if few else bootstrap_ci(recipe.task, y, pred, g, recipe.outputs, n_boot=n_boot, seed=seed)
     return {"subjects": subjects, "windows": int(len(idx)), "metric": pm, pm: m.get(pm), "ci95": ci.get(pm),
             "metrics": m, "ci_note": (f"no CI: {len(subjects)} subject{'s' if len(subjects) > 1 else ''} (a subject "
                                       f"bootstrap over fewer than {MIN_BOOTSTRAP_SUBJECTS} spans their range)"
