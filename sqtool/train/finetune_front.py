@@ -196,11 +196,12 @@ def _score_heldout(recipe: FrontRecipe, net, task_data, held: list[str], model_c
                    n_boot: int, seed: int) -> dict | None:
     """The final model on the held-out subjects (never trained on): its primary metric with a subject-bootstrap CI
     (none with fewer than `MIN_BOOTSTRAP_SUBJECTS`: the percentile bootstrap of 2-4 subjects is their lowest to
-    highest subject's figure, not a 95 % interval; "ci_note" says so), and heldout.npz (their network inputs, labels, subjects, the model's outputs): the windows export checks its
+    highest subject's figure, not a 95 % interval; "ci_note" says so), "one_class" (`core.metrics.heldout_one_class`:
+    a classification task's held-out windows of one class, where weighted F1 scores that class alone; else None), and heldout.npz (their network inputs, labels, subjects, the model's outputs): the windows export checks its
     artifacts on. None when none is held out."""
     if not held:
         return None
-    from sqtool.core.metrics import MIN_BOOTSTRAP_SUBJECTS, bootstrap_ci, primary_metric, task_metrics
+    from sqtool.core.metrics import MIN_BOOTSTRAP_SUBJECTS, bootstrap_ci, heldout_one_class, primary_metric, task_metrics
     idx = np.flatnonzero(np.isin(np.asarray(task_data.groups).astype(str), held))
     A = recipe.front(task_data.x[idx], model_cfg)
     y, g = task_data.y[idx], np.asarray(task_data.groups)[idx]
@@ -212,6 +213,6 @@ def _score_heldout(recipe: FrontRecipe, net, task_data, held: list[str], model_c
     few = len(subjects) < MIN_BOOTSTRAP_SUBJECTS
     ci = {} if few else bootstrap_ci(recipe.task, y, pred, g, recipe.outputs, n_boot=n_boot, seed=seed)
     return {"subjects": subjects, "windows": int(len(idx)), "metric": pm, pm: m.get(pm), "ci95": ci.get(pm),
-            "metrics": m, "ci_note": (f"no CI: {len(subjects)} subject{'s' if len(subjects) > 1 else ''} (a subject "
+            "metrics": m, "one_class": heldout_one_class(recipe.task, y), "ci_note": (f"no CI: {len(subjects)} subject{'s' if len(subjects) > 1 else ''} (a subject "
                                       f"bootstrap over fewer than {MIN_BOOTSTRAP_SUBJECTS} spans their range)"
                                       if few else "")}

@@ -77,6 +77,17 @@ def test_each_fold_chooses_on_its_training_subjects_only(monkeypatch, tmp_path):
     assert not set(m["heldout_subjects"]) & set().union(*seen)
 
 
+def test_a_one_class_heldout_set_is_said_to_measure_no_skill(af_run, af_export):
+    """The default held-out subjects here (syn008, syn009) have no AF window: the final model's weighted F1 on them
+    scores the non-AF class alone (a constant predictor gets 1.000). metrics.json, and the export's MODEL_CARD.md
+    beside the figure, say so as quantize's report does; they gave the F1 as the held-out result with no word."""
+    h = json.loads((af_run / "metrics.json").read_text())["heldout"]
+    assert h["metrics"]["positives"] == 0
+    assert h["one_class"].startswith(f"the held-out windows hold one class only (0 of {h['windows']} AF)")
+    card = (af_export / "MODEL_CARD.md").read_text()
+    assert f"These figures are no measure of skill: {h['one_class']}" in card
+
+
 @pytest.fixture(scope="module")
 def seeded_run(tmp_path_factory):
     """A run at --seed 3 holding 5 of its 10 subjects out (enough for a held-out CI), with the seeds every random
