@@ -89,7 +89,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     cfg: a prepared and checked FinetuneConfig. resume=True reuses the completed folds in run_dir/folds."""
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.core.metrics import bootstrap_ci, primary_metric, task_metrics
-    from sqtool.core.runs import save_resolved
+    from sqtool.core.runs import save_resolved, torch_compute
     from sqtool.data.record import subject_key
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
     from sqtool.models import get_model_cfg
@@ -116,7 +116,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     folds = subject_folds(td.groups, k or None, seed=cfg.seed)
     save_resolved(run_dir, model=cfg.model, init="none", fs=model_cfg.fs, window_s=model_cfg.window_s,
                   hop_s=model_cfg.hop_s, channels=list(model_cfg.channels), data_root=td.meta.get("data_root"),
-                  dataset=td.meta.get("dataset"), folds=len(folds), heldout_subjects=held)
+                  dataset=td.meta.get("dataset"), folds=len(folds), heldout_subjects=held, **torch_compute())
 
     t_start = time.perf_counter()
     log(f"{task} front end: {recipe.what} of {len(td)} windows ({model_cfg.window_s:g} s at {model_cfg.fs:g} Hz)")
