@@ -40,6 +40,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
+from sqtool.core.metrics import ONE_CLASS_WHY, heldout_one_class   # (re-exported: the one-class held-out warning)
 from sqtool.core.io import NPZ_ERRORS, read_json
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item
@@ -458,26 +459,6 @@ def split_subjects(groups: np.ndarray, cfg: QuantizeConfig, teacher, t_path, spl
     recorded = recorded_heldout(getattr(teacher, "sq_train_cfg", None))
     return teacher_heldout(np.unique(groups).tolist(), recorded, str(t_path), names=cfg.heldout_subjects,
                            split=split, fraction=cfg.heldout_fraction)
-
-
-# why a one-class held-out set measures no skill: the tail of heldout_one_class's warning, which the result line omits
-ONE_CLASS_WHY = ("weighted F1 / accuracy score that class alone and AUROC is undefined, so the held-out figures are not "
-                 "a measure of skill; hold out subjects with both classes (--heldout-subjects)")
-
-
-def heldout_one_class(task: str, y_heldout: np.ndarray) -> str | None:
-    """The warning when a classification task's held-out windows hold one class only (e.g. a held-out patient
-    with no AF): weighted F1 and accuracy then score the majority class alone (a constant predictor gets 1.000)
-    and AUROC is undefined, so the held-out figure says nothing about skill. None when both classes are there
-    (or for a regression task)."""
-    from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS
-    if task not in CLASSIFICATION_TASKS or not len(y_heldout):
-        return None
-    y = np.asarray(y_heldout, float).reshape(len(y_heldout), -1)
-    pos = int(np.sum(y[:, 0] > 0.5))
-    if 0 < pos < len(y):
-        return None
-    return f"the held-out windows hold one class only ({pos} of {len(y)} {CLASS_NAMES[task][1]}): {ONE_CLASS_WHY}"
 
 
 def load_calibration(cfg: QuantizeConfig, scfg, x_train: np.ndarray, log=None):

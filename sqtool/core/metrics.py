@@ -30,6 +30,25 @@ CLASSIFICATION_TASKS = ("af", "quality")
 CLASS_NAMES = {"af": ("non-AF", "AF"), "quality": ("poor", "good")}    # (label 0, label 1)
 
 
+# why a one-class held-out set measures no skill: the tail of heldout_one_class's warning, which the result line omits
+ONE_CLASS_WHY = ("weighted F1 / accuracy score that class alone and AUROC is undefined, so the held-out figures are not "
+                 "a measure of skill; hold out subjects with both classes (--heldout-subjects)")
+
+
+def heldout_one_class(task: str, y_heldout: np.ndarray) -> str | None:
+    """The warning when a classification task's held-out windows hold one class only (e.g. a held-out patient
+    with no AF): weighted F1 and accuracy then score the majority class alone (a constant predictor gets 1.000)
+    and AUROC is undefined, so the held-out figure says nothing about skill. None when both classes are there
+    (or for a regression task). quantize's held-out set and a front-end fine-tune's (af_beats) alike."""
+    if task not in CLASSIFICATION_TASKS or not len(y_heldout):
+        return None
+    y = np.asarray(y_heldout, float).reshape(len(y_heldout), -1)
+    pos = int(np.sum(y[:, 0] > 0.5))
+    if 0 < pos < len(y):
+        return None
+    return f"the held-out windows hold one class only ({pos} of {len(y)} {CLASS_NAMES[task][1]}): {ONE_CLASS_WHY}"
+
+
 def mae(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(pred, float) - np.asarray(y, float))))
 

@@ -141,6 +141,14 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def torch_compute() -> dict:
+    """{torch: its version, torch_threads: its intra-op thread count now}: what a training run's float sums depend on
+    beyond its config and seed (a training's reductions split by thread, so another count gives other weights), for
+    its config.yaml's resolved: section; a re-run matches bit for bit at the same count (OMP_NUM_THREADS)."""
+    import torch
+    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
 def at_cfg_threads(fn):
     """Decorator of a library entry `fn(cfg, ...)` that trains on `cfg.threads` torch threads (at least 1) and puts
     the caller's count back when it returns or raises (`torch_threads`): quantize's entries."""

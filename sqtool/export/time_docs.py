@@ -530,7 +530,8 @@ def heldout_text(m: dict, held: list[str]) -> str:
                 f"them): {h['metric'].upper()} {h[h['metric']]:.3f} over {h.get('windows', '?')} windows"
                 + (f" (95 % CI over subjects {ci[0]:.3f}, {ci[1]:.3f})." if len(ci) == 2 and len(held) > 1
                    and None not in ci else f" ({h['ci_note']})." if h.get("ci_note")
-                   else " (no CI: one subject)." if len(held) == 1 else "."))
+                   else " (no CI: one subject)." if len(held) == 1 else ".")
+                + (f" **These figures are no measure of skill: {h['one_class']}.**" if h.get("one_class") else ""))
     return f"The subjects held out of the fine-tuning ({', '.join(held)}) are scored by `sqtool quantize`, beside its students."
 
 

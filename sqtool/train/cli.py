@@ -567,6 +567,8 @@ def _finetune_front(cfg, run_dir: Path, resume: bool = False) -> int:
               f"model on them: {metric_text(task, h['metric'], h[h['metric']])} {interval} "
               f"over {h['windows']} windows"
               + (f", AUROC {h['metrics']['auroc']:.3f}" if _finite((h.get("metrics") or {}).get("auroc")) else ""))
+        if h.get("one_class"):                       # F1 / accuracy of one class: no figure of skill, said so
+            print(f"WARNING: {h['one_class']}")
     else:
         print(f"held out: none ({m['heldout_rule']}): model.pt trained on every subject; the subject folds above "
               "are its estimate")

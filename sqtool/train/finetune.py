@@ -60,7 +60,7 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, check_
                          write_metrics)
 from sqtool.core.io import parity_sample
 from sqtool.core.progress import item, metric_text, training_curve
-from sqtool.core.runs import save_resolved
+from sqtool.core.runs import save_resolved, torch_compute
 from sqtool.core.optim import LAYOUT_HELP, check_training_numbers, encoder_layout, one_cycle
 from sqtool.models.hr_options import MAX_RECORDS_HELP, calibrate_on_option, train_option
 from sqtool.train.collapse import init_collapse_warning
@@ -572,7 +572,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     save_resolved(run_dir, model=model_name, init=ck["path"] if ck else "none", fs=model_cfg.fs,
                   window_s=model_cfg.window_s, hop_s=model_cfg.hop_s, channels=list(model_cfg.channels),
                   data_root=td.meta.get("data_root"), dataset=td.meta.get("dataset"), folds=len(folds),
-                  heldout_subjects=held)
+                  heldout_subjects=held, **torch_compute())
 
     def new_model(y_train):
         from sqtool.core import set_seed

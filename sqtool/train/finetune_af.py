@@ -42,12 +42,13 @@ def _columns(net) -> np.ndarray:
 
 def fit_trees(F: np.ndarray, y: np.ndarray, groups: np.ndarray, model_cfg, seed: int, log=None):
     """A BeatTrees of the ensemble `select_af_beats` chooses over `groups` and `fit_af_beats` fits on all of F
-    (every feature of data.beats.FEATURES per window), y (N, 1) 1 = AF."""
+    (every feature of data.beats.FEATURES per window), y (N, 1) 1 = AF. `seed`: the inner CV's subject split and
+    the trees' own randomness (a forest's bootstrap, extra trees' thresholds)."""
     from sqtool.models import create_model
     from sqtool.models.af_trees import tree_state
     from sqtool.train.af_beats import AfBeatsCfg, fit_af_beats, select_af_beats, tree_arrays, trees_model_cfg
     try:
-        best, table = select_af_beats(F, y[:, 0], groups, seed=0)
+        best, table = select_af_beats(F, y[:, 0], groups, seed=seed)
         if log is not None:
             size = f"of <= {best.max_leaf_nodes} leaves, " if best.max_leaf_nodes else "grown until "
             log(f"af_beats: the inner CV over {len(np.unique(groups))} training subjects chose "
@@ -57,7 +58,7 @@ def fit_trees(F: np.ndarray, y: np.ndarray, groups: np.ndarray, model_cfg, seed:
         best = AfBeatsCfg()
         if log is not None:
             log(f"af_beats: inner CV not possible ({e}); the a-priori cfg")
-    model = fit_af_beats(F, y[:, 0], seed=0, cfg=best)
+    model = fit_af_beats(F, y[:, 0], seed=seed, cfg=best)
     arrays = tree_arrays(model)
     net = create_model(trees_model_cfg(model_cfg, model, arrays))
     net.load_state_dict(tree_state(arrays))
@@ -65,11 +66,13 @@ def fit_trees(F: np.ndarray, y: np.ndarray, groups: np.ndarray, model_cfg, seed:
 
 
 def recipe(cfg, log=item):
-    """The FrontRecipe of af_beats (the trees' choices are their own grid: the fine-tune's numbers do not apply)."""
+    """The FrontRecipe of af_beats (the trees' choices are their own grid: the fine-tune's numbers do not apply).
+    Every fit (each fold's, the final model's) splits its inner CV and grows its trees with the run's --seed, as
+    benchmarks/downstream_skill.py's --af-inner-seed: one seed, one inner split rule for the whole run."""
     from sqtool.train.finetune_front import FrontRecipe
     return FrontRecipe(
         task="af", outputs=OUTPUTS, units=("logit",), what="beat features",
-        front=_front, fit=lambda A, y, groups, mc, seed, history: fit_trees(A, y, groups, mc, seed, log),
+        front=_front, fit=lambda A, y, groups, mc, seed, history: fit_trees(A, y, groups, mc, cfg.seed, log),
         net_input=lambda net, A: np.asarray(A, np.float64)[:, None, _columns(net)],      # (N, 1, K) its features
         read=lambda net, z: np.asarray(z, np.float64).reshape(len(z), 1),
         classic_front=lambda F, mc: F)                    # every beat feature: the classic rule's nrmssd among them

@@ -89,7 +89,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     cfg: a prepared and checked FinetuneConfig. resume=True reuses the completed folds in run_dir/folds."""
     from sqtool.core.checkpoint import save_checkpoint
     from sqtool.core.metrics import bootstrap_ci, primary_metric, task_metrics
-    from sqtool.core.runs import save_resolved
+    from sqtool.core.runs import save_resolved, torch_compute
     from sqtool.data.record import subject_key
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
     from sqtool.models import get_model_cfg
@@ -116,7 +116,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     folds = subject_folds(td.groups, k or None, seed=cfg.seed)
     save_resolved(run_dir, model=cfg.model, init="none", fs=model_cfg.fs, window_s=model_cfg.window_s,
                   hop_s=model_cfg.hop_s, channels=list(model_cfg.channels), data_root=td.meta.get("data_root"),
-                  dataset=td.meta.get("dataset"), folds=len(folds), heldout_subjects=held)
+                  dataset=td.meta.get("dataset"), folds=len(folds), heldout_subjects=held, **torch_compute())
 
     t_start = time.perf_counter()
     log(f"{task} front end: {recipe.what} of {len(td)} windows ({model_cfg.window_s:g} s at {model_cfg.fs:g} Hz)")
@@ -160,7 +160,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     if cfg.final_fit:
         curves["final fit"] = []
         net = recipe.fit(A, y, groups, model_cfg, cfg.seed + 1000, curves["final fit"])
-        heldout = _score_heldout(recipe, net, task_data, held, model_cfg, run_dir, cfg.bootstrap)
+        heldout = _score_heldout(recipe, net, task_data, held, model_cfg, run_dir, cfg.bootstrap, cfg.seed)
         if heldout is None:                          # none held out: export checks its artifacts on training windows
             pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(A))[:PARITY_WINDOWS])
             atomic_save_npz(run_dir / "parity.npz", x=recipe.net_input(net, A[pick]), y=y[pick], groups=td.groups[pick])
@@ -193,14 +193,15 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
 
 
 def _score_heldout(recipe: FrontRecipe, net, task_data, held: list[str], model_cfg, run_dir: Path,
-                   n_boot: int) -> dict | None:
+                   n_boot: int, seed: int) -> dict | None:
     """The final model on the held-out subjects (never trained on): its primary metric with a subject-bootstrap CI
     (none with fewer than `MIN_BOOTSTRAP_SUBJECTS`: the percentile bootstrap of 2-4 subjects is their lowest to
-    highest subject's figure, not a 95 % interval; "ci_note" says so), and heldout.npz (their network inputs, labels, subjects, the model's outputs): the windows export checks its
+    highest subject's figure, not a 95 % interval; "ci_note" says so), "one_class" (`core.metrics.heldout_one_class`:
+    a classification task's held-out windows of one class, where weighted F1 scores that class alone; else None), and heldout.npz (their network inputs, labels, subjects, the model's outputs): the windows export checks its
     artifacts on. None when none is held out."""
     if not held:
         return None
-    from sqtool.core.metrics import MIN_BOOTSTRAP_SUBJECTS, bootstrap_ci, primary_metric, task_metrics
+    from sqtool.core.metrics import MIN_BOOTSTRAP_SUBJECTS, bootstrap_ci, heldout_one_class, primary_metric, task_metrics
     idx = np.flatnonzero(np.isin(np.asarray(task_data.groups).astype(str), held))
     A = recipe.front(task_data.x[idx], model_cfg)
     y, g = task_data.y[idx], np.asarray(task_data.groups)[idx]
@@ -210,8 +211,8 @@ def _score_heldout(recipe: FrontRecipe, net, task_data, held: list[str], model_c
     m = task_metrics(recipe.task, y, pred, recipe.outputs)
     subjects = sorted(set(g.astype(str).tolist()))
     few = len(subjects) < MIN_BOOTSTRAP_SUBJECTS
-    ci = {} if few else bootstrap_ci(recipe.task, y, pred, g, recipe.outputs, n_boot=n_boot, seed=0)
+    ci = {} if few else bootstrap_ci(recipe.task, y, pred, g, recipe.outputs, n_boot=n_boot, seed=seed)
     return {"subjects": subjects, "windows": int(len(idx)), "metric": pm, pm: m.get(pm), "ci95": ci.get(pm),
-            "metrics": m, "ci_note": (f"no CI: {len(subjects)} subject{'s' if len(subjects) > 1 else ''} (a subject "
+            "metrics": m, "one_class": heldout_one_class(recipe.task, y), "ci_note": (f"no CI: {len(subjects)} subject{'s' if len(subjects) > 1 else ''} (a subject "
                                       f"bootstrap over fewer than {MIN_BOOTSTRAP_SUBJECTS} spans their range)"
                                       if few else "")}

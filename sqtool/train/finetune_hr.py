@@ -261,10 +261,10 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     if note := folds_note(cfg.folds, len(groups)):
         log(note)
     oof: dict[str, np.ndarray] = {}
-    from sqtool.core.runs import save_resolved
+    from sqtool.core.runs import save_resolved, torch_compute
     save_resolved(run_dir, model=cfg.model, data_root=str(root), datasets=list(datasets), fs=mcfg.fs,
                   window_s=mcfg.window_s, hop_s=mcfg.hop_s, channels=list(mcfg.channels), folds=len(groups),
-                  heldout_subjects=heldout)
+                  heldout_subjects=heldout, **torch_compute())
     key = fold_key_hr(cfg, corpus, groups)
     resumed, curves = [], {}                                             # curves: loss per epoch per fit
     for i, g in enumerate(groups):

@@ -731,7 +731,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                     print(other_world_warning(run_dir, int(ck["world"]), d.world), file=sys.stderr)
 
         if d.is_main and (run_dir / "config.yaml").is_file():         # what the automatic options came to
-            from sqtool.core.runs import save_resolved
+            from sqtool.core.runs import save_resolved, torch_compute
             save_resolved(run_dir, model=cfg.model, corpus=pairs.desc, fs=model_cfg.fs, window_s=model_cfg.window_s,
                           channels=list(model_cfg.channels), device=str(dev), world_size=d.world,
                           world_sizes=st["world_sizes"], pairs_digest=corpus["digest"],
@@ -740,7 +740,7 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
                           drop=() if d.enabled else ("launcher",),     # a torchrun run resumed in one process
                           amp=str(adt).replace("torch.", "") if adt else "off", dtype=cfg.dtype, layout=layout,
                           train_pairs=len(train_idx), val_pairs=len(val_idx),
-                          **sides, steps_per_epoch=steps_per_epoch)
+                          **sides, steps_per_epoch=steps_per_epoch, **torch_compute())
         d_proj = getattr(model, "proj_dim", model_cfg.arch.get("proj_dim", 256))
 
         wrote_last = resume         # this run's last.pt exists (a --force'd folder may hold an earlier run's)

@@ -77,6 +77,64 @@ def test_each_fold_chooses_on_its_training_subjects_only(monkeypatch, tmp_path):
     assert not set(m["heldout_subjects"]) & set().union(*seen)
 
 
+def test_a_one_class_heldout_set_is_said_to_measure_no_skill(af_run, af_export):
+    """The default held-out subjects here (syn008, syn009) have no AF window: the final model's weighted F1 on them
+    scores the non-AF class alone (a constant predictor gets 1.000). metrics.json, and the export's MODEL_CARD.md
+    beside the figure, say so as quantize's report does; they gave the F1 as the held-out result with no word."""
+    h = json.loads((af_run / "metrics.json").read_text())["heldout"]
+    assert h["metrics"]["positives"] == 0
+    assert h["one_class"].startswith(f"the held-out windows hold one class only (0 of {h['windows']} AF)")
+    card = (af_export / "MODEL_CARD.md").read_text()
+    assert f"These figures are no measure of skill: {h['one_class']}" in card
+
+
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory):
+    """A run at --seed 3 holding 5 of its 10 subjects out (enough for a held-out CI), with the seeds every random
+    step received: the inner CV's split, the trees', the held-out bootstrap's."""
+    import sqtool.core.metrics as CM
+    import sqtool.train.af_beats as AB
+    seeds = {"select": [], "fit": [], "heldout_ci": []}
+    real_select, real_fit, real_ci = AB.select_af_beats, AB.fit_af_beats, CM.bootstrap_ci
+
+    def select(*a, seed=0, **kw):
+        seeds["select"].append(seed)
+        return real_select(*a, seed=seed, **kw)
+
+    def fit(F, y, seed=0, cfg=None):
+        seeds["fit"].append(seed)
+        return real_fit(F, y, seed, cfg)
+
+    def ci(*a, seed=0, **kw):
+        seeds["heldout_ci"].append(seed)
+        return real_ci(*a, seed=seed, **kw)
+    run = tmp_path_factory.mktemp("af_seed") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AB, "select_af_beats", select)
+        mp.setattr(AB, "fit_af_beats", fit)
+        mp.setattr(CM, "bootstrap_ci", ci)
+        assert main(ARGS[:-6] + ["--folds", "2", "--bootstrap", "20", "--progress", "false", "--seed", "3",
+                                 "--heldout-fraction", "0.5", "--out", str(run)]) == 0
+    return run, seeds
+
+
+def test_seed_reaches_the_inner_split_and_the_trees(seeded_run):
+    """--seed 3 splits every inner CV and grows every ensemble with seed 3 (each fold's and the final model's), as
+    the benchmark's --af-inner-seed does; they were seed 0 whatever --seed said, so a user's seed sweep moved the
+    outer folds only and never the inner choice or a forest's bootstrap."""
+    run, seeds = seeded_run
+    assert len(seeds["select"]) == 3 and set(seeds["select"]) == {3}           # 2 folds + the final model
+    assert seeds["fit"] and set(seeds["fit"]) == {3}
+
+
+def test_seed_reaches_the_heldout_bootstrap(seeded_run):
+    """The held-out subjects' CI (5 subjects: a bootstrap) resamples with the run's seed; it was seed 0 always."""
+    run, seeds = seeded_run
+    m = json.loads((run / "metrics.json").read_text())
+    assert len(m["heldout"]["subjects"]) == 5 and m["heldout"]["ci95"] is not None
+    assert seeds["heldout_ci"] and set(seeds["heldout_ci"]) == {3}
+
+
 @pytest.mark.parametrize("extra,match", [
     (["--init", "runs/x"], "no pretrained encoder"),
     (["--mode", "linear"], "no encoder to freeze"),

@@ -98,3 +98,36 @@ def test_finetune_under_torchrun_says_it_runs_in_one_process(tmp_path, capsys, m
     assert capsys.readouterr().err.strip() == ("sqtool: error: train finetune runs in one process (its folds are small; "
                                                "torchrun is for train pretrain): run it without torchrun")
     assert not (tmp_path / "ft").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["--task", "hr", "--model", "spec_student_xs"],                             # the spectral heart-rate fine-tune
+    ["--task", "af", "--model", "resnet1d_siamq_tiny"],                         # a time-domain one
+    ["--task", "rr", "--model", "rr_spec"],                                     # a front-end model's
+])
+def test_finetune_records_the_torch_threads_its_sums_ran_on(tmp_path, args):
+    """A training's float sums split by thread, so the same config and seed give other weights at another thread
+    count (README); config.yaml's resolved: now says the count (and torch's version) the run trained on, so a
+    re-run from it can match bit for bit. It said neither: a user re-running a run's config.yaml on another
+    machine got other weights with nothing in the run to say why."""
+    import torch
+
+    from sqtool.core.runs import torch_threads
+    out = tmp_path / "ft"
+    with torch_threads(2):
+        assert main(["train", "finetune", *args, "--data", "synthetic", "--max-records", "4", "--folds", "2",
+                     "--epochs", "1", "--bootstrap", "10", "--progress", "false", "--out", str(out)]) == 0
+    r = yaml.safe_load((out / "config.yaml").read_text())["resolved"]
+    assert r["torch_threads"] == 2 and r["torch"] == torch.__version__
+
+
+def test_pretrain_records_the_torch_threads_too(tmp_path):
+    import torch
+
+    from sqtool.core.runs import torch_threads
+    out = tmp_path / "pt"
+    with torch_threads(2):
+        assert main(["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "64", "--epochs", "1",
+                     "--batch-size", "32", "--val-fraction", "0", "--progress", "false", "--out", str(out)]) == 0
+    r = yaml.safe_load((out / "config.yaml").read_text())["resolved"]
+    assert r["torch_threads"] == 2 and r["torch"] == torch.__version__
