@@ -13,12 +13,7 @@ Component indices (each (W,), all in 0..1 unless said otherwise):
                  acceptability threshold), 1 -> 1. Halved when the physiological rules fail: HR outside
                  40-180 bpm, a gap > 3 s between beats, or fewer than 3 beats. Orphanidou's third rule
                  (max/min RR < 2.2) is NOT used: atrial fibrillation is irregular by nature and its windows
-                 must not be scored as artifact. Either polarity (`template_either_polarity`): the beats
-                 are matched on the windows as given and on their negative, and the polarity whose
-                 median match is better counts for all of them, since a sensor may give its PPG upside
-                 down (light intensity falls as blood volume rises: camera PPG, many AFEs) and an
-                 inverted pulse cut around its rounded troughs matches worse (an inverted copy of TROIKA
-                 scored 0 good windows of 175 instead of 9). The whole score is the same for x and -x.
+                 must not be scored as artifact.
     spectral     spectral concentration: share of the 0.5-8 Hz power within +-0.15 Hz of the dominant
                  pulse frequency f0 (0.6-3.3 Hz, i.e. 36-200 bpm) and of its 2nd harmonic (`spec_conc`);
                  mapped linearly 0.1 -> 0, 0.5 -> 1.
@@ -140,17 +135,6 @@ def template_matching(xf: np.ndarray, fs: float, f0: np.ndarray | None = None
     return corr, ok, hr
 
 
-def template_either_polarity(xf: np.ndarray, fs: float, f0: np.ndarray | None = None
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`template_matching` of the windows xf (W, T) as given or of -xf, whichever matches better over the windows
-    (the higher median template_corr; a tie keeps xf): a PPG's polarity is its sensor's, so it is chosen once for the
-    windows of a call (a recording's, in `record_quality` and the pair miner), never per window, where the better of
-    two matches would lift an artifact window over the threshold."""
-    up = template_matching(xf, fs, f0)
-    down = template_matching(-xf, fs, f0)
-    return down if np.median(down[0]) > np.median(up[0]) else up
-
-
 # ----------------------------------------------------------------------------- statistical
 
 def statistical_indices(xf: np.ndarray, fs: float) -> dict[str, np.ndarray]:
@@ -216,7 +200,7 @@ def quality_indices(ppg: np.ndarray, fs: float, acc: np.ndarray | None = None) -
     flat, clip = flat_clip_fractions(x, fs)
     xf = _filtered(x, fs)
     st = statistical_indices(xf, fs)
-    corr, ok, hr = template_either_polarity(xf, fs, st["f0_hz"])
+    corr, ok, hr = template_matching(xf, fs, st["f0_hz"])
 
     q_template = np.where(corr < 0.86, 0.5 * _ramp(corr, 0.5, 0.86), 0.5 + 0.5 * _ramp(corr, 0.86, 1.0))
     q_template = q_template * np.where(ok, 1.0, 0.5)

@@ -191,24 +191,3 @@ def test_cli_quality_json(data_root, capsys):
     args = parser.parse_args(["quality", str(data_root / "but_ppg")])
     assert args.func(args) == 0
     assert "51 records" in capsys.readouterr().out
-
-
-# A sensor may give its PPG upside down (light intensity falls as blood volume rises: camera PPG, many AFEs); the
-# index scores the signal, not the sensor's polarity. Before, the beats of an inverted wrist PPG were cut around its
-# rounded troughs and matched worse: TROIKA DATA_01 at 125 Hz, inverted, scored lower in most windows.
-
-def test_an_inverted_ppg_scores_as_the_upright_one(data_root):
-    from sqtool.data.readers import read_dataset
-
-    rec = next(r for r in read_dataset(data_root / "troika") if r.record_id.startswith("DATA_01"))
-    fs = rec.fs["ppg"]
-    x = sliding_windows(np.asarray(rec.signals["ppg"][:int(120 * fs)], float), int(10 * fs), int(5 * fs))
-    up, down = quality_score(x, fs, components=True)[1], quality_score(-x, fs, components=True)[1]
-    for k in ("score", "template", "template_corr", "hr_bpm"):
-        np.testing.assert_allclose(up[k], down[k], rtol=1e-9, err_msg=k)     # to the last bits of the filter
-    np.testing.assert_allclose(up["skew"], -down["skew"], rtol=1e-9)        # reported, never scored: it follows the sign
-
-
-def test_an_inverted_synthetic_ppg_scores_as_the_upright_one(synthetic_windows):
-    x, a, _, fs = synthetic_windows
-    np.testing.assert_allclose(quality_score(-x, fs, a), quality_score(x, fs, a), rtol=1e-9)
