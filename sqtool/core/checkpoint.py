@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -115,6 +116,10 @@ def _finetune_first(path) -> str:
 KIND_HINTS = {("teacher_pretrain", "teacher_task"): _finetune_first}
 
 
+# torch's warning on a pickle of a protocol torch.save does not write, printed with its own source line before the
+# file is refused anyway: two lines of torch internals above sqtool's one line naming the file
+PROTOCOL_WARNING = r"Detected pickle protocol \d+ in the checkpoint"
+
 _CRC_OK: set[tuple] = set()      # `file_version`s of checkpoints whose members passed their CRC-32 in this process
 
 
@@ -154,7 +159,9 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
         raise SqtoolError(f"{p} is not a checkpoint (another kind of file, or corrupt): give a run folder holding "
                           f"{name}, or a .pt file written by sqtool")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():                 # a pickle torch.save never writes: refused below, no noise
+            warnings.filterwarnings("ignore", message=PROTOCOL_WARNING, category=UserWarning)
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e).lower() or "unsupported global" in str(e).lower():
             raise SqtoolError(f"checkpoint {p} holds objects other than tensors and plain data: refused "

@@ -710,6 +710,8 @@ def saved_config(cls, run_dir, what: str):
     try:
         saved = (yaml.safe_load(p.read_text()) or {}).get("config") or {}
         return from_dict(cls, saved, where=f"{p}")
+    except (OSError, UnicodeDecodeError) as e:                   # not text (a binary file, damaged), unreadable
+        raise SqtoolError(f"cannot resume {run_dir}: its config.yaml cannot be read ({type(e).__name__})")
     except (yaml.YAMLError, AttributeError, SqtoolError) as e:
         raise SqtoolError(f"cannot resume {run_dir}: its config.yaml is not a {what} config "
                           f"({str(e).splitlines()[0] if str(e) else type(e).__name__})")

@@ -505,33 +505,59 @@ def _likelihoods(logits: np.ndarray, valid: np.ndarray | None, cfg: DecoderCfg,
     return lik
 
 
-def summarise(post: np.ndarray, cfg: DecoderCfg) -> dict[str, np.ndarray]:
-    """(W, F) normalised posteriors -> hr, lo, hi, conf, std (each (W,)), as in the module docstring."""
-    post = np.atleast_2d(post)
-    w, f = post.shape
-    b, step, h, cw = cfg.centres, cfg.bins_bpm[2], cfg.refine_bins, cfg.conf_bins
-    q_lo, q_hi = (1 - cfg.interval) / 2, (1 + cfg.interval) / 2
-    out = {k: np.zeros(w) for k in ("hr", "lo", "hi", "conf", "std")}
-    for t in range(w):
-        p = post[t]
-        a = int(np.argmax(p))
-        i0, i1 = max(0, a - h), min(f - 1, a + h)
-        k = np.arange(i0, i1 + 1)
-        out["hr"][t] = b[a] + step * float(((k - a) * p[i0:i1 + 1]).sum() / p[i0:i1 + 1].sum())
-        c = np.cumsum(p)
-        for name, q in (("lo", q_lo), ("hi", q_hi)):
-            j = min(int(np.searchsorted(c, q * c[-1], side="left")), f - 1)
-            prev = c[j - 1] if j > 0 else 0.0
-            out[name][t] = b[j] + step * ((q * c[-1] - prev) / p[j] - 0.5) if p[j] > 0 else b[j]
-        out["lo"][t], out["hi"][t] = min(out["lo"][t], out["hr"][t]), max(out["hi"][t], out["hr"][t])
-        if cfg.conf_measure == "width":
-            out["conf"][t] = max(0.0, 1.0 - (out["hi"][t] - out["lo"][t]) / cfg.span_bpm)
-        else:
-            out["conf"][t] = p[max(0, a - cw):a + cw + 1].sum() / c[-1]
-        mu = (p * b).sum() / c[-1]
-        out["std"][t] = math.sqrt(max(0.0, float((p * (b - mu) ** 2).sum() / c[-1])))
-    out["conf"] = cfg.calibrate_conf(out["conf"])
+def _gather(post: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's bins lo[t] .. hi[t] from its first, as columns 0 .. hi[t] - lo[t] of (W, n) (n the widest;
+    beyond a row's last bin: zeros), and their bin indices (W, n)."""
+    idx = lo[:, None] + np.arange(int((hi - lo).max()) + 1)
+    inside = idx <= hi[:, None]
+    vals = np.where(inside, post[np.arange(len(post))[:, None], np.minimum(idx, post.shape[1] - 1)], 0.0)
+    return vals, idx
+
+
+def _slice_sums(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(W,) the sums of `_gather`'s rows, each adding the same numbers in the same order as the slice
+    `post[t, lo:hi + 1].sum()`: a row narrower than the widest (clipped at the grid's edge) is summed as its slice,
+    since zeros appended to it would change numpy's pairwise grouping of a longer sum."""
+    out = vals.sum(axis=1)
+    for t in np.flatnonzero(hi - lo + 1 < vals.shape[1]):
+        out[t] = vals[t, :hi[t] - lo[t] + 1].sum()
     return out
+
+
+def summarise(post: np.ndarray, cfg: DecoderCfg) -> dict[str, np.ndarray]:
+    """(W, F) normalised posteriors -> hr, lo, hi, conf, std (each (W,)), as in the module docstring. Every window
+    at once, the same numbers as window by window (a loop over the windows was most of a decoder selection's time:
+    `hr_bins.select_decoder` reads every candidate decoder's posteriors of every inner recording)."""
+    post = np.atleast_2d(np.asarray(post, np.float64))
+    w, f = post.shape
+    if w == 0:
+        return {k: np.zeros(0) for k in ("hr", "lo", "hi", "conf", "std")}
+    b, step, h, cw = cfg.centres, cfg.bins_bpm[2], cfg.refine_bins, cfg.conf_bins
+    r = np.arange(w)
+    a = np.argmax(post, axis=1)
+    i0, i1 = np.maximum(0, a - h), np.minimum(f - 1, a + h)
+    p, k = _gather(post, i0, i1)
+    hr = b[a] + step * (_slice_sums((k - a[:, None]) * p, i0, i1) / _slice_sums(p, i0, i1))
+    c = np.cumsum(post, axis=1)
+    total = c[:, -1]
+    out = {"hr": hr}
+    for name, q in (("lo", (1 - cfg.interval) / 2), ("hi", (1 + cfg.interval) / 2)):
+        target = q * total
+        j = np.minimum((c < target[:, None]).sum(axis=1), f - 1)          # np.searchsorted(c[t], target, "left")
+        prev = np.where(j > 0, c[r, np.maximum(j - 1, 0)], 0.0)
+        pj = post[r, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[name] = np.where(pj > 0, b[j] + step * ((target - prev) / pj - 0.5), b[j])
+    out["lo"], out["hi"] = np.minimum(out["lo"], hr), np.maximum(out["hi"], hr)
+    if cfg.conf_measure == "width":
+        conf = np.maximum(0.0, 1.0 - (out["hi"] - out["lo"]) / cfg.span_bpm)
+    else:
+        lo, hi = np.maximum(0, a - cw), np.minimum(f - 1, a + cw)
+        conf = _slice_sums(_gather(post, lo, hi)[0], lo, hi) / total
+    mu = (post * b).sum(axis=1) / total
+    out["std"] = np.sqrt(np.maximum(0.0, (post * (b - mu[:, None]) ** 2).sum(axis=1) / total))
+    out["conf"] = cfg.calibrate_conf(conf)
+    return {k: out[k] for k in ("hr", "lo", "hi", "conf", "std")}
 
 
 def spread_track(hr: np.ndarray, net_argmax: np.ndarray, valid: np.ndarray | None, shift: int) -> np.ndarray:

@@ -449,7 +449,8 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                    evidence_required: bool = False, calibrate: bool = True, rule: str = "min",
                    calibrate_groups: set[str] | None = None,
                    calibration_logits: list[np.ndarray | None] | None = None,
-                   interval_modes=("posterior", "spread"), valid: list[np.ndarray] | None = None) -> dict:
+                   interval_modes=("posterior", "spread"), valid: list[np.ndarray] | None = None,
+                   ids: list[str] | None = None, decoded: dict | None = None) -> dict:
     """Choose the decoder on OUT-OF-FOLD logits of the training subjects (inner cross-validation):
 
     1. transition sigma, jump floor, logit temperature and emission floor (each bin's likelihood at least that
@@ -505,6 +506,13 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
     `valid` (one (W,) bool per recording; None: every window): the windows the device scores (front-end flagged
     < 0.5). Every candidate is decoded as the device decodes, holding its belief and S over the others, and only
     scored windows with truth count in steps 1-4 (a recording with dropouts is fitted on the stream it runs on).
+    `decoded` (a dict kept by the caller, with `ids`: one name per recording, the same logits under one name in
+    every call) holds step 1's decoded HR of each recording under each candidate of the fixed grid (`sigmas` x
+    `floors` x `temperatures` x `emission_floors`, no evidence), which every call on those recordings shares: the
+    out-of-fold figures of a subject-fold fine-tune choose one decoder per fold on the other folds' recordings
+    (`train.finetune_hr.fold_decoders`), and decoded each recording under the same candidates once per fold (a
+    leave-one-subject-out run: subjects squared). The candidates built on `base`'s own sigma or floor differ from
+    call to call and are decoded each time.
     Returns the decoder dict with "temperature", evidence_weight, interval, interval_mode (and the spread_*
     keys when "spread") and conf_halfwidth_bpm set, and the bookkeeping inner_mae, inner_mae_no_evidence (step
     1's), inner_coverage (of the chosen interval, pooled), inner_coverage_subjects (per inner subject, in the
@@ -536,15 +544,24 @@ def select_decoder(logits: list[np.ndarray], truth: list[np.ndarray], groups: li
                           f"{sorted(calibrate_groups)}")
 
     scored: dict[str, np.ndarray] = {}         # decoder -> (S,) MAE per subject; each candidate decoded once
+    if decoded is not None and (ids is None or len(ids) != len(logits)):
+        raise SqtoolError("select_decoder: decoded needs ids, one name per recording")
 
     def subject_maes(dec: dict) -> np.ndarray:
         key = repr(sorted((k, v) for k, v in dec.items() if not k.startswith("inner_")))
         if key not in scored:
+            shared = (decoded is not None and dec["sigma_bpm"] in sigmas and dec["floor"] in floors
+                      and not dec.get("evidence_weight"))               # a grid candidate: the same in every call
             per = {}
-            for lg, y, g, x, v in zip(logits, truth, groups, sp, valid):
+            for i, (lg, y, g, x, v) in enumerate(zip(logits, truth, groups, sp, valid)):
                 ok = np.isfinite(y)
                 if ok.any():                   # no window with truth (shorter than one window): no error to count
-                    per.setdefault(g, []).append(np.abs(decode_float(lg, dec, v, spec=x)["hr"][ok] - y[ok]))
+                    hr = decoded.get((ids[i], key)) if shared else None
+                    if hr is None:
+                        hr = decode_float(lg, dec, v, spec=x)["hr"]
+                        if shared:
+                            decoded[(ids[i], key)] = hr
+                    per.setdefault(g, []).append(np.abs(hr[ok] - y[ok]))
             scored[key] = np.array([np.concatenate(per[g]).mean() for g in sorted(per)])
         return scored[key]
 

@@ -287,8 +287,10 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         log(f"hr fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): MAE {np.nanmean(raw):.2f} BPM (per-window "
             f"argmax, before decoding) on {int(np.isfinite(raw).sum())} held-out windows ({time.time() - t_fold:.0f} s)")
     base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
+    decoded: dict = {}                                   # step 1's decodes of the grid's candidates, shared by folds
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
-                         calibrate_groups=cal, valid=[r.valid for r in corpus])
+                         calibrate_groups=cal, valid=[r.valid for r in corpus],
+                         ids=[r.record_id for r in corpus], decoded=decoded)
     log(f"decoder on out-of-fold logits: sigma {dec['sigma_bpm']:.2f} BPM, floor {dec['floor']:.0e}, "
         f"temperature {dec['temperature']:g}, emission floor {dec.get('emission_floor', 0.0):g}, interval {interval_text(dec)} (out-of-fold coverage "
         f"{dec['inner_coverage']:.3f}; the posterior's {dec['inner_coverage_nominal']:.3f} at mass 0.9, on "
@@ -297,7 +299,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     # the out-of-fold figures and the skill test decode each fold's subjects with a decoder chosen WITHOUT them (on
     # the other folds' out-of-fold logits), as the classic baseline's notch is chosen per fold: `dec`, chosen on
     # every subject's, is the final model's, but it has seen the truth of the subjects it would score
-    fold_dec = fold_decoders(corpus, groups, oof, mcfg, cal)
+    fold_dec = fold_decoders(corpus, groups, oof, mcfg, cal, decoded)
     hr_oof = {r.record_id: decode_float(oof[r.record_id], d, r.valid, r.x)["hr"]
               for g, d in zip(groups, fold_dec) for r in corpus if r.key in g}
     sigmas = sorted({round(float(d["sigma_bpm"]), 2) for d in fold_dec})
@@ -352,19 +354,23 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     return metrics
 
 
-def fold_decoders(corpus, groups: list[set[str]], oof: dict, mcfg, cal: set | None) -> list[dict]:
+def fold_decoders(corpus, groups: list[set[str]], oof: dict, mcfg, cal: set | None,
+                  decoded: dict | None = None) -> list[dict]:
     """Per fold of `groups`, the decoder `hr_bins.select_decoder` chooses on the out-of-fold logits of the OTHER
     folds' recordings only (their truth's HMM as its base; the interval and confidence calibrated on the calibration
     subjects `cal` among them, every one of them where none is left): what decodes that fold's subjects for the
-    out-of-fold figures, so that no subject's truth chose the decoder it is scored with."""
+    out-of-fold figures, so that no subject's truth chose the decoder it is scored with. `decoded` (select_decoder's,
+    by record id): each recording is decoded once under each candidate all folds share, not once per fold."""
     from sqtool.models.hr_bins import fit_decoder, select_decoder
+    decoded = {} if decoded is None else decoded
     out = []
     for g in groups:
         tr = [r for r in corpus if r.key not in g]
         base = fit_decoder([r.y for r in tr], mcfg.arch["bins_bpm"], mcfg.hop_s)
         c = None if cal is None else (set(cal) - set(g)) or None
         out.append(select_decoder([oof[r.record_id] for r in tr], [r.y for r in tr], [r.key for r in tr], base,
-                                  calibrate_groups=c, valid=[r.valid for r in tr]))
+                                  calibrate_groups=c, valid=[r.valid for r in tr], ids=[r.record_id for r in tr],
+                                  decoded=decoded))
     return out
 
 

@@ -95,3 +95,21 @@ def test_a_pairs_or_bench_folder_given_as_a_checkpoint_says_what_it_is(tmp_path,
     with pytest.raises(SqtoolError) as e:
         load_checkpoint(d)
     assert str(e.value) == f"{d} " + says.format(d=d)
+
+
+def test_a_raw_pickle_of_another_protocol_is_one_line_without_torch_warnings(tmp_path):
+    """A file pickled with pickle.dump (protocol 4, not torch.save's 2) holding a code-running payload: refused in
+    sqtool's one line, and torch's 'Detected pickle protocol 4 in the checkpoint' UserWarning (printed with its own
+    source line above that line, by `sqtool export --model evil.pt`) is not shown."""
+    import pickle
+    import warnings
+    target = tmp_path / "pwned.txt"
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"kind": "teacher_task", "x": _Payload(target)}, protocol=4))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(SqtoolError) as e:
+            load_checkpoint(evil)
+    assert str(evil) in str(e.value) and "\n" not in str(e.value) and "refused" in str(e.value)
+    assert not target.exists(), "unpickling the checkpoint ran code"
+    assert [str(w.message) for w in seen] == []

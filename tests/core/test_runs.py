@@ -478,3 +478,17 @@ def test_library_entries_release_the_run_folders_they_lock(tmp_path):
     for fn in (export, mine_pairs, run_bench, predict, quantize_run, quantize_hr_run):
         assert getattr(fn, "__wrapped__", None) is not None, fn.__name__
         assert fn.__code__ is entry.__code__, fn.__name__                    # releases_run_dirs' wrapper, no other
+
+
+@pytest.mark.parametrize("cmd", [["train", "finetune"], ["quantize"], ["data", "pairs"]])
+def test_resume_of_a_run_whose_config_yaml_is_not_text_is_one_line_naming_the_run(tmp_path, capsys, cmd):
+    """A run folder from elsewhere (a colleague's copy, a damaged disk) whose config.yaml holds bytes that are not
+    UTF-8: `--resume` said only "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff ..." with no file; now one
+    line naming the run and its config.yaml, exit 1, as a config.yaml that is not YAML is."""
+    from sqtool.cli import main
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(b"\xff\xfe\x00command: x\n")
+    assert main([*cmd, "--resume", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sqtool: error: cannot resume {run}: its config.yaml cannot be read (UnicodeDecodeError)"]

@@ -577,3 +577,49 @@ def test_fit_spread_interval_takes_the_least_k_that_reaches_the_coverage(n):
     fit = D.fit_spread_interval([hr], [hr + 1.0], [y], ["s"], coverage=0.9, slack_bpm=0.0, shifts=(4,), cs=(0.0,))
     assert fit["coverage"] == pytest.approx(0.9)
     assert fit["spread_k"] == math.ceil(9.0 * 256 - 1e-9) / 256
+
+
+def _readout_one_window(p, cfg):
+    """The module docstring's read-out of one posterior p (F,), written out window by window: the reference the
+    vectorised `summarise` must equal to the last bit."""
+    b, step, f = cfg.centres, cfg.bins_bpm[2], len(p)
+    a = int(np.argmax(p))
+    i0, i1 = max(0, a - cfg.refine_bins), min(f - 1, a + cfg.refine_bins)
+    hr = b[a] + step * float(((np.arange(i0, i1 + 1) - a) * p[i0:i1 + 1]).sum() / p[i0:i1 + 1].sum())
+    c = np.cumsum(p)
+    ends = []
+    for q in ((1 - cfg.interval) / 2, (1 + cfg.interval) / 2):
+        j = min(int(np.searchsorted(c, q * c[-1], side="left")), f - 1)
+        prev = c[j - 1] if j > 0 else 0.0
+        ends.append(b[j] + step * ((q * c[-1] - prev) / p[j] - 0.5) if p[j] > 0 else b[j])
+    lo, hi = min(ends[0], hr), max(ends[1], hr)
+    cw = cfg.conf_bins
+    conf = (max(0.0, 1.0 - (hi - lo) / cfg.span_bpm) if cfg.conf_measure == "width"
+            else p[max(0, a - cw):a + cw + 1].sum() / c[-1])
+    mu = (p * b).sum() / c[-1]
+    return hr, lo, hi, conf, math.sqrt(max(0.0, float((p * (b - mu) ** 2).sum() / c[-1])))
+
+
+@pytest.mark.parametrize("kw", [{}, {"conf_measure": "width"}, {"refine_bins": 0}, {"refine_bins": 3},
+                                {"conf_halfwidth_bpm": 12.0, "interval": 0.5},
+                                {"conf_calib_x": [0.0, 16384.0, 32768.0], "conf_calib_y": [0.0, 8000.0, 32768.0]}])
+def test_summarise_reads_every_window_as_the_read_out_of_one_window(kw):
+    """`summarise` reads all windows at once (its loop over windows was most of a decoder selection's time): the
+    same numbers, bit for bit, as the read-out window by window, also where the argmax sits at the grid's edges
+    (its refine and conf windows clipped), on ties, on a flat posterior and on posteriors with empty bins."""
+    cfg = D.DecoderCfg(bins_bpm=(30.0, 229.5, 1.5), **kw)
+    rng = np.random.default_rng(0)
+    post = rng.random((300, cfg.n_bins)) ** rng.uniform(1, 40, (300, 1))
+    post[rng.random(post.shape) < 0.3] = 0.0
+    post[0], post[1], post[2], post[3] = 0.0, 0.0, 0.0, 1.0
+    post[0, 0] = post[1, -1] = 1.0                                         # argmax on the first and the last bin
+    post[2, :3] = post[2, -2:] = 5.0                                       # ties, at both edges
+    post[4:40, :4] += 50.0 * rng.random((36, 4))                           # argmax near the low edge
+    post[40:80, -4:] += 50.0 * rng.random((40, 4))                         # near the high edge
+    post /= post.sum(axis=1, keepdims=True)
+    got = D.summarise(post, cfg)
+    want = np.array([_readout_one_window(p, cfg) for p in post])           # (W, 5)
+    want[:, 3] = cfg.calibrate_conf(want[:, 3])
+    for i, k in enumerate(("hr", "lo", "hi", "conf", "std")):
+        assert got[k].shape == (len(post),) and np.array_equal(got[k], want[:, i]), k
+    assert all(len(v) == 0 for v in D.summarise(np.zeros((0, cfg.n_bins)), cfg).values())

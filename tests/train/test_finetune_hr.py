@@ -342,3 +342,44 @@ def test_out_of_fold_figures_are_decoded_with_a_decoder_chosen_without_the_score
         seen[subject[rid]] = chosen_on[d]
     assert set(seen) == set(subject.values())                         # every scored subject decoded once at least
     assert all(s not in on for s, on in seen.items()), seen
+
+
+def test_fold_decoders_decode_each_recording_once_under_the_candidates_every_fold_shares(monkeypatch):
+    """The out-of-fold figures choose one decoder per subject fold on the other folds' recordings: each fold decoded
+    every other recording under the same grid of candidates again (a leave-one-subject-out fine-tune of N subjects:
+    N x N decodes of each candidate, most of its decoder time). Now a recording is decoded once under each candidate
+    the folds share (only those built on a fold's own fitted sigma or floor are decoded per fold), and every fold's
+    decoder is the one it was."""
+    import sys
+    from types import SimpleNamespace
+
+    import sqtool.models.hr_bins as HB
+    from sqtool.models import get_model_cfg
+    from sqtool.models.spectral import bin_grid
+    from sqtool.train.finetune_hr import fold_decoders
+    mcfg = get_model_cfg("spec_student_xs")
+    bins = bin_grid(mcfg)
+    rng = np.random.default_rng(0)
+    corpus, oof = [], {}
+    for s in range(4):
+        hr = 80 + 10 * s + np.cumsum(rng.normal(0, 1.0, 40))
+        oof[f"r{s}"] = (-0.5 * ((bins[None] - hr[:, None] - rng.normal(0, 4, (40, 1))) / 4.0) ** 2).astype(np.float32)
+        corpus.append(SimpleNamespace(key=f"d:s{s}", record_id=f"r{s}", y=hr, valid=np.ones(40, bool)))
+    groups = [{f"d:s{s}"} for s in range(4)]                               # leave one subject out
+    want = [HB.select_decoder([oof[r.record_id] for r in corpus if r.key not in g],          # each fold on its own
+                              [r.y for r in corpus if r.key not in g], [r.key for r in corpus if r.key not in g],
+                              HB.fit_decoder([r.y for r in corpus if r.key not in g], mcfg.arch["bins_bpm"], mcfg.hop_s),
+                              valid=[r.valid for r in corpus if r.key not in g]) for g in groups]
+
+    step1 = []                                                              # (recording, decoder) of step 1's decodes
+    real = HB.decode_float
+
+    def counted(lg, dec, *a, **k):
+        if sys._getframe(1).f_code.co_name == "subject_maes":
+            step1.append((next(r for r, v in oof.items() if v is lg), dec["sigma_bpm"], dec["floor"],
+                          dec["temperature"]))
+        return real(lg, dec, *a, **k)
+    monkeypatch.setattr(HB, "decode_float", counted)
+    assert fold_decoders(corpus, groups, oof, mcfg, None) == want
+    grid = [d for d in step1 if d[1] in (2.0, 3.0, 4.0, 6.0) and d[2] in (1e-4, 1e-3, 1e-2)]   # select_decoder's
+    assert len(grid) == 4 * 4 * 3 * 3 == len(set(grid))       # each recording once under each of the grid's candidates
