@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -180,8 +180,15 @@ def read_index(path: str | os.PathLike) -> tuple[Path, dict]:
         index = json.loads(idx_path.read_text())
     except (OSError, ValueError) as e:
         raise SqtoolError(f"{idx_path}: unreadable or corrupt index ({str(e).splitlines()[0]})")
-    if not isinstance(index, dict) or index.get("format") != FORMAT or "shards" not in index:
+    if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(index.get("shards"), list):
         raise SqtoolError(f"{idx_path}: not a {FORMAT} index")
+    for e in index["shards"]:               # the writer names files inside the folder: refuse any other place
+        names = [e.get(k) for k in ("file", "meta") if k in e] if isinstance(e, dict) else [None]
+        bad = [n for n in names if not isinstance(n, str) or not n or PurePosixPath(n).is_absolute()
+               or Path(n).is_absolute() or ".." in PurePosixPath(n.replace("\\", "/")).parts]
+        if bad or not isinstance(e, dict) or "file" not in e:
+            raise SqtoolError(f"{idx_path}: a shard entry names {bad[0] if bad else e!r}, not a file inside the pairs "
+                              "directory; corrupt or not made by `sqtool data pairs`")
     return idx_path.parent, index
 
 

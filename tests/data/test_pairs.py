@@ -168,6 +168,26 @@ def test_corrupt_or_missing_shard_is_one_line_error(pairs_dir, tmp_path):
         PairShardDataset(tmp_path / "nothing")
 
 
+@pytest.mark.parametrize("key, name", [("file", "../../../../etc/passwd"), ("file", "/etc/passwd"),
+                                       ("meta", "../outside_meta.npz"), ("file", "..\\..\\x.npy"), ("file", 7)])
+def test_an_index_naming_a_file_outside_its_folder_is_refused(pairs_dir, tmp_path, key, name):
+    """A pairs index.json (a colleague's corpus, a downloaded one) whose shard entry names a file outside its
+    folder is refused before anything is opened, in one line naming the index (as an export manifest is)."""
+    import shutil
+
+    out, _ = pairs_dir
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    index = json.loads((bad / "index.json").read_text())
+    index["shards"][0][key] = name
+    (bad / "index.json").write_text(json.dumps(index))
+    with pytest.raises(SqtoolError, match="not a file inside the pairs directory") as e:
+        read_index(bad)
+    assert str(bad / "index.json") in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(SqtoolError, match="not a file inside the pairs directory"):
+        PairShardDataset(bad)
+
+
 def test_verify_detects_a_flipped_byte(pairs_dir, tmp_path):
     import shutil
 
