@@ -440,6 +440,12 @@ def _load_inputs(cfg: ExportConfig):
         if not spectral or "c" not in targets or len(mcfg.get("channels") or []) < 2:
             raise SqtoolError(f"--device-acc-fs {cfg.device_acc_fs:g}: for the C target of a spectral model that reads "
                               "the accelerometer (it adds the kit's accelerometer resampler)")
+        top_bpm = max((mcfg.get("frontend") or {}).get("bins_bpm") or [0.0])
+        if cfg.device_acc_fs <= 2 * top_bpm / 60.0:           # the network reads motion up to the grid's top bin
+            raise SqtoolError(f"--device-acc-fs {cfg.device_acc_fs:g}: an accelerometer at {cfg.device_acc_fs:g} Hz "
+                              f"holds motion up to {cfg.device_acc_fs / 2:g} Hz only, under the top of the model's "
+                              f"heart-rate grid ({top_bpm:g} BPM = {top_bpm / 60:.3g} Hz), where the network compares "
+                              f"motion with the pulse: sample it faster than {2 * top_bpm / 60:.3g} Hz")
         from sqtool.data.acc_resampler import design_acc
         from sqtool.export.pipeline import device_fs
         design_acc(cfg.device_acc_fs, cfg.device_fs or device_fs(mcfg))            # an awkward ratio: one line

@@ -93,4 +93,4 @@ register_model(ModelCfg(name="af_beats", family=AF_FAMILY, fs=100.0, window_s=10
                         norm="minmax", task="af", outputs=("logit_af",), units=("logit",),
                         arch={"trees": 1, "nodes": 1, "depth": 0, "combine": "sum_logit", "trees_cfg": {}},
                         frontend={"type": "beat_features", "features": ["nrmssd"]}), role="teacher",
-               shipped=Shipped("onnx", "boosted trees over beat features"))(BeatTrees)   # no TFLite tree writer
+               shipped=Shipped("onnx", "a tree ensemble (boosted trees or a forest) over beat features"))(BeatTrees)   # no TFLite tree writer

@@ -142,6 +142,8 @@ def test_a_faster_accelerometer_is_low_passed_and_said_to_be_unmeasured(spec_run
 @pytest.mark.parametrize("extra, says", [
     (["--target", "onnx", "--device-acc-fs", "25"], "for the C target of a spectral model"),
     (["--target", "c", "--device-acc-fs", "25.001"], "more than 256 phases"),
+    (["--target", "c", "--device-acc-fs", "0.5"], "under the top of the model's heart-rate grid"),
+    (["--target", "c", "--device-acc-fs", "7.5"], "sample it faster than 7.65 Hz"),   # grid top 229.5 BPM
 ])
 def test_device_acc_fs_that_cannot_be_honoured_is_one_line(spec_run, tmp_path, capsys, extra, says):
     from sqtool.cli import main

@@ -11,7 +11,7 @@ SMALL = [n for n in list_models() if n not in ("resnet1d_siamq_101", "resnet1d_s
 TWIN_FOLD = {"cnn1d_student": student.fold_bn_state, spectral.SPECTRAL_FAMILY: spectral.fold_bn_state}
 FLOAT_ONLY = {"resnet1d": "the time-domain teachers: quantized through a student, never themselves",
               "resp_spec": "rr_spec: a 4 x 73 spectral network shipped float, as it is",
-              "beat_trees": "af_beats: boosted trees over beat features (no gradient, no int8)"}
+              "beat_trees": "af_beats: a tree ensemble (boosted trees or a forest) over beat features (no gradient, no int8)"}
 TWINNED = [n for n in list_models() if get_model_cfg(n).family in TWIN_FOLD]
 
 

@@ -171,7 +171,7 @@ def test_export_onnx_equals_the_checkpoint(af_run, af_export):
 def test_export_refuses_tflite_int8_and_c(af_run, tmp_path, capsys, extra):
     assert main(["export", "--model", str(af_run), *extra, "--out", str(tmp_path / "e")]) != 0
     err = capsys.readouterr().err.strip()
-    assert "boosted trees over beat features" in err and len(err.splitlines()) == 1 and not (tmp_path / "e").exists()
+    assert "a tree ensemble (boosted trees or a forest) over beat features" in err and len(err.splitlines()) == 1 and not (tmp_path / "e").exists()
 
 
 def test_predict_and_bench_read_the_trees(af_run, af_export, tmp_path):
