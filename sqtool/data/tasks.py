@@ -186,11 +186,19 @@ def unknown_task(task: str, known, dataset=None) -> SqtoolError:
 
 # ----------------------------------------------------------------------------- folds
 
+LOSO_MANY = 30          # leave-one-subject-out over more training subjects than this: a note on what it costs
+
+
 def folds_note(k: int | None, n_folds: int) -> str | None:
-    """One note line when --folds k asked for more folds than the subjects make (leave-one-subject-out then)."""
+    """One note line when --folds k asked for more folds than the subjects make (leave-one-subject-out then), or
+    when the default leave-one-subject-out meets a large corpus (one model per subject: its cost grows with the
+    subjects squared; k subject folds keep every subject out of its own fold's training too)."""
     if k and k > n_folds:
         return (f"note: --folds {k} with {n_folds} training subjects: {n_folds} folds of one subject each "
                 "(leave-one-subject-out)")
+    if not k and n_folds > LOSO_MANY:
+        return (f"note: leave-one-subject-out over {n_folds} training subjects trains {n_folds} fold models before "
+                "the final one; --folds 5 trains 5, each subject still scored by a model that never saw it")
     return None
 
 

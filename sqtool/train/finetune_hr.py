@@ -273,7 +273,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         if done is not None:
             oof.update(done)
             resumed.append(i)
-            log(f"hr fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): reused from {run_dir / 'folds'}")
+            log(f"hr fold {i + 1}/{len(groups)} ({subjects_text(g)}): reused from {run_dir / 'folds'}")
             continue
         set_seed(cfg.seed)
         t_fold = time.time()
@@ -284,8 +284,10 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
             oof[r.record_id] = predict_logits(m, as_model_input(r.x))
         save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held})
         raw = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in held])
-        log(f"hr fold {i + 1}/{len(groups)} ({', '.join(sorted(g))}): MAE {np.nanmean(raw):.2f} BPM (per-window "
+        log(f"hr fold {i + 1}/{len(groups)} ({subjects_text(g)}): MAE {np.nanmean(raw):.2f} BPM (per-window "
             f"argmax, before decoding) on {int(np.isfinite(raw).sum())} held-out windows ({time.time() - t_fold:.0f} s)")
+    log(f"choosing the decoder on the out-of-fold logits of {len(corpus)} recordings (then one per fold for the "
+        "out-of-fold figures) ...")
     base = fit_decoder([r.y for r in corpus], mcfg.arch["bins_bpm"], mcfg.hop_s)
     decoded: dict = {}                                   # step 1's decodes of the grid's candidates, shared by folds
     dec = select_decoder([oof[r.record_id] for r in corpus], [r.y for r in corpus], [r.key for r in corpus], base,
@@ -352,6 +354,13 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                    title=f"fine-tune hr {cfg.model}: loss per epoch")
     write_metrics(run_dir, metrics)
     return metrics
+
+
+def subjects_text(g, k: int = 3) -> str:
+    """A fold's subjects for its progress line: all of a few, else the first k and how many (a 5-fold run of 200
+    subjects listed 40 per line)."""
+    s = sorted(g)
+    return ", ".join(s) if len(s) <= k + 1 else f"{', '.join(s[:k])}, ... ({len(s)} subjects)"
 
 
 def fold_decoders(corpus, groups: list[set[str]], oof: dict, mcfg, cal: set | None,

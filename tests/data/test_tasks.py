@@ -206,3 +206,8 @@ def test_more_folds_than_subjects_is_a_note_not_silence():
     assert folds_note(9, 4) == ("note: --folds 9 with 4 training subjects: 4 folds of one subject each "
                                 "(leave-one-subject-out)")
     assert folds_note(4, 4) is None and folds_note(0, 4) is None and folds_note(None, 4) is None
+    # the default leave-one-subject-out on a large corpus: what it costs, and the way out (a helper's sweep: 200
+    # subjects meant 160 fold models of 159 subjects each, with no word)
+    for k in (0, None):
+        assert "trains 40 fold models" in folds_note(k, 40) and "--folds 5" in folds_note(k, 40)
+    assert folds_note(0, 30) is None and folds_note(5, 40) is None

@@ -383,3 +383,11 @@ def test_fold_decoders_decode_each_recording_once_under_the_candidates_every_fol
     assert fold_decoders(corpus, groups, oof, mcfg, None) == want
     grid = [d for d in step1 if d[1] in (2.0, 3.0, 4.0, 6.0) and d[2] in (1e-4, 1e-3, 1e-2)]   # select_decoder's
     assert len(grid) == 4 * 4 * 3 * 3 == len(set(grid))       # each recording once under each of the grid's candidates
+
+
+def test_a_folds_progress_line_names_a_few_subjects_and_counts_the_rest():
+    """A 5-fold run of 192 subjects listed every subject of each fold on its progress line (302+ characters)."""
+    from sqtool.train.finetune_hr import subjects_text
+    assert subjects_text({"b", "a"}) == "a, b" and subjects_text({"d", "c", "b", "a"}) == "a, b, c, d"
+    many = {f"s{i:03d}" for i in range(40)}
+    assert subjects_text(many) == "s000, s001, s002, ... (40 subjects)"
