@@ -203,13 +203,17 @@ def test_bad_input_and_extreme_samples_under_the_sanitizers(name, filter, tmp_pa
     md, fs_in, _ = CASES[name]
     src = tmp_path / "c"
     render_window(md, fs_in, src, filter=filter)
-    exe = tmp_path / "api"
-    r = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *SAN, "-I", str(src), str(src / "sq_window.c"),
-                        str(TESTS / "wf_api_test.c"), "-lm", "-o", str(exe)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    exe = sanitized_build(src, "wf_api_test.c", tmp_path / "api")
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("ok"), (r.stdout + r.stderr)[-3000:]
 
+
+def sanitized_build(src, harness: str, exe):
+    """The rendered front end in src with the test harness tests/export/<harness>, built with ASan + UBSan."""
+    r = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *SAN, "-I", str(src), str(src / "sq_window.c"),
+                        str(TESTS / harness), "-lm", "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return exe
 
 
 @pytest.mark.parametrize("counter", ["n_in", "n_model"])
@@ -227,10 +231,7 @@ def test_the_front_end_streams_on_across_the_2_32_wrap_of_its_sample_counters(na
     d = window_design(md, fs_in, filter)
     src = tmp_path / "c"
     render_window(md, fs_in, src, filter=filter)
-    exe = tmp_path / "wrap"
-    r = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *SAN, "-I", str(src), str(src / "sq_window.c"),
-                        str(TESTS / "wf_wrap_test.c"), "-lm", "-o", str(exe)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    exe = sanitized_build(src, "wf_wrap_test.c", tmp_path / "wrap")
     n = 30 * d["hop_dev"]                                        # 30 windows of the device's samples
     unit, step = (d["hop_dev"], n // 3) if counter == "n_in" else (d["hop"], n // 3 * d["up"] // d["down"])
     shift = (2**32 - step) // unit                               # the counter wraps a third of the way in
