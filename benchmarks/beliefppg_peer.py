@@ -279,12 +279,13 @@ def load_saved(path: Path) -> dict:
     import json
     try:
         saved = json.loads(path.read_text())
-        assert all("pred" in r for d in saved["datasets"].values() for r in d["recordings"].values())
-        return saved
+        if all("pred" in r for d in saved["datasets"].values() for r in d["recordings"].values()):
+            return saved
     except FileNotFoundError:
         fail(f"--rescore {path}: no such file")
-    except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
-        fail(f"--rescore {path}: not a beliefppg_peer results file with per-recording predictions")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    fail(f"--rescore {path}: not a beliefppg_peer results file with per-recording predictions")
 
 
 def main(argv=None) -> None:

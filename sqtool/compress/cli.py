@@ -40,7 +40,7 @@ import numpy as np
 
 from sqtool.core import (SqtoolError, add_bool_flag, add_config_args, atomic_write_bytes, atomic_write_text, make_run_dir,
                            resolve_config, resume_config, save_config, set_seed, to_dict, write_metrics)
-from sqtool.core.metrics import ONE_CLASS_WHY, heldout_one_class   # (re-exported: the one-class held-out warning)
+from sqtool.core.metrics import ONE_CLASS_WHY, heldout_one_class
 from sqtool.core.io import NPZ_ERRORS, read_json
 from sqtool.core.optim import check_training_numbers
 from sqtool.core.progress import item

@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 # What reading an .npz (np.load, then z[key]) raises on a torn, empty, pickled or foreign file.
 NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
@@ -95,6 +95,16 @@ def parity_sample(run_dir: str | os.PathLike, x, y, seed: int) -> Path:
     path = Path(run_dir) / "parity.npz"
     atomic_save_npz(path, x=np.asarray(x, np.float32)[pick], y=np.asarray(y, np.float32)[pick])
     return path
+
+
+def inside_folder(name) -> bool:
+    """Whether a file name read from an index (a pairs index.json, an export manifest) stays inside the folder that
+    holds the index: a non-empty relative path, not absolute (POSIX or Windows), no '..' part under either separator.
+    Such files name their members this way; any other name (a crafted or damaged index) is refused before it is opened."""
+    if not isinstance(name, str) or not name:
+        return False
+    p = PurePosixPath(name.replace("\\", "/"))
+    return not (p.is_absolute() or Path(name).is_absolute() or PureWindowsPath(name).is_absolute() or ".." in p.parts)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

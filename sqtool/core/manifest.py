@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sqtool.core.errors import SqtoolError
-from sqtool.core.io import atomic_write_text, created_stamp, dumps_json, sha256_file, sha256_file_cached
+from sqtool.core.io import (atomic_write_text, created_stamp, dumps_json, inside_folder, sha256_file,
+                            sha256_file_cached)
 from sqtool.core.runs import unfinished_run
 
 MANIFEST = "manifest.json"
@@ -324,8 +325,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     if ok:
         for f in data["files"]:
             rel = f.get("path") if isinstance(f, dict) else None
-            if (not isinstance(rel, str) or not isinstance(f.get("sha256"), str) or PurePosixPath(rel).is_absolute()
-                    or ".." in PurePosixPath(rel).parts):
+            if not inside_folder(rel) or not isinstance(f.get("sha256"), str):
                 ok = False
         for s in data["sources"].values():
             ok = ok and isinstance(s, dict) and isinstance(s.get("path", s.get("file")), str) \

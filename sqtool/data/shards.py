@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from sqtool.core import SqtoolError, atomic_write_text, sha256_file_cached
-from sqtool.core.io import dumps_json
+from sqtool.core.io import dumps_json, inside_folder
 from sqtool.core import sha256_file  # re-exported (see __all__)
 
 FORMAT = "sqtool-pairs-v1"
@@ -184,8 +184,7 @@ def read_index(path: str | os.PathLike) -> tuple[Path, dict]:
         raise SqtoolError(f"{idx_path}: not a {FORMAT} index")
     for e in index["shards"]:               # the writer names files inside the folder: refuse any other place
         names = [e.get(k) for k in ("file", "meta") if k in e] if isinstance(e, dict) else [None]
-        bad = [n for n in names if not isinstance(n, str) or not n or PurePosixPath(n).is_absolute()
-               or Path(n).is_absolute() or ".." in PurePosixPath(n.replace("\\", "/")).parts]
+        bad = [n for n in names if not inside_folder(n)]
         if bad or not isinstance(e, dict) or "file" not in e:
             raise SqtoolError(f"{idx_path}: a shard entry names {bad[0] if bad else e!r}, not a file inside the pairs "
                               "directory; corrupt or not made by `sqtool data pairs`")
