@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.data.polarity import polarity_lines
 from sqtool.data.record import PPG_WAVELENGTHS
 
 CLIPPED = 0.25          # a record whose primary PPG has > 25 % of samples at its max/min counts as clipped
@@ -52,6 +53,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     """`records` given (e.g. a dataset file's): summarise those instead of reading `path`; `windows`: their
     (window_s, hop_s), a dataset file's (else a per-window label's own); progress: a bar over the records read."""
     from sqtool.core.progress import bar
+    from sqtool.data.polarity import ppg_channels, record_polarity
     from sqtool.data.readers import clip_fraction, detect_kind, iter_records
 
     from sqtool.data.dataset_file import dataset_folders, load_dataset_file
@@ -92,6 +94,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     unlabelled: list[dict] = []
     unread: Counter = Counter()                              # NPZ members the reader did not read
     ppg_from: Counter = Counter()                            # a lone wavelength column read as the ppg
+    polarity = {"normal": 0, "undetermined": 0, "inverted": []}   # each PPG channel's (polarity.record_polarity)
     for rec in bar(records if records is not None else iter_records(path, kind, skipped=skipped, **kw),
                    desc=f"inspect {path.name}", enabled=progress, unit="rec"):
         n += 1
@@ -103,6 +106,12 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
             ppg_from[rec.meta["ppg_from"]] += 1
         subjects.add(rec.subject)
         clipped += clip_fraction(rec.signals[rec.primary_channel()]) > CLIPPED     # of its finite samples
+        for c in ppg_channels(rec):                          # warn only: the data is read as given
+            p = record_polarity(rec, c)
+            if p.verdict == "inverted":
+                polarity["inverted"].append({"record": rec.record_id, "channel": c, **p.as_dict()})
+            else:
+                polarity[p.verdict] += 1
         if k := rec.nonfinite_samples():
             gaps["samples"] += k
             gaps["records"] += 1
@@ -157,6 +166,7 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
         out["unread_arrays"] = dict(unread)
     if ppg_from:
         out["ppg_from"] = dict(ppg_from)
+    out["polarity"] = polarity
     return out
 
 
@@ -231,6 +241,7 @@ def format_summary(s: dict, indent: str = "") -> str:
     if waves and "ppg" not in s["channels"]:
         lines.append(f"{indent}  warning: no ppg channel but {len(waves)} PPG wavelengths ({', '.join(waves)}): a model "
                      f"reads one; name it in a dataset.yaml beside the recordings (channels: {{ppg: <column>}})")
+    lines += polarity_lines(s, indent=indent)
     if s.get("skipped"):
         lines.append(f"{indent}  skipped {len(s['skipped'])} bad item(s), e.g. {s['skipped'][0]}")
     return "\n".join(lines)
