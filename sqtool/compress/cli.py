@@ -179,7 +179,7 @@ class QuantizeConfig:
                                                                   "(default: the student's own; a stand-in "
                                                                   "student: that of the one it replaces)"})
     max_records: int | None = field(default=None, metadata={
-        "help": MAX_RECORDS_HELP + "; default (or 0): all, for a spectral teacher the teacher's own --max-records"})
+        "help": MAX_RECORDS_HELP + "; 0 = all (default: the teacher's own --max-records, recorded in config.yaml)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     threads: int = field(default=1, metadata={"help": "torch threads"})
     out: str | None = field(default=None, metadata={"help": "run directory (default: runs/quantize/<stamp>-<student>)",
@@ -273,7 +273,7 @@ def run(args) -> int:
     if ck is not None:
         from sqtool.compress.quantize_hr import quantize_hr_run
         check_spectral_options(cfg, ck)
-        run_dir, metrics = quantize_hr_run(with_teacher_task(cfg, ck), ck, log=log)
+        run_dir, metrics = quantize_hr_run(cfg, ck, log=log)
     elif cfg.student_init:
         raise SqtoolError("--student-init applies to spectral heart-rate students (a spec_* teacher); a time-domain "
                           "student is distilled from scratch")
@@ -299,7 +299,7 @@ def _resume(args) -> int:
         run_dir, metrics = quantize_run(cfg, log=log, resume_dir=cfg.out, epoch_lines=_epoch_lines(args))
     else:
         from sqtool.compress.quantize_hr import quantize_hr_run
-        run_dir, metrics = quantize_hr_run(with_teacher_task(cfg, ck), ck, log=log, run_dir=cfg.out)
+        run_dir, metrics = quantize_hr_run(cfg, ck, log=log, run_dir=cfg.out)
     print_results(run_dir, metrics)
     return 0
 
@@ -383,18 +383,22 @@ def _spectral_teacher(cfg):
 
 # ----------------------------------------------------------------------------- checks
 
-def with_teacher_task(cfg: QuantizeConfig, ck: dict) -> QuantizeConfig:
-    """`cfg` with its task the teacher checkpoint's (`ck`, as load_checkpoint returns it): --task left out (None)
-    takes it; another --task is refused in one line."""
+def with_teacher_run(cfg: QuantizeConfig, ck: dict) -> QuantizeConfig:
+    """`cfg` with the teacher checkpoint's (`ck`, as load_checkpoint returns it) task and --max-records: --task left
+    out (None) takes its task, another --task is refused in one line; --max-records left out (None) takes the
+    teacher run's own (0: all), so the student, its held-out split and the trivial predictor beside it read the
+    teacher's records; a --max-records given wins. Both go into the run's config.yaml as resolved."""
     task = ck["model_cfg"].get("task")
     if cfg.task is not None and cfg.task != task:
         raise SqtoolError(f"teacher {ck['path']} was fine-tuned for task '{task}', not '{cfg.task}' "
                           f"(pass --task {task}, or leave --task out, or a teacher for {cfg.task})")
-    return dataclasses.replace(cfg, task=task)
+    max_records = cfg.max_records if cfg.max_records is not None else \
+        int((ck.get("train_cfg") or {}).get("max_records") or 0)
+    return dataclasses.replace(cfg, task=task, max_records=max_records)
 
 
 def load_teacher(cfg: QuantizeConfig):
-    """The teacher checkpoint, model and cfg, and `cfg` with the teacher's task (`with_teacher_task`); refuses
+    """The teacher checkpoint, model and cfg, and `cfg` with the teacher's task and --max-records (`with_teacher_run`); refuses
     another kind, task, sampling rate or window."""
     from sqtool.data.tasks import task_spec
     from sqtool.core.checkpoint import file_sha256, load_checkpoint
@@ -405,7 +409,7 @@ def load_teacher(cfg: QuantizeConfig):
     ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task")
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     where = f"teacher {ck['path']}"
-    cfg = with_teacher_task(cfg, ck)
+    cfg = with_teacher_run(cfg, ck)
     if abs(tcfg.fs - cfg.fs) > 1e-6:
         raise SqtoolError(f"{where} runs at {tcfg.fs:g} Hz; the student is built for {cfg.fs:g} Hz "
                           f"(fine-tune the teacher at {cfg.fs:g} Hz, or pass --fs {tcfg.fs:g})")
@@ -600,7 +604,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         raise SqtoolError(f"--alpha must be in [0, 1], got {cfg.alpha}")
 
     # 1-2. teacher, student cfg, budget -------------------------------------------------------------
-    teacher, tcfg, t_sha, t_path, cfg = load_teacher(cfg)              # cfg.task: the teacher's
+    teacher, tcfg, t_sha, t_path, cfg = load_teacher(cfg)              # cfg.task, max_records: the teacher's
     regression_task = any(u not in D.CLASS_UNITS for u in tcfg.units[:len(tcfg.outputs)])
     scfg = D.student_cfg_from_teacher(tcfg, cfg.student, tuple(cfg.channels) or tuple(tcfg.channels),
                                       quality_head=cfg.quality_head and regression_task,
@@ -627,7 +631,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         ds = dataset_of(cfg.data_root)                 # a dataset.yaml or a built-in name
         root = cfg.data_root if cfg.data_root == "synthetic" or ds else resolve_data_root(cfg.data_root)
         say(f"loading task '{cfg.task}' from {root or 'synthetic'} ...")
-        data = load_task(cfg.task, root, scfg, max_records=cfg.max_records, seed=cfg.seed)
+        data = load_task(cfg.task, root, scfg, max_records=cfg.max_records or None, seed=cfg.seed)
     x_all = np.asarray(data.x, np.float32)
     have = list((getattr(data, "meta", {}) or {}).get("channels") or [])
     if have and have != list(scfg.channels) and x_all.ndim == 3 and x_all.shape[1] == len(have):

@@ -227,7 +227,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     metrics (metrics.json)."""
     import torch
 
-    from sqtool.compress.cli import teacher_skill
+    from sqtool.compress.cli import teacher_skill, with_teacher_run
     from sqtool.compress.distill import student_for
     from sqtool.compress.hr_qat import int8_logits, qat_bins, qat_cfg
     from sqtool.core import resolve_data_root
@@ -242,6 +242,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
 
     say = log or (lambda s: None)
     t0 = time.time()
+    cfg = with_teacher_run(cfg, ck)                                      # its task and --max-records
     # options first: a bad one costs nothing (no data read, no run folder)
     alpha = SPEC_KD if cfg.alpha is None else float(cfg.alpha)
     if not 0.0 <= alpha <= 1.0:
@@ -302,9 +303,8 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     corpus = hr_corpus_beside(ds, [d for d in datasets if d != ds.name], scfg, say, seed,
                               train_cfg.get("beside_root") or None)[0] if ds else \
         hr_corpus(root, datasets, scfg, log=say, seed=seed)
-    max_records = cfg.max_records or int(train_cfg.get("max_records") or 0)     # the teacher's recordings
-    if max_records:
-        corpus = corpus[:max_records]
+    if cfg.max_records:                                # the teacher's recordings, unless --max-records says
+        corpus = corpus[:cfg.max_records]
     keys = sorted({r.key for r in corpus})
     held, in_teacher = heldout_of(cfg, ck, corpus, ds, say)
     train, left = with_truth([r for r in corpus if r.key not in held], scfg.window_s)   # as the fine-tune leaves

@@ -17,7 +17,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
     fs: 125                       # Hz of every channel, unless a channel gives its own
     time_column: time             # CSV: a time column; a rate given too must agree with it (1 %)
     time_unit: s                  # s | ms | us (default: s)
-    channels:                     # generic formats: canonical name -> column name or 0-based position,
+    channels:                     # generic formats (NPZ: optional, its arrays' names say them): canonical
+                                  #   name -> column name or 0-based position,
       ppg: PPG                    #   or {column, fs, gain, offset, unit}: value = raw * gain + offset
       acc_x: {column: 2, gain: 0.000244, unit: g}   # acc_*: raw * gain + offset is in `unit` (ACC_UNITS: g,
                                   #   mg, m/s^2; default g), converted to g, the unit every model and the
@@ -398,7 +399,7 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         if str(name).startswith("acc"):
             ch.unit = acc_unit(ch.unit, f"{path}: {key}.unit")
         ds.channels[str(name)] = ch
-    if fmt in GENERIC_FORMATS and not ds.channels:
+    if fmt in GENERIC_FORMATS and not ds.channels and fmt != "npz":      # an NPZ's members name its channels
         raise SqtoolError(f"{path}: 'channels' is required for format {fmt} (e.g. ppg: <column>)")
     if ds.channels and not any(c.startswith("ppg") for c in ds.channels) and "ecg" not in ds.channels:
         raise SqtoolError(f"{path}: channels name no PPG channel (ppg, ppg2, ...): {', '.join(ds.channels)}")
@@ -482,7 +483,7 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
             for k in ("range", "band"):
                 if getattr(ls, k) is not None:
                     setattr(ls, k, _interval(getattr(ls, k), f"{key}.{k}", path, positive=k == "band"))
-        if ls.ecg is not None and ls.ecg not in ds.channels:
+        if ls.ecg is not None and ds.channels and ls.ecg not in ds.channels:   # none named (NPZ): when read
             raise SqtoolError(f"{path}: labels.hr.ecg names channel '{ls.ecg}', not in channels "
                               f"({', '.join(ds.channels)})")
         for k in ("af", "good", "poor"):            # class names: a list, or one name

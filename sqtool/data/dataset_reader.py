@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
-from sqtool.data.dataset_file import ACC_UNITS, STAMPS, DatasetFile
+from sqtool.data.dataset_file import ACC_UNITS, STAMPS, Channel, DatasetFile, acc_unit
 from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, check_bp, check_plausible, check_plausible_labels
 from sqtool.data.record import Label, Record
 
@@ -293,11 +293,13 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     if ds.format == "npz":
         from sqtool.data.readers._common import (is_npz_rate as is_rate, npz_rates, read_npz_channels,
                                                  refuse_matrix_members)
-        cols, unread = read_npz_channels(p, lambda name: is_rate(name) or name == "start_time")   # 1-D columns (a
-        #   2-D acc as acc_x, acc_y, acc_z) and rates; size-checked, one at a time; the file's other members: not picked
+        from sqtool.data.readers.generic import npz_sensor, npz_signals
+        cols, unread = read_npz_channels(p, lambda name: is_rate(name) or name in ("start_time", "signals"))   # 1-D
+        #   columns (a 2-D acc as acc_x, acc_y, acc_z) and rates; size-checked, one at a time; others: not picked
+        npz_signals(cols, where)                    # a (C, N) signals member: its C named rows, as read_npz reads it
         named = {c.column for c in ds.channels.values()}
-        refuse_matrix_members(unread, named.__contains__, where,            # a named column stored as a matrix
-                              f"and name each in {ds.path.name}'s channels")
+        refuse_matrix_members(unread, named.__contains__ if named else npz_sensor, where,   # a channel stored as a
+                              f"and name each in {ds.path.name}'s channels")            # matrix
         rates = npz_rates(cols, [k for k in cols if not is_rate(k)],      # as read_npz: fs_<name>, else fs
                           lambda k, key: f"{where}: '{key}'")
         start = None
@@ -378,7 +380,8 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     stem = p.name.split(".")[0]
     record_id = _record_id(ds, p)
     signals, fs, said = {}, {}, {}
-    for ch, spec in ds.channels.items():
+    channels = ds.channels or npz_channels(ds, cols, names, where)
+    for ch, spec in channels.items():
         col, v = _pick(cols, names, spec.column, where, f"channel '{ch}'")
         r = spec.fs or ds.fs or rates.get(col) or fs_t
         said[ch] = (f"channels.{ch}.fs: {spec.fs:g} (Hz) in {ds.path.name}" if spec.fs else f"fs: {ds.fs:g} (Hz) "
@@ -399,7 +402,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         if ch.startswith("acc") and ACC_UNITS[spec.unit] != 1.0:      # to g (unit checked when parsed)
             signals[ch] = signals[ch] * ACC_UNITS[spec.unit]
         fs[ch] = check_fs(float(r), f"{where}: channel '{ch}'")
-    check_acc_unit(ds, signals, fs, where)
+    check_acc_unit(ds, channels, signals, fs, where)
     row_fs = ds.fs or fs_t or next(iter(fs.values()))
     subject = _subject(ds, cols, names, rel, stem, where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
@@ -408,9 +411,8 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         rec.meta["rate_said"] = said[rec.primary_channel()]
     if ds.format == "npz":                           # arrays of their own lengths: a shorter one is refused, as
         rec.check_spans(slack=1)                     # read_npz does, never cut to by the stream
-        used = {_pick(cols, names, c, where, "")[0] for c in [*(ch.column for ch in ds.channels.values()),
-                *(src.column for src in ds.labels.values() if src.column is not None),
-                *([ds.subject.column] if ds.subject.column is not None else [])]}
+        used = {_pick(cols, names, ch.column, where, "")[0] for ch in channels.values()} | \
+            not_channels(ds, cols, names, where)
         if unread := [f"{k} ({len(cols[k])},)" for k in names if k not in used]:   # as the bare reader names them
             rec.meta["unread_arrays"] = unread                                     # (data inspect's note)
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
@@ -418,11 +420,35 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     return check_record(rec)
 
 
+def not_channels(ds: DatasetFile, cols, names, where: str) -> set[str]:
+    """The columns (members) of a recording that a dataset file reads as labels or its subject, not as channels."""
+    return {_pick(cols, names, c, where, "")[0] for c in [
+        *(src.column for src in ds.labels.values() if src.column is not None),
+        *([ds.subject.column] if ds.subject.column is not None else [])]}
+
+
+def npz_channels(ds: DatasetFile, cols, names, where: str) -> dict[str, Channel]:
+    """The channels of an NPZ recording of a dataset file that names none (`channels:` left out): its 1-D numeric
+    members that are no label or subject column, named as the plain NPZ reader names them
+    (`generic.npz_channel_names`: ppg, acc_x, ...; its one-line error where it has none); a label's ECG channel
+    that is not among them is one line."""
+    from sqtool.data.readers.generic import npz_channel_names
+    taken = not_channels(ds, cols, names, where)
+    arrays = [k for k in names if k not in taken and np.issubdtype(np.asarray(cols[k]).dtype, np.number)]
+    named = npz_channel_names(arrays, where)[0]
+    for src in ds.labels.values():
+        if src.ecg is not None and src.ecg not in named:
+            raise SqtoolError(f"{where}: labels.hr.ecg names channel '{src.ecg}', not among the file's "
+                              f"({', '.join(named)})")
+    return {ch: Channel(column=k, unit=acc_unit("", where) if ch.startswith("acc") else "")   # acc: in g
+            for ch, k in named.items()}
+
+
 GRAVITY_BAND = (0.5, 2.0)           # g: the gravity a wrist accelerometer measures, through any motion
 GRAVITY_WINDOW_S = 2.0              # s: the acc vector's mean over a window is gravity (motion averages out)
 
 
-def check_acc_unit(ds: DatasetFile, signals: dict, fs: dict, where: str) -> str | None:
+def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, where: str) -> str | None:
     """One 'sqtool: warning:' line (and the likely unit returned) when the gravity that acc_x/y/z measure, in g
     after conversion, is outside GRAVITY_BAND while another of ACC_UNITS would put it inside: about 9.8 said g
     is m/s^2, about 1 said m/s^2 is g, about 1000 said g is mg. Gravity: the median over 2 s windows of the
@@ -433,7 +459,7 @@ def check_acc_unit(ds: DatasetFile, signals: dict, fs: dict, where: str) -> str 
     if not all(a in signals for a in axes) or len({len(signals[a]) for a in axes}) != 1 \
             or len({fs[a] for a in axes}) != 1:
         return None
-    units = {ds.channels[a].unit for a in axes}
+    units = {channels[a].unit for a in axes}
     if len(units) != 1:
         return None
     said = units.pop()

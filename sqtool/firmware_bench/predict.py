@@ -409,6 +409,10 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if md.get("task") == "pretrain":
         raise SqtoolError(f"{art.export_dir} is a pretrained encoder (task pretrain, no outputs): fine-tune it on a "
                           "task first (sqtool train finetune)")
+    if spectral:                                   # an unknown --runtime: one line before any recording is read
+        spectral_runtime(cfg.runtime)
+    else:
+        time_domain_runtime(cfg, art)
     left_out: list[str] = []                       # a folder's files the readers refuse: left out, as a short one
     excluded: list[str] = []                       # a dataset file's exclude list (TROIKA's DATA_S04_T01): said
     if records is None:
@@ -418,8 +422,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             records, data = [S.cut(r, cfg.max_seconds) for r in S.synthetic_records()], "synthetic"
         else:
             path = S.resolve_data(cfg.data, cfg.data_root)
-            records = S.load_records(path, 0, cfg.max_seconds, log=excluded.append, left_out=left_out)
-            data = str(getattr(path, "path", path))
+            records = S.iter_load(path, cfg.max_seconds, log=excluded.append, left_out=left_out)   # one at a time:
+            data = str(getattr(path, "path", path))     # a file the model refuses (its rate) stops the read there
     else:                                          # made in code: checked here, as a reader checks its own
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
     prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
@@ -759,18 +763,10 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     channel is one line naming it; left: as prepare_spectral's."""
     from sqtool.data.dataset_tasks import class_truth
     from sqtool.data.record import subject_key, tile_record
-    from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench.stream import StreamSpec, at_stream_rate, replay
     md = art.metadata
     spec = StreamSpec.from_model_cfg(md, filter=cfg.filter)
-    if R.front_family(md):                             # rr_spec, af_beats: a float model over a Python front end
-        name, what = front_runtime(cfg.runtime, art)
-    else:
-        name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else \
-            default_runtime(art, TIME_DOMAIN["c"])
-    if name not in R.RUNTIMES:
-        raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite (litert), "
-                          "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")
+    name, what = time_domain_runtime(cfg, art)
     tile = md.get("short_records") == "tile"           # as the model's training data (export metadata)
     def one(r) -> _TdRec:
         require_channels(r, spec.channels, r.record_id)   # else left out, as the bench leaves it out
@@ -790,6 +786,21 @@ def _prepare_time_domain(cfg: PredictConfig, art, records, left: list[str] = ())
     return {"recs": recs, "runtime": name, "why": why, "short": short, "filter": cfg.filter,
             "streams": [(r.record, list(spec.channels)) for r in recs],
             "fed": [{c: c for c in spec.channels} for _ in recs]}
+
+
+def time_domain_runtime(cfg: PredictConfig, art) -> tuple[str, str]:
+    """(runtime, what it is) a time-domain export runs on: --runtime (`TIME_DOMAIN`'s names, a front-end model's
+    `front_runtime`), else the export's default (`default_runtime`); an unknown name is one line."""
+    from sqtool.firmware_bench import runtimes as R
+    if R.front_family(art.metadata):                   # rr_spec, af_beats: a float model over a Python front end
+        name, what = front_runtime(cfg.runtime, art)
+    else:
+        name, what = (TIME_DOMAIN.get(cfg.runtime, cfg.runtime), "") if cfg.runtime else \
+            default_runtime(art, TIME_DOMAIN["c"])
+    if name not in R.RUNTIMES:
+        raise SqtoolError(f"--runtime {cfg.runtime}: unknown for a time-domain model (choose c, tflite (litert), "
+                          "tflm, onnx, torch or mcu; the C pipeline is the spectral models')")
+    return name, what
 
 
 FRONT_CHOICES = {"tflite": "litert_float", "litert": "litert_float", "onnx": "onnx_float", "torch": "torch_teacher"}

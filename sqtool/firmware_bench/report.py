@@ -484,13 +484,14 @@ def long_enough(records, prepare, window_s: float, data: str = "records", skip=N
     predict and both benches. A recording whose prepare raises TooShort (or any `skip` exception: the spectral
     bench also leaves out one without the model's channels) is left out; other errors still stop. None left: one
     SqtoolError line, the reason itself for one recording left out, else the count and the first reasons of all."""
-    out, left, short = [], list(left), 0
+    out, mine, short = [], [], 0
     for r in records:
         try:
             out.append(prepare(r))
         except (skip or TooShort) as e:
-            left.append(str(e))
+            mine.append(str(e))
             short += isinstance(e, TooShort)
+    left = list(left) + mine                  # read after the loop: a lazy reader fills the caller's list as it goes
     if not out:
         if not left:
             raise SqtoolError(f"--data {data}: no recordings")

@@ -103,24 +103,34 @@ def cut(record, max_seconds: float):
 
 
 def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None, left_out: list | None = None) -> list:
-    """The recordings of a path, or of a DatasetFile (its exclusions reported through `log`). With `left_out` (a
-    list), a file of a folder the readers refuse is left out, its one-line reason appended there (`_readable`), and
-    none left is no error here (the caller says why)."""
-    from sqtool.data.readers import iter_records
+    """The recordings of a path, or of a DatasetFile (its exclusions reported through `log`), all read (the benches;
+    predict takes them one at a time, `iter_load`). With `left_out` (a list), a file of a folder the readers refuse
+    is left out, its one-line reason appended there (`_readable`), and none left is no error here (the caller says
+    why)."""
     out = []
-    if hasattr(path, "records"):
-        recs = path.records(log=log)
-    elif left_out is None:
-        recs = iter_records(path)
-    else:
-        recs = _readable(path, left_out)
-    for r in recs:
-        out.append(cut(r, max_seconds))
+    for r in iter_load(path, max_seconds, log, left_out, whole=True):
+        out.append(r)
         if max_records and len(out) >= max_records:
             break
     if not out and not left_out:
         raise SqtoolError(f"--data {path}: no usable recordings")
     return out
+
+
+def iter_load(path, max_seconds: float = 0.0, log=None, left_out: list | None = None, whole: bool = False):
+    """`load_records`' recordings one at a time, each cut to `max_seconds`, read only as the caller asks for the
+    next: a file the caller refuses (a rate its model cannot take) stops the read there, before the files after
+    it. A DatasetFile: `iter_records` (its checks over every recording after the last), or its `records` read
+    whole when `whole`."""
+    from sqtool.data.readers import iter_records
+    if hasattr(path, "records"):
+        recs = path.records(log=log) if whole else path.iter_records(log=log)
+    elif left_out is None:
+        recs = iter_records(path)
+    else:
+        recs = _readable(path, left_out)
+    for r in recs:
+        yield cut(r, max_seconds)
 
 
 def _readable(path, left_out: list):

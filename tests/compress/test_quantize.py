@@ -335,3 +335,31 @@ def test_no_progress_keeps_quantizes_per_item_lines_and_drops_only_the_epochs(ca
     _log(off)("decoder on the students' out-of-fold logits: sigma 4")
     assert "decoder on the students' out-of-fold logits" in capsys.readouterr().err
     assert not _epoch_lines(off) and _epoch_lines(on)
+
+
+@pytest.mark.parametrize("given, loaded", [(None, 3), (4, 4), (0, None)])
+def test_quantize_reads_the_teachers_max_records_unless_given(tmp_path, monkeypatch, given, loaded):
+    """A teacher fine-tuned with --max-records 3 was quantized on every record (the time-domain path read
+    cfg.max_records, None), so its student, held-out split and the trivial predictor beside it came from another
+    record set than the teacher's. --max-records left out now takes the teacher run's, a given one (0 = all) wins,
+    and config.yaml records the value the run read."""
+    import sqtool.data.tasks as T
+    from compress_fixtures import synthetic_hr_task
+    from sqtool.core.checkpoint import save_checkpoint
+    t = make_teacher(tmp_path / "ft" / "model.pt", None)
+    ck = load_checkpoint(t)
+    save_checkpoint(t, kind="teacher_task", model_cfg=ck["model_cfg"], state_dict=ck["state_dict"],
+                    train_cfg={"data_root": "synthetic", "max_records": 3})
+    asked = []
+
+    def load_task(task, root, model_cfg, *, max_records=None, seed=0):
+        asked.append(max_records)
+        return synthetic_hr_task(n_subjects=max_records or 5, duration_s=60.0)
+    monkeypatch.setattr(T, "load_task", load_task)
+    d = quantize(QuantizeConfig(teacher=str(tmp_path / "ft"), out=str(tmp_path / "q"), epochs=1, qat_epochs=0,
+                                batch_size=32, max_records=given))
+    assert asked == [loaded]
+    saved = yaml.safe_load((d / "config.yaml").read_text())["config"]
+    assert saved["max_records"] == (loaded or 0)
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["heldout_windows"] + m["train_windows"] == len(synthetic_hr_task(n_subjects=loaded or 5, duration_s=60.0))

@@ -90,7 +90,7 @@ def test_a_final_fit_without_an_estimate_says_it_measured_none(runs, tmp_path, c
      "the --estimate-from run calibrated on every training subject"),
     (["--heldout-fraction", "0", "--estimate-from", "LEAKY"], "were not held out of its teacher's fine-tuning too"),
     (["--heldout-fraction", "0", "--estimate-from", "OTHER_TEACHER"], "another recipe (teacher epochs 1 there, 2 here)"),
-    (["--heldout-fraction", "0", "--max-records", "3", "--estimate-from", "EVAL"], "another recipe (max_records 0 "
+    (["--heldout-fraction", "0", "--max-records", "3", "--estimate-from", "EVAL"], "another recipe (max_records 4 "
                                                                                   "there, 3 here"),
 ])
 def test_options_that_would_estimate_another_model_are_one_line(runs, tmp_path, capsys, extra, says):

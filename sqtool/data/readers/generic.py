@@ -316,31 +316,21 @@ def read_npz(path, fs: float | None = None) -> Record:
     meta = {k: str(data.pop(k)) for k in ("subject", "record_id", "dataset") if k in data}
     start = npz_start_time(data.pop("start_time"), where) if "start_time" in data else None
     stored = {k: data.pop(k) for k in list(data) if is_npz_rate(k)}
-    if "signals" in data:
-        x = np.asarray(data.pop("signals"))
-        names = [str(c) for c in data.pop("channels", np.array([f"ch{i}" for i in range(len(x))]))]
-        if x.ndim != 2 or len(names) != x.shape[0]:
-            raise SqtoolError(f"{where}: 'signals' must be (C, N) with C names in 'channels'")
-        data.update({n: x[i] for i, n in enumerate(names)})
-    refuse_matrix_members(unread, lambda k: re.fullmatch(r"ppg\w*|acc(_[xyz])?", canonical(k)), where)
+    npz_signals(data, where)
+    refuse_matrix_members(unread, npz_sensor, where)
     arrays = {k: v for k, v in data.items() if v.ndim == 1 and np.issubdtype(v.dtype, np.number)}  # the channels
     unread += [f"{k} {v.shape}" for k, v in data.items() if k not in arrays]       # text, scalars: no channel
     rates = npz_rates(stored, arrays, lambda k, key: f"{where}: channel '{k}'", default=fs)
     signals, fsd = {}, {}
-    wave = _lone_wavelength([canonical(k) for k in arrays])
-    ppg_from = next((k for k in arrays if canonical(k) == wave), None)
-    for k, v in arrays.items():
-        ch = "ppg" if k == ppg_from else canonical(k)
-        signals[ch] = v.astype(np.float64)
+    named, ppg_from = npz_channel_names(arrays, where, unread)
+    for ch, k in named.items():
+        signals[ch] = arrays[k].astype(np.float64)
         if k not in rates:
             raise SqtoolError(f"{where}: no sampling rate for channel '{k}' (store 'fs' or 'fs_{k}', or pass fs)")
         fsd[ch] = rates[k]
         if fs is not None and abs(fsd[ch] - fs) > RATE_TOL * fs:
             raise SqtoolError(f"{where}: file says {fsd[ch]:g} Hz for '{k}' but fs={fs:g} was given; "
                               f"wrong sampling rate")
-    if not signals:
-        raise SqtoolError(f"{where}: no 1-D numeric signal arrays in the .npz" +
-                          (f" (not read: {', '.join(unread)})" if unread else ""))
     signals = _ppg_first(signals)
     name = p.stem
     meta_out = {**({"start_time": start} if start else {}), **({"unread_arrays": unread} if unread else {}),
@@ -348,6 +338,38 @@ def read_npz(path, fs: float | None = None) -> Record:
     return Record(dataset=meta.get("dataset", "npz"), subject=meta.get("subject", name),
                   record_id=meta.get("record_id", name), signals=signals, fs={c: fsd[c] for c in signals},
                   meta=meta_out, source=where).check_spans(slack=1)   # a channel's lost tail: one line, not a cut
+
+
+def npz_signals(data: dict, where: str) -> None:
+    """An NPZ's (C, N) `signals` member with its C names in `channels` (else ch0, ch1, ...) as one 1-D member per
+    name, in `data` (its members) in place; one line when they do not fit."""
+    if "signals" not in data:
+        return
+    x = np.asarray(data.pop("signals"))
+    names = [str(c) for c in data.pop("channels", np.array([f"ch{i}" for i in range(len(x))]))]
+    if x.ndim != 2 or len(names) != x.shape[0]:
+        raise SqtoolError(f"{where}: 'signals' must be (C, N) with C names in 'channels'")
+    data.update({n: x[i] for i, n in enumerate(names)})
+
+
+def npz_sensor(name: str) -> bool:
+    """Whether an NPZ member's name is a PPG or accelerometer channel's: stored as a matrix, it is refused
+    (`refuse_matrix_members`), not left unread as a channel missing."""
+    return re.fullmatch(r"ppg\w*|acc(_[xyz])?", canonical(name)) is not None
+
+
+def npz_channel_names(arrays, where: str, unread=()) -> tuple[dict[str, str], str | None]:
+    """({channel: member} of an NPZ's 1-D numeric members `arrays` (names), each channel named by `canonical`
+    (PLETH -> ppg, accx -> acc_x), a lone PPG wavelength without a plain ppg as ppg (`_lone_wavelength`); that
+    member or None). No member: one line naming the members not read (`unread`). read_npz's channels, and a
+    dataset file's of NPZ recordings that names none (`channels:` left out)."""
+    arrays = list(arrays)
+    if not arrays:
+        raise SqtoolError(f"{where}: no 1-D numeric signal arrays in the .npz" +
+                          (f" (not read: {', '.join(unread)})" if unread else ""))
+    wave = _lone_wavelength([canonical(k) for k in arrays])
+    ppg_from = next((k for k in arrays if canonical(k) == wave), None)
+    return {("ppg" if k == ppg_from else canonical(k)): k for k in arrays}, ppg_from
 
 
 def npz_start_time(v, where: str) -> str:
