@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 STRICT = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wfloat-equal", "-Wconversion",
-          "-Wsign-conversion", "-Wcast-align=strict", "-Wdouble-promotion", "-Wundef"]
+          "-Wsign-conversion", "-Wcast-align=strict", "-Wdouble-promotion", "-Wundef", "-Wmissing-prototypes",
+          "-Wstrict-prototypes"]
 M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 M0P = ["-mcpu=cortex-m0plus", "-mthumb"]
 RV32 = ["-march=rv32imc", "-mabi=ilp32"]

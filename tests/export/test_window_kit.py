@@ -176,6 +176,16 @@ def test_a_recording_of_another_channel_count_is_one_line(kit, tmp_path):
     assert p.stderr.strip() == f"{wrong}: cannot read it, or not {len(md['channels'])} channels"
 
 
+def test_every_source_has_its_prototype(kit, tmp_path):
+    """-Wmissing-prototypes -Wstrict-prototypes -Werror, as many firmware builds set: example/selftest.c's
+    sq_window_selftest had no declaration in any header the kit ships (now sq_window.h)."""
+    for src in [*sorted((kit / "c").glob("*.c")), *sorted((kit / "example").glob("*.c"))]:
+        r = subprocess.run(["cc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wmissing-prototypes",
+                            "-Wstrict-prototypes", f"-I{kit / 'c'}", f"-I{kit / 'test_vectors'}", "-c", str(src),
+                            "-o", str(tmp_path / "x.o")], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+
+
 def test_a_dropout_is_found_under_fast_math_flags(kit, tmp_path):
     """A firmware built with -ffinite-math-only (part of -ffast-math, -Ofast) lets the compiler take every float as
     finite: the dropout test reads the float's bits, so the NaN stretch of the kit's recording is still held and

@@ -1,7 +1,7 @@
 /*
  * example/selftest.c - the bit-exactness check of the device loop for a board without a file system or stdio.
  *
- *   int sq_window_selftest(void);
+ *   int sq_window_selftest(void);               (declared in c/sq_window.h)
  *
  * Streams the test recording of test_vectors/sq_wvectors.h (recording.bin as a C array of int16 ADC counts, its
  * dropout as a sample range: synthetic signal, no subject data) through sq_window_push and sq_model_run and
