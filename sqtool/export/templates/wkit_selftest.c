@@ -56,7 +56,7 @@ static int sq_st_same(int32_t w)
 #if SQ_WVEC_TRACKED
     {
         const double hr = sq_tracker_push(&sq_st_trk, sq_st_y, sq_st_fe.flagged);
-        if ((isnan(hr) ? -1L : (long)floor(hr * 1000.0 + 0.5)) != (long)sq_wvec_tracked[w]) {
+        if ((!sq_st_trk.has_hr ? -1L : (long)floor(hr * 1000.0 + 0.5)) != (long)sq_wvec_tracked[w]) {
             return 0;
         }
     }
