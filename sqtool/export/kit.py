@@ -791,6 +791,27 @@ def scale_texts(graph, spec: dict) -> dict:
                           "model, so no `decoder_spec.int8_logit_scale`)."}
 
 
+FLOAT_FILES = ("model_float.onnx", "model_float_batch.onnx", "model_float.tflite")   # a float-only export's
+
+
+def network_texts(graph, out: Path, nbins: int, nch: int) -> dict:
+    """INTEGRATION.md's words on the network's files and their inputs: an int8 export's every kind (its kit writes
+    them before its other targets); a float-only export's the float files its folder holds, and no int8 one."""
+    shapes = {"model_float.onnx": f"`model_float.onnx` takes codes / 127 as float32 (1, {nch}, {nbins}) channels-first",
+              "model_float_batch.onnx": f"`model_float_batch.onnx`, the float ONNX with a batch axis: (B, {nch}, "
+                                        f"{nbins}), many windows per call",
+              "model_float.tflite": f"`model_float.tflite` takes codes / 127 as float32 (1, 1, {nbins}, {nch})"}
+    if getattr(graph, "int8", True):
+        return {"NETWORK_FILES": "`model_*.onnx`, `model_*.tflite`, `c/`",
+                "NETWORK_INPUT": f"float ONNX / TFLite and int8 ONNX take codes / 127 as float32 (1, {nch}, {nbins}) "
+                                 f"channels-first (TFLite float: (1, 1, {nbins}, {nch}); `model_float_batch.onnx`, the "
+                                 f"float ONNX with a batch axis: (B, {nch}, {nbins}), many windows per call); TFLite "
+                                 f"int8 takes the codes themselves (1, 1, {nbins}, {nch})"}
+    files = [f for f in FLOAT_FILES if (out / f).is_file()]
+    return {"NETWORK_FILES": ", ".join(f"`{f}`" for f in files) or "the float model",
+            "NETWORK_INPUT": "; ".join(shapes[f] for f in files) or "codes / 127 as float32"}
+
+
 def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = None, n_ppg: int = 1,
                run_dir=None, names: dict | None = None, decoder=None) -> list[Path]:
     """MODEL_CARD.md and INTEGRATION.md (templates/INTEGRATION.md: what must run around the network, for an
@@ -811,7 +832,7 @@ def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = 
               "NBINS": dec.n_bins, "FS_IN": f"{fe.fs_in:g}", "FS": f"{fe.fs:g}", "INPUTS": ", ".join(input_channels(fe)),
               "WINDOW_S": f"{fe.window_s:g}", "HOP_S": f"{fe.hop_s:g}", "NCH": fe.n_channels,
               "CHANNELS": ", ".join(mc["channels"]), "BIN_LO": f"{lo:g}", "BIN_HI": f"{hi:g}", "BIN_STEP": f"{step:g}",
-              **scale_texts(graph, spec),
+              **scale_texts(graph, spec), **network_texts(graph, out, dec.n_bins, fe.n_channels),
               "TEMPERATURE": f"{spec['temperature']:g}",
               "FRONTEND_STEPS": "\n".join(f"{i}. {t}" for i, t in enumerate(fec["steps"], 1)),
               "GATING_RULE": gating["rule"], "FLAGGED": gating["flagged"],

@@ -233,6 +233,9 @@ LOGIT_SCALE_NOTE = ("decoder.logit_scale is not read by sqtool (the model's trai
                     "outputs as they come, and for int8 codes (TFLite int8, C) z = code x quantization.output_scale "
                     "(int8_logit_scale = output_scale / temperature per code; c/<prefix>_decoder_tables.h's "
                     "logit_scale). Raw int8 codes with logit_scale 1 make the decoder over-confident")
+FLOAT_LOGIT_NOTE = ("decoder.logit_scale is not read by sqtool (the model's training-time value): the likelihood is "
+                    "exp((z_k - max z) / temperature) over REAL-valued logits z, the float model's outputs as they "
+                    "come (this export holds no int8 model)")
 
 
 def spectral_contract(cfg: dict, graph=None, fs_in: float | None = None, n_ppg: int | None = None) -> dict:
@@ -346,7 +349,7 @@ def decoder_spec(cfg: dict, graph=None) -> dict:
     spec = {
         "format": "sqtool.decoder/v1",
         "grid": f"F = {F} bins, centres b_k = {lo:g} + {step:g} k BPM, k = 0..{F - 1}",
-        "logits": "z_k, real-valued: " + LOGIT_SCALE_NOTE,
+        "logits": "z_k, real-valued: " + (LOGIT_SCALE_NOTE if graph is not None else FLOAT_LOGIT_NOTE),
         "temperature": temperature,
         "start": f"posterior before the first window: pi, {start}",
         "first_window": "no transition before the first window after a reset: p = normalise(pi x L)",

@@ -278,8 +278,10 @@ def c_front_end_text(out: Path, md: dict) -> str:
             "`example/selftest.c` with the vectors compiled in for a board without files (`make selftest`), and for "
             "the MPS2 AN386 Cortex-M4 board (`make check-mps2`, under QEMU; `check-an505` and `check-an547` for the "
             "Cortex-M33 and M55 boards), each compared with "
-            "`test_vectors/expected.txt` (a synthetic recording, no subject data): built in ISO C99 (no fused or "
-            "reordered float operations), a port must reproduce it bit for bit. The steps are written out below for "
+            "`test_vectors/expected.txt` (a synthetic recording, no subject data): built in ISO C99 with "
+            "`-ffp-contract=off` (no fused or reordered float operations), a port must reproduce it bit for bit; a "
+            "firmware that compiles `c/*.c` with its own flags adds `-ffp-contract=off` too (GCC's default GNU modes "
+            "fuse multiply-adds on an FPU core) and leaves out `-ffast-math`. The steps are written out below for "
             "any other runtime." + (
                 " A heart-rate model's folder adds `c/sq_tracker.{h,c}`: the tracker `sqtool predict` writes as "
                 "hr_tracked_bpm and `sqtool bench` scores, on the int8 hr_bpm (and quality) outputs and the window's "

@@ -27,11 +27,12 @@ Layout of out_dir:
     test_vectors/sq_wvectors.h   the recording (int16 ADC counts, its dropout a sample range) and expected.txt as
                                  C arrays, for example/selftest.c
 
-The front end is float32. In ISO C (-std=c99: no fused multiply-add, no reordering) its operations round the same
-on every IEEE-754 target, so a port's `make check` must reproduce expected.txt exactly: the project's Cortex-M4,
-M33 and M55 builds do (sqtool bench: mcu_m4_window against c_window). Whether the host's codes are sqtool's is what
-`sqtool bench --runtime c_window` measures against sqtool's stream (and tests/export/test_window_kit.py on these
-vectors: never more than one code apart).
+The front end is float32. In ISO C with -ffp-contract=off (no fused multiply-add, no reordering: the kit's Makefile
+and CMakeLists.txt pass it after the user's CFLAGS) its operations round the same on every IEEE-754 target, so a
+port's `make check` must reproduce expected.txt exactly: the project's Cortex-M4, M33 and M55 builds do (sqtool
+bench: mcu_m4_window against c_window). Whether the host's codes are sqtool's is what `sqtool bench --runtime
+c_window` measures against sqtool's stream (and tests/export/test_window_kit.py on these vectors: never more than one
+code apart).
 """
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ MD = {"model": "cnn1d_student_xs", "outputs": ["hr_bpm", "quality_logit"],
 
 
 class _Tracker(ctypes.Structure):
-    _fields_ = [("state", ctypes.c_double), ("has_state", ctypes.c_int32), ("pushes", ctypes.c_int32)]
+    _fields_ = [("state", ctypes.c_double), ("has_state", ctypes.c_int32), ("pushes", ctypes.c_int32),
+                ("has_hr", ctypes.c_int32)]
 
 
 def _lib(tmp_path, md):
@@ -82,6 +83,38 @@ def test_it_reads_the_int8_outputs_and_the_dropout_share_as_bench_does(tmp_path)
                                                                             got[~np.isnan(got)])
     no_q = {**MD, "outputs": ["hr_bpm"], "output_quantization": MD["output_quantization"][:1]}
     assert "#define SQ_TRK_QUALITY_INDEX -1" in cfg_header(no_q)          # no quality head: not gated on one
+
+
+@pytest.mark.parametrize("flags", [["-O2"], ["-O2", "-ffast-math"], ["-Ofast"]])
+def test_a_firmware_built_with_fast_math_knows_when_there_is_no_heart_rate(tmp_path, flags):
+    """A firmware built with -ffast-math (-ffinite-math-only) lets the compiler take every double as finite: a
+    caller's isnan(hr), the header's "NaN until the first window it accepts", was compiled away, and so would be the
+    tracker's own isfinite(est). Now the tracker reads finiteness from the double's bits and says in has_hr whether
+    it returned a heart rate: first windows rejected (the raw estimate passes, a NaN or out-of-range one is none),
+    the first accepted one, limited steps, re-acquisition after RESET_AFTER of them, NaN and Inf held, as sqtool's
+    tracker, every bit."""
+    from pathlib import Path
+    from sqtool.core.tracking import TrackerCfg
+    render_tracker(MD, tmp_path)
+    exe = tmp_path / "trk"
+    subprocess.run(["cc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", *flags, "-I", str(tmp_path),
+                    str(Path(__file__).with_name("trk_harness.c")), str(tmp_path / "sq_tracker.c"), "-lm", "-o",
+                    str(exe)], check=True)
+    cfg = TrackerCfg()
+    jump = [150.0] * (cfg.reset_after + 1)                                 # limited steps, then re-acquired
+    est = np.array([np.nan, 10.0, 80.0, np.nan, 300.0, 82.0, 84.0, np.nan, np.inf, *jump, 149.0, np.nan, 60.0])
+    ok = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, *[1] * len(jump), 1, 0, 1], bool)
+    rng = np.random.default_rng(5)
+    more = 90 + np.cumsum(rng.normal(0, 3, 1000))
+    more[rng.random(1000) < 0.1] = np.nan
+    more[rng.random(1000) < 0.05] = rng.choice([-np.inf, 10.0, 300.0, np.inf])
+    est, ok = np.concatenate([est, more]), np.concatenate([ok, rng.random(1000) > 0.2])
+    text = "".join(f"{float(e)!r} {int(o)}\n" for e, o in zip(est, ok))
+    got = subprocess.run([str(exe)], input=text, capture_output=True, text=True, check=True).stdout.split()
+    want = ["none" if np.isnan(v) else f"{np.float64(v).view(np.uint64):016x}" for v in track(est, ok)]
+    assert got[:5] == want[:5] == ["none", "none", f"{np.float64(80.0).view(np.uint64):016x}", "none", "none"]
+    assert got == want
+    assert want[5 + 4 + cfg.reset_after - 1] == f"{np.float64(150.0).view(np.uint64):016x}"   # re-acquired
 
 
 def test_only_a_heart_rate_model_gets_one():

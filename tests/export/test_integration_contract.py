@@ -155,7 +155,8 @@ def test_the_doc_states_the_taps_rule_and_how_predict_replays_a_recording(export
 def test_a_float_only_export_ships_the_card_and_the_integration_doc_too(exports, tmp_path, target):
     """A float spectral model (a teacher, or the float student alone, e.g. for a phone app that runs float ONNX)
     used to ship the contract in metadata.json but neither MODEL_CARD.md nor INTEGRATION.md: now both, every
-    placeholder filled, the int8 lines saying there is no int8 model, the float model's size in the card."""
+    placeholder filled, the int8 lines saying there is no int8 model, the float model's size in the card; the
+    document names the model files the folder holds (it named int8 ONNX / TFLite and c/ generically)."""
     from sqtool.export.cli import ExportConfig, export
     from sqtool.export.kit import float_net
     run = exports[0]
@@ -168,6 +169,11 @@ def test_a_float_only_export_ships_the_card_and_the_integration_doc_too(exports,
     assert f"The float logits z enter the decoder as z / {_md(folder)['decoder_spec']['temperature']:g}" in doc
     md = _md(folder)
     assert all(s in doc for s in md["frontend"]["steps"]) and md["gating"]["rule"] in doc
+    held = [f for f in ("model_float.onnx", "model_float_batch.onnx", "model_float.tflite") if (folder / f).is_file()]
+    assert held and all(f"`{f}`" in doc for f in held)               # the network's files: those it holds, no int8 one
+    for absent in ("model_*", "model_int8", "int8 ONNX", "TFLite int8", "`c/`",
+                   *({"model_float.onnx", "model_float_batch.onnx", "model_float.tflite"} - set(held))):
+        assert absent not in doc, absent
     net = float_net(md["model_cfg"])
     assert f"- {net.macs} MACs per window, {net.weight_bytes} bytes of weights and biases" in card
     assert card.startswith("# Model card") and "quantization `float32`" in card

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 STRICT = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wfloat-equal", "-Wconversion",
-          "-Wsign-conversion", "-Wcast-align=strict", "-Wdouble-promotion", "-Wundef"]
+          "-Wsign-conversion", "-Wcast-align=strict", "-Wdouble-promotion", "-Wundef", "-Wmissing-prototypes",
+          "-Wstrict-prototypes"]
 M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 M0P = ["-mcpu=cortex-m0plus", "-mthumb"]
 RV32 = ["-march=rv32imc", "-mabi=ilp32"]
@@ -63,6 +64,44 @@ def _picolibc(cc: str, flags: list[str], tmp: Path) -> bool:
     r = subprocess.run([cc, *flags, "--specs=picolibc.specs", "-c", str(tmp / "p.c"), "-o", str(tmp / "p.o")],
                        capture_output=True, text=True, timeout=60)
     return r.returncode == 0
+
+
+# ----------------------------------------------------------------------------- no fused multiply-add
+
+def _fp_contract_last(cmd: str) -> bool:
+    """Whether a compile command's last -ffp-contract is off (GCC takes the last one)."""
+    modes = [w for w in cmd.split() if w.startswith("-ffp-contract=")]
+    return bool(modes) and modes[-1] == "-ffp-contract=off"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_its_makefile_never_lets_the_compiler_fuse_a_multiply_add(kit, tmp_path):
+    """GCC's GNU modes (-std=gnu11, its default) contract a * b + c into a fused multiply-add on an FPU core: the
+    float code then rounds once where sqtool's reference rounds twice. Every compile of the kit's Makefile, host and
+    board, passes -ffp-contract=off after the user's CFLAGS (the Makefile only said to build in ISO C99)."""
+    b = tmp_path / "b"
+    r = subprocess.run(["make", "-n", "-C", str(kit), f"BUILD={b}", "CC=cc", "CFLAGS=-O2 -std=gnu11 -ffp-contract=fast",
+                        str(b / "host" / "example"), str(b / "host" / "selftest"), str(b / "an386" / "example.elf"),
+                        str(b / "an547" / "selftest.elf")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    compiles = [ln for ln in r.stdout.splitlines() if ln.split()[:1] in (["cc"], ["arm-none-eabi-gcc"])]
+    assert len(compiles) == 4 and all(_fp_contract_last(c) for c in compiles), compiles
+    assert "-ffp-contract=off" in (kit / "example" / "board" / "boards.mk").read_text()
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="no cmake")
+def test_its_cmake_build_never_lets_the_compiler_fuse_a_multiply_add(kit, tmp_path):
+    """The same for CMakeLists.txt (no CMake property says it): the library, the example and the self-test, also
+    under a user's CMAKE_C_FLAGS that ask for fusing, and the boards' SQ_MCU_FLAGS."""
+    b = tmp_path / "cmake"
+    r = subprocess.run(["cmake", "-S", str(kit), "-B", str(b), "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
+                        "-DCMAKE_C_FLAGS=-std=gnu11 -ffp-contract=fast"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    import json
+    cmds = [c["command"] for c in json.loads((b / "compile_commands.json").read_text())]
+    assert len(cmds) >= len(list((kit / "c").glob("*.c"))) + 2
+    assert all(_fp_contract_last(c) for c in cmds), [c for c in cmds if not _fp_contract_last(c)]
+    assert "-ffp-contract=off" in (kit / "example" / "board" / "boards.cmake").read_text()
 
 
 # ----------------------------------------------------------------------------- strict warnings

@@ -176,6 +176,36 @@ def test_a_recording_of_another_channel_count_is_one_line(kit, tmp_path):
     assert p.stderr.strip() == f"{wrong}: cannot read it, or not {len(md['channels'])} channels"
 
 
+def test_every_source_has_its_prototype(kit, tmp_path):
+    """-Wmissing-prototypes -Wstrict-prototypes -Werror, as many firmware builds set: example/selftest.c's
+    sq_window_selftest had no declaration in any header the kit ships (now sq_window.h)."""
+    for src in [*sorted((kit / "c").glob("*.c")), *sorted((kit / "example").glob("*.c"))]:
+        r = subprocess.run(["cc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wmissing-prototypes",
+                            "-Wstrict-prototypes", f"-I{kit / 'c'}", f"-I{kit / 'test_vectors'}", "-c", str(src),
+                            "-o", str(tmp_path / "x.o")], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+
+
+def _has_fma() -> bool:
+    """Whether this host's CPU fuses multiply-adds (x86-64 with FMA3), so that gcc -mfma can emit them."""
+    try:
+        return " fma " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_fma() or shutil.which("gcc") is None, reason="needs gcc and a CPU with FMA")
+def test_the_kit_stays_bit_exact_where_gcc_would_fuse_multiply_adds(kit, tmp_path):
+    """GCC's GNU modes contract a * b + c into one fused multiply-add (-ffp-contract=fast) on any core that has one
+    (a Cortex-M4F / M33 / M55's FPU; x86-64 with -mfma): the front end's float filters then round once where sqtool
+    rounds twice, and the input codes differ from expected.txt. The kit's build passes -ffp-contract=off after the
+    user's CFLAGS, so a build in gnu11 with fusing on and an FMA unit still reproduces expected.txt."""
+    r = subprocess.run(["make", "-s", "-C", str(kit), f"BUILD={tmp_path / 'b'}", "CC=gcc", "check", "selftest",
+                        "CFLAGS=-O2 -std=gnu11 -ffp-contract=fast -mfma"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "every window bit-exact" in r.stdout and "every window equal" in r.stdout, \
+        r.stdout + r.stderr
+
+
 def test_a_dropout_is_found_under_fast_math_flags(kit, tmp_path):
     """A firmware built with -ffinite-math-only (part of -ffast-math, -Ofast) lets the compiler take every float as
     finite: the dropout test reads the float's bits, so the NaN stretch of the kit's recording is still held and

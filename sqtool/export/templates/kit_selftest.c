@@ -1,7 +1,7 @@
 /*
  * example/selftest.c - the bit-exactness check for a board without a file system or stdio.
  *
- *   int sq_selftest(void);
+ *   int sq_selftest(void);                      (declared in c/sq_pipeline.h)
  *
  * Streams the test recording of test_vectors/sq_vectors.h (recording.bin as a C array: synthetic signal,
  * no subject data) through the pipeline in changing chunk sizes (1, 7, 0, 25, 125 samples per push) and

@@ -2,20 +2,31 @@
  * sq_tracker.c - see sq_tracker.h. C99; float64 in the order of sqtool's tracker, so both give the same bits.
  */
 #include <math.h>
+#include <string.h>
 
 #include "sq_tracker.h"
+
+/* 0 for NaN and +-Inf, read from the double's bits: under -ffast-math the compiler drops an isfinite() test. */
+static int sq_trk_finite(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u & 0x7ff0000000000000u) != 0x7ff0000000000000u;
+}
 
 void sq_tracker_init(sq_tracker_t *t)
 {
     t->state = 0.0;
     t->has_state = 0;
     t->pushes = 0;
+    t->has_hr = 0;
 }
 
 double sq_tracker_update(sq_tracker_t *t, double est, int ok)
 {
-    const int finite = isfinite(est) && SQ_TRK_LO_BPM <= est && est <= SQ_TRK_HI_BPM;
+    const int finite = sq_trk_finite(est) && SQ_TRK_LO_BPM <= est && est <= SQ_TRK_HI_BPM;
     double d;
+    t->has_hr = t->has_state || finite;
     if (!(ok && finite)) {
         if (!t->has_state) {                     /* nothing to hold yet: the raw estimate or nothing */
             return finite ? est : (double)NAN;

@@ -84,6 +84,9 @@ int sq_window_finish(sq_window_t *s, int8_t *out);
 /* FNV-1a (32 bit) of a window's SQ_WF_T * SQ_WF_NCH input codes: the third field of each line of the kit's
  * test_vectors/expected.txt, to compare a port's inputs with sqtool's window by window without printing them. */
 uint32_t sq_window_hash(const int8_t *x);
+/* The kit's bit-exactness check for a board without files, defined in example/selftest.c (compile it with the c/
+ * sources and -Itest_vectors): 0 when every window equals the vectors compiled in (that file says the rest). */
+int sq_window_selftest(void);
 
 #ifdef __cplusplus
 }

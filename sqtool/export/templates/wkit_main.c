@@ -52,7 +52,7 @@ static int window_line(int with_codes)
 #if SQ_KIT_TRACKER
     {
         const double hr = sq_tracker_push(&trk, y, fe.flagged);
-        printf(" | %ld", isnan(hr) ? -1L : (long)floor(hr * 1000.0 + 0.5));
+        printf(" | %ld", !trk.has_hr ? -1L : (long)floor(hr * 1000.0 + 0.5));
     }
 #endif
     printf("\n");

@@ -1,7 +1,7 @@
 /*
  * example/selftest.c - the bit-exactness check of the device loop for a board without a file system or stdio.
  *
- *   int sq_window_selftest(void);
+ *   int sq_window_selftest(void);               (declared in c/sq_window.h)
  *
  * Streams the test recording of test_vectors/sq_wvectors.h (recording.bin as a C array of int16 ADC counts, its
  * dropout as a sample range: synthetic signal, no subject data) through sq_window_push and sq_model_run and
@@ -56,7 +56,7 @@ static int sq_st_same(int32_t w)
 #if SQ_WVEC_TRACKED
     {
         const double hr = sq_tracker_push(&sq_st_trk, sq_st_y, sq_st_fe.flagged);
-        if ((isnan(hr) ? -1L : (long)floor(hr * 1000.0 + 0.5)) != (long)sq_wvec_tracked[w]) {
+        if ((!sq_st_trk.has_hr ? -1L : (long)floor(hr * 1000.0 + 0.5)) != (long)sq_wvec_tracked[w]) {
             return 0;
         }
     }

@@ -66,6 +66,12 @@ static void fault_exit(const char *what, int code)
     _exit(code);
 }
 
+/* picolibc's vector table names these (weak there); declared for -Wmissing-prototypes */
+void arm_hardfault_isr(void);
+void arm_memmanage_isr(void);
+void arm_busfault_isr(void);
+void arm_usagefault_isr(void);
+
 void arm_hardfault_isr(void) { fault_exit("HardFault", 201); }
 void arm_memmanage_isr(void) { fault_exit("MemManage fault", 202); }
 void arm_busfault_isr(void) { fault_exit("BusFault", 203); }
