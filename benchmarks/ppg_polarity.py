@@ -6,8 +6,8 @@ For every PPG channel of every recording of --data (default: every dataset folde
 (normal / inverted / undetermined), the median derivative skew of the stillest windows and how many windows it used,
 once on the samples as the reader gives them and once on their negative. `sqtool data inspect` warns on "inverted":
 the goal is no warning as delivered and one on as many flipped copies as possible. Writes
-benchmarks/results/ppg_polarity.json (every recording) and .md (a row per recording of the datasets with at least
-MIN_WINDOWS windows per recording; counts per dataset for all).
+benchmarks/results/ppg_polarity.json and .md: verdict counts per dataset over every recording, and a row per recording
+with at least MIN_WINDOWS gap-free windows (a shorter one is always undetermined: counted, not listed).
 """
 from __future__ import annotations
 
@@ -77,13 +77,11 @@ def report(res: dict) -> str:
     for ds, c in res["counts"].items():
         f = lambda side: " / ".join(str(c[side].get(v, 0)) for v in VERDICTS)     # noqa: E731
         L.append(f"| {ds} | {c['channels']} | {f('delivered')} | {f('flipped')} |")
-    L += ["", "## Per recording (those of at least 5 windows; `-`: fewer than 5 still ones)", "",
+    L += ["", "## Per recording (those with at least 5 gap-free windows; `-`: fewer than 5 still ones)", "",
           "| dataset | record | channel | windows (used / of) | by | skew delivered | verdict | skew flipped | verdict |",
           "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         d, f = r["delivered"], r["flipped"]
-        if d["of"] < P.MIN_WINDOWS:                                                  # too short to tell
-            continue
         flag = lambda v: f"**{v}**" if v == "inverted" else v                       # noqa: E731
         L.append(f"| {r['dataset']} | {r['record']} | {r['channel']} | {d['windows']} / {d['of']} | "
                  f"{d['chosen_by']} | {num(d['skew'])} | {flag(d['verdict'])} | {num(f['skew'])} | "
@@ -110,7 +108,9 @@ def main(argv=None) -> int:
     except SqtoolError as e:
         print(f"ppg_polarity: {e}", file=sys.stderr)
         return 1
-    res = {"git": git_sha(), "rows": rows, "counts": counts(rows), "wall_s": round(time.time() - t0, 1)}
+    from sqtool.data.polarity import MIN_WINDOWS
+    res = {"git": git_sha(), "counts": counts(rows), "wall_s": round(time.time() - t0, 1),
+           "rows": [r for r in rows if r["delivered"]["of"] >= MIN_WINDOWS]}      # too short to tell: counted only
     out = Path(args.out)
     write_metrics(out, res, name=f"{args.name}.json")
     atomic_write_text(out / f"{args.name}.md", report(res))
