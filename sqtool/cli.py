@@ -31,7 +31,7 @@ import threading
 
 from sqtool import __version__
 from sqtool.core import SqtoolError, help_formatter, releases_run_dirs
-from sqtool.core.errors import oserror_line
+from sqtool.core.errors import Said, oserror_line
 from sqtool.core.noise import quiet_library_warnings
 from sqtool.core.runs import (PROJECT_ROOT, discard_empty_runs, git_sha, interrupted_hint, run_dirs_made, runs_noted,
                                shell_command, unfinished_noted)
@@ -141,6 +141,8 @@ def _failed(made: int, noted: int, sigints: list[int], argv: list[str], debug: b
         raise                                   # the traceback asked for
     if sigints and not (isinstance(e, SqtoolError) and e.code in _SIGNAL_CODES):   # (a step that said so, demo)
         return _interrupted(made, noted, sigints, argv)   # what a Ctrl-C turned into (a half-imported module)
+    if isinstance(e, Said):                     # the ranks of a torchrun run agreed on a refusal: rank 0 said it
+        return e.code
     if isinstance(e, SqtoolError) and e.code in _SIGNAL_CODES:     # an interrupted step said so (demo): no error
         print(f"sqtool: {e}", file=sys.stderr)
         return e.code

@@ -13,6 +13,12 @@ class SqtoolError(Exception):
         self.code = code
 
 
+class Said(SqtoolError):
+    """An error already printed as its one line (`train.loop.stop_together`: the ranks of a torchrun run agreed on a
+    refusal and rank 0 said it): the CLI exits with its code and prints nothing more; the message is that line, for
+    a library caller."""
+
+
 class NoSignal(SqtoolError):
     """A recording channel that holds no signal at all (a flat line, or not one finite sample): a sensor off the
     wrist or on the charger, or nothing recorded. Readers refuse it; predict and bench leave such a file of a folder

@@ -145,32 +145,64 @@ def _data_checked(cfg):
 # ----------------------------------------------------------------------------- train pretrain
 
 def run_pretrain_cmd(args) -> int:
+    """`train pretrain`. Under torchrun the process group is set up first, so the ranks agree on every refusal of
+    their input (`loop.refusals_agreed`): one rank may refuse alone (its node lacks the pairs folder or holds
+    another copy of it, its view of the run folder), and then every rank stops at once with that rank's one line,
+    printed by rank 0, and no folder is left behind. A rank refusing alone before the group existed exited while the
+    others waited for it in its set-up until the launcher killed them (SIGKILL: rank 0's half-made folder stayed);
+    one refusing after it left the others to die at their next collective ('Connection closed by peer', a line
+    each)."""
+    from sqtool.core.runs import discard_empty_runs, run_dirs_made
+    from sqtool.train import loop
     from sqtool.train.pretrain import PretrainConfig, run_pretrain
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    if args.resume:
-        run_dir, cfg, ck = _resume_pretrain(args, rank, world)
-        if ck is None:                                    # finished already: nothing rewritten
-            return 0
-        m = run_pretrain(cfg, run_dir, resume=True, resume_ck=ck)     # last.pt read once
-    else:
-        cfg = resolve_config(PretrainConfig, args, run_keys=("out", "force"))
-        if args.out and rank == 0:                        # rank 0 makes it (the others write into it)
-            check_out_dir("train/pretrain", args.out, args.force)   # before the pairs are opened
-        _precheck_pretrain(cfg)
-        if cfg.pairs == "synthetic" and rank == 0:
-            print(f"sqtool: note: pretraining {cfg.model} on {cfg.synthetic_pairs} synthetic pairs (a smoke run); "
-                  f"give --pairs DIR from `sqtool data pairs` for real data (paper scale: see --help)", file=sys.stderr)
-        if world > 1 and not args.out:
-            raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
-        if rank == 0:
-            run_dir = make_run_dir("train/pretrain", cfg.model, args.out, args.force)
-            (run_dir / "last.pt").unlink(missing_ok=True)    # a --force'd folder's: stopped before its first
-            save_config(run_dir, cfg, world_size=world)      # checkpoint, this run's --resume continued that run
+    d = loop.Dist()
+    if world > 1:
+        try:                                          # the device the run will ask for, when the line names one
+            hint = loop.pick_device(args.device or "auto", int(os.environ.get("LOCAL_RANK", "0"))).type
+        except SqtoolError:                           # refused below, agreed
+            hint = "cpu"
+        d = loop.setup_distributed(hint)
+    made = run_dirs_made()
+
+    def discard() -> None:                            # rank 0's folder, made and left holding only config.yaml
+        discard_empty_runs(since=made)
+    try:
+        with loop.refusals_agreed(d, cleanup=discard):
+            if args.resume:
+                run_dir, cfg, ck = _resume_pretrain(args, rank, world)
+            else:
+                cfg = resolve_config(PretrainConfig, args, run_keys=("out", "force"))
+                if args.out and rank == 0:                # rank 0 makes it (the others write into it)
+                    check_out_dir("train/pretrain", args.out, args.force)   # before the pairs are opened
+                _precheck_pretrain(cfg)
+                if world > 1 and not args.out:
+                    raise SqtoolError("under torchrun give --out DIR: every rank must use the same run directory")
+                loop.pick_device(cfg.device, d.local_rank)   # a node without the device asked for: agreed
+                run_dir = Path(args.out) if args.out else None
+        if args.resume:
+            if ck is None:                                    # finished already: nothing rewritten
+                return 0
+            if rank == 0:
+                save_config(run_dir, cfg, resumed=True, world_size=world)  # config.yaml says what this part runs with
+            m = run_pretrain(cfg, run_dir, resume=True, resume_ck=ck, refusal_cleanup=discard)   # last.pt read once
         else:
-            run_dir = Path(args.out)
-        m = run_pretrain(cfg, run_dir)
+            if cfg.pairs == "synthetic" and rank == 0:
+                print(f"sqtool: note: pretraining {cfg.model} on {cfg.synthetic_pairs} synthetic pairs (a smoke run); "
+                      f"give --pairs DIR from `sqtool data pairs` for real data (paper scale: see --help)",
+                      file=sys.stderr)
+            with loop.refusals_agreed(d, cleanup=discard):    # (a disk full on rank 0 alone: agreed too)
+                if rank == 0:
+                    run_dir = make_run_dir("train/pretrain", cfg.model, args.out, args.force)
+                    (run_dir / "last.pt").unlink(missing_ok=True)    # a --force'd folder's: stopped before its first
+                    save_config(run_dir, cfg, world_size=world)      # checkpoint, this run's --resume continued that
+            m = run_pretrain(cfg, run_dir, refusal_cleanup=discard)
+    finally:
+        import torch.distributed as dist
+        if d.enabled and dist.is_initialized():       # run_pretrain's own end destroys it; a refusal above: here
+            loop.cleanup_distributed(d)
     if rank == 0:
         _print_pretrain(cfg, run_dir, m)
     return 0
@@ -179,7 +211,8 @@ def run_pretrain_cmd(args) -> int:
 def _resume_pretrain(args, rank: int, world: int):
     """(run_dir, cfg, last.pt) of `train pretrain --resume RUN`: the config saved in its last.pt with the options
     given now over it, refused (before anything is written) when one that may not change does; last.pt None when
-    the run has trained all its epochs (said in one note, nothing written)."""
+    the run has trained all its epochs (said in one note, nothing written). config.yaml is written by the caller,
+    once every rank has agreed."""
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.core.config import check_resume_out
     from sqtool.train.pretrain import resumed_config
@@ -201,8 +234,6 @@ def _resume_pretrain(args, rank: int, world: int):
                   f"N above {done} to train further)", file=sys.stderr)
             print(pretrain_next(cfg, run_dir, _finished_metrics(run_dir)))
         return run_dir, cfg, None
-    if rank == 0:
-        save_config(run_dir, cfg, resumed=True, world_size=world)     # config.yaml says what this part runs with
     return run_dir, cfg, ck
 
 

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sqtool.core import SqtoolError
+from sqtool.core.errors import Said
 
 
 # ----------------------------------------------------------------------------- devices, ranks
@@ -65,6 +66,8 @@ def setup_distributed(device: str = "auto") -> Dist:
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+    if dist.is_initialized() and dist.get_backend() != backend:     # set up by the CLI for the device its line
+        dist.destroy_process_group()                                # named, the run's resolved to another one
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=dev,
@@ -174,6 +177,63 @@ def first_error(d: Dist, msg: str | None) -> str | None:
     msgs = [None] * d.world
     dist.all_gather_object(msgs, msg)
     return next(m for m in msgs if m is not None)
+
+
+def error_text(e: BaseException) -> str:
+    """The line the CLI prints after `sqtool: error: ` for `e` (a refusal's own words; an OSError by errno)."""
+    if isinstance(e, SqtoolError):
+        return str(e)
+    if isinstance(e, OSError):
+        from sqtool.core.errors import oserror_line
+        return oserror_line(e)
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {msg} (run with --debug for the traceback)"
+
+
+def stop_together(d: Dist, err: str, code: int = 1, cleanup=None, cause: BaseException | None = None):
+    """Every rank, with the same `err` (from `first_error`): stop the run with ONE line. Rank 0 runs `cleanup`
+    (a folder this command made and left empty goes), prints `sqtool: error: ERR`, then all ranks meet at a barrier
+    and raise `Said` (exit `code`, nothing more printed). The barrier comes after the line and the cleanup: the
+    launcher stops every other rank as soon as one exits (torchrun: SIGTERM), and without it rank 0 could be
+    stopped before its line (the reason then lost, a 'terminated' line in its place) or before its cleanup (a folder
+    holding only config.yaml, that a retry refuses). From here a SIGTERM (that stop) is ignored where a handler was
+    set (the CLI's, which puts its own back as it returns: it would turn the stop into an interrupt mid-exit, a
+    'terminated' line after the error); where none was, it ends the rank as it would have."""
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGTERM)):
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    if d.is_main:
+        try:
+            if cleanup is not None:
+                cleanup()
+        finally:
+            import sys
+            print(f"sqtool: error: {err}", file=sys.stderr, flush=True)
+    barrier(d)
+    raise Said(err, code=code) from cause
+
+
+@contextlib.contextmanager
+def refusals_agreed(d: Dist, cleanup=None):
+    """`with refusals_agreed(d):` around the checks of a run's input that one rank may fail alone (its copy of the
+    pairs, its view of a run folder): on one process the error as is; under several ranks every rank leaves the
+    block together, and when any rank's block raised, all stop with the first failing rank's one line
+    (`stop_together`; the refusing rank's error is the `Said`'s cause, for --debug). Without this, a rank that
+    refused exited while the others went on to their next collective and died there ('Connection closed by peer',
+    a line each) or were killed by the launcher while waiting for it (their folder left behind). The block must
+    not run a collective itself (a rank that raised before it would pair its agreement with it)."""
+    if not d.enabled:
+        yield
+        return
+    mine = None
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - any failure of one rank is agreed on, not only refusals
+        mine = e
+    err = first_error(d, None if mine is None else error_text(mine))
+    if err is not None:
+        stop_together(d, err, code=mine.code if isinstance(mine, SqtoolError) else 1, cleanup=cleanup, cause=mine)
 
 
 # ----------------------------------------------------------------------------- synced BatchNorm on CPU

@@ -299,7 +299,9 @@ def verify_pairs(src: ShardPairs, d, progress: bool = False) -> None:
                     err = str(x)
             err = loop.first_error(d, err)
             if err:
-                raise SqtoolError(err)
+                if not d.enabled:
+                    raise SqtoolError(err)
+                loop.stop_together(d, err)          # one line (rank 0's), every rank stopped
             bar.update(1)
 
 
@@ -619,13 +621,17 @@ def steady_rate(steady: dict, batch: int) -> float | None:
 
 
 def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, pairs=None,
-                 model_cfg=None, resume_ck: dict | None = None) -> dict:
+                 model_cfg=None, resume_ck: dict | None = None, refusal_cleanup=None) -> dict:
     """Pretrain (or resume the run in `run_dir`); returns the metrics dict (also in metrics.json).
 
     Under torchrun each rank calls this; rank 0 writes the files. `pairs` overrides cfg.pairs with a
     ready pair source (tests); `model_cfg` the registry's cfg of cfg.model with a derived ModelCfg of the
     same model (benchmarks/hr_spectral.py: the ResNet over PPG + accelerometer windows at 25 Hz); `resume_ck`
-    the run's last.pt when the caller has read it already (`train pretrain --resume`: read once)."""
+    the run's last.pt when the caller has read it already (`train pretrain --resume`: read once).
+
+    Under several ranks the checks of the input before training (which one rank may fail alone: its copy of the
+    pairs) are agreed (`loop.refusals_agreed`): all ranks stop with one line, rank 0 first running
+    `refusal_cleanup` (the CLI's: the run folder it made, if it holds only its config.yaml)."""
     import torch
 
     from sqtool.models import create_model, get_model_cfg
@@ -637,98 +643,101 @@ def run_pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False,
     dev = d.device
     cudnn_benchmark = torch.backends.cudnn.benchmark         # set for the run on CUDA, the caller's put back after
     try:
-        if cfg.batch_size < 2 or cfg.batch_size % d.world:
-            raise SqtoolError(f"batch_size {cfg.batch_size} must be >= 2 and divisible by the "
-                              f"{d.world} ranks")
-        check_training_numbers(cfg, "train pretrain")
-        local_b = cfg.batch_size // d.world
-        model_cfg = pretrain_model_cfg(cfg, model_cfg)
-        layout = encoder_layout(cfg.layout, model_cfg.family, dev, cfg.model)     # before any pair is read
-        if (model_cfg.frontend or {}).get("type") == "spectrum" and pairs is None and cfg.pairs == "synthetic":
-            raise SqtoolError(f"{cfg.model} reads spectra: make its pairs with `sqtool data pairs --model {cfg.model} "
-                              "--data synthetic` (or your data) and pass --pairs DIR")
-        if (model_cfg.frontend or {}).get("type") == "spectrum" and cfg.pair_mode != "real":
-            raise SqtoolError(f"pair_mode {cfg.pair_mode}: the standard augmentations act on time-domain windows; "
-                              f"{cfg.model} reads spectra, pretrain it on real pairs (pair_mode real)")
-        opened = pairs is None                            # opened here: shards hashed below, once per machine
-        pairs = open_pairs(cfg, model_cfg, verify=False) if opened \
-            else with_pair_mode(pairs, cfg.pair_mode, model_cfg, cfg.seed)
-        if hasattr(pairs, "check_contract"):
-            pairs.check_contract(model_cfg)
-        if tuple(pairs.input_shape) != tuple(model_cfg.input_shape):
-            raise SqtoolError(f"pairs have windows of shape {tuple(pairs.input_shape)} (C, T) but {cfg.model} "
-                              f"expects {model_cfg.input_shape} ({model_cfg.fs:g} Hz x {model_cfg.window_s:g} s, "
-                              f"channels {', '.join(model_cfg.channels)})")
-        last = run_dir / "last.pt"
-        ck = None
-        corpus = corpus_identity(pairs)
-        if resume:                                  # before the shards are hashed: a changed corpus costs no reading
-            ck = resume_ck if resume_ck is not None else load_checkpoint(last, expect_kind="teacher_pretrain")
-            resumed_config(ck.get("train_cfg", {}), cfg, run_dir, epochs_done=int(ck["train_state"]["epoch"]))
-            check_same_corpus(ck.get("corpus"), corpus, run_dir, getattr(getattr(pairs, "base", pairs), "root",
-                                                                         cfg.pairs))
+        with loop.refusals_agreed(d, cleanup=refusal_cleanup):     # checks a rank may fail alone: one line, all ranks
+            if cfg.batch_size < 2 or cfg.batch_size % d.world:
+                raise SqtoolError(f"batch_size {cfg.batch_size} must be >= 2 and divisible by the "
+                                  f"{d.world} ranks")
+            check_training_numbers(cfg, "train pretrain")
+            local_b = cfg.batch_size // d.world
+            model_cfg = pretrain_model_cfg(cfg, model_cfg)
+            layout = encoder_layout(cfg.layout, model_cfg.family, dev, cfg.model)     # before any pair is read
+            if (model_cfg.frontend or {}).get("type") == "spectrum" and pairs is None and cfg.pairs == "synthetic":
+                raise SqtoolError(f"{cfg.model} reads spectra: make its pairs with `sqtool data pairs --model {cfg.model} "
+                                  "--data synthetic` (or your data) and pass --pairs DIR")
+            if (model_cfg.frontend or {}).get("type") == "spectrum" and cfg.pair_mode != "real":
+                raise SqtoolError(f"pair_mode {cfg.pair_mode}: the standard augmentations act on time-domain windows; "
+                                  f"{cfg.model} reads spectra, pretrain it on real pairs (pair_mode real)")
+            opened = pairs is None                            # opened here: shards hashed below, once per machine
+            pairs = open_pairs(cfg, model_cfg, verify=False) if opened \
+                else with_pair_mode(pairs, cfg.pair_mode, model_cfg, cfg.seed)
+            if hasattr(pairs, "check_contract"):
+                pairs.check_contract(model_cfg)
+            if tuple(pairs.input_shape) != tuple(model_cfg.input_shape):
+                raise SqtoolError(f"pairs have windows of shape {tuple(pairs.input_shape)} (C, T) but {cfg.model} "
+                                  f"expects {model_cfg.input_shape} ({model_cfg.fs:g} Hz x {model_cfg.window_s:g} s, "
+                                  f"channels {', '.join(model_cfg.channels)})")
+            last = run_dir / "last.pt"
+            ck = None
+            corpus = corpus_identity(pairs)
+            if resume:                                  # before the shards are hashed: a changed corpus costs no reading
+                ck = resume_ck if resume_ck is not None else load_checkpoint(last, expect_kind="teacher_pretrain")
+                resumed_config(ck.get("train_cfg", {}), cfg, run_dir, epochs_done=int(ck["train_state"]["epoch"]))
+                check_same_corpus(ck.get("corpus"), corpus, run_dir, getattr(getattr(pairs, "base", pairs), "root",
+                                                                             cfg.pairs))
         if opened and isinstance(src := getattr(pairs, "base", pairs), ShardPairs):
             verify_pairs(src, d, cfg.progress)
-        if d.is_main and not resume and cfg.pair_mode == "real":
-            for line in corpus_lines(pair_counts(pairs)):
-                print(line, file=sys.stderr)
-        groups = getattr(pairs, "groups", None)
-        split_rule = ck.get("split", "subjects") if ck is not None else SPLIT_RULE    # a resume: its run's split
-        train_idx, val_idx = split_pairs(groups, len(pairs), cfg.val_fraction, cfg.seed, split_rule)
-        sides = split_subjects(groups, train_idx, val_idx)              # distinct subjects on each side
-        if d.is_main and (note := random_split_note(groups, len(val_idx)) or
-                          split_line(sides, train_idx, val_idx, cfg.val_fraction)):
-            print(note, file=sys.stderr)
-        steps_per_epoch = len(train_idx) // cfg.batch_size
-        if steps_per_epoch < 1:
-            raise SqtoolError(f"{len(train_idx)} training pairs are fewer than one batch of {cfg.batch_size}; "
-                              f"lower --batch-size or add pairs")
+        with loop.refusals_agreed(d, cleanup=refusal_cleanup):     # (each rank's pairs: its split, its batches)
+            if d.is_main and not resume and cfg.pair_mode == "real":
+                for line in corpus_lines(pair_counts(pairs)):
+                    print(line, file=sys.stderr)
+            groups = getattr(pairs, "groups", None)
+            split_rule = ck.get("split", "subjects") if ck is not None else SPLIT_RULE    # a resume: its run's split
+            train_idx, val_idx = split_pairs(groups, len(pairs), cfg.val_fraction, cfg.seed, split_rule)
+            sides = split_subjects(groups, train_idx, val_idx)              # distinct subjects on each side
+            if d.is_main and (note := random_split_note(groups, len(val_idx)) or
+                              split_line(sides, train_idx, val_idx, cfg.val_fraction)):
+                print(note, file=sys.stderr)
+            steps_per_epoch = len(train_idx) // cfg.batch_size
+            if steps_per_epoch < 1:
+                raise SqtoolError(f"{len(train_idx)} training pairs are fewer than one batch of {cfg.batch_size}; "
+                                  f"lower --batch-size or add pairs")
 
-        from sqtool.core import set_seed
-        set_seed(cfg.seed)
-        if cfg.dtype not in ("float32", "float64"):
-            raise SqtoolError(f"dtype must be float32 or float64 (got '{cfg.dtype}')")
-        fdt = getattr(torch, cfg.dtype)
-        if dev.type == "cuda":
-            torch.backends.cudnn.benchmark = True       # fixed shapes: cuDNN times its kernels once, keeps the fastest
-        if fdt == torch.float64 and cfg.amp not in ("off", "auto"):
-            raise SqtoolError("dtype float64 cannot be combined with mixed precision (use --amp off)")
-        model = create_model(model_cfg).to(device=dev, dtype=fdt)
-        if layout == "nhwc":
-            model.encoder.channels_last_2d()
-        if d.enabled:
-            model = loop.convert_sync_bn(model, dev)
+            from sqtool.core import set_seed
+            set_seed(cfg.seed)
+            if cfg.dtype not in ("float32", "float64"):
+                raise SqtoolError(f"dtype must be float32 or float64 (got '{cfg.dtype}')")
+            fdt = getattr(torch, cfg.dtype)
+            if dev.type == "cuda":
+                torch.backends.cudnn.benchmark = True       # fixed shapes: cuDNN times its kernels once, keeps the fastest
+            if fdt == torch.float64 and cfg.amp not in ("off", "auto"):
+                raise SqtoolError("dtype float64 cannot be combined with mixed precision (use --amp off)")
+            adt = None if fdt == torch.float64 else loop.amp_dtype(dev, cfg.amp)
+            model = create_model(model_cfg).to(device=dev, dtype=fdt)
+            if layout == "nhwc":
+                model.encoder.channels_last_2d()
+            if d.enabled:
+                model = loop.convert_sync_bn(model, dev)
         step_mod = loop.SimSiamStep(model)
         if d.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
             step_mod = DDP(step_mod, device_ids=[dev.index] if dev.type == "cuda" else None)
         opt = loop.paper_optimizer(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov)
         sched = loop.step_decay(opt, cfg.lr_step_epochs, cfg.lr_gamma)
-        adt = None if fdt == torch.float64 else loop.amp_dtype(dev, cfg.amp)
         scaler = loop.make_scaler(dev, adt)
 
         st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "val": [], "elapsed_s": 0.0,
               "world_sizes": [d.world],           # one per part of the run: started, then each resume
               "epoch_loss": {}, "history_every": 1}                                  # record_step
-        if resume:
-            model.load_state_dict(ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            loop.fit_optimizer_state(opt)             # momentum saved by a run of the other layout
-            sched.load_state_dict(ck["scheduler"])
-            scaler.load_state_dict(ck["scaler"])
-            st = ck["train_state"]
-            if "epoch_loss" not in st:                 # a last.pt of before record_step: its whole history, replayed
-                old, st["history"], st["epoch_loss"], st["history_every"] = st["history"], [], {}, 1
-                for h in old:
-                    record_step(st, h)
-            st["world_sizes"] = list(st.get("world_sizes") or [int(ck.get("world", d.world))]) + [d.world]
-            loop.set_rng_state(ck["rng"])
-            if d.is_main:
-                from sqtool.core.progress import item
-                item(f"resumed {run_dir} after global step {st['global_step']} "
-                     f"({step_text(st, steps_per_epoch)})")
-                if ck.get("world", d.world) != d.world:
-                    print(other_world_warning(run_dir, int(ck["world"]), d.world), file=sys.stderr)
+        with loop.refusals_agreed(d, cleanup=refusal_cleanup):     # a rank's last.pt that does not load
+            if resume:
+                model.load_state_dict(ck["state_dict"])
+                opt.load_state_dict(ck["optimizer"])
+                loop.fit_optimizer_state(opt)             # momentum saved by a run of the other layout
+                sched.load_state_dict(ck["scheduler"])
+                scaler.load_state_dict(ck["scaler"])
+                st = ck["train_state"]
+                if "epoch_loss" not in st:                 # a last.pt of before record_step: its whole history, replayed
+                    old, st["history"], st["epoch_loss"], st["history_every"] = st["history"], [], {}, 1
+                    for h in old:
+                        record_step(st, h)
+                st["world_sizes"] = list(st.get("world_sizes") or [int(ck.get("world", d.world))]) + [d.world]
+                loop.set_rng_state(ck["rng"])
+                if d.is_main:
+                    from sqtool.core.progress import item
+                    item(f"resumed {run_dir} after global step {st['global_step']} "
+                         f"({step_text(st, steps_per_epoch)})")
+                    if ck.get("world", d.world) != d.world:
+                        print(other_world_warning(run_dir, int(ck["world"]), d.world), file=sys.stderr)
 
         if d.is_main and (run_dir / "config.yaml").is_file():         # what the automatic options came to
             from sqtool.core.runs import save_resolved, torch_compute

@@ -251,3 +251,65 @@ def test_a_sigterm_stops_every_rank_at_one_step_and_the_torchrun_resume_is_bit_e
                    "with the same batches, but not bit for bit (each step sums over another number of ranks); "
                    "resume it on 2 for an exact continuation"], err
     assert json.loads((tmp_path / "one" / "metrics.json").read_text())["global_step"] == 6
+
+
+RANK_2_REFUSES = """
+import os, sys
+from sqtool.core import SqtoolError
+where = os.environ["REFUSE_AT"]
+if os.environ["RANK"] == "2":                       # rank 2 alone sees a bad input; ranks 0 and 1 see none
+    if where == "precheck":                         # before the process group: its node lacks the pairs folder
+        import sqtool.train.cli as tc
+        def refuse(cfg):
+            raise SqtoolError("pair shards /data/pairs not found on rank 2's node")
+        tc._precheck_pretrain = refuse
+    elif where == "pairs":                          # in run_pretrain, the group set up: its copy of the pairs
+        from sqtool.train import pretrain
+        def refuse(*a, **k):
+            raise SqtoolError("rank 2's copy of the pairs is corrupt")
+        pretrain.synthetic_pairs = refuse
+    elif where == "resume":                         # its view of the run folder: a last.pt it cannot read
+        from sqtool.core import checkpoint
+        def refuse(path, *a, **k):
+            raise SqtoolError(f"{path}: truncated on rank 2's node")
+        checkpoint.load_checkpoint = refuse
+from sqtool.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("where", ["precheck", "pairs", "resume"])
+def test_one_rank_of_three_refusing_stops_every_rank_with_one_line(tmp_path, where):
+    """The 3-rank refusal race: rank 2 alone refuses its input. Before the process group existed, it exited while
+    ranks 0 and 1 waited for it in their set-up until the launcher killed them (SIGKILL, rank 0's folder with its
+    config.yaml left behind); after it, ranks 0 and 1 died at their next collective, each with its own 'Connection
+    closed by peer' line. Now every rank stops non-zero with rank 2's one line (said once, by rank 0), the
+    launcher's line, no traceback, no folder left, and a resumed run's last.pt and config.yaml untouched. The
+    launcher is bounded by a timeout: a hang fails the test."""
+    import hashlib
+    script = tmp_path / "refuses.py"
+    script.write_text(RANK_2_REFUSES)
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "48", "--epochs", "1",
+            "--batch-size", "12", "--val-fraction", "0", "--device", "cpu", "--progress", "false"]
+    run = tmp_path / "run"
+    if where == "resume":                           # a run stopped at its 1st step (one process), to resume
+        assert main(args + ["--max-steps", "1", "--out", str(run)]) == 0
+        before = {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in ("last.pt", "model.pt", "config.yaml",
+                                                                           "metrics.json")}
+        args = ["train", "pretrain", "--resume", str(run)]
+    else:
+        args = args + ["--out", str(run)]
+    r = subprocess.run([sys.executable, "-m", "sqtool.train.launch", "--standalone", "--nproc_per_node", "3",
+                        str(script), *args], env={**os.environ, "OMP_NUM_THREADS": "1", "REFUSE_AT": where},
+                       capture_output=True, text=True, timeout=240)
+    said = {"precheck": "pair shards /data/pairs not found on rank 2's node",
+            "pairs": "rank 2's copy of the pairs is corrupt",
+            "resume": f"{run / 'last.pt'}: truncated on rank 2's node"}[where]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("sqtool") and not ln.startswith("sqtool: note")]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert lines[:-1] == [f"sqtool: error: {said}"], r.stderr[-3000:]           # once: no 'terminated', no other
+    assert lines[-1].startswith("sqtool-torchrun: ") and "SIGKILL" not in lines[-1], r.stderr[-3000:]
+    if where == "resume":
+        assert {f: hashlib.sha256((run / f).read_bytes()).hexdigest() for f in before} == before
+    else:
+        assert not run.exists(), sorted(p.name for p in run.iterdir())
