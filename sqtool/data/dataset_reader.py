@@ -7,7 +7,9 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
 
     channels   each declared channel from its column (name or 0-based position) * gain + offset, at its rate:
                the channel's fs, else the file's fs, else the time column's (a declared rate that differs
-               from the time column's by more than 1 % is refused: "wrong sampling rate"; rows missing from the
+               from the time column's by more than 1 % is refused: "wrong sampling rate", unless it is the time
+               column's / k, k whole: a slower stream in every k-th row, blank between, read from those rows,
+               `every_kth_row`; rows missing from the
                time column's clock are NaN samples in every column read, a gap: `_common.time_grid`); acc_* channels
                converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit)
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
@@ -390,15 +392,19 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         if r is None:
             raise SqtoolError(f"{where}: no sampling rate for channel '{ch}' (give fs: in {ds.path.name}, or a "
                               "time_column)")
+        every = rows_per_sample(spec.fs, fs_t)          # > 1: a slower stream in every k-th row of the file
         for given, what in ((spec.fs, f"channels.{ch}.fs"), (ds.fs, "fs")):
             if given is None:
                 continue
-            for other, src in ((fs_t, f"time column '{ds.time_column}'"), (rates.get(col), "file's header")):
+            for other, src in ((fs_t if every == 1 else None, f"time column '{ds.time_column}'"),
+                               (rates.get(col), "file's header")):
                 if other is not None and abs(other - given) > RATE_TOL * given:
                     raise SqtoolError(f"{where}: {what} {given:g} Hz disagrees with the {src} ({other:.4g} Hz); "
                                       "wrong sampling rate")
             break
         signals[ch] = _numeric(v, col, where, grid) * spec.gain + spec.offset
+        if every > 1:
+            signals[ch] = every_kth_row(signals[ch], every, fs_t, f"{where}: channels.{ch}.fs {spec.fs:g} Hz")
         if ch.startswith("acc") and ACC_UNITS[spec.unit] != 1.0:      # to g (unit checked when parsed)
             signals[ch] = signals[ch] * ACC_UNITS[spec.unit]
         fs[ch] = check_fs(float(r), f"{where}: channel '{ch}'")
@@ -418,6 +424,28 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)
+
+
+def rows_per_sample(fs: float | None, fs_t: float | None) -> int:
+    """k > 1 where a channel's declared rate `fs` is the time column's `fs_t` / k, k whole (a 32 Hz accelerometer
+    written into a 64 Hz file's rows, its cells blank between its values); else 1 (the rates are compared as they are)."""
+    if fs is None or fs_t is None:
+        return 1
+    k = round(fs_t / fs)
+    return k if k > 1 and abs(fs_t / k - fs) <= RATE_TOL * fs else 1
+
+
+def every_kth_row(x: np.ndarray, k: int, fs_t: float, what: str) -> np.ndarray:
+    """The samples of a slower stream held in every k-th row of a column, the rows between blank: the rows of its
+    first value's phase (their blanks, as rows missing from the clock, stay gaps). A value between them is one line:
+    such a column is at the time column's rate (a held value repeated on every row), not at `fs`."""
+    rows = np.flatnonzero(np.isfinite(x))
+    phase = int(rows[0] % k) if rows.size else 0
+    if (off := rows[rows % k != phase]).size:
+        raise SqtoolError(f"{what} is one value every {k} rows of the time column's {fs_t:g} Hz, but the column "
+                          f"has values between them ({off.size:,} rows, the first at {off[0] / fs_t:.6g} s); a "
+                          f"value on every row is a {fs_t:g} Hz channel: leave its fs out")
+    return x[phase::k]
 
 
 def not_channels(ds: DatasetFile, cols, names, where: str) -> set[str]:

@@ -164,7 +164,8 @@ class Record:
                 sparse.setdefault((k, float(self.fs[c])), []).append(c)
         for (k, fs), chans in sparse.items():
             parts.append(f"{', '.join(chans)}: one value every {k} rows, a {fs / k:g} Hz stream in {fs:g} Hz rows? "
-                         f"fill the blanks, or give it its own file (channels.{chans[0]}.fs)")
+                         f"fill the blanks, or say its rate in the dataset file (channels.{chans[0]}: "
+                         f"{{column: ..., fs: {fs / k:g}}})")
         return "; ".join(parts)
 
 

@@ -29,7 +29,7 @@ def test_an_interleaved_slower_stream_is_named_by_channel():
     text = watch(True).gap_text()
     assert text.startswith("acc_x 1,500 of 3,000 samples; acc_y 1,500 of 3,000 samples; acc_z 1,500 of 3,000")
     assert text.endswith("acc_x, acc_y, acc_z: one value every 2 rows, a 25 Hz stream in 50 Hz rows? fill the "
-                         "blanks, or give it its own file (channels.acc_x.fs)")
+                         "blanks, or say its rate in the dataset file (channels.acc_x: {column: ..., fs: 25})")
     assert watch(False).gap_text() == ""
 
 
@@ -38,7 +38,7 @@ def test_a_recording_whose_every_window_holds_a_gap_is_left_out_naming_the_chann
     kept, left = with_truth([r], 8.0)
     assert kept == [] and left[0].startswith(f"mine/s1/run: every one of its {len(r.y)} windows holds NaN/Inf "
                                              "samples (gaps: acc_x 1,500 of 3,000 samples;")
-    assert left[0].endswith("(channels.acc_x.fs)), so none has heart-rate truth")
+    assert left[0].endswith("(channels.acc_x: {column: ..., fs: 25})), so none has heart-rate truth")
     r = record_spectra(watch(False), get_model_cfg("spec_student_xs"))
     assert with_truth([r], 8.0)[0] == [r]
 
@@ -46,3 +46,41 @@ def test_a_recording_whose_every_window_holds_a_gap_is_left_out_naming_the_chann
 def test_inspect_names_the_first_gapped_records_channels():
     s = summarise("mine", records=[watch(False), watch(True)])
     assert "; e.g. s1/run: acc_x 1,500 of 3,000 samples;" in format_summary(s)
+
+
+def _merged_csv(tmp_path, held: bool):
+    """A watch's one CSV: epoch-ms times at 64 Hz, PPG on every row, a 32 Hz accelerometer on every other row (blank
+    between its values; held: repeated on the row after), and its dataset file saying the accelerometer's rate as
+    the gap text asks."""
+    import pandas as pd
+    n = 64 * 40
+    t = np.arange(n) / 64
+    acc32 = 0.1 * np.sin(2 * np.pi * 0.3 * np.arange(n // 2) / 32) + 1.0
+    acc = np.repeat(acc32, 2) if held else np.where(np.arange(n) % 2 == 0, np.repeat(acc32, 2), np.nan)
+    (tmp_path / "rec").mkdir()
+    pd.DataFrame({"timestamp": 1767225600000 + np.round(t * 1000).astype(np.int64), "ppg": np.sin(2 * np.pi * t),
+                  "az": acc}).to_csv(tmp_path / "rec" / "s1_run.csv", index=False)
+    (tmp_path / "dataset.yaml").write_text("name: mine\nformat: csv\nroot: rec\ntime_column: timestamp\n"
+                                           "time_unit: ms\nchannels:\n  ppg: ppg\n  acc_z: {column: az, fs: 32}\n")
+    return acc32
+
+
+def test_a_slower_stream_in_every_other_row_is_read_at_the_rate_its_channel_says(tmp_path):
+    """channels.acc_z.fs: 32 in a 64 Hz file whose acc cells are blank on every other row (what the gap text asks
+    for) reads the 32 Hz samples; it was refused as 'disagrees with the time column; wrong sampling rate'. A column
+    with a value on every row at fs 32 is one line, not every other sample dropped."""
+    import pytest
+
+    from sqtool.core import SqtoolError
+    from sqtool.data.dataset_file import load_dataset_file
+    acc32 = _merged_csv(tmp_path, held=False)
+    rec, = load_dataset_file(tmp_path / "dataset.yaml").records()
+    assert rec.fs == {"ppg": 64.0, "acc_z": 32.0} and rec.signals["ppg"].size == 2560
+    assert np.array_equal(rec.signals["acc_z"], acc32) and rec.gap_text() == ""
+    (tmp_path / "rec" / "s1_run.csv").unlink()
+    (tmp_path / "rec").rmdir()
+    _merged_csv(tmp_path, held=True)
+    with pytest.raises(SqtoolError, match=r"s1_run.csv: channels.acc_z.fs 32 Hz is one value every 2 rows of the "
+                                          r"time column's 64 Hz, but the column has values between them \(1,280 "
+                                          r"rows, the first at 0.015625 s\); .* leave its fs out$"):
+        load_dataset_file(tmp_path / "dataset.yaml").records()
