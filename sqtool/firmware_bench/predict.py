@@ -175,7 +175,8 @@ def print_results(res: dict) -> None:
                 f"HR {r['hr_median']:.1f} BPM median" if r.get("hr_median") is not None else
                 ", ".join(f"{k} {v:.3g} median" for k, v in r["medians"].items()))
         left = " (left out of the medians)" if r["flagged_windows"] and r["scored_windows"] else ""
-        print(f"{r['record_id']}: {r['windows']} windows, {what}, {r['flagged_windows']} flagged{left}{acc} "
+        gaps = f" (gaps: {r['gaps']})" if r.get("gaps") else ""
+        print(f"{r['record_id']}: {r['windows']} windows, {what}, {r['flagged_windows']} flagged{left}{gaps}{acc} "
               f"-> {r['csv']}")
     pool = res.get("pooled")
     if pool:
@@ -465,7 +466,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns, start, targets)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              **({"start_time": start} if start else {}),
-             "fs_in": r.fs_in, "channels_fed": fed, **resampled_from(r.record, chans), "seconds": r.seconds,
+             "fs_in": r.fs_in, "channels_fed": fed, **resampled_from(r.record, chans), **gaps_of(r.record),
+             "seconds": r.seconds,
              "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
              "truth": truth is not None or bool(targets), **window_summary(o, columns)}
@@ -592,6 +594,13 @@ def resampled_from(record, channels) -> dict:
     PPG (`record.stream_rate`: resampled to fs_in on the host), else {}."""
     other = stream_rate(record, channels)[1]
     return {"resampled_from_hz": other} if other else {}
+
+
+def gaps_of(record) -> dict:
+    """{"gaps": where} for a recording holding NaN / Inf samples (`Record.gap_text`: by channel, and a slower stream
+    written into a faster file's rows named as such, with the fix), else {}: why its windows were held or flagged."""
+    text = record.gap_text() if hasattr(record, "gap_text") else ""
+    return {"gaps": text} if text else {}
 
 
 def tiled_line(tiled: list[dict], window_s: float) -> str:

@@ -166,3 +166,28 @@ def test_predict_reads_a_watch_exports_lone_green_column_as_its_ppg(spec_export_
         s = json.loads((tmp_path / f"p_{name}" / "summary.json").read_text())
         hr[name] = [r["hr_bpm"] for r in _csv_rows(tmp_path / f"p_{name}" / s["recordings"][0]["csv"])]
     assert len(hr["green"]) > 0 and hr["green"] == hr["plain"]
+
+
+def test_predict_says_why_its_windows_are_flagged_a_slower_stream_in_a_files_rows(spec_export_dir, tmp_path,
+                                                                                  capsys):
+    """A watch's CSV whose 31.25 Hz accelerometer fills every 4th row of its 125 Hz rows (blank between): every
+    window over half gap, flagged, and predict said only 'every window flagged: nothing scored' (data inspect alone
+    named the cause). Its line and summary.json now give the gaps by channel, the slower stream and the fix."""
+    import pandas as pd
+    z = dict(np.load(write_wrist_npz(tmp_path / "w.npz", seconds=30)))
+    rows = np.arange(z["ppg"].size)
+    df = pd.DataFrame({"time": rows / 125.0, "ppg": z["ppg"],
+                       **{a: np.where(rows % 4 == 0, z[a], np.nan) for a in AXES}})
+    df.to_csv(tmp_path / "watch.csv", index=False, na_rep="")
+    rc = main(["predict", "--model", str(spec_export_dir), "--data", str(tmp_path / "watch.csv"), "--no-progress",
+               "--out", str(tmp_path / "p")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("watch: "))
+    rec, = json.loads((tmp_path / "p" / "summary.json").read_text())["recordings"]
+    assert rec["flagged_windows"] == rec["windows"] and "every window flagged" in line
+    assert rec["gaps"].startswith("acc_x 2,812 of 3,750 samples;")
+    assert rec["gaps"].endswith("acc_x, acc_y, acc_z: one value every 4 rows, a 31.25 Hz stream in 125 Hz rows? fill "
+                                "the blanks, or say its rate in the dataset file (channels.acc_x: {column: ..., "
+                                "fs: 31.25})")
+    assert f"flagged (gaps: {rec['gaps']}) -> watch.csv" in line
