@@ -328,7 +328,7 @@ def result_line(metrics: dict) -> str:
         m = metrics["mae_bpm"]
         return (f"held-out MAE (mean of subjects): teacher {m['teacher']:.2f}, float {m['float']:.2f}, "
                 f"int8 {m['int8']:.2f} BPM" + (f"; classic baseline (no learned model) {m['classic']:.2f} BPM"
-                                               if m.get("classic") is not None else ""))
+                                               if m.get("classic") is not None else "") + classic_worse(metrics))
     task, pm = metrics["task"], metrics["primary_metric"]
     one_class = metrics.get("heldout_one_class")
     unit = ((metrics.get("student") or {}).get("units") or [None])[0]     # a custom label's (built-in: metric_text's)
@@ -336,6 +336,18 @@ def result_line(metrics: dict) -> str:
             f"float {metric_text(task, pm, metrics['student_float']['metrics'].get(pm), unit)} | int8 "
             f"{metric_text(task, pm, metrics['student_int8']['metrics'].get(pm), unit)}"
             + (f" (NOT A MEASURE OF SKILL: {one_class.removesuffix(': ' + ONE_CLASS_WHY)})" if one_class else ""))
+
+
+def classic_worse(metrics: dict) -> str:
+    """'; WORSE THAN THE CLASSIC METHOD (point comparison, N held-out subjects)' where a spectral heart-rate run's int8
+    student errs more than the classic baseline on the held-out subjects (mean of subjects), as a time-domain run's
+    last line flags it (`core.metrics.classic_flag`); '' otherwise."""
+    from sqtool.core.metrics import WORSE_THAN_CLASSIC
+    m = metrics["mae_bpm"]
+    if m.get("classic") is None or not m["int8"] > m["classic"]:
+        return ""
+    n = len(metrics.get("heldout_subjects") or [])
+    return f"; {WORSE_THAN_CLASSIC.upper()} (point comparison, {n} held-out subject{'s' if n != 1 else ''})"
 
 
 def estimate_flag(em: dict) -> str:

@@ -363,3 +363,16 @@ def test_quantize_reads_the_teachers_max_records_unless_given(tmp_path, monkeypa
     assert saved["max_records"] == (loaded or 0)
     m = json.loads((d / "metrics.json").read_text())
     assert m["heldout_windows"] + m["train_windows"] == len(synthetic_hr_task(n_subjects=loaded or 5, duration_s=60.0))
+
+
+def test_the_result_line_of_a_spectral_run_flags_an_int8_student_worse_than_the_classic_baseline():
+    """A heart-rate student at 3.69 BPM on the held-out subjects against the classic baseline's 1.81 printed both
+    numbers and no flag, where a time-domain run's last line says WORSE THAN THE CLASSIC METHOD."""
+    from sqtool.compress.cli import result_line
+    m = {"task": "hr", "heldout_subjects": ["my_watch:u11", "my_watch:u12"],
+         "mae_bpm": {"teacher": 2.43, "float": 3.51, "int8": 3.69, "classic": 1.81}}
+    assert result_line(m) == ("held-out MAE (mean of subjects): teacher 2.43, float 3.51, int8 3.69 BPM; classic "
+                              "baseline (no learned model) 1.81 BPM; WORSE THAN THE CLASSIC METHOD (point comparison, "
+                              "2 held-out subjects)")
+    m["mae_bpm"]["classic"] = 5.0
+    assert result_line(m).endswith("; classic baseline (no learned model) 5.00 BPM")
