@@ -356,6 +356,18 @@ def estimate_flag(em: dict) -> str:
     return f" ({flag.upper()} in that run)" if flag else ""
 
 
+def device_rate_args(metrics: dict) -> list[str]:
+    """export's --device-fs / --device-acc-fs for the rates a spectral run's recordings share
+    (`quantize_hr.recorded_rates`) where the export's default would build for others: its C pipeline is built for
+    the model's `device_fs` (125 Hz) unless told, and bench / predict then skip it on the user's 64 Hz files."""
+    rates, default = metrics.get("recorded_rates") or {}, metrics.get("device_fs")
+    ppg, acc = rates.get("ppg"), rates.get("acc")
+    if not ppg or not default:
+        return []
+    args = ["--device-fs", f"{ppg:g}"] if ppg != default else []
+    return args + (["--device-acc-fs", f"{acc:g}"] if acc and acc != ppg else [])   # the kit's acc resampler
+
+
 def print_results(run_dir, metrics: dict) -> None:
     """On stdout: the result line of the run's `metrics` (as written to its metrics.json), where the results
     are (`report:`) and the next command; then, for a time-domain student, the trivial and classic rows with the
@@ -371,7 +383,7 @@ def print_results(run_dir, metrics: dict) -> None:
               + (f" (held to {budget_of}'s budget)" if budget_of and budget_of != metrics["student"]["name"] else ""))
     print(f"{result_line(metrics)} -> {run_dir}")
     print(f"report: {run_dir / 'report.md'}")
-    print(f"next: {shell_command('export', '--model', run_dir, '--target', 'onnx,tflite,c')}")
+    print(f"next: {shell_command('export', '--model', run_dir, '--target', 'onnx,tflite,c', *device_rate_args(metrics))}")
     if metrics.get("skill"):                          # a time-domain student's (a run from before "units": its student's)
         for line in skill_lines(metrics["task"], metrics["skill"], metrics.get("units") or metrics["student"]["units"]):
             print(line)

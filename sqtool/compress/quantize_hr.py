@@ -67,6 +67,7 @@ from sqtool.core import (SqtoolError, atomic_save_npz, atomic_write_text, make_r
                          write_metrics)
 from sqtool.core.io import dumps_json, read_json
 from sqtool.core.metrics import uncertainty_scores
+from sqtool.core.model_cfg import device_fs
 from sqtool.compress.final_fit import SPEC_DEFAULTS, check_covers, final_fit, load_estimate, parity_sample
 from sqtool.core.runs import at_cfg_threads, load_run_npz, releases_run_dirs
 from sqtool.data.heldout import heldout_note, recorded_heldout
@@ -305,6 +306,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         hr_corpus(root, datasets, scfg, log=say, seed=seed)
     if cfg.max_records:                                # the teacher's recordings, unless --max-records says
         corpus = corpus[:cfg.max_records]
+    rates = recorded_rates(corpus, ds.name if ds else None)      # the next line's export --device-fs
     keys = sorted({r.key for r in corpus})
     held, in_teacher = heldout_of(cfg, ck, corpus, ds, say)
     train, left = with_truth([r for r in corpus if r.key not in held], scfg.window_s)   # as the fine-tune leaves
@@ -404,7 +406,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
 
     if final:
         return run_dir, final_fit_report(run_dir, cfg, scfg, tcfg, student, ck, q, fstudent, hist, kd, whose, keys,
-                                         train, Y, estimate, budget=spectral_budget(scfg), t0=t0)
+                                         train, Y, estimate, budget=spectral_budget(scfg), t0=t0, rates=rates)
     rows = []
     for r in test:
         x = as_model_input(r.x)
@@ -434,7 +436,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                "classic_baseline": {k: v for k, v in classic.items() if k != "hr"} if classic else None,
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "decoder_on": whose,
                "uncertainty_int8": unc, "training_truth": truth_summary(Y), "heldout_truth": truth_summary(cat("y")),
-               "wall_s": time.time() - t0}
+               "recorded_rates": rates, "device_fs": device_fs(scfg.to_dict()), "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
     from sqtool.core.progress import training_curve
     training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
@@ -477,8 +479,26 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     return run_dir, metrics
 
 
+def recorded_rates(corpus: list, dataset: str | None) -> dict:
+    """{"ppg": Hz, "acc": Hz} of the recordings of `dataset` (a user's dataset file; None: all of the corpus) where
+    they share one rate each as recorded (before the front end resamples them): the device that made them runs at
+    those rates, and the run's `next:` export line builds for them (--device-fs / --device-acc-fs); a rate that
+    varies, or a synthetic recording without one, leaves its key out."""
+    from sqtool.core.model_cfg import ACC_AXES
+    seen: dict[str, set] = {"ppg": set(), "acc": set()}
+    for r in corpus:
+        rec = r.source
+        if rec is None or (dataset is not None and r.dataset != dataset):
+            continue
+        ppg = [c for c in rec.fs if c.startswith("ppg")]
+        seen["ppg"].update(float(rec.fs[c]) for c in ppg[:1])
+        seen["acc"].update(float(rec.fs[a]) for a in ACC_AXES[:1] if a in rec.fs)
+    return {k: v.pop() for k, v in seen.items() if len(v) == 1}
+
+
 def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, fstudent, hist, kd, whose: str,
-                     keys, train: list, Y, estimate: dict | None, budget: dict, t0: float) -> dict:
+                     keys, train: list, Y, estimate: dict | None, budget: dict, t0: float,
+                     rates: dict | None = None) -> dict:
     """A final fit's metrics.json and report.md (no held-out subject: its figures are the --estimate-from run's,
     said as such) and its training curve; returns the metrics."""
     from sqtool.compress.hr_qat import int8_logits
@@ -490,7 +510,7 @@ def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, 
                "teacher_heldout_subjects": recorded_heldout(ck.get("train_cfg")), "mae_bpm": None,
                "per_subject": {}, "estimate": estimate, "budget": budget, "logit_scale": float(scale),
                "decoder": scfg.decoder, "decoder_on": whose, "training_truth": truth_summary(Y),
-               "wall_s": time.time() - t0}
+               "recorded_rates": rates or {}, "device_fs": device_fs(scfg.to_dict()), "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
     training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
                    ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")

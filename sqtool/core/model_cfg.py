@@ -70,6 +70,16 @@ def _number(v, where: str, what: str) -> float:
     return f
 
 
+DEFAULT_DEVICE_FS = 125.0   # Hz: a spectral model's device rate unless its frontend says (TROIKA / SP Cup's)
+
+
+def device_fs(model_cfg: dict) -> float:
+    """The device rate a spectral model is exported for by default: frontend["fs_in"] when recorded, else
+    DEFAULT_DEVICE_FS (its front end resamples any rate; `export --device-fs` builds for another)."""
+    fe = dict(model_cfg.get("frontend") or {})
+    return float(fe.get("fs_in") or DEFAULT_DEVICE_FS)
+
+
 def check_fs(fs, where: str = "fs") -> float:
     """A sampling rate in (0, FS_MAX_HZ] Hz, as float; else one SqtoolError line naming `where`."""
     f = _number(fs, where, "sampling rate")

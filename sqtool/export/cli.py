@@ -433,7 +433,7 @@ def _load_inputs(cfg: ExportConfig):
                      + (f" (as {', '.join(held_ds)}'s recordings may be)" if held_ds else "")
                      + " needs --ppg-sensors 1")
     if spectral and not cfg.device_fs:      # the front end resamples any rate: which one the files are built for
-        from sqtool.export.pipeline import device_fs
+        from sqtool.core.model_cfg import device_fs
         notes.append(f"built for a {device_fs(mcfg):g} Hz device (the model config's frontend.fs_in; the network reads "
                      "spectra, so the training recordings' rate does not set it): --device-fs HZ builds for yours")
     if cfg.device_acc_fs:                   # refused before any folder: the kit could not honour it
@@ -447,7 +447,7 @@ def _load_inputs(cfg: ExportConfig):
                               f"heart-rate grid ({top_bpm:g} BPM = {top_bpm / 60:.3g} Hz), where the network compares "
                               f"motion with the pulse: sample it faster than {2 * top_bpm / 60:.3g} Hz")
         from sqtool.data.acc_resampler import design_acc
-        from sqtool.export.pipeline import device_fs
+        from sqtool.core.model_cfg import device_fs
         design_acc(cfg.device_acc_fs, cfg.device_fs or device_fs(mcfg))            # an awkward ratio: one line
     if cfg.prefix != "sq" and (not spectral or "c" not in targets):   # refused: config.yaml never records one unapplied
         raise SqtoolError(f"--prefix {cfg.prefix}: for the C target of a spectral model (its pipeline's symbol prefix); "

@@ -49,13 +49,13 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.core.model_cfg import device_fs
 from sqtool.export.c_render import check_prefix, template, write_sources
 from sqtool.data.frontend import FrontEnd, FrontEndCfg, design, flagged_q15, spectra
 from sqtool.models.decoder import decoder_only, DecoderCfg, IntDecoder, check_grid, evidence_codes
 
 ROUNDING = "single"
 MAX_FLAGGED_Q15 = 16384                     # a window is scored when flagged_q15 <= this (<= 50 %)
-DEFAULT_DEVICE_FS = 125.0                   # Hz: the rate of the wrist training data (TROIKA / SP Cup)
 TEMPLATES = ("sq_pipeline.h", "sq_pipeline.c")
 RESULT_KEYS = ("index", "hr_mbpm", "lo_mbpm", "hi_mbpm", "conf_q15", "flagged_q15", "valid")
 _RESULT_DTYPES = (np.uint32, np.int32, np.int32, np.int32, np.uint16, np.uint16, np.uint8)
@@ -68,12 +68,6 @@ def scores(flagged_q15, ppg_quiet):
     when at most half its inputs are flagged (flagged_q15 <= MAX_FLAGGED_Q15) and its PPG is not quiet (not
     every PPG sensor stuck / railed / zero: the front end's ppg_quiet)."""
     return (np.asarray(flagged_q15) <= MAX_FLAGGED_Q15) & ~np.asarray(ppg_quiet, bool)
-
-
-def device_fs(model_cfg: dict) -> float:
-    """The device rate a model was trained for: frontend["fs_in"] when recorded, else DEFAULT_DEVICE_FS."""
-    fe = dict(model_cfg.get("frontend") or {})
-    return float(fe.get("fs_in") or DEFAULT_DEVICE_FS)
 
 
 def frontend_config(model_cfg: dict, fs_in: float | None = None, n_ppg: int = 1) -> FrontEndCfg:

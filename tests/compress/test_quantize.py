@@ -376,3 +376,26 @@ def test_the_result_line_of_a_spectral_run_flags_an_int8_student_worse_than_the_
                               "2 held-out subjects)")
     m["mae_bpm"]["classic"] = 5.0
     assert result_line(m).endswith("; classic baseline (no learned model) 5.00 BPM")
+
+
+def test_the_next_export_line_builds_for_the_rates_the_recordings_share():
+    """A spectral run on a 64 Hz watch (acc at 32 Hz) suggested `export` without --device-fs: the export built its C
+    pipeline for 125 Hz, and bench / predict then skipped it on the watch's own files."""
+    from types import SimpleNamespace as NS
+
+    from sqtool.compress.cli import device_rate_args
+    from sqtool.compress.quantize_hr import recorded_rates
+
+    def rec(dataset, ppg, acc=None):
+        fs = {"ppg": ppg, **({a: acc for a in ("acc_x", "acc_y", "acc_z")} if acc else {})}
+        return NS(dataset=dataset, source=NS(fs=fs))
+    watch = [rec("my_watch", 64.0, 32.0), rec("my_watch", 64.0, 32.0), rec("troika", 125.0, 125.0)]
+    assert recorded_rates(watch, "my_watch") == {"ppg": 64.0, "acc": 32.0}       # the other dataset's not counted
+    assert recorded_rates(watch, None) == {}                                       # rates that vary: none
+    assert recorded_rates([rec("my_watch", 64.0)], "my_watch") == {"ppg": 64.0}    # no accelerometer
+    assert device_rate_args({"recorded_rates": {"ppg": 64.0, "acc": 32.0}, "device_fs": 125.0}) == \
+        ["--device-fs", "64", "--device-acc-fs", "32"]
+    assert device_rate_args({"recorded_rates": {"ppg": 125.0, "acc": 125.0}, "device_fs": 125.0}) == []
+    assert device_rate_args({"recorded_rates": {"ppg": 125.0, "acc": 25.0}, "device_fs": 125.0}) == \
+        ["--device-acc-fs", "25"]
+    assert device_rate_args({"mae_bpm": {}}) == []                                 # a time-domain run's metrics

@@ -39,7 +39,8 @@ def _results_on_stdout(capsys, run) -> None:
     """stdout carries the results: the held-out line, `report:` and `next:`; stderr none of them."""
     io = capsys.readouterr()
     out = io.out.strip().splitlines()
-    assert out[-3].startswith("held-out MAE (mean of subjects): teacher ") and out[-3].endswith(f"BPM -> {run}"), out
+    assert out[-3].startswith("held-out MAE (mean of subjects): teacher ") and out[-3].endswith(f" -> {run}"), out
+    assert out[-3].split(" -> ")[0].endswith(("BPM", "held-out subjects)", "held-out subject)")), out   # a flag last
     assert out[-2:] == [f"report: {run / 'report.md'}", f"next: sqtool export --model {run} --target onnx,tflite,c"]
     assert "next:" not in io.err and "held-out MAE" not in io.err
 
@@ -48,6 +49,8 @@ def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, t
     capsys.readouterr()
     assert main([a for a in _args(teacher_run, tmp_path / "full") if a != "--no-progress"]) == 0   # lines on
     _results_on_stdout(capsys, tmp_path / "full")
+    m = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert m["recorded_rates"]["ppg"] == m["device_fs"] == 125.0        # synthetic at 125 Hz: no --device-fs said
 
     real_qat = HQ.qat_bins
 
