@@ -80,6 +80,7 @@ import numpy as np
 from sqtool.core import (DEFAULT_BAND, SqtoolError, check_band_phase, check_fs, check_window_s, add_bool_flag,
                          add_config_args, add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config,
                          resolve_data_root, signal_channels, save_config, write_metrics)
+from sqtool.core.config import flag_of
 from sqtool.core.io import dumps_json
 from sqtool.core.progress import bar as progress_bar, item as progress_line
 from sqtool.core.runs import FORCE_HELP, note_run, releases_run_dirs, shell_command
@@ -1148,7 +1149,22 @@ def _run_cli(args) -> int:
     moved = _data_overrides(cfg.input, cfg.kind) if not getattr(args, "data", None) else {}
     if "data_root" in moved:                             # a config file's `data:` is --data: a root or 'synthetic'
         cfg = replace(cfg, input=[], data_root=moved["data_root"])
+    _refuse_synthetic_flags(cfg, args)
     return _print_pairs(cfg, args)
+
+
+def _refuse_synthetic_flags(cfg: PairsConfig, args) -> None:
+    """--synthetic-subjects / --synthetic-duration-s typed beside real data: they shape the synthetic default
+    corpus only, and were silently ignored (every recording of --data mined); one line instead. A --config file's
+    keys are left alone (a run's own config.yaml holds every field)."""
+    given = [flag_of(PairsConfig, k) for k in ("synthetic_subjects", "synthetic_duration_s")
+             if getattr(args, k, None) is not None]
+    if not given or (not cfg.input and (cfg.data_root == "synthetic" or resolve_data_root(cfg.data_root) is None)):
+        return
+    data = " ".join(map(str, cfg.input)) if cfg.input else str(resolve_data_root(cfg.data_root))
+    raise SqtoolError(f"data pairs {' and '.join(given)}: {'they shape' if len(given) > 1 else 'it shapes'} the "
+                      f"synthetic corpus of --data synthetic only; --data {data} mines every recording there (drop "
+                      f"{' and '.join(given)}, or give --data synthetic)")
 
 
 def _resume_cli(args) -> PairsConfig:
