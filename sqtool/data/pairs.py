@@ -80,6 +80,7 @@ import numpy as np
 from sqtool.core import (DEFAULT_BAND, SqtoolError, check_band_phase, check_fs, check_window_s, add_bool_flag,
                          add_config_args, add_deprecated_alias, lock_run_dir, make_run_dir, resolve_config,
                          resolve_data_root, signal_channels, save_config, write_metrics)
+from sqtool.core.config import flag_of
 from sqtool.core.io import dumps_json
 from sqtool.core.progress import bar as progress_bar, item as progress_line
 from sqtool.core.runs import FORCE_HELP, note_run, releases_run_dirs, shell_command
@@ -483,13 +484,8 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
     """[(name, units)] for every input (listed, nothing read); the synthetic corpus when no data is given."""
     if cfg.input:
         from sqtool.data.dataset_tasks import dataset_of
-        out, seen = [], {}
-        for p in cfg.input:
-            src = dataset_of(p) or builtin_folder(p, cfg.kind) or p     # a dataset file is parsed once, here
-            name = _input_name(src)
-            seen[name] = seen.get(name, 0) + 1            # two inputs of one name: subjects kept apart
-            out.append((name if seen[name] == 1 else f"{name}_{seen[name]}",
-                        list_units(src, cfg.kind)))
+        srcs = [dataset_of(p) or builtin_folder(p, cfg.kind) or p for p in cfg.input]   # a dataset file parsed once
+        out = _named([(src, list_units(src, cfg.kind)) for src in srcs])
         _refuse_twice(out, cfg.input)
         return out
     root = None if cfg.data_root == "synthetic" else resolve_data_root(cfg.data_root)
@@ -498,17 +494,32 @@ def _inputs(cfg: PairsConfig) -> list[tuple[str, list[tuple]]]:
         specs = synth_corpus_specs(cfg.synthetic_subjects, duration_s=cfg.synthetic_duration_s, seed=cfg.seed)
         return [("synthetic", [("synthetic", s) for s in specs])]
     from sqtool.data.dataset_file import builtin_names, is_dataset_file, load_builtin
-    out = []
+    from sqtool.data.dataset_tasks import dataset_of
+    found, folders = [], []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:                                             # a built-in's shipped file: its exclude list applies (troika's
             shipped = d.name in builtin_names() and cfg.kind in (None, d.name) and not is_dataset_file(d)
-            src = load_builtin(d.name, root) if shipped else d       # DATA_S04_T01; a folder's own dataset.yaml wins
-            out.append((d.name, list_units(src, cfg.kind)))
+            src = load_builtin(d.name, root) if shipped else dataset_of(d) or d   # DATA_S04_T01; a folder's own
+            found.append((src, list_units(src, cfg.kind)))                     # dataset.yaml wins
+            folders.append(str(d))
         except SqtoolError as e:
             print(f"sqtool: skipping {d}: {e}", file=sys.stderr)
-    if not out:
+    if not found:
         raise SqtoolError(f"{root}: no dataset folder recognised")
-    _refuse_twice(out, [str(root / name) for name, _ in out])
+    out = _named(found)
+    _refuse_twice(out, folders)
+    return out
+
+
+def _named(found: list[tuple]) -> list[tuple[str, list[tuple]]]:
+    """[(name, units)] of the inputs [(source, units)]: each named by `_input_name` (a dataset file's `name:`, as
+    the keys of --exclude-subjects, a split.test and fine-tuning read it), whether it came as --data or as a folder
+    of a data root; a second input of one name as <name>_2 (its subjects kept apart)."""
+    out, seen = [], {}
+    for src, units in found:
+        name = _input_name(src)
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", units))
     return out
 
 
@@ -1148,7 +1159,22 @@ def _run_cli(args) -> int:
     moved = _data_overrides(cfg.input, cfg.kind) if not getattr(args, "data", None) else {}
     if "data_root" in moved:                             # a config file's `data:` is --data: a root or 'synthetic'
         cfg = replace(cfg, input=[], data_root=moved["data_root"])
+    _refuse_synthetic_flags(cfg, args)
     return _print_pairs(cfg, args)
+
+
+def _refuse_synthetic_flags(cfg: PairsConfig, args) -> None:
+    """--synthetic-subjects / --synthetic-duration-s typed beside real data: they shape the synthetic default
+    corpus only, and were silently ignored (every recording of --data mined); one line instead. A --config file's
+    keys are left alone (a run's own config.yaml holds every field)."""
+    given = [flag_of(PairsConfig, k) for k in ("synthetic_subjects", "synthetic_duration_s")
+             if getattr(args, k, None) is not None]
+    if not given or (not cfg.input and (cfg.data_root == "synthetic" or resolve_data_root(cfg.data_root) is None)):
+        return
+    data = " ".join(map(str, cfg.input)) if cfg.input else str(resolve_data_root(cfg.data_root))
+    raise SqtoolError(f"data pairs {' and '.join(given)}: {'they shape' if len(given) > 1 else 'it shapes'} the "
+                      f"synthetic corpus of --data synthetic only; --data {data} mines every recording there (drop "
+                      f"{' and '.join(given)}, or give --data synthetic)")
 
 
 def _resume_cli(args) -> PairsConfig:

@@ -261,7 +261,7 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
             if not (root / ds).is_dir():
                 from sqtool.data.dataset_file import builtin_names
                 raise SqtoolError(f"task '{task}' needs the {ds} dataset: {root / ds} not found under the data root"
-                                  + dataset_folder_hint(root, builtin_names()))
+                                  + dataset_folder_hint(root, builtin_names()) + _own_label_hint(root, task))
         if task == "quality":
             td = _quality(root, model_cfg, max_records)
         else:
@@ -284,6 +284,24 @@ def load_task(task: str, data_root=None, model_cfg=None, *, max_records: int | N
                    units=list(spec["units"]), kind=spec["kind"],
                    data_root="synthetic" if data_root in (None, "synthetic") else str(data_root))
     return td
+
+
+def _own_label_hint(root: Path, task: str) -> str:
+    """'' or, when data root `root` holds dataset folders of one's own whose dataset.yaml declares `task`'s label,
+    the sentence naming them: a root is read for the task's built-in dataset only, a dataset file is given itself."""
+    from sqtool.data.dataset_file import TASK_LABELS, dataset_folders, load_dataset_file
+    label = TASK_LABELS.get(task, task)
+    own = []
+    for d in dataset_folders(root):
+        try:
+            if label in load_dataset_file(d / "dataset.yaml").labels:
+                own.append(str(d / "dataset.yaml"))
+        except SqtoolError:
+            continue
+    if not own:
+        return ""
+    return (f"; a data root is read for that built-in dataset only: give your dataset file with the {label} label "
+            f"as --data ({' or '.join(own)})")
 
 
 def model_band(cfg):

@@ -94,6 +94,16 @@ def _precheck_pretrain(cfg) -> None:
         ShardPairs(cfg.pairs, verify=False).check_contract(model_cfg)
 
 
+def _refuse_synthetic_pairs_flag(args, cfg) -> None:
+    """--synthetic-pairs typed beside a --pairs folder: the folder's pairs are trained on and the number said
+    nothing (it sizes the generated corpus of --pairs synthetic only); one line instead of a run that ignores it.
+    A --config file's key is left alone: a run's own config.yaml, fed back, holds every field."""
+    if getattr(args, "synthetic_pairs", None) is not None and cfg.pairs != "synthetic":
+        raise SqtoolError(f"train pretrain --synthetic-pairs {args.synthetic_pairs}: it sizes the generated pairs of "
+                          f"--pairs synthetic only; --pairs {cfg.pairs} trains on every pair the folder holds "
+                          "(drop --synthetic-pairs, or mine fewer pairs)")
+
+
 def _precheck_finetune(cfg):
     """Cheap checks before a run directory is made; returns (cfg, the --init checkpoint): cfg prepared as the
     library entries prepare it (`prepare_finetune`: model=RUN -> init=RUN, validated), the checkpoint read once
@@ -175,6 +185,7 @@ def run_pretrain_cmd(args) -> int:
                 run_dir, cfg, ck = _resume_pretrain(args, rank, world)
             else:
                 cfg = resolve_config(PretrainConfig, args, run_keys=("out", "force"))
+                _refuse_synthetic_pairs_flag(args, cfg)
                 if args.out and rank == 0:                # rank 0 makes it (the others write into it)
                     check_out_dir("train/pretrain", args.out, args.force)   # before the pairs are opened
                 _precheck_pretrain(cfg)

@@ -198,10 +198,17 @@ def stop_together(d: Dist, err: str, code: int = 1, cleanup=None, cause: BaseExc
     stopped before its line (the reason then lost, a 'terminated' line in its place) or before its cleanup (a folder
     holding only config.yaml, that a retry refuses). From here a SIGTERM (that stop) is ignored where a handler was
     set (the CLI's, which puts its own back as it returns: it would turn the stop into an interrupt mid-exit, a
-    'terminated' line after the error); where none was, it ends the rank as it would have."""
+    'terminated' line after the error); where none was, it ends the rank as it would have.
+    After the barrier rank 0, which said the line, exits first, with `code`; the other ranks wait (at most
+    STOP_WAIT_S) for the launcher's stop and exit with 143, as a rank it stopped: `sqtool-torchrun` then names rank 0
+    as the one that failed, whose line is above, and the others as stopped. Leaving together, whichever rank the
+    launcher saw first was named ('failed on rank 1: the reason is on its line above', a rank that said nothing, or
+    'on ranks 0, 1: on their lines above' over one line)."""
     import signal
     import threading
-    if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGTERM)):
+    main_thread = threading.current_thread() is threading.main_thread()
+    handled = main_thread and callable(signal.getsignal(signal.SIGTERM))
+    if handled:
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
     if d.is_main:
         try:
@@ -211,7 +218,35 @@ def stop_together(d: Dist, err: str, code: int = 1, cleanup=None, cause: BaseExc
             import sys
             print(f"sqtool: error: {err}", file=sys.stderr, flush=True)
     barrier(d)
+    if not d.is_main and handled and _stopped_by_launcher():
+        raise Said(err, code=128 + int(signal.SIGTERM)) from cause
     raise Said(err, code=code) from cause
+
+
+STOP_WAIT_S = 10.0      # how long a rank other than 0 waits, after a refusal agreed, for the launcher to stop it
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stopped_by_launcher() -> bool:
+    """Wait up to STOP_WAIT_S for a SIGTERM (the launcher stopping this rank once rank 0 has exited): True when it
+    came. The handler before it is put back either way."""
+    import signal
+    import time
+
+    def stop(signum, frame):
+        raise _Stop
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        time.sleep(STOP_WAIT_S)
+        return False
+    except _Stop:
+        return True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -49,3 +49,22 @@ def test_class_truth_reads_a_class_label_per_window_as_training_does():
     assert class_truth("quality", rec, t0, 10.0).tolist() == [1.0, 1.0, 1.0]
     with pytest.raises(SqtoolError, match="^class_truth: 'rr' is not a class task"):
         class_truth("rr", rec, t0, 10.0)
+
+
+def test_a_data_root_of_ones_own_datasets_names_the_file_with_the_tasks_label(tmp_path):
+    """A root of one's own dataset folders (the one `data pairs` mined) given to a built-in task: the task reads the
+    root's built-in dataset only, and the error named only that ('needs the bidmc dataset'), not the dataset file
+    beside it that declares the label. Now it names that file to give as --data; a file without it is not named."""
+    from sqtool.data.tasks import load_task
+    for name, labels in (("ward", "labels:\n  rr: {column: rr}\n"), ("watch", "")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dataset.yaml").write_text(f"name: {name}\nformat: csv\nfs: 125\nchannels: {{ppg: ppg}}\n"
+                                                      + labels)
+    with pytest.raises(SqtoolError) as e:
+        load_task("rr", tmp_path)
+    assert str(e.value) == (f"task 'rr' needs the bidmc dataset: {tmp_path / 'bidmc'} not found under the data root; "
+                            "a data root is read for that built-in dataset only: give your dataset file with the rr "
+                            f"label as --data ({tmp_path / 'ward' / 'dataset.yaml'})")
+    with pytest.raises(SqtoolError) as e:
+        load_task("af", tmp_path)
+    assert str(e.value).endswith("not found under the data root")

@@ -98,7 +98,7 @@ def test_a_copied_folder_is_refused_as_the_same_recordings(tmp_path):
         d["ppg"] = d["ppg"][::-1].copy()
         np.savez(f, **d)
     m = mine_pairs(PairsConfig(data_root=str(root), out=str(tmp_path / "p"), workers=1), progress=False)
-    assert "wrist_copy" in m["datasets"]
+    assert "wrist_2" in m["datasets"]       # named by its dataset.yaml's name: (wrist), the second of that name
 
 
 def test_a_partner_never_overlaps_its_good_window():
@@ -151,3 +151,27 @@ def test_a_window_no_registered_model_reads_is_refused_before_mining(tmp_path, m
     monkeypatch.setattr(P, "_inputs", real)
     assert main(base + ["--own-model", "--out", str(tmp_path / "own")]) == 0
     assert "next: none of the registry's models reads these pairs" in capsys.readouterr().out
+
+
+def test_a_data_roots_dataset_folder_is_named_by_its_dataset_file(tmp_path, capsys):
+    """Mined through a data root, one's own dataset folder was named by the folder (index.json's subjects
+    'hospital_export/s1', pair_stats.md's row), through --data its dataset.yaml by its name: ('ward/s1'), and the
+    --exclude-subjects keys, the split.test line and fine-tuning by the name: too ('ward:s1'): the same pairs got
+    another name by the way they were asked for, and a key read off the pair statistics excluded nothing. Now both
+    ways name it by its dataset.yaml's name:."""
+    from sqtool.cli import main
+    from sqtool.data.shards import read_index
+    root = _corpus(tmp_path)
+    (root / "ward").rename(root / "hospital_export")
+    by_root, by_file = tmp_path / "by_root", tmp_path / "by_file"
+    for data, out in ((root, by_root), (root / "hospital_export" / "dataset.yaml", by_file)):
+        assert main(["data", "pairs", "--data", str(data), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    subjects = [{s for s in read_index(out)[1]["subjects"] if not s.startswith("wrist/")} for out in (by_root, by_file)]
+    assert subjects[0] == subjects[1] and subjects[0] and all(s.startswith("ward/") for s in subjects[0])
+    assert "| ward |" in (by_root / "pair_stats.md").read_text()
+    key = "ward:" + sorted(subjects[0])[0].split("/", 1)[1]
+    assert main(["data", "pairs", "--data", str(root), "--out", str(tmp_path / "ex"), "--workers", "1",
+                 "--no-progress", "--exclude-subjects", key]) == 0
+    assert f"left out, never mined: 1 subject(s)" in capsys.readouterr().out
+

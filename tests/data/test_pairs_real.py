@@ -88,3 +88,23 @@ def test_model_flag_sets_the_window_contract_and_cli_spelling(tmp_path, capsys):
     assert text.strip().splitlines()[-1] == f"next: sqtool train pretrain --pairs {out} --model resnet1d_siamq_tiny_10s"
     _, index = read_index(out)
     assert index["window_s"] == 10 and index["pair_shape"] == [2, 1, 400] and index["synthetic_partners"] is True
+
+
+def test_synthetic_corpus_flags_beside_real_data_are_refused(tmp_path, capsys):
+    """--synthetic-subjects / --synthetic-duration-s shape the synthetic corpus only: beside real --data they were
+    silently ignored (every recording mined, exit 0). Now one line naming them, before any folder is made; a
+    --config file's keys (a run's own config.yaml holds every field) are not refused."""
+    from sqtool.cli import main
+    ward = _npz_folder(tmp_path / "ward", 2, artifacts=0.5)
+    out = tmp_path / "pairs"
+    assert main(["data", "pairs", "--data", str(ward), "--synthetic-subjects", "3", "--workers", "1",
+                 "--no-progress", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sqtool: error: data pairs --synthetic-subjects: it shapes the synthetic corpus of --data "
+                   f"synthetic only; --data {ward} mines every recording there (drop --synthetic-subjects, or give "
+                   f"--data synthetic)"]
+    assert not out.exists()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("synthetic_subjects: 3\nsynthetic_duration_s: 60\n")
+    assert main(["data", "pairs", "--data", str(ward), "--config", str(cfg), "--synthetic-partners", "--workers", "1",
+                 "--no-progress", "--out", str(out)]) == 0

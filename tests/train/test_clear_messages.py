@@ -85,3 +85,19 @@ def test_a_datasets_own_folder_given_as_the_data_root_says_what_to_give(model, t
     assert len(err) == 1 and err[0].endswith(
         f": {ds} is the troika dataset's own folder, --data takes the data root holding it (--data {ds.parent}) or "
         "the dataset's name (--data troika, read under $SQTOOL_DATA)")
+
+
+def test_synthetic_pairs_beside_a_pairs_folder_is_refused(tmp_path, capsys):
+    """--synthetic-pairs N sizes the generated corpus of --pairs synthetic only: beside a pairs folder it was
+    silently ignored (every pair of the folder trained on, exit 0); now one line, no run folder. A --config file's
+    key (a run's own config.yaml holds every field) is not refused."""
+    _write_pairs(tmp_path / "pairs")
+    out = tmp_path / "o"
+    assert main(PT + ["--pairs", str(tmp_path / "pairs"), "--synthetic-pairs", "16", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sqtool: error: train pretrain --synthetic-pairs 16: it sizes the "
+                                               "generated pairs of --pairs synthetic only")
+    assert not out.exists()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("synthetic_pairs: 16\n")
+    assert main(PT + ["--pairs", str(tmp_path / "pairs"), "--config", str(cfg), "--out", str(out)]) == 0

@@ -36,9 +36,12 @@ def test_a_workers_bad_input_is_its_line_and_one_launcher_line(tmp_path):
     # (their lines run together, one newline after the other)
     lines = [ln for ln in r.stderr.splitlines() if ln and not ln.startswith("W")]
     assert r.returncode == 1 and "Traceback" not in r.stderr and "ChildFailedError" not in r.stderr, r.stderr
-    assert lines[-1].startswith("sqtool-torchrun: sqtool.cli failed on rank"), lines   # rank 0 or 1, or both
-    said = [ln for ln in lines[:-1] if ln != "sqtool: terminated (SIGTERM)"]   # a rank the launcher stopped first
-    assert all(ln.startswith("sqtool: error: pair shards ") for ln in said) and said, lines
+    # the refusal is agreed (loop.stop_together): rank 0 says it and exits first, the launcher stops rank 1; both
+    # leaving at once named whichever it saw first ('failed on rank 1: the reason is on its line above', a rank
+    # that said nothing; or 'on ranks 0, 1 ... on their lines above' over one line)
+    assert lines[-1] == ("sqtool-torchrun: sqtool.cli failed on rank 0 (exit 1): the reason is on its line above; "
+                         "the launcher then stopped rank 1 (exit 143)"), lines
+    assert len(lines) == 2 and lines[0].startswith("sqtool: error: pair shards "), lines
     ok = subprocess.run(LAUNCH + ["-m", "sqtool.cli", "--version"], env=env(), capture_output=True, text=True,
                         timeout=300)
     assert ok.returncode == 0 and ok.stdout.count("sqtool ") == 2 and "sqtool-torchrun" not in ok.stderr
