@@ -332,8 +332,9 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     names = [f"{n}#{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]   # EDF labels cut to 16
     sig = rec.p_signal                                   # characters repeat: one column each, by position
     cols = {n: np.asarray(sig[:, i], np.float64) for i, n in enumerate(names)}
-    from sqtool.data.readers.generic import header_start_time
-    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], header_start_time(rec)
+    from sqtool.data.readers.generic import edf_start_unknown, header_start_time
+    start = None if ds.format == "edf" and edf_start_unknown(p) else header_start_time(rec)   # a placeholder: none
+    return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], start
 
 
 def _pick(cols: dict, names: list[str], column, where: str, what: str):

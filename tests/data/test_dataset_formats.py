@@ -14,8 +14,10 @@ from sqtool.data.synthetic import synth_record
 FS = 125
 
 
-def write_edf(path: Path, signals: dict, fs: int, units: dict | None = None) -> None:
-    """A minimal EDF file (not EDF+): 1 s data records, int16 samples, each signal scaled to its own range."""
+def write_edf(path: Path, signals: dict, fs: int, units: dict | None = None,
+              recording: str = "Startdate 01-JAN-2020 X X X", start: str = "01.01.2000.00.00") -> None:
+    """A minimal EDF file (not EDF+): 1 s data records, int16 samples, each signal scaled to its own range;
+    `recording` its recording field, `start` its start date and time fields (dd.mm.yyhh.mm.ss)."""
     names = list(signals)
     n = min(len(v) for v in signals.values()) // fs                    # whole data records
     x = {k: np.asarray(v, float)[: n * fs] for k, v in signals.items()}
@@ -28,8 +30,8 @@ def write_edf(path: Path, signals: dict, fs: int, units: dict | None = None) -> 
     lo = {k: float(num(float(np.min(v)) - 1e-3)) for k, v in x.items()}
     hi = {k: float(num(float(np.max(v)) + 1e-3)) for k, v in x.items()}
     ns = len(names)
-    head = (f("0", 8) + f("X X X X", 80) + f("Startdate 01-JAN-2020 X X X", 80) + f("01.01.20", 8)
-            + f("00.00.00", 8) + f(256 * (ns + 1), 8) + f("", 44) + f(n, 8) + f(1, 8) + f(ns, 4))
+    head = (f("0", 8) + f("X X X X", 80) + f(recording, 80) + f(start[:8], 8)
+            + f(start[8:], 8) + f(256 * (ns + 1), 8) + f("", 44) + f(n, 8) + f(1, 8) + f(ns, 4))
     for field_ in ([f(k, 16) for k in names], [f("", 80)] * ns, [f((units or {}).get(k, ""), 8) for k in names],
                    [num(lo[k]) for k in names], [num(hi[k]) for k in names], [f(-32768, 8)] * ns,
                    [f(32767, 8)] * ns, [f("", 80)] * ns, [f(fs, 8)] * ns, [f("", 32)] * ns):
@@ -173,3 +175,20 @@ def test_time_domain_task_without_its_label_is_refused(csv_watch, task, label):
     msg = str(e.value)
     assert f"task '{task}' needs label '{label}'" in msg and "declares: rr" in msg and str(y.resolve()) in msg
     assert "\n" not in msg
+
+
+def test_an_edf_without_a_recorded_start_date_has_no_wall_clock(tmp_path):
+    """wfdb's converter writes 'Startdate not recorded' and the placeholder 01.01.85 00.00.00 (EDF+: 'Startdate X');
+    the reader took the placeholder for the recording's start, and predict wrote 1985-01-01T00:00:30 as times."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    r, _, _ = wrist(0)
+    write_edf(rec / "known.edf", {"PPG": r.signals["ppg"]}, FS, recording="Startdate 02-MAR-2024 X X X",
+              start="02.03.2408.30.00")
+    write_edf(rec / "unknown.edf", {"PPG": r.signals["ppg"]}, FS, recording="Startdate not recorded",
+              start="01.01.8500.00.00")
+    write_edf(rec / "x.edf", {"PPG": r.signals["ppg"]}, FS, recording="Startdate X X X X", start="01.01.8500.00.00")
+    (tmp_path / "dataset.yaml").write_text("format: edf\nroot: rec\nchannels: {ppg: PPG}\n")
+    recs = {r.record_id: r for r in load_dataset_file(tmp_path / "dataset.yaml").records()}
+    assert recs["known"].meta["start_time"].startswith("2024-03-02T08:30:00")
+    assert "start_time" not in recs["unknown"].meta and "start_time" not in recs["x"].meta

@@ -386,6 +386,18 @@ def npz_start_time(v, where: str) -> str:
                           f"({first_line(e)})") from None
 
 
+def edf_start_unknown(path) -> bool:
+    """An EDF whose recording field (header bytes 88-168) says 'Startdate' and then no dd-MMM-yyyy date: EDF+'s
+    'Startdate X', the start date not known (wfdb's converter writes 'Startdate not recorded'); its start date and
+    time fields then hold a placeholder (01.01.85 00.00.00), not the recording's start. A plain EDF's free-text
+    field, not starting 'Startdate', keeps its date."""
+    import re
+    with open(path, "rb") as f:
+        words = f.read(168)[88:].decode("ascii", "replace").split()
+    return bool(words) and words[0] == "Startdate" and not (
+        len(words) > 1 and re.fullmatch(r"\d{2}-[A-Za-z]{3}-\d{4}", words[1]))
+
+
 def header_start_time(rec) -> str | None:
     """A WFDB / EDF record's base date and time (its header's, naive local time) as `iso_time`, or None without
     both."""
