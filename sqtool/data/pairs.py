@@ -208,11 +208,39 @@ def _no_pairs(rec) -> dict:
     """The per-record counts before any window is scored (what an unusable or short record returns)."""
     return {"dataset": rec.dataset, "subject": str(rec.subject), "record_id": str(rec.record_id),
             "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic": 0, "poor_used": 0, "short": 0,
-            "unusable": 0, "nonfinite": 0, "overlap_rejected": 0}
+            "unusable": 0, "nonfinite": 0, "silent": 0, "overlap_rejected": 0}
+
+
+SILENT_FLAT = 0.5          # a window more than half of whose PPG lies in flat runs holds no pulse: never a partner
+SILENT_RUN_S = 0.15        # s: samples equal to their neighbours for this long are a flat run
+
+
+def silent_windows(record, channel: str, t0, window_s: float) -> np.ndarray:
+    """(W,) bool: the windows [t0, t0 + window_s) s whose `channel` lies in flat runs (samples equal to the one
+    before, at least SILENT_RUN_S long, at the channel's own rate: a resampler's ringing would hide them) over more
+    than SILENT_FLAT of the window."""
+    x = np.asarray(record.signals[channel], dtype=np.float64)
+    fs = float(record.fs[channel])
+    same = np.concatenate([[False], np.diff(x) == 0])                    # (N,) equal to the sample before
+    edges = np.diff(np.concatenate([[0], same.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)          # runs [start, end)
+    flat = np.zeros(x.size + 1, dtype=np.int64)
+    for a, b in zip(starts, ends):
+        if b - a >= max(4, int(round(SILENT_RUN_S * fs))):
+            flat[a - 1 if a else 0] += 1                                  # the run's first value too
+            flat[b] -= 1
+    c = np.concatenate([[0], np.cumsum(np.cumsum(flat)[:-1] > 0)])       # flat samples before each index
+    t0 = np.asarray(t0, dtype=np.float64)
+    lo = np.clip(np.floor(t0 * fs + 1e-6).astype(np.int64), 0, x.size)
+    hi = np.clip(np.ceil((t0 + window_s) * fs - 1e-6).astype(np.int64), 0, x.size)
+    return (c[hi] - c[lo]) > SILENT_FLAT * np.maximum(hi - lo, 1)
 
 
 def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) -> dict:
-    """Window, score and pair one record. Returns counts and the pairs (float16/32 arrays)."""
+    """Window, score and pair one record. Returns counts and the pairs (float16/32 arrays). A window holding a
+    NaN/Inf sample (a gap) or whose PPG is flat over more than SILENT_FLAT of it (a sensor off, a file padded with
+    zeros to a whole block: EDF converters pad to their record length) is neither good nor poor: a flat line scores
+    lowest of all and was every good window's nearest poor partner, teaching the encoder nothing of artifacts."""
     spec = spectral_model(cfg)
     if spec is not None:
         return spectral_record_pairs(rec, cfg, spec)
@@ -246,12 +274,13 @@ def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) 
     q = quality_score(w_raw[need.index(ppg_ch)], fs, acc)                         # (W,)
     good = q > cfg.threshold
     gap = nonfinite_windows(rec, need, t0, cfg.window_s)                          # (W,) holding a NaN/Inf sample
-    ok = np.flatnonzero(~gap)                                                     # gaps: neither good nor poor
-    good &= ~gap
+    silent = ~gap & silent_windows(rec, ppg_ch, t0, cfg.window_s)                # (W,) no pulse at all
+    ok = np.flatnonzero(~gap & ~silent)                                           # neither is good or poor
+    good &= ~gap & ~silent
     gi, pi = match_pairs(t0[ok], good[ok], cfg.max_gap_s, win / fs)              # partners never overlap
     gi, pi = ok[gi], ok[pi]                                                       # (P,) indices into the windows
-    res.update(windows=int((~gap).sum()), good=int(good.sum()), poor=int((~good & ~gap).sum()),
-               nonfinite=int(gap.sum()),
+    res.update(windows=int(ok.size), good=int(good.sum()), poor=int(ok.size - good.sum()),
+               nonfinite=int(gap.sum()), silent=int(silent.sum()),
                overlap_rejected=overlap_rejected(t0[ok], good[ok], cfg.max_gap_s, win / fs))
     synth = np.zeros(gi.size, dtype=bool)
 
@@ -948,7 +977,8 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     datasets = {k: dataset_stats(v) for k, v in per_ds.items()}
     total = {k: sum(d[k] for d in datasets.values()) for k in
              ("records", "subjects", "windows", "good", "poor", "pairs", "real_pairs", "synthetic_pairs",
-              "short_records", "unusable_records", "subjects_with_pairs", "nonfinite_windows", "overlap_rejected")}
+              "short_records", "unusable_records", "subjects_with_pairs", "nonfinite_windows", "silent_windows",
+              "overlap_rejected")}
     if total["windows"] == 0 and total["unusable_records"]:
         raise SqtoolError(f"{total['unusable_records']} of {total['records']} records lack the channels of "
                           f"--model {cfg.model} ({', '.join(cfg.channels)}); nothing to pair")
@@ -1021,8 +1051,8 @@ def new_tally() -> dict:
     time gaps are kept for their medians as float32 chunks (8 bytes a pair, where Python lists took about 80),
     their means as float64 running sums."""
     return {"records": 0, "subjects": set(), "windows": 0, "good": 0, "poor": 0, "pairs": 0, "synthetic_pairs": 0,
-            "poor_used": 0, "short_records": 0, "unusable_records": 0, "nonfinite_windows": 0, "overlap_rejected": 0,
-            "subjects_with_pairs": set(), "q_gap": [], "t_gap": [], "gap_sums": [0, 0.0, 0.0],
+            "poor_used": 0, "short_records": 0, "unusable_records": 0, "nonfinite_windows": 0, "silent_windows": 0,
+            "overlap_rejected": 0, "subjects_with_pairs": set(), "q_gap": [], "t_gap": [], "gap_sums": [0, 0.0, 0.0],
             "heldout_records": 0, "heldout_subjects": set(), "heldout_matched": set()}
 
 
@@ -1036,6 +1066,7 @@ def tally(d: dict, rec: dict) -> None:
     d["short_records"] += rec["short"]
     d["unusable_records"] += rec["unusable"]
     d["nonfinite_windows"] += rec["nonfinite"]
+    d["silent_windows"] += rec["silent"]
     for k in ("windows", "good", "poor", "pairs", "poor_used", "overlap_rejected"):
         d[k] += rec[k]
     d["synthetic_pairs"] += rec["synthetic"]
@@ -1214,6 +1245,9 @@ def _print_pairs(cfg: PairsConfig, args) -> int:
     if m["nonfinite_windows"]:
         print(f"left out {m['nonfinite_windows']} windows holding NaN/Inf samples (gaps; metrics.json "
               "nonfinite_windows per dataset)")
+    if m.get("silent_windows"):
+        print(f"left out {m['silent_windows']} windows whose PPG is flat over more than half of them (no pulse: a "
+              "sensor off, a file's padding; metrics.json silent_windows per dataset)")
     if m["errors"]:
         print(f"skipped {len(m['errors'])} bad file(s), listed in {m['out']}/metrics.json (errors), e.g. "
               f"{m['errors'][0]}")

@@ -742,3 +742,19 @@ def test_a_forced_run_leaves_none_of_the_earlier_runs_shards(tmp_path):
     mine_pairs(PairsConfig(**base, shard_mb=64, force=True), progress=False)
     listed = {Path(e[k]).name for e in read_index(out)[1]["shards"] for k in ("file", "meta")}
     assert len(listed) == 2 and {f.name for f in (out / "shards").iterdir()} == listed
+
+
+def test_flat_windows_are_never_partners():
+    """An EDF converter pads a recording with zeros to its whole record length; the miner scored the flat tail
+    poor and paired every good window near it with the flat line (quality gap 0.99). Windows whose PPG is flat over
+    more than half of them are neither good nor poor, never paired, and counted (metrics.json silent_windows)."""
+    rec = synth_record(600, artifacts=0.0, seed=5, subject="s7")            # clean: every window good
+    rec.signals["ppg"][int(540 * 125):] = 0.0                                 # 540-600 s: the padding
+    cfg = PairsConfig(channels=["ppg"], max_gap_s=120)
+    r = record_pairs(rec, cfg)
+    assert r["silent"] == 2 and r["windows"] == 18 and r["nonfinite"] == 0
+    assert not {540.0, 570.0} & (set(r["t_good"]) | set(r["t_poor"]))
+    assert r["pairs"] == 0                                                   # no real poor window left to pair
+    rec.signals["ppg"][int(300 * 125):int(310 * 125)] = 0.0                  # a third of one window: a dropout
+    r = record_pairs(rec, cfg)
+    assert r["silent"] == 2 and 300.0 in set(r["t_poor"])                    # a real poor window: still a partner
