@@ -212,28 +212,19 @@ def _no_pairs(rec) -> dict:
 
 
 SILENT_FLAT = 0.5          # a window more than half of whose PPG lies in flat runs holds no pulse: never a partner
-SILENT_RUN_S = 0.15        # s: samples equal to their neighbours for this long are a flat run
 
 
 def silent_windows(record, channel: str, t0, window_s: float) -> np.ndarray:
-    """(W,) bool: the windows [t0, t0 + window_s) s whose `channel` lies in flat runs (samples equal to the one
-    before, at least SILENT_RUN_S long, at the channel's own rate: a resampler's ringing would hide them) over more
-    than SILENT_FLAT of the window."""
+    """(W,) bool: the windows [t0, t0 + window_s) s whose `channel` lies in flat runs (`quality.long_runs` of
+    samples equal to the one before, `quality.flat_run` long, at the channel's own rate: a resampler's ringing would
+    hide them) over more than SILENT_FLAT of the window."""
+    from sqtool.data.preprocess import samples_in_windows
+    from sqtool.data.quality import flat_run, long_runs
     x = np.asarray(record.signals[channel], dtype=np.float64)
     fs = float(record.fs[channel])
-    same = np.concatenate([[False], np.diff(x) == 0])                    # (N,) equal to the sample before
-    edges = np.diff(np.concatenate([[0], same.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)          # runs [start, end)
-    flat = np.zeros(x.size + 1, dtype=np.int64)
-    for a, b in zip(starts, ends):
-        if b - a >= max(4, int(round(SILENT_RUN_S * fs))):
-            flat[a - 1 if a else 0] += 1                                  # the run's first value too
-            flat[b] -= 1
-    c = np.concatenate([[0], np.cumsum(np.cumsum(flat)[:-1] > 0)])       # flat samples before each index
-    t0 = np.asarray(t0, dtype=np.float64)
-    lo = np.clip(np.floor(t0 * fs + 1e-6).astype(np.int64), 0, x.size)
-    hi = np.clip(np.ceil((t0 + window_s) * fs - 1e-6).astype(np.int64), 0, x.size)
-    return (c[hi] - c[lo]) > SILENT_FLAT * np.maximum(hi - lo, 1)
+    flat = long_runs((np.diff(x) == 0)[None], flat_run(fs))[0]          # (N,)
+    n, length = samples_in_windows(flat, fs, t0, window_s)
+    return n > SILENT_FLAT * np.maximum(length, 1)
 
 
 def record_pairs(rec, cfg: PairsConfig, rng: np.random.Generator | None = None) -> dict:

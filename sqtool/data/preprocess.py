@@ -370,19 +370,22 @@ def fill_gaps(x: np.ndarray, where: str = "signal") -> np.ndarray:
 def nonfinite_windows(record, channels: Sequence[str], t0, window_s: float) -> np.ndarray:
     """(W,) bool: the windows [t0, t0 + window_s) s of the record that hold a NaN/Inf sample of any of the
     channels (in each channel's own rate): what training and the pair miner leave out."""
-    t0 = np.asarray(t0, dtype=np.float64)
-    bad = np.zeros(t0.shape, dtype=bool)
+    bad = np.zeros(np.shape(t0), dtype=bool)
     for ch in channels:
-        x = np.asarray(record.signals[ch])
-        gap = ~np.isfinite(x)
-        if not gap.any():
-            continue
-        fs = float(record.fs[ch])
-        c = np.concatenate([[0], np.cumsum(gap)])
-        lo = np.clip(np.floor(t0 * fs + 1e-6).astype(np.int64), 0, x.size)
-        hi = np.clip(np.ceil((t0 + window_s) * fs - 1e-6).astype(np.int64), 0, x.size)
-        bad |= c[hi] > c[lo]
+        gap = ~np.isfinite(np.asarray(record.signals[ch]))
+        if gap.any():
+            bad |= samples_in_windows(gap, float(record.fs[ch]), t0, window_s)[0] > 0
     return bad
+
+
+def samples_in_windows(mask: np.ndarray, fs: float, t0, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """mask (N,) bool per sample at fs Hz -> ((W,) how many marked samples, (W,) how many samples) in each window
+    [t0, t0 + window_s) s, cut to the recording."""
+    t0 = np.asarray(t0, dtype=np.float64)
+    c = np.concatenate([[0], np.cumsum(mask)])                            # (N + 1,)
+    lo = np.clip(np.floor(t0 * fs + 1e-6).astype(np.int64), 0, mask.size)
+    hi = np.clip(np.ceil((t0 + window_s) * fs - 1e-6).astype(np.int64), 0, mask.size)
+    return c[hi] - c[lo], hi - lo
 
 
 def record_duration(record, channels: Sequence[str]) -> float:

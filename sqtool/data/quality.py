@@ -66,7 +66,12 @@ def _filtered(x: np.ndarray, fs: float) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- flat line / clipping
 
-def _long_runs(small: np.ndarray, min_run: int) -> np.ndarray:
+def flat_run(fs: float) -> int:
+    """Samples a run of near-equal values must span to count as flat: 0.15 s, at least 4."""
+    return max(4, int(round(0.15 * fs)))
+
+
+def long_runs(small: np.ndarray, min_run: int) -> np.ndarray:
     """small (W, T-1) bool: |diff| small between samples t and t+1. Returns (W, T) bool: samples inside
     a run of >= min_run consecutive near-equal samples (i.e. >= min_run - 1 small diffs)."""
     W, Tm1 = small.shape
@@ -88,7 +93,7 @@ def flat_clip_fractions(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarra
     hi = x.max(axis=1, keepdims=True)
     rng = hi - lo
     small = np.abs(np.diff(x, axis=1)) <= 1e-4 * rng + 1e-12          # (W, T-1)
-    runs = _long_runs(small, max(4, int(round(0.15 * fs))))          # (W, T)
+    runs = long_runs(small, flat_run(fs))          # (W, T)
     flat = runs.mean(axis=1)
     at_rail = (x >= hi - 0.02 * rng) | (x <= lo + 0.02 * rng)
     clip = (runs & at_rail).mean(axis=1)
