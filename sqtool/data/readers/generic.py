@@ -391,7 +391,6 @@ def edf_start_unknown(path) -> bool:
     'Startdate X', the start date not known (wfdb's converter writes 'Startdate not recorded'); its start date and
     time fields then hold a placeholder (01.01.85 00.00.00), not the recording's start. A plain EDF's free-text
     field, not starting 'Startdate', keeps its date."""
-    import re
     with open(path, "rb") as f:
         words = f.read(168)[88:].decode("ascii", "replace").split()
     return bool(words) and words[0] == "Startdate" and not (
