@@ -791,7 +791,10 @@ def scale_texts(graph, spec: dict) -> dict:
                           "model, so no `decoder_spec.int8_logit_scale`)."}
 
 
-FLOAT_FILES = ("model_float.onnx", "model_float_batch.onnx", "model_float.tflite")   # a float-only export's
+# an export's network files, those its documents name (each only where the folder holds it)
+MODEL_FILES = ("model_float.onnx", "model_float_batch.onnx", "model_int8.onnx", "model_float.tflite",
+               "model_int8.tflite", "c/sq_model.h")
+FLOAT_FILES = tuple(f for f in MODEL_FILES if f.startswith("model_float"))    # a float-only export's
 
 
 def network_texts(graph, out: Path, nbins: int, nch: int) -> dict:

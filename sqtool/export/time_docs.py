@@ -32,7 +32,7 @@ from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, FEW_SUBJECTS
                                  skill_line, skill_unit, swap_test_cannot_show, worse_by_ci)
 from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
 from sqtool.data.tasks import QUALITY_OUTPUT
-from sqtool.export.kit import (TEMPLATES, _fill, data_sections, identity_lines, n_subjects, parity_lines,
+from sqtool.export.kit import (MODEL_FILES, TEMPLATES, _fill, data_sections, identity_lines, n_subjects, parity_lines,
                                shipped_parity, teacher_saw)
 
 TASK_TEXT = {"hr": "heart rate in BPM per window (regression)",
@@ -609,10 +609,6 @@ def time_model_card(model_cfg: dict, md: dict, graph, run_dir=None, names: dict 
     lines += parity_lines(md, parity)
     lines.append("")
     return "\n".join(lines)
-
-
-MODEL_FILES = ("model_float.onnx", "model_float_batch.onnx", "model_int8.onnx", "model_float.tflite", "model_int8.tflite",
-               "c/sq_model.h")
 
 
 def write_time_docs(out_dir, model_cfg: dict, graph, md: dict, run_dir=None, names: dict | None = None) -> list[Path]:
