@@ -146,6 +146,9 @@ def _failed(made: int, noted: int, sigints: list[int], argv: list[str], debug: b
     if isinstance(e, SqtoolError) and e.code in _SIGNAL_CODES:     # an interrupted step said so (demo): no error
         print(f"sqtool: {e}", file=sys.stderr)
         return e.code
+    if isinstance(e, SqtoolError) and _rank_before_group():       # every rank of a torchrun run: said once
+        from sqtool.train.loop import refuse_at_start
+        return refuse_at_start(e)
     if isinstance(e, SqtoolError):
         print(f"sqtool: error: {e}", file=sys.stderr)
         return e.code
@@ -156,6 +159,18 @@ def _failed(made: int, noted: int, sigints: list[int], argv: list[str], debug: b
     print(f"sqtool: error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
           file=sys.stderr)
     return 1
+
+
+def _rank_before_group() -> bool:
+    """Whether this process is one rank of several (torchrun's WORLD_SIZE) that has not set up its run's process
+    group: a refusal here (a usage error, a check at start-up) is every rank's, `train.loop.refuse_at_start`."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return False
+    except ValueError:
+        return False
+    from sqtool.train.loop import group_set_up
+    return not group_set_up()
 
 
 _SIGNAL_CODES = (130, 143)      # 128 + SIGINT, 128 + SIGTERM: an interrupted command's exit status

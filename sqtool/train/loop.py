@@ -70,8 +70,18 @@ def setup_distributed(device: str = "auto") -> Dist:
         dist.destroy_process_group()                                # named, the run's resolved to another one
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
+    global _group_set_up
+    _group_set_up = True
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=dev,
                 backend=backend)
+
+
+_group_set_up = False       # setup_distributed has run under several ranks: their refusals since are agreed in it
+
+
+def group_set_up() -> bool:
+    """Whether this process has set up its run's process group (`setup_distributed`, several ranks)."""
+    return _group_set_up
 
 
 def cleanup_distributed(d: Dist) -> None:
@@ -224,6 +234,34 @@ def stop_together(d: Dist, err: str, code: int = 1, cleanup=None, cause: BaseExc
 
 
 STOP_WAIT_S = 10.0      # how long a rank other than 0 waits, after a refusal agreed, for the launcher to stop it
+MEET_WAIT_S = 60.0      # how long the ranks of a refusal at start-up wait for each other (`refuse_at_start`)
+
+
+def refuse_at_start(e: SqtoolError) -> int:
+    """The exit code of refusal `e` on one rank of several (torchrun's WORLD_SIZE) raised before this process set up
+    its run's process group: a usage error, `train finetune`'s one-process rule, a check of the command line. Every
+    rank meets the same refusal at start-up, so they meet in a gloo group made for it and stop as an agreed refusal
+    does (`stop_together`): rank 0 says the one line and exits first with e.code, the others with 143 as the launcher
+    stops them. Each rank printed it before (N lines), and the first to exit had the launcher stop the others
+    mid-exit ('sqtool: terminated' after the line, or in its place). When the ranks do not all meet within
+    MEET_WAIT_S (a rank refusing alone, no launcher's rendezvous in the environment), this rank says its own line."""
+    import datetime
+    import sys
+
+    import torch.distributed as dist
+    try:
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=MEET_WAIT_S))
+    except Exception:  # noqa: BLE001 - no group to agree in: the line said here, as one process says it
+        print(f"sqtool: error: {e}", file=sys.stderr, flush=True)
+        return e.code
+    d = Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+             backend="gloo")
+    try:
+        stop_together(d, first_error(d, error_text(e)), code=e.code, cause=e)
+    except Said as said:
+        return said.code
+    finally:
+        cleanup_distributed(d)
 
 
 class _Stop(Exception):

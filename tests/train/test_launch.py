@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from test_distributed import PREEMPTED, sigterm_at_step_2
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
@@ -75,3 +77,27 @@ def test_a_rank_the_launcher_stopped_after_another_failed_is_not_the_cause():
                                   "above; the launcher then stopped rank 0 (exit 143)")
     line, code = failure_line(NS(name="sqtool.cli", failures={0: NS(exitcode=143), 1: NS(exitcode=143)}))
     assert code == 143 and "failed on ranks 0, 1 (exit 143, exit 143)" in line          # all stopped: as they said
+
+
+@pytest.mark.parametrize("nproc, argv, said, code", [
+    (2, ["train", "finetune", "--task", "hr", "--data", "synthetic"],
+     "sqtool: error: train finetune runs in one process (its folds are small; torchrun is for train pretrain): run it "
+     "without torchrun", 1),
+    (3, ["train", "pretrain", "--bogus", "1"],
+     "sqtool: error: train pretrain: unrecognized arguments: --bogus 1 (see sqtool train pretrain --help)", 2),
+])
+def test_a_refusal_at_start_up_is_said_once_by_rank_0(tmp_path, nproc, argv, said, code):
+    """A refusal before the process group exists (a usage error, finetune's one-process rule) was printed by every
+    rank (N lines), and the first rank to exit had the launcher stop the others: a 'sqtool: terminated (SIGTERM)' line
+    after it, or the launcher naming every rank as failed. Now the ranks meet and stop as an agreed refusal does:
+    rank 0's one line, then the launcher's naming rank 0 as the cause and the others as stopped; no folder made."""
+    launch = [sys.executable, "-m", "sqtool.train.launch", "--standalone", "--nproc_per_node", str(nproc)]
+    r = subprocess.run(launch + ["-m", "sqtool.cli", *argv, "--out", str(tmp_path / "run")], env=env(),
+                       capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in r.stderr.splitlines() if ln and not ln.startswith("W")]
+    stopped = ", ".join("1 2".split()[:nproc - 1])
+    assert r.returncode == code and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert lines == [said, f"sqtool-torchrun: sqtool.cli failed on rank 0 (exit {code}): the reason is on its line "
+                           f"above; the launcher then stopped rank{'s' if nproc > 2 else ''} {stopped} "
+                           f"({', '.join(['exit 143'] * (nproc - 1))})"], lines
+    assert not (tmp_path / "run").exists()
