@@ -13,6 +13,7 @@ run folder and the next command (`next: ...`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import textwrap
@@ -46,7 +47,8 @@ def register(sub, name: str, helptext: str) -> None:
     pp.add_argument("--resume", default=None, metavar="RUN",
                     help="continue the run in RUN from its last.pt, bit for bit, with its saved config; only "
                          "--max-steps, --progress, --device, --layout and --epochs (to train longer: the lr steps every "
-                         "--lr-step-epochs whatever the total) may be given; any other change is refused")
+                         "--lr-step-epochs whatever the total) may be given; any other change is refused. A run "
+                         "its --max-steps stopped goes on to the end of its epochs unless --max-steps is given again")
     pp.set_defaults(func=run_pretrain_cmd)
 
     fp = tsub.add_parser("finetune", help="fine-tune on a task with subject folds (hr, rr, af, bp, quality)",
@@ -222,8 +224,10 @@ def run_pretrain_cmd(args) -> int:
 def _resume_pretrain(args, rank: int, world: int):
     """(run_dir, cfg, last.pt) of `train pretrain --resume RUN`: the config saved in its last.pt with the options
     given now over it, refused (before anything is written) when one that may not change does; last.pt None when
-    the run has trained all its epochs (said in one note, nothing written). config.yaml is written by the caller,
-    once every rank has agreed."""
+    the run has trained all its epochs, or is at the step a --max-steps given now stops it (said in one note,
+    nothing written). A run stopped by its own --max-steps resumes to the end of its epochs unless --max-steps is
+    given again (a run stopped before reaching it, by a kill or a SIGTERM, still stops there). config.yaml is
+    written by the caller, once every rank has agreed."""
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.core.config import check_resume_out
     from sqtool.train.pretrain import resumed_config
@@ -236,14 +240,25 @@ def _resume_pretrain(args, rank: int, world: int):
         lock_run_dir(run_dir)               # a second resume of the same run is refused
         note_run(run_dir, "train/pretrain")
     ck = load_checkpoint(run_dir / "last.pt", expect_kind="teacher_pretrain")
-    done = int((ck.get("train_state") or {}).get("epoch", 0))          # epochs it has trained
+    st = ck.get("train_state") or {}
+    done, step = int(st.get("epoch", 0)), int(st.get("global_step", 0))     # epochs and steps it has trained
     cfg = resumed_config(ck.get("train_cfg", {}), args, run_dir, epochs_done=done)
     check_training_numbers(cfg, "train pretrain")
+    saved_stop = int((ck.get("train_cfg") or {}).get("max_steps") or 0)
+    if getattr(args, "max_steps", None) is None and cfg.max_steps == saved_stop and 0 < saved_stop <= step:
+        cfg = dataclasses.replace(cfg, max_steps=0)     # its --max-steps stop reached: the rest of its epochs
     if done >= cfg.epochs and (run_dir / "model.pt").is_file():      # a finished run: model.pt stays as it is
         if rank == 0:
             print(f"sqtool: note: {run_dir} has trained all its {done} epochs; nothing to resume (give --epochs "
                   f"N above {done} to train further)", file=sys.stderr)
             print(pretrain_next(cfg, run_dir, _finished_metrics(run_dir)))
+        return run_dir, cfg, None
+    if 0 < cfg.max_steps <= step and _finished_metrics(run_dir).get("global_step") == step \
+            and (run_dir / "model.pt").is_file():                     # stopped there already: model.pt is that step's
+        if rank == 0:
+            rest = as_launched(saved_yaml(run_dir), shell_command("train", "pretrain", "--resume", run_dir))
+            print(f"sqtool: note: {run_dir} is at global step {step}, --max-steps {cfg.max_steps} reached; nothing to "
+                  f"resume (continue with: {rest}; or give --max-steps N above {step})", file=sys.stderr)
         return run_dir, cfg, None
     return run_dir, cfg, ck
 
@@ -269,8 +284,7 @@ def _print_pretrain(cfg, run_dir: Path, m: dict) -> None:
     print(f"pretrained {cfg.model} ({m.get('status')}, {m.get('epochs_done')} of {cfg.epochs} epochs): loss {loss}, "
           f"{_val_text(cfg, m)}{pace} -> {run_dir}/model.pt")
     if m.get("status") != "done":                     # one next: line, the resume; model.pt is usable already
-        resume = as_launched(saved_yaml(run_dir), shell_command("train", "pretrain", "--resume", run_dir,
-                                                                "--max-steps", 0))     # under torchrun: its form
+        resume = as_launched(saved_yaml(run_dir), shell_command("train", "pretrain", "--resume", run_dir))
         print(f"next: {resume}   (train the remaining steps; "
               "its model.pt can already be fine-tuned)")
     else:

@@ -24,7 +24,9 @@ history (each step's record up to HISTORY_CAP of them, then every 2nd, 4th, ... 
 metrics.json: a million-step run kept 320 MB of them on every rank and wrote 136 MB of metrics.json; the epochs'
 mean losses stay exact). A changed config on resume is refused, except `max_steps`, `progress`, `device` and `epochs` (not
 below the epochs done): the lr schedule steps every `lr_step_epochs` whatever the total and the data order
-depends only on (seed, epoch), so a run resumed with more epochs equals one started with them. last.pt also
+depends only on (seed, epoch), so a run resumed with more epochs equals one started with them. `max_steps` only says
+where this part stops: a run its `--max-steps` stopped resumes to the end of its epochs unless it is given again
+(`train pretrain --resume`), with the lr schedule and batches of a run never stopped. last.pt also
 records the corpus (`corpus_identity`: pair count and a digest of index.json's shard sha256 values), so a resume
 on a pairs folder mined again into the same path is refused in one line (`check_same_corpus`), and the world size
 of each part of the run (`world_sizes` in config.yaml's resolved section and metrics.json; `world_size`: this part's).

@@ -196,7 +196,7 @@ def _stage_commands(d: Path, capsys, monkeypatch):
     (d / "model.pt").write_bytes(b"ckpt")
     train_cli._print_pretrain(NS(pair_mode="real", model="m", epochs=3, val_every=0), d,
                               {"status": "stopped", "val_pairs": 0})
-    yield capsys.readouterr().out.splitlines()[-1], ["train", "pretrain", "--resume", d, "--max-steps", "0"]
+    yield capsys.readouterr().out.splitlines()[-1], ["train", "pretrain", "--resume", d]
     yield train_cli.pretrain_next(NS(pairs="synthetic", model="m"), d), ["train", "finetune", "--task", "hr",
                                                                           "--model", d]
     yield train_cli.quantize_next(NS(task="af"), d), ["quantize", "--model", d, "--task", "af"]

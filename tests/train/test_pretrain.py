@@ -38,11 +38,24 @@ def test_resume_is_bit_exact_and_refuses_changed_config(tmp_path, capsys):
     io = capsys.readouterr()
     assert io.out.strip().splitlines()[-1] == f"next: sqtool train finetune --task hr --model {tmp_path / 'full'}"
     assert "synthetic pairs (a smoke run)" in io.err                      # never silently synthetic
-    # the "killed" run: stops after 5 of 8 steps, inside epoch 2, with last.pt on disk
-    assert main(args + ["--out", str(tmp_path / "cut"), "--max-steps", "5"]) == 0
-    cut = load_checkpoint(tmp_path / "cut", name="last.pt")
+    # the "killed" run: stops after 3 of 8 steps; the same command with a larger --max-steps goes on from there,
+    # to 5 of 8, inside epoch 2, with last.pt on disk; its next: line is the plain resume (the rest of its epochs)
+    cut_dir = tmp_path / "cut"
+    assert main(args + ["--out", str(cut_dir), "--max-steps", "3"]) == 0
+    assert main(["train", "pretrain", "--resume", str(cut_dir), "--max-steps", "5"]) == 0
+    cut = load_checkpoint(cut_dir, name="last.pt")
     assert cut["train_state"]["global_step"] == 5 and cut["train_state"]["step_in_epoch"] == 1
-    assert main(["--debug", "train", "pretrain", "--resume", str(tmp_path / "cut"), "--max-steps", "0"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"next: sqtool train pretrain --resume {cut_dir}   (")
+    # the identical command again: one note, exit 0, nothing rewritten (it trained the 5 steps, no further)
+    files = {f: (cut_dir / f).read_bytes() for f in ("last.pt", "model.pt", "metrics.json", "config.yaml")}
+    assert main(["train", "pretrain", "--resume", str(cut_dir), "--max-steps", "5"]) == 0
+    io = capsys.readouterr()
+    assert io.out == "" and io.err.splitlines() == [
+        f"sqtool: note: {cut_dir} is at global step 5, --max-steps 5 reached; nothing to resume (continue with: "
+        f"sqtool train pretrain --resume {cut_dir}; or give --max-steps N above 5)"], io.err
+    assert {f: (cut_dir / f).read_bytes() for f in files} == files
+    # without --max-steps: the rest of the schedule, ending as the uninterrupted run did
+    assert main(["--debug", "train", "pretrain", "--resume", str(cut_dir)]) == 0
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())["history"]
     res = json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"]
     assert [h["loss"] for h in res] == [h["loss"] for h in full]           # exactly, not approximately
@@ -53,6 +66,32 @@ def test_resume_is_bit_exact_and_refuses_changed_config(tmp_path, capsys):
         main(["--debug", "train", "pretrain", "--resume", str(tmp_path / "cut"), "--lr", "0.1"])
     with pytest.raises(SqtoolError, match="last.pt not found"):
         main(["--debug", "train", "pretrain", "--resume", str(tmp_path / "nothing")])
+
+
+def test_a_run_killed_before_its_max_steps_resumes_to_them(tmp_path, monkeypatch, capsys):
+    """`--max-steps 6` killed at step 5 (last.pt of step 4, --ckpt-every 2): `--resume RUN` stops at step 6, as the
+    uninterrupted command did, with its losses and weights; only a run its own --max-steps stopped goes on past it."""
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "128", "--epochs", "2",
+            "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0", "--progress", "false", "--seed", "3",
+            "--max-steps", "6", "--ckpt-every", "2"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    real, calls = loop.simsiam_loss, {"n": 0}
+
+    def killed(*a):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(*a)
+    monkeypatch.setattr(loop, "simsiam_loss", killed)
+    assert main(args + ["--out", str(tmp_path / "killed")]) == 130
+    monkeypatch.setattr(loop, "simsiam_loss", real)
+    assert load_checkpoint(tmp_path / "killed", name="last.pt")["train_state"]["global_step"] == 4
+    assert main(["train", "pretrain", "--resume", str(tmp_path / "killed")]) == 0
+    whole, res = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "killed"))
+    assert res["global_step"] == 6 and res["status"] == "stopped (max_steps)"
+    assert [h["loss"] for h in res["history"]] == [h["loss"] for h in whole["history"]]
+    a, b = load_checkpoint(tmp_path / "whole")["state_dict"], load_checkpoint(tmp_path / "killed")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def poison_loss(monkeypatch, at_call: int) -> None:
@@ -439,7 +478,7 @@ def test_a_stopped_torchrun_run_offers_its_torchrun_form(tmp_path, capsys):
     _print_pretrain(cfg, tmp_path, {"status": "stopped", "first_loss": None, "epochs_done": 0})
     nxt = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next:")]
     assert len(nxt) == 1 and nxt[0].startswith("next: torchrun --standalone --nproc_per_node 2 -m sqtool.cli train "
-                                               f"pretrain --resume {tmp_path} --max-steps 0"), nxt
+                                               f"pretrain --resume {tmp_path}   ("), nxt
 
 
 @pytest.mark.parametrize("subjects, noted", [(1, True), (2, True), (3, False)])

@@ -27,7 +27,7 @@ def test_pretrain_resumes_from_another_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(proj)
     assert main(PT + ["--pairs", "pairs", "--max-steps", "3", "--out", "run"]) == 0      # stopped early
     out = capsys.readouterr().out
-    assert "next: sqtool train pretrain --resume run --max-steps 0" in out
+    assert "next: sqtool train pretrain --resume run   (" in out
     saved = _config(proj / "run")
     assert saved["config"]["pairs"] == str(proj / "pairs")                             # absolute, not as typed
     r = saved["resolved"]
@@ -173,16 +173,20 @@ def test_a_runs_config_yaml_is_a_config_file(tmp_path):
 
 
 def test_a_run_stopped_early_ends_with_one_next_line(tmp_path, monkeypatch, capsys):
-    """Stopped by --max-steps (fresh or resumed): one `next:` line, the resume; done: one, the fine-tune."""
+    """Stopped by --max-steps (fresh or resumed): one `next:` line, the resume (no --max-steps: the rest of the
+    epochs); a resume to a step it has passed: one note, nothing trained; done: one `next:` line, the fine-tune."""
     _write_pairs(tmp_path / "pairs")
     monkeypatch.chdir(tmp_path)
-    assert main(PT + ["--pairs", "pairs", "--max-steps", "2", "--out", "run"]) == 0
-    for argv in (None, ["train", "pretrain", "--resume", "run", "--max-steps", "1"]):
+    assert main(PT + ["--pairs", "pairs", "--max-steps", "1", "--out", "run"]) == 0
+    for argv in (None, ["train", "pretrain", "--resume", "run", "--max-steps", "2"]):
         if argv is not None:
             assert main(argv) == 0
         nexts = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next:")]
-        assert len(nexts) == 1 and nexts[0].startswith("next: sqtool train pretrain --resume run --max-steps 0"), nexts
-    assert main(["train", "pretrain", "--resume", "run", "--max-steps", "0"]) == 0
+        assert len(nexts) == 1 and nexts[0].startswith("next: sqtool train pretrain --resume run   ("), nexts
+    assert main(["train", "pretrain", "--resume", "run", "--max-steps", "1"]) == 0
+    io = capsys.readouterr()
+    assert io.out == "" and io.err.startswith("sqtool: note: run is at global step 2, --max-steps 1 reached"), io.err
+    assert main(["train", "pretrain", "--resume", "run"]) == 0
     nexts = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next:")]
     assert nexts == ["next: sqtool train finetune --task hr --model run"], nexts
 
