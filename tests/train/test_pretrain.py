@@ -68,32 +68,6 @@ def test_resume_is_bit_exact_and_refuses_changed_config(tmp_path, capsys):
         main(["--debug", "train", "pretrain", "--resume", str(tmp_path / "nothing")])
 
 
-def test_a_run_killed_before_its_max_steps_resumes_to_them(tmp_path, monkeypatch, capsys):
-    """`--max-steps 6` killed at step 5 (last.pt of step 4, --ckpt-every 2): `--resume RUN` stops at step 6, as the
-    uninterrupted command did, with its losses and weights; only a run its own --max-steps stopped goes on past it."""
-    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "128", "--epochs", "2",
-            "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0", "--progress", "false", "--seed", "3",
-            "--max-steps", "6", "--ckpt-every", "2"]
-    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
-    real, calls = loop.simsiam_loss, {"n": 0}
-
-    def killed(*a):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real(*a)
-    monkeypatch.setattr(loop, "simsiam_loss", killed)
-    assert main(args + ["--out", str(tmp_path / "killed")]) == 130
-    monkeypatch.setattr(loop, "simsiam_loss", real)
-    assert load_checkpoint(tmp_path / "killed", name="last.pt")["train_state"]["global_step"] == 4
-    assert main(["train", "pretrain", "--resume", str(tmp_path / "killed")]) == 0
-    whole, res = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "killed"))
-    assert res["global_step"] == 6 and res["status"] == "stopped (max_steps)"
-    assert [h["loss"] for h in res["history"]] == [h["loss"] for h in whole["history"]]
-    a, b = load_checkpoint(tmp_path / "whole")["state_dict"], load_checkpoint(tmp_path / "killed")["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
 def poison_loss(monkeypatch, at_call: int) -> None:
     """The `at_call`-th SimSiam loss of the process is NaN (a bad pair, a diverged step)."""
     real, calls = loop.simsiam_loss, {"n": 0}
@@ -103,6 +77,39 @@ def poison_loss(monkeypatch, at_call: int) -> None:
         out = real(*a)
         return out * float("nan") if calls["n"] == at_call else out
     monkeypatch.setattr(loop, "simsiam_loss", poisoned)
+
+
+def ctrl_c_at(monkeypatch, at_call: int):
+    """The `at_call`-th SimSiam loss of the process raises KeyboardInterrupt (a Ctrl-C mid-step); returns the real
+    loss, to put back."""
+    real, calls = loop.simsiam_loss, {"n": 0}
+
+    def interrupted(*a):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise KeyboardInterrupt
+        return real(*a)
+    monkeypatch.setattr(loop, "simsiam_loss", interrupted)
+    return real
+
+
+def test_a_run_killed_before_its_max_steps_resumes_to_them(tmp_path, monkeypatch):
+    """`--max-steps 6` killed at step 5 (last.pt of step 4, --ckpt-every 2): `--resume RUN` stops at step 6, as the
+    uninterrupted command did, with its losses and weights; only a run its own --max-steps stopped goes on past it."""
+    args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "128", "--epochs", "2",
+            "--batch-size", "32", "--lr", "0.05", "--val-fraction", "0", "--progress", "false", "--seed", "3",
+            "--max-steps", "6", "--ckpt-every", "2"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    real = ctrl_c_at(monkeypatch, 5)
+    assert main(args + ["--out", str(tmp_path / "killed")]) == 130
+    monkeypatch.setattr(loop, "simsiam_loss", real)
+    assert load_checkpoint(tmp_path / "killed", name="last.pt")["train_state"]["global_step"] == 4
+    assert main(["train", "pretrain", "--resume", str(tmp_path / "killed")]) == 0
+    whole, res = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "killed"))
+    assert res["global_step"] == 6 and res["status"] == "stopped (max_steps)"
+    assert [h["loss"] for h in res["history"]] == [h["loss"] for h in whole["history"]]
+    a, b = load_checkpoint(tmp_path / "whole")["state_dict"], load_checkpoint(tmp_path / "killed")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -547,14 +554,7 @@ def test_a_forced_run_stopped_before_its_first_checkpoint_does_not_resume_the_ea
     args = ["train", "pretrain", "--model", "resnet1d_siamq_tiny", "--synthetic-pairs", "128", "--epochs", "1",
             "--batch-size", "32", "--val-fraction", "0", "--no-progress", "--out", out]
     assert main(args + ["--lr", "0.05"]) == 0                             # the earlier run, finished
-    real, calls = loop.simsiam_loss, {"n": 0}
-
-    def ctrl_c_at_step_2(*a):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a)
-    monkeypatch.setattr(loop, "simsiam_loss", ctrl_c_at_step_2)
+    real = ctrl_c_at(monkeypatch, 2)
     assert main(args + ["--lr", "0.01", "--force"]) == 130               # stopped in its first epoch
     monkeypatch.setattr(loop, "simsiam_loss", real)
     capsys.readouterr()
