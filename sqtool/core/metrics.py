@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.core.io import nan_if_none
+from sqtool.core.progress import unit_text
 
 REGRESSION_TASKS = ("hr", "rr", "bp")
 FEW_SUBJECTS = 5            # fewer held-out subjects: a verdict over subjects says skill is "not shown" (skill_line)
@@ -549,12 +550,12 @@ def model_block(task: str, y: np.ndarray, groups: np.ndarray, pred: np.ndarray, 
 
 def skill_unit(metric: str, units=()) -> str:
     """The unit of a skill metric of a model with output `units` (metrics.json's "units"): MAE is in its outputs'
-    unit (one unit shared by every regression output: "%", "bpm", "mmHg"; "" where they differ or there is none);
-    AUROC and F1 have none."""
+    unit (one unit shared by every regression output: "%", "BPM", "mmHg", spelled as printed, `progress.unit_text`;
+    "" where they differ or there is none); AUROC and F1 have none."""
     if metric != "mae":
         return ""
     found = {str(u) for u in (units or ()) if u and u != "logit"}
-    return found.pop() if len(found) == 1 else ""
+    return unit_text(found.pop()) if len(found) == 1 else ""
 
 
 def swap_test_cannot_show(metric: str, subjects: int | None, alpha: float = 0.05) -> bool:

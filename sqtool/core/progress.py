@@ -98,6 +98,13 @@ def size_text(n_bytes: int | None) -> str:
 
 
 _UNITS = {"hr": "BPM", "rr": "breaths/min", "bp": "mmHg"}
+_SPELLED = {"bpm": "BPM"}      # an output's unit field (model cfg, metrics.json "units") -> as every line prints it
+
+
+def unit_text(unit) -> str:
+    """An output's unit as the tool prints it: heart rate's unit field 'bpm' (model cfg, metrics.json "units") is
+    written BPM, as in every other line; any other unit as it is ('' for none)."""
+    return _SPELLED.get(str(unit), str(unit)) if unit else ""
 _NAMES = {"mae": "MAE", "rmse": "RMSE", "bias": "bias", "auroc": "AUROC", "f1_weighted": "weighted F1",
           "auprc": "AUPRC", "accuracy": "accuracy"}
 
@@ -108,7 +115,7 @@ def metric_text(task: str, metric: str, value, unit: str | None = None) -> str:
     name = _NAMES.get(metric, metric)
     if value is None:
         return f"{name} -"
-    unit = (_UNITS.get(task) or unit) if metric in ("mae", "rmse", "bias") else None
+    unit = (_UNITS.get(task) or unit_text(unit)) if metric in ("mae", "rmse", "bias") else None
     return f"{name} {float(value):.2f} {unit}" if unit else f"{name} {float(value):.3f}"
 
 
@@ -145,4 +152,4 @@ def training_curve(run_dir, curves: dict[str, list[float]], ylabel: str = "train
     return path
 
 
-__all__ = ["item", "bar", "bars_on", "size_text", "metric_text", "training_curve", "CURVE_FILE"]
+__all__ = ["item", "bar", "bars_on", "size_text", "metric_text", "unit_text", "training_curve", "CURVE_FILE"]

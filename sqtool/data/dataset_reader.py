@@ -38,7 +38,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                line naming the file, the label, how many values and one (built-in layouts' task labels too)
 
 Order: generic files by record id; built-in layouts in their reader's order (the order the task loaders
-always used). Built-in layouts: `readers.read_dataset(root, kind=format)`, then each reader label named in `labels` is
+always used). Built-in layouts: `readers.read_dataset(root, kind=format)`, each record then named by the file (its
+`name:`, as a generic format's are; the reader names it by its layout), and each reader label named in `labels` is
 copied to the task name (bp: [sbp, dbp]). In both cases `exclude` drops the named recordings and reports
 each one (`log`, ds.report["excluded"]); an excluded name that matches nothing is refused (a typo would
 otherwise silently keep a recording), except in sqtool's shipped files (a partial copy of a dataset may lack
@@ -242,10 +243,13 @@ def _builtin_records(ds: DatasetFile, on_error: str = "raise", skipped: list | N
 
 
 def _builtin_labels(ds: DatasetFile, recs: list[Record], positive: dict) -> None:
-    """Copy each reader label `ds.labels` names to its task name (bp: sbp, dbp) and check it, in place.
+    """Name each record by the file (`ds.name`: a layout read under a name of its own, `format: troika` + `name:
+    wrist_troika`, gives subject keys wrist_troika:01, the name every command shows and matches; a shipped file's name
+    is its layout's), copy each reader label `ds.labels` names to its task name (bp: sbp, dbp) and check it, in place.
     `positive`: a cache, (label, the reader's classes) -> the af / good ones among them."""
     import dataclasses
     for r in recs:
+        r.dataset = ds.name
         for name, src in ds.labels.items():
             names = src.reader if isinstance(src.reader, list) else [src.reader]
             if not all(n in r.labels for n in names):

@@ -14,7 +14,8 @@ the teacher's nor the student's training. In order:
 2. `fraction` 0 (--heldout-fraction 0): none, every subject is trained on;
 3. `split` (the dataset file's `split: test:` or `split: heldout_fraction:`): its test subjects, by subject;
    built-in datasets trained beside the file are never held out by it;
-4. the last round(fraction x n) of the n sorted subject keys (at least 1, at most n - 1), with `fraction`, else
+4. the last round(fraction x n) of the n sorted subject keys (numbers as numbers, `natural_sorted`: PPG-BP's 9 before
+   10; at least 1, at most n - 1), with `fraction`, else
    `default` (HELDOUT_FRACTION, quantize's --heldout-fraction default); with a dataset file (`dataset`: a team's
    own, trained beside built-ins) of 2 or more subjects, of that file's subjects only, so that the held-out
    subjects are those of the device shipped on whatever its name sorts as (a file named apple_watch beside troika
@@ -23,6 +24,7 @@ the teacher's nor the student's training. In order:
 from __future__ import annotations
 
 from sqtool.core import SqtoolError
+from sqtool.data.readers._common import natural_sorted
 
 HELDOUT_FRACTION = 0.2          # the share of subjects held out when neither a list nor the dataset file says
 
@@ -45,7 +47,7 @@ def file_split(ds, records=None, meta: dict | None = None) -> list[str] | None:
     if ds is None or not (ds.split.test or ds.split.heldout_fraction):
         return None
     records = ds.records() if records is None else records
-    return sorted(ds.split_subjects([r for r in records if getattr(r, "dataset", ds.name) == ds.name])[1])
+    return natural_sorted(ds.split_subjects([r for r in records if getattr(r, "dataset", ds.name) == ds.name])[1])
 
 
 def _resolve(names, keys: list[str], dataset: str | None, what: str) -> list[str]:
@@ -67,7 +69,7 @@ def _resolve(names, keys: list[str], dataset: str | None, what: str) -> list[str
             unknown.append(n)
     if unknown:
         raise SqtoolError(f"{what} {', '.join(unknown)} not in the data ({', '.join(keys)})")
-    return sorted(out)
+    return natural_sorted(out)
 
 
 def heldout_keys(keys, *, names=(), split: list[str] | None = None, dataset: str | None = None,
@@ -75,11 +77,11 @@ def heldout_keys(keys, *, names=(), split: list[str] | None = None, dataset: str
     """(the held-out subject keys of `keys`, sorted; how they were chosen, for the printed line): the module
     docstring's rule. `fraction` None: not given (a dataset file's split then decides, else `default`); given
     beside a file's split, other than 0, it is one line (the file decides)."""
-    keys = sorted(map(str, keys))
+    keys = natural_sorted(keys)
     if names:
         mine = _resolve(names, keys, None, "--heldout-subjects")
         try:                                            # the file's split it replaces: trained on now, said
-            theirs = sorted(set(_resolve(split, keys, dataset, "split.test:")) - set(mine)) if split else []
+            theirs = natural_sorted(set(_resolve(split, keys, dataset, "split.test:")) - set(mine)) if split else []
         except SqtoolError:
             theirs = []
         return mine, "--heldout-subjects" + (f"; the dataset file's split.test {', '.join(theirs)} is trained on"
@@ -124,14 +126,14 @@ def teacher_heldout(keys, recorded: list[str] | None, teacher: str, *, names=(),
     teacher trained on them (True), or may have (None). Either way a held-out set that is empty or leaves no
     training subject is one line. `fraction` 0 (--heldout-fraction 0, a final fit): none, ([], None), the student
     trains on every subject; beside --heldout-subjects it is one line."""
-    keys = sorted(map(str, keys))
+    keys = natural_sorted(keys)
     if float(fraction) == 0.0:
         if names:
             raise SqtoolError("--heldout-fraction 0 trains on every subject (a final fit): give it without "
                               "--heldout-subjects")
         return [], None
     if recorded:
-        mine = sorted(set(map(str, recorded)) & set(keys))
+        mine = natural_sorted(set(map(str, recorded)) & set(keys))
         if not mine:
             raise SqtoolError(f"teacher {teacher} held out {', '.join(map(str, recorded))}: none of them is in the "
                               f"data ({', '.join(keys)})")
@@ -142,7 +144,7 @@ def teacher_heldout(keys, recorded: list[str] | None, teacher: str, *, names=(),
                               "teacher holding out others")
         if names:
             held = heldout_keys(keys, names=names)[0]
-            seen = sorted(set(held) - set(mine))
+            seen = natural_sorted(set(held) - set(mine))
             if seen:
                 raise SqtoolError(f"--heldout-subjects {', '.join(seen)}: teacher {teacher} was fine-tuned on "
                                   f"{'it' if len(seen) == 1 else 'them'} (it held out {', '.join(mine)}); name some "

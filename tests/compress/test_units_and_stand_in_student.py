@@ -109,7 +109,7 @@ def test_a_stand_in_over_the_defaults_budget_is_refused_and_an_asked_student_is_
 
 def test_skill_unit_is_maes_shared_unit_only():
     assert skill_unit("mae", ["%"]) == "%" and skill_unit("mae", ("mmHg", "mmHg")) == "mmHg"
-    assert skill_unit("mae", ["bpm", "logit"]) == "bpm" and skill_unit("mae", ["a", "b"]) == ""
+    assert skill_unit("mae", ["bpm", "logit"]) == "BPM" and skill_unit("mae", ["a", "b"]) == ""
     assert skill_unit("auroc", ["logit"]) == "" and skill_unit("mae", None) == ""
 
 

@@ -139,3 +139,15 @@ def test_quantize_says_when_the_files_split_is_not_the_teachers_held_out_set():
     said.clear()
     heldout_of(cfg, ck, corpus, ds(["P05", "P06"]), said.append)                  # the same set: nothing to say
     assert said == []
+
+
+def test_numeric_subject_ids_sort_as_numbers():
+    """PPG-BP's ids (2 .. 419, unpadded) sorted as text put 99 last and 100 before 11: the last fifth held out was
+    a scatter of ids. Numbers sort as numbers, in the held-out rule and in quantize's (9 before 10)."""
+    from sqtool.data.heldout import teacher_heldout
+    keys = [f"ppg_bp:{i}" for i in (2, 9, 10, 11, 99, 100, 101, 200, 300, 419)]
+    assert heldout_keys(keys)[0] == ["ppg_bp:300", "ppg_bp:419"]          # text order: ppg_bp:9, ppg_bp:99
+    assert heldout_keys([str(i) for i in range(1, 13)], fraction=0.25)[0] == ["10", "11", "12"]   # bare ids
+    assert teacher_heldout(keys, None, "t.pt")[0] == ["ppg_bp:300", "ppg_bp:419"]
+    assert heldout_keys(["s01", "s1", "s2"], fraction=0.4)[0] == ["s2"]    # 01 and 1 apart, in a fixed order
+    assert heldout_keys(KEYS)[0] == ["troika:05", "troika:06"]            # zero-padded ids: as before

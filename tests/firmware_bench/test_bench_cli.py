@@ -433,12 +433,12 @@ def test_a_model_without_skill_is_flagged_wherever_it_runs(tmp_path):
     assert teacher_skill(run / "model.pt") == verdict
     assert teacher_skill(tmp_path / "elsewhere" / "model.pt") is None            # no run folder: nothing claimed
     from sqtool.models import get_model_cfg
-    mc = get_model_cfg("cnn1d_student_xs").replace(task="rr", outputs=("rr_bpm",), units=("bpm",),
+    mc = get_model_cfg("cnn1d_student_xs").replace(task="rr", outputs=("rr_bpm",), units=("breaths/min",),
                                                      target_mean=(15.0,), target_std=(5.0,)).to_dict()
     md = build_metadata({"model_cfg": mc, "teacher_skill": verdict}, "0" * 64)
     w = no_skill_warning(md)
-    assert w == ("WARNING: this model's teacher in fine-tuning: rr: mae model 2.740 bpm vs trivial 2.400 bpm "
-                 "(difference +0.340 bpm, 95 % CI +0.100, +0.600 bpm): NO SKILL (does not beat the trivial predictor); its outputs may be "
+    assert w == ("WARNING: this model's teacher in fine-tuning: rr: mae model 2.740 breaths/min vs trivial 2.400 "
+                 "breaths/min (difference +0.340 breaths/min, 95 % CI +0.100, +0.600 breaths/min): NO SKILL (does not beat the trivial predictor); its outputs may be "
                  "near one constant whatever the recording")                    # core.metrics.skill_line's verdict
     assert no_skill_warning({"teacher_skill": {**verdict, "skill": True}}) is None and no_skill_warning({}) is None
 

@@ -320,6 +320,12 @@ def natural_key(p: Path | str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
+def natural_sorted(names: Iterable) -> list[str]:
+    """`names` as text, numbers in them sorted as numbers ('ppg_bp:9' before 'ppg_bp:10'); names equal but for case or
+    leading zeros ('s01', 's1') in their text's order."""
+    return sorted(map(str, names), key=lambda s: (natural_key(s), s))
+
+
 def time_quantum(t: np.ndarray, ends: int = 64) -> float:
     """The resolution the timestamps were written with (s): the coarsest of 1 s, 0.1 s, ..., 1 us of which
     every timestamp (from the first) is a whole multiple, e.g. 0.001 for integer-ms or `%.3f` s columns.
