@@ -63,7 +63,10 @@ A recording at a sampling rate the front end cannot take is a one-line error nam
 without the model's channels (e.g. no accelerometer) is left out as `sqtool bench` leaves it out (`MissingChannel`:
 one WARNING line naming it and the channels, summary.json skipped_records) and the others go on. Channels at
 another rate than the PPG (an accelerometer sampled slower, as many wrist devices do) are resampled to the PPG's rate on the host, polyphase, as the
-device would upsample them (`data.record.channel_matrix`; one note line, summary.json resampled_from_hz); channels
+device would upsample them (`data.record.channel_matrix`; one note line, summary.json resampled_from_hz); an export
+with the kit's accelerometer resampler (`export --device-acc-fs`, metadata acc_resampler) brings the accelerometer
+there with that integer filter instead, from its counts at its own rate, as the device does
+(`hr_spectra.acc_at_device_rate`: the samples c/<prefix>_acc_resampler.c gives); channels
 of a file that do not span the same time (one more than a sample short) are refused (`Record.check_spans`). NaN/Inf samples (an empty CSV cell) are
 dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`). A recording
 shorter than one window is tiled to one (repeated end to end, `data.record.tile_record`) for a model whose export
@@ -539,7 +542,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     notes = [tiled_line(tiled, win)] if tiled else []
     if not spectral and why.startswith("default") and name != TIME_DOMAIN["c"]:      # the export has no C
         notes.append(f"runtime {name}: {why}")
-    notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
+    notes += [n for n in [resampled_note(prepared["streams"], S.has_acc_resampler(md))] if n]   # channels at
+                                                                                  # another rate than the PPG
     notes += [n for n in [whole_hz_note([r for r, _ in prepared.get("streams", [])])] if n]  # a clock off its rate
     notes += [f"{line}; its dataset file's exclude list, for training: give the recording's file as --data to "
               "predict it" for line in excluded]
@@ -670,7 +674,7 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     tables = {} if tables is None else tables
     def one(r):                                                        # without the model's channels: left out,
         require_channels(r, stream_channels(r, md["model_cfg"])[0])    # as the bench leaves it out
-        return S.prepare(r, md["model_cfg"], tables, n_sensors)
+        return S.prepare(r, md["model_cfg"], tables, n_sensors, S.has_acc_resampler(md))
     recs, short = long_enough(bar(records, desc="front end", enabled=cfg.progress, unit="rec"), one,
                               float(md["window_s"]), cfg.data or "records", skip=(TooShort, MissingChannel),
                               left=left)

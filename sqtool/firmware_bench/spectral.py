@@ -195,6 +195,13 @@ def export_ppg_sensors(art) -> int | None:
     return int(k.group(1)) if k is not None else 1
 
 
+def has_acc_resampler(md: dict) -> bool:
+    """Whether the export ships the kit's accelerometer resampler (`sqtool export --device-acc-fs`: metadata
+    acc_resampler): the host then brings a slower (or faster) accelerometer to the PPG's rate with it, as the device
+    does, not with the float filter."""
+    return bool(md.get("acc_resampler"))
+
+
 def fit_sensors(x16: np.ndarray, n_have: int, n_want: int | None) -> tuple[np.ndarray, int]:
     """Replay a recording on a device with n_want PPG sensors: extra sensors are left out (a 1-sensor device
     reads ppg), a missing second sensor repeats the first (both inputs see the one sensor: each sensor's
@@ -212,9 +219,12 @@ def sensor_rows(n_have: int, n_want: int) -> list[int]:
     return [min(i, n_have - 1) for i in range(n_want)]
 
 
-def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None = None) -> SpecRec:
+def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None = None,
+            acc_resampler: bool = False) -> SpecRec:
     """Float record -> int16 device samples -> front-end codes (the Python integer reference), once.
-    n_sensors: replay at the device's PPG sensor count (`fit_sensors`); None = the sensors the record has."""
+    n_sensors: replay at the device's PPG sensor count (`fit_sensors`); None = the sensors the record has.
+    acc_resampler: an accelerometer at its own rate reaches the PPG's through the kit's integer resampler, as on a
+    device whose export has one (`has_acc_resampler`; `hr_spectra.device_stream`); else the host's float filter."""
     import dataclasses
 
     from sqtool.data.frontend import flagged_q15, spectra
@@ -223,7 +233,7 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     where = f"{record.dataset}/{record.record_id}"
     record = at_front_end_rate(record, mc)                              # a clock off its whole-Hz rate
     chans, n_ppg = stream_channels(record, mc)
-    x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc))  # (C_in, N) int16, gaps held
+    x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc), acc_resampler)   # (C_in, N) int16, gaps held
     recorded = n_ppg
     x16, n_ppg = fit_sensors(x16, n_ppg, n_sensors)
     n = x16.shape[1]
@@ -561,7 +571,8 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
         records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
     cache = {}
     recs, skipped = long_enough(sorted(records, key=lambda r: (r.dataset, r.record_id)),
-                                lambda r: prepare(r, mc, cache, n_sensors), float(mc["window_s"]), data,
+                                lambda r: prepare(r, mc, cache, n_sensors, has_acc_resampler(md)),
+                                float(mc["window_s"]), data,
                                 skip=SqtoolError, left=left_out)   # a recording without the model's channels too
     return recs, skipped, data
 
@@ -753,7 +764,8 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     if skipped:
         notes.append(left_out_note(skipped))
-    for resampled in (resampled_note((r.record, r.channels) for r in recs), whole_hz_note([r.record for r in recs])):
+    streams = ((r.record, r.channels) for r in recs)
+    for resampled in (resampled_note(streams, has_acc_resampler(md)), whole_hz_note([r.record for r in recs])):
         if resampled:                               # a slower accelerometer; a clock off its whole-Hz rate
             notes.append(resampled)
             log(resampled)
