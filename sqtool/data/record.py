@@ -165,7 +165,9 @@ class Record:
         for (k, fs), chans in sparse.items():
             parts.append(f"{', '.join(chans)}: one value every {k} rows, a {fs / k:g} Hz stream in {fs:g} Hz rows? "
                          f"fill the blanks, or say its rate in the dataset file (channels.{chans[0]}: "
-                         f"{{column: ..., fs: {fs / k:g}}})")
+                         f"{{column: ..., fs: {fs / k:g}}})"
+                         + (f" or, for a CSV without one, with predict / bench --acc-fs {fs / k:g}"
+                            if all(c.startswith("acc_") for c in chans) else ""))
         return "; ".join(parts)
 
 

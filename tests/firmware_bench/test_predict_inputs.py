@@ -189,5 +189,5 @@ def test_predict_says_why_its_windows_are_flagged_a_slower_stream_in_a_files_row
     assert rec["gaps"].startswith("acc_x 2,812 of 3,750 samples;")
     assert rec["gaps"].endswith("acc_x, acc_y, acc_z: one value every 4 rows, a 31.25 Hz stream in 125 Hz rows? fill "
                                 "the blanks, or say its rate in the dataset file (channels.acc_x: {column: ..., "
-                                "fs: 31.25})")
+                                "fs: 31.25}) or, for a CSV without one, with predict / bench --acc-fs 31.25")
     assert f"flagged (gaps: {rec['gaps']}) -> watch.csv" in line
