@@ -66,7 +66,8 @@ another rate than the PPG (an accelerometer sampled slower, as many wrist device
 device would upsample them (`data.record.channel_matrix`; one note line, summary.json resampled_from_hz); an export
 with the kit's accelerometer resampler (`export --device-acc-fs`, metadata acc_resampler) brings the accelerometer
 there with that integer filter instead, from its counts at its own rate, as the device does
-(`hr_spectra.acc_at_device_rate`: the samples c/<prefix>_acc_resampler.c gives); channels
+(`hr_spectra.acc_at_device_rate`: the samples c/<prefix>_acc_resampler.c gives); a CSV without a dataset.yaml
+whose accelerometer fills every k-th row only says its rate with --acc-fs (`readers.generic.acc_rows`); channels
 of a file that do not span the same time (one more than a sample short) are refused (`Record.check_spans`). NaN/Inf samples (an empty CSV cell) are
 dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`). A recording
 shorter than one window is tiled to one (repeated end to end, `data.record.tile_record`) for a model whose export
