@@ -432,8 +432,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         else:
             path = S.resolve_data(cfg.data, cfg.data_root)
             records = S.iter_load(path, cfg.max_seconds, log=excluded.append, left_out=left_out,   # one at a time:
-                                  options=S.reader_options(cfg.acc_fs, path))   # a file the model refuses (its rate) stops
-            data = str(getattr(path, "path", path))                 # the read there
+                                  options=S.reader_options(cfg.acc_fs, path))   # a file the model refuses (its
+            data = str(getattr(path, "path", path))                             # rate) stops the read there
     else:                                          # made in code: checked here, as a reader checks its own
         S.reader_options(cfg.acc_fs, "records")
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"

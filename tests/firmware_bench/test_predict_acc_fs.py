@@ -1,6 +1,6 @@
-"""`sqtool predict --acc-fs HZ` (and bench's): a bare CSV (no dataset.yaml) whose accelerometer columns hold a slower stream, one
-value every k-th row, blank between, as a dataset.yaml's `acc_x: {column: acc_x, fs: HZ}` says it; a rate the file
-cannot hold, or one its rows contradict, is one error line."""
+"""`sqtool predict --acc-fs HZ` (and bench's): a bare CSV (no dataset.yaml) whose accelerometer columns hold a
+slower stream, one value every k-th row, blank between, as a dataset.yaml's `acc_x: {column: acc_x, fs: HZ}` says it;
+a rate the file cannot hold, or one its rows contradict, is one error line."""
 from __future__ import annotations
 
 import json
