@@ -113,7 +113,8 @@ class HrModel:
         """Heart rate per window of one recording: ppg (N,) or (N, S) for S PPG sensors (the model's, in its order:
         `self.sensors`), acc (N, 3) accelerometer x, y, z in g (None for a model without one), fs the PPG's
         sampling rate in Hz, acc_fs the accelerometer's when it differs (None: fs): acc is then (M, 3) over the same
-        seconds (M = N acc_fs / fs), resampled to fs on the host as `sqtool predict` does (`record.channel_matrix`).
+        seconds (M = N acc_fs / fs), resampled to fs on the host as `sqtool predict` does (`record.channel_matrix`;
+        an export with the kit's accelerometer resampler, `export --device-acc-fs`: that integer filter, as the device).
         NaN samples are gaps (held; a window over half gaps is flagged). Any unit works for the PPG (each call gets
         its own robust gain, as each recording does in `sqtool predict`)."""
         from sqtool.data.record import Record

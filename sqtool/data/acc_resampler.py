@@ -125,10 +125,7 @@ class AccResampler:
 
     def push(self, acc) -> np.ndarray:
         """acc (m, 3) int16 (x, y, z per sample; or (3 m,) interleaved) -> (k, 3) int16 at the device rate."""
-        a = np.asarray(acc)
-        if a.dtype != np.int16 or not (a.ndim == 2 and a.shape[1] == 3 or a.ndim == 1 and a.size % 3 == 0):
-            raise SqtoolError(f"acc resampler: acc must be int16 (m, 3) or (3 m,) interleaved, got {a.dtype} {a.shape}")
-        a = a.reshape(-1, 3).astype(np.int64)
+        a = triples(acc)
         L, M, g = self.tab.up, self.tab.down, self.tab.fir.astype(np.int64)
         out = []
         for x in a:
@@ -142,9 +139,26 @@ class AccResampler:
         return np.array(out, np.int16).reshape(-1, 3)
 
 
+def triples(acc) -> np.ndarray:
+    """acc (m, 3) int16, or (3 m,) interleaved -> (m, 3) int64; anything else one line."""
+    a = np.asarray(acc)
+    if a.dtype != np.int16 or not (a.ndim == 2 and a.shape[1] == 3 or a.ndim == 1 and a.size % 3 == 0):
+        raise SqtoolError(f"acc resampler: acc must be int16 (m, 3) or (3 m,) interleaved, got {a.dtype} {a.shape}")
+    return a.reshape(-1, 3).astype(np.int64)
+
+
 def resample_acc(acc, fs_acc: float, fs_in: float) -> np.ndarray:
-    """A whole recording's accelerometer (m, 3) int16 at fs_acc -> (k, 3) int16 at fs_in, from a fresh state."""
-    return AccResampler(design_acc(fs_acc, fs_in)).push(acc)
+    """A whole recording's accelerometer (m, 3) int16 at fs_acc -> (k, 3) int16 at fs_in, k = ceil(m L / M), from a
+    fresh state: `AccResampler.push`'s outputs at once (output j reads inputs up to n = floor(j M / L) through phase
+    (j M) mod L), so a recording of hours takes a moment on the host (predict, bench)."""
+    tab = design_acc(fs_acc, fs_in)
+    a = triples(acc)                                                      # (m, 3)
+    L, M, P, g = tab.up, tab.down, tab.taps, tab.fir.astype(np.int64)
+    j = np.arange(-(-len(a) * L // M))                                    # (k,) outputs
+    n, phase = j * M // L, j * M % L                                      # (k,) newest input, phase
+    xp = np.concatenate([np.zeros((P - 1, 3), np.int64), a])              # x[n - i] = xp[n + P - 1 - i], x[< 0] = 0
+    acc32 = sum(g[phase, i][:, None] * xp[n + P - 1 - i] for i in range(P))                  # (k, 3)
+    return np.clip((acc32 + (1 << 14)) >> 15, -32768, 32767).astype(np.int16)
 
 
 __all__ = ["AccRateTables", "AccResampler", "design_acc", "resample_acc", "ratio", "TAPS_PER_PHASE", "MAX_PHASES"]

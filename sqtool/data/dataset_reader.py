@@ -56,7 +56,8 @@ import numpy as np
 
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.dataset_file import ACC_UNITS, STAMPS, Channel, DatasetFile, acc_unit
-from sqtool.data.readers._common import RATE_TOL, TIME_UNITS, check_bp, check_plausible, check_plausible_labels
+from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, check_bp, check_plausible, check_plausible_labels,
+                                         every_kth_row, rows_per_sample)
 from sqtool.data.record import Label, Record
 
 if TYPE_CHECKING:
@@ -409,7 +410,8 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
             break
         signals[ch] = _numeric(v, col, where, grid) * spec.gain + spec.offset
         if every > 1:
-            signals[ch] = every_kth_row(signals[ch], every, fs_t, f"{where}: channels.{ch}.fs {spec.fs:g} Hz")
+            signals[ch] = every_kth_row(signals[ch], every, fs_t, f"{where}: channels.{ch}.fs {spec.fs:g} Hz",
+                                        "leave its fs out")
         if ch.startswith("acc") and ACC_UNITS[spec.unit] != 1.0:      # to g (unit checked when parsed)
             signals[ch] = signals[ch] * ACC_UNITS[spec.unit]
         fs[ch] = check_fs(float(r), f"{where}: channel '{ch}'")
@@ -429,28 +431,6 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)
-
-
-def rows_per_sample(fs: float | None, fs_t: float | None) -> int:
-    """k > 1 where a channel's declared rate `fs` is the time column's `fs_t` / k, k whole (a 32 Hz accelerometer
-    written into a 64 Hz file's rows, its cells blank between its values); else 1 (the rates are compared as they are)."""
-    if fs is None or fs_t is None:
-        return 1
-    k = round(fs_t / fs)
-    return k if k > 1 and abs(fs_t / k - fs) <= RATE_TOL * fs else 1
-
-
-def every_kth_row(x: np.ndarray, k: int, fs_t: float, what: str) -> np.ndarray:
-    """The samples of a slower stream held in every k-th row of a column, the rows between blank: the rows of its
-    first value's phase (their blanks, as rows missing from the clock, stay gaps). A value between them is one line:
-    such a column is at the time column's rate (a held value repeated on every row), not at `fs`."""
-    rows = np.flatnonzero(np.isfinite(x))
-    phase = int(rows[0] % k) if rows.size else 0
-    if (off := rows[rows % k != phase]).size:
-        raise SqtoolError(f"{what} is one value every {k} rows of the time column's {fs_t:g} Hz, but the column "
-                          f"has values between them ({off.size:,} rows, the first at {off[0] / fs_t:.6g} s); a "
-                          f"value on every row is a {fs_t:g} Hz channel: leave its fs out")
-    return x[phase::k]
 
 
 def not_channels(ds: DatasetFile, cols, names, where: str) -> set[str]:

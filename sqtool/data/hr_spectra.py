@@ -124,27 +124,75 @@ def stream_channels(record, model_cfg: ModelCfg | dict) -> tuple[list[str], int]
     return present + signal_channels(mc["channels"][1:]), len(present)
 
 
-def device_stream(record, channels, shared_acc_gain: bool = False) -> tuple[np.ndarray, float, np.ndarray | None]:
+def device_stream(record, channels, shared_acc_gain: bool = False, acc_resampler: bool = False
+                  ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """(C, N) int16 device samples of a float record (robust per-recording gains), the device rate, and the
     per-sample gap flags (None when there is none): NaN/Inf samples are gaps holding the last good value.
     shared_acc_gain: the three accelerometer axes get ONE gain (the largest axis' robust amplitude -> 8000
     counts), as one sensor's full scale does, so their powers compare (a model reading the axes' summed power);
-    else each row its own (the per-axis codes are scale-free per channel anyway)."""
-    from sqtool.data.record import channel_matrix
-    x, fs = channel_matrix(record, channels)                               # (C, N)
+    else each row its own (the per-axis codes are scale-free per channel anyway).
+    Channels at another rate than the PPG reach its rate through the host's float polyphase filter
+    (`record.channel_matrix`), or, with acc_resampler (an export with the kit's accelerometer resampler: metadata
+    acc_resampler, `sqtool export --device-acc-fs`), accelerometer axes as on that device: int16 counts at their own
+    rate, then the kit's integer filter (`acc_at_device_rate`)."""
+    from sqtool.data.record import channel_matrix, stream_rate
+    where = f"{record.dataset}/{record.record_id}"
+    other = stream_rate(record, channels)[1]
+    own = [c for c in channels if c in ACC_AXES and c in other] if acc_resampler else []
+    rows = [c for c in channels if c not in own]                           # at the PPG's rate, or float-resampled
+    x, fs = channel_matrix(record, rows)                                   # (C - A, N)
+    x, gap = held(x, where, rows)
+    share = [i for i, c in enumerate(rows) if c in ACC_AXES] if shared_acc_gain else []
+    x16 = to_int16(x, "robust", share=share)                 # a saturating level dropped (wrist_exercise's PPG DC)
+    if not own:
+        return x16, fs, gap
+    a16, a_gap = acc_at_device_rate(record, own, fs, shared_acc_gain)     # (A, K) at fs
+    n = min(x16.shape[1], a16.shape[1])
+    by = {**dict(zip(rows, x16[:, :n])), **dict(zip(own, a16[:, :n]))}
+    gaps = [g[:n] for g in (gap, a_gap) if g is not None]
+    return np.stack([by[c] for c in channels]), fs, np.logical_or.reduce(gaps) if gaps else None
+
+
+def held(x: np.ndarray, where: str, channels) -> tuple[np.ndarray, np.ndarray | None]:
+    """(C, N) float samples with their NaN/Inf gaps holding the last good value (the first good one before it), and
+    the gap flags (N,) (None: none); no sample finite in every channel is one line."""
     bad = ~np.isfinite(x)
-    gap = bad.any(axis=0) if bad.any() else None
-    if gap is not None:
-        if gap.all():
-            raise SqtoolError(f"{record.dataset}/{record.record_id}: no sample has every channel finite "
-                              f"({', '.join(channels)}): all are NaN/Inf gaps")
-        n = x.shape[1]
-        for c in range(len(x)):                                            # hold the last good value
-            idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
-            first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
-            x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
-    acc = [i for i, c in enumerate(channels) if c in ACC_AXES] if shared_acc_gain else []
-    return to_int16(x, "robust", share=acc), fs, gap          # a saturating level dropped (wrist_exercise's PPG DC)
+    if not bad.any():
+        return x, None
+    gap = bad.any(axis=0)
+    if gap.all():
+        raise SqtoolError(f"{where}: no sample has every channel finite ({', '.join(channels)}): all are NaN/Inf gaps")
+    n = x.shape[1]
+    for c in range(len(x)):                                                # hold the last good value
+        idx = np.maximum.accumulate(np.where(~bad[c], np.arange(n), -1))
+        first = x[c][~bad[c]][0] if (~bad[c]).any() else 0.0
+        x[c] = np.where(idx >= 0, x[c][np.maximum(idx, 0)], first)
+    return x, gap
+
+
+def acc_at_device_rate(record, axes, fs: float, shared_gain: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Accelerometer `axes` at their own rate brought to the device rate fs as the C kit does: int16 counts at that
+    rate (robust gains, one for the axes with shared_gain; gaps held), then `acc_resampler.resample_acc` (the
+    integer polyphase filter of c/<prefix>_acc_resampler.c, bit-exact, from a fresh state: its outputs lag the PPG by
+    the filter's delay). Returns (A, K) int16 at fs and the gap flags at fs (`preprocess.gaps_at_rate`; None: none);
+    axes at two rates, or a rate ratio the kit's filter cannot take, are one line."""
+    from sqtool.data.acc_resampler import resample_acc
+    from sqtool.data.preprocess import gaps_at_rate
+    where = f"{record.dataset}/{record.record_id}"
+    rates = sorted({float(record.fs[c]) for c in axes})
+    if len(rates) > 1:
+        raise SqtoolError(f"{where}: accelerometer axes at {' and '.join(f'{f:g}' for f in rates)} Hz; the device's "
+                          "resampler takes one accelerometer rate")
+    m = min(len(record.signals[c]) for c in axes)
+    a, gap = held(np.stack([np.asarray(record.signals[c], np.float64)[:m] for c in axes]), where, axes)   # (A, M)
+    a16 = to_int16(a, "robust", share=range(len(axes)) if shared_gain else [])
+    xyz = np.zeros((m, 3), np.int16)                                       # (M, 3): the resampler's x, y, z
+    xyz[:, :len(axes)] = a16.T
+    try:
+        y = resample_acc(xyz, rates[0], fs)[:, :len(axes)].T                # (A, K)
+    except SqtoolError as e:
+        raise SqtoolError(f"{where}: {e}") from None
+    return y, None if gap is None else gaps_at_rate(gap, y.shape[1], rates[0], fs)
 
 
 def device_samples(record, channels, shared_acc_gain: bool = False) -> tuple[np.ndarray, float]:

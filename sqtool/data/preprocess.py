@@ -191,12 +191,20 @@ def resample_keeping_gaps(x: np.ndarray, fs_in: float, fs_out: float, where: str
     gap = ~np.isfinite(x)
     y = resample(fill_gaps(x, where) if gap.any() else x, fs_in, fs_out)
     if gap.any():
-        src = np.minimum(np.floor(np.arange(len(y)) * float(fs_in) / float(fs_out) + 1e-9).astype(np.int64),
-                         len(x) - 1)                                       # (N',) last input at or before each
-        lo = np.minimum(np.concatenate([[0], src[:-1] + 1]), src)          # (N',) first input since the previous
-        seen = np.concatenate([[0], np.cumsum(gap)])                       # (N + 1,) gaps before each input
-        y[seen[src + 1] - seen[lo] > 0] = np.nan                           # (N',) the gaps at the new rate
+        y[gaps_at_rate(gap, len(y), fs_in, fs_out)] = np.nan
     return y
+
+
+def gaps_at_rate(gap: np.ndarray, n_out: int, fs_in: float, fs_out: float) -> np.ndarray:
+    """Gap flags (N,) bool at fs_in -> (n_out,) bool at fs_out: an output sample is a gap when an input since the
+    previous output sample (upsampling: its last input at or before its time; downsampling: every input after the
+    previous output's, up to its own) was one (`resample_keeping_gaps`; the accelerometer resampler's host path)."""
+    gap = np.asarray(gap, bool)
+    src = np.minimum(np.floor(np.arange(n_out) * float(fs_in) / float(fs_out) + 1e-9).astype(np.int64),
+                     len(gap) - 1)                                         # (N',) last input at or before each
+    lo = np.minimum(np.concatenate([[0], src[:-1] + 1]), src)              # (N',) first input since the previous
+    seen = np.concatenate([[0], np.cumsum(gap)])                           # (N + 1,) gaps before each input
+    return seen[src + 1] - seen[lo] > 0                                    # (N',) the gaps at the new rate
 
 
 def at_whole_hz(rec):

@@ -165,7 +165,9 @@ class Record:
         for (k, fs), chans in sparse.items():
             parts.append(f"{', '.join(chans)}: one value every {k} rows, a {fs / k:g} Hz stream in {fs:g} Hz rows? "
                          f"fill the blanks, or say its rate in the dataset file (channels.{chans[0]}: "
-                         f"{{column: ..., fs: {fs / k:g}}})")
+                         f"{{column: ..., fs: {fs / k:g}}})"
+                         + (f" or, for a CSV without one, with predict / bench --acc-fs {fs / k:g}"
+                            if all(c.startswith("acc_") for c in chans) else ""))
         return "; ".join(parts)
 
 
@@ -222,9 +224,10 @@ def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
     return np.stack([x[:n] for x in rows]), fs
 
 
-def resampled_note(pairs) -> str | None:
+def resampled_note(pairs, integer: bool = False) -> str | None:
     """One note line on the recordings whose streamed channels were at another rate than their PPG (`pairs`:
-    (record, its streamed channels) each), resampled to it by `channel_matrix`; None when there is none."""
+    (record, its streamed channels) each), resampled to it by `channel_matrix` (integer: by the kit's integer
+    accelerometer resampler, `hr_spectra.acc_at_device_rate`); None when there is none."""
     hits = [(r, stream_rate(r, ch)) for r, ch in pairs]
     hits = [(r, rate, other) for r, (rate, other) in hits if other]
     if not hits:
@@ -233,8 +236,10 @@ def resampled_note(pairs) -> str | None:
     rates = "; ".join(f"{', '.join(c for c in other if other[c] == f)} {f:g} Hz"        # acc_x, acc_y, acc_z 25 Hz
                       for f in dict.fromkeys(other.values()))
     return (f"note: {len(hits)} recording{'s' if len(hits) > 1 else ''} with channels at another rate than the PPG: "
-            f"resampled to the PPG's rate on the host (polyphase, as a device upsamples a slower accelerometer), "
-            f"e.g. {r.record_id}: {rates} -> {rate:g} Hz")
+            "resampled to the PPG's rate on the host "
+            + ("by the export's integer accelerometer resampler (bit-exact with its C, as the device does), "
+               if integer else "(polyphase, as a device upsamples a slower accelerometer), ")
+            + f"e.g. {r.record_id}: {rates} -> {rate:g} Hz")
 
 
 def window_label(record: Record, t0, label: str = "hr") -> np.ndarray | None:

@@ -73,6 +73,7 @@ from sqtool.core.manifest import TamperedArtifact
 from sqtool.core.progress import bar, item
 from sqtool.core.runs import FORCE_HELP, check_required, releases_run_dirs, shell_command
 from sqtool.core.say import also_on_stderr
+from sqtool.firmware_bench.spectral import ACC_FS_HELP
 from sqtool.firmware_bench.report import (HEART_RATE, SAME_HR_BPM, Target, left_out_lines, long_enough,
                                           primary_runtime)
 from sqtool.data.hr_tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
@@ -82,7 +83,7 @@ from sqtool.data.hr_tracker import MAX_FLAGGED, QUALITY_OUTPUT, tracker_ok
 class BenchConfig:
     # what each number may be (core.config: a value outside is one line, before any work)
     RANGES: ClassVar[dict] = {"chunk": {"min": 1}, "max_records": {"min": 0}, "max_seconds": {"min": 0},
-        "mcu_windows": {"min": 0}, "callgrind_windows": {"min": 0}}
+        "mcu_windows": {"min": 0}, "callgrind_windows": {"min": 0}, "acc_fs": {"above": 0}}
     model: str = field(default="", metadata={"help": "what to benchmark: a `sqtool export` folder (its manifest.json "
                                                      "lists the artifacts)", "required": True, "metavar": "EXPORT", "path": True})
     data: str = field(default="", metadata={"help": "recordings: a dataset dir or file (e.g. troika/Training_data), "
@@ -121,6 +122,7 @@ class BenchConfig:
     max_records: int = field(default=0, metadata={"help": "use at most this many recordings (0 = all)"})
     max_seconds: float = field(default=0.0, metadata={"help": "spectral models: use only the first seconds of each "
                                                               "recording (0 = all)"})
+    acc_fs: float | None = field(default=None, metadata={"help": ACC_FS_HELP, "metavar": "HZ"})
     data_root: str = field(default="", metadata={"help": "where a bare dataset name given as --data is looked up "
                                                          "(default: $SQTOOL_DATA or ../shared/data); without "
                                                          "--data, read as --data (its old spelling, as in train)"})
@@ -307,10 +309,13 @@ def check_floors(rows: list[dict], floors, seen=(), on_seen: bool = False) -> li
 
 def _records(cfg: BenchConfig, channels, records=None):
     left_out: list[str] = []                   # a folder's files the readers refuse: left out
+    from sqtool.firmware_bench.spectral import reader_options
     if records is not None:
+        reader_options(cfg.acc_fs, "records")
         recs = list(records)
     elif cfg.data == "synthetic":                      # the embedded default: wrist PPG + acc with known HR
         from sqtool.firmware_bench.spectral import synthetic_records
+        reader_options(cfg.acc_fs, "synthetic")
         recs = synthetic_records()
     else:
         if not cfg.data:
@@ -319,7 +324,8 @@ def _records(cfg: BenchConfig, channels, records=None):
         from sqtool.data.dataset_file import data_records, resolve_data
         from sqtool.firmware_bench.spectral import load_records
         ref = resolve_data(cfg.data, getattr(cfg, "data_root", "") or None)            # the one resolver
-        recs = load_records(ref.path, left_out=left_out) if ref.kind == "path" else data_records(ref)
+        options = reader_options(cfg.acc_fs, ref.path if ref.kind == "path" else ref.dataset)
+        recs = load_records(ref.path, left_out=left_out, options=options) if ref.kind == "path" else data_records(ref)
     recs = sorted(recs, key=lambda r: r.record_id)
     p = cfg.data or "records"
     usable, skipped = [], left_out              # a folder's files the readers refused first (predict's rule)

@@ -63,7 +63,11 @@ A recording at a sampling rate the front end cannot take is a one-line error nam
 without the model's channels (e.g. no accelerometer) is left out as `sqtool bench` leaves it out (`MissingChannel`:
 one WARNING line naming it and the channels, summary.json skipped_records) and the others go on. Channels at
 another rate than the PPG (an accelerometer sampled slower, as many wrist devices do) are resampled to the PPG's rate on the host, polyphase, as the
-device would upsample them (`data.record.channel_matrix`; one note line, summary.json resampled_from_hz); channels
+device would upsample them (`data.record.channel_matrix`; one note line, summary.json resampled_from_hz); an export
+with the kit's accelerometer resampler (`export --device-acc-fs`, metadata acc_resampler) brings the accelerometer
+there with that integer filter instead, from its counts at its own rate, as the device does
+(`hr_spectra.acc_at_device_rate`: the samples c/<prefix>_acc_resampler.c gives); a CSV without a dataset.yaml
+whose accelerometer fills every k-th row only says its rate with --acc-fs (`readers.generic.acc_rows`); channels
 of a file that do not span the same time (one more than a sample short) are refused (`Record.check_spans`). NaN/Inf samples (an empty CSV cell) are
 dropouts, held and flagged as the device's gaps (`hr_spectra.device_stream`, `stream.WindowStream`). A recording
 shorter than one window is tiled to one (repeated end to end, `data.record.tile_record`) for a model whose export
@@ -92,6 +96,7 @@ from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
 from sqtool.data.record import MissingChannel, TooShort, require_channels, resampled_note, stream_rate
 from sqtool.data.preprocess import whole_hz_note
+from sqtool.firmware_bench.spectral import ACC_FS_HELP
 from sqtool.firmware_bench.report import class_metrics, left_out_lines, long_enough, subjects_auroc
 from sqtool.data.hr_tracker import MAX_FLAGGED, track, tracker_ok
 
@@ -103,7 +108,7 @@ CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_si
 @dataclass
 class PredictConfig:
     # what each number may be (core.config: a value outside is one line, before any work)
-    RANGES: ClassVar[dict] = {"max_seconds": {"min": 0}}
+    RANGES: ClassVar[dict] = {"max_seconds": {"min": 0}, "acc_fs": {"above": 0}}
     model: str = field(default="", metadata={"help": "a `sqtool export` folder (metadata.json): a spectral "
                                                      "heart-rate model, or a time-domain model of any task",
                                              "required": True,
@@ -123,6 +128,7 @@ class PredictConfig:
                                                        "pipeline when available, else c, else tflite (int8), else "
                                                        "onnx: what the export has)"})
     max_seconds: float = field(default=0.0, metadata={"help": "use only the first seconds of each recording (0 = all)"})
+    acc_fs: float | None = field(default=None, metadata={"help": ACC_FS_HELP, "metavar": "HZ"})
     filter: str = field(default="", metadata={
         "help": "a time-domain model's band-pass as the stream runs it: window (zero phase over the window with its "
                 "history and look-ahead) | causal (what a sample-by-sample device runs; run both to see what it "
@@ -206,7 +212,8 @@ def print_results(res: dict) -> None:
         print(f"runtime {res['runtime']}, not the C pipeline (the default): {res['runtime_choice']}")
     print(f"results: one <record>.csv and .png per recording, summary.json in {res['run_dir']}")
     if res.get("task", "hr") == "hr":
-        bench = shell_command("bench", "--model", res["model_dir"], "--data", res["data"])
+        bench = shell_command("bench", "--model", res["model_dir"], "--data", res["data"],
+                              *(("--acc-fs", f"{res['acc_fs']:g}") if res.get("acc_fs") else ()))
         print(f"next: {bench}   (the same recordings on every "
               "runtime: accuracy, latency, memory)")
     elif (Path(res["model_dir"]) / "c" / "sq_window.c").is_file():   # its front end in C too: the whole loop
@@ -420,12 +427,15 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         if not cfg.data:                           # as run_bench: --data-root only looks a --data name up
             raise SqtoolError("--data is required (a recording file or a folder of recordings)")
         if cfg.data == "synthetic":                # the embedded recordings `bench --data synthetic` reads
+            S.reader_options(cfg.acc_fs, "synthetic")
             records, data = [S.cut(r, cfg.max_seconds) for r in S.synthetic_records()], "synthetic"
         else:
             path = S.resolve_data(cfg.data, cfg.data_root)
-            records = S.iter_load(path, cfg.max_seconds, log=excluded.append, left_out=left_out)   # one at a time:
-            data = str(getattr(path, "path", path))     # a file the model refuses (its rate) stops the read there
+            records = S.iter_load(path, cfg.max_seconds, log=excluded.append, left_out=left_out,   # one at a time:
+                                  options=S.reader_options(cfg.acc_fs, path))   # a file the model refuses (its
+            data = str(getattr(path, "path", path))                             # rate) stops the read there
     else:                                          # made in code: checked here, as a reader checks its own
+        S.reader_options(cfg.acc_fs, "records")
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
     prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
                 _prepare_time_domain(cfg, art, records, left=left_out))
@@ -487,6 +497,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     from sqtool.firmware_bench.provenance import model_provenance, provenance_warnings
     summary = {"model": md.get("model"), "task": md.get("task", "hr"),
                "model_family": (md.get("model_cfg") or {}).get("family"), "model_dir": str(art.export_dir), "data": data,
+               **({"acc_fs": cfg.acc_fs} if cfg.acc_fs else {}),
                "provenance": model_provenance(art), "runtime": name,
                **({} if spectral else {"filter": cfg.filter}),
                "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows, "channels_fed": FED_NOTE,
@@ -539,7 +550,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     notes = [tiled_line(tiled, win)] if tiled else []
     if not spectral and why.startswith("default") and name != TIME_DOMAIN["c"]:      # the export has no C
         notes.append(f"runtime {name}: {why}")
-    notes += [n for n in [resampled_note(prepared["streams"])] if n]       # channels at another rate than the PPG
+    notes += [n for n in [resampled_note(prepared["streams"], S.has_acc_resampler(md))] if n]   # channels at
+                                                                                  # another rate than the PPG
     notes += [n for n in [whole_hz_note([r for r, _ in prepared.get("streams", [])])] if n]  # a clock off its rate
     notes += [f"{line}; its dataset file's exclude list, for training: give the recording's file as --data to "
               "predict it" for line in excluded]
@@ -670,7 +682,7 @@ def prepare_spectral(cfg: PredictConfig, art, records, tables: dict | None = Non
     tables = {} if tables is None else tables
     def one(r):                                                        # without the model's channels: left out,
         require_channels(r, stream_channels(r, md["model_cfg"])[0])    # as the bench leaves it out
-        return S.prepare(r, md["model_cfg"], tables, n_sensors)
+        return S.prepare(r, md["model_cfg"], tables, n_sensors, S.has_acc_resampler(md))
     recs, short = long_enough(bar(records, desc="front end", enabled=cfg.progress, unit="rec"), one,
                               float(md["window_s"]), cfg.data or "records", skip=(TooShort, MissingChannel),
                               left=left)

@@ -102,13 +102,42 @@ def cut(record, max_seconds: float):
 
 
 
-def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None, left_out: list | None = None) -> list:
+ACC_FS_HELP = ("a CSV recording's (or a folder of them, no dataset.yaml) accelerometer rate when slower than its "
+               "rows': its acc_x, acc_y, acc_z columns hold one value every k-th row (k = the rows' rate / HZ, "
+               "whole), blank between, read as a dataset.yaml's channels.acc_x.fs reads them (an NPZ states its own "
+               "fs_acc_x; default: every column at the rows' rate)")
+
+
+def reader_options(acc_fs: float | None, path) -> dict:
+    """The CSV reader's options of --acc-fs (predict, bench; {} without it): a CSV's accelerometer columns at acc_fs,
+    in every k-th row (`readers.generic.acc_rows`). For CSV recordings only, whose columns state no rate of their
+    own; any other data (a dataset file, NPZ, WFDB, a built-in layout, 'synthetic' or 'records' handed in) is one
+    line saying where its accelerometer's rate is said."""
+    from sqtool.core import check_fs
+    if acc_fs is None:
+        return {}
+    fs = check_fs(acc_fs, "--acc-fs")
+    if hasattr(path, "records"):
+        raise SqtoolError(f"--acc-fs {fs:g}: {path.path} is a dataset file: give the accelerometer's rate there "
+                          "(channels: {acc_x: {column: acc_x, fs: HZ}, ...})")
+    from sqtool.data.readers import list_items
+    kind = list_items(path)[0] if isinstance(path, Path) else path
+    if kind != "csv":
+        raise SqtoolError(f"--acc-fs {fs:g}: for CSV recordings, whose columns state no rate; {path} "
+                          + ("holds " + kind + " recordings, whose channels carry their own rates (an NPZ's "
+                             "fs_acc_x, a WFDB header, a dataset.yaml's channels.acc_x.fs)" if isinstance(path, Path)
+                             else "are not read from files"))
+    return {"acc_fs": fs}
+
+
+def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None, left_out: list | None = None,
+                 options: dict | None = None) -> list:
     """The recordings of a path, or of a DatasetFile (its exclusions reported through `log`), all read (the benches;
     predict takes them one at a time, `iter_load`). With `left_out` (a list), a file of a folder the readers refuse
     is left out, its one-line reason appended there (`_readable`), and none left is no error here (the caller says
-    why)."""
+    why). `options`: the generic readers' (`reader_options`)."""
     out = []
-    for r in iter_load(path, max_seconds, log, left_out, whole=True):
+    for r in iter_load(path, max_seconds, log, left_out, whole=True, options=options):
         out.append(r)
         if max_records and len(out) >= max_records:
             break
@@ -117,23 +146,24 @@ def load_records(path, max_records: int = 0, max_seconds: float = 0.0, log=None,
     return out
 
 
-def iter_load(path, max_seconds: float = 0.0, log=None, left_out: list | None = None, whole: bool = False):
+def iter_load(path, max_seconds: float = 0.0, log=None, left_out: list | None = None, whole: bool = False,
+              options: dict | None = None):
     """`load_records`' recordings one at a time, each cut to `max_seconds`, read only as the caller asks for the
     next: a file the caller refuses (a rate its model cannot take) stops the read there, before the files after
     it. A DatasetFile: `iter_records` (its checks over every recording after the last), or its `records` read
-    whole when `whole`."""
+    whole when `whole`. `options`: the generic readers' (predict --acc-fs: a CSV's acc_fs)."""
     from sqtool.data.readers import iter_records
     if hasattr(path, "records"):
         recs = path.records(log=log) if whole else path.iter_records(log=log)
     elif left_out is None:
-        recs = iter_records(path)
+        recs = iter_records(path, **(options or {}))
     else:
-        recs = _readable(path, left_out)
+        recs = _readable(path, left_out, options or {})
     for r in recs:
         yield cut(r, max_seconds)
 
 
-def _readable(path, left_out: list):
+def _readable(path, left_out: list, options: dict):
     """iter_records(path), a folder's files the readers refuse left out, their reasons appended to left_out, as
     predict and bench leave out a recording too short or without the model's channels: off the wrist throughout
     (core.NoSignal: a PPG flat line, an hour on the charger in a folder of hourly files), no time column and no rate,
@@ -142,7 +172,7 @@ def _readable(path, left_out: list):
     from sqtool.core import NoSignal
     from sqtool.data.readers import iter_records
     skip = SqtoolError if Path(path).is_dir() else NoSignal
-    yield from iter_records(path, on_error="skip", skipped=left_out, skip_only=skip)
+    yield from iter_records(path, on_error="skip", skipped=left_out, skip_only=skip, **options)
 
 
 @dataclass
@@ -195,6 +225,13 @@ def export_ppg_sensors(art) -> int | None:
     return int(k.group(1)) if k is not None else 1
 
 
+def has_acc_resampler(md: dict) -> bool:
+    """Whether the export ships the kit's accelerometer resampler (`sqtool export --device-acc-fs`: metadata
+    acc_resampler): the host then brings a slower (or faster) accelerometer to the PPG's rate with it, as the device
+    does, not with the float filter."""
+    return bool(md.get("acc_resampler"))
+
+
 def fit_sensors(x16: np.ndarray, n_have: int, n_want: int | None) -> tuple[np.ndarray, int]:
     """Replay a recording on a device with n_want PPG sensors: extra sensors are left out (a 1-sensor device
     reads ppg), a missing second sensor repeats the first (both inputs see the one sensor: each sensor's
@@ -212,9 +249,12 @@ def sensor_rows(n_have: int, n_want: int) -> list[int]:
     return [min(i, n_have - 1) for i in range(n_want)]
 
 
-def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None = None) -> SpecRec:
+def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None = None,
+            acc_resampler: bool = False) -> SpecRec:
     """Float record -> int16 device samples -> front-end codes (the Python integer reference), once.
-    n_sensors: replay at the device's PPG sensor count (`fit_sensors`); None = the sensors the record has."""
+    n_sensors: replay at the device's PPG sensor count (`fit_sensors`); None = the sensors the record has.
+    acc_resampler: an accelerometer at its own rate reaches the PPG's through the kit's integer resampler, as on a
+    device whose export has one (`has_acc_resampler`; `hr_spectra.device_stream`); else the host's float filter."""
     import dataclasses
 
     from sqtool.data.frontend import flagged_q15, spectra
@@ -223,7 +263,7 @@ def prepare(record, mc: dict, cache: dict | None = None, n_sensors: int | None =
     where = f"{record.dataset}/{record.record_id}"
     record = at_front_end_rate(record, mc)                              # a clock off its whole-Hz rate
     chans, n_ppg = stream_channels(record, mc)
-    x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc))  # (C_in, N) int16, gaps held
+    x16, fs_in, gap = device_stream(record, chans, shared_acc_gain(mc), acc_resampler)   # (C_in, N) int16, gaps held
     recorded = n_ppg
     x16, n_ppg = fit_sensors(x16, n_ppg, n_sensors)
     n = x16.shape[1]
@@ -551,17 +591,22 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
     mc = md["model_cfg"]
     data = "records"                                   # recordings handed in by the caller
     left_out: list[str] = []                           # a folder's files the readers refuse: left out, listed
+    acc_fs = getattr(cfg, "acc_fs", None)
     if records is None and cfg.data == "synthetic":     # the embedded default: wrist PPG + acc with known HR
+        reader_options(acc_fs, "synthetic")
         records, data = synthetic_records(), "synthetic"
     if records is None:
         path = resolve_data(cfg.data, getattr(cfg, "data_root", ""))
-        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log, left_out=left_out)
+        records = load_records(path, cfg.max_records, getattr(cfg, "max_seconds", 0.0), log, left_out=left_out,
+                               options=reader_options(acc_fs, path))
         data = str(getattr(path, "path", path))
     else:
+        reader_options(acc_fs, "records")
         records = [cut(r, getattr(cfg, "max_seconds", 0.0)) for r in records][:cfg.max_records or None]
     cache = {}
     recs, skipped = long_enough(sorted(records, key=lambda r: (r.dataset, r.record_id)),
-                                lambda r: prepare(r, mc, cache, n_sensors), float(mc["window_s"]), data,
+                                lambda r: prepare(r, mc, cache, n_sensors, has_acc_resampler(md)),
+                                float(mc["window_s"]), data,
                                 skip=SqtoolError, left=left_out)   # a recording without the model's channels too
     return recs, skipped, data
 
@@ -753,7 +798,8 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
         notes.insert(0, NOT_MEASURED + "; cost and fidelity only.")
     if skipped:
         notes.append(left_out_note(skipped))
-    for resampled in (resampled_note((r.record, r.channels) for r in recs), whole_hz_note([r.record for r in recs])):
+    streams = ((r.record, r.channels) for r in recs)
+    for resampled in (resampled_note(streams, has_acc_resampler(md)), whole_hz_note([r.record for r in recs])):
         if resampled:                               # a slower accelerometer; a clock off its whole-Hz rate
             notes.append(resampled)
             log(resampled)

@@ -29,7 +29,8 @@ def test_an_interleaved_slower_stream_is_named_by_channel():
     text = watch(True).gap_text()
     assert text.startswith("acc_x 1,500 of 3,000 samples; acc_y 1,500 of 3,000 samples; acc_z 1,500 of 3,000")
     assert text.endswith("acc_x, acc_y, acc_z: one value every 2 rows, a 25 Hz stream in 50 Hz rows? fill the "
-                         "blanks, or say its rate in the dataset file (channels.acc_x: {column: ..., fs: 25})")
+                         "blanks, or say its rate in the dataset file (channels.acc_x: {column: ..., fs: 25}) or, "
+                         "for a CSV without one, with predict / bench --acc-fs 25")
     assert watch(False).gap_text() == ""
 
 
@@ -38,7 +39,8 @@ def test_a_recording_whose_every_window_holds_a_gap_is_left_out_naming_the_chann
     kept, left = with_truth([r], 8.0)
     assert kept == [] and left[0].startswith(f"mine/s1/run: every one of its {len(r.y)} windows holds NaN/Inf "
                                              "samples (gaps: acc_x 1,500 of 3,000 samples;")
-    assert left[0].endswith("(channels.acc_x: {column: ..., fs: 25})), so none has heart-rate truth")
+    assert left[0].endswith("(channels.acc_x: {column: ..., fs: 25}) or, for a CSV without one, with predict / "
+                            "bench --acc-fs 25), so none has heart-rate truth")
     r = record_spectra(watch(False), get_model_cfg("spec_student_xs"))
     assert with_truth([r], 8.0)[0] == [r]
 

@@ -27,6 +27,19 @@ def _half_rate_acc(src, dst):
     return dst
 
 
+def api_hr(export, half) -> list[str]:
+    """`sqtool.load_model(export).predict` of a `_half_rate_acc` file given its accelerometer's rate (acc_fs): the
+    heart rate per window as predict's CSV writes it."""
+    z = np.load(half)
+    m = sqtool.load_model(export)
+    try:
+        res = m.predict(np.stack([z["ppg"], z["ppg2"]], 1), np.stack([z[a] for a in AXES], 1), fs=125.0,
+                        acc_fs=62.5)
+    finally:
+        m.close()
+    return [f"{v:.3f}" for v in res.hr_bpm]
+
+
 def _bench_a_half_rate_file(model, runtime, tmp_path, capsys, ppg2: bool):
     """`sqtool bench` of one recording whose accelerometer runs at half the PPG's rate: its resampling note (in
     bench.json and bench.md, asserted here), the run's stderr, and (the data folder, the full-rate file)."""
@@ -80,15 +93,7 @@ def test_predict_resamples_a_slower_accelerometer_to_the_ppgs_rate(spec_export_d
     assert s["runtime"] == "c_pipeline" and r["fs_in"] == 125.0 and r["windows"] == 12
     assert r["resampled_from_hz"] == {a: 62.5 for a in AXES} and s["notes"] == notes
 
-    z = np.load(half)
-    m = sqtool.load_model(spec_export_dir)
-    try:
-        res = m.predict(np.stack([z["ppg"], z["ppg2"]], 1), np.stack([z[a] for a in AXES], 1), fs=125.0,
-                        acc_fs=62.5)
-    finally:
-        m.close()
-    rows = _csv_rows(tmp_path / "p" / r["csv"])
-    assert [f"{v:.3f}" for v in res.hr_bpm] == [row["hr_bpm"] for row in rows]
+    assert api_hr(spec_export_dir, half) == [row["hr_bpm"] for row in _csv_rows(tmp_path / "p" / r["csv"])]
 
 
 def test_the_progress_flags_are_the_same_in_predict(spec_export_dir, tmp_path, capsys):
@@ -189,5 +194,5 @@ def test_predict_says_why_its_windows_are_flagged_a_slower_stream_in_a_files_row
     assert rec["gaps"].startswith("acc_x 2,812 of 3,750 samples;")
     assert rec["gaps"].endswith("acc_x, acc_y, acc_z: one value every 4 rows, a 31.25 Hz stream in 125 Hz rows? fill "
                                 "the blanks, or say its rate in the dataset file (channels.acc_x: {column: ..., "
-                                "fs: 31.25})")
+                                "fs: 31.25}) or, for a CSV without one, with predict / bench --acc-fs 31.25")
     assert f"flagged (gaps: {rec['gaps']}) -> watch.csv" in line

@@ -576,3 +576,26 @@ def check_plausible_labels(labels: dict, where: str) -> None:
     for name, lab in (("sbp", sbp), ("dbp", dbp)):
         if lab is not None:
             check_plausible(name, lab.values, f"{where}: label '{name}'", row(lab))
+
+
+def rows_per_sample(fs: float | None, fs_t: float | None) -> int:
+    """k > 1 where a channel's declared rate `fs` is the time column's `fs_t` / k, k whole (a 32 Hz accelerometer
+    written into a 64 Hz file's rows, its cells blank between its values); else 1 (the rates are compared as they are)."""
+    if fs is None or fs_t is None:
+        return 1
+    k = round(fs_t / fs)
+    return k if k > 1 and abs(fs_t / k - fs) <= RATE_TOL * fs else 1
+
+
+def every_kth_row(x: np.ndarray, k: int, fs_t: float, what: str, fix: str) -> np.ndarray:
+    """The samples of a slower stream held in every k-th row of a column, the rows between blank: the rows of its
+    first value's phase (their blanks, as rows missing from the clock, stay gaps). A value between them is one line
+    (`what` the rate said, `fix` how to unsay it): such a column is at the time column's rate (a held value repeated
+    on every row), not at the slower one."""
+    rows = np.flatnonzero(np.isfinite(x))
+    phase = int(rows[0] % k) if rows.size else 0
+    if (off := rows[rows % k != phase]).size:
+        raise SqtoolError(f"{what} is one value every {k} rows of the time column's {fs_t:g} Hz, but the column "
+                          f"has values between them ({off.size:,} rows, the first at {off[0] / fs_t:.6g} s); a "
+                          f"value on every row is a {fs_t:g} Hz channel: {fix}")
+    return x[phase::k]

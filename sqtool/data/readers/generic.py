@@ -39,8 +39,8 @@ import numpy as np
 from sqtool.core import SqtoolError, check_fs
 from sqtool.data.readers._common import (drop_repeated_rows, first_line, numeric_column, read_csv as _read_csv,
                                          time_grid)
-from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, is_npz_rate, npz_rates, read_npz_channels,
-                                         refuse_matrix_members, require_file)
+from sqtool.data.readers._common import (RATE_TOL, TIME_UNITS, every_kth_row, is_npz_rate, npz_rates,
+                                         read_npz_channels, refuse_matrix_members, require_file, rows_per_sample)
 from sqtool.data.record import PPG_WAVELENGTHS, Label, Record
 
 _CSV_EXT = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
@@ -233,7 +233,9 @@ def times_in_seconds(col, name: str, where: str, unit: str | None = None) -> np.
 
 def read_csv(path, fs: float | None = None, time_column: str | None = None, time_unit: str | None = None,
              channels: dict[str, str] | None = None, sep: str | None = None, subject: str | None = None,
-             record_id: str | None = None, dataset: str = "csv") -> Record:
+             record_id: str | None = None, dataset: str = "csv", acc_fs: float | None = None) -> Record:
+    """One CSV recording (module docstring). acc_fs: its accelerometer columns (acc_x, acc_y, acc_z) hold a slower
+    stream, one value every k-th row of the file's rate, blank between (`acc_rows`; predict --acc-fs)."""
     p = require_file(path)
     where = str(p)
     sniff_sep, header = _sniff(p)
@@ -294,14 +296,39 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         signals[ch] = grid.spread(x) if grid is not None else x      # rows missing from the clock: NaN samples
     if not signals:
         raise SqtoolError(f"{where}: no signal columns besides the time column")
+    rates = {c: fs for c in signals}
+    if acc_fs is not None:
+        rates.update(acc_rows(signals, fs, acc_fs, where))
     # PPG first so Record.primary_channel() is the PPG a user expects
     signals = _ppg_first(signals)
     name = p.name.split(".")[0]
     return Record(dataset=dataset, subject=subject or name, record_id=record_id or name, signals=signals,
-                  fs={c: fs for c in signals}, meta={"time_column": tcol, "columns": list(df.columns),
+                  fs={c: rates[c] for c in signals}, meta={"time_column": tcol, "columns": list(df.columns),
                                                      **({"start_time": start} if start else {}),
                                                      **({"ppg_from": ppg_from} if ppg_from else {})},
                   source=where)
+
+
+def acc_rows(signals: dict, fs: float, acc_fs: float, where: str) -> dict[str, float]:
+    """A CSV's accelerometer at acc_fs, one value every k = fs / acc_fs rows of its fs (k whole, as a dataset.yaml's
+    `acc_x: {column: acc_x, fs: 32}` reads a 32 Hz accelerometer in a 64 Hz file): its columns cut to those rows
+    (`every_kth_row`) in `signals`; returns {channel: acc_fs}. No accelerometer column, a rate above the rows', one
+    that is not the rows' divided by a whole number, or a column holding values between its rows: one line."""
+    flag = f"--acc-fs {acc_fs:g}"
+    axes = [c for c in signals if c.startswith("acc_")]
+    if not axes:
+        raise SqtoolError(f"{where}: {flag}: the file has no accelerometer column (acc_x, acc_y, acc_z; has "
+                          f"{', '.join(signals)})")
+    if acc_fs > fs * (1 + RATE_TOL):
+        raise SqtoolError(f"{where}: {flag} Hz is above the file's {fs:g} Hz rows: a CSV holds a slower "
+                          "accelerometer in every k-th row, never a faster one (give its columns at the rows' rate)")
+    k = rows_per_sample(acc_fs, fs)
+    if k == 1 and abs(acc_fs - fs) > RATE_TOL * fs:
+        raise SqtoolError(f"{where}: {flag} Hz is not the file's {fs:g} Hz rows divided by a whole number (x"
+                          f"{fs / acc_fs:.4g}): a slower accelerometer fills one row in every k")
+    for c in axes if k > 1 else ():
+        signals[c] = every_kth_row(signals[c], k, fs, f"{where}: {flag} Hz (column {c})", "leave --acc-fs out")
+    return {c: float(acc_fs) if k > 1 else fs for c in axes}
 
 
 # ----------------------------------------------------------------------------- NPZ
