@@ -213,7 +213,7 @@ def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq") -> dict:
     info = {**desc, "frame": f"{ref.C_in} int16 samples ({', '.join(input_channels(ref.fe_cfg))}) + 1 int16 gap flag, "
                              "little endian", "n_samples": int(x16.shape[1]), "results": int(len(res["index"])),
             "invalid_windows": int((res["valid"] == 0).sum()), "chunkings_checked": list(CHUNKINGS),
-            "result_line": "index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid",
+            "result_line": " ".join(RESULT_KEYS),
             "max_flagged_q15_scored": MAX_FLAGGED_Q15, "rounding": ROUNDING}
     atomic_write_text(vdir / "vectors.json", dumps_json(info, indent=2) + "\n")
     return {**info, "flash_bytes": flash_bytes}

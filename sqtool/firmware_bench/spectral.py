@@ -317,7 +317,7 @@ def decode(logits: np.ndarray, recs: list[SpecRec], dec: dict, int_scale: float 
 class _Result(ctypes.Structure):
     _fields_ = [("index", ctypes.c_uint32), ("hr_mbpm", ctypes.c_int32), ("lo_mbpm", ctypes.c_int32),
                 ("hi_mbpm", ctypes.c_int32), ("conf_q15", ctypes.c_uint16), ("flagged_q15", ctypes.c_uint16),
-                ("valid", ctypes.c_uint8)]
+                ("valid", ctypes.c_uint8), ("no_pulse", ctypes.c_uint8)]   # an older C leaves no_pulse 0 (padding)
 
 
 class CPipelineHost:
