@@ -117,6 +117,17 @@ def no_pulse(g_q8: np.ndarray, max_q8: int | None, windows: int = NO_PULSE_WINDO
     return out
 
 
+def pulse_checked(md: dict) -> bool:
+    """Whether an export's metadata has the pulse-presence detector (gating.no_pulse); an older export: no_pulse 0."""
+    return "no_pulse" in ((md or {}).get("gating") or {})
+
+
+def no_pulse_of(codes: np.ndarray, n_ppg: int, checked: bool = True) -> np.ndarray:
+    """A whole recording's codes (W, F, C) at a device with n_ppg PPG sensors -> (W,) uint8 no_pulse, as PipelineRef
+    and the C give it (checked False: an export without the detector, all 0)."""
+    return no_pulse(flatness_q8(codes), NO_PULSE_MAX_Q8[int(n_ppg)] if checked else None)
+
+
 def frontend_config(model_cfg: dict, fs_in: float | None = None, n_ppg: int = 1) -> FrontEndCfg:
     from sqtool.data.hr_spectra import frontend_cfg
     mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
@@ -396,5 +407,5 @@ def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | No
 
 
 __all__ = ["PipelineRef", "render_pipeline", "check_prefix", "frontend_config", "decoder_config", "device_fs",
-           "max_results", "scores", "flatness_q8", "no_pulse", "NO_PULSE_WINDOWS", "NO_PULSE_MAX_Q8", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
+           "max_results", "scores", "flatness_q8", "ilog2_q8", "no_pulse", "no_pulse_of", "pulse_checked", "NO_PULSE_WINDOWS", "NO_PULSE_MAX_Q8", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
            "RESULT_KEYS"]
