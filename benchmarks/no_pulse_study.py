@@ -97,7 +97,7 @@ def synthetic_runs(mc: dict, n_ppg: int, seeds: int) -> dict[str, list[np.ndarra
 def summarise(runs: dict[str, list[np.ndarray]], n_ppg: int) -> dict:
     """group -> windows, the run means' min / max (Q8 and as flatness), share called pulse-less."""
     from sqtool.export.pipeline import NO_PULSE_MAX_Q8, NO_PULSE_WINDOWS, no_pulse
-    K, thr = NO_PULSE_WINDOWS, NO_PULSE_MAX_Q8[n_ppg]
+    K, thr = NO_PULSE_WINDOWS, NO_PULSE_MAX_Q8
     rows = {}
     for g, rs in runs.items():
         means = np.concatenate([np.convolve(r, np.ones(K), "valid") / K for r in rs if len(r) >= K])
@@ -137,7 +137,7 @@ def main() -> int:
     res = {"model": args.model, "seeds": args.seeds, "windows": NO_PULSE_WINDOWS, "devices": {}}
     for n_ppg in (1, 2):
         runs = {**real_runs(root, mc, n_ppg), **synthetic_runs(mc, n_ppg, args.seeds)}
-        res["devices"][n_ppg] = {"max_q8": NO_PULSE_MAX_Q8[n_ppg], "groups": summarise(runs, n_ppg)}
+        res["devices"][n_ppg] = {"max_q8": NO_PULSE_MAX_Q8, "groups": summarise(runs, n_ppg)}
         print(f"no_pulse_study: {n_ppg} sensor(s) done", flush=True)
     out = ROOT / "benchmarks" / "results"
     atomic_write_text(out / "no_pulse_study.json", json.dumps(res, indent=1) + "\n")

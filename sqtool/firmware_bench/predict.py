@@ -742,7 +742,7 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
             o = S.decode(y[a:b], [r], dec, scale)                      # hr, lo, hi, conf -> the CSV's names
             outs.append({"hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
                          "flagged": (~r.valid).astype(int),
-                         "no_pulse": no_pulse_of(r.codes, r.n_ppg, pulse_checked(art.metadata)).astype(int)})
+                         "no_pulse": no_pulse_of(r.codes, pulse_checked(art.metadata)).astype(int)})
             a = b
     for o in outs:
         if dcfg.conf_error_span:

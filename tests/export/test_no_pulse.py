@@ -51,7 +51,7 @@ def test_noise_has_no_pulse_and_a_pulse_has(n_ppg):
              "hum": (np.sin(2 * np.pi * 50 * t) + 0.05 * rng.standard_normal((n_ppg, N)), _still(rng)),
              "swing": (rng.standard_normal((n_ppg, N)), swing)}
     for name, (ppg, acc) in noise.items():
-        got = PL.no_pulse_of(_codes(ppg, acc, n_ppg), n_ppg)
+        got = PL.no_pulse_of(_codes(ppg, acc, n_ppg))
         assert not got[:PL.NO_PULSE_WINDOWS - 1].any()
         share = got[PL.NO_PULSE_WINDOWS - 1:].mean()
         assert share >= 0.95 if n_ppg == 2 else share > 0, (name, share)
@@ -60,13 +60,13 @@ def test_noise_has_no_pulse_and_a_pulse_has(n_ppg):
         p = (p - p.mean()) / p.std()
         for snr in (None, 0.6):
             ppg = np.tile(p, (n_ppg, 1)) if snr is None else snr * p + rng.standard_normal((n_ppg, N))
-            assert not PL.no_pulse_of(_codes(ppg, _still(rng), n_ppg), n_ppg).any(), (hr, snr)
+            assert not PL.no_pulse_of(_codes(ppg, _still(rng), n_ppg)).any(), (hr, snr)
 
 
 def test_no_pulse_ignores_an_export_without_the_detector():
     rng = np.random.default_rng(2)
     codes = _codes(rng.standard_normal((2, N)), _still(rng), 2)
-    assert PL.no_pulse_of(codes, 2).any() and not PL.no_pulse_of(codes, 2, checked=False).any()
+    assert PL.no_pulse_of(codes).any() and not PL.no_pulse_of(codes, checked=False).any()
     assert PL.pulse_checked({"gating": {"no_pulse": {}}}) and not PL.pulse_checked({"gating": {}})
 
 
@@ -86,4 +86,4 @@ def test_no_real_window_has_no_pulse(data_root, dataset, n_records):
             break
         for n_ppg in (1, 2):
             r = prepare(rec, mc, {}, n_sensors=n_ppg)
-            assert len(r.codes) > 50 and not PL.no_pulse_of(r.codes, n_ppg).any(), (rec.record_id, n_ppg)
+            assert len(r.codes) > 50 and not PL.no_pulse_of(r.codes).any(), (rec.record_id, n_ppg)
