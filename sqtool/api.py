@@ -4,7 +4,7 @@
     model = sqtool.load_model("runs/export/<run>")     # a `sqtool export` folder of a spectral heart-rate model
     res = model.predict(ppg, acc, fs=125.0)             # ppg (N,) or (N, S); acc (N, 3) in g; fs in Hz
     res = model.predict(ppg, acc25, fs=50.0, acc_fs=25.0)   # an accelerometer at its own rate: resampled to fs
-    res.t_end_s, res.hr_bpm, res.lo_bpm, res.hi_bpm, res.confidence, res.flagged   # (W,) float64, per window
+    res.t_end_s, res.hr_bpm, res.lo_bpm, res.hi_bpm, res.confidence, res.flagged, res.no_pulse   # (W,) float64
 
 `HrModel.predict` runs predict's own path for one recording (`firmware_bench.predict`: the Record checks,
 `prepare_spectral`, `run_spectral`): robust int16 device samples per call (as per recording file), the front end,
@@ -38,9 +38,12 @@ class HrResult:
     hi_bpm: np.ndarray             # (W,) upper end, BPM
     confidence: np.ndarray         # (W,) 0..1, the decoder's confidence (predict's `confidence` column)
     flagged: np.ndarray            # (W,) 1.0 = not scored (over half the window's samples were NaN gaps, or its
-                                   #      PPG quiet: off the wrist): hr_bpm, lo/hi, confidence are the decoder's
+                                   #      PPG quiet: a flat line): hr_bpm, lo/hi, confidence are the decoder's
                                    #      prediction only, no reading (held, then drifting to the grid's middle):
                                    #      leave these windows out of any median; else 0.0
+    no_pulse: np.ndarray           # (W,) 1.0 = no pulse: the PPG's spectrum as flat as noise over the last 16
+                                   #      windows (off the wrist, no perfusion; predict's no_pulse column): the
+                                   #      window may still be scored, leave it out too; 0.0 in the first 15 windows
     model_sha256: str | None       # the model's content id (export metadata; None for an export older than it)
     runtime: str                   # the runtime that ran: c_pipeline, c_host_single, litert_int8, ...
 
@@ -160,6 +163,7 @@ class HrModel:
             return a
         return HrResult(t_end_s=col(r.t0 + self.window_s), hr_bpm=col(o["hr_bpm"]), lo_bpm=col(o["lo_bpm"]),
                         hi_bpm=col(o["hi_bpm"]), confidence=col(o["confidence"]), flagged=col(o["flagged"]),
+                        no_pulse=col(o.get("no_pulse", np.zeros(len(o["flagged"])))),
                         model_sha256=self.model_sha256, runtime=prep["runtime"])
 
 

@@ -213,7 +213,7 @@ def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq") -> dict:
     info = {**desc, "frame": f"{ref.C_in} int16 samples ({', '.join(input_channels(ref.fe_cfg))}) + 1 int16 gap flag, "
                              "little endian", "n_samples": int(x16.shape[1]), "results": int(len(res["index"])),
             "invalid_windows": int((res["valid"] == 0).sum()), "chunkings_checked": list(CHUNKINGS),
-            "result_line": "index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid",
+            "result_line": " ".join(RESULT_KEYS),
             "max_flagged_q15_scored": MAX_FLAGGED_Q15, "rounding": ROUNDING}
     atomic_write_text(vdir / "vectors.json", dumps_json(info, indent=2) + "\n")
     return {**info, "flash_bytes": flash_bytes}
@@ -659,11 +659,14 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
               "deliver PPG with the scaling in INTEGRATION.md; saturation and dropouts should be flagged as gaps.",
               f"- A window whose every PPG sensor is quiet (its samples within {QUIET} counts over the window: a sensor "
               "that is off, stuck, railed or reads all zeros) is not scored: valid=0, as for a window more than "
-              "half flagged. Pure noise is NOT detected: a sensor off the skin that reads noise, or a partly "
-              "saturated one, still gives a heart rate with valid=1 and a confidence that can be high (measured on "
-              "the pipeline's integer reference: white noise reads ~80 BPM at a confidence above the held-out "
-              "average). Otherwise `valid` only repeats the gap flags the integrator passes in: the device must "
-              "detect no-contact, saturation and dropouts itself and flag them as gaps.",
+              "half flagged. A sensor off the skin that reads noise is scored (valid=1, a heart rate at a confidence "
+              "that can be high) but reported by `no_pulse` = 1 once the PPG's spectrum has been as flat as noise "
+              "for 16 windows (a separate output: drop those results too). Measured "
+              "(benchmarks/results/no_pulse_study.md): 0 real windows of TROIKA, wrist_exercise and a watch "
+              "recording; with two PPG sensors every white-noise, hum or arm-swing-noise window; with one, about "
+              "60 % of them; drifting (1/f, random-walk) noise and noise modulated by the arm's swing are not "
+              "detected. Otherwise `valid` only repeats the gap flags the integrator passes in: the device must "
+              "detect saturation and dropouts itself and flag them as gaps.",
               "- Reported HR is a tracker output: after a long dropout or a lock-on to a motion harmonic it "
               "needs a few hops to re-acquire. "
               + ("`conf_q15` states an expected error calibrated on the training subjects; on held-out subjects it "
@@ -839,6 +842,7 @@ def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = 
               "TEMPERATURE": f"{spec['temperature']:g}",
               "FRONTEND_STEPS": "\n".join(f"{i}. {t}" for i, t in enumerate(fec["steps"], 1)),
               "GATING_RULE": gating["rule"], "FLAGGED": gating["flagged"],
+              "NO_PULSE_RULE": (gating.get("no_pulse") or {}).get("rule", "not in this export (always 0)"),
               "DECODER_SPEC": "\n".join(f"- {k}: {v}" for k, v in spec.items() if isinstance(v, str) and k != "format"),
               "CONF_TEXT": dec.conf_text + conf_range_text(dec), **replay_values(mc, fe)}
     atomic_write_text(out / "INTEGRATION.md", _fill((TEMPLATES / "INTEGRATION.md").read_text(), values))

@@ -247,7 +247,7 @@ def spectral_contract(cfg: dict, graph=None, fs_in: float | None = None, n_ppg: 
     `data.frontend.design`, `models.decoder.DecoderCfg`)."""
     from sqtool.data.frontend import QUIET, design, taps_per_phase
     from sqtool.data.hr_spectra import ppg_sensors
-    from sqtool.export.pipeline import MAX_FLAGGED_Q15, frontend_config
+    from sqtool.export.pipeline import MAX_FLAGGED_Q15, NO_PULSE_MAX_Q8, NO_PULSE_WINDOWS, frontend_config
     fe = frontend_config(cfg, fs_in, int(n_ppg or len(ppg_sensors(cfg))))
     tab = design(fe)
     C, F = fe.n_channels, tab.n_bins
@@ -261,7 +261,14 @@ def spectral_contract(cfg: dict, graph=None, fs_in: float | None = None, n_ppg: 
         "every bin) and the result has valid = 0 (show the last valid HR)"),
         "flagged": ("model sample m owns the inputs (n_{m-1}, n_m] (n_m = floor(m M / L), n_{-1} = -1); of a window's "
                     "T model samples, cnt inputs in all, nf of them flagged: flagged_q15 = (32768 nf + cnt // 2) // "
-                    "cnt, its flagged fraction in Q15")}
+                    "cnt, its flagged fraction in Q15"),
+        "no_pulse": {"windows": NO_PULSE_WINDOWS, "max_q8": NO_PULSE_MAX_Q8, "rule": (
+            "a separate output, valid unchanged: per window the ppg channel's flatness g = max(0, F (L(A) - L(F)) - S) "
+            "// F over its F codes, v = code + 128, A = sum v, S = sum L(v), L(x) = 256 (bit length of x - 1) + "
+            "round(256 log2(1 + j / 128)) at x's top 8 bits 128 + j (log2 of the arithmetic over the geometric mean, "
+            f"Q8); no_pulse = 1 when the last {NO_PULSE_WINDOWS} windows' g sum to at most {NO_PULSE_WINDOWS} * "
+            f"{NO_PULSE_MAX_Q8} (a spectrum as flat as noise: off the wrist, no perfusion), 0 before "
+            f"{NO_PULSE_WINDOWS} windows")}}
     inp = {"kind": "spectra", "shape_float": [1, C, F], "shape_tflite": [1, 1, F, C],
            "values": ("the front end's int8 codes (-127..127), one per bin and channel "
                       f"({', '.join(cfg['channels'])}); float ONNX / TFLite and int8 ONNX take codes / 127 as float32 "

@@ -57,8 +57,18 @@ from sqtool.models.decoder import decoder_only, DecoderCfg, IntDecoder, check_gr
 ROUNDING = "single"
 MAX_FLAGGED_Q15 = 16384                     # a window is scored when flagged_q15 <= this (<= 50 %)
 TEMPLATES = ("sq_pipeline.h", "sq_pipeline.c")
-RESULT_KEYS = ("index", "hr_mbpm", "lo_mbpm", "hi_mbpm", "conf_q15", "flagged_q15", "valid")
-_RESULT_DTYPES = (np.uint32, np.int32, np.int32, np.int32, np.uint16, np.uint16, np.uint8)
+RESULT_KEYS = ("index", "hr_mbpm", "lo_mbpm", "hi_mbpm", "conf_q15", "flagged_q15", "valid", "no_pulse")
+_RESULT_DTYPES = (np.uint32, np.int32, np.int32, np.int32, np.uint16, np.uint16, np.uint8, np.uint8)
+
+# Pulse presence (no_pulse: off the wrist, no perfusion): per window the ppg channel's spectral flatness over the
+# heart-rate bins, g = log2(arithmetic / geometric mean of v = code + 128) in Q8 (0 = flat as noise; a pulse's
+# peak gives ~500); a window has no pulse when the mean g of the last NO_PULSE_WINDOWS windows (32 s of hops,
+# 38 s of signal) is at most NO_PULSE_MAX_Q8 (flatness 2^(-g/256) >= 0.60), one threshold for one and two PPG
+# sensors: a two-sensor device replaying a one-sensor recording repeats it, and its noise is one sensor's. Chosen on every real window of TROIKA, wrist_exercise and the E2E-PPG watch recording and on synthetic
+# off-wrist inputs: benchmarks/no_pulse_study.py, benchmarks/results/no_pulse_study.md.
+NO_PULSE_WINDOWS = 16
+NO_PULSE_MAX_Q8 = 190
+LOG2_FRAC_Q8 = np.round(256 * np.log2(1 + np.arange(128) / 128)).astype(np.int64)   # (128,) 0..255: uint8 in C
 
 
 # ----------------------------------------------------------------------------- contract
@@ -68,6 +78,54 @@ def scores(flagged_q15, ppg_quiet):
     when at most half its inputs are flagged (flagged_q15 <= MAX_FLAGGED_Q15) and its PPG is not quiet (not
     every PPG sensor stuck / railed / zero: the front end's ppg_quiet)."""
     return (np.asarray(flagged_q15) <= MAX_FLAGGED_Q15) & ~np.asarray(ppg_quiet, bool)
+
+
+def ilog2_q8(x) -> np.ndarray:
+    """256 log2(x) of integers 1 <= x < 2^31, as sq_pipeline.c: e = bit length - 1, m = x's top 8 bits (128..255),
+    256 e + LOG2_FRAC_Q8[m - 128]; exact round(256 log2 x) for x < 256, the mantissa truncated above."""
+    x = np.asarray(x, np.int64)
+    e = np.zeros_like(x)
+    for b in range(1, 31):
+        e += (x >> b) > 0                                                   # bit length - 1
+    m = np.where(e >= 7, x >> np.maximum(e - 7, 0), x << np.maximum(7 - e, 0))   # 128 .. 255
+    return 256 * e + LOG2_FRAC_Q8[m - 128]
+
+
+def flatness_q8(codes: np.ndarray) -> np.ndarray:
+    """Per window the ppg channel's log2(arithmetic / geometric mean) in Q8: codes (W, F, C) or (W, F) int8 ->
+    (W,) int64 >= 0. v = code + 128 (1..255, linear in power); S = sum LOG2_Q8[v], A = sum v;
+    g = max(0, F (L(A) - L(F)) - S) // F with L = _ilog2_q8. A quiet window (every code -127) gives 0."""
+    c = np.asarray(codes)
+    c = c[..., 0] if c.ndim == 3 else c
+    v = c.astype(np.int64) + 128                                            # (W, F) 1..255
+    F = v.shape[1]
+    g = F * (ilog2_q8(v.sum(axis=1)) - ilog2_q8(F)) - ilog2_q8(v).sum(axis=1)
+    return np.maximum(g, 0) // F
+
+
+def no_pulse(g_q8: np.ndarray, max_q8: int | None, windows: int = NO_PULSE_WINDOWS) -> np.ndarray:
+    """(W,) flatness_q8 of a recording's windows from the start -> (W,) uint8: 1 when the last `windows` values
+    sum to at most windows * max_q8 (the first windows - 1 windows: 0, not yet known); max_q8 None (an export
+    without the detector): all 0."""
+    g = np.asarray(g_q8, np.int64)
+    if max_q8 is None or len(g) < windows:
+        return np.zeros(len(g), np.uint8)
+    cs = np.concatenate([[0], np.cumsum(g)])
+    run = cs[windows:] - cs[:-windows]                                      # (W - windows + 1,)
+    out = np.zeros(len(g), np.uint8)
+    out[windows - 1:] = run <= windows * int(max_q8)
+    return out
+
+
+def pulse_checked(md: dict) -> bool:
+    """Whether an export's metadata has the pulse-presence detector (gating.no_pulse); an older export: no_pulse 0."""
+    return "no_pulse" in ((md or {}).get("gating") or {})
+
+
+def no_pulse_of(codes: np.ndarray, checked: bool = True) -> np.ndarray:
+    """A whole recording's codes (W, F, C) -> (W,) uint8 no_pulse, as PipelineRef and the C give it (checked False:
+    an export without the detector, all 0)."""
+    return no_pulse(flatness_q8(codes), NO_PULSE_MAX_Q8 if checked else None)
 
 
 def frontend_config(model_cfg: dict, fs_in: float | None = None, n_ppg: int = 1) -> FrontEndCfg:
@@ -116,11 +174,12 @@ class PipelineRef:
     """Integer reference of the C pipeline (sq_pipeline_push), streaming or whole-recording."""
 
     def __init__(self, model_cfg: dict, graph, decoder: DecoderCfg | dict | None = None,
-                 fs_in: float | None = None, n_ppg: int = 1):
+                 fs_in: float | None = None, n_ppg: int = 1, pulse_check: bool = True):
         """model_cfg: the model's config dict (metadata.json's model_cfg: front end, bins); graph: its integer
         graph (`sqtool.export.intgraph`, the student_int8 checkpoint's); decoder: a DecoderCfg, or the decoder
         dict (metadata.json's "decoder", + "temperature"), None = model_cfg["decoder"]; fs_in: the device's
-        sampling rate in Hz (None = the model's); n_ppg: the device's PPG sensors (1 or 2). Inputs are int16
+        sampling rate in Hz (None = the model's); n_ppg: the device's PPG sensors (1 or 2); pulse_check: False for an export older than
+        the pulse-presence detector (metadata without "no_pulse": no_pulse always 0). Inputs are int16
         device counts (`sqtool.data.frontend.to_int16`); results are integers: hr/lo/hi in milli-BPM,
         conf_q15 and flagged_q15 in q15 (x / 32768), valid 1 = the network scored the window."""
         mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
@@ -133,12 +192,14 @@ class PipelineRef:
         self.C = self.fe_cfg.n_channels                 # network channels
         self.n_ppg = self.fe_cfg.n_ppg                  # PPG sensors of the device
         self.C_in = self.fe_cfg.n_inputs                # input rows: the sensors, then acc x, y, z
+        self.no_pulse_max_q8 = NO_PULSE_MAX_Q8 if pulse_check else None
         self.reset()
 
     def reset(self) -> None:
         self.fe = FrontEnd(self.fe_cfg, self.tab)
         self.dec = IntDecoder(self.dec_cfg)
         self.dec.reset()
+        self.flat: list[int] = []                       # flatness_q8 of the last windows (no_pulse's run)
 
     # --- the network on a batch of windows
     def logits(self, codes: np.ndarray) -> np.ndarray:
@@ -150,11 +211,19 @@ class PipelineRef:
         out = R.run(self.graph, codes, ROUNDING)[self.graph.output_name]
         return np.asarray(out, np.int8).reshape(len(codes), -1)
 
-    def _decode(self, index: int, logits: np.ndarray | None, fq15: int, spec: np.ndarray, valid: bool) -> dict:
+    def _decode(self, index: int, logits: np.ndarray | None, fq15: int, spec: np.ndarray, valid: bool,
+                nopulse: int) -> dict:
         lg = logits if valid else np.zeros(self.graph.output_size, np.int8)
         o = self.dec.step(lg, valid, evidence_codes(spec[None])[0] if self.dec_cfg.uses_evidence else None)
         return {"index": int(index), "hr_mbpm": o.hr_mbpm, "lo_mbpm": o.lo_mbpm, "hi_mbpm": o.hi_mbpm,
-                "conf_q15": o.conf_q15, "flagged_q15": int(fq15), "valid": int(valid)}
+                "conf_q15": o.conf_q15, "flagged_q15": int(fq15), "valid": int(valid), "no_pulse": int(nopulse)}
+
+    def _no_pulse(self, codes: np.ndarray) -> np.ndarray:
+        """codes (w, F, C) of the next w windows -> (w,) no_pulse; self.flat keeps the last NO_PULSE_WINDOWS - 1
+        windows' flatness (fewer only within the first windows, whose runs start at window 0), as the C's ring."""
+        run = np.concatenate([np.asarray(self.flat, np.int64), flatness_q8(codes)])
+        self.flat = run[max(0, len(run) - (NO_PULSE_WINDOWS - 1)):].tolist()
+        return no_pulse(run, self.no_pulse_max_q8)[len(run) - len(codes):]
 
     def _stack(self, ppg, acc) -> np.ndarray:
         """ppg (n,) for one sensor, (n, n_ppg) or (n_ppg n,) interleaved for more; acc (n, 3) or (3 n,)
@@ -188,7 +257,9 @@ class PipelineRef:
         scored = [i for i, w in enumerate(wins) if scores(w.flagged_q15, w.ppg_quiet)]
         lg = self.logits(np.stack([wins[i].spec for i in scored])) if scored else None
         rows = {i: lg[j] for j, i in enumerate(scored)}
-        return [self._decode(w.index, rows.get(i), w.flagged_q15, w.spec, i in rows) for i, w in enumerate(wins)]
+        npl = self._no_pulse(np.stack([w.spec for w in wins]))
+        return [self._decode(w.index, rows.get(i), w.flagged_q15, w.spec, i in rows, npl[i])
+                for i, w in enumerate(wins)]
 
     def run(self, x16, gap=None, chunk: int | None = None) -> dict[str, np.ndarray]:
         """A whole recording x16 int16 (C_in, N) channels-first (the n_ppg PPG sensors' rows, then acc x, y, z; device
@@ -197,7 +268,8 @@ class PipelineRef:
         index (window number), hr_mbpm / lo_mbpm / hi_mbpm (heart rate and its interval, milli-BPM: / 1000 ->
         BPM), conf_q15 (confidence, q15: / 32768 -> 0..1), flagged_q15 (share of dropout samples, q15), valid
         (1 = the network scored the window, 0 = over half flagged or every PPG sensor quiet: the decoder's
-        prediction only)."""
+        prediction only), no_pulse (1 = the PPG's spectrum has been as flat as noise for the last NO_PULSE_WINDOWS
+        windows: off the wrist or no perfusion; a separate output, the window may still be valid)."""
         x16 = np.asarray(x16)
         if x16.ndim == 1:
             x16 = x16[None]
@@ -217,7 +289,8 @@ class PipelineRef:
             ok = scores(fq, quiet)                                              # (W,) bool
             lg = np.zeros((len(codes), self.graph.output_size), np.int8)
             lg[ok] = self.logits(codes[ok])
-            rows = [self._decode(i, lg[i], int(fq[i]), codes[i], bool(ok[i])) for i in range(len(codes))]
+            npl = self._no_pulse(codes)
+            rows = [self._decode(i, lg[i], int(fq[i]), codes[i], bool(ok[i]), npl[i]) for i in range(len(codes))]
         else:
             if int(chunk) < 1:
                 raise SqtoolError(f"pipeline: chunk must be >= 1 sample, got {chunk}")
@@ -254,6 +327,8 @@ def format_results(res: dict[str, np.ndarray]) -> str:
 
 def parse_results(text: str) -> dict[str, np.ndarray]:
     rows = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if rows and all(len(r) == len(RESULT_KEYS) - 1 for r in rows):      # a kit older than no_pulse: 0
+        rows = [r + ["0"] for r in rows]
     if any(len(r) != len(RESULT_KEYS) for r in rows):
         raise SqtoolError(f"pipeline results: expected {len(RESULT_KEYS)} integers per line")
     arr = np.array(rows, dtype=np.int64).reshape(-1, len(RESULT_KEYS))
@@ -286,7 +361,8 @@ def _cfg_header(fe: FrontEndCfg, dec: DecoderCfg, graph, model_cfg: dict) -> str
     if abs(fs_mhz - float(fe.fs_in) * 1000) > 1e-6:
         raise SqtoolError(f"pipeline: device rate {fe.fs_in} Hz is not a whole number of milli-Hz")
     info = {"model": model_cfg.get("name"), "fs_in_hz": float(fe.fs_in), "ppg_sensors": fe.n_ppg, "rounding": ROUNDING,
-            "max_flagged_q15": MAX_FLAGGED_Q15, "logit_scale": float(graph.output_scale)}
+            "max_flagged_q15": MAX_FLAGGED_Q15,
+            "no_pulse_windows": NO_PULSE_WINDOWS, "no_pulse_max_q8": NO_PULSE_MAX_Q8, "logit_scale": float(graph.output_scale)}
     return (f"/* sq_pipeline_cfg.h - generated by sqtool.export.pipeline; do not edit.\n"
             f" * {json.dumps(info, sort_keys=True)} */\n"
             "#ifndef SQ_PIPELINE_CFG_H\n#define SQ_PIPELINE_CFG_H\n\n"
@@ -294,6 +370,10 @@ def _cfg_header(fe: FrontEndCfg, dec: DecoderCfg, graph, model_cfg: dict) -> str
             f"#define SQ_PL_FS_IN_MHZ {fs_mhz}u   /* device sampling rate the pipeline was exported for */\n"
             f"#define SQ_PL_N_PPG {fe.n_ppg}   /* PPG sensors of the device (= SQ_FE_N_PPG), interleaved in ppg */\n"
             f"#define SQ_PL_ROUNDING {json.dumps(ROUNDING)}\n"
+            f"#define SQ_PL_NO_PULSE_WINDOWS {NO_PULSE_WINDOWS}   /* pulse presence: windows in the flatness run */\n"
+            f"#define SQ_PL_LOG2_FRAC_Q8 {{{', '.join(str(int(v)) for v in LOG2_FRAC_Q8)}}}   /* round(256 log2(1 + j / 128)) */\n"
+            f"#define SQ_PL_NO_PULSE_MAX_Q8 {NO_PULSE_MAX_Q8}u   /* no_pulse when their mean log2(AM/GM), Q8, "
+            "is at most this */\n"
             f"#define SQ_PL_LOGIT_SCALE_UQ32 {int(round(float(graph.output_scale) * 2**32))}u   /* information */\n"
             "\n#endif /* SQ_PIPELINE_CFG_H */\n")
 
@@ -327,5 +407,5 @@ def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | No
 
 
 __all__ = ["PipelineRef", "render_pipeline", "check_prefix", "frontend_config", "decoder_config", "device_fs",
-           "max_results", "scores", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
+           "max_results", "scores", "flatness_q8", "ilog2_q8", "no_pulse", "no_pulse_of", "pulse_checked", "NO_PULSE_WINDOWS", "NO_PULSE_MAX_Q8", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
            "RESULT_KEYS"]

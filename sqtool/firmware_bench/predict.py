@@ -30,7 +30,9 @@ the recording's start_time); hr_bpm; lo_bpm, hi_bpm = the decoder's interval, ca
 central posterior interval, or hr -+ (c + k S) with S the recent |network's own argmax - hr|: `DecoderCfg.interval_text`); confidence = the decoder's conf (`DecoderCfg.conf_text`: for a model from
 `sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
 expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when the network did not
-score the window: more than half its samples were dropouts, or its PPG is quiet (a flat line: stuck, railed, zero; off the wrist only where it reads no noise);
+score the window: more than half its samples were dropouts, or its PPG is quiet (a flat line: stuck, railed, zero);
+no_pulse = 1 where the PPG's spectrum has been as flat as noise for the last 16 windows (off the wrist, no perfusion:
+a separate column, the window may still be scored);
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
 truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the
 model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`;
@@ -182,7 +184,8 @@ def print_results(res: dict) -> None:
                 ", ".join(f"{k} {v:.3g} median" for k, v in r["medians"].items()))
         left = " (left out of the medians)" if r["flagged_windows"] and r["scored_windows"] else ""
         gaps = f" (gaps: {r['gaps']})" if r.get("gaps") else ""
-        print(f"{r['record_id']}: {r['windows']} windows, {what}, {r['flagged_windows']} flagged{left}{gaps}{acc} "
+        nop = f", {r['no_pulse_windows']} no pulse" if r.get("no_pulse_windows") else ""
+        print(f"{r['record_id']}: {r['windows']} windows, {what}, {r['flagged_windows']} flagged{left}{nop}{gaps}{acc} "
               f"-> {r['csv']}")
     pool = res.get("pooled")
     if pool:
@@ -259,6 +262,11 @@ def _stems(recs) -> list[str]:
     return out
 
 
+NO_PULSE_NOTE = ("1 = no pulse: the PPG's spectrum has been as flat as noise over the last 16 windows (38 s): off "
+                 "the wrist or no perfusion, e.g. a watch lying on a table reading noise (the firmware's no_pulse, "
+                 "`export.pipeline.flatness_q8`); a separate output: such a window may still be scored (flagged 0), "
+                 "so drop no_pulse == 1 windows too before reading a heart rate; 0 in the first 15 windows; an "
+                 "export older than the detector: 0")
 METRICS_NOTE = ("metrics (MAE, RMSE, bias, ...) vs truth_bpm: over every window with truth, flagged windows included, "
                 "as sqtool bench scores (bench.json per_record / per_subject of the same runtime: the same numbers): a "
                 "flagged window's hr_bpm is the decoder's prediction (spectral) or the network's reading of held "
@@ -460,7 +468,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             targets = {prob: classes}
         start = (getattr(r.record, "meta", None) or {}).get("start_time")      # the input's wall clock, if any
         cols = {"time_s": t, **({"time": wall_clock(start, t)} if start else {}),
-                **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"]}
+                **{k: o[k] for k in columns if k in o}, "flagged": o["flagged"],
+                **({"no_pulse": o["no_pulse"]} if "no_pulse" in o else {})}
         if truth is not None:
             cols["truth_bpm"] = truth
         cols.update({f"truth_{k[len('p_'):] if classes is not None else k}": y for k, y in targets.items()})
@@ -470,7 +479,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         lines = [",".join(cols)]
         for i in range(len(t)):
             lines.append(",".join((v[i] if k == "time" else "" if not np.isfinite(v[i]) else
-                                   str(int(v[i])) if k == "flagged" else f"{float(v[i]):.3f}")
+                                   str(int(v[i])) if k in ("flagged", "no_pulse") else f"{float(v[i]):.3f}")
                                   for k, v in cols.items()))
         atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n")
         _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns, start, targets)
@@ -479,7 +488,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
              "fs_in": r.fs_in, "channels_fed": fed, **resampled_from(r.record, chans), **gaps_of(r.record),
              "seconds": r.seconds,
              "windows": len(t),
-             "flagged_windows": int(np.sum(o["flagged"])), "csv": f"{stem}.csv", "plot": f"{stem}.png",
+             "flagged_windows": int(np.sum(o["flagged"])),
+             **({"no_pulse_windows": int(np.sum(o["no_pulse"]))} if "no_pulse" in o else {}),
+             "csv": f"{stem}.csv", "plot": f"{stem}.png",
              "truth": truth is not None or bool(targets), **window_summary(o, columns)}
         if getattr(r, "tiled_from_s", None) is not None:                 # shorter than the window: tiled to it
             d["tiled_from_s"] = r.tiled_from_s
@@ -512,6 +523,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                        "(held at the last good sample)" +
                                        ("; hr_tracked_bpm holds there" if "hr_tracked_bpm" in columns else "") +
                                        "; the medians leave these windows out"),
+                           "no_pulse": NO_PULSE_NOTE,
                            "truth_bpm": "reference HR (labelled data only)",
                            **{f"truth_{k}": f"reference {k} (labelled data only: the recording's '{lab}' label per "
                                             "window, as the model's training takes it)"
@@ -714,6 +726,7 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
     (`sqtool.api.HrModel`)."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
+    from sqtool.export.pipeline import no_pulse_of, pulse_checked
     from sqtool.models.decoder import decoder_cfg
     recs, name, dec = prep["recs"], prep["runtime"], prep["decoder"]
     dcfg = decoder_cfg(dec)
@@ -727,7 +740,7 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
             res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)
             outs.append({"hr_bpm": res["hr_mbpm"] / 1000.0, "lo_bpm": res["lo_mbpm"] / 1000.0,
                          "hi_bpm": res["hi_mbpm"] / 1000.0, "confidence": res["conf_q15"] / 32768.0,
-                         "flagged": 1 - res["valid"].astype(int)})
+                         "flagged": 1 - res["valid"].astype(int), "no_pulse": res["no_pulse"].astype(int)})
     else:
         if name not in runners:
             runners[name] = R.make_runtime(name, art, work)
@@ -740,7 +753,8 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
             b = a + len(r.t0)
             o = S.decode(y[a:b], [r], dec, scale)                      # hr, lo, hi, conf -> the CSV's names
             outs.append({"hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
-                         "flagged": (~r.valid).astype(int)})
+                         "flagged": (~r.valid).astype(int),
+                         "no_pulse": no_pulse_of(r.codes, pulse_checked(art.metadata)).astype(int)})
             a = b
     for o in outs:
         if dcfg.conf_error_span:

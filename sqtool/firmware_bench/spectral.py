@@ -357,7 +357,7 @@ def decode(logits: np.ndarray, recs: list[SpecRec], dec: dict, int_scale: float 
 class _Result(ctypes.Structure):
     _fields_ = [("index", ctypes.c_uint32), ("hr_mbpm", ctypes.c_int32), ("lo_mbpm", ctypes.c_int32),
                 ("hi_mbpm", ctypes.c_int32), ("conf_q15", ctypes.c_uint16), ("flagged_q15", ctypes.c_uint16),
-                ("valid", ctypes.c_uint8)]
+                ("valid", ctypes.c_uint8), ("no_pulse", ctypes.c_uint8)]   # an older C leaves no_pulse 0 (padding)
 
 
 class CPipelineHost:
@@ -855,7 +855,7 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     """c_pipeline: one push per whole recording, compared with the Python integer reference (PipelineRef) when
     the student_int8 checkpoint it is built from is there; without it (an export folder copied without its
     source run) the row keeps its accuracy and latency, and one line says the comparison is left out and why."""
-    from sqtool.export.pipeline import PipelineRef
+    from sqtool.export.pipeline import PipelineRef, pulse_checked
     from sqtool.firmware_bench.runtimes import off_rate
     c = CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
     if off := off_rate([(f"{r.record.dataset}/{r.record_id}", r.fs_in) for r in recs], c.fs_in, "c_pipeline: ",
@@ -879,7 +879,8 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
         for k, v in zip(unc, (res["lo_mbpm"] / 1000.0, res["hi_mbpm"] / 1000.0, res["conf_q15"] / 32768.0)):
             unc[k].append(np.asarray(v, float))
         if p is not None:
-            ref = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in, n_ppg=r.n_ppg)
+            ref = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in, n_ppg=r.n_ppg,
+                              pulse_check=pulse_checked(md))          # an export older than no_pulse: its C gives 0
             want = ref.run(r.x16, r.gap)
             same = np.ones(len(r.t0), bool)
             for k, v in want.items():

@@ -101,10 +101,10 @@ def test_the_dirty_mark_only_when_the_sha_says_so(twin, tmp_path):
                                                                                   git_sha="0e9b6a56fb00-dirty")
 
 
-def test_limitations_say_a_quiet_ppg_is_not_scored_but_noise_is_not_detected(twin, tmp_path):
+def test_limitations_say_a_quiet_ppg_is_not_scored_and_noise_is_told_by_no_pulse(twin, tmp_path):
     lim = _section(_card(twin, tmp_path), "Limitations")
     assert "every PPG sensor is quiet" in lim and "off, stuck, railed or reads all zeros) is not scored: valid=0" in lim
-    assert "Pure noise is NOT detected" in lim and "must detect no-contact" in lim
+    assert "reported by `no_pulse` = 1" in lim and "random-walk" in lim and "must detect no-contact" not in lim
     assert "`valid` only repeats the gap flags" in lim and "say when not to trust it" not in lim
     assert "constant ~39 BPM" not in lim
 

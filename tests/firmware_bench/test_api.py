@@ -125,7 +125,7 @@ def test_the_result_is_a_frozen_record_of_arrays(model):
     ppg, acc, fs = _wrist(20.0)
     res = model.predict(ppg, acc, fs)
     assert len(res) == 7 and res.t_end_s[0] == 8.0
-    for k in ("t_end_s", *COLUMNS, "flagged"):
+    for k in ("t_end_s", *COLUMNS, "flagged", "no_pulse"):
         a = getattr(res, k)
         assert a.shape == (7,) and a.dtype == np.float64 and not a.flags.writeable
     with pytest.raises(AttributeError):

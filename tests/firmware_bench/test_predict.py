@@ -14,7 +14,7 @@ from sqtool.core import SqtoolError
 from sqtool.firmware_bench import spectral as S
 from sqtool.firmware_bench.predict import PredictConfig, predict
 
-COLUMNS = ["time_s", "hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged"]
+COLUMNS = ["time_s", "hr_bpm", "lo_bpm", "hi_bpm", "confidence", "flagged", "no_pulse"]
 
 
 def _csv(path):
@@ -37,7 +37,7 @@ def test_predict_writes_csv_png_summary(spec_export_dir, tmp_path, capsys):
     for r in s["recordings"]:
         assert not r["truth"] and "metrics" not in r
         head, x = _csv(out / r["csv"])
-        assert head == COLUMNS and x.shape == (r["windows"], 6)
+        assert head == COLUMNS and x.shape == (r["windows"], 7)
         assert np.array_equal(x[:, 0], 8.0 + 2.0 * np.arange(r["windows"]))     # end of each 8 s window
         assert (x[:, 2] <= x[:, 3]).all() and (x[:, 1:4] >= 29).all() and (x[:, 1:4] <= 231).all()
         assert ((x[:, 4] >= 0) & (x[:, 4] <= 1)).all() and set(x[:, 5]) <= {0.0, 1.0}
@@ -66,8 +66,8 @@ def test_predict_with_truth(spec_export_dir, data_root, tmp_path):
     r = res["recordings"][0]
     assert res["runtime"] == "torch_student" and r["truth"] and r["windows"] == 12
     head, x = _csv(tmp_path / "p" / r["csv"])
-    assert head == COLUMNS + ["truth_bpm"] and np.isfinite(x[:, 6]).all()
-    assert r["metrics"]["mae"] == pytest.approx(np.abs(x[:, 1] - x[:, 6]).mean(), abs=0.01)
+    assert head == COLUMNS + ["truth_bpm"] and np.isfinite(x[:, 7]).all()
+    assert r["metrics"]["mae"] == pytest.approx(np.abs(x[:, 1] - x[:, 7]).mean(), abs=0.01)
     assert res["warnings"] == []                                 # the fixture's student records no training
 
 
@@ -305,7 +305,7 @@ def test_predict_writes_the_expected_error_of_a_calibrated_confidence(spec_expor
     data = write_wrist_npz(tmp_path / "a.npz", seconds=30, ppg2=True)
     res = predict(PredictConfig(model=str(model), data=str(data), runtime="torch", out=str(tmp_path / "p")))
     head, x = _csv(tmp_path / "p" / res["recordings"][0]["csv"])
-    assert head == COLUMNS[:5] + ["expected_err_bpm", "flagged"]
+    assert head == COLUMNS[:5] + ["expected_err_bpm", "flagged", "no_pulse"]
     np.testing.assert_allclose(x[:, 5], (1 - x[:, 4]) * span, atol=6e-4 * span)     # the CSV keeps 3 decimals
     assert (x[:, 4] >= 30000 / 32768 - 1e-3).all() and (x[:, 4] <= 32700 / 32768 + 1e-3).all()
     cols = json.loads((tmp_path / "p" / "summary.json").read_text())["columns"]

@@ -10,7 +10,7 @@
  * The pipeline takes the SQ_FE_N_PPG sensors interleaved per time step (ppg, ppg2, ppg, ppg2, ...).
  * CHUNKS: samples per push, or a comma-separated cycle of sizes ("1,7,0,125": zero-length pushes are
  * allowed), each at most SQ_EXAMPLE_MAX_CHUNK.
- * Output, one line per hop: index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid
+ * Output, one line per hop: index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid no_pulse
  * (test_vectors/expected.txt holds these lines for test_vectors/recording.bin; any chunking gives them).
  * These are the raw results, for the parity check: a display would hold the last valid hr_mbpm through
  * results with valid = 0 (README, "Invalid windows").
@@ -119,8 +119,9 @@ int main(int argc, char **argv)
         }
         for (j = 0; j < k; ++j) {
             const sq_result_t *r = &results[j];
-            printf("%lu %ld %ld %ld %u %u %u\n", (unsigned long)r->index, (long)r->hr_mbpm, (long)r->lo_mbpm,
-                   (long)r->hi_mbpm, (unsigned)r->conf_q15, (unsigned)r->flagged_q15, (unsigned)r->valid);
+            printf("%lu %ld %ld %ld %u %u %u %u\n", (unsigned long)r->index, (long)r->hr_mbpm, (long)r->lo_mbpm,
+                   (long)r->hi_mbpm, (unsigned)r->conf_q15, (unsigned)r->flagged_q15, (unsigned)r->valid,
+                   (unsigned)r->no_pulse);
         }
         if (n < want || (want > 0 && feof(f))) break;
     }

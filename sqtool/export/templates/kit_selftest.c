@@ -34,12 +34,14 @@ static int16_t sq_st_acc[3 * SQ_ST_MAX_CHUNK];
 static uint8_t sq_st_gap[SQ_ST_MAX_CHUNK];
 static sq_result_t sq_st_res[SQ_PL_MAX_RESULTS(SQ_ST_MAX_CHUNK)];
 
-/* 1 when result r equals expected line i (index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid) */
+/* 1 when result r equals expected line i (index hr_mbpm lo_mbpm hi_mbpm conf_q15 flagged_q15 valid
+ * no_pulse) */
 static int sq_st_same(const sq_result_t *r, int32_t i)
 {
     const int32_t *e = sq_vec_expected[i];
     return (int32_t)r->index == e[0] && r->hr_mbpm == e[1] && r->lo_mbpm == e[2] && r->hi_mbpm == e[3] &&
-           (int32_t)r->conf_q15 == e[4] && (int32_t)r->flagged_q15 == e[5] && (int32_t)r->valid == e[6];
+           (int32_t)r->conf_q15 == e[4] && (int32_t)r->flagged_q15 == e[5] && (int32_t)r->valid == e[6] &&
+           (int32_t)r->no_pulse == e[7];
 }
 
 int sq_selftest(void)

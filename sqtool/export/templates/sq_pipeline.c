@@ -33,6 +33,46 @@ void sq_pl_bench_end(int stage);
 #define SQ_PL_END(s) ((void)0)
 #endif
 
+static const uint8_t sq_pl_log2_frac[128] = SQ_PL_LOG2_FRAC_Q8;   /* round(256 log2(1 + j / 128)) */
+
+/* 256 log2(x), x >= 1: 256 (bit length - 1) + the table at x's top 8 bits (= pipeline.ilog2_q8). */
+static int32_t sq_pl_ilog2_q8(uint32_t x)
+{
+    int32_t e = 0;
+    uint32_t m;
+    while ((x >> (e + 1)) != 0u) ++e;
+    m = e >= 7 ? x >> (e - 7) : x << (7 - e);                   /* 128 .. 255 */
+    return 256 * e + sq_pl_log2_frac[m - 128u];
+}
+
+/* The ppg channel's flatness (= pipeline.flatness_q8): v = code + 128, max(0, F (L(sum v) - L(F)) - sum L(v)) / F. */
+static uint16_t sq_pl_flatness_q8(const int8_t *codes)
+{
+    int32_t s = 0, g;
+    uint32_t a = 0;
+    int b;
+    for (b = 0; b < SQ_FE_NBINS; ++b) {
+        const uint32_t v = (uint32_t)((int32_t)codes[b * SQ_FE_NCH] + 128);
+        a += v;
+        s += sq_pl_ilog2_q8(v);
+    }
+    g = SQ_FE_NBINS * (sq_pl_ilog2_q8(a) - sq_pl_ilog2_q8(SQ_FE_NBINS)) - s;
+    return (uint16_t)(g > 0 ? g / SQ_FE_NBINS : 0);
+}
+
+/* This window's flatness into the ring; 1 when the last SQ_PL_NO_PULSE_WINDOWS sum to at most their threshold. */
+static uint8_t sq_pl_no_pulse(sq_pipeline_t *p, const int8_t *codes)
+{
+    const uint16_t g = sq_pl_flatness_q8(codes);
+    p->flat_sum += g;
+    p->flat_sum -= p->flat_ring[p->flat_pos];                   /* 0 until the ring is full */
+    p->flat_ring[p->flat_pos] = g;
+    if (++p->flat_pos == SQ_PL_NO_PULSE_WINDOWS) p->flat_pos = 0;
+    if (p->flat_seen < SQ_PL_NO_PULSE_WINDOWS) ++p->flat_seen;
+    return (uint8_t)(p->flat_seen == SQ_PL_NO_PULSE_WINDOWS
+                     && p->flat_sum <= (uint32_t)SQ_PL_NO_PULSE_WINDOWS * SQ_PL_NO_PULSE_MAX_Q8);
+}
+
 int sq_pipeline_init(sq_pipeline_t *p)
 {
     unsigned i;
@@ -40,6 +80,10 @@ int sq_pipeline_init(sq_pipeline_t *p)
     if (sq_frontend_init(&p->fe) != SQ_FE_OK || sq_decoder_init(&p->dec) != SQ_DEC_OK) return SQ_PL_ERR_NULL;
     for (i = 0; i < sizeof p->window_words / sizeof p->window_words[0]; ++i) p->window_words[i] = 0u;
     for (i = 0; i < sizeof p->logit_words / sizeof p->logit_words[0]; ++i) p->logit_words[i] = 0u;
+    for (i = 0; i < SQ_PL_NO_PULSE_WINDOWS; ++i) p->flat_ring[i] = 0u;
+    p->flat_sum = 0u;
+    p->flat_seen = 0u;
+    p->flat_pos = 0u;
     p->magic = SQ_PL_MAGIC;
     return SQ_PL_OK;
 }
@@ -84,7 +128,8 @@ int sq_pipeline_pending(const sq_pipeline_t *p, int n)
     return (int)((outputs - p->fe.to_win) / SQ_FE_HOP + 1);
 }
 
-/* The ready window: codes -> (network if valid: at most half flagged, PPG not quiet) -> decoder -> *r. */
+/* The ready window: codes -> (network if valid: at most half flagged, PPG not quiet) -> decoder -> *r;
+ * pulse presence from the same codes. */
 static int sq_pl_score(sq_pipeline_t *p, sq_result_t *r)
 {
     int8_t *codes = (int8_t *)p->window_words;
@@ -114,6 +159,7 @@ static int sq_pl_score(sq_pipeline_t *p, sq_result_t *r)
     r->conf_q15 = d.conf_q15;
     r->flagged_q15 = flagged;
     r->valid = (uint8_t)valid;
+    r->no_pulse = sq_pl_no_pulse(p, codes);
     return SQ_PL_OK;
 }
 

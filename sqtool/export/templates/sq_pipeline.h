@@ -19,6 +19,8 @@
  *     -> decoder (sq_decoder.h): fixed-point HMM forward filter over the bins -> HR, an interval [lo, hi]
  *        (the posterior's SQ_DEC_Q_LO..SQ_DEC_Q_HI quantiles, Q20: the central mass that held the truth on
  *        90 % of the training subjects' windows), confidence (predict-only on a skipped window)
+ *     -> pulse presence: no_pulse = 1 when the ppg spectrum has been as flat as noise (off the wrist, no
+ *        perfusion) over the last SQ_PL_NO_PULSE_WINDOWS windows; a separate output, valid is unchanged
  *
  * Usage:
  *     static sq_pipeline_t hr;                            // ~SQ_PL_STATE_BYTES, caller-owned
@@ -91,6 +93,9 @@ typedef struct {
     uint16_t flagged_q15;  /* fraction of the window's input samples flagged as gaps, 32768 = 1 */
     uint8_t valid;         /* 1: the network scored this window; 0: too many gaps or a quiet PPG, decoder
                               prediction only */
+    uint8_t no_pulse;      /* 1: no pulse (off the wrist, no perfusion): the ppg spectrum's flatness over the last
+                              SQ_PL_NO_PULSE_WINDOWS windows was noise's (their mean log2(AM / GM) of code + 128,
+                              Q8, <= SQ_PL_NO_PULSE_MAX_Q8); 0 before that many windows. Independent of valid */
 } sq_result_t;
 
 typedef struct {
@@ -99,6 +104,10 @@ typedef struct {
     sq_decoder_t dec;                                   /* decoder posterior */
     uint32_t window_words[(SQ_FE_NBINS * SQ_FE_NCH + 3) / 4];   /* int8 codes, word-aligned */
     uint32_t logit_words[(SQ_DEC_NBINS + 3) / 4];       /* int8 logits, word-aligned */
+    uint16_t flat_ring[SQ_PL_NO_PULSE_WINDOWS];         /* the last windows' flatness, Q8 (no_pulse) */
+    uint32_t flat_sum;                                  /* their sum */
+    uint32_t flat_seen;                                 /* windows seen, up to SQ_PL_NO_PULSE_WINDOWS */
+    uint32_t flat_pos;                                  /* next ring slot */
 } sq_pipeline_t;
 
 #define SQ_PL_STATE_BYTES ((int)sizeof(sq_pipeline_t))
