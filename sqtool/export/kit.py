@@ -915,8 +915,10 @@ The pipeline takes one accelerometer sample per PPG sample at {fe.fs_in:g} Hz; y
 Pass each accelerometer FIFO read through `{prefix}_acc_rs_push(&ars, acc_in, m, acc_out, max_out)` ({per}, from the
 first call on; `{prefix.upper()}_AR_MAX_OUT(m)` bounds it) and queue its outputs; queue the PPG samples apart. After each
 interrupt push n = min(queued PPG, queued accelerometer) time steps to `{prefix}_pipeline_push` and keep the rest: the
-pipeline does not care about chunk sizes. Initialise both (`{prefix}_pipeline_init_device`, `{prefix}_acc_rs_init`)
-together, before the first samples of either. Queue sizes: with PPG FIFO reads of P samples and accelerometer reads of
+pipeline does not care about chunk sizes. Initialise both with the rates your drivers configured
+(`{prefix}_pipeline_init_device`; `{prefix}_acc_rs_init_fs(&ars, acc_fs_mhz)` refuses any accelerometer rate but
+{round(acc_fs * 1000)} mHz with `{prefix.upper()}_AR_ERR_RATE`: samples at another rate would drift away from the PPG's
+without an error) together, before the first samples of either. Queue sizes: with PPG FIFO reads of P samples and accelerometer reads of
 m samples, each queue holds at most P + A time steps, A = `{prefix.upper()}_AR_MAX_OUT(m)`, whether you push after
 every interrupt or in fixed chunks of P. The two sensors' clocks drift apart: a queue that keeps growing means one
 runs fast; repeat or drop one accelerometer sample to correct it (never drop PPG samples: push them as gaps). At the

@@ -36,8 +36,9 @@ frontend["ppg_sensors"], checked), default 1 here (`sqtool export --ppg-sensors`
 count). The pipeline's `ppg` argument is n_ppg samples per time step, interleaved (ppg, ppg2, ppg, ...);
 `sq_pipeline_init_device(p, fs_mHz, n_ppg)` refuses another rate (SQ_PL_ERR_RATE) or sensor count
 (SQ_PL_ERR_SENSORS). A recording x16 is (C_in, N): the sensors' rows first, then acc x, y, z.
-The C state carries a magic word set by the inits: push / pending on a state never initialised return
-SQ_PL_ERR_STATE (PipelineRef is always initialised: its constructor resets it).
+The C state carries a magic word set by the inits: push / pending on a state never initialised, or whose last
+init was refused (rate, sensors), return SQ_PL_ERR_STATE (PipelineRef is always initialised: its constructor resets
+it).
 """
 from __future__ import annotations
 

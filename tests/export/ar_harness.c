@@ -1,5 +1,6 @@
 /* Test harness for <prefix>_acc_resampler: stdin = int32 m, int32 n_chunks, int32 chunk sizes, m x 3 int16 (x, y,
- * z interleaved); stdout = every output sample (3 int16), in order. Exit 2 on a push error. */
+ * z interleaved); stdout = every output sample (3 int16), in order. Exit 2 on a push error, 3-5 when a bad
+ * call is not refused as documented (5: sq_acc_rs_init_fs's rate check). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,10 @@ int main(void)
     s.magic = 0;
     if (sq_acc_rs_push(&s, in, 1, out, 8) != SQ_AR_ERR_STATE) return 3;
     sq_acc_rs_init(&s);
+    if (sq_acc_rs_init_fs(&s, SQ_AR_FS_ACC_MHZ + 1000u) != SQ_AR_ERR_RATE) return 5;   /* another accelerometer rate */
+    if (sq_acc_rs_push(&s, in, 1, out, 8) != SQ_AR_ERR_STATE) return 5;              /* refused: no stream goes on */
+    if (sq_acc_rs_init_fs(NULL, SQ_AR_FS_ACC_MHZ) != SQ_AR_ERR_NULL) return 5;
+    if (sq_acc_rs_init_fs(&s, SQ_AR_FS_ACC_MHZ) != SQ_AR_OK) return 5;
     if (sq_acc_rs_push(&s, in, 1, out, -1) != SQ_AR_ERR_ARG) return 3;
     if (sq_acc_rs_count(&s, SQ_AR_MAX_PUSH + 1) != SQ_AR_ERR_ARG) return 3;     /* its outputs would overflow an int */
     if (sq_acc_rs_push(&s, in, SQ_AR_MAX_PUSH + 1, out, 8) != SQ_AR_ERR_ARG) return 3;

@@ -8,7 +8,8 @@
  *   a state never initialised (all zero, or 0x5A garbage, also garbage that holds the magic by chance):
  *   push and pending return SQ_PL_ERR_STATE and leave it untouched (the front end's own push / window:
  *   SQ_FE_ERR_STATE); once initialised, the same pushes give the results of a fresh pipeline, and a
- *   re-init restarts the result index at 0 with the same results.
+ *   re-init restarts the result index at 0 with the same results; a refused init (wrong rate or sensor count) of a
+ *   streaming state leaves it refusing push / pending (SQ_PL_ERR_STATE) until an init succeeds.
  */
 #include <stdio.h>
 #include <string.h>
@@ -106,6 +107,20 @@ int main(void)
     }
     CHECK(total > 30, "results over 96 s");
     streamed = total;
+    /* a refused init un-initialises a streaming state: no more samples reach the old stream until an init succeeds */
+    memcpy(&b, &a, sizeof a);
+    CHECK(sq_pipeline_pending(&b, 250) >= 0 && sq_pipeline_push(&b, ppg, acc, gap, 1, ra, 64) >= 0, "b streams");
+    CHECK(sq_pipeline_init_device(&b, SQ_PL_FS_IN_MHZ + 1000u, SQ_FE_N_PPG) == SQ_PL_ERR_RATE, "re-init, wrong rate");
+    CHECK(sq_pipeline_push(&b, ppg, acc, gap, 250, ra, 64) == SQ_PL_ERR_STATE, "push after a refused rate");
+    CHECK(sq_pipeline_pending(&b, 250) == SQ_PL_ERR_STATE, "pending after a refused rate");
+    memcpy(&b, &a, sizeof a);
+    CHECK(sq_pipeline_init_device(&b, SQ_PL_FS_IN_MHZ, 3 - SQ_FE_N_PPG) == SQ_PL_ERR_SENSORS, "re-init, wrong sensors");
+    CHECK(sq_pipeline_push(&b, ppg, acc, gap, 250, ra, 64) == SQ_PL_ERR_STATE, "push after refused sensors");
+    memcpy(&b, &a, sizeof a);
+    CHECK(sq_pipeline_init_fs(&b, SQ_PL_FS_IN_MHZ - 1u) == SQ_PL_ERR_RATE, "re-init_fs, wrong rate");
+    CHECK(sq_pipeline_push(&b, ppg, acc, gap, 250, ra, 64) == SQ_PL_ERR_STATE, "push after a refused init_fs");
+    CHECK(sq_pipeline_init_device(&b, SQ_PL_FS_IN_MHZ, SQ_FE_N_PPG) == SQ_PL_OK, "a right init after a refused one");
+    CHECK(sq_pipeline_push(&b, ppg, acc, gap, 250, ra, 64) >= 0, "streams again");
     /* never initialised: a zeroed static and garbage RAM are refused, untouched, until an init */
     memset(&junk, 0x5A, sizeof junk);
     memcpy(&copy, &junk, sizeof junk);

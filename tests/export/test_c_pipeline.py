@@ -989,3 +989,41 @@ def test_no_pulse_is_zero_in_the_first_windows_and_without_the_detector(twin, tr
     old = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2, pulse_check=False).run(x16)
     assert not old["no_pulse"].any() and np.array_equal(old["hr_mbpm"], on["hr_mbpm"])
     assert list(PL.parse_results("0 72000 70000 74000 30000 0 1\n")["no_pulse"]) == [0]
+
+
+def test_readme_api_snippet_compiles_as_written_and_refuses_another_board(twin, tmp_path):
+    """The kit README's API block, compiled as written (its free names: CHUNK, the sample buffers, n, show, and the
+    board's rate and sensor count): on the exported device it reports heart rates; on a board at another rate its
+    init is refused and so is every push after it, even of a state that was streaming (it used to pass the kit's own
+    constants, an always-true check, and ignore the result; a refused init left the old stream running)."""
+    from sqtool.export.kit import write_kit
+    mc, g, md = twin
+    write_kit(tmp_path / "kit", mc, g, md, prefix="hr7")
+    block = re.search(r"```c\n(.*?)```", (tmp_path / "kit" / "README.md").read_text(), re.S).group(1)
+    lines = block.splitlines()
+    top = [ln for ln in lines if ln.startswith(("#include", "static "))]
+    body = "\n".join(ln for ln in lines if ln not in top)
+    prog = "\n".join(["#define CHUNK 1250", *top, """
+static int16_t ppg[HR7_FE_N_PPG * CHUNK], acc[3 * CHUNK];
+static const uint8_t *gap;
+static int32_t shown_mbpm;
+static int shown;
+static void show(int32_t mbpm, uint16_t conf, uint8_t valid) { (void)conf; (void)valid; shown += mbpm > 0; }
+static int board(uint32_t ppg_fs_mhz, int n_ppg_sensors)
+{
+    const int n = CHUNK;
+    int j;
+    for (j = 0; j < HR7_FE_N_PPG * CHUNK; ++j) ppg[j] = (int16_t)((j * 37) % 2001 - 1000);
+""", body, """    return k;
+}
+int main(void)
+{
+    const int ok = board(HR7_PL_FS_IN_MHZ, HR7_FE_N_PPG), n_ok = shown;
+    const int other = board(HR7_PL_FS_IN_MHZ / 2u, HR7_FE_N_PPG);
+    return !(ok >= 1 && n_ok == ok && other == HR7_PL_ERR_STATE && shown == n_ok);
+}
+"""])
+    (tmp_path / "snippet.c").write_text(prog)
+    c = tmp_path / "kit" / "c"
+    _cc(tmp_path / "snippet", [tmp_path / "snippet.c", *_pipeline_srcs(c, "hr7")], [c])
+    assert subprocess.run([str(tmp_path / "snippet")], timeout=60).returncode == 0

@@ -19,6 +19,16 @@ int sq_acc_rs_init(sq_acc_rs_t *s)
     return SQ_AR_OK;
 }
 
+int sq_acc_rs_init_fs(sq_acc_rs_t *s, uint32_t fs_acc_mhz)
+{
+    if (!s) return SQ_AR_ERR_NULL;
+    if (fs_acc_mhz != SQ_AR_FS_ACC_MHZ) {
+        s->magic = 0u;                /* refused: no stream at the wrong rate goes on */
+        return SQ_AR_ERR_RATE;
+    }
+    return sq_acc_rs_init(s);
+}
+
 static int sq_ar_state_ok(const sq_acc_rs_t *s)
 {
     return s->magic == SQ_AR_MAGIC && s->hpos >= 0 && s->hpos < SQ_AR_TAPS && s->phase >= 0

@@ -5,7 +5,8 @@
  * `sqtool export --device-acc-fs HZ`).
  *
  *     static sq_acc_rs_t ars;
- *     sq_acc_rs_init(&ars);
+ *     if (sq_acc_rs_init_fs(&ars, acc_fs_mhz) != SQ_AR_OK) error;   // the rate your accelerometer driver set
+ *                                                                   // (milli-Hz): refused unless SQ_AR_FS_ACC_MHZ
  *     // every time the accelerometer driver has m samples (x, y, z interleaved, int16, at SQ_AR_FS_ACC Hz):
  *     int16_t acc_out[3 * SQ_AR_MAX_OUT(M_CHUNK)];
  *     int k = sq_acc_rs_push(&ars, acc_in, m, acc_out, SQ_AR_MAX_OUT(M_CHUNK));
@@ -33,6 +34,7 @@ extern "C" {
 #define SQ_AR_ERR_NULL     (-1)   /* NULL state, NULL input when m > 0, NULL output when the push makes any */
 #define SQ_AR_ERR_ARG      (-2)   /* m < 0, m > SQ_AR_MAX_PUSH or max_out < 0 */
 #define SQ_AR_ERR_OVERFLOW (-3)   /* the push would make more than max_out samples (nothing consumed) */
+#define SQ_AR_ERR_RATE     (-5)   /* sq_acc_rs_init_fs: the accelerometer's rate is not the exported SQ_AR_FS_ACC */
 #define SQ_AR_ERR_STATE    (-7)   /* not initialised (sq_acc_rs_init) */
 
 #define SQ_AR_MAGIC 0x53514152u   /* "SQAR" */
@@ -51,6 +53,11 @@ typedef struct {
 } sq_acc_rs_t;
 
 int sq_acc_rs_init(sq_acc_rs_t *s);
+/* As sq_acc_rs_init, refusing an accelerometer rate (milli-Hz) other than the exported SQ_AR_FS_ACC_MHZ:
+ * SQ_AR_ERR_RATE, and the state is then uninitialised (push / count: SQ_AR_ERR_STATE until an init succeeds). Call it
+ * with the rate the driver configured: an accelerometer at 26 Hz (a common output data rate) through a 25 Hz
+ * resampler gives no error otherwise, and its samples fall behind the PPG by 4 % of the time elapsed. */
+int sq_acc_rs_init_fs(sq_acc_rs_t *s, uint32_t fs_acc_mhz);
 /* Outputs a push of m inputs would make now (or an SQ_AR_ERR_*). */
 int sq_acc_rs_count(const sq_acc_rs_t *s, int m);
 /* m samples (3 m int16: x, y, z interleaved) at SQ_AR_FS_ACC Hz in; returns the number k of samples written to

@@ -88,18 +88,27 @@ int sq_pipeline_init(sq_pipeline_t *p)
     return SQ_PL_OK;
 }
 
+/* A refused init un-initialises the state: the stream it held was for the device the caller no longer has, so
+ * push / pending return SQ_PL_ERR_STATE until an init succeeds, rather than go on reading samples at another rate
+ * (or sensor count) as the old stream's. */
+static int sq_pl_refuse(sq_pipeline_t *p, int err)
+{
+    p->magic = 0u;
+    return err;
+}
+
 int sq_pipeline_init_fs(sq_pipeline_t *p, uint32_t fs_in_mhz)
 {
     if (p == NULL) return SQ_PL_ERR_NULL;
-    if (fs_in_mhz != SQ_PL_FS_IN_MHZ) return SQ_PL_ERR_RATE;
+    if (fs_in_mhz != SQ_PL_FS_IN_MHZ) return sq_pl_refuse(p, SQ_PL_ERR_RATE);
     return sq_pipeline_init(p);
 }
 
 int sq_pipeline_init_device(sq_pipeline_t *p, uint32_t fs_in_mhz, int n_ppg)
 {
     if (p == NULL) return SQ_PL_ERR_NULL;
-    if (fs_in_mhz != SQ_PL_FS_IN_MHZ) return SQ_PL_ERR_RATE;
-    if (n_ppg != SQ_FE_N_PPG) return SQ_PL_ERR_SENSORS;
+    if (fs_in_mhz != SQ_PL_FS_IN_MHZ) return sq_pl_refuse(p, SQ_PL_ERR_RATE);
+    if (n_ppg != SQ_FE_N_PPG) return sq_pl_refuse(p, SQ_PL_ERR_SENSORS);
     return sq_pipeline_init(p);
 }
 

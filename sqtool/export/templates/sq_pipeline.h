@@ -25,8 +25,9 @@
  * Usage:
  *     static sq_pipeline_t hr;                            // ~SQ_PL_STATE_BYTES, caller-owned
  *     sq_result_t res[SQ_PL_MAX_RESULTS(CHUNK)];          // enough for any push of CHUNK samples
- *     sq_pipeline_init_device(&hr, SQ_PL_FS_IN_MHZ, SQ_PL_N_PPG);  // the exported rate / sensor count;
-                                                        // refuses another (sq_pipeline_cfg.h)
+ *     if (sq_pipeline_init_device(&hr, board_fs_mhz, board_n_ppg) != SQ_PL_OK) error;
+ *                                                         // what the board really runs (milli-Hz, sensors);
+ *                                                         // refused unless SQ_PL_FS_IN_MHZ / SQ_PL_N_PPG
  *     for (;;) {                                          // any chunk size, 1 .. CHUNK samples
  *         int k = sq_pipeline_push(&hr, ppg, acc, gap, n, res, SQ_PL_MAX_RESULTS(CHUNK));
  *         if (k < 0) error;                               // nothing was consumed
@@ -117,11 +118,14 @@ typedef struct {
  * zeroed static, RAM left as it was) is refused with SQ_PL_ERR_STATE. */
 int sq_pipeline_init(sq_pipeline_t *p);
 
-/* As sq_pipeline_init, refusing a device rate (milli-Hz) other than the exported one: SQ_PL_ERR_RATE. */
+/* As sq_pipeline_init, refusing a device rate (milli-Hz) other than the exported one: SQ_PL_ERR_RATE. A refused
+ * init leaves the state uninitialised, even one that was streaming: push and pending return SQ_PL_ERR_STATE until
+ * an init succeeds (samples at the wrong rate never reach the old stream). */
 int sq_pipeline_init_fs(sq_pipeline_t *p, uint32_t fs_in_mhz);
 
 /* As sq_pipeline_init_fs, also refusing a device with n_ppg PPG sensors other than the exported
- * SQ_FE_N_PPG (SQ_PL_N_PPG): SQ_PL_ERR_SENSORS. Call it with what the board really has. */
+ * SQ_FE_N_PPG (SQ_PL_N_PPG): SQ_PL_ERR_SENSORS (the state then uninitialised too). Call it with what the board
+ * really has, not with SQ_PL_FS_IN_MHZ / SQ_PL_N_PPG (those always pass). */
 int sq_pipeline_init_device(sq_pipeline_t *p, uint32_t fs_in_mhz, int n_ppg);
 
 /* Push n samples (n >= 0 time steps, any size): ppg[SQ_FE_N_PPG n], the PPG sensors interleaved per time
