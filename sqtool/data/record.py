@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sqtool.core import MIN_RECORD_SAMPLES, NoSignal, SqtoolError, check_fs
+from sqtool.core.model_cfg import ACC_AXES
 
 
 PPG_WAVELENGTHS = ("ppg_green", "ppg_red", "ppg_ir")    # a PPG channel named by its wavelength (no plain ppg)
@@ -224,10 +225,13 @@ def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
     return np.stack([x[:n] for x in rows]), fs
 
 
-def resampled_note(pairs, integer: bool = False) -> str | None:
+def resampled_note(pairs, integer: bool = False, device_acc_fs: float | None = None) -> str | None:
     """One note line on the recordings whose streamed channels were at another rate than their PPG (`pairs`:
-    (record, its streamed channels) each), resampled to it by `channel_matrix` (integer: by the kit's integer
-    accelerometer resampler, `hr_spectra.acc_at_device_rate`); None when there is none."""
+    (record, its streamed channels) each), resampled to it by `channel_matrix` (integer: the accelerometer axes by
+    the kit's integer accelerometer resampler, `hr_spectra.acc_at_device_rate`; any other channel still by the
+    float filter); None when there is none. device_acc_fs: the rate that resampler was exported for (metadata
+    acc_resampler.fs_acc_in): an accelerometer at another rate gets a WARNING sentence (the host designs the same
+    integer filter for the recording's own rates, a filter that device does not run)."""
     hits = [(r, stream_rate(r, ch)) for r, ch in pairs]
     hits = [(r, rate, other) for r, (rate, other) in hits if other]
     if not hits:
@@ -235,11 +239,21 @@ def resampled_note(pairs, integer: bool = False) -> str | None:
     r, rate, other = hits[0]
     rates = "; ".join(f"{', '.join(c for c in other if other[c] == f)} {f:g} Hz"        # acc_x, acc_y, acc_z 25 Hz
                       for f in dict.fromkeys(other.values()))
-    return (f"note: {len(hits)} recording{'s' if len(hits) > 1 else ''} with channels at another rate than the PPG: "
-            "resampled to the PPG's rate on the host "
-            + ("by the export's integer accelerometer resampler (bit-exact with its C, as the device does), "
-               if integer else "(polyphase, as a device upsamples a slower accelerometer), ")
-            + f"e.g. {r.record_id}: {rates} -> {rate:g} Hz")
+    acc = integer and any(c in ACC_AXES for _, _, o in hits for c in o)
+    floated = any(c not in ACC_AXES for _, _, o in hits for c in o)
+    how = ("(polyphase, as a device upsamples a slower accelerometer)" if not acc else
+           "by the export's integer accelerometer resampler (bit-exact with its C, as the device does)" if not floated
+           else "the accelerometer by the export's integer resampler (bit-exact with its C, as the device does), "
+                "other channels by the float polyphase filter")
+    line = (f"note: {len(hits)} recording{'s' if len(hits) > 1 else ''} with channels at another rate than the PPG: "
+            f"resampled to the PPG's rate on the host {how}, e.g. {r.record_id}: {rates} -> {rate:g} Hz")
+    off = sorted({f for _, _, o in hits for c, f in o.items() if c in ACC_AXES and device_acc_fs
+                  and abs(f - float(device_acc_fs)) > 1e-6})
+    if integer and off:
+        line += (f". WARNING: the export's device resamples an accelerometer at {float(device_acc_fs):g} Hz "
+                 f"(export --device-acc-fs); these recordings' {', '.join(f'{f:g}' for f in off)} Hz go through the "
+                 "integer filter designed for their own rate, one that device does not run: export for this rate")
+    return line
 
 
 def window_label(record: Record, t0, label: str = "hr") -> np.ndarray | None:

@@ -562,7 +562,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     notes = [tiled_line(tiled, win)] if tiled else []
     if not spectral and why.startswith("default") and name != TIME_DOMAIN["c"]:      # the export has no C
         notes.append(f"runtime {name}: {why}")
-    notes += [n for n in [resampled_note(prepared["streams"], S.has_acc_resampler(md))] if n]   # channels at
+    notes += [n for n in [resampled_note(prepared["streams"], S.has_acc_resampler(md), S.acc_resampler_fs(md))] if n]   # channels at
                                                                                   # another rate than the PPG
     notes += [n for n in [whole_hz_note([r for r, _ in prepared.get("streams", [])])] if n]  # a clock off its rate
     notes += [f"{line}; its dataset file's exclude list, for training: give the recording's file as --data to "

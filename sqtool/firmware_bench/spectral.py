@@ -232,6 +232,11 @@ def has_acc_resampler(md: dict) -> bool:
     return bool(md.get("acc_resampler"))
 
 
+def acc_resampler_fs(md: dict) -> float | None:
+    """The accelerometer rate the export's resampler was made for (metadata acc_resampler.fs_acc_in), else None."""
+    return float(md["acc_resampler"]["fs_acc_in"]) if has_acc_resampler(md) else None
+
+
 def fit_sensors(x16: np.ndarray, n_have: int, n_want: int | None) -> tuple[np.ndarray, int]:
     """Replay a recording on a device with n_want PPG sensors: extra sensors are left out (a 1-sensor device
     reads ppg), a missing second sensor repeats the first (both inputs see the one sensor: each sensor's
@@ -799,7 +804,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     if skipped:
         notes.append(left_out_note(skipped))
     streams = ((r.record, r.channels) for r in recs)
-    for resampled in (resampled_note(streams, has_acc_resampler(md)), whole_hz_note([r.record for r in recs])):
+    for resampled in (resampled_note(streams, has_acc_resampler(md), acc_resampler_fs(md)), whole_hz_note([r.record for r in recs])):
         if resampled:                               # a slower accelerometer; a clock off its whole-Hz rate
             notes.append(resampled)
             log(resampled)

@@ -80,6 +80,27 @@ def test_the_note_names_the_recordings_and_rates():
         "(polyphase, as a device upsamples a slower accelerometer), e.g. r1: acc_x, acc_y, acc_z 25 Hz -> 50 Hz")
 
 
+def test_the_integer_note_says_what_ran_per_channel_and_warns_on_a_rate_the_device_does_not_run():
+    """An export with the kit's accelerometer resampler (made for 25 Hz here): a recording at 25 Hz says the integer
+    filter ran; one at 12.5 Hz still runs it (designed for 12.5) and the line warns that the device does not; another
+    channel at another rate (a second PPG) went through the float filter and the line says so (it said 'integer'
+    for every channel, and nothing about a rate other than the export's)."""
+    mixed = _record(25.0)
+    ok = resampled_note([(mixed, CH)], True, 25.0)
+    assert "by the export's integer accelerometer resampler" in ok and "WARNING" not in ok
+    slow = _record(12.5)
+    line = resampled_note([(slow, CH)], True, 25.0)
+    assert "\n" not in line and line.endswith(
+        ". WARNING: the export's device resamples an accelerometer at 25 Hz (export --device-acc-fs); these "
+        "recordings' 12.5 Hz go through the integer filter designed for their own rate, one that device does not "
+        "run: export for this rate")
+    two = _record(25.0)
+    two.signals["ppg2"], two.fs["ppg2"] = two.signals["acc_x"].copy(), 25.0
+    assert "the accelerometer by the export's integer resampler (bit-exact with its C, as the device does), other " \
+           "channels by the float polyphase filter" in resampled_note([(two, ["ppg", "ppg2", *CH[1:]])], True, 25.0)
+    assert "WARNING" not in resampled_note([(slow, CH)], False, 25.0)           # the float path: no device filter
+
+
 def test_training_says_it_once_for_a_dataset_of_such_recordings():
     """A fine-tune (and quantize) reads a dataset's heart-rate recordings through `dataset_spectra`: a slower
     accelerometer brought to the PPG's rate is one note line for the whole dataset, as predict and bench say it
