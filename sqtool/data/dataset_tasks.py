@@ -318,6 +318,16 @@ def beside_entries(ds, beside) -> list:
     return out
 
 
+def beside_paths(datasets) -> list[str]:
+    """--datasets as a run records it: a built-in name as given, a dataset file of your own (an existing path)
+    absolute (`core.config.absolute_path`), so that its config.yaml, --resume and the demo's steps read it from any
+    working directory (a folder named troika in the cwd stays the built-in)."""
+    from sqtool.core import absolute_path
+    from sqtool.data.dataset_file import builtin_names
+    names = {*builtin_names(), "synthetic"}
+    return [d if d in names else absolute_path(d) for d in map(str, datasets)]
+
+
 def hr_corpus_beside(ds, beside, model_cfg, log=None, seed: int = 0, beside_root=None) -> tuple[list, Path | None]:
     """Your dataset file's heart-rate recordings and, beside them, those of the `--datasets` entries `beside`
     (`beside_entries`): built-in datasets (e.g. ("troika",): SP Cup's 12 subjects carry a wrist model that a few
@@ -345,10 +355,10 @@ def hr_corpus_beside(ds, beside, model_cfg, log=None, seed: int = 0, beside_root
         if isinstance(d, str):
             extra += hr_corpus("synthetic" if d == "synthetic" else root, (d,), model_cfg, log=log, seed=seed)
             continue
+        extra += [replace(r, record_id=f"{d.name}/{r.record_id}") for r in hr_corpus_from_dataset(d, model_cfg, log)]
         if log and (d.split.test or d.split.heldout_fraction):
             log(f"note: {d.path}'s split: is not used: the held-out subjects are --data {ds.path}'s, every "
                 f"{d.name} subject is trained on")
-        extra += [replace(r, record_id=f"{d.name}/{r.record_id}") for r in hr_corpus_from_dataset(d, model_cfg, log)]
     mine = {str(r.record_id) for r in corpus}
     clash = sorted(mine & {str(r.record_id) for r in extra})
     if clash:                                      # logits and folds are kept by record id
@@ -357,5 +367,5 @@ def hr_corpus_beside(ds, beside, model_cfg, log=None, seed: int = 0, beside_root
     return corpus + extra, (Path(root).resolve() if root is not None else None)
 
 
-__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset", "beside_entries", "hr_corpus_beside",
-           "dataset_spectra"]
+__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset", "beside_entries", "beside_paths",
+           "hr_corpus_beside", "dataset_spectra"]

@@ -2,6 +2,8 @@
 
     sqtool train finetune --task hr --model spec_teacher_m [--datasets troika,wrist_exercise] [--folds 0]
     sqtool train finetune --task hr --model spec_teacher_m --data my_watch/dataset.yaml [--datasets troika]
+    sqtool train finetune --task hr --model spec_teacher_m --data watch_v2/dataset.yaml \
+        --datasets troika,watch_v1/dataset.yaml     # another file of your own beside: its path is recorded
 
 1. Every labelled recording of the datasets -> int16 -> the fixed-point firmware front end
    (`data.hr_spectra`): the network is trained on the codes the device computes.
