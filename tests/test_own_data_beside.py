@@ -111,6 +111,26 @@ def test_bad_dataset_files_beside_yours_are_one_line(two_watches, tmp_path, monk
                      "--datasets", beside, *TINY, "--out", str(tmp_path / "bad")]) == 1, beside
         assert says in one_error(capsys)
         assert not (tmp_path / "bad" / "model.pt").exists()
+    monkeypatch.chdir(tmp_path)                                       # no folder watch_v2 here: a name
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", str(v2),
+                 "--datasets", "watch_v2", *TINY, "--out", str(tmp_path / "bad")]) == 1
+    assert "'watch_v2' is that file's own name" in one_error(capsys)
+
+
+@pytest.mark.slow
+def test_the_demo_trains_your_other_file_beside(two_watches, tmp_path, monkeypatch, capsys):
+    """`sqtool demo --data watch_v2/dataset.yaml --datasets watch_v1/dataset.yaml` at its quickest: the fine-tune
+    step gets watch_v1's absolute path, holds out watch_v2's split only, and quantize reads watch_v1 again."""
+    monkeypatch.chdir(two_watches)
+    assert main(["demo", "--data", "watch_v2/dataset.yaml", "--datasets", "watch_v1/dataset.yaml", "--out",
+                 str(tmp_path / "demo"), "--teacher", "spec_student_xs", "--student", "spec_student_xs", "--folds", "2",
+                 "--batch-size", "2", "--pretrain-epochs", "1", "--finetune-epochs", "1", "--student-epochs", "1",
+                 "--qat-epochs", "1", "--mcu", "false"]) == 0
+    assert f"--datasets {two_watches / 'watch_v1' / 'dataset.yaml'}" in capsys.readouterr().out
+    ft = json.loads((tmp_path / "demo" / "finetune" / "metrics.json").read_text())
+    assert ft["datasets"] == ["watch_v2", "watch_v1"] and ft["heldout_subjects"] == ["watch_v2:s04"]
+    q = json.loads((tmp_path / "demo" / "quantize" / "metrics.json").read_text())
+    assert q["heldout_subjects"] == ["watch_v2:s04"]
 
 
 def test_the_demo_holds_out_your_files_split_only(two_watches):
