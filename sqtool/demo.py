@@ -36,7 +36,7 @@ import datetime as _dt
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 from pathlib import Path
 
@@ -64,8 +64,9 @@ class DemoCfg:
         "help": "SiamQuality-pretrain the teacher's and the student's encoders on real (good, poor) spectral pairs "
                 "and fine-tune / distil from them (false: both from scratch)"})
     datasets: list[str] = field(default_factory=list, metadata={
-        "help": "with --data DATASET.yaml: built-in datasets the heart-rate models train on beside yours, e.g. troika "
-                "(read under $SQTOOL_DATA, else ../shared/data); with a data root: its datasets to train on"})
+        "help": "with --data DATASET.yaml: datasets the heart-rate models train on beside yours, built-in ones, e.g. "
+                "troika (read under $SQTOOL_DATA, else ../shared/data), or other dataset files of your own, e.g. "
+                "watch_v1/dataset.yaml; with a data root: its datasets to train on"})
     teacher: str = field(default="spec_teacher_m", metadata={"help": "heart-rate teacher from the registry"})
     student: str = field(default="spec_student_s", metadata={"help": "heart-rate student from the registry"})
     folds: int = field(default=4, metadata={"help": "subject folds of the teacher's fine-tuning"})
@@ -112,16 +113,17 @@ def heldout_before_pairs(cfg: DemoCfg) -> list[str]:
     reads them then says why, and the fine-tune applies the rule itself); the model card reads what the pairs held."""
     from sqtool.core import resolve_data_root
     from sqtool.data.dataset_file import load_builtin
-    from sqtool.data.dataset_tasks import dataset_of
+    from sqtool.data.dataset_tasks import beside_entries, dataset_of
     from sqtool.data.heldout import file_split, heldout_keys
     from sqtool.data.hr_spectra import SYNTHETIC_HR_SUBJECTS, default_datasets
     from sqtool.data.record import subject_key
     from sqtool.data.synthetic import synth_corpus_specs
 
-    def keys_of(name, root) -> list[str]:             # one key per subject, in record order
-        if name == "synthetic":
+    def keys_of(d, root) -> list[str]:                # one key per subject, in record order (d: a name or a file)
+        if d == "synthetic":
             return [subject_key("synthetic", s["subject"]) for s in synth_corpus_specs(SYNTHETIC_HR_SUBJECTS)]
-        return list(dict.fromkeys(subject_key(r.dataset, r.subject) for r in load_builtin(name, root).records()))
+        f = load_builtin(d, root) if isinstance(d, str) else d
+        return list(dict.fromkeys(subject_key(r.dataset, r.subject) for r in f.records()))
     try:
         if cfg.data_root == "synthetic":                  # the fine-tune's first --subjects of its synthetic corpus
             keys = keys_of("synthetic", None)[:cfg.subjects]
@@ -132,7 +134,7 @@ def heldout_before_pairs(cfg: DemoCfg) -> list[str]:
             return heldout_keys([k for n in (cfg.datasets or default_datasets(root))
                                  for k in keys_of(n, root)])[0]
         recs = ds.records()
-        beside = [k for n in cfg.datasets for k in keys_of(n, resolve_data_root(None))]
+        beside = [k for d in beside_entries(ds, cfg.datasets) for k in keys_of(d, resolve_data_root(None))]
         return heldout_keys(sorted({subject_key(r.dataset, r.subject) for r in recs} | set(beside)),
                             split=file_split(ds, recs), dataset=ds.name)[0]
     except SqtoolError:
@@ -288,7 +290,9 @@ def update_latest(d: Path) -> Path | None:
 def run(args) -> int:
     from sqtool.cli import main as sqtool_main
 
+    from sqtool.data.dataset_tasks import beside_paths
     cfg = resolve_config(DemoCfg, args)
+    cfg = replace(cfg, datasets=beside_paths(cfg.datasets))   # your own dataset files: absolute
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     d = Path(cfg.out) if cfg.out else DEMO_ROOT / stamp
     check_out_dir("demo", d, cfg.force)                   # non-empty without --force, another command's run: refused

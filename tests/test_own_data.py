@@ -276,7 +276,7 @@ def test_your_dataset_trains_beside_sp_cup(watch_project, data_root, tmp_path, m
     ds = "my_watch/dataset.yaml"
     tiny = ["--folds", "2", "--epochs", "1", "--progress", "false"]
     for bad, says in ((["--datasets", "nosuch"], "nosuch is not a built-in dataset"),
-                      (["--datasets", "my_watch"], "'my_watch' is that file's own name"),
+                      (["--datasets", "my_watch"], "my_watch is --data itself"),    # the folder in the cwd
                       (["--datasets", "troika,troika"], "names troika twice")):
         assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", ds, *bad, *tiny,
                      "--out", str(tmp_path / "bad")]) != 0

@@ -220,6 +220,29 @@ def quantize_hr(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> P
     return quantize_hr_run(cfg, ck, log, run_dir)[0]
 
 
+def recorded_beside(teacher: str, names: list[str], files: dict[str, str]) -> list:
+    """The datasets the teacher trained on beside its dataset file, again: a built-in stays its name, another
+    dataset file of its own is read from the path the fine-tune recorded (train_cfg "beside_files": {name: path}).
+    Such a file no longer there, or that now has another name, is one line: the student would train on other data
+    than its teacher."""
+    from sqtool.data.dataset_file import load_dataset_file
+    out = []
+    for name in names:
+        if name not in files:
+            out.append(name)
+            continue
+        path = Path(files[name])
+        if not path.is_file():
+            raise SqtoolError(f"teacher {teacher} was fine-tuned beside {name}, the dataset file {path}, which is not "
+                              "there any more: put it back there, or fine-tune the teacher again")
+        f = load_dataset_file(path)
+        if f.name != name:
+            raise SqtoolError(f"teacher {teacher} was fine-tuned beside {path} named {name}; it is named {f.name} "
+                              "now: give it its name back, or fine-tune the teacher again")
+        out.append(f)
+    return out
+
+
 @releases_run_dirs
 @at_cfg_threads          # at cfg.threads; the caller's torch thread count comes back
 def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) -> tuple[Path, dict]:
@@ -294,15 +317,16 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                           "does not hold them")
     from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
     ds = dataset_of(root)                              # the teacher's dataset.yaml / built-in name
+    files = train_cfg.get("beside_files") or {}        # other dataset files of its own, by name: their paths
     if ds is not None:                                 # a teacher of another dataset file: not "beside" this one
         from sqtool.data.dataset_file import builtin_names
-        if other := [d for d in datasets if d not in (ds.name, "synthetic", *builtin_names())]:
+        if other := [d for d in datasets if d not in (ds.name, "synthetic", *builtin_names(), *files)]:
             raise SqtoolError(f"teacher {ck['path']} was fine-tuned on {', '.join(other)}, and --data {root} is "
                               f"{ds.name}: give the dataset file it was fine-tuned on, or fine-tune a teacher on "
                               f"{ds.name} first")
     seed = int(train_cfg.get("seed", 0))
-    corpus = hr_corpus_beside(ds, [d for d in datasets if d != ds.name], scfg, say, seed,
-                              train_cfg.get("beside_root") or None)[0] if ds else \
+    corpus = hr_corpus_beside(ds, recorded_beside(ck["path"], [d for d in datasets if d != ds.name], files), scfg,
+                              say, seed, train_cfg.get("beside_root") or None)[0] if ds else \
         hr_corpus(root, datasets, scfg, log=say, seed=seed)
     if cfg.max_records:                                # the teacher's recordings, unless --max-records says
         corpus = corpus[:cfg.max_records]

@@ -29,7 +29,7 @@ task (`TASK_LOADERS`; an unknown task is one line listing them), as `data.tasks`
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -285,36 +285,87 @@ def hr_corpus_from_dataset(ds, model_cfg, log=None) -> list:
     return out
 
 
-def hr_corpus_beside(ds, beside, model_cfg, log=None, seed: int = 0, beside_root=None) -> tuple[list, Path | None]:
-    """Your dataset file's heart-rate recordings and, beside them, those of the built-in datasets `beside` (e.g.
-    ("troika",): SP Cup's 12 subjects carry a wrist model that a few subjects of your own cannot) read under
-    `beside_root` (default: $SQTOOL_DATA, else ../shared/data) -> (the recordings, that root or None when
-    `beside` is empty). Subject keys stay apart ("dataset:subject"); a name that is not a built-in, is your own
-    dataset's, or is not under the root is one line."""
-    from sqtool.core import resolve_data_root
+def beside_entries(ds, beside) -> list:
+    """The `--datasets` entries trained on beside the dataset file `ds`, resolved in their order: a built-in name
+    (troika, ..., synthetic) stays a str; any other entry is a dataset file of your own (a .yaml path or a folder
+    holding dataset.yaml, from the cwd; a DatasetFile passes as it is) -> its DatasetFile. One line each for a name
+    that is neither, a file that is not there, `ds`'s own name or file, and two entries with one `name:` (subject
+    keys and reports are keyed by it)."""
+    from sqtool.data.dataset_file import builtin_names, is_dataset_file, load_dataset_file
+    shown = ",".join(str(getattr(d, "path", d)) for d in beside)
+    where = f"--datasets {shown} beside {ds.path}"
+    out = []
+    for d in beside:
+        if hasattr(d, "records") or str(d) in (*builtin_names(), "synthetic"):
+            out.append(d if hasattr(d, "records") else str(d))
+            continue
+        if str(d) == ds.name:
+            raise SqtoolError(f"{where}: '{ds.name}' is that file's own name")
+        p = Path(d).expanduser()
+        if not (is_dataset_file(p) or str(d).endswith((".yaml", ".yml"))):
+            raise SqtoolError(f"{where}: {d} is not a built-in dataset ({', '.join(builtin_names())}) nor a "
+                              "dataset file")
+        f = load_dataset_file(p)                                   # not there, or a bad file: one line naming it
+        if f.path.resolve() == Path(ds.path).resolve():
+            raise SqtoolError(f"{where}: {d} is --data itself")
+        out.append(f)
+    names = [ds.name] + [getattr(d, "name", d) for d in out]
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        both = [str(f.path) if hasattr(f, "path") else f"the built-in {f}" for f in [ds, *out]
+                if getattr(f, "name", f) == twice[0]]
+        raise SqtoolError(f"{where}: {' and '.join(both)} are both named '{twice[0]}' (subject keys and report "
+                          "lines are keyed by a dataset's name): give one of them another `name:`")
+    return out
+
+
+def beside_paths(datasets) -> list[str]:
+    """--datasets as a run records it: a built-in name as given, a dataset file of your own (an existing path)
+    absolute (`core.config.absolute_path`), so that its config.yaml, --resume and the demo's steps read it from any
+    working directory (a folder named troika in the cwd stays the built-in)."""
+    from sqtool.core import absolute_path
     from sqtool.data.dataset_file import builtin_names
+    names = {*builtin_names(), "synthetic"}
+    return [d if d in names else absolute_path(d) for d in map(str, datasets)]
+
+
+def hr_corpus_beside(ds, beside, model_cfg, log=None, seed: int = 0, beside_root=None) -> tuple[list, Path | None]:
+    """Your dataset file's heart-rate recordings and, beside them, those of the `--datasets` entries `beside`
+    (`beside_entries`): built-in datasets (e.g. ("troika",): SP Cup's 12 subjects carry a wrist model that a few
+    subjects of your own cannot) read under `beside_root` (default: $SQTOOL_DATA, else ../shared/data), and other
+    dataset files of your own (another device, another cohort) -> (the recordings, that root or None when no
+    built-in is beside). Subject keys stay apart ("dataset:subject"); another file's recordings are named
+    "<its name>/<recording>" (two devices' s01_walk.csv stay apart in the logits), and its `split:` is not used:
+    `ds`'s split holds subjects out (one note line). A name that is not a built-in, is your own dataset's, or is
+    not under the root is one line."""
+    from sqtool.core import resolve_data_root
     from sqtool.data.hr_spectra import hr_corpus
-    beside = tuple(str(d) for d in beside or ())
+    entries = beside_entries(ds, tuple(beside or ()))
     corpus = hr_corpus_from_dataset(ds, model_cfg, log)
-    if not beside:
-        return corpus, None
-    unknown = sorted(set(beside) - set(builtin_names()) - {"synthetic"})
-    if unknown or ds.name in beside:
-        raise SqtoolError(f"--datasets {','.join(beside)} beside {ds.path}: "
-                          + (f"'{ds.name}' is that file's own name" if ds.name in beside else
-                             f"{', '.join(unknown)} is not a built-in dataset ({', '.join(builtin_names())})"))
-    root = Path(beside_root) if beside_root else resolve_data_root(None)
-    missing = [d for d in beside if d != "synthetic" and not (root is not None and (Path(root) / d).is_dir())]
-    if missing:
-        raise SqtoolError(f"--datasets {','.join(beside)} beside {ds.path}: no {', '.join(missing)} folder under "
-                          f"{root or 'any data root'} (set SQTOOL_DATA to the folder holding them)")
-    extra = [r for d in beside for r in hr_corpus("synthetic" if d == "synthetic" else root, (d,), model_cfg,
-                                                   log=log, seed=seed)]
+    builtin = [d for d in entries if isinstance(d, str)]
+    root = None
+    if builtin:
+        where = f"--datasets {','.join(builtin)} beside {ds.path}"
+        root = Path(beside_root) if beside_root else resolve_data_root(None)
+        missing = [d for d in builtin if d != "synthetic" and not (root is not None and (Path(root) / d).is_dir())]
+        if missing:
+            raise SqtoolError(f"{where}: no {', '.join(missing)} folder under {root or 'any data root'} (set "
+                              "SQTOOL_DATA to the folder holding them)")
+    extra = []
+    for d in entries:
+        if isinstance(d, str):
+            extra += hr_corpus("synthetic" if d == "synthetic" else root, (d,), model_cfg, log=log, seed=seed)
+            continue
+        extra += [replace(r, record_id=f"{d.name}/{r.record_id}") for r in hr_corpus_from_dataset(d, model_cfg, log)]
+        if log and (d.split.test or d.split.heldout_fraction):
+            log(f"note: {d.path}'s split: is not used: the held-out subjects are --data {ds.path}'s, every "
+                f"{d.name} subject is trained on")
     mine = {str(r.record_id) for r in corpus}
     clash = sorted(mine & {str(r.record_id) for r in extra})
     if clash:                                      # logits and folds are kept by record id
-        raise SqtoolError(f"{ds.path}: recording id {clash[0]} is also one of {', '.join(beside)}'s: rename it")
+        raise SqtoolError(f"{ds.path}: recording id {clash[0]} is also one of "
+                          f"{', '.join(getattr(d, 'name', d) for d in entries)}'s: rename it")
     return corpus + extra, (Path(root).resolve() if root is not None else None)
 
 
-__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset", "hr_corpus_beside", "dataset_spectra"]
+__all__ = ["dataset_of", "load_task_from_dataset", "hr_corpus_from_dataset", "beside_entries", "beside_paths",
+           "hr_corpus_beside", "dataset_spectra"]

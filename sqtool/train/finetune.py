@@ -84,8 +84,9 @@ class FinetuneConfig:
                                                    "path": True})
     datasets: list[str] = field(default_factory=list, metadata={
         "help": "spectral hr models: datasets under the data root (default: troika,wrist_exercise present); with "
-                "--data DATASET.yaml: built-in datasets trained on beside yours, e.g. troika (read under "
-                "$SQTOOL_DATA, else ../shared/data)"})
+                "--data DATASET.yaml: datasets trained on beside yours, built-in ones, e.g. troika (read under "
+                "$SQTOOL_DATA, else ../shared/data), or other dataset files of your own, e.g. watch_v1/dataset.yaml "
+                "(keyed by their name:; --data's split holds subjects out)"})
     channels: list[str] = field(default_factory=list, metadata={"help": "input channels, e.g. ppg,acc_x,acc_y,acc_z "
                                                                           "(default: ppg)"})
     fs: float = field(default=0.0, metadata={"help": "model input rate Hz (0 = the model's / checkpoint's, 40)"})
@@ -216,7 +217,11 @@ def prepare_finetune(cfg: FinetuneConfig, init_ck: dict | None = None) -> tuple[
     """(cfg, checkpoint or None): the one preparation of a fine-tune's config, the CLI's and the library entries'
     alike: `model_as_init` (model=RUN -> init=RUN, the checkpoint read for it, else the caller's `init_ck`),
     then `validate()` (one line naming `train finetune` and the option)."""
+    import dataclasses
+
+    from sqtool.data.dataset_tasks import beside_paths
     cfg, ck = model_as_init(cfg)
+    cfg = dataclasses.replace(cfg, datasets=beside_paths(cfg.datasets))     # your own dataset files: absolute
     return cfg.validate(), ck if ck is not None else init_ck
 
 

@@ -2,6 +2,8 @@
 
     sqtool train finetune --task hr --model spec_teacher_m [--datasets troika,wrist_exercise] [--folds 0]
     sqtool train finetune --task hr --model spec_teacher_m --data my_watch/dataset.yaml [--datasets troika]
+    sqtool train finetune --task hr --model spec_teacher_m --data watch_v2/dataset.yaml \
+        --datasets troika,watch_v1/dataset.yaml     # another file of your own beside: its path is recorded
 
 1. Every labelled recording of the datasets -> int16 -> the fixed-point firmware front end
    (`data.hr_spectra`): the network is trained on the codes the device computes.
@@ -200,14 +202,19 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     if collapsed:
         print(collapsed, file=sys.stderr)
     from sqtool.data.dataset_file import builtin_exclude, builtin_names
-    from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
+    from sqtool.data.dataset_tasks import beside_entries, dataset_of, hr_corpus_beside
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
     ds = dataset_of(cfg.data_root)                     # a dataset.yaml or a built-in name (troika, ...)
     root = "synthetic" if synthetic else (ds.path if ds else Path(cfg.data_root) if cfg.data_root
                                           else resolve_data_root(None, required=True))
-    beside = tuple(cfg.datasets) if ds else ()        # with a dataset file: built-ins trained on beside it
-    datasets = ("synthetic",) if synthetic else ((ds.name, *beside) if ds else tuple(cfg.datasets)
-                                                 or default_datasets(root))
+    if not ds and (files := [d for d in cfg.datasets if str(d).endswith((".yaml", ".yml"))]):
+        raise SqtoolError(f"--datasets {','.join(files)}: a dataset file trains beside --data DATASET.yaml (whose "
+                          f"split holds subjects out), and --data {root} is no dataset file")
+    # with a dataset file: built-ins and other dataset files of your own trained on beside it (their names)
+    beside = beside_entries(ds, cfg.datasets) if ds else []
+    files = [d for d in beside if not isinstance(d, str)]
+    datasets = ("synthetic",) if synthetic else ((ds.name, *(getattr(d, "name", d) for d in beside)) if ds
+                                                 else tuple(cfg.datasets) or default_datasets(root))
     if not datasets:
         from sqtool.core.runs import dataset_folder_hint
         raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}"
@@ -262,8 +269,9 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         log(note)
     oof: dict[str, np.ndarray] = {}
     from sqtool.core.runs import save_resolved, torch_compute
-    save_resolved(run_dir, model=cfg.model, data_root=str(root), datasets=list(datasets), fs=mcfg.fs,
-                  window_s=mcfg.window_s, hop_s=mcfg.hop_s, channels=list(mcfg.channels), folds=len(groups),
+    beside_files = {f.name: str(Path(f.path).resolve()) for f in files}   # quantize reads them again from there
+    save_resolved(run_dir, model=cfg.model, data_root=str(root), datasets=list(datasets), beside_files=beside_files,
+                  fs=mcfg.fs, window_s=mcfg.window_s, hop_s=mcfg.hop_s, channels=list(mcfg.channels), folds=len(groups),
                   heldout_subjects=heldout, **torch_compute())
     key = fold_key_hr(cfg, corpus, groups)
     resumed, curves = [], {}                                             # curves: loss per epoch per fit
@@ -330,9 +338,10 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                "ci95": {"mae_bpm": list(mae_ci(np.array([p["mae_bpm"] for p in per_subject]))[1:])},
                "per_subject": per_subject, "per_dataset": per_dataset(per_subject, corpus, datasets),
                "decoder": dec, "n_folds": len(groups), "resumed_folds": resumed,
-               "excluded_records": ([f"{ds.name}/{k} ({v})" for k, v in ds.report.get("excluded", {}).items()] if ds
-                                    else []) + [f"{n}/{k} ({v})" for n in (beside if ds else datasets)
-                                                if n in builtin_names() for k, v in builtin_exclude(n).items()]}
+               "excluded_records": [f"{f.name}/{k} ({v})" for f in ([ds, *files] if ds else [])
+                                    for k, v in f.report.get("excluded", {}).items()]
+                                   + [f"{n}/{k} ({v})" for n in (beside if ds else datasets)
+                                      if n in builtin_names() for k, v in builtin_exclude(n).items()]}
     metrics["skill"] = _skill_hr(corpus, groups, hr_oof, cfg, mcfg)
     metrics["flag"] = metrics["skill"]["flag"]
     atomic_save_npz(run_dir / "oof_logits.npz", **{r.record_id: oof[r.record_id] for r in corpus})
@@ -344,7 +353,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
                         state_dict=final.state_dict(),
                         train_cfg={**vars(cfg), "datasets": list(datasets), "data_root": str(root),
-                                   "beside_root": str(beside_root or ""), "heldout_subjects": heldout},
+                                   "beside_root": str(beside_root or ""), "beside_files": beside_files,
+                                   "heldout_subjects": heldout},
                         metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")},
                         heldout_subjects=list(heldout), train_subjects=keys)   # what an export's card names
         metrics["model"] = str(run_dir / "model.pt")
