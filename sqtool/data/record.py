@@ -190,8 +190,10 @@ def tile_record(rec: Record, min_s: float) -> Record:
 def stream_rate(record: Record, channels) -> tuple[float, dict[str, float]]:
     """The one rate a stream of `channels` runs at, its first PPG channel's (else its first channel's), and the
     channels at another rate (channel -> Hz), which `channel_matrix` resamples to it: as a device whose
-    accelerometer samples slower than its PPG upsamples it to the PPG's rate."""
+    accelerometer samples slower than its PPG upsamples it to the PPG's rate. A missing channel is one line
+    (`require_channels`)."""
     channels = list(channels)
+    require_channels(record, channels)
     lead = next((c for c in channels if c.startswith("ppg")), channels[0])
     rate = float(record.fs[lead])
     return rate, {c: float(record.fs[c]) for c in channels if float(record.fs[c]) != rate}
@@ -204,11 +206,6 @@ def channel_matrix(record: Record, channels) -> tuple[np.ndarray, float]:
     recording (and the fix)."""
     from sqtool.data.preprocess import resample_keeping_gaps
     where = f"{record.dataset}/{record.record_id}"
-    channels = list(channels)
-    missing = [c for c in channels if c not in record.signals]
-    if missing:
-        raise SqtoolError(f"{where}: the model needs channel(s) {', '.join(missing)}; the recording has "
-                          f"{', '.join(record.signals) or 'none'}")
     fs, other = stream_rate(record, channels)
     rows = []
     for c in channels:
