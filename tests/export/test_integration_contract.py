@@ -151,6 +151,8 @@ def test_the_doc_states_the_taps_rule_and_how_predict_replays_a_recording(export
     assert f"`frontend.ppg_sensors` ({', '.join(ppg_sensors(md['model_cfg']))}), in that order, at most " \
         f"`frontend.n_ppg` = {fe['n_ppg']} of them" in flat
     assert f"its CSV's first row (time_s = {md['window_s']:g} s) is that window" in flat
+    assert "a recording with fewer repeats its first in the rows left: one PPG on a two-sensor export gives ppg2 = " \
+        "ppg" in flat                                          # predict's fit_sensors: the doc said nothing of it
     assert "`channels_fed`" in flat and "each row its own gain" in flat and "numpy.percentile(|x_c - med_c|, 99.9)" in flat
 
 
