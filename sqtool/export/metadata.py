@@ -281,17 +281,22 @@ def spectral_contract(cfg: dict, graph=None, fs_in: float | None = None, n_ppg: 
 
 
 def frontend_steps(fe, tab) -> list[str]:
-    """The front end's steps in words with this export's numbers (the integer reference: sqtool.data.frontend;
-    a float implementation of these steps matches its codes up to rounding)."""
-    from sqtool.data.frontend import QUIET
+    """The front end's steps in words with this export's numbers, each with its integer arithmetic (the reference:
+    sqtool.data.frontend), enough for a port bit-exact with its codes; a float implementation of the float
+    equations differs where a row is weak (the integer band-pass's dead band)."""
+    from sqtool.data.frontend import NORM_BITS, NORM_FRAC, QUIET
     L, M, P = tab.up, tab.down, tab.fir.shape[1]
     taps = (f"P = taps_per_phase = {P}, fixed by the model" if fe.taps_per_phase else
             f"P = min(256, ceil(3 fs_in / fs)) = {P} here: another device rate changes L, M and P")
     sensors = ("the PPG sensor's power P itself" if fe.n_ppg == 1 else
                f"the sum over the {fe.n_ppg} PPG sensors of P_s / max_b P_s (each sensor normalised to its own "
-               "maximum; a silent sensor adds 0)")
+               f"maximum; a silent sensor adds 0; integer: per sensor q = max(0, bitlen(Pmax_s) - {NORM_BITS}), Pm = "
+               f"Pmax_s >> q, Pb = P_s >> q, u_s = ((Pb << {NORM_FRAC}) + (Pm >> 1)) // Pm (0 when Pmax_s = 0), "
+               "P_ppg = sum_s u_s)")
     acc = {1: "no accelerometer channel", 4: "acc_x, acc_y, acc_z: each axis its own channel, its own power",
-           2: "one acc channel: the three axes' powers summed on one scale, |X|^2 + |Y|^2 + |Z|^2"}[fe.n_channels]
+           2: "one acc channel: the three axes' powers summed on one scale, |X|^2 + |Y|^2 + |Z|^2 (integer: per "
+              "axis e = 2 (r - s) from step 7's shifts, an all-zero axis taking no part, emax = the largest e, "
+              "P_acc = (sum_axes (P_axis >> (emax - e)) + 2) >> 2, a shift of 32 or more giving 0)"}[fe.n_channels]
     return [
         f"inputs: int16 counts at fs_in = {fe.fs_in:g} Hz, rows {', '.join(fe.to_dict()['inputs'])}; PPG "
         f"{fe.gain_ppg:g} counts per unit of an AC-coupled wrist PPG (TROIKA units), accelerometer {fe.gain_acc:g} "
@@ -303,10 +308,20 @@ def frontend_steps(fe, tab) -> list[str]:
         f"h = scipy.signal.firwin({L * P}, {fe.fir_cutoff_hz:g}, window=('kaiser', {fe.kaiser_beta:g}), "
         f"fs={L} * fs_in) x {L} (L x P taps, {taps}); output m (time m / fs) = sum_i h[p + i L] "
         "x[n_m - i], n_m = floor(m M / L), p = m M mod L, x[<0] = 0 (= scipy.signal.upfirdn(h, x, L, M)); "
-        "integer: each phase's taps Q15 with a DC gain of exactly 32768, y = sat16((acc + 2^14) >> 15)",
+        "integer: g[p, i] = round(32768 h[p + i L]) (int16), then each phase's DC gain made exactly 32768: its "
+        "residual 32768 - sum_i g[p, i] is added one LSB at a time (its sign) to the phase's taps in order of "
+        "decreasing |h[p + i L]| (a stable sort: ties in tap order), cycling when it exceeds P; y[m] = "
+        "sat16((sum_i g[p, i] x[n_m - i] + 2^14) >> 15) (int32 sum; >> is the arithmetic shift, i.e. floor); "
+        "outputs m = 0, 1, ... while n_m <= the last input",
         f"band-pass: causal Butterworth scipy.signal.butter({fe.filter_order}, {list(fe.band)}, 'bandpass', "
         f"fs={fe.fs:g}, output='sos'), run forward from zero state at the stream's start (sosfilt, never "
-        f"filtfilt); integer: Q{fe.iir_frac_bits} Direct Form I biquads",
+        f"filtfilt); integer: Q{fe.iir_frac_bits} Direct Form I biquads, coefficients c = round(2^{fe.iir_frac_bits} "
+        "sos[s, [b0, b1, b2, a1, a2]]) (int32, a0 = 1), per section from zero state: y = (b0 x + b1 x1 + b2 x2 - "
+        f"a1 y1 - a2 y2 + 2^{fe.iir_frac_bits - 1}) >> {fe.iir_frac_bits} (int64), clamped to [-2^24, 2^24 - 1] "
+        "(an inner section) or [-32768, 32767] (the last), the clamped y being the section's y1 next and the next "
+        "section's x; unlike the float filter this one does not settle at 0 on a constant input (the rounding "
+        "leaves a dead band of up to about 12 counts), so a float implementation's codes of a weak row (a resting "
+        "accelerometer axis) differ from the integer ones by several codes",
         f"windows: T = {tab.T} model samples ({fe.window_s:g} s), hop {tab.hop} ({fe.hop_s:g} s); window i = model "
         "samples [i hop, i hop + T) since the stream's start, emitted when its last sample is computed",
         f"silence: a row whose RESAMPLED samples (the band-pass's input) span <= {QUIET} counts (max - min) over "
@@ -314,8 +329,13 @@ def frontend_steps(fe, tab) -> list[str]:
         f"spectrum per window and row: periodic Hann w[n] = 0.5 - 0.5 cos(2 pi n / T) (scipy.signal.get_window"
         "('hann', T), not the symmetric numpy.hanning), DFT at the bin frequencies only, X_b = sum_n x[n] w[n] "
         "exp(-2 pi i (bpm_b / 60) n / fs), bpm_b = the bins_bpm centres; POWER P_b = |X_b|^2 (not the magnitude); "
-        f"integer: block floating point to |x| <= {tab.xmax}, Q15 Hann, Q{fe.cos_frac_bits} cos table of N = "
-        f"{tab.N}, re and im rounded >> {fe.power_shift} before squaring",
+        f"integer, per window and row (a silent row: x = 0): block floating point to XMAX = {tab.xmax}: mx = max_n "
+        f"|x[n]|; mx <= XMAX: x = x << s, s the largest with mx << s <= XMAX (0 for mx = 0); else x = (x + 2^(r-1)) "
+        f">> r, r the smallest with (mx + 2^(r-1)) >> r <= XMAX; xw = (x hann + 2^14) >> 15, hann[n] = min(round(32768 "
+        f"w[n]), 32767); cos[j] = round({1 << fe.cos_frac_bits} cos(2 pi j / N)), N = 60 fs / (the bins' step) = {tab.N}; k_b = "
+        f"bpm_b N / (60 fs) ({int(tab.k[0])}..{int(tab.k[-1])}); re = sum_n xw[n] cos[(k_b n) mod N], im = sum_n "
+        f"xw[n] cos[(k_b n + 3 N / 4) mod N] (int32, exact); re' = (re + 2^{fe.power_shift - 1}) >> "
+        f"{fe.power_shift}, im' likewise; P_b = re'^2 + im'^2 (uint32)",
         f"channels: ppg = {sensors}; {acc}",
         "codes per window and channel: code_b = floor(254 P_b / Pmax + 1/2) - 127 (round half up), Pmax = max_b P_b: "
         "-127..127, the strongest bin 127 (NOT 127 P / Pmax, 0..127); Pmax = 0 -> every code -127; integer: q = "
@@ -387,10 +407,14 @@ def decoder_spec(cfg: dict, graph=None) -> dict:
         "confidence": f"{raw}; {cal}",
         "fixed_point": ("c/<prefix>_decoder.c (C kit) is bit-exact with sqtool.models.decoder.IntDecoder: Q20 "
                         "posterior, Q15 taps, Q24 likelihood table; a float implementation of these equations reads "
-                        "the same HR to about 0.01 BPM on average (see that module's docstring), but a single "
-                        f"window may differ by up to one bin ({step:g} BPM) where two bins nearly tie and the "
-                        "argmax picks the other (an audit's float re-implementation of the whole contract against "
-                        "sqtool predict on TROIKA DATA_01: 0.056 BPM mean, 0.0075 median, 1.29 max)"),
+                        "the same HR to about 0.01 BPM on average (see that module's docstring), but where two bins "
+                        "nearly tie the argmax can pick the other: one bin apart, a window's HR differs by up to one "
+                        f"bin ({step:g} BPM); on the two peaks of a two-peaked posterior (a harmonic, a motion peak) "
+                        "by the distance between them, tens of BPM (an audit of sqtool's real-data demo model, its "
+                        "front end ported bit-exact, this float decoder against sqtool predict on TROIKA and "
+                        "wrist_exercise, 3792 windows: HR within 0.001 BPM on 99.8 %, 7 windows up to 1.44 BPM off, "
+                        "one 88.5 BPM off (peaks at 78 and 166 BPM), lo / hi up to 1.6 BPM off); to show exactly "
+                        "the firmware's numbers, port c/<prefix>_decoder.c (its integer arithmetic) instead"),
     }
     if graph is not None:
         spec["int8_logit_scale"] = float(graph.output_scale) / temperature

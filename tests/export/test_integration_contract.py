@@ -144,10 +144,15 @@ def test_the_doc_states_the_taps_rule_and_how_predict_replays_a_recording(export
     assert at256["taps_per_phase"] == 48 and "ceil(3 fs_in / fs)) = 48 here" in at256["steps"][2] \
         and "firwin(48," in at256["steps"][2]
     step = md["bins_bpm"][2]
-    assert f"may differ by up to one bin ({step:g} BPM) where two bins nearly tie" in md["decoder_spec"]["fixed_point"]
+    fixed = md["decoder_spec"]["fixed_point"]                  # an audit met a 88.5 BPM difference where it said one bin
+    assert f"one bin apart, a window's HR differs by up to one bin ({step:g} BPM); on the two peaks of a two-peaked " \
+        "posterior (a harmonic, a motion peak) by the distance between them, tens of BPM" in fixed \
+        and "port c/<prefix>_decoder.c" in fixed and "may differ by up to one bin" not in fixed
     assert f"`frontend.ppg_sensors` ({', '.join(ppg_sensors(md['model_cfg']))}), in that order, at most " \
         f"`frontend.n_ppg` = {fe['n_ppg']} of them" in flat
     assert f"its CSV's first row (time_s = {md['window_s']:g} s) is that window" in flat
+    assert "a recording with fewer repeats its first in the rows left: one PPG on a two-sensor export gives ppg2 = " \
+        "ppg" in flat                                          # predict's fit_sensors: the doc said nothing of it
     assert "`channels_fed`" in flat and "each row its own gain" in flat and "numpy.percentile(|x_c - med_c|, 99.9)" in flat
 
 
