@@ -227,7 +227,7 @@ FS_NOTE = ("fs is the front end's MODEL rate: the device signal is resampled to 
            "(`input`); the device's sampling rate is frontend.fs_in")
 TAPS_RULE = ("taps_per_phase 0 = auto: P = min(256, ceil(3 M / L)) = ceil(3 fs_in / fs) (24 at 125 Hz, 48 at 256 Hz); "
              "the value here is resolved for fs_in")
-DECODER_INT8_ONLY = ("int8_logit_scale",)
+DECODER_INT8_ONLY = ("int8_logit_scale", "fixed_point_steps", "fixed_point_tables")   # for int8 codes only
 LOGIT_SCALE_NOTE = ("decoder.logit_scale is not read by sqtool (the model's training-time value): the likelihood is "
                     "exp((z_k - max z) / temperature) over REAL-valued logits z: the float ONNX / TFLite and int8 ONNX "
                     "outputs as they come, and for int8 codes (TFLite int8, C) z = code x quantization.output_scale "
@@ -344,6 +344,14 @@ def frontend_steps(fe, tab) -> list[str]:
     ]
 
 
+FIXED_POINT_PORT = ("to show exactly the firmware's and sqtool predict's numbers on int8 codes, port the fixed-point "
+                    "decoder instead: decoder_spec.fixed_point_steps with decoder_spec.fixed_point_tables (an int8 "
+                    "export's metadata.json; the integer arithmetic of c/<prefix>_decoder.c, every step and table), "
+                    "hr, lo, hi and conf bit for bit")
+FIXED_POINT_NONE = ("this export holds no int8 model: sqtool predict runs this float decoder on its float logits (an "
+                    "int8 export's decoder_spec states the fixed-point one in fixed_point_steps / fixed_point_tables)")
+
+
 def decoder_spec(cfg: dict, graph=None) -> dict:
     """The HMM decoder of a spectral model as equations and numbers (`sqtool.models.decoder`: `forward` /
     `summarise` in float, `IntDecoder` and c/<prefix>_decoder.c in fixed point, bit-exact with each other)."""
@@ -413,11 +421,14 @@ def decoder_spec(cfg: dict, graph=None) -> dict:
                         "by the distance between them, tens of BPM (an audit of sqtool's real-data demo model, its "
                         "front end ported bit-exact, this float decoder against sqtool predict on TROIKA and "
                         "wrist_exercise, 3792 windows: HR within 0.001 BPM on 99.8 %, 7 windows up to 1.44 BPM off, "
-                        "one 88.5 BPM off (peaks at 78 and 166 BPM), lo / hi up to 1.6 BPM off); to show exactly "
-                        "the firmware's numbers, port c/<prefix>_decoder.c (its integer arithmetic) instead"),
+                        "one 88.5 BPM off (peaks at 78 and 166 BPM), lo / hi up to 1.6 BPM off); "
+                        + (FIXED_POINT_PORT if graph is not None else FIXED_POINT_NONE)),
     }
-    if graph is not None:
+    if graph is not None:                                  # the int8 codes' decoder, as the C kit and predict run it
+        from sqtool.export.decoder_fixed import fixed_point_contract
+        from sqtool.export.pipeline import decoder_config
         spec["int8_logit_scale"] = float(graph.output_scale) / temperature
+        spec.update(fixed_point_contract(decoder_config(cfg, graph, d)))
     return spec
 
 
