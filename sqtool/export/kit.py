@@ -794,6 +794,28 @@ def scale_texts(graph, spec: dict) -> dict:
                           "model, so no `decoder_spec.int8_logit_scale`)."}
 
 
+def fixed_point_texts(spec: dict) -> dict:
+    """INTEGRATION.md's words on the fixed-point decoder: an int8 export's steps (decoder_spec.fixed_point_steps, the
+    tables named), or, where the spec has none (a float-only export, or metadata older than them), one line."""
+    steps = spec.get("fixed_point_steps")
+    if not steps:
+        return {"DECODER_FIXED": "The fixed-point decoder reads int8 codes: this export has no int8 model, so its "
+                                 "`decoder_spec` has no `fixed_point_steps`; `sqtool predict` runs the float decoder "
+                                 "above.",
+                "CHECK_FIXED": "this export's predict runs the float decoder above."}
+    return {"DECODER_FIXED": "### Fixed point (`decoder_spec.fixed_point_steps`, tables in "
+                             "`decoder_spec.fixed_point_tables`)\n\nWhat the C kit and `sqtool predict` run on the "
+                             "int8 codes, step by step: a port of these steps with those tables (taps_q15, lut_q24, "
+                             "start_q20" + "".join(f", {k}" for k in ("evidence_pen", "calib_x_q15", "calib_y_q15")
+                                                   if k in spec.get("fixed_point_tables", {}))
+                             + "; `constants` repeats the NAME = value numbers) gives their hr, lo, hi and conf bit "
+                             "for bit (a float implementation of the equations above can pick the other bin or peak where two "
+                             "nearly tie).\n\n"
+                             + "\n".join(f"{i}. {t}" for i, t in enumerate(steps, 1)),
+            "CHECK_FIXED": "a port of the fixed-point decoder (`decoder_spec.fixed_point_steps`) gives its hr, lo, "
+                           "hi and conf exactly on every window."}
+
+
 # an export's network files, those its documents name (each only where the folder holds it)
 MODEL_FILES = ("model_float.onnx", "model_float_batch.onnx", "model_int8.onnx", "model_float.tflite",
                "model_int8.tflite", "c/sq_model.h")
@@ -839,6 +861,7 @@ def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = 
               "WINDOW_S": f"{fe.window_s:g}", "HOP_S": f"{fe.hop_s:g}", "NCH": fe.n_channels,
               "CHANNELS": ", ".join(mc["channels"]), "BIN_LO": f"{lo:g}", "BIN_HI": f"{hi:g}", "BIN_STEP": f"{step:g}",
               **scale_texts(graph, spec), **network_texts(graph, out, dec.n_bins, fe.n_channels),
+              **fixed_point_texts(spec),
               "TEMPERATURE": f"{spec['temperature']:g}",
               "FRONTEND_STEPS": "\n".join(f"{i}. {t}" for i, t in enumerate(fec["steps"], 1)),
               "GATING_RULE": gating["rule"], "FLAGGED": gating["flagged"],

@@ -31,6 +31,7 @@ def doc_decode(spec: dict, logits: np.ndarray, valid: np.ndarray, spec_codes: np
     the front end's int8 codes (W, F, C) (a decoder with evidence) -> hr_mbpm, lo_mbpm, hi_mbpm, conf_q15 (W,)."""
     st, tab = spec["fixed_point_steps"], spec["fixed_point_tables"]
     text = " ".join(st)
+    assert st[7].startswith("posterior interval:") and "step 8's interval" in text or "step 8's" not in text
     names = ("NBINS", "RADIUS", "FLOOR_ADD", "REFINE", "BIN_LO_MBPM", "BIN_STEP_MBPM", "Q_LO", "Q_HI")
     C = {n: _const(st, n) for n in names}
     assert all(tab["constants"][n] == v for n, v in C.items())
@@ -68,6 +69,7 @@ def doc_decode(spec: dict, logits: np.ndarray, valid: np.ndarray, spec_codes: np
     calib = "calib_x_q15" in tab
     assert calib == ("conf_q15 = conf_raw_q15 (no calibration knots)" not in text)
     spread = "spread interval:" in text
+    assert not spread or st[9].startswith("spread interval:") and "of step 10" in text     # the steps' own references
     if spread:
         sp = {n: _const(st, n) for n in ("SPREAD_SHIFT", "SPREAD_C_MBPM", "SPREAD_K_Q8", "EDGE_LO_MBPM", "EDGE_HI_MBPM")}
         frac = int(_stated(text, r"D = \|BIN_LO_MBPM \+ BIN_STEP_MBPM n - hr_mbpm\| << (\d+)"))
@@ -230,3 +232,17 @@ def test_the_tie_sequence_ties_and_the_spec_stays_small():
     spec = decoder_spec(cfg, graph)
     added = len(json.dumps({k: spec[k] for k in ("fixed_point_steps", "fixed_point_tables")}))
     assert added < 12000, added
+
+
+def test_integration_words_for_a_spec_with_and_without_the_fixed_point_entries():
+    """INTEGRATION.md lists the steps where decoder_spec has them, and says in one line that there is no fixed-point
+    decoder where it has none (a float-only export; metadata from before these entries reads the same)."""
+    from sqtool.export.kit import fixed_point_texts
+    from sqtool.export.metadata import decoder_spec
+    from sqtool.models import create_model
+    cfg = create_model("spec_student_s").cfg.to_dict()
+    spec = decoder_spec(cfg, SimpleNamespace(output_scale=0.0913))
+    text = fixed_point_texts(spec)["DECODER_FIXED"]
+    assert all(f"\n{i}. {t}" in text for i, t in enumerate(spec["fixed_point_steps"], 1))
+    old = {k: v for k, v in spec.items() if not k.startswith("fixed_point_")}
+    assert "no int8 model" in fixed_point_texts(old)["DECODER_FIXED"] and "fixed_point_steps" not in decoder_spec(cfg)

@@ -61,6 +61,8 @@ def test_every_target_ships_the_contract_the_card_and_the_integration_doc(export
     assert not re.search(r"@[A-Z_]+@", doc)                                  # every placeholder filled
     assert all(s in doc for s in fe["steps"]) and md["gating"]["rule"] in doc
     assert all(v in doc for v in spec.values() if isinstance(v, str) and not v.startswith("sqtool."))
+    assert all(f"{i}. {t}" in doc for i, t in enumerate(spec["fixed_point_steps"], 1))    # the fixed-point decoder
+    assert spec["fixed_point_tables"]["taps_q15"] and "`decoder_spec.fixed_point_tables`" in doc
     assert f"{spec['int8_logit_scale']:.9g}" in doc
     C, F = len(md["channels"]), md["n_bins"]             # the batch-axis float ONNX an onnx export ships, named
     assert f"`model_float_batch.onnx`, the float ONNX with a batch axis: (B, {C}, {F})" in doc
@@ -85,6 +87,7 @@ def test_model_files_embed_the_same_contract(exports):
     assert tmd["frontend"] == md["frontend"] and tmd["gating"] == md["gating"]
     fmd = TF.read_metadata(tfl_dir / "model_float.tflite")                  # a float model: no int8 scale
     assert "int8_logit_scale" not in fmd["decoder_spec"] and fmd["decoder_spec"]["hr"] == md["decoder_spec"]["hr"]
+    assert "fixed_point_tables" not in fmd["decoder_spec"] and tmd["decoder_spec"] == md["decoder_spec"]
 
 
 def test_spec_numbers_match_the_model_cfg_and_the_c_tables(exports):
@@ -118,8 +121,15 @@ def test_spec_numbers_match_the_model_cfg_and_the_c_tables(exports):
     R = int(dd["SQ_DEC_RADIUS"])
     assert spec["transition_radius_bins"] == R and len(spec["transition_kernel"]) == R + 1
     assert spec["transition_kernel"] == pytest.approx(list(transition_taps(decoder_cfg({"bins_bpm": md["bins_bpm"], **md["decoder"]}))[R:]))
-    taps = [int(v.strip().rstrip("u")) for v in re.search(r"sq_dec_taps\[[^]]*\] = \{([^}]*)\}", dec_h).group(1).split(",")]
+
+    def c_table(name):
+        return [int(v.strip().rstrip("u")) for v in re.search(rf"{name}\[[^]]*\] = \{{([^}}]*)\}}", dec_h).group(1).split(",")]
+    taps = c_table("sq_dec_taps")
     assert taps[1:] == [int(g * 32768 + 0.5) for g in spec["transition_kernel"][1:]]    # Q15 of the same kernel
+    fixed = spec["fixed_point_tables"]                                       # the fixed-point decoder's: the kit's own
+    assert (fixed["taps_q15"], fixed["lut_q24"], fixed["start_q20"]) == (taps, c_table("sq_dec_lut"),
+                                                                         c_table("sq_dec_start"))
+    assert all(int(dd[f"SQ_DEC_{k}"].rstrip("u")) == v for k, v in fixed["constants"].items() if not k.startswith("EDGE"))
     assert f"r = refine_bins = {dd['SQ_DEC_REFINE']}" in spec["hr"] and f"= {R} (sigma_bpm" in spec["transition"]
     dec = decoder_cfg({"bins_bpm": md["bins_bpm"], **md["decoder"]})      # the model's settings (defaults filled)
     assert int(dd["SQ_DEC_Q_LO"].rstrip("u")) == int((1 - dec.interval) / 2 * 2**20 + 0.5)
@@ -147,7 +157,8 @@ def test_the_doc_states_the_taps_rule_and_how_predict_replays_a_recording(export
     fixed = md["decoder_spec"]["fixed_point"]                  # an audit met a 88.5 BPM difference where it said one bin
     assert f"one bin apart, a window's HR differs by up to one bin ({step:g} BPM); on the two peaks of a two-peaked " \
         "posterior (a harmonic, a motion peak) by the distance between them, tens of BPM" in fixed \
-        and "port c/<prefix>_decoder.c" in fixed and "may differ by up to one bin" not in fixed
+        and "port the fixed-point decoder instead: decoder_spec.fixed_point_steps" in fixed \
+        and "may differ by up to one bin" not in fixed
     assert f"`frontend.ppg_sensors` ({', '.join(ppg_sensors(md['model_cfg']))}), in that order, at most " \
         f"`frontend.n_ppg` = {fe['n_ppg']} of them" in flat
     assert f"its CSV's first row (time_s = {md['window_s']:g} s) is that window" in flat
@@ -171,6 +182,9 @@ def test_a_float_only_export_ships_the_card_and_the_integration_doc_too(exports,
     folder = Path(res["out"])
     doc, card = (folder / "INTEGRATION.md").read_text(), (folder / "MODEL_CARD.md").read_text()
     assert not re.search(r"@[A-Z_]+@", doc) and "this export holds float models only: no int8 codes" in doc
+    spec = _md(folder)["decoder_spec"]                               # no int8 codes: no fixed-point decoder
+    assert "fixed_point_steps" not in spec and "this export has no int8 model" in doc \
+        and "this export holds no int8 model: sqtool predict runs this float decoder" in spec["fixed_point"]
     assert f"The float logits z enter the decoder as z / {_md(folder)['decoder_spec']['temperature']:g}" in doc
     md = _md(folder)
     assert all(s in doc for s in md["frontend"]["steps"]) and md["gating"]["rule"] in doc
