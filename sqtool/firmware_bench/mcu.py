@@ -11,7 +11,9 @@ The firmware is `mcu/harness_main.c` (reads int8 windows from a file, runs `sq_m
 between the marker calls `sq_bench_begin`/`sq_bench_end`, writes the int8 outputs) + `mcu/startup.c`
 (fault handlers that exit with a status, markers, stack painting) + the model's `sq_model.c`. On the
 MCU the files travel by semihosting; the windows and outputs are exactly the int8 tensors, so the
-outputs can be compared bit for bit with TFLite Micro's.
+outputs can be compared bit for bit with TFLite Micro's. An export made with `--prefix hr2` (c/hr2_model.c,
+hr2_model_run): `prefix="hr2"` builds its files as they are, the harnesses' sq_ names mapped onto its own
+(`prefix_flags`).
 
 Instruction counts are INSTRUCTIONS executed (QEMU TCG plugin on the MCU, valgrind callgrind on the
 host), never cycles: QEMU does not model timing. A firmware that hangs is killed by an outer timeout,

@@ -13,7 +13,8 @@ The harness reads its recording through semihosting in chunks of `chunk` samples
 constant, SQ_BENCH_CHUNK). The same plugin as `mcu.run_firmware` (mcu/insn_count.c) counts the
 instructions between sq_bench_begin/sq_bench_end: the unstaged build brackets each whole push call, the
 staged build (-DSQ_PL_BENCH) each stage call inside the pipeline, tagged by the harness in sq_stages.bin.
-Instruction counts are instructions executed, not cycles (QEMU models no timing).
+Instruction counts are instructions executed, not cycles (QEMU models no timing). An export made with
+`--prefix hr2`: build_pipeline(..., prefix="hr2") (its hr2_*.c, the harness's sq_ names mapped, `mcu.prefix_flags`).
 """
 from __future__ import annotations
 
@@ -139,4 +140,5 @@ def pipeline_sizes(fw: PipelineFirmware, stack_high_water: int | None = None) ->
     return {**mcu.image_size(fwm, stack_high_water), "objects": mcu.object_sizes(fw.objects)}
 
 
-__all__ = ["build_pipeline", "pipeline_sources", "run_pipeline", "pipeline_sizes", "PipelineFirmware", "PipelineRun", "STAGES"]
+__all__ = ["build_pipeline", "pipeline_sources", "run_pipeline", "pipeline_sizes", "PipelineFirmware", "PipelineRun",
+           "STAGES"]
