@@ -673,14 +673,15 @@ def _raise_if_disk_full(e: OSError, path) -> None:
         raise SqtoolError(f"disk full while writing {e.filename or path}") from None
 
 
-def build_shared_lib(c_dir, work_dir, single_rounding: bool, cc: str = "gcc") -> Path:
-    """Compile the generated C into a host shared library (warnings are errors)."""
+def build_shared_lib(c_dir, work_dir, single_rounding: bool, cc: str = "gcc", prefix: str = "sq") -> Path:
+    """Compile the generated C (<prefix>_model.c, `export --prefix`) into a host shared library (warnings are
+    errors)."""
     import subprocess
     from sqtool.core import SqtoolError
     c_dir, work_dir = Path(c_dir), Path(work_dir)
-    lib = work_dir / f"libsq_model_{'single' if single_rounding else 'double'}.so"
-    cmd = [cc, *C_FLAGS, "-fPIC", "-shared", f"-DSQ_SINGLE_ROUNDING={int(single_rounding)}",
-           str(c_dir / "sq_model.c"), "-o", str(lib)]
+    lib = work_dir / f"lib{prefix}_model_{'single' if single_rounding else 'double'}.so"
+    cmd = [cc, *C_FLAGS, "-fPIC", "-shared", f"-D{prefix.upper()}_SINGLE_ROUNDING={int(single_rounding)}",
+           str(c_dir / f"{prefix}_model.c"), "-o", str(lib)]
     try:
         work_dir.mkdir(parents=True, exist_ok=True)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -627,6 +627,8 @@ def _export(cfg: ExportConfig) -> dict:
                                "down": tab.down, "taps_per_phase": tab.taps,
                                "files": f"c/{cfg.prefix}_acc_resampler.h, .c",
                                "reference": "sqtool.data.acc_resampler (bit-exact)"}
+    if "c" in inp["targets"] and graph is not None:   # the C's file and symbol prefix: what bench / predict build
+        md["c_prefix"] = cfg.prefix
     write_metrics(out, md, name="metadata.json")
     kit = "c" in inp["targets"] and graph is not None and graph.spectral      # firmware kit: no subject data
     if inp["hpath"] is not None and not kit:

@@ -13,7 +13,8 @@ The harness reads its recording through semihosting in chunks of `chunk` samples
 constant, SQ_BENCH_CHUNK). The same plugin as `mcu.run_firmware` (mcu/insn_count.c) counts the
 instructions between sq_bench_begin/sq_bench_end: the unstaged build brackets each whole push call, the
 staged build (-DSQ_PL_BENCH) each stage call inside the pipeline, tagged by the harness in sq_stages.bin.
-Instruction counts are instructions executed, not cycles (QEMU models no timing).
+Instruction counts are instructions executed, not cycles (QEMU models no timing). An export made with
+`--prefix hr2`: build_pipeline(..., prefix="hr2") (its hr2_*.c, the harness's sq_ names mapped, `mcu.prefix_flags`).
 """
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ class PipelineRun:
     stats: dict = field(default_factory=dict)
 
 
-def _sources(c_dir: Path, prefix: str = "sq") -> list[Path]:
+def pipeline_sources(c_dir: Path, prefix: str = "sq") -> list[Path]:
+    """The export's C pipeline under its prefix: <prefix>_{frontend,model,decoder,pipeline}.c; one line if any is
+    missing."""
     names = [f"{prefix}_{s}.c" for s in ("frontend", "model", "decoder", "pipeline")]
     missing = [n for n in names if not (c_dir / n).is_file()]
     if missing:
@@ -61,14 +64,16 @@ def _sources(c_dir: Path, prefix: str = "sq") -> list[Path]:
 
 
 def build_pipeline(c_dir, target: str, work, staged: bool = False, chunk: int = 125, opt: str = "-O2",
-                   defines: tuple[str, ...] = ()) -> PipelineFirmware:
-    """The bench harness + pipeline for `target` ("host" or an mcu.TARGETS key), warnings as errors."""
+                   defines: tuple[str, ...] = (), prefix: str = "sq") -> PipelineFirmware:
+    """The bench harness + pipeline for `target` ("host" or an mcu.TARGETS key), warnings as errors; `prefix`: the
+    export's C prefix (`export --prefix`)."""
     c_dir, work = Path(c_dir).resolve(), Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     if chunk < 1:
         raise SqtoolError(f"pipeline bench: chunk must be >= 1 sample, got {chunk}")
-    srcs = _sources(c_dir)
-    defs = [f"-DSQ_BENCH_CHUNK={chunk}", *(["-DSQ_PL_BENCH"] if staged else []), *[f"-D{d}" for d in defines]]
+    srcs = pipeline_sources(c_dir, prefix)
+    defs = mcu.prefix_flags(c_dir, prefix, work, (f"SQ_BENCH_CHUNK={chunk}", *(["SQ_PL_BENCH"] if staged else []),
+                                                  *defines))
     tag = f"{target}_{'staged' if staged else 'whole'}_c{chunk}{opt.replace('-', '_')}"
     common = [*C_FLAGS, opt, "-ffunction-sections", "-fdata-sections", f"-I{MCU_DIR}", f"-I{c_dir}", *defs]
     objs = {}
@@ -135,4 +140,5 @@ def pipeline_sizes(fw: PipelineFirmware, stack_high_water: int | None = None) ->
     return {**mcu.image_size(fwm, stack_high_water), "objects": mcu.object_sizes(fw.objects)}
 
 
-__all__ = ["build_pipeline", "run_pipeline", "pipeline_sizes", "PipelineFirmware", "PipelineRun", "STAGES"]
+__all__ = ["build_pipeline", "pipeline_sources", "run_pipeline", "pipeline_sizes", "PipelineFirmware", "PipelineRun",
+           "STAGES"]

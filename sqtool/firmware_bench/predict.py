@@ -355,13 +355,14 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
     import shutil
     if cfg.runtime:
         return spectral_runtime(cfg.runtime), "asked for"
-    if not art.has("c/sq_pipeline.c"):
+    if not art.has(art.c_name("pipeline.c")):
         name, what = default_runtime(art)
-        return name, f"the export has no C pipeline (c/sq_pipeline.c): {what} + Python front end/decoder"
+        return name, f"the export has no C pipeline ({art.c_name('pipeline.c')}): {what} + Python front end/decoder"
     if shutil.which("gcc") is None:
         return "c_host_single", "no gcc"
-    m = re.search(r"SQ_PL_FS_IN_MHZ\s+(\d+)", art.file("c/sq_pipeline_cfg.h").read_text()) \
-        if art.has("c/sq_pipeline_cfg.h") else None
+    cfg_h = art.c_name("pipeline_cfg.h")
+    m = re.search(rf"{art.c_prefix.upper()}_PL_FS_IN_MHZ\s+(\d+)", art.file(cfg_h).read_text()) \
+        if art.has(cfg_h) else None
     if m is not None:
         fs = int(m.group(1)) / 1000.0
         other = [r for r in recs if abs(r.fs_in - fs) > 1e-9]
@@ -371,21 +372,27 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
     return "c_pipeline", "default"
 
 
-NETWORK_DEFAULTS = (("c_host_single", "c/sq_model.c", "C network"),
+NETWORK_DEFAULTS = (("c_host_single", "c/{prefix}_model.c", "C network"),       # export --prefix: its own
                     ("litert_int8", "model_int8.tflite", "LiteRT int8 network (no C in the export)"),
                     ("onnx_int8", "model_int8.onnx", "onnxruntime int8 network (no C, no TFLite in the export)"),
                     ("litert_float", "model_float.tflite", "LiteRT float network (a float-only export)"),
                     ("onnx_float", "model_float.onnx", "onnxruntime float network (a float-only export)"))
 
 
+def network_defaults(art) -> list[tuple[str, str, str]]:
+    """NETWORK_DEFAULTS with the export's C under its prefix (`Artifacts.c_prefix`)."""
+    return [(name, f.format(prefix=art.c_prefix), what) for name, f, what in NETWORK_DEFAULTS]
+
+
 def default_runtime(art, c: str = "c_host_single") -> tuple[str, str]:
     """(runtime, what it is) the network runs on when --runtime is not given and the C pipeline is not used: the
     first of `NETWORK_DEFAULTS` the export's manifest has (c, tflite int8, onnx int8, then a float-only export's
     tflite, onnx); else one line. `c`: the runtime of the export's C (a time-domain export's rounds twice)."""
-    for name, f, what in NETWORK_DEFAULTS:
+    files = network_defaults(art)
+    for name, f, what in files:
         if art.has(f):
-            return (c if f == "c/sq_model.c" else name), what
-    raise SqtoolError(f"export {art.export_dir} has none of {', '.join(f for _, f, _ in NETWORK_DEFAULTS)} (its "
+            return (c if name == "c_host_single" else name), what
+    raise SqtoolError(f"export {art.export_dir} has none of {', '.join(f for _, f, _ in files)} (its "
                       "manifest.json): export with --target c, tflite or onnx")
 
 
@@ -534,7 +541,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                "per window, as the model's training takes it)"}
                               if md.get("task") in CLASS_TRUTH else {})}}
     summary["columns"] = {k: v for k, v in summary["columns"].items() if k in written}    # what the CSVs have
-    summary["network_files"] = [f for _, f, _ in NETWORK_DEFAULTS if art.has(f)]      # what the export ships
+    summary["network_files"] = [f for _, f, _ in network_defaults(art) if art.has(f)]      # what the export ships
     if any(d["truth"] for d in rows):
         summary["metrics_note"] = (METRICS_NOTE if md.get("task", "hr") == "hr" or spectral else
                                    CLASS_NOTE if md.get("task") in CLASS_TRUTH else TARGETS_NOTE)
@@ -734,7 +741,7 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
     runners = {} if runners is None else runners
     if name == "c_pipeline":
         if name not in runners:
-            runners[name] = S.CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
+            runners[name] = S.pipeline_host(art, work / "c_pipeline")
         pl = runners[name]
         for r in recs:
             res, _ = pl.run(r.x16, r.gap, r.fs_in, f"{r.record.dataset}/{r.record_id}", r.n_ppg)

@@ -156,7 +156,7 @@ def runtime_line(row: dict, unit: str = "BPM") -> str:
 def _file(r: dict) -> str:
     f = r.get("file") or ""
     if r["runtime"] == "c_host" and f.endswith(".c"):
-        return "sq_model.c + .h"
+        return f"{Path(f).name} + .h"
     return Path(f).name if f else "-"
 
 

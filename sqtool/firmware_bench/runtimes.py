@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -91,9 +92,28 @@ class Artifacts:
         """A produced file, sha256 checked; one line when the export did not produce it."""
         return self.manifest.file(name)
 
-    def c_dir(self, needs: str = "c/sq_model.c") -> Path:
+    @property
+    def c_prefix(self) -> str:
+        """The symbol and file prefix of the export's C (`export --prefix`, "sq" by default): metadata.json's
+        c_prefix, else (an export older than the key) the one of its c/<prefix>_model.c (or _pipeline_cfg.h);
+        "sq" for an export without C."""
+        if self.metadata.get("c_prefix"):
+            return str(self.metadata["c_prefix"])
+        found = sorted({m.group(1) for f in self.manifest.under("c")
+                        if (m := re.fullmatch(r"c/([a-z][a-z0-9]*)_(?:model\.c|pipeline_cfg\.h)", f))})
+        if len(found) > 1:
+            raise SqtoolError(f"export {self.export_dir} holds the C of several prefixes ({', '.join(found)}): "
+                              "export each model into its own folder")
+        return found[0] if found else "sq"
+
+    def c_name(self, stem: str) -> str:
+        """The path of the export's C file `stem` under its prefix: c_name("model.c") -> "c/hr2_model.c"."""
+        return f"c/{self.c_prefix}_{stem}"
+
+    def c_dir(self, needs: str | None = None) -> Path:
         """The export's c/ folder after checking every file listed in it; one line when the export did not
-        produce `needs` (export with --target c)."""
+        produce `needs` (default: its network, c/<prefix>_model.c; export with --target c)."""
+        needs = needs or self.c_name("model.c")
         if not self.has(needs):
             raise SqtoolError(f"export {self.export_dir} has no {needs} (not in its manifest.json: export with "
                               "--target c)")
@@ -509,28 +529,30 @@ class CHost(_Int8):
     def load(self):
         from sqtool.export.c import build_shared_lib
         from sqtool.firmware_bench import mcu
-        c_dir = self.art.c_dir()
+        c_dir, prefix = self.art.c_dir(), self.art.c_prefix
         import ctypes
-        self.lib = load_shared_lib(build_shared_lib(c_dir, self.work / "c_host", self.single))
-        self.lib.sq_model_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        self.lib.sq_model_run.restype = ctypes.c_int
-        self.fw = mcu.build_host(c_dir, self.work / "c_host", defines=(f"SQ_SINGLE_ROUNDING={int(self.single)}",))
+        self.lib = load_shared_lib(build_shared_lib(c_dir, self.work / "c_host", self.single, prefix=prefix))
+        self.model_run = getattr(self.lib, f"{prefix}_model_run")
+        self.model_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.model_run.restype = ctypes.c_int
+        self.fw = mcu.build_host(c_dir, self.work / "c_host", defines=(f"SQ_SINGLE_ROUNDING={int(self.single)}",),
+                                 prefix=prefix)
         self.out_size = self.fw.output_size
-        self.file = str(c_dir / "sq_model.c")
-        self.size_bytes = (c_dir / "sq_model.c").stat().st_size + (c_dir / "sq_model.h").stat().st_size
+        self.file = str(c_dir / f"{prefix}_model.c")
+        self.size_bytes = sum((c_dir / f"{prefix}_model.{x}").stat().st_size for x in "ch")
         self.extra.update(mcu.model_bytes(self.fw))
         return self
 
     def _run_q(self, q):
         out = np.zeros(self.out_size, np.int8)
         q = np.ascontiguousarray(q, np.int8)
-        rc = self.lib.sq_model_run(q.ctypes.data, out.ctypes.data)
+        rc = self.model_run(q.ctypes.data, out.ctypes.data)
         if rc != 0:
-            raise SqtoolError(f"{self.name}: sq_model_run returned {rc}")
+            raise SqtoolError(f"{self.name}: {self.model_run.__name__} returned {rc}")
         return out
 
     def callgrind(self, q: np.ndarray) -> float | None:
-        """Instructions per inference of sq_model_run under valgrind (None when valgrind is absent)."""
+        """Instructions per inference of <prefix>_model_run under valgrind (None when valgrind is absent)."""
         import shutil
 
         from sqtool.firmware_bench import mcu
@@ -616,7 +638,7 @@ class Mcu(_Int8):
         c_dir = self.art.c_dir()
         mcu.require_tools("arm-none-eabi-gcc", "qemu-system-arm")
         self.fw = mcu.build_firmware(c_dir, self.target, self.work / "mcu",
-                                     defines=(f"SQ_SINGLE_ROUNDING={int(self.single)}",))
+                                     defines=(f"SQ_SINGLE_ROUNDING={int(self.single)}",), prefix=self.art.c_prefix)
         self.file = str(self.fw.path)
         self.size_bytes = mcu.image_size(self.fw)["flash_bytes"]
         self.extra.update({"board": self.fw.target.machine, "cpu": self.fw.target.cpu, **mcu.model_bytes(self.fw)})

@@ -216,12 +216,13 @@ def check_rate(mc: dict, fs_in: float, where: str):
 
 
 def export_ppg_sensors(art) -> int | None:
-    """PPG sensors the export's C pipeline was built for (SQ_PL_N_PPG), None when it has no pipeline (exports
+    """PPG sensors the export's C pipeline was built for (<PREFIX>_PL_N_PPG), None when it has no pipeline (exports
     older than the key: 1)."""
     import re
-    if not art.has("c/sq_pipeline_cfg.h"):
+    cfg = art.c_name("pipeline_cfg.h")
+    if not art.has(cfg):
         return None
-    k = re.search(r"SQ_PL_N_PPG\s+(\d+)", art.file("c/sq_pipeline_cfg.h").read_text())
+    k = re.search(rf"{art.c_prefix.upper()}_PL_N_PPG\s+(\d+)", art.file(cfg).read_text())
     return int(k.group(1)) if k is not None else 1
 
 
@@ -365,27 +366,30 @@ class _Result(ctypes.Structure):
                 ("valid", ctypes.c_uint8), ("no_pulse", ctypes.c_uint8)]   # an older C leaves no_pulse 0 (padding)
 
 
-class CPipelineHost:
-    """The export's whole C pipeline as a host shared library; `run` pushes a recording in ONE call."""
+def pipeline_host(art, work: Path) -> "CPipelineHost":
+    """The export's C pipeline (c/<prefix>_pipeline.c, under the export's own prefix) built on the host in `work`."""
+    return CPipelineHost(art.c_dir(art.c_name("pipeline.c")), work, art.c_prefix)
 
-    def __init__(self, c_dir: Path, work: Path):
+
+class CPipelineHost:
+    """The export's whole C pipeline as a host shared library; `run` pushes a recording in ONE call. `prefix`: the
+    export's C prefix (`export --prefix hr2`: c/hr2_pipeline.c, hr2_pipeline_push)."""
+
+    def __init__(self, c_dir: Path, work: Path, prefix: str = "sq"):
         import shutil
         import subprocess
 
-        from sqtool.firmware_bench.mcu import MCU_DIR
+        from sqtool.firmware_bench.mcu import MCU_DIR, prefix_flags
+        from sqtool.firmware_bench.pipeline_fw import C_FLAGS, pipeline_sources
         c_dir = Path(c_dir)
-        srcs = [c_dir / f"sq_{s}.c" for s in ("frontend", "model", "decoder", "pipeline")]
-        missing = [p.name for p in srcs if not p.is_file()]
-        if missing:
-            raise SqtoolError(f"{c_dir}: no {', '.join(missing)}: the export has no C pipeline (export a spectral "
-                              "model with `sqtool export --target c`)")
+        srcs = pipeline_sources(c_dir, prefix)
         if shutil.which("gcc") is None:
             raise SqtoolError("gcc not found: cannot build the C pipeline on the host")
         work = Path(work)
         work.mkdir(parents=True, exist_ok=True)
-        self.lib_path = work / "libsq_pipeline.so"
-        cmd = ["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-fPIC", "-shared",
-               f"-I{c_dir}", *map(str, srcs), str(MCU_DIR / "pipeline_host.c"), "-o", str(self.lib_path)]
+        self.lib_path = work / f"lib{prefix}_pipeline.so"
+        cmd = ["gcc", *C_FLAGS, "-O2", "-fPIC", "-shared", f"-I{c_dir}", *prefix_flags(c_dir, prefix, work),
+               *map(str, srcs), str(MCU_DIR / "pipeline_host.c"), "-o", str(self.lib_path)]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             raise SqtoolError(f"the C pipeline in {c_dir} does not build on the host: "
@@ -397,25 +401,27 @@ class CPipelineHost:
         lib.sq_pl_host_max_results.argtypes = [ctypes.c_int]
         lib.sq_pl_host_max_results.restype = ctypes.c_int
         lib.sq_pl_host_fs_in_mhz.restype = ctypes.c_long
-        lib.sq_pipeline_init_fs.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.sq_pipeline_init_fs.restype = ctypes.c_int
-        self._init_device = getattr(lib, "sq_pipeline_init_device", None)     # None: an export older than it
+        self._init_fs = getattr(lib, f"{prefix}_pipeline_init_fs")
+        self._init_fs.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        self._init_fs.restype = ctypes.c_int
+        self._init_device = getattr(lib, f"{prefix}_pipeline_init_device", None)   # None: an export older than it
         if self._init_device is not None:
             self._init_device.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int]
             self._init_device.restype = ctypes.c_int
-        lib.sq_pipeline_push.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                                         ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
-        lib.sq_pipeline_push.restype = ctypes.c_int
+        self._push = getattr(lib, f"{prefix}_pipeline_push")
+        self._push.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+        self._push.restype = ctypes.c_int
         if lib.sq_pl_host_result_bytes() != ctypes.sizeof(_Result):
-            raise SqtoolError(f"sq_result_t is {lib.sq_pl_host_result_bytes()} bytes, the bench expects "
+            raise SqtoolError(f"{prefix}_result_t is {lib.sq_pl_host_result_bytes()} bytes, the bench expects "
                               f"{ctypes.sizeof(_Result)}: the pipeline header changed")
-        self.lib = lib
+        self.lib, self.prefix = lib, prefix
         self.fs_in = lib.sq_pl_host_fs_in_mhz() / 1000.0
         self.channels = lib.sq_pl_host_channels()
         self.n_ppg = lib.sq_pl_host_ppg_sensors()
         self.state_bytes = lib.sq_pl_host_state_bytes()
-        self.file = str(c_dir / "sq_pipeline.c")
-        self.size_bytes = sum(p.stat().st_size for p in c_dir.glob("sq_*.[ch]"))
+        self.file = str(c_dir / f"{prefix}_pipeline.c")
+        self.size_bytes = sum(p.stat().st_size for p in c_dir.glob(f"{prefix}_*.[ch]"))
 
     def run(self, x16: np.ndarray, gap: np.ndarray | None, fs_in: float, where: str = "",
             n_ppg: int = 1) -> tuple[dict, float]:
@@ -431,7 +437,7 @@ class CPipelineHost:
         state = np.zeros((self.state_bytes + 7) // 8, np.uint64)                 # 8-byte aligned
         fs_mhz = int(round(fs_in * 1000))
         rc = (self._init_device(state.ctypes.data, fs_mhz, int(n_ppg)) if self._init_device is not None else
-              self.lib.sq_pipeline_init_fs(state.ctypes.data, fs_mhz))
+              self._init_fs(state.ctypes.data, fs_mhz))
         if rc == 0 and n_ppg != self.n_ppg:                 # an export older than init_device: 1 sensor
             rc = -6
         if rc != 0:
@@ -439,18 +445,18 @@ class CPipelineHost:
                               f"for {self.fs_in:g} Hz (re-export with --device-fs {fs_in:g})" if rc == -5 else
                               f"c_pipeline: {where} has {n_ppg} PPG sensor(s), the C pipeline was exported for "
                               f"{self.n_ppg} (re-export with --ppg-sensors {n_ppg})" if rc == -6 else
-                              f"c_pipeline: sq_pipeline_init_device returned {rc}")
+                              f"c_pipeline: {self.prefix}_pipeline_init_device returned {rc}")
         ppg = np.ascontiguousarray(x16[:n_ppg].T)                               # (n, n_ppg) interleaved
         acc = np.ascontiguousarray(x16[n_ppg:].T) if C > n_ppg else None       # (n, 3) interleaved x, y, z
         g = None if gap is None else np.ascontiguousarray(np.asarray(gap, bool).astype(np.uint8))
         max_out = self.lib.sq_pl_host_max_results(n)
         out = (_Result * max(max_out, 1))()
         t = time.perf_counter()
-        k = self.lib.sq_pipeline_push(state.ctypes.data, ppg.ctypes.data, None if acc is None else acc.ctypes.data,
-                                      None if g is None else g.ctypes.data, n, out, max_out)
+        k = self._push(state.ctypes.data, ppg.ctypes.data, None if acc is None else acc.ctypes.data,
+                       None if g is None else g.ctypes.data, n, out, max_out)
         dt = time.perf_counter() - t
         if k < 0:
-            raise SqtoolError(f"c_pipeline: sq_pipeline_push returned {k} on {where}")
+            raise SqtoolError(f"c_pipeline: {self.prefix}_pipeline_push returned {k} on {where}")
         return {key: np.array([getattr(out[i], key) for i in range(k)]) for key in RESULT_KEYS}, dt
 
 
@@ -707,11 +713,11 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
                         v = rt.callgrind(codes[:n_cg].reshape(n_cg, -1))
                         if v is not None:
                             row["instructions_per_inference"] = v
-                            row["instructions_tool"] = "valgrind callgrind (x86-64, sq_model_run only)"
+                            row["instructions_tool"] = f"valgrind callgrind (x86-64, {art.c_prefix}_model_run only)"
                     except SqtoolError as e:
                         row["callgrind_error"] = str(e)
                 if name.startswith("mcu_"):
-                    row["instructions_tool"] = "QEMU TCG plugin insn_count (sq_model_run, network only)"
+                    row["instructions_tool"] = f"QEMU TCG plugin insn_count ({art.c_prefix}_model_run, network only)"
             hr = hrs[name]
             row["metrics"] = hr_scores(hr, truth, subj_key, rec_key, block)
             if "_unc" in row:                                  # the decoder's interval and confidence vs the truth
@@ -862,7 +868,7 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     source run) the row keeps its accuracy and latency, and one line says the comparison is left out and why."""
     from sqtool.export.pipeline import PipelineRef, pulse_checked
     from sqtool.firmware_bench.runtimes import off_rate
-    c = CPipelineHost(art.c_dir("c/sq_pipeline.c"), work / "c_pipeline")
+    c = pipeline_host(art, work / "c_pipeline")
     if off := off_rate([(f"{r.record.dataset}/{r.record_id}", r.fs_in) for r in recs], c.fs_in, "c_pipeline: ",
                        "the C pipeline was exported for"):
         raise SqtoolError(off)
@@ -897,7 +903,7 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
         n_total += len(r.t0)
     row.update(precision="int8 + fixed point", file=c.file, size_bytes=c.size_bytes, state_bytes=c.state_bytes,
                device_fs=c.fs_in, calls=len(recs), latency_ms_mean=1e3 * sum(lat) / n_total,
-               latency_note="one sq_pipeline_push per whole recording; per window = call time / windows "
+               latency_note=f"one {c.prefix}_pipeline_push per whole recording; per window = call time / windows "
                             "(front end + network + decoder)")
     if p is not None:
         row["exact_hops_pct"] = 100.0 * exact / n_total
