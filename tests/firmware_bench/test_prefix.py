@@ -59,6 +59,14 @@ def test_the_prefix_is_recorded_and_found_from_the_file_names(exports):
     assert load_artifacts(exports["sq"]).c_prefix == "sq"
 
 
+def test_the_export_report_names_the_file_a_prefixed_export_ships(exports):
+    """The C network's parity rows were checked on the sq_ copy the kit then deletes: the report names what ships."""
+    import json
+    files = [r["file"] for r in json.loads((exports["hr2"] / "export_report.json").read_text())["rows"]
+             if "C single rounding" in r["artifact"]]
+    assert files == ["c/hr2_model.c (checked as c/sq_model.c: the same code, its symbols renamed)"]
+
+
 @pytest.mark.parametrize("runtime", ["", "c"])
 def test_predict_on_a_prefixed_export_gives_the_unprefixed_heart_rates(exports, data, runtime, tmp_path):
     got = {}
