@@ -116,4 +116,5 @@ def test_off_the_wrist_is_flagged_only_where_the_ppg_is_flat_and_the_readme_says
     assert (p.flagged[(start >= 40) & (p.time_s <= 80)] == 0).all()
     assert (p.flagged[(start >= 82) & (p.time_s <= 110)] == 1).all()                  # past the filter's history
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert "Off the wrist is flagged only where the PPG is quiet" in readme and "filter on the confidence too" in readme
+    assert "`flagged` is set only where the PPG is quiet" in readme and "filter on the\nconfidence too" in readme
+    assert "Filter on `flagged == 0` and `no_pulse == 0`" in readme                    # the noise: no_pulse's column
