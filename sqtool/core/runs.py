@@ -290,6 +290,15 @@ RESULT = {"export": ("manifest.json",), "data_pairs": ("index.json",), "predict"
           "bench": ("metrics.json", "compare.json")}
 
 
+def unfinish(run_dir: str | os.PathLike, command: str) -> None:
+    """Before a `command` run writes into a --force'd folder of an earlier run of it: remove the file(s) that run wrote
+    last (RESULT), so until this run writes its own the folder reads as an unfinished run (a kill in between: the
+    interrupt names the --force command that redoes it, a reader says the run is unfinished), never as the earlier run,
+    finished, beside files this one has rewritten (data pairs' index.json and export's manifest.json go the same way)."""
+    for name in RESULT.get(command, ("metrics.json",)):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
 def unfinished_run(d: str | os.PathLike, missing: str) -> str | None:
     """When folder `d`, where a reader looked for `missing` (e.g. model.pt), holds a run that did not finish (its
     config.yaml names the command, the file the command writes last, RESULT, is not there: killed, interrupted,
