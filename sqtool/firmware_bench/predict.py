@@ -448,7 +448,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
     prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
                 _prepare_time_domain(cfg, art, records, left=left_out))
-    run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
+    run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
     earlier = earlier_outputs(run_dir)             # a --force'd folder's earlier predict: its CSVs and plots
     if earlier:                                    # kept past a kill of this run, for the --force run that redoes it
         atomic_write_text(run_dir / EARLIER, json.dumps(sorted(earlier)) + "\n")
