@@ -42,7 +42,7 @@ from pathlib import Path
 
 from sqtool.core import SqtoolError, add_config_args, lock_run_dir, resolve_config, save_config, write_metrics
 from sqtool.core.config import DeprecatedAlias
-from sqtool.core.runs import FORCE_HELP, check_out_dir, note_run, shell_command
+from sqtool.core.runs import FORCE_HELP, check_out_dir, note_run, shell_command, unfinish
 
 DEMO_ROOT = Path("runs") / "demo"        # default demo folders: DEMO_ROOT/<timestamp>, DEMO_ROOT/latest the newest
 
@@ -309,6 +309,7 @@ def run(args) -> int:
               "are mined over every subject (the model card says which held-out subjects they hold)")
     d.mkdir(parents=True, exist_ok=True)
     lock_run_dir(d)
+    unfinish(d, "demo")                                   # a --force'd earlier demo's metrics.json: not done until this is
     note_run(d, "demo")                                   # config.yaml names the command (command: demo)
     save_config(d, cfg)
     timings = {}

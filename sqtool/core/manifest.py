@@ -232,7 +232,7 @@ class Manifest:
         f = self.files.get(rel)
         if f is None:
             raise SqtoolError(f"export {self.dir} has no {rel} (not in its {MANIFEST})")
-        return self._check(self.dir / rel, f["sha256"], f["kind"])
+        return self._check(self.dir / rel, f["sha256"], f.get("kind") or file_kind(rel))
 
     def folder(self, folder: str) -> Path:
         """A produced folder (e.g. "c") after checking the sha256 of every file listed inside it."""
@@ -250,7 +250,7 @@ class Manifest:
         folder after the export changes no exported file)."""
         for rel, f in self.files.items():
             if (self.dir / rel).is_file():
-                self._check(self.dir / rel, f["sha256"], f["kind"])
+                self._check(self.dir / rel, f["sha256"], f.get("kind") or file_kind(rel))
 
     def source(self, key: str) -> Path | None:
         """A source checkpoint (SOURCE_KEYS), its sha256 checked; None when the export does not record it. One

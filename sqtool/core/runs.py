@@ -290,6 +290,18 @@ RESULT = {"export": ("manifest.json",), "data_pairs": ("index.json",), "predict"
           "bench": ("metrics.json", "compare.json")}
 
 
+def unfinish(run_dir: str | os.PathLike, command: str) -> None:
+    """Before a `command` run writes into a --force'd folder of an earlier run of it: remove the file(s) that run wrote
+    last (RESULT), so until this run writes its own the folder reads as an unfinished run (a kill in between: the
+    interrupt names the --force command that redoes it, a reader says the run is unfinished), never as the earlier run,
+    finished, beside files this one has rewritten (data pairs' index.json and export's manifest.json go the same way).
+    A folder holding no run of `command` (its config.yaml names none) is left alone."""
+    if run_command(run_dir) != command:
+        return
+    for name in RESULT.get(command, ("metrics.json",)):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
 def unfinished_run(d: str | os.PathLike, missing: str) -> str | None:
     """When folder `d`, where a reader looked for `missing` (e.g. model.pt), holds a run that did not finish (its
     config.yaml names the command, the file the command writes last, RESULT, is not there: killed, interrupted,
@@ -595,12 +607,16 @@ def _command_text(command: str) -> str:
 
 
 def make_run_dir(command: str, name: str, out: str | os.PathLike | None = None,
-                 force: bool = False, root: str | os.PathLike = "runs") -> Path:
+                 force: bool = False, root: str | os.PathLike = "runs", clear_result: bool = True) -> Path:
     """runs/<command>/<timestamp>-<name>/ unless `out` is given (refused if non-empty without force).
-    `name` must be one safe path component. The directory is locked (see lock_run_dir)."""
+    `name` must be one safe path component. The directory is locked (see lock_run_dir). An --out --force'd over an
+    earlier run of `command` loses that run's result file (`unfinish`), so it reads as this run, unfinished, until
+    this one writes its own; clear_result=False: the command reads it first and removes it itself (export, predict)."""
     check_run_name(name)
     if out:
         d = check_out_dir(command, out, force)
+        if force and clear_result:
+            unfinish(d, command)
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         d = Path(root) / command / f"{stamp}-{name}"

@@ -614,7 +614,7 @@ def _export(cfg: ExportConfig) -> dict:
         from sqtool.export.pipeline import check_prefix, decoder_config
         check_prefix(cfg.prefix)
         decoder_config(ckpt["model_cfg"], graph)
-    out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force)
+    out = make_run_dir("export", ckpt["model_cfg"]["name"], cfg.out, cfg.force, clear_result=False)   # begin_export
     from sqtool.core.manifest import begin_export, earlier_export, remove_leftovers, write_manifest
     # a --force'd folder: the previous export's files go before this one writes or builds anything (the kit's
     # Makefile compiles c/*.c), those edited since it wrote them stay

@@ -92,8 +92,8 @@ def check_model_cfg(cfg: dict, where: str) -> None:
         if not outs or len(units) != len(outs):
             raise SqtoolError(f"{where} lacks metadata: a '{cfg.get('task')}' model needs output names and "
                               f"one unit per output (has outputs={outs}, units={units})")
-    if not float(cfg["fs"]) > 0 or not float(cfg["window_s"]) > 0:
-        raise SqtoolError(f"{where} lacks metadata: fs and window_s must be positive")
+    if not _positive(cfg["fs"]) or not _positive(cfg["window_s"]):
+        raise SqtoolError(f"{where} lacks metadata: fs and window_s must be positive numbers")
     if "band" not in cfg:                         # None is a valid band (no filter); a missing one is not
         raise SqtoolError(f"{where} lacks metadata: model_cfg has no 'band' (the input band-pass, or null "
                           "for none); the artifact cannot say how to filter its input")
@@ -101,6 +101,35 @@ def check_model_cfg(cfg: dict, where: str) -> None:
     if band is not None and (not isinstance(band, (list, tuple)) or len(band) != 2):
         raise SqtoolError(f"{where}: model_cfg band must be [lo, hi] Hz or null, got {band!r}")
     stream_filter(cfg)                            # a band_phase other than zero / causal: one line
+
+def _positive(v) -> bool:
+    """A number (not a bool, not text) above 0."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+# what metadata.json holds at its top level, besides model_cfg, that every reader of an export (bench, predict,
+# load_model) takes from there: a number above 0, text, or a non-empty list of channel names
+READ_BACK = {"fs": "number", "window_s": "number", "hop_s": "number", "task": "name", "model": "name",
+             "channels": "list"}
+_KIND_TEXT = {"number": "a number above 0", "name": "a name", "list": "a list of channel names"}
+
+
+def check_metadata(md, where: str) -> None:
+    """Refuse an export's metadata.json (`where`: its path) that a reader cannot use: not a mapping, without model_cfg
+    (`check_model_cfg`), or without one of READ_BACK's keys or with another type there (an export of an older sqtool,
+    a file edited by hand): one line naming the file and the key, never a KeyError or ValueError later."""
+    if not isinstance(md, dict) or "model_cfg" not in md:
+        raise SqtoolError(f"{where} lacks sqtool metadata (model_cfg): not written by sqtool export")
+    for k, kind in READ_BACK.items():
+        v = md.get(k)
+        ok = (_positive(v) if kind == "number" else isinstance(v, str) and v != "" if kind == "name" else
+              isinstance(v, list) and v != [] and all(isinstance(c, str) for c in v))
+        if not ok:
+            raise SqtoolError(f"{where}: '{k}' is {'missing' if k not in md else f'{v!r}'}, not {_KIND_TEXT[kind]} "
+                              "(an export of an older sqtool, or an edited file): export the model again "
+                              "(sqtool export --model RUN --force)")
+    check_model_cfg(md["model_cfg"], where)
+
 
 SHORT_RECORDS_NOTE = ("a recording shorter than one window: 'tile' = repeated end to end to fill the window "
                       "(sqtool.data.record.tile_record), one window, as the task's training data were; 'refuse' = "

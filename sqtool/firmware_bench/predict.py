@@ -83,6 +83,7 @@ handed arrays, returns a flat line's windows, all flagged.)
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -93,7 +94,7 @@ import numpy as np
 from sqtool.core import SqtoolError, stream_filter
 from sqtool.core.metrics import CLASS_NAMES, sigmoid
 from sqtool.core.progress import bar
-from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command
+from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command, unfinish
 from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
 from sqtool.data.record import MissingChannel, TooShort, require_channels, resampled_note, stream_rate
@@ -454,8 +455,11 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         records, data = [S.cut(checked_record(r), cfg.max_seconds) for r in records], "records"
     prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
                 _prepare_time_domain(cfg, art, records, left=left_out))
-    run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force)
+    run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
     earlier = earlier_outputs(run_dir)             # a --force'd folder's earlier predict: its CSVs and plots
+    if earlier:                                    # kept past a kill of this run, for the --force run that redoes it
+        atomic_write_text(run_dir / EARLIER, json.dumps(sorted(earlier)) + "\n")
+    unfinish(run_dir, "predict")                   # its summary.json: it lists CSVs this run rewrites
     save_config(run_dir, cfg)
     outs, firmware, columns = (run_spectral if spectral else _run_time_domain)(art, prepared, run_dir / "build")
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
@@ -584,20 +588,32 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
-    for f in stale:                                # after the new summary: a kill before leaves the old one whole
+    for f in stale:                                # after the new summary: a kill before leaves them listed in EARLIER
         (run_dir / f).unlink(missing_ok=True)
+    (run_dir / EARLIER).unlink(missing_ok=True)
     return summary
 
 
+# a --force'd folder's earlier predict files (earlier_outputs), from when this run removes that run's summary.json
+# until it writes its own: what the --force run redoing a killed one removes too; hidden
+EARLIER = ".earlier_predict.json"
+
+
 def earlier_outputs(run_dir: Path) -> set[str]:
-    """The per-recording files (CSV, plot) an earlier predict run's summary.json in `run_dir` lists, plain file names
-    inside it only; empty without one (a new folder, another tool's files, an unreadable summary: nothing removed)."""
-    import json
+    """The per-recording files (CSV, plot) an earlier predict run's summary.json in `run_dir` lists, and those a killed
+    --force run into it had still to remove (EARLIER), plain file names inside it only; empty without either (a new
+    folder, another tool's files, an unreadable summary: nothing removed)."""
+    names = set()
     try:
         rows = json.loads((run_dir / "summary.json").read_text()).get("recordings") or []
+        names |= {str(d.get(k)) for d in rows if isinstance(d, dict) for k in ("csv", "plot") if d.get(k)}
     except (OSError, ValueError, AttributeError):
-        return set()
-    names = {str(d.get(k)) for d in rows if isinstance(d, dict) for k in ("csv", "plot") if d.get(k)}
+        pass
+    try:
+        listed = json.loads((run_dir / EARLIER).read_text())
+        names |= {str(n) for n in listed} if isinstance(listed, list) else set()
+    except (OSError, ValueError):
+        pass
     return {n for n in names if Path(n).name == n and n not in (".", "..") and n.endswith((".csv", ".png"))}
 
 

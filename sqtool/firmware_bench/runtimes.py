@@ -169,10 +169,8 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed
         md = json.loads(mp.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SqtoolError(f"{mp} is not valid JSON ({type(e).__name__})")
-    from sqtool.export.metadata import check_model_cfg
-    if not isinstance(md, dict) or "model_cfg" not in md:
-        raise SqtoolError(f"{mp} lacks sqtool metadata (model_cfg): not written by sqtool export")
-    check_model_cfg(md["model_cfg"], str(mp))
+    from sqtool.export.metadata import check_metadata
+    check_metadata(md, str(mp))
     return Artifacts(m.dir, md, m, over)
 
 
