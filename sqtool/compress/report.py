@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from sqtool.compress.distill import OutputSpec, denormalise, predict
-from sqtool.core.metrics import (CLASSIFICATION_TASKS, QUANTIZE_MODELS, classic_text, model_block, reference_block,
-                                 sigmoid, skill_line, skill_metric, skill_unit, source_trivial, task_metrics,
-                                 trivial_predictions)
+from sqtool.core.metrics import (CLASSIFICATION_TASKS, FEW_SUBJECTS, QUANTIZE_MODELS, classic_text, model_block,
+                                 reference_block, sigmoid, skill_line, skill_metric, skill_unit, source_trivial,
+                                 task_metrics, trivial_predictions)
 
 
 def evaluate(task: str, out: np.ndarray, y: np.ndarray, spec: OutputSpec) -> dict:
@@ -74,7 +74,8 @@ def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndar
 def skill_lines(task: str, sk: dict, units=()) -> list[str]:
     """A quantize run's closing lines: the trivial and classic rows with each model's prediction spread, then the
     skill verdict of the teacher and the float student, and last the int8 student's (`core.metrics.skill_line`,
-    flagged NO SKILL); `units`: the student's output units (metrics.json's "units"), MAE's unit after its values."""
+    flagged NO SKILL, "not shown" over fewer than FEW_SUBJECTS held-out subjects, as the model card says);
+    `units`: the student's output units (metrics.json's "units"), MAE's unit after its values."""
     metric = sk["models"]["student_int8"]["skill"]["metric"]
     u = skill_unit(metric, units)
     unit = f" {u}" if u else ""
@@ -87,7 +88,7 @@ def skill_lines(task: str, sk: dict, units=()) -> list[str]:
              f"training windows{per_source}); classic " + (f"{metric} {c['metrics'][metric]:.3f}{unit} ({c['name']})"
                                                if c.get("name") else f"n/a ({c['why']})") + f"; prediction std: {spread}"
              + (f" (targets' {', '.join(f'{v:.3g}' for v in target)})" if target else "")]
-    lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}", u)
+    lines += [skill_line(task, sk["models"][k]["skill"], f"{label} {metric}", u, few=FEW_SUBJECTS)
               + classic_text(sk["models"][k].get("vs_classic"), f"{label} {metric}", unit=u)
               for k, label in QUANTIZE_MODELS if k in sk["models"]]
     return lines

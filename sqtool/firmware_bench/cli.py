@@ -540,7 +540,7 @@ def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.n
     reports test it (`core.metrics.skill_test`: paired over subjects), on the windows with truth of the subjects the
     model was not trained on: {line (NO SKILL flagged), vs_trivial, vs_classic, subjects}; the line says why it is
     not measured (no truth, no held-out subject)."""
-    from sqtool.core.metrics import classic_flag, skill_line, skill_test
+    from sqtool.core.metrics import FEW_SUBJECTS, classic_flag, skill_line, skill_test
     task = str(md.get("task"))
     name = res.get("primary")
     if not np.isfinite(truth).any():
@@ -556,7 +556,7 @@ def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.n
     out = {"runtime": name, "subjects": int(len(set(g.tolist()))), "vs_trivial": vs,
            "line": f"{name} on held-out subjects: " + skill_line(
                task, vs, label=f"pooled {vs['metric']} of {target.output}",
-               unit="" if target.kind == "class" else target.unit)}
+               unit="" if target.kind == "class" else target.unit, few=FEW_SUBJECTS)}
     if classic is not None and np.isfinite(classic[keep]).any():
         vc = skill_test(task, y, pred[keep][:, None], np.asarray(classic)[keep][:, None], g, (target.output,))
         out["vs_classic"] = vc

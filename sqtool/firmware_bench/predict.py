@@ -228,7 +228,8 @@ def print_results(res: dict) -> None:
               "quantize run's report.md)")
     elif res.get("model_family") in ("resp_spec", "beat_trees"):   # a Python front end: the app's to port
         print(f"next: deploy {' or '.join(str(Path(res['model_dir']) / f) for f in res['network_files'])} with the "
-              f"front end and output reading of {Path(res['model_dir']) / 'INTEGRATION.md'} (steps 8-10)")
+              f"preprocessing, front end and output reading of {Path(res['model_dir']) / 'INTEGRATION.md'} "
+              "(steps 1-10: the network reads the front end's output, not the samples)")
     else:                                              # an export without C: its int8 files, or a C export
         print(f"next: deploy {' or '.join(str(Path(res['model_dir']) / f) for f in res['network_files'])}, or "
               "export with --target c for the firmware's C (its accuracy: the quantize run's report.md)")

@@ -115,3 +115,14 @@ def test_a_spectral_model_takes_no_filter(tmp_path):
     with pytest.raises(SqtoolError, match="is a spectral model, whose fixed-point front end"):
         predict(PredictConfig(model=str(exp["out"]), data="synthetic", filter="causal", out=str(tmp_path / "p"),
                               progress=False))
+
+
+@pytest.mark.parametrize("family", ["beat_trees", "resp_spec"])
+def test_a_front_end_models_next_line_names_every_step_an_app_runs(family, capsys):
+    """af_beats / rr_spec: the network reads the front end's features or spectra of the preprocessed window, so
+    the app must run INTEGRATION.md's steps 1-7 too (an audit: `next:` sent it to steps 8-10 only)."""
+    res = {"warnings": [], "recordings": [], "runtime": "onnx_float", "run_dir": "/tmp/p", "task": "af",
+           "model_family": family, "model_dir": "/tmp/export", "network_files": ["model_float.onnx"]}
+    print_results(res)
+    nxt = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: ")]
+    assert len(nxt) == 1 and "INTEGRATION.md" in nxt[0] and "steps 1-10" in nxt[0] and "steps 8" not in nxt[0]
