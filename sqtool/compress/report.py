@@ -58,7 +58,7 @@ def heldout_skill(task: str, y_train: np.ndarray, y: np.ndarray, groups: np.ndar
         triv = source_trivial(task, both, src, [(np.arange(n_tr), np.arange(n_tr, len(both)))])[n_tr:]
     per_source = ", each source's own" if by_source else ""
     ref = reference_block(task, y, groups, triv, classic, outputs, n_boot=n_boot, seed=seed)   # once for every model
-    blocks = {k: model_block(task, y, groups, p, triv, classic[0], outputs, n_boot=n_boot, seed=seed)
+    blocks = {k: model_block(task, y, groups, p, triv, classic[0], outputs, n_boot=n_boot, seed=seed, few=FEW_SUBJECTS)
               for k, p in preds.items()}
     out = {"trivial": ref["trivial"], "trivial_ci95": ref["trivial_ci95"],
            "trivial_fit": {"windows": int(len(y_train)), "on": "the training subjects" + per_source},

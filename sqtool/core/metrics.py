@@ -24,7 +24,7 @@ from sqtool.core.io import nan_if_none
 from sqtool.core.progress import unit_text
 
 REGRESSION_TASKS = ("hr", "rr", "bp")
-FEW_SUBJECTS = 5            # fewer held-out subjects: a verdict over subjects says skill is "not shown" (skill_line)
+FEW_SUBJECTS = 5            # fewer held-out subjects show no skill in any metric: "not shown" (`too_few_subjects`)
 # the models a quantize run scores on its held-out subjects (its metrics.json keys) and how every report names them
 QUANTIZE_MODELS = (("teacher", "teacher float"), ("student_float", "student float"), ("student_int8", "student int8"))
 CLASSIFICATION_TASKS = ("af", "quality")
@@ -48,6 +48,31 @@ def heldout_one_class(task: str, y_heldout: np.ndarray) -> str | None:
     if 0 < pos < len(y):
         return None
     return f"the held-out windows hold one class only ({pos} of {len(y)} {CLASS_NAMES[task][1]}): {ONE_CLASS_WHY}"
+
+
+def too_few_subjects(n: int | None, few: int = FEW_SUBJECTS) -> bool:
+    """The one rule of a verdict over held-out subjects (quantize, bench, the model card): fewer than `few` of them
+    (`FEW_SUBJECTS`; never fewer than 2) cannot show skill, nor a worse model, in any metric: a t-interval on 1-3
+    degrees of freedom, a clustered DeLong variance from 2-4 clusters (2 patients gave p < 0.05 on one good and one
+    chance-level patient), MAE's swap test at p >= 2 / 2^S. `skill_test(few=)` applies it to the verdict,
+    `skill_line` / `classic_flag` to a verdict read back (a metrics.json from before the rule). few 0: 2."""
+    return n is not None and n < max(few, 2)
+
+
+# the range of each metric: an interval of it, or of a difference of two (`clip_interval`), lies inside
+METRIC_RANGE = {"auroc": (0.0, 1.0), "f1_weighted": (0.0, 1.0), "accuracy": (0.0, 1.0), "mae": (0.0, np.inf)}
+
+
+def clip_interval(lo, hi, metric: str | None, diff: bool = False) -> tuple[float, float]:
+    """(lo, hi) clipped to the range of `metric` (`METRIC_RANGE`; "mae_sbp" is a MAE), or with `diff` to the range
+    of a difference of two values of it (AUROC: [-1, 1]; MAE's: unbounded). A t-interval over 2-4 subjects runs past
+    them (an AUROC difference's over 2 subjects: -2.615, +2.538); the clipped one covers the truth at least as often.
+    NaN stays NaN."""
+    a, b = METRIC_RANGE.get("mae" if str(metric).startswith("mae") else str(metric), (-np.inf, np.inf))
+    if diff:
+        a, b = a - b, b - a
+    lo, hi = (nan_if_none(v) for v in (lo, hi))
+    return float(np.clip(lo, a, b)), float(np.clip(hi, a, b))
 
 
 def mae(y: np.ndarray, pred: np.ndarray) -> float:
@@ -296,7 +321,7 @@ def paired_metric_test(task: str, y, pred_a, pred_b, groups, n_perm: int = 10_00
     difference as the window-weighted mean of each subject's mean |error| difference (`ratio_t_interval`, its
     jackknife variance over subjects); AUROC, diff +- t(S - 1) x the clustered DeLong standard error. (A percentile
     bootstrap of 5-12 subjects, used before, is too narrow: it ignores that the spread is estimated from so few.)
-    NaN with fewer than 2 subjects or a NaN difference. Coverage of the MAE interval in simulation: 93-96 % at 3-12
+    The AUROC interval is clipped to [-1, 1] (`clip_interval`). NaN with fewer than 2 subjects or a NaN difference. Coverage of the MAE interval in simulation: 93-96 % at 3-12
     subjects of uneven size, skewed error scales and heavy-tailed errors, where a subject's window count is
     unrelated to its error; 86-88 % where subjects with more windows also err more (the linearised variance 76-80 %,
     the bootstrap ~72 %)."""
@@ -308,7 +333,7 @@ def paired_metric_test(task: str, y, pred_a, pred_b, groups, n_perm: int = 10_00
     out["ci95"] = [float("nan")] * 2
     if np.isfinite(out["diff"]) and "se" in out:
         h = float(stats.t.ppf(1 - alpha / 2, out["subjects"] - 1)) * out["se"]
-        out["ci95"] = [out["diff"] - h, out["diff"] + h]
+        out["ci95"] = list(clip_interval(out["diff"] - h, out["diff"] + h, "auroc", diff=True))   # within [-1, 1]
     return out
 
 
@@ -476,7 +501,7 @@ def prediction_spread(task: str, pred: np.ndarray, y: np.ndarray | None = None) 
 
 
 def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, groups: np.ndarray,
-               outputs=(), n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+               outputs=(), n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, few: int = 0) -> dict:
     """Does `pred` beat the `trivial` predictions? The paired test over SUBJECTS of the difference in the task's
     skill metric (`skill_metric`: MAE or AUROC on the pooled windows; model - trivial): `paired_metric_test`, i.e.
     for MAE the swap of the two predictors within subjects (exact up to 12 subjects, else n_boot draws) with the
@@ -485,9 +510,10 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     way). A percentile bootstrap of the subjects, used before for the CI, is too narrow with 5-12 subjects.
 
     `trivial` may be any reference predictor (the classic one too). Returns {metric, better, model,
-    reference, diff, diff_ci95, p, subjects, skill (bool), flag ("" or "no skill")}.
+    reference, diff, diff_ci95, p, subjects, min_subjects (`few`), skill (bool), flag ("" or "no skill")}.
     No skill when the model is not better than the trivial predictor, when the CI of the difference includes
-    zero, or when p >= alpha (MAE: 5 subjects or fewer can never show skill, 2 / 2^5 > 0.05; one subject never)."""
+    zero, or when p >= alpha (MAE: 5 subjects or fewer can never show skill, 2 / 2^5 > 0.05; one subject never),
+    or over fewer than `few` subjects (`too_few_subjects`: held-out verdicts pass FEW_SUBJECTS; 0: 2)."""
     metric, better = skill_metric(task)
     y, pred, trivial, groups = np.asarray(y), np.asarray(pred), np.asarray(trivial), np.asarray(groups)
     m_model = task_metrics(task, y, pred, outputs)[metric]
@@ -495,15 +521,16 @@ def skill_test(task: str, y: np.ndarray, pred: np.ndarray, trivial: np.ndarray, 
     test = paired_metric_test(task, y, pred, trivial, groups, n_perm=n_boot, seed=seed, alpha=alpha)
     diff, (lo, hi), p = m_model - m_triv, test["ci95"], test["p"]
     sign = -1.0 if better == "lower" else 1.0                   # > 0 = model better
-    skill = bool(test["subjects"] >= 2 and np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
+    skill = bool(not too_few_subjects(test["subjects"], few) and np.isfinite(diff) and sign * diff > 0 and np.isfinite(lo)
                  and (hi < 0 if better == "lower" else lo > 0) and p < alpha)
     return {"metric": metric, "better": better, "model": float(m_model), "reference": float(m_triv),
             "diff": float(diff), "diff_ci95": [float(lo), float(hi)], "p": float(p), "subjects": int(test["subjects"]),
-            "skill": skill, "flag": "" if skill else "no skill"}
+            "min_subjects": int(max(few, 2)), "skill": skill, "flag": "" if skill else "no skill"}
 
 
 def skill_block(task: str, y: np.ndarray, groups: np.ndarray, pred: np.ndarray, trivial: np.ndarray,
-                classic: tuple = (None, "not computed"), outputs=(), n_boot: int = 1000, seed: int = 0) -> dict:
+                classic: tuple = (None, "not computed"), outputs=(), n_boot: int = 1000, seed: int = 0,
+                few: int = 0) -> dict:
     """One model beside the trivial predictor and the task's classic method on the same windows: the skill block of
     a fine-tune's metrics.json (out of fold, `train.skill.skill_report`) and, per model, of a quantize run's
     (held out, `compress.report.heldout_skill`).
@@ -515,7 +542,7 @@ def skill_block(task: str, y: np.ndarray, groups: np.ndarray, pred: np.ndarray, 
      the classic predictor (absent without one), flag: "" or "no skill", classic_flag: "" or "worse than the
      classic method" (`classic_flag`)}."""
     ref = reference_block(task, y, groups, trivial, classic, outputs, n_boot=n_boot, seed=seed)
-    mod = model_block(task, y, groups, pred, trivial, classic[0], outputs, n_boot=n_boot, seed=seed)
+    mod = model_block(task, y, groups, pred, trivial, classic[0], outputs, n_boot=n_boot, seed=seed, few=few)
     return {"trivial": ref["trivial"], "spread": mod["spread"], "skill": mod["skill"],
             "trivial_ci95": ref["trivial_ci95"], "classic": ref["classic"],
             **{k: mod[k] for k in ("vs_classic", "flag", "classic_flag") if k in mod}}
@@ -535,14 +562,15 @@ def reference_block(task: str, y: np.ndarray, groups: np.ndarray, trivial: np.nd
 
 
 def model_block(task: str, y: np.ndarray, groups: np.ndarray, pred: np.ndarray, trivial: np.ndarray,
-                classic_pred: np.ndarray | None = None, outputs=(), n_boot: int = 1000, seed: int = 0) -> dict:
+                classic_pred: np.ndarray | None = None, outputs=(), n_boot: int = 1000, seed: int = 0,
+                few: int = 0) -> dict:
     """One model's part of `skill_block`: {spread, skill (vs the trivial predictor), vs_classic (with a classic
-    method), flag, classic_flag}."""
+    method), flag, classic_flag}; `few`: `skill_test`'s (held out: FEW_SUBJECTS)."""
     y = np.asarray(y, float)
     out = {"spread": prediction_spread(task, pred, y),
-           "skill": skill_test(task, y, pred, trivial, groups, outputs, n_boot=n_boot, seed=seed)}
+           "skill": skill_test(task, y, pred, trivial, groups, outputs, n_boot=n_boot, seed=seed, few=few)}
     if classic_pred is not None:
-        out["vs_classic"] = skill_test(task, y, pred, classic_pred, groups, outputs, n_boot=n_boot, seed=seed)
+        out["vs_classic"] = skill_test(task, y, pred, classic_pred, groups, outputs, n_boot=n_boot, seed=seed, few=few)
     out["flag"] = out["skill"]["flag"]
     out["classic_flag"] = classic_flag(out.get("vs_classic"))
     return out
@@ -574,17 +602,20 @@ def skill_line(task: str, s: dict, label: str = "", unit: str = "", few: int = 0
     subjects are too few to show skill the verdict says to add subjects: "bench more" for heart rate (`sqtool
     bench` measures it on more recordings), "more subjects" for the other tasks (a fine-tune's test is out of fold
     over every subject, quantize's over the held-out ones). `few`: fewer subjects than this cannot show skill in any
-    metric either (a model card's held-out table, `FEW_SUBJECTS`: a t-interval on 1-3 degrees of freedom), said the
-    same way; 0: only MAE's swap test's limit."""
-    model, ref, diff, lo, hi = (nan_if_none(v) for v in (s["model"], s["reference"], s["diff"], *s["diff_ci95"]))
+    metric either (`too_few_subjects`: held-out verdicts, FEW_SUBJECTS), said the same way, a "skill" read back from a
+    file written before the rule included; `s`'s own min_subjects (`skill_test(few=)`) counts too; 0: only MAE's
+    swap test's limit. The CI is clipped to the metric's range (`clip_interval`)."""
+    model, ref, diff = (nan_if_none(v) for v in (s["model"], s["reference"], s["diff"]))
+    lo, hi = clip_interval(*s["diff_ci95"], s.get("metric"), diff=True)
     n = s.get("subjects")
+    few = max(few, s.get("min_subjects") or 0)
     better = np.isfinite(diff) and (diff < 0 if s.get("better", "lower") == "lower" else diff > 0)
     more = "bench more" if task == "hr" else "more subjects"
-    if s["skill"]:
+    if s["skill"] and not too_few_subjects(n, few):
         verdict = "skill"
     elif not np.isfinite(diff):                                  # e.g. AUROC over windows of one class
         verdict = f"NO SKILL shown (its {s.get('metric')} is undefined on these windows)"
-    elif better and (swap_test_cannot_show(s.get("metric"), n) or (n is not None and n < max(few, 2))):
+    elif better and (swap_test_cannot_show(s.get("metric"), n) or too_few_subjects(n, few)):
         verdict = f"NO SKILL shown ({n} subject{'' if n == 1 else 's'} cannot show it: {more})"
     else:
         verdict = "NO SKILL (does not beat the trivial predictor)"
@@ -605,7 +636,8 @@ def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
     paired p over the subjects is below alpha (the same evidence `skill_test` asks of skill). A worse point value
     is still flagged, saying so, where the subjects cannot give a CI (one subject: "... (point comparison, no CI)")
     or cannot give a p below alpha (MAE's within-subject swap on 5 subjects or fewer: "... (point comparison: 4
-    subjects cannot show it)"): a warning should not vanish because the test set is small."""
+    subjects cannot show it)"; any metric under the test's min_subjects, `too_few_subjects`): a warning should not
+    vanish because the test set is small."""
     if not vs or not np.isfinite(vs["diff"]):
         return ""
     lower = vs["better"] == "lower"
@@ -615,7 +647,7 @@ def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{WORSE_THAN_CLASSIC} (point comparison, no CI)"
     p, n = vs.get("p"), vs.get("subjects")
-    if swap_test_cannot_show(vs.get("metric"), n, alpha):                     # before the CI: t(1..4) is wide
+    if swap_test_cannot_show(vs.get("metric"), n, alpha) or too_few_subjects(n, vs.get("min_subjects") or 0):
         return f"{WORSE_THAN_CLASSIC} (point comparison: {n} subjects cannot show it)"
     if not worse_by_ci(vs):
         return ""
@@ -625,7 +657,7 @@ def classic_flag(vs: dict | None, alpha: float = 0.05) -> str:
 def worse_by_ci(t: dict) -> bool:
     """The paired test `t` (`skill_test`'s dict) says worse: its difference's 95 % CI lies wholly on the worse side
     (above 0 where lower is better, below where higher is)."""
-    lo, hi = (nan_if_none(v) for v in t.get("diff_ci95") or [None, None])
+    lo, hi = clip_interval(*(t.get("diff_ci95") or [None, None]), t.get("metric"), diff=True)
     lower = t.get("better", "lower") == "lower"
     return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 if lower else hi < 0))
 
@@ -641,7 +673,7 @@ def classic_text(vs: dict | None, label: str = "", flag: str | None = None, unit
     flag = classic_flag(vs) if flag is None else flag
     if not flag or not vs:
         return ""
-    lo, hi = vs["diff_ci95"]
+    lo, hi = clip_interval(*vs["diff_ci95"], vs.get("metric"), diff=True)
     p = vs.get("p")
     u = f" {unit}" if unit else ""
     if np.isfinite(lo) and np.isfinite(hi):

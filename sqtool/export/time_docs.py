@@ -29,7 +29,8 @@ from sqtool.core.io import nan_if_none
 from sqtool.core.tracking import MAX_FLAGGED, TrackerCfg
 from sqtool.export.c_tracker import TRACKED_OUTPUT
 from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, FEW_SUBJECTS, QUANTIZE_MODELS, classic_text,
-                                 skill_line, skill_unit, swap_test_cannot_show, worse_by_ci)
+                                 clip_interval, skill_line, skill_unit, swap_test_cannot_show, too_few_subjects,
+                                 worse_by_ci)
 from sqtool.data.preprocess import DEFAULT_BAND, _sos, filtfilt_padlen, resample_ratio, zero_phase_context
 from sqtool.data.tasks import QUALITY_OUTPUT
 from sqtool.export.kit import (MODEL_FILES, TEMPLATES, _fill, data_sections, identity_lines, n_subjects, parity_lines,
@@ -359,11 +360,12 @@ def _cell(v, fmt: str = ".3f") -> str:
 
 def _test(t: dict | None) -> dict | None:
     """A paired test's dict (`core.metrics.skill_test`) read back from a metrics.json, its NaNs (written as null)
-    NaN again, as the verdict functions take it."""
+    NaN again, as the verdict functions take it, its CI clipped to the metric's range (`clip_interval`: a file from
+    before the clip)."""
     if not t:
         return t
     return {**t, **{k: nan_if_none(t.get(k)) for k in ("model", "reference", "diff", "p")},
-            "diff_ci95": [nan_if_none(v) for v in t.get("diff_ci95") or [None, None]]}
+            "diff_ci95": list(clip_interval(*(t.get("diff_ci95") or [None, None]), t.get("metric"), diff=True))}
 
 
 def _metric_names(task: str, sample: dict) -> list[str]:
@@ -418,7 +420,7 @@ def quantize_sections(m: dict, held: list[str], md: dict, files: set[str], estim
                 if spread.get("target_std") else "") + "."
              + (f" With {n_subjects(n_subj)} held out that interval is wide: NO SKILL below means skill was not "
                 "shown, not that the model has none; hold out more subjects to know."
-                if n_subj and (n_subj < FEW_SUBJECTS or swap_test_cannot_show(metric, n_subj)) else "")
+                if n_subj and (too_few_subjects(n_subj) or swap_test_cannot_show(metric, n_subj)) else "")
              + (f" **These figures are no measure of skill: {m['heldout_one_class']}.**" if m.get("heldout_one_class")
                 else ""), "",
              "| model | " + _header(names, units) + " | vs trivial (95 % CI, p) | prediction std |",
@@ -433,7 +435,8 @@ def quantize_sections(m: dict, held: list[str], md: dict, files: set[str], estim
         t = tests[k] or {}
         vs = ("-" if not t else "not measurable" if not np.isfinite(t["diff"]) else
               f"{_cell(t['diff'], '+.3f')} [{_cell(t['diff_ci95'][0], '+.3f')}, {_cell(t['diff_ci95'][1], '+.3f')}], "
-              f"p {_cell(t['p'], '.3g')}: " + ("skill" if t.get("skill") else "**NO SKILL**"))
+              f"p {_cell(t['p'], '.3g')}: " + ("skill" if t.get("skill") and not too_few_subjects(t.get("subjects"))
+                                                else "**NO SKILL**"))
         std = ", ".join(_cell(v, ".3g") for v in ((sk.get("models", {}).get(k) or {}).get("spread") or {})
                         .get("pred_std") or []) or "-"
         mine = _row_files(k, md.get("checkpoint_kind"), files)

@@ -552,13 +552,14 @@ def skill_vs(target: Target, md: dict, res: dict, estimates: dict, trivial: np.n
     if not keep.any():
         return {"line": "skill: not measured (every scored subject was seen in training)"}
     y, g = truth[keep][:, None], subj[keep]
-    vs = skill_test(task, y, pred[keep][:, None], trivial[keep][:, None], g, (target.output,))
+    vs = skill_test(task, y, pred[keep][:, None], trivial[keep][:, None], g, (target.output,), few=FEW_SUBJECTS)
     out = {"runtime": name, "subjects": int(len(set(g.tolist()))), "vs_trivial": vs,
            "line": f"{name} on held-out subjects: " + skill_line(
                task, vs, label=f"pooled {vs['metric']} of {target.output}",
                unit="" if target.kind == "class" else target.unit, few=FEW_SUBJECTS)}
     if classic is not None and np.isfinite(classic[keep]).any():
-        vc = skill_test(task, y, pred[keep][:, None], np.asarray(classic)[keep][:, None], g, (target.output,))
+        vc = skill_test(task, y, pred[keep][:, None], np.asarray(classic)[keep][:, None], g, (target.output,),
+                        few=FEW_SUBJECTS)
         out["vs_classic"] = vc
         if flag := classic_flag(vc):
             u = "" if target.kind == "class" else f" {target.unit}"

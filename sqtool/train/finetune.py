@@ -379,7 +379,8 @@ def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.n
     (the t-interval over those subjects, `core.metrics.t_interval`, kept inside the metric's range: a percentile
     bootstrap of 3-20 subjects' values is too narrow; None with fewer than 2), the same for each output's MAE,
     subjects (scored), one_class (subjects left out for holding one class only)}."""
-    from sqtool.core.metrics import CLASS_NAMES, CLASSIFICATION_TASKS, skill_metric, t_interval, task_metrics
+    from sqtool.core.metrics import (CLASS_NAMES, CLASSIFICATION_TASKS, clip_interval, skill_metric, t_interval,
+                                     task_metrics)
     metric, _ = skill_metric(task)
     groups = np.asarray(groups).astype(str)
     rows = []
@@ -398,10 +399,8 @@ def per_subject_metrics(task: str, y: np.ndarray, pred: np.ndarray, groups: np.n
     for k in keys:
         v = [r[k] for r in rows if r.get(k) is not None and np.isfinite(r[k])]
         mean[k] = float(np.mean(v)) if v else None
-        lo, hi = t_interval(v)
-        top = 1.0 if k == "auroc" else np.inf                                    # MAE >= 0, AUROC in [0, 1]
-        mean[f"{k}_ci95" if k != metric else "ci95"] = ([float(np.clip(lo, 0.0, top)), float(np.clip(hi, 0.0, top))]
-                                                        if len(v) >= 2 else None)   # JSON null: no interval of one
+        ci = clip_interval(*t_interval(v), k)                                    # MAE >= 0, AUROC in [0, 1]
+        mean[f"{k}_ci95" if k != metric else "ci95"] = list(ci) if len(v) >= 2 else None   # JSON null: one value
     mean["subjects"] = sum(r.get(metric) is not None for r in rows)
     mean["one_class"] = [r["subject"] for r in rows if "one_class" in r]
     return rows, mean

@@ -18,7 +18,7 @@ from sqtool.compress.cli import QuantizeConfig, check_budget
 from sqtool.compress.distill import stand_in, student_cfg_from_teacher
 from sqtool.compress.report import _relative, heldout_skill
 from sqtool.core import SqtoolError
-from sqtool.core.metrics import skill_block, skill_unit, trivial_predictions
+from sqtool.core.metrics import FEW_SUBJECTS, skill_block, skill_unit, trivial_predictions
 from sqtool.models.registry import get_model_cfg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -122,7 +122,7 @@ def test_quantizes_skill_block_is_the_shared_block_per_model():
     sk = heldout_skill("rr", y + 1, y, groups, preds, n_boot=50, classic=c)
     triv = trivial_predictions("rr", y + 1, len(y))
     for k, p in preds.items():
-        b = skill_block("rr", y, groups, p, triv, c, n_boot=50)
+        b = skill_block("rr", y, groups, p, triv, c, n_boot=50, few=FEW_SUBJECTS)     # held out: the rule
         assert sk["models"][k] == {key: b[key] for key in ("skill", "spread", "vs_classic")}
         assert (sk["trivial"], sk["classic"]["metrics"]) == (b["trivial"], b["classic"]["metrics"])
     b = skill_block("rr", y, groups, preds["student_int8"], triv, c, n_boot=50)

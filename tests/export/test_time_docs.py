@@ -208,7 +208,8 @@ def test_the_card_of_a_bp_student_says_what_its_figures_can_and_cannot_show(tmp_
                            {"model_int8.onnx", "model_float.onnx"}, "heldout.npz")
     flat = " ".join(card.split())
     assert "| model | mae_sbp (mmHg) | mae_dbp (mmHg) | mae (mmHg) | vs trivial (95 % CI, p) | prediction std |" in card
-    assert "| teacher float | 14.000 | 8.000 | 11.000 | -1.000 [-2.000, -0.100], p 0.04: skill | 8, 5 |" in card
+    # a stored "skill" over 3 held-out subjects: fewer than FEW_SUBJECTS cannot show it (`too_few_subjects`)
+    assert "| teacher float | 14.000 | 8.000 | 11.000 | -1.000 [-2.000, -0.100], p 0.04: **NO SKILL** | 8, 5 |" in card
     assert "| **student int8** (this folder: model_int8.onnx) | 16.000 | 10.000 | 13.000 | +0.700 [-3.100, +4.500], " \
            "p 0.62: **NO SKILL** | 6, 4.1 |" in card
     assert "| **student float** (this folder: model_float.onnx) |" in card and "| -, 4 |" in card   # a NaN spread
