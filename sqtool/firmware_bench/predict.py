@@ -34,8 +34,9 @@ score the window: more than half its samples were dropouts, or its PPG is quiet 
 no_pulse = 1 where the PPG's spectrum has been as flat as noise for the last 16 windows (off the wrist, no perfusion:
 a separate column, the window may still be scored);
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
-truth when there is one), then `summary.json` (with `provenance`, the block bench.json has: model_sha256, the
-model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`;
+truth when there is one; by default only for up to PLOTS_AUTO recordings, a folder of more gets none and one note
+line: `--plots all | none | N`, `plot_count`), then `summary.json` (with `provenance`, the block bench.json has:
+model_sha256, the model's content id, the source checkpoint's hash, the sqtool version and git commit; `provenance.model_provenance`;
 per recording channels_fed: which of its channels fed each model input row, `FED_NOTE`).
 Every window has its row. On a flagged window hr_bpm, its interval and confidence are the decoder's prediction
 only, no reading: the last heart rate held for a few minutes, then drifting to the middle of the grid (about 129
@@ -103,6 +104,23 @@ from sqtool.firmware_bench.spectral import ACC_FS_HELP
 from sqtool.firmware_bench.report import class_metrics, left_out_lines, long_enough, subjects_auroc
 from sqtool.data.hr_tracker import MAX_FLAGGED, track, tracker_ok
 
+PLOTS_AUTO = 20    # by default a folder of more recordings gets no plots (`plot_count`): 2,295 took 8.7 min
+
+
+def plot_count(plots: str, n: int) -> tuple[int, str | None]:
+    """(how many of `n` recordings, the first ones, get a plot; the note line saying so, or None) for --plots: all,
+    none, a count N, or "" (the default: all up to PLOTS_AUTO recordings, none above, with the note line). Anything
+    else is a usage error (exit 2), before any recording is read (`n` 0: only checked)."""
+    p = str(plots or "").strip().lower()
+    if p in ("", "all", "none") or (p.isdigit() and int(p) >= 0):
+        k = n if p == "all" or (p == "" and n <= PLOTS_AUTO) else 0 if p in ("", "none") else min(int(p), n)
+        if p == "" and k < n:
+            return k, (f"plots: none for these {n} recordings (more than {PLOTS_AUTO}: one each would take most of the "
+                       "run); --plots all draws one <record>.png per recording, --plots N the first N")
+        return k, None
+    raise SqtoolError(f"--plots {plots}: choose all, none or a count N (the first N recordings)", code=2)
+
+
 CHOICES = {"c_pipeline": "c_pipeline", "pipeline": "c_pipeline", "c": "c_host_single", "tflite": "litert_int8",
            "litert": "litert_int8", "tflm": "tflm_int8", "onnx": "onnx_int8", "torch": "torch_student",
            "mcu": "mcu_m4_single"}
@@ -143,6 +161,11 @@ class PredictConfig:
     out: str | None = field(default=None, metadata={"help": "run dir (default: runs/predict/<stamp>-<model>)",
                                                     "metavar": "DIR"})
     force: bool = field(default=False, metadata={"help": FORCE_HELP})
+    plots: str = field(default="", metadata={"help": f"all | none | N (the first N recordings): which recordings "
+                                                     f"get a <record>.png (default: all up to {PLOTS_AUTO} "
+                                                     f"recordings, none above, said in one note line: a plot "
+                                                     f"takes longer than its recording's prediction)",
+                                             "metavar": "all|none|N"})
     progress: bool = field(default=True, metadata={"help": "show progress bars on stderr (the front end and the "
                                                            "files, per recording; the one line per recording is "
                                                            "always printed)"})
@@ -214,7 +237,10 @@ def print_results(res: dict) -> None:
     print(f"\npredict ({res['runtime']}) -> {res['run_dir']}")
     if "decoder" in res and res["runtime"] != "c_pipeline" and res.get("runtime_choice") != "asked for":
         print(f"runtime {res['runtime']}, not the C pipeline (the default): {res['runtime_choice']}")
-    print(f"results: one <record>.csv and .png per recording, summary.json in {res['run_dir']}")
+    n, k = len(res["recordings"]), res.get("plots", len(res["recordings"]))
+    print(f"results: one <record>.csv {'and .png ' if k == n else ''}per recording"
+          + ("" if k == n else " (no .png plots)" if not k else f" (the first {k} with a .png plot)")
+          + f", summary.json in {res['run_dir']}")
     if res.get("task", "hr") == "hr":
         bench = shell_command("bench", "--model", res["model_dir"], "--data", res["data"],
                               *(("--acc-fs", f"{res['acc_fs']:g}") if res.get("acc_fs") else ()))
@@ -417,6 +443,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if not cfg.model:
         raise SqtoolError("predict: --model EXPORT is required (an `sqtool export` folder (any task's model)) "
                           "(see sqtool predict --help)", code=2)
+    plot_count(cfg.plots, 0)                       # a wrong --plots: one line before the data
     from sqtool.firmware_bench.stream import FILTERS
     if cfg.filter and cfg.filter not in FILTERS:
         raise SqtoolError(f"--filter {cfg.filter}: choose one of {', '.join(FILTERS)}", code=2)
@@ -466,6 +493,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])
+    plotted, plot_note = plot_count(cfg.plots, len(recs))          # the first `plotted` recordings get a PNG
     rows, scored, written, class_windows = [], set(), set(), []     # written: the CSVs' columns
     for r, o, stem, (_, chans), fed in bar(list(zip(recs, outs, _stems(recs), prepared["streams"], prepared["fed"])),
                                            desc="files", enabled=cfg.progress, unit="rec"):
@@ -494,7 +522,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                                    str(int(v[i])) if k in ("flagged", "no_pulse") else f"{float(v[i]):.3f}")
                                   for k, v in cols.items()))
         atomic_write_text(run_dir / f"{stem}.csv", "\n".join(lines) + "\n")
-        _plot(run_dir / f"{stem}.png", r.record_id, t, o, truth, name, columns, start, targets)
+        plot = f"{stem}.png" if len(rows) < plotted else None
+        if plot:
+            _plot(run_dir / plot, r.record_id, t, o, truth, name, columns, start, targets)
         d = {"record_id": r.record_id, "subject": r.subject, "source": str(getattr(r.record, "source", "")),
              **({"start_time": start} if start else {}),
              "fs_in": r.fs_in, "channels_fed": fed, **resampled_from(r.record, chans), **gaps_of(r.record),
@@ -502,7 +532,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
              "windows": len(t),
              "flagged_windows": int(np.sum(o["flagged"])),
              **({"no_pulse_windows": int(np.sum(o["no_pulse"]))} if "no_pulse" in o else {}),
-             "csv": f"{stem}.csv", "plot": f"{stem}.png",
+             "csv": f"{stem}.csv", "plot": plot,
              "truth": truth is not None or bool(targets), **window_summary(o, columns)}
         if getattr(r, "tiled_from_s", None) is not None:                 # shorter than the window: tiled to it
             d["tiled_from_s"] = r.tiled_from_s
@@ -523,7 +553,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
                **({"acc_fs": cfg.acc_fs} if cfg.acc_fs else {}),
                "provenance": model_provenance(art), "runtime": name,
                **({} if spectral else {"filter": cfg.filter}),
-               "runtime_choice": why, "run_dir": str(run_dir), "recordings": rows, "channels_fed": FED_NOTE,
+               "runtime_choice": why, "run_dir": str(run_dir), "plots": plotted, "recordings": rows,
+               "channels_fed": FED_NOTE,
                "columns": {"time_s": "end of the window (s from the recording start)",
                            **({"time": TIME_NOTE} if any("start_time" in d for d in rows) else {}), **columns,
                            "flagged": ("1 = not scored (over half the window's samples were dropouts, or its PPG "
@@ -571,7 +602,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if prepared["short"]:
         summary["skipped_records"] = prepared["short"]
     tiled = [d for d in rows if "tiled_from_s" in d]
-    notes = [tiled_line(tiled, win)] if tiled else []
+    notes = ([tiled_line(tiled, win)] if tiled else []) + ([plot_note] if plot_note else [])
     if not spectral and why.startswith("default") and name != TIME_DOMAIN["c"]:      # the export has no C
         notes.append(f"runtime {name}: {why}")
     notes += [n for n in [resampled_note(prepared["streams"], S.has_acc_resampler(md), S.acc_resampler_fs(md))] if n]   # channels at
@@ -579,7 +610,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     notes += [n for n in [whole_hz_note([r for r, _ in prepared.get("streams", [])])] if n]  # a clock off its rate
     notes += [f"{line}; its dataset file's exclude list, for training: give the recording's file as --data to "
               "predict it" for line in excluded]
-    stale = sorted(earlier - {f for d in rows for f in (d["csv"], d["plot"])})
+    stale = sorted(earlier - {f for d in rows for f in (d["csv"], d["plot"]) if f})
     if stale:
         notes.append(f"removed {len(stale)} file{'s' if len(stale) != 1 else ''} of the earlier predict run in "
                      f"{run_dir} that this one did not rewrite ({', '.join(stale[:4])}{', ...' if len(stale) > 4 else ''})"
