@@ -27,13 +27,15 @@ def test_many_recordings_get_no_plots_by_default_and_one_note_line(spec_export_d
     out = tmp_path / "auto"
     rc, lines, err = _run(spec_export_dir, data, out, capsys)
     assert rc == 0, err
-    assert sorted(p.name for p in out.glob("*.csv")) == ["r0.csv", "r1.csv", "r2.csv"] and not list(out.glob("*.png"))
+    assert sorted(p.name for p in out.glob("*.csv")) == ["r0.csv", "r1.csv", "r2.csv"]
+    assert not list(out.glob("*.png"))
     note = [line for line in lines if line.startswith("plots:")]
-    assert note == ["plots: none for these 3 recordings (more than 2: one each would take most of the run); --plots all "
-                    "draws one <record>.png per recording, --plots N the first N"], lines
+    assert note == ["plots: none for these 3 recordings (more than 2: one each would take most of the run); "
+                    "--plots all draws one <record>.png per recording, --plots N the first N"], lines
     s = json.loads((out / "summary.json").read_text())
     assert s["plots"] == 0 and [r["plot"] for r in s["recordings"]] == [None] * 3 and note[0] in s["notes"]
-    assert any(line.startswith("results: one <record>.csv per recording (no .png plots), summary.json") for line in lines)
+    assert any(line.startswith("results: one <record>.csv per recording (no .png plots), summary.json")
+               for line in lines)
 
     rc, lines, _ = _run(spec_export_dir, data, tmp_path / "one", capsys, "--plots", "1")
     assert rc == 0 and [p.name for p in (tmp_path / "one").glob("*.png")] == ["r0.png"]
