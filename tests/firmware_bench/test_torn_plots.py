@@ -15,21 +15,24 @@ from matplotlib.figure import Figure  # noqa: E402
 from tests.export.export_fixtures import make_spec_int8_run  # noqa: E402
 
 
-def _torn_savefig(monkeypatch):
-    """Figure.savefig writes half of the image into its target, then fails (a kill, a full disk)."""
-    real = Figure.savefig
+def _tear(write, target, *a, **k):
+    """What a writer killed mid-write leaves: `write` renders the whole file, half of it lands in `target` (a path or
+    a file object), then it fails (a kill, a full disk)."""
+    import io
+    buf = io.BytesIO()
+    write(buf, *a, **k)
+    half = buf.getvalue()[:len(buf.getvalue()) // 2]
+    if hasattr(target, "write"):
+        target.write(half)
+    else:
+        Path(target).write_bytes(half)
+    raise OSError(28, "No space left on device")
 
-    def torn(self, fname, *a, **k):
-        import io
-        buf = io.BytesIO()
-        real(self, buf, *a, **{**k, "format": "png"})
-        half = buf.getvalue()[:len(buf.getvalue()) // 2]
-        if hasattr(fname, "write"):
-            fname.write(half)
-        else:
-            Path(fname).write_bytes(half)
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(Figure, "savefig", torn)
+
+def _torn_savefig(monkeypatch):
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, fname, *a, **k: _tear(
+        lambda buf, *a, **k: real(self, buf, *a, **{**k, "format": "png"}), fname, *a, **k))
 
 
 def _left(folder: Path) -> list[str]:
@@ -63,17 +66,7 @@ def test_a_torn_parity_windows_file_leaves_no_file(tmp_path, monkeypatch):
     real = np.savez
 
     def torn(file, *a, **arrays):                         # the parity windows' write (x alone) is cut off
-        if set(arrays) != {"x"}:
-            return real(file, *a, **arrays)
-        import io
-        buf = io.BytesIO()
-        real(buf, *a, **arrays)
-        half = buf.getvalue()[:len(buf.getvalue()) // 2]
-        if hasattr(file, "write"):
-            file.write(half)
-        else:
-            Path(file).write_bytes(half)
-        raise OSError(28, "No space left on device")
+        return real(file, *a, **arrays) if set(arrays) != {"x"} else _tear(real, file, *a, **arrays)
     monkeypatch.setattr(np, "savez", torn)
     out = tmp_path / "out"
     with pytest.raises(OSError):
