@@ -758,7 +758,8 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
     save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=qcfg.to_dict(), state_dict=q.state_dict(),
                     history=q_hist["history"], float_checkpoint="student_float.pt",
                     heldout_subjects=sorted(subject_key(ds_name, s) for s in held),
-                    train_subjects=sorted({subject_key(ds_name, s) for s in groups[tr]}), **common)
+                    train_subjects=sorted({subject_key(ds_name, s) for s in groups[tr]}),
+                    dataset_layouts=dict((getattr(data, "meta", {}) or {}).get("dataset_layouts") or {}), **common)
 
     if final:                                          # no held-out window: the estimate run's figures instead
         return run_dir, time_final_fit(run_dir, cfg, scfg, tcfg, t_path, t_sha, data, groups, x_all, y_all, estimate,

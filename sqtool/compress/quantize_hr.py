@@ -315,6 +315,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     if (str(root) == "synthetic") != (datasets == ("synthetic",)):
         raise SqtoolError(f"teacher {ck['path']} was trained on {', '.join(datasets)}; --data {root} "
                           "does not hold them")
+    from sqtool.data.dataset_file import dataset_layouts
     from sqtool.data.dataset_tasks import dataset_of, hr_corpus_beside
     ds = dataset_of(root)                              # the teacher's dataset.yaml / built-in name
     files = train_cfg.get("beside_files") or {}        # other dataset files of its own, by name: their paths
@@ -324,6 +325,9 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
             raise SqtoolError(f"teacher {ck['path']} was fine-tuned on {', '.join(other)}, and --data {root} is "
                               f"{ds.name}: give the dataset file it was fine-tuned on, or fine-tune a teacher on "
                               f"{ds.name} first")
+    # a layout read under a name of its own (wrist_troika -> troika): the teacher's record, else the file's (an older
+    # teacher's run); the int8 checkpoint carries it to export's card (its licence and terms)
+    layouts = train_cfg.get("dataset_layouts") or (dataset_layouts([ds]) if ds else {})
     seed = int(train_cfg.get("seed", 0))
     corpus = hr_corpus_beside(ds, recorded_beside(ck["path"], [d for d in datasets if d != ds.name], files), scfg,
                               say, seed, train_cfg.get("beside_root") or None)[0] if ds else \
@@ -426,11 +430,12 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     save_checkpoint(run_dir / "model.pt", kind="student_int8", model_cfg=q.cfg.to_dict(), state_dict=q.state_dict(),
                     float_checkpoint="student_float.pt", teacher=str(Path(ck["path"]).resolve()),
                     teacher_sha256=t_sha, teacher_skill=teacher_skill(ck["path"]),
-                    heldout_subjects=sorted(held), train_subjects=sorted(set(keys) - held))
+                    heldout_subjects=sorted(held), train_subjects=sorted(set(keys) - held), dataset_layouts=layouts)
 
     if final:
         return run_dir, final_fit_report(run_dir, cfg, scfg, tcfg, student, ck, q, fstudent, hist, kd, whose, keys,
-                                         train, Y, estimate, budget=spectral_budget(scfg), t0=t0, rates=rates)
+                                         train, Y, estimate, budget=spectral_budget(scfg), t0=t0, rates=rates,
+                                         layouts=layouts)
     rows = []
     for r in test:
         x = as_model_input(r.x)
@@ -454,7 +459,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     metrics = {"task": "hr", "student": student, "float_reused": reused, "teacher": str(ck["path"]), "teacher_logits":
                "out-of-fold" if honest else "in-sample", "heldout_subjects": sorted(held),
                "heldout_in_teacher": in_teacher, "heldout_note": note,
-               "teacher_heldout_subjects": t_held,
+               "teacher_heldout_subjects": t_held, "dataset_layouts": layouts,
                "mae_bpm": {k: v for k, v in mean.items()}, "per_subject": per,
                "int8_minus_float_bpm": mean["int8"] - mean["float"], "budget": budget,
                "classic_baseline": {k: v for k, v in classic.items() if k != "hr"} if classic else None,
@@ -522,7 +527,7 @@ def recorded_rates(corpus: list, dataset: str | None) -> dict:
 
 def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, fstudent, hist, kd, whose: str,
                      keys, train: list, Y, estimate: dict | None, budget: dict, t0: float,
-                     rates: dict | None = None) -> dict:
+                     rates: dict | None = None, layouts: dict | None = None) -> dict:
     """A final fit's metrics.json and report.md (no held-out subject: its figures are the --estimate-from run's,
     said as such) and its training curve; returns the metrics."""
     from sqtool.compress.hr_qat import int8_logits
@@ -534,7 +539,8 @@ def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, 
                "teacher_heldout_subjects": recorded_heldout(ck.get("train_cfg")), "mae_bpm": None,
                "per_subject": {}, "estimate": estimate, "budget": budget, "logit_scale": float(scale),
                "decoder": scfg.decoder, "decoder_on": whose, "training_truth": truth_summary(Y),
-               "recorded_rates": rates or {}, "device_fs": device_fs(scfg.to_dict()), "wall_s": time.time() - t0}
+               "recorded_rates": rates or {}, "device_fs": device_fs(scfg.to_dict()), "dataset_layouts": layouts or {},
+               "wall_s": time.time() - t0}
     write_metrics(run_dir, metrics)
     training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
                    ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")

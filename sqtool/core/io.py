@@ -83,6 +83,15 @@ def atomic_save_npz(path: str | os.PathLike, **arrays) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> None:
+    """fig.savefig, atomically (a matplotlib figure rendered in memory in the format of `path`'s suffix, then
+    atomic_write_bytes): a kill mid-write leaves the previous plot or none, never a torn PNG."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", **kwargs)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 PARITY_WINDOWS = 2048   # parity.npz: training windows for export's parity checks (where a run holds none out)
 
 

@@ -145,10 +145,9 @@ def training_curve(run_dir, curves: dict[str, list[float]], ylabel: str = "train
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(run_dir) / name
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    from sqtool.core.io import atomic_savefig
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

@@ -634,6 +634,14 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
 
 
+def dataset_layouts(entries) -> dict[str, str]:
+    """{name: layout} of the dataset files among `entries` that read a built-in layout under a name of their own
+    (`format: troika`, `name: wrist_troika`: their records and subject keys carry the name). A run records it beside its
+    datasets' names (`dataset_layouts`), so an export's card finds the layout's licence and terms; a built-in name, a
+    shipped file (its name is its layout's) or a generic format (csv, npz, ...) adds nothing."""
+    return {f.name: f.format for f in entries if getattr(f, "builtin", False) and f.name != f.format}
+
+
 def load_builtin(name: str, data_root: str | os.PathLike | None = None) -> DatasetFile:
     """The shipped dataset file of built-in dataset `name`, its root under `data_root` (a folder of dataset
     folders; default: resolve_data_root). Every loader of a data root reads the built-ins through this."""

@@ -83,8 +83,10 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
              "(NaN in the label: an empty cell, no row in its label file, no or doubtful truth; or a centre outside "
              "the label windows' first..last centre, when the task's windows differ from the file's): left out of "
              "training and scoring")
+    from sqtool.data.dataset_file import dataset_layouts
     from sqtool.data.heldout import file_split
-    return load.acc.build(dataset=ds.name, label=f"{task} from {ds.path}", dataset_file=str(ds.path),
+    return load.acc.build(dataset=ds.name, dataset_layouts=dataset_layouts([ds]), label=f"{task} from {ds.path}",
+                          dataset_file=str(ds.path),
                           excluded=dict(ds.report.get("excluded") or {}),
                           split_test=file_split(ds, recs), **extra)   # the file's test subjects, from these recordings
 

@@ -638,7 +638,7 @@ def _export(cfg: ExportConfig) -> dict:
         copy_heldout(inp["hpath"], out / ("parity.npz" if inp["hpath"].name == "parity.npz" else "heldout.npz"),
                      inp["names"])
     if any("random int8 code windows" in n for n in inp["notes"]) and not (kit and inp["hpath"] is not None):
-        np.savez(out / "parity_windows.npz", x=x)                    # the exact parity inputs (held-out + random)
+        atomic_save_npz(out / "parity_windows.npz", x=x)                   # the exact parity inputs (held-out + random)
 
     rows, artifacts, extra = [], {}, []
 

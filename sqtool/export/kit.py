@@ -106,6 +106,17 @@ UNLABELED_LICENCES = {
 }
 
 
+def dataset_terms(ds: str, layouts: dict | None = None) -> tuple[str, str | None]:
+    """(how a card names dataset `ds`, the built-in whose licence, content and terms are its): a built-in by its own
+    name; a dataset file that reads a built-in layout under a name of its own (`format: troika`, `name: wrist_troika`:
+    its subject keys carry the name) by its layout, from the run's `dataset_layouts` ("`wrist_troika` (layout
+    troika)"); any other (`ds`, None): sqtool does not know its terms."""
+    if ds in DATASET_LICENCES:
+        return f"`{ds}`", ds
+    layout = (layouts or {}).get(ds)
+    return (f"`{ds}` (layout {layout})", layout) if layout in DATASET_LICENCES else (f"`{ds}`", None)
+
+
 def _pretraining_licence(ds: str, subjects) -> str:
     """The licence line of a dataset seen only by the self-supervised pretraining; for `unlabeled`, its sources."""
     if ds in DATASET_LICENCES:
@@ -488,12 +499,15 @@ def data_sections(md: dict, run_dir=None, names: dict | None = None, label_word:
     held = list(seen_by.get("heldout_subjects") or [])       # as export's build_metadata wrote them (pseudonyms)
     datasets = (train.get("datasets") or metrics.get("datasets") or list(seen_by.get("datasets") or [])
                 or ([str(metrics["dataset"])] if metrics.get("dataset") else []))   # a time-domain fine-tune's one
+    layouts = {**(seen_by.get("dataset_layouts") or {}), **(metrics.get("dataset_layouts") or {}),
+               **(train.get("dataset_layouts") or {})}           # absent in runs before they were recorded
     lines = ["## Training data and licences", ""]
     if datasets:
         for ds in datasets:
-            lines.append(f"- `{ds}`: {DATASET_LICENCES.get(ds, SEE_MANIFEST)}")
-            if ds in DATASET_CONTENT:
-                what, ref = DATASET_CONTENT[ds]
+            shown, known = dataset_terms(ds, layouts)
+            lines.append(f"- {shown}: {DATASET_LICENCES.get(known, SEE_MANIFEST)}")
+            if known in DATASET_CONTENT:
+                what, ref = DATASET_CONTENT[known]
                 lines.append(f"  - recorded: {what}; {label_word}: {ref}")
             else:
                 lines.append("  - activities, device and reference method: not known to sqtool (see the "
@@ -588,9 +602,10 @@ def parity_lines(md: dict, parity: str | None) -> list[str]:
                  + ([f"{', '.join(d for d in named if d not in private)}: public ids (`export --subjects pseudonyms` "
                      "writes pseudonyms)"] if len(private) < len(named) else [])
                  or ["subjects as listed above"]) + "."]
-    bound = [d for d in td.get("datasets") or [] if d in NO_REDISTRIBUTION]
+    terms = [dataset_terms(d, td.get("dataset_layouts")) for d in td.get("datasets") or []]
+    bound = [shown for shown, known in terms if known in NO_REDISTRIBUTION]
     if bound:
-        lines.append(f"  Its terms: {', '.join(f'`{d}`' for d in bound)} grant{'s' if len(bound) == 1 else ''} no "
+        lines.append(f"  Its terms: {', '.join(bound)} grant{'s' if len(bound) == 1 else ''} no "
                      "redistribution (above): check them before this folder leaves your organisation.")
     return lines
 

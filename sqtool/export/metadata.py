@@ -236,6 +236,9 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
         md["training_data"] = {"datasets": datasets_of(train + held),
                                "train_subjects": renamed([str(s) for s in train], names or {}),
                                "heldout_subjects": renamed([str(s) for s in held], names or {})}
+        # a built-in layout read under a name of its own (wrist_troika -> troika): the card's licence and terms
+        if layouts := ckpt.get("dataset_layouts") or (ckpt.get("train_cfg") or {}).get("dataset_layouts"):
+            md["training_data"]["dataset_layouts"] = dict(layouts)
         if names:                                           # absent: every subject by its id (as before the option)
             md["training_data"].update(subjects_mode=subjects_mode, pseudonymised=pseudonymised(names),
                                        pseudonym_note=PSEUDONYM_NOTE)

@@ -92,7 +92,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, stream_filter
+from sqtool.core import SqtoolError, atomic_savefig, stream_filter
 from sqtool.core.metrics import CLASS_NAMES, sigmoid
 from sqtool.core.progress import bar
 from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command, unfinish
@@ -363,7 +363,7 @@ def _plot(path: Path, rid: str, t: np.ndarray, o: dict, truth: np.ndarray | None
     ax.set_title(rid, fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.core import SqtoolError, atomic_write_text, write_metrics
+from sqtool.core import SqtoolError, atomic_savefig, atomic_write_text, write_metrics
 from sqtool.data.record import TooShort
 
 GT = 10.0    # BPM: a window is "wrong" beyond this error
@@ -343,7 +343,7 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
             ax.set_xlabel(f"mean of estimate and {tg.truth} ({u})")
         axes[0][0].set_ylabel(f"estimate - truth ({u})")
         fig.tight_layout()
-        fig.savefig(run_dir / "bland_altman.png", dpi=110)
+        atomic_savefig(fig, run_dir / "bland_altman.png", dpi=110)
         plt.close(fig)
         made.append("bland_altman.png")
     # heart rate (or the target) over time (tracked estimates vs ECG truth), one panel per recording, shared axis
@@ -372,7 +372,7 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
         name = f"{'hr' if tg.tracked else tg.output}_over_time.png"
-        fig.savefig(run_dir / name, dpi=100)
+        atomic_savefig(fig, run_dir / name, dpi=100)
         plt.close(fig)
         made.append(name)
     # latency: one bar per runtime (median, p99 whisker), sorted fastest first
@@ -391,7 +391,7 @@ def _plots(run_dir: Path, res: dict) -> list[str]:
         ax.set_xscale("log")
         ax.set_xlabel("host latency per window (ms, one thread; bar = median, whisker = p99)")
         fig.tight_layout()
-        fig.savefig(run_dir / "latency.png", dpi=110)
+        atomic_savefig(fig, run_dir / "latency.png", dpi=110)
         plt.close(fig)
         made.append("latency.png")
     return made
@@ -419,7 +419,7 @@ def _roc_plot(run_dir: Path, tg: Target, series: dict, cols: list[str], recs: li
     if ax.get_legend_handles_labels()[0]:                   # none when the windows hold one class only
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(run_dir / "roc.png", dpi=110)
+    atomic_savefig(fig, run_dir / "roc.png", dpi=110)
     plt.close(fig)
     return "roc.png"
 

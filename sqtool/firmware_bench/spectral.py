@@ -1042,7 +1042,7 @@ def _ci_method(rows: list[tuple[str, dict | None]]) -> list[str]:
 
 def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) -> None:
     """bench.json (everything), bench.md (tables, notes, a plot of HR over time per recording)."""
-    from sqtool.core import atomic_write_text, write_metrics
+    from sqtool.core import atomic_savefig, atomic_write_text, write_metrics
     run_dir = Path(run_dir)
     plots = []
     try:
@@ -1071,7 +1071,7 @@ def write_spectral_report(run_dir, res: dict, recs: list[SpecRec], hrs: dict) ->
                 axes[j // ncol][j % ncol].axis("off")
             axes[0][0].legend(fontsize=7)
             fig.tight_layout()
-            fig.savefig(run_dir / "hr_over_time.png", dpi=100)
+            atomic_savefig(fig, run_dir / "hr_over_time.png", dpi=100)
             plt.close(fig)
             plots.append("hr_over_time.png")
     except ImportError:

@@ -508,6 +508,7 @@ def folds_summary(cfg, td, held, held_how, k, folds, pm, pooled, ci, per_fold, s
     """The metrics.json entries every fold run writes alike (`run_finetune`, `finetune_front.run_front_finetune`):
     the data, the held-out subjects and their rule, the folds, the pooled metric with its CI, per fold, per subject."""
     return {"data_root": td.meta.get("data_root"), "dataset": td.meta.get("dataset"),
+            "dataset_layouts": dict(td.meta.get("dataset_layouts") or {}),   # wrist_troika -> troika (the card's)
             "windows": int(len(td)), "subjects": int(len(td.subjects)), "heldout_subjects": held,
             "heldout_rule": held_how,
             "folds": "leave-one-subject-out" if not k or k >= len(td.subjects) else f"{k}-fold by subject",

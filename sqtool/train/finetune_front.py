@@ -186,6 +186,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
                         metrics={k_: v for k_, v in metrics.items() if k_ not in ("per_fold", "per_subject")},
                         init_checkpoint=None, heldout_subjects=[subject_key(ds, h) for h in held],
                         train_subjects=[subject_key(ds, s) for s in sorted(set(groups.tolist()))],
+                        dataset_layouts=metrics["dataset_layouts"],
                         **(recipe.checkpoint_extra(y) if recipe.checkpoint_extra else {}))
     training_curve(run_dir, curves, ylabel=recipe.curve, title=f"fine-tune {task} ({cfg.model}): loss per epoch")
     write_metrics(run_dir, metrics)

@@ -201,7 +201,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     collapsed = init_collapse_warning(ck_init)          # a collapsed SimSiam init: one WARNING line
     if collapsed:
         print(collapsed, file=sys.stderr)
-    from sqtool.data.dataset_file import builtin_exclude, builtin_names
+    from sqtool.data.dataset_file import builtin_exclude, builtin_names, dataset_layouts
     from sqtool.data.dataset_tasks import beside_entries, dataset_of, hr_corpus_beside
     synthetic = cfg.data_root == "synthetic"           # only when asked for: never a silent fallback
     ds = dataset_of(cfg.data_root)                     # a dataset.yaml or a built-in name (troika, ...)
@@ -215,6 +215,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     files = [d for d in beside if not isinstance(d, str)]
     datasets = ("synthetic",) if synthetic else ((ds.name, *(getattr(d, "name", d) for d in beside)) if ds
                                                  else tuple(cfg.datasets) or default_datasets(root))
+    layouts = dataset_layouts([ds, *files] if ds else [])    # wrist_troika -> troika: the card's licence
     if not datasets:
         from sqtool.core.runs import dataset_folder_hint
         raise SqtoolError(f"no heart-rate dataset (troika/, wrist_exercise/) under {root}"
@@ -327,7 +328,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
                             "mae_raw_bpm": float(np.nanmean(er))})
         errs.append(e)
         errs_raw.append(er)
-    metrics = {"task": "hr", "model": cfg.model, "datasets": list(datasets), "subjects": len(keys),
+    metrics = {"task": "hr", "model": cfg.model, "datasets": list(datasets), "dataset_layouts": layouts,
+               "subjects": len(keys),
                "heldout_subjects": heldout, "heldout_rule": held_how, "init_collapsed": bool(collapsed),
                "windows": int(sum(np.isfinite(r.y).sum() for r in corpus)),
                "folds": "leave-one-subject-out" if len(groups) == len(keys) else f"{len(groups)} subject folds",
@@ -352,7 +354,8 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         final_cfg = mcfg.replace(decoder=dec)
         save_checkpoint(run_dir / "model.pt", kind="teacher_task", model_cfg=final_cfg.to_dict(),
                         state_dict=final.state_dict(),
-                        train_cfg={**vars(cfg), "datasets": list(datasets), "data_root": str(root),
+                        train_cfg={**vars(cfg), "datasets": list(datasets), "dataset_layouts": layouts,
+                                   "data_root": str(root),
                                    "beside_root": str(beside_root or ""), "beside_files": beside_files,
                                    "heldout_subjects": heldout},
                         metrics={k: metrics[k] for k in ("mae_bpm", "mae_raw_bpm", "subjects")},
