@@ -165,6 +165,8 @@ def test_the_doc_states_the_taps_rule_and_how_predict_replays_a_recording(export
     assert "a recording with fewer repeats its first in the rows left: one PPG on a two-sensor export gives ppg2 = " \
         "ppg" in flat                                          # predict's fit_sensors: the doc said nothing of it
     assert "`channels_fed`" in flat and "each row its own gain" in flat and "numpy.percentile(|x_c - med_c|, 99.9)" in flat
+    assert "LiteRT's default CPU kernels (XNNPACK), which predict's `onnx` / `tflite` runtimes run; LiteRT's reference " \
+        "kernels (BUILTIN_REF) and TFLite Micro round twice" in flat          # an app audit: which kernels are the reference
 
 
 @pytest.mark.parametrize("target", ["onnx", "tflite"])

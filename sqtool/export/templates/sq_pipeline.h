@@ -11,8 +11,9 @@
  *     -> front end (sq_frontend.h): gap hold, polyphase FIR resampler to SQ_FE_FS Hz, causal
  *        Butterworth band-pass, ring of SQ_FE_T samples, every SQ_FE_HOP samples one window of int8
  *        spectrum codes (SQ_FE_NBINS bins x SQ_FE_NCH channels, channels-last) + its flagged fraction;
- *        with SQ_FE_N_PPG == 2 sensors, the ppg channel is the mean of both sensors' spectra, each
- *        normalised to its own max (the network's input stays SQ_FE_NCH channels)
+ *        with SQ_FE_N_PPG == 2 sensors, the ppg channel is the sum of both sensors' spectra, each
+ *        normalised to its own max (metadata frontend.steps; their mean would give the same codes, which
+ *        are scaled to the window's max) (the network's input stays SQ_FE_NCH channels)
  *     -> network (sq_model.h): int8 codes -> SQ_DEC_NBINS int8 logits, one per heart-rate bin; skipped
  *        when more than half of the window's input samples were flagged or every PPG sensor is quiet
  *        (stuck, railed, all-zero: resampled samples spanning <= SQ_FE_QUIET) (valid = 0)
