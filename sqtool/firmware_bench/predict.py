@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
@@ -489,7 +490,10 @@ def predict(cfg: PredictConfig, records=None) -> dict:
         atomic_write_text(run_dir / EARLIER, json.dumps(sorted(earlier)) + "\n")
     unfinish(run_dir, "predict")                   # its summary.json: it lists CSVs this run rewrites
     save_config(run_dir, cfg)
-    outs, firmware, columns = (run_spectral if spectral else _run_time_domain)(art, prepared, run_dir / "build")
+    # the runtimes' host builds (compiled C) go in a temporary folder, removed on return, error or Ctrl-C: the run
+    # folder holds the results only
+    with tempfile.TemporaryDirectory(prefix="sqtool-predict-") as work:
+        outs, firmware, columns = (run_spectral if spectral else _run_time_domain)(art, prepared, Path(work))
     name, why, recs = prepared["runtime"], prepared["why"], prepared["recs"]
 
     win = float(md["window_s"])

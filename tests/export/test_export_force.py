@@ -96,3 +96,27 @@ def test_a_prefix_starting_with_a_digit_is_told_so(spec_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "C prefix '2hr' must be lower-case letters and digits, starting with a letter" in err[0]
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("where", ["remove_leftovers", "save_config"])
+def test_a_forced_export_killed_before_or_after_removing_the_earlier_files_is_redone_clean(
+        spec_kit, int8_run, tmp_path, monkeypatch, where):
+    """A Ctrl-C in a --force export between make_run_dir and the removal of the earlier export's files (the earlier
+    manifest.json still lists them: it goes only in begin_export, after the removal), or once this export has begun
+    (its files recorded, core.manifest.record_unfinished): the --force redo leaves this export's files only."""
+    import sqtool.core as C
+    from sqtool.core import manifest as M
+    out = tmp_path / "k"
+    shutil.copytree(spec_kit, out)
+    owner = M if where == "remove_leftovers" else C
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+    cfg = ExportConfig(model=str(int8_run), target=["c"], device_fs=64.0, out=str(out), force=True, max_windows=4)
+    with monkeypatch.context() as m:
+        m.setattr(owner, where, killed)
+        with pytest.raises(KeyboardInterrupt):
+            export(cfg)
+    assert export(cfg)["failed"] == []
+    there = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert there == _listed(out) | {"manifest.json"} and not list((out / "c").glob("sq_pipeline*"))
