@@ -15,26 +15,26 @@ evidence only), the calibration knots and the steps' text (~4 KB).
 from __future__ import annotations
 
 from sqtool.models.decoder import (LUT_ONE, NORM_SHIFT, POST_BITS, POST_ONE, PRIOR_SHIFT, SPREAD_FRAC, TAP_ONE,
-                                   DecoderCfg, EVIDENCE_MAX, decoder_tables)
+                                   DecoderCfg, EVIDENCE_MAX, IntDecoder, decoder_tables)
 
 
-def fixed_point_constants(dec: DecoderCfg) -> dict[str, int]:
-    """The fixed-point decoder's scalar constants, by the C kit's define names (SQ_DEC_ dropped)."""
-    t = decoder_tables(dec)
+def fixed_point_constants(dec: DecoderCfg, t: dict | None = None) -> dict[str, int]:
+    """The fixed-point decoder's scalar constants, by the C kit's define names (SQ_DEC_ dropped); t: its
+    `decoder_tables` when already built."""
+    t = decoder_tables(dec) if t is None else t
     c = {k.upper(): int(t[k]) for k in ("nbins", "radius", "bin_lo_mbpm", "bin_step_mbpm", "floor_add", "q_lo", "q_hi",
                                         "refine", "conf_bins", "conf_inv")}
     if int(t["spread"]):
-        e = (c["BIN_STEP_MBPM"] + 1) >> 1                                  # half a step, rounded outwards
+        d = IntDecoder(dec)                                                # the grid's extent, as the decoder clamps
         c.update(SPREAD_SHIFT=int(t["spread_shift"]), SPREAD_C_MBPM=int(t["spread_c_mbpm"]),
-                 SPREAD_K_Q8=int(t["spread_k_q8"]), EDGE_LO_MBPM=c["BIN_LO_MBPM"] - e,
-                 EDGE_HI_MBPM=c["BIN_LO_MBPM"] + c["BIN_STEP_MBPM"] * (c["NBINS"] - 1) + e)
+                 SPREAD_K_Q8=int(t["spread_k_q8"]), EDGE_LO_MBPM=int(d.edge_lo), EDGE_HI_MBPM=int(d.edge_hi))
     return c
 
 
-def fixed_point_tables(dec: DecoderCfg) -> dict:
+def fixed_point_tables(dec: DecoderCfg, t: dict | None = None) -> dict:
     """metadata.json's decoder_spec.fixed_point_tables: `constants` and the integer tables as lists."""
-    t = decoder_tables(dec)
-    out = {"constants": fixed_point_constants(dec), "taps_q15": [int(v) for v in t["taps"]],
+    t = decoder_tables(dec) if t is None else t
+    out = {"constants": fixed_point_constants(dec, t), "taps_q15": [int(v) for v in t["taps"]],
            "lut_q24": [int(v) for v in t["lut"]], "start_q20": [int(v) for v in t["start"]]}
     if int(t["evidence"]):
         out["evidence_pen"] = [int(v) for v in t["pen"]]
@@ -43,9 +43,9 @@ def fixed_point_tables(dec: DecoderCfg) -> dict:
     return out
 
 
-def fixed_point_steps(dec: DecoderCfg) -> list[str]:
+def fixed_point_steps(dec: DecoderCfg, t: dict | None = None) -> list[str]:
     """The fixed-point decoder's steps in words, this export's constants written in as NAME = value."""
-    c = fixed_point_constants(dec)
+    c = fixed_point_constants(dec, t)
     f, r, spread = c["NBINS"], c["RADIUS"], dec.interval_mode == "spread"
     emission = "e[k] = the network's int8 output code of bin k (int16)"
     if dec.uses_evidence:
@@ -121,4 +121,5 @@ def fixed_point_steps(dec: DecoderCfg) -> list[str]:
 
 def fixed_point_contract(dec: DecoderCfg) -> dict:
     """decoder_spec's fixed-point entries: {"fixed_point_steps": [...], "fixed_point_tables": {...}}."""
-    return {"fixed_point_steps": fixed_point_steps(dec), "fixed_point_tables": fixed_point_tables(dec)}
+    t = decoder_tables(dec)                                                # built once for both
+    return {"fixed_point_steps": fixed_point_steps(dec, t), "fixed_point_tables": fixed_point_tables(dec, t)}

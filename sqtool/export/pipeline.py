@@ -95,7 +95,7 @@ def ilog2_q8(x) -> np.ndarray:
 def flatness_q8(codes: np.ndarray) -> np.ndarray:
     """Per window the ppg channel's log2(arithmetic / geometric mean) in Q8: codes (W, F, C) or (W, F) int8 ->
     (W,) int64 >= 0. v = code + 128 (1..255, linear in power); S = sum LOG2_Q8[v], A = sum v;
-    g = max(0, F (L(A) - L(F)) - S) // F with L = _ilog2_q8. A quiet window (every code -127) gives 0."""
+    g = max(0, F (L(A) - L(F)) - S) // F with L = ilog2_q8. A quiet window (every code -127) gives 0."""
     c = np.asarray(codes)
     c = c[..., 0] if c.ndim == 3 else c
     v = c.astype(np.int64) + 128                                            # (W, F) 1..255
