@@ -781,8 +781,8 @@ def fed_channels(rec) -> dict:
 def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tuple[list[dict], dict | None, dict]:
     """Per recording {hr_bpm, lo_bpm, hi_bpm, confidence[, expected_err_bpm], flagged, no_pulse} ((W,) arrays),
     firmware, column notes. `prep` is prepare_spectral's; runtimes are built into `work` (the C pipeline, a
-    network's C), and kept in `runners` (runtime name -> built runtime) when given, so a caller running many calls builds each once
-    (`sqtool.api.HrModel`)."""
+    network's C), and kept in `runners` (runtime name -> built runtime) when given, so a caller running many calls
+    builds each once (`sqtool.api.HrModel`)."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
     from sqtool.export.pipeline import no_pulse_of, pulse_checked
