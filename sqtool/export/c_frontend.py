@@ -24,36 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sqtool.export.c_render import check_prefix, template, write_sources
+from sqtool.export.c_render import c_array, c_number, check_prefix, define_block, template, write_sources
 from sqtool.data.frontend import CODE_BITS, MID_SAT, NORM_BITS, NORM_FRAC, FrontEndCfg, FrontEndTables, design
 
 TEMPLATES = ("sq_frontend.h", "sq_frontend.c")
-
-
-def _int(v: int) -> str:
-    return "(-2147483647 - 1)" if v == -2**31 else str(v)
-
-
-def _arr(ctype: str, name: str, values, per_line: int = 12, fmt=_int) -> str:
-    """A const C array; a 2-D `values` gets one brace block per row."""
-    a = np.asarray(values)
-    rows = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(1, -1)
-
-    def block(row, indent):
-        vals = [fmt(int(v)) for v in row]
-        lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
-        return (",\n" + indent).join(lines)
-
-    if a.ndim == 2:
-        body = ",\n    ".join("{ " + block(r, "      ") + " }" for r in rows)
-    else:
-        body = block(rows[0], "    ")
-    return f"static const {ctype} {name} = {{\n    {body}\n}};\n"
-
-
-def _num(v: float) -> str:
-    s = repr(float(v))
-    return s if any(ch in s for ch in ".e") else s + ".0"
 
 
 def packed_cos_sin(tab: FrontEndTables) -> np.ndarray:
@@ -75,26 +49,26 @@ def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
     sizes = tab.flash_bytes()
     cfg_json = json.dumps(cfg.to_dict(), sort_keys=True)
     defines = [
-        ("SQ_FE_FS_IN", _num(cfg.fs_in), "device sampling rate (Hz)"),
-        ("SQ_FE_FS", _num(cfg.fs), "model rate (Hz)"),
+        ("SQ_FE_FS_IN", c_number(cfg.fs_in), "device sampling rate (Hz)"),
+        ("SQ_FE_FS", c_number(cfg.fs), "model rate (Hz)"),
         ("SQ_FE_UP", L, "resampler up factor L (fs / fs_in = L / M, reduced)"),
         ("SQ_FE_DOWN", M, "resampler down factor M"),
         ("SQ_FE_TAPS", P, "polyphase FIR taps per phase"),
-        ("SQ_FE_FIR_CUTOFF_HZ", _num(cfg.fir_cutoff_hz), "Kaiser low-pass cutoff"),
-        ("SQ_FE_KAISER_BETA", _num(cfg.kaiser_beta), "Kaiser window beta"),
+        ("SQ_FE_FIR_CUTOFF_HZ", c_number(cfg.fir_cutoff_hz), "Kaiser low-pass cutoff"),
+        ("SQ_FE_KAISER_BETA", c_number(cfg.kaiser_beta), "Kaiser window beta"),
         ("SQ_FE_NCH", cfg.n_channels, "network channels: ppg (+ acc_x, acc_y, acc_z; 2: + acc, the axes summed)"),
         ("SQ_FE_N_PPG", cfg.n_ppg, "PPG sensors on the device, averaged into the ppg channel"),
         ("SQ_FE_NIN", cfg.n_inputs, "input channels: the PPG sensors, then the acc axes"),
         ("SQ_FE_T", tab.T, "window length (model-rate samples)"),
         ("SQ_FE_HOP", tab.hop, "hop (model-rate samples)"),
-        ("SQ_FE_WINDOW_S", _num(cfg.window_s), "window (s)"),
-        ("SQ_FE_HOP_S", _num(cfg.hop_s), "hop (s)"),
+        ("SQ_FE_WINDOW_S", c_number(cfg.window_s), "window (s)"),
+        ("SQ_FE_HOP_S", c_number(cfg.hop_s), "hop (s)"),
         ("SQ_FE_LATENCY_MS", int(round(1000 * (tab.T - 1) / cfg.fs)),
          "window ready this long after its start (last model sample's time stamp)"),
         ("SQ_FE_FILTER_ORDER", cfg.filter_order, "Butterworth band-pass order (= biquad sections)"),
         ("SQ_FE_NSOS", S, "biquad sections"),
-        ("SQ_FE_BAND_LO_HZ", _num(cfg.band[0]), "band-pass low edge"),
-        ("SQ_FE_BAND_HI_HZ", _num(cfg.band[1]), "band-pass high edge"),
+        ("SQ_FE_BAND_LO_HZ", c_number(cfg.band[0]), "band-pass low edge"),
+        ("SQ_FE_BAND_HI_HZ", c_number(cfg.band[1]), "band-pass high edge"),
         ("SQ_FE_FILTER", '"butterworth"', "band-pass type"),
         ("SQ_FE_PHASE", '"causal"', "filter phase"),
         ("SQ_FE_IIR_FRAC", cfg.iir_frac_bits, "biquad coefficient fraction bits"),
@@ -103,9 +77,9 @@ def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
         ("SQ_FE_K0", int(tab.k[0]), "first bin's index on the N-point grid"),
         ("SQ_FE_KMAX", int(tab.k.max()), "last bin's index"),
         ("SQ_FE_NBINS", tab.n_bins, "spectrum bins"),
-        ("SQ_FE_BIN_BPM_FIRST", _num(cfg.bins_bpm[0]), "first bin (BPM)"),
-        ("SQ_FE_BIN_BPM_LAST", _num(cfg.bins_bpm[1]), "last bin (BPM)"),
-        ("SQ_FE_BIN_BPM_STEP", _num(cfg.bins_bpm[2]), "bin step (BPM)"),
+        ("SQ_FE_BIN_BPM_FIRST", c_number(cfg.bins_bpm[0]), "first bin (BPM)"),
+        ("SQ_FE_BIN_BPM_LAST", c_number(cfg.bins_bpm[1]), "last bin (BPM)"),
+        ("SQ_FE_BIN_BPM_STEP", c_number(cfg.bins_bpm[2]), "bin step (BPM)"),
         ("SQ_FE_XMAX", tab.xmax, "block floating point: |x| <= XMAX before the Hann window"),
         ("SQ_FE_COS_ONE", 1 << cfg.cos_frac_bits, "cos table scale"),
         ("SQ_FE_DFT_BOUND", tab.dft_bound, "proven bound of |re|, |im| (< 2^31)"),
@@ -115,16 +89,15 @@ def tables_header(cfg: FrontEndCfg, tab: FrontEndTables) -> str:
         ("SQ_FE_NORM_FRAC", NORM_FRAC, "its spectrum normalised to 2^NORM_FRAC at its max"),
         ("SQ_FE_CODE_MIN", -127, "codes: round(254 P / Pmax) - 127"),
         ("SQ_FE_CODE_MAX", 127, ""),
-        ("SQ_FE_GAIN_PPG", _num(cfg.gain_ppg), "input scaling assumed: int16 counts per PPG unit"),
-        ("SQ_FE_GAIN_ACC", _num(cfg.gain_acc), "input scaling assumed: int16 counts per g"),
+        ("SQ_FE_GAIN_PPG", c_number(cfg.gain_ppg), "input scaling assumed: int16 counts per PPG unit"),
+        ("SQ_FE_GAIN_ACC", c_number(cfg.gain_acc), "input scaling assumed: int16 counts per g"),
         ("SQ_FE_TABLE_BYTES", sum(sizes.values()), "const tables (flash)"),
     ]
-    w = max(len(d[0]) for d in defines)
-    body = "\n".join(f"#define {n:<{w}} {v}" + (f"   /* {c} */" if c else "") for n, v, c in defines)
-    fir = _arr("int16_t", f"sq_fe_fir[{L}][{P}]", tab.fir)
-    sos = _arr("int32_t", f"sq_fe_sos[{S}][5]", tab.sos, per_line=5)
-    hann = _arr("int16_t", f"sq_fe_hann[{tab.T}]", tab.hann)
-    csa = _arr("uint32_t", f"sq_fe_cs[{cs.size}]", cs, per_line=8, fmt=lambda v: f"0x{v:08X}u")
+    body = define_block(defines)
+    fir = c_array("int16_t", f"sq_fe_fir[{L}][{P}]", tab.fir)
+    sos = c_array("int32_t", f"sq_fe_sos[{S}][5]", tab.sos, per_line=5)
+    hann = c_array("int16_t", f"sq_fe_hann[{tab.T}]", tab.hann)
+    csa = c_array("uint32_t", f"sq_fe_cs[{cs.size}]", cs, per_line=8, fmt=lambda v: f"0x{v:08X}u")
     return f"""/*
  * sq_frontend_tables.h - generated by sqtool.export.c_frontend from FrontEndCfg; do not edit.
  * Contract (also in sqtool/data/frontend.py): {cfg_json}

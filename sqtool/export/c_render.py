@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from sqtool.core import SqtoolError, atomic_write_text
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -30,6 +32,41 @@ def rename(text: str, prefix: str) -> str:
 
 def template(name: str) -> str:
     return (TEMPLATES_DIR / name).read_text()
+
+
+def c_number(v: float) -> str:
+    """A C double literal of v (always with a '.' or an exponent, so C reads it as floating point)."""
+    s = repr(float(v))
+    return s if any(ch in s for ch in ".e") else s + ".0"
+
+
+def c_int(v: int) -> str:
+    """A C integer literal; INT32_MIN spelt so that no compiler reads it as the negation of an unsigned."""
+    return "(-2147483647 - 1)" if v == -2**31 else str(v)
+
+
+def c_array(ctype: str, name: str, values, per_line: int = 12, fmt=c_int) -> str:
+    """A const C array definition (`name` carries its dimensions); a 2-D `values` gets one brace block per row."""
+    a = np.asarray(values)
+    rows = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(1, -1)
+
+    def block(row, indent):
+        vals = [fmt(int(v)) for v in row]
+        lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+        return (",\n" + indent).join(lines)
+
+    if a.ndim == 2:
+        body = ",\n    ".join("{ " + block(r, "      ") + " }" for r in rows)
+    else:
+        body = block(rows[0], "    ")
+    return f"static const {ctype} {name} = {{\n    {body}\n}};\n"
+
+
+def define_block(defines) -> str:
+    """`#define NAME value   /* comment */` lines, names aligned, from (name, value, comment) triples (an empty
+    comment writes none): the constants part of every generated tables / config header."""
+    w = max(len(n) for n, _, _ in defines)
+    return "\n".join(f"#define {n:<{w}} {v}" + (f"   /* {c} */" if c else "") for n, v, c in defines)
 
 
 def write_sources(files: dict[str, str], out_dir, prefix: str = "sq") -> list[Path]:

@@ -23,7 +23,7 @@ import numpy as np
 from sqtool.core import SqtoolError
 from sqtool.data.preprocess import (_sos, filtfilt_padlen, polyphase_design, resample_ratio,
                                     zero_phase_context)
-from sqtool.export.c_render import check_prefix, template, write_sources
+from sqtool.export.c_render import check_prefix, define_block, template, write_sources
 
 TEMPLATES = ("sq_window.h", "sq_window.c")
 NORMS = {"none": 0, "minmax": 1, "zscore": 2}
@@ -144,8 +144,7 @@ def tables_header(d: dict) -> str:
                ("SQ_WF_DR", d["dr"], "device-rate dropout-flag ring"),
                ("SQ_WF_WORK", d["work"], "filter work buffer"),
                ("SQ_WF_RAM_BYTES", d["ram_bytes"], "sizeof(sq_window_t), about")]
-    w = max(len(n) for n, _, _ in defines)
-    body = "\n".join(f"#define {n:<{w}} {v}" + (f"   /* {c} */" if c else "") for n, v, c in defines)
+    body = define_block(defines)
     tables = _table(f"sq_wf_poly[{d['up']}][{d['K']}]", d["poly"])
     if d["sos"] is not None:
         tables += ("/* b0 b1 b2 a0 a1 a2 per section (a0 = 1) */\n" + _table(f"sq_wf_sos[{len(d['sos'])}][6]", d["sos"]))

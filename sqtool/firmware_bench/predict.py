@@ -389,11 +389,9 @@ def _choose(cfg: PredictConfig, art, recs) -> tuple[str, str]:
         return name, f"the export has no C pipeline ({art.c_name('pipeline.c')}): {what} + Python front end/decoder"
     if shutil.which("gcc") is None:
         return "c_host_single", "no gcc"
-    cfg_h = art.c_name("pipeline_cfg.h")
-    m = re.search(rf"{art.c_prefix.upper()}_PL_FS_IN_MHZ\s+(\d+)", art.file(cfg_h).read_text()) \
-        if art.has(cfg_h) else None
-    if m is not None:
-        fs = int(m.group(1)) / 1000.0
+    fs_mhz = art.c_define("pipeline_cfg.h", "PL_FS_IN_MHZ")
+    if fs_mhz is not None:
+        fs = fs_mhz / 1000.0
         other = [r for r in recs if abs(r.fs_in - fs) > 1e-9]
         if other:
             return "c_host_single", (f"{other[0].record_id} is at {other[0].fs_in:g} Hz, the C pipeline was exported "

@@ -110,6 +110,15 @@ class Artifacts:
         """The path of the export's C file `stem` under its prefix: c_name("model.c") -> "c/hr2_model.c"."""
         return f"c/{self.c_prefix}_{stem}"
 
+    def c_define(self, stem: str, macro: str) -> int | None:
+        """The integer value of `#define <PREFIX>_<macro>` in the export's C file `stem` (c_define("pipeline_cfg.h",
+        "PL_N_PPG") -> 1; an unsigned literal's u dropped); None when the export has no such file or macro."""
+        name = self.c_name(stem)
+        if not self.has(name):
+            return None
+        m = re.search(rf"^#define {self.c_prefix.upper()}_{macro}\s+(-?\d+)u?\b", self.file(name).read_text(), re.M)
+        return int(m.group(1)) if m is not None else None
+
     def c_dir(self, needs: str | None = None) -> Path:
         """The export's c/ folder after checking every file listed in it; one line when the export did not
         produce `needs` (default: its network, c/<prefix>_model.c; export with --target c)."""

@@ -218,12 +218,10 @@ def check_rate(mc: dict, fs_in: float, where: str):
 def export_ppg_sensors(art) -> int | None:
     """PPG sensors the export's C pipeline was built for (<PREFIX>_PL_N_PPG), None when it has no pipeline (exports
     older than the key: 1)."""
-    import re
-    cfg = art.c_name("pipeline_cfg.h")
-    if not art.has(cfg):
+    if not art.has(art.c_name("pipeline_cfg.h")):
         return None
-    k = re.search(rf"{art.c_prefix.upper()}_PL_N_PPG\s+(\d+)", art.file(cfg).read_text())
-    return int(k.group(1)) if k is not None else 1
+    n = art.c_define("pipeline_cfg.h", "PL_N_PPG")
+    return 1 if n is None else n
 
 
 def has_acc_resampler(md: dict) -> bool:
