@@ -48,13 +48,13 @@ import errno
 import json
 import os
 import string
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from sqtool.core import atomic_write_text, load_shared_lib
 from sqtool.export import reference as R
+from sqtool.export.c_render import template
 from sqtool.export.intgraph import IntGraph
 
 C_FLAGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2"]
@@ -91,11 +91,6 @@ def arena_plan(graph: IntGraph) -> tuple[int, int]:
     for i, layer in enumerate(graph.layers[:-1]):
         sizes[i % 2] = max(sizes[i % 2], int(np.prod(layer.out_shape)))
     return -(-sizes[0] // 4) * 4, sizes[1]
-
-
-def template(name: str) -> str:
-    """Text of a C template shipped in sqtool/export/templates/."""
-    return resources.files("sqtool.export").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _comment(s) -> str:
