@@ -1,7 +1,7 @@
 """The whole heart-rate monitor as firmware: its Python integer reference and its C sources.
 
     ref = PipelineRef(model_cfg, graph, decoder=None, fs_in=125.0, n_ppg=1)
-    ref.push(ppg, acc, gap) -> [ {index, hr_mbpm, lo_mbpm, hi_mbpm, conf_q15, flagged_q15, valid}, ... ]
+    ref.push(ppg, acc, gap) -> [ {index, hr_mbpm, lo_mbpm, hi_mbpm, conf_q15, flagged_q15, valid, no_pulse}, ... ]
     ref.run(x16 (C_in, N), gap, chunk=None) -> dict of (W,) int arrays (the same keys)
     render_pipeline(model_cfg, graph, md, out_dir, fs_in=None, prefix="sq", n_ppg=1) -> {"files": [...], ...}
 
@@ -16,6 +16,8 @@ Pipeline (one result per hop, integer arithmetic only after the export-time tabl
          window is not scored (valid = 0) and the decoder only predicts
       -> IntDecoder (sqtool.models.decoder, logit_scale = the graph's output scale; a decoder with evidence
          also reads the window's spectrum codes) -> hr/lo/hi (milli-BPM), conf_q15
+      -> pulse presence from the same codes (`flatness_q8`, `no_pulse`): no_pulse = 1 when the ppg channel's spectrum
+         has been as flat as noise over the last NO_PULSE_WINDOWS windows (a separate output, valid unchanged)
 
 Rounding: the pipeline uses SINGLE rounding (`SQ_SINGLE_ROUNDING=1`, one rounding of the exact 64-bit
 product): that is Brevitas's integer arithmetic, i.e. what QAT trained and what the int8 accuracy
@@ -250,7 +252,8 @@ class PipelineRef:
         """One chunk of n samples (any n, 0 included), as sq_pipeline_push: ppg int16 (n,) for one sensor, (n, n_ppg)
         or (n_ppg n,) interleaved for more; acc int16 (n, 3) (x, y, z per sample; or (3 n,) interleaved, never
         channels-first (3, n)), None for a PPG-only model; gap (n,) bool or None. Returns one dict per completed
-        window (RESULT_KEYS: hr_mbpm, lo_mbpm, hi_mbpm in milli-BPM; conf_q15, flagged_q15 in q15; valid 0/1)."""
+        window (RESULT_KEYS: hr_mbpm, lo_mbpm, hi_mbpm in milli-BPM; conf_q15, flagged_q15 in q15; valid 0/1;
+        no_pulse 0/1)."""
         x = self._stack(ppg, acc)
         wins = self.fe.push(x, gap)
         if not wins:

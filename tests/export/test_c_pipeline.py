@@ -979,6 +979,20 @@ def test_no_pulse_on_a_noise_stream_and_the_c_equals_the_reference(twin, troika6
         assert _same(_run_example(example2, rec, chunks), want), chunks
 
 
+def test_the_bench_harness_reports_no_pulse_as_the_reference(twin, c_dir2, troika60_2, tmp_path):
+    """The firmware bench's harness (mcu/pipeline_bench.c, what `benchmarks/firmware_pipeline.py` and the M4 runs
+    compare with PipelineRef) writes every result column, no_pulse included: it used to write the 7 columns of a kit
+    older than the detector, read back with no_pulse 0, so an off-wrist stream read as not bit-exact and the
+    firmware's no_pulse was never compared (the host build here; the MCU builds run the same harness)."""
+    from sqtool.firmware_bench import pipeline_fw as PF
+    mc, g, _ = twin
+    x16 = _off_wrist(troika60_2[0], 2)
+    want = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2).run(x16)
+    assert want["no_pulse"].any()
+    r = PF.run_pipeline(PF.build_pipeline(c_dir2, "host", tmp_path, chunk=125), x16, count=False)
+    assert _same(r.results, want)
+
+
 def test_no_pulse_is_zero_in_the_first_windows_and_without_the_detector(twin, troika60_2):
     """no_pulse needs NO_PULSE_WINDOWS windows; an export older than the detector (pulse_check=False) gives 0;
     an older kit's 7-column results read with no_pulse 0."""

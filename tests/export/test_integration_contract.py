@@ -221,3 +221,11 @@ def test_a_float_teachers_card_writes_its_subjects_as_pseudonyms(tmp_path):
     assert not any(n in text for n in ("jane_doe", "bob_roe", "john_smith"))
     card = (Path(res["out"]) / "MODEL_CARD.md").read_text()
     assert "- fine-tuned on 2 subjects: hosp:subject-" in card and "held out of the fine-tuning: hosp:subject-" in card
+
+
+def test_the_doc_names_the_kits_c_symbols_by_their_prefix():
+    """INTEGRATION.md names the kit's C as `<prefix>_...` (`export --prefix hr2` renames every symbol): no sq_ name,
+    which a prefixed kit does not have (it named sq_pipeline_init_device)."""
+    from sqtool.export.kit import TEMPLATES
+    text = (TEMPLATES / "INTEGRATION.md").read_text()
+    assert "<prefix>_pipeline_init_device" in text and not re.search(r"\bsq_\w", text)

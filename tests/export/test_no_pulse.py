@@ -87,3 +87,10 @@ def test_no_real_window_has_no_pulse(data_root, dataset, n_records):
         for n_ppg in (1, 2):
             r = prepare(rec, mc, {}, n_sensors=n_ppg)
             assert len(r.codes) > 50 and not PL.no_pulse_of(r.codes).any(), (rec.record_id, n_ppg)
+
+
+def test_the_module_and_push_docstrings_name_every_result_key():
+    """pipeline's docstrings list what a result holds: every RESULT_KEYS entry (they left no_pulse out)."""
+    line = next(ln for ln in PL.__doc__.splitlines() if "ref.push(" in ln)
+    push = " ".join(PL.PipelineRef.push.__doc__.split())
+    assert all(k in line for k in PL.RESULT_KEYS) and all(k in push for k in PL.RESULT_KEYS if k != "index")

@@ -4,7 +4,7 @@
  *
  *   input   sq_rec.bin: frames of (SQ_FE_NIN int16 samples: PPG sensors, acc x y z; 1 int16 gap flag), as the kit's example reads
  *   chunk   SQ_BENCH_CHUNK samples per sq_pipeline_push (compile-time; the last push may be shorter)
- *   output  sq_results.txt: one line per result "index hr lo hi conf flagged valid" (the kit's format)
+ *   output  sq_results.txt: one line per result "index hr lo hi conf flagged valid no_pulse" (the kit's format)
  *           sq_stats.txt: pushes=, results=, status=, stack_high_water= (deepest stack used by one
  *           sq_pipeline_push call, measured from the caller's SP: the pipeline call alone), stages=
  *           sq_stages.bin (SQ_PL_BENCH builds): one byte per counted bracket, its stage (0 front end per
@@ -133,8 +133,9 @@ int main(void)
         }
         for (j = 0; j < k; ++j) {
             const sq_result_t *r = &res[j];
-            fprintf(fout, "%lu %ld %ld %ld %u %u %u\n", (unsigned long)r->index, (long)r->hr_mbpm, (long)r->lo_mbpm,
-                   (long)r->hi_mbpm, (unsigned)r->conf_q15, (unsigned)r->flagged_q15, (unsigned)r->valid);
+            fprintf(fout, "%lu %ld %ld %ld %u %u %u %u\n", (unsigned long)r->index, (long)r->hr_mbpm,
+                    (long)r->lo_mbpm, (long)r->hi_mbpm, (unsigned)r->conf_q15, (unsigned)r->flagged_q15,
+                    (unsigned)r->valid, (unsigned)r->no_pulse);
         }
         results += k;
         if (n < SQ_BENCH_CHUNK) break;
