@@ -21,8 +21,9 @@ M0P = ["-mcpu=cortex-m0plus", "-mthumb"]
 RV32 = ["-march=rv32imc", "-mabi=ilp32"]
 
 
-def _twin_kit(folder: Path, prefix: str = "sq") -> Path:
-    """A whole kit (write_kit) of a calibrated, untrained spec_student_xs twin at 125 Hz, under `prefix`."""
+def _twin_kit(folder: Path, prefix: str = "sq", acc_fs: float | None = None) -> Path:
+    """A whole kit (write_kit) of a calibrated, untrained spec_student_xs twin at 125 Hz, under `prefix`; `acc_fs`:
+    with the accelerometer resampler from that rate (`export --device-acc-fs`)."""
     from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.kit import write_kit
@@ -33,7 +34,8 @@ def _twin_kit(folder: Path, prefix: str = "sq") -> Path:
     g = extract_int_graph(q)
     mc = q.cfg.to_dict()
     out = folder / "kit"
-    write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), prefix=prefix)
+    write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), prefix=prefix,
+              acc_fs=acc_fs)
     return out
 
 
@@ -307,3 +309,81 @@ def test_readme_tells_an_m0plus_or_riscv_user_the_cost_and_the_selftest(kit_hr3)
                  "-DHR3_WEIGHTS_INT8=1", "3.7 KB less", "64-bit divide", "rv32imc", "example/selftest.c"):
         assert fact in other, fact
     assert "hr3_selftest(void)" in readme and "make selftest" in readme and "@" not in readme
+
+
+# ----------------------------------------------------------------------------- the self-test and the acc resampler
+
+@pytest.fixture(scope="module")
+def kit_acc(tmp_path_factory) -> Path:
+    """The twin's kit with the accelerometer resampler from 25 Hz (`--device-acc-fs 25`), prefix hr3."""
+    return _twin_kit(tmp_path_factory.mktemp("kit_acc"), prefix="hr3", acc_fs=25.0)
+
+
+def _broken_acc_kit(kit: Path, folder: Path, how: str) -> Path:
+    """A copy of `kit` whose accelerometer resampler no longer matches its vectors: one expected output of the
+    self-test's header + 1 ("vector"), or a port of the resampler that truncates instead of rounding ("port")."""
+    bad = folder / f"bad_{how}"
+    shutil.copytree(kit, bad)
+    if how == "vector":
+        h = bad / "test_vectors" / "hr3_vectors.h"
+        head, tail = h.read_text().split("hr3_vec_acc_expected[3 * HR3_VEC_ACC_N_OUT] = {\n    ", 1)
+        first, rest = tail.split(",", 1)
+        h.write_text(head + "hr3_vec_acc_expected[3 * HR3_VEC_ACC_N_OUT] = {\n    " + str(int(first) + 1) + "," + rest)
+    else:
+        c = bad / "c" / "hr3_acc_resampler.c"
+        text = c.read_text()
+        assert "acc = (acc + (1 << 14)) >> 15;" in text
+        c.write_text(text.replace("acc = (acc + (1 << 14)) >> 15;", "acc = acc >> 15;"))
+    return bad
+
+
+def test_the_selftest_vectors_hold_the_accelerometer_resampler_vectors(kit_acc):
+    """An export with the resampler compiles acc_in.bin / acc_expected.bin into hr3_vectors.h for the self-test; the
+    README's flash figure counts them."""
+    import re
+
+    import numpy as np
+    h = (kit_acc / "test_vectors" / "hr3_vectors.h").read_text()
+    a_in = np.fromfile(kit_acc / "test_vectors" / "acc_in.bin", "<i2")
+    a_want = np.fromfile(kit_acc / "test_vectors" / "acc_expected.bin", "<i2")
+    np.testing.assert_array_equal(_c_array(h, "hr3_vec_acc_in"), a_in)
+    np.testing.assert_array_equal(_c_array(h, "hr3_vec_acc_expected"), a_want)
+    assert f"#define HR3_VEC_ACC_N_IN {len(a_in) // 3}" in h and f"#define HR3_VEC_ACC_N_OUT {len(a_want) // 3}" in h
+    flash = 2 * len(_c_array(h, "hr3_vec_recording")) + 4 * len(_c_array(h, "hr3_vec_expected")) + \
+        2 * (len(a_in) + len(a_want))
+    readme = (kit_acc / "README.md").read_text()
+    kb = re.search(r"about\s+(\d+) KB of flash\) through the pipeline", readme)
+    assert kb and int(kb.group(1)) == round(flash / 1000)
+    assert "returns `HR3_SELFTEST_ERR_ACC` (-16" in readme and "chunks of 1, 5, 7 and 64 samples" in readme
+
+
+@pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None, reason="no make / gcc")
+@pytest.mark.parametrize("how", ["vector", "port"])
+def test_selftest_fails_when_the_accelerometer_resampler_is_broken(kit_acc, how, tmp_path):
+    """`make selftest` on an export with --device-acc-fs also checks the resampler: it passes as exported, and a
+    perturbed expected output or a resampler that truncates instead of rounding makes hr3_selftest() return
+    HR3_SELFTEST_ERR_ACC (exit status 101), where it used to pass (the pipeline's own vectors never touch it)."""
+    r = subprocess.run(["make", "-s", "-C", str(kit_acc), f"BUILD={tmp_path / 'b'}", "selftest"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "every result equal" in r.stdout, r.stdout + r.stderr
+    bad = _broken_acc_kit(kit_acc, tmp_path, how)
+    r = subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", "selftest"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "101: the accelerometer resampler" in r.stdout, r.stdout + r.stderr
+    assert subprocess.run([str(tmp_path / "bb" / "host" / "selftest")], timeout=60).returncode == 101
+
+
+def test_selftest_checks_the_accelerometer_resampler_on_the_cortex_m4_under_qemu(kit_acc, tmp_path):
+    """The same on the board build (`make selftest-an386`, QEMU): bit-exact as exported, exit status 101 with the
+    truncating port of the resampler; skipped without arm-none-eabi-gcc / qemu-system-arm."""
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None or \
+            not _picolibc("arm-none-eabi-gcc", M4, tmp_path):
+        pytest.skip("arm-none-eabi-gcc with picolibc / qemu-system-arm missing")
+    r = subprocess.run(["make", "-s", "-C", str(kit_acc), f"BUILD={tmp_path / 'b'}", "selftest-an386"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "selftest (MPS2 AN386 (Cortex-M4), vectors compiled in): every result equal" in \
+        r.stdout, r.stdout + r.stderr
+    bad = _broken_acc_kit(kit_acc, tmp_path, "port")
+    r = subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", "selftest-an386"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "selftest (MPS2 AN386 (Cortex-M4)): MISMATCH" in r.stdout, r.stdout + r.stderr
