@@ -788,7 +788,7 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
                                 if interval_calibrated(mc.get("decoder") or {}) else
                                 "(not calibrated: no inner calibration on record, see MODEL_CARD.md)"),
               "QUIET": QUIET, "GAIN_PPG": f"{rp['fe_cfg'].gain_ppg:g}", "GAIN_ACC": f"{rp['fe_cfg'].gain_acc:g}",
-              **acc_values(acc_fs, fe, prefix)}
+              **acc_values(acc_fs, fe, prefix), **acc_axes_values(fe)}
     from sqtool.export.c import arena_plan
     values["ARENA"] = sum(arena_plan(graph))
     values["STATE_BYTES"] = _state_bytes(out / "c", prefix)
@@ -911,7 +911,7 @@ def write_docs(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = 
               "GATING_RULE": gating["rule"], "FLAGGED": gating["flagged"],
               "NO_PULSE_RULE": (gating.get("no_pulse") or {}).get("rule", "not in this export (always 0)"),
               "DECODER_SPEC": "\n".join(f"- {k}: {v}" for k, v in spec.items() if isinstance(v, str) and k != "format"),
-              "CONF_TEXT": dec.conf_text + conf_range_text(dec), **replay_values(mc, fe)}
+              "CONF_TEXT": dec.conf_text + conf_range_text(dec), **replay_values(mc, fe), **acc_axes_values(fe)}
     atomic_write_text(out / "INTEGRATION.md", _fill((TEMPLATES / "INTEGRATION.md").read_text(), values))
     atomic_write_text(out / "MODEL_CARD.md", model_card(mc, md, graph, fe, dec, run_dir, names, shipped_parity(out)))
     return [out / "MODEL_CARD.md", out / "INTEGRATION.md"]
@@ -1012,6 +1012,55 @@ after the pipeline's check, and any output that differs returns `{prefix.upper()
                           f"from {acc_fs:g} Hz to {fe.fs_in:g} Hz (integer polyphase filter) |\n| `example/acc_check.c`, "
                           "`test_vectors/acc_in.bin`, `acc_expected.bin` | its check against sqtool's reference "
                           "(`make check`) |")}
+
+
+# the accelerometer's axes (benchmarks/acc_axes.py, 2026-12-07: the real-data demo model through PipelineRef on TROIKA's
+# 13 and wrist_exercise's 13 recordings, the axes' int16 counts negated or permuted)
+AXES_MEASURED = ("sqtool's real-data demo model (not necessarily this one) through the pipeline's integer reference on "
+                 "the 26 recordings of TROIKA and wrist_exercise (`benchmarks/acc_axes.py`, 2026-12-07)")
+
+
+def acc_axes_values(fe) -> dict:
+    """What the model expects of the accelerometer's x, y, z: INTEGRATION.md's section (ACC_AXES) and the kit README's
+    words (ACC_AXES_NOTE), by how the front end reads the axes: three channels of their own (n_channels 4: their
+    order matters, their sign and scale do not), their powers summed (2: orientation-free), none (1)."""
+    if fe.n_channels < 2:
+        return {"ACC_AXES": "", "ACC_AXES_NOTE": ""}
+    units = (f"Units: none to declare. Gravity (the DC) is removed by the band-pass (step 3), and each spectrum is "
+             f"scaled to its own maximum per window, so g, m/s^2 or raw counts give the same codes up to rounding as long as "
+             f"the int16 counts resolve the motion and do not clip: at least about 1000 counts per g (the C kit assumes "
+             f"{fe.gain_acc:g} counts per g, a +-8 g 16-bit part; whole m/s^2, about 10 counts per g, hid the motion "
+             f"spectra of a running recording: MAE 66.6 -> 90.7 BPM)")
+    if fe.n_channels == 2:
+        return {"ACC_AXES": f"""## Accelerometer axes
+
+The front end sums the three axes' powers into ONE acc channel (step 6): the codes do not depend on the order of the
+axes (permuting them gives the same codes, bit for bit) nor on how the sensor is turned on the wrist (a rotation of
+its frame leaves the summed power unchanged, up to rounding); a negated axis changes only the integer rounding of its
+spectrum. The three axes must share one gain (one sensor's counts per g): their powers are added on one scale.
+{units}.
+
+""", "ACC_AXES_NOTE": " (any order and orientation: the model sums the axes' powers; one gain for the three)"}
+    return {"ACC_AXES": f"""## Accelerometer axes
+
+The front end treats the three axes alike and each on its own (steps 1-5 per row: a power spectrum per axis, scaled
+per window and channel), and the network reads them as three channels (acc_x, acc_y, acc_z) with weights of their own:
+the ORDER of the axes is part of this model's contract; their signs and their units are not.
+
+- Order: x, y, z as the training recordings give them (sqtool's readers of TROIKA and wrist_exercise, in g; by
+  gravity's direction there: y along the forearm, it holds gravity when the arm hangs, walking or running; z normal
+  to the watch face, it holds gravity on the bike; x across the wrist). Another order of the same samples gives
+  the same codes in other channels (bit for bit) and another heart rate: measured with {AXES_MEASURED}, the five
+  other orders moved the heart rate by 5.0-12.6 BPM on average (TROIKA alone 0.7-3.3), up to 115 BPM on single
+  windows, and the MAE from 5.96 to 7.31-12.42 BPM. Map your sensor's axes onto these before the push.
+- Signs: a negated axis (the watch on the other wrist, a sensor mounted the other way up) has the same power
+  spectrum up to the integer rounding, which is not symmetric: measured as above, one to three negated axes changed
+  0.3-1.0 % of the codes, by 4 at most, and the heart rate by 0.06-0.12 BPM on average (MAE 5.96 -> 5.92-5.94 BPM).
+  Either sign works; the codes are bit-exact only with the signs `sqtool predict` (or the test vectors) was fed.
+- {units}. Each axis may have its own gain: each is scaled on its own.
+
+""", "ACC_AXES_NOTE": (" (their order matters, their signs and units do not: see \"Accelerometer axes\" in "
+                       "`INTEGRATION.md`)")}
 
 
 def replay_values(mc: dict, fe) -> dict:

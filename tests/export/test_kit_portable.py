@@ -399,3 +399,34 @@ def test_selftest_checks_the_accelerometer_resampler_on_the_cortex_m4_under_qemu
     r = subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", "selftest-an386"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "selftest (MPS2 AN386 (Cortex-M4)): MISMATCH" in r.stdout, r.stdout + r.stderr
+
+
+# ----------------------------------------------------------------------------- the accelerometer's axes, documented
+
+def test_integration_and_readme_say_what_the_model_expects_of_the_axes(kit):
+    """A model with acc_x, acc_y, acc_z as channels of their own: INTEGRATION.md's "Accelerometer axes" says their
+    order is part of the contract (with the measured cost of another order), their signs and units are not; the kit
+    README's `acc` bullet points there."""
+    doc = (kit / "INTEGRATION.md").read_text()
+    sec = doc[doc.index("## Accelerometer axes"):doc.index("## Front end")]
+    for fact in ("the ORDER of the axes is part of this model's contract; their signs and their units are not",
+                 "y along the forearm", "z normal\n  to the watch face", "5.0-12.6 BPM on average", "115 BPM",
+                 "0.06-0.12 BPM on average", "by 4 at most", "at least about 1000 counts per g",
+                 "4096 counts per g", "Each axis may have its own gain", "benchmarks/acc_axes.py"):
+        assert fact in sec, fact
+    readme = (kit / "README.md").read_text()
+    assert "interleaved x, y, z (their order matters, their signs and units do not: see \"Accelerometer axes\" in " \
+           "`INTEGRATION.md`)" in readme
+    assert "@" not in sec and "@ACC_AXES" not in readme
+
+
+def test_axes_words_follow_how_the_front_end_reads_them():
+    """A summed-power model (n_channels 2) reads no axis order and needs one gain for the three; a PPG-only model
+    gets no section."""
+    from types import SimpleNamespace
+
+    from sqtool.export.kit import acc_axes_values
+    summed = acc_axes_values(SimpleNamespace(n_channels=2, gain_acc=4096.0))
+    assert "do not depend on the order of the\naxes" in summed["ACC_AXES"] and "share one gain" in summed["ACC_AXES"]
+    assert "ORDER" not in summed["ACC_AXES"] and "any order and orientation" in summed["ACC_AXES_NOTE"]
+    assert acc_axes_values(SimpleNamespace(n_channels=1, gain_acc=4096.0)) == {"ACC_AXES": "", "ACC_AXES_NOTE": ""}
