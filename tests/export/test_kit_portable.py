@@ -24,7 +24,7 @@ RV32 = ["-march=rv32imc", "-mabi=ilp32"]
 def _twin_kit(folder: Path, prefix: str = "sq", acc_fs: float | None = None) -> Path:
     """A whole kit (write_kit) of a calibrated, untrained spec_student_xs twin at 125 Hz, under `prefix`; `acc_fs`:
     with the accelerometer resampler from that rate (`export --device-acc-fs`)."""
-    from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
+    from tests.export.export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.kit import write_kit
     from sqtool.export.metadata import build_metadata
