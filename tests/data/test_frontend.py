@@ -260,3 +260,34 @@ def test_summed_acc_weighs_each_axis_by_its_true_power():
     assert np.all(at(90) == 127) and np.all(at(150) <= -126)
     alone = spectra(cfg, np.vstack([x[:1], np.zeros_like(x[1:3]), x[2:3]]))[0][..., 1]
     assert np.all(alone[:, int(np.argmin(np.abs(bins - 150)))] == 127)    # the weak swing, alone, is its own max
+
+
+@pytest.mark.parametrize("n_channels", [4, 2])
+def test_axes_are_read_alike_and_each_on_its_own_order_and_sign(n_channels):
+    """INTEGRATION.md's "Accelerometer axes": the front end treats x, y, z alike and each on its own. Permuted axes give
+    the same codes bit for bit, in the permuted channels (n_channels 4: the network's three acc channels; 2: the one
+    summed channel, unchanged); a negated axis changes only the integer rounding of a power spectrum (a few codes, by
+    a few LSB), never the ppg channel; an axis at another gain gives its own channel's codes up to rounding."""
+    cfg = FrontEndCfg(n_channels=n_channels, bins_bpm=(30.0, 229.5, 1.5))
+    x = _swing([1.0, -2.0, 0.5])                                            # ppg + a swing on all three axes
+    x[1:] = np.clip(x[1:].astype(int) + np.round(np.random.default_rng(3).normal(0, 300, x[1:].shape)),
+                    -32768, 32767).astype(np.int16)                          # each axis its own noise
+    codes = spectra(cfg, x)[0]                                              # (W, F, C)
+    order = [2, 0, 1]
+    turned = spectra(cfg, np.vstack([x[:1], x[1:][order]]))[0]
+    want = codes[..., [0, *(1 + np.asarray(order))]] if n_channels == 4 else codes
+    assert np.array_equal(turned, want)
+    moved = []
+    for axis in range(3):
+        neg = x.copy()
+        neg[1 + axis] = np.clip(-neg[1 + axis].astype(int), -32768, 32767)
+        flipped = spectra(cfg, neg)[0]
+        d = np.abs(flipped.astype(int) - codes)
+        assert np.array_equal(flipped[..., 0], codes[..., 0]) and d.max() <= 4 and d.mean() < 0.02, (axis, d.max())
+        moved.append(int(d.max()))
+    assert max(moved) >= 1                      # not bit-identical: the rounding is not symmetric in the sign
+    if n_channels == 4:                                                     # units: each axis scaled on its own
+        scaled = x.copy()
+        scaled[2] = np.round(scaled[2] / 4.0).astype(np.int16)
+        d = np.abs(spectra(cfg, scaled)[0].astype(int) - codes)
+        assert np.array_equal(d[..., [0, 1, 3]], 0 * d[..., [0, 1, 3]]) and d[..., 2].max() <= 4

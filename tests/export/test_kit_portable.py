@@ -21,9 +21,10 @@ M0P = ["-mcpu=cortex-m0plus", "-mthumb"]
 RV32 = ["-march=rv32imc", "-mabi=ilp32"]
 
 
-def _twin_kit(folder: Path, prefix: str = "sq") -> Path:
-    """A whole kit (write_kit) of a calibrated, untrained spec_student_xs twin at 125 Hz, under `prefix`."""
-    from export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
+def _twin_kit(folder: Path, prefix: str = "sq", acc_fs: float | None = None) -> Path:
+    """A whole kit (write_kit) of a calibrated, untrained spec_student_xs twin at 125 Hz, under `prefix`; `acc_fs`:
+    with the accelerometer resampler from that rate (`export --device-acc-fs`)."""
+    from tests.export.export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.kit import write_kit
     from sqtool.export.metadata import build_metadata
@@ -33,7 +34,8 @@ def _twin_kit(folder: Path, prefix: str = "sq") -> Path:
     g = extract_int_graph(q)
     mc = q.cfg.to_dict()
     out = folder / "kit"
-    write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), prefix=prefix)
+    write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), prefix=prefix,
+              acc_fs=acc_fs)
     return out
 
 
@@ -301,9 +303,130 @@ def test_selftest_is_bit_exact_on_m0plus_and_rv32_under_qemu(kit_hr3, core, tmp_
 
 
 def test_readme_tells_an_m0plus_or_riscv_user_the_cost_and_the_selftest(kit_hr3):
+    """The "Other cores" figures are those of benchmarks/results/kit_other_cores.md (re-measured with the no_pulse
+    check, 2026-12-07), said with the script that measures them."""
     readme = (kit_hr3 / "README.md").read_text()
     other = readme[readme.index("## Other cores"):readme.index("## Memory placement")]
-    for fact in ("Measured on", "arm-none-eabi-gcc 12.2.1", "6.75 M", "0.88 M", "30.9 KB", "17.7 KB", "868 B",
-                 "-DHR3_WEIGHTS_INT8=1", "3.7 KB less", "64-bit divide", "rv32imc", "example/selftest.c"):
+    for fact in ("Measured on 2026-12-07", "arm-none-eabi-gcc 12.2.1", "6.13 M", "0.82 M", "30.4 KB", "17.8 KB",
+                 "796 B", "-DHR3_WEIGHTS_INT8=1", "3.8 KB less", "64-bit divide", "rv32imc", "example/selftest.c",
+                 "benchmarks/kit_other_cores.py", "The table includes the pulse-presence check"):
         assert fact in other, fact
     assert "hr3_selftest(void)" in readme and "make selftest" in readme and "@" not in readme
+    import json
+    res = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "kit_other_cores.json")
+                     .read_text())
+    table = other[other.index("| -Os |"):other.index("\n\n", other.index("| -Os |"))]
+    for r, name in zip(res["rows"], ("Cortex-M4 (DSP path)", "Cortex-M0+ (portable)", "-DHR3_WEIGHTS_INT8=1")):
+        row = next(ln for ln in table.splitlines() if name in ln)
+        assert r["bit_exact"] and f"| {r['insns_per_window_push'] / 1e6:.2f} M" in row, row
+        assert f"| {r['code_bytes'] / 1000:.1f} KB" in row and f"| {r['stack_bytes']} B" in row, row
+        assert f"| {r['ram_bytes'] / 1000:.1f} KB |" in row, row
+
+
+# ----------------------------------------------------------------------------- the self-test and the acc resampler
+
+@pytest.fixture(scope="module")
+def kit_acc(tmp_path_factory) -> Path:
+    """The twin's kit with the accelerometer resampler from 25 Hz (`--device-acc-fs 25`), prefix hr3."""
+    return _twin_kit(tmp_path_factory.mktemp("kit_acc"), prefix="hr3", acc_fs=25.0)
+
+
+def _broken_acc_kit(kit: Path, folder: Path, how: str) -> Path:
+    """A copy of `kit` whose accelerometer resampler no longer matches its vectors: one expected output of the
+    self-test's header + 1 ("vector"), or a port of the resampler that truncates instead of rounding ("port")."""
+    bad = folder / f"bad_{how}"
+    shutil.copytree(kit, bad)
+    if how == "vector":
+        h = bad / "test_vectors" / "hr3_vectors.h"
+        head, tail = h.read_text().split("hr3_vec_acc_expected[3 * HR3_VEC_ACC_N_OUT] = {\n    ", 1)
+        first, rest = tail.split(",", 1)
+        h.write_text(head + "hr3_vec_acc_expected[3 * HR3_VEC_ACC_N_OUT] = {\n    " + str(int(first) + 1) + "," + rest)
+    else:
+        c = bad / "c" / "hr3_acc_resampler.c"
+        text = c.read_text()
+        assert "acc = (acc + (1 << 14)) >> 15;" in text
+        c.write_text(text.replace("acc = (acc + (1 << 14)) >> 15;", "acc = acc >> 15;"))
+    return bad
+
+
+def test_the_selftest_vectors_hold_the_accelerometer_resampler_vectors(kit_acc):
+    """An export with the resampler compiles acc_in.bin / acc_expected.bin into hr3_vectors.h for the self-test; the
+    README's flash figure counts them."""
+    import re
+
+    import numpy as np
+    h = (kit_acc / "test_vectors" / "hr3_vectors.h").read_text()
+    a_in = np.fromfile(kit_acc / "test_vectors" / "acc_in.bin", "<i2")
+    a_want = np.fromfile(kit_acc / "test_vectors" / "acc_expected.bin", "<i2")
+    np.testing.assert_array_equal(_c_array(h, "hr3_vec_acc_in"), a_in)
+    np.testing.assert_array_equal(_c_array(h, "hr3_vec_acc_expected"), a_want)
+    assert f"#define HR3_VEC_ACC_N_IN {len(a_in) // 3}" in h and f"#define HR3_VEC_ACC_N_OUT {len(a_want) // 3}" in h
+    flash = 2 * len(_c_array(h, "hr3_vec_recording")) + 4 * len(_c_array(h, "hr3_vec_expected")) + \
+        2 * (len(a_in) + len(a_want))
+    readme = (kit_acc / "README.md").read_text()
+    kb = re.search(r"about\s+(\d+) KB of flash\) through the pipeline", readme)
+    assert kb and int(kb.group(1)) == round(flash / 1000)
+    assert "returns `HR3_SELFTEST_ERR_ACC` (-16" in readme and "chunks of 1, 5, 7 and 64 samples" in readme
+
+
+@pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None, reason="no make / gcc")
+@pytest.mark.parametrize("how", ["vector", "port"])
+def test_selftest_fails_when_the_accelerometer_resampler_is_broken(kit_acc, how, tmp_path):
+    """`make selftest` on an export with --device-acc-fs also checks the resampler: it passes as exported, and a
+    perturbed expected output or a resampler that truncates instead of rounding makes hr3_selftest() return
+    HR3_SELFTEST_ERR_ACC (exit status 101), where it used to pass (the pipeline's own vectors never touch it)."""
+    r = subprocess.run(["make", "-s", "-C", str(kit_acc), f"BUILD={tmp_path / 'b'}", "selftest"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "every result equal" in r.stdout, r.stdout + r.stderr
+    bad = _broken_acc_kit(kit_acc, tmp_path, how)
+    r = subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", "selftest"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "101: the accelerometer resampler" in r.stdout, r.stdout + r.stderr
+    assert subprocess.run([str(tmp_path / "bb" / "host" / "selftest")], timeout=60).returncode == 101
+
+
+def test_selftest_checks_the_accelerometer_resampler_on_the_cortex_m4_under_qemu(kit_acc, tmp_path):
+    """The same on the board build (`make selftest-an386`, QEMU): bit-exact as exported, exit status 101 with the
+    truncating port of the resampler; skipped without arm-none-eabi-gcc / qemu-system-arm."""
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None or \
+            not _picolibc("arm-none-eabi-gcc", M4, tmp_path):
+        pytest.skip("arm-none-eabi-gcc with picolibc / qemu-system-arm missing")
+    r = subprocess.run(["make", "-s", "-C", str(kit_acc), f"BUILD={tmp_path / 'b'}", "selftest-an386"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "selftest (MPS2 AN386 (Cortex-M4), vectors compiled in): every result equal" in \
+        r.stdout, r.stdout + r.stderr
+    bad = _broken_acc_kit(kit_acc, tmp_path, "port")
+    r = subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", "selftest-an386"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "selftest (MPS2 AN386 (Cortex-M4)): MISMATCH" in r.stdout, r.stdout + r.stderr
+
+
+# ----------------------------------------------------------------------------- the accelerometer's axes, documented
+
+def test_integration_and_readme_say_what_the_model_expects_of_the_axes(kit):
+    """A model with acc_x, acc_y, acc_z as channels of their own: INTEGRATION.md's "Accelerometer axes" says their
+    order is part of the contract (with the measured cost of another order), their signs and units are not; the kit
+    README's `acc` bullet points there."""
+    doc = (kit / "INTEGRATION.md").read_text()
+    sec = doc[doc.index("## Accelerometer axes"):doc.index("## Front end")]
+    for fact in ("the ORDER of the axes is part of this model's contract; their signs and their units are not",
+                 "y along the forearm", "z normal\n  to the watch face", "5.0-12.6 BPM on average", "115 BPM",
+                 "0.06-0.12 BPM on average", "by 4 at most", "at least about 1000 counts per g",
+                 "4096 counts per g", "Each axis may have its own gain", "benchmarks/acc_axes.py"):
+        assert fact in sec, fact
+    readme = (kit / "README.md").read_text()
+    assert "interleaved x, y, z (their order matters, their signs and units do not: see \"Accelerometer axes\" in " \
+           "`INTEGRATION.md`)" in readme
+    assert "@" not in sec and "@ACC_AXES" not in readme
+
+
+def test_axes_words_follow_how_the_front_end_reads_them():
+    """A summed-power model (n_channels 2) reads no axis order and needs one gain for the three; a PPG-only model
+    gets no section."""
+    from types import SimpleNamespace
+
+    from sqtool.export.kit import acc_axes_values
+    summed = acc_axes_values(SimpleNamespace(n_channels=2, gain_acc=4096.0))
+    assert "do not depend on the order of the\naxes" in summed["ACC_AXES"] and "share one gain" in summed["ACC_AXES"]
+    assert "ORDER" not in summed["ACC_AXES"] and "any order and orientation" in summed["ACC_AXES_NOTE"]
+    assert acc_axes_values(SimpleNamespace(n_channels=1, gain_acc=4096.0)) == {"ACC_AXES": "", "ACC_AXES_NOTE": ""}

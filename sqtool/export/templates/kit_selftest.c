@@ -6,20 +6,28 @@
  * Streams the test recording of test_vectors/sq_vectors.h (recording.bin as a C array: synthetic signal,
  * no subject data) through the pipeline in changing chunk sizes (1, 7, 0, 25, 125 samples per push) and
  * compares every field of every result with the expected results (expected.txt as a C array).
+ * With an accelerometer resampler (an export with --device-acc-fs: the vectors define SQ_VEC_ACC_N_IN) it then
+ * streams the accelerometer vectors (test_vectors/acc_in.bin as a C array) through sq_acc_rs_push in chunks of 1, 5,
+ * 7 and 64 samples and compares every output with acc_expected.bin's.
  * Returns 0 when all are equal; k > 0: result k - 1 is the first that differs (or is missing, or is one
- * too many); k < 0: the SQ_PL_ERR_* a push or the init returned. Uses no stdio, no malloc, no float.
+ * too many); SQ_SELFTEST_ERR_ACC (-16): the resampler's outputs differ from the vectors (or it refused a push);
+ * another k < 0: the SQ_PL_ERR_* a push or the init returned. Uses no stdio, no malloc, no float.
  *
  * In your firmware: compile this file with the c/ sources and -Ic -Itest_vectors, call sq_selftest() once
  * (its pipeline state and buffers are static: about sizeof(sq_pipeline_t) + 2 KB of RAM, plus the
  * network arena it shares with your own pipeline: do not run both at once; the recording takes
  * 2 * SQ_VEC_N_SAMPLES * SQ_VEC_FRAME bytes of flash). With -DSQ_SELFTEST_MAIN it has a main() whose
- * exit status is 0 when bit-exact (`make selftest` on the host).
+ * exit status is 0 when bit-exact (`make selftest` on the host), 1..99 the first bad result + 1, 101 the
+ * accelerometer resampler, 100 any other error.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "sq_pipeline.h"
 #include "sq_vectors.h"
+#ifdef SQ_VEC_ACC_N_IN
+#include "sq_acc_resampler.h"
+#endif
 
 #define SQ_ST_MAX_CHUNK 125
 #define SQ_ST_N_SIZES 5
@@ -43,6 +51,47 @@ static int sq_st_same(const sq_result_t *r, int32_t i)
            (int32_t)r->conf_q15 == e[4] && (int32_t)r->flagged_q15 == e[5] && (int32_t)r->valid == e[6] &&
            (int32_t)r->no_pulse == e[7];
 }
+
+#ifdef SQ_VEC_ACC_N_IN
+#define SQ_ST_ACC_MAX_CHUNK 64
+static sq_acc_rs_t sq_st_ars;
+static int16_t sq_st_acc_out[3 * SQ_AR_MAX_OUT(SQ_ST_ACC_MAX_CHUNK)];
+
+/* The accelerometer resampler against the vectors in chunks of 1, 5, 7 and 64 samples: 0 when every output of every
+ * chunking equals sq_vec_acc_expected, else SQ_SELFTEST_ERR_ACC. */
+static int sq_st_acc_resampler(void)
+{
+    static const int32_t sizes[4] = {1, 5, 7, SQ_ST_ACC_MAX_CHUNK};
+    int32_t s;
+    for (s = 0; s < 4; ++s) {
+        int32_t pos = 0, n_out = 0;
+        if (sq_acc_rs_init_fs(&sq_st_ars, SQ_AR_FS_ACC_MHZ) != SQ_AR_OK) {
+            return SQ_SELFTEST_ERR_ACC;
+        }
+        while (pos < SQ_VEC_ACC_N_IN) {
+            const int32_t left = SQ_VEC_ACC_N_IN - pos;
+            const int32_t n = sizes[s] < left ? sizes[s] : left;
+            const int k = sq_acc_rs_push(&sq_st_ars, &sq_vec_acc_in[3 * pos], (int)n, sq_st_acc_out,
+                                         SQ_AR_MAX_OUT(SQ_ST_ACC_MAX_CHUNK));
+            int32_t j;
+            if (k < 0 || n_out + k > SQ_VEC_ACC_N_OUT) {
+                return SQ_SELFTEST_ERR_ACC;
+            }
+            for (j = 0; j < 3 * k; ++j) {
+                if (sq_st_acc_out[j] != sq_vec_acc_expected[3 * n_out + j]) {
+                    return SQ_SELFTEST_ERR_ACC;
+                }
+            }
+            n_out += k;
+            pos += n;
+        }
+        if (n_out != SQ_VEC_ACC_N_OUT) {
+            return SQ_SELFTEST_ERR_ACC;
+        }
+    }
+    return 0;
+}
+#endif
 
 int sq_selftest(void)
 {
@@ -82,13 +131,23 @@ int sq_selftest(void)
         }
         pos += n;
     }
-    return n_res == SQ_VEC_N_RESULTS ? 0 : (int)n_res + 1;
+    if (n_res != SQ_VEC_N_RESULTS) {
+        return (int)n_res + 1;
+    }
+#ifdef SQ_VEC_ACC_N_IN
+    return sq_st_acc_resampler();
+#else
+    return 0;
+#endif
 }
 
 #ifdef SQ_SELFTEST_MAIN
 int main(void)
 {
     const int r = sq_selftest();
+    if (r == SQ_SELFTEST_ERR_ACC) {
+        return 101;                                     /* the accelerometer resampler */
+    }
     return r == 0 ? 0 : (r > 0 && r < 100 ? r : 100);  /* exit status 1..99: the first bad result + 1 */
 }
 #endif

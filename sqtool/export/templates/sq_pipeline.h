@@ -142,7 +142,9 @@ int sq_pipeline_push(sq_pipeline_t *p, const int16_t *ppg, const int16_t *acc, c
 int sq_pipeline_pending(const sq_pipeline_t *p, int n);
 
 /* The kit's bit-exactness check for a board without files, defined in example/selftest.c (compile it with the c/
- * sources and -Itest_vectors): 0 when every result equals the vectors compiled in (that file says the rest). */
+ * sources and -Itest_vectors): 0 when every result equals the vectors compiled in (that file says the rest);
+ * SQ_SELFTEST_ERR_ACC: an export's accelerometer resampler (--device-acc-fs) differs from its vectors. */
+#define SQ_SELFTEST_ERR_ACC (-16)
 int sq_selftest(void);
 
 #ifdef __cplusplus
