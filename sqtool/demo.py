@@ -267,6 +267,24 @@ def _fit_batch(argv: list[str], pairs_metrics: Path) -> list[str]:
     return argv
 
 
+def _acc_rate(argv: list[str], quantize_metrics: Path) -> list[str]:
+    """The export step's command with the quantize run's --device-acc-fs added where its `next:` line names one
+    (`compress.cli.device_rate_args`: your recordings' accelerometer runs slower than their PPG, a 32 Hz one beside a
+    64 Hz PPG), so that the kit holds its accelerometer resampler and the bench streams your files through it;
+    unchanged otherwise. It was built for an accelerometer at the PPG's rate, the note of quantize's line lost."""
+    import json
+
+    from sqtool.compress.cli import device_rate_args
+    try:
+        args = device_rate_args(json.loads(quantize_metrics.read_text()))
+    except (OSError, ValueError):
+        return argv
+    if "--device-acc-fs" not in args or "--device-acc-fs" in argv:
+        return argv
+    k = args.index("--device-acc-fs")
+    return argv + args[k:k + 2]
+
+
 def update_latest(d: Path) -> Path | None:
     """Point the `latest` link beside the demo folder `d` at it; returns the link, or None when no link was this
     run's to update: a run under runs/demo (the default folder, runs/demo/<stamp>, or an --out there) updates
@@ -318,6 +336,8 @@ def run(args) -> int:
         argv = argv + ["--force"] if cfg.force else argv
         if argv[:2] == ["train", "pretrain"]:
             argv = _fit_batch(argv, d / "pairs" / "metrics.json")
+        if argv[0] == "export":                           # the model it exports: quantize's (or the refit's)
+            argv = _acc_rate(argv, Path(argv[argv.index("--model") + 1]) / "metrics.json")
         print(f"\n=== [{i}/{len(todo)}] {what}\n$ {shell_command(*argv)}", flush=True)
         t0 = time.time()
         rc = sqtool_main(argv)

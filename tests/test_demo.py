@@ -122,3 +122,34 @@ def test_the_demo_builds_the_firmware_for_your_datasets_rate(tmp_path):
     todo = dict(steps(DemoCfg(data_root=str(timed)), tmp_path / "d"))
     export = next(v for k, v in todo.items() if k.startswith("export"))
     assert export[export.index("--device-fs") + 1] == "50"
+
+
+def test_the_demo_builds_the_kits_accelerometer_resampler_when_quantize_names_its_rate(tmp_path, monkeypatch):
+    """Your PPG at 64 Hz, its accelerometer at 32 Hz: quantize's next line says `export ... --device-fs 64
+    --device-acc-fs 32`, but the demo's export step ran `--device-fs 64` alone: a kit that takes the accelerometer at
+    64 Hz, without the resampler the device needs. Each step here only records its command; quantize writes the
+    metrics its next line is built from."""
+    import json
+    from pathlib import Path
+
+    import sqtool.cli
+    from sqtool.cli import main
+    ran = []
+
+    def step(argv):
+        ran.append(argv)
+        if argv[0] == "quantize":
+            out = Path(argv[argv.index("--out") + 1])
+            out.mkdir(parents=True)
+            (out / "metrics.json").write_text(json.dumps({"recorded_rates": {"ppg": 64.0, "acc": 32.0},
+                                                          "device_fs": 125.0}))
+        return 0
+    (tmp_path / "watch").mkdir()
+    (tmp_path / "watch" / "dataset.yaml").write_text("format: csv\nroot: .\nfs: 64\nchannels: {ppg: ppg, acc_x: "
+                                                     "{column: ax, fs: 32}, acc_y: {column: ay, fs: 32}, acc_z: "
+                                                     "{column: az, fs: 32}}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sqtool.cli, "main", step)
+    assert main(["demo", "--data", "watch/dataset.yaml", "--no-pretrain", "--no-mcu", "--out", "d"]) == 0
+    export = next(a for a in ran if a[0] == "export")
+    assert export[export.index("--device-fs") + 1] == "64" and export[export.index("--device-acc-fs") + 1] == "32"

@@ -739,6 +739,19 @@ def resolve_data(data, data_root: str | os.PathLike | None = None) -> DataRef:
                       f"{', '.join(builtin_names())})")
 
 
+def one_dataset(ref: DataRef, command: str) -> DataRef:
+    """`ref`, or one line when it is a data root (a folder of dataset folders) given to a command that reads one
+    dataset (`predict`, `bench`): its datasets named, and how to give one. Read as a folder of files instead, a root
+    of dataset folders mixed their recordings with their label files (or, the folders linked, read as empty)."""
+    if ref.kind != "root":
+        return ref
+    from sqtool.data.readers import DATASETS
+    found = [f"{d.name}/dataset.yaml" for d in dataset_folders(ref.path)]
+    found += [k for k in DATASETS if (ref.path / k).is_dir() and f"{k}/dataset.yaml" not in found]
+    raise SqtoolError(f"--data {ref.path}: a data root of {len(found)} datasets ({', '.join(found)}); {command} "
+                      f"reads one dataset at a time: give one of them, e.g. --data {ref.path / found[0]}")
+
+
 def data_records(ref: DataRef, log=None, **kw) -> list:
     """The records of a dataset file or a recordings path (kw go to readers.read_dataset for a path)."""
     if ref.kind == "dataset":
@@ -752,4 +765,4 @@ def data_records(ref: DataRef, log=None, **kw) -> list:
 
 __all__ = ["DatasetFile", "Channel", "Subject", "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
            "load_dataset_file", "load_builtin", "builtin_exclude", "builtin_names", "resolve_data", "data_records",
-           "TASK_LABELS", "dataset_folders", "is_data_root"]
+           "TASK_LABELS", "dataset_folders", "is_data_root", "one_dataset"]

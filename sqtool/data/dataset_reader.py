@@ -357,6 +357,21 @@ def _pick(cols: dict, names: list[str], column, where: str, what: str):
     return column, cols[column]
 
 
+def _own_rows_hint(v, fs_rows: float | None) -> str:
+    """The end of a rate mismatch's line when the column is blank on many of the time column's rows: streams logged
+    on rows of their own (a 64 Hz PPG and a 50 Hz accelerometer, each row stamped by the one that wrote it), which
+    no `fs:` reads; how to write them instead. '' otherwise (a whole column at another rate: the rate is wrong)."""
+    if fs_rows is None or not hasattr(v, "notna") or not len(v) or (filled := float(v.notna().mean())) > 0.9:
+        return ""
+    steps = np.unique(np.diff(np.flatnonzero(v.notna().to_numpy())))
+    if steps.size == 1 and steps[0] > 1:                 # a slower stream in every k-th row, at another rate than said
+        return f" (its column has one value every {steps[0]} rows: a {fs_rows / steps[0]:.4g} Hz stream?)"
+    return (f" (its column has a value on {100 * filled:.0f} % of the rows: streams stamped on rows of their own, "
+            "interleaved, are not read; give each channel a value on every row, or on every k-th row of a regular "
+            "time column (fs: the rows' rate / k), or write each recording as an NPZ with one array and fs_<channel> "
+            "per channel)")
+
+
 def _numeric(v, col: str, where: str, grid: TimeGrid | None = None) -> np.ndarray:
     """A column as float64 samples; with the time column's `grid`, rows missing from its clock are NaN."""
     if hasattr(v, "to_numpy"):                     # a pandas column: text cells are an error, not NaN
@@ -406,7 +421,8 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
                                (rates.get(col), "file's header")):
                 if other is not None and abs(other - given) > RATE_TOL * given:
                     raise SqtoolError(f"{where}: {what} {given:g} Hz disagrees with the {src} ({other:.4g} Hz); "
-                                      "wrong sampling rate")
+                                      "wrong sampling rate" + _own_rows_hint(v, other if src != "file's header"
+                                                                            else None))
             break
         signals[ch] = _numeric(v, col, where, grid) * spec.gain + spec.offset
         if every > 1:

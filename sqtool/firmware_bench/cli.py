@@ -321,9 +321,9 @@ def _records(cfg: BenchConfig, channels, records=None):
         if not cfg.data:
             raise SqtoolError("--data is required (a recordings dir or file, e.g. "
                               "../shared/data/troika/Training_data, or 'synthetic')")
-        from sqtool.data.dataset_file import data_records, resolve_data
+        from sqtool.data.dataset_file import data_records, one_dataset, resolve_data
         from sqtool.firmware_bench.spectral import load_records
-        ref = resolve_data(cfg.data, getattr(cfg, "data_root", "") or None)            # the one resolver
+        ref = one_dataset(resolve_data(cfg.data, getattr(cfg, "data_root", "") or None), "bench")  # the one resolver
         options = reader_options(cfg.acc_fs, ref.path if ref.kind == "path" else ref.dataset)
         recs = load_records(ref.path, left_out=left_out, options=options) if ref.kind == "path" else data_records(ref)
     recs = sorted(recs, key=lambda r: r.record_id)

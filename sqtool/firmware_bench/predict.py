@@ -473,7 +473,7 @@ def predict(cfg: PredictConfig, records=None) -> dict:
             S.reader_options(cfg.acc_fs, "synthetic")
             records, data = [S.cut(r, cfg.max_seconds) for r in S.synthetic_records()], "synthetic"
         else:
-            path = S.resolve_data(cfg.data, cfg.data_root)
+            path = S.resolve_data(cfg.data, cfg.data_root, "predict")
             records = S.iter_load(path, cfg.max_seconds, log=excluded.append, left_out=left_out,   # one at a time:
                                   options=S.reader_options(cfg.acc_fs, path))   # a file the model refuses (its
             data = str(getattr(path, "path", path))                             # rate) stops the read there

@@ -72,11 +72,12 @@ NOT_MEASURED = "accuracy not measured: no recording has heart-rate truth (labels
 
 # ----------------------------------------------------------------------------- data
 
-def resolve_data(data: str, data_root: str | None = None):
+def resolve_data(data: str, data_root: str | None = None, command: str = "bench"):
     """--data through the one resolver (`data.dataset_file.resolve_data`): a dataset file (a dataset.yaml, or a
-    built-in name such as troika / wrist_exercise) -> its DatasetFile; a recordings folder or file -> its Path."""
-    from sqtool.data.dataset_file import resolve_data as resolve
-    ref = resolve(data, data_root or None)
+    built-in name such as troika / wrist_exercise) -> its DatasetFile; a recordings folder or file -> its Path; a
+    data root (several datasets) is one line (`one_dataset`)."""
+    from sqtool.data.dataset_file import one_dataset, resolve_data as resolve
+    ref = one_dataset(resolve(data, data_root or None), command)
     return ref.dataset if ref.kind == "dataset" else ref.path
 
 

@@ -86,3 +86,44 @@ def test_a_slower_stream_in_every_other_row_is_read_at_the_rate_its_channel_says
                                           r"time column's 64 Hz, but the column has values between them \(1,280 "
                                           r"rows, the first at 0.015625 s\); .* leave its fs out$"):
         load_dataset_file(tmp_path / "dataset.yaml").records()
+
+
+def test_a_slower_stream_said_at_another_rate_names_the_rate_its_rows_give(tmp_path):
+    """fs: 25 for the 32 Hz accelerometer on every other 64 Hz row: 'disagrees with the time column (64 Hz); wrong
+    sampling rate', no word of the rate the rows hold. Now the line ends with it."""
+    import pytest
+
+    from sqtool.core import SqtoolError
+    from sqtool.data.dataset_file import load_dataset_file
+    _merged_csv(tmp_path, held=False)
+    y = tmp_path / "dataset.yaml"
+    y.write_text(y.read_text().replace("fs: 32", "fs: 25"))
+    with pytest.raises(SqtoolError, match=r"channels.acc_z.fs 25 Hz disagrees with the time column 'timestamp' "
+                                          r"\(64 Hz\); wrong sampling rate \(its column has one value every 2 rows: "
+                                          r"a 32 Hz stream\?\)"):
+        load_dataset_file(y).records()
+
+
+def test_streams_stamped_on_rows_of_their_own_are_refused_saying_how_to_write_them(tmp_path):
+    """A logger's merged CSV: PPG rows at 64 Hz and accelerometer rows at 50 Hz, each stamped by its own clock, one
+    time column (about 114 rows a second). It was 'channels.ppg.fs 64 Hz disagrees with the time column (114 Hz);
+    wrong sampling rate', which no rate fixes; now the line says what is read and how to write it."""
+    import pandas as pd
+    import pytest
+
+    from sqtool.core import SqtoolError
+    from sqtool.data.dataset_file import load_dataset_file
+    tp, ta = np.arange(64 * 30) / 64, np.arange(50 * 30) / 50
+    df = pd.concat([pd.DataFrame({"t": tp, "ppg": np.sin(2 * np.pi * tp)}),
+                    pd.DataFrame({"t": ta, "az": 1 + 0.1 * np.sin(ta)})]).sort_values("t", kind="stable")
+    (tmp_path / "rec").mkdir()
+    df.to_csv(tmp_path / "rec" / "s1_run.csv", index=False)
+    y = tmp_path / "dataset.yaml"
+    y.write_text("format: csv\nroot: rec\ntime_column: t\nchannels: {ppg: {column: ppg, fs: 64}, acc_z: {column: az, "
+                 "fs: 50}}\n")
+    with pytest.raises(SqtoolError, match=r"channels.ppg.fs 64 Hz disagrees with the time column 't' \(114 Hz\); "
+                                          r"wrong sampling rate \(its column has a value on 56 % of the rows: "
+                                          r"streams stamped on rows of their own, interleaved, are not read; .* "
+                                          r"write each recording as an NPZ with one array and fs_<channel> per "
+                                          r"channel\)"):
+        load_dataset_file(y).records()

@@ -238,6 +238,17 @@ def test_generic_csv_time_column_and_rate(tmp_path):
             read_csv(g, fs=bad)
 
 
+@pytest.mark.parametrize("stem", ["accel_", "Accelerometer ", "acceleration_"])
+def test_generic_csv_spelled_out_accelerometer_columns(tmp_path, stem):
+    """A watch export's accel_x / "Accelerometer X" columns are the acc channels, as accx is: a bare CSV given to
+    predict / bench reads them without a dataset.yaml (accel_x was a channel of its own: "the model needs acc_x")."""
+    from sqtool.data.readers import read_csv
+    t = np.arange(200) / 50.0
+    f = tmp_path / "rec.csv"
+    f.write_text(f"time,ppg,{stem}x,{stem}y,{stem}z\n" + "".join(f"{a:.4f},{a:.3f},0,0,1\n" for a in t))
+    assert read_csv(f).channels == ["ppg", "acc_x", "acc_y", "acc_z"]
+
+
 def _timed_csv(folder: Path, t: np.ndarray, name="s1_a.csv") -> Path:
     """time (s, %.3f), ppg, acc in g and hr at times `t`: ppg is the row's own time, so a sample says when it was."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -196,3 +196,40 @@ def test_predict_says_why_its_windows_are_flagged_a_slower_stream_in_a_files_row
                                 "the blanks, or say its rate in the dataset file (channels.acc_x: {column: ..., "
                                 "fs: 31.25}) or, for a CSV without one, with predict / bench --acc-fs 31.25")
     assert f"flagged (gaps: {rec['gaps']}) -> watch.csv" in line
+
+
+def _data_root_of_two(tmp_path):
+    """A folder of two dataset folders (watch/dataset.yaml, ring/dataset.yaml; each a recording and a label file of
+    one stem, as `labels: {hr: {file: "labels/{stem}.csv"}}` has them) and the same two linked into another folder."""
+    root = tmp_path / "corpus"
+    for name in ("watch", "ring"):
+        (root / name / "rec").mkdir(parents=True)
+        (root / name / "labels").mkdir()
+        (root / name / "dataset.yaml").write_text(f"name: {name}\nformat: csv\nroot: rec\nfs: 64\n"
+                                                  "labels: {hr: {file: 'labels/{stem}.csv'}}\n")
+        (root / name / "rec" / "s1_walk.csv").write_text("ppg\n" + "0.1\n" * 640)
+        (root / name / "labels" / "s1_walk.csv").write_text("start,bpm\n0,70\n")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for name in ("watch", "ring"):
+        (linked / name).symlink_to(root / name, target_is_directory=True)
+    return root, linked
+
+
+def test_predict_and_bench_refuse_a_data_root_of_dataset_folders(spec_export_dir, tmp_path, capsys):
+    """`predict` / `bench --data corpus` (a data root, as `data inspect` takes): read as one folder of CSVs, the
+    label files were recordings ("... would be one subject"), or, the dataset folders linked in, "folder is empty".
+    Now one line naming its datasets and how to give one, as the built-in data root gets."""
+    from sqtool.core import SqtoolError
+    from sqtool.data.dataset_file import resolve_data
+    from sqtool.firmware_bench.cli import BenchConfig, _records
+    for root in _data_root_of_two(tmp_path):
+        rc = main(["predict", "--model", str(spec_export_dir), "--data", str(root), "--out", str(tmp_path / "p")])
+        err = capsys.readouterr().err
+        assert rc == 1 and err.count("\n") == 1, err
+        assert (f"--data {root.resolve()}: a data root of 2 datasets (ring/dataset.yaml, watch/dataset.yaml); predict "
+                f"reads one dataset at a time: give one of them, e.g. --data {root.resolve() / 'ring/dataset.yaml'}"
+                in err)
+        with pytest.raises(SqtoolError, match=r"a data root of 2 datasets .*; bench reads one dataset at a time"):
+            _records(BenchConfig(model="m", data=str(root)), ["ppg"])      # the time-domain bench's reader
+    assert resolve_data(str(root)).kind == "root"                       # data inspect / pairs still take it

@@ -52,6 +52,7 @@ ALIASES = {
     "ir_adc": "ppg_ir", "ppg_ir": "ppg_ir", "green": "ppg_green", "ppg_green": "ppg_green",
     "accx": "acc_x", "acc_x": "acc_x", "ax": "acc_x", "accy": "acc_y", "acc_y": "acc_y", "ay": "acc_y",
     "accz": "acc_z", "acc_z": "acc_z", "az": "acc_z", "ecg": "ecg", "ii": "ecg", "resp": "resp",
+    **{f"{w}{a}": f"acc_{a}" for w in ("accel", "accelerometer", "acceleration") for a in "xyz"},  # accel_x, ...
 }
 
 
