@@ -334,7 +334,8 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
         hr_corpus(root, datasets, scfg, log=say, seed=seed)
     if cfg.max_records:                                # the teacher's recordings, unless --max-records says
         corpus = corpus[:cfg.max_records]
-    rates = recorded_rates(corpus, ds.name if ds else None)      # the next line's export --device-fs
+    rates = recorded_rates(corpus, ds.name if ds else None,      # the next line's export --device-fs
+                           reads_acc=any(c.startswith("acc") for c in scfg.channels))
     keys = sorted({r.key for r in corpus})
     held, in_teacher = heldout_of(cfg, ck, corpus, ds, say)
     train, left = with_truth([r for r in corpus if r.key not in held], scfg.window_s)   # as the fine-tune leaves
@@ -508,11 +509,12 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     return run_dir, metrics
 
 
-def recorded_rates(corpus: list, dataset: str | None) -> dict:
+def recorded_rates(corpus: list, dataset: str | None, reads_acc: bool = True) -> dict:
     """{"ppg": Hz, "acc": Hz} of the recordings of `dataset` (a user's dataset file; None: all of the corpus) where
     they share one rate each as recorded (before the front end resamples them): the device that made them runs at
     those rates, and the run's `next:` export line builds for them (--device-fs / --device-acc-fs); a rate that
-    varies, or a synthetic recording without one, leaves its key out."""
+    varies, or a synthetic recording without one, leaves its key out, and so does the accelerometer's for a
+    student that does not read it (`reads_acc`: export refuses --device-acc-fs for such a model)."""
     from sqtool.core.model_cfg import ACC_AXES
     seen: dict[str, set] = {"ppg": set(), "acc": set()}
     for r in corpus:
@@ -521,7 +523,7 @@ def recorded_rates(corpus: list, dataset: str | None) -> dict:
             continue
         ppg = [c for c in rec.fs if c.startswith("ppg")]
         seen["ppg"].update(float(rec.fs[c]) for c in ppg[:1])
-        seen["acc"].update(float(rec.fs[a]) for a in ACC_AXES[:1] if a in rec.fs)
+        seen["acc"].update(float(rec.fs[a]) for a in ACC_AXES[:1] if a in rec.fs and reads_acc)
     return {k: v.pop() for k, v in seen.items() if len(v) == 1}
 
 

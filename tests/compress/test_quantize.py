@@ -393,6 +393,8 @@ def test_the_next_export_line_builds_for_the_rates_the_recordings_share():
     assert recorded_rates(watch, "my_watch") == {"ppg": 64.0, "acc": 32.0}       # the other dataset's not counted
     assert recorded_rates(watch, None) == {}                                       # rates that vary: none
     assert recorded_rates([rec("my_watch", 64.0)], "my_watch") == {"ppg": 64.0}    # no accelerometer
+    assert recorded_rates(watch, "my_watch", reads_acc=False) == {"ppg": 64.0}   # a PPG-only student: export
+                                                                                   # refuses --device-acc-fs for it
     assert device_rate_args({"recorded_rates": {"ppg": 64.0, "acc": 32.0}, "device_fs": 125.0}) == \
         ["--device-fs", "64", "--device-acc-fs", "32"]
     assert device_rate_args({"recorded_rates": {"ppg": 125.0, "acc": 125.0}, "device_fs": 125.0}) == []
