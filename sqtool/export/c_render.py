@@ -16,10 +16,16 @@ from sqtool.core import SqtoolError, atomic_write_text
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
+PREFIX_MAX = 32    # characters: it starts every kit file name and C symbol (the longest symbol adds 24 to it)
+
+
 def check_prefix(prefix: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9]*", prefix or ""):
         raise SqtoolError(f"C prefix {prefix!r} must be lower-case letters and digits, starting with a letter "
                           "(e.g. 'hr2')")
+    if len(prefix) > PREFIX_MAX:          # (a 300-letter one failed after the parity checks: 'file name too long')
+        raise SqtoolError(f"C prefix '{prefix[:12]}...' is {len(prefix)} characters: at most {PREFIX_MAX} (it starts "
+                          "every file name and C symbol of the kit)")
     return prefix
 
 

@@ -129,6 +129,30 @@ def check_metadata(md, where: str) -> None:
                               "(an export of an older sqtool, or an edited file): export the model again "
                               "(sqtool export --model RUN --force)")
     check_model_cfg(md["model_cfg"], where)
+    check_grid(md, where)
+
+
+def check_grid(md: dict, where: str) -> None:
+    """A spectral export's bin grid as the hosts decode with it (metadata's bins_bpm, n_bins, a decoder's bins_bpm)
+    must be the network's own (model_cfg's arch.bins_bpm, else frontend.bins_bpm, as `decoder_spec` reads it): an
+    edited grid of as many bins shifts every heart rate without a word (LiteRT's 10 BPM off where the C pipeline,
+    its tables compiled, is not). One line naming the key."""
+    mc = md["model_cfg"]
+    own = next((d.get("bins_bpm") for d in (mc.get("arch"), mc.get("frontend")) if isinstance(d, dict)
+                and d.get("bins_bpm") is not None), None)
+    if not (isinstance(own, list) and len(own) == 3 and all(_positive(v) for v in own)):
+        return                                      # no heart-rate grid (a time-domain regression): nothing to match
+    said = {"bins_bpm": md.get("bins_bpm")}
+    for name, dec in (("decoder", md.get("decoder")), ("model_cfg.decoder", mc.get("decoder"))):
+        said[f"{name}.bins_bpm"] = dec.get("bins_bpm") if isinstance(dec, dict) else None
+    n_own = int(round((own[1] - own[0]) / own[2])) + 1
+    for key, v in [*said.items(), ("n_bins", md.get("n_bins") if "bins_bpm" in md else None)]:
+        same = (v == n_own and not isinstance(v, bool) if key == "n_bins" else isinstance(v, list) and len(v) == 3
+                and all(_positive(a) and abs(float(a) - float(b)) <= 1e-9 * float(b) for a, b in zip(v, own)))
+        if v is not None and not same:
+            raise SqtoolError(f"{where}: '{key}' is {v!r}, not the network's grid (model_cfg's bins_bpm {own}: "
+                              f"{n_own} bins; an edited file): export the model again (sqtool export --model "
+                              "RUN --force)")
 
 
 SHORT_RECORDS_NOTE = ("a recording shorter than one window: 'tile' = repeated end to end to fill the window "

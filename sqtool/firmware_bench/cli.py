@@ -58,6 +58,7 @@ subjects the model was not trained on (bench.json `seen_in_training` names the o
 """
 from __future__ import annotations
 
+import math
 import sys
 
 import time
@@ -223,9 +224,12 @@ def parse_floors(items: list[str]) -> list[tuple[str | None, str, float]]:
         if metric not in _FLOOR:
             raise SqtoolError(f"--floor '{it}': unknown metric '{metric}' (known: {', '.join(_FLOOR)})")
         try:
-            out.append((rt or None, metric, float(v)))
+            value = float(v)
         except ValueError:
             raise SqtoolError(f"--floor '{it}': '{v}' is not a number")
+        if not math.isfinite(value):            # nan fails every run after the whole bench, inf passes every one
+            raise SqtoolError(f"--floor '{it}': '{v}' is not a finite number")
+        out.append((rt or None, metric, value))
     return out
 
 

@@ -96,11 +96,17 @@ class Artifacts:
     def c_prefix(self) -> str:
         """The symbol and file prefix of the export's C (`export --prefix`, "sq" by default): metadata.json's
         c_prefix, else (an export older than the key) the one of its c/<prefix>_model.c (or _pipeline_cfg.h);
-        "sq" for an export without C."""
-        if self.metadata.get("c_prefix"):
-            return str(self.metadata["c_prefix"])
+        "sq" for an export without C. A c_prefix that is no prefix, or names no C file the export holds (an edited
+        metadata.json), is one line: predict would otherwise run another runtime, saying the export has no C."""
         found = sorted({m.group(1) for f in self.manifest.under("c")
                         if (m := re.fullmatch(r"c/([a-z][a-z0-9]*)_(?:model\.c|pipeline_cfg\.h)", f))})
+        if "c_prefix" in self.metadata:
+            said = self.metadata["c_prefix"]
+            if not (isinstance(said, str) and re.fullmatch(r"[a-z][a-z0-9]*", said)) or (found and said not in found):
+                raise SqtoolError(f"{self.export_dir / 'metadata.json'}: 'c_prefix' is {said!r}, but its C is "
+                                  f"{', '.join(f'c/{f}_*' for f in found) or 'none'} (an edited file): export the "
+                                  "model again (sqtool export --model RUN --force)")
+            return said
         if len(found) > 1:
             raise SqtoolError(f"export {self.export_dir} holds the C of several prefixes ({', '.join(found)}): "
                               "export each model into its own folder")

@@ -120,3 +120,14 @@ def test_a_forced_export_killed_before_or_after_removing_the_earlier_files_is_re
     assert export(cfg)["failed"] == []
     there = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")}
     assert there == _listed(out) | {"manifest.json"} and not list((out / "c").glob("sq_pipeline*"))
+
+
+def test_a_prefix_too_long_for_a_file_name_is_refused_before_any_folder(spec_run, tmp_path, capsys):
+    """`--prefix` of 300 letters failed after the parity checks, as 'aaaa..._model.c: file name too long'."""
+    from sqtool.cli import main
+    assert main(["export", "--model", str(spec_run), "--target", "c", "--prefix", "a" * 300,
+                 "--out", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["sqtool: error: C prefix 'aaaaaaaaaaaa...' is 300 characters: at most 32 (it starts every file "
+                   "name and C symbol of the kit)"], err
+    assert not (tmp_path / "e").exists()

@@ -68,7 +68,9 @@ def metadata_only(tmp_path_factory):
 
 BAD_OPTIONS = {"bad_runtime": ["--runtime", "tpu_int4"], "bad_floor": ["--floor", "speed=3"],
                "negative_seconds": ["--max-seconds", "-3"],   # cut the recording's last 3 s instead of failing
-               "zero_timeout": ["--timeout", "0"]}
+               "zero_timeout": ["--timeout", "0"],
+               "nan_floor": ["--floor", "mae=nan"],          # ran the whole bench, then FAILED 'mae <= nan'
+               "inf_floor": ["--floor", "exact=-inf"]}        # passed whatever was measured
 
 
 @pytest.mark.parametrize("case,match", [
@@ -80,6 +82,8 @@ BAD_OPTIONS = {"bad_runtime": ["--runtime", "tpu_int4"], "bad_floor": ["--floor"
     ("no_data", "does not exist"),
     ("negative_seconds", "--max-seconds must be >= 0"),
     ("zero_timeout", "--timeout must be > 0 seconds"),
+    ("nan_floor", "--floor 'mae=nan': 'nan' is not a finite number"),
+    ("inf_floor", "--floor 'exact=-inf': '-inf' is not a finite number"),
     ("taken_out", "exists and is not empty"),          # said before the data are read (here: none exist)
 ])
 def test_bench_bad_input_is_one_line(metadata_only, tmp_path, capsys, case, match):

@@ -58,3 +58,39 @@ def test_a_manifest_entry_without_its_kind_is_read(spec_export_dir, tmp_path, ca
     rc, err = _predict(capsys, d, tmp_path)
     assert rc == 1 and err == f"sqtool: error: {d / 'c' / 'sq_model.c'}: sha256 differs from {d / 'manifest.json'} " \
                               "(changed after export): refused", err
+
+
+@pytest.mark.parametrize("prefix", ["zz", "../evil", 7])
+def test_a_c_prefix_naming_no_c_file_of_the_export_is_one_line(spec_export_dir, tmp_path, capsys, prefix):
+    """metadata.json's c_prefix edited to one the export's c/ does not hold (or to no prefix at all): predict ran
+    LiteRT instead, saying the export had no C pipeline (c/zz_pipeline.c); now one line naming the key."""
+    d = tmp_path / "export"
+    shutil.copytree(spec_export_dir, d)
+    md = json.loads((d / "metadata.json").read_text())
+    md["c_prefix"] = prefix
+    (d / "metadata.json").write_text(json.dumps(md))
+    _rehash(d)
+    rc, err = _predict(capsys, d, tmp_path)
+    assert rc == 1 and "\n" not in err, err
+    assert err.startswith(f"sqtool: error: {d / 'metadata.json'}: 'c_prefix' is {prefix!r}, but its C is c/sq_*"), err
+    assert "export the model again" in err and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("key, value", [("bins_bpm", [40.0, 239.5, 1.5]), ("n_bins", 100),
+                                        ("decoder", {"bins_bpm": [30.0, 229.5, 3.0]})])
+def test_a_decoder_grid_other_than_the_networks_is_one_line(spec_export_dir, tmp_path, capsys, key, value):
+    """metadata.json's grid edited to another one of as many bins (40-239.5 BPM for the network's 30-229.5): LiteRT's
+    heart rates came out 10 BPM higher without a word, the C pipeline's (its tables compiled) not; now one line."""
+    d = tmp_path / "export"
+    shutil.copytree(spec_export_dir, d)
+    md = json.loads((d / "metadata.json").read_text())
+    md[key] = value
+    (d / "metadata.json").write_text(json.dumps(md))
+    _rehash(d)
+    rc = main(["predict", "--model", str(d), "--data", "synthetic", "--runtime", "tflite", "--max-seconds", "20",
+               "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip()
+    name = "decoder.bins_bpm" if key == "decoder" else key
+    assert rc == 1 and "\n" not in err, err
+    assert err.startswith(f"sqtool: error: {d / 'metadata.json'}: '{name}' is ") and "not the network's grid" in err, err
+    assert not (tmp_path / "p").exists()
