@@ -109,6 +109,7 @@ def _positive(v) -> bool:
 
 # what metadata.json holds at its top level, besides model_cfg, that every reader of an export (bench, predict,
 # load_model) takes from there: a number above 0, text, or a non-empty list of channel names
+EXPORT_FORMAT = "sqtool-export/1"   # what metadata.json says it is; check_metadata refuses any other
 READ_BACK = {"fs": "number", "window_s": "number", "hop_s": "number", "task": "name", "model": "name",
              "channels": "list"}
 _KIND_TEXT = {"number": "a number above 0", "name": "a name", "list": "a list of channel names"}
@@ -120,6 +121,10 @@ def check_metadata(md, where: str) -> None:
     a file edited by hand): one line naming the file and the key, never a KeyError or ValueError later."""
     if not isinstance(md, dict) or "model_cfg" not in md:
         raise SqtoolError(f"{where} lacks sqtool metadata (model_cfg): not written by sqtool export")
+    if md.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:      # no key: an export from before it, read as this one
+        raise SqtoolError(f"{where}: format {md['format']!r}, this sqtool {__version__} reads {EXPORT_FORMAT!r} (an "
+                          "export of another sqtool version): export the model again with this one, or use the "
+                          "sqtool that wrote it")
     for k, kind in READ_BACK.items():
         v = md.get(k)
         ok = (_positive(v) if kind == "number" else isinstance(v, str) and v != "" if kind == "name" else
@@ -178,7 +183,7 @@ def build_metadata(ckpt: dict, source_sha256: str, graph=None, names: dict[str, 
         quant = desc = "float64"
     outputs = list(cfg.get("outputs") or []) or ["embedding"]
     md = {
-        "format": "sqtool-export/1",
+        "format": EXPORT_FORMAT,
         "model": cfg["name"],
         "checkpoint_kind": ckpt.get("kind"),
         "task": cfg["task"],

@@ -94,3 +94,21 @@ def test_a_decoder_grid_other_than_the_networks_is_one_line(spec_export_dir, tmp
     assert rc == 1 and "\n" not in err, err
     assert err.startswith(f"sqtool: error: {d / 'metadata.json'}: '{name}' is ") and "not the network's grid" in err, err
     assert not (tmp_path / "p").exists()
+
+
+def test_an_export_of_another_format_is_one_line(spec_export_dir, tmp_path, capsys):
+    """metadata.json saying "sqtool-export/9" (a newer sqtool's export) was read as this sqtool's, every key taken
+    at its word; now one line naming the format this sqtool reads."""
+    d = tmp_path / "export"
+    shutil.copytree(spec_export_dir, d)
+    md = json.loads((d / "metadata.json").read_text())
+    assert md["format"] == "sqtool-export/1"
+    md["format"] = "sqtool-export/9"
+    (d / "metadata.json").write_text(json.dumps(md))
+    _rehash(d)
+    rc = main(["predict", "--model", str(d), "--data", "synthetic", "--max-seconds", "20", "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "\n" not in err, err
+    assert err.startswith(f"sqtool: error: {d / 'metadata.json'}: format 'sqtool-export/9'") and "export the model " \
+        "again" in err, err
+    assert not (tmp_path / "p").exists()
