@@ -50,14 +50,6 @@ def test_a_teacher_of_an_unfinished_fine_tune_is_refused(hr_teacher, tmp_path, c
     assert not (tmp_path / "q").exists() and not (tmp_path / "q2").exists()
 
 
-@pytest.fixture(scope="module")
-def spectral_teacher(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ft") / "teacher"
-    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
-                 "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(d)]) == 0
-    return d
-
-
 def test_spectral_metrics_json_is_written_last(spectral_teacher, tmp_path, monkeypatch, capsys):
     seen = _killed_right_after_metrics(monkeypatch, QH)
     run = tmp_path / "q"
