@@ -395,7 +395,7 @@ def _spectral_teacher(cfg):
     from sqtool.models.spectral import SPECTRAL_FAMILY
     if not cfg.teacher:
         return None
-    ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task")
+    ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task", finished=True)   # not a killed run's
     from sqtool.models import shipped_as
     shipped = shipped_as(ck["model_cfg"])
     if shipped:                                        # rr_spec, af_beats: shipped as they are
@@ -430,7 +430,7 @@ def load_teacher(cfg: QuantizeConfig):
 
     if not cfg.teacher:
         raise SqtoolError("--model is required: the fine-tuned teacher's run folder or checkpoint")
-    ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task")
+    ck = load_checkpoint(cfg.teacher, expect_kind="teacher_task", finished=True)   # not a killed run's
     tcfg = ModelCfg.from_dict(ck["model_cfg"])
     where = f"teacher {ck['path']}"
     cfg = with_teacher_run(cfg, ck)
@@ -835,7 +835,6 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
         + teacher_notes,
     }
     _save_heldout(run_dir / "heldout.npz", data, te, x_all, y_all, groups, synthetic)
-    write_metrics(run_dir, metrics)
     atomic_write_text(run_dir / "report.md", R.write_report_md(metrics))
     save_config(run_dir, cfg, command="quantize", heldout_subjects=held, student_model_cfg=qcfg.to_dict(),
                 teacher_sha256=t_sha)
@@ -847,6 +846,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                              "QAT (int8 twin)": [h["loss"] for h in q_hist["history"]]},
                    ylabel="training loss" + (" (label + distillation)" if cfg.distill else ""),
                    title=f"quantize {scfg.name}")
+    write_metrics(run_dir, metrics)                 # last: until it is there, the run reads as unfinished (killed)
     return run_dir, metrics                         # its result line: print_results (stdout)
 
 
@@ -871,7 +871,6 @@ def time_final_fit(run_dir: Path, cfg, scfg, tcfg, t_path, t_sha, data, groups, 
                "budget": {"checks": budget["checks"], "over": budget["over"], "of": budget["of"]},
                "warnings": list(cal_warnings) + [f"over budget: {o}" for o in budget["over"]]}
     parity_sample(run_dir, x_all, y_all, cfg.seed)
-    write_metrics(run_dir, metrics)
     lines = [f"# quantize {scfg.name} from {tcfg.name}: a final fit", "",
              f"Trained on every subject ({len(keys)}; `--heldout-fraction 0`), so this run measures no held-out figure."]
     if estimate:
@@ -893,6 +892,7 @@ def time_final_fit(run_dir: Path, cfg, scfg, tcfg, t_path, t_sha, data, groups, 
                              "QAT (int8 twin)": [h["loss"] for h in q_hist["history"]]},
                    ylabel="training loss" + (" (label + distillation)" if cfg.distill else ""),
                    title=f"quantize {scfg.name}")
+    write_metrics(run_dir, metrics)                 # last, as a held-out run's
     return metrics
 
 

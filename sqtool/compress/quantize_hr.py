@@ -467,7 +467,6 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                "logit_scale": float(scale) if rows else None, "decoder": scfg.decoder, "decoder_on": whose,
                "uncertainty_int8": unc, "training_truth": truth_summary(Y), "heldout_truth": truth_summary(cat("y")),
                "recorded_rates": rates, "device_fs": device_fs(scfg.to_dict()), "wall_s": time.time() - t0}
-    write_metrics(run_dir, metrics)
     from sqtool.core.progress import training_curve
     training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
                    ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")
@@ -504,6 +503,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     if hint:
         lines += ["", hint]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    write_metrics(run_dir, metrics)        # last: until it is there the run reads as unfinished (export refuses it)
     if hint:                               # the held-out line itself is the CLI's, on stdout (`print_results`)
         say(hint)
     return run_dir, metrics
@@ -543,7 +543,6 @@ def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, 
                "decoder": scfg.decoder, "decoder_on": whose, "training_truth": truth_summary(Y),
                "recorded_rates": rates or {}, "device_fs": device_fs(scfg.to_dict()), "dataset_layouts": layouts or {},
                "wall_s": time.time() - t0}
-    write_metrics(run_dir, metrics)
     training_curve(run_dir, {"float student": hist, "QAT (int8 twin)": list(getattr(q, "qat_history", []))},
                    ylabel="training loss (soft-label CE" + (" + KD)" if kd else ")"), title=f"quantize {student}")
     parity_sample(run_dir, np.concatenate([as_model_input(r.x) for r in train]),              # (N, C, F)
@@ -566,6 +565,7 @@ def final_fit_report(run_dir: Path, cfg, scfg, tcfg, student: str, ck: dict, q, 
     lines += ["", f"{budget['int8_weights']} int8 weights, {budget['macs']} MACs per window; decoder chosen on the "
                   f"{whose}'s out-of-fold logits of the training subjects."]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    write_metrics(run_dir, metrics)        # last, as a held-out run's
     return metrics
 
 

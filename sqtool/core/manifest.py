@@ -78,12 +78,19 @@ def _walk(out: Path):
 
 def earlier_export(out_dir: str | os.PathLike) -> dict[str, str]:
     """{relative path: sha256} of the files a previous export in out_dir wrote: its manifest.json's, or, for an
-    export that failed before writing one, its UNFINISHED record's ({} without either: a folder of no export, or
-    one killed mid-way); what `remove_leftovers` may take away before a --force'd re-export writes anything."""
+    export that failed before writing one, its UNFINISHED record's: the files it listed when it failed, or, for one
+    killed (SIGKILL, power loss: it listed none), every file written since it began (`begin_export`'s snapshot in
+    the record), hashed now ({} without either: a folder of no export); what `remove_leftovers` may take away before
+    a --force'd re-export writes anything."""
     for name in (MANIFEST, UNFINISHED):
         try:
             m = json.loads((Path(out_dir) / name).read_text())
-            return {str(f["path"]): str(f["sha256"]) for f in m.get("files", []) if isinstance(f, dict)}
+            files = {str(f["path"]): str(f["sha256"]) for f in m.get("files", []) if isinstance(f, dict)}
+            if name == UNFINISHED and isinstance(m.get("before"), dict):       # killed: what it wrote since it began
+                before = {k: tuple(v) for k, v in m["before"].items()}
+                files.update({rel: sha256_file(p) for rel, p in _written(Path(out_dir), before)
+                              if rel != "config.yaml"})
+            return files
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
     return {}
@@ -117,7 +124,8 @@ def begin_export(out_dir: str | os.PathLike) -> dict[str, tuple]:
     """Before an export writes into out_dir: drop a previous export's manifest.json (an interrupted export
     then has none, so readers refuse it) and UNFINISHED record, and snapshot what is there, so the new manifest
     lists only the files this export writes (not a file of the user's own in a --force'd folder). Until
-    write_manifest, `record_unfinished` can say what it wrote."""
+    write_manifest, `record_unfinished` can say what it wrote; the snapshot is also kept in UNFINISHED, so that
+    after a kill that left no record (SIGKILL) a --force re-run finds what this export wrote (`earlier_export`)."""
     out = Path(out_dir)
     (out / MANIFEST).unlink(missing_ok=True)
     (out / UNFINISHED).unlink(missing_ok=True)
@@ -125,6 +133,7 @@ def begin_export(out_dir: str | os.PathLike) -> dict[str, tuple]:
     for rel, p in _walk(out):
         st = p.stat()
         snap[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    atomic_write_text(out / UNFINISHED, dumps_json({"files": [], "before": snap}) + "\n")
     _BEGUN[out.resolve()] = snap
     return snap
 
@@ -149,6 +158,8 @@ def record_unfinished() -> None:
                      if rel != "config.yaml"]
             if files:
                 atomic_write_text(out / UNFINISHED, dumps_json({"files": files}, indent=2) + "\n")
+            else:                                            # begin_export's record: no file to clear
+                (out / UNFINISHED).unlink(missing_ok=True)
         except OSError:                                      # a full disk, a folder gone: nothing more to say
             pass
 
@@ -178,6 +189,7 @@ def write_manifest(out_dir: str | os.PathLike, *, model: str, sources: dict[str,
          "parity": {"passed": not failed, "failed": list(failed), "report": PARITY_REPORT},
          "files": files, "sources": src}
     atomic_write_text(out / MANIFEST, dumps_json(m, indent=2) + "\n")
+    (out / UNFINISHED).unlink(missing_ok=True)              # begin_export's record: the manifest says it all now
     _BEGUN.pop(base, None)
     return m
 

@@ -321,8 +321,7 @@ def _write_kit(cfg: ExportConfig, out: Path, ckpt: dict, graph, md: dict, inp: d
 
 def _load_inputs(cfg: ExportConfig):
     import numpy as np
-    from sqtool.core.checkpoint import file_sha256, load_checkpoint, resolve_checkpoint_path
-    from sqtool.core.runs import unfinished_run
+    from sqtool.core.checkpoint import file_sha256, load_checkpoint
     if not cfg.model:
         raise SqtoolError("export: --model RUN is required (a quantize run folder or checkpoint) "
                           "(see sqtool export --help)", code=2)
@@ -332,10 +331,8 @@ def _load_inputs(cfg: ExportConfig):
         raise SqtoolError(f"export: unknown target {', '.join(bad) or '(none)'} (known: {', '.join(TARGETS)})")
     if "c" in targets and shutil.which(cfg.cc) is None:       # before any folder: the C parity check compiles
         raise SqtoolError(f"--cc {cfg.cc}: no such compiler (the C target's parity check builds the model with it)")
-    path = resolve_checkpoint_path(cfg.model)
-    if unfinished := unfinished_run(path.parent, "metrics.json"):     # killed after model.pt: no held-out check yet
-        raise SqtoolError(unfinished)
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(cfg.model, finished=True)      # killed after model.pt: no held-out check yet, refused
+    path = Path(ckpt["path"])
     names = subject_names(source_subjects(ckpt, path), cfg.subjects)
     from sqtool.export.metadata import check_model_cfg
     check_model_cfg(ckpt["model_cfg"], f"checkpoint {path}")

@@ -28,9 +28,13 @@ from sqtool.core.runs import shell_command
 def load_bench(path: str) -> tuple[dict, Path]:
     """(bench.json's content, its path) of a bench run folder or a bench.json file; a metric it could not compute
     is None (null in the file; NaN in a file of an older sqtool, read as None too): a subject without an MAE in
-    either run is listed, not paired."""
+    either run is listed, not paired. An unfinished bench run (killed: a --force'd folder still holds the earlier
+    run's bench.json) is refused in one line."""
+    from sqtool.core.runs import unfinished_run
     p = Path(path).expanduser()
     f = p / "bench.json" if p.is_dir() else p
+    if unfinished := unfinished_run(f.parent, "finished bench.json"):     # killed: its bench.json may be older
+        raise SqtoolError(f"--compare {path}: {unfinished}")
     if not f.is_file():
         raise SqtoolError(f"--compare {path}: no bench.json there (give a `sqtool bench` run folder or its "
                           "bench.json)")
@@ -207,7 +211,7 @@ def run_compare(cfg) -> dict:
     run_dir = make_run_dir("bench", "compare", cfg.out, cfg.force)
     save_config(run_dir, cfg)
     c["run_dir"] = str(run_dir)
-    write_metrics(run_dir, c, name="compare.json")
     atomic_write_text(run_dir / "compare.md", "\n".join(["# sqtool bench --compare", "", *as_markdown(tables(c))])
                       + "\n")
+    write_metrics(run_dir, c, name="compare.json")        # last: until it is there the run reads as unfinished
     return c

@@ -12,14 +12,6 @@ from sqtool.cli import main
 from sqtool.core.checkpoint import load_checkpoint
 
 
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ft") / "teacher"
-    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", "synthetic",
-                 "--folds", "2", "--epochs", "1", "--max-records", "3", "--out", str(d)]) == 0
-    return d
-
-
 def _args(teacher, out):
     return ["quantize", "--model", str(teacher), "--student", "spec_student_xs", "--data", "synthetic",
             "--epochs", "1", "--qat-epochs", "1", "--no-progress", "--out", str(out)]
@@ -45,9 +37,9 @@ def _results_on_stdout(capsys, run) -> None:
     assert "next:" not in io.err and "held-out MAE" not in io.err
 
 
-def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, tmp_path, monkeypatch, capsys):
+def test_spectral_quantize_resumes_after_float_training_bit_exact(spectral_teacher, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
-    assert main([a for a in _args(teacher_run, tmp_path / "full") if a != "--no-progress"]) == 0   # lines on
+    assert main([a for a in _args(spectral_teacher, tmp_path / "full") if a != "--no-progress"]) == 0   # lines on
     _results_on_stdout(capsys, tmp_path / "full")
     m = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert m["recorded_rates"]["ppg"] == m["device_fs"] == 125.0        # synthetic at 125 Hz: no --device-fs said
@@ -58,11 +50,11 @@ def test_spectral_quantize_resumes_after_float_training_bit_exact(teacher_run, t
         raise KeyboardInterrupt                                      # Ctrl-C / a kill during QAT
     monkeypatch.setattr(HQ, "qat_bins", killed)
     run = tmp_path / "killed"
-    assert main(_args(teacher_run, run)) == 130
+    assert main(_args(spectral_teacher, run)) == 130
     assert (run / "student_float.pt").is_file() and not (run / "model.pt").exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"sqtool: interrupted; continue with: sqtool quantize --resume {run}"
-    assert main(_args(teacher_run, run)) == 1                       # the same --out again: told to resume it
+    assert main(_args(spectral_teacher, run)) == 1                       # the same --out again: told to resume it
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"continue it with `sqtool quantize --resume {run}`, or use --force" in err[0]
     monkeypatch.setattr(HQ, "qat_bins", real_qat)
@@ -91,23 +83,23 @@ def test_quantize_resume_needs_a_quantize_run(tmp_path, capsys):
     assert "cannot resume" in capsys.readouterr().err
 
 
-def test_quantize_refuses_an_unknown_calibration_students_value_in_one_line(teacher_run, tmp_path, capsys):
-    assert main(_args(teacher_run, tmp_path / "q") + ["--calibration-students", "everyone"]) == 1
+def test_quantize_refuses_an_unknown_calibration_students_value_in_one_line(spectral_teacher, tmp_path, capsys):
+    assert main(_args(spectral_teacher, tmp_path / "q") + ["--calibration-students", "everyone"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["sqtool: error: --calibration-students must be one of subjects, inner, got 'everyone'"]
 
 
-def test_a_kill_while_choosing_the_decoder_keeps_the_finished_students(teacher_run, tmp_path, monkeypatch):
+def test_a_kill_while_choosing_the_decoder_keeps_the_finished_students(spectral_teacher, tmp_path, monkeypatch):
     """Killed after the decoder's inner students were trained: --resume reads their saved logits back (no inner
     training again) and chooses the same decoder as an uninterrupted run."""
-    assert main(_args(teacher_run, tmp_path / "full")) == 0
+    assert main(_args(spectral_teacher, tmp_path / "full")) == 0
     real_select = HB.select_decoder
 
     def killed(*a, **kw):
         raise KeyboardInterrupt
     monkeypatch.setattr(HB, "select_decoder", killed)
     run = tmp_path / "killed"
-    assert main(_args(teacher_run, run)) == 130
+    assert main(_args(spectral_teacher, run)) == 130
     saved = sorted((run / "decoder_inner").glob("fold_*.npz"))
     assert saved and not (run / "decoder.json").exists()
     monkeypatch.setattr(HB, "select_decoder", real_select)
@@ -120,16 +112,16 @@ def test_a_kill_while_choosing_the_decoder_keeps_the_finished_students(teacher_r
     assert a == b
 
 
-def test_the_library_entry_returns_the_run_dir_and_the_run_entry_its_metrics_too(teacher_run, tmp_path):
+def test_the_library_entry_returns_the_run_dir_and_the_run_entry_its_metrics_too(spectral_teacher, tmp_path):
     """quantize_hr(cfg, ck) returns the run dir, as compress.cli.quantize; quantize_hr_run the run dir and the
     metrics it wrote (as quantize_run)."""
     from pathlib import Path
 
     from sqtool.compress.cli import QuantizeConfig
     from sqtool.compress.quantize_hr import quantize_hr, quantize_hr_run
-    cfg = QuantizeConfig(teacher=str(teacher_run), student="spec_student_xs", data_root="synthetic", epochs=1,
+    cfg = QuantizeConfig(teacher=str(spectral_teacher), student="spec_student_xs", data_root="synthetic", epochs=1,
                          qat_epochs=1, inner_epochs=1, decoder_on="teacher", out=str(tmp_path / "a"))
-    ck = load_checkpoint(teacher_run, expect_kind="teacher_task")
+    ck = load_checkpoint(spectral_teacher, expect_kind="teacher_task")
     import torch
     before = torch.get_num_threads()
     torch.set_num_threads(3)
@@ -144,12 +136,12 @@ def test_the_library_entry_returns_the_run_dir_and_the_run_entry_its_metrics_too
     assert run_b == tmp_path / "b" and set(metrics) == set(saved) and metrics["student"] == saved["student"]
 
 
-def test_a_spectral_teachers_student_defaults_to_spec_student_s_and_refuses_a_time_domain_one(teacher_run, tmp_path,
-                                                                                              capsys):
+def test_a_spectral_teachers_student_defaults_to_spec_student_s_and_refuses_a_time_domain_one(
+        spectral_teacher, tmp_path, capsys):
     """An explicit --student cnn1d_student_s is refused (it was silently replaced by spec_student_s, the spectral
     default, while config.yaml said cnn1d_student_s); no --student is spec_student_s, which config.yaml resolves."""
     import yaml
-    assert main(["quantize", "--model", str(teacher_run), "--student", "cnn1d_student_s", "--data", "synthetic",
+    assert main(["quantize", "--model", str(spectral_teacher), "--student", "cnn1d_student_s", "--data", "synthetic",
                  "--no-progress", "--out", str(tmp_path / "bad")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(
@@ -157,7 +149,7 @@ def test_a_spectral_teachers_student_defaults_to_spec_student_s_and_refuses_a_ti
         "spec_cnn model is; students that fit it: spec_student_s, spec_student_xs (default spec_student_s)"), err
     assert not (tmp_path / "bad").exists()
     run = tmp_path / "q"
-    assert main([a for a in _args(teacher_run, run) if a not in ("--student", "spec_student_xs")]) == 0
+    assert main([a for a in _args(spectral_teacher, run) if a not in ("--student", "spec_student_xs")]) == 0
     c = yaml.safe_load((run / "config.yaml").read_text())
     assert c["config"]["student"] == "" and c["resolved"]["student"] == "spec_student_s"
     assert load_checkpoint(run / "model.pt")["model_cfg"]["name"] == "spec_student_s"
@@ -187,12 +179,12 @@ def test_a_summed_accelerometer_teachers_default_student_reads_its_channels(tmp_
     assert set(list_models(role="teacher")) | set(list_models(role="student")) == set(list_models())   # all stated
 
 
-def test_a_torn_teacher_oof_logits_is_one_line_naming_it(teacher_run, tmp_path, capsys):
+def test_a_torn_teacher_oof_logits_is_one_line_naming_it(spectral_teacher, tmp_path, capsys):
     """A truncated oof_logits.npz in the teacher's run (a copy cut short, a full disk) is one line naming the file
     and the command that writes it again, not 'BadZipFile: File is not a zip file'; no quantize folder is left."""
     import shutil
     teacher = tmp_path / "teacher run"
-    shutil.copytree(teacher_run, teacher)
+    shutil.copytree(spectral_teacher, teacher)
     oof = teacher / "oof_logits.npz"
     oof.write_bytes(oof.read_bytes()[:oof.stat().st_size // 2])
     capsys.readouterr()
@@ -204,12 +196,12 @@ def test_a_torn_teacher_oof_logits_is_one_line_naming_it(teacher_run, tmp_path, 
     assert not (tmp_path / "q").exists()
 
 
-def test_quantize_on_a_killed_finetune_says_it_is_unfinished(teacher_run, tmp_path, capsys):
+def test_quantize_on_a_killed_finetune_says_it_is_unfinished(spectral_teacher, tmp_path, capsys):
     """A fine-tune killed after its folds (oof_logits.npz there, no model.pt, no metrics.json): quantize says that
     run did not finish and how to continue it, not 'checkpoint .../model.pt not found'."""
     import shutil
     teacher = tmp_path / "killed ft"
-    shutil.copytree(teacher_run, teacher)
+    shutil.copytree(spectral_teacher, teacher)
     (teacher / "model.pt").unlink()
     (teacher / "metrics.json").unlink()
     capsys.readouterr()

@@ -131,3 +131,30 @@ def test_a_prefix_too_long_for_a_file_name_is_refused_before_any_folder(spec_run
     assert err == ["sqtool: error: C prefix 'aaaaaaaaaaaa...' is 300 characters: at most 32 (it starts every file "
                    "name and C symbol of the kit)"], err
     assert not (tmp_path / "e").exists()
+
+
+def test_a_sigkilled_exports_files_go_with_the_next_forced_export(int8_run, tmp_path, monkeypatch):
+    """An export killed outright (SIGKILL, power loss: no handler runs, so it records nothing when it dies) after
+    writing its TFLite files: a --force re-export to ONNX only left those files in the folder, listed nowhere. What
+    an export writes is found from the snapshot it keeps on disk from the moment it begins (core.manifest), so the
+    re-export removes them and says so."""
+    from sqtool.core import manifest as M
+    from sqtool.export import tflite
+
+    def killed(*a, **k):
+        raise SystemExit(137)                               # the process is gone: nothing after this runs
+    out = tmp_path / "k"
+    (tmp_path / "k").mkdir()
+    (out / "mine.txt").write_text("x")                      # the user's own, there before: kept
+    with monkeypatch.context() as m:
+        m.setattr(tflite, "check_int8_params", killed)      # model_int8.tflite written, then the kill
+        m.setattr(M, "record_unfinished", lambda: None)     # a SIGKILL runs no except clause
+        with pytest.raises(SystemExit):
+            export(ExportConfig(model=str(int8_run), target=["onnx", "tflite"], out=str(out), force=True,
+                                max_windows=4))
+    assert (out / "model_int8.tflite").is_file() and not (out / "manifest.json").exists()
+    res = export(ExportConfig(model=str(int8_run), target=["onnx"], out=str(out), force=True, max_windows=4))
+    assert res["failed"] == [] and not list(out.rglob("*.tflite")) and (out / "mine.txt").is_file()
+    assert any("model_int8.tflite" in n for n in res["summary"].splitlines() if "removed" in n), res["summary"]
+    there = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert there == _listed(out) | {"manifest.json", "mine.txt"} and not list(out.glob(".unfinished*"))

@@ -132,3 +132,34 @@ def test_a_subject_without_an_mae_is_listed_not_paired_in_new_and_old_bench_file
     assert c["mean"]["subjects"] == 4 and c["mean"]["diff"] == pytest.approx(-3.0)     # t:1, t:3, t:4, t:5
     assert _cells((out / "compare.md").read_text(), "t:6") == ["t:6", "27", "-", "8.00", "-"]
     capsys.readouterr()
+
+
+def test_a_killed_bench_run_is_not_compared(tmp_path, capsys):
+    """A bench --force'd into an earlier bench run's folder and killed before its metrics.json (what ends a bench run)
+    still holds the earlier run's bench.json: --compare read it as this run's. Refused, one line, naming the redo."""
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "bench.json").write_text(json.dumps(_bench(A)))          # the earlier run's
+    (a / "config.yaml").write_text("command: bench\nconfig: {}\n")  # the killed run's: no metrics.json
+    (tmp_path / "b.json").write_text(json.dumps(_bench(B)))
+    assert main(["bench", "--compare", f"{a},{tmp_path / 'b.json'}", "--out", str(tmp_path / "cmp")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "an unfinished `sqtool bench` run (killed?)" in err[0] and "--force" in err[0], err
+    assert not (tmp_path / "cmp").exists()
+    (a / "metrics.json").write_text("{}")                          # finished: compared
+    assert main(["bench", "--compare", f"{a},{tmp_path / 'b.json'}", "--out", str(tmp_path / "cmp")]) == 0
+
+
+def test_a_compare_killed_before_its_report_reads_unfinished(tmp_path, monkeypatch):
+    """compare.json (what ends a --compare run) was written before compare.md: a kill between left a finished run
+    without its report. It comes last now."""
+    import sqtool.core as C
+    (tmp_path / "a.json").write_text(json.dumps(_bench(A)))
+    (tmp_path / "b.json").write_text(json.dumps(_bench(B)))
+
+    def killed(path, text):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(C, "atomic_write_text", killed)             # compare.md: the kill
+    assert main(["bench", "--compare", f"{tmp_path / 'a.json'},{tmp_path / 'b.json'}", "--out",
+                 str(tmp_path / "cmp")]) == 130
+    assert not (tmp_path / "cmp" / "compare.json").exists()
