@@ -277,7 +277,7 @@ def markdown(res: dict) -> str:
              + (f" --checkpoint {res['checkpoint']}" if res.get("checkpoint") else "")
              + f" --seeds {res['seeds']}`. Per window g = log2(AM / GM)"
              f" of the ppg codes + 128 in Q8 (0 = flat); no_pulse when the mean g of the last {res['windows']} windows "
-             f"is at most the threshold. Real: every window (from the {res['windows']}th) of every recording with an "
+             f"is at most the threshold. Real: every window (from window {res['windows']} on) of every recording with an "
              "accelerometer; "
              "synthetic: 300 s at 125 Hz per seed. The real rows must read 0; the noise rows near 100 %.", ""]
     for n_ppg, block in res["devices"].items():
