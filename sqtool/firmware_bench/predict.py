@@ -783,7 +783,7 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
     builds each once (`sqtool.api.HrModel`)."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
-    from sqtool.export.pipeline import no_pulse_of, pulse_checked
+    from sqtool.export.pipeline import no_pulse_of, pulse_rule
     from sqtool.models.decoder import decoder_cfg
     recs, name, dec = prep["recs"], prep["runtime"], prep["decoder"]
     dcfg = decoder_cfg(dec)
@@ -811,7 +811,7 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
             o = S.decode(y[a:b], [r], dec, scale)                      # hr, lo, hi, conf -> the CSV's names
             outs.append({"hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
                          "flagged": (~r.valid).astype(int),
-                         "no_pulse": no_pulse_of(r.codes, pulse_checked(art.metadata)).astype(int)})
+                         "no_pulse": no_pulse_of(r.codes, pulse_rule(art.metadata)).astype(int)})
             a = b
     for o in outs:
         if dcfg.conf_error_span:

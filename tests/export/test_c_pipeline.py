@@ -1004,6 +1004,8 @@ def test_no_pulse_is_zero_in_the_first_windows_and_without_the_detector(twin, tr
     assert not on["no_pulse"][:PL.NO_PULSE_WINDOWS - 1].any() and on["no_pulse"][PL.NO_PULSE_WINDOWS - 1]
     old = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2, pulse_check=False).run(x16)
     assert not old["no_pulse"].any() and np.array_equal(old["hr_mbpm"], on["hr_mbpm"])
+    rule16 = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2, pulse_check=(16, 190)).run(x16)   # an export made with 16
+    assert not rule16["no_pulse"][:15].any() and rule16["no_pulse"][15] and not on["no_pulse"][15]
     assert list(PL.parse_results("0 72000 70000 74000 30000 0 1\n")["no_pulse"]) == [0]
 
 

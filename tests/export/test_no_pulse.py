@@ -63,6 +63,20 @@ def test_noise_has_no_pulse_and_a_pulse_has(n_ppg):
             assert not PL.no_pulse_of(_codes(ppg, _still(rng), n_ppg)).any(), (hr, snr)
 
 
+def test_an_export_keeps_the_rule_its_c_was_rendered_with():
+    """An export made before the run was 32 windows (its metadata's gating.no_pulse, like its C's SQ_PL_NO_PULSE_*:
+    16 windows at 190) is replayed with that rule, not this version's: the bench compares its C with the reference,
+    and predict's Python runtimes report the no_pulse its firmware does."""
+    rng = np.random.default_rng(2)
+    codes = _codes(rng.standard_normal((2, N)), _still(rng), 2)
+    old = {"gating": {"no_pulse": {"windows": 16, "max_q8": 190}}}
+    want = PL.no_pulse(PL.flatness_q8(codes), 190, 16)
+    assert want[15] and np.array_equal(PL.no_pulse_of(codes, PL.pulse_rule(old)), want)
+    assert not np.array_equal(PL.no_pulse_of(codes), want)
+    assert PL.pulse_rule({"gating": {}}) is None and PL.pulse_rule({"gating": {"no_pulse": {}}}) == (
+        PL.NO_PULSE_WINDOWS, PL.NO_PULSE_MAX_Q8)
+
+
 def test_no_pulse_ignores_an_export_without_the_detector():
     rng = np.random.default_rng(2)
     codes = _codes(rng.standard_normal((2, N)), _still(rng), 2)
