@@ -41,9 +41,9 @@ class HrResult:
                                    #      PPG quiet: a flat line): hr_bpm, lo/hi, confidence are the decoder's
                                    #      prediction only, no reading (held, then drifting to the grid's middle):
                                    #      leave these windows out of any median; else 0.0
-    no_pulse: np.ndarray           # (W,) 1.0 = no pulse: the PPG's spectrum as flat as noise over the last 16
+    no_pulse: np.ndarray           # (W,) 1.0 = no pulse: the PPG's spectrum as flat as noise over the last 32
                                    #      windows (off the wrist, no perfusion; predict's no_pulse column): the
-                                   #      window may still be scored, leave it out too; 0.0 in the first 15 windows
+                                   #      window may still be scored, leave it out too; 0.0 in the first 31 windows
     model_sha256: str | None       # the model's content id (export metadata; None for an export older than it)
     runtime: str                   # the runtime that ran: c_pipeline, c_host_single, litert_int8, ...
 

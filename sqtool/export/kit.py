@@ -703,10 +703,10 @@ def model_card(model_cfg: dict, md: dict, graph, fe_cfg, dec_cfg, run_dir=None, 
               "that is off, stuck, railed or reads all zeros) is not scored: valid=0, as for a window more than "
               "half flagged. A sensor off the skin that reads noise is scored (valid=1, a heart rate at a confidence "
               "that can be high) but reported by `no_pulse` = 1 once the PPG's spectrum has been as flat as noise "
-              "for 16 windows (a separate output: drop those results too). Measured "
+              "for 32 windows (a separate output: drop those results too). Measured "
               "(benchmarks/results/no_pulse_study.md): 0 real windows of TROIKA, wrist_exercise and a watch "
-              "recording; with two PPG sensors every white-noise, hum or arm-swing-noise window and 99 % of 1/f "
-              "noise; with one, about 60 % of the former and almost no 1/f noise; random-walk drift and noise "
+              "recording; with two PPG sensors every white-noise, hum, arm-swing-noise and 1/f-noise window; with "
+              "one, about 90 % of the former three and almost no 1/f noise; random-walk drift and noise "
               "modulated by the arm's swing are not detected. Otherwise `valid` only repeats the gap flags the integrator passes in: the device must "
               "detect saturation and dropouts itself and flag them as gaps.",
               "- Reported HR is a tracker output: after a long dropout or a lock-on to a motion harmonic it "

@@ -65,12 +65,16 @@ _RESULT_DTYPES = (np.uint32, np.int32, np.int32, np.int32, np.uint16, np.uint16,
 
 # Pulse presence (no_pulse: off the wrist, no perfusion): per window the ppg channel's spectral flatness over the
 # heart-rate bins, g = log2(arithmetic / geometric mean of v = code + 128) in Q8 (0 = flat as noise; a pulse's
-# peak gives ~500); a window has no pulse when the mean g of the last NO_PULSE_WINDOWS windows (32 s of hops,
-# 38 s of signal) is at most NO_PULSE_MAX_Q8 (flatness 2^(-g/256) >= 0.60), one threshold for one and two PPG
-# sensors: a two-sensor device replaying a one-sensor recording repeats it, and its noise is one sensor's. Chosen on every real window of TROIKA, wrist_exercise and the E2E-PPG watch recording and on synthetic
-# off-wrist inputs: benchmarks/no_pulse_study.py, benchmarks/results/no_pulse_study.md.
-NO_PULSE_WINDOWS = 16
-NO_PULSE_MAX_Q8 = 190
+# peak gives ~500); a window has no pulse when the mean g of the last NO_PULSE_WINDOWS windows (64 s of hops,
+# 70 s of signal) is at most NO_PULSE_MAX_Q8 (flatness 2^(-g/256) >= 0.58), one threshold for one and two PPG
+# sensors: a two-sensor device replaying a one-sensor recording repeats it, and its noise is one sensor's. 32 windows,
+# not 16: the longer mean narrows one sensor's noise more than it lifts the most noise-like real runs, so a wider
+# margin catches more (one sensor's white noise 91 % instead of 61 %, the lowest real run 5.5 % above the threshold
+# instead of 2 %), for twice the time to report a watch taken off. The threshold is 5 % below the lowest real run
+# of TROIKA and wrist_exercise s2-s5, checked on wrist_exercise s6 and the E2E-PPG watch recording (0 windows):
+# benchmarks/no_pulse_study.py, benchmarks/results/no_pulse_study.md (its candidates table).
+NO_PULSE_WINDOWS = 32
+NO_PULSE_MAX_Q8 = 200
 LOG2_FRAC_Q8 = np.round(256 * np.log2(1 + np.arange(128) / 128)).astype(np.int64)   # (128,) 0..255: uint8 in C
 
 
@@ -125,10 +129,27 @@ def pulse_checked(md: dict) -> bool:
     return "no_pulse" in ((md or {}).get("gating") or {})
 
 
-def no_pulse_of(codes: np.ndarray, checked: bool = True) -> np.ndarray:
-    """A whole recording's codes (W, F, C) -> (W,) uint8 no_pulse, as PipelineRef and the C give it (checked False:
-    an export without the detector, all 0)."""
-    return no_pulse(flatness_q8(codes), NO_PULSE_MAX_Q8 if checked else None)
+def pulse_rule(md: dict) -> tuple[int, int] | None:
+    """An export's pulse-presence rule as its C was rendered: (windows, max_q8) from its metadata's gating.no_pulse
+    (an export of 2026-12-07 or before: 16 windows at 190); None for an export older than the detector."""
+    rule = ((md or {}).get("gating") or {}).get("no_pulse")
+    if rule is None:
+        return None
+    return int(rule.get("windows", NO_PULSE_WINDOWS)), int(rule.get("max_q8", NO_PULSE_MAX_Q8))
+
+
+def _rule(check: bool | tuple[int, int] | None) -> tuple[int, int] | None:
+    """pulse_check -> (windows, max_q8) or None: True = this version's rule, False / None = no detector."""
+    if check is True:
+        return NO_PULSE_WINDOWS, NO_PULSE_MAX_Q8
+    return (int(check[0]), int(check[1])) if check else None
+
+
+def no_pulse_of(codes: np.ndarray, checked: bool | tuple[int, int] | None = True) -> np.ndarray:
+    """A whole recording's codes (W, F, C) -> (W,) uint8 no_pulse, as PipelineRef and the C give it (checked: True =
+    this version's rule, (windows, max_q8) = an export's (`pulse_rule`), False / None = no detector: all 0)."""
+    rule = _rule(checked)
+    return no_pulse(flatness_q8(codes), None) if rule is None else no_pulse(flatness_q8(codes), rule[1], rule[0])
 
 
 def frontend_config(model_cfg: dict, fs_in: float | None = None, n_ppg: int = 1) -> FrontEndCfg:
@@ -177,14 +198,16 @@ class PipelineRef:
     """Integer reference of the C pipeline (sq_pipeline_push), streaming or whole-recording."""
 
     def __init__(self, model_cfg: dict, graph, decoder: DecoderCfg | dict | None = None,
-                 fs_in: float | None = None, n_ppg: int = 1, pulse_check: bool = True):
+                 fs_in: float | None = None, n_ppg: int = 1, pulse_check: bool | tuple[int, int] | None = True):
         """model_cfg: the model's config dict (metadata.json's model_cfg: front end, bins); graph: its integer
         graph (`sqtool.export.intgraph`, the student_int8 checkpoint's); decoder: a DecoderCfg, or the decoder
         dict (metadata.json's "decoder", + "temperature"), None = model_cfg["decoder"]; fs_in: the device's
-        sampling rate in Hz (None = the model's); n_ppg: the device's PPG sensors (1 or 2); pulse_check: False for an export older than
-        the pulse-presence detector (metadata without "no_pulse": no_pulse always 0). Inputs are int16
-        device counts (`sqtool.data.frontend.to_int16`); results are integers: hr/lo/hi in milli-BPM,
-        conf_q15 and flagged_q15 in q15 (x / 32768), valid 1 = the network scored the window."""
+        sampling rate in Hz (None = the model's); n_ppg: the device's PPG sensors (1 or 2); pulse_check: the
+        pulse-presence rule, True = this version's, (windows, max_q8) = the export's (`pulse_rule(metadata)`: an
+        older export's C has its own), False / None = an export older than the detector (metadata without
+        "no_pulse": no_pulse always 0). Inputs are int16 device counts (`sqtool.data.frontend.to_int16`); results
+        are integers: hr/lo/hi in milli-BPM, conf_q15 and flagged_q15 in q15 (x / 32768), valid 1 = the network
+        scored the window."""
         mc = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
         self.model_cfg = mc
         self.graph = graph
@@ -195,7 +218,7 @@ class PipelineRef:
         self.C = self.fe_cfg.n_channels                 # network channels
         self.n_ppg = self.fe_cfg.n_ppg                  # PPG sensors of the device
         self.C_in = self.fe_cfg.n_inputs                # input rows: the sensors, then acc x, y, z
-        self.no_pulse_max_q8 = NO_PULSE_MAX_Q8 if pulse_check else None
+        self.pulse_rule = _rule(pulse_check)            # (windows, max_q8) or None
         self.reset()
 
     def reset(self) -> None:
@@ -222,11 +245,12 @@ class PipelineRef:
                 "conf_q15": o.conf_q15, "flagged_q15": int(fq15), "valid": int(valid), "no_pulse": int(nopulse)}
 
     def _no_pulse(self, codes: np.ndarray) -> np.ndarray:
-        """codes (w, F, C) of the next w windows -> (w,) no_pulse; self.flat keeps the last NO_PULSE_WINDOWS - 1
-        windows' flatness (fewer only within the first windows, whose runs start at window 0), as the C's ring."""
+        """codes (w, F, C) of the next w windows -> (w,) no_pulse; self.flat keeps the last windows - 1 windows'
+        flatness (fewer only within the first windows, whose runs start at window 0), as the C's ring."""
+        k, max_q8 = self.pulse_rule or (NO_PULSE_WINDOWS, None)
         run = np.concatenate([np.asarray(self.flat, np.int64), flatness_q8(codes)])
-        self.flat = run[max(0, len(run) - (NO_PULSE_WINDOWS - 1)):].tolist()
-        return no_pulse(run, self.no_pulse_max_q8)[len(run) - len(codes):]
+        self.flat = run[max(0, len(run) - (k - 1)):].tolist()
+        return no_pulse(run, max_q8, k)[len(run) - len(codes):]
 
     def _stack(self, ppg, acc) -> np.ndarray:
         """ppg (n,) for one sensor, (n, n_ppg) or (n_ppg n,) interleaved for more; acc (n, 3) or (3 n,)
@@ -413,5 +437,5 @@ def render_pipeline(model_cfg: dict, graph, md: dict, out_dir, fs_in: float | No
 
 
 __all__ = ["PipelineRef", "render_pipeline", "check_prefix", "frontend_config", "decoder_config", "device_fs",
-           "max_results", "scores", "flatness_q8", "ilog2_q8", "no_pulse", "no_pulse_of", "pulse_checked", "NO_PULSE_WINDOWS", "NO_PULSE_MAX_Q8", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
+           "max_results", "scores", "flatness_q8", "ilog2_q8", "no_pulse", "no_pulse_of", "pulse_checked", "pulse_rule", "NO_PULSE_WINDOWS", "NO_PULSE_MAX_Q8", "write_recording", "format_results", "parse_results", "ROUNDING", "MAX_FLAGGED_Q15",
            "RESULT_KEYS"]

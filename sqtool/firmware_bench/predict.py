@@ -31,7 +31,7 @@ central posterior interval, or hr -+ (c + k S) with S the recent |network's own 
 `sqtool quantize`, 1 - expected |error| / the grid's extent, so expected error = (1 - confidence) x extent);
 expected_err_bpm = that expected error when the confidence is calibrated; flagged = 1 when the network did not
 score the window: more than half its samples were dropouts, or its PPG is quiet (a flat line: stuck, railed, zero);
-no_pulse = 1 where the PPG's spectrum has been as flat as noise for the last 16 windows (off the wrist, no perfusion:
+no_pulse = 1 where the PPG's spectrum has been as flat as noise for the last 32 windows (off the wrist, no perfusion:
 a separate column, the window may still be scored);
 truth_bpm when the recording has heart-rate truth) and `<record>.png` (HR with its 90 % band over time, and the
 truth when there is one; by default only for up to PLOTS_AUTO recordings, a folder of more gets none and one note
@@ -291,10 +291,10 @@ def _stems(recs) -> list[str]:
     return out
 
 
-NO_PULSE_NOTE = ("1 = no pulse: the PPG's spectrum has been as flat as noise over the last 16 windows (38 s): off "
+NO_PULSE_NOTE = ("1 = no pulse: the PPG's spectrum has been as flat as noise over the last 32 windows (70 s): off "
                  "the wrist or no perfusion, e.g. a watch lying on a table reading noise (the firmware's no_pulse, "
                  "`export.pipeline.flatness_q8`); a separate output: such a window may still be scored (flagged 0), "
-                 "so drop no_pulse == 1 windows too before reading a heart rate; 0 in the first 15 windows; an "
+                 "so drop no_pulse == 1 windows too before reading a heart rate; 0 in the first 31 windows; an "
                  "export older than the detector: 0")
 METRICS_NOTE = ("metrics (MAE, RMSE, bias, ...) vs truth_bpm: over every window with truth, flagged windows included, "
                 "as sqtool bench scores (bench.json per_record / per_subject of the same runtime: the same numbers): a "
@@ -783,7 +783,7 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
     builds each once (`sqtool.api.HrModel`)."""
     from sqtool.firmware_bench import runtimes as R
     from sqtool.firmware_bench import spectral as S
-    from sqtool.export.pipeline import no_pulse_of, pulse_checked
+    from sqtool.export.pipeline import no_pulse_of, pulse_rule
     from sqtool.models.decoder import decoder_cfg
     recs, name, dec = prep["recs"], prep["runtime"], prep["decoder"]
     dcfg = decoder_cfg(dec)
@@ -811,7 +811,7 @@ def run_spectral(art, prep: dict, work: Path, runners: dict | None = None) -> tu
             o = S.decode(y[a:b], [r], dec, scale)                      # hr, lo, hi, conf -> the CSV's names
             outs.append({"hr_bpm": o["hr"], "lo_bpm": o["lo"], "hi_bpm": o["hi"], "confidence": o["conf"],
                          "flagged": (~r.valid).astype(int),
-                         "no_pulse": no_pulse_of(r.codes, pulse_checked(art.metadata)).astype(int)})
+                         "no_pulse": no_pulse_of(r.codes, pulse_rule(art.metadata)).astype(int)})
             a = b
     for o in outs:
         if dcfg.conf_error_span:

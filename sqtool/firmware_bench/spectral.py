@@ -865,7 +865,7 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
     """c_pipeline: one push per whole recording, compared with the Python integer reference (PipelineRef) when
     the student_int8 checkpoint it is built from is there; without it (an export folder copied without its
     source run) the row keeps its accuracy and latency, and one line says the comparison is left out and why."""
-    from sqtool.export.pipeline import PipelineRef, pulse_checked
+    from sqtool.export.pipeline import PipelineRef, pulse_rule
     from sqtool.firmware_bench.runtimes import off_rate
     c = pipeline_host(art, work / "c_pipeline")
     if off := off_rate([(f"{r.record.dataset}/{r.record_id}", r.fs_in) for r in recs], c.fs_in, "c_pipeline: ",
@@ -890,7 +890,7 @@ def _pipeline_row(row: dict, art, recs: list[SpecRec], md: dict, dec: dict, work
             unc[k].append(np.asarray(v, float))
         if p is not None:
             ref = PipelineRef(md["model_cfg"], ref_graph, decoder=ref_dec, fs_in=r.fs_in, n_ppg=r.n_ppg,
-                              pulse_check=pulse_checked(md))          # an export older than no_pulse: its C gives 0
+                              pulse_check=pulse_rule(md))            # the rule its C has; none: its C gives 0
             want = ref.run(r.x16, r.gap)
             same = np.ones(len(r.t0), bool)
             for k, v in want.items():

@@ -950,28 +950,30 @@ def test_push_refuses_a_channels_first_acc(twin):
 
 
 def _off_wrist(troika: np.ndarray, n_ppg: int, seed: int = 3) -> np.ndarray:
-    """(C_in, 3 N) int16: TROIKA's first 60 s, then 60 s of white-noise PPG (every sensor its own noise) with the
-    accelerometer still (gravity on z), then TROIKA's 60 s again: a watch taken off and put back on."""
+    """(C_in, 5 N) int16: TROIKA's first 60 s, then 120 s of white-noise PPG (every sensor its own noise) with the
+    accelerometer still (gravity on z), then TROIKA's 60 s twice: a watch taken off and put back on (the noise and
+    the pulse after it longer than no_pulse's run of NO_PULSE_WINDOWS windows, 64 s)."""
     rng = np.random.default_rng(seed)
-    n = troika.shape[1]
+    n = 2 * troika.shape[1]
     off = np.zeros((n_ppg + 3, n), np.int16)
     off[:n_ppg] = np.clip(rng.normal(0, 3000, (n_ppg, n)), -32768, 32767)
     off[n_ppg:] = np.array([0, 0, 4096])[:, None] + rng.integers(-20, 21, (3, n))
-    return np.ascontiguousarray(np.concatenate([troika, off, troika], axis=1))
+    return np.ascontiguousarray(np.concatenate([troika, off, troika, troika], axis=1))
 
 
 def test_no_pulse_on_a_noise_stream_and_the_c_equals_the_reference(twin, troika60_2, example2, tmp_path):
     """Pulse presence (no_pulse) on a 2-sensor stream on, off (noise PPG, still acc) and back on the wrist: no_pulse
-    only inside the noise (from 16 windows into it until 16 windows after it), never on TROIKA's pulse, the
-    windows stay valid (a separate output); the streaming reference and the C agree bit for bit."""
+    only inside the noise (from NO_PULSE_WINDOWS windows into it until NO_PULSE_WINDOWS windows after it), never on
+    TROIKA's pulse, the windows stay valid (a separate output); the streaming reference and the C agree bit for bit."""
     mc, g, _ = twin
+    K = PL.NO_PULSE_WINDOWS
     x16 = _off_wrist(troika60_2[0], 2)
     ref = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2)
     want = ref.run(x16)
     t0 = 2.0 * want["index"]
-    noise = (t0 >= 60.0 + 0.25) & (t0 + 8.0 <= 120.0)                     # windows wholly inside the noise
-    pulse = (t0 + 8.0 <= 60.0) | (t0 >= 120.0 + 32.0 + 8.0)               # pulse windows whose run holds no noise
-    assert want["no_pulse"][noise][15:].all() and want["no_pulse"][noise].sum() >= 10
+    noise = (t0 >= 60.0 + 0.25) & (t0 + 8.0 <= 180.0)                     # windows wholly inside the noise
+    pulse = (t0 + 8.0 <= 60.0) | (t0 >= 180.0 + 2.0 * K + 8.0)            # pulse windows whose run holds no noise
+    assert want["no_pulse"][noise][K - 1:].all() and want["no_pulse"][noise].sum() >= 10 and pulse.sum() >= 10
     assert not want["no_pulse"][pulse].any() and want["valid"].all()
     assert _same(ref.run(x16, chunk=333), want)
     rec = PL.write_recording(tmp_path / "offwrist.bin", x16)
@@ -1002,6 +1004,8 @@ def test_no_pulse_is_zero_in_the_first_windows_and_without_the_detector(twin, tr
     assert not on["no_pulse"][:PL.NO_PULSE_WINDOWS - 1].any() and on["no_pulse"][PL.NO_PULSE_WINDOWS - 1]
     old = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2, pulse_check=False).run(x16)
     assert not old["no_pulse"].any() and np.array_equal(old["hr_mbpm"], on["hr_mbpm"])
+    rule16 = PL.PipelineRef(mc, g, None, 125.0, n_ppg=2, pulse_check=(16, 190)).run(x16)   # an export made with 16
+    assert not rule16["no_pulse"][:15].any() and rule16["no_pulse"][15] and not on["no_pulse"][15]
     assert list(PL.parse_results("0 72000 70000 74000 30000 0 1\n")["no_pulse"]) == [0]
 
 
