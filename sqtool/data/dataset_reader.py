@@ -232,7 +232,15 @@ def _files(ds: DatasetFile) -> list[Path]:
     if not files:
         raise SqtoolError(f"{ds.path}: no recordings matching '{ds.files}' under {ds.root}"
                           + (" (folder is empty)" if not any(ds.root.iterdir()) else ""))
-    return files
+    return not_stream_files(ds, files)
+
+
+def not_stream_files(ds: DatasetFile, files: list[Path]) -> list[Path]:
+    """`files` less those that are a recording's stream file (channels' `file:`): `files: "**/*.csv"` over
+    session12/ppg.csv and session12/acc.csv is one recording, ppg.csv's, not two."""
+    specs = [c.file for c in ds.channels.values() if c.file is not None]
+    streams = {stream_path(p, f) for p in files for f in specs}
+    return [p for p in files if Path(os.path.normpath(p)) not in streams] if specs else files
 
 
 # ----------------------------------------------------------------------------- built-in layouts
@@ -376,7 +384,8 @@ def _own_rows_hint(v, fs_rows: float | None) -> str:
         return f" (its column has one value every {steps[0]} rows: a {fs_rows / steps[0]:.4g} Hz stream?)"
     return (f" (its column has a value on {100 * filled:.0f} % of the rows: streams stamped on rows of their own, "
             "interleaved, are not read; give each channel a value on every row, or on every k-th row of a regular "
-            "time column (fs: the rows' rate / k), or write each recording as an NPZ with one array and fs_<channel> "
+            "time column (fs: the rows' rate / k), or each stream a CSV of its own with its time column (channels: "
+            "{name: {file: acc.csv, column: ...}}), or write each recording as an NPZ with one array and fs_<channel> "
             "per channel)")
 
 
