@@ -177,3 +177,17 @@ def test_stream_keys_are_checked_when_the_file_is_read(tmp_path, channel, line):
                                            f"{channel.split(chr(10))[0]}\n")
     with pytest.raises(SqtoolError, match=line.replace("(", r"\(").replace(")", r"\)")):
         load_dataset_file(tmp_path / "dataset.yaml")
+
+
+def test_finetune_smoke_on_stream_files(tmp_path, capsys, monkeypatch):
+    """`train finetune --task hr` on such a dataset: the 32 Hz accelerometer resampled to the PPG's 64 Hz, as for
+    an NPZ of mixed rates (one note line), the hr label read from the PPG file's column."""
+    import json
+    y = _streams(tmp_path, sessions=("s01", "s02", "s03", "s04"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "finetune", "--task", "hr", "--model", "spec_student_xs", "--data", str(y), "--folds", "2",
+                 "--epochs", "1", "--progress", "false", "--out", "runs/hr"]) == 0
+    cap = capsys.readouterr()
+    assert "e.g. s01/ppg: acc_x, acc_y, acc_z 32 Hz -> 64 Hz" in cap.out + cap.err
+    m = json.loads((tmp_path / "runs/hr/metrics.json").read_text())
+    assert m["subjects"] == 3 and len(m["heldout_subjects"]) == 1
