@@ -191,3 +191,15 @@ def test_finetune_smoke_on_stream_files(tmp_path, capsys, monkeypatch):
     assert "e.g. s01/ppg: acc_x, acc_y, acc_z 32 Hz -> 64 Hz" in cap.out + cap.err
     m = json.loads((tmp_path / "runs/hr/metrics.json").read_text())
     assert m["subjects"] == 3 and len(m["heldout_subjects"]) == 1
+
+
+def test_the_readmes_stream_files_example_reads_such_sessions(tmp_path):
+    import re
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- stream-files-yaml -->\s*```yaml\n(.*?)```", readme, re.S)
+    assert block, "README lost its stream-files dataset.yaml example"
+    _streams(tmp_path)
+    (tmp_path / "rec" / "dataset.yaml").write_text(block.group(1))
+    recs = load_dataset_file(tmp_path / "rec" / "dataset.yaml").records()
+    assert [(r.subject, r.fs["ppg"], r.fs["acc_z"], len(r.signals["ppg"])) for r in recs] == \
+        [(s, 64.0, 32.0, 64 * 56) for s in ("s01", "s02", "s03")]
