@@ -11,7 +11,9 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                column's / k, k whole: a slower stream in every k-th row, blank between, read from those rows,
                `every_kth_row`; rows missing from the
                time column's clock are NaN samples in every column read, a gap: `_common.time_grid`); acc_* channels
-               converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit)
+               converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit);
+               a CSV channel with `file:` from that stream file beside the recording's, every file cut to the time
+               they share on their clock (`read_streams`, `align_streams`)
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
     labels     hr, rr, a custom label (its unit, its range): kind "window" (times = window starts every hop_s,
                  window_s long, windows fully inside)
