@@ -23,6 +23,14 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
       acc_x: {column: 2, gain: 0.000244, unit: g}   # acc_*: raw * gain + offset is in `unit` (ACC_UNITS: g,
                                   #   mg, m/s^2; default g), converted to g, the unit every model and the
                                   #   classic baseline assume (the built-in readers give g too)
+      acc_y: {file: acc.csv, column: y}   # CSV: a stream file of its own (one file per stream and session:
+                                  #   session12/ppg.csv + session12/acc.csv), its path from the recording's folder
+                                  #   ("{stem}": the recording file's name without extension); its own time
+                                  #   column (time_column / time_unit: the top-level ones unless the channel says
+                                  #   otherwise) or, lacking that column, the channel's own fs. Streams on one
+                                  #   clock are cut to their overlap (the recording starts where every stream has
+                                  #   begun and ends where the first ends); without time columns they start
+                                  #   together. Each channel keeps its rate; labels count from that start
     subject:                      # one of: a fixed value, a column (constant per file), a filename regex;
                                   #   none: an NPZ's own `subject` member, else the file's name (one name
                                   #   in two folders is refused: P01/walk, P02/walk: give a rule)
@@ -66,7 +74,7 @@ another (0.5-2 g) gets one `sqtool: warning:` line naming the file and the likel
 
 Bad input is one `SqtoolError` line naming the file: unknown key, a value of the wrong kind (naming its key, when the
 file is parsed: text or a list where a number belongs, one name where a list belongs), missing channel, a rate that
-disagrees with the time column, label-file rows more than one window past the end of the signal (rows whose window
+disagrees with the time column, a missing stream file, a stream whose times do not overlap the recording's, label-file rows more than one window past the end of the signal (rows whose window
 merely runs past it, the last window_s of a per-second series, are left out and counted: report["label_rows_past_end"]),
 a split with one subject on both sides, a root with no recordings, a task whose label the file does not declare,
 an af list that names none of the rhythm table's classes, a quality value neither good nor poor.
@@ -120,6 +128,9 @@ class Channel:
     gain: float = 1.0
     offset: float = 0.0
     unit: str = ""
+    file: str | None = None         # CSV: a stream file of its own, from the recording's folder ("{stem}" filled in)
+    time_column: str | None = None  # file: its time column (default: the top-level time_column)
+    time_unit: str | None = None    # file: its time column's unit (default: the top-level time_unit)
 
 
 @dataclass
@@ -398,6 +409,7 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
         ch.unit = _text(ch.unit, f"{key}.unit", path)
         if str(name).startswith("acc"):
             ch.unit = acc_unit(ch.unit, f"{path}: {key}.unit")
+        _check_stream(ch, fmt, key, path)
         ds.channels[str(name)] = ch
     if fmt in GENERIC_FORMATS and not ds.channels and fmt != "npz":      # an NPZ's members name its channels
         raise SqtoolError(f"{path}: 'channels' is required for format {fmt} (e.g. ppg: <column>)")
@@ -509,6 +521,25 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
     if sp.heldout_fraction is not None and not 0 < sp.heldout_fraction < 1:
         raise SqtoolError(f"{path}: split.heldout_fraction must be in (0, 1)")
     return ds
+
+
+def _check_stream(ch: Channel, fmt: str, key: str, path: Path) -> None:
+    """A channel's stream file (`file:`, its own `time_column:` / `time_unit:`): text, CSV only, and a time column
+    or unit only for a channel read from a file of its own."""
+    ch.file = _text(ch.file, f"{key}.file", path, optional=True)
+    ch.time_column = _text(ch.time_column, f"{key}.time_column", path, optional=True)
+    ch.time_unit = _text(ch.time_unit, f"{key}.time_unit", path, optional=True)
+    if ch.file is not None and fmt != "csv":
+        raise SqtoolError(f"{path}: {key}.file: a stream file of its own is for format csv (an {fmt} recording "
+                          "holds its channels at their own rates in one file)")
+    if ch.file is not None and not ch.file.strip():
+        raise SqtoolError(f"{path}: {key}.file: empty; give the stream file's path from the recording's folder")
+    for k in ("time_column", "time_unit"):
+        if getattr(ch, k) is not None and ch.file is None:
+            raise SqtoolError(f"{path}: {key}: {k} is for a channel read from a stream file of its own ({key}.file); "
+                              f"the recording's own columns take the top-level {k}")
+    if ch.time_unit is not None and ch.time_unit not in TIME_UNITS:
+        raise SqtoolError(f"{path}: {key}.time_unit must be s, ms or us, got {ch.time_unit!r}")
 
 
 CUSTOM_SOURCES = ("column", "file")      # a custom label: a per-window value, as hr and rr

@@ -11,7 +11,9 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                column's / k, k whole: a slower stream in every k-th row, blank between, read from those rows,
                `every_kth_row`; rows missing from the
                time column's clock are NaN samples in every column read, a gap: `_common.time_grid`); acc_* channels
-               converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit)
+               converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit);
+               a CSV channel with `file:` from that stream file beside the recording's, every file cut to the time
+               they share on their clock (`read_streams`, `align_streams`)
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
     labels     hr, rr, a custom label (its unit, its range): kind "window" (times = window starts every hop_s,
                  window_s long, windows fully inside)
@@ -48,6 +50,7 @@ the excluded file).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -231,7 +234,15 @@ def _files(ds: DatasetFile) -> list[Path]:
     if not files:
         raise SqtoolError(f"{ds.path}: no recordings matching '{ds.files}' under {ds.root}"
                           + (" (folder is empty)" if not any(ds.root.iterdir()) else ""))
-    return files
+    return not_stream_files(ds, files)
+
+
+def not_stream_files(ds: DatasetFile, files: list[Path]) -> list[Path]:
+    """`files` less those that are a recording's stream file (channels' `file:`): `files: "**/*.csv"` over
+    session12/ppg.csv and session12/acc.csv is one recording, ppg.csv's, not two."""
+    specs = [c.file for c in ds.channels.values() if c.file is not None]
+    streams = {stream_path(p, f) for p in files for f in specs}
+    return [p for p in files if Path(os.path.normpath(p)) not in streams] if specs else files
 
 
 # ----------------------------------------------------------------------------- built-in layouts
@@ -276,27 +287,7 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     header's base date and time)."""
     where = str(p)
     if ds.format == "csv":
-        from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
-        from sqtool.data.readers.generic import _sniff, read_times
-        sep, header = _sniff(p)
-        kw = {"sep": sep, "header": 0 if header else None}
-        if sep == r"\s+":
-            kw["engine"] = "python"
-        df = read_csv(p, **kw)
-        df.columns = [str(c).strip() for c in df.columns]
-        names = list(df.columns)
-        grid, start = None, None
-        if ds.time_column is not None:
-            if ds.time_column not in df.columns:
-                raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
-            t, start = read_times(df[ds.time_column], ds.time_column, where, ds.time_unit)
-            df, t = drop_repeated_rows(df, t, where)
-            grid = time_grid(t, f"{where}: column '{ds.time_column}'",
-                             ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None,
-                             unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {ds.path.name} "
-                                        "(the column is in seconds)") if ds.time_unit != "s" else None,
-                             start=start)
-        return {c: df[c] for c in names}, names, {}, grid, len(df), start
+        return _csv_columns(ds, p)
     if ds.format == "npz":
         from sqtool.data.readers._common import (is_npz_rate as is_rate, npz_rates, read_npz_channels,
                                                  refuse_matrix_members)
@@ -342,6 +333,33 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], start
 
 
+def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False):
+    """`_columns` of a CSV file, its time column `ds.time_column` in `ds.time_unit`; `optional_time`: a file without
+    that column is read without one (a stream file whose channel gives its own fs)."""
+    from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
+    from sqtool.data.readers.generic import _sniff, read_times
+    where = str(p)
+    sep, header = _sniff(p)
+    kw = {"sep": sep, "header": 0 if header else None}
+    if sep == r"\s+":
+        kw["engine"] = "python"
+    df = read_csv(p, **kw)
+    df.columns = [str(c).strip() for c in df.columns]
+    names = list(df.columns)
+    grid, start = None, None
+    if ds.time_column is not None and (ds.time_column in df.columns or not optional_time):
+        if ds.time_column not in df.columns:
+            raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
+        t, start = read_times(df[ds.time_column], ds.time_column, where, ds.time_unit)
+        df, t = drop_repeated_rows(df, t, where)
+        grid = time_grid(t, f"{where}: column '{ds.time_column}'",
+                         ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None,
+                         unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {ds.path.name} "
+                                    "(the column is in seconds)") if ds.time_unit != "s" else None,
+                         start=start)
+    return {c: df[c] for c in names}, names, {}, grid, len(df), start
+
+
 def _pick(cols: dict, names: list[str], column, where: str, what: str):
     if isinstance(column, int):
         if not 0 <= column < len(names):
@@ -368,7 +386,8 @@ def _own_rows_hint(v, fs_rows: float | None) -> str:
         return f" (its column has one value every {steps[0]} rows: a {fs_rows / steps[0]:.4g} Hz stream?)"
     return (f" (its column has a value on {100 * filled:.0f} % of the rows: streams stamped on rows of their own, "
             "interleaved, are not read; give each channel a value on every row, or on every k-th row of a regular "
-            "time column (fs: the rows' rate / k), or write each recording as an NPZ with one array and fs_<channel> "
+            "time column (fs: the rows' rate / k), or each stream a CSV of its own with its time column (channels: "
+            "{name: {file: acc.csv, column: ...}}), or write each recording as an NPZ with one array and fs_<channel> "
             "per channel)")
 
 
@@ -404,33 +423,13 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     record_id = _record_id(ds, p)
     signals, fs, said = {}, {}, {}
     channels = ds.channels or npz_channels(ds, cols, names, where)
+    streams: dict[str, Stream] = {}                  # channel -> the stream file it is read from (CSV)
+    if any(spec.file is not None for spec in channels.values()):
+        own, streams = read_streams(ds, p, channels, Stream(p, ds, cols, names, grid, n, start))
+        cols, names, grid, n, start = own.cols, own.names, own.grid, own.n, own.start
     for ch, spec in channels.items():
-        col, v = _pick(cols, names, spec.column, where, f"channel '{ch}'")
-        r = spec.fs or ds.fs or rates.get(col) or fs_t
-        said[ch] = (f"channels.{ch}.fs: {spec.fs:g} (Hz) in {ds.path.name}" if spec.fs else f"fs: {ds.fs:g} (Hz) "
-                    f"in {ds.path.name}" if ds.fs else f"the file's stored rate, {r:g} Hz," if rates.get(col) else
-                    None)                                        # None: measured by the time column
-        if r is None:
-            raise SqtoolError(f"{where}: no sampling rate for channel '{ch}' (give fs: in {ds.path.name}, or a "
-                              "time_column)")
-        every = rows_per_sample(spec.fs, fs_t)          # > 1: a slower stream in every k-th row of the file
-        for given, what in ((spec.fs, f"channels.{ch}.fs"), (ds.fs, "fs")):
-            if given is None:
-                continue
-            for other, src in ((fs_t if every == 1 else None, f"time column '{ds.time_column}'"),
-                               (rates.get(col), "file's header")):
-                if other is not None and abs(other - given) > RATE_TOL * given:
-                    raise SqtoolError(f"{where}: {what} {given:g} Hz disagrees with the {src} ({other:.4g} Hz); "
-                                      "wrong sampling rate" + _own_rows_hint(v, other if src != "file's header"
-                                                                            else None))
-            break
-        signals[ch] = _numeric(v, col, where, grid) * spec.gain + spec.offset
-        if every > 1:
-            signals[ch] = every_kth_row(signals[ch], every, fs_t, f"{where}: channels.{ch}.fs {spec.fs:g} Hz",
-                                        "leave its fs out")
-        if ch.startswith("acc") and ACC_UNITS[spec.unit] != 1.0:      # to g (unit checked when parsed)
-            signals[ch] = signals[ch] * ACC_UNITS[spec.unit]
-        fs[ch] = check_fs(float(r), f"{where}: channel '{ch}'")
+        s = streams.get(ch) or Stream(p, ds, cols, names, grid, n, start, rates)
+        signals[ch], fs[ch], said[ch] = _channel(s.view, ch, spec, s.cols, s.names, s.rates, s.grid, str(s.path))
     check_acc_unit(ds, channels, signals, fs, where)
     row_fs = ds.fs or fs_t or next(iter(fs.values()))
     subject = _subject(ds, cols, names, rel, stem, where)
@@ -438,6 +437,9 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
                  meta={"format": ds.format, "rows": n, **({"start_time": start} if start else {})}, source=where)
     if said.get(rec.primary_channel()):              # a rate said, not measured by a time column: rate_hint's
         rec.meta["rate_said"] = said[rec.primary_channel()]
+    if streams:                                      # stream files cut to their overlap: within a sample of it
+        rec.check_spans(slack=1)
+        rec.meta["stream_files"] = sorted({os.path.relpath(s.path, p.parent) for s in streams.values()})
     if ds.format == "npz":                           # arrays of their own lengths: a shorter one is refused, as
         rec.check_spans(slack=1)                     # read_npz does, never cut to by the stream
         used = {_pick(cols, names, ch.column, where, "")[0] for ch in channels.values()} | \
@@ -447,6 +449,158 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)
+
+
+def _channel(ds: DatasetFile, ch: str, spec: Channel, cols, names, rates: dict, grid: TimeGrid | None, where: str):
+    """(samples, rate, how the rate was said or None) of channel `ch` read from the columns of file `where`: its
+    column * gain + offset (acc_* in g), at its own fs, else the file's fs, stored rate or time column's; a rate
+    said that disagrees with the time column or header is one line."""
+    fs_t = grid.fs if grid is not None else None
+    col, v = _pick(cols, names, spec.column, where, f"channel '{ch}'")
+    r = spec.fs or ds.fs or rates.get(col) or fs_t
+    said = (f"channels.{ch}.fs: {spec.fs:g} (Hz) in {ds.path.name}" if spec.fs else f"fs: {ds.fs:g} (Hz) "
+            f"in {ds.path.name}" if ds.fs else f"the file's stored rate, {r:g} Hz," if rates.get(col) else
+            None)                                        # None: measured by the time column
+    if r is None:
+        raise SqtoolError(f"{where}: no sampling rate for channel '{ch}' (give fs: in {ds.path.name}, or a "
+                          "time_column)")
+    every = rows_per_sample(spec.fs, fs_t)          # > 1: a slower stream in every k-th row of the file
+    for given, what in ((spec.fs, f"channels.{ch}.fs"), (ds.fs, "fs")):
+        if given is None:
+            continue
+        for other, src in ((fs_t if every == 1 else None, f"time column '{ds.time_column}'"),
+                           (rates.get(col), "file's header")):
+            if other is not None and abs(other - given) > RATE_TOL * given:
+                raise SqtoolError(f"{where}: {what} {given:g} Hz disagrees with the {src} ({other:.4g} Hz); "
+                                  "wrong sampling rate" + _own_rows_hint(v, other if src != "file's header"
+                                                                        else None))
+        break
+    x = _numeric(v, col, where, grid) * spec.gain + spec.offset
+    if every > 1:
+        x = every_kth_row(x, every, fs_t, f"{where}: channels.{ch}.fs {spec.fs:g} Hz", "leave its fs out")
+    if ch.startswith("acc") and ACC_UNITS[spec.unit] != 1.0:      # to g (unit checked when parsed)
+        x = x * ACC_UNITS[spec.unit]
+    return x, check_fs(float(r), f"{where}: channel '{ch}'"), said
+
+
+# ----------------------------------------------------------------------------- stream files (CSV)
+# A recording of one file per stream (session12/ppg.csv + session12/acc.csv): the file `files:` matches is the
+# recording's own (the primary); a channel with `file:` is read from that stream file, beside it. Streams whose
+# time columns share a clock are cut to their overlap; a stream without one starts with the primary.
+
+@dataclasses.dataclass
+class Stream:
+    """One CSV file of a recording, read once: its columns (`_columns`), as `view` (the dataset file with the
+    file's own time column and unit) reads them."""
+    path: Path
+    view: DatasetFile
+    cols: dict
+    names: list[str]
+    grid: TimeGrid | None
+    n: int                          # rows
+    start: str | None               # its first row's wall-clock time (ISO 8601), or None
+    rates: dict = dataclasses.field(default_factory=dict)
+    origin: float | None = None     # its first row's time on its clock, s (None: no time column)
+    fs: float | None = None         # its rows' rate (the time column's, else the one said)
+
+    @property
+    def samples(self) -> int:
+        return self.grid.n if self.grid is not None else self.n
+
+
+def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: Stream) -> tuple[Stream, dict]:
+    """(the recording's own file `own`, {channel: its Stream}) for the channels read from stream files, each file
+    read once, all of them cut to the time they share (`align_streams`)."""
+    own.origin, own.fs = _clock_origin(own), (own.grid.fs if own.grid else None) or ds.fs or \
+        next((c.fs for c in channels.values() if c.file is None and c.fs), None)
+    if own.fs is None:
+        raise SqtoolError(f"{p}: no sampling rate for the recording's own rows (give fs: in {ds.path.name}, or a "
+                          "time_column)")
+    files: dict[tuple, Stream] = {}
+    out = {}
+    for ch, spec in channels.items():
+        if spec.file is None:
+            continue
+        q = stream_path(p, spec.file)
+        if not q.is_file():
+            raise SqtoolError(f"{p}: channel '{ch}': stream file {q} not found (channels.{ch}.file: {spec.file!r}, "
+                              "from the recording's folder)")
+        key = (q, spec.time_column, spec.time_unit)
+        if key not in files:
+            files[key] = _read_stream(ds, q, ch, spec)
+        out[ch] = files[key]
+    align_streams(own, list(files.values()))
+    return own, out
+
+
+def stream_path(p: Path, file: str) -> Path:
+    """Channel `file:` of the recording at `p`: from its folder, "{stem}" its name without extension(s)."""
+    return Path(os.path.normpath(p.parent / file.replace("{stem}", p.name.split(".")[0])))
+
+
+def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel) -> Stream:
+    """Stream file `q` of channel `ch`: its time column (the channel's, else the top level's; a file without it
+    whose channel gives fs is read at that rate) and unit."""
+    view = dataclasses.replace(ds, time_column=spec.time_column or ds.time_column,
+                               time_unit=spec.time_unit or ds.time_unit)
+    cols, names, _, grid, n, start = _csv_columns(view, q, optional_time=spec.fs is not None)
+    if grid is None:
+        view = dataclasses.replace(view, time_column=None)
+    s = Stream(q, view, cols, names, grid, n, start)
+    s.origin, s.fs = _clock_origin(s), (grid.fs if grid else None) or spec.fs or ds.fs
+    if s.fs is None:
+        raise SqtoolError(f"{q}: no sampling rate for channel '{ch}' (give channels.{ch}.fs in {ds.path.name}, or "
+                          "a time column)")
+    return s
+
+
+def _clock_origin(s: Stream) -> float | None:
+    """The first row's time of `s` on its own clock, in s (a number in its time unit, else its date-time)."""
+    if s.grid is None:
+        return None
+    first = s.cols[s.view.time_column].iloc[0]
+    try:
+        return float(first) * TIME_UNITS[s.view.time_unit]
+    except (TypeError, ValueError):                 # a date-time: read_times read it
+        import pandas as pd
+        return pd.Timestamp(s.start).timestamp()
+
+
+def align_streams(own: Stream, streams: list[Stream]) -> None:
+    """Cut the recording's own file and its stream files, in place, to the time they all cover: the recording starts
+    where every stream has begun and ends where the first ends. Times on one clock when both have a time column;
+    a stream (or a recording) without one starts with the recording. No overlap is one line naming the file."""
+    t0 = own.origin or 0.0
+    at = {id(s): s.origin if s.origin is not None and own.origin is not None else t0 for s in (own, *streams)}
+    begin, end = t0, t0 + own.samples / own.fs
+    for s in streams:
+        b, e = at[id(s)], at[id(s)] + s.samples / s.fs
+        if max(begin, b) >= min(end, e):
+            raise SqtoolError(f"{s.path}: its times {b - t0:.6g}..{e - t0:.6g} s do not overlap the recording's "
+                              f"{begin - t0:.6g}..{end - t0:.6g} s (from the first row of {own.path.name}): "
+                              "another session's file, or time columns on different clocks?")
+        begin, end = max(begin, b), min(end, e)
+    for s in (own, *streams):
+        a = int(round((begin - at[id(s)]) * s.fs))
+        _cut(s, a, min(s.samples - a, int(round((end - begin) * s.fs))))
+
+
+def _cut(s: Stream, a: int, m: int) -> None:
+    """Keep samples a .. a + m of `s` (its rows on them; the wall-clock start moved with them)."""
+    if a == 0 and m == s.samples:
+        return
+    if s.grid is None:
+        rows = np.arange(a, a + m)
+    else:
+        rows = np.flatnonzero((s.grid.at >= a) & (s.grid.at < a + m))
+        s.grid = dataclasses.replace(s.grid, at=s.grid.at[rows] - a, n=m,
+                                     gaps=s.grid.gaps if rows.size < m else ())
+    s.cols = {k: v.iloc[rows].reset_index(drop=True) for k, v in s.cols.items()}
+    s.n = int(rows.size)
+    if s.start is not None and a:
+        import pandas as pd
+        from sqtool.data.readers.generic import iso_time
+        s.start = iso_time(pd.Timestamp(s.start) + pd.Timedelta(seconds=a / s.fs))
 
 
 def not_channels(ds: DatasetFile, cols, names, where: str) -> set[str]:
