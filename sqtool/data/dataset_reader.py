@@ -333,9 +333,10 @@ def _columns(ds: DatasetFile, p: Path) -> tuple[dict, list[str], dict, TimeGrid 
     return cols, names, {n: float(rec.fs) for n in names}, None, sig.shape[0], start
 
 
-def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False):
+def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key: str = ""):
     """`_columns` of a CSV file, its time column `ds.time_column` in `ds.time_unit`; `optional_time`: a file without
-    that column is read without one (a stream file whose channel gives its own fs)."""
+    that column is read without one (a stream file whose channel gives its own fs); `unit_key`: where the dataset
+    file sets this file's time_unit, for the hints ("channels.acc_x": a stream file's; "": the top level)."""
     from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
     from sqtool.data.readers.generic import _sniff, read_times
     where = str(p)
@@ -347,14 +348,15 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False):
     df.columns = [str(c).strip() for c in df.columns]
     names = list(df.columns)
     grid, start = None, None
+    at = f"{unit_key} in " if unit_key else ""
     if ds.time_column is not None and (ds.time_column in df.columns or not optional_time):
         if ds.time_column not in df.columns:
             raise SqtoolError(f"{where}: time column '{ds.time_column}' missing (has {', '.join(names)})")
         t, start = read_times(df[ds.time_column], ds.time_column, where, ds.time_unit)
         df, t = drop_repeated_rows(df, t, where)
         grid = time_grid(t, f"{where}: column '{ds.time_column}'",
-                         ms_hint=f"add time_unit: ms to {ds.path.name}" if ds.time_unit == "s" else None,
-                         unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {ds.path.name} "
+                         ms_hint=f"add time_unit: ms to {at}{ds.path.name}" if ds.time_unit == "s" else None,
+                         unit_hint=(TIME_UNITS[ds.time_unit], f"drop time_unit: {ds.time_unit} from {at}{ds.path.name} "
                                     "(the column is in seconds)") if ds.time_unit != "s" else None,
                          start=start)
     return {c: df[c] for c in names}, names, {}, grid, len(df), start
@@ -543,7 +545,8 @@ def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel) -> Stream:
     whose channel gives fs is read at that rate) and unit."""
     view = dataclasses.replace(ds, time_column=spec.time_column or ds.time_column,
                                time_unit=spec.time_unit or ds.time_unit)
-    cols, names, _, grid, n, start = _csv_columns(view, q, optional_time=spec.fs is not None)
+    cols, names, _, grid, n, start = _csv_columns(view, q, optional_time=spec.fs is not None,
+                                                  unit_key=f"channels.{ch}")
     if grid is None:
         view = dataclasses.replace(view, time_column=None)
     s = Stream(q, view, cols, names, grid, n, start)

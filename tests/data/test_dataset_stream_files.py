@@ -203,3 +203,19 @@ def test_the_readmes_stream_files_example_reads_such_sessions(tmp_path):
     recs = load_dataset_file(tmp_path / "rec" / "dataset.yaml").records()
     assert [(r.subject, r.fs["ppg"], r.fs["acc_z"], len(r.signals["ppg"])) for r in recs] == \
         [(s, 64.0, 32.0, 64 * 56) for s in ("s01", "s02", "s03")]
+
+
+def test_a_stream_file_in_milliseconds_is_told_to_say_so_on_its_channel(tmp_path):
+    """The PPG file's times in seconds, the accelerometer's stream file's in ms: the hint said to add time_unit: ms
+    to the dataset file's top level, which would misread the PPG file; it names the channel's key."""
+    d = tmp_path / "rec" / "s01"
+    d.mkdir(parents=True)
+    ppg, hr, acc3 = _signals(0)
+    _csv(d / "ppg.csv", "t,green,hr", [np.arange(ppg.size) / 64, ppg, hr])
+    _csv(d / "acc.csv", "t,x,y,z", [1000 * np.arange(acc3.shape[1]) / 32, *acc3])
+    y = tmp_path / "dataset.yaml"
+    y.write_text(YAML.format(acc="acc.csv", extra="").replace("time_unit: ms\n", ""))
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(y).records()
+    msg = str(e.value)
+    assert "acc.csv" in msg and "add time_unit: ms to channels.acc_" in msg and "\n" not in msg, msg
