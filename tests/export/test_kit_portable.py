@@ -478,6 +478,22 @@ def test_the_noise_stream_turns_no_pulse_on_and_its_numbers_are_the_references(w
     assert results_checksum({**one, "hr_mbpm": np.array([-1])}) != fnv
 
 
+def test_readme_and_integration_say_the_selftest_checks_no_pulse(kit_hr3):
+    """The kit README's self-test paragraph and INTEGRATION.md say that the recording never has no_pulse = 1 and that
+    the self-test checks it on a generated noise stream, with its error codes and the cost measured (they said
+    nothing: a detector that never reported passed)."""
+    readme = " ".join((kit_hr3 / "README.md").read_text().split())
+    for fact in ("The recording has a pulse throughout, so its `no_pulse` is 0 everywhere",
+                 "xorshift32 from the header's `HR3_VEC_NOISE_SEED`", "(no flash for data)",
+                 "`HR3_SELFTEST_ERR_NO_PULSE` (-17; exit status 102)", "`HR3_SELFTEST_ERR_NOISE` (-18; 103)",
+                 "about 28 M instructions in all on the Cortex-M4 at -O2 (12 M for the recording), and 0.5 KB more code"):
+        assert fact in readme, fact
+    doc = " ".join((kit_hr3 / "INTEGRATION.md").read_text().split())
+    assert "also pushes a noise stream it generates (xorshift32" in doc and "`noise_check`" in doc and "@" not in doc
+    h = (kit_hr3 / "c" / "hr3_pipeline.h").read_text()
+    assert "#define HR3_SELFTEST_ERR_NO_PULSE (-17)" in h and "#define HR3_SELFTEST_ERR_NOISE (-18)" in h
+
+
 @pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None, reason="no make / gcc")
 @pytest.mark.parametrize("which, how, status", [("kit_hr3", "threshold", 102), ("kit_hr3", "port", 102),
                                                 ("kit_2ppg", "port", 102), ("kit_hr3", "checksum", 103)])
