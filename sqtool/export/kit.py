@@ -16,7 +16,8 @@ Layout of out_dir (next to the export's metadata.json / export_report.*):
     README.md                   for the firmware engineer: API, units, memory placement, parity check
     test_vectors/               recording.bin (SYNTHETIC: no subject data), expected.txt (PipelineRef),
                                 vectors.json, check.cmake, <prefix>_vectors.h (the recording and the
-                                expected results as C arrays, for example/selftest.c)
+                                expected results as C arrays, and what the self-test's generated noise
+                                stream must give (noise_check), for example/selftest.c)
     MODEL_CARD.md               task, training data and licences, split, held-out metrics, limitations
     INTEGRATION.md              for an integrator without sqtool (phone, host): front end, gating and decoder as
                                 equations (`write_docs`; every spectral export, int8 or float, writes it and the card)
@@ -174,10 +175,55 @@ def _c_rows(a: np.ndarray) -> str:
     return ",\n    ".join(", ".join(flat[i:i + 16]) for i in range(0, len(flat), 16))
 
 
+# The self-test's noise stream (kit_selftest.c's sq_st_noise, the pulse-presence check): every input of every time step
+# drawn from xorshift32 on the device, long enough for 16 windows of noise and a dozen hops of no_pulse after them
+NOISE_SECONDS = 60.0
+NOISE_SEEDS = 64                   # seeds tried for one whose stream turns no_pulse on (xorshift32's seed is never 0)
+
+
+def xorshift_noise(n: int, seed: int) -> np.ndarray:
+    """(n,) int16: the self-test's noise values, as sq_st_noise makes them on the device: the xorshift32 state
+    (x ^= x << 13; x ^= x >> 17; x ^= x << 5, uint32) from `seed`, each new state's top 12 bits less 2048
+    (-2048 .. 2047)."""
+    x, out = int(seed) & 0xFFFFFFFF, np.empty(int(n), np.int16)
+    for i in range(int(n)):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        out[i] = (x >> 20) - 2048
+    return out
+
+
+def results_checksum(res: dict) -> int:
+    """FNV-1a over every field of every result (RESULT_KEYS order, line by line), each field one uint32 word (its
+    value mod 2^32): the self-test's sq_st_checksum."""
+    h = 2166136261
+    for v in np.stack([np.asarray(res[k], np.int64) for k in RESULT_KEYS], axis=1).reshape(-1):
+        h = ((h ^ (int(v) & 0xFFFFFFFF)) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def noise_check(ref: PipelineRef, seconds: float = NOISE_SECONDS) -> dict:
+    """What the self-test's noise stream must give (PipelineRef from a fresh state): `seconds` of frames of ref.C_in
+    xorshift_noise values (the PPG sensors', then acc x, y, z; no gaps) from the first seed of 1..NOISE_SEEDS whose
+    stream turns no_pulse on (one sensor's noise spectrum sits near the threshold: about 3 seeds in 10 never do in
+    60 s; none of them: seed 1, its no_pulse count 0). Returns {seed, n_samples, results, first_no_pulse (the first
+    result with no_pulse = 1, -1: none), no_pulse (results with it), checksum (results_checksum)}."""
+    n = int(round(seconds * float(ref.fe_cfg.fs_in)))
+    run = lambda s: ref.run(xorshift_noise(n * ref.C_in, s).reshape(n, ref.C_in).T.copy())   # noqa: E731 frames
+    seed = next((s for s in range(1, NOISE_SEEDS + 1) if run(s)["no_pulse"].any()), 1)
+    res = run(seed)
+    hits = np.flatnonzero(res["no_pulse"])
+    return {"seed": seed, "n_samples": n, "results": int(len(res["index"])),
+            "first_no_pulse": int(hits[0]) if len(hits) else -1, "no_pulse": int(len(hits)),
+            "checksum": results_checksum(res)}
+
+
 def vectors_header(x16: np.ndarray, gap: np.ndarray, res: dict, n_inputs: int, prefix: str = "sq",
-                   acc: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[str, int]:
+                   acc: tuple[np.ndarray, np.ndarray] | None = None, *, noise: dict) -> tuple[str, int]:
     """<prefix>_vectors.h: the frames of recording.bin (n_inputs int16 samples + 1 gap flag per time step) and
-    the lines of expected.txt as static const C arrays, for the kit's no-file-system self-test; `acc` (an export with
+    the lines of expected.txt as static const C arrays, for the kit's no-file-system self-test; `noise` (noise_check)
+    as a few constants: what the self-test's noise stream, generated on the device, must give; `acc` (an export with
     the accelerometer resampler): (acc_in.bin's (M, 3) int16 triples, acc_expected.bin's (K, 3)) as two more arrays,
     which the self-test streams through the resampler. Returns (its text, the bytes of flash its arrays take)."""
     frames = np.concatenate([np.asarray(x16, np.int64), np.asarray(gap, bool).astype(np.int64)[None]], axis=0).T
@@ -224,6 +270,16 @@ static const int16_t sq_vec_recording[SQ_VEC_N_SAMPLES * SQ_VEC_FRAME] = {{
 static const int32_t sq_vec_expected[{len(rows)}][{len(RESULT_KEYS)}] = {{
     {exp}
 }};
+
+/* the pulse-presence check: after the recording sq_selftest() re-initialises the pipeline and pushes
+ * SQ_VEC_NOISE_N_SAMPLES time steps of noise that it generates (xorshift32 from SQ_VEC_NOISE_SEED: every input
+ * -2048 .. 2047, no gaps); sqtool's reference on the same stream gives: */
+#define SQ_VEC_NOISE_SEED {noise["seed"]}u
+#define SQ_VEC_NOISE_N_SAMPLES {noise["n_samples"]}
+#define SQ_VEC_NOISE_N_RESULTS {noise["results"]}
+#define SQ_VEC_NOISE_FIRST_NO_PULSE {noise["first_no_pulse"]}   /* the first result with no_pulse = 1 (-1: none) */
+#define SQ_VEC_NOISE_NO_PULSE {noise["no_pulse"]}          /* results with no_pulse = 1 */
+#define SQ_VEC_NOISE_CHECKSUM 0x{noise["checksum"]:08X}u   /* FNV-1a of every field of every result, uint32 each */
 {acc_text}
 #endif /* SQ_VECTORS_H */
 """
@@ -233,8 +289,8 @@ static const int32_t sq_vec_expected[{len(rows)}][{len(RESULT_KEYS)}] = {{
 def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq",
                        acc: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """test_vectors/: recording.bin, expected.txt (the reference, streamed in 7-sample chunks and checked
-    against the vectorised run), vectors.json, check.cmake, <prefix>_vectors.h (with `acc`, the accelerometer
-    resampler's vectors too: `vectors_header`). Returns vectors.json's content and `flash_bytes`: what
+    against the vectorised run), vectors.json, check.cmake, <prefix>_vectors.h (the noise stream's expected numbers,
+    `noise_check`; with `acc`, the accelerometer resampler's vectors too: `vectors_header`). Returns vectors.json's content and `flash_bytes`: what
     <prefix>_vectors.h's arrays take in flash."""
     vdir = Path(out_dir) / "test_vectors"
     vdir.mkdir(parents=True, exist_ok=True)
@@ -245,13 +301,18 @@ def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq",
         raise SqtoolError("pipeline reference: streaming and whole-recording results differ (a front-end bug)")
     write_recording(vdir / "recording.bin", x16, gap)
     atomic_write_text(vdir / "expected.txt", format_results(res))
-    header, flash_bytes = vectors_header(x16, gap, res, ref.C_in, prefix, acc)
+    noise = noise_check(ref)
+    header, flash_bytes = vectors_header(x16, gap, res, ref.C_in, prefix, acc, noise=noise)
     atomic_write_text(vdir / f"{prefix}_vectors.h", header)
     atomic_write_bytes(vdir / "check.cmake", (TEMPLATES / "kit_check.cmake").read_bytes())
     info = {**desc, "frame": f"{ref.C_in} int16 samples ({', '.join(input_channels(ref.fe_cfg))}) + 1 int16 gap flag, "
                              "little endian", "n_samples": int(x16.shape[1]), "results": int(len(res["index"])),
             "invalid_windows": int((res["valid"] == 0).sum()), "chunkings_checked": list(CHUNKINGS),
             "result_line": " ".join(RESULT_KEYS),
+            "noise_check": {**noise, "seconds": NOISE_SECONDS, "checksum": f"0x{noise['checksum']:08X}",
+                            "what": "the self-test's noise stream (xorshift32 on the device, example/selftest.c) "
+                                    "through a fresh pipeline: the first no_pulse result, their count, FNV-1a of "
+                                    "every field"},
             "max_flagged_q15_scored": MAX_FLAGGED_Q15, "rounding": ROUNDING}
     atomic_write_text(vdir / "vectors.json", dumps_json(info, indent=2) + "\n")
     return {**info, "flash_bytes": flash_bytes}

@@ -21,9 +21,9 @@ M0P = ["-mcpu=cortex-m0plus", "-mthumb"]
 RV32 = ["-march=rv32imc", "-mabi=ilp32"]
 
 
-def _twin_kit(folder: Path, prefix: str = "sq", acc_fs: float | None = None) -> Path:
+def _twin_kit(folder: Path, prefix: str = "sq", acc_fs: float | None = None, n_ppg: int = 1) -> Path:
     """A whole kit (write_kit) of a calibrated, untrained spec_student_xs twin at 125 Hz, under `prefix`; `acc_fs`:
-    with the accelerometer resampler from that rate (`export --device-acc-fs`)."""
+    with the accelerometer resampler from that rate (`export --device-acc-fs`); n_ppg: the device's PPG sensors."""
     from tests.export.export_fixtures import make_float_specnet, make_int8_specnet, synthetic_spectra
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.kit import write_kit
@@ -35,7 +35,7 @@ def _twin_kit(folder: Path, prefix: str = "sq", acc_fs: float | None = None) -> 
     mc = q.cfg.to_dict()
     out = folder / "kit"
     write_kit(out, mc, g, build_metadata({"model_cfg": mc, "kind": "student_int8"}, "0" * 64, g), prefix=prefix,
-              acc_fs=acc_fs)
+              acc_fs=acc_fs, n_ppg=n_ppg)
     return out
 
 
@@ -238,7 +238,8 @@ def test_readme_flash_size_is_the_size_of_the_vectors_header_arrays(kit_hr3):
     from sqtool.export.pipeline import RESULT_KEYS
     for n_res in (3, 0):
         res = {k: np.arange(n_res) + i for i, k in enumerate(RESULT_KEYS)}
-        text, n_bytes = vectors_header(np.ones((2, 5), np.int16), np.zeros(5, bool), res, 2, "hr3")
+        noise = {"seed": 1, "n_samples": 9, "results": 0, "first_no_pulse": -1, "no_pulse": 0, "checksum": 7}
+        text, n_bytes = vectors_header(np.ones((2, 5), np.int16), np.zeros(5, bool), res, 2, "hr3", noise=noise)
         assert n_bytes == 2 * len(_c_array(text, "hr3_vec_recording")) + 4 * len(_c_array(text, "hr3_vec_expected"))
         assert n_bytes == 2 * 5 * 3 + 4 * len(RESULT_KEYS) * max(n_res, 1)
     h = (kit_hr3 / "test_vectors" / "hr3_vectors.h").read_text()
@@ -349,6 +350,23 @@ def _broken_acc_kit(kit: Path, folder: Path, how: str) -> Path:
     return bad
 
 
+M4_PASS = "selftest (MPS2 AN386 (Cortex-M4), vectors compiled in): every result equal"
+
+
+def _selftest_good_then_bad(kit: Path, bad: Path, tmp_path: Path, target: str = "selftest"):
+    """`make <target>` (selftest on the host, selftest-an386 under QEMU: skipped without arm-none-eabi-gcc /
+    qemu-system-arm) passes on `kit` as exported; returns the run on the broken copy `bad`."""
+    if target != "selftest" and (shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None
+                                 or not _picolibc("arm-none-eabi-gcc", M4, tmp_path)):
+        pytest.skip("arm-none-eabi-gcc with picolibc / qemu-system-arm missing")
+    r = subprocess.run(["make", "-s", "-C", str(kit), f"BUILD={tmp_path / 'b'}", target],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and (M4_PASS if target != "selftest" else "every result equal") in r.stdout, \
+        r.stdout + r.stderr
+    return subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", target], capture_output=True,
+                          text=True, timeout=600)
+
+
 def test_the_selftest_vectors_hold_the_accelerometer_resampler_vectors(kit_acc):
     """An export with the resampler compiles acc_in.bin / acc_expected.bin into hr3_vectors.h for the self-test; the
     README's flash figure counts them."""
@@ -375,12 +393,7 @@ def test_selftest_fails_when_the_accelerometer_resampler_is_broken(kit_acc, how,
     """`make selftest` on an export with --device-acc-fs also checks the resampler: it passes as exported, and a
     perturbed expected output or a resampler that truncates instead of rounding makes hr3_selftest() return
     HR3_SELFTEST_ERR_ACC (exit status 101), where it used to pass (the pipeline's own vectors never touch it)."""
-    r = subprocess.run(["make", "-s", "-C", str(kit_acc), f"BUILD={tmp_path / 'b'}", "selftest"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and "every result equal" in r.stdout, r.stdout + r.stderr
-    bad = _broken_acc_kit(kit_acc, tmp_path, how)
-    r = subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", "selftest"], capture_output=True,
-                       text=True, timeout=300)
+    r = _selftest_good_then_bad(kit_acc, _broken_acc_kit(kit_acc, tmp_path, how), tmp_path)
     assert r.returncode != 0 and "101: the accelerometer resampler" in r.stdout, r.stdout + r.stderr
     assert subprocess.run([str(tmp_path / "bb" / "host" / "selftest")], timeout=60).returncode == 101
 
@@ -388,17 +401,120 @@ def test_selftest_fails_when_the_accelerometer_resampler_is_broken(kit_acc, how,
 def test_selftest_checks_the_accelerometer_resampler_on_the_cortex_m4_under_qemu(kit_acc, tmp_path):
     """The same on the board build (`make selftest-an386`, QEMU): bit-exact as exported, exit status 101 with the
     truncating port of the resampler; skipped without arm-none-eabi-gcc / qemu-system-arm."""
-    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None or \
-            not _picolibc("arm-none-eabi-gcc", M4, tmp_path):
-        pytest.skip("arm-none-eabi-gcc with picolibc / qemu-system-arm missing")
-    r = subprocess.run(["make", "-s", "-C", str(kit_acc), f"BUILD={tmp_path / 'b'}", "selftest-an386"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "selftest (MPS2 AN386 (Cortex-M4), vectors compiled in): every result equal" in \
-        r.stdout, r.stdout + r.stderr
-    bad = _broken_acc_kit(kit_acc, tmp_path, "port")
-    r = subprocess.run(["make", "-s", "-C", str(bad), f"BUILD={tmp_path / 'bb'}", "selftest-an386"],
-                       capture_output=True, text=True, timeout=600)
+    r = _selftest_good_then_bad(kit_acc, _broken_acc_kit(kit_acc, tmp_path, "port"), tmp_path, "selftest-an386")
     assert r.returncode != 0 and "selftest (MPS2 AN386 (Cortex-M4)): MISMATCH" in r.stdout, r.stdout + r.stderr
+
+
+# ----------------------------------------------------------------------------- the self-test and no_pulse
+
+@pytest.fixture(scope="module")
+def kit_2ppg(tmp_path_factory) -> Path:
+    """The twin's kit for a device with two PPG sensors (ppg, ppg2), prefix sq."""
+    return _twin_kit(tmp_path_factory.mktemp("kit_2ppg"), n_ppg=2)
+
+
+def _define(text: str, name: str) -> int:
+    import re
+    return int(re.search(rf"#define {name} (-?(?:0x[0-9A-F]+|\d+))u?\b", text).group(1), 0)
+
+
+def _broken_no_pulse_kit(kit: Path, folder: Path, how: str) -> Path:
+    """A copy of `kit` whose self-test must fail on its noise stream: a port whose pulse-presence detector never
+    reports ("threshold": SQ_PL_NO_PULSE_MAX_Q8 set to 0 in <prefix>_pipeline_cfg.h; "port": sq_pl_no_pulse returns 0),
+    or a noise checksum in the header one off ("checksum": a field other than no_pulse that differs)."""
+    import re
+    bad = folder / f"bad_{how}"
+    shutil.copytree(kit, bad)
+    prefix = next((kit / "c").glob("*_pipeline_cfg.h")).name.split("_")[0]
+    up = prefix.upper()
+    if how == "threshold":
+        f = bad / "c" / f"{prefix}_pipeline_cfg.h"
+        text, k = re.subn(rf"(#define {up}_PL_NO_PULSE_MAX_Q8\s+)190u", r"\g<1>0u", f.read_text())
+    elif how == "port":
+        f = bad / "c" / f"{prefix}_pipeline.c"
+        text, k = re.subn(r"return \(uint8_t\)\(p->flat_seen == [^;]*;", "return 0u;", f.read_text())
+    else:
+        f = bad / "test_vectors" / f"{prefix}_vectors.h"
+        sum_ = _define(f.read_text(), f"{up}_VEC_NOISE_CHECKSUM")
+        text, k = re.subn(rf"(#define {up}_VEC_NOISE_CHECKSUM )0x[0-9A-F]+u", rf"\g<1>0x{(sum_ ^ 1):08X}u",
+                          f.read_text())
+    assert k == 1, how
+    f.write_text(text)
+    return bad
+
+
+@pytest.mark.parametrize("which", ["kit_hr3", "kit_2ppg"])
+def test_the_noise_stream_turns_no_pulse_on_and_its_numbers_are_the_references(which, request):
+    """The vectors' recording has a pulse throughout (no_pulse never 1); the header's noise constants are what
+    PipelineRef gives on the xorshift stream (noise_check), and that stream turns no_pulse on from result 15 (the
+    16th window, the first it can) for a dozen hops: one sensor and two, under a prefix."""
+    import numpy as np
+    from sqtool.export.kit import noise_check, results_checksum, xorshift_noise
+    from sqtool.export.pipeline import parse_results
+    kit = request.getfixturevalue(which)
+    prefix = next((kit / "c").glob("*_pipeline_cfg.h")).name.split("_")[0]
+    up = prefix.upper()
+    h = (kit / "test_vectors" / f"{prefix}_vectors.h").read_text()
+    assert not parse_results((kit / "test_vectors" / "expected.txt").read_text())["no_pulse"].any()
+    got = {k: _define(h, f"{up}_VEC_NOISE_{k.upper()}") for k in
+           ("seed", "n_samples", "n_results", "first_no_pulse", "no_pulse", "checksum")}
+    assert got["first_no_pulse"] == 15 and got["no_pulse"] >= 5 and got["n_samples"] == 60 * 125
+    assert got["n_results"] == 27 and got["seed"] >= 1
+    vec = __import__("json").loads((kit / "test_vectors" / "vectors.json").read_text())["noise_check"]
+    assert vec["seed"] == got["seed"] and vec["checksum"] == f"0x{got['checksum']:08X}"
+    # the stream and the checksum, from their definitions (xorshift32 13/17/5, FNV-1a)
+    x = 1
+    for _ in range(3):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+    assert xorshift_noise(3, 1)[-1] == (x >> 20) - 2048 and xorshift_noise(3, 1)[0] == (270369 >> 20) - 2048
+    one = {k: np.array([1]) for k in ("index", "hr_mbpm", "lo_mbpm", "hi_mbpm", "conf_q15", "flagged_q15", "valid",
+                                      "no_pulse")}
+    fnv = 2166136261
+    for _ in range(8):
+        fnv = ((fnv ^ 1) * 16777619) & 0xFFFFFFFF
+    assert results_checksum(one) == fnv
+    assert results_checksum({**one, "hr_mbpm": np.array([-1])}) != fnv
+
+
+def test_readme_and_integration_say_the_selftest_checks_no_pulse(kit_hr3):
+    """The kit README's self-test paragraph and INTEGRATION.md say that the recording never has no_pulse = 1 and that
+    the self-test checks it on a generated noise stream, with its error codes and the cost measured (they said
+    nothing: a detector that never reported passed)."""
+    readme = " ".join((kit_hr3 / "README.md").read_text().split())
+    for fact in ("The recording has a pulse throughout, so its `no_pulse` is 0 everywhere",
+                 "xorshift32 from the header's `HR3_VEC_NOISE_SEED`", "(no flash for data)",
+                 "`HR3_SELFTEST_ERR_NO_PULSE` (-17; exit status 102)", "`HR3_SELFTEST_ERR_NOISE` (-18; 103)",
+                 "about 28 M instructions in all on the Cortex-M4 at -O2 (12 M for the recording), and 0.5 KB more code"):
+        assert fact in readme, fact
+    doc = " ".join((kit_hr3 / "INTEGRATION.md").read_text().split())
+    assert "also pushes a noise stream it generates (xorshift32" in doc and "`noise_check`" in doc and "@" not in doc
+    h = (kit_hr3 / "c" / "hr3_pipeline.h").read_text()
+    assert "#define HR3_SELFTEST_ERR_NO_PULSE (-17)" in h and "#define HR3_SELFTEST_ERR_NOISE (-18)" in h
+
+
+@pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None, reason="no make / gcc")
+@pytest.mark.parametrize("which, how, status", [("kit_hr3", "threshold", 102), ("kit_hr3", "port", 102),
+                                                ("kit_2ppg", "port", 102), ("kit_hr3", "checksum", 103)])
+def test_selftest_fails_when_the_no_pulse_detector_never_reports(which, how, status, request, tmp_path):
+    """`make selftest` as exported passes; a port whose detector always says 0 (threshold 0, or the function patched)
+    fails with <PREFIX>_SELFTEST_ERR_NO_PULSE (exit status 102), a noise result off in another field with
+    <PREFIX>_SELFTEST_ERR_NOISE (103). Before the noise stream such a port passed: the recording has a pulse
+    throughout, so its expected no_pulse is 0 everywhere."""
+    kit = request.getfixturevalue(which)
+    r = _selftest_good_then_bad(kit, _broken_no_pulse_kit(kit, tmp_path, how), tmp_path)
+    assert r.returncode != 0 and "102: no_pulse on the noise stream" in r.stdout, r.stdout + r.stderr
+    assert subprocess.run([str(tmp_path / "bb" / "host" / "selftest")], timeout=60).returncode == status
+
+
+def test_selftest_catches_a_silent_no_pulse_detector_on_the_cortex_m4_under_qemu(kit_2ppg, tmp_path):
+    """The same on the board build (`make selftest-an386`, QEMU): bit-exact as exported (the noise generated on the
+    M4 is the reference's), MISMATCH with the detector patched to 0; skipped without arm-none-eabi-gcc / qemu."""
+    bad = _broken_no_pulse_kit(kit_2ppg, tmp_path, "port")
+    r = _selftest_good_then_bad(kit_2ppg, bad, tmp_path, "selftest-an386")
+    assert r.returncode != 0 and "selftest (MPS2 AN386 (Cortex-M4)): MISMATCH" in r.stdout, r.stdout + r.stderr
+    assert "102: no_pulse on the noise stream" in r.stdout
 
 
 # ----------------------------------------------------------------------------- the accelerometer's axes, documented

@@ -143,8 +143,12 @@ int sq_pipeline_pending(const sq_pipeline_t *p, int n);
 
 /* The kit's bit-exactness check for a board without files, defined in example/selftest.c (compile it with the c/
  * sources and -Itest_vectors): 0 when every result equals the vectors compiled in (that file says the rest);
- * SQ_SELFTEST_ERR_ACC: an export's accelerometer resampler (--device-acc-fs) differs from its vectors. */
+ * SQ_SELFTEST_ERR_ACC: an export's accelerometer resampler (--device-acc-fs) differs from its vectors;
+ * SQ_SELFTEST_ERR_NO_PULSE: no_pulse on the self-test's noise stream differs from sqtool's (the pulse-presence
+ * detector); SQ_SELFTEST_ERR_NOISE: another field of the noise stream's results does. */
 #define SQ_SELFTEST_ERR_ACC (-16)
+#define SQ_SELFTEST_ERR_NO_PULSE (-17)
+#define SQ_SELFTEST_ERR_NOISE (-18)
 int sq_selftest(void);
 
 #ifdef __cplusplus
