@@ -176,8 +176,9 @@ def _c_rows(a: np.ndarray) -> str:
 
 
 # The self-test's noise stream (kit_selftest.c's sq_st_noise, the pulse-presence check): every input of every time step
-# drawn from xorshift32 on the device, long enough for 16 windows of noise and a dozen hops of no_pulse after them
-NOISE_SECONDS = 60.0
+# drawn from xorshift32 on the device, long enough for the pulse-presence run's windows of noise (PipelineRef's
+# pulse_rule: 32 since 2026-12-07) and NOISE_HOPS_AFTER hops of no_pulse after them
+NOISE_HOPS_AFTER = 12
 NOISE_SEEDS = 64                   # seeds tried for one whose stream turns no_pulse on (xorshift32's seed is never 0)
 
 
@@ -203,18 +204,27 @@ def results_checksum(res: dict) -> int:
     return h
 
 
-def noise_check(ref: PipelineRef, seconds: float = NOISE_SECONDS) -> dict:
-    """What the self-test's noise stream must give (PipelineRef from a fresh state): `seconds` of frames of ref.C_in
-    xorshift_noise values (the PPG sensors', then acc x, y, z; no gaps) from the first seed of 1..NOISE_SEEDS whose
-    stream turns no_pulse on (one sensor's noise spectrum sits near the threshold: about 3 seeds in 10 never do in
-    60 s; none of them: seed 1, its no_pulse count 0). Returns {seed, n_samples, results, first_no_pulse (the first
-    result with no_pulse = 1, -1: none), no_pulse (results with it), checksum (results_checksum)}."""
+def noise_seconds(ref: PipelineRef) -> float:
+    """The noise stream's length: one window, then a hop for each window of the pulse-presence run and
+    NOISE_HOPS_AFTER more (PipelineRef without the detector: 16 windows' worth, its checksum still checked)."""
+    windows = ref.pulse_rule[0] if ref.pulse_rule else 16
+    return float(ref.fe_cfg.window_s) + (windows + NOISE_HOPS_AFTER) * float(ref.fe_cfg.hop_s)
+
+
+def noise_check(ref: PipelineRef, seconds: float | None = None) -> dict:
+    """What the self-test's noise stream must give (PipelineRef from a fresh state): `seconds` (default
+    `noise_seconds`) of frames of ref.C_in xorshift_noise values (the PPG sensors', then acc x, y, z; no gaps) from
+    the first seed of 1..NOISE_SEEDS whose stream turns no_pulse on (one sensor's noise spectrum sits near the
+    threshold: some seeds never do; none of them: seed 1, its no_pulse count 0). Returns {seed, n_samples, seconds,
+    results, first_no_pulse (the first result with no_pulse = 1, -1: none), no_pulse (results with it), checksum
+    (results_checksum)}."""
+    seconds = noise_seconds(ref) if seconds is None else float(seconds)
     n = int(round(seconds * float(ref.fe_cfg.fs_in)))
     run = lambda s: ref.run(xorshift_noise(n * ref.C_in, s).reshape(n, ref.C_in).T.copy())   # noqa: E731 frames
     seed = next((s for s in range(1, NOISE_SEEDS + 1) if run(s)["no_pulse"].any()), 1)
     res = run(seed)
     hits = np.flatnonzero(res["no_pulse"])
-    return {"seed": seed, "n_samples": n, "results": int(len(res["index"])),
+    return {"seed": seed, "n_samples": n, "seconds": seconds, "results": int(len(res["index"])),
             "first_no_pulse": int(hits[0]) if len(hits) else -1, "no_pulse": int(len(hits)),
             "checksum": results_checksum(res)}
 
@@ -309,7 +319,7 @@ def write_test_vectors(out_dir, ref: PipelineRef, prefix: str = "sq",
                              "little endian", "n_samples": int(x16.shape[1]), "results": int(len(res["index"])),
             "invalid_windows": int((res["valid"] == 0).sum()), "chunkings_checked": list(CHUNKINGS),
             "result_line": " ".join(RESULT_KEYS),
-            "noise_check": {**noise, "seconds": NOISE_SECONDS, "checksum": f"0x{noise['checksum']:08X}",
+            "noise_check": {**noise, "checksum": f"0x{noise['checksum']:08X}",
                             "what": "the self-test's noise stream (xorshift32 on the device, example/selftest.c) "
                                     "through a fresh pipeline: the first no_pulse result, their count, FNV-1a of "
                                     "every field"},
@@ -855,6 +865,8 @@ def write_kit(out_dir, model_cfg: dict, graph, md: dict, fs_in: float | None = N
     values["STATE_BYTES"] = _state_bytes(out / "c", prefix)
     vec = write_test_vectors(out, ref, prefix, acc_vec)
     values["VEC_FLASH_KB"] = round(vec["flash_bytes"] / 1000)
+    values["NOISE_S"] = f"{vec['noise_check']['seconds']:g}"
+    values["NOISE_WINDOWS"] = ref.pulse_rule[0] if ref.pulse_rule else 16
     for tmpl, name in (("kit_Makefile", "Makefile"), ("kit_CMakeLists.txt", "CMakeLists.txt"),
                        ("kit_README.md", "README.md")):
         atomic_write_text(out / name, _fill((TEMPLATES / tmpl).read_text(), values))

@@ -429,7 +429,7 @@ def _broken_no_pulse_kit(kit: Path, folder: Path, how: str) -> Path:
     up = prefix.upper()
     if how == "threshold":
         f = bad / "c" / f"{prefix}_pipeline_cfg.h"
-        text, k = re.subn(rf"(#define {up}_PL_NO_PULSE_MAX_Q8\s+)190u", r"\g<1>0u", f.read_text())
+        text, k = re.subn(rf"(#define {up}_PL_NO_PULSE_MAX_Q8\s+)\d+u", r"\g<1>0u", f.read_text())
     elif how == "port":
         f = bad / "c" / f"{prefix}_pipeline.c"
         text, k = re.subn(r"return \(uint8_t\)\(p->flat_seen == [^;]*;", "return 0u;", f.read_text())
@@ -446,10 +446,12 @@ def _broken_no_pulse_kit(kit: Path, folder: Path, how: str) -> Path:
 @pytest.mark.parametrize("which", ["kit_hr3", "kit_2ppg"])
 def test_the_noise_stream_turns_no_pulse_on_and_its_numbers_are_the_references(which, request):
     """The vectors' recording has a pulse throughout (no_pulse never 1); the header's noise constants are what
-    PipelineRef gives on the xorshift stream (noise_check), and that stream turns no_pulse on from result 15 (the
-    16th window, the first it can) for a dozen hops: one sensor and two, under a prefix."""
+    PipelineRef gives on the xorshift stream (noise_check), and that stream turns no_pulse on from the pulse-presence
+    run's last window (the first it can: result 31 of a 32-window run) for a dozen hops: one sensor and two, under a
+    prefix. (The stream was 60 s, fixed, when the run was 16 windows: at 32 it never turned on.)"""
     import numpy as np
-    from sqtool.export.kit import noise_check, results_checksum, xorshift_noise
+    from sqtool.export.kit import NOISE_HOPS_AFTER, noise_check, results_checksum, xorshift_noise
+    from sqtool.export.pipeline import NO_PULSE_WINDOWS
     from sqtool.export.pipeline import parse_results
     kit = request.getfixturevalue(which)
     prefix = next((kit / "c").glob("*_pipeline_cfg.h")).name.split("_")[0]
@@ -458,8 +460,9 @@ def test_the_noise_stream_turns_no_pulse_on_and_its_numbers_are_the_references(w
     assert not parse_results((kit / "test_vectors" / "expected.txt").read_text())["no_pulse"].any()
     got = {k: _define(h, f"{up}_VEC_NOISE_{k.upper()}") for k in
            ("seed", "n_samples", "n_results", "first_no_pulse", "no_pulse", "checksum")}
-    assert got["first_no_pulse"] == 15 and got["no_pulse"] >= 5 and got["n_samples"] == 60 * 125
-    assert got["n_results"] == 27 and got["seed"] >= 1
+    assert got["first_no_pulse"] == NO_PULSE_WINDOWS - 1 and got["no_pulse"] >= 5 and got["seed"] >= 1
+    assert got["n_results"] == NO_PULSE_WINDOWS + NOISE_HOPS_AFTER + 1          # a window, then a hop per result
+    assert got["n_samples"] == (8 + (NO_PULSE_WINDOWS + NOISE_HOPS_AFTER) * 2) * 125
     vec = __import__("json").loads((kit / "test_vectors" / "vectors.json").read_text())["noise_check"]
     assert vec["seed"] == got["seed"] and vec["checksum"] == f"0x{got['checksum']:08X}"
     # the stream and the checksum, from their definitions (xorshift32 13/17/5, FNV-1a)
