@@ -28,7 +28,9 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   ("{stem}": the recording file's name without extension); its own time
                                   #   column (time_column / time_unit: the top-level ones unless the channel says
                                   #   otherwise) or, lacking that column, the channel's own fs. Streams on one
-                                  #   clock are cut to their overlap (the recording starts where every stream has
+                                  #   clock (date-times without a time zone beside epoch numbers or date-times
+                                  #   with an offset: refused, naming both files; offsets in different zones:
+                                  #   instants) are cut to their overlap (the recording starts where every stream has
                                   #   begun and ends where the first ends); without time columns they start
                                   #   together. Each channel keeps its rate; labels count from that start
     subject:                      # one of: a fixed value, a column (constant per file), a filename regex;

@@ -569,10 +569,50 @@ def _clock_origin(s: Stream) -> float | None:
         return pd.Timestamp(s.start).timestamp()
 
 
+def _clock_kind(s: Stream) -> str | None:
+    """What the times of `s`'s time column are on a wall clock: "local" (date-times without a time zone), "utc"
+    (date-times with a UTC offset, or numbers since 1970: instants), None (no time column, or numbers from a start
+    or a device's timer: no wall clock)."""
+    if s.grid is None or s.start is None:
+        return None
+    import pandas as pd
+    return "local" if pd.Timestamp(s.start).tzinfo is None else "utc"
+
+
+def _clock_text(s: Stream) -> str:
+    """How `s`'s time column gives its times, for a line naming two files whose clocks do not mix."""
+    if _clock_kind(s) == "local":
+        return "date-times without a time zone (local time)"
+    first = s.cols[s.view.time_column].iloc[0]
+    try:
+        float(first)
+        return f"numbers since 1970 (UTC, {s.start})"
+    except (TypeError, ValueError):
+        return f"date-times with a UTC offset ({s.start})"
+
+
+def check_same_clock(own: Stream, s: Stream) -> None:
+    """One line naming both files when the recording's own file and stream file `s` have time columns that put no
+    instant on one clock: date-times without a time zone (local time, read as if UTC) beside numbers since 1970
+    or date-times with a UTC offset would be aligned off by the local UTC offset, silently. Two time-zone-less
+    columns share their local clock; instants in different zones are compared as instants."""
+    kinds = {_clock_kind(own), _clock_kind(s)}
+    if kinds == {"local", "utc"}:
+        col = s.view.time_column
+        raise SqtoolError(f"{s.path}: its time column '{col}' holds {_clock_text(s)} but {own.path}'s "
+                          f"'{own.view.time_column}' holds {_clock_text(own)}: a local time has no instant to align "
+                          "on the other's clock (it would be off by the UTC offset); give both files the same kind "
+                          "of time column, or the date-times their UTC offset (e.g. 2024-03-01T10:00:00+01:00)")
+
+
 def align_streams(own: Stream, streams: list[Stream]) -> None:
     """Cut the recording's own file and its stream files, in place, to the time they all cover: the recording starts
-    where every stream has begun and ends where the first ends. Times on one clock when both have a time column;
-    a stream (or a recording) without one starts with the recording. No overlap is one line naming the file."""
+    where every stream has begun and ends where the first ends. Times on one clock when both have a time column
+    (`check_same_clock`: local date-times beside instants are one line); a stream (or a recording) without one
+    starts with the recording. No overlap is one line naming the file."""
+    for s in streams:
+        if s.origin is not None and own.origin is not None:
+            check_same_clock(own, s)
     t0 = own.origin or 0.0
     at = {id(s): s.origin if s.origin is not None and own.origin is not None else t0 for s in (own, *streams)}
     begin, end = t0, t0 + own.samples / own.fs

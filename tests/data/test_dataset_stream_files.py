@@ -219,3 +219,57 @@ def test_a_stream_file_in_milliseconds_is_told_to_say_so_on_its_channel(tmp_path
         load_dataset_file(y).records()
     msg = str(e.value)
     assert "acc.csv" in msg and "add time_unit: ms to channels.acc_" in msg and "\n" not in msg, msg
+
+
+def _dated_session(tmp_path: Path, ppg_zone: str, acc_zone: str | None, shift_h: float = 0.0) -> Path:
+    """Session s01 with date-time time columns: ppg.csv's written in `ppg_zone` ("" none: a local time; "+01:00";
+    "Z"), acc.csv's in `acc_zone`, or as epoch milliseconds (None); the accelerometer starts 1 s after the PPG.
+    `shift_h`: the PPG's clock reads that many hours ahead of UTC (local time, or its offset's)."""
+    import pandas as pd
+    d = tmp_path / "rec" / "s01"
+    d.mkdir(parents=True)
+    ppg, hr, acc3 = _signals(0)
+    utc = pd.Timestamp(T0_MS / 1000, unit="s", tz="UTC")
+
+    def stamps(n: int, fs: float, zone: str, late_s: float = 0.0, hours: float = 0.0) -> list[str]:
+        t = (utc + pd.Timedelta(hours=hours) + pd.to_timedelta(late_s + np.arange(n) / fs, unit="s")).tz_localize(None)
+        return [x.isoformat(timespec="microseconds") + zone for x in t]
+    a = 32                                                         # the accelerometer's first second left out
+    (d / "ppg.csv").write_text("t,green,hr\n" + "".join(f"{t},{x:.6f},{h:.6f}\n" for t, x, h in zip(
+        stamps(ppg.size, 64, ppg_zone, hours=shift_h), ppg, hr)))
+    ta = stamps(acc3.shape[1] - a, 32, acc_zone, 1.0) if acc_zone is not None else \
+        [f"{T0_MS + 1000 * (i + a) / 32:.3f}" for i in range(acc3.shape[1] - a)]
+    (d / "acc.csv").write_text("t,x,y,z\n" + "".join(f"{t},{x:.6f},{y:.6f},{z:.6f}\n" for t, x, y, z in zip(
+        ta, *acc3[:, a:])))
+    y = tmp_path / "dataset.yaml"
+    y.write_text(YAML.format(acc="acc.csv", extra=""))
+    return y
+
+
+@pytest.mark.parametrize("acc_zone, shift_h", [(None, 0.0), (None, 1.0), ("+01:00", 1.0)])
+def test_local_date_times_beside_instants_are_refused_naming_both_files(tmp_path, acc_zone, shift_h):
+    """ppg.csv's date-times carry no time zone (a local clock, `shift_h` ahead of UTC), acc.csv's times are epoch
+    milliseconds (or date-times with an offset): the local times were read as UTC, the streams aligned `shift_h`
+    apart, silently wherever they still overlapped (a local clock that reads UTC, shift 0, cannot be told from one
+    that does not). Now one line naming both files and the fix."""
+    y = _dated_session(tmp_path, "", acc_zone, shift_h)
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(y).records()
+    msg, rec = str(e.value), tmp_path / "rec" / "s01"
+    assert "\n" not in msg and msg.startswith(f"{rec / 'acc.csv'}: its time column 't' holds "), msg
+    assert f"but {rec / 'ppg.csv'}'s 't' holds date-times without a time zone (local time)" in msg
+    assert "give both files the same kind of time column, or the date-times their UTC offset" in msg
+
+
+@pytest.mark.parametrize("ppg_zone, acc_zone, shift_h", [("+01:00", "Z", 1.0), ("+01:00", None, 1.0), ("", "", 0.0)])
+def test_date_times_in_different_zones_align_as_instants(tmp_path, ppg_zone, acc_zone, shift_h):
+    """Date-times with offsets in different zones (the PPG's written at +01:00, the accelerometer's in UTC or as epoch
+    ms) are compared as instants, and two local clocks as one clock: the accelerometer's late start cuts the
+    PPG's first second, as in the NPZ twin."""
+    y = _dated_session(tmp_path, ppg_zone, acc_zone, shift_h)
+    (rec,) = load_dataset_file(y).records()
+    ppg, _, acc3 = _signals(0)
+    n = len(rec.signals["ppg"])
+    assert n == 64 * 59 and len(rec.signals["acc_x"]) == 32 * 59
+    np.testing.assert_allclose(rec.signals["ppg"], ppg[64:64 + n], atol=1e-12)
+    np.testing.assert_allclose(rec.signals["acc_z"], acc3[2, 32:32 + 32 * 59] / 9.80665, atol=1e-12)
