@@ -35,6 +35,7 @@ from sqtool.core.errors import Said, oserror_line
 from sqtool.core.noise import quiet_library_warnings
 from sqtool.core.runs import (PROJECT_ROOT, discard_empty_runs, git_sha, interrupted_hint, run_dirs_made, runs_noted,
                                shell_command, unfinished_noted)
+from sqtool.core.say import stdout_first
 
 # (command, module owning it, one-line help)
 COMMANDS = [
@@ -135,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _failed(made: int, noted: int, sigints: list[int], argv: list[str], debug: bool) -> int:
-    """The end of a command that raised (called in its `except`): one line on stderr and the exit status."""
+    """The end of a command that raised (called in its `except`): one line on stderr and the exit status, after what
+    the command printed on stdout (flushed first: a piped stdout holds it until exit)."""
     e = sys.exc_info()[1]
+    stdout_first()
     if debug:
         raise                                   # the traceback asked for
     if sigints and not (isinstance(e, SqtoolError) and e.code in _SIGNAL_CODES):   # (a step that said so, demo)
@@ -213,6 +216,7 @@ def _stdout_closed() -> int:
 def _interrupted(made: int, noted: int, signals: list[int] = (), argv: list[str] = ()) -> int:
     """The end of an interrupted command: `sqtool: interrupted` (with the command that continues its run), 130;
     after a SIGTERM `sqtool: terminated`, 143 (128 + the signal, as the shell reports a process it ended)."""
+    stdout_first()
     if signal.SIGTERM in signals:
         print("sqtool: terminated (SIGTERM)" + _continue_with(made, noted, argv), file=sys.stderr)
         return 143

@@ -243,8 +243,11 @@ def task_loader(task: str, ds):
 
 def warn(msg: str) -> None:
     """One warning line on stderr (training goes on), 'sqtool: warning: ...' as the data layer's other warnings
-    (data pairs'); core.progress carries progress lines, not warnings."""
+    (data pairs'); core.progress carries progress lines, not warnings. After what stdout was given (flushed first)."""
     import sys
+
+    from sqtool.core.say import stdout_first
+    stdout_first()
     print(f"sqtool: warning: {msg}", file=sys.stderr)
 
 

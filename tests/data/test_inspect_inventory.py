@@ -85,3 +85,23 @@ def test_time_unit_ms_said_of_seconds_is_one_line_that_says_so(tmp_path, capsys)
     assert not said.out and said.err.count("\n") == 1
     assert "(its one file: " in said.err and "the timestamps give 50000 Hz, no device's rate: they look like seconds " \
         "(50 Hz); drop time_unit: ms from dataset.yaml (the column is in seconds)" in said.err
+
+
+def test_piped_the_error_line_comes_after_the_inventory_it_points_to(tmp_path):
+    """`sqtool data inspect --data DIR 2>&1 | less`: stdout to a pipe is block-buffered, so the error line (stderr,
+    written at once) came first, above the summary and the list its 'each listed above' points to; stdout is now
+    flushed before it. Also warnings (dataset_tasks.warn) after a report already printed."""
+    import os
+    import subprocess
+    import sys
+    root = _folder(tmp_path / "mixed")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    r = subprocess.run([sys.executable, "-m", "sqtool", "data", "inspect", "--data", str(root), "--no-progress"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 1 and lines[0] == f"{root}  [csv]", r.stdout
+    assert lines[-1].startswith(f"sqtool: error: {root}: 2 unusable files (each listed above")
+    code = "from sqtool.data.dataset_tasks import warn; print('report'); warn('late')"
+    r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       env=env)
+    assert r.stdout.splitlines() == ["report", "sqtool: warning: late"], r.stdout
