@@ -43,7 +43,9 @@ def register(sub, name: str = "data", helptext: str = "inspect, score, pair and 
         "inspect", help="summarise a dataset folder or file: kind, records, subjects, channels, labels",
         description="Read every record of --data (lazily) and print the dataset kind, number of records and "
                     "subjects, channels with their sampling rates, total duration, and each label with its "
-                    "kind and counts (class histograms for class labels). A folder holding several datasets "
+                    "kind and counts (class histograms for class labels), then a line per recording (id, subject, "
+                    "length, channels at their rates, start, stream files: the first 10, --json every one) and a "
+                    "dataset file's accelerometer unit and conversion to g. A folder holding several datasets "
                     "(e.g. the whole data root) is summarised per sub-folder. A file of a folder (or of a dataset "
                     "file) that fails a check is listed with why after the summary, every file read first, and "
                     "the command then exits 1 (--skip-bad: 0); other bad input is one error line.")
@@ -209,7 +211,9 @@ def _summary(ds, path: Path | None, args, opts: dict, refused: list[str]) -> dic
                           windows=(float(ds.windows.window_s), float(ds.windows.hop_s)))     # its windows' grid
         finally:                                           # its bad files, also when none is left
             refused.extend(ds.report.get("skipped", []))
+        from sqtool.data.dataset_file import acc_conversion
         s["dataset_file"] = {"format": ds.format, "root": str(ds.root), "labels": list(ds.labels),
+                             "acc": acc_conversion(ds),
                              **{k: v for k, v in ds.report.items() if v and k != "skipped"}}
         if ds.split.test:                               # what quantize reads (compress/cli, quantize_hr)
             train, test = ds.split_subjects(recs)       # the check quantize makes: an unknown name is one line

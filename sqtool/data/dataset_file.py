@@ -116,6 +116,22 @@ def acc_unit(unit: str, where: str) -> str:
     return u
 
 
+def acc_conversion(ds: "DatasetFile") -> list[dict]:
+    """How `ds`'s acc_* channels become g, for `data inspect`: one entry per set of channels read alike, {"channels",
+    "unit" (as declared, ACC_UNITS' key; g when not said), "gain", "offset", "to_g" (g per unit)}: value = (column *
+    gain + offset) * to_g. An NPZ without channels: its acc arrays by name, in g; a built-in layout: {"reader"}."""
+    if ds.builtin:
+        return [{"reader": ds.format, "unit": "g"}]
+    if not ds.channels:
+        return [{"channels": ["acc_* (by array name)"], "unit": "g", "gain": 1.0, "offset": 0.0, "to_g": 1.0}]
+    groups: dict[tuple, list[str]] = {}
+    for name, ch in ds.channels.items():
+        if name.startswith("acc"):
+            groups.setdefault((ch.unit, float(ch.gain), float(ch.offset)), []).append(name)
+    return [{"channels": names, "unit": unit, "gain": gain, "offset": offset, "to_g": ACC_UNITS[unit]}
+            for (unit, gain, offset), names in groups.items()]
+
+
 def builtin_formats() -> tuple[str, ...]:
     from sqtool.data.readers import DATASETS
     return tuple(DATASETS)

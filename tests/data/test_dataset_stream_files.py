@@ -127,6 +127,33 @@ def test_data_inspect_on_a_stream_file_dataset(tmp_path, capsys):
     assert "channels: ppg @ 64 Hz, acc_x @ 32 Hz, acc_y @ 32 Hz, acc_z @ 32 Hz" in out
 
 
+def test_data_inspect_lists_each_recording_with_its_stream_files_and_the_acc_conversion(tmp_path, capsys):
+    """A user checking the dataset file: inspect printed counts and rates only; now each recording (id, subject,
+    length, channels at their rates, start, the stream files it was assembled from) and how the accelerometer's
+    declared unit became g, in the text and the JSON."""
+    import json
+    y = _streams(tmp_path, sessions=("s01", "s02"))
+    y.write_text(y.read_text().replace("column: z, unit: m/s^2", "column: z, unit: m/s^2, gain: 2"))
+    assert main(["data", "inspect", "--data", str(y), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "  accelerometer: acc_x, acc_y: value in m/s^2, / 9.80665 -> g; acc_z: value x 2 in m/s^2, / 9.80665 " \
+        "-> g" in out
+    at = out.index("  recordings (2):")
+    assert out[at + 1].split() == ["record", "subject", "length", "channels", "start", "stream", "files"]
+    assert out[at + 2].split() == ["s01/ppg", "s01", "56.0", "s", "ppg", "64", "Hz;", "acc_x,", "acc_y,", "acc_z", "32",
+                                   "Hz", "2023-11-14T22:13:21.000Z", "acc.csv"]
+    assert out[at + 3].startswith("    s02/ppg  s02 ")
+    assert main(["data", "inspect", "--data", str(y), "--no-progress", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["recordings"][1] == {"record": "s02/ppg", "subject": "s02", "duration_s": 56.0,
+                                  "fs": {"ppg": 64.0, "acc_x": 32.0, "acc_y": 32.0, "acc_z": 32.0},
+                                  "start_time": "2023-11-14T22:13:21.000Z", "stream_files": ["acc.csv"],
+                                  "source": str(tmp_path / "rec" / "s02" / "ppg.csv")}
+    assert s["dataset_file"]["acc"] == [
+        {"channels": ["acc_x", "acc_y"], "unit": "m/s^2", "gain": 1.0, "offset": 0.0, "to_g": 1 / 9.80665},
+        {"channels": ["acc_z"], "unit": "m/s^2", "gain": 2.0, "offset": 0.0, "to_g": 1 / 9.80665}]
+
+
 def _break(kind: str, tmp_path: Path) -> tuple[Path, str]:
     """A dataset with a bad stream (session s02's; the rate: every session's) and the start of its one error
     line."""

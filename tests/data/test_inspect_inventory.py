@@ -105,3 +105,40 @@ def test_piped_the_error_line_comes_after_the_inventory_it_points_to(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        env=env)
     assert r.stdout.splitlines() == ["report", "sqtool: warning: late"], r.stdout
+
+
+def test_the_recordings_table_is_capped_and_a_folder_of_datasets_lists_none(tmp_path, capsys):
+    """13 recordings: the text lists the first 10 and '... 3 more' (the JSON every one); a folder holding several
+    datasets (the data root) prints no table per dataset, its JSON keeps each one's."""
+    from sqtool.data.readers.summary import RECORDINGS_SHOWN
+    root = tmp_path / "many"
+    root.mkdir()
+    n = 64 * 20
+    for i in range(RECORDINGS_SHOWN + 3):
+        _csv(root / f"r{i:02d}.csv", np.sin(2 * np.pi * (1 + i / 20) * np.arange(n + 64 * i) / 64.0))
+    assert main(["data", "inspect", "--data", str(root), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    at = out.index(f"  recordings ({RECORDINGS_SHOWN + 3}, the first {RECORDINGS_SHOWN} below):")
+    assert out[at + 1].split() == ["record", "subject", "length", "channels"]
+    assert out[at + 2].split() == ["r00", "r00", "20.0", "s", "ppg", "64", "Hz"]
+    assert out[at + 1 + RECORDINGS_SHOWN].split()[:3] == [f"r{RECORDINGS_SHOWN - 1:02d}", f"r{RECORDINGS_SHOWN - 1:02d}",
+                                                          f"{20.0 + RECORDINGS_SHOWN - 1:.1f}"]
+    assert out[at + 2 + RECORDINGS_SHOWN] == "    ... 3 more (--json lists every one)"
+    s = json.loads(_json(capsys, root))
+    assert [r["record"] for r in s["recordings"]] == [f"r{i:02d}" for i in range(RECORDINGS_SHOWN + 3)]
+    assert s["recordings"][-1]["duration_s"] == 20.0 + RECORDINGS_SHOWN + 2 and "stream_files" not in s["recordings"][0]
+    few = tmp_path / "few"
+    few.mkdir()
+    _csv(few / "a.csv", np.sin(2 * np.pi * 1.2 * np.arange(n) / 64.0))
+    for d in (root, few):                                  # two dataset folders: the data root's layout
+        (d / "dataset.yaml").write_text("format: csv\ntime_column: time\nchannels: {ppg: ppg}\n")
+    assert main(["data", "inspect", "--data", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"2 datasets, {RECORDINGS_SHOWN + 4} records" in out and "recordings (" not in out
+    s = json.loads(_json(capsys, tmp_path))
+    assert [len(d["recordings"]) for d in s["datasets"]] == [1, RECORDINGS_SHOWN + 3]
+
+
+def _json(capsys, path, *more) -> str:
+    assert main(["data", "inspect", "--data", str(path), "--no-progress", "--json", *more]) == 0
+    return capsys.readouterr().out

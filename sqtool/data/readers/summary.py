@@ -4,7 +4,12 @@ summarise(path) -> {kind, path, records, subjects, hours, channels {name: record
                     labels {name: {kind, unit, records, values, windows?, classes?, binary?}},
                     duration_s {total, min, max}, clipped_records, unlabelled? [{record, expected}],
                     shorter_than? {window s: records shorter} (8 and 30 s, or the dataset file's window),
-                    unread_arrays? {"name (shape)": files}}
+                    unread_arrays? {"name (shape)": files},
+                    recordings [{record, subject, duration_s, fs {channel: Hz}, start_time?, stream_files?, source?}]}
+`recordings`: every recording read, in read order (the text lists the first RECORDINGS_SHOWN, then "... N more"):
+what a user checks a dataset file against (each one's length, channels and rates, the stream files it was assembled
+from: Record.meta["stream_files"]). A dataset file's summary also holds dataset_file.acc, how its acc_* channels
+become g (`dataset_file.acc_conversion`), printed under the channels.
 `values` counts a label's values as its source holds them (a label file's rows: per window or per second alike);
 `windows` (per-window labels) {"with_value", "of"}: the recordings' windows (every hop_s, fully inside the PPG) and
 those with a finite value, as the heart-rate tasks read it (`windows_with_value`), the one count to compare.
@@ -30,6 +35,8 @@ SHORT_S = {8.0: "heart-rate", 30.0: "pairs' and the time-domain tasks' default"}
 SLOW_HZ = 8.0           # below this a channel cannot carry a pulse of 230 BPM (3.8 Hz) or the motion beside it
 POSITIVE = {"rhythm": ("AF", "other"), "quality": ("good", "poor")}  # label -> its two names as the task reads it
 #   (through Label.positive: a dataset file's af / good classes, as the data spells them)
+RECORDINGS_SHOWN = 10   # the text's recordings table: the first 10, then "... N more" (--json: every one; a folder of
+#   several datasets: none, each one's by its own --data)
 
 
 def windows_with_value(rec, name: str, lab, grid: tuple[float, float] | None = None) -> tuple[int, int]:
@@ -46,6 +53,19 @@ def windows_with_value(rec, name: str, lab, grid: tuple[float, float] | None = N
     t0 = window_starts(len(rec.signals[ch]), float(rec.fs[ch]), w, h)
     y = window_truth(rec, t0, w, label=name)
     return int(np.isfinite(y).sum()), len(t0)
+
+
+def recording_row(rec) -> dict:
+    """One recording as inspect's `recordings` table lists it (its id, subject, length, channels' rates, wall-clock
+    start, the stream files it was read from, its file)."""
+    row = {"record": str(rec.record_id), "subject": str(rec.subject), "duration_s": round(float(rec.duration()), 3),
+           "fs": {c: float(f"{float(rec.fs[c]):.6g}") for c in rec.signals}}
+    for key in ("start_time", "stream_files"):
+        if rec.meta.get(key):
+            row[key] = rec.meta[key]
+    if rec.source:
+        row["source"] = str(rec.source)
+    return row
 
 
 def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
@@ -95,9 +115,11 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     unread: Counter = Counter()                              # NPZ members the reader did not read
     ppg_from: Counter = Counter()                            # a lone wavelength column read as the ppg
     polarity = {"normal": 0, "undetermined": 0, "inverted": []}   # each PPG channel's (polarity.record_polarity)
+    rows: list[dict] = []                                    # each recording's line (recording_row)
     for rec in bar(records if records is not None else iter_records(path, kind, skipped=skipped, **kw),
                    desc=f"inspect {path.name}", enabled=progress, unit="rec"):
         n += 1
+        rows.append(recording_row(rec))
         if rec.meta.get("truth_missing"):                   # a reader looked for its label file, in vain
             unlabelled.append({"record": rec.source or rec.record_id, "expected": rec.meta.get("truth_expected")})
         kinds_seen[rec.dataset] += 1
@@ -167,15 +189,17 @@ def summarise(path: str | os.PathLike, kind: str | None = None, records=None,
     if ppg_from:
         out["ppg_from"] = dict(ppg_from)
     out["polarity"] = polarity
+    out["recordings"] = rows
     return out
 
 
-def format_summary(s: dict, indent: str = "") -> str:
-    """Human-readable text for one summary (or a list of them for kind 'multiple')."""
+def format_summary(s: dict, indent: str = "", shown: int = RECORDINGS_SHOWN) -> str:
+    """Human-readable text for one summary (or a list of them for kind 'multiple'); `shown`: the recordings listed
+    (a folder of several datasets: none)."""
     if s["kind"] == "multiple":
         lines = [f"{s['path']}: {len(s['datasets'])} datasets, {s['records']} records, {s['hours']:.2f} h"]
         for sub in s["datasets"]:
-            lines.append(format_summary(sub, indent + "  "))
+            lines.append(format_summary(sub, indent + "  ", shown=0))
         return "\n".join(lines)
     d = s["duration_s"]
     lines = [f"{indent}{s['path']}  [{s['kind']}]",
@@ -185,6 +209,11 @@ def format_summary(s: dict, indent: str = "") -> str:
                    + (f" ({k}/{s['records']})" if k != s["records"] else "")
                    for c, k in s["channels"].items())
     lines.append(f"{indent}  channels: {ch}")
+    acc = (s.get("dataset_file") or {}).get("acc")
+    if acc and any(c.startswith("acc") for c in s["channels"]):
+        odd = len((s.get("dataset_file") or {}).get("acc_unit_suspect") or ())
+        lines.append(f"{indent}  accelerometer: {acc_text(acc)}" + (f" (gravity reads as another unit in {odd} "
+                                                                   "recording(s): see the warning)" if odd else ""))
     slow = {c: min(r) for c, r in s["rates"].items() if r and min(r) < SLOW_HZ}
     if slow:
         lines.append(f"{indent}  warning: " + ", ".join(f"{c} at {r:g} Hz" for c, r in slow.items())
@@ -242,6 +271,51 @@ def format_summary(s: dict, indent: str = "") -> str:
         lines.append(f"{indent}  warning: no ppg channel but {len(waves)} PPG wavelengths ({', '.join(waves)}): a model "
                      f"reads one; name it in a dataset.yaml beside the recordings (channels: {{ppg: <column>}})")
     lines += polarity_lines(s, indent=indent)
+    if shown and s.get("recordings"):
+        lines += recording_lines(s["recordings"], shown, indent + "  ")
     if s.get("skipped"):
         lines.append(f"{indent}  skipped {len(s['skipped'])} bad item(s), e.g. {s['skipped'][0]}")
     return "\n".join(lines)
+
+
+def rates_text(fs: dict) -> str:
+    """'ppg 64 Hz; acc_x, acc_y, acc_z 32 Hz': a recording's channels grouped by rate, in channel order."""
+    by: dict = {}
+    for c, r in fs.items():
+        by.setdefault(r, []).append(c)
+    return "; ".join(f"{', '.join(cs)} {r:g} Hz" for r, cs in by.items())
+
+
+def recording_lines(rows: list[dict], shown: int, indent: str) -> list[str]:
+    """The recordings table: a header, the first `shown` rows (id, subject, length, channels at their rates, the
+    wall-clock start and stream files where any has them), then '... N more' when there are more."""
+    head = rows[:shown]
+    cols = [("record", [r["record"] for r in head]), ("subject", [r["subject"] for r in head]),
+            ("length", [f"{r['duration_s']:.1f} s" for r in head]), ("channels", [rates_text(r["fs"]) for r in head])]
+    if any("start_time" in r for r in head):
+        cols.append(("start", [r.get("start_time", "-") for r in head]))
+    if any("stream_files" in r for r in head):
+        cols.append(("stream files", [", ".join(r.get("stream_files", ())) or "-" for r in head]))
+    width = [max(len(name), *(len(v) for v in vals)) for name, vals in cols]
+    more = f", the first {shown} below" if len(rows) > shown else ""
+    out = [f"{indent}recordings ({len(rows)}{more}):",
+           indent + "  " + "  ".join(f"{name:<{w}}" for (name, _), w in zip(cols, width)).rstrip()]
+    for i in range(len(head)):
+        out.append(indent + "  " + "  ".join(f"{vals[i]:<{w}}" for (_, vals), w in zip(cols, width)).rstrip())
+    if len(rows) > shown:
+        out.append(f"{indent}  ... {len(rows) - shown} more (--json lists every one)")
+    return out
+
+
+def acc_text(groups: list[dict]) -> str:
+    """How a dataset file's acc_* channels become g (`dataset_file.acc_conversion`), e.g. 'acc_x, acc_y, acc_z: value
+    in m/s^2, / 9.80665 -> g'."""
+    parts = []
+    for g in groups:
+        if "reader" in g:
+            parts.append(f"in g, as the {g['reader']} reader gives it")
+            continue
+        raw = "value" + (f" x {g['gain']:g}" if g["gain"] != 1 else "") + (f" + {g['offset']:g}" if g["offset"] else "")
+        to_g = "not converted" if g["to_g"] == 1 else f"/ {1 / g['to_g']:.6g} -> g"
+        parts.append(f"{', '.join(g['channels'])}: {raw} in {g['unit']}, {to_g}")
+    return "; ".join(parts)
