@@ -1122,7 +1122,8 @@ the ORDER of the axes is part of this model's contract; their signs and their un
 
 - Order: x, y, z as the training recordings give them (sqtool's readers of TROIKA and wrist_exercise, in g; by
   gravity's direction there: y along the forearm, it holds gravity when the arm hangs, walking or running; z normal
-  to the watch face, it holds gravity on the bike; x across the wrist). Another order of the same samples gives
+  to the watch face, it holds gravity with the palm down; x across the wrist, it holds gravity with the thumb up: a
+  forearm held level, some riders and runners). Another order of the same samples gives
   the same codes in other channels (bit for bit) and another heart rate: measured with {AXES_MEASURED}, the five
   other orders moved the heart rate by 5.0-12.6 BPM on average (TROIKA alone 0.7-3.3), up to 115 BPM on single
   windows, and the MAE from 5.96 to 7.31-12.42 BPM. Map your sensor's axes onto these before the push.
