@@ -88,14 +88,14 @@ def read_e4(path) -> E4File:
     fs = check_fs(fs, f"{p}: row 2 (sample rate)")
     if not lines[2].strip():
         raise SqtoolError(f"{p}: no samples after its two header rows (start time, sample rate)")
-    df = read_csv(p, header=None, skiprows=2, sep=",", skipinitialspace=True, dtype=str, keep_default_na=False)
+    df = read_csv(p, header=None, skiprows=2, sep=",", skipinitialspace=True)
     if df.shape[1] != k:
         raise SqtoolError(f"{p}: its samples have {df.shape[1]} columns but its header rows {k}")
     cols = {}
     for i in range(k):
-        s = df[i].str.strip()
-        x = pd.to_numeric(s, errors="coerce")
-        if (bad := np.flatnonzero(x.isna().to_numpy() & (s != "").to_numpy())).size:
+        s = df[i]
+        x = pd.to_numeric(s, errors="coerce")          # a column of numbers is one already; text cells: named
+        if (bad := np.flatnonzero(x.isna().to_numpy() & s.notna().to_numpy())).size:
             raise SqtoolError(f"{p}: row {int(bad[0]) + 3} column {i} is not a number ({s.iloc[bad[0]]!r})")
         cols[str(i)] = x.astype(np.float64)
     return E4File(cols=cols, names=list(cols), fs=fs, t0=t0, n=len(df))
