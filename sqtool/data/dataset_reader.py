@@ -346,6 +346,9 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key
     if sep == r"\s+":
         kw["engine"] = "python"
     df = read_csv(p, **kw)
+    if not header:
+        from sqtool.data.readers.e4 import refuse_e4_rows
+        refuse_e4_rows(df, where)
     df.columns = [str(c).strip() for c in df.columns]
     names = list(df.columns)
     grid, start = None, None

@@ -264,3 +264,21 @@ def test_a_real_wrist_recording_converted_to_e4_reads_back_and_gives_the_same_he
     assert np.isfinite(got).all() and np.isfinite(want).all() and len(got) == 54
     diff = np.abs(got - want)
     assert np.median(diff) < 0.1 and diff.max() < 1.0, diff
+
+
+def test_an_e4_file_read_as_a_plain_csv_is_one_line_pointing_to_format_e4(tmp_path, capsys):
+    """An E4 file given to `data inspect --fs 64` (or `predict`, or a `format: csv` dataset file) without names: its
+    start and rate rows were read as the first two samples (a 1.5e9 spike and a 64 at the PPG's head), silently.
+    Now one line saying what the file is and how to read it."""
+    from sqtool.data.readers import read_csv
+    _sessions(tmp_path, sessions=("S1",))
+    bvp = tmp_path / "rec" / "S1" / "BVP.csv"
+    line = (f"{bvp}: an Empatica E4 file (row 1 its start, 2017-07-14T02:40:00.000Z; row 2 its rate, 64 Hz), not "
+            "samples: read its session folder through a dataset.yaml of format: e4 (README: Empatica E4)")
+    with pytest.raises(SqtoolError, match=re.escape(line)):
+        read_csv(bvp, fs=64)
+    assert main(["data", "inspect", "--data", str(bvp), "--fs", "64", "--no-progress"]) == 1
+    assert line in capsys.readouterr().err
+    (tmp_path / "csv.yaml").write_text('format: csv\nroot: rec\nfiles: "**/BVP.csv"\nfs: 64\nchannels: {ppg: 0}\n')
+    with pytest.raises(SqtoolError, match=re.escape(line)):
+        load_dataset_file(tmp_path / "csv.yaml").records()

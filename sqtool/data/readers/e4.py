@@ -99,3 +99,19 @@ def read_e4(path) -> E4File:
             raise SqtoolError(f"{p}: row {int(bad[0]) + 3} column {i} is not a number ({s.iloc[bad[0]]!r})")
         cols[str(i)] = x.astype(np.float64)
     return E4File(cols=cols, names=list(cols), fs=fs, t0=t0, n=len(df))
+
+
+def refuse_e4_rows(df, where: str) -> None:
+    """One line when a CSV read without names (`df`, its first row taken as a sample) is an E4 file: row 1 a start
+    (every column the same UTC second since 1970, 2001..2099), row 2 a rate (every column the same, 1-1000 Hz);
+    read as samples, those two rows were a spike of 1.5e9 and a step at the head of the PPG."""
+    import pandas as pd
+    from sqtool.data.readers.generic import EPOCH_S, iso_time
+    if len(df) < 3:
+        return
+    t0, fs = (pd.to_numeric(df.iloc[i], errors="coerce").to_numpy(np.float64) for i in (0, 1))
+    if not (np.all(t0 == t0[0]) and np.all(fs == fs[0]) and EPOCH_S[0] <= t0[0] <= EPOCH_S[1] and 1 <= fs[0] <= 1000):
+        return
+    start = iso_time(pd.Timestamp(t0[0], unit="s", tz="UTC"))
+    raise SqtoolError(f"{where}: an Empatica E4 file (row 1 its start, {start}; row 2 its rate, {fs[0]:g} Hz), not "
+                      "samples: read its session folder through a dataset.yaml of format: e4 (README: Empatica E4)")
