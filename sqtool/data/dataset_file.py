@@ -9,8 +9,11 @@
 The schema (every key optional unless marked; an unknown key anywhere is refused, naming key and file):
 
     name: my_watch                # Record.dataset (default: the yaml file's folder name)
-    format: csv                   # REQUIRED. csv | npz | wfdb | edf, or a built-in layout (troika,
-                                  #   wrist_exercise, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled)
+    format: csv                   # REQUIRED. csv | npz | wfdb | edf | e4, or a built-in layout (troika,
+                                  #   wrist_exercise, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled);
+                                  #   e4: Empatica E4 files (readers.e4: row 1 start, row 2 rate, no names; columns
+                                  #   by position), each a stream file on the headers' UTC clock; fs / time_column /
+                                  #   time_unit refused; channels default E4_CHANNELS (BVP.csv, ACC.csv in 1/64 g)
     root: recordings              # folder of recordings (default "."); relative to THIS FILE's folder,
                                   #   never the cwd; "${data_root}" expands to the data root (shipped files)
     files: "**/*.csv"             # glob under root (default by format)
@@ -21,9 +24,9 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   name -> column name or 0-based position,
       ppg: PPG                    #   or {column, fs, gain, offset, unit}: value = raw * gain + offset
       acc_x: {column: 2, gain: 0.000244, unit: g}   # acc_*: raw * gain + offset is in `unit` (ACC_UNITS: g,
-                                  #   mg, m/s^2; default g), converted to g, the unit every model and the
+                                  #   mg, m/s^2, 1/64 g; default g), converted to g, the unit every model and the
                                   #   classic baseline assume (the built-in readers give g too)
-      acc_y: {file: acc.csv, column: y}   # CSV: a stream file of its own (one file per stream and session:
+      acc_y: {file: acc.csv, column: y}   # CSV, E4: a stream file of its own (one file per stream and session:
                                   #   session12/ppg.csv + session12/acc.csv), its path from the recording's folder
                                   #   ("{stem}": the recording file's name without extension); its own time
                                   #   column (time_column / time_unit: the top-level ones unless the channel says
@@ -97,22 +100,26 @@ from sqtool.core import WINDOW_S_MAX, SqtoolError, check_fs
 from sqtool.core.config import yaml_error_text
 from sqtool.data.readers._common import TIME_UNITS
 
-GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf")
-DEFAULT_GLOB = {"csv": "**/*.csv", "npz": "**/*.npz", "wfdb": "**/*.hea", "edf": "**/*.edf"}
+GENERIC_FORMATS = ("csv", "npz", "wfdb", "edf", "e4")
+DEFAULT_GLOB = {"csv": "**/*.csv", "npz": "**/*.npz", "wfdb": "**/*.hea", "edf": "**/*.edf", "e4": "**/BVP.csv"}
 TASK_LABELS = {"hr": "hr", "rr": "rr", "af": "rhythm", "bp": "bp", "quality": "quality"}   # task -> label
 LABEL_WINDOW_MIN_S = 0.1           # shortest label window and hop (windows.window_s / hop_s; longest: WINDOW_S_MAX):
                                   #   a recording gets at most 10 label windows per second of signal (864,000 a day)
 STANDARD_GRAVITY = 9.80665          # m/s^2 per g
-ACC_UNITS = {"g": 1.0, "mg": 1e-3, "m/s^2": 1 / STANDARD_GRAVITY}   # acc unit -> g per unit (the pipeline's: g)
+ACC_UNITS = {"g": 1.0, "mg": 1e-3, "m/s^2": 1 / STANDARD_GRAVITY,    # acc unit -> g per unit (the pipeline's: g)
+             "1/64 g": 1 / 64}                                     # Empatica E4's counts (PPG-DaLiA, WESAD)
 ACC_SPELLINGS = {"g": "g", "mg": "mg", "m/s^2": "m/s^2", "m/s2": "m/s^2", "m/s**2": "m/s^2", "m/s²": "m/s^2",
-                 "ms^-2": "m/s^2", "m s^-2": "m/s^2"}     # unit: as written (case ignored) -> ACC_UNITS key
+                 "ms^-2": "m/s^2", "m s^-2": "m/s^2", "1/64 g": "1/64 g", "1/64g": "1/64 g", "g/64": "1/64 g"}
+#                                                         # unit: as written (case ignored) -> ACC_UNITS key
+E4_CHANNELS = {"ppg": {"column": 0}, **{f"acc_{a}": {"file": "ACC.csv", "column": i, "unit": "1/64 g"}
+                                         for i, a in enumerate("xyz")}}    # format e4 without channels: BVP + ACC
 
 
 def acc_unit(unit: str, where: str) -> str:
     """The ACC_UNITS key of an acc channel's declared unit ('' -> g, the pipeline's); else one line naming it."""
     u = ACC_SPELLINGS.get(str(unit).strip().lower() or "g")
     if u is None:
-        raise SqtoolError(f"{where}: unknown accelerometer unit {unit!r} (known: g, mg, m/s^2)")
+        raise SqtoolError(f"{where}: unknown accelerometer unit {unit!r} (known: {', '.join(ACC_UNITS)})")
     return u
 
 
@@ -411,13 +418,18 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
             if k in d:
                 raise SqtoolError(f"{path}: format {fmt} is a built-in layout whose reader knows its channels and "
                                   f"rates; remove '{k}'")
+    if fmt == "e4":
+        for k in ("fs", "time_column", "time_unit"):
+            if k in d:
+                raise SqtoolError(f"{path}: format e4: each file's own header rows give its start and rate (row 1: "
+                                  f"UTC seconds since 1970, row 2: Hz); remove '{k}'")
     if d.get("fs") is not None:
         ds.fs = check_fs(_number(d["fs"], "fs", path), f"{path}: fs")
     ds.time_column = _text(d.get("time_column"), "time_column", path, optional=True)
     ds.time_unit = _text(d.get("time_unit", "s"), "time_unit", path)
     if ds.time_unit not in TIME_UNITS:
         raise SqtoolError(f"{path}: time_unit must be s, ms or us, got {ds.time_unit!r}")
-    for name, c in _mapping(d, "channels", path).items():
+    for name, c in (_mapping(d, "channels", path) or (E4_CHANNELS if fmt == "e4" else {})).items():
         key = f"channels.{name}"
         ch = _strict(Channel, c, key, path) if isinstance(c, dict) else Channel(column=_column(c, key, path))
         ch.column = _column(ch.column, f"{key}.column", path)
@@ -547,12 +559,14 @@ def _check_stream(ch: Channel, fmt: str, key: str, path: Path) -> None:
     ch.file = _text(ch.file, f"{key}.file", path, optional=True)
     ch.time_column = _text(ch.time_column, f"{key}.time_column", path, optional=True)
     ch.time_unit = _text(ch.time_unit, f"{key}.time_unit", path, optional=True)
-    if ch.file is not None and fmt != "csv":
-        raise SqtoolError(f"{path}: {key}.file: a stream file of its own is for format csv (an {fmt} recording "
-                          "holds its channels at their own rates in one file)")
+    if ch.file is not None and fmt not in ("csv", "e4"):
+        raise SqtoolError(f"{path}: {key}.file: a stream file of its own is for format csv or e4 (an {fmt} "
+                          "recording holds its channels at their own rates in one file)")
     if ch.file is not None and not ch.file.strip():
         raise SqtoolError(f"{path}: {key}.file: empty; give the stream file's path from the recording's folder")
     for k in ("time_column", "time_unit"):
+        if getattr(ch, k) is not None and fmt == "e4":
+            raise SqtoolError(f"{path}: {key}: {k}: an E4 file's header rows give its start and rate; remove it")
         if getattr(ch, k) is not None and ch.file is None:
             raise SqtoolError(f"{path}: {key}: {k} is for a channel read from a stream file of its own ({key}.file); "
                               f"the recording's own columns take the top-level {k}")

@@ -2,7 +2,7 @@
 
     recs = read_records(ds, log=print)      # what DatasetFile.records() returns
 
-Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.files` is read into columns
+Generic formats (csv, npz, wfdb, edf, e4): each file under `ds.root` matching `ds.files` is read into columns
 (name -> 1-D array, with its rate when the file states one), then:
 
     channels   each declared channel from its column (name or 0-based position) * gain + offset, at its rate:
@@ -13,7 +13,8 @@ Generic formats (csv, npz, wfdb, edf): each file under `ds.root` matching `ds.fi
                time column's clock are NaN samples in every column read, a gap: `_common.time_grid`); acc_* channels
                converted from their unit to g (`check_acc_unit` warns when the magnitude says another unit);
                a CSV channel with `file:` from that stream file beside the recording's, every file cut to the time
-               they share on their clock (`read_streams`, `align_streams`)
+               they share on their clock (`read_streams`, `align_streams`); E4 files (`readers.e4`) alike, each
+               from its header's start and at its header's rate
     subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
     labels     hr, rr, a custom label (its unit, its range): kind "window" (times = window starts every hop_s,
                  window_s long, windows fully inside)
@@ -345,6 +346,9 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key
     if sep == r"\s+":
         kw["engine"] = "python"
     df = read_csv(p, **kw)
+    if not header:
+        from sqtool.data.readers.e4 import refuse_e4_rows
+        refuse_e4_rows(df, where)
     df.columns = [str(c).strip() for c in df.columns]
     names = list(df.columns)
     grid, start = None, None
@@ -418,7 +422,8 @@ def _record_id(ds: DatasetFile, p: Path) -> str:
 
 def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     where = str(p)
-    cols, names, rates, grid, n, start = _columns(ds, p)
+    own = _own_stream(ds, p)
+    cols, names, rates, grid, n, start = own.cols, own.names, own.rates, own.grid, own.n, own.start
     fs_t = grid.fs if grid is not None else None
     rel = p.relative_to(ds.root).as_posix()
     stem = p.name.split(".")[0]
@@ -427,13 +432,13 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     channels = ds.channels or npz_channels(ds, cols, names, where)
     streams: dict[str, Stream] = {}                  # channel -> the stream file it is read from (CSV)
     if any(spec.file is not None for spec in channels.values()):
-        own, streams = read_streams(ds, p, channels, Stream(p, ds, cols, names, grid, n, start))
+        own, streams = read_streams(ds, p, channels, own)
         cols, names, grid, n, start = own.cols, own.names, own.grid, own.n, own.start
     for ch, spec in channels.items():
         s = streams.get(ch) or Stream(p, ds, cols, names, grid, n, start, rates)
         signals[ch], fs[ch], said[ch] = _channel(s.view, ch, spec, s.cols, s.names, s.rates, s.grid, str(s.path))
     check_acc_unit(ds, channels, signals, fs, where)
-    row_fs = ds.fs or fs_t or next(iter(fs.values()))
+    row_fs = ds.fs or fs_t or own.fs or next(iter(fs.values()))      # the rate of the recording file's rows
     subject = _subject(ds, cols, names, rel, stem, where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
                  meta={"format": ds.format, "rows": n, **({"start_time": start} if start else {})}, source=where)
@@ -451,6 +456,14 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)
+
+
+def _own_stream(ds: DatasetFile, p: Path) -> Stream:
+    """The recording's own file, read once: an E4 file with its header's start and rate, else `_columns`."""
+    if ds.format == "e4":
+        return _e4_stream(ds, p)
+    cols, names, rates, grid, n, start = _columns(ds, p)
+    return Stream(p, ds, cols, names, grid, n, start, rates)
 
 
 def _channel(ds: DatasetFile, ch: str, spec: Channel, cols, names, rates: dict, grid: TimeGrid | None, where: str):
@@ -513,7 +526,9 @@ class Stream:
 def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: Stream) -> tuple[Stream, dict]:
     """(the recording's own file `own`, {channel: its Stream}) for the channels read from stream files, each file
     read once, all of them cut to the time they share (`align_streams`)."""
-    own.origin, own.fs = _clock_origin(own), (own.grid.fs if own.grid else None) or ds.fs or \
+    if own.origin is None:                          # an E4 file's header gave both
+        own.origin = _clock_origin(own)
+    own.fs = own.fs or (own.grid.fs if own.grid else None) or ds.fs or \
         next((c.fs for c in channels.values() if c.file is None and c.fs), None)
     if own.fs is None:
         raise SqtoolError(f"{p}: no sampling rate for the recording's own rows (give fs: in {ds.path.name}, or a "
@@ -542,7 +557,9 @@ def stream_path(p: Path, file: str) -> Path:
 
 def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel) -> Stream:
     """Stream file `q` of channel `ch`: its time column (the channel's, else the top level's; a file without it
-    whose channel gives fs is read at that rate) and unit."""
+    whose channel gives fs is read at that rate) and unit; an E4 file: its header's start and rate."""
+    if ds.format == "e4":
+        return _e4_stream(ds, q)
     view = dataclasses.replace(ds, time_column=spec.time_column or ds.time_column,
                                time_unit=spec.time_unit or ds.time_unit)
     cols, names, _, grid, n, start = _csv_columns(view, q, optional_time=spec.fs is not None,
@@ -555,6 +572,14 @@ def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel) -> Stream:
         raise SqtoolError(f"{q}: no sampling rate for channel '{ch}' (give channels.{ch}.fs in {ds.path.name}, or "
                           "a time column)")
     return s
+
+
+def _e4_stream(ds: DatasetFile, q: Path) -> Stream:
+    """E4 file `q` (`readers.e4`): columns "0", "1", ... at the rate of its row 2 (said by its header, as a WFDB
+    file's), from the instant of its row 1 (UTC seconds since 1970: every E4 file of a session is on one clock)."""
+    from sqtool.data.readers.e4 import read_e4
+    f = read_e4(q)
+    return Stream(q, ds, f.cols, f.names, None, f.n, f.start, dict.fromkeys(f.names, f.fs), origin=f.t0, fs=f.fs)
 
 
 def _clock_origin(s: Stream) -> float | None:
@@ -711,7 +736,7 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
     if not seen:                                  # once per dataset file (one declared unit), the rest counted
         from sqtool.data.dataset_tasks import warn
         in_g = "" if said == "g" else f" ({med:.3g} g)"          # 'as 3.72e+03 g', not 'as 3.72e+03 g (3.72e+03 g)'
-        if likely is None:                        # no unit fits: raw counts (PPG-DaLiA: 1/64 g)
+        if likely is None:                        # no unit fits: raw counts (of a sensor without a unit here)
             warn(f"{where}: the accelerometer measures gravity as {raw:.3g} {said}{in_g}, which fits no unit: "
                  f"raw sensor counts? give the acc channels gain: (g per count) in {ds.path.name}")
         else:

@@ -225,7 +225,7 @@ def acc_yaml(tmp_path: Path, unit: str | None) -> Path:
 
 
 @pytest.mark.parametrize("scale, unit", [(1.0, None), (1.0, "g"), (9.80665, "m/s^2"), (9.80665, "m/s2"),
-                                         (1000.0, "mg"), (1000.0, "mG")])
+                                         (1000.0, "mg"), (1000.0, "mG"), (64.0, "1/64 g"), (64.0, "g/64")])
 def test_acc_in_a_declared_unit_is_read_in_g(tmp_path, capsys, scale, unit):
     """The models and the classic baseline's motion gate take acc in g (as the built-in readers give it): a declared
     m/s^2 or mg is converted, so the same motion in any unit gives the same record, and no warning."""
@@ -237,7 +237,7 @@ def test_acc_in_a_declared_unit_is_read_in_g(tmp_path, capsys, scale, unit):
 
 
 @pytest.mark.parametrize("scale, unit, likely", [(9.80665, "g", "m/s^2"), (9.80665, None, "m/s^2"),
-                                                 (1.0, "m/s^2", "g"), (1000.0, "g", "mg")])
+                                                 (1.0, "m/s^2", "g"), (1000.0, "g", "mg"), (64.0, None, "1/64 g")])
 def test_acc_magnitude_that_says_another_unit_is_one_warning(tmp_path, capsys, scale, unit, likely):
     """m/s^2 data declared (or assumed) g, g data declared m/s^2: one warning line naming the file and the likely
     unit; the read goes on (the unit as declared)."""
@@ -340,13 +340,14 @@ def test_a_window_without_a_label_row_gets_interpolated_truth_as_the_warning_say
 
 
 def test_acc_in_raw_counts_is_one_warning_asking_for_a_gain(tmp_path, capsys):
-    """Acc written in sensor counts (64 per g, as PPG-DaLiA's wrist device) fits no unit: one warning line asking
-    for the channels' gain (no unit brought it into the gravity band, so it went unsaid)."""
-    f = write_acc(tmp_path / "rec", 64.0)
+    """Acc written in sensor counts (4096 per g, a 16-bit sensor at +-8 g) fits no unit: one warning line asking
+    for the channels' gain (no unit brought it into the gravity band, so it went unsaid). Counts of 64 per g (the
+    Empatica E4's, PPG-DaLiA's wrist device) are a unit of their own, 1/64 g, named as the likely one (above)."""
+    f = write_acc(tmp_path / "rec", 4096.0)
     load_dataset_file(acc_yaml(tmp_path, None)).records()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(f) in err[0] and "fits no unit: raw sensor counts?" in err[0] and "gain:" in err[0]
-    assert "gravity as 63.9 g, which fits no unit" in err[0]             # the value once, not "63.9 g (63.9 g)"
+    assert "gravity as 4.09e+03 g, which fits no unit" in err[0]         # the value once, not "4.09e+03 g (...)"
 
 
 def test_a_dataset_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys):

@@ -12,6 +12,7 @@ import pytest
 from sqtool.cli import main
 from sqtool.core import SqtoolError
 from sqtool.data.dataset_file import load_dataset_file
+from tests.data.bad_files import assert_one_line_and_listed
 
 T0_MS = 1_700_000_000_000.0          # epoch milliseconds: the two files share a wall clock
 SECONDS = 60
@@ -183,13 +184,7 @@ def _break(kind: str, tmp_path: Path) -> tuple[Path, str]:
 
 @pytest.mark.parametrize("kind", ["missing", "no_overlap", "column", "backwards", "rate"])
 def test_each_bad_stream_is_one_line_naming_its_file(kind, tmp_path, capsys):
-    y, head = _break(kind, tmp_path)
-    with pytest.raises(SqtoolError) as e:
-        load_dataset_file(y).records()
-    assert str(e.value).startswith(head) and "\n" not in str(e.value), str(e.value)
-    rc = main(["data", "inspect", "--data", str(y), "--no-progress"])      # the bad file listed with its line
-    cap = capsys.readouterr()
-    assert rc == 1 and "Traceback" not in cap.err and head in cap.out + cap.err
+    assert_one_line_and_listed(*_break(kind, tmp_path), capsys)
 
 
 @pytest.mark.parametrize("channel, line", [

@@ -246,6 +246,8 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
         kw["engine"] = "python"
     df = _read_csv(p, **kw)
     if not header:
+        from sqtool.data.readers.e4 import refuse_e4_rows
+        refuse_e4_rows(df, where)
         df.columns = ["ppg"] if df.shape[1] == 1 else ["ppg", *[f"ch{i}" for i in range(1, df.shape[1])]]
     df.columns = [str(c).strip() for c in df.columns]
 
