@@ -19,7 +19,7 @@ recordings:
 Per recording and variant: MAE against the ECG truth, the mean and largest |HR difference| from the recorded axes'
 HR, the share of windows whose HR is identical, and the share of front-end codes that differ. Per recording also
 where gravity lies: the mean acceleration of each 8 s window (the reader's g), its largest axis with its sign,
-counted over the windows, and the recording's mean vector (how the watch sat on the wrist). Writes
+counted over the windows, and the recording's mean vector (`data.gravity`: how the watch sat on the wrist). Writes
 benchmarks/results/acc_axes.json and .md.
 """
 from __future__ import annotations
@@ -50,19 +50,6 @@ def turn(acc: np.ndarray, order, signs) -> np.ndarray:
     return np.clip(out, -32768, 32767).astype(np.int16)
 
 
-def gravity(rec, window_s: float = 8.0) -> dict:
-    """Where gravity lies in a recording's accelerometer (x, y, z as the reader gives them, in g): the mean
-    vector, and per window of `window_s` the largest axis of its mean with that axis's sign ({"+y": n, ...})."""
-    a = np.stack([np.asarray(rec.signals[c], np.float64) for c in ("acc_x", "acc_y", "acc_z")])   # (3, N)
-    w = int(round(window_s * rec.fs["acc_x"]))
-    n = a.shape[1] // w
-    m = np.nanmean(a[:, :n * w].reshape(3, n, w), axis=2)                                        # (3, n)
-    k = np.argmax(np.abs(m), axis=0)                                                              # (n,)
-    names = [("+" if m[j, i] >= 0 else "-") + "xyz"[j] for i, j in enumerate(k)]
-    return {"mean_g": [round(float(v), 2) for v in np.nanmean(a, axis=1)],
-            "axis_windows": {s: names.count(s) for s in sorted(set(names), key=lambda s: -names.count(s))}}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="a quantize run folder (model.pt of kind student_int8)")
@@ -83,6 +70,7 @@ def main(argv=None) -> int:
 def run(args) -> int:
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.data.frontend import spectra
+    from sqtool.data.gravity import acc_gravity
     from sqtool.export.intgraph import extract_int_graph
     from sqtool.export.pipeline import PipelineRef
     from sqtool.firmware_bench.spectral import load_records, prepare
@@ -107,7 +95,7 @@ def run(args) -> int:
             row = {"dataset": rec.dataset, "subject": r.subject, "record": r.record_id, "fs": r.fs_in,
                    "windows": int(ok.sum()), "seen_in_training": r.subject in seen, "model": {}, "dhr": {},
                    "dhr_max": {}, "same_hr": {}, "codes_changed": {},
-                   "code_max_diff": {}, "gravity": gravity(rec)}
+                   "code_max_diff": {}, "gravity": acc_gravity(rec)}
             hr0 = codes0 = None
             for name, (order, signs) in VARIANTS.items():
                 x16 = r.x16.copy()
@@ -174,8 +162,8 @@ def report(res: dict) -> str:
               "|---|---|---|---|" + "---|" * len(res["variants"])]
     for r in res["rows"]:
         g = r["gravity"]
-        grav = (f"({', '.join(f'{v:+.2f}' for v in g['mean_g'])}); "
-                + ", ".join(f"{k} {v}" for k, v in g["axis_windows"].items()))
+        grav = "-" if g is None else (f"({', '.join(f'{v:+.2f}' for v in g['mean_g'])}); "
+                                      + ", ".join(f"{k} {v}" for k, v in g["axis_windows"].items()))
         lines.append(f"| {r['record']} | {r['subject']}{' (seen in training)' if r['seen_in_training'] else ''} | "
                      f"{r['windows']} | {grav} | " + " | ".join(f"{r['model'][n]:.2f}" for n in res["variants"]) + " |")
     lines += ["", f"Wall time {res['wall_s']:.0f} s."]

@@ -31,16 +31,3 @@ def test_acc_axes_writes_per_recording_rows_and_same_codes_for_a_permutation(dat
     md = (tmp_path / "o" / "acc_axes.md").read_text()
     assert "| troika | -x |" in md and row["record"] in md
 
-
-def test_gravity_names_the_axis_it_lies_on_per_window():
-    from types import SimpleNamespace
-    A = load_benchmark("acc_axes")
-    fs, n = 32.0, 32 * 8 * 3                                   # three 8 s windows
-    x = np.zeros(n)
-    x[: 32 * 8 * 2] = 1.0                                      # two windows with gravity on +x ...
-    y = np.zeros(n)
-    y[32 * 8 * 2:] = -1.0                                      # ... then one on -y
-    rec = SimpleNamespace(signals={"acc_x": x, "acc_y": y, "acc_z": 0.1 * np.ones(n)}, fs={"acc_x": fs})
-    g = A.gravity(rec)
-    assert g["axis_windows"] == {"+x": 2, "-y": 1}
-    assert g["mean_g"] == [0.67, -0.33, 0.1]

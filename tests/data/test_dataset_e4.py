@@ -118,7 +118,7 @@ def test_data_inspect_shows_the_e4_recordings_and_the_acc_conversion(tmp_path, c
     assert "  accelerometer: acc_x, acc_y, acc_z: value in 1/64 g, / 64 -> g" in out
     at = out.index("  recordings (2):")
     assert out[at + 2].split() == ["S1/BVP", "S1", "55.0", "s", "ppg", "64", "Hz;", "acc_x,", "acc_y,", "acc_z", "32",
-                                   "Hz", "2017-07-14T02:40:02.000Z", "ACC.csv"]
+                                   "Hz", "2017-07-14T02:40:02.000Z", "+z", "100", "%", "ACC.csv"]
     assert main(["data", "inspect", "--data", str(y), "--no-progress", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["dataset_file"]["format"] == "e4"

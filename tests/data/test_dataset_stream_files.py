@@ -140,12 +140,14 @@ def test_data_inspect_lists_each_recording_with_its_stream_files_and_the_acc_con
     assert "  accelerometer: acc_x, acc_y: value in m/s^2, / 9.80665 -> g; acc_z: value x 2 in m/s^2, / 9.80665 " \
         "-> g" in out
     at = out.index("  recordings (2):")
-    assert out[at + 1].split() == ["record", "subject", "length", "channels", "start", "stream", "files"]
+    assert out[at + 1].split() == ["record", "subject", "length", "channels", "start", "gravity", "stream", "files"]
     assert out[at + 2].split() == ["s01/ppg", "s01", "56.0", "s", "ppg", "64", "Hz;", "acc_x,", "acc_y,", "acc_z", "32",
-                                   "Hz", "2023-11-14T22:13:21.000Z", "acc.csv"]
+                                   "Hz", "2023-11-14T22:13:21.000Z", "+z", "100", "%", "acc.csv"]
     assert out[at + 3].startswith("    s02/ppg  s02 ")
     assert main(["data", "inspect", "--data", str(y), "--no-progress", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
+    g = s["recordings"][1].pop("gravity")                 # 9.81 m/s^2 x gain 2 on z: the watch lay face up
+    assert g["axis"] == "+z" and g["share"] == 1.0 and abs(g["mean_g"][2] - 2.0) < 0.01
     assert s["recordings"][1] == {"record": "s02/ppg", "subject": "s02", "duration_s": 56.0,
                                   "fs": {"ppg": 64.0, "acc_x": 32.0, "acc_y": 32.0, "acc_z": 32.0},
                                   "start_time": "2023-11-14T22:13:21.000Z", "stream_files": ["acc.csv"],

@@ -5,10 +5,12 @@ summarise(path) -> {kind, path, records, subjects, hours, channels {name: record
                     duration_s {total, min, max}, clipped_records, unlabelled? [{record, expected}],
                     shorter_than? {window s: records shorter} (8 and 30 s, or the dataset file's window),
                     unread_arrays? {"name (shape)": files},
-                    recordings [{record, subject, duration_s, fs {channel: Hz}, start_time?, stream_files?, source?}]}
+                    recordings [{record, subject, duration_s, fs {channel: Hz}, start_time?, stream_files?, source?,
+                                 gravity?}]}
 `recordings`: every recording read, in read order (the text lists the first RECORDINGS_SHOWN, then "... N more"):
 what a user checks a dataset file against (each one's length, channels and rates, the stream files it was assembled
-from: Record.meta["stream_files"]). A dataset file's summary also holds dataset_file.acc, how its acc_* channels
+from: Record.meta["stream_files"]; where gravity lies in its accelerometer, `gravity.acc_gravity`: the axis order
+is the heart-rate models' contract). A dataset file's summary also holds dataset_file.acc, how its acc_* channels
 become g (`dataset_file.acc_conversion`), printed under the channels.
 `values` counts a label's values as its source holds them (a label file's rows: per window or per second alike);
 `windows` (per-window labels) {"with_value", "of"}: the recordings' windows (every hop_s, fully inside the PPG) and
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sqtool.core import SqtoolError
+from sqtool.data.gravity import acc_gravity
 from sqtool.data.polarity import polarity_lines
 from sqtool.data.record import PPG_WAVELENGTHS
 
@@ -65,6 +68,8 @@ def recording_row(rec) -> dict:
             row[key] = rec.meta[key]
     if rec.source:
         row["source"] = str(rec.source)
+    if g := acc_gravity(rec):
+        row["gravity"] = g
     return row
 
 
@@ -288,12 +293,15 @@ def rates_text(fs: dict) -> str:
 
 def recording_lines(rows: list[dict], shown: int, indent: str) -> list[str]:
     """The recordings table: a header, the first `shown` rows (id, subject, length, channels at their rates, the
-    wall-clock start and stream files where any has them), then '... N more' when there are more."""
+    wall-clock start, gravity's axis with its share of windows and the stream files where any has them), then '... N more' when there are more."""
     head = rows[:shown]
     cols = [("record", [r["record"] for r in head]), ("subject", [r["subject"] for r in head]),
             ("length", [f"{r['duration_s']:.1f} s" for r in head]), ("channels", [rates_text(r["fs"]) for r in head])]
     if any("start_time" in r for r in head):
         cols.append(("start", [r.get("start_time", "-") for r in head]))
+    if any("gravity" in r for r in head):
+        cols.append(("gravity", [f"{r['gravity']['axis']} {100 * r['gravity']['share']:.0f} %" if "gravity" in r else "-"
+                                 for r in head]))
     if any("stream_files" in r for r in head):
         cols.append(("stream files", [", ".join(r.get("stream_files", ())) or "-" for r in head]))
     width = [max(len(name), *(len(v) for v in vals)) for name, vals in cols]
