@@ -72,6 +72,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import shlex
 import sys
@@ -486,6 +487,37 @@ def rotated_copies(train, records: dict, k: int, scfg, seed: int) -> list:
     return out
 
 
+def yaw_aligned(corpus: list, records: dict, scfg, min_g: float, log) -> list:
+    """`corpus` with each recording's accelerometer turned about z (the face normal: the axis the sensor's geometry
+    fixes; x and y are the ones a watch turned on the wrist, or a forearm held level, trade) so that the mean
+    acceleration's x-y part points along +y (x' = c x - s y, y' = s x + c y; c = gy / r, s = gx / r, r = |(gx, gy)|
+    over the whole recording) where r >= min_g, else as recorded (gravity near z: its x-y direction is noise). The
+    same for training and held-out recordings, one mean per recording (not causal: what a slow running mean on the
+    device would settle to). `records` gets the turned Record too (pairs, waveforms)."""
+    import dataclasses
+    out, turned = [], []
+    for r in corpus:
+        key = (r.dataset, r.record_id)
+        src = records.get(key)
+        if src is None or not all(a in src.signals for a in ACC_AXES):
+            out.append(r)
+            continue
+        x, y = (np.asarray(src.signals[c], float) for c in ACC_AXES[:2])
+        gx, gy = float(np.nanmean(x)), float(np.nanmean(y))
+        rr = math.hypot(gx, gy)
+        if rr < min_g:
+            out.append(r)
+            continue
+        c, s = gy / rr, gx / rr
+        rec = dataclasses.replace(src, signals={**src.signals, ACC_AXES[0]: c * x - s * y, ACC_AXES[1]: s * x + c * y})
+        records[key] = rec
+        out.append(record_spectra(rec, scfg))
+        turned.append(f"{r.record_id} {math.degrees(math.atan2(gx, gy)):+.0f}")
+    log(f"accelerometer turned about z to gravity on +y (x-y part >= {min_g:g} g) on {len(turned)} of {len(corpus)} "
+        f"recordings: {', '.join(turned)}")
+    return out
+
+
 def run_fold(train, test, args, records, log):
     """Train on `train` recordings, score each recording of `test`. Returns per-recording results."""
     t_start = time.time()
@@ -887,6 +919,9 @@ def add_training_args(ap) -> None:
                     help="how that amplitude is drawn over lo..hi")
     ap.add_argument("--acc-rotations", type=int, default=0, metavar="K",
                     help="K copies of each training recording with its accelerometer turned at random (0 = none)")
+    ap.add_argument("--acc-yaw", type=float, default=0.0, metavar="G",
+                    help="turn every recording's accelerometer about z so that its mean's x-y part (>= G g) "
+                         "points along +y, training and held-out alike (yaw_aligned; 0 = as recorded)")
     ap.add_argument("--motion-axis-drop", type=fraction, default=0.5, metavar="P",
                     help="in a motion window each accelerometer axis but the strongest shows no motion with "
                          "probability P (a swing the watch's other axes do not see); 0 = every axis moves")
@@ -1026,7 +1061,7 @@ def part_tag(args, parts) -> str:
 # what may differ between a run's processes
 PROCESS_ARGS = ("folds", "parts", "out", "rows_out", "merge", "logits_out", "data_root")
 # recipe keys that rows files written before them lack: compared only between files that both keep them
-LATER_RECIPE_KEYS = ("pretrain_unlabeled", "pair_overlap")
+LATER_RECIPE_KEYS = ("pretrain_unlabeled", "pair_overlap", "acc_yaw")
 
 
 def recipe_args(args) -> dict:
@@ -1130,7 +1165,9 @@ def report(args, argv, runs: dict, wall_s: float, processes: int = 1, machine: d
               f"{args.stretch_frac:g}; epochs teacher {args.teacher_epochs}, student {args.epochs}, "
               f"QAT {args.qat_epochs}; learning rate {args.lr_schedule}"
               + (f"; {args.acc_rotations} accelerometer rotation(s) of each training recording"
-                 if args.acc_rotations else "") + ".")
+                 if args.acc_rotations else "")
+              + (f"; accelerometer turned about z to gravity on +y where its x-y part is >= {args.acc_yaw:g} g"
+                 if getattr(args, "acc_yaw", 0) else "") + ".")
     atomic_write_text(out / f"{stem}.md", f"# {__doc__.splitlines()[0]}\n\n" + "\n".join(md) +
                       f"\n{recipe}\n\nwall time {wall_s / 60:.1f} min: {how}\n")
     print("\n".join(md), flush=True)
@@ -1432,6 +1469,8 @@ def main(argv=None):
             records.update(target_records)
     except SqtoolError as e:
         ap.error(str(e))
+    if args.acc_yaw:
+        sp, wr = (yaw_aligned(c, records, scfg, args.acc_yaw, log) for c in (sp, wr))
     log(f"front end: {len(sp) + len(wr)} recordings in {time.time() - t0:.0f} s")
     sp, wr = scorable(sp, log), scorable(wr, log)
     heldout = check_folds(args, parts, sp, wr, ap.error)
