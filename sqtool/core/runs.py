@@ -302,14 +302,15 @@ def unfinish(run_dir: str | os.PathLike, command: str) -> None:
         (Path(run_dir) / name).unlink(missing_ok=True)
 
 
-def unfinished_run(d: str | os.PathLike, missing: str) -> str | None:
+def unfinished_run(d: str | os.PathLike, missing: str, stopped: bool = False) -> str | None:
     """When folder `d`, where a reader looked for `missing` (e.g. model.pt), holds a run that did not finish (its
     config.yaml names the command, the file the command writes last, RESULT, is not there: killed, interrupted,
     failed): one line saying so, with the command that continues it (`resume_command`) or, for a command without
-    --resume, that a --force re-run redoes it. None for a finished run or a folder that is no run."""
+    --resume, that a --force re-run redoes it. None for a finished run or a folder that is no run. stopped=True (a
+    reader of the run's checkpoint): a pretrain that stopped itself (`_finished`) counts as finished."""
     d = Path(d)
     command = run_command(d)
-    if command is None or _finished(d, command):
+    if command is None or _finished(d, command, stopped):
         return None
     hint, text = resume_command(d, command), _command_text(command)
     return (f"{d} has no {missing}: an unfinished `sqtool {text}` run (killed?): "
@@ -562,10 +563,11 @@ def _check_writable(d: Path) -> None:
         raise OSError(code, os.strerror(code), str(d))
 
 
-def _finished(d: Path, command: str) -> bool:
+def _finished(d: Path, command: str, stopped: bool = False) -> bool:
     """Whether the `command` run in `d` ended: the file it writes last (RESULT) is there and, for a metrics.json,
     its `status` (train pretrain: "stopped (max_steps)" can go on with --resume) is "done" where it has one and it
-    names no `failed_step` (a failed demo)."""
+    names no `failed_step` (a failed demo). stopped=True: a "stopped (...)" status counts too (a pretrain stopped
+    at its --max-steps or by a SIGTERM wrote its model.pt with that metrics.json: a fine-tune may start from it)."""
     result = next((d / n for n in RESULT.get(command, ("metrics.json",)) if (d / n).is_file()), None)
     if result is None:
         return False
@@ -575,7 +577,10 @@ def _finished(d: Path, command: str) -> bool:
         m = json.loads(result.read_text())
     except (OSError, ValueError):
         return True                                 # there, unreadable: not a run to continue
-    return not isinstance(m, dict) or (m.get("status", "done") == "done" and "failed_step" not in m)
+    if not isinstance(m, dict):
+        return True
+    status = str(m.get("status", "done"))
+    return (status == "done" or stopped and status.startswith("stopped")) and "failed_step" not in m
 
 
 def _locked_by_another(d: Path) -> bool:
