@@ -618,13 +618,20 @@ def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.n
     return base, (bl_raw, bl_hr)
 
 
-def _save_resolved(res: dict) -> None:
-    """config.yaml `resolved:`: the export, data and recordings used and the runtimes that ran."""
+def finish_bench(res: dict, metrics: dict) -> None:
+    """The end of a bench run, time-domain or spectral, after its report (bench.json, bench.md, plots): config.yaml's
+    `resolved:` (the export, data and recordings used and the runtimes that ran), then metrics.json, last: until it is
+    there the folder reads as an unfinished run (core.runs.RESULT), so a kill in between leaves no finished bench
+    without its resolved config. A runtime that could not run is then the command's error."""
     from sqtool.core.runs import save_resolved
-    p = res.get("provenance") or {}
-    save_resolved(res["run_dir"], model=p.get("model_dir"), data=p.get("data"), records=p.get("records"),
+    p, run_dir = res.get("provenance") or {}, res["run_dir"]
+    save_resolved(run_dir, model=p.get("model_dir"), data=p.get("data"), records=p.get("records"),
                   windows=p.get("windows"), runtimes=[r["runtime"] for r in res.get("runtimes", [])
                                                       if r.get("status") == "ok"])
+    write_metrics(run_dir, metrics)
+    failed = [r for r in res.get("runtimes", []) if r["status"] == "error"]
+    if failed:
+        raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} (report in {run_dir})")
 
 
 COUNTS = (("max_records", 0, "0 = all"), ("max_seconds", 0, "0 = all"), ("mcu_windows", 0, "0 = all"),
@@ -677,9 +684,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         bench_target({"task": "hr", "outputs": [HEART_RATE.output]}, output=cfg.output)   # --output: hr_bpm only
         from sqtool.firmware_bench.spectral import run_spectral_bench
-        res = run_spectral_bench(cfg, art, records, log=item, warn_line=also_on_stderr)
-        _save_resolved(res)
-        return res
+        return run_spectral_bench(cfg, art, records, log=item, warn_line=also_on_stderr)
     if cfg.max_seconds:       # a note, not a refusal: a --config or script that sets it for both kinds still runs
         item(f"note: --max-seconds {cfg.max_seconds:g} cuts recordings for spectral models only; this time-domain "
              "export is benchmarked on whole recordings (--max-records limits how many)")
@@ -914,15 +919,11 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     for s in res["series"]["records"]:
         s["key"] = subject_key(s.get("dataset", ""), s["subject"])
     write_report(run_dir, res)
-    write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in
-                                                        ("status", "metrics", "metrics_tracked", "exact_pct",
-                                                         "fidelity", "instructions_per_inference", "flash_bytes",
-                                                         "ram_bytes", "latency_ms_p50", "latency_ms_p99")}
-                                         for r in rows},
-                            "baseline": base.get("metrics"), "labelled": labelled, "accuracy": res["accuracy"],
-                            "floor": floor_res})
-    _save_resolved(res)
-    failed = [r for r in rows if r["status"] == "error"]
-    if failed:
-        raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} (report in {run_dir})")
+    finish_bench(res, {"runtimes": {r["runtime"]: {k: r.get(k) for k in
+                                                   ("status", "metrics", "metrics_tracked", "exact_pct", "fidelity",
+                                                    "instructions_per_inference", "flash_bytes", "ram_bytes",
+                                                    "latency_ms_p50", "latency_ms_p99")}
+                                    for r in rows},
+                       "baseline": base.get("metrics"), "labelled": labelled, "accuracy": res["accuracy"],
+                       "floor": floor_res})
     return res
