@@ -302,6 +302,43 @@ def unfinish(run_dir: str | os.PathLike, command: str) -> None:
         (Path(run_dir) / name).unlink(missing_ok=True)
 
 
+def note_earlier(run_dir: str | os.PathLike, listed, record: str, suffixes: tuple[str, ...]) -> set[str]:
+    """As a --force run takes the folder of an earlier run of its command: that run's files it removes once its own
+    result is written, unless it rewrote them (`drop_earlier`): `listed` (the plain file names that run's files
+    name: predict's summary.json, bench.json) and those a killed --force run into the folder had still to remove
+    (`record`, a hidden JSON list), plain names inside the folder ending in `suffixes` only. They are kept in
+    `record` until then, so a run redoing a killed one removes them too; empty without either (a new folder)."""
+    names = {n for n in {str(n) for n in listed} | _noted(run_dir, record) if _plain(n) and n.endswith(suffixes)}
+    if names:
+        atomic_write_text(Path(run_dir) / record, json.dumps(sorted(names)) + "\n")
+    return names
+
+
+def drop_earlier(run_dir: str | os.PathLike, written, record: str) -> list[str]:
+    """After a run wrote its result: remove the earlier run's files that `record` lists (`note_earlier`) and it did
+    not write itself (`written`), then `record` (a kill before leaves them listed there). Returns those removed."""
+    d = Path(run_dir)
+    stale = sorted(_noted(d, record) - set(written))
+    for name in stale:
+        (d / name).unlink(missing_ok=True)
+    (d / record).unlink(missing_ok=True)
+    return stale
+
+
+def _noted(run_dir: str | os.PathLike, record: str) -> set[str]:
+    """The plain file names `record` (a JSON list, `note_earlier`) in `run_dir` holds; empty without a readable one."""
+    try:
+        noted = json.loads((Path(run_dir) / record).read_text())
+    except (OSError, ValueError):
+        return set()
+    return {str(n) for n in noted if _plain(str(n))} if isinstance(noted, list) else set()
+
+
+def _plain(name: str) -> bool:
+    """A file name inside its folder: no path, not . or .."""
+    return Path(name).name == name and name not in (".", "..")
+
+
 def unfinished_run(d: str | os.PathLike, missing: str, stopped: bool = False) -> str | None:
     """When folder `d`, where a reader looked for `missing` (e.g. model.pt), holds a run that did not finish (its
     config.yaml names the command, the file the command writes last, RESULT, is not there: killed, interrupted,
