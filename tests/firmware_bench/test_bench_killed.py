@@ -49,11 +49,18 @@ def test_a_bench_killed_at_its_resolved_config_is_unfinished(kind, request, tmp_
 
 
 def test_a_killed_force_bench_leaves_no_finished_earlier_run(export_dir, tmp_path, monkeypatch, capsys):
+    """... and the --force run that redoes it removes the earlier run's files it did not rewrite (a plot bench.json
+    listed, although the killed run had rewritten bench.json already), keeping a file of the user's own."""
     from sqtool.firmware_bench import report
     args = ["bench", "--model", str(export_dir), *TIME_DOMAIN, "--out", str(tmp_path / "b")]
     out = tmp_path / "b"
     assert main(args) == 0
-    earlier = json.loads((out / "bench.json").read_text())["provenance"]
+    earlier = json.loads((out / "bench.json").read_text())
+    earlier["plots"].append("old_plot.png")                   # the earlier run's plot that this one does not make
+    (out / "bench.json").write_text(json.dumps(earlier))
+    (out / "old_plot.png").write_bytes(b"\x89PNG")
+    (out / "mine.png").write_bytes(b"\x89PNG")                # never listed: the user's own
+    earlier = earlier["provenance"]
     write = report.atomic_write_text
 
     def killed(path, text):                           # the rerun is killed after its bench.json, at its bench.md
@@ -70,3 +77,17 @@ def test_a_killed_force_bench_leaves_no_finished_earlier_run(export_dir, tmp_pat
     monkeypatch.setattr(report, "atomic_write_text", write)
     assert main(args + ["--max-records", "1", "--force"]) == 0
     assert (out / "metrics.json").is_file() and (out / "bench.md").is_file()
+    assert f"removed 1 file of the earlier bench run in {out} that this one did not rewrite (old_plot.png)" \
+        in capsys.readouterr().err
+    assert not (out / "old_plot.png").exists() and (out / "mine.png").is_file()
+    assert not (out / ".earlier_bench.json").exists()
+
+
+def test_a_compare_forced_into_a_bench_run_leaves_one_run(export_dir, tmp_path):
+    """`bench --compare --force` into a bench run's folder kept that run's bench.json, bench.md and plots beside
+    its compare.md: the folder read as both. They go once compare.json is written."""
+    a, out = tmp_path / "a", tmp_path / "b"
+    for d in (a, out):
+        assert main(["bench", "--model", str(export_dir), *TIME_DOMAIN, "--max-records", "1", "--out", str(d)]) == 0
+    assert main(["bench", "--compare", f"{a},{a}", "--out", str(out), "--force"]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.name != "build") == ["compare.json", "compare.md", "config.yaml"]
