@@ -306,7 +306,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     init = None
     if cfg.student_init:                                   # refused here, before any data is read
         from sqtool.core.checkpoint import load_checkpoint
-        init = load_checkpoint(cfg.student_init, expect_kind="teacher_pretrain")
+        init = load_checkpoint(cfg.student_init, expect_kind="teacher_pretrain", finished=True)
         check_encoder(scfg, init, where=f"--student-init {cfg.student_init}")
     bins = bin_grid(scfg)
     train_cfg = ck.get("train_cfg") or {}

@@ -154,11 +154,13 @@ def checkpoint_sha256(path: str | os.PathLike) -> str:
 def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] | None = None,
                     name: str = "model.pt", finished: bool = False) -> dict:
     """Load and validate a checkpoint (tensors and plain data only); every problem is one SqtoolError line.
-    finished=True (a stage reading the previous stage's model: quantize its teacher, export its model): a checkpoint
-    whose run folder holds an unfinished run (killed after model.pt, before its metrics.json) is refused, naming the
-    command that continues it."""
+    finished=True (a stage reading the previous stage's model: quantize its teacher, export its model, a fine-tune
+    its --init): a checkpoint whose run folder holds an unfinished run (killed after model.pt, before its
+    metrics.json; a --force'd folder's earlier model.pt; a killed pretrain's last.pt) is refused, naming the command
+    that continues it; a pretrain that stopped itself (--max-steps, SIGTERM: model.pt and metrics.json written) is
+    read."""
     p = resolve_checkpoint_path(path, name)
-    if finished and (unfinished := unfinished_run(p.parent, "metrics.json")):
+    if finished and (unfinished := unfinished_run(p.parent, "metrics.json", stopped=True)):
         raise SqtoolError(unfinished)
     if not _looks_like_torch_file(p):
         raise SqtoolError(f"{p} is not a checkpoint (another kind of file, or corrupt): give a run folder holding "

@@ -302,14 +302,52 @@ def unfinish(run_dir: str | os.PathLike, command: str) -> None:
         (Path(run_dir) / name).unlink(missing_ok=True)
 
 
-def unfinished_run(d: str | os.PathLike, missing: str) -> str | None:
+def note_earlier(run_dir: str | os.PathLike, listed, record: str, suffixes: tuple[str, ...]) -> set[str]:
+    """As a --force run takes the folder of an earlier run of its command: that run's files it removes once its own
+    result is written, unless it rewrote them (`drop_earlier`): `listed` (the plain file names that run's files
+    name: predict's summary.json, bench.json) and those a killed --force run into the folder had still to remove
+    (`record`, a hidden JSON list), plain names inside the folder ending in `suffixes` only. They are kept in
+    `record` until then, so a run redoing a killed one removes them too; empty without either (a new folder)."""
+    names = {n for n in {str(n) for n in listed} | _noted(run_dir, record) if _plain(n) and n.endswith(suffixes)}
+    if names:
+        atomic_write_text(Path(run_dir) / record, json.dumps(sorted(names)) + "\n")
+    return names
+
+
+def drop_earlier(run_dir: str | os.PathLike, written, record: str) -> list[str]:
+    """After a run wrote its result: remove the earlier run's files that `record` lists (`note_earlier`) and it did
+    not write itself (`written`), then `record` (a kill before leaves them listed there). Returns those removed."""
+    d = Path(run_dir)
+    stale = sorted(_noted(d, record) - set(written))
+    for name in stale:
+        (d / name).unlink(missing_ok=True)
+    (d / record).unlink(missing_ok=True)
+    return stale
+
+
+def _noted(run_dir: str | os.PathLike, record: str) -> set[str]:
+    """The plain file names `record` (a JSON list, `note_earlier`) in `run_dir` holds; empty without a readable one."""
+    try:
+        noted = json.loads((Path(run_dir) / record).read_text())
+    except (OSError, ValueError):
+        return set()
+    return {str(n) for n in noted if _plain(str(n))} if isinstance(noted, list) else set()
+
+
+def _plain(name: str) -> bool:
+    """A file name inside its folder: no path, not . or .."""
+    return Path(name).name == name and name not in (".", "..")
+
+
+def unfinished_run(d: str | os.PathLike, missing: str, stopped: bool = False) -> str | None:
     """When folder `d`, where a reader looked for `missing` (e.g. model.pt), holds a run that did not finish (its
     config.yaml names the command, the file the command writes last, RESULT, is not there: killed, interrupted,
     failed): one line saying so, with the command that continues it (`resume_command`) or, for a command without
-    --resume, that a --force re-run redoes it. None for a finished run or a folder that is no run."""
+    --resume, that a --force re-run redoes it. None for a finished run or a folder that is no run. stopped=True (a
+    reader of the run's checkpoint): a pretrain that stopped itself (`_finished`) counts as finished."""
     d = Path(d)
     command = run_command(d)
-    if command is None or _finished(d, command):
+    if command is None or _finished(d, command, stopped):
         return None
     hint, text = resume_command(d, command), _command_text(command)
     return (f"{d} has no {missing}: an unfinished `sqtool {text}` run (killed?): "
@@ -562,10 +600,11 @@ def _check_writable(d: Path) -> None:
         raise OSError(code, os.strerror(code), str(d))
 
 
-def _finished(d: Path, command: str) -> bool:
+def _finished(d: Path, command: str, stopped: bool = False) -> bool:
     """Whether the `command` run in `d` ended: the file it writes last (RESULT) is there and, for a metrics.json,
     its `status` (train pretrain: "stopped (max_steps)" can go on with --resume) is "done" where it has one and it
-    names no `failed_step` (a failed demo)."""
+    names no `failed_step` (a failed demo). stopped=True: a "stopped (...)" status counts too (a pretrain stopped
+    at its --max-steps or by a SIGTERM wrote its model.pt with that metrics.json: a fine-tune may start from it)."""
     result = next((d / n for n in RESULT.get(command, ("metrics.json",)) if (d / n).is_file()), None)
     if result is None:
         return False
@@ -575,7 +614,10 @@ def _finished(d: Path, command: str) -> bool:
         m = json.loads(result.read_text())
     except (OSError, ValueError):
         return True                                 # there, unreadable: not a run to continue
-    return not isinstance(m, dict) or (m.get("status", "done") == "done" and "failed_step" not in m)
+    if not isinstance(m, dict):
+        return True
+    status = str(m.get("status", "done"))
+    return (status == "done" or stopped and status.startswith("stopped")) and "failed_step" not in m
 
 
 def _locked_by_another(d: Path) -> bool:

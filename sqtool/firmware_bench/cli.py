@@ -58,6 +58,7 @@ subjects the model was not trained on (bench.json `seen_in_training` names the o
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 
@@ -618,13 +619,56 @@ def classic_row(target: Target, md: dict, recs, reps, X: np.ndarray, truth: np.n
     return base, (bl_raw, bl_hr)
 
 
-def _save_resolved(res: dict) -> None:
-    """config.yaml `resolved:`: the export, data and recordings used and the runtimes that ran."""
+# a --force'd folder's earlier bench files (bench_run_dir), until this run's result is written; hidden
+EARLIER = ".earlier_bench.json"
+REPORTS = ("bench.json", "bench.md", "compare.md")       # a bench's report (its plots: bench.json lists them) or a
+                                                          # --compare's
+
+
+def bench_run_dir(cfg, name: str) -> Path:
+    """The run folder of a bench or a --compare (make_run_dir, config.yaml). --force'd into an earlier one's, whose
+    metrics.json or compare.json goes at once (core.runs.unfinish): that run's report and plots are noted
+    (core.runs.note_earlier) and those this run does not rewrite go once it has written its own (`drop_bench_earlier`),
+    so the folder holds one run's files, also after a kill and the --force run that redoes it."""
+    from sqtool.core.runs import note_earlier, run_command
+    run_dir = make_run_dir("bench", name, cfg.out, cfg.force)
+    listed = set()
+    if run_command(run_dir) == "bench":                   # an earlier bench's folder (not one of no sqtool run)
+        listed = {n for n in REPORTS if (run_dir / n).is_file()}
+        try:
+            listed |= {str(p) for p in json.loads((run_dir / "bench.json").read_text()).get("plots") or ()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+    note_earlier(run_dir, listed, EARLIER, (".json", ".md", ".png"))
+    save_config(run_dir, cfg)
+    return run_dir
+
+
+def drop_bench_earlier(run_dir, written) -> None:
+    """After a bench run's result: the earlier run's files it did not write (`bench_run_dir`) go, said in one line."""
+    from sqtool.core.runs import drop_earlier
+    gone = drop_earlier(run_dir, written, EARLIER)
+    if gone:
+        item(f"bench: removed {len(gone)} file{'s' if len(gone) != 1 else ''} of the earlier bench run in {run_dir} "
+             f"that this one did not rewrite ({', '.join(gone)})")
+
+
+def finish_bench(res: dict, metrics: dict) -> None:
+    """The end of a bench run, time-domain or spectral, after its report (bench.json, bench.md, `plots`): config.yaml's
+    `resolved:` (the export, data and recordings used and the runtimes that ran), then metrics.json, last: until it is
+    there the folder reads as an unfinished run (core.runs.RESULT), so a kill in between leaves no finished bench
+    without its resolved config; then the earlier run's files it did not rewrite go. A runtime that could not run is
+    then the command's error."""
     from sqtool.core.runs import save_resolved
-    p = res.get("provenance") or {}
-    save_resolved(res["run_dir"], model=p.get("model_dir"), data=p.get("data"), records=p.get("records"),
+    p, run_dir = res.get("provenance") or {}, res["run_dir"]
+    save_resolved(run_dir, model=p.get("model_dir"), data=p.get("data"), records=p.get("records"),
                   windows=p.get("windows"), runtimes=[r["runtime"] for r in res.get("runtimes", [])
                                                       if r.get("status") == "ok"])
+    write_metrics(run_dir, metrics)
+    drop_bench_earlier(run_dir, {"bench.json", "bench.md", *res.get("plots", ())})
+    failed = [r for r in res.get("runtimes", []) if r["status"] == "error"]
+    if failed:
+        raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} (report in {run_dir})")
 
 
 COUNTS = (("max_records", 0, "0 = all"), ("max_seconds", 0, "0 = all"), ("mcu_windows", 0, "0 = all"),
@@ -677,9 +721,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if art.metadata.get("task") == "hr" and R.is_spectral(art.metadata):     # int8 spectra + HMM decoder
         bench_target({"task": "hr", "outputs": [HEART_RATE.output]}, output=cfg.output)   # --output: hr_bpm only
         from sqtool.firmware_bench.spectral import run_spectral_bench
-        res = run_spectral_bench(cfg, art, records, log=item, warn_line=also_on_stderr)
-        _save_resolved(res)
-        return res
+        return run_spectral_bench(cfg, art, records, log=item, warn_line=also_on_stderr)
     if cfg.max_seconds:       # a note, not a refusal: a --config or script that sets it for both kinds still runs
         item(f"note: --max-seconds {cfg.max_seconds:g} cuts recordings for spectral models only; this time-domain "
              "export is benchmarked on whole recordings (--max-records limits how many)")
@@ -726,8 +768,7 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     if not labelled:
         item(f"bench: {len(recs)} recordings, {len(X)} windows; {not_measured}")
 
-    run_dir = make_run_dir("bench", str(md.get("model", "model")), cfg.out, cfg.force)
-    save_config(run_dir, cfg)
+    run_dir = bench_run_dir(cfg, str(md.get("model", "model")))
     work = run_dir / "build"
     model_file = "model_int8.tflite" if art.has("model_int8.tflite") else "metadata.json"
 
@@ -913,16 +954,12 @@ def run_bench(cfg: BenchConfig, records=None) -> dict:
     res["floor"] = floor_res = check_floors(rows, floors, res["seen_in_training"], cfg.floor_on_seen)
     for s in res["series"]["records"]:
         s["key"] = subject_key(s.get("dataset", ""), s["subject"])
-    write_report(run_dir, res)
-    write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in
-                                                        ("status", "metrics", "metrics_tracked", "exact_pct",
-                                                         "fidelity", "instructions_per_inference", "flash_bytes",
-                                                         "ram_bytes", "latency_ms_p50", "latency_ms_p99")}
-                                         for r in rows},
-                            "baseline": base.get("metrics"), "labelled": labelled, "accuracy": res["accuracy"],
-                            "floor": floor_res})
-    _save_resolved(res)
-    failed = [r for r in rows if r["status"] == "error"]
-    if failed:
-        raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} (report in {run_dir})")
+    res["plots"] = write_report(run_dir, res)
+    finish_bench(res, {"runtimes": {r["runtime"]: {k: r.get(k) for k in
+                                                   ("status", "metrics", "metrics_tracked", "exact_pct", "fidelity",
+                                                    "instructions_per_inference", "flash_bytes", "ram_bytes",
+                                                    "latency_ms_p50", "latency_ms_p99")}
+                                    for r in rows},
+                       "baseline": base.get("metrics"), "labelled": labelled, "accuracy": res["accuracy"],
+                       "floor": floor_res})
     return res

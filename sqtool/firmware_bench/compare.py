@@ -196,7 +196,8 @@ def tables(c: dict) -> str:
 def run_compare(cfg) -> dict:
     """`sqtool bench --compare A,B` (cfg: BenchConfig): the comparison, written to compare.md / compare.json in
     the run folder (runs/bench/<stamp>-compare or --out)."""
-    from sqtool.core import atomic_write_text, make_run_dir, save_config, write_metrics
+    from sqtool.core import atomic_write_text, write_metrics
+    from sqtool.firmware_bench.cli import bench_run_dir, drop_bench_earlier
     from sqtool.firmware_bench.report import as_markdown
     if len(cfg.compare) != 2:
         raise SqtoolError(f"--compare takes two bench runs, A,B; got {len(cfg.compare)}")
@@ -208,10 +209,10 @@ def run_compare(cfg) -> dict:
     (a, fa), (b, fb) = load_bench(cfg.compare[0]), load_bench(cfg.compare[1])
     names = tuple(str(f.parent) if f.name == "bench.json" else str(f) for f in (fa, fb))
     c = compare(a, b, cfg.runtime[0] if cfg.runtime else None, names=names)
-    run_dir = make_run_dir("bench", "compare", cfg.out, cfg.force)
-    save_config(run_dir, cfg)
+    run_dir = bench_run_dir(cfg, "compare")
     c["run_dir"] = str(run_dir)
     atomic_write_text(run_dir / "compare.md", "\n".join(["# sqtool bench --compare", "", *as_markdown(tables(c))])
                       + "\n")
     write_metrics(run_dir, c, name="compare.json")        # last: until it is there the run reads as unfinished
+    drop_bench_earlier(run_dir, {"compare.md"})
     return c

@@ -96,7 +96,7 @@ import numpy as np
 from sqtool.core import SqtoolError, atomic_savefig, stream_filter
 from sqtool.core.metrics import CLASS_NAMES, sigmoid
 from sqtool.core.progress import bar
-from sqtool.core.runs import FORCE_HELP, releases_run_dirs, shell_command, unfinish
+from sqtool.core.runs import FORCE_HELP, drop_earlier, note_earlier, releases_run_dirs, shell_command, unfinish
 from sqtool.core.say import also_on_stderr
 from sqtool.data.tasks import PREDICT_COLUMNS
 from sqtool.data.record import MissingChannel, TooShort, require_channels, resampled_note, stream_rate
@@ -483,10 +483,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
                 _prepare_time_domain(cfg, art, records, left=left_out))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
-    earlier = earlier_outputs(run_dir)             # a --force'd folder's earlier predict: its CSVs and plots
-    if earlier:                                    # kept past a kill of this run, for the --force run that redoes it
-        atomic_write_text(run_dir / EARLIER, json.dumps(sorted(earlier)) + "\n")
-    unfinish(run_dir, "predict")                   # its summary.json: it lists CSVs this run rewrites
+    earlier = note_earlier(run_dir, listed_outputs(run_dir), EARLIER, (".csv", ".png"))   # a --force'd folder's
+    unfinish(run_dir, "predict")                   # earlier predict: its CSVs and plots, kept past a kill of this run                   # its summary.json: it lists CSVs this run rewrites
     save_config(run_dir, cfg)
     # the runtimes' host builds (compiled C) go in a temporary folder, removed on return, error or Ctrl-C: the run
     # folder holds the results only
@@ -612,7 +610,8 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     notes += [n for n in [whole_hz_note([r for r, _ in prepared.get("streams", [])])] if n]  # a clock off its rate
     notes += [f"{line}; its dataset file's exclude list, for training: give the recording's file as --data to "
               "predict it" for line in excluded]
-    stale = sorted(earlier - {f for d in rows for f in (d["csv"], d["plot"]) if f})
+    written = {f for d in rows for f in (d["csv"], d["plot"]) if f}
+    stale = sorted(earlier - written)
     if stale:
         notes.append(f"removed {len(stale)} file{'s' if len(stale) != 1 else ''} of the earlier predict run in "
                      f"{run_dir} that this one did not rewrite ({', '.join(stale[:4])}{', ...' if len(stale) > 4 else ''})"
@@ -622,33 +621,23 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     if firmware is not None:
         summary["firmware"] = firmware
     write_metrics(run_dir, summary, name="summary.json")
-    for f in stale:                                # after the new summary: a kill before leaves them listed in EARLIER
-        (run_dir / f).unlink(missing_ok=True)
-    (run_dir / EARLIER).unlink(missing_ok=True)
+    drop_earlier(run_dir, written, EARLIER)        # after the new summary: a kill before leaves them in EARLIER
     return summary
 
 
-# a --force'd folder's earlier predict files (earlier_outputs), from when this run removes that run's summary.json
-# until it writes its own: what the --force run redoing a killed one removes too; hidden
+# a --force'd folder's earlier predict files (core.runs.note_earlier), from when this run removes that run's
+# summary.json until it writes its own: what the --force run redoing a killed one removes too; hidden
 EARLIER = ".earlier_predict.json"
 
 
-def earlier_outputs(run_dir: Path) -> set[str]:
-    """The per-recording files (CSV, plot) an earlier predict run's summary.json in `run_dir` lists, and those a killed
-    --force run into it had still to remove (EARLIER), plain file names inside it only; empty without either (a new
-    folder, another tool's files, an unreadable summary: nothing removed)."""
-    names = set()
+def listed_outputs(run_dir: Path) -> set[str]:
+    """The per-recording files (CSV, plot) an earlier predict run's summary.json in `run_dir` lists; empty without
+    one (a new folder, another tool's files, an unreadable summary: nothing removed)."""
     try:
         rows = json.loads((run_dir / "summary.json").read_text()).get("recordings") or []
-        names |= {str(d.get(k)) for d in rows if isinstance(d, dict) for k in ("csv", "plot") if d.get(k)}
+        return {str(d.get(k)) for d in rows if isinstance(d, dict) for k in ("csv", "plot") if d.get(k)}
     except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        listed = json.loads((run_dir / EARLIER).read_text())
-        names |= {str(n) for n in listed} if isinstance(listed, list) else set()
-    except (OSError, ValueError):
-        pass
-    return {n for n in names if Path(n).name == n and n not in (".", "..") and n.endswith((".csv", ".png"))}
+        return set()
 
 
 def _class_text(pc: dict) -> str:

@@ -624,14 +624,14 @@ def prepare_all(cfg, md: dict, records=None, log=print, n_sensors: int | None = 
 def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dict:
     """The spectral benchmark behind `sqtool bench` (see the module docstring). Returns the result dict. `log` gets
     each progress line, `warn_line` (default: `log`) each WARNING line, which `tables` also shows."""
-    from sqtool.core import make_run_dir, save_config, write_metrics
     from sqtool.data.preprocess import whole_hz_note
     from sqtool.data.record import resampled_note
     from sqtool.export.pipeline import MAX_FLAGGED_Q15
     from sqtool.data import hr_baseline as B
     from sqtool.firmware_bench import mcu
     from sqtool.firmware_bench import runtimes as R
-    from sqtool.firmware_bench.cli import check_floor_metrics, check_floors, hr_reference, parse_floors
+    from sqtool.firmware_bench.cli import (bench_run_dir, check_floor_metrics, check_floors, finish_bench,
+                                           hr_reference, parse_floors)
 
     md = art.metadata
     floors = parse_floors(cfg.floor)
@@ -663,8 +663,7 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
     log(f"bench: front end (Python integer reference): {len(recs)} recordings, {N} windows, "
         f"{signal_s / 60:.1f} min of signal in {fe_s:.1f} s" + ("" if labelled else "; " + NOT_MEASURED))
 
-    run_dir = make_run_dir("bench", str(md.get("model", "model")), cfg.out, cfg.force)
-    save_config(run_dir, cfg)
+    run_dir = bench_run_dir(cfg, str(md.get("model", "model")))
     work = run_dir / "build"
 
     rows, logits, hrs, uncs = [], {}, {}, {}          # uncs: each decoded runtime's (lo, hi, conf)
@@ -848,16 +847,11 @@ def run_spectral_bench(cfg, art, records=None, log=print, warn_line=None) -> dic
         notes.insert(0, warn)
         (warn_line or log)(warn)
     write_spectral_report(run_dir, res, recs, hrs)
-    write_metrics(run_dir, {"runtimes": {r["runtime"]: {k: r.get(k) for k in ("status", "metrics", "uncertainty",
-                                                                               "exact_pct",
-                                                                               "instructions_per_inference",
-                                                                               "flash_bytes", "ram_bytes",
-                                                                               "latency_ms_p50")} for r in rows},
-                            "baseline": base.get("metrics"), "labelled": labelled, "floor": res["floor"]})
-    failed = [r for r in rows if r["status"] == "error"]
-    if failed:
-        raise SqtoolError(f"runtime {failed[0]['runtime']} cannot run: {failed[0]['error']} "
-                          f"(report in {run_dir})")
+    finish_bench(res, {"runtimes": {r["runtime"]: {k: r.get(k) for k in ("status", "metrics", "uncertainty",
+                                                                          "exact_pct", "instructions_per_inference",
+                                                                          "flash_bytes", "ram_bytes",
+                                                                          "latency_ms_p50")} for r in rows},
+                       "baseline": base.get("metrics"), "labelled": labelled, "floor": res["floor"]})
     return res
 
 

@@ -195,7 +195,7 @@ def model_as_init(cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
 
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.models.spectral import SPECTRAL_FAMILY
-    ck = load_checkpoint(cfg.model, expect_kind=("teacher_pretrain", "teacher_task"))
+    ck = load_checkpoint(cfg.model, expect_kind=("teacher_pretrain", "teacher_task"), finished=True)
     mc = ck["model_cfg"]
     name = mc.get("name", "") if mc.get("family") == SPECTRAL_FAMILY else ""
     return dataclasses.replace(cfg, init=cfg.model, model=name), ck
@@ -208,7 +208,7 @@ def _init_model(cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict]:
 
     from sqtool.core.checkpoint import load_checkpoint
     from sqtool.models.spectral import SPECTRAL_FAMILY
-    ck = load_checkpoint(cfg.init, expect_kind=("teacher_pretrain", "teacher_task"))
+    ck = load_checkpoint(cfg.init, expect_kind=("teacher_pretrain", "teacher_task"), finished=True)
     mc = ck["model_cfg"]
     return (dataclasses.replace(cfg, model=mc.get("name", "")) if mc.get("family") == SPECTRAL_FAMILY else cfg), ck
 
@@ -232,7 +232,7 @@ def load_init(init: str, model_name: str, fs: float | None, ck: dict | None = No
     if not init or init == "none":
         return None, model_name or "resnet1d_siamq_18"
     if ck is None:
-        ck = load_checkpoint(init, expect_kind=("teacher_pretrain", "teacher_task"))
+        ck = load_checkpoint(init, expect_kind=("teacher_pretrain", "teacher_task"), finished=True)
     mc = ck["model_cfg"]
     if mc.get("family") == "spec_cnn":
         raise SqtoolError(f"checkpoint {ck['path']} is a pretrained spectral encoder: fine-tune it with "

@@ -197,7 +197,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         ck_init = init_ck
         if ck_init is None or ck_init["kind"] != "teacher_pretrain":    # another kind: refused in one line
             from sqtool.core.checkpoint import load_checkpoint
-            ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain")
+            ck_init = load_checkpoint(cfg.init, expect_kind="teacher_pretrain", finished=True)
     collapsed = init_collapse_warning(ck_init)          # a collapsed SimSiam init: one WARNING line
     if collapsed:
         print(collapsed, file=sys.stderr)

@@ -231,3 +231,23 @@ def test_a_resume_refused_for_another_teacher_writes_nothing(tmp_path, monkeypat
     err = capsys.readouterr().err.strip().splitlines()
     assert "was made with another config, teacher or data; start a new run" in err[-1]
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file()} == before
+
+
+
+def test_quantize_refuses_an_unfinished_pretrain_as_student_init(spectral_teacher, tmp_path, capsys):
+    """--student-init RUN of a pretrain --force'd and killed before its first checkpoint (the earlier run's model.pt,
+    this run's config.yaml, no metrics.json: core.runs.unfinish) started the student from the earlier run's
+    encoder. Refused, one line naming the run, before anything is written."""
+    from sqtool.core.checkpoint import save_checkpoint
+    from sqtool.models import create_model, get_model_cfg
+    pt = tmp_path / "pt"
+    mc = get_model_cfg("spec_student_xs")
+    save_checkpoint(pt / "model.pt", kind="teacher_pretrain", model_cfg=mc.to_dict(),
+                    state_dict=create_model(mc).state_dict())                  # the earlier run's: an encoder that fits
+    (pt / "config.yaml").write_text("command: train/pretrain\nconfig: {}\n")  # the killed run's
+    capsys.readouterr()
+    assert main(_args(spectral_teacher, tmp_path / "q") + ["--student-init", str(pt)]) == 1
+    assert capsys.readouterr().err == (f"sqtool: error: {pt} has no metrics.json: an unfinished `sqtool train "
+                                       "pretrain` run (killed?): run `sqtool train pretrain` into it again with "
+                                       "--force\n")
+    assert not (tmp_path / "q").exists()
