@@ -112,3 +112,15 @@ def test_a_stream_file_rewritten_since_the_kill_refuses_the_resume(two_layouts, 
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     with pytest.raises(SqtoolError, match="inputs changed since it started"):
         mine_pairs(PairsConfig(**cfg), progress=False, resume=True)
+
+
+def test_data_quality_scores_stream_files_as_one_csv_per_recording(two_layouts, capsys):
+    """`data quality`, which reads the accelerometer too (its motion flag), scores the stream-file sessions as the
+    one-CSV ones: the same windows, scores and good counts (a record id is the session's ppg.csv, there)."""
+    from sqtool.cli import main
+    got = []
+    for ds in two_layouts:
+        assert main(["data", "quality", "--data", str(ds), "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["per_record"]
+        got.append([{**r, "record": r["record"].removesuffix("/ppg")} for r in rows])
+    assert got[0] == got[1] and all(r["motion"] for r in got[0]) and sum(r["good"] for r in got[0]) > 0
