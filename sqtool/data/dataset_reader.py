@@ -217,6 +217,15 @@ def read_unit(ds: DatasetFile, unit, ctx: dict) -> tuple[list[Record], list[str]
     return keep, [str(r.record_id) for r in recs if str(r.record_id) in ds.exclude]
 
 
+def unit_files(ds: DatasetFile, unit) -> list[Path]:
+    """The files one unit of `dataset_units` is read from: a generic format's recording file, then the stream files
+    its channels name (`file:`, whether there or not: `read_unit` says a missing one); a built-in layout's item."""
+    if ds.builtin:
+        return [unit]
+    p = Path(unit)
+    return [p, *sorted({stream_path(p, c.file) for c in ds.channels.values() if c.file is not None})]
+
+
 def _tables(ds: DatasetFile, files: list[Path] | None = None) -> dict:
     """label -> its LabelTable (generic formats), each read once; with `files`, their recording names checked."""
     tables = {name: LabelTable(ds, name) for name, src in ds.labels.items() if src.table is not None}
@@ -1302,4 +1311,4 @@ def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str,
                                               positive=tuple(tables["quality"].positive))
 
 
-__all__ = ["read_records", "dataset_units", "read_unit"]
+__all__ = ["read_records", "dataset_units", "read_unit", "unit_files"]

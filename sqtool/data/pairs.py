@@ -756,9 +756,12 @@ def _resumable(cfg: PairsConfig) -> PairsConfig:
 
 def _units_sha(inputs) -> str:
     """A fingerprint of the units of work, in order: a resume must list the same files, each of the same size and
-    modification time (a file rewritten since the kill would be mined again into other pairs)."""
+    modification time (a file rewritten since the kill would be mined again into other pairs), a dataset file's
+    recording with the stream files it is assembled from (`dataset_reader.unit_files`)."""
     import hashlib
     import stat
+
+    from sqtool.data.dataset_reader import unit_files
 
     def stamp(p) -> str:              # size and mtime of a unit that is a file; "" for a reader's item name
         try:
@@ -767,8 +770,11 @@ def _units_sha(inputs) -> str:
             return ""
         return f"{st.st_size}:{st.st_mtime_ns}" if stat.S_ISREG(st.st_mode) else ""
 
-    def key(u) -> str:                # a file ("dsfile", "item": u[2]) or a synthetic record's spec
-        return repr(sorted(u[1].items())) if u[0] == "synthetic" else f"{u[2]}\t{stamp(u[2])}"
+    def key(u) -> str:                # a file ("dsfile", "item": u[2]) and its stream files, or a synthetic spec
+        if u[0] == "synthetic":
+            return repr(sorted(u[1].items()))
+        files = unit_files(u[1], u[2]) if u[0] == "dsfile" else [u[2]]
+        return "\t".join(f"{f}\t{stamp(f)}" for f in files)
     h = hashlib.sha256()
     for name, units in inputs:
         for u in units:
@@ -837,7 +843,7 @@ class _Progress:
         if st["units"] != self.n_units or st["units_sha"] != self.units_sha:
             raise SqtoolError(f"cannot resume {self.dir.parent}: its inputs changed since it started ({st['units']} "
                               f"files then, {self.n_units} now, or a file's name, size or modification time "
-                              "differs); start it again with --force")
+                              "differs, a recording's stream file's included); start it again with --force")
         writer.restore(st["writer"])
         for name, t in st["tallies"].items():
             d = self.per_ds[name] = new_tally()
