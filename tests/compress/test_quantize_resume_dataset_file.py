@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqtool.cli import main
 from sqtool.compress import distill as D
+from test_quantize_resume import die_in_qat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_own_data import readme_yaml, write_csv_folder  # noqa: E402
@@ -18,14 +19,8 @@ def test_a_dataset_file_edited_since_the_kill_refuses_the_quantize_resume(tmp_pa
     ft, q = tmp_path / "ft", tmp_path / "q"
     assert main(["train", "finetune", "--task", "hr", "--model", "resnet1d_siamq_tiny", "--data", str(ds),
                  "--folds", "2", "--epochs", "1", "--bootstrap", "10", "--no-progress", "--out", str(ft)]) == 0
-    calls, real = [], D.fit
-
-    def fit_then_die(*a, **kw):                    # the second fit is QAT: the process dies there
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-    monkeypatch.setattr(D, "fit", fit_then_die)
+    real = D.fit
+    die_in_qat(monkeypatch)                            # the process dies in QAT, student_float.pt written
     assert main(["quantize", "--model", str(ft), "--epochs", "1", "--qat-epochs", "1", "--batch-size", "16",
                  "--out", str(q)]) == 130
     assert (q / "student_float.pt").is_file() and not (q / "model.pt").exists()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sqtool.train.finetune as FT
 from sqtool.cli import main
+from test_finetune_resume import _counting_fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_own_data import readme_yaml, write_csv_folder  # noqa: E402
@@ -15,14 +16,8 @@ def test_a_dataset_file_edited_since_the_kill_refuses_the_finetune_resume(tmp_pa
     write_csv_folder(tmp_path / "my_watch" / "recordings")
     ds = tmp_path / "my_watch" / "dataset.yaml"
     ds.write_text(readme_yaml())
-    calls, real = [], FT._fit
-
-    def fit(*a, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt                                  # Ctrl-C in fold 2
-        return real(*a, **kw)
-    monkeypatch.setattr(FT, "_fit", fit)
+    real = FT._fit
+    _counting_fit(monkeypatch, kill_at=2)                            # Ctrl-C in fold 2
     run = tmp_path / "ft"
     assert main(["train", "finetune", "--task", "hr", "--model", "resnet1d_siamq_tiny", "--data", str(ds),
                  "--folds", "2", "--epochs", "1", "--bootstrap", "10", "--no-progress", "--out", str(run)]) == 130
