@@ -713,19 +713,26 @@ def json_plain(v):
     return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
 
 
-def file_changes(then: dict, now: dict) -> str | None:
-    """How the dataset files of a run's inputs differ from the `file_record`s saved when it started, both {input
-    name: record}, as one phrase naming the file and what changed ('... (channels.ppg: green -> red)'); None when
-    none differs (a record at another path with the same document is the same file, moved)."""
-    for name in [*then, *(k for k in now if k not in then)]:
-        a, b = then.get(name), now.get(name)
-        if a is None:
-            return f"{name} is read through the dataset file {b['path']} now, not when it started"
-        if b is None:
-            return f"its dataset file {a['path']} ({name}) is no longer read"
+def file_changes(then: list[dict], now: list[dict]) -> str | None:
+    """How the dataset files of a run's inputs (their `file_record`s) differ from those saved when it started, as one
+    phrase naming the file and what changed ('its dataset file X changed since it started (channels.ppg: green ->
+    red)'); None when none differs. A file is matched by its path, else by its document (a shipped file under a
+    reinstalled sqtool: the same file, moved)."""
+    old, new = {r["path"]: r for r in then}, {r["path"]: r for r in now}
+    for path in old.keys() & new.keys():
+        a, b = old[path], new[path]
         if a["sha256"] != b["sha256"]:
             diff = _doc_diff(a.get("document") or {}, b["document"])
-            return f"its dataset file {b['path']} changed since it started ({diff or 'its document differs'})"
+            return f"its dataset file {path} changed since it started ({diff or 'its document differs'})"
+    gone = [r for p, r in old.items() if p not in new]
+    came = [r for p, r in new.items() if p not in old]
+    moved = {r["sha256"] for r in gone} & {r["sha256"] for r in came}
+    for r in gone:
+        if r["sha256"] not in moved:
+            return f"its dataset file {r['path']} is no longer read"
+    for r in came:
+        if r["sha256"] not in moved:
+            return f"the dataset file {r['path']} is read now, not when it started"
     return None
 
 

@@ -789,11 +789,11 @@ def _units_sha(inputs) -> str:
     return h.hexdigest()
 
 
-def _dataset_files(inputs) -> dict[str, dict]:
-    """{input name: `dataset_file.file_record`} of the inputs read through a dataset file: what a resume checks
-    besides `_units_sha` (another channel, gain, unit or glob lists the same files but mines other signals)."""
+def _dataset_files(inputs) -> list[dict]:
+    """The `dataset_file.file_record` of each input read through a dataset file: what a resume checks besides
+    `_units_sha` (another channel, gain, unit or glob lists the same files but mines other signals)."""
     from sqtool.data.dataset_file import file_record
-    return {name: file_record(ds) for name, units in inputs if (ds := _dataset_file(units)) is not None}
+    return [file_record(ds) for _, units in inputs if (ds := _dataset_file(units)) is not None]
 
 
 class _Progress:
@@ -804,7 +804,7 @@ class _Progress:
     saved before they were recorded resumes without that check). A resumed run loads it and re-mines from that
     unit."""
 
-    def __init__(self, run_dir: Path, n_units: int, units_sha: str, dataset_files: dict[str, dict]):
+    def __init__(self, run_dir: Path, n_units: int, units_sha: str, dataset_files: list[dict]):
         self.dir = run_dir / RESUME_DIR
         self.n_units, self.units_sha, self.dataset_files = n_units, units_sha, dataset_files
         self.unit, self.before = 0, 0          # the unit being added, the writer's count before its pairs

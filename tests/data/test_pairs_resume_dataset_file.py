@@ -53,7 +53,8 @@ def _killed(tmp_path, monkeypatch, ds) -> list[str]:
     (("{ppg: green}", "{ppg: {column: green, gain: 2}}"), "channels.ppg: green -> (none), channels.ppg.column: "
                                                           "(none) -> green, channels.ppg.gain: (none) -> 2"),
     (("root: recordings\n", "root: recordings\nfiles: 'p0[1-4]_*.npz'\n"), "files: (none) -> p0[1-4]_*.npz"),
-], ids=["ppg_column", "gain", "files_glob"])
+    (("name: watch", "name: watch2"), "name: watch -> watch2"),
+], ids=["ppg_column", "gain", "files_glob", "name"])
 def test_a_dataset_file_edited_since_the_kill_refuses_the_resume(tmp_path, monkeypatch, capsys, edit, said):
     """The recordings are untouched (the units' fingerprint matches), but the file now reads other signals from them:
     one line naming the file, the key and what to do, exit 1, the kept shards untouched."""
@@ -83,8 +84,8 @@ def test_a_touch_or_a_comment_is_no_change(tmp_path, monkeypatch):
     cmd = _killed(tmp_path, monkeypatch, ds)
     monkeypatch.undo()
     out = tmp_path / "cut"
-    assert json.loads((out / "resume" / "state.json").read_text())["dataset_files"]["watch"]["document"][
-        "channels"] == {"ppg": "green"}
+    [saved] = json.loads((out / "resume" / "state.json").read_text())["dataset_files"]
+    assert saved["path"] == str(ds.resolve()) and saved["document"]["channels"] == {"ppg": "green"}
     _rewrite(ds, "# my watch, both wavelengths\n" + YAML.replace("{ppg: green}", "\n  ppg:   green  # 530 nm"))
     assert main(["data", "pairs", "--resume", str(out), "--no-progress"]) == 0
     assert main([*cmd[:4], "--out", str(tmp_path / "full"), *cmd[6:]]) == 0
