@@ -59,7 +59,9 @@ which `sqtool train pretrain --pairs OUT` reads (`train.pretrain.ShardPairs`; `s
 streams it for a training loop of one's own). Lost work: with every shard flushed, what is done
 (the next file, the pairs of it the shards hold, the tallies) is saved atomically in OUT/resume/ (gone once
 index.json is written); Ctrl-C or a kill keeps the shards, and `--resume OUT` mines the rest, to the same
-index.json and shards as an uninterrupted run. A new run into an unfinished folder is refused, naming --resume;
+index.json and shards as an uninterrupted run, refused in one line when a recording, a stream file or an input's
+dataset.yaml (its parsed document: another channel, gain, unit or glob; not a touch or a comment) changed since the
+kill. A new run into an unfinished folder is refused, naming --resume;
 one with --force starts by removing the earlier run's shards (OUT/shards/pairs-*).
 """
 from __future__ import annotations
@@ -434,7 +436,7 @@ def with_test_subjects(cfg: PairsConfig, inputs) -> PairsConfig:
         return cfg
     names = list(cfg.exclude_subjects)
     for _, units in inputs:
-        ds = units[0][1] if units and units[0][0] == "dsfile" else None
+        ds = _dataset_file(units)
         if ds is None:
             continue
         if ds.split.test:
@@ -541,6 +543,11 @@ def _named(found: list[tuple]) -> list[tuple[str, list[tuple]]]:
         seen[name] = seen.get(name, 0) + 1
         out.append((name if seen[name] == 1 else f"{name}_{seen[name]}", units))
     return out
+
+
+def _dataset_file(units):
+    """The DatasetFile an input's units are read through (a dataset.yaml, a built-in's shipped file), else None."""
+    return units[0][1] if units and units[0][0] == "dsfile" else None
 
 
 def _unit_file(unit) -> Path | None:
@@ -782,15 +789,24 @@ def _units_sha(inputs) -> str:
     return h.hexdigest()
 
 
+def _dataset_files(inputs) -> list[dict]:
+    """The `dataset_file.file_record` of each input read through a dataset file: what a resume checks besides
+    `_units_sha` (another channel, gain, unit or glob lists the same files but mines other signals)."""
+    from sqtool.data.dataset_file import file_record
+    return [file_record(ds) for _, units in inputs if (ds := _dataset_file(units)) is not None]
+
+
 class _Progress:
     """What a run has finished, saved with every shard the writer flushes (OUT/resume/state.json, atomically, after
     the shard and its meta): the writer's state, the next unit to mine and how many of its pairs the shards hold
     already, every dataset's tally (counts; the real pairs' gaps appended to resume/gaps-NNNNN.npz, the chunks
-    since the last shard), the errors and the excluded ids. A resumed run loads it and re-mines from that unit."""
+    since the last shard), the errors and the excluded ids, and its inputs' dataset files (`_dataset_files`; a state
+    saved before they were recorded resumes without that check). A resumed run loads it and re-mines from that
+    unit."""
 
-    def __init__(self, run_dir: Path, n_units: int, units_sha: str):
+    def __init__(self, run_dir: Path, n_units: int, units_sha: str, dataset_files: list[dict]):
         self.dir = run_dir / RESUME_DIR
-        self.n_units, self.units_sha = n_units, units_sha
+        self.n_units, self.units_sha, self.dataset_files = n_units, units_sha, dataset_files
         self.unit, self.before = 0, 0          # the unit being added, the writer's count before its pairs
         self.gap_files: list[str] = []
         self.saved: dict[str, int] = {}        # dataset -> gap chunks saved
@@ -820,7 +836,7 @@ class _Progress:
         tallies = {name: {k: sorted(v) if k in TALLY_SETS else v for k, v in d.items() if k not in ("q_gap", "t_gap")}
                    for name, d in self.per_ds.items()}
         state = {"format": RESUME_FORMAT, "units": self.n_units, "units_sha": self.units_sha,
-                 "next_unit": self.unit, "skip_pairs": writer.total - self.before, "writer": writer.state(),
+                 "dataset_files": self.dataset_files, "next_unit": self.unit, "skip_pairs": writer.total - self.before, "writer": writer.state(),
                  "tallies": tallies, "gap_files": self.gap_files, "errors": self.errors,
                  "excluded": {k: sorted(v) for k, v in self.excluded.items()},
                  "elapsed": [round(elapsed[0], 3), round(elapsed[1], 3)]}
@@ -840,6 +856,11 @@ class _Progress:
             raise SqtoolError(f"{p}: unreadable ({str(e).splitlines()[0]}); cannot resume (start again with --force)")
         if st.get("format") != RESUME_FORMAT:
             raise SqtoolError(f"{p}: not a {RESUME_FORMAT} state; cannot resume (start again with --force)")
+        from sqtool.data.dataset_file import file_changes
+        changed = file_changes(st["dataset_files"], self.dataset_files) if "dataset_files" in st else None
+        if changed:                    # (a state saved before dataset files were recorded: unknown, not checked)
+            raise SqtoolError(f"cannot resume {self.dir.parent}: {changed}; its remaining files would be mined "
+                              "otherwise than its shards' pairs were: restore the file, or start again with --force")
         if st["units"] != self.n_units or st["units_sha"] != self.units_sha:
             raise SqtoolError(f"cannot resume {self.dir.parent}: its inputs changed since it started ({st['units']} "
                               f"files then, {self.n_units} now, or a file's name, size or modification time "
@@ -899,7 +920,7 @@ def _mine(cfg, inputs, run_dir: Path, progress: bool, ShardWriter, clock: tuple[
     width = spec.n_bins if spec is not None else int(round(cfg.window_s * cfg.fs))   # F bins or T samples
     t_start, cpu_start = clock or (time.perf_counter(), _cpu_s())
     n_units = sum(len(u) for _, u in inputs)
-    done = _Progress(run_dir, n_units, _units_sha(inputs))
+    done = _Progress(run_dir, n_units, _units_sha(inputs), _dataset_files(inputs))
     writer = ShardWriter(run_dir, len(cfg.channels), width, cfg.shard_mb, cfg.dtype, header=header,
                          on_flush=lambda w: done.save(w, (time.perf_counter() - t_start, _cpu_s() - cpu_start)))
     if resume:

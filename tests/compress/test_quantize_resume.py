@@ -14,18 +14,26 @@ from sqtool.core.checkpoint import load_checkpoint
 FAST = dict(epochs=2, qat_epochs=1, batch_size=32, heldout_subjects=["syn005"])
 
 
-def test_time_domain_quantize_resumes_after_float_training_bit_exact(hr_teacher, hr_task, tmp_path, monkeypatch):
-    cfg = QuantizeConfig(teacher=str(hr_teacher), out=str(tmp_path / "full"), **FAST)
-    full = quantize(cfg, data=hr_task)
-
+def die_in_qat(monkeypatch) -> list:
+    """distill.fit counted (the list returned); its second call, QAT, raises KeyboardInterrupt: a kill after
+    student_float.pt was written."""
     calls, real = [], D.fit
 
-    def fit_then_die(*a, **kw):                    # the second fit is QAT: the process dies there
+    def fit_then_die(*a, **kw):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*a, **kw)
     monkeypatch.setattr(D, "fit", fit_then_die)
+    return calls
+
+
+def test_time_domain_quantize_resumes_after_float_training_bit_exact(hr_teacher, hr_task, tmp_path, monkeypatch):
+    cfg = QuantizeConfig(teacher=str(hr_teacher), out=str(tmp_path / "full"), **FAST)
+    full = quantize(cfg, data=hr_task)
+
+    real = D.fit
+    calls = die_in_qat(monkeypatch)
     killed = dataclasses.replace(cfg, out=str(tmp_path / "killed"))
     with pytest.raises(KeyboardInterrupt):
         quantize(killed, data=hr_task)

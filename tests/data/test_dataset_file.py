@@ -416,3 +416,28 @@ def test_an_excluded_file_is_never_read_so_a_broken_one_can_be_left_out(tmp_path
     assert sorted(r.record_id for r in recs) == ["s1_a", "s2_b"]
     assert ds.report["excluded"] == {"s3_c": "sensor off"}
     assert "s3_c: excluded, left out (sensor off)" in capsys.readouterr().out
+
+
+def test_file_changes_names_the_key_and_matches_a_moved_file_by_its_document(tmp_path):
+    """What a resume says of its inputs' dataset files (data pairs' state): an edited value by its dotted key, a file
+    no longer read or read anew by its path; the same document at another path (a shipped file under a reinstalled
+    sqtool) is no change, nor is a comment."""
+    from sqtool.data.dataset_file import file_changes, file_record
+    (tmp_path / "a").mkdir()
+    f = tmp_path / "a" / "dataset.yaml"
+    f.write_text("format: npz\nchannels: {ppg: green}\nexclude: {12: clipped}\n")
+    then = [file_record(load_dataset_file(f))]
+    assert then[0]["document"]["exclude"] == {"12": "clipped"}            # keys as text: plain JSON
+    f.write_text("# a comment\nformat: npz\nchannels:\n  ppg: green\nexclude: {12: clipped}\n")
+    assert file_changes(then, [file_record(load_dataset_file(f))]) is None
+    f.write_text("format: npz\nchannels: {ppg: red}\nexclude: {12: clipped}\nfs: 64\n")
+    assert file_changes(then, [file_record(load_dataset_file(f))]) == (
+        f"its dataset file {f.resolve()} changed since it started (channels.ppg: green -> red, fs: (none) -> 64)")
+    g = tmp_path / "b" / "dataset.yaml"                                   # the first document, elsewhere
+    g.parent.mkdir()
+    g.write_text("format: npz\nchannels: {ppg: green}\nexclude: {12: clipped}\n")
+    assert file_changes(then, [file_record(load_dataset_file(g))]) is None
+    g.write_text("format: npz\nchannels: {ppg: red}\n")
+    other = [file_record(load_dataset_file(g))]
+    assert file_changes(then, other) == f"its dataset file {f.resolve()} is no longer read"
+    assert file_changes([], other) == f"the dataset file {g.resolve()} is read now, not when it started"
