@@ -38,7 +38,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   together. Each channel keeps its rate; labels count from that start
     subject:                      # one of: a fixed value, a column (constant per file), a filename regex;
                                   #   none: an NPZ's own `subject` member, else the file's name (one name
-                                  #   in two folders is refused: P01/walk, P02/walk: give a rule)
+                                  #   in two folders is refused: P01/walk, P02/walk: give a rule); e4: the
+                                  #   session folder's name (S1/BVP.csv -> S1; P01/S1, P02/S1: refused alike)
       pattern: "^(?P<subject>[^_]+)_"     # searched in the path relative to root (group 'subject' or 1)
     windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s; each
                                           #   0.1-600 s: a shorter hop made millions of windows, gigabytes)

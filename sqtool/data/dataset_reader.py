@@ -15,7 +15,8 @@ Generic formats (csv, npz, wfdb, edf, e4): each file under `ds.root` matching `d
                a CSV channel with `file:` from that stream file beside the recording's, every file cut to the time
                they share on their clock (`read_streams`, `align_streams`); E4 files (`readers.e4`) alike, each
                from its header's start and at its header's rate
-    subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
+    subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem; e4: the
+               session folder's name, `default_subject`)
     labels     hr, rr, a custom label (its unit, its range): kind "window" (times = window starts every hop_s,
                  window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
@@ -153,7 +154,7 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
     recs = [r for r in recs if str(r.record_id) not in ds.exclude]
     if not ds.builtin:                      # the records the default subject rule named (an NPZ's own member: not)
         _check_default_subjects(ds, [str(r.record_id) for r in recs
-                                     if str(r.subject) == str(r.record_id).rpartition("/")[2].split(".")[0]])
+                                     if str(r.subject) == default_subject(ds, str(r.record_id))])
     if not ds.builtin:                      # built-in layouts keep their reader's order (the loaders' order)
         recs = sorted(recs, key=lambda r: str(r.record_id))
     ds.report["no_label_row"] = {}
@@ -415,13 +416,26 @@ def _numeric(v, col: str, where: str, grid: TimeGrid | None = None) -> np.ndarra
     return np.asarray(v, np.float64)
 
 
+def default_subject(ds: DatasetFile, record_id: str) -> str:
+    """The subject of recording `record_id` without a subject rule: its file's name without extension(s); an E4
+    recording's (always BVP.csv) its session folder's name (S1/BVP -> S1; a BVP.csv in root: root's name)."""
+    folder, _, name = record_id.rpartition("/")
+    if ds.format == "e4":
+        return folder.rpartition("/")[2] or ds.root.name
+    return name.split(".")[0]
+
+
 def _check_default_subjects(ds: DatasetFile, record_ids: list[str]) -> None:
     """With no subject rule (value, column or pattern), refuse a file name that names recordings in two folders
-    (`readers._common.refuse_name_clash`: one subject of two folders' files, a possible leak)."""
+    (`readers._common.refuse_name_clash`: one subject of two folders' files, a possible leak); E4 sessions: a
+    session folder's name in two folders (P01/S1/BVP, P02/S1/BVP)."""
     from sqtool.data.readers._common import refuse_name_clash
     s = ds.subject
     if s.value is None and s.column is None and s.pattern is None:
-        refuse_name_clash(record_ids, str(ds.path), ds.path.name)
+        if ds.format == "e4":
+            refuse_name_clash([r.rpartition("/")[0] for r in record_ids], str(ds.path), ds.path.name, unit="folder")
+        else:
+            refuse_name_clash(record_ids, str(ds.path), ds.path.name)
 
 
 def _record_id(ds: DatasetFile, p: Path) -> str:
@@ -448,7 +462,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         signals[ch], fs[ch], said[ch] = _channel(s.view, ch, spec, s.cols, s.names, s.rates, s.grid, str(s.path))
     check_acc_unit(ds, channels, signals, fs, where)
     row_fs = ds.fs or fs_t or own.fs or next(iter(fs.values()))      # the rate of the recording file's rows
-    subject = _subject(ds, cols, names, rel, stem, where)
+    subject = _subject(ds, cols, names, rel, default_subject(ds, record_id), where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
                  meta={"format": ds.format, "rows": n, **({"start_time": start} if start else {})}, source=where)
     if said.get(rec.primary_channel()):              # a rate said, not measured by a time column: rate_hint's
@@ -756,7 +770,7 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
     return likely
 
 
-def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> str:
+def _subject(ds: DatasetFile, cols, names, rel: str, default: str, where: str) -> str:
     s = ds.subject
     if s.value is not None:
         return str(s.value)
@@ -774,7 +788,7 @@ def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> s
         return str(m.group("subject") if "subject" in m.re.groupindex else m.group(1 if m.re.groups else 0))
     if "subject" in cols and "subject" not in names:     # an NPZ's own `subject` member, as read_npz reads it
         return str(cols["subject"])
-    return stem
+    return default
 
 
 # ----------------------------------------------------------------------------- labels

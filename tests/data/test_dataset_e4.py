@@ -126,6 +126,31 @@ def test_data_inspect_shows_the_e4_recordings_and_the_acc_conversion(tmp_path, c
                                          "offset": 0.0, "to_g": 1 / 64}]
 
 
+def test_without_a_subject_rule_a_session_is_its_folders_subject(tmp_path, capsys):
+    """Every E4 recording is a BVP.csv: its file's name, the default subject elsewhere, named one subject "BVP" for
+    one session and refused several (one name in two folders). The default is now its session folder's name, and
+    `data inspect` lists it so."""
+    y = _sessions(tmp_path, sessions=("S1", "S2", "S3"), yaml="format: e4\nroot: rec\n")
+    assert [(r.record_id, r.subject) for r in load_dataset_file(y).records()] == \
+        [("S1/BVP", "S1"), ("S2/BVP", "S2"), ("S3/BVP", "S3")]
+    assert main(["data", "inspect", "--data", str(y), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[out.index("  recordings (3):") + 2].split()[:2] == ["S1/BVP", "S1"]
+
+
+def test_one_session_folder_name_in_two_folders_without_a_rule_is_one_line(tmp_path):
+    """P01/S1 and P02/S1 would both be subject S1 by default: refused, naming both and the rule that says which
+    folder is the person (as for one file name in two folders); with that rule they read as P01 and P02."""
+    y = _sessions(tmp_path, sessions=("P01/S1", "P02/S1"), yaml="format: e4\nroot: rec\n")
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(y).records()
+    assert str(e.value).startswith(f"{y}: P01/S1 and P02/S1 would be one subject, 'S1' (no subject rule: the default "
+                                   "is the folder's name;") and "subject: {pattern: '^(?P<subject>[^/]+)/'}" in \
+        str(e.value) and "\n" not in str(e.value)
+    y.write_text("format: e4\nroot: rec\nsubject: {pattern: '^(?P<subject>[^/]+)/'}\n")
+    assert [r.subject for r in load_dataset_file(y).records()] == ["P01", "P02"]
+
+
 def _break(kind: str, tmp_path: Path) -> tuple[Path, str]:
     """A dataset whose S2/ACC.csv (or BVP.csv) is bad in one way, and its one error line's start."""
     y = _sessions(tmp_path)
@@ -217,11 +242,11 @@ def test_the_readmes_e4_example_reads_such_sessions(tmp_path):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = re.search(r"<!-- e4-yaml -->\s*```yaml\n(.*?)```", readme, re.S)
     assert block, "README lost its Empatica E4 dataset.yaml example"
-    _sessions(tmp_path, yaml=block.group(1))
+    _sessions(tmp_path, sessions=("P01/S1", "P01/S2", "P02/S1"), yaml=block.group(1))
     (tmp_path / "dataset.yaml").rename(tmp_path / "rec" / "dataset.yaml")
     recs = load_dataset_file(tmp_path / "rec" / "dataset.yaml").records()
-    assert [(r.subject, r.fs["ppg"], r.fs["acc_z"], len(r.signals["ppg"])) for r in recs] == \
-        [(s, 64.0, 32.0, 64 * 55) for s in ("S1", "S2")]
+    assert [(r.record_id, r.subject, r.fs["ppg"], r.fs["acc_z"], len(r.signals["ppg"])) for r in recs] == \
+        [(f"{s}/BVP", s[:3], 64.0, 32.0, 64 * 55) for s in ("P01/S1", "P01/S2", "P02/S1")]
 
 
 # ----------------------------------------------------------------------------- a real recording, converted
