@@ -224,7 +224,7 @@ def unit_files(ds: DatasetFile, unit) -> list[Path]:
     if ds.builtin:
         return [unit]
     p = Path(unit)
-    return [p, *sorted({stream_path(p, c.file) for c in ds.channels.values() if c.file is not None})]
+    return [p, *sorted({stream_path(ds, p, c.file) for c in ds.channels.values() if c.file is not None})]
 
 
 def _tables(ds: DatasetFile, files: list[Path] | None = None) -> dict:
@@ -252,7 +252,7 @@ def not_stream_files(ds: DatasetFile, files: list[Path]) -> list[Path]:
     """`files` less those that are a recording's stream file (channels' `file:`): `files: "**/*.csv"` over
     session12/ppg.csv and session12/acc.csv is one recording, ppg.csv's, not two."""
     specs = [c.file for c in ds.channels.values() if c.file is not None]
-    streams = {stream_path(p, f) for p in files for f in specs}
+    streams = {stream_path(ds, p, f) for p in files for f in specs}
     return [p for p in files if Path(os.path.normpath(p)) not in streams] if specs else files
 
 
@@ -449,7 +449,6 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     cols, names, rates, grid, n, start = own.cols, own.names, own.rates, own.grid, own.n, own.start
     fs_t = grid.fs if grid is not None else None
     rel = p.relative_to(ds.root).as_posix()
-    stem = p.name.split(".")[0]
     record_id = _record_id(ds, p)
     signals, fs, said = {}, {}, {}
     channels = ds.channels or npz_channels(ds, cols, names, where)
@@ -476,7 +475,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
             not_channels(ds, cols, names, where)
         if unread := [f"{k} ({len(cols[k])},)" for k in names if k not in used]:   # as the bare reader names them
             rec.meta["unread_arrays"] = unread                                     # (data inspect's note)
-    _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
+    _labels(ds, rec, cols, names, row_fs, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)
 
@@ -561,7 +560,7 @@ def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: St
     for ch, spec in channels.items():
         if spec.file is None:
             continue
-        q = stream_path(p, spec.file)
+        q = stream_path(ds, p, spec.file)
         if not q.is_file():
             raise SqtoolError(f"{p}: channel '{ch}': stream file {q} not found (channels.{ch}.file: {spec.file!r}, "
                               "from the recording's folder)")
@@ -573,9 +572,20 @@ def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: St
     return own, out
 
 
-def stream_path(p: Path, file: str) -> Path:
-    """Channel `file:` of the recording at `p`: from its folder, "{stem}" its name without extension(s)."""
-    return Path(os.path.normpath(p.parent / file.replace("{stem}", p.name.split(".")[0])))
+def stream_path(ds: DatasetFile, p: Path, file: str) -> Path:
+    """Channel `file:` of the recording at `p`: from its folder, its placeholders filled (`fill_path`)."""
+    return fill_path(ds, p, str(p.parent / file))
+
+
+def fill_path(ds: DatasetFile, p: Path, path: str) -> Path:
+    """`path` (a label or stream `file:`) for the recording at `p`, normalised once its placeholders are filled:
+    "{stem}" the file's name without extension(s) (BVP), "{record}" its record id (S1/BVP), "{folder}" its folder
+    from root (S1; "." for root itself): {record} is {folder}/{stem}. Filled first, "{record}/../hr.csv" is
+    S1/hr.csv (normalised first, it was hr.csv)."""
+    for k, v in (("{stem}", p.name.split(".")[0]), ("{record}", _record_id(ds, p)),
+                 ("{folder}", p.parent.relative_to(ds.root).as_posix())):
+        path = path.replace(k, v)
+    return Path(os.path.normpath(path))
 
 
 def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel) -> Stream:
@@ -793,8 +803,8 @@ def _subject(ds: DatasetFile, cols, names, rel: str, default: str, where: str) -
 
 # ----------------------------------------------------------------------------- labels
 
-def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, stem: str,
-                  where: str, grid: TimeGrid | None = None) -> Label | None:
+def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, where: str,
+                  grid: TimeGrid | None = None) -> Label | None:
     from sqtool.data.ecg import window_starts
     src = ds.labels[name]
     unit = "bpm" if name == "hr" else "breaths/min" if name == "rr" else src.unit   # else: a custom label's
@@ -813,7 +823,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
             vals = (c[b] - c[a]) / (k[b] - k[a])
         return Label(values=np.where(k[b] > k[a], vals, np.nan), times=starts, unit=unit, kind="window", window_s=w)
     if src.file is not None:
-        f = Path(src.file.replace("{stem}", stem).replace("{record}", rec.record_id))
+        f = fill_path(ds, Path(rec.source), src.file)
         if not f.is_file():
             raise SqtoolError(f"{where}: label '{name}' file {f} not found")
         from sqtool.data.readers._common import numeric_column, read_csv
@@ -1283,11 +1293,11 @@ class LabelTable:
                 f"no {self.label} label, left out of the {self.label} task")
 
 
-def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str, where: str, tables: dict,
+def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, where: str, tables: dict,
             grid: TimeGrid | None = None) -> None:
     for name in ("hr", "rr", *ds.custom_labels):      # per-window values (a custom label's as rr's)
         if name in ds.labels:
-            lab = _window_label(ds, name, rec, cols, names, row_fs, stem, where, grid)
+            lab = _window_label(ds, name, rec, cols, names, row_fs, where, grid)
             if lab is not None:
                 rec.labels[name] = lab
     if "rhythm" in ds.labels:

@@ -109,6 +109,19 @@ def test_an_hr_label_file_counts_from_the_cut_recording_start(tmp_path):
     assert rec.labels["hr"].times[:3].tolist() == [0.0, 2.0, 4.0] and rec.labels["hr"].values[:3].tolist() == [70, 72, 74]
 
 
+@pytest.mark.parametrize("template, where", [("hr/{folder}.csv", "hr/P01/S1.csv"),
+                                             ("rec/{record}/../hr.csv", "rec/P01/S1/hr.csv")])
+def test_an_hr_label_file_named_by_the_session_folder(tmp_path, template, where):
+    """`{stem}` is BVP for every E4 recording: `{folder}` (the recording's folder from root, P01/S1) names a label
+    file per session, and `{record}/../` (P01/S1/BVP/..) reaches its folder. Before, `{folder}` was left as written
+    (file not found) and the path was normalised before `{record}` was filled ("rec/hr.csv": not found)."""
+    y = _sessions(tmp_path, sessions=("P01/S1",), yaml='format: e4\nroot: rec\nlabels:\n  hr: {file: "%s"}\n' % template)
+    (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / where).write_text("start,hr\n" + "".join(f"{t},{70 + t}\n" for t in range(0, 48, 2)))
+    (rec,) = load_dataset_file(y).records()
+    assert rec.subject == "S1" and rec.labels["hr"].values[:3].tolist() == [70, 72, 74]
+
+
 def test_data_inspect_shows_the_e4_recordings_and_the_acc_conversion(tmp_path, capsys):
     import json
     y = _sessions(tmp_path)
