@@ -186,6 +186,16 @@ def _break(kind: str, tmp_path: Path) -> tuple[Path, str]:
         rows[1] = "32.000000, 32.000000, Hz"
         acc.write_text("\n".join(rows) + "\n")
         return y, f"{acc}: row 2 (sample rate) holds 'Hz', not a number"
+    if kind == "blank_start_cell":
+        rows[0] = f"{T0:.6f}, , {T0:.6f}"
+        acc.write_text("\n".join(rows) + "\n")
+        return y, f"{acc}: row 1 (start time) holds '', not a number"
+    if kind in ("nan_start", "nan_rate"):                # every column NaN: was "differs between its columns"
+        row = kind == "nan_rate"
+        rows[row] = "nan, nan, nan"
+        acc.write_text("\n".join(rows) + "\n")
+        what = "sample rate" if row else "start time"
+        return y, f"{acc}: row {row + 1} ({what}) holds 'nan', not a number; an E4 file gives row 1 its start"
     if kind == "empty":
         acc.write_text("")
         return y, f"{acc}: file is empty"
@@ -221,7 +231,8 @@ def _break(kind: str, tmp_path: Path) -> tuple[Path, str]:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["rates_differ", "starts_differ", "text_header", "text_rate", "empty", "blank", "headers_only",
+@pytest.mark.parametrize("kind", ["rates_differ", "starts_differ", "text_header", "text_rate", "nan_start", "nan_rate",
+                                  "blank_start_cell", "empty", "blank", "headers_only",
                                   "ms_start", "zero_rate", "text_sample", "fewer_columns", "ibi", "no_overlap",
                                   "missing"])
 def test_each_bad_e4_file_is_one_line_naming_it(kind, tmp_path, capsys):
