@@ -96,6 +96,18 @@ def resolve_checkpoint_path(path: str | os.PathLike, name: str = "model.pt") -> 
     return p
 
 
+def unfinished_checkpoint(path: str | os.PathLike, name: str = "model.pt") -> str | None:
+    """The line `load_checkpoint(path, finished=True)` refuses `path` with (a run folder, or a checkpoint file in
+    one, of a run that did not finish: `unfinished_run`), told before it is read; None for a finished run's, a file
+    of no run (an exported or copied checkpoint) or a path that is not there (its reader says so)."""
+    p = Path(path)
+    if p.is_dir() and not (p / name).is_file():         # killed before its checkpoint (resolve_checkpoint_path)
+        return unfinished_run(p, name)
+    if p.is_dir() or p.is_file():
+        return unfinished_run(p if p.is_dir() else p.parent, "metrics.json", stopped=True)
+    return None
+
+
 def _looks_like_torch_file(p: Path) -> bool:
     """A torch.save file: a zip archive (torch >= 1.6) or a legacy pickle (protocol 2+ starts with 0x80).
     Anything else (a YAML, a CSV, a text file) is not a checkpoint at all, told apart before unpickling."""
@@ -160,7 +172,7 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
     that continues it; a pretrain that stopped itself (--max-steps, SIGTERM: model.pt and metrics.json written) is
     read."""
     p = resolve_checkpoint_path(path, name)
-    if finished and (unfinished := unfinished_run(p.parent, "metrics.json", stopped=True)):
+    if finished and (unfinished := unfinished_checkpoint(p)):
         raise SqtoolError(unfinished)
     if not _looks_like_torch_file(p):
         raise SqtoolError(f"{p} is not a checkpoint (another kind of file, or corrupt): give a run folder holding "

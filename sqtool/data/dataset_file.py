@@ -28,7 +28,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   classic baseline assume (the built-in readers give g too)
       acc_y: {file: acc.csv, column: y}   # CSV, E4: a stream file of its own (one file per stream and session:
                                   #   session12/ppg.csv + session12/acc.csv), its path from the recording's folder
-                                  #   ("{stem}": the recording file's name without extension); its own time
+                                  #   ("{stem}": the recording file's name without extension, "{record}" its
+                                  #   record id, "{folder}" its folder from root: S1/BVP, S1); its own time
                                   #   column (time_column / time_unit: the top-level ones unless the channel says
                                   #   otherwise) or, lacking that column, the channel's own fs. Streams on one
                                   #   clock (date-times without a time zone beside epoch numbers or date-times
@@ -38,12 +39,14 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
                                   #   together. Each channel keeps its rate; labels count from that start
     subject:                      # one of: a fixed value, a column (constant per file), a filename regex;
                                   #   none: an NPZ's own `subject` member, else the file's name (one name
-                                  #   in two folders is refused: P01/walk, P02/walk: give a rule)
+                                  #   in two folders is refused: P01/walk, P02/walk: give a rule); e4: the
+                                  #   session folder's name (S1/BVP.csv -> S1; P01/S1, P02/S1: refused alike)
       pattern: "^(?P<subject>[^_]+)_"     # searched in the path relative to root (group 'subject' or 1)
     windows: {window_s: 8, hop_s: 2}      # the label windows of per-window HR / RR (default 8 s / 2 s; each
                                           #   0.1-600 s: a shorter hop made millions of windows, gigabytes)
     labels:
-      hr: {column: hr}            # per-window mean of a column; or {file: "hr/{stem}.csv"} (columns
+      hr: {column: hr}            # per-window mean of a column; or {file: "hr/{stem}.csv"} ({record},
+                                  #   {folder} too, as a stream file's; filled before ".." is resolved; columns
                                   #   start,hr: one row per window start, every hop_s, else refused; starts in
                                   #   seconds from the recording's start, or say {file: ..., time_unit: ms}: the
                                   #   top-level time_unit is the time column's only; rows stamped at their
@@ -153,7 +156,8 @@ class Channel:
     gain: float = 1.0
     offset: float = 0.0
     unit: str = ""
-    file: str | None = None         # CSV: a stream file of its own, from the recording's folder ("{stem}" filled in)
+    file: str | None = None         # CSV, E4: a stream file of its own, from the recording's folder ("{stem}",
+                                    #   "{record}", "{folder}" filled in: dataset_reader.fill_path)
     time_column: str | None = None  # file: its time column (default: the top-level time_column)
     time_unit: str | None = None    # file: its time column's unit (default: the top-level time_unit)
 
@@ -171,7 +175,7 @@ STAMPS = {"start": 0.0, "centre": 0.5, "center": 0.5, "end": 1.0}   # a label ro
 @dataclass
 class LabelSource:
     column: str | None = None       # a column of the recording (per sample)
-    file: str | None = None         # per-recording file, "{stem}" / "{record}" filled in
+    file: str | None = None         # per-recording file, "{stem}" / "{record}" / "{folder}" filled in (fill_path)
     ecg: str | None = None          # hr: derive from this ECG channel
     table: str | None = None        # one table for all recordings (column `recording`)
     reader: str | list | None = None  # built-in layouts: the reader's label name(s)
@@ -530,9 +534,10 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
                               f"({', '.join(ds.channels)})")
         for k in ("af", "good", "poor"):            # class names: a list, or one name
             setattr(ls, k, _names(getattr(ls, k), f"{key}.{k}", path, one=True))
-        for k in ("file", "table"):
+        for k in ("file", "table"):                 # a file's placeholders ({record}/..) filled before "/.." goes
             if getattr(ls, k) is not None:
-                setattr(ls, k, str(_resolve_path(getattr(ls, k), path, data_root, must_exist=False)))
+                setattr(ls, k, str(_resolve_path(getattr(ls, k), path, data_root, must_exist=False,
+                                                 normalise="{" not in getattr(ls, k))))
         ds.labels[name] = ls
     ex = d.get("exclude") or {}
     if isinstance(ex, list):
@@ -615,8 +620,9 @@ def _interval(v, key: str, path: Path, positive: bool = False) -> list[float]:
     return [lo, hi]
 
 
-def _resolve_path(p: str, yaml_path: Path, data_root, must_exist: bool = True) -> Path:
-    """A path of the file: ${data_root} expanded, ~ expanded, relative -> the yaml file's folder."""
+def _resolve_path(p: str, yaml_path: Path, data_root, must_exist: bool = True, normalise: bool = True) -> Path:
+    """A path of the file: ${data_root} expanded, ~ expanded, relative -> the yaml file's folder; `normalise`:
+    "a/../b" -> "b" (not for a path with placeholders: dataset_reader.fill_path normalises it once filled)."""
     if "${data_root}" in p:
         from sqtool.core import resolve_data_root
         root = resolve_data_root(data_root or None)
@@ -627,7 +633,7 @@ def _resolve_path(p: str, yaml_path: Path, data_root, must_exist: bool = True) -
     q = Path(p).expanduser()
     if not q.is_absolute():
         q = yaml_path.parent / q
-    q = Path(os.path.normpath(q))
+    q = Path(os.path.normpath(q)) if normalise else q
     if must_exist and not q.exists():
         raise SqtoolError(f"{yaml_path}: root {q} does not exist")
     return q

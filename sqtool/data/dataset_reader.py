@@ -15,7 +15,8 @@ Generic formats (csv, npz, wfdb, edf, e4): each file under `ds.root` matching `d
                a CSV channel with `file:` from that stream file beside the recording's, every file cut to the time
                they share on their clock (`read_streams`, `align_streams`); E4 files (`readers.e4`) alike, each
                from its header's start and at its header's rate
-    subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem)
+    subject    fixed value / a column (constant within the file) / a regex on the path (default: file stem; e4: the
+               session folder's name, `default_subject`)
     labels     hr, rr, a custom label (its unit, its range): kind "window" (times = window starts every hop_s,
                  window_s long, windows fully inside)
                  column -> the mean of the column's finite samples over each window (NaN / Inf samples are
@@ -153,7 +154,7 @@ def _whole_file_checks(ds: DatasetFile, recs: list[Record], tables: dict, bad: l
     recs = [r for r in recs if str(r.record_id) not in ds.exclude]
     if not ds.builtin:                      # the records the default subject rule named (an NPZ's own member: not)
         _check_default_subjects(ds, [str(r.record_id) for r in recs
-                                     if str(r.subject) == str(r.record_id).rpartition("/")[2].split(".")[0]])
+                                     if str(r.subject) == default_subject(ds, str(r.record_id))])
     if not ds.builtin:                      # built-in layouts keep their reader's order (the loaders' order)
         recs = sorted(recs, key=lambda r: str(r.record_id))
     ds.report["no_label_row"] = {}
@@ -223,7 +224,7 @@ def unit_files(ds: DatasetFile, unit) -> list[Path]:
     if ds.builtin:
         return [unit]
     p = Path(unit)
-    return [p, *sorted({stream_path(p, c.file) for c in ds.channels.values() if c.file is not None})]
+    return [p, *sorted({stream_path(ds, p, c.file) for c in ds.channels.values() if c.file is not None})]
 
 
 def _tables(ds: DatasetFile, files: list[Path] | None = None) -> dict:
@@ -251,7 +252,7 @@ def not_stream_files(ds: DatasetFile, files: list[Path]) -> list[Path]:
     """`files` less those that are a recording's stream file (channels' `file:`): `files: "**/*.csv"` over
     session12/ppg.csv and session12/acc.csv is one recording, ppg.csv's, not two."""
     specs = [c.file for c in ds.channels.values() if c.file is not None]
-    streams = {stream_path(p, f) for p in files for f in specs}
+    streams = {stream_path(ds, p, f) for p in files for f in specs}
     return [p for p in files if Path(os.path.normpath(p)) not in streams] if specs else files
 
 
@@ -415,13 +416,26 @@ def _numeric(v, col: str, where: str, grid: TimeGrid | None = None) -> np.ndarra
     return np.asarray(v, np.float64)
 
 
+def default_subject(ds: DatasetFile, record_id: str) -> str:
+    """The subject of recording `record_id` without a subject rule: its file's name without extension(s); an E4
+    recording's (always BVP.csv) its session folder's name (S1/BVP -> S1; a BVP.csv in root: root's name)."""
+    folder, _, name = record_id.rpartition("/")
+    if ds.format == "e4":
+        return folder.rpartition("/")[2] or ds.root.name
+    return name.split(".")[0]
+
+
 def _check_default_subjects(ds: DatasetFile, record_ids: list[str]) -> None:
     """With no subject rule (value, column or pattern), refuse a file name that names recordings in two folders
-    (`readers._common.refuse_name_clash`: one subject of two folders' files, a possible leak)."""
+    (`readers._common.refuse_name_clash`: one subject of two folders' files, a possible leak); E4 sessions: a
+    session folder's name in two folders (P01/S1/BVP, P02/S1/BVP)."""
     from sqtool.data.readers._common import refuse_name_clash
     s = ds.subject
     if s.value is None and s.column is None and s.pattern is None:
-        refuse_name_clash(record_ids, str(ds.path), ds.path.name)
+        if ds.format == "e4":
+            refuse_name_clash([r.rpartition("/")[0] for r in record_ids], str(ds.path), ds.path.name, unit="folder")
+        else:
+            refuse_name_clash(record_ids, str(ds.path), ds.path.name)
 
 
 def _record_id(ds: DatasetFile, p: Path) -> str:
@@ -435,7 +449,6 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
     cols, names, rates, grid, n, start = own.cols, own.names, own.rates, own.grid, own.n, own.start
     fs_t = grid.fs if grid is not None else None
     rel = p.relative_to(ds.root).as_posix()
-    stem = p.name.split(".")[0]
     record_id = _record_id(ds, p)
     signals, fs, said = {}, {}, {}
     channels = ds.channels or npz_channels(ds, cols, names, where)
@@ -448,7 +461,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
         signals[ch], fs[ch], said[ch] = _channel(s.view, ch, spec, s.cols, s.names, s.rates, s.grid, str(s.path))
     check_acc_unit(ds, channels, signals, fs, where)
     row_fs = ds.fs or fs_t or own.fs or next(iter(fs.values()))      # the rate of the recording file's rows
-    subject = _subject(ds, cols, names, rel, stem, where)
+    subject = _subject(ds, cols, names, rel, default_subject(ds, record_id), where)
     rec = Record(dataset=ds.name, subject=subject, record_id=record_id, signals=signals, fs=fs,
                  meta={"format": ds.format, "rows": n, **({"start_time": start} if start else {})}, source=where)
     if said.get(rec.primary_channel()):              # a rate said, not measured by a time column: rate_hint's
@@ -462,7 +475,7 @@ def _read_one(ds: DatasetFile, p: Path, tables: dict | None = None) -> Record:
             not_channels(ds, cols, names, where)
         if unread := [f"{k} ({len(cols[k])},)" for k in names if k not in used]:   # as the bare reader names them
             rec.meta["unread_arrays"] = unread                                     # (data inspect's note)
-    _labels(ds, rec, cols, names, row_fs, stem, where, tables or {}, grid)
+    _labels(ds, rec, cols, names, row_fs, where, tables or {}, grid)
     from sqtool.data.readers import check_record
     return check_record(rec)
 
@@ -547,7 +560,7 @@ def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: St
     for ch, spec in channels.items():
         if spec.file is None:
             continue
-        q = stream_path(p, spec.file)
+        q = stream_path(ds, p, spec.file)
         if not q.is_file():
             raise SqtoolError(f"{p}: channel '{ch}': stream file {q} not found (channels.{ch}.file: {spec.file!r}, "
                               "from the recording's folder)")
@@ -559,9 +572,20 @@ def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: St
     return own, out
 
 
-def stream_path(p: Path, file: str) -> Path:
-    """Channel `file:` of the recording at `p`: from its folder, "{stem}" its name without extension(s)."""
-    return Path(os.path.normpath(p.parent / file.replace("{stem}", p.name.split(".")[0])))
+def stream_path(ds: DatasetFile, p: Path, file: str) -> Path:
+    """Channel `file:` of the recording at `p`: from its folder, its placeholders filled (`fill_path`)."""
+    return fill_path(ds, p, str(p.parent / file))
+
+
+def fill_path(ds: DatasetFile, p: Path, path: str) -> Path:
+    """`path` (a label or stream `file:`) for the recording at `p`, normalised once its placeholders are filled:
+    "{stem}" the file's name without extension(s) (BVP), "{record}" its record id (S1/BVP), "{folder}" its folder
+    from root (S1; "." for root itself): {record} is {folder}/{stem}. Filled first, "{record}/../hr.csv" is
+    S1/hr.csv (normalised first, it was hr.csv)."""
+    for k, v in (("{stem}", p.name.split(".")[0]), ("{record}", _record_id(ds, p)),
+                 ("{folder}", p.parent.relative_to(ds.root).as_posix())):
+        path = path.replace(k, v)
+    return Path(os.path.normpath(path))
 
 
 def _read_stream(ds: DatasetFile, q: Path, ch: str, spec: Channel) -> Stream:
@@ -756,7 +780,7 @@ def check_acc_unit(ds: DatasetFile, channels: dict, signals: dict, fs: dict, whe
     return likely
 
 
-def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> str:
+def _subject(ds: DatasetFile, cols, names, rel: str, default: str, where: str) -> str:
     s = ds.subject
     if s.value is not None:
         return str(s.value)
@@ -774,13 +798,13 @@ def _subject(ds: DatasetFile, cols, names, rel: str, stem: str, where: str) -> s
         return str(m.group("subject") if "subject" in m.re.groupindex else m.group(1 if m.re.groups else 0))
     if "subject" in cols and "subject" not in names:     # an NPZ's own `subject` member, as read_npz reads it
         return str(cols["subject"])
-    return stem
+    return default
 
 
 # ----------------------------------------------------------------------------- labels
 
-def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, stem: str,
-                  where: str, grid: TimeGrid | None = None) -> Label | None:
+def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: float, where: str,
+                  grid: TimeGrid | None = None) -> Label | None:
     from sqtool.data.ecg import window_starts
     src = ds.labels[name]
     unit = "bpm" if name == "hr" else "breaths/min" if name == "rr" else src.unit   # else: a custom label's
@@ -799,7 +823,7 @@ def _window_label(ds: DatasetFile, name: str, rec: Record, cols, names, row_fs: 
             vals = (c[b] - c[a]) / (k[b] - k[a])
         return Label(values=np.where(k[b] > k[a], vals, np.nan), times=starts, unit=unit, kind="window", window_s=w)
     if src.file is not None:
-        f = Path(src.file.replace("{stem}", stem).replace("{record}", rec.record_id))
+        f = fill_path(ds, Path(rec.source), src.file)
         if not f.is_file():
             raise SqtoolError(f"{where}: label '{name}' file {f} not found")
         from sqtool.data.readers._common import numeric_column, read_csv
@@ -1269,11 +1293,11 @@ class LabelTable:
                 f"no {self.label} label, left out of the {self.label} task")
 
 
-def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, stem: str, where: str, tables: dict,
+def _labels(ds: DatasetFile, rec: Record, cols, names, row_fs: float, where: str, tables: dict,
             grid: TimeGrid | None = None) -> None:
     for name in ("hr", "rr", *ds.custom_labels):      # per-window values (a custom label's as rr's)
         if name in ds.labels:
-            lab = _window_label(ds, name, rec, cols, names, row_fs, stem, where, grid)
+            lab = _window_label(ds, name, rec, cols, names, row_fs, where, grid)
             if lab is not None:
                 rec.labels[name] = lab
     if "rhythm" in ds.labels:

@@ -109,6 +109,19 @@ def test_an_hr_label_file_counts_from_the_cut_recording_start(tmp_path):
     assert rec.labels["hr"].times[:3].tolist() == [0.0, 2.0, 4.0] and rec.labels["hr"].values[:3].tolist() == [70, 72, 74]
 
 
+@pytest.mark.parametrize("template, where", [("hr/{folder}.csv", "hr/P01/S1.csv"),
+                                             ("rec/{record}/../hr.csv", "rec/P01/S1/hr.csv")])
+def test_an_hr_label_file_named_by_the_session_folder(tmp_path, template, where):
+    """`{stem}` is BVP for every E4 recording: `{folder}` (the recording's folder from root, P01/S1) names a label
+    file per session, and `{record}/../` (P01/S1/BVP/..) reaches its folder. Before, `{folder}` was left as written
+    (file not found) and the path was normalised before `{record}` was filled ("rec/hr.csv": not found)."""
+    y = _sessions(tmp_path, sessions=("P01/S1",), yaml='format: e4\nroot: rec\nlabels:\n  hr: {file: "%s"}\n' % template)
+    (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / where).write_text("start,hr\n" + "".join(f"{t},{70 + t}\n" for t in range(0, 48, 2)))
+    (rec,) = load_dataset_file(y).records()
+    assert rec.subject == "S1" and rec.labels["hr"].values[:3].tolist() == [70, 72, 74]
+
+
 def test_data_inspect_shows_the_e4_recordings_and_the_acc_conversion(tmp_path, capsys):
     import json
     y = _sessions(tmp_path)
@@ -124,6 +137,31 @@ def test_data_inspect_shows_the_e4_recordings_and_the_acc_conversion(tmp_path, c
     assert s["dataset_file"]["format"] == "e4"
     assert s["dataset_file"]["acc"] == [{"channels": ["acc_x", "acc_y", "acc_z"], "unit": "1/64 g", "gain": 1.0,
                                          "offset": 0.0, "to_g": 1 / 64}]
+
+
+def test_without_a_subject_rule_a_session_is_its_folders_subject(tmp_path, capsys):
+    """Every E4 recording is a BVP.csv: its file's name, the default subject elsewhere, named one subject "BVP" for
+    one session and refused several (one name in two folders). The default is now its session folder's name, and
+    `data inspect` lists it so."""
+    y = _sessions(tmp_path, sessions=("S1", "S2", "S3"), yaml="format: e4\nroot: rec\n")
+    assert [(r.record_id, r.subject) for r in load_dataset_file(y).records()] == \
+        [("S1/BVP", "S1"), ("S2/BVP", "S2"), ("S3/BVP", "S3")]
+    assert main(["data", "inspect", "--data", str(y), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[out.index("  recordings (3):") + 2].split()[:2] == ["S1/BVP", "S1"]
+
+
+def test_one_session_folder_name_in_two_folders_without_a_rule_is_one_line(tmp_path):
+    """P01/S1 and P02/S1 would both be subject S1 by default: refused, naming both and the rule that says which
+    folder is the person (as for one file name in two folders); with that rule they read as P01 and P02."""
+    y = _sessions(tmp_path, sessions=("P01/S1", "P02/S1"), yaml="format: e4\nroot: rec\n")
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(y).records()
+    assert str(e.value).startswith(f"{y}: P01/S1 and P02/S1 would be one subject, 'S1' (no subject rule: the default "
+                                   "is the folder's name;") and "subject: {pattern: '^(?P<subject>[^/]+)/'}" in \
+        str(e.value) and "\n" not in str(e.value)
+    y.write_text("format: e4\nroot: rec\nsubject: {pattern: '^(?P<subject>[^/]+)/'}\n")
+    assert [r.subject for r in load_dataset_file(y).records()] == ["P01", "P02"]
 
 
 def _break(kind: str, tmp_path: Path) -> tuple[Path, str]:
@@ -148,6 +186,16 @@ def _break(kind: str, tmp_path: Path) -> tuple[Path, str]:
         rows[1] = "32.000000, 32.000000, Hz"
         acc.write_text("\n".join(rows) + "\n")
         return y, f"{acc}: row 2 (sample rate) holds 'Hz', not a number"
+    if kind == "blank_start_cell":
+        rows[0] = f"{T0:.6f}, , {T0:.6f}"
+        acc.write_text("\n".join(rows) + "\n")
+        return y, f"{acc}: row 1 (start time) holds '', not a number"
+    if kind in ("nan_start", "nan_rate"):                # every column NaN: was "differs between its columns"
+        row = kind == "nan_rate"
+        rows[row] = "nan, nan, nan"
+        acc.write_text("\n".join(rows) + "\n")
+        what = "sample rate" if row else "start time"
+        return y, f"{acc}: row {row + 1} ({what}) holds 'nan', not a number; an E4 file gives row 1 its start"
     if kind == "empty":
         acc.write_text("")
         return y, f"{acc}: file is empty"
@@ -183,7 +231,8 @@ def _break(kind: str, tmp_path: Path) -> tuple[Path, str]:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["rates_differ", "starts_differ", "text_header", "text_rate", "empty", "blank", "headers_only",
+@pytest.mark.parametrize("kind", ["rates_differ", "starts_differ", "text_header", "text_rate", "nan_start", "nan_rate",
+                                  "blank_start_cell", "empty", "blank", "headers_only",
                                   "ms_start", "zero_rate", "text_sample", "fewer_columns", "ibi", "no_overlap",
                                   "missing"])
 def test_each_bad_e4_file_is_one_line_naming_it(kind, tmp_path, capsys):
@@ -217,11 +266,11 @@ def test_the_readmes_e4_example_reads_such_sessions(tmp_path):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = re.search(r"<!-- e4-yaml -->\s*```yaml\n(.*?)```", readme, re.S)
     assert block, "README lost its Empatica E4 dataset.yaml example"
-    _sessions(tmp_path, yaml=block.group(1))
+    _sessions(tmp_path, sessions=("P01/S1", "P01/S2", "P02/S1"), yaml=block.group(1))
     (tmp_path / "dataset.yaml").rename(tmp_path / "rec" / "dataset.yaml")
     recs = load_dataset_file(tmp_path / "rec" / "dataset.yaml").records()
-    assert [(r.subject, r.fs["ppg"], r.fs["acc_z"], len(r.signals["ppg"])) for r in recs] == \
-        [(s, 64.0, 32.0, 64 * 55) for s in ("S1", "S2")]
+    assert [(r.record_id, r.subject, r.fs["ppg"], r.fs["acc_z"], len(r.signals["ppg"])) for r in recs] == \
+        [(f"{s}/BVP", s[:3], 64.0, 32.0, 64 * 55) for s in ("P01/S1", "P01/S2", "P02/S1")]
 
 
 # ----------------------------------------------------------------------------- a real recording, converted

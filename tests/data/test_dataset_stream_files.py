@@ -120,6 +120,26 @@ def test_a_stem_named_stream_file_and_a_glob_over_every_csv(tmp_path):
     assert recs[0].meta["stream_files"] == ["ppg_acc.csv"] and recs[0].fs["acc_x"] == 32.0
 
 
+def test_a_stream_file_named_by_the_recordings_folder(tmp_path):
+    """`{folder}` is the recording's folder from root (s01): stream files kept apart, acc/s01.csv beside rec/s01/ppg.csv,
+    read as the ones in the session folder are; `data pairs --resume` checks that file (`unit_files`). Before,
+    `{folder}` was left as written: stream file not found."""
+    from sqtool.data.dataset_reader import dataset_units, unit_files
+    y = _streams(tmp_path, sessions=("s01", "s02"))
+    beside = load_dataset_file(y).records()
+    (tmp_path / "acc").mkdir()
+    for s in ("s01", "s02"):
+        (tmp_path / "rec" / s / "acc.csv").rename(tmp_path / "acc" / f"{s}.csv")
+    y.write_text(y.read_text().replace('file: "acc.csv"', 'file: "../../acc/{folder}.csv"'))
+    ds = load_dataset_file(y)
+    apart = ds.records()
+    for r, w in zip(apart, beside):
+        assert r.meta["stream_files"] == [f"../../acc/{r.subject}.csv"]
+        for ch in w.signals:
+            np.testing.assert_array_equal(r.signals[ch], w.signals[ch])
+    assert unit_files(ds, dataset_units(ds)[0]) == [tmp_path / "rec" / "s01" / "ppg.csv", tmp_path / "acc" / "s01.csv"]
+
+
 def test_data_inspect_on_a_stream_file_dataset(tmp_path, capsys):
     y = _streams(tmp_path)
     assert main(["data", "inspect", "--data", str(y), "--no-progress"]) == 0

@@ -91,3 +91,53 @@ def test_a_compare_forced_into_a_bench_run_leaves_one_run(export_dir, tmp_path):
         assert main(["bench", "--model", str(export_dir), *TIME_DOMAIN, "--max-records", "1", "--out", str(d)]) == 0
     assert main(["bench", "--compare", f"{a},{a}", "--out", str(out), "--force"]) == 0
     assert sorted(p.name for p in out.iterdir() if p.name != "build") == ["compare.json", "compare.md", "config.yaml"]
+
+
+def _killed_run(src, dst, command: str, drop: tuple[str, ...] = ()):
+    """A copy of run folder `src` as a `command` run killed before its metrics.json (and before `drop`)."""
+    import shutil
+    shutil.copytree(src, dst)
+    (dst / "config.yaml").write_text(f"command: {command}\nconfig: {{}}\n")
+    for name in drop:
+        (dst / name).unlink()
+    return dst
+
+
+@pytest.mark.parametrize("flag, command, given, drop", [
+    ("--student-float", "quantize", "{run}/student_float.pt", ()),
+    ("--student-int8", "quantize", "{run}", ()),
+    ("--teacher", "train/finetune", "{run}", ("model.pt",)),
+], ids=["student-float-file", "student-int8-run", "teacher-killed-before-model.pt"])
+def test_bench_refuses_a_named_checkpoint_of_an_unfinished_run(export_dir, tmp_path, capsys, flag, command, given,
+                                                               drop):
+    """`bench --teacher / --student-float / --student-int8 CHECKPOINT` loaded it without the finished check the other
+    stages make (`load_checkpoint(finished=True)`): a killed quantize's or fine-tune's checkpoint was benchmarked
+    (or its row skipped) as if finished. Now one line naming the option, the run and the command that finishes it,
+    before anything is written."""
+    run = _killed_run(export_dir.parent / "quantize", tmp_path / "killed run", command, drop)
+    out = tmp_path / "b"
+    capsys.readouterr()
+    assert main(["bench", "--model", str(export_dir), flag, given.format(run=run), *TIME_DOMAIN[:2], "--runtime",
+                 "torch", "--no-progress", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    missing = drop[0] if drop else "metrics.json"
+    shown = command.replace("/", " ")
+    assert err == [f"sqtool: error: {flag}: {run} has no {missing}: an unfinished `sqtool {shown}` run (killed?): "
+                   f"continue it with `sqtool {shown} --resume '{run}'`"], err
+    assert not out.exists()
+
+
+def test_bench_reads_a_named_checkpoint_of_a_finished_run_or_of_no_run(export_dir, tmp_path, capsys):
+    """The same checkpoints once their run wrote metrics.json, or copied out of any run, are benchmarked."""
+    import shutil
+    run = _killed_run(export_dir.parent / "quantize", tmp_path / "q", "quantize")
+    (run / "metrics.json").write_text('{"status": "done"}\n')
+    shutil.copyfile(run / "student_float.pt", tmp_path / "plain.pt")
+    out = tmp_path / "b"
+    assert main(["bench", "--model", str(export_dir), "--student-float", str(tmp_path / "plain.pt"), "--student-int8",
+                 str(run), "--teacher", str(run / "student_float.pt"), *TIME_DOMAIN[:2], "--runtime", "torch",
+                 "--no-progress", "--out", str(out)]) == 0
+    rows = {r["runtime"]: r for r in json.loads((out / "bench.json").read_text())["runtimes"]}
+    assert {k: r["status"] for k, r in rows.items()} == dict.fromkeys(("torch_teacher", "torch_student",
+                                                                      "brevitas_int8"), "ok")
+    assert rows["torch_student"]["file"] == str(tmp_path / "plain.pt")

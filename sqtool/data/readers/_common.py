@@ -291,27 +291,28 @@ def walk_files(root: Path, max_files: int = 200_000) -> list[Path]:
     return out
 
 
-def refuse_name_clash(rels: Iterable[str], where: str, fix: str) -> None:
+def refuse_name_clash(rels: Iterable[str], where: str, fix: str, unit: str = "file") -> None:
     """Refuse files in different folders that the default rule (a file's name, without its extension(s), is its
     subject) would make one subject: `P01/walk.csv` and `P02/walk.csv` are one person's walk and another's, or two
     walks of a person filed by day, and only the user knows which. Read as one subject, a subject-held-out split
     holds P02's walk out and trains on P02's run (a leak the fold figures do not show). `rels`: the recordings'
-    paths under the dataset's root (posix); `fix`: where the subject rule goes (a dataset.yaml's `subject:`)."""
+    paths under the dataset's root (posix); `fix`: where the subject rule goes (a dataset.yaml's `subject:`);
+    unit="folder": `rels` are the recordings' folders, whose whole name is the subject (E4 sessions: P01/S1, P02/S1)."""
     folders: dict[str, dict[str, str]] = {}          # file name -> {folder: its path}
     for rel in rels:
         folder, _, name = rel.rpartition("/")
-        folders.setdefault(name.split(".")[0], {}).setdefault(folder, rel)
+        folders.setdefault(name if unit == "folder" else name.split(".")[0], {}).setdefault(folder, rel)
     clash = sorted((n, f) for n, f in folders.items() if len(f) > 1)
     if not clash:
         return
     name, where_ = clash[0]
     shown = list(where_.values())
+    own = "" if unit == "folder" else " or subject: {pattern: '(?P<subject>[^/.]+)[.][^/]*$'} (the file's name)"
     raise SqtoolError(
-        f"{where}: {shown[0]} and {shown[1]} would be one subject, '{name}' (no subject rule: the default is the file's "
-        f"name; {len(clash)} name{'s' if len(clash) > 1 else ''} in more than one folder), so a subject-held-out "
-        f"split could train on a person it holds out; say which part of the path names the subject in {fix}: "
-        "subject: {pattern: '^(?P<subject>[^/]+)/'} (the first folder) or subject: {pattern: "
-        "'(?P<subject>[^/.]+)[.][^/]*$'} (the file's name)")
+        f"{where}: {shown[0]} and {shown[1]} would be one subject, '{name}' (no subject rule: the default is the "
+        f"{unit}'s name; {len(clash)} name{'s' if len(clash) > 1 else ''} in more than one folder), so a "
+        "subject-held-out split could train on a person it holds out; say which part of the path names the subject "
+        f"in {fix}: subject: {{pattern: '^(?P<subject>[^/]+)/'}} (the first folder){own}")
 
 
 def natural_key(p: Path | str):

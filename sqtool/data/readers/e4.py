@@ -53,11 +53,9 @@ def _header_row(line: str | None, row: int, what: str, p: Path) -> tuple[float, 
     if "IBI" in fields:
         raise SqtoolError(f"{p}: an E4 IBI file (row 1 'start, IBI', then a time offset and interval per beat), not "
                           "samples at a rate; it is not read as a channel")
-    try:
-        values = [float(f) for f in fields]
-    except ValueError:
-        bad = next(f for f in fields if not _is_float(f))
-        raise SqtoolError(f"{p}: row {row} ({what}) holds {bad!r}, not a number; an E4 file gives {HEADER}") from None
+    if (bad := next((f for f in fields if not _is_float(f)), None)) is not None:
+        raise SqtoolError(f"{p}: row {row} ({what}) holds {bad!r}, not a number; an E4 file gives {HEADER}")
+    values = [float(f) for f in fields]
     if any(v != values[0] for v in values):
         raise SqtoolError(f"{p}: row {row} ({what}) differs between its columns ({', '.join(f'{v:g}' for v in values)}); "
                           f"an E4 file's columns share one {what}")
@@ -65,9 +63,9 @@ def _header_row(line: str | None, row: int, what: str, p: Path) -> tuple[float, 
 
 
 def _is_float(f: str) -> bool:
+    """A number: "nan" is none (NaN differs from itself: a header of NaNs read as columns that differ)."""
     try:
-        float(f)
-        return True
+        return not np.isnan(float(f))
     except ValueError:
         return False
 
