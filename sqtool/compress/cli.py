@@ -689,10 +689,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
 
     # 4. teacher outputs (cached) -------------------------------------------------------------------
     cache = Path(cfg.teacher_cache) if cfg.teacher_cache else run_dir / "teacher_cache.npz"
-    tc = D.teacher_outputs(teacher, t_sha, x_all, ch_idx, cache)
-    if cfg.teacher_cache and cache.resolve() != (run_dir / "teacher_cache.npz").resolve():
-        atomic_write_bytes(run_dir / "teacher_cache.npz", cache.read_bytes())
-    say(f"teacher outputs {'reused from' if tc['reused'] else 'computed into'} {cache}")
+    tc = D.teacher_outputs(teacher, t_sha, x_all, ch_idx, cache, write=False)   # written below, once not refused
     t_units = D.denormalise(tc["out"], spec)
     y_norm = D.normalise_targets(y_all, spec)
     q_target, sqi = None, None
@@ -717,7 +714,11 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                   data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic},
                   teacher_skill=teacher_skill(t_path))
     fpath = run_dir / "student_float.pt"
-    saved = reusable_float_student(fpath, fkey, resume)
+    saved = reusable_float_student(fpath, fkey, resume)   # a resume on changed data refused: no file written yet
+    D.save_teacher_cache(cache, tc, t_sha)
+    if cfg.teacher_cache and cache.resolve() != (run_dir / "teacher_cache.npz").resolve():
+        atomic_write_bytes(run_dir / "teacher_cache.npz", cache.read_bytes())
+    say(f"teacher outputs {'reused from' if tc['reused'] else 'computed into'} {cache}")
     reused = saved is not None
     if reused:
         student = load_model(saved)

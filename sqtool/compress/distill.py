@@ -289,13 +289,14 @@ def predict(model, x: np.ndarray, batch_size: int = 256, features: bool = False)
 
 
 def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[int],
-                    cache_path: str | Path | None = None, batch_size: int = 256) -> dict:
+                    cache_path: str | Path | None = None, batch_size: int = 256, write: bool = True) -> dict:
     """Teacher's normalised outputs (N, k) and representation (N, D) for every window, cached.
 
     The cache is reused only when it was made by the same checkpoint (sha256) on the same windows
     (hash of the teacher's input: x's teacher channels); otherwise it is recomputed and rewritten. A file there
     that is no teacher cache at all (no `key` / `teacher_sha256` arrays: someone's data) is never overwritten: one
-    line, before the teacher runs.
+    line, before the teacher runs. write=False: the caller writes it (`save_teacher_cache`) once nothing refuses the
+    run (a quantize --resume refused leaves the killed run's cache as it was).
     """
     xt = np.ascontiguousarray(x[:, ch_idx])                                 # (N, C_teacher, T)
     key = hashlib.sha256(f"{teacher_sha256}:{data_hash(xt)}".encode()).hexdigest()
@@ -315,13 +316,21 @@ def teacher_outputs(teacher, teacher_sha256: str, x: np.ndarray, ch_idx: list[in
         raise SqtoolError("the teacher has no task head (a pretraining checkpoint?)")
     t0 = time.perf_counter()
     out, feat = predict(teacher, xt, batch_size, features=True)
-    seconds = time.perf_counter() - t0
-    if cache_path is not None:
-        import io
-        buf = io.BytesIO()
-        np.savez(buf, key=np.asarray(key), out=out, feat=feat, teacher_sha256=np.asarray(teacher_sha256))
-        atomic_write_bytes(cache_path, buf.getvalue())
-    return {"out": out, "feat": feat, "key": key, "reused": False, "seconds": seconds}
+    tc = {"out": out, "feat": feat, "key": key, "reused": False, "seconds": time.perf_counter() - t0}
+    if write:
+        save_teacher_cache(cache_path, tc, teacher_sha256)
+    return tc
+
+
+def save_teacher_cache(cache_path: str | Path | None, tc: dict, teacher_sha256: str) -> None:
+    """Write `teacher_outputs`' result `tc` to `cache_path` (atomically); nothing when it was read from there, or
+    for no path."""
+    if cache_path is None or tc["reused"]:
+        return
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, key=np.asarray(tc["key"]), out=tc["out"], feat=tc["feat"], teacher_sha256=np.asarray(teacher_sha256))
+    atomic_write_bytes(cache_path, buf.getvalue())
 
 
 def _torn_cache(path) -> bool:

@@ -108,6 +108,26 @@ def unfinished_checkpoint(path: str | os.PathLike, name: str = "model.pt") -> st
     return None
 
 
+def named_checkpoint(path: str | os.PathLike, name: str = "model.pt") -> str | None:
+    """The line a checkpoint the user named explicitly (bench's --teacher / --student-float / --student-int8) is
+    refused with, before anything is read or written: a path that is not there (a typo), a folder that holds no
+    `name`, a file that is not a checkpoint (`not_a_checkpoint`) or one of a run that did not finish
+    (`unfinished_checkpoint`); None for one its reader may load."""
+    try:
+        p = resolve_checkpoint_path(path, name)
+    except SqtoolError as e:
+        return str(e)
+    return unfinished_checkpoint(p) or not_a_checkpoint(p, name)
+
+
+def not_a_checkpoint(p: Path, name: str = "model.pt") -> str | None:
+    """The line for file `p` when it is no torch.save file at all (`_looks_like_torch_file`), else None."""
+    if _looks_like_torch_file(p):
+        return None
+    return (f"{p} is not a checkpoint (another kind of file, or corrupt): give a run folder holding {name}, or a .pt "
+            "file written by sqtool")
+
+
 def _looks_like_torch_file(p: Path) -> bool:
     """A torch.save file: a zip archive (torch >= 1.6) or a legacy pickle (protocol 2+ starts with 0x80).
     Anything else (a YAML, a CSV, a text file) is not a checkpoint at all, told apart before unpickling."""
@@ -174,9 +194,8 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
     p = resolve_checkpoint_path(path, name)
     if finished and (unfinished := unfinished_checkpoint(p)):
         raise SqtoolError(unfinished)
-    if not _looks_like_torch_file(p):
-        raise SqtoolError(f"{p} is not a checkpoint (another kind of file, or corrupt): give a run folder holding "
-                          f"{name}, or a .pt file written by sqtool")
+    if not_torch := not_a_checkpoint(p, name):
+        raise SqtoolError(not_torch)
     try:
         with warnings.catch_warnings():                 # a pickle torch.save never writes: refused below, no noise
             warnings.filterwarnings("ignore", message=PROTOCOL_WARNING, category=UserWarning)

@@ -29,7 +29,8 @@ The schema (every key optional unless marked; an unknown key anywhere is refused
       acc_y: {file: acc.csv, column: y}   # CSV, E4: a stream file of its own (one file per stream and session:
                                   #   session12/ppg.csv + session12/acc.csv), its path from the recording's folder
                                   #   ("{stem}": the recording file's name without extension, "{record}" its
-                                  #   record id, "{folder}" its folder from root: S1/BVP, S1); its own time
+                                  #   record id, "{folder}" its folder from root: S1/BVP, S1; a recording in
+                                  #   root itself has none: refused, naming it); its own time
                                   #   column (time_column / time_unit: the top-level ones unless the channel says
                                   #   otherwise) or, lacking that column, the channel's own fs. Streams on one
                                   #   clock (date-times without a time zone beside epoch numbers or date-times

@@ -252,7 +252,7 @@ def not_stream_files(ds: DatasetFile, files: list[Path]) -> list[Path]:
     """`files` less those that are a recording's stream file (channels' `file:`): `files: "**/*.csv"` over
     session12/ppg.csv and session12/acc.csv is one recording, ppg.csv's, not two."""
     specs = [c.file for c in ds.channels.values() if c.file is not None]
-    streams = {stream_path(ds, p, f) for p in files for f in specs}
+    streams = {stream_path(ds, p, f) for p in files for f in specs if folder_of(ds, p) or FOLDER not in f}
     return [p for p in files if Path(os.path.normpath(p)) not in streams] if specs else files
 
 
@@ -574,16 +574,30 @@ def read_streams(ds: DatasetFile, p: Path, channels: dict[str, Channel], own: St
 
 def stream_path(ds: DatasetFile, p: Path, file: str) -> Path:
     """Channel `file:` of the recording at `p`: from its folder, its placeholders filled (`fill_path`)."""
-    return fill_path(ds, p, str(p.parent / file))
+    return fill_path(ds, p, str(p.parent / file), file)
 
 
-def fill_path(ds: DatasetFile, p: Path, path: str) -> Path:
-    """`path` (a label or stream `file:`) for the recording at `p`, normalised once its placeholders are filled:
-    "{stem}" the file's name without extension(s) (BVP), "{record}" its record id (S1/BVP), "{folder}" its folder
-    from root (S1; "." for root itself): {record} is {folder}/{stem}. Filled first, "{record}/../hr.csv" is
-    S1/hr.csv (normalised first, it was hr.csv)."""
-    for k, v in (("{stem}", p.name.split(".")[0]), ("{record}", _record_id(ds, p)),
-                 ("{folder}", p.parent.relative_to(ds.root).as_posix())):
+FOLDER = "{folder}"
+
+
+def folder_of(ds: DatasetFile, p: Path) -> str:
+    """The folder of the recording at `p` from root, what `{folder}` stands for (S1, P01/S1); "" for root itself."""
+    folder = p.parent.relative_to(ds.root).as_posix()
+    return "" if folder == "." else folder
+
+
+def fill_path(ds: DatasetFile, p: Path, path: str, file: str | None = None) -> Path:
+    """`path` (a label or stream `file:`, as written: `file`, when `path` is it joined to a folder) for the recording
+    at `p`, normalised once its placeholders are filled: "{stem}" the file's name without extension(s) (BVP),
+    "{record}" its record id (S1/BVP), "{folder}" its folder from root (S1): {record} is {folder}/{stem}. Filled
+    first, "{record}/../hr.csv" is S1/hr.csv (normalised first, it was hr.csv). A recording in root itself has no
+    folder: "{folder}" is one line naming it (filled with ".", hr/{folder}.csv read hr/..csv, "not found")."""
+    folder = folder_of(ds, p)
+    if FOLDER in path and not folder:
+        raise SqtoolError(f"{p}: file {file or path!r}: {FOLDER} is a recording's folder under root "
+                          f"({ds.root}), and this recording is in root itself: {FOLDER} needs recordings in "
+                          "sub-folders (move it into one, or narrow files: to the sub-folders' recordings)")
+    for k, v in (("{stem}", p.name.split(".")[0]), ("{record}", _record_id(ds, p)), (FOLDER, folder)):
         path = path.replace(k, v)
     return Path(os.path.normpath(path))
 

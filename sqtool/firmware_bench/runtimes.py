@@ -165,13 +165,15 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed
     checkpoint is checked by the runtime that reads it (`Artifacts.checkpoint` -> `Manifest.source`), so a
     teacher re-trained into its folder since stops only a runtime that runs it. A changed file is never a
     skipped runtime: the benches let TamperedArtifact through. `checkpoints` (key -> path, empty = none) are
-    checkpoints the user named explicitly (the manifest's are then not read); one of a run that did not finish (a
-    killed fine-tune or quantize) is refused here, naming it and the command that finishes it, as quantize refuses
-    its teacher (`load_checkpoint(finished=True)`); one not there is left to the runtime that reads it."""
+    checkpoints the user named explicitly (the manifest's are then not read); one that is not there (a typo), is not
+    a checkpoint, or is of a run that did not finish (a killed fine-tune or quantize: the command that finishes it,
+    as quantize refuses its teacher, `load_checkpoint(finished=True)`) is refused here in one line naming the
+    option and the path (`core.checkpoint.named_checkpoint`), never a runtime's skipped row in a report that does
+    not compare what was named. A manifest's checkpoint that is not there is left to the runtime that reads it."""
     over = {k: Path(v) for k, v in (checkpoints or {}).items() if v}
     for k, p in over.items():
-        from sqtool.core.checkpoint import unfinished_checkpoint     # torch: only when a checkpoint is named
-        if line := unfinished_checkpoint(p):
+        from sqtool.core.checkpoint import named_checkpoint     # torch: only when a checkpoint is named
+        if line := named_checkpoint(p):
             raise SqtoolError(f"--{k.replace('_', '-')}: {line}")
     try:
         m = read_manifest(path)

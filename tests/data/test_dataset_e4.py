@@ -122,6 +122,20 @@ def test_an_hr_label_file_named_by_the_session_folder(tmp_path, template, where)
     assert rec.subject == "S1" and rec.labels["hr"].values[:3].tolist() == [70, 72, 74]
 
 
+def test_a_label_file_named_by_folder_of_a_session_in_root_is_one_line(tmp_path):
+    """An E4 session exported straight into root (rec/BVP.csv) has no folder: "hr/{folder}.csv" read hr/..csv
+    ("label file not found"). Now one line naming the recording: {folder} needs recordings in sub-folders."""
+    y = _sessions(tmp_path, sessions=("P01/S1",), yaml='format: e4\nroot: rec\nlabels:\n  hr: {file: "hr/{folder}.csv"}\n')
+    for f in ("BVP.csv", "ACC.csv"):
+        (tmp_path / "rec" / f).write_bytes((tmp_path / "rec" / "P01" / "S1" / f).read_bytes())
+    with pytest.raises(SqtoolError) as e:
+        load_dataset_file(y).records()
+    line = str(e.value)
+    assert line.startswith(f"{tmp_path / 'rec' / 'BVP.csv'}: file ") and "\n" not in line, line
+    assert line.endswith("this recording is in root itself: {folder} needs recordings in sub-folders (move it into "
+                         "one, or narrow files: to the sub-folders' recordings)"), line
+
+
 def test_data_inspect_shows_the_e4_recordings_and_the_acc_conversion(tmp_path, capsys):
     import json
     y = _sessions(tmp_path)

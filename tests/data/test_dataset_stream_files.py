@@ -140,6 +140,32 @@ def test_a_stream_file_named_by_the_recordings_folder(tmp_path):
     assert unit_files(ds, dataset_units(ds)[0]) == [tmp_path / "rec" / "s01" / "ppg.csv", tmp_path / "acc" / "s01.csv"]
 
 
+def test_folder_for_a_recording_in_root_is_one_line(tmp_path, capsys):
+    """`{folder}` of a recording in root itself (rec/ppg.csv beside rec/s01/ppg.csv) was ".": "../../acc/{folder}.csv"
+    read acc/..csv, "stream file not found" naming a file nobody wrote. Now one line naming the recording: {folder}
+    needs recordings in sub-folders."""
+    y = _streams(tmp_path, sessions=("s01",))
+    (tmp_path / "acc").mkdir()
+    (tmp_path / "rec" / "s01" / "acc.csv").rename(tmp_path / "acc" / "s01.csv")
+    (tmp_path / "rec" / "ppg.csv").write_bytes((tmp_path / "rec" / "s01" / "ppg.csv").read_bytes())
+    y.write_text(y.read_text().replace('file: "acc.csv"', 'file: "../../acc/{folder}.csv"'))
+    assert_one_line_and_listed(y, f"{tmp_path / 'rec' / 'ppg.csv'}: file '../../acc/{{folder}}.csv': {{folder}} is a "
+                                  f"recording's folder under root ({tmp_path / 'rec'}), and this recording is in root "
+                                  "itself: {folder} needs recordings in sub-folders", capsys)
+
+
+def test_folder_named_stream_files_in_root_are_no_recordings(tmp_path):
+    """... while a file in root that the glob matches and that is a sub-folder recording's `{folder}` stream file
+    (rec/s01_acc.csv of rec/s01/ppg.csv) is that stream file, not a recording refused for having no folder."""
+    y = _streams(tmp_path, sessions=("s01", "s02"))
+    for s in ("s01", "s02"):
+        (tmp_path / "rec" / s / "acc.csv").rename(tmp_path / "rec" / f"{s}_acc.csv")
+    y.write_text(y.read_text().replace('file: "acc.csv"', 'file: "../{folder}_acc.csv"')
+                 .replace('"**/ppg.csv"', '"**/*.csv"'))
+    recs = load_dataset_file(y).records()
+    assert [r.meta["stream_files"] for r in recs] == [["../s01_acc.csv"], ["../s02_acc.csv"]]
+
+
 def test_data_inspect_on_a_stream_file_dataset(tmp_path, capsys):
     y = _streams(tmp_path)
     assert main(["data", "inspect", "--data", str(y), "--no-progress"]) == 0
