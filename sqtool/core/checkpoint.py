@@ -108,16 +108,43 @@ def unfinished_checkpoint(path: str | os.PathLike, name: str = "model.pt") -> st
     return None
 
 
-def named_checkpoint(path: str | os.PathLike, name: str = "model.pt") -> str | None:
+def named_checkpoint(path: str | os.PathLike, name: str = "model.pt",
+                     kinds: tuple[str, ...] | None = None) -> str | None:
     """The line a checkpoint the user named explicitly (bench's --teacher / --student-float / --student-int8) is
     refused with, before anything is read or written: a path that is not there (a typo), a folder that holds no
-    `name`, a file that is not a checkpoint (`not_a_checkpoint`) or one of a run that did not finish
-    (`unfinished_checkpoint`); None for one its reader may load."""
+    `name`, a file that is not a checkpoint (`not_a_checkpoint`), one of a run that did not finish
+    (`unfinished_checkpoint`) or one of a kind not in `kinds` (`wrong_kind`, its kind read by `checkpoint_kind_of`);
+    None for one its reader may load."""
     try:
         p = resolve_checkpoint_path(path, name)
     except SqtoolError as e:
         return str(e)
-    return unfinished_checkpoint(p) or not_a_checkpoint(p, name)
+    if line := unfinished_checkpoint(p) or not_a_checkpoint(p, name):
+        return line
+    kind = checkpoint_kind_of(p) if kinds is not None else None
+    return wrong_kind(p, kind, kinds, path) if kind is not None and kind not in kinds else None
+
+
+def checkpoint_kind_of(p: Path) -> str | None:
+    """The kind checkpoint file `p` holds, read without reading its weights (torch.load's mmap: only the pickled
+    dict is parsed, tensors stay mapped, tensors and plain data only); None when it cannot be read so (a legacy
+    non-zip file, corrupt, no sqtool metadata): `load_checkpoint` then says what it is."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=PROTOCOL_WARNING, category=UserWarning)
+            ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - any unreadable file: left to load_checkpoint's line
+        return None
+    kind = ckpt.get("kind") if isinstance(ckpt, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def wrong_kind(p: Path, kind: str, kinds: tuple[str, ...], path: str | os.PathLike) -> str:
+    """The line checkpoint file `p` (as given: `path`) holding a `kind` that is not one of `kinds` is refused with,
+    with what to do where one is known (KIND_HINTS)."""
+    hint = next((h for (got, want), h in KIND_HINTS.items() if got == kind and want in kinds), None)
+    return (f"checkpoint {p} is a {kind} checkpoint; expected {' or '.join(kinds)}"
+            + (": " + hint(path) if hint else ""))
 
 
 def not_a_checkpoint(p: Path, name: str = "model.pt") -> str | None:
@@ -215,8 +242,6 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | tuple[str, ...] 
     if expect_kind is not None:
         kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
         if ckpt["kind"] not in kinds:
-            hint = next((h for (got, want), h in KIND_HINTS.items() if got == ckpt["kind"] and want in kinds), None)
-            raise SqtoolError(f"checkpoint {p} is a {ckpt['kind']} checkpoint; expected {' or '.join(kinds)}"
-                              + (": " + hint(path) if hint else ""))
+            raise SqtoolError(wrong_kind(p, ckpt["kind"], kinds, path))
     ckpt["path"] = str(p)
     return ckpt

@@ -166,14 +166,16 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed
     teacher re-trained into its folder since stops only a runtime that runs it. A changed file is never a
     skipped runtime: the benches let TamperedArtifact through. `checkpoints` (key -> path, empty = none) are
     checkpoints the user named explicitly (the manifest's are then not read); one that is not there (a typo), is not
-    a checkpoint, or is of a run that did not finish (a killed fine-tune or quantize: the command that finishes it,
-    as quantize refuses its teacher, `load_checkpoint(finished=True)`) is refused here in one line naming the
-    option and the path (`core.checkpoint.named_checkpoint`), never a runtime's skipped row in a report that does
-    not compare what was named. A manifest's checkpoint that is not there is left to the runtime that reads it."""
+    a checkpoint, is of a run that did not finish (a killed fine-tune or quantize: the command that finishes it,
+    as quantize refuses its teacher, `load_checkpoint(finished=True)`) or holds a kind its runtime does not run
+    (CHECKPOINT_KINDS: an int8 student as --teacher, a pretrain encoder as anything) is refused here in one line
+    naming the option and the path (`core.checkpoint.named_checkpoint`), never a runtime's skipped or error row in a
+    report that does not compare what was named. A manifest's checkpoint that is not there is left to the runtime
+    that reads it."""
     over = {k: Path(v) for k, v in (checkpoints or {}).items() if v}
     for k, p in over.items():
         from sqtool.core.checkpoint import named_checkpoint     # torch: only when a checkpoint is named
-        if line := named_checkpoint(p):
+        if line := named_checkpoint(p, kinds=CHECKPOINT_KINDS.get(k)):
             raise SqtoolError(f"--{k.replace('_', '-')}: {line}")
     try:
         m = read_manifest(path)
@@ -393,6 +395,10 @@ class BrevitasInt8(TorchRuntime):
         last = outs["head"] if "head" in outs else outs["fc"]                  # spectral: per-bin head
         self.int8_outputs = np.asarray(last).astype(np.int8).reshape(len(x), -1)
         return y
+
+
+# the checkpoint kinds each option that names a checkpoint (its key: --teacher -> teacher) takes: its runtime's
+CHECKPOINT_KINDS = {c.key: c.kinds for c in (TorchTeacher, TorchStudent, BrevitasInt8)}
 
 
 # ----------------------------------------------------------------------------- ONNX, LiteRT, TFLM
