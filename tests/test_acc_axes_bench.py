@@ -30,4 +30,3 @@ def test_acc_axes_writes_per_recording_rows_and_same_codes_for_a_permutation(dat
     assert 0 < row["code_max_diff"]["-x -y -z"] <= 8  # a sign changes only the rounding
     md = (tmp_path / "o" / "acc_axes.md").read_text()
     assert "| troika | -x |" in md and row["record"] in md
-

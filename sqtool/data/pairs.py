@@ -836,7 +836,8 @@ class _Progress:
         tallies = {name: {k: sorted(v) if k in TALLY_SETS else v for k, v in d.items() if k not in ("q_gap", "t_gap")}
                    for name, d in self.per_ds.items()}
         state = {"format": RESUME_FORMAT, "units": self.n_units, "units_sha": self.units_sha,
-                 "dataset_files": self.dataset_files, "next_unit": self.unit, "skip_pairs": writer.total - self.before, "writer": writer.state(),
+                 "dataset_files": self.dataset_files, "next_unit": self.unit,
+                 "skip_pairs": writer.total - self.before, "writer": writer.state(),
                  "tallies": tallies, "gap_files": self.gap_files, "errors": self.errors,
                  "excluded": {k: sorted(v) for k, v in self.excluded.items()},
                  "elapsed": [round(elapsed[0], 3), round(elapsed[1], 3)]}

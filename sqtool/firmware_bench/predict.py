@@ -483,8 +483,9 @@ def predict(cfg: PredictConfig, records=None) -> dict:
     prepared = (prepare_spectral(cfg, art, records, left=left_out) if spectral else
                 _prepare_time_domain(cfg, art, records, left=left_out))
     run_dir = make_run_dir("predict", str(md.get("model", "model")), cfg.out, cfg.force, clear_result=False)
-    earlier = note_earlier(run_dir, listed_outputs(run_dir), EARLIER, (".csv", ".png"))   # a --force'd folder's
-    unfinish(run_dir, "predict")                   # earlier predict: its CSVs and plots, kept past a kill of this run                   # its summary.json: it lists CSVs this run rewrites
+    # a --force'd folder's earlier predict: its CSVs and plots, kept (EARLIER) past a kill of this run
+    earlier = note_earlier(run_dir, listed_outputs(run_dir), EARLIER, (".csv", ".png"))
+    unfinish(run_dir, "predict")                   # its summary.json: it lists CSVs this run rewrites
     save_config(run_dir, cfg)
     # the runtimes' host builds (compiled C) go in a temporary folder, removed on return, error or Ctrl-C: the run
     # folder holds the results only

@@ -173,8 +173,9 @@ def load_artifacts(path, checkpoints: dict[str, str] | None = None, allow_failed
     report that does not compare what was named. A manifest's checkpoint that is not there is left to the runtime
     that reads it."""
     over = {k: Path(v) for k, v in (checkpoints or {}).items() if v}
-    for k, p in over.items():
+    if over:
         from sqtool.core.checkpoint import named_checkpoint     # torch: only when a checkpoint is named
+    for k, p in over.items():
         if line := named_checkpoint(p, kinds=CHECKPOINT_KINDS.get(k)):
             raise SqtoolError(f"--{k.replace('_', '-')}: {line}")
     try:

@@ -57,7 +57,8 @@ def _header_row(line: str | None, row: int, what: str, p: Path) -> tuple[float, 
         raise SqtoolError(f"{p}: row {row} ({what}) holds {bad!r}, not a number; an E4 file gives {HEADER}")
     values = [float(f) for f in fields]
     if any(v != values[0] for v in values):
-        raise SqtoolError(f"{p}: row {row} ({what}) differs between its columns ({', '.join(f'{v:g}' for v in values)}); "
+        shown = ", ".join(f"{v:g}" for v in values)
+        raise SqtoolError(f"{p}: row {row} ({what}) differs between its columns ({shown}); "
                           f"an E4 file's columns share one {what}")
     return values[0], len(values)
 

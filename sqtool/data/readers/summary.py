@@ -293,7 +293,8 @@ def rates_text(fs: dict) -> str:
 
 def recording_lines(rows: list[dict], shown: int, indent: str) -> list[str]:
     """The recordings table: a header, the first `shown` rows (id, subject, length, channels at their rates, the
-    wall-clock start, gravity's axis with its share of windows and the stream files where any has them), then '... N more' when there are more."""
+    wall-clock start, gravity's axis with its share of windows and the stream files where any has them), then
+    '... N more' when there are more."""
     head = rows[:shown]
     cols = [("record", [r["record"] for r in head]), ("subject", [r["subject"] for r in head]),
             ("length", [f"{r['duration_s']:.1f} s" for r in head]), ("channels", [rates_text(r["fs"]) for r in head])]
