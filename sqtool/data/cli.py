@@ -22,7 +22,7 @@ from sqtool.core.runs import shell_command
 # importing the readers, which would load numpy for every `sqtool --help`), then the generic readers;
 # tests/data/test_builtin_datasets.py holds it to readers.kinds().
 KINDS_HELP = (", ".join(sorted(p.stem for p in (Path(__file__).resolve().parent / "datasets").glob("*.yaml")))
-              + ", or the generic csv, npz, wfdb (default: detected from the files)")
+              + ", or the generic csv, npz, wfdb, e4 (default: detected from the files)")
 
 
 def register(sub, name: str = "data", helptext: str = "inspect, score, pair and download PPG datasets") -> None:

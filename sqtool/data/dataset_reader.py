@@ -245,7 +245,24 @@ def _files(ds: DatasetFile) -> list[Path]:
     if not files:
         raise SqtoolError(f"{ds.path}: no recordings matching '{ds.files}' under {ds.root}"
                           + (" (folder is empty)" if not any(ds.root.iterdir()) else ""))
-    return not_stream_files(ds, files)
+    return not_stream_files(ds, e4_sessions(ds, files) if ds.format == "e4" else files)
+
+
+def e4_sessions(ds: DatasetFile, files: list[Path]) -> list[Path]:
+    """Format e4: a recording is a session folder, read from its BVP.csv; a file `files:` matched beside a BVP.csv
+    (EDA.csv, TEMP.csv, HR.csv, IBI.csv, tags.csv under "**/*.csv") stands for its session, no recording of its own
+    (read as one, HR.csv was a recording at 1 Hz and IBI.csv refused). Said in one note line, kept in
+    ds.report["not_recordings"] (their names); a file in a folder without a BVP.csv stays a recording."""
+    from sqtool.data.readers._common import natural_key
+    session = {p: p.parent / "BVP.csv" if (p.parent / "BVP.csv").is_file() else p for p in files}
+    others = sorted({p.name for p, q in session.items() if q != p})
+    if others and "not_recordings" not in ds.report:
+        from sqtool.core.progress import item
+        ds.report["not_recordings"] = others
+        n = sum(q != p for p, q in session.items())
+        item(f"note: {ds.path}: format e4: {n} files matching '{ds.files}' are a session's other E4 files "
+             f"({', '.join(others)}), not recordings: each session is read from its BVP.csv")
+    return sorted(set(session.values()), key=natural_key)
 
 
 def not_stream_files(ds: DatasetFile, files: list[Path]) -> list[Path]:

@@ -135,8 +135,9 @@ class PredictConfig:
                                                      "heart-rate model, or a time-domain model of any task",
                                              "required": True,
                                              "metavar": "EXPORT"})
-    data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB; "
-                                                    "EDF through a dataset.yaml naming format: edf), a dataset folder "
+    data: str = field(default="", metadata={"help": "a recording file or a folder of recordings (CSV, NPZ, WFDB, "
+                                                    "Empatica E4 session folders; EDF through a dataset.yaml naming "
+                                                    "format: edf), a dataset folder "
                                                     "or name, or 'synthetic' (the embedded "
                                                     "wrist PPG with known HR that bench reads)", "required": True})
     runtime: str = field(default="", metadata={"help": "c_pipeline | c | tflite (or litert) | tflm | onnx (int8; "

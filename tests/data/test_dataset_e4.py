@@ -289,6 +289,25 @@ def test_the_readmes_e4_example_reads_such_sessions(tmp_path):
 
 # ----------------------------------------------------------------------------- a real recording, converted
 
+def write_real_e4_session(data_root: Path, d: Path, late: int = 3, early: int = 2):
+    """wrist_exercise s3_walk's first 2 min (256 Hz PPG, acc in g) written into session folder `d` as an E4 export:
+    BVP.csv resampled to 64 Hz from T0, ACC.csv to 32 Hz in whole 1/64 g counts starting `late` s later and ending
+    `early` s earlier. Returns (ppg (N,), acc (N, 3) in g, both 256 Hz; bvp 64 Hz, acc32 (N / 8, 3) 32 Hz)."""
+    from scipy.signal import resample_poly
+
+    from sqtool.data.readers import wrist_exercise as W
+    edf = data_root / "wrist_exercise" / "edf" / "s3_walk.edf"
+    if not edf.is_file():
+        pytest.skip(f"{edf} absent")
+    x = W._read_edf(edf).p_signal[:256 * 120]
+    ppg, acc = x[:, 1], x[:, 5:8] / W.G                        # (N,) raw PPG, (N, 3) acc in g, 256 Hz
+    bvp, acc32 = resample_poly(ppg, 1, 4), resample_poly(acc, 1, 8, axis=0)        # 64 Hz, (N / 8, 3) 32 Hz
+    d.mkdir(parents=True)
+    _e4(d / "BVP.csv", T0, 64, bvp)
+    _e4(d / "ACC.csv", T0 + late, 32, np.round(64 * acc32[32 * late: len(acc32) - 32 * early]).T)
+    return ppg, acc, bvp, acc32
+
+
 @pytest.mark.realdata
 def test_a_real_wrist_recording_converted_to_e4_reads_back_and_gives_the_same_heart_rate(data_root, tmp_path):
     """wrist_exercise s3_walk's first 2 min (256 Hz PPG, acc in g) written as an E4 export: BVP resampled to 64 Hz,
@@ -296,22 +315,10 @@ def test_a_real_wrist_recording_converted_to_e4_reads_back_and_gives_the_same_he
     is the resampled source (to its 6 written decimals), the acc within half a count, and the spectral baseline's
     heart rate on it is the source's at 256 Hz over the same span (measured: median difference 0.001 BPM, the
     largest 0.39, over 54 windows)."""
-    from scipy.signal import resample_poly
-
     from sqtool.data.hr_baseline import baseline_hr
-    from sqtool.data.readers import wrist_exercise as W
     from sqtool.data.record import Record
-    edf = data_root / "wrist_exercise" / "edf" / "s3_walk.edf"
-    if not edf.is_file():
-        pytest.skip(f"{edf} absent")
-    x = W._read_edf(edf).p_signal[:256 * 120]
-    ppg, acc = x[:, 1], x[:, 5:8] / W.G                        # (N,) raw PPG, (N, 3) acc in g, 256 Hz
-    bvp, acc32 = resample_poly(ppg, 1, 4), resample_poly(acc, 1, 8, axis=0)        # 64 Hz, (N / 8, 3) 32 Hz
     late, early = 3, 2
-    d = tmp_path / "rec" / "S1"
-    d.mkdir(parents=True)
-    _e4(d / "BVP.csv", T0, 64, bvp)
-    _e4(d / "ACC.csv", T0 + late, 32, np.round(64 * acc32[32 * late: len(acc32) - 32 * early]).T)
+    ppg, acc, bvp, acc32 = write_real_e4_session(data_root, tmp_path / "rec" / "S1", late, early)
     (tmp_path / "dataset.yaml").write_text('format: e4\nroot: rec\nsubject: {pattern: "^(?P<subject>[^/]+)/"}\n')
     (rec,) = load_dataset_file(tmp_path / "dataset.yaml").records()
     n = 64 * (120 - late - early)
@@ -337,7 +344,8 @@ def test_an_e4_file_read_as_a_plain_csv_is_one_line_pointing_to_format_e4(tmp_pa
     _sessions(tmp_path, sessions=("S1",))
     bvp = tmp_path / "rec" / "S1" / "BVP.csv"
     line = (f"{bvp}: an Empatica E4 file (row 1 its start, 2017-07-14T02:40:00.000Z; row 2 its rate, 64 Hz), not "
-            "samples: read its session folder through a dataset.yaml of format: e4 (README: Empatica E4)")
+            "samples: give its session folder as --data (E4 files alone read as an E4 export), or read it through a "
+            "dataset.yaml of format: e4 (README: Empatica E4)")
     with pytest.raises(SqtoolError, match=re.escape(line)):
         read_csv(bvp, fs=64)
     assert main(["data", "inspect", "--data", str(bvp), "--fs", "64", "--no-progress"]) == 1

@@ -5,14 +5,15 @@
                                       path may be a dataset.yaml: its records (dataset_file.records())
     list_items(path, kind=None)    -> (kind, [items])   the files holding records, unread (parallel work units)
     read_item(kind, item, root)    -> list[Record]      the checked records of one item
-    detect_kind(path)              -> "troika" | "bidmc" | "wrist_exercise" | ... | "csv" | "npz" | "wfdb"
+    detect_kind(path)              -> "troika" | "bidmc" | "wrist_exercise" | ... | "csv" | "npz" | "wfdb" | "e4"
     inspect_path(path)             -> summary dict (what `sqtool data inspect` prints)
     read_csv / read_npz / read_wfdb   the generic single-recording readers
 
 Each dataset module (troika.py, bidmc.py, ...) exposes `detect(files)`, `list_items(files)` (cheap: the
 files that hold records) and `read_item(item, ctx) -> list[Record]` (the expensive part, one file at a
-time; `ctx` is a per-call cache for shared metadata such as label spreadsheets). This module walks the
-files once, reads the items lazily and applies the same checks to every record:
+time; `ctx` is a per-call cache for shared metadata such as label spreadsheets). A folder of Empatica E4 exports
+without a dataset.yaml is kind "e4" (`e4.is_export`), read as a `format: e4` dataset file with its defaults would
+read it. This module walks the files once, reads the items lazily and applies the same checks to every record:
 
     - Record.validate(): a sampling rate per channel, 1-D, non-empty, some finite samples (NaN/Inf
       samples are gaps: predict and bench hold them, training and pairs leave their windows out);
@@ -34,7 +35,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from sqtool.core import NoSignal, SqtoolError
-from sqtool.data.readers import (bidmc, but_ppg, mw_ppg, ppg_arrhythmia, ppg_bp, troika, unlabeled,
+from sqtool.data.readers import (bidmc, but_ppg, e4, mw_ppg, ppg_arrhythmia, ppg_bp, troika, unlabeled,
                                  wrist_exercise)
 from sqtool.data.readers._common import walk_files
 from sqtool.data.record import Label, Record
@@ -43,7 +44,7 @@ from sqtool.data.record import Label, Record
 # when none does, the generic readers look at the file types.
 DATASETS = {m.KIND: m for m in (troika, bidmc, ppg_bp, ppg_arrhythmia, but_ppg, mw_ppg, unlabeled,
                                 wrist_exercise)}
-GENERIC = ("csv", "npz", "wfdb")
+GENERIC = ("csv", "npz", "wfdb", "e4")       # e4: a folder of Empatica E4 exports (readers.e4)
 
 
 def kinds() -> list[str]:
@@ -80,6 +81,8 @@ def _detect(path: Path, files: list[Path]) -> str:
     if len(found) > 1:
         raise SqtoolError(f"{path}: holds several datasets ({', '.join(found)}); pass one of its folders "
                           f"(or --kind where the command has one, or a dataset.yaml naming its format)")
+    if e4.is_export(path, files):
+        return "e4"
     g = _generic().detect(path, files)
     if g:
         return g
@@ -173,6 +176,8 @@ def list_items(path: str | os.PathLike, kind: str | None = None) -> tuple[str, l
     kind = kind or _detect(path, files)
     if kind in DATASETS:
         items = DATASETS[kind].list_items(files)
+    elif kind == "e4":
+        items = e4.list_items(path)                  # its sessions, their names checked as a dataset file's
     elif kind in GENERIC:
         items = _generic().list_items(kind, files)
         if kind != "npz" and path.is_dir():          # an NPZ may carry its own subject and record id
@@ -194,6 +199,8 @@ def read_item(kind: str, item, root: str | os.PathLike, ctx: dict | None = None,
     ctx.setdefault("root", Path(root))
     if kind in DATASETS:
         recs = DATASETS[kind].read_item(item, ctx)
+    elif kind == "e4":
+        recs = e4.read_item(item, ctx, **options)
     else:
         recs = _generic().read_item(kind, item, **options)
     return [check_record(r, min_duration_s, channels, max_clip_fraction) for r in recs]
