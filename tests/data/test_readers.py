@@ -442,6 +442,17 @@ def test_generic_wfdb(tmp_path):
     assert read_dataset(tmp_path)[0].record_id == "rec"
 
 
+def test_wfdb_given_rate_checked_against_header(tmp_path):
+    """`data inspect --fs` on a WFDB folder passed fs to read_wfdb, which took none: a TypeError line. Now a rate that
+    agrees with the header reads, one that does not is refused as a wrong sampling rate, in one line."""
+    from sqtool.data.readers import read_wfdb
+    _write_wfdb(tmp_path)
+    assert read_wfdb(tmp_path / "rec.hea", fs=100).fs["ppg"] == 100
+    assert read_dataset(tmp_path, fs=100)[0].fs["ppg"] == 100
+    with pytest.raises(SqtoolError, match=r"header says 100 Hz but fs=125 was given; wrong sampling rate"):
+        read_wfdb(tmp_path / "rec.hea", fs=125)
+
+
 # ----------------------------------------------------------------------------- bad input: one line each
 
 def _one_line(e: pytest.ExceptionInfo) -> str:

@@ -490,7 +490,8 @@ def check_header_rate(hea: Path, fs) -> None:
                           f"not {rate:g}; write it as a plain decimal number ({rate:g})")
 
 
-def read_wfdb(path) -> Record:
+def read_wfdb(path, fs: float | None = None) -> Record:
+    """One WFDB record (its .hea names the rate); fs, where given (`data inspect --fs`), must agree with it."""
     import wfdb
 
     p = Path(path)
@@ -509,6 +510,8 @@ def read_wfdb(path) -> Record:
         raise SqtoolError(f"{hea}: header has no valid sampling rate")
     check_header_rate(hea, rec.fs)
     check_fs(rec.fs, f"{hea}: header")
+    if fs is not None and abs(rec.fs - fs) > RATE_TOL * fs:
+        raise SqtoolError(f"{hea}: header says {rec.fs:g} Hz but fs={fs:g} was given; wrong sampling rate")
     if rec.sig_len and rec.p_signal.shape[0] < rec.sig_len:
         raise SqtoolError(f"{hea}: truncated: {rec.p_signal.shape[0]} of {rec.sig_len} samples")
     sig_name = list(rec.sig_name or [])
