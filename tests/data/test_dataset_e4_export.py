@@ -182,3 +182,12 @@ def test_a_real_e4_export_gives_the_same_heart_rate_bare_through_a_glob_and_its_
     for got in (read_dataset(tmp_path / "rec"), load_dataset_file(tmp_path / "all.yaml").records()):
         assert [(r.record_id, r.subject) for r in got] == [("S1/BVP", "S1")]
         np.testing.assert_array_equal(baseline_hr(got[0], t0)["hr"], hr)
+
+
+def test_acc_fs_on_a_bare_e4_folder_names_the_e4_header(tmp_path):
+    """predict / bench --acc-fs on a bare E4 folder: refused (each E4 file's header rows state its rate) in one line
+    naming that header, not only the NPZ / WFDB / dataset.yaml places a rate can come from."""
+    from sqtool.firmware_bench.spectral import reader_options
+    rec = _export(tmp_path, sessions=("S1",))
+    with pytest.raises(SqtoolError, match=r"--acc-fs 32: .* holds e4 recordings, .*an E4 file's header rows"):
+        reader_options(32.0, rec)
