@@ -41,7 +41,8 @@ def test_a_dataset_file_edited_since_the_kill_refuses_the_quantize_resume(tmp_pa
     assert main(["quantize", "--resume", str(q)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sqtool: error: cannot resume: ") and err[-1].endswith(
-        "student_float.pt was made with another config, teacher or data; start a new run"), err
+        f"student_float.pt was made with other inputs: its dataset file {ds.resolve()} changed since it started "
+        "(channels.ppg: ppg -> acc_x); restore it, or start a new run"), err
     assert not (q / "model.pt").exists() and not (q / "metrics.json").exists()
     assert _files(q) == killed                                 # the killed run's folder, as it was
     ds.write_text(readme_yaml())                               # the file restored: the run continues from its float
