@@ -50,7 +50,7 @@ Resume (`sqtool quantize --resume RUN`, `quantize_hr(..., run_dir=RUN)`): studen
 (`float_key`: sha256 of the config fields that shape the float student, the teacher's sha256 and the training
 data with its teacher logits). When the run already holds a student_float.pt with the same key, the float
 training is skipped and only calibration + QAT are redone; the final model.pt equals an uninterrupted run's
-bit for bit (QAT seeds itself). A student_float.pt with another key is refused (one line), never reused.
+bit for bit (QAT seeds itself). A student_float.pt with another key is refused (one line naming what changed: `float_inputs`), never reused.
 Before it, the decoder's inner and calibration students keep their out-of-fold logits in decoder_inner/ and
 decoder_calibration/ (one file per finished student, under the decoder's key): a run killed while they train
 resumes at the next one.
@@ -122,16 +122,14 @@ def float_key(cfg, t_sha: str, arrays) -> str:
     import json
 
     from sqtool.core import to_dict
+    from sqtool.core.changes import hash_arrays
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_FLOAT_KEY}
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + t_sha.encode())
     if getattr(cfg, "student_init", None):               # its encoder's weights, not only its path
         from sqtool.core.checkpoint import checkpoint_sha256
         h.update(checkpoint_sha256(cfg.student_init).encode())
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
+    hash_arrays(h, arrays)
     return h.hexdigest()
 
 

@@ -19,13 +19,18 @@ import numpy as np
 SHORT = 16                  # hex digits of a recording's hash: enough to tell a change, short in every fold file
 
 
-def arrays_sha(*arrays, n: int = SHORT) -> str:
-    """The first `n` hex digits of the sha256 of `arrays` (each its dtype, shape and bytes, as the keys hash them)."""
-    h = hashlib.sha256()
+def hash_arrays(h, arrays) -> None:
+    """Feed `arrays` to hash `h`, each as its dtype, shape and bytes: what the resume keys hash of their data."""
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(str((a.dtype.str, a.shape)).encode())
         h.update(a.tobytes())
+
+
+def arrays_sha(*arrays, n: int = SHORT) -> str:
+    """The first `n` hex digits of the sha256 of `arrays` (`hash_arrays`)."""
+    h = hashlib.sha256()
+    hash_arrays(h, arrays)
     return h.hexdigest()[:n]
 
 
@@ -33,11 +38,11 @@ def recording_shas(record_ids, **arrays) -> dict[str, dict[str, str]]:
     """{recording: {name: hash of its windows' values in `arrays[name]`}}: windows (rows) grouped by `record_ids`
     (N,), each array's first axis N."""
     rid = np.asarray(record_ids).astype(str)
-    out: dict[str, dict[str, str]] = {}
-    for r in dict.fromkeys(rid.tolist()):
-        i = np.flatnonzero(rid == r)
-        out[r] = {k: arrays_sha(np.asarray(a)[i]) for k, a in arrays.items()}
-    return out
+    order = np.argsort(rid, kind="stable")                     # (N,) each recording's windows together, in order
+    names, starts = np.unique(rid[order], return_index=True)
+    bounds = list(starts) + [len(rid)]
+    return {str(r): {k: arrays_sha(np.asarray(a)[order[bounds[j]:bounds[j + 1]]]) for k, a in arrays.items()}
+            for j, r in enumerate(names)}
 
 
 def inputs_record(config: dict, *, checkpoints: dict | None = None, dataset_files: list | None = None,

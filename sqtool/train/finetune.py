@@ -35,7 +35,8 @@ subjects' task data and the fold split; the held-out options enter through the d
 `run_finetune(..., resume=True)` (`sqtool train finetune --resume RUN`) reuses every fold
 whose file carries the same key and trains only the rest, then the final model: the metrics, predictions
 and model.pt equal an uninterrupted run's bit for bit (every fold and the final fit seed themselves).
-A fold file with another key is refused (one line), never silently mixed in.
+A fold file with another key is refused (one line naming what changed: `fold_inputs`, saved beside the key), never
+silently mixed in.
 
 Modes: "full" trains everything; "linear" freezes the encoder (BN in eval mode) and fits only the head,
 on features computed once (a model with an encoder and a head, `models.registry.probes_linearly`: resnet1d;
@@ -444,13 +445,12 @@ def fold_key(cfg: FinetuneConfig, td, folds) -> str:
     (--heldout-fraction 0, the benchmarks') has the key it had before subjects were held out."""
     import hashlib
     import json
+
+    from sqtool.core.changes import hash_arrays
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HELDOUT_OPTIONS}
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + init_identity(cfg))
-    for a in (td.x, td.y, np.asarray(td.groups).astype(str)):
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
+    hash_arrays(h, (td.x, td.y, np.asarray(td.groups).astype(str)))
     for tr, te in folds:
         h.update(np.asarray(tr, np.int64).tobytes() + b"|" + np.asarray(te, np.int64).tobytes() + b";")
     return h.hexdigest()

@@ -40,7 +40,7 @@ atomically to `folds/fold_<k>.npz` with a key (sha256 of the config fields that 
 the subject split). `run_finetune_hr(..., resume=True)` (`sqtool train finetune --resume RUN`) reuses every
 fold whose file carries the same key and trains only the rest, then the final model: metrics, oof_logits.npz
 and model.pt equal an uninterrupted run's bit for bit (every fold and the final fit seed themselves). A fold
-file with another key is refused (one line), never mixed in.
+file with another key is refused (one line naming what changed: `fold_inputs_hr`), never mixed in.
 """
 from __future__ import annotations
 
@@ -75,16 +75,14 @@ def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:
     import json
 
     from sqtool.core import to_dict
+    from sqtool.core.changes import hash_arrays
     from sqtool.train.finetune import _NOT_IN_KEY, init_identity
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY}
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + init_identity(cfg))
     for r in corpus:
         h.update(f"{r.record_id}|{r.key}|".encode())
-        for a in (r.x, r.y, r.flagged):
-            a = np.ascontiguousarray(a)
-            h.update(str((a.dtype.str, a.shape)).encode())
-            h.update(a.tobytes())
+        hash_arrays(h, (r.x, r.y, r.flagged))
     h.update(json.dumps([sorted(g) for g in groups]).encode())
     return h.hexdigest()
 
