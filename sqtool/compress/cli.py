@@ -707,14 +707,19 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                        weight_decay=cfg.weight_decay)
 
     # 5. float student (reused on --resume when its key matches) -----------------------------------
-    from sqtool.compress.quantize_hr import float_key, reusable_float_student
+    from sqtool.compress.quantize_hr import float_inputs, float_key, reusable_float_student
+    from sqtool.core.changes import recording_shas
     fkey = float_key(cfg, t_sha, (x_all[tr], y_norm[tr], tc["out"][tr],
                                   q_target[tr] if q_target is not None else np.zeros(0)))
+    quality = {"quality": q_target[tr]} if q_target is not None else {}
+    inputs = float_inputs(cfg, (Path(t_path).resolve(), t_sha), meta.get("dataset_files"), held,
+                          recording_shas(np.asarray(getattr(data, "record_ids", groups))[tr], x=x_all[tr], y=y_all[tr],
+                                         teacher=tc["out"][tr], **quality), meta.get("record_files"))
     common = dict(train_cfg=to_dict(cfg), teacher_sha256=t_sha, teacher_path=str(Path(t_path).resolve()),
                   data={"heldout_subjects": held, "task": cfg.task, "synthetic": synthetic},
                   teacher_skill=teacher_skill(t_path))
     fpath = run_dir / "student_float.pt"
-    saved = reusable_float_student(fpath, fkey, resume)   # a resume on changed data refused: no file written yet
+    saved = reusable_float_student(fpath, fkey, resume, inputs)   # changed data refused: no file written yet
     D.save_teacher_cache(cache, tc, t_sha)
     if cfg.teacher_cache and cache.resolve() != (run_dir / "teacher_cache.npz").resolve():
         atomic_write_bytes(run_dir / "teacher_cache.npz", cache.read_bytes())
@@ -734,7 +739,7 @@ def quantize_run(cfg: QuantizeConfig, data=None, log=None, resume_dir: str | Pat
                        tc["feat"][tr], q_target[tr] if q_target is not None else None, proj, per_epoch)
         save_checkpoint(fpath, kind="student_float", model_cfg=scfg.to_dict(),
                         state_dict=student.state_dict(), history=f_hist["history"], float_key=fkey,
-                        seconds_per_epoch=f_hist.get("seconds_per_epoch"), **common)
+                        float_inputs=inputs, seconds_per_epoch=f_hist.get("seconds_per_epoch"), **common)
     torch.manual_seed(cfg.seed + 1)                       # QAT seeded on its own: the same with or without resume
 
     # 6. fold BN, calibrate, QAT --------------------------------------------------------------------

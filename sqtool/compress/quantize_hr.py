@@ -50,7 +50,7 @@ Resume (`sqtool quantize --resume RUN`, `quantize_hr(..., run_dir=RUN)`): studen
 (`float_key`: sha256 of the config fields that shape the float student, the teacher's sha256 and the training
 data with its teacher logits). When the run already holds a student_float.pt with the same key, the float
 training is skipped and only calibration + QAT are redone; the final model.pt equals an uninterrupted run's
-bit for bit (QAT seeds itself). A student_float.pt with another key is refused (one line), never reused.
+bit for bit (QAT seeds itself). A student_float.pt with another key is refused (one line naming what changed: `float_inputs`), never reused.
 Before it, the decoder's inner and calibration students keep their out-of-fold logits in decoder_inner/ and
 decoder_calibration/ (one file per finished student, under the decoder's key): a run killed while they train
 resumes at the next one.
@@ -122,29 +122,42 @@ def float_key(cfg, t_sha: str, arrays) -> str:
     import json
 
     from sqtool.core import to_dict
+    from sqtool.core.changes import hash_arrays
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_FLOAT_KEY}
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + t_sha.encode())
     if getattr(cfg, "student_init", None):               # its encoder's weights, not only its path
         from sqtool.core.checkpoint import checkpoint_sha256
         h.update(checkpoint_sha256(cfg.student_init).encode())
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
+    hash_arrays(h, arrays)
     return h.hexdigest()
 
 
-def reusable_float_student(fpath: Path, fkey: str, resume: bool) -> dict | None:
+def float_inputs(cfg, teacher: tuple[str, str], dataset_files, heldout, recordings: dict, files=None) -> dict:
+    """What `float_key` hashes, as the record a refusal names a change from (`core.changes.what_changed`): the
+    config fields, the teacher (path, sha256) and the --student-init encoder, the dataset files, the held-out
+    subjects, each training recording's hashed windows (`recordings`, with its `files`)."""
+    from sqtool.core import to_dict
+    from sqtool.core.changes import inputs_record
+    from sqtool.core.checkpoint import checkpoint_sha256
+    ckpts = {"teacher": (str(teacher[0]), teacher[1])}
+    if getattr(cfg, "student_init", None):
+        ckpts["--student-init checkpoint"] = (cfg.student_init, checkpoint_sha256(cfg.student_init))
+    return inputs_record({k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_FLOAT_KEY}, checkpoints=ckpts,
+                         dataset_files=dataset_files, heldout=heldout, recordings=recordings, files=files)
+
+
+def reusable_float_student(fpath: Path, fkey: str, resume: bool, inputs: dict | None = None) -> dict | None:
     """On --resume: the checkpoint of a student_float.pt whose key matches (the caller builds the model from it when
     it needs it: building draws random numbers), None when there is none; a student_float.pt made with another
-    config, teacher or data is refused in one line."""
+    config, teacher or data is refused in one line naming what changed (`inputs`: this run's `float_inputs`)."""
+    from sqtool.core.changes import resume_refusal
     from sqtool.core.checkpoint import load_checkpoint
     if not (resume and fpath.is_file()):
         return None
     saved = load_checkpoint(fpath, expect_kind="student_float")
     if saved.get("float_key") != fkey:
-        raise SqtoolError(f"cannot resume: {fpath} was made with another config, teacher or data; start a new run")
+        raise SqtoolError(resume_refusal(fpath, saved.get("float_inputs"), inputs, "another config, teacher or data"))
     return saved
 
 
@@ -329,8 +342,8 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
     # teacher's run); the int8 checkpoint carries it to export's card (its licence and terms)
     layouts = train_cfg.get("dataset_layouts") or (dataset_layouts([ds]) if ds else {})
     seed = int(train_cfg.get("seed", 0))
-    corpus = hr_corpus_beside(ds, recorded_beside(ck["path"], [d for d in datasets if d != ds.name], files), scfg,
-                              say, seed, train_cfg.get("beside_root") or None)[0] if ds else \
+    beside = recorded_beside(ck["path"], [d for d in datasets if d != ds.name], files) if ds else []
+    corpus = hr_corpus_beside(ds, beside, scfg, say, seed, train_cfg.get("beside_root") or None)[0] if ds else \
         hr_corpus(root, datasets, scfg, log=say, seed=seed)
     if cfg.max_records:                                # the teacher's recordings, unless --max-records says
         corpus = corpus[:cfg.max_records]
@@ -386,8 +399,15 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
                        motion_frac=float(cfg.motion_frac), motion_axis_drop=float(cfg.motion_axis_drop),
                        lr_schedule=cfg.lr_schedule)
     fkey = float_key(cfg, t_sha, (X, Y, TL))
+    from sqtool.core.changes import arrays_sha
+    from sqtool.data.dataset_file import file_record
+    inputs = float_inputs(cfg, (Path(ck["path"]).resolve(), t_sha),
+                          [file_record(d) for d in ([ds, *beside] if ds else []) if not isinstance(d, str)], held,
+                          {r.record_id: {"x": arrays_sha(r.x), "y": arrays_sha(r.y), "teacher": arrays_sha(
+                              t_logits[r.record_id])} for r in train},
+                          {r.record_id: getattr(r.source, "source", "") for r in train})
     fpath = run_dir / "student_float.pt"
-    saved = reusable_float_student(fpath, fkey, resume)  # a changed teacher, config or data: refused before any write
+    saved = reusable_float_student(fpath, fkey, resume, inputs)  # a changed teacher, config or data: refused first
     save_config(run_dir, cfg)
     from sqtool.core.runs import save_resolved
     save_resolved(run_dir, student=student, teacher=str(ck["path"]), data_root=str(root),
@@ -423,7 +443,7 @@ def quantize_hr_run(cfg, ck: dict, log=None, run_dir: str | Path | None = None) 
             f"[{time.time() - t0:.0f} s]")
         save_checkpoint(fpath, kind="student_float", model_cfg=scfg.to_dict(),
                         state_dict=fstudent.state_dict(), history=hist, teacher=str(Path(ck["path"]).resolve()),
-                        teacher_sha256=t_sha, float_key=fkey)
+                        teacher_sha256=t_sha, float_key=fkey, float_inputs=inputs)
     fstudent.eval()
     q = qat_bins(fstudent, X, Y, bins, qat_cfg(bcfg, cfg.qat_epochs), TL if kd else None, preset=cfg.preset,
                  calib=cfg.calib_windows)

@@ -697,9 +697,9 @@ def load_dataset_file(path: str | os.PathLike, data_root: str | os.PathLike | No
 # ----------------------------------------------------------------------------- a run's record of the file
 
 def file_record(ds: DatasetFile) -> dict:
-    """What a resumed run checks of dataset file `ds` (`file_changes`): its path, its document as parsed (plain JSON
-    values: keys as text, other scalars as their text) and that document's sha256. The parsed document, not the
-    bytes nor the resolved DatasetFile: a touch, a comment or another indentation changes nothing mined, while any
+    """What a resumed run checks of dataset file `ds` (`core.changes.file_changes`): its path, its document as
+    parsed (plain JSON values: keys as text, other scalars as their text) and that document's sha256. The parsed
+    document, not the bytes nor the resolved DatasetFile: a touch, a comment or another indentation changes nothing mined, while any
     value does (ppg: green -> red, a gain, a unit, files:, split:) whatever sqtool's defaults; and the document says
     which key changed."""
     import hashlib
@@ -718,52 +718,6 @@ def json_plain(v):
     if isinstance(v, (list, tuple)):
         return [json_plain(x) for x in v]
     return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
-
-
-def file_changes(then: list[dict], now: list[dict]) -> str | None:
-    """How the dataset files of a run's inputs (their `file_record`s) differ from those saved when it started, as one
-    phrase naming the file and what changed ('its dataset file X changed since it started (channels.ppg: green ->
-    red)'); None when none differs. A file is matched by its path, else by its document (a shipped file under a
-    reinstalled sqtool: the same file, moved)."""
-    old, new = {r["path"]: r for r in then}, {r["path"]: r for r in now}
-    for path in old.keys() & new.keys():
-        a, b = old[path], new[path]
-        if a["sha256"] != b["sha256"]:
-            diff = _doc_diff(a.get("document") or {}, b["document"])
-            return f"its dataset file {path} changed since it started ({diff or 'its document differs'})"
-    gone = [r for p, r in old.items() if p not in new]
-    came = [r for p, r in new.items() if p not in old]
-    moved = {r["sha256"] for r in gone} & {r["sha256"] for r in came}
-    for r in gone:
-        if r["sha256"] not in moved:
-            return f"its dataset file {r['path']} is no longer read"
-    for r in came:
-        if r["sha256"] not in moved:
-            return f"the dataset file {r['path']} is read now, not when it started"
-    return None
-
-
-_NONE = object()            # a key the document lacks
-
-
-def _doc_diff(a: dict, b: dict, most: int = 3) -> str:
-    """'channels.ppg: green -> red, fs: (none) -> 64': the keys (dotted) whose values differ, at most `most`."""
-    import json
-
-    def flat(d, pre=""):
-        for k, v in d.items():
-            if isinstance(v, dict) and v:
-                yield from flat(v, f"{pre}{k}.")
-            else:
-                yield f"{pre}{k}", v
-
-    def shown(v) -> str:
-        t = "(none)" if v is _NONE else v if isinstance(v, str) else json.dumps(v)
-        return t if len(t) <= 40 else t[:37] + "..."
-    fa, fb = dict(flat(a)), dict(flat(b))
-    keys = [k for k in sorted(set(fa) | set(fb)) if fa.get(k, _NONE) != fb.get(k, _NONE)]
-    said = [f"{k}: {shown(fa.get(k, _NONE))} -> {shown(fb.get(k, _NONE))}" for k in keys[:most]]
-    return ", ".join(said) + (f" and {len(keys) - most} more" if len(keys) > most else "")
 
 
 # ----------------------------------------------------------------------------- built-ins and the resolver
@@ -907,4 +861,4 @@ def data_records(ref: DataRef, log=None, **kw) -> list:
 
 __all__ = ["DatasetFile", "Channel", "Subject", "LabelSource", "Windows", "Split", "DataRef", "parse_dataset",
            "load_dataset_file", "load_builtin", "builtin_exclude", "builtin_names", "resolve_data", "data_records",
-           "TASK_LABELS", "dataset_folders", "is_data_root", "one_dataset", "file_record", "file_changes"]
+           "TASK_LABELS", "dataset_folders", "is_data_root", "one_dataset", "file_record"]

@@ -83,10 +83,13 @@ def load_task_from_dataset(task: str, ds, cfg, max_records: int | None = None):
              "(NaN in the label: an empty cell, no row in its label file, no or doubtful truth; or a centre outside "
              "the label windows' first..last centre, when the task's windows differ from the file's): left out of "
              "training and scoring")
-    from sqtool.data.dataset_file import dataset_layouts
+    from sqtool.data.dataset_file import dataset_layouts, file_record
     from sqtool.data.heldout import file_split
+    kept = set(load.acc.rid)                     # the recordings with windows, and the file each was read from
     return load.acc.build(dataset=ds.name, dataset_layouts=dataset_layouts([ds]), label=f"{task} from {ds.path}",
-                          dataset_file=str(ds.path),
+                          dataset_file=str(ds.path), dataset_files=[file_record(ds)],     # what a resume refusal names
+                          record_files={str(r.record_id): str(r.source) for r in recs
+                                        if r.source and str(r.record_id) in kept},
                           excluded=dict(ds.report.get("excluded") or {}),
                           split_test=file_split(ds, recs), **extra)   # the file's test subjects, from these recordings
 

@@ -857,7 +857,7 @@ class _Progress:
             raise SqtoolError(f"{p}: unreadable ({str(e).splitlines()[0]}); cannot resume (start again with --force)")
         if st.get("format") != RESUME_FORMAT:
             raise SqtoolError(f"{p}: not a {RESUME_FORMAT} state; cannot resume (start again with --force)")
-        from sqtool.data.dataset_file import file_changes
+        from sqtool.core.changes import file_changes
         changed = file_changes(st["dataset_files"], self.dataset_files) if "dataset_files" in st else None
         if changed:                    # (a state saved before dataset files were recorded: unknown, not checked)
             raise SqtoolError(f"cannot resume {self.dir.parent}: {changed}; its remaining files would be mined "

@@ -35,7 +35,8 @@ subjects' task data and the fold split; the held-out options enter through the d
 `run_finetune(..., resume=True)` (`sqtool train finetune --resume RUN`) reuses every fold
 whose file carries the same key and trains only the rest, then the final model: the metrics, predictions
 and model.pt equal an uninterrupted run's bit for bit (every fold and the final fit seed themselves).
-A fold file with another key is refused (one line), never silently mixed in.
+A fold file with another key is refused (one line naming what changed: `fold_inputs`, saved beside the key), never
+silently mixed in.
 
 Modes: "full" trains everything; "linear" freezes the encoder (BN in eval mode) and fits only the head,
 on features computed once (a model with an encoder and a head, `models.registry.probes_linearly`: resnet1d;
@@ -444,40 +445,56 @@ def fold_key(cfg: FinetuneConfig, td, folds) -> str:
     (--heldout-fraction 0, the benchmarks') has the key it had before subjects were held out."""
     import hashlib
     import json
+
+    from sqtool.core.changes import hash_arrays
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HELDOUT_OPTIONS}
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + init_identity(cfg))
-    for a in (td.x, td.y, np.asarray(td.groups).astype(str)):
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
+    hash_arrays(h, (td.x, td.y, np.asarray(td.groups).astype(str)))
     for tr, te in folds:
         h.update(np.asarray(tr, np.int64).tobytes() + b"|" + np.asarray(te, np.int64).tobytes() + b";")
     return h.hexdigest()
+
+
+def fold_inputs(cfg: FinetuneConfig, td, folds, held=()) -> dict:
+    """What `fold_key` hashes, as the record a refusal names a change from (`core.changes.what_changed`): the
+    config fields, the --init checkpoint, the dataset file, the held-out subjects, each training recording's
+    windows (its file), the split."""
+    from sqtool.core.changes import inputs_record, recording_shas
+    c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY + HELDOUT_OPTIONS}
+    init = init_identity(cfg).decode()
+    return inputs_record(c, checkpoints={"--init checkpoint": (cfg.init, init)} if init else None,
+                         dataset_files=td.meta.get("dataset_files"), heldout=held,
+                         recordings=recording_shas(td.record_ids, x=td.x, y=td.y, subject=td.groups),
+                         files=td.meta.get("record_files"), split=[np.asarray(te).tolist() for _, te in folds])
 
 
 def fold_path(run_dir: str | Path, f: int) -> Path:
     return Path(run_dir) / "folds" / f"fold_{f:03d}.npz"
 
 
-def save_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray, pred: np.ndarray) -> None:
+def save_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray, pred: np.ndarray,
+              inputs: dict | None = None) -> None:
+    """Fold `f`'s out-of-fold predictions with its key and its `inputs` record (`fold_inputs`)."""
+    from sqtool.core.changes import record_array
     atomic_save_npz(fold_path(run_dir, f), key=np.asarray(key), te=np.asarray(te, np.int64),
-                    pred=np.asarray(pred, np.float32))
+                    pred=np.asarray(pred, np.float32), **record_array(inputs))
 
 
-def load_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray) -> np.ndarray | None:
-    """A completed fold's out-of-fold predictions, or None when it has no file; another key: one line."""
+def load_fold(run_dir: str | Path, f: int, key: str, te: np.ndarray, inputs: dict | None = None) -> np.ndarray | None:
+    """A completed fold's out-of-fold predictions, or None when it has no file; another key: one line naming what
+    changed since the fold was saved (`inputs`: this run's `fold_inputs`)."""
+    from sqtool.core.changes import record_of, resume_refusal
     p = fold_path(run_dir, f)
     if not p.is_file():
         return None
     try:
         with np.load(p, allow_pickle=False) as z:
-            k, te_saved, pred = str(z["key"]), z["te"], z["pred"]
+            k, te_saved, pred, then = str(z["key"]), z["te"], z["pred"], record_of(z)
     except Exception as e:  # noqa: BLE001 - truncated / not an npz / missing key
         raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f + 1}")
     if k != key or not np.array_equal(te_saved, te) or len(pred) != len(te):
-        raise SqtoolError(f"cannot resume: {p} was made with another config, --init checkpoint, data or split; start "
-                          "a new run")
+        raise SqtoolError(resume_refusal(p, then, inputs, "another config, --init checkpoint, data or split"))
     return pred
 
 
@@ -612,12 +629,12 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
     fold_id = np.full(len(td), -1, np.int32)
     per_fold, resumed = [], []
     curves: dict[str, list[float]] = {}                     # training loss per epoch, per fit
-    key = fold_key(cfg, td, folds)
+    key, inputs = fold_key(cfg, td, folds), fold_inputs(cfg, td, folds, held)
     for f, (tr, te) in enumerate(folds):
         if cfg.label_fraction < 1:
             tr = np.sort(rng.choice(tr, max(cfg.batch_size, int(round(cfg.label_fraction * len(tr)))), replace=False)) \
                 if len(tr) > cfg.batch_size else tr
-        done = load_fold(run_dir, f, key, te) if resume else None
+        done = load_fold(run_dir, f, key, te, inputs) if resume else None
         if done is not None:
             oof[te] = done
             resumed.append(f)
@@ -627,7 +644,7 @@ def run_finetune(cfg: FinetuneConfig, run_dir: str | Path, task_data=None, resum
             _fit(m, td.x[tr], norm_y(td.y[tr], mc), cfg, kind, dev, cfg.seed + f,
                  desc=f"{cfg.task} fold {f + 1}/{len(folds)}", history=curves[f"fold {f + 1}"])
             oof[te] = denorm(predict(m, td.x[te], dev), mc)
-            save_fold(run_dir, f, key, te, oof[te])
+            save_fold(run_dir, f, key, te, oof[te], inputs)
         fold_id[te] = f
         fm = task_metrics(cfg.task, td.y[te], oof[te], spec["outputs"])
         per_fold.append({"fold": f, "test_subjects": sorted(set(td.groups[te].tolist())),

@@ -93,7 +93,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     from sqtool.data.record import subject_key
     from sqtool.data.tasks import load_task, subject_folds, task_model_cfg
     from sqtool.models import get_model_cfg
-    from sqtool.train.finetune import (fold_key, folds_summary, hold_out, load_fold, per_subject_csv,
+    from sqtool.train.finetune import (fold_inputs, fold_key, folds_summary, hold_out, load_fold, per_subject_csv,
                                        per_subject_metrics, save_fold)
     from sqtool.train.skill import skill_report
 
@@ -125,12 +125,12 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
     oof = np.full((len(td), len(outputs)), np.nan, np.float32)
     fold_id = np.full(len(td), -1, np.int32)
     per_fold, resumed, curves = [], [], {}
-    key = fold_key(cfg, td, folds)
+    key, inputs = fold_key(cfg, td, folds), fold_inputs(cfg, td, folds, held)
     pm = primary_metric(task)
     for f, (tr, te) in enumerate(folds):
         if cfg.label_fraction < 1 and len(tr) > cfg.batch_size:
             tr = np.sort(rng.choice(tr, max(cfg.batch_size, int(round(cfg.label_fraction * len(tr)))), replace=False))
-        done = load_fold(run_dir, f, key, te) if resume else None
+        done = load_fold(run_dir, f, key, te, inputs) if resume else None
         if done is not None:
             oof[te] = done
             resumed.append(f)
@@ -138,7 +138,7 @@ def run_front_finetune(cfg, run_dir: str | Path, recipe: FrontRecipe, log=item, 
             curves[f"fold {f + 1}"] = []
             net = recipe.fit(A[tr], y[tr], groups[tr], model_cfg, cfg.seed + f, curves[f"fold {f + 1}"])
             oof[te] = predict_front(recipe, net, A[te])
-            save_fold(run_dir, f, key, te, oof[te])
+            save_fold(run_dir, f, key, te, oof[te], inputs)
         fold_id[te] = f
         fm = task_metrics(task, y[te], oof[te], outputs)
         subj = sorted(set(groups[te].tolist()))

@@ -40,7 +40,7 @@ atomically to `folds/fold_<k>.npz` with a key (sha256 of the config fields that 
 the subject split). `run_finetune_hr(..., resume=True)` (`sqtool train finetune --resume RUN`) reuses every
 fold whose file carries the same key and trains only the rest, then the final model: metrics, oof_logits.npz
 and model.pt equal an uninterrupted run's bit for bit (every fold and the final fit seed themselves). A fold
-file with another key is refused (one line), never mixed in.
+file with another key is refused (one line naming what changed: `fold_inputs_hr`), never mixed in.
 """
 from __future__ import annotations
 
@@ -75,43 +75,64 @@ def fold_key_hr(cfg, corpus, groups: list[set[str]]) -> str:
     import json
 
     from sqtool.core import to_dict
+    from sqtool.core.changes import hash_arrays
     from sqtool.train.finetune import _NOT_IN_KEY, init_identity
     h = hashlib.sha256()
     c = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY}
     h.update(json.dumps(c, sort_keys=True, default=str).encode() + init_identity(cfg))
     for r in corpus:
         h.update(f"{r.record_id}|{r.key}|".encode())
-        for a in (r.x, r.y, r.flagged):
-            a = np.ascontiguousarray(a)
-            h.update(str((a.dtype.str, a.shape)).encode())
-            h.update(a.tobytes())
+        hash_arrays(h, (r.x, r.y, r.flagged))
     h.update(json.dumps([sorted(g) for g in groups]).encode())
     return h.hexdigest()
 
 
-def save_fold_hr(run_dir: str | Path, f: int, key: str, logits: dict[str, np.ndarray]) -> None:
-    """One finished fold: its held-out records' logits (W, bins) by record id, with the key."""
+def fold_inputs_hr(cfg, corpus, groups: list[set[str]], heldout, dataset_files: list) -> dict:
+    """What `fold_key_hr` hashes, as the record a refusal names a change from (`core.changes.what_changed`): the
+    config fields, the --init checkpoint, the dataset files (`dataset_file.file_record`s), the held-out subjects,
+    each training recording's spectra, truth and flags (its file), the split."""
+    from sqtool.core import to_dict
+    from sqtool.core.changes import arrays_sha, inputs_record
+    from sqtool.train.finetune import _NOT_IN_KEY, init_identity
+    init = init_identity(cfg).decode()
+    return inputs_record({k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_KEY},
+                         checkpoints={"--init checkpoint": (cfg.init, init)} if init else None,
+                         dataset_files=dataset_files, heldout=heldout,
+                         recordings={r.record_id: {"x": arrays_sha(r.x), "y": arrays_sha(r.y),
+                                                   "flagged": arrays_sha(r.flagged), "subject": r.key}
+                                     for r in corpus},
+                         files={r.record_id: getattr(r.source, "source", "") for r in corpus},
+                         split=[sorted(g) for g in groups])
+
+
+def save_fold_hr(run_dir: str | Path, f: int, key: str, logits: dict[str, np.ndarray],
+                 inputs: dict | None = None) -> None:
+    """One finished fold: its held-out records' logits (W, bins) by record id, with the key and the `inputs` record
+    (`fold_inputs_hr`)."""
+    from sqtool.core.changes import record_array
     from sqtool.train.finetune import fold_path
     ids = sorted(logits)
-    atomic_save_npz(fold_path(run_dir, f), key=np.asarray(key), ids=np.asarray(ids, dtype=str),
+    atomic_save_npz(fold_path(run_dir, f), key=np.asarray(key), ids=np.asarray(ids, dtype=str), **record_array(inputs),
                     **{f"logits_{i}": np.asarray(logits[r], np.float32) for i, r in enumerate(ids)})
 
 
-def load_fold_hr(run_dir: str | Path, f: int, key: str, ids: list[str]) -> dict[str, np.ndarray] | None:
-    """A finished fold's logits by record id, or None when it has no file; another key: one line."""
+def load_fold_hr(run_dir: str | Path, f: int, key: str, ids: list[str],
+                 inputs: dict | None = None) -> dict[str, np.ndarray] | None:
+    """A finished fold's logits by record id, or None when it has no file; another key: one line naming what changed
+    since the fold was saved (`inputs`: this run's `fold_inputs_hr`)."""
+    from sqtool.core.changes import record_of, resume_refusal
     from sqtool.train.finetune import fold_path
     p = fold_path(run_dir, f)
     if not p.is_file():
         return None
     try:
         with np.load(p, allow_pickle=False) as z:
-            k, saved = str(z["key"]), [str(i) for i in z["ids"]]
+            k, saved, then = str(z["key"]), [str(i) for i in z["ids"]], record_of(z)
             logits = {r: z[f"logits_{i}"] for i, r in enumerate(saved)}
     except Exception as e:  # noqa: BLE001 - truncated / not an npz / missing key
         raise SqtoolError(f"cannot resume: {p} is unreadable ({type(e).__name__}); delete it to redo fold {f + 1}")
     if k != key or saved != sorted(ids):
-        raise SqtoolError(f"cannot resume: {p} was made with another config, --init checkpoint, data or split; start "
-                          "a new run")
+        raise SqtoolError(resume_refusal(p, then, inputs, "another config, --init checkpoint, data or split"))
     return logits
 
 
@@ -274,11 +295,13 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
     save_resolved(run_dir, model=cfg.model, data_root=str(root), datasets=list(datasets), beside_files=beside_files,
                   fs=mcfg.fs, window_s=mcfg.window_s, hop_s=mcfg.hop_s, channels=list(mcfg.channels), folds=len(groups),
                   heldout_subjects=heldout, **torch_compute())
+    from sqtool.data.dataset_file import file_record
     key = fold_key_hr(cfg, corpus, groups)
+    inputs = fold_inputs_hr(cfg, corpus, groups, heldout, [file_record(d) for d in ([ds, *files] if ds else [])])
     resumed, curves = [], {}                                             # curves: loss per epoch per fit
     for i, g in enumerate(groups):
         held = [r for r in corpus if r.key in g]
-        done = load_fold_hr(run_dir, i, key, [r.record_id for r in held]) if resume else None
+        done = load_fold_hr(run_dir, i, key, [r.record_id for r in held], inputs) if resume else None
         if done is not None:
             oof.update(done)
             resumed.append(i)
@@ -291,7 +314,7 @@ def run_finetune_hr(cfg, run_dir: str | Path, log=print, resume: bool = False, i
         curves[f"fold {i + 1}"] = train_bins(m, *labelled(tr, cfg, i), bins, tcfg)
         for r in held:
             oof[r.record_id] = predict_logits(m, as_model_input(r.x))
-        save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held})
+        save_fold_hr(run_dir, i, key, {r.record_id: oof[r.record_id] for r in held}, inputs)
         raw = np.concatenate([np.abs(bins[oof[r.record_id].argmax(1)] - r.y) for r in held])
         log(f"hr fold {i + 1}/{len(groups)} ({subjects_text(g)}): MAE {np.nanmean(raw):.2f} BPM (per-window "
             f"argmax, before decoding) on {int(np.isfinite(raw).sum())} held-out windows ({time.time() - t_fold:.0f} s)")

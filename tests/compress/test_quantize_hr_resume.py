@@ -229,7 +229,8 @@ def test_a_resume_refused_for_another_teacher_writes_nothing(tmp_path, monkeypat
     capsys.readouterr()
     assert main(["quantize", "--resume", str(run), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert "was made with another config, teacher or data; start a new run" in err[-1]
+    assert (f"student_float.pt was made with other inputs: its teacher {teacher / 'model.pt'} was rewritten since it "
+            "started (sha256 ") in err[-1], err                                  # names the teacher
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file()} == before
 
 

@@ -48,5 +48,6 @@ def test_time_domain_quantize_resumes_after_float_training_bit_exact(hr_teacher,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     other = dataclasses.replace(killed, epochs=3)
-    with pytest.raises(SqtoolError, match="another config"):
+    with pytest.raises(SqtoolError, match=r"student_float.pt was made with other inputs: its config changed "
+                                          r"\(epochs: 2 -> 3\); restore it, or start a new run"):   # names the key
         quantize(other, data=hr_task, resume_dir=tmp_path / "killed")

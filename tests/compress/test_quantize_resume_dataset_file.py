@@ -2,7 +2,7 @@
 another column): the resume reads the dataset again and student_float.pt's key hashes the training windows it reads,
 so the float student trained on the first file's signals is refused, never carried into QAT on the edited file's.
 The refusal leaves the killed run's folder as it was (it rewrote teacher_cache.npz for the edited data first), so
-the file restored, the resume continues where the run stopped."""
+the file restored (a comment and another indentation are no change), the resume continues where the run stopped."""
 import hashlib
 import sys
 from pathlib import Path
@@ -41,11 +41,13 @@ def test_a_dataset_file_edited_since_the_kill_refuses_the_quantize_resume(tmp_pa
     assert main(["quantize", "--resume", str(q)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sqtool: error: cannot resume: ") and err[-1].endswith(
-        "student_float.pt was made with another config, teacher or data; start a new run"), err
+        f"student_float.pt was made with other inputs: its dataset file {ds.resolve()} changed since it started "
+        "(channels.ppg: ppg -> acc_x); restore it, or start a new run"), err
     assert not (q / "model.pt").exists() and not (q / "metrics.json").exists()
     assert _files(q) == killed                                 # the killed run's folder, as it was
-    ds.write_text(readme_yaml())                               # the file restored: the run continues from its float
-    assert main(["quantize", "--resume", str(q)]) == 0         # student and its teacher cache
+    ds.write_text("# restored\n" + readme_yaml().replace("\n  ", "\n    "))   # a comment, another indentation: the
+    assert main(["quantize", "--resume", str(q)]) == 0         # same document; the run continues from its float
+                                                               # student and its teacher cache
     log = capsys.readouterr().err
     assert f"teacher outputs reused from {q / 'teacher_cache.npz'}" in log and "float student reused" in log, log
     assert (q / "model.pt").is_file() and (q / "metrics.json").is_file()

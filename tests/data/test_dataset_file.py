@@ -422,7 +422,8 @@ def test_file_changes_names_the_key_and_matches_a_moved_file_by_its_document(tmp
     """What a resume says of its inputs' dataset files (data pairs' state): an edited value by its dotted key, a file
     no longer read or read anew by its path; the same document at another path (a shipped file under a reinstalled
     sqtool) is no change, nor is a comment."""
-    from sqtool.data.dataset_file import file_changes, file_record
+    from sqtool.core.changes import file_changes
+    from sqtool.data.dataset_file import file_record
     (tmp_path / "a").mkdir()
     f = tmp_path / "a" / "dataset.yaml"
     f.write_text("format: npz\nchannels: {ppg: green}\nexclude: {12: clipped}\n")

@@ -64,7 +64,7 @@ def test_spectral_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch
 def test_a_resume_after_its_init_encoder_was_retrained_is_refused(tmp_path, monkeypatch, capsys):
     """Killed while training fold 2, its --init pretraining then run again into the same folder (--force): `--resume`
     reused fold 1 (the old encoder's) and trained fold 2 and model.pt from the new one, exit 0. The fold files are
-    keyed by the --init checkpoint's sha256 too: one line, nothing mixed."""
+    keyed by the --init checkpoint's sha256 too: one line naming it, nothing mixed."""
     pairs, pt = tmp_path / "pairs", tmp_path / "pt"
     assert main(["data", "pairs", "--data", "synthetic", "--model", "spec_student_xs", "--synthetic-subjects", "3",
                  "--workers", "1", "--no-progress", "--out", str(pairs)]) == 0
@@ -79,5 +79,6 @@ def test_a_resume_after_its_init_encoder_was_retrained_is_refused(tmp_path, monk
     capsys.readouterr()
     assert main(["train", "finetune", "--resume", str(run)]) == 1
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("sqtool:")]
-    assert len(err) == 1 and "fold_000.npz was made with another config, --init checkpoint, data or split" in err[0]
+    assert len(err) == 1 and (f"fold_000.npz was made with other inputs: its --init checkpoint {pt} was rewritten "
+                              "since it started (sha256 ") in err[0], err                 # names the checkpoint
     assert not (run / "model.pt").exists()

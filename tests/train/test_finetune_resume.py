@@ -63,10 +63,11 @@ def test_finetune_resumes_at_fold_level_bit_exact(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "changed config (epochs: 1 -> 5, lr: 0.001 -> 0.01)" in err[0], err
     assert "only --progress, --bootstrap, --final-fit, --calibrate-on, --layout may change" in err[0]
-    # ... and a fold file from another config is refused by the fold's key, never mixed in
+    # ... and a fold file from another config is refused by the fold's key, never mixed in, naming the key
     from sqtool.core.runs import saved_config
     other = dataclasses.replace(saved_config(FT.FinetuneConfig, run, "finetune"), lr=0.01)
-    with pytest.raises(SqtoolError, match="fold_000.npz was made with another config"):
+    with pytest.raises(SqtoolError, match=r"fold_000.npz was made with other inputs: its config changed "
+                                          r"\(lr: 0.001 -> 0.01\); restore it, or start a new run"):
         FT.run_finetune(other, run, resume=True)
 
 
@@ -95,8 +96,8 @@ def test_a_run_interrupted_before_subjects_were_held_out_is_refused_in_one_line(
     capsys.readouterr()
     assert main(["train", "finetune", "--resume", str(run), "--progress", "false"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and ("fold_000.npz was made with another config, --init checkpoint, data or split; start "
-                              "a new run") in err[0]
+    assert len(err) == 1 and "fold_000.npz was made with other inputs: its held-out subjects changed (none -> " \
+        in err[0], err
 
 
 def test_the_fold_key_hashes_the_data_the_held_out_options_leave_not_the_options():
