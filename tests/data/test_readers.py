@@ -273,6 +273,22 @@ def test_semicolon_csv_with_decimal_commas_reads_as_the_comma_csv(tmp_path):
     np.testing.assert_array_equal(r.signals["ppg"], want.signals["ppg"])
 
 
+def test_a_header_less_csv_with_a_time_column_says_its_columns_have_no_names(tmp_path):
+    """time,ppg,acc_x,... written without the header row: one line saying the columns have no names (the first
+    rising like a time column) and how to name them, by a header or by position in a dataset.yaml, which then reads
+    it (it said "no time column", of a file whose first column is one)."""
+    from sqtool.data.readers import iter_records, read_csv
+    t = np.arange(320) / 64.0
+    f = tmp_path / "rec.csv"
+    np.savetxt(f, np.column_stack([t, np.sin(2 * np.pi * 1.3 * t), np.zeros(t.size)]), delimiter=",", fmt="%.6f")
+    with pytest.raises(SqtoolError, match=r"no header row, so its 3 columns have no names .*the first rises like a "
+                       r"time column.*time_column: \"0\""):
+        read_csv(f)
+    (tmp_path / "dataset.yaml").write_text('format: csv\ntime_column: "0"\nchannels: {ppg: 1, acc_x: 2}\n')
+    r = next(iter_records(tmp_path / "dataset.yaml"))
+    assert r.fs["ppg"] == pytest.approx(64.0) and r.signals["ppg"][16] == pytest.approx(np.sin(2 * np.pi * 1.3 / 4))
+
+
 def _timed_csv(folder: Path, t: np.ndarray, name="s1_a.csv") -> Path:
     """time (s, %.3f), ppg, acc in g and hr at times `t`: ppg is the row's own time, so a sample says when it was."""
     folder.mkdir(parents=True, exist_ok=True)
