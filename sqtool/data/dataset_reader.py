@@ -366,12 +366,9 @@ def _csv_columns(ds: DatasetFile, p: Path, optional_time: bool = False, unit_key
     that column is read without one (a stream file whose channel gives its own fs); `unit_key`: where the dataset
     file sets this file's time_unit, for the hints ("channels.acc_x": a stream file's; "": the top level)."""
     from sqtool.data.readers._common import drop_repeated_rows, read_csv, time_grid
-    from sqtool.data.readers.generic import _sniff, read_times
+    from sqtool.data.readers.generic import csv_options, read_times
     where = str(p)
-    sep, header = _sniff(p)
-    kw = {"sep": sep, "header": 0 if header else None}
-    if sep == r"\s+":
-        kw["engine"] = "python"
+    kw, header = csv_options(p)
     df = read_csv(p, **kw)
     if not header:
         from sqtool.data.readers.e4 import refuse_e4_rows

@@ -249,6 +249,46 @@ def test_generic_csv_spelled_out_accelerometer_columns(tmp_path, stem):
     assert read_csv(f).channels == ["ppg", "acc_x", "acc_y", "acc_z"]
 
 
+def test_semicolon_csv_with_decimal_commas_reads_as_the_comma_csv(tmp_path):
+    """A European spreadsheet export (`;` between fields, `,` as the decimal mark) reads to the samples of the same
+    recording written with `,` and `.`, with a header row (predict on a bare file) or without one (a dataset.yaml
+    naming columns by position): the header's time column was refused as "neither numbers nor date-times", and a
+    header-less file was split at its decimal commas."""
+    from sqtool.data.readers import iter_records, read_csv
+    t = np.arange(320) / 64.0
+    x = np.column_stack([t, -17.25 + np.sin(2 * np.pi * 1.3 * t), 0.5 * np.cos(t), np.full(t.size, 0.98)])
+    rows = [";".join(f"{v:.6f}" for v in r).replace(".", ",") for r in x]
+    plain, euro = tmp_path / "plain.csv", tmp_path / "euro.csv"
+    np.savetxt(plain, x, delimiter=",", header="time,ppg,acc_x,acc_z", comments="", fmt="%.6f")
+    euro.write_text('"time";"ppg";"acc_x";"acc_z"\n' + "\n".join(rows) + "\n")
+    want, got = read_csv(plain), read_csv(euro)
+    assert got.fs == want.fs and got.channels == want.channels == ["ppg", "acc_x", "acc_z"]
+    for c in want.channels:
+        np.testing.assert_array_equal(got.signals[c], want.signals[c])
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "rec.csv").write_text("\n".join(rows) + "\n")
+    (bare / "dataset.yaml").write_text("format: csv\nfs: 64\nchannels: {ppg: 1, acc_x: 2, acc_z: 3}\n")
+    r = next(iter_records(bare / "dataset.yaml"))
+    np.testing.assert_array_equal(r.signals["ppg"], want.signals["ppg"])
+
+
+def test_a_header_less_csv_with_a_time_column_says_its_columns_have_no_names(tmp_path):
+    """time,ppg,acc_x,... written without the header row: one line saying the columns have no names (the first
+    rising like a time column) and how to name them, by a header or by position in a dataset.yaml, which then reads
+    it (it said "no time column", of a file whose first column is one)."""
+    from sqtool.data.readers import iter_records, read_csv
+    t = np.arange(320) / 64.0
+    f = tmp_path / "rec.csv"
+    np.savetxt(f, np.column_stack([t, np.sin(2 * np.pi * 1.3 * t), np.zeros(t.size)]), delimiter=",", fmt="%.6f")
+    with pytest.raises(SqtoolError, match=r"no header row, so its 3 columns have no names .*the first rises like a "
+                       r"time column.*time_column: \"0\""):
+        read_csv(f)
+    (tmp_path / "dataset.yaml").write_text('format: csv\ntime_column: "0"\nchannels: {ppg: 1, acc_x: 2}\n')
+    r = next(iter_records(tmp_path / "dataset.yaml"))
+    assert r.fs["ppg"] == pytest.approx(64.0) and r.signals["ppg"][16] == pytest.approx(np.sin(2 * np.pi * 1.3 / 4))
+
+
 def _timed_csv(folder: Path, t: np.ndarray, name="s1_a.csv") -> Path:
     """time (s, %.3f), ppg, acc in g and hr at times `t`: ppg is the row's own time, so a sample says when it was."""
     folder.mkdir(parents=True, exist_ok=True)

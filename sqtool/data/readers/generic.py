@@ -1,7 +1,8 @@
 """Generic single-recording readers: CSV (time column or explicit rate), NPZ, WFDB.
 
-CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) is sniffed from the
-      first line. The sampling rate comes from a time column (named time/timestamp/timer/datetime/t,
+CSV   A header row is optional. The separator (tab, comma, semicolon, whitespace) and the decimal mark (a
+      comma in a semicolon- or tab-separated file: European spreadsheet exports) are sniffed from the first
+      lines (`csv_options`). The sampling rate comes from a time column (named time/timestamp/timer/datetime/t,
       numbers in s or ms, or date-time strings; ISO times whose UTC offset changes along the file, as across a
       daylight-saving change, are read as instants) or from `fs=`; when both exist they must agree within
       1 % (RATE_TOL, as in a dataset.yaml; else "wrong sampling rate"); when neither exists the read is
@@ -124,33 +125,49 @@ def canonical(name: str) -> str:
 
 # ----------------------------------------------------------------------------- CSV
 
-def _sniff(p: Path) -> tuple[str, bool]:
-    """(separator, has_header) from the first non-blank line."""
+def _is_number(t: str, decimal: str = ".") -> bool:
+    try:
+        float(t.replace(",", ".") if decimal == "," else t)
+        return True
+    except ValueError:
+        return False
+
+
+def csv_options(p: Path) -> tuple[dict, bool]:
+    """(pandas.read_csv keywords: sep, header, decimal, engine; whether the file has a header row) from its first two
+    non-blank lines. The separator is a tab, else a semicolon (where the first two lines hold as many), else a
+    comma, else whitespace; the decimal mark is a comma where a field of a semicolon- or tab-separated data line is
+    a number written so (`-17,64`: European spreadsheet exports), else a point. A header row is a first line not all
+    numbers."""
     import gzip
 
     opener = gzip.open if p.name.lower().endswith(".gz") else open
+    lines: list[str] = []
     try:
         with opener(p, "rt", errors="replace") as f:
-            line = ""
             for _ in range(50):
                 line = f.readline()
-                if not line or line.strip():
+                if not line:
                     break
+                if line.strip():
+                    lines.append(line.strip())
+                    if len(lines) == 2:
+                        break
     except (OSError, EOFError) as e:
         raise SqtoolError(f"{p}: corrupt or unreadable CSV ({first_line(e)})")
-    line = line.strip()
-    if not line:
+    if not lines:
         raise SqtoolError(f"{p}: CSV has no data rows")
-    sep = "\t" if "\t" in line else "," if "," in line else ";" if ";" in line else r"\s+"
-    tokens = [t.strip().strip('"') for t in re.split(sep, line) if t.strip()]
+    line, data = lines[0], lines[-1]
+    semi = ";" in line and line.count(";") == data.count(";")
+    sep = "\t" if "\t" in line else ";" if semi else "," if "," in line else ";" if ";" in line else r"\s+"
 
-    def num(t):
-        try:
-            float(t)
-            return True
-        except ValueError:
-            return False
-    return sep, not all(num(t) for t in tokens)
+    def fields(s: str) -> list[str]:
+        return [t.strip().strip('"') for t in re.split(sep, s) if t.strip()]
+    decimal = "," if sep != "," and any(_is_number(t, ",") for t in fields(data) if "," in t) else "."
+    header = not all(_is_number(t, decimal) for t in fields(line))
+    kw = {"sep": sep, "header": 0 if header else None, "decimal": decimal,
+          **({"engine": "python"} if sep == r"\s+" else {})}
+    return kw, header
 
 
 _OFFSET = r"\d\d:\d\d.*(?:Z|[+-]\d\d(?::?\d\d)?)$"          # a clock time ending in Z or a UTC offset
@@ -239,12 +256,11 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
     stream, one value every k-th row of the file's rate, blank between (`acc_rows`; predict --acc-fs)."""
     p = require_file(path)
     where = str(p)
-    sniff_sep, header = _sniff(p)
-    sep = sep or sniff_sep
-    kw = {"sep": sep, "header": 0 if header else None, "skip_blank_lines": True}
-    if sep == r"\s+":
-        kw["engine"] = "python"
-    df = _read_csv(p, **kw)
+    kw, header = csv_options(p)
+    if sep:                                                    # the caller's separator over the sniffed one
+        kw.pop("engine", None)
+        kw.update(sep=sep, **({"engine": "python"} if sep == r"\s+" else {}))
+    df = _read_csv(p, skip_blank_lines=True, **kw)
     if not header:
         from sqtool.data.readers.e4 import refuse_e4_rows
         refuse_e4_rows(df, where)
@@ -271,6 +287,14 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
             raise SqtoolError(f"{where}: time column '{tcol}' gives {fs_t:.3g} Hz but fs={fs:g} was given; "
                               f"wrong sampling rate")
         fs = fs or fs_t
+    if fs is None and not header and df.shape[1] > 1:      # columns by position only: the time may be one of them
+        import pandas as pd
+        rises = bool(np.all(np.diff(pd.to_numeric(df.iloc[:, 0], errors="coerce").to_numpy(np.float64)) > 0))
+        raise SqtoolError(f"{where}: no sampling rate: the file has no header row, so its {df.shape[1]} columns have "
+                          "no names and no time column is known" + (" (the first rises like a time column)" if rises
+                                                                     else "") + "; write a first row naming them "
+                          "(e.g. time,ppg,acc_x,acc_y,acc_z), or a dataset.yaml beside it naming them by 0-based "
+                          "position (time_column: \"0\" or fs:, channels: {ppg: 1, acc_x: 2, ...})")
     if fs is None:
         raise SqtoolError(f"{where}: no sampling rate (no time column): give it as fs: in a dataset.yaml beside the "
                           "recordings (`sqtool data inspect --data FILE --fs HZ` tries a rate)")
