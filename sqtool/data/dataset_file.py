@@ -372,6 +372,13 @@ def _column(v, key: str, path: Path, optional: bool = False) -> str | int | None
     return v
 
 
+def _time_column(v, key: str, path: Path) -> str | None:
+    """A time column: its name, or its 0-based position as `channels:` takes one (`time_column: 0` read as "0", the
+    name a header-less CSV's first column has)."""
+    v = _column(v, key, path, optional=True)
+    return None if v is None else str(v)
+
+
 def _mapping(d: dict, key: str, path: Path) -> dict:
     """Top-level section `key` of `d`: a mapping, absent or null for empty."""
     v = d.get(key)
@@ -430,7 +437,7 @@ def parse_dataset(d: dict, path: Path, data_root: str | os.PathLike | None = Non
                                   f"UTC seconds since 1970, row 2: Hz); remove '{k}'")
     if d.get("fs") is not None:
         ds.fs = check_fs(_number(d["fs"], "fs", path), f"{path}: fs")
-    ds.time_column = _text(d.get("time_column"), "time_column", path, optional=True)
+    ds.time_column = _time_column(d.get("time_column"), "time_column", path)
     ds.time_unit = _text(d.get("time_unit", "s"), "time_unit", path)
     if ds.time_unit not in TIME_UNITS:
         raise SqtoolError(f"{path}: time_unit must be s, ms or us, got {ds.time_unit!r}")
@@ -563,7 +570,7 @@ def _check_stream(ch: Channel, fmt: str, key: str, path: Path) -> None:
     """A channel's stream file (`file:`, its own `time_column:` / `time_unit:`): text, CSV only, and a time column
     or unit only for a channel read from a file of its own."""
     ch.file = _text(ch.file, f"{key}.file", path, optional=True)
-    ch.time_column = _text(ch.time_column, f"{key}.time_column", path, optional=True)
+    ch.time_column = _time_column(ch.time_column, f"{key}.time_column", path)
     ch.time_unit = _text(ch.time_unit, f"{key}.time_unit", path, optional=True)
     if ch.file is not None and fmt not in ("csv", "e4"):
         raise SqtoolError(f"{path}: {key}.file: a stream file of its own is for format csv or e4 (an {fmt} "

@@ -282,11 +282,14 @@ def test_a_header_less_csv_with_a_time_column_says_its_columns_have_no_names(tmp
     f = tmp_path / "rec.csv"
     np.savetxt(f, np.column_stack([t, np.sin(2 * np.pi * 1.3 * t), np.zeros(t.size)]), delimiter=",", fmt="%.6f")
     with pytest.raises(SqtoolError, match=r"no header row, so its 3 columns have no names .*the first rises like a "
-                       r"time column.*time_column: \"0\""):
+                       r"time column.*time_column: 0 or fs"):
         read_csv(f)
     (tmp_path / "dataset.yaml").write_text('format: csv\ntime_column: "0"\nchannels: {ppg: 1, acc_x: 2}\n')
     r = next(iter_records(tmp_path / "dataset.yaml"))
     assert r.fs["ppg"] == pytest.approx(64.0) and r.signals["ppg"][16] == pytest.approx(np.sin(2 * np.pi * 1.3 / 4))
+    (tmp_path / "dataset.yaml").write_text('format: csv\ntime_column: 0\nchannels: {ppg: 1, acc_x: 2}\n')
+    r0 = next(iter_records(tmp_path / "dataset.yaml"))     # a position as a number, as channels: takes one (was
+    np.testing.assert_array_equal(r0.signals["ppg"], r.signals["ppg"])   # "time_column: expected text, got 0")
 
 
 def _timed_csv(folder: Path, t: np.ndarray, name="s1_a.csv") -> Path:

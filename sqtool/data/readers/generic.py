@@ -294,7 +294,7 @@ def read_csv(path, fs: float | None = None, time_column: str | None = None, time
                           "no names and no time column is known" + (" (the first rises like a time column)" if rises
                                                                      else "") + "; write a first row naming them "
                           "(e.g. time,ppg,acc_x,acc_y,acc_z), or a dataset.yaml beside it naming them by 0-based "
-                          "position (time_column: \"0\" or fs:, channels: {ppg: 1, acc_x: 2, ...})")
+                          "position (time_column: 0 or fs:, channels: {ppg: 1, acc_x: 2, ...})")
     if fs is None:
         raise SqtoolError(f"{where}: no sampling rate (no time column): give it as fs: in a dataset.yaml beside the "
                           "recordings (`sqtool data inspect --data FILE --fs HZ` tries a rate)")
