@@ -933,3 +933,17 @@ def test_the_first_samples_wall_clock_time_is_kept(tmp_path):
     np.savez(z, ppg=x, fs=64.0, start_time="yesterday-ish")
     with pytest.raises(SqtoolError, match="start_time yesterday-ish is neither an ISO 8601 time nor seconds since 1970"):
         read_npz(z)
+
+
+@pytest.mark.parametrize("seconds", [60, 600])
+def test_timestamps_coarser_than_the_samples_are_said_so(seconds):
+    """Epoch seconds written without their fraction at 64 Hz (64 rows share a stamp): refused, as before, but saying
+    the stamps are too coarse and how to write them (it said 'irregular sampling ... resample onto a uniform grid',
+    of a uniformly sampled file); an hour of them reads (its rate within the stamps' rounding), as before."""
+    from sqtool.data.readers._common import time_grid
+    t = np.floor(1.7e9 + np.arange(64 * seconds) / 64.0)
+    with pytest.raises(SqtoolError, match=r"timestamps are written to 1 s, coarser than the samples \(about 6[45]\.?\d* "
+                       r"Hz: 6[45] rows share a stamp\); write them with more digits"):
+        time_grid(t, "f.csv")
+    g = time_grid(np.floor(1.7e9 + np.arange(64 * 3600) / 64.0), "f.csv")
+    assert g.fs == 64.0 and np.array_equal(g.at, np.arange(64 * 3600))
